@@ -1,0 +1,54 @@
+import { and, desc, eq } from 'drizzle-orm';
+import { notFound } from 'next/navigation';
+import { getDb } from '@/db/client';
+import { auditEntries } from '@/db/schema';
+import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { ChangeSet } from '@/components/admin/change-set';
+import { formatValue } from '@/lib/admin/format';
+import { labelsFor } from '@/lib/admin/list-query';
+import { parseId } from '@/lib/admin/parse-id';
+import { getAdmin } from '@/lib/admin/registry';
+import { capitalize } from '@/lib/admin/text';
+import { requireUser } from '@/lib/auth/session';
+
+/** Read from the audit log, so it still shows a deleted object's last words. */
+export default async function HistoryPage({ params }: { params: Promise<{ model: string; id: string }> }) {
+  await requireUser();
+  const { model, id: rawId } = await params;
+  const def = getAdmin(model);
+  const id = parseId(rawId);
+  if (!def || id === null) notFound();
+  const db = getDb();
+  const entries = await db.select().from(auditEntries)
+    .where(and(eq(auditEntries.objectType, def.name), eq(auditEntries.objectId, String(id))))
+    .orderBy(desc(auditEntries.at), desc(auditEntries.id))
+    .limit(500);
+  const [obj] = await labelsFor(db, def, [id]);
+  if (!obj && !entries.length) notFound();
+  const label = obj?.label ?? entries[0].objectLabel;
+  return (
+    <>
+      <Breadcrumbs items={[
+        { label: capitalize(def.labelPlural), href: `/admin/${def.name}` },
+        { label, href: obj ? `/admin/${def.name}/${id}` : undefined },
+        { label: 'History' },
+      ]} />
+      <h1>Change history: {label}</h1>
+      {entries.length === 0 ? <p>This object doesn’t have a change history.</p> : (
+        <table className="history">
+          <thead><tr><th scope="col">Date/time</th><th scope="col">User</th><th scope="col">Action</th><th scope="col">Changes</th></tr></thead>
+          <tbody>
+            {entries.map((e) => (
+              <tr key={e.id}>
+                <td>{formatValue('datetime', e.at)}</td>
+                <td>{e.username}{e.remoteAddr ? <span className="muted"> ({e.remoteAddr})</span> : null}</td>
+                <td>{e.action}</td>
+                <td><ChangeSet changes={e.changes} /></td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
+  );
+}

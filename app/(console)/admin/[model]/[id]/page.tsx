@@ -1,0 +1,35 @@
+import Link from 'next/link';
+import { notFound } from 'next/navigation';
+import { getDb } from '@/db/client';
+import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { ObjectForm } from '@/components/admin/object-form';
+import { loadObject, relationOptions } from '@/lib/admin/change-form-data';
+import { getAdmin } from '@/lib/admin/registry';
+import { capitalize } from '@/lib/admin/text';
+import { parseId } from '@/lib/admin/parse-id';
+import { requireUser } from '@/lib/auth/session';
+import { saveAction } from '../../actions';
+
+export default async function ChangePage({ params, searchParams }: { params: Promise<{ model: string; id: string }>; searchParams: Promise<{ saved?: string }> }) {
+  await requireUser();
+  const { model, id: rawId } = await params;
+  const def = getAdmin(model);
+  const id = parseId(rawId);
+  if (!def || id === null) notFound();
+  const db = getDb();
+  const obj = await loadObject(db, def, id);
+  if (!obj) notFound();
+  const saved = (await searchParams).saved === '1';
+  return (
+    <>
+      <Breadcrumbs items={[{ label: capitalize(def.labelPlural), href: `/admin/${def.name}` }, { label: obj.label }]} />
+      <div className="content-head">
+        <h1>Change {def.label}</h1>
+        <Link className="button historylink" href={`/admin/${def.name}/${id}/history`}>History</Link>
+      </div>
+      <h2 className="object-label">{obj.label}</h2>
+      {saved && <p className="messagelist success" role="status">The {def.label} “{obj.label}” was changed successfully. You may edit it again below.</p>}
+      <ObjectForm model={def.name} id={id} initial={obj.values} options={await relationOptions(db, def)} save={saveAction} />
+    </>
+  );
+}

@@ -1,0 +1,27 @@
+import { notFound } from 'next/navigation';
+import { getDb } from '@/db/client';
+import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { ObjectForm } from '@/components/admin/object-form';
+import { defaultValues, relationOptions } from '@/lib/admin/change-form-data';
+import { labelsFor } from '@/lib/admin/list-query';
+import { getAdmin } from '@/lib/admin/registry';
+import { capitalize } from '@/lib/admin/text';
+import { requireUser } from '@/lib/auth/session';
+import { saveAction } from '../../actions';
+
+export default async function AddPage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<{ saved?: string }> }) {
+  await requireUser();
+  const def = getAdmin((await params).model);
+  if (!def || def.readOnlyAdd) notFound();
+  const db = getDb();
+  const savedId = Number((await searchParams).saved);
+  const saved = Number.isInteger(savedId) && savedId > 0 ? (await labelsFor(db, def, [savedId]))[0] : undefined;
+  return (
+    <>
+      <Breadcrumbs items={[{ label: capitalize(def.labelPlural), href: `/admin/${def.name}` }, { label: `Add ${def.label}` }]} />
+      <h1>Add {def.label}</h1>
+      {saved && <p className="messagelist success" role="status">The {def.label} “{saved.label}” was added successfully. You may add another {def.label} below.</p>}
+      <ObjectForm model={def.name} id={null} initial={defaultValues(def)} options={await relationOptions(db, def)} save={saveAction} />
+    </>
+  );
+}

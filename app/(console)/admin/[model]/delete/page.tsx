@@ -1,0 +1,56 @@
+import Link from 'next/link';
+import { notFound } from 'next/navigation';
+import { getDb } from '@/db/client';
+import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { DeleteConfirmation } from '@/components/admin/delete-confirmation';
+import { collectForDelete } from '@/lib/admin/collect';
+import { parseListParams, toQueryString, type RawParams } from '@/lib/admin/list-params';
+import { labelsFor, matchingIds } from '@/lib/admin/list-query';
+import { getAdmin } from '@/lib/admin/registry';
+import { capitalize } from '@/lib/admin/text';
+import { requireUser } from '@/lib/auth/session';
+import { deleteAction } from '../../actions';
+
+const BULK_CAP = 10_000;
+
+/** Bulk delete: ?ids=1,2,3 or ?all=1 plus the changelist's query ("all N matching"). */
+export default async function BulkDeletePage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<RawParams> }) {
+  await requireUser();
+  const def = getAdmin((await params).model);
+  if (!def) notFound();
+  const raw = await searchParams;
+  const db = getDb();
+  const p = parseListParams(def, raw);
+  const back = `/admin/${def.name}${toQueryString(def, p)}`;
+  let ids: number[] = [];
+  let error = '';
+  if (raw.all === '1') {
+    try {
+      ids = await matchingIds(db, def, p, BULK_CAP);
+    } catch (err) {
+      error = err instanceof Error ? err.message : String(err);
+    }
+  } else if (typeof raw.ids === 'string' && /^\d{1,10}(,\d{1,10}){0,9999}$/.test(raw.ids)) {
+    // The server never trusts the selection: only ids that exist go on.
+    ids = (await labelsFor(db, def, [...new Set(raw.ids.split(',').map(Number))])).map((r) => r.id);
+  }
+  const crumbs = [{ label: capitalize(def.labelPlural), href: back }, { label: `Delete multiple ${def.labelPlural}` }];
+  if (error || !ids.length) {
+    return (
+      <>
+        <Breadcrumbs items={crumbs} />
+        <h1>Nothing to delete</h1>
+        <p className="errornote">{error || `No ${def.labelPlural} were selected, or they no longer exist. Nothing has been changed.`}</p>
+        <Link href={back}>Back to the list</Link>
+      </>
+    );
+  }
+  const collected = await collectForDelete(db, def, ids);
+  return (
+    <>
+      <Breadcrumbs items={crumbs} />
+      <h1>Are you sure?</h1>
+      <DeleteConfirmation model={def.name} label={ids.length === 1 ? def.label : def.labelPlural} ids={ids} collected={collected} cancelHref={back} action={deleteAction} />
+    </>
+  );
+}

@@ -1,0 +1,73 @@
+import Link from 'next/link';
+import { notFound } from 'next/navigation';
+import { getDb } from '@/db/client';
+import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { ChangeListTable } from '@/components/admin/change-list-table';
+import { FilterSidebar } from '@/components/admin/filter-sidebar';
+import { Pagination } from '@/components/admin/pagination';
+import { changelistBase, columnViews, facetViews, rowViews } from '@/lib/admin/changelist-view';
+import { PAGE_SIZES, parseListParams, toQueryString, type RawParams } from '@/lib/admin/list-params';
+import { facets, labelsFor, listRows } from '@/lib/admin/list-query';
+import { getAdmin } from '@/lib/admin/registry';
+import { capitalize } from '@/lib/admin/text';
+import { requireUser } from '@/lib/auth/session';
+
+export default async function ChangeListPage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<RawParams> }) {
+  await requireUser();
+  const def = getAdmin((await params).model);
+  if (!def) notFound();
+  const raw = await searchParams;
+  const p = parseListParams(def, raw);
+  const db = getDb();
+  const [list, facetList] = await Promise.all([listRows(db, def, p), facets(db, def, p)]);
+  const shown = { ...p, page: list.page };
+  const base = changelistBase(def);
+  const qs = toQueryString(def, { ...shown, page: 1 }).replace(/^\?/, '');
+  const savedId = Number(raw.saved);
+  const saved = Number.isInteger(savedId) && savedId > 0 ? (await labelsFor(db, def, [savedId]))[0] : undefined;
+  const deleted = typeof raw.deleted === 'string' && /^\d+$/.test(raw.deleted) ? Number(raw.deleted) : null;
+  const title = `Select ${def.label} to change`;
+
+  return (
+    <>
+      <Breadcrumbs items={[{ label: capitalize(def.labelPlural) }]} />
+      <div className="content-head">
+        <h1>{title}</h1>
+        {!def.readOnlyAdd && <Link className="button addlink" href={`${base}/add`}>Add {def.label}</Link>}
+      </div>
+      {saved && <p className="messagelist success" role="status">The {def.label} “{saved.label}” was saved successfully.</p>}
+      {deleted !== null && <p className="messagelist success" role="status">Successfully deleted {deleted} {deleted === 1 ? def.label : def.labelPlural}.</p>}
+      <div className="changelist">
+        <div className="changelist-main">
+          <form className="search" action={base} method="get" role="search">
+            <input type="search" name="q" defaultValue={p.q} aria-label={`Search ${def.labelPlural}`} placeholder={`Search ${def.labelPlural}`} />
+            {Object.entries(p.filters).map(([k, v]) => <input key={k} type="hidden" name={k} value={v} />)}
+            {toQueryString(def, shown).includes('sort=') && <input type="hidden" name="sort" value={p.sort.map((s) => (s.desc ? '-' : '') + s.field).join(',')} />}
+            {p.per !== 100 && <input type="hidden" name="per" value={p.per} />}
+            <button type="submit" className="button">Search</button>
+            {(p.q || Object.keys(p.filters).length > 0) && <span className="small"> {list.total} results (<Link href={base}>clear all</Link>)</span>}
+          </form>
+          <ChangeListTable
+            columns={columnViews(def, shown)}
+            rows={rowViews(def, list.rows)}
+            total={list.total}
+            labelPlural={def.labelPlural}
+            actions={[{ name: 'delete', label: `Delete selected ${def.labelPlural}`, href: `${base}/delete` }]}
+            query={qs}
+          />
+          <Pagination
+            page={list.page}
+            pages={list.pages}
+            total={list.total}
+            labelPlural={def.labelPlural}
+            per={p.per}
+            perOptions={PAGE_SIZES}
+            hrefFor={(page) => base + toQueryString(def, shown, { page })}
+            perHref={(per) => base + toQueryString(def, shown, { per, page: 1 })}
+          />
+        </div>
+        <FilterSidebar facets={facetViews(def, shown, facetList)} searchUrl={`/api/admin/${def.name}/facets`} query={qs} />
+      </div>
+    </>
+  );
+}

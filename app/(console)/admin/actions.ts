@@ -1,0 +1,53 @@
+'use server';
+
+// Thin server actions over lib/admin/mutations: the one door for console writes.
+import { headers } from 'next/headers';
+import { redirect } from 'next/navigation';
+import { z } from 'zod';
+import { getDb } from '@/db/client';
+import { deleteObjects, saveObject } from '@/lib/admin/mutations';
+import { getAdmin } from '@/lib/admin/registry';
+import type { SaveOutcome } from '@/lib/admin/save-outcome';
+import { requireUser } from '@/lib/auth/session';
+import type { Intent } from '@/components/admin/object-form';
+
+async function actor() {
+  const user = await requireUser();
+  const h = await headers();
+  const remoteAddr = (h.get('x-forwarded-for') ?? '').split(',')[0].trim().slice(0, 64);
+  return { id: user.id, username: user.username, remoteAddr };
+}
+
+const intents = z.enum(['save', 'addanother', 'continue']);
+
+export async function saveAction(model: string, id: number | null, values: Record<string, string>, intent: Intent): Promise<SaveOutcome> {
+  const who = await actor();
+  const def = getAdmin(model);
+  if (!def) return { ok: false, fieldErrors: {}, formError: `Unknown model ${model}.` };
+  const okId = id === null || (Number.isInteger(id) && id > 0);
+  const okIntent = intents.safeParse(intent);
+  if (!okId || !okIntent.success || typeof values !== 'object' || values === null) {
+    return { ok: false, fieldErrors: {}, formError: 'Malformed request.' };
+  }
+  const res = await saveObject(getDb(), def, id, values, who);
+  if (!res.ok) return res;
+  const base = `/admin/${def.name}`;
+  const redirectTo = okIntent.data === 'continue' ? `${base}/${res.id}?saved=1` : okIntent.data === 'addanother' ? `${base}/add?saved=${res.id}` : `${base}?saved=${res.id}`;
+  return { ok: true, redirect: redirectTo };
+}
+
+const deleteForm = z.object({
+  model: z.string().min(1).max(50),
+  ids: z.string().regex(/^\d{1,10}(,\d{1,10}){0,9999}$/, 'ids must be a comma-separated list of numbers'),
+});
+
+export async function deleteAction(form: FormData): Promise<void> {
+  const who = await actor();
+  const parsed = deleteForm.safeParse({ model: form.get('model'), ids: form.get('ids') });
+  if (!parsed.success) throw new Error(parsed.error.issues[0].message);
+  const def = getAdmin(parsed.data.model);
+  if (!def) throw new Error(`Unknown model ${parsed.data.model}.`);
+  const ids = [...new Set(parsed.data.ids.split(',').map(Number))];
+  const res = await deleteObjects(getDb(), def, ids, who);
+  redirect(`/admin/${def.name}?deleted=${res.deleted}`);
+}

@@ -1,0 +1,25 @@
+import { NextResponse, type NextRequest } from 'next/server';
+import { getDb } from '@/db/client';
+import { changelistBase } from '@/lib/admin/changelist-view';
+import { parseListParams, toQueryString } from '@/lib/admin/list-params';
+import { facetOptions } from '@/lib/admin/list-query';
+import { getAdmin } from '@/lib/admin/registry';
+import { getCurrentUser } from '@/lib/auth/session';
+
+/** GET ?term=...&<changelist query>: up to 20 options of a searchable facet, with counts under the other filters. */
+export async function GET(req: NextRequest, ctx: { params: Promise<{ model: string; key: string }> }) {
+  if (!(await getCurrentUser())) return NextResponse.json({ error: 'sign in required' }, { status: 401 });
+  const { model, key } = await ctx.params;
+  const def = getAdmin(model);
+  const filter = def?.listFilter.find((f) => f.key === key);
+  if (!def || !filter) return NextResponse.json({ error: `no filter ${key} on ${model}` }, { status: 404 });
+  const raw = Object.fromEntries(req.nextUrl.searchParams.entries());
+  const term = (raw.term ?? '').trim().slice(0, 100);
+  if (!term) return NextResponse.json({ error: 'term is required' }, { status: 400 });
+  const p = parseListParams(def, raw);
+  const options = await facetOptions(getDb(), def, filter, p, { search: term, limit: 20 });
+  const base = changelistBase(def);
+  return NextResponse.json({
+    options: options.map((o) => ({ ...o, href: base + toQueryString(def, p, { filters: { ...p.filters, [key]: o.value }, page: 1 }) })),
+  });
+}

@@ -1,0 +1,11 @@
+import './globals.css';
+
+export const metadata = { title: 'pgherd', description: 'A console for fleets of PostgreSQL clusters' };
+
+export default function RootLayout({ children }: { children: React.ReactNode }) {
+  return (
+    <html lang="en">
+      <body>{children}</body>
+    </html>
+  );
+}

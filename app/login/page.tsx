@@ -1,0 +1,19 @@
+import { redirect } from 'next/navigation';
+import { SignInForm } from '@/components/auth/sign-in-form';
+import { getCurrentUser } from '@/lib/auth/session';
+
+export const metadata = { title: 'Sign in | pgherd' };
+
+export default async function LoginPage({ searchParams }: { searchParams: Promise<{ next?: string }> }) {
+  const raw = (await searchParams).next;
+  // Only same-site paths: an open redirect after sign-in is a phishing aid.
+  const next = typeof raw === 'string' && raw.startsWith('/') && !raw.startsWith('//') ? raw : '/';
+  if (await getCurrentUser()) redirect(next);
+  return (
+    <div className="login">
+      <h1>pgherd</h1>
+      <p className="muted">Sign in to manage your PostgreSQL fleet.</p>
+      <SignInForm next={next} />
+    </div>
+  );
+}

@@ -1,0 +1,156 @@
+'use client';
+
+import { flexRender, getCoreRowModel, useReactTable, type ColumnDef, type RowSelectionState } from '@tanstack/react-table';
+import Link from 'next/link';
+import { useRouter } from 'next/navigation';
+import { useMemo, useState } from 'react';
+import type { ActionView, ColumnView, RowView } from './types';
+
+interface Props {
+  columns: ColumnView[];
+  rows: RowView[];
+  total: number;
+  labelPlural: string;
+  actions: ActionView[];
+  /** The list's query string (filters, search, sort) without the leading '?'. */
+  query: string;
+}
+
+export function ChangeListTable({ columns, rows, total, labelPlural, actions, query }: Props) {
+  const router = useRouter();
+  const [selection, setSelection] = useState<RowSelectionState>({});
+  const [allMatching, setAllMatching] = useState(false);
+  const [action, setAction] = useState(actions[0]?.name ?? '');
+  const [error, setError] = useState('');
+
+  const defs = useMemo<ColumnDef<RowView>[]>(() => [
+    {
+      id: '__select',
+      header: ({ table }) => (
+        <input
+          type="checkbox"
+          aria-label="Select all on this page"
+          checked={table.getIsAllRowsSelected()}
+          onChange={(e) => {
+            table.toggleAllRowsSelected(e.target.checked);
+            if (!e.target.checked) setAllMatching(false);
+          }}
+        />
+      ),
+      cell: ({ row }) => (
+        <input
+          type="checkbox"
+          aria-label={`Select ${row.original.cells[columns[0]?.key]?.text ?? row.original.id}`}
+          checked={row.getIsSelected()}
+          onChange={(e) => {
+            row.toggleSelected(e.target.checked);
+            if (!e.target.checked) setAllMatching(false);
+          }}
+        />
+      ),
+    },
+    ...columns.map<ColumnDef<RowView>>((c) => ({
+      id: c.key,
+      header: () => (
+        <span className="th-inner">
+          {c.sortHref ? <Link href={c.sortHref}>{c.label}</Link> : c.label}
+          {c.sortDir && (
+            <span className="sort-state" title={`sorted ${c.sortDir}ending, priority ${c.sortPriority}`}>
+              {c.sortDir === 'asc' ? ' \u25b2' : ' \u25bc'}
+              {c.sortPriority}
+              {c.removeSortHref && <Link className="sort-remove" href={c.removeSortHref} aria-label={`Stop sorting by ${c.label}`}>{'\u00d7'}</Link>}
+            </span>
+          )}
+        </span>
+      ),
+      cell: ({ row }) => {
+        const cell = row.original.cells[c.key];
+        if (!cell) return null;
+        if (cell.href) return <Link href={cell.href}>{cell.text}</Link>;
+        if (cell.badge) return <span className={`badge badge-${cell.badge}`}>{cell.text}</span>;
+        return cell.text;
+      },
+    })),
+  ], [columns]);
+
+  const table = useReactTable({
+    data: rows,
+    columns: defs,
+    state: { rowSelection: selection },
+    getRowId: (r) => String(r.id),
+    onRowSelectionChange: setSelection,
+    enableRowSelection: true,
+    getCoreRowModel: getCoreRowModel(),
+  });
+
+  const selectedIds = Object.keys(selection).filter((k) => selection[k]);
+  const pageAllSelected = rows.length > 0 && selectedIds.length === rows.length;
+  const count = allMatching ? total : selectedIds.length;
+
+  function run(e: React.FormEvent) {
+    e.preventDefault();
+    const a = actions.find((x) => x.name === action);
+    if (!a) return setError('Choose an action.');
+    if (!count) return setError('Items must be selected in order to perform actions on them. No items have been changed.');
+    const qs = allMatching ? `all=1${query ? `&${query}` : ''}` : `ids=${selectedIds.join(',')}`;
+    router.push(`${a.href}?${qs}`);
+  }
+
+  return (
+    <form className="changelist-form" onSubmit={run}>
+      {actions.length > 0 && (
+        <div className="actions">
+          <label>
+            Action:{' '}
+            <select name="action" value={action} onChange={(e) => setAction(e.target.value)}>
+              {actions.map((a) => <option key={a.name} value={a.name}>{a.label}</option>)}
+            </select>
+          </label>{' '}
+          <button type="submit" className="button">Go</button>{' '}
+          <span className="action-counter" data-testid="selection-count">
+            {count} of {total} selected
+          </span>
+          {pageAllSelected && total > rows.length && !allMatching && (
+            <button type="button" className="link-button" onClick={() => setAllMatching(true)}>
+              Select all {total} {labelPlural}
+            </button>
+          )}
+          {allMatching && (
+            <>
+              {' '}
+              <strong>All {total} {labelPlural} matching are selected.</strong>{' '}
+              <button type="button" className="link-button" onClick={() => { setAllMatching(false); setSelection({}); }}>
+                Clear selection
+              </button>
+            </>
+          )}
+          {error && <p className="errornote" role="alert">{error}</p>}
+        </div>
+      )}
+      <table className="result-list">
+        <thead>
+          {table.getHeaderGroups().map((hg) => (
+            <tr key={hg.id}>
+              {hg.headers.map((h) => (
+                <th key={h.id} scope="col" className={h.column.id === '__select' ? 'action-checkbox' : undefined}>
+                  {flexRender(h.column.columnDef.header, h.getContext())}
+                </th>
+              ))}
+            </tr>
+          ))}
+        </thead>
+        <tbody>
+          {table.getRowModel().rows.map((r) => (
+            <tr key={r.id} className={r.getIsSelected() ? 'selected' : undefined}>
+              {r.getVisibleCells().map((c) => (
+                <td key={c.id} className={columns.find((x) => x.key === c.column.id)?.numeric ? 'num' : undefined}>
+                  {flexRender(c.column.columnDef.cell, c.getContext())}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </form>
+  );
+}

@@ -1,0 +1,113 @@
+'use client';
+
+import { zodResolver } from '@hookform/resolvers/zod';
+import { useRouter } from 'next/navigation';
+import { useState, useTransition } from 'react';
+import { useForm } from 'react-hook-form';
+import type { FormField } from '@/lib/admin/form-fields';
+import { forms } from '@/lib/admin/forms';
+import type { SaveOutcome } from '@/lib/admin/save-outcome';
+
+export type Intent = 'save' | 'addanother' | 'continue';
+
+interface Props {
+  model: string;
+  id: number | null;
+  initial: Record<string, string>;
+  /** Options for relation fields, loaded on the server. */
+  options: Record<string, { value: string; label: string }[]>;
+  save: (model: string, id: number | null, values: Record<string, string>, intent: Intent) => Promise<SaveOutcome>;
+}
+
+export function ObjectForm({ model, id, initial, options, save }: Props) {
+  const spec = forms[model];
+  const router = useRouter();
+  const [pending, startTransition] = useTransition();
+  const [formError, setFormError] = useState('');
+  const [intent, setIntent] = useState<Intent>('save');
+  const { register, handleSubmit, setError, formState: { errors } } = useForm<Record<string, string>>({
+    // Client-side checks mirror the server's (same zod schema); the server still decides.
+    resolver: zodResolver(spec.schema as never) as never,
+    defaultValues: initial,
+    mode: 'onSubmit',
+  });
+
+  const onSubmit = (values: Record<string, string>) => {
+    // Submit what was typed, not the client's coercions: the server parses it again itself.
+    startTransition(async () => {
+      const res = await save(model, id, values, intent);
+      if (res.ok) {
+        router.push(res.redirect);
+        router.refresh();
+        return;
+      }
+      setFormError(res.formError ?? 'Please correct the errors below.');
+      for (const [k, msg] of Object.entries(res.fieldErrors)) setError(k, { type: 'server', message: msg });
+    });
+  };
+
+  return (
+    <form className="object-form" noValidate onSubmit={handleSubmit(onSubmit, () => setFormError('Please correct the errors below.'))}>
+      {formError && <p className="errornote" role="alert">{formError}</p>}
+      <fieldset className="module">
+        {spec.fields.map((field) => (
+          <Row key={field.name} field={field} options={options[field.name]} error={errors[field.name]?.message as string | undefined} register={register} />
+        ))}
+      </fieldset>
+      <div className="submit-row">
+        <button type="submit" className="button default" name="_save" disabled={pending} onClick={() => setIntent('save')}>Save</button>
+        <button type="submit" className="button" name="_addanother" disabled={pending} onClick={() => setIntent('addanother')}>Save and add another</button>
+        <button type="submit" className="button" name="_continue" disabled={pending} onClick={() => setIntent('continue')}>Save and continue editing</button>
+        {id !== null && <a className="deletelink" href={`/admin/${model}/${id}/delete`}>Delete</a>}
+      </div>
+    </form>
+  );
+}
+
+function Row({ field, options, error, register }: {
+  field: FormField;
+  options?: { value: string; label: string }[];
+  error?: string;
+  register: ReturnType<typeof useForm<Record<string, string>>>['register'];
+}) {
+  const id = `id_${field.name}`;
+  const describedBy = [field.help && `${id}_help`, error && `${id}_error`].filter(Boolean).join(' ') || undefined;
+  const common = { id, 'aria-invalid': error ? true : undefined, 'aria-describedby': describedBy, ...register(field.name) };
+  let control: React.ReactNode;
+  switch (field.input.type) {
+    case 'textarea':
+      control = <textarea rows={3} {...common} />;
+      break;
+    case 'select':
+      control = (
+        <select {...common}>
+          {field.input.optional && <option value="">---------</option>}
+          {field.input.choices.map((c) => <option key={c} value={c}>{c}</option>)}
+        </select>
+      );
+      break;
+    case 'relation':
+      control = (
+        <select {...common}>
+          <option value="">---------</option>
+          {(options ?? []).map((o) => <option key={o.value} value={o.value}>{o.label}</option>)}
+        </select>
+      );
+      break;
+    case 'number':
+      control = <input type="text" inputMode="numeric" {...common} />;
+      break;
+    default:
+      control = <input type="text" placeholder={field.input.placeholder} {...common} />;
+  }
+  return (
+    <div className={`form-row${error ? ' errors' : ''}`} data-field={field.name}>
+      <label htmlFor={id}>{field.label}:</label>
+      <div className="field">
+        {control}
+        {error && <p className="errorlist" id={`${id}_error`} role="alert">{error}</p>}
+        {field.help && <p className="help" id={`${id}_help`}>{field.help}</p>}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,45 @@
+'use client';
+
+import { signIn } from 'next-auth/react';
+import { useRouter } from 'next/navigation';
+import { useState } from 'react';
+import { useForm } from 'react-hook-form';
+
+interface Values {
+  username: string;
+  password: string;
+}
+
+export function SignInForm({ next }: { next: string }) {
+  const router = useRouter();
+  const [error, setError] = useState('');
+  const { register, handleSubmit, formState: { isSubmitting, errors } } = useForm<Values>();
+
+  const onSubmit = async (v: Values) => {
+    setError('');
+    const res = await signIn('credentials', { username: v.username, password: v.password, redirect: false });
+    if (!res || res.error) {
+      setError('Please enter the correct username and password. Both fields may be case-sensitive.');
+      return;
+    }
+    router.push(next);
+    router.refresh();
+  };
+
+  return (
+    <form className="login-form" onSubmit={handleSubmit(onSubmit)} noValidate>
+      {error && <p className="errornote" role="alert">{error}</p>}
+      <div className="form-row">
+        <label htmlFor="id_username">Username:</label>
+        <input id="id_username" autoComplete="username" autoFocus {...register('username', { required: 'Enter your username.' })} />
+        {errors.username && <p className="errorlist">{errors.username.message}</p>}
+      </div>
+      <div className="form-row">
+        <label htmlFor="id_password">Password:</label>
+        <input id="id_password" type="password" autoComplete="current-password" {...register('password', { required: 'Enter your password.' })} />
+        {errors.password && <p className="errorlist">{errors.password.message}</p>}
+      </div>
+      <button type="submit" className="button default" disabled={isSubmitting}>Sign in</button>
+    </form>
+  );
+}

@@ -1,0 +1,27 @@
+// One pool per process. Next's dev server reloads modules, so the pool lives on globalThis.
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import pg from 'pg';
+import * as schema from './schema';
+
+export type Db = NodePgDatabase<typeof schema>;
+
+const g = globalThis as unknown as { __pgherdPool?: pg.Pool; __pgherdDb?: Db };
+
+// bigint columns (LSNs, byte counts) are mapped to numbers by drizzle; count(*) arrives as text.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export function createDb(url: string, max = 10): { db: Db; pool: pg.Pool } {
+  const pool = new pg.Pool({ connectionString: url, max, application_name: 'pgherd' });
+  return { db: drizzle(pool, { schema }), pool };
+}
+
+export function getDb(): Db {
+  if (!g.__pgherdDb) {
+    const url = process.env.DATABASE_URL;
+    if (!url) throw new Error('DATABASE_URL is not set (see README: Configuration)');
+    const { db, pool } = createDb(url, Number(process.env.PGHERD_DB_POOL ?? 10));
+    g.__pgherdPool = pool;
+    g.__pgherdDb = db;
+  }
+  return g.__pgherdDb;
+}

@@ -1,0 +1,244 @@
+// The drizzle schema is the source of truth for pgherd's types and enum values.
+// ON DELETE rules are deliberate: inventory parents cascade to their children (the
+// delete confirmation page lists them first); history (operations, audit) never
+// cascades away with the inventory it talks about.
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  real,
+  serial,
+  smallint,
+  text,
+  timestamp,
+  unique,
+  uniqueIndex,
+  type AnyPgColumn,
+} from 'drizzle-orm/pg-core';
+
+const timestamps = {
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true })
+    .notNull()
+    .defaultNow()
+    .$onUpdate(() => new Date()),
+};
+
+export const controlDriver = pgEnum('control_driver', ['pg_ctl', 'pg_ctlcluster', 'systemd', 'patroni']);
+export const automationMode = pgEnum('automation_mode', ['enabled', 'maintenance']);
+export const instanceRole = pgEnum('instance_role', ['primary', 'replica', 'unknown']);
+export const instanceState = pgEnum('instance_state', [
+  'running',
+  'stopped',
+  'unreachable',
+  'fenced',
+  'needs_rebuild',
+]);
+export const dnsRecordType = pgEnum('dns_record_type', ['CNAME', 'A']);
+export const dnsProvider = pgEnum('dns_provider', ['rfc2136', 'route53']);
+export const dnsMatch = pgEnum('dns_match', ['instance', 'role']);
+export const operationStatus = pgEnum('operation_status', [
+  'planned',
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'interrupted',
+]);
+export const stepStatus = pgEnum('step_status', ['running', 'succeeded', 'failed', 'skipped']);
+export const userSource = pgEnum('user_source', ['local', 'ldap']);
+export const roleName = pgEnum('role_name', ['viewer', 'operator', 'admin']);
+export const bindingSubject = pgEnum('binding_subject', ['user', 'group']);
+
+export const environments = pgTable('environments', {
+  id: serial('id').primaryKey(),
+  name: text('name').notNull(),
+  description: text('description').notNull().default(''),
+  ...timestamps,
+}, (t) => [uniqueIndex('environments_name_key').on(t.name)]);
+
+export const herds = pgTable('herds', {
+  id: serial('id').primaryKey(),
+  environmentId: integer('environment_id').notNull().references(() => environments.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  description: text('description').notNull().default(''),
+  defaultPort: integer('default_port').notNull().default(5432),
+  defaultDataDirectory: text('default_data_directory').notNull().default(''),
+  pgVersion: smallint('pg_version').notNull().default(15),
+  controlDriver: controlDriver('control_driver').notNull().default('pg_ctl'),
+  dnsName: text('dns_name').notNull().default(''),
+  automation: automationMode('automation').notNull().default('enabled'),
+  // Every member of a replication herd shares it (pg_control_system()); the agent matches on it.
+  systemIdentifier: text('system_identifier'),
+  ...timestamps,
+}, (t) => [
+  uniqueIndex('herds_environment_name_key').on(t.environmentId, t.name),
+  uniqueIndex('herds_system_identifier_key').on(t.systemIdentifier),
+  index('herds_name_idx').on(t.name),
+]);
+
+export const servers = pgTable('servers', {
+  id: serial('id').primaryKey(),
+  hostname: text('hostname').notNull(),
+  environmentId: integer('environment_id').notNull().references(() => environments.id, { onDelete: 'cascade' }),
+  // Where pgherd connects to (an IP or a resolvable name); the hostname is the server's identity.
+  address: text('address').notNull().default(''),
+  site: text('site').notNull().default(''),
+  sshPort: integer('ssh_port').notNull().default(22),
+  sshUser: text('ssh_user').notNull().default('postgres'),
+  sshHostKeyFingerprint: text('ssh_host_key_fingerprint'),
+  cloudProvider: text('cloud_provider'),
+  cloudRegion: text('cloud_region'),
+  cloudInstanceId: text('cloud_instance_id'),
+  cloudInstanceType: text('cloud_instance_type'),
+  agentTokenHash: text('agent_token_hash'),
+  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
+  ...timestamps,
+}, (t) => [
+  uniqueIndex('servers_hostname_key').on(t.hostname),
+  index('servers_environment_idx').on(t.environmentId),
+  index('servers_site_idx').on(t.site),
+]);
+
+export const instances = pgTable('instances', {
+  id: serial('id').primaryKey(),
+  herdId: integer('herd_id').notNull().references(() => herds.id, { onDelete: 'cascade' }),
+  serverId: integer('server_id').notNull().references(() => servers.id, { onDelete: 'cascade' }),
+  port: integer('port').notNull(),
+  dataDirectory: text('data_directory').notNull().default(''),
+  pgVersion: smallint('pg_version').notNull().default(15),
+  role: instanceRole('role').notNull().default('unknown'),
+  upstreamInstanceId: integer('upstream_instance_id').references((): AnyPgColumn => instances.id, { onDelete: 'set null' }),
+  state: instanceState('state').notNull().default('stopped'),
+  timeline: integer('timeline'),
+  lsn: bigint('lsn', { mode: 'number' }),
+  lagBytes: bigint('lag_bytes', { mode: 'number' }),
+  lagSeconds: real('lag_seconds'),
+  pendingRestart: boolean('pending_restart').notNull().default(false),
+  lastObservedAt: timestamp('last_observed_at', { withTimezone: true }),
+  ...timestamps,
+}, (t) => [
+  uniqueIndex('instances_server_port_key').on(t.serverId, t.port),
+  index('instances_herd_idx').on(t.herdId),
+  index('instances_role_idx').on(t.role),
+  index('instances_state_idx').on(t.state),
+  index('instances_version_idx').on(t.pgVersion),
+  index('instances_lag_idx').on(t.lagBytes),
+  index('instances_upstream_idx').on(t.upstreamInstanceId),
+]);
+
+export const dnsRecords = pgTable('dns_records', {
+  id: serial('id').primaryKey(),
+  herdId: integer('herd_id').notNull().references(() => herds.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  type: dnsRecordType('type').notNull().default('CNAME'),
+  zone: text('zone').notNull(),
+  provider: dnsProvider('provider').notNull().default('rfc2136'),
+  ttl: integer('ttl').notNull().default(60),
+  match: dnsMatch('match').notNull().default('role'),
+  matchRole: instanceRole('match_role').default('primary'),
+  matchInstanceId: integer('match_instance_id').references(() => instances.id, { onDelete: 'set null' }),
+  ...timestamps,
+}, (t) => [
+  uniqueIndex('dns_records_name_type_key').on(t.name, t.type),
+  index('dns_records_herd_idx').on(t.herdId),
+]);
+
+export const users = pgTable('users', {
+  id: serial('id').primaryKey(),
+  username: text('username').notNull(),
+  displayName: text('display_name').notNull().default(''),
+  email: text('email').notNull().default(''),
+  source: userSource('source').notNull().default('local'),
+  // scrypt$N$r$p$salt$hash (lib/auth/password.ts); null for directory users.
+  passwordHash: text('password_hash'),
+  isActive: boolean('is_active').notNull().default(true),
+  isSuperuser: boolean('is_superuser').notNull().default(false),
+  lastLoginAt: timestamp('last_login_at', { withTimezone: true }),
+  ...timestamps,
+}, (t) => [uniqueIndex('users_username_key').on(t.username)]);
+
+export const roleBindings = pgTable('role_bindings', {
+  id: serial('id').primaryKey(),
+  role: roleName('role').notNull(),
+  subjectType: bindingSubject('subject_type').notNull(),
+  // A username, or an LDAP group's DN.
+  subject: text('subject').notNull(),
+  // Null: the binding holds in every environment.
+  environmentId: integer('environment_id').references(() => environments.id, { onDelete: 'cascade' }),
+  createdAt: timestamps.createdAt,
+}, (t) => [
+  unique('role_bindings_key').on(t.subjectType, t.subject, t.role, t.environmentId).nullsNotDistinct(),
+]);
+
+export const operations = pgTable('operations', {
+  id: serial('id').primaryKey(),
+  action: text('action').notNull(),
+  params: jsonb('params').notNull().default(sql`'{}'::jsonb`),
+  status: operationStatus('status').notNull().default('planned'),
+  planDigest: text('plan_digest').notNull(),
+  requestedBy: integer('requested_by').references(() => users.id, { onDelete: 'set null' }),
+  requestedByName: text('requested_by_name').notNull(),
+  confirmation: text('confirmation').notNull().default(''),
+  startedAt: timestamp('started_at', { withTimezone: true }),
+  finishedAt: timestamp('finished_at', { withTimezone: true }),
+  ...timestamps,
+}, (t) => [index('operations_status_idx').on(t.status), index('operations_created_idx').on(t.createdAt)]);
+
+export const operationTargets = pgTable('operation_targets', {
+  id: serial('id').primaryKey(),
+  operationId: integer('operation_id').notNull().references(() => operations.id, { onDelete: 'cascade' }),
+  // The inventory may go away; the target keeps its label so the history still reads.
+  instanceId: integer('instance_id').references(() => instances.id, { onDelete: 'set null' }),
+  herdId: integer('herd_id').references(() => herds.id, { onDelete: 'set null' }),
+  label: text('label').notNull(),
+  status: operationStatus('status').notNull().default('queued'),
+  error: text('error'),
+  attempts: integer('attempts').notNull().default(0),
+  ...timestamps,
+}, (t) => [
+  index('operation_targets_operation_idx').on(t.operationId),
+  index('operation_targets_instance_idx').on(t.instanceId),
+  index('operation_targets_herd_idx').on(t.herdId),
+  index('operation_targets_status_idx').on(t.status),
+]);
+
+export const operationSteps = pgTable('operation_steps', {
+  id: serial('id').primaryKey(),
+  targetId: integer('target_id').notNull().references(() => operationTargets.id, { onDelete: 'cascade' }),
+  seq: integer('seq').notNull(),
+  name: text('name').notNull(),
+  command: text('command').notNull().default(''),
+  status: stepStatus('status').notNull().default('running'),
+  exitCode: integer('exit_code'),
+  stdoutTail: text('stdout_tail').notNull().default(''),
+  stderrTail: text('stderr_tail').notNull().default(''),
+  startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+  finishedAt: timestamp('finished_at', { withTimezone: true }),
+}, (t) => [uniqueIndex('operation_steps_target_seq_key').on(t.targetId, t.seq)]);
+
+// No foreign keys on purpose: the audit log outlives the objects and users it names.
+export const auditEntries = pgTable('audit_entries', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  userId: integer('user_id'),
+  username: text('username').notNull(),
+  remoteAddr: text('remote_addr').notNull().default(''),
+  action: text('action').notNull(),
+  objectType: text('object_type').notNull(),
+  objectId: text('object_id').notNull().default(''),
+  objectLabel: text('object_label').notNull().default(''),
+  environmentId: integer('environment_id'),
+  changes: jsonb('changes').$type<Record<string, [unknown, unknown]>>().notNull().default(sql`'{}'::jsonb`),
+}, (t) => [
+  index('audit_object_idx').on(t.objectType, t.objectId, t.at),
+  index('audit_at_idx').on(t.at),
+  index('audit_user_idx').on(t.username),
+]);

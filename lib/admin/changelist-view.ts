@@ -1,0 +1,68 @@
+// Turns a changelist's data into the plain view models the components draw.
+import type { ColumnView, RowView } from '@/components/admin/types';
+import type { FacetView } from '@/components/admin/filter-sidebar';
+import type { AdminDef } from './define-admin';
+import { formatValue } from './format';
+import { toQueryString, sortByHeader, type ListParams } from './list-params';
+import type { Facet, Row } from './list-query';
+
+export function changelistBase(def: AdminDef) {
+  return `/admin/${def.name}`;
+}
+
+export function columnViews(def: AdminDef, p: ListParams): ColumnView[] {
+  const base = changelistBase(def);
+  return def.listDisplay.map((key) => {
+    const f = def.fields[key];
+    const at = p.sort.findIndex((s) => s.field === key);
+    const view: ColumnView = { key, label: f.label, numeric: ['number', 'bytes', 'seconds'].includes(f.format ?? '') };
+    if (f.sortable !== false) {
+      view.sortHref = base + toQueryString(def, p, { sort: sortByHeader(p.sort, key), page: 1 });
+      if (at >= 0) {
+        view.sortDir = p.sort[at].desc ? 'desc' : 'asc';
+        view.sortPriority = at + 1;
+        const rest = p.sort.filter((s) => s.field !== key);
+        if (rest.length) view.removeSortHref = base + toQueryString(def, p, { sort: rest, page: 1 });
+      }
+    }
+    return view;
+  });
+}
+
+export function rowViews(def: AdminDef, rows: Row[]): RowView[] {
+  return rows.map((r) => {
+    const cells: RowView['cells'] = {};
+    for (const key of def.listDisplay) {
+      const f = def.fields[key];
+      const text = formatValue(f.format, r[key]);
+      const cell: RowView['cells'][string] = { text: text || (f.link === 'self' ? `#${r.__id}` : '') };
+      if (f.link === 'self') cell.href = `/admin/${def.name}/${r.__id}`;
+      else if (f.link && r[f.link.idField] != null) cell.href = `/admin/${f.link.model}/${r[f.link.idField]}`;
+      if (f.format === 'badge' && text) cell.badge = text;
+      cells[key] = cell;
+    }
+    return { id: r.__id, cells };
+  });
+}
+
+export function facetViews(def: AdminDef, p: ListParams, facets: Facet[]): FacetView[] {
+  const base = changelistBase(def);
+  return facets.map((f) => {
+    const without = { ...p.filters };
+    delete without[f.key];
+    return {
+      key: f.key,
+      label: f.label,
+      searchable: f.searchable,
+      selected: f.selected,
+      allHref: base + toQueryString(def, p, { filters: without, page: 1 }),
+      options: f.options.map((o) => ({
+        value: o.value,
+        label: o.label || '(empty)',
+        count: o.count,
+        active: f.selected === o.value,
+        href: base + toQueryString(def, p, { filters: { ...p.filters, [f.key]: o.value }, page: 1 }),
+      })),
+    };
+  });
+}

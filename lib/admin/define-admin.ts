@@ -1,0 +1,65 @@
+// One typed declaration per model gives the changelist, filters, search, forms, delete and history.
+import type { SQL, SQLWrapper } from 'drizzle-orm';
+import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
+import type { FormSpec } from './form-fields';
+
+export type Format = 'text' | 'number' | 'bytes' | 'lsn' | 'seconds' | 'datetime' | 'bool' | 'badge';
+
+export interface ListField {
+  label: string;
+  sql: SQLWrapper;
+  /** Default true. Every sortable field must be backed by an index (see db/schema.ts). */
+  sortable?: boolean;
+  format?: Format;
+  /** Render as a link: to this object's change page, or to a related object whose id is in another field. */
+  link?: 'self' | { model: string; idField: string };
+}
+
+export type FilterDef =
+  | { key: string; label: string; kind: 'choice'; sql: SQLWrapper; choices: readonly string[] }
+  /** Values drawn from the data (site, version), with counts. */
+  | { key: string; label: string; kind: 'values'; sql: SQLWrapper; numeric?: boolean }
+  /** A foreign key: options are the related rows, labelled; searchable ones render as a search box. */
+  | { key: string; label: string; kind: 'relation'; sql: SQLWrapper; labelSql: SQLWrapper; searchable?: boolean };
+
+export interface Join {
+  table: PgTable;
+  on: SQL;
+  type?: 'inner' | 'left';
+}
+
+export interface AdminDef<F extends Record<string, ListField> = Record<string, ListField>, T extends PgTable = PgTable> {
+  /** URL slug: /admin/<name>. */
+  name: string;
+  label: string;
+  labelPlural: string;
+  table: T;
+  id: PgColumn;
+  joins?: Join[];
+  /** How one object reads in breadcrumbs, delete lists and history. */
+  labelSql: SQLWrapper;
+  /** The environment an object belongs to, recorded with its audit entries. */
+  environmentSql?: SQLWrapper;
+  fields: F;
+  listDisplay: (keyof F & string)[];
+  listFilter: FilterDef[];
+  searchFields: (keyof F & string)[];
+  /** Default order, e.g. ['environment', '-lag']; '-' means descending. */
+  ordering: (keyof F & string | `-${keyof F & string}`)[];
+  form: FormSpec;
+  /** Unique constraint name -> [form field, message]. */
+  uniqueErrors?: Record<string, [string, string]>;
+  /** Objects of this kind are created by discovery, not typed in (hides "add"). */
+  readOnlyAdd?: boolean;
+}
+
+export function defineAdmin<F extends Record<string, ListField>, T extends PgTable>(def: AdminDef<F, T>): AdminDef<F, T> {
+  for (const k of [...def.listDisplay, ...def.searchFields]) {
+    if (!(k in def.fields)) throw new Error(`${def.name}: unknown field ${k}`);
+  }
+  const keys = new Set(def.listFilter.map((f) => f.key));
+  for (const reserved of ['q', 'sort', 'page', 'per', 'all', 'ids', 'saved', 'deleted']) {
+    if (keys.has(reserved)) throw new Error(`${def.name}: filter key ${reserved} is reserved`);
+  }
+  return def;
+}

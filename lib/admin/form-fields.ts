@@ -1,0 +1,43 @@
+// Client-safe form declarations: zod schemas plus what the generic form needs to draw each field.
+import { z } from 'zod';
+
+export type InputSpec =
+  | { type: 'text'; placeholder?: string }
+  | { type: 'textarea' }
+  | { type: 'number' }
+  | { type: 'select'; choices: readonly string[]; optional?: boolean }
+  | { type: 'relation'; model: string; optional?: boolean };
+
+export interface FormField<K extends string = string> {
+  name: K;
+  label: string;
+  help?: string;
+  input: InputSpec;
+}
+
+export interface FormSpec<S extends z.ZodObject = z.ZodObject> {
+  schema: S;
+  fields: FormField<Extract<keyof z.infer<S>, string>>[];
+}
+
+export function defineForm<S extends z.ZodObject>(spec: FormSpec<S>): FormSpec<S> {
+  return spec;
+}
+
+const blankToNull = (v: unknown) => (v === '' || v === undefined ? null : v);
+
+export const f = {
+  /** Required text, trimmed; stored exactly as typed otherwise (HTML and quotes are data). */
+  name: (max = 100) => z.string().trim().min(1, 'This field is required.').max(max, `At most ${max} characters.`),
+  text: (max = 2000) => z.string().trim().max(max, `At most ${max} characters.`),
+  int: (min: number, max: number) =>
+    z.coerce.number({ message: 'Enter a whole number.' }).int('Enter a whole number.').min(min, `At least ${min}.`).max(max, `At most ${max}.`),
+  relation: () => z.coerce.number({ message: 'Choose one.' }).int().positive('Choose one.'),
+  optionalRelation: () => z.preprocess(blankToNull, z.coerce.number().int().positive().nullable()),
+  choice: <T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { message: `Choose one of: ${values.join(', ')}.` }),
+  optionalChoice: <T extends readonly [string, ...string[]]>(values: T) => z.preprocess(blankToNull, z.enum(values).nullable()),
+  hostname: () =>
+    z.string().trim().min(1, 'This field is required.').max(253)
+      .regex(/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, 'Enter a host name such as db-1.example.com.'),
+  optionalText: (max = 200) => z.preprocess(blankToNull, z.string().trim().max(max).nullable()),
+};

@@ -1,0 +1,43 @@
+// Display formatting for changelist cells: pure, so pages and tests share it.
+import type { Format } from './define-admin';
+
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n)) return '';
+  const abs = Math.abs(n);
+  if (abs < 1024) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB', 'PB'];
+  let v = abs / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${n < 0 ? '-' : ''}${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
+}
+
+/** bytes -> Postgres LSN text, '16/B374D848' */
+export function formatLsn(n: number): string {
+  const hi = Math.floor(n / 2 ** 32);
+  const lo = n - hi * 2 ** 32;
+  return `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`;
+}
+
+export function formatValue(format: Format | undefined, v: unknown): string {
+  if (v === null || v === undefined) return '';
+  switch (format) {
+    case 'bytes':
+      return formatBytes(Number(v));
+    case 'lsn':
+      return formatLsn(Number(v));
+    case 'seconds':
+      return `${Number(v).toFixed(Number(v) < 10 ? 1 : 0)}`;
+    case 'datetime': {
+      const d = v instanceof Date ? v : new Date(String(v));
+      return Number.isNaN(d.getTime()) ? String(v) : d.toISOString().replace('T', ' ').slice(0, 19) + 'Z';
+    }
+    case 'bool':
+      return v ? 'yes' : 'no';
+    default:
+      return String(v);
+  }
+}

@@ -1,0 +1,15 @@
+// Form schemas by model, importable from client components (no database code here).
+import { environmentForm } from './models/environments.form';
+import { herdForm } from './models/herds.form';
+import { serverForm } from './models/servers.form';
+import { instanceForm } from './models/instances.form';
+import { dnsRecordForm } from './models/dns-records.form';
+import type { FormSpec } from './form-fields';
+
+export const forms: Record<string, FormSpec> = {
+  environments: environmentForm,
+  herds: herdForm,
+  servers: serverForm,
+  instances: instanceForm,
+  'dns-records': dnsRecordForm,
+};

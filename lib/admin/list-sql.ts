@@ -1,0 +1,39 @@
+// Changelist state -> SQL. Pure: it builds drizzle SQL and runs nothing, so it is unit-tested alone.
+import { and, asc, desc, eq, ilike, or, sql, type SQL } from 'drizzle-orm';
+import type { AdminDef } from './define-admin';
+import type { ListParams } from './list-params';
+
+/** LIKE pattern for a literal substring: %, _ and \ typed by the user match themselves. */
+export function likeContains(s: string): string {
+  return `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+export function searchSql(def: AdminDef, q: string): SQL | undefined {
+  if (!q) return undefined;
+  const pattern = likeContains(q);
+  return or(...def.searchFields.map((k) => ilike(sql`(${def.fields[k].sql})::text`, pattern)));
+}
+
+/** The WHERE for search plus every filter, optionally leaving one filter out (for that filter's own counts). */
+export function whereSql(def: AdminDef, p: Pick<ListParams, 'q' | 'filters'>, except?: string): SQL | undefined {
+  const parts: (SQL | undefined)[] = [searchSql(def, p.q)];
+  for (const f of def.listFilter) {
+    const v = p.filters[f.key];
+    if (v === undefined || f.key === except) continue;
+    const value = f.kind === 'relation' || (f.kind === 'values' && f.numeric) ? Number(v) : v;
+    parts.push(eq(f.sql as never, value));
+  }
+  return and(...parts);
+}
+
+/** ORDER BY for the sort keys, with the id last so that pages never overlap or skip rows. */
+export function orderSql(def: AdminDef, p: Pick<ListParams, 'sort'>): SQL[] {
+  const out: SQL[] = [];
+  for (const s of p.sort) {
+    const f = def.fields[s.field];
+    if (!f) continue;
+    out.push(s.desc ? sql`${desc(f.sql as never)} NULLS LAST` : sql`${asc(f.sql as never)} NULLS FIRST`);
+  }
+  out.push(asc(def.id));
+  return out;
+}

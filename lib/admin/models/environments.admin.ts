@@ -1,0 +1,27 @@
+import { sql } from 'drizzle-orm';
+import { environments } from '@/db/schema';
+import { defineAdmin } from '../define-admin';
+import { environmentForm } from './environments.form';
+
+export const environmentsAdmin = defineAdmin({
+  name: 'environments',
+  label: 'environment',
+  labelPlural: 'environments',
+  table: environments,
+  id: environments.id,
+  labelSql: environments.name,
+  environmentSql: environments.id,
+  fields: {
+    name: { label: 'Name', sql: environments.name, link: 'self' },
+    description: { label: 'Description', sql: environments.description, sortable: false },
+    herds: { label: 'Herds', sql: sql<number>`(SELECT count(*) FROM herds h WHERE h.environment_id = ${environments.id})::int`, format: 'number', sortable: false },
+    servers: { label: 'Servers', sql: sql<number>`(SELECT count(*) FROM servers s WHERE s.environment_id = ${environments.id})::int`, format: 'number', sortable: false },
+    updatedAt: { label: 'Updated', sql: environments.updatedAt, format: 'datetime' },
+  },
+  listDisplay: ['name', 'description', 'herds', 'servers', 'updatedAt'],
+  listFilter: [],
+  searchFields: ['name', 'description'],
+  ordering: ['name'],
+  form: environmentForm,
+  uniqueErrors: { environments_name_key: ['name', 'An environment with this name already exists.'] },
+});

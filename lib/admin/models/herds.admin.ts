@@ -1,0 +1,43 @@
+import { eq, sql } from 'drizzle-orm';
+import { automationMode, controlDriver, environments, herds } from '@/db/schema';
+import { defineAdmin } from '../define-admin';
+import { herdForm } from './herds.form';
+
+export const herdsAdmin = defineAdmin({
+  name: 'herds',
+  label: 'herd',
+  labelPlural: 'herds',
+  table: herds,
+  id: herds.id,
+  joins: [{ table: environments, on: eq(herds.environmentId, environments.id) }],
+  labelSql: sql`${environments.name} || '/' || ${herds.name}`,
+  environmentSql: herds.environmentId,
+  fields: {
+    name: { label: 'Name', sql: herds.name, link: 'self' },
+    environmentId: { label: 'Environment id', sql: herds.environmentId, sortable: false },
+    environment: { label: 'Environment', sql: environments.name, link: { model: 'environments', idField: 'environmentId' } },
+    members: { label: 'Members', sql: sql<number>`(SELECT count(*) FROM instances i WHERE i.herd_id = ${herds.id})::int`, format: 'number', sortable: false },
+    primary: {
+      label: 'Primary',
+      sql: sql<string>`(SELECT s.hostname || ':' || i.port FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.herd_id = ${herds.id} AND i.role = 'primary' ORDER BY i.id LIMIT 1)`,
+      sortable: false,
+    },
+    dnsName: { label: 'DNS name', sql: herds.dnsName },
+    pgVersion: { label: 'Version', sql: herds.pgVersion, format: 'number' },
+    controlDriver: { label: 'Control', sql: herds.controlDriver },
+    automation: { label: 'Automation', sql: herds.automation, format: 'badge' },
+  },
+  listDisplay: ['name', 'environment', 'members', 'primary', 'dnsName', 'pgVersion', 'controlDriver', 'automation'],
+  listFilter: [
+    { key: 'environment', label: 'Environment', kind: 'relation', sql: herds.environmentId, labelSql: environments.name },
+    { key: 'automation', label: 'Automation', kind: 'choice', sql: herds.automation, choices: automationMode.enumValues },
+    { key: 'driver', label: 'Control driver', kind: 'choice', sql: herds.controlDriver, choices: controlDriver.enumValues },
+    { key: 'version', label: 'Version', kind: 'values', sql: herds.pgVersion, numeric: true },
+  ],
+  searchFields: ['name', 'dnsName', 'environment'],
+  ordering: ['environment', 'name'],
+  form: herdForm,
+  uniqueErrors: {
+    herds_environment_name_key: ['name', 'A herd with this name already exists in this environment.'],
+  },
+});

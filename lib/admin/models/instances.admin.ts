@@ -1,0 +1,56 @@
+import { eq, sql } from 'drizzle-orm';
+import { alias } from 'drizzle-orm/pg-core';
+import { environments, herds, instanceRole, instanceState, instances, servers } from '@/db/schema';
+import { defineAdmin } from '../define-admin';
+import { instanceForm } from './instances.form';
+
+const upstream = alias(instances, 'upstream');
+const upstreamServer = alias(servers, 'upstream_server');
+
+export const instancesAdmin = defineAdmin({
+  name: 'instances',
+  label: 'instance',
+  labelPlural: 'instances',
+  table: instances,
+  id: instances.id,
+  joins: [
+    { table: herds, on: eq(instances.herdId, herds.id) },
+    { table: environments, on: eq(herds.environmentId, environments.id) },
+    { table: servers, on: eq(instances.serverId, servers.id) },
+    { table: upstream, on: eq(instances.upstreamInstanceId, upstream.id), type: 'left' },
+    { table: upstreamServer, on: eq(upstream.serverId, upstreamServer.id), type: 'left' },
+  ],
+  labelSql: sql`${servers.hostname} || ':' || ${instances.port}`,
+  environmentSql: herds.environmentId,
+  fields: {
+    server: { label: 'Server', sql: servers.hostname, link: 'self' },
+    port: { label: 'Port', sql: instances.port, format: 'number' },
+    herdId: { label: 'Herd id', sql: instances.herdId, sortable: false },
+    herd: { label: 'Herd', sql: herds.name, link: { model: 'herds', idField: 'herdId' } },
+    environment: { label: 'Environment', sql: environments.name },
+    site: { label: 'Site', sql: servers.site },
+    role: { label: 'Role', sql: instances.role, format: 'badge' },
+    state: { label: 'State', sql: instances.state, format: 'badge' },
+    version: { label: 'Version', sql: instances.pgVersion, format: 'number' },
+    upstream: { label: 'Upstream', sql: sql<string>`${upstreamServer.hostname} || ':' || ${upstream.port}` },
+    timeline: { label: 'TL', sql: instances.timeline, format: 'number' },
+    lsn: { label: 'LSN', sql: instances.lsn, format: 'lsn' },
+    lag: { label: 'Lag', sql: instances.lagBytes, format: 'bytes' },
+    lagSeconds: { label: 'Lag (s)', sql: instances.lagSeconds, format: 'seconds' },
+    pendingRestart: { label: 'Pending restart', sql: instances.pendingRestart, format: 'bool' },
+    lastObservedAt: { label: 'Observed', sql: instances.lastObservedAt, format: 'datetime' },
+  },
+  listDisplay: ['server', 'port', 'herd', 'environment', 'site', 'role', 'state', 'version', 'upstream', 'timeline', 'lsn', 'lag', 'lagSeconds', 'pendingRestart'],
+  listFilter: [
+    { key: 'environment', label: 'Environment', kind: 'relation', sql: herds.environmentId, labelSql: environments.name },
+    { key: 'herd', label: 'Herd', kind: 'relation', sql: instances.herdId, labelSql: sql`${environments.name} || '/' || ${herds.name}`, searchable: true },
+    { key: 'role', label: 'Role', kind: 'choice', sql: instances.role, choices: instanceRole.enumValues },
+    { key: 'state', label: 'State', kind: 'choice', sql: instances.state, choices: instanceState.enumValues },
+    { key: 'version', label: 'Version', kind: 'values', sql: instances.pgVersion, numeric: true },
+    { key: 'site', label: 'Site', kind: 'values', sql: servers.site },
+  ],
+  searchFields: ['server', 'herd', 'environment'],
+  ordering: ['environment', 'herd', 'server'],
+  form: instanceForm,
+  uniqueErrors: { instances_server_port_key: ['port', 'This server already has an instance on this port.'] },
+});

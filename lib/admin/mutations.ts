@@ -1,0 +1,122 @@
+// Inventory writes from the console. Each one validates, writes and audits in one transaction;
+// the server actions in app/ are thin wrappers over these, and the API (later) calls them too.
+import { eq, inArray } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import { diffChanges, writeAudit, type AuditInput } from '@/lib/audit/write-audit';
+import type { AdminDef } from './define-admin';
+import { collectForDelete } from './collect';
+import { labelsFor, selectFrom } from './list-query';
+
+export interface Actor {
+  id: number | null;
+  username: string;
+  remoteAddr?: string;
+}
+
+export type SaveResult =
+  | { ok: true; id: number; label: string }
+  | { ok: false; fieldErrors: Record<string, string>; formError?: string };
+
+function pgError(err: unknown): { code?: string; constraint?: string; detail?: string } {
+  let e = err as { code?: string; constraint?: string; detail?: string; cause?: unknown };
+  // drizzle wraps driver errors; the Postgres fields are on the cause.
+  while (e && !e.code && e.cause) e = e.cause as typeof e;
+  return e ?? {};
+}
+
+async function environmentOf(db: Pick<Db, 'select'>, def: AdminDef, id: number): Promise<number | null> {
+  if (!def.environmentSql) return null;
+  const rows = (await selectFrom(db as Db, def, { env: def.environmentSql }).where(eq(def.id, id))) as unknown as { env: number | null }[];
+  return rows[0]?.env ?? null;
+}
+
+export async function saveObject(db: Db, def: AdminDef, id: number | null, input: unknown, actor: Actor): Promise<SaveResult> {
+  const parsed = def.form.schema.safeParse(input);
+  if (!parsed.success) {
+    const fieldErrors: Record<string, string> = {};
+    for (const issue of parsed.error.issues) {
+      const k = String(issue.path[0] ?? '');
+      if (k && !fieldErrors[k]) fieldErrors[k] = issue.message;
+    }
+    return { ok: false, fieldErrors };
+  }
+  const values = parsed.data as Record<string, unknown>;
+  const table = def.table as never;
+  try {
+    return await db.transaction(async (tx) => {
+      let before: Record<string, unknown> | null = null;
+      let savedId: number;
+      if (id !== null) {
+        const cols = Object.fromEntries(Object.keys(values).map((k) => [k, (def.table as unknown as Record<string, never>)[k]]));
+        const rows = await tx.select(cols).from(table).where(eq(def.id, id)).for('update');
+        if (!rows.length) return { ok: false as const, fieldErrors: {}, formError: `This ${def.label} no longer exists.` };
+        before = rows[0] as Record<string, unknown>;
+        await tx.update(table).set(values as never).where(eq(def.id, id));
+        savedId = id;
+      } else {
+        const [row] = (await tx.insert(table).values(values as never).returning({ id: def.id })) as { id: number }[];
+        savedId = row.id;
+      }
+      const [{ label }] = await labelsFor(tx as unknown as Db, def, [savedId]);
+      const changes = diffChanges(before, values);
+      if (id === null || Object.keys(changes).length) {
+        await writeAudit(tx, {
+          user: actor,
+          remoteAddr: actor.remoteAddr,
+          action: id === null ? 'inventory.create' : 'inventory.update',
+          objectType: def.name,
+          objectId: String(savedId),
+          objectLabel: label,
+          environmentId: await environmentOf(tx, def, savedId),
+          changes,
+        });
+      }
+      return { ok: true as const, id: savedId, label };
+    });
+  } catch (err) {
+    const e = pgError(err);
+    if (e.code === '23505') {
+      const [field, message] = def.uniqueErrors?.[e.constraint ?? ''] ?? ['', `Another ${def.label} already has these values.`];
+      return field ? { ok: false, fieldErrors: { [field]: message } } : { ok: false, fieldErrors: {}, formError: message };
+    }
+    if (e.code === '23503') return { ok: false, fieldErrors: {}, formError: 'A related object you chose does not exist (any more).' };
+    throw err;
+  }
+}
+
+export interface DeleteResult {
+  deleted: number;
+  cascaded: number;
+}
+
+/** Deletes the objects and what cascades with them, auditing every console-visible object that goes. */
+export async function deleteObjects(db: Db, def: AdminDef, ids: number[], actor: Actor): Promise<DeleteResult> {
+  if (!ids.length) return { deleted: 0, cascaded: 0 };
+  return db.transaction(async (tx) => {
+    const txDb = tx as unknown as Db;
+    // Lock the roots first so that what we audit is what goes.
+    await tx.select({ id: def.id }).from(def.table as never).where(inArray(def.id, ids)).for('update');
+    const collected = await collectForDelete(txDb, def, ids);
+    const root = collected.deleted[0];
+    if (collected.protectedBy.length) {
+      throw new Error(`cannot delete: ${collected.protectedBy.map((g) => `${g.ids.length} ${g.label}`).join(', ')} still refer to it`);
+    }
+    const envs = new Map<number, number | null>();
+    for (const id of root.ids) envs.set(id, await environmentOf(txDb, def, id));
+    const rootLabels = `${def.label} ${root.items.map((r) => r.label).join(', ')}`.slice(0, 500);
+    const entries: AuditInput[] = collected.deleted.flatMap((g) => g.items.map((it): AuditInput => ({
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: g === root ? 'inventory.delete' : 'inventory.delete_cascade',
+      objectType: g.model,
+      objectId: String(it.id),
+      objectLabel: it.label,
+      environmentId: g === root ? envs.get(it.id) ?? null : null,
+      changes: g === root ? {} : { deletedWith: [null, rootLabels] },
+    })));
+    await writeAudit(tx, entries);
+    await tx.delete(def.table as never).where(inArray(def.id, root.ids));
+    return { deleted: root.ids.length, cascaded: collected.deleted.slice(1).reduce((n, g) => n + g.ids.length, 0) };
+  });
+}
+

@@ -1,0 +1,56 @@
+import type { NextAuthOptions } from 'next-auth';
+import CredentialsProvider from 'next-auth/providers/credentials';
+import { z } from 'zod';
+import { getDb } from '@/db/client';
+import { authenticate } from './authenticate';
+
+const credentials = z.object({
+  username: z.string().trim().min(1).max(200),
+  password: z.string().min(1).max(1024),
+});
+
+function clientAddress(headers: Record<string, string | string[] | undefined> | undefined): string {
+  const fwd = headers?.['x-forwarded-for'];
+  const first = Array.isArray(fwd) ? fwd[0] : fwd;
+  return (first ?? '').split(',')[0].trim().slice(0, 64);
+}
+
+export const authOptions: NextAuthOptions = {
+  secret: process.env.NEXTAUTH_SECRET ?? process.env.AUTH_SECRET,
+  session: { strategy: 'jwt', maxAge: 12 * 60 * 60 },
+  pages: { signIn: '/login' },
+  providers: [
+    CredentialsProvider({
+      id: 'credentials',
+      name: 'pgherd account',
+      credentials: { username: { label: 'Username', type: 'text' }, password: { label: 'Password', type: 'password' } },
+      async authorize(raw, req) {
+        const parsed = credentials.safeParse(raw);
+        if (!parsed.success) return null;
+        const res = await authenticate(getDb(), parsed.data.username, parsed.data.password, clientAddress(req?.headers));
+        if (!res.ok) return null;
+        return { id: String(res.user.id), name: res.user.displayName || res.user.username, username: res.user.username, superuser: res.user.isSuperuser };
+      },
+    }),
+  ],
+  callbacks: {
+    async jwt({ token, user }) {
+      if (user) {
+        const u = user as unknown as { id: string; username: string; superuser: boolean };
+        token.uid = Number(u.id);
+        token.username = u.username;
+        token.superuser = u.superuser;
+      }
+      return token;
+    },
+    async session({ session, token }) {
+      session.user = {
+        ...session.user,
+        id: token.uid as number,
+        username: token.username as string,
+        superuser: Boolean(token.superuser),
+      };
+      return session;
+    },
+  },
+};

@@ -1,0 +1,116 @@
+// Puts the lab's sandbox fleet into the inventory, with facts read from the running instances.
+import { sql } from 'drizzle-orm';
+import pg from 'pg';
+import type { Db } from '@/db/client';
+import { dnsRecords, environments, herds, instances, servers, users } from '@/db/schema';
+import { hashPassword } from '@/lib/auth/password';
+import type { LabInfo, LabInstance } from '@/lib/lab/lab';
+
+interface Observed {
+  systemIdentifier: string;
+  inRecovery: boolean;
+  timeline: number;
+  lsn: number;
+}
+
+/** '16/B374D848' -> bytes */
+export function lsnToNumber(lsn: string): number {
+  const [hi, lo] = lsn.split('/');
+  return parseInt(hi, 16) * 2 ** 32 + parseInt(lo, 16);
+}
+
+async function observe(i: LabInstance): Promise<Observed> {
+  const c = new pg.Client({ connectionString: i.dsn, connectionTimeoutMillis: 5000 });
+  await c.connect();
+  try {
+    const { rows: [r] } = await c.query(`
+      SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
+             pg_is_in_recovery() AS rec,
+             (SELECT timeline_id FROM pg_control_checkpoint()) AS tli,
+             (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn`);
+    return { systemIdentifier: r.sysid, inRecovery: r.rec, timeline: r.tli, lsn: lsnToNumber(r.lsn) };
+  } finally {
+    await c.end();
+  }
+}
+
+export async function ensureAdmin(db: Db, username: string, password: string): Promise<void> {
+  const passwordHash = await hashPassword(password);
+  await db.insert(users)
+    .values({ username, displayName: 'Demo admin', passwordHash, isSuperuser: true, source: 'local' })
+    .onConflictDoUpdate({ target: users.username, set: { passwordHash, isActive: true, isSuperuser: true } });
+}
+
+export async function seedLabFleet(db: Db, lab: LabInfo, dnsZone = 'db.lab.internal'): Promise<void> {
+  const observed = new Map(await Promise.all(lab.instances.map(async (i) => [i.server, await observe(i)] as const)));
+  await db.transaction(async (tx) => {
+    const envIds = new Map<string, number>();
+    for (const name of [...new Set(lab.instances.map((i) => i.environment))]) {
+      const [row] = await tx.insert(environments)
+        .values({ name, description: `Lab ${name} fleet` })
+        .onConflictDoUpdate({ target: environments.name, set: { description: sql`excluded.description` } })
+        .returning({ id: environments.id });
+      envIds.set(name, row.id);
+    }
+    const herdIds = new Map<string, number>();
+    const serverIds = new Map<string, number>();
+    for (const i of lab.instances) {
+      const key = `${i.environment}/${i.herd}`;
+      if (!herdIds.has(key)) {
+        const primary = lab.instances.find((m) => m.environment === i.environment && m.herd === i.herd && m.role === 'primary')!;
+        const [row] = await tx.insert(herds).values({
+          environmentId: envIds.get(i.environment)!,
+          name: i.herd,
+          description: `Lab herd ${i.herd} in ${i.environment}`,
+          defaultPort: i.port,
+          pgVersion: i.version,
+          controlDriver: 'pg_ctl',
+          dnsName: `${i.herd}.${i.environment}.${dnsZone}`,
+          systemIdentifier: observed.get(primary.server)!.systemIdentifier,
+        }).onConflictDoUpdate({ target: [herds.environmentId, herds.name], set: { systemIdentifier: sql`excluded.system_identifier` } })
+          .returning({ id: herds.id });
+        herdIds.set(key, row.id);
+        await tx.insert(dnsRecords).values({
+          herdId: row.id, name: `${i.herd}.${i.environment}.${dnsZone}`, type: 'CNAME', zone: dnsZone, match: 'role', matchRole: 'primary', ttl: 30,
+        }).onConflictDoNothing();
+      }
+      const [srv] = await tx.insert(servers).values({
+        hostname: i.server, environmentId: envIds.get(i.environment)!, address: i.address, site: i.site, sshUser: lab.osUser,
+      }).onConflictDoUpdate({ target: servers.hostname, set: { address: sql`excluded.address`, site: sql`excluded.site` } })
+        .returning({ id: servers.id });
+      serverIds.set(i.server, srv.id);
+    }
+    const instanceIds = new Map<string, number>();
+    const now = new Date();
+    for (const i of lab.instances) {
+      const o = observed.get(i.server)!;
+      const values = {
+        herdId: herdIds.get(`${i.environment}/${i.herd}`)!,
+        serverId: serverIds.get(i.server)!,
+        port: i.port,
+        dataDirectory: i.dataDirectory,
+        pgVersion: i.version,
+        role: o.inRecovery ? ('replica' as const) : ('primary' as const),
+        state: 'running' as const,
+        timeline: o.timeline,
+        lsn: o.lsn,
+        lastObservedAt: now,
+      };
+      const [row] = await tx.insert(instances).values(values)
+        .onConflictDoUpdate({ target: [instances.serverId, instances.port], set: values })
+        .returning({ id: instances.id });
+      instanceIds.set(i.server, row.id);
+    }
+    for (const i of lab.instances) {
+      if (!i.upstream) continue;
+      const up = lab.instances.find((m) => m.server === i.upstream)!;
+      const lag = Math.max(0, observed.get(up.server)!.lsn - observed.get(i.server)!.lsn);
+      await tx.update(instances)
+        .set({ upstreamInstanceId: instanceIds.get(i.upstream)!, lagBytes: lag, lagSeconds: 0 })
+        .where(sql`${instances.id} = ${instanceIds.get(i.server)!}`);
+    }
+    for (const i of lab.instances.filter((m) => !m.upstream)) {
+      await tx.update(instances).set({ lagBytes: 0, lagSeconds: 0 }).where(sql`${instances.id} = ${instanceIds.get(i.server)!}`);
+    }
+  });
+}

@@ -1,0 +1,77 @@
+// Brings pgherd itself up over a lab: migrate, seed, build and start the console.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { createDb } from '@/db/client';
+import { migrateDatabase } from '@/db/migrate';
+import { ensureAdmin, seedLabFleet } from '@/lib/inventory/seed-lab';
+import { PROJECT_ROOT, type LabInfo } from './lab';
+import { freePort } from './ports';
+import { stopPid, waitFor } from './proc';
+
+const NEXT_BIN = path.join(PROJECT_ROOT, 'node_modules', 'next', 'dist', 'bin', 'next');
+
+export async function prepareDatabase(lab: LabInfo, admin: { username: string; password: string }, opts: { seedFleet?: boolean } = {}) {
+  await migrateDatabase(lab.database.url);
+  const { db, pool } = createDb(lab.database.url, 4);
+  try {
+    await ensureAdmin(db, admin.username, admin.password);
+    if (opts.seedFleet !== false && lab.instances.length) await seedLabFleet(db, lab);
+  } finally {
+    await pool.end();
+  }
+}
+
+export function buildConsole(log: (m: string) => void = () => {}): void {
+  log('building the console (next build)');
+  const res = spawnSync(process.execPath, [NEXT_BIN, 'build'], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
+  });
+  if (res.status !== 0) throw new Error(`next build failed:\n${res.stdout}\n${res.stderr}`);
+}
+
+export interface RunningConsole {
+  url: string;
+  child: ChildProcess;
+  stop: () => Promise<void>;
+}
+
+export function consoleEnv(lab: LabInfo, url: string, secret: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    NODE_ENV: 'production',
+    NEXT_TELEMETRY_DISABLED: '1',
+    DATABASE_URL: lab.database.url,
+    REDIS_URL: lab.redis?.url ?? '',
+    NEXTAUTH_URL: url,
+    NEXTAUTH_SECRET: secret,
+  };
+}
+
+export async function startConsole(lab: LabInfo, opts: { port?: number; log?: (m: string) => void; quiet?: boolean } = {}): Promise<RunningConsole> {
+  const port = opts.port ?? (await freePort());
+  const url = `http://127.0.0.1:${port}`;
+  const secret = randomBytes(32).toString('base64url');
+  const child = spawn(process.execPath, [NEXT_BIN, 'start', '-p', String(port), '-H', '127.0.0.1'], {
+    cwd: PROJECT_ROOT,
+    env: consoleEnv(lab, url, secret),
+    stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
+  });
+  let exited = false;
+  child.once('exit', () => { exited = true; });
+  await waitFor(`the console on ${url}`, async () => {
+    if (exited) throw new Error('next start exited');
+    const res = await fetch(`${url}/login`).catch(() => null);
+    return res?.ok ? true : undefined;
+  }, 60_000);
+  return {
+    url,
+    child,
+    stop: async () => {
+      if (!exited && child.pid) await stopPid(child.pid, 'SIGTERM', 10_000);
+    },
+  };
+}

@@ -1,0 +1,208 @@
+// The lab: real services on loopback in a temporary directory, described by one JSON file.
+// Used by the demo, the tests and the benchmark; `npm run lab -- up|down` drives it by hand.
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DEFAULT_FLEET, planFleet, type FleetSpec, type PlannedMember } from './fleet';
+import { cloneReplica, dsn, initPrimary, query, startNode, touchLog, waitStreaming, type PgNode } from './postgres';
+import { alive, labIdentity, pidRuns, stopPid, waitFor, type Identity } from './proc';
+import { freePort, portFreeOnAll } from './ports';
+import { startRedis } from './redis';
+
+export interface LabProcess {
+  name: string;
+  pid: number;
+  /** What /proc/PID/cmdline must contain, so a stale file never kills a stranger. */
+  program: string;
+  signal: NodeJS.Signals;
+}
+
+export interface LabInstance {
+  environment: string;
+  herd: string;
+  server: string;
+  site: string;
+  address: string;
+  port: number;
+  dataDirectory: string;
+  socketDirectory: string;
+  role: 'primary' | 'replica';
+  upstream: string | null;
+  version: number;
+  dsn: string;
+}
+
+export interface LabInfo {
+  name: string;
+  dir: string;
+  osUser: string;
+  pgBin: string;
+  startedAt: string;
+  database: { url: string; adminUrl: string };
+  redis: { url: string } | null;
+  console?: { url: string; admin: { username: string; password: string } };
+  instances: LabInstance[];
+  processes: LabProcess[];
+}
+
+export interface LabOptions {
+  /** Where lab.json goes; its directory is created. */
+  file: string;
+  fleet?: FleetSpec | false;
+  redis?: boolean;
+  log?: (msg: string) => void;
+}
+
+export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+export const DEFAULT_LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'lab.json');
+
+export function readLab(file = DEFAULT_LAB_FILE): LabInfo {
+  return JSON.parse(readFileSync(file, 'utf8')) as LabInfo;
+}
+
+export function writeLab(file: string, info: LabInfo) {
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+}
+
+/** Stops what a lab file says it started (newest first) and removes its directory and the file. */
+export async function stopLab(file = DEFAULT_LAB_FILE, log: (m: string) => void = () => {}): Promise<void> {
+  if (!existsSync(file)) return;
+  let info: LabInfo;
+  try {
+    info = readLab(file);
+  } catch {
+    rmSync(file, { force: true });
+    return;
+  }
+  const running = info.processes.filter((p) => alive(p.pid) && pidRuns(p.pid, p.program));
+  if (running.length) log(`stopping ${running.length} processes: ${running.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
+  await Promise.all(running.map((p) => stopPid(p.pid, p.signal)));
+  if (info.dir && info.dir.startsWith(os.tmpdir()) && path.basename(info.dir).startsWith('pgherd-lab-')) {
+    rmSync(info.dir, { recursive: true, force: true });
+  }
+  rmSync(file, { force: true });
+}
+
+export async function startLab(opts: LabOptions): Promise<LabInfo> {
+  const log = opts.log ?? (() => {});
+  await stopLab(opts.file, log); // a previous run that was killed hard leaves its file behind
+  const id = labIdentity();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pgherd-lab-'));
+  chmodSync(dir, 0o755);
+  chownSync(dir, id.uid, id.gid);
+
+  const info: LabInfo = {
+    name: path.basename(opts.file, '.json'),
+    dir,
+    osUser: id.user,
+    pgBin: process.env.PGHERD_PG_BIN ?? '/usr/lib/postgresql/15/bin',
+    startedAt: new Date().toISOString(),
+    database: { url: '', adminUrl: '' },
+    redis: null,
+    instances: [],
+    processes: [],
+  };
+  writeLab(opts.file, info);
+  // Written as soon as anything runs, so a failure half-way can still be cleaned up by PID.
+  const track = (p: LabProcess) => {
+    info.processes.push(p);
+    writeLab(opts.file, info);
+  };
+  try {
+    const dbPort = await freePort();
+    const db: PgNode = node(dir, 'pgherd-db', '127.0.0.1', dbPort);
+    log(`starting pgherd's database on 127.0.0.1:${dbPort}`);
+    await initPrimary(id, db);
+    touchLog(id, db.logFile);
+    track({ name: 'pgherd-db', pid: await startNode(id, db), program: 'postgres', signal: 'SIGINT' });
+    await query(dsn(db), 'CREATE DATABASE pgherd');
+    info.database = { url: dsn(db, 'pgherd'), adminUrl: dsn(db) };
+
+    if (opts.redis !== false) {
+      const port = await freePort();
+      log(`starting Redis on 127.0.0.1:${port}`);
+      const pid = await startRedis(id, dir, port);
+      track({ name: 'redis', pid, program: 'redis-server', signal: 'SIGTERM' });
+      info.redis = { url: `redis://127.0.0.1:${port}` };
+    }
+
+    if (opts.fleet !== false) {
+      const members = planFleet(opts.fleet ?? DEFAULT_FLEET);
+      const port = await portFreeOnAll(members.map((m) => m.address), [5432, 5433, ...range(25432, 40)]);
+      log(`starting the sandbox fleet: ${members.length} instances on port ${port}`);
+      await startFleet(id, dir, members, port, info, track);
+    }
+    writeLab(opts.file, info);
+    return info;
+  } catch (err) {
+    await stopLab(opts.file, log);
+    throw err;
+  }
+}
+
+function range(from: number, n: number) {
+  return Array.from({ length: n }, (_, i) => from + i);
+}
+
+function node(dir: string, name: string, address: string, port: number): PgNode {
+  const home = path.join(dir, 'pg', name);
+  return {
+    name,
+    address,
+    port,
+    dataDirectory: path.join(home, 'data'),
+    socketDirectory: path.join(home, 'run'),
+    logFile: path.join(dir, 'log', `${name}.log`),
+  };
+}
+
+async function startFleet(
+  id: Identity,
+  dir: string,
+  members: PlannedMember[],
+  port: number,
+  info: LabInfo,
+  track: (p: LabProcess) => void,
+) {
+  const herds = new Map<string, PlannedMember[]>();
+  for (const m of members) {
+    const key = `${m.environment}/${m.herd}`;
+    herds.set(key, [...(herds.get(key) ?? []), m]);
+  }
+  const toInstance = (m: PlannedMember, n: PgNode, upstream: string | null): LabInstance => ({
+    environment: m.environment,
+    herd: m.herd,
+    server: m.hostname,
+    site: m.site,
+    address: m.address,
+    port,
+    dataDirectory: n.dataDirectory,
+    socketDirectory: n.socketDirectory,
+    role: m.role,
+    upstream,
+    version: 15,
+    dsn: dsn(n),
+  });
+  // Herds come up in parallel; within a herd the primary first, then its replicas together.
+  await Promise.all([...herds.values()].map(async (group) => {
+    const [p, ...replicas] = group;
+    const primary = node(dir, p.hostname, p.address, port);
+    touchLog(id, primary.logFile);
+    await initPrimary(id, primary);
+    track({ name: p.hostname, pid: await startNode(id, primary), program: 'postgres', signal: 'SIGINT' });
+    info.instances.push(toInstance(p, primary, null));
+    await Promise.all(replicas.map(async (r) => {
+      const n = node(dir, r.hostname, r.address, port);
+      touchLog(id, n.logFile);
+      await cloneReplica(id, n, primary);
+      track({ name: r.hostname, pid: await startNode(id, n), program: 'postgres', signal: 'SIGINT' });
+      info.instances.push(toInstance(r, n, p.hostname));
+    }));
+    await waitStreaming(primary, replicas.map((r) => r.hostname));
+  }));
+  const order = new Map(members.map((m, i) => [m.hostname, i]));
+  info.instances.sort((a, b) => order.get(a.server)! - order.get(b.server)!);
+}
+
+export { waitFor };

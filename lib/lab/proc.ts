@@ -1,0 +1,118 @@
+// Running lab daemons as an unprivileged OS user: Postgres and PgBouncer refuse root.
+import { execFile, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export const LAB_USER = process.env.PGHERD_LAB_USER ?? 'pgherd-lab';
+export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+export interface Identity {
+  user: string;
+  uid: number;
+  gid: number;
+}
+
+/** The OS identity lab daemons run as: a dedicated user when we are root, else ourselves. */
+export function labIdentity(): Identity {
+  if (!isRoot) {
+    return { user: process.env.USER ?? 'me', uid: process.getuid!(), gid: process.getgid!() };
+  }
+  if (spawnSync('id', ['-u', LAB_USER]).status !== 0) {
+    const made = spawnSync('useradd', ['--create-home', '--user-group', '--shell', '/bin/bash', LAB_USER]);
+    if (made.status !== 0) throw new Error(`useradd ${LAB_USER} failed: ${made.stderr}`);
+  }
+  // sshd (a later issue) refuses a locked account ('!') even for key logins with UsePAM no.
+  spawnSync('usermod', ['-p', '*', LAB_USER]);
+  const uid = Number(spawnSync('id', ['-u', LAB_USER]).stdout.toString().trim());
+  const gid = Number(spawnSync('id', ['-g', LAB_USER]).stdout.toString().trim());
+  return { user: LAB_USER, uid, gid };
+}
+
+/** argv that runs `argv` as the lab identity, keeping the exec'd program's PID (setpriv does not fork). */
+export function asLabUser(id: Identity, argv: string[]): string[] {
+  if (!isRoot) return argv;
+  return ['setpriv', `--reuid=${id.uid}`, `--regid=${id.gid}`, '--init-groups', '--reset-env', '--', ...argv];
+}
+
+export async function run(id: Identity, argv: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
+  const [cmd, ...args] = asLabUser(id, argv);
+  try {
+    return await execFileP(cmd, args, { env: { PATH: '/usr/bin:/bin', ...opts.env } as NodeJS.ProcessEnv, cwd: opts.cwd ?? '/', maxBuffer: 16 << 20 });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${argv.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
+  }
+}
+
+/** True while pid runs. A zombie counts as gone: daemons are reparented to an init that may reap late. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** True when pid runs a program whose command line contains `expected` (guards against PID reuse). */
+export function pidRuns(pid: number, expected: string): boolean {
+  const f = `/proc/${pid}/cmdline`;
+  if (!existsSync(f)) return false;
+  try {
+    return readFileSync(f, 'utf8').includes(expected);
+  } catch {
+    return false;
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Send `signal`, wait for the process to go, SIGKILL after `graceMs`. */
+export async function stopPid(pid: number, signal: NodeJS.Signals, graceMs = 15_000): Promise<void> {
+  if (!alive(pid)) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (alive(pid) && Date.now() < deadline) await sleep(50);
+  if (alive(pid)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+    while (alive(pid)) await sleep(20);
+  }
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(50);
+  }
+}
+
+/** mkdir -p, with every directory it creates owned by the lab identity. */
+export function mkdirOwned(id: Identity, dir: string, mode = 0o700): void {
+  if (existsSync(dir)) return;
+  mkdirOwned(id, path.dirname(dir), 0o755);
+  mkdirSync(dir, { mode });
+  chownSync(dir, id.uid, id.gid);
+}
