@@ -12,6 +12,9 @@ pg.types.setTypeParser(20, (v) => Number(v));
 
 export function createDb(url: string, max = 10): { db: Db; pool: pg.Pool } {
   const pool = new pg.Pool({ connectionString: url, max, application_name: 'pgherd' });
+  // An idle connection the server closes (restart, failover, admin) must not crash the process;
+  // the pool drops it and the next query opens a new one.
+  pool.on('error', (err) => console.error(JSON.stringify({ event: 'db.pool.idle_error', message: err.message })));
   return { db: drizzle(pool, { schema }), pool };
 }
 

@@ -29,7 +29,7 @@ const blankToNull = (v: unknown) => (v === '' || v === undefined ? null : v);
 export const f = {
   /** Required text, trimmed; stored exactly as typed otherwise (HTML and quotes are data). */
   name: (max = 100) => z.string().trim().min(1, 'This field is required.').max(max, `At most ${max} characters.`),
-  text: (max = 2000) => z.string().trim().max(max, `At most ${max} characters.`),
+  text: (max = 2000) => z.string().trim().max(max, `At most ${max} characters.`).default(''),
   int: (min: number, max: number) =>
     z.coerce.number({ message: 'Enter a whole number.' }).int('Enter a whole number.').min(min, `At least ${min}.`).max(max, `At most ${max}.`),
   relation: () => z.coerce.number({ message: 'Choose one.' }).int().positive('Choose one.'),

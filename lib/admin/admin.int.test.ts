@@ -1,0 +1,172 @@
+// The admin declarations against real Postgres: pgherd's database seeded from the running lab fleet.
+import { and, eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditEntries, dnsRecords, environments, herds, instances, servers } from '@/db/schema';
+import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { query } from '@/lib/lab/postgres';
+import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import { collectForDelete } from './collect';
+import type { AdminDef } from './define-admin';
+import { parseListParams } from './list-params';
+import { facets, listRows, matchingIds } from './list-query';
+import { deleteObjects, saveObject } from './mutations';
+import { getAdmin } from './registry';
+
+let t: TestDb;
+const admin = (name: string) => getAdmin(name) as AdminDef;
+const actor = { id: null, username: 'tester', remoteAddr: '127.0.0.9' };
+const list = (model: string, raw: Record<string, string>) => listRows(t.db, admin(model), parseListParams(admin(model), raw));
+
+beforeAll(async () => {
+  t = await freshDatabase();
+  await seedLabFleet(t.db, t.lab);
+});
+afterAll(async () => t?.close());
+
+describe('seeding from the lab', () => {
+  it('records each herd with the system identifier its members really share, and their real roles', async () => {
+    for (const herd of await t.db.select().from(herds)) {
+      const members = t.lab.instances.filter((i) => i.herd === herd.name);
+      for (const m of members.filter((x) => x.herd === herd.name)) {
+        const [{ id, rec }] = await query<{ id: string; rec: boolean }>(m.dsn, 'SELECT system_identifier::text AS id, pg_is_in_recovery() AS rec FROM pg_control_system()');
+        if (m.environment === (await t.db.select().from(environments).where(eq(environments.id, herd.environmentId)))[0].name) {
+          expect(id).toBe(herd.systemIdentifier);
+          expect(rec).toBe(m.role === 'replica');
+        }
+      }
+    }
+    expect(await t.db.$count(instances)).toBe(t.lab.instances.length);
+  });
+});
+
+describe('instances changelist', () => {
+  it('filters by herd and role and matches the lab', async () => {
+    const [herd] = await t.db.select({ id: herds.id }).from(herds)
+      .innerJoin(environments, eq(herds.environmentId, environments.id))
+      .where(and(eq(herds.name, 'orders'), eq(environments.name, 'staging')));
+    const page = await list('instances', { herd: String(herd.id), role: 'replica' });
+    const expected = t.lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'replica').map((i) => i.server).sort();
+    expect(page.total).toBe(2);
+    expect(page.rows.map((r) => r.server).sort()).toEqual(expected);
+    expect(page.rows.every((r) => r.upstream === `${t.lab.instances.find((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'primary')!.server}:${r.port}`)).toBe(true);
+  });
+
+  it('counts facets under the other filters', async () => {
+    const def = admin('instances');
+    const [prod] = await t.db.select().from(environments).where(eq(environments.name, 'production'));
+    const f = await facets(t.db, def, parseListParams(def, { environment: String(prod.id), role: 'replica' }));
+    const role = f.find((x) => x.key === 'role')!;
+    expect(role.options).toEqual([
+      { value: 'primary', label: 'primary', count: 3 },
+      { value: 'replica', label: 'replica', count: 6 },
+      { value: 'unknown', label: 'unknown', count: 0 },
+    ]);
+    const env = f.find((x) => x.key === 'environment')!;
+    expect(env.options.map((o) => [o.label, o.count])).toEqual([['production', 6], ['staging', 6]]);
+    const herd = f.find((x) => x.key === 'herd')!;
+    expect(herd.searchable).toBe(true);
+    expect(herd.options).toEqual([]); // a searchable facet lists only its selection
+  });
+
+  it('sorts by several columns with the id as the last tie-breaker, and pages without overlap', async () => {
+    const all = await list('instances', { sort: '-site,server', per: '25' });
+    const sites = all.rows.map((r) => r.site as string);
+    expect(sites).toEqual([...sites].sort().reverse());
+    const a = await list('instances', { sort: 'site', per: '25' });
+    const firstTwo = [...a.rows];
+    expect(new Set(firstTwo.map((r) => r.__id)).size).toBe(firstTwo.length);
+    const p1 = await listRows(t.db, admin('instances'), { ...parseListParams(admin('instances'), { sort: 'site' }), per: 5, page: 1 });
+    const p2 = await listRows(t.db, admin('instances'), { ...parseListParams(admin('instances'), { sort: 'site' }), per: 5, page: 2 });
+    expect(p1.rows.map((r) => r.__id).filter((id) => p2.rows.some((x) => x.__id === id))).toEqual([]);
+    expect(p1.pages).toBe(Math.ceil(t.lab.instances.length / 5));
+  });
+
+  it('shows the last page for a page past the end', async () => {
+    const p = await listRows(t.db, admin('instances'), { ...parseListParams(admin('instances'), {}), per: 5, page: 999 });
+    expect(p.page).toBe(p.pages);
+    expect(p.rows.length).toBe(t.lab.instances.length - 5 * (p.pages - 1));
+  });
+
+  it('searches by host name fragment, treating LIKE wildcards and SQL as text', async () => {
+    expect((await list('instances', { q: 'stg-billing' })).total).toBe(3);
+    expect((await list('instances', { q: '%' })).total).toBe(0);
+    expect((await list('instances', { q: "' OR 1=1 --" })).total).toBe(0);
+  });
+
+  it('selects all N matching across pages, bounded', async () => {
+    const def = admin('instances');
+    const ids = await matchingIds(t.db, def, parseListParams(def, { role: 'replica' }), 1000);
+    expect(ids).toHaveLength(12);
+    await expect(matchingIds(t.db, def, parseListParams(def, {}), 5)).rejects.toThrow(/more than 5/);
+  });
+});
+
+describe('forms', () => {
+  it('refuses invalid input with field errors and saves nothing', async () => {
+    const before = await t.db.$count(herds);
+    const res = await saveObject(t.db, admin('herds'), null, { environmentId: 'x', name: '', defaultPort: '70000', pgVersion: '15', controlDriver: 'telnet', automation: 'enabled' }, actor);
+    expect(res.ok).toBe(false);
+    if (res.ok) return;
+    expect(Object.keys(res.fieldErrors).sort()).toEqual(['controlDriver', 'defaultPort', 'environmentId', 'name']);
+    expect(res.fieldErrors.defaultPort).toBe('At most 65535.');
+    expect(await t.db.$count(herds)).toBe(before);
+  });
+
+  it('stores markup, quotes and SQL exactly as typed, and audits the change set', async () => {
+    const name = `<script>alert("x")</script>'; DROP TABLE herds; --`;
+    const created = await saveObject(t.db, admin('environments'), null, { name, description: 'O\'Brien "test"' }, actor);
+    expect(created.ok).toBe(true);
+    if (!created.ok) return;
+    const [row] = await t.db.select().from(environments).where(eq(environments.id, created.id));
+    expect(row.name).toBe(name);
+    const upd = await saveObject(t.db, admin('environments'), created.id, { name, description: 'changed' }, actor);
+    expect(upd.ok).toBe(true);
+    const audit = await t.db.select().from(auditEntries).where(and(eq(auditEntries.objectType, 'environments'), eq(auditEntries.objectId, String(created.id)))).orderBy(auditEntries.id);
+    expect(audit.map((a) => a.action)).toEqual(['inventory.create', 'inventory.update']);
+    expect(audit[1].changes).toEqual({ description: ['O\'Brien "test"', 'changed'] });
+    expect(audit[1].username).toBe('tester');
+    expect(audit[1].remoteAddr).toBe('127.0.0.9');
+  });
+
+  it('turns a unique violation into an error on the field', async () => {
+    const [env] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
+    const res = await saveObject(t.db, admin('herds'), null, { environmentId: String(env.id), name: 'billing', description: '', defaultPort: '5432', defaultDataDirectory: '', pgVersion: '15', controlDriver: 'pg_ctl', dnsName: '', automation: 'enabled' }, actor);
+    expect(res).toEqual({ ok: false, fieldErrors: { name: 'A herd with this name already exists in this environment.' } });
+    const srv = await saveObject(t.db, admin('servers'), null, { hostname: 'not a host!', environmentId: String(env.id), address: '', site: '', sshPort: '22', sshUser: 'postgres' }, actor);
+    expect(srv.ok === false && srv.fieldErrors.hostname).toMatch(/host name/);
+  });
+});
+
+describe('delete', () => {
+  it('lists what goes with a herd: its instances and DNS records, and what only loses a reference', async () => {
+    const [herd] = await t.db.select().from(herds).where(eq(herds.name, 'identity')).limit(1);
+    const c = await collectForDelete(t.db, admin('herds'), [herd.id]);
+    const byModel = Object.fromEntries(c.deleted.map((g) => [g.model, g.items.map((i) => i.label)]));
+    expect(byModel.herds).toHaveLength(1);
+    expect(byModel.instances).toHaveLength(3);
+    expect(byModel['dns-records']).toEqual([`${herd.dnsName} CNAME`]);
+    expect(c.protectedBy).toEqual([]);
+  });
+
+  it('deletes an environment with everything in it, and audits each object that went', async () => {
+    const [env] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
+    const c = await collectForDelete(t.db, admin('environments'), [env.id]);
+    const counts = Object.fromEntries(c.deleted.map((g) => [g.model, g.ids.length]));
+    expect(counts).toEqual({ environments: 1, herds: 3, servers: 9, instances: 9, 'dns-records': 3 });
+    const res = await deleteObjects(t.db, admin('environments'), [env.id], actor);
+    expect(res).toEqual({ deleted: 1, cascaded: 24 });
+    expect(await t.db.$count(environments, eq(environments.id, env.id))).toBe(0);
+    expect(await t.db.$count(servers, eq(servers.environmentId, env.id))).toBe(0);
+    expect(await t.db.$count(instances)).toBe(t.lab.instances.length - 9);
+    expect(await t.db.$count(dnsRecords)).toBe(3);
+    const audit = await t.db.select({ action: auditEntries.action, type: auditEntries.objectType, n: sql<number>`count(*)::int` })
+      .from(auditEntries).where(sql`${auditEntries.action} LIKE 'inventory.delete%'`).groupBy(auditEntries.action, auditEntries.objectType).orderBy(auditEntries.objectType);
+    expect(audit).toEqual([
+      { action: 'inventory.delete_cascade', type: 'dns-records', n: 3 },
+      { action: 'inventory.delete', type: 'environments', n: 1 },
+      { action: 'inventory.delete_cascade', type: 'herds', n: 3 },
+      { action: 'inventory.delete_cascade', type: 'instances', n: 9 },
+      { action: 'inventory.delete_cascade', type: 'servers', n: 9 },
+    ]);
+  });
+});

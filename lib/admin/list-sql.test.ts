@@ -1,0 +1,48 @@
+import { PgDialect } from 'drizzle-orm/pg-core';
+import { describe, expect, it } from 'vitest';
+import type { AdminDef } from './define-admin';
+import { parseListParams } from './list-params';
+import { likeContains, orderSql, whereSql } from './list-sql';
+import { instancesAdmin } from './models/instances.admin';
+import { sql } from 'drizzle-orm';
+
+const def = instancesAdmin as unknown as AdminDef;
+const dialect = new PgDialect();
+const render = (s: ReturnType<typeof whereSql>) => (s ? dialect.sqlToQuery(s) : null);
+
+describe('whereSql', () => {
+  it('is empty without search or filters', () => {
+    expect(whereSql(def, parseListParams(def, {}))).toBeUndefined();
+  });
+
+  it('binds every filter value as a parameter, typed by its filter kind', () => {
+    const q = render(whereSql(def, parseListParams(def, { environment: '2', herd: '7', role: 'replica', version: '15', site: "dc'east" })));
+    expect(q!.sql).toBe('("herds"."environment_id" = $1 and "instances"."herd_id" = $2 and "instances"."role" = $3 and "instances"."pg_version" = $4 and "servers"."site" = $5)');
+    expect(q!.params).toEqual([2, 7, 'replica', 15, "dc'east"]);
+  });
+
+  it('searches every search field with the user text as a literal substring', () => {
+    const q = render(whereSql(def, parseListParams(def, { q: "50%_off\\'; --" })));
+    expect(q!.sql).toBe('(("servers"."hostname")::text ilike $1 or ("herds"."name")::text ilike $2 or ("environments"."name")::text ilike $3)');
+    expect(q!.params).toEqual(Array(3).fill("%50\\%\\_off\\\\'; --%"));
+  });
+
+  it('can leave one filter out, for that filter\u2019s own counts', () => {
+    const q = render(whereSql(def, parseListParams(def, { role: 'replica', state: 'running' }), 'role'));
+    expect(q!.sql).toBe('"instances"."state" = $1');
+  });
+});
+
+describe('orderSql', () => {
+  it('orders by each sort key, nulls kept at the end of descending order, and the id last', () => {
+    const parts = orderSql(def, parseListParams(def, { sort: '-lag,server' }));
+    const q = dialect.sqlToQuery(sql.join(parts, sql`, `));
+    expect(q.sql).toBe('"instances"."lag_bytes" desc NULLS LAST, "servers"."hostname" asc NULLS FIRST, "instances"."id" asc');
+  });
+});
+
+describe('likeContains', () => {
+  it('escapes LIKE metacharacters', () => {
+    expect(likeContains('a%b_c\\d')).toBe('%a\\%b\\_c\\\\d%');
+  });
+});

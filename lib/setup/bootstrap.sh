@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what pgherd's demo and tests need and are missing: Debian packages (as root, through
+# apt-get; otherwise it names them and stops) and npm packages (when package-lock.json changed).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+# package -> a file it provides (checked instead of dpkg, so a source-built install counts too)
+declare -A NEEDS=(
+  [postgresql-15]=/usr/lib/postgresql/15/bin/initdb
+  [postgresql-client-15]=/usr/lib/postgresql/15/bin/psql
+  [redis-server]=/usr/bin/redis-server
+  [chromium]=/usr/lib/chromium/chromium
+  [util-linux]=/usr/bin/setpriv
+  [procps]=/usr/bin/pgrep
+)
+missing=()
+for pkg in "${!NEEDS[@]}"; do
+  [ -e "${NEEDS[$pkg]}" ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "bootstrap: missing Debian packages: ${missing[*]}" >&2
+    echo "bootstrap: install them with: sudo apt-get install --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+stamp=node_modules/.pgherd-lock.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "bootstrap: installing npm packages"
+  # npm ci refuses lockfiles that list platform packages this registry mirror lacks: fall back.
+  if ! npm ci --no-audit --no-fund --loglevel=error > /tmp/pgherd-npm-ci.log 2>&1; then
+    echo "bootstrap: npm ci failed (see /tmp/pgherd-npm-ci.log); trying npm install"
+    npm install --no-audit --no-fund --loglevel=error
+  fi
+  echo "$want" > "$stamp"
+fi
