@@ -1,7 +1,7 @@
 // The changelist's whole state lives in the URL. Parsing never fails: bad values fall back to defaults.
 import type { AdminDef } from './define-admin';
 
-export const PAGE_SIZES = [25, 50, 100, 200, 500] as const;
+export const PAGE_SIZES = [10, 25, 50, 100, 200, 500] as const;
 export const DEFAULT_PAGE_SIZE = 100;
 
 export interface SortKey {

@@ -77,7 +77,10 @@ export async function stopLab(file = DEFAULT_LAB_FILE, log: (m: string) => void 
   }
   const running = info.processes.filter((p) => alive(p.pid) && pidRuns(p.pid, p.program));
   if (running.length) log(`stopping ${running.length} processes: ${running.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
-  await Promise.all(running.map((p) => stopPid(p.pid, p.signal)));
+  // Clients (the console, later the worker) first, so they do not log the servers going away.
+  const isServer = (p: LabProcess) => p.program === 'postgres' || p.program === 'redis-server';
+  await Promise.all(running.filter((p) => !isServer(p)).map((p) => stopPid(p.pid, p.signal)));
+  await Promise.all(running.filter(isServer).map((p) => stopPid(p.pid, p.signal)));
   if (info.dir && info.dir.startsWith(os.tmpdir()) && path.basename(info.dir).startsWith('pgherd-lab-')) {
     rmSync(info.dir, { recursive: true, force: true });
   }

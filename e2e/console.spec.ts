@@ -1,0 +1,168 @@
+// The path a person takes through the console, in Debian's Chromium against the built console
+// over the lab fleet: sign in, filter, sort, page, select all matching, edit, delete, history.
+import { expect, test, type Page } from '@playwright/test';
+import { e2eLab } from './lab';
+
+const lab = e2eLab();
+const url = lab.console.url;
+
+async function signIn(page: Page) {
+  await page.goto(`${url}/admin/instances`);
+  await expect(page).toHaveURL(/\/login/);
+  await page.getByLabel('Username:', { exact: true }).fill(lab.console.admin.username);
+  await page.getByLabel('Password:', { exact: true }).fill(lab.console.admin.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('current-user')).toHaveText(lab.console.admin.username);
+}
+
+const serversShown = (page: Page) => page.locator('table.result-list tbody tr td:nth-child(2) a').allTextContents();
+
+test.describe.configure({ mode: 'serial' });
+
+test('a wrong password is refused', async ({ page }) => {
+  await page.goto(`${url}/login`);
+  await page.getByLabel('Username:', { exact: true }).fill(lab.console.admin.username);
+  await page.getByLabel('Password:', { exact: true }).fill('not-the-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.locator('.errornote')).toContainText('correct username and password');
+  await page.goto(`${url}/`);
+  await expect(page).toHaveURL(/\/login/);
+});
+
+test('sign in, filter instances by herd and role, sort, page and select all matching', async ({ page }) => {
+  await signIn(page);
+  await page.goto(`${url}/`);
+  await expect(page.locator('.totals')).toContainText('18 instances');
+
+  await page.goto(`${url}/admin/instances`);
+  await expect(page.getByTestId('selection-count')).toHaveText('0 of 18 selected');
+
+  // The herd facet is a search box, not a link per herd.
+  await page.getByPlaceholder('Find herd…').fill('orders');
+  await page.getByRole('link', { name: 'staging/orders' }).click();
+  await expect(page).toHaveURL(/herd=\d+/);
+  await page.locator('[data-facet=role]').getByRole('link', { name: 'replica' }).click();
+  await expect(page).toHaveURL(/role=replica/);
+  const expected = lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'replica').map((i) => i.server).sort();
+  expect((await serversShown(page)).sort()).toEqual(expected);
+  await expect(page.locator('[data-facet=role] li.selected')).toContainText('replica (2)');
+
+  // The URL is the state: a fresh visit reproduces the view.
+  const filtered = page.url();
+  await page.goto('about:blank');
+  await page.goto(filtered);
+  expect((await serversShown(page)).sort()).toEqual(expected);
+
+  // Sort by server descending, then by site: two sort keys, site first.
+  await page.goto(`${url}/admin/instances`);
+  await page.getByRole('columnheader', { name: /^Server/ }).getByRole('link', { name: 'Server', exact: true }).click();
+  await expect(page).toHaveURL(/sort=server/);
+  await page.getByRole('columnheader', { name: /^Server/ }).getByRole('link', { name: 'Server', exact: true }).click();
+  await expect(page).toHaveURL(/sort=-server/);
+  let names = await serversShown(page);
+  expect(names).toEqual([...names].sort().reverse());
+  await page.getByRole('columnheader', { name: /^Site/ }).getByRole('link', { name: 'Site', exact: true }).click();
+  await expect(page).toHaveURL(/sort=site%2C-server|sort=site,-server/);
+  const rows = await page.locator('table.result-list tbody tr').evaluateAll((trs) => trs.map((tr) => [tr.children[1].textContent, tr.children[5].textContent]));
+  const sorted = [...rows].sort((a, b) => (a[1]! < b[1]! ? -1 : a[1]! > b[1]! ? 1 : a[0]! < b[0]! ? 1 : -1));
+  expect(rows).toEqual(sorted);
+
+  // Page size 10: two pages.
+  await page.getByRole('link', { name: '10', exact: true }).click();
+  await expect(page).toHaveURL(/per=10/);
+  await expect(page.locator('table.result-list tbody tr')).toHaveCount(10);
+  await page.locator('.paginator').getByRole('link', { name: '2', exact: true }).click();
+  await expect(page.locator('table.result-list tbody tr')).toHaveCount(8);
+  names = await serversShown(page);
+  await page.locator('.paginator').getByRole('link', { name: '1', exact: true }).click();
+  await expect(page.locator('table.result-list tbody tr')).toHaveCount(10);
+  const firstPage = await serversShown(page);
+  expect(firstPage.filter((n) => names.includes(n))).toEqual([]);
+
+  // Select all on the page, then all 18 matching across pages, and open the bulk delete confirmation.
+  await page.getByLabel('Select all on this page').check();
+  await expect(page.getByTestId('selection-count')).toHaveText('10 of 18 selected');
+  await page.getByRole('button', { name: 'Select all 18 instances' }).click();
+  await expect(page.getByTestId('selection-count')).toHaveText('18 of 18 selected');
+  await page.getByRole('button', { name: 'Go' }).click();
+  await expect(page.getByRole('heading', { name: 'Are you sure?' })).toBeVisible();
+  await expect(page.locator('.delete-summary')).toContainText('instances: 18');
+  await page.getByRole('link', { name: 'No, take me back' }).click();
+  await expect(page).toHaveURL(/\/admin\/instances/);
+  await expect(page.locator('table.result-list tbody tr')).toHaveCount(10);
+});
+
+test('edit a herd: a server-side error on the field, then a change that shows in its history', async ({ page }) => {
+  await signIn(page);
+  await page.goto(`${url}/admin/herds?q=billing`);
+  await page.getByRole('row', { name: /staging/ }).getByRole('link', { name: 'billing' }).click();
+  await expect(page.getByRole('heading', { name: 'Change herd' })).toBeVisible();
+
+  // Unique within the environment: only the server knows; the error lands on the field.
+  await page.getByLabel('Name:', { exact: true }).fill('orders');
+  await page.getByRole('button', { name: 'Save and continue editing' }).click();
+  await expect(page.locator('[data-field=name] .errorlist')).toHaveText('A herd with this name already exists in this environment.');
+
+  // Client and server agree on the port range.
+  await page.getByLabel('Name:', { exact: true }).fill('billing');
+  await page.getByLabel('Default port:', { exact: true }).fill('70000');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await expect(page.locator('[data-field=defaultPort] .errorlist')).toHaveText('At most 65535.');
+
+  await page.getByLabel('Default port:', { exact: true }).fill('5432');
+  await page.getByLabel('Description:', { exact: true }).fill('Payments <b>ledger</b> & "invoices"');
+  await page.getByRole('button', { name: 'Save and continue editing' }).click();
+  await expect(page.getByRole('status')).toContainText('was changed successfully');
+  await expect(page.getByLabel('Description:', { exact: true })).toHaveValue('Payments <b>ledger</b> & "invoices"');
+
+  await page.getByRole('link', { name: 'History' }).click();
+  const row = page.locator('table.history tbody tr').first();
+  await expect(row).toContainText(lab.console.admin.username);
+  await expect(row).toContainText('inventory.update');
+  await expect(row.locator('.changes')).toContainText('description: Lab herd billing in staging → Payments <b>ledger</b> & "invoices"');
+  await expect(page.locator('b', { hasText: 'ledger' })).toHaveCount(0); // shown as text, never as markup
+});
+
+test('create a test environment with a herd, delete it through the confirmation page, see its history', async ({ page }) => {
+  await signIn(page);
+  await page.goto(`${url}/admin/environments/add`);
+  await page.getByLabel('Name:', { exact: true }).fill('sandbox-e2e');
+  await page.getByLabel('Description:', { exact: true }).fill('made by the browser test');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await expect(page.getByRole('status')).toContainText('The environment “sandbox-e2e” was saved successfully.');
+
+  await page.goto(`${url}/admin/herds/add`);
+  await page.getByLabel('Environment:', { exact: true }).selectOption({ label: 'sandbox-e2e' });
+  await page.getByLabel('Name:', { exact: true }).fill('scratch');
+  await page.getByRole('button', { name: 'Save and add another' }).click();
+  await expect(page.getByRole('status')).toContainText('The herd “sandbox-e2e/scratch” was added successfully.');
+
+  await page.goto(`${url}/admin/environments?q=sandbox-e2e`);
+  await page.getByRole('link', { name: 'sandbox-e2e' }).click();
+  await expect(page).toHaveURL(/\/admin\/environments\/\d+$/);
+  const changeUrl = page.url();
+  await page.getByRole('link', { name: 'Delete' }).click();
+  await expect(page.getByRole('heading', { name: 'Are you sure?' })).toBeVisible();
+  await expect(page.locator('.deleted-objects')).toContainText('sandbox-e2e/scratch');
+  await expect(page.locator('.delete-summary')).toContainText('herds: 1');
+  await page.getByRole('button', { name: 'Yes, I’m sure' }).click();
+  await expect(page.getByRole('status')).toContainText('Successfully deleted 1 environment.');
+  await expect(page.getByRole('link', { name: 'sandbox-e2e' })).toHaveCount(0);
+
+  await page.goto(changeUrl);
+  await expect(page.getByRole('heading', { name: 'Not found' })).toBeVisible();
+  await page.goto(`${changeUrl}/history`);
+  const actions = await page.locator('table.history tbody tr td:nth-child(3)').allTextContents();
+  expect(actions).toEqual(['inventory.delete', 'inventory.create']);
+});
+
+test('unknown ids and malformed parameters: a 404 page, and defaults instead of errors', async ({ page }) => {
+  await signIn(page);
+  const missing = await page.goto(`${url}/admin/herds/999999`);
+  expect(missing?.status()).toBe(404);
+  const nonsense = await page.goto(`${url}/admin/nonsense`);
+  expect(nonsense?.status()).toBe(404);
+  const bad = await page.goto(`${url}/admin/instances?role=overlord&sort=%27;drop&page=-3&per=abc&environment=x`);
+  expect(bad?.status()).toBe(200);
+  await expect(page.getByTestId('selection-count')).toHaveText('0 of 18 selected');
+});

@@ -1,0 +1,17 @@
+// One lab and one built console for the browser tests; the console's PID joins the lab's
+// processes so that the teardown (or the next run) stops it with everything else.
+import { randomBytes } from 'node:crypto';
+import { buildConsole, prepareDatabase, startConsole } from '../lib/lab/console';
+import { readLab, startLab, writeLab } from '../lib/lab/lab';
+import { E2E_LAB_FILE } from './lab';
+
+export default async function globalSetup() {
+  const lab = await startLab({ file: E2E_LAB_FILE });
+  const admin = { username: 'e2e-admin', password: randomBytes(12).toString('base64url') };
+  await prepareDatabase(lab, admin);
+  if (process.env.PGHERD_SKIP_BUILD !== '1') buildConsole();
+  const web = await startConsole(lab, { quiet: true });
+  const info = readLab(E2E_LAB_FILE);
+  info.processes.push({ name: 'console', pid: web.child.pid!, program: 'next', signal: 'SIGTERM' });
+  writeLab(E2E_LAB_FILE, { ...info, console: { url: web.url, admin } });
+}
