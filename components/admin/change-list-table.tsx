@@ -7,6 +7,8 @@ import { useMemo, useState } from 'react';
 import type { ActionView, ColumnView, RowView } from './types';
 
 interface Props {
+  /** The changelist's path, /admin/<model>; rows link to <base>/<id>. */
+  base: string;
   columns: ColumnView[];
   rows: RowView[];
   total: number;
@@ -16,7 +18,7 @@ interface Props {
   query: string;
 }
 
-export function ChangeListTable({ columns, rows, total, labelPlural, actions, query }: Props) {
+export function ChangeListTable({ base, columns, rows, total, labelPlural, actions, query }: Props) {
   const router = useRouter();
   const [selection, setSelection] = useState<RowSelectionState>({});
   const [allMatching, setAllMatching] = useState(false);
@@ -40,7 +42,7 @@ export function ChangeListTable({ columns, rows, total, labelPlural, actions, qu
       cell: ({ row }) => (
         <input
           type="checkbox"
-          aria-label={`Select ${row.original.cells[columns[0]?.key]?.text ?? row.original.id}`}
+          aria-label={`Select ${row.original.values[0] ?? row.original.id}`}
           checked={row.getIsSelected()}
           onChange={(e) => {
             row.toggleSelected(e.target.checked);
@@ -49,29 +51,30 @@ export function ChangeListTable({ columns, rows, total, labelPlural, actions, qu
         />
       ),
     },
-    ...columns.map<ColumnDef<RowView>>((c) => ({
+    ...columns.map<ColumnDef<RowView>>((c, i) => ({
       id: c.key,
       header: () => (
         <span className="th-inner">
-          {c.sortHref ? <Link href={c.sortHref}>{c.label}</Link> : c.label}
+          {c.sortHref ? <Link href={c.sortHref} prefetch={false}>{c.label}</Link> : c.label}
           {c.sortDir && (
             <span className="sort-state" title={`sorted ${c.sortDir}ending, priority ${c.sortPriority}`}>
               {c.sortDir === 'asc' ? ' \u25b2' : ' \u25bc'}
               {c.sortPriority}
-              {c.removeSortHref && <Link className="sort-remove" href={c.removeSortHref} aria-label={`Stop sorting by ${c.label}`}>{'\u00d7'}</Link>}
+              {c.removeSortHref && <Link className="sort-remove" href={c.removeSortHref} prefetch={false} aria-label={`Stop sorting by ${c.label}`}>{'\u00d7'}</Link>}
             </span>
           )}
         </span>
       ),
       cell: ({ row }) => {
-        const cell = row.original.cells[c.key];
-        if (!cell) return null;
-        if (cell.href) return <Link href={cell.href}>{cell.text}</Link>;
-        if (cell.badge) return <span className={`badge badge-${cell.badge}`}>{cell.text}</span>;
-        return cell.text;
+        const text = row.original.values[i];
+        if (c.link === 'self') return <Link href={`${base}/${row.original.id}`} prefetch={false}>{text}</Link>;
+        const linked = row.original.links?.[i];
+        if (c.link && linked !== undefined) return <Link href={`/admin/${c.link}/${linked}`} prefetch={false}>{text}</Link>;
+        if (c.badge && text) return <span className={`badge badge-${text}`}>{text}</span>;
+        return text;
       },
     })),
-  ], [columns]);
+  ], [columns, base]);
 
   const table = useReactTable({
     data: rows,
@@ -83,6 +86,7 @@ export function ChangeListTable({ columns, rows, total, labelPlural, actions, qu
     getCoreRowModel: getCoreRowModel(),
   });
 
+  const numeric = useMemo(() => new Set(columns.filter((c) => c.numeric).map((c) => c.key)), [columns]);
   const selectedIds = Object.keys(selection).filter((k) => selection[k]);
   const pageAllSelected = rows.length > 0 && selectedIds.length === rows.length;
   const count = allMatching ? total : selectedIds.length;
@@ -143,7 +147,7 @@ export function ChangeListTable({ columns, rows, total, labelPlural, actions, qu
           {table.getRowModel().rows.map((r) => (
             <tr key={r.id} className={r.getIsSelected() ? 'selected' : undefined}>
               {r.getVisibleCells().map((c) => (
-                <td key={c.id} className={columns.find((x) => x.key === c.column.id)?.numeric ? 'num' : undefined}>
+                <td key={c.id} className={numeric.has(c.column.id) ? 'num' : undefined}>
                   {flexRender(c.column.columnDef.cell, c.getContext())}
                 </td>
               ))}

@@ -1,10 +1,5 @@
-// What the server hands the changelist components: plain, serializable data.
-export interface Cell {
-  text: string;
-  href?: string;
-  badge?: string;
-}
-
+// What the server hands the changelist components: plain, serializable, compact data
+// (a page of 500 rows travels twice, as HTML and as the React payload).
 export interface ColumnView {
   key: string;
   label: string;
@@ -14,11 +9,17 @@ export interface ColumnView {
   sortPriority?: number;
   removeSortHref?: string;
   numeric?: boolean;
+  badge?: boolean;
+  /** Cells link to the row's own page ('self') or to /admin/<model>/<the id in RowView.links>. */
+  link?: 'self' | string;
 }
 
 export interface RowView {
   id: number;
-  cells: Record<string, Cell>;
+  /** One display string per column, in column order. */
+  values: string[];
+  /** For columns that link to a related object: its id, by column index. */
+  links?: Record<number, number>;
 }
 
 export interface ActionView {

@@ -15,7 +15,10 @@ export function columnViews(def: AdminDef, p: ListParams): ColumnView[] {
   return def.listDisplay.map((key) => {
     const f = def.fields[key];
     const at = p.sort.findIndex((s) => s.field === key);
-    const view: ColumnView = { key, label: f.label, numeric: ['number', 'bytes', 'seconds'].includes(f.format ?? '') };
+    const view: ColumnView = { key, label: f.label };
+    if (['number', 'bytes', 'seconds'].includes(f.format ?? '')) view.numeric = true;
+    if (f.format === 'badge') view.badge = true;
+    if (f.link) view.link = f.link === 'self' ? 'self' : f.link.model;
     if (f.sortable !== false) {
       view.sortHref = base + toQueryString(def, p, { sort: sortByHeader(p.sort, key), page: 1 });
       if (at >= 0) {
@@ -31,17 +34,14 @@ export function columnViews(def: AdminDef, p: ListParams): ColumnView[] {
 
 export function rowViews(def: AdminDef, rows: Row[]): RowView[] {
   return rows.map((r) => {
-    const cells: RowView['cells'] = {};
-    for (const key of def.listDisplay) {
+    const view: RowView = { id: r.__id, values: [] };
+    def.listDisplay.forEach((key, i) => {
       const f = def.fields[key];
       const text = formatValue(f.format, r[key]);
-      const cell: RowView['cells'][string] = { text: text || (f.link === 'self' ? `#${r.__id}` : '') };
-      if (f.link === 'self') cell.href = `/admin/${def.name}/${r.__id}`;
-      else if (f.link && r[f.link.idField] != null) cell.href = `/admin/${f.link.model}/${r[f.link.idField]}`;
-      if (f.format === 'badge' && text) cell.badge = text;
-      cells[key] = cell;
-    }
-    return { id: r.__id, cells };
+      view.values.push(text || (f.link === 'self' ? `#${r.__id}` : ''));
+      if (f.link && f.link !== 'self' && r[f.link.idField] != null) (view.links ??= {})[i] = Number(r[f.link.idField]);
+    });
+    return view;
   });
 }
 

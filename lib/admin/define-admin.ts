@@ -11,6 +11,8 @@ export interface ListField {
   /** Default true. Every sortable field must be backed by an index (see db/schema.ts). */
   sortable?: boolean;
   format?: Format;
+  /** Sorting by it needs the display-only joins (its SQL reads a display-only joined table). */
+  sortNeedsDisplayJoins?: boolean;
   /** Render as a link: to this object's change page, or to a related object whose id is in another field. */
   link?: 'self' | { model: string; idField: string };
 }
@@ -26,6 +28,8 @@ export interface Join {
   table: PgTable;
   on: SQL;
   type?: 'inner' | 'left';
+  /** A LEFT JOIN that only display fields use: counts and facets leave it out (it cannot change them). */
+  displayOnly?: boolean;
 }
 
 export interface AdminDef<F extends Record<string, ListField> = Record<string, ListField>, T extends PgTable = PgTable> {

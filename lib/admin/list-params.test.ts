@@ -23,7 +23,7 @@ describe('parseListParams', () => {
       sort: 'nonsense,-,description', page: 'x', per: '7', bogus: '1',
     });
     expect(p.filters).toEqual({});
-    expect(p.sort).toEqual([{ field: 'environment', desc: false }, { field: 'herd', desc: false }, { field: 'server', desc: false }]);
+    expect(p.sort).toEqual([{ field: 'server', desc: false }, { field: 'port', desc: false }]);
     expect(p.page).toBe(1);
     expect(p.per).toBe(100);
   });

@@ -1,5 +1,7 @@
 // Reads for the changelist: one page of rows, the total, and the sidebar's counts.
-import { count, inArray, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
+// A page costs 2 queries plus one per active filter: the rows; the total with the counts of every
+// inactive facet in one GROUPING SETS scan; and, for each active filter, its counts without it.
+import { inArray, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import type { PgSelect } from 'drizzle-orm/pg-core';
 import type { Db } from '@/db/client';
 import type { AdminDef, FilterDef } from './define-admin';
@@ -8,33 +10,14 @@ import { likeContains, orderSql, whereSql } from './list-sql';
 
 export type Row = Record<string, unknown> & { __id: number };
 
-/** SELECT <selection> FROM the model's table with its joins. */
-export function selectFrom<S extends Record<string, SQLWrapper>>(db: Db, def: AdminDef, selection: S) {
+/** SELECT <selection> FROM the model's table with its joins (display-only joins when asked). */
+export function selectFrom<S extends Record<string, SQLWrapper>>(db: Db, def: AdminDef, selection: S, opts: { display?: boolean } = { display: true }) {
   let q = db.select(selection as never).from(def.table).$dynamic() as unknown as PgSelect;
-  for (const j of def.joins ?? []) q = j.type === 'left' ? q.leftJoin(j.table, j.on) : q.innerJoin(j.table, j.on);
+  for (const j of def.joins ?? []) {
+    if (j.displayOnly && !opts.display) continue;
+    q = j.type === 'left' ? q.leftJoin(j.table, j.on) : q.innerJoin(j.table, j.on);
+  }
   return q;
-}
-
-export interface ListPage {
-  rows: Row[];
-  total: number;
-  page: number;
-  pages: number;
-}
-
-export async function listRows(db: Db, def: AdminDef, p: ListParams): Promise<ListPage> {
-  const where = whereSql(def, p);
-  const [{ n: total }] = (await selectFrom(db, def, { n: count() }).where(where)) as unknown as { n: number }[];
-  const pages = Math.max(1, Math.ceil(total / p.per));
-  const page = Math.min(p.page, pages); // a page past the end shows the last one
-  const selection: Record<string, SQLWrapper> = { __id: def.id };
-  for (const [k, f] of Object.entries(def.fields)) selection[k] = f.sql;
-  const rows = (await selectFrom(db, def, selection)
-    .where(where)
-    .orderBy(...orderSql(def, p))
-    .limit(p.per)
-    .offset((page - 1) * p.per)) as unknown as Row[];
-  return { rows, total, page, pages };
 }
 
 export interface FacetOption {
@@ -53,40 +36,113 @@ export interface Facet {
   options: FacetOption[];
 }
 
-/** Options with counts for one filter, under every other filter and the search. */
-export async function facetOptions(db: Db, def: AdminDef, f: FilterDef, p: ListParams, opts: { search?: string; only?: string; limit?: number } = {}): Promise<FacetOption[]> {
-  const labelSql = f.kind === 'relation' ? f.labelSql : f.sql;
-  const conds: (SQL | undefined)[] = [whereSql(def, p, f.key)];
-  if (opts.search) conds.push(sql`(${labelSql})::text ILIKE ${likeContains(opts.search)}`);
-  if (opts.only !== undefined) conds.push(sql`(${f.sql})::text = ${opts.only}`);
-  const where = conds.filter(Boolean).reduce<SQL | undefined>((a, c) => (a ? sql`${a} AND ${c}` : c), undefined);
-  const rows = (await selectFrom(db, def, { value: sql`(${f.sql})::text`, label: sql`(${labelSql})::text`, n: count() })
-    .where(where)
-    .groupBy(f.sql as never, labelSql as never)
-    .orderBy(f.kind === 'choice' ? sql`1` : sql`2`)
-    .limit(opts.limit ?? 500)) as unknown as { value: string | null; label: string | null; n: number }[];
-  const byValue = new Map(rows.filter((r) => r.value !== null).map((r) => [r.value!, { value: r.value!, label: r.label ?? '', count: r.n }]));
-  if (f.kind === 'choice' && !opts.search && opts.only === undefined) {
-    // Every enum value is offered, with 0 where none match: the schema decides the choices, not the data.
-    return f.choices.map((c) => byValue.get(c) ?? { value: c, label: c, count: 0 });
-  }
-  return [...byValue.values()];
+export interface ChangeList {
+  rows: Row[];
+  total: number;
+  page: number;
+  pages: number;
+  facets: Facet[];
 }
 
-export async function facets(db: Db, def: AdminDef, p: ListParams): Promise<Facet[]> {
-  return Promise.all(def.listFilter.map(async (f) => {
+const labelOf = (f: FilterDef) => (f.kind === 'relation' ? f.labelSql : f.sql);
+
+function shapeOptions(f: FilterDef, rows: { value: string | null; label: string | null; n: number }[], all: boolean): FacetOption[] {
+  const byValue = new Map(rows.filter((r) => r.value !== null).map((r) => [r.value!, { value: r.value!, label: r.label ?? '', count: Number(r.n) }]));
+  // Every enum value is offered, with 0 where none match: the schema decides the choices, not the data.
+  if (f.kind === 'choice' && all) return f.choices.map((c) => byValue.get(c) ?? { value: c, label: c, count: 0 });
+  const out = [...byValue.values()];
+  return f.kind === 'choice' ? out : out.sort((a, b) => a.label.localeCompare(b.label, 'en', { numeric: true }));
+}
+
+/** Options with counts for one filter, under every other filter and the search. */
+export async function facetOptions(db: Db, def: AdminDef, f: FilterDef, p: ListParams, opts: { search?: string; only?: string; limit?: number } = {}): Promise<FacetOption[]> {
+  const conds: (SQL | undefined)[] = [whereSql(def, p, f.key)];
+  if (opts.search) conds.push(sql`(${labelOf(f)})::text ILIKE ${likeContains(opts.search)}`);
+  if (opts.only !== undefined) conds.push(sql`(${f.sql})::text = ${opts.only}`);
+  const where = conds.filter(Boolean).reduce<SQL | undefined>((a, c) => (a ? sql`${a} AND ${c}` : c), undefined);
+  const rows = (await selectFrom(db, def, { value: sql`(${f.sql})::text`, label: sql`(${labelOf(f)})::text`, n: sql<number>`count(*)::int` }, { display: false })
+    .where(where)
+    .groupBy(f.sql as never, labelOf(f) as never)
+    .orderBy(sql`2`)
+    .limit(opts.limit ?? 500)) as unknown as { value: string | null; label: string | null; n: number }[];
+  return shapeOptions(f, rows, !opts.search && opts.only === undefined);
+}
+
+/**
+ * The total under every filter and, in the same scan, the counts of each facet whose own filter is
+ * not set (for those, "under every other filter" is the same WHERE). Searchable facets without a
+ * selection are not counted at all: they are searched on demand.
+ */
+async function totalAndInactiveFacets(db: Db, def: AdminDef, p: ListParams) {
+  const inactive = def.listFilter.filter((f) => p.filters[f.key] === undefined && !(f.kind === 'relation' && f.searchable));
+  const selection: Record<string, SQLWrapper> = { n: sql<number>`count(*)::int` };
+  inactive.forEach((f, i) => {
+    selection[`v${i}`] = sql`(${f.sql})::text`;
+    selection[`l${i}`] = sql`max((${labelOf(f)})::text)`;
+    selection[`g${i}`] = sql<number>`GROUPING(${f.sql})`;
+  });
+  const sets = [...inactive.map((f) => sql`(${f.sql})`), sql`()`];
+  const rows = (await selectFrom(db, def, selection, { display: false })
+    .where(whereSql(def, p))
+    .groupBy(sql`GROUPING SETS (${sql.join(sets, sql`, `)})`)) as unknown as Record<string, unknown>[];
+  let total = 0;
+  const facetRows = new Map<string, { value: string | null; label: string | null; n: number }[]>(inactive.map((f) => [f.key, []]));
+  for (const r of rows) {
+    const i = inactive.findIndex((_, j) => Number(r[`g${j}`]) === 0);
+    if (i < 0) total = Number(r.n);
+    else facetRows.get(inactive[i].key)!.push({ value: r[`v${i}`] as string | null, label: r[`l${i}`] as string | null, n: Number(r.n) });
+  }
+  const options = new Map(inactive.map((f) => [f.key, shapeOptions(f, facetRows.get(f.key)!, true)]));
+  return { total, options };
+}
+
+/**
+ * One page, in two steps: the ids in order (joins that only decorate rows left out), then the
+ * displayed fields for just those ids. Sorting 10,000 narrow rows costs half as much as wide ones.
+ */
+async function pageRows(db: Db, def: AdminDef, p: ListParams, page: number): Promise<Row[]> {
+  const needsDisplayJoins = p.sort.some((s) => def.fields[s.field]?.sortNeedsDisplayJoins);
+  const ids = ((await selectFrom(db, def, { id: def.id }, { display: needsDisplayJoins })
+    .where(whereSql(def, p))
+    .orderBy(...orderSql(def, p))
+    .limit(p.per)
+    .offset((page - 1) * p.per)) as unknown as { id: number }[]).map((r) => r.id);
+  if (!ids.length) return [];
+  const selection: Record<string, SQLWrapper> = { __id: def.id };
+  for (const [k, f] of Object.entries(def.fields)) selection[k] = f.sql;
+  const rows = (await selectFrom(db, def, selection).where(inArray(def.id, ids))) as unknown as Row[];
+  const at = new Map(ids.map((id, i) => [id, i]));
+  return rows.sort((a, b) => at.get(a.__id)! - at.get(b.__id)!);
+}
+
+export async function changeList(db: Db, def: AdminDef, p: ListParams): Promise<ChangeList> {
+  const active = def.listFilter.filter((f) => p.filters[f.key] !== undefined);
+  const [rows0, { total, options }, activeOptions] = await Promise.all([
+    pageRows(db, def, p, p.page),
+    totalAndInactiveFacets(db, def, p),
+    Promise.all(active.map((f) => facetOptions(db, def, f, p, f.kind === 'relation' && f.searchable ? { only: p.filters[f.key] } : {}))),
+  ]);
+  const pages = Math.max(1, Math.ceil(total / p.per));
+  const page = Math.min(p.page, pages); // a page past the end shows the last one
+  const rows = page === p.page ? rows0 : await pageRows(db, def, p, page);
+  const facets = def.listFilter.map((f): Facet => {
     const searchable = f.kind === 'relation' && !!f.searchable;
-    const selected = p.filters[f.key] ?? null;
-    const options = searchable
-      ? selected ? await facetOptions(db, def, f, p, { only: selected }) : []
-      : await facetOptions(db, def, f, p);
-    return { key: f.key, label: f.label, kind: f.kind, searchable, selected, options };
-  }));
+    const at = active.indexOf(f);
+    return {
+      key: f.key,
+      label: f.label,
+      kind: f.kind,
+      searchable,
+      selected: p.filters[f.key] ?? null,
+      options: at >= 0 ? activeOptions[at] : options.get(f.key) ?? [],
+    };
+  });
+  return { rows, total, page, pages, facets };
 }
 
 /** The ids of everything matching, for "select all N matching"; bounded so a mistake stays small. */
 export async function matchingIds(db: Db, def: AdminDef, p: ListParams, cap: number): Promise<number[]> {
-  const rows = (await selectFrom(db, def, { id: def.id }).where(whereSql(def, p)).orderBy(...orderSql(def, p)).limit(cap + 1)) as unknown as { id: number }[];
+  const rows = (await selectFrom(db, def, { id: def.id }, { display: false }).where(whereSql(def, p)).orderBy(def.id).limit(cap + 1)) as unknown as { id: number }[];
   if (rows.length > cap) throw new Error(`more than ${cap} objects match; narrow the selection`);
   return rows.map((r) => r.id);
 }

@@ -34,10 +34,15 @@ describe('whereSql', () => {
 });
 
 describe('orderSql', () => {
-  it('orders by each sort key, nulls kept at the end of descending order, and the id last', () => {
-    const parts = orderSql(def, parseListParams(def, { sort: '-lag,server' }));
+  it('orders by each sort key, empty values smallest, and the id last', () => {
+    const parts = orderSql(def, parseListParams(def, { sort: '-lag,upstream' }));
     const q = dialect.sqlToQuery(sql.join(parts, sql`, `));
-    expect(q.sql).toBe('"instances"."lag_bytes" desc NULLS LAST, "servers"."hostname" asc NULLS FIRST, "instances"."id" asc');
+    expect(q.sql).toBe('"instances"."lag_bytes" desc NULLS LAST, "upstream_server"."hostname" || \':\' || "upstream"."port" asc NULLS FIRST, "instances"."id" asc');
+  });
+
+  it('leaves the NULLS clause off NOT NULL columns, so that their indexes serve both directions', () => {
+    const q = dialect.sqlToQuery(sql.join(orderSql(def, parseListParams(def, { sort: '-server,port' })), sql`, `));
+    expect(q.sql).toBe('"servers"."hostname" desc, "instances"."port" asc, "instances"."id" asc');
   });
 });
 

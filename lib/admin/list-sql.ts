@@ -1,5 +1,5 @@
 // Changelist state -> SQL. Pure: it builds drizzle SQL and runs nothing, so it is unit-tested alone.
-import { and, asc, desc, eq, ilike, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, Column, desc, eq, ilike, is, or, sql, type SQL } from 'drizzle-orm';
 import type { AdminDef } from './define-admin';
 import type { ListParams } from './list-params';
 
@@ -26,13 +26,20 @@ export function whereSql(def: AdminDef, p: Pick<ListParams, 'q' | 'filters'>, ex
   return and(...parts);
 }
 
-/** ORDER BY for the sort keys, with the id last so that pages never overlap or skip rows. */
+/**
+ * ORDER BY for the sort keys, with the id last so that pages never overlap or skip rows.
+ * Empty values sort as the smallest (first ascending, last descending, so "lag, descending" starts
+ * with the worst known lag). NOT NULL columns get no NULLS clause: then a plain index serves both
+ * directions and page 1 of a sort by host name reads 100 index entries instead of sorting them all.
+ */
 export function orderSql(def: AdminDef, p: Pick<ListParams, 'sort'>): SQL[] {
   const out: SQL[] = [];
   for (const s of p.sort) {
     const f = def.fields[s.field];
     if (!f) continue;
-    out.push(s.desc ? sql`${desc(f.sql as never)} NULLS LAST` : sql`${asc(f.sql as never)} NULLS FIRST`);
+    const notNull = is(f.sql, Column) && (f.sql as Column).notNull;
+    if (notNull) out.push(s.desc ? desc(f.sql as never) : asc(f.sql as never));
+    else out.push(s.desc ? sql`${desc(f.sql as never)} NULLS LAST` : sql`${asc(f.sql as never)} NULLS FIRST`);
   }
   out.push(asc(def.id));
   return out;

@@ -27,7 +27,7 @@ export const serversAdmin = defineAdmin({
   listFilter: [
     { key: 'environment', label: 'Environment', kind: 'relation', sql: servers.environmentId, labelSql: environments.name },
     { key: 'site', label: 'Site', kind: 'values', sql: servers.site },
-    { key: 'cloud', label: 'Cloud provider', kind: 'values', sql: sql`coalesce(${servers.cloudProvider}, 'none')` },
+    { key: 'cloud', label: 'Cloud provider', kind: 'values', sql: sql`coalesce(${servers.cloudProvider}, ${sql.raw("'none'")})` },
   ],
   searchFields: ['hostname', 'address', 'site'],
   ordering: ['hostname'],

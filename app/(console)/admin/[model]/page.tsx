@@ -7,7 +7,7 @@ import { FilterSidebar } from '@/components/admin/filter-sidebar';
 import { Pagination } from '@/components/admin/pagination';
 import { changelistBase, columnViews, facetViews, rowViews } from '@/lib/admin/changelist-view';
 import { PAGE_SIZES, parseListParams, toQueryString, type RawParams } from '@/lib/admin/list-params';
-import { facets, labelsFor, listRows } from '@/lib/admin/list-query';
+import { changeList, labelsFor } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import { capitalize } from '@/lib/admin/text';
 import { requireUser } from '@/lib/auth/session';
@@ -19,7 +19,7 @@ export default async function ChangeListPage({ params, searchParams }: { params:
   const raw = await searchParams;
   const p = parseListParams(def, raw);
   const db = getDb();
-  const [list, facetList] = await Promise.all([listRows(db, def, p), facets(db, def, p)]);
+  const list = await changeList(db, def, p);
   const shown = { ...p, page: list.page };
   const base = changelistBase(def);
   const qs = toQueryString(def, { ...shown, page: 1 }).replace(/^\?/, '');
@@ -48,6 +48,7 @@ export default async function ChangeListPage({ params, searchParams }: { params:
             {(p.q || Object.keys(p.filters).length > 0) && <span className="small"> {list.total} results (<Link href={base}>clear all</Link>)</span>}
           </form>
           <ChangeListTable
+            base={base}
             columns={columnViews(def, shown)}
             rows={rowViews(def, list.rows)}
             total={list.total}
@@ -66,7 +67,7 @@ export default async function ChangeListPage({ params, searchParams }: { params:
             perHref={(per) => base + toQueryString(def, shown, { per, page: 1 })}
           />
         </div>
-        <FilterSidebar facets={facetViews(def, shown, facetList)} searchUrl={`/api/admin/${def.name}/facets`} query={qs} />
+        <FilterSidebar facets={facetViews(def, shown, list.facets)} searchUrl={`/api/admin/${def.name}/facets`} query={qs} />
       </div>
     </>
   );
