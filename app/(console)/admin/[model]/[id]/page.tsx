@@ -4,18 +4,12 @@ import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { ObjectForm } from '@/components/admin/object-form';
 import { loadObject, relationOptions } from '@/lib/admin/change-form-data';
-import { getAdmin } from '@/lib/admin/registry';
+import { objectRoute } from '@/lib/admin/object-route';
 import { capitalize } from '@/lib/admin/text';
-import { parseId } from '@/lib/admin/parse-id';
-import { requireUser } from '@/lib/auth/session';
 import { saveAction } from '../../actions';
 
 export default async function ChangePage({ params, searchParams }: { params: Promise<{ model: string; id: string }>; searchParams: Promise<{ saved?: string }> }) {
-  await requireUser();
-  const { model, id: rawId } = await params;
-  const def = getAdmin(model);
-  const id = parseId(rawId);
-  if (!def || id === null) notFound();
+  const { def, id } = await objectRoute(params);
   const db = getDb();
   const obj = await loadObject(db, def, id);
   if (!obj) notFound();

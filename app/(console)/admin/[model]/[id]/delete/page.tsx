@@ -4,18 +4,12 @@ import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { DeleteConfirmation } from '@/components/admin/delete-confirmation';
 import { collectForDelete } from '@/lib/admin/collect';
 import { labelsFor } from '@/lib/admin/list-query';
-import { parseId } from '@/lib/admin/parse-id';
-import { getAdmin } from '@/lib/admin/registry';
+import { objectRoute } from '@/lib/admin/object-route';
 import { capitalize } from '@/lib/admin/text';
-import { requireUser } from '@/lib/auth/session';
 import { deleteAction } from '../../../actions';
 
 export default async function DeletePage({ params }: { params: Promise<{ model: string; id: string }> }) {
-  await requireUser();
-  const { model, id: rawId } = await params;
-  const def = getAdmin(model);
-  const id = parseId(rawId);
-  if (!def || id === null) notFound();
+  const { def, id } = await objectRoute(params);
   const db = getDb();
   const [obj] = await labelsFor(db, def, [id]);
   if (!obj) notFound();

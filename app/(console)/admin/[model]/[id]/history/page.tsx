@@ -6,18 +6,12 @@ import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { ChangeSet } from '@/components/admin/change-set';
 import { formatValue } from '@/lib/admin/format';
 import { labelsFor } from '@/lib/admin/list-query';
-import { parseId } from '@/lib/admin/parse-id';
-import { getAdmin } from '@/lib/admin/registry';
+import { objectRoute } from '@/lib/admin/object-route';
 import { capitalize } from '@/lib/admin/text';
-import { requireUser } from '@/lib/auth/session';
 
 /** Read from the audit log, so it still shows a deleted object's last words. */
 export default async function HistoryPage({ params }: { params: Promise<{ model: string; id: string }> }) {
-  await requireUser();
-  const { model, id: rawId } = await params;
-  const def = getAdmin(model);
-  const id = parseId(rawId);
-  if (!def || id === null) notFound();
+  const { def, id } = await objectRoute(params);
   const db = getDb();
   const entries = await db.select().from(auditEntries)
     .where(and(eq(auditEntries.objectType, def.name), eq(auditEntries.objectId, String(id))))
