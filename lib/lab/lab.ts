@@ -8,6 +8,7 @@ import { cloneReplica, dsn, initPrimary, query, startNode, touchLog, waitStreami
 import { alive, labIdentity, pidRuns, stopPid, waitFor, type Identity } from './proc';
 import { freePort, portFreeOnAll } from './ports';
 import { startRedis } from './redis';
+import { startSshd, type LabSsh } from './sshd';
 
 export interface LabProcess {
   name: string;
@@ -40,6 +41,8 @@ export interface LabInfo {
   startedAt: string;
   database: { url: string; adminUrl: string };
   redis: { url: string } | null;
+  /** One sshd, run by the lab user, listening on every fleet address. */
+  ssh: LabSsh | null;
   console?: { url: string; admin: { username: string; password: string } };
   instances: LabInstance[];
   processes: LabProcess[];
@@ -78,7 +81,7 @@ export async function stopLab(file = DEFAULT_LAB_FILE, log: (m: string) => void 
   const running = info.processes.filter((p) => alive(p.pid) && pidRuns(p.pid, p.program));
   if (running.length) log(`stopping ${running.length} processes: ${running.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
   // Clients (the console, later the worker) first, so they do not log the servers going away.
-  const isServer = (p: LabProcess) => p.program === 'postgres' || p.program === 'redis-server';
+  const isServer = (p: LabProcess) => ['postgres', 'redis-server', 'sshd'].includes(p.program);
   await Promise.all(running.filter((p) => !isServer(p)).map((p) => stopPid(p.pid, p.signal)));
   await Promise.all(running.filter(isServer).map((p) => stopPid(p.pid, p.signal)));
   if (info.dir && info.dir.startsWith(os.tmpdir()) && path.basename(info.dir).startsWith('pgherd-lab-')) {
@@ -103,6 +106,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     startedAt: new Date().toISOString(),
     database: { url: '', adminUrl: '' },
     redis: null,
+    ssh: null,
     instances: [],
     processes: [],
   };
@@ -135,6 +139,12 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
       const port = await portFreeOnAll(members.map((m) => m.address), [5432, 5433, ...range(25432, 40)]);
       log(`starting the sandbox fleet: ${members.length} instances on port ${port}`);
       await startFleet(id, dir, members, port, info, track);
+      const addresses = members.map((m) => m.address);
+      const sshPort = await portFreeOnAll(addresses, [2222, ...range(22022, 40)]);
+      log(`starting sshd on port ${sshPort} of every fleet address`);
+      const sshd = await startSshd(id, dir, addresses, sshPort);
+      sshd.pids.forEach((pid, i) => track({ name: `sshd-${i}`, pid, program: 'sshd', signal: 'SIGTERM' }));
+      info.ssh = sshd.ssh;
     }
     writeLab(opts.file, info);
     return info;

@@ -31,9 +31,14 @@ export function labIdentity(): Identity {
   return { user: LAB_USER, uid, gid };
 }
 
+/** The identity of this process: for files that pgherd itself, not the lab's daemons, must own. */
+export function selfIdentity(): Identity {
+  return { user: process.env.USER ?? 'self', uid: process.getuid!(), gid: process.getgid!() };
+}
+
 /** argv that runs `argv` as the lab identity, keeping the exec'd program's PID (setpriv does not fork). */
 export function asLabUser(id: Identity, argv: string[]): string[] {
-  if (!isRoot) return argv;
+  if (!isRoot || id.uid === 0) return argv;
   return ['setpriv', `--reuid=${id.uid}`, `--regid=${id.gid}`, '--init-groups', '--reset-env', '--', ...argv];
 }
 

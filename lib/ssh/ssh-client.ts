@@ -1,0 +1,215 @@
+// SSH to database hosts with ssh2: key auth, pinned host keys, one connection per host reused
+// across commands, a cap on concurrent commands per host, retries on handshake drops.
+import { createHash } from 'node:crypto';
+import { Client, type ConnectConfig } from 'ssh2';
+import { HostKeyMismatchError, SshCommandError, SshError, SshTimeoutError } from './ssh-errors';
+import { redact, shellCommand } from './quote';
+
+export interface SshTarget {
+  host: string;
+  port: number;
+  username: string;
+  /** Pinned SHA256 fingerprint (OpenSSH form, "SHA256:..."); null on first contact. */
+  hostKeyFingerprint: string | null;
+}
+
+export interface ExecResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface SshOptions {
+  privateKey: Buffer | string;
+  connectTimeoutMs?: number;
+  commandTimeoutMs?: number;
+  /** Concurrent commands on one host; sshd's MaxSessions defaults to 10. */
+  maxPerHost?: number;
+  connectRetries?: number;
+  /** Called once with the fingerprint seen on first contact, so the caller can pin it. */
+  onFirstContact?: (target: SshTarget, fingerprint: string) => void | Promise<void>;
+  log?: (event: string, fields: Record<string, unknown>) => void;
+}
+
+const TAIL = 64 * 1024;
+
+export function fingerprint(key: Buffer): string {
+  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** Drops that retrying may fix: sshd's MaxStartups closes surplus connections before the handshake. */
+function transient(err: unknown): boolean {
+  const m = String((err as Error)?.message ?? err);
+  return /Connection lost before handshake|ECONNRESET|kex_exchange_identification|Timed out while waiting for handshake/i.test(m);
+}
+
+class Semaphore {
+  private waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+  async take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((r) => this.waiting.push(r));
+  }
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+interface Conn {
+  client: Client;
+  ready: Promise<Client>;
+  slots: Semaphore;
+}
+
+export class SshPool {
+  private conns = new Map<string, Conn>();
+  private opts: Required<Omit<SshOptions, 'onFirstContact' | 'log'>> & Pick<SshOptions, 'onFirstContact' | 'log'>;
+
+  constructor(opts: SshOptions) {
+    this.opts = { connectTimeoutMs: 10_000, commandTimeoutMs: 120_000, maxPerHost: 6, connectRetries: 5, ...opts };
+  }
+
+  private key(t: SshTarget) {
+    return `${t.username}@${t.host}:${t.port}`;
+  }
+
+  private connectOnce(t: SshTarget): Promise<Client> {
+    return new Promise((resolve, reject) => {
+      const client = new Client();
+      let mismatch: HostKeyMismatchError | null = null;
+      let seen = '';
+      const cfg: ConnectConfig = {
+        host: t.host,
+        port: t.port,
+        username: t.username,
+        privateKey: this.opts.privateKey,
+        readyTimeout: this.opts.connectTimeoutMs,
+        keepaliveInterval: 15_000,
+        hostVerifier: (key: Buffer) => {
+          seen = fingerprint(key);
+          if (t.hostKeyFingerprint && t.hostKeyFingerprint !== seen) {
+            mismatch = new HostKeyMismatchError(t.host, t.hostKeyFingerprint, seen);
+            return false;
+          }
+          return true;
+        },
+      };
+      client.once('ready', async () => {
+        if (!t.hostKeyFingerprint && this.opts.onFirstContact) await this.opts.onFirstContact(t, seen);
+        resolve(client);
+      });
+      client.once('error', (err) => reject(mismatch ?? new SshError(`${t.host}:${t.port}: ${err.message}`, t.host)));
+      client.connect(cfg);
+    });
+  }
+
+  private async connect(t: SshTarget): Promise<Client> {
+    let attempt = 0;
+    for (;;) {
+      try {
+        return await this.connectOnce(t);
+      } catch (err) {
+        if (err instanceof HostKeyMismatchError || !transient(err) || ++attempt > this.opts.connectRetries) throw err;
+        const wait = Math.min(2000, 100 * 2 ** attempt) * (0.5 + Math.random());
+        this.opts.log?.('ssh.connect.retry', { host: t.host, attempt, waitMs: Math.round(wait), error: String((err as Error).message) });
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private conn(t: SshTarget): Conn {
+    const k = this.key(t);
+    let c = this.conns.get(k);
+    if (!c) {
+      const ready = this.connect(t);
+      c = { client: undefined as unknown as Client, ready, slots: new Semaphore(this.opts.maxPerHost) };
+      const entry = c;
+      ready.then((client) => {
+        entry.client = client;
+        const drop = () => { if (this.conns.get(k) === entry) this.conns.delete(k); };
+        client.once('close', drop);
+        client.once('error', drop);
+      }, () => { if (this.conns.get(k) === entry) this.conns.delete(k); });
+      this.conns.set(k, c);
+    }
+    return c;
+  }
+
+  /** Runs argv (quoted) on the host. Resolves with the exit status whatever it is; see execOk. */
+  async exec(t: SshTarget, argv: readonly string[], opts: { timeoutMs?: number; secrets?: string[]; stdin?: string } = {}): Promise<ExecResult> {
+    const command = shellCommand(argv);
+    const shown = redact(command, opts.secrets);
+    const c = this.conn(t);
+    const client = await c.ready;
+    await c.slots.take();
+    const timeoutMs = opts.timeoutMs ?? this.opts.commandTimeoutMs;
+    const started = Date.now();
+    this.opts.log?.('ssh.exec.start', { host: t.host, command: shown });
+    try {
+      // sshd frees a closed session a little after we see it close: a full session table
+      // (MaxSessions) answers "Channel open failure" for a moment; wait and try again.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.run(client, t, command, shown, timeoutMs, started, opts.stdin);
+        } catch (err) {
+          if (!/Channel open failure/.test(String((err as Error).message)) || attempt >= 6) throw err;
+          await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+        }
+      }
+    } finally {
+      c.slots.give();
+    }
+  }
+
+  private run(client: Client, t: SshTarget, command: string, shown: string, timeoutMs: number, started: number, stdin?: string): Promise<ExecResult> {
+    return new Promise<ExecResult>((resolve, reject) => {
+      client.exec(command, (err, stream) => {
+        if (err) return reject(new SshError(`${t.host}: ${err.message}`, t.host));
+        let stdout = '';
+        let stderr = '';
+        let code: number | null = null;
+        let signal: string | null = null;
+        const timer = setTimeout(() => {
+          stream.signal('KILL');
+          stream.close();
+          reject(new SshTimeoutError(t.host, shown, timeoutMs));
+        }, timeoutMs);
+        stream.on('data', (d: Buffer) => { stdout = (stdout + d.toString()).slice(-TAIL); });
+        stream.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-TAIL); });
+        stream.on('exit', (c: number | null, s?: string) => { code = c; signal = s ?? null; });
+        stream.on('close', () => {
+          clearTimeout(timer);
+          this.opts.log?.('ssh.exec.end', { host: t.host, command: shown, code, ms: Date.now() - started });
+          resolve({ code, signal, stdout, stderr });
+        });
+        if (stdin !== undefined) stream.end(stdin);
+        else stream.end();
+      });
+    });
+  }
+
+  /** exec, and an SshCommandError (naming host, command, exit code and stderr) unless it exits 0. */
+  async execOk(t: SshTarget, argv: readonly string[], opts: { timeoutMs?: number; secrets?: string[] } = {}): Promise<ExecResult> {
+    const r = await this.exec(t, argv, opts);
+    if (r.code !== 0) throw new SshCommandError(t.host, redact(shellCommand(argv), opts.secrets), r.code, r.signal, r.stderr);
+    return r;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.conns.values()];
+    this.conns.clear();
+    await Promise.all(all.map(async (c) => {
+      try {
+        (await c.ready).end();
+      } catch {
+        /* never connected: nothing to close */
+      }
+    }));
+  }
+}
