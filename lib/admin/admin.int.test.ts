@@ -128,6 +128,16 @@ describe('forms', () => {
     expect(audit[1].remoteAddr).toBe('127.0.0.9');
   });
 
+  it('refuses a data directory that is not a plain absolute path, and saves nothing', async () => {
+    const [i] = await t.db.select().from(instances).limit(1);
+    for (const bad of ['/data; touch /tmp/x', 'relative/dir', '/a/../etc', '/x\ny', '/$(id)']) {
+      const res = await saveObject(t.db, admin('instances'), i.id, { herdId: String(i.herdId), serverId: String(i.serverId), port: String(i.port), dataDirectory: bad, pgVersion: '15', role: i.role, state: i.state, upstreamInstanceId: '' }, actor);
+      expect(res.ok === false && res.fieldErrors.dataDirectory, bad).toMatch(/absolute path/);
+    }
+    const [after] = await t.db.select().from(instances).where(eq(instances.id, i.id));
+    expect(after.dataDirectory).toBe(i.dataDirectory);
+  });
+
   it('turns a unique violation into an error on the field', async () => {
     const [env] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
     const res = await saveObject(t.db, admin('herds'), null, { environmentId: String(env.id), name: 'billing', description: '', defaultPort: '5432', defaultDataDirectory: '', pgVersion: '15', controlDriver: 'pg_ctl', dnsName: '', automation: 'enabled' }, actor);

@@ -39,5 +39,13 @@ export const f = {
   hostname: () =>
     z.string().trim().min(1, 'This field is required.').max(253)
       .regex(/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, 'Enter a host name such as db-1.example.com.'),
+  /**
+   * An absolute path such as a data directory: letters, digits and . _ - + @ / only, no '..'.
+   * Quoting at use would make any path safe; refusing the odd ones at input keeps them readable too.
+   */
+  path: () =>
+    z.string().trim().max(500, 'At most 500 characters.')
+      .refine((v) => v === '' || (/^\/[A-Za-z0-9._@+\/-]*$/.test(v) && !v.split('/').includes('..')), 'Enter an absolute path (letters, digits and . _ - + @ / only), for example /var/lib/postgresql/15/main.')
+      .default(''),
   optionalText: (max = 200) => z.preprocess(blankToNull, z.string().trim().max(max).nullable()),
 };

@@ -76,7 +76,10 @@ export async function seedLabFleet(db: Db, lab: LabInfo, dnsZone = 'db.lab.inter
       }
       const [srv] = await tx.insert(servers).values({
         hostname: i.server, environmentId: envIds.get(i.environment)!, address: i.address, site: i.site, sshUser: lab.osUser,
-      }).onConflictDoUpdate({ target: servers.hostname, set: { address: sql`excluded.address`, site: sql`excluded.site` } })
+        // The lab's host keys are known: pin them now, as an admin would after checking them.
+        sshPort: lab.ssh?.port ?? 22,
+        sshHostKeyFingerprint: lab.ssh?.hostKeyFingerprint ?? null,
+      }).onConflictDoUpdate({ target: servers.hostname, set: { address: sql`excluded.address`, site: sql`excluded.site`, sshPort: sql`excluded.ssh_port`, sshHostKeyFingerprint: sql`excluded.ssh_host_key_fingerprint` } })
         .returning({ id: servers.id });
       serverIds.set(i.server, srv.id);
     }

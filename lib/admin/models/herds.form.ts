@@ -8,7 +8,7 @@ export const herdForm = defineForm({
     name: f.name(100),
     description: f.text(),
     defaultPort: f.int(1, 65535),
-    defaultDataDirectory: f.text(500),
+    defaultDataDirectory: f.path(),
     pgVersion: f.int(9, 30),
     controlDriver: f.choice(controlDriver.enumValues),
     dnsName: f.text(253),

@@ -7,7 +7,7 @@ export const instanceForm = defineForm({
     herdId: f.relation(),
     serverId: f.relation(),
     port: f.int(1, 65535),
-    dataDirectory: f.text(500),
+    dataDirectory: f.path(),
     pgVersion: f.int(9, 30),
     role: f.choice(instanceRole.enumValues),
     state: f.choice(instanceState.enumValues),
