@@ -1,0 +1,114 @@
+// Operations as plans (pgsql-cluster-manager's Pipeline/Defer): a flow reads as its steps; the
+// cleanup of a step is registered before the step runs and always runs, newest first, even when a
+// later step fails or the operation is cancelled.
+
+export interface StepRecord {
+  name: string;
+  command?: string;
+  status: 'running' | 'succeeded' | 'failed' | 'skipped';
+  exitCode?: number | null;
+  stdout?: string;
+  stderr?: string;
+}
+
+/** Where steps are written as they run (the database for real operations). */
+export interface StepRecorder {
+  start(seq: number, name: string): Promise<void>;
+  finish(seq: number, rec: StepRecord): Promise<void>;
+}
+
+export interface StepContext {
+  /** Attach what the step ran and printed to its record. */
+  note(rec: Partial<Pick<StepRecord, 'command' | 'exitCode' | 'stdout' | 'stderr'>>): void;
+  signal: AbortSignal;
+}
+
+export interface Step {
+  name: string;
+  timeoutMs: number;
+  run: (ctx: StepContext) => Promise<void>;
+  /** Registered before `run`; runs at the end of the pipeline whatever happened. */
+  defer?: Step;
+}
+
+export function step(name: string, run: Step['run'], opts: { timeoutMs?: number; defer?: Step } = {}): Step {
+  return { name, run, timeoutMs: opts.timeoutMs ?? 60_000, defer: opts.defer };
+}
+
+export class StepTimeoutError extends Error {
+  constructor(readonly step: string, readonly timeoutMs: number) {
+    super(`step "${step}" did not finish within ${timeoutMs / 1000} s`);
+    this.name = 'StepTimeoutError';
+  }
+}
+
+export class CancelledError extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+export interface PipelineResult {
+  ok: boolean;
+  error?: Error;
+  cleanupErrors: Error[];
+}
+
+async function runStep(s: Step, seq: number, recorder: StepRecorder): Promise<void> {
+  await recorder.start(seq, s.name);
+  const ctl = new AbortController();
+  const notes: Partial<StepRecord> = {};
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      s.run({ note: (r) => Object.assign(notes, r), signal: ctl.signal }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          // Reject first: a step that reacts to the abort by finishing must still count as timed out.
+          reject(new StepTimeoutError(s.name, s.timeoutMs));
+          ctl.abort();
+        }, s.timeoutMs);
+      }),
+    ]);
+    await recorder.finish(seq, { ...notes, name: s.name, status: 'succeeded' });
+  } catch (err) {
+    const e = err as Error;
+    await recorder.finish(seq, { ...notes, name: s.name, status: 'failed', stderr: [notes.stderr, e.message].filter(Boolean).join('\n') });
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs the steps in order. `cancelled()` is asked between steps. Deferred cleanups run newest
+ * first after the last step (or the failure); their own failures are recorded and reported.
+ */
+export async function runPipeline(steps: Step[], recorder: StepRecorder, opts: { cancelled?: () => Promise<boolean> | boolean; firstSeq?: number } = {}): Promise<PipelineResult> {
+  let seq = opts.firstSeq ?? 1;
+  const deferred: Step[] = [];
+  let error: Error | undefined;
+  for (const s of steps) {
+    if (opts.cancelled && (await opts.cancelled())) {
+      error = new CancelledError();
+      break;
+    }
+    if (s.defer) deferred.push(s.defer);
+    try {
+      await runStep(s, seq++, recorder);
+    } catch (err) {
+      error = err as Error;
+      break;
+    }
+  }
+  const cleanupErrors: Error[] = [];
+  for (const d of deferred.reverse()) {
+    try {
+      await runStep(d, seq++, recorder);
+    } catch (err) {
+      cleanupErrors.push(err as Error);
+    }
+  }
+  return { ok: !error && !cleanupErrors.length, error: error ?? cleanupErrors[0], cleanupErrors };
+}
