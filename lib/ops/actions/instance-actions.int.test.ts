@@ -1,0 +1,112 @@
+// start, stop, restart, reload on real lab instances over real SSH, asserting real Postgres state.
+// They use the production/identity herd, which the other test files leave alone.
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import { asc, eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { instances, operations, operationSteps, operationTargets } from '@/db/schema';
+import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { query } from '@/lib/lab/postgres';
+import { SshPool } from '@/lib/ssh/ssh-client';
+import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import { dbRecorder } from '../db-recorder';
+import type { ActionDef } from '../define-action';
+import { loadInstanceRefs, type InstanceRef } from '../instance-ref';
+import { runPipeline } from '../pipeline';
+import { reloadAction } from './reload.action';
+import { restartAction } from './restart.action';
+import { startAction } from './start.action';
+import { stopAction } from './stop.action';
+
+let t: TestDb;
+let ssh: SshPool;
+const refs: Record<string, InstanceRef> = {};
+
+beforeAll(async () => {
+  t = await freshDatabase();
+  await seedLabFleet(t.db, t.lab);
+  ssh = new SshPool({ privateKey: readFileSync(t.lab.ssh!.privateKeyPath) });
+  const all = await loadInstanceRefs(t.db, (await t.db.select({ id: instances.id }).from(instances)).map((r) => r.id));
+  for (const r of all) if (r.environment === 'production' && r.herd === 'identity') refs[r.role === 'primary' ? 'primary' : refs.replica ? 'replica2' : 'replica'] = r;
+});
+afterAll(async () => {
+  await ssh?.close();
+  await t?.close();
+});
+
+async function run(action: ActionDef, target: InstanceRef) {
+  const [op] = await t.db.insert(operations).values({ action: action.name, planDigest: 'test', requestedByName: 'test', status: 'running' }).returning();
+  const [tg] = await t.db.insert(operationTargets).values({ operationId: op.id, instanceId: target.id, label: target.label, status: 'running' }).returning();
+  const res = await runPipeline(action.steps(target, { db: t.db, ssh }), dbRecorder(t.db, tg.id));
+  const steps = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, tg.id)).orderBy(asc(operationSteps.seq));
+  return { res, steps };
+}
+
+const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
+const portOpen = (r: InstanceRef) => new Promise<boolean>((resolve) => {
+  const s = net.connect(r.port, r.host);
+  s.once('connect', () => { s.destroy(); resolve(true); });
+  s.once('error', () => resolve(false));
+});
+const stateOf = async (r: InstanceRef) => (await t.db.select({ s: instances.state }).from(instances).where(eq(instances.id, r.id)))[0].s;
+
+describe('instance actions on the lab', () => {
+  it('stop: the port refuses connections afterwards, and every step is recorded with its command', async () => {
+    const r = refs.replica2;
+    const { res, steps } = await run(stopAction, r);
+    expect(res.error).toBeUndefined();
+    expect(await portOpen(r)).toBe(false);
+    expect(await stateOf(r)).toBe('stopped');
+    expect(steps.map((s) => [s.name, s.status])).toEqual([
+      ['stop (fast)', 'succeeded'], ['wait until the port refuses connections', 'succeeded'], ['record the observed state in the inventory', 'succeeded'],
+    ]);
+    expect(steps[0].command).toBe(`/usr/lib/postgresql/15/bin/pg_ctl -D ${r.dataDirectory} -m fast -w -t 120 stop`);
+    expect(steps[0].exitCode).toBe(0);
+    expect(steps[0].finishedAt).not.toBeNull();
+  });
+
+  it('start: it accepts connections again and streams from its primary', async () => {
+    const r = refs.replica2;
+    const { res, steps } = await run(startAction, r);
+    expect(res.error).toBeUndefined();
+    const [row] = await query<{ rec: boolean }>(dsn(r), 'SELECT pg_is_in_recovery() AS rec');
+    expect(row.rec).toBe(true);
+    expect(await stateOf(r)).toBe('running');
+    // started again: a second start changes nothing and says so
+    const again = await run(startAction, r);
+    expect(again.res.error).toBeUndefined();
+    expect(again.steps[1].stdoutTail).toBe('skipped: it already accepts connections');
+    expect(steps[1].command).toContain('pg_ctl');
+  });
+
+  it('restart: pg_postmaster_start_time() moved', async () => {
+    const r = refs.replica;
+    const [before] = await query<{ t: Date }>(dsn(r), 'SELECT pg_postmaster_start_time() AS t');
+    const { res } = await run(restartAction, r);
+    expect(res.error).toBeUndefined();
+    const [after] = await query<{ t: Date }>(dsn(r), 'SELECT pg_postmaster_start_time() AS t');
+    expect(after.t.getTime()).toBeGreaterThan(before.t.getTime());
+  });
+
+  it('reload: a setting changed on disk takes effect', async () => {
+    const r = refs.primary;
+    await query(dsn(r), `ALTER SYSTEM SET work_mem = '7MB'`);
+    expect((await query<{ work_mem: string }>(dsn(r), 'SHOW work_mem'))[0].work_mem).not.toBe('7MB');
+    const { res } = await run(reloadAction, r);
+    expect(res.error).toBeUndefined();
+    expect((await query<{ work_mem: string }>(dsn(r), 'SHOW work_mem'))[0].work_mem).toBe('7MB');
+    await query(dsn(r), 'ALTER SYSTEM RESET work_mem');
+    await query(dsn(r), 'SELECT pg_reload_conf()');
+  });
+
+  it('restart of a stopped instance fails at its first step with the reason, and runs nothing', async () => {
+    const r = refs.replica2;
+    await run(stopAction, r);
+    const { res, steps } = await run(restartAction, r);
+    expect(res.error?.message).toMatch(/is not running .*use start/);
+    expect(steps.map((s) => s.status)).toEqual(['failed']);
+    expect(await portOpen(r)).toBe(false);
+    await run(startAction, r);
+    expect(await portOpen(r)).toBe(true);
+  });
+});

@@ -1,0 +1,43 @@
+// Actions are values with metadata: what they need, how they plan, which steps they run.
+import type { Db } from '@/db/client';
+import type { SshPool } from '@/lib/ssh/ssh-client';
+import type { InstanceRef } from './instance-ref';
+import type { Step } from './pipeline';
+
+export type Role = 'viewer' | 'operator' | 'admin';
+
+export interface TargetPlan {
+  /** What will happen, in words, step by step. */
+  steps: string[];
+  /** Set when this target is refused; nothing runs for it. */
+  refused?: string;
+  warnings: string[];
+}
+
+export interface ActionDeps {
+  db: Db;
+  ssh: SshPool;
+}
+
+export interface ActionDef {
+  name: string;
+  label: string;
+  /** The role needed on the target's environment. */
+  permission: Role;
+  /** Needs the confirmation typed even for a single non-production target. */
+  dangerous: boolean;
+  plan: (target: InstanceRef) => TargetPlan;
+  steps: (target: InstanceRef, deps: ActionDeps) => Step[];
+}
+
+export function defineAction(def: ActionDef): ActionDef {
+  return def;
+}
+
+/** Warnings every instance action shares. */
+export function commonWarnings(t: InstanceRef): string[] {
+  const w: string[] = [];
+  if (/^prod/i.test(t.environment)) w.push(`production: ${t.environment}`);
+  if (t.role === 'primary') w.push('this is the herd\u2019s primary: clients lose their connections');
+  return w;
+}

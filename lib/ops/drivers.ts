@@ -1,0 +1,59 @@
+// How a herd's members are started and stopped: argument lists for each control driver.
+// The argv is quoted by the SSH layer; nothing here builds a shell string.
+
+export interface ControlTarget {
+  pgVersion: number;
+  dataDirectory: string;
+}
+
+export interface ControlDriver {
+  start(t: ControlTarget): string[];
+  stop(t: ControlTarget, mode: 'fast' | 'immediate'): string[];
+  restart(t: ControlTarget): string[];
+  reload(t: ControlTarget): string[];
+  promote(t: ControlTarget): string[];
+}
+
+export class UnsupportedDriverError extends Error {
+  constructor(readonly driver: string) {
+    super(`control driver ${driver} is not supported yet (pg_ctl and pg_ctlcluster are)`);
+    this.name = 'UnsupportedDriverError';
+  }
+}
+
+const WAIT = ['-w', '-t', '120'];
+
+/** Debian puts no pg_ctl in PATH: call it by the version's bin directory. */
+export function binDir(pgVersion: number): string {
+  return (process.env.PGHERD_PG_BIN_TEMPLATE ?? '/usr/lib/postgresql/{version}/bin').replace('{version}', String(pgVersion));
+}
+
+export const pgCtl: ControlDriver = {
+  // -l: the postmaster's output goes to a file, not to the SSH channel (which would then never close).
+  start: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, '-l', `${t.dataDirectory}/pg_ctl.log`, ...WAIT, 'start'],
+  stop: (t, mode) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, '-m', mode, ...WAIT, 'stop'],
+  restart: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, '-l', `${t.dataDirectory}/pg_ctl.log`, '-m', 'fast', ...WAIT, 'restart'],
+  reload: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, 'reload'],
+  promote: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, ...WAIT, 'promote'],
+};
+
+/** Debian's cluster name is the last part of /var/lib/postgresql/<version>/<name>. */
+export function debianCluster(dataDirectory: string): string {
+  const name = dataDirectory.replace(/\/+$/, '').split('/').pop();
+  if (!name) throw new Error(`cannot tell the Debian cluster name from ${JSON.stringify(dataDirectory)}`);
+  return name;
+}
+
+export const pgCtlcluster: ControlDriver = {
+  start: (t) => ['pg_ctlcluster', String(t.pgVersion), debianCluster(t.dataDirectory), 'start'],
+  stop: (t, mode) => ['pg_ctlcluster', String(t.pgVersion), debianCluster(t.dataDirectory), 'stop', '-m', mode],
+  restart: (t) => ['pg_ctlcluster', String(t.pgVersion), debianCluster(t.dataDirectory), 'restart', '-m', 'fast'],
+  reload: (t) => ['pg_ctlcluster', String(t.pgVersion), debianCluster(t.dataDirectory), 'reload'],
+  promote: (t) => ['pg_ctlcluster', String(t.pgVersion), debianCluster(t.dataDirectory), 'promote'],
+};
+
+export function driverFor(name: string): ControlDriver {
+  if (name === 'pg_ctl') return pgCtl;
+  if (name === 'pg_ctlcluster') return pgCtlcluster;
+  throw new UnsupportedDriverError(name);
+}

@@ -1,0 +1,74 @@
+// What an instance really is right now, read over a Postgres connection: the result of every
+// action is this observed state, never the exit code of a command.
+import pg from 'pg';
+
+export interface Observed {
+  reachable: boolean;
+  /** Why not, when not reachable: ECONNREFUSED means nothing listens (stopped). */
+  error?: string;
+  refused?: boolean;
+  inRecovery?: boolean;
+  startTime?: Date;
+  confLoadTime?: Date;
+  timeline?: number;
+  lsn?: string;
+  pendingRestart?: boolean;
+  walReceiver?: { status: string; senderHost: string | null; senderPort: number | null } | null;
+}
+
+export interface PgEndpoint {
+  host: string;
+  port: number;
+}
+
+export function endpointUrl(e: PgEndpoint, database = 'postgres'): string {
+  const user = encodeURIComponent(process.env.PGHERD_PG_USER ?? 'postgres');
+  const password = process.env.PGHERD_PG_PASSWORD ? `:${encodeURIComponent(process.env.PGHERD_PG_PASSWORD)}` : '';
+  return `postgres://${user}${password}@${e.host}:${e.port}/${database}`;
+}
+
+export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed> {
+  const c = new pg.Client({ connectionString: endpointUrl(e), connectionTimeoutMillis: timeoutMs, statement_timeout: timeoutMs, application_name: 'pgherd-observer' });
+  try {
+    await c.connect();
+  } catch (err) {
+    const e2 = err as NodeJS.ErrnoException;
+    return { reachable: false, error: e2.message, refused: e2.code === 'ECONNREFUSED' };
+  }
+  c.on('error', () => {}); // a server going away mid-read is reported by the query below
+  try {
+    const { rows: [r] } = await c.query(`
+      SELECT pg_is_in_recovery() AS rec, pg_postmaster_start_time() AS start, pg_conf_load_time() AS conf,
+             (SELECT timeline_id FROM pg_control_checkpoint()) AS tli,
+             (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
+             EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart) AS pending`);
+    const { rows: w } = await c.query(`SELECT status, sender_host AS host, sender_port AS port FROM pg_stat_wal_receiver`);
+    return {
+      reachable: true,
+      inRecovery: r.rec,
+      startTime: r.start,
+      confLoadTime: r.conf,
+      timeline: r.tli,
+      lsn: r.lsn,
+      pendingRestart: r.pending,
+      walReceiver: w[0] ? { status: w[0].status, senderHost: w[0].host, senderPort: w[0].port } : null,
+    };
+  } catch (err) {
+    return { reachable: false, error: (err as Error).message };
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+/** Polls until `ok(observed)`; every wait has a deadline. */
+export async function waitObserved(e: PgEndpoint, what: string, ok: (o: Observed) => boolean, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Observed> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  let last: Observed;
+  for (;;) {
+    last = await observe(e, 2000);
+    if (ok(last)) return last;
+    if (opts.signal?.aborted) throw new Error(`stopped waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`${e.host}:${e.port} did not reach "${what}" in time (last seen: ${last.reachable ? 'running' : last.error})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,28 @@
+// Writes what was observed of an instance into the inventory.
+import { eq } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import { instances } from '@/db/schema';
+import { lsnToNumber } from '@/lib/inventory/seed-lab';
+import { observe, type Observed, type PgEndpoint } from './observe';
+
+export function stateFrom(o: Observed): 'running' | 'stopped' | 'unreachable' {
+  if (o.reachable) return 'running';
+  return o.refused ? 'stopped' : 'unreachable';
+}
+
+export async function refreshInstance(db: Db, id: number, e: PgEndpoint, observed?: Observed): Promise<Observed> {
+  const o = observed ?? (await observe(e));
+  const now = new Date();
+  await db.update(instances).set(o.reachable
+    ? {
+        state: 'running',
+        role: o.inRecovery ? 'replica' : 'primary',
+        timeline: o.timeline,
+        lsn: o.lsn ? lsnToNumber(o.lsn) : null,
+        pendingRestart: !!o.pendingRestart,
+        lastObservedAt: now,
+      }
+    : { state: stateFrom(o), lastObservedAt: now })
+    .where(eq(instances.id, id));
+  return o;
+}

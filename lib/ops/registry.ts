@@ -1,0 +1,12 @@
+// Every action pgherd can run, by name.
+import type { ActionDef } from './define-action';
+import { reloadAction } from './actions/reload.action';
+import { restartAction } from './actions/restart.action';
+import { startAction } from './actions/start.action';
+import { stopAction } from './actions/stop.action';
+
+export const actions: ActionDef[] = [startAction, stopAction, restartAction, reloadAction];
+
+export function getAction(name: string): ActionDef | undefined {
+  return actions.find((a) => a.name === name);
+}
