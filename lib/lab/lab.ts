@@ -16,6 +16,17 @@ export interface LabProcess {
   /** What /proc/PID/cmdline must contain, so a stale file never kills a stranger. */
   program: string;
   signal: NodeJS.Signals;
+  /** Where the current PID is, for daemons that pgherd itself restarts (postmaster.pid). */
+  pidFile?: string;
+}
+
+/** The PID now: a postmaster that pgherd's actions restarted has a new one in its pid file. */
+export function currentPid(p: LabProcess): number {
+  if (p.pidFile && existsSync(p.pidFile)) {
+    const pid = Number(readFileSync(p.pidFile, 'utf8').split('\n')[0]);
+    if (Number.isInteger(pid) && pid > 0) return pid;
+  }
+  return p.pid;
 }
 
 export interface LabInstance {
@@ -78,7 +89,7 @@ export async function stopLab(file = DEFAULT_LAB_FILE, log: (m: string) => void 
     rmSync(file, { force: true });
     return;
   }
-  const running = info.processes.filter((p) => alive(p.pid) && pidRuns(p.pid, p.program));
+  const running = info.processes.map((p) => ({ ...p, pid: currentPid(p) })).filter((p) => alive(p.pid) && pidRuns(p.pid, p.program));
   if (running.length) log(`stopping ${running.length} processes: ${running.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
   // Clients (the console, later the worker) first, so they do not log the servers going away.
   const isServer = (p: LabProcess) => ['postgres', 'redis-server', 'sshd'].includes(p.program);
@@ -203,13 +214,13 @@ async function startFleet(
     const primary = node(dir, p.hostname, p.address, port);
     touchLog(id, primary.logFile);
     await initPrimary(id, primary);
-    track({ name: p.hostname, pid: await startNode(id, primary), program: 'postgres', signal: 'SIGINT' });
+    track({ name: p.hostname, pid: await startNode(id, primary), program: 'postgres', signal: 'SIGINT', pidFile: path.join(primary.dataDirectory, 'postmaster.pid') });
     info.instances.push(toInstance(p, primary, null));
     await Promise.all(replicas.map(async (r) => {
       const n = node(dir, r.hostname, r.address, port);
       touchLog(id, n.logFile);
       await cloneReplica(id, n, primary);
-      track({ name: r.hostname, pid: await startNode(id, n), program: 'postgres', signal: 'SIGINT' });
+      track({ name: r.hostname, pid: await startNode(id, n), program: 'postgres', signal: 'SIGINT', pidFile: path.join(n.dataDirectory, 'postmaster.pid') });
       info.instances.push(toInstance(r, n, p.hostname));
     }));
     await waitStreaming(primary, replicas.map((r) => r.hostname));

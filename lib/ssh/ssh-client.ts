@@ -100,11 +100,19 @@ export class SshPool {
           return true;
         },
       };
+      let settled = false;
       client.once('ready', async () => {
+        settled = true;
         if (!t.hostKeyFingerprint && this.opts.onFirstContact) await this.opts.onFirstContact(t, seen);
         resolve(client);
       });
-      client.once('error', (err) => reject(mismatch ?? new SshError(`${t.host}:${t.port}: ${err.message}`, t.host)));
+      // ssh2 may emit more than one error for one failed connection: keep listening, settle once.
+      client.on('error', (err) => {
+        if (settled) return;
+        settled = true;
+        client.end();
+        reject(mismatch ?? new SshError(`${t.host}:${t.port}: ${err.message}`, t.host));
+      });
       client.connect(cfg);
     });
   }
@@ -134,7 +142,10 @@ export class SshPool {
         entry.client = client;
         const drop = () => { if (this.conns.get(k) === entry) this.conns.delete(k); };
         client.once('close', drop);
-        client.once('error', drop);
+        client.on('error', (err) => {
+          drop();
+          this.opts.log?.('ssh.connection.error', { host: t.host, error: err.message });
+        });
       }, () => { if (this.conns.get(k) === entry) this.conns.delete(k); });
       this.conns.set(k, c);
     }
