@@ -51,6 +51,8 @@ export const operationStatus = pgEnum('operation_status', [
   'failed',
   'cancelled',
   'interrupted',
+  // An operation some of whose targets succeeded and some did not.
+  'partial',
 ]);
 export const stepStatus = pgEnum('step_status', ['running', 'succeeded', 'failed', 'skipped']);
 export const userSource = pgEnum('user_source', ['local', 'ldap']);
@@ -187,10 +189,25 @@ export const operations = pgTable('operations', {
   requestedBy: integer('requested_by').references(() => users.id, { onDelete: 'set null' }),
   requestedByName: text('requested_by_name').notNull(),
   confirmation: text('confirmation').notNull().default(''),
+  // From the confirmation page: a second submit of the same page finds this and enqueues nothing.
+  idempotencyKey: text('idempotency_key'),
+  cancelRequested: boolean('cancel_requested').notNull().default(false),
   startedAt: timestamp('started_at', { withTimezone: true }),
   finishedAt: timestamp('finished_at', { withTimezone: true }),
   ...timestamps,
-}, (t) => [index('operations_status_idx').on(t.status), index('operations_created_idx').on(t.createdAt)]);
+}, (t) => [
+  index('operations_status_idx').on(t.status),
+  index('operations_created_idx').on(t.createdAt),
+  uniqueIndex('operations_idempotency_key').on(t.idempotencyKey),
+]);
+
+// At most one mutating operation per herd at a time. A lease whose heartbeat stops expires.
+export const herdLeases = pgTable('herd_leases', {
+  herdId: integer('herd_id').primaryKey().references(() => herds.id, { onDelete: 'cascade' }),
+  targetId: integer('target_id').notNull().references(() => operationTargets.id, { onDelete: 'cascade' }),
+  holder: text('holder').notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+});
 
 export const operationTargets = pgTable('operation_targets', {
   id: serial('id').primaryKey(),

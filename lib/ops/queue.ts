@@ -1,0 +1,34 @@
+// The queue transport: one BullMQ queue of operation targets. Payloads carry ids, never secrets;
+// the job id is the target's id, so enqueuing a target twice is a no-op.
+import { Queue } from 'bullmq';
+import IORedis from 'ioredis';
+
+export const TARGET_QUEUE = 'pgherd-targets';
+
+export interface TargetJob {
+  targetId: number;
+}
+
+export const jobId = (targetId: number) => `target-${targetId}`;
+
+/** Workers block on Redis: no per-request retry limit (BullMQ requires it). */
+export function workerConnection(url: string): IORedis {
+  return new IORedis(url, { maxRetriesPerRequest: null });
+}
+
+/** Producers fail fast when Redis is down: the operation is in Postgres, the worker's reconcile enqueues it. */
+export function producerConnection(url: string): IORedis {
+  return new IORedis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000, lazyConnect: false });
+}
+
+export function targetQueue(connection: IORedis): Queue<TargetJob> {
+  return new Queue<TargetJob>(TARGET_QUEUE, {
+    connection,
+    defaultJobOptions: { removeOnComplete: { count: 1000 }, removeOnFail: false, attempts: 1 },
+  });
+}
+
+export async function enqueueTargets(queue: Queue<TargetJob>, targetIds: number[]): Promise<void> {
+  if (!targetIds.length) return;
+  await queue.addBulk(targetIds.map((targetId) => ({ name: 'target', data: { targetId }, opts: { jobId: jobId(targetId) } })));
+}

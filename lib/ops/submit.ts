@@ -1,0 +1,104 @@
+// Confirm -> enqueue: re-plan, compare digests, check what was typed, then write the operation, its
+// targets and an audit entry in one transaction, and put one job per target on the queue.
+import { eq } from 'drizzle-orm';
+import type { Queue } from 'bullmq';
+import type { Db } from '@/db/client';
+import { operations, operationTargets } from '@/db/schema';
+import { writeAudit } from '@/lib/audit/write-audit';
+import type { ActionDef } from './define-action';
+import { planOperation, type Plan } from './plan';
+import { enqueueTargets, type TargetJob } from './queue';
+
+export class StalePlanError extends Error {
+  constructor(readonly plan: Plan) {
+    super('the inventory changed since this plan was made; review the new plan');
+    this.name = 'StalePlanError';
+  }
+}
+
+export class ConfirmationError extends Error {
+  constructor(readonly expected: string) {
+    super(`type ${JSON.stringify(expected)} to confirm`);
+    this.name = 'ConfirmationError';
+  }
+}
+
+export class NothingToRunError extends Error {
+  constructor() {
+    super('every target was refused: nothing to run');
+    this.name = 'NothingToRunError';
+  }
+}
+
+export interface SubmitInput {
+  instanceIds: number[];
+  digest: string;
+  confirmation: string;
+  idempotencyKey: string;
+}
+
+export interface Actor {
+  id: number | null;
+  username: string;
+  remoteAddr?: string;
+}
+
+export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, action: ActionDef, input: SubmitInput, actor: Actor, log: (e: string, f: object) => void = () => {}): Promise<{ id: number; duplicate: boolean }> {
+  const existing = await db.select({ id: operations.id }).from(operations).where(eq(operations.idempotencyKey, input.idempotencyKey));
+  if (existing.length) return { id: existing[0].id, duplicate: true };
+  const plan = await planOperation(db, action, input.instanceIds);
+  if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);
+  if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
+  const runnable = plan.targets.filter((t) => !t.refused);
+  if (!runnable.length) throw new NothingToRunError();
+
+  const created = await db.transaction(async (tx) => {
+    const [op] = await tx.insert(operations).values({
+      action: action.name,
+      params: { instanceIds: plan.targets.map((t) => t.instanceId) },
+      status: 'queued',
+      planDigest: plan.digest,
+      requestedBy: actor.id,
+      requestedByName: actor.username,
+      confirmation: input.confirmation.slice(0, 200),
+      idempotencyKey: input.idempotencyKey,
+    }).onConflictDoNothing({ target: operations.idempotencyKey }).returning({ id: operations.id });
+    if (!op) return null; // a concurrent submit of the same page won
+    const rows = await tx.insert(operationTargets).values(plan.targets.map((t) => ({
+      operationId: op.id,
+      instanceId: t.instanceId,
+      herdId: t.herdId,
+      label: t.label,
+      status: t.refused ? ('cancelled' as const) : ('queued' as const),
+      error: t.refused ? `refused: ${t.refused}` : null,
+    }))).returning({ id: operationTargets.id, status: operationTargets.status });
+    await writeAudit(tx, {
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: `operation.${action.name}`,
+      objectType: 'operations',
+      objectId: String(op.id),
+      objectLabel: `${action.label}: ${runnable.length} target${runnable.length === 1 ? '' : 's'}`,
+      environmentId: null,
+      changes: {
+        digest: [null, plan.digest],
+        targets: [null, plan.targets.map((t) => `${t.label}${t.refused ? ' (refused)' : ''}`).join(', ').slice(0, 2000)],
+        confirmation: [null, input.confirmation.slice(0, 200)],
+      },
+    });
+    return { id: op.id, queued: rows.filter((r) => r.status === 'queued').map((r) => r.id) };
+  });
+  if (!created) {
+    const [again] = await db.select({ id: operations.id }).from(operations).where(eq(operations.idempotencyKey, input.idempotencyKey));
+    return { id: again.id, duplicate: true };
+  }
+  if (queue) {
+    try {
+      await enqueueTargets(queue, created.queued);
+    } catch (err) {
+      // Postgres has the operation; a worker's reconcile enqueues its targets when Redis is back.
+      log('operation.enqueue.deferred', { operationId: created.id, error: (err as Error).message });
+    }
+  }
+  return { id: created.id, duplicate: false };
+}
