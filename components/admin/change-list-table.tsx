@@ -7,7 +7,7 @@ import { useMemo, useState } from 'react';
 import type { ActionView, ColumnView, RowView } from './types';
 
 interface Props {
-  /** The changelist's path, /admin/<model>; rows link to <base>/<id>. */
+  /** Where objects' own pages are: rows link to <base>/<id>. */
   base: string;
   columns: ColumnView[];
   rows: RowView[];
@@ -97,7 +97,7 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
     if (!a) return setError('Choose an action.');
     if (!count) return setError('Items must be selected in order to perform actions on them. No items have been changed.');
     const qs = allMatching ? `all=1${query ? `&${query}` : ''}` : `ids=${selectedIds.join(',')}`;
-    router.push(`${a.href}?${qs}`);
+    router.push(`${a.href}${a.href.includes('?') ? '&' : '?'}${qs}`);
   }
 
   return (

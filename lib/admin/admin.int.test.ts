@@ -101,6 +101,13 @@ describe('instances changelist', () => {
   });
 });
 
+describe('counts in other tables', () => {
+  it('counts each environment\u2019s own herds and servers (correlated subqueries stay qualified)', async () => {
+    const page = await list('environments', {});
+    expect(page.rows.map((r) => [r.name, r.herds, r.servers])).toEqual([['production', 3, 9], ['staging', 3, 9]]);
+  });
+});
+
 describe('forms', () => {
   it('refuses invalid input with field errors and saves nothing', async () => {
     const before = await t.db.$count(herds);
@@ -202,6 +209,10 @@ describe('facet counts agree with separate counting', () => {
 describe('every declared model', () => {
   it('serves its changelist, filters, search, sort by every sortable field, form data and delete collection', async () => {
     const { adminModels } = await import('./registry');
+    const { operations, operationTargets } = await import('@/db/schema');
+    const [op] = await t.db.insert(operations).values({ action: 'restart', planDigest: 'x', requestedByName: 'tester' }).returning();
+    const [someInstance] = await t.db.select().from(instances).limit(1);
+    await t.db.insert(operationTargets).values({ operationId: op.id, instanceId: someInstance.id, herdId: someInstance.herdId, label: 'x' });
     const { loadObject, relationOptions } = await import('./change-form-data');
     for (const def of adminModels) {
       const all = await changeList(t.db, def, parseListParams(def, {}));

@@ -55,6 +55,12 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   uniqueErrors?: Record<string, [string, string]>;
   /** Objects of this kind are created by discovery, not typed in (hides "add"). */
   readOnlyAdd?: boolean;
+  /** Records, not inventory (operations): no add, change or delete in the console. */
+  readOnly?: boolean;
+  /** Where an object's own page is, when it is not the generic change form: '/operations' -> /operations/<id>. */
+  objectHref?: string;
+  /** Bulk actions offered besides delete: each leads to its own confirmation page. */
+  actions?: { name: string; label: string; href: string }[];
 }
 
 export function defineAdmin<F extends Record<string, ListField>, T extends PgTable>(def: AdminDef<F, T>): AdminDef<F, T> {

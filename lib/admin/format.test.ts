@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatBytes, formatLsn, formatValue } from './format';
-import { lsnToNumber } from '@/lib/inventory/seed-lab';
+import { lsnToNumber } from '@/lib/inventory/lsn';
 
 describe('format', () => {
   it('formats byte counts the way DBAs read lag', () => {

@@ -10,6 +10,6 @@ export async function objectRoute(params: Promise<{ model: string; id: string }>
   const { model, id: rawId } = await params;
   const def = getAdmin(model);
   const id = parseId(rawId);
-  if (!def || id === null) notFound();
+  if (!def || id === null || def.readOnly) notFound();
   return { user, def, id };
 }

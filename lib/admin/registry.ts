@@ -5,6 +5,7 @@ import { herdsAdmin } from './models/herds.admin';
 import { serversAdmin } from './models/servers.admin';
 import { instancesAdmin } from './models/instances.admin';
 import { dnsRecordsAdmin } from './models/dns-records.admin';
+import { operationsAdmin } from './models/operations.admin';
 
 export const adminModels: AdminDef[] = [
   environmentsAdmin as unknown as AdminDef,
@@ -12,6 +13,7 @@ export const adminModels: AdminDef[] = [
   serversAdmin as unknown as AdminDef,
   instancesAdmin as unknown as AdminDef,
   dnsRecordsAdmin as unknown as AdminDef,
+  operationsAdmin as unknown as AdminDef,
 ];
 
 export function getAdmin(name: string): AdminDef | undefined {

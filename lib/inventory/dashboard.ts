@@ -1,5 +1,6 @@
 // Fleet counts for the dashboard: by environment (with roles), by role and by state.
 import { count, eq, sql } from 'drizzle-orm';
+import { qualified } from '@/lib/admin/qualified';
 import type { Db } from '@/db/client';
 import { environments, herds, instances, servers } from '@/db/schema';
 
@@ -16,7 +17,7 @@ export async function dashboardData(db: Db): Promise<DashboardData> {
     db.select({
       id: environments.id,
       name: environments.name,
-      herds: sql<number>`(SELECT count(*) FROM herds h WHERE h.environment_id = ${environments.id})::int`,
+      herds: sql<number>`(SELECT count(*) FROM herds h WHERE h.environment_id = ${qualified(environments.id)})::int`,
       instances: sql<number>`count(${instances.id})::int`,
       primaries: sql<number>`(count(*) FILTER (WHERE ${instances.role} = 'primary'))::int`,
       replicas: sql<number>`(count(*) FILTER (WHERE ${instances.role} = 'replica'))::int`,

@@ -5,6 +5,7 @@ import type { Db } from '@/db/client';
 import { dnsRecords, environments, herds, instances, servers, users } from '@/db/schema';
 import { hashPassword } from '@/lib/auth/password';
 import type { LabInfo, LabInstance } from '@/lib/lab/lab';
+import { lsnToNumber } from './lsn';
 
 interface Observed {
   systemIdentifier: string;
@@ -13,11 +14,6 @@ interface Observed {
   lsn: number;
 }
 
-/** '16/B374D848' -> bytes */
-export function lsnToNumber(lsn: string): number {
-  const [hi, lo] = lsn.split('/');
-  return parseInt(hi, 16) * 2 ** 32 + parseInt(lo, 16);
-}
 
 async function observe(i: LabInstance): Promise<Observed> {
   const c = new pg.Client({ connectionString: i.dsn, connectionTimeoutMillis: 5000 });

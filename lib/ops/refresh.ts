@@ -2,7 +2,7 @@
 import { eq } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { instances } from '@/db/schema';
-import { lsnToNumber } from '@/lib/inventory/seed-lab';
+import { lsnToNumber } from '@/lib/inventory/lsn';
 import { observe, type Observed, type PgEndpoint } from './observe';
 
 export function stateFrom(o: Observed): 'running' | 'stopped' | 'unreachable' {

@@ -23,7 +23,7 @@ const intents = z.enum(['save', 'addanother', 'continue']);
 export async function saveAction(model: string, id: number | null, values: Record<string, string>, intent: Intent): Promise<SaveOutcome> {
   const who = await actor();
   const def = getAdmin(model);
-  if (!def) return { ok: false, fieldErrors: {}, formError: `Unknown model ${model}.` };
+  if (!def || def.readOnly) return { ok: false, fieldErrors: {}, formError: `Unknown model ${model}.` };
   const okId = id === null || (Number.isInteger(id) && id > 0);
   const okIntent = intents.safeParse(intent);
   if (!okId || !okIntent.success || typeof values !== 'object' || values === null) {
@@ -46,7 +46,7 @@ export async function deleteAction(form: FormData): Promise<void> {
   const parsed = deleteForm.safeParse({ model: form.get('model'), ids: form.get('ids') });
   if (!parsed.success) throw new Error(parsed.error.issues[0].message);
   const def = getAdmin(parsed.data.model);
-  if (!def) throw new Error(`Unknown model ${parsed.data.model}.`);
+  if (!def || def.readOnly) throw new Error(`Unknown model ${parsed.data.model}.`);
   const ids = [...new Set(parsed.data.ids.split(',').map(Number))];
   const res = await deleteObjects(getDb(), def, ids, who);
   redirect(`/admin/${def.name}?deleted=${res.deleted}`);

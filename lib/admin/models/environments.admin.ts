@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import { qualified } from '@/lib/admin/qualified';
 import { environments } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
 import { environmentForm } from './environments.form';
@@ -14,8 +15,8 @@ export const environmentsAdmin = defineAdmin({
   fields: {
     name: { label: 'Name', sql: environments.name, link: 'self' },
     description: { label: 'Description', sql: environments.description, sortable: false },
-    herds: { label: 'Herds', sql: sql<number>`(SELECT count(*) FROM herds h WHERE h.environment_id = ${environments.id})::int`, format: 'number', sortable: false },
-    servers: { label: 'Servers', sql: sql<number>`(SELECT count(*) FROM servers s WHERE s.environment_id = ${environments.id})::int`, format: 'number', sortable: false },
+    herds: { label: 'Herds', sql: sql<number>`(SELECT count(*) FROM herds h WHERE h.environment_id = ${qualified(environments.id)})::int`, format: 'number', sortable: false },
+    servers: { label: 'Servers', sql: sql<number>`(SELECT count(*) FROM servers s WHERE s.environment_id = ${qualified(environments.id)})::int`, format: 'number', sortable: false },
     updatedAt: { label: 'Updated', sql: environments.updatedAt, format: 'datetime' },
   },
   listDisplay: ['name', 'description', 'herds', 'servers', 'updatedAt'],

@@ -1,4 +1,5 @@
 import { eq, sql } from 'drizzle-orm';
+import { qualified } from '@/lib/admin/qualified';
 import { automationMode, controlDriver, environments, herds } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
 import { herdForm } from './herds.form';
@@ -16,10 +17,10 @@ export const herdsAdmin = defineAdmin({
     name: { label: 'Name', sql: herds.name, link: 'self' },
     environmentId: { label: 'Environment id', sql: herds.environmentId, sortable: false },
     environment: { label: 'Environment', sql: environments.name, link: { model: 'environments', idField: 'environmentId' } },
-    members: { label: 'Members', sql: sql<number>`(SELECT count(*) FROM instances i WHERE i.herd_id = ${herds.id})::int`, format: 'number', sortable: false },
+    members: { label: 'Members', sql: sql<number>`(SELECT count(*) FROM instances i WHERE i.herd_id = ${qualified(herds.id)})::int`, format: 'number', sortable: false },
     primary: {
       label: 'Primary',
-      sql: sql<string>`(SELECT s.hostname || ':' || i.port FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.herd_id = ${herds.id} AND i.role = 'primary' ORDER BY i.id LIMIT 1)`,
+      sql: sql<string>`(SELECT s.hostname || ':' || i.port FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.herd_id = ${qualified(herds.id)} AND i.role = 'primary' ORDER BY i.id LIMIT 1)`,
       sortable: false,
     },
     dnsName: { label: 'DNS name', sql: herds.dnsName },

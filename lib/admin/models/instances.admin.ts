@@ -3,6 +3,7 @@ import { alias } from 'drizzle-orm/pg-core';
 import { environments, herds, instanceRole, instanceState, instances, servers } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
 import { instanceForm } from './instances.form';
+import { actions } from '@/lib/ops/registry';
 
 const upstream = alias(instances, 'upstream');
 const upstreamServer = alias(servers, 'upstream_server');
@@ -53,5 +54,6 @@ export const instancesAdmin = defineAdmin({
   // Host names usually carry environment and herd; sorting by them is an index walk, not a sort.
   ordering: ['server', 'port'],
   form: instanceForm,
+  actions: actions.map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}` })),
   uniqueErrors: { instances_server_port_key: ['port', 'This server already has an instance on this port.'] },
 });

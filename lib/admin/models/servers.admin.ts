@@ -1,4 +1,5 @@
 import { eq, sql } from 'drizzle-orm';
+import { qualified } from '@/lib/admin/qualified';
 import { environments, servers } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
 import { serverForm } from './servers.form';
@@ -18,7 +19,7 @@ export const serversAdmin = defineAdmin({
     environment: { label: 'Environment', sql: environments.name, link: { model: 'environments', idField: 'environmentId' } },
     address: { label: 'Address', sql: servers.address },
     site: { label: 'Site', sql: servers.site },
-    instances: { label: 'Instances', sql: sql<number>`(SELECT count(*) FROM instances i WHERE i.server_id = ${servers.id})::int`, format: 'number', sortable: false },
+    instances: { label: 'Instances', sql: sql<number>`(SELECT count(*) FROM instances i WHERE i.server_id = ${qualified(servers.id)})::int`, format: 'number', sortable: false },
     ssh: { label: 'SSH', sql: sql<string>`${servers.sshUser} || '@:' || ${servers.sshPort}`, sortable: false },
     cloudInstanceType: { label: 'Instance type', sql: servers.cloudInstanceType },
     lastSeenAt: { label: 'Agent last seen', sql: servers.lastSeenAt, format: 'datetime' },

@@ -26,14 +26,14 @@ export default async function ChangeListPage({ params, searchParams }: { params:
   const savedId = Number(raw.saved);
   const saved = Number.isInteger(savedId) && savedId > 0 ? (await labelsFor(db, def, [savedId]))[0] : undefined;
   const deleted = typeof raw.deleted === 'string' && /^\d+$/.test(raw.deleted) ? Number(raw.deleted) : null;
-  const title = `Select ${def.label} to change`;
+  const title = def.readOnly ? capitalize(def.labelPlural) : `Select ${def.label} to change`;
 
   return (
     <>
       <Breadcrumbs items={[{ label: capitalize(def.labelPlural) }]} />
       <div className="content-head">
         <h1>{title}</h1>
-        {!def.readOnlyAdd && <Link className="button addlink" href={`${base}/add`}>Add {def.label}</Link>}
+        {!def.readOnlyAdd && !def.readOnly && <Link className="button addlink" href={`${base}/add`}>Add {def.label}</Link>}
       </div>
       {saved && <p className="messagelist success" role="status">The {def.label} “{saved.label}” was saved successfully.</p>}
       {deleted !== null && <p className="messagelist success" role="status">Successfully deleted {deleted} {deleted === 1 ? def.label : def.labelPlural}.</p>}
@@ -48,12 +48,12 @@ export default async function ChangeListPage({ params, searchParams }: { params:
             {(p.q || Object.keys(p.filters).length > 0) && <span className="small"> {list.total} results (<Link href={base}>clear all</Link>)</span>}
           </form>
           <ChangeListTable
-            base={base}
+            base={def.objectHref ?? base}
             columns={columnViews(def, shown)}
             rows={rowViews(def, list.rows)}
             total={list.total}
             labelPlural={def.labelPlural}
-            actions={[{ name: 'delete', label: `Delete selected ${def.labelPlural}`, href: `${base}/delete` }]}
+            actions={[...(def.actions ?? []), ...(def.readOnly ? [] : [{ name: 'delete', label: `Delete selected ${def.labelPlural}`, href: `${base}/delete` }])]}
             query={qs}
           />
           <Pagination

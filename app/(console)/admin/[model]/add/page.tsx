@@ -12,7 +12,7 @@ import { saveAction } from '../../actions';
 export default async function AddPage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<{ saved?: string }> }) {
   await requireUser();
   const def = getAdmin((await params).model);
-  if (!def || def.readOnlyAdd) notFound();
+  if (!def || def.readOnlyAdd || def.readOnly) notFound();
   const db = getDb();
   const savedId = Number((await searchParams).saved);
   const saved = Number.isInteger(savedId) && savedId > 0 ? (await labelsFor(db, def, [savedId]))[0] : undefined;

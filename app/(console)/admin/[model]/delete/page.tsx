@@ -17,7 +17,7 @@ const BULK_CAP = 10_000;
 export default async function BulkDeletePage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<RawParams> }) {
   await requireUser();
   const def = getAdmin((await params).model);
-  if (!def) notFound();
+  if (!def || def.readOnly) notFound();
   const raw = await searchParams;
   const db = getDb();
   const p = parseListParams(def, raw);

@@ -1,0 +1,40 @@
+import { notFound } from 'next/navigation';
+import { getDb } from '@/db/client';
+import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { OperationLive } from '@/components/ops/operation-live';
+import { parseId } from '@/lib/admin/parse-id';
+import { operationView } from '@/lib/ops/operation-view';
+import { getAction } from '@/lib/ops/registry';
+import { requireUser } from '@/lib/auth/session';
+import { cancelOperationAction, retryOperationAction } from '../actions';
+
+export default async function OperationPage({ params }: { params: Promise<{ id: string }> }) {
+  await requireUser();
+  const id = parseId((await params).id);
+  const view = id === null ? null : await operationView(getDb(), id);
+  if (!view) notFound();
+  const retryable = view.targets.some((t) => ['failed', 'interrupted', 'cancelled'].includes(t.status) && !t.error?.startsWith('refused:'));
+  return (
+    <>
+      <Breadcrumbs items={[{ label: 'Operations', href: '/admin/operations' }, { label: `#${view.id}` }]} />
+      <div className="content-head">
+        <h1>{getAction(view.action)?.label ?? view.action}: operation #{view.id}</h1>
+        <div>
+          {!view.finishedAt && (
+            <form action={cancelOperationAction} style={{ display: 'inline' }}>
+              <input type="hidden" name="id" value={view.id} />
+              <button type="submit" className="button cancel-link">Cancel</button>
+            </form>
+          )}{' '}
+          {view.finishedAt && retryable && (
+            <form action={retryOperationAction} style={{ display: 'inline' }}>
+              <input type="hidden" name="id" value={view.id} />
+              <button type="submit" className="button">Retry failed targets</button>
+            </form>
+          )}
+        </div>
+      </div>
+      <OperationLive key={`${view.status}-${view.finishedAt}`} initial={view} />
+    </>
+  );
+}

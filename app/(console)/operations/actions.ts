@@ -1,0 +1,62 @@
+'use server';
+
+// Thin server actions over lib/ops: confirm (enqueue), cancel, retry.
+import { headers } from 'next/headers';
+import { redirect } from 'next/navigation';
+import { z } from 'zod';
+import { getDb } from '@/db/client';
+import { cancelOperation, retryOperation } from '@/lib/ops/control';
+import { getAction } from '@/lib/ops/registry';
+import { ConfirmationError, NothingToRunError, StalePlanError, submitOperation } from '@/lib/ops/submit';
+import { webQueue } from '@/lib/ops/web-queue';
+import { requireUser } from '@/lib/auth/session';
+
+async function actor() {
+  const user = await requireUser();
+  const remoteAddr = ((await headers()).get('x-forwarded-for') ?? '').split(',')[0].trim().slice(0, 64);
+  return { id: user.id, username: user.username, remoteAddr };
+}
+
+const confirmForm = z.object({
+  action: z.string().min(1).max(50),
+  ids: z.string().regex(/^\d{1,10}(,\d{1,10}){0,9999}$/),
+  digest: z.string().regex(/^[0-9a-f]{32}$/),
+  key: z.string().regex(/^[0-9a-f]{32}$/),
+  confirmation: z.string().max(200).default(''),
+});
+
+export async function confirmOperationAction(form: FormData): Promise<void> {
+  const who = await actor();
+  const parsed = confirmForm.safeParse(Object.fromEntries(form.entries()));
+  if (!parsed.success) throw new Error(`malformed confirmation: ${parsed.error.issues[0].path.join('.')} ${parsed.error.issues[0].message}`);
+  const { action: name, ids, digest, key, confirmation } = parsed.data;
+  const action = getAction(name);
+  if (!action) throw new Error(`unknown action ${name}`);
+  const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids}`;
+  let id: number;
+  try {
+    id = (await submitOperation(getDb(), webQueue(), action, { instanceIds: ids.split(',').map(Number), digest, confirmation, idempotencyKey: key }, who)).id;
+  } catch (err) {
+    if (err instanceof StalePlanError) redirect(`${back}&stale=1`);
+    if (err instanceof ConfirmationError) redirect(`${back}&mistyped=1`);
+    if (err instanceof NothingToRunError) redirect(`${back}&nothing=1`);
+    throw err;
+  }
+  redirect(`/operations/${id}`);
+}
+
+const idForm = z.object({ id: z.coerce.number().int().positive() });
+
+export async function cancelOperationAction(form: FormData): Promise<void> {
+  const who = await actor();
+  const { id } = idForm.parse(Object.fromEntries(form.entries()));
+  await cancelOperation(getDb(), id, who);
+  redirect(`/operations/${id}`);
+}
+
+export async function retryOperationAction(form: FormData): Promise<void> {
+  const who = await actor();
+  const { id } = idForm.parse(Object.fromEntries(form.entries()));
+  await retryOperation(getDb(), webQueue(), id, who);
+  redirect(`/operations/${id}`);
+}

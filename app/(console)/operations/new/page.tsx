@@ -1,0 +1,89 @@
+import Link from 'next/link';
+import { notFound } from 'next/navigation';
+import { getDb } from '@/db/client';
+import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { parseListParams, toQueryString, type RawParams } from '@/lib/admin/list-params';
+import { matchingIds } from '@/lib/admin/list-query';
+import { getAdmin } from '@/lib/admin/registry';
+import { planOperation } from '@/lib/ops/plan';
+import { getAction } from '@/lib/ops/registry';
+import { requireUser } from '@/lib/auth/session';
+import { confirmOperationAction } from '../actions';
+
+const CAP = 1000;
+
+/** The confirmation page: every target with its plan, refusals with reasons, warnings. Nothing runs here. */
+export default async function PlanPage({ searchParams }: { searchParams: Promise<RawParams> }) {
+  await requireUser();
+  const raw = await searchParams;
+  const action = getAction(String(raw.action ?? ''));
+  if (!action) notFound();
+  const db = getDb();
+  const def = getAdmin('instances')!;
+  let ids: number[] = [];
+  let error = '';
+  if (raw.all === '1') {
+    try {
+      ids = await matchingIds(db, def, parseListParams(def, raw), CAP);
+    } catch (err) {
+      error = (err as Error).message;
+    }
+  } else if (typeof raw.ids === 'string' && /^\d{1,10}(,\d{1,10}){0,999}$/.test(raw.ids)) {
+    ids = raw.ids.split(',').map(Number);
+  }
+  const back = `/admin/instances${raw.all === '1' ? toQueryString(def, parseListParams(def, raw)) : ''}`;
+  const crumbs = [{ label: 'Instances', href: back }, { label: action.label }];
+  if (error || !ids.length) {
+    return (
+      <>
+        <Breadcrumbs items={crumbs} />
+        <h1>Nothing to {action.label.toLowerCase()}</h1>
+        <p className="errornote">{error || 'Items must be selected in order to perform actions on them. Nothing has been changed.'}</p>
+        <Link href={back}>Back to the list</Link>
+      </>
+    );
+  }
+  const plan = await planOperation(db, action, ids);
+  const runnable = plan.targets.filter((t) => !t.refused);
+  return (
+    <>
+      <Breadcrumbs items={crumbs} />
+      <h1>{action.label}: {runnable.length} of {plan.targets.length} instance{plan.targets.length === 1 ? '' : 's'}</h1>
+      {raw.stale === '1' && <p className="errornote" role="alert">The inventory changed since you saw the plan. This is the new plan: read it again.</p>}
+      {raw.mistyped === '1' && <p className="errornote" role="alert">The confirmation did not match. Nothing has been run.</p>}
+      {raw.nothing === '1' && <p className="errornote" role="alert">Every target is refused: nothing to run.</p>}
+      {plan.missing.length > 0 && <p className="errornote">Not in the inventory (any more): ids {plan.missing.join(', ')}.</p>}
+      <table className="plan result-list">
+        <thead><tr><th scope="col">Instance</th><th scope="col">Environment / herd</th><th scope="col">What will happen</th><th scope="col">Warnings</th></tr></thead>
+        <tbody>
+          {plan.targets.map((t) => (
+            <tr key={t.instanceId} className={t.refused ? 'refused' : undefined} data-target={t.label}>
+              <td><Link prefetch={false} href={`/admin/instances/${t.instanceId}`}>{t.label}</Link></td>
+              <td>{t.environment} / {t.herd}</td>
+              <td>{t.refused ? <strong className="warn">Refused: {t.refused}</strong> : <ol className="plan-steps">{t.steps.map((s, i) => <li key={i}>{s}</li>)}</ol>}</td>
+              <td>{t.warnings.map((w, i) => <div key={i} className="warn">{w}</div>)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {runnable.length > 0 && (
+        <form action={confirmOperationAction} className="confirm-form">
+          <input type="hidden" name="action" value={action.name} />
+          <input type="hidden" name="ids" value={plan.targets.map((t) => t.instanceId).join(',')} />
+          <input type="hidden" name="digest" value={plan.digest} />
+          <input type="hidden" name="key" value={plan.idempotencyKey} />
+          {plan.typeToConfirm !== null && (
+            <p>
+              <label>
+                Type <code>{plan.typeToConfirm}</code> to confirm:{' '}
+                <input name="confirmation" autoComplete="off" required aria-label="Confirmation" />
+              </label>
+            </p>
+          )}
+          <button type="submit" className="button danger">{action.label} {runnable.length} instance{runnable.length === 1 ? '' : 's'}</button>{' '}
+          <Link className="button cancel-link" href={back}>No, take me back</Link>
+        </form>
+      )}
+    </>
+  );
+}

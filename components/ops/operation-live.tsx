@@ -1,0 +1,69 @@
+'use client';
+
+import { useEffect, useState } from 'react';
+import type { OperationView } from '@/lib/ops/operation-view';
+
+function duration(from: string, to: string | null): string {
+  const ms = (to ? Date.parse(to) : Date.now()) - Date.parse(from);
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** Shows an operation and follows it until it ends (polling once a second). */
+export function OperationLive({ initial }: { initial: OperationView }) {
+  const [op, setOp] = useState(initial);
+  const [error, setError] = useState('');
+
+  useEffect(() => {
+    if (op.finishedAt) return;
+    const t = setTimeout(async () => {
+      try {
+        const res = await fetch(`/api/operations/${op.id}`, { cache: 'no-store' });
+        if (!res.ok) throw new Error(`status ${res.status}`);
+        setOp(await res.json());
+        setError('');
+      } catch (err) {
+        setError(`lost contact with the console (${(err as Error).message}); retrying`);
+        setOp({ ...op });
+      }
+    }, 1000);
+    return () => clearTimeout(t);
+  }, [op]);
+
+  return (
+    <div className="operation">
+      <p>
+        Status: <span className={`badge badge-op-${op.status}`} data-testid="operation-status">{op.status}</span>
+        {op.cancelRequested && !op.finishedAt && <span className="muted"> (cancelling between steps)</span>}
+        {' '}· requested by {op.requestedBy} at {op.createdAt.replace('T', ' ').slice(0, 19)}Z
+        {op.finishedAt && op.startedAt && <> · took {duration(op.startedAt, op.finishedAt)}</>}
+      </p>
+      {error && <p className="errornote">{error}</p>}
+      {op.targets.map((t) => (
+        <section key={t.id} className="module target" data-target={t.label}>
+          <h2>
+            {t.label} <span className={`badge badge-op-${t.status}`} data-testid="target-status">{t.status}</span>
+            {t.attempts > 1 && <span className="muted"> (attempt {t.attempts})</span>}
+          </h2>
+          {t.error && <p className="errornote">{t.error}</p>}
+          <table className="steps">
+            <tbody>
+              {t.steps.map((s) => (
+                <tr key={s.seq}>
+                  <td className="num">{s.seq}</td>
+                  <td>{s.name}</td>
+                  <td><span className={`badge badge-op-${s.status}`}>{s.status}</span></td>
+                  <td className="num">{duration(s.startedAt, s.finishedAt)}</td>
+                  <td>
+                    {s.command && <code className="command">{s.command}</code>}
+                    {s.exitCode !== null && <span className="muted"> exit {s.exitCode}</span>}
+                    {s.output && <pre className="output">{s.output}</pre>}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,61 @@
+// An operation with its targets and steps, as the operation page and the API show it.
+import { asc, eq, inArray } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import { operations, operationSteps, operationTargets } from '@/db/schema';
+
+export interface OperationView {
+  id: number;
+  action: string;
+  status: string;
+  requestedBy: string;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  cancelRequested: boolean;
+  targets: {
+    id: number;
+    instanceId: number | null;
+    label: string;
+    status: string;
+    error: string | null;
+    attempts: number;
+    steps: { seq: number; name: string; status: string; command: string; exitCode: number | null; output: string; startedAt: string; finishedAt: string | null }[];
+  }[];
+}
+
+export async function operationView(db: Db, id: number): Promise<OperationView | null> {
+  const [op] = await db.select().from(operations).where(eq(operations.id, id));
+  if (!op) return null;
+  const targets = await db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(asc(operationTargets.id));
+  const steps = targets.length
+    ? await db.select().from(operationSteps).where(inArray(operationSteps.targetId, targets.map((t) => t.id))).orderBy(asc(operationSteps.targetId), asc(operationSteps.seq))
+    : [];
+  return {
+    id: op.id,
+    action: op.action,
+    status: op.status,
+    requestedBy: op.requestedByName,
+    createdAt: op.createdAt.toISOString(),
+    startedAt: op.startedAt?.toISOString() ?? null,
+    finishedAt: op.finishedAt?.toISOString() ?? null,
+    cancelRequested: op.cancelRequested,
+    targets: targets.map((t) => ({
+      id: t.id,
+      instanceId: t.instanceId,
+      label: t.label,
+      status: t.status,
+      error: t.error,
+      attempts: t.attempts,
+      steps: steps.filter((s) => s.targetId === t.id).map((s) => ({
+        seq: s.seq,
+        name: s.name,
+        status: s.status,
+        command: s.command,
+        exitCode: s.exitCode,
+        output: [s.stdoutTail, s.stderrTail].filter(Boolean).join('\n'),
+        startedAt: s.startedAt.toISOString(),
+        finishedAt: s.finishedAt?.toISOString() ?? null,
+      })),
+    })),
+  };
+}
