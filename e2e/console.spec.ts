@@ -84,6 +84,7 @@ test('sign in, filter instances by herd and role, sort, page and select all matc
   await expect(page.getByTestId('selection-count')).toHaveText('10 of 18 selected');
   await page.getByRole('button', { name: 'Select all 18 instances' }).click();
   await expect(page.getByTestId('selection-count')).toHaveText('18 of 18 selected');
+  await page.getByLabel('Action:').selectOption({ label: 'Delete selected instances' });
   await page.getByRole('button', { name: 'Go' }).click();
   await expect(page.getByRole('heading', { name: 'Are you sure?' })).toBeVisible();
   await expect(page.locator('.delete-summary')).toContainText('instances: 18');
@@ -154,6 +155,34 @@ test('create a test environment with a herd, delete it through the confirmation 
   await page.goto(`${changeUrl}/history`);
   const actions = await page.locator('table.history tbody tr td:nth-child(3)').allTextContents();
   expect(actions).toEqual(['inventory.delete', 'inventory.create']);
+});
+
+test('tick three instances, restart, confirm, and watch the operation succeed', async ({ page }) => {
+  await signIn(page);
+  await page.goto(`${url}/admin/instances?q=db-stg-billing`);
+  const rows = page.locator('table.result-list tbody tr');
+  await expect(rows).toHaveCount(3);
+  for (const cb of await page.getByRole('checkbox', { name: /^Select db-stg-billing/ }).all()) await cb.check();
+  await expect(page.getByTestId('selection-count')).toHaveText('3 of 3 selected');
+  await page.getByLabel('Action:').selectOption({ label: 'Restart' });
+  await page.getByRole('button', { name: 'Go' }).click();
+
+  // The confirmation page: each target's plan, the warning for the primary, and the count to type.
+  await expect(page.getByRole('heading', { name: 'Restart: 3 of 3 instances' })).toBeVisible();
+  await expect(page.locator('tr[data-target^="db-stg-billing-1"]')).toContainText('clients lose their connections');
+  await expect(page.locator('tr[data-target^="db-stg-billing-2"]')).toContainText('pg_ctl restart -m fast');
+  await page.getByLabel('Confirmation').fill('3');
+  await page.getByRole('button', { name: 'Restart 3 instances' }).click();
+
+  await expect(page).toHaveURL(/\/operations\/\d+$/);
+  await expect(page.getByTestId('operation-status')).toHaveText('succeeded', { timeout: 45_000 });
+  await expect(page.getByTestId('target-status')).toHaveText(['succeeded', 'succeeded', 'succeeded']);
+  await expect(page.locator('section.target').first()).toContainText('wait until restarted');
+  await expect(page.locator('code.command').first()).toContainText('pg_ctl');
+
+  // It is listed with the other operations, filterable by status.
+  await page.goto(`${url}/admin/operations?status=succeeded`);
+  await expect(page.locator('table.result-list tbody tr').first()).toContainText('restart');
 });
 
 test('unknown ids and malformed parameters: a 404 page, and defaults instead of errors', async ({ page }) => {

@@ -1,7 +1,9 @@
 // npm run demo: the lab, pgherd's database seeded with the sandbox fleet, and the console.
 // Ctrl-C or SIGTERM stops everything it started.
 import { randomBytes } from 'node:crypto';
-import { buildConsole, prepareDatabase, startConsole, type RunningConsole } from '../lab/console';
+import { buildConsole, prepareDatabase, startConsole, startWorkerProcess, type RunningConsole } from '../lab/console';
+import type { ChildProcess } from 'node:child_process';
+import { stopPid } from '../lab/proc';
 import { DEFAULT_LAB_FILE, readLab, startLab, stopLab, writeLab } from '../lab/lab';
 
 const log = (m: string) => console.log(`demo: ${m}`);
@@ -9,11 +11,13 @@ const log = (m: string) => console.log(`demo: ${m}`);
 async function main() {
   let stopping = false;
   let web: RunningConsole | undefined;
+  let worker: ChildProcess | undefined;
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
     log('stopping');
     await web?.stop();
+    if (worker?.pid) await stopPid(worker.pid, 'SIGTERM', 10_000);
     await stopLab(DEFAULT_LAB_FILE, log);
     log('stopped; nothing left running');
     process.exit(code);
@@ -29,6 +33,8 @@ async function main() {
     await prepareDatabase(lab, admin);
     if (process.env.PGHERD_SKIP_BUILD !== '1') buildConsole(log);
     if (stopping) return;
+    log('starting a worker');
+    worker = await startWorkerProcess(lab, { quiet: true });
     web = await startConsole(lab, { port: process.env.PORT ? Number(process.env.PORT) : undefined, log });
     web.child.once('exit', (code) => {
       if (!stopping) {

@@ -39,6 +39,22 @@ export interface RunningConsole {
   stop: () => Promise<void>;
 }
 
+/** A worker process over the lab (node --import tsx: one process, its PID the worker's own). */
+export async function startWorkerProcess(lab: LabInfo, opts: { quiet?: boolean } = {}): Promise<ChildProcess> {
+  if (!lab.redis || !lab.ssh) throw new Error('the worker needs the lab\'s Redis and SSH');
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'jobs', 'worker.ts')], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, DATABASE_URL: lab.database.url, REDIS_URL: lab.redis.url, PGHERD_SSH_KEY: lab.ssh.privateKeyPath },
+    stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
+  });
+  let exited = false;
+  child.once('exit', () => { exited = true; });
+  // Ready once it has reconciled and subscribed; a broken configuration exits at once.
+  await new Promise((r) => setTimeout(r, 1500));
+  if (exited) throw new Error('the worker exited at start');
+  return child;
+}
+
 export function consoleEnv(lab: LabInfo, url: string, secret: string): NodeJS.ProcessEnv {
   return {
     ...process.env,
