@@ -8,8 +8,8 @@ function duration(from: string, to: string | null): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** Shows an operation and follows it until it ends (polling once a second). */
-export function OperationLive({ initial }: { initial: OperationView }) {
+/** Shows an operation and follows it until it ends; cancel while it runs, retry what failed after. */
+export function OperationLive({ initial, cancel, retry }: { initial: OperationView; cancel: (f: FormData) => Promise<void>; retry: (f: FormData) => Promise<void> }) {
   const [op, setOp] = useState(initial);
   const [error, setError] = useState('');
 
@@ -29,8 +29,17 @@ export function OperationLive({ initial }: { initial: OperationView }) {
     return () => clearTimeout(t);
   }, [op]);
 
+  const retryable = op.targets.some((t) => ['failed', 'interrupted', 'cancelled'].includes(t.status) && !t.error?.startsWith('refused:'));
   return (
     <div className="operation">
+      <div className="operation-controls">
+        {!op.finishedAt && !op.cancelRequested && (
+          <form action={cancel}><input type="hidden" name="id" value={op.id} /><button type="submit" className="button cancel-link">Cancel</button></form>
+        )}
+        {op.finishedAt && retryable && (
+          <form action={retry}><input type="hidden" name="id" value={op.id} /><button type="submit" className="button">Retry failed targets</button></form>
+        )}
+      </div>
       <p>
         Status: <span className={`badge badge-op-${op.status}`} data-testid="operation-status">{op.status}</span>
         {op.cancelRequested && !op.finishedAt && <span className="muted"> (cancelling between steps)</span>}

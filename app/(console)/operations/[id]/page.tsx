@@ -13,28 +13,13 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
   const id = parseId((await params).id);
   const view = id === null ? null : await operationView(getDb(), id);
   if (!view) notFound();
-  const retryable = view.targets.some((t) => ['failed', 'interrupted', 'cancelled'].includes(t.status) && !t.error?.startsWith('refused:'));
   return (
     <>
       <Breadcrumbs items={[{ label: 'Operations', href: '/admin/operations' }, { label: `#${view.id}` }]} />
       <div className="content-head">
         <h1>{getAction(view.action)?.label ?? view.action}: operation #{view.id}</h1>
-        <div>
-          {!view.finishedAt && (
-            <form action={cancelOperationAction} style={{ display: 'inline' }}>
-              <input type="hidden" name="id" value={view.id} />
-              <button type="submit" className="button cancel-link">Cancel</button>
-            </form>
-          )}{' '}
-          {view.finishedAt && retryable && (
-            <form action={retryOperationAction} style={{ display: 'inline' }}>
-              <input type="hidden" name="id" value={view.id} />
-              <button type="submit" className="button">Retry failed targets</button>
-            </form>
-          )}
-        </div>
       </div>
-      <OperationLive key={`${view.status}-${view.finishedAt}`} initial={view} />
+      <OperationLive key={`${view.status}-${view.finishedAt}`} initial={view} cancel={cancelOperationAction} retry={retryOperationAction} />
     </>
   );
 }
