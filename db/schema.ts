@@ -58,6 +58,7 @@ export const stepStatus = pgEnum('step_status', ['running', 'succeeded', 'failed
 export const userSource = pgEnum('user_source', ['local', 'ldap']);
 export const roleName = pgEnum('role_name', ['viewer', 'operator', 'admin']);
 export const bindingSubject = pgEnum('binding_subject', ['user', 'group']);
+export const tokenScope = pgEnum('token_scope', ['read', 'operate']);
 
 export const environments = pgTable('environments', {
   id: serial('id').primaryKey(),
@@ -259,3 +260,18 @@ export const auditEntries = pgTable('audit_entries', {
   index('audit_at_idx').on(t.at),
   index('audit_user_idx').on(t.username),
 ]);
+
+// API tokens: shown once, stored as a SHA-256 hash (they are 256 random bits, so no slow hash is needed).
+export const apiTokens = pgTable('api_tokens', {
+  id: serial('id').primaryKey(),
+  userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  tokenHash: text('token_hash').notNull(),
+  /** The first characters, to tell tokens apart in lists. */
+  prefix: text('prefix').notNull(),
+  scope: tokenScope('scope').notNull().default('read'),
+  expiresAt: timestamp('expires_at', { withTimezone: true }),
+  revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+  createdAt: timestamps.createdAt,
+}, (t) => [uniqueIndex('api_tokens_hash_key').on(t.tokenHash), index('api_tokens_user_idx').on(t.userId)]);

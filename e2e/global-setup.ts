@@ -8,12 +8,12 @@ import { E2E_LAB_FILE } from './lab';
 export default async function globalSetup() {
   const lab = await startLab({ file: E2E_LAB_FILE });
   const admin = { username: 'e2e-admin', password: randomBytes(12).toString('base64url') };
-  await prepareDatabase(lab, admin);
+  const { apiToken } = await prepareDatabase(lab, admin);
   if (process.env.PGHERD_SKIP_BUILD !== '1') buildConsole();
   const web = await startConsole(lab, { quiet: true });
   const worker = await startWorkerProcess(lab, { quiet: true });
   const info = readLab(E2E_LAB_FILE);
   info.processes.push({ name: 'console', pid: web.child.pid!, program: 'next', signal: 'SIGTERM' });
   info.processes.push({ name: 'worker', pid: worker.pid!, program: 'jobs/worker.ts', signal: 'SIGTERM' });
-  writeLab(E2E_LAB_FILE, { ...info, console: { url: web.url, admin } });
+  writeLab(E2E_LAB_FILE, { ...info, console: { url: web.url, admin, apiToken } });
 }

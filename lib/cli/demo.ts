@@ -30,7 +30,7 @@ async function main() {
     const lab = await startLab({ file: DEFAULT_LAB_FILE, log });
     const admin = { username: process.env.PGHERD_ADMIN_USERNAME ?? 'admin', password: process.env.PGHERD_ADMIN_PASSWORD ?? randomBytes(9).toString('base64url') };
     log('migrating and seeding pgherd\'s database');
-    await prepareDatabase(lab, admin);
+    const { apiToken } = await prepareDatabase(lab, admin);
     if (process.env.PGHERD_SKIP_BUILD !== '1') buildConsole(log);
     if (stopping) return;
     log('starting a worker');
@@ -42,10 +42,11 @@ async function main() {
         void shutdown(1);
       }
     });
-    writeLab(DEFAULT_LAB_FILE, { ...readLab(DEFAULT_LAB_FILE), console: { url: web.url, admin } });
+    writeLab(DEFAULT_LAB_FILE, { ...readLab(DEFAULT_LAB_FILE), console: { url: web.url, admin, apiToken } });
     console.log('');
     console.log(`pgherd is ready at ${web.url}`);
     console.log(`  sign in as ${admin.username} / ${admin.password}`);
+    console.log(`  API: curl -H "Authorization: Bearer $(jq -r .console.apiToken .lab/lab.json)" ${web.url}/api/v1/instances`);
     console.log(`  sandbox fleet: ${lab.instances.length} PostgreSQL instances; everything the lab started is described in ${DEFAULT_LAB_FILE}`);
     console.log(`  (up in ${((Date.now() - t0) / 1000).toFixed(0)} s; Ctrl-C stops everything)`);
   } catch (err) {

@@ -2,7 +2,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { eq } from 'drizzle-orm';
 import { createDb } from '@/db/client';
+import { users } from '@/db/schema';
+import { createApiToken } from '@/lib/auth/api-tokens';
 import { migrateDatabase } from '@/db/migrate';
 import { ensureAdmin, seedLabFleet } from '@/lib/inventory/seed-lab';
 import { PROJECT_ROOT, type LabInfo } from './lab';
@@ -11,12 +14,16 @@ import { stopPid, waitFor } from './proc';
 
 const NEXT_BIN = path.join(PROJECT_ROOT, 'node_modules', 'next', 'dist', 'bin', 'next');
 
-export async function prepareDatabase(lab: LabInfo, admin: { username: string; password: string }, opts: { seedFleet?: boolean } = {}) {
+/** Migrates, creates the admin (and an operate-scoped API token for it), seeds the lab fleet. */
+export async function prepareDatabase(lab: LabInfo, admin: { username: string; password: string }, opts: { seedFleet?: boolean } = {}): Promise<{ apiToken: string }> {
   await migrateDatabase(lab.database.url);
   const { db, pool } = createDb(lab.database.url, 4);
   try {
     await ensureAdmin(db, admin.username, admin.password);
+    const [u] = await db.select({ id: users.id }).from(users).where(eq(users.username, admin.username));
+    const { token } = await createApiToken(db, u.id, 'lab', 'operate');
     if (opts.seedFleet !== false && lab.instances.length) await seedLabFleet(db, lab);
+    return { apiToken: token };
   } finally {
     await pool.end();
   }

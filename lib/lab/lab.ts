@@ -54,7 +54,7 @@ export interface LabInfo {
   redis: { url: string } | null;
   /** One sshd, run by the lab user, listening on every fleet address. */
   ssh: LabSsh | null;
-  console?: { url: string; admin: { username: string; password: string } };
+  console?: { url: string; admin: { username: string; password: string }; apiToken?: string };
   instances: LabInstance[];
   processes: LabProcess[];
 }

@@ -30,6 +30,7 @@ export const instancesAdmin = defineAdmin({
     herd: { label: 'Herd', sql: herds.name, link: { model: 'herds', idField: 'herdId' } },
     environment: { label: 'Environment', sql: environments.name },
     site: { label: 'Site', sql: servers.site },
+    address: { label: 'Address', sql: servers.address },
     role: { label: 'Role', sql: instances.role, format: 'badge' },
     state: { label: 'State', sql: instances.state, format: 'badge' },
     version: { label: 'Version', sql: instances.pgVersion, format: 'number' },

@@ -1,0 +1,27 @@
+import { NextResponse } from 'next/server';
+import { getDb } from '@/db/client';
+import { ApiError, apiUser, handle } from '@/lib/api/respond';
+import { parseId } from '@/lib/admin/parse-id';
+import { operationView } from '@/lib/ops/operation-view';
+
+export const GET = handle(async (req, ctx) => {
+  await apiUser(req, 'read');
+  const id = parseId((await ctx.params).id);
+  const op = id === null ? null : await operationView(getDb(), id);
+  if (!op) throw new ApiError(404, 'no such operation');
+  return NextResponse.json({
+    id: op.id,
+    action: op.action,
+    status: op.status,
+    requestedBy: op.requestedBy,
+    createdAt: op.createdAt,
+    finishedAt: op.finishedAt,
+    targets: op.targets.map((t) => ({
+      instanceId: t.instanceId,
+      label: t.label,
+      status: t.status,
+      error: t.error,
+      steps: t.steps.map((s) => ({ name: s.name, status: s.status, command: s.command, exitCode: s.exitCode, output: s.output, startedAt: s.startedAt, finishedAt: s.finishedAt })),
+    })),
+  });
+});

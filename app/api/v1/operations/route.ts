@@ -1,0 +1,30 @@
+import { randomBytes } from 'node:crypto';
+import { NextResponse } from 'next/server';
+import { getDb } from '@/db/client';
+import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
+import { submitBody } from '@/lib/api/operation-schemas';
+import { getAction } from '@/lib/ops/registry';
+import { ConfirmationError, NothingToRunError, StalePlanError, submitOperation } from '@/lib/ops/submit';
+import { webQueue } from '@/lib/ops/web-queue';
+
+/** POST /api/v1/operations: 202 { id }; a plan that no longer holds is a 409 with the new digest. */
+export const POST = handle(async (req) => {
+  const user = await apiUser(req, 'operate');
+  const body = await jsonBody(req, submitBody);
+  const action = getAction(body.action);
+  if (!action) throw new ApiError(400, `unknown action ${body.action}`);
+  try {
+    const res = await submitOperation(getDb(), webQueue(), action, {
+      instanceIds: body.instanceIds,
+      digest: body.digest,
+      confirmation: body.confirm,
+      idempotencyKey: body.idempotencyKey ?? randomBytes(16).toString('hex'),
+    }, user);
+    return NextResponse.json({ id: res.id, duplicate: res.duplicate }, { status: 202, headers: { location: `/api/v1/operations/${res.id}` } });
+  } catch (err) {
+    if (err instanceof StalePlanError) throw new ApiError(409, err.message, { digest: err.plan.digest, missing: err.plan.missing });
+    if (err instanceof ConfirmationError) throw new ApiError(400, err.message, { confirm: err.expected });
+    if (err instanceof NothingToRunError) throw new ApiError(409, err.message);
+    throw err;
+  }
+});

@@ -1,0 +1,80 @@
+// The REST API, against the built console and a worker over the lab: token auth, validation,
+// plan -> submit -> follow, stale plans and double submits.
+import { expect, test } from '@playwright/test';
+import { eq } from 'drizzle-orm';
+import { createDb } from '../db/client';
+import { users } from '../db/schema';
+import { createApiToken, revokeApiToken } from '../lib/auth/api-tokens';
+import { e2eLab } from './lab';
+
+const lab = e2eLab();
+const url = lab.console.url;
+const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+const operate = auth(lab.console.apiToken!);
+
+test.describe.configure({ mode: 'serial' });
+
+test('refuses missing, unknown and revoked tokens with 401, and read tokens with 403 on writes', async ({ request }) => {
+  expect((await request.get(`${url}/api/v1/instances`)).status()).toBe(401);
+  const bad = await request.get(`${url}/api/v1/instances`, { headers: auth('pgh_' + 'x'.repeat(43)) });
+  expect(bad.status()).toBe(401);
+  expect(await bad.json()).toEqual({ error: 'invalid, expired or revoked token', details: null });
+
+  const { db, pool } = createDb(lab.database.url, 1);
+  const [admin] = await db.select().from(users).where(eq(users.username, lab.console.admin.username));
+  const read = await createApiToken(db, admin.id, 'read-only', 'read');
+  expect((await request.get(`${url}/api/v1/instances`, { headers: auth(read.token) })).status()).toBe(200);
+  const denied = await request.post(`${url}/api/v1/operations/plan`, { headers: auth(read.token), data: { action: 'reload', instanceIds: [1] } });
+  expect(denied.status()).toBe(403);
+  expect((await denied.json()).error).toMatch(/operate scope/);
+  await revokeApiToken(db, read.id);
+  expect((await request.get(`${url}/api/v1/instances`, { headers: auth(read.token) })).status()).toBe(401);
+  await pool.end();
+});
+
+test('lists instances with the changelist filters, and refuses bad parameters with 400', async ({ request }) => {
+  const res = await request.get(`${url}/api/v1/instances?role=replica&q=db-stg`, { headers: operate });
+  expect(res.status()).toBe(200);
+  const body = await res.json();
+  const expected = lab.instances.filter((i) => i.role === 'replica' && i.environment === 'staging');
+  expect(body.total).toBe(expected.length);
+  expect(body.items.map((i: { server: string }) => i.server).sort()).toEqual(expected.map((i) => i.server).sort());
+  expect(body.items[0]).toMatchObject({ role: 'replica', environment: 'staging', port: expected[0].port });
+  expect(body.items.every((i: { address: string }) => i.address.startsWith('127.0.1.'))).toBe(true);
+
+  const bad = await request.get(`${url}/api/v1/instances?role=overlord&bogus=1`, { headers: operate });
+  expect(bad.status()).toBe(400);
+  const details = (await bad.json()).details.map((d: { path: string }) => d.path);
+  expect(details).toEqual(expect.arrayContaining(['role', '(query)']));
+});
+
+test('plans, submits (202), refuses a stale digest (409), enqueues a repeated key once, and reports the outcome', async ({ request }) => {
+  const list = await (await request.get(`${url}/api/v1/instances?q=db-stg-orders`, { headers: operate })).json();
+  const ids = list.items.map((i: { id: number }) => i.id);
+  const plan = await (await request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'reload', instanceIds: ids } })).json();
+  expect(plan.targets).toHaveLength(3);
+  expect(plan.targets[0].steps[0]).toContain('reload');
+
+  const stale = await request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'reload', instanceIds: ids, digest: '0'.repeat(32), confirm: plan.confirm ?? '' } });
+  expect(stale.status()).toBe(409);
+  expect((await stale.json()).details.digest).toBe(plan.digest);
+
+  const malformed = await request.post(`${url}/api/v1/operations`, { headers: { ...operate, 'content-type': 'application/json' }, data: '{"action": "reload", "instanceIds": ["1; DROP TABLE"]' });
+  expect(malformed.status()).toBe(400);
+
+  const submit = () => request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'reload', instanceIds: ids, digest: plan.digest, confirm: plan.confirm ?? '', idempotencyKey: 'api-test-1' } });
+  const first = await submit();
+  expect(first.status()).toBe(202);
+  const { id } = await first.json();
+  expect((await (await submit()).json())).toEqual({ id, duplicate: true });
+
+  let op: { status: string; targets: { status: string; steps: { name: string; exitCode: number | null }[] }[] } = { status: 'queued', targets: [] };
+  for (let i = 0; i < 150 && !['succeeded', 'failed', 'partial', 'cancelled'].includes(op.status); i++) {
+    op = await (await request.get(`${url}/api/v1/operations/${id}`, { headers: operate })).json();
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  expect(op.status).toBe('succeeded');
+  expect(op.targets).toHaveLength(3);
+  expect(op.targets.every((t) => t.status === 'succeeded' && t.steps.some((s) => s.name === 'reload' && s.exitCode === 0))).toBe(true);
+  expect((await request.get(`${url}/api/v1/operations/999999`, { headers: operate })).status()).toBe(404);
+});

@@ -1,0 +1,14 @@
+import { z } from 'zod';
+
+const ids = z.array(z.number().int().positive()).min(1).max(1000).transform((a) => [...new Set(a)]);
+
+export const planBody = z.object({ action: z.string().min(1).max(50), instanceIds: ids }).strict();
+
+export const submitBody = z.object({
+  action: z.string().min(1).max(50),
+  instanceIds: ids,
+  digest: z.string().regex(/^[0-9a-f]{32}$/, 'the digest from /api/v1/operations/plan'),
+  confirm: z.string().max(200).default(''),
+  /** Repeat a submit with the same key and it is enqueued once; without one, every submit is new. */
+  idempotencyKey: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/).optional(),
+}).strict();
