@@ -18,9 +18,11 @@ describe('the lab', () => {
     expect(lab.processes.map((p) => p.program).sort()).toEqual(['postgres', ...Array(18).fill('postgres'), 'redis-server', 'sshd', 'sshd'].sort());
   });
 
-  // production/identity and production/orders belong to the operations tests, which restart their members.
+  // production/identity, production/orders and staging/identity belong to the operations tests,
+  // which restart, promote and re-point their members.
+  const opsHerds = ['production/identity', 'production/orders', 'staging/identity'];
   it('has every replica streaming from its primary, which sees it by name', async () => {
-    for (const r of lab.instances.filter((i) => i.role === 'replica' && !(i.environment === 'production' && ['identity', 'orders'].includes(i.herd)))) {
+    for (const r of lab.instances.filter((i) => i.role === 'replica' && !opsHerds.includes(`${i.environment}/${i.herd}`))) {
       const primary = lab.instances.find((i) => i.server === r.upstream)!;
       const [w] = await query<{ rec: boolean; status: string; host: string }>(r.dsn, `SELECT pg_is_in_recovery() AS rec, status, sender_host AS host FROM pg_stat_wal_receiver`);
       expect(w).toEqual({ rec: true, status: 'streaming', host: primary.address });

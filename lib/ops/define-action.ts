@@ -19,6 +19,11 @@ export interface ActionDeps {
   ssh: SshPool;
 }
 
+/** What an action may look at besides its target: the target's herd as the inventory has it. */
+export interface PlanContext {
+  members: InstanceRef[];
+}
+
 export interface ActionDef {
   name: string;
   label: string;
@@ -26,8 +31,8 @@ export interface ActionDef {
   permission: Role;
   /** Needs the confirmation typed even for a single non-production target. */
   dangerous: boolean;
-  plan: (target: InstanceRef) => TargetPlan;
-  steps: (target: InstanceRef, deps: ActionDeps) => Step[];
+  plan: (target: InstanceRef, ctx: PlanContext) => TargetPlan;
+  steps: (target: InstanceRef, deps: ActionDeps, ctx: PlanContext) => Step[];
 }
 
 export function defineAction(def: ActionDef): ActionDef {

@@ -5,7 +5,7 @@ import { operations, operationSteps, operationTargets } from '@/db/schema';
 import type { SshPool } from '@/lib/ssh/ssh-client';
 import { dbRecorder } from './db-recorder';
 import { driverFor } from './drivers';
-import { loadInstanceRefs } from './instance-ref';
+import { loadHerdMembers, loadInstanceRefs } from './instance-ref';
 import { acquireLease, heartbeat, leaseTtlMs, releaseLease } from './lease';
 import { runPipeline } from './pipeline';
 import { getAction } from './registry';
@@ -60,10 +60,11 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
     // Re-check the facts the plan relied on: the inventory may have moved while the target queued.
     const [ref] = await loadInstanceRefs(db, [target.instanceId]);
     if (!ref) return await fail('failed', 'the instance was deleted from the inventory');
+    const ctx = { members: (await loadHerdMembers(db, [ref])).get(ref.herdId)! };
     let refusal: string | undefined;
     try {
       driverFor(ref.controlDriver);
-      refusal = action.plan(ref).refused;
+      refusal = action.plan(ref, ctx).refused;
     } catch (err) {
       refusal = (err as Error).message;
     }
@@ -71,7 +72,7 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
     // A retry appends its steps after those of earlier attempts.
     const [{ last }] = await db.select({ last: max(operationSteps.seq) }).from(operationSteps).where(eq(operationSteps.targetId, targetId));
     const cancelled = async () => (await db.select({ c: operations.cancelRequested }).from(operations).where(eq(operations.id, op.id)))[0].c;
-    const res = await runPipeline(action.steps(ref, { db, ssh }), dbRecorder(db, targetId), { cancelled, firstSeq: (last ?? 0) + 1 });
+    const res = await runPipeline(action.steps(ref, { db, ssh }, ctx), dbRecorder(db, targetId), { cancelled, firstSeq: (last ?? 0) + 1 });
     const status = res.ok ? 'succeeded' : res.error?.name === 'CancelledError' ? 'cancelled' : 'failed';
     await finishTarget(db, targetId, status, res.ok ? null : res.error?.message ?? 'failed');
     log('target.end', { operationId: op.id, targetId, status });

@@ -22,8 +22,8 @@ export interface InstanceRef {
   ssh: SshTarget;
 }
 
-export async function loadInstanceRefs(db: Db, ids: number[]): Promise<InstanceRef[]> {
-  if (!ids.length) return [];
+export async function loadInstanceRefs(db: Db, ids: number[], opts: { herdIds?: number[] } = {}): Promise<InstanceRef[]> {
+  if (!ids.length && !opts.herdIds?.length) return [];
   const rows = await db.select({
     id: instances.id,
     label: sql<string>`${servers.hostname} || ':' || ${instances.port}`,
@@ -48,7 +48,7 @@ export async function loadInstanceRefs(db: Db, ids: number[]): Promise<InstanceR
     .innerJoin(herds, eq(instances.herdId, herds.id))
     .innerJoin(environments, eq(herds.environmentId, environments.id))
     .innerJoin(servers, eq(instances.serverId, servers.id))
-    .where(inArray(instances.id, ids))
+    .where(opts.herdIds ? inArray(instances.herdId, opts.herdIds) : inArray(instances.id, ids))
     .orderBy(instances.id);
   return rows.map((r) => {
     const host = r.address || r.hostname;
@@ -70,4 +70,13 @@ export async function loadInstanceRefs(db: Db, ids: number[]): Promise<InstanceR
       ssh: { host, port: r.sshPort, username: r.sshUser, hostKeyFingerprint: r.fingerprint },
     };
   });
+}
+
+/** Every member of the herds of these targets, by herd id. */
+export async function loadHerdMembers(db: Db, targets: InstanceRef[]): Promise<Map<number, InstanceRef[]>> {
+  const herdIds = [...new Set(targets.map((t) => t.herdId))];
+  const all = herdIds.length ? await loadInstanceRefs(db, [], { herdIds }) : [];
+  const out = new Map<number, InstanceRef[]>(herdIds.map((h) => [h, []]));
+  for (const r of all) out.get(r.herdId)!.push(r);
+  return out;
 }

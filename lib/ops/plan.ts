@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '@/db/client';
 import type { ActionDef, TargetPlan } from './define-action';
 import { driverFor } from './drivers';
-import { loadInstanceRefs, type InstanceRef } from './instance-ref';
+import { loadHerdMembers, loadInstanceRefs, type InstanceRef } from './instance-ref';
 
 export interface PlannedTarget extends TargetPlan {
   instanceId: number;
@@ -52,11 +52,12 @@ export async function planOperation(db: Db, action: ActionDef, instanceIds: numb
   const ids = [...new Set(instanceIds)];
   const refs = await loadInstanceRefs(db, ids);
   const found = new Set(refs.map((r) => r.id));
+  const members = await loadHerdMembers(db, refs);
   const targets = refs.map((r): PlannedTarget => {
     let p: TargetPlan;
     try {
       driverFor(r.controlDriver); // refuses drivers pgherd cannot run, before anything else
-      p = action.plan(r);
+      p = action.plan(r, { members: members.get(r.herdId)! });
     } catch (err) {
       p = { steps: [], refused: (err as Error).message, warnings: [] };
     }
@@ -67,7 +68,7 @@ export async function planOperation(db: Db, action: ActionDef, instanceIds: numb
     label: action.label,
     targets,
     missing: ids.filter((id) => !found.has(id)),
-    digest: digestOf(action.name, refs),
+    digest: digestOf(action.name, [...members.values()].flat()),
     typeToConfirm: typeToConfirm(action, targets),
     idempotencyKey: randomBytes(16).toString('hex'),
   };

@@ -4,8 +4,10 @@ import { reloadAction } from './actions/reload.action';
 import { restartAction } from './actions/restart.action';
 import { startAction } from './actions/start.action';
 import { stopAction } from './actions/stop.action';
+import { promoteAction } from './actions/promote.action';
+import { remasterAction } from './actions/remaster.action';
 
-export const actions: ActionDef[] = [startAction, stopAction, restartAction, reloadAction];
+export const actions: ActionDef[] = [startAction, stopAction, restartAction, reloadAction, promoteAction, remasterAction];
 
 export function getAction(name: string): ActionDef | undefined {
   return actions.find((a) => a.name === name);

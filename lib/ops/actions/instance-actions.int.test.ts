@@ -11,7 +11,7 @@ import { SshPool } from '@/lib/ssh/ssh-client';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { dbRecorder } from '../db-recorder';
 import type { ActionDef } from '../define-action';
-import { loadInstanceRefs, type InstanceRef } from '../instance-ref';
+import { loadHerdMembers, loadInstanceRefs, type InstanceRef } from '../instance-ref';
 import { runPipeline } from '../pipeline';
 import { reloadAction } from './reload.action';
 import { restartAction } from './restart.action';
@@ -37,7 +37,8 @@ afterAll(async () => {
 async function run(action: ActionDef, target: InstanceRef) {
   const [op] = await t.db.insert(operations).values({ action: action.name, planDigest: 'test', requestedByName: 'test', status: 'running' }).returning();
   const [tg] = await t.db.insert(operationTargets).values({ operationId: op.id, instanceId: target.id, label: target.label, status: 'running' }).returning();
-  const res = await runPipeline(action.steps(target, { db: t.db, ssh }), dbRecorder(t.db, tg.id));
+  const members = (await loadHerdMembers(t.db, [target])).get(target.herdId)!;
+  const res = await runPipeline(action.steps(target, { db: t.db, ssh }, { members }), dbRecorder(t.db, tg.id));
   const steps = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, tg.id)).orderBy(asc(operationSteps.seq));
   return { res, steps };
 }

@@ -1,0 +1,105 @@
+// promote and remaster on real lab instances: the staging/identity herd, which the other test files leave alone.
+import { readFileSync } from 'node:fs';
+import { asc, eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { instances, operations, operationSteps, operationTargets } from '@/db/schema';
+import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { query } from '@/lib/lab/postgres';
+import { SshPool } from '@/lib/ssh/ssh-client';
+import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import { dbRecorder } from '../db-recorder';
+import type { ActionDef } from '../define-action';
+import { loadHerdMembers, loadInstanceRefs, type InstanceRef } from '../instance-ref';
+import { runPipeline } from '../pipeline';
+import { planOperation } from '../plan';
+import { promoteAction } from './promote.action';
+import { conninfo, remasterAction } from './remaster.action';
+import { stopAction } from './stop.action';
+
+let t: TestDb;
+let ssh: SshPool;
+let primary: InstanceRef;
+let r2: InstanceRef;
+let r3: InstanceRef;
+
+async function run(action: ActionDef, targetId: number) {
+  const [target] = await loadInstanceRefs(t.db, [targetId]);
+  const members = (await loadHerdMembers(t.db, [target])).get(target.herdId)!;
+  const [op] = await t.db.insert(operations).values({ action: action.name, planDigest: 'test', requestedByName: 'test', status: 'running' }).returning();
+  const [tg] = await t.db.insert(operationTargets).values({ operationId: op.id, instanceId: target.id, label: target.label, status: 'running' }).returning();
+  const res = await runPipeline(action.steps(target, { db: t.db, ssh }, { members }), dbRecorder(t.db, tg.id));
+  const steps = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, tg.id)).orderBy(asc(operationSteps.seq));
+  return { res, steps };
+}
+const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
+const inRecovery = async (r: InstanceRef) => (await query<{ rec: boolean }>(dsn(r), 'SELECT pg_is_in_recovery() AS rec'))[0].rec;
+
+beforeAll(async () => {
+  t = await freshDatabase();
+  await seedLabFleet(t.db, t.lab);
+  ssh = new SshPool({ privateKey: readFileSync(t.lab.ssh!.privateKeyPath) });
+  const all = await loadInstanceRefs(t.db, (await t.db.select({ id: instances.id }).from(instances)).map((r) => r.id));
+  const herd = all.filter((r) => r.environment === 'staging' && r.herd === 'identity');
+  primary = herd.find((r) => r.role === 'primary')!;
+  [r2, r3] = herd.filter((r) => r.role === 'replica');
+});
+afterAll(async () => {
+  await ssh?.close();
+  await t?.close();
+});
+
+describe('promote', () => {
+  it('is refused at planning while the herd has a running primary', async () => {
+    const plan = await planOperation(t.db, promoteAction, [r2.id]);
+    expect(plan.targets[0].refused).toMatch(/running primary .*stop it, or use switchover/);
+  });
+
+  it('is refused again at execution when the primary still answers, whatever the inventory says', async () => {
+    await t.db.update(instances).set({ state: 'stopped' }).where(eq(instances.id, primary.id));
+    const { res, steps } = await run(promoteAction, r2.id);
+    expect(res.error?.message).toMatch(/answers as a primary/);
+    expect(steps.map((s) => s.status)).toEqual(['failed']);
+    expect(await inRecovery(r2)).toBe(true);
+    await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, primary.id));
+  });
+
+  it('with the primary stopped, makes the replica a primary that accepts writes', async () => {
+    expect((await run(stopAction, primary.id)).res.error).toBeUndefined();
+    const { res } = await run(promoteAction, r2.id);
+    expect(res.error).toBeUndefined();
+    expect(await inRecovery(r2)).toBe(false);
+    await query(dsn(r2), 'CREATE TABLE promoted (v text); INSERT INTO promoted VALUES (\'after promote\')');
+    const [row] = await t.db.select().from(instances).where(eq(instances.id, r2.id));
+    expect(row.role).toBe('primary');
+    expect(row.timeline).toBe(2);
+  });
+});
+
+describe('remaster', () => {
+  it('points the other replica at the new primary; it streams from it and has its rows', async () => {
+    const plan = await planOperation(t.db, remasterAction, [r3.id]);
+    expect(plan.targets[0].refused).toBeUndefined();
+    expect(plan.targets[0].steps[2]).toContain(`${r2.host}:${r2.port}`);
+    const { res } = await run(remasterAction, r3.id);
+    expect(res.error).toBeUndefined();
+    const [w] = await query<{ status: string; host: string; port: number }>(dsn(r3), 'SELECT status, sender_host AS host, sender_port AS port FROM pg_stat_wal_receiver');
+    expect(w).toEqual({ status: 'streaming', host: r2.host, port: r2.port });
+    let rows: { v: string }[] = [];
+    for (let i = 0; i < 100 && !rows.length; i++) {
+      rows = await query<{ v: string }>(dsn(r3), `SELECT v FROM promoted`).catch(() => []);
+      if (!rows.length) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(rows).toEqual([{ v: 'after promote' }]);
+    const [inv] = await t.db.select().from(instances).where(eq(instances.id, r3.id));
+    expect(inv.upstreamInstanceId).toBe(r2.id);
+  });
+
+  it('is refused for a primary', async () => {
+    const plan = await planOperation(t.db, remasterAction, [r2.id]);
+    expect(plan.targets[0].refused).toMatch(/only replicas/);
+  });
+
+  it('quotes conninfo values so that no value can add a parameter', () => {
+    expect(conninfo({ host: "h' sslmode='disable", port: 5432 })).toBe("host='h\\' sslmode=\\'disable' port='5432'");
+  });
+});
