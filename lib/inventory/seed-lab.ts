@@ -15,9 +15,14 @@ interface Observed {
 }
 
 
-async function observe(i: LabInstance): Promise<Observed> {
+/** What the instance says of itself; null when it does not answer (stopped by someone, say). */
+async function observe(i: LabInstance): Promise<Observed | null> {
   const c = new pg.Client({ connectionString: i.dsn, connectionTimeoutMillis: 5000 });
-  await c.connect();
+  try {
+    await c.connect();
+  } catch {
+    return null;
+  }
   try {
     const { rows: [r] } = await c.query(`
       SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
@@ -39,6 +44,9 @@ export async function ensureAdmin(db: Db, username: string, password: string): P
 
 export async function seedLabFleet(db: Db, lab: LabInfo, dnsZone = 'db.lab.internal'): Promise<void> {
   const observed = new Map(await Promise.all(lab.instances.map(async (i) => [i.server, await observe(i)] as const)));
+  // Every member of a herd shares the system identifier: any member that answers tells it.
+  const sysid = (env: string, herd: string) =>
+    lab.instances.filter((m) => m.environment === env && m.herd === herd).map((m) => observed.get(m.server)?.systemIdentifier).find(Boolean) ?? null;
   await db.transaction(async (tx) => {
     const envIds = new Map<string, number>();
     for (const name of [...new Set(lab.instances.map((i) => i.environment))]) {
@@ -53,7 +61,6 @@ export async function seedLabFleet(db: Db, lab: LabInfo, dnsZone = 'db.lab.inter
     for (const i of lab.instances) {
       const key = `${i.environment}/${i.herd}`;
       if (!herdIds.has(key)) {
-        const primary = lab.instances.find((m) => m.environment === i.environment && m.herd === i.herd && m.role === 'primary')!;
         const [row] = await tx.insert(herds).values({
           environmentId: envIds.get(i.environment)!,
           name: i.herd,
@@ -62,7 +69,7 @@ export async function seedLabFleet(db: Db, lab: LabInfo, dnsZone = 'db.lab.inter
           pgVersion: i.version,
           controlDriver: 'pg_ctl',
           dnsName: `${i.herd}.${i.environment}.${dnsZone}`,
-          systemIdentifier: observed.get(primary.server)!.systemIdentifier,
+          systemIdentifier: sysid(i.environment, i.herd),
         }).onConflictDoUpdate({ target: [herds.environmentId, herds.name], set: { systemIdentifier: sql`excluded.system_identifier` } })
           .returning({ id: herds.id });
         herdIds.set(key, row.id);
@@ -82,17 +89,17 @@ export async function seedLabFleet(db: Db, lab: LabInfo, dnsZone = 'db.lab.inter
     const instanceIds = new Map<string, number>();
     const now = new Date();
     for (const i of lab.instances) {
-      const o = observed.get(i.server)!;
+      const o = observed.get(i.server);
       const values = {
         herdId: herdIds.get(`${i.environment}/${i.herd}`)!,
         serverId: serverIds.get(i.server)!,
         port: i.port,
         dataDirectory: i.dataDirectory,
         pgVersion: i.version,
-        role: o.inRecovery ? ('replica' as const) : ('primary' as const),
-        state: 'running' as const,
-        timeline: o.timeline,
-        lsn: o.lsn,
+        role: o ? (o.inRecovery ? ('replica' as const) : ('primary' as const)) : i.role,
+        state: o ? ('running' as const) : ('stopped' as const),
+        timeline: o?.timeline ?? null,
+        lsn: o?.lsn ?? null,
         lastObservedAt: now,
       };
       const [row] = await tx.insert(instances).values(values)
@@ -103,7 +110,9 @@ export async function seedLabFleet(db: Db, lab: LabInfo, dnsZone = 'db.lab.inter
     for (const i of lab.instances) {
       if (!i.upstream) continue;
       const up = lab.instances.find((m) => m.server === i.upstream)!;
-      const lag = Math.max(0, observed.get(up.server)!.lsn - observed.get(i.server)!.lsn);
+      const a = observed.get(up.server);
+      const b = observed.get(i.server);
+      const lag = a && b ? Math.max(0, a.lsn - b.lsn) : null;
       await tx.update(instances)
         .set({ upstreamInstanceId: instanceIds.get(i.upstream)!, lagBytes: lag, lagSeconds: 0 })
         .where(sql`${instances.id} = ${instanceIds.get(i.server)!}`);

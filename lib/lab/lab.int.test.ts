@@ -4,6 +4,7 @@ import { inject, describe, expect, it } from 'vitest';
 import { currentPid, readLab } from './lab';
 import { alive, pidRuns } from './proc';
 import { query } from './postgres';
+import { isOpsTestHerd } from '@/lib/testing/test-db';
 
 const lab = readLab(inject('labFile'));
 
@@ -13,16 +14,14 @@ describe('the lab', () => {
     expect(new Set(lab.instances.map((i) => i.address)).size).toBe(18);
     expect(new Set(lab.instances.map((i) => i.environment))).toEqual(new Set(['production', 'staging']));
     expect(lab.instances.filter((i) => i.role === 'primary')).toHaveLength(6);
-    expect(lab.processes.filter((p) => !(alive(currentPid(p)) && pidRuns(currentPid(p), p.program)))).toEqual([]);
+    const opsMember = (name: string) => lab.instances.some((i) => i.server === name && isOpsTestHerd(i.environment, i.herd));
+    expect(lab.processes.filter((p) => !opsMember(p.name) && !(alive(currentPid(p)) && pidRuns(currentPid(p), p.program)))).toEqual([]);
     // pgherd's database, Redis, 18 postmasters, and sshd (one per 16 addresses)
     expect(lab.processes.map((p) => p.program).sort()).toEqual(['postgres', ...Array(18).fill('postgres'), 'redis-server', 'sshd', 'sshd'].sort());
   });
 
-  // production/identity, production/orders and staging/identity belong to the operations tests,
-  // which restart, promote and re-point their members.
-  const opsHerds = ['production/identity', 'production/orders', 'staging/identity'];
   it('has every replica streaming from its primary, which sees it by name', async () => {
-    for (const r of lab.instances.filter((i) => i.role === 'replica' && !opsHerds.includes(`${i.environment}/${i.herd}`))) {
+    for (const r of lab.instances.filter((i) => i.role === 'replica' && !isOpsTestHerd(i.environment, i.herd))) {
       const primary = lab.instances.find((i) => i.server === r.upstream)!;
       const [w] = await query<{ rec: boolean; status: string; host: string }>(r.dsn, `SELECT pg_is_in_recovery() AS rec, status, sender_host AS host FROM pg_stat_wal_receiver`);
       expect(w).toEqual({ rec: true, status: 'streaming', host: primary.address });

@@ -28,3 +28,10 @@ export async function freshDatabase(): Promise<TestDb> {
     },
   };
 }
+
+/**
+ * The lab herds that the operations tests stop, restart, promote and re-point while other test
+ * files run: assertions about the lab's untouched topology leave these out.
+ */
+export const OPS_TEST_HERDS = ['production/identity', 'production/orders', 'staging/identity'];
+export const isOpsTestHerd = (environment: string, herd: string) => OPS_TEST_HERDS.includes(`${environment}/${herd}`);
