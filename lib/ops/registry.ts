@@ -6,8 +6,9 @@ import { startAction } from './actions/start.action';
 import { stopAction } from './actions/stop.action';
 import { promoteAction } from './actions/promote.action';
 import { remasterAction } from './actions/remaster.action';
+import { rebuildAction } from './actions/rebuild.action';
 
-export const actions: ActionDef[] = [startAction, stopAction, restartAction, reloadAction, promoteAction, remasterAction];
+export const actions: ActionDef[] = [startAction, stopAction, restartAction, reloadAction, promoteAction, remasterAction, rebuildAction];
 
 export function getAction(name: string): ActionDef | undefined {
   return actions.find((a) => a.name === name);

@@ -15,6 +15,8 @@ import { planOperation } from '../plan';
 import { promoteAction } from './promote.action';
 import { conninfo, remasterAction } from './remaster.action';
 import { stopAction } from './stop.action';
+import { startAction } from './start.action';
+import { rebuildAction } from './rebuild.action';
 
 let t: TestDb;
 let ssh: SshPool;
@@ -101,5 +103,46 @@ describe('remaster', () => {
 
   it('quotes conninfo values so that no value can add a parameter', () => {
     expect(conninfo({ host: "h' sslmode='disable", port: 5432 })).toBe("host='h\\' sslmode=\\'disable' port='5432'");
+  });
+});
+
+describe('rebuild', () => {
+  it('is refused for the herd\u2019s running primary, at planning', async () => {
+    const plan = await planOperation(t.db, rebuildAction, [r2.id]);
+    expect(plan.targets[0].refused).toMatch(/it is the herd\u2019s primary/);
+  });
+
+  it('turns a diverged old primary into a replica holding exactly the primary\u2019s rows, streaming', async () => {
+    // The old primary comes back on its own timeline and takes a write the new primary never saw.
+    expect((await run(startAction, primary.id)).res.error).toBeUndefined();
+    expect(await inRecovery(primary)).toBe(false);
+    await query(dsn(primary), `CREATE TABLE diverged (v text); INSERT INTO diverged VALUES ('lost')`);
+    await query(dsn(r2), `INSERT INTO promoted VALUES ('second')`);
+    // Running as a primary, it is refused at execution too.
+    await t.db.update(instances).set({ state: 'needs_rebuild' }).where(eq(instances.id, primary.id));
+    const refused = await run(rebuildAction, primary.id);
+    expect(refused.res.error?.message).toMatch(/runs as a primary/);
+    expect((await run(stopAction, primary.id)).res.error).toBeUndefined();
+    await t.db.update(instances).set({ state: 'needs_rebuild' }).where(eq(instances.id, primary.id));
+
+    const { res, steps } = await run(rebuildAction, primary.id);
+    expect(res.error).toBeUndefined();
+    expect(steps.find((s) => s.name === 'pg_rewind')?.exitCode).toBe(0);
+    expect(steps.find((s) => s.name.startsWith('pg_basebackup'))?.stdoutTail).toBe('skipped: rewound');
+    expect(await inRecovery(primary)).toBe(true);
+    const [w] = await query<{ status: string; host: string }>(dsn(primary), 'SELECT status, sender_host AS host FROM pg_stat_wal_receiver');
+    expect(w).toEqual({ status: 'streaming', host: r2.host });
+    // Its own port and address survived the copy of the source's postgresql.conf.
+    expect((await query<{ port: string }>(dsn(primary), 'SHOW port'))[0].port).toBe(String(primary.port));
+    expect((await query<{ a: string }>(dsn(primary), `SELECT current_setting('listen_addresses') AS a`))[0].a).toBe(primary.host);
+    expect(await query(dsn(primary), `SELECT 1 FROM pg_class WHERE relname = 'diverged'`)).toEqual([]);
+    let rows: { v: string }[] = [];
+    for (let i = 0; i < 100 && rows.length < 2; i++) {
+      rows = await query<{ v: string }>(dsn(primary), 'SELECT v FROM promoted ORDER BY v');
+      if (rows.length < 2) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(rows).toEqual([{ v: 'after promote' }, { v: 'second' }]);
+    const [inv] = await t.db.select().from(instances).where(eq(instances.id, primary.id));
+    expect(inv).toMatchObject({ role: 'replica', state: 'running', upstreamInstanceId: r2.id });
   });
 });
