@@ -17,6 +17,9 @@ import { loadInstanceRefs, type InstanceRef } from './instance-ref';
 import { planOperation } from './plan';
 import { producerConnection, targetQueue } from './queue';
 import { ConfirmationError, StalePlanError, submitOperation } from './submit';
+import { cancelOperation, retryOperation } from './control';
+import { stopAction } from './actions/stop.action';
+import { startAction } from './actions/start.action';
 import { startWorker } from './worker';
 
 let t: TestDb;
@@ -136,6 +139,47 @@ describe('through the queue and the workers', () => {
     const [w2] = await windows(second.id);
     expect(overlap(w1, w2)).toBe(false);
     expect(w2.from.getTime()).toBeGreaterThanOrEqual(w1.to.getTime());
+  });
+});
+
+describe('cancel, retry, and Redis losing its data', () => {
+  it('retries a failed target after the cause is fixed, its steps numbered after the first attempt\u2019s', async () => {
+    const r = orders()[2];
+    expect((await waitSettled((await submit(stopAction, [r.id])).id)).status).toBe('succeeded');
+    await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, r.id)); // a stale inventory
+    const { id } = await submit(restartAction, [r.id]);
+    const failed = await waitSettled(id);
+    expect(failed.status).toBe('failed');
+    expect((await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id)))[0].error).toMatch(/not running/);
+    expect((await waitSettled((await submit(startAction, [r.id])).id)).status).toBe('succeeded');
+    expect(await retryOperation(t.db, queue, id, actor)).toHaveLength(1);
+    const retried = await waitSettled(id);
+    expect(retried.status).toBe('succeeded');
+    const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
+    expect(target.attempts).toBe(2);
+    const seqs = (await t.db.select({ seq: operationSteps.seq, status: operationSteps.status }).from(operationSteps).where(eq(operationSteps.targetId, target.id)).orderBy(operationSteps.seq));
+    expect(seqs[0]).toEqual({ seq: 1, status: 'failed' });
+    expect(seqs.slice(1).every((x) => x.status === 'succeeded') && seqs.length > 2).toBe(true);
+  });
+
+  it('cancels queued targets at once', async () => {
+    await worker!.close();
+    worker = null;
+    const { id } = await submit(reloadAction, [orders()[0].id]);
+    await cancelOperation(t.db, id, actor);
+    const op = await waitSettled(id, 5000);
+    expect(op.status).toBe('cancelled');
+    worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
+  });
+
+  it('loses no operation when Redis loses its data: the worker re-enqueues what Postgres says is queued', async () => {
+    await worker!.close();
+    worker = null;
+    const { id } = await submit(reloadAction, [orders()[1].id]);
+    await queue.obliterate({ force: true }); // what a Redis restart without persistence does
+    expect(await queue.count()).toBe(0);
+    worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
+    expect((await waitSettled(id)).status).toBe('succeeded');
   });
 });
 
