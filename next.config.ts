@@ -2,8 +2,8 @@ import type { NextConfig } from 'next';
 
 const config: NextConfig = {
   poweredByHeader: false,
-  // pg and drizzle stay server-side Node modules, never bundled into the client.
-  serverExternalPackages: ['pg'],
+  // Node packages with native addons or worker threads are loaded by Node at run time, not bundled.
+  serverExternalPackages: ['pg', 'ssh2', 'cpu-features', 'bullmq', 'ioredis'],
 };
 
 export default config;

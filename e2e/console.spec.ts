@@ -1,6 +1,7 @@
 // The path a person takes through the console, in Debian's Chromium against the built console
 // over the lab fleet: sign in, filter, sort, page, select all matching, edit, delete, history.
 import { expect, test, type Page } from '@playwright/test';
+import { readFileSync } from 'node:fs';
 import { e2eLab } from './lab';
 
 const lab = e2eLab();
@@ -183,6 +184,14 @@ test('tick three instances, restart, confirm, and watch the operation succeed', 
   // It is listed with the other operations, filterable by status.
   await page.goto(`${url}/admin/operations?status=succeeded`);
   await expect(page.locator('table.result-list tbody tr').first()).toContainText('restart');
+});
+
+test('a server\u2019s page shows pgherd\u2019s public key for authorized_keys', async ({ page }) => {
+  await signIn(page);
+  await page.goto(`${url}/admin/servers?q=db-stg-orders-1`);
+  await page.getByRole('link', { name: /db-stg-orders-1/ }).click();
+  const pub = readFileSync(`${lab.ssh!.privateKeyPath}.pub`, 'utf8').split(' ')[1];
+  await expect(page.getByTestId('public-key')).toContainText(pub);
 });
 
 test('unknown ids and malformed parameters: a 404 page, and defaults instead of errors', async ({ page }) => {

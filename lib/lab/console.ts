@@ -71,6 +71,7 @@ export function consoleEnv(lab: LabInfo, url: string, secret: string): NodeJS.Pr
     REDIS_URL: lab.redis?.url ?? '',
     NEXTAUTH_URL: url,
     NEXTAUTH_SECRET: secret,
+    PGHERD_SSH_KEY: lab.ssh?.privateKeyPath ?? '',
   };
 }
 

@@ -7,6 +7,17 @@ import { loadObject, relationOptions } from '@/lib/admin/change-form-data';
 import { objectRoute } from '@/lib/admin/object-route';
 import { capitalize } from '@/lib/admin/text';
 import { saveAction } from '../../actions';
+import { pgherdPublicKey } from '@/lib/ssh/public-key';
+
+function AuthorizedKey() {
+  const key = pgherdPublicKey();
+  return (
+    <div className="module authorized-key">
+      <h2>pgherd&rsquo;s SSH key</h2>
+      {key ? <><p>Add this line to <code>~/.ssh/authorized_keys</code> of the SSH user on this server:</p><pre className="output" data-testid="public-key">{key}</pre></> : <p className="muted">PGHERD_SSH_KEY is not set on the web process, so its public key cannot be shown.</p>}
+    </div>
+  );
+}
 
 export default async function ChangePage({ params, searchParams }: { params: Promise<{ model: string; id: string }>; searchParams: Promise<{ saved?: string }> }) {
   const { def, id } = await objectRoute(params);
@@ -23,6 +34,7 @@ export default async function ChangePage({ params, searchParams }: { params: Pro
       </div>
       <h2 className="object-label">{obj.label}</h2>
       {saved && <p className="messagelist success" role="status">The {def.label} “{obj.label}” was changed successfully. You may edit it again below.</p>}
+      {def.name === 'servers' && <AuthorizedKey />}
       <ObjectForm model={def.name} id={id} initial={obj.values} options={await relationOptions(db, def)} save={saveAction} />
     </>
   );

@@ -1,0 +1,16 @@
+// pgherd's public key, for the line admins add to authorized_keys on each database host.
+import { readFileSync } from 'node:fs';
+import { utils } from 'ssh2';
+
+/**
+ * "ssh-ed25519 AAAA... pgherd": PGHERD_SSH_PUBLIC_KEY when set (so the web process need not hold the
+ * private key), else derived from the private key file PGHERD_SSH_KEY; null when neither is set.
+ */
+export function pgherdPublicKey(path = process.env.PGHERD_SSH_KEY, given = process.env.PGHERD_SSH_PUBLIC_KEY): string | null {
+  if (given) return given.trim();
+  if (!path) return null;
+  const key = utils.parseKey(readFileSync(path));
+  if (key instanceof Error) throw new Error(`PGHERD_SSH_KEY (${path}) is not a private key ssh2 can read: ${key.message}`);
+  const k = Array.isArray(key) ? key[0] : key;
+  return `${k.type} ${k.getPublicSSH().toString('base64')} pgherd`;
+}
