@@ -12,6 +12,8 @@ export interface Observed {
   confLoadTime?: Date;
   timeline?: number;
   lsn?: string;
+  /** Replicas: how far behind replay is, in seconds (0 when it has replayed all it received). */
+  replayLagSeconds?: number | null;
   pendingRestart?: boolean;
   walReceiver?: { status: string; senderHost: string | null; senderPort: number | null } | null;
 }
@@ -41,7 +43,10 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
       SELECT pg_is_in_recovery() AS rec, pg_postmaster_start_time() AS start, pg_conf_load_time() AS conf,
              (SELECT timeline_id FROM pg_control_checkpoint()) AS tli,
              (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
-             EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart) AS pending`);
+             EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart) AS pending,
+             CASE WHEN NOT pg_is_in_recovery() THEN NULL
+                  WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+                  ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END AS lag_s`);
     const { rows: w } = await c.query(`SELECT status, sender_host AS host, sender_port AS port FROM pg_stat_wal_receiver`);
     return {
       reachable: true,
@@ -51,6 +56,7 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
       timeline: r.tli,
       lsn: r.lsn,
       pendingRestart: r.pending,
+      replayLagSeconds: r.lag_s === null ? null : Number(r.lag_s),
       walReceiver: w[0] ? { status: w[0].status, senderHost: w[0].host, senderPort: w[0].port } : null,
     };
   } catch (err) {

@@ -8,6 +8,7 @@ import { SshPool } from '@/lib/ssh/ssh-client';
 import { servers } from '@/db/schema';
 import { eq, and, isNull } from 'drizzle-orm';
 import { executeTarget, reconcile } from './execute-target';
+import { refreshFleet } from './refresher';
 import { enqueueTargets, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
 
 export interface WorkerConfig {
@@ -16,7 +17,11 @@ export interface WorkerConfig {
   sshKeyPath: string;
   concurrency?: number;
   reconcileEveryMs?: number;
+  /** How often the fleet's state is refreshed (one worker at a time does it); 0: never. */
+  refreshEveryMs?: number;
 }
+
+const REFRESH_LOCK = 72_842_001;
 
 export function log(event: string, fields: object = {}) {
   console.log(JSON.stringify({ at: new Date().toISOString(), event, ...fields }));
@@ -57,12 +62,35 @@ export async function startWorker(cfg: WorkerConfig) {
   worker.on('failed', (job, err) => log('job.failed', { jobId: job?.id, error: err.message }));
 
   const timer = setInterval(() => { doReconcile().catch((err) => log('reconcile.error', { error: String(err) })); }, cfg.reconcileEveryMs ?? 10_000);
+
+  // Several workers share one refresh: a session advisory lock elects whoever gets there first.
+  const refreshEvery = cfg.refreshEveryMs ?? Number(process.env.PGHERD_REFRESH_INTERVAL_MS ?? 30_000);
+  let refreshing = false;
+  const refresh = async () => {
+    if (refreshing) return;
+    refreshing = true;
+    const client = await pool.connect();
+    try {
+      const { rows: [{ ok }] } = await client.query('SELECT pg_try_advisory_lock($1) AS ok', [REFRESH_LOCK]);
+      if (!ok) return;
+      try {
+        log('refresh.done', await refreshFleet(db));
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [REFRESH_LOCK]);
+      }
+    } finally {
+      client.release();
+      refreshing = false;
+    }
+  };
+  const refreshTimer = refreshEvery > 0 ? setInterval(() => { refresh().catch((err) => log('refresh.error', { error: String(err) })); }, refreshEvery) : null;
   log('worker.ready', { holder, concurrency: cfg.concurrency ?? 8 });
 
   return {
     holder,
     async close() {
       clearInterval(timer);
+      if (refreshTimer) clearInterval(refreshTimer);
       await worker.close(); // waits for the targets in progress
       await queue.close();
       producer.disconnect();

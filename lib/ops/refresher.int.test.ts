@@ -1,0 +1,46 @@
+import { eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { environments, herds, instances, servers } from '@/db/schema';
+import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
+import { refreshFleet } from './refresher';
+
+let t: TestDb;
+beforeAll(async () => {
+  t = await freshDatabase();
+  await seedLabFleet(t.db, t.lab);
+});
+afterAll(async () => t?.close());
+
+describe('refreshFleet', () => {
+  it('replaces a wrong inventory with what the instances say: role, state, LSN, lag and upstream', async () => {
+    await t.db.update(instances).set({ role: 'unknown', state: 'unreachable', lsn: null, lagBytes: null, lagSeconds: null, upstreamInstanceId: null, timeline: null });
+    const summary = await refreshFleet(t.db, { concurrency: 4 });
+    expect(summary.observed).toBe(t.lab.instances.length);
+    const rows = await t.db.select({ i: instances, server: servers.hostname, env: environments.name, herd: herds.name })
+      .from(instances).innerJoin(servers, eq(instances.serverId, servers.id)).innerJoin(herds, eq(instances.herdId, herds.id)).innerJoin(environments, eq(herds.environmentId, environments.id));
+    for (const { i, server, env, herd } of rows.filter((x) => !isOpsTestHerd(x.env, x.herd))) {
+      const lab = t.lab.instances.find((l) => l.server === server)!;
+      expect([server, i.role, i.state]).toEqual([server, lab.role, 'running']);
+      expect(i.lsn).toBeGreaterThan(0);
+      expect(i.timeline).toBe(1);
+      if (lab.role === 'replica') {
+        const up = rows.find((x) => x.server === lab.upstream)!;
+        expect(i.upstreamInstanceId).toBe(up.i.id);
+        expect(i.lagBytes).toBeGreaterThanOrEqual(0);
+        expect(i.lagSeconds).toBeGreaterThanOrEqual(0);
+      } else {
+        expect([i.lagBytes, i.upstreamInstanceId]).toEqual([0, null]);
+      }
+      expect(`${env}/${herd}`).toBeTruthy();
+    }
+  });
+
+  it('keeps the states pgherd set on purpose', async () => {
+    const [one] = await t.db.select().from(instances).limit(1);
+    await t.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, one.id));
+    await refreshFleet(t.db, { ids: [one.id] });
+    expect((await t.db.select({ s: instances.state }).from(instances).where(eq(instances.id, one.id)))[0].s).toBe('fenced');
+    expect(await t.db.$count(instances, sql`${instances.lastObservedAt} IS NULL`)).toBe(0);
+  });
+});
