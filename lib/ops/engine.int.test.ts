@@ -9,7 +9,7 @@ import { auditEntries, herdLeases, instances, operations, operationSteps, operat
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { PROJECT_ROOT } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
-import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { restartAction } from './actions/restart.action';
 import { reloadAction } from './actions/reload.action';
 import type { ActionDef } from './define-action';
@@ -121,7 +121,7 @@ describe('through the queue and the workers', () => {
   });
 
   it('runs one operation over several herds in parallel', async () => {
-    const primaries = refs.filter((r) => r.role === 'primary' && r.environment === 'staging');
+    const primaries = refs.filter((r) => r.role === 'primary' && !isOpsTestHerd(r.environment, r.herd));
     const { id } = await submit(reloadAction, primaries.map((r) => r.id));
     expect((await waitSettled(id)).status).toBe('succeeded');
     const w = await windows(id);
