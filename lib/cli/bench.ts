@@ -12,6 +12,7 @@ import { PROJECT_ROOT, readLab, startLab, stopLab, writeLab } from '@/lib/lab/la
 import { parseListParams } from '@/lib/admin/list-params';
 import { changeList } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
+import { opsBench } from '@/lib/bench/ops-bench';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-lab.json');
 const RUNS = Number(process.env.BENCH_RUNS ?? 60);
@@ -38,7 +39,7 @@ async function signIn(url: string, username: string, password: string): Promise<
   return [...cookies, session].join('; ');
 }
 
-async function main() {
+async function changelistBench() {
   const log = (m: string) => console.log(`bench: ${m}`);
   process.on('SIGINT', () => void stopLab(FILE).then(() => process.exit(130)));
   const lab = await startLab({ file: FILE, fleet: false, redis: false, log });
@@ -103,6 +104,16 @@ async function main() {
     await web.stop();
   } finally {
     await stopLab(FILE);
+  }
+}
+
+async function main() {
+  const which = process.argv[2] ?? 'all';
+  if (which === 'all' || which === 'changelist') await changelistBench();
+  if (which === 'all' || which === 'ops') {
+    const lines = await opsBench((m) => console.log(`bench: ${m}`));
+    console.log('');
+    for (const l of lines) console.log(l);
   }
 }
 

@@ -40,10 +40,11 @@ export async function startSshd(id: Identity, dir: string, addresses: string[], 
   const authorized = path.join(home, 'authorized_keys');
   writeFileSync(authorized, `${publicKey}\n`, { mode: 0o600 });
   chownSync(authorized, id.uid, id.gid);
-  // sshd listens on at most 16 sockets (MAX_LISTEN_SOCKS): one daemon per 16 addresses, one host key.
+  // One daemon per server address, as on real hosts: each has its own MaxStartups budget (and sshd
+  // could not listen on more than 16 addresses anyway). They share one host key.
   const pids: number[] = [];
-  for (let i = 0; i * 16 < addresses.length; i++) {
-    const chunk = addresses.slice(i * 16, i * 16 + 16);
+  for (let i = 0; i < addresses.length; i++) {
+    const chunk = [addresses[i]];
     const config = path.join(home, `sshd_config.${i}`);
     writeFileSync(config, [
       ...chunk.map((a) => `ListenAddress ${a}:${port}`),

@@ -59,7 +59,7 @@ export async function startWorker(cfg: WorkerConfig) {
     }
     return outcome;
   }, { connection: workerConnection(cfg.redisUrl), concurrency: cfg.concurrency ?? 8 });
-  worker.on('failed', (job, err) => log('job.failed', { jobId: job?.id, error: err.message }));
+  worker.on('failed', (job, err) => log('job.failed', { jobId: job?.id, error: err.message, cause: String((err as { cause?: unknown }).cause ?? '') }));
 
   const timer = setInterval(() => { doReconcile().catch((err) => log('reconcile.error', { error: String(err) })); }, cfg.reconcileEveryMs ?? 10_000);
 
