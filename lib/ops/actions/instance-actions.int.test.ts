@@ -2,17 +2,16 @@
 // They use the production/identity herd, which the other test files leave alone.
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { asc, eq } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { instances, operations, operationSteps, operationTargets } from '@/db/schema';
+import { instances } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { query } from '@/lib/lab/postgres';
 import { SshPool } from '@/lib/ssh/ssh-client';
+import { runAction } from '@/lib/testing/run-action';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
-import { dbRecorder } from '../db-recorder';
 import type { ActionDef } from '../define-action';
-import { loadHerdMembers, loadInstanceRefs, type InstanceRef } from '../instance-ref';
-import { runPipeline } from '../pipeline';
+import { loadInstanceRefs, type InstanceRef } from '../instance-ref';
 import { reloadAction } from './reload.action';
 import { restartAction } from './restart.action';
 import { startAction } from './start.action';
@@ -34,14 +33,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-async function run(action: ActionDef, target: InstanceRef) {
-  const [op] = await t.db.insert(operations).values({ action: action.name, planDigest: 'test', requestedByName: 'test', status: 'running' }).returning();
-  const [tg] = await t.db.insert(operationTargets).values({ operationId: op.id, instanceId: target.id, label: target.label, status: 'running' }).returning();
-  const members = (await loadHerdMembers(t.db, [target])).get(target.herdId)!;
-  const res = await runPipeline(action.steps(target, { db: t.db, ssh }, { members }), dbRecorder(t.db, tg.id));
-  const steps = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, tg.id)).orderBy(asc(operationSteps.seq));
-  return { res, steps };
-}
+const run = (action: ActionDef, target: InstanceRef) => runAction(t.db, ssh, action, target.id);
 
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
 const portOpen = (r: InstanceRef) => new Promise<boolean>((resolve) => {

@@ -6,6 +6,7 @@ import { SshCommandError } from '@/lib/ssh/ssh-errors';
 import { binDir, driverFor } from '../drivers';
 import { commonWarnings, defineAction, type ActionDeps } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
+import { herdPrimary } from '../herd-primary';
 import { endpointUrl, observe, waitObserved } from '../observe';
 import { step, type StepContext } from '../pipeline';
 import { refreshStep } from './control-steps';
@@ -13,12 +14,6 @@ import { conninfo } from './remaster.action';
 
 /** The node's own settings, which pg_rewind and pg_basebackup overwrite with the source's. */
 const OWN_FILES = ['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf'];
-
-function sourceOf(t: InstanceRef, members: InstanceRef[]): InstanceRef | string {
-  const primaries = members.filter((m) => m.id !== t.id && m.role === 'primary' && m.state === 'running');
-  if (primaries.length !== 1) return primaries.length ? `the herd has ${primaries.length} running primaries` : 'the herd has no running primary to copy from';
-  return primaries[0];
-}
 
 async function sh(deps: ActionDeps, t: InstanceRef, ctx: StepContext, argv: string[], timeoutMs = 600_000) {
   ctx.note({ command: shellCommand(argv) });
@@ -33,7 +28,7 @@ export const rebuildAction = defineAction({
   permission: 'operator',
   dangerous: true,
   plan: (t, { members }) => {
-    const src = sourceOf(t, members);
+    const src = herdPrimary(t, members);
     const primaryOk = t.role !== 'primary' || ['needs_rebuild', 'fenced'].includes(t.state);
     return {
       steps: typeof src === 'string' ? [] : [
@@ -55,7 +50,7 @@ export const rebuildAction = defineAction({
     let rewound = false;
     return [
       step('check the target and the source', async (ctx) => {
-        const s = sourceOf(t, members);
+        const s = herdPrimary(t, members);
         if (typeof s === 'string') throw new Error(s);
         const so = await observe(s);
         if (!so.reachable || so.inRecovery !== false) throw new Error(`${s.label} does not answer as a primary`);

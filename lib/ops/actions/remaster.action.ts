@@ -3,6 +3,7 @@ import pg from 'pg';
 import { instances } from '@/db/schema';
 import { defineAction } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
+import { herdPrimary } from '../herd-primary';
 import { endpointUrl, observe, waitObserved } from '../observe';
 import { step } from '../pipeline';
 import { refreshStep, sshControlStep } from './control-steps';
@@ -12,20 +13,13 @@ export function conninfo(parts: Record<string, string | number>): string {
   return Object.entries(parts).map(([k, v]) => `${k}='${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(' ');
 }
 
-function newUpstream(t: InstanceRef, members: InstanceRef[]): InstanceRef | string {
-  const primaries = members.filter((m) => m.id !== t.id && m.role === 'primary' && m.state === 'running');
-  if (!primaries.length) return 'the herd has no running primary to follow';
-  if (primaries.length > 1) return `the herd has ${primaries.length} primaries (${primaries.map((p) => p.label).join(', ')}): fence one first`;
-  return primaries[0];
-}
-
 export const remasterAction = defineAction({
   name: 'remaster',
   label: 'Re-point to the herd\u2019s primary',
   permission: 'operator',
   dangerous: true,
   plan: (t, { members }) => {
-    const up = newUpstream(t, members);
+    const up = herdPrimary(t, members);
     return {
       steps: typeof up === 'string' ? [] : [
         `ALTER SYSTEM SET primary_conninfo to ${up.label}`,
@@ -40,7 +34,7 @@ export const remasterAction = defineAction({
     let up: InstanceRef;
     return [
       step('check the new upstream', async (ctx) => {
-        const u = newUpstream(t, members);
+        const u = herdPrimary(t, members);
         if (typeof u === 'string') throw new Error(u);
         const o = await observe(u);
         if (!o.reachable || o.inRecovery !== false) throw new Error(`${u.label} does not answer as a primary (${o.error ?? 'in recovery'})`);

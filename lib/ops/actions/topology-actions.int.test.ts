@@ -1,16 +1,15 @@
 // promote and remaster on real lab instances: the staging/identity herd, which the other test files leave alone.
 import { readFileSync } from 'node:fs';
-import { asc, eq } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { instances, operations, operationSteps, operationTargets } from '@/db/schema';
+import { instances } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { query } from '@/lib/lab/postgres';
 import { SshPool } from '@/lib/ssh/ssh-client';
+import { runAction } from '@/lib/testing/run-action';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
-import { dbRecorder } from '../db-recorder';
 import type { ActionDef } from '../define-action';
-import { loadHerdMembers, loadInstanceRefs, type InstanceRef } from '../instance-ref';
-import { runPipeline } from '../pipeline';
+import { loadInstanceRefs, type InstanceRef } from '../instance-ref';
 import { planOperation } from '../plan';
 import { promoteAction } from './promote.action';
 import { conninfo, remasterAction } from './remaster.action';
@@ -24,15 +23,7 @@ let primary: InstanceRef;
 let r2: InstanceRef;
 let r3: InstanceRef;
 
-async function run(action: ActionDef, targetId: number) {
-  const [target] = await loadInstanceRefs(t.db, [targetId]);
-  const members = (await loadHerdMembers(t.db, [target])).get(target.herdId)!;
-  const [op] = await t.db.insert(operations).values({ action: action.name, planDigest: 'test', requestedByName: 'test', status: 'running' }).returning();
-  const [tg] = await t.db.insert(operationTargets).values({ operationId: op.id, instanceId: target.id, label: target.label, status: 'running' }).returning();
-  const res = await runPipeline(action.steps(target, { db: t.db, ssh }, { members }), dbRecorder(t.db, tg.id));
-  const steps = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, tg.id)).orderBy(asc(operationSteps.seq));
-  return { res, steps };
-}
+const run = (action: ActionDef, targetId: number) => runAction(t.db, ssh, action, targetId);
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
 const inRecovery = async (r: InstanceRef) => (await query<{ rec: boolean }>(dsn(r), 'SELECT pg_is_in_recovery() AS rec'))[0].rec;
 

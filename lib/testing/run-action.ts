@@ -1,0 +1,20 @@
+// Runs one action's steps on one instance, recorded as a real operation target would be: for the
+// action tests, which drive the pipeline directly (the engine tests go through the queue).
+import { asc, eq } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import { operations, operationSteps, operationTargets } from '@/db/schema';
+import type { SshPool } from '@/lib/ssh/ssh-client';
+import { dbRecorder } from '@/lib/ops/db-recorder';
+import type { ActionDef } from '@/lib/ops/define-action';
+import { loadHerdMembers, loadInstanceRefs } from '@/lib/ops/instance-ref';
+import { runPipeline } from '@/lib/ops/pipeline';
+
+export async function runAction(db: Db, ssh: SshPool, action: ActionDef, instanceId: number) {
+  const [target] = await loadInstanceRefs(db, [instanceId]);
+  const members = (await loadHerdMembers(db, [target])).get(target.herdId)!;
+  const [op] = await db.insert(operations).values({ action: action.name, planDigest: 'test', requestedByName: 'test', status: 'running' }).returning();
+  const [tg] = await db.insert(operationTargets).values({ operationId: op.id, instanceId: target.id, herdId: target.herdId, label: target.label, status: 'running' }).returning();
+  const res = await runPipeline(action.steps(target, { db, ssh }, { members }), dbRecorder(db, tg.id));
+  const steps = await db.select().from(operationSteps).where(eq(operationSteps.targetId, tg.id)).orderBy(asc(operationSteps.seq));
+  return { res, steps };
+}
