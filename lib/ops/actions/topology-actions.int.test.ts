@@ -1,5 +1,6 @@
 // promote and remaster on real lab instances: the staging/identity herd, which the other test files leave alone.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instances } from '@/db/schema';
@@ -135,5 +136,19 @@ describe('rebuild', () => {
     expect(rows).toEqual([{ v: 'after promote' }, { v: 'second' }]);
     const [inv] = await t.db.select().from(instances).where(eq(instances.id, primary.id));
     expect(inv).toMatchObject({ role: 'replica', state: 'running', upstreamInstanceId: r2.id });
+  });
+
+  it('falls back to pg_basebackup when pg_rewind cannot work, into a fresh directory', async () => {
+    expect((await run(stopAction, r3.id)).res.error).toBeUndefined();
+    rmSync(path.join(r3.dataDirectory, 'global', 'pg_control')); // a data directory pg_rewind cannot use
+    const { res, steps } = await run(rebuildAction, r3.id);
+    expect(res.error).toBeUndefined();
+    expect(steps.find((s) => s.name === 'pg_rewind')?.exitCode).not.toBe(0);
+    expect(steps.find((s) => s.name.startsWith('pg_basebackup'))?.status).toBe('succeeded');
+    expect(await inRecovery(r3)).toBe(true);
+    expect((await query<{ port: string }>(dsn(r3), 'SHOW port'))[0].port).toBe(String(r3.port));
+    expect((await query<{ v: string }>(dsn(r3), 'SELECT v FROM promoted ORDER BY v')).map((r) => r.v)).toEqual(['after promote', 'second']);
+    const parent = path.dirname(r3.dataDirectory);
+    expect(readdirSync(parent).filter((f) => f.includes('pgherd-'))).toEqual([]); // nothing left aside
   });
 });
