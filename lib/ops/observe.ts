@@ -78,3 +78,14 @@ export async function waitObserved(e: PgEndpoint, what: string, ok: (o: Observed
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Runs one SQL command on the instance over a short-lived connection (CHECKPOINT, say). */
+export async function runSql(e: PgEndpoint, text: string): Promise<void> {
+  const c = new pg.Client({ connectionString: endpointUrl(e), connectionTimeoutMillis: 3000, application_name: 'pgherd' });
+  await c.connect();
+  try {
+    await c.query(text);
+  } finally {
+    await c.end();
+  }
+}

@@ -1,6 +1,5 @@
-import pg from 'pg';
 import { commonWarnings, defineAction } from '../define-action';
-import { endpointUrl, observe, waitObserved } from '../observe';
+import { observe, runSql, waitObserved } from '../observe';
 import { step } from '../pipeline';
 import { refreshStep, sshControlStep } from './control-steps';
 
@@ -40,14 +39,8 @@ export const promoteAction = defineAction({
       await waitObserved(t, 'out of recovery', (o) => o.reachable && o.inRecovery === false, { signal: ctx.signal, timeoutMs: 60_000 });
     }, { timeoutMs: 70_000 }),
     step('checkpoint', async (ctx) => {
-      const c = new pg.Client({ connectionString: endpointUrl(t), connectionTimeoutMillis: 3000 });
-      await c.connect();
-      try {
-        await c.query('CHECKPOINT');
-        ctx.note({ command: 'CHECKPOINT' });
-      } finally {
-        await c.end();
-      }
+      ctx.note({ command: 'CHECKPOINT' });
+      await runSql(t, 'CHECKPOINT');
     }, { timeoutMs: 120_000 }),
     refreshStep(t, deps),
   ],

@@ -1,5 +1,4 @@
 import { eq } from 'drizzle-orm';
-import pg from 'pg';
 import { instances } from '@/db/schema';
 import { shellCommand } from '@/lib/ssh/quote';
 import { SshCommandError } from '@/lib/ssh/ssh-errors';
@@ -7,7 +6,7 @@ import { binDir, driverFor } from '../drivers';
 import { commonWarnings, defineAction, type ActionDeps } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
 import { herdPrimary } from '../herd-primary';
-import { endpointUrl, observe, waitObserved } from '../observe';
+import { observe, runSql, waitObserved } from '../observe';
 import { step, type StepContext } from '../pipeline';
 import { refreshStep } from './control-steps';
 import { conninfo } from './remaster.action';
@@ -71,14 +70,8 @@ export const rebuildAction = defineAction({
         if (r.code !== 0) throw new Error(`could not save the settings: ${r.stderr}`);
       }, { timeoutMs: 40_000 }),
       step('checkpoint on the source', async (ctx) => {
-        const c = new pg.Client({ connectionString: endpointUrl(src), connectionTimeoutMillis: 3000 });
-        await c.connect();
-        try {
-          await c.query('CHECKPOINT');
-          ctx.note({ command: `CHECKPOINT on ${src.label}` });
-        } finally {
-          await c.end();
-        }
+        ctx.note({ command: `CHECKPOINT on ${src.label}` });
+        await runSql(src, 'CHECKPOINT');
       }, { timeoutMs: 300_000 }),
       step('pg_rewind', async (ctx) => {
         const source = conninfo({ host: src.host, port: src.port, user: process.env.PGHERD_REPLICATION_USER ?? 'postgres', dbname: 'postgres' });
