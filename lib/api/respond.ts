@@ -3,6 +3,7 @@ import { NextResponse, type NextRequest } from 'next/server';
 import type { z } from 'zod';
 import { getDb } from '@/db/client';
 import { verifyApiToken, type Scope } from '@/lib/auth/api-tokens';
+import { clientAddress } from '@/lib/auth/client-address';
 import { getCurrentUser } from '@/lib/auth/session';
 
 export class ApiError extends Error {
@@ -22,7 +23,7 @@ const MAX_BODY = 64 * 1024;
 
 /** A bearer token, or else the console's session (a signed-in page calling the API). */
 export async function apiUser(req: NextRequest, need: Scope): Promise<ApiUser> {
-  const remoteAddr = (req.headers.get('x-forwarded-for') ?? '').split(',')[0].trim().slice(0, 64);
+  const remoteAddr = clientAddress(req.headers.get('x-forwarded-for'));
   const auth = req.headers.get('authorization');
   let user: ApiUser | null = null;
   if (auth) {

@@ -3,17 +3,13 @@ import CredentialsProvider from 'next-auth/providers/credentials';
 import { z } from 'zod';
 import { getDb } from '@/db/client';
 import { authenticate } from './authenticate';
+import { clientAddress } from './client-address';
 
 const credentials = z.object({
   username: z.string().trim().min(1).max(200),
   password: z.string().min(1).max(1024),
 });
 
-function clientAddress(headers: Record<string, string | string[] | undefined> | undefined): string {
-  const fwd = headers?.['x-forwarded-for'];
-  const first = Array.isArray(fwd) ? fwd[0] : fwd;
-  return (first ?? '').split(',')[0].trim().slice(0, 64);
-}
 
 export const authOptions: NextAuthOptions = {
   secret: process.env.NEXTAUTH_SECRET ?? process.env.AUTH_SECRET,
@@ -27,7 +23,7 @@ export const authOptions: NextAuthOptions = {
       async authorize(raw, req) {
         const parsed = credentials.safeParse(raw);
         if (!parsed.success) return null;
-        const res = await authenticate(getDb(), parsed.data.username, parsed.data.password, clientAddress(req?.headers));
+        const res = await authenticate(getDb(), parsed.data.username, parsed.data.password, clientAddress(req?.headers?.['x-forwarded-for']));
         if (!res.ok) return null;
         return { id: String(res.user.id), name: res.user.displayName || res.user.username, username: res.user.username, superuser: res.user.isSuperuser };
       },

@@ -18,6 +18,7 @@ interface Observed {
 /** What the instance says of itself; null when it does not answer (stopped by someone, say). */
 async function observe(i: LabInstance): Promise<Observed | null> {
   const c = new pg.Client({ connectionString: i.dsn, connectionTimeoutMillis: 5000 });
+  c.on('error', () => {}); // reported by connect() or the query, which reject with it
   try {
     await c.connect();
   } catch {

@@ -98,6 +98,9 @@ export function dsn(node: Pick<PgNode, 'address' | 'port'>, database = 'postgres
 
 export async function query<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  // A server shutting down (pgherd restarts lab instances) also emits 'error' on the client; the
+  // query below rejects with it, so the event itself must not crash the process.
+  c.on('error', () => {});
   await c.connect();
   try {
     return (await c.query<T>(sql, params)).rows;

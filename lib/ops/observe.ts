@@ -31,13 +31,13 @@ export function endpointUrl(e: PgEndpoint, database = 'postgres'): string {
 
 export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed> {
   const c = new pg.Client({ connectionString: endpointUrl(e), connectionTimeoutMillis: timeoutMs, statement_timeout: timeoutMs, application_name: 'pgherd-observer' });
+  c.on('error', () => {}); // a server going away is reported by connect() or the queries below
   try {
     await c.connect();
   } catch (err) {
     const e2 = err as NodeJS.ErrnoException;
     return { reachable: false, error: e2.message, refused: e2.code === 'ECONNREFUSED' };
   }
-  c.on('error', () => {}); // a server going away mid-read is reported by the query below
   try {
     const { rows: [r] } = await c.query(`
       SELECT pg_is_in_recovery() AS rec, pg_postmaster_start_time() AS start, pg_conf_load_time() AS conf,
@@ -82,6 +82,7 @@ export async function waitObserved(e: PgEndpoint, what: string, ok: (o: Observed
 /** Runs one SQL command on the instance over a short-lived connection (CHECKPOINT, say). */
 export async function runSql(e: PgEndpoint, text: string): Promise<void> {
   const c = new pg.Client({ connectionString: endpointUrl(e), connectionTimeoutMillis: 3000, application_name: 'pgherd' });
+  c.on('error', () => {}); // connect() or the query rejects with it
   await c.connect();
   try {
     await c.query(text);

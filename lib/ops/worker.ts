@@ -61,7 +61,13 @@ export async function startWorker(cfg: WorkerConfig) {
   }, { connection: workerConnection(cfg.redisUrl), concurrency: cfg.concurrency ?? 8 });
   worker.on('failed', (job, err) => log('job.failed', { jobId: job?.id, error: err.message, cause: String((err as { cause?: unknown }).cause ?? '') }));
 
-  const timer = setInterval(() => { doReconcile().catch((err) => log('reconcile.error', { error: String(err) })); }, cfg.reconcileEveryMs ?? 10_000);
+  // Background chores in flight: close() waits for them before it ends the pool they use.
+  const chores = new Set<Promise<void>>();
+  const chore = (name: string, fn: () => Promise<void>) => {
+    const p = fn().catch((err) => log(`${name}.error`, { error: String(err) })).finally(() => chores.delete(p));
+    chores.add(p);
+  };
+  const timer = setInterval(() => chore('reconcile', doReconcile), cfg.reconcileEveryMs ?? 10_000);
 
   // Several workers share one refresh: a session advisory lock elects whoever gets there first.
   const refreshEvery = cfg.refreshEveryMs ?? Number(process.env.PGHERD_REFRESH_INTERVAL_MS ?? 30_000);
@@ -83,7 +89,7 @@ export async function startWorker(cfg: WorkerConfig) {
       refreshing = false;
     }
   };
-  const refreshTimer = refreshEvery > 0 ? setInterval(() => { refresh().catch((err) => log('refresh.error', { error: String(err) })); }, refreshEvery) : null;
+  const refreshTimer = refreshEvery > 0 ? setInterval(() => chore('refresh', refresh), refreshEvery) : null;
   log('worker.ready', { holder, concurrency: cfg.concurrency ?? 8 });
 
   return {
@@ -92,6 +98,7 @@ export async function startWorker(cfg: WorkerConfig) {
       clearInterval(timer);
       if (refreshTimer) clearInterval(refreshTimer);
       await worker.close(); // waits for the targets in progress
+      await Promise.all(chores);
       await queue.close();
       producer.disconnect();
       await ssh.close();

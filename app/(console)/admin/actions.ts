@@ -1,27 +1,20 @@
 'use server';
 
 // Thin server actions over lib/admin/mutations: the one door for console writes.
-import { headers } from 'next/headers';
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
 import { getDb } from '@/db/client';
 import { deleteObjects, saveObject } from '@/lib/admin/mutations';
 import { getAdmin } from '@/lib/admin/registry';
 import type { SaveOutcome } from '@/lib/admin/save-outcome';
-import { requireUser } from '@/lib/auth/session';
+import { currentActor } from '@/lib/auth/actor';
 import type { Intent } from '@/components/admin/object-form';
 
-async function actor() {
-  const user = await requireUser();
-  const h = await headers();
-  const remoteAddr = (h.get('x-forwarded-for') ?? '').split(',')[0].trim().slice(0, 64);
-  return { id: user.id, username: user.username, remoteAddr };
-}
 
 const intents = z.enum(['save', 'addanother', 'continue']);
 
 export async function saveAction(model: string, id: number | null, values: Record<string, string>, intent: Intent): Promise<SaveOutcome> {
-  const who = await actor();
+  const who = await currentActor();
   const def = getAdmin(model);
   if (!def || def.readOnly) return { ok: false, fieldErrors: {}, formError: `Unknown model ${model}.` };
   const okId = id === null || (Number.isInteger(id) && id > 0);
@@ -42,7 +35,7 @@ const deleteForm = z.object({
 });
 
 export async function deleteAction(form: FormData): Promise<void> {
-  const who = await actor();
+  const who = await currentActor();
   const parsed = deleteForm.safeParse({ model: form.get('model'), ids: form.get('ids') });
   if (!parsed.success) throw new Error(parsed.error.issues[0].message);
   const def = getAdmin(parsed.data.model);

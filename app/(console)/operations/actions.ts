@@ -1,7 +1,6 @@
 'use server';
 
 // Thin server actions over lib/ops: confirm (enqueue), cancel, retry.
-import { headers } from 'next/headers';
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
 import { getDb } from '@/db/client';
@@ -9,13 +8,8 @@ import { cancelOperation, retryOperation } from '@/lib/ops/control';
 import { getAction } from '@/lib/ops/registry';
 import { ConfirmationError, NothingToRunError, StalePlanError, submitOperation } from '@/lib/ops/submit';
 import { webQueue } from '@/lib/ops/web-queue';
-import { requireUser } from '@/lib/auth/session';
+import { currentActor } from '@/lib/auth/actor';
 
-async function actor() {
-  const user = await requireUser();
-  const remoteAddr = ((await headers()).get('x-forwarded-for') ?? '').split(',')[0].trim().slice(0, 64);
-  return { id: user.id, username: user.username, remoteAddr };
-}
 
 const confirmForm = z.object({
   action: z.string().min(1).max(50),
@@ -26,7 +20,7 @@ const confirmForm = z.object({
 });
 
 export async function confirmOperationAction(form: FormData): Promise<void> {
-  const who = await actor();
+  const who = await currentActor();
   const parsed = confirmForm.safeParse(Object.fromEntries(form.entries()));
   if (!parsed.success) throw new Error(`malformed confirmation: ${parsed.error.issues[0].path.join('.')} ${parsed.error.issues[0].message}`);
   const { action: name, ids, digest, key, confirmation } = parsed.data;
@@ -48,14 +42,14 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
 const idForm = z.object({ id: z.coerce.number().int().positive() });
 
 export async function cancelOperationAction(form: FormData): Promise<void> {
-  const who = await actor();
+  const who = await currentActor();
   const { id } = idForm.parse(Object.fromEntries(form.entries()));
   await cancelOperation(getDb(), id, who);
   redirect(`/operations/${id}`);
 }
 
 export async function retryOperationAction(form: FormData): Promise<void> {
-  const who = await actor();
+  const who = await currentActor();
   const { id } = idForm.parse(Object.fromEntries(form.entries()));
   await retryOperation(getDb(), webQueue(), id, who);
   redirect(`/operations/${id}`);

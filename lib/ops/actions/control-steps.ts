@@ -4,10 +4,25 @@ import { SshCommandError } from '@/lib/ssh/ssh-errors';
 import { driverFor } from '../drivers';
 import type { ActionDeps } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
-import { step, type Step } from '../pipeline';
+import { step, type Step, type StepContext } from '../pipeline';
 import { refreshInstance } from '../refresh';
 
 type Verb = 'start' | 'stop' | 'restart' | 'reload' | 'promote';
+
+/** Runs argv on the target's host and writes the command, exit code and output into the step's record. */
+export async function execNoted(deps: ActionDeps, t: InstanceRef, ctx: StepContext, argv: string[], timeoutMs = 150_000) {
+  ctx.note({ command: shellCommand(argv) });
+  const r = await deps.ssh.exec(t.ssh, argv, { timeoutMs });
+  ctx.note({ exitCode: r.code, stdout: r.stdout.slice(-4000), stderr: r.stderr.slice(-4000) });
+  return r;
+}
+
+/** execNoted, failing the step with the host, command, exit code and stderr unless it exits 0. */
+export async function execNotedOk(deps: ActionDeps, t: InstanceRef, ctx: StepContext, argv: string[], timeoutMs = 150_000) {
+  const r = await execNoted(deps, t, ctx, argv, timeoutMs);
+  if (r.code !== 0) throw new SshCommandError(t.ssh.host, shellCommand(argv), r.code, r.signal, r.stderr);
+  return r;
+}
 
 /** `unless` is asked when the step runs: true skips the command (and says why in the record). */
 export function sshControlStep(t: InstanceRef, deps: ActionDeps, verb: Verb, name: string, unless?: () => string | false): Step {
@@ -18,11 +33,7 @@ export function sshControlStep(t: InstanceRef, deps: ActionDeps, verb: Verb, nam
       return;
     }
     const d = driverFor(t.controlDriver);
-    const argv = verb === 'stop' ? d.stop(t, 'fast') : d[verb](t);
-    ctx.note({ command: shellCommand(argv) });
-    const r = await deps.ssh.exec(t.ssh, argv, { timeoutMs: 150_000 });
-    ctx.note({ exitCode: r.code, stdout: r.stdout.slice(-4000), stderr: r.stderr.slice(-4000) });
-    if (r.code !== 0) throw new SshCommandError(t.ssh.host, shellCommand(argv), r.code, r.signal, r.stderr);
+    await execNotedOk(deps, t, ctx, verb === 'stop' ? d.stop(t, 'fast') : d[verb](t));
   }, { timeoutMs: 160_000 });
 }
 

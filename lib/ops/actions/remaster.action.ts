@@ -44,6 +44,7 @@ export const remasterAction = defineAction({
       step('set primary_conninfo', async (ctx) => {
         const value = conninfo({ host: up.host, port: up.port, user: process.env.PGHERD_REPLICATION_USER ?? 'postgres', application_name: t.label.split(':')[0] });
         const c = new pg.Client({ connectionString: endpointUrl(t), connectionTimeoutMillis: 3000 });
+        c.on('error', () => {}); // connect() or the queries reject with it
         await c.connect();
         try {
           // ALTER SYSTEM takes no parameters: the value goes in as a quoted literal.
