@@ -3,7 +3,7 @@ import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import * as schema from './schema';
 
-export type Db = NodePgDatabase<typeof schema>;
+export type Db = NodePgDatabase<typeof schema> & { $client: pg.Pool };
 
 const g = globalThis as unknown as { __pgherdPool?: pg.Pool; __pgherdDb?: Db };
 
@@ -27,4 +27,14 @@ export function getDb(): Db {
     g.__pgherdDb = db;
   }
   return g.__pgherdDb;
+}
+
+/**
+ * A named statement on the pool behind `db`: parsed and planned once per connection, then only
+ * bound and executed. For the operations engine's hot paths, where drizzle's query building and the
+ * server's parse/plan of every statement cost more than the work itself.
+ */
+export async function prepared<R>(db: Db, name: string, text: string, values: unknown[]): Promise<R[]> {
+  const res = await db.$client.query({ name, text, values });
+  return res.rows as R[];
 }

@@ -226,6 +226,10 @@ export const operationTargets = pgTable('operation_targets', {
   index('operation_targets_instance_idx').on(t.instanceId),
   index('operation_targets_herd_idx').on(t.herdId),
   index('operation_targets_status_idx').on(t.status),
+  // The engine's hot paths: "is an earlier target of this herd still open?" (the lease) and "is any
+  // target of this operation still open?" (settling it) stay index probes however long the history.
+  index('operation_targets_open_herd_idx').on(t.herdId, t.id).where(sql`status IN ('queued', 'running')`),
+  index('operation_targets_open_operation_idx').on(t.operationId).where(sql`status IN ('queued', 'running')`),
 ]);
 
 export const operationSteps = pgTable('operation_steps', {

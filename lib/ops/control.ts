@@ -4,11 +4,13 @@ import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
 import { operations, operationTargets } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
-import { settleOperation } from './execute-target';
 import { enqueueTargets, type TargetJob } from './queue';
 import type { Actor } from './submit';
 
-/** Queued targets are cancelled now; running ones stop between steps (their cleanups still run). */
+/**
+ * Queued targets are cancelled now; running ones stop between steps (their cleanups still run). The
+ * operation settles in the database when its last open target ends.
+ */
 export async function cancelOperation(db: Db, id: number, actor: Actor): Promise<void> {
   await db.transaction(async (tx) => {
     await tx.update(operations).set({ cancelRequested: true }).where(eq(operations.id, id));
@@ -16,7 +18,6 @@ export async function cancelOperation(db: Db, id: number, actor: Actor): Promise
       .where(and(eq(operationTargets.operationId, id), eq(operationTargets.status, 'queued')));
     await writeAudit(tx, { user: actor, remoteAddr: actor.remoteAddr, action: 'operation.cancel', objectType: 'operations', objectId: String(id) });
   });
-  await settleOperation(db, id);
 }
 
 /** Failed, interrupted and cancelled targets run again; each resumes its step numbering. */

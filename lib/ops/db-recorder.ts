@@ -1,27 +1,60 @@
 // Records a target's steps in operation_steps as they run, so the operation page can show them.
-import { and, eq } from 'drizzle-orm';
-import type { Db } from '@/db/client';
-import { operationSteps } from '@/db/schema';
+// A step is written when it has run for `startDelayMs` (so the page shows it running) and again when
+// it ends; a step that ends sooner is written once. Named statements: every step of every target
+// writes here.
+import { prepared, type Db } from '@/db/client';
 import { redact } from '@/lib/ssh/quote';
 import type { StepRecorder } from './pipeline';
 
 const TAIL = 8000;
 
-export function dbRecorder(db: Db, targetId: number, secrets: string[] = []): StepRecorder {
+const START = {
+  name: 'pgherd_step_start',
+  text: `INSERT INTO operation_steps (target_id, seq, name, status, started_at) VALUES ($1, $2, $3, 'running', $4)
+         ON CONFLICT (target_id, seq) DO UPDATE SET name = excluded.name, status = 'running', started_at = excluded.started_at,
+           finished_at = NULL, exit_code = NULL, stdout_tail = '', stderr_tail = '', command = ''`,
+};
+
+const FINISH = {
+  name: 'pgherd_step_finish',
+  text: `INSERT INTO operation_steps (target_id, seq, name, status, command, exit_code, stdout_tail, stderr_tail, started_at, finished_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+         ON CONFLICT (target_id, seq) DO UPDATE SET name = excluded.name, status = excluded.status, command = excluded.command,
+           exit_code = excluded.exit_code, stdout_tail = excluded.stdout_tail, stderr_tail = excluded.stderr_tail,
+           started_at = excluded.started_at, finished_at = excluded.finished_at`,
+};
+
+export function dbRecorder(db: Db, targetId: number, opts: { secrets?: string[]; startDelayMs?: number } = {}): StepRecorder {
+  const secrets = opts.secrets ?? [];
+  const delay = opts.startDelayMs ?? 100;
+  const running = new Map<number, { startedAt: Date; timer: NodeJS.Timeout; written?: Promise<unknown> }>();
   return {
     async start(seq, name) {
-      await db.insert(operationSteps).values({ targetId, seq, name, status: 'running' })
-        .onConflictDoUpdate({ target: [operationSteps.targetId, operationSteps.seq], set: { name, status: 'running', startedAt: new Date(), finishedAt: null, exitCode: null, stdoutTail: '', stderrTail: '', command: '' } });
+      const startedAt = new Date();
+      const r: { startedAt: Date; timer: NodeJS.Timeout; written?: Promise<unknown> } = {
+        startedAt,
+        timer: setTimeout(() => {
+          // Failure here is not fatal: the end of the step writes the whole record again.
+          r.written = prepared(db, START.name, START.text, [targetId, seq, name, startedAt]).catch(() => {});
+        }, delay),
+      };
+      running.set(seq, r);
     },
     async finish(seq, rec) {
-      await db.update(operationSteps).set({
-        status: rec.status,
-        command: redact(rec.command ?? '', secrets),
-        exitCode: rec.exitCode ?? null,
-        stdoutTail: redact((rec.stdout ?? '').slice(-TAIL), secrets),
-        stderrTail: redact((rec.stderr ?? '').slice(-TAIL), secrets),
-        finishedAt: new Date(),
-      }).where(and(eq(operationSteps.targetId, targetId), eq(operationSteps.seq, seq)));
+      const r = running.get(seq);
+      running.delete(seq);
+      if (r) {
+        clearTimeout(r.timer);
+        await r.written; // never let a late "running" overwrite the end
+      }
+      await prepared(db, FINISH.name, FINISH.text, [
+        targetId, seq, rec.name, rec.status,
+        redact(rec.command ?? '', secrets),
+        rec.exitCode ?? null,
+        redact((rec.stdout ?? '').slice(-TAIL), secrets),
+        redact((rec.stderr ?? '').slice(-TAIL), secrets),
+        r?.startedAt ?? new Date(),
+      ]);
     },
   };
 }

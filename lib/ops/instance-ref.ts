@@ -1,7 +1,5 @@
 // Everything an action needs to know about one instance, read from the inventory in one query.
-import { eq, inArray, sql } from 'drizzle-orm';
-import type { Db } from '@/db/client';
-import { environments, herds, instances, servers } from '@/db/schema';
+import { prepared, type Db } from '@/db/client';
 import type { SshTarget } from '@/lib/ssh/ssh-client';
 
 export interface InstanceRef {
@@ -22,54 +20,56 @@ export interface InstanceRef {
   ssh: SshTarget;
 }
 
-export async function loadInstanceRefs(db: Db, ids: number[], opts: { herdIds?: number[] } = {}): Promise<InstanceRef[]> {
-  if (!ids.length && !opts.herdIds?.length) return [];
-  const rows = await db.select({
-    id: instances.id,
-    label: sql<string>`${servers.hostname} || ':' || ${instances.port}`,
-    herdId: herds.id,
-    herd: herds.name,
-    environment: environments.name,
-    environmentId: environments.id,
-    serverId: servers.id,
-    hostname: servers.hostname,
-    address: servers.address,
-    port: instances.port,
-    dataDirectory: instances.dataDirectory,
-    defaultDataDirectory: herds.defaultDataDirectory,
-    pgVersion: instances.pgVersion,
-    controlDriver: herds.controlDriver,
-    role: instances.role,
-    state: instances.state,
-    sshPort: servers.sshPort,
-    sshUser: servers.sshUser,
-    fingerprint: servers.sshHostKeyFingerprint,
-  }).from(instances)
-    .innerJoin(herds, eq(instances.herdId, herds.id))
-    .innerJoin(environments, eq(herds.environmentId, environments.id))
-    .innerJoin(servers, eq(instances.serverId, servers.id))
-    .where(opts.herdIds ? inArray(instances.herdId, opts.herdIds) : inArray(instances.id, ids))
-    .orderBy(instances.id);
-  return rows.map((r) => {
-    const host = r.address || r.hostname;
-    return {
-      id: r.id,
-      label: r.label,
-      herdId: r.herdId,
-      herd: r.herd,
-      environment: r.environment,
-      environmentId: r.environmentId,
-      serverId: r.serverId,
-      host,
-      port: r.port,
-      dataDirectory: r.dataDirectory || r.defaultDataDirectory,
-      pgVersion: r.pgVersion,
-      controlDriver: r.controlDriver,
-      role: r.role,
-      state: r.state,
-      ssh: { host, port: r.sshPort, username: r.sshUser, hostKeyFingerprint: r.fingerprint },
-    };
-  });
+const SELECT = `
+  SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS herd_id, h.name AS herd, e.name AS environment,
+         e.id AS environment_id, s.id AS server_id, s.hostname, s.address, i.port,
+         coalesce(nullif(i.data_directory, ''), h.default_data_directory) AS data_directory,
+         i.pg_version, h.control_driver, i.role, i.state, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
+  FROM instances i
+  JOIN herds h ON h.id = i.herd_id
+  JOIN environments e ON e.id = h.environment_id
+  JOIN servers s ON s.id = i.server_id`;
+
+// Named statements: the engine loads a target's herd for every target it runs.
+const BY_IDS = { name: 'pgherd_refs_by_ids', text: `${SELECT} WHERE i.id = ANY($1::int[]) ORDER BY i.id` };
+const BY_HERDS = { name: 'pgherd_refs_by_herds', text: `${SELECT} WHERE i.herd_id = ANY($1::int[]) ORDER BY i.id` };
+const HERD_OF = { name: 'pgherd_refs_herd_of', text: `${SELECT} WHERE i.herd_id = (SELECT herd_id FROM instances WHERE id = $1) ORDER BY i.id` };
+
+interface RefRow {
+  id: number; label: string; herd_id: number; herd: string; environment: string; environment_id: number;
+  server_id: number; hostname: string; address: string | null; port: number; data_directory: string;
+  pg_version: number; control_driver: string; role: InstanceRef['role']; state: string;
+  ssh_port: number; ssh_user: string; ssh_host_key_fingerprint: string | null;
+}
+
+function toRef(r: RefRow): InstanceRef {
+  const host = r.address || r.hostname;
+  return {
+    id: r.id,
+    label: r.label,
+    herdId: r.herd_id,
+    herd: r.herd,
+    environment: r.environment,
+    environmentId: r.environment_id,
+    serverId: r.server_id,
+    host,
+    port: r.port,
+    dataDirectory: r.data_directory,
+    pgVersion: r.pg_version,
+    controlDriver: r.control_driver,
+    role: r.role,
+    state: r.state,
+    ssh: { host, port: r.ssh_port, username: r.ssh_user, hostKeyFingerprint: r.ssh_host_key_fingerprint },
+  };
+}
+
+/** The instances with these ids (or every member of `herdIds`, or of the herd of `herdOfInstance`), by id. */
+export async function loadInstanceRefs(db: Db, ids: number[], opts: { herdIds?: number[]; herdOfInstance?: number } = {}): Promise<InstanceRef[]> {
+  if (opts.herdOfInstance === undefined && !(opts.herdIds ?? ids).length) return [];
+  const q = opts.herdOfInstance !== undefined ? { ...HERD_OF, values: [opts.herdOfInstance] as unknown[] }
+    : opts.herdIds ? { ...BY_HERDS, values: [opts.herdIds] }
+    : { ...BY_IDS, values: [ids] };
+  return (await prepared<RefRow>(db, q.name, q.text, q.values)).map(toRef);
 }
 
 /** Every member of the herds of these targets, by herd id. */
@@ -79,4 +79,11 @@ export async function loadHerdMembers(db: Db, targets: InstanceRef[]): Promise<M
   const out = new Map<number, InstanceRef[]>(herdIds.map((h) => [h, []]));
   for (const r of all) out.get(r.herdId)!.push(r);
   return out;
+}
+
+/** One instance and every member of its herd (itself included), in one query; null if it is gone. */
+export async function loadInstanceWithHerd(db: Db, id: number): Promise<{ ref: InstanceRef; members: InstanceRef[] } | null> {
+  const members = await loadInstanceRefs(db, [], { herdOfInstance: id });
+  const ref = members.find((m) => m.id === id);
+  return ref ? { ref, members } : null;
 }

@@ -46,8 +46,10 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
              EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart) AS pending,
              CASE WHEN NOT pg_is_in_recovery() THEN NULL
                   WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
-                  ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END AS lag_s`);
-    const { rows: w } = await c.query(`SELECT status, sender_host AS host, sender_port AS port FROM pg_stat_wal_receiver`);
+                  ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END AS lag_s,
+             (SELECT json_build_object('status', status, 'host', sender_host, 'port', sender_port)
+                FROM pg_stat_wal_receiver LIMIT 1) AS wal`);
+    const w = r.wal as { status: string; host: string | null; port: number | null } | null;
     return {
       reachable: true,
       inRecovery: r.rec,
@@ -57,7 +59,7 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
       lsn: r.lsn,
       pendingRestart: r.pending,
       replayLagSeconds: r.lag_s === null ? null : Number(r.lag_s),
-      walReceiver: w[0] ? { status: w[0].status, senderHost: w[0].host, senderPort: w[0].port } : null,
+      walReceiver: w ? { status: w.status, senderHost: w.host, senderPort: w.port } : null,
     };
   } catch (err) {
     return { reachable: false, error: (err as Error).message };

@@ -82,15 +82,16 @@ async function runStep(s: Step, seq: number, recorder: StepRecorder): Promise<vo
 }
 
 /**
- * Runs the steps in order. `cancelled()` is asked between steps. Deferred cleanups run newest
+ * Runs the steps in order. `cancelled()` is asked between steps (not before the first). Deferred cleanups run newest
  * first after the last step (or the failure); their own failures are recorded and reported.
  */
 export async function runPipeline(steps: Step[], recorder: StepRecorder, opts: { cancelled?: () => Promise<boolean> | boolean; firstSeq?: number } = {}): Promise<PipelineResult> {
   let seq = opts.firstSeq ?? 1;
   const deferred: Step[] = [];
   let error: Error | undefined;
-  for (const s of steps) {
-    if (opts.cancelled && (await opts.cancelled())) {
+  for (const [i, s] of steps.entries()) {
+    // Between steps: the caller checked before the first one when it took the target.
+    if (i > 0 && opts.cancelled && (await opts.cancelled())) {
       error = new CancelledError();
       break;
     }

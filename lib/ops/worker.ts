@@ -50,6 +50,7 @@ export async function startWorker(cfg: WorkerConfig) {
   };
   await doReconcile();
 
+  const consumer = workerConnection(cfg.redisUrl);
   const worker = new Worker<TargetJob>(TARGET_QUEUE, async (job: Job<TargetJob>, token?: string) => {
     const outcome = await executeTarget(db, ssh, job.data.targetId, holder, log);
     if (outcome === 'wait') {
@@ -58,7 +59,7 @@ export async function startWorker(cfg: WorkerConfig) {
       throw new DelayedError();
     }
     return outcome;
-  }, { connection: workerConnection(cfg.redisUrl), concurrency: cfg.concurrency ?? 8 });
+  }, { connection: consumer, concurrency: cfg.concurrency ?? 8 });
   worker.on('failed', (job, err) => log('job.failed', { jobId: job?.id, error: err.message, cause: String((err as { cause?: unknown }).cause ?? '') }));
 
   // Background chores in flight: close() waits for them before it ends the pool they use.
@@ -100,7 +101,9 @@ export async function startWorker(cfg: WorkerConfig) {
       await worker.close(); // waits for the targets in progress
       await Promise.all(chores);
       await queue.close();
+      // BullMQ closes the connections it made, not the ones it was given.
       producer.disconnect();
+      consumer.disconnect();
       await ssh.close();
       await pool.end();
       log('worker.stopped', { holder });

@@ -5,6 +5,7 @@ import { driverFor } from '../drivers';
 import type { ActionDeps } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
 import { step, type Step, type StepContext } from '../pipeline';
+import type { Observed } from '../observe';
 import { refreshInstance } from '../refresh';
 
 type Verb = 'start' | 'stop' | 'restart' | 'reload' | 'promote';
@@ -37,8 +38,12 @@ export function sshControlStep(t: InstanceRef, deps: ActionDeps, verb: Verb, nam
   }, { timeoutMs: 160_000 });
 }
 
-export function refreshStep(t: InstanceRef, deps: ActionDeps): Step {
+/**
+ * Writes the instance's state into the inventory: what the step before observed when it says
+ * (`observed()`), else a fresh observation.
+ */
+export function refreshStep(t: InstanceRef, deps: ActionDeps, observed?: () => Observed | undefined): Step {
   return step('record the observed state in the inventory', async () => {
-    await refreshInstance(deps.db, t.id, t);
+    await refreshInstance(deps.db, t.id, t, observed?.());
   }, { timeoutMs: 10_000 });
 }

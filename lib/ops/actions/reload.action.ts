@@ -1,5 +1,5 @@
 import { defineAction } from '../define-action';
-import { observe, waitObserved } from '../observe';
+import { observe, waitObserved, type Observed } from '../observe';
 import { step } from '../pipeline';
 import { refreshStep, sshControlStep } from './control-steps';
 
@@ -14,6 +14,7 @@ export const reloadAction = defineAction({
   }),
   steps: (t, deps) => {
     let before: Date | undefined;
+    let after: Observed | undefined;
     return [
       step('read the configuration load time', async () => {
         const o = await observe(t);
@@ -22,9 +23,9 @@ export const reloadAction = defineAction({
       }, { timeoutMs: 10_000 }),
       sshControlStep(t, deps, 'reload', 'reload'),
       step('wait until the configuration is reloaded', async (ctx) => {
-        await waitObserved(t, 'configuration reloaded', (x) => x.reachable && !!x.confLoadTime && x.confLoadTime > before!, { signal: ctx.signal, timeoutMs: 30_000 });
+        after = await waitObserved(t, 'configuration reloaded', (x) => x.reachable && !!x.confLoadTime && x.confLoadTime > before!, { signal: ctx.signal, timeoutMs: 30_000 });
       }, { timeoutMs: 40_000 }),
-      refreshStep(t, deps),
+      refreshStep(t, deps, () => after),
     ];
   },
 });

@@ -1,5 +1,5 @@
 import { commonWarnings, defineAction } from '../define-action';
-import { observe, waitObserved } from '../observe';
+import { observe, waitObserved, type Observed } from '../observe';
 import { step } from '../pipeline';
 import { refreshStep, sshControlStep } from './control-steps';
 
@@ -15,6 +15,7 @@ export const restartAction = defineAction({
   }),
   steps: (t, deps) => {
     let before: Date | undefined;
+    let after: Observed | undefined;
     return [
       step('read the postmaster start time', async (ctx) => {
         const o = await observe(t);
@@ -24,10 +25,10 @@ export const restartAction = defineAction({
       }, { timeoutMs: 10_000 }),
       sshControlStep(t, deps, 'restart', 'restart'),
       step('wait until restarted', async (ctx) => {
-        const o = await waitObserved(t, 'restarted', (x) => x.reachable && !!x.startTime && x.startTime > before!, { signal: ctx.signal });
-        ctx.note({ stdout: `started at ${o.startTime?.toISOString()}` });
+        after = await waitObserved(t, 'restarted', (x) => x.reachable && !!x.startTime && x.startTime > before!, { signal: ctx.signal });
+        ctx.note({ stdout: `started at ${after.startTime?.toISOString()}` });
       }, { timeoutMs: 90_000 }),
-      refreshStep(t, deps),
+      refreshStep(t, deps, () => after),
     ];
   },
 });

@@ -1,5 +1,5 @@
 import { defineAction } from '../define-action';
-import { observe, waitObserved } from '../observe';
+import { observe, waitObserved, type Observed } from '../observe';
 import { step } from '../pipeline';
 import { refreshStep, sshControlStep } from './control-steps';
 
@@ -15,14 +15,15 @@ export const startAction = defineAction({
   }),
   steps: (t, deps) => {
     let running = false;
+    let after: Observed | undefined;
     return [
       step('check whether it already runs', async (ctx) => {
         running = (await observe(t)).reachable;
         ctx.note({ stdout: running ? 'already accepting connections: nothing to start' : 'not accepting connections' });
       }, { timeoutMs: 10_000 }),
       sshControlStep(t, deps, 'start', 'start', () => running && 'it already accepts connections'),
-      step('wait until it accepts connections', async (ctx) => { await waitObserved(t, 'accepting connections', (o) => o.reachable, { signal: ctx.signal }); }, { timeoutMs: 90_000 }),
-      refreshStep(t, deps),
+      step('wait until it accepts connections', async (ctx) => { after = await waitObserved(t, 'accepting connections', (o) => o.reachable, { signal: ctx.signal }); }, { timeoutMs: 90_000 }),
+      refreshStep(t, deps, () => after),
     ];
   },
 });

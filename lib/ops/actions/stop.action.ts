@@ -1,5 +1,5 @@
 import { commonWarnings, defineAction } from '../define-action';
-import { waitObserved } from '../observe';
+import { waitObserved, type Observed } from '../observe';
 import { step } from '../pipeline';
 import { refreshStep, sshControlStep } from './control-steps';
 
@@ -12,11 +12,14 @@ export const stopAction = defineAction({
     steps: [`${t.controlDriver} stop -m fast on ${t.ssh.host} (${t.dataDirectory})`, `wait until ${t.host}:${t.port} refuses connections`],
     warnings: commonWarnings(t),
   }),
-  steps: (t, deps) => [
-    sshControlStep(t, deps, 'stop', 'stop (fast)'),
-    step('wait until the port refuses connections', async (ctx) => {
-      await waitObserved(t, 'stopped', (o) => !o.reachable && !!o.refused, { signal: ctx.signal });
-    }, { timeoutMs: 90_000 }),
-    refreshStep(t, deps),
-  ],
+  steps: (t, deps) => {
+    let after: Observed | undefined;
+    return [
+      sshControlStep(t, deps, 'stop', 'stop (fast)'),
+      step('wait until the port refuses connections', async (ctx) => {
+        after = await waitObserved(t, 'stopped', (o) => !o.reachable && !!o.refused, { signal: ctx.signal });
+      }, { timeoutMs: 90_000 }),
+      refreshStep(t, deps, () => after),
+    ];
+  },
 });

@@ -1,0 +1,2 @@
+CREATE INDEX "operation_targets_open_herd_idx" ON "operation_targets" USING btree ("herd_id","id") WHERE status IN ('queued', 'running');--> statement-breakpoint
+CREATE INDEX "operation_targets_open_operation_idx" ON "operation_targets" USING btree ("operation_id") WHERE status IN ('queued', 'running');

@@ -1,0 +1,125 @@
+// The engine's bookkeeping against a real pgherd database: the herd lease claim, the operation
+// settling in the database (also when two targets end at the same moment), and the step records.
+import { eq } from 'drizzle-orm';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { herdLeases, instances, operations, operationSteps, operationTargets } from '@/db/schema';
+import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import { dbRecorder } from './db-recorder';
+import { claimTarget } from './lease';
+
+let t: TestDb;
+let members: { id: number; herdId: number }[] = [];
+
+beforeAll(async () => {
+  t = await freshDatabase();
+  await seedLabFleet(t.db, t.lab);
+  members = await t.db.select({ id: instances.id, herdId: instances.herdId }).from(instances).orderBy(instances.id);
+});
+afterAll(async () => t?.close());
+
+/** An operation with one queued target per instance given. */
+async function operation(instanceIds: number[]) {
+  const [op] = await t.db.insert(operations).values({ action: 'reload', status: 'queued', planDigest: 'x', requestedByName: 'test' }).returning();
+  const targets = await t.db.insert(operationTargets).values(instanceIds.map((id) => ({
+    operationId: op.id, instanceId: id, herdId: members.find((m) => m.id === id)!.herdId, label: `i${id}`, status: 'queued' as const,
+  }))).returning();
+  return { op, targets };
+}
+
+const opRow = async (id: number) => (await t.db.select().from(operations).where(eq(operations.id, id)))[0];
+
+describe('claimTarget', () => {
+  it('grants a herd\u2019s lease in target order, to one holder at a time, and again once it expires', async () => {
+    const herd = members[0].herdId;
+    const sameHerd = members.filter((m) => m.herdId === herd).map((m) => m.id);
+    const { op, targets: [first, second] } = await operation(sameHerd.slice(0, 2));
+    // The second target waits while the first is open, whoever asks.
+    expect((await claimTarget(t.db, second.id, 'w1'))?.attempts).toBeNull();
+    const got = await claimTarget(t.db, first.id, 'w1');
+    expect(got).toMatchObject({ id: first.id, operation_id: op.id, action: 'reload', attempts: 1 });
+    expect((await opRow(op.id)).status).toBe('running');
+    // A second delivery of the same job to another worker does not take the live lease away.
+    expect((await claimTarget(t.db, first.id, 'w2'))?.attempts).toBeNull();
+    // Once its heartbeat has stopped for the TTL, another worker may take it over.
+    await t.db.update(herdLeases).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(herdLeases.herdId, herd));
+    expect((await claimTarget(t.db, first.id, 'w2'))?.attempts).toBe(2);
+    const [lease] = await t.db.select().from(herdLeases).where(eq(herdLeases.herdId, herd));
+    expect(lease).toMatchObject({ targetId: first.id, holder: 'w2' });
+  });
+
+  it('does not take a lease for a target of a cancelled operation', async () => {
+    const { op, targets: [one] } = await operation([members[3].id]);
+    await t.db.update(operations).set({ cancelRequested: true }).where(eq(operations.id, op.id));
+    expect(await claimTarget(t.db, one.id, 'w1')).toMatchObject({ cancel_requested: true, attempts: null });
+    expect(await t.db.select().from(herdLeases).where(eq(herdLeases.targetId, one.id))).toEqual([]);
+  });
+});
+
+describe('an operation settles in the database', () => {
+  it('when two of its targets end in transactions that overlap, the later one settles it', async () => {
+    const { op, targets: [a, b] } = await operation([members[6].id, members[9].id]);
+    await t.db.update(operationTargets).set({ status: 'running' }).where(eq(operationTargets.operationId, op.id));
+    const ca = new pg.Client({ connectionString: t.url });
+    const cb = new pg.Client({ connectionString: t.url });
+    await ca.connect();
+    await cb.connect();
+    try {
+      await ca.query('BEGIN');
+      await cb.query('BEGIN');
+      await ca.query(`UPDATE operation_targets SET status = 'failed' WHERE id = $1`, [a.id]);
+      // B's update waits for A (both settle through the operation's row), then sees A ended.
+      const bDone = cb.query(`UPDATE operation_targets SET status = 'succeeded' WHERE id = $1`, [b.id]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect((await opRow(op.id)).finishedAt).toBeNull();
+      await ca.query('COMMIT');
+      await bDone;
+      await cb.query('COMMIT');
+    } finally {
+      await ca.end();
+      await cb.end();
+    }
+    const settled = await opRow(op.id);
+    expect(settled.status).toBe('partial');
+    expect(settled.finishedAt).not.toBeNull();
+  });
+
+  it('as succeeded, failed or cancelled, and not while a target is open', async () => {
+    const { op, targets: [a, b] } = await operation([members[12].id, members[15].id]);
+    await t.db.update(operationTargets).set({ status: 'succeeded' }).where(eq(operationTargets.id, a.id));
+    expect((await opRow(op.id)).finishedAt).toBeNull();
+    await t.db.update(operationTargets).set({ status: 'succeeded' }).where(eq(operationTargets.id, b.id));
+    expect((await opRow(op.id)).status).toBe('succeeded');
+
+    const cancelled = await operation([members[1].id, members[4].id]);
+    await t.db.update(operationTargets).set({ status: 'cancelled' }).where(eq(operationTargets.operationId, cancelled.op.id));
+    expect((await opRow(cancelled.op.id)).status).toBe('cancelled');
+
+    const failed = await operation([members[2].id]);
+    await t.db.update(operationTargets).set({ status: 'interrupted' }).where(eq(operationTargets.operationId, failed.op.id));
+    expect((await opRow(failed.op.id)).status).toBe('failed');
+  });
+});
+
+describe('dbRecorder', () => {
+  it('shows a step running once it lasts, writes a quick one once, and keeps each start time', async () => {
+    const { targets: [target] } = await operation([members[5].id]);
+    const rec = dbRecorder(t.db, target.id, { startDelayMs: 50, secrets: ['s3cret'] });
+    const steps = () => t.db.select().from(operationSteps).where(eq(operationSteps.targetId, target.id)).orderBy(operationSteps.seq);
+
+    await rec.start(1, 'quick');
+    await rec.finish(1, { name: 'quick', status: 'succeeded', command: 'echo s3cret', exitCode: 0, stdout: 'ok' });
+    await rec.start(2, 'slow');
+    await new Promise((r) => setTimeout(r, 300));
+    const during = await steps();
+    expect(during.map((s) => [s.seq, s.name, s.status])).toEqual([[1, 'quick', 'succeeded'], [2, 'slow', 'running']]);
+    expect(during[0].command).toBe('echo ***');
+    const slowStart = during[1].startedAt;
+    await rec.finish(2, { name: 'slow', status: 'failed', exitCode: 3, stderr: 'boom' });
+    const after = await steps();
+    expect(after[1]).toMatchObject({ status: 'failed', exitCode: 3, stderrTail: 'boom' });
+    expect(after[1].startedAt).toEqual(slowStart);
+    expect(after[1].finishedAt!.getTime()).toBeGreaterThanOrEqual(slowStart.getTime() + 250);
+  });
+});
