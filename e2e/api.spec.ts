@@ -1,6 +1,6 @@
 // The REST API, against the built console and a worker over the lab: token auth, validation,
 // plan -> submit -> follow, stale plans and double submits.
-import { expect, test } from '@playwright/test';
+import { expect, test, type APIRequestContext } from '@playwright/test';
 import { eq } from 'drizzle-orm';
 import { createDb } from '../db/client';
 import { users } from '../db/schema';
@@ -11,6 +11,22 @@ const lab = e2eLab();
 const url = lab.console.url;
 const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 const operate = auth(lab.console.apiToken!);
+
+interface ApiOperation {
+  status: string;
+  params: object;
+  targets: { status: string; steps: { name: string; exitCode: number | null }[] }[];
+}
+
+/** Polls GET /api/v1/operations/{id} until the operation has ended (30 s at most). */
+async function settled(request: APIRequestContext, id: number): Promise<ApiOperation> {
+  let op: ApiOperation = { status: 'queued', params: {}, targets: [] };
+  for (let i = 0; i < 150 && !['succeeded', 'failed', 'partial', 'cancelled'].includes(op.status); i++) {
+    op = await (await request.get(`${url}/api/v1/operations/${id}`, { headers: operate })).json();
+    if (!['succeeded', 'failed', 'partial', 'cancelled'].includes(op.status)) await new Promise((r) => setTimeout(r, 200));
+  }
+  return op;
+}
 
 test.describe.configure({ mode: 'serial' });
 
@@ -68,13 +84,42 @@ test('plans, submits (202), refuses a stale digest (409), enqueues a repeated ke
   const { id } = await first.json();
   expect((await (await submit()).json())).toEqual({ id, duplicate: true });
 
-  let op: { status: string; targets: { status: string; steps: { name: string; exitCode: number | null }[] }[] } = { status: 'queued', targets: [] };
-  for (let i = 0; i < 150 && !['succeeded', 'failed', 'partial', 'cancelled'].includes(op.status); i++) {
-    op = await (await request.get(`${url}/api/v1/operations/${id}`, { headers: operate })).json();
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const op = await settled(request, id);
   expect(op.status).toBe('succeeded');
   expect(op.targets).toHaveLength(3);
   expect(op.targets.every((t) => t.status === 'succeeded' && t.steps.some((s) => s.name === 'reload' && s.exitCode === 0))).toBe(true);
   expect((await request.get(`${url}/api/v1/operations/999999`, { headers: operate })).status()).toBe(404);
+});
+
+test('action parameters: validated by the action, part of the plan and its digest, kept with the operation', async ({ request }) => {
+  const list = await (await request.get(`${url}/api/v1/instances?q=db-stg-identity`, { headers: operate })).json();
+  const idOf = (prefix: string) => list.items.find((i: { server: string }) => i.server.startsWith(prefix)).id as number;
+  const target = idOf('db-stg-identity-3.');
+  const upstream = idOf('db-stg-identity-2.');
+  const plan = (params?: object, action = 'remaster') => request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action, instanceIds: [target], params } });
+
+  const bad = await plan({ upstreamInstanceId: 'abc' });
+  expect(bad.status()).toBe(400);
+  const badBody = await bad.json();
+  expect(badBody.details.params).toMatch(/upstreamInstanceId/);
+  expect((await (await plan({ upstreamInstanceId: 1 }, 'reload')).json()).details.params).toBe('reload takes no parameters');
+
+  const chosen = await (await plan({ upstreamInstanceId: upstream })).json();
+  expect(chosen.params).toEqual({ upstreamInstanceId: upstream });
+  expect(chosen.targets[0].steps[0]).toContain('db-stg-identity-2');
+  const byDefault = await (await plan()).json();
+  expect(byDefault.digest).not.toBe(chosen.digest);
+
+  // The digest of one choice does not confirm another.
+  const mixed = await request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'remaster', instanceIds: [target], digest: byDefault.digest, params: { upstreamInstanceId: upstream }, confirm: chosen.confirm ?? '' } });
+  expect(mixed.status()).toBe(409);
+  const ok = await request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'remaster', instanceIds: [target], digest: chosen.digest, params: { upstreamInstanceId: upstream }, confirm: chosen.confirm ?? '' } });
+  expect(ok.status()).toBe(202);
+  const { id } = await ok.json();
+  expect(await settled(request, id)).toMatchObject({ status: 'succeeded', params: { upstreamInstanceId: upstream } });
+  // Back to the primary, as the lab started.
+  const back = await (await plan()).json();
+  const again = await request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'remaster', instanceIds: [target], digest: back.digest, confirm: back.confirm ?? '' } });
+  expect(again.status()).toBe(202);
+  expect((await settled(request, (await again.json()).id)).status).toBe('succeeded');
 });

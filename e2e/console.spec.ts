@@ -3,6 +3,7 @@
 import { expect, test, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { e2eLab } from './lab';
+import { query } from '../lib/lab/postgres';
 
 const lab = e2eLab();
 const url = lab.console.url;
@@ -184,6 +185,34 @@ test('tick three instances, restart, confirm, and watch the operation succeed', 
   // It is listed with the other operations, filterable by status.
   await page.goto(`${url}/admin/operations?status=succeeded`);
   await expect(page.locator('table.result-list tbody tr').first()).toContainText('restart');
+});
+
+test('re-point a replica to a sibling replica chosen on the confirmation page, then back to the primary', async ({ page }) => {
+  const [one, two, three] = lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'orders').sort((a, b) => a.server.localeCompare(b.server));
+  const sender = async () => (await query<{ host: string; port: number; status: string }>(three.dsn, 'SELECT sender_host AS host, sender_port AS port, status FROM pg_stat_wal_receiver'))[0];
+  const repoint = async (upstream: string | null, expected: string) => {
+    await page.goto(`${url}/admin/instances?q=${three.server}`);
+    await page.getByRole('checkbox', { name: new RegExp(`^Select ${three.server}`) }).check();
+    await page.getByLabel('Action:').selectOption({ label: 'Re-point (remaster)' });
+    await page.getByRole('button', { name: 'Go' }).click();
+    await expect(page.getByLabel('New upstream:')).toHaveValue('');
+    await expect(page.locator(`tr[data-target^="${three.server}"]`)).toContainText(`${one.address}:${one.port}`);
+    if (upstream) {
+      const option = page.getByLabel('New upstream:').locator('option', { hasText: `${upstream}:` });
+      await page.getByLabel('New upstream:').selectOption((await option.getAttribute('value'))!);
+      await page.getByRole('button', { name: 'Update the plan' }).click();
+      await expect(page.locator(`tr[data-target^="${three.server}"]`)).toContainText('cascading replication');
+    }
+    await page.getByRole('button', { name: 'Re-point (remaster) 1 instance' }).click();
+    await expect(page).toHaveURL(/\/operations\/\d+$/);
+    await expect(page.getByTestId('operation-status')).toHaveText('succeeded', { timeout: 45_000 });
+    await expect(page.locator('p.op-param')).toContainText(`New upstream: ${expected}`);
+  };
+  await signIn(page);
+  await repoint(two.server, `${two.server}:${two.port}`);
+  expect(await sender()).toEqual({ host: two.address, port: two.port, status: 'streaming' });
+  await repoint(null, 'the herd\u2019s primary');
+  expect(await sender()).toEqual({ host: one.address, port: one.port, status: 'streaming' });
 });
 
 test('a server\u2019s page shows pgherd\u2019s public key for authorized_keys', async ({ page }) => {

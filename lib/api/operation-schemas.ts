@@ -2,11 +2,15 @@ import { z } from 'zod';
 
 const ids = z.array(z.number().int().positive()).min(1).max(1000).transform((a) => [...new Set(a)]);
 
-export const planBody = z.object({ action: z.string().min(1).max(50), instanceIds: ids }).strict();
+/** An action's parameters (remaster: `{ upstreamInstanceId }`); the action's own schema checks them. */
+const params = z.record(z.string().max(50), z.union([z.string().max(200), z.number(), z.boolean(), z.null()])).optional();
+
+export const planBody = z.object({ action: z.string().min(1).max(50), instanceIds: ids, params }).strict();
 
 export const submitBody = z.object({
   action: z.string().min(1).max(50),
   instanceIds: ids,
+  params,
   digest: z.string().regex(/^[0-9a-f]{32}$/, 'the digest from /api/v1/operations/plan'),
   confirm: z.string().max(200).default(''),
   /** Repeat a submit with the same key and it is enqueued once; without one, every submit is new. */

@@ -1,4 +1,5 @@
 // Actions are values with metadata: what they need, how they plan, which steps they run.
+import type { z } from 'zod';
 import type { Db } from '@/db/client';
 import type { SshPool } from '@/lib/ssh/ssh-client';
 import type { InstanceRef } from './instance-ref';
@@ -19,9 +20,28 @@ export interface ActionDeps {
   ssh: SshPool;
 }
 
-/** What an action may look at besides its target: the target's herd as the inventory has it. */
+/** Parameters as the action's schema parsed them (an empty object for actions without any). */
+export type ActionParams = Record<string, unknown>;
+
+/**
+ * What an action may look at besides its target: the target's herd as the inventory has it, and the
+ * parameters the user chose for the whole operation.
+ */
 export interface PlanContext {
   members: InstanceRef[];
+  params: ActionParams;
+}
+
+/**
+ * One parameter on the confirmation page. `herd-member`: a member of the targets' herd, offered
+ * when every target is in the same herd; left empty, the action does what `emptyLabel` says.
+ */
+export interface ActionParamField {
+  name: string;
+  label: string;
+  kind: 'herd-member';
+  emptyLabel: string;
+  help: string;
 }
 
 export interface ActionDef {
@@ -31,6 +51,8 @@ export interface ActionDef {
   permission: Role;
   /** Needs the confirmation typed even for a single non-production target. */
   dangerous: boolean;
+  /** Parameters: validated by `schema` wherever they come in (page, form, API), shown as `fields`. */
+  params?: { schema: z.ZodType<ActionParams>; fields: ActionParamField[] };
   plan: (target: InstanceRef, ctx: PlanContext) => TargetPlan;
   steps: (target: InstanceRef, deps: ActionDeps, ctx: PlanContext) => Step[];
 }

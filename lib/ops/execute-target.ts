@@ -4,10 +4,12 @@ import { prepared, type Db } from '@/db/client';
 import { operationSteps, operationTargets } from '@/db/schema';
 import type { SshPool } from '@/lib/ssh/ssh-client';
 import { dbRecorder } from './db-recorder';
+import type { PlanContext } from './define-action';
 import { driverFor } from './drivers';
 import { loadInstanceWithHerd } from './instance-ref';
 import { claimTarget, heartbeat, leaseTtlMs, releaseLease } from './lease';
 import { runPipeline } from './pipeline';
+import { parseParams } from './plan';
 import { getAction } from './registry';
 
 export type ExecuteOutcome = 'done' | 'wait' | 'skipped';
@@ -66,10 +68,12 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
     const loaded = await loadInstanceWithHerd(db, instanceId);
     if (!loaded) return await end('failed', 'the instance was deleted from the inventory');
     const { ref, members } = loaded;
-    const ctx = { members };
+    let ctx: PlanContext = { members, params: {} };
     let refusal: string | undefined;
     try {
       driverFor(ref.controlDriver);
+      // Confirmed with the plan, and parsed again: a stored operation cannot carry what the form refuses.
+      ctx = { members, params: parseParams(action, target.action_params ?? {}) };
       refusal = action.plan(ref, ctx).refused;
     } catch (err) {
       refusal = (err as Error).message;

@@ -17,6 +17,8 @@ export interface InstanceRef {
   controlDriver: string;
   role: 'primary' | 'replica' | 'unknown';
   state: string;
+  /** The member it streams from, per the inventory. */
+  upstreamId: number | null;
   ssh: SshTarget;
 }
 
@@ -24,7 +26,7 @@ const SELECT = `
   SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS herd_id, h.name AS herd, e.name AS environment,
          e.id AS environment_id, s.id AS server_id, s.hostname, s.address, i.port,
          coalesce(nullif(i.data_directory, ''), h.default_data_directory) AS data_directory,
-         i.pg_version, h.control_driver, i.role, i.state, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
+         i.pg_version, h.control_driver, i.role, i.state, i.upstream_instance_id, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
   FROM instances i
   JOIN herds h ON h.id = i.herd_id
   JOIN environments e ON e.id = h.environment_id
@@ -38,7 +40,7 @@ const HERD_OF = { name: 'pgherd_refs_herd_of', text: `${SELECT} WHERE i.herd_id 
 interface RefRow {
   id: number; label: string; herd_id: number; herd: string; environment: string; environment_id: number;
   server_id: number; hostname: string; address: string | null; port: number; data_directory: string;
-  pg_version: number; control_driver: string; role: InstanceRef['role']; state: string;
+  pg_version: number; control_driver: string; role: InstanceRef['role']; state: string; upstream_instance_id: number | null;
   ssh_port: number; ssh_user: string; ssh_host_key_fingerprint: string | null;
 }
 
@@ -59,6 +61,7 @@ function toRef(r: RefRow): InstanceRef {
     controlDriver: r.control_driver,
     role: r.role,
     state: r.state,
+    upstreamId: r.upstream_instance_id,
     ssh: { host, port: r.ssh_port, username: r.ssh_user, hostKeyFingerprint: r.ssh_host_key_fingerprint },
   };
 }

@@ -14,6 +14,8 @@ export interface ClaimedTarget {
   herd_id: number | null;
   operation_id: number;
   action: string;
+  /** The parameters confirmed for the operation. */
+  action_params: Record<string, unknown> | null;
   cancel_requested: boolean;
   /** The attempt this run is, when the lease was granted; null when the target must wait (or not run). */
   attempts: number | null;
@@ -25,7 +27,7 @@ const CLAIM = {
   name: 'pgherd_claim_target',
   text: `
     WITH t AS (
-      SELECT t.id, t.status, t.instance_id, t.herd_id, o.id AS operation_id, o.action, o.cancel_requested
+      SELECT t.id, t.status, t.instance_id, t.herd_id, o.id AS operation_id, o.action, o.params -> 'actionParams' AS action_params, o.cancel_requested
       FROM operation_targets t JOIN operations o ON o.id = t.operation_id WHERE t.id = $1),
     lease AS (
       INSERT INTO herd_leases (herd_id, target_id, holder, expires_at)

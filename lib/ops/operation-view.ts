@@ -6,6 +6,8 @@ import { operations, operationSteps, operationTargets } from '@/db/schema';
 export interface OperationView {
   id: number;
   action: string;
+  /** The action's parameters, as confirmed. */
+  params: Record<string, unknown>;
   status: string;
   requestedBy: string;
   createdAt: string;
@@ -33,6 +35,7 @@ export async function operationView(db: Db, id: number): Promise<OperationView |
   return {
     id: op.id,
     action: op.action,
+    params: ((op.params as { actionParams?: Record<string, unknown> }).actionParams) ?? {},
     status: op.status,
     requestedBy: op.requestedByName,
     createdAt: op.createdAt.toISOString(),

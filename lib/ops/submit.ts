@@ -32,6 +32,8 @@ export class NothingToRunError extends Error {
 
 export interface SubmitInput {
   instanceIds: number[];
+  /** The action's parameters, as planned (validated again here). */
+  params?: unknown;
   digest: string;
   confirmation: string;
   idempotencyKey: string;
@@ -46,7 +48,7 @@ export interface Actor {
 export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, action: ActionDef, input: SubmitInput, actor: Actor, log: (e: string, f: object) => void = () => {}): Promise<{ id: number; duplicate: boolean }> {
   const existing = await db.select({ id: operations.id }).from(operations).where(eq(operations.idempotencyKey, input.idempotencyKey));
   if (existing.length) return { id: existing[0].id, duplicate: true };
-  const plan = await planOperation(db, action, input.instanceIds);
+  const plan = await planOperation(db, action, input.instanceIds, input.params ?? {});
   if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);
   if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
   const runnable = plan.targets.filter((t) => !t.refused);
@@ -55,7 +57,7 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
   const created = await db.transaction(async (tx) => {
     const [op] = await tx.insert(operations).values({
       action: action.name,
-      params: { instanceIds: plan.targets.map((t) => t.instanceId) },
+      params: { instanceIds: plan.targets.map((t) => t.instanceId), actionParams: plan.params },
       status: 'queued',
       planDigest: plan.digest,
       requestedBy: actor.id,
@@ -82,6 +84,7 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
       environmentId: null,
       changes: {
         digest: [null, plan.digest],
+        ...(Object.keys(plan.params).length ? { params: [null, JSON.stringify(plan.params)] } : {}),
         targets: [null, plan.targets.map((t) => `${t.label}${t.refused ? ' (refused)' : ''}`).join(', ').slice(0, 2000)],
         confirmation: [null, input.confirmation.slice(0, 200)],
       },

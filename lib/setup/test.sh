@@ -10,7 +10,8 @@ rm -f .lab/vitest-report.json .lab/playwright-report.json
 status=0
 
 echo "== type check"
-npx tsc --noEmit -p tsconfig.json || status=1
+typecheck=passed
+npx tsc --noEmit -p tsconfig.json || { status=1; typecheck=FAILED; }
 
 echo "== unit and integration tests (vitest)"
 npx vitest run --reporter=default --reporter=json --outputFile.json=.lab/vitest-report.json || status=1
@@ -22,8 +23,14 @@ node -e '
 const fs = require("fs");
 let passed = 0, failed = 0, skipped = 0;
 try { const v = JSON.parse(fs.readFileSync(".lab/vitest-report.json", "utf8")); passed += v.numPassedTests; failed += v.numFailedTests; skipped += v.numPendingTests + (v.numTodoTests || 0); } catch { failed++; console.log("vitest wrote no report"); }
-try { const p = JSON.parse(fs.readFileSync(".lab/playwright-report.json", "utf8")).stats; passed += p.expected; failed += p.unexpected; skipped += p.skipped; } catch { failed++; console.log("playwright wrote no report"); }
+try {
+  const r = JSON.parse(fs.readFileSync(".lab/playwright-report.json", "utf8"));
+  passed += r.stats.expected; failed += r.stats.unexpected; skipped += r.stats.skipped;
+  // A global setup that throws runs no test at all: count each such error as a failure.
+  if (r.errors && r.errors.length) { failed += r.errors.length; console.log(`playwright: ${r.errors.length} error(s) outside tests (global setup?)`); }
+} catch { failed++; console.log("playwright wrote no report"); }
+console.log(`type check: ${process.argv[1]}`);
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
-' || status=1
+' "$typecheck" || status=1
 echo "== done in $(( $(date +%s) - start )) s"
 exit $status

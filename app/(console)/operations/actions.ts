@@ -8,6 +8,8 @@ import { cancelOperation, retryOperation } from '@/lib/ops/control';
 import { getAction } from '@/lib/ops/registry';
 import { ConfirmationError, NothingToRunError, StalePlanError, submitOperation } from '@/lib/ops/submit';
 import { webQueue } from '@/lib/ops/web-queue';
+import { ParamsError } from '@/lib/ops/plan';
+import { paramsFromForm, paramsQuery } from '@/lib/ops/params-form';
 import { currentActor } from '@/lib/auth/actor';
 
 
@@ -21,19 +23,22 @@ const confirmForm = z.object({
 
 export async function confirmOperationAction(form: FormData): Promise<void> {
   const who = await currentActor();
-  const parsed = confirmForm.safeParse(Object.fromEntries(form.entries()));
+  const entries = Object.fromEntries(form.entries());
+  const params = paramsFromForm(entries);
+  const parsed = confirmForm.safeParse(entries);
   if (!parsed.success) throw new Error(`malformed confirmation: ${parsed.error.issues[0].path.join('.')} ${parsed.error.issues[0].message}`);
   const { action: name, ids, digest, key, confirmation } = parsed.data;
   const action = getAction(name);
   if (!action) throw new Error(`unknown action ${name}`);
-  const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids}`;
+  const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids}${paramsQuery(params)}`;
   let id: number;
   try {
-    id = (await submitOperation(getDb(), webQueue(), action, { instanceIds: ids.split(',').map(Number), digest, confirmation, idempotencyKey: key }, who)).id;
+    id = (await submitOperation(getDb(), webQueue(), action, { instanceIds: ids.split(',').map(Number), params, digest, confirmation, idempotencyKey: key }, who)).id;
   } catch (err) {
     if (err instanceof StalePlanError) redirect(`${back}&stale=1`);
     if (err instanceof ConfirmationError) redirect(`${back}&mistyped=1`);
     if (err instanceof NothingToRunError) redirect(`${back}&nothing=1`);
+    if (err instanceof ParamsError) redirect(back); // the plan page says what is wrong with them
     throw err;
   }
   redirect(`/operations/${id}`);

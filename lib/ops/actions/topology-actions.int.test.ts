@@ -11,7 +11,7 @@ import { runAction } from '@/lib/testing/run-action';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import type { ActionDef } from '../define-action';
 import { loadInstanceRefs, type InstanceRef } from '../instance-ref';
-import { planOperation } from '../plan';
+import { ParamsError, planOperation } from '../plan';
 import { promoteAction } from './promote.action';
 import { conninfo, remasterAction } from './remaster.action';
 import { stopAction } from './stop.action';
@@ -23,6 +23,7 @@ let ssh: SshPool;
 let primary: InstanceRef;
 let r2: InstanceRef;
 let r3: InstanceRef;
+let elsewhere: InstanceRef;
 
 const run = (action: ActionDef, targetId: number) => runAction(t.db, ssh, action, targetId);
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
@@ -36,6 +37,7 @@ beforeAll(async () => {
   const herd = all.filter((r) => r.environment === 'staging' && r.herd === 'identity');
   primary = herd.find((r) => r.role === 'primary')!;
   [r2, r3] = herd.filter((r) => r.role === 'replica');
+  elsewhere = all.find((r) => r.herdId !== primary.herdId)!;
 });
 afterAll(async () => {
   await ssh?.close();
@@ -150,5 +152,41 @@ describe('rebuild', () => {
     expect((await query<{ v: string }>(dsn(r3), 'SELECT v FROM promoted ORDER BY v')).map((r) => r.v)).toEqual(['after promote', 'second']);
     const parent = path.dirname(r3.dataDirectory);
     expect(readdirSync(parent).filter((f) => f.includes('pgherd-'))).toEqual([]); // nothing left aside
+  });
+});
+
+describe('remaster to a chosen member', () => {
+  it('moves a replica to a sibling replica (cascading): the primary\u2019s new rows reach it through the sibling', async () => {
+    // Now: r2 is the primary; the old primary and r3 are its replicas.
+    const params = { upstreamInstanceId: primary.id };
+    const plan = await planOperation(t.db, remasterAction, [r3.id], params);
+    expect(plan.targets[0].refused).toBeUndefined();
+    expect(plan.targets[0].steps[0]).toContain(`${primary.label} (a replica: cascading replication)`);
+    expect(plan.digest).not.toBe((await planOperation(t.db, remasterAction, [r3.id])).digest);
+    const { res, steps } = await runAction(t.db, ssh, remasterAction, r3.id, params);
+    expect(res.error).toBeUndefined();
+    expect(steps[0].stdoutTail).toBe(`new upstream: ${primary.label} (replica)`);
+    const [w] = await query<{ status: string; host: string; port: number }>(dsn(r3), 'SELECT status, sender_host AS host, sender_port AS port FROM pg_stat_wal_receiver');
+    expect(w).toEqual({ status: 'streaming', host: primary.host, port: primary.port });
+    await query(dsn(r2), `INSERT INTO promoted VALUES ('cascaded')`);
+    let rows: { v: string }[] = [];
+    for (let i = 0; i < 100 && !rows.length; i++) {
+      rows = await query<{ v: string }>(dsn(r3), `SELECT v FROM promoted WHERE v = 'cascaded'`);
+      if (!rows.length) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(rows).toEqual([{ v: 'cascaded' }]);
+    const [inv] = await t.db.select().from(instances).where(eq(instances.id, r3.id));
+    expect(inv.upstreamInstanceId).toBe(primary.id);
+  });
+
+  it('refuses a loop, a member of another herd and the replica itself, at planning; malformed parameters are a ParamsError', async () => {
+    const refusal = async (target: InstanceRef, upstreamInstanceId: number) =>
+      (await planOperation(t.db, remasterAction, [target.id], { upstreamInstanceId })).targets[0].refused;
+    expect(await refusal(primary, r3.id)).toBe(`${r3.label} streams from ${primary.label}: that would be a loop`);
+    expect(await refusal(r3, elsewhere.id)).toMatch(/is not a member of the herd staging\/identity/);
+    expect(await refusal(r3, r3.id)).toBe('a replica cannot stream from itself');
+    await expect(planOperation(t.db, remasterAction, [r3.id], { upstreamInstanceId: 'x' })).rejects.toBeInstanceOf(ParamsError);
+    await expect(planOperation(t.db, remasterAction, [r3.id], { upstream: 1 })).rejects.toThrow(/Unrecognized key/);
+    await expect(planOperation(t.db, stopAction, [r3.id], { upstreamInstanceId: 1 })).rejects.toThrow('stop takes no parameters');
   });
 });

@@ -5,6 +5,7 @@ import { OperationLive } from '@/components/ops/operation-live';
 import { parseId } from '@/lib/admin/parse-id';
 import { operationView } from '@/lib/ops/operation-view';
 import { getAction } from '@/lib/ops/registry';
+import { loadInstanceRefs } from '@/lib/ops/instance-ref';
 import { requireUser } from '@/lib/auth/session';
 import { cancelOperationAction, retryOperationAction } from '../actions';
 
@@ -13,12 +14,22 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
   const id = parseId((await params).id);
   const view = id === null ? null : await operationView(getDb(), id);
   if (!view) notFound();
+  const action = getAction(view.action);
+  // Parameters in words: a chosen herd member by its label (it may have left the inventory since).
+  const memberIds = (action?.params?.fields ?? []).filter((f) => f.kind === 'herd-member').map((f) => Number(view.params[f.name])).filter(Number.isInteger);
+  const labels = new Map((await loadInstanceRefs(getDb(), memberIds)).map((r) => [r.id, r.label]));
+  const shown = (action?.params?.fields ?? []).map((f) => {
+    const v = view.params[f.name];
+    const text = v === undefined ? f.emptyLabel : f.kind === 'herd-member' ? labels.get(Number(v)) ?? `instance ${v} (no longer in the inventory)` : String(v);
+    return { label: f.label, text };
+  });
   return (
     <>
       <Breadcrumbs items={[{ label: 'Operations', href: '/admin/operations' }, { label: `#${view.id}` }]} />
       <div className="content-head">
-        <h1>{getAction(view.action)?.label ?? view.action}: operation #{view.id}</h1>
+        <h1>{action?.label ?? view.action}: operation #{view.id}</h1>
       </div>
+      {shown.map((p) => <p key={p.label} className="op-param"><strong>{p.label}:</strong> {p.text}</p>)}
       <OperationLive key={`${view.status}-${view.finishedAt}`} initial={view} cancel={cancelOperationAction} retry={retryOperationAction} />
     </>
   );

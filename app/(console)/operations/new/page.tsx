@@ -5,7 +5,9 @@ import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { parseListParams, toQueryString, type RawParams } from '@/lib/admin/list-params';
 import { matchingIds } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
-import { planOperation } from '@/lib/ops/plan';
+import { ParamsError, planOperation } from '@/lib/ops/plan';
+import { loadInstanceRefs } from '@/lib/ops/instance-ref';
+import { paramsFromForm } from '@/lib/ops/params-form';
 import { getAction } from '@/lib/ops/registry';
 import { requireUser } from '@/lib/auth/session';
 import { confirmOperationAction } from '../actions';
@@ -43,8 +45,28 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
       </>
     );
   }
-  const plan = await planOperation(db, action, ids);
+  const rawParams = paramsFromForm(raw);
+  let plan;
+  try {
+    plan = await planOperation(db, action, ids, rawParams);
+  } catch (err) {
+    if (!(err instanceof ParamsError)) throw err;
+    return (
+      <>
+        <Breadcrumbs items={crumbs} />
+        <h1>{action.label}</h1>
+        <p className="errornote" role="alert">Invalid parameters: {err.message}. Nothing has been run.</p>
+        <Link href={back}>Back to the list</Link>
+      </>
+    );
+  }
   const runnable = plan.targets.filter((t) => !t.refused);
+  const herdIds = [...new Set(plan.targets.map((t) => t.herdId))];
+  // A member of "the herd" can be chosen only when every target is in the same one.
+  const herdMembers = action.params?.fields.some((f) => f.kind === 'herd-member') && herdIds.length === 1
+    ? await loadInstanceRefs(db, [], { herdIds })
+    : [];
+  const keep = Object.entries(raw).filter(([k, v]) => !k.startsWith('p.') && !['stale', 'mistyped', 'nothing'].includes(k) && typeof v === 'string') as [string, string][];
   return (
     <>
       <Breadcrumbs items={crumbs} />
@@ -53,6 +75,26 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
       {raw.mistyped === '1' && <p className="errornote" role="alert">The confirmation did not match. Nothing has been run.</p>}
       {raw.nothing === '1' && <p className="errornote" role="alert">Every target is refused: nothing to run.</p>}
       {plan.missing.length > 0 && <p className="errornote">Not in the inventory (any more): ids {plan.missing.join(', ')}.</p>}
+      {action.params && (
+        <form method="get" className="action-params" aria-label="Parameters">
+          {keep.map(([k, v]) => <input key={k} type="hidden" name={k} value={v} />)}
+          {action.params.fields.map((f) => (
+            <p key={f.name}>
+              <label htmlFor={`p-${f.name}`}>{f.label}: </label>
+              {herdIds.length === 1 ? (
+                <select id={`p-${f.name}`} name={`p.${f.name}`} defaultValue={String(plan.params[f.name] ?? '')}>
+                  <option value="">{f.emptyLabel}</option>
+                  {herdMembers.map((m) => <option key={m.id} value={m.id}>{m.label} ({m.role}, {m.state})</option>)}
+                </select>
+              ) : (
+                <span>{f.emptyLabel} (the targets are in {herdIds.length} herds: a member can be chosen for one herd at a time)</span>
+              )}
+              {' '}<span className="help">{f.help}</span>
+            </p>
+          ))}
+          {herdIds.length === 1 && <button type="submit" className="button">Update the plan</button>}
+        </form>
+      )}
       <table className="plan result-list">
         <thead><tr><th scope="col">Instance</th><th scope="col">Environment / herd</th><th scope="col">What will happen</th><th scope="col">Warnings</th></tr></thead>
         <tbody>
@@ -72,6 +114,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
           <input type="hidden" name="ids" value={plan.targets.map((t) => t.instanceId).join(',')} />
           <input type="hidden" name="digest" value={plan.digest} />
           <input type="hidden" name="key" value={plan.idempotencyKey} />
+          {Object.entries(plan.params).map(([k, v]) => <input key={k} type="hidden" name={`p.${k}`} value={String(v)} />)}
           {plan.typeToConfirm !== null && (
             <p>
               <label>

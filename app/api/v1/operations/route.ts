@@ -6,6 +6,7 @@ import { submitBody } from '@/lib/api/operation-schemas';
 import { getAction } from '@/lib/ops/registry';
 import { ConfirmationError, NothingToRunError, StalePlanError, submitOperation } from '@/lib/ops/submit';
 import { webQueue } from '@/lib/ops/web-queue';
+import { ParamsError } from '@/lib/ops/plan';
 
 /** POST /api/v1/operations: 202 { id }; a plan that no longer holds is a 409 with the new digest. */
 export const POST = handle(async (req) => {
@@ -16,6 +17,7 @@ export const POST = handle(async (req) => {
   try {
     const res = await submitOperation(getDb(), webQueue(), action, {
       instanceIds: body.instanceIds,
+      params: body.params ?? {},
       digest: body.digest,
       confirmation: body.confirm,
       idempotencyKey: body.idempotencyKey ?? randomBytes(16).toString('hex'),
@@ -25,6 +27,7 @@ export const POST = handle(async (req) => {
     if (err instanceof StalePlanError) throw new ApiError(409, err.message, { digest: err.plan.digest, missing: err.plan.missing });
     if (err instanceof ConfirmationError) throw new ApiError(400, err.message, { confirm: err.expected });
     if (err instanceof NothingToRunError) throw new ApiError(409, err.message);
+    if (err instanceof ParamsError) throw new ApiError(400, 'invalid params', { params: err.message });
     throw err;
   }
 });

@@ -12,6 +12,7 @@ export const GET = handle(async (req, ctx) => {
   return NextResponse.json({
     id: op.id,
     action: op.action,
+    params: op.params,
     status: op.status,
     requestedBy: op.requestedBy,
     createdAt: op.createdAt,
