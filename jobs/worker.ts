@@ -10,12 +10,25 @@ function required(name: string): string {
   return v;
 }
 
+/** A whole number in [min, max] from the environment, or the default; anything else stops the worker. */
+function intSetting(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    console.error(`worker: ${name} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+    process.exit(2);
+  }
+  return n;
+}
+
 async function main() {
   const w = await startWorker({
     databaseUrl: required('DATABASE_URL'),
     redisUrl: required('REDIS_URL'),
     sshKeyPath: required('PGHERD_SSH_KEY'),
-    concurrency: Number(process.env.PGHERD_WORKER_CONCURRENCY ?? 8),
+    concurrency: intSetting('PGHERD_WORKER_CONCURRENCY', 8, 1, 256),
+    refreshEveryMs: intSetting('PGHERD_REFRESH_INTERVAL_MS', 30_000, 0, 86_400_000),
   });
   let closing = false;
   const stop = async () => {
