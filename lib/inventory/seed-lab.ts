@@ -31,8 +31,10 @@ async function observe(i: LabInstance): Promise<Observed | null> {
              (SELECT timeline_id FROM pg_control_checkpoint()) AS tli,
              (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn`);
     return { systemIdentifier: r.sysid, inRecovery: r.rec, timeline: r.tli, lsn: lsnToNumber(r.lsn) };
+  } catch {
+    return null; // it went away between connect and query (restarted by someone, say)
   } finally {
-    await c.end();
+    await c.end().catch(() => {});
   }
 }
 

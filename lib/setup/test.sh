@@ -22,7 +22,14 @@ PLAYWRIGHT_JSON_OUTPUT_NAME=.lab/playwright-report.json npx playwright test --re
 node -e '
 const fs = require("fs");
 let passed = 0, failed = 0, skipped = 0;
-try { const v = JSON.parse(fs.readFileSync(".lab/vitest-report.json", "utf8")); passed += v.numPassedTests; failed += v.numFailedTests; skipped += v.numPendingTests + (v.numTodoTests || 0); } catch { failed++; console.log("vitest wrote no report"); }
+try {
+  const v = JSON.parse(fs.readFileSync(".lab/vitest-report.json", "utf8"));
+  passed += v.numPassedTests; failed += v.numFailedTests; skipped += v.numPendingTests + (v.numTodoTests || 0);
+  // A file whose setup (beforeAll, imports) fails reports its tests as skipped: count the file as failed.
+  for (const f of v.testResults || []) {
+    if (f.status === "failed" && !(f.assertionResults || []).some((a) => a.status === "failed")) { failed++; console.log(`vitest: ${f.name} failed outside its tests`); }
+  }
+} catch { failed++; console.log("vitest wrote no report"); }
 try {
   const r = JSON.parse(fs.readFileSync(".lab/playwright-report.json", "utf8"));
   passed += r.stats.expected; failed += r.stats.unexpected; skipped += r.stats.skipped;
