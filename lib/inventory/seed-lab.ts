@@ -4,7 +4,7 @@ import pg from 'pg';
 import type { Db } from '@/db/client';
 import { dnsRecords, environments, herds, instances, servers, users } from '@/db/schema';
 import { hashPassword } from '@/lib/auth/password';
-import type { LabInfo, LabInstance } from '@/lib/lab/lab';
+import { LAB_ZONE, writeNameOf, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { lsnToNumber } from './lsn';
 
 interface Observed {
@@ -45,7 +45,8 @@ export async function ensureAdmin(db: Db, username: string, password: string): P
     .onConflictDoUpdate({ target: users.username, set: { passwordHash, isActive: true, isSuperuser: true } });
 }
 
-export async function seedLabFleet(db: Db, lab: LabInfo, dnsZone = 'db.lab.internal'): Promise<void> {
+export async function seedLabFleet(db: Db, lab: LabInfo): Promise<void> {
+  const zone = lab.dns?.zone ?? LAB_ZONE;
   const observed = new Map(await Promise.all(lab.instances.map(async (i) => [i.server, await observe(i)] as const)));
   // Every member of a herd shares the system identifier: any member that answers tells it.
   const sysid = (env: string, herd: string) =>
@@ -71,13 +72,13 @@ export async function seedLabFleet(db: Db, lab: LabInfo, dnsZone = 'db.lab.inter
           defaultPort: i.port,
           pgVersion: i.version,
           controlDriver: 'pg_ctl',
-          dnsName: `${i.herd}.${i.environment}.${dnsZone}`,
+          dnsName: writeNameOf(i.environment, i.herd, zone),
           systemIdentifier: sysid(i.environment, i.herd),
         }).onConflictDoUpdate({ target: [herds.environmentId, herds.name], set: { systemIdentifier: sql`excluded.system_identifier` } })
           .returning({ id: herds.id });
         herdIds.set(key, row.id);
         await tx.insert(dnsRecords).values({
-          herdId: row.id, name: `${i.herd}.${i.environment}.${dnsZone}`, type: 'CNAME', zone: dnsZone, match: 'role', matchRole: 'primary', ttl: 30,
+          herdId: row.id, name: writeNameOf(i.environment, i.herd, zone), type: 'CNAME', zone, match: 'role', matchRole: 'primary', ttl: 30,
         }).onConflictDoNothing();
       }
       const [srv] = await tx.insert(servers).values({

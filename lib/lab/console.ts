@@ -51,7 +51,7 @@ export async function startWorkerProcess(lab: LabInfo, opts: { quiet?: boolean }
   if (!lab.redis || !lab.ssh) throw new Error('the worker needs the lab\'s Redis and SSH');
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'jobs', 'worker.ts')], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, DATABASE_URL: lab.database.url, REDIS_URL: lab.redis.url, PGHERD_SSH_KEY: lab.ssh.privateKeyPath },
+    env: { ...process.env, DATABASE_URL: lab.database.url, REDIS_URL: lab.redis.url, PGHERD_SSH_KEY: lab.ssh.privateKeyPath, PGHERD_DNS_CONFIG: lab.dns?.configFile ?? '' },
     stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
   });
   let exited = false;
@@ -72,6 +72,7 @@ export function consoleEnv(lab: LabInfo, url: string, secret: string): NodeJS.Pr
     NEXTAUTH_URL: url,
     NEXTAUTH_SECRET: secret,
     PGHERD_SSH_KEY: lab.ssh?.privateKeyPath ?? '',
+    PGHERD_DNS_CONFIG: lab.dns?.configFile ?? '',
   };
 }
 

@@ -8,6 +8,7 @@ import { cloneReplica, dsn, initPrimary, query, startNode, touchLog, waitStreami
 import { alive, labIdentity, pidRuns, stopPid, waitFor, type Identity } from './proc';
 import { freePort, portFreeOnAll } from './ports';
 import { startRedis } from './redis';
+import { startBind, type LabDns } from './bind';
 import { startSshd, type LabSsh } from './sshd';
 
 export interface LabProcess {
@@ -54,6 +55,8 @@ export interface LabInfo {
   redis: { url: string } | null;
   /** One sshd, run by the lab user, listening on every fleet address. */
   ssh: LabSsh | null;
+  /** BIND 9 with the lab's zone: server A records and each herd's write name (TSIG-keyed updates). */
+  dns: LabDns | null;
   console?: { url: string; admin: { username: string; password: string }; apiToken?: string };
   instances: LabInstance[];
   processes: LabProcess[];
@@ -64,6 +67,8 @@ export interface LabOptions {
   file: string;
   fleet?: FleetSpec | false;
   redis?: boolean;
+  /** BIND 9 for the fleet (default: with the fleet). */
+  dns?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -92,7 +97,7 @@ export async function stopLab(file = DEFAULT_LAB_FILE, log: (m: string) => void 
   const running = info.processes.map((p) => ({ ...p, pid: currentPid(p) })).filter((p) => alive(p.pid) && pidRuns(p.pid, p.program));
   if (running.length) log(`stopping ${running.length} processes: ${running.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
   // Clients (the console, later the worker) first, so they do not log the servers going away.
-  const isServer = (p: LabProcess) => ['postgres', 'redis-server', 'sshd'].includes(p.program);
+  const isServer = (p: LabProcess) => ['postgres', 'redis-server', 'sshd', 'named'].includes(p.program);
   await Promise.all(running.filter((p) => !isServer(p)).map((p) => stopPid(p.pid, p.signal)));
   await Promise.all(running.filter(isServer).map((p) => stopPid(p.pid, p.signal)));
   if (info.dir && info.dir.startsWith(os.tmpdir()) && path.basename(info.dir).startsWith('pgherd-lab-')) {
@@ -118,6 +123,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     database: { url: '', adminUrl: '' },
     redis: null,
     ssh: null,
+    dns: null,
     instances: [],
     processes: [],
   };
@@ -156,6 +162,14 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
       const sshd = await startSshd(id, dir, addresses, sshPort);
       sshd.pids.forEach((pid, i) => track({ name: `sshd-${i}`, pid, program: 'sshd', signal: 'SIGTERM' }));
       info.ssh = sshd.ssh;
+      if (opts.dns !== false) {
+        const dnsPort = await freePort();
+        log(`starting BIND 9 on 127.0.0.1:${dnsPort} (zone ${LAB_ZONE})`);
+        const zone = labZone(info.instances);
+        const bind = await startBind(id, dir, dnsPort, zone);
+        track({ name: 'named', pid: bind.pid, program: 'named', signal: 'SIGTERM' });
+        info.dns = { ...bind.dns, herds: zone.herds };
+      }
     }
     writeLab(opts.file, info);
     return info;
@@ -163,6 +177,21 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     await stopLab(opts.file, log);
     throw err;
   }
+}
+
+/** The lab's DNS zone: every server by name, and a write name per herd (`<herd>.<environment>.db.<zone>`). */
+export const LAB_ZONE = 'lab.internal';
+export const writeNameOf = (environment: string, herd: string, zone = LAB_ZONE) => `${herd}.${environment}.db.${zone}`;
+
+function labZone(instances: LabInstance[]) {
+  const herds = [...new Map(instances.map((i) => [`${i.environment}/${i.herd}`, i])).values()]
+    .map((i) => ({ environment: i.environment, herd: i.herd, writeName: writeNameOf(i.environment, i.herd) }));
+  return {
+    zone: LAB_ZONE,
+    hosts: instances.map((i) => ({ name: i.server, address: i.address })),
+    aliases: herds.map((h) => ({ name: h.writeName, target: instances.find((i) => i.environment === h.environment && i.herd === h.herd && i.role === 'primary')!.server })),
+    herds,
+  };
 }
 
 function range(from: number, n: number) {

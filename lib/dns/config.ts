@@ -1,0 +1,60 @@
+// Where each DNS zone is updated, and with which key: from the file PGHERD_DNS_CONFIG names (keys
+// stay in configuration, never in the database or a page). Validated whole at load.
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import type { DnsServer } from './rfc2136';
+import type { TsigKey } from './tsig';
+
+const hostname = z.string().min(1).max(253).regex(/^[A-Za-z0-9.:-]+$/, 'a host name or address');
+const zoneName = z.string().min(1).max(253).regex(/^([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?$/, 'a domain name');
+
+const zoneSchema = z.object({
+  zone: zoneName,
+  provider: z.literal('rfc2136'),
+  server: z.object({ host: hostname, port: z.number().int().min(1).max(65535).default(53) }).strict(),
+  key: z.object({
+    name: zoneName,
+    algorithm: z.literal('hmac-sha256'),
+    secret: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64').optional(),
+    secretFile: z.string().startsWith('/').optional(),
+  }).strict().refine((k) => !!k.secret !== !!k.secretFile, 'give exactly one of secret and secretFile'),
+}).strict();
+
+export const dnsConfigSchema = z.object({ zones: z.array(zoneSchema).max(1000) }).strict();
+
+export interface ZoneConfig {
+  zone: string;
+  provider: 'rfc2136';
+  server: DnsServer;
+  key: TsigKey;
+}
+
+const norm = (n: string) => n.replace(/\.$/, '').toLowerCase();
+
+export function parseDnsConfig(json: unknown, readSecret: (path: string) => string = (p) => readFileSync(p, 'utf8').trim()): ZoneConfig[] {
+  const r = dnsConfigSchema.safeParse(json);
+  if (!r.success) throw new Error(`DNS configuration: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return r.data.zones.map((z) => ({
+    zone: norm(z.zone),
+    provider: z.provider,
+    server: { host: z.server.host, port: z.server.port },
+    key: { name: norm(z.key.name), algorithm: z.key.algorithm, secret: z.key.secret ?? readSecret(z.key.secretFile!) },
+  }));
+}
+
+let cached: { file: string; zones: ZoneConfig[] } | null = null;
+
+/** The zones from PGHERD_DNS_CONFIG (none when it is not set). */
+export function dnsZones(): ZoneConfig[] {
+  const file = process.env.PGHERD_DNS_CONFIG;
+  if (!file) return [];
+  if (cached?.file !== file) cached = { file, zones: parseDnsConfig(JSON.parse(readFileSync(file, 'utf8'))) };
+  return cached.zones;
+}
+
+/** The configuration of `zone`, or an error that says what to configure. */
+export function zoneConfig(zone: string, zones = dnsZones()): ZoneConfig {
+  const z = zones.find((c) => c.zone === norm(zone));
+  if (!z) throw new Error(`no DNS server is configured for zone ${norm(zone)} (PGHERD_DNS_CONFIG)`);
+  return z;
+}

@@ -1,0 +1,142 @@
+// RFC 2136 dynamic updates over UDP, signed with TSIG, and plain queries to the zone's authoritative
+// server to verify them. Messages are built and read with dns-packet.
+import { randomInt } from 'node:crypto';
+import dgram from 'node:dgram';
+import dnsPacket from 'dns-packet';
+import { sign, verify, type TsigKey } from './tsig';
+
+export interface DnsServer {
+  host: string;
+  port: number;
+}
+
+export type RecordType = 'CNAME' | 'A';
+
+/** The whole record set a name should hold afterwards (a CNAME has exactly one value). */
+export interface RecordSet {
+  name: string;
+  type: RecordType;
+  ttl: number;
+  values: string[];
+}
+
+export class DnsUpdateError extends Error {
+  constructor(message: string, readonly rcode?: string) {
+    super(message);
+    this.name = 'DnsUpdateError';
+  }
+}
+
+const OPCODE_UPDATE = 5 << 11; // dns-packet has no opcode field: the header's flags carry it
+
+const fqdn = (n: string) => n.replace(/\.$/, '').toLowerCase();
+
+/** One datagram out, the answer with the same id back (or a timeout), retried on silence. */
+async function exchange(server: DnsServer, wire: Buffer, id: number, timeoutMs: number, attempts = 3): Promise<Buffer> {
+  let lastError: Error = new Error('no answer');
+  for (let i = 0; i < attempts; i++) {
+    try {
+      return await new Promise<Buffer>((resolve, reject) => {
+        const sock = dgram.createSocket(server.host.includes(':') ? 'udp6' : 'udp4');
+        const timer = setTimeout(() => {
+          sock.close();
+          reject(new Error(`no answer from ${server.host}:${server.port} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        sock.on('error', (err) => {
+          clearTimeout(timer);
+          sock.close();
+          reject(err);
+        });
+        sock.on('message', (msg) => {
+          if (msg.length < 12 || msg.readUInt16BE(0) !== id) return; // not ours
+          clearTimeout(timer);
+          sock.close();
+          resolve(msg);
+        });
+        sock.send(wire, server.port, server.host);
+      });
+    } catch (err) {
+      lastError = err as Error;
+    }
+  }
+  throw lastError;
+}
+
+/** What the step record shows: the change in words, never the key. */
+export function describeUpdate(server: DnsServer, zone: string, rs: RecordSet): string {
+  return `DNS UPDATE zone ${fqdn(zone)} at ${server.host}:${server.port}: ${fqdn(rs.name)} ${rs.ttl} ${rs.type} ${rs.values.map(fqdn).join(', ') || '(removed)'}`;
+}
+
+/**
+ * Replaces everything at `rs.name` with `rs.values` in one UPDATE (delete all RRsets at the name,
+ * then add), signed with `key`; the answer's MAC is checked. Throws DnsUpdateError with the
+ * server's answer (NOTAUTH for a wrong key, REFUSED for an unsigned update of a keyed zone, ...).
+ */
+/** The UPDATE message that replaces everything at `rs.name` with `rs.values` (not signed yet). */
+export function buildUpdate(zone: string, rs: RecordSet): { id: number; message: Buffer } {
+  if (rs.type === 'CNAME' && rs.values.length > 1) throw new DnsUpdateError(`a CNAME holds one value, not ${rs.values.length}`);
+  const id = randomInt(0, 65536);
+  const message = dnsPacket.encode({
+    type: 'query',
+    id,
+    flags: OPCODE_UPDATE,
+    questions: [{ name: fqdn(zone), type: 'SOA', class: 'IN' }], // the zone section
+    answers: [], // prerequisites: none
+    authorities: [ // the update section: delete all RRsets at the name, then add the new ones
+      { name: fqdn(rs.name), type: 'ANY', class: 'ANY', ttl: 0, data: Buffer.alloc(0) } as unknown as dnsPacket.Answer,
+      ...rs.values.map((v) => ({ name: fqdn(rs.name), type: rs.type, class: 'IN', ttl: rs.ttl, data: rs.type === 'CNAME' ? fqdn(v) : v }) as dnsPacket.Answer),
+    ],
+    additionals: [],
+  });
+  return { id, message };
+}
+
+/** Signs and sends a message; the raw answer and the request's MAC (to verify it with). */
+export async function sendSigned(server: DnsServer, key: TsigKey, id: number, message: Buffer, timeoutMs = 3000): Promise<{ answer: Buffer; requestMac: Buffer }> {
+  const signed = sign(message, key);
+  return { answer: await exchange(server, signed.wire, id, timeoutMs), requestMac: signed.requestMac };
+}
+
+/**
+ * Replaces everything at `rs.name` with `rs.values` in one UPDATE, signed with `key`; the answer's
+ * MAC is checked. Throws DnsUpdateError with the server's answer (NOTAUTH for a wrong key, REFUSED
+ * for an update the zone does not allow, ...).
+ */
+export async function replaceRecordSet(server: DnsServer, zone: string, key: TsigKey, rs: RecordSet, timeoutMs = 3000): Promise<void> {
+  const { id, message } = buildUpdate(zone, rs);
+  const { answer, requestMac } = await sendSigned(server, key, id, message, timeoutMs);
+  const decoded = dnsPacket.decode(answer) as dnsPacket.Packet & { rcode?: string };
+  const rcode = decoded.rcode ?? 'UNKNOWN';
+  const check = verify(answer, key, requestMac);
+  if (rcode !== 'NOERROR') {
+    throw new DnsUpdateError(`${server.host}:${server.port} refused the update of ${fqdn(rs.name)}: ${rcode}${check.ok ? '' : ` (${check.reason})`}`, rcode);
+  }
+  if (!check.ok) throw new DnsUpdateError(`${server.host}:${server.port} answered NOERROR but ${check.reason}: not trusted`, rcode);
+}
+
+/** The values `name` holds for `type` at `server` (no recursion): CNAME targets and A addresses. */
+export async function lookup(server: DnsServer, name: string, type: RecordType, timeoutMs = 2000): Promise<string[]> {
+  const id = randomInt(0, 65536);
+  const wire = dnsPacket.encode({ type: 'query', id, flags: 0, questions: [{ name: fqdn(name), type, class: 'IN' }] });
+  const answer = dnsPacket.decode(await exchange(server, wire, id, timeoutMs)) as dnsPacket.Packet & { rcode?: string };
+  if (answer.rcode !== 'NOERROR' && answer.rcode !== 'NXDOMAIN') throw new Error(`${server.host}:${server.port} answered ${answer.rcode} for ${fqdn(name)} ${type}`);
+  return (answer.answers ?? [])
+    .filter((a) => a.type === type && fqdn(a.name) === fqdn(name))
+    .map((a) => fqdn(String((a as { data: unknown }).data)))
+    .sort();
+}
+
+/** Asks until `name` answers exactly `values` (a deadline: DNS that does not follow is a failure). */
+export async function waitAnswers(server: DnsServer, rs: RecordSet, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<string[]> {
+  const want = rs.values.map(fqdn).sort().join(',');
+  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  let last: string[] = [];
+  for (;;) {
+    last = await lookup(server, rs.name, rs.type).catch(() => last);
+    if (last.join(',') === want) return last;
+    if (opts.signal?.aborted || Date.now() > deadline) {
+      throw new DnsUpdateError(`${fqdn(rs.name)} still answers ${last.join(', ') || 'nothing'} instead of ${want || 'nothing'}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
