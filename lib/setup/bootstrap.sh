@@ -14,6 +14,9 @@ declare -A NEEDS=(
   [chromium]=/usr/lib/chromium/chromium
   [util-linux]=/usr/bin/setpriv
   [procps]=/usr/bin/pgrep
+  [bind9]=/usr/sbin/named
+  [bind9-dnsutils]=/usr/bin/dig
+  [pgbouncer]=/usr/sbin/pgbouncer
 )
 missing=()
 for pkg in "${!NEEDS[@]}"; do
