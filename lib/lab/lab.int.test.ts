@@ -16,8 +16,8 @@ describe('the lab', () => {
     expect(lab.instances.filter((i) => i.role === 'primary')).toHaveLength(6);
     const opsMember = (name: string) => lab.instances.some((i) => i.server === name && isOpsTestHerd(i.environment, i.herd));
     expect(lab.processes.filter((p) => !opsMember(p.name) && !(alive(currentPid(p)) && pidRuns(currentPid(p), p.program)))).toEqual([]);
-    // pgherd's database, Redis, and on each of the 18 servers a postmaster and an sshd
-    expect(lab.processes.map((p) => p.program).sort()).toEqual(['postgres', ...Array(18).fill('postgres'), 'redis-server', ...Array(18).fill('sshd')].sort());
+    // pgherd's database, Redis, BIND, and on each of the 18 servers a postmaster and an sshd
+    expect(lab.processes.map((p) => p.program).sort()).toEqual(['postgres', ...Array(18).fill('postgres'), 'redis-server', 'named', ...Array(18).fill('sshd')].sort());
   });
 
   it('has every replica streaming from its primary, which sees it by name', async () => {

@@ -2,6 +2,7 @@
 import type { z } from 'zod';
 import type { Db } from '@/db/client';
 import type { SshPool } from '@/lib/ssh/ssh-client';
+import type { HerdRef } from './herd-ref';
 import type { InstanceRef } from './instance-ref';
 import type { Step } from './pipeline';
 
@@ -18,6 +19,8 @@ export interface TargetPlan {
 export interface ActionDeps {
   db: Db;
   ssh: SshPool;
+  /** The operation being run: what its steps write in the audit log (a DNS change, say). */
+  operation?: { id: number; requestedBy: { id: number | null; username: string } };
 }
 
 /** Parameters as the action's schema parsed them (an empty object for actions without any). */
@@ -44,7 +47,9 @@ export interface ActionParamField {
   help: string;
 }
 
+/** An action on instances: each ticked instance is a target. */
 export interface ActionDef {
+  on?: 'instance';
   name: string;
   label: string;
   /** The role needed on the target's environment. */
@@ -60,6 +65,31 @@ export interface ActionDef {
 export function defineAction(def: ActionDef): ActionDef {
   return def;
 }
+
+/** What a herd action may look at besides its herd: the parameters chosen for the operation. */
+export interface HerdPlanContext {
+  params: ActionParams;
+}
+
+/** An action on herds (switchover, DR failover, refresh DNS): each ticked herd is a target. */
+export interface HerdActionDef {
+  on: 'herd';
+  name: string;
+  label: string;
+  permission: Role;
+  dangerous: boolean;
+  params?: { schema: z.ZodType<ActionParams>; fields: ActionParamField[] };
+  plan: (herd: HerdRef, ctx: HerdPlanContext) => TargetPlan;
+  steps: (herd: HerdRef, deps: ActionDeps, ctx: HerdPlanContext) => Step[];
+}
+
+export function defineHerdAction(def: Omit<HerdActionDef, 'on'>): HerdActionDef {
+  return { ...def, on: 'herd' };
+}
+
+export type AnyAction = ActionDef | HerdActionDef;
+
+export const isHerdAction = (a: AnyAction): a is HerdActionDef => a.on === 'herd';
 
 /** Warnings every instance action shares. */
 export function commonWarnings(t: InstanceRef): string[] {

@@ -4,10 +4,12 @@ import { prepared, type Db } from '@/db/client';
 import { operationSteps, operationTargets } from '@/db/schema';
 import type { SshPool } from '@/lib/ssh/ssh-client';
 import { dbRecorder } from './db-recorder';
-import type { PlanContext } from './define-action';
+import { isHerdAction, type ActionDeps, type AnyAction } from './define-action';
+import { loadHerdRefs } from './herd-ref';
+import type { Step } from './pipeline';
 import { driverFor } from './drivers';
 import { loadInstanceWithHerd } from './instance-ref';
-import { claimTarget, heartbeat, leaseTtlMs, releaseLease } from './lease';
+import { claimTarget, heartbeat, leaseTtlMs, releaseLease, type ClaimedTarget } from './lease';
 import { runPipeline } from './pipeline';
 import { parseParams } from './plan';
 import { getAction } from './registry';
@@ -43,9 +45,9 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
     return 'done' as const;
   };
   if (target.cancel_requested) return fail('cancelled', 'cancelled before it started');
-  if (target.instance_id === null || target.herd_id === null) return fail('failed', 'the instance was deleted from the inventory');
+  if (target.herd_id === null) return fail('failed', 'the herd was deleted from the inventory');
   if (target.attempts === null) return 'wait';
-  const { herd_id: herdId, instance_id: instanceId, attempts } = target;
+  const { herd_id: herdId, attempts } = target;
   const action = getAction(target.action);
   if (!action) return fail('failed', `unknown action ${target.action}`);
 
@@ -64,31 +66,44 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
       log('target.end', { operationId, targetId, status });
       return 'done' as const;
     };
-    // Re-check the facts the plan relied on: the inventory may have moved while the target queued.
-    const loaded = await loadInstanceWithHerd(db, instanceId);
-    if (!loaded) return await end('failed', 'the instance was deleted from the inventory');
-    const { ref, members } = loaded;
-    let ctx: PlanContext = { members, params: {} };
-    let refusal: string | undefined;
-    try {
-      driverFor(ref.controlDriver);
-      // Confirmed with the plan, and parsed again: a stored operation cannot carry what the form refuses.
-      ctx = { members, params: parseParams(action, target.action_params ?? {}) };
-      refusal = action.plan(ref, ctx).refused;
-    } catch (err) {
-      refusal = (err as Error).message;
-    }
-    if (refusal) return await end('failed', `refused at execution: ${refusal}`);
+    const deps: ActionDeps = { db, ssh, operation: { id: operationId, requestedBy: { id: target.requested_by, username: target.requested_by_name } } };
+    const steps = await stepsNow(db, action, target, deps);
+    if (typeof steps === 'string') return await end('failed', steps);
     // A retry appends its steps after those of earlier attempts.
     const firstSeq = attempts > 1
       ? ((await db.select({ last: max(operationSteps.seq) }).from(operationSteps).where(eq(operationSteps.targetId, targetId)))[0].last ?? 0) + 1
       : 1;
     const cancelled = async () => (await prepared<{ c: boolean }>(db, CANCELLED.name, CANCELLED.text, [operationId]))[0].c;
-    const res = await runPipeline(action.steps(ref, { db, ssh }, ctx), dbRecorder(db, targetId), { cancelled, firstSeq });
+    const res = await runPipeline(steps, dbRecorder(db, targetId), { cancelled, firstSeq });
     return await end(res.ok ? 'succeeded' : res.error?.name === 'CancelledError' ? 'cancelled' : 'failed', res.ok ? null : res.error?.message ?? 'failed');
   } finally {
     clearInterval(beat);
     if (!finished) await releaseLease(db, herdId, targetId);
+  }
+}
+
+/**
+ * The target's steps, from a plan made again against the inventory as it is now (it may have moved
+ * while the target queued); or why the target may not run.
+ */
+async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, deps: ActionDeps): Promise<Step[] | string> {
+  try {
+    // Confirmed with the plan, and parsed again: a stored operation cannot carry what the form refuses.
+    const params = parseParams(action, target.action_params ?? {});
+    if (isHerdAction(action)) {
+      const [herd] = await loadHerdRefs(db, [target.herd_id!]);
+      if (!herd) return 'the herd was deleted from the inventory';
+      const refused = action.plan(herd, { params }).refused;
+      return refused ? `refused at execution: ${refused}` : action.steps(herd, deps, { params });
+    }
+    const loaded = target.instance_id === null ? null : await loadInstanceWithHerd(db, target.instance_id);
+    if (!loaded) return 'the instance was deleted from the inventory';
+    const ctx = { members: loaded.members, params };
+    driverFor(loaded.ref.controlDriver);
+    const refused = action.plan(loaded.ref, ctx).refused;
+    return refused ? `refused at execution: ${refused}` : action.steps(loaded.ref, deps, ctx);
+  } catch (err) {
+    return `refused at execution: ${(err as Error).message}`;
   }
 }
 

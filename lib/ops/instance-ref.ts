@@ -10,6 +10,10 @@ export interface InstanceRef {
   environment: string;
   environmentId: number;
   serverId: number;
+  /** The server's name (what a CNAME points at) and address (what an A record holds; may be empty). */
+  hostname: string;
+  address: string;
+  /** Where pgherd connects: the address, else the host name. */
   host: string;
   port: number;
   dataDirectory: string;
@@ -54,6 +58,8 @@ function toRef(r: RefRow): InstanceRef {
     environment: r.environment,
     environmentId: r.environment_id,
     serverId: r.server_id,
+    hostname: r.hostname,
+    address: r.address ?? '',
     host,
     port: r.port,
     dataDirectory: r.data_directory,

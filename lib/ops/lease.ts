@@ -17,6 +17,8 @@ export interface ClaimedTarget {
   /** The parameters confirmed for the operation. */
   action_params: Record<string, unknown> | null;
   cancel_requested: boolean;
+  requested_by: number | null;
+  requested_by_name: string;
   /** The attempt this run is, when the lease was granted; null when the target must wait (or not run). */
   attempts: number | null;
 }
@@ -27,12 +29,12 @@ const CLAIM = {
   name: 'pgherd_claim_target',
   text: `
     WITH t AS (
-      SELECT t.id, t.status, t.instance_id, t.herd_id, o.id AS operation_id, o.action, o.params -> 'actionParams' AS action_params, o.cancel_requested
+      SELECT t.id, t.status, t.instance_id, t.herd_id, o.id AS operation_id, o.action, o.params -> 'actionParams' AS action_params, o.cancel_requested, o.requested_by, o.requested_by_name
       FROM operation_targets t JOIN operations o ON o.id = t.operation_id WHERE t.id = $1),
     lease AS (
       INSERT INTO herd_leases (herd_id, target_id, holder, expires_at)
       SELECT t.herd_id, t.id, $2, now() + $3 * interval '1 millisecond' FROM t
-      WHERE t.status IN ('queued', 'running') AND NOT t.cancel_requested AND t.herd_id IS NOT NULL AND t.instance_id IS NOT NULL
+      WHERE t.status IN ('queued', 'running') AND NOT t.cancel_requested AND t.herd_id IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM operation_targets e WHERE e.herd_id = t.herd_id AND e.id < t.id AND e.status IN ('queued', 'running'))
       ON CONFLICT (herd_id) DO UPDATE SET target_id = excluded.target_id, holder = excluded.holder, expires_at = excluded.expires_at
       WHERE herd_leases.expires_at < now() OR (herd_leases.target_id = excluded.target_id AND herd_leases.holder = excluded.holder)

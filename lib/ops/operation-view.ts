@@ -17,6 +17,7 @@ export interface OperationView {
   targets: {
     id: number;
     instanceId: number | null;
+    herdId: number | null;
     label: string;
     status: string;
     error: string | null;
@@ -45,6 +46,7 @@ export async function operationView(db: Db, id: number): Promise<OperationView |
     targets: targets.map((t) => ({
       id: t.id,
       instanceId: t.instanceId,
+      herdId: t.herdId,
       label: t.label,
       status: t.status,
       error: t.error,

@@ -1,13 +1,16 @@
-// Plan: what an action will do to each selected instance, what refuses and what warns. Nothing runs.
+// Plan: what an action will do to each selected instance (or herd), what refuses and what warns.
+// Nothing runs.
 // The digest covers every fact the plan relied on; a confirm with another digest is refused.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '@/db/client';
-import type { ActionDef, ActionParams, TargetPlan } from './define-action';
+import { isHerdAction, type ActionParams, type AnyAction, type HerdActionDef, type TargetPlan } from './define-action';
+import { loadHerdRefs, type HerdRef } from './herd-ref';
 import { driverFor } from './drivers';
 import { loadHerdMembers, loadInstanceRefs, type InstanceRef } from './instance-ref';
 
 export interface PlannedTarget extends TargetPlan {
-  instanceId: number;
+  /** The instance, for instance actions; null for herd actions. */
+  instanceId: number | null;
   label: string;
   herdId: number;
   herd: string;
@@ -20,6 +23,8 @@ export interface Plan {
   /** The action's parameters as validated (empty for actions without any). */
   params: ActionParams;
   targets: PlannedTarget[];
+  /** What the ids are: instances, or herds for herd actions. */
+  on: 'instance' | 'herd';
   /** Ids asked for that do not exist (any more). */
   missing: number[];
   digest: string;
@@ -43,7 +48,7 @@ export class ParamsError extends Error {
   }
 }
 
-export function parseParams(action: ActionDef, raw: unknown): ActionParams {
+export function parseParams(action: AnyAction, raw: unknown): ActionParams {
   if (!action.params) {
     if (raw && typeof raw === 'object' && Object.keys(raw).length) throw new ParamsError(`${action.name} takes no parameters`);
     return {};
@@ -53,13 +58,14 @@ export function parseParams(action: ActionDef, raw: unknown): ActionParams {
   return r.data;
 }
 
-export function digestOf(action: string, refs: InstanceRef[], params: ActionParams = {}): string {
+export function digestOf(action: string, refs: InstanceRef[], params: ActionParams = {}, herds: HerdRef[] = []): string {
   const h = createHash('sha256').update(action).update(JSON.stringify(Object.entries(params).sort()));
   for (const r of [...refs].sort((a, b) => a.id - b.id)) h.update(JSON.stringify(facts(r)));
+  for (const x of [...herds].sort((a, b) => a.id - b.id)) h.update(JSON.stringify([x.id, x.environmentId, x.dns]));
   return h.digest('hex').slice(0, 32);
 }
 
-export function typeToConfirm(action: ActionDef, targets: PlannedTarget[]): string | null {
+export function typeToConfirm(action: AnyAction, targets: PlannedTarget[]): string | null {
   const runnable = targets.filter((t) => !t.refused);
   if (!runnable.length) return null;
   const envs = [...new Set(runnable.map((t) => t.environment))];
@@ -68,11 +74,12 @@ export function typeToConfirm(action: ActionDef, targets: PlannedTarget[]): stri
   return action.dangerous && runnable.length > 1 ? String(runnable.length) : null;
 }
 
-/** Throws ParamsError when `rawParams` do not fit the action. */
-export async function planOperation(db: Db, action: ActionDef, instanceIds: number[], rawParams: unknown = {}): Promise<Plan> {
+/** Throws ParamsError when `rawParams` do not fit the action. `ids` are herds for herd actions. */
+export async function planOperation(db: Db, action: AnyAction, ids: number[], rawParams: unknown = {}): Promise<Plan> {
   const params = parseParams(action, rawParams);
-  const ids = [...new Set(instanceIds)];
-  const refs = await loadInstanceRefs(db, ids);
+  if (isHerdAction(action)) return planHerdOperation(db, action, [...new Set(ids)], params);
+  const unique = [...new Set(ids)];
+  const refs = await loadInstanceRefs(db, unique);
   const found = new Set(refs.map((r) => r.id));
   const members = await loadHerdMembers(db, refs);
   const targets = refs.map((r): PlannedTarget => {
@@ -88,10 +95,36 @@ export async function planOperation(db: Db, action: ActionDef, instanceIds: numb
   return {
     action: action.name,
     label: action.label,
+    on: 'instance',
+    params,
+    targets,
+    missing: unique.filter((id) => !found.has(id)),
+    digest: digestOf(action.name, [...members.values()].flat(), params),
+    typeToConfirm: typeToConfirm(action, targets),
+    idempotencyKey: randomBytes(16).toString('hex'),
+  };
+}
+
+async function planHerdOperation(db: Db, action: HerdActionDef, ids: number[], params: ActionParams): Promise<Plan> {
+  const herds = await loadHerdRefs(db, ids);
+  const found = new Set(herds.map((h) => h.id));
+  const targets = herds.map((h): PlannedTarget => {
+    let p: TargetPlan;
+    try {
+      p = action.plan(h, { params });
+    } catch (err) {
+      p = { steps: [], refused: (err as Error).message, warnings: [] };
+    }
+    return { ...p, instanceId: null, label: h.label, herdId: h.id, herd: h.name, environment: h.environment };
+  });
+  return {
+    action: action.name,
+    label: action.label,
+    on: 'herd',
     params,
     targets,
     missing: ids.filter((id) => !found.has(id)),
-    digest: digestOf(action.name, [...members.values()].flat(), params),
+    digest: digestOf(action.name, herds.flatMap((h) => h.members), params, herds),
     typeToConfirm: typeToConfirm(action, targets),
     idempotencyKey: randomBytes(16).toString('hex'),
   };

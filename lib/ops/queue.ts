@@ -5,6 +5,12 @@ import IORedis from 'ioredis';
 
 export const TARGET_QUEUE = 'pgherd-targets';
 
+/**
+ * The Redis key prefix of pgherd's queue: two installations (or two test files with their own
+ * databases) sharing one Redis must not take each other's jobs.
+ */
+export const queuePrefix = () => process.env.PGHERD_QUEUE_PREFIX || 'pgherd';
+
 export interface TargetJob {
   targetId: number;
 }
@@ -21,9 +27,10 @@ export function producerConnection(url: string): IORedis {
   return new IORedis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000, lazyConnect: false });
 }
 
-export function targetQueue(connection: IORedis): Queue<TargetJob> {
+export function targetQueue(connection: IORedis, prefix = queuePrefix()): Queue<TargetJob> {
   return new Queue<TargetJob>(TARGET_QUEUE, {
     connection,
+    prefix,
     defaultJobOptions: { removeOnComplete: { count: 1000 }, removeOnFail: false, attempts: 1 },
   });
 }

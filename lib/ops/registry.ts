@@ -1,5 +1,5 @@
 // Every action pgherd can run, by name.
-import type { ActionDef } from './define-action';
+import type { AnyAction } from './define-action';
 import { reloadAction } from './actions/reload.action';
 import { restartAction } from './actions/restart.action';
 import { startAction } from './actions/start.action';
@@ -7,14 +7,15 @@ import { stopAction } from './actions/stop.action';
 import { promoteAction } from './actions/promote.action';
 import { remasterAction } from './actions/remaster.action';
 import { rebuildAction } from './actions/rebuild.action';
+import { refreshDnsAction } from './actions/refresh-dns.action';
 
-export const actions: ActionDef[] = [startAction, stopAction, restartAction, reloadAction, promoteAction, remasterAction, rebuildAction];
+export const actions: AnyAction[] = [startAction, stopAction, restartAction, reloadAction, promoteAction, remasterAction, rebuildAction, refreshDnsAction];
 
-export function getAction(name: string): ActionDef | undefined {
+export function getAction(name: string): AnyAction | undefined {
   return actions.find((a) => a.name === name);
 }
 
 /** For the benchmark and tests: an action that is not offered in the console (a no-op, say). */
-export function registerAction(def: ActionDef): void {
+export function registerAction(def: AnyAction): void {
   if (!getAction(def.name)) actions.push(def);
 }

@@ -5,7 +5,7 @@ import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
 import { operations, operationTargets } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
-import type { ActionDef } from './define-action';
+import { isHerdAction, type AnyAction } from './define-action';
 import { planOperation, type Plan } from './plan';
 import { enqueueTargets, type TargetJob } from './queue';
 
@@ -31,7 +31,10 @@ export class NothingToRunError extends Error {
 }
 
 export interface SubmitInput {
-  instanceIds: number[];
+  /** The targets: instances for instance actions... */
+  instanceIds?: number[];
+  /** ...herds for herd actions. */
+  herdIds?: number[];
   /** The action's parameters, as planned (validated again here). */
   params?: unknown;
   digest: string;
@@ -45,10 +48,25 @@ export interface Actor {
   remoteAddr?: string;
 }
 
-export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, action: ActionDef, input: SubmitInput, actor: Actor, log: (e: string, f: object) => void = () => {}): Promise<{ id: number; duplicate: boolean }> {
+export class WrongTargetsError extends Error {
+  constructor(readonly action: AnyAction) {
+    super(isHerdAction(action) ? `${action.name} runs on herds: give herdIds` : `${action.name} runs on instances: give instanceIds`);
+    this.name = 'WrongTargetsError';
+  }
+}
+
+/** The ids an action's targets are named by, or WrongTargetsError when the other kind was given. */
+export function targetIdsFor(action: AnyAction, input: { instanceIds?: number[]; herdIds?: number[] }): number[] {
+  const ids = isHerdAction(action) ? input.herdIds : input.instanceIds;
+  const other = isHerdAction(action) ? input.instanceIds : input.herdIds;
+  if (!ids?.length || other?.length) throw new WrongTargetsError(action);
+  return ids;
+}
+
+export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, action: AnyAction, input: SubmitInput, actor: Actor, log: (e: string, f: object) => void = () => {}): Promise<{ id: number; duplicate: boolean }> {
   const existing = await db.select({ id: operations.id }).from(operations).where(eq(operations.idempotencyKey, input.idempotencyKey));
   if (existing.length) return { id: existing[0].id, duplicate: true };
-  const plan = await planOperation(db, action, input.instanceIds, input.params ?? {});
+  const plan = await planOperation(db, action, targetIdsFor(action, input), input.params ?? {});
   if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);
   if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
   const runnable = plan.targets.filter((t) => !t.refused);
@@ -57,7 +75,7 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
   const created = await db.transaction(async (tx) => {
     const [op] = await tx.insert(operations).values({
       action: action.name,
-      params: { instanceIds: plan.targets.map((t) => t.instanceId), actionParams: plan.params },
+      params: { [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.targets.map((t) => (plan.on === 'herd' ? t.herdId : t.instanceId)), actionParams: plan.params },
       status: 'queued',
       planDigest: plan.digest,
       requestedBy: actor.id,
@@ -80,7 +98,7 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
       action: `operation.${action.name}`,
       objectType: 'operations',
       objectId: String(op.id),
-      objectLabel: `${action.label}: ${runnable.length} target${runnable.length === 1 ? '' : 's'}`,
+      objectLabel: `${action.label}: ${runnable.length} ${plan.on === 'herd' ? 'herd' : 'target'}${runnable.length === 1 ? '' : 's'}`,
       environmentId: null,
       changes: {
         digest: [null, plan.digest],

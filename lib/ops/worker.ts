@@ -9,7 +9,7 @@ import { servers } from '@/db/schema';
 import { eq, and, isNull } from 'drizzle-orm';
 import { executeTarget, reconcile } from './execute-target';
 import { refreshFleet } from './refresher';
-import { enqueueTargets, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
+import { enqueueTargets, queuePrefix, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
 
 export interface WorkerConfig {
   databaseUrl: string;
@@ -17,6 +17,8 @@ export interface WorkerConfig {
   sshKeyPath: string;
   concurrency?: number;
   reconcileEveryMs?: number;
+  /** The queue's Redis key prefix (default PGHERD_QUEUE_PREFIX, else "pgherd"). */
+  queuePrefix?: string;
   /** How often the fleet's state is refreshed (one worker at a time does it); 0: never. */
   refreshEveryMs?: number;
 }
@@ -41,7 +43,8 @@ export async function startWorker(cfg: WorkerConfig) {
     },
   });
   const producer = workerConnection(cfg.redisUrl);
-  const queue = targetQueue(producer);
+  const prefix = cfg.queuePrefix ?? queuePrefix();
+  const queue = targetQueue(producer, prefix);
 
   const doReconcile = async () => {
     const r = await reconcile(db);
@@ -59,7 +62,7 @@ export async function startWorker(cfg: WorkerConfig) {
       throw new DelayedError();
     }
     return outcome;
-  }, { connection: consumer, concurrency: cfg.concurrency ?? 8 });
+  }, { connection: consumer, prefix, concurrency: cfg.concurrency ?? 8 });
   worker.on('failed', (job, err) => log('job.failed', { jobId: job?.id, error: err.message, cause: String((err as { cause?: unknown }).cause ?? '') }));
 
   // Background chores in flight: close() waits for them before it ends the pool they use.

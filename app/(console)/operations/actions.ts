@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { getDb } from '@/db/client';
 import { cancelOperation, retryOperation } from '@/lib/ops/control';
 import { getAction } from '@/lib/ops/registry';
+import { isHerdAction } from '@/lib/ops/define-action';
 import { ConfirmationError, NothingToRunError, StalePlanError, submitOperation } from '@/lib/ops/submit';
 import { webQueue } from '@/lib/ops/web-queue';
 import { ParamsError } from '@/lib/ops/plan';
@@ -33,7 +34,7 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
   const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids}${paramsQuery(params)}`;
   let id: number;
   try {
-    id = (await submitOperation(getDb(), webQueue(), action, { instanceIds: ids.split(',').map(Number), params, digest, confirmation, idempotencyKey: key }, who)).id;
+    id = (await submitOperation(getDb(), webQueue(), action, { [isHerdAction(action) ? 'herdIds' : 'instanceIds']: ids.split(',').map(Number), params, digest, confirmation, idempotencyKey: key }, who)).id;
   } catch (err) {
     if (err instanceof StalePlanError) redirect(`${back}&stale=1`);
     if (err instanceof ConfirmationError) redirect(`${back}&mistyped=1`);

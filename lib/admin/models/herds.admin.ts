@@ -3,6 +3,8 @@ import { qualified } from '@/lib/admin/qualified';
 import { automationMode, controlDriver, environments, herds } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
 import { herdForm } from './herds.form';
+import { isHerdAction } from '@/lib/ops/define-action';
+import { actions } from '@/lib/ops/registry';
 
 export const herdsAdmin = defineAdmin({
   name: 'herds',
@@ -23,12 +25,19 @@ export const herdsAdmin = defineAdmin({
       sql: sql<string>`(SELECT s.hostname || ':' || i.port FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.herd_id = ${qualified(herds.id)} AND i.role = 'primary' ORDER BY i.id LIMIT 1)`,
       sortable: false,
     },
+    replicas: { label: 'Replicas', sql: sql<number>`(SELECT count(*) FROM instances i WHERE i.herd_id = ${qualified(herds.id)} AND i.role = 'replica')::int`, format: 'number', sortable: false },
+    worstLag: {
+      label: 'Worst lag',
+      sql: sql<number>`(SELECT max(i.lag_bytes) FROM instances i WHERE i.herd_id = ${qualified(herds.id)} AND i.role = 'replica')`,
+      format: 'bytes',
+      sortable: false,
+    },
     dnsName: { label: 'DNS name', sql: herds.dnsName },
     pgVersion: { label: 'Version', sql: herds.pgVersion, format: 'number' },
     controlDriver: { label: 'Control', sql: herds.controlDriver },
     automation: { label: 'Automation', sql: herds.automation, format: 'badge' },
   },
-  listDisplay: ['name', 'environment', 'members', 'primary', 'dnsName', 'pgVersion', 'controlDriver', 'automation'],
+  listDisplay: ['name', 'environment', 'members', 'primary', 'replicas', 'worstLag', 'dnsName', 'pgVersion', 'controlDriver', 'automation'],
   listFilter: [
     { key: 'environment', label: 'Environment', kind: 'relation', sql: herds.environmentId, labelSql: environments.name },
     { key: 'automation', label: 'Automation', kind: 'choice', sql: herds.automation, choices: automationMode.enumValues },
@@ -38,6 +47,7 @@ export const herdsAdmin = defineAdmin({
   searchFields: ['name', 'dnsName', 'environment'],
   ordering: ['environment', 'name'],
   form: herdForm,
+  actions: actions.filter(isHerdAction).map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}` })),
   uniqueErrors: {
     herds_environment_name_key: ['name', 'A herd with this name already exists in this environment.'],
   },

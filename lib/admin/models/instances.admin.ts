@@ -4,6 +4,7 @@ import { environments, herds, instanceRole, instanceState, instances, servers } 
 import { defineAdmin } from '../define-admin';
 import { instanceForm } from './instances.form';
 import { actions } from '@/lib/ops/registry';
+import { isHerdAction } from '@/lib/ops/define-action';
 
 const upstream = alias(instances, 'upstream');
 const upstreamServer = alias(servers, 'upstream_server');
@@ -55,6 +56,6 @@ export const instancesAdmin = defineAdmin({
   // Host names usually carry environment and herd; sorting by them is an index walk, not a sort.
   ordering: ['server', 'port'],
   form: instanceForm,
-  actions: actions.map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}` })),
+  actions: actions.filter((a) => !isHerdAction(a)).map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}` })),
   uniqueErrors: { instances_server_port_key: ['port', 'This server already has an instance on this port.'] },
 });

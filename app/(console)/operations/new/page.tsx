@@ -9,6 +9,7 @@ import { ParamsError, planOperation } from '@/lib/ops/plan';
 import { loadInstanceRefs } from '@/lib/ops/instance-ref';
 import { paramsFromForm } from '@/lib/ops/params-form';
 import { getAction } from '@/lib/ops/registry';
+import { isHerdAction } from '@/lib/ops/define-action';
 import { requireUser } from '@/lib/auth/session';
 import { confirmOperationAction } from '../actions';
 
@@ -21,7 +22,9 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   const action = getAction(String(raw.action ?? ''));
   if (!action) notFound();
   const db = getDb();
-  const def = getAdmin('instances')!;
+  const onHerds = isHerdAction(action);
+  const def = getAdmin(onHerds ? 'herds' : 'instances')!;
+  const noun = (n: number) => (onHerds ? (n === 1 ? 'herd' : 'herds') : n === 1 ? 'instance' : 'instances');
   let ids: number[] = [];
   let error = '';
   if (raw.all === '1') {
@@ -33,8 +36,8 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   } else if (typeof raw.ids === 'string' && /^\d{1,10}(,\d{1,10}){0,999}$/.test(raw.ids)) {
     ids = raw.ids.split(',').map(Number);
   }
-  const back = `/admin/instances${raw.all === '1' ? toQueryString(def, parseListParams(def, raw)) : ''}`;
-  const crumbs = [{ label: 'Instances', href: back }, { label: action.label }];
+  const back = `/admin/${def.name}${raw.all === '1' ? toQueryString(def, parseListParams(def, raw)) : ''}`;
+  const crumbs = [{ label: onHerds ? 'Herds' : 'Instances', href: back }, { label: action.label }];
   if (error || !ids.length) {
     return (
       <>
@@ -70,7 +73,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   return (
     <>
       <Breadcrumbs items={crumbs} />
-      <h1>{action.label}: {runnable.length} of {plan.targets.length} instance{plan.targets.length === 1 ? '' : 's'}</h1>
+      <h1>{action.label}: {runnable.length} of {plan.targets.length} {noun(plan.targets.length)}</h1>
       {raw.stale === '1' && <p className="errornote" role="alert">The inventory changed since you saw the plan. This is the new plan: read it again.</p>}
       {raw.mistyped === '1' && <p className="errornote" role="alert">The confirmation did not match. Nothing has been run.</p>}
       {raw.nothing === '1' && <p className="errornote" role="alert">Every target is refused: nothing to run.</p>}
@@ -96,11 +99,11 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
         </form>
       )}
       <table className="plan result-list">
-        <thead><tr><th scope="col">Instance</th><th scope="col">Environment / herd</th><th scope="col">What will happen</th><th scope="col">Warnings</th></tr></thead>
+        <thead><tr><th scope="col">{onHerds ? 'Herd' : 'Instance'}</th><th scope="col">Environment / herd</th><th scope="col">What will happen</th><th scope="col">Warnings</th></tr></thead>
         <tbody>
           {plan.targets.map((t) => (
-            <tr key={t.instanceId} className={t.refused ? 'refused' : undefined} data-target={t.label}>
-              <td><Link prefetch={false} href={`/admin/instances/${t.instanceId}`}>{t.label}</Link></td>
+            <tr key={t.instanceId ?? `h${t.herdId}`} className={t.refused ? 'refused' : undefined} data-target={t.label}>
+              <td><Link prefetch={false} href={t.instanceId === null ? `/herds/${t.herdId}` : `/admin/instances/${t.instanceId}`}>{t.label}</Link></td>
               <td>{t.environment} / {t.herd}</td>
               <td>{t.refused ? <strong className="warn">Refused: {t.refused}</strong> : <ol className="plan-steps">{t.steps.map((s, i) => <li key={i}>{s}</li>)}</ol>}</td>
               <td>{t.warnings.map((w, i) => <div key={i} className="warn">{w}</div>)}</td>
@@ -111,7 +114,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
       {runnable.length > 0 && (
         <form action={confirmOperationAction} className="confirm-form">
           <input type="hidden" name="action" value={action.name} />
-          <input type="hidden" name="ids" value={plan.targets.map((t) => t.instanceId).join(',')} />
+          <input type="hidden" name="ids" value={plan.targets.map((t) => t.instanceId ?? t.herdId).join(',')} />
           <input type="hidden" name="digest" value={plan.digest} />
           <input type="hidden" name="key" value={plan.idempotencyKey} />
           {Object.entries(plan.params).map(([k, v]) => <input key={k} type="hidden" name={`p.${k}`} value={String(v)} />)}
@@ -123,7 +126,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
               </label>
             </p>
           )}
-          <button type="submit" className="button danger">{action.label} {runnable.length} instance{runnable.length === 1 ? '' : 's'}</button>{' '}
+          <button type="submit" className="button danger">{action.label} {runnable.length} {noun(runnable.length)}</button>{' '}
           <Link className="button cancel-link" href={back}>No, take me back</Link>
         </form>
       )}

@@ -4,7 +4,7 @@ import { getDb } from '@/db/client';
 import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
 import { submitBody } from '@/lib/api/operation-schemas';
 import { getAction } from '@/lib/ops/registry';
-import { ConfirmationError, NothingToRunError, StalePlanError, submitOperation } from '@/lib/ops/submit';
+import { ConfirmationError, NothingToRunError, StalePlanError, submitOperation, WrongTargetsError } from '@/lib/ops/submit';
 import { webQueue } from '@/lib/ops/web-queue';
 import { ParamsError } from '@/lib/ops/plan';
 
@@ -17,6 +17,7 @@ export const POST = handle(async (req) => {
   try {
     const res = await submitOperation(getDb(), webQueue(), action, {
       instanceIds: body.instanceIds,
+      herdIds: body.herdIds,
       params: body.params ?? {},
       digest: body.digest,
       confirmation: body.confirm,
@@ -27,6 +28,7 @@ export const POST = handle(async (req) => {
     if (err instanceof StalePlanError) throw new ApiError(409, err.message, { digest: err.plan.digest, missing: err.plan.missing });
     if (err instanceof ConfirmationError) throw new ApiError(400, err.message, { confirm: err.expected });
     if (err instanceof NothingToRunError) throw new ApiError(409, err.message);
+    if (err instanceof WrongTargetsError) throw new ApiError(400, err.message);
     if (err instanceof ParamsError) throw new ApiError(400, 'invalid params', { params: err.message });
     throw err;
   }

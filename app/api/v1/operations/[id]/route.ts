@@ -19,6 +19,7 @@ export const GET = handle(async (req, ctx) => {
     finishedAt: op.finishedAt,
     targets: op.targets.map((t) => ({
       instanceId: t.instanceId,
+      herdId: t.herdId,
       label: t.label,
       status: t.status,
       error: t.error,

@@ -1,0 +1,51 @@
+// Everything a herd action needs to know about a herd: its members and its DNS records.
+import { prepared, type Db } from '@/db/client';
+import { loadInstanceRefs, type InstanceRef } from './instance-ref';
+
+export interface DnsRecordRef {
+  id: number;
+  name: string;
+  type: 'CNAME' | 'A';
+  zone: string;
+  provider: string;
+  ttl: number;
+  match: 'role' | 'instance';
+  matchRole: 'primary' | 'replica' | 'unknown' | null;
+  matchInstanceId: number | null;
+}
+
+export interface HerdRef {
+  id: number;
+  /** environment/herd */
+  label: string;
+  name: string;
+  environment: string;
+  environmentId: number;
+  members: InstanceRef[];
+  dns: DnsRecordRef[];
+}
+
+const HERDS = {
+  name: 'pgherd_herd_refs',
+  text: `SELECT h.id, h.name, e.name AS environment, e.id AS environment_id,
+                coalesce((SELECT json_agg(json_build_object('id', d.id, 'name', d.name, 'type', d.type, 'zone', d.zone, 'provider', d.provider,
+                    'ttl', d.ttl, 'match', d.match, 'matchRole', d.match_role, 'matchInstanceId', d.match_instance_id) ORDER BY d.id)
+                  FROM dns_records d WHERE d.herd_id = h.id), '[]') AS dns
+         FROM herds h JOIN environments e ON e.id = h.environment_id
+         WHERE h.id = ANY($1::int[]) ORDER BY h.id`,
+};
+
+export async function loadHerdRefs(db: Db, herdIds: number[]): Promise<HerdRef[]> {
+  if (!herdIds.length) return [];
+  const rows = await prepared<{ id: number; name: string; environment: string; environment_id: number; dns: DnsRecordRef[] }>(db, HERDS.name, HERDS.text, [herdIds]);
+  const members = await loadInstanceRefs(db, [], { herdIds });
+  return rows.map((r) => ({
+    id: r.id,
+    label: `${r.environment}/${r.name}`,
+    name: r.name,
+    environment: r.environment,
+    environmentId: r.environment_id,
+    members: members.filter((m) => m.herdId === r.id),
+    dns: r.dns,
+  }));
+}
