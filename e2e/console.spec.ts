@@ -4,6 +4,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { e2eLab } from './lab';
 import { query } from '../lib/lab/postgres';
+import { replaceRecordSet } from '../lib/dns/rfc2136';
 
 const lab = e2eLab();
 const url = lab.console.url;
@@ -99,6 +100,8 @@ test('edit a herd: a server-side error on the field, then a change that shows in
   await signIn(page);
   await page.goto(`${url}/admin/herds?q=billing`);
   await page.getByRole('row', { name: /staging/ }).getByRole('link', { name: 'billing' }).click();
+  await expect(page.getByRole('heading', { name: 'Herd staging/billing' })).toBeVisible();
+  await page.getByRole('link', { name: 'Change the herd' }).click();
   await expect(page.getByRole('heading', { name: 'Change herd' })).toBeVisible();
 
   // Unique within the environment: only the server knows; the error lands on the field.
@@ -213,6 +216,39 @@ test('re-point a replica to a sibling replica chosen on the confirmation page, t
   expect(await sender()).toEqual({ host: two.address, port: two.port, status: 'streaming' });
   await repoint(null, 'the herd\u2019s primary');
   expect(await sender()).toEqual({ host: one.address, port: one.port, status: 'streaming' });
+});
+
+test('a herd\u2019s page shows its members as observed and whether its write name answers the primary; refresh DNS mends it', async ({ page }) => {
+  const members = lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'billing');
+  const primary = members.find((i) => i.role === 'primary')!;
+  const replica = members.find((i) => i.role === 'replica')!;
+  const dns = lab.dns!;
+  const writeName = dns.herds.find((h) => h.environment === 'staging' && h.herd === 'billing')!.writeName;
+  await replaceRecordSet({ host: dns.server, port: dns.port }, dns.zone, dns.key, { name: writeName, type: 'CNAME', ttl: 30, values: [replica.server] });
+
+  await signIn(page);
+  await page.goto(`${url}/admin/herds?q=billing`);
+  await page.getByRole('row', { name: /staging/ }).getByRole('link', { name: 'billing' }).click();
+  await expect(page.getByRole('heading', { name: 'Herd staging/billing' })).toBeVisible();
+  await expect(page.locator(`tr[data-member="${primary.server}"] td[data-col=role]`)).toHaveText('primary');
+  await expect(page.locator(`tr[data-member="${replica.server}"] td[data-col=upstream]`)).toHaveText(`${primary.server}:${primary.port}`);
+  await expect(page.locator(`tr[data-dns="${writeName}"] td[data-col=answers]`)).toHaveText(replica.server);
+  await expect(page.locator(`tr[data-dns="${writeName}"] td[data-col=ok]`)).toHaveText('no');
+
+  await page.goto(`${url}/admin/herds?q=billing`);
+  await page.getByRole('row', { name: /staging/ }).getByRole('checkbox').check();
+  await page.getByLabel('Action:').selectOption({ label: 'Refresh DNS' });
+  await page.getByRole('button', { name: 'Go' }).click();
+  await expect(page.getByRole('heading', { name: 'Refresh DNS: 1 of 1 herd' })).toBeVisible();
+  await expect(page.locator('tr[data-target="staging/billing"]')).toContainText(`at ${primary.server}`);
+  await page.getByRole('button', { name: 'Refresh DNS 1 herd' }).click();
+  await expect(page.getByTestId('operation-status')).toHaveText('succeeded', { timeout: 30_000 });
+  await expect(page.locator('code.command').last()).toContainText(`DNS UPDATE zone ${dns.zone}`);
+
+  await page.goto(`${url}/admin/herds?q=billing`);
+  await page.getByRole('row', { name: /staging/ }).getByRole('link', { name: 'billing' }).click();
+  await expect(page.locator(`tr[data-dns="${writeName}"] td[data-col=ok]`)).toHaveText('yes');
+  await expect(page.locator('ul.recent-operations')).toContainText('refresh-dns');
 });
 
 test('a server\u2019s page shows pgherd\u2019s public key for authorized_keys', async ({ page }) => {

@@ -13,6 +13,7 @@ export interface InstanceRef {
   /** The server's name (what a CNAME points at) and address (what an A record holds; may be empty). */
   hostname: string;
   address: string;
+  site: string;
   /** Where pgherd connects: the address, else the host name. */
   host: string;
   port: number;
@@ -28,7 +29,7 @@ export interface InstanceRef {
 
 const SELECT = `
   SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS herd_id, h.name AS herd, e.name AS environment,
-         e.id AS environment_id, s.id AS server_id, s.hostname, s.address, i.port,
+         e.id AS environment_id, s.id AS server_id, s.hostname, s.address, s.site, i.port,
          coalesce(nullif(i.data_directory, ''), h.default_data_directory) AS data_directory,
          i.pg_version, h.control_driver, i.role, i.state, i.upstream_instance_id, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
   FROM instances i
@@ -43,7 +44,7 @@ const HERD_OF = { name: 'pgherd_refs_herd_of', text: `${SELECT} WHERE i.herd_id 
 
 interface RefRow {
   id: number; label: string; herd_id: number; herd: string; environment: string; environment_id: number;
-  server_id: number; hostname: string; address: string | null; port: number; data_directory: string;
+  server_id: number; hostname: string; address: string | null; site: string | null; port: number; data_directory: string;
   pg_version: number; control_driver: string; role: InstanceRef['role']; state: string; upstream_instance_id: number | null;
   ssh_port: number; ssh_user: string; ssh_host_key_fingerprint: string | null;
 }
@@ -60,6 +61,7 @@ function toRef(r: RefRow): InstanceRef {
     serverId: r.server_id,
     hostname: r.hostname,
     address: r.address ?? '',
+    site: r.site ?? '',
     host,
     port: r.port,
     dataDirectory: r.data_directory,

@@ -12,6 +12,8 @@ export interface Observed {
   confLoadTime?: Date;
   timeline?: number;
   lsn?: string;
+  /** Replicas: the last WAL position received (lsn is the last replayed). */
+  receiveLsn?: string | null;
   /** Replicas: how far behind replay is, in seconds (0 when it has replayed all it received). */
   replayLagSeconds?: number | null;
   pendingRestart?: boolean;
@@ -43,6 +45,7 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
       SELECT pg_is_in_recovery() AS rec, pg_postmaster_start_time() AS start, pg_conf_load_time() AS conf,
              (SELECT timeline_id FROM pg_control_checkpoint()) AS tli,
              (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
+             pg_last_wal_receive_lsn()::text AS receive_lsn,
              EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart) AS pending,
              CASE WHEN NOT pg_is_in_recovery() THEN NULL
                   WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
@@ -57,6 +60,7 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
       confLoadTime: r.conf,
       timeline: r.tli,
       lsn: r.lsn,
+      receiveLsn: r.receive_lsn,
       pendingRestart: r.pending,
       replayLagSeconds: r.lag_s === null ? null : Number(r.lag_s),
       walReceiver: w ? { status: w.status, senderHost: w.host, senderPort: w.port } : null,

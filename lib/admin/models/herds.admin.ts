@@ -47,6 +47,8 @@ export const herdsAdmin = defineAdmin({
   searchFields: ['name', 'dnsName', 'environment'],
   ordering: ['environment', 'name'],
   form: herdForm,
+  // A herd's name leads to its live page (members, DNS, operations); that page links to this form.
+  objectHref: '/herds',
   actions: actions.filter(isHerdAction).map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}` })),
   uniqueErrors: {
     herds_environment_name_key: ['name', 'A herd with this name already exists in this environment.'],
