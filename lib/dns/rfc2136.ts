@@ -31,6 +31,11 @@ const OPCODE_UPDATE = 5 << 11; // dns-packet has no opcode field: the header's f
 
 const fqdn = (n: string) => n.replace(/\.$/, '').toLowerCase();
 
+/** Whether a name's answers are exactly these values (order, case and trailing dots aside). */
+export function sameAnswers(values: string[], answers: string[]): boolean {
+  return values.map(fqdn).sort().join(',') === answers.map(fqdn).sort().join(',');
+}
+
 /** One datagram out, the answer with the same id back (or a timeout), retried on silence. */
 async function exchange(server: DnsServer, wire: Buffer, id: number, timeoutMs: number, attempts = 3): Promise<Buffer> {
   let lastError: Error = new Error('no answer');
@@ -128,14 +133,13 @@ export async function lookup(server: DnsServer, name: string, type: RecordType, 
 
 /** Asks until `name` answers exactly `values` (a deadline: DNS that does not follow is a failure). */
 export async function waitAnswers(server: DnsServer, rs: RecordSet, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<string[]> {
-  const want = rs.values.map(fqdn).sort().join(',');
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   let last: string[] = [];
   for (;;) {
     last = await lookup(server, rs.name, rs.type).catch(() => last);
-    if (last.join(',') === want) return last;
+    if (sameAnswers(rs.values, last)) return last;
     if (opts.signal?.aborted || Date.now() > deadline) {
-      throw new DnsUpdateError(`${fqdn(rs.name)} still answers ${last.join(', ') || 'nothing'} instead of ${want || 'nothing'}`);
+      throw new DnsUpdateError(`${fqdn(rs.name)} still answers ${last.join(', ') || 'nothing'} instead of ${rs.values.map(fqdn).join(', ') || 'nothing'}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

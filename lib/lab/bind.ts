@@ -65,7 +65,7 @@ zone "${zone}" {
     ...contents.aliases.map((a) => `${rel(a.name, zone)} 30 IN CNAME ${a.target.replace(/\.$/, '')}.`),
     '',
   ].join('\n'));
-  chownRecursive(home, id);
+  chownDirAndFiles(home, id);
   const out = openSync(path.join(dir, 'named.log'), 'a');
   const [cmd, ...args] = asLabUser(id, ['/usr/sbin/named', '-g', '-4', '-c', path.join(home, 'named.conf')]);
   const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out] });
@@ -77,7 +77,8 @@ zone "${zone}" {
   return { pid: child.pid!, dns: { server: server.host, port, zone, key, configFile } };
 }
 
-function chownRecursive(p: string, id: Identity) {
+/** The directory and the files in it (the zone, named.conf): named writes its journal beside them. */
+function chownDirAndFiles(p: string, id: Identity) {
   chownSync(p, id.uid, id.gid);
   for (const f of readdirSync(p)) chownSync(path.join(p, f), id.uid, id.gid);
 }

@@ -47,9 +47,8 @@ export interface ActionParamField {
   help: string;
 }
 
-/** An action on instances: each ticked instance is a target. */
-export interface ActionDef {
-  on?: 'instance';
+/** What every action declares, whatever it runs on. */
+interface ActionMeta {
   name: string;
   label: string;
   /** The role needed on the target's environment. */
@@ -58,6 +57,11 @@ export interface ActionDef {
   dangerous: boolean;
   /** Parameters: validated by `schema` wherever they come in (page, form, API), shown as `fields`. */
   params?: { schema: z.ZodType<ActionParams>; fields: ActionParamField[] };
+}
+
+/** An action on instances: each ticked instance is a target. */
+export interface ActionDef extends ActionMeta {
+  on?: 'instance';
   plan: (target: InstanceRef, ctx: PlanContext) => TargetPlan;
   steps: (target: InstanceRef, deps: ActionDeps, ctx: PlanContext) => Step[];
 }
@@ -72,13 +76,8 @@ export interface HerdPlanContext {
 }
 
 /** An action on herds (switchover, DR failover, refresh DNS): each ticked herd is a target. */
-export interface HerdActionDef {
+export interface HerdActionDef extends ActionMeta {
   on: 'herd';
-  name: string;
-  label: string;
-  permission: Role;
-  dangerous: boolean;
-  params?: { schema: z.ZodType<ActionParams>; fields: ActionParamField[] };
   plan: (herd: HerdRef, ctx: HerdPlanContext) => TargetPlan;
   steps: (herd: HerdRef, deps: ActionDeps, ctx: HerdPlanContext) => Step[];
 }

@@ -40,18 +40,21 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
   const target = await claimTarget(db, targetId, holder);
   if (!target || !['queued', 'running'].includes(target.status)) return 'skipped';
   const operationId = target.operation_id;
-  const fail = async (status: 'failed' | 'cancelled', error: string) => {
+  let finished = false;
+  // Ends the target (and frees its lease, if it has one) in one statement.
+  const end = async (status: 'succeeded' | 'failed' | 'cancelled', error: string | null) => {
     await finishTarget(db, targetId, status, error);
+    finished = true;
+    log('target.end', { operationId, targetId, status });
     return 'done' as const;
   };
-  if (target.cancel_requested) return fail('cancelled', 'cancelled before it started');
-  if (target.herd_id === null) return fail('failed', 'the herd was deleted from the inventory');
+  if (target.cancel_requested) return end('cancelled', 'cancelled before it started');
+  if (target.herd_id === null) return end('failed', 'the herd was deleted from the inventory');
   if (target.attempts === null) return 'wait';
   const { herd_id: herdId, attempts } = target;
   const action = getAction(target.action);
-  if (!action) return fail('failed', `unknown action ${target.action}`);
+  if (!action) return end('failed', `unknown action ${target.action}`);
 
-  let finished = false;
   const beat = setInterval(() => {
     heartbeat(db, herdId, targetId).catch((err) => log('lease.heartbeat.error', { targetId, error: String(err) }));
   }, Math.max(200, leaseTtlMs() / 3));
@@ -60,12 +63,6 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
     // Fault injection for the crash tests: hold the target "running" long enough to kill the worker.
     const hold = Number(process.env.PGHERD_FAULT_HOLD_RUNNING_MS ?? 0);
     if (hold > 0) await new Promise((r) => setTimeout(r, hold));
-    const end = async (status: 'succeeded' | 'failed' | 'cancelled', error: string | null) => {
-      await finishTarget(db, targetId, status, error);
-      finished = true;
-      log('target.end', { operationId, targetId, status });
-      return 'done' as const;
-    };
     const deps: ActionDeps = { db, ssh, operation: { id: operationId, requestedBy: { id: target.requested_by, username: target.requested_by_name } } };
     const steps = await stepsNow(db, action, target, deps);
     if (typeof steps === 'string') return await end('failed', steps);

@@ -3,7 +3,7 @@
 // The digest covers every fact the plan relied on; a confirm with another digest is refused.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '@/db/client';
-import { isHerdAction, type ActionParams, type AnyAction, type HerdActionDef, type TargetPlan } from './define-action';
+import { isHerdAction, type ActionParams, type AnyAction, type TargetPlan } from './define-action';
 import { loadHerdRefs, type HerdRef } from './herd-ref';
 import { driverFor } from './drivers';
 import { loadHerdMembers, loadInstanceRefs, type InstanceRef } from './instance-ref';
@@ -74,57 +74,49 @@ export function typeToConfirm(action: AnyAction, targets: PlannedTarget[]): stri
   return action.dangerous && runnable.length > 1 ? String(runnable.length) : null;
 }
 
+/** The action's plan for one target; an exception (a driver pgherd cannot run, say) refuses it. */
+function planOrRefuse(plan: () => TargetPlan): TargetPlan {
+  try {
+    return plan();
+  } catch (err) {
+    return { steps: [], refused: (err as Error).message, warnings: [] };
+  }
+}
+
 /** Throws ParamsError when `rawParams` do not fit the action. `ids` are herds for herd actions. */
 export async function planOperation(db: Db, action: AnyAction, ids: number[], rawParams: unknown = {}): Promise<Plan> {
   const params = parseParams(action, rawParams);
-  if (isHerdAction(action)) return planHerdOperation(db, action, [...new Set(ids)], params);
   const unique = [...new Set(ids)];
-  const refs = await loadInstanceRefs(db, unique);
-  const found = new Set(refs.map((r) => r.id));
-  const members = await loadHerdMembers(db, refs);
-  const targets = refs.map((r): PlannedTarget => {
-    let p: TargetPlan;
-    try {
-      driverFor(r.controlDriver); // refuses drivers pgherd cannot run, before anything else
-      p = action.plan(r, { members: members.get(r.herdId)!, params });
-    } catch (err) {
-      p = { steps: [], refused: (err as Error).message, warnings: [] };
-    }
-    return { ...p, instanceId: r.id, label: r.label, herdId: r.herdId, herd: r.herd, environment: r.environment };
-  });
+  let targets: PlannedTarget[];
+  let digest: string;
+  if (isHerdAction(action)) {
+    const herds = await loadHerdRefs(db, unique);
+    targets = herds.map((h) => ({
+      ...planOrRefuse(() => action.plan(h, { params })),
+      instanceId: null, label: h.label, herdId: h.id, herd: h.name, environment: h.environment,
+    }));
+    digest = digestOf(action.name, herds.flatMap((h) => h.members), params, herds);
+  } else {
+    const refs = await loadInstanceRefs(db, unique);
+    const members = await loadHerdMembers(db, refs);
+    targets = refs.map((r) => ({
+      ...planOrRefuse(() => {
+        driverFor(r.controlDriver); // refuses drivers pgherd cannot run, before anything else
+        return action.plan(r, { members: members.get(r.herdId)!, params });
+      }),
+      instanceId: r.id, label: r.label, herdId: r.herdId, herd: r.herd, environment: r.environment,
+    }));
+    digest = digestOf(action.name, [...members.values()].flat(), params);
+  }
+  const found = new Set(targets.map((t) => t.instanceId ?? t.herdId));
   return {
     action: action.name,
     label: action.label,
-    on: 'instance',
+    on: isHerdAction(action) ? 'herd' : 'instance',
     params,
     targets,
     missing: unique.filter((id) => !found.has(id)),
-    digest: digestOf(action.name, [...members.values()].flat(), params),
-    typeToConfirm: typeToConfirm(action, targets),
-    idempotencyKey: randomBytes(16).toString('hex'),
-  };
-}
-
-async function planHerdOperation(db: Db, action: HerdActionDef, ids: number[], params: ActionParams): Promise<Plan> {
-  const herds = await loadHerdRefs(db, ids);
-  const found = new Set(herds.map((h) => h.id));
-  const targets = herds.map((h): PlannedTarget => {
-    let p: TargetPlan;
-    try {
-      p = action.plan(h, { params });
-    } catch (err) {
-      p = { steps: [], refused: (err as Error).message, warnings: [] };
-    }
-    return { ...p, instanceId: null, label: h.label, herdId: h.id, herd: h.name, environment: h.environment };
-  });
-  return {
-    action: action.name,
-    label: action.label,
-    on: 'herd',
-    params,
-    targets,
-    missing: ids.filter((id) => !found.has(id)),
-    digest: digestOf(action.name, herds.flatMap((h) => h.members), params, herds),
+    digest,
     typeToConfirm: typeToConfirm(action, targets),
     idempotencyKey: randomBytes(16).toString('hex'),
   };

@@ -2,7 +2,7 @@
 // restarts, with bounded concurrency, and writes them to the inventory.
 import { eq } from 'drizzle-orm';
 import type { Db } from '@/db/client';
-import { instances } from '@/db/schema';
+import { instances, instanceState } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { loadInstanceRefs, type InstanceRef } from './instance-ref';
 import { observe, type Observed } from './observe';
@@ -26,35 +26,70 @@ export interface RefreshSummary {
   ms: number;
 }
 
+type InstanceState = (typeof instanceState.enumValues)[number];
+
+/** What one pass of observations says of a member, read against the other members seen in it. */
+export interface Reading {
+  observed: Observed;
+  /** null when it does not answer. */
+  role: 'primary' | 'replica' | null;
+  /** States pgherd set on purpose (fenced, needs_rebuild) stay whatever the instance says. */
+  state: InstanceState;
+  lsn: number | null;
+  /** Bytes behind the herd's primary as seen in this same pass (0 for the primary). */
+  lagBytes: number | null;
+  /** The member it streams from; `upstreamEndpoint` when that is not a member of its herd. */
+  upstream: InstanceRef | null;
+  upstreamEndpoint: string | null;
+}
+
+export function readPass(seen: { r: InstanceRef; o: Observed }[]): Map<number, Reading> {
+  const primaryLsn = new Map<number, number>();
+  for (const { r, o } of seen) if (o.reachable && o.inRecovery === false && o.lsn) primaryLsn.set(r.herdId, lsnToNumber(o.lsn));
+  const byEndpoint = new Map(seen.map(({ r }) => [`${r.herdId}/${r.host}:${r.port}`, r]));
+  return new Map(seen.map(({ r, o }) => {
+    const keep = r.state === 'fenced' || r.state === 'needs_rebuild';
+    const lsn = o.reachable && o.lsn ? lsnToNumber(o.lsn) : null;
+    const primary = primaryLsn.get(r.herdId);
+    const w = o.reachable && o.inRecovery ? o.walReceiver : null;
+    const endpoint = w?.senderHost ? `${w.senderHost}:${w.senderPort}` : null;
+    const upstream = endpoint ? byEndpoint.get(`${r.herdId}/${endpoint}`) ?? null : null;
+    return [r.id, {
+      observed: o,
+      role: !o.reachable ? null : o.inRecovery ? 'replica' : 'primary',
+      state: keep ? (r.state as InstanceState) : o.reachable ? 'running' : stateFrom(o),
+      lsn,
+      lagBytes: !o.reachable ? null : !o.inRecovery ? 0 : primary !== undefined && lsn !== null ? Math.max(0, primary - lsn) : null,
+      upstream,
+      upstreamEndpoint: endpoint && !upstream ? endpoint : null,
+    }];
+  }));
+}
+
 /** Refreshes the given instances (default: all). States pgherd set on purpose (fenced, needs_rebuild) stay. */
 export async function refreshFleet(db: Db, opts: { ids?: number[]; concurrency?: number; timeoutMs?: number } = {}): Promise<RefreshSummary> {
   const t0 = Date.now();
   const ids = opts.ids ?? (await db.select({ id: instances.id }).from(instances)).map((r) => r.id);
   const refs = await loadInstanceRefs(db, ids);
   const seen = await mapLimit(refs, opts.concurrency ?? 16, async (r) => ({ r, o: await observe(r, opts.timeoutMs ?? 3000) }));
-  // A replica's lag in bytes is measured against its herd's primary as seen in this same pass.
-  const primaryLsn = new Map<number, number>();
-  for (const { r, o } of seen) if (o.reachable && o.inRecovery === false && o.lsn) primaryLsn.set(r.herdId, lsnToNumber(o.lsn));
-  const byAddress = new Map(refs.map((r) => [`${r.herdId}/${r.host}:${r.port}`, r]));
+  const readings = readPass(seen);
   const now = new Date();
-  for (const { r, o } of seen) await db.update(instances).set(values(r, o, primaryLsn.get(r.herdId), byAddress, now)).where(eq(instances.id, r.id));
+  for (const { r } of seen) await db.update(instances).set(values(readings.get(r.id)!, now)).where(eq(instances.id, r.id));
   return { observed: seen.length, reachable: seen.filter((x) => x.o.reachable).length, ms: Date.now() - t0 };
 }
 
-function values(r: InstanceRef, o: Observed, primary: number | undefined, byAddress: Map<string, InstanceRef>, now: Date) {
-  const keep = r.state === 'fenced' || r.state === 'needs_rebuild';
-  if (!o.reachable) return { state: keep ? (r.state as 'fenced') : stateFrom(o), lastObservedAt: now };
-  const lsn = o.lsn ? lsnToNumber(o.lsn) : null;
-  const upstream = o.walReceiver?.senderHost ? byAddress.get(`${r.herdId}/${o.walReceiver.senderHost}:${o.walReceiver.senderPort}`) : undefined;
+function values(x: Reading, now: Date) {
+  const o = x.observed;
+  if (!x.role) return { state: x.state, lastObservedAt: now };
   return {
-    state: keep ? (r.state as 'fenced') : ('running' as const),
-    role: o.inRecovery ? ('replica' as const) : ('primary' as const),
+    state: x.state,
+    role: x.role,
     timeline: o.timeline,
-    lsn,
-    lagBytes: o.inRecovery ? (primary !== undefined && lsn !== null ? Math.max(0, primary - lsn) : null) : 0,
-    lagSeconds: o.inRecovery ? o.replayLagSeconds ?? null : 0,
+    lsn: x.lsn,
+    lagBytes: x.lagBytes,
+    lagSeconds: x.role === 'replica' ? o.replayLagSeconds ?? null : 0,
     pendingRestart: !!o.pendingRestart,
-    upstreamInstanceId: o.inRecovery ? upstream?.id ?? null : null,
+    upstreamInstanceId: x.upstream?.id ?? null,
     lastObservedAt: now,
   };
 }

@@ -75,7 +75,7 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
   const created = await db.transaction(async (tx) => {
     const [op] = await tx.insert(operations).values({
       action: action.name,
-      params: { [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.targets.map((t) => (plan.on === 'herd' ? t.herdId : t.instanceId)), actionParams: plan.params },
+      params: { [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.targets.map((t) => t.instanceId ?? t.herdId), actionParams: plan.params },
       status: 'queued',
       planDigest: plan.digest,
       requestedBy: actor.id,

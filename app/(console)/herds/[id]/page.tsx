@@ -41,14 +41,14 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
             <tr key={m.ref.id} data-member={m.ref.hostname}>
               <td><Link prefetch={false} href={`/admin/instances/${m.ref.id}`}>{m.ref.label}</Link></td>
               <td>{m.ref.site}</td>
-              <td data-col="role">{m.role}</td>
+              <td data-col="role">{m.role ?? 'unknown'}</td>
               <td data-col="state">{m.state}{!m.observed.reachable && m.observed.error ? <span className="help"> ({m.observed.error})</span> : null}</td>
               <td>{m.observed.timeline ?? ''}</td>
               <td>{m.observed.receiveLsn ?? ''}</td>
               <td>{m.observed.lsn ?? ''}</td>
               <td data-col="lag">{m.lagBytes === null ? '' : formatBytes(m.lagBytes)}</td>
               <td>{m.observed.replayLagSeconds == null ? '' : m.observed.replayLagSeconds.toFixed(1)}</td>
-              <td data-col="upstream">{m.upstream ?? ''}</td>
+              <td data-col="upstream">{m.upstream?.label ?? (m.upstreamEndpoint ? `${m.upstreamEndpoint} (not in the herd)` : '')}</td>
               <td>{m.observed.pendingRestart ? 'yes' : ''}</td>
             </tr>
           ))}
