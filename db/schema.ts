@@ -148,10 +148,31 @@ export const dnsRecords = pgTable('dns_records', {
   match: dnsMatch('match').notNull().default('role'),
   matchRole: instanceRole('match_role').default('primary'),
   matchInstanceId: integer('match_instance_id').references(() => instances.id, { onDelete: 'set null' }),
+  // What the zone's server answered when pgherd last asked (the refresher): the herds changelist's drift flag.
+  lastAnswer: text('last_answer').array(),
+  lastCheckedAt: timestamp('last_checked_at', { withTimezone: true }),
   ...timestamps,
 }, (t) => [
   uniqueIndex('dns_records_name_type_key').on(t.name, t.type),
   index('dns_records_herd_idx').on(t.herdId),
+]);
+
+// A PgBouncer in front of a herd: switchover pauses it, points its database entries at the new
+// primary (its configuration file, edited over SSH on its server, then RELOAD) and resumes it.
+export const poolers = pgTable('poolers', {
+  id: serial('id').primaryKey(),
+  herdId: integer('herd_id').notNull().references(() => herds.id, { onDelete: 'cascade' }),
+  // The server it runs on: reached over SSH like the database servers (same pinned host key).
+  serverId: integer('server_id').notNull().references(() => servers.id, { onDelete: 'cascade' }),
+  port: integer('port').notNull().default(6432),
+  adminUser: text('admin_user').notNull().default('pgbouncer'),
+  configFile: text('config_file').notNull().default('/etc/pgbouncer/pgbouncer.ini'),
+  // The [databases] entries that point at the herd's primary.
+  databases: text('databases').array().notNull(),
+  ...timestamps,
+}, (t) => [
+  uniqueIndex('poolers_server_port_key').on(t.serverId, t.port),
+  index('poolers_herd_idx').on(t.herdId),
 ]);
 
 export const users = pgTable('users', {
@@ -219,6 +240,8 @@ export const operationTargets = pgTable('operation_targets', {
   label: text('label').notNull(),
   status: operationStatus('status').notNull().default('queued'),
   error: text('error'),
+  // What the target came to, in one line, when the action says (a failover: the new primary and the possible data loss).
+  outcome: text('outcome'),
   attempts: integer('attempts').notNull().default(0),
   ...timestamps,
 }, (t) => [

@@ -53,6 +53,7 @@ export function OperationLive({ initial, cancel, retry }: { initial: OperationVi
             {t.label} <span className={`badge badge-op-${t.status}`} data-testid="target-status">{t.status}</span>
             {t.attempts > 1 && <span className="muted"> (attempt {t.attempts})</span>}
           </h2>
+          {t.outcome && <p className="outcome" data-outcome>{t.outcome}</p>}
           {t.error && <p className="errornote">{t.error}</p>}
           <table className="steps">
             <tbody>

@@ -2,7 +2,7 @@
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import type { Db } from '@/db/client';
-import { dnsRecords, environments, herds, instances, servers, users } from '@/db/schema';
+import { dnsRecords, environments, herds, instances, poolers, servers, users } from '@/db/schema';
 import { hashPassword } from '@/lib/auth/password';
 import { LAB_ZONE, writeNameOf, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { lsnToNumber } from './lsn';
@@ -123,6 +123,18 @@ export async function seedLabFleet(db: Db, lab: LabInfo): Promise<void> {
     }
     for (const i of lab.instances.filter((m) => !m.upstream)) {
       await tx.update(instances).set({ lagBytes: 0, lagSeconds: 0 }).where(sql`${instances.id} = ${instanceIds.get(i.server)!}`);
+    }
+    // PgBouncers: their own servers (reached over the lab's SSH), registered with the herd they front.
+    for (const p of lab.pgbouncer ?? []) {
+      const herdId = herdIds.get(`${p.environment}/${p.herd}`);
+      if (!herdId) continue;
+      const [srv] = await tx.insert(servers).values({
+        hostname: p.server, environmentId: envIds.get(p.environment)!, address: p.address, sshUser: lab.osUser,
+        sshPort: lab.ssh?.port ?? 22, sshHostKeyFingerprint: lab.ssh?.hostKeyFingerprint ?? null,
+      }).onConflictDoUpdate({ target: servers.hostname, set: { address: sql`excluded.address`, sshPort: sql`excluded.ssh_port`, sshHostKeyFingerprint: sql`excluded.ssh_host_key_fingerprint` } })
+        .returning({ id: servers.id });
+      const values = { herdId, serverId: srv.id, port: p.port, adminUser: p.adminUser, configFile: p.configFile, databases: p.databases };
+      await tx.insert(poolers).values(values).onConflictDoUpdate({ target: [poolers.serverId, poolers.port], set: values });
     }
   });
 }

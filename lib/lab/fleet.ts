@@ -5,6 +5,8 @@ export interface FleetSpec {
   herds: string[];
   replicas: number;
   sites: string[];
+  /** The first three octets of the members' loopback addresses (default 127.0.1): a second lab uses another. */
+  subnet?: string;
 }
 
 export const DEFAULT_FLEET: FleetSpec = {
@@ -26,7 +28,7 @@ export interface PlannedMember {
 
 const SHORT: Record<string, string> = { production: 'prod', staging: 'stg' };
 
-/** Every member of the fleet, primaries first within a herd; address 127.0.1.N is unique per member. */
+/** Every member of the fleet, primaries first within a herd; address <subnet>.N is unique per member. */
 export function planFleet(spec: FleetSpec = DEFAULT_FLEET): PlannedMember[] {
   const out: PlannedMember[] = [];
   let n = 0;
@@ -34,12 +36,12 @@ export function planFleet(spec: FleetSpec = DEFAULT_FLEET): PlannedMember[] {
     for (const herd of spec.herds) {
       for (let i = 0; i <= spec.replicas; i++) {
         n++;
-        if (n > 250) throw new Error('the lab fleet is limited to 250 members (127.0.1.1-250)');
+        if (n > 240) throw new Error('the lab fleet is limited to 240 members (x.x.x.1-240; the rest is for poolers)');
         out.push({
           environment,
           herd,
           hostname: `db-${SHORT[environment] ?? environment}-${herd}-${i + 1}.lab.internal`,
-          address: `127.0.1.${n}`,
+          address: `${spec.subnet ?? '127.0.1'}.${n}`,
           site: spec.sites[i % spec.sites.length],
           role: i === 0 ? 'primary' : 'replica',
           index: i,
@@ -48,4 +50,9 @@ export function planFleet(spec: FleetSpec = DEFAULT_FLEET): PlannedMember[] {
     }
   }
   return out;
+}
+
+/** A lab pooler's server: its host name and address (after the members' addresses). */
+export function poolerServer(spec: FleetSpec, environment: string, herd: string, k: number) {
+  return { hostname: `pgbouncer-${SHORT[environment] ?? environment}-${herd}.lab.internal`, address: `${spec.subnet ?? '127.0.1'}.${241 + k}` };
 }

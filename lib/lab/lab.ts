@@ -3,7 +3,8 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DEFAULT_FLEET, planFleet, type FleetSpec, type PlannedMember } from './fleet';
+import { DEFAULT_FLEET, planFleet, poolerServer, type FleetSpec, type PlannedMember } from './fleet';
+import { startPgbouncer, type LabPgbouncer } from './pgbouncer';
 import { cloneReplica, dsn, initPrimary, query, startNode, touchLog, waitStreaming, type PgNode } from './postgres';
 import { alive, labIdentity, pidRuns, stopPid, waitFor, type Identity } from './proc';
 import { freePort, portFreeOnAll } from './ports';
@@ -57,6 +58,8 @@ export interface LabInfo {
   ssh: LabSsh | null;
   /** BIND 9 with the lab's zone: server A records and each herd's write name (TSIG-keyed updates). */
   dns: LabDns | null;
+  /** PgBouncers in front of herds (their servers are reached over the lab's SSH like the fleet's). */
+  pgbouncer: LabPgbouncer[];
   console?: { url: string; admin: { username: string; password: string }; apiToken?: string };
   instances: LabInstance[];
   processes: LabProcess[];
@@ -69,6 +72,8 @@ export interface LabOptions {
   redis?: boolean;
   /** BIND 9 for the fleet (default: with the fleet). */
   dns?: boolean;
+  /** Herds that get a PgBouncer in front (default: production/billing when the fleet has it). */
+  pgbouncer?: { environment: string; herd: string }[];
   log?: (msg: string) => void;
 }
 
@@ -97,7 +102,7 @@ export async function stopLab(file = DEFAULT_LAB_FILE, log: (m: string) => void 
   const running = info.processes.map((p) => ({ ...p, pid: currentPid(p) })).filter((p) => alive(p.pid) && pidRuns(p.pid, p.program));
   if (running.length) log(`stopping ${running.length} processes: ${running.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
   // Clients (the console, later the worker) first, so they do not log the servers going away.
-  const isServer = (p: LabProcess) => ['postgres', 'redis-server', 'sshd', 'named'].includes(p.program);
+  const isServer = (p: LabProcess) => ['postgres', 'redis-server', 'sshd', 'named', 'pgbouncer'].includes(p.program);
   await Promise.all(running.filter((p) => !isServer(p)).map((p) => stopPid(p.pid, p.signal)));
   await Promise.all(running.filter(isServer).map((p) => stopPid(p.pid, p.signal)));
   if (info.dir && info.dir.startsWith(os.tmpdir()) && path.basename(info.dir).startsWith('pgherd-lab-')) {
@@ -124,6 +129,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     redis: null,
     ssh: null,
     dns: null,
+    pgbouncer: [],
     instances: [],
     processes: [],
   };
@@ -152,11 +158,25 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     }
 
     if (opts.fleet !== false) {
-      const members = planFleet(opts.fleet ?? DEFAULT_FLEET);
+      const spec = opts.fleet ?? DEFAULT_FLEET;
+      const members = planFleet(spec);
       const port = await portFreeOnAll(members.map((m) => m.address), [5432, 5433, ...range(25432, 40)]);
       log(`starting the sandbox fleet: ${members.length} instances on port ${port}`);
       await startFleet(id, dir, members, port, info, track);
-      const addresses = members.map((m) => m.address);
+      const pooled = (opts.pgbouncer ?? [{ environment: 'production', herd: 'billing' }])
+        .filter((h) => members.some((m) => m.environment === h.environment && m.herd === h.herd));
+      const poolerHosts = pooled.map((h, k) => ({ ...h, ...poolerServer(spec, h.environment, h.herd, k) }));
+      if (poolerHosts.length) {
+        const bouncerPort = await portFreeOnAll(poolerHosts.map((p) => p.address), [6432, ...range(26432, 40)]);
+        for (const p of poolerHosts) {
+          const primary = info.instances.find((i) => i.environment === p.environment && i.herd === p.herd && i.role === 'primary')!;
+          log(`starting PgBouncer for ${p.environment}/${p.herd} on ${p.address}:${bouncerPort}`);
+          const b = await startPgbouncer(id, dir, { ...p, server: p.hostname, port: bouncerPort, primary });
+          track({ name: `pgbouncer-${p.hostname}`, pid: b.pid, program: 'pgbouncer', signal: 'SIGTERM' });
+          info.pgbouncer.push(b.pooler);
+        }
+      }
+      const addresses = [...members.map((m) => m.address), ...poolerHosts.map((p) => p.address)];
       const sshPort = await portFreeOnAll(addresses, [2222, ...range(22022, 40)]);
       log(`starting sshd on port ${sshPort} of every fleet address`);
       const sshd = await startSshd(id, dir, addresses, sshPort);
@@ -165,7 +185,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
       if (opts.dns !== false) {
         const dnsPort = await freePort();
         log(`starting BIND 9 on 127.0.0.1:${dnsPort} (zone ${LAB_ZONE})`);
-        const zone = labZone(info.instances);
+        const zone = labZone(info.instances, info.pgbouncer);
         const bind = await startBind(id, dir, dnsPort, zone);
         track({ name: 'named', pid: bind.pid, program: 'named', signal: 'SIGTERM' });
         info.dns = { ...bind.dns, herds: zone.herds };
@@ -183,12 +203,12 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
 export const LAB_ZONE = 'lab.internal';
 export const writeNameOf = (environment: string, herd: string, zone = LAB_ZONE) => `${herd}.${environment}.db.${zone}`;
 
-function labZone(instances: LabInstance[]) {
+function labZone(instances: LabInstance[], poolers: LabPgbouncer[]) {
   const herds = [...new Map(instances.map((i) => [`${i.environment}/${i.herd}`, i])).values()]
     .map((i) => ({ environment: i.environment, herd: i.herd, writeName: writeNameOf(i.environment, i.herd) }));
   return {
     zone: LAB_ZONE,
-    hosts: instances.map((i) => ({ name: i.server, address: i.address })),
+    hosts: [...instances.map((i) => ({ name: i.server, address: i.address })), ...poolers.map((p) => ({ name: p.server, address: p.address }))],
     aliases: herds.map((h) => ({ name: h.writeName, target: instances.find((i) => i.environment === h.environment && i.herd === h.herd && i.role === 'primary')!.server })),
     herds,
   };

@@ -1,6 +1,6 @@
 // Running lab daemons as an unprivileged OS user: Postgres and PgBouncer refuse root.
 import { execFile, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -75,6 +75,25 @@ export function pidRuns(pid: number, expected: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Every process below pid (children, their children, ...), read from /proc. */
+export function descendants(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ")".
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch { /* gone meanwhile */ }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [c, pp] of parent) if (pp === p) { out.push(c); walk(c); }
+  };
+  walk(pid);
+  return out;
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

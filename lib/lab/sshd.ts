@@ -14,6 +14,8 @@ export interface LabSsh {
   publicKey: string;
   /** The lab sshd's host key fingerprint, OpenSSH style (SHA256:...). */
   hostKeyFingerprint: string;
+  /** Where the daemons listen, one each (process `sshd-<index>`). */
+  addresses: string[];
 }
 
 function banner(host: string, port: number): Promise<boolean> {
@@ -44,10 +46,9 @@ export async function startSshd(id: Identity, dir: string, addresses: string[], 
   // could not listen on more than 16 addresses anyway). They share one host key.
   const pids: number[] = [];
   for (let i = 0; i < addresses.length; i++) {
-    const chunk = [addresses[i]];
     const config = path.join(home, `sshd_config.${i}`);
     writeFileSync(config, [
-      ...chunk.map((a) => `ListenAddress ${a}:${port}`),
+      `ListenAddress ${addresses[i]}:${port}`,
       `HostKey ${hostKey}`,
       `PidFile ${path.join(home, `sshd.${i}.pid`)}`,
       `AuthorizedKeysFile ${authorized}`,
@@ -62,19 +63,25 @@ export async function startSshd(id: Identity, dir: string, addresses: string[], 
       '',
     ].join('\n'));
     chmodSync(config, 0o644);
-    const log = path.join(dir, `sshd.${i}.log`);
-    const out = openSync(log, 'a');
-    const [cmd, ...args] = asLabUser(id, ['/usr/sbin/sshd', '-D', '-e', '-f', config]);
-    const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out] });
-    child.unref();
-    let exited: number | null = null;
-    child.once('exit', (code) => { exited = code ?? -1; });
-    await waitFor(`sshd on port ${port}`, async () => {
-      if (exited !== null) throw new Error(`sshd exited (${exited}): ${readFileSync(log, 'utf8').trim()}`);
-      return (await banner(chunk[0], port)) ? true : undefined;
-    }, 15_000);
-    pids.push(child.pid!);
+    pids.push(await spawnSshd(id, dir, i, addresses[i], port));
   }
   const fp = (await run(self, ['/usr/bin/ssh-keygen', '-l', '-E', 'sha256', '-f', `${hostKey}.pub`])).stdout.split(' ')[1];
-  return { pids, ssh: { port, user: id.user, privateKeyPath: clientKey, publicKey, hostKeyFingerprint: fp } };
+  return { pids, ssh: { port, user: id.user, privateKeyPath: clientKey, publicKey, hostKeyFingerprint: fp, addresses } };
+}
+
+/** Starts the daemon for the i-th address from its configuration file; resolves once it answers. */
+export async function spawnSshd(id: Identity, dir: string, i: number, address: string, port: number): Promise<number> {
+  const config = path.join(dir, 'ssh', `sshd_config.${i}`);
+  const log = path.join(dir, `sshd.${i}.log`);
+  const out = openSync(log, 'a');
+  const [cmd, ...args] = asLabUser(id, ['/usr/sbin/sshd', '-D', '-e', '-f', config]);
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out] });
+  child.unref();
+  let exited: number | null = null;
+  child.once('exit', (code) => { exited = code ?? -1; });
+  await waitFor(`sshd on ${address}:${port}`, async () => {
+    if (exited !== null) throw new Error(`sshd exited (${exited}): ${readFileSync(log, 'utf8').trim()}`);
+    return (await banner(address, port)) ? true : undefined;
+  }, 15_000);
+  return child.pid!;
 }

@@ -14,6 +14,8 @@ export interface TargetPlan {
   /** Set when this target is refused; nothing runs for it. */
   refused?: string;
   warnings: string[];
+  /** What the confirmation page shows before the steps (a failover: old primary, candidate, lag, data loss). */
+  facts?: { label: string; value: string }[];
 }
 
 export interface ActionDeps {
@@ -21,6 +23,8 @@ export interface ActionDeps {
   ssh: SshPool;
   /** The operation being run: what its steps write in the audit log (a DNS change, say). */
   operation?: { id: number; requestedBy: { id: number | null; username: string } };
+  /** What the target came to, in one line (kept with the target, shown on the operation page and in the API). */
+  outcome?: (text: string) => void;
 }
 
 /** Parameters as the action's schema parsed them (an empty object for actions without any). */

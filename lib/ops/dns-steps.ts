@@ -45,3 +45,18 @@ export function dnsSteps(h: HerdRef, deps: ActionDeps, members: () => InstanceRe
     });
   }, { timeoutMs: DNS_VERIFY_MS + 10_000 }));
 }
+
+/**
+ * Before a switch: every record's zone is configured and its server answers. Returns a line per
+ * record with what it answers now; throws naming the record otherwise.
+ */
+export async function dnsPreflight(h: HerdRef): Promise<string[]> {
+  return Promise.all(h.dns.map(async (rec) => {
+    if (rec.provider !== 'rfc2136') throw new Error(`refused: DNS provider ${rec.provider} is not supported yet (${rec.name}); nothing was changed`);
+    const zone = zoneConfig(rec.zone);
+    const now = await lookup(zone.server, rec.name, rec.type).catch((err: Error) => {
+      throw new Error(`refused: the DNS server of ${rec.zone} (${zone.server.host}:${zone.server.port}) does not answer: ${err.message}; nothing was changed`);
+    });
+    return `${rec.name}: answers ${now.join(', ') || 'nothing'} (${zone.server.host}:${zone.server.port})`;
+  }));
+}

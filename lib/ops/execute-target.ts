@@ -18,7 +18,7 @@ export type ExecuteOutcome = 'done' | 'wait' | 'skipped';
 
 const FINISH = {
   name: 'pgherd_finish_target',
-  text: `WITH t AS (UPDATE operation_targets SET status = $2, error = $3, updated_at = now() WHERE id = $1 RETURNING id)
+  text: `WITH t AS (UPDATE operation_targets SET status = $2, error = $3, outcome = coalesce($4, outcome), updated_at = now() WHERE id = $1 RETURNING id)
          DELETE FROM herd_leases WHERE target_id = (SELECT id FROM t)`,
 };
 
@@ -26,8 +26,8 @@ const FINISH = {
  * Records how a target ended and gives back its herd's lease, in one statement. The database settles
  * the operation when this was its last open target (migration 0004's trigger).
  */
-async function finishTarget(db: Db, targetId: number, status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted', error: string | null) {
-  await prepared(db, FINISH.name, FINISH.text, [targetId, status, error]);
+async function finishTarget(db: Db, targetId: number, status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted', error: string | null, outcome: string | null = null) {
+  await prepared(db, FINISH.name, FINISH.text, [targetId, status, error, outcome]);
 }
 
 const CANCELLED = { name: 'pgherd_cancel_requested', text: 'SELECT cancel_requested AS c FROM operations WHERE id = $1' };
@@ -41,9 +41,10 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
   if (!target || !['queued', 'running'].includes(target.status)) return 'skipped';
   const operationId = target.operation_id;
   let finished = false;
+  let outcome: string | null = null;
   // Ends the target (and frees its lease, if it has one) in one statement.
   const end = async (status: 'succeeded' | 'failed' | 'cancelled', error: string | null) => {
-    await finishTarget(db, targetId, status, error);
+    await finishTarget(db, targetId, status, error, outcome);
     finished = true;
     log('target.end', { operationId, targetId, status });
     return 'done' as const;
@@ -63,7 +64,11 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
     // Fault injection for the crash tests: hold the target "running" long enough to kill the worker.
     const hold = Number(process.env.PGHERD_FAULT_HOLD_RUNNING_MS ?? 0);
     if (hold > 0) await new Promise((r) => setTimeout(r, hold));
-    const deps: ActionDeps = { db, ssh, operation: { id: operationId, requestedBy: { id: target.requested_by, username: target.requested_by_name } } };
+    const deps: ActionDeps = {
+      db, ssh,
+      operation: { id: operationId, requestedBy: { id: target.requested_by, username: target.requested_by_name } },
+      outcome: (text) => { outcome = text; },
+    };
     const steps = await stepsNow(db, action, target, deps);
     if (typeof steps === 'string') return await end('failed', steps);
     // A retry appends its steps after those of earlier attempts.

@@ -1,5 +1,6 @@
 // Everything a herd action needs to know about a herd: its members and its DNS records.
 import { prepared, type Db } from '@/db/client';
+import type { SshTarget } from '@/lib/ssh/ssh-client';
 import { loadInstanceRefs, type InstanceRef } from './instance-ref';
 
 export interface DnsRecordRef {
@@ -14,6 +15,20 @@ export interface DnsRecordRef {
   matchInstanceId: number | null;
 }
 
+/** A PgBouncer in front of the herd: its admin console, and its configuration file over SSH. */
+export interface PoolerRef {
+  id: number;
+  /** server:port */
+  label: string;
+  host: string;
+  port: number;
+  adminUser: string;
+  configFile: string;
+  /** The [databases] entries that point at the primary. */
+  databases: string[];
+  ssh: SshTarget;
+}
+
 export interface HerdRef {
   id: number;
   /** environment/herd */
@@ -23,6 +38,7 @@ export interface HerdRef {
   environmentId: number;
   members: InstanceRef[];
   dns: DnsRecordRef[];
+  poolers: PoolerRef[];
 }
 
 const HERDS = {
@@ -30,14 +46,20 @@ const HERDS = {
   text: `SELECT h.id, h.name, e.name AS environment, e.id AS environment_id,
                 coalesce((SELECT json_agg(json_build_object('id', d.id, 'name', d.name, 'type', d.type, 'zone', d.zone, 'provider', d.provider,
                     'ttl', d.ttl, 'match', d.match, 'matchRole', d.match_role, 'matchInstanceId', d.match_instance_id) ORDER BY d.id)
-                  FROM dns_records d WHERE d.herd_id = h.id), '[]') AS dns
+                  FROM dns_records d WHERE d.herd_id = h.id), '[]') AS dns,
+                coalesce((SELECT json_agg(json_build_object('id', p.id, 'label', s.hostname || ':' || p.port,
+                    'host', coalesce(nullif(s.address, ''), s.hostname), 'port', p.port, 'adminUser', p.admin_user,
+                    'configFile', p.config_file, 'databases', p.databases,
+                    'ssh', json_build_object('host', coalesce(nullif(s.address, ''), s.hostname), 'port', s.ssh_port,
+                                             'username', s.ssh_user, 'hostKeyFingerprint', s.ssh_host_key_fingerprint)) ORDER BY p.id)
+                  FROM poolers p JOIN servers s ON s.id = p.server_id WHERE p.herd_id = h.id), '[]') AS poolers
          FROM herds h JOIN environments e ON e.id = h.environment_id
          WHERE h.id = ANY($1::int[]) ORDER BY h.id`,
 };
 
 export async function loadHerdRefs(db: Db, herdIds: number[]): Promise<HerdRef[]> {
   if (!herdIds.length) return [];
-  const rows = await prepared<{ id: number; name: string; environment: string; environment_id: number; dns: DnsRecordRef[] }>(db, HERDS.name, HERDS.text, [herdIds]);
+  const rows = await prepared<{ id: number; name: string; environment: string; environment_id: number; dns: DnsRecordRef[]; poolers: PoolerRef[] }>(db, HERDS.name, HERDS.text, [herdIds]);
   const members = await loadInstanceRefs(db, [], { herdIds });
   return rows.map((r) => ({
     id: r.id,
@@ -47,5 +69,6 @@ export async function loadHerdRefs(db: Db, herdIds: number[]): Promise<HerdRef[]
     environmentId: r.environment_id,
     members: members.filter((m) => m.herdId === r.id),
     dns: r.dns,
+    poolers: r.poolers,
   }));
 }

@@ -73,7 +73,7 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
 }
 
 /** Polls until `ok(observed)`; every wait has a deadline. */
-export async function waitObserved(e: PgEndpoint, what: string, ok: (o: Observed) => boolean, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Observed> {
+export async function waitObserved(e: PgEndpoint, what: string, ok: (o: Observed) => boolean, opts: { timeoutMs?: number; signal?: AbortSignal; everyMs?: number } = {}): Promise<Observed> {
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   let last: Observed;
   for (;;) {
@@ -81,7 +81,7 @@ export async function waitObserved(e: PgEndpoint, what: string, ok: (o: Observed
     if (ok(last)) return last;
     if (opts.signal?.aborted) throw new Error(`stopped waiting for ${what}`);
     if (Date.now() > deadline) throw new Error(`${e.host}:${e.port} did not reach "${what}" in time (last seen: ${last.reachable ? 'running' : last.error})`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, opts.everyMs ?? 100));
   }
 }
 

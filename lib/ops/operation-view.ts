@@ -21,6 +21,8 @@ export interface OperationView {
     label: string;
     status: string;
     error: string | null;
+    /** What it came to, when the action says (a failover: the new primary, the possible data loss). */
+    outcome: string | null;
     attempts: number;
     steps: { seq: number; name: string; status: string; command: string; exitCode: number | null; output: string; startedAt: string; finishedAt: string | null }[];
   }[];
@@ -50,6 +52,7 @@ export async function operationView(db: Db, id: number): Promise<OperationView |
       label: t.label,
       status: t.status,
       error: t.error,
+      outcome: t.outcome,
       attempts: t.attempts,
       steps: steps.filter((s) => s.targetId === t.id).map((s) => ({
         seq: s.seq,

@@ -61,7 +61,7 @@ export function parseParams(action: AnyAction, raw: unknown): ActionParams {
 export function digestOf(action: string, refs: InstanceRef[], params: ActionParams = {}, herds: HerdRef[] = []): string {
   const h = createHash('sha256').update(action).update(JSON.stringify(Object.entries(params).sort()));
   for (const r of [...refs].sort((a, b) => a.id - b.id)) h.update(JSON.stringify(facts(r)));
-  for (const x of [...herds].sort((a, b) => a.id - b.id)) h.update(JSON.stringify([x.id, x.environmentId, x.dns]));
+  for (const x of [...herds].sort((a, b) => a.id - b.id)) h.update(JSON.stringify([x.id, x.environmentId, x.dns, x.poolers]));
   return h.digest('hex').slice(0, 32);
 }
 

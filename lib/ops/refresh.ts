@@ -1,5 +1,5 @@
 // Writes what was observed of an instance into the inventory.
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
@@ -10,19 +10,26 @@ export function stateFrom(o: Observed): 'running' | 'stopped' | 'unreachable' {
   return o.refused ? 'stopped' : 'unreachable';
 }
 
+/**
+ * States pgherd set on purpose stay: a fenced old primary is fenced until the rebuild (which sets
+ * its state itself) says otherwise, whatever a stop or a refresh observes.
+ */
+const keepDeliberate = (state: 'running' | 'stopped' | 'unreachable') =>
+  sql`CASE WHEN ${instances.state} IN ('fenced', 'needs_rebuild') THEN ${instances.state} ELSE ${state}::instance_state END`;
+
 export async function refreshInstance(db: Db, id: number, e: PgEndpoint, observed?: Observed): Promise<Observed> {
   const o = observed ?? (await observe(e));
   const now = new Date();
   await db.update(instances).set(o.reachable
     ? {
-        state: 'running',
+        state: keepDeliberate('running'),
         role: o.inRecovery ? 'replica' : 'primary',
         timeline: o.timeline,
         lsn: o.lsn ? lsnToNumber(o.lsn) : null,
         pendingRestart: !!o.pendingRestart,
         lastObservedAt: now,
       }
-    : { state: stateFrom(o), lastObservedAt: now })
+    : { state: keepDeliberate(stateFrom(o)), lastObservedAt: now })
     .where(eq(instances.id, id));
   return o;
 }

@@ -8,8 +8,13 @@ import { promoteAction } from './actions/promote.action';
 import { remasterAction } from './actions/remaster.action';
 import { rebuildAction } from './actions/rebuild.action';
 import { refreshDnsAction } from './actions/refresh-dns.action';
+import { switchoverAction } from './actions/switchover.action';
+import { drFailoverAction } from './actions/dr-failover.action';
 
-export const actions: AnyAction[] = [startAction, stopAction, restartAction, reloadAction, promoteAction, remasterAction, rebuildAction, refreshDnsAction];
+export const actions: AnyAction[] = [
+  startAction, stopAction, restartAction, reloadAction, promoteAction, remasterAction, rebuildAction,
+  switchoverAction, drFailoverAction, refreshDnsAction,
+];
 
 export function getAction(name: string): AnyAction | undefined {
   return actions.find((a) => a.name === name);

@@ -1,5 +1,6 @@
 // Steps shared by the instance actions: run a driver command over SSH, and record it.
 import { shellCommand } from '@/lib/ssh/quote';
+import type { SshTarget } from '@/lib/ssh/ssh-client';
 import { SshCommandError } from '@/lib/ssh/ssh-errors';
 import { driverFor } from '../drivers';
 import type { ActionDeps } from '../define-action';
@@ -11,16 +12,16 @@ import { refreshInstance } from '../refresh';
 type Verb = 'start' | 'stop' | 'restart' | 'reload' | 'promote';
 
 /** Runs argv on the target's host and writes the command, exit code and output into the step's record. */
-export async function execNoted(deps: ActionDeps, t: InstanceRef, ctx: StepContext, argv: string[], timeoutMs = 150_000) {
+export async function execNoted(deps: ActionDeps, t: { ssh: SshTarget }, ctx: StepContext, argv: string[], timeoutMs = 150_000, stdin?: string) {
   ctx.note({ command: shellCommand(argv) });
-  const r = await deps.ssh.exec(t.ssh, argv, { timeoutMs });
+  const r = await deps.ssh.exec(t.ssh, argv, { timeoutMs, stdin });
   ctx.note({ exitCode: r.code, stdout: r.stdout.slice(-4000), stderr: r.stderr.slice(-4000) });
   return r;
 }
 
 /** execNoted, failing the step with the host, command, exit code and stderr unless it exits 0. */
-export async function execNotedOk(deps: ActionDeps, t: InstanceRef, ctx: StepContext, argv: string[], timeoutMs = 150_000) {
-  const r = await execNoted(deps, t, ctx, argv, timeoutMs);
+export async function execNotedOk(deps: ActionDeps, t: { ssh: SshTarget }, ctx: StepContext, argv: string[], timeoutMs = 150_000, stdin?: string) {
+  const r = await execNoted(deps, t, ctx, argv, timeoutMs, stdin);
   if (r.code !== 0) throw new SshCommandError(t.ssh.host, shellCommand(argv), r.code, r.signal, r.stderr);
   return r;
 }

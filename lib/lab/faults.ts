@@ -1,0 +1,29 @@
+// Failures on purpose, for the failover tests: a host whose SSH is gone.
+import { writeLab, type LabInfo } from './lab';
+import { descendants, labIdentity, stopPid } from './proc';
+import { spawnSshd } from './sshd';
+
+/**
+ * For failure tests: SSH to `address` refused, as on a host that is gone. Stops that address's
+ * daemon and every session it had open (they would keep working after their listener is gone).
+ */
+export async function refuseSsh(lab: LabInfo, file: string, address: string): Promise<void> {
+  const i = lab.ssh?.addresses.indexOf(address) ?? -1;
+  if (i < 0) throw new Error(`the lab's sshd does not listen on ${address}`);
+  const p = lab.processes.find((x) => x.name === `sshd-${i}`);
+  if (!p) return;
+  const all = [p.pid, ...descendants(p.pid)];
+  await Promise.all(all.map((pid) => stopPid(pid, 'SIGKILL', 1000)));
+  lab.processes = lab.processes.filter((x) => x !== p);
+  writeLab(file, lab);
+}
+
+/** Undoes refuseSsh. */
+export async function allowSsh(lab: LabInfo, file: string, address: string): Promise<void> {
+  const i = lab.ssh?.addresses.indexOf(address) ?? -1;
+  if (i < 0 || !lab.ssh) throw new Error(`the lab's sshd does not listen on ${address}`);
+  if (lab.processes.some((x) => x.name === `sshd-${i}`)) return;
+  const pid = await spawnSshd(labIdentity(), lab.dir, i, address, lab.ssh.port);
+  lab.processes.push({ name: `sshd-${i}`, pid, program: 'sshd', signal: 'SIGTERM' });
+  writeLab(file, lab);
+}

@@ -1,0 +1,91 @@
+// PgBouncer for the lab: in front of one herd, run by the lab user on the pooler's own loopback
+// address (where the lab's sshd also listens, so pgherd edits its configuration over SSH as it would
+// on a real host). Transaction pooling: PAUSE returns once running transactions end.
+import { spawn } from 'node:child_process';
+import { chownSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { asLabUser, mkdirOwned, waitFor, type Identity } from './proc';
+
+export interface LabPgbouncer {
+  environment: string;
+  herd: string;
+  /** The pooler's server (host name in the lab zone) and address. */
+  server: string;
+  address: string;
+  port: number;
+  /** What an application would use: through the pooler to the herd's primary. */
+  dsn: string;
+  configFile: string;
+  adminUser: string;
+  /** The [databases] entries that point at the primary. */
+  databases: string[];
+}
+
+export interface PoolerSpec {
+  environment: string;
+  herd: string;
+  server: string;
+  address: string;
+  port: number;
+  primary: { address: string; port: number };
+}
+
+export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec): Promise<{ pid: number; pooler: LabPgbouncer }> {
+  const home = path.join(dir, 'pgbouncer', spec.server);
+  mkdirOwned(id, home, 0o755);
+  const entry = spec.herd.replace(/[^A-Za-z0-9_]/g, '_');
+  const configFile = path.join(home, 'pgbouncer.ini');
+  const authFile = path.join(home, 'userlist.txt');
+  writeFileSync(authFile, '"postgres" ""\n"pgbouncer" ""\n');
+  writeFileSync(configFile, [
+    `; PgBouncer in front of ${spec.environment}/${spec.herd} (pgherd lab)`,
+    '[databases]',
+    `${entry} = host=${spec.primary.address} port=${spec.primary.port} dbname=postgres`,
+    '',
+    '[pgbouncer]',
+    `listen_addr = ${spec.address}`,
+    `listen_port = ${spec.port}`,
+    `unix_socket_dir =`,
+    'auth_type = trust',
+    `auth_file = ${authFile}`,
+    'admin_users = pgbouncer',
+    'pool_mode = transaction',
+    'default_pool_size = 10',
+    'server_connect_timeout = 3',
+    'server_login_retry = 0',
+    `pidfile = ${path.join(home, 'pgbouncer.pid')}`,
+    'log_connections = 0',
+    'log_disconnections = 0',
+    '',
+  ].join('\n'));
+  for (const f of [configFile, authFile]) chownSync(f, id.uid, id.gid);
+  const log = path.join(dir, 'log', `pgbouncer-${spec.server}.log`);
+  const out = openSync(log, 'a');
+  const [cmd, ...args] = asLabUser(id, ['/usr/sbin/pgbouncer', configFile]);
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out] });
+  child.unref();
+  let exited: number | null = null;
+  child.once('exit', (code) => { exited = code ?? -1; });
+  await waitFor(`pgbouncer on ${spec.address}:${spec.port}`, async () => {
+    if (exited !== null) throw new Error(`pgbouncer exited (${exited}): ${readFileSync(log, 'utf8').trim().slice(-2000)}`);
+    return (await listening(spec.address, spec.port)) ? true : undefined;
+  }, 15_000);
+  return {
+    pid: child.pid!,
+    pooler: {
+      environment: spec.environment, herd: spec.herd, server: spec.server, address: spec.address, port: spec.port,
+      dsn: `postgres://postgres@${spec.address}:${spec.port}/${entry}`,
+      configFile, adminUser: 'pgbouncer', databases: [entry],
+    },
+  };
+}
+
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, host);
+    s.setTimeout(500, () => { s.destroy(); resolve(false); });
+    s.once('error', () => resolve(false));
+    s.once('connect', () => { s.destroy(); resolve(true); });
+  });
+}

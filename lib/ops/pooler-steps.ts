@@ -1,0 +1,67 @@
+// A herd's PgBouncers during a switchover or failover: paused (new queries wait, none fails), their
+// [databases] entries pointed at the new primary (the file edited over SSH on the pooler's server,
+// then RELOAD, then checked with SHOW DATABASES), resumed. A pause is always resumed.
+import { poolerAdmin, showDatabases } from '@/lib/pgbouncer/admin';
+import { repointEntries } from '@/lib/pgbouncer/ini';
+import type { ActionDeps } from './define-action';
+import type { PoolerRef } from './herd-ref';
+import type { InstanceRef } from './instance-ref';
+import { step, type Step, type StepContext } from './pipeline';
+import { execNotedOk } from './actions/control-steps';
+
+const endpoint = (p: PoolerRef) => ({ host: p.host, port: p.port, adminUser: p.adminUser });
+
+/** The entries as PgBouncer sees them, in one line (for a step's record). */
+export async function describePooler(p: PoolerRef): Promise<string> {
+  const dbs = await showDatabases(endpoint(p));
+  return p.databases.map((d) => {
+    const e = dbs.get(d);
+    return e ? `${d} -> ${e.host}:${e.port}${e.paused ? ' (paused)' : ''}` : `${d}: not in SHOW DATABASES`;
+  }).join(', ');
+}
+
+/** Checks that the pooler answers and its configuration file has every entry pgherd is to move. */
+export async function checkPooler(p: PoolerRef, deps: ActionDeps, ctx: StepContext): Promise<string> {
+  const seen = await describePooler(p);
+  const { stdout } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000);
+  repointEntries(stdout, p.databases, { host: 'check', port: 1 }); // throws naming a missing entry
+  return `${p.label}: ${seen}`;
+}
+
+export async function pausePooler(p: PoolerRef, ctx: StepContext): Promise<void> {
+  ctx.note({ command: p.databases.map((d) => `PAUSE ${d}`).join('; ') + ` on ${p.label}` });
+  await poolerAdmin(endpoint(p), p.databases.map((d) => `PAUSE ${d}` as const), 30_000);
+}
+
+/** RESUME each entry that is paused (RESUME of an entry that is not paused is an error in PgBouncer). */
+export async function resumePooler(p: PoolerRef, ctx: StepContext): Promise<string> {
+  const dbs = await showDatabases(endpoint(p));
+  const paused = p.databases.filter((d) => dbs.get(d)?.paused);
+  ctx.note({ command: paused.length ? paused.map((d) => `RESUME ${d}`).join('; ') + ` on ${p.label}` : `nothing paused on ${p.label}` });
+  if (paused.length) await poolerAdmin(endpoint(p), paused.map((d) => `RESUME ${d}` as const));
+  return describePooler(p);
+}
+
+/**
+ * Points the pooler's entries at `to`: reads its configuration over SSH, rewrites the entries' host
+ * and port, writes it back atomically (same owner and mode), RELOAD, then checks SHOW DATABASES.
+ */
+export async function repointPooler(p: PoolerRef, to: InstanceRef, deps: ActionDeps, ctx: StepContext): Promise<string> {
+  const { stdout: before } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000);
+  const after = repointEntries(before, p.databases, { host: to.host, port: to.port });
+  const write = 'set -e; f=$1; cp -p -- "$f" "$f.pgherd-new"; cat > "$f.pgherd-new"; mv -- "$f.pgherd-new" "$f"';
+  await execNotedOk(deps, p, ctx, ['sh', '-c', write, 'sh', p.configFile], 10_000, after);
+  await poolerAdmin(endpoint(p), ['RELOAD']);
+  const dbs = await showDatabases(endpoint(p));
+  const wrong = p.databases.filter((d) => dbs.get(d)?.host !== to.host || dbs.get(d)?.port !== to.port);
+  if (wrong.length) throw new Error(`${p.label}: after RELOAD, ${wrong.map((d) => `${d} points at ${dbs.get(d)?.host}:${dbs.get(d)?.port}`).join(', ')}, not ${to.host}:${to.port}`);
+  ctx.note({ command: `${p.configFile}: ${p.databases.join(', ')} -> host=${to.host} port=${to.port}; RELOAD` });
+  return `${p.label}: ${p.databases.join(', ')} -> ${to.host}:${to.port}`;
+}
+
+/** Re-points every pooler of the herd (a failover: nothing to pause, the old primary is gone). */
+export function repointPoolerSteps(poolers: PoolerRef[], deps: ActionDeps, to: () => InstanceRef): Step[] {
+  return poolers.map((p) => step(`PgBouncer ${p.label}: point at the new primary`, async (ctx) => {
+    ctx.note({ stdout: await repointPooler(p, to(), deps, ctx) });
+  }, { timeoutMs: 30_000 }));
+}

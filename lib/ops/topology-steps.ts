@@ -1,0 +1,136 @@
+// Moves of a herd's topology that several actions make: promote a replica, point a replica at an
+// upstream, bring an old primary back as a replica of the new one. Each is judged by what the
+// instances then say (pg_is_in_recovery(), pg_stat_wal_receiver), never by an exit code.
+import { eq } from 'drizzle-orm';
+import pg from 'pg';
+import { instances } from '@/db/schema';
+import { lsnToNumber } from '@/lib/inventory/lsn';
+import { binDir, driverFor } from './drivers';
+import type { ActionDeps } from './define-action';
+import type { InstanceRef } from './instance-ref';
+import { endpointUrl, runSql, waitObserved, type Observed } from './observe';
+import { step, type Step, type StepContext } from './pipeline';
+import { execNoted, execNotedOk } from './actions/control-steps';
+
+/** primary_conninfo as libpq reads it: values quoted, quotes and backslashes escaped. */
+export function conninfo(parts: Record<string, string | number>): string {
+  return Object.entries(parts).map(([k, v]) => `${k}='${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(' ');
+}
+
+export const replicationUser = () => process.env.PGHERD_REPLICATION_USER ?? 'postgres';
+
+/** Bytes between two LSNs as Postgres prints them (a - b); null when either is unknown. */
+export function lsnDiff(a: string | null | undefined, b: string | null | undefined): number | null {
+  return a && b ? lsnToNumber(a) - lsnToNumber(b) : null;
+}
+
+/** What a member said, in one line for a step's record. */
+export function describeObserved(m: InstanceRef, o: Observed): string {
+  if (!o.reachable) return `${m.label}: not answering (${o.error})`;
+  if (!o.inRecovery) return `${m.label}: primary, timeline ${o.timeline}, at ${o.lsn}`;
+  return `${m.label}: replica, timeline ${o.timeline}, received ${o.receiveLsn ?? 'nothing'}, replayed ${o.lsn}, ${o.walReceiver ? `${o.walReceiver.status} from ${o.walReceiver.senderHost}:${o.walReceiver.senderPort}` : 'not streaming'}`;
+}
+
+/**
+ * Promotes over SQL (pg_promote, PostgreSQL 12 and later: no SSH round trip) and waits until it
+ * accepts writes. A paused replay is resumed by the promotion itself.
+ */
+export async function promoteNow(t: InstanceRef, ctx: StepContext): Promise<Observed> {
+  ctx.note({ command: `SELECT pg_promote(true, 60) on ${t.label}` });
+  const c = new pg.Client({ connectionString: endpointUrl(t), connectionTimeoutMillis: 3000, application_name: 'pgherd' });
+  c.on('error', () => {}); // connect() or the query rejects with it
+  await c.connect();
+  try {
+    const { rows: [r] } = await c.query('SELECT pg_promote(true, 60) AS ok');
+    if (!r.ok) throw new Error(`${t.label} did not finish its promotion within 60 s`);
+  } finally {
+    await c.end().catch(() => {});
+  }
+  return waitObserved(t, 'out of recovery', (o) => o.reachable && o.inRecovery === false, { signal: ctx.signal, timeoutMs: 30_000, everyMs: 20 });
+}
+
+/**
+ * Points replica `t` at `up` (ALTER SYSTEM primary_conninfo, then a reload; a restart before
+ * PostgreSQL 13) and waits until pg_stat_wal_receiver streams from it. Records the upstream.
+ */
+export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps, ctx: StepContext): Promise<Observed> {
+  const value = conninfo({ host: up.host, port: up.port, user: replicationUser(), application_name: t.label.split(':')[0] });
+  const c = new pg.Client({ connectionString: endpointUrl(t), connectionTimeoutMillis: 3000 });
+  c.on('error', () => {}); // connect() or the queries reject with it
+  await c.connect();
+  try {
+    // ALTER SYSTEM takes no parameters: the value goes in as a quoted literal.
+    await c.query(`ALTER SYSTEM SET primary_conninfo = ${c.escapeLiteral(value)}`);
+    if (t.pgVersion >= 13) await c.query('SELECT pg_reload_conf()');
+    ctx.note({ command: `ALTER SYSTEM SET primary_conninfo = '${value}'` });
+  } finally {
+    await c.end().catch(() => {});
+  }
+  if (t.pgVersion < 13) await execNotedOk(deps, t, ctx, driverFor(t.controlDriver).restart(t));
+  const o = await waitObserved(t, `streaming from ${up.host}:${up.port}`,
+    (x) => x.reachable && x.walReceiver?.status === 'streaming' && x.walReceiver.senderHost === up.host && x.walReceiver.senderPort === up.port,
+    { signal: ctx.signal, timeoutMs: 60_000 });
+  await deps.db.update(instances).set({ upstreamInstanceId: up.id }).where(eq(instances.id, t.id));
+  return o;
+}
+
+/** The node's own settings, which pg_rewind and pg_basebackup overwrite with the source's. */
+export const OWN_FILES = ['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf'];
+
+/**
+ * Turns stopped `t` into a streaming replica of `source()` (asked when the steps run): pg_rewind
+ * (which also says "no rewind required" for an old primary stopped cleanly after its replica had
+ * everything), pg_basebackup when it cannot rewind, the node's own settings kept, started, streaming.
+ */
+export function rejoinSteps(t: InstanceRef, deps: ActionDeps, source: () => InstanceRef, prefix = ''): Step[] {
+  const d = driverFor(t.controlDriver);
+  const save = `${t.dataDirectory}.pgherd-own`;
+  let rewound = false;
+  return [
+    step(`${prefix}save the node\u2019s own settings`, async (ctx) => {
+      // Files that live elsewhere (Debian keeps them in /etc) are not copied over by the rebuild anyway.
+      const script = 'set -e; save=$1; dd=$2; shift 2; mkdir -p "$save"; for f in "$@"; do if [ -e "$dd/$f" ]; then cp -p "$dd/$f" "$save/"; fi; done';
+      const r = await execNoted(deps, t, ctx, ['sh', '-c', script, 'sh', save, t.dataDirectory, ...OWN_FILES], 30_000);
+      if (r.code !== 0) throw new Error(`could not save the settings: ${r.stderr}`);
+    }, { timeoutMs: 40_000 }),
+    step(`${prefix}pg_rewind`, async (ctx) => {
+      const src = source();
+      const conn = conninfo({ host: src.host, port: src.port, user: replicationUser(), dbname: 'postgres' });
+      const r = await execNoted(deps, t, ctx, [`${binDir(t.pgVersion)}/pg_rewind`, '-D', t.dataDirectory, `--source-server=${conn}`, '-R', '--no-sync'], 3_600_000);
+      rewound = r.code === 0;
+      if (!rewound) ctx.note({ stdout: 'pg_rewind could not rewind: falling back to pg_basebackup' });
+    }, { timeoutMs: 3_700_000 }),
+    step(`${prefix}pg_basebackup (when pg_rewind could not)`, async (ctx) => {
+      if (rewound) return void ctx.note({ stdout: 'skipped: rewound' });
+      const src = source();
+      const aside = `${t.dataDirectory}.pgherd-old-${Date.now()}`;
+      let r = await execNoted(deps, t, ctx, ['mv', t.dataDirectory, aside], 60_000);
+      if (r.code !== 0) throw new Error(`could not move the data directory aside: ${r.stderr}`);
+      r = await execNoted(deps, t, ctx, [`${binDir(t.pgVersion)}/pg_basebackup`, '-h', src.host, '-p', String(src.port), '-U', replicationUser(), '-D', t.dataDirectory, '-X', 'stream', '-R', '-c', 'fast'], 86_400_000);
+      if (r.code !== 0) throw new Error(`pg_basebackup failed (the old data directory is kept at ${aside}): ${r.stderr}`);
+      await execNoted(deps, t, ctx, ['rm', '-rf', '--', aside], 600_000);
+    }, { timeoutMs: 86_400_000 }),
+    step(`${prefix}restore the node\u2019s own settings`, async (ctx) => {
+      const script = 'set -e; for f in "$1"/*; do [ -e "$f" ] || continue; cp -p "$f" "$2"/; done; rm -rf -- "$1"';
+      const r = await execNoted(deps, t, ctx, ['sh', '-c', script, 'sh', save, t.dataDirectory], 30_000);
+      if (r.code !== 0) throw new Error(`could not restore the settings: ${r.stderr}`);
+    }, { timeoutMs: 40_000 }),
+    step(`${prefix}start`, async (ctx) => {
+      await execNotedOk(deps, t, ctx, d.start(t));
+    }, { timeoutMs: 160_000 }),
+    step(`${prefix}wait until it streams from the primary`, async (ctx) => {
+      const src = source();
+      await waitObserved(t, `streaming from ${src.label}`, (o) => o.reachable && o.inRecovery === true && o.walReceiver?.status === 'streaming' && o.walReceiver.senderHost === src.host, { signal: ctx.signal, timeoutMs: 120_000 });
+      await deps.db.update(instances).set({ upstreamInstanceId: src.id, role: 'replica', state: 'running' }).where(eq(instances.id, t.id));
+    }, { timeoutMs: 130_000 }),
+  ];
+}
+
+/** CHECKPOINT on `t` (before pg_rewind uses it as a source; before a clean stop, to make it short). */
+export function checkpointStep(name: string, target: () => InstanceRef): Step {
+  return step(name, async (ctx) => {
+    const t = target();
+    ctx.note({ command: `CHECKPOINT on ${t.label}` });
+    await runSql(t, 'CHECKPOINT');
+  }, { timeoutMs: 300_000 });
+}
