@@ -72,11 +72,6 @@ export function describeUpdate(server: DnsServer, zone: string, rs: RecordSet): 
   return `DNS UPDATE zone ${fqdn(zone)} at ${server.host}:${server.port}: ${fqdn(rs.name)} ${rs.ttl} ${rs.type} ${rs.values.map(fqdn).join(', ') || '(removed)'}`;
 }
 
-/**
- * Replaces everything at `rs.name` with `rs.values` in one UPDATE (delete all RRsets at the name,
- * then add), signed with `key`; the answer's MAC is checked. Throws DnsUpdateError with the
- * server's answer (NOTAUTH for a wrong key, REFUSED for an unsigned update of a keyed zone, ...).
- */
 /** The UPDATE message that replaces everything at `rs.name` with `rs.values` (not signed yet). */
 export function buildUpdate(zone: string, rs: RecordSet): { id: number; message: Buffer } {
   if (rs.type === 'CNAME' && rs.values.length > 1) throw new DnsUpdateError(`a CNAME holds one value, not ${rs.values.length}`);
@@ -109,14 +104,38 @@ export async function sendSigned(server: DnsServer, key: TsigKey, id: number, me
  */
 export async function replaceRecordSet(server: DnsServer, zone: string, key: TsigKey, rs: RecordSet, timeoutMs = 3000): Promise<void> {
   const { id, message } = buildUpdate(zone, rs);
+  await sendUpdate(server, key, id, message, `the update of ${fqdn(rs.name)}`, timeoutMs);
+}
+
+/** Sends a signed UPDATE; throws DnsUpdateError unless the server answers NOERROR with a good MAC. */
+async function sendUpdate(server: DnsServer, key: TsigKey, id: number, message: Buffer, what: string, timeoutMs: number): Promise<void> {
   const { answer, requestMac } = await sendSigned(server, key, id, message, timeoutMs);
   const decoded = dnsPacket.decode(answer) as dnsPacket.Packet & { rcode?: string };
   const rcode = decoded.rcode ?? 'UNKNOWN';
   const check = verify(answer, key, requestMac);
   if (rcode !== 'NOERROR') {
-    throw new DnsUpdateError(`${server.host}:${server.port} refused the update of ${fqdn(rs.name)}: ${rcode}${check.ok ? '' : ` (${check.reason})`}`, rcode);
+    throw new DnsUpdateError(`${server.host}:${server.port} refused ${what}: ${rcode}${check.ok ? '' : ` (${check.reason})`}`, rcode);
   }
   if (!check.ok) throw new DnsUpdateError(`${server.host}:${server.port} answered NOERROR but ${check.reason}: not trusted`, rcode);
+}
+
+/**
+ * Whether the server would take an UPDATE of `zone` signed with `key`, changing nothing: an UPDATE
+ * whose only content is the prerequisite "the zone's name is in use" (RFC 2136 2.4.4). A wrong key
+ * gets NOTAUTH, a zone that takes no updates from this key REFUSED; both throw DnsUpdateError.
+ */
+export async function checkUpdateAccess(server: DnsServer, zone: string, key: TsigKey, timeoutMs = 3000): Promise<void> {
+  const id = randomInt(0, 65536);
+  const message = dnsPacket.encode({
+    type: 'query',
+    id,
+    flags: OPCODE_UPDATE,
+    questions: [{ name: fqdn(zone), type: 'SOA', class: 'IN' }],
+    answers: [{ name: fqdn(zone), type: 'ANY', class: 'ANY', ttl: 0, data: Buffer.alloc(0) } as unknown as dnsPacket.Answer],
+    authorities: [],
+    additionals: [],
+  });
+  await sendUpdate(server, key, id, message, `a signed UPDATE of zone ${fqdn(zone)}`, timeoutMs);
 }
 
 /** The values `name` holds for `type` at `server` (no recursion): CNAME targets and A addresses. */

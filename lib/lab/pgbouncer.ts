@@ -53,7 +53,7 @@ export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec
     'pool_mode = transaction',
     'default_pool_size = 10',
     'server_connect_timeout = 3',
-    'server_login_retry = 0',
+    'server_login_retry = 1',
     `pidfile = ${path.join(home, 'pgbouncer.pid')}`,
     'log_connections = 0',
     'log_disconnections = 0',

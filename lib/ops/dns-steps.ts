@@ -2,7 +2,7 @@
 // never the key), verified by asking the zone's server until it answers the new value, audited.
 import { zoneConfig } from '@/lib/dns/config';
 import { recordTargets, recordValues } from '@/lib/dns/desired';
-import { describeUpdate, lookup, replaceRecordSet, waitAnswers } from '@/lib/dns/rfc2136';
+import { checkUpdateAccess, describeUpdate, lookup, replaceRecordSet, waitAnswers } from '@/lib/dns/rfc2136';
 import { writeAudit } from '@/lib/audit/write-audit';
 import type { ActionDeps } from './define-action';
 import type { DnsRecordRef, HerdRef } from './herd-ref';
@@ -47,8 +47,9 @@ export function dnsSteps(h: HerdRef, deps: ActionDeps, members: () => InstanceRe
 }
 
 /**
- * Before a switch: every record's zone is configured and its server answers. Returns a line per
- * record with what it answers now; throws naming the record otherwise.
+ * Before a switch: every record's zone is configured, its server answers and takes our key (a
+ * signed UPDATE that changes nothing). Returns a line per record with what it answers now; throws
+ * with the server's answer otherwise.
  */
 export async function dnsPreflight(h: HerdRef): Promise<string[]> {
   return Promise.all(h.dns.map(async (rec) => {
@@ -56,6 +57,9 @@ export async function dnsPreflight(h: HerdRef): Promise<string[]> {
     const zone = zoneConfig(rec.zone);
     const now = await lookup(zone.server, rec.name, rec.type).catch((err: Error) => {
       throw new Error(`refused: the DNS server of ${rec.zone} (${zone.server.host}:${zone.server.port}) does not answer: ${err.message}; nothing was changed`);
+    });
+    await checkUpdateAccess(zone.server, zone.zone, zone.key).catch((err: Error) => {
+      throw new Error(`refused: ${err.message} (key ${zone.key.name}); nothing was changed`);
     });
     return `${rec.name}: answers ${now.join(', ') || 'nothing'} (${zone.server.host}:${zone.server.port})`;
   }));

@@ -53,7 +53,7 @@ export async function promoteNow(t: InstanceRef, ctx: StepContext): Promise<Obse
  * Points replica `t` at `up` (ALTER SYSTEM primary_conninfo, then a reload; a restart before
  * PostgreSQL 13) and waits until pg_stat_wal_receiver streams from it. Records the upstream.
  */
-export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps, ctx: StepContext): Promise<Observed> {
+export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps, ctx: StepContext, opts: { resumeReplay?: boolean } = {}): Promise<Observed> {
   const value = conninfo({ host: up.host, port: up.port, user: replicationUser(), application_name: t.label.split(':')[0] });
   const c = new pg.Client({ connectionString: endpointUrl(t), connectionTimeoutMillis: 3000 });
   c.on('error', () => {}); // connect() or the queries reject with it
@@ -63,6 +63,11 @@ export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps,
     await c.query(`ALTER SYSTEM SET primary_conninfo = ${c.escapeLiteral(value)}`);
     if (t.pgVersion >= 13) await c.query('SELECT pg_reload_conf()');
     ctx.note({ command: `ALTER SYSTEM SET primary_conninfo = '${value}'` });
+    // A replica whose replay is paused cannot follow the new primary's timeline (it never reaches the switch).
+    if (opts.resumeReplay && (await c.query('SELECT pg_is_wal_replay_paused() AS p')).rows[0].p) {
+      await c.query('SELECT pg_wal_replay_resume()');
+      ctx.note({ stderr: `${t.label}: its replay was paused; resumed, or it could not follow the new timeline` });
+    }
   } finally {
     await c.end().catch(() => {});
   }

@@ -9,7 +9,7 @@ import { lsnToNumber } from '@/lib/inventory/lsn';
 import { formatBytes } from '@/lib/admin/format';
 import { driverFor } from '../drivers';
 import { defineHerdAction } from '../define-action';
-import { describeRecordMove, dnsSteps } from '../dns-steps';
+import { describeRecordMove, dnsPreflight, dnsSteps } from '../dns-steps';
 import type { HerdRef } from '../herd-ref';
 import type { InstanceRef } from '../instance-ref';
 import { observe, waitObserved, type Observed } from '../observe';
@@ -77,7 +77,7 @@ export const drFailoverAction = defineHerdAction({
         { label: 'Possible data loss', value: lag === null ? 'unknown' : `${lag} bytes of WAL (${formatBytes(lag)}), as last observed; measured again when it runs` },
       ],
       steps: [
-        'ask every replica for its received and replayed LSN (refused if none answers: nothing is changed)',
+        'ask every replica for its received and replayed LSN, and the DNS servers whether they take pgherd\u2019s key (refused if no replica answers or a server refuses: nothing is changed)',
         `fence ${old.label}: if it answers within ${FENCE_PROBE_MS / 1000} s, stop it (-m immediate); if not, record it as fenced. pgherd will not start it until it is rebuilt`,
         `choose the reachable replica with the highest received LSN${p.candidateInstanceId ? ` (asked for: ${cand.label})` : ` (now: ${cand.label})`}; let it replay what it received (deadline ${(p.replayDeadlineMs ?? 30_000) / 1000} s)`,
         'promote it (pg_promote) and wait until it accepts writes; CHECKPOINT',
@@ -107,11 +107,14 @@ export const drFailoverAction = defineHerdAction({
     const after = () => h.members.map((m) => (m.id === cand.id ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null } : m.id === old.id ? { ...m, state: 'fenced' } : m));
     const measure = async () => (await Promise.all(replicas.map(async (m) => ({ m, o: await observe(m, 2000) }))));
     return [
-      step('ask the replicas', async (ctx) => {
+      step('ask the replicas and the DNS servers', async (ctx) => {
         const seen = await measure();
-        ctx.note({ stdout: seen.map(({ m, o }) => describeObserved(m, o)).join('\n') });
+        const lines = seen.map(({ m, o }) => describeObserved(m, o));
+        ctx.note({ stdout: lines.join('\n') });
         if (!seen.some(({ o }) => o.reachable && o.inRecovery)) throw new Error('refused: no replica answers; nothing was changed');
-      }, { timeoutMs: 15_000 }),
+        lines.push(...(await dnsPreflight(h)));
+        ctx.note({ stdout: lines.join('\n') });
+      }, { timeoutMs: 20_000 }),
       step(`fence ${old.label}`, async (ctx) => {
         const o = await observe(old, FENCE_PROBE_MS);
         const lines = [describeObserved(old, o)];
@@ -169,7 +172,7 @@ export const drFailoverAction = defineHerdAction({
             lines.push(`${m.label}: does not answer, left as it is (re-point or rebuild it later)`);
             continue;
           }
-          const o = await pointAt(m, cand, deps, ctx);
+          const o = await pointAt(m, cand, deps, ctx, { resumeReplay: true });
           lines.push(`${m.label}: streaming from ${o.walReceiver?.senderHost}:${o.walReceiver?.senderPort}`);
         }
         ctx.note({ command: `ALTER SYSTEM SET primary_conninfo on ${others().length} replica(s)`, stdout: lines.join('\n') || 'no other replica' });

@@ -184,7 +184,7 @@ export const switchoverAction = defineHerdAction({
       }, { timeoutMs: 30_000 })),
       checkpointStep(`checkpoint on ${cand.label}`, () => cand),
       ...others.map((m) => step(`re-point ${m.label} to ${cand.label}`, async (ctx) => {
-        const o = await pointAt(m, cand, deps, ctx);
+        const o = await pointAt(m, cand, deps, ctx, { resumeReplay: true });
         ctx.note({ stdout: `streaming from ${o.walReceiver?.senderHost}:${o.walReceiver?.senderPort}` });
       }, { timeoutMs: 200_000 })),
       ...rejoinSteps(old, deps, () => cand, `${old.label}: `),
