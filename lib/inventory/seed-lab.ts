@@ -129,9 +129,9 @@ export async function seedLabFleet(db: Db, lab: LabInfo): Promise<void> {
       const herdId = herdIds.get(`${p.environment}/${p.herd}`);
       if (!herdId) continue;
       const [srv] = await tx.insert(servers).values({
-        hostname: p.server, environmentId: envIds.get(p.environment)!, address: p.address, sshUser: lab.osUser,
+        hostname: p.server, environmentId: envIds.get(p.environment)!, address: p.address, site: p.site, sshUser: lab.osUser,
         sshPort: lab.ssh?.port ?? 22, sshHostKeyFingerprint: lab.ssh?.hostKeyFingerprint ?? null,
-      }).onConflictDoUpdate({ target: servers.hostname, set: { address: sql`excluded.address`, sshPort: sql`excluded.ssh_port`, sshHostKeyFingerprint: sql`excluded.ssh_host_key_fingerprint` } })
+      }).onConflictDoUpdate({ target: servers.hostname, set: { address: sql`excluded.address`, site: sql`excluded.site`, sshPort: sql`excluded.ssh_port`, sshHostKeyFingerprint: sql`excluded.ssh_host_key_fingerprint` } })
         .returning({ id: servers.id });
       const values = { herdId, serverId: srv.id, port: p.port, adminUser: p.adminUser, configFile: p.configFile, databases: p.databases };
       await tx.insert(poolers).values(values).onConflictDoUpdate({ target: [poolers.serverId, poolers.port], set: values });

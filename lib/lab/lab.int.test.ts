@@ -9,15 +9,18 @@ import { isOpsTestHerd } from '@/lib/testing/test-db';
 const lab = readLab(inject('labFile'));
 
 describe('the lab', () => {
-  it('runs 2 environments x 3 herds x (1 primary + 2 replicas), each member on its own loopback address', () => {
+  it('runs 2 environments x 3 herds x (1 primary + 2 replicas), each member on its own loopback address', async () => {
     expect(lab.instances).toHaveLength(18);
     expect(new Set(lab.instances.map((i) => i.address)).size).toBe(18);
     expect(new Set(lab.instances.map((i) => i.environment))).toEqual(new Set(['production', 'staging']));
     expect(lab.instances.filter((i) => i.role === 'primary')).toHaveLength(6);
     const opsMember = (name: string) => lab.instances.some((i) => i.server === name && isOpsTestHerd(i.environment, i.herd));
     expect(lab.processes.filter((p) => !opsMember(p.name) && !(alive(currentPid(p)) && pidRuns(currentPid(p), p.program)))).toEqual([]);
-    // pgherd's database, Redis, BIND, and on each of the 18 servers a postmaster and an sshd
-    expect(lab.processes.map((p) => p.program).sort()).toEqual(['postgres', ...Array(18).fill('postgres'), 'redis-server', 'named', ...Array(18).fill('sshd')].sort());
+    // pgherd's database, Redis, BIND, on each of the 18 servers a postmaster and an sshd, and the
+    // PgBouncer in front of production/billing on a server of its own (with its sshd)
+    expect(lab.processes.map((p) => p.program).sort()).toEqual(['postgres', ...Array(18).fill('postgres'), 'redis-server', 'named', 'pgbouncer', ...Array(19).fill('sshd')].sort());
+    expect(lab.pgbouncer).toEqual([expect.objectContaining({ environment: 'production', herd: 'billing', address: '127.0.1.241', databases: ['billing'] })]);
+    expect((await query<{ n: string }>(lab.pgbouncer[0].dsn, 'SELECT 1 AS n'))[0].n).toBe(1);
   });
 
   it('has every replica streaming from its primary, which sees it by name', async () => {

@@ -171,7 +171,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
         for (const p of poolerHosts) {
           const primary = info.instances.find((i) => i.environment === p.environment && i.herd === p.herd && i.role === 'primary')!;
           log(`starting PgBouncer for ${p.environment}/${p.herd} on ${p.address}:${bouncerPort}`);
-          const b = await startPgbouncer(id, dir, { ...p, server: p.hostname, port: bouncerPort, primary });
+          const b = await startPgbouncer(id, dir, { ...p, server: p.hostname, site: primary.site, port: bouncerPort, primary });
           track({ name: `pgbouncer-${p.hostname}`, pid: b.pid, program: 'pgbouncer', signal: 'SIGTERM' });
           info.pgbouncer.push(b.pooler);
         }

@@ -10,8 +10,9 @@ import { asLabUser, mkdirOwned, waitFor, type Identity } from './proc';
 export interface LabPgbouncer {
   environment: string;
   herd: string;
-  /** The pooler's server (host name in the lab zone) and address. */
+  /** The pooler's server (host name in the lab zone), its address and site. */
   server: string;
+  site: string;
   address: string;
   port: number;
   /** What an application would use: through the pooler to the herd's primary. */
@@ -25,6 +26,7 @@ export interface LabPgbouncer {
 export interface PoolerSpec {
   environment: string;
   herd: string;
+  site: string;
   server: string;
   address: string;
   port: number;
@@ -74,7 +76,7 @@ export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec
   return {
     pid: child.pid!,
     pooler: {
-      environment: spec.environment, herd: spec.herd, server: spec.server, address: spec.address, port: spec.port,
+      environment: spec.environment, herd: spec.herd, server: spec.server, site: spec.site, address: spec.address, port: spec.port,
       dsn: `postgres://postgres@${spec.address}:${spec.port}/${entry}`,
       configFile, adminUser: 'pgbouncer', databases: [entry],
     },
