@@ -148,8 +148,10 @@ export const dnsRecords = pgTable('dns_records', {
   match: dnsMatch('match').notNull().default('role'),
   matchRole: instanceRole('match_role').default('primary'),
   matchInstanceId: integer('match_instance_id').references(() => instances.id, { onDelete: 'set null' }),
-  // What the zone's server answered when pgherd last asked (the refresher): the herds changelist's drift flag.
+  // What the zone's server answered when pgherd last asked (the worker's refresher), and whether that
+  // was not what the members say it should be: the herds changelist's DNS drift flag. Null: not asked yet.
   lastAnswer: text('last_answer').array(),
+  drifted: boolean('drifted'),
   lastCheckedAt: timestamp('last_checked_at', { withTimezone: true }),
   ...timestamps,
 }, (t) => [

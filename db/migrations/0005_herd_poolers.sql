@@ -11,6 +11,7 @@ CREATE TABLE "poolers" (
 );
 --> statement-breakpoint
 ALTER TABLE "dns_records" ADD COLUMN "last_answer" text[];--> statement-breakpoint
+ALTER TABLE "dns_records" ADD COLUMN "drifted" boolean;--> statement-breakpoint
 ALTER TABLE "dns_records" ADD COLUMN "last_checked_at" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "operation_targets" ADD COLUMN "outcome" text;--> statement-breakpoint
 ALTER TABLE "poolers" ADD CONSTRAINT "poolers_herd_id_herds_id_fk" FOREIGN KEY ("herd_id") REFERENCES "public"."herds"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint

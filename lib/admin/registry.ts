@@ -6,10 +6,12 @@ import { serversAdmin } from './models/servers.admin';
 import { instancesAdmin } from './models/instances.admin';
 import { dnsRecordsAdmin } from './models/dns-records.admin';
 import { operationsAdmin } from './models/operations.admin';
+import { drAdmin } from './models/dr.admin';
 
 export const adminModels: AdminDef[] = [
   environmentsAdmin as unknown as AdminDef,
   herdsAdmin as unknown as AdminDef,
+  drAdmin as unknown as AdminDef,
   serversAdmin as unknown as AdminDef,
   instancesAdmin as unknown as AdminDef,
   dnsRecordsAdmin as unknown as AdminDef,

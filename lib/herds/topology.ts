@@ -3,10 +3,8 @@
 import { desc, eq } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { operations, operationTargets } from '@/db/schema';
-import { zoneConfig } from '@/lib/dns/config';
-import { recordTargets, recordValues } from '@/lib/dns/desired';
-import { lookup, sameAnswers } from '@/lib/dns/rfc2136';
-import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '@/lib/ops/herd-ref';
+import { checkRecord, type DnsNow } from '@/lib/dns/check';
+import { loadHerdRefs, type HerdRef } from '@/lib/ops/herd-ref';
 import type { InstanceRef } from '@/lib/ops/instance-ref';
 import { observe } from '@/lib/ops/observe';
 import { readPass, type Reading } from '@/lib/ops/refresher';
@@ -15,14 +13,7 @@ export interface MemberNow extends Reading {
   ref: InstanceRef;
 }
 
-export interface DnsNow {
-  record: DnsRecordRef;
-  answers: string[] | null;
-  /** What it should answer per the members observed now, or why nothing. */
-  expected: string[] | string;
-  ok: boolean;
-  error?: string;
-}
+export type { DnsNow };
 
 export interface HerdNow {
   herd: HerdRef;
@@ -39,22 +30,7 @@ export async function herdNow(db: Db, herdId: number): Promise<HerdNow | null> {
   const members: MemberNow[] = herd.members.map((ref) => ({ ref, ...readings.get(ref.id)! }));
   // DNS as it should be for the members as observed now.
   const asNow = members.map((m) => ({ ...m.ref, role: m.role ?? ('unknown' as const), state: m.state }));
-  const dns = await Promise.all(herd.dns.map(async (record): Promise<DnsNow> => {
-    const targets = recordTargets(record, asNow);
-    let expected: string[] | string;
-    try {
-      expected = typeof targets === 'string' ? targets : recordValues(record, targets);
-    } catch (err) {
-      expected = (err as Error).message;
-    }
-    try {
-      const zone = zoneConfig(record.zone);
-      const answers = await lookup(zone.server, record.name, record.type, 1500);
-      return { record, answers, expected, ok: Array.isArray(expected) && sameAnswers(expected, answers) };
-    } catch (err) {
-      return { record, answers: null, expected, ok: false, error: (err as Error).message };
-    }
-  }));
+  const dns = await Promise.all(herd.dns.map((record) => checkRecord(record, asNow)));
   const ops = await db.select({
     id: operations.id, action: operations.action, status: operations.status, requestedBy: operations.requestedByName,
     createdAt: operations.createdAt, targetStatus: operationTargets.status,

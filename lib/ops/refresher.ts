@@ -2,7 +2,9 @@
 // restarts, with bounded concurrency, and writes them to the inventory.
 import { eq } from 'drizzle-orm';
 import type { Db } from '@/db/client';
-import { instances, instanceState } from '@/db/schema';
+import { dnsRecords, instances, instanceState } from '@/db/schema';
+import { checkRecord } from '@/lib/dns/check';
+import { loadHerdRefs } from './herd-ref';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { loadInstanceRefs, type InstanceRef } from './instance-ref';
 import { observe, type Observed } from './observe';
@@ -92,4 +94,20 @@ function values(x: Reading, now: Date) {
     upstreamInstanceId: x.upstream?.id ?? null,
     lastObservedAt: now,
   };
+}
+
+/**
+ * Asks each DNS record of the herds (default: all) at its zone's server and records the answer and
+ * whether it drifted from what the inventory's members say (the herds changelist's flag).
+ * Returns how many records drifted.
+ */
+export async function checkDnsRecords(db: Db, opts: { herdIds?: number[] } = {}): Promise<{ checked: number; drifted: number }> {
+  const herdIds = opts.herdIds ?? (await db.selectDistinct({ id: dnsRecords.herdId }).from(dnsRecords)).map((r) => r.id);
+  const herds = await loadHerdRefs(db, herdIds);
+  const seen = (await mapLimit(herds.flatMap((h) => h.dns.map((rec) => ({ h, rec }))), 16, ({ h, rec }) => checkRecord(rec, h.members)));
+  const now = new Date();
+  for (const d of seen) {
+    await db.update(dnsRecords).set({ lastAnswer: d.answers, drifted: d.answers === null ? null : !d.ok, lastCheckedAt: now }).where(eq(dnsRecords.id, d.record.id));
+  }
+  return { checked: seen.length, drifted: seen.filter((d) => d.answers !== null && !d.ok).length };
 }

@@ -8,7 +8,7 @@ import { SshPool } from '@/lib/ssh/ssh-client';
 import { servers } from '@/db/schema';
 import { eq, and, isNull } from 'drizzle-orm';
 import { executeTarget, reconcile } from './execute-target';
-import { refreshFleet } from './refresher';
+import { checkDnsRecords, refreshFleet } from './refresher';
 import { enqueueTargets, queuePrefix, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
 
 export interface WorkerConfig {
@@ -85,6 +85,7 @@ export async function startWorker(cfg: WorkerConfig) {
       if (!ok) return;
       try {
         log('refresh.done', await refreshFleet(db));
+        log('refresh.dns', await checkDnsRecords(db));
       } finally {
         await client.query('SELECT pg_advisory_unlock($1)', [REFRESH_LOCK]);
       }

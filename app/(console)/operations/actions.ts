@@ -20,6 +20,8 @@ const confirmForm = z.object({
   digest: z.string().regex(/^[0-9a-f]{32}$/),
   key: z.string().regex(/^[0-9a-f]{32}$/),
   confirmation: z.string().max(200).default(''),
+  /** The changelist the selection came from (the way back after a stale plan). */
+  from: z.string().regex(/^[a-z-]{1,40}$/).optional(),
 });
 
 export async function confirmOperationAction(form: FormData): Promise<void> {
@@ -28,10 +30,10 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
   const params = paramsFromForm(entries);
   const parsed = confirmForm.safeParse(entries);
   if (!parsed.success) throw new Error(`malformed confirmation: ${parsed.error.issues[0].path.join('.')} ${parsed.error.issues[0].message}`);
-  const { action: name, ids, digest, key, confirmation } = parsed.data;
+  const { action: name, ids, digest, key, confirmation, from } = parsed.data;
   const action = getAction(name);
   if (!action) throw new Error(`unknown action ${name}`);
-  const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids}${paramsQuery(params)}`;
+  const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids}${paramsQuery(params)}${from ? `&from=${from}` : ''}`;
   let id: number;
   try {
     id = (await submitOperation(getDb(), webQueue(), action, { [isHerdAction(action) ? 'herdIds' : 'instanceIds']: ids.split(',').map(Number), params, digest, confirmation, idempotencyKey: key }, who)).id;

@@ -33,11 +33,18 @@ export const herdsAdmin = defineAdmin({
       sortable: false,
     },
     dnsName: { label: 'DNS name', sql: herds.dnsName },
+    // Set by the worker's refresher, which asks each record at its zone's server; empty: not asked yet.
+    dnsDrift: {
+      label: 'DNS drift',
+      sql: sql<string>`(SELECT CASE WHEN bool_or(d.drifted) THEN 'drifted' WHEN bool_and(d.drifted = false) THEN 'ok' END FROM dns_records d WHERE d.herd_id = ${qualified(herds.id)})`,
+      format: 'badge',
+      sortable: false,
+    },
     pgVersion: { label: 'Version', sql: herds.pgVersion, format: 'number' },
     controlDriver: { label: 'Control', sql: herds.controlDriver },
     automation: { label: 'Automation', sql: herds.automation, format: 'badge' },
   },
-  listDisplay: ['name', 'environment', 'members', 'primary', 'replicas', 'worstLag', 'dnsName', 'pgVersion', 'controlDriver', 'automation'],
+  listDisplay: ['name', 'environment', 'members', 'primary', 'replicas', 'worstLag', 'dnsName', 'dnsDrift', 'pgVersion', 'controlDriver', 'automation'],
   listFilter: [
     { key: 'environment', label: 'Environment', kind: 'relation', sql: herds.environmentId, labelSql: environments.name },
     { key: 'automation', label: 'Automation', kind: 'choice', sql: herds.automation, choices: automationMode.enumValues },

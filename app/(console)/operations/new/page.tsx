@@ -11,6 +11,7 @@ import { paramsFromForm } from '@/lib/ops/params-form';
 import { getAction } from '@/lib/ops/registry';
 import { isHerdAction } from '@/lib/ops/define-action';
 import { requireUser } from '@/lib/auth/session';
+import { capitalize } from '@/lib/admin/text';
 import { confirmOperationAction } from '../actions';
 
 const CAP = 1000;
@@ -23,7 +24,11 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   if (!action) notFound();
   const db = getDb();
   const onHerds = isHerdAction(action);
-  const def = getAdmin(onHerds ? 'herds' : 'instances')!;
+  // The changelist the selection came from (its filters, for "select all matching"): the herds or
+  // instances list, or another list of the same objects (the DR pairs list is one of herds).
+  const kind = onHerds ? 'herds' : 'instances';
+  const from = typeof raw.from === 'string' ? getAdmin(raw.from) : undefined;
+  const def = from && from.table === getAdmin(kind)!.table ? from : getAdmin(kind)!;
   const noun = (n: number) => (onHerds ? (n === 1 ? 'herd' : 'herds') : n === 1 ? 'instance' : 'instances');
   let ids: number[] = [];
   let error = '';
@@ -37,7 +42,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
     ids = raw.ids.split(',').map(Number);
   }
   const back = `/admin/${def.name}${raw.all === '1' ? toQueryString(def, parseListParams(def, raw)) : ''}`;
-  const crumbs = [{ label: onHerds ? 'Herds' : 'Instances', href: back }, { label: action.label }];
+  const crumbs = [{ label: capitalize(def.labelPlural), href: back }, { label: action.label }];
   if (error || !ids.length) {
     return (
       <>
@@ -105,7 +110,18 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
             <tr key={t.instanceId ?? `h${t.herdId}`} className={t.refused ? 'refused' : undefined} data-target={t.label}>
               <td><Link prefetch={false} href={t.instanceId === null ? `/herds/${t.herdId}` : `/admin/instances/${t.instanceId}`}>{t.label}</Link></td>
               <td>{t.environment} / {t.herd}</td>
-              <td>{t.refused ? <strong className="warn">Refused: {t.refused}</strong> : <ol className="plan-steps">{t.steps.map((s, i) => <li key={i}>{s}</li>)}</ol>}</td>
+              <td>
+                {t.refused ? <strong className="warn">Refused: {t.refused}</strong> : (
+                  <>
+                    {t.facts && (
+                      <dl className="plan-facts">
+                        {t.facts.map((f) => <div key={f.label} data-fact={f.label}><dt>{f.label}</dt><dd>{f.value}</dd></div>)}
+                      </dl>
+                    )}
+                    <ol className="plan-steps">{t.steps.map((s, i) => <li key={i}>{s}</li>)}</ol>
+                  </>
+                )}
+              </td>
               <td>{t.warnings.map((w, i) => <div key={i} className="warn">{w}</div>)}</td>
             </tr>
           ))}
@@ -117,6 +133,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
           <input type="hidden" name="ids" value={plan.targets.map((t) => t.instanceId ?? t.herdId).join(',')} />
           <input type="hidden" name="digest" value={plan.digest} />
           <input type="hidden" name="key" value={plan.idempotencyKey} />
+          {def !== getAdmin(kind) && <input type="hidden" name="from" value={def.name} />}
           {Object.entries(plan.params).map(([k, v]) => <input key={k} type="hidden" name={`p.${k}`} value={String(v)} />)}
           {plan.typeToConfirm !== null && (
             <p>
