@@ -4,7 +4,8 @@ import { expect, test, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { e2eLab } from './lab';
 import { query } from '../lib/lab/postgres';
-import { replaceRecordSet } from '../lib/dns/rfc2136';
+import { lookup, replaceRecordSet } from '../lib/dns/rfc2136';
+import { labIdentity, run as runAs } from '../lib/lab/proc';
 
 const lab = e2eLab();
 const url = lab.console.url;
@@ -268,4 +269,75 @@ test('unknown ids and malformed parameters: a 404 page, and defaults instead of 
   const bad = await page.goto(`${url}/admin/instances?role=overlord&sort=%27;drop&page=-3&per=abc&environment=x`);
   expect(bad?.status()).toBe(200);
   await expect(page.getByTestId('selection-count')).toHaveText('0 of 18 selected');
+});
+
+// These two change the lab's topology for good: they run last.
+test('switchover of a herd behind PgBouncer from the herds changelist, to a replica chosen on the confirmation page', async ({ page }) => {
+  const pooler = lab.pgbouncer.find((p) => p.environment === 'production' && p.herd === 'billing')!;
+  const members = lab.instances.filter((i) => i.environment === 'production' && i.herd === 'billing');
+  const old = members.find((i) => i.role === 'primary')!;
+  const chosen = members.filter((i) => i.role === 'replica').sort((a, b) => b.server.localeCompare(a.server))[0];
+  const writeName = lab.dns!.herds.find((h) => h.environment === 'production' && h.herd === 'billing')!.writeName;
+  await query(pooler.dsn, 'CREATE TABLE e2e_switch (n int)');
+  await query(pooler.dsn, 'INSERT INTO e2e_switch VALUES (1)');
+
+  await signIn(page);
+  await page.goto(`${url}/admin/herds?q=billing`);
+  await page.getByRole('row', { name: /production/ }).getByRole('checkbox').check();
+  await page.getByLabel('Action:').selectOption({ label: 'Switchover' });
+  await page.getByRole('button', { name: 'Go' }).click();
+  const option = page.getByLabel('New primary:').locator('option', { hasText: `${chosen.server}:` });
+  await page.getByLabel('New primary:').selectOption((await option.getAttribute('value'))!);
+  await page.getByRole('button', { name: 'Update the plan' }).click();
+  const target = page.locator('tr[data-target="production/billing"]');
+  await expect(target.locator('[data-fact="Old primary"] dd')).toHaveText(`${old.server}:${old.port}`);
+  await expect(target.locator('[data-fact="New primary"] dd')).toContainText(`${chosen.server}:${chosen.port}`);
+  await expect(target.locator(`[data-fact="DNS ${writeName}"] dd`)).toHaveText(`CNAME -> ${chosen.server}, TTL 30 s`);
+  await expect(target).toContainText(`PAUSE billing on PgBouncer ${pooler.server}:${pooler.port}`);
+  await page.getByLabel('Confirmation').fill('production');
+  await page.getByRole('button', { name: 'Switchover 1 herd' }).click();
+  await expect(page.getByTestId('operation-status')).toHaveText('succeeded', { timeout: 60_000 });
+  await expect(page.locator('[data-outcome]')).toHaveText(`${chosen.server}:${chosen.port} is the primary; ${old.server}:${old.port} streams from it; no committed transaction lost`);
+
+  // Through the pooler, the application now writes to the chosen replica, with the row from before.
+  expect((await query<{ r: boolean }>(chosen.dsn, 'SELECT pg_is_in_recovery() AS r'))[0].r).toBe(false);
+  await query(pooler.dsn, 'INSERT INTO e2e_switch VALUES (2)');
+  expect((await query<{ n: number }>(chosen.dsn, 'SELECT count(*)::int AS n FROM e2e_switch'))[0].n).toBe(2);
+  expect(await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME')).toEqual([chosen.server]);
+  expect((await query<{ h: string }>(old.dsn, 'SELECT sender_host AS h FROM pg_stat_wal_receiver'))[0].h).toBe(chosen.address);
+});
+
+test('DR failover from the DR pairs list: the primary is gone, the confirmation says what may be lost, the write name follows', async ({ page }) => {
+  const members = lab.instances.filter((i) => i.environment === 'production' && i.herd === 'orders');
+  const old = members.find((i) => i.role === 'primary')!;
+  const writeName = lab.dns!.herds.find((h) => h.environment === 'production' && h.herd === 'orders')!.writeName;
+  await runAs(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', old.dataDirectory, '-m', 'immediate', '-w', 'stop']);
+
+  await signIn(page);
+  await page.goto(`${url}/admin/dr`);
+  await expect(page.locator('table.result-list tbody tr')).toHaveCount(6);
+  await page.getByRole('complementary', { name: 'Filters' }).getByRole('link', { name: 'production', exact: true }).click();
+  await expect(page.locator('table.result-list tbody tr')).toHaveCount(3);
+  const row = page.getByRole('row', { name: /orders/ });
+  await expect(row).toContainText(`${old.server}:${old.port}`);
+  await row.getByRole('checkbox').check();
+  await page.getByLabel('Action:').selectOption({ label: 'DR failover' });
+  await page.getByRole('button', { name: 'Go' }).click();
+  await expect(page.getByRole('heading', { name: 'DR failover: 1 of 1 herd' })).toBeVisible();
+  const target = page.locator('tr[data-target="production/orders"]');
+  await expect(target.locator('[data-fact="Old primary"] dd')).toHaveText(`${old.server}:${old.port} (running)`);
+  await expect(target.locator('[data-fact="Possible data loss"] dd')).toContainText('bytes of WAL');
+  await expect(target.locator(`[data-fact="DNS ${writeName}"] dd`)).toContainText('TTL 30 s');
+  await page.getByLabel('Confirmation').fill('production');
+  await page.getByRole('button', { name: 'DR failover 1 herd' }).click();
+  await expect(page.getByTestId('operation-status')).toHaveText('succeeded', { timeout: 60_000 });
+  await expect(page.locator('[data-outcome]')).toContainText(`${old.server}:${old.port} is fenced; possible data loss:`);
+
+  const answer = await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME');
+  const neu = members.find((m) => m.server === answer[0])!;
+  expect(neu.server).not.toBe(old.server);
+  expect((await query<{ r: boolean }>(neu.dsn, 'SELECT pg_is_in_recovery() AS r'))[0].r).toBe(false);
+  // The inventory shows the old primary fenced (pgherd refuses to start it until it is rebuilt).
+  await page.goto(`${url}/admin/instances?q=${old.server}`);
+  await expect(page.locator('table.result-list tbody tr').first()).toContainText('fenced');
 });

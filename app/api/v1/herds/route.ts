@@ -1,0 +1,59 @@
+import { NextResponse } from 'next/server';
+import { asc, inArray } from 'drizzle-orm';
+import { z } from 'zod';
+import { getDb } from '@/db/client';
+import { automationMode, controlDriver, dnsRecords } from '@/db/schema';
+import { ApiError, apiUser, handle } from '@/lib/api/respond';
+import { parseListParams } from '@/lib/admin/list-params';
+import { changeList } from '@/lib/admin/list-query';
+import { getAdmin } from '@/lib/admin/registry';
+import { loadInstanceRefs } from '@/lib/ops/instance-ref';
+
+const query = z.object({
+  environment: z.coerce.number().int().positive().optional(),
+  automation: z.enum(automationMode.enumValues).optional(),
+  driver: z.enum(controlDriver.enumValues).optional(),
+  version: z.coerce.number().int().min(9).max(99).optional(),
+  q: z.string().max(200).optional(),
+  sort: z.string().max(200).optional(),
+  page: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  per: z.coerce.number().int().refine((n) => [10, 25, 50, 100, 200, 500].includes(n), 'one of 10, 25, 50, 100, 200, 500').optional(),
+}).strict();
+
+/**
+ * GET /api/v1/herds: the herds changelist's filters; each herd with its primary, its members (as last
+ * observed), its worst lag and its DNS records with what their server last answered (drifted: the
+ * answer is not what the members say; null: not asked yet).
+ */
+export const GET = handle(async (req) => {
+  await apiUser(req, 'read');
+  const parsed = query.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
+  if (!parsed.success) throw new ApiError(400, 'invalid query', parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(query)', message: i.message })));
+  const db = getDb();
+  const def = getAdmin('herds')!;
+  const raw = Object.fromEntries(Object.entries(parsed.data).map(([k, v]) => [k, String(v)]));
+  const list = await changeList(db, def, parseListParams(def, raw));
+  const ids = list.rows.map((r) => Number(r.__id));
+  const members = await loadInstanceRefs(db, [], { herdIds: ids });
+  const dns = ids.length ? await db.select().from(dnsRecords).where(inArray(dnsRecords.herdId, ids)).orderBy(asc(dnsRecords.id)) : [];
+  return NextResponse.json({
+    items: list.rows.map((r) => {
+      const id = Number(r.__id);
+      const own = members.filter((m) => m.herdId === id);
+      const primary = own.find((m) => m.role === 'primary' && m.state !== 'fenced');
+      const records = dns.filter((d) => d.herdId === id);
+      const lags = own.filter((m) => m.role === 'replica' && m.lagBytes !== null).map((m) => m.lagBytes!);
+      return {
+        id, environment: r.environment, name: r.name, version: r.pgVersion, automation: r.automation,
+        primary: primary ? { id: primary.id, label: primary.label, state: primary.state } : null,
+        members: own.map((m) => ({ id: m.id, label: m.label, server: m.hostname, site: m.site, port: m.port, role: m.role, state: m.state, upstreamId: m.upstreamId, lsn: m.lsn, lagBytes: m.lagBytes })),
+        worstLagBytes: lags.length ? Math.max(...lags) : null,
+        dns: records.map((d) => ({ name: d.name, type: d.type, ttl: d.ttl, answers: d.lastAnswer, drifted: d.drifted, checkedAt: d.lastCheckedAt?.toISOString() ?? null })),
+        dnsDrift: r.dnsDrift ?? null,
+      };
+    }),
+    total: list.total,
+    page: list.page,
+    pages: list.pages,
+  });
+});
