@@ -123,3 +123,32 @@ test('action parameters: validated by the action, part of the plan and its diges
   expect(again.status()).toBe(202);
   expect((await settled(request, (await again.json()).id)).status).toBe('succeeded');
 });
+
+test('lists herds with their primary, members and DNS; switches one over to the candidate the body names', async ({ request }) => {
+  const herds = async (qs: string) => request.get(`${url}/api/v1/herds${qs}`, { headers: operate });
+  expect((await herds('?driver=nope')).status()).toBe(400);
+  expect((await herds('?colour=red')).status()).toBe(400);
+  const list = await (await herds('?q=identity')).json();
+  expect(list.total).toBe(2);
+  const herd = list.items.find((h: { environment: string }) => h.environment === 'staging');
+  const lab3 = lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'identity');
+  const primary = lab3.find((i) => i.role === 'primary')!;
+  expect(herd.primary.label).toBe(`${primary.server}:${primary.port}`);
+  expect(herd.members).toHaveLength(3);
+  expect(herd.dns).toEqual([expect.objectContaining({ name: lab.dns!.herds.find((h) => h.environment === 'staging' && h.herd === 'identity')!.writeName, type: 'CNAME', ttl: 30 })]);
+  const candidate = herd.members.find((m: { role: string; label: string }) => m.role === 'replica' && m.label.startsWith('db-stg-identity-3.'));
+
+  // A parameter the action does not take is refused; candidateInstanceId beside params is the switchover's.
+  const reload = await request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'reload', instanceIds: [candidate.id], candidateInstanceId: candidate.id } });
+  expect(reload.status()).toBe(400);
+  const plan = await (await request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'switchover', herdIds: [herd.id], candidateInstanceId: candidate.id } })).json();
+  expect(plan.params).toEqual({ candidateInstanceId: candidate.id });
+  expect(plan.targets[0].facts).toContainEqual({ label: 'New primary', value: expect.stringContaining(candidate.label) });
+  const res = await request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'switchover', herdIds: [herd.id], candidateInstanceId: candidate.id, digest: plan.digest, confirm: plan.confirm ?? '' } });
+  expect(res.status()).toBe(202);
+  const op = await settled(request, (await res.json()).id) as ApiOperation & { targets: { outcome: string }[] };
+  expect(op.status).toBe('succeeded');
+  expect(op.targets[0].outcome).toContain(`${candidate.label} is the primary`);
+  const after = (await (await herds('?q=identity')).json()).items.find((h: { id: number }) => h.id === herd.id);
+  expect(after.primary.label).toBe(candidate.label);
+});

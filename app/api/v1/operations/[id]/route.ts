@@ -23,6 +23,7 @@ export const GET = handle(async (req, ctx) => {
       label: t.label,
       status: t.status,
       error: t.error,
+      outcome: t.outcome,
       steps: t.steps.map((s) => ({ name: s.name, status: s.status, command: s.command, exitCode: s.exitCode, output: s.output, startedAt: s.startedAt, finishedAt: s.finishedAt })),
     })),
   });

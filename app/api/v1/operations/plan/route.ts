@@ -26,6 +26,6 @@ export const POST = handle(async (req) => {
     params: plan.params,
     digest: plan.digest,
     confirm: plan.typeToConfirm,
-    targets: plan.targets.map((t) => ({ instanceId: t.instanceId, herdId: t.herdId, label: t.label, environment: t.environment, herd: t.herd, steps: t.steps, refused: t.refused ?? null, warnings: t.warnings })),
+    targets: plan.targets.map((t) => ({ instanceId: t.instanceId, herdId: t.herdId, label: t.label, environment: t.environment, herd: t.herd, steps: t.steps, refused: t.refused ?? null, warnings: t.warnings, facts: t.facts ?? [] })),
   });
 });
