@@ -13,6 +13,7 @@ import { parseListParams } from '@/lib/admin/list-params';
 import { changeList } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import { opsBench } from '@/lib/bench/ops-bench';
+import { failoverBench } from '@/lib/bench/failover-bench';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-lab.json');
 const RUNS = Number(process.env.BENCH_RUNS ?? 60);
@@ -112,6 +113,11 @@ async function main() {
   if (which === 'all' || which === 'changelist') await changelistBench();
   if (which === 'all' || which === 'ops') {
     const lines = await opsBench((m) => console.log(`bench: ${m}`));
+    console.log('');
+    for (const l of lines) console.log(l);
+  }
+  if (which === 'all' || which === 'failover') {
+    const lines = await failoverBench((m) => console.log(`bench: ${m}`));
     console.log('');
     for (const l of lines) console.log(l);
   }

@@ -21,15 +21,18 @@ export interface WorkerConfig {
   queuePrefix?: string;
   /** How often the fleet's state is refreshed (one worker at a time does it); 0: never. */
   refreshEveryMs?: number;
+  /** No log lines (benchmarks and tests that print their own). */
+  quiet?: boolean;
 }
 
 const REFRESH_LOCK = 72_842_001;
 
-export function log(event: string, fields: object = {}) {
+export function logLine(event: string, fields: object = {}) {
   console.log(JSON.stringify({ at: new Date().toISOString(), event, ...fields }));
 }
 
 export async function startWorker(cfg: WorkerConfig) {
+  const log = cfg.quiet ? () => {} : logLine;
   const holder = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   const { db, pool } = createDb(cfg.databaseUrl, (cfg.concurrency ?? 8) + 4);
   const ssh = new SshPool({

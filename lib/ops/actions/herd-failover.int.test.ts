@@ -6,7 +6,6 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { eq, inArray } from 'drizzle-orm';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '@/db/client';
 import { migrateDatabase } from '@/db/migrate';
@@ -18,6 +17,7 @@ import { PROJECT_ROOT, startLab, stopLab, type LabInfo, type LabInstance } from 
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { showDatabases } from '@/lib/pgbouncer/admin';
+import { startWriter } from '@/lib/testing/writer';
 import type { AnyAction } from '../define-action';
 import { loadInstanceRefs, type InstanceRef } from '../instance-ref';
 import { planOperation } from '../plan';
@@ -55,7 +55,7 @@ beforeAll(async () => {
   process.env.PGHERD_DNS_CONFIG = lab.dns!.configFile;
   producer = producerConnection(lab.redis!.url);
   queue = targetQueue(producer, 'failover');
-  worker = await startWorker({ databaseUrl: lab.database.url, redisUrl: lab.redis!.url, sshKeyPath: lab.ssh!.privateKeyPath, concurrency: 8, refreshEveryMs: 0, queuePrefix: 'failover' });
+  worker = await startWorker({ databaseUrl: lab.database.url, redisUrl: lab.redis!.url, sshKeyPath: lab.ssh!.privateKeyPath, concurrency: 8, refreshEveryMs: 0, queuePrefix: 'failover', quiet: true });
 }, 180_000);
 
 afterAll(async () => {
@@ -111,34 +111,6 @@ async function waitFor(what: string, ok: () => Promise<boolean>, ms = 30_000) {
 /** Kills an instance's postmaster as a crash would (no shutdown checkpoint, nothing more sent). */
 async function crash(i: LabInstance) {
   await runAs(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', i.dataDirectory, '-m', 'immediate', '-w', 'stop']);
-}
-
-/** A client committing numbered rows through `dsn` one after another, recording every acknowledged one. */
-function startWriter(dsn: string) {
-  const acked: number[] = [];
-  const errors: string[] = [];
-  let stopping = false;
-  let last = performance.now();
-  let maxGapMs = 0;
-  const c = new pg.Client({ connectionString: dsn });
-  c.on('error', (e) => errors.push(`connection: ${e.message}`));
-  const done = (async () => {
-    await c.connect();
-    for (let n = 1; !stopping; n++) {
-      try {
-        await c.query('INSERT INTO writes (n) VALUES ($1)', [n]);
-        acked.push(n);
-        const now = performance.now();
-        maxGapMs = Math.max(maxGapMs, now - last);
-        last = now;
-      } catch (e) {
-        errors.push((e as Error).message);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    }
-    await c.end();
-  })();
-  return { acked, errors, get maxGapMs() { return maxGapMs; }, stop: async () => { stopping = true; await done; } };
 }
 
 describe('switchover', () => {

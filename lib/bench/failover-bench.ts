@@ -1,0 +1,159 @@
+// Benchmarks of switchover and DR failover on a lab of their own (6 herds of 3, PgBouncer in front
+// of the first), through the engine as the console runs them (plan, submit, worker):
+// 1. switchover under a writer committing through PgBouncer: its longest gap between acknowledged
+//    commits, errors, lost commits, and confirm -> done; several rounds back and forth;
+// 2. DR failover with the primary killed (-m immediate): confirm -> the new primary accepts writes and
+//    the write name answers it (asked of BIND), one herd at a time, then 6 herds in one operation.
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+import { eq } from 'drizzle-orm';
+import { createDb, type Db } from '@/db/client';
+import { migrateDatabase } from '@/db/migrate';
+import { herds, operations } from '@/db/schema';
+import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { lookup } from '@/lib/dns/rfc2136';
+import { PROJECT_ROOT, startLab, stopLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
+import { query } from '@/lib/lab/postgres';
+import { labIdentity, run } from '@/lib/lab/proc';
+import { drFailoverAction } from '@/lib/ops/actions/dr-failover.action';
+import { switchoverAction } from '@/lib/ops/actions/switchover.action';
+import type { AnyAction } from '@/lib/ops/define-action';
+import { planOperation } from '@/lib/ops/plan';
+import { producerConnection, targetQueue } from '@/lib/ops/queue';
+import { submitOperation } from '@/lib/ops/submit';
+import { startWorker } from '@/lib/ops/worker';
+import { startWriter } from '@/lib/testing/writer';
+
+const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-failover-lab.json');
+const HERDS = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6'];
+const SWITCHOVERS = Number(process.env.BENCH_SWITCHOVERS ?? 5);
+const actor = { id: null, username: 'bench' };
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const url = (i: LabInstance) => `postgres://postgres@${i.address}:${i.port}/postgres`;
+
+export async function failoverBench(log: (m: string) => void): Promise<string[]> {
+  const lab = await startLab({
+    file: FILE,
+    fleet: { environments: ['bench'], herds: HERDS, replicas: 2, sites: ['dc-a', 'dc-b'], subnet: '127.0.5' },
+    pgbouncer: [{ environment: 'bench', herd: 'h1' }],
+    log,
+  });
+  const { db, pool } = createDb(lab.database.url, 8);
+  const producer = producerConnection(lab.redis!.url);
+  const queue = targetQueue(producer, 'bench-failover');
+  let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
+  try {
+    await migrateDatabase(lab.database.url);
+    await seedLabFleet(db, lab);
+    process.env.PGHERD_DNS_CONFIG = lab.dns!.configFile;
+    worker = await startWorker({ databaseUrl: lab.database.url, redisUrl: lab.redis!.url, sshKeyPath: lab.ssh!.privateKeyPath, concurrency: 8, refreshEveryMs: 0, queuePrefix: 'bench-failover', quiet: true });
+    const ids = new Map((await db.select({ id: herds.id, name: herds.name }).from(herds)).map((h) => [h.name, h.id]));
+    const out: string[] = [];
+
+    // 1. Switchover under load.
+    const pooler = lab.pgbouncer[0];
+    await query(pooler.dsn, 'CREATE TABLE writes (n int PRIMARY KEY)');
+    const writer = startWriter(pooler.dsn);
+    await new Promise((r) => setTimeout(r, 500));
+    const gaps: number[] = [];
+    const took: number[] = [];
+    for (let i = 0; i < SWITCHOVERS; i++) {
+      writer.resetGap();
+      const ms = await runOp(db, queue, switchoverAction, [ids.get('h1')!]);
+      await new Promise((r) => setTimeout(r, 300)); // a gap ending after the operation is still counted
+      gaps.push(writer.maxGapMs);
+      took.push(ms);
+      log(`switchover ${i + 1}: writer's longest gap ${writer.maxGapMs.toFixed(0)} ms, confirm -> done ${ms.toFixed(0)} ms`);
+    }
+    await writer.stop();
+    const primary = await livePrimary(lab, 'h1');
+    const [{ n }] = await query<{ n: number }>(url(primary), 'SELECT count(*)::int AS n FROM writes WHERE n = ANY($1::int[])', [writer.acked]);
+    out.push(`switchover of a 3-member herd behind PgBouncer, ${SWITCHOVERS} rounds, a writer committing through PgBouncer (${writer.acked.length} commits):`);
+    out.push(`  writer's longest gap: median ${median(gaps).toFixed(0)} ms, worst ${Math.max(...gaps).toFixed(0)} ms (target < 1000 ms)`);
+    out.push(`  writer errors: ${writer.errors.length}; acknowledged commits missing on the final primary: ${writer.acked.length - n}`);
+    out.push(`  confirm -> done (incl. the old primary rejoining as a replica): median ${median(took).toFixed(0)} ms, worst ${Math.max(...took).toFixed(0)} ms`);
+
+    // 2. DR failover, primary killed, one herd at a time.
+    const single: number[] = [];
+    for (const h of ['h2', 'h3', 'h4']) {
+      const old = await livePrimary(lab, h);
+      await crash(lab, old);
+      const ms = await failoverUntilWritable(db, queue, lab, [h], ids);
+      single.push(ms);
+      log(`DR failover of ${h}: confirm -> writable and DNS answers ${ms.toFixed(0)} ms`);
+    }
+    out.push('DR failover, primary killed (-m immediate), confirm -> the new primary accepts a write and the write name answers it (BIND):');
+    out.push(`  one herd: median ${median(single).toFixed(0)} ms, worst ${Math.max(...single).toFixed(0)} ms over ${single.length} herds (target < 3000 ms)`);
+
+    // 3. Six herds in one operation.
+    await Promise.all((await Promise.all(HERDS.map((h) => livePrimary(lab, h)))).map((p) => crash(lab, p)));
+    const bulk = await failoverUntilWritable(db, queue, lab, HERDS, ids);
+    log(`DR failover of 6 herds: ${bulk.toFixed(0)} ms`);
+    out.push(`  6 herds in one operation: ${bulk.toFixed(0)} ms until all 6 write and answer (target < 10000 ms)`);
+    return out;
+  } finally {
+    await worker?.close();
+    await queue.close();
+    producer.disconnect();
+    await pool.end();
+    await stopLab(FILE);
+  }
+}
+
+async function runOp(db: Db, queue: ReturnType<typeof targetQueue>, action: AnyAction, herdIds: number[]): Promise<number> {
+  const plan = await planOperation(db, action, herdIds);
+  const refused = plan.targets.filter((t) => t.refused);
+  if (refused.length) throw new Error(`refused: ${refused.map((t) => `${t.label}: ${t.refused}`).join('; ')}`);
+  const t0 = performance.now();
+  const { id } = await submitOperation(db, queue, action, { herdIds, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
+  await settle(db, id);
+  return performance.now() - t0;
+}
+
+async function settle(db: Db, id: number): Promise<void> {
+  for (;;) {
+    const [op] = await db.select({ f: operations.finishedAt, s: operations.status }).from(operations).where(eq(operations.id, id));
+    if (op.f) {
+      if (op.s !== 'succeeded') throw new Error(`operation ${id} ended ${op.s}`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Submits a DR failover and measures until every herd's write name answers a member that takes a write. */
+async function failoverUntilWritable(db: Db, queue: ReturnType<typeof targetQueue>, lab: LabInfo, names: string[], ids: Map<string, number>): Promise<number> {
+  const herdIds = names.map((h) => ids.get(h)!);
+  const plan = await planOperation(db, drFailoverAction, herdIds);
+  const before = new Map(await Promise.all(names.map(async (h) => [h, (await answer(lab, h))[0]] as const)));
+  const t0 = performance.now();
+  const { id } = await submitOperation(db, queue, drFailoverAction, { herdIds, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
+  const ready = await Promise.all(names.map(async (h) => {
+    for (;;) {
+      const now = (await answer(lab, h).catch(() => []))[0];
+      const m = now && now !== before.get(h) ? lab.instances.find((i) => i.server === now) : undefined;
+      if (m && (await query(url(m), 'CREATE TABLE IF NOT EXISTS bench_dr (x int); INSERT INTO bench_dr VALUES (1)').then(() => true, () => false))) return performance.now() - t0;
+      if (performance.now() - t0 > 60_000) throw new Error(`${h}: no writable new primary after 60 s`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }));
+  await settle(db, id);
+  return Math.max(...ready);
+}
+
+const answer = (lab: LabInfo, herd: string) =>
+  lookup({ host: lab.dns!.server, port: lab.dns!.port }, lab.dns!.herds.find((h) => h.herd === herd)!.writeName, 'CNAME', 500);
+
+async function livePrimary(lab: LabInfo, herd: string): Promise<LabInstance> {
+  for (const m of lab.instances.filter((i) => i.herd === herd)) {
+    const r = await query<{ r: boolean }>(url(m), 'SELECT pg_is_in_recovery() AS r').catch(() => null);
+    if (r && !r[0].r) return m;
+  }
+  throw new Error(`no primary answers in ${herd}`);
+}
+
+async function crash(lab: LabInfo, i: LabInstance): Promise<void> {
+  await run(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', i.dataDirectory, '-m', 'immediate', '-w', 'stop']);
+}

@@ -1,0 +1,47 @@
+// A client committing numbered rows one after another, recording every acknowledged commit, every
+// error and the longest gap between two acknowledgements: the switchover test's and benchmark's load.
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+
+export interface Writer {
+  acked: number[];
+  errors: string[];
+  /** Longest time between two acknowledged commits since the start (or the last resetGap). */
+  readonly maxGapMs: number;
+  resetGap(): void;
+  stop(): Promise<void>;
+}
+
+/** Writes into `table` (n int), which must exist. */
+export function startWriter(dsn: string, table = 'writes'): Writer {
+  const acked: number[] = [];
+  const errors: string[] = [];
+  let stopping = false;
+  let last = performance.now();
+  let maxGapMs = 0;
+  const c = new pg.Client({ connectionString: dsn });
+  c.on('error', (e) => errors.push(`connection: ${e.message}`));
+  const done = (async () => {
+    await c.connect();
+    for (let n = 1; !stopping; n++) {
+      try {
+        await c.query(`INSERT INTO ${table} (n) VALUES ($1)`, [n]);
+        acked.push(n);
+        const now = performance.now();
+        maxGapMs = Math.max(maxGapMs, now - last);
+        last = now;
+      } catch (e) {
+        errors.push((e as Error).message);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    await c.end();
+  })();
+  return {
+    acked,
+    errors,
+    get maxGapMs() { return maxGapMs; },
+    resetGap: () => { maxGapMs = 0; last = performance.now(); },
+    stop: async () => { stopping = true; await done; },
+  };
+}
