@@ -16,6 +16,10 @@ import { producerConnection, targetQueue } from '../queue';
 import { submitOperation } from '../submit';
 import { startWorker } from '../worker';
 import { refreshDnsAction } from './refresh-dns.action';
+import { checkDnsRecords } from '../refresher';
+import { changeList } from '@/lib/admin/list-query';
+import { getAdmin } from '@/lib/admin/registry';
+import { parseListParams } from '@/lib/admin/list-params';
 
 let t: TestDb;
 let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
@@ -97,6 +101,21 @@ describe('refresh DNS', () => {
     expect(primary.server).not.toBe(replica.server);
     // Put it back for whoever comes next.
     await run(refreshDnsAction, [herdId]);
+  });
+
+  it('the refresher records what each name answers and flags drift, which the herds changelist and the API show', async () => {
+    const replica = billing().find((i) => i.role === 'replica')!;
+    const flag = async () => (await changeList(t.db, getAdmin('herds')!, parseListParams(getAdmin('herds')!, { q: 'billing' }))).rows
+      .find((r) => r.environment === 'production')!.dnsDrift;
+    expect(await flag()).toBeNull(); // not asked yet
+    await replaceRecordSet(server(), dns().zone, dns().key, { name: writeName(), type: 'CNAME', ttl: 30, values: [replica.server] });
+    expect(await checkDnsRecords(t.db, { herdIds: [herdId] })).toEqual({ checked: 1, drifted: 1 });
+    const [rec] = await t.db.select().from(dnsRecords).where(eq(dnsRecords.herdId, herdId));
+    expect(rec).toMatchObject({ lastAnswer: [replica.server], drifted: true });
+    expect(await flag()).toBe('drifted');
+    await run(refreshDnsAction, [herdId]);
+    await checkDnsRecords(t.db, { herdIds: [herdId] });
+    expect(await flag()).toBe('ok');
   });
 
   it('is refused at planning for a herd without DNS records, and for instance ids given as herd ids', async () => {
