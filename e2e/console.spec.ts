@@ -305,6 +305,11 @@ test('switchover of a herd behind PgBouncer from the herds changelist, to a repl
   expect((await query<{ n: number }>(chosen.dsn, 'SELECT count(*)::int AS n FROM e2e_switch'))[0].n).toBe(2);
   expect(await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME')).toEqual([chosen.server]);
   expect((await query<{ h: string }>(old.dsn, 'SELECT sender_host AS h FROM pg_stat_wal_receiver'))[0].h).toBe(chosen.address);
+  // The herd's page shows the pooler where PgBouncer itself says it points.
+  await page.goto(`${url}/admin/herds?q=billing`);
+  await page.getByRole('row', { name: /production/ }).getByRole('link', { name: 'billing' }).click();
+  await expect(page.getByTestId('poolers')).toContainText(`billing -> ${chosen.address}:${chosen.port}`);
+  await expect(page.locator(`tr[data-member="${chosen.server}"] td[data-col=role]`)).toHaveText('primary');
 });
 
 test('DR failover from the DR pairs list: the primary is gone, the confirmation says what may be lost, the write name follows', async ({ page }) => {

@@ -1,7 +1,7 @@
 // The admin declarations against real Postgres: pgherd's database seeded from the running lab fleet.
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditEntries, dnsRecords, environments, herds, instances, servers } from '@/db/schema';
+import { auditEntries, dnsRecords, environments, herds, instances, poolers, servers } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { query } from '@/lib/lab/postgres';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
@@ -157,6 +157,21 @@ describe('forms', () => {
     expect(res).toEqual({ ok: false, fieldErrors: { name: 'A herd with this name already exists in this environment.' } });
     const srv = await saveObject(t.db, admin('servers'), null, { hostname: 'not a host!', environmentId: String(env.id), address: '', site: '', sshPort: '22', sshUser: 'postgres' }, actor);
     expect(srv.ok === false && srv.fieldErrors.hostname).toMatch(/host name/);
+  });
+
+  it('registers a PgBouncer with its [databases] entries, refusing names that could not be PAUSEd and paths that are not plain', async () => {
+    const [p] = await t.db.select().from(poolers).limit(1);
+    const form = (databases: string, configFile = '/etc/pgbouncer/pgbouncer.ini') => ({ herdId: String(p.herdId), serverId: String(p.serverId), port: '6433', adminUser: 'pgbouncer', configFile, databases });
+    const bad = await saveObject(t.db, admin('poolers'), null, form('billing, x; RELOAD', '../etc/x'), actor);
+    expect(bad.ok === false && bad.fieldErrors).toEqual({ databases: expect.stringMatching(/Entry names are/), configFile: expect.stringMatching(/absolute path/) });
+    expect((await saveObject(t.db, admin('poolers'), null, form('a, a'), actor))).toMatchObject({ ok: false, fieldErrors: { databases: 'An entry is named twice.' } });
+    expect(await t.db.select().from(poolers)).toHaveLength(1);
+    const ok = await saveObject(t.db, admin('poolers'), null, form(' billing , billing_ro '), actor);
+    expect(ok.ok).toBe(true);
+    const [saved] = await t.db.select().from(poolers).where(eq(poolers.port, 6433));
+    expect(saved.databases).toEqual(['billing', 'billing_ro']);
+    const dup = await saveObject(t.db, admin('poolers'), null, form('billing'), actor);
+    expect(dup).toEqual({ ok: false, fieldErrors: { port: 'A PgBouncer on this server and port is registered already.' } });
   });
 });
 

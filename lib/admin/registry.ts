@@ -7,6 +7,7 @@ import { instancesAdmin } from './models/instances.admin';
 import { dnsRecordsAdmin } from './models/dns-records.admin';
 import { operationsAdmin } from './models/operations.admin';
 import { drAdmin } from './models/dr.admin';
+import { poolersAdmin } from './models/poolers.admin';
 
 export const adminModels: AdminDef[] = [
   environmentsAdmin as unknown as AdminDef,
@@ -15,6 +16,7 @@ export const adminModels: AdminDef[] = [
   serversAdmin as unknown as AdminDef,
   instancesAdmin as unknown as AdminDef,
   dnsRecordsAdmin as unknown as AdminDef,
+  poolersAdmin as unknown as AdminDef,
   operationsAdmin as unknown as AdminDef,
 ];
 

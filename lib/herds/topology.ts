@@ -7,6 +7,7 @@ import { checkRecord, type DnsNow } from '@/lib/dns/check';
 import { loadHerdRefs, type HerdRef } from '@/lib/ops/herd-ref';
 import type { InstanceRef } from '@/lib/ops/instance-ref';
 import { observe } from '@/lib/ops/observe';
+import { describePooler } from '@/lib/ops/pooler-steps';
 import { readPass, type Reading } from '@/lib/ops/refresher';
 
 export interface MemberNow extends Reading {
@@ -19,6 +20,8 @@ export interface HerdNow {
   herd: HerdRef;
   members: MemberNow[];
   dns: DnsNow[];
+  /** Each PgBouncer in front of the herd, with where its entries point now (SHOW DATABASES). */
+  poolers: { label: string; configFile: string; now: string }[];
   operations: { id: number; action: string; status: string; requestedBy: string; createdAt: Date; targetStatus: string }[];
 }
 
@@ -31,10 +34,13 @@ export async function herdNow(db: Db, herdId: number): Promise<HerdNow | null> {
   // DNS as it should be for the members as observed now.
   const asNow = members.map((m) => ({ ...m.ref, role: m.role ?? ('unknown' as const), state: m.state }));
   const dns = await Promise.all(herd.dns.map((record) => checkRecord(record, asNow)));
+  const poolers = await Promise.all(herd.poolers.map(async (p) => ({
+    label: p.label, configFile: p.configFile, now: await describePooler(p).catch((err: Error) => `not answering: ${err.message}`),
+  })));
   const ops = await db.select({
     id: operations.id, action: operations.action, status: operations.status, requestedBy: operations.requestedByName,
     createdAt: operations.createdAt, targetStatus: operationTargets.status,
   }).from(operationTargets).innerJoin(operations, eq(operations.id, operationTargets.operationId))
     .where(eq(operationTargets.herdId, herdId)).orderBy(desc(operationTargets.id)).limit(15);
-  return { herd, members, dns, operations: ops };
+  return { herd, members, dns, poolers, operations: ops };
 }

@@ -16,7 +16,7 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
   const id = parseId((await params).id);
   const now = id === null ? null : await herdNow(getDb(), id);
   if (!now) notFound();
-  const { herd, members, dns, operations } = now;
+  const { herd, members, dns, poolers, operations } = now;
   const primaries = members.filter((m) => m.role === 'primary');
   return (
     <>
@@ -71,6 +71,15 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
             ))}
           </tbody>
         </table>
+      )}
+
+      {poolers.length > 0 && (
+        <>
+          <h2>PgBouncer</h2>
+          <ul className="poolers" data-testid="poolers">
+            {poolers.map((p) => <li key={p.label}><strong>{p.label}</strong> <span className="help">{p.configFile}</span>: {p.now}</li>)}
+          </ul>
+        </>
       )}
 
       <h2>Recent operations</h2>
