@@ -7,10 +7,9 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import { eq } from 'drizzle-orm';
 import { createDb, type Db } from '@/db/client';
 import { migrateDatabase } from '@/db/migrate';
-import { herds, operations } from '@/db/schema';
+import { herds } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { lookup } from '@/lib/dns/rfc2136';
 import { PROJECT_ROOT, startLab, stopLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
@@ -24,6 +23,7 @@ import { producerConnection, targetQueue } from '@/lib/ops/queue';
 import { submitOperation } from '@/lib/ops/submit';
 import { startWorker } from '@/lib/ops/worker';
 import { startWriter } from '@/lib/testing/writer';
+import { settle } from './ops-bench';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-failover-lab.json');
 const HERDS = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6'];
@@ -110,17 +110,6 @@ async function runOp(db: Db, queue: ReturnType<typeof targetQueue>, action: AnyA
   const { id } = await submitOperation(db, queue, action, { herdIds, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
   await settle(db, id);
   return performance.now() - t0;
-}
-
-async function settle(db: Db, id: number): Promise<void> {
-  for (;;) {
-    const [op] = await db.select({ f: operations.finishedAt, s: operations.status }).from(operations).where(eq(operations.id, id));
-    if (op.f) {
-      if (op.s !== 'succeeded') throw new Error(`operation ${id} ended ${op.s}`);
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** Submits a DR failover and measures until every herd's write name answers a member that takes a write. */

@@ -33,7 +33,8 @@ const noopAction: ActionDef = defineAction({
   steps: () => [step('nothing', async () => {})],
 });
 
-async function settle(db: Db, id: number): Promise<void> {
+/** Waits until operation `id` has ended; throws unless it succeeded. */
+export async function settle(db: Db, id: number): Promise<void> {
   for (;;) {
     const [op] = await db.select({ f: operations.finishedAt, s: operations.status }).from(operations).where(eq(operations.id, id));
     if (op.f) {

@@ -1,11 +1,11 @@
 // The DR changelist (ElepHaaS's "Disaster Recovery Pairs"): one row per herd with its primary and
 // its failover candidate as last observed (the running replica with the most WAL; the failover
 // measures again when it runs), the candidate's site and lag; bulk DR failover.
-import { eq, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { qualified } from '@/lib/admin/qualified';
 import { environments, herds } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
-import { herdForm } from './herds.form';
+import { herdRows } from './herds.admin';
 
 const herdId = () => qualified(herds.id);
 // The same order as rankReplicas (lib/ops/candidates.ts): most WAL, then least lag, then id.
@@ -19,11 +19,7 @@ export const drAdmin = defineAdmin({
   name: 'dr',
   label: 'DR pair',
   labelPlural: 'DR pairs',
-  table: herds,
-  id: herds.id,
-  joins: [{ table: environments, on: eq(herds.environmentId, environments.id) }],
-  labelSql: sql`${environments.name} || '/' || ${herds.name}`,
-  environmentSql: herds.environmentId,
+  ...herdRows,
   fields: {
     name: { label: 'Herd', sql: herds.name, link: 'self' },
     environment: { label: 'Environment', sql: environments.name },
@@ -47,8 +43,6 @@ export const drAdmin = defineAdmin({
   ],
   searchFields: ['name', 'environment'],
   ordering: ['environment', 'name'],
-  form: herdForm,
   readOnly: true,
-  objectHref: '/herds',
   actions: [{ name: 'dr-failover', label: 'DR failover', href: '/operations/new?action=dr-failover&from=dr' }],
 });

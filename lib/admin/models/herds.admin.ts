@@ -6,15 +6,23 @@ import { herdForm } from './herds.form';
 import { isHerdAction } from '@/lib/ops/define-action';
 import { actions } from '@/lib/ops/registry';
 
-export const herdsAdmin = defineAdmin({
-  name: 'herds',
-  label: 'herd',
-  labelPlural: 'herds',
+/** What every list of herds shares (this one, and the DR pairs list). */
+export const herdRows = {
   table: herds,
   id: herds.id,
   joins: [{ table: environments, on: eq(herds.environmentId, environments.id) }],
   labelSql: sql`${environments.name} || '/' || ${herds.name}`,
   environmentSql: herds.environmentId,
+  form: herdForm,
+  // A herd's name leads to its live page (members, DNS, operations); that page links to its form.
+  objectHref: '/herds',
+};
+
+export const herdsAdmin = defineAdmin({
+  name: 'herds',
+  label: 'herd',
+  labelPlural: 'herds',
+  ...herdRows,
   fields: {
     name: { label: 'Name', sql: herds.name, link: 'self' },
     environmentId: { label: 'Environment id', sql: herds.environmentId, sortable: false },
@@ -53,9 +61,6 @@ export const herdsAdmin = defineAdmin({
   ],
   searchFields: ['name', 'dnsName', 'environment'],
   ordering: ['environment', 'name'],
-  form: herdForm,
-  // A herd's name leads to its live page (members, DNS, operations); that page links to this form.
-  objectHref: '/herds',
   actions: actions.filter(isHerdAction).map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}` })),
   uniqueErrors: {
     herds_environment_name_key: ['name', 'A herd with this name already exists in this environment.'],

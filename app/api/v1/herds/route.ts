@@ -3,10 +3,8 @@ import { asc, inArray } from 'drizzle-orm';
 import { z } from 'zod';
 import { getDb } from '@/db/client';
 import { automationMode, controlDriver, dnsRecords } from '@/db/schema';
-import { ApiError, apiUser, handle } from '@/lib/api/respond';
-import { parseListParams } from '@/lib/admin/list-params';
-import { changeList } from '@/lib/admin/list-query';
-import { getAdmin } from '@/lib/admin/registry';
+import { apiUser, handle } from '@/lib/api/respond';
+import { listFromQuery, pagingQuery } from '@/lib/api/list';
 import { loadInstanceRefs } from '@/lib/ops/instance-ref';
 
 const query = z.object({
@@ -14,10 +12,7 @@ const query = z.object({
   automation: z.enum(automationMode.enumValues).optional(),
   driver: z.enum(controlDriver.enumValues).optional(),
   version: z.coerce.number().int().min(9).max(99).optional(),
-  q: z.string().max(200).optional(),
-  sort: z.string().max(200).optional(),
-  page: z.coerce.number().int().min(1).max(1_000_000).optional(),
-  per: z.coerce.number().int().refine((n) => [10, 25, 50, 100, 200, 500].includes(n), 'one of 10, 25, 50, 100, 200, 500').optional(),
+  ...pagingQuery,
 }).strict();
 
 /**
@@ -27,12 +22,8 @@ const query = z.object({
  */
 export const GET = handle(async (req) => {
   await apiUser(req, 'read');
-  const parsed = query.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
-  if (!parsed.success) throw new ApiError(400, 'invalid query', parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(query)', message: i.message })));
   const db = getDb();
-  const def = getAdmin('herds')!;
-  const raw = Object.fromEntries(Object.entries(parsed.data).map(([k, v]) => [k, String(v)]));
-  const list = await changeList(db, def, parseListParams(def, raw));
+  const list = await listFromQuery(req, query, 'herds');
   const ids = list.rows.map((r) => Number(r.__id));
   const members = await loadInstanceRefs(db, [], { herdIds: ids });
   const dns = ids.length ? await db.select().from(dnsRecords).where(inArray(dnsRecords.herdId, ids)).orderBy(asc(dnsRecords.id)) : [];

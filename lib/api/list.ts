@@ -1,0 +1,27 @@
+// The list endpoints: a query string validated strictly (a 400 naming each bad parameter, unlike the
+// pages, which fall back to defaults), then the same changelist query the console runs.
+import type { NextRequest } from 'next/server';
+import { z } from 'zod';
+import { getDb } from '@/db/client';
+import { parseListParams } from '@/lib/admin/list-params';
+import { changeList } from '@/lib/admin/list-query';
+import { getAdmin } from '@/lib/admin/registry';
+import { ApiError } from './respond';
+
+const PER_PAGE = [10, 25, 50, 100, 200, 500];
+
+/** Search, sort and paging: the same on every list endpoint (beside its own filters). */
+export const pagingQuery = {
+  q: z.string().max(200).optional(),
+  sort: z.string().max(200).optional(),
+  page: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  per: z.coerce.number().int().refine((n) => PER_PAGE.includes(n), `one of ${PER_PAGE.join(', ')}`).optional(),
+};
+
+export async function listFromQuery(req: NextRequest, schema: z.ZodType<Record<string, unknown>>, model: string) {
+  const parsed = schema.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
+  if (!parsed.success) throw new ApiError(400, 'invalid query', parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(query)', message: i.message })));
+  const def = getAdmin(model)!;
+  const raw = Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]));
+  return changeList(getDb(), def, parseListParams(def, raw));
+}
