@@ -202,6 +202,41 @@ describe('switchover', () => {
   }, 60_000);
 });
 
+describe('switchover undone', () => {
+  it('starts the old primary again and resumes PgBouncer when the candidate never catches up; the writer sees no error', async () => {
+    const pooler = lab.pgbouncer[0];
+    const old = await livePrimary('alpha');
+    const cand = members('alpha').find((m) => m.server !== old.server)!;
+    const inv = await byServer('alpha');
+    await query(pooler.dsn, 'CREATE TABLE undo_writes (n int PRIMARY KEY)');
+    await query(url(cand), 'SELECT pg_wal_replay_pause()');
+    const writer = startWriter(pooler.dsn, 'undo_writes');
+    try {
+      await waitFor('the writer commits', async () => writer.acked.length > 20);
+      const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('alpha')!], { candidateInstanceId: inv.get(cand.server)!.id, catchUpDeadlineMs: 1500 });
+      const before = writer.acked.length;
+      await waitFor('the writer commits again', async () => writer.acked.length > before + 50);
+      await writer.stop();
+      expect(op.status).toBe('failed');
+      expect(targets[0].error).toMatch(/did not reach "replayed past/);
+      const undo = steps.find((s) => s.name === `start ${old.server}:${old.port} again as primary if no replica was promoted`)!;
+      expect(undo).toMatchObject({ status: 'succeeded', stdoutTail: `${old.server}:${old.port} is the primary again` });
+      // Undo ran before the resume: newest first.
+      expect(steps.findIndex((s) => s === undo)).toBeLessThan(steps.findIndex((s) => s.name === `PgBouncer ${pooler.server}:${pooler.port}: resume (always)`));
+      expect(await inRecovery(old)).toBe(false);
+      expect(await inRecovery(cand)).toBe(true);
+      expect(writer.errors).toEqual([]);
+      const [{ n }] = await query<{ n: string }>(url(old), 'SELECT count(*) AS n FROM undo_writes WHERE n = ANY($1::int[])', [writer.acked]);
+      expect(Number(n)).toBe(writer.acked.length);
+      expect((await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser })).get(pooler.databases[0])).toMatchObject({ host: old.address, paused: false });
+      expect(await answer('alpha')).toEqual([old.server]);
+    } finally {
+      await writer.stop();
+      await query(url(cand), 'SELECT pg_wal_replay_resume()');
+    }
+  }, 90_000);
+});
+
 describe('DR failover', () => {
   it('with the primary killed and its SSH refused: the replica with the most WAL is promoted, DNS moves, the other follows, the old primary is fenced until rebuilt', async () => {
     const old = await livePrimary('beta');

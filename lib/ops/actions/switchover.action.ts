@@ -28,6 +28,8 @@ export const switchoverParams = z.object({
   candidateInstanceId: z.coerce.number().int().positive().optional(),
   /** Refuse when the candidate's replay is further behind than this (default 16 MB). */
   maxLagBytes: z.coerce.number().int().min(0).max(2 ** 50).optional(),
+  /** How long the candidate may take to replay the old primary's last WAL before the switchover is undone (ms, default 30 s). */
+  catchUpDeadlineMs: z.coerce.number().int().min(100).max(3_600_000).optional(),
 }).strict();
 
 /** The herd's running primary and the candidate, per the inventory; or why the switchover cannot be. */
@@ -168,9 +170,9 @@ export const switchoverAction = defineHerdAction({
         const last = await shutdownCheckpoint(old, deps, ctx);
         // The candidate has replayed the shutdown checkpoint record once its replay position is past its start.
         const o = await waitObserved(cand, `replayed past ${last}`, (x) => x.reachable && !!x.lsn && lsnToNumber(x.lsn) > lsnToNumber(last),
-          { signal: ctx.signal, timeoutMs: 30_000, everyMs: 10 });
+          { signal: ctx.signal, timeoutMs: p.catchUpDeadlineMs ?? 30_000, everyMs: 10 });
         ctx.note({ stdout: `${old.label} shut down at ${last}; ${cand.label} replayed ${o.lsn}` });
-      }, { timeoutMs: 60_000 }),
+      }, { timeoutMs: (p.catchUpDeadlineMs ?? 30_000) + 30_000 }),
       step(`promote ${cand.label}`, async (ctx) => {
         const o = await promoteNow(cand, ctx);
         promoted = true;
