@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_FLEET, planFleet, poolerServer, type FleetSpec, type PlannedMember } from './fleet';
 import { startPgbouncer, type LabPgbouncer } from './pgbouncer';
+import { startLdap, type LabLdap } from './ldap';
 import { cloneReplica, dsn, initPrimary, query, startNode, touchLog, waitStreaming, type PgNode } from './postgres';
 import { alive, labIdentity, pidRuns, stopPid, waitFor, type Identity } from './proc';
 import { freePort, portFreeOnAll } from './ports';
@@ -60,6 +61,8 @@ export interface LabInfo {
   dns: LabDns | null;
   /** PgBouncers in front of herds (their servers are reached over the lab's SSH like the fleet's). */
   pgbouncer: LabPgbouncer[];
+  /** OpenLDAP slapd: ou=people, ou=groups, the service account, each user's password and groups. */
+  ldap: LabLdap | null;
   console?: { url: string; admin: { username: string; password: string }; apiToken?: string };
   instances: LabInstance[];
   processes: LabProcess[];
@@ -74,6 +77,8 @@ export interface LabOptions {
   dns?: boolean;
   /** Herds that get a PgBouncer in front (default: production/billing when the fleet has it). */
   pgbouncer?: { environment: string; herd: string }[];
+  /** OpenLDAP slapd with the lab's people and groups (default: with the fleet). */
+  ldap?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -102,7 +107,7 @@ export async function stopLab(file = DEFAULT_LAB_FILE, log: (m: string) => void 
   const running = info.processes.map((p) => ({ ...p, pid: currentPid(p) })).filter((p) => alive(p.pid) && pidRuns(p.pid, p.program));
   if (running.length) log(`stopping ${running.length} processes: ${running.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
   // Clients (the console, later the worker) first, so they do not log the servers going away.
-  const isServer = (p: LabProcess) => ['postgres', 'redis-server', 'sshd', 'named', 'pgbouncer'].includes(p.program);
+  const isServer = (p: LabProcess) => ['postgres', 'redis-server', 'sshd', 'named', 'pgbouncer', 'slapd'].includes(p.program);
   await Promise.all(running.filter((p) => !isServer(p)).map((p) => stopPid(p.pid, p.signal)));
   await Promise.all(running.filter(isServer).map((p) => stopPid(p.pid, p.signal)));
   if (info.dir && info.dir.startsWith(os.tmpdir()) && path.basename(info.dir).startsWith('pgherd-lab-')) {
@@ -130,6 +135,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     ssh: null,
     dns: null,
     pgbouncer: [],
+    ldap: null,
     instances: [],
     processes: [],
   };
@@ -189,6 +195,13 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
         const bind = await startBind(id, dir, dnsPort, zone);
         track({ name: 'named', pid: bind.pid, program: 'named', signal: 'SIGTERM' });
         info.dns = { ...bind.dns, herds: zone.herds };
+      }
+      if (opts.ldap !== false) {
+        const ldapPort = await freePort();
+        log(`starting OpenLDAP slapd on 127.0.0.1:${ldapPort} (${'dc=lab,dc=internal'})`);
+        const l = await startLdap(id, dir, ldapPort);
+        track({ name: 'slapd', pid: l.pid, program: 'slapd', signal: 'SIGTERM' });
+        info.ldap = l.ldap;
       }
     }
     writeLab(opts.file, info);

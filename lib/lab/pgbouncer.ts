@@ -3,8 +3,8 @@
 // on a real host). Transaction pooling: PAUSE returns once running transactions end.
 import { spawn } from 'node:child_process';
 import { chownSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { listening } from './ports';
 import { asLabUser, mkdirOwned, waitFor, type Identity } from './proc';
 
 export interface LabPgbouncer {
@@ -83,11 +83,3 @@ export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec
   };
 }
 
-function listening(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, host);
-    s.setTimeout(500, () => { s.destroy(); resolve(false); });
-    s.once('error', () => resolve(false));
-    s.once('connect', () => { s.destroy(); resolve(true); });
-  });
-}

@@ -27,3 +27,13 @@ export async function portFreeOnAll(hosts: string[], preferred: number[]): Promi
   }
   throw new Error(`no port free on all of ${hosts.join(', ')}`);
 }
+
+/** True when something accepts TCP connections on host:port (a daemon has come up). */
+export function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, host);
+    s.setTimeout(500, () => { s.destroy(); resolve(false); });
+    s.once('error', () => resolve(false));
+    s.once('connect', () => { s.destroy(); resolve(true); });
+  });
+}

@@ -17,6 +17,8 @@ declare -A NEEDS=(
   [bind9]=/usr/sbin/named
   [bind9-dnsutils]=/usr/bin/dig
   [pgbouncer]=/usr/sbin/pgbouncer
+  [slapd]=/usr/sbin/slapd
+  [ldap-utils]=/usr/bin/ldapsearch
 )
 missing=()
 for pkg in "${!NEEDS[@]}"; do
