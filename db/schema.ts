@@ -187,6 +187,9 @@ export const users = pgTable('users', {
   passwordHash: text('password_hash'),
   isActive: boolean('is_active').notNull().default(true),
   isSuperuser: boolean('is_superuser').notNull().default(false),
+  // Directory users: their DN and group DNs as of their last sign-in (role bindings name groups).
+  ldapDn: text('ldap_dn'),
+  groups: text('groups').array().notNull().default(sql`'{}'::text[]`),
   lastLoginAt: timestamp('last_login_at', { withTimezone: true }),
   ...timestamps,
 }, (t) => [uniqueIndex('users_username_key').on(t.username)]);
@@ -288,6 +291,9 @@ export const auditEntries = pgTable('audit_entries', {
   index('audit_object_idx').on(t.objectType, t.objectId, t.at),
   index('audit_at_idx').on(t.at),
   index('audit_user_idx').on(t.username),
+  // Sign-in throttling counts recent failures per user and per address.
+  index('audit_failed_sign_in_user_idx').on(t.username, t.at).where(sql`action = 'auth.sign_in_failed'`),
+  index('audit_failed_sign_in_addr_idx').on(t.remoteAddr, t.at).where(sql`action = 'auth.sign_in_failed'`),
 ]);
 
 // API tokens: shown once, stored as a SHA-256 hash (they are 256 random bits, so no slow hash is needed).

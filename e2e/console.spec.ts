@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { e2eLab } from './lab';
 import { query } from '../lib/lab/postgres';
 import { lookup, replaceRecordSet } from '../lib/dns/rfc2136';
-import { labIdentity, run as runAs } from '../lib/lab/proc';
+import { labIdentity, run as runAs, stopPid } from '../lib/lab/proc';
 
 const lab = e2eLab();
 const url = lab.console.url;
@@ -346,4 +346,34 @@ test('DR failover from the DR pairs list: the primary is gone, the confirmation 
   // The inventory shows the old primary fenced (pgherd refuses to start it until it is rebuilt).
   await page.goto(`${url}/admin/instances?q=${old.server}`);
   await expect(page.locator('table.result-list tbody tr').first()).toContainText('fenced');
+});
+
+test('directory users sign in with their LDAP password; one in no bound group is told why; a wrong password is refused', async ({ page }) => {
+  const ldap = lab.ldap!;
+  const signInAs = async (username: string, password: string) => {
+    await page.goto(`${url}/login`);
+    await page.getByLabel('Username:', { exact: true }).fill(username);
+    await page.getByLabel('Password:', { exact: true }).fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  };
+  const bob = ldap.users.find((u) => u.username === 'bob')!;
+  await signInAs('bob', bob.password);
+  await expect(page.getByTestId('current-user')).toHaveText('bob');
+  await page.context().clearCookies();
+  await signInAs('dave', ldap.users.find((u) => u.username === 'dave')!.password);
+  await expect(page.locator('.errornote')).toContainText('Your account has no role in pgherd');
+  await signInAs('bob', 'not-his-password');
+  await expect(page.locator('.errornote')).toContainText('correct username and password');
+});
+
+// Stops the lab's slapd: last.
+test('with the directory down, the sign-in page says so and the local admin still signs in', async ({ page }) => {
+  const slapd = lab.processes.find((p) => p.name === 'slapd')!;
+  await stopPid(slapd.pid, 'SIGTERM');
+  await page.goto(`${url}/login`);
+  await page.getByLabel('Username:', { exact: true }).fill('alice');
+  await page.getByLabel('Password:', { exact: true }).fill(lab.ldap!.users[0].password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.locator('.errornote')).toContainText('The directory (LDAP) cannot be reached');
+  await signIn(page);
 });

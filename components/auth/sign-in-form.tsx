@@ -5,6 +5,14 @@ import { useRouter } from 'next/navigation';
 import { useState } from 'react';
 import { useForm } from 'react-hook-form';
 
+/** What the sign-in page says for each reason lib/auth/authenticate gives. */
+const MESSAGES: Record<string, string> = {
+  invalid: 'Please enter the correct username and password. Both fields may be case-sensitive.',
+  unreachable: 'The directory (LDAP) cannot be reached right now, so directory accounts cannot sign in. Local accounts still can.',
+  throttled: 'Too many failed sign-ins for this user or from this address. Wait a few minutes, then try again.',
+  not_allowed: 'Your account has no role in pgherd. Ask an administrator to bind you or one of your groups to a role.',
+};
+
 interface Values {
   username: string;
   password: string;
@@ -19,7 +27,7 @@ export function SignInForm({ next }: { next: string }) {
     setError('');
     const res = await signIn('credentials', { username: v.username, password: v.password, redirect: false });
     if (!res || res.error) {
-      setError('Please enter the correct username and password. Both fields may be case-sensitive.');
+      setError(MESSAGES[res?.error ?? ''] ?? MESSAGES.invalid);
       return;
     }
     router.push(next);

@@ -1,8 +1,12 @@
-// The one place a username and password become a pgherd user. LDAP (a later issue) plugs in here.
-import { eq } from 'drizzle-orm';
+// The one place a username and password become a pgherd user: throttled per user and per address;
+// local accounts (the bootstrap admin, break-glass) first, so a directory that is down locks no
+// local admin out; then the directory (LDAP), whose users need at least one role binding (for
+// themselves or one of their groups) to get in. Every attempt is audited with its address.
+import { and, eq, gt, inArray, or, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
-import { users } from '@/db/schema';
+import { auditEntries, roleBindings, users } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
+import { ldapAuthenticate, ldapConfig, type LdapConfig } from './ldap';
 import { verifyPassword } from './password';
 
 export interface AuthenticatedUser {
@@ -10,26 +14,83 @@ export interface AuthenticatedUser {
   username: string;
   displayName: string;
   isSuperuser: boolean;
+  groups: string[];
 }
 
-export type AuthResult = { ok: true; user: AuthenticatedUser } | { ok: false; reason: string };
+/** Why a sign-in failed, as the sign-in page tells it. */
+export type AuthFailure = 'invalid' | 'unreachable' | 'throttled' | 'not_allowed';
 
-export async function authenticate(db: Db, username: string, password: string, remoteAddr = ''): Promise<AuthResult> {
-  const name = username.trim();
-  const [user] = await db.select().from(users).where(eq(users.username, name)).limit(1);
-  const ok = !!user && user.isActive && user.source === 'local' && (await verifyPassword(password, user.passwordHash));
-  await writeAudit(db, {
-    user: ok ? { id: user!.id, username: user!.username } : { id: null, username: name.slice(0, 200) },
-    remoteAddr,
-    action: ok ? 'auth.sign_in' : 'auth.sign_in_failed',
-    objectType: 'user',
-    objectId: user ? String(user.id) : '',
-    objectLabel: name.slice(0, 200),
-  });
-  if (!ok) return { ok: false, reason: 'Wrong username or password.' };
-  await db.update(users).set({ lastLoginAt: new Date() }).where(eq(users.id, user.id));
-  return {
-    ok: true,
-    user: { id: user.id, username: user.username, displayName: user.displayName, isSuperuser: user.isSuperuser },
+export type AuthResult = { ok: true; user: AuthenticatedUser } | { ok: false; code: AuthFailure; reason: string };
+
+export const THROTTLE = {
+  windowMs: Number(process.env.PGHERD_SIGNIN_WINDOW_MS ?? 15 * 60_000),
+  perUser: Number(process.env.PGHERD_SIGNIN_MAX_PER_USER ?? 5),
+  perAddress: Number(process.env.PGHERD_SIGNIN_MAX_PER_ADDRESS ?? 20),
+};
+
+const MESSAGES: Record<AuthFailure, string> = {
+  invalid: 'Wrong username or password.',
+  unreachable: 'The directory (LDAP) cannot be reached; local accounts can still sign in.',
+  throttled: 'Too many failed sign-ins for this user or from this address: wait a few minutes.',
+  not_allowed: 'Your account has no role in pgherd: ask an administrator to bind you or your group to a role.',
+};
+
+/** Failed sign-ins in the window, for this user and from this address (read from the audit log). */
+async function recentFailures(db: Db, username: string, remoteAddr: string): Promise<{ user: number; address: number }> {
+  const since = new Date(Date.now() - THROTTLE.windowMs);
+  const [r] = await db.select({
+    user: sql<number>`count(*) FILTER (WHERE ${auditEntries.username} = ${username})::int`,
+    address: sql<number>`count(*) FILTER (WHERE ${auditEntries.remoteAddr} = ${remoteAddr} AND ${remoteAddr} <> '')::int`,
+  }).from(auditEntries).where(and(
+    eq(auditEntries.action, 'auth.sign_in_failed'), gt(auditEntries.at, since),
+    or(eq(auditEntries.username, username), remoteAddr ? eq(auditEntries.remoteAddr, remoteAddr) : sql`false`),
+  ));
+  return r;
+}
+
+export async function authenticate(db: Db, username: string, password: string, remoteAddr = '', ldap: LdapConfig | null = ldapConfig()): Promise<AuthResult> {
+  const name = username.trim().slice(0, 200);
+  const fail = async (code: AuthFailure, detail: string, userId: number | null = null): Promise<AuthResult> => {
+    await writeAudit(db, {
+      user: { id: userId, username: name }, remoteAddr,
+      action: code === 'not_allowed' ? 'auth.sign_in_refused' : 'auth.sign_in_failed',
+      objectType: 'user', objectId: userId ? String(userId) : '', objectLabel: name,
+      changes: { reason: [null, `${code}: ${detail}`] },
+    });
+    return { ok: false, code, reason: MESSAGES[code] };
   };
+  const seen = await recentFailures(db, name, remoteAddr);
+  if (seen.user >= THROTTLE.perUser || seen.address >= THROTTLE.perAddress) {
+    // Not counted as a failure itself: a throttled attacker does not extend the lock forever.
+    await writeAudit(db, { user: { id: null, username: name }, remoteAddr, action: 'auth.sign_in_throttled', objectType: 'user', objectLabel: name });
+    return { ok: false, code: 'throttled', reason: MESSAGES.throttled };
+  }
+
+  const [local] = await db.select().from(users).where(eq(users.username, name)).limit(1);
+  let user = local;
+  if (local?.source === 'local' || !ldap) {
+    const ok = !!local && local.isActive && local.source === 'local' && (await verifyPassword(password, local.passwordHash));
+    if (!ok) return fail('invalid', local ? 'wrong password or inactive' : 'no such local user', local?.id ?? null);
+  } else {
+    const res = await ldapAuthenticate(ldap, name, password);
+    if (!res.ok) return fail(res.reason, res.message, local?.id ?? null);
+    const values = { username: name, displayName: res.displayName, email: res.email, source: 'ldap' as const, ldapDn: res.dn, groups: res.groups, passwordHash: null };
+    [user] = await db.insert(users).values(values)
+      .onConflictDoUpdate({ target: users.username, set: { displayName: values.displayName, email: values.email, ldapDn: values.ldapDn, groups: values.groups } })
+      .returning();
+    if (!user.isActive) return fail('invalid', 'account disabled in pgherd', user.id);
+    if (!user.isSuperuser && !(await hasAnyBinding(db, user.username, user.groups))) return fail('not_allowed', `no role binding for the user or its groups (${user.groups.join('; ') || 'none'})`, user.id);
+  }
+  await db.update(users).set({ lastLoginAt: new Date() }).where(eq(users.id, user.id));
+  await writeAudit(db, { user: { id: user.id, username: user.username }, remoteAddr, action: 'auth.sign_in', objectType: 'user', objectId: String(user.id), objectLabel: user.username });
+  return { ok: true, user: { id: user.id, username: user.username, displayName: user.displayName, isSuperuser: user.isSuperuser, groups: user.groups } };
+}
+
+async function hasAnyBinding(db: Db, username: string, groups: string[]): Promise<boolean> {
+  const subjects = or(
+    and(eq(roleBindings.subjectType, 'user'), eq(roleBindings.subject, username)),
+    // DNs compare case-insensitively (as directories do for their attribute names and most values).
+    groups.length ? and(eq(roleBindings.subjectType, 'group'), inArray(sql`lower(${roleBindings.subject})`, groups.map((g) => g.toLowerCase()))) : sql`false`,
+  );
+  return (await db.select({ id: roleBindings.id }).from(roleBindings).where(subjects).limit(1)).length > 0;
 }

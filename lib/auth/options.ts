@@ -24,7 +24,8 @@ export const authOptions: NextAuthOptions = {
         const parsed = credentials.safeParse(raw);
         if (!parsed.success) return null;
         const res = await authenticate(getDb(), parsed.data.username, parsed.data.password, clientAddress(req?.headers?.['x-forwarded-for']));
-        if (!res.ok) return null;
+        // The code reaches the sign-in form as `error` (next-auth passes a thrown message on).
+        if (!res.ok) throw new Error(res.code);
         return { id: String(res.user.id), name: res.user.displayName || res.user.username, username: res.user.username, superuser: res.user.isSuperuser };
       },
     }),

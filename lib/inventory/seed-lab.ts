@@ -2,7 +2,7 @@
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import type { Db } from '@/db/client';
-import { dnsRecords, environments, herds, instances, poolers, servers, users } from '@/db/schema';
+import { dnsRecords, environments, herds, instances, poolers, roleBindings, servers, users } from '@/db/schema';
 import { hashPassword } from '@/lib/auth/password';
 import { LAB_ZONE, writeNameOf, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { lsnToNumber } from './lsn';
@@ -123,6 +123,21 @@ export async function seedLabFleet(db: Db, lab: LabInfo): Promise<void> {
     }
     for (const i of lab.instances.filter((m) => !m.upstream)) {
       await tx.update(instances).set({ lagBytes: 0, lagSeconds: 0 }).where(sql`${instances.id} = ${instanceIds.get(i.server)!}`);
+    }
+    // The directory's groups, bound to roles as a company would: production DBAs are admins there and
+    // operators in staging; staging DBAs operate staging only; auditors see everything.
+    if (lab.ldap) {
+      const g = lab.ldap.groups;
+      const bindings = [
+        { group: g['dba-prod'], role: 'admin' as const, env: 'production' },
+        { group: g['dba-prod'], role: 'operator' as const, env: 'staging' },
+        { group: g['dba-staging'], role: 'operator' as const, env: 'staging' },
+        { group: g.readonly, role: 'viewer' as const, env: null },
+      ];
+      for (const b of bindings) {
+        if (b.env && !envIds.has(b.env)) continue;
+        await tx.insert(roleBindings).values({ role: b.role, subjectType: 'group', subject: b.group, environmentId: b.env ? envIds.get(b.env)! : null }).onConflictDoNothing();
+      }
     }
     // PgBouncers: their own servers (reached over the lab's SSH), registered with the herd they front.
     for (const p of lab.pgbouncer ?? []) {

@@ -73,6 +73,7 @@ export function consoleEnv(lab: LabInfo, url: string, secret: string): NodeJS.Pr
     NEXTAUTH_SECRET: secret,
     PGHERD_SSH_KEY: lab.ssh?.privateKeyPath ?? '',
     PGHERD_DNS_CONFIG: lab.dns?.configFile ?? '',
+    PGHERD_LDAP_CONFIG: lab.ldap?.configFile ?? '',
   };
 }
 

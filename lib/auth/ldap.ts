@@ -1,0 +1,116 @@
+// Sign-in against a directory with ldapts: find the user with a service bind, bind as the user with
+// the password, find the user's groups. Several server URLs are tried in order (failover); ldaps://
+// and StartTLS verify the server's certificate unless told otherwise (a CA file can be given).
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
+import { Client, InvalidCredentialsError } from 'ldapts';
+import { z } from 'zod';
+
+export const ldapConfigSchema = z.object({
+  urls: z.array(z.string().regex(/^ldaps?:\/\/[^\s/]+\/?$/, 'ldap://host:port or ldaps://host:port')).min(1).max(10),
+  bindDn: z.string().min(1).max(1000),
+  bindPassword: z.string().max(1000).optional(),
+  bindPasswordFile: z.string().max(1000).optional(),
+  userBase: z.string().min(1).max(1000),
+  /** {username} is replaced by the escaped username. */
+  userFilter: z.string().max(1000).default('(uid={username})'),
+  groupBase: z.string().min(1).max(1000),
+  /** {userDN} is replaced by the escaped DN of the user. */
+  groupFilter: z.string().max(1000).default('(member={userDN})'),
+  startTls: z.boolean().default(false),
+  /** PEM file of the CA that signed the servers' certificates (default: the system's CAs). */
+  caFile: z.string().max(1000).optional(),
+  /** Off only for a lab: the certificate is not checked. */
+  tlsVerify: z.boolean().default(true),
+  timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+}).strict().refine((c) => !!c.bindPassword !== !!c.bindPasswordFile, 'give bindPassword or bindPasswordFile, not both');
+
+export type LdapConfig = z.infer<typeof ldapConfigSchema>;
+
+/** PGHERD_LDAP_CONFIG: a JSON file; unset, sign-in uses local accounts only. */
+export function ldapConfig(file = process.env.PGHERD_LDAP_CONFIG): LdapConfig | null {
+  if (!file) return null;
+  const parsed = ldapConfigSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  if (!parsed.success) throw new Error(`PGHERD_LDAP_CONFIG (${file}): ${parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
+/** RFC 4515: a value inside a filter cannot change the filter. */
+export function escapeFilterValue(v: string): string {
+  return v.replace(/[\\*()\0]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+export type LdapResult =
+  | { ok: true; dn: string; displayName: string; email: string; groups: string[] }
+  | { ok: false; reason: 'invalid' | 'unreachable'; message: string };
+
+function tlsOptions(cfg: LdapConfig, url: string): ConnectionOptions {
+  const host = new URL(url).hostname;
+  return {
+    // SNI takes names only; the certificate is checked against the host either way.
+    ...(isIP(host) ? {} : { servername: host }),
+    rejectUnauthorized: cfg.tlsVerify,
+    ...(cfg.caFile ? { ca: readFileSync(cfg.caFile) } : {}),
+  };
+}
+
+/** A client for `url`; TLS options only for ldaps:// (given to a plain ldap:// client, ldapts speaks TLS at once). */
+function clientFor(cfg: LdapConfig, url: string): Client {
+  return new Client({ url, timeout: cfg.timeoutMs, connectTimeout: cfg.timeoutMs, ...(url.startsWith('ldaps://') ? { tlsOptions: tlsOptions(cfg, url) } : {}) });
+}
+
+/** Connects to the first server that answers (and, with StartTLS, upgrades); service-bound. */
+async function connect(cfg: LdapConfig): Promise<{ client: Client; url: string } | { error: string }> {
+  const errors: string[] = [];
+  const password = cfg.bindPassword ?? readFileSync(cfg.bindPasswordFile!, 'utf8').trim();
+  for (const url of cfg.urls) {
+    const client = clientFor(cfg, url);
+    try {
+      if (cfg.startTls && url.startsWith('ldap://')) await client.startTLS(tlsOptions(cfg, url));
+      await client.bind(cfg.bindDn, password);
+      return { client, url };
+    } catch (err) {
+      errors.push(`${url}: ${(err as Error).message}`);
+      await client.unbind().catch(() => {});
+    }
+  }
+  return { error: errors.join('; ') };
+}
+
+export async function ldapAuthenticate(cfg: LdapConfig, username: string, password: string): Promise<LdapResult> {
+  // An empty password is an anonymous ("unauthenticated") bind that many servers accept.
+  if (!password) return { ok: false, reason: 'invalid', message: 'empty password' };
+  const c = await connect(cfg);
+  if ('error' in c) return { ok: false, reason: 'unreachable', message: c.error };
+  try {
+    const filter = cfg.userFilter.replaceAll('{username}', escapeFilterValue(username));
+    const { searchEntries } = await c.client.search(cfg.userBase, { scope: 'sub', filter, attributes: ['cn', 'displayName', 'mail'], sizeLimit: 2 });
+    if (searchEntries.length !== 1) return { ok: false, reason: 'invalid', message: searchEntries.length ? 'more than one entry matches' : 'no such user' };
+    const user = searchEntries[0];
+    const userClient = clientFor(cfg, c.url);
+    try {
+      if (cfg.startTls && c.url.startsWith('ldap://')) await userClient.startTLS(tlsOptions(cfg, c.url));
+      await userClient.bind(user.dn, password);
+    } catch (err) {
+      if (err instanceof InvalidCredentialsError) return { ok: false, reason: 'invalid', message: 'wrong password' };
+      return { ok: false, reason: 'unreachable', message: (err as Error).message };
+    } finally {
+      await userClient.unbind().catch(() => {});
+    }
+    const groupFilter = cfg.groupFilter.replaceAll('{userDN}', escapeFilterValue(user.dn)).replaceAll('{username}', escapeFilterValue(username));
+    const { searchEntries: groups } = await c.client.search(cfg.groupBase, { scope: 'sub', filter: groupFilter, attributes: ['cn'], sizeLimit: 1000 });
+    const first = (v: unknown) => (Array.isArray(v) ? String(v[0] ?? '') : v === undefined ? '' : String(v));
+    return {
+      ok: true,
+      dn: user.dn,
+      displayName: first(user.displayName) || first(user.cn),
+      email: first(user.mail),
+      groups: groups.map((g) => g.dn).sort(),
+    };
+  } catch (err) {
+    return { ok: false, reason: 'unreachable', message: (err as Error).message };
+  } finally {
+    await c.client.unbind().catch(() => {});
+  }
+}
