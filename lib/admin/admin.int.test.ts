@@ -190,9 +190,10 @@ describe('delete', () => {
     const [env] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
     const c = await collectForDelete(t.db, admin('environments'), [env.id]);
     const counts = Object.fromEntries(c.deleted.map((g) => [g.model, g.ids.length]));
-    expect(counts).toEqual({ environments: 1, herds: 3, servers: 9, instances: 9, 'dns-records': 3 });
+    // The role bindings scoped to staging (dba-prod and dba-staging operate it) go with it too.
+    expect(counts).toEqual({ environments: 1, herds: 3, servers: 9, instances: 9, 'dns-records': 3, role_bindings: 2 });
     const res = await deleteObjects(t.db, admin('environments'), [env.id], actor);
-    expect(res).toEqual({ deleted: 1, cascaded: 24 });
+    expect(res).toEqual({ deleted: 1, cascaded: 26 });
     expect(await t.db.$count(environments, eq(environments.id, env.id))).toBe(0);
     expect(await t.db.$count(servers, eq(servers.environmentId, env.id))).toBe(0);
     expect(await t.db.$count(instances)).toBe(t.lab.instances.length - 9);
