@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { e2eLab } from './lab';
 import { query } from '../lib/lab/postgres';
 import { lookup, replaceRecordSet } from '../lib/dns/rfc2136';
-import { labIdentity, run as runAs, stopPid } from '../lib/lab/proc';
+import { stopPid } from '../lib/lab/proc';
+import { crash } from '../lib/lab/faults';
 
 const lab = e2eLab();
 const url = lab.console.url;
@@ -316,7 +317,7 @@ test('DR failover from the DR pairs list: the primary is gone, the confirmation 
   const members = lab.instances.filter((i) => i.environment === 'production' && i.herd === 'orders');
   const old = members.find((i) => i.role === 'primary')!;
   const writeName = lab.dns!.herds.find((h) => h.environment === 'production' && h.herd === 'orders')!.writeName;
-  await runAs(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', old.dataDirectory, '-m', 'immediate', '-w', 'stop']);
+  await crash(lab, old);
 
   await signIn(page);
   await page.goto(`${url}/admin/dr`);

@@ -14,7 +14,7 @@ import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { lookup } from '@/lib/dns/rfc2136';
 import { PROJECT_ROOT, startLab, stopLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
-import { labIdentity, run } from '@/lib/lab/proc';
+import { crash, livePrimary } from '@/lib/lab/faults';
 import { drFailoverAction } from '@/lib/ops/actions/dr-failover.action';
 import { switchoverAction } from '@/lib/ops/actions/switchover.action';
 import type { AnyAction } from '@/lib/ops/define-action';
@@ -134,15 +134,3 @@ async function failoverUntilWritable(db: Db, queue: ReturnType<typeof targetQueu
 
 const answer = (lab: LabInfo, herd: string) =>
   lookup({ host: lab.dns!.server, port: lab.dns!.port }, lab.dns!.herds.find((h) => h.herd === herd)!.writeName, 'CNAME', 500);
-
-async function livePrimary(lab: LabInfo, herd: string): Promise<LabInstance> {
-  for (const m of lab.instances.filter((i) => i.herd === herd)) {
-    const r = await query<{ r: boolean }>(url(m), 'SELECT pg_is_in_recovery() AS r').catch(() => null);
-    if (r && !r[0].r) return m;
-  }
-  throw new Error(`no primary answers in ${herd}`);
-}
-
-async function crash(lab: LabInfo, i: LabInstance): Promise<void> {
-  await run(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', i.dataDirectory, '-m', 'immediate', '-w', 'stop']);
-}

@@ -2,7 +2,7 @@
 // [databases] entries pointed at the new primary (the file edited over SSH on the pooler's server,
 // then RELOAD, then checked with SHOW DATABASES), resumed. A pause is always resumed.
 import { poolerAdmin, showDatabases } from '@/lib/pgbouncer/admin';
-import { repointEntries } from '@/lib/pgbouncer/ini';
+import { readEntries, repointEntries } from '@/lib/pgbouncer/ini';
 import type { ActionDeps } from './define-action';
 import type { PoolerRef } from './herd-ref';
 import type { InstanceRef } from './instance-ref';
@@ -24,7 +24,9 @@ export async function describePooler(p: PoolerRef): Promise<string> {
 export async function checkPooler(p: PoolerRef, deps: ActionDeps, ctx: StepContext): Promise<string> {
   const seen = await describePooler(p);
   const { stdout } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000);
-  repointEntries(stdout, p.databases, { host: 'check', port: 1 }); // throws naming a missing entry
+  const entries = readEntries(stdout);
+  const missing = p.databases.filter((d) => !entries.has(d));
+  if (missing.length) throw new Error(`refused: ${p.configFile} on ${p.label} has no [databases] entry ${missing.join(', ')}; nothing was changed`);
   return `${p.label}: ${seen}`;
 }
 

@@ -6,7 +6,7 @@ import { eq, inArray } from 'drizzle-orm';
 import { z } from 'zod';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
-import { formatBytes } from '@/lib/admin/format';
+import { formatBytes, formatLsn } from '@/lib/admin/format';
 import { driverFor } from '../drivers';
 import { defineHerdAction } from '../define-action';
 import { describeRecordMove, dnsPreflight, dnsSteps } from '../dns-steps';
@@ -101,7 +101,7 @@ export const drFailoverAction = defineHerdAction({
     const replicas = h.members.filter((m) => m.id !== old.id);
     let cand: InstanceRef;
     let candObserved: Observed;
-    let oldLastLsn: string | null = old.lsn === null ? null : numberToLsn(old.lsn);
+    let oldLastLsn: string | null = old.lsn === null ? null : formatLsn(old.lsn);
     let lastSeenHow = 'as last observed by pgherd';
     const others = () => replicas.filter((m) => m.id !== cand.id);
     const after = () => h.members.map((m) => (m.id === cand.id ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null } : m.id === old.id ? { ...m, state: 'fenced' } : m));
@@ -139,8 +139,10 @@ export const drFailoverAction = defineHerdAction({
         const seen = (await measure()).filter(({ o }) => o.reachable && o.inRecovery).sort(byWal);
         const lines = seen.map(({ m, o }) => describeObserved(m, o));
         const wanted = p.candidateInstanceId === undefined ? seen[0] : seen.find(({ m }) => m.id === p.candidateInstanceId);
-        ctx.note({ stdout: lines.join('\n') });
-        if (!wanted) throw new Error(p.candidateInstanceId === undefined ? 'no replica answers any more' : `the replica asked for (instance ${p.candidateInstanceId}) does not answer as a replica`);
+        if (!wanted) {
+          ctx.note({ stdout: lines.join('\n') });
+          throw new Error(p.candidateInstanceId === undefined ? 'no replica answers any more' : `the replica asked for (instance ${p.candidateInstanceId}) does not answer as a replica`);
+        }
         cand = wanted.m;
         candObserved = wanted.o;
         ctx.note({ stdout: `${lines.join('\n')}\nchosen: ${cand.label}` });
@@ -193,7 +195,3 @@ export const drFailoverAction = defineHerdAction({
   },
 });
 
-/** bytes -> '16/B374D848' */
-export function numberToLsn(n: number): string {
-  return `${Math.floor(n / 2 ** 32).toString(16).toUpperCase()}/${(n % 2 ** 32).toString(16).toUpperCase()}`;
-}

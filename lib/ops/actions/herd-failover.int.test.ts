@@ -12,7 +12,7 @@ import { migrateDatabase } from '@/db/migrate';
 import { herds, operations, operationSteps, operationTargets } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { lookup } from '@/lib/dns/rfc2136';
-import { allowSsh, refuseSsh } from '@/lib/lab/faults';
+import { allowSsh, crash as crashInstance, livePrimary as labPrimary, refuseSsh } from '@/lib/lab/faults';
 import { PROJECT_ROOT, startLab, stopLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs } from '@/lib/lab/proc';
@@ -91,14 +91,7 @@ const answer = async (herd: string) => lookup({ host: lab.dns!.server, port: lab
 const refs = async (herd: string) => loadInstanceRefs(db, [], { herdIds: [herdIds.get(herd)!] });
 const byServer = async (herd: string) => new Map((await refs(herd)).map((r) => [r.hostname, r]));
 
-/** Who answers as primary now, asked of the instances themselves. */
-async function livePrimary(herd: string): Promise<LabInstance> {
-  for (const m of members(herd)) {
-    const r = await query<{ r: boolean }>(url(m), 'SELECT pg_is_in_recovery() AS r').catch(() => null);
-    if (r && !r[0].r) return m;
-  }
-  throw new Error(`no primary answers in ${herd}`);
-}
+const livePrimary = (herd: string) => labPrimary(lab, herd);
 
 async function waitFor(what: string, ok: () => Promise<boolean>, ms = 30_000) {
   const end = Date.now() + ms;
@@ -108,10 +101,7 @@ async function waitFor(what: string, ok: () => Promise<boolean>, ms = 30_000) {
   }
 }
 
-/** Kills an instance's postmaster as a crash would (no shutdown checkpoint, nothing more sent). */
-async function crash(i: LabInstance) {
-  await runAs(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', i.dataDirectory, '-m', 'immediate', '-w', 'stop']);
-}
+const crash = (i: LabInstance) => crashInstance(lab, i);
 
 describe('switchover', () => {
   it('moves alpha to a replica under a continuous write load through PgBouncer: no acknowledged row lost, no error, DNS and pooler follow, the old primary streams', async () => {
