@@ -2,6 +2,8 @@ import type { NextConfig } from 'next';
 
 const config: NextConfig = {
   poweredByHeader: false,
+  // forbidden(): a refused page answers 403 (app/forbidden.tsx says what is missing).
+  experimental: { authInterrupts: true },
   // Node packages with native addons or worker threads are loaded by Node at run time, not bundled.
   serverExternalPackages: ['pg', 'ssh2', 'cpu-features', 'bullmq', 'ioredis'],
 };

@@ -291,6 +291,7 @@ export const auditEntries = pgTable('audit_entries', {
   index('audit_object_idx').on(t.objectType, t.objectId, t.at),
   index('audit_at_idx').on(t.at),
   index('audit_user_idx').on(t.username),
+  index('audit_action_idx').on(t.action, t.at),
   // Sign-in throttling counts recent failures per user and per address.
   index('audit_failed_sign_in_user_idx').on(t.username, t.at).where(sql`action = 'auth.sign_in_failed'`),
   index('audit_failed_sign_in_addr_idx').on(t.remoteAddr, t.at).where(sql`action = 'auth.sign_in_failed'`),

@@ -2,19 +2,23 @@ import Link from 'next/link';
 import { SignOutButton } from '@/components/auth/sign-out-button';
 import { adminModels } from '@/lib/admin/registry';
 import { capitalize } from '@/lib/admin/text';
-import { requireUser } from '@/lib/auth/session';
+import { requireAccess, requireUser } from '@/lib/auth/session';
+import { canSomewhere } from '@/lib/auth/access';
+import { permissionFor } from '@/lib/admin/define-admin';
 
 export default async function ConsoleLayout({ children }: { children: React.ReactNode }) {
   const user = await requireUser();
+  const access = await requireAccess();
+  const models = adminModels.filter((m) => canSomewhere(access, permissionFor(m, 'view')));
   return (
     <div className="console">
       <header className="site-header">
         <Link href="/" className="brand">pgherd</Link>
         <nav className="models" aria-label="Models">
-          {adminModels.map((m) => <Link key={m.name} href={`/admin/${m.name}`}>{capitalize(m.labelPlural)}</Link>)}
+          {models.map((m) => <Link key={m.name} href={`/admin/${m.name}`}>{capitalize(m.labelPlural)}</Link>)}
         </nav>
         <div className="user-tools">
-          Signed in as <strong data-testid="current-user">{user.username}</strong> <SignOutButton />
+          Signed in as <strong data-testid="current-user">{user.username}</strong> <Link href="/account/tokens">API tokens</Link> <SignOutButton />
         </div>
       </header>
       <main className="content">{children}</main>

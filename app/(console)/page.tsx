@@ -1,9 +1,12 @@
 import Link from 'next/link';
 import { getDb } from '@/db/client';
 import { dashboardData } from '@/lib/inventory/dashboard';
+import { environmentsWith } from '@/lib/auth/access';
+import { requireAccess } from '@/lib/auth/session';
 
 export default async function Dashboard() {
-  const d = await dashboardData(getDb());
+  const access = await requireAccess();
+  const d = await dashboardData(getDb(), environmentsWith(access, 'viewer'));
   return (
     <>
       <h1>Fleet</h1>

@@ -26,7 +26,8 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
   const [error, setError] = useState('');
 
   const defs = useMemo<ColumnDef<RowView>[]>(() => [
-    {
+    // No action this user may use: no checkboxes at all.
+    ...(actions.length ? [{
       id: '__select',
       header: ({ table }) => (
         <input
@@ -39,7 +40,7 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
           }}
         />
       ),
-      cell: ({ row }) => (
+      cell: ({ row }: { row: import('@tanstack/react-table').Row<RowView> }) => (row.original.locked ? null : (
         <input
           type="checkbox"
           aria-label={`Select ${row.original.values[0] ?? row.original.id}`}
@@ -49,8 +50,8 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
             if (!e.target.checked) setAllMatching(false);
           }}
         />
-      ),
-    },
+      )),
+    } satisfies ColumnDef<RowView>] : []),
     ...columns.map<ColumnDef<RowView>>((c, i) => ({
       id: c.key,
       header: () => (
@@ -74,7 +75,7 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
         return text;
       },
     })),
-  ], [columns, base]);
+  ], [columns, base, actions.length]);
 
   const table = useReactTable({
     data: rows,
@@ -82,13 +83,14 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
     state: { rowSelection: selection },
     getRowId: (r) => String(r.id),
     onRowSelectionChange: setSelection,
-    enableRowSelection: true,
+    enableRowSelection: (r) => !r.original.locked,
     getCoreRowModel: getCoreRowModel(),
   });
 
   const numeric = useMemo(() => new Set(columns.filter((c) => c.numeric).map((c) => c.key)), [columns]);
   const selectedIds = Object.keys(selection).filter((k) => selection[k]);
-  const pageAllSelected = rows.length > 0 && selectedIds.length === rows.length;
+  const selectable = rows.filter((r) => !r.locked).length;
+  const pageAllSelected = selectable > 0 && selectedIds.length === selectable;
   const count = allMatching ? total : selectedIds.length;
 
   function run(e: React.FormEvent) {
@@ -114,7 +116,7 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
           <span className="action-counter" data-testid="selection-count">
             {count} of {total} selected
           </span>
-          {pageAllSelected && total > rows.length && !allMatching && (
+          {pageAllSelected && total > selectable && !allMatching && (
             <button type="button" className="link-button" onClick={() => setAllMatching(true)}>
               Select all {total} {labelPlural}
             </button>

@@ -17,9 +17,13 @@ interface Props {
   /** Options for relation fields, loaded on the server. */
   options: Record<string, { value: string; label: string }[]>;
   save: (model: string, id: number | null, values: Record<string, string>, intent: Intent) => Promise<SaveOutcome>;
+  /** Set when the user may look but not change: the fields are disabled and there is no save button. */
+  readOnlyReason?: string;
+  /** Whether the delete link is offered. */
+  canDelete?: boolean;
 }
 
-export function ObjectForm({ model, id, initial, options, save }: Props) {
+export function ObjectForm({ model, id, initial, options, save, readOnlyReason, canDelete = true }: Props) {
   const spec = forms[model];
   const router = useRouter();
   const [pending, startTransition] = useTransition();
@@ -49,17 +53,18 @@ export function ObjectForm({ model, id, initial, options, save }: Props) {
   return (
     <form className="object-form" noValidate onSubmit={handleSubmit(onSubmit, () => setFormError('Please correct the errors below.'))}>
       {formError && <p className="errornote" role="alert">{formError}</p>}
-      <fieldset className="module">
+      {readOnlyReason && <p className="help read-only-note" data-read-only>{readOnlyReason}</p>}
+      <fieldset className="module" disabled={!!readOnlyReason}>
         {spec.fields.map((field) => (
           <Row key={field.name} field={field} options={options[field.name]} error={errors[field.name]?.message as string | undefined} register={register} />
         ))}
       </fieldset>
-      <div className="submit-row">
+      {readOnlyReason ? null : <div className="submit-row">
         <button type="submit" className="button default" name="_save" disabled={pending} onClick={() => setIntent('save')}>Save</button>
         <button type="submit" className="button" name="_addanother" disabled={pending} onClick={() => setIntent('addanother')}>Save and add another</button>
         <button type="submit" className="button" name="_continue" disabled={pending} onClick={() => setIntent('continue')}>Save and continue editing</button>
-        {id !== null && <a className="deletelink" href={`/admin/${model}/${id}/delete`}>Delete</a>}
-      </div>
+        {id !== null && canDelete && <a className="deletelink" href={`/admin/${model}/${id}/delete`}>Delete</a>}
+      </div>}
     </form>
   );
 }

@@ -20,6 +20,8 @@ export interface RowView {
   values: string[];
   /** For columns that link to a related object: its id, by column index. */
   links?: Record<number, number>;
+  /** No action offered here may be used on this row (the user lacks the role in its environment): no checkbox. */
+  locked?: boolean;
 }
 
 export interface ActionView {

@@ -9,7 +9,7 @@ function duration(from: string, to: string | null): string {
 }
 
 /** Shows an operation and follows it until it ends; cancel while it runs, retry what failed after. */
-export function OperationLive({ initial, cancel, retry }: { initial: OperationView; cancel: (f: FormData) => Promise<void>; retry: (f: FormData) => Promise<void> }) {
+export function OperationLive({ initial, cancel, retry }: { initial: OperationView; cancel?: (f: FormData) => Promise<void>; retry?: (f: FormData) => Promise<void> }) {
   const [op, setOp] = useState(initial);
   const [error, setError] = useState('');
 
@@ -33,10 +33,10 @@ export function OperationLive({ initial, cancel, retry }: { initial: OperationVi
   return (
     <div className="operation">
       <div className="operation-controls">
-        {!op.finishedAt && !op.cancelRequested && (
+        {cancel && !op.finishedAt && !op.cancelRequested && (
           <form action={cancel}><input type="hidden" name="id" value={op.id} /><button type="submit" className="button cancel-link">Cancel</button></form>
         )}
-        {op.finishedAt && retryable && (
+        {retry && op.finishedAt && retryable && (
           <form action={retry}><input type="hidden" name="id" value={op.id} /><button type="submit" className="button">Retry failed targets</button></form>
         )}
       </div>

@@ -11,11 +11,12 @@ import { parseListParams } from './list-params';
 import { changeList, matchingIds } from './list-query';
 import { deleteObjects, saveObject } from './mutations';
 import { getAdmin } from './registry';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 let t: TestDb;
 const admin = (name: string) => getAdmin(name) as AdminDef;
-const actor = { id: null, username: 'tester', remoteAddr: '127.0.0.9' };
-const list = (model: string, raw: Record<string, string>) => changeList(t.db, admin(model), parseListParams(admin(model), raw));
+const actor = { id: null, username: 'tester', access: SYSTEM_ACCESS, remoteAddr: '127.0.0.9' };
+const list = (model: string, raw: Record<string, string>) => changeList(t.db, admin(model), parseListParams(admin(model), raw, SYSTEM_ACCESS));
 
 beforeAll(async () => {
   t = await freshDatabase();
@@ -54,7 +55,7 @@ describe('instances changelist', () => {
   it('counts facets under the other filters', async () => {
     const def = admin('instances');
     const [prod] = await t.db.select().from(environments).where(eq(environments.name, 'production'));
-    const f = (await changeList(t.db, def, parseListParams(def, { environment: String(prod.id), role: 'replica' }))).facets;
+    const f = (await changeList(t.db, def, parseListParams(def, { environment: String(prod.id), role: 'replica' }, SYSTEM_ACCESS))).facets;
     const role = f.find((x) => x.key === 'role')!;
     expect(role.options).toEqual([
       { value: 'primary', label: 'primary', count: 3 },
@@ -78,14 +79,14 @@ describe('instances changelist', () => {
     const a = await list('instances', { sort: 'site', per: '25' });
     const firstTwo = [...a.rows];
     expect(new Set(firstTwo.map((r) => r.__id)).size).toBe(firstTwo.length);
-    const p1 = await changeList(t.db, admin('instances'), { ...parseListParams(admin('instances'), { sort: 'site' }), per: 5, page: 1 });
-    const p2 = await changeList(t.db, admin('instances'), { ...parseListParams(admin('instances'), { sort: 'site' }), per: 5, page: 2 });
+    const p1 = await changeList(t.db, admin('instances'), { ...parseListParams(admin('instances'), { sort: 'site' }, SYSTEM_ACCESS), per: 5, page: 1 });
+    const p2 = await changeList(t.db, admin('instances'), { ...parseListParams(admin('instances'), { sort: 'site' }, SYSTEM_ACCESS), per: 5, page: 2 });
     expect(p1.rows.map((r) => r.__id).filter((id) => p2.rows.some((x) => x.__id === id))).toEqual([]);
     expect(p1.pages).toBe(Math.ceil(t.lab.instances.length / 5));
   });
 
   it('shows the last page for a page past the end', async () => {
-    const p = await changeList(t.db, admin('instances'), { ...parseListParams(admin('instances'), {}), per: 5, page: 999 });
+    const p = await changeList(t.db, admin('instances'), { ...parseListParams(admin('instances'), {}, SYSTEM_ACCESS), per: 5, page: 999 });
     expect(p.page).toBe(p.pages);
     expect(p.rows.length).toBe(t.lab.instances.length - 5 * (p.pages - 1));
   });
@@ -98,11 +99,11 @@ describe('instances changelist', () => {
 
   it('selects all N matching across pages, bounded', async () => {
     const def = admin('instances');
-    const ids = await matchingIds(t.db, def, parseListParams(def, { role: 'replica' }), 1000);
+    const ids = await matchingIds(t.db, def, parseListParams(def, { role: 'replica' }, SYSTEM_ACCESS), 1000);
     const replicas = await t.db.select({ id: instances.id }).from(instances).where(eq(instances.role, 'replica')).orderBy(instances.id);
     expect(ids).toEqual(replicas.map((r) => r.id));
     expect(ids.length).toBeGreaterThanOrEqual(11);
-    await expect(matchingIds(t.db, def, parseListParams(def, {}), 5)).rejects.toThrow(/more than 5/);
+    await expect(matchingIds(t.db, def, parseListParams(def, {}, SYSTEM_ACCESS), 5)).rejects.toThrow(/more than 5/);
   });
 });
 
@@ -191,7 +192,7 @@ describe('delete', () => {
     const c = await collectForDelete(t.db, admin('environments'), [env.id]);
     const counts = Object.fromEntries(c.deleted.map((g) => [g.model, g.ids.length]));
     // The role bindings scoped to staging (dba-prod and dba-staging operate it) go with it too.
-    expect(counts).toEqual({ environments: 1, herds: 3, servers: 9, instances: 9, 'dns-records': 3, role_bindings: 2 });
+    expect(counts).toEqual({ environments: 1, herds: 3, servers: 9, instances: 9, 'dns-records': 3, 'role-bindings': 2 });
     const res = await deleteObjects(t.db, admin('environments'), [env.id], actor);
     expect(res).toEqual({ deleted: 1, cascaded: 26 });
     expect(await t.db.$count(environments, eq(environments.id, env.id))).toBe(0);
@@ -205,7 +206,7 @@ describe('delete', () => {
       { action: 'inventory.delete', type: 'environments', n: 1 },
       { action: 'inventory.delete_cascade', type: 'herds', n: 3 },
       { action: 'inventory.delete_cascade', type: 'instances', n: 9 },
-      { action: 'inventory.delete_cascade', type: 'role_bindings', n: 2 },
+      { action: 'inventory.delete_cascade', type: 'role-bindings', n: 2 },
       { action: 'inventory.delete_cascade', type: 'servers', n: 9 },
     ]);
   });
@@ -215,7 +216,7 @@ describe('facet counts agree with separate counting', () => {
   it('gives, for every facet, the same counts as one COUNT per option', async () => {
     const def = admin('instances');
     for (const raw of [{}, { role: 'replica' }, { q: 'prod', state: 'running' }, { site: 'dc-east', version: '15' }]) {
-      const p = parseListParams(def, raw);
+      const p = parseListParams(def, raw, SYSTEM_ACCESS);
       const cl = await changeList(t.db, def, p);
       for (const f of cl.facets) {
         for (const o of f.options) {
@@ -238,22 +239,22 @@ describe('every declared model', () => {
     await t.db.insert(operationTargets).values({ operationId: op.id, instanceId: someInstance.id, herdId: someInstance.herdId, label: 'x' });
     const { loadObject, relationOptions } = await import('./change-form-data');
     for (const def of adminModels) {
-      const all = await changeList(t.db, def, parseListParams(def, {}));
+      const all = await changeList(t.db, def, parseListParams(def, {}, SYSTEM_ACCESS));
       expect(all.total, def.name).toBeGreaterThan(0);
       for (const f of all.facets) {
         const first = f.options.find((o) => o.count > 0);
         if (!first) continue;
-        const one = await changeList(t.db, def, parseListParams(def, { [f.key]: first.value }));
+        const one = await changeList(t.db, def, parseListParams(def, { [f.key]: first.value }, SYSTEM_ACCESS));
         expect(one.total, `${def.name}.${f.key}=${first.value}`).toBe(first.count);
       }
       for (const [k, fd] of Object.entries(def.fields)) {
         if (fd.sortable === false) continue;
-        await changeList(t.db, def, parseListParams(def, { sort: `-${k}`, q: 'lab' }));
+        await changeList(t.db, def, parseListParams(def, { sort: `-${k}`, q: 'lab' }, SYSTEM_ACCESS));
       }
       const obj = await loadObject(t.db, def, all.rows[0].__id);
       expect(obj?.label, def.name).toBeTruthy();
       expect(def.form.schema.safeParse(obj!.values).success, `${def.name} form accepts its own stored values`).toBe(true);
-      await relationOptions(t.db, def);
+      await relationOptions(t.db, def, null);
       const c = await collectForDelete(t.db, def, [all.rows[0].__id]);
       expect(c.deleted[0].ids).toEqual([all.rows[0].__id]);
     }

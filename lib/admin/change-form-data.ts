@@ -3,15 +3,18 @@ import { eq, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import type { AdminDef } from './define-admin';
 import { selectFrom } from './list-query';
+import { scopeSql } from './list-sql';
 import { getAdmin } from './registry';
 
-export async function relationOptions(db: Db, def: AdminDef): Promise<Record<string, { value: string; label: string }[]>> {
+/** Choices for relation fields: only objects in `scope` (the environments where the user may make the change; null: all). */
+export async function relationOptions(db: Db, def: AdminDef, scope: number[] | null): Promise<Record<string, { value: string; label: string }[]>> {
   const out: Record<string, { value: string; label: string }[]> = {};
   await Promise.all(def.form.fields.map(async (f) => {
     if (f.input.type !== 'relation') return;
     const rel = getAdmin(f.input.model);
     if (!rel) throw new Error(`${def.name}.${f.name}: no admin for ${f.input.model}`);
     const rows = (await selectFrom(db, rel, { value: sql<string>`(${rel.id})::text`, label: sql<string>`(${rel.labelSql})::text` })
+      .where(scopeSql(rel, scope))
       .orderBy(sql`2`)
       .limit(5000)) as unknown as { value: string; label: string }[];
     out[f.name] = rows;

@@ -1,7 +1,8 @@
 // Turns a changelist's data into the plain view models the components draw.
-import type { ColumnView, RowView } from '@/components/admin/types';
+import type { ActionView, ColumnView, RowView } from '@/components/admin/types';
+import { can, canSomewhere, type Access } from '@/lib/auth/access';
 import type { FacetView } from '@/components/admin/filter-sidebar';
-import type { AdminDef } from './define-admin';
+import { permissionFor, type AdminDef } from './define-admin';
 import { formatValue } from './format';
 import { toQueryString, sortByHeader, type ListParams } from './list-params';
 import type { Facet, Row } from './list-query';
@@ -32,9 +33,18 @@ export function columnViews(def: AdminDef, p: ListParams): ColumnView[] {
   });
 }
 
-export function rowViews(def: AdminDef, rows: Row[]): RowView[] {
+/** The bulk actions this user may use somewhere (delete included, for models that have it), with the role each needs. */
+export function actionViews(def: AdminDef, access: Access): (ActionView & { role: string })[] {
+  const base = changelistBase(def);
+  const all = [...(def.actions ?? []), ...(def.readOnly ? [] : [{ name: 'delete', label: `Delete selected ${def.labelPlural}`, href: `${base}/delete`, role: permissionFor(def, 'delete') }])];
+  return all.filter((a) => canSomewhere(access, a.role));
+}
+
+/** Rows, each locked when none of `actions` may be used in its environment (it gets no checkbox). */
+export function rowViews(def: AdminDef, rows: Row[], access?: Access, actions: { role: string }[] = []): RowView[] {
   return rows.map((r) => {
     const view: RowView = { id: r.__id, values: [] };
+    if (access && actions.length && !actions.some((a) => can(access, a.role as never, r.__env ?? null))) view.locked = true;
     def.listDisplay.forEach((key, i) => {
       const f = def.fields[key];
       const text = formatValue(f.format, r[key]);

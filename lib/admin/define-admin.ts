@@ -1,7 +1,13 @@
 // One typed declaration per model gives the changelist, filters, search, forms, delete and history.
 import type { SQL, SQLWrapper } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
+import type { Role } from '@/lib/ops/define-action';
 import type { FormSpec } from './form-fields';
+
+export type Permission = 'view' | 'add' | 'change' | 'delete';
+
+/** Unless a model says otherwise: viewers look, operators add and change, admins delete. */
+const DEFAULT_PERMISSIONS: Record<Permission, Role> = { view: 'viewer', add: 'operator', change: 'operator', delete: 'admin' };
 
 export type Format = 'text' | 'number' | 'bytes' | 'lsn' | 'seconds' | 'datetime' | 'bool' | 'badge';
 
@@ -42,8 +48,17 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   joins?: Join[];
   /** How one object reads in breadcrumbs, delete lists and history. */
   labelSql: SQLWrapper;
-  /** The environment an object belongs to, recorded with its audit entries. */
+  /**
+   * The environment an object belongs to: recorded with its audit entries, and where the roles that
+   * decide who sees and changes it must hold. Objects without one need a global role.
+   */
   environmentSql?: SQLWrapper;
+  /** Which rows a user whose roles hold only in these environments sees, when environmentSql cannot say (an operation spans several). */
+  scopeSql?: (environmentIds: number[]) => SQL;
+  /** The audit log's action prefix for its writes: 'inventory' unless set ('access' for role bindings). */
+  auditAs?: string;
+  /** The role each kind of use needs, in the object's environment. */
+  permissions?: Partial<Record<Permission, Role>>;
   fields: F;
   listDisplay: (keyof F & string)[];
   listFilter: FilterDef[];
@@ -60,8 +75,10 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   /** Where an object's own page is, when it is not the generic change form: '/operations' -> /operations/<id>. */
   objectHref?: string;
   /** Bulk actions offered besides delete: each leads to its own confirmation page. */
-  actions?: { name: string; label: string; href: string }[];
+  actions?: { name: string; label: string; href: string; role: Role }[];
 }
+
+export const permissionFor = (def: Pick<AdminDef, 'permissions'>, p: Permission): Role => def.permissions?.[p] ?? DEFAULT_PERMISSIONS[p];
 
 export function defineAdmin<F extends Record<string, ListField>, T extends PgTable>(def: AdminDef<F, T>): AdminDef<F, T> {
   for (const k of [...def.listDisplay, ...def.searchFields]) {

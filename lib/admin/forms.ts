@@ -4,6 +4,8 @@ import { herdForm } from './models/herds.form';
 import { serverForm } from './models/servers.form';
 import { instanceForm } from './models/instances.form';
 import { dnsRecordForm } from './models/dns-records.form';
+import { poolerForm } from './models/poolers.form';
+import { roleBindingForm } from './models/role-bindings.form';
 import type { FormSpec } from './form-fields';
 
 export const forms: Record<string, FormSpec> = {
@@ -12,4 +14,6 @@ export const forms: Record<string, FormSpec> = {
   servers: serverForm,
   instances: instanceForm,
   'dns-records': dnsRecordForm,
+  poolers: poolerForm,
+  'role-bindings': roleBindingForm,
 };

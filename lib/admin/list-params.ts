@@ -1,5 +1,6 @@
 // The changelist's whole state lives in the URL. Parsing never fails: bad values fall back to defaults.
-import type { AdminDef } from './define-admin';
+import { environmentsWith, type Access } from '@/lib/auth/access';
+import { permissionFor, type AdminDef } from './define-admin';
 
 export const PAGE_SIZES = [10, 25, 50, 100, 200, 500] as const;
 export const DEFAULT_PAGE_SIZE = 100;
@@ -15,6 +16,12 @@ export interface ListParams {
   sort: SortKey[];
   page: number;
   per: number;
+  /**
+   * The environments whose objects the user may see (null: all). Not in the URL: it comes from the
+   * user's roles, so no query string can widen it, and every query of the list ("select all
+   * matching" too) is bounded by it.
+   */
+  scope: number[] | null;
 }
 
 export type RawParams = Record<string, string | string[] | undefined>;
@@ -23,7 +30,7 @@ function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-export function parseListParams(def: AdminDef, raw: RawParams): ListParams {
+export function parseListParams(def: AdminDef, raw: RawParams, access: Access): ListParams {
   const q = (first(raw.q) ?? '').trim().slice(0, 200);
 
   const filters: Record<string, string> = {};
@@ -54,7 +61,7 @@ export function parseListParams(def: AdminDef, raw: RawParams): ListParams {
   const pageRaw = Number(first(raw.page));
   const page = Number.isInteger(pageRaw) && pageRaw >= 1 && pageRaw <= 1_000_000 ? pageRaw : 1;
 
-  return { q, filters, sort, page, per };
+  return { q, filters, sort, page, per, scope: environmentsWith(access, permissionFor(def, 'view')) };
 }
 
 /** The query string for a changelist state, with defaults left out, so links stay short and stable. */

@@ -1,14 +1,15 @@
 // Reads for the changelist: one page of rows, the total, and the sidebar's counts.
 // A page costs 2 queries plus one per active filter: the rows; the total with the counts of every
 // inactive facet in one GROUPING SETS scan; and, for each active filter, its counts without it.
-import { inArray, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
+import { and, inArray, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import type { PgSelect } from 'drizzle-orm/pg-core';
 import type { Db } from '@/db/client';
 import type { AdminDef, FilterDef } from './define-admin';
 import type { ListParams } from './list-params';
-import { likeContains, orderSql, whereSql } from './list-sql';
+import { likeContains, orderSql, scopeSql, whereSql } from './list-sql';
 
-export type Row = Record<string, unknown> & { __id: number };
+/** `__env`: the row's environment, for models that have one (what the user's roles are judged on). */
+export type Row = Record<string, unknown> & { __id: number; __env?: number | null };
 
 /** SELECT <selection> FROM the model's table with its joins (display-only joins when asked). */
 export function selectFrom<S extends Record<string, SQLWrapper>>(db: Db, def: AdminDef, selection: S, opts: { display?: boolean } = { display: true }) {
@@ -109,6 +110,7 @@ async function pageRows(db: Db, def: AdminDef, p: ListParams, page: number): Pro
     .offset((page - 1) * p.per)) as unknown as { id: number }[]).map((r) => r.id);
   if (!ids.length) return [];
   const selection: Record<string, SQLWrapper> = { __id: def.id };
+  if (def.environmentSql) selection.__env = def.environmentSql;
   for (const [k, f] of Object.entries(def.fields)) selection[k] = f.sql;
   const rows = (await selectFrom(db, def, selection).where(inArray(def.id, ids))) as unknown as Row[];
   const at = new Map(ids.map((id, i) => [id, i]));
@@ -147,9 +149,10 @@ export async function matchingIds(db: Db, def: AdminDef, p: ListParams, cap: num
   return rows.map((r) => r.id);
 }
 
-export async function labelsFor(db: Db, def: AdminDef, ids: number[]): Promise<{ id: number; label: string }[]> {
+/** Labels of the objects that exist among `ids` (and that the user may see, given a scope). */
+export async function labelsFor(db: Db, def: AdminDef, ids: number[], scope: number[] | null = null): Promise<{ id: number; label: string }[]> {
   if (!ids.length) return [];
   return (await selectFrom(db, def, { id: def.id, label: sql<string>`(${def.labelSql})::text` })
-    .where(inArray(def.id, ids))
+    .where(and(inArray(def.id, ids), scopeSql(def, scope)))
     .orderBy(def.id)) as unknown as { id: number; label: string }[];
 }

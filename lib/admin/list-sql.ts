@@ -1,5 +1,5 @@
 // Changelist state -> SQL. Pure: it builds drizzle SQL and runs nothing, so it is unit-tested alone.
-import { and, asc, Column, desc, eq, ilike, is, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, Column, desc, eq, ilike, inArray, is, or, sql, type SQL } from 'drizzle-orm';
 import type { AdminDef } from './define-admin';
 import type { ListParams } from './list-params';
 
@@ -14,9 +14,17 @@ export function searchSql(def: AdminDef, q: string): SQL | undefined {
   return or(...def.searchFields.map((k) => ilike(sql`(${def.fields[k].sql})::text`, pattern)));
 }
 
-/** The WHERE for search plus every filter, optionally leaving one filter out (for that filter's own counts). */
-export function whereSql(def: AdminDef, p: Pick<ListParams, 'q' | 'filters'>, except?: string): SQL | undefined {
-  const parts: (SQL | undefined)[] = [searchSql(def, p.q)];
+/** The rows a user whose roles hold only in these environments may see (null: every row). */
+export function scopeSql(def: AdminDef, scope: number[] | null): SQL | undefined {
+  if (scope === null) return undefined;
+  if (!scope.length) return sql`false`;
+  if (def.scopeSql) return def.scopeSql(scope);
+  return def.environmentSql ? inArray(def.environmentSql as never, scope) : sql`false`;
+}
+
+/** The WHERE for the user's scope, search and every filter, optionally leaving one filter out (for that filter's own counts). */
+export function whereSql(def: AdminDef, p: Pick<ListParams, 'q' | 'filters' | 'scope'>, except?: string): SQL | undefined {
+  const parts: (SQL | undefined)[] = [scopeSql(def, p.scope), searchSql(def, p.q)];
   for (const f of def.listFilter) {
     const v = p.filters[f.key];
     if (v === undefined || f.key === except) continue;

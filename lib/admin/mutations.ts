@@ -3,7 +3,8 @@
 import { eq, inArray } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { diffChanges, writeAudit, type AuditInput } from '@/lib/audit/write-audit';
-import type { AdminDef } from './define-admin';
+import { AccessDenied, demand, type Access } from '@/lib/auth/access';
+import { permissionFor, type AdminDef } from './define-admin';
 import { collectForDelete } from './collect';
 import { labelsFor, selectFrom } from './list-query';
 
@@ -11,6 +12,8 @@ export interface Actor {
   id: number | null;
   username: string;
   remoteAddr?: string;
+  /** Checked here, in the one door for console writes: the role the model asks for, in the object's environment before and after. */
+  access: Access;
 }
 
 export type SaveResult =
@@ -24,7 +27,7 @@ function pgError(err: unknown): { code?: string; constraint?: string; detail?: s
   return e ?? {};
 }
 
-async function environmentOf(db: Pick<Db, 'select'>, def: AdminDef, id: number): Promise<number | null> {
+export async function environmentOf(db: Pick<Db, 'select'>, def: AdminDef, id: number): Promise<number | null> {
   if (!def.environmentSql) return null;
   const rows = (await selectFrom(db as Db, def, { env: def.environmentSql }).where(eq(def.id, id))) as unknown as { env: number | null }[];
   return rows[0]?.env ?? null;
@@ -51,23 +54,27 @@ export async function saveObject(db: Db, def: AdminDef, id: number | null, input
         const rows = await tx.select(cols).from(table).where(eq(def.id, id)).for('update');
         if (!rows.length) return { ok: false as const, fieldErrors: {}, formError: `This ${def.label} no longer exists.` };
         before = rows[0] as Record<string, unknown>;
+        await demand(tx as unknown as Db, actor.access, permissionFor(def, 'change'), `Changing this ${def.label}`, [await environmentOf(tx, def, id)]);
         await tx.update(table).set(values as never).where(eq(def.id, id));
         savedId = id;
       } else {
         const [row] = (await tx.insert(table).values(values as never).returning({ id: def.id })) as { id: number }[];
         savedId = row.id;
       }
+      // Where it is now (a new object, or one moved to another environment): the role must hold there too.
+      const envAfter = await environmentOf(tx, def, savedId);
+      await demand(tx as unknown as Db, actor.access, permissionFor(def, id === null ? 'add' : 'change'), `${id === null ? 'Adding' : 'Changing'} this ${def.label}`, [envAfter]);
       const [{ label }] = await labelsFor(tx as unknown as Db, def, [savedId]);
       const changes = diffChanges(before, values);
       if (id === null || Object.keys(changes).length) {
         await writeAudit(tx, {
           user: actor,
           remoteAddr: actor.remoteAddr,
-          action: id === null ? 'inventory.create' : 'inventory.update',
+          action: `${def.auditAs ?? 'inventory'}.${id === null ? 'create' : 'update'}`,
           objectType: def.name,
           objectId: String(savedId),
           objectLabel: label,
-          environmentId: await environmentOf(tx, def, savedId),
+          environmentId: envAfter,
           changes,
         });
       }
@@ -80,6 +87,7 @@ export async function saveObject(db: Db, def: AdminDef, id: number | null, input
       return field ? { ok: false, fieldErrors: { [field]: message } } : { ok: false, fieldErrors: {}, formError: message };
     }
     if (e.code === '23503') return { ok: false, fieldErrors: {}, formError: 'A related object you chose does not exist (any more).' };
+    if (err instanceof AccessDenied) return { ok: false, fieldErrors: {}, formError: `Permission denied: ${err.message}. Nothing has been changed.` };
     throw err;
   }
 }
@@ -103,11 +111,12 @@ export async function deleteObjects(db: Db, def: AdminDef, ids: number[], actor:
     }
     const envs = new Map<number, number | null>();
     for (const id of root.ids) envs.set(id, await environmentOf(txDb, def, id));
+    await demand(txDb, actor.access, permissionFor(def, 'delete'), `Deleting ${def.labelPlural}`, [...envs.values()]);
     const rootLabels = `${def.label} ${root.items.map((r) => r.label).join(', ')}`.slice(0, 500);
     const entries: AuditInput[] = collected.deleted.flatMap((g) => g.items.map((it): AuditInput => ({
       user: actor,
       remoteAddr: actor.remoteAddr,
-      action: g === root ? 'inventory.delete' : 'inventory.delete_cascade',
+      action: g === root ? `${def.auditAs ?? 'inventory'}.delete` : 'inventory.delete_cascade',
       objectType: g.model,
       objectId: String(it.id),
       objectLabel: it.label,

@@ -1,15 +1,41 @@
-// The start of every /admin/<model>/<id>/... page: a signed-in user, a known model, a well-formed id.
+// The start of every /admin/<model>/<id>/... page: a signed-in user, a known model, a well-formed id,
+// and the role the page needs in the object's environment (the 403 page, naming it, otherwise).
+import { desc, and, eq } from 'drizzle-orm';
 import { notFound } from 'next/navigation';
-import { requireUser, type CurrentUser } from '@/lib/auth/session';
-import type { AdminDef } from './define-admin';
+import { getDb } from '@/db/client';
+import { auditEntries } from '@/db/schema';
+import { demand, type Access } from '@/lib/auth/access';
+import { orDeny, requireAccess, requireUser, type CurrentUser } from '@/lib/auth/session';
+import { permissionFor, type AdminDef, type Permission } from './define-admin';
+import { environmentOf } from './mutations';
 import { parseId } from './parse-id';
 import { getAdmin } from './registry';
 
-export async function objectRoute(params: Promise<{ model: string; id: string }>): Promise<{ user: CurrentUser; def: AdminDef; id: number }> {
+export interface ObjectRoute {
+  user: CurrentUser;
+  access: Access;
+  def: AdminDef;
+  id: number;
+  /** The object's environment (for a deleted object: as its last audit entry recorded it). */
+  environmentId: number | null;
+}
+
+export async function objectRoute(params: Promise<{ model: string; id: string }>, need: Permission): Promise<ObjectRoute> {
   const user = await requireUser();
+  const access = await requireAccess();
   const { model, id: rawId } = await params;
   const def = getAdmin(model);
   const id = parseId(rawId);
   if (!def || id === null || def.readOnly) notFound();
-  return { user, def, id };
+  const db = getDb();
+  let environmentId = await environmentOf(db, def, id);
+  if (environmentId === null && def.environmentSql) {
+    // Gone (or outside any environment): the history page still needs to know whose it was.
+    const [last] = await db.select({ env: auditEntries.environmentId }).from(auditEntries)
+      .where(and(eq(auditEntries.objectType, def.name), eq(auditEntries.objectId, String(id)))).orderBy(desc(auditEntries.at)).limit(1);
+    environmentId = last?.env ?? null;
+  }
+  const role = permissionFor(def, need);
+  await orDeny(() => demand(db, access, role, need === 'view' ? `This ${def.label}` : `${need === 'delete' ? 'Deleting' : 'Changing'} this ${def.label}`, [environmentId]));
+  return { user, access, def, id, environmentId };
 }

@@ -8,6 +8,8 @@ import { dnsRecordsAdmin } from './models/dns-records.admin';
 import { operationsAdmin } from './models/operations.admin';
 import { drAdmin } from './models/dr.admin';
 import { poolersAdmin } from './models/poolers.admin';
+import { roleBindingsAdmin } from './models/role-bindings.admin';
+import { auditAdmin } from './models/audit.admin';
 
 export const adminModels: AdminDef[] = [
   environmentsAdmin as unknown as AdminDef,
@@ -18,6 +20,8 @@ export const adminModels: AdminDef[] = [
   dnsRecordsAdmin as unknown as AdminDef,
   poolersAdmin as unknown as AdminDef,
   operationsAdmin as unknown as AdminDef,
+  roleBindingsAdmin as unknown as AdminDef,
+  auditAdmin as unknown as AdminDef,
 ];
 
 export function getAdmin(name: string): AdminDef | undefined {

@@ -6,6 +6,7 @@ import { getDb } from '@/db/client';
 import { parseListParams } from '@/lib/admin/list-params';
 import { changeList } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
+import type { Access } from '@/lib/auth/access';
 import { ApiError } from './respond';
 
 const PER_PAGE = [10, 25, 50, 100, 200, 500];
@@ -18,10 +19,11 @@ export const pagingQuery = {
   per: z.coerce.number().int().refine((n) => PER_PAGE.includes(n), `one of ${PER_PAGE.join(', ')}`).optional(),
 };
 
-export async function listFromQuery(req: NextRequest, schema: z.ZodType<Record<string, unknown>>, model: string) {
+/** What the user may see only: the same scope the console's lists have. */
+export async function listFromQuery(req: NextRequest, schema: z.ZodType<Record<string, unknown>>, model: string, access: Access) {
   const parsed = schema.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
   if (!parsed.success) throw new ApiError(400, 'invalid query', parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(query)', message: i.message })));
   const def = getAdmin(model)!;
   const raw = Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]));
-  return changeList(getDb(), def, parseListParams(def, raw));
+  return changeList(getDb(), def, parseListParams(def, raw, access));
 }

@@ -2,6 +2,7 @@
 import { NextResponse, type NextRequest } from 'next/server';
 import type { z } from 'zod';
 import { getDb } from '@/db/client';
+import { AccessDenied, loadAccess, type Access } from '@/lib/auth/access';
 import { verifyApiToken, type Scope } from '@/lib/auth/api-tokens';
 import { clientAddress } from '@/lib/auth/client-address';
 import { getCurrentUser } from '@/lib/auth/session';
@@ -17,6 +18,26 @@ export interface ApiUser {
   username: string;
   scope: Scope;
   remoteAddr: string;
+  /** The user's roles: a token acts as its user, never beyond. */
+  access: Access;
+}
+
+/**
+ * A browser that sends the session cookie along with a request another site made (a form posted from
+ * elsewhere) says so in Origin / Sec-Fetch-Site: writes with the cookie must come from pgherd's pages.
+ */
+export function sameOrigin(req: NextRequest): boolean {
+  const origin = req.headers.get('origin');
+  const host = req.headers.get('x-forwarded-host') ?? req.headers.get('host');
+  if (origin) {
+    try {
+      return new URL(origin).host === host;
+    } catch {
+      return false;
+    }
+  }
+  const site = req.headers.get('sec-fetch-site');
+  return site === 'same-origin' || site === 'none';
 }
 
 const MAX_BODY = 64 * 1024;
@@ -25,7 +46,7 @@ const MAX_BODY = 64 * 1024;
 export async function apiUser(req: NextRequest, need: Scope): Promise<ApiUser> {
   const remoteAddr = clientAddress(req.headers.get('x-forwarded-for'));
   const auth = req.headers.get('authorization');
-  let user: ApiUser | null = null;
+  let user: Omit<ApiUser, 'access'> | null = null;
   if (auth) {
     const m = /^Bearer (\S+)$/.exec(auth);
     const t = m ? await verifyApiToken(getDb(), m[1]) : null;
@@ -33,11 +54,14 @@ export async function apiUser(req: NextRequest, need: Scope): Promise<ApiUser> {
     user = { ...t, remoteAddr };
   } else {
     const s = await getCurrentUser();
-    if (s) user = { id: s.id, username: s.username, scope: 'operate', remoteAddr };
+    if (s) {
+      if (req.method !== 'GET' && req.method !== 'HEAD' && !sameOrigin(req)) throw new ApiError(403, 'cross-site request refused: send a bearer token, or use the console');
+      user = { id: s.id, username: s.username, scope: 'operate', remoteAddr };
+    }
   }
   if (!user) throw new ApiError(401, 'authentication required: Authorization: Bearer <token>');
   if (need === 'operate' && user.scope !== 'operate') throw new ApiError(403, 'this token is read-only: a token with the operate scope is required');
-  return user;
+  return { ...user, access: await loadAccess(getDb(), user.id) };
 }
 
 export async function jsonBody<T>(req: NextRequest, schema: z.ZodType<T>): Promise<T> {
@@ -64,6 +88,7 @@ export function handle(fn: Handler): Handler {
       return await fn(req, ctx);
     } catch (err) {
       if (err instanceof ApiError) return NextResponse.json({ error: err.message, details: err.details ?? null }, { status: err.status });
+      if (err instanceof AccessDenied) return NextResponse.json({ error: err.message, details: null }, { status: 403 });
       console.error(JSON.stringify({ event: 'api.error', path: req.nextUrl.pathname, message: (err as Error).message }));
       return NextResponse.json({ error: 'internal error', details: null }, { status: 500 });
     }

@@ -1,9 +1,18 @@
-// The signed-in user behind a server action, with the address the audit log records.
+// The signed-in user behind a server action: the address the audit log records and the roles the
+// entry points check.
 import { headers } from 'next/headers';
+import type { Access } from './access';
 import { clientAddress } from './client-address';
-import { requireUser } from './session';
+import { requireAccess, requireUser } from './session';
 
-export async function currentActor(): Promise<{ id: number; username: string; remoteAddr: string }> {
+export interface SignedInActor {
+  id: number;
+  username: string;
+  remoteAddr: string;
+  access: Access;
+}
+
+export async function currentActor(): Promise<SignedInActor> {
   const user = await requireUser();
-  return { id: user.id, username: user.username, remoteAddr: clientAddress((await headers()).get('x-forwarded-for')) };
+  return { id: user.id, username: user.username, remoteAddr: clientAddress((await headers()).get('x-forwarded-for')), access: await requireAccess() };
 }

@@ -1,21 +1,79 @@
-// API tokens: created for a user with a scope and an optional expiry, shown once, hashed at rest.
+// API tokens: created for a user with a scope and an optional expiry, shown once, hashed at rest,
+// revocable, their last use recorded. A token acts as its user (the user's roles), within its scope.
 import { createHash, randomBytes } from 'node:crypto';
-import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, or, sql } from 'drizzle-orm';
+import { z } from 'zod';
 import type { Db } from '@/db/client';
 import { apiTokens, users } from '@/db/schema';
+import { writeAudit } from '@/lib/audit/write-audit';
 
 export type Scope = 'read' | 'operate';
 
 export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 
-export async function createApiToken(db: Db, userId: number, name: string, scope: Scope, expiresAt: Date | null = null): Promise<{ id: number; token: string }> {
-  const token = `pgh_${randomBytes(32).toString('base64url')}`;
-  const [row] = await db.insert(apiTokens).values({ userId, name, tokenHash: hashToken(token), prefix: token.slice(0, 10), scope, expiresAt }).returning({ id: apiTokens.id });
-  return { id: row.id, token };
+/** Who creates or revokes a token, for the audit log. */
+export interface TokenActor {
+  id: number;
+  username: string;
+  remoteAddr?: string;
 }
 
-export async function revokeApiToken(db: Db, id: number): Promise<void> {
-  await db.update(apiTokens).set({ revokedAt: new Date() }).where(eq(apiTokens.id, id));
+/** The console's form: a name, a scope, and an expiry in days (empty: never). */
+export const newTokenForm = z.object({
+  name: z.string().trim().min(1, 'Name the token (what uses it).').max(100, 'At most 100 characters.'),
+  scope: z.enum(['read', 'operate'], { message: 'Choose read or operate.' }),
+  expiresInDays: z.preprocess((v) => (v === '' || v === undefined || v === null ? null : v),
+    z.coerce.number({ message: 'Enter a number of days.' }).int('Enter a whole number of days.').min(1, 'At least 1 day.').max(3650, 'At most 3650 days.').nullable()),
+});
+
+export async function createApiToken(db: Db, userId: number, name: string, scope: Scope, expiresAt: Date | null = null, actor?: TokenActor): Promise<{ id: number; token: string }> {
+  const token = `pgh_${randomBytes(32).toString('base64url')}`;
+  return db.transaction(async (tx) => {
+    const [row] = await tx.insert(apiTokens).values({ userId, name, tokenHash: hashToken(token), prefix: token.slice(0, 10), scope, expiresAt }).returning({ id: apiTokens.id });
+    await writeAudit(tx, {
+      user: actor ?? { id: userId, username: `#${userId}` }, remoteAddr: actor?.remoteAddr,
+      action: 'token.create', objectType: 'api-tokens', objectId: String(row.id), objectLabel: `${name} (${token.slice(0, 10)}…)`,
+      changes: { scope: [null, scope], expiresAt: [null, expiresAt?.toISOString() ?? null], owner: [null, userId] },
+    });
+    return { id: row.id, token };
+  });
+}
+
+/**
+ * Revokes a token of `ownerId` (null: any user's, for an administrator or a script). Returns false,
+ * changing nothing, when there is no such live token.
+ */
+export async function revokeApiToken(db: Db, id: number, ownerId: number | null = null, actor?: TokenActor): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const rows = await tx.update(apiTokens).set({ revokedAt: new Date() })
+      .where(and(eq(apiTokens.id, id), isNull(apiTokens.revokedAt), ownerId === null ? undefined : eq(apiTokens.userId, ownerId)))
+      .returning({ name: apiTokens.name, prefix: apiTokens.prefix, userId: apiTokens.userId });
+    if (!rows.length) return false;
+    await writeAudit(tx, {
+      user: actor ?? { id: null, username: 'system' }, remoteAddr: actor?.remoteAddr,
+      action: 'token.revoke', objectType: 'api-tokens', objectId: String(id), objectLabel: `${rows[0].name} (${rows[0].prefix}…)`,
+      changes: { revoked: [false, true], owner: [null, rows[0].userId] },
+    });
+    return true;
+  });
+}
+
+export interface TokenRow {
+  id: number;
+  name: string;
+  prefix: string;
+  scope: Scope;
+  createdAt: Date;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+}
+
+export async function listApiTokens(db: Db, userId: number): Promise<TokenRow[]> {
+  return db.select({
+    id: apiTokens.id, name: apiTokens.name, prefix: apiTokens.prefix, scope: apiTokens.scope, createdAt: apiTokens.createdAt,
+    expiresAt: apiTokens.expiresAt, revokedAt: apiTokens.revokedAt, lastUsedAt: apiTokens.lastUsedAt,
+  }).from(apiTokens).where(eq(apiTokens.userId, userId)).orderBy(desc(apiTokens.createdAt), desc(apiTokens.id));
 }
 
 export interface TokenUser {

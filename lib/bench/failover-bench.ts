@@ -24,11 +24,12 @@ import { submitOperation } from '@/lib/ops/submit';
 import { startWorker } from '@/lib/ops/worker';
 import { startWriter } from '@/lib/testing/writer';
 import { settle } from './ops-bench';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-failover-lab.json');
 const HERDS = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6'];
 const SWITCHOVERS = Number(process.env.BENCH_SWITCHOVERS ?? 5);
-const actor = { id: null, username: 'bench' };
+const actor = { id: null, username: 'bench', access: SYSTEM_ACCESS };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 const url = (i: LabInstance) => `postgres://postgres@${i.address}:${i.port}/postgres`;
@@ -103,7 +104,7 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
 }
 
 async function runOp(db: Db, queue: ReturnType<typeof targetQueue>, action: AnyAction, herdIds: number[]): Promise<number> {
-  const plan = await planOperation(db, action, herdIds);
+  const plan = await planOperation(db, SYSTEM_ACCESS, action, herdIds);
   const refused = plan.targets.filter((t) => t.refused);
   if (refused.length) throw new Error(`refused: ${refused.map((t) => `${t.label}: ${t.refused}`).join('; ')}`);
   const t0 = performance.now();
@@ -115,7 +116,7 @@ async function runOp(db: Db, queue: ReturnType<typeof targetQueue>, action: AnyA
 /** Submits a DR failover and measures until every herd's write name answers a member that takes a write. */
 async function failoverUntilWritable(db: Db, queue: ReturnType<typeof targetQueue>, lab: LabInfo, names: string[], ids: Map<string, number>): Promise<number> {
   const herdIds = names.map((h) => ids.get(h)!);
-  const plan = await planOperation(db, drFailoverAction, herdIds);
+  const plan = await planOperation(db, SYSTEM_ACCESS, drFailoverAction, herdIds);
   const before = new Map(await Promise.all(names.map(async (h) => [h, (await answer(lab, h))[0]] as const)));
   const t0 = performance.now();
   const { id } = await submitOperation(db, queue, drFailoverAction, { herdIds, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);

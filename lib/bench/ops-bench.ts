@@ -23,9 +23,10 @@ import { producerConnection, targetQueue } from '@/lib/ops/queue';
 import { registerAction } from '@/lib/ops/registry';
 import { submitOperation } from '@/lib/ops/submit';
 import { startWorker } from '@/lib/ops/worker';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-ops-lab.json');
-const actor = { id: null, username: 'bench' };
+const actor = { id: null, username: 'bench', access: SYSTEM_ACCESS };
 
 const noopAction: ActionDef = defineAction({
   name: 'noop', label: 'No-op', permission: 'operator', dangerous: false,
@@ -46,7 +47,7 @@ export async function settle(db: Db, id: number): Promise<void> {
 }
 
 async function submitAndWait(db: Db, queue: ReturnType<typeof targetQueue>, action: ActionDef, ids: number[], parts?: { submitMs: number }): Promise<number> {
-  const plan = await planOperation(db, action, ids);
+  const plan = await planOperation(db, SYSTEM_ACCESS, action, ids);
   const t0 = performance.now();
   const { id } = await submitOperation(db, queue, action, { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: `bench-${Math.random()}` }, actor);
   if (parts) parts.submitMs = performance.now() - t0;

@@ -14,6 +14,7 @@ import { changeList } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import { opsBench } from '@/lib/bench/ops-bench';
 import { failoverBench } from '@/lib/bench/failover-bench';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-lab.json');
 const RUNS = Number(process.env.BENCH_RUNS ?? 60);
@@ -84,7 +85,7 @@ async function changelistBench() {
         bytes = body.length;
       }
       const sqlMs: number[] = [];
-      const p = parseListParams(def, params);
+      const p = parseListParams(def, params, SYSTEM_ACCESS);
       for (let i = 0; i < WARMUP + RUNS; i++) {
         t = performance.now();
         await changeList(db, def, p);

@@ -1,5 +1,5 @@
 // Fleet counts for the dashboard: by environment (with roles), by role and by state.
-import { count, eq, sql } from 'drizzle-orm';
+import { count, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import { qualified } from '@/lib/admin/qualified';
 import type { Db } from '@/db/client';
 import { environments, herds, instances, servers } from '@/db/schema';
@@ -11,9 +11,13 @@ export interface DashboardData {
   byState: { state: string; n: number }[];
 }
 
-export async function dashboardData(db: Db): Promise<DashboardData> {
+/** Counts over the environments in `scope` only (null: all), so that nobody learns what they may not see. */
+export async function dashboardData(db: Db, scope: number[] | null): Promise<DashboardData> {
+  const within = (col: Parameters<typeof inArray>[0]): SQL | undefined => (scope === null ? undefined : scope.length ? inArray(col, scope) : sql`false`);
+  const scopedInstances = () => db.select({ role: instances.role, state: instances.state }).from(instances).innerJoin(herds, eq(instances.herdId, herds.id)).where(within(herds.environmentId)).as('si');
+  const si = scopedInstances();
   const [env, byEnvironment, byRole, byState, h, s, i] = await Promise.all([
-    db.select({ n: count() }).from(environments),
+    db.select({ n: count() }).from(environments).where(within(environments.id)),
     db.select({
       id: environments.id,
       name: environments.name,
@@ -25,13 +29,14 @@ export async function dashboardData(db: Db): Promise<DashboardData> {
     }).from(environments)
       .leftJoin(herds, eq(herds.environmentId, environments.id))
       .leftJoin(instances, eq(instances.herdId, herds.id))
+      .where(within(environments.id))
       .groupBy(environments.id)
       .orderBy(environments.name),
-    db.select({ role: instances.role, n: count() }).from(instances).groupBy(instances.role).orderBy(instances.role),
-    db.select({ state: instances.state, n: count() }).from(instances).groupBy(instances.state).orderBy(instances.state),
-    db.select({ n: count() }).from(herds),
-    db.select({ n: count() }).from(servers),
-    db.select({ n: count() }).from(instances),
+    db.select({ role: si.role, n: count() }).from(si).groupBy(si.role).orderBy(si.role),
+    db.select({ state: si.state, n: count() }).from(si).groupBy(si.state).orderBy(si.state),
+    db.select({ n: count() }).from(herds).where(within(herds.environmentId)),
+    db.select({ n: count() }).from(servers).where(within(servers.environmentId)),
+    db.select({ n: count() }).from(si),
   ]);
   return {
     totals: { environments: env[0].n, herds: h[0].n, servers: s[0].n, instances: i[0].n },

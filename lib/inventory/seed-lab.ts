@@ -125,13 +125,15 @@ export async function seedLabFleet(db: Db, lab: LabInfo): Promise<void> {
       await tx.update(instances).set({ lagBytes: 0, lagSeconds: 0 }).where(sql`${instances.id} = ${instanceIds.get(i.server)!}`);
     }
     // The directory's groups, bound to roles as a company would: production DBAs are admins there and
-    // operators in staging; staging DBAs operate staging only; auditors see everything.
+    // operators in staging; staging DBAs operate staging and may look at production; auditors see
+    // everything and change nothing.
     if (lab.ldap) {
       const g = lab.ldap.groups;
       const bindings = [
         { group: g['dba-prod'], role: 'admin' as const, env: 'production' },
         { group: g['dba-prod'], role: 'operator' as const, env: 'staging' },
         { group: g['dba-staging'], role: 'operator' as const, env: 'staging' },
+        { group: g['dba-staging'], role: 'viewer' as const, env: 'production' },
         { group: g.readonly, role: 'viewer' as const, env: null },
       ];
       for (const b of bindings) {

@@ -2,16 +2,43 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
-import { operations, operationTargets } from '@/db/schema';
+import { herds, operations, operationTargets } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
+import { demand, type Access } from '@/lib/auth/access';
+import { getAction } from './registry';
 import { enqueueTargets, type TargetJob } from './queue';
 import type { Actor } from './submit';
+
+/** The operation's action and the environments of its targets (what access to it is judged on). */
+export async function operationScope(db: Db, id: number): Promise<{ action: string; environmentIds: number[] } | null> {
+  const [op] = await db.select({ action: operations.action }).from(operations).where(eq(operations.id, id));
+  if (!op) return null;
+  const envs = await db.selectDistinct({ env: herds.environmentId }).from(operationTargets)
+    .innerJoin(herds, eq(operationTargets.herdId, herds.id)).where(eq(operationTargets.operationId, id));
+  return { action: op.action, environmentIds: envs.map((e) => e.env) };
+}
+
+/**
+ * Seeing an operation needs a role in one of its targets' environments; cancelling or retrying it
+ * needs the action's own role in all of them. Throws AccessDenied.
+ */
+export async function demandOnOperation(db: Db, access: Access, id: number, need: 'view' | 'control'): Promise<void> {
+  const scope = await operationScope(db, id);
+  if (!scope) return;
+  if (need === 'view') {
+    if (scope.environmentIds.some((e) => access.global || access.byEnvironment.has(e))) return;
+    return demand(db, access, 'viewer', `operation #${id}`, scope.environmentIds.slice(0, 1));
+  }
+  const action = getAction(scope.action);
+  await demand(db, access, action?.permission ?? 'admin', `Cancelling or retrying ${action?.label ?? scope.action}`, scope.environmentIds);
+}
 
 /**
  * Queued targets are cancelled now; running ones stop between steps (their cleanups still run). The
  * operation settles in the database when its last open target ends.
  */
 export async function cancelOperation(db: Db, id: number, actor: Actor): Promise<void> {
+  await demandOnOperation(db, actor.access, id, 'control');
   await db.transaction(async (tx) => {
     await tx.update(operations).set({ cancelRequested: true }).where(eq(operations.id, id));
     await tx.update(operationTargets).set({ status: 'cancelled', error: `cancelled by ${actor.username}` })
@@ -22,6 +49,7 @@ export async function cancelOperation(db: Db, id: number, actor: Actor): Promise
 
 /** Failed, interrupted and cancelled targets run again; each resumes its step numbering. */
 export async function retryOperation(db: Db, queue: Queue<TargetJob> | null, id: number, actor: Actor): Promise<number[]> {
+  await demandOnOperation(db, actor.access, id, 'control');
   const ids = await db.transaction(async (tx) => {
     const rows = await tx.update(operationTargets).set({ status: 'queued', error: null })
       .where(and(eq(operationTargets.operationId, id), inArray(operationTargets.status, ['failed', 'interrupted', 'cancelled']), sql`coalesce(${operationTargets.error}, '') NOT LIKE 'refused:%'`))

@@ -21,6 +21,7 @@ import { cancelOperation, retryOperation } from './control';
 import { stopAction } from './actions/stop.action';
 import { startAction } from './actions/start.action';
 import { startWorker } from './worker';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 let t: TestDb;
 let refs: InstanceRef[] = [];
@@ -28,14 +29,14 @@ let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
 const conn = () => producerConnection(t.lab.redis!.url);
 let queue: ReturnType<typeof targetQueue>;
 let child: ReturnType<typeof spawn> | null = null;
-const actor = { id: null, username: 'engine-test' };
+const actor = { id: null, username: 'engine-test', access: SYSTEM_ACCESS };
 
 const orders = () => refs.filter((r) => r.environment === 'production' && r.herd === 'orders');
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
 const startTime = async (r: InstanceRef) => (await query<{ t: Date }>(dsn(r), 'SELECT pg_postmaster_start_time() AS t'))[0].t.getTime();
 
 async function submit(action: ActionDef, ids: number[], key = Math.random().toString(36)) {
-  const plan = await planOperation(t.db, action, ids);
+  const plan = await planOperation(t.db, SYSTEM_ACCESS, action, ids);
   const res = await submitOperation(t.db, queue, action, { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: key }, actor);
   return { plan, ...res };
 }
@@ -80,16 +81,16 @@ afterAll(async () => {
 
 describe('plan and confirm', () => {
   it('asks production targets to type the environment name, and many targets their count', async () => {
-    const p = await planOperation(t.db, restartAction, [orders()[1].id]);
+    const p = await planOperation(t.db, SYSTEM_ACCESS, restartAction, [orders()[1].id]);
     expect(p.typeToConfirm).toBe('production');
     expect(p.targets[0].warnings).toContain('production: production');
-    const many = await planOperation(t.db, reloadAction, refs.slice(0, 12).map((r) => r.id));
+    const many = await planOperation(t.db, SYSTEM_ACCESS, reloadAction, refs.slice(0, 12).map((r) => r.id));
     expect(many.typeToConfirm).toBe('12');
   });
 
   it('refuses a stale plan (409 in the API), a wrong confirmation, and runs nothing', async () => {
     const r = orders()[1];
-    const plan = await planOperation(t.db, restartAction, [r.id]);
+    const plan = await planOperation(t.db, SYSTEM_ACCESS, restartAction, [r.id]);
     await t.db.update(instances).set({ state: 'unreachable' }).where(eq(instances.id, r.id));
     await expect(submitOperation(t.db, queue, restartAction, { instanceIds: [r.id], digest: plan.digest, confirmation: 'production', idempotencyKey: 'k-stale' }, actor)).rejects.toBeInstanceOf(StalePlanError);
     await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, r.id));
@@ -103,7 +104,7 @@ describe('through the queue and the workers', () => {
     const members = orders();
     const before = await Promise.all(members.map(startTime));
     const ids = members.map((m) => m.id);
-    const plan = await planOperation(t.db, restartAction, ids);
+    const plan = await planOperation(t.db, SYSTEM_ACCESS, restartAction, ids);
     const input = { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'double-click' };
     const [a, b] = await Promise.all([submitOperation(t.db, queue, restartAction, input, actor), submitOperation(t.db, queue, restartAction, input, actor)]);
     expect(a.id).toBe(b.id);

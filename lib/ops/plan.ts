@@ -3,6 +3,7 @@
 // The digest covers every fact the plan relied on; a confirm with another digest is refused.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '@/db/client';
+import { demand, type Access } from '@/lib/auth/access';
 import { isHerdAction, type ActionParams, type AnyAction, type TargetPlan } from './define-action';
 import { loadHerdRefs, type HerdRef } from './herd-ref';
 import { driverFor } from './drivers';
@@ -15,6 +16,7 @@ export interface PlannedTarget extends TargetPlan {
   herdId: number;
   herd: string;
   environment: string;
+  environmentId: number;
 }
 
 export interface Plan {
@@ -83,28 +85,34 @@ function planOrRefuse(plan: () => TargetPlan): TargetPlan {
   }
 }
 
-/** Throws ParamsError when `rawParams` do not fit the action. `ids` are herds for herd actions. */
-export async function planOperation(db: Db, action: AnyAction, ids: number[], rawParams: unknown = {}): Promise<Plan> {
+/**
+ * Throws ParamsError when `rawParams` do not fit the action, AccessDenied when the user lacks the
+ * action's role in a target's environment (every target is checked, whatever else refuses it).
+ * `ids` are herds for herd actions.
+ */
+export async function planOperation(db: Db, access: Access, action: AnyAction, ids: number[], rawParams: unknown = {}): Promise<Plan> {
   const params = parseParams(action, rawParams);
   const unique = [...new Set(ids)];
   let targets: PlannedTarget[];
   let digest: string;
   if (isHerdAction(action)) {
     const herds = await loadHerdRefs(db, unique);
+    await demand(db, access, action.permission, action.label, herds.map((h) => h.environmentId));
     targets = herds.map((h) => ({
       ...planOrRefuse(() => action.plan(h, { params })),
-      instanceId: null, label: h.label, herdId: h.id, herd: h.name, environment: h.environment,
+      instanceId: null, label: h.label, herdId: h.id, herd: h.name, environment: h.environment, environmentId: h.environmentId,
     }));
     digest = digestOf(action.name, herds.flatMap((h) => h.members), params, herds);
   } else {
     const refs = await loadInstanceRefs(db, unique);
+    await demand(db, access, action.permission, action.label, refs.map((r) => r.environmentId));
     const members = await loadHerdMembers(db, refs);
     targets = refs.map((r) => ({
       ...planOrRefuse(() => {
         driverFor(r.controlDriver); // refuses drivers pgherd cannot run, before anything else
         return action.plan(r, { members: members.get(r.herdId)!, params });
       }),
-      instanceId: r.id, label: r.label, herdId: r.herdId, herd: r.herd, environment: r.environment,
+      instanceId: r.id, label: r.label, herdId: r.herdId, herd: r.herd, environment: r.environment, environmentId: r.environmentId,
     }));
     digest = digestOf(action.name, [...members.values()].flat(), params);
   }

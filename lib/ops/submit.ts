@@ -4,7 +4,8 @@ import { eq } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
 import { operations, operationTargets } from '@/db/schema';
-import { writeAudit } from '@/lib/audit/write-audit';
+import { writeAudit, type AuditInput } from '@/lib/audit/write-audit';
+import { AccessDenied, type Access } from '@/lib/auth/access';
 import { isHerdAction, type AnyAction } from './define-action';
 import { planOperation, type Plan } from './plan';
 import { enqueueTargets, type TargetJob } from './queue';
@@ -46,6 +47,8 @@ export interface Actor {
   id: number | null;
   username: string;
   remoteAddr?: string;
+  /** What the actor may do: checked against every target (SYSTEM_ACCESS for code on its own authority). */
+  access: Access;
 }
 
 export class WrongTargetsError extends Error {
@@ -66,7 +69,20 @@ export function targetIdsFor(action: AnyAction, input: { instanceIds?: number[];
 export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, action: AnyAction, input: SubmitInput, actor: Actor, log: (e: string, f: object) => void = () => {}): Promise<{ id: number; duplicate: boolean }> {
   const existing = await db.select({ id: operations.id }).from(operations).where(eq(operations.idempotencyKey, input.idempotencyKey));
   if (existing.length) return { id: existing[0].id, duplicate: true };
-  const plan = await planOperation(db, action, targetIdsFor(action, input), input.params ?? {});
+  const ids = targetIdsFor(action, input);
+  let plan: Plan;
+  try {
+    plan = await planOperation(db, actor.access, action, ids, input.params ?? {});
+  } catch (err) {
+    if (err instanceof AccessDenied) {
+      // A refused request is worth knowing about: a forged form, a script with the wrong token.
+      await writeAudit(db, {
+        user: actor, remoteAddr: actor.remoteAddr, action: 'operation.denied', objectType: isHerdAction(action) ? 'herds' : 'instances',
+        objectId: ids.slice(0, 20).join(','), objectLabel: action.label, changes: { reason: [null, err.message] },
+      });
+    }
+    throw err;
+  }
   if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);
   if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
   const runnable = plan.targets.filter((t) => !t.refused);
@@ -92,21 +108,33 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
       status: t.refused ? ('cancelled' as const) : ('queued' as const),
       error: t.refused ? `refused: ${t.refused}` : null,
     }))).returning({ id: operationTargets.id, status: operationTargets.status });
-    await writeAudit(tx, {
+    const envs = [...new Set(plan.targets.map((t) => t.environmentId))];
+    // The operation itself, then one entry per target: each instance's (or herd's) history shows it.
+    const perTarget = plan.targets.map((t): AuditInput => ({
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: `operation.${action.name}`,
+      objectType: plan.on === 'herd' ? 'herds' : 'instances',
+      objectId: String(t.instanceId ?? t.herdId),
+      objectLabel: t.label,
+      environmentId: t.environmentId,
+      changes: { operation: [null, op.id], ...(t.refused ? { refused: [null, t.refused] } : {}) },
+    }));
+    await writeAudit(tx, [{
       user: actor,
       remoteAddr: actor.remoteAddr,
       action: `operation.${action.name}`,
       objectType: 'operations',
       objectId: String(op.id),
       objectLabel: `${action.label}: ${runnable.length} ${plan.on === 'herd' ? 'herd' : 'target'}${runnable.length === 1 ? '' : 's'}`,
-      environmentId: null,
+      environmentId: envs.length === 1 ? envs[0] : null,
       changes: {
         digest: [null, plan.digest],
         ...(Object.keys(plan.params).length ? { params: [null, JSON.stringify(plan.params)] } : {}),
         targets: [null, plan.targets.map((t) => `${t.label}${t.refused ? ' (refused)' : ''}`).join(', ').slice(0, 2000)],
         confirmation: [null, input.confirmation.slice(0, 200)],
       },
-    });
+    }, ...perTarget]);
     return { id: op.id, queued: rows.filter((r) => r.status === 'queued').map((r) => r.id) };
   });
   if (!created) {

@@ -8,6 +8,7 @@ import { deleteObjects, saveObject } from '@/lib/admin/mutations';
 import { getAdmin } from '@/lib/admin/registry';
 import type { SaveOutcome } from '@/lib/admin/save-outcome';
 import { currentActor } from '@/lib/auth/actor';
+import { orDeny } from '@/lib/auth/session';
 import type { Intent } from '@/components/admin/object-form';
 
 
@@ -41,6 +42,6 @@ export async function deleteAction(form: FormData): Promise<void> {
   const def = getAdmin(parsed.data.model);
   if (!def || def.readOnly) throw new Error(`Unknown model ${parsed.data.model}.`);
   const ids = [...new Set(parsed.data.ids.split(',').map(Number))];
-  const res = await deleteObjects(getDb(), def, ids, who);
+  const res = await orDeny(() => deleteObjects(getDb(), def, ids, who));
   redirect(`/admin/${def.name}?deleted=${res.deleted}`);
 }

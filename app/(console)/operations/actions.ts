@@ -12,6 +12,7 @@ import { webQueue } from '@/lib/ops/web-queue';
 import { ParamsError } from '@/lib/ops/plan';
 import { paramsFromForm, paramsQuery } from '@/lib/ops/params-form';
 import { currentActor } from '@/lib/auth/actor';
+import { orDeny } from '@/lib/auth/session';
 
 
 const confirmForm = z.object({
@@ -36,7 +37,7 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
   const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids}${paramsQuery(params)}${from ? `&from=${from}` : ''}`;
   let id: number;
   try {
-    id = (await submitOperation(getDb(), webQueue(), action, { [isHerdAction(action) ? 'herdIds' : 'instanceIds']: ids.split(',').map(Number), params, digest, confirmation, idempotencyKey: key }, who)).id;
+    id = (await orDeny(() => submitOperation(getDb(), webQueue(), action, { [isHerdAction(action) ? 'herdIds' : 'instanceIds']: ids.split(',').map(Number), params, digest, confirmation, idempotencyKey: key }, who))).id;
   } catch (err) {
     if (err instanceof StalePlanError) redirect(`${back}&stale=1`);
     if (err instanceof ConfirmationError) redirect(`${back}&mistyped=1`);
@@ -52,13 +53,13 @@ const idForm = z.object({ id: z.coerce.number().int().positive() });
 export async function cancelOperationAction(form: FormData): Promise<void> {
   const who = await currentActor();
   const { id } = idForm.parse(Object.fromEntries(form.entries()));
-  await cancelOperation(getDb(), id, who);
+  await orDeny(() => cancelOperation(getDb(), id, who));
   redirect(`/operations/${id}`);
 }
 
 export async function retryOperationAction(form: FormData): Promise<void> {
   const who = await currentActor();
   const { id } = idForm.parse(Object.fromEntries(form.entries()));
-  await retryOperation(getDb(), webQueue(), id, who);
+  await orDeny(() => retryOperation(getDb(), webQueue(), id, who));
   redirect(`/operations/${id}`);
 }

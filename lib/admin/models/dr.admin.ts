@@ -6,6 +6,7 @@ import { qualified } from '@/lib/admin/qualified';
 import { environments, herds } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
 import { herdRows } from './herds.admin';
+import { drFailoverAction } from '@/lib/ops/actions/dr-failover.action';
 
 const herdId = () => qualified(herds.id);
 // The same order as rankReplicas (lib/ops/candidates.ts): most WAL, then least lag, then id.
@@ -44,5 +45,5 @@ export const drAdmin = defineAdmin({
   searchFields: ['name', 'environment'],
   ordering: ['environment', 'name'],
   readOnly: true,
-  actions: [{ name: 'dr-failover', label: 'DR failover', href: '/operations/new?action=dr-failover&from=dr' }],
+  actions: [{ name: 'dr-failover', label: 'DR failover', href: '/operations/new?action=dr-failover&from=dr', role: drFailoverAction.permission }],
 });

@@ -12,6 +12,8 @@ export const environmentsAdmin = defineAdmin({
   id: environments.id,
   labelSql: environments.name,
   environmentSql: environments.id,
+  // A new environment is a new scope: only global admins make one (nobody else holds a role in it yet).
+  permissions: { add: 'admin', change: 'admin', delete: 'admin' },
   fields: {
     name: { label: 'Name', sql: environments.name, link: 'self' },
     description: { label: 'Description', sql: environments.description, sortable: false },

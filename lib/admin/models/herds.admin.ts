@@ -61,7 +61,7 @@ export const herdsAdmin = defineAdmin({
   ],
   searchFields: ['name', 'dnsName', 'environment'],
   ordering: ['environment', 'name'],
-  actions: actions.filter(isHerdAction).map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}` })),
+  actions: actions.filter(isHerdAction).map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}`, role: a.permission })),
   uniqueErrors: {
     herds_environment_name_key: ['name', 'A herd with this name already exists in this environment.'],
   },

@@ -56,6 +56,6 @@ export const instancesAdmin = defineAdmin({
   // Host names usually carry environment and herd; sorting by them is an index walk, not a sort.
   ordering: ['server', 'port'],
   form: instanceForm,
-  actions: actions.filter((a) => !isHerdAction(a)).map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}` })),
+  actions: actions.filter((a) => !isHerdAction(a)).map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}`, role: a.permission })),
   uniqueErrors: { instances_server_port_key: ['port', 'This server already has an instance on this port.'] },
 });

@@ -18,6 +18,8 @@ export const operationsAdmin = defineAdmin({
   labelSql: sql`${operations.action} || ' #' || ${operations.id}`,
   readOnly: true,
   objectHref: '/operations',
+  // Seen by whoever may see one of its targets' environments.
+  scopeSql: (envIds) => sql`EXISTS (SELECT 1 FROM operation_targets t JOIN herds h ON h.id = t.herd_id WHERE t.operation_id = ${qualified(operations.id)} AND h.environment_id IN (${sql.join(envIds.map((e) => sql`${e}`), sql`, `)}))`,
   fields: {
     id: { label: '#', sql: operations.id, link: 'self', format: 'number' },
     action: { label: 'Action', sql: operations.action },

@@ -20,13 +20,14 @@ import { checkDnsRecords } from '../refresher';
 import { changeList } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import { parseListParams } from '@/lib/admin/list-params';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 let t: TestDb;
 let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
 let queue: ReturnType<typeof targetQueue>;
 let herdId: number;
 const prefix = `t-dns-${randomBytes(3).toString('hex')}`;
-const actor = { id: null, username: 'dns-test' };
+const actor = { id: null, username: 'dns-test', access: SYSTEM_ACCESS };
 
 beforeAll(async () => {
   t = await freshDatabase();
@@ -49,7 +50,7 @@ const billing = () => t.lab.instances.filter((i) => i.environment === 'productio
 const writeName = () => dns().herds.find((h) => h.environment === 'production' && h.herd === 'billing')!.writeName;
 
 async function run(action: AnyAction, herdIds: number[]) {
-  const plan = await planOperation(t.db, action, herdIds);
+  const plan = await planOperation(t.db, SYSTEM_ACCESS, action, herdIds);
   const { id } = await submitOperation(t.db, queue, action, { herdIds, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
   for (let i = 0; i < 300; i++) {
     const [op] = await t.db.select().from(operations).where(eq(operations.id, id));
@@ -105,7 +106,7 @@ describe('refresh DNS', () => {
 
   it('the refresher records what each name answers and flags drift, which the herds changelist and the API show', async () => {
     const replica = billing().find((i) => i.role === 'replica')!;
-    const flag = async () => (await changeList(t.db, getAdmin('herds')!, parseListParams(getAdmin('herds')!, { q: 'billing' }))).rows
+    const flag = async () => (await changeList(t.db, getAdmin('herds')!, parseListParams(getAdmin('herds')!, { q: 'billing' }, SYSTEM_ACCESS))).rows
       .find((r) => r.environment === 'production')!.dnsDrift;
     expect(await flag()).toBeNull(); // not asked yet
     await replaceRecordSet(server(), dns().zone, dns().key, { name: writeName(), type: 'CNAME', ttl: 30, values: [replica.server] });
@@ -120,7 +121,7 @@ describe('refresh DNS', () => {
 
   it('is refused at planning for a herd without DNS records, and for instance ids given as herd ids', async () => {
     await t.db.delete(dnsRecords).where(eq(dnsRecords.herdId, herdId));
-    const plan = await planOperation(t.db, refreshDnsAction, [herdId]);
+    const plan = await planOperation(t.db, SYSTEM_ACCESS, refreshDnsAction, [herdId]);
     expect(plan.targets[0].refused).toBe('the herd has no DNS records');
     await expect(submitOperation(t.db, queue, refreshDnsAction, { instanceIds: [1], digest: plan.digest, confirmation: '', idempotencyKey: 'x'.repeat(10) }, actor))
       .rejects.toThrow('refresh-dns runs on herds: give herdIds');

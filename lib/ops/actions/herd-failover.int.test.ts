@@ -29,6 +29,7 @@ import { drFailoverAction } from './dr-failover.action';
 import { rebuildAction } from './rebuild.action';
 import { startAction } from './start.action';
 import { switchoverAction } from './switchover.action';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-failover-${process.pid}.json`);
 let lab: LabInfo;
@@ -38,7 +39,7 @@ let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
 let queue: ReturnType<typeof targetQueue>;
 let producer: ReturnType<typeof producerConnection>;
 const herdIds = new Map<string, number>();
-const actor = { id: null, username: 'failover-test' };
+const actor = { id: null, username: 'failover-test', access: SYSTEM_ACCESS };
 
 beforeAll(async () => {
   lab = await startLab({
@@ -67,7 +68,7 @@ afterAll(async () => {
 });
 
 async function runOp(action: AnyAction, ids: number[], params: Record<string, unknown> = {}) {
-  const plan = await planOperation(db, action, ids, params);
+  const plan = await planOperation(db, SYSTEM_ACCESS, action, ids, params);
   const t0 = performance.now();
   const { id } = await submitOperation(db, queue, action, { herdIds: ids, params, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
   for (let i = 0; i < 1200; i++) {
@@ -151,7 +152,7 @@ describe('switchover', () => {
     const primary = await livePrimary('beta');
     const lagging = members('beta').find((m) => m.server !== primary.server)!;
     const inv = await byServer('beta');
-    const plan = await planOperation(db, switchoverAction, [herdIds.get('beta')!], { candidateInstanceId: inv.get(lagging.server)!.id });
+    const plan = await planOperation(db, SYSTEM_ACCESS, switchoverAction, [herdIds.get('beta')!], { candidateInstanceId: inv.get(lagging.server)!.id });
     expect(plan.targets[0].refused).toBeUndefined();
     await query(url(lagging), 'SELECT pg_wal_replay_pause()');
     try {
@@ -168,7 +169,7 @@ describe('switchover', () => {
       expect(await answer('beta')).toEqual([primary.server]);
       // Once the refresher has seen the lag, the plan itself refuses.
       await refreshFleet(db, { ids: [...inv.values()].map((r) => r.id), timeoutMs: 2000 });
-      const again = await planOperation(db, switchoverAction, [herdIds.get('beta')!], { candidateInstanceId: inv.get(lagging.server)!.id });
+      const again = await planOperation(db, SYSTEM_ACCESS, switchoverAction, [herdIds.get('beta')!], { candidateInstanceId: inv.get(lagging.server)!.id });
       expect(again.targets[0].refused).toMatch(/is [\d.]+ MB behind \(limit 16.0 MB\)/);
     } finally {
       await query(url(lagging), 'SELECT pg_wal_replay_resume()');
@@ -263,7 +264,7 @@ describe('DR failover', () => {
       expect(inv.get(old.server)!.state).toBe('fenced');
       expect(inv.get(a.server)).toMatchObject({ role: 'primary', state: 'running' });
       // A fenced instance is not started by pgherd (execution plans again, with the same refusal).
-      const start = await planOperation(db, startAction, [inv.get(old.server)!.id]);
+      const start = await planOperation(db, SYSTEM_ACCESS, startAction, [inv.get(old.server)!.id]);
       expect(start.targets[0].refused).toBe('fenced after a failover: rebuild it before starting it again');
     } finally {
       await allowSsh(lab, LAB_FILE, old.address);
@@ -313,13 +314,13 @@ describe('DR failover', () => {
     expect(await answer('gamma')).toEqual([primary.server]);
     // Once the inventory has seen them stopped, the plan refuses.
     await refreshFleet(db, { ids: (await refs('gamma')).map((r) => r.id), timeoutMs: 2000 });
-    const plan = await planOperation(db, drFailoverAction, [herdIds.get('gamma')!]);
+    const plan = await planOperation(db, SYSTEM_ACCESS, drFailoverAction, [herdIds.get('gamma')!]);
     expect(plan.targets[0].refused).toBe('the herd has no running replica to fail over to');
   }, 60_000);
 });
 
 async function runRebuild(target: InstanceRef) {
-  const plan = await planOperation(db, rebuildAction, [target.id]);
+  const plan = await planOperation(db, SYSTEM_ACCESS, rebuildAction, [target.id]);
   expect(plan.targets[0].refused).toBeUndefined();
   const { id } = await submitOperation(db, queue, rebuildAction, { instanceIds: [target.id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
   for (;;) {

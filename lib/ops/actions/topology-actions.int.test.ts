@@ -18,6 +18,7 @@ import { remasterAction } from './remaster.action';
 import { stopAction } from './stop.action';
 import { startAction } from './start.action';
 import { rebuildAction } from './rebuild.action';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 let t: TestDb;
 let ssh: SshPool;
@@ -47,7 +48,7 @@ afterAll(async () => {
 
 describe('promote', () => {
   it('is refused at planning while the herd has a running primary', async () => {
-    const plan = await planOperation(t.db, promoteAction, [r2.id]);
+    const plan = await planOperation(t.db, SYSTEM_ACCESS, promoteAction, [r2.id]);
     expect(plan.targets[0].refused).toMatch(/running primary .*stop it, or use switchover/);
   });
 
@@ -74,7 +75,7 @@ describe('promote', () => {
 
 describe('remaster', () => {
   it('points the other replica at the new primary; it streams from it and has its rows', async () => {
-    const plan = await planOperation(t.db, remasterAction, [r3.id]);
+    const plan = await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id]);
     expect(plan.targets[0].refused).toBeUndefined();
     expect(plan.targets[0].steps[2]).toContain(`${r2.host}:${r2.port}`);
     const { res } = await run(remasterAction, r3.id);
@@ -92,7 +93,7 @@ describe('remaster', () => {
   });
 
   it('is refused for a primary', async () => {
-    const plan = await planOperation(t.db, remasterAction, [r2.id]);
+    const plan = await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r2.id]);
     expect(plan.targets[0].refused).toMatch(/only replicas/);
   });
 
@@ -103,7 +104,7 @@ describe('remaster', () => {
 
 describe('rebuild', () => {
   it('is refused for the herd\u2019s running primary, at planning', async () => {
-    const plan = await planOperation(t.db, rebuildAction, [r2.id]);
+    const plan = await planOperation(t.db, SYSTEM_ACCESS, rebuildAction, [r2.id]);
     expect(plan.targets[0].refused).toMatch(/it is the herd\u2019s primary/);
   });
 
@@ -160,10 +161,10 @@ describe('remaster to a chosen member', () => {
   it('moves a replica to a sibling replica (cascading): the primary\u2019s new rows reach it through the sibling', async () => {
     // Now: r2 is the primary; the old primary and r3 are its replicas.
     const params = { upstreamInstanceId: primary.id };
-    const plan = await planOperation(t.db, remasterAction, [r3.id], params);
+    const plan = await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id], params);
     expect(plan.targets[0].refused).toBeUndefined();
     expect(plan.targets[0].steps[0]).toContain(`${primary.label} (a replica: cascading replication)`);
-    expect(plan.digest).not.toBe((await planOperation(t.db, remasterAction, [r3.id])).digest);
+    expect(plan.digest).not.toBe((await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id])).digest);
     const { res, steps } = await runAction(t.db, ssh, remasterAction, r3.id, params);
     expect(res.error).toBeUndefined();
     expect(steps[0].stdoutTail).toBe(`new upstream: ${primary.label} (replica)`);
@@ -182,12 +183,12 @@ describe('remaster to a chosen member', () => {
 
   it('refuses a loop, a member of another herd and the replica itself, at planning; malformed parameters are a ParamsError', async () => {
     const refusal = async (target: InstanceRef, upstreamInstanceId: number) =>
-      (await planOperation(t.db, remasterAction, [target.id], { upstreamInstanceId })).targets[0].refused;
+      (await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [target.id], { upstreamInstanceId })).targets[0].refused;
     expect(await refusal(primary, r3.id)).toBe(`${r3.label} streams from ${primary.label}: that would be a loop`);
     expect(await refusal(r3, elsewhere.id)).toMatch(/is not a member of the herd staging\/identity/);
     expect(await refusal(r3, r3.id)).toBe('a replica cannot stream from itself');
-    await expect(planOperation(t.db, remasterAction, [r3.id], { upstreamInstanceId: 'x' })).rejects.toBeInstanceOf(ParamsError);
-    await expect(planOperation(t.db, remasterAction, [r3.id], { upstream: 1 })).rejects.toThrow(/Unrecognized key/);
-    await expect(planOperation(t.db, stopAction, [r3.id], { upstreamInstanceId: 1 })).rejects.toThrow('stop takes no parameters');
+    await expect(planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id], { upstreamInstanceId: 'x' })).rejects.toBeInstanceOf(ParamsError);
+    await expect(planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id], { upstream: 1 })).rejects.toThrow(/Unrecognized key/);
+    await expect(planOperation(t.db, SYSTEM_ACCESS, stopAction, [r3.id], { upstreamInstanceId: 1 })).rejects.toThrow('stop takes no parameters');
   });
 });

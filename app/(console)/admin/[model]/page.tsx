@@ -5,26 +5,32 @@ import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { ChangeListTable } from '@/components/admin/change-list-table';
 import { FilterSidebar } from '@/components/admin/filter-sidebar';
 import { Pagination } from '@/components/admin/pagination';
-import { changelistBase, columnViews, facetViews, rowViews } from '@/lib/admin/changelist-view';
+import { actionViews, changelistBase, columnViews, facetViews, rowViews } from '@/lib/admin/changelist-view';
+import { permissionFor } from '@/lib/admin/define-admin';
+import { canSomewhere } from '@/lib/auth/access';
 import { PAGE_SIZES, parseListParams, toQueryString, type RawParams } from '@/lib/admin/list-params';
 import { changeList, labelsFor } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import { capitalize } from '@/lib/admin/text';
-import { requireUser } from '@/lib/auth/session';
+import { deny, requireAccess } from '@/lib/auth/session';
 
 export default async function ChangeListPage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<RawParams> }) {
-  await requireUser();
+  const access = await requireAccess();
   const def = getAdmin((await params).model);
   if (!def) notFound();
+  const viewRole = permissionFor(def, 'view');
+  if (!canSomewhere(access, viewRole)) deny(`The list of ${def.labelPlural} needs the ${viewRole} role`);
   const raw = await searchParams;
-  const p = parseListParams(def, raw);
+  const p = parseListParams(def, raw, access);
   const db = getDb();
   const list = await changeList(db, def, p);
   const shown = { ...p, page: list.page };
   const base = changelistBase(def);
   const qs = toQueryString(def, { ...shown, page: 1 }).replace(/^\?/, '');
   const savedId = Number(raw.saved);
-  const saved = Number.isInteger(savedId) && savedId > 0 ? (await labelsFor(db, def, [savedId]))[0] : undefined;
+  const saved = Number.isInteger(savedId) && savedId > 0 ? (await labelsFor(db, def, [savedId], p.scope))[0] : undefined;
+  const actions = actionViews(def, access);
+  const canAdd = !def.readOnlyAdd && !def.readOnly && canSomewhere(access, permissionFor(def, 'add'));
   const deleted = typeof raw.deleted === 'string' && /^\d+$/.test(raw.deleted) ? Number(raw.deleted) : null;
   const title = def.readOnly ? capitalize(def.labelPlural) : `Select ${def.label} to change`;
 
@@ -33,7 +39,7 @@ export default async function ChangeListPage({ params, searchParams }: { params:
       <Breadcrumbs items={[{ label: capitalize(def.labelPlural) }]} />
       <div className="content-head">
         <h1>{title}</h1>
-        {!def.readOnlyAdd && !def.readOnly && <Link className="button addlink" href={`${base}/add`}>Add {def.label}</Link>}
+        {canAdd && <Link className="button addlink" href={`${base}/add`}>Add {def.label}</Link>}
       </div>
       {saved && <p className="messagelist success" role="status">The {def.label} “{saved.label}” was saved successfully.</p>}
       {deleted !== null && <p className="messagelist success" role="status">Successfully deleted {deleted} {deleted === 1 ? def.label : def.labelPlural}.</p>}
@@ -50,10 +56,10 @@ export default async function ChangeListPage({ params, searchParams }: { params:
           <ChangeListTable
             base={def.objectHref ?? base}
             columns={columnViews(def, shown)}
-            rows={rowViews(def, list.rows)}
+            rows={rowViews(def, list.rows, access, actions)}
             total={list.total}
             labelPlural={def.labelPlural}
-            actions={[...(def.actions ?? []), ...(def.readOnly ? [] : [{ name: 'delete', label: `Delete selected ${def.labelPlural}`, href: `${base}/delete` }])]}
+            actions={actions.map(({ name, label, href }) => ({ name, label, href }))}
             query={qs}
           />
           <Pagination

@@ -5,17 +5,19 @@ import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { AutoRefresh } from '@/components/ops/auto-refresh';
 import { formatBytes } from '@/lib/admin/format';
 import { parseId } from '@/lib/admin/parse-id';
-import { requireUser } from '@/lib/auth/session';
+import { orDeny, requireAccess } from '@/lib/auth/session';
+import { can, demand } from '@/lib/auth/access';
 import { herdNow } from '@/lib/herds/topology';
 
 export const dynamic = 'force-dynamic';
 
 /** The herd as it is now: members observed live, DNS names asked at their server, recent operations. */
 export default async function HerdPage({ params }: { params: Promise<{ id: string }> }) {
-  await requireUser();
+  const access = await requireAccess();
   const id = parseId((await params).id);
   const now = id === null ? null : await herdNow(getDb(), id);
   if (!now) notFound();
+  await orDeny(() => demand(getDb(), access, 'viewer', 'This herd', [now.herd.environmentId]));
   const { herd, members, dns, poolers, operations } = now;
   const primaries = members.filter((m) => m.role === 'primary');
   return (
@@ -24,7 +26,7 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
       <Breadcrumbs items={[{ label: 'Herds', href: '/admin/herds' }, { label: herd.label }]} />
       <div className="content-head">
         <h1>Herd {herd.label}</h1>
-        <Link className="button" href={`/admin/herds/${herd.id}`}>Change the herd</Link>
+        {can(access, 'operator', herd.environmentId) && <Link className="button" href={`/admin/herds/${herd.id}`}>Change the herd</Link>}
       </div>
       {primaries.length > 1 && <p className="errornote" role="alert">{primaries.length} members answer as primaries: {primaries.map((p) => p.ref.label).join(', ')}.</p>}
       {primaries.length === 0 && <p className="errornote" role="alert">No member answers as a primary.</p>}

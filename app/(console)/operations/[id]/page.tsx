@@ -6,15 +6,21 @@ import { parseId } from '@/lib/admin/parse-id';
 import { operationView } from '@/lib/ops/operation-view';
 import { getAction } from '@/lib/ops/registry';
 import { loadInstanceRefs } from '@/lib/ops/instance-ref';
-import { requireUser } from '@/lib/auth/session';
+import { orDeny, requireAccess } from '@/lib/auth/session';
+import { canOnAll } from '@/lib/auth/access';
+import { demandOnOperation, operationScope } from '@/lib/ops/control';
 import { cancelOperationAction, retryOperationAction } from '../actions';
 
 export default async function OperationPage({ params }: { params: Promise<{ id: string }> }) {
-  await requireUser();
+  const access = await requireAccess();
   const id = parseId((await params).id);
   const view = id === null ? null : await operationView(getDb(), id);
   if (!view) notFound();
+  await orDeny(() => demandOnOperation(getDb(), access, view.id, 'view'));
   const action = getAction(view.action);
+  // Cancel and retry are offered only to whoever holds the action's role wherever it ran.
+  const scope = await operationScope(getDb(), view.id);
+  const control = canOnAll(access, action?.permission ?? 'admin', scope?.environmentIds ?? []);
   // Parameters in words: a chosen herd member by its label (it may have left the inventory since).
   const memberIds = (action?.params?.fields ?? []).filter((f) => f.kind === 'herd-member').map((f) => Number(view.params[f.name])).filter(Number.isInteger);
   const labels = new Map((await loadInstanceRefs(getDb(), memberIds)).map((r) => [r.id, r.label]));
@@ -30,7 +36,7 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
         <h1>{action?.label ?? view.action}: operation #{view.id}</h1>
       </div>
       {shown.map((p) => <p key={p.label} className="op-param"><strong>{p.label}:</strong> {p.text}</p>)}
-      <OperationLive key={`${view.status}-${view.finishedAt}`} initial={view} cancel={cancelOperationAction} retry={retryOperationAction} />
+      <OperationLive key={`${view.status}-${view.finishedAt}`} initial={view} cancel={control ? cancelOperationAction : undefined} retry={control ? retryOperationAction : undefined} />
     </>
   );
 }

@@ -10,7 +10,8 @@ import { loadInstanceRefs } from '@/lib/ops/instance-ref';
 import { paramsFromForm } from '@/lib/ops/params-form';
 import { getAction } from '@/lib/ops/registry';
 import { isHerdAction } from '@/lib/ops/define-action';
-import { requireUser } from '@/lib/auth/session';
+import { orDeny, requireAccess } from '@/lib/auth/session';
+import { environmentsWith } from '@/lib/auth/access';
 import { capitalize } from '@/lib/admin/text';
 import { confirmOperationAction } from '../actions';
 
@@ -18,7 +19,7 @@ const CAP = 1000;
 
 /** The confirmation page: every target with its plan, refusals with reasons, warnings. Nothing runs here. */
 export default async function PlanPage({ searchParams }: { searchParams: Promise<RawParams> }) {
-  await requireUser();
+  const access = await requireAccess();
   const raw = await searchParams;
   const action = getAction(String(raw.action ?? ''));
   if (!action) notFound();
@@ -34,14 +35,15 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   let error = '';
   if (raw.all === '1') {
     try {
-      ids = await matchingIds(db, def, parseListParams(def, raw), CAP);
+      // "All matching" means all the user may run this action on, never more.
+      ids = await matchingIds(db, def, { ...parseListParams(def, raw, access), scope: environmentsWith(access, action.permission) }, CAP);
     } catch (err) {
       error = (err as Error).message;
     }
   } else if (typeof raw.ids === 'string' && /^\d{1,10}(,\d{1,10}){0,999}$/.test(raw.ids)) {
     ids = raw.ids.split(',').map(Number);
   }
-  const back = `/admin/${def.name}${raw.all === '1' ? toQueryString(def, parseListParams(def, raw)) : ''}`;
+  const back = `/admin/${def.name}${raw.all === '1' ? toQueryString(def, parseListParams(def, raw, access)) : ''}`;
   const crumbs = [{ label: capitalize(def.labelPlural), href: back }, { label: action.label }];
   if (error || !ids.length) {
     return (
@@ -56,7 +58,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   const rawParams = paramsFromForm(raw);
   let plan;
   try {
-    plan = await planOperation(db, action, ids, rawParams);
+    plan = await orDeny(() => planOperation(db, access, action, ids, rawParams));
   } catch (err) {
     if (!(err instanceof ParamsError)) throw err;
     return (

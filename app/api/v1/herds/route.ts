@@ -21,9 +21,9 @@ const query = z.object({
  * answer is not what the members say; null: not asked yet).
  */
 export const GET = handle(async (req) => {
-  await apiUser(req, 'read');
+  const user = await apiUser(req, 'read');
   const db = getDb();
-  const list = await listFromQuery(req, query, 'herds');
+  const list = await listFromQuery(req, query, 'herds', user.access);
   const ids = list.rows.map((r) => Number(r.__id));
   const members = await loadInstanceRefs(db, [], { herdIds: ids });
   const dns = ids.length ? await db.select().from(dnsRecords).where(inArray(dnsRecords.herdId, ids)).orderBy(asc(dnsRecords.id)) : [];

@@ -16,8 +16,8 @@ const query = z.object({
 
 /** GET /api/v1/instances: the changelist's filters; unlike the pages, bad parameters are a 400. */
 export const GET = handle(async (req) => {
-  await apiUser(req, 'read');
-  const list = await listFromQuery(req, query, 'instances');
+  const user = await apiUser(req, 'read');
+  const list = await listFromQuery(req, query, 'instances', user.access);
   return NextResponse.json({
     items: list.rows.map((r) => ({
       id: r.__id, environment: r.environment, herd: r.herd, herdId: r.herdId, server: r.server, address: r.address, site: r.site,

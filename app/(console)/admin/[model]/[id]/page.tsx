@@ -6,6 +6,8 @@ import { ObjectForm } from '@/components/admin/object-form';
 import { loadObject, relationOptions } from '@/lib/admin/change-form-data';
 import { objectRoute } from '@/lib/admin/object-route';
 import { capitalize } from '@/lib/admin/text';
+import { permissionFor } from '@/lib/admin/define-admin';
+import { can, environmentsWith } from '@/lib/auth/access';
 import { saveAction } from '../../actions';
 import { pgherdPublicKey } from '@/lib/ssh/public-key';
 
@@ -20,11 +22,13 @@ function AuthorizedKey() {
 }
 
 export default async function ChangePage({ params, searchParams }: { params: Promise<{ model: string; id: string }>; searchParams: Promise<{ saved?: string }> }) {
-  const { def, id } = await objectRoute(params);
+  const { def, id, access, environmentId } = await objectRoute(params, 'view');
   const db = getDb();
   const obj = await loadObject(db, def, id);
   if (!obj) notFound();
   const saved = (await searchParams).saved === '1';
+  const changeRole = permissionFor(def, 'change');
+  const mayChange = can(access, changeRole, environmentId);
   return (
     <>
       <Breadcrumbs items={[{ label: capitalize(def.labelPlural), href: `/admin/${def.name}` }, { label: obj.label }]} />
@@ -35,7 +39,11 @@ export default async function ChangePage({ params, searchParams }: { params: Pro
       <h2 className="object-label">{obj.label}</h2>
       {saved && <p className="messagelist success" role="status">The {def.label} “{obj.label}” was changed successfully. You may edit it again below.</p>}
       {def.name === 'servers' && <AuthorizedKey />}
-      <ObjectForm model={def.name} id={id} initial={obj.values} options={await relationOptions(db, def)} save={saveAction} />
+      <ObjectForm
+        model={def.name} id={id} initial={obj.values} options={await relationOptions(db, def, environmentsWith(access, mayChange ? changeRole : 'viewer'))} save={saveAction}
+        readOnlyReason={mayChange ? undefined : `You may look at this ${def.label}; changing it needs the ${changeRole} role here.`}
+        canDelete={can(access, permissionFor(def, 'delete'), environmentId)}
+      />
     </>
   );
 }

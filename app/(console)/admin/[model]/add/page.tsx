@@ -6,22 +6,26 @@ import { defaultValues, relationOptions } from '@/lib/admin/change-form-data';
 import { labelsFor } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import { capitalize } from '@/lib/admin/text';
-import { requireUser } from '@/lib/auth/session';
+import { deny, requireAccess } from '@/lib/auth/session';
+import { canSomewhere, environmentsWith } from '@/lib/auth/access';
+import { permissionFor } from '@/lib/admin/define-admin';
 import { saveAction } from '../../actions';
 
 export default async function AddPage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<{ saved?: string }> }) {
-  await requireUser();
+  const access = await requireAccess();
   const def = getAdmin((await params).model);
   if (!def || def.readOnlyAdd || def.readOnly) notFound();
+  const need = permissionFor(def, 'add');
+  if (!canSomewhere(access, need)) deny(`Adding ${def.labelPlural} needs the ${need} role`);
   const db = getDb();
   const savedId = Number((await searchParams).saved);
-  const saved = Number.isInteger(savedId) && savedId > 0 ? (await labelsFor(db, def, [savedId]))[0] : undefined;
+  const saved = Number.isInteger(savedId) && savedId > 0 ? (await labelsFor(db, def, [savedId], environmentsWith(access, 'viewer')))[0] : undefined;
   return (
     <>
       <Breadcrumbs items={[{ label: capitalize(def.labelPlural), href: `/admin/${def.name}` }, { label: `Add ${def.label}` }]} />
       <h1>Add {def.label}</h1>
       {saved && <p className="messagelist success" role="status">The {def.label} “{saved.label}” was added successfully. You may add another {def.label} below.</p>}
-      <ObjectForm model={def.name} id={null} initial={defaultValues(def)} options={await relationOptions(db, def)} save={saveAction} />
+      <ObjectForm model={def.name} id={null} initial={defaultValues(def)} options={await relationOptions(db, def, environmentsWith(access, need))} save={saveAction} />
     </>
   );
 }

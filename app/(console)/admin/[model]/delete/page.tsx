@@ -8,19 +8,24 @@ import { parseListParams, toQueryString, type RawParams } from '@/lib/admin/list
 import { labelsFor, matchingIds } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import { capitalize } from '@/lib/admin/text';
-import { requireUser } from '@/lib/auth/session';
+import { deny, requireAccess } from '@/lib/auth/session';
+import { canSomewhere, environmentsWith } from '@/lib/auth/access';
+import { permissionFor } from '@/lib/admin/define-admin';
 import { deleteAction } from '../../actions';
 
 const BULK_CAP = 10_000;
 
 /** Bulk delete: ?ids=1,2,3 or ?all=1 plus the changelist's query ("all N matching"). */
 export default async function BulkDeletePage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<RawParams> }) {
-  await requireUser();
+  const access = await requireAccess();
   const def = getAdmin((await params).model);
   if (!def || def.readOnly) notFound();
+  const need = permissionFor(def, 'delete');
+  if (!canSomewhere(access, need)) deny(`Deleting ${def.labelPlural} needs the ${need} role`);
   const raw = await searchParams;
   const db = getDb();
-  const p = parseListParams(def, raw);
+  // Only what the user may delete: "all matching" and ticked ids alike.
+  const p = { ...parseListParams(def, raw, access), scope: environmentsWith(access, need) };
   const back = `/admin/${def.name}${toQueryString(def, p)}`;
   let ids: number[] = [];
   let error = '';
@@ -32,7 +37,7 @@ export default async function BulkDeletePage({ params, searchParams }: { params:
     }
   } else if (typeof raw.ids === 'string' && /^\d{1,10}(,\d{1,10}){0,9999}$/.test(raw.ids)) {
     // The server never trusts the selection: only ids that exist go on.
-    ids = (await labelsFor(db, def, [...new Set(raw.ids.split(',').map(Number))])).map((r) => r.id);
+    ids = (await labelsFor(db, def, [...new Set(raw.ids.split(',').map(Number))], p.scope)).map((r) => r.id);
   }
   const crumbs = [{ label: capitalize(def.labelPlural), href: back }, { label: `Delete multiple ${def.labelPlural}` }];
   if (error || !ids.length) {

@@ -3,12 +3,14 @@ import { getDb } from '@/db/client';
 import { ApiError, apiUser, handle } from '@/lib/api/respond';
 import { parseId } from '@/lib/admin/parse-id';
 import { operationView } from '@/lib/ops/operation-view';
+import { demandOnOperation } from '@/lib/ops/control';
 
 export const GET = handle(async (req, ctx) => {
-  await apiUser(req, 'read');
+  const user = await apiUser(req, 'read');
   const id = parseId((await ctx.params).id);
   const op = id === null ? null : await operationView(getDb(), id);
   if (!op) throw new ApiError(404, 'no such operation');
+  await demandOnOperation(getDb(), user.access, op.id, 'view');
   return NextResponse.json({
     id: op.id,
     action: op.action,

@@ -9,7 +9,7 @@ import { capitalize } from '@/lib/admin/text';
 import { deleteAction } from '../../../actions';
 
 export default async function DeletePage({ params }: { params: Promise<{ model: string; id: string }> }) {
-  const { def, id } = await objectRoute(params);
+  const { def, id } = await objectRoute(params, 'delete');
   const db = getDb();
   const [obj] = await labelsFor(db, def, [id]);
   if (!obj) notFound();

@@ -11,7 +11,7 @@ import { capitalize } from '@/lib/admin/text';
 
 /** Read from the audit log, so it still shows a deleted object's last words. */
 export default async function HistoryPage({ params }: { params: Promise<{ model: string; id: string }> }) {
-  const { def, id } = await objectRoute(params);
+  const { def, id } = await objectRoute(params, 'view');
   const db = getDb();
   const entries = await db.select().from(auditEntries)
     .where(and(eq(auditEntries.objectType, def.name), eq(auditEntries.objectId, String(id))))

@@ -4,11 +4,12 @@ import { changelistBase } from '@/lib/admin/changelist-view';
 import { parseListParams, toQueryString } from '@/lib/admin/list-params';
 import { facetOptions } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
-import { getCurrentUser } from '@/lib/auth/session';
+import { getCurrentAccess } from '@/lib/auth/session';
 
 /** GET ?term=...&<changelist query>: up to 20 options of a searchable facet, with counts under the other filters. */
 export async function GET(req: NextRequest, ctx: { params: Promise<{ model: string; key: string }> }) {
-  if (!(await getCurrentUser())) return NextResponse.json({ error: 'sign in required' }, { status: 401 });
+  const access = await getCurrentAccess();
+  if (!access) return NextResponse.json({ error: 'sign in required' }, { status: 401 });
   const { model, key } = await ctx.params;
   const def = getAdmin(model);
   const filter = def?.listFilter.find((f) => f.key === key);
@@ -16,7 +17,7 @@ export async function GET(req: NextRequest, ctx: { params: Promise<{ model: stri
   const raw = Object.fromEntries(req.nextUrl.searchParams.entries());
   const term = (raw.term ?? '').trim().slice(0, 100);
   if (!term) return NextResponse.json({ error: 'term is required' }, { status: 400 });
-  const p = parseListParams(def, raw);
+  const p = parseListParams(def, raw, access);
   const options = await facetOptions(getDb(), def, filter, p, { search: term, limit: 20 });
   const base = changelistBase(def);
   return NextResponse.json({

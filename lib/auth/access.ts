@@ -1,0 +1,101 @@
+// What a user may do, and where: the roles bound to them and their groups, globally or per
+// environment. Read from the database on every request, so a binding removed (or a user disabled)
+// takes effect at once, not when a session expires. Superusers (local break-glass accounts) are admin
+// everywhere.
+import { and, eq, inArray, or, sql } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import { environments, roleBindings, users } from '@/db/schema';
+import type { Role } from '@/lib/ops/define-action';
+
+export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
+const rank = (r: Role | null | undefined) => (r ? ROLES.indexOf(r) + 1 : 0);
+const higher = (a: Role | null, b: Role | null): Role | null => (rank(a) >= rank(b) ? a : b);
+
+export interface Access {
+  userId: number | null;
+  username: string;
+  superuser: boolean;
+  /** The role held in every environment (null: none). */
+  global: Role | null;
+  /** Roles bound for one environment, by environment id (each at least as high as `global`). */
+  byEnvironment: Map<number, Role>;
+}
+
+/** For the worker, the lab's seeding, tests and benchmarks: code acting on its own authority. */
+export const SYSTEM_ACCESS: Access = { userId: null, username: 'system', superuser: true, global: 'admin', byEnvironment: new Map() };
+
+/** Nobody: a user that is disabled or gone. */
+export const noAccess = (username: string, userId: number | null = null): Access => ({ userId, username, superuser: false, global: null, byEnvironment: new Map() });
+
+/** The bindings for a username and its groups (matched without regard to case, as LDAP compares DNs). */
+export function bindingsFor(username: string, groups: string[]) {
+  return or(
+    and(eq(roleBindings.subjectType, 'user'), sql`lower(${roleBindings.subject}) = ${username.toLowerCase()}`),
+    groups.length ? and(eq(roleBindings.subjectType, 'group'), inArray(sql`lower(${roleBindings.subject})`, groups.map((g) => g.toLowerCase()))) : sql`false`,
+  );
+}
+
+export function accessFrom(user: { id: number | null; username: string; superuser: boolean }, bindings: { role: Role; environmentId: number | null }[]): Access {
+  if (user.superuser) return { userId: user.id, username: user.username, superuser: true, global: 'admin', byEnvironment: new Map() };
+  let global: Role | null = null;
+  for (const b of bindings) if (b.environmentId === null) global = higher(global, b.role);
+  const byEnvironment = new Map<number, Role>();
+  for (const b of bindings) {
+    if (b.environmentId === null) continue;
+    byEnvironment.set(b.environmentId, higher(higher(byEnvironment.get(b.environmentId) ?? null, b.role), global)!);
+  }
+  return { userId: user.id, username: user.username, superuser: false, global, byEnvironment };
+}
+
+/** The user's access now: nothing for a disabled or deleted user. */
+export async function loadAccess(db: Db, userId: number): Promise<Access> {
+  const [u] = await db.select({ id: users.id, username: users.username, active: users.isActive, superuser: users.isSuperuser, groups: users.groups })
+    .from(users).where(eq(users.id, userId));
+  if (!u || !u.active) return noAccess(u?.username ?? `#${userId}`, userId);
+  const rows = u.superuser ? [] : await db.select({ role: roleBindings.role, environmentId: roleBindings.environmentId }).from(roleBindings).where(bindingsFor(u.username, u.groups));
+  return accessFrom({ id: u.id, username: u.username, superuser: u.superuser }, rows);
+}
+
+/** The role held in an environment (null for objects outside any environment: only global roles count). */
+export function roleIn(a: Access, environmentId: number | null): Role | null {
+  if (environmentId === null) return a.global;
+  return higher(a.global, a.byEnvironment.get(environmentId) ?? null);
+}
+
+export const can = (a: Access, need: Role, environmentId: number | null) => rank(roleIn(a, environmentId)) >= rank(need);
+
+/** Whether the user holds `need` anywhere at all (a control worth showing). */
+export const canSomewhere = (a: Access, need: Role) => rank(a.global) >= rank(need) || [...a.byEnvironment.values()].some((r) => rank(r) >= rank(need));
+
+/** The environments where the user holds `need`: null means all of them (a global role). */
+export function environmentsWith(a: Access, need: Role = 'viewer'): number[] | null {
+  if (rank(a.global) >= rank(need)) return null;
+  return [...a.byEnvironment].filter(([, r]) => rank(r) >= rank(need)).map(([id]) => id);
+}
+
+/** Refused for lack of a role: a 403 in the API, the forbidden page in the console. */
+export class AccessDenied extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AccessDenied';
+  }
+}
+
+/**
+ * Throws AccessDenied naming the role missing and where, for every environment among `environmentIds`
+ * (null: objects outside any environment) in which the user lacks `need`.
+ */
+export async function demand(db: Db, a: Access, need: Role, what: string, environmentIds: (number | null)[]): Promise<void> {
+  const missing = [...new Set(environmentIds)].filter((e) => !can(a, need, e));
+  if (!missing.length) return;
+  const ids = missing.filter((e): e is number => e !== null);
+  const names = new Map(ids.length ? (await db.select({ id: environments.id, name: environments.name }).from(environments).where(inArray(environments.id, ids))).map((r) => [r.id, r.name]) : []);
+  const where = missing.map((e) => {
+    const has = roleIn(a, e);
+    const place = e === null ? 'globally' : `in ${names.get(e) ?? `environment #${e}`}`;
+    return `${place} (${has ? `you have ${has}` : 'you have no role'}${e === null ? '' : ' there'})`;
+  });
+  throw new AccessDenied(`${what} needs the ${need} role ${where.join(', ')}`);
+}
+
+export const canOnAll = (a: Access, need: Role, environmentIds: (number | null)[]) => environmentIds.every((e) => can(a, need, e));
