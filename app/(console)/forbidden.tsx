@@ -1,15 +1,14 @@
 import Link from 'next/link';
-import { forbiddenReason } from '@/lib/auth/session';
+import { DenialReason } from '@/components/auth/denial-reason';
 
-/** 403: what the user lacks, as the page that refused said it. */
+/** 403: what the user lacks (see deny() in lib/auth/session.ts for how the message gets here). */
 export default function Forbidden() {
-  const { message } = forbiddenReason();
   return (
-    <main className="content">
+    <>
       <h1>Permission denied</h1>
-      <p className="errornote" role="alert" data-forbidden>{message || 'Your roles do not allow this.'} Nothing has been changed.</p>
+      <DenialReason />
       <p>Roles are bound to you or your directory groups by an administrator, per environment or everywhere.</p>
       <p><Link href="/">Back to the dashboard</Link></p>
-    </main>
+    </>
   );
 }

@@ -3,7 +3,7 @@
 import { eq, inArray } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { diffChanges, writeAudit, type AuditInput } from '@/lib/audit/write-audit';
-import { AccessDenied, demand, type Access } from '@/lib/auth/access';
+import { AccessDenied, auditDenial, demand, type Access } from '@/lib/auth/access';
 import { permissionFor, type AdminDef } from './define-admin';
 import { collectForDelete } from './collect';
 import { labelsFor, selectFrom } from './list-query';
@@ -87,7 +87,10 @@ export async function saveObject(db: Db, def: AdminDef, id: number | null, input
       return field ? { ok: false, fieldErrors: { [field]: message } } : { ok: false, fieldErrors: {}, formError: message };
     }
     if (e.code === '23503') return { ok: false, fieldErrors: {}, formError: 'A related object you chose does not exist (any more).' };
-    if (err instanceof AccessDenied) return { ok: false, fieldErrors: {}, formError: `Permission denied: ${err.message}. Nothing has been changed.` };
+    if (err instanceof AccessDenied) {
+      await auditDenial(db, err);
+      return { ok: false, fieldErrors: {}, formError: `Permission denied: ${err.message}. Nothing has been changed.` };
+    }
     throw err;
   }
 }

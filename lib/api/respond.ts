@@ -2,7 +2,7 @@
 import { NextResponse, type NextRequest } from 'next/server';
 import type { z } from 'zod';
 import { getDb } from '@/db/client';
-import { AccessDenied, loadAccess, type Access } from '@/lib/auth/access';
+import { AccessDenied, auditDenial, loadAccess, type Access } from '@/lib/auth/access';
 import { verifyApiToken, type Scope } from '@/lib/auth/api-tokens';
 import { clientAddress } from '@/lib/auth/client-address';
 import { getCurrentUser } from '@/lib/auth/session';
@@ -61,7 +61,7 @@ export async function apiUser(req: NextRequest, need: Scope): Promise<ApiUser> {
   }
   if (!user) throw new ApiError(401, 'authentication required: Authorization: Bearer <token>');
   if (need === 'operate' && user.scope !== 'operate') throw new ApiError(403, 'this token is read-only: a token with the operate scope is required');
-  return { ...user, access: await loadAccess(getDb(), user.id) };
+  return { ...user, access: { ...(await loadAccess(getDb(), user.id)), remoteAddr } };
 }
 
 export async function jsonBody<T>(req: NextRequest, schema: z.ZodType<T>): Promise<T> {
@@ -88,7 +88,10 @@ export function handle(fn: Handler): Handler {
       return await fn(req, ctx);
     } catch (err) {
       if (err instanceof ApiError) return NextResponse.json({ error: err.message, details: err.details ?? null }, { status: err.status });
-      if (err instanceof AccessDenied) return NextResponse.json({ error: err.message, details: null }, { status: 403 });
+      if (err instanceof AccessDenied) {
+        await auditDenial(getDb(), err);
+        return NextResponse.json({ error: err.message, details: null }, { status: 403 });
+      }
       console.error(JSON.stringify({ event: 'api.error', path: req.nextUrl.pathname, message: (err as Error).message }));
       return NextResponse.json({ error: 'internal error', details: null }, { status: 500 });
     }

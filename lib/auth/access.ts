@@ -6,6 +6,7 @@ import { and, eq, inArray, or, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { environments, roleBindings, users } from '@/db/schema';
 import type { Role } from '@/lib/ops/define-action';
+import { writeAudit } from '@/lib/audit/write-audit';
 
 export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
 const rank = (r: Role | null | undefined) => (r ? ROLES.indexOf(r) + 1 : 0);
@@ -19,6 +20,8 @@ export interface Access {
   global: Role | null;
   /** Roles bound for one environment, by environment id (each at least as high as `global`). */
   byEnvironment: Map<number, Role>;
+  /** Where the request came from, for the audit entry of a refusal. */
+  remoteAddr?: string;
 }
 
 /** For the worker, the lab's seeding, tests and benchmarks: code acting on its own authority. */
@@ -75,6 +78,11 @@ export function environmentsWith(a: Access, need: Role = 'viewer'): number[] | n
 
 /** Refused for lack of a role: a 403 in the API, the forbidden page in the console. */
 export class AccessDenied extends Error {
+  /** Set once the refusal is in the audit log (so that it is recorded once). */
+  audited = false;
+  /** Who was refused (set by demand). */
+  who?: { id: number | null; username: string; remoteAddr?: string };
+
   constructor(message: string) {
     super(message);
     this.name = 'AccessDenied';
@@ -95,7 +103,23 @@ export async function demand(db: Db, a: Access, need: Role, what: string, enviro
     const place = e === null ? 'globally' : `in ${names.get(e) ?? `environment #${e}`}`;
     return `${place} (${has ? `you have ${has}` : 'you have no role'}${e === null ? '' : ' there'})`;
   });
-  throw new AccessDenied(`${what} needs the ${need} role ${where.join(', ')}`);
+  const err = new AccessDenied(`${what} needs the ${need} role ${where.join(', ')}`);
+  err.who = { id: a.userId, username: a.username, remoteAddr: a.remoteAddr };
+  throw err;
+}
+
+/**
+ * Records a refusal in the audit log, once, outside any transaction that is being rolled back: the
+ * places that catch AccessDenied (pages, server actions, the API, form saves, submits) call this.
+ */
+export async function auditDenial(db: Db, err: AccessDenied, who?: { id: number | null; username: string; remoteAddr?: string }): Promise<void> {
+  const actor = err.who ? { ...err.who, remoteAddr: err.who.remoteAddr || who?.remoteAddr } : who;
+  if (err.audited || !actor) return;
+  err.audited = true;
+  await writeAudit(db, {
+    user: { id: actor.id, username: actor.username }, remoteAddr: actor.remoteAddr ?? '',
+    action: 'access.denied', objectType: 'access', objectLabel: err.message, changes: { reason: [null, err.message] },
+  });
 }
 
 export const canOnAll = (a: Access, need: Role, environmentIds: (number | null)[]) => environmentIds.every((e) => can(a, need, e));

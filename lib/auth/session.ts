@@ -1,9 +1,11 @@
 import { getServerSession } from 'next-auth';
+import { headers } from 'next/headers';
 import { forbidden, redirect } from 'next/navigation';
 import { cache } from 'react';
 import { getDb } from '@/db/client';
 import type { Role } from '@/lib/ops/define-action';
-import { AccessDenied, canSomewhere, loadAccess, type Access } from './access';
+import { AccessDenied, auditDenial, canSomewhere, loadAccess, type Access } from './access';
+import { clientAddress } from './client-address';
 import { authOptions } from './options';
 
 export interface CurrentUser {
@@ -24,7 +26,8 @@ export const getCurrentUser = cache(async (): Promise<CurrentUser | null> => {
 /** The signed-in user's roles as the database has them now (once per request). */
 export const getCurrentAccess = cache(async (): Promise<Access | null> => {
   const user = await getCurrentUser();
-  return user ? loadAccess(getDb(), user.id) : null;
+  if (!user) return null;
+  return { ...(await loadAccess(getDb(), user.id)), remoteAddr: clientAddress((await headers()).get('x-forwarded-for')) };
 });
 
 /** For pages and server actions: the signed-in user, or a redirect to the sign-in page. */
@@ -41,14 +44,14 @@ export async function requireAccess(): Promise<Access> {
 }
 
 /**
- * Why this request was refused, for the forbidden page: React's per-request cache gives each request
- * its own holder, which the page fills before it calls forbidden().
+ * Renders the 403 page (HTTP status 403) after recording the refusal in the audit log, which is where
+ * the page finds the message to show: Next renders forbidden.tsx before the page decides, so the page
+ * asks for the user's latest refusal once it is in the browser (components/auth/denial-reason.tsx).
  */
-export const forbiddenReason = cache((): { message: string } => ({ message: '' }));
-
-/** Renders the 403 page with this message (the HTTP status is 403). */
-export function deny(message: string): never {
-  forbiddenReason().message = message;
+export async function deny(reason: string | AccessDenied): Promise<never> {
+  const err = typeof reason === 'string' ? new AccessDenied(reason) : reason;
+  const user = await getCurrentUser();
+  if (user) await auditDenial(getDb(), err, { id: user.id, username: user.username, remoteAddr: clientAddress((await headers()).get('x-forwarded-for')) });
   forbidden();
 }
 
@@ -57,7 +60,7 @@ export async function orDeny<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof AccessDenied) deny(err.message);
+    if (err instanceof AccessDenied) await deny(err);
     throw err;
   }
 }
@@ -65,6 +68,6 @@ export async function orDeny<T>(fn: () => Promise<T>): Promise<T> {
 /** For pages that need a role somewhere (the role bindings list, say): the 403 page otherwise. */
 export async function requireRoleSomewhere(need: Role, what: string): Promise<Access> {
   const a = await requireAccess();
-  if (!canSomewhere(a, need)) deny(`${what} needs the ${need} role`);
+  if (!canSomewhere(a, need)) await deny(`${what} needs the ${need} role`);
   return a;
 }

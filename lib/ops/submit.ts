@@ -5,7 +5,7 @@ import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
 import { operations, operationTargets } from '@/db/schema';
 import { writeAudit, type AuditInput } from '@/lib/audit/write-audit';
-import { AccessDenied, type Access } from '@/lib/auth/access';
+import { AccessDenied, auditDenial, type Access } from '@/lib/auth/access';
 import { isHerdAction, type AnyAction } from './define-action';
 import { planOperation, type Plan } from './plan';
 import { enqueueTargets, type TargetJob } from './queue';
@@ -74,13 +74,8 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
   try {
     plan = await planOperation(db, actor.access, action, ids, input.params ?? {});
   } catch (err) {
-    if (err instanceof AccessDenied) {
-      // A refused request is worth knowing about: a forged form, a script with the wrong token.
-      await writeAudit(db, {
-        user: actor, remoteAddr: actor.remoteAddr, action: 'operation.denied', objectType: isHerdAction(action) ? 'herds' : 'instances',
-        objectId: ids.slice(0, 20).join(','), objectLabel: action.label, changes: { reason: [null, err.message] },
-      });
-    }
+    // A refused request is worth knowing about: a forged form, a script with the wrong token.
+    if (err instanceof AccessDenied) await auditDenial(db, err, actor);
     throw err;
   }
   if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);

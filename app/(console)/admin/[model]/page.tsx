@@ -19,7 +19,7 @@ export default async function ChangeListPage({ params, searchParams }: { params:
   const def = getAdmin((await params).model);
   if (!def) notFound();
   const viewRole = permissionFor(def, 'view');
-  if (!canSomewhere(access, viewRole)) deny(`The list of ${def.labelPlural} needs the ${viewRole} role`);
+  if (!canSomewhere(access, viewRole)) await deny(`The list of ${def.labelPlural} needs the ${viewRole} role`);
   const raw = await searchParams;
   const p = parseListParams(def, raw, access);
   const db = getDb();

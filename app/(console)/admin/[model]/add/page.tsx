@@ -16,7 +16,7 @@ export default async function AddPage({ params, searchParams }: { params: Promis
   const def = getAdmin((await params).model);
   if (!def || def.readOnlyAdd || def.readOnly) notFound();
   const need = permissionFor(def, 'add');
-  if (!canSomewhere(access, need)) deny(`Adding ${def.labelPlural} needs the ${need} role`);
+  if (!canSomewhere(access, need)) await deny(`Adding ${def.labelPlural} needs the ${need} role`);
   const db = getDb();
   const savedId = Number((await searchParams).saved);
   const saved = Number.isInteger(savedId) && savedId > 0 ? (await labelsFor(db, def, [savedId], environmentsWith(access, 'viewer')))[0] : undefined;

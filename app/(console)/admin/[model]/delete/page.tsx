@@ -21,7 +21,7 @@ export default async function BulkDeletePage({ params, searchParams }: { params:
   const def = getAdmin((await params).model);
   if (!def || def.readOnly) notFound();
   const need = permissionFor(def, 'delete');
-  if (!canSomewhere(access, need)) deny(`Deleting ${def.labelPlural} needs the ${need} role`);
+  if (!canSomewhere(access, need)) await deny(`Deleting ${def.labelPlural} needs the ${need} role`);
   const raw = await searchParams;
   const db = getDb();
   // Only what the user may delete: "all matching" and ticked ids alike.
