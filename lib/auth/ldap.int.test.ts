@@ -78,3 +78,24 @@ describe('LDAP sign-in', () => {
     expect(await authenticate(t.db, 'alice', person('alice').password, '10.9.9.9', cfg)).toMatchObject({ ok: false, code: 'throttled' });
   });
 });
+
+describe('LDAP over TLS (the lab\u2019s slapd has a certificate for 127.0.0.1 from its own CA)', () => {
+  it('signs in over StartTLS and over ldaps:// when the certificate checks out against the CA file', async () => {
+    const l = t.lab.ldap!;
+    expect((await ldapAuthenticate({ ...cfg, startTls: true, caFile: l.caFile }, 'alice', person('alice').password)).ok).toBe(true);
+    expect((await ldapAuthenticate({ ...cfg, urls: [l.ldapsUrl], caFile: l.caFile }, 'alice', person('alice').password)).ok).toBe(true);
+    // By name too: the certificate names localhost (SNI is sent for names, not for addresses).
+    expect((await ldapAuthenticate({ ...cfg, urls: [l.ldapsUrl.replace('127.0.0.1', 'localhost')], caFile: l.caFile }, 'alice', person('alice').password)).ok).toBe(true);
+  });
+
+  it('refuses a server whose certificate it cannot verify (verification is on by default), as unreachable, before sending the password', async () => {
+    const l = t.lab.ldap!;
+    for (const c of [{ ...cfg, startTls: true }, { ...cfg, urls: [l.ldapsUrl] }]) {
+      const res = await ldapAuthenticate(ldapConfigSchema.parse({ ...c, timeoutMs: 2000 }), 'alice', person('alice').password);
+      expect(res).toMatchObject({ ok: false, reason: 'unreachable' });
+      expect((res as { message: string }).message).toMatch(/certificate/i);
+    }
+    // Off only on purpose (a lab): then the same server is accepted without the CA.
+    expect((await ldapAuthenticate({ ...cfg, urls: [l.ldapsUrl], tlsVerify: false }, 'alice', person('alice').password)).ok).toBe(true);
+  });
+});

@@ -2,7 +2,7 @@
 // account pgherd searches with, loaded offline by slapadd and run by the lab user on a free port.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { listening } from './ports';
 import { asLabUser, mkdirOwned, run, waitFor, type Identity } from './proc';
@@ -16,7 +16,12 @@ export interface LabLdapUser {
 }
 
 export interface LabLdap {
+  /** Plain LDAP, where StartTLS is offered. */
   url: string;
+  /** LDAP over TLS (ldaps://), with a certificate for 127.0.0.1 signed by the lab's own CA. */
+  ldapsUrl: string;
+  /** The lab CA's certificate (PEM): what a client verifies slapd's certificate against. */
+  caFile: string;
   baseDn: string;
   userBase: string;
   groupBase: string;
@@ -46,10 +51,26 @@ export function ssha(password: string): string {
   return `{SSHA}${Buffer.concat([createHash('sha1').update(password).update(salt).digest(), salt]).toString('base64')}`;
 }
 
-export async function startLdap(id: Identity, dir: string, port: number): Promise<{ pid: number; ldap: LabLdap }> {
+/**
+ * A CA and a server certificate for 127.0.0.1 (and localhost) signed by it, made with openssl: slapd
+ * serves it for ldaps:// and StartTLS, and the tests verify it against the CA (or refuse without it).
+ */
+async function makeCertificates(id: Identity, home: string): Promise<{ ca: string; cert: string; key: string }> {
+  const f = (n: string) => path.join(home, n);
+  const ossl = (args: string[]) => run(id, ['/usr/bin/openssl', ...args]);
+  await ossl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '30', '-subj', '/CN=pgherd lab CA', '-keyout', f('ca.key'), '-out', f('ca.pem')]);
+  await ossl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', f('slapd.key'), '-out', f('slapd.csr')]);
+  writeFileSync(f('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  chownSync(f('san.ext'), id.uid, id.gid);
+  await ossl(['x509', '-req', '-in', f('slapd.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '30', '-extfile', f('san.ext'), '-out', f('slapd.pem')]);
+  return { ca: f('ca.pem'), cert: f('slapd.pem'), key: f('slapd.key') };
+}
+
+export async function startLdap(id: Identity, dir: string, port: number, tlsPort: number): Promise<{ pid: number; ldap: LabLdap }> {
   const home = path.join(dir, 'ldap');
   mkdirOwned(id, home, 0o700);
   mkdirOwned(id, path.join(home, 'data'), 0o700);
+  const tls = await makeCertificates(id, home);
   const rootPassword = randomBytes(12).toString('base64url');
   const bindDn = `cn=pgherd,ou=services,${LAB_BASE_DN}`;
   const bindPassword = randomBytes(12).toString('base64url');
@@ -62,6 +83,9 @@ export async function startLdap(id: Identity, dir: string, port: number): Promis
     'include /etc/ldap/schema/inetorgperson.schema',
     `pidfile ${home}/slapd.pid`,
     `argsfile ${home}/slapd.args`,
+    `TLSCACertificateFile ${tls.ca}`,
+    `TLSCertificateFile ${tls.cert}`,
+    `TLSCertificateKeyFile ${tls.key}`,
     'modulepath /usr/lib/ldap',
     'moduleload back_mdb',
     'database mdb',
@@ -99,20 +123,24 @@ export async function startLdap(id: Identity, dir: string, port: number): Promis
   for (const f of [conf, ldifFile]) chownSync(f, id.uid, id.gid);
   await run(id, ['/usr/sbin/slapadd', '-q', '-f', conf, '-l', ldifFile]);
   const url = `ldap://127.0.0.1:${port}`;
+  const ldapsUrl = `ldaps://127.0.0.1:${tlsPort}`;
   const log = path.join(dir, 'log', 'slapd.log');
   const out = openSync(log, 'a');
   // -d keeps it in the foreground (its PID is the daemon's); level 0: no debug output.
-  const [cmd, ...args] = asLabUser(id, ['/usr/sbin/slapd', '-d', '0', '-f', conf, '-h', `${url}/`]);
+  const [cmd, ...args] = asLabUser(id, ['/usr/sbin/slapd', '-d', '0', '-f', conf, '-h', `${url}/ ${ldapsUrl}/`]);
   const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   let exited: number | null = null;
   child.once('exit', (code) => { exited = code ?? -1; });
   await waitFor(`slapd on ${url}`, async () => {
     if (exited !== null) throw new Error(`slapd exited (${exited}): ${readFileSync(log, 'utf8').trim().slice(-2000)}`);
-    return (await listening('127.0.0.1', port)) ? true : undefined;
+    return (await listening('127.0.0.1', port)) && (await listening('127.0.0.1', tlsPort)) ? true : undefined;
   }, 15_000);
   const configFile = path.join(dir, 'ldap.json');
-  writeFileSync(configFile, JSON.stringify({ urls: [url], bindDn, bindPassword, userBase, groupBase }, null, 2), { mode: 0o600 });
-  return { pid: child.pid!, ldap: { url, baseDn: LAB_BASE_DN, userBase, groupBase, bindDn, bindPassword, configFile, users, groups } };
+  writeFileSync(configFile, JSON.stringify({ urls: [url], startTls: true, caFile: tls.ca, bindDn, bindPassword, userBase, groupBase }, null, 2), { mode: 0o600 });
+  // The lab CA is public: tests and the console read it (the keys stay the lab user's).
+  chmodSync(home, 0o755);
+  chmodSync(tls.ca, 0o644);
+  return { pid: child.pid!, ldap: { url, ldapsUrl, caFile: tls.ca, baseDn: LAB_BASE_DN, userBase, groupBase, bindDn, bindPassword, configFile, users, groups } };
 }
 

@@ -19,6 +19,7 @@ declare -A NEEDS=(
   [pgbouncer]=/usr/sbin/pgbouncer
   [slapd]=/usr/sbin/slapd
   [ldap-utils]=/usr/bin/ldapsearch
+  [openssl]=/usr/bin/openssl
 )
 missing=()
 for pkg in "${!NEEDS[@]}"; do
