@@ -4,7 +4,7 @@ import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
 import { herds, operations, operationTargets } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
-import { demand, type Access } from '@/lib/auth/access';
+import { can, demand, type Access } from '@/lib/auth/access';
 import { getAction } from './registry';
 import { enqueueTargets, type TargetJob } from './queue';
 import type { Actor } from './submit';
@@ -25,12 +25,14 @@ export async function operationScope(db: Db, id: number): Promise<{ action: stri
 export async function demandOnOperation(db: Db, access: Access, id: number, need: 'view' | 'control'): Promise<void> {
   const scope = await operationScope(db, id);
   if (!scope) return;
+  // An operation whose herds have all been deleted belongs to no environment: global roles only.
+  const envs: (number | null)[] = scope.environmentIds.length ? scope.environmentIds : [null];
   if (need === 'view') {
-    if (scope.environmentIds.some((e) => access.global || access.byEnvironment.has(e))) return;
-    return demand(db, access, 'viewer', `operation #${id}`, scope.environmentIds.slice(0, 1));
+    if (envs.some((e) => can(access, 'viewer', e))) return;
+    return demand(db, access, 'viewer', `Operation #${id}`, envs.slice(0, 1));
   }
   const action = getAction(scope.action);
-  await demand(db, access, action?.permission ?? 'admin', `Cancelling or retrying ${action?.label ?? scope.action}`, scope.environmentIds);
+  await demand(db, access, action?.permission ?? 'admin', `Cancelling or retrying ${action?.label ?? scope.action}`, envs);
 }
 
 /**
