@@ -1,0 +1,71 @@
+// The agent's reading of one running instance: one query, read-only, over the connection it is given
+// (the local socket on a database host). Kept apart from discovery so that tests read the lab's real
+// instances the way the agent does.
+import pg from 'pg';
+import type { InstanceReport } from './report';
+
+const QUERY = `
+  SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
+         current_setting('server_version_num')::int / 10000 AS major,
+         current_setting('data_directory') AS datadir,
+         current_setting('port')::int AS port,
+         pg_is_in_recovery() AS rec,
+         (SELECT timeline_id FROM pg_control_checkpoint()) AS ckpt_tli,
+         CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS current,
+         pg_last_wal_receive_lsn()::text AS received,
+         pg_last_wal_replay_lsn()::text AS replayed,
+         (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1) AS recv_tli,
+         (SELECT sender_host FROM pg_stat_wal_receiver WHERE status = 'streaming' LIMIT 1) AS up_host,
+         (SELECT sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming' LIMIT 1) AS up_port,
+         (SELECT coalesce(json_agg(json_build_object('clientAddr', host(client_addr), 'applicationName', application_name, 'state', state,
+                  'sentLsn', sent_lsn::text, 'replayLsn', replay_lsn::text) ORDER BY pid), '[]'::json) FROM pg_stat_replication) AS replicas,
+         (SELECT coalesce(array_agg(name ORDER BY name), '{}') FROM pg_settings WHERE pending_restart) AS pending,
+         pg_postmaster_start_time() AS started`;
+
+interface Row {
+  sysid: string;
+  major: number;
+  datadir: string;
+  port: number;
+  rec: boolean;
+  ckpt_tli: number;
+  current: string | null;
+  received: string | null;
+  replayed: string | null;
+  recv_tli: number | null;
+  up_host: string | null;
+  up_port: number | null;
+  replicas: { clientAddr: string | null; applicationName: string; state: string; sentLsn: string | null; replayLsn: string | null }[];
+  pending: string[];
+  started: Date;
+}
+
+/**
+ * The timeline a primary writes on is its checkpoint's until the next checkpoint after a promote;
+ * pg_control_checkpoint() lags for a moment. A replica's is the one it receives.
+ */
+export async function collectInstance(conn: pg.ClientConfig): Promise<InstanceReport> {
+  const client = new pg.Client({ ...conn, application_name: 'pgherd-agent', statement_timeout: 5000, connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const { rows: [r] } = await client.query<Row>(QUERY);
+    return {
+      port: r.port,
+      dataDirectory: r.datadir,
+      state: 'running',
+      majorVersion: r.major,
+      systemIdentifier: r.sysid,
+      inRecovery: r.rec,
+      timeline: r.rec && r.recv_tli ? r.recv_tli : r.ckpt_tli,
+      currentLsn: r.current,
+      receivedLsn: r.rec ? r.received : null,
+      replayedLsn: r.rec ? r.replayed : null,
+      upstream: r.up_host && r.up_port ? { host: r.up_host, port: r.up_port } : null,
+      replicas: r.replicas,
+      pendingRestart: r.pending,
+      startedAt: r.started.toISOString(),
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
