@@ -4,7 +4,9 @@
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
 import { getDb } from '@/db/client';
-import { deleteObjects, saveObject } from '@/lib/admin/mutations';
+import { deleteObjects, environmentOf, saveObject } from '@/lib/admin/mutations';
+import { createAgentToken } from '@/lib/agent/ingest';
+import { AccessDenied, auditDenial, demand } from '@/lib/auth/access';
 import { getAdmin } from '@/lib/admin/registry';
 import type { SaveOutcome } from '@/lib/admin/save-outcome';
 import { currentActor } from '@/lib/auth/actor';
@@ -44,4 +46,30 @@ export async function deleteAction(form: FormData): Promise<void> {
   const ids = [...new Set(parsed.data.ids.split(',').map(Number))];
   const res = await orDeny(() => deleteObjects(getDb(), def, ids, who));
   redirect(`/admin/${def.name}?deleted=${res.deleted}`);
+}
+
+export interface AgentTokenState {
+  token?: string;
+  error?: string;
+}
+
+const agentTokenForm = z.object({ serverId: z.coerce.number().int().positive() });
+
+/** Creates or rotates a server's agent token (admins of the server's environment); shown once. */
+export async function agentTokenAction(_prev: AgentTokenState, form: FormData): Promise<AgentTokenState> {
+  const who = await currentActor();
+  const parsed = agentTokenForm.safeParse(Object.fromEntries(form.entries()));
+  if (!parsed.success) return { error: 'Malformed request.' };
+  const def = getAdmin('servers')!;
+  const db = getDb();
+  try {
+    await demand(db, who.access, 'admin', 'An agent token for this server', [await environmentOf(db, def, parsed.data.serverId)]);
+    return { token: await createAgentToken(db, parsed.data.serverId, who) };
+  } catch (err) {
+    if (err instanceof AccessDenied) {
+      await auditDenial(db, err, who);
+      return { error: `Permission denied: ${err.message}.` };
+    }
+    throw err;
+  }
 }

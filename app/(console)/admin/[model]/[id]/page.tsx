@@ -8,7 +8,11 @@ import { objectRoute } from '@/lib/admin/object-route';
 import { capitalize } from '@/lib/admin/text';
 import { permissionFor } from '@/lib/admin/define-admin';
 import { can, environmentsWith } from '@/lib/auth/access';
-import { saveAction } from '../../actions';
+import { agentTokenAction, saveAction } from '../../actions';
+import { AgentTokenForm } from '@/components/admin/agent-token-form';
+import { formatValue } from '@/lib/admin/format';
+import { servers } from '@/db/schema';
+import { eq } from 'drizzle-orm';
 import { pgherdPublicKey } from '@/lib/ssh/public-key';
 
 function AuthorizedKey() {
@@ -39,6 +43,10 @@ export default async function ChangePage({ params, searchParams }: { params: Pro
       <h2 className="object-label">{obj.label}</h2>
       {saved && <p className="messagelist success" role="status">The {def.label} “{obj.label}” was changed successfully. You may edit it again below.</p>}
       {def.name === 'servers' && <AuthorizedKey />}
+      {def.name === 'servers' && can(access, 'admin', environmentId) && await (async () => {
+        const [s] = await db.select({ hash: servers.agentTokenHash, lastSeen: servers.lastSeenAt }).from(servers).where(eq(servers.id, id));
+        return <AgentTokenForm serverId={id} hasToken={!!s?.hash} lastSeen={s?.lastSeen ? formatValue('datetime', s.lastSeen) : 'never'} action={agentTokenAction} />;
+      })()}
       <ObjectForm
         model={def.name} id={id} initial={obj.values} options={await relationOptions(db, def, environmentsWith(access, mayChange ? changeRole : 'viewer'))} save={saveAction}
         readOnlyReason={mayChange ? undefined : `You may look at this ${def.label}; changing it needs the ${changeRole} role here.`}

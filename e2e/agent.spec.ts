@@ -1,0 +1,95 @@
+// The discovery agent end to end: an admin creates a server's agent token on its page, the bundled
+// agent reports that server's instance to the built console, and the ingest endpoint refuses what it
+// must (no token, a rotated one, another server's facts, bad reports) without writing anything.
+import { expect, test, type Page } from '@playwright/test';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { eq } from 'drizzle-orm';
+import { createDb } from '../db/client';
+import { instances, servers } from '../db/schema';
+import { PG_SUPERUSER } from '../lib/lab/postgres';
+import { e2eLab } from './lab';
+
+const lab = e2eLab();
+const url = lab.console.url;
+const ROOT = path.resolve(__dirname, '..');
+const target = lab.instances.find((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'replica')!;
+
+async function signIn(page: Page) {
+  await page.goto(`${url}/login`);
+  await page.getByLabel('Username:', { exact: true }).fill(lab.console.admin.username);
+  await page.getByLabel('Password:', { exact: true }).fill(lab.console.admin.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('current-user')).toHaveText(lab.console.admin.username);
+}
+
+async function rowsOf(hostname: string) {
+  const { db, pool } = createDb(lab.database.url, 1);
+  try {
+    const [s] = await db.select().from(servers).where(eq(servers.hostname, hostname));
+    return { server: s, instances: await db.select().from(instances).where(eq(instances.serverId, s.id)) };
+  } finally {
+    await pool.end();
+  }
+}
+
+test.describe.configure({ mode: 'serial' });
+
+let token = '';
+const dir = mkdtempSync(path.join(tmpdir(), 'pgherd-agent-e2e-'));
+const runAgent = (args: string[], tokenValue = token) => {
+  const tokenFile = path.join(dir, 'token');
+  writeFileSync(tokenFile, `${tokenValue}\n`);
+  chmodSync(tokenFile, 0o600);
+  const cfg = path.join(dir, 'agent.json');
+  writeFileSync(cfg, JSON.stringify({ server: url, tokenFile, lsclusters: false, user: PG_SUPERUSER, socketDirectories: [target.socketDirectory] }));
+  return spawnSync(process.execPath, [path.join(ROOT, 'dist', 'pgherd-agent.js'), '--config', cfg, ...args], { encoding: 'utf8', timeout: 30_000 });
+};
+
+test('an admin creates a server\u2019s agent token on its page; the agent reports the server\u2019s instance', async ({ page }) => {
+  execFileSync('npm', ['run', '--silent', 'build:agent'], { cwd: ROOT, stdio: 'inherit' });
+  const before = await rowsOf(target.server);
+  expect(before.server.lastSeenAt).toBeNull();
+  await signIn(page);
+  await page.goto(`${url}/admin/servers/${before.server.id}`);
+  await page.getByRole('button', { name: 'Create an agent token' }).click();
+  token = (await page.getByTestId('agent-token').textContent())!;
+  expect(token).toMatch(/^pgha_[A-Za-z0-9_-]{43}$/);
+
+  const res = runAgent(['--once']);
+  expect(res.status, res.stderr).toBe(0);
+  expect(res.stdout).toContain('reported 1 instance(s)');
+  const after = await rowsOf(target.server);
+  expect(after.server.lastSeenAt).not.toBeNull();
+  // The same herd (matched by system identifier), the same role and upstream the lab set up.
+  expect(after.instances).toHaveLength(1);
+  expect(after.instances[0]).toMatchObject({ herdId: before.instances[0].herdId, role: 'replica', state: 'running', upstreamInstanceId: before.instances[0].upstreamInstanceId });
+  expect(after.instances[0].lastObservedAt!.getTime()).toBeGreaterThan(Date.now() - 60_000);
+  await page.reload();
+  await expect(page.locator('.agent-token')).not.toContainText('Last report: never');
+});
+
+test('the ingest endpoint refuses whole, writing nothing: no token, a rotated token, bad JSON, wrong types, too large', async ({ request, page }) => {
+  const post = (data: string, auth?: string) => request.post(`${url}/api/agent/v1/report`, { data: Buffer.from(data), headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${auth}` } : {}) } });
+  const report = JSON.parse(runAgent(['--dry-run']).stdout);
+  const snapshot = async () => JSON.stringify((await rowsOf(target.server)).instances);
+  const was = await snapshot();
+  expect((await post(JSON.stringify(report))).status()).toBe(401);
+  expect((await post('{"format":1,', token)).status()).toBe(400);
+  const wrong = await post(JSON.stringify({ ...report, instances: [{ ...report.instances[0], port: 'five' }] }), token);
+  expect(wrong.status()).toBe(422);
+  expect((await wrong.json()).details).toEqual([{ path: 'instances.0.port', message: expect.stringContaining('number') }]);
+  expect((await post(JSON.stringify({ ...report, agentVersion: 'x'.repeat(300_000) }), token)).status()).toBe(413);
+  expect(await snapshot()).toBe(was);
+
+  // Rotating on the page makes the old token a 401 at once.
+  await signIn(page);
+  await page.goto(`${url}/admin/servers/${(await rowsOf(target.server)).server.id}`);
+  await page.getByRole('button', { name: 'Rotate the agent token' }).click();
+  const rotated = (await page.getByTestId('agent-token').textContent())!;
+  expect((await post(JSON.stringify(report), token)).status()).toBe(401);
+  expect(runAgent(['--once'], token).status).toBe(4);
+  expect(runAgent(['--once'], rotated).status).toBe(0);
+});
