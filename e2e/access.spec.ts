@@ -6,20 +6,13 @@ import { and, eq } from 'drizzle-orm';
 import { createDb } from '../db/client';
 import { instances, servers } from '../db/schema';
 import { query } from '../lib/lab/postgres';
-import { e2eLab } from './lab';
+import { e2eLab, signInAs as signInWith, submitSignIn } from './lab';
 
 const lab = e2eLab();
 const url = lab.console.url;
 const password = (u: string) => lab.ldap!.users.find((x) => x.username === u)!.password;
 
-async function signInAs(page: Page, username: string, pass = password(username)) {
-  await page.context().clearCookies();
-  await page.goto(`${url}/login`);
-  await page.getByLabel('Username:', { exact: true }).fill(username);
-  await page.getByLabel('Password:', { exact: true }).fill(pass);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('current-user')).toHaveText(username);
-}
+const signInAs = (page: Page, username: string, pass = password(username)) => signInWith(page, url, username, pass);
 
 async function instanceId(hostname: string): Promise<number> {
   const { db, pool } = createDb(lab.database.url, 1);
@@ -165,9 +158,7 @@ test('a read-only auditor sees everything and no control; the audit log and an i
 
 test('an admin binds a role in the console: a directory user in no bound group can then sign in, and not once it is deleted', async ({ page }) => {
   await page.goto(`${url}/login`);
-  await page.getByLabel('Username:', { exact: true }).fill('dave');
-  await page.getByLabel('Password:', { exact: true }).fill(password('dave'));
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(page, 'dave', password('dave'));
   await expect(page.locator('.errornote')).toContainText('Your account has no role in pgherd');
 
   await signInAs(page, lab.console.admin.username, lab.console.admin.password);
@@ -199,8 +190,6 @@ test('an admin binds a role in the console: a directory user in no bound group c
   await expect(page.getByRole('status')).toContainText('Successfully deleted 1 role binding.');
   await page.context().clearCookies();
   await page.goto(`${url}/login`);
-  await page.getByLabel('Username:', { exact: true }).fill('dave');
-  await page.getByLabel('Password:', { exact: true }).fill(password('dave'));
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(page, 'dave', password('dave'));
   await expect(page.locator('.errornote')).toContainText('Your account has no role in pgherd');
 });

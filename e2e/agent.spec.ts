@@ -10,20 +10,14 @@ import { eq } from 'drizzle-orm';
 import { createDb } from '../db/client';
 import { instances, servers } from '../db/schema';
 import { PG_SUPERUSER } from '../lib/lab/postgres';
-import { e2eLab } from './lab';
+import { e2eLab, signInAs } from './lab';
 
 const lab = e2eLab();
 const url = lab.console.url;
 const ROOT = path.resolve(__dirname, '..');
 const target = lab.instances.find((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'replica')!;
 
-async function signIn(page: Page) {
-  await page.goto(`${url}/login`);
-  await page.getByLabel('Username:', { exact: true }).fill(lab.console.admin.username);
-  await page.getByLabel('Password:', { exact: true }).fill(lab.console.admin.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('current-user')).toHaveText(lab.console.admin.username);
-}
+const signIn = (page: Page) => signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
 
 async function rowsOf(hostname: string) {
   const { db, pool } = createDb(lab.database.url, 1);

@@ -2,7 +2,7 @@
 // over the lab fleet: sign in, filter, sort, page, select all matching, edit, delete, history.
 import { expect, test, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
-import { e2eLab } from './lab';
+import { e2eLab, submitSignIn } from './lab';
 import { query } from '../lib/lab/postgres';
 import { lookup, replaceRecordSet } from '../lib/dns/rfc2136';
 import { stopPid } from '../lib/lab/proc';
@@ -14,9 +14,7 @@ const url = lab.console.url;
 async function signIn(page: Page) {
   await page.goto(`${url}/admin/instances`);
   await expect(page).toHaveURL(/\/login/);
-  await page.getByLabel('Username:', { exact: true }).fill(lab.console.admin.username);
-  await page.getByLabel('Password:', { exact: true }).fill(lab.console.admin.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(page, lab.console.admin.username, lab.console.admin.password);
   await expect(page.getByTestId('current-user')).toHaveText(lab.console.admin.username);
 }
 
@@ -26,9 +24,7 @@ test.describe.configure({ mode: 'serial' });
 
 test('a wrong password is refused', async ({ page }) => {
   await page.goto(`${url}/login`);
-  await page.getByLabel('Username:', { exact: true }).fill(lab.console.admin.username);
-  await page.getByLabel('Password:', { exact: true }).fill('not-the-password');
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(page, lab.console.admin.username, 'not-the-password');
   await expect(page.locator('.errornote')).toContainText('correct username and password');
   await page.goto(`${url}/`);
   await expect(page).toHaveURL(/\/login/);
@@ -353,9 +349,7 @@ test('directory users sign in with their LDAP password; one in no bound group is
   const ldap = lab.ldap!;
   const signInAs = async (username: string, password: string) => {
     await page.goto(`${url}/login`);
-    await page.getByLabel('Username:', { exact: true }).fill(username);
-    await page.getByLabel('Password:', { exact: true }).fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await submitSignIn(page, username, password);
   };
   const bob = ldap.users.find((u) => u.username === 'bob')!;
   await signInAs('bob', bob.password);
@@ -372,9 +366,7 @@ test('with the directory down, the sign-in page says so and the local admin stil
   const slapd = lab.processes.find((p) => p.name === 'slapd')!;
   await stopPid(slapd.pid, 'SIGTERM');
   await page.goto(`${url}/login`);
-  await page.getByLabel('Username:', { exact: true }).fill('alice');
-  await page.getByLabel('Password:', { exact: true }).fill(lab.ldap!.users[0].password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(page, 'alice', lab.ldap!.users[0].password);
   await expect(page.locator('.errornote')).toContainText('The directory (LDAP) cannot be reached');
   await signIn(page);
 });

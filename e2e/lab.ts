@@ -1,3 +1,4 @@
+import { expect, type Page } from '@playwright/test';
 import path from 'node:path';
 import { readLab } from '../lib/lab/lab';
 
@@ -7,4 +8,19 @@ export function e2eLab() {
   const lab = readLab(E2E_LAB_FILE);
   if (!lab.console) throw new Error('the e2e console is not running (global setup failed?)');
   return { ...lab, console: lab.console };
+}
+
+/** Fills the sign-in form on the page that is open (the sign-in page, or where a visit was sent) and submits it. */
+export async function submitSignIn(page: Page, username: string, password: string) {
+  await page.getByLabel('Username:', { exact: true }).fill(username);
+  await page.getByLabel('Password:', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** A fresh session for `username`: cookies cleared, the sign-in page, and the header naming the user. */
+export async function signInAs(page: Page, url: string, username: string, password: string) {
+  await page.context().clearCookies();
+  await page.goto(`${url}/login`);
+  await submitSignIn(page, username, password);
+  await expect(page.getByTestId('current-user')).toHaveText(username);
 }

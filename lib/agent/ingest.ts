@@ -5,17 +5,17 @@
 // where the replica streams from, the lag is measured against the herd's primary. Idempotent: the same
 // report twice changes no row (updates are skipped when nothing differs). Instances missing from a
 // report are marked stopped, never deleted; states pgherd set itself (fenced, needs rebuild) stay.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { eq, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { servers } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
+import { hashToken } from '@/lib/auth/api-tokens';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import type { Report } from './report';
 
 export const UNASSIGNED_ENVIRONMENT = 'unassigned';
 
-const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 const TOKEN = /^pgha_[A-Za-z0-9_-]{43}$/;
 
 export interface AgentServer {
@@ -27,7 +27,7 @@ export interface AgentServer {
 export async function createAgentToken(db: Db, serverId: number, actor: { id: number | null; username: string; remoteAddr?: string }): Promise<string> {
   const token = `pgha_${randomBytes(32).toString('base64url')}`;
   await db.transaction(async (tx) => {
-    const rows = await tx.update(servers).set({ agentTokenHash: hash(token) }).where(eq(servers.id, serverId))
+    const rows = await tx.update(servers).set({ agentTokenHash: hashToken(token) }).where(eq(servers.id, serverId))
       .returning({ hostname: servers.hostname, environmentId: servers.environmentId });
     if (!rows.length) throw new Error(`no server ${serverId}`);
     await writeAudit(tx, {
@@ -41,7 +41,7 @@ export async function createAgentToken(db: Db, serverId: number, actor: { id: nu
 /** The server a bearer token speaks for, or null (unknown or rotated). */
 export async function serverForToken(db: Db, token: string): Promise<AgentServer | null> {
   if (!TOKEN.test(token)) return null;
-  const [s] = await db.select({ id: servers.id, hostname: servers.hostname }).from(servers).where(eq(servers.agentTokenHash, hash(token)));
+  const [s] = await db.select({ id: servers.id, hostname: servers.hostname }).from(servers).where(eq(servers.agentTokenHash, hashToken(token)));
   return s ?? null;
 }
 

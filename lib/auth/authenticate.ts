@@ -2,10 +2,11 @@
 // local accounts (the bootstrap admin, break-glass) first, so a directory that is down locks no
 // local admin out; then the directory (LDAP), whose users need at least one role binding (for
 // themselves or one of their groups) to get in. Every attempt is audited with its address.
-import { and, eq, gt, inArray, or, sql } from 'drizzle-orm';
+import { and, eq, gt, or, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { auditEntries, roleBindings, users } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
+import { bindingsFor } from './access';
 import { ldapAuthenticate, ldapConfig, type LdapConfig } from './ldap';
 import { verifyPassword } from './password';
 
@@ -87,10 +88,5 @@ export async function authenticate(db: Db, username: string, password: string, r
 }
 
 async function hasAnyBinding(db: Db, username: string, groups: string[]): Promise<boolean> {
-  const subjects = or(
-    and(eq(roleBindings.subjectType, 'user'), eq(roleBindings.subject, username)),
-    // DNs compare case-insensitively (as directories do for their attribute names and most values).
-    groups.length ? and(eq(roleBindings.subjectType, 'group'), inArray(sql`lower(${roleBindings.subject})`, groups.map((g) => g.toLowerCase()))) : sql`false`,
-  );
-  return (await db.select({ id: roleBindings.id }).from(roleBindings).where(subjects).limit(1)).length > 0;
+  return (await db.select({ id: roleBindings.id }).from(roleBindings).where(bindingsFor(username, groups)).limit(1)).length > 0;
 }

@@ -3,8 +3,7 @@ import { headers } from 'next/headers';
 import { forbidden, redirect } from 'next/navigation';
 import { cache } from 'react';
 import { getDb } from '@/db/client';
-import type { Role } from '@/lib/ops/define-action';
-import { AccessDenied, auditDenial, canSomewhere, loadAccess, type Access } from './access';
+import { AccessDenied, auditDenial, loadAccess, type Access } from './access';
 import { clientAddress } from './client-address';
 import { authOptions } from './options';
 
@@ -63,11 +62,4 @@ export async function orDeny<T>(fn: () => Promise<T>): Promise<T> {
     if (err instanceof AccessDenied) await deny(err);
     throw err;
   }
-}
-
-/** For pages that need a role somewhere (the role bindings list, say): the 403 page otherwise. */
-export async function requireRoleSomewhere(need: Role, what: string): Promise<Access> {
-  const a = await requireAccess();
-  if (!canSomewhere(a, need)) await deny(`${what} needs the ${need} role`);
-  return a;
 }

@@ -14,8 +14,7 @@ export interface DashboardData {
 /** Counts over the environments in `scope` only (null: all), so that nobody learns what they may not see. */
 export async function dashboardData(db: Db, scope: number[] | null): Promise<DashboardData> {
   const within = (col: Parameters<typeof inArray>[0]): SQL | undefined => (scope === null ? undefined : scope.length ? inArray(col, scope) : sql`false`);
-  const scopedInstances = () => db.select({ role: instances.role, state: instances.state }).from(instances).innerJoin(herds, eq(instances.herdId, herds.id)).where(within(herds.environmentId)).as('si');
-  const si = scopedInstances();
+  const si = db.select({ role: instances.role, state: instances.state }).from(instances).innerJoin(herds, eq(instances.herdId, herds.id)).where(within(herds.environmentId)).as('si');
   const [env, byEnvironment, byRole, byState, h, s, i] = await Promise.all([
     db.select({ n: count() }).from(environments).where(within(environments.id)),
     db.select({

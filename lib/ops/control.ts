@@ -10,12 +10,13 @@ import { enqueueTargets, type TargetJob } from './queue';
 import type { Actor } from './submit';
 
 /** The operation's action and the environments of its targets (what access to it is judged on). */
-export async function operationScope(db: Db, id: number): Promise<{ action: string; environmentIds: number[] } | null> {
+/** An operation whose herds have all been deleted belongs to no environment ([null]): global roles only. */
+export async function operationScope(db: Db, id: number): Promise<{ action: string; environmentIds: (number | null)[] } | null> {
   const [op] = await db.select({ action: operations.action }).from(operations).where(eq(operations.id, id));
   if (!op) return null;
   const envs = await db.selectDistinct({ env: herds.environmentId }).from(operationTargets)
     .innerJoin(herds, eq(operationTargets.herdId, herds.id)).where(eq(operationTargets.operationId, id));
-  return { action: op.action, environmentIds: envs.map((e) => e.env) };
+  return { action: op.action, environmentIds: envs.length ? envs.map((e) => e.env) : [null] };
 }
 
 /**
@@ -25,8 +26,7 @@ export async function operationScope(db: Db, id: number): Promise<{ action: stri
 export async function demandOnOperation(db: Db, access: Access, id: number, need: 'view' | 'control'): Promise<void> {
   const scope = await operationScope(db, id);
   if (!scope) return;
-  // An operation whose herds have all been deleted belongs to no environment: global roles only.
-  const envs: (number | null)[] = scope.environmentIds.length ? scope.environmentIds : [null];
+  const envs = scope.environmentIds;
   if (need === 'view') {
     if (envs.some((e) => can(access, 'viewer', e))) return;
     return demand(db, access, 'viewer', `Operation #${id}`, envs.slice(0, 1));

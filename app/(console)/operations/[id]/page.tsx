@@ -20,7 +20,7 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
   const action = getAction(view.action);
   // Cancel and retry are offered only to whoever holds the action's role wherever it ran.
   const scope = await operationScope(getDb(), view.id);
-  const control = canOnAll(access, action?.permission ?? 'admin', scope?.environmentIds.length ? scope.environmentIds : [null]);
+  const control = canOnAll(access, action?.permission ?? 'admin', scope?.environmentIds ?? [null]);
   // Parameters in words: a chosen herd member by its label (it may have left the inventory since).
   const memberIds = (action?.params?.fields ?? []).filter((f) => f.kind === 'herd-member').map((f) => Number(view.params[f.name])).filter(Number.isInteger);
   const labels = new Map((await loadInstanceRefs(getDb(), memberIds)).map((r) => [r.id, r.label]));
