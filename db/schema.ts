@@ -103,6 +103,9 @@ export const servers = pgTable('servers', {
   cloudInstanceType: text('cloud_instance_type'),
   agentTokenHash: text('agent_token_hash'),
   lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
+  // Seconds between the agent's reports, as its last report said (0: unknown, e.g. run by hand).
+  // Silence is counted in these intervals.
+  agentIntervalSeconds: integer('agent_interval_seconds').notNull().default(0),
   ...timestamps,
 }, (t) => [
   uniqueIndex('servers_hostname_key').on(t.hostname),

@@ -8,8 +8,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { createDb } from '../db/client';
-import { instances, servers } from '../db/schema';
-import { PG_SUPERUSER } from '../lib/lab/postgres';
+import { environments, instances, servers } from '../db/schema';
+import { createAgentToken } from '../lib/agent/ingest';
+import { restoredCopy } from '../lib/lab/faults';
+import { PG_SUPERUSER, query } from '../lib/lab/postgres';
 import { e2eLab, signInAs } from './lab';
 
 const lab = e2eLab();
@@ -33,12 +35,12 @@ test.describe.configure({ mode: 'serial' });
 
 let token = '';
 const dir = mkdtempSync(path.join(tmpdir(), 'pgherd-agent-e2e-'));
-const runAgent = (args: string[], tokenValue = token) => {
+const runAgent = (args: string[], tokenValue = token, hostname = target.server, socketDirectory = target.socketDirectory) => {
   const tokenFile = path.join(dir, 'token');
   writeFileSync(tokenFile, `${tokenValue}\n`);
   chmodSync(tokenFile, 0o600);
   const cfg = path.join(dir, 'agent.json');
-  writeFileSync(cfg, JSON.stringify({ server: url, tokenFile, lsclusters: false, user: PG_SUPERUSER, socketDirectories: [target.socketDirectory] }));
+  writeFileSync(cfg, JSON.stringify({ server: url, hostname, tokenFile, lsclusters: false, user: PG_SUPERUSER, socketDirectories: [socketDirectory] }));
   return spawnSync(process.execPath, [path.join(ROOT, 'dist', 'pgherd-agent.js'), '--config', cfg, ...args], { encoding: 'utf8', timeout: 30_000 });
 };
 
@@ -65,7 +67,7 @@ test('an admin creates a server\u2019s agent token on its page; the agent report
   await expect(page.locator('.agent-token')).not.toContainText('Last report: never');
 });
 
-test('the ingest endpoint refuses whole, writing nothing: no token, a rotated token, bad JSON, wrong types, too large', async ({ request, page }) => {
+test('the ingest endpoint refuses whole, writing nothing: no token, a rotated token, bad JSON, wrong types, too large, another host\u2019s report', async ({ request, page }) => {
   const post = (data: string, auth?: string) => request.post(`${url}/api/agent/v1/report`, { data: Buffer.from(data), headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${auth}` } : {}) } });
   const report = JSON.parse(runAgent(['--dry-run']).stdout);
   const snapshot = async () => JSON.stringify((await rowsOf(target.server)).instances);
@@ -86,4 +88,62 @@ test('the ingest endpoint refuses whole, writing nothing: no token, a rotated to
   expect((await post(JSON.stringify(report), token)).status()).toBe(401);
   expect(runAgent(['--once'], token).status).toBe(4);
   expect(runAgent(['--once'], rotated).status).toBe(0);
+
+  // The token copied to another host: that host's report is refused, and the server's row is untouched.
+  const other = lab.instances.find((i) => i.server !== target.server)!;
+  const seen = (await rowsOf(target.server)).server.lastSeenAt;
+  const was2 = await snapshot();
+  const crossed = runAgent(['--once'], rotated, other.server);
+  expect(crossed.status).toBe(4);
+  expect(crossed.stderr).toContain(`this token belongs to ${target.server}, and the report comes from ${other.server}`);
+  expect(await snapshot()).toBe(was2);
+  expect((await rowsOf(target.server)).server.lastSeenAt).toEqual(seen);
+});
+
+test('a restored copy of a herd\u2019s primary, started on its own and reported by its agent, shows as a second primary on the dashboard and the herd page', async ({ page }) => {
+  const primary = lab.instances.find((i) => i.environment === target.environment && i.herd === target.herd && i.role === 'primary')!;
+  const copyHost = 'db-restored.lab.internal';
+  const copy = await restoredCopy(lab, primary, 'restored-orders', '127.0.1.250');
+  const { db, pool } = createDb(lab.database.url, 1);
+  try {
+    // A real split brain: the copy shares the herd's system identifier and is not in recovery.
+    const facts = 'SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, pg_is_in_recovery() AS rec';
+    const [mine] = await query<{ sysid: string; rec: boolean }>(`postgres://${PG_SUPERUSER}@127.0.1.250:${copy.node.port}/postgres`, facts);
+    const [real] = await query<{ sysid: string; rec: boolean }>(primary.dsn, facts);
+    expect(mine).toEqual({ sysid: real.sysid, rec: false });
+
+    // The host is registered in staging with an agent token; its agent reports what runs there.
+    const [staging] = await db.select().from(environments).where(eq(environments.name, target.environment));
+    const [srv] = await db.insert(servers).values({ hostname: copyHost, environmentId: staging.id, address: '127.0.1.250', site: 'lab' }).returning();
+    const copyToken = await createAgentToken(db, srv.id, { id: null, username: 'e2e' });
+    const res = runAgent(['--once'], copyToken, copyHost, copy.node.socketDirectory);
+    expect(res.status, res.stderr).toBe(0);
+    const [row] = await db.select().from(instances).where(eq(instances.serverId, srv.id));
+    expect(row).toMatchObject({ role: 'primary', state: 'running', herdId: (await rowsOf(primary.server)).instances[0].herdId });
+
+    await signIn(page);
+    await page.goto(`${url}/`);
+    const two = page.getByTestId('fleet-health').locator('[data-health="two-primaries"]');
+    await expect(two).toContainText(`${target.environment}/${target.herd}: 2 instances run as primaries`);
+    await expect(two).toContainText(`${primary.server}:${primary.port}`);
+    await expect(two).toContainText(`${copyHost}:${copy.node.port}`);
+    // The herd page says it twice: as the agents report it, and as the members answer now.
+    await two.getByRole('link', { name: `${target.environment}/${target.herd}` }).click();
+    await expect(page.getByTestId('fleet-health').locator('[data-health="two-primaries"]')).toContainText(`${copyHost}:${copy.node.port}`);
+    await expect(page.getByText('2 members answer as primaries')).toBeVisible();
+
+    // The copy is stopped; its agent's next report says so and the dashboard is well again.
+    await copy.remove();
+    const after = runAgent(['--once'], copyToken, copyHost, copy.node.socketDirectory);
+    expect(after.status, after.stderr).toBe(0);
+    expect((await db.select().from(instances).where(eq(instances.serverId, srv.id)))[0].state).toBe('stopped');
+    await page.goto(`${url}/`);
+    await expect(page.getByTestId('fleet-health')).toBeVisible();
+    await expect(page.locator('[data-health="two-primaries"]')).toHaveCount(0);
+  } finally {
+    await copy.remove();
+    // The lab's inventory as the later tests expect it.
+    await db.delete(servers).where(eq(servers.hostname, copyHost));
+    await pool.end();
+  }
 });

@@ -1,12 +1,15 @@
 import Link from 'next/link';
 import { getDb } from '@/db/client';
+import { FleetHealth } from '@/components/fleet/fleet-health';
+import { fleetHealth } from '@/lib/agent/health';
 import { dashboardData } from '@/lib/inventory/dashboard';
 import { environmentsWith } from '@/lib/auth/access';
 import { requireAccess } from '@/lib/auth/session';
 
 export default async function Dashboard() {
   const access = await requireAccess();
-  const d = await dashboardData(getDb(), environmentsWith(access, 'viewer'));
+  const scope = environmentsWith(access, 'viewer');
+  const [d, health] = await Promise.all([dashboardData(getDb(), scope), fleetHealth(getDb(), scope)]);
   return (
     <>
       <h1>Fleet</h1>
@@ -16,6 +19,7 @@ export default async function Dashboard() {
         <li><Link href="/admin/servers">{d.totals.servers} servers</Link></li>
         <li><Link href="/admin/instances">{d.totals.instances} instances</Link></li>
       </ul>
+      <FleetHealth health={health} scope="fleet" />
       <div className="dashboard">
         <section className="module">
           <h2>By environment</h2>

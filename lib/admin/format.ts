@@ -16,6 +16,16 @@ export function formatBytes(n: number): string {
 }
 
 /** bytes -> Postgres LSN text, '16/B374D848' */
+/** "45 s", "3 min", "2 h 5 min", "4 d 1 h": a duration, to the two largest units that matter. */
+export function formatDuration(seconds: number): string {
+  if (seconds < 120) return `${Math.max(0, Math.floor(seconds))} s`;
+  const m = Math.floor(seconds / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h${m % 60 ? ` ${m % 60} min` : ''}`;
+  return `${Math.floor(h / 24)} d${h % 24 ? ` ${h % 24} h` : ''}`;
+}
+
 export function formatLsn(n: number): string {
   const hi = Math.floor(n / 2 ** 32);
   const lo = n - hi * 2 ** 32;

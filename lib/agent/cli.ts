@@ -65,7 +65,7 @@ export async function buildReport(cfg: AgentConfig): Promise<Report> {
     }
     if (f.majorVersion && f.dataDirectory) instances.push({ port: f.port, dataDirectory: f.dataDirectory, state: 'stopped', majorVersion: f.majorVersion, replicas: [], pendingRestart: [] });
   }
-  return { format: 1, agentVersion: AGENT_VERSION, hostname: hostname().replace(/[^A-Za-z0-9.:_%-]/g, '-').slice(0, 253) || 'unknown', observedAt: new Date().toISOString(), intervalSeconds: cfg.intervalSeconds, instances };
+  return { format: 1, agentVersion: AGENT_VERSION, hostname: cfg.hostname ?? (hostname().replace(/[^A-Za-z0-9.:_%-]/g, '-').slice(0, 253) || 'unknown'), observedAt: new Date().toISOString(), intervalSeconds: cfg.intervalSeconds, instances };
 }
 
 export function send(cfg: AgentConfig, token: string, report: Report): Promise<{ status: number; body: string }> {

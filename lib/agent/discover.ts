@@ -12,6 +12,8 @@ const execFileP = promisify(execFile);
 export const agentConfigSchema = z.object({
   /** The console's base URL, e.g. https://pgherd.example.com */
   server: z.string().url(),
+  /** This server's name in pgherd, when the host calls itself otherwise (default: the host's name). */
+  hostname: z.string().min(1).max(253).regex(/^[A-Za-z0-9.:_%-]+$/, 'a host name').optional(),
   /** A file with the server's agent token, readable only by the agent's user. */
   tokenFile: z.string().min(1),
   /** PEM file of the CA that signed the console's certificate (default: the system's CAs). */

@@ -8,7 +8,7 @@ import { lsnToNumber } from '@/lib/inventory/lsn';
 import { query } from '@/lib/lab/postgres';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { collectInstance } from './collect';
-import { createAgentToken, ingestReport, serverForToken, UNASSIGNED_ENVIRONMENT, type AgentServer } from './ingest';
+import { createAgentToken, ingestReport, namesServer, receiveReport, serverForToken, UNASSIGNED_ENVIRONMENT, type AgentServer } from './ingest';
 import { MAX_INSTANCES, readReport, type InstanceReport, type Report } from './report';
 
 let t: TestDb;
@@ -24,7 +24,7 @@ beforeAll(async () => {
   // The servers are registered (an admin does it, with their agent tokens); nothing else is.
   const [hosts] = await t.db.insert(environments).values({ name: 'lab-hosts' }).returning();
   for (const i of t.lab.instances) {
-    const [s] = await t.db.insert(servers).values({ hostname: i.server, environmentId: hosts.id, address: i.address, site: i.site }).returning({ id: servers.id, hostname: servers.hostname });
+    const [s] = await t.db.insert(servers).values({ hostname: i.server, environmentId: hosts.id, address: i.address, site: i.site }).returning({ id: servers.id, hostname: servers.hostname, address: servers.address });
     serverOf.set(i.server, s);
   }
 });
@@ -131,5 +131,48 @@ describe('refusals: the whole report, with what is wrong', () => {
     expect(row.hash).not.toContain(second.slice(5, 20));
     const [audited] = await t.db.select().from(auditEntries).where(sql`${auditEntries.action} = 'agent.token'`);
     expect(audited.changes).toEqual({ agentToken: ['(hidden)', '(new)'] });
+  });
+
+  it('refuses through the endpoint\u2019s door, writing nothing: no token, a rotated token, a token for another server, a bad report', async () => {
+    const [a, b] = t.lab.instances.filter((i) => !isOpsTestHerd(i.environment, i.herd));
+    const sa = serverOf.get(a.server)!;
+    const sb = serverOf.get(b.server)!;
+    const tokenA = await createAgentToken(t.db, sa.id, { id: null, username: 'admin' });
+    const oldB = await createAgentToken(t.db, sb.id, { id: null, username: 'admin' });
+    const tokenB = await createAgentToken(t.db, sb.id, { id: null, username: 'admin' });
+    // What b's agent sends, with b's instance: facts about b.
+    const fromB = { ...report([await collectInstance({ connectionString: b.dsn })]), hostname: b.server };
+    const send = (token: string | null, body: unknown) => {
+      const text = typeof body === 'string' ? body : JSON.stringify(body);
+      return receiveReport(t.db, { authorization: token === null ? null : `Bearer ${token}`, contentLength: Buffer.byteLength(text), text: async () => text });
+    };
+    const state = async () => JSON.stringify({ ...(await everything()), servers: await t.db.select({ id: servers.id, seen: servers.lastSeenAt, every: servers.agentIntervalSeconds }).from(servers).orderBy(servers.id) });
+    const before = await state();
+
+    expect(await send(null, fromB)).toMatchObject({ status: 401 });
+    expect(await send('Basic abc', fromB)).toMatchObject({ status: 401 });
+    expect(await send(oldB, fromB)).toMatchObject({ status: 401, body: { error: 'unknown or rotated agent token' } });
+    // a's token with b's report (a token file copied to the wrong host): refused, naming both.
+    const crossed = await send(tokenA, fromB);
+    expect(crossed.status).toBe(403);
+    expect((crossed.body as { error: string }).error).toContain(`this token belongs to ${a.server}, and the report comes from ${b.server}`);
+    expect(await send(tokenB, '{"format":1,')).toMatchObject({ status: 400 });
+    expect(await send(tokenB, { ...fromB, instances: [{ ...fromB.instances[0], port: 'x' }] })).toMatchObject({ status: 422 });
+    expect(await send(tokenB, { ...fromB, agentVersion: 'x'.repeat(300 * 1024) })).toMatchObject({ status: 413 });
+    expect(await state()).toBe(before);
+
+    // b's own token: accepted, and the server's interval is kept for the silence count.
+    expect(await send(tokenB, { ...fromB, intervalSeconds: 120 })).toMatchObject({ status: 200, body: { server: b.server } });
+    const [row] = await t.db.select().from(servers).where(eq(servers.id, sb.id));
+    expect(row.agentIntervalSeconds).toBe(120);
+    expect(row.lastSeenAt!.getTime()).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  it('takes a host\u2019s short name, or the server\u2019s address, for the server\u2019s name; nothing else', () => {
+    const s = { id: 1, hostname: 'db-1.example.com', address: '10.0.0.7' };
+    for (const ok of ['db-1.example.com', 'DB-1.example.com.', 'db-1', '10.0.0.7']) expect(namesServer(s, ok), ok).toBe(true);
+    for (const no of ['db-2', 'db-1.other.com', 'db-10.example.com', 'example.com', '10.0.0.8']) expect(namesServer(s, no), no).toBe(false);
+    expect(namesServer({ id: 2, hostname: 'db-1' }, 'db-1.example.com')).toBe(true);
+    expect(namesServer({ id: 3, hostname: '10.0.0.7' }, '10.0.0.8')).toBe(false);
   });
 });

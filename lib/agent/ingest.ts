@@ -12,7 +12,7 @@ import { servers } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
 import { hashToken } from '@/lib/auth/api-tokens';
 import { lsnToNumber } from '@/lib/inventory/lsn';
-import type { Report } from './report';
+import { MAX_REPORT_BYTES, readReport, type Report } from './report';
 
 export const UNASSIGNED_ENVIRONMENT = 'unassigned';
 
@@ -21,6 +21,7 @@ const TOKEN = /^pgha_[A-Za-z0-9_-]{43}$/;
 export interface AgentServer {
   id: number;
   hostname: string;
+  address?: string;
 }
 
 /** Creates (or rotates: the old one stops working at once) a server's agent token; shown once. */
@@ -41,8 +42,49 @@ export async function createAgentToken(db: Db, serverId: number, actor: { id: nu
 /** The server a bearer token speaks for, or null (unknown or rotated). */
 export async function serverForToken(db: Db, token: string): Promise<AgentServer | null> {
   if (!TOKEN.test(token)) return null;
-  const [s] = await db.select({ id: servers.id, hostname: servers.hostname }).from(servers).where(eq(servers.agentTokenHash, hashToken(token)));
+  const [s] = await db.select({ id: servers.id, hostname: servers.hostname, address: servers.address }).from(servers).where(eq(servers.agentTokenHash, hashToken(token)));
   return s ?? null;
+}
+
+/**
+ * Whether a report's host name is the server its token names: the same name, or the same first label
+ * where either side is unqualified ("db-1" reports for "db-1.example.com"), or the server's address.
+ * A token file copied to another host is then refused instead of that host's instances overwriting
+ * the server's.
+ */
+export function namesServer(server: AgentServer, reported: string): boolean {
+  const norm = (h: string) => h.toLowerCase().replace(/\.$/, '');
+  const a = norm(server.hostname);
+  const b = norm(reported);
+  if (a === b || (server.address && norm(server.address) === b)) return true;
+  if (!a.includes('.') || !b.includes('.')) return a.split('.')[0] === b.split('.')[0] && !/^\d+$/.test(a.split('.')[0]);
+  return false;
+}
+
+export interface Received {
+  status: number;
+  body: { error: string; details: unknown } | ({ server: string } & IngestResult);
+}
+
+/**
+ * A report request, from the bearer token to the answer: 401 without a current token, 413/400/422
+ * for a report that is too large, not JSON or does not fit, 403 for a report from another host than
+ * the token's server. A refused report writes nothing, not even the server's last report time.
+ */
+export async function receiveReport(db: Db, req: { authorization: string | null; contentLength: number; text: () => Promise<string> }): Promise<Received> {
+  const refuse = (status: number, error: string, details: unknown = null): Received => ({ status, body: { error, details } });
+  const m = /^Bearer (\S+)$/.exec(req.authorization ?? '');
+  if (!m) return refuse(401, 'authentication required: Authorization: Bearer <agent token>');
+  const server = await serverForToken(db, m[1]);
+  if (!server) return refuse(401, 'unknown or rotated agent token');
+  if (req.contentLength > MAX_REPORT_BYTES) return refuse(413, `a report is at most ${MAX_REPORT_BYTES} bytes`);
+  const read = readReport(await req.text());
+  if (!read.ok) return refuse(read.status, read.error, read.details);
+  if (!namesServer(server, read.report.hostname)) {
+    return refuse(403, `this token belongs to ${server.hostname}, and the report comes from ${read.report.hostname}: a report can only speak for its own server (set "hostname" in the agent's configuration if the host calls itself otherwise)`);
+  }
+  const result = await ingestReport(db, server, read.report);
+  return { status: 200, body: { server: server.hostname, ...result } };
 }
 
 export interface IngestResult {
@@ -62,7 +104,7 @@ export async function ingestReport(db: Db, server: AgentServer, report: Report):
     const agent = { id: null, username: `agent:${server.hostname}` };
     // One report per server at a time: two reports racing would mark each other's instances.
     await tx.execute(sql`SELECT 1 FROM servers WHERE id = ${server.id} FOR UPDATE`);
-    await tx.execute(sql`UPDATE servers SET last_seen_at = now() WHERE id = ${server.id}`);
+    await tx.execute(sql`UPDATE servers SET last_seen_at = now(), agent_interval_seconds = ${report.intervalSeconds} WHERE id = ${server.id}`);
 
     const running = report.instances.filter((i) => i.state === 'running');
     const sysids = [...new Set(running.map((i) => i.systemIdentifier!))];

@@ -53,7 +53,8 @@ export const reportSchema = z.object({
   /** The report format; a later agent may send 2, and this server then says it does not know it. */
   format: z.literal(1),
   agentVersion: z.string().max(40),
-  /** What the agent calls its host: shown, never used to find the server (the token says which it is). */
+  /** The host the report comes from. Never used to find the server (the token says which it is), but
+   *  it must name that server: a token copied to another host is refused. */
   hostname: host,
   /** When the agent read the facts (the instances' last_observed_at). */
   observedAt: z.string().datetime({ offset: true }),

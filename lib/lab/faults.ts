@@ -1,7 +1,10 @@
 // Failures on purpose, for the failover tests and benchmark: a host whose SSH is gone, a crashed
 // postmaster; and who answers as primary afterwards.
+import { rmSync } from 'node:fs';
+import path from 'node:path';
 import { writeLab, type LabInfo, type LabInstance } from './lab';
-import { query } from './postgres';
+import { freePort } from './ports';
+import { cloneReplica, query, startNode, touchLog, type PgNode } from './postgres';
 import { descendants, labIdentity, run, stopPid } from './proc';
 import { spawnSshd } from './sshd';
 
@@ -42,4 +45,27 @@ export async function livePrimary(lab: LabInfo, herd: string, environment?: stri
     if (r && !r[0].r) return m;
   }
   throw new Error(`no primary answers in ${herd}`);
+}
+
+/**
+ * A copy of `source` restored from a base backup and started on its own rather than as a replica, as
+ * after a backup restored in the wrong place: it shares the herd's system identifier and answers as
+ * a primary (a split brain for pgherd to notice). Listens on `address` at a free port, with its own
+ * socket directory; `remove()` stops it and deletes its files.
+ */
+export async function restoredCopy(lab: LabInfo, source: LabInstance, name: string, address: string): Promise<{ node: PgNode; remove: () => Promise<void> }> {
+  const id = labIdentity();
+  const dir = path.join(lab.dir, 'restored', name);
+  const node: PgNode = { name, address, port: await freePort(address), dataDirectory: path.join(dir, 'data'), socketDirectory: path.join(dir, 'run'), logFile: path.join(dir, 'log', 'postgresql.log') };
+  await cloneReplica(id, node, { ...node, name: source.server, address: source.address, port: source.port, dataDirectory: source.dataDirectory, socketDirectory: source.socketDirectory });
+  rmSync(path.join(node.dataDirectory, 'standby.signal'));
+  touchLog(id, node.logFile);
+  await startNode(id, node);
+  return {
+    node,
+    remove: async () => {
+      await run(id, [`${lab.pgBin}/pg_ctl`, '-D', node.dataDirectory, '-m', 'fast', '-w', 'stop']).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

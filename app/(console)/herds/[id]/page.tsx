@@ -6,8 +6,10 @@ import { AutoRefresh } from '@/components/ops/auto-refresh';
 import { formatBytes } from '@/lib/admin/format';
 import { parseId } from '@/lib/admin/parse-id';
 import { orDeny, requireAccess } from '@/lib/auth/session';
-import { can, demand } from '@/lib/auth/access';
+import { can, demand, environmentsWith } from '@/lib/auth/access';
 import { herdNow } from '@/lib/herds/topology';
+import { FleetHealth } from '@/components/fleet/fleet-health';
+import { fleetHealth } from '@/lib/agent/health';
 
 export const dynamic = 'force-dynamic';
 
@@ -19,6 +21,7 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
   if (!now) notFound();
   await orDeny(() => demand(getDb(), access, 'viewer', 'This herd', [now.herd.environmentId]));
   const { herd, members, dns, poolers, operations } = now;
+  const health = await fleetHealth(getDb(), environmentsWith(access, 'viewer'), { herdId: herd.id });
   const primaries = members.filter((m) => m.role === 'primary');
   return (
     <>
@@ -30,6 +33,7 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
       </div>
       {primaries.length > 1 && <p className="errornote" role="alert">{primaries.length} members answer as primaries: {primaries.map((p) => p.ref.label).join(', ')}.</p>}
       {primaries.length === 0 && <p className="errornote" role="alert">No member answers as a primary.</p>}
+      <FleetHealth health={health} scope="herd" />
       <table className="result-list topology" data-testid="members">
         <thead>
           <tr>

@@ -1,0 +1,64 @@
+import Link from 'next/link';
+import { formatDuration } from '@/lib/admin/format';
+import { healthy, SILENT_AFTER_INTERVALS, type FleetHealth as Health } from '@/lib/agent/health';
+
+const more = (shown: number, total: number) => (total > shown ? <li className="help">and {total - shown} more</li> : null);
+
+/** What the agents' reports say is wrong: silent agents, herds with two primaries, replicas streaming from outside their herd. */
+export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' | 'herd' }) {
+  if (healthy(health)) {
+    return (
+      <p className="health-ok" data-testid="fleet-health">
+        {scope === 'fleet' ? 'No agent is silent, no herd has two primaries, no replica streams from outside its herd.' : 'The agents report nothing wrong with this herd.'}
+      </p>
+    );
+  }
+  const { silent, twoPrimaries, foreignUpstreams } = health;
+  return (
+    <div className="health" data-testid="fleet-health" role="alert">
+      {twoPrimaries.total > 0 && (
+        <section data-health="two-primaries">
+          <h3>{twoPrimaries.total === 1 ? 'A herd with' : `${twoPrimaries.total} herds with`} more than one primary</h3>
+          <ul>
+            {twoPrimaries.rows.map((h) => (
+              <li key={h.herdId}>
+                <Link href={`/herds/${h.herdId}`}>{h.herd}</Link>: {h.primaries.length} instances run as primaries:{' '}
+                {h.primaries.map((p, n) => <span key={p.id}>{n > 0 && ', '}<Link href={`/admin/instances/${p.id}`}>{p.label}</Link></span>)}
+              </li>
+            ))}
+            {more(twoPrimaries.rows.length, twoPrimaries.total)}
+          </ul>
+        </section>
+      )}
+      {foreignUpstreams.total > 0 && (
+        <section data-health="foreign-upstreams">
+          <h3>{foreignUpstreams.total === 1 ? 'A replica streams' : `${foreignUpstreams.total} replicas stream`} from outside {foreignUpstreams.total === 1 ? 'its' : 'their'} herd</h3>
+          <ul>
+            {foreignUpstreams.rows.map((r) => (
+              <li key={r.id}>
+                <Link href={`/admin/instances/${r.id}`}>{r.label}</Link> in <Link href={`/herds/${r.herdId}`}>{r.herd}</Link> streams from{' '}
+                {r.upstreamHerd ? <><Link href={`/admin/instances/${r.upstreamId}`}>{r.upstream}</Link> in {r.upstreamHerd}</> : 'an instance in an environment you cannot see'}
+              </li>
+            ))}
+            {more(foreignUpstreams.rows.length, foreignUpstreams.total)}
+          </ul>
+        </section>
+      )}
+      {silent.total > 0 && (
+        <section data-health="silent">
+          <h3>{silent.total === 1 ? 'A server\u2019s agent is' : `${silent.total} servers\u2019 agents are`} silent (no report for {SILENT_AFTER_INTERVALS} intervals)</h3>
+          <ul>
+            {silent.rows.map((s) => (
+              <li key={s.id}>
+                <Link href={`/admin/servers/${s.id}`}>{s.hostname}</Link> ({s.environment}): last report {formatDuration(s.silentSeconds)} ago,{' '}
+                <time dateTime={s.lastSeenAt.toISOString()}>{s.lastSeenAt.toISOString().replace('T', ' ').slice(0, 19)} UTC</time>
+                {s.intervalSeconds > 0 ? `, reports every ${formatDuration(s.intervalSeconds)}` : ''}
+              </li>
+            ))}
+            {more(silent.rows.length, silent.total)}
+          </ul>
+        </section>
+      )}
+    </div>
+  );
+}

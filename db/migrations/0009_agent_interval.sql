@@ -1,0 +1,1 @@
+ALTER TABLE "servers" ADD COLUMN "agent_interval_seconds" integer DEFAULT 0 NOT NULL;

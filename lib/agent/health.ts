@@ -1,0 +1,106 @@
+// Fleet health from what the agents report: servers whose agent has gone silent, herds where more than
+// one instance runs as a primary (a split brain, or a restored copy started on its own), and replicas
+// that stream from an instance outside their herd. For the dashboard (the whole fleet one may see)
+// and the herd page (that herd).
+import { sql, type SQL } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+
+/** An agent silent for more than this many of its intervals is reported. */
+export const SILENT_AFTER_INTERVALS = 3;
+/** The interval assumed when a report did not say one (0). The agent's own default. */
+export const DEFAULT_INTERVAL_SECONDS = 60;
+/** At most this many rows of each kind are listed; the total is always given. */
+export const HEALTH_ROWS = 50;
+
+export type SilentServer = {
+  id: number;
+  hostname: string;
+  environment: string;
+  lastSeenAt: Date;
+  intervalSeconds: number;
+  silentSeconds: number;
+};
+
+export type TwoPrimaries = {
+  herdId: number;
+  herd: string;
+  primaries: { id: number; label: string }[];
+};
+
+export type ForeignUpstream = {
+  id: number;
+  label: string;
+  herdId: number;
+  herd: string;
+  upstreamId: number;
+  upstream: string;
+  /** The upstream's herd, or null where the user may not see its environment. */
+  upstreamHerd: string | null;
+};
+
+export interface FleetHealth {
+  silent: { rows: SilentServer[]; total: number };
+  twoPrimaries: { rows: TwoPrimaries[]; total: number };
+  foreignUpstreams: { rows: ForeignUpstream[]; total: number };
+}
+
+export const healthy = (h: FleetHealth) => h.silent.total + h.twoPrimaries.total + h.foreignUpstreams.total === 0;
+
+/** `col` within the environments in `scope` (null: all). */
+function within(col: SQL, scope: number[] | null): SQL {
+  if (scope === null) return sql`true`;
+  if (!scope.length) return sql`false`;
+  return sql`${col} IN (${sql.join(scope.map((id) => sql`${id}`), sql`, `)})`;
+}
+
+function counted<T>(rows: (T & { total: number })[]): { rows: T[]; total: number } {
+  return { rows: rows.map(({ total: _, ...r }) => r as T), total: rows[0]?.total ?? 0 };
+}
+
+/**
+ * What is wrong in the environments of `scope` (null: all), or in one herd. Only what an agent (or
+ * an admin) wrote into the inventory: the herd page observes the members live besides.
+ */
+export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId?: number; now?: Date } = {}): Promise<FleetHealth> {
+  const now = opts.now ?? new Date();
+  const herd = (col: SQL) => (opts.herdId === undefined ? sql`true` : sql`${col} = ${opts.herdId}`);
+  const [silent, two, foreign] = await Promise.all([
+    db.execute<SilentServer & { total: number }>(sql`
+      SELECT s.id, s.hostname, e.name AS environment, s.last_seen_at AS "lastSeenAt", s.agent_interval_seconds AS "intervalSeconds",
+             floor(extract(epoch FROM ${now}::timestamptz - s.last_seen_at))::int AS "silentSeconds", (count(*) OVER ())::int AS total
+      FROM servers s JOIN environments e ON e.id = s.environment_id
+      WHERE s.agent_token_hash IS NOT NULL AND s.last_seen_at IS NOT NULL
+        AND s.last_seen_at < ${now}::timestamptz - make_interval(secs => ${SILENT_AFTER_INTERVALS} * CASE WHEN s.agent_interval_seconds > 0 THEN s.agent_interval_seconds ELSE ${DEFAULT_INTERVAL_SECONDS} END)
+        AND ${within(sql`s.environment_id`, scope)}
+        AND ${opts.herdId === undefined ? sql`true` : sql`EXISTS (SELECT 1 FROM instances i WHERE i.server_id = s.id AND i.herd_id = ${opts.herdId})`}
+      ORDER BY s.last_seen_at, s.hostname
+      LIMIT ${HEALTH_ROWS}`),
+    db.execute<TwoPrimaries & { total: number }>(sql`
+      SELECT h.id AS "herdId", e.name || '/' || h.name AS herd,
+             json_agg(json_build_object('id', i.id, 'label', s.hostname || ':' || i.port) ORDER BY s.hostname, i.port) AS primaries,
+             (count(*) OVER ())::int AS total
+      FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id JOIN servers s ON s.id = i.server_id
+      WHERE i.role = 'primary' AND i.state = 'running' AND ${within(sql`h.environment_id`, scope)} AND ${herd(sql`h.id`)}
+      GROUP BY h.id, e.name, h.name
+      HAVING count(*) > 1
+      ORDER BY e.name, h.name
+      LIMIT ${HEALTH_ROWS}`),
+    db.execute<ForeignUpstream & { total: number }>(sql`
+      SELECT r.id, rs.hostname || ':' || r.port AS label, rh.id AS "herdId", re.name || '/' || rh.name AS herd,
+             u.id AS "upstreamId", us.hostname || ':' || u.port AS upstream,
+             CASE WHEN ${within(sql`uh.environment_id`, scope)} THEN ue.name || '/' || uh.name END AS "upstreamHerd",
+             (count(*) OVER ())::int AS total
+      FROM instances r
+        JOIN herds rh ON rh.id = r.herd_id JOIN environments re ON re.id = rh.environment_id JOIN servers rs ON rs.id = r.server_id
+        JOIN instances u ON u.id = r.upstream_instance_id
+        JOIN herds uh ON uh.id = u.herd_id JOIN environments ue ON ue.id = uh.environment_id JOIN servers us ON us.id = u.server_id
+      WHERE r.role = 'replica' AND u.herd_id <> r.herd_id AND ${within(sql`rh.environment_id`, scope)} AND ${herd(sql`rh.id`)}
+      ORDER BY re.name, rh.name, rs.hostname, r.port
+      LIMIT ${HEALTH_ROWS}`),
+  ]);
+  return {
+    silent: counted(silent.rows.map((r) => ({ ...r, lastSeenAt: new Date(r.lastSeenAt) }))),
+    twoPrimaries: counted(two.rows),
+    foreignUpstreams: counted(foreign.rows),
+  };
+}
