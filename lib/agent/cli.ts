@@ -90,12 +90,9 @@ export function send(cfg: AgentConfig, token: string, report: Report): Promise<{
   });
 }
 
-async function once(cfg: AgentConfig, dryRun: boolean): Promise<void> {
+/** Discovers, collects and sends one report; throws AgentExit 3 (token), 4 (refused) or 5 (unreachable). */
+export async function reportNow(cfg: AgentConfig): Promise<{ report: Report; answer: string }> {
   const report = await buildReport(cfg);
-  if (dryRun) {
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    return;
-  }
   const token = readToken(cfg.tokenFile);
   let res;
   try {
@@ -105,7 +102,16 @@ async function once(cfg: AgentConfig, dryRun: boolean): Promise<void> {
   }
   if (res.status >= 500) throw new AgentExit(5, `${cfg.server} failed (${res.status}): ${res.body.slice(0, 500)}`);
   if (res.status >= 400) throw new AgentExit(4, `${cfg.server} refused the report (${res.status}): ${res.body.slice(0, 2000)}`);
-  process.stdout.write(`pgherd-agent: reported ${report.instances.length} instance(s): ${res.body}\n`);
+  return { report, answer: res.body };
+}
+
+async function once(cfg: AgentConfig, dryRun: boolean): Promise<void> {
+  if (dryRun) {
+    process.stdout.write(`${JSON.stringify(await buildReport(cfg), null, 2)}\n`);
+    return;
+  }
+  const { report, answer } = await reportNow(cfg);
+  process.stdout.write(`pgherd-agent: reported ${report.instances.length} instance(s): ${answer}\n`);
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,10 +1,12 @@
-// npm run demo: the lab, pgherd's database seeded with the sandbox fleet, and the console.
-// Ctrl-C or SIGTERM stops everything it started.
+// npm run demo: the lab, pgherd's database with the sandbox fleet's environments, herds and servers,
+// the console, and an agent for every lab server that discovers the instances and keeps reporting
+// them. Ctrl-C or SIGTERM stops everything it started.
 import { randomBytes } from 'node:crypto';
 import { buildConsole, prepareDatabase, startConsole, startWorkerProcess, type RunningConsole } from '../lab/console';
 import type { ChildProcess } from 'node:child_process';
 import { stopPid } from '../lab/proc';
 import { DEFAULT_LAB_FILE, readLab, startLab, stopLab, writeLab } from '../lab/lab';
+import { reportAll, runLabAgents, writeLabAgents } from '../lab/agents';
 
 const log = (m: string) => console.log(`demo: ${m}`);
 
@@ -12,10 +14,12 @@ async function main() {
   let stopping = false;
   let web: RunningConsole | undefined;
   let worker: ChildProcess | undefined;
+  let agents: { stop: () => Promise<void> } | undefined;
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
     log('stopping');
+    await agents?.stop();
     await web?.stop();
     if (worker?.pid) await stopPid(worker.pid, 'SIGTERM', 10_000);
     await stopLab(DEFAULT_LAB_FILE, log);
@@ -30,7 +34,7 @@ async function main() {
     const lab = await startLab({ file: DEFAULT_LAB_FILE, log });
     const admin = { username: process.env.PGHERD_ADMIN_USERNAME ?? 'admin', password: process.env.PGHERD_ADMIN_PASSWORD ?? randomBytes(9).toString('base64url') };
     log('migrating and seeding pgherd\'s database');
-    const { apiToken } = await prepareDatabase(lab, admin);
+    const { apiToken, agentTokens } = await prepareDatabase(lab, admin, { discover: true });
     if (process.env.PGHERD_SKIP_BUILD !== '1') buildConsole(log);
     if (stopping) return;
     log('starting a worker');
@@ -42,12 +46,20 @@ async function main() {
         void shutdown(1);
       }
     });
-    writeLab(DEFAULT_LAB_FILE, { ...readLab(DEFAULT_LAB_FILE), console: { url: web.url, admin, apiToken } });
+    const now = readLab(DEFAULT_LAB_FILE);
+    writeLab(DEFAULT_LAB_FILE, { ...now, console: { url: web.url, admin, apiToken }, instances: now.instances.map((i) => ({ ...i, agentToken: agentTokens.get(i.server) })) });
+    // The agents discover the fleet: two rounds, so that a replica reported before its upstream gets it.
+    log(`discovering the fleet: an agent for each of the ${agentTokens.size} lab servers`);
+    const labAgents = writeLabAgents(lab, web.url, agentTokens);
+    for (let round = 0; round < 2; round++) {
+      for (const f of await reportAll(labAgents)) log(`agent ${f.server}: ${f.error}`);
+    }
+    agents = runLabAgents(labAgents, log);
     console.log('');
     console.log(`pgherd is ready at ${web.url}`);
     console.log(`  sign in as ${admin.username} / ${admin.password}`);
     console.log(`  API: curl -H "Authorization: Bearer $(jq -r .console.apiToken .lab/lab.json)" ${web.url}/api/v1/instances`);
-    console.log(`  sandbox fleet: ${lab.instances.length} PostgreSQL instances; everything the lab started is described in ${DEFAULT_LAB_FILE}`);
+    console.log(`  sandbox fleet: ${lab.instances.length} PostgreSQL instances, discovered by their agents (every ${labAgents[0]?.config.intervalSeconds ?? 30} s; configurations in ${lab.dir}/agents); everything the lab started is described in ${DEFAULT_LAB_FILE}`);
     console.log(`  (up in ${((Date.now() - t0) / 1000).toFixed(0)} s; Ctrl-C stops everything)`);
   } catch (err) {
     console.error(`demo: ${err instanceof Error ? err.message : String(err)}`);

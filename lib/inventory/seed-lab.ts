@@ -45,7 +45,12 @@ export async function ensureAdmin(db: Db, username: string, password: string): P
     .onConflictDoUpdate({ target: users.username, set: { passwordHash, isActive: true, isSuperuser: true } });
 }
 
-export async function seedLabFleet(db: Db, lab: LabInfo): Promise<void> {
+/**
+ * The lab's inventory as an admin would keep it. `instances: false` leaves the instances out, for the
+ * lab's agents to discover (the demo): environments, herds (with their system identifiers, so
+ * the agents' reports land in them), servers, DNS records, poolers and role bindings only.
+ */
+export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boolean } = {}): Promise<void> {
   const zone = lab.dns?.zone ?? LAB_ZONE;
   const observed = new Map(await Promise.all(lab.instances.map(async (i) => [i.server, await observe(i)] as const)));
   // Every member of a herd shares the system identifier: any member that answers tells it.
@@ -92,7 +97,7 @@ export async function seedLabFleet(db: Db, lab: LabInfo): Promise<void> {
     }
     const instanceIds = new Map<string, number>();
     const now = new Date();
-    for (const i of lab.instances) {
+    for (const i of opts.instances === false ? [] : lab.instances) {
       const o = observed.get(i.server);
       const values = {
         herdId: herdIds.get(`${i.environment}/${i.herd}`)!,
@@ -111,7 +116,7 @@ export async function seedLabFleet(db: Db, lab: LabInfo): Promise<void> {
         .returning({ id: instances.id });
       instanceIds.set(i.server, row.id);
     }
-    for (const i of lab.instances) {
+    for (const i of opts.instances === false ? [] : lab.instances) {
       if (!i.upstream) continue;
       const up = lab.instances.find((m) => m.server === i.upstream)!;
       const a = observed.get(up.server);
@@ -121,7 +126,7 @@ export async function seedLabFleet(db: Db, lab: LabInfo): Promise<void> {
         .set({ upstreamInstanceId: instanceIds.get(i.upstream)!, lagBytes: lag, lagSeconds: 0 })
         .where(sql`${instances.id} = ${instanceIds.get(i.server)!}`);
     }
-    for (const i of lab.instances.filter((m) => !m.upstream)) {
+    for (const i of opts.instances === false ? [] : lab.instances.filter((m) => !m.upstream)) {
       await tx.update(instances).set({ lagBytes: 0, lagSeconds: 0 }).where(sql`${instances.id} = ${instanceIds.get(i.server)!}`);
     }
     // The directory's groups, bound to roles as a company would: production DBAs are admins there and

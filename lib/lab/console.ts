@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { createDb } from '@/db/client';
-import { users } from '@/db/schema';
+import { servers, users } from '@/db/schema';
+import { createAgentToken } from '@/lib/agent/ingest';
 import { createApiToken } from '@/lib/auth/api-tokens';
 import { migrateDatabase } from '@/db/migrate';
 import { ensureAdmin, seedLabFleet } from '@/lib/inventory/seed-lab';
@@ -14,16 +15,27 @@ import { stopPid, waitFor } from './proc';
 
 const NEXT_BIN = path.join(PROJECT_ROOT, 'node_modules', 'next', 'dist', 'bin', 'next');
 
-/** Migrates, creates the admin (and an operate-scoped API token for it), seeds the lab fleet. */
-export async function prepareDatabase(lab: LabInfo, admin: { username: string; password: string }, opts: { seedFleet?: boolean } = {}): Promise<{ apiToken: string }> {
+/**
+ * Migrates, creates the admin (and an operate-scoped API token for it), seeds the lab fleet. With
+ * `discover`, the instances are left for the lab's agents to report, and every lab database server
+ * gets an agent token (returned by server name).
+ */
+export async function prepareDatabase(lab: LabInfo, admin: { username: string; password: string }, opts: { seedFleet?: boolean; discover?: boolean } = {}): Promise<{ apiToken: string; agentTokens: Map<string, string> }> {
   await migrateDatabase(lab.database.url);
   const { db, pool } = createDb(lab.database.url, 4);
   try {
     await ensureAdmin(db, admin.username, admin.password);
     const [u] = await db.select({ id: users.id }).from(users).where(eq(users.username, admin.username));
     const { token } = await createApiToken(db, u.id, 'lab', 'operate');
-    if (opts.seedFleet !== false && lab.instances.length) await seedLabFleet(db, lab);
-    return { apiToken: token };
+    if (opts.seedFleet !== false && lab.instances.length) await seedLabFleet(db, lab, { instances: !opts.discover });
+    const agentTokens = new Map<string, string>();
+    if (opts.discover) {
+      for (const i of lab.instances) {
+        const [s] = await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, i.server));
+        agentTokens.set(i.server, await createAgentToken(db, s.id, { id: u.id, username: admin.username }));
+      }
+    }
+    return { apiToken: token, agentTokens };
   } finally {
     await pool.end();
   }

@@ -45,6 +45,8 @@ export interface LabInstance {
   upstream: string | null;
   version: number;
   dsn: string;
+  /** The server's agent token, once the demo has made one (its agents report with it). */
+  agentToken?: string;
 }
 
 export interface LabInfo {
