@@ -109,6 +109,9 @@ export const servers = pgTable('servers', {
   ...timestamps,
 }, (t) => [
   uniqueIndex('servers_hostname_key').on(t.hostname),
+  // The agent ingest: a report's token names its server, a replica's upstream is found by address.
+  uniqueIndex('servers_agent_token_hash_key').on(t.agentTokenHash),
+  index('servers_address_idx').on(t.address),
   index('servers_environment_idx').on(t.environmentId),
   index('servers_site_idx').on(t.site),
 ]);

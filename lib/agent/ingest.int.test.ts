@@ -48,17 +48,20 @@ describe('ingest of real reports', () => {
     expect(hs).toHaveLength(new Set(t.lab.instances.map((i) => `${i.environment}/${i.herd}`)).size);
     for (const i of stable) {
       const [real] = await query<{ sysid: string; rec: boolean }>(i.dsn, 'SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, pg_is_in_recovery() AS rec');
-      const [row] = await t.db.select({ role: instances.role, state: instances.state, herdSysid: herds.systemIdentifier, lsn: instances.lsn, upstream: instances.upstreamInstanceId, dataDirectory: instances.dataDirectory, version: instances.pgVersion })
+      const [row] = await t.db.select({ role: instances.role, state: instances.state, herdSysid: herds.systemIdentifier, lsn: instances.lsn, upstream: instances.upstreamInstanceId, lag: instances.lagBytes, dataDirectory: instances.dataDirectory, version: instances.pgVersion })
         .from(instances).innerJoin(herds, eq(instances.herdId, herds.id)).where(eq(instances.serverId, serverOf.get(i.server)!.id));
       expect(row, i.server).toMatchObject({ role: i.role, state: 'running', herdSysid: real.sysid, dataDirectory: i.dataDirectory, version: i.version });
       expect(real.rec).toBe(i.role === 'replica');
       const sent = reports.get(i.server)!.instances[0];
       expect(row.lsn).toBe(lsnToNumber((i.role === 'primary' ? sent.currentLsn : sent.replayedLsn)!));
       if (i.upstream) {
-        const [up] = await t.db.select({ id: instances.id }).from(instances).where(eq(instances.serverId, serverOf.get(i.upstream)!.id));
+        const [up] = await t.db.select({ id: instances.id, lsn: instances.lsn }).from(instances).where(eq(instances.serverId, serverOf.get(i.upstream)!.id));
         expect(row.upstream, `${i.server} streams from ${i.upstream}`).toBe(up.id);
+        // Lag: behind what its primary last reported (the lab's replicas are direct ones).
+        expect(row.lag, i.server).toBe(Math.max(up.lsn! - row.lsn!, 0));
       } else {
         expect(row.upstream).toBeNull();
+        expect(row.lag).toBe(0);
       }
     }
     // Members of one herd share it; different herds do not.

@@ -1,4 +1,4 @@
-// A validated report, written into the inventory in one transaction. The server decides what the
+// A validated report, written into the inventory in one statement. The server decides what the
 // facts mean: the herd is the one with the instance's system identifier (every member of a
 // replication herd shares it; an unknown one gets a new herd in the "unassigned" environment for an
 // admin to place), the role comes from pg_is_in_recovery(), the upstream is the instance that listens
@@ -7,7 +7,7 @@
 // report are marked stopped, never deleted; states pgherd set itself (fenced, needs rebuild) stay.
 import { randomBytes } from 'node:crypto';
 import { eq, sql } from 'drizzle-orm';
-import type { Db } from '@/db/client';
+import { prepared, type Db } from '@/db/client';
 import { servers } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
 import { hashToken } from '@/lib/auth/api-tokens';
@@ -42,7 +42,7 @@ export async function createAgentToken(db: Db, serverId: number, actor: { id: nu
 /** The server a bearer token speaks for, or null (unknown or rotated). */
 export async function serverForToken(db: Db, token: string): Promise<AgentServer | null> {
   if (!TOKEN.test(token)) return null;
-  const [s] = await db.select({ id: servers.id, hostname: servers.hostname, address: servers.address }).from(servers).where(eq(servers.agentTokenHash, hashToken(token)));
+  const [s] = await prepared<AgentServer>(db, 'pgherd_agent_token', 'SELECT id, hostname, address FROM servers WHERE agent_token_hash = $1', [hashToken(token)]);
   return s ?? null;
 }
 
@@ -98,95 +98,101 @@ export interface IngestResult {
 
 const num = (l: string | null | undefined) => (l ? lsnToNumber(l) : null);
 
-export async function ingestReport(db: Db, server: AgentServer, report: Report): Promise<IngestResult> {
-  return db.transaction(async (tx) => {
-    const result: IngestResult = { created: 0, updated: 0, stopped: 0, herdsCreated: 0 };
-    const agent = { id: null, username: `agent:${server.hostname}` };
-    // One report per server at a time: two reports racing would mark each other's instances.
-    await tx.execute(sql`SELECT 1 FROM servers WHERE id = ${server.id} FOR UPDATE`);
-    await tx.execute(sql`UPDATE servers SET last_seen_at = now(), agent_interval_seconds = ${report.intervalSeconds} WHERE id = ${server.id}`);
+/**
+ * The whole write, one statement: the server's last report time, each running instance upserted into
+ * the herd of its system identifier (role, upstream, LSN, lag against the herd's single running
+ * primary, timeline, pending restart; skipped when nothing differs), an audit entry for each one
+ * created, and the server's other instances marked stopped. When a system identifier names no herd it
+ * writes no instance and returns those identifiers, for the caller to create their herds and run it
+ * again. Named, so each connection parses and plans it once: one round trip a report.
+ * $1 server id, $2 host name, $3 interval, $4 observed at, $5 running instances (JSON), $6 their ports.
+ */
+const INGEST_SQL = `
+WITH srv AS (
+  UPDATE servers SET last_seen_at = now(), agent_interval_seconds = $3 WHERE id = $1 RETURNING id
+), rep AS (
+  SELECT * FROM jsonb_to_recordset($5::jsonb) AS r(port int, data_directory text, pg_version int, sysid text, is_primary boolean, timeline int, lsn bigint, pending boolean, up_host text, up_port int)
+), placed AS (
+  SELECT rep.*, h.id AS herd_id, h.environment_id FROM rep LEFT JOIN herds h ON h.system_identifier = rep.sysid
+), unknown AS (
+  SELECT DISTINCT sysid FROM placed WHERE herd_id IS NULL
+), fact AS (
+  SELECT f.*,
+    CASE WHEN f.is_primary THEN NULL ELSE (
+      SELECT CASE WHEN count(*) = 1 THEN min(i.id) END FROM instances i JOIN servers s ON s.id = i.server_id
+      WHERE i.port = f.up_port AND (s.address = f.up_host OR s.hostname = f.up_host)) END AS upstream_id,
+    CASE WHEN f.is_primary THEN 0 ELSE (
+      SELECT greatest(max(p.lsn) - f.lsn, 0) FROM instances p
+      WHERE p.herd_id = f.herd_id AND p.role = 'primary' AND p.state = 'running' HAVING count(*) = 1) END AS lag
+  FROM placed f WHERE NOT EXISTS (SELECT 1 FROM unknown)
+), up AS (
+  INSERT INTO instances AS i (herd_id, server_id, port, data_directory, pg_version, role, upstream_instance_id, state, timeline, lsn, lag_bytes, pending_restart, last_observed_at)
+  SELECT herd_id, $1, port, data_directory, pg_version, (CASE WHEN is_primary THEN 'primary' ELSE 'replica' END)::instance_role, upstream_id, 'running', timeline, lsn, lag, pending, $4::timestamptz FROM fact
+  ON CONFLICT (server_id, port) DO UPDATE SET
+    herd_id = excluded.herd_id, data_directory = excluded.data_directory, pg_version = excluded.pg_version, role = excluded.role,
+    upstream_instance_id = excluded.upstream_instance_id,
+    state = CASE WHEN i.state IN ('fenced', 'needs_rebuild') THEN i.state ELSE 'running'::instance_state END,
+    timeline = excluded.timeline, lsn = excluded.lsn, lag_bytes = coalesce(excluded.lag_bytes, i.lag_bytes),
+    pending_restart = excluded.pending_restart, last_observed_at = excluded.last_observed_at, updated_at = now()
+  WHERE (i.herd_id, i.data_directory, i.pg_version, i.role, i.upstream_instance_id, i.timeline, i.lsn, i.lag_bytes, i.pending_restart, i.last_observed_at)
+        IS DISTINCT FROM (excluded.herd_id, excluded.data_directory, excluded.pg_version, excluded.role, excluded.upstream_instance_id, excluded.timeline, excluded.lsn, coalesce(excluded.lag_bytes, i.lag_bytes), excluded.pending_restart, excluded.last_observed_at)
+     OR i.state NOT IN ('running', 'fenced', 'needs_rebuild')
+  RETURNING i.id, i.port, i.role, i.data_directory, (xmax = 0) AS created
+), stopped AS (
+  -- What the report does not list as running is not running (stopped by hand, or gone): never deleted.
+  UPDATE instances SET state = 'stopped', updated_at = now()
+  WHERE server_id = $1 AND state IN ('running', 'unreachable') AND port <> ALL ($6::int[]) AND NOT EXISTS (SELECT 1 FROM unknown)
+  RETURNING id
+), audited AS (
+  INSERT INTO audit_entries (user_id, username, remote_addr, action, object_type, object_id, object_label, environment_id, changes)
+  SELECT NULL, 'agent:' || $2, '', 'agent.create', 'instances', up.id::text, $2 || ':' || up.port, fact.environment_id,
+         jsonb_build_object('role', jsonb_build_array(NULL, up.role), 'dataDirectory', jsonb_build_array(NULL, up.data_directory))
+  FROM up JOIN fact USING (port) WHERE up.created
+  RETURNING 1
+)
+SELECT (SELECT coalesce(array_agg(sysid), '{}') FROM unknown) AS unknown,
+       (SELECT count(*) FILTER (WHERE created) FROM up)::int AS created,
+       (SELECT count(*) FILTER (WHERE NOT created) FROM up)::int AS updated,
+       (SELECT count(*) FROM stopped)::int AS stopped,
+       (SELECT count(*) FROM audited)::int AS audited,
+       (SELECT count(*) FROM srv)::int AS servers`;
 
-    const running = report.instances.filter((i) => i.state === 'running');
-    const sysids = [...new Set(running.map((i) => i.systemIdentifier!))];
-    const herdOf = new Map<string, number>();
-    if (sysids.length) {
-      const known = await tx.execute<{ id: number; sysid: string }>(sql`SELECT id, system_identifier AS sysid FROM herds WHERE system_identifier IN (${sql.join(sysids.map((s) => sql`${s}`), sql`, `)})`);
-      for (const h of known.rows) herdOf.set(h.sysid, h.id);
-    }
-    for (const sysid of sysids.filter((s) => !herdOf.has(s))) {
-      await tx.execute(sql`INSERT INTO environments (name, description) VALUES (${UNASSIGNED_ENVIRONMENT}, 'Herds the agents found that no one has placed yet: move each to its environment.') ON CONFLICT (name) DO NOTHING`);
-      const made = await tx.execute<{ id: number; env: number }>(sql`
+/** Herds for system identifiers no herd has: `pg-<sysid>` in the reserved environment, audited. */
+async function createHerds(db: Db, server: AgentServer, report: Report, sysids: string[]): Promise<number> {
+  return db.transaction(async (tx) => {
+    let made = 0;
+    await tx.execute(sql`INSERT INTO environments (name, description) VALUES (${UNASSIGNED_ENVIRONMENT}, 'Herds the agents found that no one has placed yet: move each to its environment.') ON CONFLICT (name) DO NOTHING`);
+    for (const sysid of sysids) {
+      const version = report.instances.find((i) => i.systemIdentifier === sysid)!.majorVersion;
+      const rows = await tx.execute<{ id: number; env: number }>(sql`
         INSERT INTO herds (environment_id, name, system_identifier, pg_version, description)
-        SELECT e.id, ${`pg-${sysid}`}, ${sysid}, ${running.find((i) => i.systemIdentifier === sysid)!.majorVersion}, ${`Found by the agent on ${server.hostname}.`}
+        SELECT e.id, ${`pg-${sysid}`}, ${sysid}, ${version}, ${`Found by the agent on ${server.hostname}.`}
         FROM environments e WHERE e.name = ${UNASSIGNED_ENVIRONMENT}
         ON CONFLICT (system_identifier) DO NOTHING RETURNING id, environment_id AS env`);
-      if (made.rows.length) {
-        result.herdsCreated++;
-        herdOf.set(sysid, made.rows[0].id);
-        await writeAudit(tx, { user: agent, action: 'agent.create', objectType: 'herds', objectId: String(made.rows[0].id), objectLabel: `${UNASSIGNED_ENVIRONMENT}/pg-${sysid}`, environmentId: made.rows[0].env, changes: { systemIdentifier: [null, sysid] } });
-      } else {
-        // Another server's report created it a moment ago.
-        const again = await tx.execute<{ id: number }>(sql`SELECT id FROM herds WHERE system_identifier = ${sysid}`);
-        herdOf.set(sysid, again.rows[0].id);
-      }
+      // Nothing returned: another server's report created it a moment ago.
+      if (!rows.rows.length) continue;
+      made++;
+      await writeAudit(tx, { user: { id: null, username: `agent:${server.hostname}` }, action: 'agent.create', objectType: 'herds', objectId: String(rows.rows[0].id), objectLabel: `${UNASSIGNED_ENVIRONMENT}/pg-${sysid}`, environmentId: rows.rows[0].env, changes: { systemIdentifier: [null, sysid] } });
     }
-
-    // Upstreams: the instance listening where each replica streams from (by address or host name).
-    const upstreamOf = new Map<number, number | null>();
-    for (const i of running) {
-      if (!i.upstream) continue;
-      const u = await tx.execute<{ id: number }>(sql`
-        SELECT i.id FROM instances i JOIN servers s ON s.id = i.server_id
-        WHERE i.port = ${i.upstream.port} AND (s.address = ${i.upstream.host} OR s.hostname = ${i.upstream.host}) LIMIT 2`);
-      upstreamOf.set(i.port, u.rows.length === 1 ? u.rows[0].id : null);
-    }
-
-    const observedAt = new Date(report.observedAt);
-    for (const i of running) {
-      const role = i.inRecovery ? 'replica' : 'primary';
-      const lsn = i.inRecovery ? num(i.replayedLsn) : num(i.currentLsn);
-      const up = i.inRecovery ? upstreamOf.get(i.port) ?? null : null;
-      const pending = i.pendingRestart.length > 0;
-      const row = await tx.execute<{ created: boolean }>(sql`
-        INSERT INTO instances (herd_id, server_id, port, data_directory, pg_version, role, upstream_instance_id, state, timeline, lsn, pending_restart, last_observed_at)
-        VALUES (${herdOf.get(i.systemIdentifier!)!}, ${server.id}, ${i.port}, ${i.dataDirectory}, ${i.majorVersion}, ${role}, ${up}, 'running', ${i.timeline!}, ${lsn}, ${pending}, ${observedAt})
-        ON CONFLICT (server_id, port) DO UPDATE SET
-          herd_id = excluded.herd_id, data_directory = excluded.data_directory, pg_version = excluded.pg_version, role = excluded.role,
-          upstream_instance_id = excluded.upstream_instance_id,
-          state = CASE WHEN instances.state IN ('fenced', 'needs_rebuild') THEN instances.state ELSE 'running'::instance_state END,
-          timeline = excluded.timeline, lsn = excluded.lsn, pending_restart = excluded.pending_restart,
-          last_observed_at = excluded.last_observed_at, updated_at = now()
-        WHERE (instances.herd_id, instances.data_directory, instances.pg_version, instances.role, instances.upstream_instance_id, instances.timeline, instances.lsn, instances.pending_restart, instances.last_observed_at)
-              IS DISTINCT FROM (excluded.herd_id, excluded.data_directory, excluded.pg_version, excluded.role, excluded.upstream_instance_id, excluded.timeline, excluded.lsn, excluded.pending_restart, excluded.last_observed_at)
-           OR instances.state NOT IN ('running', 'fenced', 'needs_rebuild')
-        RETURNING (xmax = 0) AS created, id`);
-      const r = row.rows[0] as { created: boolean; id: number } | undefined;
-      if (!r) continue;
-      if (r.created) {
-        result.created++;
-        await writeAudit(tx, { user: agent, action: 'agent.create', objectType: 'instances', objectId: String(r.id), objectLabel: `${server.hostname}:${i.port}`, changes: { role: [null, role], dataDirectory: [null, i.dataDirectory] } });
-      } else {
-        result.updated++;
-      }
-    }
-
-    // What the report does not list as running is not running (stopped by hand, or gone): never deleted.
-    const runningPorts = running.map((i) => i.port);
-    const stopped = await tx.execute(sql`
-      UPDATE instances SET state = 'stopped', updated_at = now()
-      WHERE server_id = ${server.id} AND state IN ('running', 'unreachable')
-        ${runningPorts.length ? sql`AND port NOT IN (${sql.join(runningPorts.map((p) => sql`${p}`), sql`, `)})` : sql``}`);
-    result.stopped = stopped.rowCount ?? 0;
-
-    // Lag against the herd's primary, for the replicas this report wrote (only where there is one primary).
-    await tx.execute(sql`
-      UPDATE instances r SET lag_bytes = greatest(p.lsn - r.lsn, 0), updated_at = now()
-      FROM (SELECT herd_id, max(lsn) AS lsn FROM instances WHERE role = 'primary' AND state = 'running' GROUP BY herd_id HAVING count(*) = 1) p
-      WHERE r.herd_id = p.herd_id AND r.server_id = ${server.id} AND r.role = 'replica' AND r.lsn IS NOT NULL
-        AND r.lag_bytes IS DISTINCT FROM greatest(p.lsn - r.lsn, 0)`);
-    await tx.execute(sql`
-      UPDATE instances SET lag_bytes = 0, updated_at = now()
-      WHERE server_id = ${server.id} AND role = 'primary' AND lag_bytes IS DISTINCT FROM 0`);
-    return result;
+    return made;
   });
+}
+
+export async function ingestReport(db: Db, server: AgentServer, report: Report): Promise<IngestResult> {
+  const running = report.instances.filter((i) => i.state === 'running');
+  const facts = running.map((i) => ({
+    port: i.port, data_directory: i.dataDirectory, pg_version: i.majorVersion, sysid: i.systemIdentifier, is_primary: !i.inRecovery, timeline: i.timeline,
+    lsn: i.inRecovery ? num(i.replayedLsn) : num(i.currentLsn), pending: i.pendingRestart.length > 0,
+    up_host: i.inRecovery ? i.upstream?.host ?? null : null, up_port: i.inRecovery ? i.upstream?.port ?? null : null,
+  }));
+  const args = [server.id, server.hostname, report.intervalSeconds, new Date(report.observedAt), JSON.stringify(facts), running.map((i) => i.port)];
+  type Row = { unknown: string[]; created: number; updated: number; stopped: number };
+  let [r] = await prepared<Row>(db, 'pgherd_agent_ingest', INGEST_SQL, args);
+  let herdsCreated = 0;
+  if (r.unknown.length) {
+    herdsCreated = await createHerds(db, server, report, r.unknown);
+    [r] = await prepared<Row>(db, 'pgherd_agent_ingest', INGEST_SQL, args);
+    if (r.unknown.length) throw new Error(`no herd for system identifier(s) ${r.unknown.join(', ')}`);
+  }
+  return { created: r.created, updated: r.updated, stopped: r.stopped, herdsCreated };
 }

@@ -1,10 +1,12 @@
-// npm run bench: the instances changelist at 10,000 instances / 2,000 herds / 20 environments,
-// served by the built console (signed in, 100 rows a page), next to the same SQL run alone.
+// npm run bench [changelist|ingest|ops|failover]: the instances changelist at 10,000 instances / 2,000
+// herds / 20 environments, served by the built console (signed in, 100 rows a page), next to the same
+// SQL run alone; the agents' ingest API under many concurrent agents; the operations engine; failover.
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { createDb } from '@/db/client';
+import { createDb, type Db } from '@/db/client';
+import { ingestBench } from '@/lib/bench/ingest-bench';
 import { environments } from '@/db/schema';
 import { seedScale } from '@/lib/bench/seed-scale';
 import { buildConsole, prepareDatabase, startConsole } from '@/lib/lab/console';
@@ -41,7 +43,8 @@ async function signIn(url: string, username: string, password: string): Promise<
   return [...cookies, session].join('; ');
 }
 
-async function changelistBench() {
+/** A lab with pgherd's database only and the built console, signed in; stopped after `fn`. */
+async function withConsole(fn: (ctx: { db: Db; url: string; cookie: string; log: (m: string) => void }) => Promise<void>) {
   const log = (m: string) => console.log(`bench: ${m}`);
   process.on('SIGINT', () => void stopLab(FILE).then(() => process.exit(130)));
   const lab = await startLab({ file: FILE, fleet: false, redis: false, log });
@@ -49,69 +52,84 @@ async function changelistBench() {
     const admin = { username: 'bench', password: randomBytes(12).toString('base64url') };
     await prepareDatabase(lab, admin, { seedFleet: false });
     const { db, pool } = createDb(lab.database.url, 4);
-    let t = performance.now();
-    await seedScale(db);
-    const [{ n }] = (await db.execute(sql`SELECT count(*)::int AS n FROM instances`)).rows as { n: number }[];
-    log(`seeded ${n} instances in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     if (process.env.PGHERD_SKIP_BUILD !== '1') buildConsole(log);
     const web = await startConsole(lab, { quiet: true });
     const info = readLab(FILE);
     info.processes.push({ name: 'console', pid: web.child.pid!, program: 'next', signal: 'SIGTERM' });
     writeLab(FILE, info);
     const cookie = await signIn(web.url, admin.username, admin.password);
-
-    const [env] = await db.select({ id: environments.id }).from(environments).where(sql`${environments.name} = 'env-07'`);
-    const cases: [string, Record<string, string>][] = [
-      ['page 1', {}],
-      ['env + replica, lag desc', { environment: String(env.id), role: 'replica', sort: '-lag' }],
-      ['env + replica, lag desc, last page', { environment: String(env.id), role: 'replica', sort: '-lag', page: '4' }],
-      ['replica all envs, lag desc, last page', { role: 'replica', sort: '-lag', page: '80' }],
-      ['search host name fragment', { q: 'db0421' }],
-      ['unfiltered last page', { page: '100' }],
-    ];
-    const def = getAdmin('instances')!;
-    const rows: string[][] = [];
-    for (const [name, params] of cases) {
-      const qs = new URLSearchParams(params).toString();
-      const target = `${web.url}/admin/instances${qs ? `?${qs}` : ''}`;
-      const http: number[] = [];
-      let bytes = 0;
-      for (let i = 0; i < WARMUP + RUNS; i++) {
-        t = performance.now();
-        const res = await fetch(target, { headers: { cookie } });
-        const body = await res.text();
-        if (res.status !== 200 || !body.includes('result-list')) throw new Error(`${name}: HTTP ${res.status}`);
-        if (i >= WARMUP) http.push(performance.now() - t);
-        bytes = body.length;
-      }
-      const sqlMs: number[] = [];
-      const p = parseListParams(def, params, SYSTEM_ACCESS);
-      for (let i = 0; i < WARMUP + RUNS; i++) {
-        t = performance.now();
-        await changeList(db, def, p);
-        if (i >= WARMUP) sqlMs.push(performance.now() - t);
-      }
-      const h = stats(http);
-      const s = stats(sqlMs);
-      rows.push([name, h.median.toFixed(1), h.p95.toFixed(1), s.median.toFixed(1), s.p95.toFixed(1), (bytes / 1024).toFixed(0), h.p95 < 50 ? 'yes' : 'NO']);
+    try {
+      await fn({ db, url: web.url, cookie, log });
+    } finally {
+      await pool.end();
+      await web.stop();
     }
-    await pool.end();
-    const head = ['case (instances changelist, 100 rows)', 'HTTP median ms', 'HTTP p95 ms', 'SQL alone median ms', 'SQL alone p95 ms', 'page kB', 'p95 < 50 ms'];
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-    console.log('');
-    console.log(`${n} instances, ${RUNS} requests a case after ${WARMUP} warm-up, sequential, one signed-in session`);
-    console.log(line(head));
-    for (const r of rows) console.log(line(r));
-    await web.stop();
   } finally {
     await stopLab(FILE);
   }
 }
 
+async function changelistBench({ db, url, cookie, log }: { db: Db; url: string; cookie: string; log: (m: string) => void }) {
+  let t = performance.now();
+  await seedScale(db);
+  const [{ n }] = (await db.execute(sql`SELECT count(*)::int AS n FROM instances`)).rows as { n: number }[];
+  log(`seeded ${n} instances in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  const [env] = await db.select({ id: environments.id }).from(environments).where(sql`${environments.name} = 'env-07'`);
+  const cases: [string, Record<string, string>][] = [
+    ['page 1', {}],
+    ['env + replica, lag desc', { environment: String(env.id), role: 'replica', sort: '-lag' }],
+    ['env + replica, lag desc, last page', { environment: String(env.id), role: 'replica', sort: '-lag', page: '4' }],
+    ['replica all envs, lag desc, last page', { role: 'replica', sort: '-lag', page: '80' }],
+    ['search host name fragment', { q: 'db0421' }],
+    ['unfiltered last page', { page: '100' }],
+  ];
+  const def = getAdmin('instances')!;
+  const rows: string[][] = [];
+  for (const [name, params] of cases) {
+    const qs = new URLSearchParams(params).toString();
+    const target = `${url}/admin/instances${qs ? `?${qs}` : ''}`;
+    const http: number[] = [];
+    let bytes = 0;
+    for (let i = 0; i < WARMUP + RUNS; i++) {
+      t = performance.now();
+      const res = await fetch(target, { headers: { cookie } });
+      const body = await res.text();
+      if (res.status !== 200 || !body.includes('result-list')) throw new Error(`${name}: HTTP ${res.status}`);
+      if (i >= WARMUP) http.push(performance.now() - t);
+      bytes = body.length;
+    }
+    const sqlMs: number[] = [];
+    const p = parseListParams(def, params, SYSTEM_ACCESS);
+    for (let i = 0; i < WARMUP + RUNS; i++) {
+      t = performance.now();
+      await changeList(db, def, p);
+      if (i >= WARMUP) sqlMs.push(performance.now() - t);
+    }
+    const h = stats(http);
+    const s = stats(sqlMs);
+    rows.push([name, h.median.toFixed(1), h.p95.toFixed(1), s.median.toFixed(1), s.p95.toFixed(1), (bytes / 1024).toFixed(0), h.p95 < 50 ? 'yes' : 'NO']);
+  }
+  const head = ['case (instances changelist, 100 rows)', 'HTTP median ms', 'HTTP p95 ms', 'SQL alone median ms', 'SQL alone p95 ms', 'page kB', 'p95 < 50 ms'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  console.log('');
+  console.log(`${n} instances, ${RUNS} requests a case after ${WARMUP} warm-up, sequential, one signed-in session`);
+  console.log(line(head));
+  for (const r of rows) console.log(line(r));
+}
+
 async function main() {
   const which = process.argv[2] ?? 'all';
-  if (which === 'all' || which === 'changelist') await changelistBench();
+  if (which === 'all' || which === 'changelist' || which === 'ingest') {
+    await withConsole(async (ctx) => {
+      if (which !== 'ingest') await changelistBench(ctx);
+      if (which !== 'changelist') {
+        const lines = await ingestBench(ctx.db, ctx.url, ctx.log);
+        console.log('');
+        for (const l of lines) console.log(l);
+      }
+    });
+  }
   if (which === 'all' || which === 'ops') {
     const lines = await opsBench((m) => console.log(`bench: ${m}`));
     console.log('');
