@@ -141,6 +141,8 @@ export const instances = pgTable('instances', {
   index('instances_version_idx').on(t.pgVersion),
   index('instances_lag_idx').on(t.lagBytes),
   index('instances_upstream_idx').on(t.upstreamInstanceId),
+  // A herd's running primaries (one, or a split brain): the agent ingest's lag, fleet health.
+  index('instances_running_primary_idx').on(t.herdId).where(sql`role = 'primary' AND state = 'running'`),
 ]);
 
 export const dnsRecords = pgTable('dns_records', {

@@ -71,7 +71,11 @@ export interface Received {
  * for a report that is too large, not JSON or does not fit, 403 for a report from another host than
  * the token's server. A refused report writes nothing, not even the server's last report time.
  */
-export async function receiveReport(db: Db, req: { authorization: string | null; contentLength: number; text: () => Promise<string> }): Promise<Received> {
+export async function receiveReport(
+  db: Db,
+  req: { authorization: string | null; contentLength: number; text: () => Promise<string> },
+  write: (server: AgentServer, report: Report) => Promise<IngestResult> = (server, report) => ingestReport(db, server, report),
+): Promise<Received> {
   const refuse = (status: number, error: string, details: unknown = null): Received => ({ status, body: { error, details } });
   const m = /^Bearer (\S+)$/.exec(req.authorization ?? '');
   if (!m) return refuse(401, 'authentication required: Authorization: Bearer <agent token>');
@@ -83,7 +87,7 @@ export async function receiveReport(db: Db, req: { authorization: string | null;
   if (!namesServer(server, read.report.hostname)) {
     return refuse(403, `this token belongs to ${server.hostname}, and the report comes from ${read.report.hostname}: a report can only speak for its own server (set "hostname" in the agent's configuration if the host calls itself otherwise)`);
   }
-  const result = await ingestReport(db, server, read.report);
+  const result = await write(server, read.report);
   return { status: 200, body: { server: server.hostname, ...result } };
 }
 
@@ -99,35 +103,47 @@ export interface IngestResult {
 const num = (l: string | null | undefined) => (l ? lsnToNumber(l) : null);
 
 /**
- * The whole write, one statement: the server's last report time, each running instance upserted into
- * the herd of its system identifier (role, upstream, LSN, lag against the herd's single running
- * primary, timeline, pending restart; skipped when nothing differs), an audit entry for each one
- * created, and the server's other instances marked stopped. When a system identifier names no herd it
- * writes no instance and returns those identifiers, for the caller to create their herds and run it
- * again. Named, so each connection parses and plans it once: one round trip a report.
- * $1 server id, $2 host name, $3 interval, $4 observed at, $5 running instances (JSON), $6 their ports.
+ * The whole write for a batch of reports (each from a different server), one statement: each server's
+ * last report time and interval; each running instance upserted into the herd of its system identifier
+ * (role, upstream, LSN, lag against the herd's single running primary, timeline, pending restart;
+ * skipped when nothing differs); an audit entry for each instance created; each server's other
+ * instances marked stopped. When a system identifier names no herd it writes no instance and returns
+ * those identifiers, for the caller to create their herds and run it again. Rows are written in
+ * (server, port) order, so that two batches never wait on each other in opposite orders. Named, so
+ * each connection parses and plans it once.
+ * $1 the reports: [{ server_id, hostname, interval_seconds, observed_at, ports (running) }]
+ * $2 their running instances: [{ server_id, port, data_directory, ... }]
+ * $3 the servers' ids (an array, so that the planner reaches their rows by index)
+ * The plan must not depend on fresh statistics (agents may add thousands of instances between two
+ * autoanalyze runs): each lookup is shaped so that only its index can serve it.
  */
 const INGEST_SQL = `
-WITH srv AS (
-  UPDATE servers SET last_seen_at = now(), agent_interval_seconds = $3 WHERE id = $1 RETURNING id
+WITH batch AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(server_id int, hostname text, interval_seconds int, observed_at timestamptz, ports int[])
+), srv AS (
+  UPDATE servers s SET last_seen_at = now(), agent_interval_seconds = (SELECT b.interval_seconds FROM batch b WHERE b.server_id = s.id)
+  WHERE s.id = ANY ($3::int[]) RETURNING s.id
 ), rep AS (
-  SELECT * FROM jsonb_to_recordset($5::jsonb) AS r(port int, data_directory text, pg_version int, sysid text, is_primary boolean, timeline int, lsn bigint, pending boolean, up_host text, up_port int)
+  SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(server_id int, port int, data_directory text, pg_version int, sysid text, is_primary boolean, timeline int, lsn bigint, pending boolean, up_host text, up_port int)
 ), placed AS (
-  SELECT rep.*, h.id AS herd_id, h.environment_id FROM rep LEFT JOIN herds h ON h.system_identifier = rep.sysid
+  -- Lateral with LIMIT (never flattened into a join): each herd by its index, where a join would hash
+  -- the whole herds table for the few rows of a report.
+  SELECT rep.*, h.id AS herd_id, h.environment_id FROM rep LEFT JOIN LATERAL (SELECT id, environment_id FROM herds WHERE system_identifier = rep.sysid LIMIT 1) h ON true
 ), unknown AS (
   SELECT DISTINCT sysid FROM placed WHERE herd_id IS NULL
 ), fact AS (
-  SELECT f.*,
+  SELECT f.*, b.observed_at, b.hostname,
     CASE WHEN f.is_primary THEN NULL ELSE (
       SELECT CASE WHEN count(*) = 1 THEN min(i.id) END FROM instances i JOIN servers s ON s.id = i.server_id
       WHERE i.port = f.up_port AND (s.address = f.up_host OR s.hostname = f.up_host)) END AS upstream_id,
     CASE WHEN f.is_primary THEN 0 ELSE (
       SELECT greatest(max(p.lsn) - f.lsn, 0) FROM instances p
-      WHERE p.herd_id = f.herd_id AND p.role = 'primary' AND p.state = 'running' HAVING count(*) = 1) END AS lag
-  FROM placed f WHERE NOT EXISTS (SELECT 1 FROM unknown)
+      WHERE p.herd_id = f.herd_id AND p.role = 'primary' AND p.state = 'running' HAVING count(*) = 1) END AS lag -- instances_running_primary_idx
+  FROM placed f JOIN batch b USING (server_id) WHERE NOT EXISTS (SELECT 1 FROM unknown)
 ), up AS (
   INSERT INTO instances AS i (herd_id, server_id, port, data_directory, pg_version, role, upstream_instance_id, state, timeline, lsn, lag_bytes, pending_restart, last_observed_at)
-  SELECT herd_id, $1, port, data_directory, pg_version, (CASE WHEN is_primary THEN 'primary' ELSE 'replica' END)::instance_role, upstream_id, 'running', timeline, lsn, lag, pending, $4::timestamptz FROM fact
+  SELECT herd_id, server_id, port, data_directory, pg_version, (CASE WHEN is_primary THEN 'primary' ELSE 'replica' END)::instance_role, upstream_id, 'running', timeline, lsn, lag, pending, observed_at
+  FROM fact ORDER BY server_id, port
   ON CONFLICT (server_id, port) DO UPDATE SET
     herd_id = excluded.herd_id, data_directory = excluded.data_directory, pg_version = excluded.pg_version, role = excluded.role,
     upstream_instance_id = excluded.upstream_instance_id,
@@ -137,62 +153,82 @@ WITH srv AS (
   WHERE (i.herd_id, i.data_directory, i.pg_version, i.role, i.upstream_instance_id, i.timeline, i.lsn, i.lag_bytes, i.pending_restart, i.last_observed_at)
         IS DISTINCT FROM (excluded.herd_id, excluded.data_directory, excluded.pg_version, excluded.role, excluded.upstream_instance_id, excluded.timeline, excluded.lsn, coalesce(excluded.lag_bytes, i.lag_bytes), excluded.pending_restart, excluded.last_observed_at)
      OR i.state NOT IN ('running', 'fenced', 'needs_rebuild')
-  RETURNING i.id, i.port, i.role, i.data_directory, (xmax = 0) AS created
+  RETURNING i.id, i.server_id, i.port, i.role, i.data_directory, (xmax = 0) AS created
 ), stopped AS (
-  -- What the report does not list as running is not running (stopped by hand, or gone): never deleted.
-  UPDATE instances SET state = 'stopped', updated_at = now()
-  WHERE server_id = $1 AND state IN ('running', 'unreachable') AND port <> ALL ($6::int[]) AND NOT EXISTS (SELECT 1 FROM unknown)
-  RETURNING id
+  -- What a report does not list as running is not running (stopped by hand, or gone): never deleted.
+  -- By the (server, port) index: state is compared as text so that no plan reads the state index (all
+  -- running instances) on a stale estimate.
+  UPDATE instances i SET state = 'stopped', updated_at = now()
+  WHERE i.server_id = ANY ($3::int[]) AND i.state::text IN ('running', 'unreachable') AND NOT EXISTS (SELECT 1 FROM unknown)
+    AND i.port <> ALL (coalesce((SELECT b.ports FROM batch b WHERE b.server_id = i.server_id), '{}'::int[]))
+  RETURNING i.server_id
 ), audited AS (
   INSERT INTO audit_entries (user_id, username, remote_addr, action, object_type, object_id, object_label, environment_id, changes)
-  SELECT NULL, 'agent:' || $2, '', 'agent.create', 'instances', up.id::text, $2 || ':' || up.port, fact.environment_id,
+  SELECT NULL, 'agent:' || fact.hostname, '', 'agent.create', 'instances', up.id::text, fact.hostname || ':' || up.port, fact.environment_id,
          jsonb_build_object('role', jsonb_build_array(NULL, up.role), 'dataDirectory', jsonb_build_array(NULL, up.data_directory))
-  FROM up JOIN fact USING (port) WHERE up.created
+  FROM up JOIN fact USING (server_id, port) WHERE up.created
   RETURNING 1
 )
-SELECT (SELECT coalesce(array_agg(sysid), '{}') FROM unknown) AS unknown,
-       (SELECT count(*) FILTER (WHERE created) FROM up)::int AS created,
-       (SELECT count(*) FILTER (WHERE NOT created) FROM up)::int AS updated,
-       (SELECT count(*) FROM stopped)::int AS stopped,
-       (SELECT count(*) FROM audited)::int AS audited,
-       (SELECT count(*) FROM srv)::int AS servers`;
+SELECT b.server_id AS "serverId",
+       (SELECT coalesce(array_agg(sysid), '{}') FROM unknown) AS unknown,
+       (SELECT count(*) FILTER (WHERE created) FROM up WHERE up.server_id = b.server_id)::int AS created,
+       (SELECT count(*) FILTER (WHERE NOT created) FROM up WHERE up.server_id = b.server_id)::int AS updated,
+       (SELECT count(*) FROM stopped WHERE stopped.server_id = b.server_id)::int AS stopped
+FROM batch b`;
 
-/** Herds for system identifiers no herd has: `pg-<sysid>` in the reserved environment, audited. */
-async function createHerds(db: Db, server: AgentServer, report: Report, sysids: string[]): Promise<number> {
+/** A herd for a system identifier no herd has: `pg-<sysid>` in the reserved environment, audited. False when another report made it first. */
+async function createHerd(db: Db, server: AgentServer, report: Report, sysid: string): Promise<boolean> {
   return db.transaction(async (tx) => {
-    let made = 0;
     await tx.execute(sql`INSERT INTO environments (name, description) VALUES (${UNASSIGNED_ENVIRONMENT}, 'Herds the agents found that no one has placed yet: move each to its environment.') ON CONFLICT (name) DO NOTHING`);
-    for (const sysid of sysids) {
-      const version = report.instances.find((i) => i.systemIdentifier === sysid)!.majorVersion;
-      const rows = await tx.execute<{ id: number; env: number }>(sql`
-        INSERT INTO herds (environment_id, name, system_identifier, pg_version, description)
-        SELECT e.id, ${`pg-${sysid}`}, ${sysid}, ${version}, ${`Found by the agent on ${server.hostname}.`}
-        FROM environments e WHERE e.name = ${UNASSIGNED_ENVIRONMENT}
-        ON CONFLICT (system_identifier) DO NOTHING RETURNING id, environment_id AS env`);
-      // Nothing returned: another server's report created it a moment ago.
-      if (!rows.rows.length) continue;
-      made++;
-      await writeAudit(tx, { user: { id: null, username: `agent:${server.hostname}` }, action: 'agent.create', objectType: 'herds', objectId: String(rows.rows[0].id), objectLabel: `${UNASSIGNED_ENVIRONMENT}/pg-${sysid}`, environmentId: rows.rows[0].env, changes: { systemIdentifier: [null, sysid] } });
-    }
-    return made;
+    const version = report.instances.find((i) => i.systemIdentifier === sysid)!.majorVersion;
+    const rows = await tx.execute<{ id: number; env: number }>(sql`
+      INSERT INTO herds (environment_id, name, system_identifier, pg_version, description)
+      SELECT e.id, ${`pg-${sysid}`}, ${sysid}, ${version}, ${`Found by the agent on ${server.hostname}.`}
+      FROM environments e WHERE e.name = ${UNASSIGNED_ENVIRONMENT}
+      ON CONFLICT (system_identifier) DO NOTHING RETURNING id, environment_id AS env`);
+    if (!rows.rows.length) return false;
+    await writeAudit(tx, { user: { id: null, username: `agent:${server.hostname}` }, action: 'agent.create', objectType: 'herds', objectId: String(rows.rows[0].id), objectLabel: `${UNASSIGNED_ENVIRONMENT}/pg-${sysid}`, environmentId: rows.rows[0].env, changes: { systemIdentifier: [null, sysid] } });
+    return true;
   });
 }
 
+/** One report: see ingestReports. */
 export async function ingestReport(db: Db, server: AgentServer, report: Report): Promise<IngestResult> {
-  const running = report.instances.filter((i) => i.state === 'running');
-  const facts = running.map((i) => ({
-    port: i.port, data_directory: i.dataDirectory, pg_version: i.majorVersion, sysid: i.systemIdentifier, is_primary: !i.inRecovery, timeline: i.timeline,
+  return (await ingestReports(db, [{ server, report }]))[0];
+}
+
+/**
+ * Reports from different servers written together (the ingest queue batches the reports that arrive
+ * while a write is in progress): one statement for all of them, plus, when a report names a system
+ * identifier no herd has, a transaction that creates those herds before the statement runs again.
+ */
+export async function ingestReports(db: Db, items: { server: AgentServer; report: Report }[]): Promise<IngestResult[]> {
+  if (new Set(items.map((i) => i.server.id)).size !== items.length) throw new Error('one report a server in a batch');
+  const batch = items.map(({ server, report }) => ({
+    server_id: server.id, hostname: server.hostname, interval_seconds: report.intervalSeconds, observed_at: report.observedAt,
+    ports: report.instances.filter((i) => i.state === 'running').map((i) => i.port),
+  }));
+  const facts = items.flatMap(({ server, report }) => report.instances.filter((i) => i.state === 'running').map((i) => ({
+    server_id: server.id, port: i.port, data_directory: i.dataDirectory, pg_version: i.majorVersion, sysid: i.systemIdentifier, is_primary: !i.inRecovery, timeline: i.timeline,
     lsn: i.inRecovery ? num(i.replayedLsn) : num(i.currentLsn), pending: i.pendingRestart.length > 0,
     up_host: i.inRecovery ? i.upstream?.host ?? null : null, up_port: i.inRecovery ? i.upstream?.port ?? null : null,
-  }));
-  const args = [server.id, server.hostname, report.intervalSeconds, new Date(report.observedAt), JSON.stringify(facts), running.map((i) => i.port)];
-  type Row = { unknown: string[]; created: number; updated: number; stopped: number };
-  let [r] = await prepared<Row>(db, 'pgherd_agent_ingest', INGEST_SQL, args);
-  let herdsCreated = 0;
-  if (r.unknown.length) {
-    herdsCreated = await createHerds(db, server, report, r.unknown);
-    [r] = await prepared<Row>(db, 'pgherd_agent_ingest', INGEST_SQL, args);
-    if (r.unknown.length) throw new Error(`no herd for system identifier(s) ${r.unknown.join(', ')}`);
+  })));
+  const args = [JSON.stringify(batch), JSON.stringify(facts), items.map((i) => i.server.id)];
+  type Row = { serverId: number; unknown: string[]; created: number; updated: number; stopped: number };
+  let rows = await prepared<Row>(db, 'pgherd_agent_ingest', INGEST_SQL, args);
+  const herdsCreated = new Map<number, number>();
+  if (rows[0]?.unknown.length) {
+    // Each new herd is counted for the first report that names it.
+    for (const sysid of rows[0].unknown) {
+      const first = items.find(({ report }) => report.instances.some((i) => i.systemIdentifier === sysid))!;
+      if (await createHerd(db, first.server, first.report, sysid)) herdsCreated.set(first.server.id, (herdsCreated.get(first.server.id) ?? 0) + 1);
+    }
+    rows = await prepared<Row>(db, 'pgherd_agent_ingest', INGEST_SQL, args);
+    if (rows[0]?.unknown.length) throw new Error(`no herd for system identifier(s) ${rows[0].unknown.join(', ')}`);
   }
-  return { created: r.created, updated: r.updated, stopped: r.stopped, herdsCreated };
+  const byServer = new Map(rows.map((r) => [r.serverId, r]));
+  return items.map(({ server }) => {
+    const r = byServer.get(server.id)!;
+    return { created: r.created, updated: r.updated, stopped: r.stopped, herdsCreated: herdsCreated.get(server.id) ?? 0 };
+  });
 }

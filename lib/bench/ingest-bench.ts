@@ -4,12 +4,14 @@
 // rows). Next to it, in the same run, a plain loop of the same upserts (ingestReport called directly,
 // no HTTP, no token, no JSON), sequential and with the same concurrency.
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { ingestReport, type AgentServer } from '@/lib/agent/ingest';
 import type { InstanceReport, Report } from '@/lib/agent/report';
 import { hashToken } from '@/lib/auth/api-tokens';
+import { treeCpuSeconds } from '@/lib/lab/proc';
 
 const SERVERS = Number(process.env.BENCH_INGEST_SERVERS ?? 1500);
 const CONCURRENCY = Number(process.env.BENCH_INGEST_CONCURRENCY ?? 32);
@@ -17,7 +19,7 @@ const ROUNDS = Number(process.env.BENCH_INGEST_ROUNDS ?? 3);
 const PORTS = [5432, 5433, 5434, 5435];
 const TARGET = 1000;
 
-interface SimServer extends AgentServer {
+export interface SimServer extends AgentServer {
   token: string;
   address: string;
   k: number;
@@ -26,7 +28,7 @@ interface SimServer extends AgentServer {
 const lsnText = (n: number) => `${Math.floor(n / 2 ** 32).toString(16).toUpperCase()}/${(n % 2 ** 32).toString(16).toUpperCase()}`;
 
 /** Server k's report in round r: ports 5432-5435; server k is the primary of its group of 3 when k % 3 = 0. */
-function reportOf(s: SimServer, servers: SimServer[], round: number): Report {
+export function reportOf(s: SimServer, servers: SimServer[], round: number): Report {
   const primary = servers[s.k - (s.k % 3)];
   const isPrimary = s.k % 3 === 0;
   const base = 0x3000000 + round * 16384;
@@ -41,7 +43,7 @@ function reportOf(s: SimServer, servers: SimServer[], round: number): Report {
 }
 
 /** The benchmark's servers (with agent tokens) and herds, in an environment of their own. */
-async function seed(db: Db): Promise<SimServer[]> {
+export async function seed(db: Db): Promise<SimServer[]> {
   const servers: SimServer[] = Array.from({ length: SERVERS }, (_, k) => ({
     id: 0, k, hostname: `agent${String(k).padStart(5, '0')}.ingest.example.com`, address: `10.200.${Math.floor(k / 250)}.${k % 250}`, token: `pgha_${randomBytes(32).toString('base64url')}`,
   }));
@@ -90,24 +92,33 @@ async function drive(servers: SimServer[], concurrency: number, work: (s: SimSer
   return { perSecond: servers.length / seconds, ...stats(lat) };
 }
 
-export async function ingestBench(db: Db, url: string, log: (m: string) => void): Promise<string[]> {
+export async function ingestBench(db: Db, url: string, pids: { console: number; database: number }, log: (m: string) => void): Promise<string[]> {
   let t = performance.now();
   const servers = await seed(db);
   log(`ingest: ${SERVERS} servers with agent tokens, ${Math.ceil(SERVERS / 3) * PORTS.length} herds, in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   let round = 0;
-  const post = async (s: SimServer) => {
-    const res = await fetch(`${url}/api/agent/v1/report`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(reportOf(s, servers, round)),
+  // Each round's bodies are made before it is timed: the agents' side costs nothing but the request.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const target = new URL('/api/agent/v1/report', url);
+  let bodies = new Map<number, string>();
+  const prepare = () => { bodies = new Map(servers.map((s) => [s.k, JSON.stringify(reportOf(s, servers, round))])); };
+  const post = (s: SimServer) => new Promise<void>((resolve, reject) => {
+    const body = bodies.get(s.k)!;
+    const req = http.request(target, { method: 'POST', agent, headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${s.hostname}: HTTP ${res.statusCode} ${text.slice(0, 300)}`))));
     });
-    const body = await res.text();
-    if (res.status !== 200) throw new Error(`${s.hostname}: HTTP ${res.status} ${body.slice(0, 300)}`);
-  };
+    req.on('error', reject);
+    req.end(body);
+  });
   // First reports create the instances (and warm the console): not timed.
   t = performance.now();
+  prepare();
   await drive(servers, CONCURRENCY, post);
   round++;
+  prepare();
   await drive(servers, CONCURRENCY, post);
   const [{ n }] = (await db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname LIKE '%.ingest.example.com'`)).rows;
   log(`ingest: first reports created ${n} instances in ${((performance.now() - t) / 1000).toFixed(1)} s`);
@@ -116,23 +127,37 @@ export async function ingestBench(db: Db, url: string, log: (m: string) => void)
   const rows: string[][] = [];
   const add = (name: string, r: { perSecond: number; p50: number; p95: number }, target: boolean) =>
     rows.push([name, r.perSecond.toFixed(0), r.p50.toFixed(1), r.p95.toFixed(1), target ? (r.perSecond >= TARGET ? 'yes' : 'NO') : '']);
-  for (let i = 0; i < ROUNDS; i++) {
-    round++;
-    add(`HTTP, ${CONCURRENCY} agents at once (round ${i + 1})`, await drive(servers, CONCURRENCY, post), true);
-  }
   round++;
   add('plain loop, same upserts, sequential', await drive(servers, 1, (s) => ingestReport(db, s, reportOf(s, servers, round)).then(() => {})), false);
   round++;
   add(`plain loop, same upserts, ${CONCURRENCY} at once (pool ${db.$client.options.max})`, await drive(servers, CONCURRENCY, (s) => ingestReport(db, s, reportOf(s, servers, round)).then(() => {})), false);
 
+  // Where the CPU goes during the HTTP rounds: the console, Postgres, and the simulated agents (this
+  // process), all on the same 2 cores.
+  const cpu = () => ({ console: treeCpuSeconds(pids.console), database: treeCpuSeconds(pids.database), agents: process.cpuUsage() });
+  const before = cpu();
+  for (let i = 0; i < ROUNDS; i++) {
+    round++;
+    prepare();
+    add(`HTTP, ${CONCURRENCY} agents at once (round ${i + 1})`, await drive(servers, CONCURRENCY, post), true);
+  }
+  const after = cpu();
+  const reports = ROUNDS * SERVERS;
+  const perReport = {
+    console: ((after.console - before.console) * 1000) / reports,
+    database: ((after.database - before.database) * 1000) / reports,
+    agents: ((after.agents.user + after.agents.system - before.agents.user - before.agents.system) / 1000) / reports,
+  };
   const [check] = (await db.execute<{ moved: number; lagged: number }>(sql`
     SELECT count(*) FILTER (WHERE i.lsn >= ${0x3000000 + round * 16384 - 32})::int AS moved, count(*) FILTER (WHERE i.role = 'replica' AND i.lag_bytes > 0)::int AS lagged
     FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname LIKE '%.ingest.example.com'`)).rows;
   const head = [`case (${SERVERS} servers, reports of ${PORTS.length} instances)`, 'reports/s', 'p50 ms', 'p95 ms', `>= ${TARGET}/s`];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const serverSide = perReport.console + perReport.database;
   return [
-    `Ingest: ${SERVERS} simulated agents' reports over loopback to the built console, LSNs moving each round (${SERVERS * PORTS.length} instance rows updated a round); after the run ${check.moved} rows carry the last round's LSNs and ${check.lagged} replicas a lag`,
+    ROUNDS === 0 ? '' : `CPU a report during the HTTP rounds: console ${perReport.console.toFixed(2)} ms, Postgres ${perReport.database.toFixed(2)} ms, the simulated agents ${perReport.agents.toFixed(2)} ms (same 2 cores); the server side alone (${serverSide.toFixed(2)} ms) has room for ${(2000 / serverSide).toFixed(0)} reports/s on 2 cores`,
+    `Ingest: ${SERVERS} simulated agents' reports over loopback to the built console, LSNs moving each round (${SERVERS * PORTS.length} instance rows updated a round); after the run ${check.moved} rows carry the last round's LSNs and ${check.lagged} replicas are behind their primary's last report`,
     line(head),
     ...rows.map(line),
   ];

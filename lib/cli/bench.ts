@@ -44,7 +44,7 @@ async function signIn(url: string, username: string, password: string): Promise<
 }
 
 /** A lab with pgherd's database only and the built console, signed in; stopped after `fn`. */
-async function withConsole(fn: (ctx: { db: Db; url: string; cookie: string; log: (m: string) => void }) => Promise<void>) {
+async function withConsole(fn: (ctx: { db: Db; url: string; cookie: string; pids: { console: number; database: number }; log: (m: string) => void }) => Promise<void>) {
   const log = (m: string) => console.log(`bench: ${m}`);
   process.on('SIGINT', () => void stopLab(FILE).then(() => process.exit(130)));
   const lab = await startLab({ file: FILE, fleet: false, redis: false, log });
@@ -59,7 +59,7 @@ async function withConsole(fn: (ctx: { db: Db; url: string; cookie: string; log:
     writeLab(FILE, info);
     const cookie = await signIn(web.url, admin.username, admin.password);
     try {
-      await fn({ db, url: web.url, cookie, log });
+      await fn({ db, url: web.url, cookie, pids: { console: web.child.pid!, database: lab.processes.find((p) => p.name === 'pgherd-db')!.pid }, log });
     } finally {
       await pool.end();
       await web.stop();
@@ -124,7 +124,7 @@ async function main() {
     await withConsole(async (ctx) => {
       if (which !== 'ingest') await changelistBench(ctx);
       if (which !== 'changelist') {
-        const lines = await ingestBench(ctx.db, ctx.url, ctx.log);
+        const lines = await ingestBench(ctx.db, ctx.url, ctx.pids, ctx.log);
         console.log('');
         for (const l of lines) console.log(l);
       }

@@ -151,7 +151,8 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     const dbPort = await freePort();
     const db: PgNode = node(dir, 'pgherd-db', '127.0.0.1', dbPort);
     log(`starting pgherd's database on 127.0.0.1:${dbPort}`);
-    await initPrimary(id, db);
+    // pgherd's own database gets Postgres's default memory, not the small fleet instances' 16 MB.
+    await initPrimary(id, db, ["shared_buffers = '128MB'", 'max_connections = 100']);
     touchLog(id, db.logFile);
     track({ name: 'pgherd-db', pid: await startNode(id, db), program: 'postgres', signal: 'SIGINT' });
     await query(dsn(db), 'CREATE DATABASE pgherd');

@@ -54,17 +54,18 @@ function prepareDirs(id: Identity, node: PgNode) {
   mkdirOwned(id, path.dirname(node.logFile), 0o755);
 }
 
-function writeOwnSettings(id: Identity, node: PgNode) {
+function writeOwnSettings(id: Identity, node: PgNode, extra: string[] = []) {
   const conf = path.join(node.dataDirectory, 'postgresql.conf');
-  writeFileSync(conf, nodeConfig(node));
+  // Later lines win: `extra` overrides the fleet's defaults.
+  writeFileSync(conf, nodeConfig(node) + extra.map((l) => `${l}\n`).join(''));
   writeFileSync(path.join(node.dataDirectory, 'pg_hba.conf'), HBA);
   chownSync(conf, id.uid, id.gid);
 }
 
-export async function initPrimary(id: Identity, node: PgNode): Promise<void> {
+export async function initPrimary(id: Identity, node: PgNode, extra: string[] = []): Promise<void> {
   prepareDirs(id, node);
   await run(id, [`${PG_BIN}/initdb`, '-D', node.dataDirectory, '-U', PG_SUPERUSER, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync']);
-  writeOwnSettings(id, node);
+  writeOwnSettings(id, node, extra);
 }
 
 export async function cloneReplica(id: Identity, node: PgNode, upstream: PgNode): Promise<void> {

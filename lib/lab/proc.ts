@@ -140,3 +140,20 @@ export function mkdirOwned(id: Identity, dir: string, mode = 0o700): void {
   mkdirSync(dir, { mode });
   chownSync(dir, id.uid, id.gid);
 }
+
+/** CPU seconds (user + system) used so far by `pid`, its live descendants and the children it reaped. */
+export function treeCpuSeconds(pid: number): number {
+  const ticks = (p: number) => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // Fields after the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+      return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    } catch {
+      return 0;
+    }
+  };
+  const all = [pid, ...descendants(pid)];
+  // Clock ticks: 100 a second on Linux (sysconf(_SC_CLK_TCK)).
+  return all.reduce((s, p) => s + ticks(p), 0) / 100;
+}

@@ -1,17 +1,21 @@
 import { NextResponse, type NextRequest } from 'next/server';
 import { getDb } from '@/db/client';
 import { receiveReport } from '@/lib/agent/ingest';
+import { ingestQueue } from '@/lib/agent/queue';
 
 /**
  * POST /api/agent/v1/report, `Authorization: Bearer <the server's agent token>`: the token names the
  * server, so a report can only speak for its own. A report is refused whole (4xx, nothing written)
- * when it is too large, not JSON, does not fit the schema, or comes from another host.
+ * when it is too large, not JSON, does not fit the schema, or comes from another host. Accepted reports
+ * go through the process's ingest queue, which writes those arriving together in one statement.
  */
 export async function POST(req: NextRequest) {
-  const { status, body } = await receiveReport(getDb(), {
+  const db = getDb();
+  const queue = ingestQueue(db);
+  const { status, body } = await receiveReport(db, {
     authorization: req.headers.get('authorization'),
     contentLength: Number(req.headers.get('content-length') ?? 0),
     text: () => req.text(),
-  });
+  }, (server, report) => queue.submit(server, report));
   return NextResponse.json(body, { status });
 }

@@ -1,0 +1,1 @@
+CREATE INDEX "instances_running_primary_idx" ON "instances" USING btree ("herd_id") WHERE role = 'primary' AND state = 'running';
