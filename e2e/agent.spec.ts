@@ -147,3 +147,34 @@ test('a restored copy of a herd\u2019s primary, started on its own and reported 
     await pool.end();
   }
 });
+
+test('strings in a report are data: HTML in a data directory is stored as sent and shown as text on the instance\u2019s page and history', async ({ page, request }) => {
+  const { db, pool } = createDb(lab.database.url, 1);
+  const host = 'db-odd.lab.internal';
+  try {
+    const [staging] = await db.select().from(environments).where(eq(environments.name, target.environment));
+    const [srv] = await db.insert(servers).values({ hostname: host, environmentId: staging.id, address: '127.0.1.251', site: 'lab' }).returning();
+    const oddToken = await createAgentToken(db, srv.id, { id: null, username: 'e2e' });
+    const [sysid] = await query<{ s: string }>(target.dsn, 'SELECT system_identifier::text AS s FROM pg_control_system()');
+    const odd = `/srv/<img src=x onerror="window.__pwned=1">'; DROP TABLE instances; --`;
+    const report = {
+      format: 1, agentVersion: 'e2e', hostname: host, observedAt: new Date().toISOString(), intervalSeconds: 60,
+      instances: [{ port: 5999, dataDirectory: odd, state: 'running', majorVersion: 15, systemIdentifier: sysid.s, inRecovery: true, timeline: 1, receivedLsn: '0/1', replayedLsn: '0/1', upstream: null, replicas: [], pendingRestart: [] }],
+    };
+    const res = await request.post(`${url}/api/agent/v1/report`, { data: Buffer.from(JSON.stringify(report)), headers: { 'content-type': 'application/json', authorization: `Bearer ${oddToken}` } });
+    expect(res.status(), await res.text()).toBe(200);
+    const [row] = await db.select().from(instances).where(eq(instances.serverId, srv.id));
+    expect(row.dataDirectory).toBe(odd);
+
+    await signIn(page);
+    await page.goto(`${url}/admin/instances/${row.id}`);
+    await expect(page.getByLabel('Data directory')).toHaveValue(odd);
+    await page.goto(`${url}/admin/instances/${row.id}/history`);
+    await expect(page.getByText(odd, { exact: false }).first()).toBeVisible();
+    expect(await page.locator('img[src="x"]').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+  } finally {
+    await db.delete(servers).where(eq(servers.hostname, host));
+    await pool.end();
+  }
+});
