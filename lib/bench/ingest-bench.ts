@@ -12,6 +12,7 @@ import { ingestReport, type AgentServer } from '@/lib/agent/ingest';
 import type { InstanceReport, Report } from '@/lib/agent/report';
 import { hashToken } from '@/lib/auth/api-tokens';
 import { treeCpuSeconds } from '@/lib/lab/proc';
+import { percentiles, table } from './table';
 
 const SERVERS = Number(process.env.BENCH_INGEST_SERVERS ?? 1500);
 const CONCURRENCY = Number(process.env.BENCH_INGEST_CONCURRENCY ?? 32);
@@ -19,7 +20,7 @@ const ROUNDS = Number(process.env.BENCH_INGEST_ROUNDS ?? 3);
 const PORTS = [5432, 5433, 5434, 5435];
 const TARGET = 1000;
 
-export interface SimServer extends AgentServer {
+interface SimServer extends AgentServer {
   token: string;
   address: string;
   k: number;
@@ -28,7 +29,7 @@ export interface SimServer extends AgentServer {
 const lsnText = (n: number) => `${Math.floor(n / 2 ** 32).toString(16).toUpperCase()}/${(n % 2 ** 32).toString(16).toUpperCase()}`;
 
 /** Server k's report in round r: ports 5432-5435; server k is the primary of its group of 3 when k % 3 = 0. */
-export function reportOf(s: SimServer, servers: SimServer[], round: number): Report {
+function reportOf(s: SimServer, servers: SimServer[], round: number): Report {
   const primary = servers[s.k - (s.k % 3)];
   const isPrimary = s.k % 3 === 0;
   const base = 0x3000000 + round * 16384;
@@ -43,7 +44,7 @@ export function reportOf(s: SimServer, servers: SimServer[], round: number): Rep
 }
 
 /** The benchmark's servers (with agent tokens) and herds, in an environment of their own. */
-export async function seed(db: Db): Promise<SimServer[]> {
+async function seed(db: Db): Promise<SimServer[]> {
   const servers: SimServer[] = Array.from({ length: SERVERS }, (_, k) => ({
     id: 0, k, hostname: `agent${String(k).padStart(5, '0')}.ingest.example.com`, address: `10.200.${Math.floor(k / 250)}.${k % 250}`, token: `pgha_${randomBytes(32).toString('base64url')}`,
   }));
@@ -69,12 +70,6 @@ export async function seed(db: Db): Promise<SimServer[]> {
   return servers;
 }
 
-function stats(ms: number[]) {
-  const s = [...ms].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
-  return { p50: at(0.5), p95: at(0.95) };
-}
-
 /** Runs `work` for every server, `concurrency` at a time (each agent takes the next server). */
 async function drive(servers: SimServer[], concurrency: number, work: (s: SimServer) => Promise<void>) {
   const lat: number[] = [];
@@ -89,7 +84,7 @@ async function drive(servers: SimServer[], concurrency: number, work: (s: SimSer
     }
   }));
   const seconds = (performance.now() - t0) / 1000;
-  return { perSecond: servers.length / seconds, ...stats(lat) };
+  return { perSecond: servers.length / seconds, ...percentiles(lat) };
 }
 
 export async function ingestBench(db: Db, url: string, pids: { console: number; database: number }, log: (m: string) => void): Promise<string[]> {
@@ -151,14 +146,10 @@ export async function ingestBench(db: Db, url: string, pids: { console: number; 
   const [check] = (await db.execute<{ moved: number; lagged: number }>(sql`
     SELECT count(*) FILTER (WHERE i.lsn >= ${0x3000000 + round * 16384 - 32})::int AS moved, count(*) FILTER (WHERE i.role = 'replica' AND i.lag_bytes > 0)::int AS lagged
     FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname LIKE '%.ingest.example.com'`)).rows;
-  const head = [`case (${SERVERS} servers, reports of ${PORTS.length} instances)`, 'reports/s', 'p50 ms', 'p95 ms', `>= ${TARGET}/s`];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const serverSide = perReport.console + perReport.database;
   return [
-    ROUNDS === 0 ? '' : `CPU a report during the HTTP rounds: console ${perReport.console.toFixed(2)} ms, Postgres ${perReport.database.toFixed(2)} ms, the simulated agents ${perReport.agents.toFixed(2)} ms (same 2 cores); the server side alone (${serverSide.toFixed(2)} ms) has room for ${(2000 / serverSide).toFixed(0)} reports/s on 2 cores`,
+    ...(ROUNDS === 0 ? [] : [`CPU a report during the HTTP rounds: console ${perReport.console.toFixed(2)} ms, Postgres ${perReport.database.toFixed(2)} ms, the simulated agents ${perReport.agents.toFixed(2)} ms (same 2 cores); the server side alone (${serverSide.toFixed(2)} ms) has room for ${(2000 / serverSide).toFixed(0)} reports/s on 2 cores`]),
     `Ingest: ${SERVERS} simulated agents' reports over loopback to the built console, LSNs moving each round (${SERVERS * PORTS.length} instance rows updated a round); after the run ${check.moved} rows carry the last round's LSNs and ${check.lagged} replicas are behind their primary's last report`,
-    line(head),
-    ...rows.map(line),
+    ...table([`case (${SERVERS} servers, reports of ${PORTS.length} instances)`, 'reports/s', 'p50 ms', 'p95 ms', `>= ${TARGET}/s`], rows),
   ];
 }

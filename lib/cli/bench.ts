@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { createDb, type Db } from '@/db/client';
 import { ingestBench } from '@/lib/bench/ingest-bench';
+import { percentiles, table } from '@/lib/bench/table';
 import { environments } from '@/db/schema';
 import { seedScale } from '@/lib/bench/seed-scale';
 import { buildConsole, prepareDatabase, startConsole } from '@/lib/lab/console';
@@ -21,12 +22,6 @@ import { SYSTEM_ACCESS } from '@/lib/auth/access';
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-lab.json');
 const RUNS = Number(process.env.BENCH_RUNS ?? 60);
 const WARMUP = 10;
-
-function stats(ms: number[]) {
-  const s = [...ms].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
-  return { median: at(0.5), p95: at(0.95) };
-}
 
 async function signIn(url: string, username: string, password: string): Promise<string> {
   const csrfRes = await fetch(`${url}/api/auth/csrf`);
@@ -105,17 +100,13 @@ async function changelistBench({ db, url, cookie, log }: { db: Db; url: string; 
       await changeList(db, def, p);
       if (i >= WARMUP) sqlMs.push(performance.now() - t);
     }
-    const h = stats(http);
-    const s = stats(sqlMs);
-    rows.push([name, h.median.toFixed(1), h.p95.toFixed(1), s.median.toFixed(1), s.p95.toFixed(1), (bytes / 1024).toFixed(0), h.p95 < 50 ? 'yes' : 'NO']);
+    const h = percentiles(http);
+    const s = percentiles(sqlMs);
+    rows.push([name, h.p50.toFixed(1), h.p95.toFixed(1), s.p50.toFixed(1), s.p95.toFixed(1), (bytes / 1024).toFixed(0), h.p95 < 50 ? 'yes' : 'NO']);
   }
-  const head = ['case (instances changelist, 100 rows)', 'HTTP median ms', 'HTTP p95 ms', 'SQL alone median ms', 'SQL alone p95 ms', 'page kB', 'p95 < 50 ms'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log('');
   console.log(`${n} instances, ${RUNS} requests a case after ${WARMUP} warm-up, sequential, one signed-in session`);
-  console.log(line(head));
-  for (const r of rows) console.log(line(r));
+  for (const l of table(['case (instances changelist, 100 rows)', 'HTTP median ms', 'HTTP p95 ms', 'SQL alone median ms', 'SQL alone p95 ms', 'page kB', 'p95 < 50 ms'], rows)) console.log(l);
 }
 
 async function main() {

@@ -97,7 +97,8 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
     }
     const instanceIds = new Map<string, number>();
     const now = new Date();
-    for (const i of opts.instances === false ? [] : lab.instances) {
+    const members = opts.instances === false ? [] : lab.instances;
+    for (const i of members) {
       const o = observed.get(i.server);
       const values = {
         herdId: herdIds.get(`${i.environment}/${i.herd}`)!,
@@ -116,7 +117,7 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
         .returning({ id: instances.id });
       instanceIds.set(i.server, row.id);
     }
-    for (const i of opts.instances === false ? [] : lab.instances) {
+    for (const i of members) {
       if (!i.upstream) continue;
       const up = lab.instances.find((m) => m.server === i.upstream)!;
       const a = observed.get(up.server);
@@ -126,7 +127,7 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
         .set({ upstreamInstanceId: instanceIds.get(i.upstream)!, lagBytes: lag, lagSeconds: 0 })
         .where(sql`${instances.id} = ${instanceIds.get(i.server)!}`);
     }
-    for (const i of opts.instances === false ? [] : lab.instances.filter((m) => !m.upstream)) {
+    for (const i of members.filter((m) => !m.upstream)) {
       await tx.update(instances).set({ lagBytes: 0, lagSeconds: 0 }).where(sql`${instances.id} = ${instanceIds.get(i.server)!}`);
     }
     // The directory's groups, bound to roles as a company would: production DBAs are admins there and

@@ -77,16 +77,27 @@ export function pidRuns(pid: number, expected: string): boolean {
   }
 }
 
+/**
+ * The fields of /proc/<pid>/stat after the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13)
+ * cstime(14); null when the process is gone. `pid (comm) state ...`: comm may hold spaces and
+ * parentheses, so the fields are read after the last ")".
+ */
+function statFields(pid: number | string): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
 /** Every process below pid (children, their children, ...), read from /proc. */
 export function descendants(pid: number): number[] {
   const parent = new Map<number, number>();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
-    try {
-      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ")".
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch { /* gone meanwhile */ }
+    const f = statFields(d);
+    if (f) parent.set(Number(d), Number(f[1]));
   }
   const out: number[] = [];
   const walk = (p: number) => {
@@ -144,16 +155,9 @@ export function mkdirOwned(id: Identity, dir: string, mode = 0o700): void {
 /** CPU seconds (user + system) used so far by `pid`, its live descendants and the children it reaped. */
 export function treeCpuSeconds(pid: number): number {
   const ticks = (p: number) => {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // Fields after the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
-      return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-    } catch {
-      return 0;
-    }
+    const f = statFields(p);
+    return f ? Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) : 0;
   };
-  const all = [pid, ...descendants(pid)];
   // Clock ticks: 100 a second on Linux (sysconf(_SC_CLK_TCK)).
-  return all.reduce((s, p) => s + ticks(p), 0) / 100;
+  return [pid, ...descendants(pid)].reduce((sum, p) => sum + ticks(p), 0) / 100;
 }
