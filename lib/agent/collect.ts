@@ -2,6 +2,7 @@
 // (the local socket on a database host). Kept apart from discovery so that tests read the lab's real
 // instances the way the agent does.
 import pg from 'pg';
+import { TIMELINE_SQL } from '@/lib/inventory/timeline-sql';
 import type { InstanceReport } from './report';
 
 const QUERY = `
@@ -10,11 +11,10 @@ const QUERY = `
          current_setting('data_directory') AS datadir,
          current_setting('port')::int AS port,
          pg_is_in_recovery() AS rec,
-         (SELECT timeline_id FROM pg_control_checkpoint()) AS ckpt_tli,
+         ${TIMELINE_SQL} AS tli,
          CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS current,
          pg_last_wal_receive_lsn()::text AS received,
          pg_last_wal_replay_lsn()::text AS replayed,
-         (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1) AS recv_tli,
          (SELECT sender_host FROM pg_stat_wal_receiver WHERE status = 'streaming' LIMIT 1) AS up_host,
          (SELECT sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming' LIMIT 1) AS up_port,
          (SELECT coalesce(json_agg(json_build_object('clientAddr', host(client_addr), 'applicationName', application_name, 'state', state,
@@ -28,11 +28,10 @@ interface Row {
   datadir: string;
   port: number;
   rec: boolean;
-  ckpt_tli: number;
+  tli: number;
   current: string | null;
   received: string | null;
   replayed: string | null;
-  recv_tli: number | null;
   up_host: string | null;
   up_port: number | null;
   replicas: { clientAddr: string | null; applicationName: string; state: string; sentLsn: string | null; replayLsn: string | null }[];
@@ -40,10 +39,6 @@ interface Row {
   started: Date;
 }
 
-/**
- * The timeline a primary writes on is its checkpoint's until the next checkpoint after a promote;
- * pg_control_checkpoint() lags for a moment. A replica's is the one it receives.
- */
 export async function collectInstance(conn: pg.ClientConfig): Promise<InstanceReport> {
   const client = new pg.Client({ ...conn, application_name: 'pgherd-agent', statement_timeout: 5000, connectionTimeoutMillis: 5000 });
   await client.connect();
@@ -56,7 +51,7 @@ export async function collectInstance(conn: pg.ClientConfig): Promise<InstanceRe
       majorVersion: r.major,
       systemIdentifier: r.sysid,
       inRecovery: r.rec,
-      timeline: r.rec && r.recv_tli ? r.recv_tli : r.ckpt_tli,
+      timeline: r.tli,
       currentLsn: r.current,
       receivedLsn: r.rec ? r.received : null,
       replayedLsn: r.rec ? r.replayed : null,

@@ -91,8 +91,17 @@ describe('plan and confirm', () => {
   it('refuses a stale plan (409 in the API), a wrong confirmation, and runs nothing', async () => {
     const r = orders()[1];
     const plan = await planOperation(t.db, SYSTEM_ACCESS, restartAction, [r.id]);
-    await t.db.update(instances).set({ state: 'unreachable' }).where(eq(instances.id, r.id));
+    // What will happen changes (it is now the herd's primary, clients lose their connections): stale.
+    await t.db.update(instances).set({ role: 'primary' }).where(eq(instances.id, r.id));
     await expect(submitOperation(t.db, queue, restartAction, { instanceIds: [r.id], digest: plan.digest, confirmation: 'production', idempotencyKey: 'k-stale' }, actor)).rejects.toBeInstanceOf(StalePlanError);
+    await t.db.update(instances).set({ role: 'replica' }).where(eq(instances.id, r.id));
+    // So does where it goes (another port).
+    await t.db.update(instances).set({ port: r.port + 1000 }).where(eq(instances.id, r.id));
+    await expect(submitOperation(t.db, queue, restartAction, { instanceIds: [r.id], digest: plan.digest, confirmation: 'production', idempotencyKey: 'k-stale2' }, actor)).rejects.toBeInstanceOf(StalePlanError);
+    await t.db.update(instances).set({ port: r.port }).where(eq(instances.id, r.id));
+    // An observation alone (seen unreachable, its LSN moved) does not: the plan is the same.
+    await t.db.update(instances).set({ state: 'unreachable', lsn: 123456 }).where(eq(instances.id, r.id));
+    expect((await planOperation(t.db, SYSTEM_ACCESS, restartAction, [r.id])).digest).toBe(plan.digest);
     await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, r.id));
     await expect(submitOperation(t.db, queue, restartAction, { instanceIds: [r.id], digest: plan.digest, confirmation: 'staging', idempotencyKey: 'k-conf' }, actor)).rejects.toBeInstanceOf(ConfirmationError);
     expect(await t.db.$count(operations)).toBe(0);

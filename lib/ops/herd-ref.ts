@@ -36,6 +36,8 @@ export interface HerdRef {
   name: string;
   environment: string;
   environmentId: number;
+  /** pg_control_system() of its members, when the inventory knows it. */
+  systemIdentifier: string | null;
   members: InstanceRef[];
   dns: DnsRecordRef[];
   poolers: PoolerRef[];
@@ -43,7 +45,7 @@ export interface HerdRef {
 
 const HERDS = {
   name: 'pgherd_herd_refs',
-  text: `SELECT h.id, h.name, e.name AS environment, e.id AS environment_id,
+  text: `SELECT h.id, h.name, h.system_identifier, e.name AS environment, e.id AS environment_id,
                 coalesce((SELECT json_agg(json_build_object('id', d.id, 'name', d.name, 'type', d.type, 'zone', d.zone, 'provider', d.provider,
                     'ttl', d.ttl, 'match', d.match, 'matchRole', d.match_role, 'matchInstanceId', d.match_instance_id) ORDER BY d.id)
                   FROM dns_records d WHERE d.herd_id = h.id), '[]') AS dns,
@@ -59,7 +61,7 @@ const HERDS = {
 
 export async function loadHerdRefs(db: Db, herdIds: number[]): Promise<HerdRef[]> {
   if (!herdIds.length) return [];
-  const rows = await prepared<{ id: number; name: string; environment: string; environment_id: number; dns: DnsRecordRef[]; poolers: PoolerRef[] }>(db, HERDS.name, HERDS.text, [herdIds]);
+  const rows = await prepared<{ id: number; name: string; system_identifier: string | null; environment: string; environment_id: number; dns: DnsRecordRef[]; poolers: PoolerRef[] }>(db, HERDS.name, HERDS.text, [herdIds]);
   const members = await loadInstanceRefs(db, [], { herdIds });
   return rows.map((r) => ({
     id: r.id,
@@ -67,6 +69,7 @@ export async function loadHerdRefs(db: Db, herdIds: number[]): Promise<HerdRef[]
     name: r.name,
     environment: r.environment,
     environmentId: r.environment_id,
+    systemIdentifier: r.system_identifier,
     members: members.filter((m) => m.herdId === r.id),
     dns: r.dns,
     poolers: r.poolers,

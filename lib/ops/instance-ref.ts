@@ -27,6 +27,10 @@ export interface InstanceRef {
   /** As last observed (the refresher): WAL position (replayed, for a replica) and bytes behind its upstream. */
   lsn: number | null;
   lagBytes: number | null;
+  /** As last observed: the timeline it writes or follows. */
+  timeline: number | null;
+  /** The herd's system identifier, when the inventory knows it (every member must report it). */
+  herdSystemIdentifier: string | null;
   ssh: SshTarget;
 }
 
@@ -34,7 +38,7 @@ const SELECT = `
   SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS herd_id, h.name AS herd, e.name AS environment,
          e.id AS environment_id, s.id AS server_id, s.hostname, s.address, s.site, i.port,
          coalesce(nullif(i.data_directory, ''), h.default_data_directory) AS data_directory,
-         i.pg_version, h.control_driver, i.role, i.state, i.upstream_instance_id, i.lsn, i.lag_bytes, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
+         i.pg_version, h.control_driver, i.role, i.state, i.upstream_instance_id, i.lsn, i.lag_bytes, i.timeline, h.system_identifier, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
   FROM instances i
   JOIN herds h ON h.id = i.herd_id
   JOIN environments e ON e.id = h.environment_id
@@ -49,7 +53,7 @@ interface RefRow {
   id: number; label: string; herd_id: number; herd: string; environment: string; environment_id: number;
   server_id: number; hostname: string; address: string | null; site: string | null; port: number; data_directory: string;
   pg_version: number; control_driver: string; role: InstanceRef['role']; state: string; upstream_instance_id: number | null;
-  lsn: string | null; lag_bytes: string | null;
+  lsn: string | null; lag_bytes: string | null; timeline: number | null; system_identifier: string | null;
   ssh_port: number; ssh_user: string; ssh_host_key_fingerprint: string | null;
 }
 
@@ -76,6 +80,8 @@ function toRef(r: RefRow): InstanceRef {
     upstreamId: r.upstream_instance_id,
     lsn: r.lsn === null ? null : Number(r.lsn),
     lagBytes: r.lag_bytes === null ? null : Number(r.lag_bytes),
+    timeline: r.timeline,
+    herdSystemIdentifier: r.system_identifier,
     ssh: { host, port: r.ssh_port, username: r.ssh_user, hostKeyFingerprint: r.ssh_host_key_fingerprint },
   };
 }

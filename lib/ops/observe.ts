@@ -1,6 +1,7 @@
 // What an instance really is right now, read over a Postgres connection: the result of every
 // action is this observed state, never the exit code of a command.
 import pg from 'pg';
+import { TIMELINE_SQL } from '@/lib/inventory/timeline-sql';
 
 export interface Observed {
   reachable: boolean;
@@ -10,14 +11,17 @@ export interface Observed {
   inRecovery?: boolean;
   startTime?: Date;
   confLoadTime?: Date;
+  /** The timeline it writes (a primary) or follows (a replica): see TIMELINE_SQL. */
   timeline?: number;
+  /** pg_control_system(): shared by every member of a replication herd, and by nothing else. */
+  systemIdentifier?: string;
   lsn?: string;
   /** Replicas: the last WAL position received (lsn is the last replayed). */
   receiveLsn?: string | null;
   /** Replicas: how far behind replay is, in seconds (0 when it has replayed all it received). */
   replayLagSeconds?: number | null;
   pendingRestart?: boolean;
-  walReceiver?: { status: string; senderHost: string | null; senderPort: number | null } | null;
+  walReceiver?: { status: string; senderHost: string | null; senderPort: number | null; receivedTli: number | null } | null;
 }
 
 export interface PgEndpoint {
@@ -43,27 +47,29 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
   try {
     const { rows: [r] } = await c.query(`
       SELECT pg_is_in_recovery() AS rec, pg_postmaster_start_time() AS start, pg_conf_load_time() AS conf,
-             (SELECT timeline_id FROM pg_control_checkpoint()) AS tli,
+             ${TIMELINE_SQL} AS tli,
+             (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
              (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
              pg_last_wal_receive_lsn()::text AS receive_lsn,
              EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart) AS pending,
              CASE WHEN NOT pg_is_in_recovery() THEN NULL
                   WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
                   ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END AS lag_s,
-             (SELECT json_build_object('status', status, 'host', sender_host, 'port', sender_port)
+             (SELECT json_build_object('status', status, 'host', sender_host, 'port', sender_port, 'tli', received_tli)
                 FROM pg_stat_wal_receiver LIMIT 1) AS wal`);
-    const w = r.wal as { status: string; host: string | null; port: number | null } | null;
+    const w = r.wal as { status: string; host: string | null; port: number | null; tli: number | null } | null;
     return {
       reachable: true,
       inRecovery: r.rec,
       startTime: r.start,
       confLoadTime: r.conf,
       timeline: r.tli,
+      systemIdentifier: r.sysid,
       lsn: r.lsn,
       receiveLsn: r.receive_lsn,
       pendingRestart: r.pending,
       replayLagSeconds: r.lag_s === null ? null : Number(r.lag_s),
-      walReceiver: w ? { status: w.status, senderHost: w.host, senderPort: w.port } : null,
+      walReceiver: w ? { status: w.status, senderHost: w.host, senderPort: w.port, receivedTli: w.tli } : null,
     };
   } catch (err) {
     return { reachable: false, error: (err as Error).message };

@@ -1,6 +1,6 @@
 // Plan: what an action will do to each selected instance (or herd), what refuses and what warns.
 // Nothing runs.
-// The digest covers every fact the plan relied on; a confirm with another digest is refused.
+// The digest covers what the plan says will happen, and where: a confirm with another digest is refused.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '@/db/client';
 import { demand, type Access } from '@/lib/auth/access';
@@ -38,8 +38,9 @@ export interface Plan {
 
 export const TYPE_COUNT_ABOVE = 10;
 
-function facts(r: InstanceRef) {
-  return [r.id, r.herdId, r.environmentId, r.role, r.state, r.upstreamId, r.host, r.port, r.dataDirectory, r.pgVersion, r.controlDriver, r.ssh.port, r.ssh.username, r.ssh.hostKeyFingerprint];
+/** Where the commands go: a member moved, re-addressed or re-keyed makes any plan on its herd stale. */
+function identity(r: InstanceRef) {
+  return [r.id, r.herdId, r.environmentId, r.host, r.port, r.dataDirectory, r.pgVersion, r.controlDriver, r.ssh.port, r.ssh.username, r.ssh.hostKeyFingerprint];
 }
 
 /** Parameters that do not fit the action's schema: a 400, nothing planned. */
@@ -60,10 +61,21 @@ export function parseParams(action: AnyAction, raw: unknown): ActionParams {
   return r.data;
 }
 
-export function digestOf(action: string, refs: InstanceRef[], params: ActionParams = {}, herds: HerdRef[] = []): string {
+/**
+ * A plan goes stale when what it would do changes, not whenever an observation does: the digest
+ * covers where the commands go (each member's identity, the herds' DNS records and poolers), the
+ * parameters, and per target whether it is refused and the steps and warnings it shows. Observed
+ * facts (an old primary seen stopped, LSNs, lag) are shown on the confirmation page but are not in
+ * it: a DR failover's old primary going from "running" to "stopped" between plan and confirm is what
+ * the operator expects, not a reason to plan again. An action whose steps depend on an observation
+ * says so in its steps' words (a switchover's named candidate), and then that does count.
+ */
+export function digestOf(action: string, refs: InstanceRef[], params: ActionParams = {}, herds: HerdRef[] = [], targets: Pick<PlannedTarget, 'instanceId' | 'herdId' | 'refused' | 'steps' | 'warnings'>[] = []): string {
   const h = createHash('sha256').update(action).update(JSON.stringify(Object.entries(params).sort()));
-  for (const r of [...refs].sort((a, b) => a.id - b.id)) h.update(JSON.stringify(facts(r)));
-  for (const x of [...herds].sort((a, b) => a.id - b.id)) h.update(JSON.stringify([x.id, x.environmentId, x.dns, x.poolers]));
+  for (const r of [...refs].sort((a, b) => a.id - b.id)) h.update(JSON.stringify(identity(r)));
+  for (const x of [...herds].sort((a, b) => a.id - b.id)) h.update(JSON.stringify([x.id, x.environmentId, x.systemIdentifier, x.dns, x.poolers]));
+  const key = (t: { instanceId: number | null; herdId: number }) => t.instanceId ?? t.herdId;
+  for (const t of [...targets].sort((a, b) => key(a) - key(b))) h.update(JSON.stringify([key(t), !!t.refused, t.steps, t.warnings]));
   return h.digest('hex').slice(0, 32);
 }
 
@@ -102,7 +114,7 @@ export async function planOperation(db: Db, access: Access, action: AnyAction, i
       ...planOrRefuse(() => action.plan(h, { params })),
       instanceId: null, label: h.label, herdId: h.id, herd: h.name, environment: h.environment, environmentId: h.environmentId,
     }));
-    digest = digestOf(action.name, herds.flatMap((h) => h.members), params, herds);
+    digest = digestOf(action.name, herds.flatMap((h) => h.members), params, herds, targets);
   } else {
     const refs = await loadInstanceRefs(db, unique);
     await demand(db, access, action.permission, action.label, refs.map((r) => r.environmentId));
@@ -114,7 +126,7 @@ export async function planOperation(db: Db, access: Access, action: AnyAction, i
       }),
       instanceId: r.id, label: r.label, herdId: r.herdId, herd: r.herd, environment: r.environment, environmentId: r.environmentId,
     }));
-    digest = digestOf(action.name, [...members.values()].flat(), params);
+    digest = digestOf(action.name, [...members.values()].flat(), params, [], targets);
   }
   const found = new Set(targets.map((t) => t.instanceId ?? t.herdId));
   return {

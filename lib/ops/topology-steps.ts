@@ -8,7 +8,8 @@ import { lsnToNumber } from '@/lib/inventory/lsn';
 import { binDir, driverFor } from './drivers';
 import type { ActionDeps } from './define-action';
 import type { InstanceRef } from './instance-ref';
-import { endpointUrl, runSql, waitObserved, type Observed } from './observe';
+import { endpointUrl, observe, runSql, waitObserved, type Observed } from './observe';
+import { identityProblem } from './identity';
 import { step, type Step, type StepContext } from './pipeline';
 import { execNoted, execNotedOk } from './actions/control-steps';
 
@@ -27,8 +28,8 @@ export function lsnDiff(a: string | null | undefined, b: string | null | undefin
 /** What a member said, in one line for a step's record. */
 export function describeObserved(m: InstanceRef, o: Observed): string {
   if (!o.reachable) return `${m.label}: not answering (${o.error})`;
-  if (!o.inRecovery) return `${m.label}: primary, timeline ${o.timeline}, at ${o.lsn}`;
-  return `${m.label}: replica, timeline ${o.timeline}, received ${o.receiveLsn ?? 'nothing'}, replayed ${o.lsn}, ${o.walReceiver ? `${o.walReceiver.status} from ${o.walReceiver.senderHost}:${o.walReceiver.senderPort}` : 'not streaming'}`;
+  if (!o.inRecovery) return `${m.label}: primary, timeline ${o.timeline}, system ${o.systemIdentifier}, at ${o.lsn}`;
+  return `${m.label}: replica, timeline ${o.timeline}, system ${o.systemIdentifier}, received ${o.receiveLsn ?? 'nothing'}, replayed ${o.lsn}, ${o.walReceiver ? `${o.walReceiver.status} from ${o.walReceiver.senderHost}:${o.walReceiver.senderPort}` : 'not streaming'}`;
 }
 
 /**
@@ -54,6 +55,15 @@ export async function promoteNow(t: InstanceRef, ctx: StepContext): Promise<Obse
  * PostgreSQL 13) and waits until pg_stat_wal_receiver streams from it. Records the upstream.
  */
 export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps, ctx: StepContext, opts: { resumeReplay?: boolean } = {}): Promise<Observed> {
+  // Both must be the herd's (one system identifier), and t must not be ahead of what it is to follow.
+  const [to, uo] = await Promise.all([observe(t, 3000), observe(up, 3000)]);
+  if (!uo.reachable) throw new Error(`${up.label} does not answer (${uo.error})`);
+  const herd = { systemIdentifier: t.herdSystemIdentifier ?? uo.systemIdentifier ?? null, timeline: null };
+  const why = identityProblem(up, uo, herd) ?? identityProblem(t, to, herd);
+  if (why) throw new Error(`refused: ${why}; ${t.label} was not re-pointed`);
+  if (to.reachable && to.timeline !== undefined && uo.timeline !== undefined && to.timeline > uo.timeline) {
+    throw new Error(`refused: ${t.label} is on timeline ${to.timeline}, ahead of ${up.label}'s ${uo.timeline}: it cannot follow it (rebuild it)`);
+  }
   const value = conninfo({ host: up.host, port: up.port, user: replicationUser(), application_name: t.label.split(':')[0] });
   const c = new pg.Client({ connectionString: endpointUrl(t), connectionTimeoutMillis: 3000 });
   c.on('error', () => {}); // connect() or the queries reject with it
@@ -72,8 +82,10 @@ export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps,
     await c.end().catch(() => {});
   }
   if (t.pgVersion < 13) await execNotedOk(deps, t, ctx, driverFor(t.controlDriver).restart(t));
-  const o = await waitObserved(t, `streaming from ${up.host}:${up.port}`,
-    (x) => x.reachable && x.walReceiver?.status === 'streaming' && x.walReceiver.senderHost === up.host && x.walReceiver.senderPort === up.port,
+  // Streaming from it is not enough: it follows it once it receives the upstream's own timeline.
+  const o = await waitObserved(t, `streaming timeline ${uo.timeline} from ${up.host}:${up.port}`,
+    (x) => x.reachable && x.walReceiver?.status === 'streaming' && x.walReceiver.senderHost === up.host && x.walReceiver.senderPort === up.port
+      && (uo.timeline === undefined || x.walReceiver.receivedTli === uo.timeline),
     { signal: ctx.signal, timeoutMs: 60_000 });
   await deps.db.update(instances).set({ upstreamInstanceId: up.id }).where(eq(instances.id, t.id));
   return o;

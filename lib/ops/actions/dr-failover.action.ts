@@ -2,7 +2,7 @@
 // what the replicas say then, never from stale data; the old primary is fenced first (stopped when
 // it still answers, else recorded as fenced), and pgherd never starts a fenced instance until it
 // has been rebuilt. What the old primary may have committed that no replica received is reported.
-import { eq, inArray } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { z } from 'zod';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
@@ -12,12 +12,14 @@ import { defineHerdAction } from '../define-action';
 import { describeRecordMove, dnsPreflight, dnsSteps } from '../dns-steps';
 import type { HerdRef } from '../herd-ref';
 import type { InstanceRef } from '../instance-ref';
-import { observe, waitObserved, type Observed } from '../observe';
+import { observe, type Observed } from '../observe';
 import { step } from '../pipeline';
 import { repointPoolerSteps } from '../pooler-steps';
 import { bytesOrUnknown, chooseCandidate, lagOf, recordedPrimary } from '../candidates';
 import { refreshFleet } from '../refresher';
-import { checkpointStep, describeObserved, pointAt, promoteNow } from '../topology-steps';
+import { checkpointStep, describeObserved, lsnDiff, pointAt, promoteNow } from '../topology-steps';
+import { ambiguousIdentity, herdSystemIdentifier, identityProblem } from '../identity';
+import { replayWhatItCan } from '../replay';
 import { execNoted } from './control-steps';
 
 export const drFailoverParams = z.object({
@@ -79,17 +81,22 @@ export const drFailoverAction = defineHerdAction({
       steps: [
         'ask every replica for its received and replayed LSN, and the DNS servers whether they take pgherd\u2019s key (refused if no replica answers or a server refuses: nothing is changed)',
         `fence ${old.label}: if it answers within ${FENCE_PROBE_MS / 1000} s, stop it (-m immediate); if not, record it as fenced. pgherd will not start it until it is rebuilt`,
-        `choose the reachable replica with the highest received LSN${p.candidateInstanceId ? ` (asked for: ${cand.label})` : ` (now: ${cand.label})`}; let it replay what it received (deadline ${(p.replayDeadlineMs ?? 30_000) / 1000} s)`,
+        p.candidateInstanceId
+          ? `check that ${cand.label} answers as a replica of the herd (its system identifier and timeline); let it replay all it can of what it received (deadline ${(p.replayDeadlineMs ?? 30_000) / 1000} s)`
+          : `choose the reachable replica with the highest received LSN among those that report the herd’s system identifier and timeline; let it replay all it can of what it received (deadline ${(p.replayDeadlineMs ?? 30_000) / 1000} s)`,
         'promote it (pg_promote) and wait until it accepts writes; CHECKPOINT',
-        ...h.dns.map((r) => describeRecordMove(r, after)),
+        ...h.dns.map((r) => (p.candidateInstanceId ? describeRecordMove(r, after)
+          : `point ${r.name} (${r.type}, TTL ${r.ttl} s) where the herd says once the new primary accepts writes, then ask the zone’s server until it answers so`)),
         ...h.poolers.map((pl) => `point PgBouncer ${pl.label} at the new primary (${pl.configFile}, RELOAD)`),
-        ...(others.length ? [`re-point the other replicas (${others.map((m) => m.label).join(', ')}) to the new primary`] : []),
+        ...(!others.length ? [] : p.candidateInstanceId ? [`re-point the other replicas (${others.map((m) => m.label).join(', ')}) to the new primary`]
+          : ['re-point the other replicas that answer to the new primary']),
         `report the possible data loss: ${old.label}\u2019s last LSN seen minus what the new primary received`,
       ],
       warnings: [
         ...(/^prod/i.test(h.environment) ? [`production: ${h.environment}`] : []),
         'unplanned: transactions the old primary committed that no replica received are lost',
-        ...(old.state === 'running' ? [`${old.label} runs as far as pgherd knows: it will be stopped (-m immediate); use switchover for a planned change`] : []),
+        // Not "if it runs as far as pgherd knows": the refresher seeing it die between plan and confirm must not change the plan.
+        `${old.label} is stopped (-m immediate) if it still answers: use switchover for a planned change`,
       ],
     };
   },
@@ -103,8 +110,15 @@ export const drFailoverAction = defineHerdAction({
     let candObserved: Observed;
     let oldLastLsn: string | null = old.lsn === null ? null : formatLsn(old.lsn);
     let lastSeenHow = 'as last observed by pgherd';
+    let oldTimeline: number | null = old.timeline;
     const others = () => replicas.filter((m) => m.id !== cand.id);
     const after = () => h.members.map((m) => (m.id === cand.id ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null } : m.id === old.id ? { ...m, state: 'fenced' } : m));
+    const outcome = () => {
+      const received = candObserved.receiveLsn ?? candObserved.lsn ?? null;
+      const loss = oldLastLsn && received ? Math.max(0, lsnToNumber(oldLastLsn) - lsnToNumber(received)) : null;
+      return `${cand.label} is the primary; ${old.label} is fenced; possible data loss: ${loss === null ? 'unknown' : `${loss} bytes`}`
+        + ` (old primary\u2019s last LSN ${oldLastLsn ?? 'unknown'} ${lastSeenHow}, new primary received ${received ?? 'unknown'})`;
+    };
     const measure = async () => (await Promise.all(replicas.map(async (m) => ({ m, o: await observe(m, 2000) }))));
     return [
       step('ask the replicas and the DNS servers', async (ctx) => {
@@ -121,6 +135,7 @@ export const drFailoverAction = defineHerdAction({
         if (o.reachable) {
           if (o.inRecovery === false && o.lsn) {
             oldLastLsn = o.lsn;
+            oldTimeline = o.timeline ?? oldTimeline;
             lastSeenHow = 'when it was fenced';
           }
           const r = await execNoted(deps, old, ctx, driverFor(old.controlDriver).stop(old, 'immediate'), 30_000);
@@ -136,32 +151,48 @@ export const drFailoverAction = defineHerdAction({
       }, { timeoutMs: 45_000 }),
       step('choose the candidate', async (ctx) => {
         // Measured again now that the old primary sends nothing more: the received LSNs are final.
-        const seen = (await measure()).filter(({ o }) => o.reachable && o.inRecovery).sort(byWal);
+        const all = await measure();
+        const ambiguous = ambiguousIdentity(h.systemIdentifier, all.map(({ o }) => o));
+        if (ambiguous) throw new Error(ambiguous);
+        const seen = all.filter(({ o }) => o.reachable && o.inRecovery).sort(byWal);
+        // The herd's timeline: its primary's as last seen (by the fence, else the inventory), else the replicas' highest.
+        const want = {
+          systemIdentifier: herdSystemIdentifier(h.systemIdentifier, all.map(({ o }) => o)),
+          timeline: oldTimeline ?? (Math.max(0, ...seen.map(({ o }) => o.timeline ?? 0)) || null),
+        };
         const lines = seen.map(({ m, o }) => describeObserved(m, o));
-        const wanted = p.candidateInstanceId === undefined ? seen[0] : seen.find(({ m }) => m.id === p.candidateInstanceId);
-        if (!wanted) {
+        const eligible = seen.filter(({ m, o }) => {
+          const why = identityProblem(m, o, want);
+          if (why) lines.push(`not a candidate: ${why}`);
+          return !why;
+        });
+        const pool = p.candidateInstanceId === undefined ? eligible : eligible.filter(({ m }) => m.id === p.candidateInstanceId);
+        if (!pool.length) {
           ctx.note({ stdout: lines.join('\n') });
-          throw new Error(p.candidateInstanceId === undefined ? 'no replica answers any more' : `the replica asked for (instance ${p.candidateInstanceId}) does not answer as a replica`);
+          const asked = seen.find(({ m }) => m.id === p.candidateInstanceId);
+          throw new Error(p.candidateInstanceId === undefined
+            ? (seen.length ? 'no replica that answers is on the herd\'s system identifier and timeline; nothing was promoted' : 'no replica answers any more')
+            : asked ? `refused: ${identityProblem(asked.m, asked.o, want)}; nothing was promoted` : `the replica asked for (instance ${p.candidateInstanceId}) does not answer as a replica`);
         }
-        cand = wanted.m;
-        candObserved = wanted.o;
+        cand = pool[0].m;
+        candObserved = pool[0].o;
         ctx.note({ stdout: `${lines.join('\n')}\nchosen: ${cand.label}` });
       }, { timeoutMs: 15_000 }),
-      step('let the candidate replay what it received', async (ctx) => {
+      step('let the candidate replay all it can', async (ctx) => {
         const received = candObserved.receiveLsn;
         if (!received) return void ctx.note({ stdout: 'skipped: it received nothing by streaming' });
         const deadline = p.replayDeadlineMs ?? 30_000;
-        try {
-          const o = await waitObserved(cand, `replayed ${received}`, (x) => x.reachable && !!x.lsn && lsnToNumber(x.lsn) >= lsnToNumber(received),
-            { signal: ctx.signal, timeoutMs: deadline, everyMs: 20 });
-          ctx.note({ stdout: `received ${received}, replayed ${o.lsn}` });
-        } catch {
+        const r = await replayWhatItCan(cand, received, { signal: ctx.signal, deadlineMs: deadline });
+        ctx.note({ stdout: r.how === 'all' ? `received ${received}, replayed all of it (${r.replayed})`
+          : r.how === 'stalled' ? `received ${received}, replayed ${r.replayed}: replay stopped there (${lsnDiff(received, r.replayed)} bytes short, the end of the last complete record; the rest can never be replayed)`
           // Not lost: the promotion replays what is on disk before it ends recovery. It just takes longer.
-          ctx.note({ stdout: `still replaying after ${deadline / 1000} s: the promotion finishes the replay` });
-        }
+          : `still replaying after ${deadline / 1000} s (at ${r.replayed ?? 'unknown'}): the promotion finishes the replay` });
       }, { timeoutMs: (p.replayDeadlineMs ?? 30_000) + 10_000 }),
       step('promote the candidate', async (ctx) => {
         const o = await promoteNow(cand, ctx);
+        // The inventory knows the new primary at once: whatever fails after this, the old one must not be offered.
+        await deps.db.update(instances).set({ role: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0, timeline: o.timeline ?? null }).where(eq(instances.id, cand.id));
+        deps.outcome?.(outcome());
         ctx.note({ stdout: `${cand.label} accepts writes on timeline ${o.timeline}` });
       }, { timeoutMs: 90_000 }),
       checkpointStep('checkpoint on the new primary', () => cand),
@@ -169,27 +200,27 @@ export const drFailoverAction = defineHerdAction({
       ...repointPoolerSteps(h.poolers, deps, () => cand),
       step('re-point the other replicas', async (ctx) => {
         const lines: string[] = [];
+        const failed: string[] = [];
         for (const m of others()) {
           if (!(await observe(m, 2000)).reachable) {
             lines.push(`${m.label}: does not answer, left as it is (re-point or rebuild it later)`);
             continue;
           }
-          const o = await pointAt(m, cand, deps, ctx, { resumeReplay: true });
-          lines.push(`${m.label}: streaming from ${o.walReceiver?.senderHost}:${o.walReceiver?.senderPort}`);
+          try {
+            const o = await pointAt(m, cand, deps, ctx, { resumeReplay: true });
+            lines.push(`${m.label}: streaming timeline ${o.walReceiver?.receivedTli} from ${o.walReceiver?.senderHost}:${o.walReceiver?.senderPort}`);
+          } catch (err) {
+            // One replica that cannot follow must not keep the others from following.
+            failed.push(m.label);
+            lines.push(`${m.label}: not re-pointed: ${(err as Error).message}`);
+          }
         }
         ctx.note({ command: `ALTER SYSTEM SET primary_conninfo on ${others().length} replica(s)`, stdout: lines.join('\n') || 'no other replica' });
+        if (failed.length) throw new Error(`${failed.join(', ')} could not be re-pointed to ${cand.label} (the failover itself is done: ${cand.label} is the primary)`);
       }, { timeoutMs: 300_000 }),
       step('record the new topology and the possible data loss', async (ctx) => {
-        await deps.db.update(instances).set({ role: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0 }).where(eq(instances.id, cand.id));
-        const moved = others().map((m) => m.id);
-        if (moved.length) await deps.db.update(instances).set({ upstreamInstanceId: cand.id }).where(inArray(instances.id, moved));
         await refreshFleet(deps.db, { ids: replicas.map((m) => m.id), timeoutMs: 2000 });
-        const received = candObserved.receiveLsn ?? candObserved.lsn ?? null;
-        const loss = oldLastLsn && received ? Math.max(0, lsnToNumber(oldLastLsn) - lsnToNumber(received)) : null;
-        const text = `${cand.label} is the primary; ${old.label} is fenced; possible data loss: ${loss === null ? 'unknown' : `${loss} bytes`}`
-          + ` (old primary\u2019s last LSN ${oldLastLsn ?? 'unknown'} ${lastSeenHow}, new primary received ${received ?? 'unknown'})`;
-        ctx.note({ stdout: text });
-        deps.outcome?.(text);
+        ctx.note({ stdout: outcome() });
       }, { timeoutMs: 20_000 }),
     ];
   },

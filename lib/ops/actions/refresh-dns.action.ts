@@ -8,7 +8,8 @@ import { refreshFleet } from '../refresher';
 export const refreshDnsAction = defineHerdAction({
   name: 'refresh-dns',
   label: 'Refresh DNS',
-  permission: 'operator',
+  // Changing DNS is an admin's act, here as in a switchover or failover.
+  permission: 'admin',
   dangerous: false,
   plan: (h) => ({
     steps: ['observe every member: role and state', ...h.dns.map((r) => describeRecordMove(r, h.members))],

@@ -18,6 +18,7 @@ import { step, type StepContext } from '../pipeline';
 import { checkPooler, pausePooler, repointPooler, resumePooler } from '../pooler-steps';
 import { bytesOrUnknown, chooseCandidate, lagOf } from '../candidates';
 import { refreshFleet } from '../refresher';
+import { ambiguousIdentity, herdSystemIdentifier, identityProblem } from '../identity';
 import { checkpointStep, describeObserved, lsnDiff, pointAt, promoteNow, rejoinSteps } from '../topology-steps';
 import { execNotedOk } from './control-steps';
 
@@ -134,6 +135,14 @@ export const switchoverAction = defineHerdAction({
         const po = seen.find(({ m }) => m.id === old.id)!.o;
         const co = seen.find(({ m }) => m.id === cand.id)!.o;
         if (po.inRecovery) fail(`${old.label} answers as a replica, not as the primary`);
+        // Every member is promoted or re-pointed below: each must be the herd's, on the primary's timeline.
+        const ambiguous = ambiguousIdentity(h.systemIdentifier, seen.map(({ o }) => o));
+        if (ambiguous) fail(ambiguous);
+        const want = { systemIdentifier: herdSystemIdentifier(h.systemIdentifier, seen.map(({ o }) => o)), timeline: po.timeline ?? null };
+        for (const { m, o } of seen) {
+          const why = identityProblem(m, o, want);
+          if (why) fail(why);
+        }
         if (!co.inRecovery) fail(`${cand.label} answers as a primary`);
         if (co.walReceiver?.status !== 'streaming') fail(`${cand.label} is not streaming (${co.walReceiver?.status ?? 'no WAL receiver'})`);
         const lag = lsnDiff(po.lsn, co.lsn) ?? Infinity;
@@ -176,6 +185,8 @@ export const switchoverAction = defineHerdAction({
       step(`promote ${cand.label}`, async (ctx) => {
         const o = await promoteNow(cand, ctx);
         promoted = true;
+        // The inventory knows the new primary at once: whatever fails after this, the old one must not be offered.
+        await deps.db.update(instances).set({ role: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0, timeline: o.timeline ?? null }).where(eq(instances.id, cand.id));
         ctx.note({ stdout: `${cand.label} accepts writes on timeline ${o.timeline}` });
       }, { timeoutMs: 90_000 }),
       ...dnsSteps(h, deps, () => after),
