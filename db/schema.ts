@@ -242,7 +242,22 @@ export const herdLeases = pgTable('herd_leases', {
   targetId: integer('target_id').notNull().references(() => operationTargets.id, { onDelete: 'cascade' }),
   holder: text('holder').notNull(),
   expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  // The fencing token: every grant takes a new one. A worker checks, before each step, that the
+  // lease is still its own grant and unexpired; one that lost it (paused, cut off) stops there.
+  generation: bigserial('generation', { mode: 'number' }).notNull(),
 });
+
+// The worker processes, as they last said they were alive: the console shows when none is (a running
+// operation that nothing runs), and which one holds a target.
+export const workers = pgTable('workers', {
+  holder: text('holder').primaryKey(),
+  hostname: text('hostname').notNull(),
+  pid: integer('pid').notNull(),
+  concurrency: integer('concurrency').notNull(),
+  startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
+  stoppedAt: timestamp('stopped_at', { withTimezone: true }),
+}, (t) => [index('workers_last_seen_idx').on(t.lastSeenAt)]);
 
 export const operationTargets = pgTable('operation_targets', {
   id: serial('id').primaryKey(),

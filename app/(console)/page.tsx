@@ -5,11 +5,12 @@ import { fleetHealth } from '@/lib/agent/health';
 import { dashboardData } from '@/lib/inventory/dashboard';
 import { environmentsWith } from '@/lib/auth/access';
 import { requireAccess } from '@/lib/auth/session';
+import { liveWorkers } from '@/lib/ops/workers';
 
 export default async function Dashboard() {
   const access = await requireAccess();
   const scope = environmentsWith(access, 'viewer');
-  const [d, health] = await Promise.all([dashboardData(getDb(), scope), fleetHealth(getDb(), scope)]);
+  const [d, health, workers] = await Promise.all([dashboardData(getDb(), scope), fleetHealth(getDb(), scope), liveWorkers(getDb())]);
   return (
     <>
       <h1>Fleet</h1>
@@ -19,6 +20,11 @@ export default async function Dashboard() {
         <li><Link href="/admin/servers">{d.totals.servers} servers</Link></li>
         <li><Link href="/admin/instances">{d.totals.instances} instances</Link></li>
       </ul>
+      {workers.length ? (
+        <p className="muted" data-testid="workers">{workers.length} worker{workers.length === 1 ? '' : 's'} alive ({workers.map((w) => w.hostname).filter((h, i, a) => a.indexOf(h) === i).join(', ')})</p>
+      ) : (
+        <p className="errornote" data-testid="workers">No worker is alive: operations will not run until one starts (<code>npm run worker</code>).</p>
+      )}
       <FleetHealth health={health} scope="fleet" />
       <div className="dashboard">
         <section className="module">

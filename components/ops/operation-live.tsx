@@ -47,6 +47,12 @@ export function OperationLive({ initial, cancel, retry }: { initial: OperationVi
         {op.finishedAt && op.startedAt && <> · took {duration(op.startedAt, op.finishedAt)}</>}
       </p>
       {error && <p className="errornote">{error}</p>}
+      {!op.finishedAt && op.workersAlive === 0 && (
+        <p className="errornote" data-testid="no-worker">
+          No worker is alive: nothing is running this operation. Start a worker (<code>npm run worker</code>); it then runs what is
+          queued and marks what was running as interrupted, with what it last observed.
+        </p>
+      )}
       {op.targets.map((t) => (
         <section key={t.id} className="module target" data-target={t.label}>
           <h2>

@@ -1,7 +1,7 @@
 // The REST API's one way of answering: JSON, and errors as { error, details } with the right status.
 import { NextResponse, type NextRequest } from 'next/server';
 import type { z } from 'zod';
-import { getDb } from '@/db/client';
+import { getDb, isDatabaseUnavailable } from '@/db/client';
 import { AccessDenied, auditDenial, loadAccess, type Access } from '@/lib/auth/access';
 import { verifyApiToken, type Scope } from '@/lib/auth/api-tokens';
 import { clientAddress } from '@/lib/auth/client-address';
@@ -91,6 +91,10 @@ export function handle(fn: Handler): Handler {
       if (err instanceof AccessDenied) {
         await auditDenial(getDb(), err);
         return NextResponse.json({ error: err.message, details: null }, { status: 403 });
+      }
+      if (isDatabaseUnavailable(err)) {
+        console.error(JSON.stringify({ event: 'api.database_unavailable', path: req.nextUrl.pathname, message: (err as Error).message }));
+        return NextResponse.json({ error: 'pgherd\'s database is unavailable; nothing was changed. Try again shortly.', details: null }, { status: 503, headers: { 'retry-after': '5' } });
       }
       console.error(JSON.stringify({ event: 'api.error', path: req.nextUrl.pathname, message: (err as Error).message }));
       return NextResponse.json({ error: 'internal error', details: null }, { status: 500 });

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { buildConsole, prepareDatabase, startConsole, startWorkerProcess, type RunningConsole } from '../lab/console';
 import type { ChildProcess } from 'node:child_process';
 import { stopPid } from '../lab/proc';
-import { DEFAULT_LAB_FILE, readLab, startLab, stopLab, writeLab } from '../lab/lab';
+import { DEFAULT_LAB_FILE, readLab, refuseIfOwned, startLab, stopLab, writeLab } from '../lab/lab';
 import { reportAll, runLabAgents, writeLabAgents } from '../lab/agents';
 
 const log = (m: string) => console.log(`demo: ${m}`);
@@ -31,6 +31,13 @@ async function main() {
 
   try {
     const t0 = Date.now();
+    // A demo already running from this checkout keeps its lab: refuse before touching anything of it.
+    try {
+      refuseIfOwned(DEFAULT_LAB_FILE);
+    } catch (err) {
+      console.error(`demo: ${(err as Error).message}`);
+      process.exit(1);
+    }
     const lab = await startLab({ file: DEFAULT_LAB_FILE, log });
     const admin = { username: process.env.PGHERD_ADMIN_USERNAME ?? 'admin', password: process.env.PGHERD_ADMIN_PASSWORD ?? randomBytes(9).toString('base64url') };
     log('migrating and seeding pgherd\'s database');

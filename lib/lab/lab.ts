@@ -68,6 +68,29 @@ export interface LabInfo {
   console?: { url: string; admin: { username: string; password: string }; apiToken?: string };
   instances: LabInstance[];
   processes: LabProcess[];
+  /** The process that started the lab (the demo, a test run): another start refuses while it lives. */
+  ownerPid?: number;
+}
+
+/** Another process runs this lab: starting it again would stop that one's services under it. */
+export class LabBusyError extends Error {
+  constructor(file: string, pid: number, url?: string) {
+    super(`${path.relative(process.cwd(), file) || file} belongs to a lab that process ${pid} is running${url ? ` (console at ${url})` : ''}: stop it first (Ctrl-C in its terminal, or kill ${pid})`);
+    this.name = 'LabBusyError';
+  }
+}
+
+/** Throws LabBusyError when the lab file names a live owner other than this process. */
+export function refuseIfOwned(file: string): void {
+  if (!existsSync(file)) return;
+  let info: LabInfo;
+  try {
+    info = readLab(file);
+  } catch {
+    return;
+  }
+  const owner = info.ownerPid;
+  if (owner && owner !== process.pid && alive(owner) && pidRuns(owner, 'node')) throw new LabBusyError(file, owner, info.console?.url);
 }
 
 export interface LabOptions {
@@ -120,6 +143,7 @@ export async function stopLab(file = DEFAULT_LAB_FILE, log: (m: string) => void 
 
 export async function startLab(opts: LabOptions): Promise<LabInfo> {
   const log = opts.log ?? (() => {});
+  refuseIfOwned(opts.file);
   await stopLab(opts.file, log); // a previous run that was killed hard leaves its file behind
   const id = labIdentity();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pgherd-lab-'));
@@ -140,6 +164,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     ldap: null,
     instances: [],
     processes: [],
+    ownerPid: process.pid,
   };
   writeLab(opts.file, info);
   // Written as soon as anything runs, so a failure half-way can still be cleaned up by PID.

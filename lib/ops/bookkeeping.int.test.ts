@@ -31,7 +31,7 @@ async function operation(instanceIds: number[]) {
 const opRow = async (id: number) => (await t.db.select().from(operations).where(eq(operations.id, id)))[0];
 
 describe('claimTarget', () => {
-  it('grants a herd\u2019s lease in target order, to one holder at a time, and again once it expires', async () => {
+  it('grants a herd\u2019s lease in target order, to one holder at a time, only to a queued target, with a new generation each time', async () => {
     const herd = members[0].herdId;
     const sameHerd = members.filter((m) => m.herdId === herd).map((m) => m.id);
     const { op, targets: [first, second] } = await operation(sameHerd.slice(0, 2));
@@ -40,13 +40,22 @@ describe('claimTarget', () => {
     const got = await claimTarget(t.db, first.id, 'w1');
     expect(got).toMatchObject({ id: first.id, operation_id: op.id, action: 'reload', attempts: 1 });
     expect((await opRow(op.id)).status).toBe('running');
-    // A second delivery of the same job to another worker does not take the live lease away.
+    // A second delivery of the same job, to another worker or to the same one, does not run it again.
     expect((await claimTarget(t.db, first.id, 'w2'))?.attempts).toBeNull();
-    // Once its heartbeat has stopped for the TTL, another worker may take it over.
+    expect((await claimTarget(t.db, first.id, 'w1'))?.attempts).toBeNull();
+    // Not even once its heartbeat has stopped for the TTL: a running target is never claimed again
+    // (reconcile marks it interrupted; a retry plans it anew).
     await t.db.update(herdLeases).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(herdLeases.herdId, herd));
-    expect((await claimTarget(t.db, first.id, 'w2'))?.attempts).toBe(2);
+    expect((await claimTarget(t.db, first.id, 'w2'))?.attempts).toBeNull();
+    const [held] = await t.db.select().from(herdLeases).where(eq(herdLeases.herdId, herd));
+    expect(held).toMatchObject({ targetId: first.id, holder: 'w1' });
+    // The next target of the herd takes over an expired lease once the first is no longer open, with a newer generation.
+    await t.db.update(operationTargets).set({ status: 'interrupted' }).where(eq(operationTargets.id, first.id));
+    const next = await claimTarget(t.db, second.id, 'w2');
+    expect(next).toMatchObject({ attempts: 1 });
+    expect(next!.generation).toBeGreaterThan(got!.generation!);
     const [lease] = await t.db.select().from(herdLeases).where(eq(herdLeases.herdId, herd));
-    expect(lease).toMatchObject({ targetId: first.id, holder: 'w2' });
+    expect(lease).toMatchObject({ targetId: second.id, holder: 'w2', generation: next!.generation });
   });
 
   it('does not take a lease for a target of a cancelled operation', async () => {

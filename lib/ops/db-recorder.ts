@@ -15,10 +15,12 @@ const START = {
            finished_at = NULL, exit_code = NULL, stdout_tail = '', stderr_tail = '', command = ''`,
 };
 
+// When the step ended, as the worker saw it (not when the row was written: that can be later, after a
+// stall of pgherd's database).
 const FINISH = {
-  name: 'pgherd_step_finish',
+  name: 'pgherd_step_finish_v2',
   text: `INSERT INTO operation_steps (target_id, seq, name, status, command, exit_code, stdout_tail, stderr_tail, started_at, finished_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (target_id, seq) DO UPDATE SET name = excluded.name, status = excluded.status, command = excluded.command,
            exit_code = excluded.exit_code, stdout_tail = excluded.stdout_tail, stderr_tail = excluded.stderr_tail,
            started_at = excluded.started_at, finished_at = excluded.finished_at`,
@@ -41,6 +43,7 @@ export function dbRecorder(db: Db, targetId: number, opts: { secrets?: string[];
       running.set(seq, r);
     },
     async finish(seq, rec) {
+      const finishedAt = new Date();
       const r = running.get(seq);
       running.delete(seq);
       if (r) {
@@ -53,7 +56,8 @@ export function dbRecorder(db: Db, targetId: number, opts: { secrets?: string[];
         rec.exitCode ?? null,
         redact((rec.stdout ?? '').slice(-TAIL), secrets),
         redact((rec.stderr ?? '').slice(-TAIL), secrets),
-        r?.startedAt ?? new Date(),
+        r?.startedAt ?? finishedAt,
+        finishedAt,
       ]);
     },
   };

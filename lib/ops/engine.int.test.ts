@@ -4,11 +4,16 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { and, asc, eq, sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { auditEntries, herdLeases, instances, operations, operationSteps, operationTargets } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { PROJECT_ROOT } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
+import { labIdentity, stopPid } from '@/lib/lab/proc';
+import { freePort } from '@/lib/lab/ports';
+import { startRedis } from '@/lib/lab/redis';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { restartAction } from './actions/restart.action';
 import { reloadAction } from './actions/reload.action';
@@ -21,6 +26,7 @@ import { cancelOperation, retryOperation } from './control';
 import { stopAction } from './actions/stop.action';
 import { startAction } from './actions/start.action';
 import { startWorker } from './worker';
+import { startTcpProxy } from '@/lib/testing/tcp-proxy';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 let t: TestDb;
@@ -62,6 +68,35 @@ async function windows(operationId: number) {
     .where(eq(operationTargets.operationId, operationId)).groupBy(operationTargets.id).orderBy(asc(operationTargets.id));
 }
 const overlap = (a: { from: Date; to: Date }, b: { from: Date; to: Date }) => a.from < b.to && b.from < a.to;
+
+async function waitStatus(targetId: number, want: string[], timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [x] = await t.db.select({ s: operationTargets.status }).from(operationTargets).where(eq(operationTargets.id, targetId));
+    if (want.includes(x.s)) return;
+    if (Date.now() > deadline) throw new Error(`target ${targetId} still ${x.s}, not ${want.join('/')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function waitJob(jobId: string) {
+  for (let i = 0; i < 200; i++) {
+    const state = await queue.getJobState(jobId);
+    if (state === 'completed' || state === 'failed') return state;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`job ${jobId} did not end`);
+}
+
+const dbEndpoint = () => {
+  const u = new URL(t.url);
+  return { host: u.hostname, port: Number(u.port) };
+};
+const viaProxy = (port: number) => {
+  const u = new URL(t.url);
+  u.host = `127.0.0.1:${port}`;
+  return u.toString();
+};
 
 beforeAll(async () => {
   process.env.PGHERD_LEASE_TTL_MS = '2000';
@@ -191,6 +226,137 @@ describe('cancel, retry, and Redis losing its data', () => {
     worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
     expect((await waitSettled(id)).status).toBe('succeeded');
   });
+});
+
+describe('one worker per herd, for real', () => {
+  it('runs a target’s steps once when its job is delivered twice', async () => {
+    const r = orders()[2];
+    const { id } = await submit(restartAction, [r.id]);
+    const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
+    await waitStatus(target.id, ['running']);
+    // A stalled job delivered again looks like this: another job for the same target while it runs.
+    await queue.add('target', { targetId: target.id }, { jobId: `again-${target.id}` });
+    expect((await waitSettled(id)).status).toBe('succeeded');
+    await waitJob(`again-${target.id}`);
+    const [after] = await t.db.select().from(operationTargets).where(eq(operationTargets.id, target.id));
+    expect(after.attempts).toBe(1);
+    const names = (await t.db.select({ name: operationSteps.name }).from(operationSteps).where(eq(operationSteps.targetId, target.id))).map((x) => x.name);
+    expect(names.length).toBeGreaterThan(1);
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('a worker cut off from pgherd’s database past its lease stops before its next step; no two workers run steps of one herd at once', async () => {
+    await worker!.close();
+    worker = null;
+    const r = orders()[1];
+    const proxy = await startTcpProxy(dbEndpoint());
+    const cutOff = await startWorker({ databaseUrl: viaProxy(proxy.port), redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, concurrency: 1, reconcileEveryMs: 60_000, refreshEveryMs: 0, quiet: true });
+    try {
+      const first = await submit(restartAction, [r.id]);
+      const [t1] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, first.id));
+      await waitStatus(t1.id, ['running']);
+      proxy.stall();
+      const stalledAt = new Date();
+      // Another worker takes over once the lease has expired, and runs the next operation on the herd.
+      worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 300, quiet: true });
+      await waitStatus(t1.id, ['interrupted'], 15_000);
+      const second = await submit(restartAction, [r.id]);
+      const [t2] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, second.id));
+      await waitStatus(t2.id, ['running']);
+      proxy.restore(); // the cut-off worker comes back while the second operation runs
+      expect((await waitSettled(second.id)).status).toBe('succeeded');
+      await cutOff.close(); // returns once its target has ended
+      const [end1] = await t.db.select().from(operationTargets).where(eq(operationTargets.id, t1.id));
+      expect(end1.status).toBe('interrupted');
+      expect(end1.error).toMatch(/lease/);
+      expect(end1.outcome).toMatch(/^last observed .*: (running as (primary|replica)|not answering)/);
+      const steps1 = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, t1.id));
+      const steps2 = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, t2.id));
+      // Nothing started on the herd by the cut-off worker after it was cut off...
+      expect(steps1.filter((x) => x.startedAt > stalledAt).map((x) => x.name)).toEqual([]);
+      // ...and no step of the first overlaps one of the second.
+      for (const a of steps1) {
+        for (const b of steps2) expect(overlap({ from: a.startedAt, to: a.finishedAt ?? new Date() }, { from: b.startedAt, to: b.finishedAt! }), `${a.name} / ${b.name}`).toBe(false);
+      }
+    } finally {
+      proxy.restore();
+      await cutOff.close().catch(() => {});
+      await proxy.close();
+    }
+  });
+});
+
+describe('faults end in a definite state', () => {
+  it('pgherd’s database gone for 3 s during a bulk restart: every target ends by itself with a reason, the operation settles', async () => {
+    await worker!.close();
+    worker = null;
+    const proxy = await startTcpProxy(dbEndpoint());
+    const w = await startWorker({ databaseUrl: viaProxy(proxy.port), redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500, quiet: true });
+    try {
+      const { id } = await submit(restartAction, orders().map((x) => x.id));
+      const targets = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(operationTargets.id);
+      await waitStatus(targets[0].id, ['running']);
+      proxy.cut();
+      await new Promise((res) => setTimeout(res, 3000));
+      proxy.restore();
+      const op = await waitSettled(id, 60_000);
+      const ended = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
+      for (const x of ended) {
+        expect(['succeeded', 'failed', 'interrupted']).toContain(x.status);
+        if (x.status !== 'succeeded') expect(x.error).toBeTruthy();
+      }
+      expect(['succeeded', 'failed', 'partial']).toContain(op.status);
+      // The targets that were queued when the database went ran once it was back.
+      expect(ended.filter((x) => x.id !== targets[0].id).every((x) => x.status === 'succeeded')).toBe(true);
+    } finally {
+      proxy.restore();
+      await w.close();
+      await proxy.close();
+    }
+    worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
+  }, 120_000);
+});
+
+describe('Redis restarted under a running worker', () => {
+  it('logs it as events (no unhandled error), ends the running target, and runs what comes next', async () => {
+    await worker!.close();
+    worker = null;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgherd-redis-'));
+    chownSync(dir, labIdentity().uid, labIdentity().gid);
+    const port = await freePort();
+    const url = `redis://127.0.0.1:${port}`;
+    let pid = await startRedis(labIdentity(), dir, port);
+    const printed: string[] = [];
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    const spies = (['error', 'warn'] as const).map((k) => vi.spyOn(console, k).mockImplementation((...a: unknown[]) => { printed.push(a.map(String).join(' ')); }));
+    const own = targetQueue(producerConnection(url), 'redis-restart');
+    const w = await startWorker({ databaseUrl: t.url, redisUrl: url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500, queuePrefix: 'redis-restart', quiet: true });
+    try {
+      const r = orders()[1];
+      const plan = await planOperation(t.db, SYSTEM_ACCESS, restartAction, [r.id]);
+      const first = await submitOperation(t.db, own, restartAction, { instanceIds: [r.id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'redis-1' }, actor);
+      const [t1] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, first.id));
+      await waitStatus(t1.id, ['running']);
+      await stopPid(pid, 'SIGKILL');
+      pid = await startRedis(labIdentity(), dir, port); // empty: no persistence, as in the lab and many deployments
+      expect(['succeeded', 'failed', 'partial']).toContain((await waitSettled(first.id)).status);
+      const plan2 = await planOperation(t.db, SYSTEM_ACCESS, reloadAction, [r.id]);
+      const second = await submitOperation(t.db, own, reloadAction, { instanceIds: [r.id], digest: plan2.digest, confirmation: plan2.typeToConfirm ?? '', idempotencyKey: 'redis-2' }, actor);
+      expect((await waitSettled(second.id, 30_000)).status).toBe('succeeded');
+      expect(unhandled).toEqual([]);
+      expect(printed.filter((l) => /unhandled|missing key/i.test(l))).toEqual([]);
+    } finally {
+      await w.close();
+      await own.close();
+      spies.forEach((x) => x.mockRestore());
+      process.off('unhandledRejection', onUnhandled);
+      await stopPid(pid, 'SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
+    worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
+  }, 90_000);
 });
 
 describe('a worker killed mid-operation', () => {

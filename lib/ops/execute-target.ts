@@ -9,17 +9,20 @@ import { loadHerdRefs } from './herd-ref';
 import type { Step } from './pipeline';
 import { driverFor } from './drivers';
 import { loadInstanceWithHerd } from './instance-ref';
-import { claimTarget, heartbeat, leaseTtlMs, releaseLease, type ClaimedTarget } from './lease';
+import { claimTarget, gate, heartbeat, LeaseLostError, leaseTtlMs, releaseLease, type ClaimedTarget } from './lease';
+import { lastSeen } from './last-seen';
 import { runPipeline } from './pipeline';
 import { parseParams } from './plan';
 import { getAction } from './registry';
 
 export type ExecuteOutcome = 'done' | 'wait' | 'skipped';
 
+// Only a running target is ended here: one that reconcile has already marked interrupted (its lease
+// expired while this worker was cut off) keeps what reconcile recorded.
 const FINISH = {
-  name: 'pgherd_finish_target',
-  text: `WITH t AS (UPDATE operation_targets SET status = $2, error = $3, outcome = coalesce($4, outcome), updated_at = now() WHERE id = $1 RETURNING id)
-         DELETE FROM herd_leases WHERE target_id = (SELECT id FROM t)`,
+  name: 'pgherd_finish_target_v2',
+  text: `WITH t AS (UPDATE operation_targets SET status = $2, error = $3, outcome = coalesce($4, outcome), updated_at = now() WHERE id = $1 AND status = 'running' RETURNING id)
+         DELETE FROM herd_leases WHERE target_id = $1`,
 };
 
 /**
@@ -30,20 +33,20 @@ async function finishTarget(db: Db, targetId: number, status: 'succeeded' | 'fai
   await prepared(db, FINISH.name, FINISH.text, [targetId, status, error, outcome]);
 }
 
-const CANCELLED = { name: 'pgherd_cancel_requested', text: 'SELECT cancel_requested AS c FROM operations WHERE id = $1' };
-
 /**
  * Runs one target. Bookkeeping is four round trips (claim, inventory, each step's record, finish)
  * around the action's own work, plus a write when a step runs long enough to be seen running.
  */
 export async function executeTarget(db: Db, ssh: SshPool, targetId: number, holder: string, log: (e: string, f: object) => void = () => {}): Promise<ExecuteOutcome> {
+  const claimedAt = Date.now();
   const target = await claimTarget(db, targetId, holder);
-  if (!target || !['queued', 'running'].includes(target.status)) return 'skipped';
+  // Only a queued target is run: a running one is someone's (or was, and reconcile will say so).
+  if (!target || target.status !== 'queued') return 'skipped';
   const operationId = target.operation_id;
   let finished = false;
   let outcome: string | null = null;
   // Ends the target (and frees its lease, if it has one) in one statement.
-  const end = async (status: 'succeeded' | 'failed' | 'cancelled', error: string | null) => {
+  const end = async (status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted', error: string | null) => {
     await finishTarget(db, targetId, status, error, outcome);
     finished = true;
     log('target.end', { operationId, targetId, status });
@@ -51,13 +54,15 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
   };
   if (target.cancel_requested) return end('cancelled', 'cancelled before it started');
   if (target.herd_id === null) return end('failed', 'the herd was deleted from the inventory');
-  if (target.attempts === null) return 'wait';
-  const { herd_id: herdId, attempts } = target;
+  if (target.attempts === null || target.generation === null) return 'wait';
+  const { herd_id: herdId, attempts, generation } = target;
   const action = getAction(target.action);
   if (!action) return end('failed', `unknown action ${target.action}`);
 
   const beat = setInterval(() => {
-    heartbeat(db, herdId, targetId).catch((err) => log('lease.heartbeat.error', { targetId, error: String(err) }));
+    heartbeat(db, herdId, targetId, generation)
+      .then((held) => { if (!held) log('lease.lost', { targetId, herdId, generation }); })
+      .catch((err) => log('lease.heartbeat.error', { targetId, error: String(err) }));
   }, Math.max(200, leaseTtlMs() / 3));
   try {
     log('target.start', { operationId, targetId, action: target.action });
@@ -75,14 +80,24 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
     const firstSeq = attempts > 1
       ? ((await db.select({ last: max(operationSteps.seq) }).from(operationSteps).where(eq(operationSteps.targetId, targetId)))[0].last ?? 0) + 1
       : 1;
-    const cancelled = async () => (await prepared<{ c: boolean }>(db, CANCELLED.name, CANCELLED.text, [operationId]))[0].c;
-    const res = await runPipeline(steps, dbRecorder(db, targetId), { cancelled, firstSeq });
+    // Before the first step the claim (made just now) vouches for the lease, unless getting here took
+    // half its TTL (the database stalled, say): then it is confirmed like before any other step.
+    const lease = { herdId, targetId, generation, operationId };
+    const stepGate = (i: number) => (i === 0 && Date.now() - claimedAt < leaseTtlMs() / 2 ? Promise.resolve(null) : gate(db, lease));
+    const res = await runPipeline(steps, dbRecorder(db, targetId), { gate: stepGate, firstSeq });
+    if (res.error instanceof LeaseLostError) {
+      log('target.lease_lost', { operationId, targetId, herdId });
+      outcome = (await lastSeen(db, target_(target), new Date(claimedAt)).catch(() => null)) ?? outcome;
+      return await end('interrupted', res.error.message);
+    }
     return await end(res.ok ? 'succeeded' : res.error?.name === 'CancelledError' ? 'cancelled' : 'failed', res.ok ? null : res.error?.message ?? 'failed');
   } finally {
     clearInterval(beat);
     if (!finished) await releaseLease(db, herdId, targetId);
   }
 }
+
+const target_ = (t: ClaimedTarget) => ({ instanceId: t.instance_id, herdId: t.herd_id });
 
 /**
  * The target's steps, from a plan made again against the inventory as it is now (it may have moved
@@ -111,18 +126,22 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, deps: 
 
 /**
  * At worker start and periodically: targets marked running whose lease is gone or expired were
- * running in a worker that died: they become interrupted (rerunning a half-done step blindly is not
- * safe; the operation page offers a retry). Returns the queued targets, for the caller to enqueue.
+ * running in a worker that died (or was cut off for longer than the lease): they become interrupted,
+ * with what their instance (or herd) looks like now (rerunning a half-done step blindly is not safe;
+ * the operation page offers a retry, which plans again). Returns the queued targets, for the caller
+ * to enqueue.
  */
 export async function reconcile(db: Db): Promise<{ interrupted: number[]; queued: number[] }> {
   const dead = await db.execute(sql`
-    SELECT t.id, t.operation_id FROM operation_targets t
+    SELECT t.id, t.operation_id, t.instance_id, t.herd_id, t.updated_at FROM operation_targets t
     LEFT JOIN herd_leases l ON l.target_id = t.id AND l.expires_at > now()
     WHERE t.status = 'running' AND l.herd_id IS NULL`);
   const interrupted: number[] = [];
-  for (const row of dead.rows as { id: number; operation_id: number }[]) {
-    await db.update(operationTargets).set({ status: 'interrupted', error: 'the worker running it stopped (lease expired); retry it from the operation page' })
-      .where(and(eq(operationTargets.id, row.id), eq(operationTargets.status, 'running')));
+  for (const row of dead.rows as { id: number; operation_id: number; instance_id: number | null; herd_id: number | null; updated_at: string | Date }[]) {
+    const seen = await lastSeen(db, { instanceId: row.instance_id, herdId: row.herd_id }, new Date(row.updated_at)).catch(() => null);
+    const done = await db.update(operationTargets).set({ status: 'interrupted', error: 'the worker running it stopped or lost the herd\'s lease; check what was last observed, then retry it from the operation page', outcome: seen })
+      .where(and(eq(operationTargets.id, row.id), eq(operationTargets.status, 'running'))).returning({ id: operationTargets.id });
+    if (!done.length) continue;
     await db.execute(sql`DELETE FROM herd_leases WHERE target_id = ${row.id}`);
     await db.execute(sql`UPDATE operation_steps SET status = 'failed', finished_at = now(), stderr_tail = stderr_tail || 'interrupted' WHERE target_id = ${row.id} AND status = 'running'`);
     interrupted.push(row.id);

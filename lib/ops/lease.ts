@@ -1,8 +1,12 @@
 // The herd lease: one mutating target per herd at a time, granted in target order; a holder that
-// stops heartbeating loses it after the TTL.
-import { and, eq, sql } from 'drizzle-orm';
+// stops heartbeating loses it after the TTL. Each grant has a generation (a fencing token): the
+// worker confirms, before each step, that the lease is still that grant and unexpired, and stops
+// when it is not, so a worker paused past its TTL (or cut off from the database) never runs another
+// step on a herd that may by then be someone else's.
+import { and, eq } from 'drizzle-orm';
 import { prepared, type Db } from '@/db/client';
 import { herdLeases } from '@/db/schema';
+import { CancelledError } from './pipeline';
 
 /** How long a lease outlives its last heartbeat (read each time, so tests can shorten it). */
 export const leaseTtlMs = () => Number(process.env.PGHERD_LEASE_TTL_MS ?? 15_000);
@@ -21,12 +25,15 @@ export interface ClaimedTarget {
   requested_by_name: string;
   /** The attempt this run is, when the lease was granted; null when the target must wait (or not run). */
   attempts: number | null;
+  /** The lease's generation (the fencing token), when it was granted. */
+  generation: number | null;
 }
 
-// A lease is granted when the herd's is free or expired (or is this very target's, held by this very
-// holder), no earlier target of the herd is still open, and the target is runnable.
+// A lease is granted only to a queued target (a running one is never claimed again, by anyone: a job
+// delivered twice must not run its steps twice), when the herd's lease is free or expired, no earlier
+// target of the herd is still open, and the operation is not being cancelled.
 const CLAIM = {
-  name: 'pgherd_claim_target',
+  name: 'pgherd_claim_target_v2',
   text: `
     WITH t AS (
       SELECT t.id, t.status, t.instance_id, t.herd_id, o.id AS operation_id, o.action, o.params -> 'actionParams' AS action_params, o.cancel_requested, o.requested_by, o.requested_by_name
@@ -34,18 +41,19 @@ const CLAIM = {
     lease AS (
       INSERT INTO herd_leases (herd_id, target_id, holder, expires_at)
       SELECT t.herd_id, t.id, $2, now() + $3 * interval '1 millisecond' FROM t
-      WHERE t.status IN ('queued', 'running') AND NOT t.cancel_requested AND t.herd_id IS NOT NULL
+      WHERE t.status = 'queued' AND NOT t.cancel_requested AND t.herd_id IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM operation_targets e WHERE e.herd_id = t.herd_id AND e.id < t.id AND e.status IN ('queued', 'running'))
-      ON CONFLICT (herd_id) DO UPDATE SET target_id = excluded.target_id, holder = excluded.holder, expires_at = excluded.expires_at
-      WHERE herd_leases.expires_at < now() OR (herd_leases.target_id = excluded.target_id AND herd_leases.holder = excluded.holder)
-      RETURNING target_id),
+      ON CONFLICT (herd_id) DO UPDATE SET target_id = excluded.target_id, holder = excluded.holder, expires_at = excluded.expires_at,
+        generation = nextval('herd_leases_generation_seq')
+      WHERE herd_leases.expires_at < now()
+      RETURNING target_id, generation),
     run AS (
       UPDATE operation_targets SET status = 'running', attempts = attempts + 1, updated_at = now()
-      WHERE id IN (SELECT target_id FROM lease) RETURNING attempts),
+      WHERE id IN (SELECT target_id FROM lease) AND status = 'queued' RETURNING attempts),
     op AS (
       UPDATE operations SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
       WHERE id = (SELECT operation_id FROM t) AND status = 'queued' AND EXISTS (SELECT 1 FROM lease))
-    SELECT t.*, (SELECT attempts FROM run) AS attempts FROM t`,
+    SELECT t.*, (SELECT attempts FROM run) AS attempts, (SELECT generation FROM lease)::float8 AS generation FROM t`,
 };
 
 /**
@@ -57,12 +65,45 @@ export async function claimTarget(db: Db, targetId: number, holder: string): Pro
   return row ?? null;
 }
 
-export async function heartbeat(db: Db, herdId: number, targetId: number): Promise<boolean> {
-  const rows = await db.update(herdLeases)
-    .set({ expiresAt: sql`now() + ${leaseTtlMs()} * interval '1 millisecond'` })
-    .where(and(eq(herdLeases.herdId, herdId), eq(herdLeases.targetId, targetId)))
-    .returning({ herdId: herdLeases.herdId });
+/** Confirms and extends the grant; false when the lease is no longer this grant (or has expired). */
+export async function heartbeat(db: Db, herdId: number, targetId: number, generation: number): Promise<boolean> {
+  const rows = await prepared(db, RENEW.name, RENEW.text, [herdId, targetId, generation, leaseTtlMs()]);
   return rows.length === 1;
+}
+
+const RENEW = {
+  name: 'pgherd_renew_lease',
+  text: `UPDATE herd_leases SET expires_at = now() + $4 * interval '1 millisecond'
+         WHERE herd_id = $1 AND target_id = $2 AND generation = $3 AND expires_at > now() RETURNING 1`,
+};
+
+/** The herd's lease is no longer this target's grant: its steps must stop. */
+export class LeaseLostError extends Error {
+  constructor(why: string) {
+    super(`stopped: the herd's lease was lost (${why}); no further step ran, and another worker may take the herd`);
+    this.name = 'LeaseLostError';
+  }
+}
+
+// Between two steps, one round trip: renews the grant (only if it is still ours and unexpired) and
+// reads whether the operation is being cancelled.
+const GATE = {
+  name: 'pgherd_step_gate',
+  text: `WITH l AS (UPDATE herd_leases SET expires_at = now() + $4 * interval '1 millisecond'
+                    WHERE herd_id = $1 AND target_id = $2 AND generation = $3 AND expires_at > now() RETURNING 1)
+         SELECT (SELECT cancel_requested FROM operations WHERE id = $5) AS c, EXISTS (SELECT 1 FROM l) AS held`,
+};
+
+/** What stops the next step: a cancel, or a lease that is not this grant any more (or cannot be confirmed). */
+export async function gate(db: Db, lease: { herdId: number; targetId: number; generation: number; operationId: number }): Promise<Error | null> {
+  let row: { c: boolean; held: boolean };
+  try {
+    [row] = await prepared<{ c: boolean; held: boolean }>(db, GATE.name, GATE.text, [lease.herdId, lease.targetId, lease.generation, leaseTtlMs(), lease.operationId]);
+  } catch (err) {
+    return new LeaseLostError(`it could not be confirmed: ${(err as Error).message}`);
+  }
+  if (!row.held) return new LeaseLostError('it expired or was taken over');
+  return row.c ? new CancelledError() : null;
 }
 
 export async function releaseLease(db: Db, herdId: number, targetId: number): Promise<void> {

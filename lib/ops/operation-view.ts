@@ -2,6 +2,7 @@
 import { asc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { operations, operationSteps, operationTargets } from '@/db/schema';
+import { liveWorkers } from './workers';
 
 export interface OperationView {
   id: number;
@@ -14,6 +15,8 @@ export interface OperationView {
   startedAt: string | null;
   finishedAt: string | null;
   cancelRequested: boolean;
+  /** Worker processes alive now: none, and a queued or running operation is not progressing. */
+  workersAlive: number;
   targets: {
     id: number;
     instanceId: number | null;
@@ -45,6 +48,7 @@ export async function operationView(db: Db, id: number): Promise<OperationView |
     startedAt: op.startedAt?.toISOString() ?? null,
     finishedAt: op.finishedAt?.toISOString() ?? null,
     cancelRequested: op.cancelRequested,
+    workersAlive: op.finishedAt ? 0 : (await liveWorkers(db)).length,
     targets: targets.map((t) => ({
       id: t.id,
       instanceId: t.instanceId,

@@ -82,18 +82,26 @@ async function runStep(s: Step, seq: number, recorder: StepRecorder): Promise<vo
 }
 
 /**
- * Runs the steps in order. `cancelled()` is asked between steps (not before the first). Deferred cleanups run newest
- * first after the last step (or the failure); their own failures are recorded and reported.
+ * Runs the steps in order. Before each step `gate(i)` may stop the pipeline with an error (cancelled,
+ * the herd's lease lost); between steps (not before the first) a `cancelled()` that says true stops
+ * it with CancelledError. Deferred cleanups run newest first after the last step (or the failure);
+ * their own failures are recorded and reported.
  */
-export async function runPipeline(steps: Step[], recorder: StepRecorder, opts: { cancelled?: () => Promise<boolean> | boolean; firstSeq?: number } = {}): Promise<PipelineResult> {
+export async function runPipeline(steps: Step[], recorder: StepRecorder, opts: { cancelled?: () => Promise<boolean> | boolean; gate?: (i: number) => Promise<Error | null>; firstSeq?: number } = {}): Promise<PipelineResult> {
   let seq = opts.firstSeq ?? 1;
   const deferred: Step[] = [];
   let error: Error | undefined;
   for (const [i, s] of steps.entries()) {
-    // Between steps: the caller checked before the first one when it took the target.
     if (i > 0 && opts.cancelled && (await opts.cancelled())) {
       error = new CancelledError();
       break;
+    }
+    if (opts.gate) {
+      const stop = await opts.gate(i).catch((err: Error) => err);
+      if (stop) {
+        error = stop;
+        break;
+      }
     }
     if (s.defer) deferred.push(s.defer);
     try {

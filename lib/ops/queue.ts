@@ -39,3 +39,18 @@ export async function enqueueTargets(queue: Queue<TargetJob>, targetIds: number[
   if (!targetIds.length) return;
   await queue.addBulk(targetIds.map((targetId) => ({ name: 'target', data: { targetId }, opts: { jobId: jobId(targetId) } })));
 }
+
+/**
+ * Makes sure each queued target has a job that will run: adds one where there is none (Redis lost
+ * it) and replaces one that already ended (failed while pgherd's database was down, say: its id
+ * stays taken, so a plain add would do nothing). Jobs waiting, delayed or active are left alone; the
+ * claim makes a second delivery harmless anyway. Returns the targets that got a new job.
+ */
+export async function requeueTargets(queue: Queue<TargetJob>, targetIds: number[]): Promise<number[]> {
+  const states = await Promise.all(targetIds.map(async (id) => ({ id, state: await queue.getJobState(jobId(id)) })));
+  const ended = states.filter((s) => s.state === 'failed' || s.state === 'completed');
+  await Promise.all(ended.map(async (s) => (await queue.getJob(jobId(s.id)))?.remove()));
+  const again = states.filter((s) => s.state === 'unknown' || s.state === 'failed' || s.state === 'completed').map((s) => s.id);
+  await enqueueTargets(queue, again);
+  return again;
+}

@@ -9,7 +9,8 @@ import { servers } from '@/db/schema';
 import { eq, and, isNull } from 'drizzle-orm';
 import { executeTarget, reconcile } from './execute-target';
 import { checkDnsRecords, refreshFleet } from './refresher';
-import { enqueueTargets, queuePrefix, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
+import { queuePrefix, requeueTargets, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
+import { registerWorker, WORKER_ALIVE_EVERY_MS, workerAlive, workerStopped } from './workers';
 
 export interface WorkerConfig {
   databaseUrl: string;
@@ -31,6 +32,17 @@ export function logLine(event: string, fields: object = {}) {
   console.log(JSON.stringify({ at: new Date().toISOString(), event, ...fields }));
 }
 
+/** The same event at most once per `ms` (with how many were left out), so an outage does not flood the log. */
+function throttled(log: (e: string, f: object) => void, ms: number) {
+  const last = new Map<string, { at: number; skipped: number }>();
+  return (event: string, fields: object) => {
+    const seen = last.get(event);
+    if (seen && Date.now() - seen.at < ms) return void seen.skipped++;
+    log(event, { ...fields, ...(seen?.skipped ? { repeated: seen.skipped } : {}) });
+    last.set(event, { at: Date.now(), skipped: 0 });
+  };
+}
+
 export async function startWorker(cfg: WorkerConfig) {
   const log = cfg.quiet ? () => {} : logLine;
   const holder = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
@@ -48,15 +60,26 @@ export async function startWorker(cfg: WorkerConfig) {
   const producer = workerConnection(cfg.redisUrl);
   const prefix = cfg.queuePrefix ?? queuePrefix();
   const queue = targetQueue(producer, prefix);
+  // A Redis restart is an event to record, not an unhandled error on stderr (once per kind per 5 s).
+  const quietly = throttled(log, 5000);
+  producer.on('error', (err) => quietly('redis.error', { connection: 'producer', error: err.message }));
+  queue.on('error', (err) => quietly('queue.error', { error: err.message }));
+
+  // This process, as the console sees it: alive while it says so every few seconds.
+  await registerWorker(db, holder, cfg.concurrency ?? 8);
 
   const doReconcile = async () => {
     const r = await reconcile(db);
     if (r.interrupted.length) log('reconcile.interrupted', { targets: r.interrupted });
-    await enqueueTargets(queue, r.queued);
+    // A queued target whose job Redis lost, or whose job failed while pgherd's database was down (it
+    // sits in the failed set under the same id, so adding it again would do nothing), gets a new job.
+    const requeued = await requeueTargets(queue, r.queued);
+    if (requeued.length) log('reconcile.requeued', { targets: requeued });
   };
   await doReconcile();
 
   const consumer = workerConnection(cfg.redisUrl);
+  consumer.on('error', (err) => quietly('redis.error', { connection: 'consumer', error: err.message }));
   const worker = new Worker<TargetJob>(TARGET_QUEUE, async (job: Job<TargetJob>, token?: string) => {
     const outcome = await executeTarget(db, ssh, job.data.targetId, holder, log);
     if (outcome === 'wait') {
@@ -67,6 +90,8 @@ export async function startWorker(cfg: WorkerConfig) {
     return outcome;
   }, { connection: consumer, prefix, concurrency: cfg.concurrency ?? 8 });
   worker.on('failed', (job, err) => log('job.failed', { jobId: job?.id, error: err.message, cause: String((err as { cause?: unknown }).cause ?? '') }));
+  // BullMQ reports here what goes wrong outside a job (a job whose keys a Redis restart lost: "Missing key for job").
+  worker.on('error', (err) => quietly('worker.error', { error: err.message }));
 
   // Background chores in flight: close() waits for them before it ends the pool they use.
   const chores = new Set<Promise<void>>();
@@ -75,6 +100,7 @@ export async function startWorker(cfg: WorkerConfig) {
     chores.add(p);
   };
   const timer = setInterval(() => chore('reconcile', doReconcile), cfg.reconcileEveryMs ?? 10_000);
+  const aliveTimer = setInterval(() => chore('worker.alive', () => workerAlive(db, holder)), WORKER_ALIVE_EVERY_MS);
 
   // Several workers share one refresh: a session advisory lock elects whoever gets there first.
   const refreshEvery = cfg.refreshEveryMs ?? Number(process.env.PGHERD_REFRESH_INTERVAL_MS ?? 30_000);
@@ -104,9 +130,11 @@ export async function startWorker(cfg: WorkerConfig) {
     holder,
     async close() {
       clearInterval(timer);
+      clearInterval(aliveTimer);
       if (refreshTimer) clearInterval(refreshTimer);
       await worker.close(); // waits for the targets in progress
       await Promise.all(chores);
+      await workerStopped(db, holder).catch((err) => log('worker.stop.error', { error: String(err) }));
       await queue.close();
       // BullMQ closes the connections it made, not the ones it was given.
       producer.disconnect();

@@ -1,5 +1,5 @@
 import { NextResponse, type NextRequest } from 'next/server';
-import { getDb } from '@/db/client';
+import { getDb, isDatabaseUnavailable } from '@/db/client';
 import { receiveReport } from '@/lib/agent/ingest';
 import { ingestQueue } from '@/lib/agent/queue';
 
@@ -12,10 +12,16 @@ import { ingestQueue } from '@/lib/agent/queue';
 export async function POST(req: NextRequest) {
   const db = getDb();
   const queue = ingestQueue(db);
-  const { status, body } = await receiveReport(db, {
-    authorization: req.headers.get('authorization'),
-    contentLength: Number(req.headers.get('content-length') ?? 0),
-    text: () => req.text(),
-  }, (server, report) => queue.submit(server, report));
-  return NextResponse.json(body, { status });
+  try {
+    const { status, body } = await receiveReport(db, {
+      authorization: req.headers.get('authorization'),
+      contentLength: Number(req.headers.get('content-length') ?? 0),
+      text: () => req.text(),
+    }, (server, report) => queue.submit(server, report));
+    return NextResponse.json(body, { status });
+  } catch (err) {
+    // The agent sends again at its next interval (exit 5: server unavailable).
+    if (isDatabaseUnavailable(err)) return NextResponse.json({ error: 'pgherd\'s database is unavailable; send again later' }, { status: 503, headers: { 'retry-after': '30' } });
+    throw err;
+  }
 }

@@ -1,0 +1,40 @@
+// The API while pgherd's own database cannot be reached: 503 with a clear message, not 500.
+import net from 'node:net';
+import { NextRequest } from 'next/server';
+import { describe, expect, it } from 'vitest';
+import { createDb, isDatabaseUnavailable } from '@/db/client';
+import { handle } from './respond';
+
+async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+describe('the API with pgherd\u2019s database down', () => {
+  it('answers 503 saying so when a query cannot reach the database', async () => {
+    const { db, pool } = createDb(`postgres://pgherd@127.0.0.1:${await closedPort()}/pgherd`, 1);
+    try {
+      const err = await db.execute('SELECT 1').then(() => null, (e: unknown) => e);
+      expect(isDatabaseUnavailable(err)).toBe(true);
+      const route = handle(async () => {
+        await db.execute('SELECT 1');
+        throw new Error('unreachable');
+      });
+      const res = await route(new NextRequest('http://127.0.0.1/api/v1/instances'), { params: Promise.resolve({}) });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect((await res.json()).error).toMatch(/database is unavailable; nothing was changed/);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('still answers 500 for other failures', async () => {
+    expect(isDatabaseUnavailable(new Error('syntax error at or near "SELEC"'))).toBe(false);
+    const res = await handle(async () => { throw new Error('boom'); })(new NextRequest('http://127.0.0.1/api/v1/instances'), { params: Promise.resolve({}) });
+    expect(res.status).toBe(500);
+  });
+});
