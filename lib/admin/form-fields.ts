@@ -1,5 +1,7 @@
 // Client-safe form declarations: zod schemas plus what the generic form needs to draw each field.
 import { z } from 'zod';
+import { MAX_ID } from './parse-id';
+import '@/lib/validation/messages';
 
 export type InputSpec =
   | { type: 'text'; placeholder?: string }
@@ -26,18 +28,27 @@ export function defineForm<S extends z.ZodObject>(spec: FormSpec<S>): FormSpec<S
 
 const blankToNull = (v: unknown) => (v === '' || v === undefined ? null : v);
 
+// Characters that make one name look like another on screen, or break a line where none shows:
+// C0/C1 controls (line breaks included) and Unicode's direction marks and overrides.
+const CONTROL = /[\u0000-\u001F\u007F-\u009F]/;
+const BIDI = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/;
+const NO_TRICKS = 'Control characters, line breaks and text-direction marks are not allowed.';
+/** Free text may have line breaks (a description), never the other controls or direction marks. */
+const tricky = (v: string) => BIDI.test(v) || /[\u0000-\u0009\u000B-\u001F\u007F-\u009F]/.test(v);
+
 export const f = {
-  /** Required text, trimmed; stored exactly as typed otherwise (HTML and quotes are data). */
-  name: (max = 100) => z.string().trim().min(1, 'This field is required.').max(max, `At most ${max} characters.`),
-  text: (max = 2000) => z.string().trim().max(max, `At most ${max} characters.`).default(''),
+  /** Required text, trimmed; stored exactly as typed otherwise (HTML and quotes are data), but no control or direction characters. */
+  name: (max = 100) => z.string().trim().min(1, 'This field is required.').max(max, `At most ${max} characters.`)
+    .refine((v) => !CONTROL.test(v) && !BIDI.test(v), NO_TRICKS),
+  text: (max = 2000) => z.string().trim().max(max, `At most ${max} characters.`).refine((v) => !tricky(v), NO_TRICKS).default(''),
   int: (min: number, max: number) =>
     z.coerce.number({ message: 'Enter a whole number.' }).int('Enter a whole number.').min(min, `At least ${min}.`).max(max, `At most ${max}.`),
-  relation: () => z.coerce.number({ message: 'Choose one.' }).int().positive('Choose one.'),
-  optionalRelation: () => z.preprocess(blankToNull, z.coerce.number().int().positive().nullable()),
+  relation: () => z.coerce.number({ message: 'Choose one.' }).int('Choose one.').min(1, 'Choose one.').max(MAX_ID, 'Choose one.'),
+  optionalRelation: () => z.preprocess(blankToNull, z.coerce.number({ message: 'Enter an id, or leave it empty.' }).int('Enter an id, or leave it empty.').min(1, 'Enter an id, or leave it empty.').max(MAX_ID, 'Enter an id, or leave it empty.').nullable()),
   choice: <T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { message: `Choose one of: ${values.join(', ')}.` }),
   optionalChoice: <T extends readonly [string, ...string[]]>(values: T) => z.preprocess(blankToNull, z.enum(values).nullable()),
   hostname: () =>
-    z.string().trim().min(1, 'This field is required.').max(253)
+    z.string().trim().min(1, 'This field is required.').max(253, 'At most 253 characters.')
       .regex(/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, 'Enter a host name such as db-1.example.com.'),
   /**
    * An absolute path such as a data directory: letters, digits and . _ - + @ / only, no '..'.
@@ -47,5 +58,6 @@ export const f = {
     z.string().trim().max(500, 'At most 500 characters.')
       .refine((v) => v === '' || (/^\/[A-Za-z0-9._@+\/-]*$/.test(v) && !v.split('/').includes('..')), 'Enter an absolute path (letters, digits and . _ - + @ / only), for example /var/lib/postgresql/15/main.')
       .default(''),
-  optionalText: (max = 200) => z.preprocess(blankToNull, z.string().trim().max(max).nullable()),
+  optionalText: (max = 200) => z.preprocess(blankToNull, z.string().trim().max(max, `At most ${max} characters.`)
+    .refine((v) => !CONTROL.test(v) && !BIDI.test(v), NO_TRICKS).nullable()),
 };

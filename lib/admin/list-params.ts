@@ -1,6 +1,7 @@
 // The changelist's whole state lives in the URL. Parsing never fails: bad values fall back to defaults.
 import { environmentsWith, type Access } from '@/lib/auth/access';
 import { permissionFor, type AdminDef } from './define-admin';
+import { parseId } from './parse-id';
 
 export const PAGE_SIZES = [10, 25, 50, 100, 200, 500] as const;
 export const DEFAULT_PAGE_SIZE = 100;
@@ -38,7 +39,7 @@ export function parseListParams(def: AdminDef, raw: RawParams, access: Access): 
     const v = first(raw[f.key]);
     if (v === undefined || v === '') continue;
     if (f.kind === 'choice' && !f.choices.includes(v)) continue;
-    if (f.kind === 'relation' && !/^[1-9]\d{0,9}$/.test(v)) continue;
+    if (f.kind === 'relation' && parseId(v) === null) continue;
     if (f.kind === 'values' && (v.length > 200 || (f.numeric && !/^-?\d{1,9}$/.test(v)))) continue;
     filters[f.key] = v;
   }

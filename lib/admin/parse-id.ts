@@ -1,4 +1,24 @@
+// Database ids are Postgres integers: 1 to 2^31-1. An id outside that range, wherever it comes in (a
+// URL, a form, an API body, an action's parameters), is refused as input, never sent to Postgres (which
+// would answer "out of range for type integer", a 500).
+import { z } from 'zod';
+
+export const MAX_ID = 2_147_483_647;
+
 /** A database id from a URL segment, or null for anything else (which the page turns into a 404). */
 export function parseId(raw: string): number | null {
-  return /^[1-9]\d{0,9}$/.test(raw) && Number(raw) <= 2_147_483_647 ? Number(raw) : null;
+  return /^[1-9]\d{0,9}$/.test(raw) && Number(raw) <= MAX_ID ? Number(raw) : null;
 }
+
+/** "1,2,3": at most `max` database ids; null for anything else. */
+export function parseIdList(raw: unknown, max = 10_000): number[] | null {
+  if (typeof raw !== 'string' || !/^\d{1,10}(,\d{1,10})*$/.test(raw)) return null;
+  const ids = raw.split(',').map(Number);
+  return ids.length <= max && ids.every((n) => n >= 1 && n <= MAX_ID) ? ids : null;
+}
+
+/** An id in a schema (API bodies take numbers; forms and query strings, text). */
+export const idNumber = (what = 'an id') => z.number({ message: `${what} is a whole number from 1 to ${MAX_ID}` })
+  .int(`${what} is a whole number from 1 to ${MAX_ID}`).min(1, `${what} is a whole number from 1 to ${MAX_ID}`).max(MAX_ID, `${what} is a whole number from 1 to ${MAX_ID}`);
+export const idText = (what = 'an id') => z.coerce.number({ message: `${what} is a whole number from 1 to ${MAX_ID}` })
+  .int(`${what} is a whole number from 1 to ${MAX_ID}`).min(1, `${what} is a whole number from 1 to ${MAX_ID}`).max(MAX_ID, `${what} is a whole number from 1 to ${MAX_ID}`);

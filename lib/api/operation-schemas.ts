@@ -1,12 +1,13 @@
 import { z } from 'zod';
+import { idNumber } from '@/lib/admin/parse-id';
 
-const ids = z.array(z.number().int().positive()).min(1).max(1000).transform((a) => [...new Set(a)]);
+const ids = z.array(idNumber('each id')).min(1).max(1000).transform((a) => [...new Set(a)]);
 
 /** An action's parameters (remaster: `{ upstreamInstanceId }`); the action's own schema checks them. */
 const params = z.record(z.string().max(50), z.union([z.string().max(200), z.number(), z.boolean(), z.null()])).optional();
 
 /** Switchover and DR failover: the replica to promote, also accepted beside `params` (as the API documents). */
-const candidate = z.number().int().positive().optional();
+const candidate = idNumber('candidateInstanceId').optional();
 const withCandidate = <T extends { params?: Record<string, unknown>; candidateInstanceId?: number }>({ candidateInstanceId, ...b }: T) =>
   ({ ...b, params: candidateInstanceId === undefined ? b.params : { ...b.params, candidateInstanceId } });
 

@@ -2,6 +2,7 @@
 import { NextResponse, type NextRequest } from 'next/server';
 import type { z } from 'zod';
 import { getDb, isDatabaseUnavailable } from '@/db/client';
+import '@/lib/validation/messages';
 import { AccessDenied, auditDenial, loadAccess, type Access } from '@/lib/auth/access';
 import { verifyApiToken, type Scope } from '@/lib/auth/api-tokens';
 import { clientAddress } from '@/lib/auth/client-address';
@@ -76,7 +77,12 @@ export async function jsonBody<T>(req: NextRequest, schema: z.ZodType<T>): Promi
     throw new ApiError(400, 'the body is not valid JSON');
   }
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw new ApiError(400, 'invalid request', parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+  if (!parsed.success) {
+    // One entry per field and message (2^53 fails both "whole number" and "at most": one line says it).
+    const seen = new Set<string>();
+    const details = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })).filter((d) => !seen.has(`${d.path}\n${d.message}`) && !!seen.add(`${d.path}\n${d.message}`));
+    throw new ApiError(400, 'invalid request', details);
+  }
   return parsed.data;
 }
 

@@ -1,5 +1,5 @@
 // Actions are values with metadata: what they need, how they plan, which steps they run.
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { Db } from '@/db/client';
 import type { SshPool } from '@/lib/ssh/ssh-client';
 import type { HerdRef } from './herd-ref';
@@ -42,14 +42,19 @@ export interface PlanContext {
 /**
  * One parameter on the confirmation page. `herd-member`: a member of the targets' herd, offered
  * when every target is in the same herd; left empty, the action does what `emptyLabel` says.
+ * `flag`: a checkbox, off unless ticked (`emptyLabel` says what off means).
  */
 export interface ActionParamField {
   name: string;
   label: string;
-  kind: 'herd-member';
+  kind: 'herd-member' | 'flag';
   emptyLabel: string;
   help: string;
 }
+
+/** A flag parameter as forms send it ("1", "true") and the API ({ "x": true }); absent means off. */
+export const flagParam = () => z.union([z.boolean(), z.enum(['1', 'true', '0', 'false', 'on'])])
+  .transform((v) => v === true || v === '1' || v === 'true' || v === 'on').optional();
 
 /** What every action declares, whatever it runs on. */
 interface ActionMeta {

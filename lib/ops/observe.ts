@@ -78,6 +78,12 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
   }
 }
 
+function describeLast(o: Observed): string {
+  if (!o.reachable) return o.error ?? 'not answering';
+  const w = o.walReceiver;
+  return `running, ${o.inRecovery ? `replica on timeline ${o.timeline}, received ${o.receiveLsn ?? 'nothing'}, replayed ${o.lsn}, ${w ? `WAL receiver ${w.status} timeline ${w.receivedTli} from ${w.senderHost}:${w.senderPort}` : 'no WAL receiver'}` : `primary on timeline ${o.timeline} at ${o.lsn}`}`;
+}
+
 /** Polls until `ok(observed)`; every wait has a deadline. */
 export async function waitObserved(e: PgEndpoint, what: string, ok: (o: Observed) => boolean, opts: { timeoutMs?: number; signal?: AbortSignal; everyMs?: number } = {}): Promise<Observed> {
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
@@ -86,7 +92,7 @@ export async function waitObserved(e: PgEndpoint, what: string, ok: (o: Observed
     last = await observe(e, 2000);
     if (ok(last)) return last;
     if (opts.signal?.aborted) throw new Error(`stopped waiting for ${what}`);
-    if (Date.now() > deadline) throw new Error(`${e.host}:${e.port} did not reach "${what}" in time (last seen: ${last.reachable ? 'running' : last.error})`);
+    if (Date.now() > deadline) throw new Error(`${e.host}:${e.port} did not reach "${what}" in time (last seen: ${describeLast(last)})`);
     await new Promise((r) => setTimeout(r, opts.everyMs ?? 100));
   }
 }

@@ -12,9 +12,12 @@ export function stateFrom(o: Observed): 'running' | 'stopped' | 'unreachable' {
 
 /**
  * States pgherd set on purpose stay: a fenced old primary is fenced until the rebuild (which sets
- * its state itself) says otherwise, whatever a stop or a refresh observes.
+ * its state itself) says otherwise, whatever a stop or a refresh observes. Decided by the row as it
+ * is when the write lands, not as it was when the observation began: a refresh that started before
+ * a failover fenced the old primary must not write "stopped" over "fenced". Every writer of observed
+ * state (this, the refresher, the agent ingest) goes through this rule.
  */
-const keepDeliberate = (state: 'running' | 'stopped' | 'unreachable') =>
+export const keepDeliberate = (state: string) =>
   sql`CASE WHEN ${instances.state} IN ('fenced', 'needs_rebuild') THEN ${instances.state} ELSE ${state}::instance_state END`;
 
 export async function refreshInstance(db: Db, id: number, e: PgEndpoint, observed?: Observed): Promise<Observed> {

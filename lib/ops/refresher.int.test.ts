@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { environments, herds, instances, servers } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
-import { refreshFleet } from './refresher';
+import { recordPass, refreshFleet } from './refresher';
+import { loadInstanceRefs } from './instance-ref';
+import { observe } from './observe';
 
 let t: TestDb;
 beforeAll(async () => {
@@ -43,5 +45,18 @@ describe('refreshFleet', () => {
     await refreshFleet(t.db, { ids: [one.id] });
     expect((await t.db.select({ s: instances.state }).from(instances).where(eq(instances.id, one.id)))[0].s).toBe('fenced');
     expect(await t.db.$count(instances, sql`${instances.lastObservedAt} IS NULL`)).toBe(0);
+  });
+
+  it('does not write over a fence set while its pass was under way (a refresh that started before the failover)', async () => {
+    const [one] = await t.db.select().from(instances).where(eq(instances.state, 'running')).limit(1);
+    // The pass is read and observed while the instance is still "running"...
+    const [ref] = await loadInstanceRefs(t.db, [one.id]);
+    const seen = [{ r: ref, o: await observe(ref, 2000) }];
+    expect(ref.state).toBe('running');
+    // ...a failover fences it before the pass is written...
+    await t.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, one.id));
+    await recordPass(t.db, seen);
+    // ...and the fence stays.
+    expect((await t.db.select({ s: instances.state }).from(instances).where(eq(instances.id, one.id)))[0].s).toBe('fenced');
   });
 });

@@ -8,7 +8,7 @@ import { loadHerdRefs } from './herd-ref';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { loadInstanceRefs, type InstanceRef } from './instance-ref';
 import { observe, type Observed } from './observe';
-import { stateFrom } from './refresh';
+import { keepDeliberate, stateFrom } from './refresh';
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
@@ -74,10 +74,18 @@ export async function refreshFleet(db: Db, opts: { ids?: number[]; concurrency?:
   const ids = opts.ids ?? (await db.select({ id: instances.id }).from(instances)).map((r) => r.id);
   const refs = await loadInstanceRefs(db, ids);
   const seen = await mapLimit(refs, opts.concurrency ?? 16, async (r) => ({ r, o: await observe(r, opts.timeoutMs ?? 3000) }));
+  await recordPass(db, seen);
+  return { observed: seen.length, reachable: seen.filter((x) => x.o.reachable).length, ms: Date.now() - t0 };
+}
+
+/** Writes a pass of observations; a state pgherd set on purpose meanwhile (fenced) stays, see keepDeliberate. */
+export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[]): Promise<void> {
   const readings = readPass(seen);
   const now = new Date();
-  for (const { r } of seen) await db.update(instances).set(values(readings.get(r.id)!, now)).where(eq(instances.id, r.id));
-  return { observed: seen.length, reachable: seen.filter((x) => x.o.reachable).length, ms: Date.now() - t0 };
+  for (const { r } of seen) {
+    const v = values(readings.get(r.id)!, now);
+    await db.update(instances).set({ ...v, state: keepDeliberate(v.state) }).where(eq(instances.id, r.id));
+  }
 }
 
 function values(x: Reading, now: Date) {

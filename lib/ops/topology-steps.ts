@@ -34,17 +34,30 @@ export function describeObserved(m: InstanceRef, o: Observed): string {
 
 /**
  * Promotes over SQL (pg_promote, PostgreSQL 12 and later: no SSH round trip) and waits until it
- * accepts writes. A paused replay is resumed by the promotion itself.
+ * accepts writes. A paused replay is resumed by the promotion itself. `onSent` is called just before
+ * pg_promote goes out (once it has, the promotion may complete whatever happens to this call: a
+ * caller undoing a switchover must know); nothing is sent once the step has been stopped.
+ * `deadlineMs`: how long to wait for the promotion once sent (default 60 s).
  */
-export async function promoteNow(t: InstanceRef, ctx: StepContext): Promise<Observed> {
+export async function promoteNow(t: InstanceRef, ctx: StepContext, opts: { onSent?: () => void; deadlineMs?: number } = {}): Promise<Observed> {
+  const deadline = opts.deadlineMs ?? 60_000;
   ctx.note({ command: `SELECT pg_promote(true, 60) on ${t.label}` });
   const c = new pg.Client({ connectionString: endpointUrl(t), connectionTimeoutMillis: 3000, application_name: 'pgherd' });
   c.on('error', () => {}); // connect() or the query rejects with it
   await c.connect();
+  let timer: NodeJS.Timeout | undefined;
   try {
-    const { rows: [r] } = await c.query('SELECT pg_promote(true, 60) AS ok');
+    if (ctx.signal.aborted) throw new Error(`${t.label} was not promoted: the step was stopped before pg_promote was sent`);
+    opts.onSent?.();
+    const q = c.query('SELECT pg_promote(true, 60) AS ok');
+    q.catch(() => {}); // given up on below: the connection is closed under it
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${t.label} did not finish its promotion within ${deadline / 1000} s of pg_promote`)), deadline);
+    });
+    const { rows: [r] } = await Promise.race([q, late]);
     if (!r.ok) throw new Error(`${t.label} did not finish its promotion within 60 s`);
   } finally {
+    clearTimeout(timer);
     await c.end().catch(() => {});
   }
   return waitObserved(t, 'out of recovery', (o) => o.reachable && o.inRecovery === false, { signal: ctx.signal, timeoutMs: 30_000, everyMs: 20 });

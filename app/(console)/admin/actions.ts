@@ -3,6 +3,7 @@
 // Thin server actions over lib/admin/mutations: the one door for console writes.
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
+import { idText, parseIdList } from '@/lib/admin/parse-id';
 import { getDb } from '@/db/client';
 import { deleteObjects, environmentOf, saveObject } from '@/lib/admin/mutations';
 import { createAgentToken } from '@/lib/agent/ingest';
@@ -34,7 +35,7 @@ export async function saveAction(model: string, id: number | null, values: Recor
 
 const deleteForm = z.object({
   model: z.string().min(1).max(50),
-  ids: z.string().regex(/^\d{1,10}(,\d{1,10}){0,9999}$/, 'ids must be a comma-separated list of numbers'),
+  ids: z.string().refine((v) => parseIdList(v) !== null, 'ids must be a comma-separated list of ids (whole numbers from 1 to 2147483647)'),
 });
 
 export async function deleteAction(form: FormData): Promise<void> {
@@ -53,7 +54,7 @@ export interface AgentTokenState {
   error?: string;
 }
 
-const agentTokenForm = z.object({ serverId: z.coerce.number().int().positive() });
+const agentTokenForm = z.object({ serverId: idText() });
 
 /** Creates or rotates a server's agent token (admins of the server's environment); shown once. */
 export async function agentTokenAction(_prev: AgentTokenState, form: FormData): Promise<AgentTokenState> {

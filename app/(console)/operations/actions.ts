@@ -3,6 +3,7 @@
 // Thin server actions over lib/ops: confirm (enqueue), cancel, retry.
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
+import { idText, parseIdList } from '@/lib/admin/parse-id';
 import { getDb } from '@/db/client';
 import { cancelOperation, retryOperation } from '@/lib/ops/control';
 import { getAction } from '@/lib/ops/registry';
@@ -17,7 +18,7 @@ import { orDeny } from '@/lib/auth/session';
 
 const confirmForm = z.object({
   action: z.string().min(1).max(50),
-  ids: z.string().regex(/^\d{1,10}(,\d{1,10}){0,9999}$/),
+  ids: z.string().refine((v) => parseIdList(v) !== null, 'ids must be a comma-separated list of ids (whole numbers from 1 to 2147483647)'),
   digest: z.string().regex(/^[0-9a-f]{32}$/),
   key: z.string().regex(/^[0-9a-f]{32}$/),
   confirmation: z.string().max(200).default(''),
@@ -48,7 +49,7 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
   redirect(`/operations/${id}`);
 }
 
-const idForm = z.object({ id: z.coerce.number().int().positive() });
+const idForm = z.object({ id: idText() });
 
 export async function cancelOperationAction(form: FormData): Promise<void> {
   const who = await currentActor();

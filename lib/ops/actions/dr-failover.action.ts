@@ -1,14 +1,16 @@
 // DR failover: the primary is lost (or must be given up). The candidate is chosen at execution from
-// what the replicas say then, never from stale data; the old primary is fenced first (stopped when
-// it still answers, else recorded as fenced), and pgherd never starts a fenced instance until it
-// has been rebuilt. What the old primary may have committed that no replica received is reported.
+// what the replicas say then, never from stale data; the old primary is fenced first, and only a
+// proven fence counts (its port refuses connections, or pgherd stopped it and then it does, or the
+// operator says so): a primary that merely does not answer may be saturated, not dead. pgherd never
+// starts a fenced instance until it has been rebuilt. What the old primary may have committed that no replica received is reported.
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
+import { idText } from '@/lib/admin/parse-id';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { formatBytes, formatLsn } from '@/lib/admin/format';
 import { driverFor } from '../drivers';
-import { defineHerdAction } from '../define-action';
+import { defineHerdAction, flagParam } from '../define-action';
 import { describeRecordMove, dnsPreflight, dnsSteps } from '../dns-steps';
 import type { HerdRef } from '../herd-ref';
 import type { InstanceRef } from '../instance-ref';
@@ -24,13 +26,20 @@ import { execNoted } from './control-steps';
 
 export const drFailoverParams = z.object({
   /** Promote this replica (if it answers); left out: the reachable replica with the highest received LSN. */
-  candidateInstanceId: z.coerce.number().int().positive().optional(),
+  candidateInstanceId: idText('candidateInstanceId').optional(),
   /** How long the candidate may take to replay what it received before it is promoted anyway (ms). */
   replayDeadlineMs: z.coerce.number().int().min(0).max(3_600_000).optional(),
+  /**
+   * The operator says the old primary cannot accept writes (powered off, cut off from every client):
+   * pgherd then promotes without proving it. Recorded with the operation in the audit log.
+   */
+  fencedByOperator: flagParam(),
 }).strict();
 
 /** How long the old primary has to answer before it is taken for gone. */
 export const FENCE_PROBE_MS = 1500;
+/** How long stopping it over SSH may take before the fence counts as not proven. */
+export const FENCE_STOP_MS = 15_000;
 
 /** Received, then replayed, LSN, highest first: the candidate with the most WAL wins. */
 function byWal(a: { o: Observed }, b: { o: Observed }): number {
@@ -60,6 +69,12 @@ export const drFailoverAction = defineHerdAction({
       kind: 'herd-member',
       emptyLabel: 'the reachable replica with the most WAL, measured when it runs',
       help: 'Forcing a replica that has less WAL than another loses more.',
+    }, {
+      name: 'fencedByOperator',
+      label: 'I have fenced the old primary myself',
+      kind: 'flag',
+      emptyLabel: 'no: pgherd proves the old primary cannot accept writes before it promotes',
+      help: 'Only when it is powered off or cut off from every client: pgherd then promotes without proving that it cannot accept writes.',
     }],
   },
   plan: (h, { params }) => {
@@ -80,7 +95,9 @@ export const drFailoverAction = defineHerdAction({
       ],
       steps: [
         'ask every replica for its received and replayed LSN, and the DNS servers whether they take pgherd\u2019s key (refused if no replica answers or a server refuses: nothing is changed)',
-        `fence ${old.label}: if it answers within ${FENCE_PROBE_MS / 1000} s, stop it (-m immediate); if not, record it as fenced. pgherd will not start it until it is rebuilt`,
+        p.fencedByOperator
+          ? `fence ${old.label}: you confirm it is fenced (powered off or cut off); pgherd does not check. pgherd will not start it until it is rebuilt`
+          : `fence ${old.label}: proven when its port refuses connections, or when pgherd stops it over SSH (-m immediate) and its port then refuses them; anything else (no answer within ${FENCE_PROBE_MS / 1000} s, too many clients, an authentication or pg_hba error, SSH failing) stops the failover before anything is promoted. pgherd will not start it until it is rebuilt`,
         p.candidateInstanceId
           ? `check that ${cand.label} answers as a replica of the herd (its system identifier and timeline); let it replay all it can of what it received (deadline ${(p.replayDeadlineMs ?? 30_000) / 1000} s)`
           : `choose the reachable replica with the highest received LSN among those that report the herd’s system identifier and timeline; let it replay all it can of what it received (deadline ${(p.replayDeadlineMs ?? 30_000) / 1000} s)`,
@@ -97,6 +114,7 @@ export const drFailoverAction = defineHerdAction({
         'unplanned: transactions the old primary committed that no replica received are lost',
         // Not "if it runs as far as pgherd knows": the refresher seeing it die between plan and confirm must not change the plan.
         `${old.label} is stopped (-m immediate) if it still answers: use switchover for a planned change`,
+        ...(p.fencedByOperator ? [`you confirm ${old.label} cannot accept writes: if it still can, the herd will have two primaries`] : []),
       ],
     };
   },
@@ -130,25 +148,38 @@ export const drFailoverAction = defineHerdAction({
         ctx.note({ stdout: lines.join('\n') });
       }, { timeoutMs: 20_000 }),
       step(`fence ${old.label}`, async (ctx) => {
-        const o = await observe(old, FENCE_PROBE_MS);
-        const lines = [describeObserved(old, o)];
-        if (o.reachable) {
-          if (o.inRecovery === false && o.lsn) {
+        const lines: string[] = [];
+        if (p.fencedByOperator) {
+          lines.push(`fenced by the operator (${deps.operation?.requestedBy.username ?? 'unknown'}: powered off or cut off, as confirmed for this operation); pgherd did not check`);
+        } else {
+          // A saturated primary is the usual reason for a failover: only proof counts, never silence.
+          const o = await observe(old, FENCE_PROBE_MS);
+          lines.push(describeObserved(old, o));
+          if (o.reachable && o.inRecovery === false && o.lsn) {
             oldLastLsn = o.lsn;
             oldTimeline = o.timeline ?? oldTimeline;
             lastSeenHow = 'when it was fenced';
           }
-          const r = await execNoted(deps, old, ctx, driverFor(old.controlDriver).stop(old, 'immediate'), 30_000);
-          if (r.code !== 0 || (await observe(old, FENCE_PROBE_MS)).reachable) {
-            throw new Error(`refused: ${old.label} still answers and could not be stopped (${r.stderr.trim() || `exit ${r.code}`}): promoting now would make two primaries; nothing else was changed`);
+          if (!o.reachable && o.refused) {
+            lines.push(`its host refuses connections on port ${old.port}: nothing listens there`);
+          } else {
+            const r = await execNoted(deps, old, ctx, driverFor(old.controlDriver).stop(old, 'immediate'), FENCE_STOP_MS)
+              .catch((err: Error) => ({ code: -1, signal: null, stdout: '', stderr: err.message }));
+            const after = await observe(old, FENCE_PROBE_MS);
+            if (r.code !== 0 || after.reachable || !after.refused) {
+              const seen = o.reachable ? 'it answers' : `it did not answer within ${FENCE_PROBE_MS / 1000} s (${o.error})`;
+              const stop = r.code !== 0 ? `stopping it over SSH failed (${r.stderr.trim().split('\n').pop() || `exit ${r.code}`})`
+                : after.reachable ? 'it still answers after a stop' : `after a stop its port still does not refuse connections (${after.error})`;
+              ctx.note({ stdout: lines.join('\n') });
+              throw new Error(`refused: ${old.label} is not proven fenced: ${seen}, and ${stop}. It may still accept writes: promoting now could make two primaries. Nothing was promoted. `
+                + 'If you have fenced it yourself (powered it off, cut it off from every client), run the failover again with "I have fenced the old primary myself"');
+            }
+            lines.push('stopped over SSH (-m immediate); its port now refuses connections');
           }
-          lines.push(`stopped (-m immediate)`);
-        } else {
-          lines.push('does not answer: recorded as fenced (it will not be started by pgherd until it is rebuilt)');
         }
         await deps.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, old.id));
         ctx.note({ stdout: lines.join('\n') });
-      }, { timeoutMs: 45_000 }),
+      }, { timeoutMs: FENCE_STOP_MS + 3 * FENCE_PROBE_MS + 5_000 }),
       step('choose the candidate', async (ctx) => {
         // Measured again now that the old primary sends nothing more: the received LSNs are final.
         const all = await measure();

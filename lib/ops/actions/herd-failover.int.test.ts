@@ -3,7 +3,7 @@
 // these tests kill primaries and refuse SSH, which the shared lab's other users must not see.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { eq, inArray } from 'drizzle-orm';
@@ -28,6 +28,7 @@ import { submitOperation } from '../submit';
 import { startWorker } from '../worker';
 import { drFailoverAction } from './dr-failover.action';
 import { rebuildAction } from './rebuild.action';
+import { remasterAction } from './remaster.action';
 import { startAction } from './start.action';
 import { switchoverAction } from './switchover.action';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
@@ -250,6 +251,80 @@ describe('switchover undone', () => {
   }, 90_000);
 });
 
+describe('switchover whose promotion outlives its deadline', () => {
+  it('never starts the old primary again once pg_promote was sent: one primary at the end, PgBouncer resumed and pointing at it', async () => {
+    const pooler = lab.pgbouncer[0];
+    const old = await livePrimary('alpha');
+    const cand = members('alpha').find((m) => m.server !== old.server)!;
+    const third = members('alpha').find((m) => m.server !== old.server && m.server !== cand.server)!;
+    const inv = await byServer('alpha');
+    const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('alpha')!], { candidateInstanceId: inv.get(cand.server)!.id, promoteDeadlineMs: 1 });
+    expect(op.status).toBe('failed');
+    expect(targets[0].error).toMatch(/did not finish its promotion within 0.001 s of pg_promote/);
+    const undo = steps.find((x) => x.name === `start ${old.server}:${old.port} again as primary if no replica was promoted`)!;
+    expect(undo.stdoutTail + undo.stderrTail).not.toContain('is the primary again');
+    // Whatever the promotion did since, the herd never has two primaries: wait for it to settle, then count.
+    await waitFor('the candidate finished its promotion', async () => !(await inRecovery(cand)));
+    await new Promise((r) => setTimeout(r, 1000));
+    const primaries = [];
+    for (const m of members('alpha')) {
+      const r = await query<{ r: boolean }>(url(m), 'SELECT pg_is_in_recovery() AS r').catch(() => null);
+      if (r && !r[0].r) primaries.push(m.server);
+    }
+    expect(primaries).toEqual([cand.server]);
+    expect(targets[0].outcome).toMatch(new RegExp(`${cand.server}:\\d+ finished its promotion after the switchover gave up on it|pg_promote was sent to ${cand.server}`));
+    // PgBouncer was resumed, pointing at the one primary; the old primary is fenced in the inventory.
+    expect((await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser })).get(pooler.databases[0])).toMatchObject({ host: cand.address, paused: false });
+    expect((await byServer('alpha')).get(old.server)!.state).toBe('fenced');
+    // Mend alpha for the tests after this one: the old primary rebuilt from the new, the third re-pointed.
+    expect((await runRebuild((await byServer('alpha')).get(old.server)!)).status).toBe('succeeded');
+    await runInstanceOp(remasterAction, (await byServer('alpha')).get(third.server)!.id);
+    expect(await senderOf(third)).toBe(cand.address);
+    await refreshFleet(db, { ids: (await refs('alpha')).map((r) => r.id), timeoutMs: 2000 });
+  }, 180_000);
+});
+
+describe('DR failover with the old primary alive but silent', () => {
+  it('refuses before promoting when the old primary does not answer and cannot be stopped; proceeds once the operator says it is fenced; never two primaries', async () => {
+    const old = await livePrimary('gamma');
+    const others = members('gamma').filter((m) => m.server !== old.server);
+    const pid = Number(readFileSync(path.join(old.dataDirectory, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    // Alive but answering nothing: connections are accepted by the kernel and then hang.
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const refused = await runOp(drFailoverAction, [herdIds.get('gamma')!]);
+      expect(refused.op.status).toBe('failed');
+      expect(refused.targets[0].error).toMatch(new RegExp(`^refused: ${old.server}:\\d+ is not proven fenced: it did not answer within 1.5 s .*and stopping it over SSH failed .*Nothing was promoted\\. If you have fenced it yourself`));
+      expect(refused.steps.map((x) => x.name)).not.toContain('promote the candidate');
+      // Nothing changed: both replicas still replicas, DNS on the old primary, the inventory not fenced.
+      for (const m of others) expect(await inRecovery(m)).toBe(true);
+      expect(await answer('gamma')).toEqual([old.server]);
+      expect((await byServer('gamma')).get(old.server)).toMatchObject({ role: 'primary', state: 'running' });
+
+      // The operator has fenced it (the test plays the part: it stays stopped, then is powered off below).
+      const { op, targets, steps } = await runOp(drFailoverAction, [herdIds.get('gamma')!], { fencedByOperator: true });
+      expect(targets[0].error).toBeNull();
+      expect(op.status).toBe('succeeded');
+      expect(steps.find((x) => x.name === `fence ${old.server}:${old.port}`)?.stdoutTail).toMatch(/^fenced by the operator \(failover-test: powered off or cut off/);
+      const answering = [];
+      for (const m of members('gamma')) {
+        const r = await query<{ r: boolean }>(url(m), 'SELECT pg_is_in_recovery() AS r').catch(() => null);
+        if (r && !r[0].r) answering.push(m.server);
+      }
+      expect(answering).toHaveLength(1);
+      expect(answering[0]).not.toBe(old.server);
+    } finally {
+      process.kill(pid, 'SIGKILL'); // powered off
+      process.kill(pid, 'SIGCONT');
+    }
+    await waitFor('the old postmaster is gone', async () => { try { process.kill(pid, 0); return false; } catch { return true; } });
+    // Rebuilt from the new primary, gamma is whole again for the tests after this one.
+    const rebuilt = await runRebuild((await byServer('gamma')).get(old.server)!);
+    expect(rebuilt.status).toBe('succeeded');
+    expect(await inRecovery(old)).toBe(true);
+  }, 180_000);
+});
+
 describe('DR failover', () => {
   it('with the primary killed and its SSH refused: the replica with the most WAL is promoted, DNS moves, the other follows, the old primary is fenced until rebuilt', async () => {
     const old = await livePrimary('beta');
@@ -281,7 +356,7 @@ describe('DR failover', () => {
       expect(await inRecovery(b)).toBe(true);
       expect((await query(url(a), 'SELECT count(*)::int AS n FROM dr_rows'))[0].n).toBe(1000);
       expect(targets[0].outcome).toMatch(new RegExp(`^${a.server}:\\d+ is the primary; ${old.server}:\\d+ is fenced; possible data loss: 0 bytes`));
-      expect(steps.find((s) => s.name === `fence ${old.server}:${old.port}`)?.stdoutTail).toContain('recorded as fenced');
+      expect(steps.find((s) => s.name === `fence ${old.server}:${old.port}`)?.stdoutTail).toContain(`its host refuses connections on port ${old.port}: nothing listens there`);
       const inv = await byServer('beta');
       expect(inv.get(old.server)!.state).toBe('fenced');
       expect(inv.get(a.server)).toMatchObject({ role: 'primary', state: 'running' });
@@ -316,6 +391,7 @@ describe('DR failover', () => {
     console.log(`DR failover of three herds in one operation: confirm -> done ${ms.toFixed(0)} ms`);
     const replays = steps.filter((x) => x.name === 'let the candidate replay all it can');
     console.log(replays.map((x) => x.stdoutTail).join('\n'));
+    console.log(steps.filter((x) => x.name === 're-point the other replicas').map((x) => `${x.stdoutTail}\n${x.stderrTail}`).join('\n'));
     expect(plan.typeToConfirm).toBe('3');
     expect(targets.map((x) => x.error)).toEqual([null, null, null]);
     expect(op.status).toBe('succeeded');
@@ -362,6 +438,17 @@ describe('DR failover', () => {
     expect(plan.targets[0].refused).toBe('the herd has no running replica to fail over to');
   }, 60_000);
 });
+
+async function runInstanceOp(action: AnyAction, id: number) {
+  const plan = await planOperation(db, SYSTEM_ACCESS, action, [id]);
+  expect(plan.targets[0].refused).toBeUndefined();
+  const res = await submitOperation(db, queue, action, { instanceIds: [id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
+  for (;;) {
+    const [op] = await db.select().from(operations).where(eq(operations.id, res.id));
+    if (op.finishedAt) return op;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 async function runRebuild(target: InstanceRef) {
   const plan = await planOperation(db, SYSTEM_ACCESS, rebuildAction, [target.id]);

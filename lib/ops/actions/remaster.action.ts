@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { idText } from '@/lib/admin/parse-id';
 import { defineAction } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
 import { herdPrimary } from '../herd-primary';
@@ -10,7 +11,7 @@ import { refreshStep } from './control-steps';
 
 export const remasterParams = z.object({
   /** The member to stream from; left out: the herd's primary. */
-  upstreamInstanceId: z.coerce.number().int().positive().optional(),
+  upstreamInstanceId: idText('upstreamInstanceId').optional(),
 }).strict();
 
 /**

@@ -5,6 +5,7 @@
 // primary is started again as primary when no replica was promoted.
 import { eq, inArray } from 'drizzle-orm';
 import { z } from 'zod';
+import { idText } from '@/lib/admin/parse-id';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { formatBytes } from '@/lib/admin/format';
@@ -23,14 +24,18 @@ import { checkpointStep, describeObserved, lsnDiff, pointAt, promoteNow, rejoinS
 import { execNotedOk } from './control-steps';
 
 export const DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024;
+/** How long the undo waits for a promotion that was sent to show whether it went through. */
+const PROMOTE_SETTLE_MS = 10_000;
 
 export const switchoverParams = z.object({
   /** The replica to promote; left out: the most up-to-date running replica. */
-  candidateInstanceId: z.coerce.number().int().positive().optional(),
+  candidateInstanceId: idText('candidateInstanceId').optional(),
   /** Refuse when the candidate's replay is further behind than this (default 16 MB). */
   maxLagBytes: z.coerce.number().int().min(0).max(2 ** 50).optional(),
   /** How long the candidate may take to replay the old primary's last WAL before the switchover is undone (ms, default 30 s). */
   catchUpDeadlineMs: z.coerce.number().int().min(100).max(3_600_000).optional(),
+  /** How long to wait for the candidate to leave recovery once pg_promote is sent (ms, default 60 s). */
+  promoteDeadlineMs: z.coerce.number().int().min(1).max(600_000).optional(),
 }).strict();
 
 /** The herd's running primary and the candidate, per the inventory; or why the switchover cannot be. */
@@ -93,7 +98,7 @@ export const switchoverAction = defineHerdAction({
         `pre-flight: every member answers, ${cand.label} streams and is less than ${formatBytes(maxLag)} behind, the DNS servers answer${h.poolers.length ? ', the PgBouncers answer' : ''}`,
         `CHECKPOINT on ${old.label} (keeps its clean stop short)`,
         ...h.poolers.map((pl) => `PAUSE ${pl.databases.join(', ')} on PgBouncer ${pl.label}: new queries wait (RESUME always follows, whatever happens)`),
-        `stop ${old.label} cleanly (${old.controlDriver} stop -m fast); should no replica get promoted, it is started again as primary`,
+        `stop ${old.label} cleanly (${old.controlDriver} stop -m fast); should the switchover stop before pg_promote is sent to ${cand.label}, it is started again as primary (once it is sent, never: it stays stopped and fenced)`,
         `wait until ${cand.label} has replayed ${old.label}\u2019s shutdown checkpoint (pg_controldata)`,
         `promote ${cand.label} (pg_promote) and wait until it accepts writes`,
         ...h.dns.map((r) => describeRecordMove(r, after)),
@@ -121,6 +126,10 @@ export const switchoverAction = defineHerdAction({
     const d = driverFor(old.controlDriver);
     let stopping = false;
     let promoted = false;
+    // Once pg_promote has gone out, the promotion may complete whatever this worker sees: from then on
+    // the old primary is never started again as a primary.
+    let promoteSent = false;
+    let promoteAttempt: Promise<unknown> | null = null;
     const repointed = new Set<number>();
     return [
       step('pre-flight', async (ctx) => {
@@ -156,10 +165,17 @@ export const switchoverAction = defineHerdAction({
         timeoutMs: 35_000,
         defer: step(`PgBouncer ${pl.label}: resume (always)`, async (ctx) => {
           const lines: string[] = [];
-          // Promoted but not yet re-pointed (a DNS step failed, say): point it at the new primary first.
-          if (promoted && !repointed.has(pl.id)) lines.push(await repointPooler(pl, cand, deps, ctx));
+          let failed: unknown = null;
+          try {
+            // Promoted but not yet re-pointed (a DNS step failed, say): point it at the new primary first.
+            if (promoted && !repointed.has(pl.id)) lines.push(await repointPooler(pl, cand, deps, ctx));
+          } catch (err) {
+            failed = err; // resumed all the same: clients must not wait forever on a pause
+            lines.push(`not re-pointed: ${(err as Error).message}`);
+          }
           lines.push(await resumePooler(pl, ctx));
           ctx.note({ stdout: lines.join('\n') });
+          if (failed) throw failed;
         }, { timeoutMs: 30_000 }),
       })),
       step(`stop ${old.label} (fast, clean)`, async (ctx) => {
@@ -169,6 +185,26 @@ export const switchoverAction = defineHerdAction({
         timeoutMs: 160_000,
         defer: step(`start ${old.label} again as primary if no replica was promoted`, async (ctx) => {
           if (!stopping || promoted) return void ctx.note({ stdout: `skipped: ${promoted ? `${cand.label} was promoted` : `${old.label} was not stopped`}` });
+          // A promotion given up on may still be under way: let the attempt settle (it sends nothing once stopped).
+          if (promoteAttempt) await Promise.race([promoteAttempt.catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
+          if (promoteSent) {
+            // A promotion sent usually completes within a second: give it PROMOTE_SETTLE_MS to show which way it went.
+            const co = await waitObserved(cand, 'out of recovery', (o) => o.reachable && o.inRecovery === false, { signal: ctx.signal, timeoutMs: PROMOTE_SETTLE_MS, everyMs: 50 })
+              .catch(() => observe(cand, 2000));
+            if (co.reachable && co.inRecovery === false) {
+              promoted = true; // the PgBouncer cleanups point at it before they resume
+              const text = `${cand.label} finished its promotion after the switchover gave up on it: it is the primary; ${old.label} stays stopped (never started as a second primary). DNS, the other replicas and ${old.label} were not moved: refresh DNS, re-point them, rebuild ${old.label}`;
+              deps.outcome?.(text);
+              await deps.db.update(instances).set({ role: 'primary', upstreamInstanceId: null }).where(eq(instances.id, cand.id));
+              await deps.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, old.id));
+              return void ctx.note({ stdout: text });
+            }
+            const text = `pg_promote was sent to ${cand.label}, which ${co.reachable ? 'has not left recovery' : `does not answer (${co.error})`}: its promotion may still complete, so ${old.label} stays stopped rather than risk two primaries. The herd may have no primary: check ${cand.label}, then refresh DNS, or, once ${cand.label} is stopped, set ${old.label}'s state in the inventory and start it`;
+            deps.outcome?.(text);
+            // pgherd will not start it either until someone who has looked says so (a rebuild, or its state changed by an admin).
+            await deps.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, old.id));
+            throw new Error(text);
+          }
           if ((await observe(old, 2000)).reachable) return void ctx.note({ stdout: `skipped: ${old.label} answers` });
           await execNotedOk(deps, old, ctx, d.start(old));
           await waitObserved(old, 'accepting writes', (o) => o.reachable && o.inRecovery === false, { signal: ctx.signal, timeoutMs: 60_000 });
@@ -183,7 +219,9 @@ export const switchoverAction = defineHerdAction({
         ctx.note({ stdout: `${old.label} shut down at ${last}; ${cand.label} replayed ${o.lsn}` });
       }, { timeoutMs: (p.catchUpDeadlineMs ?? 30_000) + 30_000 }),
       step(`promote ${cand.label}`, async (ctx) => {
-        const o = await promoteNow(cand, ctx);
+        const attempt = promoteNow(cand, ctx, { onSent: () => { promoteSent = true; }, deadlineMs: p.promoteDeadlineMs });
+        promoteAttempt = attempt;
+        const o = await attempt;
         promoted = true;
         // The inventory knows the new primary at once: whatever fails after this, the old one must not be offered.
         await deps.db.update(instances).set({ role: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0, timeline: o.timeline ?? null }).where(eq(instances.id, cand.id));

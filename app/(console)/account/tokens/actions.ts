@@ -3,6 +3,7 @@
 // The signed-in user's own API tokens: create (the token is returned once, to be shown once) and revoke.
 import { revalidatePath } from 'next/cache';
 import { z } from 'zod';
+import { idText } from '@/lib/admin/parse-id';
 import { getDb } from '@/db/client';
 import { createApiToken, newTokenForm, revokeApiToken } from '@/lib/auth/api-tokens';
 import { currentActor } from '@/lib/auth/actor';
@@ -28,7 +29,7 @@ export async function createTokenAction(_prev: NewTokenState, form: FormData): P
   return { token, name };
 }
 
-const revokeForm = z.object({ id: z.coerce.number().int().positive() });
+const revokeForm = z.object({ id: idText() });
 
 export async function revokeTokenAction(form: FormData): Promise<void> {
   const who = await currentActor();

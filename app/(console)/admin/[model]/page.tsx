@@ -13,6 +13,7 @@ import { changeList, labelsFor } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import { capitalize } from '@/lib/admin/text';
 import { deny, requireAccess } from '@/lib/auth/session';
+import { parseId } from '@/lib/admin/parse-id';
 
 export default async function ChangeListPage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<RawParams> }) {
   const access = await requireAccess();
@@ -27,8 +28,8 @@ export default async function ChangeListPage({ params, searchParams }: { params:
   const shown = { ...p, page: list.page };
   const base = changelistBase(def);
   const qs = toQueryString(def, { ...shown, page: 1 }).replace(/^\?/, '');
-  const savedId = Number(raw.saved);
-  const saved = Number.isInteger(savedId) && savedId > 0 ? (await labelsFor(db, def, [savedId], p.scope))[0] : undefined;
+  const savedId = typeof raw.saved === 'string' ? parseId(raw.saved) : null;
+  const saved = savedId !== null ? (await labelsFor(db, def, [savedId], p.scope))[0] : undefined;
   const actions = actionViews(def, access);
   const canAdd = !def.readOnlyAdd && !def.readOnly && canSomewhere(access, permissionFor(def, 'add'));
   const deleted = typeof raw.deleted === 'string' && /^\d+$/.test(raw.deleted) ? Number(raw.deleted) : null;

@@ -26,7 +26,7 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
   const labels = new Map((await loadInstanceRefs(getDb(), memberIds)).map((r) => [r.id, r.label]));
   const shown = (action?.params?.fields ?? []).map((f) => {
     const v = view.params[f.name];
-    const text = v === undefined ? f.emptyLabel : f.kind === 'herd-member' ? labels.get(Number(v)) ?? `instance ${v} (no longer in the inventory)` : String(v);
+    const text = v === undefined || v === false ? f.emptyLabel : f.kind === 'flag' ? 'yes' : f.kind === 'herd-member' ? labels.get(Number(v)) ?? `instance ${v} (no longer in the inventory)` : String(v);
     return { label: f.label, text };
   });
   return (

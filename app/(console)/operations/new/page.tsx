@@ -13,6 +13,7 @@ import { isHerdAction } from '@/lib/ops/define-action';
 import { orDeny, requireAccess } from '@/lib/auth/session';
 import { environmentsWith } from '@/lib/auth/access';
 import { capitalize } from '@/lib/admin/text';
+import { parseIdList } from '@/lib/admin/parse-id';
 import { confirmOperationAction } from '../actions';
 
 const CAP = 1000;
@@ -40,8 +41,8 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
     } catch (err) {
       error = (err as Error).message;
     }
-  } else if (typeof raw.ids === 'string' && /^\d{1,10}(,\d{1,10}){0,999}$/.test(raw.ids)) {
-    ids = raw.ids.split(',').map(Number);
+  } else {
+    ids = parseIdList(raw.ids, CAP) ?? [];
   }
   const back = `/admin/${def.name}${raw.all === '1' ? toQueryString(def, parseListParams(def, raw, access)) : ''}`;
   const crumbs = [{ label: capitalize(def.labelPlural), href: back }, { label: action.label }];
@@ -88,7 +89,14 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
       {action.params && (
         <form method="get" className="action-params" aria-label="Parameters">
           {keep.map(([k, v]) => <input key={k} type="hidden" name={k} value={v} />)}
-          {action.params.fields.map((f) => (
+          {action.params.fields.map((f) => (f.kind === 'flag' ? (
+            <p key={f.name}>
+              <label>
+                <input type="checkbox" id={`p-${f.name}`} name={`p.${f.name}`} value="true" defaultChecked={plan.params[f.name] === true} /> {f.label}
+              </label>
+              {' '}<span className="help">{f.help}</span>
+            </p>
+          ) : (
             <p key={f.name}>
               <label htmlFor={`p-${f.name}`}>{f.label}: </label>
               {herdIds.length === 1 ? (
@@ -101,8 +109,8 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
               )}
               {' '}<span className="help">{f.help}</span>
             </p>
-          ))}
-          {herdIds.length === 1 && <button type="submit" className="button">Update the plan</button>}
+          )))}
+          {(herdIds.length === 1 || action.params.fields.some((f) => f.kind === 'flag')) && <button type="submit" className="button">Update the plan</button>}
         </form>
       )}
       <table className="plan result-list">

@@ -1,6 +1,7 @@
 import { NextResponse } from 'next/server';
 import { asc, inArray } from 'drizzle-orm';
 import { z } from 'zod';
+import { idText } from '@/lib/admin/parse-id';
 import { getDb } from '@/db/client';
 import { automationMode, controlDriver, dnsRecords } from '@/db/schema';
 import { apiUser, handle } from '@/lib/api/respond';
@@ -8,7 +9,7 @@ import { listFromQuery, pagingQuery } from '@/lib/api/list';
 import { loadInstanceRefs } from '@/lib/ops/instance-ref';
 
 const query = z.object({
-  environment: z.coerce.number().int().positive().optional(),
+  environment: idText('environment').optional(),
   automation: z.enum(automationMode.enumValues).optional(),
   driver: z.enum(controlDriver.enumValues).optional(),
   version: z.coerce.number().int().min(9).max(99).optional(),

@@ -1,12 +1,13 @@
 import { NextResponse } from 'next/server';
 import { z } from 'zod';
+import { idText } from '@/lib/admin/parse-id';
 import { instanceRole, instanceState } from '@/db/schema';
 import { apiUser, handle } from '@/lib/api/respond';
 import { listFromQuery, pagingQuery } from '@/lib/api/list';
 
 const query = z.object({
-  environment: z.coerce.number().int().positive().optional(),
-  herd: z.coerce.number().int().positive().optional(),
+  environment: idText('environment').optional(),
+  herd: idText('herd').optional(),
   role: z.enum(instanceRole.enumValues).optional(),
   state: z.enum(instanceState.enumValues).optional(),
   site: z.string().max(200).optional(),

@@ -12,6 +12,7 @@ import { deny, requireAccess } from '@/lib/auth/session';
 import { canSomewhere, environmentsWith } from '@/lib/auth/access';
 import { permissionFor } from '@/lib/admin/define-admin';
 import { deleteAction } from '../../actions';
+import { parseIdList } from '@/lib/admin/parse-id';
 
 const BULK_CAP = 10_000;
 
@@ -35,9 +36,9 @@ export default async function BulkDeletePage({ params, searchParams }: { params:
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);
     }
-  } else if (typeof raw.ids === 'string' && /^\d{1,10}(,\d{1,10}){0,9999}$/.test(raw.ids)) {
+  } else if (parseIdList(raw.ids)) {
     // The server never trusts the selection: only ids that exist go on.
-    ids = (await labelsFor(db, def, [...new Set(raw.ids.split(',').map(Number))], p.scope)).map((r) => r.id);
+    ids = (await labelsFor(db, def, [...new Set(parseIdList(raw.ids)!)], p.scope)).map((r) => r.id);
   }
   const crumbs = [{ label: capitalize(def.labelPlural), href: back }, { label: `Delete multiple ${def.labelPlural}` }];
   if (error || !ids.length) {

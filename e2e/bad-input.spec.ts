@@ -1,0 +1,53 @@
+// Ids beyond Postgres's integer range, in every route that takes one: a 4xx (or the page's defaults,
+// or its 404), never a 500. Ids come in as path segments, query parameters, form fields and JSON.
+import { expect, test } from '@playwright/test';
+import { e2eLab, signInAs } from './lab';
+
+const lab = e2eLab();
+const url = lab.console.url;
+const operate = { authorization: `Bearer ${lab.console.apiToken!}` };
+const HUGE = ['2147483648', '9007199254740992'];
+
+test('the API answers ids of 2^31 and 2^53 with a 4xx naming the field, never a 500', async ({ request }) => {
+  for (const id of HUGE) {
+    const n = Number(id);
+    const cases: [string, Promise<import('@playwright/test').APIResponse>][] = [
+      ['plan instanceIds', request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'restart', instanceIds: [n] } })],
+      ['plan herdIds', request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'switchover', herdIds: [n] } })],
+      ['plan candidate', request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'switchover', herdIds: [1], params: { candidateInstanceId: n } } })],
+      ['plan remaster upstream', request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'remaster', instanceIds: [1], params: { upstreamInstanceId: id } } })],
+      ['submit', request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'restart', instanceIds: [n], digest: '0'.repeat(32), confirm: '' } })],
+      ['instances ?environment', request.get(`${url}/api/v1/instances?environment=${id}`, { headers: operate })],
+      ['instances ?herd', request.get(`${url}/api/v1/instances?herd=${id}`, { headers: operate })],
+      ['herds ?environment', request.get(`${url}/api/v1/herds?environment=${id}`, { headers: operate })],
+      ['operation', request.get(`${url}/api/v1/operations/${id}`, { headers: operate })],
+    ];
+    for (const [what, pending] of cases) {
+      const res = await pending;
+      expect(res.status(), `${what} ${id}`).toBeGreaterThanOrEqual(400);
+      expect(res.status(), `${what} ${id}`).toBeLessThan(500);
+    }
+    const body = await (await request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'restart', instanceIds: [n] } })).json();
+    expect(body.details).toEqual([{ path: 'instanceIds.0', message: 'each id is a whole number from 1 to 2147483647' }]);
+  }
+});
+
+test('the console\u2019s pages take them as unknown objects or ignored filters, never a 500', async ({ page }) => {
+  await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
+  for (const id of HUGE) {
+    for (const path of [
+      `/admin/instances/${id}`, `/admin/instances/${id}/history`, `/herds/${id}`, `/operations/${id}`,
+      `/admin/instances?environment=${id}`, `/admin/instances?herd=${id}`, `/admin/instances?saved=${id}`,
+      `/operations/new?action=restart&ids=${id}`, `/operations/new?action=remaster&ids=1&p.upstreamInstanceId=${id}`,
+      `/admin/instances/delete?ids=${id}`,
+    ]) {
+      const res = await page.goto(`${url}${path}`);
+      expect(res!.status(), path).toBeLessThan(500);
+    }
+  }
+  // A name that would look like another on screen is refused with a message for people.
+  await page.goto(`${url}/admin/environments/add`);
+  await page.getByLabel('Name').fill('prod\u202Euction');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await expect(page.getByText('Control characters, line breaks and text-direction marks are not allowed.')).toBeVisible();
+});
