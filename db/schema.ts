@@ -233,7 +233,8 @@ export const operations = pgTable('operations', {
 }, (t) => [
   index('operations_status_idx').on(t.status),
   index('operations_created_idx').on(t.createdAt),
-  uniqueIndex('operations_idempotency_key').on(t.idempotencyKey),
+  // A key answers only its own user's operation (another user's key is just a new key for them).
+  uniqueIndex('operations_user_idempotency_key').on(t.requestedByName, t.idempotencyKey),
 ]);
 
 // At most one mutating operation per herd at a time. A lease whose heartbeat stops expires.

@@ -1,7 +1,10 @@
 // Ids beyond Postgres's integer range, in every route that takes one: a 4xx (or the page's defaults,
 // or its 404), never a 500. Ids come in as path segments, query parameters, form fields and JSON.
 import { expect, test } from '@playwright/test';
-import { e2eLab, signInAs } from './lab';
+import { and, desc, eq } from 'drizzle-orm';
+import { createDb } from '../db/client';
+import { auditEntries } from '../db/schema';
+import { e2eLab, signInAs, submitSignIn } from './lab';
 
 const lab = e2eLab();
 const url = lab.console.url;
@@ -50,4 +53,19 @@ test('the console\u2019s pages take them as unknown objects or ignored filters, 
   await page.getByLabel('Name').fill('prod\u202Euction');
   await page.getByRole('button', { name: 'Save', exact: true }).click();
   await expect(page.getByText('Control characters, line breaks and text-direction marks are not allowed.')).toBeVisible();
+});
+
+test('a sign-in is recorded and throttled by the connecting address, never by an X-Forwarded-For the client made up', async ({ page }) => {
+  await page.setExtraHTTPHeaders({ 'x-forwarded-for': '203.0.113.77' });
+  await page.goto(`${url}/login`);
+  await submitSignIn(page, 'xff-probe', 'not-a-password');
+  await expect(page.locator('.errornote')).toBeVisible();
+  const { db, pool } = createDb(lab.database.url, 1);
+  try {
+    const [entry] = await db.select().from(auditEntries)
+      .where(and(eq(auditEntries.action, 'auth.sign_in_failed'), eq(auditEntries.username, 'xff-probe'))).orderBy(desc(auditEntries.at)).limit(1);
+    expect(entry.remoteAddr).toBe('127.0.0.1');
+  } finally {
+    await pool.end();
+  }
 });

@@ -1,13 +1,13 @@
 import { redirect } from 'next/navigation';
 import { SignInForm } from '@/components/auth/sign-in-form';
 import { getCurrentUser } from '@/lib/auth/session';
+import { safeNext } from '@/lib/auth/safe-next';
 
 export const metadata = { title: 'Sign in | pgherd' };
 
 export default async function LoginPage({ searchParams }: { searchParams: Promise<{ next?: string }> }) {
-  const raw = (await searchParams).next;
-  // Only same-site paths: an open redirect after sign-in is a phishing aid.
-  const next = typeof raw === 'string' && raw.startsWith('/') && !raw.startsWith('//') ? raw : '/';
+  // Only paths on this console: an open redirect after sign-in is a phishing aid.
+  const next = safeNext((await searchParams).next);
   if (await getCurrentUser()) redirect(next);
   return (
     <div className="login">

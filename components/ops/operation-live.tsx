@@ -53,6 +53,7 @@ export function OperationLive({ initial, cancel, retry }: { initial: OperationVi
           queued and marks what was running as interrupted, with what it last observed.
         </p>
       )}
+      {op.hiddenTargets > 0 && <p className="muted" data-testid="hidden-targets">{op.hiddenTargets} more target{op.hiddenTargets === 1 ? ' is' : 's are'} in environments you have no role in.</p>}
       {op.targets.map((t) => (
         <section key={t.id} className="module target" data-target={t.label}>
           <h2>

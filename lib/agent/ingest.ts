@@ -73,7 +73,8 @@ export interface Received {
  */
 export async function receiveReport(
   db: Db,
-  req: { authorization: string | null; contentLength: number; text: () => Promise<string> },
+  /** `text()` answers null once the body passes the cap (see lib/api/body.ts): it is not read further. */
+  req: { authorization: string | null; contentLength: number; text: () => Promise<string | null> },
   write: (server: AgentServer, report: Report) => Promise<IngestResult> = (server, report) => ingestReport(db, server, report),
 ): Promise<Received> {
   const refuse = (status: number, error: string, details: unknown = null): Received => ({ status, body: { error, details } });
@@ -82,7 +83,9 @@ export async function receiveReport(
   const server = await serverForToken(db, m[1]);
   if (!server) return refuse(401, 'unknown or rotated agent token');
   if (req.contentLength > MAX_REPORT_BYTES) return refuse(413, `a report is at most ${MAX_REPORT_BYTES} bytes`);
-  const read = readReport(await req.text());
+  const text = await req.text();
+  if (text === null) return refuse(413, `a report is at most ${MAX_REPORT_BYTES} bytes`);
+  const read = readReport(text);
   if (!read.ok) return refuse(read.status, read.error, read.details);
   if (!namesServer(server, read.report.hostname)) {
     return refuse(403, `this token belongs to ${server.hostname}, and the report comes from ${read.report.hostname}: a report can only speak for its own server (set "hostname" in the agent's configuration if the host calls itself otherwise)`);

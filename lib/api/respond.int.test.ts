@@ -3,7 +3,8 @@ import net from 'node:net';
 import { NextRequest } from 'next/server';
 import { describe, expect, it } from 'vitest';
 import { createDb, isDatabaseUnavailable } from '@/db/client';
-import { handle } from './respond';
+import { z } from 'zod';
+import { handle, jsonBody } from './respond';
 
 async function closedPort(): Promise<number> {
   const s = net.createServer();
@@ -36,5 +37,25 @@ describe('the API with pgherd\u2019s database down', () => {
     expect(isDatabaseUnavailable(new Error('syntax error at or near "SELEC"'))).toBe(false);
     const res = await handle(async () => { throw new Error('boom'); })(new NextRequest('http://127.0.0.1/api/v1/instances'), { params: Promise.resolve({}) });
     expect(res.status).toBe(500);
+  });
+});
+
+describe('request bodies', () => {
+  it('are cut off at the cap while they arrive, chunked ones too (no Content-Length)', async () => {
+    let sent = 0;
+    const chunk = new Uint8Array(16 * 1024).fill(0x20);
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent >= 64 * 1024 * 1024) return c.close();
+        sent += chunk.byteLength;
+        c.enqueue(chunk);
+      },
+    });
+    const req = new NextRequest('http://127.0.0.1/api/v1/operations', { method: 'POST', body, duplex: 'half' } as unknown as ConstructorParameters<typeof NextRequest>[1]);
+    expect(req.headers.get('content-length')).toBeNull();
+    const res = await handle(async (r) => { await jsonBody(r, z.object({})); throw new Error('read it all'); })(req, { params: Promise.resolve({}) });
+    expect(res.status).toBe(413);
+    // Stopped after the first 64 kB and a little read-ahead, not after 64 MB.
+    expect(sent).toBeLessThan(1024 * 1024);
   });
 });

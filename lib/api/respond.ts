@@ -3,9 +3,10 @@ import { NextResponse, type NextRequest } from 'next/server';
 import type { z } from 'zod';
 import { getDb, isDatabaseUnavailable } from '@/db/client';
 import '@/lib/validation/messages';
+import { readCapped } from './body';
 import { AccessDenied, auditDenial, loadAccess, type Access } from '@/lib/auth/access';
 import { verifyApiToken, type Scope } from '@/lib/auth/api-tokens';
-import { clientAddress } from '@/lib/auth/client-address';
+import { CLIENT_ADDRESS_HEADER, clientAddress } from '@/lib/auth/client-address';
 import { getCurrentUser } from '@/lib/auth/session';
 
 export class ApiError extends Error {
@@ -45,7 +46,7 @@ const MAX_BODY = 64 * 1024;
 
 /** A bearer token, or else the console's session (a signed-in page calling the API). */
 export async function apiUser(req: NextRequest, need: Scope): Promise<ApiUser> {
-  const remoteAddr = clientAddress(req.headers.get('x-forwarded-for'));
+  const remoteAddr = clientAddress(req.headers.get(CLIENT_ADDRESS_HEADER));
   const auth = req.headers.get('authorization');
   let user: Omit<ApiUser, 'access'> | null = null;
   if (auth) {
@@ -68,8 +69,8 @@ export async function apiUser(req: NextRequest, need: Scope): Promise<ApiUser> {
 export async function jsonBody<T>(req: NextRequest, schema: z.ZodType<T>): Promise<T> {
   const len = Number(req.headers.get('content-length') ?? 0);
   if (len > MAX_BODY) throw new ApiError(413, `body larger than ${MAX_BODY} bytes`);
-  const text = await req.text();
-  if (text.length > MAX_BODY) throw new ApiError(413, `body larger than ${MAX_BODY} bytes`);
+  const text = await readCapped(req, MAX_BODY);
+  if (text === null) throw new ApiError(413, `body larger than ${MAX_BODY} bytes`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);

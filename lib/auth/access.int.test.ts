@@ -14,7 +14,8 @@ import { cancelOperation } from '@/lib/ops/control';
 import { planOperation } from '@/lib/ops/plan';
 import { submitOperation } from '@/lib/ops/submit';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
-import { AccessDenied, can, loadAccess, SYSTEM_ACCESS, type Access } from './access';
+import { AccessDenied, accessFrom, can, loadAccess, SYSTEM_ACCESS, type Access } from './access';
+import { operationView } from '@/lib/ops/operation-view';
 import { authenticate } from './authenticate';
 import { ldapConfigSchema, type LdapConfig } from './ldap';
 
@@ -95,6 +96,36 @@ describe('roles from the directory', () => {
     // Herd actions declare admin: an operator in staging may not switch a staging herd over.
     const [stagingHerd] = await t.db.select({ id: herds.id }).from(herds).where(eq(herds.environmentId, env.get('staging')!)).limit(1);
     await expect(planOperation(t.db, bob.access, switchoverAction, [stagingHerd.id])).rejects.toThrow('Switchover needs the admin role in staging (you have operator there)');
+  });
+
+  it('shows a staging-only user only the staging targets of an operation that spans environments', async () => {
+    const [staging] = await instancesIn('staging');
+    const [production] = await instancesIn('production');
+    const plan = await planOperation(t.db, SYSTEM_ACCESS, restartAction, [staging, production]);
+    const { id } = await submitOperation(t.db, null, restartAction, { instanceIds: [staging, production], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'mixed-1' }, { id: null, username: 'admin-test', access: SYSTEM_ACCESS });
+    const stagingOnly = accessFrom({ id: null, username: 'stg', superuser: false }, [{ role: 'operator', environmentId: env.get('staging')! }]);
+    const seen = (await operationView(t.db, id, stagingOnly))!;
+    expect(seen.targets.map((x) => x.instanceId)).toEqual([staging]);
+    expect(seen.hiddenTargets).toBe(1);
+    expect(JSON.stringify(seen)).not.toContain(plan.targets.find((x) => x.instanceId === production)!.label);
+    expect((await operationView(t.db, id, SYSTEM_ACCESS))!.targets).toHaveLength(2);
+  });
+
+  it('answers an idempotency key only with its own user\u2019s operation, and only once authorized', async () => {
+    const bob = await signIn('bob');
+    const [staging] = await instancesIn('staging');
+    const [production] = await instancesIn('production');
+    const asAdmin = { id: null, username: 'admin-test', access: SYSTEM_ACCESS };
+    const prod = await planOperation(t.db, SYSTEM_ACCESS, restartAction, [production]);
+    const admins = await submitOperation(t.db, null, restartAction, { instanceIds: [production], digest: prod.digest, confirmation: 'production', idempotencyKey: 'shared-key-1' }, asAdmin);
+    // Bob, refused in production, learns nothing from the key: refused, not told the admin's operation.
+    await expect(submitOperation(t.db, null, restartAction, { instanceIds: [production], digest: prod.digest, confirmation: 'production', idempotencyKey: 'shared-key-1' }, bob)).rejects.toBeInstanceOf(AccessDenied);
+    // In staging, where he may, the same key is just his own new key.
+    const stg = await planOperation(t.db, bob.access, restartAction, [staging]);
+    const his = await submitOperation(t.db, null, restartAction, { instanceIds: [staging], digest: stg.digest, confirmation: stg.typeToConfirm ?? '', idempotencyKey: 'shared-key-1' }, bob);
+    expect(his).toMatchObject({ duplicate: false });
+    expect(his.id).not.toBe(admins.id);
+    expect(await submitOperation(t.db, null, restartAction, { instanceIds: [staging], digest: stg.digest, confirmation: stg.typeToConfirm ?? '', idempotencyKey: 'shared-key-1' }, bob)).toEqual({ id: his.id, duplicate: true });
   });
 
   it('gives a read-only user nothing to run anywhere, and a user without bindings nothing at all', async () => {

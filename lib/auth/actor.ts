@@ -2,7 +2,7 @@
 // entry points check.
 import { headers } from 'next/headers';
 import type { Access } from './access';
-import { clientAddress } from './client-address';
+import { CLIENT_ADDRESS_HEADER, clientAddress } from './client-address';
 import { requireAccess, requireUser } from './session';
 
 export interface SignedInActor {
@@ -14,5 +14,5 @@ export interface SignedInActor {
 
 export async function currentActor(): Promise<SignedInActor> {
   const user = await requireUser();
-  return { id: user.id, username: user.username, remoteAddr: clientAddress((await headers()).get('x-forwarded-for')), access: await requireAccess() };
+  return { id: user.id, username: user.username, remoteAddr: clientAddress((await headers()).get(CLIENT_ADDRESS_HEADER)), access: await requireAccess() };
 }

@@ -49,8 +49,15 @@ async function recentFailures(db: Db, username: string, remoteAddr: string): Pro
   return r;
 }
 
+/**
+ * One spelling per person: "Alice", "ALICE " and "alice" are one user for lookup, throttling and the
+ * account pgherd records (a directory compares uids without regard to case; counting them apart
+ * would multiply the per-user limit).
+ */
+export const normalizeUsername = (username: string) => username.normalize('NFKC').trim().toLowerCase().slice(0, 200);
+
 export async function authenticate(db: Db, username: string, password: string, remoteAddr = '', ldap: LdapConfig | null = ldapConfig()): Promise<AuthResult> {
-  const name = username.trim().slice(0, 200);
+  const name = normalizeUsername(username);
   const fail = async (code: AuthFailure, detail: string, userId: number | null = null): Promise<AuthResult> => {
     await writeAudit(db, {
       user: { id: userId, username: name }, remoteAddr,
@@ -67,7 +74,7 @@ export async function authenticate(db: Db, username: string, password: string, r
     return { ok: false, code: 'throttled', reason: MESSAGES.throttled };
   }
 
-  const [local] = await db.select().from(users).where(eq(users.username, name)).limit(1);
+  const [local] = await db.select().from(users).where(sql`lower(${users.username}) = ${name}`).orderBy(users.id).limit(1);
   let user = local;
   if (local?.source === 'local' || !ldap) {
     const ok = !!local && local.isActive && local.source === 'local' && (await verifyPassword(password, local.passwordHash));
@@ -75,7 +82,9 @@ export async function authenticate(db: Db, username: string, password: string, r
   } else {
     const res = await ldapAuthenticate(ldap, name, password);
     if (!res.ok) return fail(res.reason, res.message, local?.id ?? null);
-    const values = { username: name, displayName: res.displayName, email: res.email, source: 'ldap' as const, ldapDn: res.dn, groups: res.groups, passwordHash: null };
+    // The directory's spelling, in one case: the account is the same whichever way it was typed.
+    const canonical = normalizeUsername(res.username);
+    const values = { username: local?.username ?? canonical, displayName: res.displayName, email: res.email, source: 'ldap' as const, ldapDn: res.dn, groups: res.groups, passwordHash: null };
     [user] = await db.insert(users).values(values)
       .onConflictDoUpdate({ target: users.username, set: { displayName: values.displayName, email: values.email, ldapDn: values.ldapDn, groups: values.groups } })
       .returning();

@@ -16,6 +16,8 @@ export const ldapConfigSchema = z.object({
   /** {username} is replaced by the escaped username. */
   userFilter: z.string().max(1000).default('(uid={username})'),
   groupBase: z.string().min(1).max(1000),
+  /** The attribute that holds the user's canonical name (its case and form are what pgherd records). */
+  usernameAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/).default('uid'),
   /** {userDN} is replaced by the escaped DN of the user. */
   groupFilter: z.string().max(1000).default('(member={userDN})'),
   startTls: z.boolean().default(false),
@@ -42,7 +44,7 @@ export function escapeFilterValue(v: string): string {
 }
 
 export type LdapResult =
-  | { ok: true; dn: string; displayName: string; email: string; groups: string[] }
+  | { ok: true; dn: string; displayName: string; email: string; groups: string[]; /** The directory's own spelling of the name. */ username: string }
   | { ok: false; reason: 'invalid' | 'unreachable'; message: string };
 
 function tlsOptions(cfg: LdapConfig, url: string): ConnectionOptions {
@@ -85,7 +87,7 @@ export async function ldapAuthenticate(cfg: LdapConfig, username: string, passwo
   if ('error' in c) return { ok: false, reason: 'unreachable', message: c.error };
   try {
     const filter = cfg.userFilter.replaceAll('{username}', escapeFilterValue(username));
-    const { searchEntries } = await c.client.search(cfg.userBase, { scope: 'sub', filter, attributes: ['cn', 'displayName', 'mail'], sizeLimit: 2 });
+    const { searchEntries } = await c.client.search(cfg.userBase, { scope: 'sub', filter, attributes: ['cn', 'displayName', 'mail', cfg.usernameAttribute], sizeLimit: 2 });
     if (searchEntries.length !== 1) return { ok: false, reason: 'invalid', message: searchEntries.length ? 'more than one entry matches' : 'no such user' };
     const user = searchEntries[0];
     const userClient = clientFor(cfg, c.url);
@@ -107,6 +109,7 @@ export async function ldapAuthenticate(cfg: LdapConfig, username: string, passwo
       displayName: first(user.displayName) || first(user.cn),
       email: first(user.mail),
       groups: groups.map((g) => g.dn).sort(),
+      username: first(user[cfg.usernameAttribute]) || username,
     };
   } catch (err) {
     return { ok: false, reason: 'unreachable', message: (err as Error).message };

@@ -3,7 +3,7 @@ import CredentialsProvider from 'next-auth/providers/credentials';
 import { z } from 'zod';
 import { getDb } from '@/db/client';
 import { authenticate } from './authenticate';
-import { clientAddress } from './client-address';
+import { CLIENT_ADDRESS_HEADER, clientAddress } from './client-address';
 
 const credentials = z.object({
   username: z.string().trim().min(1).max(200),
@@ -23,7 +23,7 @@ export const authOptions: NextAuthOptions = {
       async authorize(raw, req) {
         const parsed = credentials.safeParse(raw);
         if (!parsed.success) return null;
-        const res = await authenticate(getDb(), parsed.data.username, parsed.data.password, clientAddress(req?.headers?.['x-forwarded-for']));
+        const res = await authenticate(getDb(), parsed.data.username, parsed.data.password, clientAddress(req?.headers?.[CLIENT_ADDRESS_HEADER]));
         // The code reaches the sign-in form as `error` (next-auth passes a thrown message on).
         if (!res.ok) throw new Error(res.code);
         return { id: String(res.user.id), name: res.user.displayName || res.user.username, username: res.user.username, superuser: res.user.isSuperuser };

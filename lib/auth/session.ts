@@ -4,7 +4,7 @@ import { forbidden, redirect } from 'next/navigation';
 import { cache } from 'react';
 import { getDb } from '@/db/client';
 import { AccessDenied, auditDenial, loadAccess, type Access } from './access';
-import { clientAddress } from './client-address';
+import { CLIENT_ADDRESS_HEADER, clientAddress } from './client-address';
 import { authOptions } from './options';
 
 export interface CurrentUser {
@@ -26,7 +26,7 @@ export const getCurrentUser = cache(async (): Promise<CurrentUser | null> => {
 export const getCurrentAccess = cache(async (): Promise<Access | null> => {
   const user = await getCurrentUser();
   if (!user) return null;
-  return { ...(await loadAccess(getDb(), user.id)), remoteAddr: clientAddress((await headers()).get('x-forwarded-for')) };
+  return { ...(await loadAccess(getDb(), user.id)), remoteAddr: clientAddress((await headers()).get(CLIENT_ADDRESS_HEADER)) };
 });
 
 /** For pages and server actions: the signed-in user, or a redirect to the sign-in page. */
@@ -50,7 +50,7 @@ export async function requireAccess(): Promise<Access> {
 export async function deny(reason: string | AccessDenied): Promise<never> {
   const err = typeof reason === 'string' ? new AccessDenied(reason) : reason;
   const user = await getCurrentUser();
-  if (user) await auditDenial(getDb(), err, { id: user.id, username: user.username, remoteAddr: clientAddress((await headers()).get('x-forwarded-for')) });
+  if (user) await auditDenial(getDb(), err, { id: user.id, username: user.username, remoteAddr: clientAddress((await headers()).get(CLIENT_ADDRESS_HEADER)) });
   forbidden();
 }
 

@@ -93,7 +93,8 @@ export async function startConsole(lab: LabInfo, opts: { port?: number; log?: (m
   const port = opts.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
   const secret = randomBytes(32).toString('base64url');
-  const child = spawn(process.execPath, [NEXT_BIN, 'start', '-p', String(port), '-H', '127.0.0.1'], {
+  // pgherd's own server (it derives each client's address from the socket), not `next start`.
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'lib', 'web', 'server.ts'), '-p', String(port), '-H', '127.0.0.1'], {
     cwd: PROJECT_ROOT,
     env: consoleEnv(lab, url, secret),
     stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
@@ -101,7 +102,7 @@ export async function startConsole(lab: LabInfo, opts: { port?: number; log?: (m
   let exited = false;
   child.once('exit', () => { exited = true; });
   await waitFor(`the console on ${url}`, async () => {
-    if (exited) throw new Error('next start exited');
+    if (exited) throw new Error('the console\'s server exited');
     const res = await fetch(`${url}/login`).catch(() => null);
     return res?.ok ? true : undefined;
   }, 60_000);

@@ -1,7 +1,8 @@
 // An operation with its targets and steps, as the operation page and the API show it.
 import { asc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '@/db/client';
-import { operations, operationSteps, operationTargets } from '@/db/schema';
+import { herds, operations, operationSteps, operationTargets } from '@/db/schema';
+import { can, type Access } from '@/lib/auth/access';
 import { liveWorkers } from './workers';
 
 export interface OperationView {
@@ -15,6 +16,8 @@ export interface OperationView {
   startedAt: string | null;
   finishedAt: string | null;
   cancelRequested: boolean;
+  /** Targets in environments the viewer has no role in: counted, never shown. */
+  hiddenTargets: number;
   /** Worker processes alive now: none, and a queued or running operation is not progressing. */
   workersAlive: number;
   targets: {
@@ -31,10 +34,18 @@ export interface OperationView {
   }[];
 }
 
-export async function operationView(db: Db, id: number): Promise<OperationView | null> {
+/**
+ * The operation as `access` may see it: only the targets in environments where it has a role (an
+ * operation may span several; a staging operator must not read production's commands and data
+ * directories). A target whose herd is gone belongs to no environment: global viewers only. Null
+ * when the operation does not exist.
+ */
+export async function operationView(db: Db, id: number, access: Access): Promise<OperationView | null> {
   const [op] = await db.select().from(operations).where(eq(operations.id, id));
   if (!op) return null;
-  const targets = await db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(asc(operationTargets.id));
+  const rows = await db.select({ t: operationTargets, env: herds.environmentId }).from(operationTargets)
+    .leftJoin(herds, eq(herds.id, operationTargets.herdId)).where(eq(operationTargets.operationId, id)).orderBy(asc(operationTargets.id));
+  const targets = rows.filter((r) => can(access, 'viewer', r.env)).map((r) => r.t);
   const steps = targets.length
     ? await db.select().from(operationSteps).where(inArray(operationSteps.targetId, targets.map((t) => t.id))).orderBy(asc(operationSteps.targetId), asc(operationSteps.seq))
     : [];
@@ -48,6 +59,7 @@ export async function operationView(db: Db, id: number): Promise<OperationView |
     startedAt: op.startedAt?.toISOString() ?? null,
     finishedAt: op.finishedAt?.toISOString() ?? null,
     cancelRequested: op.cancelRequested,
+    hiddenTargets: rows.length - targets.length,
     workersAlive: op.finishedAt ? 0 : (await liveWorkers(db)).length,
     targets: targets.map((t) => ({
       id: t.id,

@@ -23,7 +23,7 @@ export async function describePooler(p: PoolerRef): Promise<string> {
 /** Checks that the pooler answers and its configuration file has every entry pgherd is to move. */
 export async function checkPooler(p: PoolerRef, deps: ActionDeps, ctx: StepContext): Promise<string> {
   const seen = await describePooler(p);
-  const { stdout } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000);
+  const { stdout } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000, undefined, false);
   const entries = readEntries(stdout);
   const missing = p.databases.filter((d) => !entries.has(d));
   if (missing.length) throw new Error(`refused: ${p.configFile} on ${p.label} has no [databases] entry ${missing.join(', ')}; nothing was changed`);
@@ -49,7 +49,7 @@ export async function resumePooler(p: PoolerRef, ctx: StepContext): Promise<stri
  * and port, writes it back atomically (same owner and mode), RELOAD, then checks SHOW DATABASES.
  */
 export async function repointPooler(p: PoolerRef, to: InstanceRef, deps: ActionDeps, ctx: StepContext): Promise<string> {
-  const { stdout: before } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000);
+  const { stdout: before } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000, undefined, false);
   const after = repointEntries(before, p.databases, { host: to.host, port: to.port });
   const write = 'set -e; f=$1; cp -p -- "$f" "$f.pgherd-new"; cat > "$f.pgherd-new"; mv -- "$f.pgherd-new" "$f"';
   await execNotedOk(deps, p, ctx, ['sh', '-c', write, 'sh', p.configFile], 10_000, after);

@@ -1,6 +1,6 @@
 // Confirm -> enqueue: re-plan, compare digests, check what was typed, then write the operation, its
 // targets and an audit entry in one transaction, and put one job per target on the queue.
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
 import { operations, operationTargets } from '@/db/schema';
@@ -67,17 +67,21 @@ export function targetIdsFor(action: AnyAction, input: { instanceIds?: number[];
 }
 
 export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, action: AnyAction, input: SubmitInput, actor: Actor, log: (e: string, f: object) => void = () => {}): Promise<{ id: number; duplicate: boolean }> {
-  const existing = await db.select({ id: operations.id }).from(operations).where(eq(operations.idempotencyKey, input.idempotencyKey));
-  if (existing.length) return { id: existing[0].id, duplicate: true };
   const ids = targetIdsFor(action, input);
   let plan: Plan;
   try {
+    // Authorization first: a key never tells anyone who may not run this whether an operation exists.
     plan = await planOperation(db, actor.access, action, ids, input.params ?? {});
   } catch (err) {
     // A refused request is worth knowing about: a forged form, a script with the wrong token.
     if (err instanceof AccessDenied) await auditDenial(db, err, actor);
     throw err;
   }
+  // The same page (or API call) submitted again by the same user: the operation it made, even if the
+  // inventory has moved since (that operation ran on it).
+  const mine = and(eq(operations.requestedByName, actor.username), eq(operations.idempotencyKey, input.idempotencyKey));
+  const existing = await db.select({ id: operations.id }).from(operations).where(mine);
+  if (existing.length) return { id: existing[0].id, duplicate: true };
   if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);
   if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
   const runnable = plan.targets.filter((t) => !t.refused);
@@ -93,7 +97,7 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
       requestedByName: actor.username,
       confirmation: input.confirmation.slice(0, 200),
       idempotencyKey: input.idempotencyKey,
-    }).onConflictDoNothing({ target: operations.idempotencyKey }).returning({ id: operations.id });
+    }).onConflictDoNothing({ target: [operations.requestedByName, operations.idempotencyKey] }).returning({ id: operations.id });
     if (!op) return null; // a concurrent submit of the same page won
     const rows = await tx.insert(operationTargets).values(plan.targets.map((t) => ({
       operationId: op.id,
@@ -133,7 +137,7 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
     return { id: op.id, queued: rows.filter((r) => r.status === 'queued').map((r) => r.id) };
   });
   if (!created) {
-    const [again] = await db.select({ id: operations.id }).from(operations).where(eq(operations.idempotencyKey, input.idempotencyKey));
+    const [again] = await db.select({ id: operations.id }).from(operations).where(mine);
     return { id: again.id, duplicate: true };
   }
   if (queue) {

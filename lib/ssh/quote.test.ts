@@ -21,6 +21,19 @@ describe('shell quoting', () => {
     expect(() => shellCommand([])).toThrow(/empty/);
   });
 
+  it('redacts passwords in every quoting style', () => {
+    for (const [input, out] of [
+      ["password='a b c' user=x", "password=*** user=x"],
+      ['password="a b" user=x', 'password=*** user=x'],
+      ['password = secret', 'password = ***'],
+      ['PGPASSWORD=hunter2 psql', 'PGPASSWORD=*** psql'],
+      ['{"password": "s3cr\\"et"}', '{"password": "***"}'],
+      ['postgres://app:hunter2@db:5432/x', 'postgres://app:***@db:5432/x'],
+      ["billing = host=10.0.0.1 port=5432 password='p; w'", 'billing = host=10.0.0.1 port=5432 password=***'],
+    ]) expect(redact(input), input).toBe(out);
+    expect(redact('bypass: yes')).toBe('bypass: yes');
+  });
+
   it('redacts passwords and named secrets', () => {
     expect(redact("psql 'host=x password=hunter2 user=y'", ['tok123'])).toBe("psql 'host=x password=*** user=y'");
     expect(redact('curl -H Bearer tok123', ['tok123'])).toBe('curl -H Bearer ***');

@@ -16,7 +16,11 @@ export function shellCommand(argv: readonly string[]): string {
 
 /** The command as it is recorded and logged: secrets (passwords, tokens) replaced. */
 export function redact(command: string, secrets: readonly string[] = []): string {
-  let out = command.replace(/(password=)[^\s']+/gi, '$1***');
+  // password=x, password = 'a b', password="a b", PGPASSWORD=x, "password": "x", and user:secret@ in URLs.
+  let out = command
+    .replace(/\b((?:pg)?pass(?:word)?\s*[=:]\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s'",;]+)/gi, '$1***')
+    .replace(/("(?:pg)?pass(?:word)?"\s*:\s*)"(?:[^"\\]|\\.)*"/gi, '$1"***"')
+    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:@\/\s]+:)[^@\s]+@/gi, '$1***@');
   for (const s of secrets) if (s) out = out.split(s).join('***');
   return out;
 }

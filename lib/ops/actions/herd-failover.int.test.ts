@@ -169,6 +169,8 @@ describe('switchover', () => {
     expect(inv.get(neu.server)).toMatchObject({ role: 'primary', state: 'running', upstreamId: null });
     expect(inv.get(old.server)).toMatchObject({ role: 'replica', upstreamId: inv.get(neu.server)!.id });
     expect(steps.filter((s) => s.status === 'failed').map((s) => s.name)).toEqual([]);
+    // PgBouncer's configuration (it may hold passwords) was read and rewritten, never recorded.
+    expect(steps.filter((s) => s.stdoutTail.includes('[databases]') || s.command.includes('[databases]')).map((s) => s.name)).toEqual([]);
   }, 120_000);
 
   it('is refused with a lagging candidate: at execution by the pre-flight, at planning once the inventory knows; nothing changes', async () => {

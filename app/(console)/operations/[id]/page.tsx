@@ -14,7 +14,7 @@ import { cancelOperationAction, retryOperationAction } from '../actions';
 export default async function OperationPage({ params }: { params: Promise<{ id: string }> }) {
   const access = await requireAccess();
   const id = parseId((await params).id);
-  const view = id === null ? null : await operationView(getDb(), id);
+  const view = id === null ? null : await operationView(getDb(), id, access);
   if (!view) notFound();
   await orDeny(() => demandOnOperation(getDb(), access, view.id, 'view'));
   const action = getAction(view.action);

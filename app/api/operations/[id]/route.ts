@@ -11,7 +11,7 @@ export async function GET(_req: Request, ctx: { params: Promise<{ id: string }> 
   const access = await getCurrentAccess();
   if (!access) return NextResponse.json({ error: 'sign in required' }, { status: 401 });
   const id = parseId((await ctx.params).id);
-  const view = id === null ? null : await operationView(getDb(), id);
+  const view = id === null ? null : await operationView(getDb(), id, access);
   if (!view) return NextResponse.json({ error: 'no such operation' }, { status: 404 });
   try {
     await demandOnOperation(getDb(), access, view.id, 'view');

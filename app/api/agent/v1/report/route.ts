@@ -2,6 +2,8 @@ import { NextResponse, type NextRequest } from 'next/server';
 import { getDb, isDatabaseUnavailable } from '@/db/client';
 import { receiveReport } from '@/lib/agent/ingest';
 import { ingestQueue } from '@/lib/agent/queue';
+import { MAX_REPORT_BYTES } from '@/lib/agent/report';
+import { readCapped } from '@/lib/api/body';
 
 /**
  * POST /api/agent/v1/report, `Authorization: Bearer <the server's agent token>`: the token names the
@@ -16,7 +18,7 @@ export async function POST(req: NextRequest) {
     const { status, body } = await receiveReport(db, {
       authorization: req.headers.get('authorization'),
       contentLength: Number(req.headers.get('content-length') ?? 0),
-      text: () => req.text(),
+      text: () => readCapped(req, MAX_REPORT_BYTES),
     }, (server, report) => queue.submit(server, report));
     return NextResponse.json(body, { status });
   } catch (err) {

@@ -1,0 +1,41 @@
+// The console's web server (npm start): Next.js behind a plain node:http server, for one reason: the
+// app cannot see the TCP peer (Next keeps an X-Forwarded-For the client sent), and the sign-in
+// throttle and the audit log must not believe a header the client controls. This server works the
+// client's address out from the socket and PGHERD_TRUSTED_PROXIES (lib/auth/client-address.ts) and
+// hands it to the app in a header of its own, overwritten on every request.
+// Usage: tsx lib/web/server.ts [-p PORT] [-H HOST]
+import { createServer } from 'node:http';
+import path from 'node:path';
+import next from 'next';
+import { CLIENT_ADDRESS_HEADER, clientAddressOf, trustedProxies } from '@/lib/auth/client-address';
+
+function arg(flag: string, fallback: string): string {
+  const i = process.argv.indexOf(flag);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+async function main() {
+  const port = Number(arg('-p', process.env.PORT ?? '3000'));
+  const hostname = arg('-H', '0.0.0.0');
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`-p: ${port} is not a port`);
+  const proxies = trustedProxies(process.env.PGHERD_TRUSTED_PROXIES);
+  const app = next({ dev: false, dir: path.join(__dirname, '..', '..'), hostname, port });
+  const handle = app.getRequestHandler();
+  await app.prepare();
+  const server = createServer((req, res) => {
+    const client = clientAddressOf(req.socket.remoteAddress, req.headers['x-forwarded-for'], proxies);
+    req.headers[CLIENT_ADDRESS_HEADER] = client;
+    // Next fills X-Forwarded-For only when it is absent: the app sees the same answer there too.
+    req.headers['x-forwarded-for'] = client;
+    void handle(req, res);
+  });
+  server.listen(port, hostname, () => console.log(JSON.stringify({ event: 'web.ready', url: `http://${hostname}:${port}`, trustedProxies: process.env.PGHERD_TRUSTED_PROXIES ?? '' })));
+  const stop = () => server.close(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((err) => {
+  console.error(`web: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
