@@ -1,7 +1,7 @@
 // One lab and one built console for the browser tests; the console's PID joins the lab's
 // processes so that the teardown (or the next run) stops it with everything else.
 import { randomBytes } from 'node:crypto';
-import { buildConsole, prepareDatabase, startConsole, startWorkerProcess } from '../lib/lab/console';
+import { buildConsole, CONSOLE_PROGRAM, prepareDatabase, startConsole, startWorkerProcess } from '../lib/lab/console';
 import { readLab, startLab, writeLab } from '../lib/lab/lab';
 import { E2E_LAB_FILE } from './lab';
 
@@ -13,7 +13,7 @@ export default async function globalSetup() {
   const web = await startConsole(lab, { quiet: true });
   const worker = await startWorkerProcess(lab, { quiet: true });
   const info = readLab(E2E_LAB_FILE);
-  info.processes.push({ name: 'console', pid: web.child.pid!, program: 'next', signal: 'SIGTERM' });
+  info.processes.push({ name: 'console', pid: web.child.pid!, program: CONSOLE_PROGRAM, signal: 'SIGTERM' });
   info.processes.push({ name: 'worker', pid: worker.pid!, program: 'jobs/worker.ts', signal: 'SIGTERM' });
   writeLab(E2E_LAB_FILE, { ...info, console: { url: web.url, admin, apiToken } });
 }

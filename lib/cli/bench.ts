@@ -10,7 +10,7 @@ import { ingestBench } from '@/lib/bench/ingest-bench';
 import { percentiles, table } from '@/lib/bench/table';
 import { environments } from '@/db/schema';
 import { seedScale } from '@/lib/bench/seed-scale';
-import { buildConsole, prepareDatabase, startConsole } from '@/lib/lab/console';
+import { buildConsole, CONSOLE_PROGRAM, prepareDatabase, startConsole } from '@/lib/lab/console';
 import { PROJECT_ROOT, readLab, startLab, stopLab, writeLab } from '@/lib/lab/lab';
 import { parseListParams } from '@/lib/admin/list-params';
 import { changeList } from '@/lib/admin/list-query';
@@ -50,7 +50,7 @@ async function withConsole(fn: (ctx: { db: Db; url: string; cookie: string; pids
     if (process.env.PGHERD_SKIP_BUILD !== '1') buildConsole(log);
     const web = await startConsole(lab, { quiet: true });
     const info = readLab(FILE);
-    info.processes.push({ name: 'console', pid: web.child.pid!, program: 'next', signal: 'SIGTERM' });
+    info.processes.push({ name: 'console', pid: web.child.pid!, program: CONSOLE_PROGRAM, signal: 'SIGTERM' });
     writeLab(FILE, info);
     const cookie = await signIn(web.url, admin.username, admin.password);
     try {

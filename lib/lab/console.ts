@@ -89,6 +89,9 @@ export function consoleEnv(lab: LabInfo, url: string, secret: string): NodeJS.Pr
   };
 }
 
+/** What the console's process runs: how the lab recognises it by PID (lab.json `processes[].program`). */
+export const CONSOLE_PROGRAM = 'lib/web/server.ts';
+
 export async function startConsole(lab: LabInfo, opts: { port?: number; log?: (m: string) => void; quiet?: boolean } = {}): Promise<RunningConsole> {
   const port = opts.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;

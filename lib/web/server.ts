@@ -30,7 +30,13 @@ async function main() {
     void handle(req, res);
   });
   server.listen(port, hostname, () => console.log(JSON.stringify({ event: 'web.ready', url: `http://${hostname}:${port}`, trustedProxies: process.env.PGHERD_TRUSTED_PROXIES ?? '' })));
-  const stop = () => server.close(() => process.exit(0));
+  // Keep-alive connections would hold close() open for ever: end them, and do not wait past 5 s.
+  const stop = () => {
+    server.close(() => process.exit(0));
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), 1000).unref();
+    setTimeout(() => process.exit(0), 5000).unref();
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }
