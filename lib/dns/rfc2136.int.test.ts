@@ -1,4 +1,5 @@
 // RFC 2136 updates signed with TSIG against the lab's BIND 9, checked by querying it.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { describe, expect, it } from 'vitest';
@@ -30,6 +31,21 @@ describe('replaceRecordSet', () => {
     expect(await lookup(server, name, 'CNAME')).toEqual([first.server]);
     await replaceRecordSet(server, dns.zone, key, { name, type: 'CNAME', ttl: 30, values: [second.server] });
     expect(await waitAnswers(server, { name, type: 'CNAME', ttl: 30, values: [second.server] })).toEqual([second.server]);
+  });
+
+  it('replaces only the record type it manages: a TXT record someone else keeps at the name stays', async () => {
+    const name = scratch();
+    await replaceRecordSet(server, dns.zone, key, { name, type: 'A', ttl: 30, values: [first.address] });
+    // Added the way an administrator would, with nsupdate and the zone's key.
+    const add = spawnSync('nsupdate', ['-y', `hmac-sha256:${key.name}:${key.secret}`], {
+      input: [`server ${server.host} ${server.port}`, `zone ${dns.zone}`, `update add ${name}. 30 TXT "kept-by-someone-else"`, 'send', ''].join('\n'),
+      encoding: 'utf8',
+    });
+    expect(add.status, add.stderr).toBe(0);
+    await replaceRecordSet(server, dns.zone, key, { name, type: 'A', ttl: 30, values: [second.address] });
+    expect(await lookup(server, name, 'A')).toEqual([second.address]);
+    const txt = spawnSync('dig', [`@${server.host}`, '-p', String(server.port), '+short', name, 'TXT'], { encoding: 'utf8' });
+    expect(txt.stdout.trim()).toBe('"kept-by-someone-else"');
   });
 
   it('replaces a whole A record set (a read name over several replicas)', async () => {

@@ -82,14 +82,27 @@ export function buildUpdate(zone: string, rs: RecordSet): { id: number; message:
     flags: OPCODE_UPDATE,
     questions: [{ name: fqdn(zone), type: 'SOA', class: 'IN' }], // the zone section
     answers: [], // prerequisites: none
-    authorities: [ // the update section: delete all RRsets at the name, then add the new ones
+    // The update section: delete the RRset of the type pgherd manages at the name (RFC 2136 2.5.2),
+    // then add the new one. Never every type: a TXT or MX someone else keeps at the name stays.
+    authorities: [
       { name: fqdn(rs.name), type: 'ANY', class: 'ANY', ttl: 0, data: Buffer.alloc(0) } as unknown as dnsPacket.Answer,
       ...rs.values.map((v) => ({ name: fqdn(rs.name), type: rs.type, class: 'IN', ttl: rs.ttl, data: rs.type === 'CNAME' ? fqdn(v) : v }) as dnsPacket.Answer),
     ],
     additionals: [],
   });
+  // dns-packet cannot write a typed record with empty data (an RRset deletion): it was written as type
+  // ANY above, and its TYPE field is set here. dns-packet does not compress names, so the field sits
+  // right after the header, the zone section and the record's name.
+  const at = 12 + nameLength(fqdn(zone)) + 4 + nameLength(fqdn(rs.name));
+  if (message.readUInt16BE(at) !== TYPE_ANY) throw new Error('internal: the RRset deletion is not where it was written');
+  message.writeUInt16BE(TYPE_CODES[rs.type], at);
   return { id, message };
 }
+
+const TYPE_ANY = 255;
+/** A name's length on the wire, uncompressed: each label with its length byte, and the root's zero. */
+const nameLength = (n: string) => n.replace(/\.$/, '').split('.').filter(Boolean).reduce((sum, l) => sum + Buffer.byteLength(l) + 1, 0) + 1;
+const TYPE_CODES: Record<RecordSet['type'], number> = { A: 1, CNAME: 5 };
 
 /** Signs and sends a message; the raw answer and the request's MAC (to verify it with). */
 export async function sendSigned(server: DnsServer, key: TsigKey, id: number, message: Buffer, timeoutMs = 3000): Promise<{ answer: Buffer; requestMac: Buffer }> {
@@ -98,7 +111,7 @@ export async function sendSigned(server: DnsServer, key: TsigKey, id: number, me
 }
 
 /**
- * Replaces everything at `rs.name` with `rs.values` in one UPDATE, signed with `key`; the answer's
+ * Replaces the `rs.type` records at `rs.name` with `rs.values` in one UPDATE, signed with `key`; the answer's
  * MAC is checked. Throws DnsUpdateError with the server's answer (NOTAUTH for a wrong key, REFUSED
  * for an update the zone does not allow, ...).
  */
