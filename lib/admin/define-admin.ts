@@ -3,6 +3,7 @@ import type { SQL, SQLWrapper } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type { Role } from '@/lib/ops/define-action';
 import type { FormSpec } from './form-fields';
+import type { Db } from '@/db/client';
 
 export type Permission = 'view' | 'add' | 'change' | 'delete';
 
@@ -74,6 +75,16 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   readOnly?: boolean;
   /** Where an object's own page is, when it is not the generic change form: '/operations' -> /operations/<id>. */
   objectHref?: string;
+  /**
+   * Referenced rows (form fields) that must be in the object's own environment: a server and the
+   * instances on it are in one environment, a pooler sits in its herd's.
+   */
+  sameEnvironment?: string[];
+  /**
+   * Checks that need the database, run in the save's transaction after the write (so they see the row
+   * as saved): field errors (or '' for the form) that refuse the save; nothing is written then.
+   */
+  validate?: (tx: Db, id: number, values: Record<string, unknown>) => Promise<Record<string, string> | null>;
   /** Bulk actions offered besides delete: each leads to its own confirmation page. */
   actions?: { name: string; label: string; href: string; role: Role }[];
 }

@@ -15,7 +15,12 @@ export interface FormField<K extends string = string> {
   label: string;
   help?: string;
   input: InputSpec;
+  /** The model an id typed as a number refers to (a relation input knows its model already): the save path checks the row it names. */
+  references?: string;
 }
+
+/** The model a field's value is an id of, if any: every such row is checked where it is saved. */
+export const referencedModel = (f: FormField): string | undefined => (f.input.type === 'relation' ? f.input.model : f.references);
 
 export interface FormSpec<S extends z.ZodObject = z.ZodObject> {
   schema: S;

@@ -4,7 +4,11 @@ import { eq, inArray } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { diffChanges, writeAudit, type AuditInput } from '@/lib/audit/write-audit';
 import { AccessDenied, auditDenial, demand, type Access } from '@/lib/auth/access';
+import { environments } from '@/db/schema';
+import type { Role } from '@/lib/ops/define-action';
 import { permissionFor, type AdminDef } from './define-admin';
+import { referencedModel } from './form-fields';
+import { getAdmin } from './registry';
 import { collectForDelete } from './collect';
 import { labelsFor, selectFrom } from './list-query';
 
@@ -31,6 +35,46 @@ export async function environmentOf(db: Pick<Db, 'select'>, def: AdminDef, id: n
   if (!def.environmentSql) return null;
   const rows = (await selectFrom(db as Db, def, { env: def.environmentSql }).where(eq(def.id, id))) as unknown as { env: number | null }[];
   return rows[0]?.env ?? null;
+}
+
+/** A save refused by a check made inside its transaction: rolled back, answered as form errors. */
+class RefusedSave extends Error {
+  constructor(readonly fieldErrors: Record<string, string>) {
+    super('refused');
+  }
+}
+
+async function environmentName(db: Db, id: number | null): Promise<string> {
+  if (id === null) return 'no environment';
+  const [e] = await db.select({ name: environments.name }).from(environments).where(eq(environments.id, id));
+  return e?.name ?? `environment #${id}`;
+}
+
+/**
+ * Every row the object refers to (its relation fields, and ids typed as numbers that declare their
+ * model): it must exist, the actor needs `need` in its environment (AccessDenied otherwise), and the
+ * model's `sameEnvironment` fields must be in the object's own environment. Field errors, or null.
+ */
+async function checkReferences(tx: Db, def: AdminDef, values: Record<string, unknown>, envAfter: number | null, actor: Actor, need: Role, verb: string): Promise<Record<string, string> | null> {
+  const errors: Record<string, string> = {};
+  for (const f of def.form.fields) {
+    const model = referencedModel(f);
+    const v = values[f.name];
+    if (!model || v === null || v === undefined) continue;
+    const target = getAdmin(model);
+    if (!target) throw new Error(`${def.name}.${f.name}: unknown model ${model}`);
+    const [row] = await labelsFor(tx, target, [Number(v)]);
+    if (!row) {
+      errors[f.name] = `There is no ${target.label} with id ${v}.`;
+      continue;
+    }
+    const env = await environmentOf(tx, target, Number(v));
+    await demand(tx, actor.access, need, `${verb} this ${def.label} with ${f.label.toLowerCase()} ${row.label}`, [env]);
+    if (def.sameEnvironment?.includes(f.name) && target.environmentSql && env !== envAfter) {
+      errors[f.name] = `${row.label} is in ${await environmentName(tx, env)}, and this ${def.label} in ${await environmentName(tx, envAfter)}: they must be in one environment.`;
+    }
+  }
+  return Object.keys(errors).length ? errors : null;
 }
 
 export async function saveObject(db: Db, def: AdminDef, id: number | null, input: unknown, actor: Actor): Promise<SaveResult> {
@@ -63,7 +107,12 @@ export async function saveObject(db: Db, def: AdminDef, id: number | null, input
       }
       // Where it is now (a new object, or one moved to another environment): the role must hold there too.
       const envAfter = await environmentOf(tx, def, savedId);
-      await demand(tx as unknown as Db, actor.access, permissionFor(def, id === null ? 'add' : 'change'), `${id === null ? 'Adding' : 'Changing'} this ${def.label}`, [envAfter]);
+      const need = permissionFor(def, id === null ? 'add' : 'change');
+      const verb = id === null ? 'Adding' : 'Changing';
+      await demand(tx as unknown as Db, actor.access, need, `${verb} this ${def.label}`, [envAfter]);
+      // Every row it refers to, and the model's own rules, as the row now is.
+      const refused = (await checkReferences(tx as unknown as Db, def, values, envAfter, actor, need, verb)) ?? (await def.validate?.(tx as unknown as Db, savedId, values)) ?? null;
+      if (refused) throw new RefusedSave(refused);
       const [{ label }] = await labelsFor(tx as unknown as Db, def, [savedId]);
       const changes = diffChanges(before, values);
       if (id === null || Object.keys(changes).length) {
@@ -81,6 +130,10 @@ export async function saveObject(db: Db, def: AdminDef, id: number | null, input
       return { ok: true as const, id: savedId, label };
     });
   } catch (err) {
+    if (err instanceof RefusedSave) {
+      const { '': formError, ...fieldErrors } = err.fieldErrors;
+      return { ok: false, fieldErrors, ...(formError ? { formError } : {}) };
+    }
     const e = pgError(err);
     if (e.code === '23505') {
       const [field, message] = def.uniqueErrors?.[e.constraint ?? ''] ?? ['', `Another ${def.label} already has these values.`];

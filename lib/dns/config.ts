@@ -8,8 +8,14 @@ import type { TsigKey } from './tsig';
 const hostname = z.string().min(1).max(253).regex(/^[A-Za-z0-9.:-]+$/, 'a host name or address');
 const zoneName = z.string().min(1).max(253).regex(/^([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?$/, 'a domain name');
 
+const envName = z.string().min(1).max(63);
+
 const zoneSchema = z.object({
   zone: zoneName,
+  /** The environments whose herds' names may live anywhere in the zone. */
+  environments: z.array(envName).max(100).optional(),
+  /** Parts of the zone owned by other environments: the longest matching suffix decides. */
+  names: z.array(z.object({ suffix: zoneName, environments: z.array(envName).min(1).max(100) }).strict()).max(1000).optional(),
   provider: z.literal('rfc2136'),
   server: z.object({ host: hostname, port: z.number().int().min(1).max(65535).default(53) }).strict(),
   key: z.object({
@@ -27,6 +33,8 @@ export interface ZoneConfig {
   provider: 'rfc2136';
   server: DnsServer;
   key: TsigKey;
+  /** Who owns which names: the zone itself (its `environments`) and suffixes inside it; the longest suffix wins. */
+  owners: { suffix: string; environments: string[] }[];
 }
 
 const norm = (n: string) => n.replace(/\.$/, '').toLowerCase();
@@ -39,6 +47,10 @@ export function parseDnsConfig(json: unknown, readSecret: (path: string) => stri
     provider: z.provider,
     server: { host: z.server.host, port: z.server.port },
     key: { name: norm(z.key.name), algorithm: z.key.algorithm, secret: z.key.secret ?? readSecret(z.key.secretFile!) },
+    owners: [
+      ...(z.environments ? [{ suffix: norm(z.zone), environments: z.environments }] : []),
+      ...(z.names ?? []).map((n) => ({ suffix: norm(n.suffix), environments: n.environments })),
+    ],
   }));
 }
 
@@ -57,4 +69,27 @@ export function zoneConfig(zone: string, zones = dnsZones()): ZoneConfig {
   const z = zones.find((c) => c.zone === norm(zone));
   if (!z) throw new Error(`no DNS server is configured for zone ${norm(zone)} (PGHERD_DNS_CONFIG)`);
   return z;
+}
+
+const within = (name: string, suffix: string) => name === suffix || name.endsWith(`.${suffix}`);
+
+/** The environments that own `name` in `zone` (the longest configured suffix decides); [] for none. */
+export function nameOwners(name: string, zone: ZoneConfig): string[] {
+  const n = norm(name);
+  const best = zone.owners.filter((o) => within(n, o.suffix) && within(o.suffix, zone.zone)).sort((a, b) => b.suffix.length - a.suffix.length)[0];
+  return best?.environments ?? [];
+}
+
+/**
+ * Why `environment`'s herds may not have `name` (created in pgherd, or sent in an UPDATE), or null
+ * when they may: the name must be in the zone, and the zone (or a suffix in it) assigned to the environment.
+ */
+export function ownershipProblem(name: string, zoneName: string, environment: string, zones = dnsZones()): string | null {
+  const zone = zones.find((c) => c.zone === norm(zoneName));
+  if (!zone) return `no DNS server is configured for zone ${norm(zoneName)} (PGHERD_DNS_CONFIG)`;
+  if (!within(norm(name), zone.zone)) return `${norm(name)} is not in zone ${zone.zone}`;
+  const owners = nameOwners(name, zone);
+  if (!owners.length) return `${norm(name)} belongs to no environment: assign zone ${zone.zone} (or a suffix in it) to environments in PGHERD_DNS_CONFIG`;
+  if (!owners.includes(environment)) return `${norm(name)} belongs to ${owners.join(', ')}, not to ${environment}`;
+  return null;
 }

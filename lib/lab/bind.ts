@@ -24,6 +24,8 @@ export interface ZoneContents {
   hosts: { name: string; address: string }[];
   /** CNAMEs: write name -> host name */
   aliases: { name: string; target: string }[];
+  /** Each herd's write name: the configuration gives each environment its part of the zone. */
+  herds: { environment: string; herd: string; writeName: string }[];
 }
 
 const rel = (name: string, zone: string) => {
@@ -73,7 +75,9 @@ zone "${zone}" {
   const server = { host: '127.0.0.1', port };
   await waitFor(`named on port ${port}`, async () => ((await lookup(server, `ns.${zone}`, 'A', 300).catch(() => [])).length ? true : undefined), 15_000);
   const configFile = path.join(dir, 'dns.json');
-  writeFileSync(configFile, JSON.stringify({ zones: [{ zone, provider: 'rfc2136', server, key }] }, null, 2), { mode: 0o600 });
+  // Each environment owns its part of the zone (<herd>.<environment>.db.<zone>), and nothing else.
+  const names = [...new Set(contents.herds.map((h) => h.environment))].map((e) => ({ suffix: `${e}.db.${zone}`, environments: [e] }));
+  writeFileSync(configFile, JSON.stringify({ zones: [{ zone, provider: 'rfc2136', server, key, names }] }, null, 2), { mode: 0o600 });
   return { pid: child.pid!, dns: { server: server.host, port, zone, key, configFile } };
 }
 

@@ -1,6 +1,7 @@
 // Failures on purpose, for the failover tests and benchmark: a host whose SSH is gone, a crashed
 // postmaster; and who answers as primary afterwards.
-import { rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { writeLab, type LabInfo, type LabInstance } from './lab';
 import { freePort } from './ports';
@@ -68,4 +69,12 @@ export async function restoredCopy(lab: LabInfo, source: LabInstance, name: stri
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A copy of the lab's DNS configuration (zones, owners) whose key BIND does not know; returns its path. */
+export function dnsConfigWithWrongKey(lab: LabInfo, file: string): string {
+  const cfg = JSON.parse(readFileSync(lab.dns!.configFile, 'utf8')) as { zones: { key: { secret: string } }[] };
+  for (const z of cfg.zones) z.key.secret = randomBytes(32).toString('base64');
+  writeFileSync(file, JSON.stringify(cfg), { mode: 0o600 });
+  return file;
 }

@@ -1,6 +1,6 @@
 // Moving a herd's DNS names: one step per record, recorded like any command (the UPDATE in words,
 // never the key), verified by asking the zone's server until it answers the new value, audited.
-import { zoneConfig } from '@/lib/dns/config';
+import { ownershipProblem, zoneConfig } from '@/lib/dns/config';
 import { recordTargets, recordValues } from '@/lib/dns/desired';
 import { checkUpdateAccess, describeUpdate, lookup, replaceRecordSet, waitAnswers } from '@/lib/dns/rfc2136';
 import { writeAudit } from '@/lib/audit/write-audit';
@@ -25,6 +25,9 @@ export function describeRecordMove(rec: DnsRecordRef, members: InstanceRef[]): s
 export function dnsSteps(h: HerdRef, deps: ActionDeps, members: () => InstanceRef[], only?: (rec: DnsRecordRef) => boolean): Step[] {
   return h.dns.filter((r) => !only || only(r)).map((rec) => step(`DNS: ${rec.name}`, async (ctx) => {
     if (rec.provider !== 'rfc2136') throw new Error(`DNS provider ${rec.provider} is not supported yet (${rec.name})`);
+    // Checked when the UPDATE is sent, against the configuration as it is now: never for a name the herd's environment does not own.
+    const owner = ownershipProblem(rec.name, rec.zone, h.environment);
+    if (owner) throw new Error(`refused: ${owner}; no update was sent`);
     const zone = zoneConfig(rec.zone);
     const targets = recordTargets(rec, members());
     if (typeof targets === 'string') throw new Error(`${rec.name}: ${targets}`);
@@ -54,6 +57,8 @@ export function dnsSteps(h: HerdRef, deps: ActionDeps, members: () => InstanceRe
 export async function dnsPreflight(h: HerdRef): Promise<string[]> {
   return Promise.all(h.dns.map(async (rec) => {
     if (rec.provider !== 'rfc2136') throw new Error(`refused: DNS provider ${rec.provider} is not supported yet (${rec.name}); nothing was changed`);
+    const owner = ownershipProblem(rec.name, rec.zone, h.environment);
+    if (owner) throw new Error(`refused: ${owner}; nothing was changed`);
     const zone = zoneConfig(rec.zone);
     const now = await lookup(zone.server, rec.name, rec.type).catch((err: Error) => {
       throw new Error(`refused: the DNS server of ${rec.zone} (${zone.server.host}:${zone.server.port}) does not answer: ${err.message}; nothing was changed`);

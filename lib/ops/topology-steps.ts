@@ -67,7 +67,7 @@ export async function promoteNow(t: InstanceRef, ctx: StepContext, opts: { onSen
  * Points replica `t` at `up` (ALTER SYSTEM primary_conninfo, then a reload; a restart before
  * PostgreSQL 13) and waits until pg_stat_wal_receiver streams from it. Records the upstream.
  */
-export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps, ctx: StepContext, opts: { resumeReplay?: boolean } = {}): Promise<Observed> {
+export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps, ctx: StepContext, opts: { resumeReplay?: boolean; timeoutMs?: number } = {}): Promise<Observed> {
   // Both must be the herd's (one system identifier), and t must not be ahead of what it is to follow.
   const [to, uo] = await Promise.all([observe(t, 3000), observe(up, 3000)]);
   if (!uo.reachable) throw new Error(`${up.label} does not answer (${uo.error})`);
@@ -99,7 +99,7 @@ export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps,
   const o = await waitObserved(t, `streaming timeline ${uo.timeline} from ${up.host}:${up.port}`,
     (x) => x.reachable && x.walReceiver?.status === 'streaming' && x.walReceiver.senderHost === up.host && x.walReceiver.senderPort === up.port
       && (uo.timeline === undefined || x.walReceiver.receivedTli === uo.timeline),
-    { signal: ctx.signal, timeoutMs: 60_000 });
+    { signal: ctx.signal, timeoutMs: opts.timeoutMs ?? 60_000 });
   await deps.db.update(instances).set({ upstreamInstanceId: up.id }).where(eq(instances.id, t.id));
   return o;
 }

@@ -1,6 +1,7 @@
 import { eq, sql } from 'drizzle-orm';
 import { dnsMatch, dnsProvider, dnsRecords, environments, herds } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
+import { dnsRecordRules } from '../environment-rules';
 import { dnsRecordForm } from './dns-records.form';
 
 export const dnsRecordsAdmin = defineAdmin({
@@ -15,6 +16,8 @@ export const dnsRecordsAdmin = defineAdmin({
   ],
   labelSql: sql`${dnsRecords.name} || ' ' || ${dnsRecords.type}`,
   environmentSql: herds.environmentId,
+  sameEnvironment: ['matchInstanceId'],
+  validate: (tx, id) => dnsRecordRules(tx, id),
   fields: {
     name: { label: 'Name', sql: dnsRecords.name, link: 'self' },
     type: { label: 'Type', sql: dnsRecords.type },

@@ -23,6 +23,6 @@ export const dnsRecordForm = defineForm({
     { name: 'ttl', label: 'TTL (seconds)', input: { type: 'number' } },
     { name: 'match', label: 'Follows', help: 'role: whichever member has the role; instance: one fixed member.', input: { type: 'select', choices: dnsMatch.enumValues } },
     { name: 'matchRole', label: 'Role followed', input: { type: 'select', choices: instanceRole.enumValues, optional: true } },
-    { name: 'matchInstanceId', label: 'Instance followed (id)', input: { type: 'number' } },
+    { name: 'matchInstanceId', label: 'Instance followed (id)', input: { type: 'number' }, references: 'instances' },
   ],
 });

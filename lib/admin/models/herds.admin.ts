@@ -2,6 +2,8 @@ import { eq, sql } from 'drizzle-orm';
 import { qualified } from '@/lib/admin/qualified';
 import { automationMode, controlDriver, environments, herds } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
+import { herdDependents } from '../environment-rules';
+import type { Db } from '@/db/client';
 import { herdForm } from './herds.form';
 import { isHerdAction } from '@/lib/ops/define-action';
 import { actions } from '@/lib/ops/registry';
@@ -13,6 +15,7 @@ export const herdRows = {
   joins: [{ table: environments, on: eq(herds.environmentId, environments.id) }],
   labelSql: sql`${environments.name} || '/' || ${herds.name}`,
   environmentSql: herds.environmentId,
+  validate: (tx: Db, id: number) => herdDependents(tx, id),
   form: herdForm,
   // A herd's name leads to its live page (members, DNS, operations); that page links to its form.
   objectHref: '/herds',

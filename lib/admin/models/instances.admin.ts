@@ -24,6 +24,7 @@ export const instancesAdmin = defineAdmin({
   ],
   labelSql: sql`${servers.hostname} || ':' || ${instances.port}`,
   environmentSql: herds.environmentId,
+  sameEnvironment: ['serverId', 'upstreamInstanceId'],
   fields: {
     server: { label: 'Server', sql: servers.hostname, link: 'self' },
     port: { label: 'Port', sql: instances.port, format: 'number' },

@@ -21,6 +21,6 @@ export const instanceForm = defineForm({
     { name: 'pgVersion', label: 'PostgreSQL major version', input: { type: 'number' } },
     { name: 'role', label: 'Role', help: 'Observed role; the state refresher and the agent keep it current.', input: { type: 'select', choices: instanceRole.enumValues } },
     { name: 'state', label: 'State', input: { type: 'select', choices: instanceState.enumValues } },
-    { name: 'upstreamInstanceId', label: 'Upstream instance id', help: 'For a replica: the instance it streams from.', input: { type: 'number' } },
+    { name: 'upstreamInstanceId', label: 'Upstream instance id', help: 'For a replica: the instance it streams from.', input: { type: 'number' }, references: 'instances' },
   ],
 });

@@ -16,6 +16,7 @@ export const poolersAdmin = defineAdmin({
   ],
   labelSql: sql`${servers.hostname} || ':' || ${poolers.port}`,
   environmentSql: herds.environmentId,
+  sameEnvironment: ['serverId'],
   fields: {
     pooler: { label: 'PgBouncer', sql: sql<string>`${servers.hostname} || ':' || ${poolers.port}`, link: 'self', sortable: false },
     herdId: { label: 'Herd id', sql: poolers.herdId, sortable: false },

@@ -2,6 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import { qualified } from '@/lib/admin/qualified';
 import { environments, servers } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
+import { serverDependents } from '../environment-rules';
 import { serverForm } from './servers.form';
 
 export const serversAdmin = defineAdmin({
@@ -13,6 +14,7 @@ export const serversAdmin = defineAdmin({
   joins: [{ table: environments, on: eq(servers.environmentId, environments.id) }],
   labelSql: servers.hostname,
   environmentSql: servers.environmentId,
+  validate: (tx, id) => serverDependents(tx, id),
   fields: {
     hostname: { label: 'Host name', sql: servers.hostname, link: 'self' },
     environmentId: { label: 'Environment id', sql: servers.environmentId, sortable: false },

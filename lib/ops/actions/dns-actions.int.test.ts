@@ -2,7 +2,6 @@
 // with TSIG, verified against the lab's BIND 9, audited; a key BIND rejects fails the step and
 // changes nothing. Uses production/billing, whose Postgres instances it does not touch.
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +20,7 @@ import { changeList } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import { parseListParams } from '@/lib/admin/list-params';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
+import { dnsConfigWithWrongKey } from '@/lib/lab/faults';
 
 let t: TestDb;
 let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
@@ -88,7 +88,7 @@ describe('refresh DNS', () => {
     const replica = billing().find((i) => i.role === 'replica')!;
     await replaceRecordSet(server(), dns().zone, dns().key, { name: writeName(), type: 'CNAME', ttl: 30, values: [replica.server] });
     const wrong = path.join(t.lab.dir, `dns-wrong-${prefix}.json`);
-    writeFileSync(wrong, JSON.stringify({ zones: [{ zone: dns().zone, provider: 'rfc2136', server: server(), key: { ...dns().key, secret: randomBytes(32).toString('base64') } }] }));
+    dnsConfigWithWrongKey(t.lab, wrong);
     process.env.PGHERD_DNS_CONFIG = wrong;
     try {
       const { op, targets, steps } = await run(refreshDnsAction, [herdId]);

@@ -38,6 +38,8 @@ export const drFailoverParams = z.object({
 
 /** How long the old primary has to answer before it is taken for gone. */
 export const FENCE_PROBE_MS = 1500;
+/** How long a replica re-pointed after the promotion has to stream the new timeline before it is marked needs rebuild. */
+const FOLLOW_MS = 20_000;
 /** How long stopping it over SSH may take before the fence counts as not proven. */
 export const FENCE_STOP_MS = 15_000;
 
@@ -107,6 +109,7 @@ export const drFailoverAction = defineHerdAction({
         ...h.poolers.map((pl) => `point PgBouncer ${pl.label} at the new primary (${pl.configFile}, RELOAD)`),
         ...(!others.length ? [] : p.candidateInstanceId ? [`re-point the other replicas (${others.map((m) => m.label).join(', ')}) to the new primary`]
           : ['re-point the other replicas that answer to the new primary']),
+        ...(others.length ? ['a replica that cannot follow the new timeline (it holds the start of a record the old primary never finished) is marked needs rebuild'] : []),
         `report the possible data loss: ${old.label}\u2019s last LSN seen minus what the new primary received`,
       ],
       warnings: [
@@ -131,11 +134,13 @@ export const drFailoverAction = defineHerdAction({
     let oldTimeline: number | null = old.timeline;
     const others = () => replicas.filter((m) => m.id !== cand.id);
     const after = () => h.members.map((m) => (m.id === cand.id ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null } : m.id === old.id ? { ...m, state: 'fenced' } : m));
+    const leftBehind: string[] = [];
     const outcome = () => {
       const received = candObserved.receiveLsn ?? candObserved.lsn ?? null;
       const loss = oldLastLsn && received ? Math.max(0, lsnToNumber(oldLastLsn) - lsnToNumber(received)) : null;
       return `${cand.label} is the primary; ${old.label} is fenced; possible data loss: ${loss === null ? 'unknown' : `${loss} bytes`}`
-        + ` (old primary\u2019s last LSN ${oldLastLsn ?? 'unknown'} ${lastSeenHow}, new primary received ${received ?? 'unknown'})`;
+        + ` (old primary\u2019s last LSN ${oldLastLsn ?? 'unknown'} ${lastSeenHow}, new primary received ${received ?? 'unknown'})`
+        + (leftBehind.length ? `; not following the new primary, marked needs rebuild: ${leftBehind.join(', ')}` : '');
     };
     const measure = async () => (await Promise.all(replicas.map(async (m) => ({ m, o: await observe(m, 2000) }))));
     return [
@@ -231,23 +236,27 @@ export const drFailoverAction = defineHerdAction({
       ...repointPoolerSteps(h.poolers, deps, () => cand),
       step('re-point the other replicas', async (ctx) => {
         const lines: string[] = [];
-        const failed: string[] = [];
         for (const m of others()) {
           if (!(await observe(m, 2000)).reachable) {
             lines.push(`${m.label}: does not answer, left as it is (re-point or rebuild it later)`);
             continue;
           }
           try {
-            const o = await pointAt(m, cand, deps, ctx, { resumeReplay: true });
+            const o = await pointAt(m, cand, deps, ctx, { resumeReplay: true, timeoutMs: FOLLOW_MS });
             lines.push(`${m.label}: streaming timeline ${o.walReceiver?.receivedTli} from ${o.walReceiver?.senderHost}:${o.walReceiver?.senderPort}`);
           } catch (err) {
-            // One replica that cannot follow must not keep the others from following.
-            failed.push(m.label);
-            lines.push(`${m.label}: not re-pointed: ${(err as Error).message}`);
+            // One replica that cannot follow must not keep the others from following, nor the failover
+            // from being done. The usual cause: it holds the start of a record the old primary never
+            // finished, across a WAL segment boundary, and the new primary's timeline overwrote that
+            // record's continuation (OVERWRITE_CONTRECORD): PostgreSQL cannot replay past it, and only a
+            // rebuild (pg_rewind) brings it back. It is marked so, and the outcome names it.
+            leftBehind.push(m.label);
+            await deps.db.update(instances).set({ state: 'needs_rebuild' }).where(eq(instances.id, m.id));
+            lines.push(`${m.label}: does not follow the new primary, marked needs rebuild: ${(err as Error).message}`);
           }
         }
         ctx.note({ command: `ALTER SYSTEM SET primary_conninfo on ${others().length} replica(s)`, stdout: lines.join('\n') || 'no other replica' });
-        if (failed.length) throw new Error(`${failed.join(', ')} could not be re-pointed to ${cand.label} (the failover itself is done: ${cand.label} is the primary)`);
+        deps.outcome?.(outcome());
       }, { timeoutMs: 300_000 }),
       step('record the new topology and the possible data loss', async (ctx) => {
         await refreshFleet(deps.db, { ids: replicas.map((m) => m.id), timeoutMs: 2000 });

@@ -1,0 +1,111 @@
+// Environment isolation at every reference: a staging operator (signed in against the lab's slapd)
+// tries, through the one save path the console's server actions and the API use, to reach production
+// through what an object refers to. Each is refused, naming what is missing, and nothing is written.
+import { eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditEntries, dnsRecords, environments, herds, instances, poolers, servers } from '@/db/schema';
+import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import { SYSTEM_ACCESS, loadAccess } from '@/lib/auth/access';
+import { authenticate } from '@/lib/auth/authenticate';
+import { ldapConfigSchema } from '@/lib/auth/ldap';
+import { refreshDnsAction } from '@/lib/ops/actions/refresh-dns.action';
+import { planOperation } from '@/lib/ops/plan';
+import { lookup } from '@/lib/dns/rfc2136';
+import { saveObject, type Actor } from './mutations';
+import { getAdmin } from './registry';
+
+let t: TestDb;
+let bob: Actor;
+const admin: Actor = { id: null, username: 'admin-test', access: SYSTEM_ACCESS };
+const env = new Map<string, number>();
+const def = (m: string) => getAdmin(m)!;
+
+async function firstOf<T>(q: Promise<T[]>): Promise<T> {
+  return (await q)[0];
+}
+const serverIn = (e: string) => firstOf(t.db.select().from(servers).where(eq(servers.environmentId, env.get(e)!)).orderBy(servers.id));
+const herdIn = (e: string) => firstOf(t.db.select().from(herds).where(eq(herds.environmentId, env.get(e)!)).orderBy(herds.id));
+const count = async (table: typeof instances | typeof poolers | typeof dnsRecords) => t.db.$count(table);
+
+beforeAll(async () => {
+  t = await freshDatabase();
+  process.env.PGHERD_DNS_CONFIG = t.lab.dns!.configFile;
+  await seedLabFleet(t.db, t.lab);
+  for (const e of await t.db.select().from(environments)) env.set(e.name, e.id);
+  const l = t.lab.ldap!;
+  const cfg = ldapConfigSchema.parse({ urls: [l.url], bindDn: l.bindDn, bindPassword: l.bindPassword, userBase: l.userBase, groupBase: l.groupBase });
+  const res = await authenticate(t.db, 'bob', l.users.find((u) => u.username === 'bob')!.password, '10.9.0.1', cfg);
+  if (!res.ok) throw new Error(res.code);
+  bob = { id: res.user.id, username: 'bob', remoteAddr: '10.9.0.1', access: { ...(await loadAccess(t.db, res.user.id)), remoteAddr: '10.9.0.1' } };
+});
+afterAll(async () => t?.close());
+
+describe('a staging operator reaching production through a reference', () => {
+  it('cannot put an instance of a staging herd on a production server', async () => {
+    const before = await count(instances);
+    const prodServer = await serverIn('production');
+    const res = await saveObject(t.db, def('instances'), null, { herdId: (await herdIn('staging')).id, serverId: prodServer.id, port: 6543, pgVersion: 15, role: 'replica', state: 'stopped' }, bob);
+    expect(res).toMatchObject({ ok: false, formError: `Permission denied: Adding this instance with server ${prodServer.hostname} needs the operator role in production (you have viewer there). Nothing has been changed.` });
+    expect(await count(instances)).toBe(before);
+    // The refusal is in the audit log, with where it came from.
+    expect(await t.db.$count(auditEntries, sql`${auditEntries.action} = 'access.denied' AND ${auditEntries.username} = 'bob' AND ${auditEntries.remoteAddr} = '10.9.0.1'`)).toBeGreaterThan(0);
+  });
+
+  it('cannot put a pooler of a staging herd on a production server', async () => {
+    const before = await count(poolers);
+    const res = await saveObject(t.db, def('poolers'), null, { herdId: (await herdIn('staging')).id, serverId: (await serverIn('production')).id, port: 6432, adminUser: 'pgbouncer', configFile: '/etc/pgbouncer/pgbouncer.ini', databases: 'x' }, bob);
+    expect(res).toMatchObject({ ok: false, formError: expect.stringMatching(/^Permission denied: Adding this PgBouncer with server .* needs the operator role in production \(you have viewer there\)/) });
+    expect(await count(poolers)).toBe(before);
+  });
+
+  it('cannot give a staging herd a production DNS name, and the zone is unchanged', async () => {
+    const before = await count(dnsRecords);
+    const name = `orders.production.db.${t.lab.dns!.zone}`;
+    const answered = await lookup({ host: t.lab.dns!.server, port: t.lab.dns!.port }, name, 'CNAME');
+    const res = await saveObject(t.db, def('dns-records'), null, { herdId: (await herdIn('staging')).id, name: `evil.production.db.${t.lab.dns!.zone}`, type: 'CNAME', zone: t.lab.dns!.zone, provider: 'rfc2136', ttl: 30, match: 'role', matchRole: 'primary' }, bob);
+    expect(res).toEqual({ ok: false, fieldErrors: { name: `Evil.production.db.${t.lab.dns!.zone} belongs to production, not to staging.` } });
+    expect(await count(dnsRecords)).toBe(before);
+    expect(await lookup({ host: t.lab.dns!.server, port: t.lab.dns!.port }, name, 'CNAME')).toEqual(answered);
+  });
+
+  it('cannot refresh DNS: an admin\u2019s act', async () => {
+    await expect(planOperation(t.db, bob.access, refreshDnsAction, [(await herdIn('staging')).id])).rejects.toThrow(/^Refresh DNS needs the admin role in staging \(you have operator there\)$/);
+  });
+
+  it('cannot move a server between environments', async () => {
+    const s = await serverIn('staging');
+    const res = await saveObject(t.db, def('servers'), s.id, { ...s, environmentId: env.get('production')! }, bob);
+    expect(res).toMatchObject({ ok: false, formError: expect.stringMatching(/^Permission denied: .*needs the operator role in production \(you have viewer there\)/) });
+    expect((await serverIn('staging')).id).toBe(s.id);
+  });
+});
+
+describe('one environment per server and what runs on it, even for an admin', () => {
+  it('refuses an instance of a production herd on a staging server, naming both', async () => {
+    const s = await serverIn('staging');
+    const res = await saveObject(t.db, def('instances'), null, { herdId: (await herdIn('production')).id, serverId: s.id, port: 6544, pgVersion: 15, role: 'replica', state: 'stopped' }, admin);
+    expect(res).toEqual({ ok: false, fieldErrors: { serverId: `${s.hostname} is in staging, and this instance in production: they must be in one environment.` } });
+  });
+
+  it('refuses to move a server, or a herd, away from the environment of what runs on it', async () => {
+    const s = await serverIn('staging');
+    const moved = await saveObject(t.db, def('servers'), s.id, { ...s, environmentId: env.get('production')! }, admin);
+    expect(moved).toMatchObject({ ok: false, fieldErrors: { environmentId: expect.stringMatching(/^This server runs members or poolers of herds in other environments: staging\/\w+ on port \d+ \(staging\)/) } });
+    const h = await herdIn('staging');
+    const herdMoved = await saveObject(t.db, def('herds'), h.id, { ...h, name: `${h.name}-moved`, environmentId: env.get('production')! }, admin);
+    expect(herdMoved).toMatchObject({ ok: false, fieldErrors: { environmentId: expect.stringMatching(/^Members or poolers of this herd run on servers of other environments/) } });
+    expect((await serverIn('staging')).id).toBe(s.id);
+    expect((await herdIn('staging')).id).toBe(h.id);
+  });
+
+  it('refuses a DNS name another herd has, and one outside any environment\u2019s part of the zone', async () => {
+    const prod = await herdIn('production');
+    const [taken] = await t.db.select().from(dnsRecords).where(eq(dnsRecords.herdId, prod.id));
+    const other = (await t.db.select().from(herds).where(eq(herds.environmentId, env.get('production')!)).orderBy(herds.id))[1];
+    const dup = await saveObject(t.db, def('dns-records'), null, { herdId: other.id, name: taken.name, type: 'A', zone: t.lab.dns!.zone, provider: 'rfc2136', ttl: 30, match: 'role', matchRole: 'replica' }, admin);
+    expect(dup).toEqual({ ok: false, fieldErrors: { name: `${taken.name} is already a name of production/${prod.name}: one name, one herd.` } });
+    const nobody = await saveObject(t.db, def('dns-records'), null, { herdId: other.id, name: `x.db.${t.lab.dns!.zone}`, type: 'CNAME', zone: t.lab.dns!.zone, provider: 'rfc2136', ttl: 30, match: 'role', matchRole: 'primary' }, admin);
+    expect(nobody).toMatchObject({ ok: false, fieldErrors: { name: expect.stringMatching(/belongs to no environment: assign zone/) } });
+  });
+});
