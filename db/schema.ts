@@ -223,6 +223,9 @@ export const operations = pgTable('operations', {
   planDigest: text('plan_digest').notNull(),
   requestedBy: integer('requested_by').references(() => users.id, { onDelete: 'set null' }),
   requestedByName: text('requested_by_name').notNull(),
+  // Requested by pgherd itself (seeding, tests, later rules): no user's roles to check when it runs.
+  // A user's operation whose user is gone (requested_by set null) is not one: it is refused at execution.
+  requestedBySystem: boolean('requested_by_system').notNull().default(false),
   confirmation: text('confirmation').notNull().default(''),
   // From the confirmation page: a second submit of the same page finds this and enqueues nothing.
   idempotencyKey: text('idempotency_key'),

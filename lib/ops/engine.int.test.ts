@@ -7,7 +7,7 @@ import { and, asc, eq, sql } from 'drizzle-orm';
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { auditEntries, herdLeases, instances, operations, operationSteps, operationTargets } from '@/db/schema';
+import { auditEntries, environments, herdLeases, instances, operations, operationSteps, operationTargets, roleBindings, users } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { PROJECT_ROOT } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
@@ -27,7 +27,7 @@ import { stopAction } from './actions/stop.action';
 import { startAction } from './actions/start.action';
 import { startWorker } from './worker';
 import { startTcpProxy } from '@/lib/testing/tcp-proxy';
-import { SYSTEM_ACCESS } from '@/lib/auth/access';
+import { loadAccess, SYSTEM_ACCESS } from '@/lib/auth/access';
 
 let t: TestDb;
 let refs: InstanceRef[] = [];
@@ -225,6 +225,33 @@ describe('cancel, retry, and Redis losing its data', () => {
     expect(await queue.count()).toBe(0);
     worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
     expect((await waitSettled(id)).status).toBe('succeeded');
+  });
+});
+
+describe('authorized when it runs, not only when it was confirmed', () => {
+  it('refuses a target whose instance moved into an environment where the requester has no role, running nothing', async () => {
+    await worker!.close();
+    worker = null;
+    const [stg] = await t.db.select({ id: environments.id }).from(environments).where(eq(environments.name, 'staging'));
+    const [u] = await t.db.insert(users).values({ username: 'stg-op', source: 'local' }).returning();
+    await t.db.insert(roleBindings).values({ role: 'operator', subjectType: 'user', subject: 'stg-op', environmentId: stg.id });
+    const who = { id: u.id, username: 'stg-op', access: await loadAccess(t.db, u.id) };
+    const target = refs.find((r) => r.environment === 'staging')!;
+    const plan = await planOperation(t.db, who.access, restartAction, [target.id]);
+    const { id } = await submitOperation(t.db, queue, restartAction, { instanceIds: [target.id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'moved-while-queued' }, who);
+    // While it queues, the instance is moved into a production herd.
+    await t.db.update(instances).set({ herdId: orders()[0].herdId }).where(eq(instances.id, target.id));
+    worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500, quiet: true });
+    try {
+      const op = await waitSettled(id);
+      const [tg] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
+      expect(op.status).toBe('failed');
+      expect(tg.error).toBe('refused at execution: Restart (requested by stg-op) needs the operator role in production (you have no role there)');
+      expect(await t.db.$count(operationSteps, eq(operationSteps.targetId, tg.id))).toBe(0);
+      expect(await t.db.$count(auditEntries, and(eq(auditEntries.action, 'access.denied'), eq(auditEntries.username, 'stg-op')))).toBe(1);
+    } finally {
+      await t.db.update(instances).set({ herdId: target.herdId }).where(eq(instances.id, target.id));
+    }
   });
 });
 

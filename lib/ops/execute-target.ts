@@ -14,6 +14,7 @@ import { lastSeen } from './last-seen';
 import { runPipeline } from './pipeline';
 import { parseParams } from './plan';
 import { getAction } from './registry';
+import { AccessDenied, auditDenial, demand, loadAccess, noAccess } from '@/lib/auth/access';
 
 export type ExecuteOutcome = 'done' | 'wait' | 'skipped';
 
@@ -100,6 +101,25 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
 const target_ = (t: ClaimedTarget) => ({ instanceId: t.instance_id, herdId: t.herd_id });
 
 /**
+ * Whoever asked for the operation must still hold the action's role, now, in the environment of
+ * everything the steps will touch as the inventory is now (the target may have moved while it
+ * queued, the requester may have lost a binding): the herd's, each member's server's, each
+ * PgBouncer's server's. pgherd's own operations have no user to check; a user who is gone has no roles.
+ */
+async function authorizeNow(db: Db, action: AnyAction, target: ClaimedTarget, environmentIds: number[]): Promise<string | null> {
+  if (target.requested_by_system) return null;
+  const access = target.requested_by === null ? noAccess(target.requested_by_name) : await loadAccess(db, target.requested_by);
+  try {
+    await demand(db, access, action.permission, `${action.label} (requested by ${target.requested_by_name})`, [...new Set(environmentIds)]);
+    return null;
+  } catch (err) {
+    if (!(err instanceof AccessDenied)) throw err;
+    await auditDenial(db, err, { id: target.requested_by, username: target.requested_by_name });
+    return `refused at execution: ${err.message}`;
+  }
+}
+
+/**
  * The target's steps, from a plan made again against the inventory as it is now (it may have moved
  * while the target queued); or why the target may not run.
  */
@@ -110,11 +130,15 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, deps: 
     if (isHerdAction(action)) {
       const [herd] = await loadHerdRefs(db, [target.herd_id!]);
       if (!herd) return 'the herd was deleted from the inventory';
+      const denied = await authorizeNow(db, action, target, [herd.environmentId, ...herd.members.map((m) => m.serverEnvironmentId), ...herd.poolers.map((p) => p.serverEnvironmentId)]);
+      if (denied) return denied;
       const refused = action.plan(herd, { params }).refused;
       return refused ? `refused at execution: ${refused}` : action.steps(herd, deps, { params });
     }
     const loaded = target.instance_id === null ? null : await loadInstanceWithHerd(db, target.instance_id);
     if (!loaded) return 'the instance was deleted from the inventory';
+    const denied = await authorizeNow(db, action, target, [loaded.ref.environmentId, loaded.ref.serverEnvironmentId]);
+    if (denied) return denied;
     const ctx = { members: loaded.members, params };
     driverFor(loaded.ref.controlDriver);
     const refused = action.plan(loaded.ref, ctx).refused;

@@ -10,6 +10,8 @@ export interface InstanceRef {
   environment: string;
   environmentId: number;
   serverId: number;
+  /** The server's environment (one with the herd's, unless the inventory was edited behind pgherd's back). */
+  serverEnvironmentId: number;
   /** The server's name (what a CNAME points at) and address (what an A record holds; may be empty). */
   hostname: string;
   address: string;
@@ -36,7 +38,7 @@ export interface InstanceRef {
 
 const SELECT = `
   SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS herd_id, h.name AS herd, e.name AS environment,
-         e.id AS environment_id, s.id AS server_id, s.hostname, s.address, s.site, i.port,
+         e.id AS environment_id, s.id AS server_id, s.environment_id AS server_environment_id, s.hostname, s.address, s.site, i.port,
          coalesce(nullif(i.data_directory, ''), h.default_data_directory) AS data_directory,
          i.pg_version, h.control_driver, i.role, i.state, i.upstream_instance_id, i.lsn, i.lag_bytes, i.timeline, h.system_identifier, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
   FROM instances i
@@ -51,7 +53,7 @@ const HERD_OF = { name: 'pgherd_refs_herd_of', text: `${SELECT} WHERE i.herd_id 
 
 interface RefRow {
   id: number; label: string; herd_id: number; herd: string; environment: string; environment_id: number;
-  server_id: number; hostname: string; address: string | null; site: string | null; port: number; data_directory: string;
+  server_id: number; server_environment_id: number; hostname: string; address: string | null; site: string | null; port: number; data_directory: string;
   pg_version: number; control_driver: string; role: InstanceRef['role']; state: string; upstream_instance_id: number | null;
   lsn: string | null; lag_bytes: string | null; timeline: number | null; system_identifier: string | null;
   ssh_port: number; ssh_user: string; ssh_host_key_fingerprint: string | null;
@@ -67,6 +69,7 @@ function toRef(r: RefRow): InstanceRef {
     environment: r.environment,
     environmentId: r.environment_id,
     serverId: r.server_id,
+    serverEnvironmentId: r.server_environment_id,
     hostname: r.hostname,
     address: r.address ?? '',
     site: r.site ?? '',

@@ -23,6 +23,7 @@ export interface ClaimedTarget {
   cancel_requested: boolean;
   requested_by: number | null;
   requested_by_name: string;
+  requested_by_system: boolean;
   /** The attempt this run is, when the lease was granted; null when the target must wait (or not run). */
   attempts: number | null;
   /** The lease's generation (the fencing token), when it was granted. */
@@ -33,10 +34,10 @@ export interface ClaimedTarget {
 // delivered twice must not run its steps twice), when the herd's lease is free or expired, no earlier
 // target of the herd is still open, and the operation is not being cancelled.
 const CLAIM = {
-  name: 'pgherd_claim_target_v2',
+  name: 'pgherd_claim_target_v3',
   text: `
     WITH t AS (
-      SELECT t.id, t.status, t.instance_id, t.herd_id, o.id AS operation_id, o.action, o.params -> 'actionParams' AS action_params, o.cancel_requested, o.requested_by, o.requested_by_name
+      SELECT t.id, t.status, t.instance_id, t.herd_id, o.id AS operation_id, o.action, o.params -> 'actionParams' AS action_params, o.cancel_requested, o.requested_by, o.requested_by_name, o.requested_by_system
       FROM operation_targets t JOIN operations o ON o.id = t.operation_id WHERE t.id = $1),
     lease AS (
       INSERT INTO herd_leases (herd_id, target_id, holder, expires_at)

@@ -7,12 +7,13 @@ import type { AnyAction, HerdActionDef, ActionDef } from './define-action';
 import type { HerdRef } from './herd-ref';
 import { identityProblem } from './identity';
 import type { InstanceRef } from './instance-ref';
-import { digestOf, type PlannedTarget } from './plan';
+import { digestOf, typeToConfirm, type PlannedTarget } from './plan';
+import { reloadAction } from './actions/reload.action';
 
 function member(id: number, role: InstanceRef['role'], over: Partial<InstanceRef> = {}): InstanceRef {
   const hostname = `db-${id}.example.com`;
   return {
-    id, label: `${hostname}:5432`, herdId: 1, herd: 'orders', environment: 'production', environmentId: 1, serverId: id,
+    id, label: `${hostname}:5432`, herdId: 1, herd: 'orders', environment: 'production', environmentId: 1, serverId: id, serverEnvironmentId: 1,
     hostname, address: `10.0.0.${id}`, site: id === 3 ? 'dc-west' : 'dc-east', host: `10.0.0.${id}`, port: 5432,
     dataDirectory: '/var/lib/postgresql/15/main', pgVersion: 15, controlDriver: 'pg_ctl', role, state: 'running',
     upstreamId: role === 'replica' ? 1 : null, lsn: 1000, lagBytes: 0, timeline: 1, herdSystemIdentifier: '7300000000000000001',
@@ -113,5 +114,20 @@ describe('identity', () => {
     expect(identityProblem({ label: 'a' }, { reachable: true, systemIdentifier: '7399999999999999999', timeline: 2 }, want)).toMatch(/reports system identifier 7399999999999999999, the herd's is 7300000000000000001/);
     expect(identityProblem({ label: 'a' }, { reachable: true, systemIdentifier: '7300000000000000001', timeline: 3 }, want)).toMatch(/ahead of the herd's 2: it was promoted somewhere else/);
     expect(identityProblem({ label: 'a' }, { reachable: true, systemIdentifier: '7300000000000000001', timeline: 1 }, want)).toMatch(/behind the herd's 2: it did not follow an earlier failover/);
+  });
+});
+
+describe('what must be typed to confirm (the README states this rule)', () => {
+  const t = (environment: string, refused?: string) => ({ instanceId: 1, label: 'x', herdId: 1, herd: 'h', environment, environmentId: 1, steps: [], warnings: [], refused }) as PlannedTarget;
+  it('is the count above 10 targets or across environments, the name for production, the count for a dangerous action on several', () => {
+    expect(typeToConfirm(reloadAction, Array.from({ length: 11 }, () => t('staging')))).toBe('11');
+    expect(typeToConfirm(reloadAction, [t('staging'), t('dev')])).toBe('2');
+    expect(typeToConfirm(reloadAction, [t('production')])).toBe('production');
+    expect(typeToConfirm(reloadAction, [t('prod-eu'), t('prod-eu')])).toBe('prod-eu');
+    expect(typeToConfirm(restartAction, [t('staging'), t('staging')])).toBe('2');
+    expect(typeToConfirm(restartAction, [t('staging')])).toBeNull();
+    expect(typeToConfirm(reloadAction, [t('staging'), t('staging')])).toBeNull();
+    // Refused targets do not count.
+    expect(typeToConfirm(reloadAction, [t('production', 'refused'), t('staging')])).toBeNull();
   });
 });

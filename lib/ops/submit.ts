@@ -95,6 +95,7 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
       planDigest: plan.digest,
       requestedBy: actor.id,
       requestedByName: actor.username,
+      requestedBySystem: actor.id === null && actor.access.superuser,
       confirmation: input.confirmation.slice(0, 200),
       idempotencyKey: input.idempotencyKey,
     }).onConflictDoNothing({ target: [operations.requestedByName, operations.idempotencyKey] }).returning({ id: operations.id });

@@ -112,7 +112,7 @@ export const OWN_FILES = ['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf'];
  * (which also says "no rewind required" for an old primary stopped cleanly after its replica had
  * everything), pg_basebackup when it cannot rewind, the node's own settings kept, started, streaming.
  */
-export function rejoinSteps(t: InstanceRef, deps: ActionDeps, source: () => InstanceRef, prefix = ''): Step[] {
+export function rejoinSteps(t: InstanceRef, deps: ActionDeps, source: () => InstanceRef, prefix = '', opts: { fresh?: boolean } = {}): Step[] {
   const d = driverFor(t.controlDriver);
   const save = `${t.dataDirectory}.pgherd-own`;
   let rewound = false;
@@ -124,6 +124,7 @@ export function rejoinSteps(t: InstanceRef, deps: ActionDeps, source: () => Inst
       if (r.code !== 0) throw new Error(`could not save the settings: ${r.stderr}`);
     }, { timeoutMs: 40_000 }),
     step(`${prefix}pg_rewind`, async (ctx) => {
+      if (opts.fresh) return void ctx.note({ stdout: 'skipped: a fresh copy is made instead' });
       const src = source();
       const conn = conninfo({ host: src.host, port: src.port, user: replicationUser(), dbname: 'postgres' });
       const r = await execNoted(deps, t, ctx, [`${binDir(t.pgVersion)}/pg_rewind`, '-D', t.dataDirectory, `--source-server=${conn}`, '-R', '--no-sync'], 3_600_000);

@@ -10,7 +10,7 @@ import { eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '@/db/client';
 import { migrateDatabase } from '@/db/migrate';
-import { herds, operations, operationSteps, operationTargets } from '@/db/schema';
+import { herds, instances, operations, operationSteps, operationTargets } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { lookup } from '@/lib/dns/rfc2136';
 import { allowSsh, dnsConfigWithWrongKey, crash as crashInstance, livePrimary as labPrimary, refuseSsh } from '@/lib/lab/faults';
@@ -424,6 +424,17 @@ describe('DR failover', () => {
       }
       expect(inv.get(olds[k].server)!.state).toBe('fenced');
     }
+    // A replica marked needs rebuild is rebuilt from a fresh copy (pg_rewind could find nothing to rewind
+    // in the WAL that kept it from following) and then streams the new timeline.
+    const gammaNew = await livePrimary('gamma');
+    const follower = members('gamma').find((m) => m.server !== gammaNew.server && m.server !== olds[2].server)!;
+    const fInv = (await byServer('gamma')).get(follower.server)!;
+    await db.update(instances).set({ state: 'needs_rebuild' }).where(eq(instances.id, fInv.id));
+    const rebuilt = await runRebuild({ ...fInv, state: 'needs_rebuild' });
+    expect(rebuilt.status).toBe('succeeded');
+    const rebuildSteps = await db.select().from(operationSteps).innerJoin(operationTargets, eq(operationTargets.id, operationSteps.targetId)).where(eq(operationTargets.operationId, rebuilt.id));
+    expect(rebuildSteps.find((x) => x.operation_steps.name === 'pg_rewind')?.operation_steps.stdoutTail).toBe('skipped: a fresh copy is made instead');
+    expect(await senderOf(follower)).toBe(gammaNew.address);
     // alpha's PgBouncer follows too.
     const pooler = lab.pgbouncer[0];
     const alpha = await livePrimary('alpha');

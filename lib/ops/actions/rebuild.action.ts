@@ -7,6 +7,9 @@ import { step } from '../pipeline';
 import { checkpointStep, OWN_FILES, rejoinSteps } from '../topology-steps';
 import { execNotedOk, refreshStep } from './control-steps';
 
+/** A replica that could not follow a new primary is copied afresh; an old primary that diverged is rewound. */
+const freshCopy = (t: InstanceRef) => t.state === 'needs_rebuild' && t.role === 'replica';
+
 export const rebuildAction = defineAction({
   name: 'rebuild',
   label: 'Rebuild from the primary',
@@ -19,7 +22,10 @@ export const rebuildAction = defineAction({
       steps: typeof src === 'string' ? [] : [
         `stop ${t.label} (fast) if it runs`,
         `CHECKPOINT on ${src.label}`,
-        `pg_rewind from ${src.label}; if it cannot rewind, move the data directory aside and pg_basebackup -X stream -R`,
+        freshCopy(t)
+          // A replica marked so because it could not follow: it may hold WAL that pg_rewind would find nothing to rewind in.
+          ? `move the data directory aside and pg_basebackup -X stream -R from ${src.label} (it is marked needs rebuild: no pg_rewind)`
+          : `pg_rewind from ${src.label}; if it cannot rewind, move the data directory aside and pg_basebackup -X stream -R`,
         `restore the node's own ${OWN_FILES.join(', ')}`,
         'start it, and wait until it streams from the primary',
       ],
@@ -47,7 +53,7 @@ export const rebuildAction = defineAction({
         await execNotedOk(deps, t, ctx, d.stop(t, 'fast'));
       }, { timeoutMs: 160_000 }),
       checkpointStep('checkpoint on the source', () => src),
-      ...rejoinSteps(t, deps, () => src),
+      ...rejoinSteps(t, deps, () => src, '', { fresh: freshCopy(t) }),
       refreshStep(t, deps),
     ];
   },

@@ -1,0 +1,1 @@
+ALTER TABLE "operations" ADD COLUMN "requested_by_system" boolean DEFAULT false NOT NULL;
