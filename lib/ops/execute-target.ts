@@ -155,7 +155,7 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, deps: 
  * the operation page offers a retry, which plans again). Returns the queued targets, for the caller
  * to enqueue.
  */
-export async function reconcile(db: Db): Promise<{ interrupted: number[]; queued: number[] }> {
+export async function reconcile(db: Db): Promise<{ interrupted: number[]; queued: number[]; stale: number[] }> {
   const dead = await db.execute(sql`
     SELECT t.id, t.operation_id, t.instance_id, t.herd_id, t.updated_at FROM operation_targets t
     LEFT JOIN herd_leases l ON l.target_id = t.id AND l.expires_at > now()
@@ -170,6 +170,8 @@ export async function reconcile(db: Db): Promise<{ interrupted: number[]; queued
     await db.execute(sql`UPDATE operation_steps SET status = 'failed', finished_at = now(), stderr_tail = stderr_tail || 'interrupted' WHERE target_id = ${row.id} AND status = 'running'`);
     interrupted.push(row.id);
   }
-  const queued = (await db.select({ id: operationTargets.id }).from(operationTargets).where(eq(operationTargets.status, 'queued'))).map((r) => r.id);
-  return { interrupted, queued };
+  const rows = await db.select({ id: operationTargets.id, stale: sql<boolean>`${operationTargets.updatedAt} < now() - interval '10 seconds'` })
+    .from(operationTargets).where(eq(operationTargets.status, 'queued'));
+  // Queued for a while: worth asking Redis whether its job can still run (see requeueTargets).
+  return { interrupted, queued: rows.map((r) => r.id), stale: rows.filter((r) => r.stale).map((r) => r.id) };
 }

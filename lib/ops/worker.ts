@@ -9,7 +9,7 @@ import { servers } from '@/db/schema';
 import { eq, and, isNull } from 'drizzle-orm';
 import { executeTarget, reconcile } from './execute-target';
 import { checkDnsRecords, refreshFleet } from './refresher';
-import { queuePrefix, requeueTargets, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
+import { enqueueTargets, queuePrefix, requeueTargets, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
 import { registerWorker, WORKER_ALIVE_EVERY_MS, workerAlive, workerStopped } from './workers';
 
 export interface WorkerConfig {
@@ -73,7 +73,8 @@ export async function startWorker(cfg: WorkerConfig) {
     if (r.interrupted.length) log('reconcile.interrupted', { targets: r.interrupted });
     // A queued target whose job Redis lost, or whose job failed while pgherd's database was down (it
     // sits in the failed set under the same id, so adding it again would do nothing), gets a new job.
-    const requeued = await requeueTargets(queue, r.queued);
+    await enqueueTargets(queue, r.queued);
+    const requeued = await requeueTargets(queue, r.stale);
     if (requeued.length) log('reconcile.requeued', { targets: requeued });
   };
   await doReconcile();
