@@ -10,7 +10,7 @@ import { changeList, matchingIds } from '@/lib/admin/list-query';
 import { deleteObjects, saveObject } from '@/lib/admin/mutations';
 import { restartAction } from '@/lib/ops/actions/restart.action';
 import { switchoverAction } from '@/lib/ops/actions/switchover.action';
-import { cancelOperation } from '@/lib/ops/control';
+import { cancelOperation, retryInput } from '@/lib/ops/control';
 import { planOperation } from '@/lib/ops/plan';
 import { submitOperation } from '@/lib/ops/submit';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
@@ -126,6 +126,26 @@ describe('roles from the directory', () => {
     expect(his).toMatchObject({ duplicate: false });
     expect(his.id).not.toBe(admins.id);
     expect(await submitOperation(t.db, null, restartAction, { instanceIds: [staging], digest: stg.digest, confirmation: stg.typeToConfirm ?? '', idempotencyKey: 'shared-key-1' }, bob)).toEqual({ id: his.id, duplicate: true });
+  });
+
+  it('plans a retry again: a cancelled staging target whose instance has since moved into a production herd is refused, naming the role', async () => {
+    const bob = await signIn('bob');
+    const [staging] = await instancesIn('staging');
+    const plan = await planOperation(t.db, bob.access, restartAction, [staging]);
+    const { id } = await submitOperation(t.db, null, restartAction, { instanceIds: [staging], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'bob-retry-1' }, bob);
+    await cancelOperation(t.db, id, bob);
+    const [prodHerd] = await t.db.select({ id: herds.id }).from(herds).where(eq(herds.environmentId, env.get('production')!)).limit(1);
+    const [{ herdId: before }] = await t.db.select({ herdId: instances.herdId }).from(instances).where(eq(instances.id, staging));
+    await t.db.update(instances).set({ herdId: prodHerd.id }).where(eq(instances.id, staging));
+    try {
+      const input = (await retryInput(t.db, bob.access, id))!;
+      expect(input.ids).toEqual([staging]);
+      const ops = await t.db.$count(operations);
+      await expect(planOperation(t.db, bob.access, restartAction, input.ids, input.params)).rejects.toThrow(/^Restart needs the operator role in production \(you have viewer there\)$/);
+      expect(await t.db.$count(operations)).toBe(ops);
+    } finally {
+      await t.db.update(instances).set({ herdId: before }).where(eq(instances.id, staging));
+    }
   });
 
   it('gives a read-only user nothing to run anywhere, and a user without bindings nothing at all', async () => {

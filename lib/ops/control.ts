@@ -1,12 +1,10 @@
 // Cancel and retry, for the operation page and the API.
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
 import { herds, operations, operationTargets } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
 import { can, demand, type Access } from '@/lib/auth/access';
 import { getAction } from './registry';
-import { enqueueTargets, type TargetJob } from './queue';
 import type { Actor } from './submit';
 
 /** The operation's action and the environments of its targets (what access to it is judged on). */
@@ -49,23 +47,20 @@ export async function cancelOperation(db: Db, id: number, actor: Actor): Promise
   });
 }
 
-/** Failed, interrupted and cancelled targets run again; each resumes its step numbering. */
-export async function retryOperation(db: Db, queue: Queue<TargetJob> | null, id: number, actor: Actor): Promise<number[]> {
-  await demandOnOperation(db, actor.access, id, 'control');
-  const ids = await db.transaction(async (tx) => {
-    const rows = await tx.update(operationTargets).set({ status: 'queued', error: null })
-      .where(and(eq(operationTargets.operationId, id), inArray(operationTargets.status, ['failed', 'interrupted', 'cancelled']), sql`coalesce(${operationTargets.error}, '') NOT LIKE 'refused:%'`))
-      .returning({ id: operationTargets.id });
-    if (rows.length) {
-      await tx.update(operations).set({ status: 'queued', finishedAt: null, cancelRequested: false }).where(eq(operations.id, id));
-      await writeAudit(tx, { user: actor, remoteAddr: actor.remoteAddr, action: 'operation.retry', objectType: 'operations', objectId: String(id), changes: { targets: [null, rows.map((r) => r.id).join(',')] } });
-    }
-    return rows.map((r) => r.id);
-  });
-  if (queue && ids.length) {
-    // A finished job keeps its id in BullMQ for a while: a retry needs a job of its own.
-    await Promise.all(ids.map(async (tid) => (await queue.getJob(`target-${tid}`))?.remove().catch(() => undefined)));
-    await enqueueTargets(queue, ids);
-  }
-  return ids;
+/**
+ * A retry is a new confirmation: what to plan again (the action, the targets that failed, were
+ * interrupted or cancelled, and the parameters as confirmed). The confirmation page plans them
+ * against the inventory and the user's roles as they are now, and its confirm creates a new
+ * operation (its audit entry names this one). Targets refused at planning are not offered again.
+ * Needs the action's role wherever the operation ran (AccessDenied otherwise).
+ */
+export async function retryInput(db: Db, access: Access, id: number): Promise<{ action: string; ids: number[]; params: Record<string, unknown> } | null> {
+  await demandOnOperation(db, access, id, 'control');
+  const [op] = await db.select({ action: operations.action, params: operations.params }).from(operations).where(eq(operations.id, id));
+  if (!op) return null;
+  const action = getAction(op.action);
+  const rows = await db.select({ instanceId: operationTargets.instanceId, herdId: operationTargets.herdId }).from(operationTargets)
+    .where(and(eq(operationTargets.operationId, id), inArray(operationTargets.status, ['failed', 'interrupted', 'cancelled']), sql`coalesce(${operationTargets.error}, '') NOT LIKE 'refused:%'`));
+  const ids = [...new Set(rows.map((r) => (action?.on === 'herd' ? r.herdId : r.instanceId)).filter((x): x is number => x !== null))];
+  return { action: op.action, ids, params: (op.params as { actionParams?: Record<string, unknown> }).actionParams ?? {} };
 }

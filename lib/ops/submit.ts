@@ -41,6 +41,8 @@ export interface SubmitInput {
   digest: string;
   confirmation: string;
   idempotencyKey: string;
+  /** The operation whose failed targets this one runs again (recorded in the audit entry). */
+  retryOf?: number;
 }
 
 export interface Actor {
@@ -133,6 +135,7 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
         ...(Object.keys(plan.params).length ? { params: [null, JSON.stringify(plan.params)] } : {}),
         targets: [null, plan.targets.map((t) => `${t.label}${t.refused ? ' (refused)' : ''}`).join(', ').slice(0, 2000)],
         confirmation: [null, input.confirmation.slice(0, 200)],
+        ...(input.retryOf ? { retryOf: [null, input.retryOf] } : {}),
       },
     }, ...perTarget]);
     return { id: op.id, queued: rows.filter((r) => r.status === 'queued').map((r) => r.id) };

@@ -5,7 +5,7 @@ import { redirect } from 'next/navigation';
 import { z } from 'zod';
 import { idText, parseIdList } from '@/lib/admin/parse-id';
 import { getDb } from '@/db/client';
-import { cancelOperation, retryOperation } from '@/lib/ops/control';
+import { cancelOperation, retryInput } from '@/lib/ops/control';
 import { getAction } from '@/lib/ops/registry';
 import { isHerdAction } from '@/lib/ops/define-action';
 import { ConfirmationError, NothingToRunError, StalePlanError, submitOperation } from '@/lib/ops/submit';
@@ -22,6 +22,8 @@ const confirmForm = z.object({
   digest: z.string().regex(/^[0-9a-f]{32}$/),
   key: z.string().regex(/^[0-9a-f]{32}$/),
   confirmation: z.string().max(200).default(''),
+  /** The operation this one retries (recorded in its audit entry). */
+  retryOf: z.string().regex(/^[1-9]\d{0,9}$/).optional(),
   /** The changelist the selection came from (the way back after a stale plan). */
   from: z.string().regex(/^[a-z-]{1,40}$/).optional(),
 });
@@ -32,13 +34,13 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
   const params = paramsFromForm(entries);
   const parsed = confirmForm.safeParse(entries);
   if (!parsed.success) throw new Error(`malformed confirmation: ${parsed.error.issues[0].path.join('.')} ${parsed.error.issues[0].message}`);
-  const { action: name, ids, digest, key, confirmation, from } = parsed.data;
+  const { action: name, ids, digest, key, confirmation, from, retryOf } = parsed.data;
   const action = getAction(name);
   if (!action) throw new Error(`unknown action ${name}`);
-  const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids}${paramsQuery(params)}${from ? `&from=${from}` : ''}`;
+  const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids}${paramsQuery(params)}${from ? `&from=${from}` : ''}${retryOf ? `&retryOf=${retryOf}` : ''}`;
   let id: number;
   try {
-    id = (await orDeny(() => submitOperation(getDb(), webQueue(), action, { [isHerdAction(action) ? 'herdIds' : 'instanceIds']: ids.split(',').map(Number), params, digest, confirmation, idempotencyKey: key }, who))).id;
+    id = (await orDeny(() => submitOperation(getDb(), webQueue(), action, { [isHerdAction(action) ? 'herdIds' : 'instanceIds']: ids.split(',').map(Number), params, digest, confirmation, idempotencyKey: key, retryOf: retryOf ? Number(retryOf) : undefined }, who))).id;
   } catch (err) {
     if (err instanceof StalePlanError) redirect(`${back}&stale=1`);
     if (err instanceof ConfirmationError) redirect(`${back}&mistyped=1`);
@@ -58,9 +60,11 @@ export async function cancelOperationAction(form: FormData): Promise<void> {
   redirect(`/operations/${id}`);
 }
 
+/** A retry is a new confirmation: to the confirmation page, with the targets to run again. */
 export async function retryOperationAction(form: FormData): Promise<void> {
   const who = await currentActor();
   const { id } = idForm.parse(Object.fromEntries(form.entries()));
-  await orDeny(() => retryOperation(getDb(), webQueue(), id, who));
-  redirect(`/operations/${id}`);
+  const input = await orDeny(() => retryInput(getDb(), who.access, id));
+  if (!input || !input.ids.length) redirect(`/operations/${id}`);
+  redirect(`/operations/new?action=${encodeURIComponent(input.action)}&ids=${input.ids.join(',')}${paramsQuery(input.params)}&retryOf=${id}`);
 }

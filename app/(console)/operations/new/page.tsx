@@ -13,7 +13,7 @@ import { isHerdAction } from '@/lib/ops/define-action';
 import { orDeny, requireAccess } from '@/lib/auth/session';
 import { environmentsWith } from '@/lib/auth/access';
 import { capitalize } from '@/lib/admin/text';
-import { parseIdList } from '@/lib/admin/parse-id';
+import { parseId, parseIdList } from '@/lib/admin/parse-id';
 import { confirmOperationAction } from '../actions';
 
 const CAP = 1000;
@@ -57,6 +57,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
     );
   }
   const rawParams = paramsFromForm(raw);
+  const retryOf = typeof raw.retryOf === 'string' ? parseId(raw.retryOf) : null;
   let plan;
   try {
     plan = await orDeny(() => planOperation(db, access, action, ids, rawParams));
@@ -82,6 +83,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
     <>
       <Breadcrumbs items={crumbs} />
       <h1>{action.label}: {runnable.length} of {plan.targets.length} {noun(plan.targets.length)}</h1>
+      {retryOf !== null && <p className="help" data-testid="retry-of">A retry of <Link href={`/operations/${retryOf}`}>operation #{retryOf}</Link>: planned again against the inventory as it is now; confirming starts a new operation.</p>}
       {raw.stale === '1' && <p className="errornote" role="alert">The inventory changed since you saw the plan. This is the new plan: read it again.</p>}
       {raw.mistyped === '1' && <p className="errornote" role="alert">The confirmation did not match. Nothing has been run.</p>}
       {raw.nothing === '1' && <p className="errornote" role="alert">Every target is refused: nothing to run.</p>}
@@ -144,6 +146,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
           <input type="hidden" name="digest" value={plan.digest} />
           <input type="hidden" name="key" value={plan.idempotencyKey} />
           {def !== getAdmin(kind) && <input type="hidden" name="from" value={def.name} />}
+          {retryOf !== null && <input type="hidden" name="retryOf" value={retryOf} />}
           {Object.entries(plan.params).map(([k, v]) => <input key={k} type="hidden" name={`p.${k}`} value={String(v)} />)}
           {plan.typeToConfirm !== null && (
             <p>
