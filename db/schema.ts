@@ -251,6 +251,22 @@ export const herdLeases = pgTable('herd_leases', {
   generation: bigserial('generation', { mode: 'number' }).notNull(),
 });
 
+// An agent report that named the system identifier of a herd in another environment than the reporting
+// server's: held here, never merged into that herd (a staging host must not add members to a production
+// herd); shown on the fleet health panel and audited when first seen.
+export const agentConflicts = pgTable('agent_conflicts', {
+  id: serial('id').primaryKey(),
+  serverId: integer('server_id').notNull().references(() => servers.id, { onDelete: 'cascade' }),
+  port: integer('port').notNull(),
+  systemIdentifier: text('system_identifier').notNull(),
+  herdId: integer('herd_id').notNull().references(() => herds.id, { onDelete: 'cascade' }),
+  firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull().defaultNow(),
+  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [
+  uniqueIndex('agent_conflicts_key').on(t.serverId, t.port, t.systemIdentifier),
+  index('agent_conflicts_herd_idx').on(t.herdId),
+]);
+
 // The worker processes, as they last said they were alive: the console shows when none is (a running
 // operation that nothing runs), and which one holds a target.
 export const workers = pgTable('workers', {

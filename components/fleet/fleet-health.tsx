@@ -9,11 +9,11 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
   if (healthy(health)) {
     return (
       <p className="health-ok" data-testid="fleet-health">
-        {scope === 'fleet' ? 'No agent is silent, no herd has two primaries, no replica streams from outside its herd.' : 'The agents report nothing wrong with this herd.'}
+        {scope === 'fleet' ? 'No agent is silent, no herd has two primaries, no replica streams from outside its herd, no instance is held.' : 'The agents report nothing wrong with this herd.'}
       </p>
     );
   }
-  const { silent, twoPrimaries, foreignUpstreams } = health;
+  const { silent, twoPrimaries, foreignUpstreams, conflicts } = health;
   return (
     <div className="health" data-testid="fleet-health" role="alert">
       {twoPrimaries.total > 0 && (
@@ -41,6 +41,21 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
               </li>
             ))}
             {more(foreignUpstreams.rows.length, foreignUpstreams.total)}
+          </ul>
+        </section>
+      )}
+      {conflicts.total > 0 && (
+        <section data-health="conflicts">
+          <h3>{conflicts.total === 1 ? 'An instance is' : `${conflicts.total} instances are`} held: {conflicts.total === 1 ? 'its' : 'their'} agent names a herd of another environment</h3>
+          <ul>
+            {conflicts.rows.map((c) => (
+              <li key={`${c.serverId}/${c.label}`}>
+                <Link href={`/admin/servers/${c.serverId}`}>{c.label}</Link> ({c.serverEnvironment}) reports system identifier {c.systemIdentifier}, that of{' '}
+                {c.herd ? <Link href={`/herds/${c.herdId}`}>{c.herd}</Link> : 'a herd in an environment you cannot see'}: not merged into it (a server and the
+                instances on it are in one environment). A copy restored in the wrong place, or a server filed in the wrong environment.
+              </li>
+            ))}
+            {more(conflicts.rows.length, conflicts.total)}
           </ul>
         </section>
       )}

@@ -4,7 +4,10 @@
 // wrong herd streams from outside it; each is seen only by those who may see its environment.
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { environments, herds, instances, servers } from '@/db/schema';
+import { auditEntries, environments, herds, instances, servers } from '@/db/schema';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
+import { switchoverAction } from '@/lib/ops/actions/switchover.action';
+import { planOperation } from '@/lib/ops/plan';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { collectInstance } from './collect';
@@ -119,5 +122,33 @@ describe('fleet health', () => {
     // Its agent's next report puts it back in the herd its system identifier names.
     await send(r.server, [await collectInstance({ connectionString: r.dsn })]);
     expect(await fleetHealth(t.db, null)).toMatchObject({ foreignUpstreams: { total: 0 }, twoPrimaries: { total: 0 }, silent: { total: 0 } });
+  });
+
+  it('an agent on a staging server naming a production herd\u2019s system identifier: held as a conflict, not merged, audited once, shown to both environments\u2019 viewers', async () => {
+    const prod = t.lab.instances.find((i) => i.environment === 'production' && i.role === 'primary' && !isOpsTestHerd(i.environment, i.herd))!;
+    const stagingHost = t.lab.instances.find((i) => i.environment === 'staging' && i.role === 'replica' && !isOpsTestHerd(i.environment, i.herd))!;
+    const prodHerd = await herdIdOf('production', prod.herd);
+    const members = async () => (await t.db.select({ id: instances.id, serverId: instances.serverId, port: instances.port }).from(instances).where(eq(instances.herdId, prodHerd))).map((m) => `${m.serverId}:${m.port}`).sort();
+    const before = await members();
+    const copy = { ...(await collectInstance({ connectionString: prod.dsn })), port: 7777, dataDirectory: '/srv/copy-of-production' };
+    const own = await collectInstance({ connectionString: stagingHost.dsn });
+    await send(stagingHost.server, [own, copy]);
+    await send(stagingHost.server, [own, copy]); // seen again: one conflict, audited once
+    expect(await members()).toEqual(before);
+    expect(await t.db.$count(instances, sql`${instances.serverId} = ${serverId.get(stagingHost.server)!} AND ${instances.port} = 7777`)).toBe(0);
+    const all = await fleetHealth(t.db, null);
+    expect(all.conflicts.rows).toEqual([expect.objectContaining({ label: `${stagingHost.server}:7777`, serverEnvironment: 'staging', herd: `production/${prod.herd}`, herdId: prodHerd })]);
+    expect(healthy(all)).toBe(false);
+    // A staging-only viewer sees it, without the production herd's name; the production herd's page shows it.
+    const staging = await fleetHealth(t.db, [envId.get('staging')!]);
+    expect(staging.conflicts.rows).toEqual([expect.objectContaining({ label: `${stagingHost.server}:7777`, herd: null })]);
+    expect((await fleetHealth(t.db, null, { herdId: prodHerd })).conflicts.total).toBe(1);
+    expect(await t.db.$count(auditEntries, sql`${auditEntries.action} = 'agent.conflict' AND ${auditEntries.objectId} = ${String(prodHerd)}`)).toBe(1);
+    // A switchover plan of the production herd does not list it.
+    const plan = await planOperation(t.db, SYSTEM_ACCESS, switchoverAction, [prodHerd]);
+    expect(JSON.stringify(plan.targets)).not.toContain(':7777');
+    // Once its agent no longer reports it, the conflict is over.
+    await send(stagingHost.server, [own]);
+    expect((await fleetHealth(t.db, null)).conflicts.total).toBe(0);
   });
 });

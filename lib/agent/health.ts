@@ -38,13 +38,26 @@ export type ForeignUpstream = {
   upstreamHerd: string | null;
 };
 
+/** An instance whose system identifier is a herd's in another environment than its server's: held, not merged. */
+export type HeldConflict = {
+  serverId: number;
+  label: string;
+  serverEnvironment: string;
+  systemIdentifier: string;
+  herdId: number;
+  /** The herd it claims to belong to, or null where the user may not see its environment. */
+  herd: string | null;
+  firstSeenAt: Date;
+};
+
 export interface FleetHealth {
   silent: { rows: SilentServer[]; total: number };
   twoPrimaries: { rows: TwoPrimaries[]; total: number };
   foreignUpstreams: { rows: ForeignUpstream[]; total: number };
+  conflicts: { rows: HeldConflict[]; total: number };
 }
 
-export const healthy = (h: FleetHealth) => h.silent.total + h.twoPrimaries.total + h.foreignUpstreams.total === 0;
+export const healthy = (h: FleetHealth) => h.silent.total + h.twoPrimaries.total + h.foreignUpstreams.total + h.conflicts.total === 0;
 
 /** `col` within the environments in `scope` (null: all). */
 function within(col: SQL, scope: number[] | null): SQL {
@@ -64,7 +77,7 @@ function counted<T>(rows: (T & { total: number })[]): { rows: T[]; total: number
 export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId?: number; now?: Date } = {}): Promise<FleetHealth> {
   const now = opts.now ?? new Date();
   const herd = (col: SQL) => (opts.herdId === undefined ? sql`true` : sql`${col} = ${opts.herdId}`);
-  const [silent, two, foreign] = await Promise.all([
+  const [silent, two, foreign, held] = await Promise.all([
     db.execute<SilentServer & { total: number }>(sql`
       SELECT s.id, s.hostname, e.name AS environment, s.last_seen_at AS "lastSeenAt", s.agent_interval_seconds AS "intervalSeconds",
              floor(extract(epoch FROM ${now}::timestamptz - s.last_seen_at))::int AS "silentSeconds", (count(*) OVER ())::int AS total
@@ -97,10 +110,21 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
       WHERE r.role = 'replica' AND u.herd_id <> r.herd_id AND ${within(sql`rh.environment_id`, scope)} AND ${herd(sql`rh.id`)}
       ORDER BY re.name, rh.name, rs.hostname, r.port
       LIMIT ${HEALTH_ROWS}`),
+    // Held in the server's latest report (a conflict its agent no longer reports is over).
+    db.execute<HeldConflict & { total: number }>(sql`
+      SELECT s.id AS "serverId", s.hostname || ':' || c.port AS label, se.name AS "serverEnvironment", c.system_identifier AS "systemIdentifier",
+             c.herd_id AS "herdId", CASE WHEN ${within(sql`h.environment_id`, scope)} THEN he.name || '/' || h.name END AS herd,
+             c.first_seen_at AS "firstSeenAt", (count(*) OVER ())::int AS total
+      FROM agent_conflicts c JOIN servers s ON s.id = c.server_id JOIN environments se ON se.id = s.environment_id
+        JOIN herds h ON h.id = c.herd_id JOIN environments he ON he.id = h.environment_id
+      WHERE c.last_seen_at >= s.last_seen_at AND (${within(sql`s.environment_id`, scope)} OR ${within(sql`h.environment_id`, scope)}) AND ${herd(sql`h.id`)}
+      ORDER BY s.hostname, c.port
+      LIMIT ${HEALTH_ROWS}`),
   ]);
   return {
     silent: counted(silent.rows.map((r) => ({ ...r, lastSeenAt: new Date(r.lastSeenAt) }))),
     twoPrimaries: counted(two.rows),
     foreignUpstreams: counted(foreign.rows),
+    conflicts: counted(held.rows.map((r) => ({ ...r, firstSeenAt: new Date(r.firstSeenAt) }))),
   };
 }

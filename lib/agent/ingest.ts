@@ -101,6 +101,8 @@ export interface IngestResult {
   stopped: number;
   /** Herds created (unassigned) for system identifiers pgherd did not know. */
   herdsCreated: number;
+  /** Instances held as conflicts (their system identifier is a herd's in another environment); absent when none. */
+  held?: number;
 }
 
 const num = (l: string | null | undefined) => (l ? lsnToNumber(l) : null);
@@ -130,10 +132,29 @@ WITH batch AS (
   SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(server_id int, port int, data_directory text, pg_version int, sysid text, is_primary boolean, timeline int, lsn bigint, pending boolean, up_host text, up_port int)
 ), placed AS (
   -- Lateral with LIMIT (never flattened into a join): each herd by its index, where a join would hash
-  -- the whole herds table for the few rows of a report.
-  SELECT rep.*, h.id AS herd_id, h.environment_id FROM rep LEFT JOIN LATERAL (SELECT id, environment_id FROM herds WHERE system_identifier = rep.sysid LIMIT 1) h ON true
+  -- the whole herds table for the few rows of a report. A herd in another environment than the
+  -- reporting server's (not the unassigned placeholder) is a conflict: held, never merged into it.
+  SELECT rep.*, h.id AS herd_id, h.environment_id,
+         coalesce(h.id IS NOT NULL AND h.environment_id <> sv.environment_id
+          AND h.environment_id IS DISTINCT FROM (SELECT id FROM environments WHERE name = '${UNASSIGNED_ENVIRONMENT}'), false) AS conflict
+  FROM rep LEFT JOIN LATERAL (SELECT id, environment_id FROM herds WHERE system_identifier = rep.sysid LIMIT 1) h ON true
+  LEFT JOIN LATERAL (SELECT environment_id FROM servers WHERE id = rep.server_id) sv ON true
 ), unknown AS (
   SELECT DISTINCT sysid FROM placed WHERE herd_id IS NULL
+), held AS (
+  INSERT INTO agent_conflicts AS c (server_id, port, system_identifier, herd_id)
+  SELECT server_id, port, sysid, herd_id FROM placed WHERE conflict AND NOT EXISTS (SELECT 1 FROM unknown) ORDER BY server_id, port
+  ON CONFLICT (server_id, port, system_identifier) DO UPDATE SET last_seen_at = now(), herd_id = excluded.herd_id
+  RETURNING c.server_id, c.port, c.system_identifier, c.herd_id, (xmax = 0) AS created
+), held_audited AS (
+  INSERT INTO audit_entries (user_id, username, remote_addr, action, object_type, object_id, object_label, environment_id, changes)
+  SELECT NULL, 'agent:' || s.hostname, '', 'agent.conflict', 'herds', held.herd_id::text, s.hostname || ':' || held.port, h.environment_id,
+         jsonb_build_object('systemIdentifier', jsonb_build_array(NULL, held.system_identifier),
+                            'heldFrom', jsonb_build_array(NULL, e.name || '/' || h.name || ' (reported by ' || s.hostname || ', in ' || se.name || ')'))
+  FROM held JOIN servers s ON s.id = held.server_id JOIN environments se ON se.id = s.environment_id
+  JOIN herds h ON h.id = held.herd_id JOIN environments e ON e.id = h.environment_id
+  WHERE held.created
+  RETURNING 1
 ), fact AS (
   SELECT f.*, b.observed_at, b.hostname,
     CASE WHEN f.is_primary THEN NULL ELSE (
@@ -142,7 +163,7 @@ WITH batch AS (
     CASE WHEN f.is_primary THEN 0 ELSE (
       SELECT greatest(max(p.lsn) - f.lsn, 0) FROM instances p
       WHERE p.herd_id = f.herd_id AND p.role = 'primary' AND p.state = 'running' HAVING count(*) = 1) END AS lag -- instances_running_primary_idx
-  FROM placed f JOIN batch b USING (server_id) WHERE NOT EXISTS (SELECT 1 FROM unknown)
+  FROM placed f JOIN batch b USING (server_id) WHERE NOT EXISTS (SELECT 1 FROM unknown) AND NOT f.conflict
 ), up AS (
   INSERT INTO instances AS i (herd_id, server_id, port, data_directory, pg_version, role, upstream_instance_id, state, timeline, lsn, lag_bytes, pending_restart, last_observed_at)
   SELECT herd_id, server_id, port, data_directory, pg_version, (CASE WHEN is_primary THEN 'primary' ELSE 'replica' END)::instance_role, upstream_id, 'running', timeline, lsn, lag, pending, observed_at
@@ -176,7 +197,8 @@ SELECT b.server_id AS "serverId",
        (SELECT coalesce(array_agg(sysid), '{}') FROM unknown) AS unknown,
        (SELECT count(*) FILTER (WHERE created) FROM up WHERE up.server_id = b.server_id)::int AS created,
        (SELECT count(*) FILTER (WHERE NOT created) FROM up WHERE up.server_id = b.server_id)::int AS updated,
-       (SELECT count(*) FROM stopped WHERE stopped.server_id = b.server_id)::int AS stopped
+       (SELECT count(*) FROM stopped WHERE stopped.server_id = b.server_id)::int AS stopped,
+       (SELECT count(*) FROM held WHERE held.server_id = b.server_id)::int AS held
 FROM batch b`;
 
 /** A herd for a system identifier no herd has: `pg-<sysid>` in the reserved environment, audited. False when another report made it first. */
@@ -217,8 +239,8 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
     up_host: i.inRecovery ? i.upstream?.host ?? null : null, up_port: i.inRecovery ? i.upstream?.port ?? null : null,
   })));
   const args = [JSON.stringify(batch), JSON.stringify(facts), items.map((i) => i.server.id)];
-  type Row = { serverId: number; unknown: string[]; created: number; updated: number; stopped: number };
-  let rows = await prepared<Row>(db, 'pgherd_agent_ingest', INGEST_SQL, args);
+  type Row = { serverId: number; unknown: string[]; created: number; updated: number; stopped: number; held: number };
+  let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v2', INGEST_SQL, args);
   const herdsCreated = new Map<number, number>();
   if (rows[0]?.unknown.length) {
     // Each new herd is counted for the first report that names it.
@@ -226,12 +248,12 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
       const first = items.find(({ report }) => report.instances.some((i) => i.systemIdentifier === sysid))!;
       if (await createHerd(db, first.server, first.report, sysid)) herdsCreated.set(first.server.id, (herdsCreated.get(first.server.id) ?? 0) + 1);
     }
-    rows = await prepared<Row>(db, 'pgherd_agent_ingest', INGEST_SQL, args);
+    rows = await prepared<Row>(db, 'pgherd_agent_ingest_v2', INGEST_SQL, args);
     if (rows[0]?.unknown.length) throw new Error(`no herd for system identifier(s) ${rows[0].unknown.join(', ')}`);
   }
   const byServer = new Map(rows.map((r) => [r.serverId, r]));
   return items.map(({ server }) => {
     const r = byServer.get(server.id)!;
-    return { created: r.created, updated: r.updated, stopped: r.stopped, herdsCreated: herdsCreated.get(server.id) ?? 0 };
+    return { created: r.created, updated: r.updated, stopped: r.stopped, herdsCreated: herdsCreated.get(server.id) ?? 0, ...(r.held ? { held: r.held } : {}) };
   });
 }
