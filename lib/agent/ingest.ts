@@ -22,6 +22,8 @@ export interface AgentServer {
   id: number;
   hostname: string;
   address?: string;
+  /** From the token lookup (read from the server's row by the statement when absent). */
+  environment_id?: number;
 }
 
 /** Creates (or rotates: the old one stops working at once) a server's agent token; shown once. */
@@ -42,7 +44,7 @@ export async function createAgentToken(db: Db, serverId: number, actor: { id: nu
 /** The server a bearer token speaks for, or null (unknown or rotated). */
 export async function serverForToken(db: Db, token: string): Promise<AgentServer | null> {
   if (!TOKEN.test(token)) return null;
-  const [s] = await prepared<AgentServer>(db, 'pgherd_agent_token', 'SELECT id, hostname, address FROM servers WHERE agent_token_hash = $1', [hashToken(token)]);
+  const [s] = await prepared<AgentServer>(db, 'pgherd_agent_token_v2', 'SELECT id, hostname, address, environment_id FROM servers WHERE agent_token_hash = $1', [hashToken(token)]);
   return s ?? null;
 }
 
@@ -129,32 +131,17 @@ WITH batch AS (
   UPDATE servers s SET last_seen_at = now(), agent_interval_seconds = (SELECT b.interval_seconds FROM batch b WHERE b.server_id = s.id)
   WHERE s.id = ANY ($3::int[]) RETURNING s.id
 ), rep AS (
-  SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(server_id int, port int, data_directory text, pg_version int, sysid text, is_primary boolean, timeline int, lsn bigint, pending boolean, up_host text, up_port int)
+  SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(server_id int, server_env int, port int, data_directory text, pg_version int, sysid text, is_primary boolean, timeline int, lsn bigint, pending boolean, up_host text, up_port int)
 ), placed AS (
   -- Lateral with LIMIT (never flattened into a join): each herd by its index, where a join would hash
   -- the whole herds table for the few rows of a report. A herd in another environment than the
-  -- reporting server's (not the unassigned placeholder) is a conflict: held, never merged into it.
+  -- reporting server's (the unassigned placeholder is nobody's) is a conflict: held, never merged.
   SELECT rep.*, h.id AS herd_id, h.environment_id,
-         coalesce(h.id IS NOT NULL AND h.environment_id <> sv.environment_id
-          AND h.environment_id IS DISTINCT FROM (SELECT id FROM environments WHERE name = '${UNASSIGNED_ENVIRONMENT}'), false) AS conflict
+         coalesce(h.environment_id <> coalesce(rep.server_env, (SELECT environment_id FROM servers WHERE id = rep.server_id))
+                  AND h.environment_id IS DISTINCT FROM (SELECT id FROM environments WHERE name = $4), false) AS conflict
   FROM rep LEFT JOIN LATERAL (SELECT id, environment_id FROM herds WHERE system_identifier = rep.sysid LIMIT 1) h ON true
-  LEFT JOIN LATERAL (SELECT environment_id FROM servers WHERE id = rep.server_id) sv ON true
 ), unknown AS (
   SELECT DISTINCT sysid FROM placed WHERE herd_id IS NULL
-), held AS (
-  INSERT INTO agent_conflicts AS c (server_id, port, system_identifier, herd_id)
-  SELECT server_id, port, sysid, herd_id FROM placed WHERE conflict AND NOT EXISTS (SELECT 1 FROM unknown) ORDER BY server_id, port
-  ON CONFLICT (server_id, port, system_identifier) DO UPDATE SET last_seen_at = now(), herd_id = excluded.herd_id
-  RETURNING c.server_id, c.port, c.system_identifier, c.herd_id, (xmax = 0) AS created
-), held_audited AS (
-  INSERT INTO audit_entries (user_id, username, remote_addr, action, object_type, object_id, object_label, environment_id, changes)
-  SELECT NULL, 'agent:' || s.hostname, '', 'agent.conflict', 'herds', held.herd_id::text, s.hostname || ':' || held.port, h.environment_id,
-         jsonb_build_object('systemIdentifier', jsonb_build_array(NULL, held.system_identifier),
-                            'heldFrom', jsonb_build_array(NULL, e.name || '/' || h.name || ' (reported by ' || s.hostname || ', in ' || se.name || ')'))
-  FROM held JOIN servers s ON s.id = held.server_id JOIN environments se ON se.id = s.environment_id
-  JOIN herds h ON h.id = held.herd_id JOIN environments e ON e.id = h.environment_id
-  WHERE held.created
-  RETURNING 1
 ), fact AS (
   SELECT f.*, b.observed_at, b.hostname,
     CASE WHEN f.is_primary THEN NULL ELSE (
@@ -198,8 +185,33 @@ SELECT b.server_id AS "serverId",
        (SELECT count(*) FILTER (WHERE created) FROM up WHERE up.server_id = b.server_id)::int AS created,
        (SELECT count(*) FILTER (WHERE NOT created) FROM up WHERE up.server_id = b.server_id)::int AS updated,
        (SELECT count(*) FROM stopped WHERE stopped.server_id = b.server_id)::int AS stopped,
-       (SELECT count(*) FROM held WHERE held.server_id = b.server_id)::int AS held
+       (SELECT coalesce(json_agg(json_build_object('server_id', p.server_id, 'port', p.port, 'sysid', p.sysid, 'herd_id', p.herd_id)), '[]')
+          FROM placed p WHERE p.conflict AND p.server_id = b.server_id AND NOT EXISTS (SELECT 1 FROM unknown)) AS held
 FROM batch b`;
+
+type Conflict = { server_id: number; port: number; sysid: string; herd_id: number };
+
+/**
+ * A staging host must not add members to a production herd: such instances are held (agent_conflicts)
+ * instead of merged, each audited once, in the herd's environment, when first seen; the fleet health
+ * panel lists them while their agent reports them.
+ */
+async function holdConflicts(db: Db, conflicts: Conflict[]): Promise<void> {
+  await db.execute(sql`
+    WITH held AS (
+      INSERT INTO agent_conflicts AS c (server_id, port, system_identifier, herd_id)
+      SELECT server_id, port, sysid, herd_id FROM jsonb_to_recordset(${JSON.stringify(conflicts)}::jsonb) AS r(server_id int, port int, sysid text, herd_id int)
+      ORDER BY server_id, port
+      ON CONFLICT (server_id, port, system_identifier) DO UPDATE SET last_seen_at = now(), herd_id = excluded.herd_id
+      RETURNING c.server_id, c.port, c.system_identifier, c.herd_id, (xmax = 0) AS created)
+    INSERT INTO audit_entries (user_id, username, remote_addr, action, object_type, object_id, object_label, environment_id, changes)
+    SELECT NULL, 'agent:' || s.hostname, '', 'agent.conflict', 'herds', held.herd_id::text, s.hostname || ':' || held.port, h.environment_id,
+           jsonb_build_object('systemIdentifier', jsonb_build_array(NULL, held.system_identifier),
+                              'heldFrom', jsonb_build_array(NULL, e.name || '/' || h.name || ' (reported by ' || s.hostname || ', in ' || se.name || ')'))
+    FROM held JOIN servers s ON s.id = held.server_id JOIN environments se ON se.id = s.environment_id
+    JOIN herds h ON h.id = held.herd_id JOIN environments e ON e.id = h.environment_id
+    WHERE held.created`);
+}
 
 /** A herd for a system identifier no herd has: `pg-<sysid>` in the reserved environment, audited. False when another report made it first. */
 async function createHerd(db: Db, server: AgentServer, report: Report, sysid: string): Promise<boolean> {
@@ -234,12 +246,12 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
     ports: report.instances.filter((i) => i.state === 'running').map((i) => i.port),
   }));
   const facts = items.flatMap(({ server, report }) => report.instances.filter((i) => i.state === 'running').map((i) => ({
-    server_id: server.id, port: i.port, data_directory: i.dataDirectory, pg_version: i.majorVersion, sysid: i.systemIdentifier, is_primary: !i.inRecovery, timeline: i.timeline,
+    server_id: server.id, server_env: server.environment_id ?? null, port: i.port, data_directory: i.dataDirectory, pg_version: i.majorVersion, sysid: i.systemIdentifier, is_primary: !i.inRecovery, timeline: i.timeline,
     lsn: i.inRecovery ? num(i.replayedLsn) : num(i.currentLsn), pending: i.pendingRestart.length > 0,
     up_host: i.inRecovery ? i.upstream?.host ?? null : null, up_port: i.inRecovery ? i.upstream?.port ?? null : null,
   })));
-  const args = [JSON.stringify(batch), JSON.stringify(facts), items.map((i) => i.server.id)];
-  type Row = { serverId: number; unknown: string[]; created: number; updated: number; stopped: number; held: number };
+  const args = [JSON.stringify(batch), JSON.stringify(facts), items.map((i) => i.server.id), UNASSIGNED_ENVIRONMENT];
+  type Row = { serverId: number; unknown: string[]; created: number; updated: number; stopped: number; held: Conflict[] };
   let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v2', INGEST_SQL, args);
   const herdsCreated = new Map<number, number>();
   if (rows[0]?.unknown.length) {
@@ -251,9 +263,16 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
     rows = await prepared<Row>(db, 'pgherd_agent_ingest_v2', INGEST_SQL, args);
     if (rows[0]?.unknown.length) throw new Error(`no herd for system identifier(s) ${rows[0].unknown.join(', ')}`);
   }
+  // Instances whose system identifier is a herd's in another environment were left out by the statement;
+  // recorded after it stamped each server's last report (the health panel shows what its latest one held).
+  const conflicts = rows.flatMap((r) => r.held);
+  const held = new Map<number, number>();
+  for (const c of conflicts) held.set(c.server_id, (held.get(c.server_id) ?? 0) + 1);
+  if (conflicts.length) await holdConflicts(db, conflicts);
   const byServer = new Map(rows.map((r) => [r.serverId, r]));
   return items.map(({ server }) => {
     const r = byServer.get(server.id)!;
-    return { created: r.created, updated: r.updated, stopped: r.stopped, herdsCreated: herdsCreated.get(server.id) ?? 0, ...(r.held ? { held: r.held } : {}) };
+    const h = held.get(server.id) ?? 0;
+    return { created: r.created, updated: r.updated, stopped: r.stopped, herdsCreated: herdsCreated.get(server.id) ?? 0, ...(h ? { held: h } : {}) };
   });
 }
