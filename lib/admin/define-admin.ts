@@ -75,6 +75,8 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   readOnly?: boolean;
   /** Where an object's own page is, when it is not the generic change form: '/operations' -> /operations/<id>. */
   objectHref?: string;
+  /** Fields whose change needs the admin role in the object's environment (where pgherd connects to, say). */
+  adminFields?: string[];
   /**
    * Referenced rows (form fields) that must be in the object's own environment: a server and the
    * instances on it are in one environment, a pooler sits in its herd's.

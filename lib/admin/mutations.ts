@@ -111,6 +111,9 @@ export async function saveObject(db: Db, def: AdminDef, id: number | null, input
       const verb = id === null ? 'Adding' : 'Changing';
       await demand(tx as unknown as Db, actor.access, need, `${verb} this ${def.label}`, [envAfter]);
       // Every row it refers to, and the model's own rules, as the row now is.
+      // Fields only an admin may change (a server's address: where pgherd sends passwords and commands).
+      const sensitive = id === null ? [] : (def.adminFields ?? []).filter((k) => before && k in values && String(before[k] ?? '') !== String(values[k] ?? ''));
+      if (sensitive.length) await demand(tx as unknown as Db, actor.access, 'admin', `Changing ${sensitive.join(', ')} of this ${def.label}`, [envAfter]);
       const refused = (await checkReferences(tx as unknown as Db, def, values, envAfter, actor, need, verb)) ?? (await def.validate?.(tx as unknown as Db, savedId, values)) ?? null;
       if (refused) throw new RefusedSave(refused);
       const [{ label }] = await labelsFor(tx as unknown as Db, def, [savedId]);

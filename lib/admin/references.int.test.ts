@@ -81,6 +81,21 @@ describe('a staging operator reaching production through a reference', () => {
   });
 });
 
+describe('where pgherd connects to', () => {
+  it('changing a server\u2019s address or SSH port or user needs admin; the change is audited old -> new', async () => {
+    const s = await serverIn('staging');
+    const moved = await saveObject(t.db, def('servers'), s.id, { ...s, address: '127.0.9.9' }, bob);
+    expect(moved).toMatchObject({ ok: false, formError: 'Permission denied: Changing address of this server needs the admin role in staging (you have operator there). Nothing has been changed.' });
+    expect((await serverIn('staging')).address).toBe(s.address);
+    // What is not where pgherd connects stays an operator's.
+    expect(await saveObject(t.db, def('servers'), s.id, { ...s, site: 'dc-moved' }, bob)).toMatchObject({ ok: true });
+    expect(await saveObject(t.db, def('servers'), s.id, { ...s, site: 'dc-moved', address: '127.0.9.9' }, admin)).toMatchObject({ ok: true });
+    const [entry] = await t.db.select().from(auditEntries).where(sql`${auditEntries.objectType} = 'servers' AND ${auditEntries.objectId} = ${String(s.id)} AND ${auditEntries.changes} ? 'address'`);
+    expect(entry.changes.address).toEqual([s.address, '127.0.9.9']);
+    await saveObject(t.db, def('servers'), s.id, { ...s }, admin);
+  });
+});
+
 describe('one environment per server and what runs on it, even for an admin', () => {
   it('refuses an instance of a production herd on a staging server, naming both', async () => {
     const s = await serverIn('staging');

@@ -7,7 +7,7 @@ import { and, asc, eq, sql } from 'drizzle-orm';
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { auditEntries, environments, herdLeases, instances, operations, operationSteps, operationTargets, roleBindings, users } from '@/db/schema';
+import { auditEntries, environments, herdLeases, instances, operations, operationSteps, operationTargets, roleBindings, servers, users } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { PROJECT_ROOT } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
@@ -25,6 +25,7 @@ import { ConfirmationError, StalePlanError, submitOperation } from './submit';
 import { cancelOperation, retryInput } from './control';
 import { stopAction } from './actions/stop.action';
 import { startAction } from './actions/start.action';
+import { checkSshAction } from './actions/check-ssh.action';
 import { startWorker } from './worker';
 import { startTcpProxy } from '@/lib/testing/tcp-proxy';
 import { loadAccess, SYSTEM_ACCESS } from '@/lib/auth/access';
@@ -258,6 +259,34 @@ describe('authorized when it runs, not only when it was confirmed', () => {
   });
 });
 
+describe('host keys', () => {
+  it('refuses to change anything on a server without a pinned key; Check SSH pins it to the server\u2019s id; then it runs', async () => {
+    const r = orders()[1];
+    const [srv] = await t.db.select().from(servers).where(eq(servers.id, r.serverId));
+    // Another server that shares the address must not get the key: pinning is by id.
+    const [twin] = await t.db.insert(servers).values({ hostname: 'twin.lab.internal', environmentId: srv.environmentId, address: srv.address }).returning();
+    await t.db.update(servers).set({ sshHostKeyFingerprint: null }).where(eq(servers.id, srv.id));
+    try {
+      const before = await startTime(r);
+      const refused = await submit(restartAction, [r.id]);
+      expect((await waitSettled(refused.id)).status).toBe('failed');
+      const [tg] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, refused.id));
+      expect(tg.error).toMatch(/no host key is pinned for .*: pgherd runs nothing that changes anything on a host it has not verified/);
+      expect(await startTime(r)).toBe(before);
+      const check = await submit(checkSshAction, [r.id]);
+      expect((await waitSettled(check.id)).status).toBe('succeeded');
+      const [after] = await t.db.select().from(servers).where(eq(servers.id, srv.id));
+      expect(after.sshHostKeyFingerprint).toBe(t.lab.ssh!.hostKeyFingerprint);
+      expect((await t.db.select().from(servers).where(eq(servers.id, twin.id)))[0].sshHostKeyFingerprint).toBeNull();
+      expect((await waitSettled((await submit(restartAction, [r.id])).id)).status).toBe('succeeded');
+      expect(await startTime(r)).toBeGreaterThan(before);
+    } finally {
+      await t.db.update(servers).set({ sshHostKeyFingerprint: t.lab.ssh!.hostKeyFingerprint }).where(eq(servers.id, srv.id));
+      await t.db.delete(servers).where(eq(servers.id, twin.id));
+    }
+  });
+});
+
 describe('one worker per herd, for real', () => {
   it('runs a target’s steps once when its job is delivered twice', async () => {
     const r = orders()[2];
@@ -365,7 +394,9 @@ describe('Redis restarted under a running worker', () => {
     const onUnhandled = (e: unknown) => unhandled.push(e);
     process.on('unhandledRejection', onUnhandled);
     const spies = (['error', 'warn'] as const).map((k) => vi.spyOn(console, k).mockImplementation((...a: unknown[]) => { printed.push(a.map(String).join(' ')); }));
-    const own = targetQueue(producerConnection(url), 'redis-restart');
+    const ownConnection = producerConnection(url);
+    ownConnection.on('error', () => {}); // the test's own producer: Redis going away is the point
+    const own = targetQueue(ownConnection, 'redis-restart');
     const w = await startWorker({ databaseUrl: t.url, redisUrl: url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500, queuePrefix: 'redis-restart', quiet: true });
     try {
       const r = orders()[1];
@@ -384,6 +415,7 @@ describe('Redis restarted under a running worker', () => {
     } finally {
       await w.close();
       await own.close();
+      ownConnection.disconnect();
       spies.forEach((x) => x.mockRestore());
       process.off('unhandledRejection', onUnhandled);
       await stopPid(pid, 'SIGTERM');

@@ -85,7 +85,7 @@ function toRef(r: RefRow): InstanceRef {
     lagBytes: r.lag_bytes === null ? null : Number(r.lag_bytes),
     timeline: r.timeline,
     herdSystemIdentifier: r.system_identifier,
-    ssh: { host, port: r.ssh_port, username: r.ssh_user, hostKeyFingerprint: r.ssh_host_key_fingerprint },
+    ssh: { host, port: r.ssh_port, username: r.ssh_user, hostKeyFingerprint: r.ssh_host_key_fingerprint, serverId: r.server_id },
   };
 }
 

@@ -10,10 +10,11 @@ import { rebuildAction } from './actions/rebuild.action';
 import { refreshDnsAction } from './actions/refresh-dns.action';
 import { switchoverAction } from './actions/switchover.action';
 import { drFailoverAction } from './actions/dr-failover.action';
+import { checkSshAction } from './actions/check-ssh.action';
 
 export const actions: AnyAction[] = [
   startAction, stopAction, restartAction, reloadAction, promoteAction, remasterAction, rebuildAction,
-  switchoverAction, drFailoverAction, refreshDnsAction,
+  switchoverAction, drFailoverAction, refreshDnsAction, checkSshAction,
 ];
 
 export function getAction(name: string): AnyAction | undefined {

@@ -50,11 +50,13 @@ export async function startWorker(cfg: WorkerConfig) {
   const ssh = new SshPool({
     privateKey: readFileSync(cfg.sshKeyPath),
     log: (e, f) => { if (e !== 'ssh.exec.start' && e !== 'ssh.exec.end') log(e, f); },
-    // Pin the host key seen on first contact (the server form shows it; an admin can reset it).
+    // Pin the host key seen on first contact (a read-only command: "Check SSH") to the server by its id,
+    // never by an address another server may share or take over; only where none is pinned yet.
     onFirstContact: async (t, fp) => {
+      if (t.serverId === undefined) return void log('ssh.hostkey.not_pinned', { host: t.host, fingerprint: fp, reason: 'no server id' });
       await db.update(servers).set({ sshHostKeyFingerprint: fp })
-        .where(and(eq(servers.address, t.host), isNull(servers.sshHostKeyFingerprint)));
-      log('ssh.hostkey.pinned', { host: t.host, fingerprint: fp });
+        .where(and(eq(servers.id, t.serverId), isNull(servers.sshHostKeyFingerprint)));
+      log('ssh.hostkey.pinned', { host: t.host, serverId: t.serverId, fingerprint: fp });
     },
   });
   const producer = workerConnection(cfg.redisUrl);

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { readLab } from '@/lib/lab/lab';
 import { SshPool, type SshTarget } from './ssh-client';
-import { HostKeyMismatchError, SshCommandError, SshTimeoutError } from './ssh-errors';
+import { HostKeyMismatchError, HostKeyNotPinnedError, SshCommandError, SshTimeoutError } from './ssh-errors';
 
 const lab = readLab(inject('labFile'));
 const ssh = lab.ssh!;
@@ -27,9 +27,15 @@ describe('SshPool against the lab sshd', () => {
     expect(existsSync(marker)).toBe(false);
   });
 
-  it('records the host key on first contact and refuses a changed one, naming both fingerprints', async () => {
-    const first = new SshPool({ privateKey: readFileSync(ssh.privateKeyPath), onFirstContact: (_t, fp) => { pinned.fp = fp; } });
-    await first.execOk(target(lab.instances[2].address, null), ['true']);
+  it('records the host key on a read-only first contact, refuses to change anything on a host without one, and refuses a changed one, naming both fingerprints', async () => {
+    const contacts: string[] = [];
+    const first = new SshPool({ privateKey: readFileSync(ssh.privateKeyPath), onFirstContact: (_t, fp) => { pinned.fp = fp; contacts.push(fp); } });
+    // A command that changes something is refused before any connection is made.
+    const marker = `/tmp/pgherd-unpinned-${process.pid}`;
+    await expect(first.exec(target(lab.instances[2].address, null), ['touch', marker])).rejects.toBeInstanceOf(HostKeyNotPinnedError);
+    expect(existsSync(marker)).toBe(false);
+    expect(contacts).toEqual([]);
+    await first.execOk(target(lab.instances[2].address, null), ['true'], { readOnly: true });
     expect(pinned.fp).toBe(ssh.hostKeyFingerprint);
     await first.close();
     const wrong = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';

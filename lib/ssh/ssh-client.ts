@@ -2,7 +2,7 @@
 // across commands, a cap on concurrent commands per host, retries on handshake drops.
 import { createHash } from 'node:crypto';
 import { Client, type ConnectConfig } from 'ssh2';
-import { HostKeyMismatchError, SshCommandError, SshError, SshTimeoutError } from './ssh-errors';
+import { HostKeyMismatchError, HostKeyNotPinnedError, SshCommandError, SshError, SshTimeoutError } from './ssh-errors';
 import { redact, shellCommand } from './quote';
 
 export interface SshTarget {
@@ -11,6 +11,8 @@ export interface SshTarget {
   username: string;
   /** Pinned SHA256 fingerprint (OpenSSH form, "SHA256:..."); null on first contact. */
   hostKeyFingerprint: string | null;
+  /** The server in pgherd's inventory: a key seen on first contact is pinned to it (never to an address). */
+  serverId?: number;
 }
 
 export interface ExecResult {
@@ -152,8 +154,13 @@ export class SshPool {
     return c;
   }
 
-  /** Runs argv (quoted) on the host. Resolves with the exit status whatever it is; see execOk. */
-  async exec(t: SshTarget, argv: readonly string[], opts: { timeoutMs?: number; secrets?: string[]; stdin?: string } = {}): Promise<ExecResult> {
+  /**
+   * Runs argv (quoted) on the host. Resolves with the exit status whatever it is; see execOk. On a
+   * host without a pinned key only a command its caller declares `readOnly` runs (the first contact,
+   * which pins the key); anything else is refused before connecting.
+   */
+  async exec(t: SshTarget, argv: readonly string[], opts: { timeoutMs?: number; secrets?: string[]; stdin?: string; readOnly?: boolean } = {}): Promise<ExecResult> {
+    if (!t.hostKeyFingerprint && !opts.readOnly) throw new HostKeyNotPinnedError(t.host);
     const command = shellCommand(argv);
     const shown = redact(command, opts.secrets);
     const c = this.conn(t);
@@ -206,7 +213,7 @@ export class SshPool {
   }
 
   /** exec, and an SshCommandError (naming host, command, exit code and stderr) unless it exits 0. */
-  async execOk(t: SshTarget, argv: readonly string[], opts: { timeoutMs?: number; secrets?: string[] } = {}): Promise<ExecResult> {
+  async execOk(t: SshTarget, argv: readonly string[], opts: { timeoutMs?: number; secrets?: string[]; readOnly?: boolean } = {}): Promise<ExecResult> {
     const r = await this.exec(t, argv, opts);
     if (r.code !== 0) throw new SshCommandError(t.host, redact(shellCommand(argv), opts.secrets), r.code, r.signal, r.stderr);
     return r;

@@ -13,6 +13,14 @@ export class HostKeyMismatchError extends SshError {
   }
 }
 
+/** No host key is pinned for the server: pgherd runs nothing that changes anything on a host it has not verified. */
+export class HostKeyNotPinnedError extends SshError {
+  constructor(host: string) {
+    super(`no host key is pinned for ${host}: pgherd runs nothing that changes anything on a host it has not verified. Run "Check SSH (pin the host key)" on one of its instances first, and compare the fingerprint it shows with the host's own`, host);
+    this.name = 'HostKeyNotPinnedError';
+  }
+}
+
 export class SshTimeoutError extends SshError {
   constructor(host: string, readonly command: string, readonly timeoutMs: number) {
     super(`${host}: ${command} did not finish within ${timeoutMs} ms`, host);
