@@ -42,11 +42,14 @@ const orders = () => refs.filter((r) => r.environment === 'production' && r.herd
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
 const startTime = async (r: InstanceRef) => (await query<{ t: Date }>(dsn(r), 'SELECT pg_postmaster_start_time() AS t'))[0].t.getTime();
 
-async function submit(action: ActionDef, ids: number[], key = Math.random().toString(36)) {
+async function submit(action: ActionDef, ids: number[], key = Math.random().toString(36), q = queue) {
   const plan = await planOperation(t.db, SYSTEM_ACCESS, action, ids);
-  const res = await submitOperation(t.db, queue, action, { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: key }, actor);
+  const res = await submitOperation(t.db, q, action, { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: key }, actor);
   return { plan, ...res };
 }
+
+/** The file's own worker, on the lab's database and Redis (tests that stop it start it again with this). */
+const defaultWorker = () => startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
 
 async function waitSettled(id: number, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
@@ -218,7 +221,7 @@ describe('cancel, retry, and Redis losing its data', () => {
     await cancelOperation(t.db, id, actor);
     const op = await waitSettled(id, 5000);
     expect(op.status).toBe('cancelled');
-    worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
+    worker = await defaultWorker();
   });
 
   it('loses no operation when Redis loses its data: the worker re-enqueues what Postgres says is queued', async () => {
@@ -227,7 +230,7 @@ describe('cancel, retry, and Redis losing its data', () => {
     const { id } = await submit(reloadAction, [orders()[1].id]);
     await queue.obliterate({ force: true }); // what a Redis restart without persistence does
     expect(await queue.count()).toBe(0);
-    worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
+    worker = await defaultWorker();
     expect((await waitSettled(id)).status).toBe('succeeded');
   });
 });
@@ -376,7 +379,7 @@ describe('faults end in a definite state', () => {
       await w.close();
       await proxy.close();
     }
-    worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
+    worker = await defaultWorker();
   }, 120_000);
 });
 
@@ -400,15 +403,13 @@ describe('Redis restarted under a running worker', () => {
     const w = await startWorker({ databaseUrl: t.url, redisUrl: url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500, queuePrefix: 'redis-restart', quiet: true });
     try {
       const r = orders()[1];
-      const plan = await planOperation(t.db, SYSTEM_ACCESS, restartAction, [r.id]);
-      const first = await submitOperation(t.db, own, restartAction, { instanceIds: [r.id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'redis-1' }, actor);
+      const first = await submit(restartAction, [r.id], 'redis-1', own);
       const [t1] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, first.id));
       await waitStatus(t1.id, ['running']);
       await stopPid(pid, 'SIGKILL');
       pid = await startRedis(labIdentity(), dir, port); // empty: no persistence, as in the lab and many deployments
       expect(['succeeded', 'failed', 'partial']).toContain((await waitSettled(first.id)).status);
-      const plan2 = await planOperation(t.db, SYSTEM_ACCESS, reloadAction, [r.id]);
-      const second = await submitOperation(t.db, own, reloadAction, { instanceIds: [r.id], digest: plan2.digest, confirmation: plan2.typeToConfirm ?? '', idempotencyKey: 'redis-2' }, actor);
+      const second = await submit(reloadAction, [r.id], 'redis-2', own);
       expect((await waitSettled(second.id, 30_000)).status).toBe('succeeded');
       expect(unhandled).toEqual([]);
       expect(printed.filter((l) => /unhandled|missing key/i.test(l))).toEqual([]);
@@ -421,7 +422,7 @@ describe('Redis restarted under a running worker', () => {
       await stopPid(pid, 'SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     }
-    worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
+    worker = await defaultWorker();
   }, 90_000);
 });
 

@@ -88,7 +88,7 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
     const res = await runPipeline(steps, dbRecorder(db, targetId), { gate: stepGate, firstSeq });
     if (res.error instanceof LeaseLostError) {
       log('target.lease_lost', { operationId, targetId, herdId });
-      outcome = (await lastSeen(db, target_(target), new Date(claimedAt)).catch(() => null)) ?? outcome;
+      outcome = (await lastSeen(db, { instanceId: target.instance_id, herdId: target.herd_id }, new Date(claimedAt)).catch(() => null)) ?? outcome;
       return await end('interrupted', res.error.message);
     }
     return await end(res.ok ? 'succeeded' : res.error?.name === 'CancelledError' ? 'cancelled' : 'failed', res.ok ? null : res.error?.message ?? 'failed');
@@ -97,8 +97,6 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
     if (!finished) await releaseLease(db, herdId, targetId);
   }
 }
-
-const target_ = (t: ClaimedTarget) => ({ instanceId: t.instance_id, herdId: t.herd_id });
 
 /**
  * Whoever asked for the operation must still hold the action's role, now, in the environment of

@@ -28,18 +28,13 @@ export function identityProblem(m: Pick<InstanceRef, 'label'>, o: Observed, want
 }
 
 /**
- * The herd's system identifier: the inventory's, else the one the answering members agree on (null
- * when they do not agree: then nobody can be checked, and the caller refuses).
+ * The herd's system identifier: the inventory's, else the one the answering members agree on. When
+ * none is recorded and the members report several, nobody can be checked: `ambiguous` says why, and
+ * the caller refuses.
  */
-export function herdSystemIdentifier(recorded: string | null, seen: Observed[]): string | null {
-  if (recorded) return recorded;
-  const ids = new Set(seen.filter((o) => o.reachable && o.systemIdentifier).map((o) => o.systemIdentifier));
-  return ids.size === 1 ? [...ids][0]! : null;
-}
-
-/** Several system identifiers among the members and none recorded: which one is the herd's cannot be told. */
-export function ambiguousIdentity(recorded: string | null, seen: Observed[]): string | null {
-  if (recorded) return null;
+export function herdIdentity(recorded: string | null, seen: Observed[]): { systemIdentifier: string | null; ambiguous: string | null } {
+  if (recorded) return { systemIdentifier: recorded, ambiguous: null };
   const ids = [...new Set(seen.filter((o) => o.reachable && o.systemIdentifier).map((o) => o.systemIdentifier!))];
-  return ids.length > 1 ? `the members report ${ids.length} different system identifiers (${ids.join(', ')}) and the inventory records none: set the herd's system identifier first` : null;
+  if (ids.length <= 1) return { systemIdentifier: ids[0] ?? null, ambiguous: null };
+  return { systemIdentifier: null, ambiguous: `the members report ${ids.length} different system identifiers (${ids.join(', ')}) and the inventory records none: set the herd's system identifier first` };
 }

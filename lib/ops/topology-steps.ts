@@ -64,6 +64,15 @@ export async function promoteNow(t: InstanceRef, ctx: StepContext, opts: { onSen
 }
 
 /**
+ * The inventory knows a promoted member as the primary at once, before the steps that follow (DNS,
+ * poolers, re-pointing) can fail: the old primary must never be offered again.
+ */
+export async function recordNewPrimary(deps: ActionDeps, t: InstanceRef, timeline?: number): Promise<void> {
+  await deps.db.update(instances).set({ role: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0, ...(timeline === undefined ? {} : { timeline }) })
+    .where(eq(instances.id, t.id));
+}
+
+/**
  * Points replica `t` at `up` (ALTER SYSTEM primary_conninfo, then a reload; a restart before
  * PostgreSQL 13) and waits until pg_stat_wal_receiver streams from it. Records the upstream.
  */

@@ -19,8 +19,8 @@ import { step } from '../pipeline';
 import { repointPoolerSteps } from '../pooler-steps';
 import { bytesOrUnknown, chooseCandidate, lagOf, recordedPrimary } from '../candidates';
 import { refreshFleet } from '../refresher';
-import { checkpointStep, describeObserved, lsnDiff, pointAt, promoteNow } from '../topology-steps';
-import { ambiguousIdentity, herdSystemIdentifier, identityProblem } from '../identity';
+import { checkpointStep, describeObserved, lsnDiff, pointAt, promoteNow, recordNewPrimary } from '../topology-steps';
+import { herdIdentity, identityProblem } from '../identity';
 import { replayWhatItCan } from '../replay';
 import { execNoted } from './control-steps';
 
@@ -188,12 +188,12 @@ export const drFailoverAction = defineHerdAction({
       step('choose the candidate', async (ctx) => {
         // Measured again now that the old primary sends nothing more: the received LSNs are final.
         const all = await measure();
-        const ambiguous = ambiguousIdentity(h.systemIdentifier, all.map(({ o }) => o));
-        if (ambiguous) throw new Error(ambiguous);
+        const id = herdIdentity(h.systemIdentifier, all.map(({ o }) => o));
+        if (id.ambiguous) throw new Error(id.ambiguous);
         const seen = all.filter(({ o }) => o.reachable && o.inRecovery).sort(byWal);
         // The herd's timeline: its primary's as last seen (by the fence, else the inventory), else the replicas' highest.
         const want = {
-          systemIdentifier: herdSystemIdentifier(h.systemIdentifier, all.map(({ o }) => o)),
+          systemIdentifier: id.systemIdentifier,
           timeline: oldTimeline ?? (Math.max(0, ...seen.map(({ o }) => o.timeline ?? 0)) || null),
         };
         const lines = seen.map(({ m, o }) => describeObserved(m, o));
@@ -226,8 +226,7 @@ export const drFailoverAction = defineHerdAction({
       }, { timeoutMs: (p.replayDeadlineMs ?? 30_000) + 10_000 }),
       step('promote the candidate', async (ctx) => {
         const o = await promoteNow(cand, ctx);
-        // The inventory knows the new primary at once: whatever fails after this, the old one must not be offered.
-        await deps.db.update(instances).set({ role: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0, timeline: o.timeline ?? null }).where(eq(instances.id, cand.id));
+        await recordNewPrimary(deps, cand, o.timeline);
         deps.outcome?.(outcome());
         ctx.note({ stdout: `${cand.label} accepts writes on timeline ${o.timeline}` });
       }, { timeoutMs: 90_000 }),

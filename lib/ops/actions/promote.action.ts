@@ -1,5 +1,5 @@
 import { commonWarnings, defineAction } from '../define-action';
-import { ambiguousIdentity, herdSystemIdentifier, identityProblem } from '../identity';
+import { herdIdentity, identityProblem } from '../identity';
 import { observe, runSql, waitObserved } from '../observe';
 import { step } from '../pipeline';
 import { refreshStep, sshControlStep } from './control-steps';
@@ -35,10 +35,10 @@ export const promoteAction = defineAction({
       if (self.inRecovery === false) throw new Error(`${t.label} is a primary already`);
       // It must be the herd's, and not behind the herd's newest timeline (that would fork its history).
       const all = [self, ...seen.map(({ o }) => o)];
-      const ambiguous = ambiguousIdentity(t.herdSystemIdentifier, all);
-      if (ambiguous) throw new Error(`refused: ${ambiguous}`);
+      const id = herdIdentity(t.herdSystemIdentifier, all);
+      if (id.ambiguous) throw new Error(`refused: ${id.ambiguous}`);
       const newest = Math.max(0, ...members.map((m) => m.timeline ?? 0), ...seen.map(({ o }) => (o.reachable ? o.timeline ?? 0 : 0)));
-      const why = identityProblem(t, self, { systemIdentifier: herdSystemIdentifier(t.herdSystemIdentifier, all), timeline: null })
+      const why = identityProblem(t, self, { systemIdentifier: id.systemIdentifier, timeline: null })
         ?? (self.timeline !== undefined && self.timeline < newest ? `${t.label} is on timeline ${self.timeline}, behind the herd's ${newest}: it did not follow an earlier failover (rebuild it)` : null);
       if (why) throw new Error(`refused: ${why}`);
       ctx.note({ stdout: seen.map(({ m, o }) => `${m.label}: ${o.reachable ? (o.inRecovery ? 'replica' : 'primary') : 'not answering'}`).join('\n') });

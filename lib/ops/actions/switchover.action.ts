@@ -19,8 +19,8 @@ import { step, type StepContext } from '../pipeline';
 import { checkPooler, pausePooler, repointPooler, resumePooler } from '../pooler-steps';
 import { bytesOrUnknown, chooseCandidate, lagOf } from '../candidates';
 import { refreshFleet } from '../refresher';
-import { ambiguousIdentity, herdSystemIdentifier, identityProblem } from '../identity';
-import { checkpointStep, describeObserved, lsnDiff, pointAt, promoteNow, rejoinSteps } from '../topology-steps';
+import { herdIdentity, identityProblem } from '../identity';
+import { checkpointStep, describeObserved, lsnDiff, pointAt, promoteNow, recordNewPrimary, rejoinSteps } from '../topology-steps';
 import { execNotedOk } from './control-steps';
 
 export const DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024;
@@ -145,9 +145,9 @@ export const switchoverAction = defineHerdAction({
         const co = seen.find(({ m }) => m.id === cand.id)!.o;
         if (po.inRecovery) fail(`${old.label} answers as a replica, not as the primary`);
         // Every member is promoted or re-pointed below: each must be the herd's, on the primary's timeline.
-        const ambiguous = ambiguousIdentity(h.systemIdentifier, seen.map(({ o }) => o));
-        if (ambiguous) fail(ambiguous);
-        const want = { systemIdentifier: herdSystemIdentifier(h.systemIdentifier, seen.map(({ o }) => o)), timeline: po.timeline ?? null };
+        const id = herdIdentity(h.systemIdentifier, seen.map(({ o }) => o));
+        if (id.ambiguous) fail(id.ambiguous);
+        const want = { systemIdentifier: id.systemIdentifier, timeline: po.timeline ?? null };
         for (const { m, o } of seen) {
           const why = identityProblem(m, o, want);
           if (why) fail(why);
@@ -195,7 +195,7 @@ export const switchoverAction = defineHerdAction({
               promoted = true; // the PgBouncer cleanups point at it before they resume
               const text = `${cand.label} finished its promotion after the switchover gave up on it: it is the primary; ${old.label} stays stopped (never started as a second primary). DNS, the other replicas and ${old.label} were not moved: refresh DNS, re-point them, rebuild ${old.label}`;
               deps.outcome?.(text);
-              await deps.db.update(instances).set({ role: 'primary', upstreamInstanceId: null }).where(eq(instances.id, cand.id));
+              await recordNewPrimary(deps, cand, co.timeline);
               await deps.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, old.id));
               return void ctx.note({ stdout: text });
             }
@@ -223,8 +223,7 @@ export const switchoverAction = defineHerdAction({
         promoteAttempt = attempt;
         const o = await attempt;
         promoted = true;
-        // The inventory knows the new primary at once: whatever fails after this, the old one must not be offered.
-        await deps.db.update(instances).set({ role: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0, timeline: o.timeline ?? null }).where(eq(instances.id, cand.id));
+        await recordNewPrimary(deps, cand, o.timeline);
         ctx.note({ stdout: `${cand.label} accepts writes on timeline ${o.timeline}` });
       }, { timeoutMs: 90_000 }),
       ...dnsSteps(h, deps, () => after),
