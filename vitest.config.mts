@@ -6,6 +6,7 @@ export default defineConfig({
   test: {
     include: ['{lib,db,jobs,app,components}/**/*.test.ts'],
     globalSetup: ['./lib/testing/global-setup.ts'],
+    setupFiles: ['./lib/testing/setup-env.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Integration tests share one lab; each file gets its own database cloned from a migrated template.

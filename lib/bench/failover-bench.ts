@@ -12,7 +12,7 @@ import { migrateDatabase } from '@/db/migrate';
 import { herds } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { lookup } from '@/lib/dns/rfc2136';
-import { PROJECT_ROOT, startLab, stopLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
+import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { crash, livePrimary } from '@/lib/lab/faults';
 import { drFailoverAction } from '@/lib/ops/actions/dr-failover.action';
@@ -48,7 +48,7 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
   try {
     await migrateDatabase(lab.database.url);
     await seedLabFleet(db, lab);
-    process.env.PGHERD_DNS_CONFIG = lab.dns!.configFile;
+    useLabSettings(lab);
     worker = await startWorker({ databaseUrl: lab.database.url, redisUrl: lab.redis!.url, sshKeyPath: lab.ssh!.privateKeyPath, concurrency: 8, refreshEveryMs: 0, queuePrefix: 'bench-failover', quiet: true });
     const ids = new Map((await db.select({ id: herds.id, name: herds.name }).from(herds)).map((h) => [h.name, h.id]));
     const out: string[] = [];

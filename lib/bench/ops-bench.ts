@@ -11,7 +11,7 @@ import { createDb, type Db } from '@/db/client';
 import { instances, operations } from '@/db/schema';
 import { migrateDatabase } from '@/db/migrate';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
-import { PROJECT_ROOT, startLab, stopLab, type LabInfo } from '@/lib/lab/lab';
+import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo } from '@/lib/lab/lab';
 import { shellCommand } from '@/lib/ssh/quote';
 import { restartAction } from '@/lib/ops/actions/restart.action';
 import { defineAction, type ActionDef } from '@/lib/ops/define-action';
@@ -79,6 +79,7 @@ export async function opsBench(log: (m: string) => void): Promise<string[]> {
   const lines: string[] = [];
   try {
     await migrateDatabase(lab.database.url);
+    useLabSettings(lab);
     const { db, pool } = createDb(lab.database.url, 30);
     await seedLabFleet(db, lab);
     const refs = await loadInstanceRefs(db, (await db.select({ id: instances.id }).from(instances)).map((r) => r.id));

@@ -9,7 +9,7 @@ import { createAgentToken } from '@/lib/agent/ingest';
 import { createApiToken } from '@/lib/auth/api-tokens';
 import { migrateDatabase } from '@/db/migrate';
 import { ensureAdmin, seedLabFleet } from '@/lib/inventory/seed-lab';
-import { PROJECT_ROOT, type LabInfo } from './lab';
+import { labSettings, PROJECT_ROOT, type LabInfo } from './lab';
 import { freePort } from './ports';
 import { stopPid, waitFor } from './proc';
 
@@ -63,7 +63,7 @@ export async function startWorkerProcess(lab: LabInfo, opts: { quiet?: boolean }
   if (!lab.redis || !lab.ssh) throw new Error('the worker needs the lab\'s Redis and SSH');
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'jobs', 'worker.ts')], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, DATABASE_URL: lab.database.url, REDIS_URL: lab.redis.url, PGHERD_SSH_KEY: lab.ssh.privateKeyPath, PGHERD_DNS_CONFIG: lab.dns?.configFile ?? '' },
+    env: { ...process.env, DATABASE_URL: lab.database.url, REDIS_URL: lab.redis.url, PGHERD_SSH_KEY: lab.ssh.privateKeyPath, ...labSettings(lab) },
     stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
   });
   let exited = false;
@@ -84,7 +84,7 @@ export function consoleEnv(lab: LabInfo, url: string, secret: string): NodeJS.Pr
     NEXTAUTH_URL: url,
     NEXTAUTH_SECRET: secret,
     PGHERD_SSH_KEY: lab.ssh?.privateKeyPath ?? '',
-    PGHERD_DNS_CONFIG: lab.dns?.configFile ?? '',
+    ...labSettings(lab),
     PGHERD_LDAP_CONFIG: lab.ldap?.configFile ?? '',
   };
 }

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { writeLab, type LabInfo, type LabInstance } from './lab';
+import { fleetNodeSecurity, writeLab, type LabInfo, type LabInstance } from './lab';
 import { freePort } from './ports';
 import { cloneReplica, query, startNode, touchLog, type PgNode } from './postgres';
 import { descendants, labIdentity, run, stopPid } from './proc';
@@ -57,7 +57,9 @@ export async function livePrimary(lab: LabInfo, herd: string, environment?: stri
 export async function restoredCopy(lab: LabInfo, source: LabInstance, name: string, address: string): Promise<{ node: PgNode; remove: () => Promise<void> }> {
   const id = labIdentity();
   const dir = path.join(lab.dir, 'restored', name);
-  const node: PgNode = { name, address, port: await freePort(address), dataDirectory: path.join(dir, 'data'), socketDirectory: path.join(dir, 'run'), logFile: path.join(dir, 'log', 'postgresql.log') };
+  const bare: PgNode = { name, address, port: await freePort(address), dataDirectory: path.join(dir, 'data'), socketDirectory: path.join(dir, 'run'), logFile: path.join(dir, 'log', 'postgresql.log') };
+  // Served like the fleet's own (its certificate, pgherd's role over TLS), so that pgherd can see it.
+  const node = await fleetNodeSecurity(id, lab, bare, source.environment, name);
   await cloneReplica(id, node, { ...node, name: source.server, address: source.address, port: source.port, dataDirectory: source.dataDirectory, socketDirectory: source.socketDirectory });
   rmSync(path.join(node.dataDirectory, 'standby.signal'));
   touchLog(id, node.logFile);

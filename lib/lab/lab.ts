@@ -1,11 +1,13 @@
 // The lab: real services on loopback in a temporary directory, described by one JSON file.
 // Used by the demo, the tests and the benchmark; `npm run lab -- up|down` drives it by hand.
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_FLEET, planFleet, poolerServer, type FleetSpec, type PlannedMember } from './fleet';
 import { startPgbouncer, type LabPgbouncer } from './pgbouncer';
 import { startLdap, type LabLdap } from './ldap';
+import { issueCertificate, makeCa, type LabCa } from './tls';
 import { cloneReplica, dsn, initPrimary, query, startNode, touchLog, waitStreaming, type PgNode } from './postgres';
 import { alive, labIdentity, pidRuns, stopPid, waitFor, type Identity } from './proc';
 import { freePort, portFreeOnAll } from './ports';
@@ -65,11 +67,25 @@ export interface LabInfo {
   pgbouncer: LabPgbouncer[];
   /** OpenLDAP slapd: ou=people, ou=groups, the service account, each user's password and groups. */
   ldap: LabLdap | null;
+  /** The lab's CA (slapd's and every fleet instance's certificates) and how pgherd reaches the fleet's Postgres. */
+  tls: LabCa | null;
+  pgAccess: LabPgAccess | null;
   console?: { url: string; admin: { username: string; password: string }; apiToken?: string };
   instances: LabInstance[];
   processes: LabProcess[];
   /** The process that started the lab (the demo, a test run): another start refuses while it lives. */
   ownerPid?: number;
+}
+
+/**
+ * pgherd's access to the fleet, per environment as PGHERD_PG_CONFIG gives it: a role of its own
+ * (pgherd_<environment>, superuser) with a password, accepted only over TLS (scram-sha-256), whose
+ * server certificate is verified against the lab CA for the address connected to.
+ */
+export interface LabPgAccess {
+  /** The file PGHERD_PG_CONFIG names for the console, the worker and the tests. */
+  configFile: string;
+  roles: Record<string, { user: string; password: string; passwordFile: string }>;
 }
 
 /** Another process runs this lab: starting it again would stop that one's services under it. */
@@ -109,6 +125,16 @@ export interface LabOptions {
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 export const DEFAULT_LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'lab.json');
+
+/** The settings that point pgherd (console, worker, a test process) at the lab's DNS and fleet credentials. */
+export function labSettings(lab: LabInfo): { PGHERD_DNS_CONFIG: string; PGHERD_PG_CONFIG: string } {
+  return { PGHERD_DNS_CONFIG: lab.dns?.configFile ?? '', PGHERD_PG_CONFIG: lab.pgAccess?.configFile ?? '' };
+}
+
+/** Applies labSettings to this process (tests and benchmarks that run actions in-process). */
+export function useLabSettings(lab: LabInfo): void {
+  Object.assign(process.env, labSettings(lab));
+}
 
 export function readLab(file = DEFAULT_LAB_FILE): LabInfo {
   return JSON.parse(readFileSync(file, 'utf8')) as LabInfo;
@@ -162,6 +188,8 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     dns: null,
     pgbouncer: [],
     ldap: null,
+    tls: null,
+    pgAccess: null,
     instances: [],
     processes: [],
     ownerPid: process.pid,
@@ -195,7 +223,9 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
       const spec = opts.fleet ?? DEFAULT_FLEET;
       const members = planFleet(spec);
       const port = await portFreeOnAll(members.map((m) => m.address), [5432, 5433, ...range(25432, 40)]);
-      log(`starting the sandbox fleet: ${members.length} instances on port ${port}`);
+      info.tls = await makeCa(id, path.join(dir, 'ca'));
+      info.pgAccess = writePgAccess(dir, info.tls, [...new Set(members.map((m) => m.environment))]);
+      log(`starting the sandbox fleet: ${members.length} instances on port ${port} (TLS, pgherd's role per environment)`);
       await startFleet(id, dir, members, port, info, track);
       const pooled = (opts.pgbouncer ?? [{ environment: 'production', herd: 'billing' }])
         .filter((h) => members.some((m) => m.environment === h.environment && m.herd === h.herd));
@@ -227,7 +257,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
       if (opts.ldap !== false) {
         const ldapPort = await freePort();
         log(`starting OpenLDAP slapd on 127.0.0.1:${ldapPort} (${'dc=lab,dc=internal'})`);
-        const l = await startLdap(id, dir, ldapPort, await freePort());
+        const l = await startLdap(id, dir, ldapPort, await freePort(), info.tls!);
         track({ name: 'slapd', pid: l.pid, program: 'slapd', signal: 'SIGTERM' });
         info.ldap = l.ldap;
       }
@@ -271,6 +301,34 @@ function node(dir: string, name: string, address: string, port: number): PgNode 
   };
 }
 
+/** A PostgreSQL role name for pgherd in `environment`: pgherd_<environment>, other characters as _. */
+export const pgherdRoleOf = (environment: string) => `pgherd_${environment.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
+
+function writePgAccess(dir: string, ca: LabCa, environments: string[]): LabPgAccess {
+  const home = path.join(dir, 'pg-access');
+  mkdirSync(home, { mode: 0o700 });
+  const roles: LabPgAccess['roles'] = {};
+  for (const env of environments) {
+    const passwordFile = path.join(home, `${env}.password`);
+    const password = randomBytes(18).toString('base64url');
+    writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+    roles[env] = { user: pgherdRoleOf(env), password, passwordFile };
+  }
+  const configFile = path.join(home, 'pg-access.json');
+  writeFileSync(configFile, JSON.stringify({
+    environments: Object.fromEntries(environments.map((env) => [env, {
+      user: roles[env].user, passwordFile: roles[env].passwordFile, tls: { mode: 'verify-full', caFile: ca.caFile },
+    }])),
+  }, null, 2), { mode: 0o600 });
+  return { configFile, roles };
+}
+
+/** The node's certificate and pgherd's role, for a fleet member of `environment`. */
+export async function fleetNodeSecurity(id: Identity, lab: Pick<LabInfo, 'tls' | 'dir'>, n: PgNode, environment: string, hostname: string): Promise<PgNode> {
+  const tls = await issueCertificate(id, lab.tls!, path.join(lab.dir, 'pg', n.name, 'tls'), 'server', { ips: [n.address], names: [hostname] });
+  return { ...n, tls, pgherdUser: pgherdRoleOf(environment) };
+}
+
 async function startFleet(
   id: Identity,
   dir: string,
@@ -301,13 +359,16 @@ async function startFleet(
   // Herds come up in parallel; within a herd the primary first, then its replicas together.
   await Promise.all([...herds.values()].map(async (group) => {
     const [p, ...replicas] = group;
-    const primary = node(dir, p.hostname, p.address, port);
+    const primary = await fleetNodeSecurity(id, info, node(dir, p.hostname, p.address, port), p.environment, p.hostname);
     touchLog(id, primary.logFile);
     await initPrimary(id, primary);
     track({ name: p.hostname, pid: await startNode(id, primary), program: 'postgres', signal: 'SIGINT', pidFile: path.join(primary.dataDirectory, 'postmaster.pid') });
+    // pgherd's role, before the replicas are cloned (they get it with the data).
+    const role = info.pgAccess!.roles[p.environment];
+    await query(dsn(primary), `CREATE ROLE ${role.user} LOGIN SUPERUSER PASSWORD '${role.password}'`);
     info.instances.push(toInstance(p, primary, null));
     await Promise.all(replicas.map(async (r) => {
-      const n = node(dir, r.hostname, r.address, port);
+      const n = await fleetNodeSecurity(id, info, node(dir, r.hostname, r.address, port), r.environment, r.hostname);
       touchLog(id, n.logFile);
       await cloneReplica(id, n, primary);
       track({ name: r.hostname, pid: await startNode(id, n), program: 'postgres', signal: 'SIGINT', pidFile: path.join(n.dataDirectory, 'postmaster.pid') });

@@ -6,6 +6,7 @@ import { chmodSync, chownSync, openSync, readFileSync, writeFileSync } from 'nod
 import path from 'node:path';
 import { listening } from './ports';
 import { asLabUser, mkdirOwned, run, waitFor, type Identity } from './proc';
+import { issueCertificate, type LabCa } from './tls';
 
 export interface LabLdapUser {
   username: string;
@@ -51,26 +52,12 @@ export function ssha(password: string): string {
   return `{SSHA}${Buffer.concat([createHash('sha1').update(password).update(salt).digest(), salt]).toString('base64')}`;
 }
 
-/**
- * A CA and a server certificate for 127.0.0.1 (and localhost) signed by it, made with openssl: slapd
- * serves it for ldaps:// and StartTLS, and the tests verify it against the CA (or refuse without it).
- */
-async function makeCertificates(id: Identity, home: string): Promise<{ ca: string; cert: string; key: string }> {
-  const f = (n: string) => path.join(home, n);
-  const ossl = (args: string[]) => run(id, ['/usr/bin/openssl', ...args]);
-  await ossl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '30', '-subj', '/CN=pgherd lab CA', '-keyout', f('ca.key'), '-out', f('ca.pem')]);
-  await ossl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', f('slapd.key'), '-out', f('slapd.csr')]);
-  writeFileSync(f('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  chownSync(f('san.ext'), id.uid, id.gid);
-  await ossl(['x509', '-req', '-in', f('slapd.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '30', '-extfile', f('san.ext'), '-out', f('slapd.pem')]);
-  return { ca: f('ca.pem'), cert: f('slapd.pem'), key: f('slapd.key') };
-}
-
-export async function startLdap(id: Identity, dir: string, port: number, tlsPort: number): Promise<{ pid: number; ldap: LabLdap }> {
+export async function startLdap(id: Identity, dir: string, port: number, tlsPort: number, ca: LabCa): Promise<{ pid: number; ldap: LabLdap }> {
   const home = path.join(dir, 'ldap');
   mkdirOwned(id, home, 0o700);
   mkdirOwned(id, path.join(home, 'data'), 0o700);
-  const tls = await makeCertificates(id, home);
+  const cert = await issueCertificate(id, ca, home, 'slapd', { ips: ['127.0.0.1'], names: ['localhost'] });
+  const tls = { ca: ca.caFile, cert: cert.certFile, key: cert.keyFile };
   const rootPassword = randomBytes(12).toString('base64url');
   const bindDn = `cn=pgherd,ou=services,${LAB_BASE_DN}`;
   const bindPassword = randomBytes(12).toString('base64url');
@@ -138,9 +125,7 @@ export async function startLdap(id: Identity, dir: string, port: number, tlsPort
   }, 15_000);
   const configFile = path.join(dir, 'ldap.json');
   writeFileSync(configFile, JSON.stringify({ urls: [url], startTls: true, caFile: tls.ca, bindDn, bindPassword, userBase, groupBase }, null, 2), { mode: 0o600 });
-  // The lab CA is public: tests and the console read it (the keys stay the lab user's).
   chmodSync(home, 0o755);
-  chmodSync(tls.ca, 0o644);
   return { pid: child.pid!, ldap: { url, ldapsUrl, caFile: tls.ca, baseDn: LAB_BASE_DN, userBase, groupBase, bindDn, bindPassword, configFile, users, groups } };
 }
 

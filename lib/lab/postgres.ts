@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync, appendFileSync, chownSync } from 'node:fs'
 import path from 'node:path';
 import pg from 'pg';
 import { mkdirOwned, run, waitFor, type Identity } from './proc';
+import type { LabCertificate } from './tls';
 
 export const PG_BIN = process.env.PGHERD_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 export const PG_SUPERUSER = 'postgres';
@@ -14,6 +15,10 @@ export interface PgNode {
   dataDirectory: string;
   socketDirectory: string;
   logFile: string;
+  /** Fleet instances: a certificate for the node's address, signed by the lab CA. */
+  tls?: LabCertificate;
+  /** Fleet instances: the role pgherd connects as, only over TLS with a password (scram-sha-256). */
+  pgherdUser?: string;
 }
 
 /** The node's own settings. Written after every clone, since pg_basebackup copies the source's. */
@@ -36,17 +41,25 @@ export function nodeConfig(node: PgNode): string {
     `cluster_name = '${node.name}'`,
     `logging_collector = off`,
     `log_line_prefix = '%m [%p] '`,
+    ...(node.tls ? ['ssl = on', `ssl_cert_file = '${node.tls.certFile}'`, `ssl_key_file = '${node.tls.keyFile}'`] : []),
     '',
   ].join('\n');
 }
 
-const HBA = [
-  'local all all trust',
-  'host all all 127.0.0.0/8 trust',
-  'local replication all trust',
-  'host replication all 127.0.0.0/8 trust',
-  '',
-].join('\n');
+/**
+ * Who may connect: pgherd's role only over TLS with its password (the same role without TLS is
+ * rejected); the lab's own clients (tests, agents, PgBouncer, replication) as before, without one.
+ */
+export function hbaFor(node: Pick<PgNode, 'pgherdUser'>): string {
+  return [
+    'local all all trust',
+    ...(node.pgherdUser ? [`hostssl all ${node.pgherdUser} 127.0.0.0/8 scram-sha-256`, `host all ${node.pgherdUser} 0.0.0.0/0 reject`] : []),
+    'host all all 127.0.0.0/8 trust',
+    'local replication all trust',
+    'host replication all 127.0.0.0/8 trust',
+    '',
+  ].join('\n');
+}
 
 function prepareDirs(id: Identity, node: PgNode) {
   mkdirOwned(id, path.dirname(node.dataDirectory));
@@ -58,7 +71,7 @@ function writeOwnSettings(id: Identity, node: PgNode, extra: string[] = []) {
   const conf = path.join(node.dataDirectory, 'postgresql.conf');
   // Later lines win: `extra` overrides the fleet's defaults.
   writeFileSync(conf, nodeConfig(node) + extra.map((l) => `${l}\n`).join(''));
-  writeFileSync(path.join(node.dataDirectory, 'pg_hba.conf'), HBA);
+  writeFileSync(path.join(node.dataDirectory, 'pg_hba.conf'), hbaFor(node));
   chownSync(conf, id.uid, id.gid);
 }
 

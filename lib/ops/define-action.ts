@@ -43,11 +43,12 @@ export interface PlanContext {
  * One parameter on the confirmation page. `herd-member`: a member of the targets' herd, offered
  * when every target is in the same herd; left empty, the action does what `emptyLabel` says.
  * `flag`: a checkbox, off unless ticked (`emptyLabel` says what off means).
+ * `text`: a line of text the schema checks (`emptyLabel` is its placeholder).
  */
 export interface ActionParamField {
   name: string;
   label: string;
-  kind: 'herd-member' | 'flag';
+  kind: 'herd-member' | 'flag' | 'text';
   emptyLabel: string;
   help: string;
 }

@@ -26,6 +26,7 @@ import { cancelOperation, retryInput } from './control';
 import { stopAction } from './actions/stop.action';
 import { startAction } from './actions/start.action';
 import { checkSshAction } from './actions/check-ssh.action';
+import { replaceHostKeyAction } from './actions/replace-host-key.action';
 import { startWorker } from './worker';
 import { startTcpProxy } from '@/lib/testing/tcp-proxy';
 import { loadAccess, SYSTEM_ACCESS } from '@/lib/auth/access';
@@ -42,9 +43,9 @@ const orders = () => refs.filter((r) => r.environment === 'production' && r.herd
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
 const startTime = async (r: InstanceRef) => (await query<{ t: Date }>(dsn(r), 'SELECT pg_postmaster_start_time() AS t'))[0].t.getTime();
 
-async function submit(action: ActionDef, ids: number[], key = Math.random().toString(36), q = queue) {
-  const plan = await planOperation(t.db, SYSTEM_ACCESS, action, ids);
-  const res = await submitOperation(t.db, q, action, { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: key }, actor);
+async function submit(action: ActionDef, ids: number[], key = Math.random().toString(36), q = queue, params: Record<string, unknown> = {}) {
+  const plan = await planOperation(t.db, SYSTEM_ACCESS, action, ids, params);
+  const res = await submitOperation(t.db, q, action, { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: key, params }, actor);
   return { plan, ...res };
 }
 
@@ -286,6 +287,41 @@ describe('host keys', () => {
     } finally {
       await t.db.update(servers).set({ sshHostKeyFingerprint: t.lab.ssh!.hostKeyFingerprint }).where(eq(servers.id, srv.id));
       await t.db.delete(servers).where(eq(servers.id, twin.id));
+    }
+  });
+
+  it('replaces a pinned key only with the one the admin typed and the host presents, audited; any other key changes nothing', async () => {
+    const r = orders()[1];
+    const real = t.lab.ssh!.hostKeyFingerprint;
+    const old = `SHA256:${'A'.repeat(43)}`;
+    const wrong = `SHA256:${'B'.repeat(43)}`;
+    // The host was reinstalled: it presents a key other than the one pinned.
+    await t.db.update(servers).set({ sshHostKeyFingerprint: old }).where(eq(servers.id, r.serverId));
+    const pinned = async () => (await t.db.select().from(servers).where(eq(servers.id, r.serverId)))[0].sshHostKeyFingerprint;
+    const audited = () => t.db.select().from(auditEntries).where(and(eq(auditEntries.action, 'server.host_key'), eq(auditEntries.objectId, String(r.serverId))));
+    try {
+      const blocked = await submit(restartAction, [r.id]);
+      expect((await waitSettled(blocked.id)).status).toBe('failed');
+      // Without a fingerprint the plan refuses, saying what to type; a malformed one is refused as a parameter.
+      const bare = await planOperation(t.db, SYSTEM_ACCESS, replaceHostKeyAction, [r.id]);
+      expect(bare.targets[0].refused).toBe('type the fingerprint of the host\'s new key above (read on the host), then update the plan');
+      await expect(planOperation(t.db, SYSTEM_ACCESS, replaceHostKeyAction, [r.id], { fingerprint: 'SHA256:short' })).rejects.toThrow('a SHA256 fingerprint as `ssh-keygen -lf');
+      // A fingerprint the host does not present: refused at connection, nothing pinned, nothing audited.
+      const bad = await submit(replaceHostKeyAction, [r.id], undefined, queue, { fingerprint: wrong });
+      expect(bad.plan.typeToConfirm).not.toBeNull();
+      expect((await waitSettled(bad.id)).status).toBe('failed');
+      const [badTarget] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, bad.id));
+      expect(badTarget.error).toContain(real);
+      expect(await pinned()).toBe(old);
+      expect(await audited()).toHaveLength(0);
+      // The key the host really has, read on the host: pinned in place of the old one, audited with both.
+      const good = await submit(replaceHostKeyAction, [r.id], undefined, queue, { fingerprint: real });
+      expect((await waitSettled(good.id)).status).toBe('succeeded');
+      expect(await pinned()).toBe(real);
+      expect((await audited()).map((a) => a.changes)).toEqual([{ sshHostKeyFingerprint: [old, real] }]);
+      expect((await waitSettled((await submit(restartAction, [r.id])).id)).status).toBe('succeeded');
+    } finally {
+      await t.db.update(servers).set({ sshHostKeyFingerprint: real }).where(eq(servers.id, r.serverId));
     }
   });
 });

@@ -28,6 +28,8 @@ export interface PoolerRef {
   databases: string[];
   ssh: SshTarget;
   serverEnvironmentId: number;
+  /** Its name: the pooler's admin console is reached with this environment's settings (PGHERD_PG_CONFIG). */
+  serverEnvironment: string;
 }
 
 export interface HerdRef {
@@ -52,7 +54,7 @@ const HERDS = {
                   FROM dns_records d WHERE d.herd_id = h.id), '[]') AS dns,
                 coalesce((SELECT json_agg(json_build_object('id', p.id, 'label', s.hostname || ':' || p.port,
                     'host', coalesce(nullif(s.address, ''), s.hostname), 'port', p.port, 'adminUser', p.admin_user,
-                    'configFile', p.config_file, 'databases', p.databases, 'serverEnvironmentId', s.environment_id,
+                    'configFile', p.config_file, 'databases', p.databases, 'serverEnvironmentId', s.environment_id, 'serverEnvironment', (SELECT name FROM environments WHERE id = s.environment_id),
                     'ssh', json_build_object('host', coalesce(nullif(s.address, ''), s.hostname), 'port', s.ssh_port,
                                              'username', s.ssh_user, 'hostKeyFingerprint', s.ssh_host_key_fingerprint, 'serverId', s.id)) ORDER BY p.id)
                   FROM poolers p JOIN servers s ON s.id = p.server_id WHERE p.herd_id = h.id), '[]') AS poolers

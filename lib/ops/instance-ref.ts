@@ -12,6 +12,8 @@ export interface InstanceRef {
   serverId: number;
   /** The server's environment (one with the herd's, unless the inventory was edited behind pgherd's back). */
   serverEnvironmentId: number;
+  /** Its name: the credentials pgherd connects to the address with are this environment's (PGHERD_PG_CONFIG). */
+  serverEnvironment: string;
   /** The server's name (what a CNAME points at) and address (what an A record holds; may be empty). */
   hostname: string;
   address: string;
@@ -38,13 +40,14 @@ export interface InstanceRef {
 
 const SELECT = `
   SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS herd_id, h.name AS herd, e.name AS environment,
-         e.id AS environment_id, s.id AS server_id, s.environment_id AS server_environment_id, s.hostname, s.address, s.site, i.port,
+         e.id AS environment_id, s.id AS server_id, s.environment_id AS server_environment_id, se.name AS server_environment, s.hostname, s.address, s.site, i.port,
          coalesce(nullif(i.data_directory, ''), h.default_data_directory) AS data_directory,
          i.pg_version, h.control_driver, i.role, i.state, i.upstream_instance_id, i.lsn, i.lag_bytes, i.timeline, h.system_identifier, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
   FROM instances i
   JOIN herds h ON h.id = i.herd_id
   JOIN environments e ON e.id = h.environment_id
-  JOIN servers s ON s.id = i.server_id`;
+  JOIN servers s ON s.id = i.server_id
+  JOIN environments se ON se.id = s.environment_id`;
 
 // Named statements: the engine loads a target's herd for every target it runs.
 const BY_IDS = { name: 'pgherd_refs_by_ids', text: `${SELECT} WHERE i.id = ANY($1::int[]) ORDER BY i.id` };
@@ -53,7 +56,7 @@ const HERD_OF = { name: 'pgherd_refs_herd_of', text: `${SELECT} WHERE i.herd_id 
 
 interface RefRow {
   id: number; label: string; herd_id: number; herd: string; environment: string; environment_id: number;
-  server_id: number; server_environment_id: number; hostname: string; address: string | null; site: string | null; port: number; data_directory: string;
+  server_id: number; server_environment_id: number; server_environment: string; hostname: string; address: string | null; site: string | null; port: number; data_directory: string;
   pg_version: number; control_driver: string; role: InstanceRef['role']; state: string; upstream_instance_id: number | null;
   lsn: string | null; lag_bytes: string | null; timeline: number | null; system_identifier: string | null;
   ssh_port: number; ssh_user: string; ssh_host_key_fingerprint: string | null;
@@ -70,6 +73,7 @@ function toRef(r: RefRow): InstanceRef {
     environmentId: r.environment_id,
     serverId: r.server_id,
     serverEnvironmentId: r.server_environment_id,
+    serverEnvironment: r.server_environment,
     hostname: r.hostname,
     address: r.address ?? '',
     site: r.site ?? '',

@@ -1,7 +1,8 @@
 // What an instance really is right now, read over a Postgres connection: the result of every
 // action is this observed state, never the exit code of a command.
-import pg from 'pg';
+import type pg from 'pg';
 import { TIMELINE_SQL } from '@/lib/inventory/timeline-sql';
+import { instanceClient } from './pg-access';
 
 export interface Observed {
   reachable: boolean;
@@ -27,16 +28,17 @@ export interface Observed {
 export interface PgEndpoint {
   host: string;
   port: number;
-}
-
-export function endpointUrl(e: PgEndpoint, database = 'postgres'): string {
-  const user = encodeURIComponent(process.env.PGHERD_PG_USER ?? 'postgres');
-  const password = process.env.PGHERD_PG_PASSWORD ? `:${encodeURIComponent(process.env.PGHERD_PG_PASSWORD)}` : '';
-  return `postgres://${user}${password}@${e.host}:${e.port}/${database}`;
+  /** The environment of the server at that address: whose credentials and TLS settings are used. */
+  serverEnvironment: string | null;
 }
 
 export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed> {
-  const c = new pg.Client({ connectionString: endpointUrl(e), connectionTimeoutMillis: timeoutMs, statement_timeout: timeoutMs, application_name: 'pgherd-observer' });
+  let c: pg.Client;
+  try {
+    c = instanceClient(e, { connectionTimeoutMillis: timeoutMs, statement_timeout: timeoutMs, application_name: 'pgherd-observer' });
+  } catch (err) {
+    return { reachable: false, error: (err as Error).message };
+  }
   c.on('error', () => {}); // a server going away is reported by connect() or the queries below
   try {
     await c.connect();
@@ -99,7 +101,7 @@ export async function waitObserved(e: PgEndpoint, what: string, ok: (o: Observed
 
 /** Runs one SQL command on the instance over a short-lived connection (CHECKPOINT, say). */
 export async function runSql(e: PgEndpoint, text: string): Promise<void> {
-  const c = new pg.Client({ connectionString: endpointUrl(e), connectionTimeoutMillis: 3000, application_name: 'pgherd' });
+  const c = instanceClient(e, { connectionTimeoutMillis: 3000, application_name: 'pgherd' });
   c.on('error', () => {}); // connect() or the query rejects with it
   await c.connect();
   try {

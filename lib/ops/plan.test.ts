@@ -13,7 +13,7 @@ import { reloadAction } from './actions/reload.action';
 function member(id: number, role: InstanceRef['role'], over: Partial<InstanceRef> = {}): InstanceRef {
   const hostname = `db-${id}.example.com`;
   return {
-    id, label: `${hostname}:5432`, herdId: 1, herd: 'orders', environment: 'production', environmentId: 1, serverId: id, serverEnvironmentId: 1,
+    id, label: `${hostname}:5432`, herdId: 1, herd: 'orders', environment: 'production', environmentId: 1, serverId: id, serverEnvironmentId: 1, serverEnvironment: 'production',
     hostname, address: `10.0.0.${id}`, site: id === 3 ? 'dc-west' : 'dc-east', host: `10.0.0.${id}`, port: 5432,
     dataDirectory: '/var/lib/postgresql/15/main', pgVersion: 15, controlDriver: 'pg_ctl', role, state: 'running',
     upstreamId: role === 'replica' ? 1 : null, lsn: 1000, lagBytes: 0, timeline: 1, herdSystemIdentifier: '7300000000000000001',

@@ -9,11 +9,9 @@ import type { InstanceRef } from './instance-ref';
 import { step, type Step, type StepContext } from './pipeline';
 import { execNotedOk } from './actions/control-steps';
 
-const endpoint = (p: PoolerRef) => ({ host: p.host, port: p.port, adminUser: p.adminUser });
-
 /** The entries as PgBouncer sees them, in one line (for a step's record). */
 export async function describePooler(p: PoolerRef): Promise<string> {
-  const dbs = await showDatabases(endpoint(p));
+  const dbs = await showDatabases(p);
   return p.databases.map((d) => {
     const e = dbs.get(d);
     return e ? `${d} -> ${e.host}:${e.port}${e.paused ? ' (paused)' : ''}` : `${d}: not in SHOW DATABASES`;
@@ -32,15 +30,15 @@ export async function checkPooler(p: PoolerRef, deps: ActionDeps, ctx: StepConte
 
 export async function pausePooler(p: PoolerRef, ctx: StepContext): Promise<void> {
   ctx.note({ command: p.databases.map((d) => `PAUSE ${d}`).join('; ') + ` on ${p.label}` });
-  await poolerAdmin(endpoint(p), p.databases.map((d) => `PAUSE ${d}` as const), 30_000);
+  await poolerAdmin(p, p.databases.map((d) => `PAUSE ${d}` as const), 30_000);
 }
 
 /** RESUME each entry that is paused (RESUME of an entry that is not paused is an error in PgBouncer). */
 export async function resumePooler(p: PoolerRef, ctx: StepContext): Promise<string> {
-  const dbs = await showDatabases(endpoint(p));
+  const dbs = await showDatabases(p);
   const paused = p.databases.filter((d) => dbs.get(d)?.paused);
   ctx.note({ command: paused.length ? paused.map((d) => `RESUME ${d}`).join('; ') + ` on ${p.label}` : `nothing paused on ${p.label}` });
-  if (paused.length) await poolerAdmin(endpoint(p), paused.map((d) => `RESUME ${d}` as const));
+  if (paused.length) await poolerAdmin(p, paused.map((d) => `RESUME ${d}` as const));
   return describePooler(p);
 }
 
@@ -53,8 +51,8 @@ export async function repointPooler(p: PoolerRef, to: InstanceRef, deps: ActionD
   const after = repointEntries(before, p.databases, { host: to.host, port: to.port });
   const write = 'set -e; f=$1; cp -p -- "$f" "$f.pgherd-new"; cat > "$f.pgherd-new"; mv -- "$f.pgherd-new" "$f"';
   await execNotedOk(deps, p, ctx, ['sh', '-c', write, 'sh', p.configFile], 10_000, after);
-  await poolerAdmin(endpoint(p), ['RELOAD']);
-  const dbs = await showDatabases(endpoint(p));
+  await poolerAdmin(p, ['RELOAD']);
+  const dbs = await showDatabases(p);
   const wrong = p.databases.filter((d) => dbs.get(d)?.host !== to.host || dbs.get(d)?.port !== to.port);
   if (wrong.length) throw new Error(`${p.label}: after RELOAD, ${wrong.map((d) => `${d} points at ${dbs.get(d)?.host}:${dbs.get(d)?.port}`).join(', ')}, not ${to.host}:${to.port}`);
   ctx.note({ command: `${p.configFile}: ${p.databases.join(', ')} -> host=${to.host} port=${to.port}; RELOAD` });

@@ -11,10 +11,11 @@ import { refreshDnsAction } from './actions/refresh-dns.action';
 import { switchoverAction } from './actions/switchover.action';
 import { drFailoverAction } from './actions/dr-failover.action';
 import { checkSshAction } from './actions/check-ssh.action';
+import { replaceHostKeyAction } from './actions/replace-host-key.action';
 
 export const actions: AnyAction[] = [
   startAction, stopAction, restartAction, reloadAction, promoteAction, remasterAction, rebuildAction,
-  switchoverAction, drFailoverAction, refreshDnsAction, checkSshAction,
+  switchoverAction, drFailoverAction, refreshDnsAction, checkSshAction, replaceHostKeyAction,
 ];
 
 export function getAction(name: string): AnyAction | undefined {

@@ -2,14 +2,14 @@
 // upstream, bring an old primary back as a replica of the new one. Each is judged by what the
 // instances then say (pg_is_in_recovery(), pg_stat_wal_receiver), never by an exit code.
 import { eq } from 'drizzle-orm';
-import pg from 'pg';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { binDir, driverFor } from './drivers';
 import type { ActionDeps } from './define-action';
 import type { InstanceRef } from './instance-ref';
-import { endpointUrl, observe, runSql, waitObserved, type Observed } from './observe';
+import { observe, runSql, waitObserved, type Observed } from './observe';
 import { identityProblem } from './identity';
+import { instanceClient } from './pg-access';
 import { step, type Step, type StepContext } from './pipeline';
 import { execNoted, execNotedOk } from './actions/control-steps';
 
@@ -42,7 +42,7 @@ export function describeObserved(m: InstanceRef, o: Observed): string {
 export async function promoteNow(t: InstanceRef, ctx: StepContext, opts: { onSent?: () => void; deadlineMs?: number } = {}): Promise<Observed> {
   const deadline = opts.deadlineMs ?? 60_000;
   ctx.note({ command: `SELECT pg_promote(true, 60) on ${t.label}` });
-  const c = new pg.Client({ connectionString: endpointUrl(t), connectionTimeoutMillis: 3000, application_name: 'pgherd' });
+  const c = instanceClient(t, { connectionTimeoutMillis: 3000, application_name: 'pgherd' });
   c.on('error', () => {}); // connect() or the query rejects with it
   await c.connect();
   let timer: NodeJS.Timeout | undefined;
@@ -87,7 +87,7 @@ export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps,
     throw new Error(`refused: ${t.label} is on timeline ${to.timeline}, ahead of ${up.label}'s ${uo.timeline}: it cannot follow it (rebuild it)`);
   }
   const value = conninfo({ host: up.host, port: up.port, user: replicationUser(), application_name: t.label.split(':')[0] });
-  const c = new pg.Client({ connectionString: endpointUrl(t), connectionTimeoutMillis: 3000 });
+  const c = instanceClient(t, { connectionTimeoutMillis: 3000, application_name: 'pgherd' });
   c.on('error', () => {}); // connect() or the queries reject with it
   await c.connect();
   try {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { DelayedError, Worker, type Job } from 'bullmq';
 import { createDb } from '@/db/client';
+import { pgAccessConfig } from './pg-access';
 import { SshPool } from '@/lib/ssh/ssh-client';
 import { servers } from '@/db/schema';
 import { eq, and, isNull } from 'drizzle-orm';
@@ -46,6 +47,7 @@ function throttled(log: (e: string, f: object) => void, ms: number) {
 export async function startWorker(cfg: WorkerConfig) {
   const log = cfg.quiet ? () => {} : logLine;
   const holder = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+  pgAccessConfig(); // a broken PGHERD_PG_CONFIG stops the worker at start, saying what is wrong
   const { db, pool } = createDb(cfg.databaseUrl, (cfg.concurrency ?? 8) + 4);
   const ssh = new SshPool({
     privateKey: readFileSync(cfg.sshKeyPath),

@@ -1,12 +1,14 @@
 // PgBouncer's admin console (the "pgbouncer" database): PAUSE, RESUME, RELOAD, SHOW DATABASES.
 // Simple-query protocol only, which is what node-postgres uses for a query without parameters.
-import pg from 'pg';
+import { poolerClient } from '@/lib/ops/pg-access';
 import { ENTRY_NAME } from './ini';
 
 export interface PoolerEndpoint {
   host: string;
   port: number;
   adminUser: string;
+  /** Its server's environment: whose password and TLS settings are used (PGHERD_PG_CONFIG). */
+  serverEnvironment: string | null;
 }
 
 export type AdminCommand = 'RELOAD' | `PAUSE ${string}` | `RESUME ${string}` | 'SHOW DATABASES';
@@ -17,11 +19,7 @@ export async function poolerAdmin(p: PoolerEndpoint, commands: AdminCommand[], t
     const name = /^(PAUSE|RESUME) (.+)$/.exec(c)?.[2];
     if (name !== undefined && !ENTRY_NAME.test(name)) throw new Error(`not a PgBouncer database name: ${JSON.stringify(name)}`);
   }
-  const c = new pg.Client({
-    host: p.host, port: p.port, user: p.adminUser, database: 'pgbouncer',
-    password: process.env.PGHERD_PGBOUNCER_PASSWORD || undefined,
-    connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs,
-  });
+  const c = poolerClient(p, { connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs });
   c.on('error', () => {}); // connect() or the query rejects with it
   await c.connect();
   try {

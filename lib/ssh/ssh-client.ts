@@ -77,8 +77,9 @@ export class SshPool {
     this.opts = { connectTimeoutMs: 10_000, commandTimeoutMs: 120_000, maxPerHost: 6, connectRetries: 5, ...opts };
   }
 
+  /** A connection is reused only for the host key it was verified with (a re-pin connects anew). */
   private key(t: SshTarget) {
-    return `${t.username}@${t.host}:${t.port}`;
+    return `${t.username}@${t.host}:${t.port} ${t.hostKeyFingerprint ?? 'unpinned'}`;
   }
 
   private connectOnce(t: SshTarget): Promise<Client> {

@@ -23,7 +23,7 @@ export const poolerForm = defineForm({
     { name: 'herdId', label: 'Herd', help: 'The herd whose primary this PgBouncer points at.', input: { type: 'relation', model: 'herds' } },
     { name: 'serverId', label: 'Server', help: 'Where it runs: pgherd edits its configuration there over SSH, as the server\u2019s SSH user.', input: { type: 'relation', model: 'servers' } },
     { name: 'port', label: 'Port', input: { type: 'number' } },
-    { name: 'adminUser', label: 'Admin user', help: 'A user in its admin_users (PAUSE, RESUME, RELOAD); the password, if any, is PGHERD_PGBOUNCER_PASSWORD.', input: { type: 'text' } },
+    { name: 'adminUser', label: 'Admin user', help: 'A user in its admin_users (PAUSE, RESUME, RELOAD); its password and TLS, if any, are the environment\u2019s pgbouncer entry in PGHERD_PG_CONFIG.', input: { type: 'text' } },
     { name: 'configFile', label: 'Configuration file', help: 'For example /etc/pgbouncer/pgbouncer.ini.', input: { type: 'text' } },
     { name: 'databases', label: '[databases] entries', help: 'Comma-separated: the entries a switchover points at the new primary.', input: { type: 'text' } },
   ],

@@ -14,7 +14,7 @@ import { herds, instances, operations, operationSteps, operationTargets } from '
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { lookup } from '@/lib/dns/rfc2136';
 import { allowSsh, dnsConfigWithWrongKey, crash as crashInstance, livePrimary as labPrimary, refuseSsh } from '@/lib/lab/faults';
-import { PROJECT_ROOT, startLab, stopLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
+import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { showDatabases } from '@/lib/pgbouncer/admin';
@@ -55,7 +55,7 @@ beforeAll(async () => {
   closeDb = () => c.pool.end();
   await seedLabFleet(db, lab);
   for (const h of await db.select({ id: herds.id, name: herds.name }).from(herds)) herdIds.set(h.name, h.id);
-  process.env.PGHERD_DNS_CONFIG = lab.dns!.configFile;
+  useLabSettings(lab);
   producer = producerConnection(lab.redis!.url);
   queue = targetQueue(producer, 'failover');
   worker = await startWorker({ databaseUrl: lab.database.url, redisUrl: lab.redis!.url, sshKeyPath: lab.ssh!.privateKeyPath, concurrency: 8, refreshEveryMs: 0, queuePrefix: 'failover', quiet: true });
@@ -162,7 +162,7 @@ describe('switchover', () => {
     expect(await senderOf(third)).toBe(neu.address);
     // DNS, asked of BIND, and PgBouncer, asked of itself, point at the new primary.
     expect(await answer('alpha')).toEqual([neu.server]);
-    const entry = (await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser })).get(pooler.databases[0])!;
+    const entry = (await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser, serverEnvironment: pooler.environment })).get(pooler.databases[0])!;
     expect(entry).toMatchObject({ host: neu.address, port: neu.port, paused: false });
     // The inventory says so.
     const inv = await byServer('alpha');
@@ -211,7 +211,7 @@ describe('switchover', () => {
       expect(op.status).toBe('failed');
       expect(targets[0].error).toMatch(/refused: .* refused a signed UPDATE of zone lab\.internal: NOTAUTH .*\(key pgherd-lab\); nothing was changed/);
     } finally {
-      process.env.PGHERD_DNS_CONFIG = lab.dns!.configFile;
+      useLabSettings(lab);
     }
     expect(await inRecovery(primary)).toBe(false);
     expect(await answer('gamma')).toEqual([primary.server]);
@@ -244,7 +244,7 @@ describe('switchover undone', () => {
       expect(writer.errors).toEqual([]);
       const [{ n }] = await query<{ n: string }>(url(old), 'SELECT count(*) AS n FROM undo_writes WHERE n = ANY($1::int[])', [writer.acked]);
       expect(Number(n)).toBe(writer.acked.length);
-      expect((await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser })).get(pooler.databases[0])).toMatchObject({ host: old.address, paused: false });
+      expect((await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser, serverEnvironment: pooler.environment })).get(pooler.databases[0])).toMatchObject({ host: old.address, paused: false });
       expect(await answer('alpha')).toEqual([old.server]);
     } finally {
       await writer.stop();
@@ -276,7 +276,7 @@ describe('switchover whose promotion outlives its deadline', () => {
     expect(primaries).toEqual([cand.server]);
     expect(targets[0].outcome).toMatch(new RegExp(`${cand.server}:\\d+ finished its promotion after the switchover gave up on it|pg_promote was sent to ${cand.server}`));
     // PgBouncer was resumed, pointing at the one primary; the old primary is fenced in the inventory.
-    expect((await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser })).get(pooler.databases[0])).toMatchObject({ host: cand.address, paused: false });
+    expect((await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser, serverEnvironment: pooler.environment })).get(pooler.databases[0])).toMatchObject({ host: cand.address, paused: false });
     expect((await byServer('alpha')).get(old.server)!.state).toBe('fenced');
     // Mend alpha for the tests after this one: the old primary rebuilt from the new, the third re-pointed.
     expect((await runRebuild((await byServer('alpha')).get(old.server)!)).status).toBe('succeeded');
@@ -438,7 +438,7 @@ describe('DR failover', () => {
     // alpha's PgBouncer follows too.
     const pooler = lab.pgbouncer[0];
     const alpha = await livePrimary('alpha');
-    expect((await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser })).get(pooler.databases[0])).toMatchObject({ host: alpha.address, port: alpha.port });
+    expect((await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser, serverEnvironment: pooler.environment })).get(pooler.databases[0])).toMatchObject({ host: alpha.address, port: alpha.port });
     await query(pooler.dsn, 'INSERT INTO writes (n) VALUES (-2)');
   }, 180_000);
 

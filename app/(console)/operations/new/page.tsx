@@ -98,6 +98,12 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
               </label>
               {' '}<span className="help">{f.help}</span>
             </p>
+          ) : f.kind === 'text' ? (
+            <p key={f.name}>
+              <label htmlFor={`p-${f.name}`}>{f.label}: </label>
+              <input type="text" id={`p-${f.name}`} name={`p.${f.name}`} placeholder={f.emptyLabel} defaultValue={String(plan.params[f.name] ?? '')} size={60} autoComplete="off" spellCheck={false} />
+              {' '}<span className="help">{f.help}</span>
+            </p>
           ) : (
             <p key={f.name}>
               <label htmlFor={`p-${f.name}`}>{f.label}: </label>
@@ -112,7 +118,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
               {' '}<span className="help">{f.help}</span>
             </p>
           )))}
-          {(herdIds.length === 1 || action.params.fields.some((f) => f.kind === 'flag')) && <button type="submit" className="button">Update the plan</button>}
+          {(herdIds.length === 1 || action.params.fields.some((f) => f.kind !== 'herd-member')) && <button type="submit" className="button">Update the plan</button>}
         </form>
       )}
       <table className="plan result-list">

@@ -1,0 +1,201 @@
+// How pgherd connects to the fleet's PostgreSQL instances and PgBouncers: a user, a password and TLS
+// per environment (the environment of the server the address belongs to), from the JSON file
+// PGHERD_PG_CONFIG names. Validated whole at load, like the DNS configuration.
+//
+// The rule it enforces: a password only ever goes to a server whose TLS certificate pgherd has
+// verified for the address it connects to (verify-full). An entry with a password and no verified TLS
+// is refused at load, and a connection without a configured password answers a password request
+// with an error, never with PGPASSWORD or ~/.pgpass (which node-postgres would otherwise send).
+import { readFileSync } from 'node:fs';
+import { TLSSocket, type ConnectionOptions } from 'node:tls';
+import pg from 'pg';
+import { z } from 'zod';
+
+const path = z.string().startsWith('/', 'an absolute path').max(4096);
+const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
+
+const tlsSchema = z.object({
+  /** verify-full: TLS required, the certificate checked against the CA and the address connected to. */
+  mode: z.enum(['disable', 'verify-full']),
+  /** The CA that signed the servers' certificates (default: the system's). */
+  caFile: path.optional(),
+  /** A client certificate, for servers that authenticate pgherd by certificate. */
+  certFile: path.optional(),
+  keyFile: path.optional(),
+}).strict()
+  .refine((t) => !t.certFile === !t.keyFile, 'give both certFile and keyFile, or neither')
+  .refine((t) => t.mode === 'verify-full' || (!t.caFile && !t.certFile), 'caFile, certFile and keyFile need mode verify-full');
+
+const secret = {
+  password: z.string().min(1).max(1024).optional(),
+  passwordFile: path.optional(),
+};
+
+const PASSWORD_NEEDS_TLS = 'a password is only sent over TLS that verifies the server\'s certificate: set tls.mode to "verify-full"';
+
+function passwordRules<T extends { password?: string; passwordFile?: string; tls?: { mode: string } }>(s: z.ZodType<T>) {
+  return s
+    .refine((e) => !(e.password && e.passwordFile), 'give password or passwordFile, not both')
+    .refine((e) => !(e.password || e.passwordFile) || e.tls?.mode === 'verify-full', PASSWORD_NEEDS_TLS);
+}
+
+const poolerSchema = passwordRules(z.object({ ...secret, tls: tlsSchema.optional() }).strict());
+
+const entrySchema = passwordRules(z.object({
+  user: z.string().min(1).max(63).refine(noControl, 'no control characters'),
+  ...secret,
+  tls: tlsSchema.optional(),
+  /** PgBouncer's admin console on this environment's poolers (its user is the pooler's admin user). */
+  pgbouncer: poolerSchema.optional(),
+}).strict());
+
+export const pgAccessSchema = z.object({
+  environments: z.record(z.string().min(1).max(63), entrySchema).default({}),
+  /** For environments not listed; without it, an environment not listed is not connected to at all. */
+  default: entrySchema.optional(),
+}).strict();
+
+/** What a connection to one environment's servers is made with. */
+export interface Access {
+  user: string;
+  password: string | null;
+  /** null: no TLS. Otherwise verified against the CA and the address (rejectUnauthorized, host name check). */
+  tls: ConnectionOptions | null;
+}
+
+export interface EnvironmentAccess {
+  postgres: Access;
+  /** The user comes from the pooler's registration (its admin user). */
+  pgbouncer: Omit<Access, 'user'>;
+}
+
+export interface PgAccessConfig {
+  environments: Map<string, EnvironmentAccess>;
+  fallback: EnvironmentAccess | null;
+}
+
+type Reader = (file: string) => string;
+
+function tlsOptions(t: z.infer<typeof tlsSchema> | undefined, read: Reader): ConnectionOptions | null {
+  if (!t || t.mode === 'disable') return null;
+  return {
+    rejectUnauthorized: true,
+    ...(t.caFile ? { ca: read(t.caFile) } : {}),
+    ...(t.certFile ? { cert: read(t.certFile), key: read(t.keyFile!) } : {}),
+  };
+}
+
+function passwordOf(e: { password?: string; passwordFile?: string }, read: Reader): string | null {
+  if (e.password) return e.password;
+  if (!e.passwordFile) return null;
+  const p = read(e.passwordFile).replace(/\r?\n$/, '');
+  if (!p) throw new Error(`${e.passwordFile} is empty`);
+  return p;
+}
+
+function toAccess(e: z.infer<typeof entrySchema>, read: Reader): EnvironmentAccess {
+  return {
+    postgres: { user: e.user, password: passwordOf(e, read), tls: tlsOptions(e.tls, read) },
+    pgbouncer: e.pgbouncer ? { password: passwordOf(e.pgbouncer, read), tls: tlsOptions(e.pgbouncer.tls, read) } : { password: null, tls: null },
+  };
+}
+
+const readText: Reader = (f) => readFileSync(/*turbopackIgnore: true*/ f, 'utf8');
+
+export function parsePgAccess(json: unknown, read: Reader = readText): PgAccessConfig {
+  const r = pgAccessSchema.safeParse(json);
+  if (!r.success) throw new Error(`PGHERD_PG_CONFIG: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
+  const wrap = (where: string, f: () => EnvironmentAccess) => {
+    try {
+      return f();
+    } catch (err) {
+      throw new Error(`PGHERD_PG_CONFIG: ${where}: ${(err as Error).message}`);
+    }
+  };
+  return {
+    environments: new Map(Object.entries(r.data.environments).map(([env, e]) => [env, wrap(`environments.${env}`, () => toAccess(e, read))])),
+    fallback: r.data.default ? wrap('default', () => toAccess(r.data.default!, read)) : null,
+  };
+}
+
+/** Without PGHERD_PG_CONFIG: PGHERD_PG_USER (default postgres) everywhere, no password, no TLS. */
+function legacy(): PgAccessConfig {
+  for (const v of ['PGHERD_PG_PASSWORD', 'PGHERD_PGBOUNCER_PASSWORD']) {
+    if (process.env[v]) {
+      throw new Error(`${v} is not read any more: a password is only sent over TLS that verifies the server's certificate. `
+        + 'Put it in the file PGHERD_PG_CONFIG names, per environment, with tls.mode "verify-full" (README: Configuration)');
+    }
+  }
+  const user = process.env.PGHERD_PG_USER || 'postgres';
+  return { environments: new Map(), fallback: { postgres: { user, password: null, tls: null }, pgbouncer: { password: null, tls: null } } };
+}
+
+let cached: { key: string; config: PgAccessConfig } | null = null;
+
+/** The configuration in force (PGHERD_PG_CONFIG, else the legacy settings); throws when it is invalid. */
+export function pgAccessConfig(): PgAccessConfig {
+  const file = process.env.PGHERD_PG_CONFIG || '';
+  const key = `${file}\n${process.env.PGHERD_PG_USER ?? ''}\n${process.env.PGHERD_PG_PASSWORD ?? ''}\n${process.env.PGHERD_PGBOUNCER_PASSWORD ?? ''}`;
+  if (cached?.key !== key) {
+    let config: PgAccessConfig;
+    if (!file) config = legacy();
+    else {
+      let json: unknown;
+      try {
+        json = JSON.parse(readFileSync(/*turbopackIgnore: true*/ file, 'utf8'));
+      } catch (err) {
+        throw new Error(`PGHERD_PG_CONFIG: cannot read ${file}: ${(err as Error).message}`);
+      }
+      config = parsePgAccess(json);
+    }
+    cached = { key, config };
+  }
+  return cached.config;
+}
+
+/** How to reach the servers of `environment` (null: a place with no environment, e.g. a bare endpoint). */
+export function accessFor(environment: string | null, config = pgAccessConfig()): EnvironmentAccess {
+  const a = (environment !== null ? config.environments.get(environment) : undefined) ?? config.fallback;
+  if (!a) throw new Error(`no Postgres credentials for environment ${JSON.stringify(environment ?? '(none)')} in PGHERD_PG_CONFIG (and no "default")`);
+  return a;
+}
+
+type Extra = Omit<pg.ClientConfig, 'host' | 'port' | 'user' | 'password' | 'database' | 'ssl' | 'connectionString'>;
+
+/**
+ * A node-postgres client for one connection: never from a connection string (whose sslmode words mean
+ * something else in node-postgres), never with PGPASSWORD or ~/.pgpass, and its password handed out
+ * only once the socket is TLS whose certificate was verified for this address.
+ */
+function client(host: string, port: number, user: string, access: Omit<Access, 'user'>, database: string, extra: Extra): pg.Client {
+  const where = `${host}:${port}`;
+  const c: pg.Client = new pg.Client({
+    ...extra,
+    host,
+    port,
+    user,
+    database,
+    ssl: access.tls ? { ...access.tls } : false,
+    // SCRAM bound to the TLS channel when the server offers it: a relay in the middle cannot reuse it.
+    enableChannelBinding: !!access.tls,
+    password: async () => {
+      if (access.password === null) throw new Error(`${where} asked for a password; pgherd has none configured for it (PGHERD_PG_CONFIG)`);
+      const stream = (c as unknown as { connection?: { stream?: unknown } }).connection?.stream;
+      if (!(stream instanceof TLSSocket) || !stream.authorized) throw new Error(`${where}: the password is only sent over a verified TLS connection`);
+      return access.password;
+    },
+  });
+  return c;
+}
+
+/** A client for an instance on one of `environment`'s servers (its server's environment). */
+export function instanceClient(e: { host: string; port: number; serverEnvironment: string | null }, extra: Extra & { database?: string } = {}): pg.Client {
+  const { database = 'postgres', ...rest } = extra;
+  const a = accessFor(e.serverEnvironment).postgres;
+  return client(e.host, e.port, a.user, a, database, rest);
+}
+
+/** A client for a PgBouncer's admin console on one of `environment`'s servers. */
+export function poolerClient(p: { host: string; port: number; adminUser: string; serverEnvironment: string | null }, extra: Extra = {}): pg.Client {
+  return client(p.host, p.port, p.adminUser, accessFor(p.serverEnvironment).pgbouncer, 'pgbouncer', extra);
+}
