@@ -1,7 +1,7 @@
 // Environment isolation at every reference: a staging operator (signed in against the lab's slapd)
 // tries, through the one save path the console's server actions and the API use, to reach production
 // through what an object refers to. Each is refused, naming what is missing, and nothing is written.
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntries, dnsRecords, environments, herds, instances, poolers, servers } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
@@ -93,6 +93,25 @@ describe('where pgherd connects to', () => {
     const [entry] = await t.db.select().from(auditEntries).where(sql`${auditEntries.objectType} = 'servers' AND ${auditEntries.objectId} = ${String(s.id)} AND ${auditEntries.changes} ? 'address'`);
     expect(entry.changes.address).toEqual([s.address, '127.0.9.9']);
     await saveObject(t.db, def('servers'), s.id, { ...s }, admin);
+    // The host name is where pgherd connects when the address is empty.
+    expect(await saveObject(t.db, def('servers'), s.id, { ...s, hostname: '127.0.1.1' }, bob)).toMatchObject({ ok: false, formError: expect.stringMatching(/^Permission denied: Changing hostname of this server needs the admin role in staging/) });
+  });
+
+  it('undoing a fence, or calling another member the primary, in the inventory needs admin', async () => {
+    const [i] = await t.db.select({ i: instances }).from(instances).innerJoin(herds, eq(instances.herdId, herds.id))
+      .where(and(eq(herds.environmentId, env.get('staging')!), eq(instances.role, 'replica'))).limit(1);
+    const row = i.i;
+    await t.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, row.id));
+    try {
+      const values = { herdId: row.herdId, serverId: row.serverId, port: row.port, dataDirectory: row.dataDirectory, pgVersion: row.pgVersion, upstreamInstanceId: row.upstreamInstanceId ?? '' };
+      const unfenced = await saveObject(t.db, def('instances'), row.id, { ...values, role: 'replica', state: 'stopped' }, bob);
+      expect(unfenced).toMatchObject({ ok: false, formError: 'Permission denied: Changing state of this instance needs the admin role in staging (you have operator there). Nothing has been changed.' });
+      const promoted = await saveObject(t.db, def('instances'), row.id, { ...values, role: 'primary', state: 'fenced' }, bob);
+      expect(promoted).toMatchObject({ ok: false, formError: expect.stringMatching(/^Permission denied: Changing role of this instance needs the admin role/) });
+      expect((await t.db.select().from(instances).where(eq(instances.id, row.id)))[0]).toMatchObject({ role: 'replica', state: 'fenced' });
+    } finally {
+      await t.db.update(instances).set({ state: row.state }).where(eq(instances.id, row.id));
+    }
   });
 });
 

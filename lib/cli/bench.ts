@@ -17,6 +17,7 @@ import { changeList } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import { opsBench } from '@/lib/bench/ops-bench';
 import { failoverBench } from '@/lib/bench/failover-bench';
+import { observeBench } from '@/lib/bench/observe-bench';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-lab.json');
@@ -123,6 +124,11 @@ async function main() {
   }
   if (which === 'all' || which === 'ops') {
     const lines = await opsBench((m) => console.log(`bench: ${m}`));
+    console.log('');
+    for (const l of lines) console.log(l);
+  }
+  if (which === 'all' || which === 'observe') {
+    const lines = await observeBench((m) => console.log(`bench: ${m}`));
     console.log('');
     for (const l of lines) console.log(l);
   }

@@ -25,6 +25,9 @@ export const instancesAdmin = defineAdmin({
   labelSql: sql`${servers.hostname} || ':' || ${instances.port}`,
   environmentSql: herds.environmentId,
   sameEnvironment: ['serverId', 'upstreamInstanceId'],
+  // The refresher writes what it observes; what is set by hand is what pgherd keeps (fenced, needs
+  // rebuild) or trusts when choosing an old primary: undoing a fence, or calling a replica the primary, is an admin's act.
+  adminFields: ['role', 'state'],
   fields: {
     server: { label: 'Server', sql: servers.hostname, link: 'self' },
     port: { label: 'Port', sql: instances.port, format: 'number' },

@@ -15,8 +15,9 @@ export const serversAdmin = defineAdmin({
   labelSql: servers.hostname,
   environmentSql: servers.environmentId,
   validate: (tx, id) => serverDependents(tx, id),
-  // Where pgherd connects to, and as whom: moving it elsewhere is an admin's act.
-  adminFields: ['address', 'sshPort', 'sshUser'],
+  // Where pgherd connects to, and as whom: moving it elsewhere is an admin's act (the host name is
+  // where it connects when the address is empty).
+  adminFields: ['hostname', 'address', 'sshPort', 'sshUser'],
   fields: {
     hostname: { label: 'Host name', sql: servers.hostname, link: 'self' },
     environmentId: { label: 'Environment id', sql: servers.environmentId, sortable: false },

@@ -143,11 +143,19 @@ export const drFailoverAction = defineHerdAction({
         + (leftBehind.length ? `; not following the new primary, marked needs rebuild: ${leftBehind.join(', ')}` : '');
     };
     const measure = async () => (await Promise.all(replicas.map(async (m) => ({ m, o: await observe(m, 2000) }))));
+    /** A member other than the recorded primary that accepts writes: promoting a third would make it worse. */
+    const splitBrain = (seen: { m: InstanceRef; o: Observed }[], after: string) => {
+      const writable = seen.filter(({ o }) => o.reachable && o.inRecovery === false);
+      if (!writable.length) return;
+      throw new Error(`refused: ${writable.map(({ m, o }) => `${m.label} answers as a primary (timeline ${o.timeline})`).join(', ')}, though the inventory has ${old.label} as the herd's primary: `
+        + `it was promoted outside this failover. ${after} Find out which one clients write to; rebuild the other(s) from it`);
+    };
     return [
       step('ask the replicas and the DNS servers', async (ctx) => {
         const seen = await measure();
         const lines = seen.map(({ m, o }) => describeObserved(m, o));
         ctx.note({ stdout: lines.join('\n') });
+        splitBrain(seen, 'Nothing was changed.');
         if (!seen.some(({ o }) => o.reachable && o.inRecovery)) throw new Error('refused: no replica answers; nothing was changed');
         lines.push(...(await dnsPreflight(h)));
         ctx.note({ stdout: lines.join('\n') });
@@ -188,6 +196,7 @@ export const drFailoverAction = defineHerdAction({
       step('choose the candidate', async (ctx) => {
         // Measured again now that the old primary sends nothing more: the received LSNs are final.
         const all = await measure();
+        splitBrain(all, `${old.label} was fenced; nothing was promoted.`);
         const id = herdIdentity(h.systemIdentifier, all.map(({ o }) => o));
         if (id.ambiguous) throw new Error(id.ambiguous);
         const seen = all.filter(({ o }) => o.reachable && o.inRecovery).sort(byWal);

@@ -10,10 +10,10 @@ import { eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '@/db/client';
 import { migrateDatabase } from '@/db/migrate';
-import { herds, instances, operations, operationSteps, operationTargets } from '@/db/schema';
+import { herds, instances, operations, operationSteps, operationTargets, servers } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { lookup } from '@/lib/dns/rfc2136';
-import { allowSsh, dnsConfigWithWrongKey, crash as crashInstance, livePrimary as labPrimary, refuseSsh } from '@/lib/lab/faults';
+import { allowSsh, dnsConfigWithWrongKey, crash as crashInstance, livePrimary as labPrimary, refuseSsh, restoredCopy } from '@/lib/lab/faults';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs } from '@/lib/lab/proc';
@@ -325,6 +325,32 @@ describe('DR failover with the old primary alive but silent', () => {
     expect(rebuilt.status).toBe('succeeded');
     expect(await inRecovery(old)).toBe(true);
   }, 180_000);
+});
+
+describe('DR failover in a herd where a replica already answers as a primary', () => {
+  it('refuses before fencing anything: the old primary keeps running, nothing is promoted, DNS unchanged', async () => {
+    const old = await livePrimary('beta');
+    const source = members('beta').find((m) => m.server !== old.server)!;
+    // A member promoted outside pgherd (by hand, by another tool) that the inventory still lists as a replica.
+    const copy = await restoredCopy(lab, source, 'db-dr-beta-rogue.lab.internal', '127.0.4.200');
+    const [env] = await db.select({ id: herds.environmentId }).from(herds).where(eq(herds.id, herdIds.get('beta')!));
+    const [srv] = await db.insert(servers).values({ hostname: 'db-dr-beta-rogue.lab.internal', environmentId: env.id, address: '127.0.4.200', sshUser: lab.osUser, sshPort: lab.ssh!.port, sshHostKeyFingerprint: lab.ssh!.hostKeyFingerprint }).returning();
+    const [rogue] = await db.insert(instances).values({ herdId: herdIds.get('beta')!, serverId: srv.id, port: copy.node.port, dataDirectory: copy.node.dataDirectory, pgVersion: 15, role: 'replica', state: 'running', upstreamInstanceId: (await byServer('beta')).get(old.server)!.id }).returning();
+    try {
+      const { op, targets, steps } = await runOp(drFailoverAction, [herdIds.get('beta')!]);
+      expect(op.status).toBe('failed');
+      expect(targets[0].error).toMatch(/^refused: db-dr-beta-rogue\.lab\.internal:\d+ answers as a primary \(timeline 1\), though the inventory has db-dr-beta-1\.lab\.internal:\d+ as the herd's primary: it was promoted outside this failover\. Nothing was changed\./);
+      expect(steps.map((x) => x.name)).toEqual(['ask the replicas and the DNS servers']);
+      expect(await inRecovery(old)).toBe(false);
+      for (const m of members('beta').filter((x) => x.server !== old.server)) expect(await inRecovery(m)).toBe(true);
+      expect(await answer('beta')).toEqual([old.server]);
+      expect((await byServer('beta')).get(old.server)).toMatchObject({ role: 'primary', state: 'running' });
+    } finally {
+      await db.delete(instances).where(eq(instances.id, rogue.id));
+      await db.delete(servers).where(eq(servers.id, srv.id));
+      await copy.remove();
+    }
+  }, 120_000);
 });
 
 describe('DR failover', () => {

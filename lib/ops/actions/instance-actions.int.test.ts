@@ -1,7 +1,7 @@
 // start, stop, restart, reload on real lab instances over real SSH, asserting real Postgres state.
 // They use the production/identity herd, which the other test files leave alone.
 import net from 'node:net';
-import { readFileSync } from 'node:fs';
+import { chownSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instances } from '@/db/schema';
@@ -90,6 +90,25 @@ describe('instance actions on the lab', () => {
     expect((await query<{ work_mem: string }>(dsn(r), 'SHOW work_mem'))[0].work_mem).toBe('7MB');
     await query(dsn(r), 'ALTER SYSTEM RESET work_mem');
     await query(dsn(r), 'SELECT pg_reload_conf()');
+  });
+
+  it('start refuses an instance that would come up as a second primary (no standby.signal while another member answers as primary), running nothing', async () => {
+    const r = refs.replica2;
+    await run(stopAction, r);
+    const signal = `${r.dataDirectory}/standby.signal`;
+    // As after a failover whose fence someone undid in the inventory: the old primary has no standby.signal.
+    rmSync(signal);
+    try {
+      const { res, steps } = await run(startAction, r);
+      expect(res.error?.message).toBe(`refused: ${refs.primary.label} answers as the herd's primary (timeline 1); ${r.label} has no standby.signal and would start as a second primary. Rebuild it as a replica instead. Nothing was started`);
+      expect(steps.map((s) => s.status)).toEqual(['failed']);
+      expect(await portOpen(r)).toBe(false);
+    } finally {
+      writeFileSync(signal, '');
+      chownSync(signal, statSync(r.dataDirectory).uid, statSync(r.dataDirectory).gid);
+    }
+    expect((await run(startAction, r)).res.error).toBeUndefined();
+    expect((await query<{ rec: boolean }>(dsn(r), 'SELECT pg_is_in_recovery() AS rec'))[0].rec).toBe(true);
   });
 
   it('restart of a stopped instance fails at its first step with the reason, and runs nothing', async () => {
