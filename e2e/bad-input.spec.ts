@@ -52,7 +52,31 @@ test('the console\u2019s pages take them as unknown objects or ignored filters, 
   await page.goto(`${url}/admin/environments/add`);
   await page.getByLabel('Name').fill('prod\u202Euction');
   await page.getByRole('button', { name: 'Save', exact: true }).click();
-  await expect(page.getByText('Control characters, line breaks and text-direction marks are not allowed.')).toBeVisible();
+  await expect(page.getByText('Control characters, line breaks, invisible characters and text-direction marks are not allowed.')).toBeVisible();
+});
+
+test('a forged confirmation form (an id out of range) answers 404, never 500; a NUL in a search is a 400 in the API and ignored by pages', async ({ page }) => {
+  await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
+  await page.goto(`${url}/operations/new?action=reload&ids=1`);
+  // The form as the browser would post it without JavaScript, its ids changed by hand.
+  const fields = await page.locator('form:has(input[name="digest"])').evaluate((f) => {
+    const out: Record<string, string> = {};
+    new FormData(f as HTMLFormElement).forEach((v, k) => { if (typeof v === 'string') out[k] = v; });
+    return out;
+  });
+  expect(fields.digest).toBeTruthy();
+  for (const id of HUGE) {
+    const res = await page.request.post(`${url}/operations/new?action=reload&ids=1`, { multipart: { ...fields, ids: id }, headers: { origin: url }, maxRedirects: 0 });
+    expect(res.status(), id).toBe(404);
+  }
+  for (const path of ['/api/v1/instances?q=%00', '/api/v1/herds?q=a%00b', '/api/v1/instances?site=%00']) {
+    const res = await page.request.get(`${url}${path}`, { headers: operate });
+    expect(res.status(), path).toBe(400);
+    expect((await res.json()).details[0].message, path).toBe('may not contain a NUL character');
+  }
+  for (const path of ['/admin/instances?q=%00', '/admin/audit?q=%00', '/admin/instances?site=%00', '/api/admin/instances/facets/herd?term=%00x']) {
+    expect((await page.request.get(`${url}${path}`)).status(), path).toBeLessThan(500);
+  }
 });
 
 test('a sign-in is recorded and throttled by the connecting address, never by an X-Forwarded-For the client made up', async ({ page }) => {

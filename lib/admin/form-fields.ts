@@ -1,5 +1,6 @@
 // Client-safe form declarations: zod schemas plus what the generic form needs to draw each field.
 import { z } from 'zod';
+import { isPlainName, isPlainText, NO_TRICKS } from '@/lib/validation/text';
 import { MAX_ID } from './parse-id';
 import '@/lib/validation/messages';
 
@@ -33,18 +34,12 @@ export function defineForm<S extends z.ZodObject>(spec: FormSpec<S>): FormSpec<S
 
 const blankToNull = (v: unknown) => (v === '' || v === undefined ? null : v);
 
-// Characters that make one name look like another on screen, or break a line where none shows:
-// C0/C1 controls (line breaks included) and Unicode's direction marks and overrides.
-const CONTROL = /[\u0000-\u001F\u007F-\u009F]/;
-const BIDI = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/;
-const NO_TRICKS = 'Control characters, line breaks and text-direction marks are not allowed.';
-/** Free text may have line breaks (a description), never the other controls or direction marks. */
-const tricky = (v: string) => BIDI.test(v) || /[\u0000-\u0009\u000B-\u001F\u007F-\u009F]/.test(v);
+const tricky = (v: string) => !isPlainText(v);
 
 export const f = {
   /** Required text, trimmed; stored exactly as typed otherwise (HTML and quotes are data), but no control or direction characters. */
   name: (max = 100) => z.string().trim().min(1, 'This field is required.').max(max, `At most ${max} characters.`)
-    .refine((v) => !CONTROL.test(v) && !BIDI.test(v), NO_TRICKS),
+    .refine(isPlainName, NO_TRICKS),
   text: (max = 2000) => z.string().trim().max(max, `At most ${max} characters.`).refine((v) => !tricky(v), NO_TRICKS).default(''),
   int: (min: number, max: number) =>
     z.coerce.number({ message: 'Enter a whole number.' }).int('Enter a whole number.').min(min, `At least ${min}.`).max(max, `At most ${max}.`),
@@ -64,5 +59,5 @@ export const f = {
       .refine((v) => v === '' || (/^\/[A-Za-z0-9._@+\/-]*$/.test(v) && !v.split('/').includes('..')), 'Enter an absolute path (letters, digits and . _ - + @ / only), for example /var/lib/postgresql/15/main.')
       .default(''),
   optionalText: (max = 200) => z.preprocess(blankToNull, z.string().trim().max(max, `At most ${max} characters.`)
-    .refine((v) => !CONTROL.test(v) && !BIDI.test(v), NO_TRICKS).nullable()),
+    .refine(isPlainName, NO_TRICKS).nullable()),
 };

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { forms } from './forms';
 import { MAX_ID, parseIdList } from './parse-id';
+import { newTokenForm } from '@/lib/auth/api-tokens';
 
 const SCHEMA_TALK = /Too (big|small)|expected|Invalid (input|option)|received|<=|>=/;
 
@@ -33,8 +34,8 @@ describe('form messages', () => {
   });
 
   it('refuse control characters, line breaks and direction overrides in names', () => {
-    for (const name of ['prod\u202Euction', 'prod\nuction', 'prod\u0000', 'a\u2066b\u2069', 'x\u200F']) {
-      expect(messages('environments', { name }).name).toBe('Control characters, line breaks and text-direction marks are not allowed.');
+    for (const name of ['prod\u202Euction', 'prod\nuction', 'prod\u0000', 'a\u2066b\u2069', 'x\u200F', 'qa\u2028env', '\u200Bproduction', 'pro\u00ADduction', 'a\uFEFFb']) {
+      expect(messages('environments', { name }).name).toBe('Control characters, line breaks, invisible characters and text-direction marks are not allowed.');
     }
     expect(messages('environments', { name: 'production-eu (Zürich) <b>' }).name).toBeUndefined();
     // A description may have line breaks, never a direction override.
@@ -48,5 +49,14 @@ describe('form messages', () => {
     expect(parseIdList(`1,${MAX_ID + 1}`)).toBeNull();
     expect(parseIdList('0')).toBeNull();
     expect(parseIdList('1,,2')).toBeNull();
+  });
+});
+
+describe('API token names', () => {
+  it('refuse what would read differently on screen, as every other name does', () => {
+    for (const name of ['ci\u202Egnp', 'ci\u0007', 'a\u200Bb', 'x\u2028y']) {
+      expect(newTokenForm.safeParse({ name, scope: 'read' }).error?.issues[0].message).toBe('Control characters, line breaks, invisible characters and text-direction marks are not allowed.');
+    }
+    expect(newTokenForm.safeParse({ name: 'ci <deploy> & "nightly"', scope: 'read' }).success).toBe(true);
   });
 });

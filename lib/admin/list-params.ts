@@ -27,8 +27,10 @@ export interface ListParams {
 
 export type RawParams = Record<string, string | string[] | undefined>;
 
+/** The first value, without NUL characters (no text in Postgres has one, and Postgres refuses them in a query). */
 function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
+  const one = Array.isArray(v) ? v[0] : v;
+  return one?.replace(/\u0000/g, '');
 }
 
 export function parseListParams(def: AdminDef, raw: RawParams, access: Access): ListParams {

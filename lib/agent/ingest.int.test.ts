@@ -120,6 +120,11 @@ describe('refusals: the whole report, with what is wrong', () => {
     expect(readReport(JSON.stringify({ ...good(), instances: many }))).toMatchObject({ ok: false, status: 422, details: [{ path: 'instances', message: `at most ${MAX_INSTANCES} instances` }] });
     expect(readReport(JSON.stringify({ ...good(), agentVersion: 'x'.repeat(300 * 1024) }))).toMatchObject({ ok: false, status: 413 });
     expect(readReport(JSON.stringify({ ...good(), instances: [{ ...good().instances[0], currentLsn: "0/0'; DROP TABLE x" }] }))).toMatchObject({ ok: false, status: 422 });
+    // A data directory that would read differently on screen: a control character, a direction override, a zero-width space.
+    for (const dataDirectory of ['/srv/a\u0007b', '/srv/\u202Eniam', '/srv/ma\u200Bin', '/srv/a\rb']) {
+      expect(readReport(JSON.stringify({ ...good(), instances: [{ ...good().instances[0], dataDirectory }] })), JSON.stringify(dataDirectory))
+        .toMatchObject({ ok: false, status: 422, details: [{ path: 'instances.0.dataDirectory', message: 'an absolute path without control, invisible or text-direction characters' }] });
+    }
   });
 
   it('knows a server only by its current token', async () => {

@@ -2,6 +2,7 @@
 // them. The server decides what they mean (herd, role, lag). Validated whole: a report that does not
 // fit is refused with the path and reason of each problem, and nothing is written.
 import { z } from 'zod';
+import { isPlainName } from '@/lib/validation/text';
 
 export const MAX_REPORT_BYTES = 256 * 1024;
 export const MAX_INSTANCES = 64;
@@ -10,7 +11,7 @@ export const MAX_INSTANCES = 64;
 const lsn = z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i, 'an LSN such as 16/B374D848');
 const port = z.number().int().min(1).max(65535);
 const host = z.string().min(1).max(253).regex(/^[A-Za-z0-9.:_%-]+$/, 'a host name or address');
-const path = z.string().max(1000).regex(/^\/[^\0\n]*$/, 'an absolute path');
+const path = z.string().max(1000).regex(/^\//, 'an absolute path').refine(isPlainName, 'an absolute path without control, invisible or text-direction characters');
 
 export const replicaSchema = z.object({
   /** client_addr in pg_stat_replication (null over a Unix socket). */

@@ -11,9 +11,12 @@ import { ApiError } from './respond';
 
 const PER_PAGE = [10, 25, 50, 100, 200, 500];
 
+/** Text to search or filter with: no NUL (Postgres refuses it in a query; no stored text has one). */
+export const searchText = (max = 200) => z.string().max(max).refine((v) => !v.includes('\u0000'), 'may not contain a NUL character');
+
 /** Search, sort and paging: the same on every list endpoint (beside its own filters). */
 export const pagingQuery = {
-  q: z.string().max(200).optional(),
+  q: searchText().optional(),
   sort: z.string().max(200).optional(),
   page: z.coerce.number().int().min(1).max(1_000_000).optional(),
   per: z.coerce.number().int().refine((n) => PER_PAGE.includes(n), `one of ${PER_PAGE.join(', ')}`).optional(),

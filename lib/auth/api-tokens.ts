@@ -3,6 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { and, desc, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import { z } from 'zod';
+import { isPlainName, NO_TRICKS } from '@/lib/validation/text';
 import type { Db } from '@/db/client';
 import { apiTokens, users } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
@@ -20,7 +21,7 @@ export interface TokenActor {
 
 /** The console's form: a name, a scope, and an expiry in days (empty: never). */
 export const newTokenForm = z.object({
-  name: z.string().trim().min(1, 'Name the token (what uses it).').max(100, 'At most 100 characters.'),
+  name: z.string().trim().min(1, 'Name the token (what uses it).').max(100, 'At most 100 characters.').refine(isPlainName, NO_TRICKS),
   scope: z.enum(['read', 'operate'], { message: 'Choose read or operate.' }),
   expiresInDays: z.preprocess((v) => (v === '' || v === undefined || v === null ? null : v),
     z.coerce.number({ message: 'Enter a number of days.' }).int('Enter a whole number of days.').min(1, 'At least 1 day.').max(3650, 'At most 3650 days.').nullable()),

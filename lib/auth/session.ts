@@ -1,6 +1,6 @@
 import { getServerSession } from 'next-auth';
 import { headers } from 'next/headers';
-import { forbidden, redirect } from 'next/navigation';
+import { forbidden, notFound, redirect } from 'next/navigation';
 import { cache } from 'react';
 import { getDb } from '@/db/client';
 import { AccessDenied, auditDenial, loadAccess, type Access } from './access';
@@ -52,6 +52,14 @@ export async function deny(reason: string | AccessDenied): Promise<never> {
   const user = await getCurrentUser();
   if (user) await auditDenial(getDb(), err, { id: user.id, username: user.username, remoteAddr: clientAddress((await headers()).get(CLIENT_ADDRESS_HEADER)) });
   forbidden();
+}
+
+/**
+ * A server action's input that no page of the console sends (a forged or hand-made request: an id out
+ * of range, a missing field): the 404 page, nothing done, never a 500.
+ */
+export function malformed(): never {
+  notFound();
 }
 
 /** Runs `fn`; an AccessDenied it throws becomes the 403 page with its message. */

@@ -67,7 +67,27 @@ interface ActionMeta {
   dangerous: boolean;
   /** Parameters: validated by `schema` wherever they come in (page, form, API), shown as `fields`. */
   params?: { schema: z.ZodType<ActionParams>; fields: ActionParamField[] };
+  /**
+   * It establishes a server's host key itself, with a read-only command (Check SSH, Replace the pinned
+   * key): the only actions offered on a server without one. Every other action, over SSH or over SQL,
+   * is refused at planning and again at execution while any server it touches has no pinned key.
+   */
+  pinsHostKey?: boolean;
 }
+
+/** Why `action` may not run on these servers (one without a pinned SSH host key), or undefined. */
+export function unpinnedRefusal(action: { pinsHostKey?: boolean }, servers: { name: string; ssh: { hostKeyFingerprint: string | null } }[]): string | undefined {
+  if (action.pinsHostKey) return undefined;
+  const unpinned = [...new Set(servers.filter((x) => !x.ssh.hostKeyFingerprint).map((x) => x.name))];
+  if (!unpinned.length) return undefined;
+  return `no SSH host key is pinned for ${unpinned.join(', ')}: pgherd has not verified ${unpinned.length > 1 ? 'these servers' : 'this server'}, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)`;
+}
+
+/** The servers a herd action touches: each member's and each PgBouncer's. */
+export const herdServers = (h: { members: { hostname: string; ssh: { hostKeyFingerprint: string | null } }[]; poolers: { label: string; ssh: { hostKeyFingerprint: string | null } }[] }) => [
+  ...h.members.map((m) => ({ name: m.hostname, ssh: m.ssh })),
+  ...h.poolers.map((p) => ({ name: p.label.replace(/:\d+$/, ''), ssh: p.ssh })),
+];
 
 /** An action on instances: each ticked instance is a target. */
 export interface ActionDef extends ActionMeta {

@@ -16,6 +16,7 @@ import { freePort } from '@/lib/lab/ports';
 import { startRedis } from '@/lib/lab/redis';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { restartAction } from './actions/restart.action';
+import { remasterAction } from './actions/remaster.action';
 import { reloadAction } from './actions/reload.action';
 import type { ActionDef } from './define-action';
 import { loadInstanceRefs, type InstanceRef } from './instance-ref';
@@ -272,10 +273,12 @@ describe('host keys', () => {
     await t.db.update(servers).set({ sshHostKeyFingerprint: null }).where(eq(servers.id, srv.id));
     try {
       const before = await startTime(r);
-      const refused = await submit(restartAction, [r.id]);
-      expect((await waitSettled(refused.id)).status).toBe('failed');
-      const [tg] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, refused.id));
-      expect(tg.error).toMatch(/no host key is pinned for .*: pgherd runs nothing that changes anything on a host it has not verified/);
+      // Refused at planning, over SSH (restart) and over SQL alike (re-point: ALTER SYSTEM on the instance).
+      for (const action of [restartAction, remasterAction]) {
+        const refused = await planOperation(t.db, SYSTEM_ACCESS, action, [r.id]);
+        expect(refused.targets[0].refused).toBe(`no SSH host key is pinned for ${srv.hostname}: pgherd has not verified this server, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)`);
+        await expect(submit(action, [r.id])).rejects.toThrow('every target was refused: nothing to run');
+      }
       expect(await startTime(r)).toBe(before);
       const check = await submit(checkSshAction, [r.id]);
       expect((await waitSettled(check.id)).status).toBe('succeeded');

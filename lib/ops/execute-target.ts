@@ -4,7 +4,7 @@ import { prepared, type Db } from '@/db/client';
 import { operationSteps, operationTargets } from '@/db/schema';
 import type { SshPool } from '@/lib/ssh/ssh-client';
 import { dbRecorder } from './db-recorder';
-import { isHerdAction, type ActionDeps, type AnyAction } from './define-action';
+import { herdServers, isHerdAction, unpinnedRefusal, type ActionDeps, type AnyAction } from './define-action';
 import { loadHerdRefs } from './herd-ref';
 import type { Step } from './pipeline';
 import { driverFor } from './drivers';
@@ -130,7 +130,7 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, deps: 
       if (!herd) return 'the herd was deleted from the inventory';
       const denied = await authorizeNow(db, action, target, [herd.environmentId, ...herd.members.map((m) => m.serverEnvironmentId), ...herd.poolers.map((p) => p.serverEnvironmentId)]);
       if (denied) return denied;
-      const refused = action.plan(herd, { params }).refused;
+      const refused = unpinnedRefusal(action, herdServers(herd)) ?? action.plan(herd, { params }).refused;
       return refused ? `refused at execution: ${refused}` : action.steps(herd, deps, { params });
     }
     const loaded = target.instance_id === null ? null : await loadInstanceWithHerd(db, target.instance_id);
@@ -139,7 +139,7 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, deps: 
     if (denied) return denied;
     const ctx = { members: loaded.members, params };
     driverFor(loaded.ref.controlDriver);
-    const refused = action.plan(loaded.ref, ctx).refused;
+    const refused = unpinnedRefusal(action, [{ name: loaded.ref.hostname, ssh: loaded.ref.ssh }]) ?? action.plan(loaded.ref, ctx).refused;
     return refused ? `refused at execution: ${refused}` : action.steps(loaded.ref, deps, ctx);
   } catch (err) {
     return `refused at execution: ${(err as Error).message}`;

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { drFailoverAction } from './actions/dr-failover.action';
 import { restartAction } from './actions/restart.action';
 import { switchoverAction } from './actions/switchover.action';
-import type { AnyAction, HerdActionDef, ActionDef } from './define-action';
+import { herdServers, unpinnedRefusal, type AnyAction, type HerdActionDef, type ActionDef } from './define-action';
 import type { HerdRef } from './herd-ref';
 import { identityProblem } from './identity';
 import type { InstanceRef } from './instance-ref';
@@ -129,5 +129,20 @@ describe('what must be typed to confirm (the README states this rule)', () => {
     expect(typeToConfirm(reloadAction, [t('staging'), t('staging')])).toBeNull();
     // Refused targets do not count.
     expect(typeToConfirm(reloadAction, [t('production', 'refused'), t('staging')])).toBeNull();
+  });
+});
+
+describe('unpinnedRefusal', () => {
+  const pinned = { hostKeyFingerprint: 'SHA256:x' };
+  const none = { hostKeyFingerprint: null };
+  it('refuses every action but those that pin the key while a server it touches has none, naming each server once', () => {
+    expect(unpinnedRefusal({}, [{ name: 'a', ssh: pinned }])).toBeUndefined();
+    expect(unpinnedRefusal({}, [{ name: 'a', ssh: none }, { name: 'b', ssh: pinned }, { name: 'a', ssh: none }, { name: 'c', ssh: none }]))
+      .toBe('no SSH host key is pinned for a, c: pgherd has not verified these servers, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)');
+    expect(unpinnedRefusal({ pinsHostKey: true }, [{ name: 'a', ssh: none }])).toBeUndefined();
+  });
+  it('counts a herd\'s PgBouncer servers with its members', () => {
+    const h = { members: [{ hostname: 'db1', ssh: pinned }], poolers: [{ label: 'bouncer1:6432', ssh: none }] };
+    expect(unpinnedRefusal({}, herdServers(h))).toMatch(/^no SSH host key is pinned for bouncer1: /);
   });
 });

@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '@/db/client';
 import { demand, type Access } from '@/lib/auth/access';
-import { isHerdAction, type ActionParams, type AnyAction, type TargetPlan } from './define-action';
+import { herdServers, isHerdAction, unpinnedRefusal, type ActionParams, type AnyAction, type TargetPlan } from './define-action';
 import { loadHerdRefs, type HerdRef } from './herd-ref';
 import { driverFor } from './drivers';
 import { loadHerdMembers, loadInstanceRefs, type InstanceRef } from './instance-ref';
@@ -89,6 +89,8 @@ export function typeToConfirm(action: AnyAction, targets: PlannedTarget[]): stri
 }
 
 /** The action's plan for one target; an exception (a driver pgherd cannot run, say) refuses it. */
+const refusedPlan = (why: string | undefined): TargetPlan | null => (why ? { steps: [], refused: why, warnings: [] } : null);
+
 function planOrRefuse(plan: () => TargetPlan): TargetPlan {
   try {
     return plan();
@@ -111,7 +113,7 @@ export async function planOperation(db: Db, access: Access, action: AnyAction, i
     const herds = await loadHerdRefs(db, unique);
     await demand(db, access, action.permission, action.label, herds.map((h) => h.environmentId));
     targets = herds.map((h) => ({
-      ...planOrRefuse(() => action.plan(h, { params })),
+      ...planOrRefuse(() => refusedPlan(unpinnedRefusal(action, herdServers(h))) ?? action.plan(h, { params })),
       instanceId: null, label: h.label, herdId: h.id, herd: h.name, environment: h.environment, environmentId: h.environmentId,
     }));
     digest = digestOf(action.name, herds.flatMap((h) => h.members), params, herds, targets);
@@ -122,7 +124,7 @@ export async function planOperation(db: Db, access: Access, action: AnyAction, i
     targets = refs.map((r) => ({
       ...planOrRefuse(() => {
         driverFor(r.controlDriver); // refuses drivers pgherd cannot run, before anything else
-        return action.plan(r, { members: members.get(r.herdId)!, params });
+        return refusedPlan(unpinnedRefusal(action, [{ name: r.hostname, ssh: r.ssh }])) ?? action.plan(r, { members: members.get(r.herdId)!, params });
       }),
       instanceId: r.id, label: r.label, herdId: r.herdId, herd: r.herd, environment: r.environment, environmentId: r.environmentId,
     }));

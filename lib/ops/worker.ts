@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { DelayedError, Worker, type Job } from 'bullmq';
 import { createDb } from '@/db/client';
+import { logLine, throttled } from './log';
 import { pgAccessConfig } from './pg-access';
 import { SshPool } from '@/lib/ssh/ssh-client';
 import { servers } from '@/db/schema';
@@ -29,20 +30,7 @@ export interface WorkerConfig {
 
 const REFRESH_LOCK = 72_842_001;
 
-export function logLine(event: string, fields: object = {}) {
-  console.log(JSON.stringify({ at: new Date().toISOString(), event, ...fields }));
-}
-
-/** The same event at most once per `ms` (with how many were left out), so an outage does not flood the log. */
-function throttled(log: (e: string, f: object) => void, ms: number) {
-  const last = new Map<string, { at: number; skipped: number }>();
-  return (event: string, fields: object) => {
-    const seen = last.get(event);
-    if (seen && Date.now() - seen.at < ms) return void seen.skipped++;
-    log(event, { ...fields, ...(seen?.skipped ? { repeated: seen.skipped } : {}) });
-    last.set(event, { at: Date.now(), skipped: 0 });
-  };
-}
+export { logLine };
 
 export async function startWorker(cfg: WorkerConfig) {
   const log = cfg.quiet ? () => {} : logLine;

@@ -3,7 +3,7 @@
 // Thin server actions over lib/admin/mutations: the one door for console writes.
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
-import { idText, parseIdList } from '@/lib/admin/parse-id';
+import { idText, MAX_ID, parseIdList } from '@/lib/admin/parse-id';
 import { getDb } from '@/db/client';
 import { deleteObjects, environmentOf, saveObject } from '@/lib/admin/mutations';
 import { createAgentToken } from '@/lib/agent/ingest';
@@ -11,7 +11,7 @@ import { AccessDenied, auditDenial, demand } from '@/lib/auth/access';
 import { getAdmin } from '@/lib/admin/registry';
 import type { SaveOutcome } from '@/lib/admin/save-outcome';
 import { currentActor } from '@/lib/auth/actor';
-import { orDeny } from '@/lib/auth/session';
+import { malformed, orDeny } from '@/lib/auth/session';
 import type { Intent } from '@/components/admin/object-form';
 
 
@@ -21,7 +21,7 @@ export async function saveAction(model: string, id: number | null, values: Recor
   const who = await currentActor();
   const def = getAdmin(model);
   if (!def || def.readOnly) return { ok: false, fieldErrors: {}, formError: `Unknown model ${model}.` };
-  const okId = id === null || (Number.isInteger(id) && id > 0);
+  const okId = id === null || (Number.isInteger(id) && id > 0 && id <= MAX_ID);
   const okIntent = intents.safeParse(intent);
   if (!okId || !okIntent.success || typeof values !== 'object' || values === null) {
     return { ok: false, fieldErrors: {}, formError: 'Malformed request.' };
@@ -41,9 +41,9 @@ const deleteForm = z.object({
 export async function deleteAction(form: FormData): Promise<void> {
   const who = await currentActor();
   const parsed = deleteForm.safeParse({ model: form.get('model'), ids: form.get('ids') });
-  if (!parsed.success) throw new Error(parsed.error.issues[0].message);
+  if (!parsed.success) malformed();
   const def = getAdmin(parsed.data.model);
-  if (!def || def.readOnly) throw new Error(`Unknown model ${parsed.data.model}.`);
+  if (!def || def.readOnly) malformed();
   const ids = [...new Set(parsed.data.ids.split(',').map(Number))];
   const res = await orDeny(() => deleteObjects(getDb(), def, ids, who));
   redirect(`/admin/${def.name}?deleted=${res.deleted}`);

@@ -13,7 +13,7 @@ import { webQueue } from '@/lib/ops/web-queue';
 import { ParamsError } from '@/lib/ops/plan';
 import { paramsFromForm, paramsQuery } from '@/lib/ops/params-form';
 import { currentActor } from '@/lib/auth/actor';
-import { orDeny } from '@/lib/auth/session';
+import { malformed, orDeny } from '@/lib/auth/session';
 
 
 const confirmForm = z.object({
@@ -33,10 +33,10 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
   const entries = Object.fromEntries(form.entries());
   const params = paramsFromForm(entries);
   const parsed = confirmForm.safeParse(entries);
-  if (!parsed.success) throw new Error(`malformed confirmation: ${parsed.error.issues[0].path.join('.')} ${parsed.error.issues[0].message}`);
+  if (!parsed.success) malformed();
   const { action: name, ids, digest, key, confirmation, from, retryOf } = parsed.data;
   const action = getAction(name);
-  if (!action) throw new Error(`unknown action ${name}`);
+  if (!action) malformed();
   const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids}${paramsQuery(params)}${from ? `&from=${from}` : ''}${retryOf ? `&retryOf=${retryOf}` : ''}`;
   let id: number;
   try {
@@ -55,7 +55,9 @@ const idForm = z.object({ id: idText() });
 
 export async function cancelOperationAction(form: FormData): Promise<void> {
   const who = await currentActor();
-  const { id } = idForm.parse(Object.fromEntries(form.entries()));
+  const parsed = idForm.safeParse(Object.fromEntries(form.entries()));
+  if (!parsed.success) malformed();
+  const { id } = parsed.data;
   await orDeny(() => cancelOperation(getDb(), id, who));
   redirect(`/operations/${id}`);
 }
@@ -63,7 +65,9 @@ export async function cancelOperationAction(form: FormData): Promise<void> {
 /** A retry is a new confirmation: to the confirmation page, with the targets to run again. */
 export async function retryOperationAction(form: FormData): Promise<void> {
   const who = await currentActor();
-  const { id } = idForm.parse(Object.fromEntries(form.entries()));
+  const parsed = idForm.safeParse(Object.fromEntries(form.entries()));
+  if (!parsed.success) malformed();
+  const { id } = parsed.data;
   const input = await orDeny(() => retryInput(getDb(), who.access, id));
   if (!input || !input.ids.length) redirect(`/operations/${id}`);
   redirect(`/operations/new?action=${encodeURIComponent(input.action)}&ids=${input.ids.join(',')}${paramsQuery(input.params)}&retryOf=${id}`);

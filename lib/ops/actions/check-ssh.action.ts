@@ -13,6 +13,7 @@ export const checkSshAction = defineAction({
   label: 'Check SSH (pin the host key)',
   // Trusting a host key is an admin's act.
   permission: 'admin',
+  pinsHostKey: true,
   dangerous: false,
   plan: (t) => ({
     steps: [

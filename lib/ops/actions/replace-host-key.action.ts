@@ -24,6 +24,7 @@ export const replaceHostKeyAction = defineAction({
   label: 'Replace the pinned SSH host key',
   // Deciding which key a host is trusted by is an admin's act, and typed: a wrong key is a way in.
   permission: 'admin',
+  pinsHostKey: true,
   dangerous: true,
   params: {
     schema: replaceHostKeyParams,

@@ -7,6 +7,7 @@ import { idText } from '@/lib/admin/parse-id';
 import { getDb } from '@/db/client';
 import { createApiToken, newTokenForm, revokeApiToken } from '@/lib/auth/api-tokens';
 import { currentActor } from '@/lib/auth/actor';
+import { malformed } from '@/lib/auth/session';
 
 export interface NewTokenState {
   token?: string;
@@ -34,7 +35,7 @@ const revokeForm = z.object({ id: idText() });
 export async function revokeTokenAction(form: FormData): Promise<void> {
   const who = await currentActor();
   const parsed = revokeForm.safeParse(Object.fromEntries(form.entries()));
-  if (!parsed.success) throw new Error('malformed request');
+  if (!parsed.success) malformed();
   // Only the user's own tokens: someone else's id changes nothing.
   await revokeApiToken(getDb(), parsed.data.id, who.id, who);
   revalidatePath('/account/tokens');

@@ -3,14 +3,14 @@ import { z } from 'zod';
 import { idText } from '@/lib/admin/parse-id';
 import { instanceRole, instanceState } from '@/db/schema';
 import { apiUser, handle } from '@/lib/api/respond';
-import { listFromQuery, pagingQuery } from '@/lib/api/list';
+import { listFromQuery, pagingQuery, searchText } from '@/lib/api/list';
 
 const query = z.object({
   environment: idText('environment').optional(),
   herd: idText('herd').optional(),
   role: z.enum(instanceRole.enumValues).optional(),
   state: z.enum(instanceState.enumValues).optional(),
-  site: z.string().max(200).optional(),
+  site: searchText().optional(),
   version: z.coerce.number().int().min(9).max(99).optional(),
   ...pagingQuery,
 }).strict();
