@@ -79,6 +79,23 @@ test('a forged confirmation form (an id out of range) answers 404, never 500; a 
   }
 });
 
+test('sign-in posts (before anyone is signed in) are capped while they arrive: 413, chunked too', async () => {
+  const big = `username=x&password=${'a'.repeat(64 * 1024)}`;
+  const plain = await fetch(`${url}/api/auth/callback/credentials`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: big });
+  expect(plain.status).toBe(413);
+  // No Content-Length: a body streamed in chunks, cut off at the cap (its end never sent).
+  let sent = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(c) {
+      sent += 8192;
+      if (sent > 10 * 1024 * 1024) return c.close();
+      c.enqueue(new TextEncoder().encode('a'.repeat(8192)));
+    },
+  });
+  const chunked = await fetch(`${url}/api/auth/callback/credentials`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: stream, duplex: 'half' } as RequestInit);
+  expect(chunked.status).toBe(413);
+});
+
 test('a sign-in is recorded and throttled by the connecting address, never by an X-Forwarded-For the client made up', async ({ page }) => {
   await page.setExtraHTTPHeaders({ 'x-forwarded-for': '203.0.113.77' });
   await page.goto(`${url}/login`);

@@ -56,10 +56,17 @@ async function recentFailures(db: Db, username: string, remoteAddr: string): Pro
  */
 export const normalizeUsername = (username: string) => username.normalize('NFKC').trim().toLowerCase().slice(0, 200);
 
+/** pg_try_advisory_xact_lock's first key for sign-in attempts (the second: the username's or address's hash). */
+const SIGNIN_LOCK = 72_842_101;
+/** Sign-ins evaluated at once from one address (people behind one NAT sign in at the same time). */
+const ADDRESS_SLOTS = 4;
+
 export async function authenticate(db: Db, username: string, password: string, remoteAddr = '', ldap: LdapConfig | null = ldapConfig()): Promise<AuthResult> {
   const name = normalizeUsername(username);
+  // Written in the attempt's transaction, before its locks go: the next attempt counts it.
+  let conn: Db = db;
   const fail = async (code: AuthFailure, detail: string, userId: number | null = null): Promise<AuthResult> => {
-    await writeAudit(db, {
+    await writeAudit(conn, {
       user: { id: userId, username: name }, remoteAddr,
       action: code === 'not_allowed' ? 'auth.sign_in_refused' : 'auth.sign_in_failed',
       objectType: 'user', objectId: userId ? String(userId) : '', objectLabel: name,
@@ -67,33 +74,48 @@ export async function authenticate(db: Db, username: string, password: string, r
     });
     return { ok: false, code, reason: MESSAGES[code] };
   };
-  const seen = await recentFailures(db, name, remoteAddr);
-  if (seen.user >= THROTTLE.perUser || seen.address >= THROTTLE.perAddress) {
-    // Not counted as a failure itself: a throttled attacker does not extend the lock forever.
-    await writeAudit(db, { user: { id: null, username: name }, remoteAddr, action: 'auth.sign_in_throttled', objectType: 'user', objectLabel: name });
-    return { ok: false, code: 'throttled', reason: MESSAGES.throttled };
-  }
+  // One attempt at a time per username, and at most ADDRESS_SLOTS at once per address: a burst of
+  // parallel requests must not all be counted against the failures of before it (each would pass the
+  // check and get its guess). The locks last the attempt's transaction; whoever finds them taken is
+  // throttled at once, without waiting (and without holding a connection).
+  return db.transaction(async (tx) => {
+    const [slot] = (await tx.execute(sql`
+      SELECT pg_try_advisory_xact_lock(${SIGNIN_LOCK}, hashtext(${`user:${name}`})) AS user_lock,
+             (${remoteAddr} = '' OR EXISTS (SELECT 1 FROM generate_series(1, ${ADDRESS_SLOTS}) s
+                WHERE pg_try_advisory_xact_lock(${SIGNIN_LOCK}, hashtext(${`address:${remoteAddr}:`} || s)))) AS address_lock`)).rows as { user_lock: boolean; address_lock: boolean }[];
+    const seen = await recentFailures(tx as unknown as Db, name, remoteAddr);
+    if (!slot.user_lock || !slot.address_lock || seen.user >= THROTTLE.perUser || seen.address >= THROTTLE.perAddress) {
+      // Not counted as a failure itself: a throttled attacker does not extend the lock forever.
+      const why = !slot.user_lock ? 'another sign-in for this user is in progress' : !slot.address_lock ? 'too many sign-ins in progress from this address' : 'too many failures';
+      await writeAudit(tx, { user: { id: null, username: name }, remoteAddr, action: 'auth.sign_in_throttled', objectType: 'user', objectLabel: name, changes: { reason: [null, why] } });
+      return { ok: false, code: 'throttled', reason: MESSAGES.throttled } as AuthResult;
+    }
+    conn = tx as unknown as Db;
+    return verify(conn);
+  });
 
-  const [local] = await db.select().from(users).where(sql`lower(${users.username}) = ${name}`).orderBy(users.id).limit(1);
-  let user = local;
-  if (local?.source === 'local' || !ldap) {
-    const ok = !!local && local.isActive && local.source === 'local' && (await verifyPassword(password, local.passwordHash));
-    if (!ok) return fail('invalid', local ? 'wrong password or inactive' : 'no such local user', local?.id ?? null);
-  } else {
-    const res = await ldapAuthenticate(ldap, name, password);
-    if (!res.ok) return fail(res.reason, res.message, local?.id ?? null);
-    // The directory's spelling, in one case: the account is the same whichever way it was typed.
-    const canonical = normalizeUsername(res.username);
-    const values = { username: local?.username ?? canonical, displayName: res.displayName, email: res.email, source: 'ldap' as const, ldapDn: res.dn, groups: res.groups, passwordHash: null };
-    [user] = await db.insert(users).values(values)
-      .onConflictDoUpdate({ target: users.username, set: { displayName: values.displayName, email: values.email, ldapDn: values.ldapDn, groups: values.groups } })
-      .returning();
-    if (!user.isActive) return fail('invalid', 'account disabled in pgherd', user.id);
-    if (!user.isSuperuser && !(await hasAnyBinding(db, user.username, user.groups))) return fail('not_allowed', `no role binding for the user or its groups (${user.groups.join('; ') || 'none'})`, user.id);
+  async function verify(db: Db): Promise<AuthResult> {
+    const [local] = await db.select().from(users).where(sql`lower(${users.username}) = ${name}`).orderBy(users.id).limit(1);
+    let user = local;
+    if (local?.source === 'local' || !ldap) {
+      const ok = !!local && local.isActive && local.source === 'local' && (await verifyPassword(password, local.passwordHash));
+      if (!ok) return fail('invalid', local ? 'wrong password or inactive' : 'no such local user', local?.id ?? null);
+    } else {
+      const res = await ldapAuthenticate(ldap, name, password);
+      if (!res.ok) return fail(res.reason, res.message, local?.id ?? null);
+      // The directory's spelling, in one case: the account is the same whichever way it was typed.
+      const canonical = normalizeUsername(res.username);
+      const values = { username: local?.username ?? canonical, displayName: res.displayName, email: res.email, source: 'ldap' as const, ldapDn: res.dn, groups: res.groups, passwordHash: null };
+      [user] = await db.insert(users).values(values)
+        .onConflictDoUpdate({ target: users.username, set: { displayName: values.displayName, email: values.email, ldapDn: values.ldapDn, groups: values.groups } })
+        .returning();
+      if (!user.isActive) return fail('invalid', 'account disabled in pgherd', user.id);
+      if (!user.isSuperuser && !(await hasAnyBinding(db, user.username, user.groups))) return fail('not_allowed', `no role binding for the user or its groups (${user.groups.join('; ') || 'none'})`, user.id);
+    }
+    await db.update(users).set({ lastLoginAt: new Date() }).where(eq(users.id, user.id));
+    await writeAudit(db, { user: { id: user.id, username: user.username }, remoteAddr, action: 'auth.sign_in', objectType: 'user', objectId: String(user.id), objectLabel: user.username });
+    return { ok: true, user: { id: user.id, username: user.username, displayName: user.displayName, isSuperuser: user.isSuperuser, groups: user.groups } };
   }
-  await db.update(users).set({ lastLoginAt: new Date() }).where(eq(users.id, user.id));
-  await writeAudit(db, { user: { id: user.id, username: user.username }, remoteAddr, action: 'auth.sign_in', objectType: 'user', objectId: String(user.id), objectLabel: user.username });
-  return { ok: true, user: { id: user.id, username: user.username, displayName: user.displayName, isSuperuser: user.isSuperuser, groups: user.groups } };
 }
 
 async function hasAnyBinding(db: Db, username: string, groups: string[]): Promise<boolean> {

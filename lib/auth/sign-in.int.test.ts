@@ -55,4 +55,17 @@ describe('sign-in', () => {
     expect(r.ok ? 'ok' : r.code).toBe('throttled');
     expect((await t.db.select().from(users).where(eq(users.username, 'alice'))).length).toBe(0);
   });
+
+  it('evaluates a burst of parallel guesses one at a time: never more failures than the limit, for a user or from an address', async () => {
+    const failures = async (where: ReturnType<typeof sql>) => Number(((await t.db.execute(sql`SELECT count(*)::int AS n FROM audit_entries WHERE action = 'auth.sign_in_failed' AND ${where}`)).rows[0] as { n: number }).n);
+    // Twenty at once for one user, from twenty addresses (as a botnet would).
+    const oneUser = await Promise.all(Array.from({ length: 20 }, (_, i) => authenticate(t.db, 'dave', `guess-${i}`, `10.8.3.${i}`, cfg)));
+    expect(oneUser.every((r) => !r.ok)).toBe(true);
+    expect(await failures(sql`username = 'dave'`)).toBeLessThanOrEqual(THROTTLE.perUser);
+    expect(oneUser.filter((r) => !r.ok && r.code === 'throttled').length).toBeGreaterThanOrEqual(20 - THROTTLE.perUser);
+    // Forty at once from one address, each for another user.
+    const oneAddress = await Promise.all(Array.from({ length: 40 }, (_, i) => authenticate(t.db, `burst-${i}`, 'x', '10.8.4.1', cfg)));
+    expect(oneAddress.every((r) => !r.ok)).toBe(true);
+    expect(await failures(sql`remote_addr = '10.8.4.1'`)).toBeLessThanOrEqual(THROTTLE.perAddress);
+  });
 });

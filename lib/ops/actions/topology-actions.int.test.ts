@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instances } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { query } from '@/lib/lab/postgres';
+import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { SshPool } from '@/lib/ssh/ssh-client';
 import { runAction } from '@/lib/testing/run-action';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
@@ -109,8 +110,11 @@ describe('rebuild', () => {
   });
 
   it('turns a diverged old primary into a replica holding exactly the primary\u2019s rows, streaming', async () => {
-    // The old primary comes back on its own timeline and takes a write the new primary never saw.
-    expect((await run(startAction, primary.id)).res.error).toBeUndefined();
+    // The old primary comes back on its own timeline (started by hand: pgherd's Start refuses it, a
+    // second primary) and takes a write the new primary never saw.
+    const refusedStart = await run(startAction, primary.id);
+    expect(refusedStart.res.error?.message).toMatch(/has no standby.signal and would start as a second primary/);
+    await runAs(labIdentity(), [`${t.lab.pgBin}/pg_ctl`, '-D', primary.dataDirectory, '-l', path.join(t.lab.dir, 'log', 'diverged.log'), '-w', 'start']);
     expect(await inRecovery(primary)).toBe(false);
     await query(dsn(primary), `CREATE TABLE diverged (v text); INSERT INTO diverged VALUES ('lost')`);
     await query(dsn(r2), `INSERT INTO promoted VALUES ('second')`);
