@@ -59,7 +59,7 @@ export const normalizeUsername = (username: string) => username.normalize('NFKC'
 /** pg_try_advisory_xact_lock's first key for sign-in attempts (the second: the username's or address's hash). */
 const SIGNIN_LOCK = 72_842_101;
 /** Sign-ins evaluated at once from one address (people behind one NAT sign in at the same time). */
-const ADDRESS_SLOTS = 4;
+export const ADDRESS_SLOTS = 4;
 
 export async function authenticate(db: Db, username: string, password: string, remoteAddr = '', ldap: LdapConfig | null = ldapConfig()): Promise<AuthResult> {
   const name = normalizeUsername(username);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { users } from '@/db/schema';
 import { seedLabFleet } from '@/lib/inventory/seed-lab';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
-import { authenticate, THROTTLE } from './authenticate';
+import { ADDRESS_SLOTS, authenticate, THROTTLE } from './authenticate';
 import { clientAddressOf } from './client-address';
 import { ldapConfigSchema, type LdapConfig } from './ldap';
 
@@ -63,9 +63,10 @@ describe('sign-in', () => {
     expect(oneUser.every((r) => !r.ok)).toBe(true);
     expect(await failures(sql`username = 'dave'`)).toBeLessThanOrEqual(THROTTLE.perUser);
     expect(oneUser.filter((r) => !r.ok && r.code === 'throttled').length).toBeGreaterThanOrEqual(20 - THROTTLE.perUser);
-    // Forty at once from one address, each for another user.
+    // Forty at once from one address, each for another user: four are evaluated at a time (people behind
+    // one NAT sign in together), so the limit may be passed by at most three, never by the burst.
     const oneAddress = await Promise.all(Array.from({ length: 40 }, (_, i) => authenticate(t.db, `burst-${i}`, 'x', '10.8.4.1', cfg)));
     expect(oneAddress.every((r) => !r.ok)).toBe(true);
-    expect(await failures(sql`remote_addr = '10.8.4.1'`)).toBeLessThanOrEqual(THROTTLE.perAddress);
+    expect(await failures(sql`remote_addr = '10.8.4.1'`)).toBeLessThanOrEqual(THROTTLE.perAddress + ADDRESS_SLOTS - 1);
   });
 });
