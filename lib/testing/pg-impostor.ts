@@ -21,12 +21,15 @@ const ASK_CLEARTEXT = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3]);
 export async function startImpostor(host: string, opts: { tls?: { cert: string; key: string } } = {}): Promise<Impostor> {
   const chunks: Buffer[] = [];
   const sockets = new Set<net.Socket>();
+  /** After the startup message (whatever it says): ask for the password in clear, keep what comes. */
+  const ask = (s: net.Socket) => {
+    s.write(ASK_CLEARTEXT);
+    s.on('data', (more: Buffer) => chunks.push(more));
+  };
   const speak = (s: net.Socket) => {
-    // The startup message comes first; whatever it is, ask for the password in clear.
     s.once('data', (d: Buffer) => {
       chunks.push(d);
-      s.write(ASK_CLEARTEXT);
-      s.on('data', (more: Buffer) => chunks.push(more));
+      ask(s);
     });
     s.on('error', () => {});
   };
@@ -39,8 +42,7 @@ export async function startImpostor(host: string, opts: { tls?: { cert: string; 
       const isSslRequest = first.length >= 8 && first.readInt32BE(4) === SSL_REQUEST;
       if (!isSslRequest) {
         // A client that skipped TLS altogether: the bytes already read are its startup message.
-        raw.write(ASK_CLEARTEXT);
-        raw.on('data', (more: Buffer) => chunks.push(more));
+        ask(raw);
         return;
       }
       if (!opts.tls) {

@@ -15,6 +15,7 @@ import { describeRecordMove, dnsPreflight, dnsSteps } from '../dns-steps';
 import type { HerdRef } from '../herd-ref';
 import type { InstanceRef } from '../instance-ref';
 import { observe, type Observed } from '../observe';
+import { answeringAsPrimary, observeOthers } from '../herd-primary';
 import { step } from '../pipeline';
 import { repointPoolerSteps } from '../pooler-steps';
 import { bytesOrUnknown, chooseCandidate, lagOf, recordedPrimary } from '../candidates';
@@ -142,10 +143,10 @@ export const drFailoverAction = defineHerdAction({
         + ` (old primary\u2019s last LSN ${oldLastLsn ?? 'unknown'} ${lastSeenHow}, new primary received ${received ?? 'unknown'})`
         + (leftBehind.length ? `; not following the new primary, marked needs rebuild: ${leftBehind.join(', ')}` : '');
     };
-    const measure = async () => (await Promise.all(replicas.map(async (m) => ({ m, o: await observe(m, 2000) }))));
+    const measure = () => observeOthers(old, h.members);
     /** A member other than the recorded primary that accepts writes: promoting a third would make it worse. */
     const splitBrain = (seen: { m: InstanceRef; o: Observed }[], after: string) => {
-      const writable = seen.filter(({ o }) => o.reachable && o.inRecovery === false);
+      const writable = answeringAsPrimary(seen);
       if (!writable.length) return;
       throw new Error(`refused: ${writable.map(({ m, o }) => `${m.label} answers as a primary (timeline ${o.timeline})`).join(', ')}, though the inventory has ${old.label} as the herd's primary: `
         + `it was promoted outside this failover. ${after} Find out which one clients write to; rebuild the other(s) from it`);

@@ -1,6 +1,7 @@
 import { commonWarnings, defineAction } from '../define-action';
 import { herdIdentity, identityProblem } from '../identity';
 import { observe, runSql, waitObserved } from '../observe';
+import { answeringAsPrimary, observeOthers } from '../herd-primary';
 import { step } from '../pipeline';
 import { refreshStep, sshControlStep } from './control-steps';
 
@@ -27,8 +28,8 @@ export const promoteAction = defineAction({
   },
   steps: (t, deps, { members }) => [
     step('check that no other member answers as a primary', async (ctx) => {
-      const seen = await Promise.all(members.filter((m) => m.id !== t.id).map(async (m) => ({ m, o: await observe(m, 2000) })));
-      const live = seen.filter(({ o }) => o.reachable && o.inRecovery === false);
+      const seen = await observeOthers(t, members);
+      const live = answeringAsPrimary(seen);
       if (live.length) throw new Error(`refused: ${live.map(({ m }) => m.label).join(', ')} answers as a primary`);
       const self = await observe(t);
       if (!self.reachable) throw new Error(`${t.label} is not running (${self.error})`);

@@ -1,5 +1,6 @@
 import { defineAction } from '../define-action';
 import { observe, waitObserved, type Observed } from '../observe';
+import { answeringAsPrimary, observeOthers } from '../herd-primary';
 import { step } from '../pipeline';
 import { refreshStep, sshControlStep } from './control-steps';
 
@@ -24,8 +25,7 @@ export const startAction = defineAction({
         // when no other member of its herd answers as one (an old primary the inventory no longer calls fenced).
         const r = await deps.ssh.exec(t.ssh, ['sh', '-c', 'test -e "$1/standby.signal" || test -e "$1/recovery.signal" || test -e "$1/recovery.conf"', 'sh', t.dataDirectory], { timeoutMs: 15_000, readOnly: true });
         const standby = r.code === 0;
-        const others = members.filter((m) => m.id !== t.id);
-        const writable = standby ? [] : (await Promise.all(others.map(async (m) => ({ m, o: await observe(m, 2000) })))).filter(({ o }) => o.reachable && o.inRecovery === false);
+        const writable = standby ? [] : answeringAsPrimary(await observeOthers(t, members));
         ctx.note({ stdout: `not accepting connections; ${standby ? 'configured as a standby' : 'no standby.signal: it would start as a primary'}` });
         if (writable.length) {
           throw new Error(`refused: ${writable.map(({ m, o }) => `${m.label} answers as the herd's primary (timeline ${o.timeline})`).join(', ')}; `
