@@ -109,7 +109,8 @@ export async function opsBench(log: (m: string) => void): Promise<string[]> {
     // One herd per target: herds serialize their targets, and this measures the engine, not the leases.
     const N = Number(process.env.BENCH_NOOP_TARGETS ?? 2000);
     await db.execute(sql`INSERT INTO herds (environment_id, name) SELECT (SELECT min(id) FROM environments), 'noop-' || g FROM generate_series(1, ${N}::int) g`);
-    await db.execute(sql`INSERT INTO servers (hostname, environment_id, address) SELECT 'noop-' || g, (SELECT min(id) FROM environments), '192.0.2.1' FROM generate_series(1, ${N}::int) g`);
+    // Pinned host keys, as on servers pgherd has checked (no action but Check SSH runs on others).
+    await db.execute(sql`INSERT INTO servers (hostname, environment_id, address, ssh_host_key_fingerprint) SELECT 'noop-' || g, (SELECT min(id) FROM environments), '192.0.2.1', ${lab.ssh!.hostKeyFingerprint} FROM generate_series(1, ${N}::int) g`);
     const made = await db.execute(sql`INSERT INTO instances (herd_id, server_id, port, state, role) SELECT h.id, s.id, 5432, 'running', 'replica' FROM servers s JOIN herds h ON h.name = s.hostname WHERE s.hostname LIKE 'noop-%' RETURNING id`);
     const noopIds = (made.rows as { id: number }[]).map((r) => r.id);
     const runs: { ms: number; submitMs: number }[] = [];
