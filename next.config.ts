@@ -2,6 +2,8 @@ import type { NextConfig } from 'next';
 
 const config: NextConfig = {
   poweredByHeader: false,
+  // `npm run typecheck` and `npm run lint` check every file before a build; the build need not again.
+  typescript: { ignoreBuildErrors: true },
   // forbidden(): a refused page answers 403 (app/forbidden.tsx says what is missing).
   experimental: { authInterrupts: true },
   // Node packages with native addons or worker threads are loaded by Node at run time, not bundled.

@@ -18,7 +18,7 @@ async function instanceId(hostname: string): Promise<number> {
   const { db, pool } = createDb(lab.database.url, 1);
   try {
     const [r] = await db.select({ id: instances.id }).from(instances).innerJoin(servers, eq(instances.serverId, servers.id)).where(and(eq(servers.hostname, hostname)));
-    return r.id;
+    return r!.id;
   } finally {
     await pool.end();
   }
@@ -26,7 +26,7 @@ async function instanceId(hostname: string): Promise<number> {
 
 const stagingTarget = lab.instances.find((i) => i.environment === 'staging' && i.herd === 'billing' && i.role === 'replica')!;
 const productionTarget = lab.instances.find((i) => i.environment === 'production' && i.herd === 'billing' && i.role === 'replica')!;
-const startedAt = async (dsn: string) => (await query<{ t: string }>(dsn, 'SELECT pg_postmaster_start_time()::text AS t'))[0].t;
+const startedAt = async (dsn: string) => (await query<{ t: string }>(dsn, 'SELECT pg_postmaster_start_time()::text AS t'))[0]!.t;
 
 test.describe.configure({ mode: 'serial' });
 

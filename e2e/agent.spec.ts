@@ -25,7 +25,7 @@ async function rowsOf(hostname: string) {
   const { db, pool } = createDb(lab.database.url, 1);
   try {
     const [s] = await db.select().from(servers).where(eq(servers.hostname, hostname));
-    return { server: s, instances: await db.select().from(instances).where(eq(instances.serverId, s.id)) };
+    return { server: s, instances: await db.select().from(instances).where(eq(instances.serverId, s!.id)) };
   } finally {
     await pool.end();
   }
@@ -47,9 +47,9 @@ const runAgent = (args: string[], tokenValue = token, hostname = target.server, 
 test('an admin creates a server\u2019s agent token on its page; the agent reports the server\u2019s instance', async ({ page }) => {
   execFileSync('npm', ['run', '--silent', 'build:agent'], { cwd: ROOT, stdio: 'inherit' });
   const before = await rowsOf(target.server);
-  expect(before.server.lastSeenAt).toBeNull();
+  expect(before.server!.lastSeenAt).toBeNull();
   await signIn(page);
-  await page.goto(`${url}/admin/servers/${before.server.id}`);
+  await page.goto(`${url}/admin/servers/${before.server!.id}`);
   await page.getByRole('button', { name: 'Create an agent token' }).click();
   token = (await page.getByTestId('agent-token').textContent())!;
   expect(token).toMatch(/^pgha_[A-Za-z0-9_-]{43}$/);
@@ -58,11 +58,11 @@ test('an admin creates a server\u2019s agent token on its page; the agent report
   expect(res.status, res.stderr).toBe(0);
   expect(res.stdout).toContain('reported 1 instance(s)');
   const after = await rowsOf(target.server);
-  expect(after.server.lastSeenAt).not.toBeNull();
+  expect(after.server!.lastSeenAt).not.toBeNull();
   // The same herd (matched by system identifier), the same role and upstream the lab set up.
   expect(after.instances).toHaveLength(1);
-  expect(after.instances[0]).toMatchObject({ herdId: before.instances[0].herdId, role: 'replica', state: 'running', upstreamInstanceId: before.instances[0].upstreamInstanceId });
-  expect(after.instances[0].lastObservedAt!.getTime()).toBeGreaterThan(Date.now() - 60_000);
+  expect(after.instances[0]).toMatchObject({ herdId: before.instances[0]!.herdId, role: 'replica', state: 'running', upstreamInstanceId: before.instances[0]!.upstreamInstanceId });
+  expect(after.instances[0]!.lastObservedAt!.getTime()).toBeGreaterThan(Date.now() - 60_000);
   await page.reload();
   await expect(page.locator('.agent-token')).not.toContainText('Last report: never');
 });
@@ -82,7 +82,7 @@ test('the ingest endpoint refuses whole, writing nothing: no token, a rotated to
 
   // Rotating on the page makes the old token a 401 at once.
   await signIn(page);
-  await page.goto(`${url}/admin/servers/${(await rowsOf(target.server)).server.id}`);
+  await page.goto(`${url}/admin/servers/${(await rowsOf(target.server)).server!.id}`);
   await page.getByRole('button', { name: 'Rotate the agent token' }).click();
   const rotated = (await page.getByTestId('agent-token').textContent())!;
   expect((await post(JSON.stringify(report), token)).status()).toBe(401);
@@ -91,13 +91,13 @@ test('the ingest endpoint refuses whole, writing nothing: no token, a rotated to
 
   // The token copied to another host: that host's report is refused, and the server's row is untouched.
   const other = lab.instances.find((i) => i.server !== target.server)!;
-  const seen = (await rowsOf(target.server)).server.lastSeenAt;
+  const seen = (await rowsOf(target.server)).server!.lastSeenAt;
   const was2 = await snapshot();
   const crossed = runAgent(['--once'], rotated, other.server);
   expect(crossed.status).toBe(4);
   expect(crossed.stderr).toContain(`this token belongs to ${target.server}, and the report comes from ${other.server}`);
   expect(await snapshot()).toBe(was2);
-  expect((await rowsOf(target.server)).server.lastSeenAt).toEqual(seen);
+  expect((await rowsOf(target.server)).server!.lastSeenAt).toEqual(seen);
 });
 
 test('a restored copy of a herd\u2019s primary, started on its own and reported by its agent, shows as a second primary on the dashboard and the herd page', async ({ page }) => {
@@ -110,16 +110,16 @@ test('a restored copy of a herd\u2019s primary, started on its own and reported 
     const facts = 'SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, pg_is_in_recovery() AS rec';
     const [mine] = await query<{ sysid: string; rec: boolean }>(`postgres://${PG_SUPERUSER}@127.0.1.250:${copy.node.port}/postgres`, facts);
     const [real] = await query<{ sysid: string; rec: boolean }>(primary.dsn, facts);
-    expect(mine).toEqual({ sysid: real.sysid, rec: false });
+    expect(mine).toEqual({ sysid: real!.sysid, rec: false });
 
     // The host is registered in staging with an agent token; its agent reports what runs there.
     const [staging] = await db.select().from(environments).where(eq(environments.name, target.environment));
-    const [srv] = await db.insert(servers).values({ hostname: copyHost, environmentId: staging.id, address: '127.0.1.250', site: 'lab' }).returning();
-    const copyToken = await createAgentToken(db, srv.id, { id: null, username: 'e2e' });
+    const [srv] = await db.insert(servers).values({ hostname: copyHost, environmentId: staging!.id, address: '127.0.1.250', site: 'lab' }).returning();
+    const copyToken = await createAgentToken(db, srv!.id, { id: null, username: 'e2e' });
     const res = runAgent(['--once'], copyToken, copyHost, copy.node.socketDirectory);
     expect(res.status, res.stderr).toBe(0);
-    const [row] = await db.select().from(instances).where(eq(instances.serverId, srv.id));
-    expect(row).toMatchObject({ role: 'primary', state: 'running', herdId: (await rowsOf(primary.server)).instances[0].herdId });
+    const [row] = await db.select().from(instances).where(eq(instances.serverId, srv!.id));
+    expect(row).toMatchObject({ role: 'primary', state: 'running', herdId: (await rowsOf(primary.server)).instances[0]!.herdId });
 
     await signIn(page);
     await page.goto(`${url}/`);
@@ -136,7 +136,7 @@ test('a restored copy of a herd\u2019s primary, started on its own and reported 
     await copy.remove();
     const after = runAgent(['--once'], copyToken, copyHost, copy.node.socketDirectory);
     expect(after.status, after.stderr).toBe(0);
-    expect((await db.select().from(instances).where(eq(instances.serverId, srv.id)))[0].state).toBe('stopped');
+    expect((await db.select().from(instances).where(eq(instances.serverId, srv!.id)))[0]!.state).toBe('stopped');
     await page.goto(`${url}/`);
     await expect(page.getByTestId('fleet-health')).toBeVisible();
     await expect(page.locator('[data-health="two-primaries"]')).toHaveCount(0);
@@ -153,23 +153,23 @@ test('strings in a report are data: HTML in a data directory is stored as sent a
   const host = 'db-odd.lab.internal';
   try {
     const [staging] = await db.select().from(environments).where(eq(environments.name, target.environment));
-    const [srv] = await db.insert(servers).values({ hostname: host, environmentId: staging.id, address: '127.0.1.251', site: 'lab' }).returning();
-    const oddToken = await createAgentToken(db, srv.id, { id: null, username: 'e2e' });
+    const [srv] = await db.insert(servers).values({ hostname: host, environmentId: staging!.id, address: '127.0.1.251', site: 'lab' }).returning();
+    const oddToken = await createAgentToken(db, srv!.id, { id: null, username: 'e2e' });
     const [sysid] = await query<{ s: string }>(target.dsn, 'SELECT system_identifier::text AS s FROM pg_control_system()');
     const odd = `/srv/<img src=x onerror="window.__pwned=1">'; DROP TABLE instances; --`;
     const report = {
       format: 1, agentVersion: 'e2e', hostname: host, observedAt: new Date().toISOString(), intervalSeconds: 60,
-      instances: [{ port: 5999, dataDirectory: odd, state: 'running', majorVersion: 15, systemIdentifier: sysid.s, inRecovery: true, timeline: 1, receivedLsn: '0/1', replayedLsn: '0/1', upstream: null, replicas: [], pendingRestart: [] }],
+      instances: [{ port: 5999, dataDirectory: odd, state: 'running', majorVersion: 15, systemIdentifier: sysid!.s, inRecovery: true, timeline: 1, receivedLsn: '0/1', replayedLsn: '0/1', upstream: null, replicas: [], pendingRestart: [] }],
     };
     const res = await request.post(`${url}/api/agent/v1/report`, { data: Buffer.from(JSON.stringify(report)), headers: { 'content-type': 'application/json', authorization: `Bearer ${oddToken}` } });
     expect(res.status(), await res.text()).toBe(200);
-    const [row] = await db.select().from(instances).where(eq(instances.serverId, srv.id));
-    expect(row.dataDirectory).toBe(odd);
+    const [row] = await db.select().from(instances).where(eq(instances.serverId, srv!.id));
+    expect(row!.dataDirectory).toBe(odd);
 
     await signIn(page);
-    await page.goto(`${url}/admin/instances/${row.id}`);
+    await page.goto(`${url}/admin/instances/${row!.id}`);
     await expect(page.getByLabel('Data directory')).toHaveValue(odd);
-    await page.goto(`${url}/admin/instances/${row.id}/history`);
+    await page.goto(`${url}/admin/instances/${row!.id}/history`);
     await expect(page.getByText(odd, { exact: false }).first()).toBeVisible();
     expect(await page.locator('img[src="x"]').count()).toBe(0);
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();

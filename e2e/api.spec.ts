@@ -38,7 +38,7 @@ test('refuses missing, unknown and revoked tokens with 401, and read tokens with
 
   const { db, pool } = createDb(lab.database.url, 1);
   const [admin] = await db.select().from(users).where(eq(users.username, lab.console.admin.username));
-  const read = await createApiToken(db, admin.id, 'read-only', 'read');
+  const read = await createApiToken(db, admin!.id, 'read-only', 'read');
   expect((await request.get(`${url}/api/v1/instances`, { headers: auth(read.token) })).status()).toBe(200);
   const denied = await request.post(`${url}/api/v1/operations/plan`, { headers: auth(read.token), data: { action: 'reload', instanceIds: [1] } });
   expect(denied.status()).toBe(403);
@@ -55,7 +55,7 @@ test('lists instances with the changelist filters, and refuses bad parameters wi
   const expected = lab.instances.filter((i) => i.role === 'replica' && i.environment === 'staging');
   expect(body.total).toBe(expected.length);
   expect(body.items.map((i: { server: string }) => i.server).sort()).toEqual(expected.map((i) => i.server).sort());
-  expect(body.items[0]).toMatchObject({ role: 'replica', environment: 'staging', port: expected[0].port });
+  expect(body.items[0]).toMatchObject({ role: 'replica', environment: 'staging', port: expected[0]!.port });
   expect(body.items.every((i: { address: string }) => i.address.startsWith('127.0.1.'))).toBe(true);
 
   const bad = await request.get(`${url}/api/v1/instances?role=overlord&bogus=1`, { headers: operate });
@@ -148,7 +148,7 @@ test('lists herds with their primary, members and DNS; switches one over to the 
   expect(res.status()).toBe(202);
   const op = await settled(request, (await res.json()).id) as ApiOperation & { targets: { outcome: string }[] };
   expect(op.status).toBe('succeeded');
-  expect(op.targets[0].outcome).toContain(`${candidate.label} is the primary`);
+  expect(op.targets[0]!.outcome).toContain(`${candidate.label} is the primary`);
   const after = (await (await herds('?q=identity')).json()).items.find((h: { id: number }) => h.id === herd.id);
   expect(after.primary.label).toBe(candidate.label);
 });

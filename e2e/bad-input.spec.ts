@@ -105,7 +105,7 @@ test('a sign-in is recorded and throttled by the connecting address, never by an
   try {
     const [entry] = await db.select().from(auditEntries)
       .where(and(eq(auditEntries.action, 'auth.sign_in_failed'), eq(auditEntries.username, 'xff-probe'))).orderBy(desc(auditEntries.at)).limit(1);
-    expect(entry.remoteAddr).toBe('127.0.0.1');
+    expect(entry!.remoteAddr).toBe('127.0.0.1');
   } finally {
     await pool.end();
   }

@@ -64,7 +64,7 @@ test('sign in, filter instances by herd and role, sort, page and select all matc
   expect(names).toEqual([...names].sort().reverse());
   await page.getByRole('columnheader', { name: /^Site/ }).getByRole('link', { name: 'Site', exact: true }).click();
   await expect(page).toHaveURL(/sort=site%2C-server|sort=site,-server/);
-  const rows = await page.locator('table.result-list tbody tr').evaluateAll((trs) => trs.map((tr) => [tr.children[1].textContent, tr.children[5].textContent]));
+  const rows = await page.locator('table.result-list tbody tr').evaluateAll((trs) => trs.map((tr) => [tr.children[1]!.textContent, tr.children[5]!.textContent]));
   const sorted = [...rows].sort((a, b) => (a[1]! < b[1]! ? -1 : a[1]! > b[1]! ? 1 : a[0]! < b[0]! ? 1 : -1));
   expect(rows).toEqual(sorted);
 
@@ -190,19 +190,19 @@ test('tick three instances, restart, confirm, and watch the operation succeed', 
 
 test('re-point a replica to a sibling replica chosen on the confirmation page, then back to the primary', async ({ page }) => {
   const [one, two, three] = lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'orders').sort((a, b) => a.server.localeCompare(b.server));
-  const sender = async () => (await query<{ host: string; port: number; status: string }>(three.dsn, 'SELECT sender_host AS host, sender_port AS port, status FROM pg_stat_wal_receiver'))[0];
+  const sender = async () => (await query<{ host: string; port: number; status: string }>(three!.dsn, 'SELECT sender_host AS host, sender_port AS port, status FROM pg_stat_wal_receiver'))[0];
   const repoint = async (upstream: string | null, expected: string) => {
-    await page.goto(`${url}/admin/instances?q=${three.server}`);
-    await page.getByRole('checkbox', { name: new RegExp(`^Select ${three.server}`) }).check();
+    await page.goto(`${url}/admin/instances?q=${three!.server}`);
+    await page.getByRole('checkbox', { name: new RegExp(`^Select ${three!.server}`) }).check();
     await page.getByLabel('Action:').selectOption({ label: 'Re-point (remaster)' });
     await page.getByRole('button', { name: 'Go' }).click();
     await expect(page.getByLabel('New upstream:')).toHaveValue('');
-    await expect(page.locator(`tr[data-target^="${three.server}"]`)).toContainText(`${one.address}:${one.port}`);
+    await expect(page.locator(`tr[data-target^="${three!.server}"]`)).toContainText(`${one!.address}:${one!.port}`);
     if (upstream) {
       const option = page.getByLabel('New upstream:').locator('option', { hasText: `${upstream}:` });
       await page.getByLabel('New upstream:').selectOption((await option.getAttribute('value'))!);
       await page.getByRole('button', { name: 'Update the plan' }).click();
-      await expect(page.locator(`tr[data-target^="${three.server}"]`)).toContainText('cascading replication');
+      await expect(page.locator(`tr[data-target^="${three!.server}"]`)).toContainText('cascading replication');
     }
     await page.getByRole('button', { name: 'Re-point (remaster) 1 instance' }).click();
     await expect(page).toHaveURL(/\/operations\/\d+$/);
@@ -210,10 +210,10 @@ test('re-point a replica to a sibling replica chosen on the confirmation page, t
     await expect(page.locator('p.op-param')).toContainText(`New upstream: ${expected}`);
   };
   await signIn(page);
-  await repoint(two.server, `${two.server}:${two.port}`);
-  expect(await sender()).toEqual({ host: two.address, port: two.port, status: 'streaming' });
+  await repoint(two!.server, `${two!.server}:${two!.port}`);
+  expect(await sender()).toEqual({ host: two!.address, port: two!.port, status: 'streaming' });
   await repoint(null, 'the herd\u2019s primary');
-  expect(await sender()).toEqual({ host: one.address, port: one.port, status: 'streaming' });
+  expect(await sender()).toEqual({ host: one!.address, port: one!.port, status: 'streaming' });
 });
 
 test('a herd\u2019s page shows its members as observed and whether its write name answers the primary; refresh DNS mends it', async ({ page }) => {
@@ -254,7 +254,7 @@ test('a server\u2019s page shows pgherd\u2019s public key for authorized_keys', 
   await page.goto(`${url}/admin/servers?q=db-stg-orders-1`);
   await page.getByRole('link', { name: /db-stg-orders-1/ }).click();
   const pub = readFileSync(`${lab.ssh!.privateKeyPath}.pub`, 'utf8').split(' ')[1];
-  await expect(page.getByTestId('public-key')).toContainText(pub);
+  await expect(page.getByTestId('public-key')).toContainText(pub!);
 });
 
 test('unknown ids and malformed parameters: a 404 page, and defaults instead of errors', async ({ page }) => {
@@ -283,30 +283,30 @@ test('switchover of a herd behind PgBouncer from the herds changelist, to a repl
   await page.getByRole('row', { name: /production/ }).getByRole('checkbox').check();
   await page.getByLabel('Action:').selectOption({ label: 'Switchover' });
   await page.getByRole('button', { name: 'Go' }).click();
-  const option = page.getByLabel('New primary:').locator('option', { hasText: `${chosen.server}:` });
+  const option = page.getByLabel('New primary:').locator('option', { hasText: `${chosen!.server}:` });
   await page.getByLabel('New primary:').selectOption((await option.getAttribute('value'))!);
   await page.getByRole('button', { name: 'Update the plan' }).click();
   const target = page.locator('tr[data-target="production/billing"]');
   await expect(target.locator('[data-fact="Old primary"] dd')).toHaveText(`${old.server}:${old.port}`);
-  await expect(target.locator('[data-fact="New primary"] dd')).toContainText(`${chosen.server}:${chosen.port}`);
-  await expect(target.locator(`[data-fact="DNS ${writeName}"] dd`)).toHaveText(`CNAME -> ${chosen.server}, TTL 30 s`);
+  await expect(target.locator('[data-fact="New primary"] dd')).toContainText(`${chosen!.server}:${chosen!.port}`);
+  await expect(target.locator(`[data-fact="DNS ${writeName}"] dd`)).toHaveText(`CNAME -> ${chosen!.server}, TTL 30 s`);
   await expect(target).toContainText(`PAUSE billing on PgBouncer ${pooler.server}:${pooler.port}`);
   await page.getByLabel('Confirmation').fill('production');
   await page.getByRole('button', { name: 'Switchover 1 herd' }).click();
   await expect(page.getByTestId('operation-status')).toHaveText('succeeded', { timeout: 60_000 });
-  await expect(page.locator('[data-outcome]')).toHaveText(`${chosen.server}:${chosen.port} is the primary; ${old.server}:${old.port} streams from it; no committed transaction lost`);
+  await expect(page.locator('[data-outcome]')).toHaveText(`${chosen!.server}:${chosen!.port} is the primary; ${old.server}:${old.port} streams from it; no committed transaction lost`);
 
   // Through the pooler, the application now writes to the chosen replica, with the row from before.
-  expect((await query<{ r: boolean }>(chosen.dsn, 'SELECT pg_is_in_recovery() AS r'))[0].r).toBe(false);
+  expect((await query<{ r: boolean }>(chosen!.dsn, 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
   await query(pooler.dsn, 'INSERT INTO e2e_switch VALUES (2)');
-  expect((await query<{ n: number }>(chosen.dsn, 'SELECT count(*)::int AS n FROM e2e_switch'))[0].n).toBe(2);
-  expect(await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME')).toEqual([chosen.server]);
-  expect((await query<{ h: string }>(old.dsn, 'SELECT sender_host AS h FROM pg_stat_wal_receiver'))[0].h).toBe(chosen.address);
+  expect((await query<{ n: number }>(chosen!.dsn, 'SELECT count(*)::int AS n FROM e2e_switch'))[0]!.n).toBe(2);
+  expect(await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME')).toEqual([chosen!.server]);
+  expect((await query<{ h: string }>(old.dsn, 'SELECT sender_host AS h FROM pg_stat_wal_receiver'))[0]!.h).toBe(chosen!.address);
   // The herd's page shows the pooler where PgBouncer itself says it points.
   await page.goto(`${url}/admin/herds?q=billing`);
   await page.getByRole('row', { name: /production/ }).getByRole('link', { name: 'billing' }).click();
-  await expect(page.getByTestId('poolers')).toContainText(`billing -> ${chosen.address}:${chosen.port}`);
-  await expect(page.locator(`tr[data-member="${chosen.server}"] td[data-col=role]`)).toHaveText('primary');
+  await expect(page.getByTestId('poolers')).toContainText(`billing -> ${chosen!.address}:${chosen!.port}`);
+  await expect(page.locator(`tr[data-member="${chosen!.server}"] td[data-col=role]`)).toHaveText('primary');
 });
 
 test('DR failover from the DR pairs list: the primary is gone, the confirmation says what may be lost, the write name follows', async ({ page }) => {
@@ -339,7 +339,7 @@ test('DR failover from the DR pairs list: the primary is gone, the confirmation 
   const answer = await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME');
   const neu = members.find((m) => m.server === answer[0])!;
   expect(neu.server).not.toBe(old.server);
-  expect((await query<{ r: boolean }>(neu.dsn, 'SELECT pg_is_in_recovery() AS r'))[0].r).toBe(false);
+  expect((await query<{ r: boolean }>(neu.dsn, 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
   // The inventory shows the old primary fenced (pgherd refuses to start it until it is rebuilt).
   await page.goto(`${url}/admin/instances?q=${old.server}`);
   await expect(page.locator('table.result-list tbody tr').first()).toContainText('fenced');
@@ -366,7 +366,7 @@ test('with the directory down, the sign-in page says so and the local admin stil
   const slapd = lab.processes.find((p) => p.name === 'slapd')!;
   await stopPid(slapd.pid, 'SIGTERM');
   await page.goto(`${url}/login`);
-  await submitSignIn(page, 'alice', lab.ldap!.users[0].password);
+  await submitSignIn(page, 'alice', lab.ldap!.users[0]!.password);
   await expect(page.locator('.errornote')).toContainText('The directory (LDAP) cannot be reached');
   await signIn(page);
 });

@@ -29,8 +29,8 @@ describe('seeding from the lab', () => {
     for (const herd of await t.db.select().from(herds)) {
       const members = t.lab.instances.filter((i) => i.herd === herd.name);
       for (const m of members.filter((x) => x.herd === herd.name && !isOpsTestHerd(x.environment, x.herd))) {
-        const [{ id, rec }] = await query<{ id: string; rec: boolean }>(m.dsn, 'SELECT system_identifier::text AS id, pg_is_in_recovery() AS rec FROM pg_control_system()');
-        if (m.environment === (await t.db.select().from(environments).where(eq(environments.id, herd.environmentId)))[0].name) {
+        const { id, rec } = (await query<{ id: string; rec: boolean }>(m.dsn, 'SELECT system_identifier::text AS id, pg_is_in_recovery() AS rec FROM pg_control_system()'))[0]!;
+        if (m.environment === (await t.db.select().from(environments).where(eq(environments.id, herd.environmentId)))[0]!.name) {
           expect(id).toBe(herd.systemIdentifier);
           expect(rec).toBe(m.role === 'replica');
         }
@@ -45,7 +45,7 @@ describe('instances changelist', () => {
     const [herd] = await t.db.select({ id: herds.id }).from(herds)
       .innerJoin(environments, eq(herds.environmentId, environments.id))
       .where(and(eq(herds.name, 'orders'), eq(environments.name, 'staging')));
-    const page = await list('instances', { herd: String(herd.id), role: 'replica' });
+    const page = await list('instances', { herd: String(herd!.id), role: 'replica' });
     const expected = t.lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'replica').map((i) => i.server).sort();
     expect(page.total).toBe(2);
     expect(page.rows.map((r) => r.server).sort()).toEqual(expected);
@@ -55,7 +55,7 @@ describe('instances changelist', () => {
   it('counts facets under the other filters', async () => {
     const def = admin('instances');
     const [prod] = await t.db.select().from(environments).where(eq(environments.name, 'production'));
-    const f = (await changeList(t.db, def, parseListParams(def, { environment: String(prod.id), role: 'replica' }, SYSTEM_ACCESS))).facets;
+    const f = (await changeList(t.db, def, parseListParams(def, { environment: String(prod!.id), role: 'replica' }, SYSTEM_ACCESS))).facets;
     const role = f.find((x) => x.key === 'role')!;
     expect(role.options).toEqual([
       { value: 'primary', label: 'primary', count: 3 },
@@ -65,7 +65,7 @@ describe('instances changelist', () => {
     const env = f.find((x) => x.key === 'environment')!;
     // staging's count is whatever the operations tests left (they promote in staging/identity): ask the table.
     const [stg] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
-    const stagingReplicas = await t.db.$count(instances, and(eq(instances.role, 'replica'), sql`${instances.herdId} IN (SELECT id FROM herds WHERE environment_id = ${stg.id})`));
+    const stagingReplicas = await t.db.$count(instances, and(eq(instances.role, 'replica'), sql`${instances.herdId} IN (SELECT id FROM herds WHERE environment_id = ${stg!.id})`));
     expect(env.options.map((o) => [o.label, o.count])).toEqual([['production', 6], ['staging', stagingReplicas]]);
     const herd = f.find((x) => x.key === 'herd')!;
     expect(herd.searchable).toBe(true);
@@ -132,37 +132,37 @@ describe('forms', () => {
     expect(created.ok).toBe(true);
     if (!created.ok) return;
     const [row] = await t.db.select().from(environments).where(eq(environments.id, created.id));
-    expect(row.name).toBe(name);
+    expect(row!.name).toBe(name);
     const upd = await saveObject(t.db, admin('environments'), created.id, { name, description: 'changed' }, actor);
     expect(upd.ok).toBe(true);
     const audit = await t.db.select().from(auditEntries).where(and(eq(auditEntries.objectType, 'environments'), eq(auditEntries.objectId, String(created.id)))).orderBy(auditEntries.id);
     expect(audit.map((a) => a.action)).toEqual(['inventory.create', 'inventory.update']);
-    expect(audit[1].changes).toEqual({ description: ['O\'Brien "test"', 'changed'] });
-    expect(audit[1].username).toBe('tester');
-    expect(audit[1].remoteAddr).toBe('127.0.0.9');
+    expect(audit[1]!.changes).toEqual({ description: ['O\'Brien "test"', 'changed'] });
+    expect(audit[1]!.username).toBe('tester');
+    expect(audit[1]!.remoteAddr).toBe('127.0.0.9');
   });
 
   it('refuses a data directory that is not a plain absolute path, and saves nothing', async () => {
     const [i] = await t.db.select().from(instances).limit(1);
     for (const bad of ['/data; touch /tmp/x', 'relative/dir', '/a/../etc', '/x\ny', '/$(id)']) {
-      const res = await saveObject(t.db, admin('instances'), i.id, { herdId: String(i.herdId), serverId: String(i.serverId), port: String(i.port), dataDirectory: bad, pgVersion: '15', role: i.role, state: i.state, upstreamInstanceId: '' }, actor);
+      const res = await saveObject(t.db, admin('instances'), i!.id, { herdId: String(i!.herdId), serverId: String(i!.serverId), port: String(i!.port), dataDirectory: bad, pgVersion: '15', role: i!.role, state: i!.state, upstreamInstanceId: '' }, actor);
       expect(res.ok === false && res.fieldErrors.dataDirectory, bad).toMatch(/absolute path/);
     }
-    const [after] = await t.db.select().from(instances).where(eq(instances.id, i.id));
-    expect(after.dataDirectory).toBe(i.dataDirectory);
+    const [after] = await t.db.select().from(instances).where(eq(instances.id, i!.id));
+    expect(after!.dataDirectory).toBe(i!.dataDirectory);
   });
 
   it('turns a unique violation into an error on the field', async () => {
     const [env] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
-    const res = await saveObject(t.db, admin('herds'), null, { environmentId: String(env.id), name: 'billing', description: '', defaultPort: '5432', defaultDataDirectory: '', pgVersion: '15', controlDriver: 'pg_ctl', dnsName: '', automation: 'enabled' }, actor);
+    const res = await saveObject(t.db, admin('herds'), null, { environmentId: String(env!.id), name: 'billing', description: '', defaultPort: '5432', defaultDataDirectory: '', pgVersion: '15', controlDriver: 'pg_ctl', dnsName: '', automation: 'enabled' }, actor);
     expect(res).toEqual({ ok: false, fieldErrors: { name: 'A herd with this name already exists in this environment.' } });
-    const srv = await saveObject(t.db, admin('servers'), null, { hostname: 'not a host!', environmentId: String(env.id), address: '', site: '', sshPort: '22', sshUser: 'postgres' }, actor);
+    const srv = await saveObject(t.db, admin('servers'), null, { hostname: 'not a host!', environmentId: String(env!.id), address: '', site: '', sshPort: '22', sshUser: 'postgres' }, actor);
     expect(srv.ok === false && srv.fieldErrors.hostname).toMatch(/host name/);
   });
 
   it('registers a PgBouncer with its [databases] entries, refusing names that could not be PAUSEd and paths that are not plain', async () => {
     const [p] = await t.db.select().from(poolers).limit(1);
-    const form = (databases: string, configFile = '/etc/pgbouncer/pgbouncer.ini') => ({ herdId: String(p.herdId), serverId: String(p.serverId), port: '6433', adminUser: 'pgbouncer', configFile, databases });
+    const form = (databases: string, configFile = '/etc/pgbouncer/pgbouncer.ini') => ({ herdId: String(p!.herdId), serverId: String(p!.serverId), port: '6433', adminUser: 'pgbouncer', configFile, databases });
     const bad = await saveObject(t.db, admin('poolers'), null, form('billing, x; RELOAD', '../etc/x'), actor);
     expect(bad.ok === false && bad.fieldErrors).toEqual({ databases: expect.stringMatching(/Entry names are/), configFile: expect.stringMatching(/absolute path/) });
     expect((await saveObject(t.db, admin('poolers'), null, form('a, a'), actor))).toMatchObject({ ok: false, fieldErrors: { databases: 'An entry is named twice.' } });
@@ -170,7 +170,7 @@ describe('forms', () => {
     const ok = await saveObject(t.db, admin('poolers'), null, form(' billing , billing_ro '), actor);
     expect(ok.ok).toBe(true);
     const [saved] = await t.db.select().from(poolers).where(eq(poolers.port, 6433));
-    expect(saved.databases).toEqual(['billing', 'billing_ro']);
+    expect(saved!.databases).toEqual(['billing', 'billing_ro']);
     const dup = await saveObject(t.db, admin('poolers'), null, form('billing'), actor);
     expect(dup).toEqual({ ok: false, fieldErrors: { port: 'A PgBouncer on this server and port is registered already.' } });
   });
@@ -179,24 +179,24 @@ describe('forms', () => {
 describe('delete', () => {
   it('lists what goes with a herd: its instances and DNS records, and what only loses a reference', async () => {
     const [herd] = await t.db.select().from(herds).where(eq(herds.name, 'identity')).limit(1);
-    const c = await collectForDelete(t.db, admin('herds'), [herd.id]);
+    const c = await collectForDelete(t.db, admin('herds'), [herd!.id]);
     const byModel = Object.fromEntries(c.deleted.map((g) => [g.model, g.items.map((i) => i.label)]));
     expect(byModel.herds).toHaveLength(1);
     expect(byModel.instances).toHaveLength(3);
-    expect(byModel['dns-records']).toEqual([`${herd.dnsName} CNAME`]);
+    expect(byModel['dns-records']).toEqual([`${herd!.dnsName} CNAME`]);
     expect(c.protectedBy).toEqual([]);
   });
 
   it('deletes an environment with everything in it, and audits each object that went', async () => {
     const [env] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
-    const c = await collectForDelete(t.db, admin('environments'), [env.id]);
+    const c = await collectForDelete(t.db, admin('environments'), [env!.id]);
     const counts = Object.fromEntries(c.deleted.map((g) => [g.model, g.ids.length]));
     // The role bindings scoped to staging (dba-prod and dba-staging operate it) go with it too.
     expect(counts).toEqual({ environments: 1, herds: 3, servers: 9, instances: 9, 'dns-records': 3, 'role-bindings': 2 });
-    const res = await deleteObjects(t.db, admin('environments'), [env.id], actor);
+    const res = await deleteObjects(t.db, admin('environments'), [env!.id], actor);
     expect(res).toEqual({ deleted: 1, cascaded: 26 });
-    expect(await t.db.$count(environments, eq(environments.id, env.id))).toBe(0);
-    expect(await t.db.$count(servers, eq(servers.environmentId, env.id))).toBe(0);
+    expect(await t.db.$count(environments, eq(environments.id, env!.id))).toBe(0);
+    expect(await t.db.$count(servers, eq(servers.environmentId, env!.id))).toBe(0);
     expect(await t.db.$count(instances)).toBe(t.lab.instances.length - 9);
     expect(await t.db.$count(dnsRecords)).toBe(3);
     const audit = await t.db.select({ action: auditEntries.action, type: auditEntries.objectType, n: sql<number>`count(*)::int` })
@@ -236,7 +236,7 @@ describe('every declared model', () => {
     const { operations, operationTargets } = await import('@/db/schema');
     const [op] = await t.db.insert(operations).values({ action: 'restart', planDigest: 'x', requestedByName: 'tester' }).returning();
     const [someInstance] = await t.db.select().from(instances).limit(1);
-    await t.db.insert(operationTargets).values({ operationId: op.id, instanceId: someInstance.id, herdId: someInstance.herdId, label: 'x' });
+    await t.db.insert(operationTargets).values({ operationId: op!.id, instanceId: someInstance!.id, herdId: someInstance!.herdId, label: 'x' });
     const { loadObject, relationOptions } = await import('./change-form-data');
     for (const def of adminModels) {
       const all = await changeList(t.db, def, parseListParams(def, {}, SYSTEM_ACCESS));
@@ -251,12 +251,12 @@ describe('every declared model', () => {
         if (fd.sortable === false) continue;
         await changeList(t.db, def, parseListParams(def, { sort: `-${k}`, q: 'lab' }, SYSTEM_ACCESS));
       }
-      const obj = await loadObject(t.db, def, all.rows[0].__id);
+      const obj = await loadObject(t.db, def, all.rows[0]!.__id);
       expect(obj?.label, def.name).toBeTruthy();
       expect(def.form.schema.safeParse(obj!.values).success, `${def.name} form accepts its own stored values`).toBe(true);
       await relationOptions(t.db, def, null);
-      const c = await collectForDelete(t.db, def, [all.rows[0].__id]);
-      expect(c.deleted[0].ids).toEqual([all.rows[0].__id]);
+      const c = await collectForDelete(t.db, def, [all.rows[0]!.__id]);
+      expect(c.deleted[0]!.ids).toEqual([all.rows[0]!.__id]);
     }
   });
 });

@@ -8,7 +8,7 @@ import { newTokenForm } from '@/lib/auth/api-tokens';
 const SCHEMA_TALK = /Too (big|small)|expected|Invalid (input|option)|received|<=|>=/;
 
 function messages(model: string, input: Record<string, unknown>): Record<string, string> {
-  const r = forms[model].schema.safeParse(input);
+  const r = forms[model]!.schema.safeParse(input);
   if (r.success) return {};
   const out: Record<string, string> = {};
   for (const i of r.error.issues) out[String(i.path[0] ?? '')] ??= i.message;
@@ -55,7 +55,7 @@ describe('form messages', () => {
 describe('API token names', () => {
   it('refuse what would read differently on screen, as every other name does', () => {
     for (const name of ['ci\u202Egnp', 'ci\u0007', 'a\u200Bb', 'x\u2028y']) {
-      expect(newTokenForm.safeParse({ name, scope: 'read' }).error?.issues[0].message).toBe('Control characters, line breaks, invisible characters and text-direction marks are not allowed.');
+      expect(newTokenForm.safeParse({ name, scope: 'read' }).error?.issues[0]!.message).toBe('Control characters, line breaks, invisible characters and text-direction marks are not allowed.');
     }
     expect(newTokenForm.safeParse({ name: 'ci <deploy> & "nightly"', scope: 'read' }).success).toBe(true);
   });

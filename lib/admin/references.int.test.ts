@@ -22,7 +22,7 @@ const env = new Map<string, number>();
 const def = (m: string) => getAdmin(m)!;
 
 async function firstOf<T>(q: Promise<T[]>): Promise<T> {
-  return (await q)[0];
+  return (await q)[0]!;
 }
 const serverIn = (e: string) => firstOf(t.db.select().from(servers).where(eq(servers.environmentId, env.get(e)!)).orderBy(servers.id));
 const herdIn = (e: string) => firstOf(t.db.select().from(herds).where(eq(herds.environmentId, env.get(e)!)).orderBy(herds.id));
@@ -91,7 +91,7 @@ describe('where pgherd connects to', () => {
     expect(await saveObject(t.db, def('servers'), s.id, { ...s, site: 'dc-moved' }, bob)).toMatchObject({ ok: true });
     expect(await saveObject(t.db, def('servers'), s.id, { ...s, site: 'dc-moved', address: '127.0.9.9' }, admin)).toMatchObject({ ok: true });
     const [entry] = await t.db.select().from(auditEntries).where(sql`${auditEntries.objectType} = 'servers' AND ${auditEntries.objectId} = ${String(s.id)} AND ${auditEntries.changes} ? 'address'`);
-    expect(entry.changes.address).toEqual([s.address, '127.0.9.9']);
+    expect(entry!.changes.address).toEqual([s.address, '127.0.9.9']);
     await saveObject(t.db, def('servers'), s.id, { ...s }, admin);
     // The host name is where pgherd connects when the address is empty.
     expect(await saveObject(t.db, def('servers'), s.id, { ...s, hostname: '127.0.1.1' }, bob)).toMatchObject({ ok: false, formError: expect.stringMatching(/^Permission denied: Changing hostname of this server needs the admin role in staging/) });
@@ -100,7 +100,7 @@ describe('where pgherd connects to', () => {
   it('undoing a fence, or calling another member the primary, in the inventory needs admin', async () => {
     const [i] = await t.db.select({ i: instances }).from(instances).innerJoin(herds, eq(instances.herdId, herds.id))
       .where(and(eq(herds.environmentId, env.get('staging')!), eq(instances.role, 'replica'))).limit(1);
-    const row = i.i;
+    const row = i!.i;
     await t.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, row.id));
     try {
       const values = { herdId: row.herdId, serverId: row.serverId, port: row.port, dataDirectory: row.dataDirectory, pgVersion: row.pgVersion, upstreamInstanceId: row.upstreamInstanceId ?? '' };
@@ -137,9 +137,9 @@ describe('one environment per server and what runs on it, even for an admin', ()
     const prod = await herdIn('production');
     const [taken] = await t.db.select().from(dnsRecords).where(eq(dnsRecords.herdId, prod.id));
     const other = (await t.db.select().from(herds).where(eq(herds.environmentId, env.get('production')!)).orderBy(herds.id))[1];
-    const dup = await saveObject(t.db, def('dns-records'), null, { herdId: other.id, name: taken.name, type: 'A', zone: t.lab.dns!.zone, provider: 'rfc2136', ttl: 30, match: 'role', matchRole: 'replica' }, admin);
-    expect(dup).toEqual({ ok: false, fieldErrors: { name: `${taken.name} is already a name of production/${prod.name}: one name, one herd.` } });
-    const nobody = await saveObject(t.db, def('dns-records'), null, { herdId: other.id, name: `x.db.${t.lab.dns!.zone}`, type: 'CNAME', zone: t.lab.dns!.zone, provider: 'rfc2136', ttl: 30, match: 'role', matchRole: 'primary' }, admin);
+    const dup = await saveObject(t.db, def('dns-records'), null, { herdId: other!.id, name: taken!.name, type: 'A', zone: t.lab.dns!.zone, provider: 'rfc2136', ttl: 30, match: 'role', matchRole: 'replica' }, admin);
+    expect(dup).toEqual({ ok: false, fieldErrors: { name: `${taken!.name} is already a name of production/${prod.name}: one name, one herd.` } });
+    const nobody = await saveObject(t.db, def('dns-records'), null, { herdId: other!.id, name: `x.db.${t.lab.dns!.zone}`, type: 'CNAME', zone: t.lab.dns!.zone, provider: 'rfc2136', ttl: 30, match: 'role', matchRole: 'primary' }, admin);
     expect(nobody).toMatchObject({ ok: false, fieldErrors: { name: expect.stringMatching(/belongs to no environment: assign zone/) } });
   });
 });

@@ -40,14 +40,14 @@ describe('pgherd-agent', () => {
       const [real] = await query<{ sysid: string; rec: boolean; dir: string; up: string | null }>(i.dsn, `
         SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, pg_is_in_recovery() AS rec,
                current_setting('data_directory') AS dir, (SELECT sender_host FROM pg_stat_wal_receiver) AS up`);
-      expect(mine[0]).toMatchObject({ state: 'running', systemIdentifier: real.sysid, inRecovery: real.rec, dataDirectory: real.dir, majorVersion: i.version });
+      expect(mine[0]).toMatchObject({ state: 'running', systemIdentifier: real!.sysid, inRecovery: real!.rec, dataDirectory: real!.dir, majorVersion: i.version });
       if (i.upstream) {
         const up = lab.instances.find((x) => x.server === i.upstream)!;
-        expect(mine[0].upstream).toEqual({ host: up.address, port: up.port });
-        expect(mine[0].replayedLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+        expect(mine[0]!.upstream).toEqual({ host: up.address, port: up.port });
+        expect(mine[0]!.replayedLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
       } else {
-        expect(mine[0].currentLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
-        expect(mine[0].replicas.length).toBe(lab.instances.filter((x) => x.upstream === i.server).length);
+        expect(mine[0]!.currentLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+        expect(mine[0]!.replicas.length).toBe(lab.instances.filter((x) => x.upstream === i.server).length);
       }
     }
   });

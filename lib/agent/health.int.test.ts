@@ -43,7 +43,7 @@ beforeAll(async () => {
 afterAll(async () => t?.close());
 
 const stagingPrimary = () => t.lab.instances.find((i) => i.environment === 'staging' && i.role === 'primary' && !isOpsTestHerd(i.environment, i.herd))!;
-const herdIdOf = async (env: string, name: string) => (await t.db.select({ id: herds.id }).from(herds).where(sql`${herds.environmentId} = ${envId.get(env)!} AND ${herds.name} = ${name}`))[0].id;
+const herdIdOf = async (env: string, name: string) => (await t.db.select({ id: herds.id }).from(herds).where(sql`${herds.environmentId} = ${envId.get(env)!} AND ${herds.name} = ${name}`))[0]!.id;
 
 describe('fleet health', () => {
   it('finds nothing wrong in the lab as its agents report it', async () => {
@@ -64,10 +64,10 @@ describe('fleet health', () => {
     const herdId = await herdIdOf('staging', p.herd);
     expect(h.twoPrimaries.total).toBe(1);
     expect(h.twoPrimaries.rows[0]).toMatchObject({ herdId, herd: `staging/${p.herd}` });
-    expect(h.twoPrimaries.rows[0].primaries.map((x) => x.label).sort()).toEqual([`${p.server}:${p.port}`, `${copyHost}:${spare.port}`].sort());
+    expect(h.twoPrimaries.rows[0]!.primaries.map((x) => x.label).sort()).toEqual([`${p.server}:${p.port}`, `${copyHost}:${spare.port}`].sort());
     // The herd page's view: the same, for that herd only; other herds are well.
     expect((await fleetHealth(t.db, null, { herdId })).twoPrimaries.total).toBe(1);
-    expect(healthy(await fleetHealth(t.db, null, { herdId: before.herdId }))).toBe(true);
+    expect(healthy(await fleetHealth(t.db, null, { herdId: before!.herdId }))).toBe(true);
     // Those who may see only production do not learn of it.
     expect(healthy(await fleetHealth(t.db, [envId.get('production')!]))).toBe(true);
     expect((await fleetHealth(t.db, [envId.get('staging')!])).twoPrimaries.total).toBe(1);
@@ -79,32 +79,32 @@ describe('fleet health', () => {
 
   it('an agent silent for more than three of its intervals, counted in its own interval', async () => {
     const [a, b] = t.lab.instances.filter((i) => i.environment === 'production' && !isOpsTestHerd(i.environment, i.herd));
-    await send(b.server, [await collectInstance({ connectionString: b.dsn })], 300);
+    await send(b!.server, [await collectInstance({ connectionString: b!.dsn })], 300);
     // Ten minutes without a report from either: a reports every minute, b every five.
     const quiet = (host: string, minutes: number) => t.db.execute(sql`UPDATE servers SET last_seen_at = now() - make_interval(mins => ${minutes}) WHERE hostname = ${host}`);
-    await quiet(a.server, 10);
-    await quiet(b.server, 10);
+    await quiet(a!.server, 10);
+    await quiet(b!.server, 10);
     const h = await fleetHealth(t.db, null);
-    expect(h.silent.rows.map((s) => s.hostname)).toEqual([a.server]);
+    expect(h.silent.rows.map((s) => s.hostname)).toEqual([a!.server]);
     expect(h.silent.rows[0]).toMatchObject({ environment: 'production', intervalSeconds: 60 });
-    expect(h.silent.rows[0].silentSeconds).toBeGreaterThanOrEqual(595);
-    expect(h.silent.rows[0].silentSeconds).toBeLessThan(700);
+    expect(h.silent.rows[0]!.silentSeconds).toBeGreaterThanOrEqual(595);
+    expect(h.silent.rows[0]!.silentSeconds).toBeLessThan(700);
     // Sixteen minutes: b has now missed three of its intervals too.
-    await quiet(b.server, 16);
-    expect((await fleetHealth(t.db, null)).silent.rows.map((s) => s.hostname)).toEqual([b.server, a.server]);
+    await quiet(b!.server, 16);
+    expect((await fleetHealth(t.db, null)).silent.rows.map((s) => s.hostname)).toEqual([b!.server, a!.server]);
     expect(SILENT_AFTER_INTERVALS).toBe(3);
     // Counted from the time asked about: an hour on, every agent that reported is silent.
     expect((await fleetHealth(t.db, null, { now: new Date(Date.now() + 3600_000) })).silent.total).toBeGreaterThan(2);
     // The herd page lists the silent servers of its members only; staging viewers do not see them.
-    expect((await fleetHealth(t.db, null, { herdId: await herdIdOf('production', a.herd) })).silent.rows.map((s) => s.hostname)).toContain(a.server);
+    expect((await fleetHealth(t.db, null, { herdId: await herdIdOf('production', a!.herd) })).silent.rows.map((s) => s.hostname)).toContain(a!.server);
     expect((await fleetHealth(t.db, [envId.get('staging')!])).silent.total).toBe(0);
     // A server without an agent token is never "silent": it has no agent.
-    await t.db.update(servers).set({ agentTokenHash: null }).where(eq(servers.hostname, b.server));
-    expect((await fleetHealth(t.db, null)).silent.rows.map((s) => s.hostname)).toEqual([a.server]);
-    tokens.set(b.server, await createAgentToken(t.db, serverId.get(b.server)!, { id: null, username: 'admin' }));
-    await send(b.server, [await collectInstance({ connectionString: b.dsn })]);
+    await t.db.update(servers).set({ agentTokenHash: null }).where(eq(servers.hostname, b!.server));
+    expect((await fleetHealth(t.db, null)).silent.rows.map((s) => s.hostname)).toEqual([a!.server]);
+    tokens.set(b!.server, await createAgentToken(t.db, serverId.get(b!.server)!, { id: null, username: 'admin' }));
+    await send(b!.server, [await collectInstance({ connectionString: b!.dsn })]);
     // a reports again: no longer silent.
-    await send(a.server, [await collectInstance({ connectionString: a.dsn })]);
+    await send(a!.server, [await collectInstance({ connectionString: a!.dsn })]);
     expect(healthy(await fleetHealth(t.db, null))).toBe(true);
   });
 
@@ -115,9 +115,9 @@ describe('fleet health', () => {
     const [row] = await t.db.update(instances).set({ herdId: wrong }).where(eq(instances.serverId, serverId.get(r.server)!)).returning();
     const h = await fleetHealth(t.db, null);
     expect(h.foreignUpstreams.total).toBe(1);
-    expect(h.foreignUpstreams.rows[0]).toMatchObject({ id: row.id, label: `${r.server}:${r.port}`, herdId: wrong, herd: `staging/${stagingPrimary().herd}`, upstream: `${r.upstream}:${t.lab.instances.find((i) => i.server === r.upstream)!.port}`, upstreamHerd: `production/${r.herd}` });
+    expect(h.foreignUpstreams.rows[0]).toMatchObject({ id: row!.id, label: `${r.server}:${r.port}`, herdId: wrong, herd: `staging/${stagingPrimary().herd}`, upstream: `${r.upstream}:${t.lab.instances.find((i) => i.server === r.upstream)!.port}`, upstreamHerd: `production/${r.herd}` });
     const stagingOnly = await fleetHealth(t.db, [envId.get('staging')!]);
-    expect(stagingOnly.foreignUpstreams.rows[0].upstreamHerd).toBeNull();
+    expect(stagingOnly.foreignUpstreams.rows[0]!.upstreamHerd).toBeNull();
     expect((await fleetHealth(t.db, [envId.get('production')!])).foreignUpstreams.total).toBe(0);
     // Its agent's next report puts it back in the herd its system identifier names.
     await send(r.server, [await collectInstance({ connectionString: r.dsn })]);

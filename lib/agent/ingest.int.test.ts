@@ -24,8 +24,8 @@ beforeAll(async () => {
   // The servers are registered (an admin does it, with their agent tokens); nothing else is.
   const [hosts] = await t.db.insert(environments).values({ name: 'lab-hosts' }).returning();
   for (const i of t.lab.instances) {
-    const [s] = await t.db.insert(servers).values({ hostname: i.server, environmentId: hosts.id, address: i.address, site: i.site }).returning({ id: servers.id, hostname: servers.hostname, address: servers.address });
-    serverOf.set(i.server, s);
+    const [s] = await t.db.insert(servers).values({ hostname: i.server, environmentId: hosts!.id, address: i.address, site: i.site }).returning({ id: servers.id, hostname: servers.hostname, address: servers.address });
+    serverOf.set(i.server, s!);
   }
 });
 afterAll(async () => t?.close());
@@ -44,31 +44,31 @@ describe('ingest of real reports', () => {
 
     const [unassigned] = await t.db.select().from(environments).where(eq(environments.name, UNASSIGNED_ENVIRONMENT));
     const hs = await t.db.select().from(herds);
-    expect(hs.every((h) => h.environmentId === unassigned.id)).toBe(true);
+    expect(hs.every((h) => h.environmentId === unassigned!.id)).toBe(true);
     expect(hs).toHaveLength(new Set(t.lab.instances.map((i) => `${i.environment}/${i.herd}`)).size);
     for (const i of stable) {
       const [real] = await query<{ sysid: string; rec: boolean }>(i.dsn, 'SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, pg_is_in_recovery() AS rec');
       const [row] = await t.db.select({ role: instances.role, state: instances.state, herdSysid: herds.systemIdentifier, lsn: instances.lsn, upstream: instances.upstreamInstanceId, lag: instances.lagBytes, dataDirectory: instances.dataDirectory, version: instances.pgVersion })
         .from(instances).innerJoin(herds, eq(instances.herdId, herds.id)).where(eq(instances.serverId, serverOf.get(i.server)!.id));
-      expect(row, i.server).toMatchObject({ role: i.role, state: 'running', herdSysid: real.sysid, dataDirectory: i.dataDirectory, version: i.version });
-      expect(real.rec).toBe(i.role === 'replica');
+      expect(row, i.server).toMatchObject({ role: i.role, state: 'running', herdSysid: real!.sysid, dataDirectory: i.dataDirectory, version: i.version });
+      expect(real!.rec).toBe(i.role === 'replica');
       const sent = reports.get(i.server)!.instances[0];
-      expect(row.lsn).toBe(lsnToNumber((i.role === 'primary' ? sent.currentLsn : sent.replayedLsn)!));
+      expect(row!.lsn).toBe(lsnToNumber((i.role === 'primary' ? sent!.currentLsn : sent!.replayedLsn)!));
       if (i.upstream) {
         const [up] = await t.db.select({ id: instances.id, lsn: instances.lsn }).from(instances).where(eq(instances.serverId, serverOf.get(i.upstream)!.id));
-        expect(row.upstream, `${i.server} streams from ${i.upstream}`).toBe(up.id);
+        expect(row!.upstream, `${i.server} streams from ${i.upstream}`).toBe(up!.id);
         // Lag: behind what its primary last reported (the lab's replicas are direct ones).
-        expect(row.lag, i.server).toBe(Math.max(up.lsn! - row.lsn!, 0));
+        expect(row!.lag, i.server).toBe(Math.max(up!.lsn! - row!.lsn!, 0));
       } else {
-        expect(row.upstream).toBeNull();
-        expect(row.lag).toBe(0);
+        expect(row!.upstream).toBeNull();
+        expect(row!.lag).toBe(0);
       }
     }
     // Members of one herd share it; different herds do not.
     const byHerd = new Map<string, Set<number>>();
     for (const i of t.lab.instances) {
       const [r] = await t.db.select({ herd: instances.herdId }).from(instances).where(eq(instances.serverId, serverOf.get(i.server)!.id));
-      byHerd.set(`${i.environment}/${i.herd}`, (byHerd.get(`${i.environment}/${i.herd}`) ?? new Set()).add(r.herd));
+      byHerd.set(`${i.environment}/${i.herd}`, (byHerd.get(`${i.environment}/${i.herd}`) ?? new Set()).add(r!.herd));
     }
     expect([...byHerd.values()].every((s) => s.size === 1)).toBe(true);
     expect(new Set([...byHerd.values()].map((s) => [...s][0])).size).toBe(byHerd.size);
@@ -89,17 +89,17 @@ describe('ingest of real reports', () => {
     const s = serverOf.get(i.server)!;
     expect(await ingestReport(t.db, s, report([]))).toMatchObject({ stopped: 1 });
     const [row] = await t.db.select().from(instances).where(eq(instances.serverId, s.id));
-    expect(row.state).toBe('stopped');
+    expect(row!.state).toBe('stopped');
     expect(await ingestReport(t.db, s, { ...reports.get(i.server)!, observedAt: new Date().toISOString() })).toMatchObject({ updated: 1 });
-    expect((await t.db.select().from(instances).where(eq(instances.serverId, s.id)))[0].state).toBe('running');
+    expect((await t.db.select().from(instances).where(eq(instances.serverId, s.id)))[0]!.state).toBe('running');
   });
 
   it('stores strings with HTML and SQL as data', async () => {
-    const s = serverOf.get(t.lab.instances[0].server)!;
-    const sent = reports.get(t.lab.instances[0].server)!;
+    const s = serverOf.get(t.lab.instances[0]!.server)!;
+    const sent = reports.get(t.lab.instances[0]!.server)!;
     const odd = `/var/lib/<script>alert(1)</script>'; DROP TABLE instances; --`;
-    await ingestReport(t.db, s, { ...sent, instances: [{ ...sent.instances[0], dataDirectory: odd }] });
-    expect((await t.db.select().from(instances).where(eq(instances.serverId, s.id)))[0].dataDirectory).toBe(odd);
+    await ingestReport(t.db, s, { ...sent, instances: [{ ...sent.instances[0]!, dataDirectory: odd }] });
+    expect((await t.db.select().from(instances).where(eq(instances.serverId, s.id)))[0]!.dataDirectory).toBe(odd);
     await ingestReport(t.db, s, sent);
   });
 });
@@ -128,7 +128,7 @@ describe('refusals: the whole report, with what is wrong', () => {
   });
 
   it('knows a server only by its current token', async () => {
-    const s = serverOf.get(t.lab.instances[0].server)!;
+    const s = serverOf.get(t.lab.instances[0]!.server)!;
     const first = await createAgentToken(t.db, s.id, { id: null, username: 'admin' });
     expect(await serverForToken(t.db, first)).toMatchObject(s);
     const second = await createAgentToken(t.db, s.id, { id: null, username: 'admin' });
@@ -136,20 +136,20 @@ describe('refusals: the whole report, with what is wrong', () => {
     expect(await serverForToken(t.db, second)).toMatchObject(s);
     expect(await serverForToken(t.db, 'pgha_short')).toBeNull();
     const [row] = await t.db.select({ hash: servers.agentTokenHash }).from(servers).where(eq(servers.id, s.id));
-    expect(row.hash).not.toContain(second.slice(5, 20));
+    expect(row!.hash).not.toContain(second.slice(5, 20));
     const [audited] = await t.db.select().from(auditEntries).where(sql`${auditEntries.action} = 'agent.token'`);
-    expect(audited.changes).toEqual({ agentToken: ['(hidden)', '(new)'] });
+    expect(audited!.changes).toEqual({ agentToken: ['(hidden)', '(new)'] });
   });
 
   it('refuses through the endpoint\u2019s door, writing nothing: no token, a rotated token, a token for another server, a bad report', async () => {
     const [a, b] = t.lab.instances.filter((i) => !isOpsTestHerd(i.environment, i.herd));
-    const sa = serverOf.get(a.server)!;
-    const sb = serverOf.get(b.server)!;
+    const sa = serverOf.get(a!.server)!;
+    const sb = serverOf.get(b!.server)!;
     const tokenA = await createAgentToken(t.db, sa.id, { id: null, username: 'admin' });
     const oldB = await createAgentToken(t.db, sb.id, { id: null, username: 'admin' });
     const tokenB = await createAgentToken(t.db, sb.id, { id: null, username: 'admin' });
     // What b's agent sends, with b's instance: facts about b.
-    const fromB = { ...report([await collectInstance({ connectionString: b.dsn })]), hostname: b.server };
+    const fromB = { ...report([await collectInstance({ connectionString: b!.dsn })]), hostname: b!.server };
     const send = (token: string | null, body: unknown) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
       return receiveReport(t.db, { authorization: token === null ? null : `Bearer ${token}`, contentLength: Buffer.byteLength(text), text: async () => text });
@@ -163,17 +163,17 @@ describe('refusals: the whole report, with what is wrong', () => {
     // a's token with b's report (a token file copied to the wrong host): refused, naming both.
     const crossed = await send(tokenA, fromB);
     expect(crossed.status).toBe(403);
-    expect((crossed.body as { error: string }).error).toContain(`this token belongs to ${a.server}, and the report comes from ${b.server}`);
+    expect((crossed.body as { error: string }).error).toContain(`this token belongs to ${a!.server}, and the report comes from ${b!.server}`);
     expect(await send(tokenB, '{"format":1,')).toMatchObject({ status: 400 });
     expect(await send(tokenB, { ...fromB, instances: [{ ...fromB.instances[0], port: 'x' }] })).toMatchObject({ status: 422 });
     expect(await send(tokenB, { ...fromB, agentVersion: 'x'.repeat(300 * 1024) })).toMatchObject({ status: 413 });
     expect(await state()).toBe(before);
 
     // b's own token: accepted, and the server's interval is kept for the silence count.
-    expect(await send(tokenB, { ...fromB, intervalSeconds: 120 })).toMatchObject({ status: 200, body: { server: b.server } });
+    expect(await send(tokenB, { ...fromB, intervalSeconds: 120 })).toMatchObject({ status: 200, body: { server: b!.server } });
     const [row] = await t.db.select().from(servers).where(eq(servers.id, sb.id));
-    expect(row.agentIntervalSeconds).toBe(120);
-    expect(row.lastSeenAt!.getTime()).toBeGreaterThan(Date.now() - 60_000);
+    expect(row!.agentIntervalSeconds).toBe(120);
+    expect(row!.lastSeenAt!.getTime()).toBeGreaterThan(Date.now() - 60_000);
   });
 
   it('takes a host\u2019s short name, or the server\u2019s address, for the server\u2019s name; nothing else', () => {

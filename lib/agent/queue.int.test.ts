@@ -47,7 +47,7 @@ describe('the ingest queue', () => {
     // Upstreams of replicas written in the same batch as their primary come with the next report.
     await Promise.all(stable().map((i) => q.submit(serverOf.get(i.server)!, { ...reportOf.get(i.server)!, observedAt: new Date().toISOString() })));
     for (const i of stable().filter((x) => x.upstream)) {
-      expect((await rowOf(i.server)).upstreamInstanceId, i.server).toBe((await rowOf(i.upstream!)).id);
+      expect((await rowOf(i.server))!.upstreamInstanceId, i.server).toBe((await rowOf(i.upstream!))!.id);
     }
   });
 
@@ -62,32 +62,32 @@ describe('the ingest queue', () => {
     expect(first).toMatchObject({ stopped: 0 });
     expect(second).toMatchObject({ stopped: 1 });
     expect(q.stats.statements).toBe(2);
-    expect((await rowOf(i.server)).state).toBe('stopped');
+    expect((await rowOf(i.server))!.state).toBe('stopped');
     await q.submit(s, { ...reportOf.get(i.server)!, observedAt: new Date().toISOString() });
-    expect((await rowOf(i.server)).state).toBe('running');
+    expect((await rowOf(i.server))!.state).toBe('running');
   });
 
   it('fails only the report that cannot be written (its server deleted meanwhile); the batch\u2019s others are written', async () => {
     const q = new IngestQueue(t.db, { writers: 1 });
     const [a, b, c, d] = stable();
     // A server the admin deleted after its agent's token was checked.
-    const [gone] = await t.db.insert(servers).values({ hostname: 'db-gone.lab.internal', environmentId: (await t.db.select().from(servers).where(eq(servers.hostname, a.server)))[0].environmentId }).returning();
-    await t.db.delete(servers).where(eq(servers.id, gone.id));
-    const goneReport = { ...reportOf.get(b.server)!, hostname: gone.hostname, instances: reportOf.get(b.server)!.instances.map((x) => ({ ...x, port: 6543 })) };
+    const [gone] = await t.db.insert(servers).values({ hostname: 'db-gone.lab.internal', environmentId: (await t.db.select().from(servers).where(eq(servers.hostname, a!.server)))[0]!.environmentId }).returning();
+    await t.db.delete(servers).where(eq(servers.id, gone!.id));
+    const goneReport = { ...reportOf.get(b!.server)!, hostname: gone!.hostname, instances: reportOf.get(b!.server)!.instances.map((x) => ({ ...x, port: 6543 })) };
     const at = new Date(Date.now() + 1000);
     const stamped = (server: string) => ({ ...reportOf.get(server)!, observedAt: at.toISOString() });
     const settled = await Promise.allSettled([
-      q.submit(serverOf.get(a.server)!, stamped(a.server)),
-      q.submit(serverOf.get(c.server)!, stamped(c.server)),
-      q.submit({ id: gone.id, hostname: gone.hostname }, goneReport),
-      q.submit(serverOf.get(d.server)!, stamped(d.server)),
+      q.submit(serverOf.get(a!.server)!, stamped(a!.server)),
+      q.submit(serverOf.get(c!.server)!, stamped(c!.server)),
+      q.submit({ id: gone!.id, hostname: gone!.hostname }, goneReport),
+      q.submit(serverOf.get(d!.server)!, stamped(d!.server)),
     ]);
     expect(settled.map((x) => x.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
     expect(String((settled[2] as PromiseRejectedResult).reason)).toMatch(/foreign key/);
     // Three statements written: the first report alone; the other three failed together, and the two
     // that could be written were then written one by one.
     expect(q.stats).toEqual({ reports: 3, statements: 3 });
-    for (const x of [a, c, d]) expect((await rowOf(x.server)).lastObservedAt, x.server).toEqual(at);
+    for (const x of [a, c, d]) expect((await rowOf(x!.server))!.lastObservedAt, x!.server).toEqual(at);
     expect(await t.db.select().from(instances).where(eq(instances.port, 6543))).toEqual([]);
   });
 
@@ -95,17 +95,17 @@ describe('the ingest queue', () => {
     const [a, b] = stable().filter((x) => x.role === 'replica');
     const sysid = '7999999999999999999';
     const moved = (server: string, port: number): Report => ({ ...reportOf.get(server)!, instances: reportOf.get(server)!.instances.map((x) => ({ ...x, port, systemIdentifier: sysid })) });
-    const results = await ingestReports(t.db, [{ server: serverOf.get(a.server)!, report: moved(a.server, 7001) }, { server: serverOf.get(b.server)!, report: moved(b.server, 7002) }]);
+    const results = await ingestReports(t.db, [{ server: serverOf.get(a!.server)!, report: moved(a!.server, 7001) }, { server: serverOf.get(b!.server)!, report: moved(b!.server, 7002) }]);
     expect(results.map((r) => r.herdsCreated)).toEqual([1, 0]);
     expect(results.map((r) => r.created)).toEqual([1, 1]);
     const made = await t.db.select().from(herds).where(eq(herds.systemIdentifier, sysid));
     expect(made).toHaveLength(1);
-    expect(made[0].name).toBe(`pg-${sysid}`);
-    const members = await t.db.select({ port: instances.port }).from(instances).where(eq(instances.herdId, made[0].id)).orderBy(instances.port);
+    expect(made[0]!.name).toBe(`pg-${sysid}`);
+    const members = await t.db.select({ port: instances.port }).from(instances).where(eq(instances.herdId, made[0]!.id)).orderBy(instances.port);
     expect(members).toEqual([{ port: 7001 }, { port: 7002 }]);
     const audit = await t.db.select().from(auditEntries).where(sql`${auditEntries.action} = 'agent.create' AND ${auditEntries.objectLabel} = ${`${UNASSIGNED_ENVIRONMENT}/pg-${sysid}`}`);
     expect(audit).toHaveLength(1);
     // The real instance on those servers was not in the report: marked stopped.
-    expect((await rowOf(a.server)).state).toBe('stopped');
+    expect((await rowOf(a!.server))!.state).toBe('stopped');
   });
 });

@@ -23,7 +23,7 @@ let t: TestDb;
 let cfg: LdapConfig;
 const env = new Map<string, number>();
 const instancesIn = async (name: string) => (await t.db.select({ id: instances.id }).from(instances).innerJoin(herds, eq(instances.herdId, herds.id))
-  .where(eq(herds.environmentId, env.get(name)!)).orderBy(instances.id)).map((r) => r.id);
+  .where(eq(herds.environmentId, env.get(name)!)).orderBy(instances.id)).map((r) => r.id) as [number, ...number[]];
 
 /** Signs in against slapd (as the console does) and returns what the user may do. */
 async function signIn(username: string): Promise<{ id: number; username: string; access: Access; remoteAddr: string }> {
@@ -47,7 +47,7 @@ describe('the audit log', () => {
     await expect(t.db.update(auditEntries).set({ username: 'y' }).where(eq(auditEntries.action, 'test.entry'))).rejects.toThrow();
     await expect(t.db.delete(auditEntries).where(eq(auditEntries.action, 'test.entry'))).rejects.toThrow();
     const [e] = await t.db.select().from(auditEntries).where(eq(auditEntries.action, 'test.entry'));
-    expect(e.username).toBe('x');
+    expect(e!.username).toBe('x');
   });
 });
 
@@ -78,7 +78,7 @@ describe('roles from the directory', () => {
     // The instance's own history (read from the audit log) names the operation.
     const [hist] = await t.db.select().from(auditEntries).where(and(eq(auditEntries.objectType, 'instances'), eq(auditEntries.objectId, String(staging)), eq(auditEntries.action, 'operation.restart')));
     expect(hist).toMatchObject({ username: 'bob', remoteAddr: '10.7.0.1', environmentId: env.get('staging') });
-    expect(hist.changes.operation).toEqual([null, id]);
+    expect(hist!.changes.operation).toEqual([null, id]);
 
     await expect(planOperation(t.db, bob.access, restartAction, [production])).rejects.toThrow(/^Restart needs the operator role in production \(you have viewer there\)$/);
     // One forbidden target refuses the whole request, not just that target.
@@ -91,11 +91,11 @@ describe('roles from the directory', () => {
     expect(await t.db.select({ n: sql<number>`count(*)::int` }).from(operations)).toEqual(before);
     const [denied] = await t.db.select().from(auditEntries).where(and(eq(auditEntries.action, 'access.denied'), eq(auditEntries.username, 'bob')));
     expect(denied).toMatchObject({ objectType: 'access', remoteAddr: '10.7.0.1' });
-    expect(denied.changes.reason[1]).toMatch(/operator role in production/);
+    expect(denied!.changes.reason![1]).toMatch(/operator role in production/);
 
     // Herd actions declare admin: an operator in staging may not switch a staging herd over.
     const [stagingHerd] = await t.db.select({ id: herds.id }).from(herds).where(eq(herds.environmentId, env.get('staging')!)).limit(1);
-    await expect(planOperation(t.db, bob.access, switchoverAction, [stagingHerd.id])).rejects.toThrow('Switchover needs the admin role in staging (you have operator there)');
+    await expect(planOperation(t.db, bob.access, switchoverAction, [stagingHerd!.id])).rejects.toThrow('Switchover needs the admin role in staging (you have operator there)');
   });
 
   it('shows a staging-only user only the staging targets of an operation that spans environments', async () => {
@@ -135,8 +135,8 @@ describe('roles from the directory', () => {
     const { id } = await submitOperation(t.db, null, restartAction, { instanceIds: [staging], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'bob-retry-1' }, bob);
     await cancelOperation(t.db, id, bob);
     const [prodHerd] = await t.db.select({ id: herds.id }).from(herds).where(eq(herds.environmentId, env.get('production')!)).limit(1);
-    const [{ herdId: before }] = await t.db.select({ herdId: instances.herdId }).from(instances).where(eq(instances.id, staging));
-    await t.db.update(instances).set({ herdId: prodHerd.id }).where(eq(instances.id, staging));
+    const { herdId: before } = (await t.db.select({ herdId: instances.herdId }).from(instances).where(eq(instances.id, staging)))[0]!;
+    await t.db.update(instances).set({ herdId: prodHerd!.id }).where(eq(instances.id, staging));
     try {
       const input = (await retryInput(t.db, bob.access, id))!;
       expect(input.ids).toEqual([staging]);
@@ -162,8 +162,8 @@ describe('roles from the directory', () => {
     const all = await changeList(t.db, def, parseListParams(def, {}, SYSTEM_ACCESS));
     // bob sees staging and production (viewer there) but cannot reach an environment with no binding.
     const [dev] = await t.db.insert(environments).values({ name: 'dev-access-test' }).returning();
-    const [devHerd] = await t.db.insert(herds).values({ name: 'scratch', environmentId: dev.id }).returning();
-    const seen = await changeList(t.db, def, parseListParams(def, { environment: String(dev.id) }, bob.access));
+    const [devHerd] = await t.db.insert(herds).values({ name: 'scratch', environmentId: dev!.id }).returning();
+    const seen = await changeList(t.db, def, parseListParams(def, { environment: String(dev!.id) }, bob.access));
     expect(seen.total).toBe(0);
     expect((await changeList(t.db, def, parseListParams(def, {}, bob.access))).total).toBe(all.total);
     // "All matching" for a restart: only what bob may restart (staging), even with production in the filter.
@@ -174,8 +174,8 @@ describe('roles from the directory', () => {
     const rb = getAdmin('role-bindings')!;
     expect((await changeList(t.db, rb, parseListParams(rb, {}, bob.access))).total).toBe(0);
     expect((await changeList(t.db, rb, parseListParams(rb, {}, SYSTEM_ACCESS))).total).toBeGreaterThan(0);
-    await t.db.delete(herds).where(eq(herds.id, devHerd.id));
-    await t.db.delete(environments).where(eq(environments.id, dev.id));
+    await t.db.delete(herds).where(eq(herds.id, devHerd!.id));
+    await t.db.delete(environments).where(eq(environments.id, dev!.id));
   });
 
   it('checks inventory writes in the environment before and after, and deletes need admin', async () => {
@@ -187,7 +187,7 @@ describe('roles from the directory', () => {
     // Moving it to production needs operator there too: refused, unchanged.
     const moved = await saveObject(t.db, def, id, { name: 'bobs-herd', environmentId: String(env.get('production')), controlDriver: 'pg_ctl', automation: 'enabled', pgVersion: '15', defaultPort: '5432', defaultDataDirectory: '', dnsName: '', description: '' }, bob);
     expect(moved).toMatchObject({ ok: false, formError: expect.stringContaining('needs the operator role in production (you have viewer there)') });
-    expect((await t.db.select({ env: herds.environmentId }).from(herds).where(eq(herds.id, id)))[0].env).toBe(env.get('staging'));
+    expect((await t.db.select({ env: herds.environmentId }).from(herds).where(eq(herds.id, id)))[0]!.env).toBe(env.get('staging'));
     await expect(deleteObjects(t.db, def, [id], bob)).rejects.toThrow('Deleting herds needs the admin role in staging (you have operator there)');
     expect(await t.db.select().from(herds).where(eq(herds.id, id))).toHaveLength(1);
     await deleteObjects(t.db, def, [id], { id: null, username: 'test', access: SYSTEM_ACCESS });
@@ -204,7 +204,7 @@ describe('roles from the directory', () => {
     expect(bad).toMatchObject({ ok: false, fieldErrors: { subject: expect.stringContaining('DN') } });
     const [entry] = await t.db.select().from(auditEntries).where(and(eq(auditEntries.action, 'access.create'), eq(auditEntries.username, 'alice')));
     expect(entry).toMatchObject({ objectType: 'role-bindings', environmentId: env.get('production') });
-    expect(entry.changes.subject).toEqual([null, 'erin']);
+    expect(entry!.changes.subject).toEqual([null, 'erin']);
   });
 
   it('takes a removed binding away at once, and cancelling needs the action\u2019s role', async () => {
@@ -214,7 +214,7 @@ describe('roles from the directory', () => {
     const { id } = await submitOperation(t.db, null, restartAction, { instanceIds: [staging], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'bob-staging-2' }, bob);
     const carol = await signIn('carol');
     await expect(cancelOperation(t.db, id, carol)).rejects.toThrow('Cancelling or retrying Restart needs the operator role in staging (you have viewer there)');
-    const dbaStaging = t.lab.ldap!.groups['dba-staging'];
+    const dbaStaging = t.lab.ldap!.groups['dba-staging']!;
     const removed = await t.db.delete(roleBindings).where(and(eq(roleBindings.subject, dbaStaging), inArray(roleBindings.role, ['operator']))).returning();
     expect(removed).toHaveLength(1);
     const now = await loadAccess(t.db, bob.id);

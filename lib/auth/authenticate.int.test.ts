@@ -17,7 +17,7 @@ describe('authenticate (local accounts)', () => {
     const res = await authenticate(t.db, 'root-admin', 's3cret-Pass', '10.1.2.3');
     expect(res).toMatchObject({ ok: true, user: { username: 'root-admin', isSuperuser: true } });
     const [u] = await t.db.select().from(users).where(eq(users.username, 'root-admin'));
-    expect(u.lastLoginAt).not.toBeNull();
+    expect(u!.lastLoginAt).not.toBeNull();
     const [a] = await t.db.select().from(auditEntries).where(eq(auditEntries.action, 'auth.sign_in'));
     expect(a).toMatchObject({ username: 'root-admin', remoteAddr: '10.1.2.3', objectType: 'user' });
   });

@@ -19,7 +19,7 @@ beforeAll(async () => {
   const l = t.lab.ldap!;
   cfg = ldapConfigSchema.parse({ urls: [l.url], bindDn: l.bindDn, bindPassword: l.bindPassword, userBase: l.userBase, groupBase: l.groupBase });
   await ensureAdmin(t.db, 'break-glass', 'local-Pass-1');
-  await t.db.insert(roleBindings).values({ role: 'operator', subjectType: 'group', subject: l.groups['dba-prod'] });
+  await t.db.insert(roleBindings).values({ role: 'operator', subjectType: 'group', subject: l.groups['dba-prod']! });
 });
 afterAll(async () => t?.close());
 
@@ -37,7 +37,7 @@ describe('LDAP sign-in', () => {
     expect((await authenticate(t.db, 'alice', '', '10.0.0.2', cfg)).ok).toBe(false);
     const failed = await t.db.select().from(auditEntries).where(eq(auditEntries.remoteAddr, '10.0.0.2'));
     expect(failed.map((f) => [f.action, f.username])).toEqual([['auth.sign_in_failed', 'alice'], ['auth.sign_in_failed', 'alice']]);
-    expect(failed[0].changes).toEqual({ reason: [null, 'invalid: wrong password'] });
+    expect(failed[0]!.changes).toEqual({ reason: [null, 'invalid: wrong password'] });
   });
 
   it('keeps out a user in no bound group, until a binding names the user or a group of theirs', async () => {
@@ -45,8 +45,8 @@ describe('LDAP sign-in', () => {
     expect(await authenticate(t.db, 'carol', carol.password, '10.0.0.3', cfg)).toMatchObject({ ok: false, code: 'not_allowed' });
     expect(await authenticate(t.db, 'dave', person('dave').password, '10.0.0.3', cfg)).toMatchObject({ ok: false, code: 'not_allowed' });
     const [refused] = await t.db.select().from(auditEntries).where(eq(auditEntries.action, 'auth.sign_in_refused'));
-    expect(refused.username).toBe('carol');
-    await t.db.insert(roleBindings).values({ role: 'viewer', subjectType: 'group', subject: t.lab.ldap!.groups.readonly.toUpperCase() });
+    expect(refused!.username).toBe('carol');
+    await t.db.insert(roleBindings).values({ role: 'viewer', subjectType: 'group', subject: t.lab.ldap!.groups.readonly!.toUpperCase() });
     expect((await authenticate(t.db, 'carol', carol.password, '10.0.0.3', cfg)).ok).toBe(true);
   });
 
@@ -64,7 +64,7 @@ describe('LDAP sign-in', () => {
       ok: false, code: 'unreachable', reason: 'The directory (LDAP) cannot be reached; local accounts can still sign in.',
     });
     expect((await authenticate(t.db, 'break-glass', 'local-Pass-1', '10.0.0.4', down)).ok).toBe(true);
-    expect((await authenticate(t.db, 'alice', person('alice').password, '10.0.0.4', { ...cfg, urls: [dead, cfg.urls[0]] })).ok).toBe(true);
+    expect((await authenticate(t.db, 'alice', person('alice').password, '10.0.0.4', { ...cfg, urls: [dead, cfg.urls[0]!] })).ok).toBe(true);
   });
 
   it('throttles after repeated failures per user and per address, even with the right password', async () => {

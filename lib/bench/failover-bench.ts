@@ -55,8 +55,8 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
 
     // 1. Switchover under load.
     const pooler = lab.pgbouncer[0];
-    await query(pooler.dsn, 'CREATE TABLE writes (n int PRIMARY KEY)');
-    const writer = startWriter(pooler.dsn);
+    await query(pooler!.dsn, 'CREATE TABLE writes (n int PRIMARY KEY)');
+    const writer = startWriter(pooler!.dsn);
     await new Promise((r) => setTimeout(r, 500));
     const gaps: number[] = [];
     const took: number[] = [];
@@ -70,11 +70,11 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
     }
     await writer.stop();
     const primary = await livePrimary(lab, 'h1');
-    const [{ n }] = await query<{ n: number }>(url(primary), 'SELECT count(*)::int AS n FROM writes WHERE n = ANY($1::int[])', [writer.acked]);
+    const { n } = (await query<{ n: number }>(url(primary), 'SELECT count(*)::int AS n FROM writes WHERE n = ANY($1::int[])', [writer.acked]))[0]!;
     out.push(`switchover of a 3-member herd behind PgBouncer, ${SWITCHOVERS} rounds, a writer committing through PgBouncer (${writer.acked.length} commits):`);
-    out.push(`  writer's longest gap: median ${median(gaps).toFixed(0)} ms, worst ${Math.max(...gaps).toFixed(0)} ms (target < 1000 ms)`);
+    out.push(`  writer's longest gap: median ${median(gaps)!.toFixed(0)} ms, worst ${Math.max(...gaps).toFixed(0)} ms (target < 1000 ms)`);
     out.push(`  writer errors: ${writer.errors.length}; acknowledged commits missing on the final primary: ${writer.acked.length - n}`);
-    out.push(`  confirm -> done (incl. the old primary rejoining as a replica): median ${median(took).toFixed(0)} ms, worst ${Math.max(...took).toFixed(0)} ms`);
+    out.push(`  confirm -> done (incl. the old primary rejoining as a replica): median ${median(took)!.toFixed(0)} ms, worst ${Math.max(...took).toFixed(0)} ms`);
 
     // 2. DR failover, primary killed, one herd at a time.
     const single: number[] = [];
@@ -86,7 +86,7 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
       log(`DR failover of ${h}: confirm -> writable and DNS answers ${ms.toFixed(0)} ms`);
     }
     out.push('DR failover, primary killed (-m immediate), confirm -> the new primary accepts a write and the write name answers it (BIND):');
-    out.push(`  one herd: median ${median(single).toFixed(0)} ms, worst ${Math.max(...single).toFixed(0)} ms over ${single.length} herds (target < 3000 ms)`);
+    out.push(`  one herd: median ${median(single)!.toFixed(0)} ms, worst ${Math.max(...single).toFixed(0)} ms over ${single.length} herds (target < 3000 ms)`);
 
     // 3. Six herds in one operation.
     await Promise.all((await Promise.all(HERDS.map((h) => livePrimary(lab, h)))).map((p) => crash(lab, p)));

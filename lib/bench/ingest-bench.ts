@@ -37,8 +37,8 @@ function reportOf(s: SimServer, servers: SimServer[], round: number): Report {
     const sysid = String(8000000000000000000n + BigInt(Math.floor(s.k / 3) * PORTS.length + j));
     const common = { port, dataDirectory: `/var/lib/postgresql/16/c${j}`, state: 'running' as const, majorVersion: 16, systemIdentifier: sysid, timeline: 1, pendingRestart: [], startedAt: '2026-11-01T00:00:00Z' };
     return isPrimary
-      ? { ...common, inRecovery: false, currentLsn: lsnText(base + j * 64), replicas: [1, 2].map((d) => ({ clientAddr: servers[Math.min(s.k + d, servers.length - 1)].address, applicationName: `r${d}`, state: 'streaming', sentLsn: lsnText(base + j * 64), replayLsn: lsnText(base + j * 64 - 8) })) }
-      : { ...common, inRecovery: true, receivedLsn: lsnText(base + j * 64 - 8), replayedLsn: lsnText(base + j * 64 - 8 * (s.k % 3)), upstream: { host: primary.address, port }, replicas: [] };
+      ? { ...common, inRecovery: false, currentLsn: lsnText(base + j * 64), replicas: [1, 2].map((d) => ({ clientAddr: servers[Math.min(s.k + d, servers.length - 1)]!.address, applicationName: `r${d}`, state: 'streaming', sentLsn: lsnText(base + j * 64), replayLsn: lsnText(base + j * 64 - 8) })) }
+      : { ...common, inRecovery: true, receivedLsn: lsnText(base + j * 64 - 8), replayedLsn: lsnText(base + j * 64 - 8 * (s.k % 3)), upstream: { host: primary!.address, port }, replicas: [] };
   });
   return { format: 1, agentVersion: 'bench', hostname: s.hostname, observedAt: new Date().toISOString(), intervalSeconds: 60, instances };
 }
@@ -50,7 +50,7 @@ async function seed(db: Db): Promise<SimServer[]> {
   }));
   await db.transaction(async (tx) => {
     const env = await tx.execute<{ id: number }>(sql`INSERT INTO environments (name, description) VALUES ('ingest-bench', 'agents of the ingest benchmark') RETURNING id`);
-    const envId = env.rows[0].id;
+    const envId = env.rows[0]!.id;
     const groups = Math.ceil(SERVERS / 3);
     await tx.execute(sql`
       INSERT INTO herds (environment_id, name, system_identifier, pg_version)
@@ -79,7 +79,7 @@ async function drive(servers: SimServer[], concurrency: number, work: (s: SimSer
     while (next < servers.length) {
       const s = servers[next++];
       const t = performance.now();
-      await work(s);
+      await work(s!);
       lat.push(performance.now() - t);
     }
   }));
@@ -115,7 +115,7 @@ export async function ingestBench(db: Db, url: string, pids: { console: number; 
   round++;
   prepare();
   await drive(servers, CONCURRENCY, post);
-  const [{ n }] = (await db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname LIKE '%.ingest.example.com'`)).rows;
+  const { n } = ((await db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname LIKE '%.ingest.example.com'`)).rows)[0]!;
   log(`ingest: first reports created ${n} instances in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   if (n !== SERVERS * PORTS.length) throw new Error(`expected ${SERVERS * PORTS.length} instances, found ${n}`);
 
@@ -149,7 +149,7 @@ export async function ingestBench(db: Db, url: string, pids: { console: number; 
   const serverSide = perReport.console + perReport.database;
   return [
     ...(ROUNDS === 0 ? [] : [`CPU a report during the HTTP rounds: console ${perReport.console.toFixed(2)} ms, Postgres ${perReport.database.toFixed(2)} ms, the simulated agents ${perReport.agents.toFixed(2)} ms (same 2 cores); the server side alone (${serverSide.toFixed(2)} ms) has room for ${(2000 / serverSide).toFixed(0)} reports/s on 2 cores`]),
-    `Ingest: ${SERVERS} simulated agents' reports over loopback to the built console, LSNs moving each round (${SERVERS * PORTS.length} instance rows updated a round); after the run ${check.moved} rows carry the last round's LSNs and ${check.lagged} replicas are behind their primary's last report`,
+    `Ingest: ${SERVERS} simulated agents' reports over loopback to the built console, LSNs moving each round (${SERVERS * PORTS.length} instance rows updated a round); after the run ${check!.moved} rows carry the last round's LSNs and ${check!.lagged} replicas are behind their primary's last report`,
     ...table([`case (${SERVERS} servers, reports of ${PORTS.length} instances)`, 'reports/s', 'p50 ms', 'p95 ms', `>= ${TARGET}/s`], rows),
   ];
 }

@@ -21,7 +21,7 @@ async function measure(endpoints: PgEndpoint[]): Promise<string[]> {
   const one: number[] = [];
   for (let i = 0; i < CALLS; i++) {
     const t = performance.now();
-    await observe(endpoints[i % endpoints.length]);
+    await observe(endpoints[i % endpoints.length]!);
     one.push(performance.now() - t);
   }
   const passes: number[] = [];
@@ -29,7 +29,7 @@ async function measure(endpoints: PgEndpoint[]): Promise<string[]> {
     const t = performance.now();
     let next = 0;
     await Promise.all(Array.from({ length: 16 }, async () => {
-      while (next < endpoints.length) await observe(endpoints[next++]);
+      while (next < endpoints.length) await observe(endpoints[next++]!);
     }));
     passes.push(performance.now() - t);
   }

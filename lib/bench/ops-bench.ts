@@ -38,8 +38,8 @@ const noopAction: ActionDef = defineAction({
 export async function settle(db: Db, id: number): Promise<void> {
   for (;;) {
     const [op] = await db.select({ f: operations.finishedAt, s: operations.status }).from(operations).where(eq(operations.id, id));
-    if (op.f) {
-      if (op.s !== 'succeeded') throw new Error(`operation ${id} ended ${op.s}`);
+    if (op!.f) {
+      if (op!.s !== 'succeeded') throw new Error(`operation ${id} ended ${op!.s}`);
       return;
     }
     await new Promise((r) => setTimeout(r, 10));
@@ -97,10 +97,10 @@ export async function opsBench(log: (m: string) => void): Promise<string[]> {
       engine.push(await submitAndWait(db, queue, restartAction, ids));
     }
     if (engine.length) {
-      const ratio = median(engine) / median(loop);
+      const ratio = median(engine)! / median(loop)!;
       lines.push(`bulk restart of ${ids.length} instances in ${ids.length} herds, concurrency 20, 5 rounds`);
-      lines.push(`  plain parallel SSH loop (pg_ctl restart -w): median ${median(loop).toFixed(0)} ms  (${loop.map((x) => x.toFixed(0)).join(', ')})`);
-      lines.push(`  pgherd, confirm to all targets done:        median ${median(engine).toFixed(0)} ms  (${engine.map((x) => x.toFixed(0)).join(', ')})`);
+      lines.push(`  plain parallel SSH loop (pg_ctl restart -w): median ${median(loop)!.toFixed(0)} ms  (${loop.map((x) => x.toFixed(0)).join(', ')})`);
+      lines.push(`  pgherd, confirm to all targets done:        median ${median(engine)!.toFixed(0)} ms  (${engine.map((x) => x.toFixed(0)).join(', ')})`);
       lines.push(`  ratio ${ratio.toFixed(2)}x (target: at most 1.25x) ${ratio <= 1.25 ? 'yes' : 'NO'}`);
     }
     for (const l of lines) log(l);
@@ -119,9 +119,9 @@ export async function opsBench(log: (m: string) => void): Promise<string[]> {
       runs.push({ ms: await submitAndWait(db, queue, noopAction, noopIds, parts), submitMs: parts.submitMs });
     }
     const mid = [...runs].sort((a, b) => a.ms - b.ms)[1];
-    const rate = noopIds.length / (mid.ms / 1000);
-    lines.push(`engine overhead: ${noopIds.length} targets with one no-op step, one herd each, concurrency 20, 3 rounds: median ${mid.ms.toFixed(0)} ms (of which submit ${mid.submitMs.toFixed(0)} ms) = ${rate.toFixed(0)} targets/s (rounds: ${runs.map((r) => r.ms.toFixed(0)).join(', ')} ms) (target: 1,000/s) ${rate >= 1000 ? 'yes' : 'NO'}`);
-    log(lines[lines.length - 1]);
+    const rate = noopIds.length / (mid!.ms / 1000);
+    lines.push(`engine overhead: ${noopIds.length} targets with one no-op step, one herd each, concurrency 20, 3 rounds: median ${mid!.ms.toFixed(0)} ms (of which submit ${mid!.submitMs.toFixed(0)} ms) = ${rate.toFixed(0)} targets/s (rounds: ${runs.map((r) => r.ms.toFixed(0)).join(', ')} ms) (target: 1,000/s) ${rate >= 1000 ? 'yes' : 'NO'}`);
+    log(lines[lines.length - 1]!);
     await worker.close();
     await queue.close();
     producer.disconnect();

@@ -18,8 +18,8 @@ const [first, second] = lab.instances.filter((i) => i.role === 'replica');
 describe('the lab zone', () => {
   it('answers each herd\u2019s write name with its primary, and each server with its address', async () => {
     const h = dns.herds[0];
-    const primary = lab.instances.find((i) => i.environment === h.environment && i.herd === h.herd && i.role === 'primary')!;
-    expect(await lookup(server, h.writeName, 'CNAME')).toEqual([primary.server]);
+    const primary = lab.instances.find((i) => i.environment === h!.environment && i.herd === h!.herd && i.role === 'primary')!;
+    expect(await lookup(server, h!.writeName, 'CNAME')).toEqual([primary.server]);
     expect(await lookup(server, primary.server, 'A')).toEqual([primary.address]);
   });
 });
@@ -27,60 +27,60 @@ describe('the lab zone', () => {
 describe('replaceRecordSet', () => {
   it('moves a CNAME in one signed update, and the server\u2019s answer carries a MAC that checks', async () => {
     const name = scratch();
-    await replaceRecordSet(server, dns.zone, key, { name, type: 'CNAME', ttl: 30, values: [first.server] });
-    expect(await lookup(server, name, 'CNAME')).toEqual([first.server]);
-    await replaceRecordSet(server, dns.zone, key, { name, type: 'CNAME', ttl: 30, values: [second.server] });
-    expect(await waitAnswers(server, { name, type: 'CNAME', ttl: 30, values: [second.server] })).toEqual([second.server]);
+    await replaceRecordSet(server, dns.zone, key, { name, type: 'CNAME', ttl: 30, values: [first!.server] });
+    expect(await lookup(server, name, 'CNAME')).toEqual([first!.server]);
+    await replaceRecordSet(server, dns.zone, key, { name, type: 'CNAME', ttl: 30, values: [second!.server] });
+    expect(await waitAnswers(server, { name, type: 'CNAME', ttl: 30, values: [second!.server] })).toEqual([second!.server]);
   });
 
   it('replaces only the record type it manages: a TXT record someone else keeps at the name stays', async () => {
     const name = scratch();
-    await replaceRecordSet(server, dns.zone, key, { name, type: 'A', ttl: 30, values: [first.address] });
+    await replaceRecordSet(server, dns.zone, key, { name, type: 'A', ttl: 30, values: [first!.address] });
     // Added the way an administrator would, with nsupdate and the zone's key.
     const add = spawnSync('nsupdate', ['-y', `hmac-sha256:${key.name}:${key.secret}`], {
       input: [`server ${server.host} ${server.port}`, `zone ${dns.zone}`, `update add ${name}. 30 TXT "kept-by-someone-else"`, 'send', ''].join('\n'),
       encoding: 'utf8',
     });
     expect(add.status, add.stderr).toBe(0);
-    await replaceRecordSet(server, dns.zone, key, { name, type: 'A', ttl: 30, values: [second.address] });
-    expect(await lookup(server, name, 'A')).toEqual([second.address]);
+    await replaceRecordSet(server, dns.zone, key, { name, type: 'A', ttl: 30, values: [second!.address] });
+    expect(await lookup(server, name, 'A')).toEqual([second!.address]);
     const txt = spawnSync('dig', [`@${server.host}`, '-p', String(server.port), '+short', name, 'TXT'], { encoding: 'utf8' });
     expect(txt.stdout.trim()).toBe('"kept-by-someone-else"');
   });
 
   it('replaces a whole A record set (a read name over several replicas)', async () => {
     const name = scratch();
-    await replaceRecordSet(server, dns.zone, key, { name, type: 'A', ttl: 30, values: [first.address, second.address] });
-    expect(await lookup(server, name, 'A')).toEqual([first.address, second.address].sort());
-    await replaceRecordSet(server, dns.zone, key, { name, type: 'A', ttl: 30, values: [second.address] });
-    expect(await lookup(server, name, 'A')).toEqual([second.address]);
+    await replaceRecordSet(server, dns.zone, key, { name, type: 'A', ttl: 30, values: [first!.address, second!.address] });
+    expect(await lookup(server, name, 'A')).toEqual([first!.address, second!.address].sort());
+    await replaceRecordSet(server, dns.zone, key, { name, type: 'A', ttl: 30, values: [second!.address] });
+    expect(await lookup(server, name, 'A')).toEqual([second!.address]);
   });
 
   it('fails with the server\u2019s answer when the key is wrong or unknown, and nothing changes', async () => {
     const name = scratch();
-    await replaceRecordSet(server, dns.zone, key, { name, type: 'CNAME', ttl: 30, values: [first.server] });
+    await replaceRecordSet(server, dns.zone, key, { name, type: 'CNAME', ttl: 30, values: [first!.server] });
     const wrongSecret = { ...key, secret: randomBytes(32).toString('base64') };
-    await expect(replaceRecordSet(server, dns.zone, wrongSecret, { name, type: 'CNAME', ttl: 30, values: [second.server] }))
+    await expect(replaceRecordSet(server, dns.zone, wrongSecret, { name, type: 'CNAME', ttl: 30, values: [second!.server] }))
       .rejects.toThrow(/refused the update of .*: NOTAUTH/);
     const unknown = { ...key, name: 'nobody' };
-    const err = await replaceRecordSet(server, dns.zone, unknown, { name, type: 'CNAME', ttl: 30, values: [second.server] }).catch((e) => e);
+    const err = await replaceRecordSet(server, dns.zone, unknown, { name, type: 'CNAME', ttl: 30, values: [second!.server] }).catch((e) => e);
     expect(err).toBeInstanceOf(DnsUpdateError);
     expect(err.rcode).toBe('NOTAUTH');
-    expect(await lookup(server, name, 'CNAME')).toEqual([first.server]);
+    expect(await lookup(server, name, 'CNAME')).toEqual([first!.server]);
   });
 
   it('refuses to trust an answer whose MAC does not check (altered, or signed with another key)', async () => {
-    const { id, message } = buildUpdate(dns.zone, { name: scratch(), type: 'CNAME', ttl: 30, values: [first.server] });
+    const { id, message } = buildUpdate(dns.zone, { name: scratch(), type: 'CNAME', ttl: 30, values: [first!.server] });
     const { answer, requestMac } = await sendSigned(server, key, id, message);
     expect(verify(answer, key, requestMac)).toEqual({ ok: true });
     const altered = Buffer.from(answer);
-    altered[3] ^= 0x01; // a header bit flipped on the way
+    altered[3]! ^= 0x01; // a header bit flipped on the way
     expect(verify(altered, key, requestMac)).toMatchObject({ ok: false });
     expect(verify(answer, { ...key, secret: randomBytes(32).toString('base64') }, requestMac)).toMatchObject({ ok: false });
   });
 
   it('refuses a second value for a CNAME before sending anything', async () => {
-    await expect(replaceRecordSet(server, dns.zone, key, { name: scratch(), type: 'CNAME', ttl: 30, values: [first.server, second.server] }))
+    await expect(replaceRecordSet(server, dns.zone, key, { name: scratch(), type: 'CNAME', ttl: 30, values: [first!.server, second!.server] }))
       .rejects.toThrow('a CNAME holds one value, not 2');
   });
 });

@@ -80,7 +80,7 @@ describe('the demo\u2019s agents', () => {
     try {
       await waitFor('every lab agent reporting again', async () => {
         const [r] = await t.db.select({ late: sql<number>`count(*) FILTER (WHERE ${servers.lastSeenAt} < ${since})::int` }).from(servers).where(sql`${servers.agentTokenHash} IS NOT NULL`);
-        return r.late === 0 ? true : undefined;
+        return r!.late === 0 ? true : undefined;
       }, 30_000);
     } finally {
       await loop.stop();

@@ -70,7 +70,7 @@ zone "${zone}" {
   chownDirAndFiles(home, id);
   const out = openSync(path.join(dir, 'named.log'), 'a');
   const [cmd, ...args] = asLabUser(id, ['/usr/sbin/named', '-g', '-4', '-c', path.join(home, 'named.conf')]);
-  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out] });
+  const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   const server = { host: '127.0.0.1', port };
   await waitFor(`named on port ${port}`, async () => ((await lookup(server, `ns.${zone}`, 'A', 300).catch(() => [])).length ? true : undefined), 15_000);

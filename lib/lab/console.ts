@@ -26,13 +26,13 @@ export async function prepareDatabase(lab: LabInfo, admin: { username: string; p
   try {
     await ensureAdmin(db, admin.username, admin.password);
     const [u] = await db.select({ id: users.id }).from(users).where(eq(users.username, admin.username));
-    const { token } = await createApiToken(db, u.id, 'lab', 'operate');
+    const { token } = await createApiToken(db, u!.id, 'lab', 'operate');
     if (opts.seedFleet !== false && lab.instances.length) await seedLabFleet(db, lab, { instances: !opts.discover });
     const agentTokens = new Map<string, string>();
     if (opts.discover) {
       for (const i of lab.instances) {
         const [s] = await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, i.server));
-        agentTokens.set(i.server, await createAgentToken(db, s.id, { id: u.id, username: admin.username }));
+        agentTokens.set(i.server, await createAgentToken(db, s!.id, { id: u!.id, username: admin.username }));
       }
     }
     return { apiToken: token, agentTokens };

@@ -43,7 +43,7 @@ export async function crash(lab: LabInfo, i: LabInstance): Promise<void> {
 export async function livePrimary(lab: LabInfo, herd: string, environment?: string): Promise<LabInstance> {
   for (const m of lab.instances.filter((i) => i.herd === herd && (!environment || i.environment === environment))) {
     const r = await query<{ r: boolean }>(m.dsn, 'SELECT pg_is_in_recovery() AS r').catch(() => null);
-    if (r && !r[0].r) return m;
+    if (r && !r[0]!.r) return m;
   }
   throw new Error(`no primary answers in ${herd}`);
 }

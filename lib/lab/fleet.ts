@@ -42,7 +42,7 @@ export function planFleet(spec: FleetSpec = DEFAULT_FLEET): PlannedMember[] {
           herd,
           hostname: `db-${SHORT[environment] ?? environment}-${herd}-${i + 1}.lab.internal`,
           address: `${spec.subnet ?? '127.0.1'}.${n}`,
-          site: spec.sites[i % spec.sites.length],
+          site: spec.sites[i % spec.sites.length]!,
           role: i === 0 ? 'primary' : 'replica',
           index: i,
         });

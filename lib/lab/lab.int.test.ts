@@ -20,7 +20,7 @@ describe('the lab', () => {
     // PgBouncer in front of production/billing on a server of its own (with its sshd), OpenLDAP slapd
     expect(lab.processes.map((p) => p.program).sort()).toEqual(['postgres', ...Array(18).fill('postgres'), 'redis-server', 'named', 'pgbouncer', 'slapd', ...Array(19).fill('sshd')].sort());
     expect(lab.pgbouncer).toEqual([expect.objectContaining({ environment: 'production', herd: 'billing', address: '127.0.1.241', databases: ['billing'] })]);
-    expect((await query<{ n: string }>(lab.pgbouncer[0].dsn, 'SELECT 1 AS n'))[0].n).toBe(1);
+    expect((await query<{ n: string }>(lab.pgbouncer[0]!.dsn, 'SELECT 1 AS n'))[0]!.n).toBe(1);
   });
 
   it('has every replica streaming from its primary, which sees it by name', async () => {

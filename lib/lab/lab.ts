@@ -317,7 +317,7 @@ function writePgAccess(dir: string, ca: LabCa, environments: string[]): LabPgAcc
   const configFile = path.join(home, 'pg-access.json');
   writeFileSync(configFile, JSON.stringify({
     environments: Object.fromEntries(environments.map((env) => [env, {
-      user: roles[env].user, passwordFile: roles[env].passwordFile, tls: { mode: 'verify-full', caFile: ca.caFile },
+      user: roles[env]!.user, passwordFile: roles[env]!.passwordFile, tls: { mode: 'verify-full', caFile: ca.caFile },
     }])),
   }, null, 2), { mode: 0o600 });
   return { configFile, roles };
@@ -359,20 +359,20 @@ async function startFleet(
   // Herds come up in parallel; within a herd the primary first, then its replicas together.
   await Promise.all([...herds.values()].map(async (group) => {
     const [p, ...replicas] = group;
-    const primary = await fleetNodeSecurity(id, info, node(dir, p.hostname, p.address, port), p.environment, p.hostname);
+    const primary = await fleetNodeSecurity(id, info, node(dir, p!.hostname, p!.address, port), p!.environment, p!.hostname);
     touchLog(id, primary.logFile);
     await initPrimary(id, primary);
-    track({ name: p.hostname, pid: await startNode(id, primary), program: 'postgres', signal: 'SIGINT', pidFile: path.join(primary.dataDirectory, 'postmaster.pid') });
+    track({ name: p!.hostname, pid: await startNode(id, primary), program: 'postgres', signal: 'SIGINT', pidFile: path.join(primary.dataDirectory, 'postmaster.pid') });
     // pgherd's role, before the replicas are cloned (they get it with the data).
-    const role = info.pgAccess!.roles[p.environment];
-    await query(dsn(primary), `CREATE ROLE ${role.user} LOGIN SUPERUSER PASSWORD '${role.password}'`);
-    info.instances.push(toInstance(p, primary, null));
+    const role = info.pgAccess!.roles[p!.environment];
+    await query(dsn(primary), `CREATE ROLE ${role!.user} LOGIN SUPERUSER PASSWORD '${role!.password}'`);
+    info.instances.push(toInstance(p!, primary, null));
     await Promise.all(replicas.map(async (r) => {
       const n = await fleetNodeSecurity(id, info, node(dir, r.hostname, r.address, port), r.environment, r.hostname);
       touchLog(id, n.logFile);
       await cloneReplica(id, n, primary);
       track({ name: r.hostname, pid: await startNode(id, n), program: 'postgres', signal: 'SIGINT', pidFile: path.join(n.dataDirectory, 'postmaster.pid') });
-      info.instances.push(toInstance(r, n, p.hostname));
+      info.instances.push(toInstance(r, n, p!.hostname));
     }));
     await waitStreaming(primary, replicas.map((r) => r.hostname));
   }));

@@ -97,12 +97,12 @@ export async function startLdap(id: Identity, dir: string, port: number, tlsPort
     ...['people', 'groups', 'services'].map((ou) => entry([`dn: ou=${ou},${LAB_BASE_DN}`, 'objectClass: organizationalUnit', `ou: ${ou}`])),
     entry([`dn: ${bindDn}`, 'objectClass: organizationalRole', 'objectClass: simpleSecurityObject', 'cn: pgherd', `userPassword: ${ssha(bindPassword)}`]),
     ...users.map((u, i) => entry([
-      `dn: ${u.dn}`, 'objectClass: inetOrgPerson', `uid: ${u.username}`, `cn: ${LAB_PEOPLE[i].name}`, `sn: ${LAB_PEOPLE[i].name.split(' ')[1]}`,
+      `dn: ${u.dn}`, 'objectClass: inetOrgPerson', `uid: ${u.username}`, `cn: ${LAB_PEOPLE[i]!.name}`, `sn: ${LAB_PEOPLE[i]!.name.split(' ')[1]}`,
       `mail: ${u.username}@lab.internal`, `userPassword: ${ssha(u.password)}`,
     ])),
     ...LAB_GROUPS.map((g) => entry([
       `dn: ${groups[g]}`, 'objectClass: groupOfNames', `cn: ${g}`,
-      ...users.filter((u) => u.groups.includes(groups[g])).map((u) => `member: ${u.dn}`),
+      ...users.filter((u) => u.groups.includes(groups[g]!)).map((u) => `member: ${u.dn}`),
     ])),
   ].join('\n\n') + '\n';
   const ldifFile = path.join(home, 'data.ldif');
@@ -115,7 +115,7 @@ export async function startLdap(id: Identity, dir: string, port: number, tlsPort
   const out = openSync(log, 'a');
   // -d keeps it in the foreground (its PID is the daemon's); level 0: no debug output.
   const [cmd, ...args] = asLabUser(id, ['/usr/sbin/slapd', '-d', '0', '-f', conf, '-h', `${url}/ ${ldapsUrl}/`]);
-  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out] });
+  const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   let exited: number | null = null;
   child.once('exit', (code) => { exited = code ?? -1; });

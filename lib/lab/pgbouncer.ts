@@ -65,7 +65,7 @@ export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec
   const log = path.join(dir, 'log', `pgbouncer-${spec.server}.log`);
   const out = openSync(log, 'a');
   const [cmd, ...args] = asLabUser(id, ['/usr/sbin/pgbouncer', configFile]);
-  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out] });
+  const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   let exited: number | null = null;
   child.once('exit', (code) => { exited = code ?? -1; });

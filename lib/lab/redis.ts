@@ -26,7 +26,7 @@ export async function startRedis(id: Identity, dir: string, port: number): Promi
     '/usr/bin/redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--dir', home, '--maxmemory-policy', 'noeviction',
   ]);
-  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out] });
+  const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   await waitFor(`redis on port ${port}`, async () => ((await ping(port)) ? true : undefined), 15_000);
   return child.pid!;

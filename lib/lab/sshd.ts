@@ -63,10 +63,10 @@ export async function startSshd(id: Identity, dir: string, addresses: string[], 
       '',
     ].join('\n'));
     chmodSync(config, 0o644);
-    pids.push(await spawnSshd(id, dir, i, addresses[i], port));
+    pids.push(await spawnSshd(id, dir, i, addresses[i]!, port));
   }
   const fp = (await run(self, ['/usr/bin/ssh-keygen', '-l', '-E', 'sha256', '-f', `${hostKey}.pub`])).stdout.split(' ')[1];
-  return { pids, ssh: { port, user: id.user, privateKeyPath: clientKey, publicKey, hostKeyFingerprint: fp, addresses } };
+  return { pids, ssh: { port, user: id.user, privateKeyPath: clientKey, publicKey, hostKeyFingerprint: fp!, addresses } };
 }
 
 /** Starts the daemon for the i-th address from its configuration file; resolves once it answers. */
@@ -75,7 +75,7 @@ export async function spawnSshd(id: Identity, dir: string, i: number, address: s
   const log = path.join(dir, `sshd.${i}.log`);
   const out = openSync(log, 'a');
   const [cmd, ...args] = asLabUser(id, ['/usr/sbin/sshd', '-D', '-e', '-f', config]);
-  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out] });
+  const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   let exited: number | null = null;
   child.once('exit', (code) => { exited = code ?? -1; });

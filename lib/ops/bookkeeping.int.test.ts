@@ -23,7 +23,7 @@ afterAll(async () => t?.close());
 async function operation(instanceIds: number[]) {
   const [op] = await t.db.insert(operations).values({ action: 'reload', status: 'queued', planDigest: 'x', requestedByName: 'test' }).returning();
   const targets = await t.db.insert(operationTargets).values(instanceIds.map((id) => ({
-    operationId: op.id, instanceId: id, herdId: members.find((m) => m.id === id)!.herdId, label: `i${id}`, status: 'queued' as const,
+    operationId: op!.id, instanceId: id, herdId: members.find((m) => m.id === id)!.herdId, label: `i${id}`, status: 'queued' as const,
   }))).returning();
   return { op, targets };
 }
@@ -32,44 +32,44 @@ const opRow = async (id: number) => (await t.db.select().from(operations).where(
 
 describe('claimTarget', () => {
   it('grants a herd\u2019s lease in target order, to one holder at a time, only to a queued target, with a new generation each time', async () => {
-    const herd = members[0].herdId;
+    const herd = members[0]!.herdId;
     const sameHerd = members.filter((m) => m.herdId === herd).map((m) => m.id);
     const { op, targets: [first, second] } = await operation(sameHerd.slice(0, 2));
     // The second target waits while the first is open, whoever asks.
-    expect((await claimTarget(t.db, second.id, 'w1'))?.attempts).toBeNull();
-    const got = await claimTarget(t.db, first.id, 'w1');
-    expect(got).toMatchObject({ id: first.id, operation_id: op.id, action: 'reload', attempts: 1 });
-    expect((await opRow(op.id)).status).toBe('running');
+    expect((await claimTarget(t.db, second!.id, 'w1'))?.attempts).toBeNull();
+    const got = await claimTarget(t.db, first!.id, 'w1');
+    expect(got).toMatchObject({ id: first!.id, operation_id: op!.id, action: 'reload', attempts: 1 });
+    expect((await opRow(op!.id))!.status).toBe('running');
     // A second delivery of the same job, to another worker or to the same one, does not run it again.
-    expect((await claimTarget(t.db, first.id, 'w2'))?.attempts).toBeNull();
-    expect((await claimTarget(t.db, first.id, 'w1'))?.attempts).toBeNull();
+    expect((await claimTarget(t.db, first!.id, 'w2'))?.attempts).toBeNull();
+    expect((await claimTarget(t.db, first!.id, 'w1'))?.attempts).toBeNull();
     // Not even once its heartbeat has stopped for the TTL: a running target is never claimed again
     // (reconcile marks it interrupted; a retry plans it anew).
     await t.db.update(herdLeases).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(herdLeases.herdId, herd));
-    expect((await claimTarget(t.db, first.id, 'w2'))?.attempts).toBeNull();
+    expect((await claimTarget(t.db, first!.id, 'w2'))?.attempts).toBeNull();
     const [held] = await t.db.select().from(herdLeases).where(eq(herdLeases.herdId, herd));
-    expect(held).toMatchObject({ targetId: first.id, holder: 'w1' });
+    expect(held).toMatchObject({ targetId: first!.id, holder: 'w1' });
     // The next target of the herd takes over an expired lease once the first is no longer open, with a newer generation.
-    await t.db.update(operationTargets).set({ status: 'interrupted' }).where(eq(operationTargets.id, first.id));
-    const next = await claimTarget(t.db, second.id, 'w2');
+    await t.db.update(operationTargets).set({ status: 'interrupted' }).where(eq(operationTargets.id, first!.id));
+    const next = await claimTarget(t.db, second!.id, 'w2');
     expect(next).toMatchObject({ attempts: 1 });
     expect(next!.generation).toBeGreaterThan(got!.generation!);
     const [lease] = await t.db.select().from(herdLeases).where(eq(herdLeases.herdId, herd));
-    expect(lease).toMatchObject({ targetId: second.id, holder: 'w2', generation: next!.generation });
+    expect(lease).toMatchObject({ targetId: second!.id, holder: 'w2', generation: next!.generation });
   });
 
   it('does not take a lease for a target of a cancelled operation', async () => {
-    const { op, targets: [one] } = await operation([members[3].id]);
-    await t.db.update(operations).set({ cancelRequested: true }).where(eq(operations.id, op.id));
-    expect(await claimTarget(t.db, one.id, 'w1')).toMatchObject({ cancel_requested: true, attempts: null });
-    expect(await t.db.select().from(herdLeases).where(eq(herdLeases.targetId, one.id))).toEqual([]);
+    const { op, targets: [one] } = await operation([members[3]!.id]);
+    await t.db.update(operations).set({ cancelRequested: true }).where(eq(operations.id, op!.id));
+    expect(await claimTarget(t.db, one!.id, 'w1')).toMatchObject({ cancel_requested: true, attempts: null });
+    expect(await t.db.select().from(herdLeases).where(eq(herdLeases.targetId, one!.id))).toEqual([]);
   });
 });
 
 describe('an operation settles in the database', () => {
   it('when two of its targets end in transactions that overlap, the later one settles it', async () => {
-    const { op, targets: [a, b] } = await operation([members[6].id, members[9].id]);
-    await t.db.update(operationTargets).set({ status: 'running' }).where(eq(operationTargets.operationId, op.id));
+    const { op, targets: [a, b] } = await operation([members[6]!.id, members[9]!.id]);
+    await t.db.update(operationTargets).set({ status: 'running' }).where(eq(operationTargets.operationId, op!.id));
     const ca = new pg.Client({ connectionString: t.url });
     const cb = new pg.Client({ connectionString: t.url });
     await ca.connect();
@@ -77,11 +77,11 @@ describe('an operation settles in the database', () => {
     try {
       await ca.query('BEGIN');
       await cb.query('BEGIN');
-      await ca.query(`UPDATE operation_targets SET status = 'failed' WHERE id = $1`, [a.id]);
+      await ca.query(`UPDATE operation_targets SET status = 'failed' WHERE id = $1`, [a!.id]);
       // B's update waits for A (both settle through the operation's row), then sees A ended.
-      const bDone = cb.query(`UPDATE operation_targets SET status = 'succeeded' WHERE id = $1`, [b.id]);
+      const bDone = cb.query(`UPDATE operation_targets SET status = 'succeeded' WHERE id = $1`, [b!.id]);
       await new Promise((r) => setTimeout(r, 200));
-      expect((await opRow(op.id)).finishedAt).toBeNull();
+      expect((await opRow(op!.id))!.finishedAt).toBeNull();
       await ca.query('COMMIT');
       await bDone;
       await cb.query('COMMIT');
@@ -89,33 +89,33 @@ describe('an operation settles in the database', () => {
       await ca.end();
       await cb.end();
     }
-    const settled = await opRow(op.id);
-    expect(settled.status).toBe('partial');
-    expect(settled.finishedAt).not.toBeNull();
+    const settled = await opRow(op!.id);
+    expect(settled!.status).toBe('partial');
+    expect(settled!.finishedAt).not.toBeNull();
   });
 
   it('as succeeded, failed or cancelled, and not while a target is open', async () => {
-    const { op, targets: [a, b] } = await operation([members[12].id, members[15].id]);
-    await t.db.update(operationTargets).set({ status: 'succeeded' }).where(eq(operationTargets.id, a.id));
-    expect((await opRow(op.id)).finishedAt).toBeNull();
-    await t.db.update(operationTargets).set({ status: 'succeeded' }).where(eq(operationTargets.id, b.id));
-    expect((await opRow(op.id)).status).toBe('succeeded');
+    const { op, targets: [a, b] } = await operation([members[12]!.id, members[15]!.id]);
+    await t.db.update(operationTargets).set({ status: 'succeeded' }).where(eq(operationTargets.id, a!.id));
+    expect((await opRow(op!.id))!.finishedAt).toBeNull();
+    await t.db.update(operationTargets).set({ status: 'succeeded' }).where(eq(operationTargets.id, b!.id));
+    expect((await opRow(op!.id))!.status).toBe('succeeded');
 
-    const cancelled = await operation([members[1].id, members[4].id]);
-    await t.db.update(operationTargets).set({ status: 'cancelled' }).where(eq(operationTargets.operationId, cancelled.op.id));
-    expect((await opRow(cancelled.op.id)).status).toBe('cancelled');
+    const cancelled = await operation([members[1]!.id, members[4]!.id]);
+    await t.db.update(operationTargets).set({ status: 'cancelled' }).where(eq(operationTargets.operationId, cancelled.op!.id));
+    expect((await opRow(cancelled.op!.id))!.status).toBe('cancelled');
 
-    const failed = await operation([members[2].id]);
-    await t.db.update(operationTargets).set({ status: 'interrupted' }).where(eq(operationTargets.operationId, failed.op.id));
-    expect((await opRow(failed.op.id)).status).toBe('failed');
+    const failed = await operation([members[2]!.id]);
+    await t.db.update(operationTargets).set({ status: 'interrupted' }).where(eq(operationTargets.operationId, failed.op!.id));
+    expect((await opRow(failed.op!.id))!.status).toBe('failed');
   });
 });
 
 describe('dbRecorder', () => {
   it('shows a step running once it lasts, writes a quick one once, and keeps each start time', async () => {
-    const { targets: [target] } = await operation([members[5].id]);
-    const rec = dbRecorder(t.db, target.id, { startDelayMs: 50, secrets: ['s3cret'] });
-    const steps = () => t.db.select().from(operationSteps).where(eq(operationSteps.targetId, target.id)).orderBy(operationSteps.seq);
+    const { targets: [target] } = await operation([members[5]!.id]);
+    const rec = dbRecorder(t.db, target!.id, { startDelayMs: 50, secrets: ['s3cret'] });
+    const steps = () => t.db.select().from(operationSteps).where(eq(operationSteps.targetId, target!.id)).orderBy(operationSteps.seq);
 
     await rec.start(1, 'quick');
     await rec.finish(1, { name: 'quick', status: 'succeeded', command: 'echo s3cret', exitCode: 0, stdout: 'ok' });
@@ -123,12 +123,12 @@ describe('dbRecorder', () => {
     await new Promise((r) => setTimeout(r, 300));
     const during = await steps();
     expect(during.map((s) => [s.seq, s.name, s.status])).toEqual([[1, 'quick', 'succeeded'], [2, 'slow', 'running']]);
-    expect(during[0].command).toBe('echo ***');
-    const slowStart = during[1].startedAt;
+    expect(during[0]!.command).toBe('echo ***');
+    const slowStart = during[1]!.startedAt;
     await rec.finish(2, { name: 'slow', status: 'failed', exitCode: 3, stderr: 'boom' });
     const after = await steps();
     expect(after[1]).toMatchObject({ status: 'failed', exitCode: 3, stderrTail: 'boom' });
-    expect(after[1].startedAt).toEqual(slowStart);
-    expect(after[1].finishedAt!.getTime()).toBeGreaterThanOrEqual(slowStart.getTime() + 250);
+    expect(after[1]!.startedAt).toEqual(slowStart);
+    expect(after[1]!.finishedAt!.getTime()).toBeGreaterThanOrEqual(slowStart.getTime() + 250);
   });
 });

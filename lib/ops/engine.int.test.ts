@@ -42,7 +42,7 @@ const actor = { id: null, username: 'engine-test', access: SYSTEM_ACCESS };
 
 const orders = () => refs.filter((r) => r.environment === 'production' && r.herd === 'orders');
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
-const startTime = async (r: InstanceRef) => (await query<{ t: Date }>(dsn(r), 'SELECT pg_postmaster_start_time() AS t'))[0].t.getTime();
+const startTime = async (r: InstanceRef) => (await query<{ t: Date }>(dsn(r), 'SELECT pg_postmaster_start_time() AS t'))[0]!.t.getTime();
 
 async function submit(action: ActionDef, ids: number[], key = Math.random().toString(36), q = queue, params: Record<string, unknown> = {}) {
   const plan = await planOperation(t.db, SYSTEM_ACCESS, action, ids, params);
@@ -57,8 +57,8 @@ async function waitSettled(id: number, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const [op] = await t.db.select().from(operations).where(eq(operations.id, id));
-    if (op.finishedAt) return op;
-    if (Date.now() > deadline) throw new Error(`operation ${id} still ${op.status}`);
+    if (op!.finishedAt) return op;
+    if (Date.now() > deadline) throw new Error(`operation ${id} still ${op!.status}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -79,8 +79,8 @@ async function waitStatus(targetId: number, want: string[], timeoutMs = 30_000) 
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const [x] = await t.db.select({ s: operationTargets.status }).from(operationTargets).where(eq(operationTargets.id, targetId));
-    if (want.includes(x.s)) return;
-    if (Date.now() > deadline) throw new Error(`target ${targetId} still ${x.s}, not ${want.join('/')}`);
+    if (want.includes(x!.s)) return;
+    if (Date.now() > deadline) throw new Error(`target ${targetId} still ${x!.s}, not ${want.join('/')}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -122,29 +122,29 @@ afterAll(async () => {
 
 describe('plan and confirm', () => {
   it('asks production targets to type the environment name, and many targets their count', async () => {
-    const p = await planOperation(t.db, SYSTEM_ACCESS, restartAction, [orders()[1].id]);
+    const p = await planOperation(t.db, SYSTEM_ACCESS, restartAction, [orders()[1]!.id]);
     expect(p.typeToConfirm).toBe('production');
-    expect(p.targets[0].warnings).toContain('production: production');
+    expect(p.targets[0]!.warnings).toContain('production: production');
     const many = await planOperation(t.db, SYSTEM_ACCESS, reloadAction, refs.slice(0, 12).map((r) => r.id));
     expect(many.typeToConfirm).toBe('12');
   });
 
   it('refuses a stale plan (409 in the API), a wrong confirmation, and runs nothing', async () => {
     const r = orders()[1];
-    const plan = await planOperation(t.db, SYSTEM_ACCESS, restartAction, [r.id]);
+    const plan = await planOperation(t.db, SYSTEM_ACCESS, restartAction, [r!.id]);
     // What will happen changes (it is now the herd's primary, clients lose their connections): stale.
-    await t.db.update(instances).set({ role: 'primary' }).where(eq(instances.id, r.id));
-    await expect(submitOperation(t.db, queue, restartAction, { instanceIds: [r.id], digest: plan.digest, confirmation: 'production', idempotencyKey: 'k-stale' }, actor)).rejects.toBeInstanceOf(StalePlanError);
-    await t.db.update(instances).set({ role: 'replica' }).where(eq(instances.id, r.id));
+    await t.db.update(instances).set({ role: 'primary' }).where(eq(instances.id, r!.id));
+    await expect(submitOperation(t.db, queue, restartAction, { instanceIds: [r!.id], digest: plan.digest, confirmation: 'production', idempotencyKey: 'k-stale' }, actor)).rejects.toBeInstanceOf(StalePlanError);
+    await t.db.update(instances).set({ role: 'replica' }).where(eq(instances.id, r!.id));
     // So does where it goes (another port).
-    await t.db.update(instances).set({ port: r.port + 1000 }).where(eq(instances.id, r.id));
-    await expect(submitOperation(t.db, queue, restartAction, { instanceIds: [r.id], digest: plan.digest, confirmation: 'production', idempotencyKey: 'k-stale2' }, actor)).rejects.toBeInstanceOf(StalePlanError);
-    await t.db.update(instances).set({ port: r.port }).where(eq(instances.id, r.id));
+    await t.db.update(instances).set({ port: r!.port + 1000 }).where(eq(instances.id, r!.id));
+    await expect(submitOperation(t.db, queue, restartAction, { instanceIds: [r!.id], digest: plan.digest, confirmation: 'production', idempotencyKey: 'k-stale2' }, actor)).rejects.toBeInstanceOf(StalePlanError);
+    await t.db.update(instances).set({ port: r!.port }).where(eq(instances.id, r!.id));
     // An observation alone (seen unreachable, its LSN moved) does not: the plan is the same.
-    await t.db.update(instances).set({ state: 'unreachable', lsn: 123456 }).where(eq(instances.id, r.id));
-    expect((await planOperation(t.db, SYSTEM_ACCESS, restartAction, [r.id])).digest).toBe(plan.digest);
-    await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, r.id));
-    await expect(submitOperation(t.db, queue, restartAction, { instanceIds: [r.id], digest: plan.digest, confirmation: 'staging', idempotencyKey: 'k-conf' }, actor)).rejects.toBeInstanceOf(ConfirmationError);
+    await t.db.update(instances).set({ state: 'unreachable', lsn: 123456 }).where(eq(instances.id, r!.id));
+    expect((await planOperation(t.db, SYSTEM_ACCESS, restartAction, [r!.id])).digest).toBe(plan.digest);
+    await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, r!.id));
+    await expect(submitOperation(t.db, queue, restartAction, { instanceIds: [r!.id], digest: plan.digest, confirmation: 'staging', idempotencyKey: 'k-conf' }, actor)).rejects.toBeInstanceOf(ConfirmationError);
     expect(await t.db.$count(operations)).toBe(0);
   });
 });
@@ -160,21 +160,21 @@ describe('through the queue and the workers', () => {
     expect(a.id).toBe(b.id);
     expect(await t.db.$count(operationTargets, eq(operationTargets.operationId, a.id))).toBe(3);
     const op = await waitSettled(a.id);
-    expect(op.status).toBe('succeeded');
+    expect(op!.status).toBe('succeeded');
     const after = await Promise.all(members.map(startTime));
-    after.forEach((x, i) => expect(x).toBeGreaterThan(before[i]));
+    after.forEach((x, i) => expect(x).toBeGreaterThan(before[i]!));
     const w = await windows(a.id);
     expect(w).toHaveLength(3);
-    for (let i = 1; i < w.length; i++) expect(overlap(w[i - 1], w[i])).toBe(false);
+    for (let i = 1; i < w.length; i++) expect(overlap(w[i - 1]!, w[i]!)).toBe(false);
     const [audit] = await t.db.select().from(auditEntries).where(and(eq(auditEntries.objectType, 'operations'), eq(auditEntries.objectId, String(a.id))));
-    expect(audit.action).toBe('operation.restart');
-    expect(audit.changes.confirmation).toEqual([null, 'production']);
+    expect(audit!.action).toBe('operation.restart');
+    expect(audit!.changes.confirmation).toEqual([null, 'production']);
   });
 
   it('runs one operation over several herds in parallel', async () => {
     const primaries = refs.filter((r) => r.role === 'primary' && !isOpsTestHerd(r.environment, r.herd));
     const { id } = await submit(reloadAction, primaries.map((r) => r.id));
-    expect((await waitSettled(id)).status).toBe('succeeded');
+    expect((await waitSettled(id))!.status).toBe('succeeded');
     const w = await windows(id);
     expect(new Set(w.map((x) => x.herdId)).size).toBe(3);
     expect(w.some((x, i) => w.some((y, j) => i !== j && overlap(x, y)))).toBe(true);
@@ -182,58 +182,58 @@ describe('through the queue and the workers', () => {
 
   it('never interleaves two operations on one herd', async () => {
     const [, r2, r3] = orders();
-    const first = await submit(restartAction, [r2.id]);
-    const second = await submit(restartAction, [r3.id]);
+    const first = await submit(restartAction, [r2!.id]);
+    const second = await submit(restartAction, [r3!.id]);
     await waitSettled(first.id);
     await waitSettled(second.id);
     const [w1] = await windows(first.id);
     const [w2] = await windows(second.id);
-    expect(overlap(w1, w2)).toBe(false);
-    expect(w2.from.getTime()).toBeGreaterThanOrEqual(w1.to.getTime());
+    expect(overlap(w1!, w2!)).toBe(false);
+    expect(w2!.from.getTime()).toBeGreaterThanOrEqual(w1!.to.getTime());
   });
 });
 
 describe('cancel, retry, and Redis losing its data', () => {
   it('retries failed targets as a new confirmation: planned again, run as a new operation that says what it retries', async () => {
     const r = orders()[2];
-    expect((await waitSettled((await submit(stopAction, [r.id])).id)).status).toBe('succeeded');
-    await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, r.id)); // a stale inventory
-    const { id } = await submit(restartAction, [r.id]);
+    expect((await waitSettled((await submit(stopAction, [r!.id])).id))!.status).toBe('succeeded');
+    await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, r!.id)); // a stale inventory
+    const { id } = await submit(restartAction, [r!.id]);
     const failed = await waitSettled(id);
-    expect(failed.status).toBe('failed');
-    expect((await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id)))[0].error).toMatch(/not running/);
-    expect((await waitSettled((await submit(startAction, [r.id])).id)).status).toBe('succeeded');
+    expect(failed!.status).toBe('failed');
+    expect((await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id)))[0]!.error).toMatch(/not running/);
+    expect((await waitSettled((await submit(startAction, [r!.id])).id))!.status).toBe('succeeded');
     const input = (await retryInput(t.db, SYSTEM_ACCESS, id))!;
-    expect(input).toEqual({ action: 'restart', ids: [r.id], params: {} });
+    expect(input).toEqual({ action: 'restart', ids: [r!.id], params: {} });
     const plan = await planOperation(t.db, SYSTEM_ACCESS, restartAction, input.ids, input.params);
     const again = await submitOperation(t.db, queue, restartAction, { instanceIds: input.ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'retry-1', retryOf: id }, actor);
-    expect((await waitSettled(again.id)).status).toBe('succeeded');
+    expect((await waitSettled(again.id))!.status).toBe('succeeded');
     // The first operation keeps its record: failed, one attempt.
-    expect((await waitSettled(id)).status).toBe('failed');
+    expect((await waitSettled(id))!.status).toBe('failed');
     const [first] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
     expect(first).toMatchObject({ status: 'failed', attempts: 1 });
     const [audit] = await t.db.select().from(auditEntries).where(and(eq(auditEntries.objectType, 'operations'), eq(auditEntries.objectId, String(again.id))));
-    expect(audit.changes.retryOf).toEqual([null, id]);
+    expect(audit!.changes.retryOf).toEqual([null, id]);
   });
 
   it('cancels queued targets at once', async () => {
     await worker!.close();
     worker = null;
-    const { id } = await submit(reloadAction, [orders()[0].id]);
+    const { id } = await submit(reloadAction, [orders()[0]!.id]);
     await cancelOperation(t.db, id, actor);
     const op = await waitSettled(id, 5000);
-    expect(op.status).toBe('cancelled');
+    expect(op!.status).toBe('cancelled');
     worker = await defaultWorker();
   });
 
   it('loses no operation when Redis loses its data: the worker re-enqueues what Postgres says is queued', async () => {
     await worker!.close();
     worker = null;
-    const { id } = await submit(reloadAction, [orders()[1].id]);
+    const { id } = await submit(reloadAction, [orders()[1]!.id]);
     await queue.obliterate({ force: true }); // what a Redis restart without persistence does
     expect(await queue.count()).toBe(0);
     worker = await defaultWorker();
-    expect((await waitSettled(id)).status).toBe('succeeded');
+    expect((await waitSettled(id))!.status).toBe('succeeded');
   });
 });
 
@@ -243,20 +243,20 @@ describe('authorized when it runs, not only when it was confirmed', () => {
     worker = null;
     const [stg] = await t.db.select({ id: environments.id }).from(environments).where(eq(environments.name, 'staging'));
     const [u] = await t.db.insert(users).values({ username: 'stg-op', source: 'local' }).returning();
-    await t.db.insert(roleBindings).values({ role: 'operator', subjectType: 'user', subject: 'stg-op', environmentId: stg.id });
-    const who = { id: u.id, username: 'stg-op', access: await loadAccess(t.db, u.id) };
+    await t.db.insert(roleBindings).values({ role: 'operator', subjectType: 'user', subject: 'stg-op', environmentId: stg!.id });
+    const who = { id: u!.id, username: 'stg-op', access: await loadAccess(t.db, u!.id) };
     const target = refs.find((r) => r.environment === 'staging')!;
     const plan = await planOperation(t.db, who.access, restartAction, [target.id]);
     const { id } = await submitOperation(t.db, queue, restartAction, { instanceIds: [target.id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'moved-while-queued' }, who);
     // While it queues, the instance is moved into a production herd.
-    await t.db.update(instances).set({ herdId: orders()[0].herdId }).where(eq(instances.id, target.id));
+    await t.db.update(instances).set({ herdId: orders()[0]!.herdId }).where(eq(instances.id, target.id));
     worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500, quiet: true });
     try {
       const op = await waitSettled(id);
       const [tg] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
-      expect(op.status).toBe('failed');
-      expect(tg.error).toBe('refused at execution: Restart (requested by stg-op) needs the operator role in production (you have no role there)');
-      expect(await t.db.$count(operationSteps, eq(operationSteps.targetId, tg.id))).toBe(0);
+      expect(op!.status).toBe('failed');
+      expect(tg!.error).toBe('refused at execution: Restart (requested by stg-op) needs the operator role in production (you have no role there)');
+      expect(await t.db.$count(operationSteps, eq(operationSteps.targetId, tg!.id))).toBe(0);
       expect(await t.db.$count(auditEntries, and(eq(auditEntries.action, 'access.denied'), eq(auditEntries.username, 'stg-op')))).toBe(1);
     } finally {
       await t.db.update(instances).set({ herdId: target.herdId }).where(eq(instances.id, target.id));
@@ -267,29 +267,29 @@ describe('authorized when it runs, not only when it was confirmed', () => {
 describe('host keys', () => {
   it('refuses to change anything on a server without a pinned key; Check SSH pins it to the server\u2019s id; then it runs', async () => {
     const r = orders()[1];
-    const [srv] = await t.db.select().from(servers).where(eq(servers.id, r.serverId));
+    const [srv] = await t.db.select().from(servers).where(eq(servers.id, r!.serverId));
     // Another server that shares the address must not get the key: pinning is by id.
-    const [twin] = await t.db.insert(servers).values({ hostname: 'twin.lab.internal', environmentId: srv.environmentId, address: srv.address }).returning();
-    await t.db.update(servers).set({ sshHostKeyFingerprint: null }).where(eq(servers.id, srv.id));
+    const [twin] = await t.db.insert(servers).values({ hostname: 'twin.lab.internal', environmentId: srv!.environmentId, address: srv!.address }).returning();
+    await t.db.update(servers).set({ sshHostKeyFingerprint: null }).where(eq(servers.id, srv!.id));
     try {
-      const before = await startTime(r);
+      const before = await startTime(r!);
       // Refused at planning, over SSH (restart) and over SQL alike (re-point: ALTER SYSTEM on the instance).
       for (const action of [restartAction, remasterAction]) {
-        const refused = await planOperation(t.db, SYSTEM_ACCESS, action, [r.id]);
-        expect(refused.targets[0].refused).toBe(`no SSH host key is pinned for ${srv.hostname}: pgherd has not verified this server, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)`);
-        await expect(submit(action, [r.id])).rejects.toThrow('every target was refused: nothing to run');
+        const refused = await planOperation(t.db, SYSTEM_ACCESS, action, [r!.id]);
+        expect(refused.targets[0]!.refused).toBe(`no SSH host key is pinned for ${srv!.hostname}: pgherd has not verified this server, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)`);
+        await expect(submit(action, [r!.id])).rejects.toThrow('every target was refused: nothing to run');
       }
-      expect(await startTime(r)).toBe(before);
-      const check = await submit(checkSshAction, [r.id]);
-      expect((await waitSettled(check.id)).status).toBe('succeeded');
-      const [after] = await t.db.select().from(servers).where(eq(servers.id, srv.id));
-      expect(after.sshHostKeyFingerprint).toBe(t.lab.ssh!.hostKeyFingerprint);
-      expect((await t.db.select().from(servers).where(eq(servers.id, twin.id)))[0].sshHostKeyFingerprint).toBeNull();
-      expect((await waitSettled((await submit(restartAction, [r.id])).id)).status).toBe('succeeded');
-      expect(await startTime(r)).toBeGreaterThan(before);
+      expect(await startTime(r!)).toBe(before);
+      const check = await submit(checkSshAction, [r!.id]);
+      expect((await waitSettled(check.id))!.status).toBe('succeeded');
+      const [after] = await t.db.select().from(servers).where(eq(servers.id, srv!.id));
+      expect(after!.sshHostKeyFingerprint).toBe(t.lab.ssh!.hostKeyFingerprint);
+      expect((await t.db.select().from(servers).where(eq(servers.id, twin!.id)))[0]!.sshHostKeyFingerprint).toBeNull();
+      expect((await waitSettled((await submit(restartAction, [r!.id])).id))!.status).toBe('succeeded');
+      expect(await startTime(r!)).toBeGreaterThan(before);
     } finally {
-      await t.db.update(servers).set({ sshHostKeyFingerprint: t.lab.ssh!.hostKeyFingerprint }).where(eq(servers.id, srv.id));
-      await t.db.delete(servers).where(eq(servers.id, twin.id));
+      await t.db.update(servers).set({ sshHostKeyFingerprint: t.lab.ssh!.hostKeyFingerprint }).where(eq(servers.id, srv!.id));
+      await t.db.delete(servers).where(eq(servers.id, twin!.id));
     }
   });
 
@@ -299,32 +299,32 @@ describe('host keys', () => {
     const old = `SHA256:${'A'.repeat(43)}`;
     const wrong = `SHA256:${'B'.repeat(43)}`;
     // The host was reinstalled: it presents a key other than the one pinned.
-    await t.db.update(servers).set({ sshHostKeyFingerprint: old }).where(eq(servers.id, r.serverId));
-    const pinned = async () => (await t.db.select().from(servers).where(eq(servers.id, r.serverId)))[0].sshHostKeyFingerprint;
-    const audited = () => t.db.select().from(auditEntries).where(and(eq(auditEntries.action, 'server.host_key'), eq(auditEntries.objectId, String(r.serverId))));
+    await t.db.update(servers).set({ sshHostKeyFingerprint: old }).where(eq(servers.id, r!.serverId));
+    const pinned = async () => (await t.db.select().from(servers).where(eq(servers.id, r!.serverId)))[0]!.sshHostKeyFingerprint;
+    const audited = () => t.db.select().from(auditEntries).where(and(eq(auditEntries.action, 'server.host_key'), eq(auditEntries.objectId, String(r!.serverId))));
     try {
-      const blocked = await submit(restartAction, [r.id]);
-      expect((await waitSettled(blocked.id)).status).toBe('failed');
+      const blocked = await submit(restartAction, [r!.id]);
+      expect((await waitSettled(blocked.id))!.status).toBe('failed');
       // Without a fingerprint the plan refuses, saying what to type; a malformed one is refused as a parameter.
-      const bare = await planOperation(t.db, SYSTEM_ACCESS, replaceHostKeyAction, [r.id]);
-      expect(bare.targets[0].refused).toBe('type the fingerprint of the host\'s new key above (read on the host), then update the plan');
-      await expect(planOperation(t.db, SYSTEM_ACCESS, replaceHostKeyAction, [r.id], { fingerprint: 'SHA256:short' })).rejects.toThrow('a SHA256 fingerprint as `ssh-keygen -lf');
+      const bare = await planOperation(t.db, SYSTEM_ACCESS, replaceHostKeyAction, [r!.id]);
+      expect(bare.targets[0]!.refused).toBe('type the fingerprint of the host\'s new key above (read on the host), then update the plan');
+      await expect(planOperation(t.db, SYSTEM_ACCESS, replaceHostKeyAction, [r!.id], { fingerprint: 'SHA256:short' })).rejects.toThrow('a SHA256 fingerprint as `ssh-keygen -lf');
       // A fingerprint the host does not present: refused at connection, nothing pinned, nothing audited.
-      const bad = await submit(replaceHostKeyAction, [r.id], undefined, queue, { fingerprint: wrong });
+      const bad = await submit(replaceHostKeyAction, [r!.id], undefined, queue, { fingerprint: wrong });
       expect(bad.plan.typeToConfirm).not.toBeNull();
-      expect((await waitSettled(bad.id)).status).toBe('failed');
+      expect((await waitSettled(bad.id))!.status).toBe('failed');
       const [badTarget] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, bad.id));
-      expect(badTarget.error).toContain(real);
+      expect(badTarget!.error).toContain(real);
       expect(await pinned()).toBe(old);
       expect(await audited()).toHaveLength(0);
       // The key the host really has, read on the host: pinned in place of the old one, audited with both.
-      const good = await submit(replaceHostKeyAction, [r.id], undefined, queue, { fingerprint: real });
-      expect((await waitSettled(good.id)).status).toBe('succeeded');
+      const good = await submit(replaceHostKeyAction, [r!.id], undefined, queue, { fingerprint: real });
+      expect((await waitSettled(good.id))!.status).toBe('succeeded');
       expect(await pinned()).toBe(real);
       expect((await audited()).map((a) => a.changes)).toEqual([{ sshHostKeyFingerprint: [old, real] }]);
-      expect((await waitSettled((await submit(restartAction, [r.id])).id)).status).toBe('succeeded');
+      expect((await waitSettled((await submit(restartAction, [r!.id])).id))!.status).toBe('succeeded');
     } finally {
-      await t.db.update(servers).set({ sshHostKeyFingerprint: real }).where(eq(servers.id, r.serverId));
+      await t.db.update(servers).set({ sshHostKeyFingerprint: real }).where(eq(servers.id, r!.serverId));
     }
   });
 });
@@ -332,16 +332,16 @@ describe('host keys', () => {
 describe('one worker per herd, for real', () => {
   it('runs a target’s steps once when its job is delivered twice', async () => {
     const r = orders()[2];
-    const { id } = await submit(restartAction, [r.id]);
+    const { id } = await submit(restartAction, [r!.id]);
     const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
-    await waitStatus(target.id, ['running']);
+    await waitStatus(target!.id, ['running']);
     // A stalled job delivered again looks like this: another job for the same target while it runs.
-    await queue.add('target', { targetId: target.id }, { jobId: `again-${target.id}` });
-    expect((await waitSettled(id)).status).toBe('succeeded');
-    await waitJob(`again-${target.id}`);
-    const [after] = await t.db.select().from(operationTargets).where(eq(operationTargets.id, target.id));
-    expect(after.attempts).toBe(1);
-    const names = (await t.db.select({ name: operationSteps.name }).from(operationSteps).where(eq(operationSteps.targetId, target.id))).map((x) => x.name);
+    await queue.add('target', { targetId: target!.id }, { jobId: `again-${target!.id}` });
+    expect((await waitSettled(id))!.status).toBe('succeeded');
+    await waitJob(`again-${target!.id}`);
+    const [after] = await t.db.select().from(operationTargets).where(eq(operationTargets.id, target!.id));
+    expect(after!.attempts).toBe(1);
+    const names = (await t.db.select({ name: operationSteps.name }).from(operationSteps).where(eq(operationSteps.targetId, target!.id))).map((x) => x.name);
     expect(names.length).toBeGreaterThan(1);
     expect(new Set(names).size).toBe(names.length);
   });
@@ -353,28 +353,28 @@ describe('one worker per herd, for real', () => {
     const proxy = await startTcpProxy(dbEndpoint());
     const cutOff = await startWorker({ databaseUrl: viaProxy(proxy.port), redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, concurrency: 1, reconcileEveryMs: 60_000, refreshEveryMs: 0, quiet: true });
     try {
-      const first = await submit(restartAction, [r.id]);
+      const first = await submit(restartAction, [r!.id]);
       const [t1] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, first.id));
-      await waitStatus(t1.id, ['running']);
+      await waitStatus(t1!.id, ['running']);
       proxy.stall();
       const stalledAt = new Date();
       // Another worker takes over once the lease has expired, and runs the next operation on the herd.
       worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 300, quiet: true });
-      await waitStatus(t1.id, ['interrupted'], 15_000);
+      await waitStatus(t1!.id, ['interrupted'], 15_000);
       // From here on the herd is the other worker's: the cut-off worker's lease is gone.
       const takenOverAt = new Date();
-      const second = await submit(restartAction, [r.id]);
+      const second = await submit(restartAction, [r!.id]);
       const [t2] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, second.id));
-      await waitStatus(t2.id, ['running']);
+      await waitStatus(t2!.id, ['running']);
       proxy.restore(); // the cut-off worker comes back while the second operation runs
-      expect((await waitSettled(second.id)).status).toBe('succeeded');
+      expect((await waitSettled(second.id))!.status).toBe('succeeded');
       await cutOff.close(); // returns once its target has ended
-      const [end1] = await t.db.select().from(operationTargets).where(eq(operationTargets.id, t1.id));
-      expect(end1.status).toBe('interrupted');
-      expect(end1.error).toMatch(/lease/);
-      expect(end1.outcome).toMatch(/^last observed .*: (running as (primary|replica)|not answering)/);
-      const steps1 = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, t1.id));
-      const steps2 = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, t2.id));
+      const [end1] = await t.db.select().from(operationTargets).where(eq(operationTargets.id, t1!.id));
+      expect(end1!.status).toBe('interrupted');
+      expect(end1!.error).toMatch(/lease/);
+      expect(end1!.outcome).toMatch(/^last observed .*: (running as (primary|replica)|not answering)/);
+      const steps1 = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, t1!.id));
+      const steps2 = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, t2!.id));
       // Nothing started on the herd by the cut-off worker once its lease was gone (a first step may start
       // just after the cut: the claim, under half a TTL old, vouches for the lease then)...
       expect(steps1.filter((x) => x.startedAt > takenOverAt).map((x) => x.name)).toEqual([]);
@@ -400,7 +400,7 @@ describe('faults end in a definite state', () => {
     try {
       const { id } = await submit(restartAction, orders().map((x) => x.id));
       const targets = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(operationTargets.id);
-      await waitStatus(targets[0].id, ['running']);
+      await waitStatus(targets[0]!.id, ['running']);
       proxy.cut();
       await new Promise((res) => setTimeout(res, 3000));
       proxy.restore();
@@ -410,9 +410,9 @@ describe('faults end in a definite state', () => {
         expect(['succeeded', 'failed', 'interrupted']).toContain(x.status);
         if (x.status !== 'succeeded') expect(x.error).toBeTruthy();
       }
-      expect(['succeeded', 'failed', 'partial']).toContain(op.status);
+      expect(['succeeded', 'failed', 'partial']).toContain(op!.status);
       // The targets that were queued when the database went ran once it was back.
-      expect(ended.filter((x) => x.id !== targets[0].id).every((x) => x.status === 'succeeded')).toBe(true);
+      expect(ended.filter((x) => x.id !== targets[0]!.id).every((x) => x.status === 'succeeded')).toBe(true);
     } finally {
       proxy.restore();
       await w.close();
@@ -442,14 +442,14 @@ describe('Redis restarted under a running worker', () => {
     const w = await startWorker({ databaseUrl: t.url, redisUrl: url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500, queuePrefix: 'redis-restart', quiet: true });
     try {
       const r = orders()[1];
-      const first = await submit(restartAction, [r.id], 'redis-1', own);
+      const first = await submit(restartAction, [r!.id], 'redis-1', own);
       const [t1] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, first.id));
-      await waitStatus(t1.id, ['running']);
+      await waitStatus(t1!.id, ['running']);
       await stopPid(pid, 'SIGKILL');
       pid = await startRedis(labIdentity(), dir, port); // empty: no persistence, as in the lab and many deployments
-      expect(['succeeded', 'failed', 'partial']).toContain((await waitSettled(first.id)).status);
-      const second = await submit(reloadAction, [r.id], 'redis-2', own);
-      expect((await waitSettled(second.id, 30_000)).status).toBe('succeeded');
+      expect(['succeeded', 'failed', 'partial']).toContain((await waitSettled(first.id))!.status);
+      const second = await submit(reloadAction, [r!.id], 'redis-2', own);
+      expect((await waitSettled(second.id, 30_000))!.status).toBe('succeeded');
       expect(unhandled).toEqual([]);
       expect(printed.filter((l) => /unhandled|missing key/i.test(l))).toEqual([]);
     } finally {
@@ -476,15 +476,15 @@ describe('a worker killed mid-operation', () => {
       env: { ...process.env, DATABASE_URL: t.url, REDIS_URL: t.lab.redis!.url, PGHERD_SSH_KEY: t.lab.ssh!.privateKeyPath, PGHERD_LEASE_TTL_MS: '2000', PGHERD_FAULT_HOLD_RUNNING_MS: '60000' },
       stdio: 'ignore',
     });
-    const { id } = await submit(restartAction, [r.id]);
+    const { id } = await submit(restartAction, [r!.id]);
     const deadline = Date.now() + 30_000;
     let status = '';
     while (status !== 'running' && Date.now() < deadline) {
-      status = (await t.db.select({ s: operationTargets.status }).from(operationTargets).where(eq(operationTargets.operationId, id)))[0].s;
+      status = (await t.db.select({ s: operationTargets.status }).from(operationTargets).where(eq(operationTargets.operationId, id)))[0]!.s;
       await new Promise((res) => setTimeout(res, 50));
     }
     expect(status).toBe('running');
-    expect(await t.db.$count(herdLeases, eq(herdLeases.herdId, r.herdId))).toBe(1);
+    expect(await t.db.$count(herdLeases, eq(herdLeases.herdId, r!.herdId))).toBe(1);
     child.kill('SIGKILL');
     const killedAt = Date.now();
     worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 300 });
@@ -492,12 +492,12 @@ describe('a worker killed mid-operation', () => {
     const bound = Date.now() - killedAt;
     expect(bound).toBeLessThan(2000 + 3000); // lease TTL plus a reconcile period and slack
     const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
-    expect(target.status).toBe('interrupted');
-    expect(op.status).toBe('failed');
-    expect(await t.db.$count(herdLeases, eq(herdLeases.herdId, r.herdId))).toBe(0);
+    expect(target!.status).toBe('interrupted');
+    expect(op!.status).toBe('failed');
+    expect(await t.db.$count(herdLeases, eq(herdLeases.herdId, r!.herdId))).toBe(0);
     expect(await t.db.$count(operationTargets, eq(operationTargets.status, 'running'))).toBe(0);
     // The herd is free again: the next operation on it runs.
-    const next = await submit(reloadAction, [r.id]);
-    expect((await waitSettled(next.id)).status).toBe('succeeded');
+    const next = await submit(reloadAction, [r!.id]);
+    expect((await waitSettled(next.id))!.status).toBe('succeeded');
   });
 });

@@ -32,7 +32,7 @@ afterAll(() => { process.env.PGHERD_PG_CONFIG = savedConfig; });
 const STRANGER = '127.0.1.230';
 const production = () => lab.instances.find((i) => i.environment === 'production' && i.herd === 'billing' && i.role === 'primary')!;
 const staging = () => lab.instances.find((i) => i.environment === 'staging' && i.herd === 'billing' && i.role === 'primary')!;
-const password = (env: string) => lab.pgAccess!.roles[env].password;
+const password = (env: string) => lab.pgAccess!.roles[env]!.password;
 
 async function who(e: { host: string; port: number; serverEnvironment: string }) {
   const c = instanceClient(e, { connectionTimeoutMillis: 5000 });

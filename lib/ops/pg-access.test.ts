@@ -7,7 +7,7 @@ import { accessFor, parsePgAccess, pgAccessConfig } from './pg-access';
 const files: Record<string, string> = { '/ca.pem': 'CA', '/pw': 'secret\n', '/empty': '\n', '/c.pem': 'CERT', '/c.key': 'KEY' };
 const read = (f: string) => {
   if (!(f in files)) throw new Error(`ENOENT: ${f}`);
-  return files[f];
+  return files[f]!;
 };
 const parse = (json: unknown) => parsePgAccess(json, read);
 

@@ -38,7 +38,7 @@ describe('runPipeline', () => {
     expect(res.error?.message).toBe('promote refused');
     expect(order).toEqual(['pause', 'undo', 'resume']);
     expect(r.log).toEqual(['start 1 pause', 'succeeded 1 pause', 'start 2 promote', 'failed 2 promote', 'start 3 restart old primary', 'succeeded 3 restart old primary', 'start 4 resume', 'succeeded 4 resume']);
-    expect(r.records[1].stderr).toBe('promote refused');
+    expect(r.records[1]!.stderr).toBe('promote refused');
   });
 
   it('times a step out and aborts its signal', async () => {

@@ -90,11 +90,11 @@ describe('plan digest', () => {
 
   it('goes stale when a restart target became the primary (its warning changes), not when its LSN moves', () => {
     const members = base();
-    const before = instanceDigest(restartAction, members[1], members);
+    const before = instanceDigest(restartAction, members[1]!, members);
     const moved = members.map((m) => ({ ...m, lsn: (m.lsn ?? 0) + 100 }));
-    expect(instanceDigest(restartAction, moved[1], moved)).toBe(before);
+    expect(instanceDigest(restartAction, moved[1]!, moved)).toBe(before);
     const promoted = members.map((m) => (m.id === 2 ? { ...m, role: 'primary' as const } : m.id === 1 ? { ...m, role: 'replica' as const } : m));
-    expect(instanceDigest(restartAction, promoted[1], promoted)).not.toBe(before);
+    expect(instanceDigest(restartAction, promoted[1]!, promoted)).not.toBe(before);
   });
 
   it('every action\u2019s plan is a function of the inventory only (no clock, no randomness)', () => {

@@ -41,22 +41,22 @@ describe('refreshFleet', () => {
 
   it('keeps the states pgherd set on purpose', async () => {
     const [one] = await t.db.select().from(instances).limit(1);
-    await t.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, one.id));
-    await refreshFleet(t.db, { ids: [one.id] });
-    expect((await t.db.select({ s: instances.state }).from(instances).where(eq(instances.id, one.id)))[0].s).toBe('fenced');
+    await t.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, one!.id));
+    await refreshFleet(t.db, { ids: [one!.id] });
+    expect((await t.db.select({ s: instances.state }).from(instances).where(eq(instances.id, one!.id)))[0]!.s).toBe('fenced');
     expect(await t.db.$count(instances, sql`${instances.lastObservedAt} IS NULL`)).toBe(0);
   });
 
   it('does not write over a fence set while its pass was under way (a refresh that started before the failover)', async () => {
     const [one] = await t.db.select().from(instances).where(eq(instances.state, 'running')).limit(1);
     // The pass is read and observed while the instance is still "running"...
-    const [ref] = await loadInstanceRefs(t.db, [one.id]);
-    const seen = [{ r: ref, o: await observe(ref, 2000) }];
-    expect(ref.state).toBe('running');
+    const [ref] = await loadInstanceRefs(t.db, [one!.id]);
+    const seen = [{ r: ref!, o: await observe(ref!, 2000) }];
+    expect(ref!.state).toBe('running');
     // ...a failover fences it before the pass is written...
-    await t.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, one.id));
+    await t.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, one!.id));
     await recordPass(t.db, seen);
     // ...and the fence stays.
-    expect((await t.db.select({ s: instances.state }).from(instances).where(eq(instances.id, one.id)))[0].s).toBe('fenced');
+    expect((await t.db.select({ s: instances.state }).from(instances).where(eq(instances.id, one!.id)))[0]!.s).toBe('fenced');
   });
 });

@@ -33,7 +33,7 @@ beforeAll(async () => {
   t = await freshDatabase();
   process.env.PGHERD_DNS_CONFIG = t.lab.dns!.configFile;
   await seedLabFleet(t.db, t.lab);
-  [{ id: herdId }] = await t.db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'billing')).orderBy(herds.id).limit(1);
+  ({ id: herdId } = (await t.db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'billing')).orderBy(herds.id).limit(1))[0]!);
   queue = targetQueue(producerConnection(t.lab.redis!.url), prefix);
   worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, concurrency: 4, refreshEveryMs: 0, queuePrefix: prefix });
 });
@@ -54,9 +54,9 @@ async function run(action: AnyAction, herdIds: number[]) {
   const { id } = await submitOperation(t.db, queue, action, { herdIds, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
   for (let i = 0; i < 300; i++) {
     const [op] = await t.db.select().from(operations).where(eq(operations.id, id));
-    if (op.finishedAt) {
+    if (op!.finishedAt) {
       const targets = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
-      const steps = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, targets[0].id)).orderBy(operationSteps.seq);
+      const steps = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, targets[0]!.id)).orderBy(operationSteps.seq);
       return { plan, op, targets, steps };
     }
     await new Promise((r) => setTimeout(r, 50));
@@ -72,15 +72,15 @@ describe('refresh DNS', () => {
     expect(await lookup(server(), writeName(), 'CNAME')).toEqual([replica.server]);
 
     const { plan, op, steps } = await run(refreshDnsAction, [herdId]);
-    expect(plan.targets[0].steps[1]).toContain(`point ${writeName()} (CNAME, TTL 30 s) at ${primary.server}`);
-    expect(op.status).toBe('succeeded');
+    expect(plan.targets[0]!.steps[1]).toContain(`point ${writeName()} (CNAME, TTL 30 s) at ${primary.server}`);
+    expect(op!.status).toBe('succeeded');
     expect(await lookup(server(), writeName(), 'CNAME')).toEqual([primary.server]);
     const dnsStep = steps.find((s) => s.name === `DNS: ${writeName()}`)!;
     expect(dnsStep.command).toBe(`DNS UPDATE zone ${dns().zone} at ${dns().server}:${dns().port}: ${writeName()} 30 CNAME ${primary.server}`);
     expect(dnsStep.stdoutTail).toBe(`was: ${replica.server}\nnow answers: ${primary.server}`);
     expect(JSON.stringify(steps)).not.toContain(dns().key.secret);
     const [audit] = await t.db.select().from(auditEntries).where(and(eq(auditEntries.action, 'dns.update'), eq(auditEntries.username, 'dns-test')));
-    expect(audit.changes).toEqual({ values: [replica.server, primary.server] });
+    expect(audit!.changes).toEqual({ values: [replica.server, primary.server] });
   });
 
   it('fails the step with the server\u2019s answer when BIND rejects the key, and nothing changes', async () => {
@@ -92,8 +92,8 @@ describe('refresh DNS', () => {
     process.env.PGHERD_DNS_CONFIG = wrong;
     try {
       const { op, targets, steps } = await run(refreshDnsAction, [herdId]);
-      expect(op.status).toBe('failed');
-      expect(targets[0].error).toMatch(/refused the update of .*: NOTAUTH/);
+      expect(op!.status).toBe('failed');
+      expect(targets[0]!.error).toMatch(/refused the update of .*: NOTAUTH/);
       expect(steps.at(-1)).toMatchObject({ name: `DNS: ${writeName()}`, status: 'failed' });
     } finally {
       process.env.PGHERD_DNS_CONFIG = dns().configFile;
@@ -122,7 +122,7 @@ describe('refresh DNS', () => {
   it('is refused at planning for a herd without DNS records, and for instance ids given as herd ids', async () => {
     await t.db.delete(dnsRecords).where(eq(dnsRecords.herdId, herdId));
     const plan = await planOperation(t.db, SYSTEM_ACCESS, refreshDnsAction, [herdId]);
-    expect(plan.targets[0].refused).toBe('the herd has no DNS records');
+    expect(plan.targets[0]!.refused).toBe('the herd has no DNS records');
     await expect(submitOperation(t.db, queue, refreshDnsAction, { instanceIds: [1], digest: plan.digest, confirmation: '', idempotencyKey: 'x'.repeat(10) }, actor))
       .rejects.toThrow('refresh-dns runs on herds: give herdIds');
   });

@@ -75,7 +75,7 @@ async function runOp(action: AnyAction, ids: number[], params: Record<string, un
   const { id } = await submitOperation(db, queue, action, { herdIds: ids, params, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
   for (let i = 0; i < 1200; i++) {
     const [op] = await db.select().from(operations).where(eq(operations.id, id));
-    if (op.finishedAt) {
+    if (op!.finishedAt) {
       const targets = await db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(operationTargets.id);
       const steps = await db.select().from(operationSteps).where(inArray(operationSteps.targetId, targets.map((x) => x.id))).orderBy(operationSteps.targetId, operationSteps.seq);
       return { plan, op, targets, steps, ms: performance.now() - t0 };
@@ -87,7 +87,7 @@ async function runOp(action: AnyAction, ids: number[], params: Record<string, un
 
 const members = (herd: string) => lab.instances.filter((i) => i.herd === herd);
 const url = (i: Pick<LabInstance, 'address' | 'port'>) => `postgres://postgres@${i.address}:${i.port}/postgres`;
-const inRecovery = async (i: LabInstance) => (await query<{ r: boolean }>(url(i), 'SELECT pg_is_in_recovery() AS r'))[0].r;
+const inRecovery = async (i: LabInstance) => (await query<{ r: boolean }>(url(i), 'SELECT pg_is_in_recovery() AS r'))[0]!.r;
 const senderOf = async (i: LabInstance) => (await query<{ h: string | null }>(url(i), "SELECT sender_host AS h FROM pg_stat_wal_receiver WHERE status = 'streaming'"))[0]?.h ?? null;
 const writeName = (herd: string) => lab.dns!.herds.find((h) => h.herd === herd)!.writeName;
 const answer = async (herd: string) => lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName(herd), 'CNAME');
@@ -131,8 +131,8 @@ describe('switchover', () => {
   it('moves alpha to a replica under a continuous write load through PgBouncer: no acknowledged row lost, no error, DNS and pooler follow, the old primary streams', async () => {
     const pooler = lab.pgbouncer[0];
     const old = await livePrimary('alpha');
-    await query(pooler.dsn, 'CREATE TABLE writes (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
-    const writer = startWriter(pooler.dsn);
+    await query(pooler!.dsn, 'CREATE TABLE writes (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
+    const writer = startWriter(pooler!.dsn);
     await waitFor('the writer commits', async () => writer.acked.length > 50);
     const before = writer.acked.length;
 
@@ -140,15 +140,15 @@ describe('switchover', () => {
     await waitFor('the writer commits after the switch', async () => writer.acked.length > before + 200);
     await writer.stop();
 
-    expect(plan.targets[0].facts?.find((f) => f.label === 'Old primary')?.value).toBe(`${old.server}:${old.port}`);
-    expect(targets[0].error).toBeNull();
-    expect(op.status).toBe('succeeded');
+    expect(plan.targets[0]!.facts?.find((f) => f.label === 'Old primary')?.value).toBe(`${old.server}:${old.port}`);
+    expect(targets[0]!.error).toBeNull();
+    expect(op!.status).toBe('succeeded');
     const neu = await livePrimary('alpha');
     expect(neu.server).not.toBe(old.server);
-    expect(targets[0].outcome).toBe(`${neu.server}:${neu.port} is the primary; ${old.server}:${old.port} streams from it; no committed transaction lost`);
+    expect(targets[0]!.outcome).toBe(`${neu.server}:${neu.port} is the primary; ${old.server}:${old.port} streams from it; no committed transaction lost`);
     // Every acknowledged commit is on the new primary; the writer never saw an error.
     expect(writer.errors).toEqual([]);
-    const [{ n }] = await query<{ n: string }>(url(neu), 'SELECT count(*) AS n FROM writes WHERE n = ANY($1::int[])', [writer.acked]);
+    const { n } = (await query<{ n: string }>(url(neu), 'SELECT count(*) AS n FROM writes WHERE n = ANY($1::int[])', [writer.acked]))[0]!;
     expect(Number(n)).toBe(writer.acked.length);
     console.log(`switchover under load: ${writer.acked.length} commits, longest gap ${writer.maxGapMs.toFixed(0)} ms`);
     expect(writer.maxGapMs).toBeLessThan(10_000); // the benchmark holds the 1 s target; this guards the mechanism
@@ -162,7 +162,7 @@ describe('switchover', () => {
     expect(await senderOf(third)).toBe(neu.address);
     // DNS, asked of BIND, and PgBouncer, asked of itself, point at the new primary.
     expect(await answer('alpha')).toEqual([neu.server]);
-    const entry = (await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser, serverEnvironment: pooler.environment })).get(pooler.databases[0])!;
+    const entry = (await showDatabases({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment })).get(pooler!.databases[0]!)!;
     expect(entry).toMatchObject({ host: neu.address, port: neu.port, paused: false });
     // The inventory says so.
     const inv = await byServer('alpha');
@@ -178,24 +178,24 @@ describe('switchover', () => {
     const lagging = members('beta').find((m) => m.server !== primary.server)!;
     const inv = await byServer('beta');
     const plan = await planOperation(db, SYSTEM_ACCESS, switchoverAction, [herdIds.get('beta')!], { candidateInstanceId: inv.get(lagging.server)!.id });
-    expect(plan.targets[0].refused).toBeUndefined();
+    expect(plan.targets[0]!.refused).toBeUndefined();
     await query(url(lagging), 'SELECT pg_wal_replay_pause()');
     try {
       await query(url(primary), "CREATE TABLE ballast AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 25000) g");
       await waitFor('the candidate received the ballast', async () => {
         const [r] = await query<{ behind: string }>(url(lagging), 'SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) AS behind');
-        return Number(r.behind) > 16 * 1024 * 1024;
+        return Number(r!.behind) > 16 * 1024 * 1024;
       });
       const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('beta')!], { candidateInstanceId: inv.get(lagging.server)!.id });
-      expect(op.status).toBe('failed');
-      expect(targets[0].error).toMatch(new RegExp(`refused: ${lagging.server}:\\d+ has [\\d.]+ MB left to replay \\(limit 16.0 MB\\); nothing was changed`));
+      expect(op!.status).toBe('failed');
+      expect(targets[0]!.error).toMatch(new RegExp(`refused: ${lagging.server}:\\d+ has [\\d.]+ MB left to replay \\(limit 16.0 MB\\); nothing was changed`));
       expect(steps.map((s) => s.name)).toEqual(['pre-flight']);
       expect(await inRecovery(primary)).toBe(false);
       expect(await answer('beta')).toEqual([primary.server]);
       // Once the refresher has seen the lag, the plan itself refuses.
       await refreshFleet(db, { ids: [...inv.values()].map((r) => r.id), timeoutMs: 2000 });
       const again = await planOperation(db, SYSTEM_ACCESS, switchoverAction, [herdIds.get('beta')!], { candidateInstanceId: inv.get(lagging.server)!.id });
-      expect(again.targets[0].refused).toMatch(/is [\d.]+ MB behind \(limit 16.0 MB\)/);
+      expect(again.targets[0]!.refused).toMatch(/is [\d.]+ MB behind \(limit 16.0 MB\)/);
     } finally {
       await query(url(lagging), 'SELECT pg_wal_replay_resume()');
     }
@@ -208,8 +208,8 @@ describe('switchover', () => {
     process.env.PGHERD_DNS_CONFIG = wrong;
     try {
       const { op, targets } = await runOp(switchoverAction, [herdIds.get('gamma')!]);
-      expect(op.status).toBe('failed');
-      expect(targets[0].error).toMatch(/refused: .* refused a signed UPDATE of zone lab\.internal: NOTAUTH .*\(key pgherd-lab\); nothing was changed/);
+      expect(op!.status).toBe('failed');
+      expect(targets[0]!.error).toMatch(/refused: .* refused a signed UPDATE of zone lab\.internal: NOTAUTH .*\(key pgherd-lab\); nothing was changed/);
     } finally {
       useLabSettings(lab);
     }
@@ -224,27 +224,27 @@ describe('switchover undone', () => {
     const old = await livePrimary('alpha');
     const cand = members('alpha').find((m) => m.server !== old.server)!;
     const inv = await byServer('alpha');
-    await query(pooler.dsn, 'CREATE TABLE undo_writes (n int PRIMARY KEY)');
+    await query(pooler!.dsn, 'CREATE TABLE undo_writes (n int PRIMARY KEY)');
     await query(url(cand), 'SELECT pg_wal_replay_pause()');
-    const writer = startWriter(pooler.dsn, 'undo_writes');
+    const writer = startWriter(pooler!.dsn, 'undo_writes');
     try {
       await waitFor('the writer commits', async () => writer.acked.length > 20);
       const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('alpha')!], { candidateInstanceId: inv.get(cand.server)!.id, catchUpDeadlineMs: 1500 });
       const before = writer.acked.length;
       await waitFor('the writer commits again', async () => writer.acked.length > before + 50);
       await writer.stop();
-      expect(op.status).toBe('failed');
-      expect(targets[0].error).toMatch(/did not reach "replayed past/);
+      expect(op!.status).toBe('failed');
+      expect(targets[0]!.error).toMatch(/did not reach "replayed past/);
       const undo = steps.find((s) => s.name === `start ${old.server}:${old.port} again as primary if no replica was promoted`)!;
       expect(undo).toMatchObject({ status: 'succeeded', stdoutTail: `${old.server}:${old.port} is the primary again` });
       // Undo ran before the resume: newest first.
-      expect(steps.findIndex((s) => s === undo)).toBeLessThan(steps.findIndex((s) => s.name === `PgBouncer ${pooler.server}:${pooler.port}: resume (always)`));
+      expect(steps.findIndex((s) => s === undo)).toBeLessThan(steps.findIndex((s) => s.name === `PgBouncer ${pooler!.server}:${pooler!.port}: resume (always)`));
       expect(await inRecovery(old)).toBe(false);
       expect(await inRecovery(cand)).toBe(true);
       expect(writer.errors).toEqual([]);
-      const [{ n }] = await query<{ n: string }>(url(old), 'SELECT count(*) AS n FROM undo_writes WHERE n = ANY($1::int[])', [writer.acked]);
+      const { n } = (await query<{ n: string }>(url(old), 'SELECT count(*) AS n FROM undo_writes WHERE n = ANY($1::int[])', [writer.acked]))[0]!;
       expect(Number(n)).toBe(writer.acked.length);
-      expect((await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser, serverEnvironment: pooler.environment })).get(pooler.databases[0])).toMatchObject({ host: old.address, paused: false });
+      expect((await showDatabases({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment })).get(pooler!.databases[0]!)).toMatchObject({ host: old.address, paused: false });
       expect(await answer('alpha')).toEqual([old.server]);
     } finally {
       await writer.stop();
@@ -261,8 +261,8 @@ describe('switchover whose promotion outlives its deadline', () => {
     const third = members('alpha').find((m) => m.server !== old.server && m.server !== cand.server)!;
     const inv = await byServer('alpha');
     const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('alpha')!], { candidateInstanceId: inv.get(cand.server)!.id, promoteDeadlineMs: 1 });
-    expect(op.status).toBe('failed');
-    expect(targets[0].error).toMatch(/did not finish its promotion within 0.001 s of pg_promote/);
+    expect(op!.status).toBe('failed');
+    expect(targets[0]!.error).toMatch(/did not finish its promotion within 0.001 s of pg_promote/);
     const undo = steps.find((x) => x.name === `start ${old.server}:${old.port} again as primary if no replica was promoted`)!;
     expect(undo.stdoutTail + undo.stderrTail).not.toContain('is the primary again');
     // Whatever the promotion did since, the herd never has two primaries: wait for it to settle, then count.
@@ -271,15 +271,15 @@ describe('switchover whose promotion outlives its deadline', () => {
     const primaries = [];
     for (const m of members('alpha')) {
       const r = await query<{ r: boolean }>(url(m), 'SELECT pg_is_in_recovery() AS r').catch(() => null);
-      if (r && !r[0].r) primaries.push(m.server);
+      if (r && !r[0]!.r) primaries.push(m.server);
     }
     expect(primaries).toEqual([cand.server]);
-    expect(targets[0].outcome).toMatch(new RegExp(`${cand.server}:\\d+ finished its promotion after the switchover gave up on it|pg_promote was sent to ${cand.server}`));
+    expect(targets[0]!.outcome).toMatch(new RegExp(`${cand.server}:\\d+ finished its promotion after the switchover gave up on it|pg_promote was sent to ${cand.server}`));
     // PgBouncer was resumed, pointing at the one primary; the old primary is fenced in the inventory.
-    expect((await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser, serverEnvironment: pooler.environment })).get(pooler.databases[0])).toMatchObject({ host: cand.address, paused: false });
+    expect((await showDatabases({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment })).get(pooler!.databases[0]!)).toMatchObject({ host: cand.address, paused: false });
     expect((await byServer('alpha')).get(old.server)!.state).toBe('fenced');
     // Mend alpha for the tests after this one: the old primary rebuilt from the new, the third re-pointed.
-    expect((await runRebuild((await byServer('alpha')).get(old.server)!)).status).toBe('succeeded');
+    expect((await runRebuild((await byServer('alpha')).get(old.server)!))!.status).toBe('succeeded');
     await runInstanceOp(remasterAction, (await byServer('alpha')).get(third.server)!.id);
     expect(await senderOf(third)).toBe(cand.address);
     await refreshFleet(db, { ids: (await refs('alpha')).map((r) => r.id), timeoutMs: 2000 });
@@ -295,8 +295,8 @@ describe('DR failover with the old primary alive but silent', () => {
     process.kill(pid, 'SIGSTOP');
     try {
       const refused = await runOp(drFailoverAction, [herdIds.get('gamma')!]);
-      expect(refused.op.status).toBe('failed');
-      expect(refused.targets[0].error).toMatch(new RegExp(`^refused: ${old.server}:\\d+ is not proven fenced: it did not answer within 1.5 s .*and stopping it over SSH failed .*Nothing was promoted\\. If you have fenced it yourself`));
+      expect(refused.op!.status).toBe('failed');
+      expect(refused.targets[0]!.error).toMatch(new RegExp(`^refused: ${old.server}:\\d+ is not proven fenced: it did not answer within 1.5 s .*and stopping it over SSH failed .*Nothing was promoted\\. If you have fenced it yourself`));
       expect(refused.steps.map((x) => x.name)).not.toContain('promote the candidate');
       // Nothing changed: both replicas still replicas, DNS on the old primary, the inventory not fenced.
       for (const m of others) expect(await inRecovery(m)).toBe(true);
@@ -305,13 +305,13 @@ describe('DR failover with the old primary alive but silent', () => {
 
       // The operator has fenced it (the test plays the part: it stays stopped, then is powered off below).
       const { op, targets, steps } = await runOp(drFailoverAction, [herdIds.get('gamma')!], { fencedByOperator: true });
-      expect(targets[0].error).toBeNull();
-      expect(op.status).toBe('succeeded');
+      expect(targets[0]!.error).toBeNull();
+      expect(op!.status).toBe('succeeded');
       expect(steps.find((x) => x.name === `fence ${old.server}:${old.port}`)?.stdoutTail).toMatch(/^fenced by the operator \(failover-test: powered off or cut off/);
       const answering = [];
       for (const m of members('gamma')) {
         const r = await query<{ r: boolean }>(url(m), 'SELECT pg_is_in_recovery() AS r').catch(() => null);
-        if (r && !r[0].r) answering.push(m.server);
+        if (r && !r[0]!.r) answering.push(m.server);
       }
       expect(answering).toHaveLength(1);
       expect(answering[0]).not.toBe(old.server);
@@ -322,7 +322,7 @@ describe('DR failover with the old primary alive but silent', () => {
     await waitFor('the old postmaster is gone', async () => { try { process.kill(pid, 0); return false; } catch { return true; } });
     // Rebuilt from the new primary, gamma is whole again for the tests after this one.
     const rebuilt = await runRebuild((await byServer('gamma')).get(old.server)!);
-    expect(rebuilt.status).toBe('succeeded');
+    expect(rebuilt!.status).toBe('succeeded');
     expect(await inRecovery(old)).toBe(true);
   }, 180_000);
 });
@@ -334,20 +334,20 @@ describe('DR failover in a herd where a replica already answers as a primary', (
     // A member promoted outside pgherd (by hand, by another tool) that the inventory still lists as a replica.
     const copy = await restoredCopy(lab, source, 'db-dr-beta-rogue.lab.internal', '127.0.4.200');
     const [env] = await db.select({ id: herds.environmentId }).from(herds).where(eq(herds.id, herdIds.get('beta')!));
-    const [srv] = await db.insert(servers).values({ hostname: 'db-dr-beta-rogue.lab.internal', environmentId: env.id, address: '127.0.4.200', sshUser: lab.osUser, sshPort: lab.ssh!.port, sshHostKeyFingerprint: lab.ssh!.hostKeyFingerprint }).returning();
-    const [rogue] = await db.insert(instances).values({ herdId: herdIds.get('beta')!, serverId: srv.id, port: copy.node.port, dataDirectory: copy.node.dataDirectory, pgVersion: 15, role: 'replica', state: 'running', upstreamInstanceId: (await byServer('beta')).get(old.server)!.id }).returning();
+    const [srv] = await db.insert(servers).values({ hostname: 'db-dr-beta-rogue.lab.internal', environmentId: env!.id, address: '127.0.4.200', sshUser: lab.osUser, sshPort: lab.ssh!.port, sshHostKeyFingerprint: lab.ssh!.hostKeyFingerprint }).returning();
+    const [rogue] = await db.insert(instances).values({ herdId: herdIds.get('beta')!, serverId: srv!.id, port: copy.node.port, dataDirectory: copy.node.dataDirectory, pgVersion: 15, role: 'replica', state: 'running', upstreamInstanceId: (await byServer('beta')).get(old.server)!.id }).returning();
     try {
       const { op, targets, steps } = await runOp(drFailoverAction, [herdIds.get('beta')!]);
-      expect(op.status).toBe('failed');
-      expect(targets[0].error).toMatch(/^refused: db-dr-beta-rogue\.lab\.internal:\d+ answers as a primary \(timeline 1\), though the inventory has db-dr-beta-1\.lab\.internal:\d+ as the herd's primary: it was promoted outside this failover\. Nothing was changed\./);
+      expect(op!.status).toBe('failed');
+      expect(targets[0]!.error).toMatch(/^refused: db-dr-beta-rogue\.lab\.internal:\d+ answers as a primary \(timeline 1\), though the inventory has db-dr-beta-1\.lab\.internal:\d+ as the herd's primary: it was promoted outside this failover\. Nothing was changed\./);
       expect(steps.map((x) => x.name)).toEqual(['ask the replicas and the DNS servers']);
       expect(await inRecovery(old)).toBe(false);
       for (const m of members('beta').filter((x) => x.server !== old.server)) expect(await inRecovery(m)).toBe(true);
       expect(await answer('beta')).toEqual([old.server]);
       expect((await byServer('beta')).get(old.server)).toMatchObject({ role: 'primary', state: 'running' });
     } finally {
-      await db.delete(instances).where(eq(instances.id, rogue.id));
-      await db.delete(servers).where(eq(servers.id, srv.id));
+      await db.delete(instances).where(eq(instances.id, rogue!.id));
+      await db.delete(servers).where(eq(servers.id, srv!.id));
       await copy.remove();
     }
   }, 120_000);
@@ -360,46 +360,46 @@ describe('DR failover', () => {
     // it lags on purpose: it keeps receiving but replays nothing more. The failover must see that.
     const [b, a] = members('beta').filter((m) => m.server !== old.server);
     await query(url(old), 'CREATE TABLE dr_rows (n int PRIMARY KEY)');
-    await waitFor('both have the table', async () => (await query(url(b), "SELECT 1 FROM pg_class WHERE relname = 'dr_rows'")).length === 1
-      && (await query(url(a), "SELECT 1 FROM pg_class WHERE relname = 'dr_rows'")).length === 1);
+    await waitFor('both have the table', async () => (await query(url(b!), "SELECT 1 FROM pg_class WHERE relname = 'dr_rows'")).length === 1
+      && (await query(url(a!), "SELECT 1 FROM pg_class WHERE relname = 'dr_rows'")).length === 1);
     await refreshFleet(db, { ids: (await refs('beta')).map((r) => r.id), timeoutMs: 2000 });
-    await query(url(b), 'SELECT pg_wal_replay_pause()');
+    await query(url(b!), 'SELECT pg_wal_replay_pause()');
     await query(url(old), 'INSERT INTO dr_rows SELECT generate_series(1, 1000)');
-    const [{ lsn }] = await query<{ lsn: string }>(url(old), 'SELECT pg_current_wal_lsn()::text AS lsn');
-    await waitFor('a replayed the rows', async () => (await query(url(a), 'SELECT count(*)::int AS n FROM dr_rows'))[0].n === 1000);
-    await waitFor('b received them', async () => (await query<{ ok: boolean }>(url(b), `SELECT pg_last_wal_receive_lsn() >= '${lsn}'::pg_lsn AS ok`))[0].ok);
+    const { lsn } = (await query<{ lsn: string }>(url(old), 'SELECT pg_current_wal_lsn()::text AS lsn'))[0]!;
+    await waitFor('a replayed the rows', async () => (await query(url(a!), 'SELECT count(*)::int AS n FROM dr_rows'))[0]!.n === 1000);
+    await waitFor('b received them', async () => (await query<{ ok: boolean }>(url(b!), `SELECT pg_last_wal_receive_lsn() >= '${lsn}'::pg_lsn AS ok`))[0]!.ok);
     await crash(old);
     await refuseSsh(lab, LAB_FILE, old.address);
     try {
       const { op, targets, steps, ms, plan } = await runOp(drFailoverAction, [herdIds.get('beta')!]);
       console.log(`DR failover of one herd, primary gone: confirm -> done ${ms.toFixed(0)} ms`);
       // The plan, from the inventory, named b; the failover measured and chose a.
-      expect(plan.targets[0].facts?.find((f) => f.label === 'Candidate')?.value).toMatch(new RegExp(`^${b.server}:\\d+ .*chosen again when it runs`));
-      expect(steps.find((s) => s.name === 'choose the candidate')?.stdoutTail).toContain(`chosen: ${a.server}`);
-      expect(targets[0].error).toBeNull();
-      expect(op.status).toBe('succeeded');
-      expect(await inRecovery(a)).toBe(false);
-      expect(await answer('beta')).toEqual([a.server]);
-      expect(await senderOf(b)).toBe(a.address);
-      expect(await inRecovery(b)).toBe(true);
-      expect((await query(url(a), 'SELECT count(*)::int AS n FROM dr_rows'))[0].n).toBe(1000);
-      expect(targets[0].outcome).toMatch(new RegExp(`^${a.server}:\\d+ is the primary; ${old.server}:\\d+ is fenced; possible data loss: 0 bytes`));
+      expect(plan.targets[0]!.facts?.find((f) => f.label === 'Candidate')?.value).toMatch(new RegExp(`^${b!.server}:\\d+ .*chosen again when it runs`));
+      expect(steps.find((s) => s.name === 'choose the candidate')?.stdoutTail).toContain(`chosen: ${a!.server}`);
+      expect(targets[0]!.error).toBeNull();
+      expect(op!.status).toBe('succeeded');
+      expect(await inRecovery(a!)).toBe(false);
+      expect(await answer('beta')).toEqual([a!.server]);
+      expect(await senderOf(b!)).toBe(a!.address);
+      expect(await inRecovery(b!)).toBe(true);
+      expect((await query(url(a!), 'SELECT count(*)::int AS n FROM dr_rows'))[0]!.n).toBe(1000);
+      expect(targets[0]!.outcome).toMatch(new RegExp(`^${a!.server}:\\d+ is the primary; ${old.server}:\\d+ is fenced; possible data loss: 0 bytes`));
       expect(steps.find((s) => s.name === `fence ${old.server}:${old.port}`)?.stdoutTail).toContain(`its host refuses connections on port ${old.port}: nothing listens there`);
       const inv = await byServer('beta');
       expect(inv.get(old.server)!.state).toBe('fenced');
-      expect(inv.get(a.server)).toMatchObject({ role: 'primary', state: 'running' });
+      expect(inv.get(a!.server)).toMatchObject({ role: 'primary', state: 'running' });
       // A fenced instance is not started by pgherd (execution plans again, with the same refusal).
       const start = await planOperation(db, SYSTEM_ACCESS, startAction, [inv.get(old.server)!.id]);
-      expect(start.targets[0].refused).toBe('fenced after a failover: rebuild it before starting it again');
+      expect(start.targets[0]!.refused).toBe('fenced after a failover: rebuild it before starting it again');
     } finally {
       await allowSsh(lab, LAB_FILE, old.address);
     }
     // Rebuilt from the new primary, it streams from it.
     const inv = await byServer('beta');
     const rebuilt = await runRebuild(inv.get(old.server)!);
-    expect(rebuilt.status).toBe('succeeded');
-    expect(await senderOf(old)).toBe(a.address);
-    expect((await query(url(old), 'SELECT count(*)::int AS n FROM dr_rows'))[0].n).toBe(1000);
+    expect(rebuilt!.status).toBe('succeeded');
+    expect(await senderOf(old)).toBe(a!.address);
+    expect((await query(url(old), 'SELECT count(*)::int AS n FROM dr_rows'))[0]!.n).toBe(1000);
     expect((await byServer('beta')).get(old.server)).toMatchObject({ role: 'replica', state: 'running' });
   }, 180_000);
 
@@ -422,50 +422,50 @@ describe('DR failover', () => {
     console.log(steps.filter((x) => x.name === 're-point the other replicas').map((x) => `${x.stdoutTail}\n${x.stderrTail}`).join('\n'));
     expect(plan.typeToConfirm).toBe('3');
     expect(targets.map((x) => x.error)).toEqual([null, null, null]);
-    expect(op.status).toBe('succeeded');
+    expect(op!.status).toBe('succeeded');
     // Each candidate replayed what it could and was promoted: none waited for WAL it could never replay.
     expect(replays).toHaveLength(3);
     for (const r of replays) expect(r.stdoutTail).toMatch(/replayed all of it|replay stopped there/);
     for (const [k, herd] of ['alpha', 'beta', 'gamma'].entries()) {
       const neu = await livePrimary(herd);
-      expect(neu.server).not.toBe(olds[k].server);
+      expect(neu.server).not.toBe(olds[k]!.server);
       expect(await answer(herd)).toEqual([neu.server]);
-      const [{ tli }] = await query<{ tli: number }>(url(neu), "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tli");
+      const { tli } = (await query<{ tli: number }>(url(neu), "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tli"))[0]!;
       const inv = await byServer(herd);
       expect(inv.get(neu.server)).toMatchObject({ role: 'primary', timeline: tli });
-      for (const m of members(herd).filter((x) => x.server !== neu.server && x.server !== olds[k].server)) {
+      for (const m of members(herd).filter((x) => x.server !== neu.server && x.server !== olds[k]!.server)) {
         if (inv.get(m.server)!.state === 'needs_rebuild') {
           // It holds the start of a record the old primary never finished, across a WAL segment boundary:
           // PostgreSQL cannot replay past the new primary's OVERWRITE_CONTRECORD. Named, marked, and a
           // rebuild brings it back onto the new timeline.
-          expect(targets[k].outcome).toContain(`not following the new primary, marked needs rebuild: ${m.server}:${m.port}`);
-          expect((await runRebuild(inv.get(m.server)!)).status).toBe('succeeded');
+          expect(targets[k]!.outcome).toContain(`not following the new primary, marked needs rebuild: ${m.server}:${m.port}`);
+          expect((await runRebuild(inv.get(m.server)!))!.status).toBe('succeeded');
         }
         // Streaming from it is not enough: it receives the new primary's timeline, and the inventory says so.
         expect(await senderOf(m)).toBe(neu.address);
         const [w] = await query<{ tli: number }>(url(m), "SELECT received_tli AS tli FROM pg_stat_wal_receiver WHERE status = 'streaming'");
-        expect(w.tli).toBe(tli);
+        expect(w!.tli).toBe(tli);
         await refreshFleet(db, { ids: [inv.get(m.server)!.id], timeoutMs: 2000 });
         expect((await byServer(herd)).get(m.server)).toMatchObject({ role: 'replica', state: 'running', timeline: tli });
       }
-      expect(inv.get(olds[k].server)!.state).toBe('fenced');
+      expect(inv.get(olds[k]!.server)!.state).toBe('fenced');
     }
     // A replica marked needs rebuild is rebuilt from a fresh copy (pg_rewind could find nothing to rewind
     // in the WAL that kept it from following) and then streams the new timeline.
     const gammaNew = await livePrimary('gamma');
-    const follower = members('gamma').find((m) => m.server !== gammaNew.server && m.server !== olds[2].server)!;
+    const follower = members('gamma').find((m) => m.server !== gammaNew.server && m.server !== olds[2]!.server)!;
     const fInv = (await byServer('gamma')).get(follower.server)!;
     await db.update(instances).set({ state: 'needs_rebuild' }).where(eq(instances.id, fInv.id));
     const rebuilt = await runRebuild({ ...fInv, state: 'needs_rebuild' });
-    expect(rebuilt.status).toBe('succeeded');
-    const rebuildSteps = await db.select().from(operationSteps).innerJoin(operationTargets, eq(operationTargets.id, operationSteps.targetId)).where(eq(operationTargets.operationId, rebuilt.id));
+    expect(rebuilt!.status).toBe('succeeded');
+    const rebuildSteps = await db.select().from(operationSteps).innerJoin(operationTargets, eq(operationTargets.id, operationSteps.targetId)).where(eq(operationTargets.operationId, rebuilt!.id));
     expect(rebuildSteps.find((x) => x.operation_steps.name === 'pg_rewind')?.operation_steps.stdoutTail).toBe('skipped: a fresh copy is made instead');
     expect(await senderOf(follower)).toBe(gammaNew.address);
     // alpha's PgBouncer follows too.
     const pooler = lab.pgbouncer[0];
     const alpha = await livePrimary('alpha');
-    expect((await showDatabases({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser, serverEnvironment: pooler.environment })).get(pooler.databases[0])).toMatchObject({ host: alpha.address, port: alpha.port });
-    await query(pooler.dsn, 'INSERT INTO writes (n) VALUES (-2)');
+    expect((await showDatabases({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment })).get(pooler!.databases[0]!)).toMatchObject({ host: alpha.address, port: alpha.port });
+    await query(pooler!.dsn, 'INSERT INTO writes (n) VALUES (-2)');
   }, 180_000);
 
   it('is refused, changing nothing, for a herd with no reachable replica', async () => {
@@ -474,36 +474,36 @@ describe('DR failover', () => {
     // One is the fenced old primary (stopped); stop the other replica too.
     for (const m of others) await runAs(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', m.dataDirectory, '-m', 'fast', '-w', 'stop']).catch(() => {});
     const { op, targets } = await runOp(drFailoverAction, [herdIds.get('gamma')!]);
-    expect(op.status).toBe('failed');
-    expect(targets[0].error).toBe('refused: no replica answers; nothing was changed');
+    expect(op!.status).toBe('failed');
+    expect(targets[0]!.error).toBe('refused: no replica answers; nothing was changed');
     expect(await inRecovery(primary)).toBe(false);
     expect((await byServer('gamma')).get(primary.server)!.state).toBe('running');
     expect(await answer('gamma')).toEqual([primary.server]);
     // Once the inventory has seen them stopped, the plan refuses.
     await refreshFleet(db, { ids: (await refs('gamma')).map((r) => r.id), timeoutMs: 2000 });
     const plan = await planOperation(db, SYSTEM_ACCESS, drFailoverAction, [herdIds.get('gamma')!]);
-    expect(plan.targets[0].refused).toBe('the herd has no running replica to fail over to');
+    expect(plan.targets[0]!.refused).toBe('the herd has no running replica to fail over to');
   }, 60_000);
 });
 
 async function runInstanceOp(action: AnyAction, id: number) {
   const plan = await planOperation(db, SYSTEM_ACCESS, action, [id]);
-  expect(plan.targets[0].refused).toBeUndefined();
+  expect(plan.targets[0]!.refused).toBeUndefined();
   const res = await submitOperation(db, queue, action, { instanceIds: [id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
   for (;;) {
     const [op] = await db.select().from(operations).where(eq(operations.id, res.id));
-    if (op.finishedAt) return op;
+    if (op!.finishedAt) return op;
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 async function runRebuild(target: InstanceRef) {
   const plan = await planOperation(db, SYSTEM_ACCESS, rebuildAction, [target.id]);
-  expect(plan.targets[0].refused).toBeUndefined();
+  expect(plan.targets[0]!.refused).toBeUndefined();
   const { id } = await submitOperation(db, queue, rebuildAction, { instanceIds: [target.id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
   for (;;) {
     const [op] = await db.select().from(operations).where(eq(operations.id, id));
-    if (op.finishedAt) return op;
+    if (op!.finishedAt) return op;
     await new Promise((r) => setTimeout(r, 100));
   }
 }

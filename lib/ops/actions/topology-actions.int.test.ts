@@ -30,7 +30,7 @@ let elsewhere: InstanceRef;
 
 const run = (action: ActionDef, targetId: number) => runAction(t.db, ssh, action, targetId);
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
-const inRecovery = async (r: InstanceRef) => (await query<{ rec: boolean }>(dsn(r), 'SELECT pg_is_in_recovery() AS rec'))[0].rec;
+const inRecovery = async (r: InstanceRef) => (await query<{ rec: boolean }>(dsn(r), 'SELECT pg_is_in_recovery() AS rec'))[0]!.rec;
 
 beforeAll(async () => {
   t = await freshDatabase();
@@ -39,7 +39,7 @@ beforeAll(async () => {
   const all = await loadInstanceRefs(t.db, (await t.db.select({ id: instances.id }).from(instances)).map((r) => r.id));
   const herd = all.filter((r) => r.environment === 'staging' && r.herd === 'identity');
   primary = herd.find((r) => r.role === 'primary')!;
-  [r2, r3] = herd.filter((r) => r.role === 'replica');
+  [r2, r3] = herd.filter((r) => r.role === 'replica') as [InstanceRef, InstanceRef];
   elsewhere = all.find((r) => r.herdId !== primary.herdId)!;
 });
 afterAll(async () => {
@@ -50,7 +50,7 @@ afterAll(async () => {
 describe('promote', () => {
   it('is refused at planning while the herd has a running primary', async () => {
     const plan = await planOperation(t.db, SYSTEM_ACCESS, promoteAction, [r2.id]);
-    expect(plan.targets[0].refused).toMatch(/running primary .*stop it, or use switchover/);
+    expect(plan.targets[0]!.refused).toMatch(/running primary .*stop it, or use switchover/);
   });
 
   it('is refused again at execution when the primary still answers, whatever the inventory says', async () => {
@@ -69,16 +69,16 @@ describe('promote', () => {
     expect(await inRecovery(r2)).toBe(false);
     await query(dsn(r2), 'CREATE TABLE promoted (v text); INSERT INTO promoted VALUES (\'after promote\')');
     const [row] = await t.db.select().from(instances).where(eq(instances.id, r2.id));
-    expect(row.role).toBe('primary');
-    expect(row.timeline).toBe(2);
+    expect(row!.role).toBe('primary');
+    expect(row!.timeline).toBe(2);
   });
 });
 
 describe('remaster', () => {
   it('points the other replica at the new primary; it streams from it and has its rows', async () => {
     const plan = await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id]);
-    expect(plan.targets[0].refused).toBeUndefined();
-    expect(plan.targets[0].steps[2]).toContain(`${r2.host}:${r2.port}`);
+    expect(plan.targets[0]!.refused).toBeUndefined();
+    expect(plan.targets[0]!.steps[2]).toContain(`${r2.host}:${r2.port}`);
     const { res } = await run(remasterAction, r3.id);
     expect(res.error).toBeUndefined();
     const [w] = await query<{ status: string; host: string; port: number }>(dsn(r3), 'SELECT status, sender_host AS host, sender_port AS port FROM pg_stat_wal_receiver');
@@ -90,12 +90,12 @@ describe('remaster', () => {
     }
     expect(rows).toEqual([{ v: 'after promote' }]);
     const [inv] = await t.db.select().from(instances).where(eq(instances.id, r3.id));
-    expect(inv.upstreamInstanceId).toBe(r2.id);
+    expect(inv!.upstreamInstanceId).toBe(r2.id);
   });
 
   it('is refused for a primary', async () => {
     const plan = await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r2.id]);
-    expect(plan.targets[0].refused).toMatch(/only replicas/);
+    expect(plan.targets[0]!.refused).toMatch(/only replicas/);
   });
 
   it('quotes conninfo values so that no value can add a parameter', () => {
@@ -106,7 +106,7 @@ describe('remaster', () => {
 describe('rebuild', () => {
   it('is refused for the herd\u2019s running primary, at planning', async () => {
     const plan = await planOperation(t.db, SYSTEM_ACCESS, rebuildAction, [r2.id]);
-    expect(plan.targets[0].refused).toMatch(/it is the herd\u2019s primary/);
+    expect(plan.targets[0]!.refused).toMatch(/it is the herd\u2019s primary/);
   });
 
   it('turns a diverged old primary into a replica holding exactly the primary\u2019s rows, streaming', async () => {
@@ -133,8 +133,8 @@ describe('rebuild', () => {
     const [w] = await query<{ status: string; host: string }>(dsn(primary), 'SELECT status, sender_host AS host FROM pg_stat_wal_receiver');
     expect(w).toEqual({ status: 'streaming', host: r2.host });
     // Its own port and address survived the copy of the source's postgresql.conf.
-    expect((await query<{ port: string }>(dsn(primary), 'SHOW port'))[0].port).toBe(String(primary.port));
-    expect((await query<{ a: string }>(dsn(primary), `SELECT current_setting('listen_addresses') AS a`))[0].a).toBe(primary.host);
+    expect((await query<{ port: string }>(dsn(primary), 'SHOW port'))[0]!.port).toBe(String(primary.port));
+    expect((await query<{ a: string }>(dsn(primary), `SELECT current_setting('listen_addresses') AS a`))[0]!.a).toBe(primary.host);
     expect(await query(dsn(primary), `SELECT 1 FROM pg_class WHERE relname = 'diverged'`)).toEqual([]);
     let rows: { v: string }[] = [];
     for (let i = 0; i < 100 && rows.length < 2; i++) {
@@ -154,7 +154,7 @@ describe('rebuild', () => {
     expect(steps.find((s) => s.name === 'pg_rewind')?.exitCode).not.toBe(0);
     expect(steps.find((s) => s.name.startsWith('pg_basebackup'))?.status).toBe('succeeded');
     expect(await inRecovery(r3)).toBe(true);
-    expect((await query<{ port: string }>(dsn(r3), 'SHOW port'))[0].port).toBe(String(r3.port));
+    expect((await query<{ port: string }>(dsn(r3), 'SHOW port'))[0]!.port).toBe(String(r3.port));
     expect((await query<{ v: string }>(dsn(r3), 'SELECT v FROM promoted ORDER BY v')).map((r) => r.v)).toEqual(['after promote', 'second']);
     const parent = path.dirname(r3.dataDirectory);
     expect(readdirSync(parent).filter((f) => f.includes('pgherd-'))).toEqual([]); // nothing left aside
@@ -166,12 +166,12 @@ describe('remaster to a chosen member', () => {
     // Now: r2 is the primary; the old primary and r3 are its replicas.
     const params = { upstreamInstanceId: primary.id };
     const plan = await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id], params);
-    expect(plan.targets[0].refused).toBeUndefined();
-    expect(plan.targets[0].steps[0]).toContain(`${primary.label} (a replica: cascading replication)`);
+    expect(plan.targets[0]!.refused).toBeUndefined();
+    expect(plan.targets[0]!.steps[0]).toContain(`${primary.label} (a replica: cascading replication)`);
     expect(plan.digest).not.toBe((await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id])).digest);
     const { res, steps } = await runAction(t.db, ssh, remasterAction, r3.id, params);
     expect(res.error).toBeUndefined();
-    expect(steps[0].stdoutTail).toBe(`new upstream: ${primary.label} (replica)`);
+    expect(steps[0]!.stdoutTail).toBe(`new upstream: ${primary.label} (replica)`);
     const [w] = await query<{ status: string; host: string; port: number }>(dsn(r3), 'SELECT status, sender_host AS host, sender_port AS port FROM pg_stat_wal_receiver');
     expect(w).toEqual({ status: 'streaming', host: primary.host, port: primary.port });
     await query(dsn(r2), `INSERT INTO promoted VALUES ('cascaded')`);
@@ -182,12 +182,12 @@ describe('remaster to a chosen member', () => {
     }
     expect(rows).toEqual([{ v: 'cascaded' }]);
     const [inv] = await t.db.select().from(instances).where(eq(instances.id, r3.id));
-    expect(inv.upstreamInstanceId).toBe(primary.id);
+    expect(inv!.upstreamInstanceId).toBe(primary.id);
   });
 
   it('refuses a loop, a member of another herd and the replica itself, at planning; malformed parameters are a ParamsError', async () => {
     const refusal = async (target: InstanceRef, upstreamInstanceId: number) =>
-      (await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [target.id], { upstreamInstanceId })).targets[0].refused;
+      (await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [target.id], { upstreamInstanceId })).targets[0]!.refused;
     expect(await refusal(primary, r3.id)).toBe(`${r3.label} streams from ${primary.label}: that would be a loop`);
     expect(await refusal(r3, elsewhere.id)).toMatch(/is not a member of the herd staging\/identity/);
     expect(await refusal(r3, r3.id)).toBe('a replica cannot stream from itself');
