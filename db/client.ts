@@ -8,7 +8,7 @@ export type Db = NodePgDatabase<typeof schema> & { $client: pg.Pool };
 const g = globalThis as unknown as { __pgherdPool?: pg.Pool; __pgherdDb?: Db };
 
 // bigint columns (LSNs, byte counts) are mapped to numbers by drizzle; count(*) arrives as text.
-pg.types.setTypeParser(20, (v) => Number(v));
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 export function createDb(url: string, max = 10): { db: Db; pool: pg.Pool } {
   const pool = new pg.Pool({ connectionString: url, max, application_name: 'pgherd' });

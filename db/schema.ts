@@ -288,6 +288,9 @@ export const operationTargets = pgTable('operation_targets', {
   label: text('label').notNull(),
   status: operationStatus('status').notNull().default('queued'),
   error: text('error'),
+  // Set when the target was refused (at planning, at execution, or by a step before it changed
+  // anything): the refusal's code (lib/ops/refusal.ts). A refused target is not retried.
+  refusal: text('refusal'),
   // What the target came to, in one line, when the action says (a failover: the new primary and the possible data loss).
   outcome: text('outcome'),
   attempts: integer('attempts').notNull().default(0),

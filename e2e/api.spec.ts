@@ -69,7 +69,7 @@ test('plans, submits (202), refuses a stale digest (409), enqueues a repeated ke
   const ids = list.items.map((i: { id: number }) => i.id);
   const plan = await (await request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'reload', instanceIds: ids } })).json();
   expect(plan.targets).toHaveLength(3);
-  expect(plan.targets[0].steps[0]).toContain('reload');
+  expect(plan.targets[0].steps[1]).toContain('pg_ctl reload on');
 
   const stale = await request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'reload', instanceIds: ids, digest: '0'.repeat(32), confirm: plan.confirm ?? '' } });
   expect(stale.status()).toBe(409);
@@ -148,7 +148,7 @@ test('lists herds with their primary, members and DNS; switches one over to the 
   expect(res.status()).toBe(202);
   const op = await settled(request, (await res.json()).id) as ApiOperation & { targets: { outcome: string }[] };
   expect(op.status).toBe('succeeded');
-  expect(op.targets[0]!.outcome).toContain(`${candidate.label} is the primary`);
+  expect(op.targets[0]!.outcome).toContain(`${String(candidate.label)} is the primary`);
   const after = (await (await herds('?q=identity')).json()).items.find((h: { id: number }) => h.id === herd.id);
   expect(after.primary.label).toBe(candidate.label);
 });

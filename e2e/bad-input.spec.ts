@@ -88,7 +88,10 @@ test('sign-in posts (before anyone is signed in) are capped while they arrive: 4
   const stream = new ReadableStream<Uint8Array>({
     pull(c) {
       sent += 8192;
-      if (sent > 10 * 1024 * 1024) return c.close();
+      if (sent > 10 * 1024 * 1024) {
+        c.close();
+        return;
+      }
       c.enqueue(new TextEncoder().encode('a'.repeat(8192)));
     },
   });

@@ -200,7 +200,7 @@ test('re-point a replica to a sibling replica chosen on the confirmation page, t
     await expect(page.locator(`tr[data-target^="${three!.server}"]`)).toContainText(`${one!.address}:${one!.port}`);
     if (upstream) {
       const option = page.getByLabel('New upstream:').locator('option', { hasText: `${upstream}:` });
-      await page.getByLabel('New upstream:').selectOption((await option.getAttribute('value'))!);
+      await page.getByLabel('New upstream:').selectOption(await option.getAttribute('value'));
       await page.getByRole('button', { name: 'Update the plan' }).click();
       await expect(page.locator(`tr[data-target^="${three!.server}"]`)).toContainText('cascading replication');
     }
@@ -284,7 +284,7 @@ test('switchover of a herd behind PgBouncer from the herds changelist, to a repl
   await page.getByLabel('Action:').selectOption({ label: 'Switchover' });
   await page.getByRole('button', { name: 'Go' }).click();
   const option = page.getByLabel('New primary:').locator('option', { hasText: `${chosen!.server}:` });
-  await page.getByLabel('New primary:').selectOption((await option.getAttribute('value'))!);
+  await page.getByLabel('New primary:').selectOption(await option.getAttribute('value'));
   await page.getByRole('button', { name: 'Update the plan' }).click();
   const target = page.locator('tr[data-target="production/billing"]');
   await expect(target.locator('[data-fact="Old primary"] dd')).toHaveText(`${old.server}:${old.port}`);

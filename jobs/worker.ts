@@ -41,7 +41,7 @@ async function main() {
   process.on('SIGINT', () => void stop());
 }
 
-main().catch((err) => {
-  console.error(`worker: ${err instanceof Error ? err.stack : String(err)}`);
+main().catch((err: unknown) => {
+  console.error(`worker: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   process.exit(1);
 });

@@ -1,7 +1,12 @@
 'use client';
 
 import { useActionState } from 'react';
-import type { AgentTokenState } from '@/app/(console)/admin/actions';
+
+/** What the server action that creates the token answers (the page passes that action in). */
+export interface AgentTokenState {
+  token?: string;
+  error?: string;
+}
 
 /** A server's agent token: created or rotated here, shown this once (pgherd keeps only its hash). */
 export function AgentTokenForm({ serverId, hasToken, lastSeen, action }: { serverId: number; hasToken: boolean; lastSeen: string; action: (prev: AgentTokenState, form: FormData) => Promise<AgentTokenState> }) {

@@ -4,7 +4,7 @@ import { flexRender, getCoreRowModel, useReactTable, type ColumnDef, type RowSel
 import Link from 'next/link';
 import { useRouter } from 'next/navigation';
 import { useMemo, useState } from 'react';
-import type { ActionView, ColumnView, RowView } from './types';
+import type { ActionView, ColumnView, RowView } from '@/lib/admin/types';
 
 interface Props {
   /** Where objects' own pages are: rows link to <base>/<id>. */
@@ -58,7 +58,7 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
         <span className="th-inner">
           {c.sortHref ? <Link href={c.sortHref} prefetch={false}>{c.label}</Link> : c.label}
           {c.sortDir && (
-            <span className="sort-state" title={`sorted ${c.sortDir}ending, priority ${c.sortPriority}`}>
+            <span className="sort-state" title={`sorted ${c.sortDir}ending, priority ${c.sortPriority ?? 1}`}>
               {c.sortDir === 'asc' ? ' \u25b2' : ' \u25bc'}
               {c.sortPriority}
               {c.removeSortHref && <Link className="sort-remove" href={c.removeSortHref} prefetch={false} aria-label={`Stop sorting by ${c.label}`}>{'\u00d7'}</Link>}
@@ -77,6 +77,7 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
     })),
   ], [columns, base, actions.length]);
 
+  // eslint-disable-next-line react-hooks/incompatible-library -- pgherd does not use the React Compiler, whose memoization this warns about
   const table = useReactTable({
     data: rows,
     columns: defs,
@@ -93,11 +94,17 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
   const pageAllSelected = selectable > 0 && selectedIds.length === selectable;
   const count = allMatching ? total : selectedIds.length;
 
-  function run(e: React.FormEvent) {
+  function run(e: React.SubmitEvent<HTMLFormElement>) {
     e.preventDefault();
     const a = actions.find((x) => x.name === action);
-    if (!a) return setError('Choose an action.');
-    if (!count) return setError('Items must be selected in order to perform actions on them. No items have been changed.');
+    if (!a) {
+      setError('Choose an action.');
+      return;
+    }
+    if (!count) {
+      setError('Items must be selected in order to perform actions on them. No items have been changed.');
+      return;
+    }
     const qs = allMatching ? `all=1${query ? `&${query}` : ''}` : `ids=${selectedIds.join(',')}`;
     router.push(`${a.href}${a.href.includes('?') ? '&' : '?'}${qs}`);
   }

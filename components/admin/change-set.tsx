@@ -3,15 +3,18 @@ function show(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
-/** { field: [old, new] } as "field: old -> new" lines; values are text, never HTML. */
-export function ChangeSet({ changes }: { changes: Record<string, [unknown, unknown]> }) {
-  const keys = Object.keys(changes ?? {});
-  if (!keys.length) return <span className="muted">No fields changed.</span>;
+/**
+ * { field: [old, new] } as "field: old -> new" lines; values are text, never HTML. A jsonb column
+ * may hold a JSON null even when it is NOT NULL: that reads as no change.
+ */
+export function ChangeSet({ changes }: { changes: Record<string, [unknown, unknown]> | null }) {
+  const entries = Object.entries(changes ?? {});
+  if (!entries.length) return <span className="muted">No fields changed.</span>;
   return (
     <ul className="changes">
-      {keys.map((k) => (
+      {entries.map(([k, [before, after]]) => (
         <li key={k}>
-          <code>{k}</code>: <span className="old">{show(changes[k][0])}</span> {'\u2192'} <span className="new">{show(changes[k][1])}</span>
+          <code>{k}</code>: <span className="old">{show(before)}</span> {'\u2192'} <span className="new">{show(after)}</span>
         </li>
       ))}
     </ul>

@@ -24,7 +24,8 @@ export function DeleteConfirmation({ model, label, ids, collected, cancelHref, a
   cancelHref: string;
   action: (form: FormData) => Promise<void>;
 }) {
-  const root = collected.deleted[0];
+  const [root] = collected.deleted;
+  if (!root) throw new Error('collectForDelete lists the objects themselves first');
   const blocked = collected.protectedBy.length > 0;
   return (
     <div className="delete-confirmation">
@@ -36,7 +37,7 @@ export function DeleteConfirmation({ model, label, ids, collected, cancelHref, a
       ) : (
         <>
           <p>
-            Are you sure you want to delete {root.ids.length === 1 ? `the ${label} “${root.items[0]?.label}”` : `${root.ids.length} ${label}`}?
+            Are you sure you want to delete {root.ids.length === 1 ? `the ${label} “${root.items[0]?.label ?? `#${root.ids[0] ?? ''}`}”` : `${root.ids.length} ${label}`}?
             All of the following objects and their related items will be deleted:
           </p>
           <h2>Summary</h2>

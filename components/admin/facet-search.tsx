@@ -17,12 +17,10 @@ export function FacetSearch({ facetKey, label, searchUrl, query }: { facetKey: s
   const [error, setError] = useState('');
 
   useEffect(() => {
-    if (!q.trim()) {
-      setOptions(null);
-      return;
-    }
+    // A blank term has no results: onChange clears them.
+    if (!q.trim()) return;
     const ctl = new AbortController();
-    const t = setTimeout(async () => {
+    const search = async () => {
       try {
         const res = await fetch(`${searchUrl}?term=${encodeURIComponent(q)}${query ? `&${query}` : ''}`, { signal: ctl.signal });
         if (!res.ok) throw new Error(`search failed (${res.status})`);
@@ -31,7 +29,8 @@ export function FacetSearch({ facetKey, label, searchUrl, query }: { facetKey: s
       } catch (err) {
         if (!ctl.signal.aborted) setError(err instanceof Error ? err.message : String(err));
       }
-    }, 150);
+    };
+    const t = setTimeout(() => void search(), 150);
     return () => {
       clearTimeout(t);
       ctl.abort();
@@ -46,7 +45,10 @@ export function FacetSearch({ facetKey, label, searchUrl, query }: { facetKey: s
         placeholder={`Find ${label.toLowerCase()}\u2026`}
         value={q}
         data-facet-search={facetKey}
-        onChange={(e) => setQ(e.target.value)}
+        onChange={(e) => {
+          setQ(e.target.value);
+          if (!e.target.value.trim()) setOptions(null);
+        }}
       />
       {error && <p className="errornote">{error}</p>}
       {options && (

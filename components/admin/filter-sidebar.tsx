@@ -1,15 +1,6 @@
 import Link from 'next/link';
+import type { FacetView } from '@/lib/admin/types';
 import { FacetSearch } from './facet-search';
-
-export interface FacetView {
-  key: string;
-  label: string;
-  searchable: boolean;
-  allHref: string;
-  selected: string | null;
-  selectedLabel?: string;
-  options: { value: string; label: string; count: number; href: string; active: boolean }[];
-}
 
 export function FilterSidebar({ facets, searchUrl, query }: { facets: FacetView[]; searchUrl: string; query: string }) {
   if (!facets.length) return null;

@@ -5,7 +5,7 @@ import { useRouter } from 'next/navigation';
 import { useState, useTransition } from 'react';
 import { useForm } from 'react-hook-form';
 import type { FormField } from '@/lib/admin/form-fields';
-import { forms } from '@/lib/admin/forms';
+import { formFor } from '@/lib/admin/forms';
 import type { SaveOutcome } from '@/lib/admin/save-outcome';
 
 export type Intent = 'save' | 'addanother' | 'continue';
@@ -24,7 +24,7 @@ interface Props {
 }
 
 export function ObjectForm({ model, id, initial, options, save, readOnlyReason, canDelete = true }: Props) {
-  const spec = forms[model];
+  const spec = formFor(model);
   const router = useRouter();
   const [pending, startTransition] = useTransition();
   const [formError, setFormError] = useState('');
@@ -51,12 +51,12 @@ export function ObjectForm({ model, id, initial, options, save, readOnlyReason, 
   };
 
   return (
-    <form className="object-form" noValidate onSubmit={handleSubmit(onSubmit, () => setFormError('Please correct the errors below.'))}>
+    <form className="object-form" noValidate onSubmit={(e) => void handleSubmit(onSubmit, () => setFormError('Please correct the errors below.'))(e)}>
       {formError && <p className="errornote" role="alert">{formError}</p>}
       {readOnlyReason && <p className="help read-only-note" data-read-only>{readOnlyReason}</p>}
       <fieldset className="module" disabled={!!readOnlyReason}>
         {spec.fields.map((field) => (
-          <Row key={field.name} field={field} options={options[field.name]} error={errors[field.name]?.message as string | undefined} register={register} />
+          <Row key={field.name} field={field} options={options[field.name]} error={errors[field.name]?.message} register={register} />
         ))}
       </fieldset>
       {readOnlyReason ? null : <div className="submit-row">

@@ -1,7 +1,13 @@
 'use client';
 
 import { useActionState } from 'react';
-import type { NewTokenState } from '@/app/(console)/account/tokens/actions';
+
+/** What the server action that creates the token answers (the page passes that action in). */
+export interface NewTokenState {
+  token?: string;
+  name?: string;
+  errors?: Record<string, string>;
+}
 
 /** Creates a token and shows it this once: pgherd keeps only its hash. */
 export function NewTokenForm({ create }: { create: (prev: NewTokenState, form: FormData) => Promise<NewTokenState> }) {

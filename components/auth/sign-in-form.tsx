@@ -5,9 +5,11 @@ import { useRouter } from 'next/navigation';
 import { useState } from 'react';
 import { useForm } from 'react-hook-form';
 
+const INVALID = 'Please enter the correct username and password. Both fields may be case-sensitive.';
+
 /** What the sign-in page says for each reason lib/auth/authenticate gives. */
 const MESSAGES: Record<string, string> = {
-  invalid: 'Please enter the correct username and password. Both fields may be case-sensitive.',
+  invalid: INVALID,
   unreachable: 'The directory (LDAP) cannot be reached right now, so directory accounts cannot sign in. Local accounts still can.',
   throttled: 'Too many failed sign-ins for this user or from this address. Wait a few minutes, then try again.',
   not_allowed: 'Your account has no role in pgherd. Ask an administrator to bind you or one of your groups to a role.',
@@ -27,7 +29,7 @@ export function SignInForm({ next }: { next: string }) {
     setError('');
     const res = await signIn('credentials', { username: v.username, password: v.password, redirect: false });
     if (!res || res.error) {
-      setError(MESSAGES[res?.error ?? ''] ?? MESSAGES.invalid);
+      setError(MESSAGES[res?.error ?? ''] ?? INVALID);
       return;
     }
     router.push(next);
@@ -35,7 +37,7 @@ export function SignInForm({ next }: { next: string }) {
   };
 
   return (
-    <form className="login-form" onSubmit={handleSubmit(onSubmit)} noValidate>
+    <form className="login-form" onSubmit={(e) => void handleSubmit(onSubmit)(e)} noValidate>
       {error && <p className="errornote" role="alert">{error}</p>}
       <div className="form-row">
         <label htmlFor="id_username">Username:</label>

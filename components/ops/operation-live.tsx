@@ -15,17 +15,19 @@ export function OperationLive({ initial, cancel, retry }: { initial: OperationVi
 
   useEffect(() => {
     if (op.finishedAt) return;
-    const t = setTimeout(async () => {
+    const poll = async () => {
       try {
         const res = await fetch(`/api/operations/${op.id}`, { cache: 'no-store' });
         if (!res.ok) throw new Error(`status ${res.status}`);
-        setOp(await res.json());
+        // The console's own answer: /api/operations/[id] returns an OperationView.
+        setOp((await res.json()) as OperationView);
         setError('');
       } catch (err) {
         setError(`lost contact with the console (${(err as Error).message}); retrying`);
         setOp({ ...op });
       }
-    }, 1000);
+    };
+    const t = setTimeout(() => void poll(), 1000);
     return () => clearTimeout(t);
   }, [op]);
 

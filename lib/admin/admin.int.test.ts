@@ -2,8 +2,9 @@
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntries, dnsRecords, environments, herds, instances, poolers, servers } from '@/db/schema';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
 import { query } from '@/lib/lab/postgres';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { collectForDelete } from './collect';
 import type { AdminDef } from './define-admin';
@@ -22,7 +23,7 @@ beforeAll(async () => {
   t = await freshDatabase();
   await seedLabFleet(t.db, t.lab);
 });
-afterAll(async () => t?.close());
+afterAll(async () => ifAssigned(t)?.close());
 
 describe('seeding from the lab', () => {
   it('records each herd with the system identifier its members really share, and their real roles', async () => {
@@ -49,7 +50,7 @@ describe('instances changelist', () => {
     const expected = t.lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'replica').map((i) => i.server).sort();
     expect(page.total).toBe(2);
     expect(page.rows.map((r) => r.server).sort()).toEqual(expected);
-    expect(page.rows.every((r) => r.upstream === `${t.lab.instances.find((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'primary')!.server}:${r.port}`)).toBe(true);
+    expect(page.rows.every((r) => r.upstream === `${t.lab.instances.find((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'primary')!.server}:${String(r.port)}`)).toBe(true);
   });
 
   it('counts facets under the other filters', async () => {
@@ -146,7 +147,7 @@ describe('forms', () => {
     const [i] = await t.db.select().from(instances).limit(1);
     for (const bad of ['/data; touch /tmp/x', 'relative/dir', '/a/../etc', '/x\ny', '/$(id)']) {
       const res = await saveObject(t.db, admin('instances'), i!.id, { herdId: String(i!.herdId), serverId: String(i!.serverId), port: String(i!.port), dataDirectory: bad, pgVersion: '15', role: i!.role, state: i!.state, upstreamInstanceId: '' }, actor);
-      expect(res.ok === false && res.fieldErrors.dataDirectory, bad).toMatch(/absolute path/);
+      expect(!res.ok && res.fieldErrors.dataDirectory, bad).toMatch(/absolute path/);
     }
     const [after] = await t.db.select().from(instances).where(eq(instances.id, i!.id));
     expect(after!.dataDirectory).toBe(i!.dataDirectory);
@@ -157,14 +158,14 @@ describe('forms', () => {
     const res = await saveObject(t.db, admin('herds'), null, { environmentId: String(env!.id), name: 'billing', description: '', defaultPort: '5432', defaultDataDirectory: '', pgVersion: '15', controlDriver: 'pg_ctl', dnsName: '', automation: 'enabled' }, actor);
     expect(res).toEqual({ ok: false, fieldErrors: { name: 'A herd with this name already exists in this environment.' } });
     const srv = await saveObject(t.db, admin('servers'), null, { hostname: 'not a host!', environmentId: String(env!.id), address: '', site: '', sshPort: '22', sshUser: 'postgres' }, actor);
-    expect(srv.ok === false && srv.fieldErrors.hostname).toMatch(/host name/);
+    expect(!srv.ok && srv.fieldErrors.hostname).toMatch(/host name/);
   });
 
   it('registers a PgBouncer with its [databases] entries, refusing names that could not be PAUSEd and paths that are not plain', async () => {
     const [p] = await t.db.select().from(poolers).limit(1);
     const form = (databases: string, configFile = '/etc/pgbouncer/pgbouncer.ini') => ({ herdId: String(p!.herdId), serverId: String(p!.serverId), port: '6433', adminUser: 'pgbouncer', configFile, databases });
     const bad = await saveObject(t.db, admin('poolers'), null, form('billing, x; RELOAD', '../etc/x'), actor);
-    expect(bad.ok === false && bad.fieldErrors).toEqual({ databases: expect.stringMatching(/Entry names are/), configFile: expect.stringMatching(/absolute path/) });
+    expect(!bad.ok && bad.fieldErrors).toEqual({ databases: expect.stringMatching(/Entry names are/), configFile: expect.stringMatching(/absolute path/) });
     expect((await saveObject(t.db, admin('poolers'), null, form('a, a'), actor))).toMatchObject({ ok: false, fieldErrors: { databases: 'An entry is named twice.' } });
     expect(await t.db.select().from(poolers)).toHaveLength(1);
     const ok = await saveObject(t.db, admin('poolers'), null, form(' billing , billing_ro '), actor);

@@ -38,7 +38,8 @@ export function defaultValues(def: AdminDef): Record<string, string> {
   for (const f of def.form.fields) {
     const col = (def.table as unknown as Record<string, { default?: unknown; hasDefault?: boolean }>)[f.name];
     const d = col?.default;
-    values[f.name] = d === undefined || d === null || typeof d === 'object' ? '' : String(d);
+    // A value default (port 5432, 'active'); SQL defaults (now(), '{}') are objects and prefill nothing.
+    values[f.name] = typeof d === 'string' || typeof d === 'number' || typeof d === 'boolean' || typeof d === 'bigint' ? String(d) : '';
   }
   return values;
 }

@@ -1,11 +1,10 @@
 // Turns a changelist's data into the plain view models the components draw.
-import type { ActionView, ColumnView, RowView } from '@/components/admin/types';
 import { can, canSomewhere, type Access } from '@/lib/auth/access';
-import type { FacetView } from '@/components/admin/filter-sidebar';
-import { permissionFor, type AdminDef } from './define-admin';
+import { fieldOf, permissionFor, type AdminDef } from './define-admin';
 import { formatValue } from './format';
 import { toQueryString, sortByHeader, type ListParams } from './list-params';
 import type { Facet, Row } from './list-query';
+import type { ActionView, ColumnView, FacetView, RowView } from './types';
 
 export function changelistBase(def: AdminDef) {
   return `/admin/${def.name}`;
@@ -14,16 +13,17 @@ export function changelistBase(def: AdminDef) {
 export function columnViews(def: AdminDef, p: ListParams): ColumnView[] {
   const base = changelistBase(def);
   return def.listDisplay.map((key) => {
-    const f = def.fields[key];
+    const f = fieldOf(def, key);
     const at = p.sort.findIndex((s) => s.field === key);
+    const sorted = at >= 0 ? p.sort[at] : undefined;
     const view: ColumnView = { key, label: f.label };
     if (['number', 'bytes', 'seconds'].includes(f.format ?? '')) view.numeric = true;
     if (f.format === 'badge') view.badge = true;
     if (f.link) view.link = f.link === 'self' ? 'self' : f.link.model;
     if (f.sortable !== false) {
       view.sortHref = base + toQueryString(def, p, { sort: sortByHeader(p.sort, key), page: 1 });
-      if (at >= 0) {
-        view.sortDir = p.sort[at].desc ? 'desc' : 'asc';
+      if (sorted) {
+        view.sortDir = sorted.desc ? 'desc' : 'asc';
         view.sortPriority = at + 1;
         const rest = p.sort.filter((s) => s.field !== key);
         if (rest.length) view.removeSortHref = base + toQueryString(def, p, { sort: rest, page: 1 });
@@ -46,7 +46,7 @@ export function rowViews(def: AdminDef, rows: Row[], access?: Access, actions: {
     const view: RowView = { id: r.__id, values: [] };
     if (access && actions.length && !actions.some((a) => can(access, a.role as never, r.__env ?? null))) view.locked = true;
     def.listDisplay.forEach((key, i) => {
-      const f = def.fields[key];
+      const f = fieldOf(def, key);
       const text = formatValue(f.format, r[key]);
       view.values.push(text || (f.link === 'self' ? `#${r.__id}` : ''));
       if (f.link && f.link !== 'self' && r[f.link.idField] != null) (view.links ??= {})[i] = Number(r[f.link.idField]);
@@ -58,8 +58,7 @@ export function rowViews(def: AdminDef, rows: Row[], access?: Access, actions: {
 export function facetViews(def: AdminDef, p: ListParams, facets: Facet[]): FacetView[] {
   const base = changelistBase(def);
   return facets.map((f) => {
-    const without = { ...p.filters };
-    delete without[f.key];
+    const { [f.key]: _dropped, ...without } = p.filters;
     return {
       key: f.key,
       label: f.label,

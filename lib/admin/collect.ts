@@ -21,8 +21,9 @@ function referencesTo(target: PgTable): Reference[] {
   for (const t of tables) {
     for (const fk of getTableConfig(t).foreignKeys) {
       const ref = fk.reference();
-      if (ref.foreignTable !== target || ref.columns.length !== 1) continue;
-      out.push({ table: t, column: ref.columns[0], onDelete: fk.onDelete ?? 'no action' });
+      const [column, ...more] = ref.columns;
+      if (ref.foreignTable !== target || !column || more.length) continue;
+      out.push({ table: t, column, onDelete: fk.onDelete ?? 'no action' });
     }
   }
   return out;

@@ -1,7 +1,7 @@
 // One typed declaration per model gives the changelist, filters, search, forms, delete and history.
 import type { SQL, SQLWrapper } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
-import type { Role } from '@/lib/ops/define-action';
+import type { Role } from '@/db/types';
 import type { FormSpec } from './form-fields';
 import type { Db } from '@/db/client';
 
@@ -92,6 +92,13 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
 }
 
 export const permissionFor = (def: Pick<AdminDef, 'permissions'>, p: Permission): Role => def.permissions?.[p] ?? DEFAULT_PERMISSIONS[p];
+
+/** A field that listDisplay, searchFields or a sort names: defineAdmin checked they exist. */
+export function fieldOf(def: Pick<AdminDef, 'name' | 'fields'>, key: string): ListField {
+  const field = def.fields[key];
+  if (!field) throw new Error(`${def.name}: unknown field ${key}`);
+  return field;
+}
 
 export function defineAdmin<F extends Record<string, ListField>, T extends PgTable>(def: AdminDef<F, T>): AdminDef<F, T> {
   for (const k of [...def.listDisplay, ...def.searchFields]) {

@@ -4,6 +4,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { ownershipProblem } from '@/lib/dns/config';
+import { capitalize } from './text';
 
 interface Mismatch { label: string; environment: string }
 
@@ -43,7 +44,8 @@ export async function dnsRecordRules(db: Db, id: number): Promise<Record<string,
            (SELECT string_agg(DISTINCT oe.name || '/' || oh.name, ', ') FROM dns_records o JOIN herds oh ON oh.id = o.herd_id JOIN environments oe ON oe.id = oh.environment_id
              WHERE lower(rtrim(o.name, '.')) = lower(rtrim(d.name, '.')) AND o.herd_id <> d.herd_id) AS taken_by
     FROM dns_records d JOIN herds h ON h.id = d.herd_id JOIN environments e ON e.id = h.environment_id WHERE d.id = ${id}`)).rows as { name: string; zone: string; environment: string; taken_by: string | null }[];
+  if (!r) throw new Error(`DNS record ${id} not found: its rules are checked after it is saved`);
   if (r.taken_by) return { name: `${r.name} is already a name of ${r.taken_by}: one name, one herd.` };
   const problem = ownershipProblem(r.name, r.zone, r.environment);
-  return problem ? { name: `${problem[0].toUpperCase()}${problem.slice(1)}.` } : null;
+  return problem ? { name: `${capitalize(problem)}.` } : null;
 }

@@ -56,7 +56,7 @@ export const f = {
    */
   path: () =>
     z.string().trim().max(500, 'At most 500 characters.')
-      .refine((v) => v === '' || (/^\/[A-Za-z0-9._@+\/-]*$/.test(v) && !v.split('/').includes('..')), 'Enter an absolute path (letters, digits and . _ - + @ / only), for example /var/lib/postgresql/15/main.')
+      .refine((v) => v === '' || (/^\/[A-Za-z0-9._@+/-]*$/.test(v) && !v.split('/').includes('..')), 'Enter an absolute path (letters, digits and . _ - + @ / only), for example /var/lib/postgresql/15/main.')
       .default(''),
   optionalText: (max = 200) => z.preprocess(blankToNull, z.string().trim().max(max, `At most ${max} characters.`)
     .refine(isPlainName, NO_TRICKS).nullable()),

@@ -12,7 +12,7 @@ export function formatBytes(n: number): string {
     v /= 1024;
     u++;
   }
-  return `${n < 0 ? '-' : ''}${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
+  return `${n < 0 ? '-' : ''}${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[u] ?? 'B'}`;
 }
 
 /** bytes -> Postgres LSN text, '16/B374D848' */
@@ -32,6 +32,16 @@ export function formatLsn(n: number): string {
   return `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`;
 }
 
+/** A value as text: node-postgres gives strings, numbers, booleans, Dates and arrays of these; other objects as JSON. */
+function plainText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
+  if (v === null || v === undefined) return '';
+  if (Array.isArray(v)) return v.map(plainText).join(',');
+  if (v instanceof Date) return v.toString();
+  return JSON.stringify(v);
+}
+
 export function formatValue(format: Format | undefined, v: unknown): string {
   if (v === null || v === undefined) return '';
   switch (format) {
@@ -40,14 +50,15 @@ export function formatValue(format: Format | undefined, v: unknown): string {
     case 'lsn':
       return formatLsn(Number(v));
     case 'seconds':
-      return `${Number(v).toFixed(Number(v) < 10 ? 1 : 0)}`;
+      return Number(v).toFixed(Number(v) < 10 ? 1 : 0);
     case 'datetime': {
-      const d = v instanceof Date ? v : new Date(String(v));
-      return Number.isNaN(d.getTime()) ? String(v) : d.toISOString().replace('T', ' ').slice(0, 19) + 'Z';
+      const d = v instanceof Date ? v : new Date(plainText(v));
+      return Number.isNaN(d.getTime()) ? plainText(v) : d.toISOString().replace('T', ' ').slice(0, 19) + 'Z';
     }
     case 'bool':
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- v is `{}` here, which includes false and 0: the rule takes it for always truthy
       return v ? 'yes' : 'no';
     default:
-      return String(v);
+      return plainText(v);
   }
 }

@@ -17,3 +17,10 @@ export const forms: Record<string, FormSpec> = {
   poolers: poolerForm,
   'role-bindings': roleBindingForm,
 };
+
+/** The form of a model that has one: the add and change pages are only routed for those. */
+export function formFor(model: string): FormSpec {
+  const spec = forms[model];
+  if (!spec) throw new Error(`no form for the model ${model}`);
+  return spec;
+}

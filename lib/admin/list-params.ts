@@ -30,7 +30,7 @@ export type RawParams = Record<string, string | string[] | undefined>;
 /** The first value, without NUL characters (no text in Postgres has one, and Postgres refuses them in a query). */
 function first(v: string | string[] | undefined): string | undefined {
   const one = Array.isArray(v) ? v[0] : v;
-  return one?.replace(/\u0000/g, '');
+  return one?.replaceAll('\u0000', '');
 }
 
 export function parseListParams(def: AdminDef, raw: RawParams, access: Access): ListParams {
@@ -72,7 +72,10 @@ export function toQueryString(def: AdminDef, p: ListParams, change: Partial<List
   const s = { ...p, ...change };
   const out = new URLSearchParams();
   if (s.q) out.set('q', s.q);
-  for (const f of def.listFilter) if (s.filters[f.key]) out.set(f.key, s.filters[f.key]);
+  for (const f of def.listFilter) {
+    const v = s.filters[f.key];
+    if (v) out.set(f.key, v);
+  }
   const sortStr = s.sort.map((k) => (k.desc ? '-' : '') + k.field).join(',');
   const defStr = def.ordering.join(',');
   if (sortStr && sortStr !== defStr) out.set('sort', sortStr);

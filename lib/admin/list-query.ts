@@ -12,7 +12,7 @@ import { likeContains, orderSql, scopeSql, whereSql } from './list-sql';
 export type Row = Record<string, unknown> & { __id: number; __env?: number | null };
 
 /** SELECT <selection> FROM the model's table with its joins (display-only joins when asked). */
-export function selectFrom<S extends Record<string, SQLWrapper>>(db: Db, def: AdminDef, selection: S, opts: { display?: boolean } = { display: true }) {
+export function selectFrom(db: Db, def: AdminDef, selection: Record<string, SQLWrapper>, opts: { display?: boolean } = { display: true }) {
   let q = db.select(selection as never).from(def.table).$dynamic() as unknown as PgSelect;
   for (const j of def.joins ?? []) {
     if (j.displayOnly && !opts.display) continue;
@@ -47,8 +47,16 @@ export interface ChangeList {
 
 const labelOf = (f: FilterDef) => (f.kind === 'relation' ? f.labelSql : f.sql);
 
-function shapeOptions(f: FilterDef, rows: { value: string | null; label: string | null; n: number }[], all: boolean): FacetOption[] {
-  const byValue = new Map(rows.filter((r) => r.value !== null).map((r) => [r.value!, { value: r.value!, label: r.label ?? '', count: Number(r.n) }]));
+/** One facet's GROUP BY row: `n` is a count(*)::int, which node-postgres reads as a number. */
+interface FacetRow {
+  value: string | null;
+  label: string | null;
+  n: number;
+}
+
+function shapeOptions(f: FilterDef, rows: FacetRow[], all: boolean): FacetOption[] {
+  const byValue = new Map<string, FacetOption>();
+  for (const r of rows) if (r.value !== null) byValue.set(r.value, { value: r.value, label: r.label ?? '', count: r.n });
   // Every enum value is offered, with 0 where none match: the schema decides the choices, not the data.
   if (f.kind === 'choice' && all) return f.choices.map((c) => byValue.get(c) ?? { value: c, label: c, count: 0 });
   const out = [...byValue.values()];
@@ -65,7 +73,7 @@ export async function facetOptions(db: Db, def: AdminDef, f: FilterDef, p: ListP
     .where(where)
     .groupBy(f.sql as never, labelOf(f) as never)
     .orderBy(sql`2`)
-    .limit(opts.limit ?? 500)) as unknown as { value: string | null; label: string | null; n: number }[];
+    .limit(opts.limit ?? 500)) as unknown as FacetRow[];
   return shapeOptions(f, rows, !opts.search && opts.only === undefined);
 }
 
@@ -87,13 +95,20 @@ async function totalAndInactiveFacets(db: Db, def: AdminDef, p: ListParams) {
     .where(whereSql(def, p))
     .groupBy(sql`GROUPING SETS (${sql.join(sets, sql`, `)})`)) as unknown as Record<string, unknown>[];
   let total = 0;
-  const facetRows = new Map<string, { value: string | null; label: string | null; n: number }[]>(inactive.map((f) => [f.key, []]));
+  const facetRows = new Map<string, FacetRow[]>();
   for (const r of rows) {
+    // The grouping set a row belongs to is the one facet whose GROUPING() is 0; none: the total's.
     const i = inactive.findIndex((_, j) => Number(r[`g${j}`]) === 0);
-    if (i < 0) total = Number(r.n);
-    else facetRows.get(inactive[i].key)!.push({ value: r[`v${i}`] as string | null, label: r[`l${i}`] as string | null, n: Number(r.n) });
+    const f = i >= 0 ? inactive[i] : undefined;
+    if (!f) {
+      total = Number(r.n);
+      continue;
+    }
+    const list = facetRows.get(f.key) ?? [];
+    list.push({ value: r[`v${i}`] as string | null, label: r[`l${i}`] as string | null, n: Number(r.n) });
+    facetRows.set(f.key, list);
   }
-  const options = new Map(inactive.map((f) => [f.key, shapeOptions(f, facetRows.get(f.key)!, true)]));
+  const options = new Map(inactive.map((f) => [f.key, shapeOptions(f, facetRows.get(f.key) ?? [], true)]));
   return { total, options };
 }
 
@@ -113,8 +128,9 @@ async function pageRows(db: Db, def: AdminDef, p: ListParams, page: number): Pro
   if (def.environmentSql) selection.__env = def.environmentSql;
   for (const [k, f] of Object.entries(def.fields)) selection[k] = f.sql;
   const rows = (await selectFrom(db, def, selection).where(inArray(def.id, ids))) as unknown as Row[];
-  const at = new Map(ids.map((id, i) => [id, i]));
-  return rows.sort((a, b) => at.get(a.__id)! - at.get(b.__id)!);
+  // In the ids' order; a row deleted between the two queries is simply not there.
+  const byId = new Map(rows.map((r) => [r.__id, r]));
+  return ids.flatMap((id) => byId.get(id) ?? []);
 }
 
 export async function changeList(db: Db, def: AdminDef, p: ListParams): Promise<ChangeList> {
@@ -122,21 +138,22 @@ export async function changeList(db: Db, def: AdminDef, p: ListParams): Promise<
   const [rows0, { total, options }, activeOptions] = await Promise.all([
     pageRows(db, def, p, p.page),
     totalAndInactiveFacets(db, def, p),
-    Promise.all(active.map((f) => facetOptions(db, def, f, p, f.kind === 'relation' && f.searchable ? { only: p.filters[f.key] } : {}))),
+    Promise.all(active.map(async (f): Promise<[string, FacetOption[]]> =>
+      [f.key, await facetOptions(db, def, f, p, f.kind === 'relation' && f.searchable ? { only: p.filters[f.key] } : {})])),
   ]);
+  const activeByKey = new Map(activeOptions);
   const pages = Math.max(1, Math.ceil(total / p.per));
   const page = Math.min(p.page, pages); // a page past the end shows the last one
   const rows = page === p.page ? rows0 : await pageRows(db, def, p, page);
   const facets = def.listFilter.map((f): Facet => {
     const searchable = f.kind === 'relation' && !!f.searchable;
-    const at = active.indexOf(f);
     return {
       key: f.key,
       label: f.label,
       kind: f.kind,
       searchable,
       selected: p.filters[f.key] ?? null,
-      options: at >= 0 ? activeOptions[at] : options.get(f.key) ?? [],
+      options: activeByKey.get(f.key) ?? options.get(f.key) ?? [],
     };
   });
   return { rows, total, page, pages, facets };

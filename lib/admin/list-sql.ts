@@ -1,6 +1,6 @@
 // Changelist state -> SQL. Pure: it builds drizzle SQL and runs nothing, so it is unit-tested alone.
 import { and, asc, Column, desc, eq, ilike, inArray, is, or, sql, type SQL } from 'drizzle-orm';
-import type { AdminDef } from './define-admin';
+import { fieldOf, type AdminDef } from './define-admin';
 import type { ListParams } from './list-params';
 
 /** LIKE pattern for a literal substring: %, _ and \ typed by the user match themselves. */
@@ -11,7 +11,7 @@ export function likeContains(s: string): string {
 export function searchSql(def: AdminDef, q: string): SQL | undefined {
   if (!q) return undefined;
   const pattern = likeContains(q);
-  return or(...def.searchFields.map((k) => ilike(sql`(${def.fields[k].sql})::text`, pattern)));
+  return or(...def.searchFields.map((k) => ilike(sql`(${fieldOf(def, k).sql})::text`, pattern)));
 }
 
 /** The rows a user whose roles hold only in these environments may see (null: every row). */
@@ -45,9 +45,9 @@ export function orderSql(def: AdminDef, p: Pick<ListParams, 'sort'>): SQL[] {
   for (const s of p.sort) {
     const f = def.fields[s.field];
     if (!f) continue;
-    const notNull = is(f.sql, Column) && (f.sql as Column).notNull;
-    if (notNull) out.push(s.desc ? desc(f.sql as never) : asc(f.sql as never));
-    else out.push(s.desc ? sql`${desc(f.sql as never)} NULLS LAST` : sql`${asc(f.sql as never)} NULLS FIRST`);
+    const notNull = is(f.sql, Column) && f.sql.notNull;
+    if (notNull) out.push(s.desc ? desc(f.sql) : asc(f.sql));
+    else out.push(s.desc ? sql`${desc(f.sql)} NULLS LAST` : sql`${asc(f.sql)} NULLS FIRST`);
   }
   out.push(asc(def.id));
   return out;

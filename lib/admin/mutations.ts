@@ -1,11 +1,12 @@
 // Inventory writes from the console. Each one validates, writes and audits in one transaction;
 // the server actions in app/ are thin wrappers over these, and the API (later) calls them too.
 import { eq, inArray } from 'drizzle-orm';
+import type { PgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from '@/db/client';
 import { diffChanges, writeAudit, type AuditInput } from '@/lib/audit/write-audit';
 import { AccessDenied, auditDenial, demand, type Access } from '@/lib/auth/access';
 import { environments } from '@/db/schema';
-import type { Role } from '@/lib/ops/define-action';
+import type { Role } from '@/db/types';
 import { permissionFor, type AdminDef } from './define-admin';
 import { referencedModel } from './form-fields';
 import { getAdmin } from './registry';
@@ -24,11 +25,29 @@ export type SaveResult =
   | { ok: true; id: number; label: string }
   | { ok: false; fieldErrors: Record<string, string>; formError?: string };
 
-function pgError(err: unknown): { code?: string; constraint?: string; detail?: string } {
-  let e = err as { code?: string; constraint?: string; detail?: string; cause?: unknown };
-  // drizzle wraps driver errors; the Postgres fields are on the cause.
-  while (e && !e.code && e.cause) e = e.cause as typeof e;
-  return e ?? {};
+interface PgErrorFields {
+  code?: string;
+  constraint?: string;
+  detail?: string;
+  cause?: unknown;
+}
+
+function pgError(err: unknown): PgErrorFields {
+  // Whatever was thrown: drizzle wraps driver errors, and the Postgres fields are on the cause.
+  let e = err;
+  while (typeof e === 'object' && e !== null) {
+    const fields: PgErrorFields = e;
+    if (fields.code || !fields.cause) return fields;
+    e = fields.cause;
+  }
+  return {};
+}
+
+/** A field's value as compared for "did it change": '' for none. */
+function asText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return v === null || v === undefined ? '' : JSON.stringify(v);
 }
 
 export async function environmentOf(db: Pick<Db, 'select'>, def: AdminDef, id: number): Promise<number | null> {
@@ -63,12 +82,14 @@ async function checkReferences(tx: Db, def: AdminDef, values: Record<string, unk
     if (!model || v === null || v === undefined) continue;
     const target = getAdmin(model);
     if (!target) throw new Error(`${def.name}.${f.name}: unknown model ${model}`);
-    const [row] = await labelsFor(tx, target, [Number(v)]);
+    // The schema made it a number (a relation field, or an int that declares its model).
+    const refId = Number(v);
+    const [row] = await labelsFor(tx, target, [refId]);
     if (!row) {
-      errors[f.name] = `There is no ${target.label} with id ${v}.`;
+      errors[f.name] = `There is no ${target.label} with id ${refId}.`;
       continue;
     }
-    const env = await environmentOf(tx, target, Number(v));
+    const env = await environmentOf(tx, target, refId);
     await demand(tx, actor.access, need, `${verb} this ${def.label} with ${f.label.toLowerCase()} ${row.label}`, [env]);
     if (def.sameEnvironment?.includes(f.name) && target.environmentSql && env !== envAfter) {
       errors[f.name] = `${row.label} is in ${await environmentName(tx, env)}, and this ${def.label} in ${await environmentName(tx, envAfter)}: they must be in one environment.`;
@@ -87,22 +108,29 @@ export async function saveObject(db: Db, def: AdminDef, id: number | null, input
     }
     return { ok: false, fieldErrors };
   }
-  const values = parsed.data as Record<string, unknown>;
+  const values: Record<string, unknown> = parsed.data;
   const table = def.table as never;
   try {
     return await db.transaction(async (tx) => {
       let before: Record<string, unknown> | null = null;
       let savedId: number;
       if (id !== null) {
-        const cols = Object.fromEntries(Object.keys(values).map((k) => [k, (def.table as unknown as Record<string, never>)[k]]));
-        const rows = await tx.select(cols).from(table).where(eq(def.id, id)).for('update');
-        if (!rows.length) return { ok: false as const, fieldErrors: {}, formError: `This ${def.label} no longer exists.` };
-        before = rows[0] as Record<string, unknown>;
+        const columns = def.table as unknown as Record<string, PgColumn | undefined>;
+        const cols: Record<string, PgColumn> = {};
+        for (const k of Object.keys(values)) {
+          const col = columns[k];
+          if (!col) throw new Error(`${def.name}: form field ${k} is not a column of its table`);
+          cols[k] = col;
+        }
+        const [current] = await tx.select(cols).from(def.table).where(eq(def.id, id)).for('update');
+        if (!current) return { ok: false as const, fieldErrors: {}, formError: `This ${def.label} no longer exists.` };
+        before = current;
         await demand(tx as unknown as Db, actor.access, permissionFor(def, 'change'), `Changing this ${def.label}`, [await environmentOf(tx, def, id)]);
-        await tx.update(table).set(values as never).where(eq(def.id, id));
+        await tx.update(table).set(values).where(eq(def.id, id));
         savedId = id;
       } else {
         const [row] = (await tx.insert(table).values(values as never).returning({ id: def.id })) as { id: number }[];
+        if (!row) throw new Error(`INSERT INTO ${def.name} returned no id`);
         savedId = row.id;
       }
       // Where it is now (a new object, or one moved to another environment): the role must hold there too.
@@ -112,11 +140,13 @@ export async function saveObject(db: Db, def: AdminDef, id: number | null, input
       await demand(tx as unknown as Db, actor.access, need, `${verb} this ${def.label}`, [envAfter]);
       // Every row it refers to, and the model's own rules, as the row now is.
       // Fields only an admin may change (a server's address: where pgherd sends passwords and commands).
-      const sensitive = id === null ? [] : (def.adminFields ?? []).filter((k) => before && k in values && String(before[k] ?? '') !== String(values[k] ?? ''));
+      const sensitive = id === null ? [] : (def.adminFields ?? []).filter((k) => before && k in values && asText(before[k]) !== asText(values[k]));
       if (sensitive.length) await demand(tx as unknown as Db, actor.access, 'admin', `Changing ${sensitive.join(', ')} of this ${def.label}`, [envAfter]);
       const refused = (await checkReferences(tx as unknown as Db, def, values, envAfter, actor, need, verb)) ?? (await def.validate?.(tx as unknown as Db, savedId, values)) ?? null;
       if (refused) throw new RefusedSave(refused);
-      const [{ label }] = await labelsFor(tx as unknown as Db, def, [savedId]);
+      const [saved] = await labelsFor(tx as unknown as Db, def, [savedId]);
+      if (!saved) throw new Error(`${def.label} #${savedId} is not there after its save`);
+      const { label } = saved;
       const changes = diffChanges(before, values);
       if (id === null || Object.keys(changes).length) {
         await writeAudit(tx, {
@@ -164,7 +194,8 @@ export async function deleteObjects(db: Db, def: AdminDef, ids: number[], actor:
     // Lock the roots first so that what we audit is what goes.
     await tx.select({ id: def.id }).from(def.table as never).where(inArray(def.id, ids)).for('update');
     const collected = await collectForDelete(txDb, def, ids);
-    const root = collected.deleted[0];
+    const [root, ...cascaded] = collected.deleted;
+    if (!root) throw new Error('collectForDelete lists the objects themselves first');
     if (collected.protectedBy.length) {
       throw new Error(`cannot delete: ${collected.protectedBy.map((g) => `${g.ids.length} ${g.label}`).join(', ')} still refer to it`);
     }
@@ -184,7 +215,7 @@ export async function deleteObjects(db: Db, def: AdminDef, ids: number[], actor:
     })));
     await writeAudit(tx, entries);
     await tx.delete(def.table as never).where(inArray(def.id, root.ids));
-    return { deleted: root.ids.length, cascaded: collected.deleted.slice(1).reduce((n, g) => n + g.ids.length, 0) };
+    return { deleted: root.ids.length, cascaded: cascaded.reduce((n, g) => n + g.ids.length, 0) };
   });
 }
 

@@ -4,7 +4,8 @@
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntries, dnsRecords, environments, herds, instances, poolers, servers } from '@/db/schema';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { SYSTEM_ACCESS, loadAccess } from '@/lib/auth/access';
 import { authenticate } from '@/lib/auth/authenticate';
@@ -39,7 +40,7 @@ beforeAll(async () => {
   if (!res.ok) throw new Error(res.code);
   bob = { id: res.user.id, username: 'bob', remoteAddr: '10.9.0.1', access: { ...(await loadAccess(t.db, res.user.id)), remoteAddr: '10.9.0.1' } };
 });
-afterAll(async () => t?.close());
+afterAll(async () => ifAssigned(t)?.close());
 
 describe('a staging operator reaching production through a reference', () => {
   it('cannot put an instance of a staging herd on a production server', async () => {

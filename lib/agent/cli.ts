@@ -81,7 +81,7 @@ export function send(cfg: AgentConfig, token: string, report: Report): Promise<{
     }, (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (c) => { text += c; });
+      res.on('data', (c: string) => { text += c; });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
     });
     req.on('timeout', () => req.destroy(new Error('timed out after 30 s')));
@@ -148,5 +148,5 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (process.argv[1] && /pgherd-agent(\.js)?$|cli\.ts$/.test(process.argv[1])) {
-  main(process.argv.slice(2)).then((code) => process.exit(code));
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
 }

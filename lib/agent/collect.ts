@@ -44,6 +44,7 @@ export async function collectInstance(conn: pg.ClientConfig): Promise<InstanceRe
   await client.connect();
   try {
     const { rows: [r] } = await client.query<Row>(QUERY);
+    if (!r) throw new Error('collectInstance: the instance query returned no row');
     return {
       port: r.port,
       dataDirectory: r.datadir,

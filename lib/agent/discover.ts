@@ -11,7 +11,7 @@ const execFileP = promisify(execFile);
 
 export const agentConfigSchema = z.object({
   /** The console's base URL, e.g. https://pgherd.example.com */
-  server: z.string().url(),
+  server: z.url(),
   /** This server's name in pgherd, when the host calls itself otherwise (default: the host's name). */
   hostname: z.string().min(1).max(253).regex(/^[A-Za-z0-9.:_%-]+$/, 'a host name').optional(),
   /** A file with the server's agent token, readable only by the agent's user. */
@@ -45,14 +45,14 @@ export interface Found {
 async function fromLsclusters(): Promise<Found[]> {
   if (!existsSync('/usr/bin/pg_lsclusters')) return [];
   const { stdout } = await execFileP('/usr/bin/pg_lsclusters', ['--json'], { timeout: 10_000 });
-  const rows = JSON.parse(stdout) as { version: string; port: number; running: number | boolean; pgdata: string; socketdir?: string }[];
+  const rows = JSON.parse(stdout) as { version: string; port: number | string; running: number | boolean; pgdata: string; socketdir?: string }[];
   return rows.map((r) => ({ port: Number(r.port), dataDirectory: r.pgdata, running: Boolean(r.running), majorVersion: Number(r.version), socketDirectory: r.running ? r.socketdir ?? '/var/run/postgresql' : undefined }));
 }
 
 /** Lock file lines: PID, data directory, start time, port, socket directory, ... */
 function readLock(file: string): { pid: number; dataDirectory: string; port: number; socketDirectory: string } | null {
   try {
-    const [pid, dataDirectory, , port, socketDirectory] = readFileSync(file, 'utf8').split('\n');
+    const [pid, dataDirectory = '', , port, socketDirectory = ''] = readFileSync(file, 'utf8').split('\n');
     const p = { pid: Number(pid), dataDirectory, port: Number(port), socketDirectory };
     return Number.isInteger(p.pid) && p.pid > 0 && Number.isInteger(p.port) ? p : null;
   } catch {
@@ -79,9 +79,10 @@ function fromLockFiles(cfg: AgentConfig): Found[] {
       continue;
     }
     for (const n of names) {
-      const m = /^\.s\.PGSQL\.(\d+)\.lock$/.exec(n);
-      const lock = m && readLock(path.join(dir, n));
-      if (lock && alive(lock.pid)) out.push({ port: Number(m![1]), socketDirectory: dir, dataDirectory: lock.dataDirectory, running: true });
+      const port = /^\.s\.PGSQL\.(\d+)\.lock$/.exec(n)?.[1];
+      if (port === undefined) continue;
+      const lock = readLock(path.join(dir, n));
+      if (lock && alive(lock.pid)) out.push({ port: Number(port), socketDirectory: dir, dataDirectory: lock.dataDirectory, running: true });
     }
   }
   for (const d of cfg.dataDirectories) {

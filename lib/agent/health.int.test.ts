@@ -8,7 +8,8 @@ import { auditEntries, environments, herds, instances, servers } from '@/db/sche
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 import { switchoverAction } from '@/lib/ops/actions/switchover.action';
 import { planOperation } from '@/lib/ops/plan';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { collectInstance } from './collect';
 import { healthy, fleetHealth, SILENT_AFTER_INTERVALS } from './health';
@@ -23,7 +24,7 @@ const tokens = new Map<string, string>();
 async function send(hostname: string, instancesNow: InstanceReport[], intervalSeconds = 60) {
   const report: Report = { format: 1, agentVersion: 'test', hostname, observedAt: new Date().toISOString(), intervalSeconds, instances: instancesNow };
   const text = JSON.stringify(report);
-  const res = await receiveReport(t.db, { authorization: `Bearer ${tokens.get(hostname)}`, contentLength: text.length, text: async () => text });
+  const res = await receiveReport(t.db, { authorization: `Bearer ${tokens.get(hostname)!}`, contentLength: text.length, text: async () => text });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
 }
 
@@ -40,7 +41,7 @@ beforeAll(async () => {
     await send(i.server, [await collectInstance({ connectionString: i.dsn })]);
   }
 });
-afterAll(async () => t?.close());
+afterAll(async () => ifAssigned(t)?.close());
 
 const stagingPrimary = () => t.lab.instances.find((i) => i.environment === 'staging' && i.role === 'primary' && !isOpsTestHerd(i.environment, i.herd))!;
 const herdIdOf = async (env: string, name: string) => (await t.db.select({ id: herds.id }).from(herds).where(sql`${herds.environmentId} = ${envId.get(env)!} AND ${herds.name} = ${name}`))[0]!.id;
@@ -115,7 +116,7 @@ describe('fleet health', () => {
     const [row] = await t.db.update(instances).set({ herdId: wrong }).where(eq(instances.serverId, serverId.get(r.server)!)).returning();
     const h = await fleetHealth(t.db, null);
     expect(h.foreignUpstreams.total).toBe(1);
-    expect(h.foreignUpstreams.rows[0]).toMatchObject({ id: row!.id, label: `${r.server}:${r.port}`, herdId: wrong, herd: `staging/${stagingPrimary().herd}`, upstream: `${r.upstream}:${t.lab.instances.find((i) => i.server === r.upstream)!.port}`, upstreamHerd: `production/${r.herd}` });
+    expect(h.foreignUpstreams.rows[0]).toMatchObject({ id: row!.id, label: `${r.server}:${r.port}`, herdId: wrong, herd: `staging/${stagingPrimary().herd}`, upstream: `${r.upstream!}:${t.lab.instances.find((i) => i.server === r.upstream)!.port}`, upstreamHerd: `production/${r.herd}` });
     const stagingOnly = await fleetHealth(t.db, [envId.get('staging')!]);
     expect(stagingOnly.foreignUpstreams.rows[0]!.upstreamHerd).toBeNull();
     expect((await fleetHealth(t.db, [envId.get('production')!])).foreignUpstreams.total).toBe(0);

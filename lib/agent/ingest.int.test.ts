@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntries, environments, herds, instances, servers } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { query } from '@/lib/lab/postgres';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { collectInstance } from './collect';
 import { createAgentToken, ingestReport, namesServer, receiveReport, serverForToken, UNASSIGNED_ENVIRONMENT, type AgentServer } from './ingest';
@@ -28,7 +29,7 @@ beforeAll(async () => {
     serverOf.set(i.server, s!);
   }
 });
-afterAll(async () => t?.close());
+afterAll(async () => ifAssigned(t)?.close());
 
 describe('ingest of real reports', () => {
   const reports = new Map<string, Report>();

@@ -30,12 +30,12 @@ export interface AgentServer {
 export async function createAgentToken(db: Db, serverId: number, actor: { id: number | null; username: string; remoteAddr?: string }): Promise<string> {
   const token = `pgha_${randomBytes(32).toString('base64url')}`;
   await db.transaction(async (tx) => {
-    const rows = await tx.update(servers).set({ agentTokenHash: hashToken(token) }).where(eq(servers.id, serverId))
+    const [server] = await tx.update(servers).set({ agentTokenHash: hashToken(token) }).where(eq(servers.id, serverId))
       .returning({ hostname: servers.hostname, environmentId: servers.environmentId });
-    if (!rows.length) throw new Error(`no server ${serverId}`);
+    if (!server) throw new Error(`no server ${serverId}`);
     await writeAudit(tx, {
       user: actor, remoteAddr: actor.remoteAddr, action: 'agent.token', objectType: 'servers', objectId: String(serverId),
-      objectLabel: rows[0].hostname, environmentId: rows[0].environmentId, changes: { agentToken: ['(hidden)', '(new)'] },
+      objectLabel: server.hostname, environmentId: server.environmentId, changes: { agentToken: ['(hidden)', '(new)'] },
     });
   });
   return token;
@@ -59,7 +59,11 @@ export function namesServer(server: AgentServer, reported: string): boolean {
   const a = norm(server.hostname);
   const b = norm(reported);
   if (a === b || (server.address && norm(server.address) === b)) return true;
-  if (!a.includes('.') || !b.includes('.')) return a.split('.')[0] === b.split('.')[0] && !/^\d+$/.test(a.split('.')[0]);
+  if (!a.includes('.') || !b.includes('.')) {
+    const [aLabel = ''] = a.split('.');
+    const [bLabel = ''] = b.split('.');
+    return aLabel === bLabel && !/^\d+$/.test(aLabel);
+  }
   return false;
 }
 
@@ -80,9 +84,9 @@ export async function receiveReport(
   write: (server: AgentServer, report: Report) => Promise<IngestResult> = (server, report) => ingestReport(db, server, report),
 ): Promise<Received> {
   const refuse = (status: number, error: string, details: unknown = null): Received => ({ status, body: { error, details } });
-  const m = /^Bearer (\S+)$/.exec(req.authorization ?? '');
-  if (!m) return refuse(401, 'authentication required: Authorization: Bearer <agent token>');
-  const server = await serverForToken(db, m[1]);
+  const token = /^Bearer (\S+)$/.exec(req.authorization ?? '')?.[1];
+  if (token === undefined) return refuse(401, 'authentication required: Authorization: Bearer <agent token>');
+  const server = await serverForToken(db, token);
   if (!server) return refuse(401, 'unknown or rotated agent token');
   if (req.contentLength > MAX_REPORT_BYTES) return refuse(413, `a report is at most ${MAX_REPORT_BYTES} bytes`);
   const text = await req.text();
@@ -217,21 +221,24 @@ async function holdConflicts(db: Db, conflicts: Conflict[]): Promise<void> {
 async function createHerd(db: Db, server: AgentServer, report: Report, sysid: string): Promise<boolean> {
   return db.transaction(async (tx) => {
     await tx.execute(sql`INSERT INTO environments (name, description) VALUES (${UNASSIGNED_ENVIRONMENT}, 'Herds the agents found that no one has placed yet: move each to its environment.') ON CONFLICT (name) DO NOTHING`);
-    const version = report.instances.find((i) => i.systemIdentifier === sysid)!.majorVersion;
-    const rows = await tx.execute<{ id: number; env: number }>(sql`
+    const version = report.instances.find((i) => i.systemIdentifier === sysid)?.majorVersion;
+    if (version === undefined) throw new Error(`createHerd: the report from ${server.hostname} has no instance with system identifier ${sysid}`);
+    const { rows: [herd] } = await tx.execute<{ id: number; env: number }>(sql`
       INSERT INTO herds (environment_id, name, system_identifier, pg_version, description)
       SELECT e.id, ${`pg-${sysid}`}, ${sysid}, ${version}, ${`Found by the agent on ${server.hostname}.`}
       FROM environments e WHERE e.name = ${UNASSIGNED_ENVIRONMENT}
       ON CONFLICT (system_identifier) DO NOTHING RETURNING id, environment_id AS env`);
-    if (!rows.rows.length) return false;
-    await writeAudit(tx, { user: { id: null, username: `agent:${server.hostname}` }, action: 'agent.create', objectType: 'herds', objectId: String(rows.rows[0].id), objectLabel: `${UNASSIGNED_ENVIRONMENT}/pg-${sysid}`, environmentId: rows.rows[0].env, changes: { systemIdentifier: [null, sysid] } });
+    if (!herd) return false;
+    await writeAudit(tx, { user: { id: null, username: `agent:${server.hostname}` }, action: 'agent.create', objectType: 'herds', objectId: String(herd.id), objectLabel: `${UNASSIGNED_ENVIRONMENT}/pg-${sysid}`, environmentId: herd.env, changes: { systemIdentifier: [null, sysid] } });
     return true;
   });
 }
 
 /** One report: see ingestReports. */
 export async function ingestReport(db: Db, server: AgentServer, report: Report): Promise<IngestResult> {
-  return (await ingestReports(db, [{ server, report }]))[0];
+  const [result] = await ingestReports(db, [{ server, report }]);
+  if (!result) throw new Error(`ingestReport: no result for server ${server.hostname}`);
+  return result;
 }
 
 /**
@@ -257,7 +264,8 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
   if (rows[0]?.unknown.length) {
     // Each new herd is counted for the first report that names it.
     for (const sysid of rows[0].unknown) {
-      const first = items.find(({ report }) => report.instances.some((i) => i.systemIdentifier === sysid))!;
+      const first = items.find(({ report }) => report.instances.some((i) => i.systemIdentifier === sysid));
+      if (!first) throw new Error(`ingestReports: the statement named system identifier ${sysid}, which no report of the batch has`);
       if (await createHerd(db, first.server, first.report, sysid)) herdsCreated.set(first.server.id, (herdsCreated.get(first.server.id) ?? 0) + 1);
     }
     rows = await prepared<Row>(db, 'pgherd_agent_ingest_v2', INGEST_SQL, args);
@@ -271,7 +279,8 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
   if (conflicts.length) await holdConflicts(db, conflicts);
   const byServer = new Map(rows.map((r) => [r.serverId, r]));
   return items.map(({ server }) => {
-    const r = byServer.get(server.id)!;
+    const r = byServer.get(server.id);
+    if (!r) throw new Error(`ingestReports: the statement returned no row for server ${server.hostname}`);
     const h = held.get(server.id) ?? 0;
     return { created: r.created, updated: r.updated, stopped: r.stopped, herdsCreated: herdsCreated.get(server.id) ?? 0, ...(h ? { held: h } : {}) };
   });

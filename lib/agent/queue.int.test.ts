@@ -4,7 +4,8 @@
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntries, herds, instances, servers } from '@/db/schema';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { collectInstance } from './collect';
 import { ingestReports, UNASSIGNED_ENVIRONMENT, type AgentServer } from './ingest';
@@ -24,7 +25,7 @@ beforeAll(async () => {
     reportOf.set(i.server, { format: 1, agentVersion: 'test', hostname: i.server, observedAt: new Date().toISOString(), intervalSeconds: 60, instances: [await collectInstance({ connectionString: i.dsn })] });
   }
 });
-afterAll(async () => t?.close());
+afterAll(async () => ifAssigned(t)?.close());
 
 /** The row of the lab instance on `server` (the server may hold others the tests report). */
 const rowOf = async (server: string) => {

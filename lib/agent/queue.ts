@@ -4,7 +4,7 @@
 // at a time; a server has at most one report in flight (its next one waits for the write in progress),
 // and a batch that fails is retried one report at a time, so one bad report fails alone.
 import type { Db } from '@/db/client';
-import { ingestReports, type AgentServer, type IngestResult } from './ingest';
+import { ingestReport, ingestReports, type AgentServer, type IngestResult } from './ingest';
 import type { Report } from './report';
 
 interface Waiting {
@@ -62,16 +62,21 @@ export class IngestQueue {
       const results = await ingestReports(this.db, batch.map(({ server, report }) => ({ server, report })));
       this.stats.reports += batch.length;
       this.stats.statements++;
-      batch.forEach((w, i) => w.resolve(results[i]));
+      for (const [i, w] of batch.entries()) {
+        const result = results[i];
+        if (result) w.resolve(result);
+        else w.reject(new Error(`ingest queue: no result for server ${w.server.hostname}`));
+      }
     } catch (err) {
-      if (batch.length === 1) {
-        batch[0].reject(err);
+      const [only, ...others] = batch;
+      if (only && !others.length) {
+        only.reject(err);
         return;
       }
       // One report may be what failed (or a deadlock with another process's batch): each alone.
       for (const w of batch) {
         try {
-          w.resolve((await ingestReports(this.db, [{ server: w.server, report: w.report }]))[0]);
+          w.resolve(await ingestReport(this.db, w.server, w.report));
           this.stats.reports++;
           this.stats.statements++;
         } catch (e) {

@@ -42,7 +42,7 @@ export const instanceReportSchema = z.object({
   replicas: z.array(replicaSchema).max(256).default([]),
   /** Settings changed in the configuration that need a restart (pg_settings.pending_restart). */
   pendingRestart: z.array(z.string().max(100)).max(500).default([]),
-  startedAt: z.string().datetime({ offset: true }).optional(),
+  startedAt: z.iso.datetime({ offset: true }).optional(),
 }).strict().superRefine((i, ctx) => {
   if (i.state !== 'running') return;
   for (const k of ['systemIdentifier', 'inRecovery', 'timeline'] as const) {
@@ -58,7 +58,7 @@ export const reportSchema = z.object({
    *  it must name that server: a token copied to another host is refused. */
   hostname: host,
   /** When the agent read the facts (the instances' last_observed_at). */
-  observedAt: z.string().datetime({ offset: true }),
+  observedAt: z.iso.datetime({ offset: true }),
   /** Seconds between reports (0: run once by a timer); the dashboard counts silence in intervals. */
   intervalSeconds: z.number().int().min(0).max(86_400).default(0),
   instances: z.array(instanceReportSchema).max(MAX_INSTANCES, `at most ${MAX_INSTANCES} instances`),

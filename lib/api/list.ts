@@ -26,7 +26,8 @@ export const pagingQuery = {
 export async function listFromQuery(req: NextRequest, schema: z.ZodType<Record<string, unknown>>, model: string, access: Access) {
   const parsed = schema.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
   if (!parsed.success) throw new ApiError(400, 'invalid query', parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(query)', message: i.message })));
-  const def = getAdmin(model)!;
+  const def = getAdmin(model);
+  if (!def) throw new Error(`listFromQuery: no admin declaration for model ${model}`);
   const raw = Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]));
   return changeList(getDb(), def, parseListParams(def, raw, access));
 }

@@ -46,7 +46,10 @@ describe('request bodies', () => {
     const chunk = new Uint8Array(16 * 1024).fill(0x20);
     const body = new ReadableStream<Uint8Array>({
       pull(c) {
-        if (sent >= 64 * 1024 * 1024) return c.close();
+        if (sent >= 64 * 1024 * 1024) {
+          c.close();
+          return;
+        }
         sent += chunk.byteLength;
         c.enqueue(chunk);
       },

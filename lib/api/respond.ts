@@ -50,8 +50,8 @@ export async function apiUser(req: NextRequest, need: Scope): Promise<ApiUser> {
   const auth = req.headers.get('authorization');
   let user: Omit<ApiUser, 'access'> | null = null;
   if (auth) {
-    const m = /^Bearer (\S+)$/.exec(auth);
-    const t = m ? await verifyApiToken(getDb(), m[1]) : null;
+    const token = /^Bearer (\S+)$/.exec(auth)?.[1];
+    const t = token ? await verifyApiToken(getDb(), token) : null;
     if (!t) throw new ApiError(401, 'invalid, expired or revoked token');
     user = { ...t, remoteAddr };
   } else {

@@ -4,7 +4,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntries, environments, herds, instances, operations, roleBindings } from '@/db/schema';
 import { getAdmin } from '@/lib/admin/registry';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
 import { parseListParams } from '@/lib/admin/list-params';
 import { changeList, matchingIds } from '@/lib/admin/list-query';
 import { deleteObjects, saveObject } from '@/lib/admin/mutations';
@@ -13,6 +13,7 @@ import { switchoverAction } from '@/lib/ops/actions/switchover.action';
 import { cancelOperation, retryInput } from '@/lib/ops/control';
 import { planOperation } from '@/lib/ops/plan';
 import { submitOperation } from '@/lib/ops/submit';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { AccessDenied, accessFrom, can, loadAccess, SYSTEM_ACCESS, type Access } from './access';
 import { operationView } from '@/lib/ops/operation-view';
@@ -39,7 +40,7 @@ beforeAll(async () => {
   await seedLabFleet(t.db, t.lab);
   for (const e of await t.db.select().from(environments)) env.set(e.name, e.id);
 });
-afterAll(async () => t?.close());
+afterAll(async () => ifAssigned(t)?.close());
 
 describe('the audit log', () => {
   it('cannot be changed or deleted, even with SQL from pgherd\u2019s own connection', async () => {

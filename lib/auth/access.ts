@@ -5,12 +5,14 @@
 import { and, eq, inArray, or, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { environments, roleBindings, users } from '@/db/schema';
-import type { Role } from '@/lib/ops/define-action';
+import type { Role } from '@/db/types';
 import { writeAudit } from '@/lib/audit/write-audit';
 
 export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
 const rank = (r: Role | null | undefined) => (r ? ROLES.indexOf(r) + 1 : 0);
 const higher = (a: Role | null, b: Role | null): Role | null => (rank(a) >= rank(b) ? a : b);
+/** The higher of a role and one that may be missing. */
+const atLeast = (role: Role, other: Role | null | undefined): Role => (other && rank(other) > rank(role) ? other : role);
 
 export interface Access {
   userId: number | null;
@@ -45,7 +47,7 @@ export function accessFrom(user: { id: number | null; username: string; superuse
   const byEnvironment = new Map<number, Role>();
   for (const b of bindings) {
     if (b.environmentId === null) continue;
-    byEnvironment.set(b.environmentId, higher(higher(byEnvironment.get(b.environmentId) ?? null, b.role), global)!);
+    byEnvironment.set(b.environmentId, atLeast(atLeast(b.role, byEnvironment.get(b.environmentId)), global));
   }
   return { userId: user.id, username: user.username, superuser: false, global, byEnvironment };
 }

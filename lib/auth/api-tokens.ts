@@ -31,6 +31,7 @@ export async function createApiToken(db: Db, userId: number, name: string, scope
   const token = `pgh_${randomBytes(32).toString('base64url')}`;
   return db.transaction(async (tx) => {
     const [row] = await tx.insert(apiTokens).values({ userId, name, tokenHash: hashToken(token), prefix: token.slice(0, 10), scope, expiresAt }).returning({ id: apiTokens.id });
+    if (!row) throw new Error('createApiToken: the insert returned no row');
     await writeAudit(tx, {
       user: actor ?? { id: userId, username: `#${userId}` }, remoteAddr: actor?.remoteAddr,
       action: 'token.create', objectType: 'api-tokens', objectId: String(row.id), objectLabel: `${name} (${token.slice(0, 10)}…)`,
@@ -49,11 +50,12 @@ export async function revokeApiToken(db: Db, id: number, ownerId: number | null 
     const rows = await tx.update(apiTokens).set({ revokedAt: new Date() })
       .where(and(eq(apiTokens.id, id), isNull(apiTokens.revokedAt), ownerId === null ? undefined : eq(apiTokens.userId, ownerId)))
       .returning({ name: apiTokens.name, prefix: apiTokens.prefix, userId: apiTokens.userId });
-    if (!rows.length) return false;
+    const [revoked] = rows;
+    if (!revoked) return false;
     await writeAudit(tx, {
       user: actor ?? { id: null, username: 'system' }, remoteAddr: actor?.remoteAddr,
-      action: 'token.revoke', objectType: 'api-tokens', objectId: String(id), objectLabel: `${rows[0].name} (${rows[0].prefix}…)`,
-      changes: { revoked: [false, true], owner: [null, rows[0].userId] },
+      action: 'token.revoke', objectType: 'api-tokens', objectId: String(id), objectLabel: `${revoked.name} (${revoked.prefix}…)`,
+      changes: { revoked: [false, true], owner: [null, revoked.userId] },
     });
     return true;
   });
@@ -86,10 +88,10 @@ export interface TokenUser {
 /** The token's user and scope, or null for an unknown, revoked or expired token; records the use. */
 export async function verifyApiToken(db: Db, token: string): Promise<TokenUser | null> {
   if (!/^pgh_[A-Za-z0-9_-]{43}$/.test(token)) return null;
-  const rows = await db.update(apiTokens).set({ lastUsedAt: sql`now()` })
+  const [used] = await db.update(apiTokens).set({ lastUsedAt: sql`now()` })
     .where(and(eq(apiTokens.tokenHash, hashToken(token)), isNull(apiTokens.revokedAt), or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`))))
     .returning({ userId: apiTokens.userId, scope: apiTokens.scope });
-  if (!rows.length) return null;
-  const [u] = await db.select({ id: users.id, username: users.username, active: users.isActive }).from(users).where(eq(users.id, rows[0].userId));
-  return u?.active ? { id: u.id, username: u.username, scope: rows[0].scope } : null;
+  if (!used) return null;
+  const [u] = await db.select({ id: users.id, username: users.username, active: users.isActive }).from(users).where(eq(users.id, used.userId));
+  return u?.active ? { id: u.id, username: u.username, scope: used.scope } : null;
 }

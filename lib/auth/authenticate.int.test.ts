@@ -1,7 +1,8 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntries, users } from '@/db/schema';
-import { ensureAdmin } from '@/lib/inventory/seed-lab';
+import { ensureAdmin } from '@/lib/auth/superuser';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { authenticate } from './authenticate';
 
@@ -10,7 +11,7 @@ beforeAll(async () => {
   t = await freshDatabase();
   await ensureAdmin(t.db, 'root-admin', 's3cret-Pass');
 });
-afterAll(async () => t?.close());
+afterAll(async () => ifAssigned(t)?.close());
 
 describe('authenticate (local accounts)', () => {
   it('signs in with the right password and records the sign-in', async () => {

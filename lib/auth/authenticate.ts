@@ -46,6 +46,7 @@ async function recentFailures(db: Db, username: string, remoteAddr: string): Pro
     eq(auditEntries.action, 'auth.sign_in_failed'), gt(auditEntries.at, since),
     or(eq(auditEntries.username, username), remoteAddr ? eq(auditEntries.remoteAddr, remoteAddr) : sql`false`),
   ));
+  if (!r) throw new Error('recentFailures: the count query returned no row');
   return r;
 }
 
@@ -83,12 +84,13 @@ export async function authenticate(db: Db, username: string, password: string, r
       SELECT pg_try_advisory_xact_lock(${SIGNIN_LOCK}, hashtext(${`user:${name}`})) AS user_lock,
              (${remoteAddr} = '' OR EXISTS (SELECT 1 FROM generate_series(1, ${ADDRESS_SLOTS}) s
                 WHERE pg_try_advisory_xact_lock(${SIGNIN_LOCK}, hashtext(${`address:${remoteAddr}:`} || s)))) AS address_lock`)).rows as { user_lock: boolean; address_lock: boolean }[];
+    if (!slot) throw new Error('authenticate: the sign-in lock query returned no row');
     const seen = await recentFailures(tx as unknown as Db, name, remoteAddr);
     if (!slot.user_lock || !slot.address_lock || seen.user >= THROTTLE.perUser || seen.address >= THROTTLE.perAddress) {
       // Not counted as a failure itself: a throttled attacker does not extend the lock forever.
       const why = !slot.user_lock ? 'another sign-in for this user is in progress' : !slot.address_lock ? 'too many sign-ins in progress from this address' : 'too many failures';
       await writeAudit(tx, { user: { id: null, username: name }, remoteAddr, action: 'auth.sign_in_throttled', objectType: 'user', objectLabel: name, changes: { reason: [null, why] } });
-      return { ok: false, code: 'throttled', reason: MESSAGES.throttled } as AuthResult;
+      return { ok: false, code: 'throttled', reason: MESSAGES.throttled };
     }
     conn = tx as unknown as Db;
     return verify(conn);
@@ -96,19 +98,23 @@ export async function authenticate(db: Db, username: string, password: string, r
 
   async function verify(db: Db): Promise<AuthResult> {
     const [local] = await db.select().from(users).where(sql`lower(${users.username}) = ${name}`).orderBy(users.id).limit(1);
-    let user = local;
+    let user: typeof users.$inferSelect;
     if (local?.source === 'local' || !ldap) {
-      const ok = !!local && local.isActive && local.source === 'local' && (await verifyPassword(password, local.passwordHash));
-      if (!ok) return fail('invalid', local ? 'wrong password or inactive' : 'no such local user', local?.id ?? null);
+      if (!local) return fail('invalid', 'no such local user');
+      const ok = local.isActive && local.source === 'local' && (await verifyPassword(password, local.passwordHash));
+      if (!ok) return fail('invalid', 'wrong password or inactive', local.id);
+      user = local;
     } else {
       const res = await ldapAuthenticate(ldap, name, password);
       if (!res.ok) return fail(res.reason, res.message, local?.id ?? null);
       // The directory's spelling, in one case: the account is the same whichever way it was typed.
       const canonical = normalizeUsername(res.username);
       const values = { username: local?.username ?? canonical, displayName: res.displayName, email: res.email, source: 'ldap' as const, ldapDn: res.dn, groups: res.groups, passwordHash: null };
-      [user] = await db.insert(users).values(values)
+      const [upserted] = await db.insert(users).values(values)
         .onConflictDoUpdate({ target: users.username, set: { displayName: values.displayName, email: values.email, ldapDn: values.ldapDn, groups: values.groups } })
         .returning();
+      if (!upserted) throw new Error(`authenticate: the upsert of user ${canonical} returned no row`);
+      user = upserted;
       if (!user.isActive) return fail('invalid', 'account disabled in pgherd', user.id);
       if (!user.isSuperuser && !(await hasAnyBinding(db, user.username, user.groups))) return fail('not_allowed', `no role binding for the user or its groups (${user.groups.join('; ') || 'none'})`, user.id);
     }

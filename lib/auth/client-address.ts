@@ -15,7 +15,7 @@ export function trustedProxies(spec: string | undefined): net.BlockList | null {
   if (!spec?.trim()) return null;
   const list = new net.BlockList();
   for (const raw of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const [addr, bits] = raw.split('/');
+    const [addr = '', bits] = raw.split('/');
     const family = net.isIPv4(addr) ? 'ipv4' : net.isIPv6(addr) ? 'ipv6' : null;
     if (!family || (bits !== undefined && !/^\d{1,3}$/.test(bits))) throw new Error(`PGHERD_TRUSTED_PROXIES: ${JSON.stringify(raw)} is not an address or a CIDR block`);
     if (bits === undefined) list.addAddress(addr, family);
@@ -32,8 +32,9 @@ export function clientAddressOf(peer: string | undefined, forwardedFor: string |
   if (proxies) {
     const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor ?? '').split(',').map((h) => bare(h.trim())).filter(Boolean);
     // Walk back from the peer through the proxies we trust; the first hop that is not one is the client.
-    while (trusted(proxies, addr) && hops.length) {
-      const next = hops.pop()!;
+    while (trusted(proxies, addr)) {
+      const next = hops.pop();
+      if (next === undefined) break;
       if (!net.isIP(next)) break; // a hop a trusted proxy could not have written: keep what we have
       addr = next;
     }

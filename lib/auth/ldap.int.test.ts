@@ -4,8 +4,9 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntries, roleBindings, users } from '@/db/schema';
-import { ensureAdmin } from '@/lib/inventory/seed-lab';
+import { ensureAdmin } from '@/lib/auth/superuser';
 import { freePort } from '@/lib/lab/ports';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { authenticate } from './authenticate';
 import { escapeFilterValue, ldapAuthenticate, ldapConfigSchema, type LdapConfig } from './ldap';
@@ -21,7 +22,7 @@ beforeAll(async () => {
   await ensureAdmin(t.db, 'break-glass', 'local-Pass-1');
   await t.db.insert(roleBindings).values({ role: 'operator', subjectType: 'group', subject: l.groups['dba-prod']! });
 });
-afterAll(async () => t?.close());
+afterAll(async () => ifAssigned(t)?.close());
 
 describe('LDAP sign-in', () => {
   it('signs in a directory user whose group is bound to a role, recording its DN and groups', async () => {

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import { Client, InvalidCredentialsError } from 'ldapts';
+import { Client, InvalidCredentialsError, type Entry } from 'ldapts';
 import { z } from 'zod';
 
 export const ldapConfigSchema = z.object({
@@ -62,10 +62,15 @@ function clientFor(cfg: LdapConfig, url: string): Client {
   return new Client({ url, timeout: cfg.timeoutMs, connectTimeout: cfg.timeoutMs, ...(url.startsWith('ldaps://') ? { tlsOptions: tlsOptions(cfg, url) } : {}) });
 }
 
+function readBindPasswordFile(file: string | undefined): string {
+  if (!file) throw new Error('PGHERD_LDAP_CONFIG: give bindPassword or bindPasswordFile');
+  return readFileSync(file, 'utf8').trim();
+}
+
 /** Connects to the first server that answers (and, with StartTLS, upgrades); service-bound. */
 async function connect(cfg: LdapConfig): Promise<{ client: Client; url: string } | { error: string }> {
   const errors: string[] = [];
-  const password = cfg.bindPassword ?? readFileSync(cfg.bindPasswordFile!, 'utf8').trim();
+  const password = cfg.bindPassword ?? readBindPasswordFile(cfg.bindPasswordFile);
   for (const url of cfg.urls) {
     const client = clientFor(cfg, url);
     try {
@@ -88,8 +93,8 @@ export async function ldapAuthenticate(cfg: LdapConfig, username: string, passwo
   try {
     const filter = cfg.userFilter.replaceAll('{username}', escapeFilterValue(username));
     const { searchEntries } = await c.client.search(cfg.userBase, { scope: 'sub', filter, attributes: ['cn', 'displayName', 'mail', cfg.usernameAttribute], sizeLimit: 2 });
-    if (searchEntries.length !== 1) return { ok: false, reason: 'invalid', message: searchEntries.length ? 'more than one entry matches' : 'no such user' };
-    const user = searchEntries[0];
+    const [user, ...others] = searchEntries;
+    if (!user || others.length) return { ok: false, reason: 'invalid', message: user ? 'more than one entry matches' : 'no such user' };
     const userClient = clientFor(cfg, c.url);
     try {
       if (cfg.startTls && c.url.startsWith('ldap://')) await userClient.startTLS(tlsOptions(cfg, c.url));
@@ -102,7 +107,7 @@ export async function ldapAuthenticate(cfg: LdapConfig, username: string, passwo
     }
     const groupFilter = cfg.groupFilter.replaceAll('{userDN}', escapeFilterValue(user.dn)).replaceAll('{username}', escapeFilterValue(username));
     const { searchEntries: groups } = await c.client.search(cfg.groupBase, { scope: 'sub', filter: groupFilter, attributes: ['cn'], sizeLimit: 1000 });
-    const first = (v: unknown) => (Array.isArray(v) ? String(v[0] ?? '') : v === undefined ? '' : String(v));
+    const first = (v: Entry[string] | undefined) => (Array.isArray(v) ? String(v[0] ?? '') : v === undefined ? '' : String(v));
     return {
       ok: true,
       dn: user.dn,

@@ -1,4 +1,5 @@
-import type { NextAuthOptions } from 'next-auth';
+import type { NextAuthOptions, User } from 'next-auth';
+import type { JWT } from 'next-auth/jwt';
 import CredentialsProvider from 'next-auth/providers/credentials';
 import { z } from 'zod';
 import { getDb } from '@/db/client';
@@ -23,7 +24,9 @@ export const authOptions: NextAuthOptions = {
       async authorize(raw, req) {
         const parsed = credentials.safeParse(raw);
         if (!parsed.success) return null;
-        const res = await authenticate(getDb(), parsed.data.username, parsed.data.password, clientAddress(req?.headers?.[CLIENT_ADDRESS_HEADER]));
+        // next-auth hands the request's headers over untyped; ours is one string when present.
+        const sentAddress: unknown = req.headers?.[CLIENT_ADDRESS_HEADER];
+        const res = await authenticate(getDb(), parsed.data.username, parsed.data.password, clientAddress(typeof sentAddress === 'string' ? sentAddress : undefined));
         // The code reaches the sign-in form as `error` (next-auth passes a thrown message on).
         if (!res.ok) throw new Error(res.code);
         return { id: String(res.user.id), name: res.user.displayName || res.user.username, username: res.user.username, superuser: res.user.isSuperuser };
@@ -31,7 +34,8 @@ export const authOptions: NextAuthOptions = {
     }),
   ],
   callbacks: {
-    async jwt({ token, user }) {
+    // next-auth passes `user` only at sign-in, whatever its type says.
+    jwt({ token, user }: { token: JWT; user?: User }) {
       if (user) {
         const u = user as unknown as { id: string; username: string; superuser: boolean };
         token.uid = Number(u.id);
@@ -40,7 +44,7 @@ export const authOptions: NextAuthOptions = {
       }
       return token;
     },
-    async session({ session, token }) {
+    session({ session, token }) {
       session.user = {
         ...session.user,
         id: token.uid as number,

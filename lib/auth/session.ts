@@ -17,7 +17,7 @@ export interface CurrentUser {
 /** Once per request: the layout and the page both ask, and decrypting the session costs. */
 export const getCurrentUser = cache(async (): Promise<CurrentUser | null> => {
   const session = await getServerSession(authOptions);
-  if (!session?.user?.id) return null;
+  if (!session?.user.id) return null;
   const u = session.user;
   return { id: u.id, username: u.username, superuser: u.superuser, name: u.name ?? u.username };
 });
@@ -38,8 +38,9 @@ export async function requireUser(): Promise<CurrentUser> {
 
 /** The signed-in user's access, or a redirect to the sign-in page. */
 export async function requireAccess(): Promise<Access> {
-  await requireUser();
-  return (await getCurrentAccess())!;
+  const access = await getCurrentAccess();
+  if (!access) redirect('/login');
+  return access;
 }
 
 /**

@@ -3,7 +3,8 @@
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { users } from '@/db/schema';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { ADDRESS_SLOTS, authenticate, THROTTLE } from './authenticate';
 import { clientAddressOf } from './client-address';
@@ -19,7 +20,7 @@ beforeAll(async () => {
   cfg = ldapConfigSchema.parse({ urls: [l.url], bindDn: l.bindDn, bindPassword: l.bindPassword, userBase: l.userBase, groupBase: l.groupBase });
   await seedLabFleet(t.db, t.lab);
 });
-afterAll(async () => t?.close());
+afterAll(async () => ifAssigned(t)?.close());
 
 describe('sign-in', () => {
   it('records one account per directory user, in the directory\u2019s spelling, whatever case it is typed in', async () => {
@@ -57,7 +58,7 @@ describe('sign-in', () => {
   });
 
   it('evaluates a burst of parallel guesses one at a time: never more failures than the limit, for a user or from an address', async () => {
-    const failures = async (where: ReturnType<typeof sql>) => Number(((await t.db.execute(sql`SELECT count(*)::int AS n FROM audit_entries WHERE action = 'auth.sign_in_failed' AND ${where}`)).rows[0] as { n: number }).n);
+    const failures = async (where: ReturnType<typeof sql>) => Number((await t.db.execute(sql`SELECT count(*)::int AS n FROM audit_entries WHERE action = 'auth.sign_in_failed' AND ${where}`)).rows[0]!.n);
     // Twenty at once for one user, from twenty addresses (as a botnet would).
     const oneUser = await Promise.all(Array.from({ length: 20 }, (_, i) => authenticate(t.db, 'dave', `guess-${i}`, `10.8.3.${i}`, cfg)));
     expect(oneUser.every((r) => !r.ok)).toBe(true);

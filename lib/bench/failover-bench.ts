@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { createDb, type Db } from '@/db/client';
 import { migrateDatabase } from '@/db/migrate';
 import { herds } from '@/db/schema';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
 import { lookup } from '@/lib/dns/rfc2136';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
@@ -106,7 +106,7 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
 async function runOp(db: Db, queue: ReturnType<typeof targetQueue>, action: AnyAction, herdIds: number[]): Promise<number> {
   const plan = await planOperation(db, SYSTEM_ACCESS, action, herdIds);
   const refused = plan.targets.filter((t) => t.refused);
-  if (refused.length) throw new Error(`refused: ${refused.map((t) => `${t.label}: ${t.refused}`).join('; ')}`);
+  if (refused.length) throw new Error(`refused: ${refused.map((t) => `${t.label}: ${t.refused ?? ''}`).join('; ')}`);
   const t0 = performance.now();
   const { id } = await submitOperation(db, queue, action, { herdIds, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
   await settle(db, id);

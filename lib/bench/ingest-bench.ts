@@ -102,8 +102,8 @@ export async function ingestBench(db: Db, url: string, pids: { console: number; 
     const req = http.request(target, { method: 'POST', agent, headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (c) => { text += c; });
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${s.hostname}: HTTP ${res.statusCode} ${text.slice(0, 300)}`))));
+      res.on('data', (c: string) => { text += c; });
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${s.hostname}: HTTP ${res.statusCode ?? '?'} ${text.slice(0, 300)}`))));
     });
     req.on('error', reject);
     req.end(body);

@@ -16,7 +16,7 @@ const PASSES = 20;
 async function measure(endpoints: PgEndpoint[]): Promise<string[]> {
   for (const e of endpoints) {
     const o = await observe(e);
-    if (!o.reachable) throw new Error(`${e.host}:${e.port}: ${o.error}`);
+    if (!o.reachable) throw new Error(`${e.host}:${e.port}: ${o.error ?? 'no reason given'}`);
   }
   const one: number[] = [];
   for (let i = 0; i < CALLS; i++) {

@@ -10,14 +10,13 @@ import { Client } from 'ssh2';
 import { createDb, type Db } from '@/db/client';
 import { instances, operations } from '@/db/schema';
 import { migrateDatabase } from '@/db/migrate';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo } from '@/lib/lab/lab';
 import { shellCommand } from '@/lib/ssh/quote';
 import { restartAction } from '@/lib/ops/actions/restart.action';
-import { defineAction, type ActionDef } from '@/lib/ops/define-action';
+import { defineAction, type InstanceAction } from '@/lib/ops/define-action';
 import { pgCtl } from '@/lib/ops/drivers';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/ops/instance-ref';
-import { step } from '@/lib/ops/pipeline';
 import { planOperation } from '@/lib/ops/plan';
 import { producerConnection, targetQueue } from '@/lib/ops/queue';
 import { registerAction } from '@/lib/ops/registry';
@@ -28,10 +27,9 @@ import { SYSTEM_ACCESS } from '@/lib/auth/access';
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-ops-lab.json');
 const actor = { id: null, username: 'bench', access: SYSTEM_ACCESS };
 
-const noopAction: ActionDef = defineAction({
+const noopAction: InstanceAction = defineAction({
   name: 'noop', label: 'No-op', permission: 'operator', dangerous: false,
-  plan: () => ({ steps: ['nothing'], warnings: [] }),
-  steps: () => [step('nothing', async () => {})],
+  plan: () => ({ steps: [{ name: 'nothing', says: 'nothing', run: async () => {} }] }),
 });
 
 /** Waits until operation `id` has ended; throws unless it succeeded. */
@@ -46,7 +44,7 @@ export async function settle(db: Db, id: number): Promise<void> {
   }
 }
 
-async function submitAndWait(db: Db, queue: ReturnType<typeof targetQueue>, action: ActionDef, ids: number[], parts?: { submitMs: number }): Promise<number> {
+async function submitAndWait(db: Db, queue: ReturnType<typeof targetQueue>, action: InstanceAction, ids: number[], parts?: { submitMs: number }): Promise<number> {
   const plan = await planOperation(db, SYSTEM_ACCESS, action, ids);
   const t0 = performance.now();
   const { id } = await submitOperation(db, queue, action, { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: `bench-${Math.random()}` }, actor);
@@ -62,9 +60,16 @@ async function plainLoop(lab: LabInfo, refs: InstanceRef[]): Promise<number> {
   await Promise.all(refs.map((r) => new Promise<void>((resolve, reject) => {
     const c = new Client();
     c.on('ready', () => c.exec(shellCommand(pgCtl.restart(r)), (err, stream) => {
-      if (err) return reject(err);
+      if (err) {
+        reject(err);
+        return;
+      }
       stream.on('data', () => {}).stderr.on('data', () => {});
-      stream.on('exit', (code: number) => { c.end(); code === 0 ? resolve() : reject(new Error(`${r.label}: exit ${code}`)); });
+      stream.on('exit', (code: number) => {
+        c.end();
+        if (code === 0) resolve();
+        else reject(new Error(`${r.label}: exit ${code}`));
+      });
     }));
     c.on('error', reject);
     c.connect({ host: r.host, port: lab.ssh!.port, username: lab.ssh!.user, privateKey: key });

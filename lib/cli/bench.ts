@@ -24,17 +24,23 @@ const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-lab.json');
 const RUNS = Number(process.env.BENCH_RUNS ?? 60);
 const WARMUP = 10;
 
+/** "name=value; Path=/; HttpOnly" -> "name=value". */
+function cookiePair(setCookie: string): string {
+  const [pair = ''] = setCookie.split(';');
+  return pair;
+}
+
 async function signIn(url: string, username: string, password: string): Promise<string> {
   const csrfRes = await fetch(`${url}/api/auth/csrf`);
   const { csrfToken } = (await csrfRes.json()) as { csrfToken: string };
-  const cookies = csrfRes.headers.getSetCookie().map((c) => c.split(';')[0]);
+  const cookies = csrfRes.headers.getSetCookie().map(cookiePair);
   const res = await fetch(`${url}/api/auth/callback/credentials`, {
     method: 'POST',
     redirect: 'manual',
     headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookies.join('; ') },
     body: new URLSearchParams({ csrfToken, username, password, json: 'true' }),
   });
-  const session = res.headers.getSetCookie().map((c) => c.split(';')[0]).find((c) => c.startsWith('next-auth.session-token='));
+  const session = res.headers.getSetCookie().map(cookiePair).find((c) => c.startsWith('next-auth.session-token='));
   if (!session) throw new Error(`sign-in failed (${res.status})`);
   return [...cookies, session].join('; ');
 }
@@ -68,9 +74,12 @@ async function withConsole(fn: (ctx: { db: Db; url: string; cookie: string; pids
 async function changelistBench({ db, url, cookie, log }: { db: Db; url: string; cookie: string; log: (m: string) => void }) {
   let t = performance.now();
   await seedScale(db);
-  const [{ n }] = (await db.execute(sql`SELECT count(*)::int AS n FROM instances`)).rows as { n: number }[];
+  const [counted] = (await db.execute(sql`SELECT count(*)::int AS n FROM instances`)).rows as { n: number }[];
+  if (!counted) throw new Error('count(*) of instances returned no row');
+  const { n } = counted;
   log(`seeded ${n} instances in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   const [env] = await db.select({ id: environments.id }).from(environments).where(sql`${environments.name} = 'env-07'`);
+  if (!env) throw new Error('no environment env-07: the scale seed did not create it');
   const cases: [string, Record<string, string>][] = [
     ['page 1', {}],
     ['env + replica, lag desc', { environment: String(env.id), role: 'replica', sort: '-lag' }],
@@ -139,7 +148,7 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(`bench: ${err instanceof Error ? err.stack : String(err)}`);
+main().catch((err: unknown) => {
+  console.error(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   process.exit(1);
 });

@@ -4,7 +4,7 @@
 import { createInterface } from 'node:readline/promises';
 import { z } from 'zod';
 import { createDb } from '../../db/client';
-import { ensureAdmin } from '../inventory/seed-lab';
+import { ensureAdmin } from '@/lib/auth/superuser';
 
 const username = z.string().trim().regex(/^[A-Za-z0-9_.@-]{1,150}$/, 'letters, digits and _ . @ - only, at most 150');
 const password = z.string().min(10, 'at least 10 characters').max(1024);
@@ -37,9 +37,9 @@ async function main() {
     pass = process.env.PGHERD_ADMIN_PASSWORD ?? (await ask('Password (shown as typed): '));
   }
   const u = username.safeParse(name);
-  if (!u.success) throw new Error(`username: ${u.error.issues[0].message}`);
+  if (!u.success) throw new Error(`username: ${u.error.issues.map((i) => i.message).join('; ')}`);
   const p = password.safeParse(pass);
-  if (!p.success) throw new Error(`password: ${p.error.issues[0].message}`);
+  if (!p.success) throw new Error(`password: ${p.error.issues.map((i) => i.message).join('; ')}`);
   const { db, pool } = createDb(url, 1);
   try {
     await ensureAdmin(db, u.data, p.data);
@@ -49,7 +49,7 @@ async function main() {
   console.log(`createsuperuser: local admin ${u.data} is ready`);
 }
 
-main().catch((err) => {
+main().catch((err: unknown) => {
   console.error(`createsuperuser: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

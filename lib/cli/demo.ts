@@ -43,13 +43,14 @@ async function main() {
     log('migrating and seeding pgherd\'s database');
     const { apiToken, agentTokens } = await prepareDatabase(lab, admin, { discover: true });
     if (process.env.PGHERD_SKIP_BUILD !== '1') buildConsole(log);
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a signal handler sets it while the awaits above run
     if (stopping) return;
     log('starting a worker');
     worker = await startWorkerProcess(lab, { quiet: true });
     web = await startConsole(lab, { port: process.env.PORT ? Number(process.env.PORT) : undefined, log });
     web.child.once('exit', (code) => {
       if (!stopping) {
-        log(`the console exited (${code}); stopping the lab`);
+        log(`the console exited (${code ?? 'by a signal'}); stopping the lab`);
         void shutdown(1);
       }
     });

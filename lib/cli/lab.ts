@@ -4,7 +4,7 @@ import { DEFAULT_LAB_FILE, readLab, startLab, stopLab } from '../lab/lab';
 async function main() {
   const [cmd = 'status', ...rest] = process.argv.slice(2);
   const fileAt = rest.indexOf('--file');
-  const file = fileAt >= 0 ? rest[fileAt + 1] : DEFAULT_LAB_FILE;
+  const file = (fileAt >= 0 ? rest[fileAt + 1] : undefined) ?? DEFAULT_LAB_FILE;
   const log = (m: string) => console.log(`lab: ${m}`);
   if (cmd === 'up') {
     const t0 = Date.now();
@@ -21,7 +21,7 @@ async function main() {
   }
 }
 
-main().catch((err) => {
+main().catch((err: unknown) => {
   console.error(`lab: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

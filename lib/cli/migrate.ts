@@ -7,7 +7,7 @@ if (!url) {
 }
 migrateDatabase(url).then(
   () => console.log('migrate: database is up to date'),
-  (err) => {
+  (err: unknown) => {
     console.error(`migrate: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);
   },

@@ -46,7 +46,7 @@ export function parseDnsConfig(json: unknown, readSecret: (path: string) => stri
     zone: norm(z.zone),
     provider: z.provider,
     server: { host: z.server.host, port: z.server.port },
-    key: { name: norm(z.key.name), algorithm: z.key.algorithm, secret: z.key.secret ?? readSecret(z.key.secretFile!) },
+    key: { name: norm(z.key.name), algorithm: z.key.algorithm, secret: z.key.secret ?? readSecret(z.key.secretFile ?? '') },
     owners: [
       ...(z.environments ? [{ suffix: norm(z.zone), environments: z.environments }] : []),
       ...(z.names ?? []).map((n) => ({ suffix: norm(n.suffix), environments: n.environments })),

@@ -63,7 +63,7 @@ describe('replaceRecordSet', () => {
     await expect(replaceRecordSet(server, dns.zone, wrongSecret, { name, type: 'CNAME', ttl: 30, values: [second!.server] }))
       .rejects.toThrow(/refused the update of .*: NOTAUTH/);
     const unknown = { ...key, name: 'nobody' };
-    const err = await replaceRecordSet(server, dns.zone, unknown, { name, type: 'CNAME', ttl: 30, values: [second!.server] }).catch((e) => e);
+    const err = (await replaceRecordSet(server, dns.zone, unknown, { name, type: 'CNAME', ttl: 30, values: [second!.server] }).catch((e: unknown) => e)) as DnsUpdateError;
     expect(err).toBeInstanceOf(DnsUpdateError);
     expect(err.rcode).toBe('NOTAUTH');
     expect(await lookup(server, name, 'CNAME')).toEqual([first!.server]);

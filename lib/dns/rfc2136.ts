@@ -86,7 +86,7 @@ export function buildUpdate(zone: string, rs: RecordSet): { id: number; message:
     // then add the new one. Never every type: a TXT or MX someone else keeps at the name stays.
     authorities: [
       { name: fqdn(rs.name), type: 'ANY', class: 'ANY', ttl: 0, data: Buffer.alloc(0) } as unknown as dnsPacket.Answer,
-      ...rs.values.map((v) => ({ name: fqdn(rs.name), type: rs.type, class: 'IN', ttl: rs.ttl, data: rs.type === 'CNAME' ? fqdn(v) : v }) as dnsPacket.Answer),
+      ...rs.values.map((v): dnsPacket.Answer => ({ name: fqdn(rs.name), type: rs.type, class: 'IN', ttl: rs.ttl, data: rs.type === 'CNAME' ? fqdn(v) : v })),
     ],
     additionals: [],
   });
@@ -156,7 +156,7 @@ export async function lookup(server: DnsServer, name: string, type: RecordType, 
   const id = randomInt(0, 65536);
   const wire = dnsPacket.encode({ type: 'query', id, flags: 0, questions: [{ name: fqdn(name), type, class: 'IN' }] });
   const answer = dnsPacket.decode(await exchange(server, wire, id, timeoutMs)) as dnsPacket.Packet & { rcode?: string };
-  if (answer.rcode !== 'NOERROR' && answer.rcode !== 'NXDOMAIN') throw new Error(`${server.host}:${server.port} answered ${answer.rcode} for ${fqdn(name)} ${type}`);
+  if (answer.rcode !== 'NOERROR' && answer.rcode !== 'NXDOMAIN') throw new Error(`${server.host}:${server.port} answered ${answer.rcode ?? 'no rcode'} for ${fqdn(name)} ${type}`);
   return (answer.answers ?? [])
     .filter((a) => a.type === type && fqdn(a.name) === fqdn(name))
     .map((a) => fqdn(String((a as { data: unknown }).data)))

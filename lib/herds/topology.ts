@@ -3,7 +3,7 @@
 import { desc, eq } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { operations, operationTargets } from '@/db/schema';
-import { checkRecord, type DnsNow } from '@/lib/dns/check';
+import { checkRecord, type DnsNow } from '@/lib/ops/dns-records';
 import { loadHerdRefs, type HerdRef } from '@/lib/ops/herd-ref';
 import type { InstanceRef } from '@/lib/ops/instance-ref';
 import { observe } from '@/lib/ops/observe';
@@ -30,12 +30,16 @@ export async function herdNow(db: Db, herdId: number): Promise<HerdNow | null> {
   if (!herd) return null;
   const seen = await Promise.all(herd.members.map(async (r) => ({ r, o: await observe(r, 2000) })));
   const readings = readPass(seen);
-  const members: MemberNow[] = herd.members.map((ref) => ({ ref, ...readings.get(ref.id)! }));
+  const members: MemberNow[] = herd.members.map((ref) => {
+    const reading = readings.get(ref.id);
+    if (!reading) throw new Error(`herdNow: no reading for instance ${ref.id}`);
+    return { ref, ...reading };
+  });
   // DNS as it should be for the members as observed now.
   const asNow = members.map((m) => ({ ...m.ref, role: m.role ?? ('unknown' as const), state: m.state }));
   const dns = await Promise.all(herd.dns.map((record) => checkRecord(record, asNow)));
   const poolers = await Promise.all(herd.poolers.map(async (p) => ({
-    label: p.label, configFile: p.configFile, now: await describePooler(p).catch((err: Error) => `not answering: ${err.message}`),
+    label: p.label, configFile: p.configFile, now: await describePooler(p).catch((err: unknown) => `not answering: ${err instanceof Error ? err.message : String(err)}`),
   })));
   const ops = await db.select({
     id: operations.id, action: operations.action, status: operations.status, requestedBy: operations.requestedByName,

@@ -11,6 +11,13 @@ export interface DashboardData {
   byState: { state: string; n: number }[];
 }
 
+/** The one row a count without GROUP BY returns. */
+function theCount(rows: { n: number }[], what: string): number {
+  const [row] = rows;
+  if (!row) throw new Error(`dashboard: the count of ${what} returned no row`);
+  return row.n;
+}
+
 /** Counts over the environments in `scope` only (null: all), so that nobody learns what they may not see. */
 export async function dashboardData(db: Db, scope: number[] | null): Promise<DashboardData> {
   const within = (col: Parameters<typeof inArray>[0]): SQL | undefined => (scope === null ? undefined : scope.length ? inArray(col, scope) : sql`false`);
@@ -38,7 +45,7 @@ export async function dashboardData(db: Db, scope: number[] | null): Promise<Das
     db.select({ n: count() }).from(si),
   ]);
   return {
-    totals: { environments: env[0].n, herds: h[0].n, servers: s[0].n, instances: i[0].n },
+    totals: { environments: theCount(env, 'environments'), herds: theCount(h, 'herds'), servers: theCount(s, 'servers'), instances: theCount(i, 'instances') },
     byEnvironment,
     byRole,
     byState,

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { environments, herds, instances, servers } from '@/db/schema';
 import { fleetHealth } from '@/lib/agent/health';
 import { receiveReport, UNASSIGNED_ENVIRONMENT } from '@/lib/agent/ingest';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { reportAll, runLabAgents, writeLabAgents, type LabAgent } from './agents';
 import { prepareDatabase } from './console';
@@ -29,18 +30,19 @@ beforeAll(async () => {
   http = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
+    const answer = async () => {
       const r = await receiveReport(t.db, { authorization: req.headers.authorization ?? null, contentLength: Number(req.headers['content-length'] ?? 0), text: async () => Buffer.concat(chunks).toString('utf8') });
       res.writeHead(r.status, { 'content-type': 'application/json' }).end(JSON.stringify(r.body));
-    });
+    };
+    req.on('end', () => void answer());
   });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
   ({ agentTokens: tokens } = await prepareDatabase({ ...t.lab, database: { ...t.lab.database, url: t.url } }, { username: 'admin', password: 'pw-for-the-test' }, { discover: true }));
 });
 afterAll(async () => {
-  http?.close();
-  await t?.close();
+  ifAssigned(http)?.close();
+  await ifAssigned(t)?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

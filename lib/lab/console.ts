@@ -8,7 +8,8 @@ import { servers, users } from '@/db/schema';
 import { createAgentToken } from '@/lib/agent/ingest';
 import { createApiToken } from '@/lib/auth/api-tokens';
 import { migrateDatabase } from '@/db/migrate';
-import { ensureAdmin, seedLabFleet } from '@/lib/inventory/seed-lab';
+import { ensureAdmin } from '@/lib/auth/superuser';
+import { seedLabFleet } from '@/lib/lab/seed';
 import { labSettings, PROJECT_ROOT, type LabInfo } from './lab';
 import { freePort } from './ports';
 import { stopPid, waitFor } from './proc';
@@ -70,6 +71,7 @@ export async function startWorkerProcess(lab: LabInfo, opts: { quiet?: boolean }
   child.once('exit', () => { exited = true; });
   // Ready once it has reconciled and subscribed; a broken configuration exits at once.
   await new Promise((r) => setTimeout(r, 1500));
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the 'exit' listener sets it, which TypeScript does not see
   if (exited) throw new Error('the worker exited at start');
   return child;
 }

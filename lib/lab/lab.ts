@@ -256,8 +256,8 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
       }
       if (opts.ldap !== false) {
         const ldapPort = await freePort();
-        log(`starting OpenLDAP slapd on 127.0.0.1:${ldapPort} (${'dc=lab,dc=internal'})`);
-        const l = await startLdap(id, dir, ldapPort, await freePort(), info.tls!);
+        log(`starting OpenLDAP slapd on 127.0.0.1:${ldapPort} (dc=lab,dc=internal)`);
+        const l = await startLdap(id, dir, ldapPort, await freePort(), info.tls);
         track({ name: 'slapd', pid: l.pid, program: 'slapd', signal: 'SIGTERM' });
         info.ldap = l.ldap;
       }

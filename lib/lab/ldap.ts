@@ -97,11 +97,11 @@ export async function startLdap(id: Identity, dir: string, port: number, tlsPort
     ...['people', 'groups', 'services'].map((ou) => entry([`dn: ou=${ou},${LAB_BASE_DN}`, 'objectClass: organizationalUnit', `ou: ${ou}`])),
     entry([`dn: ${bindDn}`, 'objectClass: organizationalRole', 'objectClass: simpleSecurityObject', 'cn: pgherd', `userPassword: ${ssha(bindPassword)}`]),
     ...users.map((u, i) => entry([
-      `dn: ${u.dn}`, 'objectClass: inetOrgPerson', `uid: ${u.username}`, `cn: ${LAB_PEOPLE[i]!.name}`, `sn: ${LAB_PEOPLE[i]!.name.split(' ')[1]}`,
+      `dn: ${u.dn}`, 'objectClass: inetOrgPerson', `uid: ${u.username}`, `cn: ${LAB_PEOPLE[i]!.name}`, `sn: ${LAB_PEOPLE[i]!.name.split(' ')[1]!}`,
       `mail: ${u.username}@lab.internal`, `userPassword: ${ssha(u.password)}`,
     ])),
     ...LAB_GROUPS.map((g) => entry([
-      `dn: ${groups[g]}`, 'objectClass: groupOfNames', `cn: ${g}`,
+      `dn: ${groups[g]!}`, 'objectClass: groupOfNames', `cn: ${g}`,
       ...users.filter((u) => u.groups.includes(groups[g]!)).map((u) => `member: ${u.dn}`),
     ])),
   ].join('\n\n') + '\n';

@@ -25,7 +25,7 @@ describe('lab ownership', () => {
     writeLab(file, labOwnedBy(owner.pid!));
     const before = readFileSync(file, 'utf8');
     await expect(startLab({ file, fleet: false, redis: false })).rejects.toThrow(LabBusyError);
-    expect(() => refuseIfOwned(file)).toThrow(`process ${owner.pid} is running (console at http://127.0.0.1:3999): stop it first`);
+    expect(() => refuseIfOwned(file)).toThrow(`process ${owner.pid!} is running (console at http://127.0.0.1:3999): stop it first`);
     expect(readFileSync(file, 'utf8')).toBe(before);
   });
 

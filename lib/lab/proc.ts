@@ -22,7 +22,7 @@ export function labIdentity(): Identity {
   }
   if (spawnSync('id', ['-u', LAB_USER]).status !== 0) {
     const made = spawnSync('useradd', ['--create-home', '--user-group', '--shell', '/bin/bash', LAB_USER]);
-    if (made.status !== 0) throw new Error(`useradd ${LAB_USER} failed: ${made.stderr}`);
+    if (made.status !== 0) throw new Error(`useradd ${LAB_USER} failed: ${made.stderr.toString()}`);
   }
   // sshd (a later issue) refuses a locked account ('!') even for key logins with UsePAM no.
   spawnSync('usermod', ['-p', '*', LAB_USER]);
@@ -131,15 +131,15 @@ export async function stopPid(pid: number, signal: NodeJS.Signals, graceMs = 15_
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last: unknown;
+  let last = '';
   for (;;) {
     try {
       const v = await fn();
       if (v !== undefined) return v;
     } catch (err) {
-      last = err;
+      last = String(err);
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
     await sleep(50);
   }
 }

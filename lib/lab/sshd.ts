@@ -48,7 +48,7 @@ export async function startSshd(id: Identity, dir: string, addresses: string[], 
   for (let i = 0; i < addresses.length; i++) {
     const config = path.join(home, `sshd_config.${i}`);
     writeFileSync(config, [
-      `ListenAddress ${addresses[i]}:${port}`,
+      `ListenAddress ${addresses[i]!}:${port}`,
       `HostKey ${hostKey}`,
       `PidFile ${path.join(home, `sshd.${i}.pid`)}`,
       `AuthorizedKeysFile ${authorized}`,

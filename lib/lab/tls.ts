@@ -34,7 +34,7 @@ export async function makeCa(id: Identity, dir: string, name = 'pgherd lab CA'):
 export async function issueCertificate(id: Identity, ca: LabCa, dir: string, base: string, sans: { ips: string[]; names: string[] }): Promise<LabCertificate> {
   mkdirOwned(id, dir, 0o755);
   const f = (ext: string) => path.join(dir, `${base}.${ext}`);
-  await ossl(id, ['req', ...EC, '-subj', `/CN=${sans.names[0] ?? sans.ips[0]}`, '-keyout', f('key'), '-out', f('csr')]);
+  await ossl(id, ['req', ...EC, '-subj', `/CN=${sans.names[0] ?? sans.ips[0] ?? 'localhost'}`, '-keyout', f('key'), '-out', f('csr')]);
   const alt = [...sans.ips.map((a) => `IP:${a}`), ...sans.names.map((n) => `DNS:${n}`)].join(',');
   writeFileSync(f('ext'), `subjectAltName=${alt}\nextendedKeyUsage=serverAuth\n`);
   chownSync(f('ext'), id.uid, id.gid);

@@ -4,7 +4,8 @@ import { eq } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { herdLeases, instances, operations, operationSteps, operationTargets } from '@/db/schema';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { dbRecorder } from './db-recorder';
 import { claimTarget } from './lease';
@@ -17,7 +18,7 @@ beforeAll(async () => {
   await seedLabFleet(t.db, t.lab);
   members = await t.db.select({ id: instances.id, herdId: instances.herdId }).from(instances).orderBy(instances.id);
 });
-afterAll(async () => t?.close());
+afterAll(async () => ifAssigned(t)?.close());
 
 /** An operation with one queued target per instance given. */
 async function operation(instanceIds: number[]) {

@@ -13,8 +13,10 @@ export function rankReplicas(members: InstanceRef[]): InstanceRef[] {
 export function recordedPrimary(members: InstanceRef[]): InstanceRef | string {
   const p = members.filter((m) => m.role === 'primary' && m.state !== 'fenced');
   if (!p.length) return 'the herd has no primary in the inventory';
-  if (p.length > 1) return `the herd has ${p.length} primaries in the inventory (${p.map((m) => m.label).join(', ')}): fence one first`;
-  return p[0];
+  const [only, ...others] = p;
+  if (!only) return 'the herd has no primary in the inventory';
+  if (others.length) return `the herd has ${p.length} primaries in the inventory (${p.map((m) => m.label).join(', ')}): fence one first`;
+  return only;
 }
 
 /** The candidate asked for (checked), or the best replica; a string says why there is none. */

@@ -1,5 +1,5 @@
 // Cancel and retry, for the operation page and the API.
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { herds, operations, operationTargets } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
@@ -60,7 +60,7 @@ export async function retryInput(db: Db, access: Access, id: number): Promise<{ 
   if (!op) return null;
   const action = getAction(op.action);
   const rows = await db.select({ instanceId: operationTargets.instanceId, herdId: operationTargets.herdId }).from(operationTargets)
-    .where(and(eq(operationTargets.operationId, id), inArray(operationTargets.status, ['failed', 'interrupted', 'cancelled']), sql`coalesce(${operationTargets.error}, '') NOT LIKE 'refused:%'`));
+    .where(and(eq(operationTargets.operationId, id), inArray(operationTargets.status, ['failed', 'interrupted', 'cancelled']), isNull(operationTargets.refusal)));
   const ids = [...new Set(rows.map((r) => (action?.on === 'herd' ? r.herdId : r.instanceId)).filter((x): x is number => x !== null))];
   return { action: op.action, ids, params: (op.params as { actionParams?: Record<string, unknown> }).actionParams ?? {} };
 }

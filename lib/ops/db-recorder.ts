@@ -31,7 +31,7 @@ export function dbRecorder(db: Db, targetId: number, opts: { secrets?: string[];
   const delay = opts.startDelayMs ?? 100;
   const running = new Map<number, { startedAt: Date; timer: NodeJS.Timeout; written?: Promise<unknown> }>();
   return {
-    async start(seq, name) {
+    start(seq, name) {
       const startedAt = new Date();
       const r: { startedAt: Date; timer: NodeJS.Timeout; written?: Promise<unknown> } = {
         startedAt,
@@ -41,6 +41,7 @@ export function dbRecorder(db: Db, targetId: number, opts: { secrets?: string[];
         }, delay),
       };
       running.set(seq, r);
+      return Promise.resolve();
     },
     async finish(seq, rec) {
       const finishedAt = new Date();

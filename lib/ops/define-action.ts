@@ -1,22 +1,18 @@
-// Actions are values with metadata: what they need, how they plan, which steps they run.
+// An action is its plan (pgsql-cluster-manager's Pipeline(Step(...).Defer(...))): one function looks at
+// the target as the inventory has it and either refuses it or returns the list of steps that will run,
+// each with the words the confirmation page shows. The page shows that list; the worker runs the same
+// list, made again when the target starts. Values one step finds and later ones use (a candidate
+// chosen when the failover runs) live in the action's typed state, made fresh for each run.
 import { z } from 'zod';
 import type { Db } from '@/db/client';
+import type { Role } from '@/db/types';
 import type { SshPool } from '@/lib/ssh/ssh-client';
 import type { HerdRef } from './herd-ref';
 import type { InstanceRef } from './instance-ref';
-import type { Step } from './pipeline';
+import { step as pipelineStep, type Step, type StepContext } from './pipeline';
+import { Refusal, refuse } from './refusal';
 
-export type Role = 'viewer' | 'operator' | 'admin';
-
-export interface TargetPlan {
-  /** What will happen, in words, step by step. */
-  steps: string[];
-  /** Set when this target is refused; nothing runs for it. */
-  refused?: string;
-  warnings: string[];
-  /** What the confirmation page shows before the steps (a failover: old primary, candidate, lag, data loss). */
-  facts?: { label: string; value: string }[];
-}
+export type { Role };
 
 export interface ActionDeps {
   db: Db;
@@ -27,17 +23,59 @@ export interface ActionDeps {
   outcome?: (text: string) => void;
 }
 
+/** What a step gets when it runs: its record, its stop signal, the worker's connections and the run's state. */
+export interface RunContext<S> extends StepContext {
+  deps: ActionDeps;
+  state: S;
+}
+
+/** One step of an action: the words of the plan, and what the worker runs. */
+export interface ActionStep<S = unknown> {
+  /** Its name in the operation's record. */
+  name: string;
+  /** What will happen, in words, on the confirmation page. */
+  says: string;
+  timeoutMs?: number;
+  run: (x: RunContext<S>) => Promise<void>;
+  /** Registered before `run` runs and always run at the end, newest first, whatever happened. */
+  always?: ActionStep<S>;
+}
+
+/** Says what `always` will do after the step, in the step's line. */
+export function stepWords(s: ActionStep<never>): string {
+  return s.always ? `${s.says}; ${s.always.says}` : s.says;
+}
+
+export interface Fact {
+  label: string;
+  value: string;
+}
+
+/** What an action decides for one target. */
+export interface ActionPlan<S> {
+  steps: ActionStep<S>[];
+  warnings?: string[];
+  /** What the confirmation page shows before the steps (a failover: old primary, candidate, lag, data loss). */
+  facts?: Fact[];
+  /** Refused, though the steps are shown (a switchover whose candidate lags too far: what it would do). */
+  refused?: Refusal;
+  /** A fresh state for each run, when it starts from what the plan found (else the action's `state`). */
+  state?: () => S;
+}
+
+/** The plan as the confirmation page, the API and the digest see it. */
+export interface TargetPlan {
+  /** What will happen, in words, step by step. */
+  steps: string[];
+  /** Set when this target is refused; nothing runs for it. */
+  refused?: string;
+  refusalCode?: Refusal['code'];
+  warnings: string[];
+  facts?: Fact[];
+}
+
 /** Parameters as the action's schema parsed them (an empty object for actions without any). */
 export type ActionParams = Record<string, unknown>;
-
-/**
- * What an action may look at besides its target: the target's herd as the inventory has it, and the
- * parameters the user chose for the whole operation.
- */
-export interface PlanContext {
-  members: InstanceRef[];
-  params: ActionParams;
-}
 
 /**
  * One parameter on the confirmation page. `herd-member`: a member of the targets' herd, offered
@@ -57,6 +95,9 @@ export interface ActionParamField {
 export const flagParam = () => z.union([z.boolean(), z.enum(['1', 'true', '0', 'false', 'on'])])
   .transform((v) => v === true || v === '1' || v === 'true' || v === 'on').optional();
 
+type ParamsSchema = z.ZodType<ActionParams>;
+const NO_PARAMS = z.object({}).strict();
+
 /** What every action declares, whatever it runs on. */
 interface ActionMeta {
   name: string;
@@ -66,7 +107,7 @@ interface ActionMeta {
   /** Needs the confirmation typed even for a single non-production target. */
   dangerous: boolean;
   /** Parameters: validated by `schema` wherever they come in (page, form, API), shown as `fields`. */
-  params?: { schema: z.ZodType<ActionParams>; fields: ActionParamField[] };
+  params?: { schema: ParamsSchema; fields: ActionParamField[] };
   /**
    * It establishes a server's host key itself, with a read-only command (Check SSH, Replace the pinned
    * key): the only actions offered on a server without one. Every other action, over SSH or over SQL,
@@ -76,11 +117,11 @@ interface ActionMeta {
 }
 
 /** Why `action` may not run on these servers (one without a pinned SSH host key), or undefined. */
-export function unpinnedRefusal(action: { pinsHostKey?: boolean }, servers: { name: string; ssh: { hostKeyFingerprint: string | null } }[]): string | undefined {
+export function unpinnedRefusal(action: { pinsHostKey?: boolean }, servers: { name: string; ssh: { hostKeyFingerprint: string | null } }[]): Refusal | undefined {
   if (action.pinsHostKey) return undefined;
   const unpinned = [...new Set(servers.filter((x) => !x.ssh.hostKeyFingerprint).map((x) => x.name))];
   if (!unpinned.length) return undefined;
-  return `no SSH host key is pinned for ${unpinned.join(', ')}: pgherd has not verified ${unpinned.length > 1 ? 'these servers' : 'this server'}, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)`;
+  return refuse('unpinned-host-key', `no SSH host key is pinned for ${unpinned.join(', ')}: pgherd has not verified ${unpinned.length > 1 ? 'these servers' : 'this server'}, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)`);
 }
 
 /** The servers a herd action touches: each member's and each PgBouncer's. */
@@ -89,36 +130,106 @@ export const herdServers = (h: { members: { hostname: string; ssh: { hostKeyFing
   ...h.poolers.map((p) => ({ name: p.label.replace(/:\d+$/, ''), ssh: p.ssh })),
 ];
 
+/** What an instance action looks at besides its target: the target's herd as the inventory has it. */
+export interface InstancePlanContext<P> {
+  members: InstanceRef[];
+  params: P;
+}
+
+/** What a herd action looks at besides its herd. */
+export interface HerdPlanContext<P> {
+  params: P;
+}
+
+/** An action as the engine sees it: plans for the page, steps for the worker, parameters untyped. */
+interface EngineAction<T, C> extends ActionMeta {
+  /** The confirmation page's plan for one target. A Refusal thrown while planning refuses it; anything else is a bug and propagates. */
+  plan: (target: T, ctx: C) => TargetPlan;
+  /** The same plan's steps, bound to the worker's connections and a fresh state; throws Refusal when it refuses now. */
+  steps: (target: T, deps: ActionDeps, ctx: C) => Step[];
+}
+
 /** An action on instances: each ticked instance is a target. */
-export interface ActionDef extends ActionMeta {
-  on?: 'instance';
-  plan: (target: InstanceRef, ctx: PlanContext) => TargetPlan;
-  steps: (target: InstanceRef, deps: ActionDeps, ctx: PlanContext) => Step[];
-}
-
-export function defineAction(def: ActionDef): ActionDef {
-  return def;
-}
-
-/** What a herd action may look at besides its herd: the parameters chosen for the operation. */
-export interface HerdPlanContext {
-  params: ActionParams;
+export interface InstanceAction extends EngineAction<InstanceRef, InstancePlanContext<ActionParams>> {
+  on: 'instance';
 }
 
 /** An action on herds (switchover, DR failover, refresh DNS): each ticked herd is a target. */
-export interface HerdActionDef extends ActionMeta {
+export interface HerdAction extends EngineAction<HerdRef, HerdPlanContext<ActionParams>> {
   on: 'herd';
-  plan: (herd: HerdRef, ctx: HerdPlanContext) => TargetPlan;
-  steps: (herd: HerdRef, deps: ActionDeps, ctx: HerdPlanContext) => Step[];
 }
 
-export function defineHerdAction(def: Omit<HerdActionDef, 'on'>): HerdActionDef {
-  return { ...def, on: 'herd' };
+export type AnyAction = InstanceAction | HerdAction;
+
+export const isHerdAction = (a: AnyAction): a is HerdAction => a.on === 'herd';
+
+/** How an action is written: typed parameters, a typed state, one plan. */
+export interface ActionSpec<T, C, Schema extends ParamsSchema, S> extends Omit<ActionMeta, 'params'> {
+  params?: { schema: Schema; fields: ActionParamField[] };
+  /** A fresh state for each run of the steps (omit when the steps share nothing). */
+  state?: () => S;
+  plan: (target: T, ctx: C) => ActionPlan<S> | Refusal;
 }
 
-export type AnyAction = ActionDef | HerdActionDef;
+function toTargetPlan<S>(p: ActionPlan<S> | Refusal): TargetPlan {
+  if (p instanceof Refusal) return { steps: [], refused: p.reason, refusalCode: p.code, warnings: [] };
+  return {
+    steps: p.steps.map((s) => stepWords(s as ActionStep<never>)),
+    warnings: p.warnings ?? [],
+    ...(p.facts ? { facts: p.facts } : {}),
+    ...(p.refused ? { refused: p.refused.reason, refusalCode: p.refused.code } : {}),
+  };
+}
 
-export const isHerdAction = (a: AnyAction): a is HerdActionDef => a.on === 'herd';
+function bind<S>(s: ActionStep<S>, deps: ActionDeps, state: S): Step {
+  return pipelineStep(s.name, (ctx) => s.run({ ...ctx, deps, state }), {
+    timeoutMs: s.timeoutMs,
+    defer: s.always && bind(s.always, deps, state),
+  });
+}
+
+function toSteps<S>(p: ActionPlan<S> | Refusal, deps: ActionDeps, state: () => S): Step[] {
+  if (p instanceof Refusal) throw p;
+  if (p.refused) throw p.refused;
+  const s = (p.state ?? state)();
+  return p.steps.map((x) => bind(x, deps, s));
+}
+
+function parser<Schema extends ParamsSchema>(name: string, schema: Schema | undefined): (raw: ActionParams) => z.output<Schema> {
+  return (raw) => {
+    const r = (schema ?? NO_PARAMS).safeParse(raw);
+    if (!r.success) throw refuse('params', `${name}: ${r.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`);
+    return r.data as z.output<Schema>;
+  };
+}
+
+const noState = () => ({}) as never;
+
+export function defineAction<Schema extends ParamsSchema = typeof NO_PARAMS, S = Record<string, never>>(
+  spec: ActionSpec<InstanceRef, InstancePlanContext<z.output<Schema>>, Schema, S>,
+): InstanceAction {
+  const parse = parser(spec.name, spec.params?.schema);
+  const decide = (t: InstanceRef, ctx: InstancePlanContext<ActionParams>) => spec.plan(t, { members: ctx.members, params: parse(ctx.params) });
+  return {
+    ...spec,
+    on: 'instance',
+    plan: (t, ctx) => toTargetPlan(decide(t, ctx)),
+    steps: (t, deps, ctx) => toSteps(decide(t, ctx), deps, spec.state ?? noState),
+  };
+}
+
+export function defineHerdAction<Schema extends ParamsSchema = typeof NO_PARAMS, S = Record<string, never>>(
+  spec: ActionSpec<HerdRef, HerdPlanContext<z.output<Schema>>, Schema, S>,
+): HerdAction {
+  const parse = parser(spec.name, spec.params?.schema);
+  const decide = (h: HerdRef, ctx: HerdPlanContext<ActionParams>) => spec.plan(h, { params: parse(ctx.params) });
+  return {
+    ...spec,
+    on: 'herd',
+    plan: (h, ctx) => toTargetPlan(decide(h, ctx)),
+    steps: (h, deps, ctx) => toSteps(decide(h, ctx), deps, spec.state ?? noState),
+  };
+}
 
 /** Warnings every instance action shares. */
 export function commonWarnings(t: InstanceRef): string[] {
@@ -127,3 +238,6 @@ export function commonWarnings(t: InstanceRef): string[] {
   if (t.role === 'primary') w.push('this is the herd\u2019s primary: clients lose their connections');
   return w;
 }
+
+/** The production warning a herd action shows. */
+export const productionWarning = (h: { environment: string }): string[] => (/^prod/i.test(h.environment) ? [`production: ${h.environment}`] : []);

@@ -1,13 +1,14 @@
 // Moving a herd's DNS names: one step per record, recorded like any command (the UPDATE in words,
 // never the key), verified by asking the zone's server until it answers the new value, audited.
 import { ownershipProblem, zoneConfig } from '@/lib/dns/config';
-import { recordTargets, recordValues } from '@/lib/dns/desired';
+import { recordTargets, recordValues } from './dns-records';
 import { checkUpdateAccess, describeUpdate, lookup, replaceRecordSet, waitAnswers } from '@/lib/dns/rfc2136';
 import { writeAudit } from '@/lib/audit/write-audit';
-import type { ActionDeps } from './define-action';
+import type { ActionStep } from './define-action';
+import { errorText } from './errors';
+import { refuse } from './refusal';
 import type { DnsRecordRef, HerdRef } from './herd-ref';
 import type { InstanceRef } from './instance-ref';
-import { step, type Step } from './pipeline';
 
 export const DNS_VERIFY_MS = 10_000;
 
@@ -19,34 +20,41 @@ export function describeRecordMove(rec: DnsRecordRef, members: InstanceRef[]): s
 }
 
 /**
- * One step per record of the herd, pointing it where `members()` (the herd as it is when the step
- * runs: after a promote, say) says it should.
+ * One step per record of the herd, pointing it where `members(state)` (the herd as it is when the step
+ * runs: after a promote, say) says it should. `says(rec)`: the plan's words for the move (by default,
+ * where the record points for the herd `planned`, as the plan foresees it).
  */
-export function dnsSteps(h: HerdRef, deps: ActionDeps, members: () => InstanceRef[], only?: (rec: DnsRecordRef) => boolean): Step[] {
-  return h.dns.filter((r) => !only || only(r)).map((rec) => step(`DNS: ${rec.name}`, async (ctx) => {
-    if (rec.provider !== 'rfc2136') throw new Error(`DNS provider ${rec.provider} is not supported yet (${rec.name})`);
-    // Checked when the UPDATE is sent, against the configuration as it is now: never for a name the herd's environment does not own.
-    const owner = ownershipProblem(rec.name, rec.zone, h.environment);
-    if (owner) throw new Error(`refused: ${owner}; no update was sent`);
-    const zone = zoneConfig(rec.zone);
-    const targets = recordTargets(rec, members());
-    if (typeof targets === 'string') throw new Error(`${rec.name}: ${targets}`);
-    const rs = { name: rec.name, type: rec.type, ttl: rec.ttl, values: recordValues(rec, targets) };
-    ctx.note({ command: describeUpdate(zone.server, zone.zone, rs) });
-    const before = await lookup(zone.server, rec.name, rec.type).catch(() => [] as string[]);
-    await replaceRecordSet(zone.server, zone.zone, zone.key, rs);
-    const after = await waitAnswers(zone.server, rs, { timeoutMs: DNS_VERIFY_MS, signal: ctx.signal });
-    ctx.note({ stdout: `was: ${before.join(', ') || 'nothing'}\nnow answers: ${after.join(', ')}` });
-    await writeAudit(deps.db, {
-      user: deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
-      action: 'dns.update',
-      objectType: 'dns-records',
-      objectId: String(rec.id),
-      objectLabel: `${rec.name} (${h.label}${deps.operation ? `, operation #${deps.operation.id}` : ''})`,
-      environmentId: h.environmentId,
-      changes: { values: [before.join(', '), after.join(', ')] },
-    });
-  }, { timeoutMs: DNS_VERIFY_MS + 10_000 }));
+export function dnsSteps<S>(h: HerdRef, members: (state: S) => InstanceRef[], says: (rec: DnsRecordRef) => string, only?: (rec: DnsRecordRef) => boolean): ActionStep<S>[] {
+  return h.dns.filter((r) => !only || only(r)).map((rec) => ({
+    name: `DNS: ${rec.name}`,
+    says: says(rec),
+    timeoutMs: DNS_VERIFY_MS + 10_000,
+    run: async (x) => {
+      if (rec.provider !== 'rfc2136') throw refuse('dns', `DNS provider ${rec.provider} is not supported yet (${rec.name}); no update was sent`);
+      // Checked when the UPDATE is sent, against the configuration as it is now: never for a name the herd's environment does not own.
+      const owner = ownershipProblem(rec.name, rec.zone, h.environment);
+      if (owner) throw refuse('dns', `${owner}; no update was sent`);
+      const zone = zoneConfig(rec.zone);
+      const targets = recordTargets(rec, members(x.state));
+      if (typeof targets === 'string') throw new Error(`${rec.name}: ${targets}`);
+      const rs = { name: rec.name, type: rec.type, ttl: rec.ttl, values: recordValues(rec, targets) };
+      x.note({ command: describeUpdate(zone.server, zone.zone, rs) });
+      // What it answered before, for the record and the audit log: a failed lookup says so, it is not "nothing".
+      const before = await lookup(zone.server, rec.name, rec.type).then((a) => a.join(', ') || 'nothing', (err: unknown) => `unknown (${errorText(err)})`);
+      await replaceRecordSet(zone.server, zone.zone, zone.key, rs);
+      const after = await waitAnswers(zone.server, rs, { timeoutMs: DNS_VERIFY_MS, signal: x.signal });
+      x.note({ stdout: `was: ${before}\nnow answers: ${after.join(', ')}` });
+      await writeAudit(x.deps.db, {
+        user: x.deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
+        action: 'dns.update',
+        objectType: 'dns-records',
+        objectId: String(rec.id),
+        objectLabel: `${rec.name} (${h.label}${x.deps.operation ? `, operation #${x.deps.operation.id}` : ''})`,
+        environmentId: h.environmentId,
+        changes: { values: [before, after.join(', ')] },
+      });
+    },
+  }));
 }
 
 /**
@@ -56,15 +64,15 @@ export function dnsSteps(h: HerdRef, deps: ActionDeps, members: () => InstanceRe
  */
 export async function dnsPreflight(h: HerdRef): Promise<string[]> {
   return Promise.all(h.dns.map(async (rec) => {
-    if (rec.provider !== 'rfc2136') throw new Error(`refused: DNS provider ${rec.provider} is not supported yet (${rec.name}); nothing was changed`);
+    if (rec.provider !== 'rfc2136') throw refuse('dns', `DNS provider ${rec.provider} is not supported yet (${rec.name}); nothing was changed`);
     const owner = ownershipProblem(rec.name, rec.zone, h.environment);
-    if (owner) throw new Error(`refused: ${owner}; nothing was changed`);
+    if (owner) throw refuse('dns', `${owner}; nothing was changed`);
     const zone = zoneConfig(rec.zone);
-    const now = await lookup(zone.server, rec.name, rec.type).catch((err: Error) => {
-      throw new Error(`refused: the DNS server of ${rec.zone} (${zone.server.host}:${zone.server.port}) does not answer: ${err.message}; nothing was changed`);
+    const now = await lookup(zone.server, rec.name, rec.type).catch((err: unknown) => {
+      throw refuse('dns', `the DNS server of ${rec.zone} (${zone.server.host}:${zone.server.port}) does not answer: ${errorText(err)}; nothing was changed`);
     });
-    await checkUpdateAccess(zone.server, zone.zone, zone.key).catch((err: Error) => {
-      throw new Error(`refused: ${err.message} (key ${zone.key.name}); nothing was changed`);
+    await checkUpdateAccess(zone.server, zone.zone, zone.key).catch((err: unknown) => {
+      throw refuse('dns', `${errorText(err)} (key ${zone.key.name}); nothing was changed`);
     });
     return `${rec.name}: answers ${now.join(', ') || 'nothing'} (${zone.server.host}:${zone.server.port})`;
   }));

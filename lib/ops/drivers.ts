@@ -1,5 +1,6 @@
 // How a herd's members are started and stopped: argument lists for each control driver.
 // The argv is quoted by the SSH layer; nothing here builds a shell string.
+import { Refusal } from './refusal';
 
 export interface ControlTarget {
   pgVersion: number;
@@ -14,9 +15,10 @@ export interface ControlDriver {
   promote(t: ControlTarget): string[];
 }
 
-export class UnsupportedDriverError extends Error {
+/** A herd whose control driver pgherd cannot run yet: refused, nothing is run. */
+export class UnsupportedDriverError extends Refusal {
   constructor(readonly driver: string) {
-    super(`control driver ${driver} is not supported yet (pg_ctl and pg_ctlcluster are)`);
+    super('not-applicable', `control driver ${driver} is not supported yet (pg_ctl and pg_ctlcluster are)`);
     this.name = 'UnsupportedDriverError';
   }
 }

@@ -8,17 +8,18 @@ import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { auditEntries, environments, herdLeases, instances, operations, operationSteps, operationTargets, roleBindings, servers, users } from '@/db/schema';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
 import { PROJECT_ROOT } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, stopPid } from '@/lib/lab/proc';
 import { freePort } from '@/lib/lab/ports';
 import { startRedis } from '@/lib/lab/redis';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { restartAction } from './actions/restart.action';
 import { remasterAction } from './actions/remaster.action';
 import { reloadAction } from './actions/reload.action';
-import type { ActionDef } from './define-action';
+import type { InstanceAction } from './define-action';
 import { loadInstanceRefs, type InstanceRef } from './instance-ref';
 import { planOperation } from './plan';
 import { producerConnection, targetQueue } from './queue';
@@ -44,7 +45,7 @@ const orders = () => refs.filter((r) => r.environment === 'production' && r.herd
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
 const startTime = async (r: InstanceRef) => (await query<{ t: Date }>(dsn(r), 'SELECT pg_postmaster_start_time() AS t'))[0]!.t.getTime();
 
-async function submit(action: ActionDef, ids: number[], key = Math.random().toString(36), q = queue, params: Record<string, unknown> = {}) {
+async function submit(action: InstanceAction, ids: number[], key = Math.random().toString(36), q = queue, params: Record<string, unknown> = {}) {
   const plan = await planOperation(t.db, SYSTEM_ACCESS, action, ids, params);
   const res = await submitOperation(t.db, q, action, { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: key, params }, actor);
   return { plan, ...res };
@@ -116,8 +117,8 @@ beforeAll(async () => {
 afterAll(async () => {
   child?.kill('SIGKILL');
   await worker?.close();
-  await queue?.close();
-  await t?.close();
+  await ifAssigned(queue)?.close();
+  await ifAssigned(t)?.close();
 });
 
 describe('plan and confirm', () => {
@@ -471,9 +472,9 @@ describe('a worker killed mid-operation', () => {
     worker = null;
     const r = orders()[0];
     // node --import tsx: one process (the tsx CLI would run the worker in a child SIGKILL misses).
-    child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'jobs/worker.ts')], {
+    child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'lib/testing/held-worker.ts')], {
       cwd: PROJECT_ROOT,
-      env: { ...process.env, DATABASE_URL: t.url, REDIS_URL: t.lab.redis!.url, PGHERD_SSH_KEY: t.lab.ssh!.privateKeyPath, PGHERD_LEASE_TTL_MS: '2000', PGHERD_FAULT_HOLD_RUNNING_MS: '60000' },
+      env: { ...process.env, DATABASE_URL: t.url, REDIS_URL: t.lab.redis!.url, PGHERD_SSH_KEY: t.lab.ssh!.privateKeyPath, PGHERD_LEASE_TTL_MS: '2000' },
       stdio: 'ignore',
     });
     const { id } = await submit(restartAction, [r!.id]);

@@ -4,15 +4,17 @@ import { prepared, type Db } from '@/db/client';
 import { operationSteps, operationTargets } from '@/db/schema';
 import type { SshPool } from '@/lib/ssh/ssh-client';
 import { dbRecorder } from './db-recorder';
-import { herdServers, isHerdAction, unpinnedRefusal, type ActionDeps, type AnyAction } from './define-action';
+import { herdServers, isHerdAction, unpinnedRefusal, type ActionDeps, type ActionParams, type AnyAction } from './define-action';
 import { loadHerdRefs } from './herd-ref';
 import type { Step } from './pipeline';
 import { driverFor } from './drivers';
 import { loadInstanceWithHerd } from './instance-ref';
 import { claimTarget, gate, heartbeat, LeaseLostError, leaseTtlMs, releaseLease, type ClaimedTarget } from './lease';
+import { errorText } from './errors';
 import { lastSeen } from './last-seen';
-import { runPipeline } from './pipeline';
-import { parseParams } from './plan';
+import { CancelledError, runPipeline } from './pipeline';
+import { ParamsError, parseParams } from './plan';
+import { Refusal, refuse, type RefusalCode } from './refusal';
 import { getAction } from './registry';
 import { AccessDenied, auditDenial, demand, loadAccess, noAccess } from '@/lib/auth/access';
 
@@ -21,8 +23,8 @@ export type ExecuteOutcome = 'done' | 'wait' | 'skipped';
 // Only a running target is ended here: one that reconcile has already marked interrupted (its lease
 // expired while this worker was cut off) keeps what reconcile recorded.
 const FINISH = {
-  name: 'pgherd_finish_target_v2',
-  text: `WITH t AS (UPDATE operation_targets SET status = $2, error = $3, outcome = coalesce($4, outcome), updated_at = now() WHERE id = $1 AND status = 'running' RETURNING id)
+  name: 'pgherd_finish_target_v3',
+  text: `WITH t AS (UPDATE operation_targets SET status = $2, error = $3, outcome = coalesce($4, outcome), refusal = $5, updated_at = now() WHERE id = $1 AND status = 'running' RETURNING id)
          DELETE FROM herd_leases WHERE target_id = $1`,
 };
 
@@ -30,26 +32,27 @@ const FINISH = {
  * Records how a target ended and gives back its herd's lease, in one statement. The database settles
  * the operation when this was its last open target (migration 0004's trigger).
  */
-async function finishTarget(db: Db, targetId: number, status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted', error: string | null, outcome: string | null = null) {
-  await prepared(db, FINISH.name, FINISH.text, [targetId, status, error, outcome]);
+async function finishTarget(db: Db, targetId: number, status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted', error: string | null, outcome: string | null, refusal: RefusalCode | null) {
+  await prepared(db, FINISH.name, FINISH.text, [targetId, status, error, outcome, refusal]);
 }
 
 /**
  * Runs one target. Bookkeeping is four round trips (claim, inventory, each step's record, finish)
  * around the action's own work, plus a write when a step runs long enough to be seen running.
  */
-export async function executeTarget(db: Db, ssh: SshPool, targetId: number, holder: string, log: (e: string, f: object) => void = () => {}): Promise<ExecuteOutcome> {
+export async function executeTarget(db: Db, ssh: SshPool, targetId: number, holder: string, log: (e: string, f: object) => void = () => {}, beforeSteps?: () => Promise<void>): Promise<ExecuteOutcome> {
   const claimedAt = Date.now();
   const target = await claimTarget(db, targetId, holder);
   // Only a queued target is run: a running one is someone's (or was, and reconcile will say so).
   if (!target || target.status !== 'queued') return 'skipped';
   const operationId = target.operation_id;
-  let finished = false;
+  // Set by end(); read in `finally` (an object: a flag set in a closure is not something the compiler follows).
+  const run = { finished: false };
   let outcome: string | null = null;
   // Ends the target (and frees its lease, if it has one) in one statement.
-  const end = async (status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted', error: string | null) => {
-    await finishTarget(db, targetId, status, error, outcome);
-    finished = true;
+  const end = async (status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted', error: string | null, refusal: RefusalCode | null = null) => {
+    await finishTarget(db, targetId, status, error, outcome, refusal);
+    run.finished = true;
     log('target.end', { operationId, targetId, status });
     return 'done' as const;
   };
@@ -63,23 +66,21 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
   const beat = setInterval(() => {
     heartbeat(db, herdId, targetId, generation)
       .then((held) => { if (!held) log('lease.lost', { targetId, herdId, generation }); })
-      .catch((err) => log('lease.heartbeat.error', { targetId, error: String(err) }));
+      .catch((err: unknown) => log('lease.heartbeat.error', { targetId, error: errorText(err) }));
   }, Math.max(200, leaseTtlMs() / 3));
   try {
     log('target.start', { operationId, targetId, action: target.action });
-    // Fault injection for the crash tests: hold the target "running" long enough to kill the worker.
-    const hold = Number(process.env.PGHERD_FAULT_HOLD_RUNNING_MS ?? 0);
-    if (hold > 0) await new Promise((r) => setTimeout(r, hold));
+    await beforeSteps?.();
     const deps: ActionDeps = {
       db, ssh,
       operation: { id: operationId, requestedBy: { id: target.requested_by, username: target.requested_by_name } },
       outcome: (text) => { outcome = text; },
     };
     const steps = await stepsNow(db, action, target, deps);
-    if (typeof steps === 'string') return await end('failed', steps);
+    if (steps instanceof Refusal) return await end('failed', `refused at execution: ${steps.reason}`, steps.code);
     // A retry appends its steps after those of earlier attempts.
     const firstSeq = attempts > 1
-      ? ((await db.select({ last: max(operationSteps.seq) }).from(operationSteps).where(eq(operationSteps.targetId, targetId)))[0].last ?? 0) + 1
+      ? ((await db.select({ last: max(operationSteps.seq) }).from(operationSteps).where(eq(operationSteps.targetId, targetId)))[0]?.last ?? 0) + 1
       : 1;
     // Before the first step the claim (made just now) vouches for the lease, unless getting here took
     // half its TTL (the database stalled, say): then it is confirmed like before any other step.
@@ -91,10 +92,12 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
       outcome = (await lastSeen(db, { instanceId: target.instance_id, herdId: target.herd_id }, new Date(claimedAt)).catch(() => null)) ?? outcome;
       return await end('interrupted', res.error.message);
     }
-    return await end(res.ok ? 'succeeded' : res.error?.name === 'CancelledError' ? 'cancelled' : 'failed', res.ok ? null : res.error?.message ?? 'failed');
+    if (res.ok) return await end('succeeded', null);
+    if (res.error instanceof CancelledError) return await end('cancelled', res.error.message);
+    return await end('failed', res.error?.message ?? 'failed', res.error instanceof Refusal ? res.error.code : null);
   } finally {
     clearInterval(beat);
-    if (!finished) await releaseLease(db, herdId, targetId);
+    if (!run.finished) await releaseLease(db, herdId, targetId);
   }
 }
 
@@ -104,7 +107,7 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
  * queued, the requester may have lost a binding): the herd's, each member's server's, each
  * PgBouncer's server's. pgherd's own operations have no user to check; a user who is gone has no roles.
  */
-async function authorizeNow(db: Db, action: AnyAction, target: ClaimedTarget, environmentIds: number[]): Promise<string | null> {
+async function authorizeNow(db: Db, action: AnyAction, target: ClaimedTarget, environmentIds: number[]): Promise<Refusal | null> {
   if (target.requested_by_system) return null;
   const access = target.requested_by === null ? noAccess(target.requested_by_name) : await loadAccess(db, target.requested_by);
   try {
@@ -113,37 +116,49 @@ async function authorizeNow(db: Db, action: AnyAction, target: ClaimedTarget, en
   } catch (err) {
     if (!(err instanceof AccessDenied)) throw err;
     await auditDenial(db, err, { id: target.requested_by, username: target.requested_by_name });
-    return `refused at execution: ${err.message}`;
+    return refuse('access', err.message);
   }
 }
 
 /**
  * The target's steps, from a plan made again against the inventory as it is now (it may have moved
- * while the target queued); or why the target may not run.
+ * while the target queued); or the Refusal that says why it may not run. Anything else thrown is a
+ * failure, not a refusal.
  */
-async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, deps: ActionDeps): Promise<Step[] | string> {
+async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, deps: ActionDeps): Promise<Step[] | Refusal> {
+  // Confirmed with the plan, and parsed again: a stored operation cannot carry what the form refuses.
+  let params: ActionParams;
   try {
-    // Confirmed with the plan, and parsed again: a stored operation cannot carry what the form refuses.
-    const params = parseParams(action, target.action_params ?? {});
-    if (isHerdAction(action)) {
-      const [herd] = await loadHerdRefs(db, [target.herd_id!]);
-      if (!herd) return 'the herd was deleted from the inventory';
-      const denied = await authorizeNow(db, action, target, [herd.environmentId, ...herd.members.map((m) => m.serverEnvironmentId), ...herd.poolers.map((p) => p.serverEnvironmentId)]);
-      if (denied) return denied;
-      const refused = unpinnedRefusal(action, herdServers(herd)) ?? action.plan(herd, { params }).refused;
-      return refused ? `refused at execution: ${refused}` : action.steps(herd, deps, { params });
-    }
-    const loaded = target.instance_id === null ? null : await loadInstanceWithHerd(db, target.instance_id);
-    if (!loaded) return 'the instance was deleted from the inventory';
-    const denied = await authorizeNow(db, action, target, [loaded.ref.environmentId, loaded.ref.serverEnvironmentId]);
-    if (denied) return denied;
-    const ctx = { members: loaded.members, params };
-    driverFor(loaded.ref.controlDriver);
-    const refused = unpinnedRefusal(action, [{ name: loaded.ref.hostname, ssh: loaded.ref.ssh }]) ?? action.plan(loaded.ref, ctx).refused;
-    return refused ? `refused at execution: ${refused}` : action.steps(loaded.ref, deps, ctx);
+    params = parseParams(action, target.action_params ?? {});
   } catch (err) {
-    return `refused at execution: ${(err as Error).message}`;
+    if (err instanceof ParamsError) return refuse('params', err.message);
+    throw err;
   }
+  const guarded = (steps: () => Step[]): Step[] | Refusal => {
+    try {
+      return steps();
+    } catch (err) {
+      if (err instanceof Refusal) return err;
+      throw err;
+    }
+  };
+  if (isHerdAction(action)) {
+    if (target.herd_id === null) return refuse('gone', 'the herd was deleted from the inventory');
+    const [herd] = await loadHerdRefs(db, [target.herd_id]);
+    if (!herd) return refuse('gone', 'the herd was deleted from the inventory');
+    const denied = await authorizeNow(db, action, target, [herd.environmentId, ...herd.members.map((m) => m.serverEnvironmentId), ...herd.poolers.map((p) => p.serverEnvironmentId)]);
+    if (denied) return denied;
+    return unpinnedRefusal(action, herdServers(herd)) ?? guarded(() => action.steps(herd, deps, { params }));
+  }
+  const loaded = target.instance_id === null ? null : await loadInstanceWithHerd(db, target.instance_id);
+  if (!loaded) return refuse('gone', 'the instance was deleted from the inventory');
+  const denied = await authorizeNow(db, action, target, [loaded.ref.environmentId, loaded.ref.serverEnvironmentId]);
+  if (denied) return denied;
+  return unpinnedRefusal(action, [{ name: loaded.ref.hostname, ssh: loaded.ref.ssh }])
+    ?? guarded(() => {
+      driverFor(loaded.ref.controlDriver);
+      return action.steps(loaded.ref, deps, { members: loaded.members, params });
+    });
 }
 
 /**

@@ -15,6 +15,8 @@ export function answeringAsPrimary<T extends { o: Observed }>(seen: T[]): T[] {
 export function herdPrimary(t: InstanceRef, members: InstanceRef[]): InstanceRef | string {
   const primaries = members.filter((m) => m.id !== t.id && m.role === 'primary' && m.state === 'running');
   if (!primaries.length) return 'the herd has no running primary';
-  if (primaries.length > 1) return `the herd has ${primaries.length} running primaries (${primaries.map((p) => p.label).join(', ')}): fence one first`;
-  return primaries[0];
+  const [only, ...others] = primaries;
+  if (!only) return 'the herd has no running primary';
+  if (others.length) return `the herd has ${primaries.length} running primaries (${primaries.map((p) => p.label).join(', ')}): fence one first`;
+  return only;
 }

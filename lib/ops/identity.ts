@@ -34,7 +34,7 @@ export function identityProblem(m: Pick<InstanceRef, 'label'>, o: Observed, want
  */
 export function herdIdentity(recorded: string | null, seen: Observed[]): { systemIdentifier: string | null; ambiguous: string | null } {
   if (recorded) return { systemIdentifier: recorded, ambiguous: null };
-  const ids = [...new Set(seen.filter((o) => o.reachable && o.systemIdentifier).map((o) => o.systemIdentifier!))];
+  const ids = [...new Set(seen.flatMap((o) => (o.reachable && o.systemIdentifier ? [o.systemIdentifier] : [])))];
   if (ids.length <= 1) return { systemIdentifier: ids[0] ?? null, ambiguous: null };
   return { systemIdentifier: null, ambiguous: `the members report ${ids.length} different system identifiers (${ids.join(', ')}) and the inventory records none: set the herd's system identifier first` };
 }

@@ -107,7 +107,7 @@ export async function loadHerdMembers(db: Db, targets: InstanceRef[]): Promise<M
   const herdIds = [...new Set(targets.map((t) => t.herdId))];
   const all = herdIds.length ? await loadInstanceRefs(db, [], { herdIds }) : [];
   const out = new Map<number, InstanceRef[]>(herdIds.map((h) => [h, []]));
-  for (const r of all) out.get(r.herdId)!.push(r);
+  for (const r of all) out.get(r.herdId)?.push(r);
   return out;
 }
 

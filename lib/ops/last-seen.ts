@@ -7,10 +7,10 @@ import { loadInstanceRefs } from './instance-ref';
 import { observe, type Observed } from './observe';
 
 function describe(o: Observed, since: Date | null): string {
-  if (!o.reachable) return `not answering (${o.error})`;
+  if (!o.reachable) return `not answering (${o.error ?? 'no reason given'})`;
   const started = o.startTime ? new Date(o.startTime) : null;
   const after = started && since && started > since;
-  return `running as ${o.inRecovery ? 'replica' : 'primary'} on timeline ${o.timeline}, postmaster started ${started?.toISOString() ?? 'unknown'}`
+  return `running as ${o.inRecovery ? 'replica' : 'primary'} on timeline ${o.timeline ?? 'unknown'}, postmaster started ${started?.toISOString() ?? 'unknown'}`
     + (after ? ' (after this attempt began: a start or restart it ran has taken effect)' : '')
     + (o.confLoadTime ? `, configuration loaded ${new Date(o.confLoadTime).toISOString()}` : '');
 }

@@ -25,6 +25,23 @@ export interface Observed {
   walReceiver?: { status: string; senderHost: string | null; senderPort: number | null; receivedTli: number | null } | null;
 }
 
+/** A value for a message: what was observed, or "?" when it was not. */
+export const shown = (v: string | number | null | undefined): string | number => v ?? '?';
+
+/** The row the observation query returns. */
+interface ObservationRow {
+  rec: boolean;
+  start: Date;
+  conf: Date;
+  tli: number;
+  sysid: string;
+  lsn: string;
+  receive_lsn: string | null;
+  pending: boolean;
+  lag_s: string | number | null;
+  wal: { status: string; host: string | null; port: number | null; tli: number | null } | null;
+}
+
 export interface PgEndpoint {
   host: string;
   port: number;
@@ -47,7 +64,7 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
     return { reachable: false, error: e2.message, refused: e2.code === 'ECONNREFUSED' };
   }
   try {
-    const { rows: [r] } = await c.query(`
+    const { rows: [r] } = await c.query<ObservationRow>(`
       SELECT pg_is_in_recovery() AS rec, pg_postmaster_start_time() AS start, pg_conf_load_time() AS conf,
              ${TIMELINE_SQL} AS tli,
              (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
@@ -59,7 +76,8 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
                   ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END AS lag_s,
              (SELECT json_build_object('status', status, 'host', sender_host, 'port', sender_port, 'tli', received_tli)
                 FROM pg_stat_wal_receiver LIMIT 1) AS wal`);
-    const w = r.wal as { status: string; host: string | null; port: number | null; tli: number | null } | null;
+    if (!r) return { reachable: false, error: 'the observation query returned no row' };
+    const w = r.wal;
     return {
       reachable: true,
       inRecovery: r.rec,
@@ -83,7 +101,7 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
 function describeLast(o: Observed): string {
   if (!o.reachable) return o.error ?? 'not answering';
   const w = o.walReceiver;
-  return `running, ${o.inRecovery ? `replica on timeline ${o.timeline}, received ${o.receiveLsn ?? 'nothing'}, replayed ${o.lsn}, ${w ? `WAL receiver ${w.status} timeline ${w.receivedTli} from ${w.senderHost}:${w.senderPort}` : 'no WAL receiver'}` : `primary on timeline ${o.timeline} at ${o.lsn}`}`;
+  return `running, ${o.inRecovery ? `replica on timeline ${shown(o.timeline)}, received ${o.receiveLsn ?? 'nothing'}, replayed ${shown(o.lsn)}, ${w ? `WAL receiver ${w.status} timeline ${shown(w.receivedTli)} from ${shown(w.senderHost)}:${shown(w.senderPort)}` : 'no WAL receiver'}` : `primary on timeline ${shown(o.timeline)} at ${shown(o.lsn)}`}`;
 }
 
 /** Polls until `ok(observed)`; every wait has a deadline. */

@@ -46,7 +46,7 @@ describe('PGHERD_PG_CONFIG', () => {
     const saved = { ...process.env };
     afterEach(() => {
       for (const k of ['PGHERD_PG_CONFIG', 'PGHERD_PG_USER', 'PGHERD_PG_PASSWORD', 'PGHERD_PGBOUNCER_PASSWORD']) {
-        if (saved[k] === undefined) delete process.env[k];
+        if (saved[k] === undefined) Reflect.deleteProperty(process.env, k);
         else process.env[k] = saved[k];
       }
     });

@@ -81,7 +81,7 @@ function tlsOptions(t: z.infer<typeof tlsSchema> | undefined, read: Reader): Con
   return {
     rejectUnauthorized: true,
     ...(t.caFile ? { ca: read(t.caFile) } : {}),
-    ...(t.certFile ? { cert: read(t.certFile), key: read(t.keyFile!) } : {}),
+    ...(t.certFile && t.keyFile ? { cert: read(t.certFile), key: read(t.keyFile) } : {}),
   };
 }
 
@@ -112,9 +112,10 @@ export function parsePgAccess(json: unknown, read: Reader = readText): PgAccessC
       throw new Error(`PGHERD_PG_CONFIG: ${where}: ${(err as Error).message}`);
     }
   };
+  const fallback = r.data.default;
   return {
     environments: new Map(Object.entries(r.data.environments).map(([env, e]) => [env, wrap(`environments.${env}`, () => toAccess(e, read))])),
-    fallback: r.data.default ? wrap('default', () => toAccess(r.data.default!, read)) : null,
+    fallback: fallback ? wrap('default', () => toAccess(fallback, read)) : null,
   };
 }
 
@@ -178,7 +179,7 @@ function client(host: string, port: number, user: string, access: Omit<Access, '
     ssl: access.tls ? { ...access.tls } : false,
     // SCRAM bound to the TLS channel when the server offers it: a relay in the middle cannot reuse it.
     enableChannelBinding: !!access.tls,
-    password: async () => {
+    password: () => {
       if (access.password === null) throw new Error(`${where} asked for a password; pgherd has none configured for it (PGHERD_PG_CONFIG)`);
       const stream = (c as unknown as { connection?: { stream?: unknown } }).connection?.stream;
       if (!(stream instanceof TLSSocket) || !stream.authorized) throw new Error(`${where}: the password is only sent over a verified TLS connection`);

@@ -97,7 +97,7 @@ export async function runPipeline(steps: Step[], recorder: StepRecorder, opts: {
       break;
     }
     if (opts.gate) {
-      const stop = await opts.gate(i).catch((err: Error) => err);
+      const stop = await opts.gate(i).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
       if (stop) {
         error = stop;
         break;

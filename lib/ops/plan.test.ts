@@ -3,42 +3,22 @@ import { describe, expect, it } from 'vitest';
 import { drFailoverAction } from './actions/dr-failover.action';
 import { restartAction } from './actions/restart.action';
 import { switchoverAction } from './actions/switchover.action';
-import { herdServers, unpinnedRefusal, type AnyAction, type HerdActionDef, type ActionDef } from './define-action';
+import { herdServers, unpinnedRefusal, type AnyAction, type HerdAction, type InstanceAction } from './define-action';
 import type { HerdRef } from './herd-ref';
+import { herd, member } from '@/lib/testing/refs';
 import { identityProblem } from './identity';
 import type { InstanceRef } from './instance-ref';
 import { digestOf, typeToConfirm, type PlannedTarget } from './plan';
 import { reloadAction } from './actions/reload.action';
 
-function member(id: number, role: InstanceRef['role'], over: Partial<InstanceRef> = {}): InstanceRef {
-  const hostname = `db-${id}.example.com`;
-  return {
-    id, label: `${hostname}:5432`, herdId: 1, herd: 'orders', environment: 'production', environmentId: 1, serverId: id, serverEnvironmentId: 1, serverEnvironment: 'production',
-    hostname, address: `10.0.0.${id}`, site: id === 3 ? 'dc-west' : 'dc-east', host: `10.0.0.${id}`, port: 5432,
-    dataDirectory: '/var/lib/postgresql/15/main', pgVersion: 15, controlDriver: 'pg_ctl', role, state: 'running',
-    upstreamId: role === 'replica' ? 1 : null, lsn: 1000, lagBytes: 0, timeline: 1, herdSystemIdentifier: '7300000000000000001',
-    ssh: { host: `10.0.0.${id}`, port: 22, username: 'postgres', hostKeyFingerprint: `SHA256:key${id}` },
-    ...over,
-  };
-}
-
-function herd(members: InstanceRef[]): HerdRef {
-  return {
-    id: 1, label: 'production/orders', name: 'orders', environment: 'production', environmentId: 1, systemIdentifier: '7300000000000000001',
-    members,
-    dns: [{ id: 1, name: 'orders.db.example.com', type: 'CNAME', zone: 'db.example.com', provider: 'rfc2136', ttl: 30, match: 'role', matchRole: 'primary', matchInstanceId: null }],
-    poolers: [],
-  };
-}
-
 /** The digest planOperation computes for one herd action on one herd. */
-function herdDigest(action: HerdActionDef, h: HerdRef, params: Record<string, unknown> = {}) {
+function herdDigest(action: HerdAction, h: HerdRef, params: Record<string, unknown> = {}) {
   const t = action.plan(h, { params });
   const target: Pick<PlannedTarget, 'instanceId' | 'herdId' | 'refused' | 'steps' | 'warnings'> = { ...t, instanceId: null, herdId: h.id };
   return { plan: t, digest: digestOf(action.name, h.members, params, [h], [target]) };
 }
 
-function instanceDigest(action: ActionDef, t: InstanceRef, members: InstanceRef[]) {
+function instanceDigest(action: InstanceAction, t: InstanceRef, members: InstanceRef[]) {
   const p = action.plan(t, { members, params: {} });
   return digestOf(action.name, members, {}, [], [{ ...p, instanceId: t.id, herdId: t.herdId }]);
 }
@@ -100,7 +80,7 @@ describe('plan digest', () => {
   it('every action\u2019s plan is a function of the inventory only (no clock, no randomness)', () => {
     const h = herd(base());
     for (const a of [drFailoverAction, switchoverAction] as AnyAction[]) {
-      expect(herdDigest(a as HerdActionDef, h).digest).toBe(herdDigest(a as HerdActionDef, h).digest);
+      expect(herdDigest(a as HerdAction, h).digest).toBe(herdDigest(a as HerdAction, h).digest);
     }
   });
 });
@@ -138,11 +118,11 @@ describe('unpinnedRefusal', () => {
   it('refuses every action but those that pin the key while a server it touches has none, naming each server once', () => {
     expect(unpinnedRefusal({}, [{ name: 'a', ssh: pinned }])).toBeUndefined();
     expect(unpinnedRefusal({}, [{ name: 'a', ssh: none }, { name: 'b', ssh: pinned }, { name: 'a', ssh: none }, { name: 'c', ssh: none }]))
-      .toBe('no SSH host key is pinned for a, c: pgherd has not verified these servers, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)');
+      .toMatchObject({ code: 'unpinned-host-key', reason: 'no SSH host key is pinned for a, c: pgherd has not verified these servers, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)' });
     expect(unpinnedRefusal({ pinsHostKey: true }, [{ name: 'a', ssh: none }])).toBeUndefined();
   });
   it('counts a herd\'s PgBouncer servers with its members', () => {
     const h = { members: [{ hostname: 'db1', ssh: pinned }], poolers: [{ label: 'bouncer1:6432', ssh: none }] };
-    expect(unpinnedRefusal({}, herdServers(h))).toMatch(/^no SSH host key is pinned for bouncer1: /);
+    expect(unpinnedRefusal({}, herdServers(h))?.reason).toMatch(/^no SSH host key is pinned for bouncer1: /);
   });
 });

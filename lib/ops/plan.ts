@@ -7,6 +7,7 @@ import { demand, type Access } from '@/lib/auth/access';
 import { herdServers, isHerdAction, unpinnedRefusal, type ActionParams, type AnyAction, type TargetPlan } from './define-action';
 import { loadHerdRefs, type HerdRef } from './herd-ref';
 import { driverFor } from './drivers';
+import { Refusal } from './refusal';
 import { loadHerdMembers, loadInstanceRefs, type InstanceRef } from './instance-ref';
 
 export interface PlannedTarget extends TargetPlan {
@@ -84,18 +85,26 @@ export function typeToConfirm(action: AnyAction, targets: PlannedTarget[]): stri
   if (!runnable.length) return null;
   const envs = [...new Set(runnable.map((t) => t.environment))];
   if (runnable.length > TYPE_COUNT_ABOVE || envs.length > 1) return String(runnable.length);
-  if (envs.some((e) => /^prod/i.test(e))) return envs[0];
+  const prod = envs.find((e) => /^prod/i.test(e));
+  if (prod !== undefined) return prod;
   return action.dangerous && runnable.length > 1 ? String(runnable.length) : null;
 }
 
-/** The action's plan for one target; an exception (a driver pgherd cannot run, say) refuses it. */
-const refusedPlan = (why: string | undefined): TargetPlan | null => (why ? { steps: [], refused: why, warnings: [] } : null);
+const refusedPlan = (r: Refusal): TargetPlan => ({ steps: [], refused: r.reason, refusalCode: r.code, warnings: [] });
 
-function planOrRefuse(plan: () => TargetPlan): TargetPlan {
+/**
+ * One target's plan: refused before the action is asked when a server it touches has no pinned host
+ * key; a Refusal thrown while planning (a driver pgherd cannot run, say) refuses the target. Anything
+ * else thrown is a bug, and fails the whole plan rather than pass for a refusal.
+ */
+export function planTarget(servers: { name: string; ssh: { hostKeyFingerprint: string | null } }[], action: AnyAction, plan: () => TargetPlan): TargetPlan {
+  const unpinned = unpinnedRefusal(action, servers);
+  if (unpinned) return refusedPlan(unpinned);
   try {
     return plan();
   } catch (err) {
-    return { steps: [], refused: (err as Error).message, warnings: [] };
+    if (err instanceof Refusal) return refusedPlan(err);
+    throw err;
   }
 }
 
@@ -113,7 +122,7 @@ export async function planOperation(db: Db, access: Access, action: AnyAction, i
     const herds = await loadHerdRefs(db, unique);
     await demand(db, access, action.permission, action.label, herds.map((h) => h.environmentId));
     targets = herds.map((h) => ({
-      ...planOrRefuse(() => refusedPlan(unpinnedRefusal(action, herdServers(h))) ?? action.plan(h, { params })),
+      ...planTarget(herdServers(h), action, () => action.plan(h, { params })),
       instanceId: null, label: h.label, herdId: h.id, herd: h.name, environment: h.environment, environmentId: h.environmentId,
     }));
     digest = digestOf(action.name, herds.flatMap((h) => h.members), params, herds, targets);
@@ -122,9 +131,9 @@ export async function planOperation(db: Db, access: Access, action: AnyAction, i
     await demand(db, access, action.permission, action.label, refs.map((r) => r.environmentId));
     const members = await loadHerdMembers(db, refs);
     targets = refs.map((r) => ({
-      ...planOrRefuse(() => {
+      ...planTarget([{ name: r.hostname, ssh: r.ssh }], action, () => {
         driverFor(r.controlDriver); // refuses drivers pgherd cannot run, before anything else
-        return refusedPlan(unpinnedRefusal(action, [{ name: r.hostname, ssh: r.ssh }])) ?? action.plan(r, { members: members.get(r.herdId)!, params });
+        return action.plan(r, { members: members.get(r.herdId) ?? [r], params });
       }),
       instanceId: r.id, label: r.label, herdId: r.herdId, herd: r.herd, environment: r.environment, environmentId: r.environmentId,
     }));

@@ -1,17 +1,22 @@
 // A herd's PgBouncers during a switchover or failover: paused (new queries wait, none fails), their
 // [databases] entries pointed at the new primary (the file edited over SSH on the pooler's server,
 // then RELOAD, then checked with SHOW DATABASES), resumed. A pause is always resumed.
-import { poolerAdmin, showDatabases } from '@/lib/pgbouncer/admin';
+import { poolerAdmin, showDatabases, type AdminConnector } from '@/lib/pgbouncer/admin';
 import { readEntries, repointEntries } from '@/lib/pgbouncer/ini';
-import type { ActionDeps } from './define-action';
+import type { ActionDeps, ActionStep } from './define-action';
 import type { PoolerRef } from './herd-ref';
 import type { InstanceRef } from './instance-ref';
-import { step, type Step, type StepContext } from './pipeline';
+import { poolerClient } from './pg-access';
+import type { StepContext } from './pipeline';
+import { refuse } from './refusal';
 import { execNotedOk } from './actions/control-steps';
+
+/** Connects to a pooler's admin console with its server environment's credentials (PGHERD_PG_CONFIG). */
+export const poolerConsole = (p: Parameters<typeof poolerClient>[0]): AdminConnector => (timeouts) => poolerClient(p, timeouts);
 
 /** The entries as PgBouncer sees them, in one line (for a step's record). */
 export async function describePooler(p: PoolerRef): Promise<string> {
-  const dbs = await showDatabases(p);
+  const dbs = await showDatabases(poolerConsole(p));
   return p.databases.map((d) => {
     const e = dbs.get(d);
     return e ? `${d} -> ${e.host}:${e.port}${e.paused ? ' (paused)' : ''}` : `${d}: not in SHOW DATABASES`;
@@ -24,21 +29,21 @@ export async function checkPooler(p: PoolerRef, deps: ActionDeps, ctx: StepConte
   const { stdout } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000, undefined, false);
   const entries = readEntries(stdout);
   const missing = p.databases.filter((d) => !entries.has(d));
-  if (missing.length) throw new Error(`refused: ${p.configFile} on ${p.label} has no [databases] entry ${missing.join(', ')}; nothing was changed`);
+  if (missing.length) throw refuse('pooler', `${p.configFile} on ${p.label} has no [databases] entry ${missing.join(', ')}; nothing was changed`);
   return `${p.label}: ${seen}`;
 }
 
 export async function pausePooler(p: PoolerRef, ctx: StepContext): Promise<void> {
   ctx.note({ command: p.databases.map((d) => `PAUSE ${d}`).join('; ') + ` on ${p.label}` });
-  await poolerAdmin(p, p.databases.map((d) => `PAUSE ${d}` as const), 30_000);
+  await poolerAdmin(poolerConsole(p), p.databases.map((d) => `PAUSE ${d}` as const), 30_000);
 }
 
 /** RESUME each entry that is paused (RESUME of an entry that is not paused is an error in PgBouncer). */
 export async function resumePooler(p: PoolerRef, ctx: StepContext): Promise<string> {
-  const dbs = await showDatabases(p);
+  const dbs = await showDatabases(poolerConsole(p));
   const paused = p.databases.filter((d) => dbs.get(d)?.paused);
   ctx.note({ command: paused.length ? paused.map((d) => `RESUME ${d}`).join('; ') + ` on ${p.label}` : `nothing paused on ${p.label}` });
-  if (paused.length) await poolerAdmin(p, paused.map((d) => `RESUME ${d}` as const));
+  if (paused.length) await poolerAdmin(poolerConsole(p), paused.map((d) => `RESUME ${d}` as const));
   return describePooler(p);
 }
 
@@ -51,17 +56,22 @@ export async function repointPooler(p: PoolerRef, to: InstanceRef, deps: ActionD
   const after = repointEntries(before, p.databases, { host: to.host, port: to.port });
   const write = 'set -e; f=$1; cp -p -- "$f" "$f.pgherd-new"; cat > "$f.pgherd-new"; mv -- "$f.pgherd-new" "$f"';
   await execNotedOk(deps, p, ctx, ['sh', '-c', write, 'sh', p.configFile], 10_000, after);
-  await poolerAdmin(p, ['RELOAD']);
-  const dbs = await showDatabases(p);
+  await poolerAdmin(poolerConsole(p), ['RELOAD']);
+  const dbs = await showDatabases(poolerConsole(p));
   const wrong = p.databases.filter((d) => dbs.get(d)?.host !== to.host || dbs.get(d)?.port !== to.port);
-  if (wrong.length) throw new Error(`${p.label}: after RELOAD, ${wrong.map((d) => `${d} points at ${dbs.get(d)?.host}:${dbs.get(d)?.port}`).join(', ')}, not ${to.host}:${to.port}`);
+  if (wrong.length) throw new Error(`${p.label}: after RELOAD, ${wrong.map((d) => { const e = dbs.get(d); return e ? `${d} points at ${e.host}:${e.port}` : `${d} is not in SHOW DATABASES`; }).join(', ')}, not ${to.host}:${to.port}`);
   ctx.note({ command: `${p.configFile}: ${p.databases.join(', ')} -> host=${to.host} port=${to.port}; RELOAD` });
   return `${p.label}: ${p.databases.join(', ')} -> ${to.host}:${to.port}`;
 }
 
-/** Re-points every pooler of the herd (a failover: nothing to pause, the old primary is gone). */
-export function repointPoolerSteps(poolers: PoolerRef[], deps: ActionDeps, to: () => InstanceRef): Step[] {
-  return poolers.map((p) => step(`PgBouncer ${p.label}: point at the new primary`, async (ctx) => {
-    ctx.note({ stdout: await repointPooler(p, to(), deps, ctx) });
-  }, { timeoutMs: 30_000 }));
+/** Re-points every pooler of the herd at `to(state)` (a failover: nothing to pause, the old primary is gone). */
+export function repointPoolerSteps<S>(poolers: PoolerRef[], to: (state: S) => InstanceRef, toLabel: string): ActionStep<S>[] {
+  return poolers.map((p) => ({
+    name: `PgBouncer ${p.label}: point at the new primary`,
+    says: `point PgBouncer ${p.label} at ${toLabel} (${p.configFile}, RELOAD)`,
+    timeoutMs: 30_000,
+    run: async (x) => {
+      x.note({ stdout: await repointPooler(p, to(x.state), x.deps, x) });
+    },
+  }));
 }

@@ -1,7 +1,8 @@
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { environments, herds, instances, servers } from '@/db/schema';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { recordPass, refreshFleet } from './refresher';
 import { loadInstanceRefs } from './instance-ref';
@@ -12,7 +13,7 @@ beforeAll(async () => {
   t = await freshDatabase();
   await seedLabFleet(t.db, t.lab);
 });
-afterAll(async () => t?.close());
+afterAll(async () => ifAssigned(t)?.close());
 
 describe('refreshFleet', () => {
   it('replaces a wrong inventory with what the instances say: role, state, LSN, lag and upstream', async () => {

@@ -3,7 +3,7 @@
 import { eq } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { dnsRecords, instances, instanceState } from '@/db/schema';
-import { checkRecord } from '@/lib/dns/check';
+import { checkRecord } from './dns-records';
 import { loadHerdRefs } from './herd-ref';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { loadInstanceRefs, type InstanceRef } from './instance-ref';
@@ -11,13 +11,10 @@ import { observe, type Observed } from './observe';
 import { keepDeliberate, stateFrom } from './refresh';
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
+  const out = new Array<R>(items.length);
+  const queue = items.entries();
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
+    for (const [i, item] of queue) out[i] = await fn(item);
   }));
   return out;
 }
@@ -54,7 +51,7 @@ export function readPass(seen: { r: InstanceRef; o: Observed }[]): Map<number, R
     const lsn = o.reachable && o.lsn ? lsnToNumber(o.lsn) : null;
     const primary = primaryLsn.get(r.herdId);
     const w = o.reachable && o.inRecovery ? o.walReceiver : null;
-    const endpoint = w?.senderHost ? `${w.senderHost}:${w.senderPort}` : null;
+    const endpoint = w?.senderHost ? `${w.senderHost}:${w.senderPort ?? 5432}` : null;
     const upstream = endpoint ? byEndpoint.get(`${r.herdId}/${endpoint}`) ?? null : null;
     return [r.id, {
       observed: o,
@@ -83,7 +80,9 @@ export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[]
   const readings = readPass(seen);
   const now = new Date();
   for (const { r } of seen) {
-    const v = values(readings.get(r.id)!, now);
+    const reading = readings.get(r.id);
+    if (!reading) continue; // readPass reads every member it is given
+    const v = values(reading, now);
     await db.update(instances).set({ ...v, state: keepDeliberate(v.state) }).where(eq(instances.id, r.id));
   }
 }

@@ -26,7 +26,7 @@ export async function replayWhatItCan(e: PgEndpoint, received: string, opts: { s
     const o = await observe(e, 2000);
     if (o.reachable && o.lsn) {
       if (lsnToNumber(o.lsn) >= lsnToNumber(o.receiveLsn ?? received) && lsnToNumber(o.lsn) >= lsnToNumber(received)) return { how: 'all', replayed: o.lsn, observed: o };
-      const position = `${o.receiveLsn}/${o.lsn}`;
+      const position = `${o.receiveLsn ?? '-'}/${o.lsn ?? '-'}`;
       if (position !== last) {
         last = position;
         since = Date.now();

@@ -83,7 +83,8 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
   // inventory has moved since (that operation ran on it).
   const mine = and(eq(operations.requestedByName, actor.username), eq(operations.idempotencyKey, input.idempotencyKey));
   const existing = await db.select({ id: operations.id }).from(operations).where(mine);
-  if (existing.length) return { id: existing[0].id, duplicate: true };
+  const [first] = existing;
+  if (first) return { id: first.id, duplicate: true };
   if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);
   if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
   const runnable = plan.targets.filter((t) => !t.refused);
@@ -109,6 +110,7 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
       label: t.label,
       status: t.refused ? ('cancelled' as const) : ('queued' as const),
       error: t.refused ? `refused: ${t.refused}` : null,
+      refusal: t.refused ? (t.refusalCode ?? 'unclassified') : null,
     }))).returning({ id: operationTargets.id, status: operationTargets.status });
     const envs = [...new Set(plan.targets.map((t) => t.environmentId))];
     // The operation itself, then one entry per target: each instance's (or herd's) history shows it.
@@ -142,6 +144,7 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
   });
   if (!created) {
     const [again] = await db.select({ id: operations.id }).from(operations).where(mine);
+    if (!again) throw new Error('the operation another submit of this page made is gone');
     return { id: again.id, duplicate: true };
   }
   if (queue) {

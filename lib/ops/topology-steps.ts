@@ -5,13 +5,14 @@ import { eq } from 'drizzle-orm';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { binDir, driverFor } from './drivers';
-import type { ActionDeps } from './define-action';
+import type { ActionDeps, ActionStep } from './define-action';
 import type { InstanceRef } from './instance-ref';
-import { observe, runSql, waitObserved, type Observed } from './observe';
+import { observe, runSql, shown, waitObserved, type Observed } from './observe';
 import { identityProblem } from './identity';
 import { instanceClient } from './pg-access';
-import { step, type Step, type StepContext } from './pipeline';
+import type { StepContext } from './pipeline';
 import { execNoted, execNotedOk } from './actions/control-steps';
+import { refuse } from './refusal';
 
 /** primary_conninfo as libpq reads it: values quoted, quotes and backslashes escaped. */
 export function conninfo(parts: Record<string, string | number>): string {
@@ -27,9 +28,10 @@ export function lsnDiff(a: string | null | undefined, b: string | null | undefin
 
 /** What a member said, in one line for a step's record. */
 export function describeObserved(m: InstanceRef, o: Observed): string {
-  if (!o.reachable) return `${m.label}: not answering (${o.error})`;
-  if (!o.inRecovery) return `${m.label}: primary, timeline ${o.timeline}, system ${o.systemIdentifier}, at ${o.lsn}`;
-  return `${m.label}: replica, timeline ${o.timeline}, system ${o.systemIdentifier}, received ${o.receiveLsn ?? 'nothing'}, replayed ${o.lsn}, ${o.walReceiver ? `${o.walReceiver.status} from ${o.walReceiver.senderHost}:${o.walReceiver.senderPort}` : 'not streaming'}`;
+  if (!o.reachable) return `${m.label}: not answering (${shown(o.error)})`;
+  if (!o.inRecovery) return `${m.label}: primary, timeline ${shown(o.timeline)}, system ${shown(o.systemIdentifier)}, at ${shown(o.lsn)}`;
+  const w = o.walReceiver;
+  return `${m.label}: replica, timeline ${shown(o.timeline)}, system ${shown(o.systemIdentifier)}, received ${o.receiveLsn ?? 'nothing'}, replayed ${shown(o.lsn)}, ${w ? `${w.status} from ${shown(w.senderHost)}:${shown(w.senderPort)}` : 'not streaming'}`;
 }
 
 /**
@@ -49,13 +51,13 @@ export async function promoteNow(t: InstanceRef, ctx: StepContext, opts: { onSen
   try {
     if (ctx.signal.aborted) throw new Error(`${t.label} was not promoted: the step was stopped before pg_promote was sent`);
     opts.onSent?.();
-    const q = c.query('SELECT pg_promote(true, 60) AS ok');
+    const q = c.query<{ ok: boolean }>('SELECT pg_promote(true, 60) AS ok');
     q.catch(() => {}); // given up on below: the connection is closed under it
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`${t.label} did not finish its promotion within ${deadline / 1000} s of pg_promote`)), deadline);
     });
     const { rows: [r] } = await Promise.race([q, late]);
-    if (!r.ok) throw new Error(`${t.label} did not finish its promotion within 60 s`);
+    if (!r?.ok) throw new Error(`${t.label} did not finish its promotion within 60 s`);
   } finally {
     clearTimeout(timer);
     await c.end().catch(() => {});
@@ -79,14 +81,14 @@ export async function recordNewPrimary(deps: ActionDeps, t: InstanceRef, timelin
 export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps, ctx: StepContext, opts: { resumeReplay?: boolean; timeoutMs?: number } = {}): Promise<Observed> {
   // Both must be the herd's (one system identifier), and t must not be ahead of what it is to follow.
   const [to, uo] = await Promise.all([observe(t, 3000), observe(up, 3000)]);
-  if (!uo.reachable) throw new Error(`${up.label} does not answer (${uo.error})`);
+  if (!uo.reachable) throw new Error(`${up.label} does not answer (${shown(uo.error)})`);
   const herd = { systemIdentifier: t.herdSystemIdentifier ?? uo.systemIdentifier ?? null, timeline: null };
   const why = identityProblem(up, uo, herd) ?? identityProblem(t, to, herd);
-  if (why) throw new Error(`refused: ${why}; ${t.label} was not re-pointed`);
+  if (why) throw refuse('identity', `${why}; ${t.label} was not re-pointed`);
   if (to.reachable && to.timeline !== undefined && uo.timeline !== undefined && to.timeline > uo.timeline) {
-    throw new Error(`refused: ${t.label} is on timeline ${to.timeline}, ahead of ${up.label}'s ${uo.timeline}: it cannot follow it (rebuild it)`);
+    throw refuse('identity', `${t.label} is on timeline ${to.timeline}, ahead of ${up.label}'s ${uo.timeline}: it cannot follow it (rebuild it)`);
   }
-  const value = conninfo({ host: up.host, port: up.port, user: replicationUser(), application_name: t.label.split(':')[0] });
+  const value = conninfo({ host: up.host, port: up.port, user: replicationUser(), application_name: t.label.replace(/:.*$/, '') });
   const c = instanceClient(t, { connectionTimeoutMillis: 3000, application_name: 'pgherd' });
   c.on('error', () => {}); // connect() or the queries reject with it
   await c.connect();
@@ -96,7 +98,7 @@ export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps,
     if (t.pgVersion >= 13) await c.query('SELECT pg_reload_conf()');
     ctx.note({ command: `ALTER SYSTEM SET primary_conninfo = '${value}'` });
     // A replica whose replay is paused cannot follow the new primary's timeline (it never reaches the switch).
-    if (opts.resumeReplay && (await c.query('SELECT pg_is_wal_replay_paused() AS p')).rows[0].p) {
+    if (opts.resumeReplay && (await c.query<{ p: boolean }>('SELECT pg_is_wal_replay_paused() AS p')).rows[0]?.p) {
       await c.query('SELECT pg_wal_replay_resume()');
       ctx.note({ stderr: `${t.label}: its replay was paused; resumed, or it could not follow the new timeline` });
     }
@@ -105,7 +107,7 @@ export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps,
   }
   if (t.pgVersion < 13) await execNotedOk(deps, t, ctx, driverFor(t.controlDriver).restart(t));
   // Streaming from it is not enough: it follows it once it receives the upstream's own timeline.
-  const o = await waitObserved(t, `streaming timeline ${uo.timeline} from ${up.host}:${up.port}`,
+  const o = await waitObserved(t, `streaming timeline ${shown(uo.timeline)} from ${up.host}:${up.port}`,
     (x) => x.reachable && x.walReceiver?.status === 'streaming' && x.walReceiver.senderHost === up.host && x.walReceiver.senderPort === up.port
       && (uo.timeline === undefined || x.walReceiver.receivedTli === uo.timeline),
     { signal: ctx.signal, timeoutMs: opts.timeoutMs ?? 60_000 });
@@ -116,61 +118,101 @@ export async function pointAt(t: InstanceRef, up: InstanceRef, deps: ActionDeps,
 /** The node's own settings, which pg_rewind and pg_basebackup overwrite with the source's. */
 export const OWN_FILES = ['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf'];
 
-/**
- * Turns stopped `t` into a streaming replica of `source()` (asked when the steps run): pg_rewind
- * (which also says "no rewind required" for an old primary stopped cleanly after its replica had
- * everything), pg_basebackup when it cannot rewind, the node's own settings kept, started, streaming.
- */
-export function rejoinSteps(t: InstanceRef, deps: ActionDeps, source: () => InstanceRef, prefix = '', opts: { fresh?: boolean } = {}): Step[] {
-  const d = driverFor(t.controlDriver);
-  const save = `${t.dataDirectory}.pgherd-own`;
-  let rewound = false;
-  return [
-    step(`${prefix}save the node\u2019s own settings`, async (ctx) => {
-      // Files that live elsewhere (Debian keeps them in /etc) are not copied over by the rebuild anyway.
-      const script = 'set -e; save=$1; dd=$2; shift 2; mkdir -p "$save"; for f in "$@"; do if [ -e "$dd/$f" ]; then cp -p "$dd/$f" "$save/"; fi; done';
-      const r = await execNoted(deps, t, ctx, ['sh', '-c', script, 'sh', save, t.dataDirectory, ...OWN_FILES], 30_000);
-      if (r.code !== 0) throw new Error(`could not save the settings: ${r.stderr}`);
-    }, { timeoutMs: 40_000 }),
-    step(`${prefix}pg_rewind`, async (ctx) => {
-      if (opts.fresh) return void ctx.note({ stdout: 'skipped: a fresh copy is made instead' });
-      const src = source();
-      const conn = conninfo({ host: src.host, port: src.port, user: replicationUser(), dbname: 'postgres' });
-      const r = await execNoted(deps, t, ctx, [`${binDir(t.pgVersion)}/pg_rewind`, '-D', t.dataDirectory, `--source-server=${conn}`, '-R', '--no-sync'], 3_600_000);
-      rewound = r.code === 0;
-      if (!rewound) ctx.note({ stdout: 'pg_rewind could not rewind: falling back to pg_basebackup' });
-    }, { timeoutMs: 3_700_000 }),
-    step(`${prefix}pg_basebackup (when pg_rewind could not)`, async (ctx) => {
-      if (rewound) return void ctx.note({ stdout: 'skipped: rewound' });
-      const src = source();
-      const aside = `${t.dataDirectory}.pgherd-old-${Date.now()}`;
-      let r = await execNoted(deps, t, ctx, ['mv', t.dataDirectory, aside], 60_000);
-      if (r.code !== 0) throw new Error(`could not move the data directory aside: ${r.stderr}`);
-      r = await execNoted(deps, t, ctx, [`${binDir(t.pgVersion)}/pg_basebackup`, '-h', src.host, '-p', String(src.port), '-U', replicationUser(), '-D', t.dataDirectory, '-X', 'stream', '-R', '-c', 'fast'], 86_400_000);
-      if (r.code !== 0) throw new Error(`pg_basebackup failed (the old data directory is kept at ${aside}): ${r.stderr}`);
-      await execNoted(deps, t, ctx, ['rm', '-rf', '--', aside], 600_000);
-    }, { timeoutMs: 86_400_000 }),
-    step(`${prefix}restore the node\u2019s own settings`, async (ctx) => {
-      const script = 'set -e; for f in "$1"/*; do [ -e "$f" ] || continue; cp -p "$f" "$2"/; done; rm -rf -- "$1"';
-      const r = await execNoted(deps, t, ctx, ['sh', '-c', script, 'sh', save, t.dataDirectory], 30_000);
-      if (r.code !== 0) throw new Error(`could not restore the settings: ${r.stderr}`);
-    }, { timeoutMs: 40_000 }),
-    step(`${prefix}start`, async (ctx) => {
-      await execNotedOk(deps, t, ctx, d.start(t));
-    }, { timeoutMs: 160_000 }),
-    step(`${prefix}wait until it streams from the primary`, async (ctx) => {
-      const src = source();
-      await waitObserved(t, `streaming from ${src.label}`, (o) => o.reachable && o.inRecovery === true && o.walReceiver?.status === 'streaming' && o.walReceiver.senderHost === src.host, { signal: ctx.signal, timeoutMs: 120_000 });
-      await deps.db.update(instances).set({ upstreamInstanceId: src.id, role: 'replica', state: 'running' }).where(eq(instances.id, t.id));
-    }, { timeoutMs: 130_000 }),
-  ];
+/** What the rejoin steps tell each other: whether pg_rewind did it (else pg_basebackup does). */
+export interface RejoinState {
+  rewound: boolean;
 }
 
-/** CHECKPOINT on `t` (before pg_rewind uses it as a source; before a clean stop, to make it short). */
-export function checkpointStep(name: string, target: () => InstanceRef): Step {
-  return step(name, async (ctx) => {
-    const t = target();
-    ctx.note({ command: `CHECKPOINT on ${t.label}` });
-    await runSql(t, 'CHECKPOINT');
-  }, { timeoutMs: 300_000 });
+/**
+ * Turns stopped `t` into a streaming replica of `source(state)` (asked when the steps run; `sourceLabel`
+ * names it in the plan): pg_rewind (which also says "no rewind required" for an old primary stopped
+ * cleanly after its replica had everything), pg_basebackup when it cannot rewind, the node's own
+ * settings kept, started, streaming. `fresh`: no pg_rewind, a fresh copy.
+ */
+export function rejoinSteps<S extends RejoinState>(t: InstanceRef, source: (state: S) => InstanceRef, sourceLabel: string, prefix = '', opts: { fresh?: boolean } = {}): ActionStep<S>[] {
+  const d = driverFor(t.controlDriver);
+  const save = `${t.dataDirectory}.pgherd-own`;
+  return [{
+    name: `${prefix}save the node\u2019s own settings`,
+    says: `${prefix}copy its own ${OWN_FILES.join(', ')} aside (the rebuild overwrites them with the source's)`,
+    timeoutMs: 40_000,
+    run: async (x) => {
+      // Files that live elsewhere (Debian keeps them in /etc) are not copied over by the rebuild anyway.
+      const script = 'set -e; save=$1; dd=$2; shift 2; mkdir -p "$save"; for f in "$@"; do if [ -e "$dd/$f" ]; then cp -p "$dd/$f" "$save/"; fi; done';
+      const r = await execNoted(x.deps, t, x, ['sh', '-c', script, 'sh', save, t.dataDirectory, ...OWN_FILES], 30_000);
+      if (r.code !== 0) throw new Error(`could not save the settings: ${r.stderr}`);
+    },
+  }, {
+    name: `${prefix}pg_rewind`,
+    says: opts.fresh
+      ? `${prefix}no pg_rewind: it is marked needs rebuild (it may hold WAL that pg_rewind would find nothing to rewind in), so a fresh copy is made`
+      : `${prefix}pg_rewind from ${sourceLabel}`,
+    timeoutMs: 3_700_000,
+    run: async (x) => {
+      if (opts.fresh) return void x.note({ stdout: 'skipped: a fresh copy is made instead' });
+      const src = source(x.state);
+      const conn = conninfo({ host: src.host, port: src.port, user: replicationUser(), dbname: 'postgres' });
+      const r = await execNoted(x.deps, t, x, [`${binDir(t.pgVersion)}/pg_rewind`, '-D', t.dataDirectory, `--source-server=${conn}`, '-R', '--no-sync'], 3_600_000);
+      x.state.rewound = r.code === 0;
+      if (!x.state.rewound) x.note({ stdout: 'pg_rewind could not rewind: falling back to pg_basebackup' });
+    },
+  }, {
+    name: `${prefix}pg_basebackup (when pg_rewind could not)`,
+    says: `${prefix}${opts.fresh ? '' : 'when pg_rewind could not: '}move the data directory aside and pg_basebackup -X stream -R from ${sourceLabel}`,
+    timeoutMs: 86_400_000,
+    run: async (x) => {
+      if (x.state.rewound) return void x.note({ stdout: 'skipped: rewound' });
+      const src = source(x.state);
+      const aside = `${t.dataDirectory}.pgherd-old-${Date.now()}`;
+      let r = await execNoted(x.deps, t, x, ['mv', t.dataDirectory, aside], 60_000);
+      if (r.code !== 0) throw new Error(`could not move the data directory aside: ${r.stderr}`);
+      r = await execNoted(x.deps, t, x, [`${binDir(t.pgVersion)}/pg_basebackup`, '-h', src.host, '-p', String(src.port), '-U', replicationUser(), '-D', t.dataDirectory, '-X', 'stream', '-R', '-c', 'fast'], 86_400_000);
+      if (r.code !== 0) throw new Error(`pg_basebackup failed (the old data directory is kept at ${aside}): ${r.stderr}`);
+      await execNoted(x.deps, t, x, ['rm', '-rf', '--', aside], 600_000);
+    },
+  }, {
+    name: `${prefix}restore the node\u2019s own settings`,
+    says: `${prefix}restore its own ${OWN_FILES.join(', ')}`,
+    timeoutMs: 40_000,
+    run: async (x) => {
+      const script = 'set -e; for f in "$1"/*; do [ -e "$f" ] || continue; cp -p "$f" "$2"/; done; rm -rf -- "$1"';
+      const r = await execNoted(x.deps, t, x, ['sh', '-c', script, 'sh', save, t.dataDirectory], 30_000);
+      if (r.code !== 0) throw new Error(`could not restore the settings: ${r.stderr}`);
+    },
+  }, {
+    name: `${prefix}start`,
+    says: `${prefix}start it (${t.controlDriver})`,
+    timeoutMs: 160_000,
+    run: async (x) => {
+      await execNotedOk(x.deps, t, x, d.start(t));
+    },
+  }, {
+    name: `${prefix}wait until it streams from the primary`,
+    says: `${prefix}wait until it streams from ${sourceLabel}`,
+    timeoutMs: 130_000,
+    run: async (x) => {
+      const src = source(x.state);
+      // Streaming is not enough: a rewound replica first streams the timeline it forked from, then its
+      // WAL receiver restarts on the source's own timeline. Done once it receives that one.
+      const so = await observe(src, 3000);
+      const tli = so.reachable ? so.timeline : undefined;
+      await waitObserved(t, `streaming timeline ${shown(tli)} from ${src.label}`, (o) => o.reachable && o.inRecovery === true && o.walReceiver?.status === 'streaming'
+        && o.walReceiver.senderHost === src.host && (tli === undefined || o.walReceiver.receivedTli === tli), { signal: x.signal, timeoutMs: 120_000 });
+      await x.deps.db.update(instances).set({ upstreamInstanceId: src.id, role: 'replica', state: 'running' }).where(eq(instances.id, t.id));
+    },
+  }];
+}
+
+/** CHECKPOINT on `target(state)` (before pg_rewind uses it as a source; before a clean stop, to make it short). */
+export function checkpointStep<S>(name: string, says: string, target: (state: S) => InstanceRef): ActionStep<S> {
+  return {
+    name,
+    says,
+    timeoutMs: 300_000,
+    run: async (x) => {
+      const t = target(x.state);
+      x.note({ command: `CHECKPOINT on ${t.label}` });
+      await runSql(t, 'CHECKPOINT');
+    },
+  };
 }

@@ -9,6 +9,7 @@ import { pgAccessConfig } from './pg-access';
 import { SshPool } from '@/lib/ssh/ssh-client';
 import { servers } from '@/db/schema';
 import { eq, and, isNull } from 'drizzle-orm';
+import { errorText } from './errors';
 import { executeTarget, reconcile } from './execute-target';
 import { checkDnsRecords, refreshFleet } from './refresher';
 import { enqueueTargets, queuePrefix, requeueTargets, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
@@ -26,6 +27,8 @@ export interface WorkerConfig {
   refreshEveryMs?: number;
   /** No log lines (benchmarks and tests that print their own). */
   quiet?: boolean;
+  /** Awaited once a target is claimed, before its first step (a test holds a target running here to kill the worker). */
+  beforeSteps?: () => Promise<void>;
 }
 
 const REFRESH_LOCK = 72_842_001;
@@ -74,7 +77,7 @@ export async function startWorker(cfg: WorkerConfig) {
   const consumer = workerConnection(cfg.redisUrl);
   consumer.on('error', (err) => quietly('redis.error', { connection: 'consumer', error: err.message }));
   const worker = new Worker<TargetJob>(TARGET_QUEUE, async (job: Job<TargetJob>, token?: string) => {
-    const outcome = await executeTarget(db, ssh, job.data.targetId, holder, log);
+    const outcome = await executeTarget(db, ssh, job.data.targetId, holder, log, cfg.beforeSteps);
     if (outcome === 'wait') {
       // The herd is busy: come back shortly without holding a worker slot.
       await job.moveToDelayed(Date.now() + 150 + Math.floor(Math.random() * 100), token);
@@ -82,14 +85,14 @@ export async function startWorker(cfg: WorkerConfig) {
     }
     return outcome;
   }, { connection: consumer, prefix, concurrency: cfg.concurrency ?? 8 });
-  worker.on('failed', (job, err) => log('job.failed', { jobId: job?.id, error: err.message, cause: String((err as { cause?: unknown }).cause ?? '') }));
+  worker.on('failed', (job, err) => log('job.failed', { jobId: job?.id, error: err.message, cause: err.cause === undefined ? '' : errorText(err.cause) }));
   // BullMQ reports here what goes wrong outside a job (a job whose keys a Redis restart lost: "Missing key for job").
   worker.on('error', (err) => quietly('worker.error', { error: err.message }));
 
   // Background chores in flight: close() waits for them before it ends the pool they use.
   const chores = new Set<Promise<void>>();
   const chore = (name: string, fn: () => Promise<void>) => {
-    const p = fn().catch((err) => log(`${name}.error`, { error: String(err) })).finally(() => chores.delete(p));
+    const p = fn().catch((err: unknown) => log(`${name}.error`, { error: errorText(err) })).finally(() => chores.delete(p));
     chores.add(p);
   };
   const timer = setInterval(() => chore('reconcile', doReconcile), cfg.reconcileEveryMs ?? 10_000);
@@ -103,8 +106,8 @@ export async function startWorker(cfg: WorkerConfig) {
     refreshing = true;
     const client = await pool.connect();
     try {
-      const { rows: [{ ok }] } = await client.query('SELECT pg_try_advisory_lock($1) AS ok', [REFRESH_LOCK]);
-      if (!ok) return;
+      const { rows: [row] } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [REFRESH_LOCK]);
+      if (!row?.ok) return;
       try {
         log('refresh.done', await refreshFleet(db));
         log('refresh.dns', await checkDnsRecords(db));
@@ -127,7 +130,7 @@ export async function startWorker(cfg: WorkerConfig) {
       if (refreshTimer) clearInterval(refreshTimer);
       await worker.close(); // waits for the targets in progress
       await Promise.all(chores);
-      await workerStopped(db, holder).catch((err) => log('worker.stop.error', { error: String(err) }));
+      await workerStopped(db, holder).catch((err: unknown) => log('worker.stop.error', { error: errorText(err) }));
       await queue.close();
       // BullMQ closes the connections it made, not the ones it was given.
       producer.disconnect();

@@ -18,20 +18,24 @@ interface Pair { key: string; value: string }
 export function parseConnstr(s: string): Pair[] {
   const out: Pair[] = [];
   let i = 0;
-  const skip = () => { while (i < s.length && /\s/.test(s[i])) i++; };
-  for (skip(); i < s.length; skip()) {
+  const skip = () => {
+    while (i < s.length && /\s/.test(s.charAt(i))) i++;
+  };
+  for (;;) {
+    skip();
+    if (i >= s.length) break;
     const eq = s.indexOf('=', i);
     if (eq < 0) throw new PoolerConfigError(`cannot read "${s}": "${s.slice(i)}" has no "="`);
     const key = s.slice(i, eq).trim();
     i = eq + 1;
     skip();
     let value = '';
-    if (s[i] === "'") {
-      for (i++; i < s.length && s[i] !== "'"; i++) value += s[i] === '\\' ? s[++i] : s[i];
-      if (s[i] !== "'") throw new PoolerConfigError(`cannot read "${s}": unterminated quote`);
+    if (s.charAt(i) === "'") {
+      for (i++; i < s.length && s.charAt(i) !== "'"; i++) value += s.charAt(i) === '\\' ? s.charAt(++i) : s.charAt(i);
+      if (s.charAt(i) !== "'") throw new PoolerConfigError(`cannot read "${s}": unterminated quote`);
       i++;
     } else {
-      while (i < s.length && !/\s/.test(s[i])) value += s[i++];
+      while (i < s.length && !/\s/.test(s.charAt(i))) value += s.charAt(i++);
     }
     out.push({ key, value });
   }
@@ -52,7 +56,10 @@ export function readEntries(text: string): Map<string, EntryTarget & { line: num
     const l = raw.trim();
     if (!l || l.startsWith(';') || l.startsWith('#')) return;
     const sec = /^\[(.+)\]$/.exec(l);
-    if (sec) return void (section = sec[1].trim().toLowerCase());
+    if (sec) {
+      section = (sec[1] ?? '').trim().toLowerCase();
+      return;
+    }
     if (section !== 'databases') return;
     const eq = l.indexOf('=');
     if (eq < 0) return;
@@ -75,7 +82,7 @@ export function repointEntries(text: string, entries: string[], to: EntryTarget)
   for (const name of entries) {
     const e = found.get(name);
     if (!e) throw new PoolerConfigError(`[databases] has no entry "${name}"`);
-    const raw = lines[e.line];
+    const raw = lines[e.line] ?? '';
     const eq = raw.indexOf('=');
     const pairs = parseConnstr(raw.slice(eq + 1));
     for (const [key, value] of [['host', to.host], ['port', String(to.port)]] as const) {

@@ -1,6 +1,6 @@
 // pgherd's public key, for the line admins add to authorized_keys on each database host.
 import { readFileSync } from 'node:fs';
-import { utils } from 'ssh2';
+import { utils, type ParsedKey } from 'ssh2';
 
 /**
  * "ssh-ed25519 AAAA... pgherd": PGHERD_SSH_PUBLIC_KEY when set (so the web process need not hold the
@@ -11,6 +11,7 @@ export function pgherdPublicKey(path = process.env.PGHERD_SSH_KEY, given = proce
   if (!path) return null;
   const key = utils.parseKey(readFileSync(path));
   if (key instanceof Error) throw new Error(`PGHERD_SSH_KEY (${path}) is not a private key ssh2 can read: ${key.message}`);
-  const k = Array.isArray(key) ? key[0] : key;
+  const k: ParsedKey | undefined = Array.isArray(key) ? (key as ParsedKey[])[0] : key;
+  if (!k) throw new Error(`PGHERD_SSH_KEY (${path}) holds no key`);
   return `${k.type} ${k.getPublicSSH().toString('base64')} pgherd`;
 }

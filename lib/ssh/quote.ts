@@ -1,6 +1,6 @@
 // POSIX shell quoting: every remote command is an argument list, never a string pasted together.
 
-const SAFE = /^[A-Za-z0-9_\/.,:=@%+-]+$/;
+const SAFE = /^[A-Za-z0-9_/.,:=@%+-]+$/;
 
 export function quoteArg(arg: string): string {
   if (arg.includes('\0')) throw new Error('an argument contains a NUL byte');
@@ -20,7 +20,7 @@ export function redact(command: string, secrets: readonly string[] = []): string
   let out = command
     .replace(/\b((?:pg)?pass(?:word)?\s*[=:]\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s'",;]+)/gi, '$1***')
     .replace(/("(?:pg)?pass(?:word)?"\s*:\s*)"(?:[^"\\]|\\.)*"/gi, '$1"***"')
-    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:@\/\s]+:)[^@\s]+@/gi, '$1***@');
+    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:@/\s]+:)[^@\s]+@/gi, '$1***@');
   for (const s of secrets) if (s) out = out.split(s).join('***');
   return out;
 }

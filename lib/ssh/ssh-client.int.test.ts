@@ -39,7 +39,7 @@ describe('SshPool against the lab sshd', () => {
     expect(pinned.fp).toBe(ssh.hostKeyFingerprint);
     await first.close();
     const wrong = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
-    const err = await pool.exec(target(lab.instances[3]!.address, wrong), ['touch', '/tmp/should-not-exist']).catch((e) => e);
+    const err = (await pool.exec(target(lab.instances[3]!.address, wrong), ['touch', '/tmp/should-not-exist']).catch((e: unknown) => e)) as HostKeyMismatchError;
     expect(err).toBeInstanceOf(HostKeyMismatchError);
     expect(err.message).toContain(lab.instances[3]!.address);
     expect(err.message).toContain(wrong);

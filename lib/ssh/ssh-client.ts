@@ -42,7 +42,7 @@ export function fingerprint(key: Buffer): string {
 
 /** Drops that retrying may fix: sshd's MaxStartups closes surplus connections before the handshake. */
 function transient(err: unknown): boolean {
-  const m = String((err as Error)?.message ?? err);
+  const m = err instanceof Error ? err.message : String(err);
   return /Connection lost before handshake|ECONNRESET|kex_exchange_identification|Timed out while waiting for handshake/i.test(m);
 }
 
@@ -104,10 +104,10 @@ export class SshPool {
         },
       };
       let settled = false;
-      client.once('ready', async () => {
+      client.once('ready', () => {
         settled = true;
-        if (!t.hostKeyFingerprint && this.opts.onFirstContact) await this.opts.onFirstContact(t, seen);
-        resolve(client);
+        const pin = !t.hostKeyFingerprint ? this.opts.onFirstContact : undefined;
+        Promise.resolve().then(() => pin?.(t, seen)).then(() => resolve(client), reject);
       });
       // ssh2 may emit more than one error for one failed connection: keep listening, settle once.
       client.on('error', (err) => {
@@ -128,7 +128,7 @@ export class SshPool {
       } catch (err) {
         if (err instanceof HostKeyMismatchError || !transient(err) || ++attempt > this.opts.connectRetries) throw err;
         const wait = Math.min(2000, 100 * 2 ** attempt) * (0.5 + Math.random());
-        this.opts.log?.('ssh.connect.retry', { host: t.host, attempt, waitMs: Math.round(wait), error: String((err as Error).message) });
+        this.opts.log?.('ssh.connect.retry', { host: t.host, attempt, waitMs: Math.round(wait), error: err instanceof Error ? err.message : String(err) });
         await new Promise((r) => setTimeout(r, wait));
       }
     }
@@ -177,7 +177,7 @@ export class SshPool {
         try {
           return await this.run(client, t, command, shown, timeoutMs, started, opts.stdin);
         } catch (err) {
-          if (!/Channel open failure/.test(String((err as Error).message)) || attempt >= 6) throw err;
+          if (!(err instanceof Error) || !/Channel open failure/.test(err.message) || attempt >= 6) throw err;
           await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
         }
       }
@@ -189,7 +189,10 @@ export class SshPool {
   private run(client: Client, t: SshTarget, command: string, shown: string, timeoutMs: number, started: number, stdin?: string): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
       client.exec(command, (err, stream) => {
-        if (err) return reject(new SshError(`${t.host}: ${err.message}`, t.host));
+        if (err) {
+          reject(new SshError(`${t.host}: ${err.message}`, t.host));
+          return;
+        }
         let stdout = '';
         let stderr = '';
         let code: number | null = null;

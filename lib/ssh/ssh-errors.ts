@@ -30,7 +30,7 @@ export class SshTimeoutError extends SshError {
 
 export class SshCommandError extends SshError {
   constructor(host: string, readonly command: string, readonly code: number | null, readonly signal: string | null, readonly stderr: string) {
-    super(`${host}: ${command} exited ${code ?? `by signal ${signal}`}${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`, host);
+    super(`${host}: ${command} exited ${code ?? `by signal ${signal ?? 'unknown'}`}${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`, host);
     this.name = 'SshCommandError';
   }
 }

@@ -21,7 +21,8 @@ export function startWriter(dsn: string, table = 'writes'): Writer {
   let maxGapMs = 0;
   const c = new pg.Client({ connectionString: dsn });
   c.on('error', (e) => errors.push(`connection: ${e.message}`));
-  const done = (async () => {
+  // A named function, not an IIFE: TypeScript would read `stopping` as the false it starts as.
+  const writeUntilStopped = async () => {
     await c.connect();
     for (let n = 1; !stopping; n++) {
       try {
@@ -36,7 +37,8 @@ export function startWriter(dsn: string, table = 'writes'): Writer {
       }
     }
     await c.end();
-  })();
+  };
+  const done = writeUntilStopped();
   return {
     acked,
     errors,

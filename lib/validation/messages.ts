@@ -11,12 +11,12 @@ const plural = (n: number | bigint, one: string, many: string) => `${n} ${Number
 export function humanMessage(iss: Issue): string | undefined {
   switch (iss.code) {
     case 'too_big':
-      if (iss.origin === 'string') return `At most ${plural(iss.maximum as number, 'character', 'characters')}.`;
-      if (iss.origin === 'array' || iss.origin === 'set') return `At most ${plural(iss.maximum as number, 'item', 'items')}.`;
+      if (iss.origin === 'string') return `At most ${plural(Number(iss.maximum), 'character', 'characters')}.`;
+      if (iss.origin === 'array' || iss.origin === 'set') return `At most ${plural(Number(iss.maximum), 'item', 'items')}.`;
       return `At most ${iss.maximum}.`;
     case 'too_small':
-      if (iss.origin === 'string') return Number(iss.minimum) <= 1 ? 'This field is required.' : `At least ${plural(iss.minimum as number, 'character', 'characters')}.`;
-      if (iss.origin === 'array' || iss.origin === 'set') return `At least ${plural(iss.minimum as number, 'item', 'items')}.`;
+      if (iss.origin === 'string') return Number(iss.minimum) <= 1 ? 'This field is required.' : `At least ${plural(Number(iss.minimum), 'character', 'characters')}.`;
+      if (iss.origin === 'array' || iss.origin === 'set') return `At least ${plural(Number(iss.minimum), 'item', 'items')}.`;
       return `At least ${iss.minimum}.`;
     case 'invalid_type':
       if (iss.input === undefined) return 'This field is required.';

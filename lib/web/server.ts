@@ -11,7 +11,8 @@ import { CLIENT_ADDRESS_HEADER, clientAddressOf, trustedProxies } from '@/lib/au
 
 function arg(flag: string, fallback: string): string {
   const i = process.argv.indexOf(flag);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+  const value = i >= 0 ? process.argv[i + 1] : undefined;
+  return value || fallback;
 }
 
 async function main() {
@@ -41,7 +42,7 @@ async function main() {
   process.on('SIGINT', stop);
 }
 
-main().catch((err) => {
+main().catch((err: unknown) => {
   console.error(`web: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

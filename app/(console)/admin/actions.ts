@@ -13,11 +13,13 @@ import type { SaveOutcome } from '@/lib/admin/save-outcome';
 import { currentActor } from '@/lib/auth/actor';
 import { malformed, orDeny } from '@/lib/auth/session';
 import type { Intent } from '@/components/admin/object-form';
+import type { AgentTokenState } from '@/components/admin/agent-token-form';
 
 
 const intents = z.enum(['save', 'addanother', 'continue']);
 
-export async function saveAction(model: string, id: number | null, values: Record<string, string>, intent: Intent): Promise<SaveOutcome> {
+// A server action's arguments are whatever the client sent: `values` is checked here and parsed by saveObject.
+export async function saveAction(model: string, id: number | null, values: unknown, intent: Intent): Promise<SaveOutcome> {
   const who = await currentActor();
   const def = getAdmin(model);
   if (!def || def.readOnly) return { ok: false, fieldErrors: {}, formError: `Unknown model ${model}.` };
@@ -49,11 +51,6 @@ export async function deleteAction(form: FormData): Promise<void> {
   redirect(`/admin/${def.name}?deleted=${res.deleted}`);
 }
 
-export interface AgentTokenState {
-  token?: string;
-  error?: string;
-}
-
 const agentTokenForm = z.object({ serverId: idText() });
 
 /** Creates or rotates a server's agent token (admins of the server's environment); shown once. */
@@ -61,7 +58,8 @@ export async function agentTokenAction(_prev: AgentTokenState, form: FormData): 
   const who = await currentActor();
   const parsed = agentTokenForm.safeParse(Object.fromEntries(form.entries()));
   if (!parsed.success) return { error: 'Malformed request.' };
-  const def = getAdmin('servers')!;
+  const def = getAdmin('servers');
+  if (!def) throw new Error('the servers admin is not registered');
   const db = getDb();
   try {
     await demand(db, who.access, 'admin', 'An agent token for this server', [await environmentOf(db, def, parsed.data.serverId)]);

@@ -3,9 +3,9 @@ import { shellCommand } from '@/lib/ssh/quote';
 import type { SshTarget } from '@/lib/ssh/ssh-client';
 import { SshCommandError } from '@/lib/ssh/ssh-errors';
 import { driverFor } from '../drivers';
-import type { ActionDeps } from '../define-action';
+import type { ActionDeps, ActionStep } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
-import { step, type Step, type StepContext } from '../pipeline';
+import type { StepContext } from '../pipeline';
 import type { Observed } from '../observe';
 import { refreshInstance } from '../refresh';
 
@@ -29,25 +29,35 @@ export async function execNotedOk(deps: ActionDeps, t: { ssh: SshTarget }, ctx: 
   return r;
 }
 
-/** `unless` is asked when the step runs: true skips the command (and says why in the record). */
-export function sshControlStep(t: InstanceRef, deps: ActionDeps, verb: Verb, name: string, unless?: () => string | false): Step {
-  return step(name, async (ctx) => {
-    const why = unless?.();
-    if (why) {
-      ctx.note({ stdout: `skipped: ${why}` });
-      return;
-    }
-    const d = driverFor(t.controlDriver);
-    await execNotedOk(deps, t, ctx, verb === 'stop' ? d.stop(t, 'fast') : d[verb](t));
-  }, { timeoutMs: 160_000 });
+/**
+ * The driver's command for `verb` on the target's host. `unless` is asked when the step runs: a
+ * reason skips the command (and the record says why).
+ */
+export function sshControlStep<S>(t: InstanceRef, verb: Verb, name: string, unless?: (state: S) => string | false): ActionStep<S> {
+  const d = driverFor(t.controlDriver);
+  return {
+    name,
+    says: `${t.controlDriver} ${verb === 'stop' ? 'stop -m fast' : verb === 'restart' ? 'restart -m fast' : verb} on ${t.ssh.host} (${t.dataDirectory})`,
+    timeoutMs: 160_000,
+    run: async (x) => {
+      const why = unless?.(x.state);
+      if (why) return void x.note({ stdout: `skipped: ${why}` });
+      await execNotedOk(x.deps, t, x, verb === 'stop' ? d.stop(t, 'fast') : d[verb](t));
+    },
+  };
 }
 
 /**
  * Writes the instance's state into the inventory: what the step before observed when it says
- * (`observed()`), else a fresh observation.
+ * (`observed(state)`), else a fresh observation.
  */
-export function refreshStep(t: InstanceRef, deps: ActionDeps, observed?: () => Observed | undefined): Step {
-  return step('record the observed state in the inventory', async () => {
-    await refreshInstance(deps.db, t.id, t, observed?.());
-  }, { timeoutMs: 10_000 });
+export function refreshStep<S>(t: InstanceRef, observed?: (state: S) => Observed | undefined): ActionStep<S> {
+  return {
+    name: 'record the observed state in the inventory',
+    says: 'record what it is now in the inventory',
+    timeoutMs: 10_000,
+    run: async (x) => {
+      await refreshInstance(x.deps.db, t.id, t, observed?.(x.state));
+    },
+  };
 }

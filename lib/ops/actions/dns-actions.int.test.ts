@@ -6,8 +6,9 @@ import path from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntries, dnsRecords, herds, operations, operationSteps, operationTargets } from '@/db/schema';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
 import { lookup, replaceRecordSet } from '@/lib/dns/rfc2136';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import type { AnyAction } from '../define-action';
 import { planOperation } from '../plan';
@@ -39,9 +40,9 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await worker?.close();
-  await queue?.obliterate({ force: true }).catch(() => {});
-  await queue?.close();
-  await t?.close();
+  await ifAssigned(queue)?.obliterate({ force: true }).catch(() => {});
+  await ifAssigned(queue)?.close();
+  await ifAssigned(t)?.close();
 });
 
 const dns = () => t.lab.dns!;

@@ -10,13 +10,14 @@ import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { formatBytes, formatLsn } from '@/lib/admin/format';
 import { driverFor } from '../drivers';
-import { defineHerdAction, flagParam } from '../define-action';
+import { defineHerdAction, flagParam, productionWarning, type ActionStep, type RunContext } from '../define-action';
 import { describeRecordMove, dnsPreflight, dnsSteps } from '../dns-steps';
 import type { HerdRef } from '../herd-ref';
 import type { InstanceRef } from '../instance-ref';
 import { observe, type Observed } from '../observe';
 import { answeringAsPrimary, observeOthers } from '../herd-primary';
-import { step } from '../pipeline';
+import { refuse } from '../refusal';
+import { errorText } from '../errors';
 import { repointPoolerSteps } from '../pooler-steps';
 import { bytesOrUnknown, chooseCandidate, lagOf, recordedPrimary } from '../candidates';
 import { refreshFleet } from '../refresher';
@@ -59,6 +60,155 @@ export function drPair(h: HerdRef, candidateId?: number): { old: InstanceRef; ca
   return { old, cand };
 }
 
+/** What the steps of one failover find and tell each other. */
+interface DrState {
+  /** The replica chosen when it runs, and what it said then. */
+  chosen?: { m: InstanceRef; o: Observed };
+  /** The old primary's last LSN and timeline: as the inventory had them, or as seen by the fence. */
+  oldLastLsn: string | null;
+  oldTimeline: number | null;
+  lastSeenHow: string;
+  /** Replicas that could not follow the new primary (marked needs rebuild). */
+  leftBehind: string[];
+}
+
+type Params = z.output<typeof drFailoverParams>;
+
+function chosen(s: DrState): { m: InstanceRef; o: Observed } {
+  if (!s.chosen) throw new Error('no candidate was chosen');
+  return s.chosen;
+}
+
+/** The target's outcome line: who is the primary, and what may have been lost. */
+function outcomeOf(old: InstanceRef, s: DrState): string {
+  const { m: cand, o } = chosen(s);
+  const received = o.receiveLsn ?? o.lsn ?? null;
+  const loss = s.oldLastLsn && received ? Math.max(0, lsnToNumber(s.oldLastLsn) - lsnToNumber(received)) : null;
+  return `${cand.label} is the primary; ${old.label} is fenced; possible data loss: ${loss === null ? 'unknown' : `${loss} bytes`}`
+    + ` (old primary\u2019s last LSN ${s.oldLastLsn ?? 'unknown'} ${s.lastSeenHow}, new primary received ${received ?? 'unknown'})`
+    + (s.leftBehind.length ? `; not following the new primary, marked needs rebuild: ${s.leftBehind.join(', ')}` : '');
+}
+
+/** A member other than the recorded primary that accepts writes: promoting a third would make it worse. */
+function refuseSplitBrain(old: InstanceRef, seen: { m: InstanceRef; o: Observed }[], then: string): void {
+  const writable = answeringAsPrimary(seen);
+  if (!writable.length) return;
+  throw refuse('split-brain', `${writable.map(({ m, o }) => `${m.label} answers as a primary (timeline ${o.timeline ?? 'unknown'})`).join(', ')}, though the inventory has ${old.label} as the herd's primary: `
+    + `it was promoted outside this failover. ${then} Find out which one clients write to; rebuild the other(s) from it`);
+}
+
+/** Before anything changes: some replica answers, none is a second primary, the DNS servers take pgherd's key. */
+async function preflight(h: HerdRef, old: InstanceRef, x: RunContext<DrState>): Promise<void> {
+  const seen = await observeOthers(old, h.members);
+  const lines = seen.map(({ m, o }) => describeObserved(m, o));
+  x.note({ stdout: lines.join('\n') });
+  refuseSplitBrain(old, seen, 'Nothing was changed.');
+  if (!seen.some(({ o }) => o.reachable && o.inRecovery)) throw refuse('unreachable', 'no replica answers; nothing was changed');
+  lines.push(...(await dnsPreflight(h)));
+  x.note({ stdout: lines.join('\n') });
+}
+
+/**
+ * Proves the old primary cannot accept writes: its port refuses connections, or pgherd stops it over
+ * SSH and then it does, or the operator says so. Anything else refuses the failover. Marks it fenced.
+ */
+async function fence(old: InstanceRef, p: Params, x: RunContext<DrState>): Promise<void> {
+  const lines: string[] = [];
+  if (p.fencedByOperator) {
+    lines.push(`fenced by the operator (${x.deps.operation?.requestedBy.username ?? 'unknown'}: powered off or cut off, as confirmed for this operation); pgherd did not check`);
+  } else {
+    // A saturated primary is the usual reason for a failover: only proof counts, never silence.
+    const o = await observe(old, FENCE_PROBE_MS);
+    lines.push(describeObserved(old, o));
+    if (o.reachable && o.inRecovery === false && o.lsn) {
+      x.state.oldLastLsn = o.lsn;
+      x.state.oldTimeline = o.timeline ?? x.state.oldTimeline;
+      x.state.lastSeenHow = 'when it was fenced';
+    }
+    if (!o.reachable && o.refused) {
+      lines.push(`its host refuses connections on port ${old.port}: nothing listens there`);
+    } else {
+      const r = await execNoted(x.deps, old, x, driverFor(old.controlDriver).stop(old, 'immediate'), FENCE_STOP_MS)
+        .catch((err: unknown) => ({ code: -1, signal: null, stdout: '', stderr: errorText(err) }));
+      const after = await observe(old, FENCE_PROBE_MS);
+      if (r.code !== 0 || after.reachable || !after.refused) {
+        const seen = o.reachable ? 'it answers' : `it did not answer within ${FENCE_PROBE_MS / 1000} s (${o.error ?? 'no reason given'})`;
+        const stop = r.code !== 0 ? `stopping it over SSH failed (${r.stderr.trim().split('\n').pop() || `exit ${r.code ?? 'unknown'}`})`
+          : after.reachable ? 'it still answers after a stop' : `after a stop its port still does not refuse connections (${after.error ?? 'no reason given'})`;
+        x.note({ stdout: lines.join('\n') });
+        throw refuse('not-fenced', `${old.label} is not proven fenced: ${seen}, and ${stop}. It may still accept writes: promoting now could make two primaries. Nothing was promoted. `
+          + 'If you have fenced it yourself (powered it off, cut it off from every client), run the failover again with "I have fenced the old primary myself"');
+      }
+      lines.push('stopped over SSH (-m immediate); its port now refuses connections');
+    }
+  }
+  await x.deps.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, old.id));
+  x.note({ stdout: lines.join('\n') });
+}
+
+/**
+ * The candidate, from what the replicas say now that the old primary sends nothing more (their received
+ * LSNs are final): the asked-for one, else the one with the most WAL, among those on the herd's system
+ * identifier and timeline.
+ */
+async function pickCandidate(h: HerdRef, old: InstanceRef, p: Params, x: RunContext<DrState>): Promise<void> {
+  const all = await observeOthers(old, h.members);
+  refuseSplitBrain(old, all, `${old.label} was fenced; nothing was promoted.`);
+  const id = herdIdentity(h.systemIdentifier, all.map(({ o }) => o));
+  if (id.ambiguous) throw refuse('identity', id.ambiguous);
+  const seen = all.filter(({ o }) => o.reachable && o.inRecovery).sort(byWal);
+  // The herd's timeline: its primary's as last seen (by the fence, else the inventory), else the replicas' highest.
+  const want = {
+    systemIdentifier: id.systemIdentifier,
+    timeline: x.state.oldTimeline ?? (Math.max(0, ...seen.map(({ o }) => o.timeline ?? 0)) || null),
+  };
+  const lines = seen.map(({ m, o }) => describeObserved(m, o));
+  const eligible = seen.filter(({ m, o }) => {
+    const why = identityProblem(m, o, want);
+    if (why) lines.push(`not a candidate: ${why}`);
+    return !why;
+  });
+  const [pick] = p.candidateInstanceId === undefined ? eligible : eligible.filter(({ m }) => m.id === p.candidateInstanceId);
+  if (!pick) {
+    x.note({ stdout: lines.join('\n') });
+    const asked = seen.find(({ m }) => m.id === p.candidateInstanceId);
+    if (p.candidateInstanceId === undefined) {
+      throw refuse(seen.length ? 'identity' : 'unreachable', seen.length ? 'no replica that answers is on the herd\'s system identifier and timeline; nothing was promoted' : 'no replica answers any more; nothing was promoted');
+    }
+    throw asked ? refuse('identity', `${identityProblem(asked.m, asked.o, want) ?? 'it is not a candidate'}; nothing was promoted`)
+      : refuse('unreachable', `the replica asked for (instance ${p.candidateInstanceId}) does not answer as a replica; nothing was promoted`);
+  }
+  x.state.chosen = pick;
+  x.note({ stdout: `${lines.join('\n')}\nchosen: ${pick.m.label}` });
+}
+
+/** Each other replica that answers follows the new primary; one that cannot is marked needs rebuild, and the others go on. */
+async function repointOthers(replicas: InstanceRef[], x: RunContext<DrState>): Promise<void> {
+  const { m: cand } = chosen(x.state);
+  const others = replicas.filter((m) => m.id !== cand.id);
+  const lines: string[] = [];
+  for (const m of others) {
+    if (!(await observe(m, 2000)).reachable) {
+      lines.push(`${m.label}: does not answer, left as it is (re-point or rebuild it later)`);
+      continue;
+    }
+    try {
+      const o = await pointAt(m, cand, x.deps, x, { resumeReplay: true, timeoutMs: FOLLOW_MS });
+      lines.push(`${m.label}: streaming timeline ${o.walReceiver?.receivedTli ?? '?'} from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}`);
+    } catch (err) {
+      // One replica that cannot follow must not keep the others from following, nor the failover
+      // from being done. The usual cause: it holds the start of a record the old primary never
+      // finished, across a WAL segment boundary, and the new primary's timeline overwrote that
+      // record's continuation (OVERWRITE_CONTRECORD): PostgreSQL cannot replay past it, and only a
+      // rebuild (pg_rewind) brings it back. It is marked so, and the outcome names it.
+      x.state.leftBehind.push(m.label);
+      await x.deps.db.update(instances).set({ state: 'needs_rebuild' }).where(eq(instances.id, m.id));
+      lines.push(`${m.label}: does not follow the new primary, marked needs rebuild: ${errorText(err)}`);
+    }
+  }
+  x.note({ command: `ALTER SYSTEM SET primary_conninfo on ${others.length} replica(s)`, stdout: lines.join('\n') || 'no other replica' });
+}
+
 export const drFailoverAction = defineHerdAction({
   name: 'dr-failover',
   label: 'DR failover',
@@ -80,15 +230,88 @@ export const drFailoverAction = defineHerdAction({
       help: 'Only when it is powered off or cut off from every client: pgherd then promotes without proving that it cannot accept writes.',
     }],
   },
-  plan: (h, { params }) => {
-    const p = drFailoverParams.parse(params);
+  plan: (h, { params: p }) => {
     const pair = drPair(h, p.candidateInstanceId);
-    if (typeof pair === 'string') return { steps: [], refused: pair, warnings: [] };
+    if (typeof pair === 'string') return refuse('topology', pair);
     const { old, cand } = pair;
     const lag = lagOf(old, cand);
-    const others = h.members.filter((m) => m.id !== old.id && m.id !== cand.id && m.state === 'running');
-    const after = h.members.map((m) => (m.id === cand.id ? { ...m, role: 'primary' as const, state: 'running' } : m.id === old.id ? { ...m, state: 'fenced' } : m));
+    const replicas = h.members.filter((m) => m.id !== old.id);
+    const others = replicas.filter((m) => m.id !== cand.id && m.state === 'running');
+    const after = h.members.map((m) => (m.id === cand.id ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null } : m.id === old.id ? { ...m, state: 'fenced' } : m));
+    const replayMs = p.replayDeadlineMs ?? 30_000;
+    const state = (): DrState => ({ oldLastLsn: old.lsn === null ? null : formatLsn(old.lsn), oldTimeline: old.timeline, lastSeenHow: 'as last observed by pgherd', leftBehind: [] });
+    const steps: ActionStep<DrState>[] = [{
+      name: 'ask the replicas and the DNS servers',
+      says: 'ask every replica for its received and replayed LSN, and the DNS servers whether they take pgherd\u2019s key (refused if no replica answers or a server refuses: nothing is changed)',
+      timeoutMs: 20_000,
+      run: (x) => preflight(h, old, x),
+    }, {
+      name: `fence ${old.label}`,
+      says: p.fencedByOperator
+        ? `fence ${old.label}: you confirm it is fenced (powered off or cut off); pgherd does not check. pgherd will not start it until it is rebuilt`
+        : `fence ${old.label}: proven when its port refuses connections, or when pgherd stops it over SSH (-m immediate) and its port then refuses them; anything else (no answer within ${FENCE_PROBE_MS / 1000} s, too many clients, an authentication or pg_hba error, SSH failing) stops the failover before anything is promoted. pgherd will not start it until it is rebuilt`,
+      timeoutMs: FENCE_STOP_MS + 3 * FENCE_PROBE_MS + 5_000,
+      run: (x) => fence(old, p, x),
+    }, {
+      name: 'choose the candidate',
+      says: p.candidateInstanceId
+        ? `check that ${cand.label} answers as a replica of the herd (its system identifier and timeline)`
+        : 'choose the reachable replica with the highest received LSN among those that report the herd\u2019s system identifier and timeline',
+      timeoutMs: 15_000,
+      run: (x) => pickCandidate(h, old, p, x),
+    }, {
+      name: 'let the candidate replay all it can',
+      says: `let it replay all it can of what it received (deadline ${replayMs / 1000} s)`,
+      timeoutMs: replayMs + 10_000,
+      run: async (x) => {
+        const { m, o } = chosen(x.state);
+        const received = o.receiveLsn;
+        if (!received) return void x.note({ stdout: 'skipped: it received nothing by streaming' });
+        const r = await replayWhatItCan(m, received, { signal: x.signal, deadlineMs: replayMs });
+        x.note({ stdout: r.how === 'all' ? `received ${received}, replayed all of it (${r.replayed ?? 'unknown'})`
+          : r.how === 'stalled' ? `received ${received}, replayed ${r.replayed ?? 'unknown'}: replay stopped there (${lsnDiff(received, r.replayed) ?? '?'} bytes short, the end of the last complete record; the rest can never be replayed)`
+          // Not lost: the promotion replays what is on disk before it ends recovery. It just takes longer.
+          : `still replaying after ${replayMs / 1000} s (at ${r.replayed ?? 'unknown'}): the promotion finishes the replay` });
+      },
+    }, {
+      name: 'promote the candidate',
+      says: 'promote it (pg_promote) and wait until it accepts writes',
+      timeoutMs: 90_000,
+      run: async (x) => {
+        const { m } = chosen(x.state);
+        const o = await promoteNow(m, x);
+        await recordNewPrimary(x.deps, m, o.timeline);
+        x.deps.outcome?.(outcomeOf(old, x.state));
+        x.note({ stdout: `${m.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
+      },
+    },
+    checkpointStep('checkpoint on the new primary', 'CHECKPOINT on the new primary', (s: DrState) => chosen(s).m),
+    ...dnsSteps(h, (s: DrState) => {
+      const { m: c } = chosen(s);
+      return h.members.map((m) => (m.id === c.id ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null } : m.id === old.id ? { ...m, state: 'fenced' } : m));
+    }, (r) => (p.candidateInstanceId ? describeRecordMove(r, after)
+      : `point ${r.name} (${r.type}, TTL ${r.ttl} s) where the herd says once the new primary accepts writes, then ask the zone\u2019s server until it answers so`)),
+    ...repointPoolerSteps(h.poolers, (s: DrState) => chosen(s).m, 'the new primary'),
+    {
+      name: 're-point the other replicas',
+      says: !others.length ? 'no other replica to re-point'
+        : `${p.candidateInstanceId ? `re-point the other replicas (${others.map((m) => m.label).join(', ')})` : 're-point the other replicas that answer'} to the new primary; one that cannot follow the new timeline (it holds the start of a record the old primary never finished) is marked needs rebuild`,
+      timeoutMs: 300_000,
+      run: async (x) => {
+        await repointOthers(replicas, x);
+        x.deps.outcome?.(outcomeOf(old, x.state));
+      },
+    }, {
+      name: 'record the new topology and the possible data loss',
+      says: `report the possible data loss: ${old.label}\u2019s last LSN seen minus what the new primary received`,
+      timeoutMs: 20_000,
+      run: async (x) => {
+        await refreshFleet(x.deps.db, { ids: replicas.map((m) => m.id), timeoutMs: 2000 });
+        x.note({ stdout: outcomeOf(old, x.state) });
+      },
+    }];
     return {
+      state,
       facts: [
         { label: 'Old primary', value: `${old.label} (${old.state})` },
         { label: 'Candidate', value: `${cand.label}${cand.site ? ` (site ${cand.site})` : ''}${p.candidateInstanceId ? '' : ', chosen again when it runs'}` },
@@ -96,25 +319,9 @@ export const drFailoverAction = defineHerdAction({
         ...h.dns.map((r) => ({ label: `DNS ${r.name}`, value: `${r.type} -> ${cand.hostname}, TTL ${r.ttl} s (clients may use the old answer for up to ${r.ttl} s)` })),
         { label: 'Possible data loss', value: lag === null ? 'unknown' : `${lag} bytes of WAL (${formatBytes(lag)}), as last observed; measured again when it runs` },
       ],
-      steps: [
-        'ask every replica for its received and replayed LSN, and the DNS servers whether they take pgherd\u2019s key (refused if no replica answers or a server refuses: nothing is changed)',
-        p.fencedByOperator
-          ? `fence ${old.label}: you confirm it is fenced (powered off or cut off); pgherd does not check. pgherd will not start it until it is rebuilt`
-          : `fence ${old.label}: proven when its port refuses connections, or when pgherd stops it over SSH (-m immediate) and its port then refuses them; anything else (no answer within ${FENCE_PROBE_MS / 1000} s, too many clients, an authentication or pg_hba error, SSH failing) stops the failover before anything is promoted. pgherd will not start it until it is rebuilt`,
-        p.candidateInstanceId
-          ? `check that ${cand.label} answers as a replica of the herd (its system identifier and timeline); let it replay all it can of what it received (deadline ${(p.replayDeadlineMs ?? 30_000) / 1000} s)`
-          : `choose the reachable replica with the highest received LSN among those that report the herd’s system identifier and timeline; let it replay all it can of what it received (deadline ${(p.replayDeadlineMs ?? 30_000) / 1000} s)`,
-        'promote it (pg_promote) and wait until it accepts writes; CHECKPOINT',
-        ...h.dns.map((r) => (p.candidateInstanceId ? describeRecordMove(r, after)
-          : `point ${r.name} (${r.type}, TTL ${r.ttl} s) where the herd says once the new primary accepts writes, then ask the zone’s server until it answers so`)),
-        ...h.poolers.map((pl) => `point PgBouncer ${pl.label} at the new primary (${pl.configFile}, RELOAD)`),
-        ...(!others.length ? [] : p.candidateInstanceId ? [`re-point the other replicas (${others.map((m) => m.label).join(', ')}) to the new primary`]
-          : ['re-point the other replicas that answer to the new primary']),
-        ...(others.length ? ['a replica that cannot follow the new timeline (it holds the start of a record the old primary never finished) is marked needs rebuild'] : []),
-        `report the possible data loss: ${old.label}\u2019s last LSN seen minus what the new primary received`,
-      ],
+      steps,
       warnings: [
-        ...(/^prod/i.test(h.environment) ? [`production: ${h.environment}`] : []),
+        ...productionWarning(h),
         'unplanned: transactions the old primary committed that no replica received are lost',
         // Not "if it runs as far as pgherd knows": the refresher seeing it die between plan and confirm must not change the plan.
         `${old.label} is stopped (-m immediate) if it still answers: use switchover for a planned change`,
@@ -122,156 +329,4 @@ export const drFailoverAction = defineHerdAction({
       ],
     };
   },
-  steps: (h, deps, { params }) => {
-    const p = drFailoverParams.parse(params);
-    const pair = drPair(h, p.candidateInstanceId);
-    if (typeof pair === 'string') throw new Error(pair);
-    const { old } = pair;
-    const replicas = h.members.filter((m) => m.id !== old.id);
-    let cand: InstanceRef;
-    let candObserved: Observed;
-    let oldLastLsn: string | null = old.lsn === null ? null : formatLsn(old.lsn);
-    let lastSeenHow = 'as last observed by pgherd';
-    let oldTimeline: number | null = old.timeline;
-    const others = () => replicas.filter((m) => m.id !== cand.id);
-    const after = () => h.members.map((m) => (m.id === cand.id ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null } : m.id === old.id ? { ...m, state: 'fenced' } : m));
-    const leftBehind: string[] = [];
-    const outcome = () => {
-      const received = candObserved.receiveLsn ?? candObserved.lsn ?? null;
-      const loss = oldLastLsn && received ? Math.max(0, lsnToNumber(oldLastLsn) - lsnToNumber(received)) : null;
-      return `${cand.label} is the primary; ${old.label} is fenced; possible data loss: ${loss === null ? 'unknown' : `${loss} bytes`}`
-        + ` (old primary\u2019s last LSN ${oldLastLsn ?? 'unknown'} ${lastSeenHow}, new primary received ${received ?? 'unknown'})`
-        + (leftBehind.length ? `; not following the new primary, marked needs rebuild: ${leftBehind.join(', ')}` : '');
-    };
-    const measure = () => observeOthers(old, h.members);
-    /** A member other than the recorded primary that accepts writes: promoting a third would make it worse. */
-    const splitBrain = (seen: { m: InstanceRef; o: Observed }[], after: string) => {
-      const writable = answeringAsPrimary(seen);
-      if (!writable.length) return;
-      throw new Error(`refused: ${writable.map(({ m, o }) => `${m.label} answers as a primary (timeline ${o.timeline})`).join(', ')}, though the inventory has ${old.label} as the herd's primary: `
-        + `it was promoted outside this failover. ${after} Find out which one clients write to; rebuild the other(s) from it`);
-    };
-    return [
-      step('ask the replicas and the DNS servers', async (ctx) => {
-        const seen = await measure();
-        const lines = seen.map(({ m, o }) => describeObserved(m, o));
-        ctx.note({ stdout: lines.join('\n') });
-        splitBrain(seen, 'Nothing was changed.');
-        if (!seen.some(({ o }) => o.reachable && o.inRecovery)) throw new Error('refused: no replica answers; nothing was changed');
-        lines.push(...(await dnsPreflight(h)));
-        ctx.note({ stdout: lines.join('\n') });
-      }, { timeoutMs: 20_000 }),
-      step(`fence ${old.label}`, async (ctx) => {
-        const lines: string[] = [];
-        if (p.fencedByOperator) {
-          lines.push(`fenced by the operator (${deps.operation?.requestedBy.username ?? 'unknown'}: powered off or cut off, as confirmed for this operation); pgherd did not check`);
-        } else {
-          // A saturated primary is the usual reason for a failover: only proof counts, never silence.
-          const o = await observe(old, FENCE_PROBE_MS);
-          lines.push(describeObserved(old, o));
-          if (o.reachable && o.inRecovery === false && o.lsn) {
-            oldLastLsn = o.lsn;
-            oldTimeline = o.timeline ?? oldTimeline;
-            lastSeenHow = 'when it was fenced';
-          }
-          if (!o.reachable && o.refused) {
-            lines.push(`its host refuses connections on port ${old.port}: nothing listens there`);
-          } else {
-            const r = await execNoted(deps, old, ctx, driverFor(old.controlDriver).stop(old, 'immediate'), FENCE_STOP_MS)
-              .catch((err: Error) => ({ code: -1, signal: null, stdout: '', stderr: err.message }));
-            const after = await observe(old, FENCE_PROBE_MS);
-            if (r.code !== 0 || after.reachable || !after.refused) {
-              const seen = o.reachable ? 'it answers' : `it did not answer within ${FENCE_PROBE_MS / 1000} s (${o.error})`;
-              const stop = r.code !== 0 ? `stopping it over SSH failed (${r.stderr.trim().split('\n').pop() || `exit ${r.code}`})`
-                : after.reachable ? 'it still answers after a stop' : `after a stop its port still does not refuse connections (${after.error})`;
-              ctx.note({ stdout: lines.join('\n') });
-              throw new Error(`refused: ${old.label} is not proven fenced: ${seen}, and ${stop}. It may still accept writes: promoting now could make two primaries. Nothing was promoted. `
-                + 'If you have fenced it yourself (powered it off, cut it off from every client), run the failover again with "I have fenced the old primary myself"');
-            }
-            lines.push('stopped over SSH (-m immediate); its port now refuses connections');
-          }
-        }
-        await deps.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, old.id));
-        ctx.note({ stdout: lines.join('\n') });
-      }, { timeoutMs: FENCE_STOP_MS + 3 * FENCE_PROBE_MS + 5_000 }),
-      step('choose the candidate', async (ctx) => {
-        // Measured again now that the old primary sends nothing more: the received LSNs are final.
-        const all = await measure();
-        splitBrain(all, `${old.label} was fenced; nothing was promoted.`);
-        const id = herdIdentity(h.systemIdentifier, all.map(({ o }) => o));
-        if (id.ambiguous) throw new Error(id.ambiguous);
-        const seen = all.filter(({ o }) => o.reachable && o.inRecovery).sort(byWal);
-        // The herd's timeline: its primary's as last seen (by the fence, else the inventory), else the replicas' highest.
-        const want = {
-          systemIdentifier: id.systemIdentifier,
-          timeline: oldTimeline ?? (Math.max(0, ...seen.map(({ o }) => o.timeline ?? 0)) || null),
-        };
-        const lines = seen.map(({ m, o }) => describeObserved(m, o));
-        const eligible = seen.filter(({ m, o }) => {
-          const why = identityProblem(m, o, want);
-          if (why) lines.push(`not a candidate: ${why}`);
-          return !why;
-        });
-        const pool = p.candidateInstanceId === undefined ? eligible : eligible.filter(({ m }) => m.id === p.candidateInstanceId);
-        if (!pool.length) {
-          ctx.note({ stdout: lines.join('\n') });
-          const asked = seen.find(({ m }) => m.id === p.candidateInstanceId);
-          throw new Error(p.candidateInstanceId === undefined
-            ? (seen.length ? 'no replica that answers is on the herd\'s system identifier and timeline; nothing was promoted' : 'no replica answers any more')
-            : asked ? `refused: ${identityProblem(asked.m, asked.o, want)}; nothing was promoted` : `the replica asked for (instance ${p.candidateInstanceId}) does not answer as a replica`);
-        }
-        cand = pool[0].m;
-        candObserved = pool[0].o;
-        ctx.note({ stdout: `${lines.join('\n')}\nchosen: ${cand.label}` });
-      }, { timeoutMs: 15_000 }),
-      step('let the candidate replay all it can', async (ctx) => {
-        const received = candObserved.receiveLsn;
-        if (!received) return void ctx.note({ stdout: 'skipped: it received nothing by streaming' });
-        const deadline = p.replayDeadlineMs ?? 30_000;
-        const r = await replayWhatItCan(cand, received, { signal: ctx.signal, deadlineMs: deadline });
-        ctx.note({ stdout: r.how === 'all' ? `received ${received}, replayed all of it (${r.replayed})`
-          : r.how === 'stalled' ? `received ${received}, replayed ${r.replayed}: replay stopped there (${lsnDiff(received, r.replayed)} bytes short, the end of the last complete record; the rest can never be replayed)`
-          // Not lost: the promotion replays what is on disk before it ends recovery. It just takes longer.
-          : `still replaying after ${deadline / 1000} s (at ${r.replayed ?? 'unknown'}): the promotion finishes the replay` });
-      }, { timeoutMs: (p.replayDeadlineMs ?? 30_000) + 10_000 }),
-      step('promote the candidate', async (ctx) => {
-        const o = await promoteNow(cand, ctx);
-        await recordNewPrimary(deps, cand, o.timeline);
-        deps.outcome?.(outcome());
-        ctx.note({ stdout: `${cand.label} accepts writes on timeline ${o.timeline}` });
-      }, { timeoutMs: 90_000 }),
-      checkpointStep('checkpoint on the new primary', () => cand),
-      ...dnsSteps(h, deps, after),
-      ...repointPoolerSteps(h.poolers, deps, () => cand),
-      step('re-point the other replicas', async (ctx) => {
-        const lines: string[] = [];
-        for (const m of others()) {
-          if (!(await observe(m, 2000)).reachable) {
-            lines.push(`${m.label}: does not answer, left as it is (re-point or rebuild it later)`);
-            continue;
-          }
-          try {
-            const o = await pointAt(m, cand, deps, ctx, { resumeReplay: true, timeoutMs: FOLLOW_MS });
-            lines.push(`${m.label}: streaming timeline ${o.walReceiver?.receivedTli} from ${o.walReceiver?.senderHost}:${o.walReceiver?.senderPort}`);
-          } catch (err) {
-            // One replica that cannot follow must not keep the others from following, nor the failover
-            // from being done. The usual cause: it holds the start of a record the old primary never
-            // finished, across a WAL segment boundary, and the new primary's timeline overwrote that
-            // record's continuation (OVERWRITE_CONTRECORD): PostgreSQL cannot replay past it, and only a
-            // rebuild (pg_rewind) brings it back. It is marked so, and the outcome names it.
-            leftBehind.push(m.label);
-            await deps.db.update(instances).set({ state: 'needs_rebuild' }).where(eq(instances.id, m.id));
-            lines.push(`${m.label}: does not follow the new primary, marked needs rebuild: ${(err as Error).message}`);
-          }
-        }
-        ctx.note({ command: `ALTER SYSTEM SET primary_conninfo on ${others().length} replica(s)`, stdout: lines.join('\n') || 'no other replica' });
-        deps.outcome?.(outcome());
-      }, { timeoutMs: 300_000 }),
-      step('record the new topology and the possible data loss', async (ctx) => {
-        await refreshFleet(deps.db, { ids: replicas.map((m) => m.id), timeoutMs: 2000 });
-        ctx.note({ stdout: outcome() });
-      }, { timeoutMs: 20_000 }),
-    ];
-  },
 });
-

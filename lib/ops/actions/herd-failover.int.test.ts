@@ -11,13 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '@/db/client';
 import { migrateDatabase } from '@/db/migrate';
 import { herds, instances, operations, operationSteps, operationTargets, servers } from '@/db/schema';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
 import { lookup } from '@/lib/dns/rfc2136';
 import { allowSsh, dnsConfigWithWrongKey, crash as crashInstance, livePrimary as labPrimary, refuseSsh, restoredCopy } from '@/lib/lab/faults';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { showDatabases } from '@/lib/pgbouncer/admin';
+import { poolerConsole } from '../pooler-steps';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { startWriter } from '@/lib/testing/writer';
 import type { AnyAction } from '../define-action';
 import { loadInstanceRefs, type InstanceRef } from '../instance-ref';
@@ -63,9 +65,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.close();
-  await queue?.close();
-  producer?.disconnect();
-  await closeDb?.();
+  await ifAssigned(queue)?.close();
+  ifAssigned(producer)?.disconnect();
+  await ifAssigned(closeDb)?.();
   await stopLab(LAB_FILE);
 });
 
@@ -110,7 +112,8 @@ const crash = (i: LabInstance) => crashInstance(lab, i);
 function startBallast(dsn: string) {
   let stopping = false;
   let batches = 0;
-  const done = (async () => {
+  // A named function, not an IIFE: TypeScript would read `stopping` as the false it starts as.
+  const insertUntilStopped = async () => {
     const c = new pg.Client({ connectionString: dsn });
     c.on('error', () => {});
     await c.connect();
@@ -123,7 +126,8 @@ function startBallast(dsn: string) {
       }
     }
     await c.end().catch(() => {});
-  })();
+  };
+  const done = insertUntilStopped();
   return { batches: () => batches, stop: async () => { stopping = true; await done; } };
 }
 
@@ -162,7 +166,7 @@ describe('switchover', () => {
     expect(await senderOf(third)).toBe(neu.address);
     // DNS, asked of BIND, and PgBouncer, asked of itself, point at the new primary.
     expect(await answer('alpha')).toEqual([neu.server]);
-    const entry = (await showDatabases({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment })).get(pooler!.databases[0]!)!;
+    const entry = (await showDatabases(poolerConsole({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment }))).get(pooler!.databases[0]!)!;
     expect(entry).toMatchObject({ host: neu.address, port: neu.port, paused: false });
     // The inventory says so.
     const inv = await byServer('alpha');
@@ -244,7 +248,7 @@ describe('switchover undone', () => {
       expect(writer.errors).toEqual([]);
       const { n } = (await query<{ n: string }>(url(old), 'SELECT count(*) AS n FROM undo_writes WHERE n = ANY($1::int[])', [writer.acked]))[0]!;
       expect(Number(n)).toBe(writer.acked.length);
-      expect((await showDatabases({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment })).get(pooler!.databases[0]!)).toMatchObject({ host: old.address, paused: false });
+      expect((await showDatabases(poolerConsole({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment }))).get(pooler!.databases[0]!)).toMatchObject({ host: old.address, paused: false });
       expect(await answer('alpha')).toEqual([old.server]);
     } finally {
       await writer.stop();
@@ -276,7 +280,7 @@ describe('switchover whose promotion outlives its deadline', () => {
     expect(primaries).toEqual([cand.server]);
     expect(targets[0]!.outcome).toMatch(new RegExp(`${cand.server}:\\d+ finished its promotion after the switchover gave up on it|pg_promote was sent to ${cand.server}`));
     // PgBouncer was resumed, pointing at the one primary; the old primary is fenced in the inventory.
-    expect((await showDatabases({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment })).get(pooler!.databases[0]!)).toMatchObject({ host: cand.address, paused: false });
+    expect((await showDatabases(poolerConsole({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment }))).get(pooler!.databases[0]!)).toMatchObject({ host: cand.address, paused: false });
     expect((await byServer('alpha')).get(old.server)!.state).toBe('fenced');
     // Mend alpha for the tests after this one: the old primary rebuilt from the new, the third re-pointed.
     expect((await runRebuild((await byServer('alpha')).get(old.server)!))!.status).toBe('succeeded');
@@ -464,7 +468,7 @@ describe('DR failover', () => {
     // alpha's PgBouncer follows too.
     const pooler = lab.pgbouncer[0];
     const alpha = await livePrimary('alpha');
-    expect((await showDatabases({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment })).get(pooler!.databases[0]!)).toMatchObject({ host: alpha.address, port: alpha.port });
+    expect((await showDatabases(poolerConsole({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment }))).get(pooler!.databases[0]!)).toMatchObject({ host: alpha.address, port: alpha.port });
     await query(pooler!.dsn, 'INSERT INTO writes (n) VALUES (-2)');
   }, 180_000);
 

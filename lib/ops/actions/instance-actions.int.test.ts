@@ -5,12 +5,13 @@ import { chownSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:f
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instances } from '@/db/schema';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
 import { query } from '@/lib/lab/postgres';
 import { SshPool } from '@/lib/ssh/ssh-client';
 import { runAction } from '@/lib/testing/run-action';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
-import type { ActionDef } from '../define-action';
+import type { InstanceAction } from '../define-action';
 import { loadInstanceRefs, type InstanceRef } from '../instance-ref';
 import { reloadAction } from './reload.action';
 import { restartAction } from './restart.action';
@@ -29,11 +30,11 @@ beforeAll(async () => {
   for (const r of all) if (r.environment === 'production' && r.herd === 'identity') refs[r.role === 'primary' ? 'primary' : refs.replica ? 'replica2' : 'replica'] = r;
 });
 afterAll(async () => {
-  await ssh?.close();
-  await t?.close();
+  await ifAssigned(ssh)?.close();
+  await ifAssigned(t)?.close();
 });
 
-const run = (action: ActionDef, target: InstanceRef) => runAction(t.db, ssh, action, target.id);
+const run = (action: InstanceAction, target: InstanceRef) => runAction(t.db, ssh, action, target.id);
 
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
 const portOpen = (r: InstanceRef) => new Promise<boolean>((resolve) => {

@@ -1,31 +1,42 @@
 import { defineAction } from '../define-action';
 import { observe, waitObserved, type Observed } from '../observe';
-import { step } from '../pipeline';
 import { refreshStep, sshControlStep } from './control-steps';
+
+interface ReloadState {
+  before?: Date;
+  after?: Observed;
+}
 
 export const reloadAction = defineAction({
   name: 'reload',
   label: 'Reload configuration',
   permission: 'operator',
   dangerous: false,
+  state: (): ReloadState => ({}),
   plan: (t) => ({
-    steps: [`${t.controlDriver} reload on ${t.ssh.host}`, 'wait until pg_conf_load_time() has moved'],
+    steps: [{
+      name: 'read the configuration load time',
+      says: 'read pg_conf_load_time() (it must be running)',
+      timeoutMs: 10_000,
+      run: async (x) => {
+        const o = await observe(t);
+        if (!o.reachable) throw new Error(`${t.label} is not running (${o.error ?? 'no reason given'})`);
+        if (!o.confLoadTime) throw new Error(`${t.label} did not say when it last loaded its configuration`);
+        x.state.before = o.confLoadTime;
+      },
+    },
+    sshControlStep(t, 'reload', 'reload'),
+    {
+      name: 'wait until the configuration is reloaded',
+      says: 'wait until pg_conf_load_time() has moved',
+      timeoutMs: 40_000,
+      run: async (x) => {
+        const { before } = x.state;
+        if (!before) throw new Error('the load time before the reload was not read');
+        x.state.after = await waitObserved(t, 'configuration reloaded', (o) => o.reachable && !!o.confLoadTime && o.confLoadTime > before, { signal: x.signal, timeoutMs: 30_000 });
+      },
+    },
+    refreshStep(t, (s) => s.after)],
     warnings: [],
   }),
-  steps: (t, deps) => {
-    let before: Date | undefined;
-    let after: Observed | undefined;
-    return [
-      step('read the configuration load time', async () => {
-        const o = await observe(t);
-        if (!o.reachable) throw new Error(`${t.label} is not running (${o.error})`);
-        before = o.confLoadTime;
-      }, { timeoutMs: 10_000 }),
-      sshControlStep(t, deps, 'reload', 'reload'),
-      step('wait until the configuration is reloaded', async (ctx) => {
-        after = await waitObserved(t, 'configuration reloaded', (x) => x.reachable && !!x.confLoadTime && x.confLoadTime > before!, { signal: ctx.signal, timeoutMs: 30_000 });
-      }, { timeoutMs: 40_000 }),
-      refreshStep(t, deps, () => after),
-    ];
-  },
 });

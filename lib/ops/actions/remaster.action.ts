@@ -4,10 +4,9 @@ import { defineAction } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
 import { herdPrimary } from '../herd-primary';
 import { observe } from '../observe';
-import { step } from '../pipeline';
+import { refuse } from '../refusal';
 import { pointAt } from '../topology-steps';
 import { refreshStep } from './control-steps';
-
 
 export const remasterParams = z.object({
   /** The member to stream from; left out: the herd's primary. */
@@ -48,38 +47,38 @@ export const remasterAction = defineAction({
     }],
   },
   plan: (t, { members, params }) => {
-    const up = chooseUpstream(t, members, remasterParams.parse(params).upstreamInstanceId);
-    const ok = typeof up !== 'string';
+    if (t.role === 'primary') return refuse('not-applicable', 'it is a primary: only replicas follow an upstream');
+    const chosen = params.upstreamInstanceId;
+    const up = chooseUpstream(t, members, chosen);
+    if (typeof up === 'string') return refuse('topology', up);
     return {
-      steps: !ok ? [] : [
-        `ALTER SYSTEM SET primary_conninfo to ${up.label}${up.role === 'replica' ? ' (a replica: cascading replication)' : ''}`,
-        t.pgVersion >= 13 ? 'reload the configuration' : `${t.controlDriver} restart (PostgreSQL before 13 reads primary_conninfo at start only)`,
-        `wait until pg_stat_wal_receiver streams from ${up.host}:${up.port}`,
-      ],
-      refused: t.role === 'primary' ? 'it is a primary: only replicas follow an upstream' : !ok ? up : undefined,
-      warnings: ok && t.upstreamId === up.id ? [`it streams from ${up.label} already: it will reconnect`] : [],
+      steps: [{
+        name: 'check the new upstream',
+        says: `check that ${up.label} answers${chosen === undefined ? ' as the primary' : ''}${up.role === 'replica' ? ' and streams itself' : ''}`,
+        timeoutMs: 10_000,
+        run: async (x) => {
+          const o = await observe(up);
+          if (!o.reachable) throw refuse('unreachable', `${up.label} does not answer (${o.error ?? 'no reason given'}); nothing was changed`);
+          if (o.inRecovery && chosen === undefined) throw refuse('topology', `${up.label} does not answer as a primary (in recovery); nothing was changed`);
+          // A replica passes on only what it receives: it must be streaming itself.
+          if (o.inRecovery && o.walReceiver?.status !== 'streaming') throw refuse('topology', `${up.label} is a replica that is not streaming: it would pass on nothing; nothing was changed`);
+          x.note({ stdout: `new upstream: ${up.label} (${o.inRecovery ? 'replica' : 'primary'})` });
+        },
+      }, {
+        name: 'set primary_conninfo and wait until it streams from the new upstream',
+        says: [
+          `ALTER SYSTEM SET primary_conninfo to ${up.label}${up.role === 'replica' ? ' (a replica: cascading replication)' : ''}`,
+          t.pgVersion >= 13 ? 'reload the configuration' : `${t.controlDriver} restart (PostgreSQL before 13 reads primary_conninfo at start only)`,
+          `wait until pg_stat_wal_receiver streams from ${up.host}:${up.port}`,
+        ].join('; '),
+        timeoutMs: 200_000,
+        run: async (x) => {
+          const o = await pointAt(t, up, x.deps, x);
+          x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}` });
+        },
+      },
+      refreshStep(t)],
+      warnings: t.upstreamId === up.id ? [`it streams from ${up.label} already: it will reconnect`] : [],
     };
-  },
-  steps: (t, deps, { members, params }) => {
-    let up: InstanceRef;
-    return [
-      step('check the new upstream', async (ctx) => {
-        const chosen = remasterParams.parse(params).upstreamInstanceId;
-        const u = chooseUpstream(t, members, chosen);
-        if (typeof u === 'string') throw new Error(u);
-        const o = await observe(u);
-        if (!o.reachable) throw new Error(`${u.label} does not answer (${o.error})`);
-        if (o.inRecovery && chosen === undefined) throw new Error(`${u.label} does not answer as a primary (in recovery)`);
-        // A replica passes on only what it receives: it must be streaming itself.
-        if (o.inRecovery && o.walReceiver?.status !== 'streaming') throw new Error(`${u.label} is a replica that is not streaming: it would pass on nothing`);
-        up = u;
-        ctx.note({ stdout: `new upstream: ${u.label} (${o.inRecovery ? 'replica' : 'primary'})` });
-      }, { timeoutMs: 10_000 }),
-      step('set primary_conninfo and wait until it streams from the new upstream', async (ctx) => {
-        const o = await pointAt(t, up, deps, ctx);
-        ctx.note({ stdout: `streaming from ${o.walReceiver?.senderHost}:${o.walReceiver?.senderPort}` });
-      }, { timeoutMs: 200_000 }),
-      refreshStep(t, deps),
-    ];
   },
 });

@@ -1,34 +1,49 @@
 import { commonWarnings, defineAction } from '../define-action';
 import { observe, waitObserved, type Observed } from '../observe';
-import { step } from '../pipeline';
+import { refuse } from '../refusal';
 import { refreshStep, sshControlStep } from './control-steps';
+
+interface RestartState {
+  before?: Date;
+  after?: Observed;
+}
 
 export const restartAction = defineAction({
   name: 'restart',
   label: 'Restart',
   permission: 'operator',
   dangerous: true,
-  plan: (t) => ({
-    steps: [`${t.controlDriver} restart -m fast on ${t.ssh.host} (${t.dataDirectory})`, 'wait until the postmaster start time has moved'],
-    refused: t.state === 'fenced' ? 'fenced after a failover: rebuild it before starting it again' : undefined,
-    warnings: commonWarnings(t),
-  }),
-  steps: (t, deps) => {
-    let before: Date | undefined;
-    let after: Observed | undefined;
-    return [
-      step('read the postmaster start time', async (ctx) => {
-        const o = await observe(t);
-        if (!o.reachable) throw new Error(`${t.label} is not running (${o.error}); use start`);
-        before = o.startTime;
-        ctx.note({ stdout: `started at ${before?.toISOString()}` });
-      }, { timeoutMs: 10_000 }),
-      sshControlStep(t, deps, 'restart', 'restart'),
-      step('wait until restarted', async (ctx) => {
-        after = await waitObserved(t, 'restarted', (x) => x.reachable && !!x.startTime && x.startTime > before!, { signal: ctx.signal });
-        ctx.note({ stdout: `started at ${after.startTime?.toISOString()}` });
-      }, { timeoutMs: 90_000 }),
-      refreshStep(t, deps, () => after),
-    ];
+  state: (): RestartState => ({}),
+  plan: (t) => {
+    if (t.state === 'fenced') return refuse('not-applicable', 'fenced after a failover: rebuild it before starting it again');
+    return {
+      steps: [{
+        name: 'read the postmaster start time',
+        says: 'read the postmaster start time (it must be running: use start otherwise)',
+        timeoutMs: 10_000,
+        run: async (x) => {
+          const o = await observe(t);
+          if (!o.reachable) throw new Error(`${t.label} is not running (${o.error ?? 'no reason given'}); use start`);
+          if (!o.startTime) throw new Error(`${t.label} did not say when its postmaster started`);
+          x.state.before = o.startTime;
+          x.note({ stdout: `started at ${o.startTime.toISOString()}` });
+        },
+      },
+      sshControlStep(t, 'restart', 'restart'),
+      {
+        name: 'wait until restarted',
+        says: 'wait until the postmaster start time has moved',
+        timeoutMs: 90_000,
+        run: async (x) => {
+          const { before } = x.state;
+          if (!before) throw new Error('the start time before the restart was not read');
+          const after = await waitObserved(t, 'restarted', (o) => o.reachable && !!o.startTime && o.startTime > before, { signal: x.signal });
+          x.state.after = after;
+          x.note({ stdout: `started at ${after.startTime?.toISOString() ?? 'unknown'}` });
+        },
+      },
+      refreshStep(t, (s) => s.after)],
+      warnings: commonWarnings(t),
+    };
   },
 });

@@ -1,25 +1,31 @@
+import type { Observed } from '../observe';
 import { commonWarnings, defineAction } from '../define-action';
-import { waitObserved, type Observed } from '../observe';
-import { step } from '../pipeline';
+import { waitObserved } from '../observe';
 import { refreshStep, sshControlStep } from './control-steps';
+
+interface StopState {
+  after?: Observed;
+}
 
 export const stopAction = defineAction({
   name: 'stop',
   label: 'Stop (fast)',
   permission: 'operator',
   dangerous: true,
+  state: (): StopState => ({}),
   plan: (t) => ({
-    steps: [`${t.controlDriver} stop -m fast on ${t.ssh.host} (${t.dataDirectory})`, `wait until ${t.host}:${t.port} refuses connections`],
+    steps: [
+      sshControlStep(t, 'stop', 'stop (fast)'),
+      {
+        name: 'wait until the port refuses connections',
+        says: `wait until ${t.host}:${t.port} refuses connections`,
+        timeoutMs: 90_000,
+        run: async (x) => {
+          x.state.after = await waitObserved(t, 'stopped', (o) => !o.reachable && o.refused === true, { signal: x.signal });
+        },
+      },
+      refreshStep(t, (s) => s.after),
+    ],
     warnings: commonWarnings(t),
   }),
-  steps: (t, deps) => {
-    let after: Observed | undefined;
-    return [
-      sshControlStep(t, deps, 'stop', 'stop (fast)'),
-      step('wait until the port refuses connections', async (ctx) => {
-        after = await waitObserved(t, 'stopped', (o) => !o.reachable && !!o.refused, { signal: ctx.signal });
-      }, { timeoutMs: 90_000 }),
-      refreshStep(t, deps, () => after),
-    ];
-  },
 });

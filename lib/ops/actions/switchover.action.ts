@@ -5,22 +5,24 @@
 // primary is started again as primary when no replica was promoted.
 import { eq, inArray } from 'drizzle-orm';
 import { z } from 'zod';
-import { idText } from '@/lib/admin/parse-id';
 import { instances } from '@/db/schema';
-import { lsnToNumber } from '@/lib/inventory/lsn';
+import { idText } from '@/lib/admin/parse-id';
 import { formatBytes } from '@/lib/admin/format';
+import { lsnToNumber } from '@/lib/inventory/lsn';
+import { bytesOrUnknown, chooseCandidate, lagOf } from '../candidates';
+import { defineHerdAction, productionWarning, type ActionDeps, type ActionStep, type RunContext } from '../define-action';
+import { describeRecordMove, dnsPreflight, dnsSteps } from '../dns-steps';
 import { binDir, driverFor } from '../drivers';
-import { defineHerdAction, type ActionDeps } from '../define-action';
-import { describeRecordMove, dnsSteps, dnsPreflight } from '../dns-steps';
-import type { HerdRef } from '../herd-ref';
+import { errorText } from '../errors';
+import type { HerdRef, PoolerRef } from '../herd-ref';
+import { herdIdentity, identityProblem } from '../identity';
 import type { InstanceRef } from '../instance-ref';
 import { observe, waitObserved } from '../observe';
-import { step, type StepContext } from '../pipeline';
+import type { StepContext } from '../pipeline';
 import { checkPooler, pausePooler, repointPooler, resumePooler } from '../pooler-steps';
-import { bytesOrUnknown, chooseCandidate, lagOf } from '../candidates';
+import { refuse, type RefusalCode } from '../refusal';
 import { refreshFleet } from '../refresher';
-import { herdIdentity, identityProblem } from '../identity';
-import { checkpointStep, describeObserved, lsnDiff, pointAt, promoteNow, recordNewPrimary, rejoinSteps } from '../topology-steps';
+import { checkpointStep, describeObserved, lsnDiff, pointAt, promoteNow, recordNewPrimary, rejoinSteps, type RejoinState } from '../topology-steps';
 import { execNotedOk } from './control-steps';
 
 export const DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024;
@@ -40,11 +42,12 @@ export const switchoverParams = z.object({
 
 /** The herd's running primary and the candidate, per the inventory; or why the switchover cannot be. */
 export function switchoverPair(h: HerdRef, candidateId?: number): { old: InstanceRef; cand: InstanceRef } | string {
-  const primaries = h.members.filter((m) => m.role === 'primary' && m.state === 'running');
-  if (primaries.length !== 1) return primaries.length ? `the herd has ${primaries.length} running primaries` : 'the herd has no running primary: use DR failover';
+  const [old, ...more] = h.members.filter((m) => m.role === 'primary' && m.state === 'running');
+  if (!old) return 'the herd has no running primary: use DR failover';
+  if (more.length) return `the herd has ${more.length + 1} running primaries`;
   const cand = chooseCandidate(h.members, candidateId);
   if (typeof cand === 'string') return cand;
-  return { old: primaries[0], cand };
+  return { old, cand };
 }
 
 /** The herd as it is once the candidate is the primary and everyone else follows it. */
@@ -56,10 +59,121 @@ function membersAfter(h: HerdRef, old: InstanceRef, cand: InstanceRef): Instance
 /** "Latest checkpoint location" of a stopped cluster, read with pg_controldata; refuses one not shut down cleanly. */
 async function shutdownCheckpoint(t: InstanceRef, deps: ActionDeps, ctx: StepContext): Promise<string> {
   const { stdout } = await execNotedOk(deps, t, ctx, [`${binDir(t.pgVersion)}/pg_controldata`, '-D', t.dataDirectory], 15_000);
-  const state = /^Database cluster state:\s+(.+)$/m.exec(stdout)?.[1].trim();
+  const state = /^Database cluster state:\s+(.+)$/m.exec(stdout)?.[1]?.trim();
   const lsn = /^Latest checkpoint location:\s+([0-9A-F]+\/[0-9A-F]+)$/m.exec(stdout)?.[1];
   if (state !== 'shut down' || !lsn) throw new Error(`${t.label} is not cleanly shut down (pg_controldata says "${state ?? 'nothing'}")`);
   return lsn;
+}
+
+/** What the steps of one switchover tell each other. */
+interface SwitchoverState extends RejoinState {
+  /** The old primary's stop was sent. */
+  stopping: boolean;
+  /** The candidate accepts writes. */
+  promoted: boolean;
+  /** pg_promote went out: the promotion may complete whatever this worker sees, so the old primary is never started again as a primary. */
+  promoteSent: boolean;
+  promoteAttempt: Promise<unknown> | null;
+  /** The poolers already pointed at the candidate. */
+  repointed: Set<number>;
+}
+
+interface Pair {
+  old: InstanceRef;
+  cand: InstanceRef;
+  maxLag: number;
+}
+
+/**
+ * Refuses unless every member answers, is the herd's and on the primary's timeline, the old primary
+ * answers as the primary, the candidate as a streaming replica less than `maxLag` behind, and every
+ * DNS server and PgBouncer answers. Returns the record's lines.
+ */
+async function preflight(h: HerdRef, { old, cand, maxLag }: Pair, x: RunContext<unknown>): Promise<string[]> {
+  const seen = await Promise.all(h.members.map(async (m) => ({ m, o: await observe(m, 2000) })));
+  const lines = seen.map(({ m, o }) => describeObserved(m, o));
+  const fail = (code: RefusalCode, why: string) => {
+    x.note({ stdout: lines.join('\n') });
+    return refuse(code, `${why}; nothing was changed`);
+  };
+  const down = seen.filter(({ o }) => !o.reachable);
+  if (down.length) throw fail('unreachable', `${down.map(({ m }) => m.label).join(', ')} does not answer: every member must`);
+  const po = seen.find(({ m }) => m.id === old.id)?.o;
+  const co = seen.find(({ m }) => m.id === cand.id)?.o;
+  if (!po || !co) throw new Error('the old primary and the candidate are members of the herd');
+  if (po.inRecovery) throw fail('topology', `${old.label} answers as a replica, not as the primary`);
+  // Every member is promoted or re-pointed below: each must be the herd's, on the primary's timeline.
+  const id = herdIdentity(h.systemIdentifier, seen.map(({ o }) => o));
+  if (id.ambiguous) throw fail('identity', id.ambiguous);
+  const want = { systemIdentifier: id.systemIdentifier, timeline: po.timeline ?? null };
+  for (const { m, o } of seen) {
+    const why = identityProblem(m, o, want);
+    if (why) throw fail('identity', why);
+  }
+  if (!co.inRecovery) throw fail('split-brain', `${cand.label} answers as a primary`);
+  if (co.walReceiver?.status !== 'streaming') throw fail('unreachable', `${cand.label} is not streaming (${co.walReceiver?.status ?? 'no WAL receiver'})`);
+  const lag = lsnDiff(po.lsn, co.lsn) ?? Infinity;
+  if (lag > maxLag) throw fail('lag', `${cand.label} has ${formatBytes(lag)} left to replay (limit ${formatBytes(maxLag)})`);
+  lines.push(...(await dnsPreflight(h)));
+  for (const pl of h.poolers) lines.push(await checkPooler(pl, x.deps, x));
+  return lines;
+}
+
+/** The pause's undo: resumed always; once the candidate is promoted, pointed at it first. */
+async function resumeAlways(pl: PoolerRef, cand: InstanceRef, x: RunContext<SwitchoverState>): Promise<void> {
+  const lines: string[] = [];
+  let failed: Error | null = null;
+  try {
+    // Promoted but not yet re-pointed (a DNS step failed, say): point it at the new primary first.
+    if (x.state.promoted && !x.state.repointed.has(pl.id)) lines.push(await repointPooler(pl, cand, x.deps, x));
+  } catch (err) {
+    failed = err instanceof Error ? err : new Error(errorText(err)); // resumed all the same: clients must not wait forever on a pause
+    lines.push(`not re-pointed: ${errorText(err)}`);
+  }
+  lines.push(await resumePooler(pl, x));
+  x.note({ stdout: lines.join('\n') });
+  if (failed) throw failed;
+}
+
+/**
+ * The stop's undo: the old primary is started again as primary when no replica was promoted; never
+ * once pg_promote was sent (then it stays stopped and fenced, whichever way the promotion went).
+ */
+async function startOldUnlessPromoted({ old, cand }: Pair, x: RunContext<SwitchoverState>): Promise<void> {
+  const { state } = x;
+  if (!state.stopping || state.promoted) return void x.note({ stdout: `skipped: ${state.promoted ? `${cand.label} was promoted` : `${old.label} was not stopped`}` });
+  // A promotion given up on may still be under way: let the attempt settle (it sends nothing once stopped).
+  if (state.promoteAttempt) await Promise.race([state.promoteAttempt.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
+  if (state.promoteSent) {
+    // A promotion sent usually completes within a second: give it PROMOTE_SETTLE_MS to show which way it went.
+    const co = await waitObserved(cand, 'out of recovery', (o) => o.reachable && o.inRecovery === false, { signal: x.signal, timeoutMs: PROMOTE_SETTLE_MS, everyMs: 50 })
+      .catch(() => observe(cand, 2000));
+    if (co.reachable && co.inRecovery === false) {
+      state.promoted = true; // the PgBouncer cleanups point at it before they resume
+      const text = `${cand.label} finished its promotion after the switchover gave up on it: it is the primary; ${old.label} stays stopped (never started as a second primary). DNS, the other replicas and ${old.label} were not moved: refresh DNS, re-point them, rebuild ${old.label}`;
+      x.deps.outcome?.(text);
+      await recordNewPrimary(x.deps, cand, co.timeline);
+      await x.deps.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, old.id));
+      return void x.note({ stdout: text });
+    }
+    const text = `pg_promote was sent to ${cand.label}, which ${co.reachable ? 'has not left recovery' : `does not answer (${co.error ?? 'no reason given'})`}: its promotion may still complete, so ${old.label} stays stopped rather than risk two primaries. The herd may have no primary: check ${cand.label}, then refresh DNS, or, once ${cand.label} is stopped, set ${old.label}'s state in the inventory and start it`;
+    x.deps.outcome?.(text);
+    // pgherd will not start it either until someone who has looked says so (a rebuild, or its state changed by an admin).
+    await x.deps.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, old.id));
+    throw new Error(text);
+  }
+  if ((await observe(old, 2000)).reachable) return void x.note({ stdout: `skipped: ${old.label} answers` });
+  await execNotedOk(x.deps, old, x, driverFor(old.controlDriver).start(old));
+  await waitObserved(old, 'accepting writes', (o) => o.reachable && o.inRecovery === false, { signal: x.signal, timeoutMs: 60_000 });
+  x.note({ stdout: `${old.label} is the primary again` });
+}
+
+/** The inventory once it is done: the candidate is the primary, everyone else streams from it. */
+async function recordTopology(h: HerdRef, { old, cand }: Pair, others: InstanceRef[], deps: ActionDeps): Promise<void> {
+  await deps.db.update(instances).set({ role: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0 }).where(eq(instances.id, cand.id));
+  await deps.db.update(instances).set({ role: 'replica', upstreamInstanceId: cand.id }).where(inArray(instances.id, [old.id, ...others.map((m) => m.id)]));
+  await refreshFleet(deps.db, { ids: h.members.map((m) => m.id), timeoutMs: 2000 });
+  deps.outcome?.(`${cand.label} is the primary; ${old.label} streams from it; no committed transaction lost`);
 }
 
 export const switchoverAction = defineHerdAction({
@@ -77,173 +191,116 @@ export const switchoverAction = defineHerdAction({
       help: 'A running replica of the herd.',
     }],
   },
-  plan: (h, { params }) => {
-    const p = switchoverParams.parse(params);
+  state: (): SwitchoverState => ({ stopping: false, promoted: false, promoteSent: false, promoteAttempt: null, repointed: new Set(), rewound: false }),
+  plan: (h, { params: p }) => {
     const maxLag = p.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES;
-    const pair = switchoverPair(h, p.candidateInstanceId);
-    if (typeof pair === 'string') return { steps: [], refused: pair, warnings: [] };
+    const chosen = switchoverPair(h, p.candidateInstanceId);
+    if (typeof chosen === 'string') return refuse('topology', chosen);
+    const pair = { ...chosen, maxLag };
     const { old, cand } = pair;
     const lag = lagOf(old, cand);
     const others = h.members.filter((m) => m.id !== old.id && m.id !== cand.id);
     const after = membersAfter(h, old, cand);
+    const catchUpMs = p.catchUpDeadlineMs ?? 30_000;
     return {
       facts: [
         { label: 'Old primary', value: old.label },
         { label: 'New primary', value: `${cand.label}${cand.site ? ` (site ${cand.site})` : ''}` },
         { label: 'Lag now', value: `${bytesOrUnknown(lag)} (limit ${formatBytes(maxLag)})` },
-        ...h.dns.map((r) => ({ label: `DNS ${r.name}`, value: `${r.type} -> ${after.find((m) => m.id === cand.id)!.hostname}, TTL ${r.ttl} s` })),
+        ...h.dns.map((r) => ({ label: `DNS ${r.name}`, value: `${r.type} -> ${cand.hostname}, TTL ${r.ttl} s` })),
         { label: 'Committed transactions lost', value: 'none: the candidate replays everything the old primary wrote before it is promoted' },
       ],
-      steps: [
-        `pre-flight: every member answers, ${cand.label} streams and is less than ${formatBytes(maxLag)} behind, the DNS servers answer${h.poolers.length ? ', the PgBouncers answer' : ''}`,
-        `CHECKPOINT on ${old.label} (keeps its clean stop short)`,
-        ...h.poolers.map((pl) => `PAUSE ${pl.databases.join(', ')} on PgBouncer ${pl.label}: new queries wait (RESUME always follows, whatever happens)`),
-        `stop ${old.label} cleanly (${old.controlDriver} stop -m fast); should the switchover stop before pg_promote is sent to ${cand.label}, it is started again as primary (once it is sent, never: it stays stopped and fenced)`,
-        `wait until ${cand.label} has replayed ${old.label}\u2019s shutdown checkpoint (pg_controldata)`,
-        `promote ${cand.label} (pg_promote) and wait until it accepts writes`,
-        ...h.dns.map((r) => describeRecordMove(r, after)),
-        ...h.poolers.map((pl) => `point PgBouncer ${pl.label} at ${cand.label} (${pl.configFile}, RELOAD), then RESUME`),
-        `CHECKPOINT on ${cand.label}`,
-        ...others.map((m) => `re-point ${m.label} to ${cand.label}`),
-        `${old.label} becomes a replica of ${cand.label}: pg_rewind (pg_basebackup if it cannot), start, wait until it streams`,
-      ],
-      refused: lag !== null && lag > maxLag ? `${cand.label} is ${formatBytes(lag)} behind (limit ${formatBytes(maxLag)})` : undefined,
+      refused: lag !== null && lag > maxLag ? refuse('lag', `${cand.label} is ${formatBytes(lag)} behind (limit ${formatBytes(maxLag)})`) : undefined,
       warnings: [
-        ...(/^prod/i.test(h.environment) ? [`production: ${h.environment}`] : []),
+        ...productionWarning(h),
         h.poolers.length ? 'writes through PgBouncer wait during the switch (about a second); direct connections to the old primary are closed'
           : 'clients connected to the old primary lose their connections; the herd has no PgBouncer to hold them',
       ],
-    };
-  },
-  steps: (h, deps, { params }) => {
-    const p = switchoverParams.parse(params);
-    const maxLag = p.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES;
-    const pair = switchoverPair(h, p.candidateInstanceId);
-    if (typeof pair === 'string') throw new Error(pair);
-    const { old, cand } = pair;
-    const others = h.members.filter((m) => m.id !== old.id && m.id !== cand.id);
-    const after = membersAfter(h, old, cand);
-    const d = driverFor(old.controlDriver);
-    let stopping = false;
-    let promoted = false;
-    // Once pg_promote has gone out, the promotion may complete whatever this worker sees: from then on
-    // the old primary is never started again as a primary.
-    let promoteSent = false;
-    let promoteAttempt: Promise<unknown> | null = null;
-    const repointed = new Set<number>();
-    return [
-      step('pre-flight', async (ctx) => {
-        const seen = await Promise.all(h.members.map(async (m) => ({ m, o: await observe(m, 2000) })));
-        const lines = seen.map(({ m, o }) => describeObserved(m, o));
-        const fail = (why: string) => {
-          ctx.note({ stdout: lines.join('\n') });
-          throw new Error(`refused: ${why}; nothing was changed`);
-        };
-        const down = seen.filter(({ o }) => !o.reachable);
-        if (down.length) fail(`${down.map(({ m }) => m.label).join(', ')} does not answer: every member must`);
-        const po = seen.find(({ m }) => m.id === old.id)!.o;
-        const co = seen.find(({ m }) => m.id === cand.id)!.o;
-        if (po.inRecovery) fail(`${old.label} answers as a replica, not as the primary`);
-        // Every member is promoted or re-pointed below: each must be the herd's, on the primary's timeline.
-        const id = herdIdentity(h.systemIdentifier, seen.map(({ o }) => o));
-        if (id.ambiguous) fail(id.ambiguous);
-        const want = { systemIdentifier: id.systemIdentifier, timeline: po.timeline ?? null };
-        for (const { m, o } of seen) {
-          const why = identityProblem(m, o, want);
-          if (why) fail(why);
-        }
-        if (!co.inRecovery) fail(`${cand.label} answers as a primary`);
-        if (co.walReceiver?.status !== 'streaming') fail(`${cand.label} is not streaming (${co.walReceiver?.status ?? 'no WAL receiver'})`);
-        const lag = lsnDiff(po.lsn, co.lsn) ?? Infinity;
-        if (lag > maxLag) fail(`${cand.label} has ${formatBytes(lag)} left to replay (limit ${formatBytes(maxLag)})`);
-        lines.push(...(await dnsPreflight(h)));
-        for (const pl of h.poolers) lines.push(await checkPooler(pl, deps, ctx));
-        ctx.note({ stdout: lines.join('\n') });
-      }, { timeoutMs: 30_000 }),
-      checkpointStep(`checkpoint on ${old.label}`, () => old),
-      ...h.poolers.map((pl) => step(`PgBouncer ${pl.label}: pause`, (ctx) => pausePooler(pl, ctx), {
+      steps: [{
+        name: 'pre-flight',
+        says: `pre-flight: every member answers, ${cand.label} streams and is less than ${formatBytes(maxLag)} behind, the DNS servers answer${h.poolers.length ? ', the PgBouncers answer' : ''}`,
+        timeoutMs: 30_000,
+        run: async (x) => x.note({ stdout: (await preflight(h, pair, x)).join('\n') }),
+      },
+      checkpointStep(`checkpoint on ${old.label}`, `CHECKPOINT on ${old.label} (keeps its clean stop short)`, () => old),
+      ...h.poolers.map((pl): ActionStep<SwitchoverState> => ({
+        name: `PgBouncer ${pl.label}: pause`,
+        says: `PAUSE ${pl.databases.join(', ')} on PgBouncer ${pl.label}: new queries wait`,
         timeoutMs: 35_000,
-        defer: step(`PgBouncer ${pl.label}: resume (always)`, async (ctx) => {
-          const lines: string[] = [];
-          let failed: unknown = null;
-          try {
-            // Promoted but not yet re-pointed (a DNS step failed, say): point it at the new primary first.
-            if (promoted && !repointed.has(pl.id)) lines.push(await repointPooler(pl, cand, deps, ctx));
-          } catch (err) {
-            failed = err; // resumed all the same: clients must not wait forever on a pause
-            lines.push(`not re-pointed: ${(err as Error).message}`);
-          }
-          lines.push(await resumePooler(pl, ctx));
-          ctx.note({ stdout: lines.join('\n') });
-          if (failed) throw failed;
-        }, { timeoutMs: 30_000 }),
+        run: (x) => pausePooler(pl, x),
+        always: {
+          name: `PgBouncer ${pl.label}: resume (always)`,
+          says: 'RESUME always follows, whatever happens',
+          timeoutMs: 30_000,
+          run: (x) => resumeAlways(pl, cand, x),
+        },
       })),
-      step(`stop ${old.label} (fast, clean)`, async (ctx) => {
-        stopping = true;
-        await execNotedOk(deps, old, ctx, d.stop(old, 'fast'));
-      }, {
+      {
+        name: `stop ${old.label} (fast, clean)`,
+        says: `stop ${old.label} cleanly (${old.controlDriver} stop -m fast)`,
         timeoutMs: 160_000,
-        defer: step(`start ${old.label} again as primary if no replica was promoted`, async (ctx) => {
-          if (!stopping || promoted) return void ctx.note({ stdout: `skipped: ${promoted ? `${cand.label} was promoted` : `${old.label} was not stopped`}` });
-          // A promotion given up on may still be under way: let the attempt settle (it sends nothing once stopped).
-          if (promoteAttempt) await Promise.race([promoteAttempt.catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
-          if (promoteSent) {
-            // A promotion sent usually completes within a second: give it PROMOTE_SETTLE_MS to show which way it went.
-            const co = await waitObserved(cand, 'out of recovery', (o) => o.reachable && o.inRecovery === false, { signal: ctx.signal, timeoutMs: PROMOTE_SETTLE_MS, everyMs: 50 })
-              .catch(() => observe(cand, 2000));
-            if (co.reachable && co.inRecovery === false) {
-              promoted = true; // the PgBouncer cleanups point at it before they resume
-              const text = `${cand.label} finished its promotion after the switchover gave up on it: it is the primary; ${old.label} stays stopped (never started as a second primary). DNS, the other replicas and ${old.label} were not moved: refresh DNS, re-point them, rebuild ${old.label}`;
-              deps.outcome?.(text);
-              await recordNewPrimary(deps, cand, co.timeline);
-              await deps.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, old.id));
-              return void ctx.note({ stdout: text });
-            }
-            const text = `pg_promote was sent to ${cand.label}, which ${co.reachable ? 'has not left recovery' : `does not answer (${co.error})`}: its promotion may still complete, so ${old.label} stays stopped rather than risk two primaries. The herd may have no primary: check ${cand.label}, then refresh DNS, or, once ${cand.label} is stopped, set ${old.label}'s state in the inventory and start it`;
-            deps.outcome?.(text);
-            // pgherd will not start it either until someone who has looked says so (a rebuild, or its state changed by an admin).
-            await deps.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, old.id));
-            throw new Error(text);
-          }
-          if ((await observe(old, 2000)).reachable) return void ctx.note({ stdout: `skipped: ${old.label} answers` });
-          await execNotedOk(deps, old, ctx, d.start(old));
-          await waitObserved(old, 'accepting writes', (o) => o.reachable && o.inRecovery === false, { signal: ctx.signal, timeoutMs: 60_000 });
-          ctx.note({ stdout: `${old.label} is the primary again` });
-        }, { timeoutMs: 180_000 }),
-      }),
-      step(`wait until ${cand.label} has replayed everything ${old.label} wrote`, async (ctx) => {
-        const last = await shutdownCheckpoint(old, deps, ctx);
-        // The candidate has replayed the shutdown checkpoint record once its replay position is past its start.
-        const o = await waitObserved(cand, `replayed past ${last}`, (x) => x.reachable && !!x.lsn && lsnToNumber(x.lsn) > lsnToNumber(last),
-          { signal: ctx.signal, timeoutMs: p.catchUpDeadlineMs ?? 30_000, everyMs: 10 });
-        ctx.note({ stdout: `${old.label} shut down at ${last}; ${cand.label} replayed ${o.lsn}` });
-      }, { timeoutMs: (p.catchUpDeadlineMs ?? 30_000) + 30_000 }),
-      step(`promote ${cand.label}`, async (ctx) => {
-        const attempt = promoteNow(cand, ctx, { onSent: () => { promoteSent = true; }, deadlineMs: p.promoteDeadlineMs });
-        promoteAttempt = attempt;
-        const o = await attempt;
-        promoted = true;
-        await recordNewPrimary(deps, cand, o.timeline);
-        ctx.note({ stdout: `${cand.label} accepts writes on timeline ${o.timeline}` });
-      }, { timeoutMs: 90_000 }),
-      ...dnsSteps(h, deps, () => after),
-      ...h.poolers.map((pl) => step(`PgBouncer ${pl.label}: point at ${cand.label} and resume`, async (ctx) => {
-        const moved = await repointPooler(pl, cand, deps, ctx);
-        repointed.add(pl.id);
-        ctx.note({ stdout: `${moved}\n${await resumePooler(pl, ctx)}` });
-      }, { timeoutMs: 30_000 })),
-      checkpointStep(`checkpoint on ${cand.label}`, () => cand),
-      ...others.map((m) => step(`re-point ${m.label} to ${cand.label}`, async (ctx) => {
-        const o = await pointAt(m, cand, deps, ctx, { resumeReplay: true });
-        ctx.note({ stdout: `streaming from ${o.walReceiver?.senderHost}:${o.walReceiver?.senderPort}` });
-      }, { timeoutMs: 200_000 })),
-      ...rejoinSteps(old, deps, () => cand, `${old.label}: `),
-      step('record the new topology', async () => {
-        await deps.db.update(instances).set({ role: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0 }).where(eq(instances.id, cand.id));
-        await deps.db.update(instances).set({ role: 'replica', upstreamInstanceId: cand.id }).where(inArray(instances.id, [old.id, ...others.map((m) => m.id)]));
-        await refreshFleet(deps.db, { ids: h.members.map((m) => m.id), timeoutMs: 2000 });
-        deps.outcome?.(`${cand.label} is the primary; ${old.label} streams from it; no committed transaction lost`);
-      }, { timeoutMs: 20_000 }),
-    ];
+        run: async (x) => {
+          x.state.stopping = true;
+          await execNotedOk(x.deps, old, x, driverFor(old.controlDriver).stop(old, 'fast'));
+        },
+        always: {
+          name: `start ${old.label} again as primary if no replica was promoted`,
+          says: `should the switchover stop before pg_promote is sent to ${cand.label}, it is started again as primary (once it is sent, never: it stays stopped and fenced)`,
+          timeoutMs: 180_000,
+          run: (x) => startOldUnlessPromoted(pair, x),
+        },
+      }, {
+        name: `wait until ${cand.label} has replayed everything ${old.label} wrote`,
+        says: `wait until ${cand.label} has replayed ${old.label}\u2019s shutdown checkpoint (pg_controldata)`,
+        timeoutMs: catchUpMs + 30_000,
+        run: async (x) => {
+          const last = await shutdownCheckpoint(old, x.deps, x);
+          // The candidate has replayed the shutdown checkpoint record once its replay position is past its start.
+          const o = await waitObserved(cand, `replayed past ${last}`, (y) => y.reachable && !!y.lsn && lsnToNumber(y.lsn) > lsnToNumber(last),
+            { signal: x.signal, timeoutMs: catchUpMs, everyMs: 10 });
+          x.note({ stdout: `${old.label} shut down at ${last}; ${cand.label} replayed ${o.lsn ?? 'unknown'}` });
+        },
+      }, {
+        name: `promote ${cand.label}`,
+        says: `promote ${cand.label} (pg_promote) and wait until it accepts writes`,
+        timeoutMs: 90_000,
+        run: async (x) => {
+          const attempt = promoteNow(cand, x, { onSent: () => { x.state.promoteSent = true; }, deadlineMs: p.promoteDeadlineMs });
+          x.state.promoteAttempt = attempt;
+          const o = await attempt;
+          x.state.promoted = true;
+          await recordNewPrimary(x.deps, cand, o.timeline);
+          x.note({ stdout: `${cand.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
+        },
+      },
+      ...dnsSteps(h, () => after, (r) => describeRecordMove(r, after)),
+      ...h.poolers.map((pl): ActionStep<SwitchoverState> => ({
+        name: `PgBouncer ${pl.label}: point at ${cand.label} and resume`,
+        says: `point PgBouncer ${pl.label} at ${cand.label} (${pl.configFile}, RELOAD), then RESUME`,
+        timeoutMs: 30_000,
+        run: async (x) => {
+          const moved = await repointPooler(pl, cand, x.deps, x);
+          x.state.repointed.add(pl.id);
+          x.note({ stdout: `${moved}\n${await resumePooler(pl, x)}` });
+        },
+      })),
+      checkpointStep(`checkpoint on ${cand.label}`, `CHECKPOINT on ${cand.label}`, () => cand),
+      ...others.map((m): ActionStep<SwitchoverState> => ({
+        name: `re-point ${m.label} to ${cand.label}`,
+        says: `re-point ${m.label} to ${cand.label}`,
+        timeoutMs: 200_000,
+        run: async (x) => {
+          const o = await pointAt(m, cand, x.deps, x, { resumeReplay: true });
+          x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}` });
+        },
+      })),
+      ...rejoinSteps<SwitchoverState>(old, () => cand, cand.label, `${old.label}: `),
+      {
+        name: 'record the new topology',
+        says: `record the new topology: ${cand.label} the primary, every other member its replica`,
+        timeoutMs: 20_000,
+        run: (x) => recordTopology(h, pair, others, x.deps),
+      }],
+    };
   },
 });

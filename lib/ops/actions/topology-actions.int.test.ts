@@ -4,13 +4,14 @@ import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instances } from '@/db/schema';
-import { seedLabFleet } from '@/lib/inventory/seed-lab';
+import { seedLabFleet } from '@/lib/lab/seed';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { SshPool } from '@/lib/ssh/ssh-client';
 import { runAction } from '@/lib/testing/run-action';
+import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
-import type { ActionDef } from '../define-action';
+import type { InstanceAction } from '../define-action';
 import { loadInstanceRefs, type InstanceRef } from '../instance-ref';
 import { ParamsError, planOperation } from '../plan';
 import { promoteAction } from './promote.action';
@@ -28,7 +29,7 @@ let r2: InstanceRef;
 let r3: InstanceRef;
 let elsewhere: InstanceRef;
 
-const run = (action: ActionDef, targetId: number) => runAction(t.db, ssh, action, targetId);
+const run = (action: InstanceAction, targetId: number) => runAction(t.db, ssh, action, targetId);
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
 const inRecovery = async (r: InstanceRef) => (await query<{ rec: boolean }>(dsn(r), 'SELECT pg_is_in_recovery() AS rec'))[0]!.rec;
 
@@ -43,8 +44,8 @@ beforeAll(async () => {
   elsewhere = all.find((r) => r.herdId !== primary.herdId)!;
 });
 afterAll(async () => {
-  await ssh?.close();
-  await t?.close();
+  await ifAssigned(ssh)?.close();
+  await ifAssigned(t)?.close();
 });
 
 describe('promote', () => {
@@ -78,7 +79,7 @@ describe('remaster', () => {
   it('points the other replica at the new primary; it streams from it and has its rows', async () => {
     const plan = await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id]);
     expect(plan.targets[0]!.refused).toBeUndefined();
-    expect(plan.targets[0]!.steps[2]).toContain(`${r2.host}:${r2.port}`);
+    expect(plan.targets[0]!.steps.join('\n')).toContain(`streams from ${r2.host}:${r2.port}`);
     const { res } = await run(remasterAction, r3.id);
     expect(res.error).toBeUndefined();
     const [w] = await query<{ status: string; host: string; port: number }>(dsn(r3), 'SELECT status, sender_host AS host, sender_port AS port FROM pg_stat_wal_receiver');
@@ -167,7 +168,7 @@ describe('remaster to a chosen member', () => {
     const params = { upstreamInstanceId: primary.id };
     const plan = await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id], params);
     expect(plan.targets[0]!.refused).toBeUndefined();
-    expect(plan.targets[0]!.steps[0]).toContain(`${primary.label} (a replica: cascading replication)`);
+    expect(plan.targets[0]!.steps.join('\n')).toContain(`${primary.label} (a replica: cascading replication)`);
     expect(plan.digest).not.toBe((await planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id])).digest);
     const { res, steps } = await runAction(t.db, ssh, remasterAction, r3.id, params);
     expect(res.error).toBeUndefined();

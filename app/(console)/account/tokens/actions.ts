@@ -8,12 +8,7 @@ import { getDb } from '@/db/client';
 import { createApiToken, newTokenForm, revokeApiToken } from '@/lib/auth/api-tokens';
 import { currentActor } from '@/lib/auth/actor';
 import { malformed } from '@/lib/auth/session';
-
-export interface NewTokenState {
-  token?: string;
-  name?: string;
-  errors?: Record<string, string>;
-}
+import type { NewTokenState } from '@/components/auth/new-token-form';
 
 export async function createTokenAction(_prev: NewTokenState, form: FormData): Promise<NewTokenState> {
   const who = await currentActor();

@@ -69,7 +69,7 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
             {dns.map((d) => (
               <tr key={d.record.id} data-dns={d.record.name}>
                 <td>{d.record.name} <span className="help">{d.record.type}, TTL {d.record.ttl} s</span></td>
-                <td>{d.record.match === 'instance' ? `instance ${d.record.matchInstanceId}` : `the ${d.record.matchRole ?? 'primary'}`}</td>
+                <td>{d.record.match === 'instance' ? `instance ${d.record.matchInstanceId ?? 'none'}` : `the ${d.record.matchRole ?? 'primary'}`}</td>
                 <td data-col="answers">{d.answers ? d.answers.join(', ') || 'nothing' : d.error}</td>
                 <td>{Array.isArray(d.expected) ? d.expected.join(', ') : d.expected}</td>
                 <td data-col="ok">{d.ok ? 'yes' : <strong className="warn">no</strong>}</td>

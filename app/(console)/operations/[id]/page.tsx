@@ -3,6 +3,7 @@ import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { OperationLive } from '@/components/ops/operation-live';
 import { parseId } from '@/lib/admin/parse-id';
+import { valueText } from '@/lib/admin/text';
 import { operationView } from '@/lib/ops/operation-view';
 import { getAction } from '@/lib/ops/registry';
 import { loadInstanceRefs } from '@/lib/ops/instance-ref';
@@ -26,7 +27,7 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
   const labels = new Map((await loadInstanceRefs(getDb(), memberIds)).map((r) => [r.id, r.label]));
   const shown = (action?.params?.fields ?? []).map((f) => {
     const v = view.params[f.name];
-    const text = v === undefined || v === false ? f.emptyLabel : f.kind === 'flag' ? 'yes' : f.kind === 'herd-member' ? labels.get(Number(v)) ?? `instance ${v} (no longer in the inventory)` : String(v);
+    const text = v === undefined || v === false ? f.emptyLabel : f.kind === 'flag' ? 'yes' : f.kind === 'herd-member' ? labels.get(Number(v)) ?? `instance ${valueText(v)} (no longer in the inventory)` : valueText(v);
     return { label: f.label, text };
   });
   return (
@@ -36,7 +37,7 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
         <h1>{action?.label ?? view.action}: operation #{view.id}</h1>
       </div>
       {shown.map((p) => <p key={p.label} className="op-param"><strong>{p.label}:</strong> {p.text}</p>)}
-      <OperationLive key={`${view.status}-${view.finishedAt}`} initial={view} cancel={control ? cancelOperationAction : undefined} retry={control ? retryOperationAction : undefined} />
+      <OperationLive key={`${view.status}-${view.finishedAt ?? 'open'}`} initial={view} cancel={control ? cancelOperationAction : undefined} retry={control ? retryOperationAction : undefined} />
     </>
   );
 }

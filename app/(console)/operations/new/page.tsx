@@ -12,7 +12,7 @@ import { getAction } from '@/lib/ops/registry';
 import { isHerdAction } from '@/lib/ops/define-action';
 import { orDeny, requireAccess } from '@/lib/auth/session';
 import { environmentsWith } from '@/lib/auth/access';
-import { capitalize } from '@/lib/admin/text';
+import { capitalize, valueText } from '@/lib/admin/text';
 import { parseId, parseIdList } from '@/lib/admin/parse-id';
 import { confirmOperationAction } from '../actions';
 
@@ -30,7 +30,9 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   // instances list, or another list of the same objects (the DR pairs list is one of herds).
   const kind = onHerds ? 'herds' : 'instances';
   const from = typeof raw.from === 'string' ? getAdmin(raw.from) : undefined;
-  const def = from && from.table === getAdmin(kind)!.table ? from : getAdmin(kind)!;
+  const listAdmin = getAdmin(kind);
+  if (!listAdmin) throw new Error(`the ${kind} admin is not registered`);
+  const def = from && from.table === listAdmin.table ? from : listAdmin;
   const noun = (n: number) => (onHerds ? (n === 1 ? 'herd' : 'herds') : n === 1 ? 'instance' : 'instances');
   let ids: number[] = [];
   let error = '';
@@ -101,14 +103,14 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
           ) : f.kind === 'text' ? (
             <p key={f.name}>
               <label htmlFor={`p-${f.name}`}>{f.label}: </label>
-              <input type="text" id={`p-${f.name}`} name={`p.${f.name}`} placeholder={f.emptyLabel} defaultValue={String(plan.params[f.name] ?? '')} size={60} autoComplete="off" spellCheck={false} />
+              <input type="text" id={`p-${f.name}`} name={`p.${f.name}`} placeholder={f.emptyLabel} defaultValue={valueText(plan.params[f.name] ?? '')} size={60} autoComplete="off" spellCheck={false} />
               {' '}<span className="help">{f.help}</span>
             </p>
           ) : (
             <p key={f.name}>
               <label htmlFor={`p-${f.name}`}>{f.label}: </label>
               {herdIds.length === 1 ? (
-                <select id={`p-${f.name}`} name={`p.${f.name}`} defaultValue={String(plan.params[f.name] ?? '')}>
+                <select id={`p-${f.name}`} name={`p.${f.name}`} defaultValue={valueText(plan.params[f.name] ?? '')}>
                   <option value="">{f.emptyLabel}</option>
                   {herdMembers.map((m) => <option key={m.id} value={m.id}>{m.label} ({m.role}, {m.state})</option>)}
                 </select>

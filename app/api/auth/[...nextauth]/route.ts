@@ -3,7 +3,10 @@ import { NextRequest, NextResponse } from 'next/server';
 import { readCapped } from '@/lib/api/body';
 import { authOptions } from '@/lib/auth/options';
 
-const handler = NextAuth(authOptions);
+/** next-auth 4 declares what NextAuth() returns as `any`; for the App Router it is this. */
+type RouteHandler = (req: NextRequest, ctx: { params: Promise<{ nextauth: string[] }> }) => Promise<Response>;
+
+const handler = NextAuth(authOptions) as RouteHandler;
 
 /** A sign-in form is a username, a password and a CSRF token: anything near this size is not one. */
 const MAX_SIGN_IN_BYTES = 16 * 1024;

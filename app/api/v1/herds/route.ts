@@ -25,16 +25,16 @@ export const GET = handle(async (req) => {
   const user = await apiUser(req, 'read');
   const db = getDb();
   const list = await listFromQuery(req, query, 'herds', user.access);
-  const ids = list.rows.map((r) => Number(r.__id));
+  const ids = list.rows.map((r) => r.__id);
   const members = await loadInstanceRefs(db, [], { herdIds: ids });
   const dns = ids.length ? await db.select().from(dnsRecords).where(inArray(dnsRecords.herdId, ids)).orderBy(asc(dnsRecords.id)) : [];
   return NextResponse.json({
     items: list.rows.map((r) => {
-      const id = Number(r.__id);
+      const id = r.__id;
       const own = members.filter((m) => m.herdId === id);
       const primary = own.find((m) => m.role === 'primary' && m.state !== 'fenced');
       const records = dns.filter((d) => d.herdId === id);
-      const lags = own.filter((m) => m.role === 'replica' && m.lagBytes !== null).map((m) => m.lagBytes!);
+      const lags = own.flatMap((m) => (m.role === 'replica' && m.lagBytes !== null ? [m.lagBytes] : []));
       return {
         id, environment: r.environment, name: r.name, version: r.pgVersion, automation: r.automation,
         primary: primary ? { id: primary.id, label: primary.label, state: primary.state } : null,

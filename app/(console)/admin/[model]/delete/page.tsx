@@ -36,9 +36,10 @@ export default async function BulkDeletePage({ params, searchParams }: { params:
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);
     }
-  } else if (parseIdList(raw.ids)) {
+  } else {
     // The server never trusts the selection: only ids that exist go on.
-    ids = (await labelsFor(db, def, [...new Set(parseIdList(raw.ids)!)], p.scope)).map((r) => r.id);
+    const picked = parseIdList(raw.ids);
+    if (picked) ids = (await labelsFor(db, def, [...new Set(picked)], p.scope)).map((r) => r.id);
   }
   const crumbs = [{ label: capitalize(def.labelPlural), href: back }, { label: `Delete multiple ${def.labelPlural}` }];
   if (error || !ids.length) {

@@ -7,7 +7,8 @@ import { demandOnOperation } from '@/lib/ops/control';
 
 export const GET = handle(async (req, ctx) => {
   const user = await apiUser(req, 'read');
-  const id = parseId((await ctx.params).id);
+  // No id (the route always has one) parses as no operation.
+  const id = parseId((await ctx.params).id ?? '');
   const op = id === null ? null : await operationView(getDb(), id, user.access);
   if (!op) throw new ApiError(404, 'no such operation');
   await demandOnOperation(getDb(), user.access, op.id, 'view');

@@ -17,7 +17,7 @@ export const POST = handle(async (req) => {
   } catch (err) {
     throw new ApiError(400, (err as Error).message);
   }
-  const plan = await planOperation(getDb(), user.access, action, ids, body.params ?? {}).catch((err) => {
+  const plan = await planOperation(getDb(), user.access, action, ids, body.params ?? {}).catch((err: unknown) => {
     throw err instanceof ParamsError ? new ApiError(400, 'invalid params', { params: err.message }) : err;
   });
   if (plan.missing.length) throw new ApiError(404, `unknown ${plan.on === 'herd' ? 'herds' : 'instances'}`, { [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.missing });

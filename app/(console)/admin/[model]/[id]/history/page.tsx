@@ -18,8 +18,9 @@ export default async function HistoryPage({ params }: { params: Promise<{ model:
     .orderBy(desc(auditEntries.at), desc(auditEntries.id))
     .limit(500);
   const [obj] = await labelsFor(db, def, [id]);
-  if (!obj && !entries.length) notFound();
-  const label = obj?.label ?? entries[0].objectLabel;
+  // A deleted object is named as its latest entry named it; with neither, there is nothing to show.
+  const label = obj?.label ?? entries[0]?.objectLabel;
+  if (label === undefined) notFound();
   return (
     <>
       <Breadcrumbs items={[

@@ -15,7 +15,7 @@ export async function GET(req: NextRequest, ctx: { params: Promise<{ model: stri
   const filter = def?.listFilter.find((f) => f.key === key);
   if (!def || !filter) return NextResponse.json({ error: `no filter ${key} on ${model}` }, { status: 404 });
   const raw = Object.fromEntries(req.nextUrl.searchParams.entries());
-  const term = (raw.term ?? '').replace(/\u0000/g, '').trim().slice(0, 100);
+  const term = (raw.term ?? '').replaceAll('\u0000', '').trim().slice(0, 100);
   if (!term) return NextResponse.json({ error: 'term is required' }, { status: 400 });
   const p = parseListParams(def, raw, access);
   const options = await facetOptions(getDb(), def, filter, p, { search: term, limit: 20 });

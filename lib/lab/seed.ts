@@ -2,10 +2,9 @@
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import type { Db } from '@/db/client';
-import { dnsRecords, environments, herds, instances, poolers, roleBindings, servers, users } from '@/db/schema';
-import { hashPassword } from '@/lib/auth/password';
-import { LAB_ZONE, writeNameOf, type LabInfo, type LabInstance } from '@/lib/lab/lab';
-import { lsnToNumber } from './lsn';
+import { dnsRecords, environments, herds, instances, poolers, roleBindings, servers } from '@/db/schema';
+import { LAB_ZONE, writeNameOf, type LabInfo, type LabInstance } from './lab';
+import { lsnToNumber } from '@/lib/inventory/lsn';
 
 interface Observed {
   systemIdentifier: string;
@@ -14,6 +13,19 @@ interface Observed {
   lsn: number;
 }
 
+/** The row an INSERT ... RETURNING (an upsert) gives back. */
+function returned<T>(rows: T[], what: string): T {
+  const [row] = rows;
+  if (!row) throw new Error(`seedLabFleet: no row returned for ${what}`);
+  return row;
+}
+
+/** An id the seeding itself stored a moment ago. */
+function seeded(ids: Map<string, number>, key: string, what: string): number {
+  const id = ids.get(key);
+  if (id === undefined) throw new Error(`seedLabFleet: no ${what} ${key}`);
+  return id;
+}
 
 /** What the instance says of itself; null when it does not answer (stopped by someone, say). */
 async function observe(i: LabInstance): Promise<Observed | null> {
@@ -25,24 +37,18 @@ async function observe(i: LabInstance): Promise<Observed | null> {
     return null;
   }
   try {
-    const { rows: [r] } = await c.query(`
+    const { rows: [r] } = await c.query<{ sysid: string; rec: boolean; tli: number; lsn: string }>(`
       SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
              pg_is_in_recovery() AS rec,
              (SELECT timeline_id FROM pg_control_checkpoint()) AS tli,
              (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn`);
+    if (!r) throw new Error(`${i.server}: the query returned no row`);
     return { systemIdentifier: r.sysid, inRecovery: r.rec, timeline: r.tli, lsn: lsnToNumber(r.lsn) };
   } catch {
     return null; // it went away between connect and query (restarted by someone, say)
   } finally {
     await c.end().catch(() => {});
   }
-}
-
-export async function ensureAdmin(db: Db, username: string, password: string): Promise<void> {
-  const passwordHash = await hashPassword(password);
-  await db.insert(users)
-    .values({ username, displayName: 'Demo admin', passwordHash, isSuperuser: true, source: 'local' })
-    .onConflictDoUpdate({ target: users.username, set: { passwordHash, isActive: true, isSuperuser: true } });
 }
 
 /**
@@ -59,10 +65,10 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
   await db.transaction(async (tx) => {
     const envIds = new Map<string, number>();
     for (const name of [...new Set(lab.instances.map((i) => i.environment))]) {
-      const [row] = await tx.insert(environments)
+      const row = returned(await tx.insert(environments)
         .values({ name, description: `Lab ${name} fleet` })
         .onConflictDoUpdate({ target: environments.name, set: { description: sql`excluded.description` } })
-        .returning({ id: environments.id });
+        .returning({ id: environments.id }), `environment ${name}`);
       envIds.set(name, row.id);
     }
     const herdIds = new Map<string, number>();
@@ -70,8 +76,8 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
     for (const i of lab.instances) {
       const key = `${i.environment}/${i.herd}`;
       if (!herdIds.has(key)) {
-        const [row] = await tx.insert(herds).values({
-          environmentId: envIds.get(i.environment)!,
+        const row = returned(await tx.insert(herds).values({
+          environmentId: seeded(envIds, i.environment, 'environment'),
           name: i.herd,
           description: `Lab herd ${i.herd} in ${i.environment}`,
           defaultPort: i.port,
@@ -80,19 +86,19 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
           dnsName: writeNameOf(i.environment, i.herd, zone),
           systemIdentifier: sysid(i.environment, i.herd),
         }).onConflictDoUpdate({ target: [herds.environmentId, herds.name], set: { systemIdentifier: sql`excluded.system_identifier` } })
-          .returning({ id: herds.id });
+          .returning({ id: herds.id }), `herd ${key}`);
         herdIds.set(key, row.id);
         await tx.insert(dnsRecords).values({
           herdId: row.id, name: writeNameOf(i.environment, i.herd, zone), type: 'CNAME', zone, match: 'role', matchRole: 'primary', ttl: 30,
         }).onConflictDoNothing();
       }
-      const [srv] = await tx.insert(servers).values({
-        hostname: i.server, environmentId: envIds.get(i.environment)!, address: i.address, site: i.site, sshUser: lab.osUser,
+      const srv = returned(await tx.insert(servers).values({
+        hostname: i.server, environmentId: seeded(envIds, i.environment, 'environment'), address: i.address, site: i.site, sshUser: lab.osUser,
         // The lab's host keys are known: pin them now, as an admin would after checking them.
         sshPort: lab.ssh?.port ?? 22,
         sshHostKeyFingerprint: lab.ssh?.hostKeyFingerprint ?? null,
       }).onConflictDoUpdate({ target: servers.hostname, set: { address: sql`excluded.address`, site: sql`excluded.site`, sshPort: sql`excluded.ssh_port`, sshHostKeyFingerprint: sql`excluded.ssh_host_key_fingerprint` } })
-        .returning({ id: servers.id });
+        .returning({ id: servers.id }), `server ${i.server}`);
       serverIds.set(i.server, srv.id);
     }
     const instanceIds = new Map<string, number>();
@@ -101,8 +107,8 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
     for (const i of members) {
       const o = observed.get(i.server);
       const values = {
-        herdId: herdIds.get(`${i.environment}/${i.herd}`)!,
-        serverId: serverIds.get(i.server)!,
+        herdId: seeded(herdIds, `${i.environment}/${i.herd}`, 'herd'),
+        serverId: seeded(serverIds, i.server, 'server'),
         port: i.port,
         dataDirectory: i.dataDirectory,
         pgVersion: i.version,
@@ -112,50 +118,55 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
         lsn: o?.lsn ?? null,
         lastObservedAt: now,
       };
-      const [row] = await tx.insert(instances).values(values)
+      const row = returned(await tx.insert(instances).values(values)
         .onConflictDoUpdate({ target: [instances.serverId, instances.port], set: values })
-        .returning({ id: instances.id });
+        .returning({ id: instances.id }), `instance ${i.server}:${i.port}`);
       instanceIds.set(i.server, row.id);
     }
     for (const i of members) {
       if (!i.upstream) continue;
-      const up = lab.instances.find((m) => m.server === i.upstream)!;
-      const a = observed.get(up.server);
+      const a = observed.get(i.upstream);
       const b = observed.get(i.server);
       const lag = a && b ? Math.max(0, a.lsn - b.lsn) : null;
       await tx.update(instances)
-        .set({ upstreamInstanceId: instanceIds.get(i.upstream)!, lagBytes: lag, lagSeconds: 0 })
-        .where(sql`${instances.id} = ${instanceIds.get(i.server)!}`);
+        .set({ upstreamInstanceId: seeded(instanceIds, i.upstream, 'upstream instance'), lagBytes: lag, lagSeconds: 0 })
+        .where(sql`${instances.id} = ${seeded(instanceIds, i.server, 'instance')}`);
     }
     for (const i of members.filter((m) => !m.upstream)) {
-      await tx.update(instances).set({ lagBytes: 0, lagSeconds: 0 }).where(sql`${instances.id} = ${instanceIds.get(i.server)!}`);
+      await tx.update(instances).set({ lagBytes: 0, lagSeconds: 0 }).where(sql`${instances.id} = ${seeded(instanceIds, i.server, 'instance')}`);
     }
     // The directory's groups, bound to roles as a company would: production DBAs are admins there and
     // operators in staging; staging DBAs operate staging and may look at production; auditors see
     // everything and change nothing.
     if (lab.ldap) {
-      const g = lab.ldap.groups;
+      const groups = lab.ldap.groups;
+      const g = (name: string) => {
+        const dn = groups[name];
+        if (!dn) throw new Error(`seedLabFleet: the lab's directory has no group ${name}`);
+        return dn;
+      };
       const bindings = [
-        { group: g['dba-prod'], role: 'admin' as const, env: 'production' },
-        { group: g['dba-prod'], role: 'operator' as const, env: 'staging' },
-        { group: g['dba-staging'], role: 'operator' as const, env: 'staging' },
-        { group: g['dba-staging'], role: 'viewer' as const, env: 'production' },
-        { group: g.readonly, role: 'viewer' as const, env: null },
+        { group: g('dba-prod'), role: 'admin' as const, env: 'production' },
+        { group: g('dba-prod'), role: 'operator' as const, env: 'staging' },
+        { group: g('dba-staging'), role: 'operator' as const, env: 'staging' },
+        { group: g('dba-staging'), role: 'viewer' as const, env: 'production' },
+        { group: g('readonly'), role: 'viewer' as const, env: null },
       ];
       for (const b of bindings) {
-        if (b.env && !envIds.has(b.env)) continue;
-        await tx.insert(roleBindings).values({ role: b.role, subjectType: 'group', subject: b.group, environmentId: b.env ? envIds.get(b.env)! : null }).onConflictDoNothing();
+        const environmentId = b.env === null ? null : envIds.get(b.env);
+        if (environmentId === undefined) continue;
+        await tx.insert(roleBindings).values({ role: b.role, subjectType: 'group', subject: b.group, environmentId }).onConflictDoNothing();
       }
     }
     // PgBouncers: their own servers (reached over the lab's SSH), registered with the herd they front.
-    for (const p of lab.pgbouncer ?? []) {
+    for (const p of lab.pgbouncer) {
       const herdId = herdIds.get(`${p.environment}/${p.herd}`);
       if (!herdId) continue;
-      const [srv] = await tx.insert(servers).values({
-        hostname: p.server, environmentId: envIds.get(p.environment)!, address: p.address, site: p.site, sshUser: lab.osUser,
+      const srv = returned(await tx.insert(servers).values({
+        hostname: p.server, environmentId: seeded(envIds, p.environment, 'environment'), address: p.address, site: p.site, sshUser: lab.osUser,
         sshPort: lab.ssh?.port ?? 22, sshHostKeyFingerprint: lab.ssh?.hostKeyFingerprint ?? null,
       }).onConflictDoUpdate({ target: servers.hostname, set: { address: sql`excluded.address`, site: sql`excluded.site`, sshPort: sql`excluded.ssh_port`, sshHostKeyFingerprint: sql`excluded.ssh_host_key_fingerprint` } })
-        .returning({ id: servers.id });
+        .returning({ id: servers.id }), `server ${p.server}`);
       const values = { herdId, serverId: srv.id, port: p.port, adminUser: p.adminUser, configFile: p.configFile, databases: p.databases };
       await tx.insert(poolers).values(values).onConflictDoUpdate({ target: [poolers.serverId, poolers.port], set: values });
     }

@@ -10,8 +10,8 @@ export interface ColumnView {
   removeSortHref?: string;
   numeric?: boolean;
   badge?: boolean;
-  /** Cells link to the row's own page ('self') or to /admin/<model>/<the id in RowView.links>. */
-  link?: 'self' | string;
+  /** Cells link to the row's own page ('self') or to /admin/<this model name>/<the id in RowView.links>. */
+  link?: string;
 }
 
 export interface RowView {
@@ -29,4 +29,14 @@ export interface ActionView {
   label: string;
   /** Where the action's confirmation page lives; ids or all=1 plus the list's query are appended. */
   href: string;
+}
+
+export interface FacetView {
+  key: string;
+  label: string;
+  searchable: boolean;
+  allHref: string;
+  selected: string | null;
+  selectedLabel?: string;
+  options: { value: string; label: string; count: number; href: string; active: boolean }[];
 }

@@ -1,0 +1,13 @@
+// A local superuser (createsuperuser, the demo's admin): created, or its password reset and the
+// account made active and superuser again.
+import type { Db } from '@/db/client';
+import { users } from '@/db/schema';
+import { hashPassword } from './password';
+
+export async function ensureAdmin(db: Db, username: string, password: string): Promise<void> {
+  const passwordHash = await hashPassword(password);
+  await db.insert(users)
+    .values({ username, displayName: username, passwordHash, isSuperuser: true, source: 'local' })
+    .onConflictDoUpdate({ target: users.username, set: { passwordHash, isActive: true, isSuperuser: true } });
+}
+

@@ -1,0 +1,209 @@
+// Each action's decision on hand-made herds, with no lab: which candidate, which refusal (by its
+// code), which warnings, and which steps, and that the steps the page lists are the steps the worker runs.
+import { describe, expect, it } from 'vitest';
+import { herd, member } from '@/lib/testing/refs';
+import { defineAction, type ActionDeps, type AnyAction, type HerdAction, type InstanceAction } from '../define-action';
+import type { HerdRef, PoolerRef } from '../herd-ref';
+import type { InstanceRef } from '../instance-ref';
+import { planTarget } from '../plan';
+import { Refusal, refuse } from '../refusal';
+import { actions } from '../registry';
+import { checkSshAction } from './check-ssh.action';
+import { DEFAULT_MAX_LAG_BYTES, switchoverAction } from './switchover.action';
+import { drFailoverAction } from './dr-failover.action';
+import { promoteAction } from './promote.action';
+import { rebuildAction } from './rebuild.action';
+import { refreshDnsAction } from './refresh-dns.action';
+import { reloadAction } from './reload.action';
+import { remasterAction } from './remaster.action';
+import { replaceHostKeyAction } from './replace-host-key.action';
+import { restartAction } from './restart.action';
+import { startAction } from './start.action';
+import { stopAction } from './stop.action';
+
+// The steps are built, never run: nothing here touches a database or a host.
+const deps = {} as ActionDeps;
+
+const three = (over: Record<number, Partial<InstanceRef>> = {}) => [
+  member(1, 'primary', { lsn: 5000, ...over[1] }),
+  member(2, 'replica', { lsn: 4000, ...over[2] }),
+  member(3, 'replica', { lsn: 4900, ...over[3] }),
+];
+
+const pooler: PoolerRef = {
+  id: 7, label: 'bouncer-1.example.com:6432', host: '10.0.0.9', port: 6432, adminUser: 'pgbouncer', configFile: '/etc/pgbouncer/pgbouncer.ini',
+  databases: ['orders'], ssh: { host: '10.0.0.9', port: 22, username: 'postgres', hostKeyFingerprint: 'SHA256:bouncer' }, serverEnvironmentId: 1, serverEnvironment: 'production',
+};
+
+const planHerd = (a: HerdAction, h: HerdRef, params: Record<string, unknown> = {}) => a.plan(h, { params });
+const planOn = (a: InstanceAction, t: InstanceRef, members: InstanceRef[], params: Record<string, unknown> = {}) => a.plan(t, { members, params });
+const refusalOf = (fn: () => unknown): Refusal => {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof Refusal) return err;
+    throw err;
+  }
+  throw new Error('not refused');
+};
+
+describe('switchover', () => {
+  it('chooses the most up-to-date running replica, or the one asked for', () => {
+    const p = planHerd(switchoverAction, herd(three()));
+    expect(p.refused).toBeUndefined();
+    expect(p.facts?.find((f) => f.label === 'New primary')?.value).toBe('db-3.example.com:5432 (site dc-west)');
+    const asked = planHerd(switchoverAction, herd(three()), { candidateInstanceId: '2' });
+    expect(asked.facts?.find((f) => f.label === 'New primary')?.value).toContain('db-2.example.com:5432');
+  });
+
+  it('refuses, by code, a herd without one running primary, a candidate that is not a running replica, and too much lag', () => {
+    const none = planHerd(switchoverAction, herd(three({ 1: { state: 'stopped' } })));
+    expect(none).toMatchObject({ refusalCode: 'topology', refused: 'the herd has no running primary: use DR failover', steps: [] });
+    expect(planHerd(switchoverAction, herd(three({ 2: { role: 'primary' } })))).toMatchObject({ refusalCode: 'topology', refused: 'the herd has 2 running primaries' });
+    expect(planHerd(switchoverAction, herd(three()), { candidateInstanceId: '1' }).refusalCode).toBe('topology');
+    // Lag: refused, and the page still says what it would have done.
+    const lagging = planHerd(switchoverAction, herd(three({ 2: { lsn: 0 }, 3: { lsn: 0 } })), { maxLagBytes: '100' });
+    expect(lagging.refusalCode).toBe('lag');
+    expect(lagging.steps.length).toBeGreaterThan(5);
+    expect(refusalOf(() => switchoverAction.steps(herd(three({ 2: { lsn: 0 }, 3: { lsn: 0 } })), deps, { params: { maxLagBytes: '100' } })).code).toBe('lag');
+    expect(DEFAULT_MAX_LAG_BYTES).toBe(16 * 1024 * 1024);
+  });
+
+  it('lists the switch in order: pause, clean stop with its undo, replay, promote, DNS, pooler, re-point, rejoin', () => {
+    const p = planHerd(switchoverAction, herd(three(), { poolers: [pooler] }));
+    const at = (text: string) => p.steps.findIndex((s) => s.includes(text));
+    expect(at('pre-flight')).toBe(0);
+    expect(p.steps[at('PAUSE orders on PgBouncer')]).toContain('RESUME always follows');
+    expect(p.steps[at('stop db-1.example.com:5432 cleanly')]).toContain('started again as primary (once it is sent, never');
+    expect(at('PAUSE')).toBeLessThan(at('stop db-1'));
+    expect(at('stop db-1')).toBeLessThan(at('has replayed db-1.example.com:5432\u2019s shutdown checkpoint'));
+    expect(at('promote db-3.example.com:5432 (pg_promote)')).toBeGreaterThan(at('shutdown checkpoint'));
+    expect(p.steps[at('point orders.db.example.com')]).toContain('at db-3.example.com');
+    expect(at('point PgBouncer bouncer-1.example.com:6432 at db-3.example.com:5432')).toBeGreaterThan(at('promote db-3'));
+    expect(at('re-point db-2.example.com:5432 to db-3.example.com:5432')).toBeGreaterThan(0);
+    expect(at('db-1.example.com:5432: pg_rewind from db-3.example.com:5432')).toBeGreaterThan(at('re-point db-2'));
+    expect(p.warnings).toEqual(['production: production', 'writes through PgBouncer wait during the switch (about a second); direct connections to the old primary are closed']);
+    expect(planHerd(switchoverAction, herd(three())).warnings[1]).toContain('no PgBouncer');
+  });
+});
+
+describe('DR failover', () => {
+  it('starts from the inventory\u2019s primary, running or not, and says the candidate is chosen again when it runs', () => {
+    const p = planHerd(drFailoverAction, herd(three({ 1: { state: 'unreachable' } })));
+    expect(p.refused).toBeUndefined();
+    expect(p.facts?.find((f) => f.label === 'Old primary')?.value).toBe('db-1.example.com:5432 (unreachable)');
+    expect(p.facts?.find((f) => f.label === 'Candidate')?.value).toBe('db-3.example.com:5432 (site dc-west), chosen again when it runs');
+    expect(p.facts?.find((f) => f.label === 'Possible data loss')?.value).toContain('100 bytes');
+    expect(p.steps[1]).toMatch(/^fence db-1\.example\.com:5432: proven when its port refuses connections/);
+  });
+
+  it('refuses a herd with no primary, two primaries, or no running replica', () => {
+    expect(planHerd(drFailoverAction, herd([member(2, 'replica'), member(3, 'replica')])).refusalCode).toBe('topology');
+    expect(planHerd(drFailoverAction, herd(three({ 2: { role: 'primary' } }))).refused).toMatch(/2 primaries in the inventory/);
+    expect(planHerd(drFailoverAction, herd(three({ 2: { state: 'stopped' }, 3: { state: 'stopped' } })))).toMatchObject({
+      refusalCode: 'topology', refused: 'the herd has no running replica to fail over to',
+    });
+  });
+
+  it('says so, and warns, when the operator vouches for the fence', () => {
+    const p = planHerd(drFailoverAction, herd(three()), { fencedByOperator: true });
+    expect(p.steps[1]).toContain('you confirm it is fenced');
+    expect(p.warnings.at(-1)).toContain('the herd will have two primaries');
+  });
+});
+
+describe('instance actions', () => {
+  const [primary, r2, r3] = three() as [InstanceRef, InstanceRef, InstanceRef];
+  const members = [primary, r2, r3];
+
+  it('promote: refuses a primary and a herd that has a running one; lists the checks first', () => {
+    expect(planOn(promoteAction, primary, members).refusalCode).toBe('not-applicable');
+    expect(planOn(promoteAction, r2, members)).toMatchObject({ refusalCode: 'topology', refused: expect.stringContaining('use switchover') });
+    const p = planOn(promoteAction, r2, [{ ...primary, state: 'stopped' }, r2, r3]);
+    expect(p.refused).toBeUndefined();
+    expect(p.steps[0]).toMatch(/^check that no other member of the herd answers as a primary/);
+    expect(p.warnings).toContain('the herd\u2019s DNS name does not move with a promote');
+  });
+
+  it('rebuild: refuses the running primary, rebuilds a fenced old primary with pg_rewind and a needs-rebuild replica afresh', () => {
+    expect(planOn(rebuildAction, primary, members).refusalCode).toBe('not-applicable');
+    const fenced = planOn(rebuildAction, { ...primary, state: 'fenced' }, [{ ...primary, state: 'fenced' }, { ...r2, role: 'primary' }, r3]);
+    expect(fenced.steps.join('\n')).toContain('pg_rewind from db-2.example.com:5432');
+    const fresh = planOn(rebuildAction, { ...r3, state: 'needs_rebuild' }, members);
+    expect(fresh.steps.join('\n')).toContain('no pg_rewind: it is marked needs rebuild');
+    expect(planOn(rebuildAction, r3, [{ ...primary, state: 'stopped' }, r2, r3]).refusalCode).toBe('topology');
+  });
+
+  it('remaster: refuses a primary, a loop and itself; says when it is cascading', () => {
+    expect(planOn(remasterAction, primary, members).refusalCode).toBe('not-applicable');
+    const chained = [primary, { ...r2, upstreamId: 3 }, r3];
+    expect(planOn(remasterAction, r3, chained, { upstreamInstanceId: '2' })).toMatchObject({ refusalCode: 'topology', refused: expect.stringContaining('that would be a loop') });
+    expect(planOn(remasterAction, r3, members, { upstreamInstanceId: '3' }).refused).toBe('a replica cannot stream from itself');
+    expect(planOn(remasterAction, r3, members, { upstreamInstanceId: '2' }).steps.join('\n')).toContain('(a replica: cascading replication)');
+    expect(planOn(remasterAction, r3, members).warnings).toEqual(['it streams from db-1.example.com:5432 already: it will reconnect']);
+    expect(refusalOf(() => planOn(remasterAction, r3, members, { upstreamInstanceId: 'x' })).code).toBe('params');
+  });
+
+  it('start, restart: refuse a fenced instance; start says when the inventory has it running', () => {
+    const fenced = { ...primary, state: 'fenced' };
+    expect(planOn(startAction, fenced, members).refusalCode).toBe('not-applicable');
+    expect(planOn(restartAction, fenced, members).refusalCode).toBe('not-applicable');
+    expect(planOn(startAction, r2, members).warnings).toEqual(['the inventory says it is running already; start will only confirm that']);
+    expect(planOn(restartAction, primary, members).warnings).toEqual(['production: production', 'this is the herd\u2019s primary: clients lose their connections']);
+  });
+
+  it('stop and reload say which command runs where, and what they wait for', () => {
+    expect(planOn(stopAction, r2, members).steps).toEqual([
+      'pg_ctl stop -m fast on 10.0.0.2 (/var/lib/postgresql/15/main)',
+      'wait until 10.0.0.2:5432 refuses connections',
+      'record what it is now in the inventory',
+    ]);
+    expect(planOn(reloadAction, r2, members).steps[1]).toBe('pg_ctl reload on 10.0.0.2 (/var/lib/postgresql/15/main)');
+  });
+
+  it('check SSH pins on first contact, and replacing a key needs a new fingerprint', () => {
+    const unpinned = { ...r2, ssh: { ...r2.ssh, hostKeyFingerprint: null } };
+    expect(planOn(checkSshAction, unpinned, members).warnings).toEqual(['first contact: the key the host presents is trusted from now on']);
+    expect(planOn(checkSshAction, r2, members).steps[0]).toContain('check that its host key is the pinned SHA256:key2');
+    expect(planOn(replaceHostKeyAction, r2, members).refusalCode).toBe('params');
+    const fp = `SHA256:${'a'.repeat(43)}`;
+    expect(planOn(replaceHostKeyAction, { ...r2, ssh: { ...r2.ssh, hostKeyFingerprint: fp } }, members, { fingerprint: fp }).refusalCode).toBe('host-key');
+    expect(planOn(replaceHostKeyAction, r2, members, { fingerprint: fp }).steps[1]).toBe(`pin ${fp} to db-2.example.com in place of SHA256:key2, only if the host presented it`);
+  });
+
+  it('refresh DNS refuses a herd without records', () => {
+    expect(planHerd(refreshDnsAction, herd(three(), { dns: [] })).refusalCode).toBe('not-applicable');
+  });
+});
+
+describe('an action is its plan', () => {
+  const h = herd(three(), { poolers: [pooler] });
+  const [primary, r2, r3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
+  const cases: { a: AnyAction; run: () => { words: string[]; steps: { name: string; defer?: unknown }[] } }[] = actions.map((a) => ({
+    a,
+    run: () => {
+      if (a.on === 'herd') return { words: a.plan(h, { params: {} }).steps, steps: a.steps(h, deps, { params: {} }) };
+      const t = a.name === 'promote' ? r2 : a.name === 'rebuild' || a.name === 'remaster' ? r3 : primary;
+      const members = a.name === 'promote' ? [{ ...primary, state: 'stopped' }, r2, r3] : h.members;
+      const params = a.name === 'replace-host-key' ? { fingerprint: `SHA256:${'b'.repeat(43)}` } : {};
+      return { words: a.plan(t, { members, params }).steps, steps: a.steps(t, deps, { members, params }) };
+    },
+  }));
+
+  it.each(cases.map((c) => [c.a.name, c] as const))('%s: the page lists one line per step the worker runs, cleanups included in their step\u2019s line', (_, c) => {
+    const { words, steps } = c.run();
+    expect(words.length).toBeGreaterThan(0);
+    expect(steps).toHaveLength(words.length);
+    for (const s of steps) expect(s.name).not.toBe('');
+  });
+
+  it('a refusal thrown while planning refuses the target; a TypeError is a bug and fails the plan', () => {
+    const servers = [{ name: 'db-1', ssh: { hostKeyFingerprint: 'SHA256:x' } }];
+    const refusing = defineAction({ name: 't1', label: 'T', permission: 'operator', dangerous: false, plan: () => { throw refuse('topology', 'no'); } });
+    expect(planTarget(servers, refusing, () => refusing.plan(primary, { members: [], params: {} }))).toMatchObject({ refused: 'no', refusalCode: 'topology' });
+    const broken = defineAction({ name: 't2', label: 'T', permission: 'operator', dangerous: false, plan: (t) => ({ steps: [{ name: 'x', says: (t as unknown as { nope: { x: string } }).nope.x, run: async () => {} }] }) });
+    expect(() => planTarget(servers, broken, () => broken.plan(primary, { members: [], params: {} }))).toThrow(TypeError);
+    // A server without a pinned key refuses before the action is asked.
+    expect(planTarget([{ name: 'db-1', ssh: { hostKeyFingerprint: null } }], broken, () => broken.plan(primary, { members: [], params: {} }))).toMatchObject({ refusalCode: 'unpinned-host-key' });
+  });
+});

@@ -1,0 +1,56 @@
+// What a herd's DNS records should answer, given its members' roles and states: the write name
+// follows the primary, a read name the replicas, a fixed record its instance (pygmy's MATCH_ROLE /
+// MATCH_INSTANCE). A CNAME points at the server's name, an A record holds its address. Whether a
+// record answers that now is asked at the zone's own server (lib/dns).
+import { zoneConfig } from '@/lib/dns/config';
+import { lookup, sameAnswers } from '@/lib/dns/rfc2136';
+import type { DnsRecordRef } from './herd-ref';
+import type { InstanceRef } from './instance-ref';
+
+/** The members a record should point at, in order; a string says why there is none. */
+export function recordTargets(rec: DnsRecordRef, members: InstanceRef[]): InstanceRef[] | string {
+  if (rec.match === 'instance') {
+    const m = members.find((x) => x.id === rec.matchInstanceId);
+    return m ? [m] : `its instance (${rec.matchInstanceId ?? 'none'}) is not a member of the herd`;
+  }
+  const role = rec.matchRole ?? 'primary';
+  const matching = members.filter((m) => m.role === role && m.state === 'running').sort((a, b) => a.id - b.id);
+  if (!matching.length) return `the herd has no running ${role}`;
+  if (role === 'primary' && matching.length > 1) return `the herd has ${matching.length} running primaries (${matching.map((m) => m.label).join(', ')})`;
+  return rec.type === 'CNAME' ? matching.slice(0, 1) : matching;
+}
+
+/** The record's values for these targets. */
+export function recordValues(rec: DnsRecordRef, targets: InstanceRef[]): string[] {
+  if (rec.type === 'CNAME') return targets.slice(0, 1).map((t) => t.hostname);
+  const missing = targets.filter((t) => !t.address);
+  if (missing.length) throw new Error(`an A record needs an address: ${missing.map((t) => t.hostname).join(', ')} has none`);
+  return targets.map((t) => t.address);
+}
+
+export interface DnsNow {
+  record: DnsRecordRef;
+  /** What the server answered; null when it could not be asked. */
+  answers: string[] | null;
+  /** What it should answer for these members, or why nothing. */
+  expected: string[] | string;
+  ok: boolean;
+  error?: string;
+}
+
+export async function checkRecord(record: DnsRecordRef, members: InstanceRef[], timeoutMs = 1500): Promise<DnsNow> {
+  const targets = recordTargets(record, members);
+  let expected: string[] | string;
+  try {
+    expected = typeof targets === 'string' ? targets : recordValues(record, targets);
+  } catch (err) {
+    expected = (err as Error).message;
+  }
+  try {
+    const zone = zoneConfig(record.zone);
+    const answers = await lookup(zone.server, record.name, record.type, timeoutMs);
+    return { record, answers, expected, ok: Array.isArray(expected) && sameAnswers(expected, answers) };
+  } catch (err) {
+    return { record, answers: null, expected, ok: false, error: (err as Error).message };
+  }
+}
