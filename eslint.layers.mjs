@@ -7,7 +7,7 @@
 //                           components never import app (server actions come in as props)
 // The lab and the test helpers (lib/lab, lib/testing, lib/bench) are never reachable from what runs
 // in production: only tests, benchmarks and the demo/lab/bench commands import them.
-const ADAPTERS = ['ssh', 'dns', 'pgbouncer', 'aws', 'validation'];
+const ADAPTERS = ['ssh', 'dns', 'pgbouncer', 'aws', 'validation', 'format'];
 // Files that may use the lab: tests, benchmarks, the lab itself and the commands that start it.
 export const TEST_SIDE = [
   '**/*.test.ts',

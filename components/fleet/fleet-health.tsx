@@ -1,5 +1,5 @@
 import Link from 'next/link';
-import { formatDuration } from '@/lib/admin/format';
+import { formatDuration } from '@/lib/format/units';
 import { healthy, SILENT_AFTER_INTERVALS, type FleetHealth as Health } from '@/lib/agent/health';
 
 const more = (shown: number, total: number) => (total > shown ? <li className="help">and {total - shown} more</li> : null);

@@ -1,7 +1,7 @@
 // Client-safe form declarations: zod schemas plus what the generic form needs to draw each field.
 import { z } from 'zod';
 import { isPlainName, isPlainText, NO_TRICKS } from '@/lib/validation/text';
-import { MAX_ID } from './parse-id';
+import { MAX_ID } from '@/lib/validation/ids';
 import '@/lib/validation/messages';
 
 export type InputSpec =

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, formatLsn, formatValue } from './format';
+import { formatBytes, formatLsn } from '@/lib/format/units';
+import { formatValue } from './format';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 
 describe('format', () => {

@@ -2,7 +2,7 @@
 // like other names on screen.
 import { describe, expect, it } from 'vitest';
 import { forms } from './forms';
-import { MAX_ID, parseIdList } from './parse-id';
+import { MAX_ID, parseIdList } from '@/lib/validation/ids';
 import { newTokenForm } from '@/lib/auth/api-tokens';
 
 const SCHEMA_TALK = /Too (big|small)|expected|Invalid (input|option)|received|<=|>=/;

@@ -1,7 +1,7 @@
 // The changelist's whole state lives in the URL. Parsing never fails: bad values fall back to defaults.
 import { environmentsWith, type Access } from '@/lib/auth/access';
 import { permissionFor, type AdminDef } from './define-admin';
-import { parseId } from './parse-id';
+import { parseId } from '@/lib/validation/ids';
 
 export const PAGE_SIZES = [10, 25, 50, 100, 200, 500] as const;
 export const DEFAULT_PAGE_SIZE = 100;

@@ -8,7 +8,7 @@ import { demand, type Access } from '@/lib/auth/access';
 import { orDeny, requireAccess, requireUser, type CurrentUser } from '@/lib/auth/session';
 import { permissionFor, type AdminDef, type Permission } from './define-admin';
 import { environmentOf } from './mutations';
-import { parseId } from './parse-id';
+import { parseId } from '@/lib/validation/ids';
 import { getAdmin } from './registry';
 
 export interface ObjectRoute {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { idNumber } from '@/lib/admin/parse-id';
+import { idNumber } from '@/lib/validation/ids';
 
 const ids = z.array(idNumber('each id')).min(1).max(1000).transform((a) => [...new Set(a)]);
 

@@ -1,6 +1,6 @@
 // Who should be a herd's next primary, by what the inventory last observed. Switchover and DR
 // failover measure again at execution; this is what their plans and the DR changelist show.
-import { formatBytes } from '@/lib/admin/format';
+import { formatBytes } from '@/lib/format/units';
 import type { InstanceRef } from './instance-ref';
 
 /** Running replicas, most up to date first (WAL position, then lag, then id for a stable order). */

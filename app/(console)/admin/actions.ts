@@ -3,7 +3,7 @@
 // Thin server actions over lib/admin/mutations: the one door for console writes.
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
-import { idText, MAX_ID, parseIdList } from '@/lib/admin/parse-id';
+import { idText, MAX_ID, parseIdList } from '@/lib/validation/ids';
 import { getDb } from '@/db/client';
 import { deleteObjects, environmentOf, saveObject } from '@/lib/admin/mutations';
 import { createAgentToken } from '@/lib/agent/ingest';

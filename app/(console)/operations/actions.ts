@@ -3,7 +3,7 @@
 // Thin server actions over lib/ops: confirm (enqueue), cancel, retry.
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
-import { idText, parseIdList } from '@/lib/admin/parse-id';
+import { idText, parseIdList } from '@/lib/validation/ids';
 import { getDb } from '@/db/client';
 import { cancelOperation, retryInput } from '@/lib/ops/control';
 import { getAction } from '@/lib/ops/registry';

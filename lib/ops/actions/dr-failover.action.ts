@@ -5,10 +5,10 @@
 // starts a fenced instance until it has been rebuilt. What the old primary may have committed that no replica received is reported.
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
-import { idText } from '@/lib/admin/parse-id';
+import { idText } from '@/lib/validation/ids';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
-import { formatBytes, formatLsn } from '@/lib/admin/format';
+import { formatBytes, formatLsn } from '@/lib/format/units';
 import { driverFor } from '../drivers';
 import { defineHerdAction, flagParam, productionWarning, type ActionStep, type RunContext } from '../define-action';
 import { describeRecordMove, dnsPreflight, dnsSteps } from '../dns-steps';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { idText } from '@/lib/admin/parse-id';
+import { idText } from '@/lib/validation/ids';
 import { defineAction } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
 import { herdPrimary } from '../herd-primary';

@@ -6,8 +6,8 @@
 import { eq, inArray } from 'drizzle-orm';
 import { z } from 'zod';
 import { instances } from '@/db/schema';
-import { idText } from '@/lib/admin/parse-id';
-import { formatBytes } from '@/lib/admin/format';
+import { idText } from '@/lib/validation/ids';
+import { formatBytes } from '@/lib/format/units';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { bytesOrUnknown, chooseCandidate, lagOf } from '../candidates';
 import { defineHerdAction, productionWarning, type ActionDeps, type ActionStep, type RunContext } from '../define-action';

@@ -3,7 +3,7 @@
 // The signed-in user's own API tokens: create (the token is returned once, to be shown once) and revoke.
 import { revalidatePath } from 'next/cache';
 import { z } from 'zod';
-import { idText } from '@/lib/admin/parse-id';
+import { idText } from '@/lib/validation/ids';
 import { getDb } from '@/db/client';
 import { createApiToken, newTokenForm, revokeApiToken } from '@/lib/auth/api-tokens';
 import { currentActor } from '@/lib/auth/actor';

@@ -13,7 +13,7 @@ import { changeList, labelsFor } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import { capitalize } from '@/lib/admin/text';
 import { deny, requireAccess } from '@/lib/auth/session';
-import { parseId } from '@/lib/admin/parse-id';
+import { parseId } from '@/lib/validation/ids';
 
 export default async function ChangeListPage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<RawParams> }) {
   const access = await requireAccess();

@@ -2,7 +2,7 @@ import { notFound } from 'next/navigation';
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { OperationLive } from '@/components/ops/operation-live';
-import { parseId } from '@/lib/admin/parse-id';
+import { parseId } from '@/lib/validation/ids';
 import { valueText } from '@/lib/admin/text';
 import { operationView } from '@/lib/ops/operation-view';
 import { getAction } from '@/lib/ops/registry';

@@ -13,7 +13,7 @@ import { isHerdAction } from '@/lib/ops/define-action';
 import { orDeny, requireAccess } from '@/lib/auth/session';
 import { environmentsWith } from '@/lib/auth/access';
 import { capitalize, valueText } from '@/lib/admin/text';
-import { parseId, parseIdList } from '@/lib/admin/parse-id';
+import { parseId, parseIdList } from '@/lib/validation/ids';
 import { confirmOperationAction } from '../actions';
 
 const CAP = 1000;

@@ -1,6 +1,6 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { parseId } from '@/lib/admin/parse-id';
+import { parseId } from '@/lib/validation/ids';
 import { operationView } from '@/lib/ops/operation-view';
 import { getCurrentAccess } from '@/lib/auth/session';
 import { AccessDenied } from '@/lib/auth/access';

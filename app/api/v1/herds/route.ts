@@ -1,7 +1,7 @@
 import { NextResponse } from 'next/server';
 import { asc, inArray } from 'drizzle-orm';
 import { z } from 'zod';
-import { idText } from '@/lib/admin/parse-id';
+import { idText } from '@/lib/validation/ids';
 import { getDb } from '@/db/client';
 import { automationMode, controlDriver, dnsRecords } from '@/db/schema';
 import { apiUser, handle } from '@/lib/api/respond';

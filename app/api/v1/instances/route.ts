@@ -1,6 +1,6 @@
 import { NextResponse } from 'next/server';
 import { z } from 'zod';
-import { idText } from '@/lib/admin/parse-id';
+import { idText } from '@/lib/validation/ids';
 import { instanceRole, instanceState } from '@/db/schema';
 import { apiUser, handle } from '@/lib/api/respond';
 import { listFromQuery, pagingQuery, searchText } from '@/lib/api/list';

@@ -12,7 +12,7 @@ import { deny, requireAccess } from '@/lib/auth/session';
 import { canSomewhere, environmentsWith } from '@/lib/auth/access';
 import { permissionFor } from '@/lib/admin/define-admin';
 import { deleteAction } from '../../actions';
-import { parseIdList } from '@/lib/admin/parse-id';
+import { parseIdList } from '@/lib/validation/ids';
 
 const BULK_CAP = 10_000;
 

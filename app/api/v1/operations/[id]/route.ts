@@ -1,7 +1,7 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { ApiError, apiUser, handle } from '@/lib/api/respond';
-import { parseId } from '@/lib/admin/parse-id';
+import { parseId } from '@/lib/validation/ids';
 import { operationView } from '@/lib/ops/operation-view';
 import { demandOnOperation } from '@/lib/ops/control';
 
