@@ -1,16 +1,7 @@
 // Display formatting for changelist cells: pure, so pages and tests share it.
 import type { Format } from './define-admin';
 import { formatBytes, formatLsn } from '@/lib/format/units';
-
-/** A value as text: node-postgres gives strings, numbers, booleans, Dates and arrays of these; other objects as JSON. */
-function plainText(v: unknown): string {
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
-  if (v === null || v === undefined) return '';
-  if (Array.isArray(v)) return v.map(plainText).join(',');
-  if (v instanceof Date) return v.toString();
-  return JSON.stringify(v);
-}
+import { valueText } from './text';
 
 export function formatValue(format: Format | undefined, v: unknown): string {
   if (v === null || v === undefined) return '';
@@ -22,13 +13,13 @@ export function formatValue(format: Format | undefined, v: unknown): string {
     case 'seconds':
       return Number(v).toFixed(Number(v) < 10 ? 1 : 0);
     case 'datetime': {
-      const d = v instanceof Date ? v : new Date(plainText(v));
-      return Number.isNaN(d.getTime()) ? plainText(v) : d.toISOString().replace('T', ' ').slice(0, 19) + 'Z';
+      const d = v instanceof Date ? v : new Date(valueText(v));
+      return Number.isNaN(d.getTime()) ? valueText(v) : d.toISOString().replace('T', ' ').slice(0, 19) + 'Z';
     }
     case 'bool':
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- v is `{}` here, which includes false and 0: the rule takes it for always truthy
       return v ? 'yes' : 'no';
     default:
-      return plainText(v);
+      return valueText(v);
   }
 }

@@ -12,6 +12,7 @@ import { referencedModel } from './form-fields';
 import { getAdmin } from './registry';
 import { collectForDelete } from './collect';
 import { labelsFor, selectFrom } from './list-query';
+import { valueText } from './text';
 
 export interface Actor {
   id: number | null;
@@ -41,13 +42,6 @@ function pgError(err: unknown): PgErrorFields {
     e = fields.cause;
   }
   return {};
-}
-
-/** A field's value as compared for "did it change": '' for none. */
-function asText(v: unknown): string {
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
-  return v === null || v === undefined ? '' : JSON.stringify(v);
 }
 
 export async function environmentOf(db: Pick<Db, 'select'>, def: AdminDef, id: number): Promise<number | null> {
@@ -140,7 +134,7 @@ export async function saveObject(db: Db, def: AdminDef, id: number | null, input
       await demand(tx as unknown as Db, actor.access, need, `${verb} this ${def.label}`, [envAfter]);
       // Every row it refers to, and the model's own rules, as the row now is.
       // Fields only an admin may change (a server's address: where pgherd sends passwords and commands).
-      const sensitive = id === null ? [] : (def.adminFields ?? []).filter((k) => before && k in values && asText(before[k]) !== asText(values[k]));
+      const sensitive = id === null ? [] : (def.adminFields ?? []).filter((k) => before && k in values && valueText(before[k]) !== valueText(values[k]));
       if (sensitive.length) await demand(tx as unknown as Db, actor.access, 'admin', `Changing ${sensitive.join(', ')} of this ${def.label}`, [envAfter]);
       const refused = (await checkReferences(tx as unknown as Db, def, values, envAfter, actor, need, verb)) ?? (await def.validate?.(tx as unknown as Db, savedId, values)) ?? null;
       if (refused) throw new RefusedSave(refused);

@@ -195,11 +195,37 @@ function toSteps<S>(p: ActionPlan<S> | Refusal, deps: ActionDeps, state: () => S
   return p.steps.map((x) => bind(x, deps, s));
 }
 
+/** Parameters that do not fit the action's schema: a 400 from the API, nothing planned. */
+export class ParamsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ParamsError';
+  }
+}
+
+/** The one place parameters are parsed: wherever they come in (page, form, API), and again in the action. */
+function parseWith<Schema extends ParamsSchema>(name: string, schema: Schema | undefined, raw: unknown): z.output<Schema> {
+  if (!schema) {
+    if (raw && typeof raw === 'object' && Object.keys(raw).length) throw new ParamsError(`${name} takes no parameters`);
+    return NO_PARAMS.parse({}) as z.output<Schema>;
+  }
+  const r = schema.safeParse(raw ?? {});
+  if (!r.success) throw new ParamsError(r.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; '));
+  return r.data;
+}
+
+/** The action's parameters as its schema parses them; ParamsError when they do not fit. */
+export const parseParams = (action: AnyAction, raw: unknown): ActionParams => parseWith(action.name, action.params?.schema, raw);
+
+/** Inside a plan, parameters that do not fit (they were parsed on their way in: this is a stored operation) refuse the target. */
 function parser<Schema extends ParamsSchema>(name: string, schema: Schema | undefined): (raw: ActionParams) => z.output<Schema> {
   return (raw) => {
-    const r = (schema ?? NO_PARAMS).safeParse(raw);
-    if (!r.success) throw refuse('params', `${name}: ${r.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`);
-    return r.data as z.output<Schema>;
+    try {
+      return parseWith(name, schema, raw);
+    } catch (err) {
+      if (err instanceof ParamsError) throw refuse('params', `${name}: ${err.message}`);
+      throw err;
+    }
   };
 }
 

@@ -76,7 +76,7 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
       operation: { id: operationId, requestedBy: { id: target.requested_by, username: target.requested_by_name } },
       outcome: (text) => { outcome = text; },
     };
-    const steps = await stepsNow(db, action, target, deps);
+    const steps = await stepsNow(db, action, target, herdId, deps);
     if (steps instanceof Refusal) return await end('failed', `refused at execution: ${steps.reason}`, steps.code);
     // A retry appends its steps after those of earlier attempts.
     const firstSeq = attempts > 1
@@ -125,7 +125,7 @@ async function authorizeNow(db: Db, action: AnyAction, target: ClaimedTarget, en
  * while the target queued); or the Refusal that says why it may not run. Anything else thrown is a
  * failure, not a refusal.
  */
-async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, deps: ActionDeps): Promise<Step[] | Refusal> {
+async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId: number, deps: ActionDeps): Promise<Step[] | Refusal> {
   // Confirmed with the plan, and parsed again: a stored operation cannot carry what the form refuses.
   let params: ActionParams;
   try {
@@ -143,8 +143,7 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, deps: 
     }
   };
   if (isHerdAction(action)) {
-    if (target.herd_id === null) return refuse('gone', 'the herd was deleted from the inventory');
-    const [herd] = await loadHerdRefs(db, [target.herd_id]);
+    const [herd] = await loadHerdRefs(db, [herdId]);
     if (!herd) return refuse('gone', 'the herd was deleted from the inventory');
     const denied = await authorizeNow(db, action, target, [herd.environmentId, ...herd.members.map((m) => m.serverEnvironmentId), ...herd.poolers.map((p) => p.serverEnvironmentId)]);
     if (denied) return denied;

@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '@/db/client';
 import { demand, type Access } from '@/lib/auth/access';
-import { herdServers, isHerdAction, unpinnedRefusal, type ActionParams, type AnyAction, type TargetPlan } from './define-action';
+import { herdServers, isHerdAction, parseParams, unpinnedRefusal, type ActionParams, type AnyAction, type TargetPlan } from './define-action';
 import { loadHerdRefs, type HerdRef } from './herd-ref';
 import { driverFor } from './drivers';
 import { Refusal } from './refusal';
@@ -44,23 +44,7 @@ function identity(r: InstanceRef) {
   return [r.id, r.herdId, r.environmentId, r.host, r.port, r.dataDirectory, r.pgVersion, r.controlDriver, r.ssh.port, r.ssh.username, r.ssh.hostKeyFingerprint];
 }
 
-/** Parameters that do not fit the action's schema: a 400, nothing planned. */
-export class ParamsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ParamsError';
-  }
-}
-
-export function parseParams(action: AnyAction, raw: unknown): ActionParams {
-  if (!action.params) {
-    if (raw && typeof raw === 'object' && Object.keys(raw).length) throw new ParamsError(`${action.name} takes no parameters`);
-    return {};
-  }
-  const r = action.params.schema.safeParse(raw ?? {});
-  if (!r.success) throw new ParamsError(r.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; '));
-  return r.data;
-}
+export { ParamsError, parseParams } from './define-action';
 
 /**
  * A plan goes stale when what it would do changes, not whenever an observation does: the digest

@@ -60,6 +60,11 @@ export function drPair(h: HerdRef, candidateId?: number): { old: InstanceRef; ca
   return { old, cand };
 }
 
+/** The herd once `cand` is its primary and `old` is fenced: where its DNS records point. */
+function membersAfter(h: HerdRef, old: InstanceRef, cand: InstanceRef): InstanceRef[] {
+  return h.members.map((m) => (m.id === cand.id ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null } : m.id === old.id ? { ...m, state: 'fenced' } : m));
+}
+
 /** What the steps of one failover find and tell each other. */
 interface DrState {
   /** The replica chosen when it runs, and what it said then. */
@@ -237,7 +242,7 @@ export const drFailoverAction = defineHerdAction({
     const lag = lagOf(old, cand);
     const replicas = h.members.filter((m) => m.id !== old.id);
     const others = replicas.filter((m) => m.id !== cand.id && m.state === 'running');
-    const after = h.members.map((m) => (m.id === cand.id ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null } : m.id === old.id ? { ...m, state: 'fenced' } : m));
+    const after = membersAfter(h, old, cand);
     const replayMs = p.replayDeadlineMs ?? 30_000;
     const state = (): DrState => ({ oldLastLsn: old.lsn === null ? null : formatLsn(old.lsn), oldTimeline: old.timeline, lastSeenHow: 'as last observed by pgherd', leftBehind: [] });
     const steps: ActionStep<DrState>[] = [{
@@ -286,10 +291,7 @@ export const drFailoverAction = defineHerdAction({
       },
     },
     checkpointStep('checkpoint on the new primary', 'CHECKPOINT on the new primary', (s: DrState) => chosen(s).m),
-    ...dnsSteps(h, (s: DrState) => {
-      const { m: c } = chosen(s);
-      return h.members.map((m) => (m.id === c.id ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null } : m.id === old.id ? { ...m, state: 'fenced' } : m));
-    }, (r) => (p.candidateInstanceId ? describeRecordMove(r, after)
+    ...dnsSteps(h, (s: DrState) => membersAfter(h, old, chosen(s).m), (r) => (p.candidateInstanceId ? describeRecordMove(r, after)
       : `point ${r.name} (${r.type}, TTL ${r.ttl} s) where the herd says once the new primary accepts writes, then ask the zone\u2019s server until it answers so`)),
     ...repointPoolerSteps(h.poolers, (s: DrState) => chosen(s).m, 'the new primary'),
     {
