@@ -1,9 +1,13 @@
 // One pool per process. Next's dev server reloads modules, so the pool lives on globalThis.
-import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { drizzle, type NodePgDatabase, type NodePgQueryResultHKT } from 'drizzle-orm/node-postgres';
+import type { PgDatabase } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import * as schema from './schema';
 
 export type Db = NodePgDatabase<typeof schema> & { $client: pg.Pool };
+
+/** Queries on pgherd's database, or on a transaction of it: what code that may run inside one takes. */
+export type Queries = PgDatabase<NodePgQueryResultHKT, typeof schema>;
 
 const g = globalThis as unknown as { __pgherdPool?: pg.Pool; __pgherdDb?: Db };
 

@@ -1,17 +1,17 @@
 'use client';
 
-import { zodResolver } from '@hookform/resolvers/zod';
 import { useRouter } from 'next/navigation';
 import { useState, useTransition } from 'react';
 import { useForm } from 'react-hook-form';
-import type { FormField } from '@/lib/admin/form-fields';
-import { formFor } from '@/lib/admin/forms';
+import type { FieldView } from '@/lib/admin/form-fields';
 import type { SaveOutcome } from '@/lib/admin/save-outcome';
 
 export type Intent = 'save' | 'addanother' | 'continue';
 
 interface Props {
   model: string;
+  /** The model's fields as plain data; what they accept is checked where they are saved. */
+  fields: FieldView[];
   id: number | null;
   initial: Record<string, string>;
   /** Options for relation fields, loaded on the server. */
@@ -23,21 +23,19 @@ interface Props {
   canDelete?: boolean;
 }
 
-export function ObjectForm({ model, id, initial, options, save, readOnlyReason, canDelete = true }: Props) {
-  const spec = formFor(model);
+export function ObjectForm({ model, fields, id, initial, options, save, readOnlyReason, canDelete = true }: Props) {
   const router = useRouter();
   const [pending, startTransition] = useTransition();
   const [formError, setFormError] = useState('');
   const [intent, setIntent] = useState<Intent>('save');
   const { register, handleSubmit, setError, formState: { errors } } = useForm<Record<string, string>>({
-    // Client-side checks mirror the server's (same zod schema); the server still decides.
-    resolver: zodResolver(spec.schema as never) as never,
     defaultValues: initial,
     mode: 'onSubmit',
   });
 
   const onSubmit = (values: Record<string, string>) => {
-    // Submit what was typed, not the client's coercions: the server parses it again itself.
+    // What was typed goes to the server, which checks it with the model's schema (one judge, as in
+    // Django's admin) and answers each field's message.
     startTransition(async () => {
       const res = await save(model, id, values, intent);
       if (res.ok) {
@@ -55,7 +53,7 @@ export function ObjectForm({ model, id, initial, options, save, readOnlyReason, 
       {formError && <p className="errornote" role="alert">{formError}</p>}
       {readOnlyReason && <p className="help read-only-note" data-read-only>{readOnlyReason}</p>}
       <fieldset className="module" disabled={!!readOnlyReason}>
-        {spec.fields.map((field) => (
+        {fields.map((field) => (
           <Row key={field.name} field={field} options={options[field.name]} error={errors[field.name]?.message} register={register} />
         ))}
       </fieldset>
@@ -70,7 +68,7 @@ export function ObjectForm({ model, id, initial, options, save, readOnlyReason, 
 }
 
 function Row({ field, options, error, register }: {
-  field: FormField;
+  field: FieldView;
   options?: { value: string; label: string }[];
   error?: string;
   register: ReturnType<typeof useForm<Record<string, string>>>['register'];

@@ -1,6 +1,7 @@
 // Turns a changelist's data into the plain view models the components draw.
 import { can, canSomewhere, type Access } from '@/lib/auth/access';
-import { fieldOf, permissionFor, type AdminDef } from './define-admin';
+import type { Role } from '@/db/types';
+import { fieldOf, isEditable, permissionFor, type AdminDef } from './define-admin';
 import { formatValue } from './format';
 import { toQueryString, sortByHeader, type ListParams } from './list-params';
 import type { Facet, Row } from './list-query';
@@ -34,17 +35,17 @@ export function columnViews(def: AdminDef, p: ListParams): ColumnView[] {
 }
 
 /** The bulk actions this user may use somewhere (delete included, for models that have it), with the role each needs. */
-export function actionViews(def: AdminDef, access: Access): (ActionView & { role: string })[] {
+export function actionViews(def: AdminDef, access: Access): (ActionView & { role: Role })[] {
   const base = changelistBase(def);
-  const all = [...(def.actions ?? []), ...(def.readOnly ? [] : [{ name: 'delete', label: `Delete selected ${def.labelPlural}`, href: `${base}/delete`, role: permissionFor(def, 'delete') }])];
+  const all = [...(def.actions ?? []), ...(!isEditable(def) ? [] : [{ name: 'delete', label: `Delete selected ${def.labelPlural}`, href: `${base}/delete`, role: permissionFor(def, 'delete') }])];
   return all.filter((a) => canSomewhere(access, a.role));
 }
 
 /** Rows, each locked when none of `actions` may be used in its environment (it gets no checkbox). */
-export function rowViews(def: AdminDef, rows: Row[], access?: Access, actions: { role: string }[] = []): RowView[] {
+export function rowViews(def: AdminDef, rows: Row[], access?: Access, actions: { role: Role }[] = []): RowView[] {
   return rows.map((r) => {
     const view: RowView = { id: r.__id, values: [] };
-    if (access && actions.length && !actions.some((a) => can(access, a.role as never, r.__env ?? null))) view.locked = true;
+    if (access && actions.length && !actions.some((a) => can(access, a.role, r.__env ?? null))) view.locked = true;
     def.listDisplay.forEach((key, i) => {
       const f = fieldOf(def, key);
       const text = formatValue(f.format, r[key]);

@@ -1,14 +1,14 @@
 // What goes with an object when it is deleted, read from the schema's own ON DELETE rules
 // (Django's Collector): cascades are listed as deleted, SET NULL references as unlinked.
-import { inArray } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
 import { getTableConfig, PgTable, type PgColumn } from 'drizzle-orm/pg-core';
-import type { Db } from '@/db/client';
+import type { Queries } from '@/db/client';
 import * as schema from '@/db/schema';
 import type { AdminDef } from './define-admin';
 import { labelsFor } from './list-query';
 import { adminForTable } from './registry';
 
-const tables: PgTable[] = (Object.values(schema) as unknown[]).filter((t): t is PgTable => t instanceof PgTable);
+const tables: PgTable[] = Object.values(schema).filter((t) => t instanceof PgTable);
 
 interface Reference {
   table: PgTable;
@@ -48,7 +48,7 @@ export interface Collected {
 
 const ITEM_LIMIT = 200;
 
-async function describe(db: Db, table: PgTable, ids: number[]): Promise<CollectedGroup> {
+async function describe(db: Queries, table: PgTable, ids: number[]): Promise<CollectedGroup> {
   const def = adminForTable(table);
   const name = getTableConfig(table).name;
   if (def) {
@@ -65,7 +65,7 @@ function idColumn(table: PgTable): PgColumn {
 }
 
 /** Everything that deleting `ids` of `def` takes with it, breadth first, each row once. */
-export async function collectForDelete(db: Db, def: AdminDef, ids: number[]): Promise<Collected> {
+export async function collectForDelete(db: Queries, def: AdminDef, ids: number[]): Promise<Collected> {
   const seen = new Map<PgTable, Set<number>>([[def.table, new Set(ids)]]);
   const unlinked = new Map<PgTable, Set<number>>();
   const blocked = new Map<PgTable, Set<number>>();
@@ -76,7 +76,7 @@ export async function collectForDelete(db: Db, def: AdminDef, ids: number[]): Pr
       if (!tIds.length) continue;
       for (const ref of referencesTo(table)) {
         const pk = idColumn(ref.table);
-        const rows = (await db.select({ id: pk }).from(ref.table).where(inArray(ref.column, tIds))) as { id: number }[];
+        const rows = await db.select({ id: sql<number>`${pk}` }).from(ref.table).where(inArray(ref.column, tIds));
         const found = rows.map((r) => r.id);
         if (!found.length) continue;
         const bucket = ref.onDelete === 'cascade' ? seen : ref.onDelete === 'set null' ? unlinked : blocked;

@@ -1,9 +1,13 @@
 // One typed declaration per model gives the changelist, filters, search, forms, delete and history.
-import type { SQL, SQLWrapper } from 'drizzle-orm';
+// A model is one file in lib/admin/models, listed in registry.ts.
+import type { SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type { Role } from '@/db/types';
-import type { FormSpec } from './form-fields';
-import type { Db } from '@/db/client';
+import type { ModelForm } from './form-fields';
+import type { Db, Queries } from '@/db/client';
+
+/** A column, or an SQL expression over the model's table and joins. */
+export type Expr = SQL | PgColumn;
 
 export type Permission = 'view' | 'add' | 'change' | 'delete';
 
@@ -14,7 +18,7 @@ export type Format = 'text' | 'number' | 'bytes' | 'lsn' | 'seconds' | 'datetime
 
 export interface ListField {
   label: string;
-  sql: SQLWrapper;
+  sql: Expr;
   /** Default true. Every sortable field must be backed by an index (see db/schema.ts). */
   sortable?: boolean;
   format?: Format;
@@ -25,11 +29,11 @@ export interface ListField {
 }
 
 export type FilterDef =
-  | { key: string; label: string; kind: 'choice'; sql: SQLWrapper; choices: readonly string[] }
+  | { key: string; label: string; kind: 'choice'; sql: Expr; choices: readonly string[] }
   /** Values drawn from the data (site, version), with counts. */
-  | { key: string; label: string; kind: 'values'; sql: SQLWrapper; numeric?: boolean }
+  | { key: string; label: string; kind: 'values'; sql: Expr; numeric?: boolean }
   /** A foreign key: options are the related rows, labelled; searchable ones render as a search box. */
-  | { key: string; label: string; kind: 'relation'; sql: SQLWrapper; labelSql: SQLWrapper; searchable?: boolean };
+  | { key: string; label: string; kind: 'relation'; sql: Expr; labelSql: Expr; searchable?: boolean };
 
 export interface Join {
   table: PgTable;
@@ -38,6 +42,16 @@ export interface Join {
   /** A LEFT JOIN that only display fields use: counts and facets leave it out (it cannot change them). */
   displayOnly?: boolean;
 }
+
+/**
+ * A panel on an object's change page besides its form, declared by the model; the page draws each
+ * kind (app/(console)/admin/[model]/[id]/panels.tsx), without knowing which model asked.
+ */
+export type Panel =
+  /** The line to add to authorized_keys on the server (pgherd's SSH public key). */
+  | { kind: 'ssh-public-key' }
+  /** Create or rotate the agent token of the object (a server), for those with `role` in its environment. */
+  | { kind: 'agent-token'; role: Role; load: (db: Db, id: number) => Promise<{ hasToken: boolean; lastSeen: Date | null }> };
 
 export interface AdminDef<F extends Record<string, ListField> = Record<string, ListField>, T extends PgTable = PgTable> {
   /** URL slug: /admin/<name>. */
@@ -48,12 +62,12 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   id: PgColumn;
   joins?: Join[];
   /** How one object reads in breadcrumbs, delete lists and history. */
-  labelSql: SQLWrapper;
+  labelSql: Expr;
   /**
    * The environment an object belongs to: recorded with its audit entries, and where the roles that
    * decide who sees and changes it must hold. Objects without one need a global role.
    */
-  environmentSql?: SQLWrapper;
+  environmentSql?: Expr;
   /** Which rows a user whose roles hold only in these environments sees, when environmentSql cannot say (an operation spans several). */
   scopeSql?: (environmentIds: number[]) => SQL;
   /** The audit log's action prefix for its writes: 'inventory' unless set ('access' for role bindings). */
@@ -66,13 +80,14 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   searchFields: (keyof F & string)[];
   /** Default order, e.g. ['environment', '-lag']; '-' means descending. */
   ordering: (keyof F & string | `-${keyof F & string}`)[];
-  form: FormSpec;
+  /** How an object is added and changed; a model without one is read-only (records such as operations: no add, change or delete). */
+  form?: ModelForm<Model>;
+  /** Panels on an object's page besides its form. */
+  panels?: Panel[];
   /** Unique constraint name -> [form field, message]. */
   uniqueErrors?: Record<string, [string, string]>;
   /** Objects of this kind are created by discovery, not typed in (hides "add"). */
   readOnlyAdd?: boolean;
-  /** Records, not inventory (operations): no add, change or delete in the console. */
-  readOnly?: boolean;
   /** Where an object's own page is, when it is not the generic change form: '/operations' -> /operations/<id>. */
   objectHref?: string;
   /** Fields whose change needs the admin role in the object's environment (where pgherd connects to, say). */
@@ -86,10 +101,18 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
    * Checks that need the database, run in the save's transaction after the write (so they see the row
    * as saved): field errors (or '' for the form) that refuse the save; nothing is written then.
    */
-  validate?: (tx: Db, id: number, values: Record<string, unknown>) => Promise<Record<string, string> | null>;
+  validate?: (tx: Queries, id: number, values: Record<string, unknown>) => Promise<Record<string, string> | null>;
   /** Bulk actions offered besides delete: each leads to its own confirmation page. */
   actions?: { name: string; label: string; href: string; role: Role }[];
 }
+
+/** Any model, as the registry and the generic pages hold it. */
+export type Model = AdminDef;
+
+/** A model with a form: objects can be added, changed and deleted in the console. */
+export type EditableModel = Model & { form: ModelForm<Model> };
+
+export const isEditable = (m: Model): m is EditableModel => m.form !== undefined;
 
 export const permissionFor = (def: Pick<AdminDef, 'permissions'>, p: Permission): Role => def.permissions?.[p] ?? DEFAULT_PERMISSIONS[p];
 
@@ -100,7 +123,8 @@ export function fieldOf(def: Pick<AdminDef, 'name' | 'fields'>, key: string): Li
   return field;
 }
 
-export function defineAdmin<F extends Record<string, ListField>, T extends PgTable>(def: AdminDef<F, T>): AdminDef<F, T> {
+/** Checks the declaration once, at load, and gives it as the registry holds every model. */
+export function defineAdmin<F extends Record<string, ListField>, T extends PgTable>(def: AdminDef<F, T>): Model {
   for (const k of [...def.listDisplay, ...def.searchFields]) {
     if (!(k in def.fields)) throw new Error(`${def.name}: unknown field ${k}`);
   }
@@ -108,5 +132,7 @@ export function defineAdmin<F extends Record<string, ListField>, T extends PgTab
   for (const reserved of ['q', 'sort', 'page', 'per', 'all', 'ids', 'saved', 'deleted']) {
     if (keys.has(reserved)) throw new Error(`${def.name}: filter key ${reserved} is reserved`);
   }
-  return def;
+  // The field names checked, the model is held like any other (a copy: TypeScript compares it field
+  // by field, where it cannot tell the generic declaration's variance).
+  return { ...def };
 }

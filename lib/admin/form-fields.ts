@@ -1,46 +1,71 @@
-// Client-safe form declarations: zod schemas plus what the generic form needs to draw each field.
+// A model's form, derived from its drizzle table: drizzle-zod gives each column's shape (its type,
+// whether it may be null, an enum's values, whether it refers to another table), and a model states
+// only what the table cannot say (a port's range, a name's length, a path's format) and how each
+// field reads on the page. The page gets the fields as plain data; the schema stays on the server,
+// which is the one judge of what is saved (Django's ModelForm, validated where it is saved).
+import { getTableColumns, type Column } from 'drizzle-orm';
+import { getTableConfig, type PgTable } from 'drizzle-orm/pg-core';
+import { createInsertSchema } from 'drizzle-zod';
 import { z } from 'zod';
 import { isPlainName, isPlainText, NO_TRICKS } from '@/lib/validation/text';
 import { MAX_ID } from '@/lib/validation/ids';
 import '@/lib/validation/messages';
 
+/** How a field is drawn: plain data, sent to the browser as is. */
 export type InputSpec =
   | { type: 'text'; placeholder?: string }
   | { type: 'textarea' }
   | { type: 'number' }
   | { type: 'select'; choices: readonly string[]; optional?: boolean }
-  | { type: 'relation'; model: string; optional?: boolean };
+  /** A select of the referenced model's rows (those the user may use), loaded by the page. */
+  | { type: 'relation' };
 
-export interface FormField<K extends string = string> {
-  name: K;
+/** What the page needs to draw one field. */
+export interface FieldView {
+  name: string;
   label: string;
   help?: string;
   input: InputSpec;
-  /** The model an id typed as a number refers to (a relation input knows its model already): the save path checks the row it names. */
-  references?: string;
 }
 
-/** The model a field's value is an id of, if any: every such row is checked where it is saved. */
-export const referencedModel = (f: FormField): string | undefined => (f.input.type === 'relation' ? f.input.model : f.references);
-
-export interface FormSpec<S extends z.ZodObject = z.ZodObject> {
-  schema: S;
-  fields: FormField<Extract<keyof z.infer<S>, string>>[];
+/** Any model, as the form knows it: what it refers to is checked by its declaration (lib/admin/define-admin). */
+export interface Referenced {
+  name: string;
+  label: string;
 }
 
-export function defineForm<S extends z.ZodObject>(spec: FormSpec<S>): FormSpec<S> {
-  return spec;
+export interface FormField<M extends Referenced = Referenced> extends FieldView {
+  /** The model whose row this field's value is the id of, by value: the save path checks that row (it exists, the user may use it, its environment). */
+  references?: () => M;
 }
+
+export interface ModelForm<M extends Referenced = Referenced> {
+  /** Parses what the page (or a hand-made request) sends: strings in, typed column values out. */
+  schema: z.ZodType<Record<string, unknown>>;
+  fields: FormField<M>[];
+}
+
+/** One field's declaration: the label and help always; the rest only where the table cannot say. */
+export interface FieldDecl<M extends Referenced = Referenced> {
+  label: string;
+  help?: string;
+  /** How to draw it, when not the column's default (text, number, a select of an enum's values, a select of related rows). */
+  input?: InputSpec;
+  /** The checks, when the column's type is not enough: integers need their range, required text its length. */
+  schema?: z.ZodType;
+  /** Required for a column that refers to another table. */
+  references?: () => M;
+}
+
+type ColumnKey<T extends PgTable> = Extract<keyof T['_']['columns'], string>;
 
 const blankToNull = (v: unknown) => (v === '' || v === undefined ? null : v);
-
-const tricky = (v: string) => !isPlainText(v);
 
 export const f = {
   /** Required text, trimmed; stored exactly as typed otherwise (HTML and quotes are data), but no control or direction characters. */
   name: (max = 100) => z.string().trim().min(1, 'This field is required.').max(max, `At most ${max} characters.`)
     .refine(isPlainName, NO_TRICKS),
-  text: (max = 2000) => z.string().trim().max(max, `At most ${max} characters.`).refine((v) => !tricky(v), NO_TRICKS).default(''),
+  text: (max = 2000) => z.string().trim().max(max, `At most ${max} characters.`).refine(isPlainText, NO_TRICKS).default(''),
   int: (min: number, max: number) =>
     z.coerce.number({ message: 'Enter a whole number.' }).int('Enter a whole number.').min(min, `At least ${min}.`).max(max, `At most ${max}.`),
   relation: () => z.coerce.number({ message: 'Choose one.' }).int('Choose one.').min(1, 'Choose one.').max(MAX_ID, 'Choose one.'),
@@ -61,3 +86,61 @@ export const f = {
   optionalText: (max = 200) => z.preprocess(blankToNull, z.string().trim().max(max, `At most ${max} characters.`)
     .refine(isPlainName, NO_TRICKS).nullable()),
 };
+
+/** The enum's values when drizzle-zod made the column a z.enum (possibly nullable or optional). */
+function enumValues(s: z.ZodType): [string, ...string[]] | null {
+  let inner: z.core.$ZodType = s;
+  while (inner instanceof z.ZodOptional || inner instanceof z.ZodNullable) inner = inner.unwrap();
+  if (!(inner instanceof z.ZodEnum)) return null;
+  const [first, ...rest] = inner.options.map(String);
+  return first === undefined ? null : [first, ...rest];
+}
+
+/** The field's checks and input as the column implies them, where the declaration does not give them. */
+function derive(table: string, key: string, column: Column, derived: z.ZodType, decl: FieldDecl, refersElsewhere: boolean): { schema: z.ZodType; input: InputSpec } {
+  const what = `${table}.${key}`;
+  const nullable = !column.notNull;
+  if (refersElsewhere) {
+    if (!decl.references) throw new Error(`${what} refers to another table: its field must name the model it refers to (references)`);
+    return { schema: decl.schema ?? (nullable ? f.optionalRelation() : f.relation()), input: decl.input ?? { type: 'relation' } };
+  }
+  const choices = enumValues(derived);
+  if (choices) return { schema: decl.schema ?? (nullable ? f.optionalChoice(choices) : f.choice(choices)), input: decl.input ?? { type: 'select', choices, optional: nullable } };
+  if (decl.schema) return { schema: decl.schema, input: decl.input ?? { type: column.dataType === 'number' ? 'number' : 'text' } };
+  if (column.dataType === 'string') {
+    // Text the table says little about: required when it has no default, empty-as-null when it may be null.
+    const schema = nullable ? f.optionalText() : column.hasDefault ? f.text() : f.name();
+    return { schema, input: decl.input ?? { type: 'text' } };
+  }
+  throw new Error(`${what} (${column.dataType}): the table cannot say what a valid value is; declare its schema`);
+}
+
+/**
+ * The form of `table` with the fields declared, in their order. Keys are the table's columns (the
+ * compiler refuses any other); `check` adds rules across fields (a group is named by its DN).
+ */
+export function tableForm<T extends PgTable, M extends Referenced>(
+  table: T,
+  decls: Partial<Record<ColumnKey<T>, FieldDecl<M>>>,
+  check?: (values: Record<string, unknown>, ctx: z.RefinementCtx) => void,
+): ModelForm<M> {
+  const columns: Record<string, Column> = getTableColumns(table);
+  const config = getTableConfig(table);
+  const foreign = new Set(config.foreignKeys.flatMap((fk) => fk.reference().columns.map((c) => c.name)));
+  const derivedShape: Record<string, z.ZodType> = createInsertSchema(table).shape;
+  const shape: Record<string, z.ZodType> = {};
+  const fields: FormField<M>[] = [];
+  for (const [key, decl] of Object.entries<FieldDecl<M> | undefined>(decls)) {
+    const column = columns[key];
+    const derived = derivedShape[key];
+    if (!column || !derived || !decl) throw new Error(`${config.name}.${key} is not a column of the table`);
+    const { schema, input } = derive(config.name, key, column, derived, decl, foreign.has(column.name));
+    shape[key] = schema;
+    fields.push({ name: key, label: decl.label, ...(decl.help ? { help: decl.help } : {}), input, ...(decl.references ? { references: decl.references } : {}) });
+  }
+  const object = z.object(shape);
+  return { schema: check ? object.superRefine(check) : object, fields };
+}
+
+/** The fields as the page draws them: plain data (no schema, no model), safe to send to the browser. */
+export const fieldViews = (form: ModelForm): FieldView[] => form.fields.map(({ name, label, help, input }) => ({ name, label, ...(help ? { help } : {}), input }));

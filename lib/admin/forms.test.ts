@@ -1,11 +1,18 @@
 // Every console form refuses bad input with messages written for people, and names that would look
 // like other names on screen.
 import { describe, expect, it } from 'vitest';
-import { forms } from './forms';
-import { MAX_ID, parseIdList } from '@/lib/validation/ids';
+import { getTableColumns } from 'drizzle-orm';
+import { integer, pgEnum, pgTable, serial, text } from 'drizzle-orm/pg-core';
+import { adminModels } from './registry';
+import { isEditable, type EditableModel } from './define-admin';
+import { f, fieldViews, tableForm } from './form-fields';
+import { MAX_ID } from '@/lib/validation/ids';
+import { idList, MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
 import { newTokenForm } from '@/lib/auth/api-tokens';
 
 const SCHEMA_TALK = /Too (big|small)|expected|Invalid (input|option)|received|<=|>=/;
+
+const forms: Record<string, EditableModel['form']> = Object.fromEntries(adminModels.filter(isEditable).map((m) => [m.name, m.form]));
 
 function messages(model: string, input: Record<string, unknown>): Record<string, string> {
   const r = forms[model]!.schema.safeParse(input);
@@ -45,10 +52,80 @@ describe('form messages', () => {
 
   it('refuse ids beyond Postgres\u2019s integer range', () => {
     expect(messages('instances', { herdId: String(MAX_ID + 1) }).herdId).toBe('Choose one.');
-    expect(parseIdList(`1,${MAX_ID}`)).toEqual([1, MAX_ID]);
-    expect(parseIdList(`1,${MAX_ID + 1}`)).toBeNull();
-    expect(parseIdList('0')).toBeNull();
-    expect(parseIdList('1,,2')).toBeNull();
+  });
+});
+
+describe('a model\u2019s form, derived from its table', () => {
+  const mood = pgEnum('mood', ['calm', 'tense']);
+  const parents = pgTable('parents', { id: serial('id').primaryKey(), name: text('name').notNull() });
+  const things = pgTable('things', {
+    id: serial('id').primaryKey(),
+    parentId: integer('parent_id').notNull().references(() => parents.id),
+    name: text('name').notNull(),
+    note: text('note').notNull().default(''),
+    alias: text('alias'),
+    mood: mood('mood').notNull().default('calm'),
+    maybeMood: mood('maybe_mood'),
+    size: integer('size').notNull(),
+  });
+  const parentModel = () => ({ name: 'parents', label: 'parent' });
+
+  it('takes choices, required-ness and blank-as-null from the columns, and the rest from the declaration', () => {
+    const form = tableForm(things, {
+      parentId: { label: 'Parent', references: parentModel },
+      name: { label: 'Name' },
+      note: { label: 'Note', input: { type: 'textarea' } },
+      alias: { label: 'Alias' },
+      mood: { label: 'Mood' },
+      maybeMood: { label: 'Maybe' },
+      size: { label: 'Size', schema: f.int(1, 10) },
+    });
+    expect(fieldViews(form)).toEqual([
+      { name: 'parentId', label: 'Parent', input: { type: 'relation' } },
+      { name: 'name', label: 'Name', input: { type: 'text' } },
+      { name: 'note', label: 'Note', input: { type: 'textarea' } },
+      { name: 'alias', label: 'Alias', input: { type: 'text' } },
+      { name: 'mood', label: 'Mood', input: { type: 'select', choices: ['calm', 'tense'], optional: false } },
+      { name: 'maybeMood', label: 'Maybe', input: { type: 'select', choices: ['calm', 'tense'], optional: true } },
+      { name: 'size', label: 'Size', input: { type: 'number' } },
+    ]);
+    expect(form.schema.parse({ parentId: '3', name: ' a ', note: '', alias: '', mood: 'tense', maybeMood: '', size: '4' }))
+      .toEqual({ parentId: 3, name: 'a', note: '', alias: null, mood: 'tense', maybeMood: null, size: 4 });
+    const bad = form.schema.safeParse({ parentId: '', name: '', mood: 'angry', size: '11' });
+    expect(Object.fromEntries((bad.error?.issues ?? []).map((i) => [String(i.path[0]), i.message]))).toEqual({
+      parentId: 'Choose one.', name: 'This field is required.', mood: 'Choose one of: calm, tense.', size: 'At most 10.',
+    });
+  });
+
+  it('refuses, when the models load, a field the table cannot check alone or that names no column', () => {
+    expect(() => tableForm(things, { parentId: { label: 'Parent' } })).toThrow(/things.parentId refers to another table: its field must name the model/);
+    expect(() => tableForm(things, { size: { label: 'Size' } })).toThrow(/things.size \(number\): the table cannot say what a valid value is/);
+    // @ts-expect-error: the compiler refuses a key that is not a column
+    expect(() => tableForm(things, { colour: { label: 'Colour' } })).toThrow(/things.colour is not a column/);
+  });
+
+  it('in every model: each field is a column of the model\u2019s table, and each reference names a registered model', () => {
+    for (const m of adminModels.filter(isEditable)) {
+      const columns = getTableColumns(m.table);
+      for (const field of m.form.fields) {
+        expect(columns[field.name], `${m.name}.${field.name}`).toBeDefined();
+        if (field.references) expect(adminModels, `${m.name}.${field.name}`).toContain(field.references());
+      }
+    }
+  });
+});
+
+describe('a bulk selection', () => {
+  it('is de-duplicated, bounded, and refuses anything but ids', () => {
+    expect(idList.parse(`3,1,3,${MAX_ID}`)).toEqual([3, 1, MAX_ID]);
+    for (const bad of ['0', '1,,2', `1,${MAX_ID + 1}`, '1;2', '', ' 1', '-1']) expect(idList.safeParse(bad).success, bad).toBe(false);
+    const many = Array.from({ length: MAX_SELECTION + 1 }, (_, i) => i + 1).join(',');
+    expect(parseSelection({ ids: many })).toEqual({ ok: false, error: `At most ${MAX_SELECTION} objects at once: narrow the selection.` });
+    // Repeats of the same ids are one selection, not a way past the bound.
+    expect(parseSelection({ ids: Array.from({ length: 3000 }, () => '7').join(',') })).toEqual({ ok: true, selection: { all: false, ids: [7] } });
+    expect(parseSelection({ all: '1', ids: 'junk' })).toEqual({ ok: true, selection: { all: true } });
+    expect(parseSelection({})).toEqual({ ok: false, error: 'Nothing was selected.' });
+    expect(parseSelection({ ids: ['1', '2'] })).toMatchObject({ ok: false });
   });
 });
 

@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseListParams, sortByHeader, toQueryString } from './list-params';
 import { instancesAdmin } from './models/instances.admin';
-import type { AdminDef } from './define-admin';
 import { SYSTEM_ACCESS, accessFrom, noAccess } from '@/lib/auth/access';
 
-const def = instancesAdmin as unknown as AdminDef;
+const def = instancesAdmin;
 
 describe('parseListParams', () => {
   it('reads search, filters, multi-column sort, page and page size', () => {

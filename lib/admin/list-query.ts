@@ -1,10 +1,10 @@
 // Reads for the changelist: one page of rows, the total, and the sidebar's counts.
 // A page costs 2 queries plus one per active filter: the rows; the total with the counts of every
 // inactive facet in one GROUPING SETS scan; and, for each active filter, its counts without it.
-import { and, inArray, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
-import type { PgSelect } from 'drizzle-orm/pg-core';
-import type { Db } from '@/db/client';
-import type { AdminDef, FilterDef } from './define-admin';
+import { and, inArray, sql, type SQL } from 'drizzle-orm';
+import type { SelectedFields } from 'drizzle-orm/pg-core';
+import type { Queries } from '@/db/client';
+import type { Expr, FilterDef, Model } from './define-admin';
 import type { ListParams } from './list-params';
 import { likeContains, orderSql, scopeSql, whereSql } from './list-sql';
 
@@ -12,11 +12,15 @@ import { likeContains, orderSql, scopeSql, whereSql } from './list-sql';
 export type Row = Record<string, unknown> & { __id: number; __env?: number | null };
 
 /** SELECT <selection> FROM the model's table with its joins (display-only joins when asked). */
-export function selectFrom(db: Db, def: AdminDef, selection: Record<string, SQLWrapper>, opts: { display?: boolean } = { display: true }) {
-  let q = db.select(selection as never).from(def.table).$dynamic() as unknown as PgSelect;
+export function selectFrom<S extends SelectedFields>(db: Queries, def: Model, selection: S, opts: { display?: boolean } = { display: true }) {
+  const q = db.select(selection).from(def.table).$dynamic();
+  // A drizzle builder adds a join to itself (the call returns the same builder, typed with the joined
+  // table, which a list of joins known at run time cannot be). The selection's types do not change:
+  // it is columns and expressions, never whole tables whose fields a LEFT JOIN would make nullable.
   for (const j of def.joins ?? []) {
     if (j.displayOnly && !opts.display) continue;
-    q = j.type === 'left' ? q.leftJoin(j.table, j.on) : q.innerJoin(j.table, j.on);
+    if (j.type === 'left') q.leftJoin(j.table, j.on);
+    else q.innerJoin(j.table, j.on);
   }
   return q;
 }
@@ -47,6 +51,12 @@ export interface ChangeList {
 
 const labelOf = (f: FilterDef) => (f.kind === 'relation' ? f.labelSql : f.sql);
 
+/** A `::text` column of a row whose selection was built at run time (its type is not known to the compiler). */
+const textOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+
+/** The model's id, selected as the number it is (a serial). */
+export const idOf = (def: Model) => sql<number>`${def.id}`;
+
 /** One facet's GROUP BY row: `n` is a count(*)::int, which node-postgres reads as a number. */
 interface FacetRow {
   value: string | null;
@@ -64,16 +74,16 @@ function shapeOptions(f: FilterDef, rows: FacetRow[], all: boolean): FacetOption
 }
 
 /** Options with counts for one filter, under every other filter and the search. */
-export async function facetOptions(db: Db, def: AdminDef, f: FilterDef, p: ListParams, opts: { search?: string; only?: string; limit?: number } = {}): Promise<FacetOption[]> {
+export async function facetOptions(db: Queries, def: Model, f: FilterDef, p: ListParams, opts: { search?: string; only?: string; limit?: number } = {}): Promise<FacetOption[]> {
   const conds: (SQL | undefined)[] = [whereSql(def, p, f.key)];
   if (opts.search) conds.push(sql`(${labelOf(f)})::text ILIKE ${likeContains(opts.search)}`);
   if (opts.only !== undefined) conds.push(sql`(${f.sql})::text = ${opts.only}`);
   const where = conds.filter(Boolean).reduce<SQL | undefined>((a, c) => (a ? sql`${a} AND ${c}` : c), undefined);
-  const rows = (await selectFrom(db, def, { value: sql`(${f.sql})::text`, label: sql`(${labelOf(f)})::text`, n: sql<number>`count(*)::int` }, { display: false })
+  const rows: FacetRow[] = await selectFrom(db, def, { value: sql<string | null>`(${f.sql})::text`, label: sql<string | null>`(${labelOf(f)})::text`, n: sql<number>`count(*)::int` }, { display: false })
     .where(where)
-    .groupBy(f.sql as never, labelOf(f) as never)
+    .groupBy(f.sql, labelOf(f))
     .orderBy(sql`2`)
-    .limit(opts.limit ?? 500)) as unknown as FacetRow[];
+    .limit(opts.limit ?? 500);
   return shapeOptions(f, rows, !opts.search && opts.only === undefined);
 }
 
@@ -82,18 +92,18 @@ export async function facetOptions(db: Db, def: AdminDef, f: FilterDef, p: ListP
  * not set (for those, "under every other filter" is the same WHERE). Searchable facets without a
  * selection are not counted at all: they are searched on demand.
  */
-async function totalAndInactiveFacets(db: Db, def: AdminDef, p: ListParams) {
+async function totalAndInactiveFacets(db: Queries, def: Model, p: ListParams) {
   const inactive = def.listFilter.filter((f) => p.filters[f.key] === undefined && !(f.kind === 'relation' && f.searchable));
-  const selection: Record<string, SQLWrapper> = { n: sql<number>`count(*)::int` };
+  const selection: Record<string, SQL> = { n: sql<number>`count(*)::int` };
   inactive.forEach((f, i) => {
     selection[`v${i}`] = sql`(${f.sql})::text`;
     selection[`l${i}`] = sql`max((${labelOf(f)})::text)`;
     selection[`g${i}`] = sql<number>`GROUPING(${f.sql})`;
   });
   const sets = [...inactive.map((f) => sql`(${f.sql})`), sql`()`];
-  const rows = (await selectFrom(db, def, selection, { display: false })
+  const rows = await selectFrom(db, def, selection, { display: false })
     .where(whereSql(def, p))
-    .groupBy(sql`GROUPING SETS (${sql.join(sets, sql`, `)})`)) as unknown as Record<string, unknown>[];
+    .groupBy(sql`GROUPING SETS (${sql.join(sets, sql`, `)})`);
   let total = 0;
   const facetRows = new Map<string, FacetRow[]>();
   for (const r of rows) {
@@ -105,7 +115,7 @@ async function totalAndInactiveFacets(db: Db, def: AdminDef, p: ListParams) {
       continue;
     }
     const list = facetRows.get(f.key) ?? [];
-    list.push({ value: r[`v${i}`] as string | null, label: r[`l${i}`] as string | null, n: Number(r.n) });
+    list.push({ value: textOrNull(r[`v${i}`]), label: textOrNull(r[`l${i}`]), n: Number(r.n) });
     facetRows.set(f.key, list);
   }
   const options = new Map(inactive.map((f) => [f.key, shapeOptions(f, facetRows.get(f.key) ?? [], true)]));
@@ -116,24 +126,25 @@ async function totalAndInactiveFacets(db: Db, def: AdminDef, p: ListParams) {
  * One page, in two steps: the ids in order (joins that only decorate rows left out), then the
  * displayed fields for just those ids. Sorting 10,000 narrow rows costs half as much as wide ones.
  */
-async function pageRows(db: Db, def: AdminDef, p: ListParams, page: number): Promise<Row[]> {
+async function pageRows(db: Queries, def: Model, p: ListParams, page: number): Promise<Row[]> {
   const needsDisplayJoins = p.sort.some((s) => def.fields[s.field]?.sortNeedsDisplayJoins);
-  const ids = ((await selectFrom(db, def, { id: def.id }, { display: needsDisplayJoins })
+  const ids = (await selectFrom(db, def, { id: idOf(def) }, { display: needsDisplayJoins })
     .where(whereSql(def, p))
     .orderBy(...orderSql(def, p))
     .limit(p.per)
-    .offset((page - 1) * p.per)) as unknown as { id: number }[]).map((r) => r.id);
+    .offset((page - 1) * p.per)).map((r) => r.id);
   if (!ids.length) return [];
-  const selection: Record<string, SQLWrapper> = { __id: def.id };
+  const selection: Record<string, Expr> = { __id: def.id };
   if (def.environmentSql) selection.__env = def.environmentSql;
   for (const [k, f] of Object.entries(def.fields)) selection[k] = f.sql;
-  const rows = (await selectFrom(db, def, selection).where(inArray(def.id, ids))) as unknown as Row[];
+  const rows = (await selectFrom(db, def, selection).where(inArray(def.id, ids)))
+    .map((r): Row => ({ ...r, __id: Number(r.__id), ...(def.environmentSql ? { __env: r.__env === null ? null : Number(r.__env) } : {}) }));
   // In the ids' order; a row deleted between the two queries is simply not there.
   const byId = new Map(rows.map((r) => [r.__id, r]));
   return ids.flatMap((id) => byId.get(id) ?? []);
 }
 
-export async function changeList(db: Db, def: AdminDef, p: ListParams): Promise<ChangeList> {
+export async function changeList(db: Queries, def: Model, p: ListParams): Promise<ChangeList> {
   const active = def.listFilter.filter((f) => p.filters[f.key] !== undefined);
   const [rows0, { total, options }, activeOptions] = await Promise.all([
     pageRows(db, def, p, p.page),
@@ -160,16 +171,16 @@ export async function changeList(db: Db, def: AdminDef, p: ListParams): Promise<
 }
 
 /** The ids of everything matching, for "select all N matching"; bounded so a mistake stays small. */
-export async function matchingIds(db: Db, def: AdminDef, p: ListParams, cap: number): Promise<number[]> {
-  const rows = (await selectFrom(db, def, { id: def.id }, { display: false }).where(whereSql(def, p)).orderBy(def.id).limit(cap + 1)) as unknown as { id: number }[];
+export async function matchingIds(db: Queries, def: Model, p: ListParams, cap: number): Promise<number[]> {
+  const rows = await selectFrom(db, def, { id: idOf(def) }, { display: false }).where(whereSql(def, p)).orderBy(def.id).limit(cap + 1);
   if (rows.length > cap) throw new Error(`more than ${cap} objects match; narrow the selection`);
   return rows.map((r) => r.id);
 }
 
 /** Labels of the objects that exist among `ids` (and that the user may see, given a scope). */
-export async function labelsFor(db: Db, def: AdminDef, ids: number[], scope: number[] | null = null): Promise<{ id: number; label: string }[]> {
+export async function labelsFor(db: Queries, def: Model, ids: number[], scope: number[] | null = null): Promise<{ id: number; label: string }[]> {
   if (!ids.length) return [];
-  return (await selectFrom(db, def, { id: def.id, label: sql<string>`(${def.labelSql})::text` })
+  return selectFrom(db, def, { id: idOf(def), label: sql<string>`(${def.labelSql})::text` })
     .where(and(inArray(def.id, ids), scopeSql(def, scope)))
-    .orderBy(def.id)) as unknown as { id: number; label: string }[];
+    .orderBy(def.id);
 }

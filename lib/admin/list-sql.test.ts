@@ -1,13 +1,12 @@
 import { PgDialect } from 'drizzle-orm/pg-core';
 import { describe, expect, it } from 'vitest';
-import type { AdminDef } from './define-admin';
 import { parseListParams } from './list-params';
 import { likeContains, orderSql, whereSql } from './list-sql';
 import { instancesAdmin } from './models/instances.admin';
 import { sql } from 'drizzle-orm';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
-const def = instancesAdmin as unknown as AdminDef;
+const def = instancesAdmin;
 const dialect = new PgDialect();
 const render = (s: ReturnType<typeof whereSql>) => (s ? dialect.sqlToQuery(s) : null);
 

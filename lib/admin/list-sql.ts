@@ -19,7 +19,7 @@ export function scopeSql(def: AdminDef, scope: number[] | null): SQL | undefined
   if (scope === null) return undefined;
   if (!scope.length) return sql`false`;
   if (def.scopeSql) return def.scopeSql(scope);
-  return def.environmentSql ? inArray(def.environmentSql as never, scope) : sql`false`;
+  return def.environmentSql ? inArray(sql`${def.environmentSql}`, scope) : sql`false`;
 }
 
 /** The WHERE for the user's scope, search and every filter, optionally leaving one filter out (for that filter's own counts). */
@@ -29,7 +29,7 @@ export function whereSql(def: AdminDef, p: Pick<ListParams, 'q' | 'filters' | 's
     const v = p.filters[f.key];
     if (v === undefined || f.key === except) continue;
     const value = f.kind === 'relation' || (f.kind === 'values' && f.numeric) ? Number(v) : v;
-    parts.push(eq(f.sql as never, value));
+    parts.push(eq(sql`${f.sql}`, value));
   }
   return and(...parts);
 }

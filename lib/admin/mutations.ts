@@ -1,15 +1,14 @@
 // Inventory writes from the console. Each one validates, writes and audits in one transaction;
 // the server actions in app/ are thin wrappers over these, and the API (later) calls them too.
 import { eq, inArray } from 'drizzle-orm';
+import { getTableColumns, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
-import type { Db } from '@/db/client';
+import type { Db, Queries } from '@/db/client';
 import { diffChanges, writeAudit, type AuditInput } from '@/lib/audit/write-audit';
-import { AccessDenied, auditDenial, demand, type Access } from '@/lib/auth/access';
+import { demand, type Access } from '@/lib/auth/access';
 import { environments } from '@/db/schema';
 import type { Role } from '@/db/types';
-import { permissionFor, type AdminDef } from './define-admin';
-import { referencedModel } from './form-fields';
-import { getAdmin } from './registry';
+import { permissionFor, type EditableModel, type Model } from './define-admin';
 import { collectForDelete } from './collect';
 import { labelsFor, selectFrom } from './list-query';
 import { valueText } from './text';
@@ -44,10 +43,10 @@ function pgError(err: unknown): PgErrorFields {
   return {};
 }
 
-export async function environmentOf(db: Pick<Db, 'select'>, def: AdminDef, id: number): Promise<number | null> {
+export async function environmentOf(db: Queries, def: Model, id: number): Promise<number | null> {
   if (!def.environmentSql) return null;
-  const rows = (await selectFrom(db as Db, def, { env: def.environmentSql }).where(eq(def.id, id))) as unknown as { env: number | null }[];
-  return rows[0]?.env ?? null;
+  const [row] = await selectFrom(db, def, { env: sql<number | null>`${def.environmentSql}` }).where(eq(def.id, id));
+  return row?.env ?? null;
 }
 
 /** A save refused by a check made inside its transaction: rolled back, answered as form errors. */
@@ -57,26 +56,24 @@ class RefusedSave extends Error {
   }
 }
 
-async function environmentName(db: Db, id: number | null): Promise<string> {
+async function environmentName(db: Queries, id: number | null): Promise<string> {
   if (id === null) return 'no environment';
   const [e] = await db.select({ name: environments.name }).from(environments).where(eq(environments.id, id));
   return e?.name ?? `environment #${id}`;
 }
 
 /**
- * Every row the object refers to (its relation fields, and ids typed as numbers that declare their
- * model): it must exist, the actor needs `need` in its environment (AccessDenied otherwise), and the
- * model's `sameEnvironment` fields must be in the object's own environment. Field errors, or null.
+ * Every row the object refers to (each field that names the model it references): it must exist, the
+ * actor needs `need` in its environment (AccessDenied otherwise), and the model's `sameEnvironment`
+ * fields must be in the object's own environment. Field errors, or null.
  */
-async function checkReferences(tx: Db, def: AdminDef, values: Record<string, unknown>, envAfter: number | null, actor: Actor, need: Role, verb: string): Promise<Record<string, string> | null> {
+async function checkReferences(tx: Queries, def: EditableModel, values: Record<string, unknown>, envAfter: number | null, actor: Actor, need: Role, verb: string): Promise<Record<string, string> | null> {
   const errors: Record<string, string> = {};
   for (const f of def.form.fields) {
-    const model = referencedModel(f);
     const v = values[f.name];
-    if (!model || v === null || v === undefined) continue;
-    const target = getAdmin(model);
-    if (!target) throw new Error(`${def.name}.${f.name}: unknown model ${model}`);
-    // The schema made it a number (a relation field, or an int that declares its model).
+    if (!f.references || v === null || v === undefined) continue;
+    const target = f.references();
+    // The form's schema made it an id (a whole number from 1 up).
     const refId = Number(v);
     const [row] = await labelsFor(tx, target, [refId]);
     if (!row) {
@@ -92,7 +89,19 @@ async function checkReferences(tx: Db, def: AdminDef, values: Record<string, unk
   return Object.keys(errors).length ? errors : null;
 }
 
-export async function saveObject(db: Db, def: AdminDef, id: number | null, input: unknown, actor: Actor): Promise<SaveResult> {
+/** The table's columns for the form's fields: the form is derived from the table, so each is one. */
+function formColumns(def: EditableModel): Record<string, PgColumn> {
+  const columns: Record<string, PgColumn> = getTableColumns(def.table);
+  const out: Record<string, PgColumn> = {};
+  for (const { name } of def.form.fields) {
+    const col = columns[name];
+    if (!col) throw new Error(`${def.name}: form field ${name} is not a column of its table`);
+    out[name] = col;
+  }
+  return out;
+}
+
+export async function saveObject(db: Db, def: EditableModel, id: number | null, input: unknown, actor: Actor): Promise<SaveResult> {
   const parsed = def.form.schema.safeParse(input);
   if (!parsed.success) {
     const fieldErrors: Record<string, string> = {};
@@ -103,27 +112,19 @@ export async function saveObject(db: Db, def: AdminDef, id: number | null, input
     return { ok: false, fieldErrors };
   }
   const values: Record<string, unknown> = parsed.data;
-  const table = def.table as never;
   try {
     return await db.transaction(async (tx) => {
       let before: Record<string, unknown> | null = null;
       let savedId: number;
       if (id !== null) {
-        const columns = def.table as unknown as Record<string, PgColumn | undefined>;
-        const cols: Record<string, PgColumn> = {};
-        for (const k of Object.keys(values)) {
-          const col = columns[k];
-          if (!col) throw new Error(`${def.name}: form field ${k} is not a column of its table`);
-          cols[k] = col;
-        }
-        const [current] = await tx.select(cols).from(def.table).where(eq(def.id, id)).for('update');
+        const [current] = await tx.select(formColumns(def)).from(def.table).where(eq(def.id, id)).for('update');
         if (!current) return { ok: false as const, fieldErrors: {}, formError: `This ${def.label} no longer exists.` };
         before = current;
-        await demand(tx as unknown as Db, actor.access, permissionFor(def, 'change'), `Changing this ${def.label}`, [await environmentOf(tx, def, id)]);
-        await tx.update(table).set(values).where(eq(def.id, id));
+        await demand(tx, actor.access, permissionFor(def, 'change'), `Changing this ${def.label}`, [await environmentOf(tx, def, id)]);
+        await tx.update(def.table).set(values).where(eq(def.id, id));
         savedId = id;
       } else {
-        const [row] = (await tx.insert(table).values(values as never).returning({ id: def.id })) as { id: number }[];
+        const [row] = await tx.insert(def.table).values(values).returning({ id: sql<number>`${def.id}` });
         if (!row) throw new Error(`INSERT INTO ${def.name} returned no id`);
         savedId = row.id;
       }
@@ -131,14 +132,14 @@ export async function saveObject(db: Db, def: AdminDef, id: number | null, input
       const envAfter = await environmentOf(tx, def, savedId);
       const need = permissionFor(def, id === null ? 'add' : 'change');
       const verb = id === null ? 'Adding' : 'Changing';
-      await demand(tx as unknown as Db, actor.access, need, `${verb} this ${def.label}`, [envAfter]);
+      await demand(tx, actor.access, need, `${verb} this ${def.label}`, [envAfter]);
       // Every row it refers to, and the model's own rules, as the row now is.
       // Fields only an admin may change (a server's address: where pgherd sends passwords and commands).
       const sensitive = id === null ? [] : (def.adminFields ?? []).filter((k) => before && k in values && valueText(before[k]) !== valueText(values[k]));
-      if (sensitive.length) await demand(tx as unknown as Db, actor.access, 'admin', `Changing ${sensitive.join(', ')} of this ${def.label}`, [envAfter]);
-      const refused = (await checkReferences(tx as unknown as Db, def, values, envAfter, actor, need, verb)) ?? (await def.validate?.(tx as unknown as Db, savedId, values)) ?? null;
+      if (sensitive.length) await demand(tx, actor.access, 'admin', `Changing ${sensitive.join(', ')} of this ${def.label}`, [envAfter]);
+      const refused = (await checkReferences(tx, def, values, envAfter, actor, need, verb)) ?? (await def.validate?.(tx, savedId, values)) ?? null;
       if (refused) throw new RefusedSave(refused);
-      const [saved] = await labelsFor(tx as unknown as Db, def, [savedId]);
+      const [saved] = await labelsFor(tx, def, [savedId]);
       if (!saved) throw new Error(`${def.label} #${savedId} is not there after its save`);
       const { label } = saved;
       const changes = diffChanges(before, values);
@@ -167,10 +168,7 @@ export async function saveObject(db: Db, def: AdminDef, id: number | null, input
       return field ? { ok: false, fieldErrors: { [field]: message } } : { ok: false, fieldErrors: {}, formError: message };
     }
     if (e.code === '23503') return { ok: false, fieldErrors: {}, formError: 'A related object you chose does not exist (any more).' };
-    if (err instanceof AccessDenied) {
-      await auditDenial(db, err);
-      return { ok: false, fieldErrors: {}, formError: `Permission denied: ${err.message}. Nothing has been changed.` };
-    }
+    // AccessDenied too (the transaction is rolled back): the console or the API answers it and records it.
     throw err;
   }
 }
@@ -181,12 +179,12 @@ export interface DeleteResult {
 }
 
 /** Deletes the objects and what cascades with them, auditing every console-visible object that goes. */
-export async function deleteObjects(db: Db, def: AdminDef, ids: number[], actor: Actor): Promise<DeleteResult> {
+export async function deleteObjects(db: Db, def: EditableModel, ids: number[], actor: Actor): Promise<DeleteResult> {
   if (!ids.length) return { deleted: 0, cascaded: 0 };
   return db.transaction(async (tx) => {
-    const txDb = tx as unknown as Db;
+    const txDb = tx;
     // Lock the roots first so that what we audit is what goes.
-    await tx.select({ id: def.id }).from(def.table as never).where(inArray(def.id, ids)).for('update');
+    await tx.select({ id: def.id }).from(def.table).where(inArray(def.id, ids)).for('update');
     const collected = await collectForDelete(txDb, def, ids);
     const [root, ...cascaded] = collected.deleted;
     if (!root) throw new Error('collectForDelete lists the objects themselves first');
@@ -208,7 +206,7 @@ export async function deleteObjects(db: Db, def: AdminDef, ids: number[], actor:
       changes: g === root ? {} : { deletedWith: [null, rootLabels] },
     })));
     await writeAudit(tx, entries);
-    await tx.delete(def.table as never).where(inArray(def.id, root.ids));
+    await tx.delete(def.table).where(inArray(def.id, root.ids));
     return { deleted: root.ids.length, cascaded: cascaded.reduce((n, g) => n + g.ids.length, 0) };
   });
 }

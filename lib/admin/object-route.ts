@@ -6,15 +6,15 @@ import { getDb } from '@/db/client';
 import { auditEntries } from '@/db/schema';
 import { demand, type Access } from '@/lib/auth/access';
 import { orDeny, requireAccess, requireUser, type CurrentUser } from '@/lib/auth/session';
-import { permissionFor, type AdminDef, type Permission } from './define-admin';
+import { permissionFor, type EditableModel, type Permission } from './define-admin';
 import { environmentOf } from './mutations';
 import { parseId } from '@/lib/validation/ids';
-import { getAdmin } from './registry';
+import { getEditable } from './registry';
 
 export interface ObjectRoute {
   user: CurrentUser;
   access: Access;
-  def: AdminDef;
+  def: EditableModel;
   id: number;
   /** The object's environment (for a deleted object: as its last audit entry recorded it). */
   environmentId: number | null;
@@ -24,9 +24,9 @@ export async function objectRoute(params: Promise<{ model: string; id: string }>
   const user = await requireUser();
   const access = await requireAccess();
   const { model, id: rawId } = await params;
-  const def = getAdmin(model);
+  const def = getEditable(model);
   const id = parseId(rawId);
-  if (!def || id === null || def.readOnly) notFound();
+  if (!def || id === null) notFound();
   const db = getDb();
   let environmentId = await environmentOf(db, def, id);
   if (environmentId === null && def.environmentSql) {

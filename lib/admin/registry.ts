@@ -1,5 +1,6 @@
-// Every model the console shows. Adding a model is one *.admin.ts declaration plus a line here.
-import type { AdminDef } from './define-admin';
+// Every model the console shows, in the order of the sidebar. Adding a model is one file in
+// lib/admin/models (its list, filters, form and rules) and a line here.
+import { isEditable, type EditableModel, type Model } from './define-admin';
 import { environmentsAdmin } from './models/environments.admin';
 import { herdsAdmin } from './models/herds.admin';
 import { serversAdmin } from './models/servers.admin';
@@ -11,23 +12,29 @@ import { poolersAdmin } from './models/poolers.admin';
 import { roleBindingsAdmin } from './models/role-bindings.admin';
 import { auditAdmin } from './models/audit.admin';
 
-export const adminModels: AdminDef[] = [
-  environmentsAdmin as unknown as AdminDef,
-  herdsAdmin as unknown as AdminDef,
-  drAdmin as unknown as AdminDef,
-  serversAdmin as unknown as AdminDef,
-  instancesAdmin as unknown as AdminDef,
-  dnsRecordsAdmin as unknown as AdminDef,
-  poolersAdmin as unknown as AdminDef,
-  operationsAdmin as unknown as AdminDef,
-  roleBindingsAdmin as unknown as AdminDef,
-  auditAdmin as unknown as AdminDef,
+export const adminModels: readonly Model[] = [
+  environmentsAdmin,
+  herdsAdmin,
+  drAdmin,
+  serversAdmin,
+  instancesAdmin,
+  dnsRecordsAdmin,
+  poolersAdmin,
+  operationsAdmin,
+  roleBindingsAdmin,
+  auditAdmin,
 ];
 
-export function getAdmin(name: string): AdminDef | undefined {
-  return adminModels.find((m) => m.name === name);
-}
+const byName = new Map(adminModels.map((m) => [m.name, m]));
+if (byName.size !== adminModels.length) throw new Error('two models share a name');
 
-export function adminForTable(table: unknown): AdminDef | undefined {
-  return adminModels.find((m) => m.table === table);
+export const getAdmin = (name: string): Model | undefined => byName.get(name);
+
+/** The model whose rows are this table's (the first listed: the DR pairs list shows herds too). */
+export const adminForTable = (table: unknown): Model | undefined => adminModels.find((m) => m.table === table);
+
+/** A model whose objects the console adds, changes and deletes (it has a form). */
+export function getEditable(name: string): EditableModel | undefined {
+  const m = byName.get(name);
+  return m && isEditable(m) ? m : undefined;
 }

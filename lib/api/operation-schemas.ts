@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { idNumber } from '@/lib/validation/ids';
+import { MAX_SELECTION } from '@/lib/validation/selection';
 
-const ids = z.array(idNumber('each id')).min(1).max(1000).transform((a) => [...new Set(a)]);
+// The console's bulk selection's bound (lib/validation/selection.ts), as a JSON array.
+const ids = z.array(idNumber('each id')).min(1).max(MAX_SELECTION).transform((a) => [...new Set(a)]);
 
 /** An action's parameters (remaster: `{ upstreamInstanceId }`); the action's own schema checks them. */
 const params = z.record(z.string().max(50), z.union([z.string().max(200), z.number(), z.boolean(), z.null()])).optional();

@@ -4,6 +4,9 @@ import { NextRequest } from 'next/server';
 import { describe, expect, it } from 'vitest';
 import { createDb, isDatabaseUnavailable } from '@/db/client';
 import { z } from 'zod';
+import { restartAction } from '@/lib/ops/actions/restart.action';
+import { ParamsError, type Plan } from '@/lib/ops/plan';
+import { ConfirmationError, NothingToRunError, StalePlanError, WrongTargetsError } from '@/lib/ops/submit';
 import { handle, jsonBody } from './respond';
 
 async function closedPort(): Promise<number> {
@@ -60,5 +63,20 @@ describe('request bodies', () => {
     expect(res.status).toBe(413);
     // Stopped after the first 64 kB and a little read-ahead, not after 64 MB.
     expect(sent).toBeLessThan(1024 * 1024);
+  });
+});
+
+describe('a plan or submit that is not taken', () => {
+  it('is answered from the error itself: the status, error and details the API has always given', async () => {
+    const answer = async (err: unknown) => {
+      const res = await handle(async () => { throw err; })(new NextRequest('http://127.0.0.1/api/v1/operations', { method: 'POST' }), { params: Promise.resolve({}) });
+      return [res.status, await res.text()];
+    };
+    const plan: Plan = { action: 'restart', label: 'Restart', params: {}, targets: [], on: 'instance', missing: [7], digest: 'a'.repeat(32), typeToConfirm: 'production', idempotencyKey: 'k' };
+    expect(await answer(new StalePlanError(plan))).toEqual([409, `{"error":"the inventory changed since this plan was made; review the new plan","details":{"digest":"${'a'.repeat(32)}","missing":[7]}}`]);
+    expect(await answer(new ConfirmationError('production'))).toEqual([400, '{"error":"type \\"production\\" to confirm","details":{"confirm":"production"}}']);
+    expect(await answer(new NothingToRunError())).toEqual([409, '{"error":"every target was refused: nothing to run","details":null}']);
+    expect(await answer(new ParamsError('reload takes no parameters'))).toEqual([400, '{"error":"invalid params","details":{"params":"reload takes no parameters"}}']);
+    expect(await answer(new WrongTargetsError(restartAction))).toEqual([400, '{"error":"restart runs on instances: give instanceIds","details":null}']);
   });
 });

@@ -5,6 +5,7 @@ import { getDb, isDatabaseUnavailable } from '@/db/client';
 import '@/lib/validation/messages';
 import { readCapped } from './body';
 import { AccessDenied, auditDenial, loadAccess, type Access } from '@/lib/auth/access';
+import { SubmitError } from '@/lib/ops/submit-errors';
 import { verifyApiToken, type Scope } from '@/lib/auth/api-tokens';
 import { CLIENT_ADDRESS_HEADER, clientAddress } from '@/lib/auth/client-address';
 import { getCurrentUser } from '@/lib/auth/session';
@@ -95,6 +96,8 @@ export function handle(fn: Handler): Handler {
       return await fn(req, ctx);
     } catch (err) {
       if (err instanceof ApiError) return NextResponse.json({ error: err.message, details: err.details ?? null }, { status: err.status });
+      if (err instanceof SubmitError) return NextResponse.json({ error: err.summary, details: err.details }, { status: err.status });
+      // The API is where a refusal becomes the caller's answer: recorded here, once (the domain only throws).
       if (err instanceof AccessDenied) {
         await auditDenial(getDb(), err);
         return NextResponse.json({ error: err.message, details: null }, { status: 403 });

@@ -3,7 +3,7 @@
 // takes effect at once, not when a session expires. Superusers (local break-glass accounts) are admin
 // everywhere.
 import { and, eq, inArray, or, sql } from 'drizzle-orm';
-import type { Db } from '@/db/client';
+import type { Db, Queries } from '@/db/client';
 import { environments, roleBindings, users } from '@/db/schema';
 import type { Role } from '@/db/types';
 import { writeAudit } from '@/lib/audit/write-audit';
@@ -78,14 +78,20 @@ export function environmentsWith(a: Access, need: Role = 'viewer'): number[] | n
   return [...a.byEnvironment].filter(([, r]) => rank(r) >= rank(need)).map(([id]) => id);
 }
 
-/** Refused for lack of a role: a 403 in the API, the forbidden page in the console. */
-export class AccessDenied extends Error {
-  /** Set once the refusal is in the audit log (so that it is recorded once). */
-  audited = false;
-  /** Who was refused (set by demand). */
-  who?: { id: number | null; username: string; remoteAddr?: string };
+/** Who asked, as the audit log records a refusal. */
+export interface Requester {
+  id: number | null;
+  username: string;
+  remoteAddr?: string;
+}
 
-  constructor(message: string) {
+/**
+ * Refused for lack of a role: a 403 in the API, the forbidden page or a form's message in the console,
+ * a refused target in the worker. Code below those only throws it; they record it (answeringDenial).
+ */
+export class AccessDenied extends Error {
+  /** Who was refused, when the refusing code knows (demand does). */
+  constructor(message: string, readonly who?: Requester) {
     super(message);
     this.name = 'AccessDenied';
   }
@@ -95,7 +101,7 @@ export class AccessDenied extends Error {
  * Throws AccessDenied naming the role missing and where, for every environment among `environmentIds`
  * (null: objects outside any environment) in which the user lacks `need`.
  */
-export async function demand(db: Db, a: Access, need: Role, what: string, environmentIds: (number | null)[]): Promise<void> {
+export async function demand(db: Queries, a: Access, need: Role, what: string, environmentIds: (number | null)[]): Promise<void> {
   const missing = [...new Set(environmentIds)].filter((e) => !can(a, need, e));
   if (!missing.length) return;
   const ids = missing.filter((e): e is number => e !== null);
@@ -105,23 +111,36 @@ export async function demand(db: Db, a: Access, need: Role, what: string, enviro
     const place = e === null ? 'globally' : `in ${names.get(e) ?? `environment #${e}`}`;
     return `${place} (${has ? `you have ${has}` : 'you have no role'}${e === null ? '' : ' there'})`;
   });
-  const err = new AccessDenied(`${what} needs the ${need} role ${where.join(', ')}`);
-  err.who = { id: a.userId, username: a.username, remoteAddr: a.remoteAddr };
-  throw err;
+  throw new AccessDenied(`${what} needs the ${need} role ${where.join(', ')}`, { id: a.userId, username: a.username, remoteAddr: a.remoteAddr });
 }
 
 /**
- * Records a refusal in the audit log, once, outside any transaction that is being rolled back: the
- * places that catch AccessDenied (pages, server actions, the API, form saves, submits) call this.
+ * Records a refusal in the audit log, with `db` (never a transaction that the refusal rolls back). Only
+ * the boundaries where a refusal becomes someone's answer call it, each once per request: the
+ * console's deny / orDeny / orAnswer, the API's handle, and the worker (through answeringDenial).
+ * `who` is the requester as the boundary knows them, for a refusal that does not say (or lacks the address).
  */
-export async function auditDenial(db: Db, err: AccessDenied, who?: { id: number | null; username: string; remoteAddr?: string }): Promise<void> {
+export async function auditDenial(db: Db, err: AccessDenied, who?: Requester): Promise<void> {
   const actor = err.who ? { ...err.who, remoteAddr: err.who.remoteAddr || who?.remoteAddr } : who;
-  if (err.audited || !actor) return;
-  err.audited = true;
+  if (!actor) return;
   await writeAudit(db, {
     user: { id: actor.id, username: actor.username }, remoteAddr: actor.remoteAddr ?? '',
     action: 'access.denied', objectType: 'access', objectLabel: err.message, changes: { reason: [null, err.message] },
   });
+}
+
+/**
+ * For a boundary that answers a refusal itself (a form's message, a refused target): runs `fn`; an
+ * AccessDenied it throws is recorded, then answered with `answer(err)`. Anything else goes on up.
+ */
+export async function answeringDenial<T>(db: Db, who: Requester | undefined, fn: () => Promise<T>, answer: (err: AccessDenied) => T): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof AccessDenied)) throw err;
+    await auditDenial(db, err, who);
+    return answer(err);
+  }
 }
 
 export const canOnAll = (a: Access, need: Role, environmentIds: (number | null)[]) => environmentIds.every((e) => can(a, need, e));

@@ -3,7 +3,7 @@ import { headers } from 'next/headers';
 import { forbidden, notFound, redirect } from 'next/navigation';
 import { cache } from 'react';
 import { getDb } from '@/db/client';
-import { AccessDenied, auditDenial, loadAccess, type Access } from './access';
+import { AccessDenied, answeringDenial, auditDenial, loadAccess, type Access, type Requester } from './access';
 import { CLIENT_ADDRESS_HEADER, clientAddress } from './client-address';
 import { authOptions } from './options';
 
@@ -43,6 +43,12 @@ export async function requireAccess(): Promise<Access> {
   return access;
 }
 
+/** The signed-in user and the address the request came from: who a refusal is recorded against. */
+async function requester(): Promise<Requester | undefined> {
+  const user = await getCurrentUser();
+  return user ? { id: user.id, username: user.username, remoteAddr: clientAddress((await headers()).get(CLIENT_ADDRESS_HEADER)) } : undefined;
+}
+
 /**
  * Renders the 403 page (HTTP status 403) after recording the refusal in the audit log, which is where
  * the page finds the message to show: Next renders forbidden.tsx before the page decides, so the page
@@ -50,8 +56,7 @@ export async function requireAccess(): Promise<Access> {
  */
 export async function deny(reason: string | AccessDenied): Promise<never> {
   const err = typeof reason === 'string' ? new AccessDenied(reason) : reason;
-  const user = await getCurrentUser();
-  if (user) await auditDenial(getDb(), err, { id: user.id, username: user.username, remoteAddr: clientAddress((await headers()).get(CLIENT_ADDRESS_HEADER)) });
+  await auditDenial(getDb(), err, await requester());
   forbidden();
 }
 
@@ -63,12 +68,13 @@ export function malformed(): never {
   notFound();
 }
 
-/** Runs `fn`; an AccessDenied it throws becomes the 403 page with its message. */
-export async function orDeny<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof AccessDenied) await deny(err);
-    throw err;
-  }
+/**
+ * The console's one way of answering a refusal that `fn` throws (lib/ admin and ops only throw): it is
+ * recorded in the audit log, then answered with `answer(err)`, for a server action whose form says it.
+ */
+export async function orAnswer<T>(fn: () => Promise<T>, answer: (err: AccessDenied) => T): Promise<T> {
+  return answeringDenial(getDb(), await requester(), fn, answer);
 }
+
+/** Runs `fn`; an AccessDenied it throws is recorded and becomes the 403 page with its message. */
+export const orDeny = <T>(fn: () => Promise<T>): Promise<T> => orAnswer(fn, () => forbidden());

@@ -163,15 +163,20 @@ export async function lookup(server: DnsServer, name: string, type: RecordType, 
     .sort();
 }
 
-/** Asks until `name` answers exactly `values` (a deadline: DNS that does not follow is a failure). */
+/**
+ * Asks until `name` answers exactly `values` (a deadline: DNS that does not follow is a failure). A
+ * lookup that fails is asked again; if the last one failed, the error says so, not "still answers".
+ */
 export async function waitAnswers(server: DnsServer, rs: RecordSet, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<string[]> {
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
-  let last: string[] = [];
+  const wanted = rs.values.map(fqdn).join(', ') || 'nothing';
   for (;;) {
-    last = await lookup(server, rs.name, rs.type).catch(() => last);
-    if (sameAnswers(rs.values, last)) return last;
+    const last = await lookup(server, rs.name, rs.type).then((answers) => ({ answers }), (err: unknown) => ({ failed: err instanceof Error ? err.message : String(err) }));
+    if ('answers' in last && sameAnswers(rs.values, last.answers)) return last.answers;
     if (opts.signal?.aborted || Date.now() > deadline) {
-      throw new DnsUpdateError(`${fqdn(rs.name)} still answers ${last.join(', ') || 'nothing'} instead of ${rs.values.map(fqdn).join(', ') || 'nothing'}`);
+      throw new DnsUpdateError('answers' in last
+        ? `${fqdn(rs.name)} still answers ${last.answers.join(', ') || 'nothing'} instead of ${wanted}`
+        : `${fqdn(rs.name)} could not be asked whether it answers ${wanted}: ${last.failed}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -11,6 +11,7 @@ import type { HerdRef } from './herd-ref';
 import type { InstanceRef } from './instance-ref';
 import { step as pipelineStep, type Step, type StepContext } from './pipeline';
 import { Refusal, refuse } from './refusal';
+import { SubmitError } from './submit-errors';
 
 export type { Role };
 
@@ -196,9 +197,9 @@ function toSteps<S>(p: ActionPlan<S> | Refusal, deps: ActionDeps, state: () => S
 }
 
 /** Parameters that do not fit the action's schema: a 400 from the API, nothing planned. */
-export class ParamsError extends Error {
+export class ParamsError extends SubmitError {
   constructor(message: string) {
-    super(message);
+    super('params', 400, message, { params: message }, 'invalid params');
     this.name = 'ParamsError';
   }
 }

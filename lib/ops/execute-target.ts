@@ -16,7 +16,7 @@ import { CancelledError, runPipeline } from './pipeline';
 import { ParamsError, parseParams } from './plan';
 import { Refusal, refuse, type RefusalCode } from './refusal';
 import { getAction } from './registry';
-import { AccessDenied, auditDenial, demand, loadAccess, noAccess } from '@/lib/auth/access';
+import { answeringDenial, demand, loadAccess, noAccess } from '@/lib/auth/access';
 
 export type ExecuteOutcome = 'done' | 'wait' | 'skipped';
 
@@ -89,7 +89,7 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
     const res = await runPipeline(steps, dbRecorder(db, targetId), { gate: stepGate, firstSeq });
     if (res.error instanceof LeaseLostError) {
       log('target.lease_lost', { operationId, targetId, herdId });
-      outcome = (await lastSeen(db, { instanceId: target.instance_id, herdId: target.herd_id }, new Date(claimedAt)).catch(() => null)) ?? outcome;
+      outcome = (await observedNow(db, { instanceId: target.instance_id, herdId: target.herd_id }, new Date(claimedAt))) ?? outcome;
       return await end('interrupted', res.error.message);
     }
     if (res.ok) return await end('succeeded', null);
@@ -110,14 +110,11 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
 async function authorizeNow(db: Db, action: AnyAction, target: ClaimedTarget, environmentIds: number[]): Promise<Refusal | null> {
   if (target.requested_by_system) return null;
   const access = target.requested_by === null ? noAccess(target.requested_by_name) : await loadAccess(db, target.requested_by);
-  try {
+  // The worker is where this refusal is answered (a refused target): recorded here, with no request to name an address.
+  return answeringDenial<Refusal | null>(db, { id: target.requested_by, username: target.requested_by_name }, async () => {
     await demand(db, access, action.permission, `${action.label} (requested by ${target.requested_by_name})`, [...new Set(environmentIds)]);
     return null;
-  } catch (err) {
-    if (!(err instanceof AccessDenied)) throw err;
-    await auditDenial(db, err, { id: target.requested_by, username: target.requested_by_name });
-    return refuse('access', err.message);
-  }
+  }, (err) => refuse('access', err.message));
 }
 
 /**
@@ -161,6 +158,14 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId
 }
 
 /**
+ * What an interrupted target looks like now, or why that could not be seen: the operator reads this
+ * before retrying, and an observation that failed must not read as one never made.
+ */
+async function observedNow(db: Db, target: { instanceId: number | null; herdId: number | null }, since: Date): Promise<string | null> {
+  return lastSeen(db, target, since).catch((err: unknown) => `not observed: ${errorText(err)}`);
+}
+
+/**
  * At worker start and periodically: targets marked running whose lease is gone or expired were
  * running in a worker that died (or was cut off for longer than the lease): they become interrupted,
  * with what their instance (or herd) looks like now (rerunning a half-done step blindly is not safe;
@@ -174,7 +179,7 @@ export async function reconcile(db: Db): Promise<{ interrupted: number[]; queued
     WHERE t.status = 'running' AND l.herd_id IS NULL`);
   const interrupted: number[] = [];
   for (const row of dead.rows as { id: number; operation_id: number; instance_id: number | null; herd_id: number | null; updated_at: string | Date }[]) {
-    const seen = await lastSeen(db, { instanceId: row.instance_id, herdId: row.herd_id }, new Date(row.updated_at)).catch(() => null);
+    const seen = await observedNow(db, { instanceId: row.instance_id, herdId: row.herd_id }, new Date(row.updated_at));
     const done = await db.update(operationTargets).set({ status: 'interrupted', error: 'the worker running it stopped or lost the herd\'s lease; check what was last observed, then retry it from the operation page', outcome: seen })
       .where(and(eq(operationTargets.id, row.id), eq(operationTargets.status, 'running'))).returning({ id: operationTargets.id });
     if (!done.length) continue;

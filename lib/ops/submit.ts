@@ -5,28 +5,29 @@ import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
 import { operations, operationTargets } from '@/db/schema';
 import { writeAudit, type AuditInput } from '@/lib/audit/write-audit';
-import { AccessDenied, auditDenial, type Access } from '@/lib/auth/access';
+import type { Access } from '@/lib/auth/access';
 import { isHerdAction, type AnyAction } from './define-action';
 import { planOperation, type Plan } from './plan';
 import { enqueueTargets, type TargetJob } from './queue';
+import { SubmitError } from './submit-errors';
 
-export class StalePlanError extends Error {
+export class StalePlanError extends SubmitError {
   constructor(readonly plan: Plan) {
-    super('the inventory changed since this plan was made; review the new plan');
+    super('stale', 409, 'the inventory changed since this plan was made; review the new plan', { digest: plan.digest, missing: plan.missing });
     this.name = 'StalePlanError';
   }
 }
 
-export class ConfirmationError extends Error {
+export class ConfirmationError extends SubmitError {
   constructor(readonly expected: string) {
-    super(`type ${JSON.stringify(expected)} to confirm`);
+    super('mistyped', 400, `type ${JSON.stringify(expected)} to confirm`, { confirm: expected });
     this.name = 'ConfirmationError';
   }
 }
 
-export class NothingToRunError extends Error {
+export class NothingToRunError extends SubmitError {
   constructor() {
-    super('every target was refused: nothing to run');
+    super('nothing', 409, 'every target was refused: nothing to run');
     this.name = 'NothingToRunError';
   }
 }
@@ -53,9 +54,9 @@ export interface Actor {
   access: Access;
 }
 
-export class WrongTargetsError extends Error {
+export class WrongTargetsError extends SubmitError {
   constructor(readonly action: AnyAction) {
-    super(isHerdAction(action) ? `${action.name} runs on herds: give herdIds` : `${action.name} runs on instances: give instanceIds`);
+    super('wrong-targets', 400, isHerdAction(action) ? `${action.name} runs on herds: give herdIds` : `${action.name} runs on instances: give instanceIds`);
     this.name = 'WrongTargetsError';
   }
 }
@@ -70,15 +71,9 @@ export function targetIdsFor(action: AnyAction, input: { instanceIds?: number[];
 
 export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, action: AnyAction, input: SubmitInput, actor: Actor, log: (e: string, f: object) => void = () => {}): Promise<{ id: number; duplicate: boolean }> {
   const ids = targetIdsFor(action, input);
-  let plan: Plan;
-  try {
-    // Authorization first: a key never tells anyone who may not run this whether an operation exists.
-    plan = await planOperation(db, actor.access, action, ids, input.params ?? {});
-  } catch (err) {
-    // A refused request is worth knowing about: a forged form, a script with the wrong token.
-    if (err instanceof AccessDenied) await auditDenial(db, err, actor);
-    throw err;
-  }
+  // Authorization first: a key never tells anyone who may not run this whether an operation exists.
+  // A refusal (AccessDenied) goes up to whoever answers it, the console or the API, which records it.
+  const plan = await planOperation(db, actor.access, action, ids, input.params ?? {});
   // The same page (or API call) submitted again by the same user: the operation it made, even if the
   // inventory has moved since (that operation ran on it).
   const mine = and(eq(operations.requestedByName, actor.username), eq(operations.idempotencyKey, input.idempotencyKey));

@@ -10,13 +10,6 @@ export function parseId(raw: string): number | null {
   return /^[1-9]\d{0,9}$/.test(raw) && Number(raw) <= MAX_ID ? Number(raw) : null;
 }
 
-/** "1,2,3": at most `max` database ids; null for anything else. */
-export function parseIdList(raw: unknown, max = 10_000): number[] | null {
-  if (typeof raw !== 'string' || !/^\d{1,10}(,\d{1,10})*$/.test(raw)) return null;
-  const ids = raw.split(',').map(Number);
-  return ids.length <= max && ids.every((n) => n >= 1 && n <= MAX_ID) ? ids : null;
-}
-
 /** An id in a schema (API bodies take numbers; forms and query strings, text). */
 export const idNumber = (what = 'an id') => z.number({ message: `${what} is a whole number from 1 to ${MAX_ID}` })
   .int(`${what} is a whole number from 1 to ${MAX_ID}`).min(1, `${what} is a whole number from 1 to ${MAX_ID}`).max(MAX_ID, `${what} is a whole number from 1 to ${MAX_ID}`);

@@ -3,14 +3,15 @@
 // Thin server actions over lib/ops: confirm (enqueue), cancel, retry.
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
-import { idText, parseIdList } from '@/lib/validation/ids';
+import { idText } from '@/lib/validation/ids';
+import { idList } from '@/lib/validation/selection';
 import { getDb } from '@/db/client';
 import { cancelOperation, retryInput } from '@/lib/ops/control';
 import { getAction } from '@/lib/ops/registry';
 import { isHerdAction } from '@/lib/ops/define-action';
-import { ConfirmationError, NothingToRunError, StalePlanError, submitOperation } from '@/lib/ops/submit';
+import { submitOperation } from '@/lib/ops/submit';
+import { SubmitError, type SubmitErrorCode } from '@/lib/ops/submit-errors';
 import { webQueue } from '@/lib/ops/web-queue';
-import { ParamsError } from '@/lib/ops/plan';
 import { paramsFromForm, paramsQuery } from '@/lib/ops/params-form';
 import { currentActor } from '@/lib/auth/actor';
 import { malformed, orDeny } from '@/lib/auth/session';
@@ -18,7 +19,8 @@ import { malformed, orDeny } from '@/lib/auth/session';
 
 const confirmForm = z.object({
   action: z.string().min(1).max(50),
-  ids: z.string().refine((v) => parseIdList(v) !== null, 'ids must be a comma-separated list of ids (whole numbers from 1 to 2147483647)'),
+  // The ids the confirmation page listed (it computed "all matching" itself), in the shared selection's bounds.
+  ids: idList,
   digest: z.string().regex(/^[0-9a-f]{32}$/),
   key: z.string().regex(/^[0-9a-f]{32}$/),
   confirmation: z.string().max(200).default(''),
@@ -27,6 +29,9 @@ const confirmForm = z.object({
   /** The changelist the selection came from (the way back after a stale plan). */
   from: z.string().regex(/^[a-z-]{1,40}$/).optional(),
 });
+
+/** Back to the plan page, which says why from this flag (parameters that do not fit: it says what is wrong with them). */
+const backFlag: Record<SubmitErrorCode, string> = { stale: '&stale=1', mistyped: '&mistyped=1', nothing: '&nothing=1', params: '', 'wrong-targets': '' };
 
 export async function confirmOperationAction(form: FormData): Promise<void> {
   const who = await currentActor();
@@ -37,15 +42,12 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
   const { action: name, ids, digest, key, confirmation, from, retryOf } = parsed.data;
   const action = getAction(name);
   if (!action) malformed();
-  const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids}${paramsQuery(params)}${from ? `&from=${from}` : ''}${retryOf ? `&retryOf=${retryOf}` : ''}`;
+  const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids.join(',')}${paramsQuery(params)}${from ? `&from=${from}` : ''}${retryOf ? `&retryOf=${retryOf}` : ''}`;
   let id: number;
   try {
-    id = (await orDeny(() => submitOperation(getDb(), webQueue(), action, { [isHerdAction(action) ? 'herdIds' : 'instanceIds']: ids.split(',').map(Number), params, digest, confirmation, idempotencyKey: key, retryOf: retryOf ? Number(retryOf) : undefined }, who))).id;
+    id = (await orDeny(() => submitOperation(getDb(), webQueue(), action, { [isHerdAction(action) ? 'herdIds' : 'instanceIds']: ids, params, digest, confirmation, idempotencyKey: key, retryOf: retryOf ? Number(retryOf) : undefined }, who))).id;
   } catch (err) {
-    if (err instanceof StalePlanError) redirect(`${back}&stale=1`);
-    if (err instanceof ConfirmationError) redirect(`${back}&mistyped=1`);
-    if (err instanceof NothingToRunError) redirect(`${back}&nothing=1`);
-    if (err instanceof ParamsError) redirect(back); // the plan page says what is wrong with them
+    if (err instanceof SubmitError) redirect(`${back}${backFlag[err.code]}`);
     throw err;
   }
   redirect(`/operations/${id}`);

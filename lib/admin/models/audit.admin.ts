@@ -3,8 +3,6 @@
 import { sql } from 'drizzle-orm';
 import { auditEntries, environments } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
-import { defineForm } from '../form-fields';
-import { z } from 'zod';
 
 export const auditAdmin = defineAdmin({
   name: 'audit',
@@ -16,7 +14,6 @@ export const auditAdmin = defineAdmin({
   labelSql: sql`${auditEntries.action} || ' #' || ${auditEntries.id}`,
   // Entries about one environment are seen by its viewers; the rest (sign-ins, tokens) by global viewers.
   environmentSql: auditEntries.environmentId,
-  readOnly: true,
   fields: {
     at: { label: 'Date/time', sql: auditEntries.at, format: 'datetime' },
     user: { label: 'User', sql: auditEntries.username },
@@ -38,5 +35,4 @@ export const auditAdmin = defineAdmin({
   ],
   searchFields: ['user', 'action', 'object', 'address'],
   ordering: ['-at'],
-  form: defineForm({ schema: z.object({}), fields: [] }),
 });

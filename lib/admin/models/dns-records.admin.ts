@@ -2,7 +2,9 @@ import { eq, sql } from 'drizzle-orm';
 import { dnsMatch, dnsProvider, dnsRecords, environments, herds } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
 import { dnsRecordRules } from '../environment-rules';
-import { dnsRecordForm } from './dns-records.form';
+import { f, tableForm } from '../form-fields';
+import { herdsAdmin } from './herds.admin';
+import { instancesAdmin } from './instances.admin';
 
 export const dnsRecordsAdmin = defineAdmin({
   name: 'dns-records',
@@ -36,6 +38,16 @@ export const dnsRecordsAdmin = defineAdmin({
   ],
   searchFields: ['name', 'zone', 'herd'],
   ordering: ['name'],
-  form: dnsRecordForm,
+  form: tableForm(dnsRecords, {
+    herdId: { label: 'Herd', references: () => herdsAdmin },
+    name: { label: 'Name', help: 'Fully qualified, for example billing.db.example.com.', schema: f.hostname() },
+    type: { label: 'Type' },
+    zone: { label: 'Zone', help: 'The zone the name is updated in.', schema: f.hostname() },
+    provider: { label: 'Provider', help: 'rfc2136: signed UPDATEs to the zone\u2019s server; route53: change batches.' },
+    ttl: { label: 'TTL (seconds)', schema: f.int(1, 86400) },
+    match: { label: 'Follows', help: 'role: whichever member has the role; instance: one fixed member.' },
+    matchRole: { label: 'Role followed' },
+    matchInstanceId: { label: 'Instance followed (id)', input: { type: 'number' }, references: () => instancesAdmin },
+  }),
   uniqueErrors: { dns_records_name_type_key: ['name', 'A record with this name and type already exists.'] },
 });

@@ -44,6 +44,5 @@ export const drAdmin = defineAdmin({
   ],
   searchFields: ['name', 'environment'],
   ordering: ['environment', 'name'],
-  readOnly: true,
   actions: [{ name: 'dr-failover', label: 'DR failover', href: '/operations/new?action=dr-failover&from=dr', role: drFailoverAction.permission }],
 });

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { qualified } from '@/lib/admin/qualified';
 import { environments } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
-import { environmentForm } from './environments.form';
+import { f, tableForm } from '../form-fields';
 
 export const environmentsAdmin = defineAdmin({
   name: 'environments',
@@ -25,6 +25,9 @@ export const environmentsAdmin = defineAdmin({
   listFilter: [],
   searchFields: ['name', 'description'],
   ordering: ['name'],
-  form: environmentForm,
+  form: tableForm(environments, {
+    name: { label: 'Name', help: 'Unique, for example prod, staging, dev. Typed to confirm dangerous actions here.', schema: f.name(63) },
+    description: { label: 'Description', help: 'What runs here and who owns it.', input: { type: 'textarea' } },
+  }),
   uniqueErrors: { environments_name_key: ['name', 'An environment with this name already exists.'] },
 });

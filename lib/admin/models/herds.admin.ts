@@ -1,10 +1,10 @@
 import { eq, sql } from 'drizzle-orm';
 import { qualified } from '@/lib/admin/qualified';
 import { automationMode, controlDriver, environments, herds } from '@/db/schema';
+import { f, tableForm } from '../form-fields';
+import { environmentsAdmin } from './environments.admin';
 import { defineAdmin } from '../define-admin';
 import { herdDependents } from '../environment-rules';
-import type { Db } from '@/db/client';
-import { herdForm } from './herds.form';
 import { isHerdAction } from '@/lib/ops/define-action';
 import { actions } from '@/lib/ops/registry';
 
@@ -15,8 +15,6 @@ export const herdRows = {
   joins: [{ table: environments, on: eq(herds.environmentId, environments.id) }],
   labelSql: sql`${environments.name} || '/' || ${herds.name}`,
   environmentSql: herds.environmentId,
-  validate: (tx: Db, id: number) => herdDependents(tx, id),
-  form: herdForm,
   // A herd's name leads to its live page (members, DNS, operations); that page links to its form.
   objectHref: '/herds',
 };
@@ -64,6 +62,18 @@ export const herdsAdmin = defineAdmin({
   ],
   searchFields: ['name', 'dnsName', 'environment'],
   ordering: ['environment', 'name'],
+  form: tableForm(herds, {
+    environmentId: { label: 'Environment', references: () => environmentsAdmin },
+    name: { label: 'Name', help: 'Unique within its environment.', schema: f.name(100) },
+    description: { label: 'Description', input: { type: 'textarea' } },
+    defaultPort: { label: 'Default port', help: 'The port members listen on unless an instance overrides it.', schema: f.int(1, 65535) },
+    defaultDataDirectory: { label: 'Default data directory', help: 'For example /var/lib/postgresql/15/main.', schema: f.path() },
+    pgVersion: { label: 'PostgreSQL major version', schema: f.int(9, 30) },
+    controlDriver: { label: 'Control driver', help: 'How pgherd starts and stops members: pg_ctl, Debian pg_ctlcluster, systemd or Patroni.' },
+    dnsName: { label: 'Primary DNS name', help: 'The name that follows the primary on switchover and failover (ElepHaaS vhost).', input: { type: 'text', placeholder: 'billing.db.example.com' }, schema: f.text(253) },
+    automation: { label: 'Automation', help: 'maintenance: pgherd plans no automatic action on this herd.' },
+  }),
+  validate: (tx, id) => herdDependents(tx, id),
   actions: actions.filter(isHerdAction).map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}`, role: a.permission })),
   uniqueErrors: {
     herds_environment_name_key: ['name', 'A herd with this name already exists in this environment.'],

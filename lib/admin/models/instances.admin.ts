@@ -1,15 +1,18 @@
 import { eq, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import { environments, herds, instanceRole, instanceState, instances, servers } from '@/db/schema';
-import { defineAdmin } from '../define-admin';
-import { instanceForm } from './instances.form';
+import { defineAdmin, type Model } from '../define-admin';
+import { f, tableForm } from '../form-fields';
+import { herdsAdmin } from './herds.admin';
+import { serversAdmin } from './servers.admin';
 import { actions } from '@/lib/ops/registry';
 import { isHerdAction } from '@/lib/ops/define-action';
 
 const upstream = alias(instances, 'upstream');
 const upstreamServer = alias(servers, 'upstream_server');
 
-export const instancesAdmin = defineAdmin({
+// Typed: its form refers to instances themselves (a replica's upstream).
+export const instancesAdmin: Model = defineAdmin({
   name: 'instances',
   label: 'instance',
   labelPlural: 'instances',
@@ -59,7 +62,16 @@ export const instancesAdmin = defineAdmin({
   searchFields: ['server', 'herd', 'environment'],
   // Host names usually carry environment and herd; sorting by them is an index walk, not a sort.
   ordering: ['server', 'port'],
-  form: instanceForm,
+  form: tableForm(instances, {
+    herdId: { label: 'Herd', references: () => herdsAdmin },
+    serverId: { label: 'Server', references: () => serversAdmin },
+    port: { label: 'Port', help: 'Unique per server.', schema: f.int(1, 65535) },
+    dataDirectory: { label: 'Data directory', help: 'Empty: the herd default.', schema: f.path() },
+    pgVersion: { label: 'PostgreSQL major version', schema: f.int(9, 30) },
+    role: { label: 'Role', help: 'Observed role; the state refresher and the agent keep it current.' },
+    state: { label: 'State' },
+    upstreamInstanceId: { label: 'Upstream instance id', help: 'For a replica: the instance it streams from.', input: { type: 'number' }, references: () => instancesAdmin },
+  }),
   actions: actions.filter((a) => !isHerdAction(a)).map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}`, role: a.permission })),
   uniqueErrors: { instances_server_port_key: ['port', 'This server already has an instance on this port.'] },
 });

@@ -2,8 +2,6 @@ import { sql } from 'drizzle-orm';
 import { qualified } from '@/lib/admin/qualified';
 import { operations, operationStatus } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
-import { defineForm } from '../form-fields';
-import { z } from 'zod';
 
 const targetCount = sql<number>`(SELECT count(*) FROM operation_targets t WHERE t.operation_id = ${qualified(operations.id)})::int`;
 const environmentsOf = sql<string>`(SELECT string_agg(DISTINCT e.name, ', ') FROM operation_targets t JOIN herds h ON h.id = t.herd_id JOIN environments e ON e.id = h.environment_id WHERE t.operation_id = ${qualified(operations.id)})`;
@@ -16,7 +14,6 @@ export const operationsAdmin = defineAdmin({
   table: operations,
   id: operations.id,
   labelSql: sql`${operations.action} || ' #' || ${operations.id}`,
-  readOnly: true,
   objectHref: '/operations',
   // Seen by whoever may see one of its targets' environments.
   scopeSql: (envIds) => sql`EXISTS (SELECT 1 FROM operation_targets t JOIN herds h ON h.id = t.herd_id WHERE t.operation_id = ${qualified(operations.id)} AND h.environment_id IN (${sql.join(envIds.map((e) => sql`${e}`), sql`, `)}))`,
@@ -42,5 +39,4 @@ export const operationsAdmin = defineAdmin({
   ],
   searchFields: ['action', 'user'],
   ordering: ['-id'],
-  form: defineForm({ schema: z.object({}), fields: [] }),
 });

@@ -3,7 +3,8 @@ import { qualified } from '@/lib/admin/qualified';
 import { environments, servers } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
 import { serverDependents } from '../environment-rules';
-import { serverForm } from './servers.form';
+import { f, tableForm } from '../form-fields';
+import { environmentsAdmin } from './environments.admin';
 
 export const serversAdmin = defineAdmin({
   name: 'servers',
@@ -37,6 +38,28 @@ export const serversAdmin = defineAdmin({
   ],
   searchFields: ['hostname', 'address', 'site'],
   ordering: ['hostname'],
-  form: serverForm,
+  form: tableForm(servers, {
+    hostname: { label: 'Host name', help: 'The server identity; unique across the fleet.', schema: f.hostname() },
+    environmentId: { label: 'Environment', references: () => environmentsAdmin },
+    address: { label: 'Address', help: 'Where pgherd connects (IP or name); empty means the host name.', schema: f.text(253) },
+    site: { label: 'Site', help: 'Data center or availability zone.', schema: f.text(100) },
+    sshPort: { label: 'SSH port', schema: f.int(1, 65535) },
+    sshUser: { label: 'SSH user', help: 'The OS user that owns the Postgres data directories.', schema: f.name(64) },
+    cloudProvider: { label: 'Cloud provider', help: 'aws, or empty for bare metal.', schema: f.optionalText(20) },
+    cloudRegion: { label: 'Cloud region', schema: f.optionalText(40) },
+    cloudInstanceId: { label: 'Cloud instance id', input: { type: 'text', placeholder: 'i-0123456789abcdef0' }, schema: f.optionalText(40) },
+    cloudInstanceType: { label: 'Cloud instance type', input: { type: 'text', placeholder: 'r6g.large' }, schema: f.optionalText(40) },
+  }),
+  panels: [
+    { kind: 'ssh-public-key' },
+    {
+      kind: 'agent-token',
+      role: 'admin',
+      load: async (db, id) => {
+        const [s] = await db.select({ hash: servers.agentTokenHash, lastSeen: servers.lastSeenAt }).from(servers).where(eq(servers.id, id));
+        return { hasToken: !!s?.hash, lastSeen: s?.lastSeen ?? null };
+      },
+    },
+  ],
   uniqueErrors: { servers_hostname_key: ['hostname', 'A server with this host name already exists.'] },
 });

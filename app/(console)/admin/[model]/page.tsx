@@ -6,7 +6,7 @@ import { ChangeListTable } from '@/components/admin/change-list-table';
 import { FilterSidebar } from '@/components/admin/filter-sidebar';
 import { Pagination } from '@/components/admin/pagination';
 import { actionViews, changelistBase, columnViews, facetViews, rowViews } from '@/lib/admin/changelist-view';
-import { permissionFor } from '@/lib/admin/define-admin';
+import { isEditable, permissionFor } from '@/lib/admin/define-admin';
 import { canSomewhere } from '@/lib/auth/access';
 import { PAGE_SIZES, parseListParams, toQueryString, type RawParams } from '@/lib/admin/list-params';
 import { changeList, labelsFor } from '@/lib/admin/list-query';
@@ -31,9 +31,9 @@ export default async function ChangeListPage({ params, searchParams }: { params:
   const savedId = typeof raw.saved === 'string' ? parseId(raw.saved) : null;
   const saved = savedId !== null ? (await labelsFor(db, def, [savedId], p.scope))[0] : undefined;
   const actions = actionViews(def, access);
-  const canAdd = !def.readOnlyAdd && !def.readOnly && canSomewhere(access, permissionFor(def, 'add'));
+  const canAdd = isEditable(def) && !def.readOnlyAdd && canSomewhere(access, permissionFor(def, 'add'));
   const deleted = typeof raw.deleted === 'string' && /^\d+$/.test(raw.deleted) ? Number(raw.deleted) : null;
-  const title = def.readOnly ? capitalize(def.labelPlural) : `Select ${def.label} to change`;
+  const title = isEditable(def) ? `Select ${def.label} to change` : capitalize(def.labelPlural);
 
   return (
     <>

@@ -13,10 +13,10 @@ import { isHerdAction } from '@/lib/ops/define-action';
 import { orDeny, requireAccess } from '@/lib/auth/session';
 import { environmentsWith } from '@/lib/auth/access';
 import { capitalize, valueText } from '@/lib/admin/text';
-import { parseId, parseIdList } from '@/lib/validation/ids';
+import { parseId } from '@/lib/validation/ids';
+import { MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
 import { confirmOperationAction } from '../actions';
 
-const CAP = 1000;
 
 /** The confirmation page: every target with its plan, refusals with reasons, warnings. Nothing runs here. */
 export default async function PlanPage({ searchParams }: { searchParams: Promise<RawParams> }) {
@@ -36,15 +36,17 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   const noun = (n: number) => (onHerds ? (n === 1 ? 'herd' : 'herds') : n === 1 ? 'instance' : 'instances');
   let ids: number[] = [];
   let error = '';
-  if (raw.all === '1') {
+  const picked = parseSelection(raw);
+  if (!picked.ok) error = picked.error === 'Nothing was selected.' ? '' : picked.error;
+  else if (picked.selection.all) {
     try {
       // "All matching" means all the user may run this action on, never more.
-      ids = await matchingIds(db, def, { ...parseListParams(def, raw, access), scope: environmentsWith(access, action.permission) }, CAP);
+      ids = await matchingIds(db, def, { ...parseListParams(def, raw, access), scope: environmentsWith(access, action.permission) }, MAX_SELECTION);
     } catch (err) {
-      error = (err as Error).message;
+      error = err instanceof Error ? err.message : String(err);
     }
   } else {
-    ids = parseIdList(raw.ids, CAP) ?? [];
+    ids = picked.selection.ids;
   }
   const back = `/admin/${def.name}${raw.all === '1' ? toQueryString(def, parseListParams(def, raw, access)) : ''}`;
   const crumbs = [{ label: capitalize(def.labelPlural), href: back }, { label: action.label }];
@@ -53,7 +55,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
       <>
         <Breadcrumbs items={crumbs} />
         <h1>Nothing to {action.label.toLowerCase()}</h1>
-        <p className="errornote">{error || 'Items must be selected in order to perform actions on them. Nothing has been changed.'}</p>
+        <p className="errornote">{error ? `${error} Nothing has been changed.` : 'Items must be selected in order to perform actions on them. Nothing has been changed.'}</p>
         <Link href={back}>Back to the list</Link>
       </>
     );

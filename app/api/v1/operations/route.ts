@@ -4,32 +4,22 @@ import { getDb } from '@/db/client';
 import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
 import { submitBody } from '@/lib/api/operation-schemas';
 import { getAction } from '@/lib/ops/registry';
-import { ConfirmationError, NothingToRunError, StalePlanError, submitOperation, WrongTargetsError } from '@/lib/ops/submit';
+import { submitOperation } from '@/lib/ops/submit';
 import { webQueue } from '@/lib/ops/web-queue';
-import { ParamsError } from '@/lib/ops/plan';
 
-/** POST /api/v1/operations: 202 { id }; a plan that no longer holds is a 409 with the new digest. */
+/** POST /api/v1/operations: 202 { id }; a plan that no longer holds is a 409 with the new digest (a SubmitError, answered by handle). */
 export const POST = handle(async (req) => {
   const user = await apiUser(req, 'operate');
   const body = await jsonBody(req, submitBody);
   const action = getAction(body.action);
   if (!action) throw new ApiError(400, `unknown action ${body.action}`);
-  try {
-    const res = await submitOperation(getDb(), webQueue(), action, {
-      instanceIds: body.instanceIds,
-      herdIds: body.herdIds,
-      params: body.params ?? {},
-      digest: body.digest,
-      confirmation: body.confirm,
-      idempotencyKey: body.idempotencyKey ?? randomBytes(16).toString('hex'),
-    }, user);
-    return NextResponse.json({ id: res.id, duplicate: res.duplicate }, { status: 202, headers: { location: `/api/v1/operations/${res.id}` } });
-  } catch (err) {
-    if (err instanceof StalePlanError) throw new ApiError(409, err.message, { digest: err.plan.digest, missing: err.plan.missing });
-    if (err instanceof ConfirmationError) throw new ApiError(400, err.message, { confirm: err.expected });
-    if (err instanceof NothingToRunError) throw new ApiError(409, err.message);
-    if (err instanceof WrongTargetsError) throw new ApiError(400, err.message);
-    if (err instanceof ParamsError) throw new ApiError(400, 'invalid params', { params: err.message });
-    throw err;
-  }
+  const res = await submitOperation(getDb(), webQueue(), action, {
+    instanceIds: body.instanceIds,
+    herdIds: body.herdIds,
+    params: body.params ?? {},
+    digest: body.digest,
+    confirmation: body.confirm,
+    idempotencyKey: body.idempotencyKey ?? randomBytes(16).toString('hex'),
+  }, user);
+  return NextResponse.json({ id: res.id, duplicate: res.duplicate }, { status: 202, headers: { location: `/api/v1/operations/${res.id}` } });
 });

@@ -3,8 +3,9 @@ import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { ObjectForm } from '@/components/admin/object-form';
 import { defaultValues, relationOptions } from '@/lib/admin/change-form-data';
+import { fieldViews } from '@/lib/admin/form-fields';
 import { labelsFor } from '@/lib/admin/list-query';
-import { getAdmin } from '@/lib/admin/registry';
+import { getEditable } from '@/lib/admin/registry';
 import { capitalize } from '@/lib/admin/text';
 import { deny, requireAccess } from '@/lib/auth/session';
 import { canSomewhere, environmentsWith } from '@/lib/auth/access';
@@ -13,8 +14,8 @@ import { saveAction } from '../../actions';
 
 export default async function AddPage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<{ saved?: string }> }) {
   const access = await requireAccess();
-  const def = getAdmin((await params).model);
-  if (!def || def.readOnlyAdd || def.readOnly) notFound();
+  const def = getEditable((await params).model);
+  if (!def || def.readOnlyAdd) notFound();
   const need = permissionFor(def, 'add');
   if (!canSomewhere(access, need)) await deny(`Adding ${def.labelPlural} needs the ${need} role`);
   const db = getDb();
@@ -25,7 +26,7 @@ export default async function AddPage({ params, searchParams }: { params: Promis
       <Breadcrumbs items={[{ label: capitalize(def.labelPlural), href: `/admin/${def.name}` }, { label: `Add ${def.label}` }]} />
       <h1>Add {def.label}</h1>
       {saved && <p className="messagelist success" role="status">The {def.label} “{saved.label}” was added successfully. You may add another {def.label} below.</p>}
-      <ObjectForm model={def.name} id={null} initial={defaultValues(def)} options={await relationOptions(db, def, environmentsWith(access, need))} save={saveAction} />
+      <ObjectForm model={def.name} fields={fieldViews(def.form)} id={null} initial={defaultValues(def)} options={await relationOptions(db, def, environmentsWith(access, need))} save={saveAction} />
     </>
   );
 }

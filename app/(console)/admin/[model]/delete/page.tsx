@@ -6,21 +6,19 @@ import { DeleteConfirmation } from '@/components/admin/delete-confirmation';
 import { collectForDelete } from '@/lib/admin/collect';
 import { parseListParams, toQueryString, type RawParams } from '@/lib/admin/list-params';
 import { labelsFor, matchingIds } from '@/lib/admin/list-query';
-import { getAdmin } from '@/lib/admin/registry';
+import { getEditable } from '@/lib/admin/registry';
 import { capitalize } from '@/lib/admin/text';
 import { deny, requireAccess } from '@/lib/auth/session';
 import { canSomewhere, environmentsWith } from '@/lib/auth/access';
 import { permissionFor } from '@/lib/admin/define-admin';
 import { deleteAction } from '../../actions';
-import { parseIdList } from '@/lib/validation/ids';
-
-const BULK_CAP = 10_000;
+import { MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
 
 /** Bulk delete: ?ids=1,2,3 or ?all=1 plus the changelist's query ("all N matching"). */
 export default async function BulkDeletePage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<RawParams> }) {
   const access = await requireAccess();
-  const def = getAdmin((await params).model);
-  if (!def || def.readOnly) notFound();
+  const def = getEditable((await params).model);
+  if (!def) notFound();
   const need = permissionFor(def, 'delete');
   if (!canSomewhere(access, need)) await deny(`Deleting ${def.labelPlural} needs the ${need} role`);
   const raw = await searchParams;
@@ -30,16 +28,17 @@ export default async function BulkDeletePage({ params, searchParams }: { params:
   const back = `/admin/${def.name}${toQueryString(def, p)}`;
   let ids: number[] = [];
   let error = '';
-  if (raw.all === '1') {
+  const picked = parseSelection(raw);
+  if (!picked.ok) error = picked.error;
+  else if (picked.selection.all) {
     try {
-      ids = await matchingIds(db, def, p, BULK_CAP);
+      ids = await matchingIds(db, def, p, MAX_SELECTION);
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);
     }
   } else {
-    // The server never trusts the selection: only ids that exist go on.
-    const picked = parseIdList(raw.ids);
-    if (picked) ids = (await labelsFor(db, def, [...new Set(picked)], p.scope)).map((r) => r.id);
+    // The server never trusts the selection: only ids that exist (and the user may delete) go on.
+    ids = (await labelsFor(db, def, picked.selection.ids, p.scope)).map((r) => r.id);
   }
   const crumbs = [{ label: capitalize(def.labelPlural), href: back }, { label: `Delete multiple ${def.labelPlural}` }];
   if (error || !ids.length) {
@@ -47,7 +46,7 @@ export default async function BulkDeletePage({ params, searchParams }: { params:
       <>
         <Breadcrumbs items={crumbs} />
         <h1>Nothing to delete</h1>
-        <p className="errornote">{error || `No ${def.labelPlural} were selected, or they no longer exist. Nothing has been changed.`}</p>
+        <p className="errornote">{error ? `${error} Nothing has been changed.` : `No ${def.labelPlural} were selected, or they no longer exist. Nothing has been changed.`}</p>
         <Link href={back}>Back to the list</Link>
       </>
     );

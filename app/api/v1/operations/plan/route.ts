@@ -2,24 +2,17 @@ import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
 import { planBody } from '@/lib/api/operation-schemas';
-import { ParamsError, planOperation } from '@/lib/ops/plan';
+import { planOperation } from '@/lib/ops/plan';
 import { getAction } from '@/lib/ops/registry';
 import { targetIdsFor } from '@/lib/ops/submit';
 
+/** POST /api/v1/operations/plan: the plan and its digest; wrong targets or parameters are a 400 (a SubmitError, answered by handle). */
 export const POST = handle(async (req) => {
   const user = await apiUser(req, 'operate');
   const body = await jsonBody(req, planBody);
   const action = getAction(body.action);
   if (!action) throw new ApiError(400, `unknown action ${body.action}`);
-  let ids: number[];
-  try {
-    ids = targetIdsFor(action, body);
-  } catch (err) {
-    throw new ApiError(400, (err as Error).message);
-  }
-  const plan = await planOperation(getDb(), user.access, action, ids, body.params ?? {}).catch((err: unknown) => {
-    throw err instanceof ParamsError ? new ApiError(400, 'invalid params', { params: err.message }) : err;
-  });
+  const plan = await planOperation(getDb(), user.access, action, targetIdsFor(action, body), body.params ?? {});
   if (plan.missing.length) throw new ApiError(404, `unknown ${plan.on === 'herd' ? 'herds' : 'instances'}`, { [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.missing });
   return NextResponse.json({
     action: plan.action,
