@@ -3,7 +3,7 @@
 // local admin out; then the directory (LDAP), whose users need at least one role binding (for
 // themselves or one of their groups) to get in. Every attempt is audited with its address.
 import { and, eq, gt, or, sql } from 'drizzle-orm';
-import type { Db } from '@/db/client';
+import type { Db, Queries } from '@/db/client';
 import { auditEntries, roleBindings, users } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
 import { bindingsFor } from './access';
@@ -37,7 +37,7 @@ const MESSAGES: Record<AuthFailure, string> = {
 };
 
 /** Failed sign-ins in the window, for this user and from this address (read from the audit log). */
-async function recentFailures(db: Db, username: string, remoteAddr: string): Promise<{ user: number; address: number }> {
+async function recentFailures(db: Queries, username: string, remoteAddr: string): Promise<{ user: number; address: number }> {
   const since = new Date(Date.now() - THROTTLE.windowMs);
   const [r] = await db.select({
     user: sql<number>`count(*) FILTER (WHERE ${auditEntries.username} = ${username})::int`,
@@ -65,7 +65,7 @@ export const ADDRESS_SLOTS = 4;
 export async function authenticate(db: Db, username: string, password: string, remoteAddr = '', ldap: LdapConfig | null = ldapConfig()): Promise<AuthResult> {
   const name = normalizeUsername(username);
   // Written in the attempt's transaction, before its locks go: the next attempt counts it.
-  let conn: Db = db;
+  let conn: Queries = db;
   const fail = async (code: AuthFailure, detail: string, userId: number | null = null): Promise<AuthResult> => {
     await writeAudit(conn, {
       user: { id: userId, username: name }, remoteAddr,
@@ -85,18 +85,18 @@ export async function authenticate(db: Db, username: string, password: string, r
              (${remoteAddr} = '' OR EXISTS (SELECT 1 FROM generate_series(1, ${ADDRESS_SLOTS}) s
                 WHERE pg_try_advisory_xact_lock(${SIGNIN_LOCK}, hashtext(${`address:${remoteAddr}:`} || s)))) AS address_lock`)).rows as { user_lock: boolean; address_lock: boolean }[];
     if (!slot) throw new Error('authenticate: the sign-in lock query returned no row');
-    const seen = await recentFailures(tx as unknown as Db, name, remoteAddr);
+    const seen = await recentFailures(tx, name, remoteAddr);
     if (!slot.user_lock || !slot.address_lock || seen.user >= THROTTLE.perUser || seen.address >= THROTTLE.perAddress) {
       // Not counted as a failure itself: a throttled attacker does not extend the lock forever.
       const why = !slot.user_lock ? 'another sign-in for this user is in progress' : !slot.address_lock ? 'too many sign-ins in progress from this address' : 'too many failures';
       await writeAudit(tx, { user: { id: null, username: name }, remoteAddr, action: 'auth.sign_in_throttled', objectType: 'user', objectLabel: name, changes: { reason: [null, why] } });
       return { ok: false, code: 'throttled', reason: MESSAGES.throttled };
     }
-    conn = tx as unknown as Db;
+    conn = tx;
     return verify(conn);
   });
 
-  async function verify(db: Db): Promise<AuthResult> {
+  async function verify(db: Queries): Promise<AuthResult> {
     const [local] = await db.select().from(users).where(sql`lower(${users.username}) = ${name}`).orderBy(users.id).limit(1);
     let user: typeof users.$inferSelect;
     if (local?.source === 'local' || !ldap) {
@@ -124,6 +124,6 @@ export async function authenticate(db: Db, username: string, password: string, r
   }
 }
 
-async function hasAnyBinding(db: Db, username: string, groups: string[]): Promise<boolean> {
+async function hasAnyBinding(db: Queries, username: string, groups: string[]): Promise<boolean> {
   return (await db.select({ id: roleBindings.id }).from(roleBindings).where(bindingsFor(username, groups)).limit(1)).length > 0;
 }
