@@ -18,7 +18,10 @@ export default tseslint.config(
   {
     rules: {
       // Numbers and booleans read well in messages; objects, nullish values and unknowns do not.
-      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true, allowAny: false, allowNullish: false, allowRegExp: false, allowNever: false }],
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowNumber: true, allowBoolean: true, allowAny: false, allowNullish: false, allowRegExp: false, allowNever: false },
+      ],
       // `onClick={() => setOpen(false)}` is not confusing, and `return void ctx.note(...)` is the house
       // idiom for "say why and stop here" in a step.
       '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true, ignoreVoidOperator: true }],

@@ -33,13 +33,7 @@ const timestamps = {
 export const controlDriver = pgEnum('control_driver', ['pg_ctl', 'pg_ctlcluster', 'systemd', 'patroni']);
 export const automationMode = pgEnum('automation_mode', ['enabled', 'maintenance']);
 export const instanceRole = pgEnum('instance_role', ['primary', 'replica', 'unknown']);
-export const instanceState = pgEnum('instance_state', [
-  'running',
-  'stopped',
-  'unreachable',
-  'fenced',
-  'needs_rebuild',
-]);
+export const instanceState = pgEnum('instance_state', ['running', 'stopped', 'unreachable', 'fenced', 'needs_rebuild']);
 export const dnsRecordType = pgEnum('dns_record_type', ['CNAME', 'A']);
 export const dnsProvider = pgEnum('dns_provider', ['rfc2136', 'route53']);
 export const dnsMatch = pgEnum('dns_match', ['instance', 'role']);
@@ -60,190 +54,243 @@ export const roleName = pgEnum('role_name', ['viewer', 'operator', 'admin']);
 export const bindingSubject = pgEnum('binding_subject', ['user', 'group']);
 export const tokenScope = pgEnum('token_scope', ['read', 'operate']);
 
-export const environments = pgTable('environments', {
-  id: serial('id').primaryKey(),
-  name: text('name').notNull(),
-  description: text('description').notNull().default(''),
-  ...timestamps,
-}, (t) => [uniqueIndex('environments_name_key').on(t.name)]);
+export const environments = pgTable(
+  'environments',
+  {
+    id: serial('id').primaryKey(),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex('environments_name_key').on(t.name)],
+);
 
-export const herds = pgTable('herds', {
-  id: serial('id').primaryKey(),
-  environmentId: integer('environment_id').notNull().references(() => environments.id, { onDelete: 'cascade' }),
-  name: text('name').notNull(),
-  description: text('description').notNull().default(''),
-  defaultPort: integer('default_port').notNull().default(5432),
-  defaultDataDirectory: text('default_data_directory').notNull().default(''),
-  pgVersion: smallint('pg_version').notNull().default(15),
-  controlDriver: controlDriver('control_driver').notNull().default('pg_ctl'),
-  dnsName: text('dns_name').notNull().default(''),
-  automation: automationMode('automation').notNull().default('enabled'),
-  // Every member of a replication herd shares it (pg_control_system()); the agent matches on it.
-  systemIdentifier: text('system_identifier'),
-  ...timestamps,
-}, (t) => [
-  uniqueIndex('herds_environment_name_key').on(t.environmentId, t.name),
-  uniqueIndex('herds_system_identifier_key').on(t.systemIdentifier),
-  index('herds_name_idx').on(t.name),
-]);
+export const herds = pgTable(
+  'herds',
+  {
+    id: serial('id').primaryKey(),
+    environmentId: integer('environment_id')
+      .notNull()
+      .references(() => environments.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    defaultPort: integer('default_port').notNull().default(5432),
+    defaultDataDirectory: text('default_data_directory').notNull().default(''),
+    pgVersion: smallint('pg_version').notNull().default(15),
+    controlDriver: controlDriver('control_driver').notNull().default('pg_ctl'),
+    dnsName: text('dns_name').notNull().default(''),
+    automation: automationMode('automation').notNull().default('enabled'),
+    // Every member of a replication herd shares it (pg_control_system()); the agent matches on it.
+    systemIdentifier: text('system_identifier'),
+    ...timestamps,
+  },
+  (t) => [
+    uniqueIndex('herds_environment_name_key').on(t.environmentId, t.name),
+    uniqueIndex('herds_system_identifier_key').on(t.systemIdentifier),
+    index('herds_name_idx').on(t.name),
+  ],
+);
 
-export const servers = pgTable('servers', {
-  id: serial('id').primaryKey(),
-  hostname: text('hostname').notNull(),
-  environmentId: integer('environment_id').notNull().references(() => environments.id, { onDelete: 'cascade' }),
-  // Where pgherd connects to (an IP or a resolvable name); the hostname is the server's identity.
-  address: text('address').notNull().default(''),
-  site: text('site').notNull().default(''),
-  sshPort: integer('ssh_port').notNull().default(22),
-  sshUser: text('ssh_user').notNull().default('postgres'),
-  sshHostKeyFingerprint: text('ssh_host_key_fingerprint'),
-  cloudProvider: text('cloud_provider'),
-  cloudRegion: text('cloud_region'),
-  cloudInstanceId: text('cloud_instance_id'),
-  cloudInstanceType: text('cloud_instance_type'),
-  agentTokenHash: text('agent_token_hash'),
-  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
-  // Seconds between the agent's reports, as its last report said (0: unknown, e.g. run by hand).
-  // Silence is counted in these intervals.
-  agentIntervalSeconds: integer('agent_interval_seconds').notNull().default(0),
-  ...timestamps,
-}, (t) => [
-  uniqueIndex('servers_hostname_key').on(t.hostname),
-  // The agent ingest: a report's token names its server, a replica's upstream is found by address.
-  uniqueIndex('servers_agent_token_hash_key').on(t.agentTokenHash),
-  index('servers_address_idx').on(t.address),
-  index('servers_environment_idx').on(t.environmentId),
-  index('servers_site_idx').on(t.site),
-]);
+export const servers = pgTable(
+  'servers',
+  {
+    id: serial('id').primaryKey(),
+    hostname: text('hostname').notNull(),
+    environmentId: integer('environment_id')
+      .notNull()
+      .references(() => environments.id, { onDelete: 'cascade' }),
+    // Where pgherd connects to (an IP or a resolvable name); the hostname is the server's identity.
+    address: text('address').notNull().default(''),
+    site: text('site').notNull().default(''),
+    sshPort: integer('ssh_port').notNull().default(22),
+    sshUser: text('ssh_user').notNull().default('postgres'),
+    sshHostKeyFingerprint: text('ssh_host_key_fingerprint'),
+    cloudProvider: text('cloud_provider'),
+    cloudRegion: text('cloud_region'),
+    cloudInstanceId: text('cloud_instance_id'),
+    cloudInstanceType: text('cloud_instance_type'),
+    agentTokenHash: text('agent_token_hash'),
+    lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
+    // Seconds between the agent's reports, as its last report said (0: unknown, e.g. run by hand).
+    // Silence is counted in these intervals.
+    agentIntervalSeconds: integer('agent_interval_seconds').notNull().default(0),
+    ...timestamps,
+  },
+  (t) => [
+    uniqueIndex('servers_hostname_key').on(t.hostname),
+    // The agent ingest: a report's token names its server, a replica's upstream is found by address.
+    uniqueIndex('servers_agent_token_hash_key').on(t.agentTokenHash),
+    index('servers_address_idx').on(t.address),
+    index('servers_environment_idx').on(t.environmentId),
+    index('servers_site_idx').on(t.site),
+  ],
+);
 
-export const instances = pgTable('instances', {
-  id: serial('id').primaryKey(),
-  herdId: integer('herd_id').notNull().references(() => herds.id, { onDelete: 'cascade' }),
-  serverId: integer('server_id').notNull().references(() => servers.id, { onDelete: 'cascade' }),
-  port: integer('port').notNull(),
-  dataDirectory: text('data_directory').notNull().default(''),
-  pgVersion: smallint('pg_version').notNull().default(15),
-  role: instanceRole('role').notNull().default('unknown'),
-  upstreamInstanceId: integer('upstream_instance_id').references((): AnyPgColumn => instances.id, { onDelete: 'set null' }),
-  state: instanceState('state').notNull().default('stopped'),
-  timeline: integer('timeline'),
-  lsn: bigint('lsn', { mode: 'number' }),
-  lagBytes: bigint('lag_bytes', { mode: 'number' }),
-  lagSeconds: real('lag_seconds'),
-  pendingRestart: boolean('pending_restart').notNull().default(false),
-  lastObservedAt: timestamp('last_observed_at', { withTimezone: true }),
-  ...timestamps,
-}, (t) => [
-  uniqueIndex('instances_server_port_key').on(t.serverId, t.port),
-  index('instances_herd_idx').on(t.herdId),
-  index('instances_role_idx').on(t.role),
-  index('instances_state_idx').on(t.state),
-  index('instances_version_idx').on(t.pgVersion),
-  index('instances_lag_idx').on(t.lagBytes),
-  index('instances_upstream_idx').on(t.upstreamInstanceId),
-  // A herd's running primaries (one, or a split brain): the agent ingest's lag, fleet health.
-  index('instances_running_primary_idx').on(t.herdId).where(sql`role = 'primary' AND state = 'running'`),
-]);
+export const instances = pgTable(
+  'instances',
+  {
+    id: serial('id').primaryKey(),
+    herdId: integer('herd_id')
+      .notNull()
+      .references(() => herds.id, { onDelete: 'cascade' }),
+    serverId: integer('server_id')
+      .notNull()
+      .references(() => servers.id, { onDelete: 'cascade' }),
+    port: integer('port').notNull(),
+    dataDirectory: text('data_directory').notNull().default(''),
+    pgVersion: smallint('pg_version').notNull().default(15),
+    role: instanceRole('role').notNull().default('unknown'),
+    upstreamInstanceId: integer('upstream_instance_id').references((): AnyPgColumn => instances.id, { onDelete: 'set null' }),
+    state: instanceState('state').notNull().default('stopped'),
+    timeline: integer('timeline'),
+    lsn: bigint('lsn', { mode: 'number' }),
+    lagBytes: bigint('lag_bytes', { mode: 'number' }),
+    lagSeconds: real('lag_seconds'),
+    pendingRestart: boolean('pending_restart').notNull().default(false),
+    lastObservedAt: timestamp('last_observed_at', { withTimezone: true }),
+    ...timestamps,
+  },
+  (t) => [
+    uniqueIndex('instances_server_port_key').on(t.serverId, t.port),
+    index('instances_herd_idx').on(t.herdId),
+    index('instances_role_idx').on(t.role),
+    index('instances_state_idx').on(t.state),
+    index('instances_version_idx').on(t.pgVersion),
+    index('instances_lag_idx').on(t.lagBytes),
+    index('instances_upstream_idx').on(t.upstreamInstanceId),
+    // A herd's running primaries (one, or a split brain): the agent ingest's lag, fleet health.
+    index('instances_running_primary_idx')
+      .on(t.herdId)
+      .where(sql`role = 'primary' AND state = 'running'`),
+  ],
+);
 
-export const dnsRecords = pgTable('dns_records', {
-  id: serial('id').primaryKey(),
-  herdId: integer('herd_id').notNull().references(() => herds.id, { onDelete: 'cascade' }),
-  name: text('name').notNull(),
-  type: dnsRecordType('type').notNull().default('CNAME'),
-  zone: text('zone').notNull(),
-  provider: dnsProvider('provider').notNull().default('rfc2136'),
-  ttl: integer('ttl').notNull().default(60),
-  match: dnsMatch('match').notNull().default('role'),
-  matchRole: instanceRole('match_role').default('primary'),
-  matchInstanceId: integer('match_instance_id').references(() => instances.id, { onDelete: 'set null' }),
-  // What the zone's server answered when pgherd last asked (the worker's refresher), and whether that
-  // was not what the members say it should be: the herds changelist's DNS drift flag. Null: not asked yet.
-  lastAnswer: text('last_answer').array(),
-  drifted: boolean('drifted'),
-  lastCheckedAt: timestamp('last_checked_at', { withTimezone: true }),
-  ...timestamps,
-}, (t) => [
-  uniqueIndex('dns_records_name_type_key').on(t.name, t.type),
-  index('dns_records_herd_idx').on(t.herdId),
-]);
+export const dnsRecords = pgTable(
+  'dns_records',
+  {
+    id: serial('id').primaryKey(),
+    herdId: integer('herd_id')
+      .notNull()
+      .references(() => herds.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    type: dnsRecordType('type').notNull().default('CNAME'),
+    zone: text('zone').notNull(),
+    provider: dnsProvider('provider').notNull().default('rfc2136'),
+    ttl: integer('ttl').notNull().default(60),
+    match: dnsMatch('match').notNull().default('role'),
+    matchRole: instanceRole('match_role').default('primary'),
+    matchInstanceId: integer('match_instance_id').references(() => instances.id, { onDelete: 'set null' }),
+    // What the zone's server answered when pgherd last asked (the worker's refresher), and whether that
+    // was not what the members say it should be: the herds changelist's DNS drift flag. Null: not asked yet.
+    lastAnswer: text('last_answer').array(),
+    drifted: boolean('drifted'),
+    lastCheckedAt: timestamp('last_checked_at', { withTimezone: true }),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex('dns_records_name_type_key').on(t.name, t.type), index('dns_records_herd_idx').on(t.herdId)],
+);
 
 // A PgBouncer in front of a herd: switchover pauses it, points its database entries at the new
 // primary (its configuration file, edited over SSH on its server, then RELOAD) and resumes it.
-export const poolers = pgTable('poolers', {
-  id: serial('id').primaryKey(),
-  herdId: integer('herd_id').notNull().references(() => herds.id, { onDelete: 'cascade' }),
-  // The server it runs on: reached over SSH like the database servers (same pinned host key).
-  serverId: integer('server_id').notNull().references(() => servers.id, { onDelete: 'cascade' }),
-  port: integer('port').notNull().default(6432),
-  adminUser: text('admin_user').notNull().default('pgbouncer'),
-  configFile: text('config_file').notNull().default('/etc/pgbouncer/pgbouncer.ini'),
-  // The [databases] entries that point at the herd's primary.
-  databases: text('databases').array().notNull(),
-  ...timestamps,
-}, (t) => [
-  uniqueIndex('poolers_server_port_key').on(t.serverId, t.port),
-  index('poolers_herd_idx').on(t.herdId),
-]);
+export const poolers = pgTable(
+  'poolers',
+  {
+    id: serial('id').primaryKey(),
+    herdId: integer('herd_id')
+      .notNull()
+      .references(() => herds.id, { onDelete: 'cascade' }),
+    // The server it runs on: reached over SSH like the database servers (same pinned host key).
+    serverId: integer('server_id')
+      .notNull()
+      .references(() => servers.id, { onDelete: 'cascade' }),
+    port: integer('port').notNull().default(6432),
+    adminUser: text('admin_user').notNull().default('pgbouncer'),
+    configFile: text('config_file').notNull().default('/etc/pgbouncer/pgbouncer.ini'),
+    // The [databases] entries that point at the herd's primary.
+    databases: text('databases').array().notNull(),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex('poolers_server_port_key').on(t.serverId, t.port), index('poolers_herd_idx').on(t.herdId)],
+);
 
-export const users = pgTable('users', {
-  id: serial('id').primaryKey(),
-  username: text('username').notNull(),
-  displayName: text('display_name').notNull().default(''),
-  email: text('email').notNull().default(''),
-  source: userSource('source').notNull().default('local'),
-  // scrypt$N$r$p$salt$hash (lib/auth/password.ts); null for directory users.
-  passwordHash: text('password_hash'),
-  isActive: boolean('is_active').notNull().default(true),
-  isSuperuser: boolean('is_superuser').notNull().default(false),
-  // Directory users: their DN and group DNs as of their last sign-in (role bindings name groups).
-  ldapDn: text('ldap_dn'),
-  groups: text('groups').array().notNull().default(sql`'{}'::text[]`),
-  lastLoginAt: timestamp('last_login_at', { withTimezone: true }),
-  ...timestamps,
-}, (t) => [uniqueIndex('users_username_key').on(t.username)]);
+export const users = pgTable(
+  'users',
+  {
+    id: serial('id').primaryKey(),
+    username: text('username').notNull(),
+    displayName: text('display_name').notNull().default(''),
+    email: text('email').notNull().default(''),
+    source: userSource('source').notNull().default('local'),
+    // scrypt$N$r$p$salt$hash (lib/auth/password.ts); null for directory users.
+    passwordHash: text('password_hash'),
+    isActive: boolean('is_active').notNull().default(true),
+    isSuperuser: boolean('is_superuser').notNull().default(false),
+    // Directory users: their DN and group DNs as of their last sign-in (role bindings name groups).
+    ldapDn: text('ldap_dn'),
+    groups: text('groups')
+      .array()
+      .notNull()
+      .default(sql`'{}'::text[]`),
+    lastLoginAt: timestamp('last_login_at', { withTimezone: true }),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex('users_username_key').on(t.username)],
+);
 
-export const roleBindings = pgTable('role_bindings', {
-  id: serial('id').primaryKey(),
-  role: roleName('role').notNull(),
-  subjectType: bindingSubject('subject_type').notNull(),
-  // A username, or an LDAP group's DN.
-  subject: text('subject').notNull(),
-  // Null: the binding holds in every environment.
-  environmentId: integer('environment_id').references(() => environments.id, { onDelete: 'cascade' }),
-  createdAt: timestamps.createdAt,
-}, (t) => [
-  unique('role_bindings_key').on(t.subjectType, t.subject, t.role, t.environmentId).nullsNotDistinct(),
-]);
+export const roleBindings = pgTable(
+  'role_bindings',
+  {
+    id: serial('id').primaryKey(),
+    role: roleName('role').notNull(),
+    subjectType: bindingSubject('subject_type').notNull(),
+    // A username, or an LDAP group's DN.
+    subject: text('subject').notNull(),
+    // Null: the binding holds in every environment.
+    environmentId: integer('environment_id').references(() => environments.id, { onDelete: 'cascade' }),
+    createdAt: timestamps.createdAt,
+  },
+  (t) => [unique('role_bindings_key').on(t.subjectType, t.subject, t.role, t.environmentId).nullsNotDistinct()],
+);
 
-export const operations = pgTable('operations', {
-  id: serial('id').primaryKey(),
-  action: text('action').notNull(),
-  params: jsonb('params').notNull().default(sql`'{}'::jsonb`),
-  status: operationStatus('status').notNull().default('planned'),
-  planDigest: text('plan_digest').notNull(),
-  requestedBy: integer('requested_by').references(() => users.id, { onDelete: 'set null' }),
-  requestedByName: text('requested_by_name').notNull(),
-  // Requested by pgherd itself (seeding, tests, later rules): no user's roles to check when it runs.
-  // A user's operation whose user is gone (requested_by set null) is not one: it is refused at execution.
-  requestedBySystem: boolean('requested_by_system').notNull().default(false),
-  confirmation: text('confirmation').notNull().default(''),
-  // From the confirmation page: a second submit of the same page finds this and enqueues nothing.
-  idempotencyKey: text('idempotency_key'),
-  cancelRequested: boolean('cancel_requested').notNull().default(false),
-  startedAt: timestamp('started_at', { withTimezone: true }),
-  finishedAt: timestamp('finished_at', { withTimezone: true }),
-  ...timestamps,
-}, (t) => [
-  index('operations_status_idx').on(t.status),
-  index('operations_created_idx').on(t.createdAt),
-  // A key answers only its own user's operation (another user's key is just a new key for them).
-  uniqueIndex('operations_user_idempotency_key').on(t.requestedByName, t.idempotencyKey),
-]);
+export const operations = pgTable(
+  'operations',
+  {
+    id: serial('id').primaryKey(),
+    action: text('action').notNull(),
+    params: jsonb('params')
+      .notNull()
+      .default(sql`'{}'::jsonb`),
+    status: operationStatus('status').notNull().default('planned'),
+    planDigest: text('plan_digest').notNull(),
+    requestedBy: integer('requested_by').references(() => users.id, { onDelete: 'set null' }),
+    requestedByName: text('requested_by_name').notNull(),
+    // Requested by pgherd itself (seeding, tests, later rules): no user's roles to check when it runs.
+    // A user's operation whose user is gone (requested_by set null) is not one: it is refused at execution.
+    requestedBySystem: boolean('requested_by_system').notNull().default(false),
+    confirmation: text('confirmation').notNull().default(''),
+    // From the confirmation page: a second submit of the same page finds this and enqueues nothing.
+    idempotencyKey: text('idempotency_key'),
+    cancelRequested: boolean('cancel_requested').notNull().default(false),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+    ...timestamps,
+  },
+  (t) => [
+    index('operations_status_idx').on(t.status),
+    index('operations_created_idx').on(t.createdAt),
+    // A key answers only its own user's operation (another user's key is just a new key for them).
+    uniqueIndex('operations_user_idempotency_key').on(t.requestedByName, t.idempotencyKey),
+  ],
+);
 
 // At most one mutating operation per herd at a time. A lease whose heartbeat stops expires.
 export const herdLeases = pgTable('herd_leases', {
-  herdId: integer('herd_id').primaryKey().references(() => herds.id, { onDelete: 'cascade' }),
-  targetId: integer('target_id').notNull().references(() => operationTargets.id, { onDelete: 'cascade' }),
+  herdId: integer('herd_id')
+    .primaryKey()
+    .references(() => herds.id, { onDelete: 'cascade' }),
+  targetId: integer('target_id')
+    .notNull()
+    .references(() => operationTargets.id, { onDelete: 'cascade' }),
   holder: text('holder').notNull(),
   expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
   // The fencing token: every grant takes a new one. A worker checks, before each step, that the
@@ -254,106 +301,148 @@ export const herdLeases = pgTable('herd_leases', {
 // An agent report that named the system identifier of a herd in another environment than the reporting
 // server's: held here, never merged into that herd (a staging host must not add members to a production
 // herd); shown on the fleet health panel and audited when first seen.
-export const agentConflicts = pgTable('agent_conflicts', {
-  id: serial('id').primaryKey(),
-  serverId: integer('server_id').notNull().references(() => servers.id, { onDelete: 'cascade' }),
-  port: integer('port').notNull(),
-  systemIdentifier: text('system_identifier').notNull(),
-  herdId: integer('herd_id').notNull().references(() => herds.id, { onDelete: 'cascade' }),
-  firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull().defaultNow(),
-  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
-}, (t) => [
-  uniqueIndex('agent_conflicts_key').on(t.serverId, t.port, t.systemIdentifier),
-  index('agent_conflicts_herd_idx').on(t.herdId),
-]);
+export const agentConflicts = pgTable(
+  'agent_conflicts',
+  {
+    id: serial('id').primaryKey(),
+    serverId: integer('server_id')
+      .notNull()
+      .references(() => servers.id, { onDelete: 'cascade' }),
+    port: integer('port').notNull(),
+    systemIdentifier: text('system_identifier').notNull(),
+    herdId: integer('herd_id')
+      .notNull()
+      .references(() => herds.id, { onDelete: 'cascade' }),
+    firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull().defaultNow(),
+    lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('agent_conflicts_key').on(t.serverId, t.port, t.systemIdentifier), index('agent_conflicts_herd_idx').on(t.herdId)],
+);
 
 // The worker processes, as they last said they were alive: the console shows when none is (a running
 // operation that nothing runs), and which one holds a target.
-export const workers = pgTable('workers', {
-  holder: text('holder').primaryKey(),
-  hostname: text('hostname').notNull(),
-  pid: integer('pid').notNull(),
-  concurrency: integer('concurrency').notNull(),
-  startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
-  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
-  stoppedAt: timestamp('stopped_at', { withTimezone: true }),
-}, (t) => [index('workers_last_seen_idx').on(t.lastSeenAt)]);
+export const workers = pgTable(
+  'workers',
+  {
+    holder: text('holder').primaryKey(),
+    hostname: text('hostname').notNull(),
+    pid: integer('pid').notNull(),
+    concurrency: integer('concurrency').notNull(),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+    lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
+    stoppedAt: timestamp('stopped_at', { withTimezone: true }),
+  },
+  (t) => [index('workers_last_seen_idx').on(t.lastSeenAt)],
+);
 
-export const operationTargets = pgTable('operation_targets', {
-  id: serial('id').primaryKey(),
-  operationId: integer('operation_id').notNull().references(() => operations.id, { onDelete: 'cascade' }),
-  // The inventory may go away; the target keeps its label so the history still reads.
-  instanceId: integer('instance_id').references(() => instances.id, { onDelete: 'set null' }),
-  herdId: integer('herd_id').references(() => herds.id, { onDelete: 'set null' }),
-  label: text('label').notNull(),
-  status: operationStatus('status').notNull().default('queued'),
-  error: text('error'),
-  // Set when the target was refused (at planning, at execution, or by a step before it changed
-  // anything): the refusal's code (lib/ops/refusal.ts). A refused target is not retried.
-  refusal: text('refusal'),
-  // What the target came to, in one line, when the action says (a failover: the new primary and the possible data loss).
-  outcome: text('outcome'),
-  attempts: integer('attempts').notNull().default(0),
-  ...timestamps,
-}, (t) => [
-  index('operation_targets_operation_idx').on(t.operationId),
-  index('operation_targets_instance_idx').on(t.instanceId),
-  index('operation_targets_herd_idx').on(t.herdId),
-  index('operation_targets_status_idx').on(t.status),
-  // The engine's hot paths: "is an earlier target of this herd still open?" (the lease) and "is any
-  // target of this operation still open?" (settling it) stay index probes however long the history.
-  index('operation_targets_open_herd_idx').on(t.herdId, t.id).where(sql`status IN ('queued', 'running')`),
-  index('operation_targets_open_operation_idx').on(t.operationId).where(sql`status IN ('queued', 'running')`),
-]);
+export const operationTargets = pgTable(
+  'operation_targets',
+  {
+    id: serial('id').primaryKey(),
+    operationId: integer('operation_id')
+      .notNull()
+      .references(() => operations.id, { onDelete: 'cascade' }),
+    // The inventory may go away; the target keeps its label so the history still reads.
+    instanceId: integer('instance_id').references(() => instances.id, { onDelete: 'set null' }),
+    herdId: integer('herd_id').references(() => herds.id, { onDelete: 'set null' }),
+    label: text('label').notNull(),
+    status: operationStatus('status').notNull().default('queued'),
+    error: text('error'),
+    // Set when the target was refused (at planning, at execution, or by a step before it changed
+    // anything): the refusal's code (lib/ops/refusal.ts). A refused target is not retried.
+    refusal: text('refusal'),
+    // What the target came to, in one line, when the action says (a failover: the new primary and the possible data loss).
+    outcome: text('outcome'),
+    attempts: integer('attempts').notNull().default(0),
+    ...timestamps,
+  },
+  (t) => [
+    index('operation_targets_operation_idx').on(t.operationId),
+    index('operation_targets_instance_idx').on(t.instanceId),
+    index('operation_targets_herd_idx').on(t.herdId),
+    index('operation_targets_status_idx').on(t.status),
+    // The engine's hot paths: "is an earlier target of this herd still open?" (the lease) and "is any
+    // target of this operation still open?" (settling it) stay index probes however long the history.
+    index('operation_targets_open_herd_idx')
+      .on(t.herdId, t.id)
+      .where(sql`status IN ('queued', 'running')`),
+    index('operation_targets_open_operation_idx')
+      .on(t.operationId)
+      .where(sql`status IN ('queued', 'running')`),
+  ],
+);
 
-export const operationSteps = pgTable('operation_steps', {
-  id: serial('id').primaryKey(),
-  targetId: integer('target_id').notNull().references(() => operationTargets.id, { onDelete: 'cascade' }),
-  seq: integer('seq').notNull(),
-  name: text('name').notNull(),
-  command: text('command').notNull().default(''),
-  status: stepStatus('status').notNull().default('running'),
-  exitCode: integer('exit_code'),
-  stdoutTail: text('stdout_tail').notNull().default(''),
-  stderrTail: text('stderr_tail').notNull().default(''),
-  startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
-  finishedAt: timestamp('finished_at', { withTimezone: true }),
-}, (t) => [uniqueIndex('operation_steps_target_seq_key').on(t.targetId, t.seq)]);
+export const operationSteps = pgTable(
+  'operation_steps',
+  {
+    id: serial('id').primaryKey(),
+    targetId: integer('target_id')
+      .notNull()
+      .references(() => operationTargets.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    name: text('name').notNull(),
+    command: text('command').notNull().default(''),
+    status: stepStatus('status').notNull().default('running'),
+    exitCode: integer('exit_code'),
+    stdoutTail: text('stdout_tail').notNull().default(''),
+    stderrTail: text('stderr_tail').notNull().default(''),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+  },
+  (t) => [uniqueIndex('operation_steps_target_seq_key').on(t.targetId, t.seq)],
+);
 
 // No foreign keys on purpose: the audit log outlives the objects and users it names.
-export const auditEntries = pgTable('audit_entries', {
-  id: bigserial('id', { mode: 'number' }).primaryKey(),
-  at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
-  userId: integer('user_id'),
-  username: text('username').notNull(),
-  remoteAddr: text('remote_addr').notNull().default(''),
-  action: text('action').notNull(),
-  objectType: text('object_type').notNull(),
-  objectId: text('object_id').notNull().default(''),
-  objectLabel: text('object_label').notNull().default(''),
-  environmentId: integer('environment_id'),
-  changes: jsonb('changes').$type<Record<string, [unknown, unknown]>>().notNull().default(sql`'{}'::jsonb`),
-}, (t) => [
-  index('audit_object_idx').on(t.objectType, t.objectId, t.at),
-  index('audit_at_idx').on(t.at),
-  index('audit_user_idx').on(t.username),
-  index('audit_action_idx').on(t.action, t.at),
-  // Sign-in throttling counts recent failures per user and per address.
-  index('audit_failed_sign_in_user_idx').on(t.username, t.at).where(sql`action = 'auth.sign_in_failed'`),
-  index('audit_failed_sign_in_addr_idx').on(t.remoteAddr, t.at).where(sql`action = 'auth.sign_in_failed'`),
-]);
+export const auditEntries = pgTable(
+  'audit_entries',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+    userId: integer('user_id'),
+    username: text('username').notNull(),
+    remoteAddr: text('remote_addr').notNull().default(''),
+    action: text('action').notNull(),
+    objectType: text('object_type').notNull(),
+    objectId: text('object_id').notNull().default(''),
+    objectLabel: text('object_label').notNull().default(''),
+    environmentId: integer('environment_id'),
+    changes: jsonb('changes')
+      .$type<Record<string, [unknown, unknown]>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
+  },
+  (t) => [
+    index('audit_object_idx').on(t.objectType, t.objectId, t.at),
+    index('audit_at_idx').on(t.at),
+    index('audit_user_idx').on(t.username),
+    index('audit_action_idx').on(t.action, t.at),
+    // Sign-in throttling counts recent failures per user and per address.
+    index('audit_failed_sign_in_user_idx')
+      .on(t.username, t.at)
+      .where(sql`action = 'auth.sign_in_failed'`),
+    index('audit_failed_sign_in_addr_idx')
+      .on(t.remoteAddr, t.at)
+      .where(sql`action = 'auth.sign_in_failed'`),
+  ],
+);
 
 // API tokens: shown once, stored as a SHA-256 hash (they are 256 random bits, so no slow hash is needed).
-export const apiTokens = pgTable('api_tokens', {
-  id: serial('id').primaryKey(),
-  userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
-  name: text('name').notNull(),
-  tokenHash: text('token_hash').notNull(),
-  /** The first characters, to tell tokens apart in lists. */
-  prefix: text('prefix').notNull(),
-  scope: tokenScope('scope').notNull().default('read'),
-  expiresAt: timestamp('expires_at', { withTimezone: true }),
-  revokedAt: timestamp('revoked_at', { withTimezone: true }),
-  lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
-  createdAt: timestamps.createdAt,
-}, (t) => [uniqueIndex('api_tokens_hash_key').on(t.tokenHash), index('api_tokens_user_idx').on(t.userId)]);
+export const apiTokens = pgTable(
+  'api_tokens',
+  {
+    id: serial('id').primaryKey(),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    tokenHash: text('token_hash').notNull(),
+    /** The first characters, to tell tokens apart in lists. */
+    prefix: text('prefix').notNull(),
+    scope: tokenScope('scope').notNull().default('read'),
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+    createdAt: timestamps.createdAt,
+  },
+  (t) => [uniqueIndex('api_tokens_hash_key').on(t.tokenHash), index('api_tokens_user_idx').on(t.userId)],
+);

@@ -17,7 +17,11 @@ const signInAs = (page: Page, username: string, pass = password(username)) => si
 async function instanceId(hostname: string): Promise<number> {
   const { db, pool } = createDb(lab.database.url, 1);
   try {
-    const [r] = await db.select({ id: instances.id }).from(instances).innerJoin(servers, eq(instances.serverId, servers.id)).where(and(eq(servers.hostname, hostname)));
+    const [r] = await db
+      .select({ id: instances.id })
+      .from(instances)
+      .innerJoin(servers, eq(instances.serverId, servers.id))
+      .where(and(eq(servers.hostname, hostname)));
     return r!.id;
   } finally {
     await pool.end();
@@ -65,11 +69,17 @@ test('a staging DBA restarts a staging instance; production shows no control and
   expect(forged!.status()).toBe(403);
   await expect(page.locator('[data-forbidden]')).toContainText('Restart needs the operator role in production (you have viewer there)');
   // The API with bob's session: a write from another site is refused before anything else...
-  const crossSite = await page.request.post(`${url}/api/v1/operations/plan`, { data: { action: 'restart', instanceIds: [prodId] }, headers: { origin: 'https://evil.example' } });
+  const crossSite = await page.request.post(`${url}/api/v1/operations/plan`, {
+    data: { action: 'restart', instanceIds: [prodId] },
+    headers: { origin: 'https://evil.example' },
+  });
   expect(crossSite.status()).toBe(403);
   expect((await crossSite.json()).error).toMatch(/cross-site request refused/);
   // ...and from the console's own origin, the role decides.
-  const sameSite = await page.request.post(`${url}/api/v1/operations/plan`, { data: { action: 'restart', instanceIds: [prodId] }, headers: { origin: url } });
+  const sameSite = await page.request.post(`${url}/api/v1/operations/plan`, {
+    data: { action: 'restart', instanceIds: [prodId] },
+    headers: { origin: url },
+  });
   expect(sameSite.status()).toBe(403);
   expect((await sameSite.json()).error).toBe('Restart needs the operator role in production (you have viewer there)');
   // Admin pages are not for bob.
@@ -99,31 +109,50 @@ test('API tokens: created on the tokens page and shown once, scoped, used as the
   const auth = (t: string) => ({ authorization: `Bearer ${t}` });
   const staging = await instanceId(stagingTarget.server);
   const production = await instanceId(productionTarget.server);
-  const ok = await request.post(`${url}/api/v1/operations/plan`, { headers: auth(operate), data: { action: 'reload', instanceIds: [staging] } });
+  const ok = await request.post(`${url}/api/v1/operations/plan`, {
+    headers: auth(operate),
+    data: { action: 'reload', instanceIds: [staging] },
+  });
   expect(ok.status()).toBe(200);
-  const no = await request.post(`${url}/api/v1/operations/plan`, { headers: auth(operate), data: { action: 'reload', instanceIds: [production] } });
+  const no = await request.post(`${url}/api/v1/operations/plan`, {
+    headers: auth(operate),
+    data: { action: 'reload', instanceIds: [production] },
+  });
   expect(no.status()).toBe(403);
   expect((await no.json()).error).toBe('Reload configuration needs the operator role in production (you have viewer there)');
   // The list the token sees is bob's: staging and production, nothing else exists in the lab.
-  expect((await (await request.get(`${url}/api/v1/instances?per=500`, { headers: auth(operate) })).json()).total).toBe(lab.instances.length);
+  expect((await (await request.get(`${url}/api/v1/instances?per=500`, { headers: auth(operate) })).json()).total).toBe(
+    lab.instances.length,
+  );
 
   const read = await create('dashboards', 'read');
   expect((await request.get(`${url}/api/v1/instances`, { headers: auth(read) })).status()).toBe(200);
-  const readPlan = await request.post(`${url}/api/v1/operations/plan`, { headers: auth(read), data: { action: 'reload', instanceIds: [staging] } });
+  const readPlan = await request.post(`${url}/api/v1/operations/plan`, {
+    headers: auth(read),
+    data: { action: 'reload', instanceIds: [staging] },
+  });
   expect(readPlan.status()).toBe(403);
   expect((await readPlan.json()).error).toMatch(/read-only/);
-  const readRun = await request.post(`${url}/api/v1/operations`, { headers: auth(read), data: { action: 'reload', instanceIds: [staging], digest: '0'.repeat(32), confirm: '' } });
+  const readRun = await request.post(`${url}/api/v1/operations`, {
+    headers: auth(read),
+    data: { action: 'reload', instanceIds: [staging], digest: '0'.repeat(32), confirm: '' },
+  });
   expect(readRun.status()).toBe(403);
 
   // Last use is recorded; revoking from the page makes the token a 401 at once.
   await page.reload();
   await expect(page.locator(`tr[data-token="${operate.slice(0, 10)}"] td`).nth(6)).not.toHaveText('never');
-  await page.locator(`tr[data-token="${operate.slice(0, 10)}"]`).getByRole('button', { name: 'Revoke' }).click();
+  await page
+    .locator(`tr[data-token="${operate.slice(0, 10)}"]`)
+    .getByRole('button', { name: 'Revoke' })
+    .click();
   await expect(page.locator(`tr[data-token="${operate.slice(0, 10)}"]`)).toContainText('revoked');
   expect((await request.get(`${url}/api/v1/instances`, { headers: auth(operate) })).status()).toBe(401);
 });
 
-test('a read-only auditor sees everything and no control; the audit log and an instance\u2019s history show what happened', async ({ page }) => {
+test('a read-only auditor sees everything and no control; the audit log and an instance\u2019s history show what happened', async ({
+  page,
+}) => {
   await signInAs(page, 'carol');
   await page.goto(`${url}/admin/instances`);
   await expect(page.locator('table.result-list tbody tr')).toHaveCount(lab.instances.length);
@@ -134,18 +163,24 @@ test('a read-only auditor sees everything and no control; the audit log and an i
   await expect(page.getByRole('link', { name: 'Add herd' })).toHaveCount(0);
   const forged = await page.goto(`${url}/operations/new?action=reload&ids=${await instanceId(stagingTarget.server)}`);
   expect(forged!.status()).toBe(403);
-  await expect(page.locator('[data-forbidden]')).toContainText('Reload configuration needs the operator role in staging (you have viewer there)');
+  await expect(page.locator('[data-forbidden]')).toContainText(
+    'Reload configuration needs the operator role in staging (you have viewer there)',
+  );
 
   // The audit log, filtered on bob: his sign-in, the restart, the refusals, his tokens.
   await page.goto(`${url}/admin/audit?user=bob`);
   const actions = await page.locator('table.result-list tbody tr td:nth-child(4)').allTextContents();
   for (const a of ['auth.sign_in', 'operation.restart', 'access.denied', 'token.create', 'token.revoke']) expect(actions).toContain(a);
-  await expect(page.locator('table.result-list tbody tr', { hasText: 'access.denied' }).first()).toContainText('operator role in production');
+  await expect(page.locator('table.result-list tbody tr', { hasText: 'access.denied' }).first()).toContainText(
+    'operator role in production',
+  );
   // Filters narrow it: only the denied requests.
   await page.locator('[data-facet=action]').getByRole('link', { name: 'access.denied' }).click();
   await expect(page).toHaveURL(/action=access\.denied/);
   await expect(page.locator('[data-facet=action] li.selected')).toContainText('access.denied');
-  await expect(page.locator('table.result-list tbody tr td:nth-child(4)')).toHaveText(Array(await page.locator('table.result-list tbody tr').count()).fill('access.denied'));
+  await expect(page.locator('table.result-list tbody tr td:nth-child(4)')).toHaveText(
+    Array(await page.locator('table.result-list tbody tr').count()).fill('access.denied'),
+  );
   // Entries cannot be changed from the console: no add, no change page, no delete.
   await expect(page.getByRole('link', { name: /Add audit/ })).toHaveCount(0);
   expect((await page.goto(`${url}/admin/audit/1`))!.status()).toBe(404);
@@ -156,7 +191,9 @@ test('a read-only auditor sees everything and no control; the audit log and an i
   await expect(page.locator('table.history tbody tr', { hasText: 'operation.restart' }).first()).toContainText('bob');
 });
 
-test('an admin binds a role in the console: a directory user in no bound group can then sign in, and not once it is deleted', async ({ page }) => {
+test('an admin binds a role in the console: a directory user in no bound group can then sign in, and not once it is deleted', async ({
+  page,
+}) => {
   await page.goto(`${url}/login`);
   await submitSignIn(page, 'dave', password('dave'));
   await expect(page.locator('.errornote')).toContainText('Your account has no role in pgherd');
@@ -173,7 +210,9 @@ test('an admin binds a role in the console: a directory user in no bound group c
   await signInAs(page, 'dave');
   await page.goto(`${url}/admin/instances`);
   const headers = await page.locator('table.result-list thead th').allTextContents();
-  const envs = await page.locator(`table.result-list tbody tr td:nth-child(${headers.findIndex((h) => h.startsWith('Environment')) + 1})`).allTextContents();
+  const envs = await page
+    .locator(`table.result-list tbody tr td:nth-child(${headers.findIndex((h) => h.startsWith('Environment')) + 1})`)
+    .allTextContents();
   expect(envs.length).toBeGreaterThan(0);
   expect(new Set(envs)).toEqual(new Set(['staging']));
   await page.goto(`${url}/admin/audit?action=access.create`);

@@ -40,8 +40,14 @@ const runAgent = (args: string[], tokenValue = token, hostname = target.server, 
   writeFileSync(tokenFile, `${tokenValue}\n`);
   chmodSync(tokenFile, 0o600);
   const cfg = path.join(dir, 'agent.json');
-  writeFileSync(cfg, JSON.stringify({ server: url, hostname, tokenFile, lsclusters: false, user: PG_SUPERUSER, socketDirectories: [socketDirectory] }));
-  return spawnSync(process.execPath, [path.join(ROOT, 'dist', 'pgherd-agent.js'), '--config', cfg, ...args], { encoding: 'utf8', timeout: 30_000 });
+  writeFileSync(
+    cfg,
+    JSON.stringify({ server: url, hostname, tokenFile, lsclusters: false, user: PG_SUPERUSER, socketDirectories: [socketDirectory] }),
+  );
+  return spawnSync(process.execPath, [path.join(ROOT, 'dist', 'pgherd-agent.js'), '--config', cfg, ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
 };
 
 test('an admin creates a server\u2019s agent token on its page; the agent reports the server\u2019s instance', async ({ page }) => {
@@ -61,14 +67,26 @@ test('an admin creates a server\u2019s agent token on its page; the agent report
   expect(after.server!.lastSeenAt).not.toBeNull();
   // The same herd (matched by system identifier), the same role and upstream the lab set up.
   expect(after.instances).toHaveLength(1);
-  expect(after.instances[0]).toMatchObject({ herdId: before.instances[0]!.herdId, role: 'replica', state: 'running', upstreamInstanceId: before.instances[0]!.upstreamInstanceId });
+  expect(after.instances[0]).toMatchObject({
+    herdId: before.instances[0]!.herdId,
+    role: 'replica',
+    state: 'running',
+    upstreamInstanceId: before.instances[0]!.upstreamInstanceId,
+  });
   expect(after.instances[0]!.lastObservedAt!.getTime()).toBeGreaterThan(Date.now() - 60_000);
   await page.reload();
   await expect(page.locator('.agent-token')).not.toContainText('Last report: never');
 });
 
-test('the ingest endpoint refuses whole, writing nothing: no token, a rotated token, bad JSON, wrong types, too large, another host\u2019s report', async ({ request, page }) => {
-  const post = (data: string, auth?: string) => request.post(`${url}/api/agent/v1/report`, { data: Buffer.from(data), headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${auth}` } : {}) } });
+test('the ingest endpoint refuses whole, writing nothing: no token, a rotated token, bad JSON, wrong types, too large, another host\u2019s report', async ({
+  request,
+  page,
+}) => {
+  const post = (data: string, auth?: string) =>
+    request.post(`${url}/api/agent/v1/report`, {
+      data: Buffer.from(data),
+      headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${auth}` } : {}) },
+    });
   const report = JSON.parse(runAgent(['--dry-run']).stdout);
   const snapshot = async () => JSON.stringify((await rowsOf(target.server)).instances);
   const was = await snapshot();
@@ -100,7 +118,9 @@ test('the ingest endpoint refuses whole, writing nothing: no token, a rotated to
   expect((await rowsOf(target.server)).server!.lastSeenAt).toEqual(seen);
 });
 
-test('a restored copy of a herd\u2019s primary, started on its own and reported by its agent, shows as a second primary on the dashboard and the herd page', async ({ page }) => {
+test('a restored copy of a herd\u2019s primary, started on its own and reported by its agent, shows as a second primary on the dashboard and the herd page', async ({
+  page,
+}) => {
   const primary = lab.instances.find((i) => i.environment === target.environment && i.herd === target.herd && i.role === 'primary')!;
   const copyHost = 'db-restored.lab.internal';
   const copy = await restoredCopy(lab, primary, 'restored-orders', '127.0.1.250');
@@ -114,7 +134,10 @@ test('a restored copy of a herd\u2019s primary, started on its own and reported 
 
     // The host is registered in staging with an agent token; its agent reports what runs there.
     const [staging] = await db.select().from(environments).where(eq(environments.name, target.environment));
-    const [srv] = await db.insert(servers).values({ hostname: copyHost, environmentId: staging!.id, address: '127.0.1.250', site: 'lab' }).returning();
+    const [srv] = await db
+      .insert(servers)
+      .values({ hostname: copyHost, environmentId: staging!.id, address: '127.0.1.250', site: 'lab' })
+      .returning();
     const copyToken = await createAgentToken(db, srv!.id, { id: null, username: 'e2e' });
     const res = runAgent(['--once'], copyToken, copyHost, copy.node.socketDirectory);
     expect(res.status, res.stderr).toBe(0);
@@ -148,20 +171,48 @@ test('a restored copy of a herd\u2019s primary, started on its own and reported 
   }
 });
 
-test('strings in a report are data: HTML in a data directory is stored as sent and shown as text on the instance\u2019s page and history', async ({ page, request }) => {
+test('strings in a report are data: HTML in a data directory is stored as sent and shown as text on the instance\u2019s page and history', async ({
+  page,
+  request,
+}) => {
   const { db, pool } = createDb(lab.database.url, 1);
   const host = 'db-odd.lab.internal';
   try {
     const [staging] = await db.select().from(environments).where(eq(environments.name, target.environment));
-    const [srv] = await db.insert(servers).values({ hostname: host, environmentId: staging!.id, address: '127.0.1.251', site: 'lab' }).returning();
+    const [srv] = await db
+      .insert(servers)
+      .values({ hostname: host, environmentId: staging!.id, address: '127.0.1.251', site: 'lab' })
+      .returning();
     const oddToken = await createAgentToken(db, srv!.id, { id: null, username: 'e2e' });
     const [sysid] = await query<{ s: string }>(target.dsn, 'SELECT system_identifier::text AS s FROM pg_control_system()');
     const odd = `/srv/<img src=x onerror="window.__pwned=1">'; DROP TABLE instances; --`;
     const report = {
-      format: 1, agentVersion: 'e2e', hostname: host, observedAt: new Date().toISOString(), intervalSeconds: 60,
-      instances: [{ port: 5999, dataDirectory: odd, state: 'running', majorVersion: 15, systemIdentifier: sysid!.s, inRecovery: true, timeline: 1, receivedLsn: '0/1', replayedLsn: '0/1', upstream: null, replicas: [], pendingRestart: [] }],
+      format: 1,
+      agentVersion: 'e2e',
+      hostname: host,
+      observedAt: new Date().toISOString(),
+      intervalSeconds: 60,
+      instances: [
+        {
+          port: 5999,
+          dataDirectory: odd,
+          state: 'running',
+          majorVersion: 15,
+          systemIdentifier: sysid!.s,
+          inRecovery: true,
+          timeline: 1,
+          receivedLsn: '0/1',
+          replayedLsn: '0/1',
+          upstream: null,
+          replicas: [],
+          pendingRestart: [],
+        },
+      ],
     };
-    const res = await request.post(`${url}/api/agent/v1/report`, { data: Buffer.from(JSON.stringify(report)), headers: { 'content-type': 'application/json', authorization: `Bearer ${oddToken}` } });
+    const res = await request.post(`${url}/api/agent/v1/report`, {
+      data: Buffer.from(JSON.stringify(report)),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${oddToken}` },
+    });
     expect(res.status(), await res.text()).toBe(200);
     const [row] = await db.select().from(instances).where(eq(instances.serverId, srv!.id));
     expect(row!.dataDirectory).toBe(odd);

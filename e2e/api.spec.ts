@@ -40,7 +40,10 @@ test('refuses missing, unknown and revoked tokens with 401, and read tokens with
   const [admin] = await db.select().from(users).where(eq(users.username, lab.console.admin.username));
   const read = await createApiToken(db, admin!.id, 'read-only', 'read');
   expect((await request.get(`${url}/api/v1/instances`, { headers: auth(read.token) })).status()).toBe(200);
-  const denied = await request.post(`${url}/api/v1/operations/plan`, { headers: auth(read.token), data: { action: 'reload', instanceIds: [1] } });
+  const denied = await request.post(`${url}/api/v1/operations/plan`, {
+    headers: auth(read.token),
+    data: { action: 'reload', instanceIds: [1] },
+  });
   expect(denied.status()).toBe(403);
   expect((await denied.json()).error).toMatch(/operate scope/);
   await revokeApiToken(db, read.id);
@@ -67,22 +70,34 @@ test('lists instances with the changelist filters, and refuses bad parameters wi
 test('plans, submits (202), refuses a stale digest (409), enqueues a repeated key once, and reports the outcome', async ({ request }) => {
   const list = await (await request.get(`${url}/api/v1/instances?q=db-stg-orders`, { headers: operate })).json();
   const ids = list.items.map((i: { id: number }) => i.id);
-  const plan = await (await request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'reload', instanceIds: ids } })).json();
+  const plan = await (
+    await request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'reload', instanceIds: ids } })
+  ).json();
   expect(plan.targets).toHaveLength(3);
   expect(plan.targets[0].steps[1]).toContain('pg_ctl reload on');
 
-  const stale = await request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'reload', instanceIds: ids, digest: '0'.repeat(32), confirm: plan.confirm ?? '' } });
+  const stale = await request.post(`${url}/api/v1/operations`, {
+    headers: operate,
+    data: { action: 'reload', instanceIds: ids, digest: '0'.repeat(32), confirm: plan.confirm ?? '' },
+  });
   expect(stale.status()).toBe(409);
   expect((await stale.json()).details.digest).toBe(plan.digest);
 
-  const malformed = await request.post(`${url}/api/v1/operations`, { headers: { ...operate, 'content-type': 'application/json' }, data: '{"action": "reload", "instanceIds": ["1; DROP TABLE"]' });
+  const malformed = await request.post(`${url}/api/v1/operations`, {
+    headers: { ...operate, 'content-type': 'application/json' },
+    data: '{"action": "reload", "instanceIds": ["1; DROP TABLE"]',
+  });
   expect(malformed.status()).toBe(400);
 
-  const submit = () => request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'reload', instanceIds: ids, digest: plan.digest, confirm: plan.confirm ?? '', idempotencyKey: 'api-test-1' } });
+  const submit = () =>
+    request.post(`${url}/api/v1/operations`, {
+      headers: operate,
+      data: { action: 'reload', instanceIds: ids, digest: plan.digest, confirm: plan.confirm ?? '', idempotencyKey: 'api-test-1' },
+    });
   const first = await submit();
   expect(first.status()).toBe(202);
   const { id } = await first.json();
-  expect((await (await submit()).json())).toEqual({ id, duplicate: true });
+  expect(await (await submit()).json()).toEqual({ id, duplicate: true });
 
   const op = await settled(request, id);
   expect(op.status).toBe('succeeded');
@@ -96,7 +111,8 @@ test('action parameters: validated by the action, part of the plan and its diges
   const idOf = (prefix: string) => list.items.find((i: { server: string }) => i.server.startsWith(prefix)).id as number;
   const target = idOf('db-stg-identity-3.');
   const upstream = idOf('db-stg-identity-2.');
-  const plan = (params?: object, action = 'remaster') => request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action, instanceIds: [target], params } });
+  const plan = (params?: object, action = 'remaster') =>
+    request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action, instanceIds: [target], params } });
 
   const bad = await plan({ upstreamInstanceId: 'abc' });
   expect(bad.status()).toBe(400);
@@ -111,15 +127,36 @@ test('action parameters: validated by the action, part of the plan and its diges
   expect(byDefault.digest).not.toBe(chosen.digest);
 
   // The digest of one choice does not confirm another.
-  const mixed = await request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'remaster', instanceIds: [target], digest: byDefault.digest, params: { upstreamInstanceId: upstream }, confirm: chosen.confirm ?? '' } });
+  const mixed = await request.post(`${url}/api/v1/operations`, {
+    headers: operate,
+    data: {
+      action: 'remaster',
+      instanceIds: [target],
+      digest: byDefault.digest,
+      params: { upstreamInstanceId: upstream },
+      confirm: chosen.confirm ?? '',
+    },
+  });
   expect(mixed.status()).toBe(409);
-  const ok = await request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'remaster', instanceIds: [target], digest: chosen.digest, params: { upstreamInstanceId: upstream }, confirm: chosen.confirm ?? '' } });
+  const ok = await request.post(`${url}/api/v1/operations`, {
+    headers: operate,
+    data: {
+      action: 'remaster',
+      instanceIds: [target],
+      digest: chosen.digest,
+      params: { upstreamInstanceId: upstream },
+      confirm: chosen.confirm ?? '',
+    },
+  });
   expect(ok.status()).toBe(202);
   const { id } = await ok.json();
   expect(await settled(request, id)).toMatchObject({ status: 'succeeded', params: { upstreamInstanceId: upstream } });
   // Back to the primary, as the lab started.
   const back = await (await plan()).json();
-  const again = await request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'remaster', instanceIds: [target], digest: back.digest, confirm: back.confirm ?? '' } });
+  const again = await request.post(`${url}/api/v1/operations`, {
+    headers: operate,
+    data: { action: 'remaster', instanceIds: [target], digest: back.digest, confirm: back.confirm ?? '' },
+  });
   expect(again.status()).toBe(202);
   expect((await settled(request, (await again.json()).id)).status).toBe('succeeded');
 });
@@ -135,18 +172,37 @@ test('lists herds with their primary, members and DNS; switches one over to the 
   const primary = lab3.find((i) => i.role === 'primary')!;
   expect(herd.primary.label).toBe(`${primary.server}:${primary.port}`);
   expect(herd.members).toHaveLength(3);
-  expect(herd.dns).toEqual([expect.objectContaining({ name: lab.dns!.herds.find((h) => h.environment === 'staging' && h.herd === 'identity')!.writeName, type: 'CNAME', ttl: 30 })]);
-  const candidate = herd.members.find((m: { role: string; label: string }) => m.role === 'replica' && m.label.startsWith('db-stg-identity-3.'));
+  expect(herd.dns).toEqual([
+    expect.objectContaining({
+      name: lab.dns!.herds.find((h) => h.environment === 'staging' && h.herd === 'identity')!.writeName,
+      type: 'CNAME',
+      ttl: 30,
+    }),
+  ]);
+  const candidate = herd.members.find(
+    (m: { role: string; label: string }) => m.role === 'replica' && m.label.startsWith('db-stg-identity-3.'),
+  );
 
   // A parameter the action does not take is refused; candidateInstanceId beside params is the switchover's.
-  const reload = await request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'reload', instanceIds: [candidate.id], candidateInstanceId: candidate.id } });
+  const reload = await request.post(`${url}/api/v1/operations/plan`, {
+    headers: operate,
+    data: { action: 'reload', instanceIds: [candidate.id], candidateInstanceId: candidate.id },
+  });
   expect(reload.status()).toBe(400);
-  const plan = await (await request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'switchover', herdIds: [herd.id], candidateInstanceId: candidate.id } })).json();
+  const plan = await (
+    await request.post(`${url}/api/v1/operations/plan`, {
+      headers: operate,
+      data: { action: 'switchover', herdIds: [herd.id], candidateInstanceId: candidate.id },
+    })
+  ).json();
   expect(plan.params).toEqual({ candidateInstanceId: candidate.id });
   expect(plan.targets[0].facts).toContainEqual({ label: 'New primary', value: expect.stringContaining(candidate.label) });
-  const res = await request.post(`${url}/api/v1/operations`, { headers: operate, data: { action: 'switchover', herdIds: [herd.id], candidateInstanceId: candidate.id, digest: plan.digest, confirm: plan.confirm ?? '' } });
+  const res = await request.post(`${url}/api/v1/operations`, {
+    headers: operate,
+    data: { action: 'switchover', herdIds: [herd.id], candidateInstanceId: candidate.id, digest: plan.digest, confirm: plan.confirm ?? '' },
+  });
   expect(res.status()).toBe(202);
-  const op = await settled(request, (await res.json()).id) as ApiOperation & { targets: { outcome: string }[] };
+  const op = (await settled(request, (await res.json()).id)) as ApiOperation & { targets: { outcome: string }[] };
   expect(op.status).toBe('succeeded');
   expect(op.targets[0]!.outcome).toContain(`${String(candidate.label)} is the primary`);
   const after = (await (await herds('?q=identity')).json()).items.find((h: { id: number }) => h.id === herd.id);

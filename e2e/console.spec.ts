@@ -44,7 +44,10 @@ test('sign in, filter instances by herd and role, sort, page and select all matc
   await expect(page).toHaveURL(/herd=\d+/);
   await page.locator('[data-facet=role]').getByRole('link', { name: 'replica' }).click();
   await expect(page).toHaveURL(/role=replica/);
-  const expected = lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'replica').map((i) => i.server).sort();
+  const expected = lab.instances
+    .filter((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'replica')
+    .map((i) => i.server)
+    .sort();
   expect((await serversShown(page)).sort()).toEqual(expected);
   await expect(page.locator('[data-facet=role] li.selected')).toContainText('replica (2)');
 
@@ -57,14 +60,19 @@ test('sign in, filter instances by herd and role, sort, page and select all matc
   // The default order is by server; clicking its header reverses it; then site goes first.
   await page.goto(`${url}/admin/instances`);
   await expect(page.getByRole('columnheader', { name: /^Server/ })).toContainText('▲1');
-  await page.getByRole('columnheader', { name: /^Server/ }).getByRole('link', { name: 'Server', exact: true }).click();
+  await page
+    .getByRole('columnheader', { name: /^Server/ })
+    .getByRole('link', { name: 'Server', exact: true })
+    .click();
   await expect(page).toHaveURL(/sort=-server/);
   await expect(page.getByRole('columnheader', { name: /^Server/ })).toContainText('▼1');
   let names = await serversShown(page);
   expect(names).toEqual([...names].sort().reverse());
   await page.getByRole('columnheader', { name: /^Site/ }).getByRole('link', { name: 'Site', exact: true }).click();
   await expect(page).toHaveURL(/sort=site%2C-server|sort=site,-server/);
-  const rows = await page.locator('table.result-list tbody tr').evaluateAll((trs) => trs.map((tr) => [tr.children[1]!.textContent, tr.children[5]!.textContent]));
+  const rows = await page
+    .locator('table.result-list tbody tr')
+    .evaluateAll((trs) => trs.map((tr) => [tr.children[1]!.textContent, tr.children[5]!.textContent]));
   const sorted = [...rows].sort((a, b) => (a[1]! < b[1]! ? -1 : a[1]! > b[1]! ? 1 : a[0]! < b[0]! ? 1 : -1));
   expect(rows).toEqual(sorted);
 
@@ -97,7 +105,10 @@ test('sign in, filter instances by herd and role, sort, page and select all matc
 test('edit a herd: a server-side error on the field, then a change that shows in its history', async ({ page }) => {
   await signIn(page);
   await page.goto(`${url}/admin/herds?q=billing`);
-  await page.getByRole('row', { name: /staging/ }).getByRole('link', { name: 'billing' }).click();
+  await page
+    .getByRole('row', { name: /staging/ })
+    .getByRole('link', { name: 'billing' })
+    .click();
   await expect(page.getByRole('heading', { name: 'Herd staging/billing' })).toBeVisible();
   await page.getByRole('link', { name: 'Change the herd' }).click();
   await expect(page.getByRole('heading', { name: 'Change herd' })).toBeVisible();
@@ -189,8 +200,16 @@ test('tick three instances, restart, confirm, and watch the operation succeed', 
 });
 
 test('re-point a replica to a sibling replica chosen on the confirmation page, then back to the primary', async ({ page }) => {
-  const [one, two, three] = lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'orders').sort((a, b) => a.server.localeCompare(b.server));
-  const sender = async () => (await query<{ host: string; port: number; status: string }>(three!.dsn, 'SELECT sender_host AS host, sender_port AS port, status FROM pg_stat_wal_receiver'))[0];
+  const [one, two, three] = lab.instances
+    .filter((i) => i.environment === 'staging' && i.herd === 'orders')
+    .sort((a, b) => a.server.localeCompare(b.server));
+  const sender = async () =>
+    (
+      await query<{ host: string; port: number; status: string }>(
+        three!.dsn,
+        'SELECT sender_host AS host, sender_port AS port, status FROM pg_stat_wal_receiver',
+      )
+    )[0];
   const repoint = async (upstream: string | null, expected: string) => {
     await page.goto(`${url}/admin/instances?q=${three!.server}`);
     await page.getByRole('checkbox', { name: new RegExp(`^Select ${three!.server}`) }).check();
@@ -216,17 +235,27 @@ test('re-point a replica to a sibling replica chosen on the confirmation page, t
   expect(await sender()).toEqual({ host: one!.address, port: one!.port, status: 'streaming' });
 });
 
-test('a herd\u2019s page shows its members as observed and whether its write name answers the primary; refresh DNS mends it', async ({ page }) => {
+test('a herd\u2019s page shows its members as observed and whether its write name answers the primary; refresh DNS mends it', async ({
+  page,
+}) => {
   const members = lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'billing');
   const primary = members.find((i) => i.role === 'primary')!;
   const replica = members.find((i) => i.role === 'replica')!;
   const dns = lab.dns!;
   const writeName = dns.herds.find((h) => h.environment === 'staging' && h.herd === 'billing')!.writeName;
-  await replaceRecordSet({ host: dns.server, port: dns.port }, dns.zone, dns.key, { name: writeName, type: 'CNAME', ttl: 30, values: [replica.server] });
+  await replaceRecordSet({ host: dns.server, port: dns.port }, dns.zone, dns.key, {
+    name: writeName,
+    type: 'CNAME',
+    ttl: 30,
+    values: [replica.server],
+  });
 
   await signIn(page);
   await page.goto(`${url}/admin/herds?q=billing`);
-  await page.getByRole('row', { name: /staging/ }).getByRole('link', { name: 'billing' }).click();
+  await page
+    .getByRole('row', { name: /staging/ })
+    .getByRole('link', { name: 'billing' })
+    .click();
   await expect(page.getByRole('heading', { name: 'Herd staging/billing' })).toBeVisible();
   await expect(page.locator(`tr[data-member="${primary.server}"] td[data-col=role]`)).toHaveText('primary');
   await expect(page.locator(`tr[data-member="${replica.server}"] td[data-col=upstream]`)).toHaveText(`${primary.server}:${primary.port}`);
@@ -234,7 +263,10 @@ test('a herd\u2019s page shows its members as observed and whether its write nam
   await expect(page.locator(`tr[data-dns="${writeName}"] td[data-col=ok]`)).toHaveText('no');
 
   await page.goto(`${url}/admin/herds?q=billing`);
-  await page.getByRole('row', { name: /staging/ }).getByRole('checkbox').check();
+  await page
+    .getByRole('row', { name: /staging/ })
+    .getByRole('checkbox')
+    .check();
   await page.getByLabel('Action:').selectOption({ label: 'Refresh DNS' });
   await page.getByRole('button', { name: 'Go' }).click();
   await expect(page.getByRole('heading', { name: 'Refresh DNS: 1 of 1 herd' })).toBeVisible();
@@ -244,7 +276,10 @@ test('a herd\u2019s page shows its members as observed and whether its write nam
   await expect(page.locator('code.command').last()).toContainText(`DNS UPDATE zone ${dns.zone}`);
 
   await page.goto(`${url}/admin/herds?q=billing`);
-  await page.getByRole('row', { name: /staging/ }).getByRole('link', { name: 'billing' }).click();
+  await page
+    .getByRole('row', { name: /staging/ })
+    .getByRole('link', { name: 'billing' })
+    .click();
   await expect(page.locator(`tr[data-dns="${writeName}"] td[data-col=ok]`)).toHaveText('yes');
   await expect(page.locator('ul.recent-operations')).toContainText('refresh-dns');
 });
@@ -280,7 +315,10 @@ test('switchover of a herd behind PgBouncer from the herds changelist, to a repl
 
   await signIn(page);
   await page.goto(`${url}/admin/herds?q=billing`);
-  await page.getByRole('row', { name: /production/ }).getByRole('checkbox').check();
+  await page
+    .getByRole('row', { name: /production/ })
+    .getByRole('checkbox')
+    .check();
   await page.getByLabel('Action:').selectOption({ label: 'Switchover' });
   await page.getByRole('button', { name: 'Go' }).click();
   const option = page.getByLabel('New primary:').locator('option', { hasText: `${chosen!.server}:` });
@@ -294,7 +332,9 @@ test('switchover of a herd behind PgBouncer from the herds changelist, to a repl
   await page.getByLabel('Confirmation').fill('production');
   await page.getByRole('button', { name: 'Switchover 1 herd' }).click();
   await expect(page.getByTestId('operation-status')).toHaveText('succeeded', { timeout: 60_000 });
-  await expect(page.locator('[data-outcome]')).toHaveText(`${chosen!.server}:${chosen!.port} is the primary; ${old.server}:${old.port} streams from it; no committed transaction lost`);
+  await expect(page.locator('[data-outcome]')).toHaveText(
+    `${chosen!.server}:${chosen!.port} is the primary; ${old.server}:${old.port} streams from it; no committed transaction lost`,
+  );
 
   // Through the pooler, the application now writes to the chosen replica, with the row from before.
   expect((await query<{ r: boolean }>(chosen!.dsn, 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
@@ -304,12 +344,17 @@ test('switchover of a herd behind PgBouncer from the herds changelist, to a repl
   expect((await query<{ h: string }>(old.dsn, 'SELECT sender_host AS h FROM pg_stat_wal_receiver'))[0]!.h).toBe(chosen!.address);
   // The herd's page shows the pooler where PgBouncer itself says it points.
   await page.goto(`${url}/admin/herds?q=billing`);
-  await page.getByRole('row', { name: /production/ }).getByRole('link', { name: 'billing' }).click();
+  await page
+    .getByRole('row', { name: /production/ })
+    .getByRole('link', { name: 'billing' })
+    .click();
   await expect(page.getByTestId('poolers')).toContainText(`billing -> ${chosen!.address}:${chosen!.port}`);
   await expect(page.locator(`tr[data-member="${chosen!.server}"] td[data-col=role]`)).toHaveText('primary');
 });
 
-test('DR failover from the DR pairs list: the primary is gone, the confirmation says what may be lost, the write name follows', async ({ page }) => {
+test('DR failover from the DR pairs list: the primary is gone, the confirmation says what may be lost, the write name follows', async ({
+  page,
+}) => {
   const members = lab.instances.filter((i) => i.environment === 'production' && i.herd === 'orders');
   const old = members.find((i) => i.role === 'primary')!;
   const writeName = lab.dns!.herds.find((h) => h.environment === 'production' && h.herd === 'orders')!.writeName;
@@ -328,7 +373,9 @@ test('DR failover from the DR pairs list: the primary is gone, the confirmation 
   await expect(page.getByRole('heading', { name: 'DR failover: 1 of 1 herd' })).toBeVisible();
   const target = page.locator('tr[data-target="production/orders"]');
   // running, or stopped once the worker's refresher has seen it go
-  await expect(target.locator('[data-fact="Old primary"] dd')).toHaveText(new RegExp(`^${old.server}:${old.port} \\((running|stopped)\\)$`));
+  await expect(target.locator('[data-fact="Old primary"] dd')).toHaveText(
+    new RegExp(`^${old.server}:${old.port} \\((running|stopped)\\)$`),
+  );
   await expect(target.locator('[data-fact="Possible data loss"] dd')).toContainText('bytes of WAL');
   await expect(target.locator(`[data-fact="DNS ${writeName}"] dd`)).toContainText('TTL 30 s');
   await page.getByLabel('Confirmation').fill('production');
@@ -345,7 +392,9 @@ test('DR failover from the DR pairs list: the primary is gone, the confirmation 
   await expect(page.locator('table.result-list tbody tr').first()).toContainText('fenced');
 });
 
-test('directory users sign in with their LDAP password; one in no bound group is told why; a wrong password is refused', async ({ page }) => {
+test('directory users sign in with their LDAP password; one in no bound group is told why; a wrong password is refused', async ({
+  page,
+}) => {
   const ldap = lab.ldap!;
   const signInAs = async (username: string, password: string) => {
     await page.goto(`${url}/login`);

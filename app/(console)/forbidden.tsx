@@ -8,7 +8,9 @@ export default function Forbidden() {
       <h1>Permission denied</h1>
       <DenialReason />
       <p>Roles are bound to you or your directory groups by an administrator, per environment or everywhere.</p>
-      <p><Link href="/">Back to the dashboard</Link></p>
+      <p>
+        <Link href="/">Back to the dashboard</Link>
+      </p>
     </>
   );
 }

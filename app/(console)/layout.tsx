@@ -13,12 +13,19 @@ export default async function ConsoleLayout({ children }: { children: React.Reac
   return (
     <div className="console">
       <header className="site-header">
-        <Link href="/" className="brand">pgherd</Link>
+        <Link href="/" className="brand">
+          pgherd
+        </Link>
         <nav className="models" aria-label="Models">
-          {models.map((m) => <Link key={m.name} href={`/admin/${m.name}`}>{capitalize(m.labelPlural)}</Link>)}
+          {models.map((m) => (
+            <Link key={m.name} href={`/admin/${m.name}`}>
+              {capitalize(m.labelPlural)}
+            </Link>
+          ))}
         </nav>
         <div className="user-tools">
-          Signed in as <strong data-testid="current-user">{user.username}</strong> <Link href="/account/tokens">API tokens</Link> <SignOutButton />
+          Signed in as <strong data-testid="current-user">{user.username}</strong> <Link href="/account/tokens">API tokens</Link>{' '}
+          <SignOutButton />
         </div>
       </header>
       <main className="content">{children}</main>

@@ -15,31 +15,73 @@ export default async function Dashboard() {
     <>
       <h1>Fleet</h1>
       <ul className="totals">
-        <li><Link href="/admin/environments">{d.totals.environments} environments</Link></li>
-        <li><Link href="/admin/herds">{d.totals.herds} herds</Link></li>
-        <li><Link href="/admin/servers">{d.totals.servers} servers</Link></li>
-        <li><Link href="/admin/instances">{d.totals.instances} instances</Link></li>
+        <li>
+          <Link href="/admin/environments">{d.totals.environments} environments</Link>
+        </li>
+        <li>
+          <Link href="/admin/herds">{d.totals.herds} herds</Link>
+        </li>
+        <li>
+          <Link href="/admin/servers">{d.totals.servers} servers</Link>
+        </li>
+        <li>
+          <Link href="/admin/instances">{d.totals.instances} instances</Link>
+        </li>
       </ul>
       {workers.length ? (
-        <p className="muted" data-testid="workers">{workers.length} worker{workers.length === 1 ? '' : 's'} alive ({workers.map((w) => w.hostname).filter((h, i, a) => a.indexOf(h) === i).join(', ')})</p>
+        <p className="muted" data-testid="workers">
+          {workers.length} worker{workers.length === 1 ? '' : 's'} alive (
+          {workers
+            .map((w) => w.hostname)
+            .filter((h, i, a) => a.indexOf(h) === i)
+            .join(', ')}
+          )
+        </p>
       ) : (
-        <p className="errornote" data-testid="workers">No worker is alive: operations will not run until one starts (<code>npm run worker</code>).</p>
+        <p className="errornote" data-testid="workers">
+          No worker is alive: operations will not run until one starts (<code>npm run worker</code>).
+        </p>
       )}
       <FleetHealth health={health} scope="fleet" />
       <div className="dashboard">
         <section className="module">
           <h2>By environment</h2>
           <table>
-            <thead><tr><th scope="col">Environment</th><th scope="col">Herds</th><th scope="col">Instances</th><th scope="col">Primaries</th><th scope="col">Replicas</th><th scope="col">Not running</th></tr></thead>
+            <thead>
+              <tr>
+                <th scope="col">Environment</th>
+                <th scope="col">Herds</th>
+                <th scope="col">Instances</th>
+                <th scope="col">Primaries</th>
+                <th scope="col">Replicas</th>
+                <th scope="col">Not running</th>
+              </tr>
+            </thead>
             <tbody>
               {d.byEnvironment.map((e) => (
                 <tr key={e.id}>
-                  <td><Link href={`/admin/instances?environment=${e.id}`}>{e.name}</Link></td>
-                  <td className="num"><Link href={`/admin/herds?environment=${e.id}`}>{e.herds}</Link></td>
+                  <td>
+                    <Link href={`/admin/instances?environment=${e.id}`}>{e.name}</Link>
+                  </td>
+                  <td className="num">
+                    <Link href={`/admin/herds?environment=${e.id}`}>{e.herds}</Link>
+                  </td>
                   <td className="num">{e.instances}</td>
-                  <td className="num"><Link href={`/admin/instances?environment=${e.id}&role=primary`}>{e.primaries}</Link></td>
-                  <td className="num"><Link href={`/admin/instances?environment=${e.id}&role=replica`}>{e.replicas}</Link></td>
-                  <td className="num">{e.notRunning > 0 ? <Link href={`/admin/instances?environment=${e.id}`} className="warn">{e.notRunning}</Link> : 0}</td>
+                  <td className="num">
+                    <Link href={`/admin/instances?environment=${e.id}&role=primary`}>{e.primaries}</Link>
+                  </td>
+                  <td className="num">
+                    <Link href={`/admin/instances?environment=${e.id}&role=replica`}>{e.replicas}</Link>
+                  </td>
+                  <td className="num">
+                    {e.notRunning > 0 ? (
+                      <Link href={`/admin/instances?environment=${e.id}`} className="warn">
+                        {e.notRunning}
+                      </Link>
+                    ) : (
+                      0
+                    )}
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -47,9 +89,24 @@ export default async function Dashboard() {
         </section>
         <section className="module">
           <h2>By role</h2>
-          <ul>{d.byRole.map((r) => <li key={r.role}><Link href={`/admin/instances?role=${r.role}`}>{r.role}</Link>: {r.n}</li>)}</ul>
+          <ul>
+            {d.byRole.map((r) => (
+              <li key={r.role}>
+                <Link href={`/admin/instances?role=${r.role}`}>{r.role}</Link>: {r.n}
+              </li>
+            ))}
+          </ul>
           <h2>By state</h2>
-          <ul>{d.byState.map((s) => <li key={s.state}><Link href={`/admin/instances?state=${s.state}`}><span className={`badge badge-${s.state}`}>{s.state}</span></Link>: {s.n}</li>)}</ul>
+          <ul>
+            {d.byState.map((s) => (
+              <li key={s.state}>
+                <Link href={`/admin/instances?state=${s.state}`}>
+                  <span className={`badge badge-${s.state}`}>{s.state}</span>
+                </Link>
+                : {s.n}
+              </li>
+            ))}
+          </ul>
         </section>
       </div>
     </>

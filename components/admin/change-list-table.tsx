@@ -25,57 +25,85 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
   const [action, setAction] = useState(actions[0]?.name ?? '');
   const [error, setError] = useState('');
 
-  const defs = useMemo<ColumnDef<RowView>[]>(() => [
-    // No action this user may use: no checkboxes at all.
-    ...(actions.length ? [{
-      id: '__select',
-      header: ({ table }) => (
-        <input
-          type="checkbox"
-          aria-label="Select all on this page"
-          checked={table.getIsAllRowsSelected()}
-          onChange={(e) => {
-            table.toggleAllRowsSelected(e.target.checked);
-            if (!e.target.checked) setAllMatching(false);
-          }}
-        />
-      ),
-      cell: ({ row }: { row: import('@tanstack/react-table').Row<RowView> }) => (row.original.locked ? null : (
-        <input
-          type="checkbox"
-          aria-label={`Select ${row.original.values[0] ?? row.original.id}`}
-          checked={row.getIsSelected()}
-          onChange={(e) => {
-            row.toggleSelected(e.target.checked);
-            if (!e.target.checked) setAllMatching(false);
-          }}
-        />
-      )),
-    } satisfies ColumnDef<RowView>] : []),
-    ...columns.map<ColumnDef<RowView>>((c, i) => ({
-      id: c.key,
-      header: () => (
-        <span className="th-inner">
-          {c.sortHref ? <Link href={c.sortHref} prefetch={false}>{c.label}</Link> : c.label}
-          {c.sortDir && (
-            <span className="sort-state" title={`sorted ${c.sortDir}ending, priority ${c.sortPriority ?? 1}`}>
-              {c.sortDir === 'asc' ? ' \u25b2' : ' \u25bc'}
-              {c.sortPriority}
-              {c.removeSortHref && <Link className="sort-remove" href={c.removeSortHref} prefetch={false} aria-label={`Stop sorting by ${c.label}`}>{'\u00d7'}</Link>}
-            </span>
-          )}
-        </span>
-      ),
-      cell: ({ row }) => {
-        const text = row.original.values[i];
-        if (c.link === 'self') return <Link href={`${base}/${row.original.id}`} prefetch={false}>{text}</Link>;
-        const linked = row.original.links?.[i];
-        if (c.link && linked !== undefined) return <Link href={`/admin/${c.link}/${linked}`} prefetch={false}>{text}</Link>;
-        if (c.badge && text) return <span className={`badge badge-${text}`}>{text}</span>;
-        return text;
-      },
-    })),
-  ], [columns, base, actions.length]);
+  const defs = useMemo<ColumnDef<RowView>[]>(
+    () => [
+      // No action this user may use: no checkboxes at all.
+      ...(actions.length
+        ? [
+            {
+              id: '__select',
+              header: ({ table }) => (
+                <input
+                  type="checkbox"
+                  aria-label="Select all on this page"
+                  checked={table.getIsAllRowsSelected()}
+                  onChange={(e) => {
+                    table.toggleAllRowsSelected(e.target.checked);
+                    if (!e.target.checked) setAllMatching(false);
+                  }}
+                />
+              ),
+              cell: ({ row }: { row: import('@tanstack/react-table').Row<RowView> }) =>
+                row.original.locked ? null : (
+                  <input
+                    type="checkbox"
+                    aria-label={`Select ${row.original.values[0] ?? row.original.id}`}
+                    checked={row.getIsSelected()}
+                    onChange={(e) => {
+                      row.toggleSelected(e.target.checked);
+                      if (!e.target.checked) setAllMatching(false);
+                    }}
+                  />
+                ),
+            } satisfies ColumnDef<RowView>,
+          ]
+        : []),
+      ...columns.map<ColumnDef<RowView>>((c, i) => ({
+        id: c.key,
+        header: () => (
+          <span className="th-inner">
+            {c.sortHref ? (
+              <Link href={c.sortHref} prefetch={false}>
+                {c.label}
+              </Link>
+            ) : (
+              c.label
+            )}
+            {c.sortDir && (
+              <span className="sort-state" title={`sorted ${c.sortDir}ending, priority ${c.sortPriority ?? 1}`}>
+                {c.sortDir === 'asc' ? ' \u25b2' : ' \u25bc'}
+                {c.sortPriority}
+                {c.removeSortHref && (
+                  <Link className="sort-remove" href={c.removeSortHref} prefetch={false} aria-label={`Stop sorting by ${c.label}`}>
+                    {'\u00d7'}
+                  </Link>
+                )}
+              </span>
+            )}
+          </span>
+        ),
+        cell: ({ row }) => {
+          const text = row.original.values[i];
+          if (c.link === 'self')
+            return (
+              <Link href={`${base}/${row.original.id}`} prefetch={false}>
+                {text}
+              </Link>
+            );
+          const linked = row.original.links?.[i];
+          if (c.link && linked !== undefined)
+            return (
+              <Link href={`/admin/${c.link}/${linked}`} prefetch={false}>
+                {text}
+              </Link>
+            );
+          if (c.badge && text) return <span className={`badge badge-${text}`}>{text}</span>;
+          return text;
+        },
+      })),
+    ],
+    [columns, base, actions.length],
+  );
 
   // eslint-disable-next-line react-hooks/incompatible-library -- pgherd does not use the React Compiler, whose memoization this warns about
   const table = useReactTable({
@@ -116,10 +144,16 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
           <label>
             Action:{' '}
             <select name="action" value={action} onChange={(e) => setAction(e.target.value)}>
-              {actions.map((a) => <option key={a.name} value={a.name}>{a.label}</option>)}
+              {actions.map((a) => (
+                <option key={a.name} value={a.name}>
+                  {a.label}
+                </option>
+              ))}
             </select>
           </label>{' '}
-          <button type="submit" className="button">Go</button>{' '}
+          <button type="submit" className="button">
+            Go
+          </button>{' '}
           <span className="action-counter" data-testid="selection-count">
             {count} of {total} selected
           </span>
@@ -131,13 +165,26 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
           {allMatching && (
             <>
               {' '}
-              <strong>All {total} {labelPlural} matching are selected.</strong>{' '}
-              <button type="button" className="link-button" onClick={() => { setAllMatching(false); setSelection({}); }}>
+              <strong>
+                All {total} {labelPlural} matching are selected.
+              </strong>{' '}
+              <button
+                type="button"
+                className="link-button"
+                onClick={() => {
+                  setAllMatching(false);
+                  setSelection({});
+                }}
+              >
                 Clear selection
               </button>
             </>
           )}
-          {error && <p className="errornote" role="alert">{error}</p>}
+          {error && (
+            <p className="errornote" role="alert">
+              {error}
+            </p>
+          )}
         </div>
       )}
       <table className="result-list">

@@ -56,7 +56,10 @@ export function FacetSearch({ facetKey, label, searchUrl, query }: { facetKey: s
           {options.length === 0 && <li className="muted">No match</li>}
           {options.map((o) => (
             <li key={o.value}>
-              <Link prefetch={false} href={o.href}>{o.label}</Link> <span className="count">({o.count})</span>
+              <Link prefetch={false} href={o.href}>
+                {o.label}
+              </Link>{' '}
+              <span className="count">({o.count})</span>
             </li>
           ))}
         </ul>

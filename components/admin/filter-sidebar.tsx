@@ -12,11 +12,16 @@ export function FilterSidebar({ facets, searchUrl, query }: { facets: FacetView[
           <h3>By {f.label.toLowerCase()}</h3>
           <ul>
             <li className={f.selected === null ? 'selected' : undefined}>
-              <Link prefetch={false} href={f.allHref}>All</Link>
+              <Link prefetch={false} href={f.allHref}>
+                All
+              </Link>
             </li>
             {f.options.map((o) => (
               <li key={o.value} className={o.active ? 'selected' : undefined}>
-                <Link prefetch={false} href={o.href}>{o.label}</Link> <span className="count">({o.count})</span>
+                <Link prefetch={false} href={o.href}>
+                  {o.label}
+                </Link>{' '}
+                <span className="count">({o.count})</span>
               </li>
             ))}
           </ul>

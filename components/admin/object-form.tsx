@@ -28,7 +28,12 @@ export function ObjectForm({ model, fields, id, initial, options, save, readOnly
   const [pending, startTransition] = useTransition();
   const [formError, setFormError] = useState('');
   const [intent, setIntent] = useState<Intent>('save');
-  const { register, handleSubmit, setError, formState: { errors } } = useForm<Record<string, string>>({
+  const {
+    register,
+    handleSubmit,
+    setError,
+    formState: { errors },
+  } = useForm<Record<string, string>>({
     defaultValues: initial,
     mode: 'onSubmit',
   });
@@ -49,25 +54,54 @@ export function ObjectForm({ model, fields, id, initial, options, save, readOnly
   };
 
   return (
-    <form className="object-form" noValidate onSubmit={(e) => void handleSubmit(onSubmit, () => setFormError('Please correct the errors below.'))(e)}>
-      {formError && <p className="errornote" role="alert">{formError}</p>}
-      {readOnlyReason && <p className="help read-only-note" data-read-only>{readOnlyReason}</p>}
+    <form
+      className="object-form"
+      noValidate
+      onSubmit={(e) => void handleSubmit(onSubmit, () => setFormError('Please correct the errors below.'))(e)}
+    >
+      {formError && (
+        <p className="errornote" role="alert">
+          {formError}
+        </p>
+      )}
+      {readOnlyReason && (
+        <p className="help read-only-note" data-read-only>
+          {readOnlyReason}
+        </p>
+      )}
       <fieldset className="module" disabled={!!readOnlyReason}>
         {fields.map((field) => (
           <Row key={field.name} field={field} options={options[field.name]} error={errors[field.name]?.message} register={register} />
         ))}
       </fieldset>
-      {readOnlyReason ? null : <div className="submit-row">
-        <button type="submit" className="button default" name="_save" disabled={pending} onClick={() => setIntent('save')}>Save</button>
-        <button type="submit" className="button" name="_addanother" disabled={pending} onClick={() => setIntent('addanother')}>Save and add another</button>
-        <button type="submit" className="button" name="_continue" disabled={pending} onClick={() => setIntent('continue')}>Save and continue editing</button>
-        {id !== null && canDelete && <a className="deletelink" href={`/admin/${model}/${id}/delete`}>Delete</a>}
-      </div>}
+      {readOnlyReason ? null : (
+        <div className="submit-row">
+          <button type="submit" className="button default" name="_save" disabled={pending} onClick={() => setIntent('save')}>
+            Save
+          </button>
+          <button type="submit" className="button" name="_addanother" disabled={pending} onClick={() => setIntent('addanother')}>
+            Save and add another
+          </button>
+          <button type="submit" className="button" name="_continue" disabled={pending} onClick={() => setIntent('continue')}>
+            Save and continue editing
+          </button>
+          {id !== null && canDelete && (
+            <a className="deletelink" href={`/admin/${model}/${id}/delete`}>
+              Delete
+            </a>
+          )}
+        </div>
+      )}
     </form>
   );
 }
 
-function Row({ field, options, error, register }: {
+function Row({
+  field,
+  options,
+  error,
+  register,
+}: {
   field: FieldView;
   options?: { value: string; label: string }[];
   error?: string;
@@ -85,7 +119,11 @@ function Row({ field, options, error, register }: {
       control = (
         <select {...common}>
           {field.input.optional && <option value="">---------</option>}
-          {field.input.choices.map((c) => <option key={c} value={c}>{c}</option>)}
+          {field.input.choices.map((c) => (
+            <option key={c} value={c}>
+              {c}
+            </option>
+          ))}
         </select>
       );
       break;
@@ -93,7 +131,11 @@ function Row({ field, options, error, register }: {
       control = (
         <select {...common}>
           <option value="">---------</option>
-          {(options ?? []).map((o) => <option key={o.value} value={o.value}>{o.label}</option>)}
+          {(options ?? []).map((o) => (
+            <option key={o.value} value={o.value}>
+              {o.label}
+            </option>
+          ))}
         </select>
       );
       break;
@@ -108,8 +150,16 @@ function Row({ field, options, error, register }: {
       <label htmlFor={id}>{field.label}:</label>
       <div className="field">
         {control}
-        {error && <p className="errorlist" id={`${id}_error`} role="alert">{error}</p>}
-        {field.help && <p className="help" id={`${id}_help`}>{field.help}</p>}
+        {error && (
+          <p className="errorlist" id={`${id}_error`} role="alert">
+            {error}
+          </p>
+        )}
+        {field.help && (
+          <p className="help" id={`${id}_help`}>
+            {field.help}
+          </p>
+        )}
       </div>
     </div>
   );

@@ -1,6 +1,15 @@
 import Link from 'next/link';
 
-export function Pagination({ page, pages, total, labelPlural, hrefFor, perOptions, per, perHref }: {
+export function Pagination({
+  page,
+  pages,
+  total,
+  labelPlural,
+  hrefFor,
+  perOptions,
+  per,
+  perHref,
+}: {
   page: number;
   pages: number;
   total: number;
@@ -19,13 +28,33 @@ export function Pagination({ page, pages, total, labelPlural, hrefFor, perOption
       {shown.map((p, i) => (
         <span key={p}>
           {i > 0 && shown[i - 1] !== p - 1 && <span className="gap">{'\u2026'} </span>}
-          {p === page ? <span className="this-page" aria-current="page">{p}</span> : <Link prefetch={false} href={hrefFor(p)}>{p}</Link>}{' '}
+          {p === page ? (
+            <span className="this-page" aria-current="page">
+              {p}
+            </span>
+          ) : (
+            <Link prefetch={false} href={hrefFor(p)}>
+              {p}
+            </Link>
+          )}{' '}
         </span>
       ))}
-      <span className="total">{total} {labelPlural}</span>
+      <span className="total">
+        {total} {labelPlural}
+      </span>
       <span className="per-page">
         {' \u00b7 per page: '}
-        {perOptions.map((n) => (n === per ? <strong key={n}>{n} </strong> : <span key={n}><Link prefetch={false} href={perHref(n)}>{n}</Link> </span>))}
+        {perOptions.map((n) =>
+          n === per ? (
+            <strong key={n}>{n} </strong>
+          ) : (
+            <span key={n}>
+              <Link prefetch={false} href={perHref(n)}>
+                {n}
+              </Link>{' '}
+            </span>
+          ),
+        )}
       </span>
     </nav>
   );

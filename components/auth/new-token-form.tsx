@@ -17,12 +17,20 @@ export function NewTokenForm({ create }: { create: (prev: NewTokenState, form: F
       {state.token && (
         <div className="messagelist success" role="status">
           <p>Token “{state.name}” created. Copy it now: it will not be shown again.</p>
-          <pre className="output" data-testid="new-token">{state.token}</pre>
-          <p className="help">Send it as <code>Authorization: Bearer &lt;token&gt;</code>.</p>
+          <pre className="output" data-testid="new-token">
+            {state.token}
+          </pre>
+          <p className="help">
+            Send it as <code>Authorization: Bearer &lt;token&gt;</code>.
+          </p>
         </div>
       )}
       <form action={action} className="object-form module" aria-label="New API token">
-        {state.errors?.form && <p className="errornote" role="alert">{state.errors.form}</p>}
+        {state.errors?.form && (
+          <p className="errornote" role="alert">
+            {state.errors.form}
+          </p>
+        )}
         <div className="form-row">
           <label htmlFor="token-name">Name</label>
           <input id="token-name" name="name" type="text" maxLength={100} required />
@@ -41,7 +49,11 @@ export function NewTokenForm({ create }: { create: (prev: NewTokenState, form: F
           <input id="token-expiry" name="expiresInDays" type="number" min={1} max={3650} placeholder="never" />
           {state.errors?.expiresInDays && <p className="errorlist">{state.errors.expiresInDays}</p>}
         </div>
-        <div className="submit-row"><button type="submit" className="button default" disabled={pending}>Create token</button></div>
+        <div className="submit-row">
+          <button type="submit" className="button default" disabled={pending}>
+            Create token
+          </button>
+        </div>
       </form>
     </>
   );

@@ -23,7 +23,11 @@ interface Values {
 export function SignInForm({ next }: { next: string }) {
   const router = useRouter();
   const [error, setError] = useState('');
-  const { register, handleSubmit, formState: { isSubmitting, errors } } = useForm<Values>();
+  const {
+    register,
+    handleSubmit,
+    formState: { isSubmitting, errors },
+  } = useForm<Values>();
 
   const onSubmit = async (v: Values) => {
     setError('');
@@ -38,7 +42,11 @@ export function SignInForm({ next }: { next: string }) {
 
   return (
     <form className="login-form" onSubmit={(e) => void handleSubmit(onSubmit)(e)} noValidate>
-      {error && <p className="errornote" role="alert">{error}</p>}
+      {error && (
+        <p className="errornote" role="alert">
+          {error}
+        </p>
+      )}
       <div className="form-row">
         <label htmlFor="id_username">Username:</label>
         <input id="id_username" autoComplete="username" autoFocus {...register('username', { required: 'Enter your username.' })} />
@@ -46,10 +54,17 @@ export function SignInForm({ next }: { next: string }) {
       </div>
       <div className="form-row">
         <label htmlFor="id_password">Password:</label>
-        <input id="id_password" type="password" autoComplete="current-password" {...register('password', { required: 'Enter your password.' })} />
+        <input
+          id="id_password"
+          type="password"
+          autoComplete="current-password"
+          {...register('password', { required: 'Enter your password.' })}
+        />
         {errors.password && <p className="errorlist">{errors.password.message}</p>}
       </div>
-      <button type="submit" className="button default" disabled={isSubmitting}>Sign in</button>
+      <button type="submit" className="button default" disabled={isSubmitting}>
+        Sign in
+      </button>
     </form>
   );
 }

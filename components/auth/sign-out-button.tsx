@@ -3,5 +3,9 @@
 import { signOut } from 'next-auth/react';
 
 export function SignOutButton() {
-  return <button type="button" className="link-button" onClick={() => void signOut({ callbackUrl: '/login' })}>Sign out</button>;
+  return (
+    <button type="button" className="link-button" onClick={() => void signOut({ callbackUrl: '/login' })}>
+      Sign out
+    </button>
+  );
 }

@@ -9,7 +9,9 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
   if (healthy(health)) {
     return (
       <p className="health-ok" data-testid="fleet-health">
-        {scope === 'fleet' ? 'No agent is silent, no herd has two primaries, no replica streams from outside its herd, no instance is held.' : 'The agents report nothing wrong with this herd.'}
+        {scope === 'fleet'
+          ? 'No agent is silent, no herd has two primaries, no replica streams from outside its herd, no instance is held.'
+          : 'The agents report nothing wrong with this herd.'}
       </p>
     );
   }
@@ -23,7 +25,12 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
             {twoPrimaries.rows.map((h) => (
               <li key={h.herdId}>
                 <Link href={`/herds/${h.herdId}`}>{h.herd}</Link>: {h.primaries.length} instances run as primaries:{' '}
-                {h.primaries.map((p, n) => <span key={p.id}>{n > 0 && ', '}<Link href={`/admin/instances/${p.id}`}>{p.label}</Link></span>)}
+                {h.primaries.map((p, n) => (
+                  <span key={p.id}>
+                    {n > 0 && ', '}
+                    <Link href={`/admin/instances/${p.id}`}>{p.label}</Link>
+                  </span>
+                ))}
               </li>
             ))}
             {more(twoPrimaries.rows.length, twoPrimaries.total)}
@@ -32,12 +39,21 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
       )}
       {foreignUpstreams.total > 0 && (
         <section data-health="foreign-upstreams">
-          <h3>{foreignUpstreams.total === 1 ? 'A replica streams' : `${foreignUpstreams.total} replicas stream`} from outside {foreignUpstreams.total === 1 ? 'its' : 'their'} herd</h3>
+          <h3>
+            {foreignUpstreams.total === 1 ? 'A replica streams' : `${foreignUpstreams.total} replicas stream`} from outside{' '}
+            {foreignUpstreams.total === 1 ? 'its' : 'their'} herd
+          </h3>
           <ul>
             {foreignUpstreams.rows.map((r) => (
               <li key={r.id}>
                 <Link href={`/admin/instances/${r.id}`}>{r.label}</Link> in <Link href={`/herds/${r.herdId}`}>{r.herd}</Link> streams from{' '}
-                {r.upstreamHerd ? <><Link href={`/admin/instances/${r.upstreamId}`}>{r.upstream}</Link> in {r.upstreamHerd}</> : 'an instance in an environment you cannot see'}
+                {r.upstreamHerd ? (
+                  <>
+                    <Link href={`/admin/instances/${r.upstreamId}`}>{r.upstream}</Link> in {r.upstreamHerd}
+                  </>
+                ) : (
+                  'an instance in an environment you cannot see'
+                )}
               </li>
             ))}
             {more(foreignUpstreams.rows.length, foreignUpstreams.total)}
@@ -46,13 +62,18 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
       )}
       {conflicts.total > 0 && (
         <section data-health="conflicts">
-          <h3>{conflicts.total === 1 ? 'An instance is' : `${conflicts.total} instances are`} held: {conflicts.total === 1 ? 'its' : 'their'} agent names a herd of another environment</h3>
+          <h3>
+            {conflicts.total === 1 ? 'An instance is' : `${conflicts.total} instances are`} held: {conflicts.total === 1 ? 'its' : 'their'}{' '}
+            agent names a herd of another environment
+          </h3>
           <ul>
             {conflicts.rows.map((c) => (
               <li key={`${c.serverId}/${c.label}`}>
-                <Link href={`/admin/servers/${c.serverId}`}>{c.label}</Link> ({c.serverEnvironment}) reports system identifier {c.systemIdentifier}, that of{' '}
-                {c.herd ? <Link href={`/herds/${c.herdId}`}>{c.herd}</Link> : 'a herd in an environment you cannot see'}: not merged into it (a server and the
-                instances on it are in one environment). A copy restored in the wrong place, or a server filed in the wrong environment.
+                <Link href={`/admin/servers/${c.serverId}`}>{c.label}</Link> ({c.serverEnvironment}) reports system identifier{' '}
+                {c.systemIdentifier}, that of{' '}
+                {c.herd ? <Link href={`/herds/${c.herdId}`}>{c.herd}</Link> : 'a herd in an environment you cannot see'}: not merged into it
+                (a server and the instances on it are in one environment). A copy restored in the wrong place, or a server filed in the
+                wrong environment.
               </li>
             ))}
             {more(conflicts.rows.length, conflicts.total)}
@@ -61,12 +82,15 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
       )}
       {silent.total > 0 && (
         <section data-health="silent">
-          <h3>{silent.total === 1 ? 'A server\u2019s agent is' : `${silent.total} servers\u2019 agents are`} silent (no report for {SILENT_AFTER_INTERVALS} intervals)</h3>
+          <h3>
+            {silent.total === 1 ? 'A server\u2019s agent is' : `${silent.total} servers\u2019 agents are`} silent (no report for{' '}
+            {SILENT_AFTER_INTERVALS} intervals)
+          </h3>
           <ul>
             {silent.rows.map((s) => (
               <li key={s.id}>
-                <Link href={`/admin/servers/${s.id}`}>{s.hostname}</Link> ({s.environment}): last report {formatDuration(s.silentSeconds)} ago,{' '}
-                <time dateTime={s.lastSeenAt.toISOString()}>{s.lastSeenAt.toISOString().replace('T', ' ').slice(0, 19)} UTC</time>
+                <Link href={`/admin/servers/${s.id}`}>{s.hostname}</Link> ({s.environment}): last report {formatDuration(s.silentSeconds)}{' '}
+                ago, <time dateTime={s.lastSeenAt.toISOString()}>{s.lastSeenAt.toISOString().replace('T', ' ').slice(0, 19)} UTC</time>
                 {s.intervalSeconds > 0 ? `, reports every ${formatDuration(s.intervalSeconds)}` : ''}
               </li>
             ))}

@@ -18,7 +18,8 @@ let t: TestDb;
 const admin = (name: string) => getAdmin(name)!;
 const editable = (name: string) => getEditable(name)!;
 const actor = { id: null, username: 'tester', access: SYSTEM_ACCESS, remoteAddr: '127.0.0.9' };
-const list = (model: string, raw: Record<string, string>) => changeList(t.db, admin(model), parseListParams(admin(model), raw, SYSTEM_ACCESS));
+const list = (model: string, raw: Record<string, string>) =>
+  changeList(t.db, admin(model), parseListParams(admin(model), raw, SYSTEM_ACCESS));
 
 beforeAll(async () => {
   t = await freshDatabase();
@@ -31,7 +32,12 @@ describe('seeding from the lab', () => {
     for (const herd of await t.db.select().from(herds)) {
       const members = t.lab.instances.filter((i) => i.herd === herd.name);
       for (const m of members.filter((x) => x.herd === herd.name && !isOpsTestHerd(x.environment, x.herd))) {
-        const { id, rec } = (await query<{ id: string; rec: boolean }>(m.dsn, 'SELECT system_identifier::text AS id, pg_is_in_recovery() AS rec FROM pg_control_system()'))[0]!;
+        const { id, rec } = (
+          await query<{ id: string; rec: boolean }>(
+            m.dsn,
+            'SELECT system_identifier::text AS id, pg_is_in_recovery() AS rec FROM pg_control_system()',
+          )
+        )[0]!;
         if (m.environment === (await t.db.select().from(environments).where(eq(environments.id, herd.environmentId)))[0]!.name) {
           expect(id).toBe(herd.systemIdentifier);
           expect(rec).toBe(m.role === 'replica');
@@ -44,14 +50,25 @@ describe('seeding from the lab', () => {
 
 describe('instances changelist', () => {
   it('filters by herd and role and matches the lab', async () => {
-    const [herd] = await t.db.select({ id: herds.id }).from(herds)
+    const [herd] = await t.db
+      .select({ id: herds.id })
+      .from(herds)
       .innerJoin(environments, eq(herds.environmentId, environments.id))
       .where(and(eq(herds.name, 'orders'), eq(environments.name, 'staging')));
     const page = await list('instances', { herd: String(herd!.id), role: 'replica' });
-    const expected = t.lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'replica').map((i) => i.server).sort();
+    const expected = t.lab.instances
+      .filter((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'replica')
+      .map((i) => i.server)
+      .sort();
     expect(page.total).toBe(2);
     expect(page.rows.map((r) => r.server).sort()).toEqual(expected);
-    expect(page.rows.every((r) => r.upstream === `${t.lab.instances.find((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'primary')!.server}:${String(r.port)}`)).toBe(true);
+    expect(
+      page.rows.every(
+        (r) =>
+          r.upstream ===
+          `${t.lab.instances.find((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'primary')!.server}:${String(r.port)}`,
+      ),
+    ).toBe(true);
   });
 
   it('counts facets under the other filters', async () => {
@@ -67,8 +84,14 @@ describe('instances changelist', () => {
     const env = f.find((x) => x.key === 'environment')!;
     // staging's count is whatever the operations tests left (they promote in staging/identity): ask the table.
     const [stg] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
-    const stagingReplicas = await t.db.$count(instances, and(eq(instances.role, 'replica'), sql`${instances.herdId} IN (SELECT id FROM herds WHERE environment_id = ${stg!.id})`));
-    expect(env.options.map((o) => [o.label, o.count])).toEqual([['production', 6], ['staging', stagingReplicas]]);
+    const stagingReplicas = await t.db.$count(
+      instances,
+      and(eq(instances.role, 'replica'), sql`${instances.herdId} IN (SELECT id FROM herds WHERE environment_id = ${stg!.id})`),
+    );
+    expect(env.options.map((o) => [o.label, o.count])).toEqual([
+      ['production', 6],
+      ['staging', stagingReplicas],
+    ]);
     const herd = f.find((x) => x.key === 'herd')!;
     expect(herd.searchable).toBe(true);
     expect(herd.options).toEqual([]); // a searchable facet lists only its selection
@@ -81,8 +104,16 @@ describe('instances changelist', () => {
     const a = await list('instances', { sort: 'site', per: '25' });
     const firstTwo = [...a.rows];
     expect(new Set(firstTwo.map((r) => r.__id)).size).toBe(firstTwo.length);
-    const p1 = await changeList(t.db, admin('instances'), { ...parseListParams(admin('instances'), { sort: 'site' }, SYSTEM_ACCESS), per: 5, page: 1 });
-    const p2 = await changeList(t.db, admin('instances'), { ...parseListParams(admin('instances'), { sort: 'site' }, SYSTEM_ACCESS), per: 5, page: 2 });
+    const p1 = await changeList(t.db, admin('instances'), {
+      ...parseListParams(admin('instances'), { sort: 'site' }, SYSTEM_ACCESS),
+      per: 5,
+      page: 1,
+    });
+    const p2 = await changeList(t.db, admin('instances'), {
+      ...parseListParams(admin('instances'), { sort: 'site' }, SYSTEM_ACCESS),
+      per: 5,
+      page: 2,
+    });
     expect(p1.rows.map((r) => r.__id).filter((id) => p2.rows.some((x) => x.__id === id))).toEqual([]);
     expect(p1.pages).toBe(Math.ceil(t.lab.instances.length / 5));
   });
@@ -113,14 +144,23 @@ describe('counts in other tables', () => {
   it('counts each environment\u2019s own herds and servers (correlated subqueries stay qualified)', async () => {
     const page = await list('environments', {});
     // production: 9 database servers and the PgBouncer server in front of billing.
-    expect(page.rows.map((r) => [r.name, r.herds, r.servers])).toEqual([['production', 3, 10], ['staging', 3, 9]]);
+    expect(page.rows.map((r) => [r.name, r.herds, r.servers])).toEqual([
+      ['production', 3, 10],
+      ['staging', 3, 9],
+    ]);
   });
 });
 
 describe('forms', () => {
   it('refuses invalid input with field errors and saves nothing', async () => {
     const before = await t.db.$count(herds);
-    const res = await saveObject(t.db, editable('herds'), null, { environmentId: 'x', name: '', defaultPort: '70000', pgVersion: '15', controlDriver: 'telnet', automation: 'enabled' }, actor);
+    const res = await saveObject(
+      t.db,
+      editable('herds'),
+      null,
+      { environmentId: 'x', name: '', defaultPort: '70000', pgVersion: '15', controlDriver: 'telnet', automation: 'enabled' },
+      actor,
+    );
     expect(res.ok).toBe(false);
     if (res.ok) return;
     expect(Object.keys(res.fieldErrors).sort()).toEqual(['controlDriver', 'defaultPort', 'environmentId', 'name']);
@@ -137,7 +177,11 @@ describe('forms', () => {
     expect(row!.name).toBe(name);
     const upd = await saveObject(t.db, editable('environments'), created.id, { name, description: 'changed' }, actor);
     expect(upd.ok).toBe(true);
-    const audit = await t.db.select().from(auditEntries).where(and(eq(auditEntries.objectType, 'environments'), eq(auditEntries.objectId, String(created.id)))).orderBy(auditEntries.id);
+    const audit = await t.db
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.objectType, 'environments'), eq(auditEntries.objectId, String(created.id))))
+      .orderBy(auditEntries.id);
     expect(audit.map((a) => a.action)).toEqual(['inventory.create', 'inventory.update']);
     expect(audit[1]!.changes).toEqual({ description: ['O\'Brien "test"', 'changed'] });
     expect(audit[1]!.username).toBe('tester');
@@ -147,7 +191,22 @@ describe('forms', () => {
   it('refuses a data directory that is not a plain absolute path, and saves nothing', async () => {
     const [i] = await t.db.select().from(instances).limit(1);
     for (const bad of ['/data; touch /tmp/x', 'relative/dir', '/a/../etc', '/x\ny', '/$(id)']) {
-      const res = await saveObject(t.db, editable('instances'), i!.id, { herdId: String(i!.herdId), serverId: String(i!.serverId), port: String(i!.port), dataDirectory: bad, pgVersion: '15', role: i!.role, state: i!.state, upstreamInstanceId: '' }, actor);
+      const res = await saveObject(
+        t.db,
+        editable('instances'),
+        i!.id,
+        {
+          herdId: String(i!.herdId),
+          serverId: String(i!.serverId),
+          port: String(i!.port),
+          dataDirectory: bad,
+          pgVersion: '15',
+          role: i!.role,
+          state: i!.state,
+          upstreamInstanceId: '',
+        },
+        actor,
+      );
       expect(!res.ok && res.fieldErrors.dataDirectory, bad).toMatch(/absolute path/);
     }
     const [after] = await t.db.select().from(instances).where(eq(instances.id, i!.id));
@@ -156,18 +215,53 @@ describe('forms', () => {
 
   it('turns a unique violation into an error on the field', async () => {
     const [env] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
-    const res = await saveObject(t.db, editable('herds'), null, { environmentId: String(env!.id), name: 'billing', description: '', defaultPort: '5432', defaultDataDirectory: '', pgVersion: '15', controlDriver: 'pg_ctl', dnsName: '', automation: 'enabled' }, actor);
+    const res = await saveObject(
+      t.db,
+      editable('herds'),
+      null,
+      {
+        environmentId: String(env!.id),
+        name: 'billing',
+        description: '',
+        defaultPort: '5432',
+        defaultDataDirectory: '',
+        pgVersion: '15',
+        controlDriver: 'pg_ctl',
+        dnsName: '',
+        automation: 'enabled',
+      },
+      actor,
+    );
     expect(res).toEqual({ ok: false, fieldErrors: { name: 'A herd with this name already exists in this environment.' } });
-    const srv = await saveObject(t.db, editable('servers'), null, { hostname: 'not a host!', environmentId: String(env!.id), address: '', site: '', sshPort: '22', sshUser: 'postgres' }, actor);
+    const srv = await saveObject(
+      t.db,
+      editable('servers'),
+      null,
+      { hostname: 'not a host!', environmentId: String(env!.id), address: '', site: '', sshPort: '22', sshUser: 'postgres' },
+      actor,
+    );
     expect(!srv.ok && srv.fieldErrors.hostname).toMatch(/host name/);
   });
 
   it('registers a PgBouncer with its [databases] entries, refusing names that could not be PAUSEd and paths that are not plain', async () => {
     const [p] = await t.db.select().from(poolers).limit(1);
-    const form = (databases: string, configFile = '/etc/pgbouncer/pgbouncer.ini') => ({ herdId: String(p!.herdId), serverId: String(p!.serverId), port: '6433', adminUser: 'pgbouncer', configFile, databases });
+    const form = (databases: string, configFile = '/etc/pgbouncer/pgbouncer.ini') => ({
+      herdId: String(p!.herdId),
+      serverId: String(p!.serverId),
+      port: '6433',
+      adminUser: 'pgbouncer',
+      configFile,
+      databases,
+    });
     const bad = await saveObject(t.db, editable('poolers'), null, form('billing, x; RELOAD', '../etc/x'), actor);
-    expect(!bad.ok && bad.fieldErrors).toEqual({ databases: expect.stringMatching(/Entry names are/), configFile: expect.stringMatching(/absolute path/) });
-    expect((await saveObject(t.db, editable('poolers'), null, form('a, a'), actor))).toMatchObject({ ok: false, fieldErrors: { databases: 'An entry is named twice.' } });
+    expect(!bad.ok && bad.fieldErrors).toEqual({
+      databases: expect.stringMatching(/Entry names are/),
+      configFile: expect.stringMatching(/absolute path/),
+    });
+    expect(await saveObject(t.db, editable('poolers'), null, form('a, a'), actor)).toMatchObject({
+      ok: false,
+      fieldErrors: { databases: 'An entry is named twice.' },
+    });
     expect(await t.db.select().from(poolers)).toHaveLength(1);
     const ok = await saveObject(t.db, editable('poolers'), null, form(' billing , billing_ro '), actor);
     expect(ok.ok).toBe(true);
@@ -201,8 +295,12 @@ describe('delete', () => {
     expect(await t.db.$count(servers, eq(servers.environmentId, env!.id))).toBe(0);
     expect(await t.db.$count(instances)).toBe(t.lab.instances.length - 9);
     expect(await t.db.$count(dnsRecords)).toBe(3);
-    const audit = await t.db.select({ action: auditEntries.action, type: auditEntries.objectType, n: sql<number>`count(*)::int` })
-      .from(auditEntries).where(sql`${auditEntries.action} LIKE 'inventory.delete%'`).groupBy(auditEntries.action, auditEntries.objectType).orderBy(auditEntries.objectType);
+    const audit = await t.db
+      .select({ action: auditEntries.action, type: auditEntries.objectType, n: sql<number>`count(*)::int` })
+      .from(auditEntries)
+      .where(sql`${auditEntries.action} LIKE 'inventory.delete%'`)
+      .groupBy(auditEntries.action, auditEntries.objectType)
+      .orderBy(auditEntries.objectType);
     expect(audit).toEqual([
       { action: 'inventory.delete_cascade', type: 'dns-records', n: 3 },
       { action: 'inventory.delete', type: 'environments', n: 1 },
@@ -238,7 +336,9 @@ describe('every declared model', () => {
     const { operations, operationTargets } = await import('@/db/schema');
     const [op] = await t.db.insert(operations).values({ action: 'restart', planDigest: 'x', requestedByName: 'tester' }).returning();
     const [someInstance] = await t.db.select().from(instances).limit(1);
-    await t.db.insert(operationTargets).values({ operationId: op!.id, instanceId: someInstance!.id, herdId: someInstance!.herdId, label: 'x' });
+    await t.db
+      .insert(operationTargets)
+      .values({ operationId: op!.id, instanceId: someInstance!.id, herdId: someInstance!.herdId, label: 'x' });
     const { loadObject, relationOptions } = await import('./change-form-data');
     for (const def of adminModels) {
       const all = await changeList(t.db, def, parseListParams(def, {}, SYSTEM_ACCESS));

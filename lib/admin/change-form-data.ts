@@ -7,21 +7,30 @@ import { scopeSql } from './list-sql';
 import { valueText } from './text';
 
 /** Choices for relation fields: only objects in `scope` (the environments where the user may make the change; null: all). */
-export async function relationOptions(db: Db, def: EditableModel, scope: number[] | null): Promise<Record<string, { value: string; label: string }[]>> {
+export async function relationOptions(
+  db: Db,
+  def: EditableModel,
+  scope: number[] | null,
+): Promise<Record<string, { value: string; label: string }[]>> {
   const out: Record<string, { value: string; label: string }[]> = {};
-  await Promise.all(def.form.fields.map(async (f) => {
-    if (f.input.type !== 'relation' || !f.references) return;
-    const rel = f.references();
-    out[f.name] = await selectFrom(db, rel, { value: sql<string>`(${rel.id})::text`, label: sql<string>`(${rel.labelSql})::text` })
-      .where(scopeSql(rel, scope))
-      .orderBy(sql`2`)
-      .limit(5000);
-  }));
+  await Promise.all(
+    def.form.fields.map(async (f) => {
+      if (f.input.type !== 'relation' || !f.references) return;
+      const rel = f.references();
+      out[f.name] = await selectFrom(db, rel, { value: sql<string>`(${rel.id})::text`, label: sql<string>`(${rel.labelSql})::text` })
+        .where(scopeSql(rel, scope))
+        .orderBy(sql`2`)
+        .limit(5000);
+    }),
+  );
   return out;
 }
 
-
-export async function loadObject(db: Db, def: EditableModel, id: number): Promise<{ values: Record<string, string>; label: string } | null> {
+export async function loadObject(
+  db: Db,
+  def: EditableModel,
+  id: number,
+): Promise<{ values: Record<string, string>; label: string } | null> {
   const columns = getTableColumns(def.table);
   const selection: Record<string, ReturnType<typeof sql>> = { __label: sql<string>`(${def.labelSql})::text` };
   for (const f of def.form.fields) {

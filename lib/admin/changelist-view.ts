@@ -37,7 +37,12 @@ export function columnViews(def: AdminDef, p: ListParams): ColumnView[] {
 /** The bulk actions this user may use somewhere (delete included, for models that have it), with the role each needs. */
 export function actionViews(def: AdminDef, access: Access): (ActionView & { role: Role })[] {
   const base = changelistBase(def);
-  const all = [...(def.actions ?? []), ...(!isEditable(def) ? [] : [{ name: 'delete', label: `Delete selected ${def.labelPlural}`, href: `${base}/delete`, role: permissionFor(def, 'delete') }])];
+  const all = [
+    ...(def.actions ?? []),
+    ...(!isEditable(def)
+      ? []
+      : [{ name: 'delete', label: `Delete selected ${def.labelPlural}`, href: `${base}/delete`, role: permissionFor(def, 'delete') }]),
+  ];
   return all.filter((a) => canSomewhere(access, a.role));
 }
 

@@ -55,7 +55,13 @@ async function describe(db: Queries, table: PgTable, ids: number[]): Promise<Col
     const items = await labelsFor(db, def, ids.slice(0, ITEM_LIMIT));
     return { model: def.name, label: def.labelPlural, linkable: true, ids, items };
   }
-  return { model: name, label: name.replace(/_/g, ' '), linkable: false, ids, items: ids.slice(0, ITEM_LIMIT).map((id) => ({ id, label: `${name} #${id}` })) };
+  return {
+    model: name,
+    label: name.replace(/_/g, ' '),
+    linkable: false,
+    ids,
+    items: ids.slice(0, ITEM_LIMIT).map((id) => ({ id, label: `${name} #${id}` })),
+  };
 }
 
 function idColumn(table: PgTable): PgColumn {
@@ -76,7 +82,10 @@ export async function collectForDelete(db: Queries, def: AdminDef, ids: number[]
       if (!tIds.length) continue;
       for (const ref of referencesTo(table)) {
         const pk = idColumn(ref.table);
-        const rows = await db.select({ id: sql<number>`${pk}` }).from(ref.table).where(inArray(ref.column, tIds));
+        const rows = await db
+          .select({ id: sql<number>`${pk}` })
+          .from(ref.table)
+          .where(inArray(ref.column, tIds));
         const found = rows.map((r) => r.id);
         if (!found.length) continue;
         const bucket = ref.onDelete === 'cascade' ? seen : ref.onDelete === 'set null' ? unlinked : blocked;
@@ -92,9 +101,17 @@ export async function collectForDelete(db: Queries, def: AdminDef, ids: number[]
   // A row both cascaded and unlinked is simply deleted.
   for (const [t, set] of unlinked) for (const id of seen.get(t) ?? []) set.delete(id);
   const groups = async (m: Map<PgTable, Set<number>>, skipRoot: boolean) =>
-    Promise.all([...m.entries()]
-      .filter(([t, s]) => s.size && !(skipRoot && t === def.table))
-      .map(([t, s]) => describe(db, t, [...s].sort((a, b) => a - b))));
+    Promise.all(
+      [...m.entries()]
+        .filter(([t, s]) => s.size && !(skipRoot && t === def.table))
+        .map(([t, s]) =>
+          describe(
+            db,
+            t,
+            [...s].sort((a, b) => a - b),
+          ),
+        ),
+    );
   return {
     deleted: [await describe(db, def.table, ids), ...(await groups(seen, true))],
     unlinked: await groups(unlinked, false),

@@ -79,7 +79,7 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   listFilter: FilterDef[];
   searchFields: (keyof F & string)[];
   /** Default order, e.g. ['environment', '-lag']; '-' means descending. */
-  ordering: (keyof F & string | `-${keyof F & string}`)[];
+  ordering: ((keyof F & string) | `-${keyof F & string}`)[];
   /** How an object is added and changed; a model without one is read-only (records such as operations: no add, change or delete). */
   form?: ModelForm<Model>;
   /** Panels on an object's page besides its form. */

@@ -6,32 +6,53 @@ import type { Queries } from '@/db/client';
 import { ownershipProblem } from '@/lib/dns/config';
 import { capitalize } from './text';
 
-interface Mismatch extends Record<string, unknown> { label: string; environment: string }
+interface Mismatch extends Record<string, unknown> {
+  label: string;
+  environment: string;
+}
 
 async function mismatches(db: Queries, query: ReturnType<typeof sql>): Promise<Mismatch[]> {
   return (await db.execute<Mismatch>(query)).rows;
 }
 
-const described = (m: Mismatch[]) => `${m.slice(0, 3).map((x) => `${x.label} (${x.environment})`).join(', ')}${m.length > 3 ? ` and ${m.length - 3} more` : ''}`;
+const described = (m: Mismatch[]) =>
+  `${m
+    .slice(0, 3)
+    .map((x) => `${x.label} (${x.environment})`)
+    .join(', ')}${m.length > 3 ? ` and ${m.length - 3} more` : ''}`;
 
 /** A server moved to another environment must not leave instances or poolers of other environments' herds on it. */
 export async function serverDependents(db: Queries, id: number): Promise<Record<string, string> | null> {
-  const m = await mismatches(db, sql`
+  const m = await mismatches(
+    db,
+    sql`
     SELECT e.name || '/' || h.name || ' on port ' || x.port AS label, e.name AS environment
     FROM (SELECT herd_id, port FROM instances WHERE server_id = ${id} UNION ALL SELECT herd_id, port FROM poolers WHERE server_id = ${id}) x
     JOIN herds h ON h.id = x.herd_id JOIN environments e ON e.id = h.environment_id
-    WHERE h.environment_id <> (SELECT environment_id FROM servers WHERE id = ${id})`);
-  return m.length ? { environmentId: `This server runs members or poolers of herds in other environments: ${described(m)}. A server and what runs on it are in one environment: move them first.` } : null;
+    WHERE h.environment_id <> (SELECT environment_id FROM servers WHERE id = ${id})`,
+  );
+  return m.length
+    ? {
+        environmentId: `This server runs members or poolers of herds in other environments: ${described(m)}. A server and what runs on it are in one environment: move them first.`,
+      }
+    : null;
 }
 
 /** A herd moved to another environment must not leave members or poolers on servers of the old one. */
 export async function herdDependents(db: Queries, id: number): Promise<Record<string, string> | null> {
-  const m = await mismatches(db, sql`
+  const m = await mismatches(
+    db,
+    sql`
     SELECT s.hostname || ':' || x.port AS label, e.name AS environment
     FROM (SELECT server_id, port FROM instances WHERE herd_id = ${id} UNION ALL SELECT server_id, port FROM poolers WHERE herd_id = ${id}) x
     JOIN servers s ON s.id = x.server_id JOIN environments e ON e.id = s.environment_id
-    WHERE s.environment_id <> (SELECT environment_id FROM herds WHERE id = ${id})`);
-  return m.length ? { environmentId: `Members or poolers of this herd run on servers of other environments: ${described(m)}. A server and what runs on it are in one environment: move the servers first.` } : null;
+    WHERE s.environment_id <> (SELECT environment_id FROM herds WHERE id = ${id})`,
+  );
+  return m.length
+    ? {
+        environmentId: `Members or poolers of this herd run on servers of other environments: ${described(m)}. A server and what runs on it are in one environment: move the servers first.`,
+      }
+    : null;
 }
 
 /**
@@ -39,11 +60,13 @@ export async function herdDependents(db: Queries, id: number): Promise<Record<st
  * and must not be a name another herd already has.
  */
 export async function dnsRecordRules(db: Queries, id: number): Promise<Record<string, string> | null> {
-  const [r] = (await db.execute<{ name: string; zone: string; environment: string; taken_by: string | null }>(sql`
+  const [r] = (
+    await db.execute<{ name: string; zone: string; environment: string; taken_by: string | null }>(sql`
     SELECT d.name, d.zone, e.name AS environment,
            (SELECT string_agg(DISTINCT oe.name || '/' || oh.name, ', ') FROM dns_records o JOIN herds oh ON oh.id = o.herd_id JOIN environments oe ON oe.id = oh.environment_id
              WHERE lower(rtrim(o.name, '.')) = lower(rtrim(d.name, '.')) AND o.herd_id <> d.herd_id) AS taken_by
-    FROM dns_records d JOIN herds h ON h.id = d.herd_id JOIN environments e ON e.id = h.environment_id WHERE d.id = ${id}`)).rows;
+    FROM dns_records d JOIN herds h ON h.id = d.herd_id JOIN environments e ON e.id = h.environment_id WHERE d.id = ${id}`)
+  ).rows;
   if (!r) throw new Error(`DNS record ${id} not found: its rules are checked after it is saved`);
   if (r.taken_by) return { name: `${r.name} is already a name of ${r.taken_by}: one name, one herd.` };
   const problem = ownershipProblem(r.name, r.zone, r.environment);

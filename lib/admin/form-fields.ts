@@ -63,28 +63,54 @@ const blankToNull = (v: unknown) => (v === '' || v === undefined ? null : v);
 
 export const f = {
   /** Required text, trimmed; stored exactly as typed otherwise (HTML and quotes are data), but no control or direction characters. */
-  name: (max = 100) => z.string().trim().min(1, 'This field is required.').max(max, `At most ${max} characters.`)
-    .refine(isPlainName, NO_TRICKS),
+  name: (max = 100) =>
+    z.string().trim().min(1, 'This field is required.').max(max, `At most ${max} characters.`).refine(isPlainName, NO_TRICKS),
   text: (max = 2000) => z.string().trim().max(max, `At most ${max} characters.`).refine(isPlainText, NO_TRICKS).default(''),
   int: (min: number, max: number) =>
-    z.coerce.number({ message: 'Enter a whole number.' }).int('Enter a whole number.').min(min, `At least ${min}.`).max(max, `At most ${max}.`),
+    z.coerce
+      .number({ message: 'Enter a whole number.' })
+      .int('Enter a whole number.')
+      .min(min, `At least ${min}.`)
+      .max(max, `At most ${max}.`),
   relation: () => z.coerce.number({ message: 'Choose one.' }).int('Choose one.').min(1, 'Choose one.').max(MAX_ID, 'Choose one.'),
-  optionalRelation: () => z.preprocess(blankToNull, z.coerce.number({ message: 'Enter an id, or leave it empty.' }).int('Enter an id, or leave it empty.').min(1, 'Enter an id, or leave it empty.').max(MAX_ID, 'Enter an id, or leave it empty.').nullable()),
+  optionalRelation: () =>
+    z.preprocess(
+      blankToNull,
+      z.coerce
+        .number({ message: 'Enter an id, or leave it empty.' })
+        .int('Enter an id, or leave it empty.')
+        .min(1, 'Enter an id, or leave it empty.')
+        .max(MAX_ID, 'Enter an id, or leave it empty.')
+        .nullable(),
+    ),
   choice: <T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { message: `Choose one of: ${values.join(', ')}.` }),
   optionalChoice: <T extends readonly [string, ...string[]]>(values: T) => z.preprocess(blankToNull, z.enum(values).nullable()),
   hostname: () =>
-    z.string().trim().min(1, 'This field is required.').max(253, 'At most 253 characters.')
-      .regex(/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, 'Enter a host name such as db-1.example.com.'),
+    z
+      .string()
+      .trim()
+      .min(1, 'This field is required.')
+      .max(253, 'At most 253 characters.')
+      .regex(
+        /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/,
+        'Enter a host name such as db-1.example.com.',
+      ),
   /**
    * An absolute path such as a data directory: letters, digits and . _ - + @ / only, no '..'.
    * Quoting at use would make any path safe; refusing the odd ones at input keeps them readable too.
    */
   path: () =>
-    z.string().trim().max(500, 'At most 500 characters.')
-      .refine((v) => v === '' || (/^\/[A-Za-z0-9._@+/-]*$/.test(v) && !v.split('/').includes('..')), 'Enter an absolute path (letters, digits and . _ - + @ / only), for example /var/lib/postgresql/15/main.')
+    z
+      .string()
+      .trim()
+      .max(500, 'At most 500 characters.')
+      .refine(
+        (v) => v === '' || (/^\/[A-Za-z0-9._@+/-]*$/.test(v) && !v.split('/').includes('..')),
+        'Enter an absolute path (letters, digits and . _ - + @ / only), for example /var/lib/postgresql/15/main.',
+      )
       .default(''),
-  optionalText: (max = 200) => z.preprocess(blankToNull, z.string().trim().max(max, `At most ${max} characters.`)
-    .refine(isPlainName, NO_TRICKS).nullable()),
+  optionalText: (max = 200) =>
+    z.preprocess(blankToNull, z.string().trim().max(max, `At most ${max} characters.`).refine(isPlainName, NO_TRICKS).nullable()),
 };
 
 /** The enum's values when drizzle-zod made the column a z.enum (possibly nullable or optional). */
@@ -97,7 +123,14 @@ function enumValues(s: z.ZodType): [string, ...string[]] | null {
 }
 
 /** The field's checks and input as the column implies them, where the declaration does not give them. */
-function derive(table: string, key: string, column: Column, derived: z.ZodType, decl: FieldDecl, refersElsewhere: boolean): { schema: z.ZodType; input: InputSpec } {
+function derive(
+  table: string,
+  key: string,
+  column: Column,
+  derived: z.ZodType,
+  decl: FieldDecl,
+  refersElsewhere: boolean,
+): { schema: z.ZodType; input: InputSpec } {
   const what = `${table}.${key}`;
   const nullable = !column.notNull;
   if (refersElsewhere) {
@@ -105,7 +138,11 @@ function derive(table: string, key: string, column: Column, derived: z.ZodType, 
     return { schema: decl.schema ?? (nullable ? f.optionalRelation() : f.relation()), input: decl.input ?? { type: 'relation' } };
   }
   const choices = enumValues(derived);
-  if (choices) return { schema: decl.schema ?? (nullable ? f.optionalChoice(choices) : f.choice(choices)), input: decl.input ?? { type: 'select', choices, optional: nullable } };
+  if (choices)
+    return {
+      schema: decl.schema ?? (nullable ? f.optionalChoice(choices) : f.choice(choices)),
+      input: decl.input ?? { type: 'select', choices, optional: nullable },
+    };
   if (decl.schema) return { schema: decl.schema, input: decl.input ?? { type: column.dataType === 'number' ? 'number' : 'text' } };
   if (column.dataType === 'string') {
     // Text the table says little about: required when it has no default, empty-as-null when it may be null.
@@ -136,11 +173,18 @@ export function tableForm<T extends PgTable, M extends Referenced>(
     if (!column || !derived || !decl) throw new Error(`${config.name}.${key} is not a column of the table`);
     const { schema, input } = derive(config.name, key, column, derived, decl, foreign.has(column.name));
     shape[key] = schema;
-    fields.push({ name: key, label: decl.label, ...(decl.help ? { help: decl.help } : {}), input, ...(decl.references ? { references: decl.references } : {}) });
+    fields.push({
+      name: key,
+      label: decl.label,
+      ...(decl.help ? { help: decl.help } : {}),
+      input,
+      ...(decl.references ? { references: decl.references } : {}),
+    });
   }
   const object = z.object(shape);
   return { schema: check ? object.superRefine(check) : object, fields };
 }
 
 /** The fields as the page draws them: plain data (no schema, no model), safe to send to the browser. */
-export const fieldViews = (form: ModelForm): FieldView[] => form.fields.map(({ name, label, help, input }) => ({ name, label, ...(help ? { help } : {}), input }));
+export const fieldViews = (form: ModelForm): FieldView[] =>
+  form.fields.map(({ name, label, help, input }) => ({ name, label, ...(help ? { help } : {}), input }));

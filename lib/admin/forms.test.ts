@@ -26,7 +26,9 @@ describe('form messages', () => {
   it('are sentences for people, for missing, overlong, mistyped and out-of-range values, in every form', () => {
     for (const [model, spec] of Object.entries(forms)) {
       const long = Object.fromEntries(spec.fields.map((f) => [f.name, 'x'.repeat(5000)]));
-      const wrong = Object.fromEntries(spec.fields.map((f) => [f.name, f.input.type === 'number' || f.input.type === 'relation' ? String(2 ** 53) : ['a', 'b']]));
+      const wrong = Object.fromEntries(
+        spec.fields.map((f) => [f.name, f.input.type === 'number' || f.input.type === 'relation' ? String(2 ** 53) : ['a', 'b']]),
+      );
       for (const input of [{}, long, wrong]) {
         for (const [field, m] of Object.entries(messages(model, input))) {
           expect(m, `${model}.${field}: ${m}`).not.toMatch(SCHEMA_TALK);
@@ -41,8 +43,20 @@ describe('form messages', () => {
   });
 
   it('refuse control characters, line breaks and direction overrides in names', () => {
-    for (const name of ['prod\u202Euction', 'prod\nuction', 'prod\u0000', 'a\u2066b\u2069', 'x\u200F', 'qa\u2028env', '\u200Bproduction', 'pro\u00ADduction', 'a\uFEFFb']) {
-      expect(messages('environments', { name }).name).toBe('Control characters, line breaks, invisible characters and text-direction marks are not allowed.');
+    for (const name of [
+      'prod\u202Euction',
+      'prod\nuction',
+      'prod\u0000',
+      'a\u2066b\u2069',
+      'x\u200F',
+      'qa\u2028env',
+      '\u200Bproduction',
+      'pro\u00ADduction',
+      'a\uFEFFb',
+    ]) {
+      expect(messages('environments', { name }).name).toBe(
+        'Control characters, line breaks, invisible characters and text-direction marks are not allowed.',
+      );
     }
     expect(messages('environments', { name: 'production-eu (Zürich) <b>' }).name).toBeUndefined();
     // A description may have line breaks, never a direction override.
@@ -60,7 +74,9 @@ describe('a model\u2019s form, derived from its table', () => {
   const parents = pgTable('parents', { id: serial('id').primaryKey(), name: text('name').notNull() });
   const things = pgTable('things', {
     id: serial('id').primaryKey(),
-    parentId: integer('parent_id').notNull().references(() => parents.id),
+    parentId: integer('parent_id')
+      .notNull()
+      .references(() => parents.id),
     name: text('name').notNull(),
     note: text('note').notNull().default(''),
     alias: text('alias'),
@@ -89,17 +105,31 @@ describe('a model\u2019s form, derived from its table', () => {
       { name: 'maybeMood', label: 'Maybe', input: { type: 'select', choices: ['calm', 'tense'], optional: true } },
       { name: 'size', label: 'Size', input: { type: 'number' } },
     ]);
-    expect(form.schema.parse({ parentId: '3', name: ' a ', note: '', alias: '', mood: 'tense', maybeMood: '', size: '4' }))
-      .toEqual({ parentId: 3, name: 'a', note: '', alias: null, mood: 'tense', maybeMood: null, size: 4 });
+    expect(form.schema.parse({ parentId: '3', name: ' a ', note: '', alias: '', mood: 'tense', maybeMood: '', size: '4' })).toEqual({
+      parentId: 3,
+      name: 'a',
+      note: '',
+      alias: null,
+      mood: 'tense',
+      maybeMood: null,
+      size: 4,
+    });
     const bad = form.schema.safeParse({ parentId: '', name: '', mood: 'angry', size: '11' });
     expect(Object.fromEntries((bad.error?.issues ?? []).map((i) => [String(i.path[0]), i.message]))).toEqual({
-      parentId: 'Choose one.', name: 'This field is required.', mood: 'Choose one of: calm, tense.', size: 'At most 10.',
+      parentId: 'Choose one.',
+      name: 'This field is required.',
+      mood: 'Choose one of: calm, tense.',
+      size: 'At most 10.',
     });
   });
 
   it('refuses, when the models load, a field the table cannot check alone or that names no column', () => {
-    expect(() => tableForm(things, { parentId: { label: 'Parent' } })).toThrow(/things.parentId refers to another table: its field must name the model/);
-    expect(() => tableForm(things, { size: { label: 'Size' } })).toThrow(/things.size \(number\): the table cannot say what a valid value is/);
+    expect(() => tableForm(things, { parentId: { label: 'Parent' } })).toThrow(
+      /things.parentId refers to another table: its field must name the model/,
+    );
+    expect(() => tableForm(things, { size: { label: 'Size' } })).toThrow(
+      /things.size \(number\): the table cannot say what a valid value is/,
+    );
     // @ts-expect-error: the compiler refuses a key that is not a column
     expect(() => tableForm(things, { colour: { label: 'Colour' } })).toThrow(/things.colour is not a column/);
   });
@@ -122,7 +152,10 @@ describe('a bulk selection', () => {
     const many = Array.from({ length: MAX_SELECTION + 1 }, (_, i) => i + 1).join(',');
     expect(parseSelection({ ids: many })).toEqual({ ok: false, error: `At most ${MAX_SELECTION} objects at once: narrow the selection.` });
     // Repeats of the same ids are one selection, not a way past the bound.
-    expect(parseSelection({ ids: Array.from({ length: 3000 }, () => '7').join(',') })).toEqual({ ok: true, selection: { all: false, ids: [7] } });
+    expect(parseSelection({ ids: Array.from({ length: 3000 }, () => '7').join(',') })).toEqual({
+      ok: true,
+      selection: { all: false, ids: [7] },
+    });
     expect(parseSelection({ all: '1', ids: 'junk' })).toEqual({ ok: true, selection: { all: true } });
     expect(parseSelection({})).toEqual({ ok: false, error: 'Nothing was selected.' });
     expect(parseSelection({ ids: ['1', '2'] })).toMatchObject({ ok: false });
@@ -132,7 +165,9 @@ describe('a bulk selection', () => {
 describe('API token names', () => {
   it('refuse what would read differently on screen, as every other name does', () => {
     for (const name of ['ci\u202Egnp', 'ci\u0007', 'a\u200Bb', 'x\u2028y']) {
-      expect(newTokenForm.safeParse({ name, scope: 'read' }).error?.issues[0]!.message).toBe('Control characters, line breaks, invisible characters and text-direction marks are not allowed.');
+      expect(newTokenForm.safeParse({ name, scope: 'read' }).error?.issues[0]!.message).toBe(
+        'Control characters, line breaks, invisible characters and text-direction marks are not allowed.',
+      );
     }
     expect(newTokenForm.safeParse({ name: 'ci <deploy> & "nightly"', scope: 'read' }).success).toBe(true);
   });

@@ -7,31 +7,57 @@ const def = instancesAdmin;
 
 describe('parseListParams', () => {
   it('reads search, filters, multi-column sort, page and page size', () => {
-    const p = parseListParams(def, { q: ' billing ', environment: '3', role: 'replica', site: 'dc-east', sort: '-lag,server', page: '4', per: '50' }, SYSTEM_ACCESS);
+    const p = parseListParams(
+      def,
+      { q: ' billing ', environment: '3', role: 'replica', site: 'dc-east', sort: '-lag,server', page: '4', per: '50' },
+      SYSTEM_ACCESS,
+    );
     expect(p).toEqual({
       q: 'billing',
       filters: { environment: '3', role: 'replica', site: 'dc-east' },
-      sort: [{ field: 'lag', desc: true }, { field: 'server', desc: false }],
+      sort: [
+        { field: 'lag', desc: true },
+        { field: 'server', desc: false },
+      ],
       page: 4,
       per: 50,
       scope: null,
     });
   });
 
-  it('takes the scope from the user\'s roles, never from the query string', () => {
-    const staging = accessFrom({ id: 7, username: 'bob', superuser: false }, [{ role: 'operator', environmentId: 2 }, { role: 'viewer', environmentId: 5 }]);
+  it("takes the scope from the user's roles, never from the query string", () => {
+    const staging = accessFrom({ id: 7, username: 'bob', superuser: false }, [
+      { role: 'operator', environmentId: 2 },
+      { role: 'viewer', environmentId: 5 },
+    ]);
     expect(parseListParams(def, { scope: '1,2,3' }, staging).scope).toEqual([2, 5]);
-    expect(parseListParams(def, {}, accessFrom({ id: 8, username: 'carol', superuser: false }, [{ role: 'viewer', environmentId: null }])).scope).toBeNull();
+    expect(
+      parseListParams(def, {}, accessFrom({ id: 8, username: 'carol', superuser: false }, [{ role: 'viewer', environmentId: null }])).scope,
+    ).toBeNull();
     expect(parseListParams(def, {}, noAccess('dave')).scope).toEqual([]);
   });
 
   it('falls back to defaults for unknown or malformed values instead of failing', () => {
-    const p = parseListParams(def, {
-      role: 'overlord', state: "running'; DROP TABLE instances;--", environment: '-1', herd: 'abc', version: '15.2',
-      sort: 'nonsense,-,description', page: 'x', per: '7', bogus: '1',
-    }, SYSTEM_ACCESS);
+    const p = parseListParams(
+      def,
+      {
+        role: 'overlord',
+        state: "running'; DROP TABLE instances;--",
+        environment: '-1',
+        herd: 'abc',
+        version: '15.2',
+        sort: 'nonsense,-,description',
+        page: 'x',
+        per: '7',
+        bogus: '1',
+      },
+      SYSTEM_ACCESS,
+    );
     expect(p.filters).toEqual({});
-    expect(p.sort).toEqual([{ field: 'server', desc: false }, { field: 'port', desc: false }]);
+    expect(p.sort).toEqual([
+      { field: 'server', desc: false },
+      { field: 'port', desc: false },
+    ]);
     expect(p.page).toBe(1);
     expect(p.per).toBe(100);
   });
@@ -61,9 +87,18 @@ describe('toQueryString', () => {
 
 describe('sortByHeader', () => {
   it('makes the clicked column primary, toggles it when already primary, keeps the others', () => {
-    const s = [{ field: 'lag', desc: true }, { field: 'server', desc: false }];
-    expect(sortByHeader(s, 'server')).toEqual([{ field: 'server', desc: false }, { field: 'lag', desc: true }]);
-    expect(sortByHeader(s, 'lag')).toEqual([{ field: 'lag', desc: false }, { field: 'server', desc: false }]);
+    const s = [
+      { field: 'lag', desc: true },
+      { field: 'server', desc: false },
+    ];
+    expect(sortByHeader(s, 'server')).toEqual([
+      { field: 'server', desc: false },
+      { field: 'lag', desc: true },
+    ]);
+    expect(sortByHeader(s, 'lag')).toEqual([
+      { field: 'lag', desc: false },
+      { field: 'server', desc: false },
+    ]);
     expect(sortByHeader(s, 'port')).toEqual([{ field: 'port', desc: false }, ...s]);
   });
 });

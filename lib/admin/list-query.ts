@@ -12,7 +12,12 @@ import { likeContains, orderSql, scopeSql, whereSql } from './list-sql';
 export type Row = Record<string, unknown> & { __id: number; __env?: number | null };
 
 /** SELECT <selection> FROM the model's table with its joins (display-only joins when asked). */
-export function selectFrom<S extends SelectedFields>(db: Queries, def: Model, selection: S, opts: { display?: boolean } = { display: true }) {
+export function selectFrom<S extends SelectedFields>(
+  db: Queries,
+  def: Model,
+  selection: S,
+  opts: { display?: boolean } = { display: true },
+) {
   const q = db.select(selection).from(def.table).$dynamic();
   // A drizzle builder adds a join to itself (the call returns the same builder, typed with the joined
   // table, which a list of joins known at run time cannot be). The selection's types do not change:
@@ -74,12 +79,23 @@ function shapeOptions(f: FilterDef, rows: FacetRow[], all: boolean): FacetOption
 }
 
 /** Options with counts for one filter, under every other filter and the search. */
-export async function facetOptions(db: Queries, def: Model, f: FilterDef, p: ListParams, opts: { search?: string; only?: string; limit?: number } = {}): Promise<FacetOption[]> {
+export async function facetOptions(
+  db: Queries,
+  def: Model,
+  f: FilterDef,
+  p: ListParams,
+  opts: { search?: string; only?: string; limit?: number } = {},
+): Promise<FacetOption[]> {
   const conds: (SQL | undefined)[] = [whereSql(def, p, f.key)];
   if (opts.search) conds.push(sql`(${labelOf(f)})::text ILIKE ${likeContains(opts.search)}`);
   if (opts.only !== undefined) conds.push(sql`(${f.sql})::text = ${opts.only}`);
   const where = conds.filter(Boolean).reduce<SQL | undefined>((a, c) => (a ? sql`${a} AND ${c}` : c), undefined);
-  const rows: FacetRow[] = await selectFrom(db, def, { value: sql<string | null>`(${f.sql})::text`, label: sql<string | null>`(${labelOf(f)})::text`, n: sql<number>`count(*)::int` }, { display: false })
+  const rows: FacetRow[] = await selectFrom(
+    db,
+    def,
+    { value: sql<string | null>`(${f.sql})::text`, label: sql<string | null>`(${labelOf(f)})::text`, n: sql<number>`count(*)::int` },
+    { display: false },
+  )
     .where(where)
     .groupBy(f.sql, labelOf(f))
     .orderBy(sql`2`)
@@ -128,17 +144,22 @@ async function totalAndInactiveFacets(db: Queries, def: Model, p: ListParams) {
  */
 async function pageRows(db: Queries, def: Model, p: ListParams, page: number): Promise<Row[]> {
   const needsDisplayJoins = p.sort.some((s) => def.fields[s.field]?.sortNeedsDisplayJoins);
-  const ids = (await selectFrom(db, def, { id: idOf(def) }, { display: needsDisplayJoins })
-    .where(whereSql(def, p))
-    .orderBy(...orderSql(def, p))
-    .limit(p.per)
-    .offset((page - 1) * p.per)).map((r) => r.id);
+  const ids = (
+    await selectFrom(db, def, { id: idOf(def) }, { display: needsDisplayJoins })
+      .where(whereSql(def, p))
+      .orderBy(...orderSql(def, p))
+      .limit(p.per)
+      .offset((page - 1) * p.per)
+  ).map((r) => r.id);
   if (!ids.length) return [];
   const selection: Record<string, Expr> = { __id: def.id };
   if (def.environmentSql) selection.__env = def.environmentSql;
   for (const [k, f] of Object.entries(def.fields)) selection[k] = f.sql;
-  const rows = (await selectFrom(db, def, selection).where(inArray(def.id, ids)))
-    .map((r): Row => ({ ...r, __id: Number(r.__id), ...(def.environmentSql ? { __env: r.__env === null ? null : Number(r.__env) } : {}) }));
+  const rows = (await selectFrom(db, def, selection).where(inArray(def.id, ids))).map((r): Row => ({
+    ...r,
+    __id: Number(r.__id),
+    ...(def.environmentSql ? { __env: r.__env === null ? null : Number(r.__env) } : {}),
+  }));
   // In the ids' order; a row deleted between the two queries is simply not there.
   const byId = new Map(rows.map((r) => [r.__id, r]));
   return ids.flatMap((id) => byId.get(id) ?? []);
@@ -149,8 +170,12 @@ export async function changeList(db: Queries, def: Model, p: ListParams): Promis
   const [rows0, { total, options }, activeOptions] = await Promise.all([
     pageRows(db, def, p, p.page),
     totalAndInactiveFacets(db, def, p),
-    Promise.all(active.map(async (f): Promise<[string, FacetOption[]]> =>
-      [f.key, await facetOptions(db, def, f, p, f.kind === 'relation' && f.searchable ? { only: p.filters[f.key] } : {})])),
+    Promise.all(
+      active.map(async (f): Promise<[string, FacetOption[]]> => [
+        f.key,
+        await facetOptions(db, def, f, p, f.kind === 'relation' && f.searchable ? { only: p.filters[f.key] } : {}),
+      ]),
+    ),
   ]);
   const activeByKey = new Map(activeOptions);
   const pages = Math.max(1, Math.ceil(total / p.per));
@@ -172,13 +197,21 @@ export async function changeList(db: Queries, def: Model, p: ListParams): Promis
 
 /** The ids of everything matching, for "select all N matching"; bounded so a mistake stays small. */
 export async function matchingIds(db: Queries, def: Model, p: ListParams, cap: number): Promise<number[]> {
-  const rows = await selectFrom(db, def, { id: idOf(def) }, { display: false }).where(whereSql(def, p)).orderBy(def.id).limit(cap + 1);
+  const rows = await selectFrom(db, def, { id: idOf(def) }, { display: false })
+    .where(whereSql(def, p))
+    .orderBy(def.id)
+    .limit(cap + 1);
   if (rows.length > cap) throw new Error(`more than ${cap} objects match; narrow the selection`);
   return rows.map((r) => r.id);
 }
 
 /** Labels of the objects that exist among `ids` (and that the user may see, given a scope). */
-export async function labelsFor(db: Queries, def: Model, ids: number[], scope: number[] | null = null): Promise<{ id: number; label: string }[]> {
+export async function labelsFor(
+  db: Queries,
+  def: Model,
+  ids: number[],
+  scope: number[] | null = null,
+): Promise<{ id: number; label: string }[]> {
   if (!ids.length) return [];
   return selectFrom(db, def, { id: idOf(def), label: sql<string>`(${def.labelSql})::text` })
     .where(and(inArray(def.id, ids), scopeSql(def, scope)))

@@ -16,18 +16,24 @@ describe('whereSql', () => {
   });
 
   it('binds every filter value as a parameter, typed by its filter kind', () => {
-    const q = render(whereSql(def, parseListParams(def, { environment: '2', herd: '7', role: 'replica', version: '15', site: "dc'east" }, SYSTEM_ACCESS)));
-    expect(q!.sql).toBe('("herds"."environment_id" = $1 and "instances"."herd_id" = $2 and "instances"."role" = $3 and "instances"."pg_version" = $4 and "servers"."site" = $5)');
+    const q = render(
+      whereSql(def, parseListParams(def, { environment: '2', herd: '7', role: 'replica', version: '15', site: "dc'east" }, SYSTEM_ACCESS)),
+    );
+    expect(q!.sql).toBe(
+      '("herds"."environment_id" = $1 and "instances"."herd_id" = $2 and "instances"."role" = $3 and "instances"."pg_version" = $4 and "servers"."site" = $5)',
+    );
     expect(q!.params).toEqual([2, 7, 'replica', 15, "dc'east"]);
   });
 
   it('searches every search field with the user text as a literal substring', () => {
     const q = render(whereSql(def, parseListParams(def, { q: "50%_off\\'; --" }, SYSTEM_ACCESS)));
-    expect(q!.sql).toBe('(("servers"."hostname")::text ilike $1 or ("herds"."name")::text ilike $2 or ("environments"."name")::text ilike $3)');
+    expect(q!.sql).toBe(
+      '(("servers"."hostname")::text ilike $1 or ("herds"."name")::text ilike $2 or ("environments"."name")::text ilike $3)',
+    );
     expect(q!.params).toEqual(Array(3).fill("%50\\%\\_off\\\\'; --%"));
   });
 
-  it('bounds every query by the user\'s environments, whatever the filters say', () => {
+  it("bounds every query by the user's environments, whatever the filters say", () => {
     const q = render(whereSql(def, { q: '', filters: { environment: '9' }, scope: [2, 5] }));
     expect(q!.sql).toBe('("herds"."environment_id" in ($1, $2) and "herds"."environment_id" = $3)');
     expect(q!.params).toEqual([2, 5, 9]);
@@ -46,7 +52,9 @@ describe('orderSql', () => {
   it('orders by each sort key, empty values smallest, and the id last', () => {
     const parts = orderSql(def, parseListParams(def, { sort: '-lag,upstream' }, SYSTEM_ACCESS));
     const q = dialect.sqlToQuery(sql.join(parts, sql`, `));
-    expect(q.sql).toBe('"instances"."lag_bytes" desc NULLS LAST, "upstream_server"."hostname" || \':\' || "upstream"."port" asc NULLS FIRST, "instances"."id" asc');
+    expect(q.sql).toBe(
+      '"instances"."lag_bytes" desc NULLS LAST, "upstream_server"."hostname" || \':\' || "upstream"."port" asc NULLS FIRST, "instances"."id" asc',
+    );
   });
 
   it('leaves the NULLS clause off NOT NULL columns, so that their indexes serve both directions', () => {

@@ -21,9 +21,7 @@ export interface Actor {
   access: Access;
 }
 
-export type SaveResult =
-  | { ok: true; id: number; label: string }
-  | { ok: false; fieldErrors: Record<string, string>; formError?: string };
+export type SaveResult = { ok: true; id: number; label: string } | { ok: false; fieldErrors: Record<string, string>; formError?: string };
 
 interface PgErrorFields {
   code?: string;
@@ -67,7 +65,15 @@ async function environmentName(db: Queries, id: number | null): Promise<string> 
  * actor needs `need` in its environment (AccessDenied otherwise), and the model's `sameEnvironment`
  * fields must be in the object's own environment. Field errors, or null.
  */
-async function checkReferences(tx: Queries, def: EditableModel, values: Record<string, unknown>, envAfter: number | null, actor: Actor, need: Role, verb: string): Promise<Record<string, string> | null> {
+async function checkReferences(
+  tx: Queries,
+  def: EditableModel,
+  values: Record<string, unknown>,
+  envAfter: number | null,
+  actor: Actor,
+  need: Role,
+  verb: string,
+): Promise<Record<string, string> | null> {
   const errors: Record<string, string> = {};
   for (const f of def.form.fields) {
     const v = values[f.name];
@@ -83,7 +89,8 @@ async function checkReferences(tx: Queries, def: EditableModel, values: Record<s
     const env = await environmentOf(tx, target, refId);
     await demand(tx, actor.access, need, `${verb} this ${def.label} with ${f.label.toLowerCase()} ${row.label}`, [env]);
     if (def.sameEnvironment?.includes(f.name) && target.environmentSql && env !== envAfter) {
-      errors[f.name] = `${row.label} is in ${await environmentName(tx, env)}, and this ${def.label} in ${await environmentName(tx, envAfter)}: they must be in one environment.`;
+      errors[f.name] =
+        `${row.label} is in ${await environmentName(tx, env)}, and this ${def.label} in ${await environmentName(tx, envAfter)}: they must be in one environment.`;
     }
   }
   return Object.keys(errors).length ? errors : null;
@@ -124,7 +131,10 @@ export async function saveObject(db: Db, def: EditableModel, id: number | null, 
         await tx.update(def.table).set(values).where(eq(def.id, id));
         savedId = id;
       } else {
-        const [row] = await tx.insert(def.table).values(values).returning({ id: sql<number>`${def.id}` });
+        const [row] = await tx
+          .insert(def.table)
+          .values(values)
+          .returning({ id: sql<number>`${def.id}` });
         if (!row) throw new Error(`INSERT INTO ${def.name} returned no id`);
         savedId = row.id;
       }
@@ -135,9 +145,11 @@ export async function saveObject(db: Db, def: EditableModel, id: number | null, 
       await demand(tx, actor.access, need, `${verb} this ${def.label}`, [envAfter]);
       // Every row it refers to, and the model's own rules, as the row now is.
       // Fields only an admin may change (a server's address: where pgherd sends passwords and commands).
-      const sensitive = id === null ? [] : (def.adminFields ?? []).filter((k) => before && k in values && valueText(before[k]) !== valueText(values[k]));
+      const sensitive =
+        id === null ? [] : (def.adminFields ?? []).filter((k) => before && k in values && valueText(before[k]) !== valueText(values[k]));
       if (sensitive.length) await demand(tx, actor.access, 'admin', `Changing ${sensitive.join(', ')} of this ${def.label}`, [envAfter]);
-      const refused = (await checkReferences(tx, def, values, envAfter, actor, need, verb)) ?? (await def.validate?.(tx, savedId, values)) ?? null;
+      const refused =
+        (await checkReferences(tx, def, values, envAfter, actor, need, verb)) ?? (await def.validate?.(tx, savedId, values)) ?? null;
       if (refused) throw new RefusedSave(refused);
       const [saved] = await labelsFor(tx, def, [savedId]);
       if (!saved) throw new Error(`${def.label} #${savedId} is not there after its save`);
@@ -195,19 +207,20 @@ export async function deleteObjects(db: Db, def: EditableModel, ids: number[], a
     for (const id of root.ids) envs.set(id, await environmentOf(txDb, def, id));
     await demand(txDb, actor.access, permissionFor(def, 'delete'), `Deleting ${def.labelPlural}`, [...envs.values()]);
     const rootLabels = `${def.label} ${root.items.map((r) => r.label).join(', ')}`.slice(0, 500);
-    const entries: AuditInput[] = collected.deleted.flatMap((g) => g.items.map((it): AuditInput => ({
-      user: actor,
-      remoteAddr: actor.remoteAddr,
-      action: g === root ? `${def.auditAs ?? 'inventory'}.delete` : 'inventory.delete_cascade',
-      objectType: g.model,
-      objectId: String(it.id),
-      objectLabel: it.label,
-      environmentId: g === root ? envs.get(it.id) ?? null : null,
-      changes: g === root ? {} : { deletedWith: [null, rootLabels] },
-    })));
+    const entries: AuditInput[] = collected.deleted.flatMap((g) =>
+      g.items.map((it): AuditInput => ({
+        user: actor,
+        remoteAddr: actor.remoteAddr,
+        action: g === root ? `${def.auditAs ?? 'inventory'}.delete` : 'inventory.delete_cascade',
+        objectType: g.model,
+        objectId: String(it.id),
+        objectLabel: it.label,
+        environmentId: g === root ? (envs.get(it.id) ?? null) : null,
+        changes: g === root ? {} : { deletedWith: [null, rootLabels] },
+      })),
+    );
     await writeAudit(tx, entries);
     await tx.delete(def.table).where(inArray(def.id, root.ids));
     return { deleted: root.ids.length, cascaded: cascaded.reduce((n, g) => n + g.ids.length, 0) };
   });
 }
-

@@ -31,11 +31,19 @@ export async function objectRoute(params: Promise<{ model: string; id: string }>
   let environmentId = await environmentOf(db, def, id);
   if (environmentId === null && def.environmentSql) {
     // Gone (or outside any environment): the history page still needs to know whose it was.
-    const [last] = await db.select({ env: auditEntries.environmentId }).from(auditEntries)
-      .where(and(eq(auditEntries.objectType, def.name), eq(auditEntries.objectId, String(id)))).orderBy(desc(auditEntries.at)).limit(1);
+    const [last] = await db
+      .select({ env: auditEntries.environmentId })
+      .from(auditEntries)
+      .where(and(eq(auditEntries.objectType, def.name), eq(auditEntries.objectId, String(id))))
+      .orderBy(desc(auditEntries.at))
+      .limit(1);
     environmentId = last?.env ?? null;
   }
   const role = permissionFor(def, need);
-  await orDeny(() => demand(db, access, role, need === 'view' ? `This ${def.label}` : `${need === 'delete' ? 'Deleting' : 'Changing'} this ${def.label}`, [environmentId]));
+  await orDeny(() =>
+    demand(db, access, role, need === 'view' ? `This ${def.label}` : `${need === 'delete' ? 'Deleting' : 'Changing'} this ${def.label}`, [
+      environmentId,
+    ]),
+  );
   return { user, access, def, id, environmentId };
 }

@@ -25,14 +25,34 @@ const def = (m: string) => getEditable(m)!;
 async function firstOf<T>(q: Promise<T[]>): Promise<T> {
   return (await q)[0]!;
 }
-const serverIn = (e: string) => firstOf(t.db.select().from(servers).where(eq(servers.environmentId, env.get(e)!)).orderBy(servers.id));
-const herdIn = (e: string) => firstOf(t.db.select().from(herds).where(eq(herds.environmentId, env.get(e)!)).orderBy(herds.id));
+const serverIn = (e: string) =>
+  firstOf(
+    t.db
+      .select()
+      .from(servers)
+      .where(eq(servers.environmentId, env.get(e)!))
+      .orderBy(servers.id),
+  );
+const herdIn = (e: string) =>
+  firstOf(
+    t.db
+      .select()
+      .from(herds)
+      .where(eq(herds.environmentId, env.get(e)!))
+      .orderBy(herds.id),
+  );
 const count = async (table: typeof instances | typeof poolers | typeof dnsRecords) => t.db.$count(table);
 /** saveObject only throws a refusal (the console's form or the API answers it, and records it): its message. */
-const refusal = (p: Promise<unknown>) => p.then(() => { throw new Error('not refused'); }, (err: unknown) => {
-  if (!(err instanceof AccessDenied)) throw err;
-  return err.message;
-});
+const refusal = (p: Promise<unknown>) =>
+  p.then(
+    () => {
+      throw new Error('not refused');
+    },
+    (err: unknown) => {
+      if (!(err instanceof AccessDenied)) throw err;
+      return err.message;
+    },
+  );
 
 beforeAll(async () => {
   t = await freshDatabase();
@@ -40,10 +60,21 @@ beforeAll(async () => {
   await seedLabFleet(t.db, t.lab);
   for (const e of await t.db.select().from(environments)) env.set(e.name, e.id);
   const l = t.lab.ldap!;
-  const cfg = ldapConfigSchema.parse({ urls: [l.url], bindDn: l.bindDn, bindPassword: l.bindPassword, userBase: l.userBase, groupBase: l.groupBase });
+  const cfg = ldapConfigSchema.parse({
+    urls: [l.url],
+    bindDn: l.bindDn,
+    bindPassword: l.bindPassword,
+    userBase: l.userBase,
+    groupBase: l.groupBase,
+  });
   const res = await authenticate(t.db, 'bob', l.users.find((u) => u.username === 'bob')!.password, '10.9.0.1', cfg);
   if (!res.ok) throw new Error(res.code);
-  bob = { id: res.user.id, username: 'bob', remoteAddr: '10.9.0.1', access: { ...(await loadAccess(t.db, res.user.id)), remoteAddr: '10.9.0.1' } };
+  bob = {
+    id: res.user.id,
+    username: 'bob',
+    remoteAddr: '10.9.0.1',
+    access: { ...(await loadAccess(t.db, res.user.id)), remoteAddr: '10.9.0.1' },
+  };
 });
 afterAll(async () => ifAssigned(t)?.close());
 
@@ -51,20 +82,58 @@ describe('a staging operator reaching production through a reference', () => {
   it('cannot put an instance of a staging herd on a production server', async () => {
     const before = await count(instances);
     const prodServer = await serverIn('production');
-    const save = async () => saveObject(t.db, def('instances'), null, { herdId: (await herdIn('staging')).id, serverId: prodServer.id, port: 6543, pgVersion: 15, role: 'replica', state: 'stopped' }, bob);
-    const denials = () => t.db.$count(auditEntries, sql`${auditEntries.action} = 'access.denied' AND ${auditEntries.username} = 'bob' AND ${auditEntries.remoteAddr} = '10.9.0.1'`);
+    const save = async () =>
+      saveObject(
+        t.db,
+        def('instances'),
+        null,
+        { herdId: (await herdIn('staging')).id, serverId: prodServer.id, port: 6543, pgVersion: 15, role: 'replica', state: 'stopped' },
+        bob,
+      );
+    const denials = () =>
+      t.db.$count(
+        auditEntries,
+        sql`${auditEntries.action} = 'access.denied' AND ${auditEntries.username} = 'bob' AND ${auditEntries.remoteAddr} = '10.9.0.1'`,
+      );
     const denied = await denials();
-    expect(await refusal(save())).toBe(`Adding this instance with server ${prodServer.hostname} needs the operator role in production (you have viewer there)`);
+    expect(await refusal(save())).toBe(
+      `Adding this instance with server ${prodServer.hostname} needs the operator role in production (you have viewer there)`,
+    );
     expect(await count(instances)).toBe(before);
     expect(await denials()).toBe(denied);
     // The boundary that answers it (the console's orAnswer, as the save form does) records it once, with where it came from.
-    expect(await answeringDenial(t.db, bob, async () => { await save(); return 'saved'; }, (err) => err.message)).toMatch(/^Adding this instance with server /);
+    expect(
+      await answeringDenial(
+        t.db,
+        bob,
+        async () => {
+          await save();
+          return 'saved';
+        },
+        (err) => err.message,
+      ),
+    ).toMatch(/^Adding this instance with server /);
     expect(await denials()).toBe(denied + 1);
   });
 
   it('cannot put a pooler of a staging herd on a production server', async () => {
     const before = await count(poolers);
-    const res = await refusal(saveObject(t.db, def('poolers'), null, { herdId: (await herdIn('staging')).id, serverId: (await serverIn('production')).id, port: 6432, adminUser: 'pgbouncer', configFile: '/etc/pgbouncer/pgbouncer.ini', databases: 'x' }, bob));
+    const res = await refusal(
+      saveObject(
+        t.db,
+        def('poolers'),
+        null,
+        {
+          herdId: (await herdIn('staging')).id,
+          serverId: (await serverIn('production')).id,
+          port: 6432,
+          adminUser: 'pgbouncer',
+          configFile: '/etc/pgbouncer/pgbouncer.ini',
+          databases: 'x',
+        },
+        bob,
+      ),
+    );
     expect(res).toMatch(/^Adding this PgBouncer with server .* needs the operator role in production \(you have viewer there\)/);
     expect(await count(poolers)).toBe(before);
   });
@@ -73,14 +142,34 @@ describe('a staging operator reaching production through a reference', () => {
     const before = await count(dnsRecords);
     const name = `orders.production.db.${t.lab.dns!.zone}`;
     const answered = await lookup({ host: t.lab.dns!.server, port: t.lab.dns!.port }, name, 'CNAME');
-    const res = await saveObject(t.db, def('dns-records'), null, { herdId: (await herdIn('staging')).id, name: `evil.production.db.${t.lab.dns!.zone}`, type: 'CNAME', zone: t.lab.dns!.zone, provider: 'rfc2136', ttl: 30, match: 'role', matchRole: 'primary' }, bob);
-    expect(res).toEqual({ ok: false, fieldErrors: { name: `Evil.production.db.${t.lab.dns!.zone} belongs to production, not to staging.` } });
+    const res = await saveObject(
+      t.db,
+      def('dns-records'),
+      null,
+      {
+        herdId: (await herdIn('staging')).id,
+        name: `evil.production.db.${t.lab.dns!.zone}`,
+        type: 'CNAME',
+        zone: t.lab.dns!.zone,
+        provider: 'rfc2136',
+        ttl: 30,
+        match: 'role',
+        matchRole: 'primary',
+      },
+      bob,
+    );
+    expect(res).toEqual({
+      ok: false,
+      fieldErrors: { name: `Evil.production.db.${t.lab.dns!.zone} belongs to production, not to staging.` },
+    });
     expect(await count(dnsRecords)).toBe(before);
     expect(await lookup({ host: t.lab.dns!.server, port: t.lab.dns!.port }, name, 'CNAME')).toEqual(answered);
   });
 
   it('cannot refresh DNS: an admin\u2019s act', async () => {
-    await expect(planOperation(t.db, bob.access, refreshDnsAction, [(await herdIn('staging')).id])).rejects.toThrow(/^Refresh DNS needs the admin role in staging \(you have operator there\)$/);
+    await expect(planOperation(t.db, bob.access, refreshDnsAction, [(await herdIn('staging')).id])).rejects.toThrow(
+      /^Refresh DNS needs the admin role in staging \(you have operator there\)$/,
+    );
   });
 
   it('cannot move a server between environments', async () => {
@@ -99,21 +188,41 @@ describe('where pgherd connects to', () => {
     expect((await serverIn('staging')).address).toBe(s.address);
     // What is not where pgherd connects stays an operator's.
     expect(await saveObject(t.db, def('servers'), s.id, { ...s, site: 'dc-moved' }, bob)).toMatchObject({ ok: true });
-    expect(await saveObject(t.db, def('servers'), s.id, { ...s, site: 'dc-moved', address: '127.0.9.9' }, admin)).toMatchObject({ ok: true });
-    const [entry] = await t.db.select().from(auditEntries).where(sql`${auditEntries.objectType} = 'servers' AND ${auditEntries.objectId} = ${String(s.id)} AND ${auditEntries.changes} ? 'address'`);
+    expect(await saveObject(t.db, def('servers'), s.id, { ...s, site: 'dc-moved', address: '127.0.9.9' }, admin)).toMatchObject({
+      ok: true,
+    });
+    const [entry] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(
+        sql`${auditEntries.objectType} = 'servers' AND ${auditEntries.objectId} = ${String(s.id)} AND ${auditEntries.changes} ? 'address'`,
+      );
     expect(entry!.changes.address).toEqual([s.address, '127.0.9.9']);
     await saveObject(t.db, def('servers'), s.id, { ...s }, admin);
     // The host name is where pgherd connects when the address is empty.
-    expect(await refusal(saveObject(t.db, def('servers'), s.id, { ...s, hostname: '127.0.1.1' }, bob))).toMatch(/^Changing hostname of this server needs the admin role in staging/);
+    expect(await refusal(saveObject(t.db, def('servers'), s.id, { ...s, hostname: '127.0.1.1' }, bob))).toMatch(
+      /^Changing hostname of this server needs the admin role in staging/,
+    );
   });
 
   it('undoing a fence, or calling another member the primary, in the inventory needs admin', async () => {
-    const [i] = await t.db.select({ i: instances }).from(instances).innerJoin(herds, eq(instances.herdId, herds.id))
-      .where(and(eq(herds.environmentId, env.get('staging')!), eq(instances.role, 'replica'))).limit(1);
+    const [i] = await t.db
+      .select({ i: instances })
+      .from(instances)
+      .innerJoin(herds, eq(instances.herdId, herds.id))
+      .where(and(eq(herds.environmentId, env.get('staging')!), eq(instances.role, 'replica')))
+      .limit(1);
     const row = i!.i;
     await t.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, row.id));
     try {
-      const values = { herdId: row.herdId, serverId: row.serverId, port: row.port, dataDirectory: row.dataDirectory, pgVersion: row.pgVersion, upstreamInstanceId: row.upstreamInstanceId ?? '' };
+      const values = {
+        herdId: row.herdId,
+        serverId: row.serverId,
+        port: row.port,
+        dataDirectory: row.dataDirectory,
+        pgVersion: row.pgVersion,
+        upstreamInstanceId: row.upstreamInstanceId ?? '',
+      };
       const unfenced = await refusal(saveObject(t.db, def('instances'), row.id, { ...values, role: 'replica', state: 'stopped' }, bob));
       expect(unfenced).toBe('Changing state of this instance needs the admin role in staging (you have operator there)');
       const promoted = await refusal(saveObject(t.db, def('instances'), row.id, { ...values, role: 'primary', state: 'fenced' }, bob));
@@ -128,17 +237,42 @@ describe('where pgherd connects to', () => {
 describe('one environment per server and what runs on it, even for an admin', () => {
   it('refuses an instance of a production herd on a staging server, naming both', async () => {
     const s = await serverIn('staging');
-    const res = await saveObject(t.db, def('instances'), null, { herdId: (await herdIn('production')).id, serverId: s.id, port: 6544, pgVersion: 15, role: 'replica', state: 'stopped' }, admin);
-    expect(res).toEqual({ ok: false, fieldErrors: { serverId: `${s.hostname} is in staging, and this instance in production: they must be in one environment.` } });
+    const res = await saveObject(
+      t.db,
+      def('instances'),
+      null,
+      { herdId: (await herdIn('production')).id, serverId: s.id, port: 6544, pgVersion: 15, role: 'replica', state: 'stopped' },
+      admin,
+    );
+    expect(res).toEqual({
+      ok: false,
+      fieldErrors: { serverId: `${s.hostname} is in staging, and this instance in production: they must be in one environment.` },
+    });
   });
 
   it('refuses to move a server, or a herd, away from the environment of what runs on it', async () => {
     const s = await serverIn('staging');
     const moved = await saveObject(t.db, def('servers'), s.id, { ...s, environmentId: env.get('production')! }, admin);
-    expect(moved).toMatchObject({ ok: false, fieldErrors: { environmentId: expect.stringMatching(/^This server runs members or poolers of herds in other environments: staging\/\w+ on port \d+ \(staging\)/) } });
+    expect(moved).toMatchObject({
+      ok: false,
+      fieldErrors: {
+        environmentId: expect.stringMatching(
+          /^This server runs members or poolers of herds in other environments: staging\/\w+ on port \d+ \(staging\)/,
+        ),
+      },
+    });
     const h = await herdIn('staging');
-    const herdMoved = await saveObject(t.db, def('herds'), h.id, { ...h, name: `${h.name}-moved`, environmentId: env.get('production')! }, admin);
-    expect(herdMoved).toMatchObject({ ok: false, fieldErrors: { environmentId: expect.stringMatching(/^Members or poolers of this herd run on servers of other environments/) } });
+    const herdMoved = await saveObject(
+      t.db,
+      def('herds'),
+      h.id,
+      { ...h, name: `${h.name}-moved`, environmentId: env.get('production')! },
+      admin,
+    );
+    expect(herdMoved).toMatchObject({
+      ok: false,
+      fieldErrors: { environmentId: expect.stringMatching(/^Members or poolers of this herd run on servers of other environments/) },
+    });
     expect((await serverIn('staging')).id).toBe(s.id);
     expect((await herdIn('staging')).id).toBe(h.id);
   });
@@ -146,10 +280,49 @@ describe('one environment per server and what runs on it, even for an admin', ()
   it('refuses a DNS name another herd has, and one outside any environment\u2019s part of the zone', async () => {
     const prod = await herdIn('production');
     const [taken] = await t.db.select().from(dnsRecords).where(eq(dnsRecords.herdId, prod.id));
-    const other = (await t.db.select().from(herds).where(eq(herds.environmentId, env.get('production')!)).orderBy(herds.id))[1];
-    const dup = await saveObject(t.db, def('dns-records'), null, { herdId: other!.id, name: taken!.name, type: 'A', zone: t.lab.dns!.zone, provider: 'rfc2136', ttl: 30, match: 'role', matchRole: 'replica' }, admin);
-    expect(dup).toEqual({ ok: false, fieldErrors: { name: `${taken!.name} is already a name of production/${prod.name}: one name, one herd.` } });
-    const nobody = await saveObject(t.db, def('dns-records'), null, { herdId: other!.id, name: `x.db.${t.lab.dns!.zone}`, type: 'CNAME', zone: t.lab.dns!.zone, provider: 'rfc2136', ttl: 30, match: 'role', matchRole: 'primary' }, admin);
+    const other = (
+      await t.db
+        .select()
+        .from(herds)
+        .where(eq(herds.environmentId, env.get('production')!))
+        .orderBy(herds.id)
+    )[1];
+    const dup = await saveObject(
+      t.db,
+      def('dns-records'),
+      null,
+      {
+        herdId: other!.id,
+        name: taken!.name,
+        type: 'A',
+        zone: t.lab.dns!.zone,
+        provider: 'rfc2136',
+        ttl: 30,
+        match: 'role',
+        matchRole: 'replica',
+      },
+      admin,
+    );
+    expect(dup).toEqual({
+      ok: false,
+      fieldErrors: { name: `${taken!.name} is already a name of production/${prod.name}: one name, one herd.` },
+    });
+    const nobody = await saveObject(
+      t.db,
+      def('dns-records'),
+      null,
+      {
+        herdId: other!.id,
+        name: `x.db.${t.lab.dns!.zone}`,
+        type: 'CNAME',
+        zone: t.lab.dns!.zone,
+        provider: 'rfc2136',
+        ttl: 30,
+        match: 'role',
+        matchRole: 'primary',
+      },
+      admin,
+    );
     expect(nobody).toMatchObject({ ok: false, fieldErrors: { name: expect.stringMatching(/belongs to no environment: assign zone/) } });
   });
 });

@@ -1,3 +1,1 @@
-export type SaveOutcome =
-  | { ok: true; redirect: string }
-  | { ok: false; fieldErrors: Record<string, string>; formError?: string };
+export type SaveOutcome = { ok: true; redirect: string } | { ok: false; fieldErrors: Record<string, string>; formError?: string };

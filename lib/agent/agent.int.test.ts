@@ -31,16 +31,31 @@ beforeAll(() => {
 describe('pgherd-agent', () => {
   it('reports each lab server\u2019s instance with the facts the instance itself gives (dry run)', async () => {
     for (const i of lab.instances.filter((x) => !isOpsTestHerd(x.environment, x.herd))) {
-      const res = agent(['--dry-run'], { server: 'http://127.0.0.1:9', tokenFile: '/nonexistent', lsclusters: false, user: PG_SUPERUSER, socketDirectories: [i.socketDirectory] });
+      const res = agent(['--dry-run'], {
+        server: 'http://127.0.0.1:9',
+        tokenFile: '/nonexistent',
+        lsclusters: false,
+        user: PG_SUPERUSER,
+        socketDirectories: [i.socketDirectory],
+      });
       expect(res.status, res.stderr).toBe(0);
       const report = JSON.parse(res.stdout) as Report;
       expect(report).toMatchObject({ format: 1, intervalSeconds: 60 });
       const mine = report.instances.filter((x) => x.port === i.port);
       expect(mine, i.server).toHaveLength(1);
-      const [real] = await query<{ sysid: string; rec: boolean; dir: string; up: string | null }>(i.dsn, `
+      const [real] = await query<{ sysid: string; rec: boolean; dir: string; up: string | null }>(
+        i.dsn,
+        `
         SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, pg_is_in_recovery() AS rec,
-               current_setting('data_directory') AS dir, (SELECT sender_host FROM pg_stat_wal_receiver) AS up`);
-      expect(mine[0]).toMatchObject({ state: 'running', systemIdentifier: real!.sysid, inRecovery: real!.rec, dataDirectory: real!.dir, majorVersion: i.version });
+               current_setting('data_directory') AS dir, (SELECT sender_host FROM pg_stat_wal_receiver) AS up`,
+      );
+      expect(mine[0]).toMatchObject({
+        state: 'running',
+        systemIdentifier: real!.sysid,
+        inRecovery: real!.rec,
+        dataDirectory: real!.dir,
+        majorVersion: i.version,
+      });
       if (i.upstream) {
         const up = lab.instances.find((x) => x.server === i.upstream)!;
         expect(mine[0]!.upstream).toEqual({ host: up.address, port: up.port });

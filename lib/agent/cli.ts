@@ -18,7 +18,10 @@ import type { InstanceReport, Report } from './report';
 export const AGENT_VERSION = '1.0.0';
 
 export class AgentExit extends Error {
-  constructor(readonly code: number, message: string) {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -31,7 +34,11 @@ export function readConfig(file: string): AgentConfig {
     throw new AgentExit(2, `cannot read the configuration ${file}: ${(err as Error).message}`);
   }
   const parsed = agentConfigSchema.safeParse(raw);
-  if (!parsed.success) throw new AgentExit(2, `configuration ${file}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new AgentExit(
+      2,
+      `configuration ${file}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`).join('; ')}`,
+    );
   return parsed.data;
 }
 
@@ -43,7 +50,8 @@ export function readToken(file: string): string {
   } catch (err) {
     throw new AgentExit(3, `cannot read the token file ${file}: ${(err as Error).message}`);
   }
-  if (st.mode & 0o077) throw new AgentExit(3, `the token file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`);
+  if (st.mode & 0o077)
+    throw new AgentExit(3, `the token file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`);
   if (process.getuid && st.uid !== process.getuid()) throw new AgentExit(3, `the token file ${file} belongs to another user`);
   const token = readFileSync(file, 'utf8').trim();
   if (!/^pgha_[A-Za-z0-9_-]{43}$/.test(token)) throw new AgentExit(3, `the token file ${file} does not hold an agent token`);
@@ -63,9 +71,29 @@ export async function buildReport(cfg: AgentConfig): Promise<Report> {
         process.stderr.write(`pgherd-agent: port ${f.port}: ${(err as Error).message}\n`);
       }
     }
-    if (f.majorVersion && f.dataDirectory) instances.push({ port: f.port, dataDirectory: f.dataDirectory, state: 'stopped', majorVersion: f.majorVersion, replicas: [], pendingRestart: [] });
+    if (f.majorVersion && f.dataDirectory)
+      instances.push({
+        port: f.port,
+        dataDirectory: f.dataDirectory,
+        state: 'stopped',
+        majorVersion: f.majorVersion,
+        replicas: [],
+        pendingRestart: [],
+      });
   }
-  return { format: 1, agentVersion: AGENT_VERSION, hostname: cfg.hostname ?? (hostname().replace(/[^A-Za-z0-9.:_%-]/g, '-').slice(0, 253) || 'unknown'), observedAt: new Date().toISOString(), intervalSeconds: cfg.intervalSeconds, instances };
+  return {
+    format: 1,
+    agentVersion: AGENT_VERSION,
+    hostname:
+      cfg.hostname ??
+      (hostname()
+        .replace(/[^A-Za-z0-9.:_%-]/g, '-')
+        .slice(0, 253) ||
+        'unknown'),
+    observedAt: new Date().toISOString(),
+    intervalSeconds: cfg.intervalSeconds,
+    instances,
+  };
 }
 
 export function send(cfg: AgentConfig, token: string, report: Report): Promise<{ status: number; body: string }> {
@@ -73,17 +101,23 @@ export function send(cfg: AgentConfig, token: string, report: Report): Promise<{
   const body = JSON.stringify(report);
   const mod = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
-    const req = mod.request(url, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      timeout: 30_000,
-      ...(url.protocol === 'https:' && cfg.caFile ? { ca: readFileSync(cfg.caFile) } : {}),
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { text += c; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = mod.request(
+      url,
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        timeout: 30_000,
+        ...(url.protocol === 'https:' && cfg.caFile ? { ca: readFileSync(cfg.caFile) } : {}),
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          text += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timed out after 30 s')));
     req.on('error', reject);
     req.end(body);
@@ -125,7 +159,11 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const unknown = [...args].filter((a) => !known.has(a));
-    if (unknown.length || !file || (at >= 0 && file.startsWith('--'))) throw new AgentExit(2, `usage: pgherd-agent [--config FILE] (--once | --interval | --dry-run)${unknown.length ? `; unknown: ${unknown.join(' ')}` : ''}`);
+    if (unknown.length || !file || (at >= 0 && file.startsWith('--')))
+      throw new AgentExit(
+        2,
+        `usage: pgherd-agent [--config FILE] (--once | --interval | --dry-run)${unknown.length ? `; unknown: ${unknown.join(' ')}` : ''}`,
+      );
     const cfg = readConfig(file);
     if (!args.has('--interval')) {
       await once(cfg, args.has('--dry-run'));

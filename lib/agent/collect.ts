@@ -43,7 +43,9 @@ export async function collectInstance(conn: pg.ClientConfig): Promise<InstanceRe
   const client = new pg.Client({ ...conn, application_name: 'pgherd-agent', statement_timeout: 5000, connectionTimeoutMillis: 5000 });
   await client.connect();
   try {
-    const { rows: [r] } = await client.query<Row>(QUERY);
+    const {
+      rows: [r],
+    } = await client.query<Row>(QUERY);
     if (!r) throw new Error('collectInstance: the instance query returned no row');
     return {
       port: r.port,

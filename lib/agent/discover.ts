@@ -9,25 +9,34 @@ import { z } from 'zod';
 
 const execFileP = promisify(execFile);
 
-export const agentConfigSchema = z.object({
-  /** The console's base URL, e.g. https://pgherd.example.com */
-  server: z.url(),
-  /** This server's name in pgherd, when the host calls itself otherwise (default: the host's name). */
-  hostname: z.string().min(1).max(253).regex(/^[A-Za-z0-9.:_%-]+$/, 'a host name').optional(),
-  /** A file with the server's agent token, readable only by the agent's user. */
-  tokenFile: z.string().min(1),
-  /** PEM file of the CA that signed the console's certificate (default: the system's CAs). */
-  caFile: z.string().optional(),
-  /** The role the agent connects as over the local socket (peer authentication). */
-  user: z.string().default('postgres'),
-  database: z.string().default('postgres'),
-  intervalSeconds: z.number().int().min(5).max(86_400).default(60),
-  lsclusters: z.boolean().default(true),
-  socketDirectories: z.array(z.string()).default(['/var/run/postgresql', '/tmp']),
-  dataDirectories: z.array(z.string()).default([]),
-  /** Instances to report whatever discovery finds (port, and where its socket is). */
-  instances: z.array(z.object({ port: z.number().int().min(1).max(65535), socketDirectory: z.string().default('/var/run/postgresql') }).strict()).default([]),
-}).strict();
+export const agentConfigSchema = z
+  .object({
+    /** The console's base URL, e.g. https://pgherd.example.com */
+    server: z.url(),
+    /** This server's name in pgherd, when the host calls itself otherwise (default: the host's name). */
+    hostname: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[A-Za-z0-9.:_%-]+$/, 'a host name')
+      .optional(),
+    /** A file with the server's agent token, readable only by the agent's user. */
+    tokenFile: z.string().min(1),
+    /** PEM file of the CA that signed the console's certificate (default: the system's CAs). */
+    caFile: z.string().optional(),
+    /** The role the agent connects as over the local socket (peer authentication). */
+    user: z.string().default('postgres'),
+    database: z.string().default('postgres'),
+    intervalSeconds: z.number().int().min(5).max(86_400).default(60),
+    lsclusters: z.boolean().default(true),
+    socketDirectories: z.array(z.string()).default(['/var/run/postgresql', '/tmp']),
+    dataDirectories: z.array(z.string()).default([]),
+    /** Instances to report whatever discovery finds (port, and where its socket is). */
+    instances: z
+      .array(z.object({ port: z.number().int().min(1).max(65535), socketDirectory: z.string().default('/var/run/postgresql') }).strict())
+      .default([]),
+  })
+  .strict();
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
@@ -45,8 +54,20 @@ export interface Found {
 async function fromLsclusters(): Promise<Found[]> {
   if (!existsSync('/usr/bin/pg_lsclusters')) return [];
   const { stdout } = await execFileP('/usr/bin/pg_lsclusters', ['--json'], { timeout: 10_000 });
-  const rows = JSON.parse(stdout) as { version: string; port: number | string; running: number | boolean; pgdata: string; socketdir?: string }[];
-  return rows.map((r) => ({ port: Number(r.port), dataDirectory: r.pgdata, running: Boolean(r.running), majorVersion: Number(r.version), socketDirectory: r.running ? r.socketdir ?? '/var/run/postgresql' : undefined }));
+  const rows = JSON.parse(stdout) as {
+    version: string;
+    port: number | string;
+    running: number | boolean;
+    pgdata: string;
+    socketdir?: string;
+  }[];
+  return rows.map((r) => ({
+    port: Number(r.port),
+    dataDirectory: r.pgdata,
+    running: Boolean(r.running),
+    majorVersion: Number(r.version),
+    socketDirectory: r.running ? (r.socketdir ?? '/var/run/postgresql') : undefined,
+  }));
 }
 
 /** Lock file lines: PID, data directory, start time, port, socket directory, ... */
@@ -87,7 +108,8 @@ function fromLockFiles(cfg: AgentConfig): Found[] {
   }
   for (const d of cfg.dataDirectories) {
     const lock = readLock(path.join(d, 'postmaster.pid'));
-    if (lock && alive(lock.pid)) out.push({ port: lock.port, socketDirectory: lock.socketDirectory || '/var/run/postgresql', dataDirectory: d, running: true });
+    if (lock && alive(lock.pid))
+      out.push({ port: lock.port, socketDirectory: lock.socketDirectory || '/var/run/postgresql', dataDirectory: d, running: true });
   }
   return out;
 }
@@ -104,7 +126,13 @@ export async function discover(cfg: AgentConfig): Promise<Found[]> {
     const had = byPort.get(f.port);
     if (!had) byPort.set(f.port, f);
     else if (!had.running && f.running) byPort.set(f.port, { ...had, ...f });
-    else byPort.set(f.port, { ...f, ...had, majorVersion: had.majorVersion ?? f.majorVersion, dataDirectory: had.dataDirectory ?? f.dataDirectory });
+    else
+      byPort.set(f.port, {
+        ...f,
+        ...had,
+        majorVersion: had.majorVersion ?? f.majorVersion,
+        dataDirectory: had.dataDirectory ?? f.dataDirectory,
+      });
   }
   return [...byPort.values()].sort((a, b) => a.port - b.port);
 }

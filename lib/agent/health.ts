@@ -63,7 +63,10 @@ export const healthy = (h: FleetHealth) => h.silent.total + h.twoPrimaries.total
 function within(col: SQL, scope: number[] | null): SQL {
   if (scope === null) return sql`true`;
   if (!scope.length) return sql`false`;
-  return sql`${col} IN (${sql.join(scope.map((id) => sql`${id}`), sql`, `)})`;
+  return sql`${col} IN (${sql.join(
+    scope.map((id) => sql`${id}`),
+    sql`, `,
+  )})`;
 }
 
 function counted<T>(rows: (T & { total: number })[]): { rows: T[]; total: number } {

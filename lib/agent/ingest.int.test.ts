@@ -9,12 +9,27 @@ import { query } from '@/lib/lab/postgres';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { collectInstance } from './collect';
-import { createAgentToken, ingestReport, namesServer, receiveReport, serverForToken, UNASSIGNED_ENVIRONMENT, type AgentServer } from './ingest';
+import {
+  createAgentToken,
+  ingestReport,
+  namesServer,
+  receiveReport,
+  serverForToken,
+  UNASSIGNED_ENVIRONMENT,
+  type AgentServer,
+} from './ingest';
 import { MAX_INSTANCES, readReport, type InstanceReport, type Report } from './report';
 
 let t: TestDb;
 const serverOf = new Map<string, AgentServer>();
-const report = (instances: InstanceReport[], observedAt = new Date().toISOString()): Report => ({ format: 1, agentVersion: 'test', hostname: 'h', observedAt, intervalSeconds: 60, instances });
+const report = (instances: InstanceReport[], observedAt = new Date().toISOString()): Report => ({
+  format: 1,
+  agentVersion: 'test',
+  hostname: 'h',
+  observedAt,
+  intervalSeconds: 60,
+  instances,
+});
 const everything = async () => ({
   herds: await t.db.select().from(herds).orderBy(herds.id),
   instances: await t.db.select().from(instances).orderBy(instances.id),
@@ -25,7 +40,10 @@ beforeAll(async () => {
   // The servers are registered (an admin does it, with their agent tokens); nothing else is.
   const [hosts] = await t.db.insert(environments).values({ name: 'lab-hosts' }).returning();
   for (const i of t.lab.instances) {
-    const [s] = await t.db.insert(servers).values({ hostname: i.server, environmentId: hosts!.id, address: i.address, site: i.site }).returning({ id: servers.id, hostname: servers.hostname, address: servers.address });
+    const [s] = await t.db
+      .insert(servers)
+      .values({ hostname: i.server, environmentId: hosts!.id, address: i.address, site: i.site })
+      .returning({ id: servers.id, hostname: servers.hostname, address: servers.address });
     serverOf.set(i.server, s!);
   }
 });
@@ -48,15 +66,39 @@ describe('ingest of real reports', () => {
     expect(hs.every((h) => h.environmentId === unassigned!.id)).toBe(true);
     expect(hs).toHaveLength(new Set(t.lab.instances.map((i) => `${i.environment}/${i.herd}`)).size);
     for (const i of stable) {
-      const [real] = await query<{ sysid: string; rec: boolean }>(i.dsn, 'SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, pg_is_in_recovery() AS rec');
-      const [row] = await t.db.select({ role: instances.role, state: instances.state, herdSysid: herds.systemIdentifier, lsn: instances.lsn, upstream: instances.upstreamInstanceId, lag: instances.lagBytes, dataDirectory: instances.dataDirectory, version: instances.pgVersion })
-        .from(instances).innerJoin(herds, eq(instances.herdId, herds.id)).where(eq(instances.serverId, serverOf.get(i.server)!.id));
-      expect(row, i.server).toMatchObject({ role: i.role, state: 'running', herdSysid: real!.sysid, dataDirectory: i.dataDirectory, version: i.version });
+      const [real] = await query<{ sysid: string; rec: boolean }>(
+        i.dsn,
+        'SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, pg_is_in_recovery() AS rec',
+      );
+      const [row] = await t.db
+        .select({
+          role: instances.role,
+          state: instances.state,
+          herdSysid: herds.systemIdentifier,
+          lsn: instances.lsn,
+          upstream: instances.upstreamInstanceId,
+          lag: instances.lagBytes,
+          dataDirectory: instances.dataDirectory,
+          version: instances.pgVersion,
+        })
+        .from(instances)
+        .innerJoin(herds, eq(instances.herdId, herds.id))
+        .where(eq(instances.serverId, serverOf.get(i.server)!.id));
+      expect(row, i.server).toMatchObject({
+        role: i.role,
+        state: 'running',
+        herdSysid: real!.sysid,
+        dataDirectory: i.dataDirectory,
+        version: i.version,
+      });
       expect(real!.rec).toBe(i.role === 'replica');
       const sent = reports.get(i.server)!.instances[0];
       expect(row!.lsn).toBe(lsnToNumber((i.role === 'primary' ? sent!.currentLsn : sent!.replayedLsn)!));
       if (i.upstream) {
-        const [up] = await t.db.select({ id: instances.id, lsn: instances.lsn }).from(instances).where(eq(instances.serverId, serverOf.get(i.upstream)!.id));
+        const [up] = await t.db
+          .select({ id: instances.id, lsn: instances.lsn })
+          .from(instances)
+          .where(eq(instances.serverId, serverOf.get(i.upstream)!.id));
         expect(row!.upstream, `${i.server} streams from ${i.upstream}`).toBe(up!.id);
         // Lag: behind what its primary last reported (the lab's replicas are direct ones).
         expect(row!.lag, i.server).toBe(Math.max(up!.lsn! - row!.lsn!, 0));
@@ -68,7 +110,10 @@ describe('ingest of real reports', () => {
     // Members of one herd share it; different herds do not.
     const byHerd = new Map<string, Set<number>>();
     for (const i of t.lab.instances) {
-      const [r] = await t.db.select({ herd: instances.herdId }).from(instances).where(eq(instances.serverId, serverOf.get(i.server)!.id));
+      const [r] = await t.db
+        .select({ herd: instances.herdId })
+        .from(instances)
+        .where(eq(instances.serverId, serverOf.get(i.server)!.id));
       byHerd.set(`${i.environment}/${i.herd}`, (byHerd.get(`${i.environment}/${i.herd}`) ?? new Set()).add(r!.herd));
     }
     expect([...byHerd.values()].every((s) => s.size === 1)).toBe(true);
@@ -80,7 +125,12 @@ describe('ingest of real reports', () => {
   it('changes nothing when the same reports come again', async () => {
     const before = await everything();
     for (const i of t.lab.instances) {
-      expect(await ingestReport(t.db, serverOf.get(i.server)!, reports.get(i.server)!)).toEqual({ created: 0, updated: 0, stopped: 0, herdsCreated: 0 });
+      expect(await ingestReport(t.db, serverOf.get(i.server)!, reports.get(i.server)!)).toEqual({
+        created: 0,
+        updated: 0,
+        stopped: 0,
+        herdsCreated: 0,
+      });
     }
     expect(await everything()).toEqual(before);
   });
@@ -106,7 +156,13 @@ describe('ingest of real reports', () => {
 });
 
 describe('refusals: the whole report, with what is wrong', () => {
-  const good = () => ({ format: 1, agentVersion: '1', hostname: 'db-1', observedAt: new Date().toISOString(), instances: [{ port: 5432, dataDirectory: '/d', state: 'stopped', majorVersion: 15 }] });
+  const good = () => ({
+    format: 1,
+    agentVersion: '1',
+    hostname: 'db-1',
+    observedAt: new Date().toISOString(),
+    instances: [{ port: 5432, dataDirectory: '/d', state: 'stopped', majorVersion: 15 }],
+  });
 
   it('refuses malformed JSON, wrong types, unknown fields, duplicates and reports over the limits', () => {
     expect(readReport('{"format":1,')).toMatchObject({ ok: false, status: 400 });
@@ -115,16 +171,40 @@ describe('refusals: the whole report, with what is wrong', () => {
     expect(wrongType).toMatchObject({ ok: false, status: 422, details: [{ path: 'instances.0.port' }] });
     expect(readReport(JSON.stringify({ ...good(), extra: 1 }))).toMatchObject({ ok: false, status: 422 });
     const running = { port: 5432, dataDirectory: '/d', state: 'running', majorVersion: 15 };
-    expect(readReport(JSON.stringify({ ...good(), instances: [running] }))).toMatchObject({ ok: false, details: [{ path: 'instances.0.systemIdentifier', message: 'required for a running instance' }, { path: 'instances.0.inRecovery' }, { path: 'instances.0.timeline' }] });
-    expect(readReport(JSON.stringify({ ...good(), instances: [good().instances[0], good().instances[0]] }))).toMatchObject({ ok: false, details: [{ message: 'port 5432 is reported twice' }] });
+    expect(readReport(JSON.stringify({ ...good(), instances: [running] }))).toMatchObject({
+      ok: false,
+      details: [
+        { path: 'instances.0.systemIdentifier', message: 'required for a running instance' },
+        { path: 'instances.0.inRecovery' },
+        { path: 'instances.0.timeline' },
+      ],
+    });
+    expect(readReport(JSON.stringify({ ...good(), instances: [good().instances[0], good().instances[0]] }))).toMatchObject({
+      ok: false,
+      details: [{ message: 'port 5432 is reported twice' }],
+    });
     const many = Array.from({ length: MAX_INSTANCES + 1 }, (_, n) => ({ ...good().instances[0], port: 5000 + n }));
-    expect(readReport(JSON.stringify({ ...good(), instances: many }))).toMatchObject({ ok: false, status: 422, details: [{ path: 'instances', message: `at most ${MAX_INSTANCES} instances` }] });
+    expect(readReport(JSON.stringify({ ...good(), instances: many }))).toMatchObject({
+      ok: false,
+      status: 422,
+      details: [{ path: 'instances', message: `at most ${MAX_INSTANCES} instances` }],
+    });
     expect(readReport(JSON.stringify({ ...good(), agentVersion: 'x'.repeat(300 * 1024) }))).toMatchObject({ ok: false, status: 413 });
-    expect(readReport(JSON.stringify({ ...good(), instances: [{ ...good().instances[0], currentLsn: "0/0'; DROP TABLE x" }] }))).toMatchObject({ ok: false, status: 422 });
+    expect(
+      readReport(JSON.stringify({ ...good(), instances: [{ ...good().instances[0], currentLsn: "0/0'; DROP TABLE x" }] })),
+    ).toMatchObject({ ok: false, status: 422 });
     // A data directory that would read differently on screen: a control character, a direction override, a zero-width space.
     for (const dataDirectory of ['/srv/a\u0007b', '/srv/\u202Eniam', '/srv/ma\u200Bin', '/srv/a\rb']) {
-      expect(readReport(JSON.stringify({ ...good(), instances: [{ ...good().instances[0], dataDirectory }] })), JSON.stringify(dataDirectory))
-        .toMatchObject({ ok: false, status: 422, details: [{ path: 'instances.0.dataDirectory', message: 'an absolute path without control, invisible or text-direction characters' }] });
+      expect(
+        readReport(JSON.stringify({ ...good(), instances: [{ ...good().instances[0], dataDirectory }] })),
+        JSON.stringify(dataDirectory),
+      ).toMatchObject({
+        ok: false,
+        status: 422,
+        details: [
+          { path: 'instances.0.dataDirectory', message: 'an absolute path without control, invisible or text-direction characters' },
+        ],
+      });
     }
   });
 
@@ -138,7 +218,10 @@ describe('refusals: the whole report, with what is wrong', () => {
     expect(await serverForToken(t.db, 'pgha_short')).toBeNull();
     const [row] = await t.db.select({ hash: servers.agentTokenHash }).from(servers).where(eq(servers.id, s.id));
     expect(row!.hash).not.toContain(second.slice(5, 20));
-    const [audited] = await t.db.select().from(auditEntries).where(sql`${auditEntries.action} = 'agent.token'`);
+    const [audited] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(sql`${auditEntries.action} = 'agent.token'`);
     expect(audited!.changes).toEqual({ agentToken: ['(hidden)', '(new)'] });
   });
 
@@ -153,9 +236,20 @@ describe('refusals: the whole report, with what is wrong', () => {
     const fromB = { ...report([await collectInstance({ connectionString: b!.dsn })]), hostname: b!.server };
     const send = (token: string | null, body: unknown) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
-      return receiveReport(t.db, { authorization: token === null ? null : `Bearer ${token}`, contentLength: Buffer.byteLength(text), text: async () => text });
+      return receiveReport(t.db, {
+        authorization: token === null ? null : `Bearer ${token}`,
+        contentLength: Buffer.byteLength(text),
+        text: async () => text,
+      });
     };
-    const state = async () => JSON.stringify({ ...(await everything()), servers: await t.db.select({ id: servers.id, seen: servers.lastSeenAt, every: servers.agentIntervalSeconds }).from(servers).orderBy(servers.id) });
+    const state = async () =>
+      JSON.stringify({
+        ...(await everything()),
+        servers: await t.db
+          .select({ id: servers.id, seen: servers.lastSeenAt, every: servers.agentIntervalSeconds })
+          .from(servers)
+          .orderBy(servers.id),
+      });
     const before = await state();
 
     expect(await send(null, fromB)).toMatchObject({ status: 401 });
@@ -164,7 +258,9 @@ describe('refusals: the whole report, with what is wrong', () => {
     // a's token with b's report (a token file copied to the wrong host): refused, naming both.
     const crossed = await send(tokenA, fromB);
     expect(crossed.status).toBe(403);
-    expect((crossed.body as { error: string }).error).toContain(`this token belongs to ${a!.server}, and the report comes from ${b!.server}`);
+    expect((crossed.body as { error: string }).error).toContain(
+      `this token belongs to ${a!.server}, and the report comes from ${b!.server}`,
+    );
     expect(await send(tokenB, '{"format":1,')).toMatchObject({ status: 400 });
     expect(await send(tokenB, { ...fromB, instances: [{ ...fromB.instances[0], port: 'x' }] })).toMatchObject({ status: 422 });
     expect(await send(tokenB, { ...fromB, agentVersion: 'x'.repeat(300 * 1024) })).toMatchObject({ status: 413 });

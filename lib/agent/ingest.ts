@@ -27,15 +27,28 @@ export interface AgentServer {
 }
 
 /** Creates (or rotates: the old one stops working at once) a server's agent token; shown once. */
-export async function createAgentToken(db: Db, serverId: number, actor: { id: number | null; username: string; remoteAddr?: string }): Promise<string> {
+export async function createAgentToken(
+  db: Db,
+  serverId: number,
+  actor: { id: number | null; username: string; remoteAddr?: string },
+): Promise<string> {
   const token = `pgha_${randomBytes(32).toString('base64url')}`;
   await db.transaction(async (tx) => {
-    const [server] = await tx.update(servers).set({ agentTokenHash: hashToken(token) }).where(eq(servers.id, serverId))
+    const [server] = await tx
+      .update(servers)
+      .set({ agentTokenHash: hashToken(token) })
+      .where(eq(servers.id, serverId))
       .returning({ hostname: servers.hostname, environmentId: servers.environmentId });
     if (!server) throw new Error(`no server ${serverId}`);
     await writeAudit(tx, {
-      user: actor, remoteAddr: actor.remoteAddr, action: 'agent.token', objectType: 'servers', objectId: String(serverId),
-      objectLabel: server.hostname, environmentId: server.environmentId, changes: { agentToken: ['(hidden)', '(new)'] },
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: 'agent.token',
+      objectType: 'servers',
+      objectId: String(serverId),
+      objectLabel: server.hostname,
+      environmentId: server.environmentId,
+      changes: { agentToken: ['(hidden)', '(new)'] },
     });
   });
   return token;
@@ -44,7 +57,12 @@ export async function createAgentToken(db: Db, serverId: number, actor: { id: nu
 /** The server a bearer token speaks for, or null (unknown or rotated). */
 export async function serverForToken(db: Db, token: string): Promise<AgentServer | null> {
   if (!TOKEN.test(token)) return null;
-  const [s] = await prepared<AgentServer>(db, 'pgherd_agent_token_v2', 'SELECT id, hostname, address, environment_id FROM servers WHERE agent_token_hash = $1', [hashToken(token)]);
+  const [s] = await prepared<AgentServer>(
+    db,
+    'pgherd_agent_token_v2',
+    'SELECT id, hostname, address, environment_id FROM servers WHERE agent_token_hash = $1',
+    [hashToken(token)],
+  );
   return s ?? null;
 }
 
@@ -94,7 +112,10 @@ export async function receiveReport(
   const read = readReport(text);
   if (!read.ok) return refuse(read.status, read.error, read.details);
   if (!namesServer(server, read.report.hostname)) {
-    return refuse(403, `this token belongs to ${server.hostname}, and the report comes from ${read.report.hostname}: a report can only speak for its own server (set "hostname" in the agent's configuration if the host calls itself otherwise)`);
+    return refuse(
+      403,
+      `this token belongs to ${server.hostname}, and the report comes from ${read.report.hostname}: a report can only speak for its own server (set "hostname" in the agent's configuration if the host calls itself otherwise)`,
+    );
   }
   const result = await write(server, read.report);
   return { status: 200, body: { server: server.hostname, ...result } };
@@ -220,16 +241,29 @@ async function holdConflicts(db: Db, conflicts: Conflict[]): Promise<void> {
 /** A herd for a system identifier no herd has: `pg-<sysid>` in the reserved environment, audited. False when another report made it first. */
 async function createHerd(db: Db, server: AgentServer, report: Report, sysid: string): Promise<boolean> {
   return db.transaction(async (tx) => {
-    await tx.execute(sql`INSERT INTO environments (name, description) VALUES (${UNASSIGNED_ENVIRONMENT}, 'Herds the agents found that no one has placed yet: move each to its environment.') ON CONFLICT (name) DO NOTHING`);
+    await tx.execute(
+      sql`INSERT INTO environments (name, description) VALUES (${UNASSIGNED_ENVIRONMENT}, 'Herds the agents found that no one has placed yet: move each to its environment.') ON CONFLICT (name) DO NOTHING`,
+    );
     const version = report.instances.find((i) => i.systemIdentifier === sysid)?.majorVersion;
-    if (version === undefined) throw new Error(`createHerd: the report from ${server.hostname} has no instance with system identifier ${sysid}`);
-    const { rows: [herd] } = await tx.execute<{ id: number; env: number }>(sql`
+    if (version === undefined)
+      throw new Error(`createHerd: the report from ${server.hostname} has no instance with system identifier ${sysid}`);
+    const {
+      rows: [herd],
+    } = await tx.execute<{ id: number; env: number }>(sql`
       INSERT INTO herds (environment_id, name, system_identifier, pg_version, description)
       SELECT e.id, ${`pg-${sysid}`}, ${sysid}, ${version}, ${`Found by the agent on ${server.hostname}.`}
       FROM environments e WHERE e.name = ${UNASSIGNED_ENVIRONMENT}
       ON CONFLICT (system_identifier) DO NOTHING RETURNING id, environment_id AS env`);
     if (!herd) return false;
-    await writeAudit(tx, { user: { id: null, username: `agent:${server.hostname}` }, action: 'agent.create', objectType: 'herds', objectId: String(herd.id), objectLabel: `${UNASSIGNED_ENVIRONMENT}/pg-${sysid}`, environmentId: herd.env, changes: { systemIdentifier: [null, sysid] } });
+    await writeAudit(tx, {
+      user: { id: null, username: `agent:${server.hostname}` },
+      action: 'agent.create',
+      objectType: 'herds',
+      objectId: String(herd.id),
+      objectLabel: `${UNASSIGNED_ENVIRONMENT}/pg-${sysid}`,
+      environmentId: herd.env,
+      changes: { systemIdentifier: [null, sysid] },
+    });
     return true;
   });
 }
@@ -249,14 +283,30 @@ export async function ingestReport(db: Db, server: AgentServer, report: Report):
 export async function ingestReports(db: Db, items: { server: AgentServer; report: Report }[]): Promise<IngestResult[]> {
   if (new Set(items.map((i) => i.server.id)).size !== items.length) throw new Error('one report a server in a batch');
   const batch = items.map(({ server, report }) => ({
-    server_id: server.id, hostname: server.hostname, interval_seconds: report.intervalSeconds, observed_at: report.observedAt,
+    server_id: server.id,
+    hostname: server.hostname,
+    interval_seconds: report.intervalSeconds,
+    observed_at: report.observedAt,
     ports: report.instances.filter((i) => i.state === 'running').map((i) => i.port),
   }));
-  const facts = items.flatMap(({ server, report }) => report.instances.filter((i) => i.state === 'running').map((i) => ({
-    server_id: server.id, server_env: server.environment_id ?? null, port: i.port, data_directory: i.dataDirectory, pg_version: i.majorVersion, sysid: i.systemIdentifier, is_primary: !i.inRecovery, timeline: i.timeline,
-    lsn: i.inRecovery ? num(i.replayedLsn) : num(i.currentLsn), pending: i.pendingRestart.length > 0,
-    up_host: i.inRecovery ? i.upstream?.host ?? null : null, up_port: i.inRecovery ? i.upstream?.port ?? null : null,
-  })));
+  const facts = items.flatMap(({ server, report }) =>
+    report.instances
+      .filter((i) => i.state === 'running')
+      .map((i) => ({
+        server_id: server.id,
+        server_env: server.environment_id ?? null,
+        port: i.port,
+        data_directory: i.dataDirectory,
+        pg_version: i.majorVersion,
+        sysid: i.systemIdentifier,
+        is_primary: !i.inRecovery,
+        timeline: i.timeline,
+        lsn: i.inRecovery ? num(i.replayedLsn) : num(i.currentLsn),
+        pending: i.pendingRestart.length > 0,
+        up_host: i.inRecovery ? (i.upstream?.host ?? null) : null,
+        up_port: i.inRecovery ? (i.upstream?.port ?? null) : null,
+      })),
+  );
   const args = [JSON.stringify(batch), JSON.stringify(facts), items.map((i) => i.server.id), UNASSIGNED_ENVIRONMENT];
   type Row = { serverId: number; unknown: string[]; created: number; updated: number; stopped: number; held: Conflict[] };
   let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v2', INGEST_SQL, args);
@@ -266,7 +316,8 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
     for (const sysid of rows[0].unknown) {
       const first = items.find(({ report }) => report.instances.some((i) => i.systemIdentifier === sysid));
       if (!first) throw new Error(`ingestReports: the statement named system identifier ${sysid}, which no report of the batch has`);
-      if (await createHerd(db, first.server, first.report, sysid)) herdsCreated.set(first.server.id, (herdsCreated.get(first.server.id) ?? 0) + 1);
+      if (await createHerd(db, first.server, first.report, sysid))
+        herdsCreated.set(first.server.id, (herdsCreated.get(first.server.id) ?? 0) + 1);
     }
     rows = await prepared<Row>(db, 'pgherd_agent_ingest_v2', INGEST_SQL, args);
     if (rows[0]?.unknown.length) throw new Error(`no herd for system identifier(s) ${rows[0].unknown.join(', ')}`);
@@ -282,6 +333,12 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
     const r = byServer.get(server.id);
     if (!r) throw new Error(`ingestReports: the statement returned no row for server ${server.hostname}`);
     const h = held.get(server.id) ?? 0;
-    return { created: r.created, updated: r.updated, stopped: r.stopped, herdsCreated: herdsCreated.get(server.id) ?? 0, ...(h ? { held: h } : {}) };
+    return {
+      created: r.created,
+      updated: r.updated,
+      stopped: r.stopped,
+      herdsCreated: herdsCreated.get(server.id) ?? 0,
+      ...(h ? { held: h } : {}),
+    };
   });
 }

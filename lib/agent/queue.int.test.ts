@@ -20,9 +20,17 @@ const stable = () => t.lab.instances.filter((i) => !isOpsTestHerd(i.environment,
 beforeAll(async () => {
   t = await freshDatabase();
   await seedLabFleet(t.db, t.lab, { instances: false });
-  for (const s of await t.db.select({ id: servers.id, hostname: servers.hostname, address: servers.address }).from(servers)) serverOf.set(s.hostname, s);
+  for (const s of await t.db.select({ id: servers.id, hostname: servers.hostname, address: servers.address }).from(servers))
+    serverOf.set(s.hostname, s);
   for (const i of stable()) {
-    reportOf.set(i.server, { format: 1, agentVersion: 'test', hostname: i.server, observedAt: new Date().toISOString(), intervalSeconds: 60, instances: [await collectInstance({ connectionString: i.dsn })] });
+    reportOf.set(i.server, {
+      format: 1,
+      agentVersion: 'test',
+      hostname: i.server,
+      observedAt: new Date().toISOString(),
+      intervalSeconds: 60,
+      instances: [await collectInstance({ connectionString: i.dsn })],
+    });
   }
 });
 afterAll(async () => ifAssigned(t)?.close());
@@ -30,7 +38,12 @@ afterAll(async () => ifAssigned(t)?.close());
 /** The row of the lab instance on `server` (the server may hold others the tests report). */
 const rowOf = async (server: string) => {
   const port = t.lab.instances.find((i) => i.server === server)!.port;
-  return (await t.db.select().from(instances).where(sql`${instances.serverId} = ${serverOf.get(server)!.id} AND ${instances.port} = ${port}`))[0];
+  return (
+    await t.db
+      .select()
+      .from(instances)
+      .where(sql`${instances.serverId} = ${serverOf.get(server)!.id} AND ${instances.port} = ${port}`)
+  )[0];
 };
 
 describe('the ingest queue', () => {
@@ -42,11 +55,17 @@ describe('the ingest queue', () => {
     // The first goes alone (the queue was idle), the rest arrive while it is written: one more statement.
     expect(q.stats.statements).toBe(2);
     for (const i of stable()) {
-      const [row] = await t.db.select({ role: instances.role, herd: herds.name, state: instances.state }).from(instances).innerJoin(herds, eq(herds.id, instances.herdId)).where(eq(instances.serverId, serverOf.get(i.server)!.id));
+      const [row] = await t.db
+        .select({ role: instances.role, herd: herds.name, state: instances.state })
+        .from(instances)
+        .innerJoin(herds, eq(herds.id, instances.herdId))
+        .where(eq(instances.serverId, serverOf.get(i.server)!.id));
       expect(row, i.server).toEqual({ role: i.role, herd: i.herd, state: 'running' });
     }
     // Upstreams of replicas written in the same batch as their primary come with the next report.
-    await Promise.all(stable().map((i) => q.submit(serverOf.get(i.server)!, { ...reportOf.get(i.server)!, observedAt: new Date().toISOString() })));
+    await Promise.all(
+      stable().map((i) => q.submit(serverOf.get(i.server)!, { ...reportOf.get(i.server)!, observedAt: new Date().toISOString() })),
+    );
     for (const i of stable().filter((x) => x.upstream)) {
       expect((await rowOf(i.server))!.upstreamInstanceId, i.server).toBe((await rowOf(i.upstream!))!.id);
     }
@@ -72,9 +91,19 @@ describe('the ingest queue', () => {
     const q = new IngestQueue(t.db, { writers: 1 });
     const [a, b, c, d] = stable();
     // A server the admin deleted after its agent's token was checked.
-    const [gone] = await t.db.insert(servers).values({ hostname: 'db-gone.lab.internal', environmentId: (await t.db.select().from(servers).where(eq(servers.hostname, a!.server)))[0]!.environmentId }).returning();
+    const [gone] = await t.db
+      .insert(servers)
+      .values({
+        hostname: 'db-gone.lab.internal',
+        environmentId: (await t.db.select().from(servers).where(eq(servers.hostname, a!.server)))[0]!.environmentId,
+      })
+      .returning();
     await t.db.delete(servers).where(eq(servers.id, gone!.id));
-    const goneReport = { ...reportOf.get(b!.server)!, hostname: gone!.hostname, instances: reportOf.get(b!.server)!.instances.map((x) => ({ ...x, port: 6543 })) };
+    const goneReport = {
+      ...reportOf.get(b!.server)!,
+      hostname: gone!.hostname,
+      instances: reportOf.get(b!.server)!.instances.map((x) => ({ ...x, port: 6543 })),
+    };
     const at = new Date(Date.now() + 1000);
     const stamped = (server: string) => ({ ...reportOf.get(server)!, observedAt: at.toISOString() });
     const settled = await Promise.allSettled([
@@ -95,16 +124,29 @@ describe('the ingest queue', () => {
   it('makes one herd for a new system identifier that two reports of a batch name', async () => {
     const [a, b] = stable().filter((x) => x.role === 'replica');
     const sysid = '7999999999999999999';
-    const moved = (server: string, port: number): Report => ({ ...reportOf.get(server)!, instances: reportOf.get(server)!.instances.map((x) => ({ ...x, port, systemIdentifier: sysid })) });
-    const results = await ingestReports(t.db, [{ server: serverOf.get(a!.server)!, report: moved(a!.server, 7001) }, { server: serverOf.get(b!.server)!, report: moved(b!.server, 7002) }]);
+    const moved = (server: string, port: number): Report => ({
+      ...reportOf.get(server)!,
+      instances: reportOf.get(server)!.instances.map((x) => ({ ...x, port, systemIdentifier: sysid })),
+    });
+    const results = await ingestReports(t.db, [
+      { server: serverOf.get(a!.server)!, report: moved(a!.server, 7001) },
+      { server: serverOf.get(b!.server)!, report: moved(b!.server, 7002) },
+    ]);
     expect(results.map((r) => r.herdsCreated)).toEqual([1, 0]);
     expect(results.map((r) => r.created)).toEqual([1, 1]);
     const made = await t.db.select().from(herds).where(eq(herds.systemIdentifier, sysid));
     expect(made).toHaveLength(1);
     expect(made[0]!.name).toBe(`pg-${sysid}`);
-    const members = await t.db.select({ port: instances.port }).from(instances).where(eq(instances.herdId, made[0]!.id)).orderBy(instances.port);
+    const members = await t.db
+      .select({ port: instances.port })
+      .from(instances)
+      .where(eq(instances.herdId, made[0]!.id))
+      .orderBy(instances.port);
     expect(members).toEqual([{ port: 7001 }, { port: 7002 }]);
-    const audit = await t.db.select().from(auditEntries).where(sql`${auditEntries.action} = 'agent.create' AND ${auditEntries.objectLabel} = ${`${UNASSIGNED_ENVIRONMENT}/pg-${sysid}`}`);
+    const audit = await t.db
+      .select()
+      .from(auditEntries)
+      .where(sql`${auditEntries.action} = 'agent.create' AND ${auditEntries.objectLabel} = ${`${UNASSIGNED_ENVIRONMENT}/pg-${sysid}`}`);
     expect(audit).toHaveLength(1);
     // The real instance on those servers was not in the report: marked stopped.
     expect((await rowOf(a!.server))!.state).toBe('stopped');

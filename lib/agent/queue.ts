@@ -21,7 +21,10 @@ export class IngestQueue {
   /** Reports written and statements sent, since the start: their ratio is the mean batch size. */
   readonly stats = { reports: 0, statements: 0 };
 
-  constructor(private readonly db: Db, private readonly opts: { writers?: number; maxBatch?: number } = {}) {}
+  constructor(
+    private readonly db: Db,
+    private readonly opts: { writers?: number; maxBatch?: number } = {},
+  ) {}
 
   submit(server: AgentServer, report: Report): Promise<IngestResult> {
     return new Promise((resolve, reject) => {
@@ -59,7 +62,10 @@ export class IngestQueue {
 
   private async write(batch: Waiting[]) {
     try {
-      const results = await ingestReports(this.db, batch.map(({ server, report }) => ({ server, report })));
+      const results = await ingestReports(
+        this.db,
+        batch.map(({ server, report }) => ({ server, report })),
+      );
       this.stats.reports += batch.length;
       this.stats.statements++;
       for (const [i, w] of batch.entries()) {

@@ -10,74 +10,100 @@ export const MAX_INSTANCES = 64;
 /** An LSN as Postgres prints it: two hex numbers, "16/B374D848". */
 const lsn = z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i, 'an LSN such as 16/B374D848');
 const port = z.number().int().min(1).max(65535);
-const host = z.string().min(1).max(253).regex(/^[A-Za-z0-9.:_%-]+$/, 'a host name or address');
-const path = z.string().max(1000).regex(/^\//, 'an absolute path').refine(isPlainName, 'an absolute path without control, invisible or text-direction characters');
+const host = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9.:_%-]+$/, 'a host name or address');
+const path = z
+  .string()
+  .max(1000)
+  .regex(/^\//, 'an absolute path')
+  .refine(isPlainName, 'an absolute path without control, invisible or text-direction characters');
 
-export const replicaSchema = z.object({
-  /** client_addr in pg_stat_replication (null over a Unix socket). */
-  clientAddr: z.string().max(64).nullable(),
-  applicationName: z.string().max(200).default(''),
-  state: z.string().max(32),
-  sentLsn: lsn.nullable(),
-  replayLsn: lsn.nullable(),
-}).strict();
+export const replicaSchema = z
+  .object({
+    /** client_addr in pg_stat_replication (null over a Unix socket). */
+    clientAddr: z.string().max(64).nullable(),
+    applicationName: z.string().max(200).default(''),
+    state: z.string().max(32),
+    sentLsn: lsn.nullable(),
+    replayLsn: lsn.nullable(),
+  })
+  .strict();
 
-export const instanceReportSchema = z.object({
-  port,
-  dataDirectory: path,
-  state: z.enum(['running', 'stopped']),
-  /** Known even when stopped (pg_lsclusters knows the version of a stopped cluster). */
-  majorVersion: z.number().int().min(9).max(40),
-  /** The rest is read from a running instance. */
-  systemIdentifier: z.string().regex(/^\d{1,20}$/, 'digits (pg_control_system().system_identifier)').optional(),
-  inRecovery: z.boolean().optional(),
-  timeline: z.number().int().min(1).max(2 ** 31 - 1).optional(),
-  /** Primary: pg_current_wal_lsn(). */
-  currentLsn: lsn.nullable().optional(),
-  /** Replica: pg_last_wal_receive_lsn() and pg_last_wal_replay_lsn(). */
-  receivedLsn: lsn.nullable().optional(),
-  replayedLsn: lsn.nullable().optional(),
-  /** Replica: where it streams from (pg_stat_wal_receiver), null when not streaming. */
-  upstream: z.object({ host, port }).strict().nullable().optional(),
-  replicas: z.array(replicaSchema).max(256).default([]),
-  /** Settings changed in the configuration that need a restart (pg_settings.pending_restart). */
-  pendingRestart: z.array(z.string().max(100)).max(500).default([]),
-  startedAt: z.iso.datetime({ offset: true }).optional(),
-}).strict().superRefine((i, ctx) => {
-  if (i.state !== 'running') return;
-  for (const k of ['systemIdentifier', 'inRecovery', 'timeline'] as const) {
-    if (i[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'required for a running instance' });
-  }
-});
-
-export const reportSchema = z.object({
-  /** The report format; a later agent may send 2, and this server then says it does not know it. */
-  format: z.literal(1),
-  agentVersion: z.string().max(40),
-  /** The host the report comes from. Never used to find the server (the token says which it is), but
-   *  it must name that server: a token copied to another host is refused. */
-  hostname: host,
-  /** When the agent read the facts (the instances' last_observed_at). */
-  observedAt: z.iso.datetime({ offset: true }),
-  /** Seconds between reports (0: run once by a timer); the dashboard counts silence in intervals. */
-  intervalSeconds: z.number().int().min(0).max(86_400).default(0),
-  instances: z.array(instanceReportSchema).max(MAX_INSTANCES, `at most ${MAX_INSTANCES} instances`),
-}).strict().superRefine((r, ctx) => {
-  const seen = new Set<number>();
-  r.instances.forEach((i, n) => {
-    if (seen.has(i.port)) ctx.addIssue({ code: 'custom', path: ['instances', n, 'port'], message: `port ${i.port} is reported twice` });
-    seen.add(i.port);
+export const instanceReportSchema = z
+  .object({
+    port,
+    dataDirectory: path,
+    state: z.enum(['running', 'stopped']),
+    /** Known even when stopped (pg_lsclusters knows the version of a stopped cluster). */
+    majorVersion: z.number().int().min(9).max(40),
+    /** The rest is read from a running instance. */
+    systemIdentifier: z
+      .string()
+      .regex(/^\d{1,20}$/, 'digits (pg_control_system().system_identifier)')
+      .optional(),
+    inRecovery: z.boolean().optional(),
+    timeline: z
+      .number()
+      .int()
+      .min(1)
+      .max(2 ** 31 - 1)
+      .optional(),
+    /** Primary: pg_current_wal_lsn(). */
+    currentLsn: lsn.nullable().optional(),
+    /** Replica: pg_last_wal_receive_lsn() and pg_last_wal_replay_lsn(). */
+    receivedLsn: lsn.nullable().optional(),
+    replayedLsn: lsn.nullable().optional(),
+    /** Replica: where it streams from (pg_stat_wal_receiver), null when not streaming. */
+    upstream: z.object({ host, port }).strict().nullable().optional(),
+    replicas: z.array(replicaSchema).max(256).default([]),
+    /** Settings changed in the configuration that need a restart (pg_settings.pending_restart). */
+    pendingRestart: z.array(z.string().max(100)).max(500).default([]),
+    startedAt: z.iso.datetime({ offset: true }).optional(),
+  })
+  .strict()
+  .superRefine((i, ctx) => {
+    if (i.state !== 'running') return;
+    for (const k of ['systemIdentifier', 'inRecovery', 'timeline'] as const) {
+      if (i[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'required for a running instance' });
+    }
   });
-});
+
+export const reportSchema = z
+  .object({
+    /** The report format; a later agent may send 2, and this server then says it does not know it. */
+    format: z.literal(1),
+    agentVersion: z.string().max(40),
+    /** The host the report comes from. Never used to find the server (the token says which it is), but
+     *  it must name that server: a token copied to another host is refused. */
+    hostname: host,
+    /** When the agent read the facts (the instances' last_observed_at). */
+    observedAt: z.iso.datetime({ offset: true }),
+    /** Seconds between reports (0: run once by a timer); the dashboard counts silence in intervals. */
+    intervalSeconds: z.number().int().min(0).max(86_400).default(0),
+    instances: z.array(instanceReportSchema).max(MAX_INSTANCES, `at most ${MAX_INSTANCES} instances`),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    const seen = new Set<number>();
+    r.instances.forEach((i, n) => {
+      if (seen.has(i.port)) ctx.addIssue({ code: 'custom', path: ['instances', n, 'port'], message: `port ${i.port} is reported twice` });
+      seen.add(i.port);
+    });
+  });
 
 export type Report = z.infer<typeof reportSchema>;
 export type InstanceReport = z.infer<typeof instanceReportSchema>;
 
-export type ReadReport = { ok: true; report: Report } | { ok: false; status: 400 | 413 | 422; error: string; details: { path: string; message: string }[] | null };
+export type ReadReport =
+  { ok: true; report: Report } | { ok: false; status: 400 | 413 | 422; error: string; details: { path: string; message: string }[] | null };
 
 /** The body of a report request: size, JSON, schema. Nothing is written for any of the refusals. */
 export function readReport(text: string): ReadReport {
-  if (Buffer.byteLength(text) > MAX_REPORT_BYTES) return { ok: false, status: 413, error: `a report is at most ${MAX_REPORT_BYTES} bytes`, details: null };
+  if (Buffer.byteLength(text) > MAX_REPORT_BYTES)
+    return { ok: false, status: 413, error: `a report is at most ${MAX_REPORT_BYTES} bytes`, details: null };
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -86,7 +112,12 @@ export function readReport(text: string): ReadReport {
   }
   const parsed = reportSchema.safeParse(raw);
   if (!parsed.success) {
-    return { ok: false, status: 422, error: 'invalid report: nothing was written', details: parsed.error.issues.slice(0, 50).map((i) => ({ path: i.path.join('.') || '(report)', message: i.message })) };
+    return {
+      ok: false,
+      status: 422,
+      error: 'invalid report: nothing was written',
+      details: parsed.error.issues.slice(0, 50).map((i) => ({ path: i.path.join('.') || '(report)', message: i.message })),
+    };
   }
   return { ok: true, report: parsed.data };
 }

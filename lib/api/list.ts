@@ -12,22 +12,39 @@ import { ApiError } from './respond';
 const PER_PAGE = [10, 25, 50, 100, 200, 500];
 
 /** Text to search or filter with: no NUL (Postgres refuses it in a query; no stored text has one). */
-export const searchText = (max = 200) => z.string().max(max).refine((v) => !v.includes('\u0000'), 'may not contain a NUL character');
+export const searchText = (max = 200) =>
+  z
+    .string()
+    .max(max)
+    .refine((v) => !v.includes('\u0000'), 'may not contain a NUL character');
 
 /** Search, sort and paging: the same on every list endpoint (beside its own filters). */
 export const pagingQuery = {
   q: searchText().optional(),
   sort: z.string().max(200).optional(),
   page: z.coerce.number().int().min(1).max(1_000_000).optional(),
-  per: z.coerce.number().int().refine((n) => PER_PAGE.includes(n), `one of ${PER_PAGE.join(', ')}`).optional(),
+  per: z.coerce
+    .number()
+    .int()
+    .refine((n) => PER_PAGE.includes(n), `one of ${PER_PAGE.join(', ')}`)
+    .optional(),
 };
 
 /** What the user may see only: the same scope the console's lists have. */
 export async function listFromQuery(req: NextRequest, schema: z.ZodType<Record<string, unknown>>, model: string, access: Access) {
   const parsed = schema.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
-  if (!parsed.success) throw new ApiError(400, 'invalid query', parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(query)', message: i.message })));
+  if (!parsed.success)
+    throw new ApiError(
+      400,
+      'invalid query',
+      parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(query)', message: i.message })),
+    );
   const def = getAdmin(model);
   if (!def) throw new Error(`listFromQuery: no admin declaration for model ${model}`);
-  const raw = Object.fromEntries(Object.entries(parsed.data).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]));
+  const raw = Object.fromEntries(
+    Object.entries(parsed.data)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, String(v)]),
+  );
   return changeList(getDb(), def, parseListParams(def, raw, access));
 }

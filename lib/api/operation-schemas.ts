@@ -3,30 +3,52 @@ import { idNumber } from '@/lib/validation/ids';
 import { MAX_SELECTION } from '@/lib/validation/selection';
 
 // The console's bulk selection's bound (lib/validation/selection.ts), as a JSON array.
-const ids = z.array(idNumber('each id')).min(1).max(MAX_SELECTION).transform((a) => [...new Set(a)]);
+const ids = z
+  .array(idNumber('each id'))
+  .min(1)
+  .max(MAX_SELECTION)
+  .transform((a) => [...new Set(a)]);
 
 /** An action's parameters (remaster: `{ upstreamInstanceId }`); the action's own schema checks them. */
 const params = z.record(z.string().max(50), z.union([z.string().max(200), z.number(), z.boolean(), z.null()])).optional();
 
 /** Switchover and DR failover: the replica to promote, also accepted beside `params` (as the API documents). */
 const candidate = idNumber('candidateInstanceId').optional();
-const withCandidate = <T extends { params?: Record<string, unknown>; candidateInstanceId?: number }>({ candidateInstanceId, ...b }: T) =>
-  ({ ...b, params: candidateInstanceId === undefined ? b.params : { ...b.params, candidateInstanceId } });
+const withCandidate = <T extends { params?: Record<string, unknown>; candidateInstanceId?: number }>({ candidateInstanceId, ...b }: T) => ({
+  ...b,
+  params: candidateInstanceId === undefined ? b.params : { ...b.params, candidateInstanceId },
+});
 
 const oneKind = (b: { instanceIds?: number[]; herdIds?: number[] }) => !!b.instanceIds !== !!b.herdIds;
 const oneKindMessage = { message: 'give instanceIds (instance actions) or herdIds (herd actions), not both', path: ['instanceIds'] };
 
-export const planBody = z.object({ action: z.string().min(1).max(50), instanceIds: ids.optional(), herdIds: ids.optional(), params, candidateInstanceId: candidate }).strict()
-  .refine(oneKind, oneKindMessage).transform(withCandidate);
+export const planBody = z
+  .object({
+    action: z.string().min(1).max(50),
+    instanceIds: ids.optional(),
+    herdIds: ids.optional(),
+    params,
+    candidateInstanceId: candidate,
+  })
+  .strict()
+  .refine(oneKind, oneKindMessage)
+  .transform(withCandidate);
 
-export const submitBody = z.object({
-  action: z.string().min(1).max(50),
-  instanceIds: ids.optional(),
-  herdIds: ids.optional(),
-  params,
-  candidateInstanceId: candidate,
-  digest: z.string().regex(/^[0-9a-f]{32}$/, 'the digest from /api/v1/operations/plan'),
-  confirm: z.string().max(200).default(''),
-  /** Repeat a submit with the same key and it is enqueued once; without one, every submit is new. */
-  idempotencyKey: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/).optional(),
-}).strict().refine(oneKind, oneKindMessage).transform(withCandidate);
+export const submitBody = z
+  .object({
+    action: z.string().min(1).max(50),
+    instanceIds: ids.optional(),
+    herdIds: ids.optional(),
+    params,
+    candidateInstanceId: candidate,
+    digest: z.string().regex(/^[0-9a-f]{32}$/, 'the digest from /api/v1/operations/plan'),
+    confirm: z.string().max(200).default(''),
+    /** Repeat a submit with the same key and it is enqueued once; without one, every submit is new. */
+    idempotencyKey: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{8,64}$/)
+      .optional(),
+  })
+  .strict()
+  .refine(oneKind, oneKindMessage)
+  .transform(withCandidate);

@@ -21,7 +21,10 @@ describe('the API with pgherd\u2019s database down', () => {
   it('answers 503 saying so when a query cannot reach the database', async () => {
     const { db, pool } = createDb(`postgres://pgherd@127.0.0.1:${await closedPort()}/pgherd`, 1);
     try {
-      const err = await db.execute('SELECT 1').then(() => null, (e: unknown) => e);
+      const err = await db.execute('SELECT 1').then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(isDatabaseUnavailable(err)).toBe(true);
       const route = handle(async () => {
         await db.execute('SELECT 1');
@@ -38,7 +41,9 @@ describe('the API with pgherd\u2019s database down', () => {
 
   it('still answers 500 for other failures', async () => {
     expect(isDatabaseUnavailable(new Error('syntax error at or near "SELEC"'))).toBe(false);
-    const res = await handle(async () => { throw new Error('boom'); })(new NextRequest('http://127.0.0.1/api/v1/instances'), { params: Promise.resolve({}) });
+    const res = await handle(async () => {
+      throw new Error('boom');
+    })(new NextRequest('http://127.0.0.1/api/v1/instances'), { params: Promise.resolve({}) });
     expect(res.status).toBe(500);
   });
 });
@@ -57,9 +62,16 @@ describe('request bodies', () => {
         c.enqueue(chunk);
       },
     });
-    const req = new NextRequest('http://127.0.0.1/api/v1/operations', { method: 'POST', body, duplex: 'half' } as unknown as ConstructorParameters<typeof NextRequest>[1]);
+    const req = new NextRequest('http://127.0.0.1/api/v1/operations', {
+      method: 'POST',
+      body,
+      duplex: 'half',
+    } as unknown as ConstructorParameters<typeof NextRequest>[1]);
     expect(req.headers.get('content-length')).toBeNull();
-    const res = await handle(async (r) => { await jsonBody(r, z.object({})); throw new Error('read it all'); })(req, { params: Promise.resolve({}) });
+    const res = await handle(async (r) => {
+      await jsonBody(r, z.object({}));
+      throw new Error('read it all');
+    })(req, { params: Promise.resolve({}) });
     expect(res.status).toBe(413);
     // Stopped after the first 64 kB and a little read-ahead, not after 64 MB.
     expect(sent).toBeLessThan(1024 * 1024);
@@ -69,14 +81,38 @@ describe('request bodies', () => {
 describe('a plan or submit that is not taken', () => {
   it('is answered from the error itself: the status, error and details the API has always given', async () => {
     const answer = async (err: unknown) => {
-      const res = await handle(async () => { throw err; })(new NextRequest('http://127.0.0.1/api/v1/operations', { method: 'POST' }), { params: Promise.resolve({}) });
+      const res = await handle(async () => {
+        throw err;
+      })(new NextRequest('http://127.0.0.1/api/v1/operations', { method: 'POST' }), { params: Promise.resolve({}) });
       return [res.status, await res.text()];
     };
-    const plan: Plan = { action: 'restart', label: 'Restart', params: {}, targets: [], on: 'instance', missing: [7], digest: 'a'.repeat(32), typeToConfirm: 'production', idempotencyKey: 'k' };
-    expect(await answer(new StalePlanError(plan))).toEqual([409, `{"error":"the inventory changed since this plan was made; review the new plan","details":{"digest":"${'a'.repeat(32)}","missing":[7]}}`]);
-    expect(await answer(new ConfirmationError('production'))).toEqual([400, '{"error":"type \\"production\\" to confirm","details":{"confirm":"production"}}']);
+    const plan: Plan = {
+      action: 'restart',
+      label: 'Restart',
+      params: {},
+      targets: [],
+      on: 'instance',
+      missing: [7],
+      digest: 'a'.repeat(32),
+      typeToConfirm: 'production',
+      idempotencyKey: 'k',
+    };
+    expect(await answer(new StalePlanError(plan))).toEqual([
+      409,
+      `{"error":"the inventory changed since this plan was made; review the new plan","details":{"digest":"${'a'.repeat(32)}","missing":[7]}}`,
+    ]);
+    expect(await answer(new ConfirmationError('production'))).toEqual([
+      400,
+      '{"error":"type \\"production\\" to confirm","details":{"confirm":"production"}}',
+    ]);
     expect(await answer(new NothingToRunError())).toEqual([409, '{"error":"every target was refused: nothing to run","details":null}']);
-    expect(await answer(new ParamsError('reload takes no parameters'))).toEqual([400, '{"error":"invalid params","details":{"params":"reload takes no parameters"}}']);
-    expect(await answer(new WrongTargetsError(restartAction))).toEqual([400, '{"error":"restart runs on instances: give instanceIds","details":null}']);
+    expect(await answer(new ParamsError('reload takes no parameters'))).toEqual([
+      400,
+      '{"error":"invalid params","details":{"params":"reload takes no parameters"}}',
+    ]);
+    expect(await answer(new WrongTargetsError(restartAction))).toEqual([
+      400,
+      '{"error":"restart runs on instances: give instanceIds","details":null}',
+    ]);
   });
 });

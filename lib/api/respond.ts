@@ -11,7 +11,11 @@ import { CLIENT_ADDRESS_HEADER, clientAddress } from '@/lib/auth/client-address'
 import { getCurrentUser } from '@/lib/auth/session';
 
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string, readonly details?: unknown) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly details?: unknown,
+  ) {
     super(message);
   }
 }
@@ -58,12 +62,14 @@ export async function apiUser(req: NextRequest, need: Scope): Promise<ApiUser> {
   } else {
     const s = await getCurrentUser();
     if (s) {
-      if (req.method !== 'GET' && req.method !== 'HEAD' && !sameOrigin(req)) throw new ApiError(403, 'cross-site request refused: send a bearer token, or use the console');
+      if (req.method !== 'GET' && req.method !== 'HEAD' && !sameOrigin(req))
+        throw new ApiError(403, 'cross-site request refused: send a bearer token, or use the console');
       user = { id: s.id, username: s.username, scope: 'operate', remoteAddr };
     }
   }
   if (!user) throw new ApiError(401, 'authentication required: Authorization: Bearer <token>');
-  if (need === 'operate' && user.scope !== 'operate') throw new ApiError(403, 'this token is read-only: a token with the operate scope is required');
+  if (need === 'operate' && user.scope !== 'operate')
+    throw new ApiError(403, 'this token is read-only: a token with the operate scope is required');
   return { ...user, access: { ...(await loadAccess(getDb(), user.id)), remoteAddr } };
 }
 
@@ -82,7 +88,9 @@ export async function jsonBody<T>(req: NextRequest, schema: z.ZodType<T>): Promi
   if (!parsed.success) {
     // One entry per field and message (2^53 fails both "whole number" and "at most": one line says it).
     const seen = new Set<string>();
-    const details = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })).filter((d) => !seen.has(`${d.path}\n${d.message}`) && !!seen.add(`${d.path}\n${d.message}`));
+    const details = parsed.error.issues
+      .map((i) => ({ path: i.path.join('.'), message: i.message }))
+      .filter((d) => !seen.has(`${d.path}\n${d.message}`) && !!seen.add(`${d.path}\n${d.message}`));
     throw new ApiError(400, 'invalid request', details);
   }
   return parsed.data;
@@ -104,7 +112,10 @@ export function handle(fn: Handler): Handler {
       }
       if (isDatabaseUnavailable(err)) {
         console.error(JSON.stringify({ event: 'api.database_unavailable', path: req.nextUrl.pathname, message: (err as Error).message }));
-        return NextResponse.json({ error: 'pgherd\'s database is unavailable; nothing was changed. Try again shortly.', details: null }, { status: 503, headers: { 'retry-after': '5' } });
+        return NextResponse.json(
+          { error: "pgherd's database is unavailable; nothing was changed. Try again shortly.", details: null },
+          { status: 503, headers: { 'retry-after': '5' } },
+        );
       }
       console.error(JSON.stringify({ event: 'api.error', path: req.nextUrl.pathname, message: (err as Error).message }));
       return NextResponse.json({ error: 'internal error', details: null }, { status: 500 });

@@ -18,17 +18,19 @@ type Tx = Pick<Db, 'insert'>;
 export async function writeAudit(db: Tx, e: AuditInput | AuditInput[]): Promise<void> {
   const list = Array.isArray(e) ? e : [e];
   if (!list.length) return;
-  await db.insert(auditEntries).values(list.map((x) => ({
-    userId: x.user.id,
-    username: x.user.username,
-    remoteAddr: x.remoteAddr ?? '',
-    action: x.action,
-    objectType: x.objectType,
-    objectId: x.objectId ?? '',
-    objectLabel: (x.objectLabel ?? '').slice(0, 500),
-    environmentId: x.environmentId ?? null,
-    changes: x.changes ?? {},
-  })));
+  await db.insert(auditEntries).values(
+    list.map((x) => ({
+      userId: x.user.id,
+      username: x.user.username,
+      remoteAddr: x.remoteAddr ?? '',
+      action: x.action,
+      objectType: x.objectType,
+      objectId: x.objectId ?? '',
+      objectLabel: (x.objectLabel ?? '').slice(0, 500),
+      environmentId: x.environmentId ?? null,
+      changes: x.changes ?? {},
+    })),
+  );
 }
 
 /** The fields whose values differ, as { field: [old, new] }. */

@@ -30,17 +30,34 @@ export interface Access {
 export const SYSTEM_ACCESS: Access = { userId: null, username: 'system', superuser: true, global: 'admin', byEnvironment: new Map() };
 
 /** Nobody: a user that is disabled or gone. */
-export const noAccess = (username: string, userId: number | null = null): Access => ({ userId, username, superuser: false, global: null, byEnvironment: new Map() });
+export const noAccess = (username: string, userId: number | null = null): Access => ({
+  userId,
+  username,
+  superuser: false,
+  global: null,
+  byEnvironment: new Map(),
+});
 
 /** The bindings for a username and its groups (matched without regard to case, as LDAP compares DNs). */
 export function bindingsFor(username: string, groups: string[]) {
   return or(
     and(eq(roleBindings.subjectType, 'user'), sql`lower(${roleBindings.subject}) = ${username.toLowerCase()}`),
-    groups.length ? and(eq(roleBindings.subjectType, 'group'), inArray(sql`lower(${roleBindings.subject})`, groups.map((g) => g.toLowerCase()))) : sql`false`,
+    groups.length
+      ? and(
+          eq(roleBindings.subjectType, 'group'),
+          inArray(
+            sql`lower(${roleBindings.subject})`,
+            groups.map((g) => g.toLowerCase()),
+          ),
+        )
+      : sql`false`,
   );
 }
 
-export function accessFrom(user: { id: number | null; username: string; superuser: boolean }, bindings: { role: Role; environmentId: number | null }[]): Access {
+export function accessFrom(
+  user: { id: number | null; username: string; superuser: boolean },
+  bindings: { role: Role; environmentId: number | null }[],
+): Access {
   if (user.superuser) return { userId: user.id, username: user.username, superuser: true, global: 'admin', byEnvironment: new Map() };
   let global: Role | null = null;
   for (const b of bindings) if (b.environmentId === null) global = higher(global, b.role);
@@ -54,10 +71,17 @@ export function accessFrom(user: { id: number | null; username: string; superuse
 
 /** The user's access now: nothing for a disabled or deleted user. */
 export async function loadAccess(db: Db, userId: number): Promise<Access> {
-  const [u] = await db.select({ id: users.id, username: users.username, active: users.isActive, superuser: users.isSuperuser, groups: users.groups })
-    .from(users).where(eq(users.id, userId));
+  const [u] = await db
+    .select({ id: users.id, username: users.username, active: users.isActive, superuser: users.isSuperuser, groups: users.groups })
+    .from(users)
+    .where(eq(users.id, userId));
   if (!u || !u.active) return noAccess(u?.username ?? `#${userId}`, userId);
-  const rows = u.superuser ? [] : await db.select({ role: roleBindings.role, environmentId: roleBindings.environmentId }).from(roleBindings).where(bindingsFor(u.username, u.groups));
+  const rows = u.superuser
+    ? []
+    : await db
+        .select({ role: roleBindings.role, environmentId: roleBindings.environmentId })
+        .from(roleBindings)
+        .where(bindingsFor(u.username, u.groups));
   return accessFrom({ id: u.id, username: u.username, superuser: u.superuser }, rows);
 }
 
@@ -70,7 +94,8 @@ export function roleIn(a: Access, environmentId: number | null): Role | null {
 export const can = (a: Access, need: Role, environmentId: number | null) => rank(roleIn(a, environmentId)) >= rank(need);
 
 /** Whether the user holds `need` anywhere at all (a control worth showing). */
-export const canSomewhere = (a: Access, need: Role) => rank(a.global) >= rank(need) || [...a.byEnvironment.values()].some((r) => rank(r) >= rank(need));
+export const canSomewhere = (a: Access, need: Role) =>
+  rank(a.global) >= rank(need) || [...a.byEnvironment.values()].some((r) => rank(r) >= rank(need));
 
 /** The environments where the user holds `need`: null means all of them (a global role). */
 export function environmentsWith(a: Access, need: Role = 'viewer'): number[] | null {
@@ -91,7 +116,10 @@ export interface Requester {
  */
 export class AccessDenied extends Error {
   /** Who was refused, when the refusing code knows (demand does). */
-  constructor(message: string, readonly who?: Requester) {
+  constructor(
+    message: string,
+    readonly who?: Requester,
+  ) {
     super(message);
     this.name = 'AccessDenied';
   }
@@ -105,13 +133,23 @@ export async function demand(db: Queries, a: Access, need: Role, what: string, e
   const missing = [...new Set(environmentIds)].filter((e) => !can(a, need, e));
   if (!missing.length) return;
   const ids = missing.filter((e): e is number => e !== null);
-  const names = new Map(ids.length ? (await db.select({ id: environments.id, name: environments.name }).from(environments).where(inArray(environments.id, ids))).map((r) => [r.id, r.name]) : []);
+  const names = new Map(
+    ids.length
+      ? (await db.select({ id: environments.id, name: environments.name }).from(environments).where(inArray(environments.id, ids))).map(
+          (r) => [r.id, r.name],
+        )
+      : [],
+  );
   const where = missing.map((e) => {
     const has = roleIn(a, e);
     const place = e === null ? 'globally' : `in ${names.get(e) ?? `environment #${e}`}`;
     return `${place} (${has ? `you have ${has}` : 'you have no role'}${e === null ? '' : ' there'})`;
   });
-  throw new AccessDenied(`${what} needs the ${need} role ${where.join(', ')}`, { id: a.userId, username: a.username, remoteAddr: a.remoteAddr });
+  throw new AccessDenied(`${what} needs the ${need} role ${where.join(', ')}`, {
+    id: a.userId,
+    username: a.username,
+    remoteAddr: a.remoteAddr,
+  });
 }
 
 /**
@@ -124,8 +162,12 @@ export async function auditDenial(db: Db, err: AccessDenied, who?: Requester): P
   const actor = err.who ? { ...err.who, remoteAddr: err.who.remoteAddr || who?.remoteAddr } : who;
   if (!actor) return;
   await writeAudit(db, {
-    user: { id: actor.id, username: actor.username }, remoteAddr: actor.remoteAddr ?? '',
-    action: 'access.denied', objectType: 'access', objectLabel: err.message, changes: { reason: [null, err.message] },
+    user: { id: actor.id, username: actor.username },
+    remoteAddr: actor.remoteAddr ?? '',
+    action: 'access.denied',
+    objectType: 'access',
+    objectLabel: err.message,
+    changes: { reason: [null, err.message] },
   });
 }
 
@@ -133,7 +175,12 @@ export async function auditDenial(db: Db, err: AccessDenied, who?: Requester): P
  * For a boundary that answers a refusal itself (a form's message, a refused target): runs `fn`; an
  * AccessDenied it throws is recorded, then answered with `answer(err)`. Anything else goes on up.
  */
-export async function answeringDenial<T>(db: Db, who: Requester | undefined, fn: () => Promise<T>, answer: (err: AccessDenied) => T): Promise<T> {
+export async function answeringDenial<T>(
+  db: Db,
+  who: Requester | undefined,
+  fn: () => Promise<T>,
+  answer: (err: AccessDenied) => T,
+): Promise<T> {
   try {
     return await fn();
   } catch (err) {

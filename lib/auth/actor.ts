@@ -14,5 +14,10 @@ export interface SignedInActor {
 
 export async function currentActor(): Promise<SignedInActor> {
   const user = await requireUser();
-  return { id: user.id, username: user.username, remoteAddr: clientAddress((await headers()).get(CLIENT_ADDRESS_HEADER)), access: await requireAccess() };
+  return {
+    id: user.id,
+    username: user.username,
+    remoteAddr: clientAddress((await headers()).get(CLIENT_ADDRESS_HEADER)),
+    access: await requireAccess(),
+  };
 }

@@ -23,18 +23,39 @@ export interface TokenActor {
 export const newTokenForm = z.object({
   name: z.string().trim().min(1, 'Name the token (what uses it).').max(100, 'At most 100 characters.').refine(isPlainName, NO_TRICKS),
   scope: z.enum(['read', 'operate'], { message: 'Choose read or operate.' }),
-  expiresInDays: z.preprocess((v) => (v === '' || v === undefined || v === null ? null : v),
-    z.coerce.number({ message: 'Enter a number of days.' }).int('Enter a whole number of days.').min(1, 'At least 1 day.').max(3650, 'At most 3650 days.').nullable()),
+  expiresInDays: z.preprocess(
+    (v) => (v === '' || v === undefined || v === null ? null : v),
+    z.coerce
+      .number({ message: 'Enter a number of days.' })
+      .int('Enter a whole number of days.')
+      .min(1, 'At least 1 day.')
+      .max(3650, 'At most 3650 days.')
+      .nullable(),
+  ),
 });
 
-export async function createApiToken(db: Db, userId: number, name: string, scope: Scope, expiresAt: Date | null = null, actor?: TokenActor): Promise<{ id: number; token: string }> {
+export async function createApiToken(
+  db: Db,
+  userId: number,
+  name: string,
+  scope: Scope,
+  expiresAt: Date | null = null,
+  actor?: TokenActor,
+): Promise<{ id: number; token: string }> {
   const token = `pgh_${randomBytes(32).toString('base64url')}`;
   return db.transaction(async (tx) => {
-    const [row] = await tx.insert(apiTokens).values({ userId, name, tokenHash: hashToken(token), prefix: token.slice(0, 10), scope, expiresAt }).returning({ id: apiTokens.id });
+    const [row] = await tx
+      .insert(apiTokens)
+      .values({ userId, name, tokenHash: hashToken(token), prefix: token.slice(0, 10), scope, expiresAt })
+      .returning({ id: apiTokens.id });
     if (!row) throw new Error('createApiToken: the insert returned no row');
     await writeAudit(tx, {
-      user: actor ?? { id: userId, username: `#${userId}` }, remoteAddr: actor?.remoteAddr,
-      action: 'token.create', objectType: 'api-tokens', objectId: String(row.id), objectLabel: `${name} (${token.slice(0, 10)}…)`,
+      user: actor ?? { id: userId, username: `#${userId}` },
+      remoteAddr: actor?.remoteAddr,
+      action: 'token.create',
+      objectType: 'api-tokens',
+      objectId: String(row.id),
+      objectLabel: `${name} (${token.slice(0, 10)}…)`,
       changes: { scope: [null, scope], expiresAt: [null, expiresAt?.toISOString() ?? null], owner: [null, userId] },
     });
     return { id: row.id, token };
@@ -47,14 +68,20 @@ export async function createApiToken(db: Db, userId: number, name: string, scope
  */
 export async function revokeApiToken(db: Db, id: number, ownerId: number | null = null, actor?: TokenActor): Promise<boolean> {
   return db.transaction(async (tx) => {
-    const rows = await tx.update(apiTokens).set({ revokedAt: new Date() })
+    const rows = await tx
+      .update(apiTokens)
+      .set({ revokedAt: new Date() })
       .where(and(eq(apiTokens.id, id), isNull(apiTokens.revokedAt), ownerId === null ? undefined : eq(apiTokens.userId, ownerId)))
       .returning({ name: apiTokens.name, prefix: apiTokens.prefix, userId: apiTokens.userId });
     const [revoked] = rows;
     if (!revoked) return false;
     await writeAudit(tx, {
-      user: actor ?? { id: null, username: 'system' }, remoteAddr: actor?.remoteAddr,
-      action: 'token.revoke', objectType: 'api-tokens', objectId: String(id), objectLabel: `${revoked.name} (${revoked.prefix}…)`,
+      user: actor ?? { id: null, username: 'system' },
+      remoteAddr: actor?.remoteAddr,
+      action: 'token.revoke',
+      objectType: 'api-tokens',
+      objectId: String(id),
+      objectLabel: `${revoked.name} (${revoked.prefix}…)`,
       changes: { revoked: [false, true], owner: [null, revoked.userId] },
     });
     return true;
@@ -73,10 +100,20 @@ export interface TokenRow {
 }
 
 export async function listApiTokens(db: Db, userId: number): Promise<TokenRow[]> {
-  return db.select({
-    id: apiTokens.id, name: apiTokens.name, prefix: apiTokens.prefix, scope: apiTokens.scope, createdAt: apiTokens.createdAt,
-    expiresAt: apiTokens.expiresAt, revokedAt: apiTokens.revokedAt, lastUsedAt: apiTokens.lastUsedAt,
-  }).from(apiTokens).where(eq(apiTokens.userId, userId)).orderBy(desc(apiTokens.createdAt), desc(apiTokens.id));
+  return db
+    .select({
+      id: apiTokens.id,
+      name: apiTokens.name,
+      prefix: apiTokens.prefix,
+      scope: apiTokens.scope,
+      createdAt: apiTokens.createdAt,
+      expiresAt: apiTokens.expiresAt,
+      revokedAt: apiTokens.revokedAt,
+      lastUsedAt: apiTokens.lastUsedAt,
+    })
+    .from(apiTokens)
+    .where(eq(apiTokens.userId, userId))
+    .orderBy(desc(apiTokens.createdAt), desc(apiTokens.id));
 }
 
 export interface TokenUser {
@@ -88,10 +125,21 @@ export interface TokenUser {
 /** The token's user and scope, or null for an unknown, revoked or expired token; records the use. */
 export async function verifyApiToken(db: Db, token: string): Promise<TokenUser | null> {
   if (!/^pgh_[A-Za-z0-9_-]{43}$/.test(token)) return null;
-  const [used] = await db.update(apiTokens).set({ lastUsedAt: sql`now()` })
-    .where(and(eq(apiTokens.tokenHash, hashToken(token)), isNull(apiTokens.revokedAt), or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`))))
+  const [used] = await db
+    .update(apiTokens)
+    .set({ lastUsedAt: sql`now()` })
+    .where(
+      and(
+        eq(apiTokens.tokenHash, hashToken(token)),
+        isNull(apiTokens.revokedAt),
+        or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`)),
+      ),
+    )
     .returning({ userId: apiTokens.userId, scope: apiTokens.scope });
   if (!used) return null;
-  const [u] = await db.select({ id: users.id, username: users.username, active: users.isActive }).from(users).where(eq(users.id, used.userId));
+  const [u] = await db
+    .select({ id: users.id, username: users.username, active: users.isActive })
+    .from(users)
+    .where(eq(users.id, used.userId));
   return u?.active ? { id: u.id, username: u.username, scope: used.scope } : null;
 }

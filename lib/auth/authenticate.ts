@@ -39,13 +39,19 @@ const MESSAGES: Record<AuthFailure, string> = {
 /** Failed sign-ins in the window, for this user and from this address (read from the audit log). */
 async function recentFailures(db: Queries, username: string, remoteAddr: string): Promise<{ user: number; address: number }> {
   const since = new Date(Date.now() - THROTTLE.windowMs);
-  const [r] = await db.select({
-    user: sql<number>`count(*) FILTER (WHERE ${auditEntries.username} = ${username})::int`,
-    address: sql<number>`count(*) FILTER (WHERE ${auditEntries.remoteAddr} = ${remoteAddr} AND ${remoteAddr} <> '')::int`,
-  }).from(auditEntries).where(and(
-    eq(auditEntries.action, 'auth.sign_in_failed'), gt(auditEntries.at, since),
-    or(eq(auditEntries.username, username), remoteAddr ? eq(auditEntries.remoteAddr, remoteAddr) : sql`false`),
-  ));
+  const [r] = await db
+    .select({
+      user: sql<number>`count(*) FILTER (WHERE ${auditEntries.username} = ${username})::int`,
+      address: sql<number>`count(*) FILTER (WHERE ${auditEntries.remoteAddr} = ${remoteAddr} AND ${remoteAddr} <> '')::int`,
+    })
+    .from(auditEntries)
+    .where(
+      and(
+        eq(auditEntries.action, 'auth.sign_in_failed'),
+        gt(auditEntries.at, since),
+        or(eq(auditEntries.username, username), remoteAddr ? eq(auditEntries.remoteAddr, remoteAddr) : sql`false`),
+      ),
+    );
   if (!r) throw new Error('recentFailures: the count query returned no row');
   return r;
 }
@@ -62,15 +68,24 @@ const SIGNIN_LOCK = 72_842_101;
 /** Sign-ins evaluated at once from one address (people behind one NAT sign in at the same time). */
 export const ADDRESS_SLOTS = 4;
 
-export async function authenticate(db: Db, username: string, password: string, remoteAddr = '', ldap: LdapConfig | null = ldapConfig()): Promise<AuthResult> {
+export async function authenticate(
+  db: Db,
+  username: string,
+  password: string,
+  remoteAddr = '',
+  ldap: LdapConfig | null = ldapConfig(),
+): Promise<AuthResult> {
   const name = normalizeUsername(username);
   // Written in the attempt's transaction, before its locks go: the next attempt counts it.
   let conn: Queries = db;
   const fail = async (code: AuthFailure, detail: string, userId: number | null = null): Promise<AuthResult> => {
     await writeAudit(conn, {
-      user: { id: userId, username: name }, remoteAddr,
+      user: { id: userId, username: name },
+      remoteAddr,
       action: code === 'not_allowed' ? 'auth.sign_in_refused' : 'auth.sign_in_failed',
-      objectType: 'user', objectId: userId ? String(userId) : '', objectLabel: name,
+      objectType: 'user',
+      objectId: userId ? String(userId) : '',
+      objectLabel: name,
       changes: { reason: [null, `${code}: ${detail}`] },
     });
     return { ok: false, code, reason: MESSAGES[code] };
@@ -80,16 +95,29 @@ export async function authenticate(db: Db, username: string, password: string, r
   // check and get its guess). The locks last the attempt's transaction; whoever finds them taken is
   // throttled at once, without waiting (and without holding a connection).
   return db.transaction(async (tx) => {
-    const [slot] = (await tx.execute(sql`
+    const [slot] = (
+      await tx.execute(sql`
       SELECT pg_try_advisory_xact_lock(${SIGNIN_LOCK}, hashtext(${`user:${name}`})) AS user_lock,
              (${remoteAddr} = '' OR EXISTS (SELECT 1 FROM generate_series(1, ${ADDRESS_SLOTS}) s
-                WHERE pg_try_advisory_xact_lock(${SIGNIN_LOCK}, hashtext(${`address:${remoteAddr}:`} || s)))) AS address_lock`)).rows as { user_lock: boolean; address_lock: boolean }[];
+                WHERE pg_try_advisory_xact_lock(${SIGNIN_LOCK}, hashtext(${`address:${remoteAddr}:`} || s)))) AS address_lock`)
+    ).rows as { user_lock: boolean; address_lock: boolean }[];
     if (!slot) throw new Error('authenticate: the sign-in lock query returned no row');
     const seen = await recentFailures(tx, name, remoteAddr);
     if (!slot.user_lock || !slot.address_lock || seen.user >= THROTTLE.perUser || seen.address >= THROTTLE.perAddress) {
       // Not counted as a failure itself: a throttled attacker does not extend the lock forever.
-      const why = !slot.user_lock ? 'another sign-in for this user is in progress' : !slot.address_lock ? 'too many sign-ins in progress from this address' : 'too many failures';
-      await writeAudit(tx, { user: { id: null, username: name }, remoteAddr, action: 'auth.sign_in_throttled', objectType: 'user', objectLabel: name, changes: { reason: [null, why] } });
+      const why = !slot.user_lock
+        ? 'another sign-in for this user is in progress'
+        : !slot.address_lock
+          ? 'too many sign-ins in progress from this address'
+          : 'too many failures';
+      await writeAudit(tx, {
+        user: { id: null, username: name },
+        remoteAddr,
+        action: 'auth.sign_in_throttled',
+        objectType: 'user',
+        objectLabel: name,
+        changes: { reason: [null, why] },
+      });
       return { ok: false, code: 'throttled', reason: MESSAGES.throttled };
     }
     conn = tx;
@@ -97,7 +125,12 @@ export async function authenticate(db: Db, username: string, password: string, r
   });
 
   async function verify(db: Queries): Promise<AuthResult> {
-    const [local] = await db.select().from(users).where(sql`lower(${users.username}) = ${name}`).orderBy(users.id).limit(1);
+    const [local] = await db
+      .select()
+      .from(users)
+      .where(sql`lower(${users.username}) = ${name}`)
+      .orderBy(users.id)
+      .limit(1);
     let user: typeof users.$inferSelect;
     if (local?.source === 'local' || !ldap) {
       if (!local) return fail('invalid', 'no such local user');
@@ -109,18 +142,42 @@ export async function authenticate(db: Db, username: string, password: string, r
       if (!res.ok) return fail(res.reason, res.message, local?.id ?? null);
       // The directory's spelling, in one case: the account is the same whichever way it was typed.
       const canonical = normalizeUsername(res.username);
-      const values = { username: local?.username ?? canonical, displayName: res.displayName, email: res.email, source: 'ldap' as const, ldapDn: res.dn, groups: res.groups, passwordHash: null };
-      const [upserted] = await db.insert(users).values(values)
-        .onConflictDoUpdate({ target: users.username, set: { displayName: values.displayName, email: values.email, ldapDn: values.ldapDn, groups: values.groups } })
+      const values = {
+        username: local?.username ?? canonical,
+        displayName: res.displayName,
+        email: res.email,
+        source: 'ldap' as const,
+        ldapDn: res.dn,
+        groups: res.groups,
+        passwordHash: null,
+      };
+      const [upserted] = await db
+        .insert(users)
+        .values(values)
+        .onConflictDoUpdate({
+          target: users.username,
+          set: { displayName: values.displayName, email: values.email, ldapDn: values.ldapDn, groups: values.groups },
+        })
         .returning();
       if (!upserted) throw new Error(`authenticate: the upsert of user ${canonical} returned no row`);
       user = upserted;
       if (!user.isActive) return fail('invalid', 'account disabled in pgherd', user.id);
-      if (!user.isSuperuser && !(await hasAnyBinding(db, user.username, user.groups))) return fail('not_allowed', `no role binding for the user or its groups (${user.groups.join('; ') || 'none'})`, user.id);
+      if (!user.isSuperuser && !(await hasAnyBinding(db, user.username, user.groups)))
+        return fail('not_allowed', `no role binding for the user or its groups (${user.groups.join('; ') || 'none'})`, user.id);
     }
     await db.update(users).set({ lastLoginAt: new Date() }).where(eq(users.id, user.id));
-    await writeAudit(db, { user: { id: user.id, username: user.username }, remoteAddr, action: 'auth.sign_in', objectType: 'user', objectId: String(user.id), objectLabel: user.username });
-    return { ok: true, user: { id: user.id, username: user.username, displayName: user.displayName, isSuperuser: user.isSuperuser, groups: user.groups } };
+    await writeAudit(db, {
+      user: { id: user.id, username: user.username },
+      remoteAddr,
+      action: 'auth.sign_in',
+      objectType: 'user',
+      objectId: String(user.id),
+      objectLabel: user.username,
+    });
+    return {
+      ok: true,
+      user: { id: user.id, username: user.username, displayName: user.displayName, isSuperuser: user.isSuperuser, groups: user.groups },
+    };
   }
 }
 

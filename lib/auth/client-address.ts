@@ -14,10 +14,14 @@ const bare = (a: string) => (a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ?
 export function trustedProxies(spec: string | undefined): net.BlockList | null {
   if (!spec?.trim()) return null;
   const list = new net.BlockList();
-  for (const raw of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const raw of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [addr = '', bits] = raw.split('/');
     const family = net.isIPv4(addr) ? 'ipv4' : net.isIPv6(addr) ? 'ipv6' : null;
-    if (!family || (bits !== undefined && !/^\d{1,3}$/.test(bits))) throw new Error(`PGHERD_TRUSTED_PROXIES: ${JSON.stringify(raw)} is not an address or a CIDR block`);
+    if (!family || (bits !== undefined && !/^\d{1,3}$/.test(bits)))
+      throw new Error(`PGHERD_TRUSTED_PROXIES: ${JSON.stringify(raw)} is not an address or a CIDR block`);
     if (bits === undefined) list.addAddress(addr, family);
     else list.addSubnet(addr, Number(bits), family);
   }
@@ -27,10 +31,17 @@ export function trustedProxies(spec: string | undefined): net.BlockList | null {
 const trusted = (list: net.BlockList, a: string) => net.isIP(a) !== 0 && list.check(a, net.isIPv4(a) ? 'ipv4' : 'ipv6');
 
 /** The client's address from the socket's peer and X-Forwarded-For, trusting only `proxies`. */
-export function clientAddressOf(peer: string | undefined, forwardedFor: string | string[] | undefined, proxies: net.BlockList | null): string {
+export function clientAddressOf(
+  peer: string | undefined,
+  forwardedFor: string | string[] | undefined,
+  proxies: net.BlockList | null,
+): string {
   let addr = bare(peer ?? '');
   if (proxies) {
-    const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor ?? '').split(',').map((h) => bare(h.trim())).filter(Boolean);
+    const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : (forwardedFor ?? ''))
+      .split(',')
+      .map((h) => bare(h.trim()))
+      .filter(Boolean);
     // Walk back from the peer through the proxies we trust; the first hop that is not one is the client.
     while (trusted(proxies, addr)) {
       const next = hops.pop();

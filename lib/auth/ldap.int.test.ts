@@ -18,7 +18,13 @@ const person = (name: string) => t.lab.ldap!.users.find((u) => u.username === na
 beforeAll(async () => {
   t = await freshDatabase();
   const l = t.lab.ldap!;
-  cfg = ldapConfigSchema.parse({ urls: [l.url], bindDn: l.bindDn, bindPassword: l.bindPassword, userBase: l.userBase, groupBase: l.groupBase });
+  cfg = ldapConfigSchema.parse({
+    urls: [l.url],
+    bindDn: l.bindDn,
+    bindPassword: l.bindPassword,
+    userBase: l.userBase,
+    groupBase: l.groupBase,
+  });
   await ensureAdmin(t.db, 'break-glass', 'local-Pass-1');
   await t.db.insert(roleBindings).values({ role: 'operator', subjectType: 'group', subject: l.groups['dba-prod']! });
 });
@@ -34,10 +40,17 @@ describe('LDAP sign-in', () => {
   });
 
   it('refuses a wrong password and an empty one, and audits them', async () => {
-    expect(await authenticate(t.db, 'alice', 'not-it', '10.0.0.2', cfg)).toEqual({ ok: false, code: 'invalid', reason: 'Wrong username or password.' });
+    expect(await authenticate(t.db, 'alice', 'not-it', '10.0.0.2', cfg)).toEqual({
+      ok: false,
+      code: 'invalid',
+      reason: 'Wrong username or password.',
+    });
     expect((await authenticate(t.db, 'alice', '', '10.0.0.2', cfg)).ok).toBe(false);
     const failed = await t.db.select().from(auditEntries).where(eq(auditEntries.remoteAddr, '10.0.0.2'));
-    expect(failed.map((f) => [f.action, f.username])).toEqual([['auth.sign_in_failed', 'alice'], ['auth.sign_in_failed', 'alice']]);
+    expect(failed.map((f) => [f.action, f.username])).toEqual([
+      ['auth.sign_in_failed', 'alice'],
+      ['auth.sign_in_failed', 'alice'],
+    ]);
     expect(failed[0]!.changes).toEqual({ reason: [null, 'invalid: wrong password'] });
   });
 
@@ -54,7 +67,11 @@ describe('LDAP sign-in', () => {
   it('treats a username as data inside the filter', async () => {
     expect(escapeFilterValue('a*)(uid=*')).toBe('a\\2a\\29\\28uid=\\2a');
     for (const name of ['*', 'alice)(uid=*', 'al*']) {
-      expect(await ldapAuthenticate(cfg, name, person('alice').password)).toEqual({ ok: false, reason: 'invalid', message: 'no such user' });
+      expect(await ldapAuthenticate(cfg, name, person('alice').password)).toEqual({
+        ok: false,
+        reason: 'invalid',
+        message: 'no such user',
+      });
     }
   });
 
@@ -62,7 +79,9 @@ describe('LDAP sign-in', () => {
     const dead = `ldap://127.0.0.1:${await freePort()}`;
     const down = { ...cfg, urls: [dead], timeoutMs: 1000 };
     expect(await authenticate(t.db, 'alice', person('alice').password, '10.0.0.4', down)).toEqual({
-      ok: false, code: 'unreachable', reason: 'The directory (LDAP) cannot be reached; local accounts can still sign in.',
+      ok: false,
+      code: 'unreachable',
+      reason: 'The directory (LDAP) cannot be reached; local accounts can still sign in.',
     });
     expect((await authenticate(t.db, 'break-glass', 'local-Pass-1', '10.0.0.4', down)).ok).toBe(true);
     expect((await authenticate(t.db, 'alice', person('alice').password, '10.0.0.4', { ...cfg, urls: [dead, cfg.urls[0]!] })).ok).toBe(true);
@@ -86,12 +105,23 @@ describe('LDAP over TLS (the lab\u2019s slapd has a certificate for 127.0.0.1 fr
     expect((await ldapAuthenticate({ ...cfg, startTls: true, caFile: l.caFile }, 'alice', person('alice').password)).ok).toBe(true);
     expect((await ldapAuthenticate({ ...cfg, urls: [l.ldapsUrl], caFile: l.caFile }, 'alice', person('alice').password)).ok).toBe(true);
     // By name too: the certificate names localhost (SNI is sent for names, not for addresses).
-    expect((await ldapAuthenticate({ ...cfg, urls: [l.ldapsUrl.replace('127.0.0.1', 'localhost')], caFile: l.caFile }, 'alice', person('alice').password)).ok).toBe(true);
+    expect(
+      (
+        await ldapAuthenticate(
+          { ...cfg, urls: [l.ldapsUrl.replace('127.0.0.1', 'localhost')], caFile: l.caFile },
+          'alice',
+          person('alice').password,
+        )
+      ).ok,
+    ).toBe(true);
   });
 
   it('refuses a server whose certificate it cannot verify (verification is on by default), as unreachable, before sending the password', async () => {
     const l = t.lab.ldap!;
-    for (const c of [{ ...cfg, startTls: true }, { ...cfg, urls: [l.ldapsUrl] }]) {
+    for (const c of [
+      { ...cfg, startTls: true },
+      { ...cfg, urls: [l.ldapsUrl] },
+    ]) {
       const res = await ldapAuthenticate(ldapConfigSchema.parse({ ...c, timeoutMs: 2000 }), 'alice', person('alice').password);
       expect(res).toMatchObject({ ok: false, reason: 'unreachable' });
       expect((res as { message: string }).message).toMatch(/certificate/i);

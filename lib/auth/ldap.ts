@@ -7,26 +7,35 @@ import type { ConnectionOptions } from 'node:tls';
 import { Client, InvalidCredentialsError, type Entry } from 'ldapts';
 import { z } from 'zod';
 
-export const ldapConfigSchema = z.object({
-  urls: z.array(z.string().regex(/^ldaps?:\/\/[^\s/]+\/?$/, 'ldap://host:port or ldaps://host:port')).min(1).max(10),
-  bindDn: z.string().min(1).max(1000),
-  bindPassword: z.string().max(1000).optional(),
-  bindPasswordFile: z.string().max(1000).optional(),
-  userBase: z.string().min(1).max(1000),
-  /** {username} is replaced by the escaped username. */
-  userFilter: z.string().max(1000).default('(uid={username})'),
-  groupBase: z.string().min(1).max(1000),
-  /** The attribute that holds the user's canonical name (its case and form are what pgherd records). */
-  usernameAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/).default('uid'),
-  /** {userDN} is replaced by the escaped DN of the user. */
-  groupFilter: z.string().max(1000).default('(member={userDN})'),
-  startTls: z.boolean().default(false),
-  /** PEM file of the CA that signed the servers' certificates (default: the system's CAs). */
-  caFile: z.string().max(1000).optional(),
-  /** Off only for a lab: the certificate is not checked. */
-  tlsVerify: z.boolean().default(true),
-  timeoutMs: z.number().int().min(100).max(60_000).default(5000),
-}).strict().refine((c) => !!c.bindPassword !== !!c.bindPasswordFile, 'give bindPassword or bindPasswordFile, not both');
+export const ldapConfigSchema = z
+  .object({
+    urls: z
+      .array(z.string().regex(/^ldaps?:\/\/[^\s/]+\/?$/, 'ldap://host:port or ldaps://host:port'))
+      .min(1)
+      .max(10),
+    bindDn: z.string().min(1).max(1000),
+    bindPassword: z.string().max(1000).optional(),
+    bindPasswordFile: z.string().max(1000).optional(),
+    userBase: z.string().min(1).max(1000),
+    /** {username} is replaced by the escaped username. */
+    userFilter: z.string().max(1000).default('(uid={username})'),
+    groupBase: z.string().min(1).max(1000),
+    /** The attribute that holds the user's canonical name (its case and form are what pgherd records). */
+    usernameAttribute: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/)
+      .default('uid'),
+    /** {userDN} is replaced by the escaped DN of the user. */
+    groupFilter: z.string().max(1000).default('(member={userDN})'),
+    startTls: z.boolean().default(false),
+    /** PEM file of the CA that signed the servers' certificates (default: the system's CAs). */
+    caFile: z.string().max(1000).optional(),
+    /** Off only for a lab: the certificate is not checked. */
+    tlsVerify: z.boolean().default(true),
+    timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+  })
+  .strict()
+  .refine((c) => !!c.bindPassword !== !!c.bindPasswordFile, 'give bindPassword or bindPasswordFile, not both');
 
 export type LdapConfig = z.infer<typeof ldapConfigSchema>;
 
@@ -34,7 +43,10 @@ export type LdapConfig = z.infer<typeof ldapConfigSchema>;
 export function ldapConfig(file = process.env.PGHERD_LDAP_CONFIG): LdapConfig | null {
   if (!file) return null;
   const parsed = ldapConfigSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
-  if (!parsed.success) throw new Error(`PGHERD_LDAP_CONFIG (${file}): ${parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new Error(
+      `PGHERD_LDAP_CONFIG (${file}): ${parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`).join('; ')}`,
+    );
   return parsed.data;
 }
 
@@ -44,7 +56,14 @@ export function escapeFilterValue(v: string): string {
 }
 
 export type LdapResult =
-  | { ok: true; dn: string; displayName: string; email: string; groups: string[]; /** The directory's own spelling of the name. */ username: string }
+  | {
+      ok: true;
+      dn: string;
+      displayName: string;
+      email: string;
+      groups: string[];
+      /** The directory's own spelling of the name. */ username: string;
+    }
   | { ok: false; reason: 'invalid' | 'unreachable'; message: string };
 
 function tlsOptions(cfg: LdapConfig, url: string): ConnectionOptions {
@@ -59,7 +78,12 @@ function tlsOptions(cfg: LdapConfig, url: string): ConnectionOptions {
 
 /** A client for `url`; TLS options only for ldaps:// (given to a plain ldap:// client, ldapts speaks TLS at once). */
 function clientFor(cfg: LdapConfig, url: string): Client {
-  return new Client({ url, timeout: cfg.timeoutMs, connectTimeout: cfg.timeoutMs, ...(url.startsWith('ldaps://') ? { tlsOptions: tlsOptions(cfg, url) } : {}) });
+  return new Client({
+    url,
+    timeout: cfg.timeoutMs,
+    connectTimeout: cfg.timeoutMs,
+    ...(url.startsWith('ldaps://') ? { tlsOptions: tlsOptions(cfg, url) } : {}),
+  });
 }
 
 function readBindPasswordFile(file: string | undefined): string {
@@ -92,7 +116,12 @@ export async function ldapAuthenticate(cfg: LdapConfig, username: string, passwo
   if ('error' in c) return { ok: false, reason: 'unreachable', message: c.error };
   try {
     const filter = cfg.userFilter.replaceAll('{username}', escapeFilterValue(username));
-    const { searchEntries } = await c.client.search(cfg.userBase, { scope: 'sub', filter, attributes: ['cn', 'displayName', 'mail', cfg.usernameAttribute], sizeLimit: 2 });
+    const { searchEntries } = await c.client.search(cfg.userBase, {
+      scope: 'sub',
+      filter,
+      attributes: ['cn', 'displayName', 'mail', cfg.usernameAttribute],
+      sizeLimit: 2,
+    });
     const [user, ...others] = searchEntries;
     if (!user || others.length) return { ok: false, reason: 'invalid', message: user ? 'more than one entry matches' : 'no such user' };
     const userClient = clientFor(cfg, c.url);
@@ -105,8 +134,15 @@ export async function ldapAuthenticate(cfg: LdapConfig, username: string, passwo
     } finally {
       await userClient.unbind().catch(() => {});
     }
-    const groupFilter = cfg.groupFilter.replaceAll('{userDN}', escapeFilterValue(user.dn)).replaceAll('{username}', escapeFilterValue(username));
-    const { searchEntries: groups } = await c.client.search(cfg.groupBase, { scope: 'sub', filter: groupFilter, attributes: ['cn'], sizeLimit: 1000 });
+    const groupFilter = cfg.groupFilter
+      .replaceAll('{userDN}', escapeFilterValue(user.dn))
+      .replaceAll('{username}', escapeFilterValue(username));
+    const { searchEntries: groups } = await c.client.search(cfg.groupBase, {
+      scope: 'sub',
+      filter: groupFilter,
+      attributes: ['cn'],
+      sizeLimit: 1000,
+    });
     const first = (v: Entry[string] | undefined) => (Array.isArray(v) ? String(v[0] ?? '') : v === undefined ? '' : String(v));
     return {
       ok: true,

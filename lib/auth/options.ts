@@ -11,7 +11,6 @@ const credentials = z.object({
   password: z.string().min(1).max(1024),
 });
 
-
 export const authOptions: NextAuthOptions = {
   secret: process.env.NEXTAUTH_SECRET ?? process.env.AUTH_SECRET,
   session: { strategy: 'jwt', maxAge: 12 * 60 * 60 },
@@ -26,10 +25,20 @@ export const authOptions: NextAuthOptions = {
         if (!parsed.success) return null;
         // next-auth hands the request's headers over untyped; ours is one string when present.
         const sentAddress: unknown = req.headers?.[CLIENT_ADDRESS_HEADER];
-        const res = await authenticate(getDb(), parsed.data.username, parsed.data.password, clientAddress(typeof sentAddress === 'string' ? sentAddress : undefined));
+        const res = await authenticate(
+          getDb(),
+          parsed.data.username,
+          parsed.data.password,
+          clientAddress(typeof sentAddress === 'string' ? sentAddress : undefined),
+        );
         // The code reaches the sign-in form as `error` (next-auth passes a thrown message on).
         if (!res.ok) throw new Error(res.code);
-        return { id: String(res.user.id), name: res.user.displayName || res.user.username, username: res.user.username, superuser: res.user.isSuperuser };
+        return {
+          id: String(res.user.id),
+          name: res.user.displayName || res.user.username,
+          username: res.user.username,
+          superuser: res.user.isSuperuser,
+        };
       },
     }),
   ],

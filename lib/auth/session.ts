@@ -46,7 +46,9 @@ export async function requireAccess(): Promise<Access> {
 /** The signed-in user and the address the request came from: who a refusal is recorded against. */
 async function requester(): Promise<Requester | undefined> {
   const user = await getCurrentUser();
-  return user ? { id: user.id, username: user.username, remoteAddr: clientAddress((await headers()).get(CLIENT_ADDRESS_HEADER)) } : undefined;
+  return user
+    ? { id: user.id, username: user.username, remoteAddr: clientAddress((await headers()).get(CLIENT_ADDRESS_HEADER)) }
+    : undefined;
 }
 
 /**

@@ -17,7 +17,13 @@ const password = (u: string) => t.lab.ldap!.users.find((x) => x.username === u)!
 beforeAll(async () => {
   t = await freshDatabase();
   const l = t.lab.ldap!;
-  cfg = ldapConfigSchema.parse({ urls: [l.url], bindDn: l.bindDn, bindPassword: l.bindPassword, userBase: l.userBase, groupBase: l.groupBase });
+  cfg = ldapConfigSchema.parse({
+    urls: [l.url],
+    bindDn: l.bindDn,
+    bindPassword: l.bindPassword,
+    userBase: l.userBase,
+    groupBase: l.groupBase,
+  });
   await seedLabFleet(t.db, t.lab);
 });
 afterAll(async () => ifAssigned(t)?.close());
@@ -58,7 +64,11 @@ describe('sign-in', () => {
   });
 
   it('evaluates a burst of parallel guesses one at a time: never more failures than the limit, for a user or from an address', async () => {
-    const failures = async (where: ReturnType<typeof sql>) => Number((await t.db.execute(sql`SELECT count(*)::int AS n FROM audit_entries WHERE action = 'auth.sign_in_failed' AND ${where}`)).rows[0]!.n);
+    const failures = async (where: ReturnType<typeof sql>) =>
+      Number(
+        (await t.db.execute(sql`SELECT count(*)::int AS n FROM audit_entries WHERE action = 'auth.sign_in_failed' AND ${where}`)).rows[0]!
+          .n,
+      );
     // Twenty at once for one user, from twenty addresses (as a botnet would).
     const oneUser = await Promise.all(Array.from({ length: 20 }, (_, i) => authenticate(t.db, 'dave', `guess-${i}`, `10.8.3.${i}`, cfg)));
     expect(oneUser.every((r) => !r.ok)).toBe(true);

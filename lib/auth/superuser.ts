@@ -6,8 +6,8 @@ import { hashPassword } from './password';
 
 export async function ensureAdmin(db: Db, username: string, password: string): Promise<void> {
   const passwordHash = await hashPassword(password);
-  await db.insert(users)
+  await db
+    .insert(users)
     .values({ username, displayName: username, passwordHash, isSuperuser: true, source: 'local' })
     .onConflictDoUpdate({ target: users.username, set: { passwordHash, isActive: true, isSuperuser: true } });
 }
-

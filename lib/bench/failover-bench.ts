@@ -49,7 +49,15 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
     await migrateDatabase(lab.database.url);
     await seedLabFleet(db, lab);
     useLabSettings(lab);
-    worker = await startWorker({ databaseUrl: lab.database.url, redisUrl: lab.redis!.url, sshKeyPath: lab.ssh!.privateKeyPath, concurrency: 8, refreshEveryMs: 0, queuePrefix: 'bench-failover', quiet: true });
+    worker = await startWorker({
+      databaseUrl: lab.database.url,
+      redisUrl: lab.redis!.url,
+      sshKeyPath: lab.ssh!.privateKeyPath,
+      concurrency: 8,
+      refreshEveryMs: 0,
+      queuePrefix: 'bench-failover',
+      quiet: true,
+    });
     const ids = new Map((await db.select({ id: herds.id, name: herds.name }).from(herds)).map((h) => [h.name, h.id]));
     const out: string[] = [];
 
@@ -70,11 +78,17 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
     }
     await writer.stop();
     const primary = await livePrimary(lab, 'h1');
-    const { n } = (await query<{ n: number }>(url(primary), 'SELECT count(*)::int AS n FROM writes WHERE n = ANY($1::int[])', [writer.acked]))[0]!;
-    out.push(`switchover of a 3-member herd behind PgBouncer, ${SWITCHOVERS} rounds, a writer committing through PgBouncer (${writer.acked.length} commits):`);
+    const { n } = (
+      await query<{ n: number }>(url(primary), 'SELECT count(*)::int AS n FROM writes WHERE n = ANY($1::int[])', [writer.acked])
+    )[0]!;
+    out.push(
+      `switchover of a 3-member herd behind PgBouncer, ${SWITCHOVERS} rounds, a writer committing through PgBouncer (${writer.acked.length} commits):`,
+    );
     out.push(`  writer's longest gap: median ${median(gaps)!.toFixed(0)} ms, worst ${Math.max(...gaps).toFixed(0)} ms (target < 1000 ms)`);
     out.push(`  writer errors: ${writer.errors.length}; acknowledged commits missing on the final primary: ${writer.acked.length - n}`);
-    out.push(`  confirm -> done (incl. the old primary rejoining as a replica): median ${median(took)!.toFixed(0)} ms, worst ${Math.max(...took).toFixed(0)} ms`);
+    out.push(
+      `  confirm -> done (incl. the old primary rejoining as a replica): median ${median(took)!.toFixed(0)} ms, worst ${Math.max(...took).toFixed(0)} ms`,
+    );
 
     // 2. DR failover, primary killed, one herd at a time.
     const single: number[] = [];
@@ -85,8 +99,12 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
       single.push(ms);
       log(`DR failover of ${h}: confirm -> writable and DNS answers ${ms.toFixed(0)} ms`);
     }
-    out.push('DR failover, primary killed (-m immediate), confirm -> the new primary accepts a write and the write name answers it (BIND):');
-    out.push(`  one herd: median ${median(single)!.toFixed(0)} ms, worst ${Math.max(...single).toFixed(0)} ms over ${single.length} herds (target < 3000 ms)`);
+    out.push(
+      'DR failover, primary killed (-m immediate), confirm -> the new primary accepts a write and the write name answers it (BIND):',
+    );
+    out.push(
+      `  one herd: median ${median(single)!.toFixed(0)} ms, worst ${Math.max(...single).toFixed(0)} ms over ${single.length} herds (target < 3000 ms)`,
+    );
 
     // 3. Six herds in one operation.
     await Promise.all((await Promise.all(HERDS.map((h) => livePrimary(lab, h)))).map((p) => crash(lab, p)));
@@ -108,27 +126,54 @@ async function runOp(db: Db, queue: ReturnType<typeof targetQueue>, action: AnyA
   const refused = plan.targets.filter((t) => t.refused);
   if (refused.length) throw new Error(`refused: ${refused.map((t) => `${t.label}: ${t.refused ?? ''}`).join('; ')}`);
   const t0 = performance.now();
-  const { id } = await submitOperation(db, queue, action, { herdIds, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
+  const { id } = await submitOperation(
+    db,
+    queue,
+    action,
+    { herdIds, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') },
+    actor,
+  );
   await settle(db, id);
   return performance.now() - t0;
 }
 
 /** Submits a DR failover and measures until every herd's write name answers a member that takes a write. */
-async function failoverUntilWritable(db: Db, queue: ReturnType<typeof targetQueue>, lab: LabInfo, names: string[], ids: Map<string, number>): Promise<number> {
+async function failoverUntilWritable(
+  db: Db,
+  queue: ReturnType<typeof targetQueue>,
+  lab: LabInfo,
+  names: string[],
+  ids: Map<string, number>,
+): Promise<number> {
   const herdIds = names.map((h) => ids.get(h)!);
   const plan = await planOperation(db, SYSTEM_ACCESS, drFailoverAction, herdIds);
   const before = new Map(await Promise.all(names.map(async (h) => [h, (await answer(lab, h))[0]] as const)));
   const t0 = performance.now();
-  const { id } = await submitOperation(db, queue, drFailoverAction, { herdIds, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
-  const ready = await Promise.all(names.map(async (h) => {
-    for (;;) {
-      const now = (await answer(lab, h).catch(() => []))[0];
-      const m = now && now !== before.get(h) ? lab.instances.find((i) => i.server === now) : undefined;
-      if (m && (await query(url(m), 'CREATE TABLE IF NOT EXISTS bench_dr (x int); INSERT INTO bench_dr VALUES (1)').then(() => true, () => false))) return performance.now() - t0;
-      if (performance.now() - t0 > 60_000) throw new Error(`${h}: no writable new primary after 60 s`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }));
+  const { id } = await submitOperation(
+    db,
+    queue,
+    drFailoverAction,
+    { herdIds, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') },
+    actor,
+  );
+  const ready = await Promise.all(
+    names.map(async (h) => {
+      for (;;) {
+        const now = (await answer(lab, h).catch(() => []))[0];
+        const m = now && now !== before.get(h) ? lab.instances.find((i) => i.server === now) : undefined;
+        if (
+          m &&
+          (await query(url(m), 'CREATE TABLE IF NOT EXISTS bench_dr (x int); INSERT INTO bench_dr VALUES (1)').then(
+            () => true,
+            () => false,
+          ))
+        )
+          return performance.now() - t0;
+        if (performance.now() - t0 > 60_000) throw new Error(`${h}: no writable new primary after 60 s`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }),
+  );
   await settle(db, id);
   return Math.max(...ready);
 }

@@ -26,7 +26,10 @@ interface SimServer extends AgentServer {
   k: number;
 }
 
-const lsnText = (n: number) => `${Math.floor(n / 2 ** 32).toString(16).toUpperCase()}/${(n % 2 ** 32).toString(16).toUpperCase()}`;
+const lsnText = (n: number) =>
+  `${Math.floor(n / 2 ** 32)
+    .toString(16)
+    .toUpperCase()}/${(n % 2 ** 32).toString(16).toUpperCase()}`;
 
 /** Server k's report in round r: ports 5432-5435; server k is the primary of its group of 3 when k % 3 = 0. */
 function reportOf(s: SimServer, servers: SimServer[], round: number): Report {
@@ -35,10 +38,37 @@ function reportOf(s: SimServer, servers: SimServer[], round: number): Report {
   const base = 0x3000000 + round * 16384;
   const instances: InstanceReport[] = PORTS.map((port, j) => {
     const sysid = String(8000000000000000000n + BigInt(Math.floor(s.k / 3) * PORTS.length + j));
-    const common = { port, dataDirectory: `/var/lib/postgresql/16/c${j}`, state: 'running' as const, majorVersion: 16, systemIdentifier: sysid, timeline: 1, pendingRestart: [], startedAt: '2026-11-01T00:00:00Z' };
+    const common = {
+      port,
+      dataDirectory: `/var/lib/postgresql/16/c${j}`,
+      state: 'running' as const,
+      majorVersion: 16,
+      systemIdentifier: sysid,
+      timeline: 1,
+      pendingRestart: [],
+      startedAt: '2026-11-01T00:00:00Z',
+    };
     return isPrimary
-      ? { ...common, inRecovery: false, currentLsn: lsnText(base + j * 64), replicas: [1, 2].map((d) => ({ clientAddr: servers[Math.min(s.k + d, servers.length - 1)]!.address, applicationName: `r${d}`, state: 'streaming', sentLsn: lsnText(base + j * 64), replayLsn: lsnText(base + j * 64 - 8) })) }
-      : { ...common, inRecovery: true, receivedLsn: lsnText(base + j * 64 - 8), replayedLsn: lsnText(base + j * 64 - 8 * (s.k % 3)), upstream: { host: primary!.address, port }, replicas: [] };
+      ? {
+          ...common,
+          inRecovery: false,
+          currentLsn: lsnText(base + j * 64),
+          replicas: [1, 2].map((d) => ({
+            clientAddr: servers[Math.min(s.k + d, servers.length - 1)]!.address,
+            applicationName: `r${d}`,
+            state: 'streaming',
+            sentLsn: lsnText(base + j * 64),
+            replayLsn: lsnText(base + j * 64 - 8),
+          })),
+        }
+      : {
+          ...common,
+          inRecovery: true,
+          receivedLsn: lsnText(base + j * 64 - 8),
+          replayedLsn: lsnText(base + j * 64 - 8 * (s.k % 3)),
+          upstream: { host: primary!.address, port },
+          replicas: [],
+        };
   });
   return { format: 1, agentVersion: 'bench', hostname: s.hostname, observedAt: new Date().toISOString(), intervalSeconds: 60, instances };
 }
@@ -46,10 +76,16 @@ function reportOf(s: SimServer, servers: SimServer[], round: number): Report {
 /** The benchmark's servers (with agent tokens) and herds, in an environment of their own. */
 async function seed(db: Db): Promise<SimServer[]> {
   const servers: SimServer[] = Array.from({ length: SERVERS }, (_, k) => ({
-    id: 0, k, hostname: `agent${String(k).padStart(5, '0')}.ingest.example.com`, address: `10.200.${Math.floor(k / 250)}.${k % 250}`, token: `pgha_${randomBytes(32).toString('base64url')}`,
+    id: 0,
+    k,
+    hostname: `agent${String(k).padStart(5, '0')}.ingest.example.com`,
+    address: `10.200.${Math.floor(k / 250)}.${k % 250}`,
+    token: `pgha_${randomBytes(32).toString('base64url')}`,
   }));
   await db.transaction(async (tx) => {
-    const env = await tx.execute<{ id: number }>(sql`INSERT INTO environments (name, description) VALUES ('ingest-bench', 'agents of the ingest benchmark') RETURNING id`);
+    const env = await tx.execute<{ id: number }>(
+      sql`INSERT INTO environments (name, description) VALUES ('ingest-bench', 'agents of the ingest benchmark') RETURNING id`,
+    );
     const envId = env.rows[0]!.id;
     const groups = Math.ceil(SERVERS / 3);
     await tx.execute(sql`
@@ -60,7 +96,10 @@ async function seed(db: Db): Promise<SimServer[]> {
       const chunk = servers.slice(i, i + 500);
       const rows = await tx.execute<{ id: number; hostname: string }>(sql`
         INSERT INTO servers (hostname, environment_id, address, agent_token_hash)
-        VALUES ${sql.join(chunk.map((s) => sql`(${s.hostname}, ${envId}, ${s.address}, ${hashToken(s.token)})`), sql`, `)}
+        VALUES ${sql.join(
+          chunk.map((s) => sql`(${s.hostname}, ${envId}, ${s.address}, ${hashToken(s.token)})`),
+          sql`, `,
+        )}
         RETURNING id, hostname`);
       const byName = new Map(rows.rows.map((r) => [r.hostname, r.id]));
       for (const s of chunk) s.id = byName.get(s.hostname)!;
@@ -75,39 +114,63 @@ async function drive(servers: SimServer[], concurrency: number, work: (s: SimSer
   const lat: number[] = [];
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < servers.length) {
-      const s = servers[next++];
-      const t = performance.now();
-      await work(s!);
-      lat.push(performance.now() - t);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < servers.length) {
+        const s = servers[next++];
+        const t = performance.now();
+        await work(s!);
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
   const seconds = (performance.now() - t0) / 1000;
   return { perSecond: servers.length / seconds, ...percentiles(lat) };
 }
 
-export async function ingestBench(db: Db, url: string, pids: { console: number; database: number }, log: (m: string) => void): Promise<string[]> {
+export async function ingestBench(
+  db: Db,
+  url: string,
+  pids: { console: number; database: number },
+  log: (m: string) => void,
+): Promise<string[]> {
   let t = performance.now();
   const servers = await seed(db);
-  log(`ingest: ${SERVERS} servers with agent tokens, ${Math.ceil(SERVERS / 3) * PORTS.length} herds, in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  log(
+    `ingest: ${SERVERS} servers with agent tokens, ${Math.ceil(SERVERS / 3) * PORTS.length} herds, in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+  );
   let round = 0;
   // Each round's bodies are made before it is timed: the agents' side costs nothing but the request.
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   const target = new URL('/api/agent/v1/report', url);
   let bodies = new Map<number, string>();
-  const prepare = () => { bodies = new Map(servers.map((s) => [s.k, JSON.stringify(reportOf(s, servers, round))])); };
-  const post = (s: SimServer) => new Promise<void>((resolve, reject) => {
-    const body = bodies.get(s.k)!;
-    const req = http.request(target, { method: 'POST', agent, headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { text += c; });
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${s.hostname}: HTTP ${res.statusCode ?? '?'} ${text.slice(0, 300)}`))));
+  const prepare = () => {
+    bodies = new Map(servers.map((s) => [s.k, JSON.stringify(reportOf(s, servers, round))]));
+  };
+  const post = (s: SimServer) =>
+    new Promise<void>((resolve, reject) => {
+      const body = bodies.get(s.k)!;
+      const req = http.request(
+        target,
+        {
+          method: 'POST',
+          agent,
+          headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            text += c;
+          });
+          res.on('end', () =>
+            res.statusCode === 200 ? resolve() : reject(new Error(`${s.hostname}: HTTP ${res.statusCode ?? '?'} ${text.slice(0, 300)}`)),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
     });
-    req.on('error', reject);
-    req.end(body);
-  });
   // First reports create the instances (and warm the console): not timed.
   t = performance.now();
   prepare();
@@ -115,7 +178,11 @@ export async function ingestBench(db: Db, url: string, pids: { console: number; 
   round++;
   prepare();
   await drive(servers, CONCURRENCY, post);
-  const { n } = ((await db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname LIKE '%.ingest.example.com'`)).rows)[0]!;
+  const { n } = (
+    await db.execute<{ n: number }>(
+      sql`SELECT count(*)::int AS n FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname LIKE '%.ingest.example.com'`,
+    )
+  ).rows[0]!;
   log(`ingest: first reports created ${n} instances in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   if (n !== SERVERS * PORTS.length) throw new Error(`expected ${SERVERS * PORTS.length} instances, found ${n}`);
 
@@ -123,9 +190,17 @@ export async function ingestBench(db: Db, url: string, pids: { console: number; 
   const add = (name: string, r: { perSecond: number; p50: number; p95: number }, target: boolean) =>
     rows.push([name, r.perSecond.toFixed(0), r.p50.toFixed(1), r.p95.toFixed(1), target ? (r.perSecond >= TARGET ? 'yes' : 'NO') : '']);
   round++;
-  add('plain loop, same upserts, sequential', await drive(servers, 1, (s) => ingestReport(db, s, reportOf(s, servers, round)).then(() => {})), false);
+  add(
+    'plain loop, same upserts, sequential',
+    await drive(servers, 1, (s) => ingestReport(db, s, reportOf(s, servers, round)).then(() => {})),
+    false,
+  );
   round++;
-  add(`plain loop, same upserts, ${CONCURRENCY} at once (pool ${db.$client.options.max})`, await drive(servers, CONCURRENCY, (s) => ingestReport(db, s, reportOf(s, servers, round)).then(() => {})), false);
+  add(
+    `plain loop, same upserts, ${CONCURRENCY} at once (pool ${db.$client.options.max})`,
+    await drive(servers, CONCURRENCY, (s) => ingestReport(db, s, reportOf(s, servers, round)).then(() => {})),
+    false,
+  );
 
   // Where the CPU goes during the HTTP rounds: the console, Postgres, and the simulated agents (this
   // process), all on the same 2 cores.
@@ -141,14 +216,20 @@ export async function ingestBench(db: Db, url: string, pids: { console: number; 
   const perReport = {
     console: ((after.console - before.console) * 1000) / reports,
     database: ((after.database - before.database) * 1000) / reports,
-    agents: ((after.agents.user + after.agents.system - before.agents.user - before.agents.system) / 1000) / reports,
+    agents: (after.agents.user + after.agents.system - before.agents.user - before.agents.system) / 1000 / reports,
   };
-  const [check] = (await db.execute<{ moved: number; lagged: number }>(sql`
+  const [check] = (
+    await db.execute<{ moved: number; lagged: number }>(sql`
     SELECT count(*) FILTER (WHERE i.lsn >= ${0x3000000 + round * 16384 - 32})::int AS moved, count(*) FILTER (WHERE i.role = 'replica' AND i.lag_bytes > 0)::int AS lagged
-    FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname LIKE '%.ingest.example.com'`)).rows;
+    FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname LIKE '%.ingest.example.com'`)
+  ).rows;
   const serverSide = perReport.console + perReport.database;
   return [
-    ...(ROUNDS === 0 ? [] : [`CPU a report during the HTTP rounds: console ${perReport.console.toFixed(2)} ms, Postgres ${perReport.database.toFixed(2)} ms, the simulated agents ${perReport.agents.toFixed(2)} ms (same 2 cores); the server side alone (${serverSide.toFixed(2)} ms) has room for ${(2000 / serverSide).toFixed(0)} reports/s on 2 cores`]),
+    ...(ROUNDS === 0
+      ? []
+      : [
+          `CPU a report during the HTTP rounds: console ${perReport.console.toFixed(2)} ms, Postgres ${perReport.database.toFixed(2)} ms, the simulated agents ${perReport.agents.toFixed(2)} ms (same 2 cores); the server side alone (${serverSide.toFixed(2)} ms) has room for ${(2000 / serverSide).toFixed(0)} reports/s on 2 cores`,
+        ]),
     `Ingest: ${SERVERS} simulated agents' reports over loopback to the built console, LSNs moving each round (${SERVERS * PORTS.length} instance rows updated a round); after the run ${check!.moved} rows carry the last round's LSNs and ${check!.lagged} replicas are behind their primary's last report`,
     ...table([`case (${SERVERS} servers, reports of ${PORTS.length} instances)`, 'reports/s', 'p50 ms', 'p95 ms', `>= ${TARGET}/s`], rows),
   ];

@@ -28,9 +28,11 @@ async function measure(endpoints: PgEndpoint[]): Promise<string[]> {
   for (let p = 0; p < PASSES; p++) {
     const t = performance.now();
     let next = 0;
-    await Promise.all(Array.from({ length: 16 }, async () => {
-      while (next < endpoints.length) await observe(endpoints[next++]!);
-    }));
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < endpoints.length) await observe(endpoints[next++]!);
+      }),
+    );
     passes.push(performance.now() - t);
   }
   const o = percentiles(one);
@@ -39,9 +41,18 @@ async function measure(endpoints: PgEndpoint[]): Promise<string[]> {
 }
 
 export async function observeBench(log: (m: string) => void): Promise<string[]> {
-  const lab = await startLab({ file: FILE, redis: false, dns: false, ldap: false, pgbouncer: [], fleet: { environments: ['production', 'staging'], herds: ['a', 'b', 'c'], replicas: 2, sites: ['dc-a'], subnet: '127.0.6' }, log });
+  const lab = await startLab({
+    file: FILE,
+    redis: false,
+    dns: false,
+    ldap: false,
+    pgbouncer: [],
+    fleet: { environments: ['production', 'staging'], herds: ['a', 'b', 'c'], replicas: 2, sites: ['dc-a'], subnet: '127.0.6' },
+    log,
+  });
   try {
-    const endpoints = (env: (e: string) => string | null) => lab.instances.map((i) => ({ host: i.address, port: i.port, serverEnvironment: env(i.environment) }));
+    const endpoints = (env: (e: string) => string | null) =>
+      lab.instances.map((i) => ({ host: i.address, port: i.port, serverEnvironment: env(i.environment) }));
     useLabSettings(lab);
     const secured = await measure(endpoints((e) => e));
     // Before: no configuration, so every environment as postgres (trusted by the lab's pg_hba), no TLS.
@@ -49,10 +60,13 @@ export async function observeBench(log: (m: string) => void): Promise<string[]> 
     const plain = await measure(endpoints(() => null));
     return [
       `observe(): ${CALLS} sequential calls over ${lab.instances.length} instances, then ${PASSES} passes over all at concurrency 16`,
-      ...table(['connection', 'one call median ms', 'one call p95 ms', 'pass median ms', 'instances/s'], [
-        ['postgres, trusted, no TLS (before)', ...plain],
-        ['pgherd_<env>, TLS verify-full + SCRAM', ...secured],
-      ]),
+      ...table(
+        ['connection', 'one call median ms', 'one call p95 ms', 'pass median ms', 'instances/s'],
+        [
+          ['postgres, trusted, no TLS (before)', ...plain],
+          ['pgherd_<env>, TLS verify-full + SCRAM', ...secured],
+        ],
+      ),
     ];
   } finally {
     await stopLab(FILE);

@@ -28,7 +28,10 @@ const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-ops-lab.json');
 const actor = { id: null, username: 'bench', access: SYSTEM_ACCESS };
 
 const noopAction: InstanceAction = defineAction({
-  name: 'noop', label: 'No-op', permission: 'operator', dangerous: false,
+  name: 'noop',
+  label: 'No-op',
+  permission: 'operator',
+  dangerous: false,
   plan: () => ({ steps: [{ name: 'nothing', says: 'nothing', run: async () => {} }] }),
 });
 
@@ -44,10 +47,22 @@ export async function settle(db: Db, id: number): Promise<void> {
   }
 }
 
-async function submitAndWait(db: Db, queue: ReturnType<typeof targetQueue>, action: InstanceAction, ids: number[], parts?: { submitMs: number }): Promise<number> {
+async function submitAndWait(
+  db: Db,
+  queue: ReturnType<typeof targetQueue>,
+  action: InstanceAction,
+  ids: number[],
+  parts?: { submitMs: number },
+): Promise<number> {
   const plan = await planOperation(db, SYSTEM_ACCESS, action, ids);
   const t0 = performance.now();
-  const { id } = await submitOperation(db, queue, action, { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: `bench-${Math.random()}` }, actor);
+  const { id } = await submitOperation(
+    db,
+    queue,
+    action,
+    { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: `bench-${Math.random()}` },
+    actor,
+  );
   if (parts) parts.submitMs = performance.now() - t0;
   await settle(db, id);
   return performance.now() - t0;
@@ -57,41 +72,66 @@ async function submitAndWait(db: Db, queue: ReturnType<typeof targetQueue>, acti
 async function plainLoop(lab: LabInfo, refs: InstanceRef[]): Promise<number> {
   const key = readFileSync(lab.ssh!.privateKeyPath);
   const t0 = performance.now();
-  await Promise.all(refs.map((r) => new Promise<void>((resolve, reject) => {
-    const c = new Client();
-    c.on('ready', () => c.exec(shellCommand(pgCtl.restart(r)), (err, stream) => {
-      if (err) {
-        reject(err);
-        return;
-      }
-      stream.on('data', () => {}).stderr.on('data', () => {});
-      stream.on('exit', (code: number) => {
-        c.end();
-        if (code === 0) resolve();
-        else reject(new Error(`${r.label}: exit ${code}`));
-      });
-    }));
-    c.on('error', reject);
-    c.connect({ host: r.host, port: lab.ssh!.port, username: lab.ssh!.user, privateKey: key });
-  })));
+  await Promise.all(
+    refs.map(
+      (r) =>
+        new Promise<void>((resolve, reject) => {
+          const c = new Client();
+          c.on('ready', () =>
+            c.exec(shellCommand(pgCtl.restart(r)), (err, stream) => {
+              if (err) {
+                reject(err);
+                return;
+              }
+              stream.on('data', () => {}).stderr.on('data', () => {});
+              stream.on('exit', (code: number) => {
+                c.end();
+                if (code === 0) resolve();
+                else reject(new Error(`${r.label}: exit ${code}`));
+              });
+            }),
+          );
+          c.on('error', reject);
+          c.connect({ host: r.host, port: lab.ssh!.port, username: lab.ssh!.user, privateKey: key });
+        }),
+    ),
+  );
   return performance.now() - t0;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function opsBench(log: (m: string) => void): Promise<string[]> {
-  const lab = await startLab({ file: FILE, fleet: { environments: ['production', 'staging'], herds: ['h01', 'h02', 'h03', 'h04', 'h05', 'h06', 'h07', 'h08', 'h09', 'h10'], replicas: 0, sites: ['dc-east', 'dc-west'] }, log });
+  const lab = await startLab({
+    file: FILE,
+    fleet: {
+      environments: ['production', 'staging'],
+      herds: ['h01', 'h02', 'h03', 'h04', 'h05', 'h06', 'h07', 'h08', 'h09', 'h10'],
+      replicas: 0,
+      sites: ['dc-east', 'dc-west'],
+    },
+    log,
+  });
   const lines: string[] = [];
   try {
     await migrateDatabase(lab.database.url);
     useLabSettings(lab);
     const { db, pool } = createDb(lab.database.url, 30);
     await seedLabFleet(db, lab);
-    const refs = await loadInstanceRefs(db, (await db.select({ id: instances.id }).from(instances)).map((r) => r.id));
+    const refs = await loadInstanceRefs(
+      db,
+      (await db.select({ id: instances.id }).from(instances)).map((r) => r.id),
+    );
     const producer = producerConnection(lab.redis!.url);
     const queue = targetQueue(producer);
     registerAction(noopAction);
-    const worker = await startWorker({ databaseUrl: lab.database.url, redisUrl: lab.redis!.url, sshKeyPath: lab.ssh!.privateKeyPath, concurrency: 20, refreshEveryMs: 0 });
+    const worker = await startWorker({
+      databaseUrl: lab.database.url,
+      redisUrl: lab.redis!.url,
+      sshKeyPath: lab.ssh!.privateKeyPath,
+      concurrency: 20,
+      refreshEveryMs: 0,
+    });
 
     const ids = refs.map((r) => r.id);
     const engine: number[] = [];
@@ -104,8 +144,12 @@ export async function opsBench(log: (m: string) => void): Promise<string[]> {
     if (engine.length) {
       const ratio = median(engine)! / median(loop)!;
       lines.push(`bulk restart of ${ids.length} instances in ${ids.length} herds, concurrency 20, 5 rounds`);
-      lines.push(`  plain parallel SSH loop (pg_ctl restart -w): median ${median(loop)!.toFixed(0)} ms  (${loop.map((x) => x.toFixed(0)).join(', ')})`);
-      lines.push(`  pgherd, confirm to all targets done:        median ${median(engine)!.toFixed(0)} ms  (${engine.map((x) => x.toFixed(0)).join(', ')})`);
+      lines.push(
+        `  plain parallel SSH loop (pg_ctl restart -w): median ${median(loop)!.toFixed(0)} ms  (${loop.map((x) => x.toFixed(0)).join(', ')})`,
+      );
+      lines.push(
+        `  pgherd, confirm to all targets done:        median ${median(engine)!.toFixed(0)} ms  (${engine.map((x) => x.toFixed(0)).join(', ')})`,
+      );
       lines.push(`  ratio ${ratio.toFixed(2)}x (target: at most 1.25x) ${ratio <= 1.25 ? 'yes' : 'NO'}`);
     }
     for (const l of lines) log(l);
@@ -113,10 +157,16 @@ export async function opsBench(log: (m: string) => void): Promise<string[]> {
     // Engine overhead: many targets, one no-op step each, spread over the fleet's herds.
     // One herd per target: herds serialize their targets, and this measures the engine, not the leases.
     const N = Number(process.env.BENCH_NOOP_TARGETS ?? 2000);
-    await db.execute(sql`INSERT INTO herds (environment_id, name) SELECT (SELECT min(id) FROM environments), 'noop-' || g FROM generate_series(1, ${N}::int) g`);
+    await db.execute(
+      sql`INSERT INTO herds (environment_id, name) SELECT (SELECT min(id) FROM environments), 'noop-' || g FROM generate_series(1, ${N}::int) g`,
+    );
     // Pinned host keys, as on servers pgherd has checked (no action but Check SSH runs on others).
-    await db.execute(sql`INSERT INTO servers (hostname, environment_id, address, ssh_host_key_fingerprint) SELECT 'noop-' || g, (SELECT min(id) FROM environments), '192.0.2.1', ${lab.ssh!.hostKeyFingerprint} FROM generate_series(1, ${N}::int) g`);
-    const made = await db.execute(sql`INSERT INTO instances (herd_id, server_id, port, state, role) SELECT h.id, s.id, 5432, 'running', 'replica' FROM servers s JOIN herds h ON h.name = s.hostname WHERE s.hostname LIKE 'noop-%' RETURNING id`);
+    await db.execute(
+      sql`INSERT INTO servers (hostname, environment_id, address, ssh_host_key_fingerprint) SELECT 'noop-' || g, (SELECT min(id) FROM environments), '192.0.2.1', ${lab.ssh!.hostKeyFingerprint} FROM generate_series(1, ${N}::int) g`,
+    );
+    const made = await db.execute(
+      sql`INSERT INTO instances (herd_id, server_id, port, state, role) SELECT h.id, s.id, 5432, 'running', 'replica' FROM servers s JOIN herds h ON h.name = s.hostname WHERE s.hostname LIKE 'noop-%' RETURNING id`,
+    );
     const noopIds = (made.rows as { id: number }[]).map((r) => r.id);
     const runs: { ms: number; submitMs: number }[] = [];
     for (let round = 0; round < 3; round++) {
@@ -125,7 +175,9 @@ export async function opsBench(log: (m: string) => void): Promise<string[]> {
     }
     const mid = [...runs].sort((a, b) => a.ms - b.ms)[1];
     const rate = noopIds.length / (mid!.ms / 1000);
-    lines.push(`engine overhead: ${noopIds.length} targets with one no-op step, one herd each, concurrency 20, 3 rounds: median ${mid!.ms.toFixed(0)} ms (of which submit ${mid!.submitMs.toFixed(0)} ms) = ${rate.toFixed(0)} targets/s (rounds: ${runs.map((r) => r.ms.toFixed(0)).join(', ')} ms) (target: 1,000/s) ${rate >= 1000 ? 'yes' : 'NO'}`);
+    lines.push(
+      `engine overhead: ${noopIds.length} targets with one no-op step, one herd each, concurrency 20, 3 rounds: median ${mid!.ms.toFixed(0)} ms (of which submit ${mid!.submitMs.toFixed(0)} ms) = ${rate.toFixed(0)} targets/s (rounds: ${runs.map((r) => r.ms.toFixed(0)).join(', ')} ms) (target: 1,000/s) ${rate >= 1000 ? 'yes' : 'NO'}`,
+    );
     log(lines[lines.length - 1]!);
     await worker.close();
     await queue.close();

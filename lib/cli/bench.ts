@@ -40,13 +40,24 @@ async function signIn(url: string, username: string, password: string): Promise<
     headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookies.join('; ') },
     body: new URLSearchParams({ csrfToken, username, password, json: 'true' }),
   });
-  const session = res.headers.getSetCookie().map(cookiePair).find((c) => c.startsWith('next-auth.session-token='));
+  const session = res.headers
+    .getSetCookie()
+    .map(cookiePair)
+    .find((c) => c.startsWith('next-auth.session-token='));
   if (!session) throw new Error(`sign-in failed (${res.status})`);
   return [...cookies, session].join('; ');
 }
 
 /** A lab with pgherd's database only and the built console, signed in; stopped after `fn`. */
-async function withConsole(fn: (ctx: { db: Db; url: string; cookie: string; pids: { console: number; database: number }; log: (m: string) => void }) => Promise<void>) {
+async function withConsole(
+  fn: (ctx: {
+    db: Db;
+    url: string;
+    cookie: string;
+    pids: { console: number; database: number };
+    log: (m: string) => void;
+  }) => Promise<void>,
+) {
   const log = (m: string) => console.log(`bench: ${m}`);
   process.on('SIGINT', () => void stopLab(FILE).then(() => process.exit(130)));
   const lab = await startLab({ file: FILE, fleet: false, redis: false, log });
@@ -61,7 +72,13 @@ async function withConsole(fn: (ctx: { db: Db; url: string; cookie: string; pids
     writeLab(FILE, info);
     const cookie = await signIn(web.url, admin.username, admin.password);
     try {
-      await fn({ db, url: web.url, cookie, pids: { console: web.child.pid!, database: lab.processes.find((p) => p.name === 'pgherd-db')!.pid }, log });
+      await fn({
+        db,
+        url: web.url,
+        cookie,
+        pids: { console: web.child.pid!, database: lab.processes.find((p) => p.name === 'pgherd-db')!.pid },
+        log,
+      });
     } finally {
       await pool.end();
       await web.stop();
@@ -78,7 +95,10 @@ async function changelistBench({ db, url, cookie, log }: { db: Db; url: string; 
   if (!counted) throw new Error('count(*) of instances returned no row');
   const { n } = counted;
   log(`seeded ${n} instances in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-  const [env] = await db.select({ id: environments.id }).from(environments).where(sql`${environments.name} = 'env-07'`);
+  const [env] = await db
+    .select({ id: environments.id })
+    .from(environments)
+    .where(sql`${environments.name} = 'env-07'`);
   if (!env) throw new Error('no environment env-07: the scale seed did not create it');
   const cases: [string, Record<string, string>][] = [
     ['page 1', {}],
@@ -112,11 +132,31 @@ async function changelistBench({ db, url, cookie, log }: { db: Db; url: string; 
     }
     const h = percentiles(http);
     const s = percentiles(sqlMs);
-    rows.push([name, h.p50.toFixed(1), h.p95.toFixed(1), s.p50.toFixed(1), s.p95.toFixed(1), (bytes / 1024).toFixed(0), h.p95 < 50 ? 'yes' : 'NO']);
+    rows.push([
+      name,
+      h.p50.toFixed(1),
+      h.p95.toFixed(1),
+      s.p50.toFixed(1),
+      s.p95.toFixed(1),
+      (bytes / 1024).toFixed(0),
+      h.p95 < 50 ? 'yes' : 'NO',
+    ]);
   }
   console.log('');
   console.log(`${n} instances, ${RUNS} requests a case after ${WARMUP} warm-up, sequential, one signed-in session`);
-  for (const l of table(['case (instances changelist, 100 rows)', 'HTTP median ms', 'HTTP p95 ms', 'SQL alone median ms', 'SQL alone p95 ms', 'page kB', 'p95 < 50 ms'], rows)) console.log(l);
+  for (const l of table(
+    [
+      'case (instances changelist, 100 rows)',
+      'HTTP median ms',
+      'HTTP p95 ms',
+      'SQL alone median ms',
+      'SQL alone p95 ms',
+      'page kB',
+      'p95 < 50 ms',
+    ],
+    rows,
+  ))
+    console.log(l);
 }
 
 async function main() {

@@ -6,7 +6,10 @@ import { z } from 'zod';
 import { createDb } from '../../db/client';
 import { ensureAdmin } from '@/lib/auth/superuser';
 
-const username = z.string().trim().regex(/^[A-Za-z0-9_.@-]{1,150}$/, 'letters, digits and _ . @ - only, at most 150');
+const username = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9_.@-]{1,150}$/, 'letters, digits and _ . @ - only, at most 150');
 const password = z.string().min(10, 'at least 10 characters').max(1024);
 
 async function ask(q: string): Promise<string> {

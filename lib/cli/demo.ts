@@ -39,8 +39,11 @@ async function main() {
       process.exit(1);
     }
     const lab = await startLab({ file: DEFAULT_LAB_FILE, log });
-    const admin = { username: process.env.PGHERD_ADMIN_USERNAME ?? 'admin', password: process.env.PGHERD_ADMIN_PASSWORD ?? randomBytes(9).toString('base64url') };
-    log('migrating and seeding pgherd\'s database');
+    const admin = {
+      username: process.env.PGHERD_ADMIN_USERNAME ?? 'admin',
+      password: process.env.PGHERD_ADMIN_PASSWORD ?? randomBytes(9).toString('base64url'),
+    };
+    log("migrating and seeding pgherd's database");
     const { apiToken, agentTokens } = await prepareDatabase(lab, admin, { discover: true });
     if (process.env.PGHERD_SKIP_BUILD !== '1') buildConsole(log);
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a signal handler sets it while the awaits above run
@@ -55,7 +58,11 @@ async function main() {
       }
     });
     const now = readLab(DEFAULT_LAB_FILE);
-    writeLab(DEFAULT_LAB_FILE, { ...now, console: { url: web.url, admin, apiToken }, instances: now.instances.map((i) => ({ ...i, agentToken: agentTokens.get(i.server) })) });
+    writeLab(DEFAULT_LAB_FILE, {
+      ...now,
+      console: { url: web.url, admin, apiToken },
+      instances: now.instances.map((i) => ({ ...i, agentToken: agentTokens.get(i.server) })),
+    });
     // The agents discover the fleet: two rounds, so that a replica reported before its upstream gets it.
     log(`discovering the fleet: an agent for each of the ${agentTokens.size} lab servers`);
     const labAgents = writeLabAgents(lab, web.url, agentTokens);
@@ -67,7 +74,9 @@ async function main() {
     console.log(`pgherd is ready at ${web.url}`);
     console.log(`  sign in as ${admin.username} / ${admin.password}`);
     console.log(`  API: curl -H "Authorization: Bearer $(jq -r .console.apiToken .lab/lab.json)" ${web.url}/api/v1/instances`);
-    console.log(`  sandbox fleet: ${lab.instances.length} PostgreSQL instances, discovered by their agents (every ${labAgents[0]?.config.intervalSeconds ?? 30} s; configurations in ${lab.dir}/agents); everything the lab started is described in ${DEFAULT_LAB_FILE}`);
+    console.log(
+      `  sandbox fleet: ${lab.instances.length} PostgreSQL instances, discovered by their agents (every ${labAgents[0]?.config.intervalSeconds ?? 30} s; configurations in ${lab.dir}/agents); everything the lab started is described in ${DEFAULT_LAB_FILE}`,
+    );
     console.log(`  (up in ${((Date.now() - t0) / 1000).toFixed(0)} s; Ctrl-C stops everything)`);
   } catch (err) {
     console.error(`demo: ${err instanceof Error ? err.message : String(err)}`);

@@ -5,26 +5,45 @@ import { z } from 'zod';
 import type { DnsServer } from './rfc2136';
 import type { TsigKey } from './tsig';
 
-const hostname = z.string().min(1).max(253).regex(/^[A-Za-z0-9.:-]+$/, 'a host name or address');
-const zoneName = z.string().min(1).max(253).regex(/^([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?$/, 'a domain name');
+const hostname = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9.:-]+$/, 'a host name or address');
+const zoneName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?$/, 'a domain name');
 
 const envName = z.string().min(1).max(63);
 
-const zoneSchema = z.object({
-  zone: zoneName,
-  /** The environments whose herds' names may live anywhere in the zone. */
-  environments: z.array(envName).max(100).optional(),
-  /** Parts of the zone owned by other environments: the longest matching suffix decides. */
-  names: z.array(z.object({ suffix: zoneName, environments: z.array(envName).min(1).max(100) }).strict()).max(1000).optional(),
-  provider: z.literal('rfc2136'),
-  server: z.object({ host: hostname, port: z.number().int().min(1).max(65535).default(53) }).strict(),
-  key: z.object({
-    name: zoneName,
-    algorithm: z.literal('hmac-sha256'),
-    secret: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64').optional(),
-    secretFile: z.string().startsWith('/').optional(),
-  }).strict().refine((k) => !!k.secret !== !!k.secretFile, 'give exactly one of secret and secretFile'),
-}).strict();
+const zoneSchema = z
+  .object({
+    zone: zoneName,
+    /** The environments whose herds' names may live anywhere in the zone. */
+    environments: z.array(envName).max(100).optional(),
+    /** Parts of the zone owned by other environments: the longest matching suffix decides. */
+    names: z
+      .array(z.object({ suffix: zoneName, environments: z.array(envName).min(1).max(100) }).strict())
+      .max(1000)
+      .optional(),
+    provider: z.literal('rfc2136'),
+    server: z.object({ host: hostname, port: z.number().int().min(1).max(65535).default(53) }).strict(),
+    key: z
+      .object({
+        name: zoneName,
+        algorithm: z.literal('hmac-sha256'),
+        secret: z
+          .string()
+          .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64')
+          .optional(),
+        secretFile: z.string().startsWith('/').optional(),
+      })
+      .strict()
+      .refine((k) => !!k.secret !== !!k.secretFile, 'give exactly one of secret and secretFile'),
+  })
+  .strict();
 
 export const dnsConfigSchema = z.object({ zones: z.array(zoneSchema).max(1000) }).strict();
 
@@ -76,7 +95,9 @@ const within = (name: string, suffix: string) => name === suffix || name.endsWit
 /** The environments that own `name` in `zone` (the longest configured suffix decides); [] for none. */
 export function nameOwners(name: string, zone: ZoneConfig): string[] {
   const n = norm(name);
-  const best = zone.owners.filter((o) => within(n, o.suffix) && within(o.suffix, zone.zone)).sort((a, b) => b.suffix.length - a.suffix.length)[0];
+  const best = zone.owners
+    .filter((o) => within(n, o.suffix) && within(o.suffix, zone.zone))
+    .sort((a, b) => b.suffix.length - a.suffix.length)[0];
   return best?.environments ?? [];
 }
 
@@ -89,7 +110,8 @@ export function ownershipProblem(name: string, zoneName: string, environment: st
   if (!zone) return `no DNS server is configured for zone ${norm(zoneName)} (PGHERD_DNS_CONFIG)`;
   if (!within(norm(name), zone.zone)) return `${norm(name)} is not in zone ${zone.zone}`;
   const owners = nameOwners(name, zone);
-  if (!owners.length) return `${norm(name)} belongs to no environment: assign zone ${zone.zone} (or a suffix in it) to environments in PGHERD_DNS_CONFIG`;
+  if (!owners.length)
+    return `${norm(name)} belongs to no environment: assign zone ${zone.zone} (or a suffix in it) to environments in PGHERD_DNS_CONFIG`;
   if (!owners.includes(environment)) return `${norm(name)} belongs to ${owners.join(', ')}, not to ${environment}`;
   return null;
 }

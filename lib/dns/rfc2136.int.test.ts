@@ -38,7 +38,13 @@ describe('replaceRecordSet', () => {
     await replaceRecordSet(server, dns.zone, key, { name, type: 'A', ttl: 30, values: [first!.address] });
     // Added the way an administrator would, with nsupdate and the zone's key.
     const add = spawnSync('nsupdate', ['-y', `hmac-sha256:${key.name}:${key.secret}`], {
-      input: [`server ${server.host} ${server.port}`, `zone ${dns.zone}`, `update add ${name}. 30 TXT "kept-by-someone-else"`, 'send', ''].join('\n'),
+      input: [
+        `server ${server.host} ${server.port}`,
+        `zone ${dns.zone}`,
+        `update add ${name}. 30 TXT "kept-by-someone-else"`,
+        'send',
+        '',
+      ].join('\n'),
       encoding: 'utf8',
     });
     expect(add.status, add.stderr).toBe(0);
@@ -60,10 +66,13 @@ describe('replaceRecordSet', () => {
     const name = scratch();
     await replaceRecordSet(server, dns.zone, key, { name, type: 'CNAME', ttl: 30, values: [first!.server] });
     const wrongSecret = { ...key, secret: randomBytes(32).toString('base64') };
-    await expect(replaceRecordSet(server, dns.zone, wrongSecret, { name, type: 'CNAME', ttl: 30, values: [second!.server] }))
-      .rejects.toThrow(/refused the update of .*: NOTAUTH/);
+    await expect(
+      replaceRecordSet(server, dns.zone, wrongSecret, { name, type: 'CNAME', ttl: 30, values: [second!.server] }),
+    ).rejects.toThrow(/refused the update of .*: NOTAUTH/);
     const unknown = { ...key, name: 'nobody' };
-    const err = (await replaceRecordSet(server, dns.zone, unknown, { name, type: 'CNAME', ttl: 30, values: [second!.server] }).catch((e: unknown) => e)) as DnsUpdateError;
+    const err = (await replaceRecordSet(server, dns.zone, unknown, { name, type: 'CNAME', ttl: 30, values: [second!.server] }).catch(
+      (e: unknown) => e,
+    )) as DnsUpdateError;
     expect(err).toBeInstanceOf(DnsUpdateError);
     expect(err.rcode).toBe('NOTAUTH');
     expect(await lookup(server, name, 'CNAME')).toEqual([first!.server]);
@@ -80,16 +89,25 @@ describe('replaceRecordSet', () => {
   });
 
   it('refuses a second value for a CNAME before sending anything', async () => {
-    await expect(replaceRecordSet(server, dns.zone, key, { name: scratch(), type: 'CNAME', ttl: 30, values: [first!.server, second!.server] }))
-      .rejects.toThrow('a CNAME holds one value, not 2');
+    await expect(
+      replaceRecordSet(server, dns.zone, key, { name: scratch(), type: 'CNAME', ttl: 30, values: [first!.server, second!.server] }),
+    ).rejects.toThrow('a CNAME holds one value, not 2');
   });
 });
 
 describe('parseDnsConfig', () => {
   it('reads the lab\u2019s file and refuses what does not fit, naming the field', () => {
-    expect(parseDnsConfig({ zones: [{ zone: dns.zone, provider: 'rfc2136', server, key }] })[0]).toMatchObject({ zone: dns.zone, server, key: { name: key.name } });
+    expect(parseDnsConfig({ zones: [{ zone: dns.zone, provider: 'rfc2136', server, key }] })[0]).toMatchObject({
+      zone: dns.zone,
+      server,
+      key: { name: key.name },
+    });
     expect(() => parseDnsConfig({ zones: [{ zone: 'x; rm', provider: 'rfc2136', server, key }] })).toThrow(/zones\.0\.zone/);
-    expect(() => parseDnsConfig({ zones: [{ zone: 'a.b', provider: 'rfc2136', server, key: { name: 'k', algorithm: 'hmac-sha256' } }] })).toThrow(/exactly one of secret and secretFile/);
-    expect(() => parseDnsConfig({ zones: [{ zone: 'a.b', provider: 'rfc2136', server, key: { ...key, algorithm: 'hmac-md5' } }] })).toThrow(/algorithm/);
+    expect(() =>
+      parseDnsConfig({ zones: [{ zone: 'a.b', provider: 'rfc2136', server, key: { name: 'k', algorithm: 'hmac-sha256' } }] }),
+    ).toThrow(/exactly one of secret and secretFile/);
+    expect(() => parseDnsConfig({ zones: [{ zone: 'a.b', provider: 'rfc2136', server, key: { ...key, algorithm: 'hmac-md5' } }] })).toThrow(
+      /algorithm/,
+    );
   });
 });

@@ -21,7 +21,10 @@ export interface RecordSet {
 }
 
 export class DnsUpdateError extends Error {
-  constructor(message: string, readonly rcode?: string) {
+  constructor(
+    message: string,
+    readonly rcode?: string,
+  ) {
     super(message);
     this.name = 'DnsUpdateError';
   }
@@ -86,7 +89,13 @@ export function buildUpdate(zone: string, rs: RecordSet): { id: number; message:
     // then add the new one. Never every type: a TXT or MX someone else keeps at the name stays.
     authorities: [
       { name: fqdn(rs.name), type: 'ANY', class: 'ANY', ttl: 0, data: Buffer.alloc(0) } as unknown as dnsPacket.Answer,
-      ...rs.values.map((v): dnsPacket.Answer => ({ name: fqdn(rs.name), type: rs.type, class: 'IN', ttl: rs.ttl, data: rs.type === 'CNAME' ? fqdn(v) : v })),
+      ...rs.values.map((v): dnsPacket.Answer => ({
+        name: fqdn(rs.name),
+        type: rs.type,
+        class: 'IN',
+        ttl: rs.ttl,
+        data: rs.type === 'CNAME' ? fqdn(v) : v,
+      })),
     ],
     additionals: [],
   });
@@ -101,11 +110,22 @@ export function buildUpdate(zone: string, rs: RecordSet): { id: number; message:
 
 const TYPE_ANY = 255;
 /** A name's length on the wire, uncompressed: each label with its length byte, and the root's zero. */
-const nameLength = (n: string) => n.replace(/\.$/, '').split('.').filter(Boolean).reduce((sum, l) => sum + Buffer.byteLength(l) + 1, 0) + 1;
+const nameLength = (n: string) =>
+  n
+    .replace(/\.$/, '')
+    .split('.')
+    .filter(Boolean)
+    .reduce((sum, l) => sum + Buffer.byteLength(l) + 1, 0) + 1;
 const TYPE_CODES: Record<RecordSet['type'], number> = { A: 1, CNAME: 5 };
 
 /** Signs and sends a message; the raw answer and the request's MAC (to verify it with). */
-export async function sendSigned(server: DnsServer, key: TsigKey, id: number, message: Buffer, timeoutMs = 3000): Promise<{ answer: Buffer; requestMac: Buffer }> {
+export async function sendSigned(
+  server: DnsServer,
+  key: TsigKey,
+  id: number,
+  message: Buffer,
+  timeoutMs = 3000,
+): Promise<{ answer: Buffer; requestMac: Buffer }> {
   const signed = sign(message, key);
   return { answer: await exchange(server, signed.wire, id, timeoutMs), requestMac: signed.requestMac };
 }
@@ -156,7 +176,8 @@ export async function lookup(server: DnsServer, name: string, type: RecordType, 
   const id = randomInt(0, 65536);
   const wire = dnsPacket.encode({ type: 'query', id, flags: 0, questions: [{ name: fqdn(name), type, class: 'IN' }] });
   const answer = dnsPacket.decode(await exchange(server, wire, id, timeoutMs)) as dnsPacket.Packet & { rcode?: string };
-  if (answer.rcode !== 'NOERROR' && answer.rcode !== 'NXDOMAIN') throw new Error(`${server.host}:${server.port} answered ${answer.rcode ?? 'no rcode'} for ${fqdn(name)} ${type}`);
+  if (answer.rcode !== 'NOERROR' && answer.rcode !== 'NXDOMAIN')
+    throw new Error(`${server.host}:${server.port} answered ${answer.rcode ?? 'no rcode'} for ${fqdn(name)} ${type}`);
   return (answer.answers ?? [])
     .filter((a) => a.type === type && fqdn(a.name) === fqdn(name))
     .map((a) => fqdn(String((a as { data: unknown }).data)))
@@ -167,16 +188,25 @@ export async function lookup(server: DnsServer, name: string, type: RecordType, 
  * Asks until `name` answers exactly `values` (a deadline: DNS that does not follow is a failure). A
  * lookup that fails is asked again; if the last one failed, the error says so, not "still answers".
  */
-export async function waitAnswers(server: DnsServer, rs: RecordSet, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<string[]> {
+export async function waitAnswers(
+  server: DnsServer,
+  rs: RecordSet,
+  opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<string[]> {
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   const wanted = rs.values.map(fqdn).join(', ') || 'nothing';
   for (;;) {
-    const last = await lookup(server, rs.name, rs.type).then((answers) => ({ answers }), (err: unknown) => ({ failed: err instanceof Error ? err.message : String(err) }));
+    const last = await lookup(server, rs.name, rs.type).then(
+      (answers) => ({ answers }),
+      (err: unknown) => ({ failed: err instanceof Error ? err.message : String(err) }),
+    );
     if ('answers' in last && sameAnswers(rs.values, last.answers)) return last.answers;
     if (opts.signal?.aborted || Date.now() > deadline) {
-      throw new DnsUpdateError('answers' in last
-        ? `${fqdn(rs.name)} still answers ${last.answers.join(', ') || 'nothing'} instead of ${wanted}`
-        : `${fqdn(rs.name)} could not be asked whether it answers ${wanted}: ${last.failed}`);
+      throw new DnsUpdateError(
+        'answers' in last
+          ? `${fqdn(rs.name)} still answers ${last.answers.join(', ') || 'nothing'} instead of ${wanted}`
+          : `${fqdn(rs.name)} could not be asked whether it answers ${wanted}: ${last.failed}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -42,7 +42,17 @@ function u48(n: number) {
 
 /** The TSIG variables that go into every MAC after the message. */
 function variables(key: TsigKey, timeSigned: number, error: number, other: Buffer): Buffer {
-  return Buffer.concat([wireName(key.name), u16(CLASS_ANY), Buffer.alloc(4), wireName(ALGORITHM), u48(timeSigned), u16(FUDGE), u16(error), u16(other.length), other]);
+  return Buffer.concat([
+    wireName(key.name),
+    u16(CLASS_ANY),
+    Buffer.alloc(4),
+    wireName(ALGORITHM),
+    u48(timeSigned),
+    u16(FUDGE),
+    u16(error),
+    u16(other.length),
+    other,
+  ]);
 }
 
 function hmac(key: TsigKey, ...parts: Buffer[]): Buffer {
@@ -98,7 +108,8 @@ export function verify(answer: Buffer, key: TsigKey, requestMac: Buffer, now = M
   unsigned.writeUInt16BE(arcount - 1, 10);
   unsigned.writeUInt16BE(originalId, 0);
   const expected = hmac(key, u16(requestMac.length), requestMac, unsigned, variables(key, timeSigned, error, other));
-  if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) return { ok: false, reason: 'the answer\u2019s MAC does not match (wrong key, or altered on the way)' };
+  if (mac.length !== expected.length || !timingSafeEqual(mac, expected))
+    return { ok: false, reason: 'the answer\u2019s MAC does not match (wrong key, or altered on the way)' };
   if (Math.abs(now - timeSigned) > fudge) return { ok: false, reason: 'the answer was signed outside the allowed time window' };
   if (error !== 0) return { ok: false, reason: `TSIG error ${error}` };
   return { ok: true };

@@ -38,13 +38,26 @@ export async function herdNow(db: Db, herdId: number): Promise<HerdNow | null> {
   // DNS as it should be for the members as observed now.
   const asNow = members.map((m) => ({ ...m.ref, role: m.role ?? ('unknown' as const), state: m.state }));
   const dns = await Promise.all(herd.dns.map((record) => checkRecord(record, asNow)));
-  const poolers = await Promise.all(herd.poolers.map(async (p) => ({
-    label: p.label, configFile: p.configFile, now: await describePooler(p).catch((err: unknown) => `not answering: ${err instanceof Error ? err.message : String(err)}`),
-  })));
-  const ops = await db.select({
-    id: operations.id, action: operations.action, status: operations.status, requestedBy: operations.requestedByName,
-    createdAt: operations.createdAt, targetStatus: operationTargets.status,
-  }).from(operationTargets).innerJoin(operations, eq(operations.id, operationTargets.operationId))
-    .where(eq(operationTargets.herdId, herdId)).orderBy(desc(operationTargets.id)).limit(15);
+  const poolers = await Promise.all(
+    herd.poolers.map(async (p) => ({
+      label: p.label,
+      configFile: p.configFile,
+      now: await describePooler(p).catch((err: unknown) => `not answering: ${err instanceof Error ? err.message : String(err)}`),
+    })),
+  );
+  const ops = await db
+    .select({
+      id: operations.id,
+      action: operations.action,
+      status: operations.status,
+      requestedBy: operations.requestedByName,
+      createdAt: operations.createdAt,
+      targetStatus: operationTargets.status,
+    })
+    .from(operationTargets)
+    .innerJoin(operations, eq(operations.id, operationTargets.operationId))
+    .where(eq(operationTargets.herdId, herdId))
+    .orderBy(desc(operationTargets.id))
+    .limit(15);
   return { herd, members, dns, poolers, operations: ops };
 }

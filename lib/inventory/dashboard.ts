@@ -20,19 +20,27 @@ function theCount(rows: { n: number }[], what: string): number {
 
 /** Counts over the environments in `scope` only (null: all), so that nobody learns what they may not see. */
 export async function dashboardData(db: Db, scope: number[] | null): Promise<DashboardData> {
-  const within = (col: Parameters<typeof inArray>[0]): SQL | undefined => (scope === null ? undefined : scope.length ? inArray(col, scope) : sql`false`);
-  const si = db.select({ role: instances.role, state: instances.state }).from(instances).innerJoin(herds, eq(instances.herdId, herds.id)).where(within(herds.environmentId)).as('si');
+  const within = (col: Parameters<typeof inArray>[0]): SQL | undefined =>
+    scope === null ? undefined : scope.length ? inArray(col, scope) : sql`false`;
+  const si = db
+    .select({ role: instances.role, state: instances.state })
+    .from(instances)
+    .innerJoin(herds, eq(instances.herdId, herds.id))
+    .where(within(herds.environmentId))
+    .as('si');
   const [env, byEnvironment, byRole, byState, h, s, i] = await Promise.all([
     db.select({ n: count() }).from(environments).where(within(environments.id)),
-    db.select({
-      id: environments.id,
-      name: environments.name,
-      herds: sql<number>`(SELECT count(*) FROM herds h WHERE h.environment_id = ${qualified(environments.id)})::int`,
-      instances: sql<number>`count(${instances.id})::int`,
-      primaries: sql<number>`(count(*) FILTER (WHERE ${instances.role} = 'primary'))::int`,
-      replicas: sql<number>`(count(*) FILTER (WHERE ${instances.role} = 'replica'))::int`,
-      notRunning: sql<number>`(count(*) FILTER (WHERE ${instances.state} <> 'running'))::int`,
-    }).from(environments)
+    db
+      .select({
+        id: environments.id,
+        name: environments.name,
+        herds: sql<number>`(SELECT count(*) FROM herds h WHERE h.environment_id = ${qualified(environments.id)})::int`,
+        instances: sql<number>`count(${instances.id})::int`,
+        primaries: sql<number>`(count(*) FILTER (WHERE ${instances.role} = 'primary'))::int`,
+        replicas: sql<number>`(count(*) FILTER (WHERE ${instances.role} = 'replica'))::int`,
+        notRunning: sql<number>`(count(*) FILTER (WHERE ${instances.state} <> 'running'))::int`,
+      })
+      .from(environments)
       .leftJoin(herds, eq(herds.environmentId, environments.id))
       .leftJoin(instances, eq(instances.herdId, herds.id))
       .where(within(environments.id))
@@ -45,7 +53,12 @@ export async function dashboardData(db: Db, scope: number[] | null): Promise<Das
     db.select({ n: count() }).from(si),
   ]);
   return {
-    totals: { environments: theCount(env, 'environments'), herds: theCount(h, 'herds'), servers: theCount(s, 'servers'), instances: theCount(i, 'instances') },
+    totals: {
+      environments: theCount(env, 'environments'),
+      herds: theCount(h, 'herds'),
+      servers: theCount(s, 'servers'),
+      instances: theCount(i, 'instances'),
+    },
     byEnvironment,
     byRole,
     byState,

@@ -31,14 +31,22 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     const answer = async () => {
-      const r = await receiveReport(t.db, { authorization: req.headers.authorization ?? null, contentLength: Number(req.headers['content-length'] ?? 0), text: async () => Buffer.concat(chunks).toString('utf8') });
+      const r = await receiveReport(t.db, {
+        authorization: req.headers.authorization ?? null,
+        contentLength: Number(req.headers['content-length'] ?? 0),
+        text: async () => Buffer.concat(chunks).toString('utf8'),
+      });
       res.writeHead(r.status, { 'content-type': 'application/json' }).end(JSON.stringify(r.body));
     };
     req.on('end', () => void answer());
   });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-  ({ agentTokens: tokens } = await prepareDatabase({ ...t.lab, database: { ...t.lab.database, url: t.url } }, { username: 'admin', password: 'pw-for-the-test' }, { discover: true }));
+  ({ agentTokens: tokens } = await prepareDatabase(
+    { ...t.lab, database: { ...t.lab.database, url: t.url } },
+    { username: 'admin', password: 'pw-for-the-test' },
+    { discover: true },
+  ));
 });
 afterAll(async () => {
   ifAssigned(http)?.close();
@@ -60,18 +68,37 @@ describe('the demo\u2019s agents', () => {
 
   it('discover every lab instance in its herd, with the lab\u2019s roles and upstreams', async () => {
     for (let round = 0; round < 2; round++) expect(await reportAll(agents)).toEqual([]);
-    const rows = await t.db.select({ server: servers.hostname, herd: herds.name, env: environments.name, role: instances.role, state: instances.state, upstream: sql<string | null>`(SELECT s2.hostname FROM instances u JOIN servers s2 ON s2.id = u.server_id WHERE u.id = ${instances.upstreamInstanceId})` })
-      .from(instances).innerJoin(servers, eq(servers.id, instances.serverId)).innerJoin(herds, eq(herds.id, instances.herdId)).innerJoin(environments, eq(environments.id, herds.environmentId));
+    const rows = await t.db
+      .select({
+        server: servers.hostname,
+        herd: herds.name,
+        env: environments.name,
+        role: instances.role,
+        state: instances.state,
+        upstream: sql<
+          string | null
+        >`(SELECT s2.hostname FROM instances u JOIN servers s2 ON s2.id = u.server_id WHERE u.id = ${instances.upstreamInstanceId})`,
+      })
+      .from(instances)
+      .innerJoin(servers, eq(servers.id, instances.serverId))
+      .innerJoin(herds, eq(herds.id, instances.herdId))
+      .innerJoin(environments, eq(environments.id, herds.environmentId));
     // Members of the herds other test files stop and restart meanwhile may be between the two (a stopped
     // instance names no system identifier, so no herd): every other instance is there, and nothing else is.
     const settled = t.lab.instances.filter((x) => !isOpsTestHerd(x.environment, x.herd));
     expect(rows.length).toBeGreaterThanOrEqual(settled.length);
     expect(rows.every((r) => t.lab.instances.some((i) => i.server === r.server))).toBe(true);
     for (const i of settled) {
-      expect(rows.find((r) => r.server === i.server), i.server).toEqual({ server: i.server, herd: i.herd, env: i.environment, role: i.role, state: 'running', upstream: i.upstream });
+      expect(
+        rows.find((r) => r.server === i.server),
+        i.server,
+      ).toEqual({ server: i.server, herd: i.herd, env: i.environment, role: i.role, state: 'running', upstream: i.upstream });
     }
     expect(await t.db.select().from(environments).where(eq(environments.name, UNASSIGNED_ENVIRONMENT))).toEqual([]);
-    const seen = await t.db.select({ at: servers.lastSeenAt, every: servers.agentIntervalSeconds }).from(servers).where(sql`${servers.agentTokenHash} IS NOT NULL`);
+    const seen = await t.db
+      .select({ at: servers.lastSeenAt, every: servers.agentIntervalSeconds })
+      .from(servers)
+      .where(sql`${servers.agentTokenHash} IS NOT NULL`);
     expect(seen.every((s) => s.at !== null && s.every === 5)).toBe(true);
     expect((await fleetHealth(t.db, null)).silent.total).toBe(0);
   });
@@ -80,10 +107,17 @@ describe('the demo\u2019s agents', () => {
     const since = new Date();
     const loop = runLabAgents(agents, () => {});
     try {
-      await waitFor('every lab agent reporting again', async () => {
-        const [r] = await t.db.select({ late: sql<number>`count(*) FILTER (WHERE ${servers.lastSeenAt} < ${since})::int` }).from(servers).where(sql`${servers.agentTokenHash} IS NOT NULL`);
-        return r!.late === 0 ? true : undefined;
-      }, 30_000);
+      await waitFor(
+        'every lab agent reporting again',
+        async () => {
+          const [r] = await t.db
+            .select({ late: sql<number>`count(*) FILTER (WHERE ${servers.lastSeenAt} < ${since})::int` })
+            .from(servers)
+            .where(sql`${servers.agentTokenHash} IS NOT NULL`);
+          return r!.late === 0 ? true : undefined;
+        },
+        30_000,
+      );
     } finally {
       await loop.stop();
     }

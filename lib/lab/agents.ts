@@ -30,7 +30,15 @@ export function writeLabAgents(lab: LabInfo, consoleUrl: string, tokens: Map<str
     writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
     chmodSync(tokenFile, 0o600);
     const configFile = path.join(dir, 'agent.json');
-    const raw = { server: consoleUrl, hostname: i.server, tokenFile, user: PG_SUPERUSER, intervalSeconds, lsclusters: false, socketDirectories: [i.socketDirectory] };
+    const raw = {
+      server: consoleUrl,
+      hostname: i.server,
+      tokenFile,
+      user: PG_SUPERUSER,
+      intervalSeconds,
+      lsclusters: false,
+      socketDirectories: [i.socketDirectory],
+    };
     writeFileSync(configFile, `${JSON.stringify(raw, null, 2)}\n`);
     agents.push({ server: i.server, configFile, config: readConfig(configFile) });
   }

@@ -34,12 +34,19 @@ const rel = (name: string, zone: string) => {
   return n.slice(0, -(zone.length + 1));
 };
 
-export async function startBind(id: Identity, dir: string, port: number, contents: ZoneContents): Promise<{ pid: number; dns: Omit<LabDns, 'herds'> }> {
+export async function startBind(
+  id: Identity,
+  dir: string,
+  port: number,
+  contents: ZoneContents,
+): Promise<{ pid: number; dns: Omit<LabDns, 'herds'> }> {
   const home = path.join(dir, 'bind');
   mkdirSync(home, { recursive: true });
   const key = { name: 'pgherd-lab', algorithm: 'hmac-sha256' as const, secret: randomBytes(32).toString('base64') };
   const { zone } = contents;
-  writeFileSync(path.join(home, 'named.conf'), `
+  writeFileSync(
+    path.join(home, 'named.conf'),
+    `
 options {
   directory "${home}";
   pid-file "${home}/named.pid";
@@ -57,23 +64,31 @@ zone "${zone}" {
   file "${home}/${zone}.zone";
   allow-update { key "${key.name}"; };
 };
-`);
-  writeFileSync(path.join(home, `${zone}.zone`), [
-    '$TTL 60',
-    `@ IN SOA ns.${zone}. hostmaster.${zone}. 1 60 60 600 30`,
-    `@ IN NS ns.${zone}.`,
-    'ns IN A 127.0.0.1',
-    ...contents.hosts.map((h) => `${rel(h.name, zone)} IN A ${h.address}`),
-    ...contents.aliases.map((a) => `${rel(a.name, zone)} 30 IN CNAME ${a.target.replace(/\.$/, '')}.`),
-    '',
-  ].join('\n'));
+`,
+  );
+  writeFileSync(
+    path.join(home, `${zone}.zone`),
+    [
+      '$TTL 60',
+      `@ IN SOA ns.${zone}. hostmaster.${zone}. 1 60 60 600 30`,
+      `@ IN NS ns.${zone}.`,
+      'ns IN A 127.0.0.1',
+      ...contents.hosts.map((h) => `${rel(h.name, zone)} IN A ${h.address}`),
+      ...contents.aliases.map((a) => `${rel(a.name, zone)} 30 IN CNAME ${a.target.replace(/\.$/, '')}.`),
+      '',
+    ].join('\n'),
+  );
   chownDirAndFiles(home, id);
   const out = openSync(path.join(dir, 'named.log'), 'a');
   const [cmd, ...args] = asLabUser(id, ['/usr/sbin/named', '-g', '-4', '-c', path.join(home, 'named.conf')]);
   const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   const server = { host: '127.0.0.1', port };
-  await waitFor(`named on port ${port}`, async () => ((await lookup(server, `ns.${zone}`, 'A', 300).catch(() => [])).length ? true : undefined), 15_000);
+  await waitFor(
+    `named on port ${port}`,
+    async () => ((await lookup(server, `ns.${zone}`, 'A', 300).catch(() => [])).length ? true : undefined),
+    15_000,
+  );
   const configFile = path.join(dir, 'dns.json');
   // Each environment owns its part of the zone (<herd>.<environment>.db.<zone>), and nothing else.
   const names = [...new Set(contents.herds.map((h) => h.environment))].map((e) => ({ suffix: `${e}.db.${zone}`, environments: [e] }));

@@ -21,7 +21,11 @@ const NEXT_BIN = path.join(PROJECT_ROOT, 'node_modules', 'next', 'dist', 'bin', 
  * `discover`, the instances are left for the lab's agents to report, and every lab database server
  * gets an agent token (returned by server name).
  */
-export async function prepareDatabase(lab: LabInfo, admin: { username: string; password: string }, opts: { seedFleet?: boolean; discover?: boolean } = {}): Promise<{ apiToken: string; agentTokens: Map<string, string> }> {
+export async function prepareDatabase(
+  lab: LabInfo,
+  admin: { username: string; password: string },
+  opts: { seedFleet?: boolean; discover?: boolean } = {},
+): Promise<{ apiToken: string; agentTokens: Map<string, string> }> {
   await migrateDatabase(lab.database.url);
   const { db, pool } = createDb(lab.database.url, 4);
   try {
@@ -61,14 +65,22 @@ export interface RunningConsole {
 
 /** A worker process over the lab (node --import tsx: one process, its PID the worker's own). */
 export async function startWorkerProcess(lab: LabInfo, opts: { quiet?: boolean } = {}): Promise<ChildProcess> {
-  if (!lab.redis || !lab.ssh) throw new Error('the worker needs the lab\'s Redis and SSH');
+  if (!lab.redis || !lab.ssh) throw new Error("the worker needs the lab's Redis and SSH");
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'jobs', 'worker.ts')], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, DATABASE_URL: lab.database.url, REDIS_URL: lab.redis.url, PGHERD_SSH_KEY: lab.ssh.privateKeyPath, ...labSettings(lab) },
+    env: {
+      ...process.env,
+      DATABASE_URL: lab.database.url,
+      REDIS_URL: lab.redis.url,
+      PGHERD_SSH_KEY: lab.ssh.privateKeyPath,
+      ...labSettings(lab),
+    },
     stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
   });
   let exited = false;
-  child.once('exit', () => { exited = true; });
+  child.once('exit', () => {
+    exited = true;
+  });
   // Ready once it has reconciled and subscribed; a broken configuration exits at once.
   await new Promise((r) => setTimeout(r, 1500));
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the 'exit' listener sets it, which TypeScript does not see
@@ -94,23 +106,36 @@ export function consoleEnv(lab: LabInfo, url: string, secret: string): NodeJS.Pr
 /** What the console's process runs: how the lab recognises it by PID (lab.json `processes[].program`). */
 export const CONSOLE_PROGRAM = 'lib/web/server.ts';
 
-export async function startConsole(lab: LabInfo, opts: { port?: number; log?: (m: string) => void; quiet?: boolean } = {}): Promise<RunningConsole> {
+export async function startConsole(
+  lab: LabInfo,
+  opts: { port?: number; log?: (m: string) => void; quiet?: boolean } = {},
+): Promise<RunningConsole> {
   const port = opts.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
   const secret = randomBytes(32).toString('base64url');
   // pgherd's own server (it derives each client's address from the socket), not `next start`.
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'lib', 'web', 'server.ts'), '-p', String(port), '-H', '127.0.0.1'], {
-    cwd: PROJECT_ROOT,
-    env: consoleEnv(lab, url, secret),
-    stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(PROJECT_ROOT, 'lib', 'web', 'server.ts'), '-p', String(port), '-H', '127.0.0.1'],
+    {
+      cwd: PROJECT_ROOT,
+      env: consoleEnv(lab, url, secret),
+      stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
+    },
+  );
   let exited = false;
-  child.once('exit', () => { exited = true; });
-  await waitFor(`the console on ${url}`, async () => {
-    if (exited) throw new Error('the console\'s server exited');
-    const res = await fetch(`${url}/login`).catch(() => null);
-    return res?.ok ? true : undefined;
-  }, 60_000);
+  child.once('exit', () => {
+    exited = true;
+  });
+  await waitFor(
+    `the console on ${url}`,
+    async () => {
+      if (exited) throw new Error("the console's server exited");
+      const res = await fetch(`${url}/login`).catch(() => null);
+      return res?.ok ? true : undefined;
+    },
+    60_000,
+  );
   return {
     url,
     child,

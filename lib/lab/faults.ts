@@ -54,13 +54,32 @@ export async function livePrimary(lab: LabInfo, herd: string, environment?: stri
  * a primary (a split brain for pgherd to notice). Listens on `address` at a free port, with its own
  * socket directory; `remove()` stops it and deletes its files.
  */
-export async function restoredCopy(lab: LabInfo, source: LabInstance, name: string, address: string): Promise<{ node: PgNode; remove: () => Promise<void> }> {
+export async function restoredCopy(
+  lab: LabInfo,
+  source: LabInstance,
+  name: string,
+  address: string,
+): Promise<{ node: PgNode; remove: () => Promise<void> }> {
   const id = labIdentity();
   const dir = path.join(lab.dir, 'restored', name);
-  const bare: PgNode = { name, address, port: await freePort(address), dataDirectory: path.join(dir, 'data'), socketDirectory: path.join(dir, 'run'), logFile: path.join(dir, 'log', 'postgresql.log') };
+  const bare: PgNode = {
+    name,
+    address,
+    port: await freePort(address),
+    dataDirectory: path.join(dir, 'data'),
+    socketDirectory: path.join(dir, 'run'),
+    logFile: path.join(dir, 'log', 'postgresql.log'),
+  };
   // Served like the fleet's own (its certificate, pgherd's role over TLS), so that pgherd can see it.
   const node = await fleetNodeSecurity(id, lab, bare, source.environment, name);
-  await cloneReplica(id, node, { ...node, name: source.server, address: source.address, port: source.port, dataDirectory: source.dataDirectory, socketDirectory: source.socketDirectory });
+  await cloneReplica(id, node, {
+    ...node,
+    name: source.server,
+    address: source.address,
+    port: source.port,
+    dataDirectory: source.dataDirectory,
+    socketDirectory: source.socketDirectory,
+  });
   rmSync(path.join(node.dataDirectory, 'standby.signal'));
   touchLog(id, node.logFile);
   await startNode(id, node);

@@ -54,5 +54,8 @@ export function planFleet(spec: FleetSpec = DEFAULT_FLEET): PlannedMember[] {
 
 /** A lab pooler's server: its host name and address (after the members' addresses). */
 export function poolerServer(spec: FleetSpec, environment: string, herd: string, k: number) {
-  return { hostname: `pgbouncer-${SHORT[environment] ?? environment}-${herd}.lab.internal`, address: `${spec.subnet ?? '127.0.1'}.${241 + k}` };
+  return {
+    hostname: `pgbouncer-${SHORT[environment] ?? environment}-${herd}.lab.internal`,
+    address: `${spec.subnet ?? '127.0.1'}.${241 + k}`,
+  };
 }

@@ -18,17 +18,26 @@ describe('the lab', () => {
     expect(lab.processes.filter((p) => !opsMember(p.name) && !(alive(currentPid(p)) && pidRuns(currentPid(p), p.program)))).toEqual([]);
     // pgherd's database, Redis, BIND, on each of the 18 servers a postmaster and an sshd, and the
     // PgBouncer in front of production/billing on a server of its own (with its sshd), OpenLDAP slapd
-    expect(lab.processes.map((p) => p.program).sort()).toEqual(['postgres', ...Array(18).fill('postgres'), 'redis-server', 'named', 'pgbouncer', 'slapd', ...Array(19).fill('sshd')].sort());
-    expect(lab.pgbouncer).toEqual([expect.objectContaining({ environment: 'production', herd: 'billing', address: '127.0.1.241', databases: ['billing'] })]);
+    expect(lab.processes.map((p) => p.program).sort()).toEqual(
+      ['postgres', ...Array(18).fill('postgres'), 'redis-server', 'named', 'pgbouncer', 'slapd', ...Array(19).fill('sshd')].sort(),
+    );
+    expect(lab.pgbouncer).toEqual([
+      expect.objectContaining({ environment: 'production', herd: 'billing', address: '127.0.1.241', databases: ['billing'] }),
+    ]);
     expect((await query<{ n: string }>(lab.pgbouncer[0]!.dsn, 'SELECT 1 AS n'))[0]!.n).toBe(1);
   });
 
   it('has every replica streaming from its primary, which sees it by name', async () => {
     for (const r of lab.instances.filter((i) => i.role === 'replica' && !isOpsTestHerd(i.environment, i.herd))) {
       const primary = lab.instances.find((i) => i.server === r.upstream)!;
-      const [w] = await query<{ rec: boolean; status: string; host: string }>(r.dsn, `SELECT pg_is_in_recovery() AS rec, status, sender_host AS host FROM pg_stat_wal_receiver`);
+      const [w] = await query<{ rec: boolean; status: string; host: string }>(
+        r.dsn,
+        `SELECT pg_is_in_recovery() AS rec, status, sender_host AS host FROM pg_stat_wal_receiver`,
+      );
       expect(w).toEqual({ rec: true, status: 'streaming', host: primary.address });
-      const seen = await query(primary.dsn, `SELECT 1 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'`, [r.server]);
+      const seen = await query(primary.dsn, `SELECT 1 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'`, [
+        r.server,
+      ]);
       expect(seen).toHaveLength(1);
     }
   });
@@ -40,7 +49,9 @@ describe('the lab', () => {
     for (const r of lab.instances.filter((i) => i.upstream === primary.server)) {
       let rows: unknown[] = [];
       for (let i = 0; i < 100 && !rows.length; i++) {
-        rows = await query(r.dsn, `SELECT 1 FROM pg_class WHERE relname = 'lab_probe'`).then((x) => (x.length ? query(r.dsn, `SELECT v FROM lab_probe`) : []));
+        rows = await query(r.dsn, `SELECT 1 FROM pg_class WHERE relname = 'lab_probe'`).then((x) =>
+          x.length ? query(r.dsn, `SELECT v FROM lab_probe`) : [],
+        );
         if (!rows.length) await new Promise((res) => setTimeout(res, 50));
       }
       expect(rows).toEqual([{ v: 'hello' }]);

@@ -91,7 +91,9 @@ export interface LabPgAccess {
 /** Another process runs this lab: starting it again would stop that one's services under it. */
 export class LabBusyError extends Error {
   constructor(file: string, pid: number, url?: string) {
-    super(`${path.relative(process.cwd(), file) || file} belongs to a lab that process ${pid} is running${url ? ` (console at ${url})` : ''}: stop it first (Ctrl-C in its terminal, or kill ${pid})`);
+    super(
+      `${path.relative(process.cwd(), file) || file} belongs to a lab that process ${pid} is running${url ? ` (console at ${url})` : ''}: stop it first (Ctrl-C in its terminal, or kill ${pid})`,
+    );
     this.name = 'LabBusyError';
   }
 }
@@ -222,16 +224,23 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     if (opts.fleet !== false) {
       const spec = opts.fleet ?? DEFAULT_FLEET;
       const members = planFleet(spec);
-      const port = await portFreeOnAll(members.map((m) => m.address), [5432, 5433, ...range(25432, 40)]);
+      const port = await portFreeOnAll(
+        members.map((m) => m.address),
+        [5432, 5433, ...range(25432, 40)],
+      );
       info.tls = await makeCa(id, path.join(dir, 'ca'));
       info.pgAccess = writePgAccess(dir, info.tls, [...new Set(members.map((m) => m.environment))]);
       log(`starting the sandbox fleet: ${members.length} instances on port ${port} (TLS, pgherd's role per environment)`);
       await startFleet(id, dir, members, port, info, track);
-      const pooled = (opts.pgbouncer ?? [{ environment: 'production', herd: 'billing' }])
-        .filter((h) => members.some((m) => m.environment === h.environment && m.herd === h.herd));
+      const pooled = (opts.pgbouncer ?? [{ environment: 'production', herd: 'billing' }]).filter((h) =>
+        members.some((m) => m.environment === h.environment && m.herd === h.herd),
+      );
       const poolerHosts = pooled.map((h, k) => ({ ...h, ...poolerServer(spec, h.environment, h.herd, k) }));
       if (poolerHosts.length) {
-        const bouncerPort = await portFreeOnAll(poolerHosts.map((p) => p.address), [6432, ...range(26432, 40)]);
+        const bouncerPort = await portFreeOnAll(
+          poolerHosts.map((p) => p.address),
+          [6432, ...range(26432, 40)],
+        );
         for (const p of poolerHosts) {
           const primary = info.instances.find((i) => i.environment === p.environment && i.herd === p.herd && i.role === 'primary')!;
           log(`starting PgBouncer for ${p.environment}/${p.herd} on ${p.address}:${bouncerPort}`);
@@ -275,12 +284,21 @@ export const LAB_ZONE = 'lab.internal';
 export const writeNameOf = (environment: string, herd: string, zone = LAB_ZONE) => `${herd}.${environment}.db.${zone}`;
 
 function labZone(instances: LabInstance[], poolers: LabPgbouncer[]) {
-  const herds = [...new Map(instances.map((i) => [`${i.environment}/${i.herd}`, i])).values()]
-    .map((i) => ({ environment: i.environment, herd: i.herd, writeName: writeNameOf(i.environment, i.herd) }));
+  const herds = [...new Map(instances.map((i) => [`${i.environment}/${i.herd}`, i])).values()].map((i) => ({
+    environment: i.environment,
+    herd: i.herd,
+    writeName: writeNameOf(i.environment, i.herd),
+  }));
   return {
     zone: LAB_ZONE,
-    hosts: [...instances.map((i) => ({ name: i.server, address: i.address })), ...poolers.map((p) => ({ name: p.server, address: p.address }))],
-    aliases: herds.map((h) => ({ name: h.writeName, target: instances.find((i) => i.environment === h.environment && i.herd === h.herd && i.role === 'primary')!.server })),
+    hosts: [
+      ...instances.map((i) => ({ name: i.server, address: i.address })),
+      ...poolers.map((p) => ({ name: p.server, address: p.address })),
+    ],
+    aliases: herds.map((h) => ({
+      name: h.writeName,
+      target: instances.find((i) => i.environment === h.environment && i.herd === h.herd && i.role === 'primary')!.server,
+    })),
     herds,
   };
 }
@@ -315,17 +333,41 @@ function writePgAccess(dir: string, ca: LabCa, environments: string[]): LabPgAcc
     roles[env] = { user: pgherdRoleOf(env), password, passwordFile };
   }
   const configFile = path.join(home, 'pg-access.json');
-  writeFileSync(configFile, JSON.stringify({
-    environments: Object.fromEntries(environments.map((env) => [env, {
-      user: roles[env]!.user, passwordFile: roles[env]!.passwordFile, tls: { mode: 'verify-full', caFile: ca.caFile },
-    }])),
-  }, null, 2), { mode: 0o600 });
+  writeFileSync(
+    configFile,
+    JSON.stringify(
+      {
+        environments: Object.fromEntries(
+          environments.map((env) => [
+            env,
+            {
+              user: roles[env]!.user,
+              passwordFile: roles[env]!.passwordFile,
+              tls: { mode: 'verify-full', caFile: ca.caFile },
+            },
+          ]),
+        ),
+      },
+      null,
+      2,
+    ),
+    { mode: 0o600 },
+  );
   return { configFile, roles };
 }
 
 /** The node's certificate and pgherd's role, for a fleet member of `environment`. */
-export async function fleetNodeSecurity(id: Identity, lab: Pick<LabInfo, 'tls' | 'dir'>, n: PgNode, environment: string, hostname: string): Promise<PgNode> {
-  const tls = await issueCertificate(id, lab.tls!, path.join(lab.dir, 'pg', n.name, 'tls'), 'server', { ips: [n.address], names: [hostname] });
+export async function fleetNodeSecurity(
+  id: Identity,
+  lab: Pick<LabInfo, 'tls' | 'dir'>,
+  n: PgNode,
+  environment: string,
+  hostname: string,
+): Promise<PgNode> {
+  const tls = await issueCertificate(id, lab.tls!, path.join(lab.dir, 'pg', n.name, 'tls'), 'server', {
+    ips: [n.address],
+    names: [hostname],
+  });
   return { ...n, tls, pgherdUser: pgherdRoleOf(environment) };
 }
 
@@ -357,25 +399,44 @@ async function startFleet(
     dsn: dsn(n),
   });
   // Herds come up in parallel; within a herd the primary first, then its replicas together.
-  await Promise.all([...herds.values()].map(async (group) => {
-    const [p, ...replicas] = group;
-    const primary = await fleetNodeSecurity(id, info, node(dir, p!.hostname, p!.address, port), p!.environment, p!.hostname);
-    touchLog(id, primary.logFile);
-    await initPrimary(id, primary);
-    track({ name: p!.hostname, pid: await startNode(id, primary), program: 'postgres', signal: 'SIGINT', pidFile: path.join(primary.dataDirectory, 'postmaster.pid') });
-    // pgherd's role, before the replicas are cloned (they get it with the data).
-    const role = info.pgAccess!.roles[p!.environment];
-    await query(dsn(primary), `CREATE ROLE ${role!.user} LOGIN SUPERUSER PASSWORD '${role!.password}'`);
-    info.instances.push(toInstance(p!, primary, null));
-    await Promise.all(replicas.map(async (r) => {
-      const n = await fleetNodeSecurity(id, info, node(dir, r.hostname, r.address, port), r.environment, r.hostname);
-      touchLog(id, n.logFile);
-      await cloneReplica(id, n, primary);
-      track({ name: r.hostname, pid: await startNode(id, n), program: 'postgres', signal: 'SIGINT', pidFile: path.join(n.dataDirectory, 'postmaster.pid') });
-      info.instances.push(toInstance(r, n, p!.hostname));
-    }));
-    await waitStreaming(primary, replicas.map((r) => r.hostname));
-  }));
+  await Promise.all(
+    [...herds.values()].map(async (group) => {
+      const [p, ...replicas] = group;
+      const primary = await fleetNodeSecurity(id, info, node(dir, p!.hostname, p!.address, port), p!.environment, p!.hostname);
+      touchLog(id, primary.logFile);
+      await initPrimary(id, primary);
+      track({
+        name: p!.hostname,
+        pid: await startNode(id, primary),
+        program: 'postgres',
+        signal: 'SIGINT',
+        pidFile: path.join(primary.dataDirectory, 'postmaster.pid'),
+      });
+      // pgherd's role, before the replicas are cloned (they get it with the data).
+      const role = info.pgAccess!.roles[p!.environment];
+      await query(dsn(primary), `CREATE ROLE ${role!.user} LOGIN SUPERUSER PASSWORD '${role!.password}'`);
+      info.instances.push(toInstance(p!, primary, null));
+      await Promise.all(
+        replicas.map(async (r) => {
+          const n = await fleetNodeSecurity(id, info, node(dir, r.hostname, r.address, port), r.environment, r.hostname);
+          touchLog(id, n.logFile);
+          await cloneReplica(id, n, primary);
+          track({
+            name: r.hostname,
+            pid: await startNode(id, n),
+            program: 'postgres',
+            signal: 'SIGINT',
+            pidFile: path.join(n.dataDirectory, 'postmaster.pid'),
+          });
+          info.instances.push(toInstance(r, n, p!.hostname));
+        }),
+      );
+      await waitStreaming(
+        primary,
+        replicas.map((r) => r.hostname),
+      );
+    }),
+  );
   const order = new Map(members.map((m, i) => [m.hostname, i]));
   info.instances.sort((a, b) => order.get(a.server)! - order.get(b.server)!);
 }

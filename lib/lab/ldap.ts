@@ -52,7 +52,13 @@ export function ssha(password: string): string {
   return `{SSHA}${Buffer.concat([createHash('sha1').update(password).update(salt).digest(), salt]).toString('base64')}`;
 }
 
-export async function startLdap(id: Identity, dir: string, port: number, tlsPort: number, ca: LabCa): Promise<{ pid: number; ldap: LabLdap }> {
+export async function startLdap(
+  id: Identity,
+  dir: string,
+  port: number,
+  tlsPort: number,
+  ca: LabCa,
+): Promise<{ pid: number; ldap: LabLdap }> {
   const home = path.join(dir, 'ldap');
   mkdirOwned(id, home, 0o700);
   mkdirOwned(id, path.join(home, 'data'), 0o700);
@@ -64,26 +70,29 @@ export async function startLdap(id: Identity, dir: string, port: number, tlsPort
   const userBase = `ou=people,${LAB_BASE_DN}`;
   const groupBase = `ou=groups,${LAB_BASE_DN}`;
   const conf = path.join(home, 'slapd.conf');
-  writeFileSync(conf, [
-    'include /etc/ldap/schema/core.schema',
-    'include /etc/ldap/schema/cosine.schema',
-    'include /etc/ldap/schema/inetorgperson.schema',
-    `pidfile ${home}/slapd.pid`,
-    `argsfile ${home}/slapd.args`,
-    `TLSCACertificateFile ${tls.ca}`,
-    `TLSCertificateFile ${tls.cert}`,
-    `TLSCertificateKeyFile ${tls.key}`,
-    'modulepath /usr/lib/ldap',
-    'moduleload back_mdb',
-    'database mdb',
-    `suffix "${LAB_BASE_DN}"`,
-    `rootdn "cn=admin,${LAB_BASE_DN}"`,
-    `rootpw ${ssha(rootPassword)}`,
-    `directory ${home}/data`,
-    'access to attrs=userPassword by self write by anonymous auth by * none',
-    'access to * by users read by * none',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    conf,
+    [
+      'include /etc/ldap/schema/core.schema',
+      'include /etc/ldap/schema/cosine.schema',
+      'include /etc/ldap/schema/inetorgperson.schema',
+      `pidfile ${home}/slapd.pid`,
+      `argsfile ${home}/slapd.args`,
+      `TLSCACertificateFile ${tls.ca}`,
+      `TLSCertificateFile ${tls.cert}`,
+      `TLSCertificateKeyFile ${tls.key}`,
+      'modulepath /usr/lib/ldap',
+      'moduleload back_mdb',
+      'database mdb',
+      `suffix "${LAB_BASE_DN}"`,
+      `rootdn "cn=admin,${LAB_BASE_DN}"`,
+      `rootpw ${ssha(rootPassword)}`,
+      `directory ${home}/data`,
+      'access to attrs=userPassword by self write by anonymous auth by * none',
+      'access to * by users read by * none',
+      '',
+    ].join('\n'),
+  );
   const users: LabLdapUser[] = LAB_PEOPLE.map((p) => ({
     username: p.username,
     password: `${p.username}-${randomBytes(6).toString('base64url')}`,
@@ -92,19 +101,39 @@ export async function startLdap(id: Identity, dir: string, port: number, tlsPort
   }));
   const groups = Object.fromEntries(LAB_GROUPS.map((g) => [g, `cn=${g},${groupBase}`]));
   const entry = (lines: string[]) => lines.join('\n');
-  const ldif = [
-    entry([`dn: ${LAB_BASE_DN}`, 'objectClass: dcObject', 'objectClass: organization', 'o: pgherd lab', 'dc: lab']),
-    ...['people', 'groups', 'services'].map((ou) => entry([`dn: ou=${ou},${LAB_BASE_DN}`, 'objectClass: organizationalUnit', `ou: ${ou}`])),
-    entry([`dn: ${bindDn}`, 'objectClass: organizationalRole', 'objectClass: simpleSecurityObject', 'cn: pgherd', `userPassword: ${ssha(bindPassword)}`]),
-    ...users.map((u, i) => entry([
-      `dn: ${u.dn}`, 'objectClass: inetOrgPerson', `uid: ${u.username}`, `cn: ${LAB_PEOPLE[i]!.name}`, `sn: ${LAB_PEOPLE[i]!.name.split(' ')[1]!}`,
-      `mail: ${u.username}@lab.internal`, `userPassword: ${ssha(u.password)}`,
-    ])),
-    ...LAB_GROUPS.map((g) => entry([
-      `dn: ${groups[g]!}`, 'objectClass: groupOfNames', `cn: ${g}`,
-      ...users.filter((u) => u.groups.includes(groups[g]!)).map((u) => `member: ${u.dn}`),
-    ])),
-  ].join('\n\n') + '\n';
+  const ldif =
+    [
+      entry([`dn: ${LAB_BASE_DN}`, 'objectClass: dcObject', 'objectClass: organization', 'o: pgherd lab', 'dc: lab']),
+      ...['people', 'groups', 'services'].map((ou) =>
+        entry([`dn: ou=${ou},${LAB_BASE_DN}`, 'objectClass: organizationalUnit', `ou: ${ou}`]),
+      ),
+      entry([
+        `dn: ${bindDn}`,
+        'objectClass: organizationalRole',
+        'objectClass: simpleSecurityObject',
+        'cn: pgherd',
+        `userPassword: ${ssha(bindPassword)}`,
+      ]),
+      ...users.map((u, i) =>
+        entry([
+          `dn: ${u.dn}`,
+          'objectClass: inetOrgPerson',
+          `uid: ${u.username}`,
+          `cn: ${LAB_PEOPLE[i]!.name}`,
+          `sn: ${LAB_PEOPLE[i]!.name.split(' ')[1]!}`,
+          `mail: ${u.username}@lab.internal`,
+          `userPassword: ${ssha(u.password)}`,
+        ]),
+      ),
+      ...LAB_GROUPS.map((g) =>
+        entry([
+          `dn: ${groups[g]!}`,
+          'objectClass: groupOfNames',
+          `cn: ${g}`,
+          ...users.filter((u) => u.groups.includes(groups[g]!)).map((u) => `member: ${u.dn}`),
+        ]),
+      ),
+    ].join('\n\n') + '\n';
   const ldifFile = path.join(home, 'data.ldif');
   writeFileSync(ldifFile, ldif);
   for (const f of [conf, ldifFile]) chownSync(f, id.uid, id.gid);
@@ -118,14 +147,26 @@ export async function startLdap(id: Identity, dir: string, port: number, tlsPort
   const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   let exited: number | null = null;
-  child.once('exit', (code) => { exited = code ?? -1; });
-  await waitFor(`slapd on ${url}`, async () => {
-    if (exited !== null) throw new Error(`slapd exited (${exited}): ${readFileSync(log, 'utf8').trim().slice(-2000)}`);
-    return (await listening('127.0.0.1', port)) && (await listening('127.0.0.1', tlsPort)) ? true : undefined;
-  }, 15_000);
+  child.once('exit', (code) => {
+    exited = code ?? -1;
+  });
+  await waitFor(
+    `slapd on ${url}`,
+    async () => {
+      if (exited !== null) throw new Error(`slapd exited (${exited}): ${readFileSync(log, 'utf8').trim().slice(-2000)}`);
+      return (await listening('127.0.0.1', port)) && (await listening('127.0.0.1', tlsPort)) ? true : undefined;
+    },
+    15_000,
+  );
   const configFile = path.join(dir, 'ldap.json');
-  writeFileSync(configFile, JSON.stringify({ urls: [url], startTls: true, caFile: tls.ca, bindDn, bindPassword, userBase, groupBase }, null, 2), { mode: 0o600 });
+  writeFileSync(
+    configFile,
+    JSON.stringify({ urls: [url], startTls: true, caFile: tls.ca, bindDn, bindPassword, userBase, groupBase }, null, 2),
+    { mode: 0o600 },
+  );
   chmodSync(home, 0o755);
-  return { pid: child.pid!, ldap: { url, ldapsUrl, caFile: tls.ca, baseDn: LAB_BASE_DN, userBase, groupBase, bindDn, bindPassword, configFile, users, groups } };
+  return {
+    pid: child.pid!,
+    ldap: { url, ldapsUrl, caFile: tls.ca, baseDn: LAB_BASE_DN, userBase, groupBase, bindDn, bindPassword, configFile, users, groups },
+  };
 }
-

@@ -13,9 +13,23 @@ afterEach(() => owner?.kill('SIGKILL'));
 
 function labOwnedBy(pid: number): LabInfo {
   return {
-    name: 'lab', dir: path.join(dir, 'not-a-lab-dir'), osUser: 'pgherd-lab', pgBin: '/usr/lib/postgresql/15/bin', startedAt: new Date().toISOString(),
-    database: { url: 'postgres://x', adminUrl: 'postgres://x' }, redis: null, ssh: null, dns: null, pgbouncer: [], ldap: null, tls: null, pgAccess: null,
-    console: { url: 'http://127.0.0.1:3999', admin: { username: 'admin', password: 'x' } }, instances: [], processes: [], ownerPid: pid,
+    name: 'lab',
+    dir: path.join(dir, 'not-a-lab-dir'),
+    osUser: 'pgherd-lab',
+    pgBin: '/usr/lib/postgresql/15/bin',
+    startedAt: new Date().toISOString(),
+    database: { url: 'postgres://x', adminUrl: 'postgres://x' },
+    redis: null,
+    ssh: null,
+    dns: null,
+    pgbouncer: [],
+    ldap: null,
+    tls: null,
+    pgAccess: null,
+    console: { url: 'http://127.0.0.1:3999', admin: { username: 'admin', password: 'x' } },
+    instances: [],
+    processes: [],
+    ownerPid: pid,
   };
 }
 

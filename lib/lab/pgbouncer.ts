@@ -40,27 +40,30 @@ export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec
   const configFile = path.join(home, 'pgbouncer.ini');
   const authFile = path.join(home, 'userlist.txt');
   writeFileSync(authFile, '"postgres" ""\n"pgbouncer" ""\n');
-  writeFileSync(configFile, [
-    `; PgBouncer in front of ${spec.environment}/${spec.herd} (pgherd lab)`,
-    '[databases]',
-    `${entry} = host=${spec.primary.address} port=${spec.primary.port} dbname=postgres`,
-    '',
-    '[pgbouncer]',
-    `listen_addr = ${spec.address}`,
-    `listen_port = ${spec.port}`,
-    `unix_socket_dir =`,
-    'auth_type = trust',
-    `auth_file = ${authFile}`,
-    'admin_users = pgbouncer',
-    'pool_mode = transaction',
-    'default_pool_size = 10',
-    'server_connect_timeout = 3',
-    'server_login_retry = 1',
-    `pidfile = ${path.join(home, 'pgbouncer.pid')}`,
-    'log_connections = 0',
-    'log_disconnections = 0',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    configFile,
+    [
+      `; PgBouncer in front of ${spec.environment}/${spec.herd} (pgherd lab)`,
+      '[databases]',
+      `${entry} = host=${spec.primary.address} port=${spec.primary.port} dbname=postgres`,
+      '',
+      '[pgbouncer]',
+      `listen_addr = ${spec.address}`,
+      `listen_port = ${spec.port}`,
+      `unix_socket_dir =`,
+      'auth_type = trust',
+      `auth_file = ${authFile}`,
+      'admin_users = pgbouncer',
+      'pool_mode = transaction',
+      'default_pool_size = 10',
+      'server_connect_timeout = 3',
+      'server_login_retry = 1',
+      `pidfile = ${path.join(home, 'pgbouncer.pid')}`,
+      'log_connections = 0',
+      'log_disconnections = 0',
+      '',
+    ].join('\n'),
+  );
   for (const f of [configFile, authFile]) chownSync(f, id.uid, id.gid);
   const log = path.join(dir, 'log', `pgbouncer-${spec.server}.log`);
   const out = openSync(log, 'a');
@@ -68,18 +71,30 @@ export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec
   const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   let exited: number | null = null;
-  child.once('exit', (code) => { exited = code ?? -1; });
-  await waitFor(`pgbouncer on ${spec.address}:${spec.port}`, async () => {
-    if (exited !== null) throw new Error(`pgbouncer exited (${exited}): ${readFileSync(log, 'utf8').trim().slice(-2000)}`);
-    return (await listening(spec.address, spec.port)) ? true : undefined;
-  }, 15_000);
+  child.once('exit', (code) => {
+    exited = code ?? -1;
+  });
+  await waitFor(
+    `pgbouncer on ${spec.address}:${spec.port}`,
+    async () => {
+      if (exited !== null) throw new Error(`pgbouncer exited (${exited}): ${readFileSync(log, 'utf8').trim().slice(-2000)}`);
+      return (await listening(spec.address, spec.port)) ? true : undefined;
+    },
+    15_000,
+  );
   return {
     pid: child.pid!,
     pooler: {
-      environment: spec.environment, herd: spec.herd, server: spec.server, site: spec.site, address: spec.address, port: spec.port,
+      environment: spec.environment,
+      herd: spec.herd,
+      server: spec.server,
+      site: spec.site,
+      address: spec.address,
+      port: spec.port,
       dsn: `postgres://postgres@${spec.address}:${spec.port}/${entry}`,
-      configFile, adminUser: 'pgbouncer', databases: [entry],
+      configFile,
+      adminUser: 'pgbouncer',
+      databases: [entry],
     },
   };
 }
-

@@ -32,8 +32,14 @@ export async function portFreeOnAll(hosts: string[], preferred: number[]): Promi
 export function listening(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(port, host);
-    s.setTimeout(500, () => { s.destroy(); resolve(false); });
+    s.setTimeout(500, () => {
+      s.destroy();
+      resolve(false);
+    });
     s.once('error', () => resolve(false));
-    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
   });
 }

@@ -53,7 +53,9 @@ export function nodeConfig(node: PgNode): string {
 export function hbaFor(node: Pick<PgNode, 'pgherdUser'>): string {
   return [
     'local all all trust',
-    ...(node.pgherdUser ? [`hostssl all ${node.pgherdUser} 127.0.0.0/8 scram-sha-256`, `host all ${node.pgherdUser} 0.0.0.0/0 reject`] : []),
+    ...(node.pgherdUser
+      ? [`hostssl all ${node.pgherdUser} 127.0.0.0/8 scram-sha-256`, `host all ${node.pgherdUser} 0.0.0.0/0 reject`]
+      : []),
     'host all all 127.0.0.0/8 trust',
     'local replication all trust',
     'host replication all 127.0.0.0/8 trust',
@@ -77,15 +79,39 @@ function writeOwnSettings(id: Identity, node: PgNode, extra: string[] = []) {
 
 export async function initPrimary(id: Identity, node: PgNode, extra: string[] = []): Promise<void> {
   prepareDirs(id, node);
-  await run(id, [`${PG_BIN}/initdb`, '-D', node.dataDirectory, '-U', PG_SUPERUSER, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync']);
+  await run(id, [
+    `${PG_BIN}/initdb`,
+    '-D',
+    node.dataDirectory,
+    '-U',
+    PG_SUPERUSER,
+    '--auth=trust',
+    '-E',
+    'UTF8',
+    '--locale=C.UTF-8',
+    '--no-sync',
+  ]);
   writeOwnSettings(id, node, extra);
 }
 
 export async function cloneReplica(id: Identity, node: PgNode, upstream: PgNode): Promise<void> {
   prepareDirs(id, node);
   await run(id, [
-    `${PG_BIN}/pg_basebackup`, '-h', upstream.address, '-p', String(upstream.port), '-U', PG_SUPERUSER,
-    '-D', node.dataDirectory, '-R', '-X', 'stream', '-c', 'fast', '--no-sync',
+    `${PG_BIN}/pg_basebackup`,
+    '-h',
+    upstream.address,
+    '-p',
+    String(upstream.port),
+    '-U',
+    PG_SUPERUSER,
+    '-D',
+    node.dataDirectory,
+    '-R',
+    '-X',
+    'stream',
+    '-c',
+    'fast',
+    '--no-sync',
   ]);
   writeOwnSettings(id, node);
   // Name the walreceiver after the node, so pg_stat_replication tells replicas apart.
@@ -124,12 +150,16 @@ export async function query<T extends pg.QueryResultRow>(url: string, sql: strin
 }
 
 export async function waitStreaming(primary: PgNode, replicas: string[]): Promise<void> {
-  await waitFor(`${replicas.join(', ')} streaming from ${primary.name}`, async () => {
-    const rows = await query<{ application_name: string }>(
-      dsn(primary),
-      `SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'`,
-    );
-    const names = new Set(rows.map((r) => r.application_name));
-    return replicas.every((r) => names.has(r)) ? true : undefined;
-  }, 60_000);
+  await waitFor(
+    `${replicas.join(', ')} streaming from ${primary.name}`,
+    async () => {
+      const rows = await query<{ application_name: string }>(
+        dsn(primary),
+        `SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'`,
+      );
+      const names = new Set(rows.map((r) => r.application_name));
+      return replicas.every((r) => names.has(r)) ? true : undefined;
+    },
+    60_000,
+  );
 }

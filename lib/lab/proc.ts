@@ -45,7 +45,11 @@ export function asLabUser(id: Identity, argv: string[]): string[] {
 export async function run(id: Identity, argv: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
   const [cmd, ...args] = asLabUser(id, argv);
   try {
-    return await execFileP(cmd!, args, { env: { PATH: '/usr/bin:/bin', ...opts.env } as NodeJS.ProcessEnv, cwd: opts.cwd ?? '/', maxBuffer: 16 << 20 });
+    return await execFileP(cmd!, args, {
+      env: { PATH: '/usr/bin:/bin', ...opts.env } as NodeJS.ProcessEnv,
+      cwd: opts.cwd ?? '/',
+      maxBuffer: 16 << 20,
+    });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     throw new Error(`${argv.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
@@ -101,7 +105,11 @@ export function descendants(pid: number): number[] {
   }
   const out: number[] = [];
   const walk = (p: number) => {
-    for (const [c, pp] of parent) if (pp === p) { out.push(c); walk(c); }
+    for (const [c, pp] of parent)
+      if (pp === p) {
+        out.push(c);
+        walk(c);
+      }
   };
   walk(pid);
   return out;

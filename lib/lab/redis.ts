@@ -23,8 +23,19 @@ export async function startRedis(id: Identity, dir: string, port: number): Promi
   chownSync(home, id.uid, id.gid);
   const out = openSync(path.join(dir, 'redis.log'), 'a');
   const [cmd, ...args] = asLabUser(id, [
-    '/usr/bin/redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--dir', home, '--maxmemory-policy', 'noeviction',
+    '/usr/bin/redis-server',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    home,
+    '--maxmemory-policy',
+    'noeviction',
   ]);
   const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();

@@ -37,7 +37,9 @@ async function observe(i: LabInstance): Promise<Observed | null> {
     return null;
   }
   try {
-    const { rows: [r] } = await c.query<{ sysid: string; rec: boolean; tli: number; lsn: string }>(`
+    const {
+      rows: [r],
+    } = await c.query<{ sysid: string; rec: boolean; tli: number; lsn: string }>(`
       SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
              pg_is_in_recovery() AS rec,
              (SELECT timeline_id FROM pg_control_checkpoint()) AS tli,
@@ -61,14 +63,21 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
   const observed = new Map(await Promise.all(lab.instances.map(async (i) => [i.server, await observe(i)] as const)));
   // Every member of a herd shares the system identifier: any member that answers tells it.
   const sysid = (env: string, herd: string) =>
-    lab.instances.filter((m) => m.environment === env && m.herd === herd).map((m) => observed.get(m.server)?.systemIdentifier).find(Boolean) ?? null;
+    lab.instances
+      .filter((m) => m.environment === env && m.herd === herd)
+      .map((m) => observed.get(m.server)?.systemIdentifier)
+      .find(Boolean) ?? null;
   await db.transaction(async (tx) => {
     const envIds = new Map<string, number>();
     for (const name of [...new Set(lab.instances.map((i) => i.environment))]) {
-      const row = returned(await tx.insert(environments)
-        .values({ name, description: `Lab ${name} fleet` })
-        .onConflictDoUpdate({ target: environments.name, set: { description: sql`excluded.description` } })
-        .returning({ id: environments.id }), `environment ${name}`);
+      const row = returned(
+        await tx
+          .insert(environments)
+          .values({ name, description: `Lab ${name} fleet` })
+          .onConflictDoUpdate({ target: environments.name, set: { description: sql`excluded.description` } })
+          .returning({ id: environments.id }),
+        `environment ${name}`,
+      );
       envIds.set(name, row.id);
     }
     const herdIds = new Map<string, number>();
@@ -76,29 +85,62 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
     for (const i of lab.instances) {
       const key = `${i.environment}/${i.herd}`;
       if (!herdIds.has(key)) {
-        const row = returned(await tx.insert(herds).values({
-          environmentId: seeded(envIds, i.environment, 'environment'),
-          name: i.herd,
-          description: `Lab herd ${i.herd} in ${i.environment}`,
-          defaultPort: i.port,
-          pgVersion: i.version,
-          controlDriver: 'pg_ctl',
-          dnsName: writeNameOf(i.environment, i.herd, zone),
-          systemIdentifier: sysid(i.environment, i.herd),
-        }).onConflictDoUpdate({ target: [herds.environmentId, herds.name], set: { systemIdentifier: sql`excluded.system_identifier` } })
-          .returning({ id: herds.id }), `herd ${key}`);
+        const row = returned(
+          await tx
+            .insert(herds)
+            .values({
+              environmentId: seeded(envIds, i.environment, 'environment'),
+              name: i.herd,
+              description: `Lab herd ${i.herd} in ${i.environment}`,
+              defaultPort: i.port,
+              pgVersion: i.version,
+              controlDriver: 'pg_ctl',
+              dnsName: writeNameOf(i.environment, i.herd, zone),
+              systemIdentifier: sysid(i.environment, i.herd),
+            })
+            .onConflictDoUpdate({ target: [herds.environmentId, herds.name], set: { systemIdentifier: sql`excluded.system_identifier` } })
+            .returning({ id: herds.id }),
+          `herd ${key}`,
+        );
         herdIds.set(key, row.id);
-        await tx.insert(dnsRecords).values({
-          herdId: row.id, name: writeNameOf(i.environment, i.herd, zone), type: 'CNAME', zone, match: 'role', matchRole: 'primary', ttl: 30,
-        }).onConflictDoNothing();
+        await tx
+          .insert(dnsRecords)
+          .values({
+            herdId: row.id,
+            name: writeNameOf(i.environment, i.herd, zone),
+            type: 'CNAME',
+            zone,
+            match: 'role',
+            matchRole: 'primary',
+            ttl: 30,
+          })
+          .onConflictDoNothing();
       }
-      const srv = returned(await tx.insert(servers).values({
-        hostname: i.server, environmentId: seeded(envIds, i.environment, 'environment'), address: i.address, site: i.site, sshUser: lab.osUser,
-        // The lab's host keys are known: pin them now, as an admin would after checking them.
-        sshPort: lab.ssh?.port ?? 22,
-        sshHostKeyFingerprint: lab.ssh?.hostKeyFingerprint ?? null,
-      }).onConflictDoUpdate({ target: servers.hostname, set: { address: sql`excluded.address`, site: sql`excluded.site`, sshPort: sql`excluded.ssh_port`, sshHostKeyFingerprint: sql`excluded.ssh_host_key_fingerprint` } })
-        .returning({ id: servers.id }), `server ${i.server}`);
+      const srv = returned(
+        await tx
+          .insert(servers)
+          .values({
+            hostname: i.server,
+            environmentId: seeded(envIds, i.environment, 'environment'),
+            address: i.address,
+            site: i.site,
+            sshUser: lab.osUser,
+            // The lab's host keys are known: pin them now, as an admin would after checking them.
+            sshPort: lab.ssh?.port ?? 22,
+            sshHostKeyFingerprint: lab.ssh?.hostKeyFingerprint ?? null,
+          })
+          .onConflictDoUpdate({
+            target: servers.hostname,
+            set: {
+              address: sql`excluded.address`,
+              site: sql`excluded.site`,
+              sshPort: sql`excluded.ssh_port`,
+              sshHostKeyFingerprint: sql`excluded.ssh_host_key_fingerprint`,
+            },
+          })
+          .returning({ id: servers.id }),
+        `server ${i.server}`,
+      );
       serverIds.set(i.server, srv.id);
     }
     const instanceIds = new Map<string, number>();
@@ -118,9 +160,14 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
         lsn: o?.lsn ?? null,
         lastObservedAt: now,
       };
-      const row = returned(await tx.insert(instances).values(values)
-        .onConflictDoUpdate({ target: [instances.serverId, instances.port], set: values })
-        .returning({ id: instances.id }), `instance ${i.server}:${i.port}`);
+      const row = returned(
+        await tx
+          .insert(instances)
+          .values(values)
+          .onConflictDoUpdate({ target: [instances.serverId, instances.port], set: values })
+          .returning({ id: instances.id }),
+        `instance ${i.server}:${i.port}`,
+      );
       instanceIds.set(i.server, row.id);
     }
     for (const i of members) {
@@ -128,12 +175,16 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
       const a = observed.get(i.upstream);
       const b = observed.get(i.server);
       const lag = a && b ? Math.max(0, a.lsn - b.lsn) : null;
-      await tx.update(instances)
+      await tx
+        .update(instances)
         .set({ upstreamInstanceId: seeded(instanceIds, i.upstream, 'upstream instance'), lagBytes: lag, lagSeconds: 0 })
         .where(sql`${instances.id} = ${seeded(instanceIds, i.server, 'instance')}`);
     }
     for (const i of members.filter((m) => !m.upstream)) {
-      await tx.update(instances).set({ lagBytes: 0, lagSeconds: 0 }).where(sql`${instances.id} = ${seeded(instanceIds, i.server, 'instance')}`);
+      await tx
+        .update(instances)
+        .set({ lagBytes: 0, lagSeconds: 0 })
+        .where(sql`${instances.id} = ${seeded(instanceIds, i.server, 'instance')}`);
     }
     // The directory's groups, bound to roles as a company would: production DBAs are admins there and
     // operators in staging; staging DBAs operate staging and may look at production; auditors see
@@ -162,13 +213,35 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
     for (const p of lab.pgbouncer) {
       const herdId = herdIds.get(`${p.environment}/${p.herd}`);
       if (!herdId) continue;
-      const srv = returned(await tx.insert(servers).values({
-        hostname: p.server, environmentId: seeded(envIds, p.environment, 'environment'), address: p.address, site: p.site, sshUser: lab.osUser,
-        sshPort: lab.ssh?.port ?? 22, sshHostKeyFingerprint: lab.ssh?.hostKeyFingerprint ?? null,
-      }).onConflictDoUpdate({ target: servers.hostname, set: { address: sql`excluded.address`, site: sql`excluded.site`, sshPort: sql`excluded.ssh_port`, sshHostKeyFingerprint: sql`excluded.ssh_host_key_fingerprint` } })
-        .returning({ id: servers.id }), `server ${p.server}`);
+      const srv = returned(
+        await tx
+          .insert(servers)
+          .values({
+            hostname: p.server,
+            environmentId: seeded(envIds, p.environment, 'environment'),
+            address: p.address,
+            site: p.site,
+            sshUser: lab.osUser,
+            sshPort: lab.ssh?.port ?? 22,
+            sshHostKeyFingerprint: lab.ssh?.hostKeyFingerprint ?? null,
+          })
+          .onConflictDoUpdate({
+            target: servers.hostname,
+            set: {
+              address: sql`excluded.address`,
+              site: sql`excluded.site`,
+              sshPort: sql`excluded.ssh_port`,
+              sshHostKeyFingerprint: sql`excluded.ssh_host_key_fingerprint`,
+            },
+          })
+          .returning({ id: servers.id }),
+        `server ${p.server}`,
+      );
       const values = { herdId, serverId: srv.id, port: p.port, adminUser: p.adminUser, configFile: p.configFile, databases: p.databases };
-      await tx.insert(poolers).values(values).onConflictDoUpdate({ target: [poolers.serverId, poolers.port], set: values });
+      await tx
+        .insert(poolers)
+        .values(values)
+        .onConflictDoUpdate({ target: [poolers.serverId, poolers.port], set: values });
     }
   });
 }

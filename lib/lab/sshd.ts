@@ -21,9 +21,15 @@ export interface LabSsh {
 function banner(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(port, host);
-    s.setTimeout(1000, () => { s.destroy(); resolve(false); });
+    s.setTimeout(1000, () => {
+      s.destroy();
+      resolve(false);
+    });
     s.once('error', () => resolve(false));
-    s.once('data', (d) => { s.destroy(); resolve(d.toString().startsWith('SSH-2.0-')); });
+    s.once('data', (d) => {
+      s.destroy();
+      resolve(d.toString().startsWith('SSH-2.0-'));
+    });
   });
 }
 
@@ -47,21 +53,24 @@ export async function startSshd(id: Identity, dir: string, addresses: string[], 
   const pids: number[] = [];
   for (let i = 0; i < addresses.length; i++) {
     const config = path.join(home, `sshd_config.${i}`);
-    writeFileSync(config, [
-      `ListenAddress ${addresses[i]!}:${port}`,
-      `HostKey ${hostKey}`,
-      `PidFile ${path.join(home, `sshd.${i}.pid`)}`,
-      `AuthorizedKeysFile ${authorized}`,
-      `AllowUsers ${id.user}`,
-      'UsePAM no',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'PubkeyAuthentication yes',
-      // Keys live under /tmp, whose sticky world-writable parent StrictModes refuses.
-      'StrictModes no',
-      'LogLevel ERROR',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        `ListenAddress ${addresses[i]!}:${port}`,
+        `HostKey ${hostKey}`,
+        `PidFile ${path.join(home, `sshd.${i}.pid`)}`,
+        `AuthorizedKeysFile ${authorized}`,
+        `AllowUsers ${id.user}`,
+        'UsePAM no',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'PubkeyAuthentication yes',
+        // Keys live under /tmp, whose sticky world-writable parent StrictModes refuses.
+        'StrictModes no',
+        'LogLevel ERROR',
+        '',
+      ].join('\n'),
+    );
     chmodSync(config, 0o644);
     pids.push(await spawnSshd(id, dir, i, addresses[i]!, port));
   }
@@ -78,10 +87,16 @@ export async function spawnSshd(id: Identity, dir: string, i: number, address: s
   const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   let exited: number | null = null;
-  child.once('exit', (code) => { exited = code ?? -1; });
-  await waitFor(`sshd on ${address}:${port}`, async () => {
-    if (exited !== null) throw new Error(`sshd exited (${exited}): ${readFileSync(log, 'utf8').trim()}`);
-    return (await banner(address, port)) ? true : undefined;
-  }, 15_000);
+  child.once('exit', (code) => {
+    exited = code ?? -1;
+  });
+  await waitFor(
+    `sshd on ${address}:${port}`,
+    async () => {
+      if (exited !== null) throw new Error(`sshd exited (${exited}): ${readFileSync(log, 'utf8').trim()}`);
+      return (await banner(address, port)) ? true : undefined;
+    },
+    15_000,
+  );
   return child.pid!;
 }

@@ -31,14 +31,38 @@ export async function makeCa(id: Identity, dir: string, name = 'pgherd lab CA'):
 }
 
 /** A server certificate for `ips` and `names`, signed by the CA, written as <dir>/<base>.pem and .key. */
-export async function issueCertificate(id: Identity, ca: LabCa, dir: string, base: string, sans: { ips: string[]; names: string[] }): Promise<LabCertificate> {
+export async function issueCertificate(
+  id: Identity,
+  ca: LabCa,
+  dir: string,
+  base: string,
+  sans: { ips: string[]; names: string[] },
+): Promise<LabCertificate> {
   mkdirOwned(id, dir, 0o755);
   const f = (ext: string) => path.join(dir, `${base}.${ext}`);
   await ossl(id, ['req', ...EC, '-subj', `/CN=${sans.names[0] ?? sans.ips[0] ?? 'localhost'}`, '-keyout', f('key'), '-out', f('csr')]);
   const alt = [...sans.ips.map((a) => `IP:${a}`), ...sans.names.map((n) => `DNS:${n}`)].join(',');
   writeFileSync(f('ext'), `subjectAltName=${alt}\nextendedKeyUsage=serverAuth\n`);
   chownSync(f('ext'), id.uid, id.gid);
-  await ossl(id, ['x509', '-req', '-in', f('csr'), '-CA', ca.caFile, '-CAkey', ca.keyFile, '-CAcreateserial', '-CAserial', path.join(dir, `${base}.srl`), '-days', '30', '-extfile', f('ext'), '-out', f('pem')]);
+  await ossl(id, [
+    'x509',
+    '-req',
+    '-in',
+    f('csr'),
+    '-CA',
+    ca.caFile,
+    '-CAkey',
+    ca.keyFile,
+    '-CAcreateserial',
+    '-CAserial',
+    path.join(dir, `${base}.srl`),
+    '-days',
+    '30',
+    '-extfile',
+    f('ext'),
+    '-out',
+    f('pem'),
+  ]);
   chmodSync(f('key'), 0o600);
   chmodSync(f('pem'), 0o644);
   return { certFile: f('pem'), keyFile: f('key') };

@@ -16,7 +16,10 @@ const eslint = new ESLint({
   overrideConfigFile: true,
   overrideConfig: [
     { languageOptions: { parser: tseslint.parser } },
-    { plugins: { 'import-x': importX }, settings: { 'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })] } },
+    {
+      plugins: { 'import-x': importX },
+      settings: { 'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })] },
+    },
     ...layerConfigs,
   ],
 });
@@ -28,15 +31,28 @@ async function layerErrors(file: string, code: string): Promise<string[]> {
 
 describe('the layer rule', () => {
   it('fails an adapter that imports the database or the domain', async () => {
-    expect(await layerErrors('lib/dns/probe.ts', "import { herds } from '@/db/schema';\nexport const x = herds;\n")).toEqual([expect.stringContaining('an adapter takes plain values')]);
+    expect(await layerErrors('lib/dns/probe.ts', "import { herds } from '@/db/schema';\nexport const x = herds;\n")).toEqual([
+      expect.stringContaining('an adapter takes plain values'),
+    ]);
     expect(await layerErrors('lib/ssh/probe.ts', "import { observe } from '../ops/observe';\nexport const x = observe;\n")).toHaveLength(1);
-    expect(await layerErrors('lib/pgbouncer/probe.ts', "import { shellCommand } from '@/lib/ssh/quote';\nexport const x = shellCommand;\n")).toEqual([]);
+    expect(
+      await layerErrors('lib/pgbouncer/probe.ts', "import { shellCommand } from '@/lib/ssh/quote';\nexport const x = shellCommand;\n"),
+    ).toEqual([]);
   });
 
   it('fails lib/ importing the console, components importing pages or server actions, db importing anything of pgherd', async () => {
-    expect(await layerErrors('lib/ops/probe.ts', "import { ChangeSet } from '@/components/admin/change-set';\nexport const x = ChangeSet;\n")).toHaveLength(1);
-    expect(await layerErrors('components/ops/probe.tsx', "import { cancelOperationAction } from '@/app/(console)/operations/actions';\nexport const x = cancelOperationAction;\n")).toHaveLength(1);
-    expect(await layerErrors('db/probe.ts', "import { errorText } from '@/lib/ops/errors';\nexport const x = errorText;\n")).toHaveLength(1);
+    expect(
+      await layerErrors('lib/ops/probe.ts', "import { ChangeSet } from '@/components/admin/change-set';\nexport const x = ChangeSet;\n"),
+    ).toHaveLength(1);
+    expect(
+      await layerErrors(
+        'components/ops/probe.tsx',
+        "import { cancelOperationAction } from '@/app/(console)/operations/actions';\nexport const x = cancelOperationAction;\n",
+      ),
+    ).toHaveLength(1);
+    expect(await layerErrors('db/probe.ts', "import { errorText } from '@/lib/ops/errors';\nexport const x = errorText;\n")).toHaveLength(
+      1,
+    );
     expect(await layerErrors('lib/ops/probe.ts', "import { herds } from '@/db/schema';\nexport const x = herds;\n")).toEqual([]);
   });
 
@@ -50,7 +66,9 @@ describe('the layer rule', () => {
   });
 
   it('is part of the configuration `npm run lint` uses, as an error', async () => {
-    const config = (await new ESLint({ cwd: root }).calculateConfigForFile(path.join(root, 'lib/dns/config.ts'))) as { rules: Record<string, unknown[]> };
+    const config = (await new ESLint({ cwd: root }).calculateConfigForFile(path.join(root, 'lib/dns/config.ts'))) as {
+      rules: Record<string, unknown[]>;
+    };
     expect(config.rules['import-x/no-restricted-paths']?.[0]).toBe(2);
   });
 });

@@ -22,10 +22,22 @@ afterAll(async () => ifAssigned(t)?.close());
 
 /** An operation with one queued target per instance given. */
 async function operation(instanceIds: number[]) {
-  const [op] = await t.db.insert(operations).values({ action: 'reload', status: 'queued', planDigest: 'x', requestedByName: 'test' }).returning();
-  const targets = await t.db.insert(operationTargets).values(instanceIds.map((id) => ({
-    operationId: op!.id, instanceId: id, herdId: members.find((m) => m.id === id)!.herdId, label: `i${id}`, status: 'queued' as const,
-  }))).returning();
+  const [op] = await t.db
+    .insert(operations)
+    .values({ action: 'reload', status: 'queued', planDigest: 'x', requestedByName: 'test' })
+    .returning();
+  const targets = await t.db
+    .insert(operationTargets)
+    .values(
+      instanceIds.map((id) => ({
+        operationId: op!.id,
+        instanceId: id,
+        herdId: members.find((m) => m.id === id)!.herdId,
+        label: `i${id}`,
+        status: 'queued' as const,
+      })),
+    )
+    .returning();
   return { op, targets };
 }
 
@@ -35,7 +47,10 @@ describe('claimTarget', () => {
   it('grants a herd\u2019s lease in target order, to one holder at a time, only to a queued target, with a new generation each time', async () => {
     const herd = members[0]!.herdId;
     const sameHerd = members.filter((m) => m.herdId === herd).map((m) => m.id);
-    const { op, targets: [first, second] } = await operation(sameHerd.slice(0, 2));
+    const {
+      op,
+      targets: [first, second],
+    } = await operation(sameHerd.slice(0, 2));
     // The second target waits while the first is open, whoever asks.
     expect((await claimTarget(t.db, second!.id, 'w1'))?.attempts).toBeNull();
     const got = await claimTarget(t.db, first!.id, 'w1');
@@ -46,7 +61,10 @@ describe('claimTarget', () => {
     expect((await claimTarget(t.db, first!.id, 'w1'))?.attempts).toBeNull();
     // Not even once its heartbeat has stopped for the TTL: a running target is never claimed again
     // (reconcile marks it interrupted; a retry plans it anew).
-    await t.db.update(herdLeases).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(herdLeases.herdId, herd));
+    await t.db
+      .update(herdLeases)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(herdLeases.herdId, herd));
     expect((await claimTarget(t.db, first!.id, 'w2'))?.attempts).toBeNull();
     const [held] = await t.db.select().from(herdLeases).where(eq(herdLeases.herdId, herd));
     expect(held).toMatchObject({ targetId: first!.id, holder: 'w1' });
@@ -60,7 +78,10 @@ describe('claimTarget', () => {
   });
 
   it('does not take a lease for a target of a cancelled operation', async () => {
-    const { op, targets: [one] } = await operation([members[3]!.id]);
+    const {
+      op,
+      targets: [one],
+    } = await operation([members[3]!.id]);
     await t.db.update(operations).set({ cancelRequested: true }).where(eq(operations.id, op!.id));
     expect(await claimTarget(t.db, one!.id, 'w1')).toMatchObject({ cancel_requested: true, attempts: null });
     expect(await t.db.select().from(herdLeases).where(eq(herdLeases.targetId, one!.id))).toEqual([]);
@@ -69,7 +90,10 @@ describe('claimTarget', () => {
 
 describe('an operation settles in the database', () => {
   it('when two of its targets end in transactions that overlap, the later one settles it', async () => {
-    const { op, targets: [a, b] } = await operation([members[6]!.id, members[9]!.id]);
+    const {
+      op,
+      targets: [a, b],
+    } = await operation([members[6]!.id, members[9]!.id]);
     await t.db.update(operationTargets).set({ status: 'running' }).where(eq(operationTargets.operationId, op!.id));
     const ca = new pg.Client({ connectionString: t.url });
     const cb = new pg.Client({ connectionString: t.url });
@@ -96,7 +120,10 @@ describe('an operation settles in the database', () => {
   });
 
   it('as succeeded, failed or cancelled, and not while a target is open', async () => {
-    const { op, targets: [a, b] } = await operation([members[12]!.id, members[15]!.id]);
+    const {
+      op,
+      targets: [a, b],
+    } = await operation([members[12]!.id, members[15]!.id]);
     await t.db.update(operationTargets).set({ status: 'succeeded' }).where(eq(operationTargets.id, a!.id));
     expect((await opRow(op!.id))!.finishedAt).toBeNull();
     await t.db.update(operationTargets).set({ status: 'succeeded' }).where(eq(operationTargets.id, b!.id));
@@ -114,7 +141,9 @@ describe('an operation settles in the database', () => {
 
 describe('dbRecorder', () => {
   it('shows a step running once it lasts, writes a quick one once, and keeps each start time', async () => {
-    const { targets: [target] } = await operation([members[5]!.id]);
+    const {
+      targets: [target],
+    } = await operation([members[5]!.id]);
     const rec = dbRecorder(t.db, target!.id, { startDelayMs: 50, secrets: ['s3cret'] });
     const steps = () => t.db.select().from(operationSteps).where(eq(operationSteps.targetId, target!.id)).orderBy(operationSteps.seq);
 
@@ -123,7 +152,10 @@ describe('dbRecorder', () => {
     await rec.start(2, 'slow');
     await new Promise((r) => setTimeout(r, 300));
     const during = await steps();
-    expect(during.map((s) => [s.seq, s.name, s.status])).toEqual([[1, 'quick', 'succeeded'], [2, 'slow', 'running']]);
+    expect(during.map((s) => [s.seq, s.name, s.status])).toEqual([
+      [1, 'quick', 'succeeded'],
+      [2, 'slow', 'running'],
+    ]);
     expect(during[0]!.command).toBe('echo ***');
     const slowStart = during[1]!.startedAt;
     await rec.finish(2, { name: 'slow', status: 'failed', exitCode: 3, stderr: 'boom' });

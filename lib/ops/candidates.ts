@@ -5,7 +5,8 @@ import type { InstanceRef } from './instance-ref';
 
 /** Running replicas, most up to date first (WAL position, then lag, then id for a stable order). */
 export function rankReplicas(members: InstanceRef[]): InstanceRef[] {
-  return members.filter((m) => m.role === 'replica' && m.state === 'running')
+  return members
+    .filter((m) => m.role === 'replica' && m.state === 'running')
     .sort((a, b) => (b.lsn ?? -1) - (a.lsn ?? -1) || (a.lagBytes ?? Infinity) - (b.lagBytes ?? Infinity) || a.id - b.id);
 }
 

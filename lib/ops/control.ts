@@ -12,8 +12,11 @@ import type { Actor } from './submit';
 export async function operationScope(db: Db, id: number): Promise<{ action: string; environmentIds: (number | null)[] } | null> {
   const [op] = await db.select({ action: operations.action }).from(operations).where(eq(operations.id, id));
   if (!op) return null;
-  const envs = await db.selectDistinct({ env: herds.environmentId }).from(operationTargets)
-    .innerJoin(herds, eq(operationTargets.herdId, herds.id)).where(eq(operationTargets.operationId, id));
+  const envs = await db
+    .selectDistinct({ env: herds.environmentId })
+    .from(operationTargets)
+    .innerJoin(herds, eq(operationTargets.herdId, herds.id))
+    .where(eq(operationTargets.operationId, id));
   return { action: op.action, environmentIds: envs.length ? envs.map((e) => e.env) : [null] };
 }
 
@@ -41,9 +44,17 @@ export async function cancelOperation(db: Db, id: number, actor: Actor): Promise
   await demandOnOperation(db, actor.access, id, 'control');
   await db.transaction(async (tx) => {
     await tx.update(operations).set({ cancelRequested: true }).where(eq(operations.id, id));
-    await tx.update(operationTargets).set({ status: 'cancelled', error: `cancelled by ${actor.username}` })
+    await tx
+      .update(operationTargets)
+      .set({ status: 'cancelled', error: `cancelled by ${actor.username}` })
       .where(and(eq(operationTargets.operationId, id), eq(operationTargets.status, 'queued')));
-    await writeAudit(tx, { user: actor, remoteAddr: actor.remoteAddr, action: 'operation.cancel', objectType: 'operations', objectId: String(id) });
+    await writeAudit(tx, {
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: 'operation.cancel',
+      objectType: 'operations',
+      objectId: String(id),
+    });
   });
 }
 
@@ -54,13 +65,25 @@ export async function cancelOperation(db: Db, id: number, actor: Actor): Promise
  * operation (its audit entry names this one). Targets refused at planning are not offered again.
  * Needs the action's role wherever the operation ran (AccessDenied otherwise).
  */
-export async function retryInput(db: Db, access: Access, id: number): Promise<{ action: string; ids: number[]; params: Record<string, unknown> } | null> {
+export async function retryInput(
+  db: Db,
+  access: Access,
+  id: number,
+): Promise<{ action: string; ids: number[]; params: Record<string, unknown> } | null> {
   await demandOnOperation(db, access, id, 'control');
   const [op] = await db.select({ action: operations.action, params: operations.params }).from(operations).where(eq(operations.id, id));
   if (!op) return null;
   const action = getAction(op.action);
-  const rows = await db.select({ instanceId: operationTargets.instanceId, herdId: operationTargets.herdId }).from(operationTargets)
-    .where(and(eq(operationTargets.operationId, id), inArray(operationTargets.status, ['failed', 'interrupted', 'cancelled']), isNull(operationTargets.refusal)));
+  const rows = await db
+    .select({ instanceId: operationTargets.instanceId, herdId: operationTargets.herdId })
+    .from(operationTargets)
+    .where(
+      and(
+        eq(operationTargets.operationId, id),
+        inArray(operationTargets.status, ['failed', 'interrupted', 'cancelled']),
+        isNull(operationTargets.refusal),
+      ),
+    );
   const ids = [...new Set(rows.map((r) => (action?.on === 'herd' ? r.herdId : r.instanceId)).filter((x): x is number => x !== null))];
   return { action: op.action, ids, params: (op.params as { actionParams?: Record<string, unknown> }).actionParams ?? {} };
 }

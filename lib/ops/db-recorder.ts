@@ -52,7 +52,10 @@ export function dbRecorder(db: Db, targetId: number, opts: { secrets?: string[];
         await r.written; // never let a late "running" overwrite the end
       }
       await prepared(db, FINISH.name, FINISH.text, [
-        targetId, seq, rec.name, rec.status,
+        targetId,
+        seq,
+        rec.name,
+        rec.status,
         redact(rec.command ?? '', secrets),
         rec.exitCode ?? null,
         redact((rec.stdout ?? '').slice(-TAIL), secrets),

@@ -93,8 +93,11 @@ export interface ActionParamField {
 }
 
 /** A flag parameter as forms send it ("1", "true") and the API ({ "x": true }); absent means off. */
-export const flagParam = () => z.union([z.boolean(), z.enum(['1', 'true', '0', 'false', 'on'])])
-  .transform((v) => v === true || v === '1' || v === 'true' || v === 'on').optional();
+export const flagParam = () =>
+  z
+    .union([z.boolean(), z.enum(['1', 'true', '0', 'false', 'on'])])
+    .transform((v) => v === true || v === '1' || v === 'true' || v === 'on')
+    .optional();
 
 type ParamsSchema = z.ZodType<ActionParams>;
 const NO_PARAMS = z.object({}).strict();
@@ -118,15 +121,24 @@ interface ActionMeta {
 }
 
 /** Why `action` may not run on these servers (one without a pinned SSH host key), or undefined. */
-export function unpinnedRefusal(action: { pinsHostKey?: boolean }, servers: { name: string; ssh: { hostKeyFingerprint: string | null } }[]): Refusal | undefined {
+export function unpinnedRefusal(
+  action: { pinsHostKey?: boolean },
+  servers: { name: string; ssh: { hostKeyFingerprint: string | null } }[],
+): Refusal | undefined {
   if (action.pinsHostKey) return undefined;
   const unpinned = [...new Set(servers.filter((x) => !x.ssh.hostKeyFingerprint).map((x) => x.name))];
   if (!unpinned.length) return undefined;
-  return refuse('unpinned-host-key', `no SSH host key is pinned for ${unpinned.join(', ')}: pgherd has not verified ${unpinned.length > 1 ? 'these servers' : 'this server'}, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)`);
+  return refuse(
+    'unpinned-host-key',
+    `no SSH host key is pinned for ${unpinned.join(', ')}: pgherd has not verified ${unpinned.length > 1 ? 'these servers' : 'this server'}, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)`,
+  );
 }
 
 /** The servers a herd action touches: each member's and each PgBouncer's. */
-export const herdServers = (h: { members: { hostname: string; ssh: { hostKeyFingerprint: string | null } }[]; poolers: { label: string; ssh: { hostKeyFingerprint: string | null } }[] }) => [
+export const herdServers = (h: {
+  members: { hostname: string; ssh: { hostKeyFingerprint: string | null } }[];
+  poolers: { label: string; ssh: { hostKeyFingerprint: string | null } }[];
+}) => [
   ...h.members.map((m) => ({ name: m.hostname, ssh: m.ssh })),
   ...h.poolers.map((p) => ({ name: p.label.replace(/:\d+$/, ''), ssh: p.ssh })),
 ];
@@ -236,7 +248,8 @@ export function defineAction<Schema extends ParamsSchema = typeof NO_PARAMS, S =
   spec: ActionSpec<InstanceRef, InstancePlanContext<z.output<Schema>>, Schema, S>,
 ): InstanceAction {
   const parse = parser(spec.name, spec.params?.schema);
-  const decide = (t: InstanceRef, ctx: InstancePlanContext<ActionParams>) => spec.plan(t, { members: ctx.members, params: parse(ctx.params) });
+  const decide = (t: InstanceRef, ctx: InstancePlanContext<ActionParams>) =>
+    spec.plan(t, { members: ctx.members, params: parse(ctx.params) });
   return {
     ...spec,
     on: 'instance',
@@ -267,4 +280,5 @@ export function commonWarnings(t: InstanceRef): string[] {
 }
 
 /** The production warning a herd action shows. */
-export const productionWarning = (h: { environment: string }): string[] => (/^prod/i.test(h.environment) ? [`production: ${h.environment}`] : []);
+export const productionWarning = (h: { environment: string }): string[] =>
+  /^prod/i.test(h.environment) ? [`production: ${h.environment}`] : [];

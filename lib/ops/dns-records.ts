@@ -16,7 +16,8 @@ export function recordTargets(rec: DnsRecordRef, members: InstanceRef[]): Instan
   const role = rec.matchRole ?? 'primary';
   const matching = members.filter((m) => m.role === role && m.state === 'running').sort((a, b) => a.id - b.id);
   if (!matching.length) return `the herd has no running ${role}`;
-  if (role === 'primary' && matching.length > 1) return `the herd has ${matching.length} running primaries (${matching.map((m) => m.label).join(', ')})`;
+  if (role === 'primary' && matching.length > 1)
+    return `the herd has ${matching.length} running primaries (${matching.map((m) => m.label).join(', ')})`;
   return rec.type === 'CNAME' ? matching.slice(0, 1) : matching;
 }
 

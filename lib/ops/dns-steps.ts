@@ -24,37 +24,48 @@ export function describeRecordMove(rec: DnsRecordRef, members: InstanceRef[]): s
  * runs: after a promote, say) says it should. `says(rec)`: the plan's words for the move (by default,
  * where the record points for the herd `planned`, as the plan foresees it).
  */
-export function dnsSteps<S>(h: HerdRef, members: (state: S) => InstanceRef[], says: (rec: DnsRecordRef) => string, only?: (rec: DnsRecordRef) => boolean): ActionStep<S>[] {
-  return h.dns.filter((r) => !only || only(r)).map((rec) => ({
-    name: `DNS: ${rec.name}`,
-    says: says(rec),
-    timeoutMs: DNS_VERIFY_MS + 10_000,
-    run: async (x) => {
-      if (rec.provider !== 'rfc2136') throw refuse('dns', `DNS provider ${rec.provider} is not supported yet (${rec.name}); no update was sent`);
-      // Checked when the UPDATE is sent, against the configuration as it is now: never for a name the herd's environment does not own.
-      const owner = ownershipProblem(rec.name, rec.zone, h.environment);
-      if (owner) throw refuse('dns', `${owner}; no update was sent`);
-      const zone = zoneConfig(rec.zone);
-      const targets = recordTargets(rec, members(x.state));
-      if (typeof targets === 'string') throw new Error(`${rec.name}: ${targets}`);
-      const rs = { name: rec.name, type: rec.type, ttl: rec.ttl, values: recordValues(rec, targets) };
-      x.note({ command: describeUpdate(zone.server, zone.zone, rs) });
-      // What it answered before, for the record and the audit log: a failed lookup says so, it is not "nothing".
-      const before = await lookup(zone.server, rec.name, rec.type).then((a) => a.join(', ') || 'nothing', (err: unknown) => `unknown (${errorText(err)})`);
-      await replaceRecordSet(zone.server, zone.zone, zone.key, rs);
-      const after = await waitAnswers(zone.server, rs, { timeoutMs: DNS_VERIFY_MS, signal: x.signal });
-      x.note({ stdout: `was: ${before}\nnow answers: ${after.join(', ')}` });
-      await writeAudit(x.deps.db, {
-        user: x.deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
-        action: 'dns.update',
-        objectType: 'dns-records',
-        objectId: String(rec.id),
-        objectLabel: `${rec.name} (${h.label}${x.deps.operation ? `, operation #${x.deps.operation.id}` : ''})`,
-        environmentId: h.environmentId,
-        changes: { values: [before, after.join(', ')] },
-      });
-    },
-  }));
+export function dnsSteps<S>(
+  h: HerdRef,
+  members: (state: S) => InstanceRef[],
+  says: (rec: DnsRecordRef) => string,
+  only?: (rec: DnsRecordRef) => boolean,
+): ActionStep<S>[] {
+  return h.dns
+    .filter((r) => !only || only(r))
+    .map((rec) => ({
+      name: `DNS: ${rec.name}`,
+      says: says(rec),
+      timeoutMs: DNS_VERIFY_MS + 10_000,
+      run: async (x) => {
+        if (rec.provider !== 'rfc2136')
+          throw refuse('dns', `DNS provider ${rec.provider} is not supported yet (${rec.name}); no update was sent`);
+        // Checked when the UPDATE is sent, against the configuration as it is now: never for a name the herd's environment does not own.
+        const owner = ownershipProblem(rec.name, rec.zone, h.environment);
+        if (owner) throw refuse('dns', `${owner}; no update was sent`);
+        const zone = zoneConfig(rec.zone);
+        const targets = recordTargets(rec, members(x.state));
+        if (typeof targets === 'string') throw new Error(`${rec.name}: ${targets}`);
+        const rs = { name: rec.name, type: rec.type, ttl: rec.ttl, values: recordValues(rec, targets) };
+        x.note({ command: describeUpdate(zone.server, zone.zone, rs) });
+        // What it answered before, for the record and the audit log: a failed lookup says so, it is not "nothing".
+        const before = await lookup(zone.server, rec.name, rec.type).then(
+          (a) => a.join(', ') || 'nothing',
+          (err: unknown) => `unknown (${errorText(err)})`,
+        );
+        await replaceRecordSet(zone.server, zone.zone, zone.key, rs);
+        const after = await waitAnswers(zone.server, rs, { timeoutMs: DNS_VERIFY_MS, signal: x.signal });
+        x.note({ stdout: `was: ${before}\nnow answers: ${after.join(', ')}` });
+        await writeAudit(x.deps.db, {
+          user: x.deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
+          action: 'dns.update',
+          objectType: 'dns-records',
+          objectId: String(rec.id),
+          objectLabel: `${rec.name} (${h.label}${x.deps.operation ? `, operation #${x.deps.operation.id}` : ''})`,
+          environmentId: h.environmentId,
+          changes: { values: [before, after.join(', ')] },
+        });
+      },
+    }));
 }
 
 /**
@@ -63,17 +74,23 @@ export function dnsSteps<S>(h: HerdRef, members: (state: S) => InstanceRef[], sa
  * with the server's answer otherwise.
  */
 export async function dnsPreflight(h: HerdRef): Promise<string[]> {
-  return Promise.all(h.dns.map(async (rec) => {
-    if (rec.provider !== 'rfc2136') throw refuse('dns', `DNS provider ${rec.provider} is not supported yet (${rec.name}); nothing was changed`);
-    const owner = ownershipProblem(rec.name, rec.zone, h.environment);
-    if (owner) throw refuse('dns', `${owner}; nothing was changed`);
-    const zone = zoneConfig(rec.zone);
-    const now = await lookup(zone.server, rec.name, rec.type).catch((err: unknown) => {
-      throw refuse('dns', `the DNS server of ${rec.zone} (${zone.server.host}:${zone.server.port}) does not answer: ${errorText(err)}; nothing was changed`);
-    });
-    await checkUpdateAccess(zone.server, zone.zone, zone.key).catch((err: unknown) => {
-      throw refuse('dns', `${errorText(err)} (key ${zone.key.name}); nothing was changed`);
-    });
-    return `${rec.name}: answers ${now.join(', ') || 'nothing'} (${zone.server.host}:${zone.server.port})`;
-  }));
+  return Promise.all(
+    h.dns.map(async (rec) => {
+      if (rec.provider !== 'rfc2136')
+        throw refuse('dns', `DNS provider ${rec.provider} is not supported yet (${rec.name}); nothing was changed`);
+      const owner = ownershipProblem(rec.name, rec.zone, h.environment);
+      if (owner) throw refuse('dns', `${owner}; nothing was changed`);
+      const zone = zoneConfig(rec.zone);
+      const now = await lookup(zone.server, rec.name, rec.type).catch((err: unknown) => {
+        throw refuse(
+          'dns',
+          `the DNS server of ${rec.zone} (${zone.server.host}:${zone.server.port}) does not answer: ${errorText(err)}; nothing was changed`,
+        );
+      });
+      await checkUpdateAccess(zone.server, zone.zone, zone.key).catch((err: unknown) => {
+        throw refuse('dns', `${errorText(err)} (key ${zone.key.name}); nothing was changed`);
+      });
+      return `${rec.name}: answers ${now.join(', ') || 'nothing'} (${zone.server.host}:${zone.server.port})`;
+    }),
+  );
 }

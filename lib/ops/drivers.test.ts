@@ -6,7 +6,9 @@ const t = { pgVersion: 15, dataDirectory: '/var/lib/postgresql/15/main' };
 
 describe('control drivers', () => {
   it('pg_ctl: the version\u2019s binary, the data directory, a log file, waiting with a deadline', () => {
-    expect(shellCommand(driverFor('pg_ctl').stop(t, 'fast'))).toBe('/usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/15/main -m fast -w -t 120 stop');
+    expect(shellCommand(driverFor('pg_ctl').stop(t, 'fast'))).toBe(
+      '/usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/15/main -m fast -w -t 120 stop',
+    );
     expect(driverFor('pg_ctl').start(t)).toContain('-l');
     expect(driverFor('pg_ctl').restart(t).slice(-1)).toEqual(['restart']);
   });

@@ -34,7 +34,17 @@ export const pgCtl: ControlDriver = {
   // -l: the postmaster's output goes to a file, not to the SSH channel (which would then never close).
   start: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, '-l', `${t.dataDirectory}/pg_ctl.log`, ...WAIT, 'start'],
   stop: (t, mode) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, '-m', mode, ...WAIT, 'stop'],
-  restart: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, '-l', `${t.dataDirectory}/pg_ctl.log`, '-m', 'fast', ...WAIT, 'restart'],
+  restart: (t) => [
+    `${binDir(t.pgVersion)}/pg_ctl`,
+    '-D',
+    t.dataDirectory,
+    '-l',
+    `${t.dataDirectory}/pg_ctl.log`,
+    '-m',
+    'fast',
+    ...WAIT,
+    'restart',
+  ],
   reload: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, 'reload'],
   promote: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, ...WAIT, 'promote'],
 };

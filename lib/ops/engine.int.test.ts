@@ -7,7 +7,18 @@ import { and, asc, eq, sql } from 'drizzle-orm';
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { auditEntries, environments, herdLeases, instances, operations, operationSteps, operationTargets, roleBindings, servers, users } from '@/db/schema';
+import {
+  auditEntries,
+  environments,
+  herdLeases,
+  instances,
+  operations,
+  operationSteps,
+  operationTargets,
+  roleBindings,
+  servers,
+  users,
+} from '@/db/schema';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { PROJECT_ROOT } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
@@ -45,14 +56,27 @@ const orders = () => refs.filter((r) => r.environment === 'production' && r.herd
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
 const startTime = async (r: InstanceRef) => (await query<{ t: Date }>(dsn(r), 'SELECT pg_postmaster_start_time() AS t'))[0]!.t.getTime();
 
-async function submit(action: InstanceAction, ids: number[], key = Math.random().toString(36), q = queue, params: Record<string, unknown> = {}) {
+async function submit(
+  action: InstanceAction,
+  ids: number[],
+  key = Math.random().toString(36),
+  q = queue,
+  params: Record<string, unknown> = {},
+) {
   const plan = await planOperation(t.db, SYSTEM_ACCESS, action, ids, params);
-  const res = await submitOperation(t.db, q, action, { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: key, params }, actor);
+  const res = await submitOperation(
+    t.db,
+    q,
+    action,
+    { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: key, params },
+    actor,
+  );
   return { plan, ...res };
 }
 
 /** The file's own worker, on the lab's database and Redis (tests that stop it start it again with this). */
-const defaultWorker = () => startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
+const defaultWorker = () =>
+  startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
 
 async function waitSettled(id: number, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
@@ -66,13 +90,18 @@ async function waitSettled(id: number, timeoutMs = 60_000) {
 
 /** Each target's running window, from its first step's start to its last step's end. */
 async function windows(operationId: number) {
-  return t.db.select({
-    targetId: operationTargets.id,
-    herdId: operationTargets.herdId,
-    from: sql`min(${operationSteps.startedAt})`.mapWith((v) => new Date(v)),
-    to: sql`max(${operationSteps.finishedAt})`.mapWith((v) => new Date(v)),
-  }).from(operationTargets).innerJoin(operationSteps, eq(operationSteps.targetId, operationTargets.id))
-    .where(eq(operationTargets.operationId, operationId)).groupBy(operationTargets.id).orderBy(asc(operationTargets.id));
+  return t.db
+    .select({
+      targetId: operationTargets.id,
+      herdId: operationTargets.herdId,
+      from: sql`min(${operationSteps.startedAt})`.mapWith((v) => new Date(v)),
+      to: sql`max(${operationSteps.finishedAt})`.mapWith((v) => new Date(v)),
+    })
+    .from(operationTargets)
+    .innerJoin(operationSteps, eq(operationSteps.targetId, operationTargets.id))
+    .where(eq(operationTargets.operationId, operationId))
+    .groupBy(operationTargets.id)
+    .orderBy(asc(operationTargets.id));
 }
 const overlap = (a: { from: Date; to: Date }, b: { from: Date; to: Date }) => a.from < b.to && b.from < a.to;
 
@@ -109,10 +138,19 @@ beforeAll(async () => {
   process.env.PGHERD_LEASE_TTL_MS = '2000';
   t = await freshDatabase();
   await seedLabFleet(t.db, t.lab);
-  refs = await loadInstanceRefs(t.db, (await t.db.select({ id: instances.id }).from(instances)).map((r) => r.id));
+  refs = await loadInstanceRefs(
+    t.db,
+    (await t.db.select({ id: instances.id }).from(instances)).map((r) => r.id),
+  );
   queue = targetQueue(conn());
   await queue.obliterate({ force: true });
-  worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, concurrency: 8, reconcileEveryMs: 500 });
+  worker = await startWorker({
+    databaseUrl: t.url,
+    redisUrl: t.lab.redis!.url,
+    sshKeyPath: t.lab.ssh!.privateKeyPath,
+    concurrency: 8,
+    reconcileEveryMs: 500,
+  });
 });
 afterAll(async () => {
   child?.kill('SIGKILL');
@@ -126,7 +164,12 @@ describe('plan and confirm', () => {
     const p = await planOperation(t.db, SYSTEM_ACCESS, restartAction, [orders()[1]!.id]);
     expect(p.typeToConfirm).toBe('production');
     expect(p.targets[0]!.warnings).toContain('production: production');
-    const many = await planOperation(t.db, SYSTEM_ACCESS, reloadAction, refs.slice(0, 12).map((r) => r.id));
+    const many = await planOperation(
+      t.db,
+      SYSTEM_ACCESS,
+      reloadAction,
+      refs.slice(0, 12).map((r) => r.id),
+    );
     expect(many.typeToConfirm).toBe('12');
   });
 
@@ -135,17 +178,44 @@ describe('plan and confirm', () => {
     const plan = await planOperation(t.db, SYSTEM_ACCESS, restartAction, [r!.id]);
     // What will happen changes (it is now the herd's primary, clients lose their connections): stale.
     await t.db.update(instances).set({ role: 'primary' }).where(eq(instances.id, r!.id));
-    await expect(submitOperation(t.db, queue, restartAction, { instanceIds: [r!.id], digest: plan.digest, confirmation: 'production', idempotencyKey: 'k-stale' }, actor)).rejects.toBeInstanceOf(StalePlanError);
+    await expect(
+      submitOperation(
+        t.db,
+        queue,
+        restartAction,
+        { instanceIds: [r!.id], digest: plan.digest, confirmation: 'production', idempotencyKey: 'k-stale' },
+        actor,
+      ),
+    ).rejects.toBeInstanceOf(StalePlanError);
     await t.db.update(instances).set({ role: 'replica' }).where(eq(instances.id, r!.id));
     // So does where it goes (another port).
-    await t.db.update(instances).set({ port: r!.port + 1000 }).where(eq(instances.id, r!.id));
-    await expect(submitOperation(t.db, queue, restartAction, { instanceIds: [r!.id], digest: plan.digest, confirmation: 'production', idempotencyKey: 'k-stale2' }, actor)).rejects.toBeInstanceOf(StalePlanError);
+    await t.db
+      .update(instances)
+      .set({ port: r!.port + 1000 })
+      .where(eq(instances.id, r!.id));
+    await expect(
+      submitOperation(
+        t.db,
+        queue,
+        restartAction,
+        { instanceIds: [r!.id], digest: plan.digest, confirmation: 'production', idempotencyKey: 'k-stale2' },
+        actor,
+      ),
+    ).rejects.toBeInstanceOf(StalePlanError);
     await t.db.update(instances).set({ port: r!.port }).where(eq(instances.id, r!.id));
     // An observation alone (seen unreachable, its LSN moved) does not: the plan is the same.
     await t.db.update(instances).set({ state: 'unreachable', lsn: 123456 }).where(eq(instances.id, r!.id));
     expect((await planOperation(t.db, SYSTEM_ACCESS, restartAction, [r!.id])).digest).toBe(plan.digest);
     await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, r!.id));
-    await expect(submitOperation(t.db, queue, restartAction, { instanceIds: [r!.id], digest: plan.digest, confirmation: 'staging', idempotencyKey: 'k-conf' }, actor)).rejects.toBeInstanceOf(ConfirmationError);
+    await expect(
+      submitOperation(
+        t.db,
+        queue,
+        restartAction,
+        { instanceIds: [r!.id], digest: plan.digest, confirmation: 'staging', idempotencyKey: 'k-conf' },
+        actor,
+      ),
+    ).rejects.toBeInstanceOf(ConfirmationError);
     expect(await t.db.$count(operations)).toBe(0);
   });
 });
@@ -157,7 +227,10 @@ describe('through the queue and the workers', () => {
     const ids = members.map((m) => m.id);
     const plan = await planOperation(t.db, SYSTEM_ACCESS, restartAction, ids);
     const input = { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'double-click' };
-    const [a, b] = await Promise.all([submitOperation(t.db, queue, restartAction, input, actor), submitOperation(t.db, queue, restartAction, input, actor)]);
+    const [a, b] = await Promise.all([
+      submitOperation(t.db, queue, restartAction, input, actor),
+      submitOperation(t.db, queue, restartAction, input, actor),
+    ]);
     expect(a.id).toBe(b.id);
     expect(await t.db.$count(operationTargets, eq(operationTargets.operationId, a.id))).toBe(3);
     const op = await waitSettled(a.id);
@@ -167,14 +240,20 @@ describe('through the queue and the workers', () => {
     const w = await windows(a.id);
     expect(w).toHaveLength(3);
     for (let i = 1; i < w.length; i++) expect(overlap(w[i - 1]!, w[i]!)).toBe(false);
-    const [audit] = await t.db.select().from(auditEntries).where(and(eq(auditEntries.objectType, 'operations'), eq(auditEntries.objectId, String(a.id))));
+    const [audit] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.objectType, 'operations'), eq(auditEntries.objectId, String(a.id))));
     expect(audit!.action).toBe('operation.restart');
     expect(audit!.changes.confirmation).toEqual([null, 'production']);
   });
 
   it('runs one operation over several herds in parallel', async () => {
     const primaries = refs.filter((r) => r.role === 'primary' && !isOpsTestHerd(r.environment, r.herd));
-    const { id } = await submit(reloadAction, primaries.map((r) => r.id));
+    const { id } = await submit(
+      reloadAction,
+      primaries.map((r) => r.id),
+    );
     expect((await waitSettled(id))!.status).toBe('succeeded');
     const w = await windows(id);
     expect(new Set(w.map((x) => x.herdId)).size).toBe(3);
@@ -207,13 +286,22 @@ describe('cancel, retry, and Redis losing its data', () => {
     const input = (await retryInput(t.db, SYSTEM_ACCESS, id))!;
     expect(input).toEqual({ action: 'restart', ids: [r!.id], params: {} });
     const plan = await planOperation(t.db, SYSTEM_ACCESS, restartAction, input.ids, input.params);
-    const again = await submitOperation(t.db, queue, restartAction, { instanceIds: input.ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'retry-1', retryOf: id }, actor);
+    const again = await submitOperation(
+      t.db,
+      queue,
+      restartAction,
+      { instanceIds: input.ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'retry-1', retryOf: id },
+      actor,
+    );
     expect((await waitSettled(again.id))!.status).toBe('succeeded');
     // The first operation keeps its record: failed, one attempt.
     expect((await waitSettled(id))!.status).toBe('failed');
     const [first] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
     expect(first).toMatchObject({ status: 'failed', attempts: 1 });
-    const [audit] = await t.db.select().from(auditEntries).where(and(eq(auditEntries.objectType, 'operations'), eq(auditEntries.objectId, String(again.id))));
+    const [audit] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.objectType, 'operations'), eq(auditEntries.objectId, String(again.id))));
     expect(audit!.changes.retryOf).toEqual([null, id]);
   });
 
@@ -248,15 +336,29 @@ describe('authorized when it runs, not only when it was confirmed', () => {
     const who = { id: u!.id, username: 'stg-op', access: await loadAccess(t.db, u!.id) };
     const target = refs.find((r) => r.environment === 'staging')!;
     const plan = await planOperation(t.db, who.access, restartAction, [target.id]);
-    const { id } = await submitOperation(t.db, queue, restartAction, { instanceIds: [target.id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'moved-while-queued' }, who);
+    const { id } = await submitOperation(
+      t.db,
+      queue,
+      restartAction,
+      { instanceIds: [target.id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'moved-while-queued' },
+      who,
+    );
     // While it queues, the instance is moved into a production herd.
     await t.db.update(instances).set({ herdId: orders()[0]!.herdId }).where(eq(instances.id, target.id));
-    worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500, quiet: true });
+    worker = await startWorker({
+      databaseUrl: t.url,
+      redisUrl: t.lab.redis!.url,
+      sshKeyPath: t.lab.ssh!.privateKeyPath,
+      reconcileEveryMs: 500,
+      quiet: true,
+    });
     try {
       const op = await waitSettled(id);
       const [tg] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
       expect(op!.status).toBe('failed');
-      expect(tg!.error).toBe('refused at execution: Restart (requested by stg-op) needs the operator role in production (you have no role there)');
+      expect(tg!.error).toBe(
+        'refused at execution: Restart (requested by stg-op) needs the operator role in production (you have no role there)',
+      );
       expect(await t.db.$count(operationSteps, eq(operationSteps.targetId, tg!.id))).toBe(0);
       expect(await t.db.$count(auditEntries, and(eq(auditEntries.action, 'access.denied'), eq(auditEntries.username, 'stg-op')))).toBe(1);
     } finally {
@@ -270,14 +372,19 @@ describe('host keys', () => {
     const r = orders()[1];
     const [srv] = await t.db.select().from(servers).where(eq(servers.id, r!.serverId));
     // Another server that shares the address must not get the key: pinning is by id.
-    const [twin] = await t.db.insert(servers).values({ hostname: 'twin.lab.internal', environmentId: srv!.environmentId, address: srv!.address }).returning();
+    const [twin] = await t.db
+      .insert(servers)
+      .values({ hostname: 'twin.lab.internal', environmentId: srv!.environmentId, address: srv!.address })
+      .returning();
     await t.db.update(servers).set({ sshHostKeyFingerprint: null }).where(eq(servers.id, srv!.id));
     try {
       const before = await startTime(r!);
       // Refused at planning, over SSH (restart) and over SQL alike (re-point: ALTER SYSTEM on the instance).
       for (const action of [restartAction, remasterAction]) {
         const refused = await planOperation(t.db, SYSTEM_ACCESS, action, [r!.id]);
-        expect(refused.targets[0]!.refused).toBe(`no SSH host key is pinned for ${srv!.hostname}: pgherd has not verified this server, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)`);
+        expect(refused.targets[0]!.refused).toBe(
+          `no SSH host key is pinned for ${srv!.hostname}: pgherd has not verified this server, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)`,
+        );
         await expect(submit(action, [r!.id])).rejects.toThrow('every target was refused: nothing to run');
       }
       expect(await startTime(r!)).toBe(before);
@@ -302,14 +409,20 @@ describe('host keys', () => {
     // The host was reinstalled: it presents a key other than the one pinned.
     await t.db.update(servers).set({ sshHostKeyFingerprint: old }).where(eq(servers.id, r!.serverId));
     const pinned = async () => (await t.db.select().from(servers).where(eq(servers.id, r!.serverId)))[0]!.sshHostKeyFingerprint;
-    const audited = () => t.db.select().from(auditEntries).where(and(eq(auditEntries.action, 'server.host_key'), eq(auditEntries.objectId, String(r!.serverId))));
+    const audited = () =>
+      t.db
+        .select()
+        .from(auditEntries)
+        .where(and(eq(auditEntries.action, 'server.host_key'), eq(auditEntries.objectId, String(r!.serverId))));
     try {
       const blocked = await submit(restartAction, [r!.id]);
       expect((await waitSettled(blocked.id))!.status).toBe('failed');
       // Without a fingerprint the plan refuses, saying what to type; a malformed one is refused as a parameter.
       const bare = await planOperation(t.db, SYSTEM_ACCESS, replaceHostKeyAction, [r!.id]);
-      expect(bare.targets[0]!.refused).toBe('type the fingerprint of the host\'s new key above (read on the host), then update the plan');
-      await expect(planOperation(t.db, SYSTEM_ACCESS, replaceHostKeyAction, [r!.id], { fingerprint: 'SHA256:short' })).rejects.toThrow('a SHA256 fingerprint as `ssh-keygen -lf');
+      expect(bare.targets[0]!.refused).toBe("type the fingerprint of the host's new key above (read on the host), then update the plan");
+      await expect(planOperation(t.db, SYSTEM_ACCESS, replaceHostKeyAction, [r!.id], { fingerprint: 'SHA256:short' })).rejects.toThrow(
+        'a SHA256 fingerprint as `ssh-keygen -lf',
+      );
       // A fingerprint the host does not present: refused at connection, nothing pinned, nothing audited.
       const bad = await submit(replaceHostKeyAction, [r!.id], undefined, queue, { fingerprint: wrong });
       expect(bad.plan.typeToConfirm).not.toBeNull();
@@ -342,7 +455,9 @@ describe('one worker per herd, for real', () => {
     await waitJob(`again-${target!.id}`);
     const [after] = await t.db.select().from(operationTargets).where(eq(operationTargets.id, target!.id));
     expect(after!.attempts).toBe(1);
-    const names = (await t.db.select({ name: operationSteps.name }).from(operationSteps).where(eq(operationSteps.targetId, target!.id))).map((x) => x.name);
+    const names = (
+      await t.db.select({ name: operationSteps.name }).from(operationSteps).where(eq(operationSteps.targetId, target!.id))
+    ).map((x) => x.name);
     expect(names.length).toBeGreaterThan(1);
     expect(new Set(names).size).toBe(names.length);
   });
@@ -352,7 +467,15 @@ describe('one worker per herd, for real', () => {
     worker = null;
     const r = orders()[1];
     const proxy = await startTcpProxy(dbEndpoint());
-    const cutOff = await startWorker({ databaseUrl: viaProxy(proxy.port), redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, concurrency: 1, reconcileEveryMs: 60_000, refreshEveryMs: 0, quiet: true });
+    const cutOff = await startWorker({
+      databaseUrl: viaProxy(proxy.port),
+      redisUrl: t.lab.redis!.url,
+      sshKeyPath: t.lab.ssh!.privateKeyPath,
+      concurrency: 1,
+      reconcileEveryMs: 60_000,
+      refreshEveryMs: 0,
+      quiet: true,
+    });
     try {
       const first = await submit(restartAction, [r!.id]);
       const [t1] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, first.id));
@@ -360,7 +483,13 @@ describe('one worker per herd, for real', () => {
       proxy.stall();
       const stalledAt = new Date();
       // Another worker takes over once the lease has expired, and runs the next operation on the herd.
-      worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 300, quiet: true });
+      worker = await startWorker({
+        databaseUrl: t.url,
+        redisUrl: t.lab.redis!.url,
+        sshKeyPath: t.lab.ssh!.privateKeyPath,
+        reconcileEveryMs: 300,
+        quiet: true,
+      });
       await waitStatus(t1!.id, ['interrupted'], 15_000);
       // From here on the herd is the other worker's: the cut-off worker's lease is gone.
       const takenOverAt = new Date();
@@ -382,7 +511,11 @@ describe('one worker per herd, for real', () => {
       expect(steps1.filter((x) => x.startedAt.getTime() > stalledAt.getTime() + 1000).map((x) => x.name)).toEqual([]);
       // ...and no step of the first overlaps one of the second.
       for (const a of steps1) {
-        for (const b of steps2) expect(overlap({ from: a.startedAt, to: a.finishedAt ?? new Date() }, { from: b.startedAt, to: b.finishedAt! }), `${a.name} / ${b.name}`).toBe(false);
+        for (const b of steps2)
+          expect(
+            overlap({ from: a.startedAt, to: a.finishedAt ?? new Date() }, { from: b.startedAt, to: b.finishedAt! }),
+            `${a.name} / ${b.name}`,
+          ).toBe(false);
       }
     } finally {
       proxy.restore();
@@ -397,9 +530,18 @@ describe('faults end in a definite state', () => {
     await worker!.close();
     worker = null;
     const proxy = await startTcpProxy(dbEndpoint());
-    const w = await startWorker({ databaseUrl: viaProxy(proxy.port), redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500, quiet: true });
+    const w = await startWorker({
+      databaseUrl: viaProxy(proxy.port),
+      redisUrl: t.lab.redis!.url,
+      sshKeyPath: t.lab.ssh!.privateKeyPath,
+      reconcileEveryMs: 500,
+      quiet: true,
+    });
     try {
-      const { id } = await submit(restartAction, orders().map((x) => x.id));
+      const { id } = await submit(
+        restartAction,
+        orders().map((x) => x.id),
+      );
       const targets = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(operationTargets.id);
       await waitStatus(targets[0]!.id, ['running']);
       proxy.cut();
@@ -436,11 +578,22 @@ describe('Redis restarted under a running worker', () => {
     const unhandled: unknown[] = [];
     const onUnhandled = (e: unknown) => unhandled.push(e);
     process.on('unhandledRejection', onUnhandled);
-    const spies = (['error', 'warn'] as const).map((k) => vi.spyOn(console, k).mockImplementation((...a: unknown[]) => { printed.push(a.map(String).join(' ')); }));
+    const spies = (['error', 'warn'] as const).map((k) =>
+      vi.spyOn(console, k).mockImplementation((...a: unknown[]) => {
+        printed.push(a.map(String).join(' '));
+      }),
+    );
     const ownConnection = producerConnection(url);
     ownConnection.on('error', () => {}); // the test's own producer: Redis going away is the point
     const own = targetQueue(ownConnection, 'redis-restart');
-    const w = await startWorker({ databaseUrl: t.url, redisUrl: url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500, queuePrefix: 'redis-restart', quiet: true });
+    const w = await startWorker({
+      databaseUrl: t.url,
+      redisUrl: url,
+      sshKeyPath: t.lab.ssh!.privateKeyPath,
+      reconcileEveryMs: 500,
+      queuePrefix: 'redis-restart',
+      quiet: true,
+    });
     try {
       const r = orders()[1];
       const first = await submit(restartAction, [r!.id], 'redis-1', own);
@@ -474,7 +627,13 @@ describe('a worker killed mid-operation', () => {
     // node --import tsx: one process (the tsx CLI would run the worker in a child SIGKILL misses).
     child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'lib/testing/held-worker.ts')], {
       cwd: PROJECT_ROOT,
-      env: { ...process.env, DATABASE_URL: t.url, REDIS_URL: t.lab.redis!.url, PGHERD_SSH_KEY: t.lab.ssh!.privateKeyPath, PGHERD_LEASE_TTL_MS: '2000' },
+      env: {
+        ...process.env,
+        DATABASE_URL: t.url,
+        REDIS_URL: t.lab.redis!.url,
+        PGHERD_SSH_KEY: t.lab.ssh!.privateKeyPath,
+        PGHERD_LEASE_TTL_MS: '2000',
+      },
       stdio: 'ignore',
     });
     const { id } = await submit(restartAction, [r!.id]);
@@ -488,7 +647,12 @@ describe('a worker killed mid-operation', () => {
     expect(await t.db.$count(herdLeases, eq(herdLeases.herdId, r!.herdId))).toBe(1);
     child.kill('SIGKILL');
     const killedAt = Date.now();
-    worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 300 });
+    worker = await startWorker({
+      databaseUrl: t.url,
+      redisUrl: t.lab.redis!.url,
+      sshKeyPath: t.lab.ssh!.privateKeyPath,
+      reconcileEveryMs: 300,
+    });
     const op = await waitSettled(id, 15_000);
     const bound = Date.now() - killedAt;
     expect(bound).toBeLessThan(2000 + 3000); // lease TTL plus a reconcile period and slack

@@ -32,7 +32,14 @@ const FINISH = {
  * Records how a target ended and gives back its herd's lease, in one statement. The database settles
  * the operation when this was its last open target (migration 0004's trigger).
  */
-async function finishTarget(db: Db, targetId: number, status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted', error: string | null, outcome: string | null, refusal: RefusalCode | null) {
+async function finishTarget(
+  db: Db,
+  targetId: number,
+  status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted',
+  error: string | null,
+  outcome: string | null,
+  refusal: RefusalCode | null,
+) {
   await prepared(db, FINISH.name, FINISH.text, [targetId, status, error, outcome, refusal]);
 }
 
@@ -40,7 +47,14 @@ async function finishTarget(db: Db, targetId: number, status: 'succeeded' | 'fai
  * Runs one target. Bookkeeping is four round trips (claim, inventory, each step's record, finish)
  * around the action's own work, plus a write when a step runs long enough to be seen running.
  */
-export async function executeTarget(db: Db, ssh: SshPool, targetId: number, holder: string, log: (e: string, f: object) => void = () => {}, beforeSteps?: () => Promise<void>): Promise<ExecuteOutcome> {
+export async function executeTarget(
+  db: Db,
+  ssh: SshPool,
+  targetId: number,
+  holder: string,
+  log: (e: string, f: object) => void = () => {},
+  beforeSteps?: () => Promise<void>,
+): Promise<ExecuteOutcome> {
   const claimedAt = Date.now();
   const target = await claimTarget(db, targetId, holder);
   // Only a queued target is run: a running one is someone's (or was, and reconcile will say so).
@@ -50,7 +64,11 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
   const run = { finished: false };
   let outcome: string | null = null;
   // Ends the target (and frees its lease, if it has one) in one statement.
-  const end = async (status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted', error: string | null, refusal: RefusalCode | null = null) => {
+  const end = async (
+    status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted',
+    error: string | null,
+    refusal: RefusalCode | null = null,
+  ) => {
     await finishTarget(db, targetId, status, error, outcome, refusal);
     run.finished = true;
     log('target.end', { operationId, targetId, status });
@@ -63,25 +81,39 @@ export async function executeTarget(db: Db, ssh: SshPool, targetId: number, hold
   const action = getAction(target.action);
   if (!action) return end('failed', `unknown action ${target.action}`);
 
-  const beat = setInterval(() => {
-    heartbeat(db, herdId, targetId, generation)
-      .then((held) => { if (!held) log('lease.lost', { targetId, herdId, generation }); })
-      .catch((err: unknown) => log('lease.heartbeat.error', { targetId, error: errorText(err) }));
-  }, Math.max(200, leaseTtlMs() / 3));
+  const beat = setInterval(
+    () => {
+      heartbeat(db, herdId, targetId, generation)
+        .then((held) => {
+          if (!held) log('lease.lost', { targetId, herdId, generation });
+        })
+        .catch((err: unknown) => log('lease.heartbeat.error', { targetId, error: errorText(err) }));
+    },
+    Math.max(200, leaseTtlMs() / 3),
+  );
   try {
     log('target.start', { operationId, targetId, action: target.action });
     await beforeSteps?.();
     const deps: ActionDeps = {
-      db, ssh,
+      db,
+      ssh,
       operation: { id: operationId, requestedBy: { id: target.requested_by, username: target.requested_by_name } },
-      outcome: (text) => { outcome = text; },
+      outcome: (text) => {
+        outcome = text;
+      },
     };
     const steps = await stepsNow(db, action, target, herdId, deps);
     if (steps instanceof Refusal) return await end('failed', `refused at execution: ${steps.reason}`, steps.code);
     // A retry appends its steps after those of earlier attempts.
-    const firstSeq = attempts > 1
-      ? ((await db.select({ last: max(operationSteps.seq) }).from(operationSteps).where(eq(operationSteps.targetId, targetId)))[0]?.last ?? 0) + 1
-      : 1;
+    const firstSeq =
+      attempts > 1
+        ? ((
+            await db
+              .select({ last: max(operationSteps.seq) })
+              .from(operationSteps)
+              .where(eq(operationSteps.targetId, targetId))
+          )[0]?.last ?? 0) + 1
+        : 1;
     // Before the first step the claim (made just now) vouches for the lease, unless getting here took
     // half its TTL (the database stalled, say): then it is confirmed like before any other step.
     const lease = { herdId, targetId, generation, operationId };
@@ -111,10 +143,17 @@ async function authorizeNow(db: Db, action: AnyAction, target: ClaimedTarget, en
   if (target.requested_by_system) return null;
   const access = target.requested_by === null ? noAccess(target.requested_by_name) : await loadAccess(db, target.requested_by);
   // The worker is where this refusal is answered (a refused target): recorded here, with no request to name an address.
-  return answeringDenial<Refusal | null>(db, { id: target.requested_by, username: target.requested_by_name }, async () => {
-    await demand(db, access, action.permission, `${action.label} (requested by ${target.requested_by_name})`, [...new Set(environmentIds)]);
-    return null;
-  }, (err) => refuse('access', err.message));
+  return answeringDenial<Refusal | null>(
+    db,
+    { id: target.requested_by, username: target.requested_by_name },
+    async () => {
+      await demand(db, access, action.permission, `${action.label} (requested by ${target.requested_by_name})`, [
+        ...new Set(environmentIds),
+      ]);
+      return null;
+    },
+    (err) => refuse('access', err.message),
+  );
 }
 
 /**
@@ -142,7 +181,11 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId
   if (isHerdAction(action)) {
     const [herd] = await loadHerdRefs(db, [herdId]);
     if (!herd) return refuse('gone', 'the herd was deleted from the inventory');
-    const denied = await authorizeNow(db, action, target, [herd.environmentId, ...herd.members.map((m) => m.serverEnvironmentId), ...herd.poolers.map((p) => p.serverEnvironmentId)]);
+    const denied = await authorizeNow(db, action, target, [
+      herd.environmentId,
+      ...herd.members.map((m) => m.serverEnvironmentId),
+      ...herd.poolers.map((p) => p.serverEnvironmentId),
+    ]);
     if (denied) return denied;
     return unpinnedRefusal(action, herdServers(herd)) ?? guarded(() => action.steps(herd, deps, { params }));
   }
@@ -150,11 +193,13 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId
   if (!loaded) return refuse('gone', 'the instance was deleted from the inventory');
   const denied = await authorizeNow(db, action, target, [loaded.ref.environmentId, loaded.ref.serverEnvironmentId]);
   if (denied) return denied;
-  return unpinnedRefusal(action, [{ name: loaded.ref.hostname, ssh: loaded.ref.ssh }])
-    ?? guarded(() => {
+  return (
+    unpinnedRefusal(action, [{ name: loaded.ref.hostname, ssh: loaded.ref.ssh }]) ??
+    guarded(() => {
       driverFor(loaded.ref.controlDriver);
       return action.steps(loaded.ref, deps, { members: loaded.members, params });
-    });
+    })
+  );
 }
 
 /**
@@ -178,17 +223,35 @@ export async function reconcile(db: Db): Promise<{ interrupted: number[]; queued
     LEFT JOIN herd_leases l ON l.target_id = t.id AND l.expires_at > now()
     WHERE t.status = 'running' AND l.herd_id IS NULL`);
   const interrupted: number[] = [];
-  for (const row of dead.rows as { id: number; operation_id: number; instance_id: number | null; herd_id: number | null; updated_at: string | Date }[]) {
+  for (const row of dead.rows as {
+    id: number;
+    operation_id: number;
+    instance_id: number | null;
+    herd_id: number | null;
+    updated_at: string | Date;
+  }[]) {
     const seen = await observedNow(db, { instanceId: row.instance_id, herdId: row.herd_id }, new Date(row.updated_at));
-    const done = await db.update(operationTargets).set({ status: 'interrupted', error: 'the worker running it stopped or lost the herd\'s lease; check what was last observed, then retry it from the operation page', outcome: seen })
-      .where(and(eq(operationTargets.id, row.id), eq(operationTargets.status, 'running'))).returning({ id: operationTargets.id });
+    const done = await db
+      .update(operationTargets)
+      .set({
+        status: 'interrupted',
+        error:
+          "the worker running it stopped or lost the herd's lease; check what was last observed, then retry it from the operation page",
+        outcome: seen,
+      })
+      .where(and(eq(operationTargets.id, row.id), eq(operationTargets.status, 'running')))
+      .returning({ id: operationTargets.id });
     if (!done.length) continue;
     await db.execute(sql`DELETE FROM herd_leases WHERE target_id = ${row.id}`);
-    await db.execute(sql`UPDATE operation_steps SET status = 'failed', finished_at = now(), stderr_tail = stderr_tail || 'interrupted' WHERE target_id = ${row.id} AND status = 'running'`);
+    await db.execute(
+      sql`UPDATE operation_steps SET status = 'failed', finished_at = now(), stderr_tail = stderr_tail || 'interrupted' WHERE target_id = ${row.id} AND status = 'running'`,
+    );
     interrupted.push(row.id);
   }
-  const rows = await db.select({ id: operationTargets.id, stale: sql<boolean>`${operationTargets.updatedAt} < now() - interval '10 seconds'` })
-    .from(operationTargets).where(eq(operationTargets.status, 'queued'));
+  const rows = await db
+    .select({ id: operationTargets.id, stale: sql<boolean>`${operationTargets.updatedAt} < now() - interval '10 seconds'` })
+    .from(operationTargets)
+    .where(eq(operationTargets.status, 'queued'));
   // Queued for a while: worth asking Redis whether its job can still run (see requeueTargets).
   return { interrupted, queued: rows.map((r) => r.id), stale: rows.filter((r) => r.stale).map((r) => r.id) };
 }

@@ -17,6 +17,7 @@ export function herdPrimary(t: InstanceRef, members: InstanceRef[]): InstanceRef
   if (!primaries.length) return 'the herd has no running primary';
   const [only, ...others] = primaries;
   if (!only) return 'the herd has no running primary';
-  if (others.length) return `the herd has ${primaries.length} running primaries (${primaries.map((p) => p.label).join(', ')}): fence one first`;
+  if (others.length)
+    return `the herd has ${primaries.length} running primaries (${primaries.map((p) => p.label).join(', ')}): fence one first`;
   return only;
 }

@@ -64,7 +64,15 @@ const HERDS = {
 
 export async function loadHerdRefs(db: Db, herdIds: number[]): Promise<HerdRef[]> {
   if (!herdIds.length) return [];
-  const rows = await prepared<{ id: number; name: string; system_identifier: string | null; environment: string; environment_id: number; dns: DnsRecordRef[]; poolers: PoolerRef[] }>(db, HERDS.name, HERDS.text, [herdIds]);
+  const rows = await prepared<{
+    id: number;
+    name: string;
+    system_identifier: string | null;
+    environment: string;
+    environment_id: number;
+    dns: DnsRecordRef[];
+    poolers: PoolerRef[];
+  }>(db, HERDS.name, HERDS.text, [herdIds]);
   const members = await loadInstanceRefs(db, [], { herdIds });
   return rows.map((r) => ({
     id: r.id,

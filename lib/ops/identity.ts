@@ -36,5 +36,8 @@ export function herdIdentity(recorded: string | null, seen: Observed[]): { syste
   if (recorded) return { systemIdentifier: recorded, ambiguous: null };
   const ids = [...new Set(seen.flatMap((o) => (o.reachable && o.systemIdentifier ? [o.systemIdentifier] : [])))];
   if (ids.length <= 1) return { systemIdentifier: ids[0] ?? null, ambiguous: null };
-  return { systemIdentifier: null, ambiguous: `the members report ${ids.length} different system identifiers (${ids.join(', ')}) and the inventory records none: set the herd's system identifier first` };
+  return {
+    systemIdentifier: null,
+    ambiguous: `the members report ${ids.length} different system identifiers (${ids.join(', ')}) and the inventory records none: set the herd's system identifier first`,
+  };
 }

@@ -52,14 +52,38 @@ const SELECT = `
 // Named statements: the engine loads a target's herd for every target it runs.
 const BY_IDS = { name: 'pgherd_refs_by_ids', text: `${SELECT} WHERE i.id = ANY($1::int[]) ORDER BY i.id` };
 const BY_HERDS = { name: 'pgherd_refs_by_herds', text: `${SELECT} WHERE i.herd_id = ANY($1::int[]) ORDER BY i.id` };
-const HERD_OF = { name: 'pgherd_refs_herd_of', text: `${SELECT} WHERE i.herd_id = (SELECT herd_id FROM instances WHERE id = $1) ORDER BY i.id` };
+const HERD_OF = {
+  name: 'pgherd_refs_herd_of',
+  text: `${SELECT} WHERE i.herd_id = (SELECT herd_id FROM instances WHERE id = $1) ORDER BY i.id`,
+};
 
 interface RefRow {
-  id: number; label: string; herd_id: number; herd: string; environment: string; environment_id: number;
-  server_id: number; server_environment_id: number; server_environment: string; hostname: string; address: string | null; site: string | null; port: number; data_directory: string;
-  pg_version: number; control_driver: string; role: InstanceRef['role']; state: string; upstream_instance_id: number | null;
-  lsn: string | null; lag_bytes: string | null; timeline: number | null; system_identifier: string | null;
-  ssh_port: number; ssh_user: string; ssh_host_key_fingerprint: string | null;
+  id: number;
+  label: string;
+  herd_id: number;
+  herd: string;
+  environment: string;
+  environment_id: number;
+  server_id: number;
+  server_environment_id: number;
+  server_environment: string;
+  hostname: string;
+  address: string | null;
+  site: string | null;
+  port: number;
+  data_directory: string;
+  pg_version: number;
+  control_driver: string;
+  role: InstanceRef['role'];
+  state: string;
+  upstream_instance_id: number | null;
+  lsn: string | null;
+  lag_bytes: string | null;
+  timeline: number | null;
+  system_identifier: string | null;
+  ssh_port: number;
+  ssh_user: string;
+  ssh_host_key_fingerprint: string | null;
 }
 
 function toRef(r: RefRow): InstanceRef {
@@ -94,11 +118,18 @@ function toRef(r: RefRow): InstanceRef {
 }
 
 /** The instances with these ids (or every member of `herdIds`, or of the herd of `herdOfInstance`), by id. */
-export async function loadInstanceRefs(db: Db, ids: number[], opts: { herdIds?: number[]; herdOfInstance?: number } = {}): Promise<InstanceRef[]> {
+export async function loadInstanceRefs(
+  db: Db,
+  ids: number[],
+  opts: { herdIds?: number[]; herdOfInstance?: number } = {},
+): Promise<InstanceRef[]> {
   if (opts.herdOfInstance === undefined && !(opts.herdIds ?? ids).length) return [];
-  const q = opts.herdOfInstance !== undefined ? { ...HERD_OF, values: [opts.herdOfInstance] as unknown[] }
-    : opts.herdIds ? { ...BY_HERDS, values: [opts.herdIds] }
-    : { ...BY_IDS, values: [ids] };
+  const q =
+    opts.herdOfInstance !== undefined
+      ? { ...HERD_OF, values: [opts.herdOfInstance] as unknown[] }
+      : opts.herdIds
+        ? { ...BY_HERDS, values: [opts.herdIds] }
+        : { ...BY_IDS, values: [ids] };
   return (await prepared<RefRow>(db, q.name, q.text, q.values)).map(toRef);
 }
 

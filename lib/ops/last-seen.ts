@@ -10,13 +10,19 @@ function describe(o: Observed, since: Date | null): string {
   if (!o.reachable) return `not answering (${o.error ?? 'no reason given'})`;
   const started = o.startTime ? new Date(o.startTime) : null;
   const after = started && since && started > since;
-  return `running as ${o.inRecovery ? 'replica' : 'primary'} on timeline ${o.timeline ?? 'unknown'}, postmaster started ${started?.toISOString() ?? 'unknown'}`
-    + (after ? ' (after this attempt began: a start or restart it ran has taken effect)' : '')
-    + (o.confLoadTime ? `, configuration loaded ${new Date(o.confLoadTime).toISOString()}` : '');
+  return (
+    `running as ${o.inRecovery ? 'replica' : 'primary'} on timeline ${o.timeline ?? 'unknown'}, postmaster started ${started?.toISOString() ?? 'unknown'}` +
+    (after ? ' (after this attempt began: a start or restart it ran has taken effect)' : '') +
+    (o.confLoadTime ? `, configuration loaded ${new Date(o.confLoadTime).toISOString()}` : '')
+  );
 }
 
 /** One line: what the target's instance, or each member of its herd, says now. Null when it is gone from the inventory. */
-export async function lastSeen(db: Db, target: { instanceId: number | null; herdId: number | null }, since: Date | null): Promise<string | null> {
+export async function lastSeen(
+  db: Db,
+  target: { instanceId: number | null; herdId: number | null },
+  since: Date | null,
+): Promise<string | null> {
   const at = new Date().toISOString();
   if (target.instanceId !== null) {
     const [ref] = await loadInstanceRefs(db, [target.instanceId]);

@@ -96,10 +96,19 @@ const GATE = {
 };
 
 /** What stops the next step: a cancel, or a lease that is not this grant any more (or cannot be confirmed). */
-export async function gate(db: Db, lease: { herdId: number; targetId: number; generation: number; operationId: number }): Promise<Error | null> {
+export async function gate(
+  db: Db,
+  lease: { herdId: number; targetId: number; generation: number; operationId: number },
+): Promise<Error | null> {
   let row: { c: boolean; held: boolean } | undefined;
   try {
-    [row] = await prepared<{ c: boolean; held: boolean }>(db, GATE.name, GATE.text, [lease.herdId, lease.targetId, lease.generation, leaseTtlMs(), lease.operationId]);
+    [row] = await prepared<{ c: boolean; held: boolean }>(db, GATE.name, GATE.text, [
+      lease.herdId,
+      lease.targetId,
+      lease.generation,
+      leaseTtlMs(),
+      lease.operationId,
+    ]);
   } catch (err) {
     return new LeaseLostError(`it could not be confirmed: ${(err as Error).message}`);
   }

@@ -64,7 +64,9 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
     return { reachable: false, error: e2.message, refused: e2.code === 'ECONNREFUSED' };
   }
   try {
-    const { rows: [r] } = await c.query<ObservationRow>(`
+    const {
+      rows: [r],
+    } = await c.query<ObservationRow>(`
       SELECT pg_is_in_recovery() AS rec, pg_postmaster_start_time() AS start, pg_conf_load_time() AS conf,
              ${TIMELINE_SQL} AS tli,
              (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
@@ -105,7 +107,12 @@ function describeLast(o: Observed): string {
 }
 
 /** Polls until `ok(observed)`; every wait has a deadline. */
-export async function waitObserved(e: PgEndpoint, what: string, ok: (o: Observed) => boolean, opts: { timeoutMs?: number; signal?: AbortSignal; everyMs?: number } = {}): Promise<Observed> {
+export async function waitObserved(
+  e: PgEndpoint,
+  what: string,
+  ok: (o: Observed) => boolean,
+  opts: { timeoutMs?: number; signal?: AbortSignal; everyMs?: number } = {},
+): Promise<Observed> {
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   let last: Observed;
   for (;;) {

@@ -30,7 +30,16 @@ export interface OperationView {
     /** What it came to, when the action says (a failover: the new primary, the possible data loss). */
     outcome: string | null;
     attempts: number;
-    steps: { seq: number; name: string; status: string; command: string; exitCode: number | null; output: string; startedAt: string; finishedAt: string | null }[];
+    steps: {
+      seq: number;
+      name: string;
+      status: string;
+      command: string;
+      exitCode: number | null;
+      output: string;
+      startedAt: string;
+      finishedAt: string | null;
+    }[];
   }[];
 }
 
@@ -43,16 +52,29 @@ export interface OperationView {
 export async function operationView(db: Db, id: number, access: Access): Promise<OperationView | null> {
   const [op] = await db.select().from(operations).where(eq(operations.id, id));
   if (!op) return null;
-  const rows = await db.select({ t: operationTargets, env: herds.environmentId }).from(operationTargets)
-    .leftJoin(herds, eq(herds.id, operationTargets.herdId)).where(eq(operationTargets.operationId, id)).orderBy(asc(operationTargets.id));
+  const rows = await db
+    .select({ t: operationTargets, env: herds.environmentId })
+    .from(operationTargets)
+    .leftJoin(herds, eq(herds.id, operationTargets.herdId))
+    .where(eq(operationTargets.operationId, id))
+    .orderBy(asc(operationTargets.id));
   const targets = rows.filter((r) => can(access, 'viewer', r.env)).map((r) => r.t);
   const steps = targets.length
-    ? await db.select().from(operationSteps).where(inArray(operationSteps.targetId, targets.map((t) => t.id))).orderBy(asc(operationSteps.targetId), asc(operationSteps.seq))
+    ? await db
+        .select()
+        .from(operationSteps)
+        .where(
+          inArray(
+            operationSteps.targetId,
+            targets.map((t) => t.id),
+          ),
+        )
+        .orderBy(asc(operationSteps.targetId), asc(operationSteps.seq))
     : [];
   return {
     id: op.id,
     action: op.action,
-    params: ((op.params as { actionParams?: Record<string, unknown> }).actionParams) ?? {},
+    params: (op.params as { actionParams?: Record<string, unknown> }).actionParams ?? {},
     status: op.status,
     requestedBy: op.requestedByName,
     createdAt: op.createdAt.toISOString(),
@@ -70,16 +92,18 @@ export async function operationView(db: Db, id: number, access: Access): Promise
       error: t.error,
       outcome: t.outcome,
       attempts: t.attempts,
-      steps: steps.filter((s) => s.targetId === t.id).map((s) => ({
-        seq: s.seq,
-        name: s.name,
-        status: s.status,
-        command: s.command,
-        exitCode: s.exitCode,
-        output: [s.stdoutTail, s.stderrTail].filter(Boolean).join('\n'),
-        startedAt: s.startedAt.toISOString(),
-        finishedAt: s.finishedAt?.toISOString() ?? null,
-      })),
+      steps: steps
+        .filter((s) => s.targetId === t.id)
+        .map((s) => ({
+          seq: s.seq,
+          name: s.name,
+          status: s.status,
+          command: s.command,
+          exitCode: s.exitCode,
+          output: [s.stdoutTail, s.stderrTail].filter(Boolean).join('\n'),
+          startedAt: s.startedAt.toISOString(),
+          finishedAt: s.finishedAt?.toISOString() ?? null,
+        })),
     })),
   };
 }

@@ -10,5 +10,7 @@ export function paramsFromForm(entries: Record<string, unknown>): Record<string,
 
 /** The same parameters as a query string fragment (`&p.name=value...`), to come back to the plan. */
 export function paramsQuery(params: Record<string, unknown>): string {
-  return Object.entries(params).map(([k, v]) => `&p.${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`).join('');
+  return Object.entries(params)
+    .map(([k, v]) => `&p.${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+    .join('');
 }

@@ -26,7 +26,9 @@ afterEach(async () => {
   delete process.env.PGPASSWORD;
   await Promise.all(impostors.splice(0).map((i) => i.close()));
 });
-afterAll(() => { process.env.PGHERD_PG_CONFIG = savedConfig; });
+afterAll(() => {
+  process.env.PGHERD_PG_CONFIG = savedConfig;
+});
 
 // An address on loopback no lab server uses: where a host that is not the real one answers.
 const STRANGER = '127.0.1.230';
@@ -63,10 +65,13 @@ async function impostor(tls?: 'lab-ca' | 'copied' | 'other-ca') {
 }
 
 describe('connections to the fleet', () => {
-  it('connect to each environment as its own role, over TLS whose certificate was verified; one environment\'s role is refused by the other\'s instances', async () => {
+  it("connect to each environment as its own role, over TLS whose certificate was verified; one environment's role is refused by the other's instances", async () => {
     const p = production();
     const s = staging();
-    expect(await who({ host: p.address, port: p.port, serverEnvironment: 'production' })).toMatchObject({ user: 'pgherd_production', ssl: true });
+    expect(await who({ host: p.address, port: p.port, serverEnvironment: 'production' })).toMatchObject({
+      user: 'pgherd_production',
+      ssl: true,
+    });
     expect(await who({ host: s.address, port: s.port, serverEnvironment: 'staging' })).toMatchObject({ user: 'pgherd_staging', ssl: true });
     // The production credentials at a staging address: the role is not there (nor its password).
     const crossed = await observe({ host: s.address, port: s.port, serverEnvironment: 'production' });
@@ -75,13 +80,19 @@ describe('connections to the fleet', () => {
     expect(crossed.refused).toBeFalsy();
   });
 
-  it('give a server without TLS, or whose certificate is not the address\'s (another CA, or a real one copied), nothing: no password, not even asked', async () => {
+  it("give a server without TLS, or whose certificate is not the address's (another CA, or a real one copied), nothing: no password, not even asked", async () => {
     for (const kind of [undefined, 'other-ca', 'copied'] as const) {
       const i = await impostor(kind);
       const o = await observe({ host: i.host, port: i.port, serverEnvironment: 'production' });
       expect(o.reachable, String(kind)).toBe(false);
       expect(o.refused, String(kind)).toBeFalsy();
-      expect(o.error, String(kind)).toMatch(kind === undefined ? /does not support SSL/ : kind === 'other-ca' ? /self.signed|unable to verify|unable to get local issuer/ : /IP: 127\.0\.1\.230 is not in the cert's list/);
+      expect(o.error, String(kind)).toMatch(
+        kind === undefined
+          ? /does not support SSL/
+          : kind === 'other-ca'
+            ? /self.signed|unable to verify|unable to get local issuer/
+            : /IP: 127\.0\.1\.230 is not in the cert's list/,
+      );
       expect(i.received().includes(password('production')), String(kind)).toBe(false);
       // Not even the startup message (user name, database): the client stopped at the SSL request.
       expect(i.received().includes('pgherd_production'), String(kind)).toBe(false);
@@ -101,7 +112,10 @@ describe('connections to the fleet', () => {
     process.env.PGPASSWORD = 'from-the-environment';
     const i = await impostor();
     const o = await observe({ host: i.host, port: i.port, serverEnvironment: 'production' });
-    expect(o).toMatchObject({ reachable: false, error: `${STRANGER}:${i.port} asked for a password; pgherd has none configured for it (PGHERD_PG_CONFIG)` });
+    expect(o).toMatchObject({
+      reachable: false,
+      error: `${STRANGER}:${i.port} asked for a password; pgherd has none configured for it (PGHERD_PG_CONFIG)`,
+    });
     expect(i.received().includes('from-the-environment')).toBe(false);
     // It did get as far as the startup message (this is the no-TLS configuration): the request was refused, not missed.
     expect(i.received().includes('observer')).toBe(true);

@@ -13,29 +13,50 @@ const parse = (json: unknown) => parsePgAccess(json, read);
 
 describe('PGHERD_PG_CONFIG', () => {
   it('refuses a password that would go without TLS verifying the server (inline, from a file, and for PgBouncer)', () => {
-    expect(() => parse({ environments: { production: { user: 'pgherd', password: 'x' } } }))
-      .toThrow('environments.production: a password is only sent over TLS that verifies the server\'s certificate: set tls.mode to "verify-full"');
-    expect(() => parse({ environments: { production: { user: 'pgherd', passwordFile: '/pw', tls: { mode: 'disable' } } } })).toThrow('verify-full');
-    expect(() => parse({ default: { user: 'pgherd', pgbouncer: { password: 'x' } } })).toThrow('default.pgbouncer: a password is only sent over TLS');
+    expect(() => parse({ environments: { production: { user: 'pgherd', password: 'x' } } })).toThrow(
+      'environments.production: a password is only sent over TLS that verifies the server\'s certificate: set tls.mode to "verify-full"',
+    );
+    expect(() => parse({ environments: { production: { user: 'pgherd', passwordFile: '/pw', tls: { mode: 'disable' } } } })).toThrow(
+      'verify-full',
+    );
+    expect(() => parse({ default: { user: 'pgherd', pgbouncer: { password: 'x' } } })).toThrow(
+      'default.pgbouncer: a password is only sent over TLS',
+    );
   });
 
   it('refuses what it cannot use as written: unknown keys, half a client certificate, a relative path, two passwords, an empty password file', () => {
     expect(() => parse({ environments: { p: { user: 'u', sslmode: 'require' } } })).toThrow('Unrecognized key');
-    expect(() => parse({ environments: { p: { user: 'u', tls: { mode: 'verify-full', certFile: '/c.pem' } } } })).toThrow('give both certFile and keyFile, or neither');
-    expect(() => parse({ environments: { p: { user: 'u', passwordFile: 'pw', tls: { mode: 'verify-full' } } } })).toThrow('an absolute path');
-    expect(() => parse({ environments: { p: { user: 'u', password: 'a', passwordFile: '/pw', tls: { mode: 'verify-full' } } } })).toThrow('not both');
-    expect(() => parse({ environments: { p: { user: 'u', passwordFile: '/empty', tls: { mode: 'verify-full' } } } })).toThrow('environments.p: /empty is empty');
+    expect(() => parse({ environments: { p: { user: 'u', tls: { mode: 'verify-full', certFile: '/c.pem' } } } })).toThrow(
+      'give both certFile and keyFile, or neither',
+    );
+    expect(() => parse({ environments: { p: { user: 'u', passwordFile: 'pw', tls: { mode: 'verify-full' } } } })).toThrow(
+      'an absolute path',
+    );
+    expect(() => parse({ environments: { p: { user: 'u', password: 'a', passwordFile: '/pw', tls: { mode: 'verify-full' } } } })).toThrow(
+      'not both',
+    );
+    expect(() => parse({ environments: { p: { user: 'u', passwordFile: '/empty', tls: { mode: 'verify-full' } } } })).toThrow(
+      'environments.p: /empty is empty',
+    );
     expect(() => parse({ environments: { p: { user: 'u\nx' } } })).toThrow('no control characters');
   });
 
   it('gives each environment its own user, password and verified TLS; others the default, or nothing', () => {
     const cfg = parse({
       environments: {
-        production: { user: 'pgherd_prod', passwordFile: '/pw', tls: { mode: 'verify-full', caFile: '/ca.pem', certFile: '/c.pem', keyFile: '/c.key' } },
+        production: {
+          user: 'pgherd_prod',
+          passwordFile: '/pw',
+          tls: { mode: 'verify-full', caFile: '/ca.pem', certFile: '/c.pem', keyFile: '/c.key' },
+        },
         staging: { user: 'pgherd_stg' },
       },
     });
-    expect(accessFor('production', cfg).postgres).toEqual({ user: 'pgherd_prod', password: 'secret', tls: { rejectUnauthorized: true, ca: 'CA', cert: 'CERT', key: 'KEY' } });
+    expect(accessFor('production', cfg).postgres).toEqual({
+      user: 'pgherd_prod',
+      password: 'secret',
+      tls: { rejectUnauthorized: true, ca: 'CA', cert: 'CERT', key: 'KEY' },
+    });
     expect(accessFor('staging', cfg).postgres).toEqual({ user: 'pgherd_stg', password: null, tls: null });
     expect(() => accessFor('qa', cfg)).toThrow('no Postgres credentials for environment "qa" in PGHERD_PG_CONFIG (and no "default")');
     const withDefault = parse({ default: { user: 'observer' } });

@@ -14,15 +14,17 @@ import { z } from 'zod';
 const path = z.string().startsWith('/', 'an absolute path').max(4096);
 const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
 
-const tlsSchema = z.object({
-  /** verify-full: TLS required, the certificate checked against the CA and the address connected to. */
-  mode: z.enum(['disable', 'verify-full']),
-  /** The CA that signed the servers' certificates (default: the system's). */
-  caFile: path.optional(),
-  /** A client certificate, for servers that authenticate pgherd by certificate. */
-  certFile: path.optional(),
-  keyFile: path.optional(),
-}).strict()
+const tlsSchema = z
+  .object({
+    /** verify-full: TLS required, the certificate checked against the CA and the address connected to. */
+    mode: z.enum(['disable', 'verify-full']),
+    /** The CA that signed the servers' certificates (default: the system's). */
+    caFile: path.optional(),
+    /** A client certificate, for servers that authenticate pgherd by certificate. */
+    certFile: path.optional(),
+    keyFile: path.optional(),
+  })
+  .strict()
   .refine((t) => !t.certFile === !t.keyFile, 'give both certFile and keyFile, or neither')
   .refine((t) => t.mode === 'verify-full' || (!t.caFile && !t.certFile), 'caFile, certFile and keyFile need mode verify-full');
 
@@ -41,19 +43,25 @@ function passwordRules<T extends { password?: string; passwordFile?: string; tls
 
 const poolerSchema = passwordRules(z.object({ ...secret, tls: tlsSchema.optional() }).strict());
 
-const entrySchema = passwordRules(z.object({
-  user: z.string().min(1).max(63).refine(noControl, 'no control characters'),
-  ...secret,
-  tls: tlsSchema.optional(),
-  /** PgBouncer's admin console on this environment's poolers (its user is the pooler's admin user). */
-  pgbouncer: poolerSchema.optional(),
-}).strict());
+const entrySchema = passwordRules(
+  z
+    .object({
+      user: z.string().min(1).max(63).refine(noControl, 'no control characters'),
+      ...secret,
+      tls: tlsSchema.optional(),
+      /** PgBouncer's admin console on this environment's poolers (its user is the pooler's admin user). */
+      pgbouncer: poolerSchema.optional(),
+    })
+    .strict(),
+);
 
-export const pgAccessSchema = z.object({
-  environments: z.record(z.string().min(1).max(63), entrySchema).default({}),
-  /** For environments not listed; without it, an environment not listed is not connected to at all. */
-  default: entrySchema.optional(),
-}).strict();
+export const pgAccessSchema = z
+  .object({
+    environments: z.record(z.string().min(1).max(63), entrySchema).default({}),
+    /** For environments not listed; without it, an environment not listed is not connected to at all. */
+    default: entrySchema.optional(),
+  })
+  .strict();
 
 /** What a connection to one environment's servers is made with. */
 export interface Access {
@@ -96,7 +104,9 @@ function passwordOf(e: { password?: string; passwordFile?: string }, read: Reade
 function toAccess(e: z.infer<typeof entrySchema>, read: Reader): EnvironmentAccess {
   return {
     postgres: { user: e.user, password: passwordOf(e, read), tls: tlsOptions(e.tls, read) },
-    pgbouncer: e.pgbouncer ? { password: passwordOf(e.pgbouncer, read), tls: tlsOptions(e.pgbouncer.tls, read) } : { password: null, tls: null },
+    pgbouncer: e.pgbouncer
+      ? { password: passwordOf(e.pgbouncer, read), tls: tlsOptions(e.pgbouncer.tls, read) }
+      : { password: null, tls: null },
   };
 }
 
@@ -104,7 +114,8 @@ const readText: Reader = (f) => readFileSync(/*turbopackIgnore: true*/ f, 'utf8'
 
 export function parsePgAccess(json: unknown, read: Reader = readText): PgAccessConfig {
   const r = pgAccessSchema.safeParse(json);
-  if (!r.success) throw new Error(`PGHERD_PG_CONFIG: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
+  if (!r.success)
+    throw new Error(`PGHERD_PG_CONFIG: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
   const wrap = (where: string, f: () => EnvironmentAccess) => {
     try {
       return f();
@@ -114,7 +125,9 @@ export function parsePgAccess(json: unknown, read: Reader = readText): PgAccessC
   };
   const fallback = r.data.default;
   return {
-    environments: new Map(Object.entries(r.data.environments).map(([env, e]) => [env, wrap(`environments.${env}`, () => toAccess(e, read))])),
+    environments: new Map(
+      Object.entries(r.data.environments).map(([env, e]) => [env, wrap(`environments.${env}`, () => toAccess(e, read))]),
+    ),
     fallback: fallback ? wrap('default', () => toAccess(fallback, read)) : null,
   };
 }
@@ -123,8 +136,10 @@ export function parsePgAccess(json: unknown, read: Reader = readText): PgAccessC
 function legacy(): PgAccessConfig {
   for (const v of ['PGHERD_PG_PASSWORD', 'PGHERD_PGBOUNCER_PASSWORD']) {
     if (process.env[v]) {
-      throw new Error(`${v} is not read any more: a password is only sent over TLS that verifies the server's certificate. `
-        + 'Put it in the file PGHERD_PG_CONFIG names, per environment, with tls.mode "verify-full" (README: Configuration)');
+      throw new Error(
+        `${v} is not read any more: a password is only sent over TLS that verifies the server's certificate. ` +
+          'Put it in the file PGHERD_PG_CONFIG names, per environment, with tls.mode "verify-full" (README: Configuration)',
+      );
     }
   }
   const user = process.env.PGHERD_PG_USER || 'postgres';
@@ -157,7 +172,10 @@ export function pgAccessConfig(): PgAccessConfig {
 /** How to reach the servers of `environment` (null: a place with no environment, e.g. a bare endpoint). */
 export function accessFor(environment: string | null, config = pgAccessConfig()): EnvironmentAccess {
   const a = (environment !== null ? config.environments.get(environment) : undefined) ?? config.fallback;
-  if (!a) throw new Error(`no Postgres credentials for environment ${JSON.stringify(environment ?? '(none)')} in PGHERD_PG_CONFIG (and no "default")`);
+  if (!a)
+    throw new Error(
+      `no Postgres credentials for environment ${JSON.stringify(environment ?? '(none)')} in PGHERD_PG_CONFIG (and no "default")`,
+    );
   return a;
 }
 
@@ -182,7 +200,8 @@ function client(host: string, port: number, user: string, access: Omit<Access, '
     password: () => {
       if (access.password === null) throw new Error(`${where} asked for a password; pgherd has none configured for it (PGHERD_PG_CONFIG)`);
       const stream = (c as unknown as { connection?: { stream?: unknown } }).connection?.stream;
-      if (!(stream instanceof TLSSocket) || !stream.authorized) throw new Error(`${where}: the password is only sent over a verified TLS connection`);
+      if (!(stream instanceof TLSSocket) || !stream.authorized)
+        throw new Error(`${where}: the password is only sent over a verified TLS connection`);
       return access.password;
     },
   });
@@ -190,13 +209,19 @@ function client(host: string, port: number, user: string, access: Omit<Access, '
 }
 
 /** A client for an instance on one of `environment`'s servers (its server's environment). */
-export function instanceClient(e: { host: string; port: number; serverEnvironment: string | null }, extra: Extra & { database?: string } = {}): pg.Client {
+export function instanceClient(
+  e: { host: string; port: number; serverEnvironment: string | null },
+  extra: Extra & { database?: string } = {},
+): pg.Client {
   const { database = 'postgres', ...rest } = extra;
   const a = accessFor(e.serverEnvironment).postgres;
   return client(e.host, e.port, a.user, a, database, rest);
 }
 
 /** A client for a PgBouncer's admin console on one of `environment`'s servers. */
-export function poolerClient(p: { host: string; port: number; adminUser: string; serverEnvironment: string | null }, extra: Extra = {}): pg.Client {
+export function poolerClient(
+  p: { host: string; port: number; adminUser: string; serverEnvironment: string | null },
+  extra: Extra = {},
+): pg.Client {
   return client(p.host, p.port, p.adminUser, accessFor(p.serverEnvironment).pgbouncer, 'pgbouncer', extra);
 }

@@ -7,8 +7,13 @@ function memory(): StepRecorder & { log: string[]; records: StepRecord[] } {
   return {
     log,
     records,
-    async start(seq, name) { log.push(`start ${seq} ${name}`); },
-    async finish(seq, rec) { log.push(`${rec.status} ${seq} ${rec.name}`); records.push(rec); },
+    async start(seq, name) {
+      log.push(`start ${seq} ${name}`);
+    },
+    async finish(seq, rec) {
+      log.push(`${rec.status} ${seq} ${rec.name}`);
+      records.push(rec);
+    },
   };
 }
 
@@ -16,11 +21,37 @@ describe('runPipeline', () => {
   it('runs steps in order and cleanups newest first at the end', async () => {
     const r = memory();
     const order: string[] = [];
-    const res = await runPipeline([
-      step('lock', async () => { order.push('lock'); }, { defer: step('unlock', async () => { order.push('unlock'); }) }),
-      step('pause', async () => { order.push('pause'); }, { defer: step('resume', async () => { order.push('resume'); }) }),
-      step('promote', async (ctx) => { order.push('promote'); ctx.note({ command: 'pg_ctl promote', exitCode: 0 }); }),
-    ], r);
+    const res = await runPipeline(
+      [
+        step(
+          'lock',
+          async () => {
+            order.push('lock');
+          },
+          {
+            defer: step('unlock', async () => {
+              order.push('unlock');
+            }),
+          },
+        ),
+        step(
+          'pause',
+          async () => {
+            order.push('pause');
+          },
+          {
+            defer: step('resume', async () => {
+              order.push('resume');
+            }),
+          },
+        ),
+        step('promote', async (ctx) => {
+          order.push('promote');
+          ctx.note({ command: 'pg_ctl promote', exitCode: 0 });
+        }),
+      ],
+      r,
+    );
     expect(res.ok).toBe(true);
     expect(order).toEqual(['lock', 'pause', 'promote', 'resume', 'unlock']);
     expect(r.records[2]).toMatchObject({ name: 'promote', status: 'succeeded', command: 'pg_ctl promote', exitCode: 0 });
@@ -29,22 +60,71 @@ describe('runPipeline', () => {
   it('stops at a failure, still runs the cleanups registered so far, and records the error', async () => {
     const r = memory();
     const order: string[] = [];
-    const res = await runPipeline([
-      step('pause', async () => { order.push('pause'); }, { defer: step('resume', async () => { order.push('resume'); }) }),
-      step('promote', async () => { throw new Error('promote refused'); }, { defer: step('restart old primary', async () => { order.push('undo'); }) }),
-      step('never', async () => { order.push('never'); }),
-    ], r);
+    const res = await runPipeline(
+      [
+        step(
+          'pause',
+          async () => {
+            order.push('pause');
+          },
+          {
+            defer: step('resume', async () => {
+              order.push('resume');
+            }),
+          },
+        ),
+        step(
+          'promote',
+          async () => {
+            throw new Error('promote refused');
+          },
+          {
+            defer: step('restart old primary', async () => {
+              order.push('undo');
+            }),
+          },
+        ),
+        step('never', async () => {
+          order.push('never');
+        }),
+      ],
+      r,
+    );
     expect(res.ok).toBe(false);
     expect(res.error?.message).toBe('promote refused');
     expect(order).toEqual(['pause', 'undo', 'resume']);
-    expect(r.log).toEqual(['start 1 pause', 'succeeded 1 pause', 'start 2 promote', 'failed 2 promote', 'start 3 restart old primary', 'succeeded 3 restart old primary', 'start 4 resume', 'succeeded 4 resume']);
+    expect(r.log).toEqual([
+      'start 1 pause',
+      'succeeded 1 pause',
+      'start 2 promote',
+      'failed 2 promote',
+      'start 3 restart old primary',
+      'succeeded 3 restart old primary',
+      'start 4 resume',
+      'succeeded 4 resume',
+    ]);
     expect(r.records[1]!.stderr).toBe('promote refused');
   });
 
   it('times a step out and aborts its signal', async () => {
     const r = memory();
     let aborted = false;
-    const res = await runPipeline([step('wait', (ctx) => new Promise((resolve) => ctx.signal.addEventListener('abort', () => { aborted = true; resolve(); })), { timeoutMs: 50 })], r);
+    const res = await runPipeline(
+      [
+        step(
+          'wait',
+          (ctx) =>
+            new Promise((resolve) =>
+              ctx.signal.addEventListener('abort', () => {
+                aborted = true;
+                resolve();
+              }),
+            ),
+          { timeoutMs: 50 },
+        ),
+      ],
+      r,
+    );
     expect(res.error?.name).toBe('StepTimeoutError');
     expect(aborted).toBe(true);
   });
@@ -53,20 +133,44 @@ describe('runPipeline', () => {
     const r = memory();
     let cancel = false;
     const order: string[] = [];
-    const res = await runPipeline([
-      step('one', async () => { order.push('one'); cancel = true; }, { defer: step('undo one', async () => { order.push('undo one'); }) }),
-      step('two', async () => { order.push('two'); }),
-    ], r, { cancelled: () => cancel });
+    const res = await runPipeline(
+      [
+        step(
+          'one',
+          async () => {
+            order.push('one');
+            cancel = true;
+          },
+          {
+            defer: step('undo one', async () => {
+              order.push('undo one');
+            }),
+          },
+        ),
+        step('two', async () => {
+          order.push('two');
+        }),
+      ],
+      r,
+      { cancelled: () => cancel },
+    );
     expect(res.error?.name).toBe('CancelledError');
     expect(order).toEqual(['one', 'undo one']);
   });
 
   it('reports a failing cleanup without hiding the others', async () => {
     const r = memory();
-    const res = await runPipeline([
-      step('a', async () => {}, { defer: step('undo a', async () => {}) }),
-      step('b', async () => {}, { defer: step('undo b', async () => { throw new Error('resume failed'); }) }),
-    ], r);
+    const res = await runPipeline(
+      [
+        step('a', async () => {}, { defer: step('undo a', async () => {}) }),
+        step('b', async () => {}, {
+          defer: step('undo b', async () => {
+            throw new Error('resume failed');
+          }),
+        }),
+      ],
+      r,
+    );
     expect(res.ok).toBe(false);
     expect(res.cleanupErrors.map((e) => e.message)).toEqual(['resume failed']);
     expect(r.records.map((x) => `${x.name}:${x.status}`)).toEqual(['a:succeeded', 'b:succeeded', 'undo b:failed', 'undo a:succeeded']);

@@ -36,7 +36,10 @@ export function step(name: string, run: Step['run'], opts: { timeoutMs?: number;
 }
 
 export class StepTimeoutError extends Error {
-  constructor(readonly step: string, readonly timeoutMs: number) {
+  constructor(
+    readonly step: string,
+    readonly timeoutMs: number,
+  ) {
     super(`step "${step}" did not finish within ${timeoutMs / 1000} s`);
     this.name = 'StepTimeoutError';
   }
@@ -87,7 +90,11 @@ async function runStep(s: Step, seq: number, recorder: StepRecorder): Promise<vo
  * it with CancelledError. Deferred cleanups run newest first after the last step (or the failure);
  * their own failures are recorded and reported.
  */
-export async function runPipeline(steps: Step[], recorder: StepRecorder, opts: { cancelled?: () => Promise<boolean> | boolean; gate?: (i: number) => Promise<Error | null>; firstSeq?: number } = {}): Promise<PipelineResult> {
+export async function runPipeline(
+  steps: Step[],
+  recorder: StepRecorder,
+  opts: { cancelled?: () => Promise<boolean> | boolean; gate?: (i: number) => Promise<Error | null>; firstSeq?: number } = {},
+): Promise<PipelineResult> {
   let seq = opts.firstSeq ?? 1;
   const deferred: Step[] = [];
   let error: Error | undefined;

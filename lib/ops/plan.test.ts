@@ -46,7 +46,8 @@ describe('plan digest', () => {
 
   it('goes stale when where the commands go changes: a member re-addressed, moved, re-keyed, or another candidate named', () => {
     const before = herdDigest(drFailoverAction, herd(base())).digest;
-    const moved = (over: Partial<InstanceRef>) => herdDigest(drFailoverAction, herd(base().map((m) => (m.id === 2 ? { ...m, ...over } : m)))).digest;
+    const moved = (over: Partial<InstanceRef>) =>
+      herdDigest(drFailoverAction, herd(base().map((m) => (m.id === 2 ? { ...m, ...over } : m)))).digest;
     expect(moved({ host: '10.0.9.9' })).not.toBe(before);
     expect(moved({ port: 5433 })).not.toBe(before);
     expect(moved({ dataDirectory: '/srv/pg' })).not.toBe(before);
@@ -73,7 +74,9 @@ describe('plan digest', () => {
     const before = instanceDigest(restartAction, members[1]!, members);
     const moved = members.map((m) => ({ ...m, lsn: (m.lsn ?? 0) + 100 }));
     expect(instanceDigest(restartAction, moved[1]!, moved)).toBe(before);
-    const promoted = members.map((m) => (m.id === 2 ? { ...m, role: 'primary' as const } : m.id === 1 ? { ...m, role: 'replica' as const } : m));
+    const promoted = members.map((m) =>
+      m.id === 2 ? { ...m, role: 'primary' as const } : m.id === 1 ? { ...m, role: 'replica' as const } : m,
+    );
     expect(instanceDigest(restartAction, promoted[1]!, promoted)).not.toBe(before);
   });
 
@@ -91,16 +94,28 @@ describe('identity', () => {
     expect(identityProblem({ label: 'a' }, { reachable: true, systemIdentifier: '7300000000000000001', timeline: 2 }, want)).toBeNull();
   });
   it('refuses another cluster, a diverged member and one left behind, saying which', () => {
-    expect(identityProblem({ label: 'a' }, { reachable: true, systemIdentifier: '7399999999999999999', timeline: 2 }, want)).toMatch(/reports system identifier 7399999999999999999, the herd's is 7300000000000000001/);
-    expect(identityProblem({ label: 'a' }, { reachable: true, systemIdentifier: '7300000000000000001', timeline: 3 }, want)).toMatch(/ahead of the herd's 2: it was promoted somewhere else/);
-    expect(identityProblem({ label: 'a' }, { reachable: true, systemIdentifier: '7300000000000000001', timeline: 1 }, want)).toMatch(/behind the herd's 2: it did not follow an earlier failover/);
+    expect(identityProblem({ label: 'a' }, { reachable: true, systemIdentifier: '7399999999999999999', timeline: 2 }, want)).toMatch(
+      /reports system identifier 7399999999999999999, the herd's is 7300000000000000001/,
+    );
+    expect(identityProblem({ label: 'a' }, { reachable: true, systemIdentifier: '7300000000000000001', timeline: 3 }, want)).toMatch(
+      /ahead of the herd's 2: it was promoted somewhere else/,
+    );
+    expect(identityProblem({ label: 'a' }, { reachable: true, systemIdentifier: '7300000000000000001', timeline: 1 }, want)).toMatch(
+      /behind the herd's 2: it did not follow an earlier failover/,
+    );
   });
 });
 
 describe('what must be typed to confirm (the README states this rule)', () => {
-  const t = (environment: string, refused?: string) => ({ instanceId: 1, label: 'x', herdId: 1, herd: 'h', environment, environmentId: 1, steps: [], warnings: [], refused }) as PlannedTarget;
+  const t = (environment: string, refused?: string) =>
+    ({ instanceId: 1, label: 'x', herdId: 1, herd: 'h', environment, environmentId: 1, steps: [], warnings: [], refused }) as PlannedTarget;
   it('is the count above 10 targets or across environments, the name for production, the count for a dangerous action on several', () => {
-    expect(typeToConfirm(reloadAction, Array.from({ length: 11 }, () => t('staging')))).toBe('11');
+    expect(
+      typeToConfirm(
+        reloadAction,
+        Array.from({ length: 11 }, () => t('staging')),
+      ),
+    ).toBe('11');
     expect(typeToConfirm(reloadAction, [t('staging'), t('dev')])).toBe('2');
     expect(typeToConfirm(reloadAction, [t('production')])).toBe('production');
     expect(typeToConfirm(reloadAction, [t('prod-eu'), t('prod-eu')])).toBe('prod-eu');
@@ -117,11 +132,21 @@ describe('unpinnedRefusal', () => {
   const none = { hostKeyFingerprint: null };
   it('refuses every action but those that pin the key while a server it touches has none, naming each server once', () => {
     expect(unpinnedRefusal({}, [{ name: 'a', ssh: pinned }])).toBeUndefined();
-    expect(unpinnedRefusal({}, [{ name: 'a', ssh: none }, { name: 'b', ssh: pinned }, { name: 'a', ssh: none }, { name: 'c', ssh: none }]))
-      .toMatchObject({ code: 'unpinned-host-key', reason: 'no SSH host key is pinned for a, c: pgherd has not verified these servers, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)' });
+    expect(
+      unpinnedRefusal({}, [
+        { name: 'a', ssh: none },
+        { name: 'b', ssh: pinned },
+        { name: 'a', ssh: none },
+        { name: 'c', ssh: none },
+      ]),
+    ).toMatchObject({
+      code: 'unpinned-host-key',
+      reason:
+        'no SSH host key is pinned for a, c: pgherd has not verified these servers, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)',
+    });
     expect(unpinnedRefusal({ pinsHostKey: true }, [{ name: 'a', ssh: none }])).toBeUndefined();
   });
-  it('counts a herd\'s PgBouncer servers with its members', () => {
+  it("counts a herd's PgBouncer servers with its members", () => {
     const h = { members: [{ hostname: 'db1', ssh: pinned }], poolers: [{ label: 'bouncer1:6432', ssh: none }] };
     expect(unpinnedRefusal({}, herdServers(h))?.reason).toMatch(/^no SSH host key is pinned for bouncer1: /);
   });

@@ -4,7 +4,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from '@/db/client';
 import { demand, type Access } from '@/lib/auth/access';
-import { herdServers, isHerdAction, parseParams, unpinnedRefusal, type ActionParams, type AnyAction, type TargetPlan } from './define-action';
+import {
+  herdServers,
+  isHerdAction,
+  parseParams,
+  unpinnedRefusal,
+  type ActionParams,
+  type AnyAction,
+  type TargetPlan,
+} from './define-action';
 import { loadHerdRefs, type HerdRef } from './herd-ref';
 import { driverFor } from './drivers';
 import { Refusal } from './refusal';
@@ -41,7 +49,19 @@ export const TYPE_COUNT_ABOVE = 10;
 
 /** Where the commands go: a member moved, re-addressed or re-keyed makes any plan on its herd stale. */
 function identity(r: InstanceRef) {
-  return [r.id, r.herdId, r.environmentId, r.host, r.port, r.dataDirectory, r.pgVersion, r.controlDriver, r.ssh.port, r.ssh.username, r.ssh.hostKeyFingerprint];
+  return [
+    r.id,
+    r.herdId,
+    r.environmentId,
+    r.host,
+    r.port,
+    r.dataDirectory,
+    r.pgVersion,
+    r.controlDriver,
+    r.ssh.port,
+    r.ssh.username,
+    r.ssh.hostKeyFingerprint,
+  ];
 }
 
 export { ParamsError, parseParams } from './define-action';
@@ -55,10 +75,19 @@ export { ParamsError, parseParams } from './define-action';
  * the operator expects, not a reason to plan again. An action whose steps depend on an observation
  * says so in its steps' words (a switchover's named candidate), and then that does count.
  */
-export function digestOf(action: string, refs: InstanceRef[], params: ActionParams = {}, herds: HerdRef[] = [], targets: Pick<PlannedTarget, 'instanceId' | 'herdId' | 'refused' | 'steps' | 'warnings'>[] = []): string {
-  const h = createHash('sha256').update(action).update(JSON.stringify(Object.entries(params).sort()));
+export function digestOf(
+  action: string,
+  refs: InstanceRef[],
+  params: ActionParams = {},
+  herds: HerdRef[] = [],
+  targets: Pick<PlannedTarget, 'instanceId' | 'herdId' | 'refused' | 'steps' | 'warnings'>[] = [],
+): string {
+  const h = createHash('sha256')
+    .update(action)
+    .update(JSON.stringify(Object.entries(params).sort()));
   for (const r of [...refs].sort((a, b) => a.id - b.id)) h.update(JSON.stringify(identity(r)));
-  for (const x of [...herds].sort((a, b) => a.id - b.id)) h.update(JSON.stringify([x.id, x.environmentId, x.systemIdentifier, x.dns, x.poolers]));
+  for (const x of [...herds].sort((a, b) => a.id - b.id))
+    h.update(JSON.stringify([x.id, x.environmentId, x.systemIdentifier, x.dns, x.poolers]));
   const key = (t: { instanceId: number | null; herdId: number }) => t.instanceId ?? t.herdId;
   for (const t of [...targets].sort((a, b) => key(a) - key(b))) h.update(JSON.stringify([key(t), !!t.refused, t.steps, t.warnings]));
   return h.digest('hex').slice(0, 32);
@@ -81,7 +110,11 @@ const refusedPlan = (r: Refusal): TargetPlan => ({ steps: [], refused: r.reason,
  * key; a Refusal thrown while planning (a driver pgherd cannot run, say) refuses the target. Anything
  * else thrown is a bug, and fails the whole plan rather than pass for a refusal.
  */
-export function planTarget(servers: { name: string; ssh: { hostKeyFingerprint: string | null } }[], action: AnyAction, plan: () => TargetPlan): TargetPlan {
+export function planTarget(
+  servers: { name: string; ssh: { hostKeyFingerprint: string | null } }[],
+  action: AnyAction,
+  plan: () => TargetPlan,
+): TargetPlan {
   const unpinned = unpinnedRefusal(action, servers);
   if (unpinned) return refusedPlan(unpinned);
   try {
@@ -104,22 +137,50 @@ export async function planOperation(db: Db, access: Access, action: AnyAction, i
   let digest: string;
   if (isHerdAction(action)) {
     const herds = await loadHerdRefs(db, unique);
-    await demand(db, access, action.permission, action.label, herds.map((h) => h.environmentId));
+    await demand(
+      db,
+      access,
+      action.permission,
+      action.label,
+      herds.map((h) => h.environmentId),
+    );
     targets = herds.map((h) => ({
       ...planTarget(herdServers(h), action, () => action.plan(h, { params })),
-      instanceId: null, label: h.label, herdId: h.id, herd: h.name, environment: h.environment, environmentId: h.environmentId,
+      instanceId: null,
+      label: h.label,
+      herdId: h.id,
+      herd: h.name,
+      environment: h.environment,
+      environmentId: h.environmentId,
     }));
-    digest = digestOf(action.name, herds.flatMap((h) => h.members), params, herds, targets);
+    digest = digestOf(
+      action.name,
+      herds.flatMap((h) => h.members),
+      params,
+      herds,
+      targets,
+    );
   } else {
     const refs = await loadInstanceRefs(db, unique);
-    await demand(db, access, action.permission, action.label, refs.map((r) => r.environmentId));
+    await demand(
+      db,
+      access,
+      action.permission,
+      action.label,
+      refs.map((r) => r.environmentId),
+    );
     const members = await loadHerdMembers(db, refs);
     targets = refs.map((r) => ({
       ...planTarget([{ name: r.hostname, ssh: r.ssh }], action, () => {
         driverFor(r.controlDriver); // refuses drivers pgherd cannot run, before anything else
         return action.plan(r, { members: members.get(r.herdId) ?? [r], params });
       }),
-      instanceId: r.id, label: r.label, herdId: r.herdId, herd: r.herd, environment: r.environment, environmentId: r.environmentId,
+      instanceId: r.id,
+      label: r.label,
+      herdId: r.herdId,
+      herd: r.herd,
+      environment: r.environment,
+      environmentId: r.environmentId,
     }));
     digest = digestOf(action.name, [...members.values()].flat(), params, [], targets);
   }

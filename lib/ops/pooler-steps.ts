@@ -12,15 +12,20 @@ import { refuse } from './refusal';
 import { execNotedOk } from './actions/control-steps';
 
 /** Connects to a pooler's admin console with its server environment's credentials (PGHERD_PG_CONFIG). */
-export const poolerConsole = (p: Parameters<typeof poolerClient>[0]): AdminConnector => (timeouts) => poolerClient(p, timeouts);
+export const poolerConsole =
+  (p: Parameters<typeof poolerClient>[0]): AdminConnector =>
+  (timeouts) =>
+    poolerClient(p, timeouts);
 
 /** The entries as PgBouncer sees them, in one line (for a step's record). */
 export async function describePooler(p: PoolerRef): Promise<string> {
   const dbs = await showDatabases(poolerConsole(p));
-  return p.databases.map((d) => {
-    const e = dbs.get(d);
-    return e ? `${d} -> ${e.host}:${e.port}${e.paused ? ' (paused)' : ''}` : `${d}: not in SHOW DATABASES`;
-  }).join(', ');
+  return p.databases
+    .map((d) => {
+      const e = dbs.get(d);
+      return e ? `${d} -> ${e.host}:${e.port}${e.paused ? ' (paused)' : ''}` : `${d}: not in SHOW DATABASES`;
+    })
+    .join(', ');
 }
 
 /** Checks that the pooler answers and its configuration file has every entry pgherd is to move. */
@@ -29,13 +34,18 @@ export async function checkPooler(p: PoolerRef, deps: ActionDeps, ctx: StepConte
   const { stdout } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000, undefined, false);
   const entries = readEntries(stdout);
   const missing = p.databases.filter((d) => !entries.has(d));
-  if (missing.length) throw refuse('pooler', `${p.configFile} on ${p.label} has no [databases] entry ${missing.join(', ')}; nothing was changed`);
+  if (missing.length)
+    throw refuse('pooler', `${p.configFile} on ${p.label} has no [databases] entry ${missing.join(', ')}; nothing was changed`);
   return `${p.label}: ${seen}`;
 }
 
 export async function pausePooler(p: PoolerRef, ctx: StepContext): Promise<void> {
   ctx.note({ command: p.databases.map((d) => `PAUSE ${d}`).join('; ') + ` on ${p.label}` });
-  await poolerAdmin(poolerConsole(p), p.databases.map((d) => `PAUSE ${d}` as const), 30_000);
+  await poolerAdmin(
+    poolerConsole(p),
+    p.databases.map((d) => `PAUSE ${d}` as const),
+    30_000,
+  );
 }
 
 /** RESUME each entry that is paused (RESUME of an entry that is not paused is an error in PgBouncer). */
@@ -43,7 +53,11 @@ export async function resumePooler(p: PoolerRef, ctx: StepContext): Promise<stri
   const dbs = await showDatabases(poolerConsole(p));
   const paused = p.databases.filter((d) => dbs.get(d)?.paused);
   ctx.note({ command: paused.length ? paused.map((d) => `RESUME ${d}`).join('; ') + ` on ${p.label}` : `nothing paused on ${p.label}` });
-  if (paused.length) await poolerAdmin(poolerConsole(p), paused.map((d) => `RESUME ${d}` as const));
+  if (paused.length)
+    await poolerAdmin(
+      poolerConsole(p),
+      paused.map((d) => `RESUME ${d}` as const),
+    );
   return describePooler(p);
 }
 
@@ -59,7 +73,15 @@ export async function repointPooler(p: PoolerRef, to: InstanceRef, deps: ActionD
   await poolerAdmin(poolerConsole(p), ['RELOAD']);
   const dbs = await showDatabases(poolerConsole(p));
   const wrong = p.databases.filter((d) => dbs.get(d)?.host !== to.host || dbs.get(d)?.port !== to.port);
-  if (wrong.length) throw new Error(`${p.label}: after RELOAD, ${wrong.map((d) => { const e = dbs.get(d); return e ? `${d} points at ${e.host}:${e.port}` : `${d} is not in SHOW DATABASES`; }).join(', ')}, not ${to.host}:${to.port}`);
+  if (wrong.length)
+    throw new Error(
+      `${p.label}: after RELOAD, ${wrong
+        .map((d) => {
+          const e = dbs.get(d);
+          return e ? `${d} points at ${e.host}:${e.port}` : `${d} is not in SHOW DATABASES`;
+        })
+        .join(', ')}, not ${to.host}:${to.port}`,
+    );
   ctx.note({ command: `${p.configFile}: ${p.databases.join(', ')} -> host=${to.host} port=${to.port}; RELOAD` });
   return `${p.label}: ${p.databases.join(', ')} -> ${to.host}:${to.port}`;
 }

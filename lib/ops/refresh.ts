@@ -23,16 +23,20 @@ export const keepDeliberate = (state: string) =>
 export async function refreshInstance(db: Db, id: number, e: PgEndpoint, observed?: Observed): Promise<Observed> {
   const o = observed ?? (await observe(e));
   const now = new Date();
-  await db.update(instances).set(o.reachable
-    ? {
-        state: keepDeliberate('running'),
-        role: o.inRecovery ? 'replica' : 'primary',
-        timeline: o.timeline,
-        lsn: o.lsn ? lsnToNumber(o.lsn) : null,
-        pendingRestart: !!o.pendingRestart,
-        lastObservedAt: now,
-      }
-    : { state: keepDeliberate(stateFrom(o)), lastObservedAt: now })
+  await db
+    .update(instances)
+    .set(
+      o.reachable
+        ? {
+            state: keepDeliberate('running'),
+            role: o.inRecovery ? 'replica' : 'primary',
+            timeline: o.timeline,
+            lsn: o.lsn ? lsnToNumber(o.lsn) : null,
+            pendingRestart: !!o.pendingRestart,
+            lastObservedAt: now,
+          }
+        : { state: keepDeliberate(stateFrom(o)), lastObservedAt: now },
+    )
     .where(eq(instances.id, id));
   return o;
 }

@@ -17,11 +17,23 @@ afterAll(async () => ifAssigned(t)?.close());
 
 describe('refreshFleet', () => {
   it('replaces a wrong inventory with what the instances say: role, state, LSN, lag and upstream', async () => {
-    await t.db.update(instances).set({ role: 'unknown', state: 'unreachable', lsn: null, lagBytes: null, lagSeconds: null, upstreamInstanceId: null, timeline: null });
+    await t.db.update(instances).set({
+      role: 'unknown',
+      state: 'unreachable',
+      lsn: null,
+      lagBytes: null,
+      lagSeconds: null,
+      upstreamInstanceId: null,
+      timeline: null,
+    });
     const summary = await refreshFleet(t.db, { concurrency: 4 });
     expect(summary.observed).toBe(t.lab.instances.length);
-    const rows = await t.db.select({ i: instances, server: servers.hostname, env: environments.name, herd: herds.name })
-      .from(instances).innerJoin(servers, eq(instances.serverId, servers.id)).innerJoin(herds, eq(instances.herdId, herds.id)).innerJoin(environments, eq(herds.environmentId, environments.id));
+    const rows = await t.db
+      .select({ i: instances, server: servers.hostname, env: environments.name, herd: herds.name })
+      .from(instances)
+      .innerJoin(servers, eq(instances.serverId, servers.id))
+      .innerJoin(herds, eq(instances.herdId, herds.id))
+      .innerJoin(environments, eq(herds.environmentId, environments.id));
     for (const { i, server, env, herd } of rows.filter((x) => !isOpsTestHerd(x.env, x.herd))) {
       const lab = t.lab.instances.find((l) => l.server === server)!;
       expect([server, i.role, i.state]).toEqual([server, lab.role, 'running']);

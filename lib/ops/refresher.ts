@@ -13,9 +13,11 @@ import { keepDeliberate, stateFrom } from './refresh';
 async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   const queue = items.entries();
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    for (const [i, item] of queue) out[i] = await fn(item);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      for (const [i, item] of queue) out[i] = await fn(item);
+    }),
+  );
   return out;
 }
 
@@ -46,27 +48,35 @@ export function readPass(seen: { r: InstanceRef; o: Observed }[]): Map<number, R
   const primaryLsn = new Map<number, number>();
   for (const { r, o } of seen) if (o.reachable && o.inRecovery === false && o.lsn) primaryLsn.set(r.herdId, lsnToNumber(o.lsn));
   const byEndpoint = new Map(seen.map(({ r }) => [`${r.herdId}/${r.host}:${r.port}`, r]));
-  return new Map(seen.map(({ r, o }) => {
-    const keep = r.state === 'fenced' || r.state === 'needs_rebuild';
-    const lsn = o.reachable && o.lsn ? lsnToNumber(o.lsn) : null;
-    const primary = primaryLsn.get(r.herdId);
-    const w = o.reachable && o.inRecovery ? o.walReceiver : null;
-    const endpoint = w?.senderHost ? `${w.senderHost}:${w.senderPort ?? 5432}` : null;
-    const upstream = endpoint ? byEndpoint.get(`${r.herdId}/${endpoint}`) ?? null : null;
-    return [r.id, {
-      observed: o,
-      role: !o.reachable ? null : o.inRecovery ? 'replica' : 'primary',
-      state: keep ? (r.state as InstanceState) : o.reachable ? 'running' : stateFrom(o),
-      lsn,
-      lagBytes: !o.reachable ? null : !o.inRecovery ? 0 : primary !== undefined && lsn !== null ? Math.max(0, primary - lsn) : null,
-      upstream,
-      upstreamEndpoint: endpoint && !upstream ? endpoint : null,
-    }];
-  }));
+  return new Map(
+    seen.map(({ r, o }) => {
+      const keep = r.state === 'fenced' || r.state === 'needs_rebuild';
+      const lsn = o.reachable && o.lsn ? lsnToNumber(o.lsn) : null;
+      const primary = primaryLsn.get(r.herdId);
+      const w = o.reachable && o.inRecovery ? o.walReceiver : null;
+      const endpoint = w?.senderHost ? `${w.senderHost}:${w.senderPort ?? 5432}` : null;
+      const upstream = endpoint ? (byEndpoint.get(`${r.herdId}/${endpoint}`) ?? null) : null;
+      return [
+        r.id,
+        {
+          observed: o,
+          role: !o.reachable ? null : o.inRecovery ? 'replica' : 'primary',
+          state: keep ? (r.state as InstanceState) : o.reachable ? 'running' : stateFrom(o),
+          lsn,
+          lagBytes: !o.reachable ? null : !o.inRecovery ? 0 : primary !== undefined && lsn !== null ? Math.max(0, primary - lsn) : null,
+          upstream,
+          upstreamEndpoint: endpoint && !upstream ? endpoint : null,
+        },
+      ];
+    }),
+  );
 }
 
 /** Refreshes the given instances (default: all). States pgherd set on purpose (fenced, needs_rebuild) stay. */
-export async function refreshFleet(db: Db, opts: { ids?: number[]; concurrency?: number; timeoutMs?: number } = {}): Promise<RefreshSummary> {
+export async function refreshFleet(
+  db: Db,
+  opts: { ids?: number[]; concurrency?: number; timeoutMs?: number } = {},
+): Promise<RefreshSummary> {
   const t0 = Date.now();
   const ids = opts.ids ?? (await db.select({ id: instances.id }).from(instances)).map((r) => r.id);
   const refs = await loadInstanceRefs(db, ids);
@@ -83,7 +93,10 @@ export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[]
     const reading = readings.get(r.id);
     if (!reading) continue; // readPass reads every member it is given
     const v = values(reading, now);
-    await db.update(instances).set({ ...v, state: keepDeliberate(v.state) }).where(eq(instances.id, r.id));
+    await db
+      .update(instances)
+      .set({ ...v, state: keepDeliberate(v.state) })
+      .where(eq(instances.id, r.id));
   }
 }
 
@@ -96,7 +109,7 @@ function values(x: Reading, now: Date) {
     timeline: o.timeline,
     lsn: x.lsn,
     lagBytes: x.lagBytes,
-    lagSeconds: x.role === 'replica' ? o.replayLagSeconds ?? null : 0,
+    lagSeconds: x.role === 'replica' ? (o.replayLagSeconds ?? null) : 0,
     pendingRestart: !!o.pendingRestart,
     upstreamInstanceId: x.upstream?.id ?? null,
     lastObservedAt: now,
@@ -111,10 +124,17 @@ function values(x: Reading, now: Date) {
 export async function checkDnsRecords(db: Db, opts: { herdIds?: number[] } = {}): Promise<{ checked: number; drifted: number }> {
   const herdIds = opts.herdIds ?? (await db.selectDistinct({ id: dnsRecords.herdId }).from(dnsRecords)).map((r) => r.id);
   const herds = await loadHerdRefs(db, herdIds);
-  const seen = (await mapLimit(herds.flatMap((h) => h.dns.map((rec) => ({ h, rec }))), 16, ({ h, rec }) => checkRecord(rec, h.members)));
+  const seen = await mapLimit(
+    herds.flatMap((h) => h.dns.map((rec) => ({ h, rec }))),
+    16,
+    ({ h, rec }) => checkRecord(rec, h.members),
+  );
   const now = new Date();
   for (const d of seen) {
-    await db.update(dnsRecords).set({ lastAnswer: d.answers, drifted: d.answers === null ? null : !d.ok, lastCheckedAt: now }).where(eq(dnsRecords.id, d.record.id));
+    await db
+      .update(dnsRecords)
+      .set({ lastAnswer: d.answers, drifted: d.answers === null ? null : !d.ok, lastCheckedAt: now })
+      .where(eq(dnsRecords.id, d.record.id));
   }
   return { checked: seen.length, drifted: seen.filter((d) => d.answers !== null && !d.ok).length };
 }

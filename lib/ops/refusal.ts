@@ -36,7 +36,10 @@ export type RefusalCode =
 
 export class Refusal extends Error {
   /** `reason`: why, in words, without the leading "refused: ". */
-  constructor(readonly code: RefusalCode, readonly reason: string) {
+  constructor(
+    readonly code: RefusalCode,
+    readonly reason: string,
+  ) {
     super(`refused: ${reason}`);
     this.name = 'Refusal';
   }

@@ -14,8 +14,18 @@ import { checkSshAction } from './actions/check-ssh.action';
 import { replaceHostKeyAction } from './actions/replace-host-key.action';
 
 export const actions: AnyAction[] = [
-  startAction, stopAction, restartAction, reloadAction, promoteAction, remasterAction, rebuildAction,
-  switchoverAction, drFailoverAction, refreshDnsAction, checkSshAction, replaceHostKeyAction,
+  startAction,
+  stopAction,
+  restartAction,
+  reloadAction,
+  promoteAction,
+  remasterAction,
+  rebuildAction,
+  switchoverAction,
+  drFailoverAction,
+  refreshDnsAction,
+  checkSshAction,
+  replaceHostKeyAction,
 ];
 
 export function getAction(name: string): AnyAction | undefined {

@@ -17,7 +17,11 @@ export interface ReplayResult {
   observed: Observed;
 }
 
-export async function replayWhatItCan(e: PgEndpoint, received: string, opts: { signal?: AbortSignal; deadlineMs: number; everyMs?: number; quietMs?: number }): Promise<ReplayResult> {
+export async function replayWhatItCan(
+  e: PgEndpoint,
+  received: string,
+  opts: { signal?: AbortSignal; deadlineMs: number; everyMs?: number; quietMs?: number },
+): Promise<ReplayResult> {
   const quiet = opts.quietMs ?? QUIET_MS;
   const deadline = Date.now() + opts.deadlineMs;
   let last = '';
@@ -25,7 +29,8 @@ export async function replayWhatItCan(e: PgEndpoint, received: string, opts: { s
   for (;;) {
     const o = await observe(e, 2000);
     if (o.reachable && o.lsn) {
-      if (lsnToNumber(o.lsn) >= lsnToNumber(o.receiveLsn ?? received) && lsnToNumber(o.lsn) >= lsnToNumber(received)) return { how: 'all', replayed: o.lsn, observed: o };
+      if (lsnToNumber(o.lsn) >= lsnToNumber(o.receiveLsn ?? received) && lsnToNumber(o.lsn) >= lsnToNumber(received))
+        return { how: 'all', replayed: o.lsn, observed: o };
       const position = `${o.receiveLsn ?? '-'}/${o.lsn ?? '-'}`;
       if (position !== last) {
         last = position;

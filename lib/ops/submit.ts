@@ -13,7 +13,10 @@ import { SubmitError } from './submit-errors';
 
 export class StalePlanError extends SubmitError {
   constructor(readonly plan: Plan) {
-    super('stale', 409, 'the inventory changed since this plan was made; review the new plan', { digest: plan.digest, missing: plan.missing });
+    super('stale', 409, 'the inventory changed since this plan was made; review the new plan', {
+      digest: plan.digest,
+      missing: plan.missing,
+    });
     this.name = 'StalePlanError';
   }
 }
@@ -56,7 +59,11 @@ export interface Actor {
 
 export class WrongTargetsError extends SubmitError {
   constructor(readonly action: AnyAction) {
-    super('wrong-targets', 400, isHerdAction(action) ? `${action.name} runs on herds: give herdIds` : `${action.name} runs on instances: give instanceIds`);
+    super(
+      'wrong-targets',
+      400,
+      isHerdAction(action) ? `${action.name} runs on herds: give herdIds` : `${action.name} runs on instances: give instanceIds`,
+    );
     this.name = 'WrongTargetsError';
   }
 }
@@ -69,7 +76,14 @@ export function targetIdsFor(action: AnyAction, input: { instanceIds?: number[];
   return ids;
 }
 
-export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, action: AnyAction, input: SubmitInput, actor: Actor, log: (e: string, f: object) => void = () => {}): Promise<{ id: number; duplicate: boolean }> {
+export async function submitOperation(
+  db: Db,
+  queue: Queue<TargetJob> | null,
+  action: AnyAction,
+  input: SubmitInput,
+  actor: Actor,
+  log: (e: string, f: object) => void = () => {},
+): Promise<{ id: number; duplicate: boolean }> {
   const ids = targetIdsFor(action, input);
   // Authorization first: a key never tells anyone who may not run this whether an operation exists.
   // A refusal (AccessDenied) goes up to whoever answers it, the console or the API, which records it.
@@ -86,27 +100,39 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
   if (!runnable.length) throw new NothingToRunError();
 
   const created = await db.transaction(async (tx) => {
-    const [op] = await tx.insert(operations).values({
-      action: action.name,
-      params: { [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.targets.map((t) => t.instanceId ?? t.herdId), actionParams: plan.params },
-      status: 'queued',
-      planDigest: plan.digest,
-      requestedBy: actor.id,
-      requestedByName: actor.username,
-      requestedBySystem: actor.id === null && actor.access.superuser,
-      confirmation: input.confirmation.slice(0, 200),
-      idempotencyKey: input.idempotencyKey,
-    }).onConflictDoNothing({ target: [operations.requestedByName, operations.idempotencyKey] }).returning({ id: operations.id });
+    const [op] = await tx
+      .insert(operations)
+      .values({
+        action: action.name,
+        params: {
+          [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.targets.map((t) => t.instanceId ?? t.herdId),
+          actionParams: plan.params,
+        },
+        status: 'queued',
+        planDigest: plan.digest,
+        requestedBy: actor.id,
+        requestedByName: actor.username,
+        requestedBySystem: actor.id === null && actor.access.superuser,
+        confirmation: input.confirmation.slice(0, 200),
+        idempotencyKey: input.idempotencyKey,
+      })
+      .onConflictDoNothing({ target: [operations.requestedByName, operations.idempotencyKey] })
+      .returning({ id: operations.id });
     if (!op) return null; // a concurrent submit of the same page won
-    const rows = await tx.insert(operationTargets).values(plan.targets.map((t) => ({
-      operationId: op.id,
-      instanceId: t.instanceId,
-      herdId: t.herdId,
-      label: t.label,
-      status: t.refused ? ('cancelled' as const) : ('queued' as const),
-      error: t.refused ? `refused: ${t.refused}` : null,
-      refusal: t.refused ? (t.refusalCode ?? 'unclassified') : null,
-    }))).returning({ id: operationTargets.id, status: operationTargets.status });
+    const rows = await tx
+      .insert(operationTargets)
+      .values(
+        plan.targets.map((t) => ({
+          operationId: op.id,
+          instanceId: t.instanceId,
+          herdId: t.herdId,
+          label: t.label,
+          status: t.refused ? ('cancelled' as const) : ('queued' as const),
+          error: t.refused ? `refused: ${t.refused}` : null,
+          refusal: t.refused ? (t.refusalCode ?? 'unclassified') : null,
+        })),
+      )
+      .returning({ id: operationTargets.id, status: operationTargets.status });
     const envs = [...new Set(plan.targets.map((t) => t.environmentId))];
     // The operation itself, then one entry per target: each instance's (or herd's) history shows it.
     const perTarget = plan.targets.map((t): AuditInput => ({
@@ -119,22 +145,31 @@ export async function submitOperation(db: Db, queue: Queue<TargetJob> | null, ac
       environmentId: t.environmentId,
       changes: { operation: [null, op.id], ...(t.refused ? { refused: [null, t.refused] } : {}) },
     }));
-    await writeAudit(tx, [{
-      user: actor,
-      remoteAddr: actor.remoteAddr,
-      action: `operation.${action.name}`,
-      objectType: 'operations',
-      objectId: String(op.id),
-      objectLabel: `${action.label}: ${runnable.length} ${plan.on === 'herd' ? 'herd' : 'target'}${runnable.length === 1 ? '' : 's'}`,
-      environmentId: envs.length === 1 ? envs[0] : null,
-      changes: {
-        digest: [null, plan.digest],
-        ...(Object.keys(plan.params).length ? { params: [null, JSON.stringify(plan.params)] } : {}),
-        targets: [null, plan.targets.map((t) => `${t.label}${t.refused ? ' (refused)' : ''}`).join(', ').slice(0, 2000)],
-        confirmation: [null, input.confirmation.slice(0, 200)],
-        ...(input.retryOf ? { retryOf: [null, input.retryOf] } : {}),
+    await writeAudit(tx, [
+      {
+        user: actor,
+        remoteAddr: actor.remoteAddr,
+        action: `operation.${action.name}`,
+        objectType: 'operations',
+        objectId: String(op.id),
+        objectLabel: `${action.label}: ${runnable.length} ${plan.on === 'herd' ? 'herd' : 'target'}${runnable.length === 1 ? '' : 's'}`,
+        environmentId: envs.length === 1 ? envs[0] : null,
+        changes: {
+          digest: [null, plan.digest],
+          ...(Object.keys(plan.params).length ? { params: [null, JSON.stringify(plan.params)] } : {}),
+          targets: [
+            null,
+            plan.targets
+              .map((t) => `${t.label}${t.refused ? ' (refused)' : ''}`)
+              .join(', ')
+              .slice(0, 2000),
+          ],
+          confirmation: [null, input.confirmation.slice(0, 200)],
+          ...(input.retryOf ? { retryOf: [null, input.retryOf] } : {}),
+        },
       },
-    }, ...perTarget]);
+      ...perTarget,
+    ]);
     return { id: op.id, queued: rows.filter((r) => r.status === 'queued').map((r) => r.id) };
   });
   if (!created) {

@@ -4,7 +4,9 @@ import { afterAll, expect, it, vi } from 'vitest';
 import { webQueue } from './web-queue';
 
 const saved = process.env.REDIS_URL;
-afterAll(() => { process.env.REDIS_URL = saved; });
+afterAll(() => {
+  process.env.REDIS_URL = saved;
+});
 
 it('logs Redis being away as throttled events, never BullMQ\u2019s unhandled-error stack traces', async () => {
   // A port that refuses connections: Redis is down.

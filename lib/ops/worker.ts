@@ -42,12 +42,16 @@ export async function startWorker(cfg: WorkerConfig) {
   const { db, pool } = createDb(cfg.databaseUrl, (cfg.concurrency ?? 8) + 4);
   const ssh = new SshPool({
     privateKey: readFileSync(cfg.sshKeyPath),
-    log: (e, f) => { if (e !== 'ssh.exec.start' && e !== 'ssh.exec.end') log(e, f); },
+    log: (e, f) => {
+      if (e !== 'ssh.exec.start' && e !== 'ssh.exec.end') log(e, f);
+    },
     // Pin the host key seen on first contact (a read-only command: "Check SSH") to the server by its id,
     // never by an address another server may share or take over; only where none is pinned yet.
     onFirstContact: async (t, fp) => {
       if (t.serverId === undefined) return void log('ssh.hostkey.not_pinned', { host: t.host, fingerprint: fp, reason: 'no server id' });
-      await db.update(servers).set({ sshHostKeyFingerprint: fp })
+      await db
+        .update(servers)
+        .set({ sshHostKeyFingerprint: fp })
         .where(and(eq(servers.id, t.serverId), isNull(servers.sshHostKeyFingerprint)));
       log('ssh.hostkey.pinned', { host: t.host, serverId: t.serverId, fingerprint: fp });
     },
@@ -76,23 +80,31 @@ export async function startWorker(cfg: WorkerConfig) {
 
   const consumer = workerConnection(cfg.redisUrl);
   consumer.on('error', (err) => quietly('redis.error', { connection: 'consumer', error: err.message }));
-  const worker = new Worker<TargetJob>(TARGET_QUEUE, async (job: Job<TargetJob>, token?: string) => {
-    const outcome = await executeTarget(db, ssh, job.data.targetId, holder, log, cfg.beforeSteps);
-    if (outcome === 'wait') {
-      // The herd is busy: come back shortly without holding a worker slot.
-      await job.moveToDelayed(Date.now() + 150 + Math.floor(Math.random() * 100), token);
-      throw new DelayedError();
-    }
-    return outcome;
-  }, { connection: consumer, prefix, concurrency: cfg.concurrency ?? 8 });
-  worker.on('failed', (job, err) => log('job.failed', { jobId: job?.id, error: err.message, cause: err.cause === undefined ? '' : errorText(err.cause) }));
+  const worker = new Worker<TargetJob>(
+    TARGET_QUEUE,
+    async (job: Job<TargetJob>, token?: string) => {
+      const outcome = await executeTarget(db, ssh, job.data.targetId, holder, log, cfg.beforeSteps);
+      if (outcome === 'wait') {
+        // The herd is busy: come back shortly without holding a worker slot.
+        await job.moveToDelayed(Date.now() + 150 + Math.floor(Math.random() * 100), token);
+        throw new DelayedError();
+      }
+      return outcome;
+    },
+    { connection: consumer, prefix, concurrency: cfg.concurrency ?? 8 },
+  );
+  worker.on('failed', (job, err) =>
+    log('job.failed', { jobId: job?.id, error: err.message, cause: err.cause === undefined ? '' : errorText(err.cause) }),
+  );
   // BullMQ reports here what goes wrong outside a job (a job whose keys a Redis restart lost: "Missing key for job").
   worker.on('error', (err) => quietly('worker.error', { error: err.message }));
 
   // Background chores in flight: close() waits for them before it ends the pool they use.
   const chores = new Set<Promise<void>>();
   const chore = (name: string, fn: () => Promise<void>) => {
-    const p = fn().catch((err: unknown) => log(`${name}.error`, { error: errorText(err) })).finally(() => chores.delete(p));
+    const p = fn()
+      .catch((err: unknown) => log(`${name}.error`, { error: errorText(err) }))
+      .finally(() => chores.delete(p));
     chores.add(p);
   };
   const timer = setInterval(() => chore('reconcile', doReconcile), cfg.reconcileEveryMs ?? 10_000);
@@ -106,7 +118,9 @@ export async function startWorker(cfg: WorkerConfig) {
     refreshing = true;
     const client = await pool.connect();
     try {
-      const { rows: [row] } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [REFRESH_LOCK]);
+      const {
+        rows: [row],
+      } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [REFRESH_LOCK]);
       if (!row?.ok) return;
       try {
         log('refresh.done', await refreshFleet(db));

@@ -10,22 +10,32 @@ export const WORKER_ALIVE_EVERY_MS = 5000;
 export const WORKER_SILENT_MS = 3 * WORKER_ALIVE_EVERY_MS + 1000;
 
 export async function registerWorker(db: Db, holder: string, concurrency: number): Promise<void> {
-  await db.insert(workers).values({ holder, hostname: os.hostname(), pid: process.pid, concurrency })
+  await db
+    .insert(workers)
+    .values({ holder, hostname: os.hostname(), pid: process.pid, concurrency })
     .onConflictDoUpdate({ target: workers.holder, set: { lastSeenAt: sql`now()`, stoppedAt: null } });
   // Rows of workers gone for a day tell nobody anything.
   await db.delete(workers).where(sql`${workers.lastSeenAt} < now() - interval '1 day'`);
 }
 
 export async function workerAlive(db: Db, holder: string): Promise<void> {
-  await db.update(workers).set({ lastSeenAt: sql`now()` }).where(sql`${workers.holder} = ${holder}`);
+  await db
+    .update(workers)
+    .set({ lastSeenAt: sql`now()` })
+    .where(sql`${workers.holder} = ${holder}`);
 }
 
 export async function workerStopped(db: Db, holder: string): Promise<void> {
-  await db.update(workers).set({ stoppedAt: sql`now()` }).where(sql`${workers.holder} = ${holder}`);
+  await db
+    .update(workers)
+    .set({ stoppedAt: sql`now()` })
+    .where(sql`${workers.holder} = ${holder}`);
 }
 
 /** The workers alive now: stopped ones and silent ones do not count. */
 export async function liveWorkers(db: Db): Promise<{ holder: string; hostname: string; concurrency: number; lastSeenAt: Date }[]> {
-  return db.select({ holder: workers.holder, hostname: workers.hostname, concurrency: workers.concurrency, lastSeenAt: workers.lastSeenAt }).from(workers)
+  return db
+    .select({ holder: workers.holder, hostname: workers.hostname, concurrency: workers.concurrency, lastSeenAt: workers.lastSeenAt })
+    .from(workers)
     .where(and(isNull(workers.stoppedAt), gt(workers.lastSeenAt, sql`now() - ${WORKER_SILENT_MS} * interval '1 millisecond'`)));
 }

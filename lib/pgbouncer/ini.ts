@@ -12,7 +12,10 @@ export class PoolerConfigError extends Error {
   }
 }
 
-interface Pair { key: string; value: string }
+interface Pair {
+  key: string;
+  value: string;
+}
 
 /** `host=a port=5432 dbname='my db'` -> pairs (values unquoted); libpq-style quoting with \\ and \'. */
 export function parseConnstr(s: string): Pair[] {
@@ -43,10 +46,15 @@ export function parseConnstr(s: string): Pair[] {
 }
 
 function formatConnstr(pairs: Pair[]): string {
-  return pairs.map(({ key, value }) => `${key}=${/^[^\s'\\]+$/.test(value) ? value : `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`}`).join(' ');
+  return pairs
+    .map(({ key, value }) => `${key}=${/^[^\s'\\]+$/.test(value) ? value : `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`}`)
+    .join(' ');
 }
 
-export interface EntryTarget { host: string; port: number }
+export interface EntryTarget {
+  host: string;
+  port: number;
+}
 
 /** Where each named entry of [databases] points now (host, port; PgBouncer's defaults when unset). */
 export function readEntries(text: string): Map<string, EntryTarget & { line: number }> {
@@ -85,7 +93,10 @@ export function repointEntries(text: string, entries: string[], to: EntryTarget)
     const raw = lines[e.line] ?? '';
     const eq = raw.indexOf('=');
     const pairs = parseConnstr(raw.slice(eq + 1));
-    for (const [key, value] of [['host', to.host], ['port', String(to.port)]] as const) {
+    for (const [key, value] of [
+      ['host', to.host],
+      ['port', String(to.port)],
+    ] as const) {
       const p = pairs.find((x) => x.key === key);
       if (p) p.value = value;
       else pairs.push({ key, value });

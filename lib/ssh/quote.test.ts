@@ -6,7 +6,9 @@ const hostile = ['/data; touch /tmp/x', "it's", '$(id)', '`id`', 'a b', '', 'x\n
 
 describe('shell quoting', () => {
   it('leaves plain words alone and quotes everything else', () => {
-    expect(shellCommand(['/usr/lib/postgresql/15/bin/pg_ctl', '-D', '/var/lib/pg/main', '-m', 'fast', 'stop'])).toBe('/usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/pg/main -m fast stop');
+    expect(shellCommand(['/usr/lib/postgresql/15/bin/pg_ctl', '-D', '/var/lib/pg/main', '-m', 'fast', 'stop'])).toBe(
+      '/usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/pg/main -m fast stop',
+    );
     expect(quoteArg("it's")).toBe(`'it'\\''s'`);
     expect(quoteArg('')).toBe("''");
   });
@@ -23,14 +25,15 @@ describe('shell quoting', () => {
 
   it('redacts passwords in every quoting style', () => {
     for (const [input, out] of [
-      ["password='a b c' user=x", "password=*** user=x"],
+      ["password='a b c' user=x", 'password=*** user=x'],
       ['password="a b" user=x', 'password=*** user=x'],
       ['password = secret', 'password = ***'],
       ['PGPASSWORD=hunter2 psql', 'PGPASSWORD=*** psql'],
       ['{"password": "s3cr\\"et"}', '{"password": "***"}'],
       ['postgres://app:hunter2@db:5432/x', 'postgres://app:***@db:5432/x'],
       ["billing = host=10.0.0.1 port=5432 password='p; w'", 'billing = host=10.0.0.1 port=5432 password=***'],
-    ]) expect(redact(input!), input).toBe(out);
+    ])
+      expect(redact(input!), input).toBe(out);
     expect(redact('bypass: yes')).toBe('bypass: yes');
   });
 

@@ -8,8 +8,18 @@ import { HostKeyMismatchError, HostKeyNotPinnedError, SshCommandError, SshTimeou
 const lab = readLab(inject('labFile'));
 const ssh = lab.ssh!;
 const pinned: { fp?: string } = {};
-const pool = new SshPool({ privateKey: readFileSync(ssh.privateKeyPath), onFirstContact: (_t, fp) => { pinned.fp = fp; } });
-const target = (address: string, fp: string | null = ssh.hostKeyFingerprint): SshTarget => ({ host: address, port: ssh.port, username: ssh.user, hostKeyFingerprint: fp });
+const pool = new SshPool({
+  privateKey: readFileSync(ssh.privateKeyPath),
+  onFirstContact: (_t, fp) => {
+    pinned.fp = fp;
+  },
+});
+const target = (address: string, fp: string | null = ssh.hostKeyFingerprint): SshTarget => ({
+  host: address,
+  port: ssh.port,
+  username: ssh.user,
+  hostKeyFingerprint: fp,
+});
 afterAll(() => pool.close());
 
 describe('SshPool against the lab sshd', () => {
@@ -29,7 +39,13 @@ describe('SshPool against the lab sshd', () => {
 
   it('records the host key on a read-only first contact, refuses to change anything on a host without one, and refuses a changed one, naming both fingerprints', async () => {
     const contacts: string[] = [];
-    const first = new SshPool({ privateKey: readFileSync(ssh.privateKeyPath), onFirstContact: (_t, fp) => { pinned.fp = fp; contacts.push(fp); } });
+    const first = new SshPool({
+      privateKey: readFileSync(ssh.privateKeyPath),
+      onFirstContact: (_t, fp) => {
+        pinned.fp = fp;
+        contacts.push(fp);
+      },
+    });
     // A command that changes something is refused before any connection is made.
     const marker = `/tmp/pgherd-unpinned-${process.pid}`;
     await expect(first.exec(target(lab.instances[2]!.address, null), ['touch', marker])).rejects.toBeInstanceOf(HostKeyNotPinnedError);
@@ -39,7 +55,9 @@ describe('SshPool against the lab sshd', () => {
     expect(pinned.fp).toBe(ssh.hostKeyFingerprint);
     await first.close();
     const wrong = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
-    const err = (await pool.exec(target(lab.instances[3]!.address, wrong), ['touch', '/tmp/should-not-exist']).catch((e: unknown) => e)) as HostKeyMismatchError;
+    const err = (await pool
+      .exec(target(lab.instances[3]!.address, wrong), ['touch', '/tmp/should-not-exist'])
+      .catch((e: unknown) => e)) as HostKeyMismatchError;
     expect(err).toBeInstanceOf(HostKeyMismatchError);
     expect(err.message).toContain(lab.instances[3]!.address);
     expect(err.message).toContain(wrong);

@@ -107,7 +107,9 @@ export class SshPool {
       client.once('ready', () => {
         settled = true;
         const pin = !t.hostKeyFingerprint ? this.opts.onFirstContact : undefined;
-        Promise.resolve().then(() => pin?.(t, seen)).then(() => resolve(client), reject);
+        Promise.resolve()
+          .then(() => pin?.(t, seen))
+          .then(() => resolve(client), reject);
       });
       // ssh2 may emit more than one error for one failed connection: keep listening, settle once.
       client.on('error', (err) => {
@@ -128,7 +130,12 @@ export class SshPool {
       } catch (err) {
         if (err instanceof HostKeyMismatchError || !transient(err) || ++attempt > this.opts.connectRetries) throw err;
         const wait = Math.min(2000, 100 * 2 ** attempt) * (0.5 + Math.random());
-        this.opts.log?.('ssh.connect.retry', { host: t.host, attempt, waitMs: Math.round(wait), error: err instanceof Error ? err.message : String(err) });
+        this.opts.log?.('ssh.connect.retry', {
+          host: t.host,
+          attempt,
+          waitMs: Math.round(wait),
+          error: err instanceof Error ? err.message : String(err),
+        });
         await new Promise((r) => setTimeout(r, wait));
       }
     }
@@ -141,15 +148,22 @@ export class SshPool {
       const ready = this.connect(t);
       c = { client: undefined as unknown as Client, ready, slots: new Semaphore(this.opts.maxPerHost) };
       const entry = c;
-      ready.then((client) => {
-        entry.client = client;
-        const drop = () => { if (this.conns.get(k) === entry) this.conns.delete(k); };
-        client.once('close', drop);
-        client.on('error', (err) => {
-          drop();
-          this.opts.log?.('ssh.connection.error', { host: t.host, error: err.message });
-        });
-      }, () => { if (this.conns.get(k) === entry) this.conns.delete(k); });
+      ready.then(
+        (client) => {
+          entry.client = client;
+          const drop = () => {
+            if (this.conns.get(k) === entry) this.conns.delete(k);
+          };
+          client.once('close', drop);
+          client.on('error', (err) => {
+            drop();
+            this.opts.log?.('ssh.connection.error', { host: t.host, error: err.message });
+          });
+        },
+        () => {
+          if (this.conns.get(k) === entry) this.conns.delete(k);
+        },
+      );
       this.conns.set(k, c);
     }
     return c;
@@ -160,7 +174,11 @@ export class SshPool {
    * host without a pinned key only a command its caller declares `readOnly` runs (the first contact,
    * which pins the key); anything else is refused before connecting.
    */
-  async exec(t: SshTarget, argv: readonly string[], opts: { timeoutMs?: number; secrets?: string[]; stdin?: string; readOnly?: boolean } = {}): Promise<ExecResult> {
+  async exec(
+    t: SshTarget,
+    argv: readonly string[],
+    opts: { timeoutMs?: number; secrets?: string[]; stdin?: string; readOnly?: boolean } = {},
+  ): Promise<ExecResult> {
     if (!t.hostKeyFingerprint && !opts.readOnly) throw new HostKeyNotPinnedError(t.host);
     const command = shellCommand(argv);
     const shown = redact(command, opts.secrets);
@@ -186,7 +204,15 @@ export class SshPool {
     }
   }
 
-  private run(client: Client, t: SshTarget, command: string, shown: string, timeoutMs: number, started: number, stdin?: string): Promise<ExecResult> {
+  private run(
+    client: Client,
+    t: SshTarget,
+    command: string,
+    shown: string,
+    timeoutMs: number,
+    started: number,
+    stdin?: string,
+  ): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
       client.exec(command, (err, stream) => {
         if (err) {
@@ -202,9 +228,16 @@ export class SshPool {
           stream.close();
           reject(new SshTimeoutError(t.host, shown, timeoutMs));
         }, timeoutMs);
-        stream.on('data', (d: Buffer) => { stdout = (stdout + d.toString()).slice(-TAIL); });
-        stream.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-TAIL); });
-        stream.on('exit', (c: number | null, s?: string) => { code = c; signal = s ?? null; });
+        stream.on('data', (d: Buffer) => {
+          stdout = (stdout + d.toString()).slice(-TAIL);
+        });
+        stream.stderr.on('data', (d: Buffer) => {
+          stderr = (stderr + d.toString()).slice(-TAIL);
+        });
+        stream.on('exit', (c: number | null, s?: string) => {
+          code = c;
+          signal = s ?? null;
+        });
         stream.on('close', () => {
           clearTimeout(timer);
           this.opts.log?.('ssh.exec.end', { host: t.host, command: shown, code, ms: Date.now() - started });
@@ -217,7 +250,11 @@ export class SshPool {
   }
 
   /** exec, and an SshCommandError (naming host, command, exit code and stderr) unless it exits 0. */
-  async execOk(t: SshTarget, argv: readonly string[], opts: { timeoutMs?: number; secrets?: string[]; readOnly?: boolean } = {}): Promise<ExecResult> {
+  async execOk(
+    t: SshTarget,
+    argv: readonly string[],
+    opts: { timeoutMs?: number; secrets?: string[]; readOnly?: boolean } = {},
+  ): Promise<ExecResult> {
     const r = await this.exec(t, argv, opts);
     if (r.code !== 0) throw new SshCommandError(t.host, redact(shellCommand(argv), opts.secrets), r.code, r.signal, r.stderr);
     return r;
@@ -226,12 +263,14 @@ export class SshPool {
   async close(): Promise<void> {
     const all = [...this.conns.values()];
     this.conns.clear();
-    await Promise.all(all.map(async (c) => {
-      try {
-        (await c.ready).end();
-      } catch {
-        /* never connected: nothing to close */
-      }
-    }));
+    await Promise.all(
+      all.map(async (c) => {
+        try {
+          (await c.ready).end();
+        } catch {
+          /* never connected: nothing to close */
+        }
+      }),
+    );
   }
 }

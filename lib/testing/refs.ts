@@ -7,10 +7,30 @@ import type { InstanceRef } from '@/lib/ops/instance-ref';
 export function member(id: number, role: InstanceRef['role'], over: Partial<InstanceRef> = {}): InstanceRef {
   const hostname = `db-${id}.example.com`;
   return {
-    id, label: `${hostname}:5432`, herdId: 1, herd: 'orders', environment: 'production', environmentId: 1, serverId: id, serverEnvironmentId: 1, serverEnvironment: 'production',
-    hostname, address: `10.0.0.${id}`, site: id === 3 ? 'dc-west' : 'dc-east', host: `10.0.0.${id}`, port: 5432,
-    dataDirectory: '/var/lib/postgresql/15/main', pgVersion: 15, controlDriver: 'pg_ctl', role, state: 'running',
-    upstreamId: role === 'replica' ? 1 : null, lsn: 1000, lagBytes: 0, timeline: 1, herdSystemIdentifier: '7300000000000000001',
+    id,
+    label: `${hostname}:5432`,
+    herdId: 1,
+    herd: 'orders',
+    environment: 'production',
+    environmentId: 1,
+    serverId: id,
+    serverEnvironmentId: 1,
+    serverEnvironment: 'production',
+    hostname,
+    address: `10.0.0.${id}`,
+    site: id === 3 ? 'dc-west' : 'dc-east',
+    host: `10.0.0.${id}`,
+    port: 5432,
+    dataDirectory: '/var/lib/postgresql/15/main',
+    pgVersion: 15,
+    controlDriver: 'pg_ctl',
+    role,
+    state: 'running',
+    upstreamId: role === 'replica' ? 1 : null,
+    lsn: 1000,
+    lagBytes: 0,
+    timeline: 1,
+    herdSystemIdentifier: '7300000000000000001',
     ssh: { host: `10.0.0.${id}`, port: 22, username: 'postgres', hostKeyFingerprint: `SHA256:key${id}` },
     ...over,
   };
@@ -19,11 +39,27 @@ export function member(id: number, role: InstanceRef['role'], over: Partial<Inst
 /** The herd "orders" with these members and a CNAME that follows its primary; no PgBouncer unless given. */
 export function herd(members: InstanceRef[], over: Partial<HerdRef> = {}): HerdRef {
   return {
-    id: 1, label: 'production/orders', name: 'orders', environment: 'production', environmentId: 1, systemIdentifier: '7300000000000000001',
+    id: 1,
+    label: 'production/orders',
+    name: 'orders',
+    environment: 'production',
+    environmentId: 1,
+    systemIdentifier: '7300000000000000001',
     members,
-    dns: [{ id: 1, name: 'orders.db.example.com', type: 'CNAME', zone: 'db.example.com', provider: 'rfc2136', ttl: 30, match: 'role', matchRole: 'primary', matchInstanceId: null }],
+    dns: [
+      {
+        id: 1,
+        name: 'orders.db.example.com',
+        type: 'CNAME',
+        zone: 'db.example.com',
+        provider: 'rfc2136',
+        ttl: 30,
+        match: 'role',
+        matchRole: 'primary',
+        matchInstanceId: null,
+      },
+    ],
     poolers: [],
     ...over,
   };
 }
-

@@ -13,9 +13,18 @@ import { parseParams } from '@/lib/ops/plan';
 export async function runAction(db: Db, ssh: SshPool, action: InstanceAction, instanceId: number, params: unknown = {}) {
   const [target] = await loadInstanceRefs(db, [instanceId]);
   const members = (await loadHerdMembers(db, [target!])).get(target!.herdId)!;
-  const [op] = await db.insert(operations).values({ action: action.name, planDigest: 'test', requestedByName: 'test', status: 'running' }).returning();
-  const [tg] = await db.insert(operationTargets).values({ operationId: op!.id, instanceId: target!.id, herdId: target!.herdId, label: target!.label, status: 'running' }).returning();
-  const res = await runPipeline(action.steps(target!, { db, ssh }, { members, params: parseParams(action, params) }), dbRecorder(db, tg!.id));
+  const [op] = await db
+    .insert(operations)
+    .values({ action: action.name, planDigest: 'test', requestedByName: 'test', status: 'running' })
+    .returning();
+  const [tg] = await db
+    .insert(operationTargets)
+    .values({ operationId: op!.id, instanceId: target!.id, herdId: target!.herdId, label: target!.label, status: 'running' })
+    .returning();
+  const res = await runPipeline(
+    action.steps(target!, { db, ssh }, { members, params: parseParams(action, params) }),
+    dbRecorder(db, tg!.id),
+  );
   const steps = await db.select().from(operationSteps).where(eq(operationSteps.targetId, tg!.id)).orderBy(asc(operationSteps.seq));
   return { res, steps };
 }

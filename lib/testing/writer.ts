@@ -42,8 +42,16 @@ export function startWriter(dsn: string, table = 'writes'): Writer {
   return {
     acked,
     errors,
-    get maxGapMs() { return maxGapMs; },
-    resetGap: () => { maxGapMs = 0; last = performance.now(); },
-    stop: async () => { stopping = true; await done; },
+    get maxGapMs() {
+      return maxGapMs;
+    },
+    resetGap: () => {
+      maxGapMs = 0;
+      last = performance.now();
+    },
+    stop: async () => {
+      stopping = true;
+      await done;
+    },
   };
 }

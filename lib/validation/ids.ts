@@ -11,7 +11,15 @@ export function parseId(raw: string): number | null {
 }
 
 /** An id in a schema (API bodies take numbers; forms and query strings, text). */
-export const idNumber = (what = 'an id') => z.number({ message: `${what} is a whole number from 1 to ${MAX_ID}` })
-  .int(`${what} is a whole number from 1 to ${MAX_ID}`).min(1, `${what} is a whole number from 1 to ${MAX_ID}`).max(MAX_ID, `${what} is a whole number from 1 to ${MAX_ID}`);
-export const idText = (what = 'an id') => z.coerce.number({ message: `${what} is a whole number from 1 to ${MAX_ID}` })
-  .int(`${what} is a whole number from 1 to ${MAX_ID}`).min(1, `${what} is a whole number from 1 to ${MAX_ID}`).max(MAX_ID, `${what} is a whole number from 1 to ${MAX_ID}`);
+export const idNumber = (what = 'an id') =>
+  z
+    .number({ message: `${what} is a whole number from 1 to ${MAX_ID}` })
+    .int(`${what} is a whole number from 1 to ${MAX_ID}`)
+    .min(1, `${what} is a whole number from 1 to ${MAX_ID}`)
+    .max(MAX_ID, `${what} is a whole number from 1 to ${MAX_ID}`);
+export const idText = (what = 'an id') =>
+  z.coerce
+    .number({ message: `${what} is a whole number from 1 to ${MAX_ID}` })
+    .int(`${what} is a whole number from 1 to ${MAX_ID}`)
+    .min(1, `${what} is a whole number from 1 to ${MAX_ID}`)
+    .max(MAX_ID, `${what} is a whole number from 1 to ${MAX_ID}`);

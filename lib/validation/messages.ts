@@ -15,7 +15,8 @@ export function humanMessage(iss: Issue): string | undefined {
       if (iss.origin === 'array' || iss.origin === 'set') return `At most ${plural(Number(iss.maximum), 'item', 'items')}.`;
       return `At most ${iss.maximum}.`;
     case 'too_small':
-      if (iss.origin === 'string') return Number(iss.minimum) <= 1 ? 'This field is required.' : `At least ${plural(Number(iss.minimum), 'character', 'characters')}.`;
+      if (iss.origin === 'string')
+        return Number(iss.minimum) <= 1 ? 'This field is required.' : `At least ${plural(Number(iss.minimum), 'character', 'characters')}.`;
       if (iss.origin === 'array' || iss.origin === 'set') return `At least ${plural(Number(iss.minimum), 'item', 'items')}.`;
       return `At least ${iss.minimum}.`;
     case 'invalid_type':

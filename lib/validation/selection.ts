@@ -17,7 +17,14 @@ export const idList = z
   .max(MAX_SELECTION * 22, TOO_MANY)
   .regex(/^\d{1,10}(,\d{1,10})*$/, `Ids are a comma-separated list of whole numbers from 1 to ${MAX_ID}.`)
   .transform((s) => [...new Set(s.split(',').map(Number))])
-  .pipe(z.array(z.number().int().min(1, `Ids are whole numbers from 1 to ${MAX_ID}.`).max(MAX_ID, `Ids are whole numbers from 1 to ${MAX_ID}.`)).min(1).max(MAX_SELECTION, TOO_MANY));
+  .pipe(
+    z
+      .array(
+        z.number().int().min(1, `Ids are whole numbers from 1 to ${MAX_ID}.`).max(MAX_ID, `Ids are whole numbers from 1 to ${MAX_ID}.`),
+      )
+      .min(1)
+      .max(MAX_SELECTION, TOO_MANY),
+  );
 
 export type Selection = { all: true } | { all: false; ids: number[] };
 
@@ -31,7 +38,8 @@ export function parseSelection(raw: Record<string, unknown>): { ok: true; select
   const parsed = selection.safeParse({ ...(raw.all === '1' ? { all: '1' } : {}), ids: raw.ids });
   if (parsed.success) return { ok: true, selection: parsed.data };
   if (raw.all !== '1' && (raw.ids === undefined || raw.ids === '')) return { ok: false, error: 'Nothing was selected.' };
-  const issue = parsed.error.issues.flatMap((i) => (i.code === 'invalid_union' ? i.errors.flat() : [i]))
+  const issue = parsed.error.issues
+    .flatMap((i) => (i.code === 'invalid_union' ? i.errors.flat() : [i]))
     .find((i) => i.path.includes('ids'));
   return { ok: false, error: issue?.message ?? 'The selection is not well formed.' };
 }

@@ -30,7 +30,11 @@ async function main() {
     req.headers['x-forwarded-for'] = client;
     void handle(req, res);
   });
-  server.listen(port, hostname, () => console.log(JSON.stringify({ event: 'web.ready', url: `http://${hostname}:${port}`, trustedProxies: process.env.PGHERD_TRUSTED_PROXIES ?? '' })));
+  server.listen(port, hostname, () =>
+    console.log(
+      JSON.stringify({ event: 'web.ready', url: `http://${hostname}:${port}`, trustedProxies: process.env.PGHERD_TRUSTED_PROXIES ?? '' }),
+    ),
+  );
   // Keep-alive connections would hold close() open for ever: end them, and do not wait past 5 s.
   const stop = () => {
     server.close(() => process.exit(0));

@@ -17,7 +17,6 @@ import { malformed, orAnswer, orDeny } from '@/lib/auth/session';
 import type { Intent } from '@/components/admin/object-form';
 import type { AgentTokenState } from '@/components/admin/agent-token-form';
 
-
 const intents = z.enum(['save', 'addanother', 'continue']);
 
 // A server action's arguments are whatever the client sent: `values` is checked here and parsed by saveObject.
@@ -30,10 +29,18 @@ export async function saveAction(model: string, id: number | null, values: unkno
   if (!okId || !okIntent.success || typeof values !== 'object' || values === null) {
     return { ok: false, fieldErrors: {}, formError: 'Malformed request.' };
   }
-  const res = await orAnswer(() => saveObject(getDb(), def, id, values, who), (err) => ({ ok: false as const, fieldErrors: {}, formError: `Permission denied: ${err.message}. Nothing has been changed.` }));
+  const res = await orAnswer(
+    () => saveObject(getDb(), def, id, values, who),
+    (err) => ({ ok: false as const, fieldErrors: {}, formError: `Permission denied: ${err.message}. Nothing has been changed.` }),
+  );
   if (!res.ok) return res;
   const base = `/admin/${def.name}`;
-  const redirectTo = okIntent.data === 'continue' ? `${base}/${res.id}?saved=1` : okIntent.data === 'addanother' ? `${base}/add?saved=${res.id}` : `${base}?saved=${res.id}`;
+  const redirectTo =
+    okIntent.data === 'continue'
+      ? `${base}/${res.id}?saved=1`
+      : okIntent.data === 'addanother'
+        ? `${base}/add?saved=${res.id}`
+        : `${base}?saved=${res.id}`;
   return { ok: true, redirect: redirectTo };
 }
 
@@ -58,8 +65,13 @@ export async function agentTokenAction(_prev: AgentTokenState, form: FormData): 
   const parsed = agentTokenForm.safeParse(Object.fromEntries(form.entries()));
   if (!parsed.success) return { error: 'Malformed request.' };
   const db = getDb();
-  return orAnswer<AgentTokenState>(async () => {
-    await demand(db, who.access, 'admin', 'An agent token for this server', [await environmentOf(db, serversAdmin, parsed.data.serverId)]);
-    return { token: await createAgentToken(db, parsed.data.serverId, who) };
-  }, (err) => ({ error: `Permission denied: ${err.message}.` }));
+  return orAnswer<AgentTokenState>(
+    async () => {
+      await demand(db, who.access, 'admin', 'An agent token for this server', [
+        await environmentOf(db, serversAdmin, parsed.data.serverId),
+      ]);
+      return { token: await createAgentToken(db, parsed.data.serverId, who) };
+    },
+    (err) => ({ error: `Permission denied: ${err.message}.` }),
+  );
 }

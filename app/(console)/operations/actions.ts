@@ -16,7 +16,6 @@ import { paramsFromForm, paramsQuery } from '@/lib/ops/params-form';
 import { currentActor } from '@/lib/auth/actor';
 import { malformed, orDeny } from '@/lib/auth/session';
 
-
 const confirmForm = z.object({
   action: z.string().min(1).max(50),
   // The ids the confirmation page listed (it computed "all matching" itself), in the shared selection's bounds.
@@ -25,13 +24,25 @@ const confirmForm = z.object({
   key: z.string().regex(/^[0-9a-f]{32}$/),
   confirmation: z.string().max(200).default(''),
   /** The operation this one retries (recorded in its audit entry). */
-  retryOf: z.string().regex(/^[1-9]\d{0,9}$/).optional(),
+  retryOf: z
+    .string()
+    .regex(/^[1-9]\d{0,9}$/)
+    .optional(),
   /** The changelist the selection came from (the way back after a stale plan). */
-  from: z.string().regex(/^[a-z-]{1,40}$/).optional(),
+  from: z
+    .string()
+    .regex(/^[a-z-]{1,40}$/)
+    .optional(),
 });
 
 /** Back to the plan page, which says why from this flag (parameters that do not fit: it says what is wrong with them). */
-const backFlag: Record<SubmitErrorCode, string> = { stale: '&stale=1', mistyped: '&mistyped=1', nothing: '&nothing=1', params: '', 'wrong-targets': '' };
+const backFlag: Record<SubmitErrorCode, string> = {
+  stale: '&stale=1',
+  mistyped: '&mistyped=1',
+  nothing: '&nothing=1',
+  params: '',
+  'wrong-targets': '',
+};
 
 export async function confirmOperationAction(form: FormData): Promise<void> {
   const who = await currentActor();
@@ -45,7 +56,24 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
   const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids.join(',')}${paramsQuery(params)}${from ? `&from=${from}` : ''}${retryOf ? `&retryOf=${retryOf}` : ''}`;
   let id: number;
   try {
-    id = (await orDeny(() => submitOperation(getDb(), webQueue(), action, { [isHerdAction(action) ? 'herdIds' : 'instanceIds']: ids, params, digest, confirmation, idempotencyKey: key, retryOf: retryOf ? Number(retryOf) : undefined }, who))).id;
+    id = (
+      await orDeny(() =>
+        submitOperation(
+          getDb(),
+          webQueue(),
+          action,
+          {
+            [isHerdAction(action) ? 'herdIds' : 'instanceIds']: ids,
+            params,
+            digest,
+            confirmation,
+            idempotencyKey: key,
+            retryOf: retryOf ? Number(retryOf) : undefined,
+          },
+          who,
+        ),
+      )
+    ).id;
   } catch (err) {
     if (err instanceof SubmitError) redirect(`${back}${backFlag[err.code]}`);
     throw err;
@@ -72,5 +100,7 @@ export async function retryOperationAction(form: FormData): Promise<void> {
   const { id } = parsed.data;
   const input = await orDeny(() => retryInput(getDb(), who.access, id));
   if (!input || !input.ids.length) redirect(`/operations/${id}`);
-  redirect(`/operations/new?action=${encodeURIComponent(input.action)}&ids=${input.ids.join(',')}${paramsQuery(input.params)}&retryOf=${id}`);
+  redirect(
+    `/operations/new?action=${encodeURIComponent(input.action)}&ids=${input.ids.join(',')}${paramsQuery(input.params)}&retryOf=${id}`,
+  );
 }

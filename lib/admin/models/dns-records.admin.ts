@@ -28,7 +28,11 @@ export const dnsRecordsAdmin = defineAdmin({
     zone: { label: 'Zone', sql: dnsRecords.zone },
     provider: { label: 'Provider', sql: dnsRecords.provider },
     ttl: { label: 'TTL', sql: dnsRecords.ttl, format: 'number' },
-    follows: { label: 'Follows', sql: sql<string>`CASE WHEN ${dnsRecords.match} = 'role' THEN 'role ' || ${dnsRecords.matchRole} ELSE 'instance #' || ${dnsRecords.matchInstanceId} END`, sortable: false },
+    follows: {
+      label: 'Follows',
+      sql: sql<string>`CASE WHEN ${dnsRecords.match} = 'role' THEN 'role ' || ${dnsRecords.matchRole} ELSE 'instance #' || ${dnsRecords.matchInstanceId} END`,
+      sortable: false,
+    },
   },
   listDisplay: ['name', 'type', 'herd', 'zone', 'provider', 'ttl', 'follows'],
   listFilter: [

@@ -12,9 +12,12 @@ const herdId = () => qualified(herds.id);
 // The same order as rankReplicas (lib/ops/candidates.ts): most WAL, then least lag, then id.
 const candidateId = () => sql`(SELECT i.id FROM instances i WHERE i.herd_id = ${herdId()} AND i.role = 'replica' AND i.state = 'running'
   ORDER BY i.lsn DESC NULLS LAST, i.lag_bytes ASC NULLS LAST, i.id LIMIT 1)`;
-const primaryId = () => sql`(SELECT i.id FROM instances i WHERE i.herd_id = ${herdId()} AND i.role = 'primary' AND i.state <> 'fenced' ORDER BY i.id LIMIT 1)`;
-const labelOf = (id: ReturnType<typeof sql>) => sql<string>`(SELECT s.hostname || ':' || i.port FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.id = ${id})`;
-const siteOf = (id: ReturnType<typeof sql>) => sql<string>`(SELECT s.site FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.id = ${id})`;
+const primaryId = () =>
+  sql`(SELECT i.id FROM instances i WHERE i.herd_id = ${herdId()} AND i.role = 'primary' AND i.state <> 'fenced' ORDER BY i.id LIMIT 1)`;
+const labelOf = (id: ReturnType<typeof sql>) =>
+  sql<string>`(SELECT s.hostname || ':' || i.port FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.id = ${id})`;
+const siteOf = (id: ReturnType<typeof sql>) =>
+  sql<string>`(SELECT s.site FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.id = ${id})`;
 
 export const drAdmin = defineAdmin({
   name: 'dr',
@@ -25,7 +28,12 @@ export const drAdmin = defineAdmin({
     name: { label: 'Herd', sql: herds.name, link: 'self' },
     environment: { label: 'Environment', sql: environments.name },
     primary: { label: 'Primary', sql: labelOf(primaryId()), sortable: false },
-    primaryState: { label: 'Primary state', sql: sql<string>`(SELECT i.state::text FROM instances i WHERE i.id = ${primaryId()})`, format: 'badge', sortable: false },
+    primaryState: {
+      label: 'Primary state',
+      sql: sql<string>`(SELECT i.state::text FROM instances i WHERE i.id = ${primaryId()})`,
+      format: 'badge',
+      sortable: false,
+    },
     primarySite: { label: 'Primary site', sql: siteOf(primaryId()), sortable: false },
     candidate: { label: 'Candidate', sql: labelOf(candidateId()), sortable: false },
     candidateSite: { label: 'Candidate site', sql: siteOf(candidateId()), sortable: false },
@@ -44,5 +52,7 @@ export const drAdmin = defineAdmin({
   ],
   searchFields: ['name', 'environment'],
   ordering: ['environment', 'name'],
-  actions: [{ name: 'dr-failover', label: 'DR failover', href: '/operations/new?action=dr-failover&from=dr', role: drFailoverAction.permission }],
+  actions: [
+    { name: 'dr-failover', label: 'DR failover', href: '/operations/new?action=dr-failover&from=dr', role: drFailoverAction.permission },
+  ],
 });

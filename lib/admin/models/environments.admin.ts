@@ -17,8 +17,18 @@ export const environmentsAdmin = defineAdmin({
   fields: {
     name: { label: 'Name', sql: environments.name, link: 'self' },
     description: { label: 'Description', sql: environments.description, sortable: false },
-    herds: { label: 'Herds', sql: sql<number>`(SELECT count(*) FROM herds h WHERE h.environment_id = ${qualified(environments.id)})::int`, format: 'number', sortable: false },
-    servers: { label: 'Servers', sql: sql<number>`(SELECT count(*) FROM servers s WHERE s.environment_id = ${qualified(environments.id)})::int`, format: 'number', sortable: false },
+    herds: {
+      label: 'Herds',
+      sql: sql<number>`(SELECT count(*) FROM herds h WHERE h.environment_id = ${qualified(environments.id)})::int`,
+      format: 'number',
+      sortable: false,
+    },
+    servers: {
+      label: 'Servers',
+      sql: sql<number>`(SELECT count(*) FROM servers s WHERE s.environment_id = ${qualified(environments.id)})::int`,
+      format: 'number',
+      sortable: false,
+    },
     updatedAt: { label: 'Updated', sql: environments.updatedAt, format: 'datetime' },
   },
   listDisplay: ['name', 'description', 'herds', 'servers', 'updatedAt'],

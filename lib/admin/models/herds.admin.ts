@@ -28,13 +28,23 @@ export const herdsAdmin = defineAdmin({
     name: { label: 'Name', sql: herds.name, link: 'self' },
     environmentId: { label: 'Environment id', sql: herds.environmentId, sortable: false },
     environment: { label: 'Environment', sql: environments.name, link: { model: 'environments', idField: 'environmentId' } },
-    members: { label: 'Members', sql: sql<number>`(SELECT count(*) FROM instances i WHERE i.herd_id = ${qualified(herds.id)})::int`, format: 'number', sortable: false },
+    members: {
+      label: 'Members',
+      sql: sql<number>`(SELECT count(*) FROM instances i WHERE i.herd_id = ${qualified(herds.id)})::int`,
+      format: 'number',
+      sortable: false,
+    },
     primary: {
       label: 'Primary',
       sql: sql<string>`(SELECT s.hostname || ':' || i.port FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.herd_id = ${qualified(herds.id)} AND i.role = 'primary' ORDER BY i.id LIMIT 1)`,
       sortable: false,
     },
-    replicas: { label: 'Replicas', sql: sql<number>`(SELECT count(*) FROM instances i WHERE i.herd_id = ${qualified(herds.id)} AND i.role = 'replica')::int`, format: 'number', sortable: false },
+    replicas: {
+      label: 'Replicas',
+      sql: sql<number>`(SELECT count(*) FROM instances i WHERE i.herd_id = ${qualified(herds.id)} AND i.role = 'replica')::int`,
+      format: 'number',
+      sortable: false,
+    },
     worstLag: {
       label: 'Worst lag',
       sql: sql<number>`(SELECT max(i.lag_bytes) FROM instances i WHERE i.herd_id = ${qualified(herds.id)} AND i.role = 'replica')`,
@@ -53,7 +63,19 @@ export const herdsAdmin = defineAdmin({
     controlDriver: { label: 'Control', sql: herds.controlDriver },
     automation: { label: 'Automation', sql: herds.automation, format: 'badge' },
   },
-  listDisplay: ['name', 'environment', 'members', 'primary', 'replicas', 'worstLag', 'dnsName', 'dnsDrift', 'pgVersion', 'controlDriver', 'automation'],
+  listDisplay: [
+    'name',
+    'environment',
+    'members',
+    'primary',
+    'replicas',
+    'worstLag',
+    'dnsName',
+    'dnsDrift',
+    'pgVersion',
+    'controlDriver',
+    'automation',
+  ],
   listFilter: [
     { key: 'environment', label: 'Environment', kind: 'relation', sql: herds.environmentId, labelSql: environments.name },
     { key: 'automation', label: 'Automation', kind: 'choice', sql: herds.automation, choices: automationMode.enumValues },
@@ -69,12 +91,22 @@ export const herdsAdmin = defineAdmin({
     defaultPort: { label: 'Default port', help: 'The port members listen on unless an instance overrides it.', schema: f.int(1, 65535) },
     defaultDataDirectory: { label: 'Default data directory', help: 'For example /var/lib/postgresql/15/main.', schema: f.path() },
     pgVersion: { label: 'PostgreSQL major version', schema: f.int(9, 30) },
-    controlDriver: { label: 'Control driver', help: 'How pgherd starts and stops members: pg_ctl, Debian pg_ctlcluster, systemd or Patroni.' },
-    dnsName: { label: 'Primary DNS name', help: 'The name that follows the primary on switchover and failover (ElepHaaS vhost).', input: { type: 'text', placeholder: 'billing.db.example.com' }, schema: f.text(253) },
+    controlDriver: {
+      label: 'Control driver',
+      help: 'How pgherd starts and stops members: pg_ctl, Debian pg_ctlcluster, systemd or Patroni.',
+    },
+    dnsName: {
+      label: 'Primary DNS name',
+      help: 'The name that follows the primary on switchover and failover (ElepHaaS vhost).',
+      input: { type: 'text', placeholder: 'billing.db.example.com' },
+      schema: f.text(253),
+    },
     automation: { label: 'Automation', help: 'maintenance: pgherd plans no automatic action on this herd.' },
   }),
   validate: (tx, id) => herdDependents(tx, id),
-  actions: actions.filter(isHerdAction).map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}`, role: a.permission })),
+  actions: actions
+    .filter(isHerdAction)
+    .map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}`, role: a.permission })),
   uniqueErrors: {
     herds_environment_name_key: ['name', 'A herd with this name already exists in this environment.'],
   },

@@ -16,7 +16,11 @@ export const operationsAdmin = defineAdmin({
   labelSql: sql`${operations.action} || ' #' || ${operations.id}`,
   objectHref: '/operations',
   // Seen by whoever may see one of its targets' environments.
-  scopeSql: (envIds) => sql`EXISTS (SELECT 1 FROM operation_targets t JOIN herds h ON h.id = t.herd_id WHERE t.operation_id = ${qualified(operations.id)} AND h.environment_id IN (${sql.join(envIds.map((e) => sql`${e}`), sql`, `)}))`,
+  scopeSql: (envIds) =>
+    sql`EXISTS (SELECT 1 FROM operation_targets t JOIN herds h ON h.id = t.herd_id WHERE t.operation_id = ${qualified(operations.id)} AND h.environment_id IN (${sql.join(
+      envIds.map((e) => sql`${e}`),
+      sql`, `,
+    )}))`,
   fields: {
     id: { label: '#', sql: operations.id, link: 'self', format: 'number' },
     action: { label: 'Action', sql: operations.action },
@@ -33,7 +37,9 @@ export const operationsAdmin = defineAdmin({
     { key: 'action', label: 'Action', kind: 'values', sql: operations.action },
     { key: 'user', label: 'User', kind: 'values', sql: operations.requestedByName },
     {
-      key: 'environment', label: 'Environment', kind: 'values',
+      key: 'environment',
+      label: 'Environment',
+      kind: 'values',
       sql: sql`(SELECT min(e.name) FROM operation_targets t JOIN herds h ON h.id = t.herd_id JOIN environments e ON e.id = h.environment_id WHERE t.operation_id = ${qualified(operations.id)})`,
     },
   ],

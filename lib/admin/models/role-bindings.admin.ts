@@ -32,21 +32,40 @@ export const roleBindingsAdmin = defineAdmin({
   ],
   searchFields: ['subject'],
   ordering: ['subject'],
-  form: tableForm(roleBindings, {
-    role: { label: 'Role', help: 'viewer: look at everything in scope. operator: start, stop, restart, reload, rebuild, re-point; add and change inventory. admin: promote, switchover, DR failover, deletes, role bindings.' },
-    // Groups first: they are how most people are given a role.
-    subjectType: { label: 'Bound to', help: 'A directory group (every member) or one user.', input: { type: 'select', choices: ['group', 'user'] } },
-    subject: { label: 'Group DN or username', help: 'Compared without regard to case.', schema: f.name(500) },
-    environmentId: { label: 'Environment', help: 'Leave empty for every environment.', references: () => environmentsAdmin },
-  }, (v, ctx) => {
-    // A group is named by its DN, as the directory returns it for the user's groups.
-    const subject = typeof v.subject === 'string' ? v.subject : '';
-    if (v.subjectType === 'group' && !/^[^=,]+=[^,]+(,[^=,]+=[^,]+)*$/.test(subject.replace(/\\,/g, ''))) {
-      ctx.addIssue({ code: 'custom', path: ['subject'], message: 'Name a group by its DN, for example cn=dba-prod,ou=groups,dc=example,dc=com.' });
-    }
-    if (v.subjectType === 'user' && /[\s,=]/.test(subject)) {
-      ctx.addIssue({ code: 'custom', path: ['subject'], message: 'Name a user by the username they sign in with (no spaces, commas or =).' });
-    }
-  }),
+  form: tableForm(
+    roleBindings,
+    {
+      role: {
+        label: 'Role',
+        help: 'viewer: look at everything in scope. operator: start, stop, restart, reload, rebuild, re-point; add and change inventory. admin: promote, switchover, DR failover, deletes, role bindings.',
+      },
+      // Groups first: they are how most people are given a role.
+      subjectType: {
+        label: 'Bound to',
+        help: 'A directory group (every member) or one user.',
+        input: { type: 'select', choices: ['group', 'user'] },
+      },
+      subject: { label: 'Group DN or username', help: 'Compared without regard to case.', schema: f.name(500) },
+      environmentId: { label: 'Environment', help: 'Leave empty for every environment.', references: () => environmentsAdmin },
+    },
+    (v, ctx) => {
+      // A group is named by its DN, as the directory returns it for the user's groups.
+      const subject = typeof v.subject === 'string' ? v.subject : '';
+      if (v.subjectType === 'group' && !/^[^=,]+=[^,]+(,[^=,]+=[^,]+)*$/.test(subject.replace(/\\,/g, ''))) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['subject'],
+          message: 'Name a group by its DN, for example cn=dba-prod,ou=groups,dc=example,dc=com.',
+        });
+      }
+      if (v.subjectType === 'user' && /[\s,=]/.test(subject)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['subject'],
+          message: 'Name a user by the username they sign in with (no spaces, commas or =).',
+        });
+      }
+    },
+  ),
   uniqueErrors: { role_bindings_key: ['subject', 'This binding exists already.'] },
 });

@@ -25,7 +25,12 @@ export const serversAdmin = defineAdmin({
     environment: { label: 'Environment', sql: environments.name, link: { model: 'environments', idField: 'environmentId' } },
     address: { label: 'Address', sql: servers.address },
     site: { label: 'Site', sql: servers.site },
-    instances: { label: 'Instances', sql: sql<number>`(SELECT count(*) FROM instances i WHERE i.server_id = ${qualified(servers.id)})::int`, format: 'number', sortable: false },
+    instances: {
+      label: 'Instances',
+      sql: sql<number>`(SELECT count(*) FROM instances i WHERE i.server_id = ${qualified(servers.id)})::int`,
+      format: 'number',
+      sortable: false,
+    },
     ssh: { label: 'SSH', sql: sql<string>`${servers.sshUser} || '@:' || ${servers.sshPort}`, sortable: false },
     cloudInstanceType: { label: 'Instance type', sql: servers.cloudInstanceType },
     lastSeenAt: { label: 'Agent last seen', sql: servers.lastSeenAt, format: 'datetime' },
@@ -47,7 +52,11 @@ export const serversAdmin = defineAdmin({
     sshUser: { label: 'SSH user', help: 'The OS user that owns the Postgres data directories.', schema: f.name(64) },
     cloudProvider: { label: 'Cloud provider', help: 'aws, or empty for bare metal.', schema: f.optionalText(20) },
     cloudRegion: { label: 'Cloud region', schema: f.optionalText(40) },
-    cloudInstanceId: { label: 'Cloud instance id', input: { type: 'text', placeholder: 'i-0123456789abcdef0' }, schema: f.optionalText(40) },
+    cloudInstanceId: {
+      label: 'Cloud instance id',
+      input: { type: 'text', placeholder: 'i-0123456789abcdef0' },
+      schema: f.optionalText(40),
+    },
     cloudInstanceType: { label: 'Cloud instance type', input: { type: 'text', placeholder: 'r6g.large' }, schema: f.optionalText(40) },
   }),
   panels: [

@@ -15,23 +15,27 @@ export const checkSshAction = defineAction({
   pinsHostKey: true,
   dangerous: false,
   plan: (t) => ({
-    steps: [{
-      name: 'connect and run true',
-      says: `connect to ${t.ssh.username}@${t.ssh.host}:${t.ssh.port} and run \`true\` (nothing else); ${t.ssh.hostKeyFingerprint
-        ? `check that its host key is the pinned ${t.ssh.hostKeyFingerprint}`
-        : `pin the host key it presents to ${t.hostname} (no key is pinned yet): compare it with the host's own, \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\``}`,
-      timeoutMs: 30_000,
-      run: async (x) => {
-        x.note({ command: 'true' });
-        const r = await x.deps.ssh.exec(t.ssh, ['true'], { timeoutMs: 15_000, readOnly: true });
-        if (r.code !== 0) throw new Error(`${t.ssh.host}: \`true\` exited ${r.code ?? 'by a signal'}`);
-        const [s] = await x.deps.db.select({ fp: servers.sshHostKeyFingerprint }).from(servers).where(eq(servers.id, t.serverId));
-        const fp = s?.fp ?? 'not recorded';
-        const text = t.ssh.hostKeyFingerprint ? `${t.hostname}: host key ${fp} (as pinned)` : `${t.hostname}: host key ${fp} pinned`;
-        x.note({ exitCode: r.code, stdout: text });
-        x.deps.outcome?.(text);
+    steps: [
+      {
+        name: 'connect and run true',
+        says: `connect to ${t.ssh.username}@${t.ssh.host}:${t.ssh.port} and run \`true\` (nothing else); ${
+          t.ssh.hostKeyFingerprint
+            ? `check that its host key is the pinned ${t.ssh.hostKeyFingerprint}`
+            : `pin the host key it presents to ${t.hostname} (no key is pinned yet): compare it with the host's own, \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\``
+        }`,
+        timeoutMs: 30_000,
+        run: async (x) => {
+          x.note({ command: 'true' });
+          const r = await x.deps.ssh.exec(t.ssh, ['true'], { timeoutMs: 15_000, readOnly: true });
+          if (r.code !== 0) throw new Error(`${t.ssh.host}: \`true\` exited ${r.code ?? 'by a signal'}`);
+          const [s] = await x.deps.db.select({ fp: servers.sshHostKeyFingerprint }).from(servers).where(eq(servers.id, t.serverId));
+          const fp = s?.fp ?? 'not recorded';
+          const text = t.ssh.hostKeyFingerprint ? `${t.hostname}: host key ${fp} (as pinned)` : `${t.hostname}: host key ${fp} pinned`;
+          x.note({ exitCode: r.code, stdout: text });
+          x.deps.outcome?.(text);
+        },
       },
-    }],
+    ],
     warnings: t.ssh.hostKeyFingerprint ? [] : ['first contact: the key the host presents is trusted from now on'],
   }),
 });

@@ -15,15 +15,35 @@ type Verb = 'start' | 'stop' | 'restart' | 'reload' | 'promote';
  * Runs argv on the target's host and writes the command, exit code and output into the step's record.
  * `recordOutput: false` for what may hold secrets (a configuration file read back): its size is recorded instead.
  */
-export async function execNoted(deps: ActionDeps, t: { ssh: SshTarget }, ctx: StepContext, argv: string[], timeoutMs = 150_000, stdin?: string, recordOutput = true) {
+export async function execNoted(
+  deps: ActionDeps,
+  t: { ssh: SshTarget },
+  ctx: StepContext,
+  argv: string[],
+  timeoutMs = 150_000,
+  stdin?: string,
+  recordOutput = true,
+) {
   ctx.note({ command: shellCommand(argv) });
   const r = await deps.ssh.exec(t.ssh, argv, { timeoutMs, stdin });
-  ctx.note({ exitCode: r.code, stdout: recordOutput ? r.stdout.slice(-4000) : `(${r.stdout.length} bytes read, not recorded: it may hold passwords)`, stderr: r.stderr.slice(-4000) });
+  ctx.note({
+    exitCode: r.code,
+    stdout: recordOutput ? r.stdout.slice(-4000) : `(${r.stdout.length} bytes read, not recorded: it may hold passwords)`,
+    stderr: r.stderr.slice(-4000),
+  });
   return r;
 }
 
 /** execNoted, failing the step with the host, command, exit code and stderr unless it exits 0. */
-export async function execNotedOk(deps: ActionDeps, t: { ssh: SshTarget }, ctx: StepContext, argv: string[], timeoutMs = 150_000, stdin?: string, recordOutput = true) {
+export async function execNotedOk(
+  deps: ActionDeps,
+  t: { ssh: SshTarget },
+  ctx: StepContext,
+  argv: string[],
+  timeoutMs = 150_000,
+  stdin?: string,
+  recordOutput = true,
+) {
   const r = await execNoted(deps, t, ctx, argv, timeoutMs, stdin, recordOutput);
   if (r.code !== 0) throw new SshCommandError(t.ssh.host, shellCommand(argv), r.code, r.signal, r.stderr);
   return r;

@@ -36,11 +36,20 @@ beforeAll(async () => {
   await seedLabFleet(t.db, t.lab);
   ({ id: herdId } = (await t.db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'billing')).orderBy(herds.id).limit(1))[0]!);
   queue = targetQueue(producerConnection(t.lab.redis!.url), prefix);
-  worker = await startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, concurrency: 4, refreshEveryMs: 0, queuePrefix: prefix });
+  worker = await startWorker({
+    databaseUrl: t.url,
+    redisUrl: t.lab.redis!.url,
+    sshKeyPath: t.lab.ssh!.privateKeyPath,
+    concurrency: 4,
+    refreshEveryMs: 0,
+    queuePrefix: prefix,
+  });
 });
 afterAll(async () => {
   await worker?.close();
-  await ifAssigned(queue)?.obliterate({ force: true }).catch(() => {});
+  await ifAssigned(queue)
+    ?.obliterate({ force: true })
+    .catch(() => {});
   await ifAssigned(queue)?.close();
   await ifAssigned(t)?.close();
 });
@@ -52,7 +61,13 @@ const writeName = () => dns().herds.find((h) => h.environment === 'production' &
 
 async function run(action: AnyAction, herdIds: number[]) {
   const plan = await planOperation(t.db, SYSTEM_ACCESS, action, herdIds);
-  const { id } = await submitOperation(t.db, queue, action, { herdIds, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
+  const { id } = await submitOperation(
+    t.db,
+    queue,
+    action,
+    { herdIds, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') },
+    actor,
+  );
   for (let i = 0; i < 300; i++) {
     const [op] = await t.db.select().from(operations).where(eq(operations.id, id));
     if (op!.finishedAt) {
@@ -77,10 +92,15 @@ describe('refresh DNS', () => {
     expect(op!.status).toBe('succeeded');
     expect(await lookup(server(), writeName(), 'CNAME')).toEqual([primary.server]);
     const dnsStep = steps.find((s) => s.name === `DNS: ${writeName()}`)!;
-    expect(dnsStep.command).toBe(`DNS UPDATE zone ${dns().zone} at ${dns().server}:${dns().port}: ${writeName()} 30 CNAME ${primary.server}`);
+    expect(dnsStep.command).toBe(
+      `DNS UPDATE zone ${dns().zone} at ${dns().server}:${dns().port}: ${writeName()} 30 CNAME ${primary.server}`,
+    );
     expect(dnsStep.stdoutTail).toBe(`was: ${replica.server}\nnow answers: ${primary.server}`);
     expect(JSON.stringify(steps)).not.toContain(dns().key.secret);
-    const [audit] = await t.db.select().from(auditEntries).where(and(eq(auditEntries.action, 'dns.update'), eq(auditEntries.username, 'dns-test')));
+    const [audit] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.action, 'dns.update'), eq(auditEntries.username, 'dns-test')));
     expect(audit!.changes).toEqual({ values: [replica.server, primary.server] });
   });
 
@@ -107,8 +127,10 @@ describe('refresh DNS', () => {
 
   it('the refresher records what each name answers and flags drift, which the herds changelist and the API show', async () => {
     const replica = billing().find((i) => i.role === 'replica')!;
-    const flag = async () => (await changeList(t.db, getAdmin('herds')!, parseListParams(getAdmin('herds')!, { q: 'billing' }, SYSTEM_ACCESS))).rows
-      .find((r) => r.environment === 'production')!.dnsDrift;
+    const flag = async () =>
+      (await changeList(t.db, getAdmin('herds')!, parseListParams(getAdmin('herds')!, { q: 'billing' }, SYSTEM_ACCESS))).rows.find(
+        (r) => r.environment === 'production',
+      )!.dnsDrift;
     expect(await flag()).toBeNull(); // not asked yet
     await replaceRecordSet(server(), dns().zone, dns().key, { name: writeName(), type: 'CNAME', ttl: 30, values: [replica.server] });
     expect(await checkDnsRecords(t.db, { herdIds: [herdId] })).toEqual({ checked: 1, drifted: 1 });
@@ -124,7 +146,14 @@ describe('refresh DNS', () => {
     await t.db.delete(dnsRecords).where(eq(dnsRecords.herdId, herdId));
     const plan = await planOperation(t.db, SYSTEM_ACCESS, refreshDnsAction, [herdId]);
     expect(plan.targets[0]!.refused).toBe('the herd has no DNS records');
-    await expect(submitOperation(t.db, queue, refreshDnsAction, { instanceIds: [1], digest: plan.digest, confirmation: '', idempotencyKey: 'x'.repeat(10) }, actor))
-      .rejects.toThrow('refresh-dns runs on herds: give herdIds');
+    await expect(
+      submitOperation(
+        t.db,
+        queue,
+        refreshDnsAction,
+        { instanceIds: [1], digest: plan.digest, confirmation: '', idempotencyKey: 'x'.repeat(10) },
+        actor,
+      ),
+    ).rejects.toThrow('refresh-dns runs on herds: give herdIds');
   });
 });

@@ -26,17 +26,19 @@ import { herdIdentity, identityProblem } from '../identity';
 import { replayWhatItCan } from '../replay';
 import { execNoted } from './control-steps';
 
-export const drFailoverParams = z.object({
-  /** Promote this replica (if it answers); left out: the reachable replica with the highest received LSN. */
-  candidateInstanceId: idText('candidateInstanceId').optional(),
-  /** How long the candidate may take to replay what it received before it is promoted anyway (ms). */
-  replayDeadlineMs: z.coerce.number().int().min(0).max(3_600_000).optional(),
-  /**
-   * The operator says the old primary cannot accept writes (powered off, cut off from every client):
-   * pgherd then promotes without proving it. Recorded with the operation in the audit log.
-   */
-  fencedByOperator: flagParam(),
-}).strict();
+export const drFailoverParams = z
+  .object({
+    /** Promote this replica (if it answers); left out: the reachable replica with the highest received LSN. */
+    candidateInstanceId: idText('candidateInstanceId').optional(),
+    /** How long the candidate may take to replay what it received before it is promoted anyway (ms). */
+    replayDeadlineMs: z.coerce.number().int().min(0).max(3_600_000).optional(),
+    /**
+     * The operator says the old primary cannot accept writes (powered off, cut off from every client):
+     * pgherd then promotes without proving it. Recorded with the operation in the audit log.
+     */
+    fencedByOperator: flagParam(),
+  })
+  .strict();
 
 /** How long the old primary has to answer before it is taken for gone. */
 export const FENCE_PROBE_MS = 1500;
@@ -56,13 +58,20 @@ export function drPair(h: HerdRef, candidateId?: number): { old: InstanceRef; ca
   const old = recordedPrimary(h.members);
   if (typeof old === 'string') return old;
   const cand = chooseCandidate(h.members, candidateId);
-  if (typeof cand === 'string') return cand === 'the herd has no running replica' ? 'the herd has no running replica to fail over to' : cand;
+  if (typeof cand === 'string')
+    return cand === 'the herd has no running replica' ? 'the herd has no running replica to fail over to' : cand;
   return { old, cand };
 }
 
 /** The herd once `cand` is its primary and `old` is fenced: where its DNS records point. */
 function membersAfter(h: HerdRef, old: InstanceRef, cand: InstanceRef): InstanceRef[] {
-  return h.members.map((m) => (m.id === cand.id ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null } : m.id === old.id ? { ...m, state: 'fenced' } : m));
+  return h.members.map((m) =>
+    m.id === cand.id
+      ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null }
+      : m.id === old.id
+        ? { ...m, state: 'fenced' }
+        : m,
+  );
 }
 
 /** What the steps of one failover find and tell each other. */
@@ -89,17 +98,22 @@ function outcomeOf(old: InstanceRef, s: DrState): string {
   const { m: cand, o } = chosen(s);
   const received = o.receiveLsn ?? o.lsn ?? null;
   const loss = s.oldLastLsn && received ? Math.max(0, lsnToNumber(s.oldLastLsn) - lsnToNumber(received)) : null;
-  return `${cand.label} is the primary; ${old.label} is fenced; possible data loss: ${loss === null ? 'unknown' : `${loss} bytes`}`
-    + ` (old primary\u2019s last LSN ${s.oldLastLsn ?? 'unknown'} ${s.lastSeenHow}, new primary received ${received ?? 'unknown'})`
-    + (s.leftBehind.length ? `; not following the new primary, marked needs rebuild: ${s.leftBehind.join(', ')}` : '');
+  return (
+    `${cand.label} is the primary; ${old.label} is fenced; possible data loss: ${loss === null ? 'unknown' : `${loss} bytes`}` +
+    ` (old primary\u2019s last LSN ${s.oldLastLsn ?? 'unknown'} ${s.lastSeenHow}, new primary received ${received ?? 'unknown'})` +
+    (s.leftBehind.length ? `; not following the new primary, marked needs rebuild: ${s.leftBehind.join(', ')}` : '')
+  );
 }
 
 /** A member other than the recorded primary that accepts writes: promoting a third would make it worse. */
 function refuseSplitBrain(old: InstanceRef, seen: { m: InstanceRef; o: Observed }[], then: string): void {
   const writable = answeringAsPrimary(seen);
   if (!writable.length) return;
-  throw refuse('split-brain', `${writable.map(({ m, o }) => `${m.label} answers as a primary (timeline ${o.timeline ?? 'unknown'})`).join(', ')}, though the inventory has ${old.label} as the herd's primary: `
-    + `it was promoted outside this failover. ${then} Find out which one clients write to; rebuild the other(s) from it`);
+  throw refuse(
+    'split-brain',
+    `${writable.map(({ m, o }) => `${m.label} answers as a primary (timeline ${o.timeline ?? 'unknown'})`).join(', ')}, though the inventory has ${old.label} as the herd's primary: ` +
+      `it was promoted outside this failover. ${then} Find out which one clients write to; rebuild the other(s) from it`,
+  );
 }
 
 /** Before anything changes: some replica answers, none is a second primary, the DNS servers take pgherd's key. */
@@ -120,7 +134,9 @@ async function preflight(h: HerdRef, old: InstanceRef, x: RunContext<DrState>): 
 async function fence(old: InstanceRef, p: Params, x: RunContext<DrState>): Promise<void> {
   const lines: string[] = [];
   if (p.fencedByOperator) {
-    lines.push(`fenced by the operator (${x.deps.operation?.requestedBy.username ?? 'unknown'}: powered off or cut off, as confirmed for this operation); pgherd did not check`);
+    lines.push(
+      `fenced by the operator (${x.deps.operation?.requestedBy.username ?? 'unknown'}: powered off or cut off, as confirmed for this operation); pgherd did not check`,
+    );
   } else {
     // A saturated primary is the usual reason for a failover: only proof counts, never silence.
     const o = await observe(old, FENCE_PROBE_MS);
@@ -133,16 +149,24 @@ async function fence(old: InstanceRef, p: Params, x: RunContext<DrState>): Promi
     if (!o.reachable && o.refused) {
       lines.push(`its host refuses connections on port ${old.port}: nothing listens there`);
     } else {
-      const r = await execNoted(x.deps, old, x, driverFor(old.controlDriver).stop(old, 'immediate'), FENCE_STOP_MS)
-        .catch((err: unknown) => ({ code: -1, signal: null, stdout: '', stderr: errorText(err) }));
+      const r = await execNoted(x.deps, old, x, driverFor(old.controlDriver).stop(old, 'immediate'), FENCE_STOP_MS).catch(
+        (err: unknown) => ({ code: -1, signal: null, stdout: '', stderr: errorText(err) }),
+      );
       const after = await observe(old, FENCE_PROBE_MS);
       if (r.code !== 0 || after.reachable || !after.refused) {
         const seen = o.reachable ? 'it answers' : `it did not answer within ${FENCE_PROBE_MS / 1000} s (${o.error ?? 'no reason given'})`;
-        const stop = r.code !== 0 ? `stopping it over SSH failed (${r.stderr.trim().split('\n').pop() || `exit ${r.code ?? 'unknown'}`})`
-          : after.reachable ? 'it still answers after a stop' : `after a stop its port still does not refuse connections (${after.error ?? 'no reason given'})`;
+        const stop =
+          r.code !== 0
+            ? `stopping it over SSH failed (${r.stderr.trim().split('\n').pop() || `exit ${r.code ?? 'unknown'}`})`
+            : after.reachable
+              ? 'it still answers after a stop'
+              : `after a stop its port still does not refuse connections (${after.error ?? 'no reason given'})`;
         x.note({ stdout: lines.join('\n') });
-        throw refuse('not-fenced', `${old.label} is not proven fenced: ${seen}, and ${stop}. It may still accept writes: promoting now could make two primaries. Nothing was promoted. `
-          + 'If you have fenced it yourself (powered it off, cut it off from every client), run the failover again with "I have fenced the old primary myself"');
+        throw refuse(
+          'not-fenced',
+          `${old.label} is not proven fenced: ${seen}, and ${stop}. It may still accept writes: promoting now could make two primaries. Nothing was promoted. ` +
+            'If you have fenced it yourself (powered it off, cut it off from every client), run the failover again with "I have fenced the old primary myself"',
+        );
       }
       lines.push('stopped over SSH (-m immediate); its port now refuses connections');
     }
@@ -159,7 +183,10 @@ async function fence(old: InstanceRef, p: Params, x: RunContext<DrState>): Promi
 async function pickCandidate(h: HerdRef, old: InstanceRef, p: Params, x: RunContext<DrState>): Promise<void> {
   const all = await observeOthers(old, h.members);
   refuseSplitBrain(old, all, `${old.label} was fenced; nothing was promoted.`);
-  const id = herdIdentity(h.systemIdentifier, all.map(({ o }) => o));
+  const id = herdIdentity(
+    h.systemIdentifier,
+    all.map(({ o }) => o),
+  );
   if (id.ambiguous) throw refuse('identity', id.ambiguous);
   const seen = all.filter(({ o }) => o.reachable && o.inRecovery).sort(byWal);
   // The herd's timeline: its primary's as last seen (by the fence, else the inventory), else the replicas' highest.
@@ -178,10 +205,19 @@ async function pickCandidate(h: HerdRef, old: InstanceRef, p: Params, x: RunCont
     x.note({ stdout: lines.join('\n') });
     const asked = seen.find(({ m }) => m.id === p.candidateInstanceId);
     if (p.candidateInstanceId === undefined) {
-      throw refuse(seen.length ? 'identity' : 'unreachable', seen.length ? 'no replica that answers is on the herd\'s system identifier and timeline; nothing was promoted' : 'no replica answers any more; nothing was promoted');
+      throw refuse(
+        seen.length ? 'identity' : 'unreachable',
+        seen.length
+          ? "no replica that answers is on the herd's system identifier and timeline; nothing was promoted"
+          : 'no replica answers any more; nothing was promoted',
+      );
     }
-    throw asked ? refuse('identity', `${identityProblem(asked.m, asked.o, want) ?? 'it is not a candidate'}; nothing was promoted`)
-      : refuse('unreachable', `the replica asked for (instance ${p.candidateInstanceId}) does not answer as a replica; nothing was promoted`);
+    throw asked
+      ? refuse('identity', `${identityProblem(asked.m, asked.o, want) ?? 'it is not a candidate'}; nothing was promoted`)
+      : refuse(
+          'unreachable',
+          `the replica asked for (instance ${p.candidateInstanceId}) does not answer as a replica; nothing was promoted`,
+        );
   }
   x.state.chosen = pick;
   x.note({ stdout: `${lines.join('\n')}\nchosen: ${pick.m.label}` });
@@ -199,7 +235,9 @@ async function repointOthers(replicas: InstanceRef[], x: RunContext<DrState>): P
     }
     try {
       const o = await pointAt(m, cand, x.deps, x, { resumeReplay: true, timeoutMs: FOLLOW_MS });
-      lines.push(`${m.label}: streaming timeline ${o.walReceiver?.receivedTli ?? '?'} from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}`);
+      lines.push(
+        `${m.label}: streaming timeline ${o.walReceiver?.receivedTli ?? '?'} from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}`,
+      );
     } catch (err) {
       // One replica that cannot follow must not keep the others from following, nor the failover
       // from being done. The usual cause: it holds the start of a record the old primary never
@@ -221,19 +259,22 @@ export const drFailoverAction = defineHerdAction({
   dangerous: true,
   params: {
     schema: drFailoverParams,
-    fields: [{
-      name: 'candidateInstanceId',
-      label: 'New primary',
-      kind: 'herd-member',
-      emptyLabel: 'the reachable replica with the most WAL, measured when it runs',
-      help: 'Forcing a replica that has less WAL than another loses more.',
-    }, {
-      name: 'fencedByOperator',
-      label: 'I have fenced the old primary myself',
-      kind: 'flag',
-      emptyLabel: 'no: pgherd proves the old primary cannot accept writes before it promotes',
-      help: 'Only when it is powered off or cut off from every client: pgherd then promotes without proving that it cannot accept writes.',
-    }],
+    fields: [
+      {
+        name: 'candidateInstanceId',
+        label: 'New primary',
+        kind: 'herd-member',
+        emptyLabel: 'the reachable replica with the most WAL, measured when it runs',
+        help: 'Forcing a replica that has less WAL than another loses more.',
+      },
+      {
+        name: 'fencedByOperator',
+        label: 'I have fenced the old primary myself',
+        kind: 'flag',
+        emptyLabel: 'no: pgherd proves the old primary cannot accept writes before it promotes',
+        help: 'Only when it is powered off or cut off from every client: pgherd then promotes without proving that it cannot accept writes.',
+      },
+    ],
   },
   plan: (h, { params: p }) => {
     const pair = drPair(h, p.candidateInstanceId);
@@ -244,82 +285,115 @@ export const drFailoverAction = defineHerdAction({
     const others = replicas.filter((m) => m.id !== cand.id && m.state === 'running');
     const after = membersAfter(h, old, cand);
     const replayMs = p.replayDeadlineMs ?? 30_000;
-    const state = (): DrState => ({ oldLastLsn: old.lsn === null ? null : formatLsn(old.lsn), oldTimeline: old.timeline, lastSeenHow: 'as last observed by pgherd', leftBehind: [] });
-    const steps: ActionStep<DrState>[] = [{
-      name: 'ask the replicas and the DNS servers',
-      says: 'ask every replica for its received and replayed LSN, and the DNS servers whether they take pgherd\u2019s key (refused if no replica answers or a server refuses: nothing is changed)',
-      timeoutMs: 20_000,
-      run: (x) => preflight(h, old, x),
-    }, {
-      name: `fence ${old.label}`,
-      says: p.fencedByOperator
-        ? `fence ${old.label}: you confirm it is fenced (powered off or cut off); pgherd does not check. pgherd will not start it until it is rebuilt`
-        : `fence ${old.label}: proven when its port refuses connections, or when pgherd stops it over SSH (-m immediate) and its port then refuses them; anything else (no answer within ${FENCE_PROBE_MS / 1000} s, too many clients, an authentication or pg_hba error, SSH failing) stops the failover before anything is promoted. pgherd will not start it until it is rebuilt`,
-      timeoutMs: FENCE_STOP_MS + 3 * FENCE_PROBE_MS + 5_000,
-      run: (x) => fence(old, p, x),
-    }, {
-      name: 'choose the candidate',
-      says: p.candidateInstanceId
-        ? `check that ${cand.label} answers as a replica of the herd (its system identifier and timeline)`
-        : 'choose the reachable replica with the highest received LSN among those that report the herd\u2019s system identifier and timeline',
-      timeoutMs: 15_000,
-      run: (x) => pickCandidate(h, old, p, x),
-    }, {
-      name: 'let the candidate replay all it can',
-      says: `let it replay all it can of what it received (deadline ${replayMs / 1000} s)`,
-      timeoutMs: replayMs + 10_000,
-      run: async (x) => {
-        const { m, o } = chosen(x.state);
-        const received = o.receiveLsn;
-        if (!received) return void x.note({ stdout: 'skipped: it received nothing by streaming' });
-        const r = await replayWhatItCan(m, received, { signal: x.signal, deadlineMs: replayMs });
-        x.note({ stdout: r.how === 'all' ? `received ${received}, replayed all of it (${r.replayed ?? 'unknown'})`
-          : r.how === 'stalled' ? `received ${received}, replayed ${r.replayed ?? 'unknown'}: replay stopped there (${lsnDiff(received, r.replayed) ?? '?'} bytes short, the end of the last complete record; the rest can never be replayed)`
-          // Not lost: the promotion replays what is on disk before it ends recovery. It just takes longer.
-          : `still replaying after ${replayMs / 1000} s (at ${r.replayed ?? 'unknown'}): the promotion finishes the replay` });
+    const state = (): DrState => ({
+      oldLastLsn: old.lsn === null ? null : formatLsn(old.lsn),
+      oldTimeline: old.timeline,
+      lastSeenHow: 'as last observed by pgherd',
+      leftBehind: [],
+    });
+    const steps: ActionStep<DrState>[] = [
+      {
+        name: 'ask the replicas and the DNS servers',
+        says: 'ask every replica for its received and replayed LSN, and the DNS servers whether they take pgherd\u2019s key (refused if no replica answers or a server refuses: nothing is changed)',
+        timeoutMs: 20_000,
+        run: (x) => preflight(h, old, x),
       },
-    }, {
-      name: 'promote the candidate',
-      says: 'promote it (pg_promote) and wait until it accepts writes',
-      timeoutMs: 90_000,
-      run: async (x) => {
-        const { m } = chosen(x.state);
-        const o = await promoteNow(m, x);
-        await recordNewPrimary(x.deps, m, o.timeline);
-        x.deps.outcome?.(outcomeOf(old, x.state));
-        x.note({ stdout: `${m.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
+      {
+        name: `fence ${old.label}`,
+        says: p.fencedByOperator
+          ? `fence ${old.label}: you confirm it is fenced (powered off or cut off); pgherd does not check. pgherd will not start it until it is rebuilt`
+          : `fence ${old.label}: proven when its port refuses connections, or when pgherd stops it over SSH (-m immediate) and its port then refuses them; anything else (no answer within ${FENCE_PROBE_MS / 1000} s, too many clients, an authentication or pg_hba error, SSH failing) stops the failover before anything is promoted. pgherd will not start it until it is rebuilt`,
+        timeoutMs: FENCE_STOP_MS + 3 * FENCE_PROBE_MS + 5_000,
+        run: (x) => fence(old, p, x),
       },
-    },
-    checkpointStep('checkpoint on the new primary', 'CHECKPOINT on the new primary', (s: DrState) => chosen(s).m),
-    ...dnsSteps(h, (s: DrState) => membersAfter(h, old, chosen(s).m), (r) => (p.candidateInstanceId ? describeRecordMove(r, after)
-      : `point ${r.name} (${r.type}, TTL ${r.ttl} s) where the herd says once the new primary accepts writes, then ask the zone\u2019s server until it answers so`)),
-    ...repointPoolerSteps(h.poolers, (s: DrState) => chosen(s).m, 'the new primary'),
-    {
-      name: 're-point the other replicas',
-      says: !others.length ? 'no other replica to re-point'
-        : `${p.candidateInstanceId ? `re-point the other replicas (${others.map((m) => m.label).join(', ')})` : 're-point the other replicas that answer'} to the new primary; one that cannot follow the new timeline (it holds the start of a record the old primary never finished) is marked needs rebuild`,
-      timeoutMs: 300_000,
-      run: async (x) => {
-        await repointOthers(replicas, x);
-        x.deps.outcome?.(outcomeOf(old, x.state));
+      {
+        name: 'choose the candidate',
+        says: p.candidateInstanceId
+          ? `check that ${cand.label} answers as a replica of the herd (its system identifier and timeline)`
+          : 'choose the reachable replica with the highest received LSN among those that report the herd\u2019s system identifier and timeline',
+        timeoutMs: 15_000,
+        run: (x) => pickCandidate(h, old, p, x),
       },
-    }, {
-      name: 'record the new topology and the possible data loss',
-      says: `report the possible data loss: ${old.label}\u2019s last LSN seen minus what the new primary received`,
-      timeoutMs: 20_000,
-      run: async (x) => {
-        await refreshFleet(x.deps.db, { ids: replicas.map((m) => m.id), timeoutMs: 2000 });
-        x.note({ stdout: outcomeOf(old, x.state) });
+      {
+        name: 'let the candidate replay all it can',
+        says: `let it replay all it can of what it received (deadline ${replayMs / 1000} s)`,
+        timeoutMs: replayMs + 10_000,
+        run: async (x) => {
+          const { m, o } = chosen(x.state);
+          const received = o.receiveLsn;
+          if (!received) return void x.note({ stdout: 'skipped: it received nothing by streaming' });
+          const r = await replayWhatItCan(m, received, { signal: x.signal, deadlineMs: replayMs });
+          x.note({
+            stdout:
+              r.how === 'all'
+                ? `received ${received}, replayed all of it (${r.replayed ?? 'unknown'})`
+                : r.how === 'stalled'
+                  ? `received ${received}, replayed ${r.replayed ?? 'unknown'}: replay stopped there (${lsnDiff(received, r.replayed) ?? '?'} bytes short, the end of the last complete record; the rest can never be replayed)`
+                  : // Not lost: the promotion replays what is on disk before it ends recovery. It just takes longer.
+                    `still replaying after ${replayMs / 1000} s (at ${r.replayed ?? 'unknown'}): the promotion finishes the replay`,
+          });
+        },
       },
-    }];
+      {
+        name: 'promote the candidate',
+        says: 'promote it (pg_promote) and wait until it accepts writes',
+        timeoutMs: 90_000,
+        run: async (x) => {
+          const { m } = chosen(x.state);
+          const o = await promoteNow(m, x);
+          await recordNewPrimary(x.deps, m, o.timeline);
+          x.deps.outcome?.(outcomeOf(old, x.state));
+          x.note({ stdout: `${m.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
+        },
+      },
+      checkpointStep('checkpoint on the new primary', 'CHECKPOINT on the new primary', (s: DrState) => chosen(s).m),
+      ...dnsSteps(
+        h,
+        (s: DrState) => membersAfter(h, old, chosen(s).m),
+        (r) =>
+          p.candidateInstanceId
+            ? describeRecordMove(r, after)
+            : `point ${r.name} (${r.type}, TTL ${r.ttl} s) where the herd says once the new primary accepts writes, then ask the zone\u2019s server until it answers so`,
+      ),
+      ...repointPoolerSteps(h.poolers, (s: DrState) => chosen(s).m, 'the new primary'),
+      {
+        name: 're-point the other replicas',
+        says: !others.length
+          ? 'no other replica to re-point'
+          : `${p.candidateInstanceId ? `re-point the other replicas (${others.map((m) => m.label).join(', ')})` : 're-point the other replicas that answer'} to the new primary; one that cannot follow the new timeline (it holds the start of a record the old primary never finished) is marked needs rebuild`,
+        timeoutMs: 300_000,
+        run: async (x) => {
+          await repointOthers(replicas, x);
+          x.deps.outcome?.(outcomeOf(old, x.state));
+        },
+      },
+      {
+        name: 'record the new topology and the possible data loss',
+        says: `report the possible data loss: ${old.label}\u2019s last LSN seen minus what the new primary received`,
+        timeoutMs: 20_000,
+        run: async (x) => {
+          await refreshFleet(x.deps.db, { ids: replicas.map((m) => m.id), timeoutMs: 2000 });
+          x.note({ stdout: outcomeOf(old, x.state) });
+        },
+      },
+    ];
     return {
       state,
       facts: [
         { label: 'Old primary', value: `${old.label} (${old.state})` },
-        { label: 'Candidate', value: `${cand.label}${cand.site ? ` (site ${cand.site})` : ''}${p.candidateInstanceId ? '' : ', chosen again when it runs'}` },
+        {
+          label: 'Candidate',
+          value: `${cand.label}${cand.site ? ` (site ${cand.site})` : ''}${p.candidateInstanceId ? '' : ', chosen again when it runs'}`,
+        },
         { label: 'Lag', value: bytesOrUnknown(lag) },
-        ...h.dns.map((r) => ({ label: `DNS ${r.name}`, value: `${r.type} -> ${cand.hostname}, TTL ${r.ttl} s (clients may use the old answer for up to ${r.ttl} s)` })),
-        { label: 'Possible data loss', value: lag === null ? 'unknown' : `${lag} bytes of WAL (${formatBytes(lag)}), as last observed; measured again when it runs` },
+        ...h.dns.map((r) => ({
+          label: `DNS ${r.name}`,
+          value: `${r.type} -> ${cand.hostname}, TTL ${r.ttl} s (clients may use the old answer for up to ${r.ttl} s)`,
+        })),
+        {
+          label: 'Possible data loss',
+          value: lag === null ? 'unknown' : `${lag} bytes of WAL (${formatBytes(lag)}), as last observed; measured again when it runs`,
+        },
       ],
       steps,
       warnings: [

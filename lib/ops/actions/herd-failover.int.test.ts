@@ -13,7 +13,14 @@ import { migrateDatabase } from '@/db/migrate';
 import { herds, instances, operations, operationSteps, operationTargets, servers } from '@/db/schema';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { lookup } from '@/lib/dns/rfc2136';
-import { allowSsh, dnsConfigWithWrongKey, crash as crashInstance, livePrimary as labPrimary, refuseSsh, restoredCopy } from '@/lib/lab/faults';
+import {
+  allowSsh,
+  dnsConfigWithWrongKey,
+  crash as crashInstance,
+  livePrimary as labPrimary,
+  refuseSsh,
+  restoredCopy,
+} from '@/lib/lab/faults';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs } from '@/lib/lab/proc';
@@ -60,7 +67,15 @@ beforeAll(async () => {
   useLabSettings(lab);
   producer = producerConnection(lab.redis!.url);
   queue = targetQueue(producer, 'failover');
-  worker = await startWorker({ databaseUrl: lab.database.url, redisUrl: lab.redis!.url, sshKeyPath: lab.ssh!.privateKeyPath, concurrency: 8, refreshEveryMs: 0, queuePrefix: 'failover', quiet: true });
+  worker = await startWorker({
+    databaseUrl: lab.database.url,
+    redisUrl: lab.redis!.url,
+    sshKeyPath: lab.ssh!.privateKeyPath,
+    concurrency: 8,
+    refreshEveryMs: 0,
+    queuePrefix: 'failover',
+    quiet: true,
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -74,12 +89,27 @@ afterAll(async () => {
 async function runOp(action: AnyAction, ids: number[], params: Record<string, unknown> = {}) {
   const plan = await planOperation(db, SYSTEM_ACCESS, action, ids, params);
   const t0 = performance.now();
-  const { id } = await submitOperation(db, queue, action, { herdIds: ids, params, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
+  const { id } = await submitOperation(
+    db,
+    queue,
+    action,
+    { herdIds: ids, params, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') },
+    actor,
+  );
   for (let i = 0; i < 1200; i++) {
     const [op] = await db.select().from(operations).where(eq(operations.id, id));
     if (op!.finishedAt) {
       const targets = await db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(operationTargets.id);
-      const steps = await db.select().from(operationSteps).where(inArray(operationSteps.targetId, targets.map((x) => x.id))).orderBy(operationSteps.targetId, operationSteps.seq);
+      const steps = await db
+        .select()
+        .from(operationSteps)
+        .where(
+          inArray(
+            operationSteps.targetId,
+            targets.map((x) => x.id),
+          ),
+        )
+        .orderBy(operationSteps.targetId, operationSteps.seq);
       return { plan, op, targets, steps, ms: performance.now() - t0 };
     }
     await new Promise((r) => setTimeout(r, 50));
@@ -90,7 +120,8 @@ async function runOp(action: AnyAction, ids: number[], params: Record<string, un
 const members = (herd: string) => lab.instances.filter((i) => i.herd === herd);
 const url = (i: Pick<LabInstance, 'address' | 'port'>) => `postgres://postgres@${i.address}:${i.port}/postgres`;
 const inRecovery = async (i: LabInstance) => (await query<{ r: boolean }>(url(i), 'SELECT pg_is_in_recovery() AS r'))[0]!.r;
-const senderOf = async (i: LabInstance) => (await query<{ h: string | null }>(url(i), "SELECT sender_host AS h FROM pg_stat_wal_receiver WHERE status = 'streaming'"))[0]?.h ?? null;
+const senderOf = async (i: LabInstance) =>
+  (await query<{ h: string | null }>(url(i), "SELECT sender_host AS h FROM pg_stat_wal_receiver WHERE status = 'streaming'"))[0]?.h ?? null;
 const writeName = (herd: string) => lab.dns!.herds.find((h) => h.herd === herd)!.writeName;
 const answer = async (herd: string) => lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName(herd), 'CNAME');
 const refs = async (herd: string) => loadInstanceRefs(db, [], { herdIds: [herdIds.get(herd)!] });
@@ -128,7 +159,13 @@ function startBallast(dsn: string) {
     await c.end().catch(() => {});
   };
   const done = insertUntilStopped();
-  return { batches: () => batches, stop: async () => { stopping = true; await done; } };
+  return {
+    batches: () => batches,
+    stop: async () => {
+      stopping = true;
+      await done;
+    },
+  };
 }
 
 describe('switchover', () => {
@@ -149,7 +186,9 @@ describe('switchover', () => {
     expect(op!.status).toBe('succeeded');
     const neu = await livePrimary('alpha');
     expect(neu.server).not.toBe(old.server);
-    expect(targets[0]!.outcome).toBe(`${neu.server}:${neu.port} is the primary; ${old.server}:${old.port} streams from it; no committed transaction lost`);
+    expect(targets[0]!.outcome).toBe(
+      `${neu.server}:${neu.port} is the primary; ${old.server}:${old.port} streams from it; no committed transaction lost`,
+    );
     // Every acknowledged commit is on the new primary; the writer never saw an error.
     expect(writer.errors).toEqual([]);
     const { n } = (await query<{ n: string }>(url(neu), 'SELECT count(*) AS n FROM writes WHERE n = ANY($1::int[])', [writer.acked]))[0]!;
@@ -166,7 +205,11 @@ describe('switchover', () => {
     expect(await senderOf(third)).toBe(neu.address);
     // DNS, asked of BIND, and PgBouncer, asked of itself, point at the new primary.
     expect(await answer('alpha')).toEqual([neu.server]);
-    const entry = (await showDatabases(poolerConsole({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment }))).get(pooler!.databases[0]!)!;
+    const entry = (
+      await showDatabases(
+        poolerConsole({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment }),
+      )
+    ).get(pooler!.databases[0]!)!;
     expect(entry).toMatchObject({ host: neu.address, port: neu.port, paused: false });
     // The inventory says so.
     const inv = await byServer('alpha');
@@ -181,24 +224,35 @@ describe('switchover', () => {
     const primary = await livePrimary('beta');
     const lagging = members('beta').find((m) => m.server !== primary.server)!;
     const inv = await byServer('beta');
-    const plan = await planOperation(db, SYSTEM_ACCESS, switchoverAction, [herdIds.get('beta')!], { candidateInstanceId: inv.get(lagging.server)!.id });
+    const plan = await planOperation(db, SYSTEM_ACCESS, switchoverAction, [herdIds.get('beta')!], {
+      candidateInstanceId: inv.get(lagging.server)!.id,
+    });
     expect(plan.targets[0]!.refused).toBeUndefined();
     await query(url(lagging), 'SELECT pg_wal_replay_pause()');
     try {
       await query(url(primary), "CREATE TABLE ballast AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 25000) g");
       await waitFor('the candidate received the ballast', async () => {
-        const [r] = await query<{ behind: string }>(url(lagging), 'SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) AS behind');
+        const [r] = await query<{ behind: string }>(
+          url(lagging),
+          'SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) AS behind',
+        );
         return Number(r!.behind) > 16 * 1024 * 1024;
       });
-      const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('beta')!], { candidateInstanceId: inv.get(lagging.server)!.id });
+      const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('beta')!], {
+        candidateInstanceId: inv.get(lagging.server)!.id,
+      });
       expect(op!.status).toBe('failed');
-      expect(targets[0]!.error).toMatch(new RegExp(`refused: ${lagging.server}:\\d+ has [\\d.]+ MB left to replay \\(limit 16.0 MB\\); nothing was changed`));
+      expect(targets[0]!.error).toMatch(
+        new RegExp(`refused: ${lagging.server}:\\d+ has [\\d.]+ MB left to replay \\(limit 16.0 MB\\); nothing was changed`),
+      );
       expect(steps.map((s) => s.name)).toEqual(['pre-flight']);
       expect(await inRecovery(primary)).toBe(false);
       expect(await answer('beta')).toEqual([primary.server]);
       // Once the refresher has seen the lag, the plan itself refuses.
       await refreshFleet(db, { ids: [...inv.values()].map((r) => r.id), timeoutMs: 2000 });
-      const again = await planOperation(db, SYSTEM_ACCESS, switchoverAction, [herdIds.get('beta')!], { candidateInstanceId: inv.get(lagging.server)!.id });
+      const again = await planOperation(db, SYSTEM_ACCESS, switchoverAction, [herdIds.get('beta')!], {
+        candidateInstanceId: inv.get(lagging.server)!.id,
+      });
       expect(again.targets[0]!.refused).toMatch(/is [\d.]+ MB behind \(limit 16.0 MB\)/);
     } finally {
       await query(url(lagging), 'SELECT pg_wal_replay_resume()');
@@ -213,7 +267,9 @@ describe('switchover', () => {
     try {
       const { op, targets } = await runOp(switchoverAction, [herdIds.get('gamma')!]);
       expect(op!.status).toBe('failed');
-      expect(targets[0]!.error).toMatch(/refused: .* refused a signed UPDATE of zone lab\.internal: NOTAUTH .*\(key pgherd-lab\); nothing was changed/);
+      expect(targets[0]!.error).toMatch(
+        /refused: .* refused a signed UPDATE of zone lab\.internal: NOTAUTH .*\(key pgherd-lab\); nothing was changed/,
+      );
     } finally {
       useLabSettings(lab);
     }
@@ -233,7 +289,10 @@ describe('switchover undone', () => {
     const writer = startWriter(pooler!.dsn, 'undo_writes');
     try {
       await waitFor('the writer commits', async () => writer.acked.length > 20);
-      const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('alpha')!], { candidateInstanceId: inv.get(cand.server)!.id, catchUpDeadlineMs: 1500 });
+      const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('alpha')!], {
+        candidateInstanceId: inv.get(cand.server)!.id,
+        catchUpDeadlineMs: 1500,
+      });
       const before = writer.acked.length;
       await waitFor('the writer commits again', async () => writer.acked.length > before + 50);
       await writer.stop();
@@ -242,13 +301,28 @@ describe('switchover undone', () => {
       const undo = steps.find((s) => s.name === `start ${old.server}:${old.port} again as primary if no replica was promoted`)!;
       expect(undo).toMatchObject({ status: 'succeeded', stdoutTail: `${old.server}:${old.port} is the primary again` });
       // Undo ran before the resume: newest first.
-      expect(steps.findIndex((s) => s === undo)).toBeLessThan(steps.findIndex((s) => s.name === `PgBouncer ${pooler!.server}:${pooler!.port}: resume (always)`));
+      expect(steps.findIndex((s) => s === undo)).toBeLessThan(
+        steps.findIndex((s) => s.name === `PgBouncer ${pooler!.server}:${pooler!.port}: resume (always)`),
+      );
       expect(await inRecovery(old)).toBe(false);
       expect(await inRecovery(cand)).toBe(true);
       expect(writer.errors).toEqual([]);
-      const { n } = (await query<{ n: string }>(url(old), 'SELECT count(*) AS n FROM undo_writes WHERE n = ANY($1::int[])', [writer.acked]))[0]!;
+      const { n } = (
+        await query<{ n: string }>(url(old), 'SELECT count(*) AS n FROM undo_writes WHERE n = ANY($1::int[])', [writer.acked])
+      )[0]!;
       expect(Number(n)).toBe(writer.acked.length);
-      expect((await showDatabases(poolerConsole({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment }))).get(pooler!.databases[0]!)).toMatchObject({ host: old.address, paused: false });
+      expect(
+        (
+          await showDatabases(
+            poolerConsole({
+              host: pooler!.address,
+              port: pooler!.port,
+              adminUser: pooler!.adminUser,
+              serverEnvironment: pooler!.environment,
+            }),
+          )
+        ).get(pooler!.databases[0]!),
+      ).toMatchObject({ host: old.address, paused: false });
       expect(await answer('alpha')).toEqual([old.server]);
     } finally {
       await writer.stop();
@@ -264,7 +338,10 @@ describe('switchover whose promotion outlives its deadline', () => {
     const cand = members('alpha').find((m) => m.server !== old.server)!;
     const third = members('alpha').find((m) => m.server !== old.server && m.server !== cand.server)!;
     const inv = await byServer('alpha');
-    const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('alpha')!], { candidateInstanceId: inv.get(cand.server)!.id, promoteDeadlineMs: 1 });
+    const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('alpha')!], {
+      candidateInstanceId: inv.get(cand.server)!.id,
+      promoteDeadlineMs: 1,
+    });
     expect(op!.status).toBe('failed');
     expect(targets[0]!.error).toMatch(/did not finish its promotion within 0.001 s of pg_promote/);
     const undo = steps.find((x) => x.name === `start ${old.server}:${old.port} again as primary if no replica was promoted`)!;
@@ -278,9 +355,22 @@ describe('switchover whose promotion outlives its deadline', () => {
       if (r && !r[0]!.r) primaries.push(m.server);
     }
     expect(primaries).toEqual([cand.server]);
-    expect(targets[0]!.outcome).toMatch(new RegExp(`${cand.server}:\\d+ finished its promotion after the switchover gave up on it|pg_promote was sent to ${cand.server}`));
+    expect(targets[0]!.outcome).toMatch(
+      new RegExp(`${cand.server}:\\d+ finished its promotion after the switchover gave up on it|pg_promote was sent to ${cand.server}`),
+    );
     // PgBouncer was resumed, pointing at the one primary; the old primary is fenced in the inventory.
-    expect((await showDatabases(poolerConsole({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment }))).get(pooler!.databases[0]!)).toMatchObject({ host: cand.address, paused: false });
+    expect(
+      (
+        await showDatabases(
+          poolerConsole({
+            host: pooler!.address,
+            port: pooler!.port,
+            adminUser: pooler!.adminUser,
+            serverEnvironment: pooler!.environment,
+          }),
+        )
+      ).get(pooler!.databases[0]!),
+    ).toMatchObject({ host: cand.address, paused: false });
     expect((await byServer('alpha')).get(old.server)!.state).toBe('fenced');
     // Mend alpha for the tests after this one: the old primary rebuilt from the new, the third re-pointed.
     expect((await runRebuild((await byServer('alpha')).get(old.server)!))!.status).toBe('succeeded');
@@ -300,7 +390,11 @@ describe('DR failover with the old primary alive but silent', () => {
     try {
       const refused = await runOp(drFailoverAction, [herdIds.get('gamma')!]);
       expect(refused.op!.status).toBe('failed');
-      expect(refused.targets[0]!.error).toMatch(new RegExp(`^refused: ${old.server}:\\d+ is not proven fenced: it did not answer within 1.5 s .*and stopping it over SSH failed .*Nothing was promoted\\. If you have fenced it yourself`));
+      expect(refused.targets[0]!.error).toMatch(
+        new RegExp(
+          `^refused: ${old.server}:\\d+ is not proven fenced: it did not answer within 1.5 s .*and stopping it over SSH failed .*Nothing was promoted\\. If you have fenced it yourself`,
+        ),
+      );
       expect(refused.steps.map((x) => x.name)).not.toContain('promote the candidate');
       // Nothing changed: both replicas still replicas, DNS on the old primary, the inventory not fenced.
       for (const m of others) expect(await inRecovery(m)).toBe(true);
@@ -311,7 +405,9 @@ describe('DR failover with the old primary alive but silent', () => {
       const { op, targets, steps } = await runOp(drFailoverAction, [herdIds.get('gamma')!], { fencedByOperator: true });
       expect(targets[0]!.error).toBeNull();
       expect(op!.status).toBe('succeeded');
-      expect(steps.find((x) => x.name === `fence ${old.server}:${old.port}`)?.stdoutTail).toMatch(/^fenced by the operator \(failover-test: powered off or cut off/);
+      expect(steps.find((x) => x.name === `fence ${old.server}:${old.port}`)?.stdoutTail).toMatch(
+        /^fenced by the operator \(failover-test: powered off or cut off/,
+      );
       const answering = [];
       for (const m of members('gamma')) {
         const r = await query<{ r: boolean }>(url(m), 'SELECT pg_is_in_recovery() AS r').catch(() => null);
@@ -323,7 +419,14 @@ describe('DR failover with the old primary alive but silent', () => {
       process.kill(pid, 'SIGKILL'); // powered off
       process.kill(pid, 'SIGCONT');
     }
-    await waitFor('the old postmaster is gone', async () => { try { process.kill(pid, 0); return false; } catch { return true; } });
+    await waitFor('the old postmaster is gone', async () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    });
     // Rebuilt from the new primary, gamma is whole again for the tests after this one.
     const rebuilt = await runRebuild((await byServer('gamma')).get(old.server)!);
     expect(rebuilt!.status).toBe('succeeded');
@@ -337,13 +440,40 @@ describe('DR failover in a herd where a replica already answers as a primary', (
     const source = members('beta').find((m) => m.server !== old.server)!;
     // A member promoted outside pgherd (by hand, by another tool) that the inventory still lists as a replica.
     const copy = await restoredCopy(lab, source, 'db-dr-beta-rogue.lab.internal', '127.0.4.200');
-    const [env] = await db.select({ id: herds.environmentId }).from(herds).where(eq(herds.id, herdIds.get('beta')!));
-    const [srv] = await db.insert(servers).values({ hostname: 'db-dr-beta-rogue.lab.internal', environmentId: env!.id, address: '127.0.4.200', sshUser: lab.osUser, sshPort: lab.ssh!.port, sshHostKeyFingerprint: lab.ssh!.hostKeyFingerprint }).returning();
-    const [rogue] = await db.insert(instances).values({ herdId: herdIds.get('beta')!, serverId: srv!.id, port: copy.node.port, dataDirectory: copy.node.dataDirectory, pgVersion: 15, role: 'replica', state: 'running', upstreamInstanceId: (await byServer('beta')).get(old.server)!.id }).returning();
+    const [env] = await db
+      .select({ id: herds.environmentId })
+      .from(herds)
+      .where(eq(herds.id, herdIds.get('beta')!));
+    const [srv] = await db
+      .insert(servers)
+      .values({
+        hostname: 'db-dr-beta-rogue.lab.internal',
+        environmentId: env!.id,
+        address: '127.0.4.200',
+        sshUser: lab.osUser,
+        sshPort: lab.ssh!.port,
+        sshHostKeyFingerprint: lab.ssh!.hostKeyFingerprint,
+      })
+      .returning();
+    const [rogue] = await db
+      .insert(instances)
+      .values({
+        herdId: herdIds.get('beta')!,
+        serverId: srv!.id,
+        port: copy.node.port,
+        dataDirectory: copy.node.dataDirectory,
+        pgVersion: 15,
+        role: 'replica',
+        state: 'running',
+        upstreamInstanceId: (await byServer('beta')).get(old.server)!.id,
+      })
+      .returning();
     try {
       const { op, targets, steps } = await runOp(drFailoverAction, [herdIds.get('beta')!]);
       expect(op!.status).toBe('failed');
-      expect(targets[0]!.error).toMatch(/^refused: db-dr-beta-rogue\.lab\.internal:\d+ answers as a primary \(timeline 1\), though the inventory has db-dr-beta-1\.lab\.internal:\d+ as the herd's primary: it was promoted outside this failover\. Nothing was changed\./);
+      expect(targets[0]!.error).toMatch(
+        /^refused: db-dr-beta-rogue\.lab\.internal:\d+ answers as a primary \(timeline 1\), though the inventory has db-dr-beta-1\.lab\.internal:\d+ as the herd's primary: it was promoted outside this failover\. Nothing was changed\./,
+      );
       expect(steps.map((x) => x.name)).toEqual(['ask the replicas and the DNS servers']);
       expect(await inRecovery(old)).toBe(false);
       for (const m of members('beta').filter((x) => x.server !== old.server)) expect(await inRecovery(m)).toBe(true);
@@ -364,21 +494,30 @@ describe('DR failover', () => {
     // it lags on purpose: it keeps receiving but replays nothing more. The failover must see that.
     const [b, a] = members('beta').filter((m) => m.server !== old.server);
     await query(url(old), 'CREATE TABLE dr_rows (n int PRIMARY KEY)');
-    await waitFor('both have the table', async () => (await query(url(b!), "SELECT 1 FROM pg_class WHERE relname = 'dr_rows'")).length === 1
-      && (await query(url(a!), "SELECT 1 FROM pg_class WHERE relname = 'dr_rows'")).length === 1);
+    await waitFor(
+      'both have the table',
+      async () =>
+        (await query(url(b!), "SELECT 1 FROM pg_class WHERE relname = 'dr_rows'")).length === 1 &&
+        (await query(url(a!), "SELECT 1 FROM pg_class WHERE relname = 'dr_rows'")).length === 1,
+    );
     await refreshFleet(db, { ids: (await refs('beta')).map((r) => r.id), timeoutMs: 2000 });
     await query(url(b!), 'SELECT pg_wal_replay_pause()');
     await query(url(old), 'INSERT INTO dr_rows SELECT generate_series(1, 1000)');
     const { lsn } = (await query<{ lsn: string }>(url(old), 'SELECT pg_current_wal_lsn()::text AS lsn'))[0]!;
     await waitFor('a replayed the rows', async () => (await query(url(a!), 'SELECT count(*)::int AS n FROM dr_rows'))[0]!.n === 1000);
-    await waitFor('b received them', async () => (await query<{ ok: boolean }>(url(b!), `SELECT pg_last_wal_receive_lsn() >= '${lsn}'::pg_lsn AS ok`))[0]!.ok);
+    await waitFor(
+      'b received them',
+      async () => (await query<{ ok: boolean }>(url(b!), `SELECT pg_last_wal_receive_lsn() >= '${lsn}'::pg_lsn AS ok`))[0]!.ok,
+    );
     await crash(old);
     await refuseSsh(lab, LAB_FILE, old.address);
     try {
       const { op, targets, steps, ms, plan } = await runOp(drFailoverAction, [herdIds.get('beta')!]);
       console.log(`DR failover of one herd, primary gone: confirm -> done ${ms.toFixed(0)} ms`);
       // The plan, from the inventory, named b; the failover measured and chose a.
-      expect(plan.targets[0]!.facts?.find((f) => f.label === 'Candidate')?.value).toMatch(new RegExp(`^${b!.server}:\\d+ .*chosen again when it runs`));
+      expect(plan.targets[0]!.facts?.find((f) => f.label === 'Candidate')?.value).toMatch(
+        new RegExp(`^${b!.server}:\\d+ .*chosen again when it runs`),
+      );
       expect(steps.find((s) => s.name === 'choose the candidate')?.stdoutTail).toContain(`chosen: ${a!.server}`);
       expect(targets[0]!.error).toBeNull();
       expect(op!.status).toBe('succeeded');
@@ -387,8 +526,12 @@ describe('DR failover', () => {
       expect(await senderOf(b!)).toBe(a!.address);
       expect(await inRecovery(b!)).toBe(true);
       expect((await query(url(a!), 'SELECT count(*)::int AS n FROM dr_rows'))[0]!.n).toBe(1000);
-      expect(targets[0]!.outcome).toMatch(new RegExp(`^${a!.server}:\\d+ is the primary; ${old.server}:\\d+ is fenced; possible data loss: 0 bytes`));
-      expect(steps.find((s) => s.name === `fence ${old.server}:${old.port}`)?.stdoutTail).toContain(`its host refuses connections on port ${old.port}: nothing listens there`);
+      expect(targets[0]!.outcome).toMatch(
+        new RegExp(`^${a!.server}:\\d+ is the primary; ${old.server}:\\d+ is fenced; possible data loss: 0 bytes`),
+      );
+      expect(steps.find((s) => s.name === `fence ${old.server}:${old.port}`)?.stdoutTail).toContain(
+        `its host refuses connections on port ${old.port}: nothing listens there`,
+      );
       const inv = await byServer('beta');
       expect(inv.get(old.server)!.state).toBe('fenced');
       expect(inv.get(a!.server)).toMatchObject({ role: 'primary', state: 'running' });
@@ -411,10 +554,12 @@ describe('DR failover', () => {
     const olds = await Promise.all(['alpha', 'beta', 'gamma'].map(livePrimary));
     // Large records written without pause: a primary killed mid-record has sent WAL that ends past its
     // last complete record, which its replicas receive but can never replay.
-    const loads = await Promise.all(olds.map(async (o) => {
-      await query(url(o), 'CREATE TABLE IF NOT EXISTS ballast_load (g int, pad text)');
-      return startBallast(url(o));
-    }));
+    const loads = await Promise.all(
+      olds.map(async (o) => {
+        await query(url(o), 'CREATE TABLE IF NOT EXISTS ballast_load (g int, pad text)');
+        return startBallast(url(o));
+      }),
+    );
     await waitFor('the loads write', async () => loads.every((l) => l.batches() > 2));
     await Promise.all(olds.map(crash));
     await Promise.all(loads.map((l) => l.stop()));
@@ -423,7 +568,12 @@ describe('DR failover', () => {
     console.log(`DR failover of three herds in one operation: confirm -> done ${ms.toFixed(0)} ms`);
     const replays = steps.filter((x) => x.name === 'let the candidate replay all it can');
     console.log(replays.map((x) => x.stdoutTail).join('\n'));
-    console.log(steps.filter((x) => x.name === 're-point the other replicas').map((x) => `${x.stdoutTail}\n${x.stderrTail}`).join('\n'));
+    console.log(
+      steps
+        .filter((x) => x.name === 're-point the other replicas')
+        .map((x) => `${x.stdoutTail}\n${x.stderrTail}`)
+        .join('\n'),
+    );
     expect(plan.typeToConfirm).toBe('3');
     expect(targets.map((x) => x.error)).toEqual([null, null, null]);
     expect(op!.status).toBe('succeeded');
@@ -434,7 +584,9 @@ describe('DR failover', () => {
       const neu = await livePrimary(herd);
       expect(neu.server).not.toBe(olds[k]!.server);
       expect(await answer(herd)).toEqual([neu.server]);
-      const { tli } = (await query<{ tli: number }>(url(neu), "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tli"))[0]!;
+      const { tli } = (
+        await query<{ tli: number }>(url(neu), "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tli")
+      )[0]!;
       const inv = await byServer(herd);
       expect(inv.get(neu.server)).toMatchObject({ role: 'primary', timeline: tli });
       for (const m of members(herd).filter((x) => x.server !== neu.server && x.server !== olds[k]!.server)) {
@@ -462,13 +614,30 @@ describe('DR failover', () => {
     await db.update(instances).set({ state: 'needs_rebuild' }).where(eq(instances.id, fInv.id));
     const rebuilt = await runRebuild({ ...fInv, state: 'needs_rebuild' });
     expect(rebuilt!.status).toBe('succeeded');
-    const rebuildSteps = await db.select().from(operationSteps).innerJoin(operationTargets, eq(operationTargets.id, operationSteps.targetId)).where(eq(operationTargets.operationId, rebuilt!.id));
-    expect(rebuildSteps.find((x) => x.operation_steps.name === 'pg_rewind')?.operation_steps.stdoutTail).toBe('skipped: a fresh copy is made instead');
+    const rebuildSteps = await db
+      .select()
+      .from(operationSteps)
+      .innerJoin(operationTargets, eq(operationTargets.id, operationSteps.targetId))
+      .where(eq(operationTargets.operationId, rebuilt!.id));
+    expect(rebuildSteps.find((x) => x.operation_steps.name === 'pg_rewind')?.operation_steps.stdoutTail).toBe(
+      'skipped: a fresh copy is made instead',
+    );
     expect(await senderOf(follower)).toBe(gammaNew.address);
     // alpha's PgBouncer follows too.
     const pooler = lab.pgbouncer[0];
     const alpha = await livePrimary('alpha');
-    expect((await showDatabases(poolerConsole({ host: pooler!.address, port: pooler!.port, adminUser: pooler!.adminUser, serverEnvironment: pooler!.environment }))).get(pooler!.databases[0]!)).toMatchObject({ host: alpha.address, port: alpha.port });
+    expect(
+      (
+        await showDatabases(
+          poolerConsole({
+            host: pooler!.address,
+            port: pooler!.port,
+            adminUser: pooler!.adminUser,
+            serverEnvironment: pooler!.environment,
+          }),
+        )
+      ).get(pooler!.databases[0]!),
+    ).toMatchObject({ host: alpha.address, port: alpha.port });
     await query(pooler!.dsn, 'INSERT INTO writes (n) VALUES (-2)');
   }, 180_000);
 
@@ -476,7 +645,8 @@ describe('DR failover', () => {
     const primary = await livePrimary('gamma');
     const others = members('gamma').filter((m) => m.server !== primary.server);
     // One is the fenced old primary (stopped); stop the other replica too.
-    for (const m of others) await runAs(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', m.dataDirectory, '-m', 'fast', '-w', 'stop']).catch(() => {});
+    for (const m of others)
+      await runAs(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', m.dataDirectory, '-m', 'fast', '-w', 'stop']).catch(() => {});
     const { op, targets } = await runOp(drFailoverAction, [herdIds.get('gamma')!]);
     expect(op!.status).toBe('failed');
     expect(targets[0]!.error).toBe('refused: no replica answers; nothing was changed');
@@ -493,7 +663,13 @@ describe('DR failover', () => {
 async function runInstanceOp(action: AnyAction, id: number) {
   const plan = await planOperation(db, SYSTEM_ACCESS, action, [id]);
   expect(plan.targets[0]!.refused).toBeUndefined();
-  const res = await submitOperation(db, queue, action, { instanceIds: [id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
+  const res = await submitOperation(
+    db,
+    queue,
+    action,
+    { instanceIds: [id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') },
+    actor,
+  );
   for (;;) {
     const [op] = await db.select().from(operations).where(eq(operations.id, res.id));
     if (op!.finishedAt) return op;
@@ -504,7 +680,18 @@ async function runInstanceOp(action: AnyAction, id: number) {
 async function runRebuild(target: InstanceRef) {
   const plan = await planOperation(db, SYSTEM_ACCESS, rebuildAction, [target.id]);
   expect(plan.targets[0]!.refused).toBeUndefined();
-  const { id } = await submitOperation(db, queue, rebuildAction, { instanceIds: [target.id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') }, actor);
+  const { id } = await submitOperation(
+    db,
+    queue,
+    rebuildAction,
+    {
+      instanceIds: [target.id],
+      digest: plan.digest,
+      confirmation: plan.typeToConfirm ?? '',
+      idempotencyKey: randomBytes(8).toString('hex'),
+    },
+    actor,
+  );
   for (;;) {
     const [op] = await db.select().from(operations).where(eq(operations.id, id));
     if (op!.finishedAt) return op;

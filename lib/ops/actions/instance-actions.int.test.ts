@@ -26,8 +26,13 @@ beforeAll(async () => {
   t = await freshDatabase();
   await seedLabFleet(t.db, t.lab);
   ssh = new SshPool({ privateKey: readFileSync(t.lab.ssh!.privateKeyPath) });
-  const all = await loadInstanceRefs(t.db, (await t.db.select({ id: instances.id }).from(instances)).map((r) => r.id));
-  for (const r of all) if (r.environment === 'production' && r.herd === 'identity') refs[r.role === 'primary' ? 'primary' : refs.replica ? 'replica2' : 'replica'] = r;
+  const all = await loadInstanceRefs(
+    t.db,
+    (await t.db.select({ id: instances.id }).from(instances)).map((r) => r.id),
+  );
+  for (const r of all)
+    if (r.environment === 'production' && r.herd === 'identity')
+      refs[r.role === 'primary' ? 'primary' : refs.replica ? 'replica2' : 'replica'] = r;
 });
 afterAll(async () => {
   await ifAssigned(ssh)?.close();
@@ -37,11 +42,15 @@ afterAll(async () => {
 const run = (action: InstanceAction, target: InstanceRef) => runAction(t.db, ssh, action, target.id);
 
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
-const portOpen = (r: InstanceRef) => new Promise<boolean>((resolve) => {
-  const s = net.connect(r.port, r.host);
-  s.once('connect', () => { s.destroy(); resolve(true); });
-  s.once('error', () => resolve(false));
-});
+const portOpen = (r: InstanceRef) =>
+  new Promise<boolean>((resolve) => {
+    const s = net.connect(r.port, r.host);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 const stateOf = async (r: InstanceRef) => (await t.db.select({ s: instances.state }).from(instances).where(eq(instances.id, r.id)))[0]!.s;
 
 describe('instance actions on the lab', () => {
@@ -52,7 +61,9 @@ describe('instance actions on the lab', () => {
     expect(await portOpen(r!)).toBe(false);
     expect(await stateOf(r!)).toBe('stopped');
     expect(steps.map((s) => [s.name, s.status])).toEqual([
-      ['stop (fast)', 'succeeded'], ['wait until the port refuses connections', 'succeeded'], ['record the observed state in the inventory', 'succeeded'],
+      ['stop (fast)', 'succeeded'],
+      ['wait until the port refuses connections', 'succeeded'],
+      ['record the observed state in the inventory', 'succeeded'],
     ]);
     expect(steps[0]!.command).toBe(`/usr/lib/postgresql/15/bin/pg_ctl -D ${r!.dataDirectory} -m fast -w -t 120 stop`);
     expect(steps[0]!.exitCode).toBe(0);
@@ -101,7 +112,9 @@ describe('instance actions on the lab', () => {
     rmSync(signal);
     try {
       const { res, steps } = await run(startAction, r!);
-      expect(res.error?.message).toBe(`refused: ${refs.primary!.label} answers as the herd's primary (timeline 1); ${r!.label} has no standby.signal and would start as a second primary. Rebuild it as a replica instead. Nothing was started`);
+      expect(res.error?.message).toBe(
+        `refused: ${refs.primary!.label} answers as the herd's primary (timeline 1); ${r!.label} has no standby.signal and would start as a second primary. Rebuild it as a replica instead. Nothing was started`,
+      );
       expect(steps.map((s) => s.status)).toEqual(['failed']);
       expect(await portOpen(r!)).toBe(false);
     } finally {

@@ -31,12 +31,21 @@ const three = (over: Record<number, Partial<InstanceRef>> = {}) => [
 ];
 
 const pooler: PoolerRef = {
-  id: 7, label: 'bouncer-1.example.com:6432', host: '10.0.0.9', port: 6432, adminUser: 'pgbouncer', configFile: '/etc/pgbouncer/pgbouncer.ini',
-  databases: ['orders'], ssh: { host: '10.0.0.9', port: 22, username: 'postgres', hostKeyFingerprint: 'SHA256:bouncer' }, serverEnvironmentId: 1, serverEnvironment: 'production',
+  id: 7,
+  label: 'bouncer-1.example.com:6432',
+  host: '10.0.0.9',
+  port: 6432,
+  adminUser: 'pgbouncer',
+  configFile: '/etc/pgbouncer/pgbouncer.ini',
+  databases: ['orders'],
+  ssh: { host: '10.0.0.9', port: 22, username: 'postgres', hostKeyFingerprint: 'SHA256:bouncer' },
+  serverEnvironmentId: 1,
+  serverEnvironment: 'production',
 };
 
 const planHerd = (a: HerdAction, h: HerdRef, params: Record<string, unknown> = {}) => a.plan(h, { params });
-const planOn = (a: InstanceAction, t: InstanceRef, members: InstanceRef[], params: Record<string, unknown> = {}) => a.plan(t, { members, params });
+const planOn = (a: InstanceAction, t: InstanceRef, members: InstanceRef[], params: Record<string, unknown> = {}) =>
+  a.plan(t, { members, params });
 const refusalOf = (fn: () => unknown): Refusal => {
   try {
     fn();
@@ -59,13 +68,18 @@ describe('switchover', () => {
   it('refuses, by code, a herd without one running primary, a candidate that is not a running replica, and too much lag', () => {
     const none = planHerd(switchoverAction, herd(three({ 1: { state: 'stopped' } })));
     expect(none).toMatchObject({ refusalCode: 'topology', refused: 'the herd has no running primary: use DR failover', steps: [] });
-    expect(planHerd(switchoverAction, herd(three({ 2: { role: 'primary' } })))).toMatchObject({ refusalCode: 'topology', refused: 'the herd has 2 running primaries' });
+    expect(planHerd(switchoverAction, herd(three({ 2: { role: 'primary' } })))).toMatchObject({
+      refusalCode: 'topology',
+      refused: 'the herd has 2 running primaries',
+    });
     expect(planHerd(switchoverAction, herd(three()), { candidateInstanceId: '1' }).refusalCode).toBe('topology');
     // Lag: refused, and the page still says what it would have done.
     const lagging = planHerd(switchoverAction, herd(three({ 2: { lsn: 0 }, 3: { lsn: 0 } })), { maxLagBytes: '100' });
     expect(lagging.refusalCode).toBe('lag');
     expect(lagging.steps.length).toBeGreaterThan(5);
-    expect(refusalOf(() => switchoverAction.steps(herd(three({ 2: { lsn: 0 }, 3: { lsn: 0 } })), deps, { params: { maxLagBytes: '100' } })).code).toBe('lag');
+    expect(
+      refusalOf(() => switchoverAction.steps(herd(three({ 2: { lsn: 0 }, 3: { lsn: 0 } })), deps, { params: { maxLagBytes: '100' } })).code,
+    ).toBe('lag');
     expect(DEFAULT_MAX_LAG_BYTES).toBe(16 * 1024 * 1024);
   });
 
@@ -82,7 +96,10 @@ describe('switchover', () => {
     expect(at('point PgBouncer bouncer-1.example.com:6432 at db-3.example.com:5432')).toBeGreaterThan(at('promote db-3'));
     expect(at('re-point db-2.example.com:5432 to db-3.example.com:5432')).toBeGreaterThan(0);
     expect(at('db-1.example.com:5432: pg_rewind from db-3.example.com:5432')).toBeGreaterThan(at('re-point db-2'));
-    expect(p.warnings).toEqual(['production: production', 'writes through PgBouncer wait during the switch (about a second); direct connections to the old primary are closed']);
+    expect(p.warnings).toEqual([
+      'production: production',
+      'writes through PgBouncer wait during the switch (about a second); direct connections to the old primary are closed',
+    ]);
     expect(planHerd(switchoverAction, herd(three())).warnings[1]).toContain('no PgBouncer');
   });
 });
@@ -101,7 +118,8 @@ describe('DR failover', () => {
     expect(planHerd(drFailoverAction, herd([member(2, 'replica'), member(3, 'replica')])).refusalCode).toBe('topology');
     expect(planHerd(drFailoverAction, herd(three({ 2: { role: 'primary' } }))).refused).toMatch(/2 primaries in the inventory/);
     expect(planHerd(drFailoverAction, herd(three({ 2: { state: 'stopped' }, 3: { state: 'stopped' } })))).toMatchObject({
-      refusalCode: 'topology', refused: 'the herd has no running replica to fail over to',
+      refusalCode: 'topology',
+      refused: 'the herd has no running replica to fail over to',
     });
   });
 
@@ -118,7 +136,10 @@ describe('instance actions', () => {
 
   it('promote: refuses a primary and a herd that has a running one; lists the checks first', () => {
     expect(planOn(promoteAction, primary, members).refusalCode).toBe('not-applicable');
-    expect(planOn(promoteAction, r2, members)).toMatchObject({ refusalCode: 'topology', refused: expect.stringContaining('use switchover') });
+    expect(planOn(promoteAction, r2, members)).toMatchObject({
+      refusalCode: 'topology',
+      refused: expect.stringContaining('use switchover'),
+    });
     const p = planOn(promoteAction, r2, [{ ...primary, state: 'stopped' }, r2, r3]);
     expect(p.refused).toBeUndefined();
     expect(p.steps[0]).toMatch(/^check that no other member of the herd answers as a primary/);
@@ -127,7 +148,11 @@ describe('instance actions', () => {
 
   it('rebuild: refuses the running primary, rebuilds a fenced old primary with pg_rewind and a needs-rebuild replica afresh', () => {
     expect(planOn(rebuildAction, primary, members).refusalCode).toBe('not-applicable');
-    const fenced = planOn(rebuildAction, { ...primary, state: 'fenced' }, [{ ...primary, state: 'fenced' }, { ...r2, role: 'primary' }, r3]);
+    const fenced = planOn(rebuildAction, { ...primary, state: 'fenced' }, [
+      { ...primary, state: 'fenced' },
+      { ...r2, role: 'primary' },
+      r3,
+    ]);
     expect(fenced.steps.join('\n')).toContain('pg_rewind from db-2.example.com:5432');
     const fresh = planOn(rebuildAction, { ...r3, state: 'needs_rebuild' }, members);
     expect(fresh.steps.join('\n')).toContain('no pg_rewind: it is marked needs rebuild');
@@ -137,9 +162,14 @@ describe('instance actions', () => {
   it('remaster: refuses a primary, a loop and itself; says when it is cascading', () => {
     expect(planOn(remasterAction, primary, members).refusalCode).toBe('not-applicable');
     const chained = [primary, { ...r2, upstreamId: 3 }, r3];
-    expect(planOn(remasterAction, r3, chained, { upstreamInstanceId: '2' })).toMatchObject({ refusalCode: 'topology', refused: expect.stringContaining('that would be a loop') });
+    expect(planOn(remasterAction, r3, chained, { upstreamInstanceId: '2' })).toMatchObject({
+      refusalCode: 'topology',
+      refused: expect.stringContaining('that would be a loop'),
+    });
     expect(planOn(remasterAction, r3, members, { upstreamInstanceId: '3' }).refused).toBe('a replica cannot stream from itself');
-    expect(planOn(remasterAction, r3, members, { upstreamInstanceId: '2' }).steps.join('\n')).toContain('(a replica: cascading replication)');
+    expect(planOn(remasterAction, r3, members, { upstreamInstanceId: '2' }).steps.join('\n')).toContain(
+      '(a replica: cascading replication)',
+    );
     expect(planOn(remasterAction, r3, members).warnings).toEqual(['it streams from db-1.example.com:5432 already: it will reconnect']);
     expect(refusalOf(() => planOn(remasterAction, r3, members, { upstreamInstanceId: 'x' })).code).toBe('params');
   });
@@ -149,7 +179,10 @@ describe('instance actions', () => {
     expect(planOn(startAction, fenced, members).refusalCode).toBe('not-applicable');
     expect(planOn(restartAction, fenced, members).refusalCode).toBe('not-applicable');
     expect(planOn(startAction, r2, members).warnings).toEqual(['the inventory says it is running already; start will only confirm that']);
-    expect(planOn(restartAction, primary, members).warnings).toEqual(['production: production', 'this is the herd\u2019s primary: clients lose their connections']);
+    expect(planOn(restartAction, primary, members).warnings).toEqual([
+      'production: production',
+      'this is the herd\u2019s primary: clients lose their connections',
+    ]);
   });
 
   it('stop and reload say which command runs where, and what they wait for', () => {
@@ -167,8 +200,12 @@ describe('instance actions', () => {
     expect(planOn(checkSshAction, r2, members).steps[0]).toContain('check that its host key is the pinned SHA256:key2');
     expect(planOn(replaceHostKeyAction, r2, members).refusalCode).toBe('params');
     const fp = `SHA256:${'a'.repeat(43)}`;
-    expect(planOn(replaceHostKeyAction, { ...r2, ssh: { ...r2.ssh, hostKeyFingerprint: fp } }, members, { fingerprint: fp }).refusalCode).toBe('host-key');
-    expect(planOn(replaceHostKeyAction, r2, members, { fingerprint: fp }).steps[1]).toBe(`pin ${fp} to db-2.example.com in place of SHA256:key2, only if the host presented it`);
+    expect(
+      planOn(replaceHostKeyAction, { ...r2, ssh: { ...r2.ssh, hostKeyFingerprint: fp } }, members, { fingerprint: fp }).refusalCode,
+    ).toBe('host-key');
+    expect(planOn(replaceHostKeyAction, r2, members, { fingerprint: fp }).steps[1]).toBe(
+      `pin ${fp} to db-2.example.com in place of SHA256:key2, only if the host presented it`,
+    );
   });
 
   it('refresh DNS refuses a herd without records', () => {
@@ -190,20 +227,42 @@ describe('an action is its plan', () => {
     },
   }));
 
-  it.each(cases.map((c) => [c.a.name, c] as const))('%s: the page lists one line per step the worker runs, cleanups included in their step\u2019s line', (_, c) => {
-    const { words, steps } = c.run();
-    expect(words.length).toBeGreaterThan(0);
-    expect(steps).toHaveLength(words.length);
-    for (const s of steps) expect(s.name).not.toBe('');
-  });
+  it.each(cases.map((c) => [c.a.name, c] as const))(
+    '%s: the page lists one line per step the worker runs, cleanups included in their step\u2019s line',
+    (_, c) => {
+      const { words, steps } = c.run();
+      expect(words.length).toBeGreaterThan(0);
+      expect(steps).toHaveLength(words.length);
+      for (const s of steps) expect(s.name).not.toBe('');
+    },
+  );
 
   it('a refusal thrown while planning refuses the target; a TypeError is a bug and fails the plan', () => {
     const servers = [{ name: 'db-1', ssh: { hostKeyFingerprint: 'SHA256:x' } }];
-    const refusing = defineAction({ name: 't1', label: 'T', permission: 'operator', dangerous: false, plan: () => { throw refuse('topology', 'no'); } });
-    expect(planTarget(servers, refusing, () => refusing.plan(primary, { members: [], params: {} }))).toMatchObject({ refused: 'no', refusalCode: 'topology' });
-    const broken = defineAction({ name: 't2', label: 'T', permission: 'operator', dangerous: false, plan: (t) => ({ steps: [{ name: 'x', says: (t as unknown as { nope: { x: string } }).nope.x, run: async () => {} }] }) });
+    const refusing = defineAction({
+      name: 't1',
+      label: 'T',
+      permission: 'operator',
+      dangerous: false,
+      plan: () => {
+        throw refuse('topology', 'no');
+      },
+    });
+    expect(planTarget(servers, refusing, () => refusing.plan(primary, { members: [], params: {} }))).toMatchObject({
+      refused: 'no',
+      refusalCode: 'topology',
+    });
+    const broken = defineAction({
+      name: 't2',
+      label: 'T',
+      permission: 'operator',
+      dangerous: false,
+      plan: (t) => ({ steps: [{ name: 'x', says: (t as unknown as { nope: { x: string } }).nope.x, run: async () => {} }] }),
+    });
     expect(() => planTarget(servers, broken, () => broken.plan(primary, { members: [], params: {} }))).toThrow(TypeError);
     // A server without a pinned key refuses before the action is asked.
-    expect(planTarget([{ name: 'db-1', ssh: { hostKeyFingerprint: null } }], broken, () => broken.plan(primary, { members: [], params: {} }))).toMatchObject({ refusalCode: 'unpinned-host-key' });
+    expect(
+      planTarget([{ name: 'db-1', ssh: { hostKeyFingerprint: null } }], broken, () => broken.plan(primary, { members: [], params: {} })),
+    ).toMatchObject({ refusalCode: 'unpinned-host-key' });
   });
 });

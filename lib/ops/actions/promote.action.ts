@@ -18,9 +18,12 @@ async function checkPromotable(t: InstanceRef, members: InstanceRef[]): Promise<
   // It must be the herd's, and not behind the herd's newest timeline (that would fork its history).
   const id = herdIdentity(t.herdSystemIdentifier, [self, ...seen.map(({ o }) => o)]);
   if (id.ambiguous) throw refuse('identity', id.ambiguous);
-  const newest = Math.max(0, ...members.map((m) => m.timeline ?? 0), ...seen.map(({ o }) => (o.reachable ? o.timeline ?? 0 : 0)));
-  const why = identityProblem(t, self, { systemIdentifier: id.systemIdentifier, timeline: null })
-    ?? (self.timeline !== undefined && self.timeline < newest ? `${t.label} is on timeline ${self.timeline}, behind the herd's ${newest}: it did not follow an earlier failover (rebuild it)` : null);
+  const newest = Math.max(0, ...members.map((m) => m.timeline ?? 0), ...seen.map(({ o }) => (o.reachable ? (o.timeline ?? 0) : 0)));
+  const why =
+    identityProblem(t, self, { systemIdentifier: id.systemIdentifier, timeline: null }) ??
+    (self.timeline !== undefined && self.timeline < newest
+      ? `${t.label} is on timeline ${self.timeline}, behind the herd's ${newest}: it did not follow an earlier failover (rebuild it)`
+      : null);
   if (why) throw refuse('identity', why);
   return seen.map(({ m, o }) => `${m.label}: ${o.reachable ? (o.inRecovery ? 'replica' : 'primary') : 'not answering'}`).join('\n');
 }
@@ -33,26 +36,33 @@ export const promoteAction = defineAction({
   plan: (t, { members }) => {
     if (t.role === 'primary') return refuse('not-applicable', 'it is a primary already');
     const primaries = members.filter((m) => m.id !== t.id && m.role === 'primary' && m.state === 'running');
-    if (primaries.length) return refuse('topology', `the herd has a running primary (${primaries.map((p) => p.label).join(', ')}): stop it, or use switchover`);
+    if (primaries.length)
+      return refuse('topology', `the herd has a running primary (${primaries.map((p) => p.label).join(', ')}): stop it, or use switchover`);
     return {
-      steps: [{
-        name: 'check that no other member answers as a primary',
-        says: 'check that no other member of the herd answers as a primary, and that it is the herd\u2019s and on its newest timeline',
-        timeoutMs: 15_000,
-        run: async (x) => x.note({ stdout: await checkPromotable(t, members) }),
-      },
-      sshControlStep(t, 'promote', 'promote'),
-      {
-        name: 'wait until it accepts writes',
-        says: 'wait until pg_is_in_recovery() is false',
-        timeoutMs: 70_000,
-        run: async (x) => {
-          await waitObserved(t, 'out of recovery', (o) => o.reachable && o.inRecovery === false, { signal: x.signal, timeoutMs: 60_000 });
+      steps: [
+        {
+          name: 'check that no other member answers as a primary',
+          says: 'check that no other member of the herd answers as a primary, and that it is the herd\u2019s and on its newest timeline',
+          timeoutMs: 15_000,
+          run: async (x) => x.note({ stdout: await checkPromotable(t, members) }),
         },
-      },
-      checkpointStep('checkpoint', 'CHECKPOINT on the new primary (so that pg_rewind can use it as a source)', () => t),
-      refreshStep(t)],
-      warnings: [...commonWarnings(t), 'the herd\u2019s DNS name does not move with a promote', 'the other replicas are not moved: re-point them next'],
+        sshControlStep(t, 'promote', 'promote'),
+        {
+          name: 'wait until it accepts writes',
+          says: 'wait until pg_is_in_recovery() is false',
+          timeoutMs: 70_000,
+          run: async (x) => {
+            await waitObserved(t, 'out of recovery', (o) => o.reachable && o.inRecovery === false, { signal: x.signal, timeoutMs: 60_000 });
+          },
+        },
+        checkpointStep('checkpoint', 'CHECKPOINT on the new primary (so that pg_rewind can use it as a source)', () => t),
+        refreshStep(t),
+      ],
+      warnings: [
+        ...commonWarnings(t),
+        'the herd\u2019s DNS name does not move with a promote',
+        'the other replicas are not moved: re-point them next',
+      ],
     };
   },
 });

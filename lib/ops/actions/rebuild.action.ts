@@ -24,30 +24,38 @@ export const rebuildAction = defineAction({
     if (typeof src === 'string') return refuse('topology', src);
     const d = driverFor(t.controlDriver);
     return {
-      steps: [{
-        name: 'check the target and the source',
-        says: `check that ${src.label} answers as the primary and that ${t.label} does not`,
-        timeoutMs: 15_000,
-        run: async (x) => {
-          const so = await observe(src);
-          if (!so.reachable || so.inRecovery !== false) throw refuse('unreachable', `${src.label} does not answer as a primary; nothing was changed`);
-          const o = await observe(t);
-          if (o.reachable && o.inRecovery === false) throw refuse('not-applicable', `${t.label} runs as a primary; stop it (or fail over) before rebuilding it`);
-          x.note({ stdout: `source: ${src.label}; target ${o.reachable ? 'running as a replica' : 'not running'}` });
+      steps: [
+        {
+          name: 'check the target and the source',
+          says: `check that ${src.label} answers as the primary and that ${t.label} does not`,
+          timeoutMs: 15_000,
+          run: async (x) => {
+            const so = await observe(src);
+            if (!so.reachable || so.inRecovery !== false)
+              throw refuse('unreachable', `${src.label} does not answer as a primary; nothing was changed`);
+            const o = await observe(t);
+            if (o.reachable && o.inRecovery === false)
+              throw refuse('not-applicable', `${t.label} runs as a primary; stop it (or fail over) before rebuilding it`);
+            x.note({ stdout: `source: ${src.label}; target ${o.reachable ? 'running as a replica' : 'not running'}` });
+          },
         },
-      }, {
-        name: 'stop it',
-        says: `stop ${t.label} (fast) if it runs`,
-        timeoutMs: 160_000,
-        run: async (x) => {
-          if (!(await observe(t)).reachable) return void x.note({ stdout: 'skipped: not running' });
-          await execNotedOk(x.deps, t, x, d.stop(t, 'fast'));
+        {
+          name: 'stop it',
+          says: `stop ${t.label} (fast) if it runs`,
+          timeoutMs: 160_000,
+          run: async (x) => {
+            if (!(await observe(t)).reachable) return void x.note({ stdout: 'skipped: not running' });
+            await execNotedOk(x.deps, t, x, d.stop(t, 'fast'));
+          },
         },
-      },
-      checkpointStep('checkpoint on the source', `CHECKPOINT on ${src.label}`, () => src),
-      ...rejoinSteps(t, () => src, src.label, '', { fresh: freshCopy(t) }),
-      refreshStep(t)],
-      warnings: [...commonWarnings(t).filter((w) => !w.includes('primary')), 'everything on it that the primary does not have is discarded'],
+        checkpointStep('checkpoint on the source', `CHECKPOINT on ${src.label}`, () => src),
+        ...rejoinSteps(t, () => src, src.label, '', { fresh: freshCopy(t) }),
+        refreshStep(t),
+      ],
+      warnings: [
+        ...commonWarnings(t).filter((w) => !w.includes('primary')),
+        'everything on it that the primary does not have is discarded',
+      ],
     };
   },
 });

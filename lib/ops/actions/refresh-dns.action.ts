@@ -20,18 +20,24 @@ export const refreshDnsAction = defineHerdAction({
   plan: (h) => {
     if (!h.dns.length) return refuse('not-applicable', 'the herd has no DNS records');
     return {
-      steps: [{
-        name: 'observe every member',
-        says: 'observe every member: role and state',
-        timeoutMs: 15_000,
-        run: async (x) => {
-          await refreshFleet(x.deps.db, { ids: h.members.map((m) => m.id), timeoutMs: 2000 });
-          const members = await loadInstanceRefs(x.deps.db, [], { herdIds: [h.id] });
-          x.state.members = members;
-          x.note({ stdout: members.map((m) => `${m.label}: ${m.role}, ${m.state}`).join('\n') });
+      steps: [
+        {
+          name: 'observe every member',
+          says: 'observe every member: role and state',
+          timeoutMs: 15_000,
+          run: async (x) => {
+            await refreshFleet(x.deps.db, { ids: h.members.map((m) => m.id), timeoutMs: 2000 });
+            const members = await loadInstanceRefs(x.deps.db, [], { herdIds: [h.id] });
+            x.state.members = members;
+            x.note({ stdout: members.map((m) => `${m.label}: ${m.role}, ${m.state}`).join('\n') });
+          },
         },
-      },
-      ...dnsSteps(h, (s: RefreshDnsState) => s.members ?? h.members, (r) => describeRecordMove(r, h.members))],
+        ...dnsSteps(
+          h,
+          (s: RefreshDnsState) => s.members ?? h.members,
+          (r) => describeRecordMove(r, h.members),
+        ),
+      ],
       warnings: productionWarning(h),
     };
   },

@@ -14,29 +14,36 @@ export const reloadAction = defineAction({
   dangerous: false,
   state: (): ReloadState => ({}),
   plan: (t) => ({
-    steps: [{
-      name: 'read the configuration load time',
-      says: 'read pg_conf_load_time() (it must be running)',
-      timeoutMs: 10_000,
-      run: async (x) => {
-        const o = await observe(t);
-        if (!o.reachable) throw new Error(`${t.label} is not running (${o.error ?? 'no reason given'})`);
-        if (!o.confLoadTime) throw new Error(`${t.label} did not say when it last loaded its configuration`);
-        x.state.before = o.confLoadTime;
+    steps: [
+      {
+        name: 'read the configuration load time',
+        says: 'read pg_conf_load_time() (it must be running)',
+        timeoutMs: 10_000,
+        run: async (x) => {
+          const o = await observe(t);
+          if (!o.reachable) throw new Error(`${t.label} is not running (${o.error ?? 'no reason given'})`);
+          if (!o.confLoadTime) throw new Error(`${t.label} did not say when it last loaded its configuration`);
+          x.state.before = o.confLoadTime;
+        },
       },
-    },
-    sshControlStep(t, 'reload', 'reload'),
-    {
-      name: 'wait until the configuration is reloaded',
-      says: 'wait until pg_conf_load_time() has moved',
-      timeoutMs: 40_000,
-      run: async (x) => {
-        const { before } = x.state;
-        if (!before) throw new Error('the load time before the reload was not read');
-        x.state.after = await waitObserved(t, 'configuration reloaded', (o) => o.reachable && !!o.confLoadTime && o.confLoadTime > before, { signal: x.signal, timeoutMs: 30_000 });
+      sshControlStep(t, 'reload', 'reload'),
+      {
+        name: 'wait until the configuration is reloaded',
+        says: 'wait until pg_conf_load_time() has moved',
+        timeoutMs: 40_000,
+        run: async (x) => {
+          const { before } = x.state;
+          if (!before) throw new Error('the load time before the reload was not read');
+          x.state.after = await waitObserved(
+            t,
+            'configuration reloaded',
+            (o) => o.reachable && !!o.confLoadTime && o.confLoadTime > before,
+            { signal: x.signal, timeoutMs: 30_000 },
+          );
+        },
       },
-    },
-    refreshStep(t, (s) => s.after)],
+      refreshStep(t, (s) => s.after),
+    ],
     warnings: [],
   }),
 });

@@ -8,10 +8,12 @@ import { refuse } from '../refusal';
 import { pointAt } from '../topology-steps';
 import { refreshStep } from './control-steps';
 
-export const remasterParams = z.object({
-  /** The member to stream from; left out: the herd's primary. */
-  upstreamInstanceId: idText('upstreamInstanceId').optional(),
-}).strict();
+export const remasterParams = z
+  .object({
+    /** The member to stream from; left out: the herd's primary. */
+    upstreamInstanceId: idText('upstreamInstanceId').optional(),
+  })
+  .strict();
 
 /**
  * The upstream `t` is to follow: the chosen member, or the herd's primary. A refusal (string) when the
@@ -25,8 +27,13 @@ export function chooseUpstream(t: InstanceRef, members: InstanceRef[], upstreamI
   if (up.id === t.id) return 'a replica cannot stream from itself';
   if (up.state !== 'running') return `${up.label} is not running (the inventory says ${up.state})`;
   const byId = new Map(members.map((m) => [m.id, m]));
-  for (let m: InstanceRef | undefined = up, hops = 0; m && hops <= members.length; m = m.upstreamId ? byId.get(m.upstreamId) : undefined, hops++) {
-    if (m.upstreamId === t.id) return `${up.label} streams from ${t.label}${m === up ? '' : ' through other replicas'}: that would be a loop`;
+  for (
+    let m: InstanceRef | undefined = up, hops = 0;
+    m && hops <= members.length;
+    m = m.upstreamId ? byId.get(m.upstreamId) : undefined, hops++
+  ) {
+    if (m.upstreamId === t.id)
+      return `${up.label} streams from ${t.label}${m === up ? '' : ' through other replicas'}: that would be a loop`;
   }
   return up;
 }
@@ -38,13 +45,15 @@ export const remasterAction = defineAction({
   dangerous: true,
   params: {
     schema: remasterParams,
-    fields: [{
-      name: 'upstreamInstanceId',
-      label: 'New upstream',
-      kind: 'herd-member',
-      emptyLabel: 'the herd\u2019s primary',
-      help: 'Another member of the herd: its primary, or a replica for cascading replication.',
-    }],
+    fields: [
+      {
+        name: 'upstreamInstanceId',
+        label: 'New upstream',
+        kind: 'herd-member',
+        emptyLabel: 'the herd\u2019s primary',
+        help: 'Another member of the herd: its primary, or a replica for cascading replication.',
+      },
+    ],
   },
   plan: (t, { members, params }) => {
     if (t.role === 'primary') return refuse('not-applicable', 'it is a primary: only replicas follow an upstream');
@@ -52,32 +61,40 @@ export const remasterAction = defineAction({
     const up = chooseUpstream(t, members, chosen);
     if (typeof up === 'string') return refuse('topology', up);
     return {
-      steps: [{
-        name: 'check the new upstream',
-        says: `check that ${up.label} answers${chosen === undefined ? ' as the primary' : ''}${up.role === 'replica' ? ' and streams itself' : ''}`,
-        timeoutMs: 10_000,
-        run: async (x) => {
-          const o = await observe(up);
-          if (!o.reachable) throw refuse('unreachable', `${up.label} does not answer (${o.error ?? 'no reason given'}); nothing was changed`);
-          if (o.inRecovery && chosen === undefined) throw refuse('topology', `${up.label} does not answer as a primary (in recovery); nothing was changed`);
-          // A replica passes on only what it receives: it must be streaming itself.
-          if (o.inRecovery && o.walReceiver?.status !== 'streaming') throw refuse('topology', `${up.label} is a replica that is not streaming: it would pass on nothing; nothing was changed`);
-          x.note({ stdout: `new upstream: ${up.label} (${o.inRecovery ? 'replica' : 'primary'})` });
+      steps: [
+        {
+          name: 'check the new upstream',
+          says: `check that ${up.label} answers${chosen === undefined ? ' as the primary' : ''}${up.role === 'replica' ? ' and streams itself' : ''}`,
+          timeoutMs: 10_000,
+          run: async (x) => {
+            const o = await observe(up);
+            if (!o.reachable)
+              throw refuse('unreachable', `${up.label} does not answer (${o.error ?? 'no reason given'}); nothing was changed`);
+            if (o.inRecovery && chosen === undefined)
+              throw refuse('topology', `${up.label} does not answer as a primary (in recovery); nothing was changed`);
+            // A replica passes on only what it receives: it must be streaming itself.
+            if (o.inRecovery && o.walReceiver?.status !== 'streaming')
+              throw refuse('topology', `${up.label} is a replica that is not streaming: it would pass on nothing; nothing was changed`);
+            x.note({ stdout: `new upstream: ${up.label} (${o.inRecovery ? 'replica' : 'primary'})` });
+          },
         },
-      }, {
-        name: 'set primary_conninfo and wait until it streams from the new upstream',
-        says: [
-          `ALTER SYSTEM SET primary_conninfo to ${up.label}${up.role === 'replica' ? ' (a replica: cascading replication)' : ''}`,
-          t.pgVersion >= 13 ? 'reload the configuration' : `${t.controlDriver} restart (PostgreSQL before 13 reads primary_conninfo at start only)`,
-          `wait until pg_stat_wal_receiver streams from ${up.host}:${up.port}`,
-        ].join('; '),
-        timeoutMs: 200_000,
-        run: async (x) => {
-          const o = await pointAt(t, up, x.deps, x);
-          x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}` });
+        {
+          name: 'set primary_conninfo and wait until it streams from the new upstream',
+          says: [
+            `ALTER SYSTEM SET primary_conninfo to ${up.label}${up.role === 'replica' ? ' (a replica: cascading replication)' : ''}`,
+            t.pgVersion >= 13
+              ? 'reload the configuration'
+              : `${t.controlDriver} restart (PostgreSQL before 13 reads primary_conninfo at start only)`,
+            `wait until pg_stat_wal_receiver streams from ${up.host}:${up.port}`,
+          ].join('; '),
+          timeoutMs: 200_000,
+          run: async (x) => {
+            const o = await pointAt(t, up, x.deps, x);
+            x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}` });
+          },
         },
-      },
-      refreshStep(t)],
+        refreshStep(t),
+      ],
       warnings: t.upstreamId === up.id ? [`it streams from ${up.label} already: it will reconnect`] : [],
     };
   },

@@ -22,23 +22,39 @@ import type { StepContext } from '../pipeline';
 import { checkPooler, pausePooler, repointPooler, resumePooler } from '../pooler-steps';
 import { refuse, type RefusalCode } from '../refusal';
 import { refreshFleet } from '../refresher';
-import { checkpointStep, describeObserved, lsnDiff, pointAt, promoteNow, recordNewPrimary, rejoinSteps, type RejoinState } from '../topology-steps';
+import {
+  checkpointStep,
+  describeObserved,
+  lsnDiff,
+  pointAt,
+  promoteNow,
+  recordNewPrimary,
+  rejoinSteps,
+  type RejoinState,
+} from '../topology-steps';
 import { execNotedOk } from './control-steps';
 
 export const DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024;
 /** How long the undo waits for a promotion that was sent to show whether it went through. */
 const PROMOTE_SETTLE_MS = 10_000;
 
-export const switchoverParams = z.object({
-  /** The replica to promote; left out: the most up-to-date running replica. */
-  candidateInstanceId: idText('candidateInstanceId').optional(),
-  /** Refuse when the candidate's replay is further behind than this (default 16 MB). */
-  maxLagBytes: z.coerce.number().int().min(0).max(2 ** 50).optional(),
-  /** How long the candidate may take to replay the old primary's last WAL before the switchover is undone (ms, default 30 s). */
-  catchUpDeadlineMs: z.coerce.number().int().min(100).max(3_600_000).optional(),
-  /** How long to wait for the candidate to leave recovery once pg_promote is sent (ms, default 60 s). */
-  promoteDeadlineMs: z.coerce.number().int().min(1).max(600_000).optional(),
-}).strict();
+export const switchoverParams = z
+  .object({
+    /** The replica to promote; left out: the most up-to-date running replica. */
+    candidateInstanceId: idText('candidateInstanceId').optional(),
+    /** Refuse when the candidate's replay is further behind than this (default 16 MB). */
+    maxLagBytes: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 50)
+      .optional(),
+    /** How long the candidate may take to replay the old primary's last WAL before the switchover is undone (ms, default 30 s). */
+    catchUpDeadlineMs: z.coerce.number().int().min(100).max(3_600_000).optional(),
+    /** How long to wait for the candidate to leave recovery once pg_promote is sent (ms, default 60 s). */
+    promoteDeadlineMs: z.coerce.number().int().min(1).max(600_000).optional(),
+  })
+  .strict();
 
 /** The herd's running primary and the candidate, per the inventory; or why the switchover cannot be. */
 export function switchoverPair(h: HerdRef, candidateId?: number): { old: InstanceRef; cand: InstanceRef } | string {
@@ -52,8 +68,11 @@ export function switchoverPair(h: HerdRef, candidateId?: number): { old: Instanc
 
 /** The herd as it is once the candidate is the primary and everyone else follows it. */
 function membersAfter(h: HerdRef, old: InstanceRef, cand: InstanceRef): InstanceRef[] {
-  return h.members.map((m) => (m.id === cand.id ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null }
-    : { ...m, role: m.id === old.id ? ('replica' as const) : m.role, upstreamId: cand.id }));
+  return h.members.map((m) =>
+    m.id === cand.id
+      ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null }
+      : { ...m, role: m.id === old.id ? ('replica' as const) : m.role, upstreamId: cand.id },
+  );
 }
 
 /** "Latest checkpoint location" of a stopped cluster, read with pg_controldata; refuses one not shut down cleanly. */
@@ -103,7 +122,10 @@ async function preflight(h: HerdRef, { old, cand, maxLag }: Pair, x: RunContext<
   if (!po || !co) throw new Error('the old primary and the candidate are members of the herd');
   if (po.inRecovery) throw fail('topology', `${old.label} answers as a replica, not as the primary`);
   // Every member is promoted or re-pointed below: each must be the herd's, on the primary's timeline.
-  const id = herdIdentity(h.systemIdentifier, seen.map(({ o }) => o));
+  const id = herdIdentity(
+    h.systemIdentifier,
+    seen.map(({ o }) => o),
+  );
   if (id.ambiguous) throw fail('identity', id.ambiguous);
   const want = { systemIdentifier: id.systemIdentifier, timeline: po.timeline ?? null };
   for (const { m, o } of seen) {
@@ -111,7 +133,8 @@ async function preflight(h: HerdRef, { old, cand, maxLag }: Pair, x: RunContext<
     if (why) throw fail('identity', why);
   }
   if (!co.inRecovery) throw fail('split-brain', `${cand.label} answers as a primary`);
-  if (co.walReceiver?.status !== 'streaming') throw fail('unreachable', `${cand.label} is not streaming (${co.walReceiver?.status ?? 'no WAL receiver'})`);
+  if (co.walReceiver?.status !== 'streaming')
+    throw fail('unreachable', `${cand.label} is not streaming (${co.walReceiver?.status ?? 'no WAL receiver'})`);
   const lag = lsnDiff(po.lsn, co.lsn) ?? Infinity;
   if (lag > maxLag) throw fail('lag', `${cand.label} has ${formatBytes(lag)} left to replay (limit ${formatBytes(maxLag)})`);
   lines.push(...(await dnsPreflight(h)));
@@ -141,13 +164,17 @@ async function resumeAlways(pl: PoolerRef, cand: InstanceRef, x: RunContext<Swit
  */
 async function startOldUnlessPromoted({ old, cand }: Pair, x: RunContext<SwitchoverState>): Promise<void> {
   const { state } = x;
-  if (!state.stopping || state.promoted) return void x.note({ stdout: `skipped: ${state.promoted ? `${cand.label} was promoted` : `${old.label} was not stopped`}` });
+  if (!state.stopping || state.promoted)
+    return void x.note({ stdout: `skipped: ${state.promoted ? `${cand.label} was promoted` : `${old.label} was not stopped`}` });
   // A promotion given up on may still be under way: let the attempt settle (it sends nothing once stopped).
   if (state.promoteAttempt) await Promise.race([state.promoteAttempt.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
   if (state.promoteSent) {
     // A promotion sent usually completes within a second: give it PROMOTE_SETTLE_MS to show which way it went.
-    const co = await waitObserved(cand, 'out of recovery', (o) => o.reachable && o.inRecovery === false, { signal: x.signal, timeoutMs: PROMOTE_SETTLE_MS, everyMs: 50 })
-      .catch(() => observe(cand, 2000));
+    const co = await waitObserved(cand, 'out of recovery', (o) => o.reachable && o.inRecovery === false, {
+      signal: x.signal,
+      timeoutMs: PROMOTE_SETTLE_MS,
+      everyMs: 50,
+    }).catch(() => observe(cand, 2000));
     if (co.reachable && co.inRecovery === false) {
       state.promoted = true; // the PgBouncer cleanups point at it before they resume
       const text = `${cand.label} finished its promotion after the switchover gave up on it: it is the primary; ${old.label} stays stopped (never started as a second primary). DNS, the other replicas and ${old.label} were not moved: refresh DNS, re-point them, rebuild ${old.label}`;
@@ -170,8 +197,14 @@ async function startOldUnlessPromoted({ old, cand }: Pair, x: RunContext<Switcho
 
 /** The inventory once it is done: the candidate is the primary, everyone else streams from it. */
 async function recordTopology(h: HerdRef, { old, cand }: Pair, others: InstanceRef[], deps: ActionDeps): Promise<void> {
-  await deps.db.update(instances).set({ role: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0 }).where(eq(instances.id, cand.id));
-  await deps.db.update(instances).set({ role: 'replica', upstreamInstanceId: cand.id }).where(inArray(instances.id, [old.id, ...others.map((m) => m.id)]));
+  await deps.db
+    .update(instances)
+    .set({ role: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0 })
+    .where(eq(instances.id, cand.id));
+  await deps.db
+    .update(instances)
+    .set({ role: 'replica', upstreamInstanceId: cand.id })
+    .where(inArray(instances.id, [old.id, ...others.map((m) => m.id)]));
   await refreshFleet(deps.db, { ids: h.members.map((m) => m.id), timeoutMs: 2000 });
   deps.outcome?.(`${cand.label} is the primary; ${old.label} streams from it; no committed transaction lost`);
 }
@@ -183,15 +216,24 @@ export const switchoverAction = defineHerdAction({
   dangerous: true,
   params: {
     schema: switchoverParams,
-    fields: [{
-      name: 'candidateInstanceId',
-      label: 'New primary',
-      kind: 'herd-member',
-      emptyLabel: 'the most up-to-date replica',
-      help: 'A running replica of the herd.',
-    }],
+    fields: [
+      {
+        name: 'candidateInstanceId',
+        label: 'New primary',
+        kind: 'herd-member',
+        emptyLabel: 'the most up-to-date replica',
+        help: 'A running replica of the herd.',
+      },
+    ],
   },
-  state: (): SwitchoverState => ({ stopping: false, promoted: false, promoteSent: false, promoteAttempt: null, repointed: new Set(), rewound: false }),
+  state: (): SwitchoverState => ({
+    stopping: false,
+    promoted: false,
+    promoteSent: false,
+    promoteAttempt: null,
+    repointed: new Set(),
+    rewound: false,
+  }),
   plan: (h, { params: p }) => {
     const maxLag = p.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES;
     const chosen = switchoverPair(h, p.candidateInstanceId);
@@ -208,99 +250,123 @@ export const switchoverAction = defineHerdAction({
         { label: 'New primary', value: `${cand.label}${cand.site ? ` (site ${cand.site})` : ''}` },
         { label: 'Lag now', value: `${bytesOrUnknown(lag)} (limit ${formatBytes(maxLag)})` },
         ...h.dns.map((r) => ({ label: `DNS ${r.name}`, value: `${r.type} -> ${cand.hostname}, TTL ${r.ttl} s` })),
-        { label: 'Committed transactions lost', value: 'none: the candidate replays everything the old primary wrote before it is promoted' },
+        {
+          label: 'Committed transactions lost',
+          value: 'none: the candidate replays everything the old primary wrote before it is promoted',
+        },
       ],
-      refused: lag !== null && lag > maxLag ? refuse('lag', `${cand.label} is ${formatBytes(lag)} behind (limit ${formatBytes(maxLag)})`) : undefined,
+      refused:
+        lag !== null && lag > maxLag
+          ? refuse('lag', `${cand.label} is ${formatBytes(lag)} behind (limit ${formatBytes(maxLag)})`)
+          : undefined,
       warnings: [
         ...productionWarning(h),
-        h.poolers.length ? 'writes through PgBouncer wait during the switch (about a second); direct connections to the old primary are closed'
+        h.poolers.length
+          ? 'writes through PgBouncer wait during the switch (about a second); direct connections to the old primary are closed'
           : 'clients connected to the old primary lose their connections; the herd has no PgBouncer to hold them',
       ],
-      steps: [{
-        name: 'pre-flight',
-        says: `pre-flight: every member answers, ${cand.label} streams and is less than ${formatBytes(maxLag)} behind, the DNS servers answer${h.poolers.length ? ', the PgBouncers answer' : ''}`,
-        timeoutMs: 30_000,
-        run: async (x) => x.note({ stdout: (await preflight(h, pair, x)).join('\n') }),
-      },
-      checkpointStep(`checkpoint on ${old.label}`, `CHECKPOINT on ${old.label} (keeps its clean stop short)`, () => old),
-      ...h.poolers.map((pl): ActionStep<SwitchoverState> => ({
-        name: `PgBouncer ${pl.label}: pause`,
-        says: `PAUSE ${pl.databases.join(', ')} on PgBouncer ${pl.label}: new queries wait`,
-        timeoutMs: 35_000,
-        run: (x) => pausePooler(pl, x),
-        always: {
-          name: `PgBouncer ${pl.label}: resume (always)`,
-          says: 'RESUME always follows, whatever happens',
+      steps: [
+        {
+          name: 'pre-flight',
+          says: `pre-flight: every member answers, ${cand.label} streams and is less than ${formatBytes(maxLag)} behind, the DNS servers answer${h.poolers.length ? ', the PgBouncers answer' : ''}`,
           timeoutMs: 30_000,
-          run: (x) => resumeAlways(pl, cand, x),
+          run: async (x) => x.note({ stdout: (await preflight(h, pair, x)).join('\n') }),
         },
-      })),
-      {
-        name: `stop ${old.label} (fast, clean)`,
-        says: `stop ${old.label} cleanly (${old.controlDriver} stop -m fast)`,
-        timeoutMs: 160_000,
-        run: async (x) => {
-          x.state.stopping = true;
-          await execNotedOk(x.deps, old, x, driverFor(old.controlDriver).stop(old, 'fast'));
+        checkpointStep(`checkpoint on ${old.label}`, `CHECKPOINT on ${old.label} (keeps its clean stop short)`, () => old),
+        ...h.poolers.map((pl): ActionStep<SwitchoverState> => ({
+          name: `PgBouncer ${pl.label}: pause`,
+          says: `PAUSE ${pl.databases.join(', ')} on PgBouncer ${pl.label}: new queries wait`,
+          timeoutMs: 35_000,
+          run: (x) => pausePooler(pl, x),
+          always: {
+            name: `PgBouncer ${pl.label}: resume (always)`,
+            says: 'RESUME always follows, whatever happens',
+            timeoutMs: 30_000,
+            run: (x) => resumeAlways(pl, cand, x),
+          },
+        })),
+        {
+          name: `stop ${old.label} (fast, clean)`,
+          says: `stop ${old.label} cleanly (${old.controlDriver} stop -m fast)`,
+          timeoutMs: 160_000,
+          run: async (x) => {
+            x.state.stopping = true;
+            await execNotedOk(x.deps, old, x, driverFor(old.controlDriver).stop(old, 'fast'));
+          },
+          always: {
+            name: `start ${old.label} again as primary if no replica was promoted`,
+            says: `should the switchover stop before pg_promote is sent to ${cand.label}, it is started again as primary (once it is sent, never: it stays stopped and fenced)`,
+            timeoutMs: 180_000,
+            run: (x) => startOldUnlessPromoted(pair, x),
+          },
         },
-        always: {
-          name: `start ${old.label} again as primary if no replica was promoted`,
-          says: `should the switchover stop before pg_promote is sent to ${cand.label}, it is started again as primary (once it is sent, never: it stays stopped and fenced)`,
-          timeoutMs: 180_000,
-          run: (x) => startOldUnlessPromoted(pair, x),
+        {
+          name: `wait until ${cand.label} has replayed everything ${old.label} wrote`,
+          says: `wait until ${cand.label} has replayed ${old.label}\u2019s shutdown checkpoint (pg_controldata)`,
+          timeoutMs: catchUpMs + 30_000,
+          run: async (x) => {
+            const last = await shutdownCheckpoint(old, x.deps, x);
+            // The candidate has replayed the shutdown checkpoint record once its replay position is past its start.
+            const o = await waitObserved(
+              cand,
+              `replayed past ${last}`,
+              (y) => y.reachable && !!y.lsn && lsnToNumber(y.lsn) > lsnToNumber(last),
+              { signal: x.signal, timeoutMs: catchUpMs, everyMs: 10 },
+            );
+            x.note({ stdout: `${old.label} shut down at ${last}; ${cand.label} replayed ${o.lsn ?? 'unknown'}` });
+          },
         },
-      }, {
-        name: `wait until ${cand.label} has replayed everything ${old.label} wrote`,
-        says: `wait until ${cand.label} has replayed ${old.label}\u2019s shutdown checkpoint (pg_controldata)`,
-        timeoutMs: catchUpMs + 30_000,
-        run: async (x) => {
-          const last = await shutdownCheckpoint(old, x.deps, x);
-          // The candidate has replayed the shutdown checkpoint record once its replay position is past its start.
-          const o = await waitObserved(cand, `replayed past ${last}`, (y) => y.reachable && !!y.lsn && lsnToNumber(y.lsn) > lsnToNumber(last),
-            { signal: x.signal, timeoutMs: catchUpMs, everyMs: 10 });
-          x.note({ stdout: `${old.label} shut down at ${last}; ${cand.label} replayed ${o.lsn ?? 'unknown'}` });
+        {
+          name: `promote ${cand.label}`,
+          says: `promote ${cand.label} (pg_promote) and wait until it accepts writes`,
+          timeoutMs: 90_000,
+          run: async (x) => {
+            const attempt = promoteNow(cand, x, {
+              onSent: () => {
+                x.state.promoteSent = true;
+              },
+              deadlineMs: p.promoteDeadlineMs,
+            });
+            x.state.promoteAttempt = attempt;
+            const o = await attempt;
+            x.state.promoted = true;
+            await recordNewPrimary(x.deps, cand, o.timeline);
+            x.note({ stdout: `${cand.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
+          },
         },
-      }, {
-        name: `promote ${cand.label}`,
-        says: `promote ${cand.label} (pg_promote) and wait until it accepts writes`,
-        timeoutMs: 90_000,
-        run: async (x) => {
-          const attempt = promoteNow(cand, x, { onSent: () => { x.state.promoteSent = true; }, deadlineMs: p.promoteDeadlineMs });
-          x.state.promoteAttempt = attempt;
-          const o = await attempt;
-          x.state.promoted = true;
-          await recordNewPrimary(x.deps, cand, o.timeline);
-          x.note({ stdout: `${cand.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
+        ...dnsSteps(
+          h,
+          () => after,
+          (r) => describeRecordMove(r, after),
+        ),
+        ...h.poolers.map((pl): ActionStep<SwitchoverState> => ({
+          name: `PgBouncer ${pl.label}: point at ${cand.label} and resume`,
+          says: `point PgBouncer ${pl.label} at ${cand.label} (${pl.configFile}, RELOAD), then RESUME`,
+          timeoutMs: 30_000,
+          run: async (x) => {
+            const moved = await repointPooler(pl, cand, x.deps, x);
+            x.state.repointed.add(pl.id);
+            x.note({ stdout: `${moved}\n${await resumePooler(pl, x)}` });
+          },
+        })),
+        checkpointStep(`checkpoint on ${cand.label}`, `CHECKPOINT on ${cand.label}`, () => cand),
+        ...others.map((m): ActionStep<SwitchoverState> => ({
+          name: `re-point ${m.label} to ${cand.label}`,
+          says: `re-point ${m.label} to ${cand.label}`,
+          timeoutMs: 200_000,
+          run: async (x) => {
+            const o = await pointAt(m, cand, x.deps, x, { resumeReplay: true });
+            x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}` });
+          },
+        })),
+        ...rejoinSteps<SwitchoverState>(old, () => cand, cand.label, `${old.label}: `),
+        {
+          name: 'record the new topology',
+          says: `record the new topology: ${cand.label} the primary, every other member its replica`,
+          timeoutMs: 20_000,
+          run: (x) => recordTopology(h, pair, others, x.deps),
         },
-      },
-      ...dnsSteps(h, () => after, (r) => describeRecordMove(r, after)),
-      ...h.poolers.map((pl): ActionStep<SwitchoverState> => ({
-        name: `PgBouncer ${pl.label}: point at ${cand.label} and resume`,
-        says: `point PgBouncer ${pl.label} at ${cand.label} (${pl.configFile}, RELOAD), then RESUME`,
-        timeoutMs: 30_000,
-        run: async (x) => {
-          const moved = await repointPooler(pl, cand, x.deps, x);
-          x.state.repointed.add(pl.id);
-          x.note({ stdout: `${moved}\n${await resumePooler(pl, x)}` });
-        },
-      })),
-      checkpointStep(`checkpoint on ${cand.label}`, `CHECKPOINT on ${cand.label}`, () => cand),
-      ...others.map((m): ActionStep<SwitchoverState> => ({
-        name: `re-point ${m.label} to ${cand.label}`,
-        says: `re-point ${m.label} to ${cand.label}`,
-        timeoutMs: 200_000,
-        run: async (x) => {
-          const o = await pointAt(m, cand, x.deps, x, { resumeReplay: true });
-          x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}` });
-        },
-      })),
-      ...rejoinSteps<SwitchoverState>(old, () => cand, cand.label, `${old.label}: `),
-      {
-        name: 'record the new topology',
-        says: `record the new topology: ${cand.label} the primary, every other member its replica`,
-        timeoutMs: 20_000,
-        run: (x) => recordTopology(h, pair, others, x.deps),
-      }],
+      ],
     };
   },
 });

@@ -37,7 +37,10 @@ beforeAll(async () => {
   t = await freshDatabase();
   await seedLabFleet(t.db, t.lab);
   ssh = new SshPool({ privateKey: readFileSync(t.lab.ssh!.privateKeyPath) });
-  const all = await loadInstanceRefs(t.db, (await t.db.select({ id: instances.id }).from(instances)).map((r) => r.id));
+  const all = await loadInstanceRefs(
+    t.db,
+    (await t.db.select({ id: instances.id }).from(instances)).map((r) => r.id),
+  );
   const herd = all.filter((r) => r.environment === 'staging' && r.herd === 'identity');
   primary = herd.find((r) => r.role === 'primary')!;
   [r2, r3] = herd.filter((r) => r.role === 'replica') as [InstanceRef, InstanceRef];
@@ -68,7 +71,7 @@ describe('promote', () => {
     const { res } = await run(promoteAction, r2.id);
     expect(res.error).toBeUndefined();
     expect(await inRecovery(r2)).toBe(false);
-    await query(dsn(r2), 'CREATE TABLE promoted (v text); INSERT INTO promoted VALUES (\'after promote\')');
+    await query(dsn(r2), "CREATE TABLE promoted (v text); INSERT INTO promoted VALUES ('after promote')");
     const [row] = await t.db.select().from(instances).where(eq(instances.id, r2.id));
     expect(row!.role).toBe('primary');
     expect(row!.timeline).toBe(2);
@@ -82,7 +85,10 @@ describe('remaster', () => {
     expect(plan.targets[0]!.steps.join('\n')).toContain(`streams from ${r2.host}:${r2.port}`);
     const { res } = await run(remasterAction, r3.id);
     expect(res.error).toBeUndefined();
-    const [w] = await query<{ status: string; host: string; port: number }>(dsn(r3), 'SELECT status, sender_host AS host, sender_port AS port FROM pg_stat_wal_receiver');
+    const [w] = await query<{ status: string; host: string; port: number }>(
+      dsn(r3),
+      'SELECT status, sender_host AS host, sender_port AS port FROM pg_stat_wal_receiver',
+    );
     expect(w).toEqual({ status: 'streaming', host: r2.host, port: r2.port });
     let rows: { v: string }[] = [];
     for (let i = 0; i < 100 && !rows.length; i++) {
@@ -115,7 +121,15 @@ describe('rebuild', () => {
     // second primary) and takes a write the new primary never saw.
     const refusedStart = await run(startAction, primary.id);
     expect(refusedStart.res.error?.message).toMatch(/has no standby.signal and would start as a second primary/);
-    await runAs(labIdentity(), [`${t.lab.pgBin}/pg_ctl`, '-D', primary.dataDirectory, '-l', path.join(t.lab.dir, 'log', 'diverged.log'), '-w', 'start']);
+    await runAs(labIdentity(), [
+      `${t.lab.pgBin}/pg_ctl`,
+      '-D',
+      primary.dataDirectory,
+      '-l',
+      path.join(t.lab.dir, 'log', 'diverged.log'),
+      '-w',
+      'start',
+    ]);
     expect(await inRecovery(primary)).toBe(false);
     await query(dsn(primary), `CREATE TABLE diverged (v text); INSERT INTO diverged VALUES ('lost')`);
     await query(dsn(r2), `INSERT INTO promoted VALUES ('second')`);
@@ -173,7 +187,10 @@ describe('remaster to a chosen member', () => {
     const { res, steps } = await runAction(t.db, ssh, remasterAction, r3.id, params);
     expect(res.error).toBeUndefined();
     expect(steps[0]!.stdoutTail).toBe(`new upstream: ${primary.label} (replica)`);
-    const [w] = await query<{ status: string; host: string; port: number }>(dsn(r3), 'SELECT status, sender_host AS host, sender_port AS port FROM pg_stat_wal_receiver');
+    const [w] = await query<{ status: string; host: string; port: number }>(
+      dsn(r3),
+      'SELECT status, sender_host AS host, sender_port AS port FROM pg_stat_wal_receiver',
+    );
     expect(w).toEqual({ status: 'streaming', host: primary.host, port: primary.port });
     await query(dsn(r2), `INSERT INTO promoted VALUES ('cascaded')`);
     let rows: { v: string }[] = [];
@@ -192,8 +209,12 @@ describe('remaster to a chosen member', () => {
     expect(await refusal(primary, r3.id)).toBe(`${r3.label} streams from ${primary.label}: that would be a loop`);
     expect(await refusal(r3, elsewhere.id)).toMatch(/is not a member of the herd staging\/identity/);
     expect(await refusal(r3, r3.id)).toBe('a replica cannot stream from itself');
-    await expect(planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id], { upstreamInstanceId: 'x' })).rejects.toBeInstanceOf(ParamsError);
+    await expect(planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id], { upstreamInstanceId: 'x' })).rejects.toBeInstanceOf(
+      ParamsError,
+    );
     await expect(planOperation(t.db, SYSTEM_ACCESS, remasterAction, [r3.id], { upstream: 1 })).rejects.toThrow(/Unrecognized key/);
-    await expect(planOperation(t.db, SYSTEM_ACCESS, stopAction, [r3.id], { upstreamInstanceId: 1 })).rejects.toThrow('stop takes no parameters');
+    await expect(planOperation(t.db, SYSTEM_ACCESS, stopAction, [r3.id], { upstreamInstanceId: 1 })).rejects.toThrow(
+      'stop takes no parameters',
+    );
   });
 });

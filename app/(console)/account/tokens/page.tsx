@@ -25,15 +25,34 @@ export default async function TokensPage() {
       <p>A token acts as you, with your roles, and never beyond its scope. Revoke one as soon as it is not needed.</p>
       <NewTokenForm create={createTokenAction} />
       <table className="result-list" data-testid="tokens">
-        <thead><tr><th scope="col">Name</th><th scope="col">Starts with</th><th scope="col">Scope</th><th scope="col">Status</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col" /></tr></thead>
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Starts with</th>
+            <th scope="col">Scope</th>
+            <th scope="col">Status</th>
+            <th scope="col">Created</th>
+            <th scope="col">Expires</th>
+            <th scope="col">Last used</th>
+            <th scope="col" />
+          </tr>
+        </thead>
         <tbody>
-          {tokens.length === 0 && <tr><td colSpan={8}>No tokens yet.</td></tr>}
+          {tokens.length === 0 && (
+            <tr>
+              <td colSpan={8}>No tokens yet.</td>
+            </tr>
+          )}
           {tokens.map((t) => (
             <tr key={t.id} data-token={t.prefix}>
               <td>{t.name}</td>
-              <td><code>{t.prefix}…</code></td>
+              <td>
+                <code>{t.prefix}…</code>
+              </td>
               <td>{t.scope}</td>
-              <td><span className={`badge badge-${status(t)}`}>{status(t)}</span></td>
+              <td>
+                <span className={`badge badge-${status(t)}`}>{status(t)}</span>
+              </td>
               <td>{formatValue('datetime', t.createdAt)}</td>
               <td>{t.expiresAt ? formatValue('datetime', t.expiresAt) : 'never'}</td>
               <td>{t.lastUsedAt ? formatValue('datetime', t.lastUsedAt) : 'never'}</td>
@@ -41,7 +60,9 @@ export default async function TokensPage() {
                 {status(t) === 'active' && (
                   <form action={revokeTokenAction}>
                     <input type="hidden" name="id" value={t.id} />
-                    <button type="submit" className="button cancel-link">Revoke</button>
+                    <button type="submit" className="button cancel-link">
+                      Revoke
+                    </button>
                   </form>
                 )}
               </td>

@@ -15,7 +15,13 @@ import { capitalize } from '@/lib/admin/text';
 import { deny, requireAccess } from '@/lib/auth/session';
 import { parseId } from '@/lib/validation/ids';
 
-export default async function ChangeListPage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<RawParams> }) {
+export default async function ChangeListPage({
+  params,
+  searchParams,
+}: {
+  params: Promise<{ model: string }>;
+  searchParams: Promise<RawParams>;
+}) {
   const access = await requireAccess();
   const def = getAdmin((await params).model);
   if (!def) notFound();
@@ -40,19 +46,48 @@ export default async function ChangeListPage({ params, searchParams }: { params:
       <Breadcrumbs items={[{ label: capitalize(def.labelPlural) }]} />
       <div className="content-head">
         <h1>{title}</h1>
-        {canAdd && <Link className="button addlink" href={`${base}/add`}>Add {def.label}</Link>}
+        {canAdd && (
+          <Link className="button addlink" href={`${base}/add`}>
+            Add {def.label}
+          </Link>
+        )}
       </div>
-      {saved && <p className="messagelist success" role="status">The {def.label} “{saved.label}” was saved successfully.</p>}
-      {deleted !== null && <p className="messagelist success" role="status">Successfully deleted {deleted} {deleted === 1 ? def.label : def.labelPlural}.</p>}
+      {saved && (
+        <p className="messagelist success" role="status">
+          The {def.label} “{saved.label}” was saved successfully.
+        </p>
+      )}
+      {deleted !== null && (
+        <p className="messagelist success" role="status">
+          Successfully deleted {deleted} {deleted === 1 ? def.label : def.labelPlural}.
+        </p>
+      )}
       <div className="changelist">
         <div className="changelist-main">
           <form className="search" action={base} method="get" role="search">
-            <input type="search" name="q" defaultValue={p.q} aria-label={`Search ${def.labelPlural}`} placeholder={`Search ${def.labelPlural}`} />
-            {Object.entries(p.filters).map(([k, v]) => <input key={k} type="hidden" name={k} value={v} />)}
-            {toQueryString(def, shown).includes('sort=') && <input type="hidden" name="sort" value={p.sort.map((s) => (s.desc ? '-' : '') + s.field).join(',')} />}
+            <input
+              type="search"
+              name="q"
+              defaultValue={p.q}
+              aria-label={`Search ${def.labelPlural}`}
+              placeholder={`Search ${def.labelPlural}`}
+            />
+            {Object.entries(p.filters).map(([k, v]) => (
+              <input key={k} type="hidden" name={k} value={v} />
+            ))}
+            {toQueryString(def, shown).includes('sort=') && (
+              <input type="hidden" name="sort" value={p.sort.map((s) => (s.desc ? '-' : '') + s.field).join(',')} />
+            )}
             {p.per !== 100 && <input type="hidden" name="per" value={p.per} />}
-            <button type="submit" className="button">Search</button>
-            {(p.q || Object.keys(p.filters).length > 0) && <span className="small"> {list.total} results (<Link href={base}>clear all</Link>)</span>}
+            <button type="submit" className="button">
+              Search
+            </button>
+            {(p.q || Object.keys(p.filters).length > 0) && (
+              <span className="small">
+                {' '}
+                {list.total} results (<Link href={base}>clear all</Link>)
+              </span>
+            )}
           </form>
           <ChangeListTable
             base={def.objectHref ?? base}

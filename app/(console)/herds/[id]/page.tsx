@@ -29,26 +29,53 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
       <Breadcrumbs items={[{ label: 'Herds', href: '/admin/herds' }, { label: herd.label }]} />
       <div className="content-head">
         <h1>Herd {herd.label}</h1>
-        {can(access, 'operator', herd.environmentId) && <Link className="button" href={`/admin/herds/${herd.id}`}>Change the herd</Link>}
+        {can(access, 'operator', herd.environmentId) && (
+          <Link className="button" href={`/admin/herds/${herd.id}`}>
+            Change the herd
+          </Link>
+        )}
       </div>
-      {primaries.length > 1 && <p className="errornote" role="alert">{primaries.length} members answer as primaries: {primaries.map((p) => p.ref.label).join(', ')}.</p>}
-      {primaries.length === 0 && <p className="errornote" role="alert">No member answers as a primary.</p>}
+      {primaries.length > 1 && (
+        <p className="errornote" role="alert">
+          {primaries.length} members answer as primaries: {primaries.map((p) => p.ref.label).join(', ')}.
+        </p>
+      )}
+      {primaries.length === 0 && (
+        <p className="errornote" role="alert">
+          No member answers as a primary.
+        </p>
+      )}
       <FleetHealth health={health} scope="herd" />
       <table className="result-list topology" data-testid="members">
         <thead>
           <tr>
-            <th scope="col">Member</th><th scope="col">Site</th><th scope="col">Role</th><th scope="col">State</th><th scope="col">TL</th>
-            <th scope="col">Received LSN</th><th scope="col">Replayed LSN</th><th scope="col">Lag</th><th scope="col">Lag (s)</th>
-            <th scope="col">Upstream</th><th scope="col">Pending restart</th>
+            <th scope="col">Member</th>
+            <th scope="col">Site</th>
+            <th scope="col">Role</th>
+            <th scope="col">State</th>
+            <th scope="col">TL</th>
+            <th scope="col">Received LSN</th>
+            <th scope="col">Replayed LSN</th>
+            <th scope="col">Lag</th>
+            <th scope="col">Lag (s)</th>
+            <th scope="col">Upstream</th>
+            <th scope="col">Pending restart</th>
           </tr>
         </thead>
         <tbody>
           {members.map((m) => (
             <tr key={m.ref.id} data-member={m.ref.hostname}>
-              <td><Link prefetch={false} href={`/admin/instances/${m.ref.id}`}>{m.ref.label}</Link></td>
+              <td>
+                <Link prefetch={false} href={`/admin/instances/${m.ref.id}`}>
+                  {m.ref.label}
+                </Link>
+              </td>
               <td>{m.ref.site}</td>
               <td data-col="role">{m.role ?? 'unknown'}</td>
-              <td data-col="state">{m.state}{!m.observed.reachable && m.observed.error ? <span className="help"> ({m.observed.error})</span> : null}</td>
+              <td data-col="state">
+                {m.state}
+                {!m.observed.reachable && m.observed.error ? <span className="help"> ({m.observed.error})</span> : null}
+              </td>
               <td>{m.observed.timeline ?? ''}</td>
               <td>{m.observed.receiveLsn ?? ''}</td>
               <td>{m.observed.lsn ?? ''}</td>
@@ -62,14 +89,33 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
       </table>
 
       <h2>DNS</h2>
-      {dns.length === 0 ? <p>No DNS records follow this herd.</p> : (
+      {dns.length === 0 ? (
+        <p>No DNS records follow this herd.</p>
+      ) : (
         <table className="result-list" data-testid="dns">
-          <thead><tr><th scope="col">Name</th><th scope="col">Follows</th><th scope="col">Answers now</th><th scope="col">Should answer</th><th scope="col">OK</th></tr></thead>
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Follows</th>
+              <th scope="col">Answers now</th>
+              <th scope="col">Should answer</th>
+              <th scope="col">OK</th>
+            </tr>
+          </thead>
           <tbody>
             {dns.map((d) => (
               <tr key={d.record.id} data-dns={d.record.name}>
-                <td>{d.record.name} <span className="help">{d.record.type}, TTL {d.record.ttl} s</span></td>
-                <td>{d.record.match === 'instance' ? `instance ${d.record.matchInstanceId ?? 'none'}` : `the ${d.record.matchRole ?? 'primary'}`}</td>
+                <td>
+                  {d.record.name}{' '}
+                  <span className="help">
+                    {d.record.type}, TTL {d.record.ttl} s
+                  </span>
+                </td>
+                <td>
+                  {d.record.match === 'instance'
+                    ? `instance ${d.record.matchInstanceId ?? 'none'}`
+                    : `the ${d.record.matchRole ?? 'primary'}`}
+                </td>
                 <td data-col="answers">{d.answers ? d.answers.join(', ') || 'nothing' : d.error}</td>
                 <td>{Array.isArray(d.expected) ? d.expected.join(', ') : d.expected}</td>
                 <td data-col="ok">{d.ok ? 'yes' : <strong className="warn">no</strong>}</td>
@@ -83,17 +129,26 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
         <>
           <h2>PgBouncer</h2>
           <ul className="poolers" data-testid="poolers">
-            {poolers.map((p) => <li key={p.label}><strong>{p.label}</strong> <span className="help">{p.configFile}</span>: {p.now}</li>)}
+            {poolers.map((p) => (
+              <li key={p.label}>
+                <strong>{p.label}</strong> <span className="help">{p.configFile}</span>: {p.now}
+              </li>
+            ))}
           </ul>
         </>
       )}
 
       <h2>Recent operations</h2>
-      {operations.length === 0 ? <p>None yet.</p> : (
+      {operations.length === 0 ? (
+        <p>None yet.</p>
+      ) : (
         <ul className="recent-operations">
           {operations.map((o) => (
             <li key={`${o.id}-${o.targetStatus}`}>
-              <Link prefetch={false} href={`/operations/${o.id}`}>#{o.id} {o.action}</Link> by {o.requestedBy}, {o.createdAt.toISOString().replace('T', ' ').slice(0, 19)} UTC: {o.status}
+              <Link prefetch={false} href={`/operations/${o.id}`}>
+                #{o.id} {o.action}
+              </Link>{' '}
+              by {o.requestedBy}, {o.createdAt.toISOString().replace('T', ' ').slice(0, 19)} UTC: {o.status}
             </li>
           ))}
         </ul>

@@ -23,21 +23,42 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
   const scope = await operationScope(getDb(), view.id);
   const control = canOnAll(access, action?.permission ?? 'admin', scope?.environmentIds ?? [null]);
   // Parameters in words: a chosen herd member by its label (it may have left the inventory since).
-  const memberIds = (action?.params?.fields ?? []).filter((f) => f.kind === 'herd-member').map((f) => Number(view.params[f.name])).filter(Number.isInteger);
+  const memberIds = (action?.params?.fields ?? [])
+    .filter((f) => f.kind === 'herd-member')
+    .map((f) => Number(view.params[f.name]))
+    .filter(Number.isInteger);
   const labels = new Map((await loadInstanceRefs(getDb(), memberIds)).map((r) => [r.id, r.label]));
   const shown = (action?.params?.fields ?? []).map((f) => {
     const v = view.params[f.name];
-    const text = v === undefined || v === false ? f.emptyLabel : f.kind === 'flag' ? 'yes' : f.kind === 'herd-member' ? labels.get(Number(v)) ?? `instance ${valueText(v)} (no longer in the inventory)` : valueText(v);
+    const text =
+      v === undefined || v === false
+        ? f.emptyLabel
+        : f.kind === 'flag'
+          ? 'yes'
+          : f.kind === 'herd-member'
+            ? (labels.get(Number(v)) ?? `instance ${valueText(v)} (no longer in the inventory)`)
+            : valueText(v);
     return { label: f.label, text };
   });
   return (
     <>
       <Breadcrumbs items={[{ label: 'Operations', href: '/admin/operations' }, { label: `#${view.id}` }]} />
       <div className="content-head">
-        <h1>{action?.label ?? view.action}: operation #{view.id}</h1>
+        <h1>
+          {action?.label ?? view.action}: operation #{view.id}
+        </h1>
       </div>
-      {shown.map((p) => <p key={p.label} className="op-param"><strong>{p.label}:</strong> {p.text}</p>)}
-      <OperationLive key={`${view.status}-${view.finishedAt ?? 'open'}`} initial={view} cancel={control ? cancelOperationAction : undefined} retry={control ? retryOperationAction : undefined} />
+      {shown.map((p) => (
+        <p key={p.label} className="op-param">
+          <strong>{p.label}:</strong> {p.text}
+        </p>
+      ))}
+      <OperationLive
+        key={`${view.status}-${view.finishedAt ?? 'open'}`}
+        initial={view}
+        cancel={control ? cancelOperationAction : undefined}
+        retry={control ? retryOperationAction : undefined}
+      />
     </>
   );
 }

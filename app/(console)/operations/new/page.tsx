@@ -17,7 +17,6 @@ import { parseId } from '@/lib/validation/ids';
 import { MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
 import { confirmOperationAction } from '../actions';
 
-
 /** The confirmation page: every target with its plan, refusals with reasons, warnings. Nothing runs here. */
 export default async function PlanPage({ searchParams }: { searchParams: Promise<RawParams> }) {
   const access = await requireAccess();
@@ -41,7 +40,12 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   else if (picked.selection.all) {
     try {
       // "All matching" means all the user may run this action on, never more.
-      ids = await matchingIds(db, def, { ...parseListParams(def, raw, access), scope: environmentsWith(access, action.permission) }, MAX_SELECTION);
+      ids = await matchingIds(
+        db,
+        def,
+        { ...parseListParams(def, raw, access), scope: environmentsWith(access, action.permission) },
+        MAX_SELECTION,
+      );
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);
     }
@@ -55,7 +59,11 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
       <>
         <Breadcrumbs items={crumbs} />
         <h1>Nothing to {action.label.toLowerCase()}</h1>
-        <p className="errornote">{error ? `${error} Nothing has been changed.` : 'Items must be selected in order to perform actions on them. Nothing has been changed.'}</p>
+        <p className="errornote">
+          {error
+            ? `${error} Nothing has been changed.`
+            : 'Items must be selected in order to perform actions on them. Nothing has been changed.'}
+        </p>
         <Link href={back}>Back to the list</Link>
       </>
     );
@@ -71,7 +79,9 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
       <>
         <Breadcrumbs items={crumbs} />
         <h1>{action.label}</h1>
-        <p className="errornote" role="alert">Invalid parameters: {err.message}. Nothing has been run.</p>
+        <p className="errornote" role="alert">
+          Invalid parameters: {err.message}. Nothing has been run.
+        </p>
         <Link href={back}>Back to the list</Link>
       </>
     );
@@ -79,72 +89,152 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   const runnable = plan.targets.filter((t) => !t.refused);
   const herdIds = [...new Set(plan.targets.map((t) => t.herdId))];
   // A member of "the herd" can be chosen only when every target is in the same one.
-  const herdMembers = action.params?.fields.some((f) => f.kind === 'herd-member') && herdIds.length === 1
-    ? await loadInstanceRefs(db, [], { herdIds })
-    : [];
-  const keep = Object.entries(raw).filter(([k, v]) => !k.startsWith('p.') && !['stale', 'mistyped', 'nothing'].includes(k) && typeof v === 'string') as [string, string][];
+  const herdMembers =
+    action.params?.fields.some((f) => f.kind === 'herd-member') && herdIds.length === 1 ? await loadInstanceRefs(db, [], { herdIds }) : [];
+  const keep = Object.entries(raw).filter(
+    ([k, v]) => !k.startsWith('p.') && !['stale', 'mistyped', 'nothing'].includes(k) && typeof v === 'string',
+  ) as [string, string][];
   return (
     <>
       <Breadcrumbs items={crumbs} />
-      <h1>{action.label}: {runnable.length} of {plan.targets.length} {noun(plan.targets.length)}</h1>
-      {retryOf !== null && <p className="help" data-testid="retry-of">A retry of <Link href={`/operations/${retryOf}`}>operation #{retryOf}</Link>: planned again against the inventory as it is now; confirming starts a new operation.</p>}
-      {raw.stale === '1' && <p className="errornote" role="alert">The inventory changed since you saw the plan. This is the new plan: read it again.</p>}
-      {raw.mistyped === '1' && <p className="errornote" role="alert">The confirmation did not match. Nothing has been run.</p>}
-      {raw.nothing === '1' && <p className="errornote" role="alert">Every target is refused: nothing to run.</p>}
+      <h1>
+        {action.label}: {runnable.length} of {plan.targets.length} {noun(plan.targets.length)}
+      </h1>
+      {retryOf !== null && (
+        <p className="help" data-testid="retry-of">
+          A retry of <Link href={`/operations/${retryOf}`}>operation #{retryOf}</Link>: planned again against the inventory as it is now;
+          confirming starts a new operation.
+        </p>
+      )}
+      {raw.stale === '1' && (
+        <p className="errornote" role="alert">
+          The inventory changed since you saw the plan. This is the new plan: read it again.
+        </p>
+      )}
+      {raw.mistyped === '1' && (
+        <p className="errornote" role="alert">
+          The confirmation did not match. Nothing has been run.
+        </p>
+      )}
+      {raw.nothing === '1' && (
+        <p className="errornote" role="alert">
+          Every target is refused: nothing to run.
+        </p>
+      )}
       {plan.missing.length > 0 && <p className="errornote">Not in the inventory (any more): ids {plan.missing.join(', ')}.</p>}
       {action.params && (
         <form method="get" className="action-params" aria-label="Parameters">
-          {keep.map(([k, v]) => <input key={k} type="hidden" name={k} value={v} />)}
-          {action.params.fields.map((f) => (f.kind === 'flag' ? (
-            <p key={f.name}>
-              <label>
-                <input type="checkbox" id={`p-${f.name}`} name={`p.${f.name}`} value="true" defaultChecked={plan.params[f.name] === true} /> {f.label}
-              </label>
-              {' '}<span className="help">{f.help}</span>
-            </p>
-          ) : f.kind === 'text' ? (
-            <p key={f.name}>
-              <label htmlFor={`p-${f.name}`}>{f.label}: </label>
-              <input type="text" id={`p-${f.name}`} name={`p.${f.name}`} placeholder={f.emptyLabel} defaultValue={valueText(plan.params[f.name] ?? '')} size={60} autoComplete="off" spellCheck={false} />
-              {' '}<span className="help">{f.help}</span>
-            </p>
-          ) : (
-            <p key={f.name}>
-              <label htmlFor={`p-${f.name}`}>{f.label}: </label>
-              {herdIds.length === 1 ? (
-                <select id={`p-${f.name}`} name={`p.${f.name}`} defaultValue={valueText(plan.params[f.name] ?? '')}>
-                  <option value="">{f.emptyLabel}</option>
-                  {herdMembers.map((m) => <option key={m.id} value={m.id}>{m.label} ({m.role}, {m.state})</option>)}
-                </select>
-              ) : (
-                <span>{f.emptyLabel} (the targets are in {herdIds.length} herds: a member can be chosen for one herd at a time)</span>
-              )}
-              {' '}<span className="help">{f.help}</span>
-            </p>
-          )))}
-          {(herdIds.length === 1 || action.params.fields.some((f) => f.kind !== 'herd-member')) && <button type="submit" className="button">Update the plan</button>}
+          {keep.map(([k, v]) => (
+            <input key={k} type="hidden" name={k} value={v} />
+          ))}
+          {action.params.fields.map((f) =>
+            f.kind === 'flag' ? (
+              <p key={f.name}>
+                <label>
+                  <input
+                    type="checkbox"
+                    id={`p-${f.name}`}
+                    name={`p.${f.name}`}
+                    value="true"
+                    defaultChecked={plan.params[f.name] === true}
+                  />{' '}
+                  {f.label}
+                </label>{' '}
+                <span className="help">{f.help}</span>
+              </p>
+            ) : f.kind === 'text' ? (
+              <p key={f.name}>
+                <label htmlFor={`p-${f.name}`}>{f.label}: </label>
+                <input
+                  type="text"
+                  id={`p-${f.name}`}
+                  name={`p.${f.name}`}
+                  placeholder={f.emptyLabel}
+                  defaultValue={valueText(plan.params[f.name] ?? '')}
+                  size={60}
+                  autoComplete="off"
+                  spellCheck={false}
+                />{' '}
+                <span className="help">{f.help}</span>
+              </p>
+            ) : (
+              <p key={f.name}>
+                <label htmlFor={`p-${f.name}`}>{f.label}: </label>
+                {herdIds.length === 1 ? (
+                  <select id={`p-${f.name}`} name={`p.${f.name}`} defaultValue={valueText(plan.params[f.name] ?? '')}>
+                    <option value="">{f.emptyLabel}</option>
+                    {herdMembers.map((m) => (
+                      <option key={m.id} value={m.id}>
+                        {m.label} ({m.role}, {m.state})
+                      </option>
+                    ))}
+                  </select>
+                ) : (
+                  <span>
+                    {f.emptyLabel} (the targets are in {herdIds.length} herds: a member can be chosen for one herd at a time)
+                  </span>
+                )}{' '}
+                <span className="help">{f.help}</span>
+              </p>
+            ),
+          )}
+          {(herdIds.length === 1 || action.params.fields.some((f) => f.kind !== 'herd-member')) && (
+            <button type="submit" className="button">
+              Update the plan
+            </button>
+          )}
         </form>
       )}
       <table className="plan result-list">
-        <thead><tr><th scope="col">{onHerds ? 'Herd' : 'Instance'}</th><th scope="col">Environment / herd</th><th scope="col">What will happen</th><th scope="col">Warnings</th></tr></thead>
+        <thead>
+          <tr>
+            <th scope="col">{onHerds ? 'Herd' : 'Instance'}</th>
+            <th scope="col">Environment / herd</th>
+            <th scope="col">What will happen</th>
+            <th scope="col">Warnings</th>
+          </tr>
+        </thead>
         <tbody>
           {plan.targets.map((t) => (
             <tr key={t.instanceId ?? `h${t.herdId}`} className={t.refused ? 'refused' : undefined} data-target={t.label}>
-              <td><Link prefetch={false} href={t.instanceId === null ? `/herds/${t.herdId}` : `/admin/instances/${t.instanceId}`}>{t.label}</Link></td>
-              <td>{t.environment} / {t.herd}</td>
               <td>
-                {t.refused ? <strong className="warn">Refused: {t.refused}</strong> : (
+                <Link prefetch={false} href={t.instanceId === null ? `/herds/${t.herdId}` : `/admin/instances/${t.instanceId}`}>
+                  {t.label}
+                </Link>
+              </td>
+              <td>
+                {t.environment} / {t.herd}
+              </td>
+              <td>
+                {t.refused ? (
+                  <strong className="warn">Refused: {t.refused}</strong>
+                ) : (
                   <>
                     {t.facts && (
                       <dl className="plan-facts">
-                        {t.facts.map((f) => <div key={f.label} data-fact={f.label}><dt>{f.label}</dt><dd>{f.value}</dd></div>)}
+                        {t.facts.map((f) => (
+                          <div key={f.label} data-fact={f.label}>
+                            <dt>{f.label}</dt>
+                            <dd>{f.value}</dd>
+                          </div>
+                        ))}
                       </dl>
                     )}
-                    <ol className="plan-steps">{t.steps.map((s, i) => <li key={i}>{s}</li>)}</ol>
+                    <ol className="plan-steps">
+                      {t.steps.map((s, i) => (
+                        <li key={i}>{s}</li>
+                      ))}
+                    </ol>
                   </>
                 )}
               </td>
-              <td>{t.warnings.map((w, i) => <div key={i} className="warn">{w}</div>)}</td>
+              <td>
+                {t.warnings.map((w, i) => (
+                  <div key={i} className="warn">
+                    {w}
+                  </div>
+                ))}
+              </td>
             </tr>
           ))}
         </tbody>
@@ -157,7 +247,9 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
           <input type="hidden" name="key" value={plan.idempotencyKey} />
           {def !== getAdmin(kind) && <input type="hidden" name="from" value={def.name} />}
           {retryOf !== null && <input type="hidden" name="retryOf" value={retryOf} />}
-          {Object.entries(plan.params).map(([k, v]) => <input key={k} type="hidden" name={`p.${k}`} value={String(v)} />)}
+          {Object.entries(plan.params).map(([k, v]) => (
+            <input key={k} type="hidden" name={`p.${k}`} value={String(v)} />
+          ))}
           {plan.typeToConfirm !== null && (
             <p>
               <label>
@@ -166,8 +258,12 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
               </label>
             </p>
           )}
-          <button type="submit" className="button danger">{action.label} {runnable.length} {noun(runnable.length)}</button>{' '}
-          <Link className="button cancel-link" href={back}>No, take me back</Link>
+          <button type="submit" className="button danger">
+            {action.label} {runnable.length} {noun(runnable.length)}
+          </button>{' '}
+          <Link className="button cancel-link" href={back}>
+            No, take me back
+          </Link>
         </form>
       )}
     </>

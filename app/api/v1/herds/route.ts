@@ -8,13 +8,15 @@ import { apiUser, handle } from '@/lib/api/respond';
 import { listFromQuery, pagingQuery } from '@/lib/api/list';
 import { loadInstanceRefs } from '@/lib/ops/instance-ref';
 
-const query = z.object({
-  environment: idText('environment').optional(),
-  automation: z.enum(automationMode.enumValues).optional(),
-  driver: z.enum(controlDriver.enumValues).optional(),
-  version: z.coerce.number().int().min(9).max(99).optional(),
-  ...pagingQuery,
-}).strict();
+const query = z
+  .object({
+    environment: idText('environment').optional(),
+    automation: z.enum(automationMode.enumValues).optional(),
+    driver: z.enum(controlDriver.enumValues).optional(),
+    version: z.coerce.number().int().min(9).max(99).optional(),
+    ...pagingQuery,
+  })
+  .strict();
 
 /**
  * GET /api/v1/herds: the herds changelist's filters; each herd with its primary, its members (as last
@@ -36,11 +38,33 @@ export const GET = handle(async (req) => {
       const records = dns.filter((d) => d.herdId === id);
       const lags = own.flatMap((m) => (m.role === 'replica' && m.lagBytes !== null ? [m.lagBytes] : []));
       return {
-        id, environment: r.environment, name: r.name, version: r.pgVersion, automation: r.automation,
+        id,
+        environment: r.environment,
+        name: r.name,
+        version: r.pgVersion,
+        automation: r.automation,
         primary: primary ? { id: primary.id, label: primary.label, state: primary.state } : null,
-        members: own.map((m) => ({ id: m.id, label: m.label, server: m.hostname, site: m.site, port: m.port, role: m.role, state: m.state, upstreamId: m.upstreamId, lsn: m.lsn, lagBytes: m.lagBytes })),
+        members: own.map((m) => ({
+          id: m.id,
+          label: m.label,
+          server: m.hostname,
+          site: m.site,
+          port: m.port,
+          role: m.role,
+          state: m.state,
+          upstreamId: m.upstreamId,
+          lsn: m.lsn,
+          lagBytes: m.lagBytes,
+        })),
         worstLagBytes: lags.length ? Math.max(...lags) : null,
-        dns: records.map((d) => ({ name: d.name, type: d.type, ttl: d.ttl, answers: d.lastAnswer, drifted: d.drifted, checkedAt: d.lastCheckedAt?.toISOString() ?? null })),
+        dns: records.map((d) => ({
+          name: d.name,
+          type: d.type,
+          ttl: d.ttl,
+          answers: d.lastAnswer,
+          drifted: d.drifted,
+          checkedAt: d.lastCheckedAt?.toISOString() ?? null,
+        })),
         dnsDrift: r.dnsDrift ?? null,
       };
     }),

@@ -5,15 +5,17 @@ import { instanceRole, instanceState } from '@/db/schema';
 import { apiUser, handle } from '@/lib/api/respond';
 import { listFromQuery, pagingQuery, searchText } from '@/lib/api/list';
 
-const query = z.object({
-  environment: idText('environment').optional(),
-  herd: idText('herd').optional(),
-  role: z.enum(instanceRole.enumValues).optional(),
-  state: z.enum(instanceState.enumValues).optional(),
-  site: searchText().optional(),
-  version: z.coerce.number().int().min(9).max(99).optional(),
-  ...pagingQuery,
-}).strict();
+const query = z
+  .object({
+    environment: idText('environment').optional(),
+    herd: idText('herd').optional(),
+    role: z.enum(instanceRole.enumValues).optional(),
+    state: z.enum(instanceState.enumValues).optional(),
+    site: searchText().optional(),
+    version: z.coerce.number().int().min(9).max(99).optional(),
+    ...pagingQuery,
+  })
+  .strict();
 
 /** GET /api/v1/instances: the changelist's filters; unlike the pages, bad parameters are a 400. */
 export const GET = handle(async (req) => {
@@ -21,9 +23,24 @@ export const GET = handle(async (req) => {
   const list = await listFromQuery(req, query, 'instances', user.access);
   return NextResponse.json({
     items: list.rows.map((r) => ({
-      id: r.__id, environment: r.environment, herd: r.herd, herdId: r.herdId, server: r.server, address: r.address, site: r.site,
-      port: r.port, role: r.role, state: r.state, version: r.version, upstream: r.upstream, timeline: r.timeline,
-      lsn: r.lsn, lagBytes: r.lag, lagSeconds: r.lagSeconds, pendingRestart: r.pendingRestart, lastObservedAt: r.lastObservedAt,
+      id: r.__id,
+      environment: r.environment,
+      herd: r.herd,
+      herdId: r.herdId,
+      server: r.server,
+      address: r.address,
+      site: r.site,
+      port: r.port,
+      role: r.role,
+      state: r.state,
+      version: r.version,
+      upstream: r.upstream,
+      timeline: r.timeline,
+      lsn: r.lsn,
+      lagBytes: r.lag,
+      lagSeconds: r.lagSeconds,
+      pendingRestart: r.pendingRestart,
+      lastObservedAt: r.lastObservedAt,
     })),
     total: list.total,
     page: list.page,

@@ -13,13 +13,22 @@ export const POST = handle(async (req) => {
   const body = await jsonBody(req, submitBody);
   const action = getAction(body.action);
   if (!action) throw new ApiError(400, `unknown action ${body.action}`);
-  const res = await submitOperation(getDb(), webQueue(), action, {
-    instanceIds: body.instanceIds,
-    herdIds: body.herdIds,
-    params: body.params ?? {},
-    digest: body.digest,
-    confirmation: body.confirm,
-    idempotencyKey: body.idempotencyKey ?? randomBytes(16).toString('hex'),
-  }, user);
-  return NextResponse.json({ id: res.id, duplicate: res.duplicate }, { status: 202, headers: { location: `/api/v1/operations/${res.id}` } });
+  const res = await submitOperation(
+    getDb(),
+    webQueue(),
+    action,
+    {
+      instanceIds: body.instanceIds,
+      herdIds: body.herdIds,
+      params: body.params ?? {},
+      digest: body.digest,
+      confirmation: body.confirm,
+      idempotencyKey: body.idempotencyKey ?? randomBytes(16).toString('hex'),
+    },
+    user,
+  );
+  return NextResponse.json(
+    { id: res.id, duplicate: res.duplicate },
+    { status: 202, headers: { location: `/api/v1/operations/${res.id}` } },
+  );
 });

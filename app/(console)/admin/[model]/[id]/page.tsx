@@ -12,7 +12,13 @@ import { ObjectPanel } from './panels';
 import { permissionFor } from '@/lib/admin/define-admin';
 import { can, environmentsWith } from '@/lib/auth/access';
 
-export default async function ChangePage({ params, searchParams }: { params: Promise<{ model: string; id: string }>; searchParams: Promise<{ saved?: string }> }) {
+export default async function ChangePage({
+  params,
+  searchParams,
+}: {
+  params: Promise<{ model: string; id: string }>;
+  searchParams: Promise<{ saved?: string }>;
+}) {
   const { def, id, access, environmentId } = await objectRoute(params, 'view');
   const db = getDb();
   const obj = await loadObject(db, def, id);
@@ -25,13 +31,26 @@ export default async function ChangePage({ params, searchParams }: { params: Pro
       <Breadcrumbs items={[{ label: capitalize(def.labelPlural), href: `/admin/${def.name}` }, { label: obj.label }]} />
       <div className="content-head">
         <h1>Change {def.label}</h1>
-        <Link className="button historylink" href={`/admin/${def.name}/${id}/history`}>History</Link>
+        <Link className="button historylink" href={`/admin/${def.name}/${id}/history`}>
+          History
+        </Link>
       </div>
       <h2 className="object-label">{obj.label}</h2>
-      {saved && <p className="messagelist success" role="status">The {def.label} “{obj.label}” was changed successfully. You may edit it again below.</p>}
-      {def.panels?.map((panel) => <ObjectPanel key={panel.kind} panel={panel} id={id} access={access} environmentId={environmentId} />)}
+      {saved && (
+        <p className="messagelist success" role="status">
+          The {def.label} “{obj.label}” was changed successfully. You may edit it again below.
+        </p>
+      )}
+      {def.panels?.map((panel) => (
+        <ObjectPanel key={panel.kind} panel={panel} id={id} access={access} environmentId={environmentId} />
+      ))}
       <ObjectForm
-        model={def.name} fields={fieldViews(def.form)} id={id} initial={obj.values} options={await relationOptions(db, def, environmentsWith(access, mayChange ? changeRole : 'viewer'))} save={saveAction}
+        model={def.name}
+        fields={fieldViews(def.form)}
+        id={id}
+        initial={obj.values}
+        options={await relationOptions(db, def, environmentsWith(access, mayChange ? changeRole : 'viewer'))}
+        save={saveAction}
         readOnlyReason={mayChange ? undefined : `You may look at this ${def.label}; changing it needs the ${changeRole} role here.`}
         canDelete={can(access, permissionFor(def, 'delete'), environmentId)}
       />

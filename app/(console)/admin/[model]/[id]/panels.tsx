@@ -13,19 +13,47 @@ function SshPublicKey() {
   return (
     <div className="module authorized-key">
       <h2>pgherd&rsquo;s SSH key</h2>
-      {key ? <><p>Add this line to <code>~/.ssh/authorized_keys</code> of the SSH user on this server:</p><pre className="output" data-testid="public-key">{key}</pre></> : <p className="muted">PGHERD_SSH_KEY is not set on the web process, so its public key cannot be shown.</p>}
+      {key ? (
+        <>
+          <p>
+            Add this line to <code>~/.ssh/authorized_keys</code> of the SSH user on this server:
+          </p>
+          <pre className="output" data-testid="public-key">
+            {key}
+          </pre>
+        </>
+      ) : (
+        <p className="muted">PGHERD_SSH_KEY is not set on the web process, so its public key cannot be shown.</p>
+      )}
     </div>
   );
 }
 
-export async function ObjectPanel({ panel, id, access, environmentId }: { panel: Panel; id: number; access: Access; environmentId: number | null }) {
+export async function ObjectPanel({
+  panel,
+  id,
+  access,
+  environmentId,
+}: {
+  panel: Panel;
+  id: number;
+  access: Access;
+  environmentId: number | null;
+}) {
   switch (panel.kind) {
     case 'ssh-public-key':
       return <SshPublicKey />;
     case 'agent-token': {
       if (!can(access, panel.role, environmentId)) return null;
       const { hasToken, lastSeen } = await panel.load(getDb(), id);
-      return <AgentTokenForm serverId={id} hasToken={hasToken} lastSeen={lastSeen ? formatValue('datetime', lastSeen) : 'never'} action={agentTokenAction} />;
+      return (
+        <AgentTokenForm
+          serverId={id}
+          hasToken={hasToken}
+          lastSeen={lastSeen ? formatValue('datetime', lastSeen) : 'never'}
+          action={agentTokenAction}
+        />
+      );
     }
   }
 }

@@ -12,7 +12,13 @@ import { canSomewhere, environmentsWith } from '@/lib/auth/access';
 import { permissionFor } from '@/lib/admin/define-admin';
 import { saveAction } from '../../actions';
 
-export default async function AddPage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<{ saved?: string }> }) {
+export default async function AddPage({
+  params,
+  searchParams,
+}: {
+  params: Promise<{ model: string }>;
+  searchParams: Promise<{ saved?: string }>;
+}) {
   const access = await requireAccess();
   const def = getEditable((await params).model);
   if (!def || def.readOnlyAdd) notFound();
@@ -20,13 +26,25 @@ export default async function AddPage({ params, searchParams }: { params: Promis
   if (!canSomewhere(access, need)) await deny(`Adding ${def.labelPlural} needs the ${need} role`);
   const db = getDb();
   const savedId = Number((await searchParams).saved);
-  const saved = Number.isInteger(savedId) && savedId > 0 ? (await labelsFor(db, def, [savedId], environmentsWith(access, 'viewer')))[0] : undefined;
+  const saved =
+    Number.isInteger(savedId) && savedId > 0 ? (await labelsFor(db, def, [savedId], environmentsWith(access, 'viewer')))[0] : undefined;
   return (
     <>
       <Breadcrumbs items={[{ label: capitalize(def.labelPlural), href: `/admin/${def.name}` }, { label: `Add ${def.label}` }]} />
       <h1>Add {def.label}</h1>
-      {saved && <p className="messagelist success" role="status">The {def.label} “{saved.label}” was added successfully. You may add another {def.label} below.</p>}
-      <ObjectForm model={def.name} fields={fieldViews(def.form)} id={null} initial={defaultValues(def)} options={await relationOptions(db, def, environmentsWith(access, need))} save={saveAction} />
+      {saved && (
+        <p className="messagelist success" role="status">
+          The {def.label} “{saved.label}” was added successfully. You may add another {def.label} below.
+        </p>
+      )}
+      <ObjectForm
+        model={def.name}
+        fields={fieldViews(def.form)}
+        id={null}
+        initial={defaultValues(def)}
+        options={await relationOptions(db, def, environmentsWith(access, need))}
+        save={saveAction}
+      />
     </>
   );
 }

@@ -15,7 +15,13 @@ import { deleteAction } from '../../actions';
 import { MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
 
 /** Bulk delete: ?ids=1,2,3 or ?all=1 plus the changelist's query ("all N matching"). */
-export default async function BulkDeletePage({ params, searchParams }: { params: Promise<{ model: string }>; searchParams: Promise<RawParams> }) {
+export default async function BulkDeletePage({
+  params,
+  searchParams,
+}: {
+  params: Promise<{ model: string }>;
+  searchParams: Promise<RawParams>;
+}) {
   const access = await requireAccess();
   const def = getEditable((await params).model);
   if (!def) notFound();
@@ -46,7 +52,11 @@ export default async function BulkDeletePage({ params, searchParams }: { params:
       <>
         <Breadcrumbs items={crumbs} />
         <h1>Nothing to delete</h1>
-        <p className="errornote">{error ? `${error} Nothing has been changed.` : `No ${def.labelPlural} were selected, or they no longer exist. Nothing has been changed.`}</p>
+        <p className="errornote">
+          {error
+            ? `${error} Nothing has been changed.`
+            : `No ${def.labelPlural} were selected, or they no longer exist. Nothing has been changed.`}
+        </p>
         <Link href={back}>Back to the list</Link>
       </>
     );
@@ -56,7 +66,14 @@ export default async function BulkDeletePage({ params, searchParams }: { params:
     <>
       <Breadcrumbs items={crumbs} />
       <h1>Are you sure?</h1>
-      <DeleteConfirmation model={def.name} label={ids.length === 1 ? def.label : def.labelPlural} ids={ids} collected={collected} cancelHref={back} action={deleteAction} />
+      <DeleteConfirmation
+        model={def.name}
+        label={ids.length === 1 ? def.label : def.labelPlural}
+        ids={ids}
+        collected={collected}
+        cancelHref={back}
+        action={deleteAction}
+      />
     </>
   );
 }

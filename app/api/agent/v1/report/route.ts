@@ -15,15 +15,23 @@ export async function POST(req: NextRequest) {
   const db = getDb();
   const queue = ingestQueue(db);
   try {
-    const { status, body } = await receiveReport(db, {
-      authorization: req.headers.get('authorization'),
-      contentLength: Number(req.headers.get('content-length') ?? 0),
-      text: () => readCapped(req, MAX_REPORT_BYTES),
-    }, (server, report) => queue.submit(server, report));
+    const { status, body } = await receiveReport(
+      db,
+      {
+        authorization: req.headers.get('authorization'),
+        contentLength: Number(req.headers.get('content-length') ?? 0),
+        text: () => readCapped(req, MAX_REPORT_BYTES),
+      },
+      (server, report) => queue.submit(server, report),
+    );
     return NextResponse.json(body, { status });
   } catch (err) {
     // The agent sends again at its next interval (exit 5: server unavailable).
-    if (isDatabaseUnavailable(err)) return NextResponse.json({ error: 'pgherd\'s database is unavailable; send again later' }, { status: 503, headers: { 'retry-after': '30' } });
+    if (isDatabaseUnavailable(err))
+      return NextResponse.json(
+        { error: "pgherd's database is unavailable; send again later" },
+        { status: 503, headers: { 'retry-after': '30' } },
+      );
     throw err;
   }
 }

@@ -27,7 +27,15 @@ export const GET = handle(async (req, ctx) => {
       status: t.status,
       error: t.error,
       outcome: t.outcome,
-      steps: t.steps.map((s) => ({ name: s.name, status: s.status, command: s.command, exitCode: s.exitCode, output: s.output, startedAt: s.startedAt, finishedAt: s.finishedAt })),
+      steps: t.steps.map((s) => ({
+        name: s.name,
+        status: s.status,
+        command: s.command,
+        exitCode: s.exitCode,
+        output: s.output,
+        startedAt: s.startedAt,
+        finishedAt: s.finishedAt,
+      })),
     })),
   });
 });

@@ -13,12 +13,25 @@ export const POST = handle(async (req) => {
   const action = getAction(body.action);
   if (!action) throw new ApiError(400, `unknown action ${body.action}`);
   const plan = await planOperation(getDb(), user.access, action, targetIdsFor(action, body), body.params ?? {});
-  if (plan.missing.length) throw new ApiError(404, `unknown ${plan.on === 'herd' ? 'herds' : 'instances'}`, { [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.missing });
+  if (plan.missing.length)
+    throw new ApiError(404, `unknown ${plan.on === 'herd' ? 'herds' : 'instances'}`, {
+      [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.missing,
+    });
   return NextResponse.json({
     action: plan.action,
     params: plan.params,
     digest: plan.digest,
     confirm: plan.typeToConfirm,
-    targets: plan.targets.map((t) => ({ instanceId: t.instanceId, herdId: t.herdId, label: t.label, environment: t.environment, herd: t.herd, steps: t.steps, refused: t.refused ?? null, warnings: t.warnings, facts: t.facts ?? [] })),
+    targets: plan.targets.map((t) => ({
+      instanceId: t.instanceId,
+      herdId: t.herdId,
+      label: t.label,
+      environment: t.environment,
+      herd: t.herd,
+      steps: t.steps,
+      refused: t.refused ?? null,
+      warnings: t.warnings,
+      facts: t.facts ?? [],
+    })),
   });
 });

@@ -16,13 +16,22 @@ export default async function DeletePage({ params }: { params: Promise<{ model: 
   const collected = await collectForDelete(db, def, [id]);
   return (
     <>
-      <Breadcrumbs items={[
-        { label: capitalize(def.labelPlural), href: `/admin/${def.name}` },
-        { label: obj.label, href: `/admin/${def.name}/${id}` },
-        { label: 'Delete' },
-      ]} />
+      <Breadcrumbs
+        items={[
+          { label: capitalize(def.labelPlural), href: `/admin/${def.name}` },
+          { label: obj.label, href: `/admin/${def.name}/${id}` },
+          { label: 'Delete' },
+        ]}
+      />
       <h1>Are you sure?</h1>
-      <DeleteConfirmation model={def.name} label={def.label} ids={[id]} collected={collected} cancelHref={`/admin/${def.name}/${id}`} action={deleteAction} />
+      <DeleteConfirmation
+        model={def.name}
+        label={def.label}
+        ids={[id]}
+        collected={collected}
+        cancelHref={`/admin/${def.name}/${id}`}
+        action={deleteAction}
+      />
     </>
   );
 }

@@ -13,7 +13,9 @@ import { capitalize } from '@/lib/admin/text';
 export default async function HistoryPage({ params }: { params: Promise<{ model: string; id: string }> }) {
   const { def, id } = await objectRoute(params, 'view');
   const db = getDb();
-  const entries = await db.select().from(auditEntries)
+  const entries = await db
+    .select()
+    .from(auditEntries)
     .where(and(eq(auditEntries.objectType, def.name), eq(auditEntries.objectId, String(id))))
     .orderBy(desc(auditEntries.at), desc(auditEntries.id))
     .limit(500);
@@ -23,22 +25,38 @@ export default async function HistoryPage({ params }: { params: Promise<{ model:
   if (label === undefined) notFound();
   return (
     <>
-      <Breadcrumbs items={[
-        { label: capitalize(def.labelPlural), href: `/admin/${def.name}` },
-        { label, href: obj ? `/admin/${def.name}/${id}` : undefined },
-        { label: 'History' },
-      ]} />
+      <Breadcrumbs
+        items={[
+          { label: capitalize(def.labelPlural), href: `/admin/${def.name}` },
+          { label, href: obj ? `/admin/${def.name}/${id}` : undefined },
+          { label: 'History' },
+        ]}
+      />
       <h1>Change history: {label}</h1>
-      {entries.length === 0 ? <p>This object doesn’t have a change history.</p> : (
+      {entries.length === 0 ? (
+        <p>This object doesn’t have a change history.</p>
+      ) : (
         <table className="history">
-          <thead><tr><th scope="col">Date/time</th><th scope="col">User</th><th scope="col">Action</th><th scope="col">Changes</th></tr></thead>
+          <thead>
+            <tr>
+              <th scope="col">Date/time</th>
+              <th scope="col">User</th>
+              <th scope="col">Action</th>
+              <th scope="col">Changes</th>
+            </tr>
+          </thead>
           <tbody>
             {entries.map((e) => (
               <tr key={e.id}>
                 <td>{formatValue('datetime', e.at)}</td>
-                <td>{e.username}{e.remoteAddr ? <span className="muted"> ({e.remoteAddr})</span> : null}</td>
+                <td>
+                  {e.username}
+                  {e.remoteAddr ? <span className="muted"> ({e.remoteAddr})</span> : null}
+                </td>
                 <td>{e.action}</td>
-                <td><ChangeSet changes={e.changes} /></td>
+                <td>
+                  <ChangeSet changes={e.changes} />
+                </td>
               </tr>
             ))}
           </tbody>
