@@ -136,7 +136,9 @@ describe('instances changelist', () => {
     const replicas = await t.db.select({ id: instances.id }).from(instances).where(eq(instances.role, 'replica')).orderBy(instances.id);
     expect(ids).toEqual(replicas.map((r) => r.id));
     expect(ids.length).toBeGreaterThanOrEqual(11);
-    await expect(matchingIds(t.db, def, parseListParams(def, {}, SYSTEM_ACCESS), 5)).rejects.toThrow(/more than 5/);
+    await expect(matchingIds(t.db, def, parseListParams(def, {}, SYSTEM_ACCESS), 5)).rejects.toThrow(
+      /More than 5 objects match: narrow the selection./,
+    );
   });
 });
 
@@ -289,8 +291,10 @@ describe('delete', () => {
     const counts = Object.fromEntries(c.deleted.map((g) => [g.model, g.ids.length]));
     // The role bindings scoped to staging (dba-prod and dba-staging operate it) go with it too.
     expect(counts).toEqual({ environments: 1, herds: 3, servers: 9, instances: 9, 'dns-records': 3, 'role-bindings': 2 });
-    const res = await deleteObjects(t.db, editable('environments'), [env!.id], actor);
+    const res = await deleteObjects(t.db, editable('environments'), [env!.id, 999999], actor);
     expect(res).toEqual({ deleted: 1, cascaded: 26 });
+    // Gone already, or never there: nothing deleted, nothing counted, nothing audited.
+    expect(await deleteObjects(t.db, editable('environments'), [env!.id, 999999], actor)).toEqual({ deleted: 0, cascaded: 0 });
     expect(await t.db.$count(environments, eq(environments.id, env!.id))).toBe(0);
     expect(await t.db.$count(servers, eq(servers.environmentId, env!.id))).toBe(0);
     expect(await t.db.$count(instances)).toBe(t.lab.instances.length - 9);

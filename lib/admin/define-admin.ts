@@ -116,9 +116,13 @@ export const isEditable = (m: Model): m is EditableModel => m.form !== undefined
 
 export const permissionFor = (def: Pick<AdminDef, 'permissions'>, p: Permission): Role => def.permissions?.[p] ?? DEFAULT_PERMISSIONS[p];
 
+/** The model's own field of that name: never one inherited from Object (a URL's ?sort=constructor). */
+export const ownField = (def: Pick<AdminDef, 'fields'>, key: string): ListField | undefined =>
+  Object.hasOwn(def.fields, key) ? def.fields[key] : undefined;
+
 /** A field that listDisplay, searchFields or a sort names: defineAdmin checked they exist. */
 export function fieldOf(def: Pick<AdminDef, 'name' | 'fields'>, key: string): ListField {
-  const field = def.fields[key];
+  const field = ownField(def, key);
   if (!field) throw new Error(`${def.name}: unknown field ${key}`);
   return field;
 }

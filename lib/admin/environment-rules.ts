@@ -59,16 +59,32 @@ export async function herdDependents(db: Queries, id: number): Promise<Record<st
  * A DNS record's name must be in a part of its zone that the herd's environment owns (PGHERD_DNS_CONFIG),
  * and must not be a name another herd already has.
  */
+/** A replica streams from another member of its own herd: not from itself, not from another herd. */
+export async function instanceRules(db: Queries, id: number): Promise<Record<string, string> | null> {
+  const [r] = (
+    await db.execute<{ upstream: number | null; same_herd: boolean | null }>(sql`
+    SELECT i.upstream_instance_id AS upstream, u.herd_id = i.herd_id AS same_herd
+    FROM instances i LEFT JOIN instances u ON u.id = i.upstream_instance_id WHERE i.id = ${id}`)
+  ).rows;
+  if (!r) throw new Error(`instance ${id} not found: its rules are checked after it is saved`);
+  if (r.upstream === id) return { upstreamInstanceId: 'An instance cannot stream from itself.' };
+  if (r.upstream !== null && !r.same_herd)
+    return { upstreamInstanceId: `Instance ${r.upstream} is in another herd: a replica streams from a member of its own herd.` };
+  return null;
+}
+
 export async function dnsRecordRules(db: Queries, id: number): Promise<Record<string, string> | null> {
   const [r] = (
-    await db.execute<{ name: string; zone: string; environment: string; taken_by: string | null }>(sql`
+    await db.execute<{ name: string; zone: string; environment: string; taken_by: string | null; follows_other_herd: boolean | null }>(sql`
     SELECT d.name, d.zone, e.name AS environment,
+           (SELECT m.herd_id <> d.herd_id FROM instances m WHERE m.id = d.match_instance_id) AS follows_other_herd,
            (SELECT string_agg(DISTINCT oe.name || '/' || oh.name, ', ') FROM dns_records o JOIN herds oh ON oh.id = o.herd_id JOIN environments oe ON oe.id = oh.environment_id
              WHERE lower(rtrim(o.name, '.')) = lower(rtrim(d.name, '.')) AND o.herd_id <> d.herd_id) AS taken_by
     FROM dns_records d JOIN herds h ON h.id = d.herd_id JOIN environments e ON e.id = h.environment_id WHERE d.id = ${id}`)
   ).rows;
   if (!r) throw new Error(`DNS record ${id} not found: its rules are checked after it is saved`);
   if (r.taken_by) return { name: `${r.name} is already a name of ${r.taken_by}: one name, one herd.` };
+  if (r.follows_other_herd) return { matchInstanceId: 'This instance is in another herd: a record follows a member of its own herd.' };
   const problem = ownershipProblem(r.name, r.zone, r.environment);
   return problem ? { name: `${capitalize(problem)}.` } : null;
 }

@@ -6,9 +6,10 @@
 import { getTableColumns, type Column } from 'drizzle-orm';
 import { getTableConfig, type PgTable } from 'drizzle-orm/pg-core';
 import { createInsertSchema } from 'drizzle-zod';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isPlainName, isPlainText, NO_TRICKS } from '@/lib/validation/text';
-import { MAX_ID } from '@/lib/validation/ids';
+import { MAX_ID, wholeNumber } from '@/lib/validation/ids';
 import '@/lib/validation/messages';
 
 /** How a field is drawn: plain data, sent to the browser as is. */
@@ -59,6 +60,8 @@ export interface FieldDecl<M extends Referenced = Referenced> {
 
 type ColumnKey<T extends PgTable> = Extract<keyof T['_']['columns'], string>;
 
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
 const blankToNull = (v: unknown) => (v === '' || v === undefined ? null : v);
 
 export const f = {
@@ -66,22 +69,23 @@ export const f = {
   name: (max = 100) =>
     z.string().trim().min(1, 'This field is required.').max(max, `At most ${max} characters.`).refine(isPlainName, NO_TRICKS),
   text: (max = 2000) => z.string().trim().max(max, `At most ${max} characters.`).refine(isPlainText, NO_TRICKS).default(''),
+  /** A whole number typed in a form: "42", never "1e3", "0x2a" or [42] (see wholeNumber). */
   int: (min: number, max: number) =>
-    z.coerce
-      .number({ message: 'Enter a whole number.' })
-      .int('Enter a whole number.')
-      .min(min, `At least ${min}.`)
-      .max(max, `At most ${max}.`),
-  relation: () => z.coerce.number({ message: 'Choose one.' }).int('Choose one.').min(1, 'Choose one.').max(MAX_ID, 'Choose one.'),
+    wholeNumber(
+      z.number({ message: 'Enter a whole number.' }).int('Enter a whole number.').min(min, `At least ${min}.`).max(max, `At most ${max}.`),
+    ),
+  relation: () => wholeNumber(z.number({ message: 'Choose one.' }).int('Choose one.').min(1, 'Choose one.').max(MAX_ID, 'Choose one.')),
   optionalRelation: () =>
     z.preprocess(
       blankToNull,
-      z.coerce
-        .number({ message: 'Enter an id, or leave it empty.' })
-        .int('Enter an id, or leave it empty.')
-        .min(1, 'Enter an id, or leave it empty.')
-        .max(MAX_ID, 'Enter an id, or leave it empty.')
-        .nullable(),
+      wholeNumber(
+        z
+          .number({ message: 'Enter an id, or leave it empty.' })
+          .int('Enter an id, or leave it empty.')
+          .min(1, 'Enter an id, or leave it empty.')
+          .max(MAX_ID, 'Enter an id, or leave it empty.')
+          .nullable(),
+      ),
     ),
   choice: <T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { message: `Choose one of: ${values.join(', ')}.` }),
   optionalChoice: <T extends readonly [string, ...string[]]>(values: T) => z.preprocess(blankToNull, z.enum(values).nullable()),
@@ -91,10 +95,26 @@ export const f = {
       .trim()
       .min(1, 'This field is required.')
       .max(253, 'At most 253 characters.')
-      .regex(
-        /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/,
-        'Enter a host name such as db-1.example.com.',
-      ),
+      .regex(HOST_NAME, 'Enter a host name such as db-1.example.com.'),
+  /** Where to connect: a host name, an IPv4 or IPv6 address, or empty (then the host name). */
+  address: () =>
+    z
+      .string()
+      .trim()
+      .max(253, 'At most 253 characters.')
+      .refine(
+        (v) => v === '' || HOST_NAME.test(v) || isIP(v) !== 0,
+        'Enter a host name or an IP address (such as 10.0.0.5), or leave it empty.',
+      )
+      .default(''),
+  /** An OS user name as useradd accepts it (an SSH login). */
+  osUser: () =>
+    z
+      .string()
+      .trim()
+      .min(1, 'This field is required.')
+      .max(32, 'At most 32 characters.')
+      .regex(/^[a-z_][a-z0-9_.-]*$/i, 'Enter a user name: letters, digits and _ . - (the first a letter or _).'),
   /**
    * An absolute path such as a data directory: letters, digits and . _ - + @ / only, no '..'.
    * Quoting at use would make any path safe; refusing the odd ones at input keeps them readable too.

@@ -8,6 +8,7 @@ import { isEditable, type EditableModel } from './define-admin';
 import { f, fieldViews, tableForm } from './form-fields';
 import { MAX_ID } from '@/lib/validation/ids';
 import { idList, MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
+import { planBody } from '@/lib/api/operation-schemas';
 import { newTokenForm } from '@/lib/auth/api-tokens';
 
 const SCHEMA_TALK = /Too (big|small)|expected|Invalid (input|option)|received|<=|>=/;
@@ -66,6 +67,33 @@ describe('form messages', () => {
 
   it('refuse ids beyond Postgres\u2019s integer range', () => {
     expect(messages('instances', { herdId: String(MAX_ID + 1) }).herdId).toBe('Choose one.');
+  });
+
+  it('read a whole number only as one is typed: not 1e3, 0x16, 22.0, [24] or true', () => {
+    const valid = { hostname: 'db-9', environmentId: '2', address: '', site: '', sshPort: '22', sshUser: 'postgres' };
+    for (const sshPort of ['1e3', '0x16', '0b10111', '22.0', [24], ['25'], true, '', '12abc']) {
+      expect(messages('servers', { ...valid, sshPort }).sshPort, JSON.stringify(sshPort)).toBeDefined();
+    }
+    for (const environmentId of ['1e0', [2], '0x2', true]) {
+      expect(messages('servers', { ...valid, environmentId }).environmentId, JSON.stringify(environmentId)).toBe('Choose one.');
+    }
+    expect(forms.servers!.schema.parse({ ...valid, sshPort: ' 2222 ', environmentId: 2 })).toMatchObject({
+      sshPort: 2222,
+      environmentId: 2,
+    });
+    expect(messages('role-bindings', { role: 'viewer', subjectType: 'user', subject: 'bob', environmentId: '1e0' }).environmentId).toBe(
+      'Enter an id, or leave it empty.',
+    );
+  });
+
+  it('take a server\u2019s address as a host name or an IP address, and its SSH user as a user name', () => {
+    const valid = { hostname: 'db-9', environmentId: '2', site: '', sshPort: '22', sshUser: 'postgres' };
+    for (const address of ['', '10.0.0.5', 'db-9.example.com', '::1', 'fe80::1'])
+      expect(messages('servers', { ...valid, address }).address, address).toBeUndefined();
+    for (const address of ['127.0.0.1; rm -rf /', 'a b', '$(id)', 'db_9!'])
+      expect(messages('servers', { ...valid, address }).address, address).toMatch(/host name or an IP/);
+    for (const sshUser of ['root;rm -rf /', 'a b', '-x', '$USER'])
+      expect(messages('servers', { ...valid, address: '', sshUser }).sshUser, sshUser).toMatch(/user name/);
   });
 });
 
@@ -158,7 +186,15 @@ describe('a bulk selection', () => {
     });
     expect(parseSelection({ all: '1', ids: 'junk' })).toEqual({ ok: true, selection: { all: true } });
     expect(parseSelection({})).toEqual({ ok: false, error: 'Nothing was selected.' });
-    expect(parseSelection({ ids: ['1', '2'] })).toMatchObject({ ok: false });
+    expect(parseSelection({ ids: ['1', '2'] })).toEqual({
+      ok: false,
+      error: 'The selection is given twice: give ids once, as a comma-separated list.',
+    });
+    // The API's bodies: each id once, then the bound.
+    expect(planBody.parse({ action: 'reload', instanceIds: Array.from({ length: 5000 }, () => 2) }).instanceIds).toEqual([2]);
+    expect(planBody.safeParse({ action: 'reload', instanceIds: Array.from({ length: MAX_SELECTION + 1 }, (_, i) => i + 1) }).success).toBe(
+      false,
+    );
   });
 });
 

@@ -6,6 +6,14 @@ import { SYSTEM_ACCESS, accessFrom, noAccess } from '@/lib/auth/access';
 const def = instancesAdmin;
 
 describe('parseListParams', () => {
+  it('sorts only by the model\u2019s own fields, never by a name every object inherits', () => {
+    for (const sort of ['constructor', '__proto__', 'toString', '-hasOwnProperty', 'port,constructor']) {
+      expect(parseListParams(def, { sort }, SYSTEM_ACCESS).sort, sort).toEqual(
+        sort === 'port,constructor' ? [{ field: 'port', desc: false }] : parseListParams(def, {}, SYSTEM_ACCESS).sort,
+      );
+    }
+  });
+
   it('reads search, filters, multi-column sort, page and page size', () => {
     const p = parseListParams(
       def,

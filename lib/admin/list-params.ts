@@ -1,6 +1,6 @@
 // The changelist's whole state lives in the URL. Parsing never fails: bad values fall back to defaults.
 import { environmentsWith, type Access } from '@/lib/auth/access';
-import { permissionFor, type AdminDef } from './define-admin';
+import { ownField, permissionFor, type AdminDef } from './define-admin';
 import { parseId } from '@/lib/validation/ids';
 
 export const PAGE_SIZES = [10, 25, 50, 100, 200, 500] as const;
@@ -50,7 +50,7 @@ export function parseListParams(def: AdminDef, raw: RawParams, access: Access): 
   for (const part of (first(raw.sort) ?? '').split(',')) {
     const desc = part.startsWith('-');
     const field = desc ? part.slice(1) : part;
-    const fd = def.fields[field];
+    const fd = ownField(def, field);
     if (!fd || fd.sortable === false || sort.some((s) => s.field === field)) continue;
     sort.push({ field, desc });
     if (sort.length === 4) break;

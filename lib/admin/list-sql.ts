@@ -1,6 +1,6 @@
 // Changelist state -> SQL. Pure: it builds drizzle SQL and runs nothing, so it is unit-tested alone.
 import { and, asc, Column, desc, eq, ilike, inArray, is, or, sql, type SQL } from 'drizzle-orm';
-import { fieldOf, type AdminDef } from './define-admin';
+import { fieldOf, ownField, type AdminDef } from './define-admin';
 import type { ListParams } from './list-params';
 
 /** LIKE pattern for a literal substring: %, _ and \ typed by the user match themselves. */
@@ -43,7 +43,7 @@ export function whereSql(def: AdminDef, p: Pick<ListParams, 'q' | 'filters' | 's
 export function orderSql(def: AdminDef, p: Pick<ListParams, 'sort'>): SQL[] {
   const out: SQL[] = [];
   for (const s of p.sort) {
-    const f = def.fields[s.field];
+    const f = ownField(def, s.field);
     if (!f) continue;
     const notNull = is(f.sql, Column) && f.sql.notNull;
     if (notNull) out.push(s.desc ? desc(f.sql) : asc(f.sql));

@@ -10,7 +10,7 @@ import { environments } from '@/db/schema';
 import type { Role } from '@/db/types';
 import { permissionFor, type EditableModel, type Model } from './define-admin';
 import { collectForDelete } from './collect';
-import { labelsFor, selectFrom } from './list-query';
+import { idOf, labelsFor, selectFrom } from './list-query';
 import { valueText } from './text';
 
 export interface Actor {
@@ -96,6 +96,18 @@ async function checkReferences(
   return Object.keys(errors).length ? errors : null;
 }
 
+/** "There is no herd with id 9." for each field whose referenced row does not exist; null when all do. */
+async function missingReferences(tx: Queries, def: EditableModel, values: Record<string, unknown>): Promise<Record<string, string> | null> {
+  const errors: Record<string, string> = {};
+  for (const f of def.form.fields) {
+    const v = values[f.name];
+    if (!f.references || typeof v !== 'number') continue;
+    const target = f.references();
+    if (!(await labelsFor(tx, target, [v])).length) errors[f.name] = `There is no ${target.label} with id ${v}.`;
+  }
+  return Object.keys(errors).length ? errors : null;
+}
+
 /** The table's columns for the form's fields: the form is derived from the table, so each is one. */
 function formColumns(def: EditableModel): Record<string, PgColumn> {
   const columns: Record<string, PgColumn> = getTableColumns(def.table);
@@ -121,6 +133,10 @@ export async function saveObject(db: Db, def: EditableModel, id: number | null, 
   const values: Record<string, unknown> = parsed.data;
   try {
     return await db.transaction(async (tx) => {
+      // Rows the object would refer to that do not exist: field errors, before a write whose foreign
+      // key would refuse it without saying which field (access to those that exist is checked below).
+      const missing = await missingReferences(tx, def, values);
+      if (missing) return { ok: false as const, fieldErrors: missing };
       let before: Record<string, unknown> | null = null;
       let savedId: number;
       if (id !== null) {
@@ -196,8 +212,16 @@ export async function deleteObjects(db: Db, def: EditableModel, ids: number[], a
   return db.transaction(async (tx) => {
     const txDb = tx;
     // Lock the roots first so that what we audit is what goes.
-    await tx.select({ id: def.id }).from(def.table).where(inArray(def.id, ids)).for('update');
-    const collected = await collectForDelete(txDb, def, ids);
+    const present = (
+      await tx
+        .select({ id: idOf(def) })
+        .from(def.table)
+        .where(inArray(def.id, ids))
+        .for('update')
+    ).map((r) => r.id);
+    if (!present.length) return { deleted: 0, cascaded: 0 };
+    // What is gone already is not deleted again, nor counted.
+    const collected = await collectForDelete(txDb, def, present);
     const [root, ...cascaded] = collected.deleted;
     if (!root) throw new Error('collectForDelete lists the objects themselves first');
     if (collected.protectedBy.length) {

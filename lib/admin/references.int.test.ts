@@ -326,3 +326,62 @@ describe('one environment per server and what runs on it, even for an admin', ()
     expect(nobody).toMatchObject({ ok: false, fieldErrors: { name: expect.stringMatching(/belongs to no environment: assign zone/) } });
   });
 });
+
+describe('what the referenced rows are, checked before anything is written', () => {
+  it('names the field whose row does not exist, and writes nothing', async () => {
+    const s = await serverIn('staging');
+    const before = await count(instances);
+    const res = await saveObject(
+      t.db,
+      def('instances'),
+      null,
+      { herdId: 999999, serverId: s.id, port: 6545, pgVersion: 15, role: 'replica', state: 'stopped', upstreamInstanceId: 888888 },
+      admin,
+    );
+    expect(res).toEqual({
+      ok: false,
+      fieldErrors: { herdId: 'There is no herd with id 999999.', upstreamInstanceId: 'There is no instance with id 888888.' },
+    });
+    expect(await count(instances)).toBe(before);
+  });
+
+  it('refuses a replica streaming from itself or from another herd, and a DNS record following another herd\u2019s member', async () => {
+    const h = await herdIn('staging');
+    const [member, other] = await Promise.all([
+      firstOf(t.db.select().from(instances).where(eq(instances.herdId, h.id)).orderBy(instances.id)),
+      firstOf(
+        t.db
+          .select({ i: instances })
+          .from(instances)
+          .innerJoin(herds, eq(herds.id, instances.herdId))
+          .where(and(eq(herds.environmentId, env.get('staging')!), sql`${instances.herdId} <> ${h.id}`))
+          .orderBy(instances.id),
+      ),
+    ]);
+    const asIs = { ...member, dataDirectory: member.dataDirectory };
+    const self = await saveObject(t.db, def('instances'), member.id, { ...asIs, upstreamInstanceId: member.id }, admin);
+    expect(self).toEqual({ ok: false, fieldErrors: { upstreamInstanceId: 'An instance cannot stream from itself.' } });
+    const across = await saveObject(t.db, def('instances'), member.id, { ...asIs, upstreamInstanceId: other.i.id }, admin);
+    expect(across).toEqual({
+      ok: false,
+      fieldErrors: { upstreamInstanceId: `Instance ${other.i.id} is in another herd: a replica streams from a member of its own herd.` },
+    });
+    const [after] = await t.db.select().from(instances).where(eq(instances.id, member.id));
+    expect(after!.upstreamInstanceId).toBe(member.upstreamInstanceId);
+
+    const [record] = await t.db.select().from(dnsRecords).where(eq(dnsRecords.herdId, h.id));
+    const follows = await saveObject(
+      t.db,
+      def('dns-records'),
+      record!.id,
+      { ...record, match: 'instance', matchInstanceId: other.i.id },
+      admin,
+    );
+    expect(follows).toEqual({
+      ok: false,
+      fieldErrors: { matchInstanceId: 'This instance is in another herd: a record follows a member of its own herd.' },
+    });
+    const [unchanged] = await t.db.select().from(dnsRecords).where(eq(dnsRecords.id, record!.id));
+    expect(unchanged!.matchInstanceId).toBe(record!.matchInstanceId);
+  });
+});

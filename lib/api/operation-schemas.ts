@@ -2,12 +2,12 @@ import { z } from 'zod';
 import { idNumber } from '@/lib/validation/ids';
 import { MAX_SELECTION } from '@/lib/validation/selection';
 
-// The console's bulk selection's bound (lib/validation/selection.ts), as a JSON array.
+// The console's bulk selection's bound (lib/validation/selection.ts), as a JSON array: each id
+// counted once (the body's 64 KiB cap bounds the array itself).
 const ids = z
   .array(idNumber('each id'))
-  .min(1)
-  .max(MAX_SELECTION)
-  .transform((a) => [...new Set(a)]);
+  .transform((a) => [...new Set(a)])
+  .pipe(z.array(z.number()).min(1).max(MAX_SELECTION, `At most ${MAX_SELECTION} distinct ids.`));
 
 /** An action's parameters (remaster: `{ upstreamInstanceId }`); the action's own schema checks them. */
 const params = z.record(z.string().max(50), z.union([z.string().max(200), z.number(), z.boolean(), z.null()])).optional();

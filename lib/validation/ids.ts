@@ -18,8 +18,19 @@ export const idNumber = (what = 'an id') =>
     .min(1, `${what} is a whole number from 1 to ${MAX_ID}`)
     .max(MAX_ID, `${what} is a whole number from 1 to ${MAX_ID}`);
 export const idText = (what = 'an id') =>
-  z.coerce
-    .number({ message: `${what} is a whole number from 1 to ${MAX_ID}` })
-    .int(`${what} is a whole number from 1 to ${MAX_ID}`)
-    .min(1, `${what} is a whole number from 1 to ${MAX_ID}`)
-    .max(MAX_ID, `${what} is a whole number from 1 to ${MAX_ID}`);
+  wholeNumber(
+    z
+      .number({ message: `${what} is a whole number from 1 to ${MAX_ID}` })
+      .int(`${what} is a whole number from 1 to ${MAX_ID}`)
+      .min(1, `${what} is a whole number from 1 to ${MAX_ID}`)
+      .max(MAX_ID, `${what} is a whole number from 1 to ${MAX_ID}`),
+  );
+
+/**
+ * A whole number as a form or query string writes it ("42", "-1", " 42 "), or as JSON does (42), into
+ * `schema`. Nothing else is read as one: not "1e3", "0x2a", "42.0", [42] or true, which JavaScript's
+ * Number() would all turn into numbers (z.coerce does), so "1e1" named server 10.
+ */
+export function wholeNumber<S extends z.ZodType>(schema: S) {
+  return z.preprocess((v) => (typeof v === 'string' && /^\s*-?\d{1,16}\s*$/.test(v) ? Number(v) : v), schema);
+}

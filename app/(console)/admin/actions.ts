@@ -7,6 +7,7 @@ import { idText, MAX_ID } from '@/lib/validation/ids';
 import { idList } from '@/lib/validation/selection';
 import { getDb } from '@/db/client';
 import { deleteObjects, environmentOf, saveObject } from '@/lib/admin/mutations';
+import { labelsFor } from '@/lib/admin/list-query';
 import { createAgentToken } from '@/lib/agent/ingest';
 import { demand } from '@/lib/auth/access';
 import { getEditable } from '@/lib/admin/registry';
@@ -26,7 +27,7 @@ export async function saveAction(model: string, id: number | null, values: unkno
   if (!def) return { ok: false, fieldErrors: {}, formError: `Unknown model ${model}.` };
   const okId = id === null || (Number.isInteger(id) && id > 0 && id <= MAX_ID);
   const okIntent = intents.safeParse(intent);
-  if (!okId || !okIntent.success || typeof values !== 'object' || values === null) {
+  if (!okId || !okIntent.success || typeof values !== 'object' || values === null || Array.isArray(values)) {
     return { ok: false, fieldErrors: {}, formError: 'Malformed request.' };
   }
   const res = await orAnswer(
@@ -65,12 +66,13 @@ export async function agentTokenAction(_prev: AgentTokenState, form: FormData): 
   const parsed = agentTokenForm.safeParse(Object.fromEntries(form.entries()));
   if (!parsed.success) return { error: 'Malformed request.' };
   const db = getDb();
+  const { serverId } = parsed.data;
+  // A server that is not there has no environment to judge the role in, and no token to rotate.
+  if (!(await labelsFor(db, serversAdmin, [serverId])).length) return { error: `There is no server with id ${serverId}.` };
   return orAnswer<AgentTokenState>(
     async () => {
-      await demand(db, who.access, 'admin', 'An agent token for this server', [
-        await environmentOf(db, serversAdmin, parsed.data.serverId),
-      ]);
-      return { token: await createAgentToken(db, parsed.data.serverId, who) };
+      await demand(db, who.access, 'admin', 'An agent token for this server', [await environmentOf(db, serversAdmin, serverId)]);
+      return { token: await createAgentToken(db, serverId, who) };
     },
     (err) => ({ error: `Permission denied: ${err.message}.` }),
   );

@@ -2,6 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import { environments, herds, instanceRole, instanceState, instances, servers } from '@/db/schema';
 import { defineAdmin, type Model } from '../define-admin';
+import { instanceRules } from '../environment-rules';
 import { f, tableForm } from '../form-fields';
 import { herdsAdmin } from './herds.admin';
 import { serversAdmin } from './servers.admin';
@@ -28,6 +29,7 @@ export const instancesAdmin: Model = defineAdmin({
   labelSql: sql`${servers.hostname} || ':' || ${instances.port}`,
   environmentSql: herds.environmentId,
   sameEnvironment: ['serverId', 'upstreamInstanceId'],
+  validate: (tx, id) => instanceRules(tx, id),
   // The refresher writes what it observes; what is set by hand is what pgherd keeps (fenced, needs
   // rebuild) or trusts when choosing an old primary: undoing a fence, or calling a replica the primary, is an admin's act.
   adminFields: ['role', 'state'],

@@ -46,10 +46,10 @@ export const serversAdmin = defineAdmin({
   form: tableForm(servers, {
     hostname: { label: 'Host name', help: 'The server identity; unique across the fleet.', schema: f.hostname() },
     environmentId: { label: 'Environment', references: () => environmentsAdmin },
-    address: { label: 'Address', help: 'Where pgherd connects (IP or name); empty means the host name.', schema: f.text(253) },
+    address: { label: 'Address', help: 'Where pgherd connects (IP or name); empty means the host name.', schema: f.address() },
     site: { label: 'Site', help: 'Data center or availability zone.', schema: f.text(100) },
     sshPort: { label: 'SSH port', schema: f.int(1, 65535) },
-    sshUser: { label: 'SSH user', help: 'The OS user that owns the Postgres data directories.', schema: f.name(64) },
+    sshUser: { label: 'SSH user', help: 'The OS user that owns the Postgres data directories.', schema: f.osUser() },
     cloudProvider: { label: 'Cloud provider', help: 'aws, or empty for bare metal.', schema: f.optionalText(20) },
     cloudRegion: { label: 'Cloud region', schema: f.optionalText(40) },
     cloudInstanceId: {
