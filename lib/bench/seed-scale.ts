@@ -3,22 +3,41 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 
-export async function seedScale(db: Db, opts = { environments: 20, herdsPerEnvironment: 100, membersPerHerd: 5 }) {
+export interface ScaleShape {
+  environments: number;
+  herdsPerEnvironment: number;
+  membersPerHerd: number;
+}
+
+/** 10,000 instances (DESIGN.md's target), or 100,000 in 20,000 herds over 50 environments (issue 15). */
+export function scaleShape(instances: number): ScaleShape {
+  if (instances === 10_000) return { environments: 20, herdsPerEnvironment: 100, membersPerHerd: 5 };
+  if (instances === 100_000) return { environments: 50, herdsPerEnvironment: 400, membersPerHerd: 5 };
+  throw new Error(`--scale ${instances}: the benchmark knows 10000 and 100000`);
+}
+
+export async function seedScale(db: Db, opts: ScaleShape = scaleShape(10_000)) {
   const { environments: e, herdsPerEnvironment: h, membersPerHerd: m } = opts;
+  // Server names are numbered from 1 with as many digits as the largest number needs.
+  const digits = String(e * h * m).length;
+  // A server's host name from its herd and member number: written once here, and joined on by equality
+  // (the unique index on host names) to give each member its server.
+  const hostname = (herd: ReturnType<typeof sql>, k: ReturnType<typeof sql>) =>
+    sql`'db' || lpad(((${herd} - 1) * ${m}::int + ${k})::text, ${digits}::int, '0') || '.' || (ARRAY['fra1', 'fra2', 'ams1', 'lon1'])[1 + ((${herd} + ${k}) % 4)] || '.example.com'`;
   await db.transaction(async (tx) => {
     await tx.execute(sql`
       INSERT INTO environments (name, description)
       SELECT 'env-' || lpad(g::text, 2, '0'), 'benchmark environment ' || g FROM generate_series(1, ${e}::int) g`);
     await tx.execute(sql`
       INSERT INTO herds (environment_id, name, dns_name, system_identifier, pg_version)
-      SELECT env.id, 'herd-' || lpad(((env.id - 1) * ${h}::int + g)::text, 4, '0'),
-             'herd-' || lpad(((env.id - 1) * ${h}::int + g)::text, 4, '0') || '.' || env.name || '.db.example.com',
+      SELECT env.id, 'herd-' || lpad(((env.id - 1) * ${h}::int + g)::text, 5, '0'),
+             'herd-' || lpad(((env.id - 1) * ${h}::int + g)::text, 5, '0') || '.' || env.name || '.db.example.com',
              (7000000000000000000 + (env.id - 1) * ${h}::int + g)::text,
              (ARRAY[13, 14, 15, 16])[1 + ((env.id + g) % 4)]
       FROM environments env, generate_series(1, ${h}::int) g`);
     await tx.execute(sql`
       INSERT INTO servers (hostname, environment_id, address, site, ssh_user)
-      SELECT 'db' || lpad(((hd.id - 1) * ${m}::int + k)::text, 5, '0') || '.' || (ARRAY['fra1', 'fra2', 'ams1', 'lon1'])[1 + ((hd.id + k) % 4)] || '.example.com',
+      SELECT ${hostname(sql`hd.id`, sql`k`)},
              hd.environment_id,
              '10.' || (hd.id / 250)::int || '.' || (hd.id % 250) || '.' || k,
              (ARRAY['fra1', 'fra2', 'ams1', 'lon1'])[1 + ((hd.id + k) % 4)],
@@ -36,7 +55,7 @@ export async function seedScale(db: Db, opts = { environments: 20, herdsPerEnvir
              now()
       FROM herds hd
       CROSS JOIN generate_series(1, ${m}::int) k
-      JOIN servers s ON s.hostname LIKE 'db' || lpad(((hd.id - 1) * ${m}::int + k)::text, 5, '0') || '.%'`);
+      JOIN servers s ON s.hostname = ${hostname(sql`hd.id`, sql`k`)}`);
     await tx.execute(sql`
       UPDATE instances r SET upstream_instance_id = p.id
       FROM instances p WHERE p.herd_id = r.herd_id AND p.role = 'primary' AND r.role = 'replica'`);

@@ -1,5 +1,5 @@
-// npm run bench [changelist|ingest|ops|failover]: the instances changelist at 10,000 instances / 2,000
-// herds / 20 environments, served by the built console (signed in, 100 rows a page), next to the same
+// npm run bench [changelist [--scale 100000]|ingest|ops|failover]: the instances changelist at 10,000
+// instances / 2,000 herds / 20 environments (or 100,000 / 20,000 / 50), served by the built console (signed in, 100 rows a page), next to the same
 // SQL run alone; the agents' ingest API under many concurrent agents; the operations engine; failover.
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
@@ -9,11 +9,11 @@ import { createDb, type Db } from '@/db/client';
 import { ingestBench } from '@/lib/bench/ingest-bench';
 import { percentiles, table } from '@/lib/bench/table';
 import { environments } from '@/db/schema';
-import { seedScale } from '@/lib/bench/seed-scale';
+import { scaleShape, seedScale, type ScaleShape } from '@/lib/bench/seed-scale';
 import { buildConsole, CONSOLE_PROGRAM, prepareDatabase, startConsole } from '@/lib/lab/console';
 import { PROJECT_ROOT, readLab, startLab, stopLab, writeLab } from '@/lib/lab/lab';
 import { parseListParams } from '@/lib/admin/list-params';
-import { changeList } from '@/lib/admin/list-query';
+import { changeList, facetOptions } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import { opsBench } from '@/lib/bench/ops-bench';
 import { failoverBench } from '@/lib/bench/failover-bench';
@@ -88,9 +88,16 @@ async function withConsole(
   }
 }
 
+/** `--scale 100000`: the fleet size the changelist benchmark seeds (10,000 unless given). */
+function scaleArg(): ScaleShape {
+  const i = process.argv.indexOf('--scale');
+  return scaleShape(i > 0 ? Number(process.argv[i + 1]) : 10_000);
+}
+
 async function changelistBench({ db, url, cookie, log }: { db: Db; url: string; cookie: string; log: (m: string) => void }) {
   let t = performance.now();
-  await seedScale(db);
+  const shape = scaleArg();
+  await seedScale(db, shape);
   const [counted] = (await db.execute(sql`SELECT count(*)::int AS n FROM instances`)).rows as { n: number }[];
   if (!counted) throw new Error('count(*) of instances returned no row');
   const { n } = counted;
@@ -100,39 +107,46 @@ async function changelistBench({ db, url, cookie, log }: { db: Db; url: string; 
     .from(environments)
     .where(sql`${environments.name} = 'env-07'`);
   if (!env) throw new Error('no environment env-07: the scale seed did not create it');
+  // Last pages at 100 rows a page; a host name fragment that matches ten servers at any scale.
+  const herds = shape.environments * shape.herdsPerEnvironment;
+  const replicasPerHerd = shape.membersPerHerd - 1;
+  const lastPage = (rows: number) => String(Math.ceil(rows / 100));
+  const fragment = `db${'421'.padStart(String(n).length - 1, '0')}`;
   const cases: [string, Record<string, string>][] = [
     ['page 1', {}],
     ['env + replica, lag desc', { environment: String(env.id), role: 'replica', sort: '-lag' }],
-    ['env + replica, lag desc, last page', { environment: String(env.id), role: 'replica', sort: '-lag', page: '4' }],
-    ['replica all envs, lag desc, last page', { role: 'replica', sort: '-lag', page: '80' }],
-    ['search host name fragment', { q: 'db0421' }],
-    ['unfiltered last page', { page: '100' }],
+    [
+      'env + replica, lag desc, last page',
+      { environment: String(env.id), role: 'replica', sort: '-lag', page: lastPage(shape.herdsPerEnvironment * replicasPerHerd) },
+    ],
+    ['replica all envs, lag desc, last page', { role: 'replica', sort: '-lag', page: lastPage(herds * replicasPerHerd) }],
+    ['search host name fragment', { q: fragment }],
+    ['unfiltered last page', { page: lastPage(n) }],
   ];
   const def = getAdmin('instances')!;
-  const rows: string[][] = [];
-  for (const [name, params] of cases) {
-    const qs = new URLSearchParams(params).toString();
-    const target = `${url}/admin/instances${qs ? `?${qs}` : ''}`;
+  const herdFilter = def.listFilter.find((f) => f.key === 'herd');
+  if (!herdFilter) throw new Error('the instances changelist has no herd filter');
+  /** One row of the table: `path` served by the console (signed in), next to `query` run alone. */
+  const measure = async (name: string, path: string, expect: string, query: () => Promise<unknown>): Promise<string[]> => {
     const http: number[] = [];
+    const sqlMs: number[] = [];
     let bytes = 0;
     for (let i = 0; i < WARMUP + RUNS; i++) {
       t = performance.now();
-      const res = await fetch(target, { headers: { cookie } });
+      const res = await fetch(`${url}${path}`, { headers: { cookie } });
       const body = await res.text();
-      if (res.status !== 200 || !body.includes('result-list')) throw new Error(`${name}: HTTP ${res.status}`);
+      if (res.status !== 200 || !body.includes(expect)) throw new Error(`${name}: HTTP ${res.status}`);
       if (i >= WARMUP) http.push(performance.now() - t);
       bytes = body.length;
     }
-    const sqlMs: number[] = [];
-    const p = parseListParams(def, params, SYSTEM_ACCESS);
     for (let i = 0; i < WARMUP + RUNS; i++) {
       t = performance.now();
-      await changeList(db, def, p);
+      await query();
       if (i >= WARMUP) sqlMs.push(performance.now() - t);
     }
     const h = percentiles(http);
     const s = percentiles(sqlMs);
-    rows.push([
+    return [
       name,
       h.p50.toFixed(1),
       h.p95.toFixed(1),
@@ -140,8 +154,22 @@ async function changelistBench({ db, url, cookie, log }: { db: Db; url: string; 
       s.p95.toFixed(1),
       (bytes / 1024).toFixed(0),
       h.p95 < 50 ? 'yes' : 'NO',
-    ]);
+    ];
+  };
+  const rows: string[][] = [];
+  for (const [name, params] of cases) {
+    const qs = new URLSearchParams(params).toString();
+    const p = parseListParams(def, params, SYSTEM_ACCESS);
+    rows.push(await measure(name, `/admin/instances${qs ? `?${qs}` : ''}`, 'result-list', () => changeList(db, def, p)));
   }
+  // The herd facet's search box: herds whose name has a fragment, with counts (ten herds match).
+  const term = 'herd-0042';
+  const all = parseListParams(def, {}, SYSTEM_ACCESS);
+  rows.push(
+    await measure('facet search: herd name fragment', `/api/admin/instances/facets/herd?term=${term}`, term, () =>
+      facetOptions(db, def, herdFilter, all, { search: term, limit: 20 }),
+    ),
+  );
   console.log('');
   console.log(`${n} instances, ${RUNS} requests a case after ${WARMUP} warm-up, sequential, one signed-in session`);
   for (const l of table(
