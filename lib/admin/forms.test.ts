@@ -178,16 +178,21 @@ describe('a bulk selection', () => {
     expect(idList.parse(`3,1,3,${MAX_ID}`)).toEqual([3, 1, MAX_ID]);
     for (const bad of ['0', '1,,2', `1,${MAX_ID + 1}`, '1;2', '', ' 1', '-1']) expect(idList.safeParse(bad).success, bad).toBe(false);
     const many = Array.from({ length: MAX_SELECTION + 1 }, (_, i) => i + 1).join(',');
-    expect(parseSelection({ ids: many })).toEqual({ ok: false, error: `At most ${MAX_SELECTION} objects at once: narrow the selection.` });
+    expect(parseSelection({ ids: many })).toEqual({
+      ok: false,
+      empty: false,
+      error: `At most ${MAX_SELECTION} objects at once: narrow the selection.`,
+    });
     // Repeats of the same ids are one selection, not a way past the bound.
     expect(parseSelection({ ids: Array.from({ length: 3000 }, () => '7').join(',') })).toEqual({
       ok: true,
       selection: { all: false, ids: [7] },
     });
     expect(parseSelection({ all: '1', ids: 'junk' })).toEqual({ ok: true, selection: { all: true } });
-    expect(parseSelection({})).toEqual({ ok: false, error: 'Nothing was selected.' });
+    expect(parseSelection({})).toEqual({ ok: false, empty: true, error: 'Nothing was selected.' });
     expect(parseSelection({ ids: ['1', '2'] })).toEqual({
       ok: false,
+      empty: false,
       error: 'The selection is given twice: give ids once, as a comma-separated list.',
     });
     // The API's bodies: each id once, then the bound.

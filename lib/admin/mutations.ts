@@ -9,6 +9,7 @@ import { demand, type Access } from '@/lib/auth/access';
 import { environments } from '@/db/schema';
 import type { Role } from '@/db/types';
 import { permissionFor, type EditableModel, type Model } from './define-admin';
+import type { FormField } from './form-fields';
 import { collectForDelete } from './collect';
 import { idOf, labelsFor, selectFrom } from './list-query';
 import { valueText } from './text';
@@ -60,50 +61,58 @@ async function environmentName(db: Queries, id: number | null): Promise<string> 
   return e?.name ?? `environment #${id}`;
 }
 
+/** A row the object refers to through one of its fields, found before the write. */
+interface Reference {
+  field: FormField<Model>;
+  target: Model;
+  id: number;
+  label: string;
+}
+
 /**
- * Every row the object refers to (each field that names the model it references): it must exist, the
- * actor needs `need` in its environment (AccessDenied otherwise), and the model's `sameEnvironment`
- * fields must be in the object's own environment. Field errors, or null.
+ * The rows the object refers to (each field that names the model it references), looked up once,
+ * before the write: those that do not exist are field errors ("There is no herd with id 9."), which
+ * the write's foreign key would otherwise refuse without saying which field.
+ */
+async function referencedRows(
+  tx: Queries,
+  def: EditableModel,
+  values: Record<string, unknown>,
+): Promise<Reference[] | Record<string, string>> {
+  const found: Reference[] = [];
+  const missing: Record<string, string> = {};
+  for (const field of def.form.fields) {
+    const id = values[field.name];
+    if (!field.references || typeof id !== 'number') continue;
+    const target = field.references();
+    const [row] = await labelsFor(tx, target, [id]);
+    if (row) found.push({ field, target, id, label: row.label });
+    else missing[field.name] = `There is no ${target.label} with id ${id}.`;
+  }
+  return Object.keys(missing).length ? missing : found;
+}
+
+/**
+ * For each referenced row: the actor needs `need` in its environment (AccessDenied otherwise), and the
+ * model's `sameEnvironment` fields must be in the object's own environment. Field errors, or null.
  */
 async function checkReferences(
   tx: Queries,
   def: EditableModel,
-  values: Record<string, unknown>,
+  refs: Reference[],
   envAfter: number | null,
   actor: Actor,
   need: Role,
   verb: string,
 ): Promise<Record<string, string> | null> {
   const errors: Record<string, string> = {};
-  for (const f of def.form.fields) {
-    const v = values[f.name];
-    if (!f.references || v === null || v === undefined) continue;
-    const target = f.references();
-    // The form's schema made it an id (a whole number from 1 up).
-    const refId = Number(v);
-    const [row] = await labelsFor(tx, target, [refId]);
-    if (!row) {
-      errors[f.name] = `There is no ${target.label} with id ${refId}.`;
-      continue;
+  for (const { field, target, id, label } of refs) {
+    const env = await environmentOf(tx, target, id);
+    await demand(tx, actor.access, need, `${verb} this ${def.label} with ${field.label.toLowerCase()} ${label}`, [env]);
+    if (def.sameEnvironment?.includes(field.name) && target.environmentSql && env !== envAfter) {
+      errors[field.name] =
+        `${label} is in ${await environmentName(tx, env)}, and this ${def.label} in ${await environmentName(tx, envAfter)}: they must be in one environment.`;
     }
-    const env = await environmentOf(tx, target, refId);
-    await demand(tx, actor.access, need, `${verb} this ${def.label} with ${f.label.toLowerCase()} ${row.label}`, [env]);
-    if (def.sameEnvironment?.includes(f.name) && target.environmentSql && env !== envAfter) {
-      errors[f.name] =
-        `${row.label} is in ${await environmentName(tx, env)}, and this ${def.label} in ${await environmentName(tx, envAfter)}: they must be in one environment.`;
-    }
-  }
-  return Object.keys(errors).length ? errors : null;
-}
-
-/** "There is no herd with id 9." for each field whose referenced row does not exist; null when all do. */
-async function missingReferences(tx: Queries, def: EditableModel, values: Record<string, unknown>): Promise<Record<string, string> | null> {
-  const errors: Record<string, string> = {};
-  for (const f of def.form.fields) {
-    const v = values[f.name];
-    if (!f.references || typeof v !== 'number') continue;
-    const target = f.references();
-    if (!(await labelsFor(tx, target, [v])).length) errors[f.name] = `There is no ${target.label} with id ${v}.`;
   }
   return Object.keys(errors).length ? errors : null;
 }
@@ -133,10 +142,8 @@ export async function saveObject(db: Db, def: EditableModel, id: number | null, 
   const values: Record<string, unknown> = parsed.data;
   try {
     return await db.transaction(async (tx) => {
-      // Rows the object would refer to that do not exist: field errors, before a write whose foreign
-      // key would refuse it without saying which field (access to those that exist is checked below).
-      const missing = await missingReferences(tx, def, values);
-      if (missing) return { ok: false as const, fieldErrors: missing };
+      const refs = await referencedRows(tx, def, values);
+      if (!Array.isArray(refs)) return { ok: false as const, fieldErrors: refs };
       let before: Record<string, unknown> | null = null;
       let savedId: number;
       if (id !== null) {
@@ -165,7 +172,7 @@ export async function saveObject(db: Db, def: EditableModel, id: number | null, 
         id === null ? [] : (def.adminFields ?? []).filter((k) => before && k in values && valueText(before[k]) !== valueText(values[k]));
       if (sensitive.length) await demand(tx, actor.access, 'admin', `Changing ${sensitive.join(', ')} of this ${def.label}`, [envAfter]);
       const refused =
-        (await checkReferences(tx, def, values, envAfter, actor, need, verb)) ?? (await def.validate?.(tx, savedId, values)) ?? null;
+        (await checkReferences(tx, def, refs, envAfter, actor, need, verb)) ?? (await def.validate?.(tx, savedId, values)) ?? null;
       if (refused) throw new RefusedSave(refused);
       const [saved] = await labelsFor(tx, def, [savedId]);
       if (!saved) throw new Error(`${def.label} #${savedId} is not there after its save`);

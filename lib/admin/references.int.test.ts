@@ -7,7 +7,8 @@ import { auditEntries, dnsRecords, environments, herds, instances, poolers, serv
 import { seedLabFleet } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
-import { AccessDenied, SYSTEM_ACCESS, answeringDenial, loadAccess } from '@/lib/auth/access';
+import { SYSTEM_ACCESS, loadAccess } from '@/lib/auth/access';
+import { refusal, refusedAtBoundary } from '@/lib/testing/denials';
 import { authenticate } from '@/lib/auth/authenticate';
 import { ldapConfigSchema } from '@/lib/auth/ldap';
 import { refreshDnsAction } from '@/lib/ops/actions/refresh-dns.action';
@@ -42,17 +43,6 @@ const herdIn = (e: string) =>
       .orderBy(herds.id),
   );
 const count = async (table: typeof instances | typeof poolers | typeof dnsRecords) => t.db.$count(table);
-/** saveObject only throws a refusal (the console's form or the API answers it, and records it): its message. */
-const refusal = (p: Promise<unknown>) =>
-  p.then(
-    () => {
-      throw new Error('not refused');
-    },
-    (err: unknown) => {
-      if (!(err instanceof AccessDenied)) throw err;
-      return err.message;
-    },
-  );
 
 beforeAll(async () => {
   t = await freshDatabase();
@@ -102,17 +92,7 @@ describe('a staging operator reaching production through a reference', () => {
     expect(await count(instances)).toBe(before);
     expect(await denials()).toBe(denied);
     // The boundary that answers it (the console's orAnswer, as the save form does) records it once, with where it came from.
-    expect(
-      await answeringDenial(
-        t.db,
-        bob,
-        async () => {
-          await save();
-          return 'saved';
-        },
-        (err) => err.message,
-      ),
-    ).toMatch(/^Adding this instance with server /);
+    expect(await refusedAtBoundary(t.db, bob, save)).toMatch(/^Adding this instance with server /);
     expect(await denials()).toBe(denied + 1);
   });
 

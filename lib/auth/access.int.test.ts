@@ -15,7 +15,8 @@ import { planOperation } from '@/lib/ops/plan';
 import { submitOperation } from '@/lib/ops/submit';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
-import { AccessDenied, accessFrom, answeringDenial, can, loadAccess, SYSTEM_ACCESS, type Access } from './access';
+import { AccessDenied, accessFrom, can, loadAccess, SYSTEM_ACCESS, type Access } from './access';
+import { refusal, refusedAtBoundary } from '@/lib/testing/denials';
 import { operationView } from '@/lib/ops/operation-view';
 import { authenticate } from './authenticate';
 import { ldapConfigSchema, type LdapConfig } from './ldap';
@@ -32,19 +33,6 @@ const instancesIn = async (name: string) =>
       .where(eq(herds.environmentId, env.get(name)!))
       .orderBy(instances.id)
   ).map((r) => r.id) as [number, ...number[]];
-
-/** Signs in against slapd (as the console does) and returns what the user may do. */
-/** What lib/ throws when refused (the console's form or the API answers it, and records it): its message. */
-const refusal = (p: Promise<unknown>) =>
-  p.then(
-    () => {
-      throw new Error('not refused');
-    },
-    (err: unknown) => {
-      if (!(err instanceof AccessDenied)) throw err;
-      return err.message;
-    },
-  );
 
 /** Signs in against slapd (as the console does) and returns what the user may do. */
 async function signIn(username: string): Promise<{ id: number; username: string; access: Access; remoteAddr: string }> {
@@ -143,17 +131,7 @@ describe('roles from the directory', () => {
       );
     expect(await refusal(submitForged())).toMatch(/Restart needs the operator role in production/);
     expect(await denials()).toBe(deniedBefore);
-    expect(
-      await answeringDenial(
-        t.db,
-        bob,
-        async () => {
-          await submitForged();
-          return 'submitted';
-        },
-        (err) => err.message,
-      ),
-    ).toMatch(/Restart needs the operator role in production/);
+    expect(await refusedAtBoundary(t.db, bob, submitForged)).toMatch(/Restart needs the operator role in production/);
     expect(await denials()).toBe(deniedBefore + 1);
     expect(await t.db.select({ n: sql<number>`count(*)::int` }).from(operations)).toEqual(before);
     const [denied] = await t.db

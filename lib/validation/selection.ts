@@ -34,14 +34,16 @@ export const selection = z.union([
 ]);
 
 /** The selection a page's query string or a posted form carries, or the reason it is not one. */
-export function parseSelection(raw: Record<string, unknown>): { ok: true; selection: Selection } | { ok: false; error: string } {
+export function parseSelection(
+  raw: Record<string, unknown>,
+): { ok: true; selection: Selection } | { ok: false; empty: boolean; error: string } {
   if (Array.isArray(raw.ids) || Array.isArray(raw.all))
-    return { ok: false, error: 'The selection is given twice: give ids once, as a comma-separated list.' };
+    return { ok: false, empty: false, error: 'The selection is given twice: give ids once, as a comma-separated list.' };
   const parsed = selection.safeParse({ ...(raw.all === '1' ? { all: '1' } : {}), ids: raw.ids });
   if (parsed.success) return { ok: true, selection: parsed.data };
-  if (raw.all !== '1' && (raw.ids === undefined || raw.ids === '')) return { ok: false, error: 'Nothing was selected.' };
+  if (raw.all !== '1' && (raw.ids === undefined || raw.ids === '')) return { ok: false, empty: true, error: 'Nothing was selected.' };
   const issue = parsed.error.issues
     .flatMap((i) => (i.code === 'invalid_union' ? i.errors.flat() : [i]))
     .find((i) => i.path.includes('ids'));
-  return { ok: false, error: issue?.message ?? 'The selection is not well formed.' };
+  return { ok: false, empty: false, error: issue?.message ?? 'The selection is not well formed.' };
 }

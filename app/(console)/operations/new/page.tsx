@@ -36,7 +36,8 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   let ids: number[] = [];
   let error = '';
   const picked = parseSelection(raw);
-  if (!picked.ok) error = picked.error === 'Nothing was selected.' ? '' : picked.error;
+  if (!picked.ok)
+    error = picked.empty ? '' : picked.error; // nothing ticked: the page says so itself
   else if (picked.selection.all) {
     try {
       // "All matching" means all the user may run this action on, never more.
