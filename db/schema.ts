@@ -60,9 +60,26 @@ export const environments = pgTable(
     id: serial('id').primaryKey(),
     name: text('name').notNull(),
     description: text('description').notNull().default(''),
+    // At most this many operation targets running at once in the environment, over every operation and
+    // worker (null: no cap). Enforced when a worker claims a target.
+    maxRunning: integer('max_running'),
     ...timestamps,
   },
   (t) => [uniqueIndex('environments_name_key').on(t.name)],
+);
+
+// A site (a data centre, an availability zone) as servers name it in their `site`, with its cap: at
+// most this many operation targets running at once on its servers, over every operation and worker.
+export const sites = pgTable(
+  'sites',
+  {
+    id: serial('id').primaryKey(),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    maxRunning: integer('max_running'),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex('sites_name_key').on(t.name)],
 );
 
 export const herds = pgTable(
@@ -271,6 +288,13 @@ export const operations = pgTable(
     // From the confirmation page: a second submit of the same page finds this and enqueues nothing.
     idempotencyKey: text('idempotency_key'),
     cancelRequested: boolean('cancel_requested').notNull().default(false),
+    // Rolling operations (lib/ops/waves.ts): the waves as confirmed (size, gate, failure budget), null
+    // for an operation that starts every target at once; the wave now running or soaking.
+    waves: jsonb('waves'),
+    currentWave: integer('current_wave').notNull().default(1),
+    // Paused (by a person, a failure budget or a health gate): no new target starts until resumed.
+    pausedAt: timestamp('paused_at', { withTimezone: true }),
+    pausedReason: text('paused_reason'),
     startedAt: timestamp('started_at', { withTimezone: true }),
     finishedAt: timestamp('finished_at', { withTimezone: true }),
     ...timestamps,
@@ -280,6 +304,10 @@ export const operations = pgTable(
     index('operations_created_idx').on(t.createdAt),
     // A key answers only its own user's operation (another user's key is just a new key for them).
     uniqueIndex('operations_user_idempotency_key').on(t.requestedByName, t.idempotencyKey),
+    // The wave conductor's round: rolling operations not finished yet.
+    index('operations_rolling_idx')
+      .on(t.id)
+      .where(sql`finished_at IS NULL AND waves IS NOT NULL`),
   ],
 );
 
@@ -354,10 +382,20 @@ export const operationTargets = pgTable(
     // What the target came to, in one line, when the action says (a failover: the new primary and the possible data loss).
     outcome: text('outcome'),
     attempts: integer('attempts').notNull().default(0),
+    // The wave it runs in (1 when the operation has no waves), and whether it is held back: queued but
+    // not to be claimed until its wave starts (or its paused operation resumes).
+    wave: integer('wave').notNull().default(1),
+    held: boolean('held').notNull().default(false),
+    // The site of the server it acts on (a herd action: the primary's), for the sites' caps.
+    site: text('site').notNull().default(''),
     ...timestamps,
   },
   (t) => [
-    index('operation_targets_operation_idx').on(t.operationId),
+    index('operation_targets_operation_idx').on(t.operationId, t.wave),
+    // The caps count the targets running per site (and per environment, through the herd).
+    index('operation_targets_running_site_idx')
+      .on(t.site)
+      .where(sql`status = 'running'`),
     index('operation_targets_instance_idx').on(t.instanceId),
     index('operation_targets_herd_idx').on(t.herdId),
     index('operation_targets_status_idx').on(t.status),
@@ -367,7 +405,7 @@ export const operationTargets = pgTable(
       .on(t.herdId, t.id)
       .where(sql`status IN ('queued', 'running')`),
     index('operation_targets_open_operation_idx')
-      .on(t.operationId)
+      .on(t.operationId, t.wave)
       .where(sql`status IN ('queued', 'running')`),
   ],
 );
@@ -390,6 +428,34 @@ export const operationSteps = pgTable(
     finishedAt: timestamp('finished_at', { withTimezone: true }),
   },
   (t) => [uniqueIndex('operation_steps_target_seq_key').on(t.targetId, t.seq)],
+);
+
+// The waves of a rolling operation and the state of each: pending, running (its targets are), soaking
+// (its targets ended; the health gate is being watched), passed, held (its gate did not pass in time,
+// or the operation was paused while it soaked), or ended (the operation settled with it: the last
+// wave, which has no gate after it, or one an abort stopped).
+export const operationWaves = pgTable(
+  'operation_waves',
+  {
+    id: serial('id').primaryKey(),
+    operationId: integer('operation_id')
+      .notNull()
+      .references(() => operations.id, { onDelete: 'cascade' }),
+    wave: integer('wave').notNull(),
+    targets: integer('targets').notNull(),
+    status: text('status', { enum: ['pending', 'running', 'soaking', 'passed', 'held', 'ended'] })
+      .notNull()
+      .default('pending'),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    // When its last target ended, and when the current stretch of healthy samples began.
+    endedAt: timestamp('ended_at', { withTimezone: true }),
+    soakFrom: timestamp('soak_from', { withTimezone: true }),
+    passedAt: timestamp('passed_at', { withTimezone: true }),
+    // The gate's last reading in words ("orders: db-3 replay paused").
+    gateNote: text('gate_note'),
+    updatedAt: timestamps.updatedAt,
+  },
+  (t) => [uniqueIndex('operation_waves_key').on(t.operationId, t.wave)],
 );
 
 // No foreign keys on purpose: the audit log outlives the objects and users it names.

@@ -106,6 +106,52 @@ test('plans, submits (202), refuses a stale digest (409), enqueues a repeated ke
   expect((await request.get(`${url}/api/v1/operations/999999`, { headers: operate })).status()).toBe(404);
 });
 
+test('waves: the plan lists them, bad ones are a 400 that says where, and a rolling operation pauses, resumes and aborts over the API', async ({
+  request,
+}) => {
+  const list = await (await request.get(`${url}/api/v1/instances?q=db-stg-orders`, { headers: operate })).json();
+  const ids = (list.items as { id: number; server: string }[]).sort((a, b) => a.server.localeCompare(b.server)).map((i) => i.id);
+  expect(ids).toHaveLength(3);
+  const plan = (waves: unknown) =>
+    request.post(`${url}/api/v1/operations/plan`, { headers: operate, data: { action: 'reload', instanceIds: ids, waves } });
+
+  const bad = await plan({ size: 2, percent: 10, gate: { soakSeconds: -1 } });
+  expect(bad.status()).toBe(400);
+  expect((await bad.json()).details).toEqual(expect.arrayContaining([{ path: 'waves.gate.soakSeconds', message: expect.any(String) }]));
+  expect((await plan({ size: 1, colour: 'red' })).status()).toBe(400);
+
+  // A soak of 30 s after the canary: the pause below comes well before the second wave could start.
+  const waves = { size: 2, canary: 1, gate: { soakSeconds: 30, maxLagBytes: 16777216, deadlineSeconds: 60 }, budget: { failures: 1 } };
+  const planned = await (await plan(waves)).json();
+  expect(planned.waves.summary).toMatch(/^2 waves; a canary of 1 first; then 2 at a time; between waves/);
+  expect(planned.waves.waves.map((w: { targets: { instanceId: number }[] }) => w.targets.map((t) => t.instanceId))).toEqual([
+    [ids[0]],
+    [ids[1], ids[2]],
+  ]);
+  expect(planned.targets.map((t: { wave: number }) => t.wave)).toEqual([1, 2, 2]);
+
+  // A rolling operation: paused before its second wave, aborted there; the API says so at every turn.
+  const res = await request.post(`${url}/api/v1/operations`, {
+    headers: operate,
+    data: { action: 'reload', instanceIds: ids, digest: planned.digest, confirm: planned.confirm ?? '', waves },
+  });
+  expect(res.status()).toBe(202);
+  const { id } = (await res.json()) as { id: number };
+  const pause = await request.post(`${url}/api/v1/operations/${id}/pause`, { headers: operate });
+  expect(pause.status()).toBe(202);
+  expect((await request.post(`${url}/api/v1/operations/${id}/pause`, { headers: operate })).status()).toBe(409);
+  expect((await request.post(`${url}/api/v1/operations/${id}/explode`, { headers: operate })).status()).toBe(404);
+  const paused = await (await request.get(`${url}/api/v1/operations/${id}`, { headers: operate })).json();
+  expect(paused.pausedReason).toBe(`paused by ${lab.console.admin.username}`);
+  expect(paused.waves.list.map((w: { wave: number }) => w.wave)).toEqual([1, 2]);
+  expect((await request.post(`${url}/api/v1/operations/${id}/abort`, { headers: operate })).status()).toBe(202);
+  const op = await settled(request, id);
+  // The canary may have run before the pause; nothing after it did.
+  expect(op.targets.slice(1).map((t) => t.status)).toEqual(['cancelled', 'cancelled']);
+  expect(op.targets.slice(1).every((t) => t.steps.length === 0)).toBe(true);
+  expect((await request.post(`${url}/api/v1/operations/${id}/resume`, { headers: operate })).status()).toBe(409);
+});
+
 test('action parameters: validated by the action, part of the plan and its digest, kept with the operation', async ({ request }) => {
   const list = await (await request.get(`${url}/api/v1/instances?q=db-stg-identity`, { headers: operate })).json();
   const idOf = (prefix: string) => list.items.find((i: { server: string }) => i.server.startsWith(prefix)).id as number;

@@ -199,6 +199,46 @@ test('tick three instances, restart, confirm, and watch the operation succeed', 
   await expect(page.locator('table.result-list tbody tr').first()).toContainText('restart');
 });
 
+test('a rolling restart in waves chosen on the confirmation page, paused and resumed from the operation page', async ({ page }) => {
+  await signIn(page);
+  await page.goto(`${url}/admin/instances?q=db-stg-billing`);
+  for (const cb of await page.getByRole('checkbox', { name: /^Select db-stg-billing/ }).all()) await cb.check();
+  await page.getByLabel('Action:').selectOption({ label: 'Restart' });
+  await page.getByRole('button', { name: 'Go' }).click();
+
+  // Waves of one, a health gate of 5 s between waves: the page shows them before anything runs.
+  await expect(page.getByRole('heading', { name: 'Restart: 3 of 3 instances' })).toBeVisible();
+  await page.getByLabel('Wave size:').fill('1');
+  await page.getByLabel('Health gate: soak (s):').fill('5');
+  await page.getByLabel('pause after (s):').fill('60');
+  await page.getByRole('button', { name: 'Show the waves' }).click();
+  const waves = page.getByTestId('waves-plan');
+  await expect(waves).toContainText('3 waves; then 1 at a time; between waves every herd touched stays healthy for 5 s');
+  await expect(waves.locator('li')).toHaveCount(3);
+  await expect(waves.locator('li[data-wave="1"]')).toContainText('db-stg-billing-1');
+  await page.getByLabel('Confirmation').fill('3');
+  await page.getByRole('button', { name: 'Restart 3 instances in 3 waves' }).click();
+
+  // The operation page: wave 1 runs; pause it there.
+  await expect(page).toHaveURL(/\/operations\/\d+$/);
+  await expect(page.locator('tr[data-wave="1"] [data-testid="wave-status"]')).toHaveText(/running|soaking/);
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await expect(page.getByTestId('paused')).toContainText(`paused by ${lab.console.admin.username}`);
+  // Paused: wave 1's target may finish, nothing of wave 2 or 3 starts.
+  await expect(page.locator('tr[data-wave="1"] td').nth(2)).toHaveText('1: 1 succeeded', { timeout: 30_000 });
+  await page.waitForTimeout(4000);
+  await page.reload();
+  await expect(page.getByTestId('paused')).toBeVisible();
+  await expect(page.locator('tr[data-wave="2"] [data-testid="wave-status"]')).toHaveText('pending');
+  await expect(page.getByTestId('target-status')).toHaveText(['succeeded', 'queued', 'queued']);
+
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await expect(page.getByTestId('paused')).toHaveCount(0);
+  await expect(page.getByTestId('operation-status')).toHaveText('succeeded', { timeout: 60_000 });
+  await expect(page.getByTestId('wave-status')).toHaveText(['passed', 'passed', 'ended']);
+  await expect(page.getByTestId('target-status')).toHaveText(['succeeded', 'succeeded', 'succeeded']);
+});
+
 test('re-point a replica to a sibling replica chosen on the confirmation page, then back to the primary', async ({ page }) => {
   const [one, two, three] = lab.instances
     .filter((i) => i.environment === 'staging' && i.herd === 'orders')

@@ -8,14 +8,22 @@ function duration(from: string, to: string | null): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** Shows an operation and follows it until it ends; cancel while it runs, retry what failed after. */
+function clock(at: string | null): string {
+  return at ? at.slice(11, 19) : '';
+}
+
+/** Shows an operation and follows it until it ends; pause, resume or abort while it runs, retry what failed after. */
 export function OperationLive({
   initial,
   cancel,
+  pause,
+  resume,
   retry,
 }: {
   initial: OperationView;
   cancel?: (f: FormData) => Promise<void>;
+  pause?: (f: FormData) => Promise<void>;
+  resume?: (f: FormData) => Promise<void>;
   retry?: (f: FormData) => Promise<void>;
 }) {
   const [op, setOp] = useState(initial);
@@ -43,11 +51,31 @@ export function OperationLive({
   return (
     <div className="operation">
       <div className="operation-controls">
+        {pause && !op.finishedAt && !op.cancelRequested && !op.pausedAt && (
+          <form action={pause}>
+            <input type="hidden" name="id" value={op.id} />
+            <button type="submit" className="button" title="Nothing new starts; running targets finish">
+              Pause
+            </button>
+          </form>
+        )}
+        {resume && !op.finishedAt && !op.cancelRequested && op.pausedAt && (
+          <form action={resume}>
+            <input type="hidden" name="id" value={op.id} />
+            <button type="submit" className="button">
+              Resume
+            </button>
+          </form>
+        )}
         {cancel && !op.finishedAt && !op.cancelRequested && (
           <form action={cancel}>
             <input type="hidden" name="id" value={op.id} />
-            <button type="submit" className="button cancel-link">
-              Cancel
+            <button
+              type="submit"
+              className="button cancel-link"
+              title="Nothing new starts; running targets finish their current step and run their cleanups; the rest end cancelled"
+            >
+              Abort
             </button>
           </form>
         )}
@@ -65,11 +93,55 @@ export function OperationLive({
         <span className={`badge badge-op-${op.status}`} data-testid="operation-status">
           {op.status}
         </span>
-        {op.cancelRequested && !op.finishedAt && <span className="muted"> (cancelling between steps)</span>} · requested by {op.requestedBy}{' '}
-        at {op.createdAt.replace('T', ' ').slice(0, 19)}Z
+        {op.cancelRequested && !op.finishedAt && <span className="muted"> (aborting: running targets stop after their current step)</span>}{' '}
+        · requested by {op.requestedBy} at {op.createdAt.replace('T', ' ').slice(0, 19)}Z
         {op.finishedAt && op.startedAt && <> · took {duration(op.startedAt, op.finishedAt)}</>}
       </p>
       {error && <p className="errornote">{error}</p>}
+      {op.pausedAt && !op.finishedAt && (
+        <p className="errornote" role="status" data-testid="paused">
+          Paused at {clock(op.pausedAt)}: {op.pausedReason}. Nothing new starts until it is resumed; targets that were running finish.
+        </p>
+      )}
+      {op.waves && (
+        <section className="module waves" aria-label="Waves">
+          <h2>Waves</h2>
+          <p className="help">{op.waves.summary}.</p>
+          <table className="steps">
+            <thead>
+              <tr>
+                <th scope="col">Wave</th>
+                <th scope="col">State</th>
+                <th scope="col">Targets</th>
+                <th scope="col">Started</th>
+                <th scope="col">Ended</th>
+                <th scope="col">Gate</th>
+              </tr>
+            </thead>
+            <tbody>
+              {op.waves.list.map((w) => (
+                <tr key={w.wave} data-wave={w.wave} className={w.wave === op.waves?.current && !op.finishedAt ? 'current' : undefined}>
+                  <td className="num">{w.wave}</td>
+                  <td>
+                    <span className={`badge badge-wave-${w.status}`} data-testid="wave-status">
+                      {w.status}
+                    </span>
+                  </td>
+                  <td>
+                    {w.targets}:{' '}
+                    {Object.entries(w.counts)
+                      .map(([k, n]) => `${n} ${k}`)
+                      .join(', ')}
+                  </td>
+                  <td>{clock(w.startedAt)}</td>
+                  <td>{clock(w.endedAt)}</td>
+                  <td>{w.passedAt ? `passed ${clock(w.passedAt)}` : (w.gateNote ?? '')}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      )}
       {!op.finishedAt && op.workersAlive === 0 && (
         <p className="errornote" data-testid="no-worker">
           No worker is alive: nothing is running this operation. Start a worker (<code>npm run worker</code>); it then runs what is queued
@@ -89,6 +161,8 @@ export function OperationLive({
               {t.status}
             </span>
             {t.attempts > 1 && <span className="muted"> (attempt {t.attempts})</span>}
+            {op.waves && <span className="muted"> wave {t.wave}</span>}
+            {t.held && t.status === 'queued' && <span className="muted"> (held)</span>}
           </h2>
           {t.outcome && (
             <p className="outcome" data-outcome>

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { idNumber } from '@/lib/validation/ids';
 import { MAX_SELECTION } from '@/lib/validation/selection';
+import { wavesSchema } from '@/lib/ops/waves';
 
 // The console's bulk selection's bound (lib/validation/selection.ts), as a JSON array: each id
 // counted once (the body's 64 KiB cap bounds the array itself).
@@ -29,6 +30,8 @@ export const planBody = z
     herdIds: ids.optional(),
     params,
     candidateInstanceId: candidate,
+    /** Run in waves (lib/ops/waves.ts): { size | percent, canary, order, gate, budget }. */
+    waves: wavesSchema.optional(),
   })
   .strict()
   .refine(oneKind, oneKindMessage)
@@ -41,6 +44,7 @@ export const submitBody = z
     herdIds: ids.optional(),
     params,
     candidateInstanceId: candidate,
+    waves: wavesSchema.optional(),
     digest: z.string().regex(/^[0-9a-f]{32}$/, 'the digest from /api/v1/operations/plan'),
     confirm: z.string().max(200).default(''),
     /** Repeat a submit with the same key and it is enqueued once; without one, every submit is new. */

@@ -1,10 +1,14 @@
-// Cancel and retry, for the operation page and the API.
-import { and, eq, inArray, isNull } from 'drizzle-orm';
-import type { Db } from '@/db/client';
+// Pause, resume, abort (cancel) and retry, for the operation page and the API.
+import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
+import type { Queue } from 'bullmq';
+import type { Db, Queries } from '@/db/client';
 import { herds, operations, operationTargets } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
 import { can, demand, type Access } from '@/lib/auth/access';
+import { holdOperation } from './conductor';
+import { requeueTargets, type TargetJob } from './queue';
 import { getAction } from './registry';
+import { SubmitError } from './submit-errors';
 import type { Actor } from './submit';
 
 /** The operation's action and the environments of its targets (what access to it is judged on). */
@@ -34,6 +38,81 @@ export async function demandOnOperation(db: Db, access: Access, id: number, need
   }
   const action = getAction(scope.action);
   await demand(db, access, action?.permission ?? 'admin', `Cancelling or retrying ${action?.label ?? scope.action}`, envs);
+}
+
+/** Why an operation cannot be paused or resumed now (finished, already paused, not paused): a 409. */
+export class OperationStateError extends SubmitError {
+  constructor(message: string) {
+    super('state', 409, message);
+    this.name = 'OperationStateError';
+  }
+}
+
+/**
+ * Pauses a running operation: nothing new starts (its queued targets are held), the running targets
+ * finish their steps, a wave's health gate stops being watched. Needs the action's role wherever the
+ * operation runs.
+ */
+export async function pauseOperation(db: Db, id: number, actor: Actor): Promise<void> {
+  await demandOnOperation(db, actor.access, id, 'control');
+  await db.transaction(async (tx) => {
+    if (!(await holdOperation(tx, id, `paused by ${actor.username}`))) throw new OperationStateError(await whyNot(tx, id, 'paused'));
+    await writeAudit(tx, {
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: 'operation.pause',
+      objectType: 'operations',
+      objectId: String(id),
+    });
+  });
+}
+
+/**
+ * Resumes a paused operation: the held targets of its current wave are queued again (later waves
+ * wait for their turn), and a wave whose gate did not pass is watched again, with a new deadline.
+ * Pausing again is how to stop once more; the failure budget counts on from where it was.
+ */
+export async function resumeOperation(db: Db, queue: Queue<TargetJob> | null, id: number, actor: Actor): Promise<void> {
+  await demandOnOperation(db, actor.access, id, 'control');
+  const released = await db.transaction(async (tx) => {
+    const { rows } = await tx.execute<{ reason: string | null; wave: number }>(
+      sql`UPDATE operations SET paused_at = NULL, paused_reason = NULL, updated_at = now()
+          WHERE id = ${id} AND paused_at IS NOT NULL AND finished_at IS NULL AND NOT cancel_requested
+          RETURNING (SELECT paused_reason FROM operations WHERE id = ${id}) AS reason, current_wave AS wave`,
+    );
+    const [op] = rows;
+    if (!op) throw new OperationStateError(await whyNot(tx, id, 'resumed'));
+    await tx.execute(
+      sql`UPDATE operation_waves SET status = 'soaking', ended_at = now(), soak_from = now(), gate_note = NULL, updated_at = now()
+          WHERE operation_id = ${id} AND status = 'held'`,
+    );
+    const { rows: ids } = await tx.execute<{ id: number }>(
+      sql`UPDATE operation_targets SET held = false, updated_at = now()
+          WHERE operation_id = ${id} AND wave = ${op.wave} AND status = 'queued' AND held RETURNING id`,
+    );
+    await writeAudit(tx, {
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: 'operation.resume',
+      objectType: 'operations',
+      objectId: String(id),
+      changes: { paused: [op.reason, null] },
+    });
+    return ids.map((r) => r.id);
+  });
+  // Postgres has them queued; if Redis is away, a worker's reconcile enqueues them.
+  if (queue && released.length) await requeueTargets(queue, released).catch(() => {});
+}
+
+async function whyNot(db: Queries, id: number, verb: 'paused' | 'resumed'): Promise<string> {
+  const [op] = await db
+    .select({ finishedAt: operations.finishedAt, pausedAt: operations.pausedAt, cancel: operations.cancelRequested })
+    .from(operations)
+    .where(eq(operations.id, id));
+  if (!op) return `operation #${id} does not exist`;
+  if (op.finishedAt) return `operation #${id} has finished: it cannot be ${verb}`;
+  if (op.cancel) return `operation #${id} is being cancelled: it cannot be ${verb}`;
+  return verb === 'paused' ? `operation #${id} is already paused` : `operation #${id} is not paused`;
 }
 
 /**

@@ -59,6 +59,9 @@ export async function executeTarget(
   const target = await claimTarget(db, targetId, holder);
   // Only a queued target is run: a running one is someone's (or was, and reconcile will say so).
   if (!target || target.status !== 'queued') return 'skipped';
+  // Held back (a later wave, a paused operation): its job ends here; the wave's start or the resume
+  // enqueues it again.
+  if ((target.held || target.paused) && !target.cancel_requested) return 'skipped';
   const operationId = target.operation_id;
   // Set by end(); read in `finally` (an object: a flag set in a closure is not something the compiler follows).
   const run = { finished: false };
@@ -251,7 +254,7 @@ export async function reconcile(db: Db): Promise<{ interrupted: number[]; queued
   const rows = await db
     .select({ id: operationTargets.id, stale: sql<boolean>`${operationTargets.updatedAt} < now() - interval '10 seconds'` })
     .from(operationTargets)
-    .where(eq(operationTargets.status, 'queued'));
-  // Queued for a while: worth asking Redis whether its job can still run (see requeueTargets).
+    .where(and(eq(operationTargets.status, 'queued'), eq(operationTargets.held, false)));
+  // Held targets wait for their wave (or their operation's resume), which enqueues them. Queued for a while: worth asking Redis whether its job can still run (see requeueTargets).
   return { interrupted, queued: rows.map((r) => r.id), stale: rows.filter((r) => r.stale).map((r) => r.id) };
 }

@@ -21,6 +21,13 @@ export interface ClaimedTarget {
   /** The parameters confirmed for the operation. */
   action_params: Record<string, unknown> | null;
   cancel_requested: boolean;
+  /** Held back: its wave has not started, or its operation is paused (its job ends; a release enqueues it again). */
+  held: boolean;
+  paused: boolean;
+  site: string;
+  environment_id: number | null;
+  environment_cap: number | null;
+  site_cap: number | null;
   requested_by: number | null;
   requested_by_name: string;
   requested_by_system: boolean;
@@ -31,19 +38,32 @@ export interface ClaimedTarget {
 }
 
 // A lease is granted only to a queued target (a running one is never claimed again, by anyone: a job
-// delivered twice must not run its steps twice), when the herd's lease is free or expired, no earlier
-// target of the herd is still open, and the operation is not being cancelled.
+// delivered twice must not run its steps twice) that is not held back (a later wave, a paused
+// operation), when the herd's lease is free or expired, no earlier target of the herd is still open
+// (held ones do not count: a paused operation must not stop another's targets on its herds), the
+// operation is not being cancelled, and the caps of the target's environment and site leave room.
+// A capped target is granted only by a claim made under the caps' locks ($4, see claimTarget): two
+// claims counting the same site at once would both see room for one.
 const CLAIM = {
-  name: 'pgherd_claim_target_v3',
+  name: 'pgherd_claim_target_v4',
   text: `
     WITH t AS (
-      SELECT t.id, t.status, t.instance_id, t.herd_id, o.id AS operation_id, o.action, o.params -> 'actionParams' AS action_params, o.cancel_requested, o.requested_by, o.requested_by_name, o.requested_by_system
-      FROM operation_targets t JOIN operations o ON o.id = t.operation_id WHERE t.id = $1),
+      SELECT t.id, t.status, t.held, t.instance_id, t.herd_id, t.site, o.id AS operation_id, o.action, o.params -> 'actionParams' AS action_params,
+             o.cancel_requested, o.paused_at IS NOT NULL AS paused, o.requested_by, o.requested_by_name, o.requested_by_system,
+             h.environment_id, e.max_running AS environment_cap, s.max_running AS site_cap
+      FROM operation_targets t JOIN operations o ON o.id = t.operation_id
+      LEFT JOIN herds h ON h.id = t.herd_id LEFT JOIN environments e ON e.id = h.environment_id
+      LEFT JOIN sites s ON s.name = t.site AND t.site <> ''
+      WHERE t.id = $1),
     lease AS (
       INSERT INTO herd_leases (herd_id, target_id, holder, expires_at)
       SELECT t.herd_id, t.id, $2, now() + $3 * interval '1 millisecond' FROM t
-      WHERE t.status = 'queued' AND NOT t.cancel_requested AND t.herd_id IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM operation_targets e WHERE e.herd_id = t.herd_id AND e.id < t.id AND e.status IN ('queued', 'running'))
+      WHERE t.status = 'queued' AND NOT t.held AND NOT t.paused AND NOT t.cancel_requested AND t.herd_id IS NOT NULL
+        AND ($4 OR (t.environment_cap IS NULL AND t.site_cap IS NULL))
+        AND (t.environment_cap IS NULL OR (SELECT count(*) FROM operation_targets r JOIN herds rh ON rh.id = r.herd_id
+                                           WHERE r.status = 'running' AND rh.environment_id = t.environment_id) < t.environment_cap)
+        AND (t.site_cap IS NULL OR (SELECT count(*) FROM operation_targets r WHERE r.status = 'running' AND r.site = t.site) < t.site_cap)
+        AND NOT EXISTS (SELECT 1 FROM operation_targets e WHERE e.herd_id = t.herd_id AND e.id < t.id AND e.status IN ('queued', 'running') AND NOT e.held)
       ON CONFLICT (herd_id) DO UPDATE SET target_id = excluded.target_id, holder = excluded.holder, expires_at = excluded.expires_at,
         generation = nextval('herd_leases_generation_seq')
       WHERE herd_leases.expires_at < now()
@@ -57,14 +77,42 @@ const CLAIM = {
     SELECT t.*, (SELECT attempts FROM run) AS attempts, (SELECT generation FROM lease)::float8 AS generation FROM t`,
 };
 
+/** Advisory lock keys of the caps (one space per kind, so an environment id never meets a site's hash). */
+const CAP_LOCKS = {
+  name: 'pgherd_cap_locks',
+  text: `SELECT pg_advisory_xact_lock(72842100, $1::int), pg_advisory_xact_lock(72842101, hashtext($2::text))`,
+};
+
 /**
  * One round trip: reads the target and its operation, takes the herd's lease for it when it may run,
- * and then marks it running and its operation started. Null when the target does not exist.
+ * and then marks it running and its operation started. Null when the target does not exist. A target
+ * under a cap is claimed again in a transaction holding its environment's and site's locks, so that
+ * no two workers fill the last place at once.
  */
 export async function claimTarget(db: Db, targetId: number, holder: string): Promise<ClaimedTarget | null> {
-  const [row] = await prepared<ClaimedTarget>(db, CLAIM.name, CLAIM.text, [targetId, holder, leaseTtlMs()]);
-  return row ?? null;
+  const [row] = await prepared<ClaimedTarget>(db, CLAIM.name, CLAIM.text, [targetId, holder, leaseTtlMs(), false]);
+  if (!row || row.attempts !== null || !mayClaimUnderCaps(row)) return row ?? null;
+  const client = await db.$client.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query({
+      name: CAP_LOCKS.name,
+      text: CAP_LOCKS.text,
+      values: [row.environment_cap === null ? 0 : row.environment_id, row.site_cap === null ? '' : row.site],
+    });
+    const res = await client.query<ClaimedTarget>({ name: CLAIM.name, text: CLAIM.text, values: [targetId, holder, leaseTtlMs(), true] });
+    await client.query('COMMIT');
+    return res.rows[0] ?? null;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
 }
+
+const mayClaimUnderCaps = (t: ClaimedTarget) =>
+  t.status === 'queued' && !t.held && !t.paused && !t.cancel_requested && (t.environment_cap !== null || t.site_cap !== null);
 
 /** Confirms and extends the grant; false when the lease is no longer this grant (or has expired). */
 export async function heartbeat(db: Db, herdId: number, targetId: number, generation: number): Promise<boolean> {

@@ -22,6 +22,8 @@ export interface Observed {
   /** Replicas: how far behind replay is, in seconds (0 when it has replayed all it received). */
   replayLagSeconds?: number | null;
   pendingRestart?: boolean;
+  /** Replicas: replay stopped by pg_wal_replay_pause() (WAL still arrives, nothing is applied). */
+  replayPaused?: boolean;
   walReceiver?: { status: string; senderHost: string | null; senderPort: number | null; receivedTli: number | null } | null;
 }
 
@@ -38,6 +40,7 @@ interface ObservationRow {
   lsn: string;
   receive_lsn: string | null;
   pending: boolean;
+  paused: boolean | null;
   lag_s: string | number | null;
   wal: { status: string; host: string | null; port: number | null; tli: number | null } | null;
 }
@@ -73,6 +76,7 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
              (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
              pg_last_wal_receive_lsn()::text AS receive_lsn,
              EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart) AS pending,
+             CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END AS paused,
              CASE WHEN NOT pg_is_in_recovery() THEN NULL
                   WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
                   ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END AS lag_s,
@@ -90,6 +94,7 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
       lsn: r.lsn,
       receiveLsn: r.receive_lsn,
       pendingRestart: r.pending,
+      replayPaused: r.paused ?? false,
       replayLagSeconds: r.lag_s === null ? null : Number(r.lag_s),
       walReceiver: w ? { status: w.status, senderHost: w.host, senderPort: w.port, receivedTli: w.tli } : null,
     };

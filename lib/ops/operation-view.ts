@@ -1,9 +1,10 @@
 // An operation with its targets and steps, as the operation page and the API show it.
 import { asc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '@/db/client';
-import { herds, operations, operationSteps, operationTargets } from '@/db/schema';
+import { herds, operations, operationSteps, operationTargets, operationWaves } from '@/db/schema';
 import { can, type Access } from '@/lib/auth/access';
 import { liveWorkers } from './workers';
+import { describeWaves, wavesSchema } from './waves';
 
 export interface OperationView {
   id: number;
@@ -16,6 +17,25 @@ export interface OperationView {
   startedAt: string | null;
   finishedAt: string | null;
   cancelRequested: boolean;
+  /** Paused (by a person, the failure budget or a health gate), and why: nothing new starts until resumed. */
+  pausedAt: string | null;
+  pausedReason: string | null;
+  /** A rolling operation: its waves in words and each wave's state; null when every target started at once. */
+  waves: {
+    summary: string;
+    current: number;
+    list: {
+      wave: number;
+      status: string;
+      targets: number;
+      /** Its targets by status (of those the viewer may see). */
+      counts: Record<string, number>;
+      startedAt: string | null;
+      endedAt: string | null;
+      passedAt: string | null;
+      gateNote: string | null;
+    }[];
+  } | null;
   /** Targets in environments the viewer has no role in: counted, never shown. */
   hiddenTargets: number;
   /** Worker processes alive now: none, and a queued or running operation is not progressing. */
@@ -26,6 +46,9 @@ export interface OperationView {
     herdId: number | null;
     label: string;
     status: string;
+    /** Its wave, and whether it is held back (its wave has not started, or the operation is paused). */
+    wave: number;
+    held: boolean;
     error: string | null;
     /** What it came to, when the action says (a failover: the new primary, the possible data loss). */
     outcome: string | null;
@@ -71,6 +94,11 @@ export async function operationView(db: Db, id: number, access: Access): Promise
         )
         .orderBy(asc(operationSteps.targetId), asc(operationSteps.seq))
     : [];
+  const spec = op.waves === null ? null : wavesSchema.safeParse(op.waves);
+  const waveRows = spec
+    ? await db.select().from(operationWaves).where(eq(operationWaves.operationId, id)).orderBy(asc(operationWaves.wave))
+    : [];
+  const iso = (d: Date | null) => d?.toISOString() ?? null;
   return {
     id: op.id,
     action: op.action,
@@ -81,6 +109,27 @@ export async function operationView(db: Db, id: number, access: Access): Promise
     startedAt: op.startedAt?.toISOString() ?? null,
     finishedAt: op.finishedAt?.toISOString() ?? null,
     cancelRequested: op.cancelRequested,
+    pausedAt: iso(op.pausedAt),
+    pausedReason: op.pausedReason,
+    waves:
+      spec?.success && waveRows.length
+        ? {
+            summary: describeWaves(spec.data, waveRows.length),
+            current: op.currentWave,
+            list: waveRows.map((w) => ({
+              wave: w.wave,
+              status: w.status,
+              targets: w.targets,
+              counts: targets
+                .filter((t) => t.wave === w.wave)
+                .reduce<Record<string, number>>((c, t) => ({ ...c, [t.status]: (c[t.status] ?? 0) + 1 }), {}),
+              startedAt: iso(w.startedAt),
+              endedAt: iso(w.endedAt),
+              passedAt: iso(w.passedAt),
+              gateNote: w.gateNote,
+            })),
+          }
+        : null,
     hiddenTargets: rows.length - targets.length,
     workersAlive: op.finishedAt ? 0 : (await liveWorkers(db)).length,
     targets: targets.map((t) => ({
@@ -89,6 +138,8 @@ export async function operationView(db: Db, id: number, access: Access): Promise
       herdId: t.herdId,
       label: t.label,
       status: t.status,
+      wave: t.wave,
+      held: t.held,
       error: t.error,
       outcome: t.outcome,
       attempts: t.attempts,

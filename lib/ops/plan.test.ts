@@ -108,7 +108,18 @@ describe('identity', () => {
 
 describe('what must be typed to confirm (the README states this rule)', () => {
   const t = (environment: string, refused?: string) =>
-    ({ instanceId: 1, label: 'x', herdId: 1, herd: 'h', environment, environmentId: 1, steps: [], warnings: [], refused }) as PlannedTarget;
+    ({
+      instanceId: 1,
+      label: 'x',
+      herdId: 1,
+      herd: 'h',
+      environment,
+      environmentId: 1,
+      site: '',
+      steps: [],
+      warnings: [],
+      refused,
+    }) as PlannedTarget;
   it('is the count above 10 targets or across environments, the name for production, the count for a dangerous action on several', () => {
     expect(
       typeToConfirm(

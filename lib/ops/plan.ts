@@ -26,6 +26,8 @@ export interface PlannedTarget extends TargetPlan {
   herd: string;
   environment: string;
   environmentId: number;
+  /** The site of the server it acts on (a herd action: its primary's), for waves by site and the sites' caps. */
+  site: string;
 }
 
 export interface Plan {
@@ -152,6 +154,7 @@ export async function planOperation(db: Db, access: Access, action: AnyAction, i
       herd: h.name,
       environment: h.environment,
       environmentId: h.environmentId,
+      site: (h.members.find((m) => m.role === 'primary') ?? h.members[0])?.site ?? '',
     }));
     digest = digestOf(
       action.name,
@@ -181,9 +184,13 @@ export async function planOperation(db: Db, access: Access, action: AnyAction, i
       herd: r.herd,
       environment: r.environment,
       environmentId: r.environmentId,
+      site: r.site,
     }));
     digest = digestOf(action.name, [...members.values()].flat(), params, [], targets);
   }
+  // In the order asked for: "as listed" waves follow it.
+  const position = new Map(unique.map((id, i) => [id, i]));
+  targets.sort((a, b) => (position.get(a.instanceId ?? a.herdId) ?? 0) - (position.get(b.instanceId ?? b.herdId) ?? 0));
   const found = new Set(targets.map((t) => t.instanceId ?? t.herdId));
   return {
     action: action.name,

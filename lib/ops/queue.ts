@@ -13,6 +13,8 @@ export const queuePrefix = () => process.env.PGHERD_QUEUE_PREFIX || 'pgherd';
 
 export interface TargetJob {
   targetId: number;
+  /** How many times it has waited for its herd's lease or a cap (its next wait is longer). */
+  waits?: number;
 }
 
 export const jobId = (targetId: number) => `target-${targetId}`;

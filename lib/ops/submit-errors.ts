@@ -1,7 +1,7 @@
 // Why a plan or a submit was not taken, said once: the API answers { error, details } with `status`,
 // the console's confirmation form reads `code`. Nobody maps the kinds by hand.
 
-export type SubmitErrorCode = 'stale' | 'mistyped' | 'nothing' | 'wrong-targets' | 'params';
+export type SubmitErrorCode = 'stale' | 'mistyped' | 'nothing' | 'wrong-targets' | 'params' | 'waves' | 'state';
 
 export class SubmitError extends Error {
   constructor(

@@ -3,13 +3,14 @@
 import { and, eq } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
-import { operations, operationTargets } from '@/db/schema';
+import { operations, operationTargets, operationWaves } from '@/db/schema';
 import { writeAudit, type AuditInput } from '@/lib/audit/write-audit';
 import type { Access } from '@/lib/auth/access';
 import { isHerdAction, type AnyAction } from './define-action';
 import { planOperation, type Plan } from './plan';
 import { enqueueTargets, type TargetJob } from './queue';
 import { SubmitError } from './submit-errors';
+import { describeWaves, wavesOf, type WaveSpec } from './waves';
 
 export class StalePlanError extends SubmitError {
   constructor(readonly plan: Plan) {
@@ -47,6 +48,8 @@ export interface SubmitInput {
   idempotencyKey: string;
   /** The operation whose failed targets this one runs again (recorded in the audit entry). */
   retryOf?: number;
+  /** Run in waves (validated with wavesSchema by whoever read the request); absent: every target at once. */
+  waves?: WaveSpec | null;
 }
 
 export interface Actor {
@@ -98,6 +101,11 @@ export async function submitOperation(
   if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
   const runnable = plan.targets.filter((t) => !t.refused);
   if (!runnable.length) throw new NothingToRunError();
+  const spec = input.waves ?? null;
+  // Targets are written wave by wave, so that ids (the order a herd's targets run in) follow the waves.
+  const waves = spec ? wavesOf(plan, spec) : null;
+  const waveOf = new Map(waves?.flatMap((w) => w.targets.map((t) => [t, w.wave] as const)));
+  const ordered = waves ? [...waves.flatMap((w) => w.targets), ...plan.targets.filter((t) => t.refused)] : plan.targets;
 
   const created = await db.transaction(async (tx) => {
     const [op] = await tx
@@ -109,6 +117,7 @@ export async function submitOperation(
           actionParams: plan.params,
         },
         status: 'queued',
+        waves: spec,
         planDigest: plan.digest,
         requestedBy: actor.id,
         requestedByName: actor.username,
@@ -122,17 +131,30 @@ export async function submitOperation(
     const rows = await tx
       .insert(operationTargets)
       .values(
-        plan.targets.map((t) => ({
+        ordered.map((t) => ({
           operationId: op.id,
           instanceId: t.instanceId,
           herdId: t.herdId,
           label: t.label,
+          site: t.site,
+          wave: waveOf.get(t) ?? 1,
+          held: (waveOf.get(t) ?? 1) > 1,
           status: t.refused ? ('cancelled' as const) : ('queued' as const),
           error: t.refused ? `refused: ${t.refused}` : null,
           refusal: t.refused ? (t.refusalCode ?? 'unclassified') : null,
         })),
       )
-      .returning({ id: operationTargets.id, status: operationTargets.status });
+      .returning({ id: operationTargets.id, status: operationTargets.status, held: operationTargets.held });
+    if (waves)
+      await tx.insert(operationWaves).values(
+        waves.map((w) => ({
+          operationId: op.id,
+          wave: w.wave,
+          targets: w.targets.length,
+          status: w.wave === 1 ? ('running' as const) : ('pending' as const),
+          startedAt: w.wave === 1 ? new Date() : null,
+        })),
+      );
     const envs = [...new Set(plan.targets.map((t) => t.environmentId))];
     // The operation itself, then one entry per target: each instance's (or herd's) history shows it.
     const perTarget = plan.targets.map((t): AuditInput => ({
@@ -165,12 +187,13 @@ export async function submitOperation(
               .slice(0, 2000),
           ],
           confirmation: [null, input.confirmation.slice(0, 200)],
+          ...(spec && waves ? { waves: [null, describeWaves(spec, waves.length)] } : {}),
           ...(input.retryOf ? { retryOf: [null, input.retryOf] } : {}),
         },
       },
       ...perTarget,
     ]);
-    return { id: op.id, queued: rows.filter((r) => r.status === 'queued').map((r) => r.id) };
+    return { id: op.id, queued: rows.filter((r) => r.status === 'queued' && !r.held).map((r) => r.id) };
   });
   if (!created) {
     const [again] = await db.select({ id: operations.id }).from(operations).where(mine);

@@ -11,6 +11,7 @@ import { servers } from '@/db/schema';
 import { eq, and, isNull } from 'drizzle-orm';
 import { errorText } from './errors';
 import { executeTarget, reconcile } from './execute-target';
+import { runConductor } from './conductor';
 import { checkDnsRecords, refreshFleet } from './refresher';
 import { enqueueTargets, queuePrefix, requeueTargets, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
 import { registerWorker, WORKER_ALIVE_EVERY_MS, workerAlive, workerStopped } from './workers';
@@ -27,11 +28,16 @@ export interface WorkerConfig {
   refreshEveryMs?: number;
   /** No log lines (benchmarks and tests that print their own). */
   quiet?: boolean;
+  /** How often the wave conductor samples health gates (and looks for waves that ended); default PGHERD_WAVE_ROUND_MS, else 1 s. */
+  waveRoundMs?: number;
   /** Awaited once a target is claimed, before its first step (a test holds a target running here to kill the worker). */
   beforeSteps?: () => Promise<void>;
 }
 
 const REFRESH_LOCK = 72_842_001;
+
+/** 150-240 ms after the first wait, growing by half each time to about 1 s (with jitter, so waiters spread out). */
+export const waitDelayMs = (waits: number) => Math.min(1000, 150 * 1.5 ** Math.min(waits, 10)) * (1 + Math.random() * 0.6);
 
 export { logLine };
 
@@ -85,8 +91,12 @@ export async function startWorker(cfg: WorkerConfig) {
     async (job: Job<TargetJob>, token?: string) => {
       const outcome = await executeTarget(db, ssh, job.data.targetId, holder, log, cfg.beforeSteps);
       if (outcome === 'wait') {
-        // The herd is busy: come back shortly without holding a worker slot.
-        await job.moveToDelayed(Date.now() + 150 + Math.floor(Math.random() * 100), token);
+        // The herd is busy, or its site or environment is at its cap: come back later without holding
+        // a worker slot, a little later each time (a cap of 2 over 500 targets must not poll 500 times
+        // a tenth of a second).
+        const waits = job.data.waits ?? 0;
+        await job.updateData({ ...job.data, waits: waits + 1 });
+        await job.moveToDelayed(Date.now() + waitDelayMs(waits), token);
         throw new DelayedError();
       }
       return outcome;
@@ -134,6 +144,8 @@ export async function startWorker(cfg: WorkerConfig) {
     }
   };
   const refreshTimer = refreshEvery > 0 ? setInterval(() => chore('refresh', refresh), refreshEvery) : null;
+  // Rolling operations: one worker at a time moves them from wave to wave.
+  const conductor = runConductor(cfg.databaseUrl, db, queue, { everyMs: cfg.waveRoundMs, log });
   log('worker.ready', { holder, concurrency: cfg.concurrency ?? 8 });
 
   return {
@@ -142,6 +154,7 @@ export async function startWorker(cfg: WorkerConfig) {
       clearInterval(timer);
       clearInterval(aliveTimer);
       if (refreshTimer) clearInterval(refreshTimer);
+      await conductor.close();
       await worker.close(); // waits for the targets in progress
       await Promise.all(chores);
       await workerStopped(db, holder).catch((err: unknown) => log('worker.stop.error', { error: errorText(err) }));

@@ -1,18 +1,19 @@
 'use server';
 
-// Thin server actions over lib/ops: confirm (enqueue), cancel, retry.
+// Thin server actions over lib/ops: confirm (enqueue), pause, resume, abort (cancel), retry.
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
 import { idText } from '@/lib/validation/ids';
 import { idList } from '@/lib/validation/selection';
 import { getDb } from '@/db/client';
-import { cancelOperation, retryInput } from '@/lib/ops/control';
+import { cancelOperation, OperationStateError, pauseOperation, resumeOperation, retryInput } from '@/lib/ops/control';
 import { getAction } from '@/lib/ops/registry';
 import { isHerdAction } from '@/lib/ops/define-action';
 import { submitOperation } from '@/lib/ops/submit';
 import { SubmitError, type SubmitErrorCode } from '@/lib/ops/submit-errors';
 import { webQueue } from '@/lib/ops/web-queue';
 import { paramsFromForm, paramsQuery } from '@/lib/ops/params-form';
+import { wavesFromForm, wavesToForm } from '@/lib/ops/waves-form';
 import { currentActor } from '@/lib/auth/actor';
 import { malformed, orDeny } from '@/lib/auth/session';
 
@@ -42,6 +43,8 @@ const backFlag: Record<SubmitErrorCode, string> = {
   nothing: '&nothing=1',
   params: '',
   'wrong-targets': '',
+  waves: '',
+  state: '',
 };
 
 export async function confirmOperationAction(form: FormData): Promise<void> {
@@ -53,7 +56,13 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
   const { action: name, ids, digest, key, confirmation, from, retryOf } = parsed.data;
   const action = getAction(name);
   if (!action) malformed();
-  const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids.join(',')}${paramsQuery(params)}${from ? `&from=${from}` : ''}${retryOf ? `&retryOf=${retryOf}` : ''}`;
+  const waves = wavesFromForm(entries);
+  // The page only offers a confirm for waves it could show: others were not made by it.
+  if (!waves.ok) malformed();
+  const wavesQuery = Object.entries(wavesToForm(waves.spec))
+    .map(([k, v]) => `&${k}=${encodeURIComponent(v)}`)
+    .join('');
+  const back = `/operations/new?action=${encodeURIComponent(name)}&ids=${ids.join(',')}${paramsQuery(params)}${wavesQuery}${from ? `&from=${from}` : ''}${retryOf ? `&retryOf=${retryOf}` : ''}`;
   let id: number;
   try {
     id = (
@@ -69,6 +78,7 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
             confirmation,
             idempotencyKey: key,
             retryOf: retryOf ? Number(retryOf) : undefined,
+            waves: waves.spec,
           },
           who,
         ),
@@ -90,6 +100,28 @@ export async function cancelOperationAction(form: FormData): Promise<void> {
   const { id } = parsed.data;
   await orDeny(() => cancelOperation(getDb(), id, who));
   redirect(`/operations/${id}`);
+}
+
+/** Pause or resume from the operation page; one that already finished (or was already paused) just shows the page again. */
+async function pauseOrResume(form: FormData, act: (id: number, who: Awaited<ReturnType<typeof currentActor>>) => Promise<void>) {
+  const who = await currentActor();
+  const parsed = idForm.safeParse(Object.fromEntries(form.entries()));
+  if (!parsed.success) malformed();
+  const { id } = parsed.data;
+  try {
+    await orDeny(() => act(id, who));
+  } catch (err) {
+    if (!(err instanceof OperationStateError)) throw err;
+  }
+  redirect(`/operations/${id}`);
+}
+
+export async function pauseOperationAction(form: FormData): Promise<void> {
+  await pauseOrResume(form, (id, who) => pauseOperation(getDb(), id, who));
+}
+
+export async function resumeOperationAction(form: FormData): Promise<void> {
+  await pauseOrResume(form, (id, who) => resumeOperation(getDb(), webQueue(), id, who));
 }
 
 /** A retry is a new confirmation: to the confirmation page, with the targets to run again. */

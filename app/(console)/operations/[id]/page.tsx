@@ -10,7 +10,7 @@ import { loadInstanceRefs } from '@/lib/ops/instance-ref';
 import { orDeny, requireAccess } from '@/lib/auth/session';
 import { canOnAll } from '@/lib/auth/access';
 import { demandOnOperation, operationScope } from '@/lib/ops/control';
-import { cancelOperationAction, retryOperationAction } from '../actions';
+import { cancelOperationAction, pauseOperationAction, resumeOperationAction, retryOperationAction } from '../actions';
 
 export default async function OperationPage({ params }: { params: Promise<{ id: string }> }) {
   const access = await requireAccess();
@@ -19,7 +19,7 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
   if (!view) notFound();
   await orDeny(() => demandOnOperation(getDb(), access, view.id, 'view'));
   const action = getAction(view.action);
-  // Cancel and retry are offered only to whoever holds the action's role wherever it ran.
+  // Pause, resume, abort and retry are offered only to whoever holds the action's role wherever it ran.
   const scope = await operationScope(getDb(), view.id);
   const control = canOnAll(access, action?.permission ?? 'admin', scope?.environmentIds ?? [null]);
   // Parameters in words: a chosen herd member by its label (it may have left the inventory since).
@@ -54,9 +54,11 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
         </p>
       ))}
       <OperationLive
-        key={`${view.status}-${view.finishedAt ?? 'open'}`}
+        key={`${view.status}-${view.finishedAt ?? 'open'}-${view.pausedAt ?? 'going'}-${view.cancelRequested}`}
         initial={view}
         cancel={control ? cancelOperationAction : undefined}
+        pause={control ? pauseOperationAction : undefined}
+        resume={control ? resumeOperationAction : undefined}
         retry={control ? retryOperationAction : undefined}
       />
     </>

@@ -15,6 +15,8 @@ import { environmentsWith } from '@/lib/auth/access';
 import { capitalize, valueText } from '@/lib/admin/text';
 import { parseId } from '@/lib/validation/ids';
 import { MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
+import { wavePlan } from '@/lib/ops/waves';
+import { wavesFromForm, wavesToForm } from '@/lib/ops/waves-form';
 import { confirmOperationAction } from '../actions';
 
 /** The confirmation page: every target with its plan, refusals with reasons, warnings. Nothing runs here. */
@@ -88,12 +90,20 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
     );
   }
   const runnable = plan.targets.filter((t) => !t.refused);
+  // Waves, when asked for: shown here exactly as submit will run them.
+  const asked = wavesFromForm(raw);
+  const rolling = asked.ok && asked.spec ? wavePlan(plan, asked.spec) : null;
+  const waveOf = new Map(rolling?.waves.flatMap((w) => w.targets.map((t) => [t, w.wave] as const)));
+  const wv = (k: string) => (typeof raw[`w.${k}`] === 'string' ? String(raw[`w.${k}`]) : '');
   const herdIds = [...new Set(plan.targets.map((t) => t.herdId))];
   // A member of "the herd" can be chosen only when every target is in the same one.
   const herdMembers =
     action.params?.fields.some((f) => f.kind === 'herd-member') && herdIds.length === 1 ? await loadInstanceRefs(db, [], { herdIds }) : [];
   const keep = Object.entries(raw).filter(
     ([k, v]) => !k.startsWith('p.') && !['stale', 'mistyped', 'nothing'].includes(k) && typeof v === 'string',
+  ) as [string, string][];
+  const keepButWaves = Object.entries(raw).filter(
+    ([k, v]) => !k.startsWith('w.') && !['stale', 'mistyped', 'nothing'].includes(k) && typeof v === 'string',
   ) as [string, string][];
   return (
     <>
@@ -186,11 +196,95 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
           )}
         </form>
       )}
+      {runnable.length > 1 && (
+        <form method="get" className="action-params waves-form" aria-label="Waves">
+          {keepButWaves.map(([k, v]) => (
+            <input key={k} type="hidden" name={k} value={v} />
+          ))}
+          <fieldset>
+            <legend>Run in waves</legend>
+            <p className="help">
+              Leave the size empty to start every target at once. With a soak time, each wave waits until every herd the last one touched
+              has a writable primary and streaming replicas within the lag limits for that long.
+            </p>
+            <p>
+              <label htmlFor="w-size">Wave size: </label>
+              <input id="w-size" name="w.size" defaultValue={wv('size')} placeholder="3 or 10%" size={6} autoComplete="off" />{' '}
+              <label htmlFor="w-canary">canary first: </label>
+              <input id="w-canary" name="w.canary" defaultValue={wv('canary')} placeholder="0" size={4} autoComplete="off" />{' '}
+              <label htmlFor="w-order">order: </label>
+              <select id="w-order" name="w.order" defaultValue={wv('order') || 'listed'}>
+                <option value="listed">as listed</option>
+                <option value="site">site by site</option>
+                <option value="environment">environment by environment</option>
+              </select>
+            </p>
+            <p>
+              <label htmlFor="w-soak">Health gate: soak (s): </label>
+              <input id="w-soak" name="w.soak" defaultValue={wv('soak')} placeholder="none" size={5} autoComplete="off" />{' '}
+              <label htmlFor="w-lagMiB">lag under (MiB): </label>
+              <input id="w-lagMiB" name="w.lagMiB" defaultValue={wv('lagMiB')} placeholder="16" size={5} autoComplete="off" />{' '}
+              <label htmlFor="w-lagSeconds">and (s): </label>
+              <input
+                id="w-lagSeconds"
+                name="w.lagSeconds"
+                defaultValue={wv('lagSeconds')}
+                placeholder="30"
+                size={5}
+                autoComplete="off"
+              />{' '}
+              <label htmlFor="w-deadline">pause after (s): </label>
+              <input id="w-deadline" name="w.deadline" defaultValue={wv('deadline')} placeholder="600" size={5} autoComplete="off" />
+            </p>
+            <p>
+              <label htmlFor="w-failures">Failure budget: pause after </label>
+              <input id="w-failures" name="w.failures" defaultValue={wv('failures')} placeholder="—" size={4} autoComplete="off" />{' '}
+              <label htmlFor="w-failPercent">failed targets, or more than (%) </label>
+              <input
+                id="w-failPercent"
+                name="w.failPercent"
+                defaultValue={wv('failPercent')}
+                placeholder="—"
+                size={4}
+                autoComplete="off"
+              />{' '}
+              of those started
+            </p>
+            <button type="submit" className="button">
+              Show the waves
+            </button>
+          </fieldset>
+        </form>
+      )}
+      {!asked.ok && (
+        <p className="errornote" role="alert" data-testid="waves-error">
+          Waves: {asked.error}. Nothing has been run.
+        </p>
+      )}
+      {rolling && (
+        <section className="waves-plan" aria-label="Waves" data-testid="waves-plan">
+          <h2>Waves</h2>
+          <p>{rolling.summary}.</p>
+          <ol>
+            {rolling.waves.map((w) => (
+              <li key={w.wave} data-wave={w.wave}>
+                {w.targets.length} {noun(w.targets.length)}:{' '}
+                {w.targets
+                  .slice(0, 12)
+                  .map((t) => t.label)
+                  .join(', ')}
+                {w.targets.length > 12 ? `, and ${w.targets.length - 12} more` : ''}
+              </li>
+            ))}
+          </ol>
+        </section>
+      )}
       <table className="plan result-list">
         <thead>
           <tr>
             <th scope="col">{onHerds ? 'Herd' : 'Instance'}</th>
             <th scope="col">Environment / herd</th>
+            {rolling && <th scope="col">Wave</th>}
             <th scope="col">What will happen</th>
             <th scope="col">Warnings</th>
           </tr>
@@ -206,6 +300,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
               <td>
                 {t.environment} / {t.herd}
               </td>
+              {rolling && <td>{waveOf.get(t) ?? ''}</td>}
               <td>
                 {t.refused ? (
                   <strong className="warn">Refused: {t.refused}</strong>
@@ -240,7 +335,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
           ))}
         </tbody>
       </table>
-      {runnable.length > 0 && (
+      {runnable.length > 0 && asked.ok && (
         <form action={confirmOperationAction} className="confirm-form">
           <input type="hidden" name="action" value={action.name} />
           <input type="hidden" name="ids" value={plan.targets.map((t) => t.instanceId ?? t.herdId).join(',')} />
@@ -250,6 +345,9 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
           {retryOf !== null && <input type="hidden" name="retryOf" value={retryOf} />}
           {Object.entries(plan.params).map(([k, v]) => (
             <input key={k} type="hidden" name={`p.${k}`} value={String(v)} />
+          ))}
+          {Object.entries(wavesToForm(rolling?.spec ?? null)).map(([k, v]) => (
+            <input key={k} type="hidden" name={k} value={v} />
           ))}
           {plan.typeToConfirm !== null && (
             <p>
@@ -261,6 +359,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
           )}
           <button type="submit" className="button danger">
             {action.label} {runnable.length} {noun(runnable.length)}
+            {rolling ? ` in ${rolling.waves.length} wave${rolling.waves.length === 1 ? '' : 's'}` : ''}
           </button>{' '}
           <Link className="button cancel-link" href={back}>
             No, take me back

@@ -24,6 +24,7 @@ export const POST = handle(async (req) => {
       digest: body.digest,
       confirmation: body.confirm,
       idempotencyKey: body.idempotencyKey ?? randomBytes(16).toString('hex'),
+      waves: body.waves ?? null,
     },
     user,
   );

@@ -20,11 +20,16 @@ export const GET = handle(async (req, ctx) => {
     requestedBy: op.requestedBy,
     createdAt: op.createdAt,
     finishedAt: op.finishedAt,
+    pausedAt: op.pausedAt,
+    pausedReason: op.pausedReason,
+    waves: op.waves,
     targets: op.targets.map((t) => ({
       instanceId: t.instanceId,
       herdId: t.herdId,
       label: t.label,
       status: t.status,
+      wave: t.wave,
+      held: t.held,
       error: t.error,
       outcome: t.outcome,
       steps: t.steps.map((s) => ({

@@ -5,6 +5,7 @@ import { planBody } from '@/lib/api/operation-schemas';
 import { planOperation } from '@/lib/ops/plan';
 import { getAction } from '@/lib/ops/registry';
 import { targetIdsFor } from '@/lib/ops/submit';
+import { wavePlan } from '@/lib/ops/waves';
 
 /** POST /api/v1/operations/plan: the plan and its digest; wrong targets or parameters are a 400 (a SubmitError, answered by handle). */
 export const POST = handle(async (req) => {
@@ -17,6 +18,8 @@ export const POST = handle(async (req) => {
     throw new ApiError(404, `unknown ${plan.on === 'herd' ? 'herds' : 'instances'}`, {
       [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.missing,
     });
+  const rolling = body.waves ? wavePlan(plan, body.waves) : null;
+  const waveOf = new Map(rolling?.waves.flatMap((w) => w.targets.map((t) => [t, w.wave] as const)));
   return NextResponse.json({
     action: plan.action,
     params: plan.params,
@@ -32,6 +35,21 @@ export const POST = handle(async (req) => {
       refused: t.refused ?? null,
       warnings: t.warnings,
       facts: t.facts ?? [],
+      ...(rolling ? { wave: waveOf.get(t) ?? null } : {}),
     })),
+    // The waves as submit will run them (absent without a waves object): the spec with its defaults
+    // filled in, in words, and the targets of each wave in order.
+    ...(rolling
+      ? {
+          waves: {
+            spec: rolling.spec,
+            summary: rolling.summary,
+            waves: rolling.waves.map((w) => ({
+              wave: w.wave,
+              targets: w.targets.map((t) => ({ instanceId: t.instanceId, herdId: t.herdId, label: t.label, site: t.site })),
+            })),
+          },
+        }
+      : {}),
   });
 });

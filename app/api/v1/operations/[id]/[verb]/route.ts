@@ -1,0 +1,33 @@
+import { NextResponse } from 'next/server';
+import { z } from 'zod';
+import { getDb } from '@/db/client';
+import { ApiError, apiUser, handle } from '@/lib/api/respond';
+import { parseId } from '@/lib/validation/ids';
+import { cancelOperation, operationScope, pauseOperation, resumeOperation } from '@/lib/ops/control';
+import { webQueue } from '@/lib/ops/web-queue';
+
+const verb = z.enum(['pause', 'resume', 'abort']);
+
+/**
+ * POST /api/v1/operations/{id}/pause | resume | abort: 202 { id, status } (see GET for where it goes
+ * from there). Pause: nothing new starts, running targets finish. Resume: the current wave's held
+ * targets start again. Abort: nothing new starts, running targets finish their current step and run
+ * their cleanups, the rest end cancelled. A finished operation, or one already paused (not paused),
+ * is a 409.
+ */
+export const POST = handle(async (req, ctx) => {
+  const user = await apiUser(req, 'operate');
+  const p = await ctx.params;
+  const id = parseId(p.id ?? '');
+  const what = verb.safeParse(p.verb);
+  if (id === null || !what.success) throw new ApiError(404, 'no such operation or verb (pause, resume, abort)');
+  const db = getDb();
+  if (!(await operationScope(db, id))) throw new ApiError(404, 'no such operation');
+  if (what.data === 'pause') await pauseOperation(db, id, user);
+  else if (what.data === 'resume') await resumeOperation(db, webQueue(), id, user);
+  else await cancelOperation(db, id, user);
+  return NextResponse.json(
+    { id, [what.data === 'abort' ? 'aborting' : what.data === 'pause' ? 'paused' : 'resumed']: true },
+    { status: 202 },
+  );
+});

@@ -1,0 +1,297 @@
+// The wave conductor: moves rolling operations from one wave to the next. One worker at a time holds
+// the role (a session advisory lock on its own connection, which also LISTENs for the database's
+// "a wave's last target ended" notification); a worker that dies frees it for another.
+//
+// A wave's life: running (its targets are released) -> soaking (they all ended; the health gate is
+// sampled until every herd the wave touched has been healthy for the soak time without a break) ->
+// passed (the next wave's targets are released), or held (the gate did not pass within its deadline:
+// the operation pauses with the reason). A wave without a gate passes as soon as its targets have
+// ended; the last wave has no gate after it, and ends with the operation.
+import pg from 'pg';
+import type { Queue } from 'bullmq';
+import { sql } from 'drizzle-orm';
+import { prepared, type Db, type Queries } from '@/db/client';
+import { errorText } from './errors';
+import { loadInstanceRefs, type InstanceRef } from './instance-ref';
+import { observe, type Observed } from './observe';
+import { requeueTargets, type TargetJob } from './queue';
+import { gateSchema, judgeHerd, type GateMember, type GateSpec } from './waves';
+
+const CONDUCTOR_LOCK = 72_842_002;
+export const WAVES_CHANNEL = 'pgherd_waves';
+
+/** How the conductor reaches the instances (tests and benchmarks may pass their own). */
+export type Observer = (m: InstanceRef) => Promise<Observed>;
+
+interface ActiveWave {
+  id: number;
+  waves: { gate?: unknown } | null;
+  wave: number;
+  status: 'running' | 'soaking';
+  last: number;
+  open: boolean;
+}
+
+const ACTIVE = {
+  name: 'pgherd_conductor_active',
+  text: `SELECT o.id, o.waves, o.current_wave AS wave, w.status,
+                (SELECT max(x.wave) FROM operation_waves x WHERE x.operation_id = o.id) AS last,
+                EXISTS (SELECT 1 FROM operation_targets t WHERE t.operation_id = o.id AND t.wave = o.current_wave
+                          AND t.status IN ('queued', 'running')) AS open
+         FROM operations o JOIN operation_waves w ON w.operation_id = o.id AND w.wave = o.current_wave
+         WHERE o.finished_at IS NULL AND o.waves IS NOT NULL AND o.paused_at IS NULL AND NOT o.cancel_requested
+           AND w.status IN ('running', 'soaking')`,
+};
+
+/** Endpoints observed at once while sampling a gate. */
+const SAMPLE_CONCURRENCY = 16;
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  const todo = [...items.entries()];
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      for (let next = todo.shift(); next; next = todo.shift()) out[next[0]] = await fn(next[1]);
+    }),
+  );
+  return out;
+}
+
+/**
+ * One reading of the gate for a wave: null when every herd its succeeded targets touched is healthy,
+ * else why not (the first few herds that are not). Failed targets are the budget's business, not the
+ * gate's. Each endpoint is observed once, however many herds name it.
+ */
+export async function sampleGate(
+  db: Db,
+  operationId: number,
+  wave: number,
+  gate: Pick<GateSpec, 'maxLagBytes' | 'maxLagSeconds'>,
+  look: Observer,
+): Promise<string | null> {
+  const rows = await prepared<{ herd_id: number }>(
+    db,
+    'pgherd_gate_herds',
+    `SELECT DISTINCT herd_id FROM operation_targets WHERE operation_id = $1 AND wave = $2 AND status = 'succeeded' AND herd_id IS NOT NULL`,
+    [operationId, wave],
+  );
+  if (!rows.length) return null;
+  const members = await loadInstanceRefs(db, [], { herdIds: rows.map((r) => r.herd_id) });
+  const endpoint = (m: InstanceRef) => `${m.host}:${m.port}`;
+  const distinct = [...new Map(members.map((m) => [endpoint(m), m])).values()];
+  const seen = new Map(await mapLimit(distinct, SAMPLE_CONCURRENCY, async (m) => [endpoint(m), await look(m)] as const));
+  const byHerd = new Map<number, { herd: string; members: GateMember[] }>();
+  for (const m of members) {
+    const observed = seen.get(endpoint(m)) ?? { reachable: false, error: 'not observed' };
+    const entry = byHerd.get(m.herdId) ?? { herd: m.herd, members: [] };
+    entry.members.push({ label: m.hostname, state: m.state, observed });
+    byHerd.set(m.herdId, entry);
+  }
+  const problems = [...byHerd.values()].map((h) => judgeHerd(h.herd, h.members, gate)).filter((p): p is string => p !== null);
+  if (!problems.length) return null;
+  return problems.length > 3 ? `${problems.slice(0, 3).join('; ')}; and ${problems.length - 3} more herds` : problems.join('; ');
+}
+
+/**
+ * Starts the next wave: in one transaction on the operation's row (a pause or an abort either comes
+ * first and stops this, or comes after and holds what this released), marks this wave passed and the
+ * next one running, and releases its targets; then enqueues them. Returns the targets released.
+ */
+export async function startNextWave(db: Db, queue: Queue<TargetJob> | null, operationId: number, wave: number): Promise<number[]> {
+  const released = await db.transaction(async (tx) => {
+    const { rows: ok } = await tx.execute(
+      sql`SELECT id FROM operations WHERE id = ${operationId} AND current_wave = ${wave} AND finished_at IS NULL AND paused_at IS NULL AND NOT cancel_requested FOR UPDATE`,
+    );
+    if (!ok.length) return [];
+    await tx.execute(
+      sql`UPDATE operation_waves SET status = 'passed', passed_at = now(), ended_at = coalesce(ended_at, now()), updated_at = now() WHERE operation_id = ${operationId} AND wave = ${wave}`,
+    );
+    const { rows: next } = await tx.execute(
+      sql`UPDATE operation_waves SET status = 'running', started_at = now(), updated_at = now() WHERE operation_id = ${operationId} AND wave = ${wave + 1} RETURNING wave`,
+    );
+    if (!next.length) return [];
+    await tx.execute(sql`UPDATE operations SET current_wave = ${wave + 1}, updated_at = now() WHERE id = ${operationId}`);
+    const { rows } = await tx.execute<{ id: number }>(
+      sql`UPDATE operation_targets SET held = false, updated_at = now() WHERE operation_id = ${operationId} AND wave = ${wave + 1} AND status = 'queued' AND held RETURNING id`,
+    );
+    return rows.map((r) => r.id);
+  });
+  if (released.length && queue) await requeueTargets(queue, released);
+  return released;
+}
+
+/** One round over every rolling operation that is not paused: what each wave's state calls for. */
+export async function conductWaves(
+  db: Db,
+  queue: Queue<TargetJob> | null,
+  opts: { look?: Observer; log?: (e: string, f: object) => void } = {},
+): Promise<void> {
+  const log = opts.log ?? (() => {});
+  const look = opts.look ?? ((m: InstanceRef) => observe({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment }, 3000));
+  const active = await prepared<ActiveWave>(db, ACTIVE.name, ACTIVE.text, []);
+  for (const w of active) {
+    if (w.open) continue;
+    const parsed = w.waves?.gate === undefined ? null : gateSchema.safeParse(w.waves.gate);
+    const gate = parsed?.success ? parsed.data : null;
+    // The last wave ends with the operation (the database settles both).
+    if (w.wave >= w.last) continue;
+    if (!gate) {
+      log('wave.passed', { operationId: w.id, wave: w.wave });
+      await startNextWave(db, queue, w.id, w.wave);
+      continue;
+    }
+    if (w.status === 'running') {
+      await prepared(
+        db,
+        'pgherd_wave_soaking',
+        `UPDATE operation_waves SET status = 'soaking', ended_at = now(), soak_from = now(), updated_at = now() WHERE operation_id = $1 AND wave = $2 AND status = 'running'`,
+        [w.id, w.wave],
+      );
+      log('wave.ended', { operationId: w.id, wave: w.wave });
+    }
+    const problem = await sampleGate(db, w.id, w.wave, gate, look).catch((err: unknown) => `the gate could not be read: ${errorText(err)}`);
+    if (problem === null) {
+      const [r] = await prepared<{ soaked: boolean }>(
+        db,
+        'pgherd_gate_healthy',
+        `UPDATE operation_waves SET gate_note = 'healthy since ' || to_char(soak_from, 'HH24:MI:SS'), updated_at = now()
+         WHERE operation_id = $1 AND wave = $2 AND status = 'soaking' RETURNING now() - soak_from >= $3 * interval '1 second' AS soaked`,
+        [w.id, w.wave, gate.soakSeconds],
+      );
+      if (r?.soaked) {
+        log('wave.passed', { operationId: w.id, wave: w.wave });
+        await startNextWave(db, queue, w.id, w.wave);
+      }
+      continue;
+    }
+    const [r] = await prepared<{ late: boolean }>(
+      db,
+      'pgherd_gate_unhealthy',
+      `UPDATE operation_waves SET soak_from = now(), gate_note = $3, updated_at = now()
+       WHERE operation_id = $1 AND wave = $2 AND status = 'soaking' RETURNING now() - ended_at > $4 * interval '1 second' AS late`,
+      [w.id, w.wave, problem, gate.deadlineSeconds],
+    );
+    if (r?.late) {
+      const reason = `wave ${w.wave}'s health gate did not pass within ${gate.deadlineSeconds} s: ${problem}`;
+      await holdOperation(db, w.id, reason);
+      log('wave.gate_failed', { operationId: w.id, wave: w.wave, reason });
+    }
+  }
+}
+
+/**
+ * Pauses an operation with the reason: nothing new starts (its queued targets are held), the running
+ * ones finish. A wave being soaked is held (its gate no longer watched) until the operation resumes. False when it was
+ * already paused, finished or being cancelled.
+ */
+export async function holdOperation(db: Queries, operationId: number, reason: string): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const { rows } = await tx.execute(
+      sql`UPDATE operations SET paused_at = now(), paused_reason = ${reason}, updated_at = now()
+          WHERE id = ${operationId} AND finished_at IS NULL AND paused_at IS NULL AND NOT cancel_requested RETURNING id`,
+    );
+    if (!rows.length) return false;
+    await tx.execute(
+      sql`UPDATE operation_targets SET held = true, updated_at = now() WHERE operation_id = ${operationId} AND status = 'queued' AND NOT held`,
+    );
+    await tx.execute(
+      sql`UPDATE operation_waves SET status = 'held', updated_at = now() WHERE operation_id = ${operationId} AND status = 'soaking'`,
+    );
+    return true;
+  });
+}
+
+/**
+ * Runs the conductor while this process holds its lock: a round on every notification and every
+ * `everyMs` (the soak's samples, and a safety net for a notification lost with a connection).
+ */
+export function runConductor(
+  url: string,
+  db: Db,
+  queue: Queue<TargetJob> | null,
+  opts: { everyMs?: number; look?: Observer; log: (e: string, f: object) => void },
+): { close: () => Promise<void> } {
+  let client: pg.Client | null = null;
+  let leading = false;
+  const life = { closed: false };
+  // Read through a call: the flag changes while lead() awaits, which narrowing does not see.
+  const closed = () => life.closed;
+  let round: Promise<void> | null = null;
+  let again = false;
+  const everyMs = opts.everyMs ?? Number(process.env.PGHERD_WAVE_ROUND_MS ?? 1000);
+
+  const roundNow = () => {
+    if (!leading || closed()) return;
+    if (round) {
+      again = true;
+      return;
+    }
+    round = conductWaves(db, queue, { look: opts.look, log: opts.log })
+      .catch((err: unknown) => opts.log('conductor.error', { error: errorText(err) }))
+      .finally(() => {
+        round = null;
+        if (again) {
+          again = false;
+          roundNow();
+        }
+      });
+  };
+
+  const lead = async () => {
+    if (leading || closed()) return;
+    try {
+      if (!client) {
+        const c = new pg.Client({ connectionString: url, application_name: 'pgherd-conductor' });
+        c.on('error', (err) => {
+          if (!closed()) opts.log('conductor.connection_error', { error: err.message });
+        });
+        c.on('end', () => {
+          if (client === c) {
+            client = null;
+            leading = false;
+          }
+        });
+        c.on('notification', () => roundNow());
+        await c.connect();
+        // Closed while connecting (the database was slow to answer): this connection is not needed.
+        if (closed()) return void (await c.end().catch(() => {}));
+        client = c;
+      }
+      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [CONDUCTOR_LOCK]);
+      if (!rows[0]?.ok || closed()) return;
+      await client.query(`LISTEN ${WAVES_CHANNEL}`);
+      leading = true;
+      opts.log('conductor.leading', {});
+      roundNow();
+    } catch (err) {
+      opts.log('conductor.error', { error: errorText(err) });
+      const c = client;
+      client = null;
+      leading = false;
+      await c?.end().catch(() => {});
+    }
+  };
+
+  // One attempt to lead at a time: a database that is slow to answer must not pile up connections.
+  let trying: Promise<void> | null = null;
+  const tryLead = () => {
+    trying ??= lead().finally(() => {
+      trying = null;
+    });
+  };
+  tryLead();
+  const timer = setInterval(() => {
+    if (leading) roundNow();
+    else tryLead();
+  }, everyMs);
+
+  return {
+    async close() {
+      life.closed = true;
+      clearInterval(timer);
+      await Promise.all([round, trying]);
+      await client?.end().catch(() => {});
+      client = null;
+    },
+  };
+}
