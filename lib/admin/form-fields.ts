@@ -74,6 +74,19 @@ export const f = {
     wholeNumber(
       z.number({ message: 'Enter a whole number.' }).int('Enter a whole number.').min(min, `At least ${min}.`).max(max, `At most ${max}.`),
     ),
+  /** A whole number, or empty for none (null). */
+  optionalInt: (min: number, max: number) =>
+    z.preprocess(
+      blankToNull,
+      wholeNumber(
+        z
+          .number({ message: 'Enter a whole number, or leave it empty.' })
+          .int('Enter a whole number, or leave it empty.')
+          .min(min, `At least ${min}.`)
+          .max(max, `At most ${max}.`)
+          .nullable(),
+      ),
+    ),
   relation: () => wholeNumber(z.number({ message: 'Choose one.' }).int('Choose one.').min(1, 'Choose one.').max(MAX_ID, 'Choose one.')),
   optionalRelation: () =>
     z.preprocess(

@@ -11,9 +11,11 @@ import { drAdmin } from './models/dr.admin';
 import { poolersAdmin } from './models/poolers.admin';
 import { roleBindingsAdmin } from './models/role-bindings.admin';
 import { auditAdmin } from './models/audit.admin';
+import { sitesAdmin } from './models/sites.admin';
 
 export const adminModels: readonly Model[] = [
   environmentsAdmin,
+  sitesAdmin,
   herdsAdmin,
   drAdmin,
   serversAdmin,

@@ -2,7 +2,7 @@
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import type { Db } from '@/db/client';
-import { dnsRecords, environments, herds, instances, poolers, roleBindings, servers } from '@/db/schema';
+import { dnsRecords, environments, herds, instances, poolers, roleBindings, servers, sites } from '@/db/schema';
 import { LAB_ZONE, writeNameOf, type LabInfo, type LabInstance } from './lab';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 
@@ -68,6 +68,13 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
       .map((m) => observed.get(m.server)?.systemIdentifier)
       .find(Boolean) ?? null;
   await db.transaction(async (tx) => {
+    // The lab's sites, with no cap (an admin sets one on the site's page).
+    const siteNames = [...new Set(lab.instances.map((i) => i.site))];
+    if (siteNames.length)
+      await tx
+        .insert(sites)
+        .values(siteNames.map((name) => ({ name, description: `Lab site ${name}` })))
+        .onConflictDoNothing({ target: sites.name });
     const envIds = new Map<string, number>();
     for (const name of [...new Set(lab.instances.map((i) => i.environment))]) {
       const row = returned(

@@ -9,7 +9,7 @@ import { asc, eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '@/db/client';
 import { migrateDatabase } from '@/db/migrate';
-import { operations, operationSteps, operationTargets, operationWaves, sites } from '@/db/schema';
+import { environments, operations, operationSteps, operationTargets, operationWaves, sites } from '@/db/schema';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
@@ -385,7 +385,7 @@ describe('rolling operations', () => {
   }, 60_000);
 
   it('a site capped at 2: two rolling operations at once never run more than 2 targets there', async () => {
-    await db.insert(sites).values({ name: 'dc-east', maxRunning: 2 });
+    await db.update(sites).set({ maxRunning: 2 }).where(eq(sites.name, 'dc-east'));
     try {
       // dc-east holds the primaries and the second replicas: one operation on each, 4 herds apart.
       const east = lab.instances.filter((i) => i.site === 'dc-east');
@@ -401,7 +401,18 @@ describe('rolling operations', () => {
       // The cap, from the step records; and it was used (two ran at once), not merely everything in turn.
       expect(mostAtOnce(ws)).toBe(2);
     } finally {
-      await db.delete(sites).where(eq(sites.name, 'dc-east'));
+      await db.update(sites).set({ maxRunning: null }).where(eq(sites.name, 'dc-east'));
     }
   }, 90_000);
+
+  it('an environment capped at 1: targets in three herds run one after another, never two at once', async () => {
+    await db.update(environments).set({ maxRunning: 1 }).where(eq(environments.name, 'wave'));
+    try {
+      const id = await submit(slowAction, [member('a', 1), member('b', 1), member('c', 1)], null);
+      expect((await settled(id)).status).toBe('succeeded');
+      expect(mostAtOnce(await windows([id]))).toBe(1);
+    } finally {
+      await db.update(environments).set({ maxRunning: null }).where(eq(environments.name, 'wave'));
+    }
+  }, 60_000);
 });

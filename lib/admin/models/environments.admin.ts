@@ -29,15 +29,21 @@ export const environmentsAdmin = defineAdmin({
       format: 'number',
       sortable: false,
     },
+    maxRunning: { label: 'Running targets at most', sql: environments.maxRunning, format: 'number' },
     updatedAt: { label: 'Updated', sql: environments.updatedAt, format: 'datetime' },
   },
-  listDisplay: ['name', 'description', 'herds', 'servers', 'updatedAt'],
+  listDisplay: ['name', 'description', 'herds', 'servers', 'maxRunning', 'updatedAt'],
   listFilter: [],
   searchFields: ['name', 'description'],
   ordering: ['name'],
   form: tableForm(environments, {
     name: { label: 'Name', help: 'Unique, for example prod, staging, dev. Typed to confirm dangerous actions here.', schema: f.name(63) },
     description: { label: 'Description', help: 'What runs here and who owns it.', input: { type: 'textarea' } },
+    maxRunning: {
+      label: 'Running targets at most',
+      help: 'How many operation targets may run at once here, over every operation and worker. Empty: no cap.',
+      schema: f.optionalInt(1, 100_000),
+    },
   }),
   uniqueErrors: { environments_name_key: ['name', 'An environment with this name already exists.'] },
 });
