@@ -17,7 +17,14 @@ type Tx = Pick<Db, 'insert'>;
 /** Audit rows are only ever inserted; nothing in pgherd updates or deletes them. */
 export async function writeAudit(db: Tx, e: AuditInput | AuditInput[]): Promise<void> {
   const list = Array.isArray(e) ? e : [e];
-  if (!list.length) return;
+  // Postgres takes at most 65,535 parameters a statement: an operation on 10,000 targets writes its
+  // entries in several inserts (in the caller's transaction, so still all or none).
+  for (let i = 0; i < list.length; i += AUDIT_ROWS_A_STATEMENT) await insertEntries(db, list.slice(i, i + AUDIT_ROWS_A_STATEMENT));
+}
+
+const AUDIT_ROWS_A_STATEMENT = 2000;
+
+async function insertEntries(db: Tx, list: AuditInput[]): Promise<void> {
   await db.insert(auditEntries).values(
     list.map((x) => ({
       userId: x.user.id,

@@ -27,7 +27,7 @@ import { SYSTEM_ACCESS } from '@/lib/auth/access';
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-ops-lab.json');
 const actor = { id: null, username: 'bench', access: SYSTEM_ACCESS };
 
-const noopAction: InstanceAction = defineAction({
+export const noopAction: InstanceAction = defineAction({
   name: 'noop',
   label: 'No-op',
   permission: 'operator',

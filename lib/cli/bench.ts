@@ -1,4 +1,4 @@
-// npm run bench [changelist [--scale 100000]|ingest|ops|failover]: the instances changelist at 10,000
+// npm run bench [changelist [--scale 100000]|ingest|ops|waves|failover]: the instances changelist at 10,000
 // instances / 2,000 herds / 20 environments (or 100,000 / 20,000 / 50), served by the built console (signed in, 100 rows a page), next to the same
 // SQL run alone; the agents' ingest API under many concurrent agents; the operations engine; failover.
 import { performance } from 'node:perf_hooks';
@@ -18,6 +18,7 @@ import { getAdmin } from '@/lib/admin/registry';
 import { opsBench } from '@/lib/bench/ops-bench';
 import { failoverBench } from '@/lib/bench/failover-bench';
 import { observeBench } from '@/lib/bench/observe-bench';
+import { wavesBench } from '@/lib/bench/waves-bench';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-lab.json');
@@ -206,6 +207,11 @@ async function main() {
   }
   if (which === 'all' || which === 'observe') {
     const lines = await observeBench((m) => console.log(`bench: ${m}`));
+    console.log('');
+    for (const l of lines) console.log(l);
+  }
+  if (which === 'all' || which === 'waves') {
+    const lines = await wavesBench((m) => console.log(`bench: ${m}`));
     console.log('');
     for (const l of lines) console.log(l);
   }

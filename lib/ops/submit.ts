@@ -12,6 +12,8 @@ import { enqueueTargets, type TargetJob } from './queue';
 import { SubmitError } from './submit-errors';
 import { describeWaves, wavesOf, type WaveSpec } from './waves';
 
+const TARGET_ROWS_A_STATEMENT = 2000;
+
 export class StalePlanError extends SubmitError {
   constructor(readonly plan: Plan) {
     super('stale', 409, 'the inventory changed since this plan was made; review the new plan', {
@@ -128,23 +130,28 @@ export async function submitOperation(
       .onConflictDoNothing({ target: [operations.requestedByName, operations.idempotencyKey] })
       .returning({ id: operations.id });
     if (!op) return null; // a concurrent submit of the same page won
-    const rows = await tx
-      .insert(operationTargets)
-      .values(
-        ordered.map((t) => ({
-          operationId: op.id,
-          instanceId: t.instanceId,
-          herdId: t.herdId,
-          label: t.label,
-          site: t.site,
-          wave: waveOf.get(t) ?? 1,
-          held: (waveOf.get(t) ?? 1) > 1,
-          status: t.refused ? ('cancelled' as const) : ('queued' as const),
-          error: t.refused ? `refused: ${t.refused}` : null,
-          refusal: t.refused ? (t.refusalCode ?? 'unclassified') : null,
-        })),
-      )
-      .returning({ id: operationTargets.id, status: operationTargets.status, held: operationTargets.held });
+    // In slices: Postgres takes at most 65,535 parameters a statement (10 a target).
+    const rows: { id: number; status: string; held: boolean }[] = [];
+    for (let i = 0; i < ordered.length; i += TARGET_ROWS_A_STATEMENT)
+      rows.push(
+        ...(await tx
+          .insert(operationTargets)
+          .values(
+            ordered.slice(i, i + TARGET_ROWS_A_STATEMENT).map((t) => ({
+              operationId: op.id,
+              instanceId: t.instanceId,
+              herdId: t.herdId,
+              label: t.label,
+              site: t.site,
+              wave: waveOf.get(t) ?? 1,
+              held: (waveOf.get(t) ?? 1) > 1,
+              status: t.refused ? ('cancelled' as const) : ('queued' as const),
+              error: t.refused ? `refused: ${t.refused}` : null,
+              refusal: t.refused ? (t.refusalCode ?? 'unclassified') : null,
+            })),
+          )
+          .returning({ id: operationTargets.id, status: operationTargets.status, held: operationTargets.held })),
+      );
     if (waves)
       await tx.insert(operationWaves).values(
         waves.map((w) => ({

@@ -1,0 +1,199 @@
+// npm run bench -- waves: the engine's overhead with rolling operations. 10,000 no-op targets (one herd
+// each, every herd's member on one of the lab's 20 real primaries, so that the health gate observes
+// real Postgres) run three ways, next to a plain baseline on the same machine:
+//   plain:   a BullMQ queue with a processor that does one UPDATE in pgherd's database per job, at the
+//            same concurrency (what any queue-backed engine must at least do);
+//   at once: one pgherd operation, every target released at once;
+//   waves:   the same in waves of 500 with a 0-second gate (one health sample of the wave's herds
+//            between waves).
+// Prints targets/s for each, their ratio to the plain baseline, and the time each wave boundary took.
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Queue, Worker } from 'bullmq';
+import { asc, eq, sql } from 'drizzle-orm';
+import { createDb, type Db } from '@/db/client';
+import { migrateDatabase } from '@/db/migrate';
+import { operations, operationWaves } from '@/db/schema';
+import { seedLabFleet } from '@/lib/lab/seed';
+import { PROJECT_ROOT, startLab, stopLab, useLabSettings } from '@/lib/lab/lab';
+import { planOperation } from '@/lib/ops/plan';
+import { producerConnection, targetQueue, workerConnection } from '@/lib/ops/queue';
+import { registerAction } from '@/lib/ops/registry';
+import { submitOperation } from '@/lib/ops/submit';
+import { startWorker } from '@/lib/ops/worker';
+import { wavesSchema, type WaveSpec } from '@/lib/ops/waves';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
+import { noopAction } from './ops-bench';
+
+const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-waves-lab.json');
+const N = Number(process.env.BENCH_WAVE_TARGETS ?? 10_000);
+const WAVE = Number(process.env.BENCH_WAVE_SIZE ?? 500);
+const CONCURRENCY = 20;
+const ROUNDS = 3;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+async function waitFinished(db: Db, id: number): Promise<string> {
+  for (;;) {
+    const [op] = await db.select({ f: operations.finishedAt, s: operations.status }).from(operations).where(eq(operations.id, id));
+    if (op?.f) return op.s;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** One operation over `ids`, from submit to settled: ms, and the operation's id. */
+async function run(
+  db: Db,
+  queue: ReturnType<typeof targetQueue>,
+  ids: number[],
+  waves: WaveSpec | null,
+): Promise<{ ms: number; id: number }> {
+  const plan = await planOperation(db, SYSTEM_ACCESS, noopAction, ids);
+  const t0 = performance.now();
+  const { id } = await submitOperation(
+    db,
+    queue,
+    noopAction,
+    { instanceIds: ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: `bench-${Math.random()}`, waves },
+    { id: null, username: 'bench', access: SYSTEM_ACCESS },
+  );
+  const status = await waitFinished(db, id);
+  if (status !== 'succeeded') throw new Error(`operation ${id} ended ${status}`);
+  return { ms: performance.now() - t0, id };
+}
+
+/** The plain baseline: N jobs through BullMQ, one UPDATE each, at the same concurrency. */
+async function plainQueue(db: Db, redisUrl: string): Promise<number> {
+  await db.execute(sql`CREATE TABLE IF NOT EXISTS bench_plain (id int PRIMARY KEY, done boolean NOT NULL DEFAULT false)`);
+  await db.execute(sql`TRUNCATE bench_plain`);
+  await db.execute(sql`INSERT INTO bench_plain (id) SELECT g FROM generate_series(1, ${N}::int) g`);
+  const producer = producerConnection(redisUrl);
+  const consumer = workerConnection(redisUrl);
+  const queue = new Queue<{ id: number }>('bench-plain', {
+    connection: producer,
+    prefix: 'bench',
+    defaultJobOptions: { removeOnComplete: true },
+  });
+  let done = 0;
+  const finished = new Promise<void>((resolve) => {
+    const worker = new Worker<{ id: number }>(
+      'bench-plain',
+      async (job) => {
+        await db.$client.query({
+          name: 'bench_plain_done',
+          text: 'UPDATE bench_plain SET done = true WHERE id = $1',
+          values: [job.data.id],
+        });
+      },
+      { connection: consumer, prefix: 'bench', concurrency: CONCURRENCY },
+    );
+    worker.on('completed', () => {
+      if (++done === N) void worker.close().then(resolve);
+    });
+  });
+  const t0 = performance.now();
+  await queue.addBulk(Array.from({ length: N }, (_, i) => ({ name: 'plain', data: { id: i + 1 } })));
+  await finished;
+  const ms = performance.now() - t0;
+  await queue.obliterate({ force: true });
+  await queue.close();
+  producer.disconnect();
+  consumer.disconnect();
+  return ms;
+}
+
+export async function wavesBench(log: (m: string) => void): Promise<string[]> {
+  const lab = await startLab({
+    file: FILE,
+    fleet: {
+      environments: ['bench'],
+      herds: Array.from({ length: 20 }, (_, i) => `h${String(i + 1).padStart(2, '0')}`),
+      replicas: 0,
+      sites: ['dc-a'],
+      subnet: '127.0.8',
+    },
+    dns: false,
+    ldap: false,
+    pgbouncer: [],
+    log,
+  });
+  const lines: string[] = [];
+  try {
+    await migrateDatabase(lab.database.url);
+    useLabSettings(lab);
+    const { db, pool } = createDb(lab.database.url, 30);
+    await seedLabFleet(db, lab);
+    registerAction(noopAction);
+    // N herds of one member each, on the lab's primaries in turn (the gate observes them for real).
+    const primaries = lab.instances.map((i) => ({ address: i.address, port: i.port }));
+    log(`seeding ${N} one-member herds over ${primaries.length} real primaries`);
+    await db.execute(
+      sql`INSERT INTO herds (environment_id, name) SELECT (SELECT min(id) FROM environments), 'wave-' || g FROM generate_series(1, ${N}::int) g`,
+    );
+    await db.execute(sql`
+      INSERT INTO servers (hostname, environment_id, address, site, ssh_host_key_fingerprint)
+      SELECT 'wave-' || g, (SELECT min(id) FROM environments), (${JSON.stringify(primaries.map((p) => p.address))}::jsonb ->> ((g - 1) % ${primaries.length})),
+             'dc-a', ${lab.ssh!.hostKeyFingerprint}
+      FROM generate_series(1, ${N}::int) g`);
+    const made = await db.execute<{ id: number }>(sql`
+      INSERT INTO instances (herd_id, server_id, port, state, role)
+      SELECT h.id, s.id, ${primaries[0]!.port}, 'running', 'primary' FROM servers s JOIN herds h ON h.name = s.hostname
+      WHERE s.hostname LIKE 'wave-%' ORDER BY s.id RETURNING id`);
+    const ids = made.rows.map((r) => r.id).sort((a, b) => a - b);
+
+    const plain: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) plain.push(await plainQueue(db, lab.redis!.url));
+    log(`plain BullMQ + one UPDATE a job: ${plain.map((x) => x.toFixed(0)).join(', ')} ms`);
+
+    const producer = producerConnection(lab.redis!.url);
+    const queue = targetQueue(producer);
+    const worker = await startWorker({
+      databaseUrl: lab.database.url,
+      redisUrl: lab.redis!.url,
+      sshKeyPath: lab.ssh!.privateKeyPath,
+      concurrency: CONCURRENCY,
+      refreshEveryMs: 0,
+      quiet: true,
+    });
+    const spec = wavesSchema.parse({ size: WAVE, gate: { soakSeconds: 0 } });
+    await run(db, queue, ids.slice(0, 200), null); // warm up connections and statements
+    const atOnce: number[] = [];
+    const waved: { ms: number; id: number }[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      atOnce.push((await run(db, queue, ids, null)).ms);
+      waved.push(await run(db, queue, ids, spec));
+      log(`round ${r + 1}: at once ${atOnce[r]!.toFixed(0)} ms, in waves ${waved[r]!.ms.toFixed(0)} ms`);
+    }
+    // Each boundary: from the wave's last target ending to the next wave's start (the gate's sample included).
+    const mid = [...waved].sort((a, b) => a.ms - b.ms)[1] ?? waved[0]!;
+    const rows = await db.select().from(operationWaves).where(eq(operationWaves.operationId, mid.id)).orderBy(asc(operationWaves.wave));
+    const boundaries = rows
+      .slice(1)
+      .map((w, i) => (w.startedAt && rows[i]?.endedAt ? w.startedAt.getTime() - rows[i].endedAt.getTime() : NaN))
+      .filter(Number.isFinite);
+    await worker.close();
+    await queue.close();
+    producer.disconnect();
+    await pool.end();
+
+    const rate = (ms: number) => N / (ms / 1000);
+    const base = rate(median(plain));
+    const once = rate(median(atOnce));
+    const waves = rate(median(waved.map((w) => w.ms)));
+    const waveCount = Math.ceil(N / WAVE);
+    lines.push(`${N} no-op targets, one herd each, concurrency ${CONCURRENCY}, ${ROUNDS} rounds (medians)`);
+    lines.push(`  plain BullMQ, one UPDATE a job:         ${base.toFixed(0)} jobs/s (${plain.map((x) => x.toFixed(0)).join(', ')} ms)`);
+    lines.push(
+      `  pgherd, every target at once:           ${once.toFixed(0)} targets/s = ${(once / base).toFixed(2)}x plain (${atOnce.map((x) => x.toFixed(0)).join(', ')} ms)`,
+    );
+    lines.push(
+      `  pgherd, ${waveCount} waves of ${WAVE}, 0 s gate:      ${waves.toFixed(0)} targets/s = ${(waves / base).toFixed(2)}x plain (${waved.map((x) => x.ms.toFixed(0)).join(', ')} ms) (target: 1,000/s) ${waves >= 1000 ? 'yes' : 'NO'}`,
+    );
+    lines.push(
+      `  overhead a wave: ${((median(waved.map((w) => w.ms)) - median(atOnce)) / (waveCount - 1)).toFixed(0)} ms; wave boundary (last target ended -> next wave started, gate sample included): median ${median(boundaries).toFixed(0)} ms, max ${Math.max(...boundaries).toFixed(0)} ms`,
+    );
+    return lines;
+  } finally {
+    await stopLab(FILE);
+  }
+}
