@@ -295,6 +295,12 @@ export const operations = pgTable(
     // Paused (by a person, a failure budget or a health gate): no new target starts until resumed.
     pausedAt: timestamp('paused_at', { withTimezone: true }),
     pausedReason: text('paused_reason'),
+    // Members of the herds it touches that were stopped, fenced or to be rebuilt when it was confirmed:
+    // its health gate does not wait for them to answer.
+    gateExcused: integer('gate_excused')
+      .array()
+      .notNull()
+      .default(sql`'{}'::integer[]`),
     startedAt: timestamp('started_at', { withTimezone: true }),
     finishedAt: timestamp('finished_at', { withTimezone: true }),
     ...timestamps,
@@ -432,8 +438,9 @@ export const operationSteps = pgTable(
 
 // The waves of a rolling operation and the state of each: pending, running (its targets are), soaking
 // (its targets ended; the health gate is being watched), passed, held (its gate did not pass in time,
-// or the operation was paused while it soaked), or ended (the operation settled with it: the last
-// wave, which has no gate after it, or one an abort stopped).
+// or the operation was paused while it soaked), ended (the operation settled with it: the last
+// wave, which has no gate after it, or one an abort stopped), or skipped (it never started: the
+// operation ended first).
 export const operationWaves = pgTable(
   'operation_waves',
   {
@@ -443,7 +450,7 @@ export const operationWaves = pgTable(
       .references(() => operations.id, { onDelete: 'cascade' }),
     wave: integer('wave').notNull(),
     targets: integer('targets').notNull(),
-    status: text('status', { enum: ['pending', 'running', 'soaking', 'passed', 'held', 'ended'] })
+    status: text('status', { enum: ['pending', 'running', 'soaking', 'passed', 'held', 'ended', 'skipped'] })
       .notNull()
       .default('pending'),
     startedAt: timestamp('started_at', { withTimezone: true }),

@@ -130,6 +130,15 @@ test('waves: the plan lists them, bad ones are a 400 that says where, and a roll
   ]);
   expect(planned.targets.map((t: { wave: number }) => t.wave)).toEqual([1, 2, 2]);
 
+  // The waves are part of the plan's digest: other waves (or none) with this digest are a stale plan.
+  for (const other of [undefined, { ...waves, gate: { soakSeconds: 0 } }]) {
+    const stale = await request.post(`${url}/api/v1/operations`, {
+      headers: operate,
+      data: { action: 'reload', instanceIds: ids, digest: planned.digest, confirm: planned.confirm ?? '', waves: other },
+    });
+    expect(stale.status()).toBe(409);
+  }
+
   // A rolling operation: paused before its second wave, aborted there; the API says so at every turn.
   const res = await request.post(`${url}/api/v1/operations`, {
     headers: operate,
@@ -150,6 +159,10 @@ test('waves: the plan lists them, bad ones are a 400 that says where, and a roll
   expect(op.targets.slice(1).map((t) => t.status)).toEqual(['cancelled', 'cancelled']);
   expect(op.targets.slice(1).every((t) => t.steps.length === 0)).toBe(true);
   expect((await request.post(`${url}/api/v1/operations/${id}/resume`, { headers: operate })).status()).toBe(409);
+  // Finished: an abort is refused too, and changes nothing.
+  const late = await request.post(`${url}/api/v1/operations/${id}/abort`, { headers: operate });
+  expect(late.status()).toBe(409);
+  expect((await late.json()).error).toBe(`operation #${id} has finished: it cannot be aborted`);
 });
 
 test('action parameters: validated by the action, part of the plan and its digest, kept with the operation', async ({ request }) => {

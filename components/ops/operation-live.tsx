@@ -1,7 +1,7 @@
 'use client';
 
 import { useEffect, useState } from 'react';
-import type { OperationView } from '@/lib/ops/operation-view';
+import type { OperationDelta, OperationView } from '@/lib/ops/operation-view';
 
 function duration(from: string, to: string | null): string {
   const ms = (to ? Date.parse(to) : Date.now()) - Date.parse(from);
@@ -10,6 +10,14 @@ function duration(from: string, to: string | null): string {
 
 function clock(at: string | null): string {
   return at ? at.slice(11, 19) : '';
+}
+
+/** The view after a poll: the operation as answered, each target as last sent, in the answer's order. */
+function merge(before: OperationView, delta: OperationDelta): OperationView {
+  const byId = new Map(before.targets.map((t) => [t.id, t]));
+  for (const t of delta.targets) byId.set(t.id, t);
+  const { order, ...rest } = delta;
+  return { ...rest, targets: order.map((id) => byId.get(id)).filter((t) => t !== undefined) };
 }
 
 /** Shows an operation and follows it until it ends; pause, resume or abort while it runs, retry what failed after. */
@@ -33,10 +41,10 @@ export function OperationLive({
     if (op.finishedAt) return;
     const poll = async () => {
       try {
-        const res = await fetch(`/api/operations/${op.id}`, { cache: 'no-store' });
+        const res = await fetch(`/api/operations/${op.id}?since=${encodeURIComponent(op.cursor)}`, { cache: 'no-store' });
         if (!res.ok) throw new Error(`status ${res.status}`);
-        // The console's own answer: /api/operations/[id] returns an OperationView.
-        setOp((await res.json()) as OperationView);
+        // The console's own answer: only the targets that changed, merged into those already shown.
+        setOp(merge(op, (await res.json()) as OperationDelta));
         setError('');
       } catch (err) {
         setError(`lost contact with the console (${(err as Error).message}); retrying`);

@@ -378,7 +378,7 @@ describe('roles from the directory', () => {
     );
     const carol = await signIn('carol');
     await expect(cancelOperation(t.db, id, carol)).rejects.toThrow(
-      'Cancelling or retrying Restart needs the operator role in staging (you have viewer there)',
+      'Pausing, resuming, aborting or retrying Restart needs the operator role in staging (you have viewer there)',
     );
     const dbaStaging = t.lab.ldap!.groups['dba-staging']!;
     const removed = await t.db

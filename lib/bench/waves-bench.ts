@@ -48,7 +48,7 @@ async function run(
   ids: number[],
   waves: WaveSpec | null,
 ): Promise<{ ms: number; id: number }> {
-  const plan = await planOperation(db, SYSTEM_ACCESS, noopAction, ids);
+  const plan = await planOperation(db, SYSTEM_ACCESS, noopAction, ids, {}, waves);
   const t0 = performance.now();
   const { id } = await submitOperation(
     db,

@@ -1,6 +1,6 @@
 // The engine's bookkeeping against a real pgherd database: the herd lease claim, the operation
 // settling in the database (also when two targets end at the same moment), and the step records.
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { herdLeases, instances, operations, operationSteps, operationTargets } from '@/db/schema';
@@ -9,6 +9,8 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { dbRecorder } from './db-recorder';
 import { claimTarget } from './lease';
+import { operationView } from './operation-view';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 let t: TestDb;
 let members: { id: number; herdId: number }[] = [];
@@ -163,5 +165,28 @@ describe('dbRecorder', () => {
     expect(after[1]).toMatchObject({ status: 'failed', exitCode: 3, stderrTail: 'boom' });
     expect(after[1]!.startedAt).toEqual(slowStart);
     expect(after[1]!.finishedAt!.getTime()).toBeGreaterThanOrEqual(slowStart.getTime() + 250);
+  });
+});
+
+describe('the operation page polling for what changed', () => {
+  it('sends, after a cursor, only the targets whose status changed or whose steps moved, with every id in order', async () => {
+    const { op, targets } = await operation(members.slice(0, 6).map((m) => m.id));
+    const ids = targets.map((x) => x.id);
+    // Nothing has happened to these for a minute.
+    await t.db.execute(sql`UPDATE operation_targets SET updated_at = now() - interval '1 minute' WHERE operation_id = ${op!.id}`);
+    const first = await operationView(t.db, op!.id, SYSTEM_ACCESS);
+    expect(first!.targets.map((x) => x.id)).toEqual(ids);
+    const cursor = new Date(first!.cursor);
+    expect((await operationView(t.db, op!.id, SYSTEM_ACCESS, cursor))!.targets).toEqual([]);
+    // One target ends; another's step starts (written by the recorder, as a worker does).
+    await t.db.update(operationTargets).set({ status: 'succeeded' }).where(eq(operationTargets.id, ids[1]!));
+    await t.db.insert(operationSteps).values({ targetId: ids[4]!, seq: 1, name: 'reload', status: 'running' });
+    const delta = await operationView(t.db, op!.id, SYSTEM_ACCESS, cursor);
+    expect(delta!.targets.map((x) => [x.id, x.status, x.steps.map((s) => s.name)])).toEqual([
+      [ids[1], 'succeeded', []],
+      [ids[4], 'queued', ['reload']],
+    ]);
+    expect(delta!.order).toEqual(ids);
+    expect(new Date(delta!.cursor).getTime()).toBeGreaterThanOrEqual(cursor.getTime());
   });
 });

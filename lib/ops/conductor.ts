@@ -58,9 +58,11 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R
 }
 
 /**
- * One reading of the gate for a wave: null when every herd its succeeded targets touched is healthy,
- * else why not (the first few herds that are not). Failed targets are the budget's business, not the
- * gate's. Each endpoint is observed once, however many herds name it.
+ * One reading of the gate for a wave: null when every herd the wave touched (its targets that
+ * started, whatever became of them) is healthy, else why not (the first few herds that are not).
+ * Members the gate does not wait for: fenced or to be rebuilt, stopped when the operation was
+ * confirmed (gate_excused), or stopped on purpose by one of its targets that succeeded. Each endpoint
+ * is observed once, however many herds name it.
  */
 export async function sampleGate(
   db: Db,
@@ -69,22 +71,30 @@ export async function sampleGate(
   gate: Pick<GateSpec, 'maxLagBytes' | 'maxLagSeconds'>,
   look: Observer,
 ): Promise<string | null> {
-  const rows = await prepared<{ herd_id: number }>(
+  const [touched] = await prepared<{ herds: number[] | null; done: number[] | null; excused: number[] }>(
     db,
-    'pgherd_gate_herds',
-    `SELECT DISTINCT herd_id FROM operation_targets WHERE operation_id = $1 AND wave = $2 AND status = 'succeeded' AND herd_id IS NOT NULL`,
+    'pgherd_gate_herds_v2',
+    `SELECT (SELECT array_agg(DISTINCT herd_id) FROM operation_targets
+              WHERE operation_id = $1 AND wave = $2 AND attempts > 0 AND herd_id IS NOT NULL) AS herds,
+            (SELECT array_agg(instance_id) FROM operation_targets
+              WHERE operation_id = $1 AND status = 'succeeded' AND instance_id IS NOT NULL) AS done,
+            (SELECT gate_excused FROM operations WHERE id = $1) AS excused`,
     [operationId, wave],
   );
-  if (!rows.length) return null;
-  const members = await loadInstanceRefs(db, [], { herdIds: rows.map((r) => r.herd_id) });
+  if (!touched?.herds?.length) return null;
+  const excused = new Set(touched.excused);
+  const done = new Set(touched.done ?? []);
+  const members = await loadInstanceRefs(db, [], { herdIds: touched.herds });
   const endpoint = (m: InstanceRef) => `${m.host}:${m.port}`;
   const distinct = [...new Map(members.map((m) => [endpoint(m), m])).values()];
   const seen = new Map(await mapLimit(distinct, SAMPLE_CONCURRENCY, async (m) => [endpoint(m), await look(m)] as const));
   const byHerd = new Map<number, { herd: string; members: GateMember[] }>();
   for (const m of members) {
     const observed = seen.get(endpoint(m)) ?? { reachable: false, error: 'not observed' };
+    const expected =
+      !excused.has(m.id) && m.state !== 'fenced' && m.state !== 'needs_rebuild' && !(m.state === 'stopped' && done.has(m.id));
     const entry = byHerd.get(m.herdId) ?? { herd: m.herd, members: [] };
-    entry.members.push({ label: m.hostname, state: m.state, observed });
+    entry.members.push({ label: m.hostname, expected, observed });
     byHerd.set(m.herdId, entry);
   }
   const problems = [...byHerd.values()].map((h) => judgeHerd(h.herd, h.members, gate)).filter((p): p is string => p !== null);

@@ -37,7 +37,7 @@ export async function demandOnOperation(db: Db, access: Access, id: number, need
     return demand(db, access, 'viewer', `Operation #${id}`, envs.slice(0, 1));
   }
   const action = getAction(scope.action);
-  await demand(db, access, action?.permission ?? 'admin', `Cancelling or retrying ${action?.label ?? scope.action}`, envs);
+  await demand(db, access, action?.permission ?? 'admin', `Pausing, resuming, aborting or retrying ${action?.label ?? scope.action}`, envs);
 }
 
 /** Why an operation cannot be paused or resumed now (finished, already paused, not paused): a 409. */
@@ -104,25 +104,32 @@ export async function resumeOperation(db: Db, queue: Queue<TargetJob> | null, id
   if (queue && released.length) await requeueTargets(queue, released).catch(() => {});
 }
 
-async function whyNot(db: Queries, id: number, verb: 'paused' | 'resumed'): Promise<string> {
+async function whyNot(db: Queries, id: number, verb: 'paused' | 'resumed' | 'aborted'): Promise<string> {
   const [op] = await db
     .select({ finishedAt: operations.finishedAt, pausedAt: operations.pausedAt, cancel: operations.cancelRequested })
     .from(operations)
     .where(eq(operations.id, id));
   if (!op) return `operation #${id} does not exist`;
   if (op.finishedAt) return `operation #${id} has finished: it cannot be ${verb}`;
-  if (op.cancel) return `operation #${id} is being cancelled: it cannot be ${verb}`;
+  if (op.cancel)
+    return verb === 'aborted' ? `operation #${id} is already being aborted` : `operation #${id} is being aborted: it cannot be ${verb}`;
   return verb === 'paused' ? `operation #${id} is already paused` : `operation #${id} is not paused`;
 }
 
 /**
- * Queued targets are cancelled now; running ones stop between steps (their cleanups still run). The
- * operation settles in the database when its last open target ends.
+ * Abort: queued (and held) targets are cancelled now; running ones stop between steps (their cleanups
+ * still run). The operation settles in the database when its last open target ends. A finished
+ * operation, or one already being aborted, is an OperationStateError (409).
  */
 export async function cancelOperation(db: Db, id: number, actor: Actor): Promise<void> {
   await demandOnOperation(db, actor.access, id, 'control');
   await db.transaction(async (tx) => {
-    await tx.update(operations).set({ cancelRequested: true }).where(eq(operations.id, id));
+    const marked = await tx
+      .update(operations)
+      .set({ cancelRequested: true })
+      .where(and(eq(operations.id, id), isNull(operations.finishedAt), eq(operations.cancelRequested, false)))
+      .returning({ id: operations.id });
+    if (!marked.length) throw new OperationStateError(await whyNot(tx, id, 'aborted'));
     await tx
       .update(operationTargets)
       .set({ status: 'cancelled', error: `cancelled by ${actor.username}` })

@@ -79,6 +79,11 @@ export async function executeTarget(
   };
   if (target.cancel_requested) return end('cancelled', 'cancelled before it started');
   if (target.herd_id === null) return end('failed', 'the herd was deleted from the inventory');
+  if (target.attempts === null && target.generation !== null) {
+    // The lease was granted but the target did not start (held by a pause in that very moment): give it back.
+    await releaseLease(db, target.herd_id, targetId);
+    return 'skipped';
+  }
   if (target.attempts === null || target.generation === null) return 'wait';
   const { herd_id: herdId, attempts, generation } = target;
   const action = getAction(target.action);

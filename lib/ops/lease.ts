@@ -45,7 +45,7 @@ export interface ClaimedTarget {
 // A capped target is granted only by a claim made under the caps' locks ($4, see claimTarget): two
 // claims counting the same site at once would both see room for one.
 const CLAIM = {
-  name: 'pgherd_claim_target_v4',
+  name: 'pgherd_claim_target_v5',
   text: `
     WITH t AS (
       SELECT t.id, t.status, t.held, t.instance_id, t.herd_id, t.site, o.id AS operation_id, o.action, o.params -> 'actionParams' AS action_params,
@@ -70,7 +70,7 @@ const CLAIM = {
       RETURNING target_id, generation),
     run AS (
       UPDATE operation_targets SET status = 'running', attempts = attempts + 1, updated_at = now()
-      WHERE id IN (SELECT target_id FROM lease) AND status = 'queued' RETURNING attempts),
+      WHERE id IN (SELECT target_id FROM lease) AND status = 'queued' AND NOT held RETURNING attempts),
     op AS (
       UPDATE operations SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
       WHERE id = (SELECT operation_id FROM t) AND status = 'queued' AND EXISTS (SELECT 1 FROM lease))
@@ -82,6 +82,11 @@ const CAP_LOCKS = {
   name: 'pgherd_cap_locks',
   text: `SELECT pg_advisory_xact_lock(72842100, $1::int), pg_advisory_xact_lock(72842101, hashtext($2::text))`,
 };
+
+// A pause (or a failure budget) that holds the target after this statement's snapshot was taken but
+// before its UPDATE reaches the row: the UPDATE re-reads the row, sees it held and starts nothing
+// ("AND NOT held" above). The lease granted in the same statement is then given back by the caller
+// (executeTarget: attempts null with a generation).
 
 /**
  * One round trip: reads the target and its operation, takes the herd's lease for it when it may run,

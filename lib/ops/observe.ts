@@ -78,7 +78,9 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
              EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart) AS pending,
              CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END AS paused,
              CASE WHEN NOT pg_is_in_recovery() THEN NULL
-                  WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+                  -- Nothing received beyond what is replayed (after a restart the receiver starts again at a
+                  -- segment's start, behind replay): not behind, however old the last replayed transaction.
+                  WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
                   ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END AS lag_s,
              (SELECT json_build_object('status', status, 'host', sender_host, 'port', sender_port, 'tli', received_tli)
                 FROM pg_stat_wal_receiver LIMIT 1) AS wal`);

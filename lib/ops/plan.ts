@@ -17,6 +17,7 @@ import { loadHerdRefs, type HerdRef } from './herd-ref';
 import { driverFor } from './drivers';
 import { Refusal } from './refusal';
 import { loadHerdMembers, loadInstanceRefs, type InstanceRef } from './instance-ref';
+import type { WaveSpec } from './waves';
 
 export interface PlannedTarget extends TargetPlan {
   /** The instance, for instance actions; null for herd actions. */
@@ -132,7 +133,15 @@ export function planTarget(
  * action's role in a target's environment (every target is checked, whatever else refuses it).
  * `ids` are herds for herd actions.
  */
-export async function planOperation(db: Db, access: Access, action: AnyAction, ids: number[], rawParams: unknown = {}): Promise<Plan> {
+export async function planOperation(
+  db: Db,
+  access: Access,
+  action: AnyAction,
+  ids: number[],
+  rawParams: unknown = {},
+  /** Waves asked for: part of what is confirmed, so they are in the digest (a confirm with other waves is stale). */
+  waves: WaveSpec | null = null,
+): Promise<Plan> {
   const params = parseParams(action, rawParams);
   const unique = [...new Set(ids)];
   let targets: PlannedTarget[];
@@ -199,7 +208,7 @@ export async function planOperation(db: Db, access: Access, action: AnyAction, i
     params,
     targets,
     missing: unique.filter((id) => !found.has(id)),
-    digest,
+    digest: waves ? createHash('sha256').update(digest).update(JSON.stringify(waves)).digest('hex').slice(0, 32) : digest,
     typeToConfirm: typeToConfirm(action, targets),
     idempotencyKey: randomBytes(16).toString('hex'),
   };

@@ -1,9 +1,9 @@
 // Confirm -> enqueue: re-plan, compare digests, check what was typed, then write the operation, its
 // targets and an audit entry in one transaction, and put one job per target on the queue.
-import { and, eq } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
-import { operations, operationTargets, operationWaves } from '@/db/schema';
+import { instances, operations, operationTargets, operationWaves } from '@/db/schema';
 import { writeAudit, type AuditInput } from '@/lib/audit/write-audit';
 import type { Access } from '@/lib/auth/access';
 import { isHerdAction, type AnyAction } from './define-action';
@@ -92,7 +92,7 @@ export async function submitOperation(
   const ids = targetIdsFor(action, input);
   // Authorization first: a key never tells anyone who may not run this whether an operation exists.
   // A refusal (AccessDenied) goes up to whoever answers it, the console or the API, which records it.
-  const plan = await planOperation(db, actor.access, action, ids, input.params ?? {});
+  const plan = await planOperation(db, actor.access, action, ids, input.params ?? {}, input.waves ?? null);
   // The same page (or API call) submitted again by the same user: the operation it made, even if the
   // inventory has moved since (that operation ran on it).
   const mine = and(eq(operations.requestedByName, actor.username), eq(operations.idempotencyKey, input.idempotencyKey));
@@ -108,6 +108,20 @@ export async function submitOperation(
   const waves = spec ? wavesOf(plan, spec) : null;
   const waveOf = new Map(waves?.flatMap((w) => w.targets.map((t) => [t, w.wave] as const)));
   const ordered = waves ? [...waves.flatMap((w) => w.targets), ...plan.targets.filter((t) => t.refused)] : plan.targets;
+  // What the gate will not wait for: members already out when this was confirmed.
+  const excused = spec?.gate
+    ? (
+        await db
+          .select({ id: instances.id })
+          .from(instances)
+          .where(
+            and(
+              inArray(instances.herdId, [...new Set(runnable.map((t) => t.herdId))]),
+              inArray(instances.state, ['stopped', 'fenced', 'needs_rebuild']),
+            ),
+          )
+      ).map((r) => r.id)
+    : [];
 
   const created = await db.transaction(async (tx) => {
     const [op] = await tx
@@ -120,6 +134,7 @@ export async function submitOperation(
         },
         status: 'queued',
         waves: spec,
+        gateExcused: excused,
         planDigest: plan.digest,
         requestedBy: actor.id,
         requestedByName: actor.username,

@@ -17,7 +17,12 @@ export function wavesFromForm(entries: Record<string, unknown>): { ok: true; spe
     const x = entries[`w.${k}`];
     return typeof x === 'string' ? x.trim() : '';
   };
-  if (!v('size')) return { ok: true, spec: null };
+  const given = WAVE_FIELDS.filter((k) => entries[`w.${k}`] !== undefined && entries[`w.${k}`] !== '');
+  const repeated = given.find((k) => typeof entries[`w.${k}`] !== 'string');
+  if (repeated) return { ok: false, error: `${repeated}: give it once` };
+  // Any wave field without a size is a mistake to say, not waves to drop silently (the order alone is the default).
+  if (!v('size'))
+    return given.some((k) => k !== 'order') ? { ok: false, error: 'wave size: give one to run in waves' } : { ok: true, spec: null };
   const size = /^(\d{1,6})(%?)$/.exec(v('size'));
   if (!size) return { ok: false, error: 'wave size: a number of targets (3) or a percentage of them (10%)' };
   const num = (k: Field, label: string, scale = 1): number | undefined | string => {
@@ -67,7 +72,7 @@ export function wavesFromForm(entries: Record<string, unknown>): { ok: true; spe
   const parsed = wavesSchema.safeParse(raw);
   if (!parsed.success) {
     const [issue] = parsed.error.issues;
-    return { ok: false, error: issue ? `${issue.path.join('.') || 'waves'}: ${issue.message}` : 'the waves do not fit' };
+    return { ok: false, error: issue ? `${issue.path.join('.') || 'waves'}: ${issue.message.replace(/\.$/, '')}` : 'the waves do not fit' };
   }
   return { ok: true, spec: parsed.data };
 }

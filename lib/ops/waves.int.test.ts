@@ -13,6 +13,7 @@ import { environments, operations, operationSteps, operationTargets, operationWa
 import { seedLabFleet } from '@/lib/lab/seed';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
+import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 import { restartAction } from './actions/restart.action';
@@ -22,7 +23,7 @@ import { runSql } from './observe';
 import { planOperation } from './plan';
 import { producerConnection, targetQueue } from './queue';
 import { registerAction } from './registry';
-import { submitOperation } from './submit';
+import { StalePlanError, submitOperation } from './submit';
 import { wavesSchema } from './waves';
 import { startWorker } from './worker';
 
@@ -113,7 +114,8 @@ const member = (herd: string, n: number) => lab.instances.filter((i) => i.herd =
 
 async function submit(action: InstanceAction, members: LabInstance[], waves: unknown) {
   const ids = await Promise.all(members.map(idOf));
-  const plan = await planOperation(db, SYSTEM_ACCESS, action, ids, {});
+  const spec = waves === null ? null : wavesSchema.parse(waves);
+  const plan = await planOperation(db, SYSTEM_ACCESS, action, ids, {}, spec);
   const { id } = await submitOperation(
     db,
     queue,
@@ -123,7 +125,7 @@ async function submit(action: InstanceAction, members: LabInstance[], waves: unk
       digest: plan.digest,
       confirmation: plan.typeToConfirm ?? '',
       idempotencyKey: randomBytes(8).toString('hex'),
-      waves: waves === null ? null : wavesSchema.parse(waves),
+      waves: spec,
     },
     actor,
   );
@@ -415,4 +417,94 @@ describe('rolling operations', () => {
       await db.update(environments).set({ maxRunning: null }).where(eq(environments.name, 'wave'));
     }
   }, 60_000);
+
+  it('the waves are part of what is confirmed: a submit with other waves than the plan showed is stale, and nothing runs', async () => {
+    const ids = await Promise.all([member('a', 1), member('b', 1)].map(idOf));
+    const shown = wavesSchema.parse({ size: 1, gate: { soakSeconds: 5 }, budget: { failures: 1 } });
+    const plan = await planOperation(db, SYSTEM_ACCESS, slowAction, ids, {}, shown);
+    expect(plan.digest).not.toBe((await planOperation(db, SYSTEM_ACCESS, slowAction, ids, {})).digest);
+    const before = (await db.select({ id: operations.id }).from(operations)).length;
+    for (const other of [null, wavesSchema.parse({ size: 2 })])
+      await expect(
+        submitOperation(
+          db,
+          queue,
+          slowAction,
+          { instanceIds: ids, digest: plan.digest, confirmation: '', idempotencyKey: randomBytes(8).toString('hex'), waves: other },
+          actor,
+        ),
+      ).rejects.toBeInstanceOf(StalePlanError);
+    expect((await db.select({ id: operations.id }).from(operations)).length).toBe(before);
+  });
+
+  it('the gate waits for every herd a wave touched, also where its target failed: a replica down pauses it', async () => {
+    // A replica stopped behind the inventory's back (it still says running): restarting it fails, and
+    // its herd is not healthy.
+    const down = member('c', 2);
+    await query(url(down), 'CHECKPOINT');
+    await runAs(labIdentity(), [path.join(lab.pgBin, 'pg_ctl'), 'stop', '-m', 'fast', '-w', '-D', down.dataDirectory]);
+    let id = 0;
+    try {
+      id = await submit(restartAction, [down, member('d', 1)], { size: 1, gate: { soakSeconds: 1, deadlineSeconds: 3 } });
+      const op = await waitFor('paused', async () => {
+        const o = await operation(id);
+        return o.pausedAt && o;
+      });
+      expect(op.pausedReason).toMatch(new RegExp(`^wave 1's health gate did not pass within 3 s: c: ${down.server} not answering`));
+      const [first, second] = await targets(id);
+      expect(first!.status).toBe('failed');
+      expect(second).toMatchObject({ status: 'queued', held: true, attempts: 0 });
+    } finally {
+      await runAs(labIdentity(), [
+        path.join(lab.pgBin, 'pg_ctl'),
+        'start',
+        '-w',
+        '-D',
+        down.dataDirectory,
+        '-l',
+        path.join(down.dataDirectory, 'restart.log'),
+      ]);
+    }
+    await cancelOperation(db, id, actor);
+    // One target failed, the other never started: nothing succeeded.
+    expect((await settled(id)).status).toBe('failed');
+    // Finished: no longer paused (the reason stays), the wave that never started is skipped, and a
+    // second abort is refused without writing anything.
+    const op = await operation(id);
+    expect(op.pausedAt).toBeNull();
+    expect(op.pausedReason).toMatch(/^wave 1's health gate/);
+    const waves = await db.select().from(operationWaves).where(eq(operationWaves.operationId, id)).orderBy(asc(operationWaves.wave));
+    expect(waves.map((w) => w.status)).toEqual(['ended', 'skipped']);
+    await expect(cancelOperation(db, id, actor)).rejects.toThrow(`operation #${id} has finished: it cannot be aborted`);
+  }, 60_000);
+
+  it('a replica caught up with a quiet primary is healthy, however old its last replayed transaction', async () => {
+    // One transaction on d's primary, then quiet for longer than the gate's seconds limit.
+    await query(url(member('d', 0)), 'CREATE TABLE IF NOT EXISTS waves_quiet (x int); INSERT INTO waves_quiet VALUES (1)');
+    await new Promise((r) => setTimeout(r, 2500));
+    const id = await submit(restartAction, [member('d', 1), member('d', 2)], {
+      size: 1,
+      gate: { soakSeconds: 1, maxLagSeconds: 1, deadlineSeconds: 20 },
+    });
+    const op = await settled(id);
+    expect(op.status).toBe('succeeded');
+    expect(op.pausedReason).toBeNull();
+  }, 60_000);
+
+  it('pause and resume raced against the workers: no target ever starts while it is held', async () => {
+    const all = lab.instances.filter((i) => i.role === 'replica');
+    const id = await submit(slowAction, all, { size: 4 });
+    for (let i = 0; i < 15; i++) {
+      await pauseOperation(db, id, actor).catch(() => {});
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 80));
+      await resumeOperation(db, queue, id, actor).catch(() => {});
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 80));
+    }
+    const op = await settled(id, 120_000);
+    expect(op.status).toBe('succeeded');
+    // A held target is queued; one that started was never held when it did.
+    const started = await db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
+    expect(started.filter((x) => x.attempts > 0 && x.held)).toEqual([]);
+    expect(await db.execute(sql`SELECT 1 FROM herd_leases`).then((r) => r.rows)).toEqual([]);
+  }, 150_000);
 });

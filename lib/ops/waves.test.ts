@@ -33,6 +33,11 @@ describe('cutting targets into waves', () => {
     expect(waves).toEqual([1, 3, 2, 3]);
   });
 
+  it('a canary never spans two sites or environments: it comes from the first one alone', () => {
+    // east: positions 1 (one target); west: 0, 2.
+    expect(assignWaves(at(['west', 'east', 'west']), spec({ size: 5, canary: 2, order: 'site' }))).toEqual([2, 1, 2]);
+  });
+
   it('a canary larger than the targets is one wave', () => {
     expect(assignWaves(at(['a', 'b']), spec({ size: 1, canary: 5 }))).toEqual([1, 1]);
   });
@@ -80,7 +85,7 @@ describe('judging a herd at the gate', () => {
     walReceiver: { status: 'streaming', senderHost: 'p', senderPort: 5432, receivedTli: 1 },
     ...extra,
   });
-  const m = (label: string, observed: Observed, state = 'running'): GateMember => ({ label, state, observed });
+  const m = (label: string, observed: Observed, expected = true): GateMember => ({ label, expected, observed });
   const gate = { maxLagBytes: 1024 * 1024, maxLagSeconds: 10 };
 
   it('passes one writable primary with replicas streaming within the limits', () => {
@@ -98,13 +103,32 @@ describe('judging a herd at the gate', () => {
     );
     expect(judgeHerd('h', [m('p', primary()), m('r', replica('0/3000000', { replayPaused: true }))], gate)).toBe('h: r replay paused');
     expect(judgeHerd('h', [m('p', primary('0/3200000')), m('r', replica('0/3000000'))], gate)).toBe('h: r 2 MiB behind (limit 1 MiB)');
-    expect(judgeHerd('h', [m('p', primary()), m('r', replica('0/3000000', { replayLagSeconds: 12.5 }))], gate)).toBe(
+    expect(judgeHerd('h', [m('p', primary()), m('r', replica('0/2FF0000', { replayLagSeconds: 12.5 }))], gate)).toBe(
       'h: r 12.5 s behind (limit 10 s)',
+    );
+    expect(judgeHerd('h', [m('p', primary()), m('r', primary()), m('s', replica('0/3000000'))], gate)).toBe(
+      'h: 2 writable primaries (p, r)',
     );
   });
 
-  it('does not expect members the inventory says are stopped, fenced or to be rebuilt', () => {
+  it('names every member that fails, not only the first', () => {
     const down: Observed = { reachable: false, error: 'connect ECONNREFUSED', refused: true };
-    expect(judgeHerd('h', [m('p', primary()), m('r', down, 'stopped'), m('f', down, 'fenced')], gate)).toBeNull();
+    expect(judgeHerd('h', [m('p', primary()), m('r1', down), m('r2', replica('0/3000000', { replayPaused: true }))], gate)).toBe(
+      'h: r1 not answering (connect ECONNREFUSED), r2 replay paused',
+    );
+  });
+
+  it('a replica that has replayed everything its quiet primary wrote is not behind, however old its last transaction', () => {
+    // After a restart the receiver restarts at a segment's start: received < replayed, and the last
+    // replayed transaction may be minutes old on a primary that writes nothing.
+    expect(
+      judgeHerd('h', [m('p', primary()), m('r', replica('0/3000000', { receiveLsn: '0/2000000', replayLagSeconds: 136.3 }))], gate),
+    ).toBeNull();
+  });
+
+  it('does not wait for members it does not expect (stopped before the operation, fenced, stopped by it on purpose)', () => {
+    const down: Observed = { reachable: false, error: 'connect ECONNREFUSED', refused: true };
+    expect(judgeHerd('h', [m('p', primary()), m('r', down, false), m('f', down, false)], gate)).toBeNull();
+    expect(judgeHerd('h', [m('p', primary()), m('r', down, false), m('s', down)], gate)).toBe('h: s not answering (connect ECONNREFUSED)');
   });
 });

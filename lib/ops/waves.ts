@@ -72,7 +72,8 @@ export function assignWaves(candidates: WaveCandidate[], spec: WaveSpec): number
   const key = (c: WaveCandidate) => (spec.order === 'site' ? c.site : spec.order === 'environment' ? c.environment : '');
   const order = candidates.map((c, i) => ({ i, group: key(c) })).sort((a, b) => a.group.localeCompare(b.group) || a.i - b.i);
   const waves = new Array<number>(n).fill(0);
-  const canary = Math.min(spec.canary, n);
+  // The canary comes from the first site (environment) alone: it is a wave too, and never spans two.
+  const canary = Math.min(spec.canary, order.filter((o) => o.group === order[0]?.group).length);
   let wave = 0;
   let inWave = 0;
   let group: string | null = null;
@@ -117,38 +118,48 @@ export function formatBytes(n: number): string {
   return `${n} bytes`;
 }
 
-/** A member of a herd as the gate looks at it: what the inventory says and what was just observed. */
+/** A member of a herd as the gate looks at it: whether it is expected to run, and what was just observed. */
 export interface GateMember {
   label: string;
-  /** The inventory's state: members it lists as stopped, fenced or to rebuild are not expected to run. */
-  state: string;
+  /**
+   * False for members the gate does not wait for: fenced or to be rebuilt, already stopped when the
+   * operation was confirmed, or stopped by this operation on purpose (a stop that succeeded).
+   */
+  expected: boolean;
   observed: Observed;
 }
 
 /**
  * Why a herd fails the gate, or null when it passes: exactly one writable primary; every other
  * member expected to run is a replica that streams, whose replay is not paused, and that is within
- * the lag limits of that primary.
+ * the lag limits of that primary. A replica that has replayed all the primary has written is not
+ * behind, however old its last replayed transaction (a quiet primary writes none).
  */
 export function judgeHerd(herd: string, members: GateMember[], gate: Pick<GateSpec, 'maxLagBytes' | 'maxLagSeconds'>): string | null {
-  const expected = members.filter((m) => m.state === 'running' || m.state === 'unreachable');
-  const primaries = expected.filter((m) => m.observed.reachable && m.observed.inRecovery === false);
+  const expected = members.filter((m) => m.expected);
+  const primaries = members.filter((m) => m.observed.reachable && m.observed.inRecovery === false);
   const [primary, ...more] = primaries;
   if (!primary) return `${herd}: no writable primary`;
   if (more.length) return `${herd}: ${primaries.length} writable primaries (${primaries.map((p) => p.label).join(', ')})`;
+  const problems: string[] = [];
   for (const m of expected) {
     if (m === primary) continue;
     const o = m.observed;
-    if (!o.reachable) return `${herd}: ${m.label} not answering (${o.error ?? 'no reason given'})`;
-    if (o.walReceiver?.status !== 'streaming') return `${herd}: ${m.label} not streaming (${o.walReceiver?.status ?? 'no WAL receiver'})`;
-    if (o.replayPaused) return `${herd}: ${m.label} replay paused`;
-    const bytes = lsnDiff(primary.observed.lsn, o.lsn);
-    if (bytes === null) return `${herd}: ${m.label} lag unknown`;
-    if (bytes > gate.maxLagBytes) return `${herd}: ${m.label} ${formatBytes(bytes)} behind (limit ${formatBytes(gate.maxLagBytes)})`;
-    const seconds = o.replayLagSeconds ?? 0;
-    if (seconds > gate.maxLagSeconds) return `${herd}: ${m.label} ${seconds.toFixed(1)} s behind (limit ${gate.maxLagSeconds} s)`;
+    if (!o.reachable) problems.push(`${m.label} not answering (${o.error ?? 'no reason given'})`);
+    else if (o.inRecovery === false) problems.push(`${m.label} is not a replica`);
+    else if (o.walReceiver?.status !== 'streaming')
+      problems.push(`${m.label} not streaming (${o.walReceiver?.status ?? 'no WAL receiver'})`);
+    else if (o.replayPaused) problems.push(`${m.label} replay paused`);
+    else {
+      const bytes = lsnDiff(primary.observed.lsn, o.lsn);
+      const seconds = o.replayLagSeconds ?? 0;
+      if (bytes === null) problems.push(`${m.label} lag unknown`);
+      else if (bytes > gate.maxLagBytes) problems.push(`${m.label} ${formatBytes(bytes)} behind (limit ${formatBytes(gate.maxLagBytes)})`);
+      else if (bytes > 0 && seconds > gate.maxLagSeconds)
+        problems.push(`${m.label} ${seconds.toFixed(1)} s behind (limit ${gate.maxLagSeconds} s)`);
+    }
   }
-  return null;
+  return problems.length ? `${herd}: ${problems.join(', ')}` : null;
 }
 
 /** The runnable targets of a plan, wave by wave (as the confirmation page lists them and submit writes them). */

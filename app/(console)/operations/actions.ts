@@ -98,7 +98,12 @@ export async function cancelOperationAction(form: FormData): Promise<void> {
   const parsed = idForm.safeParse(Object.fromEntries(form.entries()));
   if (!parsed.success) malformed();
   const { id } = parsed.data;
-  await orDeny(() => cancelOperation(getDb(), id, who));
+  try {
+    await orDeny(() => cancelOperation(getDb(), id, who));
+  } catch (err) {
+    // Finished (or already aborting) meanwhile: the page shows how it ended.
+    if (!(err instanceof OperationStateError)) throw err;
+  }
   redirect(`/operations/${id}`);
 }
 

@@ -73,9 +73,11 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   }
   const rawParams = paramsFromForm(raw);
   const retryOf = typeof raw.retryOf === 'string' ? parseId(raw.retryOf) : null;
+  // Waves, when asked for: part of the plan (and its digest), shown here exactly as submit will run them.
+  const asked = wavesFromForm(raw);
   let plan;
   try {
-    plan = await orDeny(() => planOperation(db, access, action, ids, rawParams));
+    plan = await orDeny(() => planOperation(db, access, action, ids, rawParams, asked.ok ? asked.spec : null));
   } catch (err) {
     if (!(err instanceof ParamsError)) throw err;
     return (
@@ -90,8 +92,6 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
     );
   }
   const runnable = plan.targets.filter((t) => !t.refused);
-  // Waves, when asked for: shown here exactly as submit will run them.
-  const asked = wavesFromForm(raw);
   const rolling = asked.ok && asked.spec ? wavePlan(plan, asked.spec) : null;
   const waveOf = new Map(rolling?.waves.flatMap((w) => w.targets.map((t) => [t, w.wave] as const)));
   const wv = (k: string) => (typeof raw[`w.${k}`] === 'string' ? String(raw[`w.${k}`]) : '');

@@ -13,7 +13,7 @@ export const POST = handle(async (req) => {
   const body = await jsonBody(req, planBody);
   const action = getAction(body.action);
   if (!action) throw new ApiError(400, `unknown action ${body.action}`);
-  const plan = await planOperation(getDb(), user.access, action, targetIdsFor(action, body), body.params ?? {});
+  const plan = await planOperation(getDb(), user.access, action, targetIdsFor(action, body), body.params ?? {}, body.waves ?? null);
   if (plan.missing.length)
     throw new ApiError(404, `unknown ${plan.on === 'herd' ? 'herds' : 'instances'}`, {
       [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.missing,
