@@ -45,7 +45,7 @@ export interface ClaimedTarget {
 // A capped target is granted only by a claim made under the caps' locks ($4, see claimTarget): two
 // claims counting the same site at once would both see room for one.
 const CLAIM = {
-  name: 'pgherd_claim_target_v5',
+  name: 'pgherd_claim_target_v6',
   text: `
     WITH t AS (
       SELECT t.id, t.status, t.held, t.instance_id, t.herd_id, t.site, o.id AS operation_id, o.action, o.params -> 'actionParams' AS action_params,
@@ -70,7 +70,7 @@ const CLAIM = {
       RETURNING target_id, generation),
     run AS (
       UPDATE operation_targets SET status = 'running', attempts = attempts + 1, updated_at = now()
-      WHERE id IN (SELECT target_id FROM lease) AND status = 'queued' AND NOT held RETURNING attempts),
+      WHERE id = (SELECT target_id FROM lease) AND status = 'queued' AND NOT held RETURNING attempts),
     op AS (
       UPDATE operations SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
       WHERE id = (SELECT operation_id FROM t) AND status = 'queued' AND EXISTS (SELECT 1 FROM lease))

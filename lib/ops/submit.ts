@@ -1,6 +1,6 @@
 // Confirm -> enqueue: re-plan, compare digests, check what was typed, then write the operation, its
 // targets and an audit entry in one transaction, and put one job per target on the queue.
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
 import { instances, operations, operationTargets, operationWaves } from '@/db/schema';
@@ -13,6 +13,7 @@ import { SubmitError } from './submit-errors';
 import { describeWaves, wavesOf, type WaveSpec } from './waves';
 
 const TARGET_ROWS_A_STATEMENT = 2000;
+const ANALYZE_FROM = 500;
 
 export class StalePlanError extends SubmitError {
   constructor(readonly plan: Plan) {
@@ -222,6 +223,10 @@ export async function submitOperation(
     if (!again) throw new Error('the operation another submit of this page made is gone');
     return { id: again.id, duplicate: true };
   }
+  // Thousands of new rows at once leave the planner's statistics of operation_targets far behind (it
+  // may still think the table holds a few rows), and the workers' claims, planned on them, would walk
+  // every open target of the operation instead of one herd's. Refresh them before the workers start.
+  if (ordered.length >= ANALYZE_FROM) await db.execute(sql`ANALYZE operation_targets`);
   if (queue) {
     try {
       await enqueueTargets(queue, created.queued);
