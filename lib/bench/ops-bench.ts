@@ -7,11 +7,10 @@ import { performance } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import { eq, sql } from 'drizzle-orm';
 import { Client } from 'ssh2';
-import { createDb, type Db } from '@/db/client';
+import type { Db } from '@/db/client';
 import { instances, operations } from '@/db/schema';
-import { migrateDatabase } from '@/db/migrate';
-import { seedLabFleet } from '@/lib/lab/seed';
-import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo } from '@/lib/lab/lab';
+import { seededDatabase } from '@/lib/lab/seed';
+import { PROJECT_ROOT, startLab, stopLab, type LabInfo } from '@/lib/lab/lab';
 import { shellCommand } from '@/lib/ssh/quote';
 import { restartAction } from '@/lib/ops/actions/restart.action';
 import { defineAction, type InstanceAction } from '@/lib/ops/define-action';
@@ -114,10 +113,7 @@ export async function opsBench(log: (m: string) => void): Promise<string[]> {
   });
   const lines: string[] = [];
   try {
-    await migrateDatabase(lab.database.url);
-    useLabSettings(lab);
-    const { db, pool } = createDb(lab.database.url, 30);
-    await seedLabFleet(db, lab);
+    const { db, pool } = await seededDatabase(lab, 30);
     const refs = await loadInstanceRefs(
       db,
       (await db.select({ id: instances.id }).from(instances)).map((r) => r.id),

@@ -11,11 +11,10 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Queue, Worker } from 'bullmq';
 import { asc, eq, sql } from 'drizzle-orm';
-import { createDb, type Db } from '@/db/client';
-import { migrateDatabase } from '@/db/migrate';
+import type { Db } from '@/db/client';
 import { operations, operationWaves } from '@/db/schema';
-import { seedLabFleet } from '@/lib/lab/seed';
-import { PROJECT_ROOT, startLab, stopLab, useLabSettings } from '@/lib/lab/lab';
+import { seededDatabase } from '@/lib/lab/seed';
+import { PROJECT_ROOT, startLab, stopLab } from '@/lib/lab/lab';
 import { planOperation } from '@/lib/ops/plan';
 import { producerConnection, targetQueue, workerConnection } from '@/lib/ops/queue';
 import { registerAction } from '@/lib/ops/registry';
@@ -120,10 +119,7 @@ export async function wavesBench(log: (m: string) => void): Promise<string[]> {
   });
   const lines: string[] = [];
   try {
-    await migrateDatabase(lab.database.url);
-    useLabSettings(lab);
-    const { db, pool } = createDb(lab.database.url, 30);
-    await seedLabFleet(db, lab);
+    const { db, pool } = await seededDatabase(lab, 30);
     registerAction(noopAction);
     // N herds of one member each, on the lab's primaries in turn (the gate observes them for real).
     const primaries = lab.instances.map((i) => ({ address: i.address, port: i.port }));

@@ -1,9 +1,10 @@
 // Puts the lab's sandbox fleet into the inventory, with facts read from the running instances.
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
-import type { Db } from '@/db/client';
+import { createDb, type Db } from '@/db/client';
+import { migrateDatabase } from '@/db/migrate';
 import { dnsRecords, environments, herds, instances, poolers, roleBindings, servers, sites } from '@/db/schema';
-import { LAB_ZONE, writeNameOf, type LabInfo, type LabInstance } from './lab';
+import { LAB_ZONE, useLabSettings, writeNameOf, type LabInfo, type LabInstance } from './lab';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 
 interface Observed {
@@ -58,6 +59,18 @@ async function observe(i: LabInstance): Promise<Observed | null> {
  * lab's agents to discover (the demo): environments, herds (with their system identifiers, so
  * the agents' reports land in them), servers, DNS records, poolers and role bindings only.
  */
+/**
+ * A lab of one's own (a test file's or a benchmark's), ready for pgherd: its database migrated and
+ * seeded with its fleet, and this process's settings pointed at it (PGHERD_PG_CONFIG, DNS).
+ */
+export async function seededDatabase(lab: LabInfo, poolSize: number): Promise<{ db: Db; pool: pg.Pool }> {
+  await migrateDatabase(lab.database.url);
+  const made = createDb(lab.database.url, poolSize);
+  await seedLabFleet(made.db, lab);
+  useLabSettings(lab);
+  return made;
+}
+
 export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boolean } = {}): Promise<void> {
   const zone = lab.dns?.zone ?? LAB_ZONE;
   const observed = new Map(await Promise.all(lab.instances.map(async (i) => [i.server, await observe(i)] as const)));

@@ -14,6 +14,7 @@ import { prepared, type Db, type Queries } from '@/db/client';
 import { errorText } from './errors';
 import { loadInstanceRefs, type InstanceRef } from './instance-ref';
 import { observe, type Observed } from './observe';
+import { mapLimit } from './refresher';
 import { requeueTargets, type TargetJob } from './queue';
 import { gateSchema, judgeHerd, type GateMember, type GateSpec } from './waves';
 
@@ -45,17 +46,6 @@ const ACTIVE = {
 
 /** Endpoints observed at once while sampling a gate. */
 const SAMPLE_CONCURRENCY = 16;
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  const todo = [...items.entries()];
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      for (let next = todo.shift(); next; next = todo.shift()) out[next[0]] = await fn(next[1]);
-    }),
-  );
-  return out;
-}
 
 /**
  * One reading of the gate for a wave: null when every herd the wave touched (its targets that
@@ -140,11 +130,15 @@ export async function conductWaves(
   const look = opts.look ?? ((m: InstanceRef) => observe({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment }, 3000));
   const active = await prepared<ActiveWave>(db, ACTIVE.name, ACTIVE.text, []);
   for (const w of active) {
-    if (w.open) continue;
+    // Its targets still run; or it is the last wave, which ends with the operation (the database settles both).
+    if (w.open || w.wave >= w.last) continue;
     const parsed = w.waves?.gate === undefined ? null : gateSchema.safeParse(w.waves.gate);
-    const gate = parsed?.success ? parsed.data : null;
-    // The last wave ends with the operation (the database settles both).
-    if (w.wave >= w.last) continue;
+    if (parsed && !parsed.success) {
+      // A gate was confirmed but cannot be read back: never treat it as no gate.
+      await holdOperation(db, w.id, `wave ${w.wave}'s health gate cannot be read: ${parsed.error.message}`);
+      continue;
+    }
+    const gate = parsed?.data ?? null;
     if (!gate) {
       log('wave.passed', { operationId: w.id, wave: w.wave });
       await startNextWave(db, queue, w.id, w.wave);

@@ -10,7 +10,8 @@ import { loadInstanceRefs, type InstanceRef } from './instance-ref';
 import { observe, type Observed } from './observe';
 import { keepDeliberate, stateFrom } from './refresh';
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+/** `fn` over `items`, at most `limit` at a time, results in order. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   const queue = items.entries();
   await Promise.all(

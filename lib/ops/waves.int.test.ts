@@ -7,11 +7,10 @@ import { renameSync } from 'node:fs';
 import path from 'node:path';
 import { asc, eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '@/db/client';
-import { migrateDatabase } from '@/db/migrate';
+import type { Db } from '@/db/client';
 import { environments, operations, operationSteps, operationTargets, operationWaves, sites } from '@/db/schema';
-import { seedLabFleet } from '@/lib/lab/seed';
-import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
+import { seededDatabase } from '@/lib/lab/seed';
+import { PROJECT_ROOT, startLab, stopLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { ifAssigned } from '@/lib/testing/if-assigned';
@@ -73,12 +72,9 @@ beforeAll(async () => {
     ldap: false,
     pgbouncer: [],
   });
-  await migrateDatabase(lab.database.url);
-  const c = createDb(lab.database.url, 6);
+  const c = await seededDatabase(lab, 6);
   db = c.db;
   closeDb = () => c.pool.end();
-  await seedLabFleet(db, lab);
-  useLabSettings(lab);
   registerAction(slowAction);
   producer = producerConnection(lab.redis!.url);
   queue = targetQueue(producer, 'waves');

@@ -8,10 +8,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '@/db/client';
-import { migrateDatabase } from '@/db/migrate';
+import type { Db } from '@/db/client';
 import { herds, instances, operations, operationSteps, operationTargets, servers } from '@/db/schema';
-import { seedLabFleet } from '@/lib/lab/seed';
+import { seededDatabase } from '@/lib/lab/seed';
 import { lookup } from '@/lib/dns/rfc2136';
 import {
   allowSsh,
@@ -58,13 +57,10 @@ beforeAll(async () => {
     fleet: { environments: ['dr'], herds: ['alpha', 'beta', 'gamma'], replicas: 2, sites: ['dc-east', 'dc-west'], subnet: '127.0.4' },
     pgbouncer: [{ environment: 'dr', herd: 'alpha' }],
   });
-  await migrateDatabase(lab.database.url);
-  const c = createDb(lab.database.url, 4);
+  const c = await seededDatabase(lab, 4);
   db = c.db;
   closeDb = () => c.pool.end();
-  await seedLabFleet(db, lab);
   for (const h of await db.select({ id: herds.id, name: herds.name }).from(herds)) herdIds.set(h.name, h.id);
-  useLabSettings(lab);
   producer = producerConnection(lab.redis!.url);
   queue = targetQueue(producer, 'failover');
   worker = await startWorker({
