@@ -105,6 +105,8 @@ export const herds = pgTable(
     uniqueIndex('herds_environment_name_key').on(t.environmentId, t.name),
     uniqueIndex('herds_system_identifier_key').on(t.systemIdentifier),
     index('herds_name_idx').on(t.name),
+    // The changelists' search ("name contains"): trigrams (pg_trgm) find a fragment without a scan.
+    index('herds_name_trgm_idx').using('gin', t.name.op('gin_trgm_ops')),
   ],
 );
 
@@ -135,6 +137,7 @@ export const servers = pgTable(
   },
   (t) => [
     uniqueIndex('servers_hostname_key').on(t.hostname),
+    index('servers_hostname_trgm_idx').using('gin', t.hostname.op('gin_trgm_ops')),
     // The agent ingest: a report's token names its server, a replica's upstream is found by address.
     uniqueIndex('servers_agent_token_hash_key').on(t.agentTokenHash),
     index('servers_address_idx').on(t.address),
@@ -165,15 +168,26 @@ export const instances = pgTable(
     lagSeconds: real('lag_seconds'),
     pendingRestart: boolean('pending_restart').notNull().default(false),
     lastObservedAt: timestamp('last_observed_at', { withTimezone: true }),
+    // Copies of its herd's environment and its server's site, kept by the database (a trigger sets them
+    // on every insert and move, and follows a herd or server that moves): what the changelists filter
+    // on without a join, and the cell of instance_counts the instance is counted in. Never written by
+    // the application; the defaults only satisfy NOT NULL until the trigger runs.
+    environmentId: integer('environment_id').notNull().default(0),
+    site: text('site').notNull().default(''),
     ...timestamps,
   },
   (t) => [
     uniqueIndex('instances_server_port_key').on(t.serverId, t.port),
+    // An environment's instances, and its worst lag first (both ways: its last page reads backwards).
+    index('instances_environment_lag_idx').on(t.environmentId, t.lagBytes.desc().nullsLast(), t.id),
+    index('instances_site_idx').on(t.site),
     index('instances_herd_idx').on(t.herdId),
     index('instances_role_idx').on(t.role),
     index('instances_state_idx').on(t.state),
     index('instances_version_idx').on(t.pgVersion),
-    index('instances_lag_idx').on(t.lagBytes),
+    // The changelist's "lag, descending" (empty last, the id breaking ties) read in index order, and
+    // its last pages read backwards.
+    index('instances_lag_idx').on(t.lagBytes.desc().nullsLast(), t.id),
     index('instances_upstream_idx').on(t.upstreamInstanceId),
     // A herd's running primaries (one, or a split brain): the agent ingest's lag, fleet health.
     index('instances_running_primary_idx')
@@ -181,6 +195,20 @@ export const instances = pgTable(
       .where(sql`role = 'primary' AND state = 'running'`),
   ],
 );
+
+// The instances counted by environment, role, state, version and site: what the changelist's total
+// and facet counts read instead of scanning 100,000 instances. A journal: triggers on instances add
+// a row for every change of a cell (+n, -n; never an UPDATE, so writers never wait on each other),
+// and pgherd_compact_instance_counts() folds it to one row a cell. The sum of n over any cells is
+// exact at every snapshot.
+export const instanceCounts = pgTable('instance_counts', {
+  environmentId: integer('environment_id').notNull(),
+  role: instanceRole('role').notNull(),
+  state: instanceState('state').notNull(),
+  pgVersion: smallint('pg_version').notNull(),
+  site: text('site').notNull(),
+  n: integer('n').notNull(),
+});
 
 export const dnsRecords = pgTable(
   'dns_records',

@@ -44,6 +44,23 @@ export interface Join {
 }
 
 /**
+ * Counts the database keeps for a model (a table such as instance_counts, kept by triggers): the
+ * changelist's total and facet counts are read from it, not counted over every row, whenever the list
+ * is narrowed only by filters it has (no search, no other filter). Its sums must be exact.
+ */
+export interface CountsDef {
+  table: PgTable;
+  /** Joins that give the facets' labels (an environment's name). */
+  joins?: Join[];
+  /** The count a row stands for (a journal's +n and -n). */
+  n: Expr;
+  /** Filter key -> its column in the table, and its label when it is a relation. */
+  filters: Record<string, { sql: Expr; labelSql?: Expr }>;
+  /** The column the user's scope (environment ids) applies to. */
+  environment: Expr;
+}
+
+/**
  * A panel on an object's change page besides its form, declared by the model; the page draws each
  * kind (app/(console)/admin/[model]/[id]/panels.tsx), without knowing which model asked.
  */
@@ -102,6 +119,8 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
    * as saved): field errors (or '' for the form) that refuse the save; nothing is written then.
    */
   validate?: (tx: Queries, id: number, values: Record<string, unknown>) => Promise<Record<string, string> | null>;
+  /** Counts the database keeps, read in place of a scan where they can answer. */
+  counts?: CountsDef;
   /** Bulk actions offered besides delete: each leads to its own confirmation page. */
   actions?: { name: string; label: string; href: string; role: Role }[];
 }
@@ -133,6 +152,9 @@ export function defineAdmin<F extends Record<string, ListField>, T extends PgTab
     if (!(k in def.fields)) throw new Error(`${def.name}: unknown field ${k}`);
   }
   const keys = new Set(def.listFilter.map((f) => f.key));
+  for (const k of Object.keys(def.counts?.filters ?? {})) {
+    if (!keys.has(k)) throw new Error(`${def.name}: counts for unknown filter ${k}`);
+  }
   for (const reserved of ['q', 'sort', 'page', 'per', 'all', 'ids', 'saved', 'deleted']) {
     if (keys.has(reserved)) throw new Error(`${def.name}: filter key ${reserved} is reserved`);
   }

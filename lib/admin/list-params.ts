@@ -23,6 +23,8 @@ export interface ListParams {
    * matching" too) is bounded by it.
    */
   scope: number[] | null;
+  /** The search's matches, when they were found first (few): the search is then `id IN (these)`. Not in the URL. */
+  matches?: number[];
 }
 
 export type RawParams = Record<string, string | string[] | undefined>;

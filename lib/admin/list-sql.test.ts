@@ -20,7 +20,7 @@ describe('whereSql', () => {
       whereSql(def, parseListParams(def, { environment: '2', herd: '7', role: 'replica', version: '15', site: "dc'east" }, SYSTEM_ACCESS)),
     );
     expect(q!.sql).toBe(
-      '("herds"."environment_id" = $1 and "instances"."herd_id" = $2 and "instances"."role" = $3 and "instances"."pg_version" = $4 and "servers"."site" = $5)',
+      '("instances"."environment_id" = $1 and "instances"."herd_id" = $2 and "instances"."role" = $3 and "instances"."pg_version" = $4 and "instances"."site" = $5)',
     );
     expect(q!.params).toEqual([2, 7, 'replica', 15, "dc'east"]);
   });
@@ -35,7 +35,7 @@ describe('whereSql', () => {
 
   it("bounds every query by the user's environments, whatever the filters say", () => {
     const q = render(whereSql(def, { q: '', filters: { environment: '9' }, scope: [2, 5] }));
-    expect(q!.sql).toBe('("herds"."environment_id" in ($1, $2) and "herds"."environment_id" = $3)');
+    expect(q!.sql).toBe('("instances"."environment_id" in ($1, $2) and "instances"."environment_id" = $3)');
     expect(q!.params).toEqual([2, 5, 9]);
     // No role anywhere: nothing at all; a model without an environment: only global roles see it.
     expect(render(whereSql(def, { q: '', filters: {}, scope: [] }))!.sql).toBe('false');

@@ -8,7 +8,7 @@ import { logLine, throttled } from './log';
 import { pgAccessConfig } from './pg-access';
 import { SshPool } from '@/lib/ssh/ssh-client';
 import { servers } from '@/db/schema';
-import { eq, and, isNull } from 'drizzle-orm';
+import { eq, and, isNull, sql } from 'drizzle-orm';
 import { errorText } from './errors';
 import { executeTarget, reconcile } from './execute-target';
 import { runConductor } from './conductor';
@@ -117,7 +117,11 @@ export async function startWorker(cfg: WorkerConfig) {
       .finally(() => chores.delete(p));
     chores.add(p);
   };
-  const timer = setInterval(() => chore('reconcile', doReconcile), cfg.reconcileEveryMs ?? 10_000);
+  const timer = setInterval(() => {
+    chore('reconcile', doReconcile);
+    // The changelists' kept counts: fold the journal the instances' triggers append to (one worker at a time).
+    chore('counts.compact', async () => void (await db.execute(sql`SELECT pgherd_compact_instance_counts()`)));
+  }, cfg.reconcileEveryMs ?? 10_000);
   const aliveTimer = setInterval(() => chore('worker.alive', () => workerAlive(db, holder)), WORKER_ALIVE_EVERY_MS);
 
   // Several workers share one refresh: a session advisory lock elects whoever gets there first.

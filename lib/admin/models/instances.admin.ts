@@ -1,6 +1,6 @@
 import { eq, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
-import { environments, herds, instanceRole, instanceState, instances, servers } from '@/db/schema';
+import { environments, herds, instanceCounts, instanceRole, instanceState, instances, servers } from '@/db/schema';
 import { defineAdmin, type Model } from '../define-admin';
 import { instanceRules } from '../environment-rules';
 import { f, tableForm } from '../form-fields';
@@ -27,7 +27,9 @@ export const instancesAdmin: Model = defineAdmin({
     { table: upstreamServer, on: eq(upstream.serverId, upstreamServer.id), type: 'left', displayOnly: true },
   ],
   labelSql: sql`${servers.hostname} || ':' || ${instances.port}`,
-  environmentSql: herds.environmentId,
+  // The instance's own copies of its herd's environment and its server's site (kept by the database):
+  // filters and the user's scope without a join.
+  environmentSql: instances.environmentId,
   sameEnvironment: ['serverId', 'upstreamInstanceId'],
   validate: (tx, id) => instanceRules(tx, id),
   // The refresher writes what it observes; what is set by hand is what pgherd keeps (fenced, needs
@@ -69,7 +71,7 @@ export const instancesAdmin: Model = defineAdmin({
     'pendingRestart',
   ],
   listFilter: [
-    { key: 'environment', label: 'Environment', kind: 'relation', sql: herds.environmentId, labelSql: environments.name },
+    { key: 'environment', label: 'Environment', kind: 'relation', sql: instances.environmentId, labelSql: environments.name },
     {
       key: 'herd',
       label: 'Herd',
@@ -81,8 +83,23 @@ export const instancesAdmin: Model = defineAdmin({
     { key: 'role', label: 'Role', kind: 'choice', sql: instances.role, choices: instanceRole.enumValues },
     { key: 'state', label: 'State', kind: 'choice', sql: instances.state, choices: instanceState.enumValues },
     { key: 'version', label: 'Version', kind: 'values', sql: instances.pgVersion, numeric: true },
-    { key: 'site', label: 'Site', kind: 'values', sql: servers.site },
+    { key: 'site', label: 'Site', kind: 'values', sql: instances.site },
   ],
+  // 100,000 instances: the total and the counts by environment, role, state, version and site are
+  // read from instance_counts (a few thousand rows) rather than counted over every instance.
+  counts: {
+    table: instanceCounts,
+    joins: [{ table: environments, on: eq(environments.id, instanceCounts.environmentId) }],
+    n: instanceCounts.n,
+    environment: instanceCounts.environmentId,
+    filters: {
+      environment: { sql: instanceCounts.environmentId, labelSql: environments.name },
+      role: { sql: instanceCounts.role },
+      state: { sql: instanceCounts.state },
+      version: { sql: instanceCounts.pgVersion },
+      site: { sql: instanceCounts.site },
+    },
+  },
   searchFields: ['server', 'herd', 'environment'],
   // Host names usually carry environment and herd; sorting by them is an index walk, not a sort.
   ordering: ['server', 'port'],
