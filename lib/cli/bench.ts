@@ -55,16 +55,18 @@ async function withConsole(
     db: Db;
     url: string;
     cookie: string;
+    apiToken: string;
     pids: { console: number; database: number };
     log: (m: string) => void;
   }) => Promise<void>,
 ) {
   const log = (m: string) => console.log(`bench: ${m}`);
   process.on('SIGINT', () => void stopLab(FILE).then(() => process.exit(130)));
-  const lab = await startLab({ file: FILE, fleet: false, redis: false, log });
+  // Redis for the operations' queue: the operation pages' benchmark submits (no worker takes the jobs).
+  const lab = await startLab({ file: FILE, fleet: false, redis: true, log });
   try {
     const admin = { username: 'bench', password: randomBytes(12).toString('base64url') };
-    await prepareDatabase(lab, admin, { seedFleet: false });
+    const { apiToken } = await prepareDatabase(lab, admin, { seedFleet: false });
     const { db, pool } = createDb(lab.database.url, 4);
     if (process.env.PGHERD_SKIP_BUILD !== '1') buildConsole(log);
     const web = await startConsole(lab, { quiet: true });
@@ -77,6 +79,7 @@ async function withConsole(
         db,
         url: web.url,
         cookie,
+        apiToken,
         pids: { console: web.child.pid!, database: lab.processes.find((p) => p.name === 'pgherd-db')!.pid },
         log,
       });
@@ -188,11 +191,129 @@ async function changelistBench({ db, url, cookie, log }: { db: Db; url: string; 
     console.log(l);
 }
 
+/** Median and p95 of `runs` timed calls after `warmup` untimed ones. */
+async function timed(runs: number, warmup: number, fn: () => Promise<void>): Promise<{ p50: number; p95: number }> {
+  const ms: number[] = [];
+  for (let i = 0; i < warmup + runs; i++) {
+    const t = performance.now();
+    await fn();
+    if (i >= warmup) ms.push(performance.now() - t);
+  }
+  return percentiles(ms);
+}
+
+/**
+ * A 1,000-target operation in a fleet of the changelist's size: its confirmation page, its plan and
+ * submit through the API, its operation page, and the page's live refresh (the whole operation, then
+ * the delta after 10 targets changed). No worker runs: the targets stay queued, which is what a
+ * large operation's page shows for most of its life.
+ */
+async function operationPagesBench({ db, url, cookie, apiToken }: { db: Db; url: string; cookie: string; apiToken: string }) {
+  const ids = (await db.execute<{ id: number }>(sql`SELECT id FROM instances WHERE role = 'replica' ORDER BY id LIMIT 1000`)).rows.map(
+    (r) => r.id,
+  );
+  if (ids.length !== 1000) throw new Error(`the fleet has ${ids.length} replicas, not 1,000`);
+  const api = async (path: string, body: object) => {
+    const res = await fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${path}: HTTP ${res.status}: ${text.slice(0, 300)}`);
+    return JSON.parse(text) as Record<string, unknown>;
+  };
+  const page = async (path: string, expect: string) => {
+    const res = await fetch(`${url}${path}`, { headers: { cookie } });
+    const body = await res.text();
+    if (res.status !== 200 || !body.includes(expect)) throw new Error(`${path.slice(0, 80)}: HTTP ${res.status}`);
+    return body;
+  };
+  const plan = () => api('/api/v1/operations/plan', { action: 'restart', instanceIds: ids });
+  const RUNS_HEAVY = 15;
+  const rows: string[][] = [];
+  const row = (name: string, r: { p50: number; p95: number }, target: number, size = '') =>
+    rows.push([name, r.p50.toFixed(0), r.p95.toFixed(0), size, String(target), r.p95 < target ? 'yes' : 'NO']);
+
+  const confirmPath = `/operations/new?action=restart&ids=${ids.join(',')}`;
+  let confirmBytes = 0;
+  row(
+    'confirmation page (plan of 1,000)',
+    await timed(RUNS_HEAVY, 3, async () => {
+      confirmBytes = (await page(confirmPath, 'restart')).length;
+    }),
+    1000,
+    (confirmBytes / 1024).toFixed(0),
+  );
+  row('API plan of 1,000', await timed(RUNS_HEAVY, 3, async () => void (await plan())), 1000);
+  // Submit alone: the plan is made first, outside the timing, as a client does before it confirms.
+  const submits: number[] = [];
+  let opId = 0;
+  for (let i = 0; i < RUNS_HEAVY + 3; i++) {
+    const p = await plan();
+    const t = performance.now();
+    const res = await api('/api/v1/operations', {
+      action: 'restart',
+      instanceIds: ids,
+      digest: p.digest,
+      confirm: p.typeToConfirm ?? '',
+      idempotencyKey: randomBytes(8).toString('hex'),
+    });
+    if (i >= 3) submits.push(performance.now() - t);
+    opId = Number(res.id);
+  }
+  row('API submit of 1,000 targets', percentiles(submits), 1000);
+  let opBytes = 0;
+  row(
+    'operation page, 1,000 targets',
+    await timed(RUNS, WARMUP, async () => {
+      opBytes = (await page(`/operations/${opId}`, 'class="steps"')).length;
+    }),
+    200,
+    (opBytes / 1024).toFixed(0),
+  );
+  // The live refresh: the whole operation once, then what changed since its cursor.
+  const poll = async (since?: string) => {
+    const res = await fetch(`${url}/api/operations/${opId}${since ? `?since=${encodeURIComponent(since)}` : ''}`, { headers: { cookie } });
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`poll: HTTP ${res.status}`);
+    return { text, json: JSON.parse(text) as { cursor: string } };
+  };
+  let fullBytes = 0;
+  row(
+    'live refresh, whole operation',
+    await timed(RUNS, WARMUP, async () => {
+      fullBytes = (await poll()).text.length;
+    }),
+    200,
+    (fullBytes / 1024).toFixed(0),
+  );
+  const { json } = await poll();
+  await db.execute(
+    sql`UPDATE operation_targets SET status = 'running', updated_at = now() WHERE id IN (SELECT id FROM operation_targets WHERE operation_id = ${opId} ORDER BY id LIMIT 10)`,
+  );
+  let deltaBytes = 0;
+  row(
+    'live refresh, delta after 10 changed',
+    await timed(RUNS, WARMUP, async () => {
+      deltaBytes = (await poll(json.cursor)).text.length;
+    }),
+    200,
+    (deltaBytes / 1024).toFixed(1),
+  );
+  console.log('');
+  console.log(`a 1,000-target restart in this fleet; no worker runs (the targets stay queued)`);
+  for (const l of table(['case', 'median ms', 'p95 ms', 'kB', 'target ms', 'p95 < target'], rows)) console.log(l);
+}
+
 async function main() {
   const which = process.argv[2] ?? 'all';
   if (which === 'all' || which === 'changelist' || which === 'ingest') {
     await withConsole(async (ctx) => {
-      if (which !== 'ingest') await changelistBench(ctx);
+      if (which !== 'ingest') {
+        await changelistBench(ctx);
+        await operationPagesBench(ctx);
+      }
       if (which !== 'changelist') {
         const lines = await ingestBench(ctx.db, ctx.url, ctx.pids, ctx.log);
         console.log('');
