@@ -1,4 +1,4 @@
-// npm run bench [changelist [--scale 100000]|ingest|ops|waves|failover]: the instances changelist at 10,000
+// npm run bench [changelist [--scale 100000]|operation-pages [--scale 100000]|ingest|ops|waves|failover]: the instances changelist at 10,000
 // instances / 2,000 herds / 20 environments (or 100,000 / 20,000 / 50), served by the built console (signed in, 100 rows a page), next to the same
 // SQL run alone; the agents' ingest API under many concurrent agents; the operations engine; failover.
 import { performance } from 'node:perf_hooks';
@@ -213,6 +213,10 @@ async function operationPagesBench({ db, url, cookie, apiToken }: { db: Db; url:
     (r) => r.id,
   );
   if (ids.length !== 1000) throw new Error(`the fleet has ${ids.length} replicas, not 1,000`);
+  // Their servers' host keys pinned, as discovery or an admin would have (pgherd refuses an unpinned server).
+  await db.execute(
+    sql`UPDATE servers SET ssh_host_key_fingerprint = 'SHA256:bench' WHERE id IN (SELECT server_id FROM instances WHERE id IN (${sql.join(ids, sql`, `)}))`,
+  );
   const api = async (path: string, body: object) => {
     const res = await fetch(`${url}${path}`, {
       method: 'POST',
@@ -256,7 +260,7 @@ async function operationPagesBench({ db, url, cookie, apiToken }: { db: Db; url:
       action: 'restart',
       instanceIds: ids,
       digest: p.digest,
-      confirm: p.typeToConfirm ?? '',
+      confirm: p.confirm ?? '',
       idempotencyKey: randomBytes(8).toString('hex'),
     });
     if (i >= 3) submits.push(performance.now() - t);
@@ -308,6 +312,12 @@ async function operationPagesBench({ db, url, cookie, apiToken }: { db: Db; url:
 
 async function main() {
   const which = process.argv[2] ?? 'all';
+  if (which === 'operation-pages') {
+    await withConsole(async (ctx) => {
+      await seedScale(ctx.db, scaleArg());
+      await operationPagesBench(ctx);
+    });
+  }
   if (which === 'all' || which === 'changelist' || which === 'ingest') {
     await withConsole(async (ctx) => {
       if (which !== 'ingest') {
