@@ -1,7 +1,7 @@
 // Puts the lab's sandbox fleet into the inventory, with facts read from the running instances.
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
-import { createDb, type Db } from '@/db/client';
+import { createDb, type Db, type Queries } from '@/db/client';
 import { migrateDatabase } from '@/db/migrate';
 import { dnsRecords, environments, herds, instances, poolers, roleBindings, servers, sites } from '@/db/schema';
 import { LAB_ZONE, useLabSettings, writeNameOf, type LabInfo, type LabInstance } from './lab';
@@ -19,6 +19,44 @@ function returned<T>(rows: T[], what: string): T {
   const [row] = rows;
   if (!row) throw new Error(`seedLabFleet: no row returned for ${what}`);
   return row;
+}
+
+/**
+ * A lab host as a server of the inventory (an instance's or a PgBouncer's), reached over the lab's SSH.
+ * The lab's host keys are known: they are pinned now, as an admin would after checking them.
+ */
+async function upsertLabServer(
+  tx: Queries,
+  lab: LabInfo,
+  environmentId: number,
+  hostname: string,
+  at: { address: string; site: string },
+): Promise<number> {
+  const row = returned(
+    await tx
+      .insert(servers)
+      .values({
+        hostname,
+        environmentId,
+        address: at.address,
+        site: at.site,
+        sshUser: lab.osUser,
+        sshPort: lab.ssh?.port ?? 22,
+        sshHostKeyFingerprint: lab.ssh?.hostKeyFingerprint ?? null,
+      })
+      .onConflictDoUpdate({
+        target: servers.hostname,
+        set: {
+          address: sql`excluded.address`,
+          site: sql`excluded.site`,
+          sshPort: sql`excluded.ssh_port`,
+          sshHostKeyFingerprint: sql`excluded.ssh_host_key_fingerprint`,
+        },
+      })
+      .returning({ id: servers.id }),
+    `server ${hostname}`,
+  );
+  return row.id;
 }
 
 /** An id the seeding itself stored a moment ago. */
@@ -136,32 +174,7 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
           })
           .onConflictDoNothing();
       }
-      const srv = returned(
-        await tx
-          .insert(servers)
-          .values({
-            hostname: i.server,
-            environmentId: seeded(envIds, i.environment, 'environment'),
-            address: i.address,
-            site: i.site,
-            sshUser: lab.osUser,
-            // The lab's host keys are known: pin them now, as an admin would after checking them.
-            sshPort: lab.ssh?.port ?? 22,
-            sshHostKeyFingerprint: lab.ssh?.hostKeyFingerprint ?? null,
-          })
-          .onConflictDoUpdate({
-            target: servers.hostname,
-            set: {
-              address: sql`excluded.address`,
-              site: sql`excluded.site`,
-              sshPort: sql`excluded.ssh_port`,
-              sshHostKeyFingerprint: sql`excluded.ssh_host_key_fingerprint`,
-            },
-          })
-          .returning({ id: servers.id }),
-        `server ${i.server}`,
-      );
-      serverIds.set(i.server, srv.id);
+      serverIds.set(i.server, await upsertLabServer(tx, lab, seeded(envIds, i.environment, 'environment'), i.server, i));
     }
     const instanceIds = new Map<string, number>();
     const now = new Date();
@@ -233,31 +246,8 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
     for (const p of lab.pgbouncer) {
       const herdId = herdIds.get(`${p.environment}/${p.herd}`);
       if (!herdId) continue;
-      const srv = returned(
-        await tx
-          .insert(servers)
-          .values({
-            hostname: p.server,
-            environmentId: seeded(envIds, p.environment, 'environment'),
-            address: p.address,
-            site: p.site,
-            sshUser: lab.osUser,
-            sshPort: lab.ssh?.port ?? 22,
-            sshHostKeyFingerprint: lab.ssh?.hostKeyFingerprint ?? null,
-          })
-          .onConflictDoUpdate({
-            target: servers.hostname,
-            set: {
-              address: sql`excluded.address`,
-              site: sql`excluded.site`,
-              sshPort: sql`excluded.ssh_port`,
-              sshHostKeyFingerprint: sql`excluded.ssh_host_key_fingerprint`,
-            },
-          })
-          .returning({ id: servers.id }),
-        `server ${p.server}`,
-      );
-      const values = { herdId, serverId: srv.id, port: p.port, adminUser: p.adminUser, configFile: p.configFile, databases: p.databases };
+      const serverId = await upsertLabServer(tx, lab, seeded(envIds, p.environment, 'environment'), p.server, p);
+      const values = { herdId, serverId, port: p.port, adminUser: p.adminUser, configFile: p.configFile, databases: p.databases };
       await tx
         .insert(poolers)
         .values(values)

@@ -208,10 +208,8 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
               has a writable primary and streaming replicas within the lag limits for that long.
             </p>
             <p>
-              <label htmlFor="w-size">Wave size: </label>
-              <input id="w-size" name="w.size" defaultValue={wv('size')} placeholder="3 or 10%" size={6} autoComplete="off" />{' '}
-              <label htmlFor="w-canary">canary first: </label>
-              <input id="w-canary" name="w.canary" defaultValue={wv('canary')} placeholder="0" size={4} autoComplete="off" />{' '}
+              <WaveField field="size" label="Wave size: " value={wv('size')} placeholder="3 or 10%" size={6} />{' '}
+              <WaveField field="canary" label="canary first: " value={wv('canary')} placeholder="0" size={4} />{' '}
               <label htmlFor="w-order">order: </label>
               <select id="w-order" name="w.order" defaultValue={wv('order') || 'listed'}>
                 <option value="listed">as listed</option>
@@ -220,34 +218,14 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
               </select>
             </p>
             <p>
-              <label htmlFor="w-soak">Health gate: soak (s): </label>
-              <input id="w-soak" name="w.soak" defaultValue={wv('soak')} placeholder="none" size={5} autoComplete="off" />{' '}
-              <label htmlFor="w-lagMiB">lag under (MiB): </label>
-              <input id="w-lagMiB" name="w.lagMiB" defaultValue={wv('lagMiB')} placeholder="16" size={5} autoComplete="off" />{' '}
-              <label htmlFor="w-lagSeconds">and (s): </label>
-              <input
-                id="w-lagSeconds"
-                name="w.lagSeconds"
-                defaultValue={wv('lagSeconds')}
-                placeholder="30"
-                size={5}
-                autoComplete="off"
-              />{' '}
-              <label htmlFor="w-deadline">pause after (s): </label>
-              <input id="w-deadline" name="w.deadline" defaultValue={wv('deadline')} placeholder="600" size={5} autoComplete="off" />
+              <WaveField field="soak" label="Health gate: soak (s): " value={wv('soak')} placeholder="none" size={5} />{' '}
+              <WaveField field="lagMiB" label="lag under (MiB): " value={wv('lagMiB')} placeholder="16" size={5} />{' '}
+              <WaveField field="lagSeconds" label="and (s): " value={wv('lagSeconds')} placeholder="30" size={5} />{' '}
+              <WaveField field="deadline" label="pause after (s): " value={wv('deadline')} placeholder="600" size={5} />
             </p>
             <p>
-              <label htmlFor="w-failures">Failure budget: pause after </label>
-              <input id="w-failures" name="w.failures" defaultValue={wv('failures')} placeholder="—" size={4} autoComplete="off" />{' '}
-              <label htmlFor="w-failPercent">failed targets, or more than (%) </label>
-              <input
-                id="w-failPercent"
-                name="w.failPercent"
-                defaultValue={wv('failPercent')}
-                placeholder="—"
-                size={4}
-                autoComplete="off"
-              />{' '}
+              <WaveField field="failures" label="Failure budget: pause after " value={wv('failures')} placeholder="—" size={4} />{' '}
+              <WaveField field="failPercent" label="failed targets, or more than (%) " value={wv('failPercent')} placeholder="—" size={4} />{' '}
               of those started
             </p>
             <button type="submit" className="button">
@@ -366,6 +344,28 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
           </Link>
         </form>
       )}
+    </>
+  );
+}
+
+/** One field of the waves form: its label and a short text input named `w.<field>` (lib/ops/waves-form.ts reads them). */
+function WaveField({
+  field,
+  label,
+  value,
+  placeholder,
+  size,
+}: {
+  field: string;
+  label: string;
+  value: string;
+  placeholder: string;
+  size: number;
+}) {
+  return (
+    <>
+      <label htmlFor={`w-${field}`}>{label}</label>
+      <input id={`w-${field}`} name={`w.${field}`} defaultValue={value} placeholder={placeholder} size={size} autoComplete="off" />
     </>
   );
 }
