@@ -77,6 +77,13 @@ describe('kept instance counts', () => {
     await pool.query(
       `UPDATE instances SET role = 'replica', state = 'unreachable' WHERE id IN (SELECT id FROM instances ORDER BY id LIMIT 7)`,
     );
+    // One counted column at a time: a state alone, a version alone.
+    await pool.query(
+      `UPDATE instances SET state = 'stopped' WHERE id IN (SELECT id FROM instances WHERE state = 'running' ORDER BY id DESC LIMIT 4)`,
+    );
+    await pool.query(
+      `UPDATE instances SET pg_version = 16 WHERE id IN (SELECT id FROM instances WHERE pg_version <> 16 ORDER BY id LIMIT 4)`,
+    );
     await pool.query(
       `UPDATE instances SET environment_id = 4242, site = 'mars' WHERE id IN (SELECT id FROM instances ORDER BY id DESC LIMIT 3)`,
     );
