@@ -302,7 +302,14 @@ export const operations = pgTable(
   {
     id: serial('id').primaryKey(),
     action: text('action').notNull(),
+    // What it was asked to run on: { instanceIds } or { herdIds }, as listed (thousands of ids for a
+    // large operation: stored compressed out of line, so nothing read per target belongs here).
     params: jsonb('params')
+      .notNull()
+      .default(sql`'{}'::jsonb`),
+    // The action's parameters, as confirmed: every target's claim reads them.
+    actionParams: jsonb('action_params')
+      .$type<Record<string, unknown>>()
       .notNull()
       .default(sql`'{}'::jsonb`),
     status: operationStatus('status').notNull().default('planned'),
@@ -346,19 +353,25 @@ export const operations = pgTable(
 );
 
 // At most one mutating operation per herd at a time. A lease whose heartbeat stops expires.
-export const herdLeases = pgTable('herd_leases', {
-  herdId: integer('herd_id')
-    .primaryKey()
-    .references(() => herds.id, { onDelete: 'cascade' }),
-  targetId: integer('target_id')
-    .notNull()
-    .references(() => operationTargets.id, { onDelete: 'cascade' }),
-  holder: text('holder').notNull(),
-  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
-  // The fencing token: every grant takes a new one. A worker checks, before each step, that the
-  // lease is still its own grant and unexpired; one that lost it (paused, cut off) stops there.
-  generation: bigserial('generation', { mode: 'number' }).notNull(),
-});
+export const herdLeases = pgTable(
+  'herd_leases',
+  {
+    herdId: integer('herd_id')
+      .primaryKey()
+      .references(() => herds.id, { onDelete: 'cascade' }),
+    targetId: integer('target_id')
+      .notNull()
+      .references(() => operationTargets.id, { onDelete: 'cascade' }),
+    holder: text('holder').notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    // The fencing token: every grant takes a new one. A worker checks, before each step, that the
+    // lease is still its own grant and unexpired; one that lost it (paused, cut off) stops there.
+    generation: bigserial('generation', { mode: 'number' }).notNull(),
+  },
+  // A target ends by giving back its lease (by target): an index probe, not a walk over the leases'
+  // churned pages.
+  (t) => [index('herd_leases_target_idx').on(t.targetId)],
+);
 
 // An agent report that named the system identifier of a herd in another environment than the reporting
 // server's: held here, never merged into that herd (a staging host must not add members to a production

@@ -1,6 +1,6 @@
 // The engine's bookkeeping against a real pgherd database: the herd lease claim, the operation
 // settling in the database (also when two targets end at the same moment), and the step records.
-import { eq, sql } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { herdLeases, instances, operations, operationSteps, operationTargets } from '@/db/schema';
@@ -8,6 +8,7 @@ import { seedLabFleet } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { dbRecorder } from './db-recorder';
+import { instanceWithHerd, loadInstanceWithHerd } from './instance-ref';
 import { claimTarget } from './lease';
 import { operationView } from './operation-view';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
@@ -53,10 +54,13 @@ describe('claimTarget', () => {
       op,
       targets: [first, second],
     } = await operation(sameHerd.slice(0, 2));
-    // The second target waits while the first is open, whoever asks.
-    expect((await claimTarget(t.db, second!.id, 'w1'))?.attempts).toBeNull();
+    // The second target waits while the first is open, whoever asks (and reads no inventory).
+    expect(await claimTarget(t.db, second!.id, 'w1')).toMatchObject({ attempts: null, members: null });
     const got = await claimTarget(t.db, first!.id, 'w1');
     expect(got).toMatchObject({ id: first!.id, operation_id: op!.id, action: 'reload', attempts: 1 });
+    // The claim that grants reads the instance's herd as the inventory is now, as loadInstanceWithHerd does.
+    expect(instanceWithHerd(first!.instanceId!, got!.members!)).toEqual(await loadInstanceWithHerd(t.db, first!.instanceId!));
+    expect(got!.members!.map((m) => m.id)).toEqual(members.filter((m) => m.herdId === herd).map((m) => m.id));
     expect((await opRow(op!.id))!.status).toBe('running');
     // A second delivery of the same job, to another worker or to the same one, does not run it again.
     expect((await claimTarget(t.db, first!.id, 'w2'))?.attempts).toBeNull();
@@ -141,8 +145,56 @@ describe('an operation settles in the database', () => {
   });
 });
 
+describe('ending the targets of a large operation', () => {
+  it('probes indexes only: no sequential scan of its targets (settling) or of the leases (giving one back)', async () => {
+    // 2,000 one-target herds, every target running and holding its herd's lease, and statistics taken
+    // then (as submit takes them): the planner believes nearly every target of the operation is open.
+    const [op] = await t.db
+      .insert(operations)
+      .values({ action: 'reload', status: 'running', planDigest: 'x', requestedByName: 'test' })
+      .returning();
+    await t.db.execute(sql`
+      WITH h AS (INSERT INTO herds (environment_id, name) SELECT (SELECT min(id) FROM environments), 'probe-' || g
+                 FROM generate_series(1, 2000) g RETURNING id),
+           tg AS (INSERT INTO operation_targets (operation_id, herd_id, label, status, attempts)
+                  SELECT ${op!.id}, h.id, 'probe-' || h.id, 'running', 1 FROM h RETURNING id, herd_id)
+      INSERT INTO herd_leases (herd_id, target_id, holder, expires_at) SELECT herd_id, id, 'w1', now() + interval '1 hour' FROM tg`);
+    await t.db.execute(sql`ANALYZE operation_targets`);
+    await t.db.execute(sql`ANALYZE herd_leases`);
+    const ids = (await t.db.select({ id: operationTargets.id }).from(operationTargets).where(eq(operationTargets.operationId, op!.id))).map(
+      (r) => r.id,
+    );
+    const client = await t.db.$client.connect();
+    try {
+      await client.query('BEGIN');
+      // As a worker ends each (execute-target's finish: the target's status, then its lease by target).
+      for (const id of ids)
+        await client.query({
+          name: 'probe_finish',
+          text: `WITH t AS (UPDATE operation_targets SET status = 'succeeded' WHERE id = $1 AND status = 'running' RETURNING id)
+                 DELETE FROM herd_leases WHERE target_id = $1`,
+          values: [id],
+        });
+      const scans = await client.query<{ relname: string; seq_scan: string }>(
+        `SELECT relname, seq_scan FROM pg_stat_xact_user_tables WHERE relname IN ('operation_targets', 'herd_leases') ORDER BY relname`,
+      );
+      await client.query('COMMIT');
+      // A sequential scan for each target that ends is a scan of the operation (or of every lease) a
+      // target: quadratic in the operation's size. Once, the settling's final tally may scan.
+      expect(scans.rows.map((r) => [r.relname, Number(r.seq_scan) <= 2])).toEqual([
+        ['herd_leases', true],
+        ['operation_targets', true],
+      ]);
+    } finally {
+      client.release();
+    }
+    expect((await opRow(op!.id))!.status).toBe('succeeded');
+    expect(await t.db.select().from(herdLeases).where(inArray(herdLeases.targetId, ids))).toEqual([]);
+  });
+});
+
 describe('dbRecorder', () => {
-  it('shows a step running once it lasts, writes a quick one once, and keeps each start time', async () => {
+  it('shows a step running once it lasts, writes a quick one once (when the next starts), and keeps each start time', async () => {
     const {
       targets: [target],
     } = await operation([members[5]!.id]);
@@ -161,6 +213,11 @@ describe('dbRecorder', () => {
     expect(during[0]!.command).toBe('echo ***');
     const slowStart = during[1]!.startedAt;
     await rec.finish(2, { name: 'slow', status: 'failed', exitCode: 3, stderr: 'boom' });
+    // The last step's end is held for the statement that ends the target (here: flushed).
+    expect((await steps())[1]).toMatchObject({ status: 'running' });
+    expect(rec.held()?.slice(0, 3)).toEqual([2, 'slow', 'failed']);
+    await rec.flush();
+    expect(rec.held()).toBeNull();
     const after = await steps();
     expect(after[1]).toMatchObject({ status: 'failed', exitCode: 3, stderrTail: 'boom' });
     expect(after[1]!.startedAt).toEqual(slowStart);

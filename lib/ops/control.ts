@@ -157,7 +157,10 @@ export async function retryInput(
   id: number,
 ): Promise<{ action: string; ids: number[]; params: Record<string, unknown> } | null> {
   await demandOnOperation(db, access, id, 'control');
-  const [op] = await db.select({ action: operations.action, params: operations.params }).from(operations).where(eq(operations.id, id));
+  const [op] = await db
+    .select({ action: operations.action, actionParams: operations.actionParams })
+    .from(operations)
+    .where(eq(operations.id, id));
   if (!op) return null;
   const action = getAction(op.action);
   const rows = await db
@@ -171,5 +174,5 @@ export async function retryInput(
       ),
     );
   const ids = [...new Set(rows.map((r) => (action?.on === 'herd' ? r.herdId : r.instanceId)).filter((x): x is number => x !== null))];
-  return { action: op.action, ids, params: (op.params as { actionParams?: Record<string, unknown> }).actionParams ?? {} };
+  return { action: op.action, ids, params: op.actionParams };
 }

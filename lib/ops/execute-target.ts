@@ -3,12 +3,12 @@ import { and, eq, max, sql } from 'drizzle-orm';
 import { prepared, type Db } from '@/db/client';
 import { operationSteps, operationTargets } from '@/db/schema';
 import type { SshPool } from '@/lib/ssh/ssh-client';
-import { dbRecorder } from './db-recorder';
+import { dbRecorder, STEP_END_COLUMNS, STEP_END_CONFLICT, type DbRecorder } from './db-recorder';
 import { herdServers, isHerdAction, unpinnedRefusal, type ActionDeps, type ActionParams, type AnyAction } from './define-action';
 import { loadHerdRefs } from './herd-ref';
 import type { Step } from './pipeline';
 import { driverFor } from './drivers';
-import { loadInstanceWithHerd } from './instance-ref';
+import { instanceWithHerd, loadInstanceWithHerd } from './instance-ref';
 import { claimTarget, gate, heartbeat, LeaseLostError, leaseTtlMs, releaseLease, type ClaimedTarget } from './lease';
 import { errorText } from './errors';
 import { lastSeen } from './last-seen';
@@ -21,16 +21,22 @@ import { answeringDenial, demand, loadAccess, noAccess } from '@/lib/auth/access
 export type ExecuteOutcome = 'done' | 'wait' | 'skipped';
 
 // Only a running target is ended here: one that reconcile has already marked interrupted (its lease
-// expired while this worker was cut off) keeps what reconcile recorded.
+// expired while this worker was cut off) keeps what reconcile recorded. The end of its last step, when
+// the recorder holds one ($6 onwards), is written by the same statement, whatever the target's state.
 const FINISH = {
-  name: 'pgherd_finish_target_v3',
-  text: `WITH t AS (UPDATE operation_targets SET status = $2, error = $3, outcome = coalesce($4, outcome), refusal = $5, updated_at = now() WHERE id = $1 AND status = 'running' RETURNING id)
+  name: 'pgherd_finish_target_v4',
+  text: `WITH s AS (INSERT INTO operation_steps (target_id, ${STEP_END_COLUMNS})
+                SELECT $1::int, $6::int, $7::text, $8::step_status, $9::text, $10::int, $11::text, $12::text, $13::timestamptz, $14::timestamptz
+                WHERE $6::int IS NOT NULL ${STEP_END_CONFLICT}),
+         t AS (UPDATE operation_targets SET status = $2, error = $3, outcome = coalesce($4, outcome), refusal = $5, updated_at = now() WHERE id = $1 AND status = 'running' RETURNING id)
          DELETE FROM herd_leases WHERE target_id = $1`,
 };
+const NO_STEP_END = Array<null>(9).fill(null);
 
 /**
- * Records how a target ended and gives back its herd's lease, in one statement. The database settles
- * the operation when this was its last open target (migration 0004's trigger).
+ * Records how a target ended (and its last step's end) and gives back its herd's lease, in one
+ * statement. The database settles the operation when this was its last open target (migration
+ * 0004's trigger).
  */
 async function finishTarget(
   db: Db,
@@ -39,13 +45,18 @@ async function finishTarget(
   error: string | null,
   outcome: string | null,
   refusal: RefusalCode | null,
+  recorder: DbRecorder,
 ) {
-  await prepared(db, FINISH.name, FINISH.text, [targetId, status, error, outcome, refusal]);
+  const step = recorder.held();
+  await prepared(db, FINISH.name, FINISH.text, [targetId, status, error, outcome, refusal, ...(step ?? NO_STEP_END)]);
+  if (step) recorder.written();
 }
 
 /**
- * Runs one target. Bookkeeping is four round trips (claim, inventory, each step's record, finish)
- * around the action's own work, plus a write when a step runs long enough to be seen running.
+ * Runs one target. Bookkeeping is two round trips for a one-step instance target (the claim, which
+ * reads the herd too, and the finish, which writes the step's record), one more for each further
+ * step's record (and for a herd target's inventory), plus a write when a step runs
+ * long enough to be seen running.
  */
 export async function executeTarget(
   db: Db,
@@ -66,13 +77,14 @@ export async function executeTarget(
   // Set by end(); read in `finally` (an object: a flag set in a closure is not something the compiler follows).
   const run = { finished: false };
   let outcome: string | null = null;
+  const recorder = dbRecorder(db, targetId);
   // Ends the target (and frees its lease, if it has one) in one statement.
   const end = async (
     status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted',
     error: string | null,
     refusal: RefusalCode | null = null,
   ) => {
-    await finishTarget(db, targetId, status, error, outcome, refusal);
+    await finishTarget(db, targetId, status, error, outcome, refusal, recorder);
     run.finished = true;
     log('target.end', { operationId, targetId, status });
     return 'done' as const;
@@ -126,7 +138,7 @@ export async function executeTarget(
     // half its TTL (the database stalled, say): then it is confirmed like before any other step.
     const lease = { herdId, targetId, generation, operationId };
     const stepGate = (i: number) => (i === 0 && Date.now() - claimedAt < leaseTtlMs() / 2 ? Promise.resolve(null) : gate(db, lease));
-    const res = await runPipeline(steps, dbRecorder(db, targetId), { gate: stepGate, firstSeq });
+    const res = await runPipeline(steps, recorder, { gate: stepGate, firstSeq });
     if (res.error instanceof LeaseLostError) {
       log('target.lease_lost', { operationId, targetId, herdId });
       outcome = (await observedNow(db, { instanceId: target.instance_id, herdId: target.herd_id }, new Date(claimedAt))) ?? outcome;
@@ -137,7 +149,11 @@ export async function executeTarget(
     return await end('failed', res.error?.message ?? 'failed', res.error instanceof Refusal ? res.error.code : null);
   } finally {
     clearInterval(beat);
-    if (!run.finished) await releaseLease(db, herdId, targetId);
+    if (!run.finished) {
+      // Ending the target failed (pgherd's database went away, say): its last step's end is still worth a try.
+      await recorder.flush().catch(() => {});
+      await releaseLease(db, herdId, targetId);
+    }
   }
 }
 
@@ -197,7 +213,11 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId
     if (denied) return denied;
     return unpinnedRefusal(action, herdServers(herd)) ?? guarded(() => action.steps(herd, deps, { params }));
   }
-  const loaded = target.instance_id === null ? null : await loadInstanceWithHerd(db, target.instance_id);
+  // Read by the claim; read again only when the claim found nothing (the instance is gone, as far as it saw).
+  const loaded =
+    target.instance_id === null
+      ? null
+      : ((target.members && instanceWithHerd(target.instance_id, target.members)) ?? (await loadInstanceWithHerd(db, target.instance_id)));
   if (!loaded) return refuse('gone', 'the instance was deleted from the inventory');
   const denied = await authorizeNow(db, action, target, [loaded.ref.environmentId, loaded.ref.serverEnvironmentId]);
   if (denied) return denied;

@@ -38,7 +38,8 @@ export interface InstanceRef {
   ssh: SshTarget;
 }
 
-const SELECT = `
+/** One row a member (RefRow's columns): the worker's claim reads a target's herd with it too (lib/ops/lease.ts). */
+export const REF_SELECT = `
   SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS herd_id, h.name AS herd, e.name AS environment,
          e.id AS environment_id, s.id AS server_id, s.environment_id AS server_environment_id, se.name AS server_environment, s.hostname, s.address, s.site, i.port,
          coalesce(nullif(i.data_directory, ''), h.default_data_directory) AS data_directory,
@@ -50,14 +51,14 @@ const SELECT = `
   JOIN environments se ON se.id = s.environment_id`;
 
 // Named statements: the engine loads a target's herd for every target it runs.
-const BY_IDS = { name: 'pgherd_refs_by_ids', text: `${SELECT} WHERE i.id = ANY($1::int[]) ORDER BY i.id` };
-const BY_HERDS = { name: 'pgherd_refs_by_herds', text: `${SELECT} WHERE i.herd_id = ANY($1::int[]) ORDER BY i.id` };
+const BY_IDS = { name: 'pgherd_refs_by_ids', text: `${REF_SELECT} WHERE i.id = ANY($1::int[]) ORDER BY i.id` };
+const BY_HERDS = { name: 'pgherd_refs_by_herds', text: `${REF_SELECT} WHERE i.herd_id = ANY($1::int[]) ORDER BY i.id` };
 const HERD_OF = {
   name: 'pgherd_refs_herd_of',
-  text: `${SELECT} WHERE i.herd_id = (SELECT herd_id FROM instances WHERE id = $1) ORDER BY i.id`,
+  text: `${REF_SELECT} WHERE i.herd_id = (SELECT herd_id FROM instances WHERE id = $1) ORDER BY i.id`,
 };
 
-interface RefRow {
+export interface RefRow {
   id: number;
   label: string;
   herd_id: number;
@@ -144,7 +145,12 @@ export async function loadHerdMembers(db: Db, targets: InstanceRef[]): Promise<M
 
 /** One instance and every member of its herd (itself included), in one query; null if it is gone. */
 export async function loadInstanceWithHerd(db: Db, id: number): Promise<{ ref: InstanceRef; members: InstanceRef[] } | null> {
-  const members = await loadInstanceRefs(db, [], { herdOfInstance: id });
+  return instanceWithHerd(id, await prepared<RefRow>(db, HERD_OF.name, HERD_OF.text, [id]));
+}
+
+/** The same, from rows already read (REF_SELECT's, by id). */
+export function instanceWithHerd(id: number, rows: RefRow[]): { ref: InstanceRef; members: InstanceRef[] } | null {
+  const members = rows.map(toRef);
   const ref = members.find((m) => m.id === id);
   return ref ? { ref, members } : null;
 }

@@ -6,6 +6,7 @@
 import { and, eq } from 'drizzle-orm';
 import { prepared, type Db } from '@/db/client';
 import { herdLeases } from '@/db/schema';
+import { REF_SELECT, type RefRow } from './instance-ref';
 import { CancelledError } from './pipeline';
 
 /** How long a lease outlives its last heartbeat (read each time, so tests can shorten it). */
@@ -35,6 +36,12 @@ export interface ClaimedTarget {
   attempts: number | null;
   /** The lease's generation (the fencing token), when it was granted. */
   generation: number | null;
+  /**
+   * An instance target that was granted its lease: every member of the instance's herd as the
+   * inventory is now, read by the claim itself (a round trip less a target). Null otherwise, and when
+   * the instance is gone.
+   */
+  members: RefRow[] | null;
 }
 
 // A lease is granted only to a queued target (a running one is never claimed again, by anyone: a job
@@ -45,10 +52,10 @@ export interface ClaimedTarget {
 // A capped target is granted only by a claim made under the caps' locks ($4, see claimTarget): two
 // claims counting the same site at once would both see room for one.
 const CLAIM = {
-  name: 'pgherd_claim_target_v6',
+  name: 'pgherd_claim_target_v7',
   text: `
     WITH t AS (
-      SELECT t.id, t.status, t.held, t.instance_id, t.herd_id, t.site, o.id AS operation_id, o.action, o.params -> 'actionParams' AS action_params,
+      SELECT t.id, t.status, t.held, t.instance_id, t.herd_id, t.site, o.id AS operation_id, o.action, o.action_params,
              o.cancel_requested, o.paused_at IS NOT NULL AS paused, o.requested_by, o.requested_by_name, o.requested_by_system,
              h.environment_id, e.max_running AS environment_cap, s.max_running AS site_cap
       FROM operation_targets t JOIN operations o ON o.id = t.operation_id
@@ -74,7 +81,11 @@ const CLAIM = {
     op AS (
       UPDATE operations SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
       WHERE id = (SELECT operation_id FROM t) AND status = 'queued' AND EXISTS (SELECT 1 FROM lease))
-    SELECT t.*, (SELECT attempts FROM run) AS attempts, (SELECT generation FROM lease)::float8 AS generation FROM t`,
+    SELECT t.*, (SELECT attempts FROM run) AS attempts, (SELECT generation FROM lease)::float8 AS generation,
+      CASE WHEN t.instance_id IS NOT NULL AND EXISTS (SELECT 1 FROM run) THEN
+        (SELECT json_agg(m ORDER BY m.id) FROM (${REF_SELECT} WHERE i.herd_id = (SELECT herd_id FROM instances WHERE id = t.instance_id)) m)
+      END AS members
+    FROM t`,
 };
 
 /** Advisory lock keys of the caps (one space per kind, so an environment id never meets a site's hash). */
@@ -90,7 +101,7 @@ const CAP_LOCKS = {
 
 /**
  * One round trip: reads the target and its operation, takes the herd's lease for it when it may run,
- * and then marks it running and its operation started. Null when the target does not exist. A target
+ * and then marks it running, its operation started, and reads its herd (an instance target's). Null when the target does not exist. A target
  * under a cap is claimed again in a transaction holding its environment's and site's locks, so that
  * no two workers fill the last place at once.
  */

@@ -149,7 +149,7 @@ export async function operationView(db: Db, id: number, access: Access, since?: 
   const whole = {
     id: op.id,
     action: op.action,
-    params: (op.params as { actionParams?: Record<string, unknown> }).actionParams ?? {},
+    params: op.actionParams,
     status: op.status,
     requestedBy: op.requestedByName,
     createdAt: op.createdAt.toISOString(),

@@ -37,9 +37,17 @@ export function targetQueue(connection: IORedis, prefix = queuePrefix()): Queue<
   });
 }
 
+const JOBS_A_BATCH = 250;
+
+/**
+ * In batches, in order: the workers start on the first targets while the rest are being added (one
+ * batch of 10,000 jobs keeps Redis busy for a third of a second before any of them can be taken).
+ */
 export async function enqueueTargets(queue: Queue<TargetJob>, targetIds: number[]): Promise<void> {
-  if (!targetIds.length) return;
-  await queue.addBulk(targetIds.map((targetId) => ({ name: 'target', data: { targetId }, opts: { jobId: jobId(targetId) } })));
+  for (let i = 0; i < targetIds.length; i += JOBS_A_BATCH)
+    await queue.addBulk(
+      targetIds.slice(i, i + JOBS_A_BATCH).map((targetId) => ({ name: 'target', data: { targetId }, opts: { jobId: jobId(targetId) } })),
+    );
 }
 
 /**

@@ -3,7 +3,7 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
-import { instances, operations, operationTargets, operationWaves } from '@/db/schema';
+import { instances, operations, operationWaves } from '@/db/schema';
 import { writeAudit, type AuditInput } from '@/lib/audit/write-audit';
 import type { Access } from '@/lib/auth/access';
 import { isHerdAction, type AnyAction } from './define-action';
@@ -12,7 +12,6 @@ import { enqueueTargets, type TargetJob } from './queue';
 import { SubmitError } from './submit-errors';
 import { describeWaves, wavesOf, type WaveSpec } from './waves';
 
-const TARGET_ROWS_A_STATEMENT = 2000;
 const ANALYZE_FROM = 500;
 
 export class StalePlanError extends SubmitError {
@@ -131,8 +130,8 @@ export async function submitOperation(
         action: action.name,
         params: {
           [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.targets.map((t) => t.instanceId ?? t.herdId),
-          actionParams: plan.params,
         },
+        actionParams: plan.params,
         status: 'queued',
         waves: spec,
         gateExcused: excused,
@@ -146,28 +145,19 @@ export async function submitOperation(
       .onConflictDoNothing({ target: [operations.requestedByName, operations.idempotencyKey] })
       .returning({ id: operations.id });
     if (!op) return null; // a concurrent submit of the same page won
-    // In slices: Postgres takes at most 65,535 parameters a statement (10 a target).
-    const rows: { id: number; status: string; held: boolean }[] = [];
-    for (let i = 0; i < ordered.length; i += TARGET_ROWS_A_STATEMENT)
-      rows.push(
-        ...(await tx
-          .insert(operationTargets)
-          .values(
-            ordered.slice(i, i + TARGET_ROWS_A_STATEMENT).map((t) => ({
-              operationId: op.id,
-              instanceId: t.instanceId,
-              herdId: t.herdId,
-              label: t.label,
-              site: t.site,
-              wave: waveOf.get(t) ?? 1,
-              held: (waveOf.get(t) ?? 1) > 1,
-              status: t.refused ? ('cancelled' as const) : ('queued' as const),
-              error: t.refused ? `refused: ${t.refused}` : null,
-              refusal: t.refused ? (t.refusalCode ?? 'unclassified') : null,
-            })),
-          )
-          .returning({ id: operationTargets.id, status: operationTargets.status, held: operationTargets.held })),
-      );
+    // One statement for any number of targets: a column an array (as rows of parameters, 10 a target,
+    // it took slices under Postgres's 65,535 and most of a large submit's time).
+    const column = <T>(f: (t: (typeof ordered)[number]) => T) => sql.param(ordered.map(f));
+    const wave = (t: (typeof ordered)[number]) => waveOf.get(t) ?? 1;
+    const made = await tx.execute<{ id: number; status: string; held: boolean }>(sql`
+      INSERT INTO operation_targets (operation_id, instance_id, herd_id, label, site, wave, held, status, error, refusal)
+      SELECT ${op.id}::int, u.instance_id, u.herd_id, u.label, u.site, u.wave, u.held, u.status, u.error, u.refusal FROM unnest(${column((t) => t.instanceId)}::int[], ${column((t) => t.herdId)}::int[],
+        ${column((t) => t.label)}::text[], ${column((t) => t.site)}::text[], ${column(wave)}::int[], ${column((t) => wave(t) > 1)}::bool[],
+        ${column((t) => (t.refused ? 'cancelled' : 'queued'))}::operation_status[], ${column((t) => (t.refused ? `refused: ${t.refused}` : null))}::text[],
+        ${column((t) => (t.refused ? (t.refusalCode ?? 'unclassified') : null))}::text[])
+        WITH ORDINALITY AS u(instance_id, herd_id, label, site, wave, held, status, error, refusal, n) ORDER BY u.n
+      RETURNING id, status, held`);
+    const rows = made.rows;
     if (waves)
       await tx.insert(operationWaves).values(
         waves.map((w) => ({

@@ -21,10 +21,9 @@ export async function runAction(db: Db, ssh: SshPool, action: InstanceAction, in
     .insert(operationTargets)
     .values({ operationId: op!.id, instanceId: target!.id, herdId: target!.herdId, label: target!.label, status: 'running' })
     .returning();
-  const res = await runPipeline(
-    action.steps(target!, { db, ssh }, { members, params: parseParams(action, params) }),
-    dbRecorder(db, tg!.id),
-  );
+  const recorder = dbRecorder(db, tg!.id);
+  const res = await runPipeline(action.steps(target!, { db, ssh }, { members, params: parseParams(action, params) }), recorder);
+  await recorder.flush();
   const steps = await db.select().from(operationSteps).where(eq(operationSteps.targetId, tg!.id)).orderBy(asc(operationSteps.seq));
   return { res, steps };
 }
