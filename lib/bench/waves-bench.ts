@@ -173,6 +173,13 @@ export async function wavesBench(log: (m: string) => void): Promise<string[]> {
       .slice(1)
       .map((w, i) => (w.startedAt && rows[i]?.endedAt ? w.startedAt.getTime() - rows[i].endedAt.getTime() : NaN))
       .filter(Number.isFinite);
+    // Inside each wave: from its start to its first step, and its steps from first start to last end.
+    const { rows: inside } = await db.execute<{ ramp: string; span: string; n: number }>(sql`
+      SELECT extract(epoch FROM min(s.started_at) - w.started_at) * 1000 AS ramp,
+             extract(epoch FROM max(s.finished_at) - min(s.started_at)) * 1000 AS span, count(*)::int AS n
+      FROM operation_waves w JOIN operation_targets t ON t.operation_id = w.operation_id AND t.wave = w.wave
+      JOIN operation_steps s ON s.target_id = t.id
+      WHERE w.operation_id = ${mid.id} GROUP BY w.wave, w.started_at`);
     await worker.close();
     await queue.close();
     producer.disconnect();
@@ -193,6 +200,9 @@ export async function wavesBench(log: (m: string) => void): Promise<string[]> {
     );
     lines.push(
       `  overhead a wave: ${((median(waved.map((w) => w.ms)) - median(atOnce)) / (waveCount - 1)).toFixed(0)} ms; wave boundary (last target ended -> next wave started, gate sample included): median ${median(boundaries).toFixed(0)} ms, max ${Math.max(...boundaries).toFixed(0)} ms`,
+    );
+    lines.push(
+      `  inside a wave: start -> first step median ${median(inside.map((w) => Number(w.ramp))).toFixed(0)} ms; first step -> last step's end median ${median(inside.map((w) => Number(w.span))).toFixed(0)} ms (${median(inside.map((w) => (w.n / Number(w.span)) * 1000)).toFixed(0)} targets/s)`,
     );
     return lines;
   } finally {

@@ -13,9 +13,9 @@ import { sql } from 'drizzle-orm';
 import { prepared, type Db, type Queries } from '@/db/client';
 import { errorText } from './errors';
 import { loadInstanceRefs, type InstanceRef } from './instance-ref';
-import { observe, type Observed } from './observe';
+import { observationPool, observe, type Observed } from './observe';
 import { mapLimit } from './refresher';
-import { requeueTargets, type TargetJob } from './queue';
+import { enqueueTargets, type TargetJob } from './queue';
 import { gateSchema, judgeHerd, type GateMember, type GateSpec } from './waves';
 
 const CONDUCTOR_LOCK = 72_842_002;
@@ -116,7 +116,9 @@ export async function startNextWave(db: Db, queue: Queue<TargetJob> | null, oper
     );
     return rows.map((r) => r.id);
   });
-  if (released.length && queue) await requeueTargets(queue, released);
+  // Never enqueued before (a later wave's targets are held from their submit; reconcile enqueues only
+  // those not held), so added as they are; one lost with Redis is enqueued again by reconcile.
+  if (released.length && queue) await enqueueTargets(queue, released);
   return released;
 }
 
@@ -223,6 +225,10 @@ export function runConductor(
   let round: Promise<void> | null = null;
   let again = false;
   const everyMs = opts.everyMs ?? Number(process.env.PGHERD_WAVE_ROUND_MS ?? 1000);
+  // The gate's samples keep their connections between rounds; those a round no longer uses close.
+  const observations = observationPool();
+  const look =
+    opts.look ?? ((m: InstanceRef) => observations.look({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment }, 3000));
 
   const roundNow = () => {
     if (!leading || closed()) return;
@@ -230,9 +236,10 @@ export function runConductor(
       again = true;
       return;
     }
-    round = conductWaves(db, queue, { look: opts.look, log: opts.log })
+    round = conductWaves(db, queue, { look, log: opts.log })
       .catch((err: unknown) => opts.log('conductor.error', { error: errorText(err) }))
       .finally(() => {
+        observations.sweep(Math.max(10_000, 3 * everyMs));
         round = null;
         if (again) {
           again = false;
@@ -294,6 +301,7 @@ export function runConductor(
       life.closed = true;
       clearInterval(timer);
       await Promise.all([round, trying]);
+      observations.close();
       await client?.end().catch(() => {});
       client = null;
     },

@@ -1,6 +1,6 @@
 // What an instance really is right now, read over a Postgres connection: the result of every
 // action is this observed state, never the exit code of a command.
-import type pg from 'pg';
+import pg from 'pg';
 import { TIMELINE_SQL } from '@/lib/inventory/timeline-sql';
 import { instanceClient } from './pg-access';
 
@@ -52,24 +52,7 @@ export interface PgEndpoint {
   serverEnvironment: string | null;
 }
 
-export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed> {
-  let c: pg.Client;
-  try {
-    c = instanceClient(e, { connectionTimeoutMillis: timeoutMs, statement_timeout: timeoutMs, application_name: 'pgherd-observer' });
-  } catch (err) {
-    return { reachable: false, error: (err as Error).message };
-  }
-  c.on('error', () => {}); // a server going away is reported by connect() or the queries below
-  try {
-    await c.connect();
-  } catch (err) {
-    const e2 = err as NodeJS.ErrnoException;
-    return { reachable: false, error: e2.message, refused: e2.code === 'ECONNREFUSED' };
-  }
-  try {
-    const {
-      rows: [r],
-    } = await c.query<ObservationRow>(`
+const OBSERVATION_SQL = `
       SELECT pg_is_in_recovery() AS rec, pg_postmaster_start_time() AS start, pg_conf_load_time() AS conf,
              ${TIMELINE_SQL} AS tli,
              (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
@@ -83,29 +66,122 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
                   WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
                   ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END AS lag_s,
              (SELECT json_build_object('status', status, 'host', sender_host, 'port', sender_port, 'tli', received_tli)
-                FROM pg_stat_wal_receiver LIMIT 1) AS wal`);
-    if (!r) return { reachable: false, error: 'the observation query returned no row' };
-    const w = r.wal;
-    return {
-      reachable: true,
-      inRecovery: r.rec,
-      startTime: r.start,
-      confLoadTime: r.conf,
-      timeline: r.tli,
-      systemIdentifier: r.sysid,
-      lsn: r.lsn,
-      receiveLsn: r.receive_lsn,
-      pendingRestart: r.pending,
-      replayPaused: r.paused ?? false,
-      replayLagSeconds: r.lag_s === null ? null : Number(r.lag_s),
-      walReceiver: w ? { status: w.status, senderHost: w.host, senderPort: w.port, receivedTli: w.tli } : null,
-    };
+                FROM pg_stat_wal_receiver LIMIT 1) AS wal`;
+
+/** A connection for observations, or why there is none (unreachable). */
+async function connectObserver(e: PgEndpoint, timeoutMs: number): Promise<pg.Client | Observed> {
+  let c: pg.Client;
+  try {
+    c = instanceClient(e, {
+      connectionTimeoutMillis: timeoutMs,
+      statement_timeout: timeoutMs,
+      // A connection kept across observations may meet a network that stopped answering: never wait on it for ever.
+      query_timeout: timeoutMs + 1000,
+      application_name: 'pgherd-observer',
+    });
+  } catch (err) {
+    return { reachable: false, error: (err as Error).message };
+  }
+  c.on('error', () => {}); // a server going away is reported by connect() or the queries below
+  try {
+    await c.connect();
+    return c;
+  } catch (err) {
+    const e2 = err as NodeJS.ErrnoException;
+    return { reachable: false, error: e2.message, refused: e2.code === 'ECONNREFUSED' };
+  }
+}
+
+/** One observation over an open connection (throws when the connection fails). */
+async function readObservation(c: pg.Client): Promise<Observed> {
+  const {
+    rows: [r],
+  } = await c.query<ObservationRow>(OBSERVATION_SQL);
+  if (!r) return { reachable: false, error: 'the observation query returned no row' };
+  const w = r.wal;
+  return {
+    reachable: true,
+    inRecovery: r.rec,
+    startTime: r.start,
+    confLoadTime: r.conf,
+    timeline: r.tli,
+    systemIdentifier: r.sysid,
+    lsn: r.lsn,
+    receiveLsn: r.receive_lsn,
+    pendingRestart: r.pending,
+    replayPaused: r.paused ?? false,
+    replayLagSeconds: r.lag_s === null ? null : Number(r.lag_s),
+    walReceiver: w ? { status: w.status, senderHost: w.host, senderPort: w.port, receivedTli: w.tli } : null,
+  };
+}
+
+/** Observes an instance over a connection of its own. */
+export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed> {
+  const c = await connectObserver(e, timeoutMs);
+  if (!(c instanceof pg.Client)) return c;
+  try {
+    return await readObservation(c);
   } catch (err) {
     return { reachable: false, error: (err as Error).message };
   } finally {
     await c.end().catch(() => {});
   }
 }
+
+/** Connections an observation pool keeps at most; beyond them, an observation connects for itself. */
+const KEPT_AT_MOST = 1000;
+
+/**
+ * Observations over kept connections, one an endpoint: the wave conductor samples the same herds
+ * every second through a soak, and a new connection (TLS and SCRAM on both sides) each time cost more
+ * than the reading. A kept connection that fails (its instance restarted, say) is dropped and the
+ * observation made again over a new one at once, so a reading is never older than the call.
+ */
+export function observationPool() {
+  const kept = new Map<string, { client: pg.Client; usedAt: number }>();
+  const keyOf = (e: PgEndpoint) => `${e.serverEnvironment ?? ''}|${e.host}|${e.port}`;
+  const drop = (key: string) => {
+    const k = kept.get(key);
+    kept.delete(key);
+    void k?.client.end().catch(() => {});
+  };
+  return {
+    async look(e: PgEndpoint, timeoutMs = 3000): Promise<Observed> {
+      const key = keyOf(e);
+      const k = kept.get(key);
+      if (k) {
+        try {
+          k.usedAt = Date.now();
+          return await readObservation(k.client);
+        } catch {
+          drop(key); // and observe again over a new connection
+        }
+      }
+      const c = await connectObserver(e, timeoutMs);
+      if (!(c instanceof pg.Client)) return c;
+      try {
+        const o = await readObservation(c);
+        if (kept.size < KEPT_AT_MOST && !kept.has(key)) kept.set(key, { client: c, usedAt: Date.now() });
+        else await c.end().catch(() => {});
+        return o;
+      } catch (err) {
+        await c.end().catch(() => {});
+        return { reachable: false, error: (err as Error).message };
+      }
+    },
+    /** Closes the connections not used for `idleMs`. */
+    sweep(idleMs: number) {
+      const before = Date.now() - idleMs;
+      for (const [key, k] of kept) if (k.usedAt < before) drop(key);
+    },
+    size: () => kept.size,
+    close() {
+      for (const key of [...kept.keys()]) drop(key);
+    },
+  };
+}
+
+export type ObservationPool = ReturnType<typeof observationPool>;
 
 function describeLast(o: Observed): string {
   if (!o.reachable) return o.error ?? 'not answering';
