@@ -14,8 +14,12 @@ const g = globalThis as unknown as { __pgherdPool?: pg.Pool; __pgherdDb?: Db };
 // bigint columns (LSNs, byte counts) are mapped to numbers by drizzle; count(*) arrives as text.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
-export function createDb(url: string, max = 10): { db: Db; pool: pg.Pool } {
-  const pool = new pg.Pool({ connectionString: url, max, application_name: 'pgherd' });
+export function createDb(
+  url: string,
+  max = 10,
+  extra: Pick<pg.PoolConfig, 'options' | 'application_name'> = {},
+): { db: Db; pool: pg.Pool } {
+  const pool = new pg.Pool({ connectionString: url, max, application_name: 'pgherd', ...extra });
   // An idle connection the server closes (restart, failover, admin) must not crash the process;
   // the pool drops it and the next query opens a new one.
   pool.on('error', (err) => console.error(JSON.stringify({ event: 'db.pool.idle_error', message: err.message })));

@@ -18,8 +18,11 @@ export class IngestQueue {
   private waiting: Waiting[] = [];
   private inFlight = new Set<number>();
   private writing = 0;
-  /** Reports written and statements sent, since the start: their ratio is the mean batch size. */
-  readonly stats = { reports: 0, statements: 0 };
+  /**
+   * Reports written and statements sent, since the start (their ratio is the mean batch size), and
+   * instances and herds the reports created.
+   */
+  readonly stats = { reports: 0, statements: 0, created: 0 };
 
   constructor(
     private readonly db: Db,
@@ -70,6 +73,7 @@ export class IngestQueue {
       this.stats.statements++;
       for (const [i, w] of batch.entries()) {
         const result = results[i];
+        if (result) this.stats.created += result.created + result.herdsCreated;
         if (result) w.resolve(result);
         else w.reject(new Error(`ingest queue: no result for server ${w.server.hostname}`));
       }
@@ -82,7 +86,9 @@ export class IngestQueue {
       // One report may be what failed (or a deadlock with another process's batch): each alone.
       for (const w of batch) {
         try {
-          w.resolve(await ingestReport(this.db, w.server, w.report));
+          const result = await ingestReport(this.db, w.server, w.report);
+          this.stats.created += result.created + result.herdsCreated;
+          w.resolve(result);
           this.stats.reports++;
           this.stats.statements++;
         } catch (e) {

@@ -7,6 +7,7 @@
 import { createServer } from 'node:http';
 import path from 'node:path';
 import next from 'next';
+import { AGENT_REPORT_PATH, agentReports } from '@/lib/agent/http';
 import { CLIENT_ADDRESS_HEADER, clientAddressOf, trustedProxies } from '@/lib/auth/client-address';
 
 function arg(flag: string, fallback: string): string {
@@ -23,7 +24,13 @@ async function main() {
   const app = next({ dev: false, dir: path.join(__dirname, '..', '..'), hostname, port });
   const handle = app.getRequestHandler();
   await app.prepare();
+  // The agents' reports are answered here, before Next (see lib/agent/http.ts).
+  const reports = agentReportsHere();
   const server = createServer((req, res) => {
+    if (reports && req.method === 'POST' && req.url?.split('?')[0] === AGENT_REPORT_PATH) {
+      void reports.serve(req, res);
+      return;
+    }
     const client = clientAddressOf(req.socket.remoteAddress, req.headers['x-forwarded-for'], proxies);
     req.headers[CLIENT_ADDRESS_HEADER] = client;
     // Next fills X-Forwarded-For only when it is absent: the app sees the same answer there too.
@@ -44,6 +51,17 @@ async function main() {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+}
+
+/** Answers agent reports before Next (lib/agent/http.ts); null (Next answers them) when no database is configured. */
+function agentReportsHere() {
+  const url = process.env.DATABASE_URL;
+  if (!url) return null;
+  const log = (event: string, fields: object) => console.error(JSON.stringify({ event, ...fields }));
+  return agentReports(url, log, {
+    pool: Number(process.env.PGHERD_AGENT_DB_POOL ?? 4),
+    writers: Number(process.env.PGHERD_INGEST_WRITERS ?? 2),
+  });
 }
 
 main().catch((err: unknown) => {
