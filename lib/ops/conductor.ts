@@ -44,6 +44,9 @@ const ACTIVE = {
            AND w.status IN ('running', 'soaking')`,
 };
 
+/** Observes over a new connection. */
+const observeFresh: Observer = (m) => observe({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment }, 3000);
+
 /** Endpoints observed at once while sampling a gate. */
 const SAMPLE_CONCURRENCY = 16;
 
@@ -126,10 +129,14 @@ export async function startNextWave(db: Db, queue: Queue<TargetJob> | null, oper
 export async function conductWaves(
   db: Db,
   queue: Queue<TargetJob> | null,
-  opts: { look?: Observer; log?: (e: string, f: object) => void } = {},
+  opts: { look?: Observer; confirm?: Observer; log?: (e: string, f: object) => void } = {},
 ): Promise<void> {
   const log = opts.log ?? (() => {});
-  const look = opts.look ?? ((m: InstanceRef) => observe({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment }, 3000));
+  const look = opts.look ?? observeFresh;
+  // The sample that passes a gate is taken over new connections: a kept session (runConductor's
+  // samples through a soak) answers even while its postmaster is frozen, and only a new connection
+  // shows that the instance takes connections.
+  const confirm = opts.confirm ?? look;
   const active = await prepared<ActiveWave>(db, ACTIVE.name, ACTIVE.text, []);
   for (const w of active) {
     // Its targets still run; or it is the last wave, which ends with the operation (the database settles both).
@@ -155,7 +162,9 @@ export async function conductWaves(
       );
       log('wave.ended', { operationId: w.id, wave: w.wave });
     }
-    const problem = await sampleGate(db, w.id, w.wave, gate, look).catch((err: unknown) => `the gate could not be read: ${errorText(err)}`);
+    const sample = (how: Observer) =>
+      sampleGate(db, w.id, w.wave, gate, how).catch((err: unknown) => `the gate could not be read: ${errorText(err)}`);
+    let problem = await sample(look);
     if (problem === null) {
       const [r] = await prepared<{ soaked: boolean }>(
         db,
@@ -164,11 +173,13 @@ export async function conductWaves(
          WHERE operation_id = $1 AND wave = $2 AND status = 'soaking' RETURNING now() - soak_from >= $3 * interval '1 second' AS soaked`,
         [w.id, w.wave, gate.soakSeconds],
       );
-      if (r?.soaked) {
+      if (!r?.soaked) continue;
+      problem = confirm === look ? null : await sample(confirm);
+      if (problem === null) {
         log('wave.passed', { operationId: w.id, wave: w.wave });
         await startNextWave(db, queue, w.id, w.wave);
+        continue;
       }
-      continue;
     }
     const [r] = await prepared<{ late: boolean }>(
       db,
@@ -225,7 +236,8 @@ export function runConductor(
   let round: Promise<void> | null = null;
   let again = false;
   const everyMs = opts.everyMs ?? Number(process.env.PGHERD_WAVE_ROUND_MS ?? 1000);
-  // The gate's samples keep their connections between rounds; those a round no longer uses close.
+  // The gate's samples through a soak keep their connections between rounds (the sample that passes
+  // it does not: see conductWaves); those a round no longer uses close.
   const observations = observationPool();
   const look =
     opts.look ?? ((m: InstanceRef) => observations.look({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment }, 3000));
@@ -236,7 +248,7 @@ export function runConductor(
       again = true;
       return;
     }
-    round = conductWaves(db, queue, { look, log: opts.log })
+    round = conductWaves(db, queue, { look, confirm: opts.look ?? observeFresh, log: opts.log })
       .catch((err: unknown) => opts.log('conductor.error', { error: errorText(err) }))
       .finally(() => {
         observations.sweep(Math.max(10_000, 3 * everyMs));
