@@ -133,9 +133,8 @@ export async function conductWaves(
 ): Promise<void> {
   const log = opts.log ?? (() => {});
   const look = opts.look ?? observeFresh;
-  // The sample that passes a gate is taken over new connections: a kept session (runConductor's
-  // samples through a soak) answers even while its postmaster is frozen, and only a new connection
-  // shows that the instance takes connections.
+  // The observer whose sample passes a gate (the same unless told: runConductor's pooled observer
+  // already proves, with each reading, that the instance takes new connections).
   const confirm = opts.confirm ?? look;
   const active = await prepared<ActiveWave>(db, ACTIVE.name, ACTIVE.text, []);
   for (const w of active) {
@@ -236,8 +235,8 @@ export function runConductor(
   let round: Promise<void> | null = null;
   let again = false;
   const everyMs = opts.everyMs ?? Number(process.env.PGHERD_WAVE_ROUND_MS ?? 1000);
-  // The gate's samples through a soak keep their connections between rounds (the sample that passes
-  // it does not: see conductWaves); those a round no longer uses close.
+  // The gate's samples keep their connections between rounds, each reading checked by a probe that
+  // the instance takes new connections (see observationPool); those a round no longer uses close.
   const observations = observationPool();
   const look =
     opts.look ?? ((m: InstanceRef) => observations.look({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment }, 3000));
@@ -248,7 +247,7 @@ export function runConductor(
       again = true;
       return;
     }
-    round = conductWaves(db, queue, { look, confirm: opts.look ?? observeFresh, log: opts.log })
+    round = conductWaves(db, queue, { look, log: opts.log })
       .catch((err: unknown) => opts.log('conductor.error', { error: errorText(err) }))
       .finally(() => {
         observations.sweep(Math.max(10_000, 3 * everyMs));

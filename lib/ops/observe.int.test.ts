@@ -5,8 +5,9 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { readLab, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
+import { startTcpProxy } from '@/lib/testing/tcp-proxy';
 import { isOpsTestHerd } from '@/lib/testing/test-db';
-import { observationPool, type ObservationPool } from './observe';
+import { observationPool, postmasterAnswers, type ObservationPool } from './observe';
 
 let instance: LabInstance;
 let pool: ObservationPool | null = null;
@@ -60,6 +61,26 @@ describe('observationPool', () => {
     const now = (await observerPids()).filter((p) => !before.includes(p));
     expect(now).toHaveLength(1);
     expect(now).not.toContain(kept);
+  });
+
+  it('says unreachable when the instance takes no new connection, though its kept session still answers (a frozen postmaster)', async () => {
+    // A proxy on the instance's own address (its certificate stays valid) that can stop answering new
+    // connections while the open ones go on.
+    const proxy = await startTcpProxy({ host: instance.address, port: instance.port }, instance.address);
+    pool = observationPool();
+    const e = { host: instance.address, port: proxy.port, serverEnvironment: instance.environment };
+    try {
+      expect(await pool.look(e)).toMatchObject({ reachable: true, inRecovery: true });
+      expect(await postmasterAnswers(e, 1000)).toBeNull();
+      proxy.hangNew();
+      const frozen = await pool.look(e, 1000);
+      expect(frozen).toMatchObject({ reachable: false });
+      expect(frozen.error).toMatch(/no answer to a new connection within 1000 ms \(an open session still answers\)/);
+      proxy.restore();
+      expect(await pool.look(e)).toMatchObject({ reachable: true, inRecovery: true });
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('says unreachable, never a kept reading, when nothing answers', async () => {

@@ -1,5 +1,6 @@
 // What an instance really is right now, read over a Postgres connection: the result of every
 // action is this observed state, never the exit code of a command.
+import net from 'node:net';
 import pg from 'pg';
 import { TIMELINE_SQL } from '@/lib/inventory/timeline-sql';
 import { instanceClient } from './pg-access';
@@ -128,6 +129,34 @@ export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed
   }
 }
 
+/**
+ * Whether the instance's postmaster takes a new connection now, without TLS or a password: it is
+ * sent a GSSENCRequest, whose one-byte answer ('G' or 'N') comes from the backend the postmaster
+ * forked for it, and the connection is dropped there. Postgres logs nothing for a connection that
+ * ends before its startup packet (an SSLRequest dropped after its 'S' is logged by an SSL server:
+ * "could not accept SSL connection"). Null when it answered, else why not.
+ */
+export function postmasterAnswers(e: { host: string; port: number }, timeoutMs: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = net.connect(e.port, e.host);
+    const done = (why: string | null) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(why);
+    };
+    const timer = setTimeout(() => done(`no answer to a new connection within ${timeoutMs} ms`), timeoutMs);
+    socket.on('connect', () => {
+      const request = Buffer.alloc(8);
+      request.writeInt32BE(8, 0);
+      request.writeInt32BE(80877104, 4); // GSSENCRequest
+      socket.write(request);
+    });
+    socket.once('data', (d) => done(d[0] === 0x47 || d[0] === 0x4e ? null : `unexpected answer to a new connection (${d[0]})`));
+    socket.on('error', (err) => done(err.message));
+    socket.on('close', () => done('the connection closed unanswered'));
+  });
+}
+
 /** Connections an observation pool keeps at most; beyond them, an observation connects for itself. */
 const KEPT_AT_MOST = 1000;
 
@@ -135,7 +164,9 @@ const KEPT_AT_MOST = 1000;
  * Observations over kept connections, one an endpoint: the wave conductor samples the same herds
  * every second through a soak, and a new connection (TLS and SCRAM on both sides) each time cost more
  * than the reading. A kept connection that fails (its instance restarted, say) is dropped and the
- * observation made again over a new one at once, so a reading is never older than the call.
+ * observation made again over a new one at once, so a reading is never older than the call. A kept
+ * session answers even while its postmaster is frozen: each reading over one is made together with a
+ * postmasterAnswers probe, and an instance that takes no new connection is not reachable.
  */
 export function observationPool() {
   const kept = new Map<string, { client: pg.Client; usedAt: number }>();
@@ -150,12 +181,12 @@ export function observationPool() {
       const key = keyOf(e);
       const k = kept.get(key);
       if (k) {
-        try {
-          k.usedAt = Date.now();
-          return await readObservation(k.client);
-        } catch {
-          drop(key); // and observe again over a new connection
-        }
+        k.usedAt = Date.now();
+        const [read, answers] = await Promise.all([readObservation(k.client).catch(() => null), postmasterAnswers(e, timeoutMs)]);
+        if (read && answers === null) return read;
+        drop(key);
+        if (read) return { reachable: false, error: `${answers ?? ''} (an open session still answers)` };
+        // The kept connection failed: observe again over a new one.
       }
       const c = await connectObserver(e, timeoutMs);
       if (!(c instanceof pg.Client)) return c;
