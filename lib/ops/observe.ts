@@ -151,7 +151,7 @@ export function postmasterAnswers(e: { host: string; port: number }, timeoutMs: 
       request.writeInt32BE(80877104, 4); // GSSENCRequest
       socket.write(request);
     });
-    socket.once('data', (d) => done(d[0] === 0x47 || d[0] === 0x4e ? null : `unexpected answer to a new connection (${d[0]})`));
+    socket.once('data', (d) => done(d[0] === 0x47 || d[0] === 0x4e ? null : `unexpected answer to a new connection (${String(d[0])})`));
     socket.on('error', (err) => done(err.message));
     socket.on('close', () => done('the connection closed unanswered'));
   });
