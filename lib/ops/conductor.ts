@@ -129,13 +129,10 @@ export async function startNextWave(db: Db, queue: Queue<TargetJob> | null, oper
 export async function conductWaves(
   db: Db,
   queue: Queue<TargetJob> | null,
-  opts: { look?: Observer; confirm?: Observer; log?: (e: string, f: object) => void } = {},
+  opts: { look?: Observer; log?: (e: string, f: object) => void } = {},
 ): Promise<void> {
   const log = opts.log ?? (() => {});
   const look = opts.look ?? observeFresh;
-  // The observer whose sample passes a gate (the same unless told: runConductor's pooled observer
-  // already proves, with each reading, that the instance takes new connections).
-  const confirm = opts.confirm ?? look;
   const active = await prepared<ActiveWave>(db, ACTIVE.name, ACTIVE.text, []);
   for (const w of active) {
     // Its targets still run; or it is the last wave, which ends with the operation (the database settles both).
@@ -161,9 +158,7 @@ export async function conductWaves(
       );
       log('wave.ended', { operationId: w.id, wave: w.wave });
     }
-    const sample = (how: Observer) =>
-      sampleGate(db, w.id, w.wave, gate, how).catch((err: unknown) => `the gate could not be read: ${errorText(err)}`);
-    let problem = await sample(look);
+    const problem = await sampleGate(db, w.id, w.wave, gate, look).catch((err: unknown) => `the gate could not be read: ${errorText(err)}`);
     if (problem === null) {
       const [r] = await prepared<{ soaked: boolean }>(
         db,
@@ -172,13 +167,11 @@ export async function conductWaves(
          WHERE operation_id = $1 AND wave = $2 AND status = 'soaking' RETURNING now() - soak_from >= $3 * interval '1 second' AS soaked`,
         [w.id, w.wave, gate.soakSeconds],
       );
-      if (!r?.soaked) continue;
-      problem = confirm === look ? null : await sample(confirm);
-      if (problem === null) {
+      if (r?.soaked) {
         log('wave.passed', { operationId: w.id, wave: w.wave });
         await startNextWave(db, queue, w.id, w.wave);
-        continue;
       }
+      continue;
     }
     const [r] = await prepared<{ late: boolean }>(
       db,

@@ -16,7 +16,7 @@ const START = {
            finished_at = NULL, exit_code = NULL, stdout_tail = '', stderr_tail = '', command = ''`,
 };
 
-/** The columns of a step's end, in the order of STEP_END_VALUES's parameters. */
+/** The columns of a step's end (StepEnd's values, in order, after the target's id). */
 export const STEP_END_COLUMNS = `seq, name, status, command, exit_code, stdout_tail, stderr_tail, started_at, finished_at`;
 
 /** How an end record replaces what was written before (a "running" record, or an earlier attempt's). */
