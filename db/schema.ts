@@ -447,12 +447,14 @@ export const operationTargets = pgTable(
     index('operation_targets_herd_idx').on(t.herdId),
     index('operation_targets_status_idx').on(t.status),
     // The engine's hot paths: "is an earlier target of this herd still open?" (the lease) and "is any
-    // target of this operation still open?" (settling it) stay index probes however long the history.
+    // target of this operation (of this wave) still open?" (settling it) stay index probes however long
+    // the history. The second is asked in this index's full order, which operation_targets_operation_idx
+    // cannot give: the planner has only this index to read it by (see migration 0022).
     index('operation_targets_open_herd_idx')
       .on(t.herdId, t.id)
       .where(sql`status IN ('queued', 'running')`),
     index('operation_targets_open_operation_idx')
-      .on(t.operationId, t.wave)
+      .on(t.operationId, t.wave, t.id)
       .where(sql`status IN ('queued', 'running')`),
   ],
 );

@@ -12,7 +12,7 @@ import type { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
 import { prepared, type Db, type Queries } from '@/db/client';
 import { errorText } from './errors';
-import { loadInstanceRefs, type InstanceRef } from './instance-ref';
+import { REF_SELECT, toRef, type InstanceRef, type RefRow } from './instance-ref';
 import { observationPool, observe, type Observed } from './observe';
 import { mapLimit } from './refresher';
 import { enqueueTargets, type TargetJob } from './queue';
@@ -34,11 +34,14 @@ interface ActiveWave {
 }
 
 const ACTIVE = {
-  name: 'pgherd_conductor_active',
+  name: 'pgherd_conductor_active_v2',
+  // Whether the wave is open: its first open target, asked in the open targets' index order (as the
+  // settling does, migration 0022), so that no statistics make it a scan of every ended target.
   text: `SELECT o.id, o.waves, o.current_wave AS wave, w.status,
                 (SELECT max(x.wave) FROM operation_waves x WHERE x.operation_id = o.id) AS last,
-                EXISTS (SELECT 1 FROM operation_targets t WHERE t.operation_id = o.id AND t.wave = o.current_wave
-                          AND t.status IN ('queued', 'running')) AS open
+                coalesce((SELECT t.operation_id = o.id AND t.wave = o.current_wave FROM operation_targets t
+                          WHERE (t.operation_id, t.wave) >= (o.id, o.current_wave) AND t.status IN ('queued', 'running')
+                          ORDER BY t.operation_id, t.wave, t.id LIMIT 1), false) AS open
          FROM operations o JOIN operation_waves w ON w.operation_id = o.id AND w.wave = o.current_wave
          WHERE o.finished_at IS NULL AND o.waves IS NOT NULL AND o.paused_at IS NULL AND NOT o.cancel_requested
            AND w.status IN ('running', 'soaking')`,
@@ -46,6 +49,19 @@ const ACTIVE = {
 
 /** Observes over a new connection. */
 const observeFresh: Observer = (m) => observe({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment }, 3000);
+
+// The members of the herds a wave touched (its targets that started, whatever became of them), each
+// with whether the operation excused it (stopped when it was confirmed) and whether one of its
+// targets succeeded (a member stopped on purpose).
+const GATE_MEMBERS = {
+  name: 'pgherd_gate_members',
+  text: `SELECT r.*, r.id = ANY (o.gate_excused) AS excused,
+                EXISTS (SELECT 1 FROM operation_targets d WHERE d.instance_id = r.id AND d.operation_id = $1 AND d.status = 'succeeded') AS done
+         FROM (${REF_SELECT}
+               WHERE i.herd_id IN (SELECT herd_id FROM operation_targets WHERE operation_id = $1 AND wave = $2 AND attempts > 0 AND herd_id IS NOT NULL)) r
+         JOIN operations o ON o.id = $1
+         ORDER BY r.id`,
+};
 
 /** Endpoints observed at once while sampling a gate. */
 const SAMPLE_CONCURRENCY = 16;
@@ -64,28 +80,17 @@ export async function sampleGate(
   gate: Pick<GateSpec, 'maxLagBytes' | 'maxLagSeconds'>,
   look: Observer,
 ): Promise<string | null> {
-  const [touched] = await prepared<{ herds: number[] | null; done: number[] | null; excused: number[] }>(
-    db,
-    'pgherd_gate_herds_v2',
-    `SELECT (SELECT array_agg(DISTINCT herd_id) FROM operation_targets
-              WHERE operation_id = $1 AND wave = $2 AND attempts > 0 AND herd_id IS NOT NULL) AS herds,
-            (SELECT array_agg(instance_id) FROM operation_targets
-              WHERE operation_id = $1 AND status = 'succeeded' AND instance_id IS NOT NULL) AS done,
-            (SELECT gate_excused FROM operations WHERE id = $1) AS excused`,
-    [operationId, wave],
-  );
-  if (!touched?.herds?.length) return null;
-  const excused = new Set(touched.excused);
-  const done = new Set(touched.done ?? []);
-  const members = await loadInstanceRefs(db, [], { herdIds: touched.herds });
+  // One statement: every member of the herds the wave touched, and whether the gate waits for it.
+  const rows = await prepared<RefRow & { excused: boolean; done: boolean }>(db, GATE_MEMBERS.name, GATE_MEMBERS.text, [operationId, wave]);
+  if (!rows.length) return null;
+  const members = rows.map((r) => ({ ...toRef(r), excused: r.excused, done: r.done }));
   const endpoint = (m: InstanceRef) => `${m.host}:${m.port}`;
   const distinct = [...new Map(members.map((m) => [endpoint(m), m])).values()];
   const seen = new Map(await mapLimit(distinct, SAMPLE_CONCURRENCY, async (m) => [endpoint(m), await look(m)] as const));
   const byHerd = new Map<number, { herd: string; members: GateMember[] }>();
   for (const m of members) {
     const observed = seen.get(endpoint(m)) ?? { reachable: false, error: 'not observed' };
-    const expected =
-      !excused.has(m.id) && m.state !== 'fenced' && m.state !== 'needs_rebuild' && !(m.state === 'stopped' && done.has(m.id));
+    const expected = !m.excused && m.state !== 'fenced' && m.state !== 'needs_rebuild' && !(m.state === 'stopped' && m.done);
     const entry = byHerd.get(m.herdId) ?? { herd: m.herd, members: [] };
     entry.members.push({ label: m.hostname, expected, observed });
     byHerd.set(m.herdId, entry);

@@ -87,7 +87,7 @@ export interface RefRow {
   ssh_host_key_fingerprint: string | null;
 }
 
-function toRef(r: RefRow): InstanceRef {
+export function toRef(r: RefRow): InstanceRef {
   const host = r.address || r.hostname;
   return {
     id: r.id,

@@ -38,16 +38,22 @@ export function targetQueue(connection: IORedis, prefix = queuePrefix()): Queue<
 }
 
 const JOBS_A_BATCH = 250;
+const FIRST_BATCH = 25;
 
 /**
  * In batches, in order: the workers start on the first targets while the rest are being added (one
- * batch of 10,000 jobs keeps Redis busy for a third of a second before any of them can be taken).
+ * batch of 10,000 jobs keeps Redis busy for a third of a second before any of them can be taken; one
+ * of 250, 12 ms, which a wave of a rolling operation waited for at each of its starts). The first
+ * batch is small, enough for a worker pool's slots.
  */
 export async function enqueueTargets(queue: Queue<TargetJob>, targetIds: number[]): Promise<void> {
-  for (let i = 0; i < targetIds.length; i += JOBS_A_BATCH)
+  for (let i = 0; i < targetIds.length;) {
+    const n = i === 0 ? FIRST_BATCH : JOBS_A_BATCH;
     await queue.addBulk(
-      targetIds.slice(i, i + JOBS_A_BATCH).map((targetId) => ({ name: 'target', data: { targetId }, opts: { jobId: jobId(targetId) } })),
+      targetIds.slice(i, i + n).map((targetId) => ({ name: 'target', data: { targetId }, opts: { jobId: jobId(targetId) } })),
     );
+    i += n;
+  }
 }
 
 /**
