@@ -116,7 +116,8 @@ export async function submitOperation(
           .from(instances)
           .where(
             and(
-              inArray(instances.herdId, [...new Set(runnable.map((t) => t.herdId))]),
+              // One array parameter: a list of 10,000 took 100 ms to bind.
+              sql`${instances.herdId} = ANY(${sql.param([...new Set(runnable.map((t) => t.herdId))])}::int[])`,
               inArray(instances.state, ['stopped', 'fenced', 'needs_rebuild']),
             ),
           )
