@@ -1,12 +1,13 @@
 // The wave conductor's decision against a real pgherd database: a herd whose primary answers on a
 // kept session but takes no new connection (what runConductor's observation pool reports for it,
-// see observe.int.test.ts) holds its wave; healthy again, the next wave starts.
+// see observe.int.test.ts) holds its wave; healthy again, the next wave starts. And whom the gate
+// waits for: the members of the herds the wave touched, but not those excused or stopped by it.
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { environments, herds, instances, operations, operationTargets, operationWaves, servers } from '@/db/schema';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
-import { conductWaves, type Observer } from './conductor';
+import { conductWaves, sampleGate, type Observer } from './conductor';
 import { wavesSchema } from './waves';
 
 let t: TestDb;
@@ -67,5 +68,73 @@ describe('the gate that passes a wave', () => {
     expect(await wave(1)).toMatchObject({ status: 'passed' });
     expect(await wave(2)).toMatchObject({ status: 'running' });
     expect((await t.db.select().from(operationTargets).where(eq(operationTargets.wave, 2)))[0]).toMatchObject({ held: false });
+  });
+});
+
+describe('sampleGate', () => {
+  it('waits for the members of the herds the wave touched, except those excused or stopped by this operation', async () => {
+    const [env] = await t.db.insert(environments).values({ name: 'gate-members' }).returning();
+    const [herd, untouched] = await t.db
+      .insert(herds)
+      .values([
+        { environmentId: env!.id, name: 'gm-h' },
+        { environmentId: env!.id, name: 'gm-untouched' },
+      ])
+      .returning();
+    let port = 6000;
+    const member = async (hostname: string, herdId: number, role: 'primary' | 'replica', state: 'running' | 'stopped') => {
+      const [s] = await t.db.insert(servers).values({ hostname, environmentId: env!.id, address: '127.0.0.2' }).returning();
+      const [i] = await t.db.insert(instances).values({ herdId, serverId: s!.id, port: port++, role, state }).returning();
+      return i!.id;
+    };
+    await member('gm-primary', herd!.id, 'primary', 'running');
+    const excused = await member('gm-excused', herd!.id, 'replica', 'stopped');
+    const stoppedHere = await member('gm-stopped-here', herd!.id, 'replica', 'stopped');
+    const stoppedElsewhere = await member('gm-stopped-elsewhere', herd!.id, 'replica', 'stopped');
+    const notStarted = await member('gm-not-started', untouched!.id, 'primary', 'running');
+    const [op, other] = await t.db
+      .insert(operations)
+      .values([
+        { action: 'stop', status: 'running', planDigest: 'x', requestedByName: 'test', waves: { size: 3 }, gateExcused: [excused] },
+        { action: 'stop', status: 'succeeded', planDigest: 'x', requestedByName: 'test' },
+      ])
+      .returning();
+    await t.db.insert(operationTargets).values([
+      // This operation stopped one member (succeeded); another operation stopped another one.
+      { operationId: op!.id, instanceId: stoppedHere, herdId: herd!.id, label: 'here', wave: 1, status: 'succeeded', attempts: 1 },
+      {
+        operationId: other!.id,
+        instanceId: stoppedElsewhere,
+        herdId: herd!.id,
+        label: 'elsewhere',
+        wave: 1,
+        status: 'succeeded',
+        attempts: 1,
+      },
+      // A target of the wave that never started: its herd is not the gate's.
+      {
+        operationId: op!.id,
+        instanceId: notStarted,
+        herdId: untouched!.id,
+        label: 'not started',
+        wave: 1,
+        status: 'cancelled',
+        attempts: 0,
+      },
+    ]);
+    const looked: string[] = [];
+    // Each member on its own port, so observed on its own: the primary answers, the rest do not.
+    const look: Observer = (m) => {
+      looked.push(m.hostname);
+      return Promise.resolve(
+        m.hostname === 'gm-primary'
+          ? { reachable: true, inRecovery: false, timeline: 1, lsn: '0/3000000' }
+          : { reachable: false, error: 'connection refused' },
+      );
+    };
+    const gate = { maxLagBytes: 1024, maxLagSeconds: 10 };
+    const problem = await sampleGate(t.db, op!.id, 1, gate, look);
+    expect(problem).toBe('gm-h: gm-stopped-elsewhere not answering (connection refused)');
+    expect(looked).not.toContain('gm-not-started');
   });
 });
