@@ -1,6 +1,7 @@
 // npm run bench [changelist [--scale 100000]|operation-pages [--scale 100000]|ingest|ops|waves|failover]: the instances changelist at 10,000
 // instances / 2,000 herds / 20 environments (or 100,000 / 20,000 / 50), served by the built console (signed in, 100 rows a page), next to the same
-// SQL run alone; the agents' ingest API under many concurrent agents; the operations engine; failover.
+// SQL run alone and beside Django 3.2's admin over the same tables (lib/bench/django); the agents' ingest API under
+// many concurrent agents; the operations engine; failover.
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +20,7 @@ import { opsBench } from '@/lib/bench/ops-bench';
 import { failoverBench } from '@/lib/bench/failover-bench';
 import { observeBench } from '@/lib/bench/observe-bench';
 import { wavesBench } from '@/lib/bench/waves-bench';
+import { djangoMissing, startDjangoAdmin } from '@/lib/bench/changelist-django';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-lab.json');
@@ -56,6 +58,7 @@ async function withConsole(
     url: string;
     cookie: string;
     apiToken: string;
+    databaseUrl: string;
     pids: { console: number; database: number };
     log: (m: string) => void;
   }) => Promise<void>,
@@ -80,6 +83,7 @@ async function withConsole(
         url: web.url,
         cookie,
         apiToken,
+        databaseUrl: lab.database.url,
         pids: { console: web.child.pid!, database: lab.processes.find((p) => p.name === 'pgherd-db')!.pid },
         log,
       });
@@ -98,7 +102,19 @@ function scaleArg(): ScaleShape {
   return scaleShape(i > 0 ? Number(process.argv[i + 1]) : 10_000);
 }
 
-async function changelistBench({ db, url, cookie, log }: { db: Db; url: string; cookie: string; log: (m: string) => void }) {
+async function changelistBench({
+  db,
+  url,
+  cookie,
+  databaseUrl: dbUrl,
+  log,
+}: {
+  db: Db;
+  url: string;
+  cookie: string;
+  databaseUrl: string;
+  log: (m: string) => void;
+}) {
   let t = performance.now();
   const shape = scaleArg();
   await seedScale(db, shape);
@@ -166,6 +182,28 @@ async function changelistBench({ db, url, cookie, log }: { db: Db; url: string; 
     const p = parseListParams(def, params, SYSTEM_ACCESS);
     rows.push(await measure(name, `/admin/instances${qs ? `?${qs}` : ''}`, 'result-list', () => changeList(db, def, p)));
   }
+  // The same six cases in Django 3.2's admin over the same tables (lib/bench/django), in this run.
+  // Its pages count from 0; `o=-12` sorts by its 12th column (lag) descending.
+  const djangoCases: [string, Record<string, string>][] = [
+    ['page 1', {}],
+    ['env + replica, lag desc', { environment__id__exact: String(env.id), role__exact: 'replica', o: '-12' }],
+    [
+      'env + replica, lag desc, last page',
+      {
+        environment__id__exact: String(env.id),
+        role__exact: 'replica',
+        o: '-12',
+        p: String(Number(lastPage(shape.herdsPerEnvironment * replicasPerHerd)) - 1),
+      },
+    ],
+    [
+      'replica all envs, lag desc, last page',
+      { role__exact: 'replica', o: '-12', p: String(Number(lastPage(herds * replicasPerHerd)) - 1) },
+    ],
+    ['search host name fragment', { q: fragment }],
+    ['unfiltered last page', { p: String(Number(lastPage(n)) - 1) }],
+  ];
+  const django = await djangoSideBySide(djangoCases, dbUrl, log);
   // The herd facet's search box: herds whose name has a fragment, with counts (ten herds match).
   const term = 'herd-0042';
   const all = parseListParams(def, {}, SYSTEM_ACCESS);
@@ -189,6 +227,51 @@ async function changelistBench({ db, url, cookie, log }: { db: Db; url: string; 
     rows,
   ))
     console.log(l);
+  console.log('');
+  if (typeof django === 'string') {
+    console.log(`Django side by side: not run (${django})`);
+    return;
+  }
+  console.log(`Side by side with Django ${django.version}'s admin (gunicorn, one worker) over the same tables, same run: HTTP p95 ms`);
+  const ours = new Map(rows.map((r) => [r[0], Number(r[2])]));
+  for (const l of table(
+    ['case', 'Django p95', 'pgherd p95', 'pgherd / Django', 'at most 0.6x'],
+    django.rows.map(([name, p95]) => {
+      const mine = ours.get(name) ?? NaN;
+      return [name, p95.toFixed(1), mine.toFixed(1), (mine / p95).toFixed(2), mine / p95 <= 0.6 ? 'yes' : 'NO'];
+    }),
+  ))
+    console.log(l);
+}
+
+/** Django's p95 for each case, or why Django could not run. */
+async function djangoSideBySide(
+  cases: [string, Record<string, string>][],
+  databaseUrl: string,
+  log: (m: string) => void,
+): Promise<{ version: string; rows: [string, number][] } | string> {
+  const missing = djangoMissing();
+  if (missing) return missing;
+  log('starting Django 3.2 admin over the same database');
+  const dj = await startDjangoAdmin(databaseUrl);
+  try {
+    const rows: [string, number][] = [];
+    for (const [name, params] of cases) {
+      const qs = new URLSearchParams(params).toString();
+      const ms: number[] = [];
+      for (let i = 0; i < WARMUP + RUNS; i++) {
+        const t = performance.now();
+        const res = await fetch(`${dj.url}/admin/fleet/instance/${qs ? `?${qs}` : ''}`, { headers: { cookie: dj.cookie } });
+        const body = await res.text();
+        if (res.status !== 200 || !body.includes('result_list')) throw new Error(`Django, ${name}: HTTP ${res.status}`);
+        if (i >= WARMUP) ms.push(performance.now() - t);
+      }
+      rows.push([name, percentiles(ms).p95]);
+    }
+    return { version: dj.version, rows };
+  } finally {
+    await dj.stop();
+  }
 }
 
 /** Median and p95 of `runs` timed calls after `warmup` untimed ones. */

@@ -21,6 +21,12 @@ declare -A NEEDS=(
   [ldap-utils]=/usr/bin/ldapsearch
   [openssl]=/usr/bin/openssl
 )
+# `bootstrap.sh bench`: also Django 3.2's admin, which `npm run bench -- changelist` runs beside pgherd.
+if [ "${1:-}" = bench ]; then
+  NEEDS[python3-django]=/usr/lib/python3/dist-packages/django/__init__.py
+  NEEDS[python3-psycopg2]=/usr/lib/python3/dist-packages/psycopg2/__init__.py
+  NEEDS[python3-gunicorn]=/usr/lib/python3/dist-packages/gunicorn/__init__.py
+fi
 missing=()
 for pkg in "${!NEEDS[@]}"; do
   [ -e "${NEEDS[$pkg]}" ] || missing+=("$pkg")
