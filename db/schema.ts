@@ -500,6 +500,9 @@ export const operationWaves = pgTable(
     // When its last target ended, and when the current stretch of healthy samples began.
     endedAt: timestamp('ended_at', { withTimezone: true }),
     soakFrom: timestamp('soak_from', { withTimezone: true }),
+    // When the gate was last read: healthy time is only what readings saw, so a gap between two
+    // (no conductor for a while) starts the soak again.
+    lastReadingAt: timestamp('last_reading_at', { withTimezone: true }),
     passedAt: timestamp('passed_at', { withTimezone: true }),
     // The gate's last reading in words ("orders: db-3 replay paused").
     gateNote: text('gate_note'),

@@ -58,6 +58,21 @@ test('the API answers ids of 2^31 and 2^53 with a 4xx naming the field, never a 
   }
 });
 
+test('an operation id in the path that is not one is a 400 naming it; an unknown one a 404', async ({ request }) => {
+  for (const id of ['abc', '-1', '0', '1e3', '3.0', ...HUGE]) {
+    for (const res of [
+      await request.get(`${url}/api/v1/operations/${id}`, { headers: operate }),
+      await request.post(`${url}/api/v1/operations/${id}/pause`, { headers: operate }),
+    ]) {
+      expect(res.status(), id).toBe(400);
+      expect((await res.json()).details, id).toEqual([{ path: 'id', message: 'id is a whole number from 1 to 2147483647' }]);
+    }
+  }
+  expect((await request.get(`${url}/api/v1/operations/2147483647`, { headers: operate })).status()).toBe(404);
+  expect((await request.post(`${url}/api/v1/operations/2147483647/resume`, { headers: operate })).status()).toBe(404);
+  expect((await request.post(`${url}/api/v1/operations/1/explode`, { headers: operate })).status()).toBe(404);
+});
+
 test('the console\u2019s pages take them as unknown objects or ignored filters, never a 500', async ({ page }) => {
   await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
   for (const id of HUGE) {

@@ -9,6 +9,7 @@ import { SubmitError } from '@/lib/ops/submit-errors';
 import { verifyApiToken, type Scope } from '@/lib/auth/api-tokens';
 import { CLIENT_ADDRESS_HEADER, clientAddress } from '@/lib/auth/client-address';
 import { getCurrentUser } from '@/lib/auth/session';
+import { MAX_ID, parseId } from '@/lib/validation/ids';
 
 export class ApiError extends Error {
   constructor(
@@ -18,6 +19,14 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+}
+
+/** An id from the path: a 400 naming it when it is not a Postgres integer from 1 (README, "Ids"). */
+export function pathId(raw: string | undefined, field = 'id'): number {
+  const id = parseId(raw ?? '');
+  if (id === null)
+    throw new ApiError(400, `invalid ${field}`, [{ path: field, message: `${field} is a whole number from 1 to ${MAX_ID}` }]);
+  return id;
 }
 
 export interface ApiUser {

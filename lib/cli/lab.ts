@@ -1,4 +1,5 @@
-// npm run lab -- up [--file F] [--no-fleet] | down [--file F] | status [--file F]
+// npm run lab -- up [--file F] [--no-fleet] | down [--file F] | status [--file F] | worker [--file F]
+import { startWorkerProcess } from '../lab/console';
 import { DEFAULT_LAB_FILE, readLab, startLab, stopLab } from '../lab/lab';
 
 async function main() {
@@ -13,10 +14,18 @@ async function main() {
   } else if (cmd === 'down') {
     await stopLab(file, log);
     console.log('lab: down');
+  } else if (cmd === 'worker') {
+    // One more worker over the running lab (the demo's, say), configured as the demo configures its
+    // own; in the foreground until Ctrl-C or SIGTERM, which it passes on.
+    const child = await startWorkerProcess(readLab(file));
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
+    log(`worker started (PID ${String(child.pid)})`);
+    const code = await new Promise<number>((r) => child.once('exit', (c) => r(c ?? 1)));
+    process.exit(code);
   } else if (cmd === 'status') {
     console.log(JSON.stringify(readLab(file), null, 2));
   } else {
-    console.error('usage: npm run lab -- up|down|status [--file FILE] [--no-fleet]');
+    console.error('usage: npm run lab -- up|down|status|worker [--file FILE] [--no-fleet]');
     process.exit(2);
   }
 }

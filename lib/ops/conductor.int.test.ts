@@ -2,7 +2,7 @@
 // kept session but takes no new connection (what runConductor's observation pool reports for it,
 // see observe.int.test.ts) holds its wave; healthy again, the next wave starts. And whom the gate
 // waits for: the members of the herds the wave touched, but not those excused or stopped by it.
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { environments, herds, instances, operations, operationTargets, operationWaves, servers } from '@/db/schema';
 import { ifAssigned } from '@/lib/testing/if-assigned';
@@ -136,5 +136,83 @@ describe('sampleGate', () => {
     const problem = await sampleGate(t.db, op!.id, 1, gate, look);
     expect(problem).toBe('gm-h: gm-stopped-elsewhere not answering (connection refused)');
     expect(looked).not.toContain('gm-not-started');
+  });
+});
+
+describe('the soak counts only time the gate was read', () => {
+  // A wave soaking for 10 s, its next wave held; the conductor (or pgherd's database) away for 30 s.
+  async function soakingOperation(times: { soakFromAgo: number; lastReadingAgo: number | null }) {
+    const [env] = await t.db
+      .insert(environments)
+      .values({ name: `soak-${Math.random().toString(36).slice(2, 8)}` })
+      .returning();
+    const [herd] = await t.db.insert(herds).values({ environmentId: env!.id, name: 'soak-h' }).returning();
+    const [server] = await t.db
+      .insert(servers)
+      .values({ hostname: `${env!.name}-s`, environmentId: env!.id, address: '127.0.0.3' })
+      .returning();
+    const [inst] = await t.db
+      .insert(instances)
+      .values({ herdId: herd!.id, serverId: server!.id, port: 5432, role: 'primary', state: 'running' })
+      .returning();
+    const [op] = await t.db
+      .insert(operations)
+      .values({
+        action: 'reload',
+        status: 'running',
+        planDigest: 'x',
+        requestedByName: 'test',
+        waves: wavesSchema.parse({ size: 1, gate: { soakSeconds: 10 } }),
+      })
+      .returning();
+    const ago = (s: number) => sql`now() - ${s} * interval '1 second'`;
+    await t.db.insert(operationWaves).values([
+      {
+        operationId: op!.id,
+        wave: 1,
+        targets: 1,
+        status: 'soaking',
+        startedAt: new Date(),
+        soakFrom: ago(times.soakFromAgo),
+        lastReadingAt: times.lastReadingAgo === null ? null : ago(times.lastReadingAgo),
+      },
+      { operationId: op!.id, wave: 2, targets: 1, status: 'pending' },
+    ]);
+    const row = { operationId: op!.id, instanceId: inst!.id, herdId: herd!.id, label: 'soak' };
+    await t.db.insert(operationTargets).values([
+      { ...row, wave: 1, status: 'succeeded', attempts: 1 },
+      { ...row, wave: 2, status: 'queued', held: true },
+    ]);
+    const waveOf = async (n: number) =>
+      (
+        await t.db
+          .select()
+          .from(operationWaves)
+          .where(and(eq(operationWaves.operationId, op!.id), eq(operationWaves.wave, n)))
+      )[0]!;
+    return { waveOf };
+  }
+
+  it('a healthy reading after 30 s without one starts the soak again; it passes only after 10 s of readings', async () => {
+    // Last read 30 s ago (healthy since 30 s): the first reading since must not pass a 10 s soak.
+    const gap = await soakingOperation({ soakFromAgo: 30, lastReadingAgo: 30 });
+    await conductWaves(t.db, null, { look: healthy });
+    expect(await gap.waveOf(1)).toMatchObject({
+      status: 'soaking',
+      gateNote: expect.stringMatching(/soak started again: no reading for 30 s/),
+    });
+    expect(await gap.waveOf(2)).toMatchObject({ status: 'pending' });
+
+    // Soaking since 30 s, never read (the conductor died as the wave ended): the same.
+    const never = await soakingOperation({ soakFromAgo: 30, lastReadingAgo: null });
+    await conductWaves(t.db, null, { look: healthy });
+    expect(await never.waveOf(1)).toMatchObject({ status: 'soaking' });
+    expect(await never.waveOf(2)).toMatchObject({ status: 'pending' });
+
+    // Read every second for 11 s: watched, it passes.
+    const watched = await soakingOperation({ soakFromAgo: 11, lastReadingAgo: 1 });
+    await conductWaves(t.db, null, { look: healthy });
+    expect(await watched.waveOf(1)).toMatchObject({ status: 'passed' });
+    expect(await watched.waveOf(2)).toMatchObject({ status: 'running' });
   });
 });

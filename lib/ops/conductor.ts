@@ -7,6 +7,7 @@
 // passed (the next wave's targets are released), or held (the gate did not pass within its deadline:
 // the operation pauses with the reason). A wave without a gate passes as soon as its targets have
 // ended; the last wave has no gate after it, and ends with the operation.
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
@@ -62,6 +63,12 @@ const GATE_MEMBERS = {
          JOIN operations o ON o.id = $1
          ORDER BY r.id`,
 };
+
+/**
+ * The longest a soak may go between two readings of its gate and still count as watched (the
+ * conductor reads every second; runConductor allows three of its rounds when they are longer).
+ */
+export const MAX_READING_GAP_MS = 5000;
 
 /** Endpoints observed at once while sampling a gate. */
 const SAMPLE_CONCURRENCY = 16;
@@ -134,9 +141,10 @@ export async function startNextWave(db: Db, queue: Queue<TargetJob> | null, oper
 export async function conductWaves(
   db: Db,
   queue: Queue<TargetJob> | null,
-  opts: { look?: Observer; log?: (e: string, f: object) => void } = {},
+  opts: { look?: Observer; log?: (e: string, f: object) => void; maxGapMs?: number } = {},
 ): Promise<void> {
   const log = opts.log ?? (() => {});
+  const maxGapMs = opts.maxGapMs ?? MAX_READING_GAP_MS;
   const look = opts.look ?? observeFresh;
   const active = await prepared<ActiveWave>(db, ACTIVE.name, ACTIVE.text, []);
   for (const w of active) {
@@ -157,20 +165,34 @@ export async function conductWaves(
     if (w.status === 'running') {
       await prepared(
         db,
-        'pgherd_wave_soaking',
-        `UPDATE operation_waves SET status = 'soaking', ended_at = now(), soak_from = now(), updated_at = now() WHERE operation_id = $1 AND wave = $2 AND status = 'running'`,
+        'pgherd_wave_soaking_v2',
+        `UPDATE operation_waves SET status = 'soaking', ended_at = now(), soak_from = now(), last_reading_at = NULL, updated_at = now()
+         WHERE operation_id = $1 AND wave = $2 AND status = 'running'`,
         [w.id, w.wave],
       );
       log('wave.ended', { operationId: w.id, wave: w.wave });
     }
+    const began = performance.now();
     const problem = await sampleGate(db, w.id, w.wave, gate, look).catch((err: unknown) => `the gate could not be read: ${errorText(err)}`);
+    const tookMs = performance.now() - began;
     if (problem === null) {
+      // Healthy time is only what readings saw: when this reading began longer than maxGapMs after the
+      // last one ended (or, for the first, after the soak began), nobody watched in between (no
+      // conductor, pgherd's database away) and the soak starts again from this reading.
       const [r] = await prepared<{ soaked: boolean }>(
         db,
-        'pgherd_gate_healthy',
-        `UPDATE operation_waves SET gate_note = 'healthy since ' || to_char(soak_from, 'HH24:MI:SS'), updated_at = now()
-         WHERE operation_id = $1 AND wave = $2 AND status = 'soaking' RETURNING now() - soak_from >= $3 * interval '1 second' AS soaked`,
-        [w.id, w.wave, gate.soakSeconds],
+        'pgherd_gate_healthy_v2',
+        `WITH g AS (SELECT now() - $4 * interval '1 millisecond' - coalesce(last_reading_at, soak_from) AS gap
+                    FROM operation_waves WHERE operation_id = $1 AND wave = $2)
+         UPDATE operation_waves w
+         SET soak_from = CASE WHEN g.gap > $5 * interval '1 millisecond' THEN now() ELSE w.soak_from END,
+             gate_note = 'healthy since ' || to_char(CASE WHEN g.gap > $5 * interval '1 millisecond' THEN now() ELSE w.soak_from END, 'HH24:MI:SS')
+                         || CASE WHEN g.gap > $5 * interval '1 millisecond'
+                                 THEN ' (soak started again: no reading for ' || round(extract(epoch FROM g.gap)) || ' s)' ELSE '' END,
+             last_reading_at = now(), updated_at = now()
+         FROM g WHERE w.operation_id = $1 AND w.wave = $2 AND w.status = 'soaking'
+         RETURNING now() - w.soak_from >= $3 * interval '1 second' AS soaked`,
+        [w.id, w.wave, gate.soakSeconds, Math.round(tookMs), maxGapMs],
       );
       if (r?.soaked) {
         log('wave.passed', { operationId: w.id, wave: w.wave });
@@ -180,8 +202,8 @@ export async function conductWaves(
     }
     const [r] = await prepared<{ late: boolean }>(
       db,
-      'pgherd_gate_unhealthy',
-      `UPDATE operation_waves SET soak_from = now(), gate_note = $3, updated_at = now()
+      'pgherd_gate_unhealthy_v2',
+      `UPDATE operation_waves SET soak_from = now(), last_reading_at = now(), gate_note = $3, updated_at = now()
        WHERE operation_id = $1 AND wave = $2 AND status = 'soaking' RETURNING now() - ended_at > $4 * interval '1 second' AS late`,
       [w.id, w.wave, problem, gate.deadlineSeconds],
     );
@@ -245,7 +267,7 @@ export function runConductor(
       again = true;
       return;
     }
-    round = conductWaves(db, queue, { look, log: opts.log })
+    round = conductWaves(db, queue, { look, log: opts.log, maxGapMs: Math.max(MAX_READING_GAP_MS, 3 * everyMs) })
       .catch((err: unknown) => opts.log('conductor.error', { error: errorText(err) }))
       .finally(() => {
         observations.sweep(Math.max(10_000, 3 * everyMs));

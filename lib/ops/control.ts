@@ -83,7 +83,7 @@ export async function resumeOperation(db: Db, queue: Queue<TargetJob> | null, id
     const [op] = rows;
     if (!op) throw new OperationStateError(await whyNot(tx, id, 'resumed'));
     await tx.execute(
-      sql`UPDATE operation_waves SET status = 'soaking', ended_at = now(), soak_from = now(), gate_note = NULL, updated_at = now()
+      sql`UPDATE operation_waves SET status = 'soaking', ended_at = now(), soak_from = now(), last_reading_at = NULL, gate_note = NULL, updated_at = now()
           WHERE operation_id = ${id} AND status = 'held'`,
     );
     const { rows: ids } = await tx.execute<{ id: number }>(

@@ -17,7 +17,7 @@ import { loadHerdRefs, type HerdRef } from './herd-ref';
 import { driverFor } from './drivers';
 import { Refusal } from './refusal';
 import { loadHerdMembers, loadInstanceRefs, type InstanceRef } from './instance-ref';
-import type { WaveSpec } from './waves';
+import { canaryProblem, wavesOf, WavesError, type WaveSpec } from './waves';
 
 export interface PlannedTarget extends TargetPlan {
   /** The instance, for instance actions; null for herd actions. */
@@ -201,6 +201,15 @@ export async function planOperation(
   const position = new Map(unique.map((id, i) => [id, i]));
   targets.sort((a, b) => (position.get(a.instanceId ?? a.herdId) ?? 0) - (position.get(b.instanceId ?? b.herdId) ?? 0));
   const found = new Set(targets.map((t) => t.instanceId ?? t.herdId));
+  // Waves: the spec, and which target runs in which wave (as listed, the order of the ids decides it:
+  // the same ids in another order are another plan).
+  let assigned: number[][] | null = null;
+  if (waves) {
+    const runnable = targets.filter((t) => !t.refused);
+    const why = canaryProblem(runnable, waves);
+    if (why) throw new WavesError(why);
+    assigned = wavesOf({ targets }, waves).map((w) => w.targets.map((t) => t.instanceId ?? t.herdId));
+  }
   return {
     action: action.name,
     label: action.label,
@@ -208,7 +217,13 @@ export async function planOperation(
     params,
     targets,
     missing: unique.filter((id) => !found.has(id)),
-    digest: waves ? createHash('sha256').update(digest).update(JSON.stringify(waves)).digest('hex').slice(0, 32) : digest,
+    digest: waves
+      ? createHash('sha256')
+          .update(digest)
+          .update(JSON.stringify([waves, assigned]))
+          .digest('hex')
+          .slice(0, 32)
+      : digest,
     typeToConfirm: typeToConfirm(action, targets),
     idempotencyKey: randomBytes(16).toString('hex'),
   };

@@ -25,10 +25,13 @@ export function wavesFromForm(entries: Record<string, unknown>): { ok: true; spe
     return given.some((k) => k !== 'order') ? { ok: false, error: 'wave size: give one to run in waves' } : { ok: true, spec: null };
   const size = /^(\d{1,6})(%?)$/.exec(v('size'));
   if (!size) return { ok: false, error: 'wave size: a number of targets (3) or a percentage of them (10%)' };
+  // Whole numbers, as the API takes them: 0.4 s of soak is not rounded to none. A lag in MiB may have
+  // a fraction (it is counted in bytes).
   const num = (k: Field, label: string, scale = 1): number | undefined | string => {
     const s = v(k);
     if (!s) return undefined;
     if (!/^\d+(\.\d+)?$/.test(s)) return `${label}: a number`;
+    if (scale === 1 && !/^\d+$/.test(s)) return `${label}: a whole number`;
     return Math.round(Number(s) * scale);
   };
   const fields = {

@@ -414,7 +414,7 @@ describe('rolling operations', () => {
     }
   }, 60_000);
 
-  it('the waves are part of what is confirmed: a submit with other waves than the plan showed is stale, and nothing runs', async () => {
+  it('the waves are part of what is confirmed: a submit with other waves than the plan showed (or its ids in another order) is stale, and nothing runs', async () => {
     const ids = await Promise.all([member('a', 1), member('b', 1)].map(idOf));
     const shown = wavesSchema.parse({ size: 1, gate: { soakSeconds: 5 }, budget: { failures: 1 } });
     const plan = await planOperation(db, SYSTEM_ACCESS, slowAction, ids, {}, shown);
@@ -430,6 +430,30 @@ describe('rolling operations', () => {
           actor,
         ),
       ).rejects.toBeInstanceOf(StalePlanError);
+    // The same ids and waves in another order: as listed, another target would go first.
+    await expect(
+      submitOperation(
+        db,
+        queue,
+        slowAction,
+        {
+          instanceIds: [...ids].reverse(),
+          digest: plan.digest,
+          confirmation: '',
+          idempotencyKey: randomBytes(8).toString('hex'),
+          waves: shown,
+        },
+        actor,
+      ),
+    ).rejects.toBeInstanceOf(StalePlanError);
+    // Without waves the order changes nothing that will happen: the same plan.
+    expect((await planOperation(db, SYSTEM_ACCESS, slowAction, [...ids].reverse(), {})).digest).toBe(
+      (await planOperation(db, SYSTEM_ACCESS, slowAction, ids, {})).digest,
+    );
+    // A canary larger than the targets is refused at planning, as malformed waves are.
+    await expect(planOperation(db, SYSTEM_ACCESS, slowAction, ids, {}, wavesSchema.parse({ size: 1, canary: 50 }))).rejects.toThrow(
+      'a canary of 50 is more than the 2 targets that can run',
+    );
     expect((await db.select({ id: operations.id }).from(operations)).length).toBe(before);
   });
 

@@ -1,7 +1,8 @@
 // Waves with no lab: how targets are cut into waves, what the spec accepts, how a herd is judged.
 import { describe, expect, it } from 'vitest';
 import type { Observed } from './observe';
-import { assignWaves, describeWaves, judgeHerd, wavesSchema, type GateMember } from './waves';
+import { assignWaves, canaryProblem, describeWaves, judgeHerd, wavesSchema, type GateMember } from './waves';
+import { wavesFromForm } from './waves-form';
 
 const at = (sites: string[]) => sites.map((site, i) => ({ site, environment: i % 2 ? 'staging' : 'production' }));
 const spec = (raw: unknown) => wavesSchema.parse(raw);
@@ -54,7 +55,8 @@ describe('what a waves spec accepts', () => {
   it('refuses a size and a percentage together, neither, zero, fractions and unknown fields, saying where', () => {
     const problems = (raw: unknown) => wavesSchema.safeParse(raw).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     expect(problems({ size: 2, percent: 10 })).toEqual(['size: give a wave size or a percentage, not both']);
-    expect(problems({})).toEqual(['size: give a wave size or a percentage, not both']);
+    expect(problems({})).toEqual(['size: give a wave size or a percentage']);
+    expect(problems({ size: 1, budget: {} })).toEqual(['budget: give a number of failures or a percentage (or leave the budget out)']);
     expect(problems({ size: 0 })?.[0]).toMatch(/^size: /);
     expect(problems({ size: 1.5 })?.[0]).toMatch(/^size: a whole number/);
     expect(problems({ size: 1, sise: 2 })?.[0]).toMatch(/sise/);
@@ -62,6 +64,28 @@ describe('what a waves spec accepts', () => {
       'gate.deadlineSeconds: the deadline must be at least the soak time',
     ]);
     expect(problems({ size: 1, budget: { percent: 101 } })?.[0]).toMatch(/^budget.percent: /);
+  });
+
+  it('refuses a canary larger than the targets, or by site than the first site\u2019s (it never spans two)', () => {
+    expect(canaryProblem(at(['a', 'b', 'c']), spec({ size: 1, canary: 50 }))).toBe(
+      'a canary of 50 is more than the 3 targets that can run',
+    );
+    expect(canaryProblem(at(['a', 'b', 'c']), spec({ size: 1, canary: 3 }))).toBeNull();
+    expect(canaryProblem(at(['west', 'east', 'west']), spec({ size: 5, canary: 2, order: 'site' }))).toBe(
+      'a canary of 2 is more than the 1 target of the first site (east): a canary never spans two',
+    );
+    expect(canaryProblem(at(['west', 'east', 'west']), spec({ size: 5, canary: 2, order: 'listed' }))).toBeNull();
+    expect(canaryProblem(at(['a']), spec({ size: 1 }))).toBeNull();
+  });
+
+  it('the confirmation page\u2019s fields: whole numbers, as the API takes them (a lag in MiB may have a fraction)', () => {
+    const form = (fields: Record<string, string>) =>
+      wavesFromForm(Object.fromEntries(Object.entries(fields).map(([k, v]) => [`w.${k}`, v])));
+    expect(form({ size: '1', canary: '1.5' })).toEqual({ ok: false, error: 'canary: a whole number' });
+    expect(form({ size: '1', soak: '0.4' })).toEqual({ ok: false, error: 'soak time: a whole number' });
+    expect(form({ size: '1', soak: '5', deadline: '30.5' })).toEqual({ ok: false, error: 'gate deadline: a whole number' });
+    const ok = form({ size: '1', soak: '5', lagMiB: '0.5' });
+    expect(ok.ok && ok.spec?.gate?.maxLagBytes).toBe(512 * 1024);
   });
 
   it('fills in the gate and the order', () => {

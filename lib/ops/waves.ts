@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { lsnDiff } from './topology-steps';
 import type { Observed } from './observe';
+import { SubmitError } from './submit-errors';
 
 const whole = (min: number, max: number) => z.number().int(`a whole number`).min(min).max(max);
 
@@ -28,7 +29,10 @@ export const budgetSchema = z
     /** ...or once more than this percentage of those started have failed. */
     percent: whole(1, 100).optional(),
   })
-  .strict();
+  .strict()
+  .refine((b) => b.failures !== undefined || b.percent !== undefined, {
+    message: 'give a number of failures or a percentage (or leave the budget out)',
+  });
 
 export const WAVE_ORDERS = ['listed', 'site', 'environment'] as const;
 
@@ -47,7 +51,8 @@ export const wavesSchema = z
     budget: budgetSchema.optional(),
   })
   .strict()
-  .refine((w) => (w.size === undefined) !== (w.percent === undefined), {
+  .refine((w) => w.size !== undefined || w.percent !== undefined, { message: 'give a wave size or a percentage', path: ['size'] })
+  .refine((w) => w.size === undefined || w.percent === undefined, {
     message: 'give a wave size or a percentage, not both',
     path: ['size'],
   });
@@ -89,6 +94,31 @@ export function assignWaves(candidates: WaveCandidate[], spec: WaveSpec): number
     group = c.group;
   }
   return waves;
+}
+
+/** Waves that do not fit the targets they were asked for (a 400, as a malformed waves object). */
+export class WavesError extends SubmitError {
+  constructor(message: string) {
+    super('waves', 400, message, { waves: message }, 'invalid waves');
+    this.name = 'WavesError';
+  }
+}
+
+/**
+ * Why a canary cannot be what was asked, or null: larger than the runnable targets, or (by site or
+ * environment) than the first one's targets, since a canary never spans two.
+ */
+export function canaryProblem(candidates: WaveCandidate[], spec: WaveSpec): string | null {
+  if (!spec.canary) return null;
+  const n = candidates.length;
+  if (spec.canary > n) return `a canary of ${spec.canary} is more than the ${n} target${n === 1 ? '' : 's'} that can run`;
+  if (spec.order === 'listed') return null;
+  const key = (c: WaveCandidate) => (spec.order === 'site' ? c.site : c.environment);
+  const first = [...new Set(candidates.map(key))].sort((a, b) => a.localeCompare(b))[0] ?? '';
+  const inFirst = candidates.filter((c) => key(c) === first).length;
+  return spec.canary > inFirst
+    ? `a canary of ${spec.canary} is more than the ${inFirst} target${inFirst === 1 ? '' : 's'} of the first ${spec.order} (${first || 'none'}): a canary never spans two`
+    : null;
 }
 
 /** "3" or "10%". */

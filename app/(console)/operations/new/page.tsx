@@ -15,7 +15,7 @@ import { environmentsWith } from '@/lib/auth/access';
 import { capitalize, valueText } from '@/lib/admin/text';
 import { parseId } from '@/lib/validation/ids';
 import { MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
-import { wavePlan } from '@/lib/ops/waves';
+import { wavePlan, WavesError } from '@/lib/ops/waves';
 import { wavesFromForm, wavesToForm } from '@/lib/ops/waves-form';
 import { confirmOperationAction } from '../actions';
 
@@ -79,13 +79,13 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   try {
     plan = await orDeny(() => planOperation(db, access, action, ids, rawParams, asked.ok ? asked.spec : null));
   } catch (err) {
-    if (!(err instanceof ParamsError)) throw err;
+    if (!(err instanceof ParamsError) && !(err instanceof WavesError)) throw err;
     return (
       <>
         <Breadcrumbs items={crumbs} />
         <h1>{action.label}</h1>
         <p className="errornote" role="alert">
-          Invalid parameters: {err.message}. Nothing has been run.
+          Invalid {err instanceof WavesError ? 'waves' : 'parameters'}: {err.message}. Nothing has been run.
         </p>
         <Link href={back}>Back to the list</Link>
       </>

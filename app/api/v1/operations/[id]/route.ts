@@ -1,15 +1,13 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { ApiError, apiUser, handle } from '@/lib/api/respond';
-import { parseId } from '@/lib/validation/ids';
+import { ApiError, apiUser, handle, pathId } from '@/lib/api/respond';
 import { operationView } from '@/lib/ops/operation-view';
 import { demandOnOperation } from '@/lib/ops/control';
 
 export const GET = handle(async (req, ctx) => {
   const user = await apiUser(req, 'read');
-  // No id (the route always has one) parses as no operation.
-  const id = parseId((await ctx.params).id ?? '');
-  const op = id === null ? null : await operationView(getDb(), id, user.access);
+  const id = pathId((await ctx.params).id);
+  const op = await operationView(getDb(), id, user.access);
   if (!op) throw new ApiError(404, 'no such operation');
   await demandOnOperation(getDb(), user.access, op.id, 'view');
   return NextResponse.json({

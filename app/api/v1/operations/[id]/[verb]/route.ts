@@ -1,8 +1,7 @@
 import { NextResponse } from 'next/server';
 import { z } from 'zod';
 import { getDb } from '@/db/client';
-import { ApiError, apiUser, handle } from '@/lib/api/respond';
-import { parseId } from '@/lib/validation/ids';
+import { ApiError, apiUser, handle, pathId } from '@/lib/api/respond';
 import { cancelOperation, operationScope, pauseOperation, resumeOperation } from '@/lib/ops/control';
 import { webQueue } from '@/lib/ops/web-queue';
 
@@ -18,9 +17,9 @@ const verb = z.enum(['pause', 'resume', 'abort']);
 export const POST = handle(async (req, ctx) => {
   const user = await apiUser(req, 'operate');
   const p = await ctx.params;
-  const id = parseId(p.id ?? '');
   const what = verb.safeParse(p.verb);
-  if (id === null || !what.success) throw new ApiError(404, 'no such operation or verb (pause, resume, abort)');
+  if (!what.success) throw new ApiError(404, 'no such verb (pause, resume, abort)');
+  const id = pathId(p.id);
   const db = getDb();
   if (!(await operationScope(db, id))) throw new ApiError(404, 'no such operation');
   if (what.data === 'pause') await pauseOperation(db, id, user);
