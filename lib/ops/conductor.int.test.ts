@@ -3,6 +3,7 @@
 // see observe.int.test.ts) holds its wave; healthy again, the next wave starts. And whom the gate
 // waits for: the members of the herds the wave touched, but not those excused or stopped by it.
 import { and, eq, sql } from 'drizzle-orm';
+import type { PgInsertValue } from 'drizzle-orm/pg-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { environments, herds, instances, operations, operationTargets, operationWaves, servers } from '@/db/schema';
 import { ifAssigned } from '@/lib/testing/if-assigned';
@@ -11,29 +12,28 @@ import { conductWaves, sampleGate, type Observer } from './conductor';
 import { wavesSchema } from './waves';
 
 let t: TestDb;
-let opId: number;
 
 const healthy: Observer = () => Promise.resolve({ reachable: true, inRecovery: false, timeline: 1, lsn: '0/3000000' });
 const frozen: Observer = () => Promise.resolve({ reachable: false, error: 'timeout expired (the postmaster takes no new connection)' });
 
-const wave = async (n: number) =>
-  (
-    await t.db
-      .select()
-      .from(operationWaves)
-      .where(and(eq(operationWaves.operationId, opId), eq(operationWaves.wave, n)))
-  )[0]!;
-
-beforeAll(async () => {
-  t = await freshDatabase();
-  const [env] = await t.db.insert(environments).values({ name: 'gate-test' }).returning();
-  const [herd] = await t.db.insert(herds).values({ environmentId: env!.id, name: 'gate-h' }).returning();
-  const [server] = await t.db.insert(servers).values({ hostname: 'gate-s', environmentId: env!.id, address: '127.0.0.1' }).returning();
+/**
+ * A rolling operation on a one-member herd of its own (`name`): wave 1's target ran and succeeded, wave
+ * 2's waits, held, behind a gate of `soakSeconds`; wave 1's row as `firstWave` says (running, or soaking).
+ */
+async function twoWaves(name: string, soakSeconds: number, firstWave: Partial<PgInsertValue<typeof operationWaves>>) {
+  const [env] = await t.db.insert(environments).values({ name }).returning();
+  const [herd] = await t.db
+    .insert(herds)
+    .values({ environmentId: env!.id, name: `${name}-h` })
+    .returning();
+  const [server] = await t.db
+    .insert(servers)
+    .values({ hostname: `${name}-s`, environmentId: env!.id, address: '127.0.0.1' })
+    .returning();
   const [inst] = await t.db
     .insert(instances)
     .values({ herdId: herd!.id, serverId: server!.id, port: 5432, role: 'primary', state: 'running' })
     .returning();
-  // Wave 1 ran and ended (its target succeeded); wave 2 waits behind a 0-second gate.
   const [op] = await t.db
     .insert(operations)
     .values({
@@ -41,33 +41,45 @@ beforeAll(async () => {
       status: 'running',
       planDigest: 'x',
       requestedByName: 'test',
-      waves: wavesSchema.parse({ size: 1, gate: { soakSeconds: 0 } }),
+      waves: wavesSchema.parse({ size: 1, gate: { soakSeconds } }),
     })
     .returning();
-  opId = op!.id;
+  const operationId = op!.id;
   await t.db.insert(operationWaves).values([
-    { operationId: opId, wave: 1, targets: 1, status: 'running', startedAt: new Date() },
-    { operationId: opId, wave: 2, targets: 1, status: 'pending' },
+    { operationId, wave: 1, targets: 1, status: 'running', startedAt: new Date(), ...firstWave },
+    { operationId, wave: 2, targets: 1, status: 'pending' },
   ]);
-  const row = { operationId: opId, instanceId: inst!.id, herdId: herd!.id, label: 'gate-s:5432' };
+  const row = { operationId, instanceId: inst!.id, herdId: herd!.id, label: `${name}-s:5432` };
   await t.db.insert(operationTargets).values([
     { ...row, wave: 1, status: 'succeeded', attempts: 1 },
     { ...row, wave: 2, status: 'queued', held: true },
   ]);
+  const byWave = (table: typeof operationWaves | typeof operationTargets, n: number) =>
+    and(eq(table.operationId, operationId), eq(table.wave, n));
+  return {
+    waveOf: async (n: number) => (await t.db.select().from(operationWaves).where(byWave(operationWaves, n)))[0]!,
+    targetOf: async (n: number) => (await t.db.select().from(operationTargets).where(byWave(operationTargets, n)))[0]!,
+  };
+}
+
+beforeAll(async () => {
+  t = await freshDatabase();
 });
 afterAll(async () => ifAssigned(t)?.close());
 
 describe('the gate that passes a wave', () => {
   it('holds the wave while the primary takes no new connection; passes it once the primary is healthy', async () => {
+    // Wave 1 ran and ended; wave 2 waits behind a 0-second gate.
+    const op = await twoWaves('gate', 0, { status: 'running' });
     await conductWaves(t.db, null, { look: frozen });
-    expect(await wave(1)).toMatchObject({ status: 'soaking', gateNote: expect.stringContaining('gate-h: no writable primary') });
-    expect(await wave(2)).toMatchObject({ status: 'pending' });
-    expect((await t.db.select().from(operationTargets).where(eq(operationTargets.wave, 2)))[0]).toMatchObject({ held: true });
+    expect(await op.waveOf(1)).toMatchObject({ status: 'soaking', gateNote: expect.stringContaining('gate-h: no writable primary') });
+    expect(await op.waveOf(2)).toMatchObject({ status: 'pending' });
+    expect(await op.targetOf(2)).toMatchObject({ held: true });
 
     await conductWaves(t.db, null, { look: healthy });
-    expect(await wave(1)).toMatchObject({ status: 'passed' });
-    expect(await wave(2)).toMatchObject({ status: 'running' });
-    expect((await t.db.select().from(operationTargets).where(eq(operationTargets.wave, 2)))[0]).toMatchObject({ held: false });
+    expect(await op.waveOf(1)).toMatchObject({ status: 'passed' });
+    expect(await op.waveOf(2)).toMatchObject({ status: 'running' });
+    expect(await op.targetOf(2)).toMatchObject({ held: false });
   });
 });
 
@@ -140,58 +152,16 @@ describe('sampleGate', () => {
 });
 
 describe('the soak counts only time the gate was read', () => {
-  // A wave soaking for 10 s, its next wave held; the conductor (or pgherd's database) away for 30 s.
-  async function soakingOperation(times: { soakFromAgo: number; lastReadingAgo: number | null }) {
-    const [env] = await t.db
-      .insert(environments)
-      .values({ name: `soak-${Math.random().toString(36).slice(2, 8)}` })
-      .returning();
-    const [herd] = await t.db.insert(herds).values({ environmentId: env!.id, name: 'soak-h' }).returning();
-    const [server] = await t.db
-      .insert(servers)
-      .values({ hostname: `${env!.name}-s`, environmentId: env!.id, address: '127.0.0.3' })
-      .returning();
-    const [inst] = await t.db
-      .insert(instances)
-      .values({ herdId: herd!.id, serverId: server!.id, port: 5432, role: 'primary', state: 'running' })
-      .returning();
-    const [op] = await t.db
-      .insert(operations)
-      .values({
-        action: 'reload',
-        status: 'running',
-        planDigest: 'x',
-        requestedByName: 'test',
-        waves: wavesSchema.parse({ size: 1, gate: { soakSeconds: 10 } }),
-      })
-      .returning();
+  // A wave soaking for 10 s, its next wave held; the conductor (or pgherd's database) away for a while.
+  let n = 0;
+  const soakingOperation = (times: { soakFromAgo: number; lastReadingAgo: number | null }) => {
     const ago = (s: number) => sql`now() - ${s} * interval '1 second'`;
-    await t.db.insert(operationWaves).values([
-      {
-        operationId: op!.id,
-        wave: 1,
-        targets: 1,
-        status: 'soaking',
-        startedAt: new Date(),
-        soakFrom: ago(times.soakFromAgo),
-        lastReadingAt: times.lastReadingAgo === null ? null : ago(times.lastReadingAgo),
-      },
-      { operationId: op!.id, wave: 2, targets: 1, status: 'pending' },
-    ]);
-    const row = { operationId: op!.id, instanceId: inst!.id, herdId: herd!.id, label: 'soak' };
-    await t.db.insert(operationTargets).values([
-      { ...row, wave: 1, status: 'succeeded', attempts: 1 },
-      { ...row, wave: 2, status: 'queued', held: true },
-    ]);
-    const waveOf = async (n: number) =>
-      (
-        await t.db
-          .select()
-          .from(operationWaves)
-          .where(and(eq(operationWaves.operationId, op!.id), eq(operationWaves.wave, n)))
-      )[0]!;
-    return { waveOf };
-  }
+    return twoWaves(`soak-${String(++n)}`, 10, {
+      status: 'soaking',
+      soakFrom: ago(times.soakFromAgo),
+      lastReadingAt: times.lastReadingAgo === null ? null : ago(times.lastReadingAgo),
+    });
+  };
 
   it('a healthy reading after 30 s without one starts the soak again; it passes only after 10 s of readings', async () => {
     // Last read 30 s ago (healthy since 30 s): the first reading since must not pass a 10 s soak.
