@@ -445,7 +445,9 @@ export const operationTargets = pgTable(
       .where(sql`status = 'running'`),
     index('operation_targets_instance_idx').on(t.instanceId),
     index('operation_targets_herd_idx').on(t.herdId),
-    index('operation_targets_status_idx').on(t.status),
+    // No index on status alone: every lookup by status is of the open or the running targets, which the
+    // partial indexes below answer, and each target changes status twice (a plain index on it was two
+    // more entries to write a target, for an index of all the history).
     // The engine's hot paths: "is an earlier target of this herd still open?" (the lease) and "is any
     // target of this operation (of this wave) still open?" (settling it) stay index probes however long
     // the history. The second is asked in this index's full order, which operation_targets_operation_idx

@@ -9,6 +9,7 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { dbRecorder } from './db-recorder';
 import { instanceWithHerd, loadInstanceWithHerd } from './instance-ref';
+import { FINISH, NO_STEP_END } from './execute-target';
 import { claimTarget } from './lease';
 import { operationView } from './operation-view';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
@@ -148,66 +149,69 @@ describe('an operation settles in the database', () => {
 describe('ending the targets of a large operation', () => {
   // A rolling operation's settling also asks whether the target's wave is still open (its last target
   // ending wakes the conductor): one wave of 2,000, the next one's targets held behind it.
+  // Statistics taken while every target runs: the planner believes nearly every target of the
+  // operation is open. Taken while they were all queued (as submit takes them, just after inserting
+  // them): it believes none runs, and the index of running targets the smallest way to one of them.
   it.each([
-    ['at once', null],
-    ['in one wave of a rolling operation', { size: 2000 }],
-  ])('%s, probes indexes only: no sequential scan of its targets (settling) or of the leases (giving one back)', async (_, waves) => {
-    // 2,000 one-target herds, every target running and holding its herd's lease, and statistics taken
-    // then (as submit takes them): the planner believes nearly every target of the operation is open.
-    const [op] = await t.db
-      .insert(operations)
-      .values({ action: 'reload', status: 'running', planDigest: 'x', requestedByName: 'test', waves })
-      .returning();
-    if (waves)
-      await t.db.execute(sql`
+    ['at once', null, 'running'],
+    ['in one wave of a rolling operation', { size: 2000 }, 'running'],
+    ['at once, statistics taken while every target was queued', null, 'queued'],
+  ] as const)(
+    '%s, probes indexes only: no sequential scan of its targets (settling) or of the leases (giving one back)',
+    async (_, waves, analyzed) => {
+      // 2,000 one-target herds, every target running and holding its herd's lease.
+      const [op] = await t.db
+        .insert(operations)
+        .values({ action: 'reload', status: 'running', planDigest: 'x', requestedByName: 'test', waves })
+        .returning();
+      if (waves)
+        await t.db.execute(sql`
         INSERT INTO operation_targets (operation_id, label, status, wave, held)
         SELECT ${op!.id}, 'later-' || g, 'queued', 2, true FROM generate_series(1, 2000) g`);
-    await t.db.execute(sql`
+      await t.db.execute(sql`
       WITH h AS (INSERT INTO herds (environment_id, name) SELECT (SELECT min(id) FROM environments), 'probe-' || ${op!.id}::int || '-' || g
                  FROM generate_series(1, 2000) g RETURNING id),
            tg AS (INSERT INTO operation_targets (operation_id, herd_id, label, status, attempts)
-                  SELECT ${op!.id}, h.id, 'probe-' || h.id, 'running', 1 FROM h RETURNING id, herd_id)
+                  SELECT ${op!.id}, h.id, 'probe-' || h.id, ${analyzed}::operation_status, 1 FROM h RETURNING id, herd_id)
       INSERT INTO herd_leases (herd_id, target_id, holder, expires_at) SELECT herd_id, id, 'w1', now() + interval '1 hour' FROM tg`);
-    await t.db.execute(sql`ANALYZE operation_targets`);
-    await t.db.execute(sql`ANALYZE herd_leases`);
-    const ids = (
-      await t.db
-        .select({ id: operationTargets.id })
-        .from(operationTargets)
-        .where(and(eq(operationTargets.operationId, op!.id), eq(operationTargets.status, 'running')))
-    ).map((r) => r.id);
-    expect(ids).toHaveLength(2000);
-    const client = await t.db.$client.connect();
-    try {
-      await client.query('BEGIN');
-      // As a worker ends each (execute-target's finish: the target's status, then its lease by target).
-      for (const id of ids)
-        await client.query({
-          name: 'probe_finish',
-          text: `WITH t AS (UPDATE operation_targets SET status = 'succeeded' WHERE id = $1 AND status = 'running' RETURNING id)
-                 DELETE FROM herd_leases WHERE target_id = $1`,
-          values: [id],
-        });
-      const scans = await client.query<{ relname: string; seq_scan: string; idx_tup_fetch: string }>(
-        `SELECT relname, seq_scan, idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname IN ('operation_targets', 'herd_leases') ORDER BY relname`,
-      );
-      await client.query('COMMIT');
-      // A sequential scan for each target that ends is a scan of the operation (or of every lease) a
-      // target: quadratic in the operation's size. Once, the settling's final tally may scan.
-      // Nor an index walked past the ended targets (rows fetched quadratic in the operation's size):
-      // a handful of rows a target (measured: 4 at once, 5 in a rolling operation), where a walk past the
-      // ended ones would fetch a million.
-      expect(scans.rows.map((r) => [r.relname, Number(r.seq_scan) <= 2, Number(r.idx_tup_fetch) <= 10 * ids.length])).toEqual([
-        ['herd_leases', true, true],
-        ['operation_targets', true, true],
-      ]);
-    } finally {
-      client.release();
-    }
-    // At once, the operation is settled; rolling, the next wave is still to come.
-    expect((await opRow(op!.id))!.status).toBe(waves ? 'running' : 'succeeded');
-    expect(await t.db.select().from(herdLeases).where(inArray(herdLeases.targetId, ids))).toEqual([]);
-  });
+      await t.db.execute(sql`ANALYZE operation_targets`);
+      await t.db.execute(sql`ANALYZE herd_leases`);
+      if (analyzed === 'queued')
+        await t.db.execute(sql`UPDATE operation_targets SET status = 'running' WHERE operation_id = ${op!.id} AND herd_id IS NOT NULL`);
+      const ids = (
+        await t.db
+          .select({ id: operationTargets.id })
+          .from(operationTargets)
+          .where(and(eq(operationTargets.operationId, op!.id), eq(operationTargets.status, 'running')))
+      ).map((r) => r.id);
+      expect(ids).toHaveLength(2000);
+      const client = await t.db.$client.connect();
+      try {
+        await client.query('BEGIN');
+        // As a worker ends each: execute-target's statement (the target's status, then its lease by target).
+        for (const id of ids)
+          await client.query({ name: FINISH.name, text: FINISH.text, values: [id, 'succeeded', null, null, null, ...NO_STEP_END] });
+        const scans = await client.query<{ relname: string; seq_scan: string; idx_tup_fetch: string }>(
+          `SELECT relname, seq_scan, idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname IN ('operation_targets', 'herd_leases') ORDER BY relname`,
+        );
+        await client.query('COMMIT');
+        // A sequential scan for each target that ends is a scan of the operation (or of every lease) a
+        // target: quadratic in the operation's size. Once, the settling's final tally may scan.
+        // Nor an index walked past the ended targets (rows fetched quadratic in the operation's size):
+        // a handful of rows a target (measured: 4 at once, 5 in a rolling operation), where a walk past the
+        // ended ones would fetch a million.
+        expect(scans.rows.map((r) => [r.relname, Number(r.seq_scan) <= 2, Number(r.idx_tup_fetch) <= 10 * ids.length])).toEqual([
+          ['herd_leases', true, true],
+          ['operation_targets', true, true],
+        ]);
+      } finally {
+        client.release();
+      }
+      // At once, the operation is settled; rolling, the next wave is still to come.
+      expect((await opRow(op!.id))!.status).toBe(waves ? 'running' : 'succeeded');
+      expect(await t.db.select().from(herdLeases).where(inArray(herdLeases.targetId, ids))).toEqual([]);
+    },
+  );
 });
 
 describe('dbRecorder', () => {

@@ -23,15 +23,18 @@ export type ExecuteOutcome = 'done' | 'wait' | 'skipped';
 // Only a running target is ended here: one that reconcile has already marked interrupted (its lease
 // expired while this worker was cut off) keeps what reconcile recorded. The end of its last step, when
 // the recorder holds one ($6 onwards), is written by the same statement, whatever the target's state.
-const FINISH = {
-  name: 'pgherd_finish_target_v4',
+// The target is found by its id alone: "status = 'running'" as such would let the planner read the
+// index of running targets instead, and walk every running target for each one that ends, when the
+// statistics are from before they ran (submit takes them while all are queued).
+export const FINISH = {
+  name: 'pgherd_finish_target_v5',
   text: `WITH s AS (INSERT INTO operation_steps (target_id, ${STEP_END_COLUMNS})
                 SELECT $1::int, $6::int, $7::text, $8::step_status, $9::text, $10::int, $11::text, $12::text, $13::timestamptz, $14::timestamptz
                 WHERE $6::int IS NOT NULL ${STEP_END_CONFLICT}),
-         t AS (UPDATE operation_targets SET status = $2, error = $3, outcome = coalesce($4, outcome), refusal = $5, updated_at = now() WHERE id = $1 AND status = 'running' RETURNING id)
+         t AS (UPDATE operation_targets SET status = $2, error = $3, outcome = coalesce($4, outcome), refusal = $5, updated_at = now() WHERE id = $1 AND status::text = 'running' RETURNING id)
          DELETE FROM herd_leases WHERE target_id = $1`,
 };
-const NO_STEP_END = Array<null>(9).fill(null);
+export const NO_STEP_END = Array<null>(9).fill(null);
 
 /**
  * Records how a target ended (and its last step's end) and gives back its herd's lease, in one

@@ -1,0 +1,1 @@
+DROP INDEX "operation_targets_status_idx";
