@@ -53,6 +53,10 @@ export const REF_SELECT = `
 // Named statements: the engine loads a target's herd for every target it runs.
 const BY_IDS = { name: 'pgherd_refs_by_ids', text: `${REF_SELECT} WHERE i.id = ANY($1::int[]) ORDER BY i.id` };
 const BY_HERDS = { name: 'pgherd_refs_by_herds', text: `${REF_SELECT} WHERE i.herd_id = ANY($1::int[]) ORDER BY i.id` };
+const HERDS_OF_IDS = {
+  name: 'pgherd_refs_herds_of_ids',
+  text: `${REF_SELECT} WHERE i.herd_id IN (SELECT herd_id FROM instances WHERE id = ANY($1::int[])) ORDER BY i.id`,
+};
 const HERD_OF = {
   name: 'pgherd_refs_herd_of',
   text: `${REF_SELECT} WHERE i.herd_id = (SELECT herd_id FROM instances WHERE id = $1) ORDER BY i.id`,
@@ -141,6 +145,21 @@ export async function loadHerdMembers(db: Db, targets: InstanceRef[]): Promise<M
   const out = new Map<number, InstanceRef[]>(herdIds.map((h) => [h, []]));
   for (const r of all) out.get(r.herdId)?.push(r);
   return out;
+}
+
+/**
+ * The instances `ids` (those that exist, by id) and every member of their herds, by herd id, in one
+ * query: what planning an instance action reads (one snapshot, and each row read once where two
+ * queries read each target twice).
+ */
+export async function loadInstancesWithHerds(db: Db, ids: number[]): Promise<{ refs: InstanceRef[]; members: Map<number, InstanceRef[]> }> {
+  if (!ids.length) return { refs: [], members: new Map() };
+  const all = (await prepared<RefRow>(db, HERDS_OF_IDS.name, HERDS_OF_IDS.text, [ids])).map(toRef);
+  const wanted = new Set(ids);
+  const refs = all.filter((r) => wanted.has(r.id));
+  const members = new Map<number, InstanceRef[]>(refs.map((r) => [r.herdId, []]));
+  for (const r of all) members.get(r.herdId)?.push(r);
+  return { refs, members };
 }
 
 /** One instance and every member of its herd (itself included), in one query; null if it is gone. */

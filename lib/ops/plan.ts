@@ -16,7 +16,7 @@ import {
 import { loadHerdRefs, type HerdRef } from './herd-ref';
 import { driverFor } from './drivers';
 import { Refusal } from './refusal';
-import { loadHerdMembers, loadInstanceRefs, type InstanceRef } from './instance-ref';
+import { loadInstancesWithHerds, type InstanceRef } from './instance-ref';
 import { canaryProblem, wavesOf, WavesError, type WaveSpec } from './waves';
 
 export interface PlannedTarget extends TargetPlan {
@@ -173,7 +173,7 @@ export async function planOperation(
       targets,
     );
   } else {
-    const refs = await loadInstanceRefs(db, unique);
+    const { refs, members } = await loadInstancesWithHerds(db, unique);
     await demand(
       db,
       access,
@@ -181,7 +181,6 @@ export async function planOperation(
       action.label,
       refs.map((r) => r.environmentId),
     );
-    const members = await loadHerdMembers(db, refs);
     targets = refs.map((r) => ({
       ...planTarget([{ name: r.hostname, ssh: r.ssh }], action, () => {
         driverFor(r.controlDriver); // refuses drivers pgherd cannot run, before anything else
