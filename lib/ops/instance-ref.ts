@@ -138,15 +138,6 @@ export async function loadInstanceRefs(
   return (await prepared<RefRow>(db, q.name, q.text, q.values)).map(toRef);
 }
 
-/** Every member of the herds of these targets, by herd id. */
-export async function loadHerdMembers(db: Db, targets: InstanceRef[]): Promise<Map<number, InstanceRef[]>> {
-  const herdIds = [...new Set(targets.map((t) => t.herdId))];
-  const all = herdIds.length ? await loadInstanceRefs(db, [], { herdIds }) : [];
-  const out = new Map<number, InstanceRef[]>(herdIds.map((h) => [h, []]));
-  for (const r of all) out.get(r.herdId)?.push(r);
-  return out;
-}
-
 /**
  * The instances `ids` (those that exist, by id) and every member of their herds, by herd id, in one
  * query: what planning an instance action reads (one snapshot, and each row read once where two

@@ -6,13 +6,14 @@ import { operations, operationSteps, operationTargets } from '@/db/schema';
 import type { SshPool } from '@/lib/ssh/ssh-client';
 import { dbRecorder } from '@/lib/ops/db-recorder';
 import type { InstanceAction } from '@/lib/ops/define-action';
-import { loadHerdMembers, loadInstanceRefs } from '@/lib/ops/instance-ref';
+import { loadInstancesWithHerds } from '@/lib/ops/instance-ref';
 import { runPipeline } from '@/lib/ops/pipeline';
 import { parseParams } from '@/lib/ops/plan';
 
 export async function runAction(db: Db, ssh: SshPool, action: InstanceAction, instanceId: number, params: unknown = {}) {
-  const [target] = await loadInstanceRefs(db, [instanceId]);
-  const members = (await loadHerdMembers(db, [target!])).get(target!.herdId)!;
+  const { refs, members: byHerd } = await loadInstancesWithHerds(db, [instanceId]);
+  const [target] = refs;
+  const members = byHerd.get(target!.herdId)!;
   const [op] = await db
     .insert(operations)
     .values({ action: action.name, planDigest: 'test', requestedByName: 'test', status: 'running' })
