@@ -7,7 +7,7 @@ import { readLab, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { startTcpProxy } from '@/lib/testing/tcp-proxy';
 import { isOpsTestHerd } from '@/lib/testing/test-db';
-import { observationPool, postmasterAnswers, type ObservationPool } from './observe';
+import { observationPool, observe, postmasterAnswers, type ObservationPool } from './observe';
 
 let instance: LabInstance;
 let pool: ObservationPool | null = null;
@@ -89,5 +89,33 @@ describe('observationPool', () => {
     const o = await pool.look({ host: instance.address, port: 1, serverEnvironment: instance.environment }, 1000);
     expect(o).toMatchObject({ reachable: false });
     expect(pool.size()).toBe(0);
+  });
+});
+
+describe('a setting that waits for a restart', () => {
+  it('is reported by an observation (the refresher\u2019s), and left out of the gate\u2019s readings, which do not judge it', async () => {
+    const e = { host: instance.address, port: instance.port, serverEnvironment: instance.environment };
+    const pending = async () =>
+      (await query<{ p: boolean }>(instance.dsn, 'SELECT EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart) AS p'))[0]?.p;
+    const until = async (want: boolean) => {
+      for (let i = 0; i < 100 && (await pending()) !== want; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await pending()).toBe(want);
+    };
+    expect(await observe(e)).toMatchObject({ reachable: true, pendingRestart: false });
+    const [{ n } = { n: 100 }] = await query<{ n: number }>(instance.dsn, "SELECT current_setting('max_connections')::int AS n");
+    try {
+      await query(instance.dsn, `ALTER SYSTEM SET max_connections = ${n + 1}`);
+      await query(instance.dsn, 'SELECT pg_reload_conf()');
+      await until(true);
+      expect(await observe(e)).toMatchObject({ reachable: true, pendingRestart: true });
+      pool = observationPool();
+      const reading = await pool.look(e);
+      expect(reading).toMatchObject({ reachable: true, inRecovery: true });
+      expect(reading).not.toHaveProperty('pendingRestart');
+    } finally {
+      await query(instance.dsn, 'ALTER SYSTEM RESET max_connections');
+      await query(instance.dsn, 'SELECT pg_reload_conf()');
+      await until(false);
+    }
   });
 });
