@@ -9,8 +9,8 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { dbRecorder } from './db-recorder';
 import { instanceWithHerd, loadInstanceWithHerd } from './instance-ref';
-import { FINISH, NO_STEP_END } from './execute-target';
-import { claimTarget } from './lease';
+import { FINISH, FINISH_MANY, NO_STEP_END } from './execute-target';
+import { CLAIM, claimMany, claimTarget } from './lease';
 import { operationView } from './operation-view';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
@@ -95,6 +95,138 @@ describe('claimTarget', () => {
   });
 });
 
+describe('claims made together (claimMany)', () => {
+  it('grant each herd once, to its earliest open target, start each operation granted, and grant a target asked twice once', async () => {
+    // Three herds of pgherd's own (no lab member in them): A with two targets of one operation, B with
+    // one of another, C with one of an operation being cancelled.
+    const { rows: hs } = await t.db.execute<{ id: number }>(sql`
+      INSERT INTO herds (environment_id, name) SELECT (SELECT min(id) FROM environments), 'together-' || g FROM generate_series(1, 3) g RETURNING id`);
+    const [ha, hb, hc] = hs.map((h) => h.id);
+    const op = async (herdIds: number[], cancel = false) => {
+      const [o] = await t.db
+        .insert(operations)
+        .values({ action: 'reload', status: 'queued', planDigest: 'x', requestedByName: 'test', cancelRequested: cancel })
+        .returning();
+      const ts = await t.db
+        .insert(operationTargets)
+        .values(herdIds.map((herdId) => ({ operationId: o!.id, herdId, label: `h${herdId}`, status: 'queued' as const })))
+        .returning();
+      return { op: o!, ids: ts.map((x) => x.id) };
+    };
+    const a = await op([ha!, ha!]);
+    const b = await op([hb!]);
+    const c = await op([hc!], true);
+    const [a1, a2] = a.ids;
+    const asked = [a2!, a1!, b.ids[0]!, a1!, c.ids[0]!];
+    const rows = await claimMany(
+      t.db,
+      asked.map((id) => ({ id, holder: 'w-together' })),
+    );
+    expect(rows.map((r) => [r?.id, r?.attempts])).toEqual([
+      [a2, null], // A's later target waits for the earlier one
+      [a1, 1],
+      [b.ids[0], 1],
+      [a1, null], // asked twice: granted once
+      [c.ids[0], null], // its operation is being cancelled
+    ]);
+    const leases = await t.db
+      .select()
+      .from(herdLeases)
+      .where(inArray(herdLeases.herdId, [ha!, hb!, hc!]));
+    expect(leases.map((l) => [l.herdId, l.targetId, l.holder]).sort()).toEqual(
+      [
+        [ha, a1, 'w-together'],
+        [hb, b.ids[0], 'w-together'],
+      ].sort(),
+    );
+    expect([(await opRow(a.op.id))!.status, (await opRow(b.op.id))!.status, (await opRow(c.op.id))!.status]).toEqual([
+      'running',
+      'running',
+      'queued',
+    ]);
+    const statuses = await t.db
+      .select({ id: operationTargets.id, status: operationTargets.status, attempts: operationTargets.attempts })
+      .from(operationTargets)
+      .where(inArray(operationTargets.id, [a1!, a2!, b.ids[0]!, c.ids[0]!]))
+      .orderBy(operationTargets.id);
+    expect(statuses.map((x) => [x.status, x.attempts])).toEqual([
+      ['running', 1],
+      ['queued', 0],
+      ['running', 1],
+      ['queued', 0],
+    ]);
+  });
+});
+
+describe('claiming the targets of a large operation', () => {
+  it.each([
+    ['statistics taken while every target was queued', 'queued'],
+    ['statistics taken while every target was running', 'running'],
+  ] as const)('20 at a time, %s, reads by index only: no sequential scan of the targets, operations or leases', async (_, analyzed) => {
+    const [op] = await t.db
+      .insert(operations)
+      .values({ action: 'reload', status: 'queued', planDigest: 'x', requestedByName: 'test' })
+      .returning();
+    await t.db.execute(sql`
+      WITH h AS (INSERT INTO herds (environment_id, name) SELECT (SELECT min(id) FROM environments), 'claim-' || ${op!.id}::int || '-' || g
+                 FROM generate_series(1, 2000) g RETURNING id)
+      INSERT INTO operation_targets (operation_id, herd_id, label, status) SELECT ${op!.id}, h.id, 'claim-' || h.id, ${analyzed}::operation_status FROM h`);
+    // A history of operations, as a fleet that has used pgherd for a while has (a table of five rows
+    // is best read whole, and the planner would be right to).
+    if (analyzed === 'queued')
+      await t.db.execute(sql`
+        INSERT INTO operations (action, status, plan_digest, requested_by_name, finished_at)
+        SELECT 'reload', 'succeeded', 'x', 'history', now() FROM generate_series(1, 20000)`);
+    await t.db.execute(sql`ANALYZE operation_targets`);
+    await t.db.execute(sql`ANALYZE herd_leases`);
+    await t.db.execute(sql`ANALYZE operations`);
+    await t.db.execute(sql`UPDATE operation_targets SET status = 'queued' WHERE operation_id = ${op!.id}`);
+    const ids = (await t.db.select({ id: operationTargets.id }).from(operationTargets).where(eq(operationTargets.operationId, op!.id))).map(
+      (r) => r.id,
+    );
+    const client = await t.db.$client.connect();
+    const counts = async () =>
+      (
+        await client.query<{ relname: string; seq_scan: string; idx_tup_fetch: string }>(
+          `SELECT relname, seq_scan, idx_tup_fetch FROM pg_stat_xact_user_tables
+           WHERE relname IN ('operation_targets', 'herd_leases', 'operations') ORDER BY relname`,
+        )
+      ).rows.map((r) => ({ relname: r.relname, seq_scan: Number(r.seq_scan), idx_tup_fetch: Number(r.idx_tup_fetch) }));
+    let granted = 0;
+    try {
+      await client.query('BEGIN');
+      const before = await counts();
+      for (let i = 0; i < ids.length; i += 20) {
+        const { rows } = await client.query<{ attempts: number | null }>({
+          name: CLAIM.name,
+          text: CLAIM.text,
+          values: [ids.slice(i, i + 20), 'w-large', 15_000, false],
+        });
+        granted += rows.filter((r) => r.attempts === 1).length;
+      }
+      const after = await counts();
+      await client.query('COMMIT');
+      // A scan of a whole table for each claim would be quadratic in the fleet's history; a few rows
+      // fetched a target, where reading every open target of the operation would fetch thousands.
+      expect(
+        after.map((r, i) => [
+          r.relname,
+          r.seq_scan - before[i]!.seq_scan <= 2,
+          r.idx_tup_fetch - before[i]!.idx_tup_fetch <= 10 * ids.length,
+        ]),
+      ).toEqual([
+        ['herd_leases', true, true],
+        ['operation_targets', true, true],
+        ['operations', true, true],
+      ]);
+    } finally {
+      client.release();
+    }
+    expect(granted).toBe(2000);
+    expect((await opRow(op!.id))!.status).toBe('running');
+  });
+});
+
 describe('an operation settles in the database', () => {
   it('when two of its targets end in transactions that overlap, the later one settles it', async () => {
     const {
@@ -153,12 +285,15 @@ describe('ending the targets of a large operation', () => {
   // operation is open. Taken while they were all queued (as submit takes them, just after inserting
   // them): it believes none runs, and the index of running targets the smallest way to one of them.
   it.each([
-    ['at once', null, 'running'],
-    ['in one wave of a rolling operation', { size: 2000 }, 'running'],
-    ['at once, statistics taken while every target was queued', null, 'queued'],
+    ['at once', null, 'running', 1],
+    ['in one wave of a rolling operation', { size: 2000 }, 'running', 1],
+    ['at once, statistics taken while every target was queued', null, 'queued', 1],
+    ['at once, ended 20 at a time', null, 'running', 20],
+    ['in one wave of a rolling operation, ended 20 at a time', { size: 2000 }, 'running', 20],
+    ['at once, ended 20 at a time, statistics taken while every target was queued', null, 'queued', 20],
   ] as const)(
     '%s, probes indexes only: no sequential scan of its targets (settling) or of the leases (giving one back)',
-    async (_, waves, analyzed) => {
+    async (_, waves, analyzed, together) => {
       // 2,000 one-target herds, every target running and holding its herd's lease.
       const [op] = await t.db
         .insert(operations)
@@ -186,21 +321,56 @@ describe('ending the targets of a large operation', () => {
       ).map((r) => r.id);
       expect(ids).toHaveLength(2000);
       const client = await t.db.$client.connect();
+      // This transaction's counts: what the connection did before it (an earlier test's statements)
+      // may not have been reported yet, and Postgres counts it here until it is (Postgres 15).
+      const counts = async () =>
+        (
+          await client.query<{ relname: string; seq_scan: string; idx_tup_fetch: string }>(
+            `SELECT relname, seq_scan, idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname IN ('operation_targets', 'herd_leases') ORDER BY relname`,
+          )
+        ).rows.map((r) => ({ relname: r.relname, seq_scan: Number(r.seq_scan), idx_tup_fetch: Number(r.idx_tup_fetch) }));
       try {
         await client.query('BEGIN');
-        // As a worker ends each: execute-target's statement (the target's status, then its lease by target).
-        for (const id of ids)
-          await client.query({ name: FINISH.name, text: FINISH.text, values: [id, 'succeeded', null, null, null, ...NO_STEP_END] });
-        const scans = await client.query<{ relname: string; seq_scan: string; idx_tup_fetch: string }>(
-          `SELECT relname, seq_scan, idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname IN ('operation_targets', 'herd_leases') ORDER BY relname`,
-        );
+        const before = await counts();
+        // As a worker ends each: execute-target's statement (the target's status, then its lease by
+        // target), alone or for several targets at once, each with its step's end.
+        for (let i = 0; i < ids.length; i += together) {
+          const batch = ids.slice(i, i + together);
+          if (together === 1)
+            await client.query({ name: FINISH.name, text: FINISH.text, values: [batch[0], 'succeeded', null, null, null, ...NO_STEP_END] });
+          else {
+            const at = new Date();
+            const many = (v: unknown) => batch.map(() => v);
+            await client.query({
+              name: FINISH_MANY.name,
+              text: FINISH_MANY.text,
+              values: [
+                batch,
+                many('succeeded'),
+                many(null),
+                many(null),
+                many(null),
+                batch,
+                many(1),
+                many('nothing'),
+                many('succeeded'),
+              ].concat([many(''), many(0), many(''), many(''), many(at), many(at)]),
+            });
+          }
+        }
+        const after = await counts();
         await client.query('COMMIT');
         // A sequential scan for each target that ends is a scan of the operation (or of every lease) a
         // target: quadratic in the operation's size. Once, the settling's final tally may scan.
         // Nor an index walked past the ended targets (rows fetched quadratic in the operation's size):
         // a handful of rows a target (measured: 4 at once, 5 in a rolling operation), where a walk past the
         // ended ones would fetch a million.
-        expect(scans.rows.map((r) => [r.relname, Number(r.seq_scan) <= 2, Number(r.idx_tup_fetch) <= 10 * ids.length])).toEqual([
+        const scans = after.map((r, i) => ({
+          relname: r.relname,
+          seq_scan: r.seq_scan - before[i]!.seq_scan,
+          idx_tup_fetch: r.idx_tup_fetch - before[i]!.idx_tup_fetch,
+        }));
+        expect(scans.map((r) => [r.relname, r.seq_scan <= 2, r.idx_tup_fetch <= 10 * ids.length])).toEqual([
           ['herd_leases', true, true],
           ['operation_targets', true, true],
         ]);

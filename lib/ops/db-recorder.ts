@@ -31,6 +31,12 @@ const FINISH = {
   text: `INSERT INTO operation_steps (target_id, ${STEP_END_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ${STEP_END_CONFLICT}`,
 };
 
+/**
+ * Text as Postgres can store it: a NUL byte (a binary file printed by a command, say) makes the
+ * whole statement fail, and with it the record of how the step and its target ended.
+ */
+export const storable = <T extends string | null>(text: T): T => (text === null ? text : (text.replaceAll('\0', '\uFFFD') as T));
+
 /** A step's end, as the parameters of STEP_END_COLUMNS (the target's id not included). */
 export type StepEnd = [number, string, StepRecord['status'], string, number | null, string, string, Date, Date];
 
@@ -63,7 +69,7 @@ export function dbRecorder(db: Db, targetId: number, opts: { secrets?: string[];
         startedAt,
         timer: setTimeout(() => {
           // Failure here is not fatal: the end of the step writes the whole record again.
-          r.written = prepared(db, START.name, START.text, [targetId, seq, name, startedAt]).catch(() => {});
+          r.written = prepared(db, START.name, START.text, [targetId, seq, storable(name), startedAt]).catch(() => {});
         }, delay),
       };
       running.set(seq, r);
@@ -79,12 +85,12 @@ export function dbRecorder(db: Db, targetId: number, opts: { secrets?: string[];
       await flush();
       ended = [
         seq,
-        rec.name,
+        storable(rec.name),
         rec.status,
-        redact(rec.command ?? '', secrets),
+        storable(redact(rec.command ?? '', secrets)),
         rec.exitCode ?? null,
-        redact((rec.stdout ?? '').slice(-TAIL), secrets),
-        redact((rec.stderr ?? '').slice(-TAIL), secrets),
+        storable(redact((rec.stdout ?? '').slice(-TAIL), secrets)),
+        storable(redact((rec.stderr ?? '').slice(-TAIL), secrets)),
         r?.startedAt ?? finishedAt,
         finishedAt,
       ];

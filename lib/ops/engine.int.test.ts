@@ -30,7 +30,9 @@ import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db
 import { restartAction } from './actions/restart.action';
 import { remasterAction } from './actions/remaster.action';
 import { reloadAction } from './actions/reload.action';
-import type { InstanceAction } from './define-action';
+import { execNoted, execNotedOk } from './actions/control-steps';
+import { defineAction, type InstanceAction } from './define-action';
+import { registerAction } from './registry';
 import { loadInstanceRefs, type InstanceRef } from './instance-ref';
 import { planOperation } from './plan';
 import { producerConnection, targetQueue } from './queue';
@@ -270,6 +272,41 @@ describe('through the queue and the workers', () => {
     const [w2] = await windows(second.id);
     expect(overlap(w1!, w2!)).toBe(false);
     expect(w2!.from.getTime()).toBeGreaterThanOrEqual(w1!.to.getTime());
+  });
+});
+
+describe('what a command prints is recorded, whatever it prints', () => {
+  // A binary file printed by mistake, a tool that writes NUL-separated lists: Postgres stores no NUL
+  // byte in text, and a statement that tries fails whole, with the record of how the target ended.
+  const binaryAction: InstanceAction = defineAction({
+    name: 'engine-test-binary',
+    label: 'Print NUL bytes',
+    permission: 'operator',
+    dangerous: false,
+    plan: (r) => ({
+      steps: [
+        { name: 'print', says: 'printf with NUL bytes', run: async (x) => void (await execNoted(x.deps, r, x, ['printf', 'bin\\000ary'])) },
+        {
+          name: 'fail',
+          says: 'exit 3 after NUL bytes on stderr',
+          run: async (x) => void (await execNotedOk(x.deps, r, x, ['sh', '-c', "printf 'err\\000or' >&2; exit 3"])),
+        },
+      ],
+      warnings: [],
+    }),
+  });
+
+  it('stores NUL bytes as U+FFFD: the steps’ output and the target’s error are on record, the operation ends', async () => {
+    registerAction(binaryAction);
+    const { id } = await submit(binaryAction, [orders()[0]!.id]);
+    expect((await waitSettled(id))!.status).toBe('failed');
+    const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
+    expect(target!.error).toContain('err\uFFFDor');
+    const steps = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, target!.id)).orderBy(asc(operationSteps.seq));
+    expect(steps.map((s) => [s.name, s.status, s.stdoutTail, s.stderrTail])).toEqual([
+      ['print', 'succeeded', 'bin\uFFFDary', ''],
+      ['fail', 'failed', '', expect.stringMatching(/^err\uFFFDor\n.* exited 3: err\uFFFDor$/)],
+    ]);
   });
 });
 

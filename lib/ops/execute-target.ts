@@ -1,9 +1,10 @@
 // Execute: one operation target, under its herd's lease, re-checking the plan's facts first.
 import { and, eq, max, sql } from 'drizzle-orm';
-import { prepared, type Db } from '@/db/client';
+import { isDatabaseUnavailable, prepared, type Db } from '@/db/client';
+import { coalescer, type Coalescer } from './coalesce';
 import { operationSteps, operationTargets } from '@/db/schema';
 import type { SshPool } from '@/lib/ssh/ssh-client';
-import { dbRecorder, STEP_END_COLUMNS, STEP_END_CONFLICT, type DbRecorder } from './db-recorder';
+import { dbRecorder, STEP_END_COLUMNS, STEP_END_CONFLICT, storable, type DbRecorder, type StepEnd } from './db-recorder';
 import { herdServers, isHerdAction, unpinnedRefusal, type ActionDeps, type ActionParams, type AnyAction } from './define-action';
 import { loadHerdRefs } from './herd-ref';
 import type { Step } from './pipeline';
@@ -36,13 +37,65 @@ export const FINISH = {
 };
 export const NO_STEP_END = Array<null>(9).fill(null);
 
+// The same for several targets of one operation (a worker's targets that ended together): their
+// steps' ends, their ends, their leases back. The targets are found by their ids alone, each row's
+// values by its place in the arrays: a join with the arrays lets the planner hash every target to
+// find twenty (on a table of a few thousand it does). Rows of one operation only: its settling
+// trigger locks the operation's row, and a statement over two operations could lock them in one
+// order while another locks them in the other.
+export const FINISH_MANY = {
+  name: 'pgherd_finish_targets_v1',
+  text: `WITH s AS (INSERT INTO operation_steps (target_id, ${STEP_END_COLUMNS})
+                SELECT * FROM unnest($6::int[], $7::int[], $8::text[], $9::step_status[], $10::text[], $11::int[], $12::text[],
+                                     $13::text[], $14::timestamptz[], $15::timestamptz[])
+                ${STEP_END_CONFLICT}),
+         t AS (UPDATE operation_targets x
+               SET status = ($2::operation_status[])[array_position($1::int[], x.id)], error = ($3::text[])[array_position($1::int[], x.id)],
+                   outcome = coalesce(($4::text[])[array_position($1::int[], x.id)], x.outcome),
+                   refusal = ($5::text[])[array_position($1::int[], x.id)], updated_at = now()
+               WHERE x.id = ANY ($1::int[]) AND x.status::text = 'running' RETURNING x.id)
+         DELETE FROM herd_leases WHERE target_id = ANY ($1::int[])`,
+};
+
+interface Ending {
+  operationId: number;
+  targetId: number;
+  status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
+  error: string | null;
+  outcome: string | null;
+  refusal: RefusalCode | null;
+  step: StepEnd | null;
+}
+
+async function finishMany(db: Db, items: Ending[]): Promise<null[]> {
+  if (items.length === 1) {
+    const [e] = items as [Ending];
+    await prepared(db, FINISH.name, FINISH.text, [e.targetId, e.status, e.error, e.outcome, e.refusal, ...(e.step ?? NO_STEP_END)]);
+    return [null];
+  }
+  const steps = items.flatMap((e) => (e.step ? [[e.targetId, ...e.step] as const] : []));
+  const col = (i: number) => steps.map((s) => s[i]);
+  await prepared(db, FINISH_MANY.name, FINISH_MANY.text, [
+    items.map((e) => e.targetId),
+    items.map((e) => e.status),
+    items.map((e) => e.error),
+    items.map((e) => e.outcome),
+    items.map((e) => e.refusal),
+    ...Array.from({ length: 10 }, (_, i) => col(i)),
+  ]);
+  return items.map(() => null);
+}
+
+const finishers = new WeakMap<Db, Coalescer<Ending, null>>();
+
 /**
  * Records how a target ended (and its last step's end) and gives back its herd's lease, in one
- * statement. The database settles the operation when this was its last open target (migration
- * 0004's trigger).
+ * statement, together with the other targets of its operation this process ends at the same moment.
+ * The database settles the operation when this was its last open target (migration 0004's trigger).
  */
 async function finishTarget(
   db: Db,
+  operationId: number,
   targetId: number,
   status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted',
   error: string | null,
@@ -50,16 +103,21 @@ async function finishTarget(
   refusal: RefusalCode | null,
   recorder: DbRecorder,
 ) {
+  let finish = finishers.get(db);
+  if (!finish) {
+    finish = coalescer((items: Ending[]) => finishMany(db, items), { key: (e) => e.operationId, whole: isDatabaseUnavailable });
+    finishers.set(db, finish);
+  }
   const step = recorder.held();
-  await prepared(db, FINISH.name, FINISH.text, [targetId, status, error, outcome, refusal, ...(step ?? NO_STEP_END)]);
+  await finish({ operationId, targetId, status, error: storable(error), outcome: storable(outcome), refusal, step });
   if (step) recorder.written();
 }
 
 /**
- * Runs one target. Bookkeeping is two round trips for a one-step instance target (the claim, which
- * reads the herd too, and the finish, which writes the step's record), one more for each further
- * step's record (and for a herd target's inventory), plus a write when a step runs
- * long enough to be seen running.
+ * Runs one target. Bookkeeping is two statements for a one-step instance target (the claim, which
+ * reads the herd too, and the finish, which writes the step's record), each shared with the other
+ * targets this process claims or ends at the same moment; one more for each further step's record
+ * (and for a herd target's inventory), plus a write when a step runs long enough to be seen running.
  */
 export async function executeTarget(
   db: Db,
@@ -87,7 +145,7 @@ export async function executeTarget(
     error: string | null,
     refusal: RefusalCode | null = null,
   ) => {
-    await finishTarget(db, targetId, status, error, outcome, refusal, recorder);
+    await finishTarget(db, operationId, targetId, status, error, outcome, refusal, recorder);
     run.finished = true;
     log('target.end', { operationId, targetId, status });
     return 'done' as const;

@@ -4,7 +4,8 @@
 // when it is not, so a worker paused past its TTL (or cut off from the database) never runs another
 // step on a herd that may by then be someone else's.
 import { and, eq } from 'drizzle-orm';
-import { prepared, type Db } from '@/db/client';
+import { isDatabaseUnavailable, prepared, type Db } from '@/db/client';
+import { coalescer, type Coalescer } from './coalesce';
 import { herdLeases } from '@/db/schema';
 import { REF_SELECT, type RefRow } from './instance-ref';
 import { CancelledError } from './pipeline';
@@ -51,8 +52,14 @@ export interface ClaimedTarget {
 // operation is not being cancelled, and the caps of the target's environment and site leave room.
 // A capped target is granted only by a claim made under the caps' locks ($4, see claimTarget): two
 // claims counting the same site at once would both see room for one.
-const CLAIM = {
-  name: 'pgherd_claim_target_v7',
+// Several targets are claimed in one statement (what a worker's slots ask for at once), each found
+// by its id (a list of ids, never a join the planner could answer by hashing a whole table): of two
+// targets of one herd, the later one sees the earlier one open and is not granted, so no lease is
+// written twice. The rows a claim locks are taken in one order by every claim (the leases by herd,
+// the operations started by id), so two claims over the same herds or operations wait for each
+// other, never on each other.
+export const CLAIM = {
+  name: 'pgherd_claim_targets_v8',
   text: `
     WITH t AS (
       SELECT t.id, t.status, t.held, t.instance_id, t.herd_id, t.site, o.id AS operation_id, o.action, o.action_params,
@@ -61,7 +68,7 @@ const CLAIM = {
       FROM operation_targets t JOIN operations o ON o.id = t.operation_id
       LEFT JOIN herds h ON h.id = t.herd_id LEFT JOIN environments e ON e.id = h.environment_id
       LEFT JOIN sites s ON s.name = t.site AND t.site <> ''
-      WHERE t.id = $1),
+      WHERE t.id = ANY ($1::int[])),
     lease AS (
       INSERT INTO herd_leases (herd_id, target_id, holder, expires_at)
       SELECT t.herd_id, t.id, $2, now() + $3 * interval '1 millisecond' FROM t
@@ -71,21 +78,24 @@ const CLAIM = {
                                            WHERE r.status = 'running' AND rh.environment_id = t.environment_id) < t.environment_cap)
         AND (t.site_cap IS NULL OR (SELECT count(*) FROM operation_targets r WHERE r.status = 'running' AND r.site = t.site) < t.site_cap)
         AND NOT EXISTS (SELECT 1 FROM operation_targets e WHERE e.herd_id = t.herd_id AND e.id < t.id AND e.status IN ('queued', 'running') AND NOT e.held)
+      ORDER BY t.herd_id
       ON CONFLICT (herd_id) DO UPDATE SET target_id = excluded.target_id, holder = excluded.holder, expires_at = excluded.expires_at,
         generation = nextval('herd_leases_generation_seq')
       WHERE herd_leases.expires_at < now()
       RETURNING target_id, generation),
     run AS (
       UPDATE operation_targets SET status = 'running', attempts = attempts + 1, updated_at = now()
-      WHERE id = (SELECT target_id FROM lease) AND status = 'queued' AND NOT held RETURNING attempts),
+      WHERE id = ANY (ARRAY(SELECT target_id FROM lease)) AND status = 'queued' AND NOT held RETURNING id, attempts),
     op AS (
-      UPDATE operations SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
-      WHERE id = (SELECT operation_id FROM t) AND status = 'queued' AND EXISTS (SELECT 1 FROM lease))
-    SELECT t.*, (SELECT attempts FROM run) AS attempts, (SELECT generation FROM lease)::float8 AS generation,
-      CASE WHEN t.instance_id IS NOT NULL AND EXISTS (SELECT 1 FROM run) THEN
+      UPDATE operations o SET status = 'running', started_at = coalesce(o.started_at, now()), updated_at = now()
+      FROM (SELECT id FROM operations WHERE id = ANY (ARRAY(SELECT t.operation_id FROM t JOIN lease l ON l.target_id = t.id)) AND status = 'queued'
+            ORDER BY id FOR UPDATE) q
+      WHERE o.id = q.id AND o.status = 'queued')
+    SELECT t.*, r.attempts, l.generation::float8 AS generation,
+      CASE WHEN t.instance_id IS NOT NULL AND r.id IS NOT NULL THEN
         (SELECT json_agg(m ORDER BY m.id) FROM (${REF_SELECT} WHERE i.herd_id = (SELECT herd_id FROM instances WHERE id = t.instance_id)) m)
       END AS members
-    FROM t`,
+    FROM t LEFT JOIN run r ON r.id = t.id LEFT JOIN lease l ON l.target_id = t.id`,
 };
 
 /** Advisory lock keys of the caps (one space per kind, so an environment id never meets a site's hash). */
@@ -100,14 +110,23 @@ const CAP_LOCKS = {
 // (executeTarget: attempts null with a generation).
 
 /**
- * One round trip: reads the target and its operation, takes the herd's lease for it when it may run,
- * and then marks it running, its operation started, and reads its herd (an instance target's). Null when the target does not exist. A target
- * under a cap is claimed again in a transaction holding its environment's and site's locks, so that
- * no two workers fill the last place at once.
+ * One round trip, shared with the other claims this process makes at the same moment (claimMany):
+ * reads the target and its operation, takes the herd's lease for it when it may run, and then marks
+ * it running, its operation started, and reads its herd (an instance target's). Null when the target
+ * does not exist. A target under a cap is claimed again, alone, in a transaction holding its
+ * environment's and site's locks, so that no two workers fill the last place at once.
  */
 export async function claimTarget(db: Db, targetId: number, holder: string): Promise<ClaimedTarget | null> {
-  const [row] = await prepared<ClaimedTarget>(db, CLAIM.name, CLAIM.text, [targetId, holder, leaseTtlMs(), false]);
-  if (!row || row.attempts !== null || !mayClaimUnderCaps(row)) return row ?? null;
+  let claim = claimers.get(db);
+  if (!claim) {
+    claim = coalescer((items: { id: number; holder: string }[]) => claimMany(db, items), {
+      key: (c) => c.holder,
+      whole: isDatabaseUnavailable,
+    });
+    claimers.set(db, claim);
+  }
+  const row = await claim({ id: targetId, holder });
+  if (!row || row.attempts !== null || !mayClaimUnderCaps(row)) return row;
   const client = await db.$client.connect();
   try {
     await client.query('BEGIN');
@@ -116,7 +135,7 @@ export async function claimTarget(db: Db, targetId: number, holder: string): Pro
       text: CAP_LOCKS.text,
       values: [row.environment_cap === null ? 0 : row.environment_id, row.site_cap === null ? '' : row.site],
     });
-    const res = await client.query<ClaimedTarget>({ name: CLAIM.name, text: CLAIM.text, values: [targetId, holder, leaseTtlMs(), true] });
+    const res = await client.query<ClaimedTarget>({ name: CLAIM.name, text: CLAIM.text, values: [[targetId], holder, leaseTtlMs(), true] });
     await client.query('COMMIT');
     return res.rows[0] ?? null;
   } catch (err) {
@@ -125,6 +144,28 @@ export async function claimTarget(db: Db, targetId: number, holder: string): Pro
   } finally {
     client.release();
   }
+}
+
+const claimers = new WeakMap<Db, Coalescer<{ id: number; holder: string }, ClaimedTarget | null>>();
+
+/**
+ * The claims one holder asks for at once, in one statement: a row each, or null. A target asked for
+ * twice in one batch (its job delivered twice) is granted once: the second gets the row without the
+ * grant, as if it had asked a moment later.
+ */
+export async function claimMany(db: Db, items: { id: number; holder: string }[]): Promise<(ClaimedTarget | null)[]> {
+  const ids = [...new Set(items.map((c) => c.id))];
+  const rows = await prepared<ClaimedTarget>(db, CLAIM.name, CLAIM.text, [ids, items[0]?.holder, leaseTtlMs(), false]);
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const answered = new Set<number>();
+  return items.map((c) => {
+    const r = byId.get(c.id) ?? null;
+    if (!r || !answered.has(c.id)) {
+      answered.add(c.id);
+      return r;
+    }
+    return { ...r, attempts: null, generation: null, members: null };
+  });
 }
 
 const mayClaimUnderCaps = (t: ClaimedTarget) =>
