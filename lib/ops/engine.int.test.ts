@@ -602,6 +602,65 @@ describe('faults end in a definite state', () => {
   }, 120_000);
 });
 
+describe('pgherd\u2019s database away for a moment', () => {
+  it('between two steps and as the target ends: the worker waits for it, and records the steps as they ran', async () => {
+    await worker!.close();
+    worker = null;
+    const proxy = await startTcpProxy(dbEndpoint());
+    // Each step, as it ends, takes the database away for 0.4 s (this file's lease lasts 2 s): the
+    // confirmation of the lease before the second step, and the statement that ends the target, each
+    // meet it away.
+    const away = () => {
+      proxy.cut();
+      setTimeout(() => proxy.restore(), 400);
+    };
+    const blinkAction: InstanceAction = defineAction({
+      name: 'engine-test-blink',
+      label: 'Blink the database',
+      permission: 'operator',
+      dangerous: false,
+      plan: () => ({
+        steps: [
+          { name: 'first', says: 'take the database away as it ends', run: async () => away() },
+          { name: 'second', says: 'and again', run: async () => away() },
+        ],
+        warnings: [],
+      }),
+    });
+    registerAction(blinkAction);
+    const w = await startWorker({
+      databaseUrl: viaProxy(proxy.port),
+      redisUrl: t.lab.redis!.url,
+      sshKeyPath: t.lab.ssh!.privateKeyPath,
+      reconcileEveryMs: 500,
+      quiet: true,
+    });
+    try {
+      const { id } = await submit(blinkAction, [orders()[1]!.id]);
+      const settled = await waitSettled(id, 30_000);
+
+      expect(settled!.status).toBe('succeeded');
+      const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
+      expect([target!.status, target!.error]).toEqual(['succeeded', null]);
+      const steps = await t.db
+        .select()
+        .from(operationSteps)
+        .where(eq(operationSteps.targetId, target!.id))
+        .orderBy(asc(operationSteps.seq));
+      expect(steps.map((s) => [s.name, s.status])).toEqual([
+        ['first', 'succeeded'],
+        ['second', 'succeeded'],
+      ]);
+      expect(await t.db.select().from(herdLeases).where(eq(herdLeases.targetId, target!.id))).toEqual([]);
+    } finally {
+      proxy.restore();
+      await w.close();
+      await proxy.close();
+    }
+    worker = await defaultWorker();
+  }, 60_000);
+});
+
 describe('Redis restarted under a running worker', () => {
   it('logs it as events (no unhandled error), ends the running target, and runs what comes next', async () => {
     await worker!.close();

@@ -10,7 +10,7 @@ import { loadHerdRefs } from './herd-ref';
 import type { Step } from './pipeline';
 import { driverFor } from './drivers';
 import { instanceWithHerd, loadInstanceWithHerd } from './instance-ref';
-import { claimTarget, gate, heartbeat, LeaseLostError, leaseTtlMs, releaseLease, type ClaimedTarget } from './lease';
+import { claimTarget, gate, heartbeat, LeaseLostError, LeaseUnconfirmedError, leaseTtlMs, releaseLease, type ClaimedTarget } from './lease';
 import { errorText } from './errors';
 import { lastSeen } from './last-seen';
 import { CancelledError, runPipeline } from './pipeline';
@@ -139,13 +139,35 @@ export async function executeTarget(
   const run = { finished: false };
   let outcome: string | null = null;
   const recorder = dbRecorder(db, targetId);
-  // Ends the target (and frees its lease, if it has one) in one statement.
+  // When the lease was last known to be this worker's (the moment its last renewal was sent: the
+  // database made it last the TTL from some moment after). Until half a TTL after it, nobody else may
+  // take the herd, so a database that does not answer is waited for rather than given up on.
+  const lease = { confirmedAt: claimedAt };
+  const whileHeld = async <T>(attempt: () => Promise<T>, unavailable: (r: T) => unknown): Promise<T> => {
+    for (let wait = 100; ; wait = Math.min(2 * wait, 1000)) {
+      const r = await attempt();
+      const why = unavailable(r);
+      if (!isDatabaseUnavailable(why) || Date.now() + wait > lease.confirmedAt + leaseTtlMs() / 2) return r;
+      log('db.unavailable.retry', { operationId, targetId, error: errorText(why) });
+      await new Promise((res) => setTimeout(res, wait));
+    }
+  };
+  // Ends the target (and frees its lease, if it has one) in one statement: if pgherd's database is
+  // away for a moment, once it is back (the target's steps and how it ended are only in memory).
   const end = async (
     status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted',
     error: string | null,
     refusal: RefusalCode | null = null,
   ) => {
-    await finishTarget(db, operationId, targetId, status, error, outcome, refusal, recorder);
+    const failure = await whileHeld(
+      () =>
+        finishTarget(db, operationId, targetId, status, error, outcome, refusal, recorder).then(
+          () => null,
+          (err: unknown) => ({ err }),
+        ),
+      (r) => r?.err,
+    );
+    if (failure) throw failure.err;
     run.finished = true;
     log('target.end', { operationId, targetId, status });
     return 'done' as const;
@@ -164,9 +186,11 @@ export async function executeTarget(
 
   const beat = setInterval(
     () => {
+      const sent = Date.now();
       heartbeat(db, herdId, targetId, generation)
         .then((held) => {
-          if (!held) log('lease.lost', { targetId, herdId, generation });
+          if (held) lease.confirmedAt = Math.max(lease.confirmedAt, sent);
+          else log('lease.lost', { targetId, herdId, generation });
         })
         .catch((err: unknown) => log('lease.heartbeat.error', { targetId, error: errorText(err) }));
     },
@@ -196,9 +220,19 @@ export async function executeTarget(
           )[0]?.last ?? 0) + 1
         : 1;
     // Before the first step the claim (made just now) vouches for the lease, unless getting here took
-    // half its TTL (the database stalled, say): then it is confirmed like before any other step.
-    const lease = { herdId, targetId, generation, operationId };
-    const stepGate = (i: number) => (i === 0 && Date.now() - claimedAt < leaseTtlMs() / 2 ? Promise.resolve(null) : gate(db, lease));
+    // half its TTL (the database stalled, say): then it is confirmed like before any other step. A
+    // confirmation the database does not answer is asked again while the lease is surely still held.
+    const grant = { herdId, targetId, generation, operationId };
+    const confirm = async () => {
+      const sent = Date.now();
+      const stop = await whileHeld(
+        () => gate(db, grant),
+        (r) => (r instanceof LeaseUnconfirmedError ? r.reason : null),
+      );
+      if (stop === null) lease.confirmedAt = Math.max(lease.confirmedAt, sent);
+      return stop;
+    };
+    const stepGate = (i: number) => (i === 0 && Date.now() - claimedAt < leaseTtlMs() / 2 ? Promise.resolve(null) : confirm());
     const res = await runPipeline(steps, recorder, { gate: stepGate, firstSeq });
     if (res.error instanceof LeaseLostError) {
       log('target.lease_lost', { operationId, targetId, herdId });

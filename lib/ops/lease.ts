@@ -200,6 +200,14 @@ const GATE = {
          SELECT (SELECT cancel_requested FROM operations WHERE id = $5) AS c, EXISTS (SELECT 1 FROM l) AS held`,
 };
 
+/** The lease could not be confirmed (pgherd's database did not answer): not known to be lost, nor to be held. */
+export class LeaseUnconfirmedError extends LeaseLostError {
+  constructor(readonly reason: unknown) {
+    super(`it could not be confirmed: ${reason instanceof Error ? reason.message : String(reason)}`);
+    this.name = 'LeaseUnconfirmedError';
+  }
+}
+
 /** What stops the next step: a cancel, or a lease that is not this grant any more (or cannot be confirmed). */
 export async function gate(
   db: Db,
@@ -215,7 +223,7 @@ export async function gate(
       lease.operationId,
     ]);
   } catch (err) {
-    return new LeaseLostError(`it could not be confirmed: ${(err as Error).message}`);
+    return new LeaseUnconfirmedError(err);
   }
   if (!row?.held) return new LeaseLostError('it expired or was taken over');
   return row.c ? new CancelledError() : null;
