@@ -84,12 +84,17 @@ export async function startWorker(cfg: WorkerConfig) {
   };
   await doReconcile();
 
+  // The targets this process runs now (what a close waits for, said while it waits).
+  const running = new Set<number>();
   const consumer = workerConnection(cfg.redisUrl);
   consumer.on('error', (err) => quietly('redis.error', { connection: 'consumer', error: err.message }));
   const worker = new Worker<TargetJob>(
     TARGET_QUEUE,
     async (job: Job<TargetJob>, token?: string) => {
-      const outcome = await executeTarget(db, ssh, job.data.targetId, holder, log, cfg.beforeSteps);
+      running.add(job.data.targetId);
+      const outcome = await executeTarget(db, ssh, job.data.targetId, holder, log, cfg.beforeSteps).finally(() =>
+        running.delete(job.data.targetId),
+      );
       if (outcome === 'wait') {
         // The herd is busy, or its site or environment is at its cap: come back later without holding
         // a worker slot, a little later each time (a cap of 2 over 500 targets must not poll 500 times
@@ -158,9 +163,21 @@ export async function startWorker(cfg: WorkerConfig) {
       clearInterval(timer);
       clearInterval(aliveTimer);
       if (refreshTimer) clearInterval(refreshTimer);
-      await conductor.close();
-      await worker.close(); // waits for the targets in progress
-      await Promise.all(chores);
+      // A close that takes long says every 10 s what it still waits for (a target's step, a chore).
+      const phase = { now: 'conductor' };
+      const waiting = setInterval(
+        () => log('worker.closing', { holder, waitingFor: phase.now, targets: [...running], chores: chores.size }),
+        10_000,
+      );
+      try {
+        await conductor.close();
+        phase.now = 'targets';
+        await worker.close(); // waits for the targets in progress
+        phase.now = 'chores';
+        await Promise.all(chores);
+      } finally {
+        clearInterval(waiting);
+      }
       await workerStopped(db, holder).catch((err: unknown) => log('worker.stop.error', { error: errorText(err) }));
       await queue.close();
       // BullMQ closes the connections it made, not the ones it was given.
