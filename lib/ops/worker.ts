@@ -115,12 +115,12 @@ export async function startWorker(cfg: WorkerConfig) {
   worker.on('error', (err) => quietly('worker.error', { error: err.message }));
 
   // Background chores in flight: close() waits for them before it ends the pool they use.
-  const chores = new Set<Promise<void>>();
+  const chores = new Map<Promise<void>, string>();
   const chore = (name: string, fn: () => Promise<void>) => {
     const p = fn()
       .catch((err: unknown) => log(`${name}.error`, { error: errorText(err) }))
       .finally(() => chores.delete(p));
-    chores.add(p);
+    chores.set(p, name);
   };
   const timer = setInterval(() => {
     chore('reconcile', doReconcile);
@@ -163,10 +163,11 @@ export async function startWorker(cfg: WorkerConfig) {
       clearInterval(timer);
       clearInterval(aliveTimer);
       if (refreshTimer) clearInterval(refreshTimer);
-      // A close that takes long says every 10 s what it still waits for (a target's step, a chore).
+      // A close that takes long says every 10 s what it still waits for (a target's step, a chore),
+      // quiet or not: a process that does not stop must say why.
       const phase = { now: 'conductor' };
       const waiting = setInterval(
-        () => log('worker.closing', { holder, waitingFor: phase.now, targets: [...running], chores: chores.size }),
+        () => logLine('worker.closing', { holder, waitingFor: phase.now, targets: [...running], chores: [...chores.values()] }),
         10_000,
       );
       try {
@@ -174,7 +175,7 @@ export async function startWorker(cfg: WorkerConfig) {
         phase.now = 'targets';
         await worker.close(); // waits for the targets in progress
         phase.now = 'chores';
-        await Promise.all(chores);
+        await Promise.all(chores.keys());
       } finally {
         clearInterval(waiting);
       }
