@@ -136,6 +136,16 @@ const viaProxy = (port: number) => {
   return u.toString();
 };
 
+/** A quiet worker whose connections to pgherd's database go through a fault-injecting proxy. */
+const proxiedWorker = (port: number) =>
+  startWorker({
+    databaseUrl: viaProxy(port),
+    redisUrl: t.lab.redis!.url,
+    sshKeyPath: t.lab.ssh!.privateKeyPath,
+    reconcileEveryMs: 500,
+    quiet: true,
+  });
+
 beforeAll(async () => {
   process.env.PGHERD_LEASE_TTL_MS = '2000';
   t = await freshDatabase();
@@ -567,13 +577,7 @@ describe('faults end in a definite state', () => {
     await worker!.close();
     worker = null;
     const proxy = await startTcpProxy(dbEndpoint());
-    const w = await startWorker({
-      databaseUrl: viaProxy(proxy.port),
-      redisUrl: t.lab.redis!.url,
-      sshKeyPath: t.lab.ssh!.privateKeyPath,
-      reconcileEveryMs: 500,
-      quiet: true,
-    });
+    const w = await proxiedWorker(proxy.port);
     try {
       const { id } = await submit(
         restartAction,
@@ -628,13 +632,7 @@ describe('pgherd\u2019s database away for a moment', () => {
       }),
     });
     registerAction(blinkAction);
-    const w = await startWorker({
-      databaseUrl: viaProxy(proxy.port),
-      redisUrl: t.lab.redis!.url,
-      sshKeyPath: t.lab.ssh!.privateKeyPath,
-      reconcileEveryMs: 500,
-      quiet: true,
-    });
+    const w = await proxiedWorker(proxy.port);
     try {
       const { id } = await submit(blinkAction, [orders()[1]!.id]);
       const settled = await waitSettled(id, 30_000);
