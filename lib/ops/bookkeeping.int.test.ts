@@ -9,7 +9,7 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { dbRecorder } from './db-recorder';
 import { instanceWithHerd, loadInstanceWithHerd } from './instance-ref';
-import { FINISH, FINISH_MANY, NO_STEP_END } from './execute-target';
+import { FINISH } from './execute-target';
 import { CLAIM, claimMany, claimTarget } from './lease';
 import { operationView } from './operation-view';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
@@ -336,27 +336,18 @@ describe('ending the targets of a large operation', () => {
         // target), alone or for several targets at once, each with its step's end.
         for (let i = 0; i < ids.length; i += together) {
           const batch = ids.slice(i, i + together);
-          if (together === 1)
-            await client.query({ name: FINISH.name, text: FINISH.text, values: [batch[0], 'succeeded', null, null, null, ...NO_STEP_END] });
-          else {
-            const at = new Date();
-            const many = (v: unknown) => batch.map(() => v);
-            await client.query({
-              name: FINISH_MANY.name,
-              text: FINISH_MANY.text,
-              values: [
-                batch,
-                many('succeeded'),
-                many(null),
-                many(null),
-                many(null),
-                batch,
-                many(1),
-                many('nothing'),
-                many('succeeded'),
-              ].concat([many(''), many(0), many(''), many(''), many(at), many(at)]),
-            });
-          }
+          const at = new Date();
+          const many = (v: unknown) => batch.map(() => v);
+          // Alone, with no step's end to write (as a target refused before its first step); together, each with its step's end.
+          const steps =
+            together === 1
+              ? [[], [], [], [], [], [], [], [], [], []]
+              : [batch, many(1), many('nothing'), many('succeeded'), many(''), many(0), many(''), many(''), many(at), many(at)];
+          await client.query({
+            name: FINISH.name,
+            text: FINISH.text,
+            values: [batch, many('succeeded'), many(null), many(null), many(null), ...steps],
+          });
         }
         const after = await counts();
         await client.query('COMMIT');

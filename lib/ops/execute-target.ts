@@ -21,29 +21,17 @@ import { answeringDenial, demand, loadAccess, noAccess } from '@/lib/auth/access
 
 export type ExecuteOutcome = 'done' | 'wait' | 'skipped';
 
-// Only a running target is ended here: one that reconcile has already marked interrupted (its lease
-// expired while this worker was cut off) keeps what reconcile recorded. The end of its last step, when
-// the recorder holds one ($6 onwards), is written by the same statement, whatever the target's state.
-// The target is found by its id alone: "status = 'running'" as such would let the planner read the
-// index of running targets instead, and walk every running target for each one that ends, when the
-// statistics are from before they ran (submit takes them while all are queued).
+// Ends targets of one operation (one, or a worker's several that ended together): their last steps'
+// ends (the step arrays, $6 onwards), their ends, their leases back. Only a running target is ended
+// here: one that reconcile has already marked interrupted (its lease expired while this worker was cut
+// off) keeps what reconcile recorded; its last step's end is written whatever the target's state.
+// Targets are found by their ids alone, each row's values by its place in the arrays: "status =
+// 'running'" as such would let the planner read the index of running targets (walking every running
+// target for each one that ends, on statistics taken before they ran, as submit takes them), and a
+// join with the arrays lets it hash every target to find twenty (on a table of a few thousand it
+// does). Rows of one operation only: its settling trigger locks the operation's row, and a statement
+// over two operations could lock them in one order while another locks them in the other.
 export const FINISH = {
-  name: 'pgherd_finish_target_v5',
-  text: `WITH s AS (INSERT INTO operation_steps (target_id, ${STEP_END_COLUMNS})
-                SELECT $1::int, $6::int, $7::text, $8::step_status, $9::text, $10::int, $11::text, $12::text, $13::timestamptz, $14::timestamptz
-                WHERE $6::int IS NOT NULL ${STEP_END_CONFLICT}),
-         t AS (UPDATE operation_targets SET status = $2, error = $3, outcome = coalesce($4, outcome), refusal = $5, updated_at = now() WHERE id = $1 AND status::text = 'running' RETURNING id)
-         DELETE FROM herd_leases WHERE target_id = $1`,
-};
-export const NO_STEP_END = Array<null>(9).fill(null);
-
-// The same for several targets of one operation (a worker's targets that ended together): their
-// steps' ends, their ends, their leases back. The targets are found by their ids alone, each row's
-// values by its place in the arrays: a join with the arrays lets the planner hash every target to
-// find twenty (on a table of a few thousand it does). Rows of one operation only: its settling
-// trigger locks the operation's row, and a statement over two operations could lock them in one
-// order while another locks them in the other.
-export const FINISH_MANY = {
   name: 'pgherd_finish_targets_v1',
   text: `WITH s AS (INSERT INTO operation_steps (target_id, ${STEP_END_COLUMNS})
                 SELECT * FROM unnest($6::int[], $7::int[], $8::text[], $9::step_status[], $10::text[], $11::int[], $12::text[],
@@ -68,14 +56,9 @@ interface Ending {
 }
 
 async function finishMany(db: Db, items: Ending[]): Promise<null[]> {
-  if (items.length === 1) {
-    const [e] = items as [Ending];
-    await prepared(db, FINISH.name, FINISH.text, [e.targetId, e.status, e.error, e.outcome, e.refusal, ...(e.step ?? NO_STEP_END)]);
-    return [null];
-  }
   const steps = items.flatMap((e) => (e.step ? [[e.targetId, ...e.step] as const] : []));
   const col = (i: number) => steps.map((s) => s[i]);
-  await prepared(db, FINISH_MANY.name, FINISH_MANY.text, [
+  await prepared(db, FINISH.name, FINISH.text, [
     items.map((e) => e.targetId),
     items.map((e) => e.status),
     items.map((e) => e.error),
