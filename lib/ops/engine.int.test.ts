@@ -80,14 +80,48 @@ async function submit(
 const defaultWorker = () =>
   startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
 
-async function waitSettled(id: number, timeoutMs = 60_000) {
+async function waitSettled(id: number, timeoutMs = 50_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const [op] = await t.db.select().from(operations).where(eq(operations.id, id));
     if (op!.finishedAt) return op;
-    if (Date.now() > deadline) throw new Error(`operation ${id} still ${op!.status}`);
+    if (Date.now() > deadline) throw new Error(`operation ${id} still ${op!.status}:\n${await whereItIs([id])}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** `p`, or an error saying where the operations' targets are when it takes longer than `ms`. */
+async function within<T>(ms: number, p: Promise<T>, what: string, operationIds: number[]): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void whereItIs(operationIds).then((where) => reject(new Error(`waited ${ms} ms for ${what}:\n${where}`)), reject);
+    }, ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Where the operations' targets are, step by step (a test that gives up says what it waited for). */
+async function whereItIs(operationIds: number[]) {
+  const lines: string[] = [];
+  for (const id of operationIds) {
+    const ts = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(operationTargets.id);
+    for (const x of ts) {
+      lines.push(`  operation ${id} target ${x.id}: ${x.status}${x.error ? ` (${x.error})` : ''}`);
+      const steps = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, x.id)).orderBy(operationSteps.seq);
+      for (const s of steps)
+        lines.push(
+          `    ${s.seq} ${s.name}: ${s.status} ${s.startedAt.toISOString()} .. ${s.finishedAt?.toISOString() ?? 'now'} ${JSON.stringify((s.stdoutTail + s.stderrTail).slice(-300))}`,
+        );
+    }
+  }
+  const leases = await t.db.select().from(herdLeases);
+  lines.push(`  leases: ${JSON.stringify(leases)}`);
+  return lines.join('\n');
 }
 
 /** Each target's running window, from its first step's start to its last step's end. */
@@ -112,7 +146,10 @@ async function waitStatus(targetId: number, want: string[], timeoutMs = 30_000) 
   for (;;) {
     const [x] = await t.db.select({ s: operationTargets.status }).from(operationTargets).where(eq(operationTargets.id, targetId));
     if (want.includes(x!.s)) return;
-    if (Date.now() > deadline) throw new Error(`target ${targetId} still ${x!.s}, not ${want.join('/')}`);
+    if (Date.now() > deadline) {
+      const [op] = await t.db.select({ id: operationTargets.operationId }).from(operationTargets).where(eq(operationTargets.id, targetId));
+      throw new Error(`target ${targetId} still ${x!.s}, not ${want.join('/')}:\n${await whereItIs([op!.id])}`);
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -510,7 +547,7 @@ describe('one worker per herd, for real', () => {
   });
 
   it('a worker cut off from pgherd’s database past its lease stops before its next step; no two workers run steps of one herd at once', async () => {
-    await worker!.close();
+    await within(20_000, worker!.close(), "the file's worker to close", []);
     worker = null;
     const r = orders()[1];
     const proxy = await startTcpProxy(dbEndpoint());
@@ -526,7 +563,7 @@ describe('one worker per herd, for real', () => {
     try {
       const first = await submit(restartAction, [r!.id]);
       const [t1] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, first.id));
-      await waitStatus(t1!.id, ['running']);
+      await waitStatus(t1!.id, ['running'], 10_000);
       proxy.stall();
       const stalledAt = new Date();
       // Another worker takes over once the lease has expired, and runs the next operation on the herd.
@@ -542,10 +579,10 @@ describe('one worker per herd, for real', () => {
       const takenOverAt = new Date();
       const second = await submit(restartAction, [r!.id]);
       const [t2] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, second.id));
-      await waitStatus(t2!.id, ['running']);
+      await waitStatus(t2!.id, ['running'], 10_000);
       proxy.restore(); // the cut-off worker comes back while the second operation runs
-      expect((await waitSettled(second.id))!.status).toBe('succeeded');
-      await cutOff.close(); // returns once its target has ended
+      expect((await waitSettled(second.id, 20_000))!.status).toBe('succeeded');
+      await within(10_000, cutOff.close(), 'the cut-off worker to close', [first.id, second.id]); // returns once its target has ended
       const [end1] = await t.db.select().from(operationTargets).where(eq(operationTargets.id, t1!.id));
       expect(end1!.status).toBe('interrupted');
       expect(end1!.error).toMatch(/lease/);
