@@ -36,6 +36,7 @@ const url = (i: LabInstance) => `postgres://postgres@${i.address}:${i.port}/post
 
 export async function failoverBench(log: (m: string) => void): Promise<string[]> {
   const lab = await startLab({
+    aws: false,
     file: FILE,
     fleet: { environments: ['bench'], herds: HERDS, replicas: 2, sites: ['dc-a', 'dc-b'], subnet: '127.0.5' },
     pgbouncer: [{ environment: 'bench', herd: 'h1' }],

@@ -42,6 +42,7 @@ async function measure(endpoints: PgEndpoint[]): Promise<string[]> {
 
 export async function observeBench(log: (m: string) => void): Promise<string[]> {
   const lab = await startLab({
+    aws: false,
     file: FILE,
     redis: false,
     dns: false,

@@ -102,6 +102,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 export async function opsBench(log: (m: string) => void): Promise<string[]> {
   const lab = await startLab({
+    aws: false,
     file: FILE,
     fleet: {
       environments: ['production', 'staging'],

@@ -104,6 +104,7 @@ async function plainQueue(db: Db, redisUrl: string): Promise<number> {
 
 export async function wavesBench(log: (m: string) => void): Promise<string[]> {
   const lab = await startLab({
+    aws: false,
     file: FILE,
     fleet: {
       environments: ['bench'],

@@ -82,7 +82,7 @@ async function withConsole(
   const log = (m: string) => console.log(`bench: ${m}`);
   process.on('SIGINT', () => void stopLab(FILE).then(() => process.exit(130)));
   // Redis for the operations' queue: the operation pages' benchmark submits (no worker takes the jobs).
-  const lab = await startLab({ file: FILE, fleet: false, redis: true, log });
+  const lab = await startLab({ file: FILE, fleet: false, redis: true, aws: false, log });
   try {
     const admin = { username: 'bench', password: randomBytes(12).toString('base64url') };
     const { apiToken } = await prepareDatabase(lab, admin, { seedFleet: false });

@@ -17,10 +17,22 @@ describe('the lab', () => {
     const opsMember = (name: string) => lab.instances.some((i) => i.server === name && isOpsTestHerd(i.environment, i.herd));
     expect(lab.processes.filter((p) => !opsMember(p.name) && !(alive(currentPid(p)) && pidRuns(currentPid(p), p.program)))).toEqual([]);
     // pgherd's database, Redis, BIND, on each of the 18 servers a postmaster and an sshd, and the
-    // PgBouncer in front of production/billing on a server of its own (with its sshd), OpenLDAP slapd
+    // PgBouncer in front of production/billing on a server of its own (with its sshd), OpenLDAP slapd,
+    // moto and the lab's AWS front, with an EC2 instance per database server
     expect(lab.processes.map((p) => p.program).sort()).toEqual(
-      ['postgres', ...Array(18).fill('postgres'), 'redis-server', 'named', 'pgbouncer', 'slapd', ...Array(19).fill('sshd')].sort(),
+      [
+        'postgres',
+        ...Array(18).fill('postgres'),
+        'redis-server',
+        'named',
+        'pgbouncer',
+        'slapd',
+        ...Array(19).fill('sshd'),
+        'moto_server',
+        'aws-front.ts',
+      ].sort(),
     );
+    expect(lab.aws!.instances.map((i) => i.server).sort()).toEqual(lab.instances.map((i) => i.server).sort());
     expect(lab.pgbouncer).toEqual([
       expect.objectContaining({ environment: 'production', herd: 'billing', address: '127.0.1.241', databases: ['billing'] }),
     ]);

@@ -14,6 +14,7 @@ import { freePort, portFreeOnAll } from './ports';
 import { startRedis } from './redis';
 import { startBind, type LabDns } from './bind';
 import { startSshd, type LabSsh } from './sshd';
+import { labAwsEnv, startAws, type LabAws } from './aws';
 
 export interface LabProcess {
   name: string;
@@ -70,6 +71,8 @@ export interface LabInfo {
   /** The lab's CA (slapd's and every fleet instance's certificates) and how pgherd reaches the fleet's Postgres. */
   tls: LabCa | null;
   pgAccess: LabPgAccess | null;
+  /** moto behind the lab's front: an EC2 instance per database server, Route 53 (absent: a lab without AWS). */
+  aws?: LabAws | null;
   console?: { url: string; admin: { username: string; password: string }; apiToken?: string };
   instances: LabInstance[];
   processes: LabProcess[];
@@ -122,6 +125,8 @@ export interface LabOptions {
   pgbouncer?: { environment: string; herd: string }[];
   /** OpenLDAP slapd with the lab's people and groups (default: with the fleet). */
   ldap?: boolean;
+  /** moto and an EC2 instance per database server (default: with the fleet). */
+  aws?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -129,8 +134,12 @@ export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 export const DEFAULT_LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'lab.json');
 
 /** The settings that point pgherd (console, worker, a test process) at the lab's DNS and fleet credentials. */
-export function labSettings(lab: LabInfo): { PGHERD_DNS_CONFIG: string; PGHERD_PG_CONFIG: string } {
-  return { PGHERD_DNS_CONFIG: lab.dns?.configFile ?? '', PGHERD_PG_CONFIG: lab.pgAccess?.configFile ?? '' };
+export function labSettings(lab: LabInfo): { PGHERD_DNS_CONFIG: string; PGHERD_PG_CONFIG: string } & Record<string, string> {
+  return {
+    PGHERD_DNS_CONFIG: lab.dns?.configFile ?? '',
+    PGHERD_PG_CONFIG: lab.pgAccess?.configFile ?? '',
+    ...(lab.aws ? labAwsEnv(lab.aws) : {}),
+  };
 }
 
 /** Applies labSettings to this process (tests and benchmarks that run actions in-process). */
@@ -262,6 +271,17 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
         const bind = await startBind(id, dir, dnsPort, zone);
         track({ name: 'named', pid: bind.pid, program: 'named', signal: 'SIGTERM' });
         info.dns = { ...bind.dns, herds: zone.herds };
+      }
+      if (opts.aws !== false) {
+        log('starting moto (AWS) behind the lab front: an EC2 instance per database server');
+        info.aws = await startAws(
+          id,
+          dir,
+          info.instances.map((i) => ({ ...i, hostname: i.server, logFile: path.join(dir, 'log', `${i.server}.log`) })),
+          spec.sites,
+          info.pgBin,
+          track,
+        );
       }
       if (opts.ldap !== false) {
         const ldapPort = await freePort();

@@ -66,6 +66,7 @@ const slowAction: InstanceAction = defineAction({
 
 beforeAll(async () => {
   lab = await startLab({
+    aws: false,
     file: LAB_FILE,
     fleet: { environments: ['wave'], herds: ['a', 'b', 'c', 'd'], replicas: 2, sites: ['dc-east', 'dc-west'], subnet: '127.0.7' },
     dns: false,

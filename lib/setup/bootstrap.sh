@@ -44,6 +44,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# moto, the lab's AWS emulator: on PATH (pip installs it there on some machines), else in a virtual
+# environment of pgherd's own (Debian 12 packages no moto; its pip refuses system-wide installs).
+MOTO_VENV="$HOME/.cache/pgherd/moto"
+if [ -z "${PGHERD_MOTO_SERVER:-}" ] && ! command -v moto_server >/dev/null && [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  if ! python3 -c 'import ensurepip' 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "bootstrap: installing Debian packages: python3-venv"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    else
+      echo "bootstrap: install python3-venv (sudo apt-get install python3-venv), or moto: pip install 'moto[server]'" >&2
+      exit 1
+    fi
+  fi
+  echo "bootstrap: installing moto (the lab's AWS emulator) in $MOTO_VENV"
+  if ! { python3 -m venv "$MOTO_VENV" && "$MOTO_VENV/bin/pip" install -q 'moto[server]>=5.1,<6'; }; then
+    echo "bootstrap: could not install moto; install it with: pip install 'moto[server]' (or set PGHERD_MOTO_SERVER)" >&2
+    exit 1
+  fi
+fi
+
 stamp=node_modules/.pgherd-lock.sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then

@@ -3,4 +3,5 @@
 import { inject } from 'vitest';
 import { readLab, useLabSettings } from '@/lib/lab/lab';
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // see lib/lab/aws.ts
 useLabSettings(readLab(inject('labFile')));

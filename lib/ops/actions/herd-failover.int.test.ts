@@ -53,6 +53,7 @@ const actor = { id: null, username: 'failover-test', access: SYSTEM_ACCESS };
 
 beforeAll(async () => {
   lab = await startLab({
+    aws: false,
     file: LAB_FILE,
     fleet: { environments: ['dr'], herds: ['alpha', 'beta', 'gamma'], replicas: 2, sites: ['dc-east', 'dc-west'], subnet: '127.0.4' },
     pgbouncer: [{ environment: 'dr', herd: 'alpha' }],

@@ -1,0 +1,69 @@
+// Where pgherd's AWS clients point and how they retry. Credentials come from the SDK's default
+// provider chain (environment, shared files, an instance role): never from pgherd's database, never
+// logged. An endpoint (PGHERD_AWS_ENDPOINT, else the SDK's own AWS_ENDPOINT_URL) points every client at
+// an emulator (the lab's moto) or a private endpoint.
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { Route53Client } from '@aws-sdk/client-route-53';
+
+export interface AwsSettings {
+  region: string;
+  endpoint: string | null;
+}
+
+/** The settings from the environment; the region is required (no client guesses one). */
+export function awsSettings(env: Record<string, string | undefined> = process.env): AwsSettings {
+  const region = env.PGHERD_AWS_REGION ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? '';
+  const endpoint = env.PGHERD_AWS_ENDPOINT ?? env.AWS_ENDPOINT_URL ?? null;
+  return { region, endpoint: endpoint || null };
+}
+
+/** AWS is not configured here: the cloud features say so (the API answers 503 with this reason). */
+export class AwsNotConfiguredError extends Error {
+  constructor(why: string) {
+    super(`AWS is not configured: ${why}`);
+    this.name = 'AwsNotConfiguredError';
+  }
+}
+
+function common(s: AwsSettings, region?: string) {
+  const r = region ?? s.region;
+  if (!r) throw new AwsNotConfiguredError('no region (set PGHERD_AWS_REGION or AWS_REGION)');
+  // The SDK's standard retry mode: throttling and transient errors retried with backoff, three attempts.
+  return { region: r, retryMode: 'standard', maxAttempts: 3, ...(s.endpoint ? { endpoint: s.endpoint } : {}) };
+}
+
+const ec2Clients = new Map<string, EC2Client>();
+const r53Clients = new Map<string, Route53Client>();
+
+/** One EC2 client per region and endpoint for the process (they keep their connections). */
+export function ec2Client(region?: string, s: AwsSettings = awsSettings()): EC2Client {
+  const c = common(s, region);
+  const key = `${c.region} ${s.endpoint ?? ''}`;
+  let client = ec2Clients.get(key);
+  if (!client) {
+    client = new EC2Client(c);
+    ec2Clients.set(key, client);
+  }
+  return client;
+}
+
+/** Route 53 is global: its region is the settings' (us-east-1 when none is set and AWS is reached at all). */
+export function route53Client(s: AwsSettings = awsSettings()): Route53Client {
+  const c = common({ ...s, region: s.region || 'us-east-1' });
+  const key = `${c.region} ${s.endpoint ?? ''}`;
+  let client = r53Clients.get(key);
+  if (!client) {
+    client = new Route53Client(c);
+    r53Clients.set(key, client);
+  }
+  return client;
+}
+
+/** The AWS error's code and message ("InsufficientInstanceCapacity: We currently do not have..."). */
+export function awsErrorText(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as Error & { Code?: string }).Code ?? err.name;
+    return code && !err.message.startsWith(code) ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,111 @@
+// EC2 as pgherd uses it: instances found by tag, the instance type catalogue, and the calls that stop,
+// retype and start an instance, each wait bounded. Knows nothing of pgherd's database.
+import {
+  DescribeInstancesCommand,
+  DescribeInstanceTypesCommand,
+  type EC2Client,
+  type Filter,
+  type Instance,
+  type InstanceTypeInfo,
+  paginateDescribeInstances,
+  paginateDescribeInstanceTypeOfferings,
+  paginateDescribeInstanceTypes,
+} from '@aws-sdk/client-ec2';
+
+/** What pgherd records of an EC2 instance: its cloud identity. */
+export interface CloudInstance {
+  instanceId: string;
+  region: string;
+  availabilityZone: string;
+  instanceType: string;
+  architecture: string;
+  /** pending, running, stopping, stopped, shutting-down, terminated */
+  state: string;
+  privateAddress: string | null;
+  tags: Record<string, string>;
+}
+
+export function cloudInstance(i: Instance, region: string): CloudInstance {
+  return {
+    instanceId: i.InstanceId ?? '',
+    region,
+    availabilityZone: i.Placement?.AvailabilityZone ?? '',
+    instanceType: i.InstanceType ?? '',
+    architecture: i.Architecture ?? '',
+    state: i.State?.Name ?? 'unknown',
+    privateAddress: i.PrivateIpAddress ?? null,
+    tags: Object.fromEntries((i.Tags ?? []).flatMap((t) => (t.Key ? [[t.Key, t.Value ?? '']] : []))),
+  };
+}
+
+/** `Key=Value` pairs (a value of `*` matches any value) as DescribeInstances filters. */
+export function tagFilters(tags: Record<string, string>): Filter[] {
+  return Object.entries(tags).map(([k, v]) => (v === '*' ? { Name: 'tag-key', Values: [k] } : { Name: `tag:${k}`, Values: [v] }));
+}
+
+/** Every instance the filters match (terminated ones included: discovery marks them), page after page. */
+export async function describeInstances(client: EC2Client, region: string, filters: Filter[]): Promise<CloudInstance[]> {
+  const out: CloudInstance[] = [];
+  for await (const page of paginateDescribeInstances({ client, pageSize: 500 }, { Filters: filters })) {
+    for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) out.push(cloudInstance(i, region));
+  }
+  return out;
+}
+
+/** The instances with these ids (those EC2 no longer knows are left out). */
+export async function describeInstancesById(client: EC2Client, region: string, ids: string[]): Promise<CloudInstance[]> {
+  if (!ids.length) return [];
+  const res = await client.send(new DescribeInstancesCommand({ InstanceIds: ids }));
+  return (res.Reservations ?? []).flatMap((r) => (r.Instances ?? []).map((i) => cloudInstance(i, region)));
+}
+
+/** An instance type as the ranking needs it. */
+export interface TypeInfo {
+  name: string;
+  vcpus: number;
+  memoryGiB: number;
+  architectures: string[];
+  burstable: boolean;
+  /** unsupported, supported, required */
+  ena: string;
+  virtualization: string[];
+  currentGeneration: boolean;
+}
+
+export function typeInfo(t: InstanceTypeInfo): TypeInfo {
+  return {
+    name: t.InstanceType ?? '',
+    vcpus: t.VCpuInfo?.DefaultVCpus ?? 0,
+    memoryGiB: (t.MemoryInfo?.SizeInMiB ?? 0) / 1024,
+    architectures: t.ProcessorInfo?.SupportedArchitectures ?? [],
+    burstable: t.BurstablePerformanceSupported ?? false,
+    ena: t.NetworkInfo?.EnaSupport ?? 'unsupported',
+    virtualization: t.SupportedVirtualizationTypes ?? [],
+    currentGeneration: t.CurrentGeneration ?? true,
+  };
+}
+
+/** The region's instance type catalogue (or the named types). */
+export async function describeTypes(client: EC2Client, names?: string[]): Promise<TypeInfo[]> {
+  if (names) {
+    if (!names.length) return [];
+    const res = await client.send(new DescribeInstanceTypesCommand({ InstanceTypes: names as never }));
+    return (res.InstanceTypes ?? []).map(typeInfo);
+  }
+  const out: TypeInfo[] = [];
+  for await (const page of paginateDescribeInstanceTypes({ client, pageSize: 100 }, {}))
+    out.push(...(page.InstanceTypes ?? []).map(typeInfo));
+  return out;
+}
+
+/** The types offered in an availability zone. */
+export async function typesOfferedIn(client: EC2Client, availabilityZone: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  for await (const page of paginateDescribeInstanceTypeOfferings(
+    { client, pageSize: 1000 },
+    { LocationType: 'availability-zone', Filters: [{ Name: 'location', Values: [availabilityZone] }] },
+  )) {
+    for (const o of page.InstanceTypeOfferings ?? []) if (o.InstanceType) out.add(o.InstanceType);
+  }
+  return out;
+}

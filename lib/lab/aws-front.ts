@@ -1,0 +1,148 @@
+// The lab's AWS: moto answers every AWS call the SDK makes; this front, between the SDK and moto, makes
+// EC2 state mean to the lab what it means to a real host, where moto cannot:
+// - StopInstances (and TerminateInstances) shuts the server's Postgres down first (`pg_ctl stop -m
+//   fast`, as a host's shutdown does); StartInstances starts it once EC2 answers (as the host's boot).
+// - ModifyInstanceAttribute changing the type of an instance that is not stopped fails with
+//   IncorrectInstanceState, as AWS does (moto accepts it).
+// - StartInstances fails with InsufficientInstanceCapacity for the types (or type@zone) a test lists in
+//   the capacity file (AWS has no capacity for them now).
+// Run as a daemon by the lab: `node --import tsx lib/lab/aws-front.ts CONFIG.json`.
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { run, type Identity } from './proc';
+
+export interface AwsFrontConfig {
+  port: number;
+  motoUrl: string;
+  region: string;
+  pgBin: string;
+  identity: Identity;
+  /** JSON: { "insufficient": ["m6i.xlarge", "m6i.2xlarge@eu-west-1a"] } */
+  capacityFile: string;
+  /** Each EC2 instance's Postgres instances (what its host runs). */
+  hosts: Record<string, { dataDirectory: string; logFile: string }[]>;
+}
+
+function ec2Error(res: http.ServerResponse, status: number, code: string, message: string) {
+  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8' });
+  res.end(
+    `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${code}</Code><Message>${esc(message)}</Message></Error></Errors><RequestID>${randomUUID()}</RequestID></Response>`,
+  );
+}
+
+/** InstanceId.1, InstanceId.2, ... (StartInstances, StopInstances) or InstanceId (ModifyInstanceAttribute). */
+function instanceIds(p: URLSearchParams): string[] {
+  const out: string[] = [];
+  for (const [k, v] of p) if (k === 'InstanceId' || /^InstanceId\.\d+$/.test(k)) out.push(v);
+  return out;
+}
+
+export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
+  const moto = new EC2Client({
+    endpoint: cfg.motoUrl,
+    region: cfg.region,
+    credentials: { accessKeyId: 'lab', secretAccessKey: 'lab' },
+  });
+  const describe = async (ids: string[]) => {
+    const r = await moto.send(new DescribeInstancesCommand({ InstanceIds: ids }));
+    return (r.Reservations ?? []).flatMap((x) => x.Instances ?? []);
+  };
+  const refused = (): string[] => {
+    if (!existsSync(cfg.capacityFile)) return [];
+    try {
+      return (JSON.parse(readFileSync(cfg.capacityFile, 'utf8')) as { insufficient?: string[] }).insufficient ?? [];
+    } catch {
+      return [];
+    }
+  };
+  const pgCtl = async (id: string, verb: 'stop' | 'start') => {
+    for (const h of cfg.hosts[id] ?? []) {
+      const argv =
+        verb === 'stop'
+          ? [`${cfg.pgBin}/pg_ctl`, '-D', h.dataDirectory, '-m', 'fast', '-w', '-t', '60', 'stop']
+          : [`${cfg.pgBin}/pg_ctl`, '-D', h.dataDirectory, '-l', h.logFile, '-w', '-t', '60', 'start'];
+      await run(cfg.identity, argv).catch((err: unknown) => {
+        // Already stopped (or already running): what a host's shutdown or boot finds sometimes.
+        console.error(`aws-front: ${verb} ${h.dataDirectory}: ${(err as Error).message}`);
+      });
+    }
+  };
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      void (async () => {
+        const body = Buffer.concat(chunks);
+        const isEc2 = /\/ec2\/aws4_request/.test(req.headers.authorization ?? '') && req.method === 'POST';
+        const p = isEc2 ? new URLSearchParams(body.toString('utf8')) : null;
+        const action = p?.get('Action') ?? null;
+        const ids = p ? instanceIds(p) : [];
+        if (p && action === 'ModifyInstanceAttribute' && p.has('InstanceType.Value')) {
+          const [i] = await describe(ids);
+          const state = i?.State?.Name;
+          if (i && state !== 'stopped')
+            return void ec2Error(res, 400, 'IncorrectInstanceState', `The instance '${i.InstanceId ?? ''}' is not in the 'stopped' state.`);
+        }
+        if (p && action === 'StartInstances') {
+          const no = refused();
+          for (const i of await describe(ids)) {
+            const type = i.InstanceType ?? '';
+            const zone = i.Placement?.AvailabilityZone ?? '';
+            if (i.State?.Name === 'stopped' && (no.includes(type) || no.includes(`${type}@${zone}`)))
+              return void ec2Error(
+                res,
+                500,
+                'InsufficientInstanceCapacity',
+                `We currently do not have sufficient ${type} capacity in the Availability Zone you requested (${zone}). Our system will be working on provisioning additional capacity. You can currently get ${type} capacity by not specifying an Availability Zone in your request or choosing a different Availability Zone.`,
+              );
+          }
+        }
+        if (action === 'StopInstances' || action === 'TerminateInstances') {
+          const running = (await describe(ids)).filter((i) => i.State?.Name === 'running').map((i) => i.InstanceId ?? '');
+          await Promise.all(running.map((id) => pgCtl(id, 'stop')));
+        }
+        const wasStopped =
+          action === 'StartInstances'
+            ? (await describe(ids)).filter((i) => i.State?.Name === 'stopped').map((i) => i.InstanceId ?? '')
+            : [];
+        const answer = await forward(cfg.motoUrl, req, body);
+        res.writeHead(answer.status, answer.headers);
+        res.end(answer.body);
+        if (answer.status === 200 && wasStopped.length) await Promise.all(wasStopped.map((id) => pgCtl(id, 'start')));
+      })().catch((err: unknown) => {
+        console.error(`aws-front: ${(err as Error).stack ?? String(err)}`);
+        if (!res.headersSent) ec2Error(res, 500, 'InternalError', (err as Error).message);
+      });
+    });
+  });
+  return new Promise((resolve) => server.listen(cfg.port, '127.0.0.1', () => resolve(server)));
+}
+
+async function forward(motoUrl: string, req: http.IncomingMessage, body: Buffer) {
+  const u = new URL(req.url ?? '/', motoUrl);
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'connection') headers[k] = v;
+  return new Promise<{ status: number; headers: http.OutgoingHttpHeaders; body: Buffer }>((resolve, reject) => {
+    const out = http.request(u, { method: req.method, headers: { ...headers, host: u.host } }, (r) => {
+      const parts: Buffer[] = [];
+      r.on('data', (c: Buffer) => parts.push(c));
+      r.on('end', () => {
+        const h: http.OutgoingHttpHeaders = {};
+        for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && k !== 'connection' && k !== 'transfer-encoding') h[k] = v;
+        resolve({ status: r.statusCode ?? 502, headers: h, body: Buffer.concat(parts) });
+      });
+      r.on('error', reject);
+    });
+    out.on('error', reject);
+    out.end(body);
+  });
+}
+
+if (process.argv[1]?.endsWith('aws-front.ts') && process.argv[2]) {
+  const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8')) as AwsFrontConfig;
+  void startFront(cfg).then(() => console.log(`aws-front: listening on 127.0.0.1:${cfg.port}, moto at ${cfg.motoUrl}`));
+}
