@@ -128,6 +128,17 @@ export const servers = pgTable(
     cloudRegion: text('cloud_region'),
     cloudInstanceId: text('cloud_instance_id'),
     cloudInstanceType: text('cloud_instance_type'),
+    // The rest of the server's cloud identity, as EC2 discovery last saw it.
+    cloudAvailabilityZone: text('cloud_availability_zone'),
+    cloudArchitecture: text('cloud_architecture'),
+    /** EC2's state: pending, running, stopping, stopped, shutting-down, terminated; `gone` when EC2 no longer lists it. */
+    cloudState: text('cloud_state'),
+    cloudPrivateAddress: text('cloud_private_address'),
+    /** The instance's tags, as discovery read them (environment, herd and site as tagged, for the health panel). */
+    cloudTags: jsonb('cloud_tags').$type<Record<string, string>>(),
+    cloudSeenAt: timestamp('cloud_seen_at', { withTimezone: true }),
+    /** When discovery found the instance terminated or no longer listed: marked, never deleted. */
+    cloudGoneAt: timestamp('cloud_gone_at', { withTimezone: true }),
     agentTokenHash: text('agent_token_hash'),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
     // Seconds between the agent's reports, as its last report said (0: unknown, e.g. run by hand).
@@ -143,6 +154,8 @@ export const servers = pgTable(
     index('servers_address_idx').on(t.address),
     index('servers_environment_idx').on(t.environmentId),
     index('servers_site_idx').on(t.site),
+    // Discovery finds a server by its cloud instance, which is one server's.
+    uniqueIndex('servers_cloud_instance_key').on(t.cloudProvider, t.cloudInstanceId),
   ],
 );
 

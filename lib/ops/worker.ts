@@ -14,6 +14,8 @@ import { executeTarget, reconcile } from './execute-target';
 import { runConductor } from './conductor';
 import { checkDnsRecords, refreshFleet } from './refresher';
 import { enqueueTargets, queuePrefix, requeueTargets, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
+import { discoverEc2, discoveryConfig } from '@/lib/cloud/discovery';
+import { ec2Client } from '@/lib/aws/config';
 import { registerWorker, WORKER_ALIVE_EVERY_MS, workerAlive, workerStopped } from './workers';
 
 export interface WorkerConfig {
@@ -35,6 +37,7 @@ export interface WorkerConfig {
 }
 
 const REFRESH_LOCK = 72_842_001;
+const DISCOVERY_LOCK = 72_842_003; // after REFRESH_LOCK and the conductor's 72_842_002
 
 /** 150-240 ms after the first wait, growing by half each time to about 1 s (with jitter, so waiters spread out). */
 export const waitDelayMs = (waits: number) => Math.min(1000, 150 * 1.5 ** Math.min(waits, 10)) * (1 + Math.random() * 0.6);
@@ -153,6 +156,28 @@ export async function startWorker(cfg: WorkerConfig) {
     }
   };
   const refreshTimer = refreshEvery > 0 ? setInterval(() => chore('refresh', refresh), refreshEvery) : null;
+  // EC2 discovery, when configured (PGHERD_AWS_DISCOVERY): one worker at a time, like the refresh.
+  const discovery = discoveryConfig(); // a bad value stops the worker at start, saying what is wrong
+  const discoverEvery = Number(process.env.PGHERD_AWS_DISCOVERY_EVERY_MS ?? 300_000);
+  const discover = async () => {
+    if (!discovery) return;
+    const client = await pool.connect();
+    try {
+      const {
+        rows: [row],
+      } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [DISCOVERY_LOCK]);
+      if (!row?.ok) return;
+      try {
+        log('discovery.done', await discoverEc2(db, discovery, (region) => ec2Client(region)));
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [DISCOVERY_LOCK]);
+      }
+    } finally {
+      client.release();
+    }
+  };
+  const discoveryTimer = discovery && discoverEvery > 0 ? setInterval(() => chore('discovery', discover), discoverEvery) : null;
+  if (discovery) chore('discovery', discover);
   // Rolling operations: one worker at a time moves them from wave to wave.
   const conductor = runConductor(cfg.databaseUrl, db, queue, { everyMs: cfg.waveRoundMs, log });
   log('worker.ready', { holder, concurrency: cfg.concurrency ?? 8 });
@@ -163,6 +188,7 @@ export async function startWorker(cfg: WorkerConfig) {
       clearInterval(timer);
       clearInterval(aliveTimer);
       if (refreshTimer) clearInterval(refreshTimer);
+      if (discoveryTimer) clearInterval(discoveryTimer);
       // A close that takes long says every 10 s what it still waits for (a target's step, a chore),
       // quiet or not: a process that does not stop must say why.
       const phase = { now: 'conductor' };
