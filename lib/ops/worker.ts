@@ -134,24 +134,33 @@ export async function startWorker(cfg: WorkerConfig) {
 
   // Several workers share one refresh: a session advisory lock elects whoever gets there first.
   const refreshEvery = cfg.refreshEveryMs ?? Number(process.env.PGHERD_REFRESH_INTERVAL_MS ?? 30_000);
-  let refreshing = false;
-  const refresh = async () => {
-    if (refreshing) return;
-    refreshing = true;
+  // A chore several workers share: run by whoever takes its session advisory lock first, skipped by the others.
+  const alone = async (lock: number, fn: () => Promise<void>) => {
     const client = await pool.connect();
     try {
       const {
         rows: [row],
-      } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [REFRESH_LOCK]);
+      } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lock]);
       if (!row?.ok) return;
       try {
-        log('refresh.done', await refreshFleet(db));
-        log('refresh.dns', await checkDnsRecords(db));
+        await fn();
       } finally {
-        await client.query('SELECT pg_advisory_unlock($1)', [REFRESH_LOCK]);
+        await client.query('SELECT pg_advisory_unlock($1)', [lock]);
       }
     } finally {
       client.release();
+    }
+  };
+  let refreshing = false;
+  const refresh = async () => {
+    if (refreshing) return;
+    refreshing = true;
+    try {
+      await alone(REFRESH_LOCK, async () => {
+        log('refresh.done', await refreshFleet(db));
+        log('refresh.dns', await checkDnsRecords(db));
+      });
+    } finally {
       refreshing = false;
     }
   };
@@ -161,20 +170,9 @@ export async function startWorker(cfg: WorkerConfig) {
   const discoverEvery = Number(process.env.PGHERD_AWS_DISCOVERY_EVERY_MS ?? 300_000);
   const discover = async () => {
     if (!discovery) return;
-    const client = await pool.connect();
-    try {
-      const {
-        rows: [row],
-      } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [DISCOVERY_LOCK]);
-      if (!row?.ok) return;
-      try {
-        log('discovery.done', await discoverEc2(db, discovery, (region) => ec2Client(region)));
-      } finally {
-        await client.query('SELECT pg_advisory_unlock($1)', [DISCOVERY_LOCK]);
-      }
-    } finally {
-      client.release();
-    }
+    await alone(DISCOVERY_LOCK, async () => {
+      log('discovery.done', await discoverEc2(db, discovery, (region) => ec2Client(region)));
+    });
   };
   const discoveryTimer = discovery && discoverEvery > 0 ? setInterval(() => chore('discovery', discover), discoverEvery) : null;
   if (discovery) chore('discovery', discover);
