@@ -124,6 +124,35 @@ describe('EC2 discovery', () => {
     }
   });
 
+  it('moves a server to the live instance that replaced its terminated one; of two live instances of one name, the first keeps it', async () => {
+    const old = await run({ Name: 'db-replaced.lab.internal', 'pgherd:environment': 'staging' });
+    const twinA = await run({ Name: 'db-twin.lab.internal', 'pgherd:environment': 'staging' });
+    const twinB = await run({ Name: 'db-twin.lab.internal', 'pgherd:environment': 'staging' });
+    let replacement = '';
+    try {
+      const s1 = await discoverEc2(t.db, cfg(), () => ec2);
+      expect(s1.created).toEqual(['db-replaced.lab.internal', 'db-twin.lab.internal']);
+      expect(s1.skipped).toContainEqual({ instanceId: twinB, reason: `server db-twin.lab.internal is already ${twinA}'s` });
+      const [twin] = await t.db.select().from(servers).where(eq(servers.hostname, 'db-twin.lab.internal'));
+      expect(twin!.cloudInstanceId).toBe(twinA);
+      // The host is replaced: the old instance terminated, a new one launched under the same name.
+      await ec2.send(new TerminateInstancesCommand({ InstanceIds: [old] }));
+      replacement = await run({ Name: 'db-replaced.lab.internal', 'pgherd:environment': 'staging' });
+      const s2 = await discoverEc2(t.db, cfg(), () => ec2);
+      expect(s2.gone).not.toContain('db-replaced.lab.internal');
+      const [moved] = await t.db.select().from(servers).where(eq(servers.hostname, 'db-replaced.lab.internal'));
+      expect(moved).toMatchObject({ cloudInstanceId: replacement, cloudState: 'running', cloudGoneAt: null });
+      // And it stays so: the terminated instance, listed for a while yet, never takes it back by name.
+      await discoverEc2(t.db, cfg(), () => ec2);
+      const [still] = await t.db.select().from(servers).where(eq(servers.hostname, 'db-replaced.lab.internal'));
+      expect(still!.cloudInstanceId).toBe(replacement);
+    } finally {
+      await ec2
+        .send(new TerminateInstancesCommand({ InstanceIds: [old, twinA, twinB, ...(replacement ? [replacement] : [])] }))
+        .catch(() => {});
+    }
+  });
+
   it('refuses a bad configuration, saying what is wrong', () => {
     expect(() => discoveryConfig({ PGHERD_AWS_DISCOVERY: '{' })).toThrow(/is not JSON/);
     expect(() => discoveryConfig({ PGHERD_AWS_DISCOVERY: JSON.stringify({ regions: ['Mars'], tags: {} }) })).toThrow(

@@ -3,7 +3,7 @@
 // updated when known (found by instance id, else by host name). Which Postgres runs there still
 // comes from the agents. An instance EC2 lists as terminated, or no longer lists, is marked, never
 // deleted: its server may still hold history an operator needs.
-import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, or, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { Db } from '@/db/client';
@@ -84,31 +84,34 @@ export async function discoverEc2(db: Db, cfg: DiscoveryConfig, clientFor: (regi
         )
         .for('update');
       const byInstance = new Map(known.flatMap((s) => (s.cloudInstanceId ? [[s.cloudInstanceId, s] as const] : [])));
-      const byName = new Map(known.map((s) => [s.hostname, s]));
-      const matched = new Set<number>();
+      const byName = new Map<string, { id: number; hostname: string }>(known.map((s) => [s.hostname, s]));
+      // Whose each server is as the pass goes, and whether that instance still lives.
+      const holder = new Map(known.map((s) => [s.id, { instanceId: s.cloudInstanceId, live: !ended(s.cloudState) }]));
       const now = new Date();
-      for (const i of seen) {
+      // Ended instances first: a live one of the same name then takes their server over (a host replaced).
+      for (const i of [...seen].sort((a, b) => Number(!ended(a.state)) - Number(!ended(b.state)))) {
         const name = i.tags[cfg.map.hostname];
         const byItsName = name ? byName.get(name) : undefined;
-        // A server already tied to another instance is not taken over by a name.
+        const owner = byItsName ? holder.get(byItsName.id) : undefined;
+        // By name: only a live instance, and only a server no other live instance holds.
         const server =
           byInstance.get(i.instanceId) ??
-          (byItsName && (!byItsName.cloudInstanceId || byItsName.cloudInstanceId === i.instanceId) ? byItsName : undefined);
-        const identity = identityOf(i, now);
+          (byItsName && !ended(i.state) && (!owner?.instanceId || owner.instanceId === i.instanceId || !owner.live)
+            ? byItsName
+            : undefined);
         if (server) {
-          matched.add(server.id);
-          await tx.update(servers).set(identity).where(eq(servers.id, server.id));
+          holder.set(server.id, { instanceId: i.instanceId, live: !ended(i.state) });
+          await tx.update(servers).set(identityOf(i, now)).where(eq(servers.id, server.id));
           summary.updated++;
-          if (i.state === 'terminated' && !server.cloudGoneAt) summary.gone.push(server.hostname);
           continue;
         }
-        if (i.state === 'terminated' || i.state === 'shutting-down') continue; // nothing to make a server of
+        if (ended(i.state)) continue; // nothing to make a server of
         if (!name) {
           summary.skipped.push({ instanceId: i.instanceId, reason: `no ${cfg.map.hostname} tag to name its server` });
           continue;
         }
         if (byItsName) {
-          summary.skipped.push({ instanceId: i.instanceId, reason: `server ${name} is already ${byItsName.cloudInstanceId ?? ''}'s` });
+          summary.skipped.push({ instanceId: i.instanceId, reason: `server ${name} is already ${owner?.instanceId ?? ''}'s` });
           continue;
         }
         const envName = i.tags[cfg.map.environment];
@@ -122,10 +125,17 @@ export async function discoverEc2(db: Db, cfg: DiscoveryConfig, clientFor: (regi
         }
         const [created] = await tx
           .insert(servers)
-          .values({ hostname: name, environmentId, address: i.privateAddress ?? '', site: i.tags[cfg.map.site] ?? '', ...identity })
-          .returning({ id: servers.id });
+          .values({
+            hostname: name,
+            environmentId,
+            address: i.privateAddress ?? '',
+            site: i.tags[cfg.map.site] ?? '',
+            ...identityOf(i, now),
+          })
+          .returning({ id: servers.id, hostname: servers.hostname });
         if (!created) throw new Error(`server ${name} was not created`);
-        matched.add(created.id);
+        byName.set(name, created);
+        holder.set(created.id, { instanceId: i.instanceId, live: true });
         summary.created.push(name);
         await writeAudit(tx, {
           user: SYSTEM,
@@ -137,20 +147,27 @@ export async function discoverEc2(db: Db, cfg: DiscoveryConfig, clientFor: (regi
           changes: { instanceId: [null, i.instanceId], instanceType: [null, i.instanceType], availabilityZone: [null, i.availabilityZone] },
         });
       }
-      // Known in this region, not listed now: gone from EC2 (marked once, kept).
+      const listed = new Set(seen.map((i) => i.instanceId));
       for (const s of known) {
-        if (matched.has(s.id) || s.cloudProvider !== 'aws' || s.cloudRegion !== region) continue;
-        if (s.cloudState === 'gone') continue;
-        await tx
-          .update(servers)
-          .set({ cloudState: 'gone', cloudGoneAt: s.cloudGoneAt ?? now })
-          .where(and(eq(servers.id, s.id), or(isNull(servers.cloudState), sql`${servers.cloudState} <> 'gone'`)));
-        summary.gone.push(s.hostname);
+        const h = holder.get(s.id);
+        if (!h || s.cloudProvider !== 'aws' || s.cloudRegion !== region) continue;
+        // Known in this region and not listed now: gone from EC2 (marked once, kept).
+        const vanished = !!h.instanceId && !listed.has(h.instanceId);
+        if (vanished && s.cloudState !== 'gone') {
+          await tx
+            .update(servers)
+            .set({ cloudState: 'gone', cloudGoneAt: s.cloudGoneAt ?? now })
+            .where(eq(servers.id, s.id));
+        }
+        // Reported on the pass that finds it ended, not on every pass after.
+        if ((vanished || !h.live) && !s.cloudGoneAt) summary.gone.push(s.hostname);
       }
     });
   }
   return summary;
 }
+
+const ended = (state: string | null) => state === 'terminated' || state === 'shutting-down' || state === 'gone';
 
 function identityOf(i: CloudInstance, now: Date) {
   const gone = i.state === 'terminated';
