@@ -32,31 +32,26 @@ function common(s: AwsSettings, region?: string) {
   return { region: r, retryMode: 'standard', maxAttempts: 3, ...(s.endpoint ? { endpoint: s.endpoint } : {}) };
 }
 
-const ec2Clients = new Map<string, EC2Client>();
-const r53Clients = new Map<string, Route53Client>();
+// One client per kind, region and endpoint for the process (clients keep their connections).
+const clients = new Map<string, EC2Client | Route53Client>();
+function cached<T extends EC2Client | Route53Client>(kind: string, c: ReturnType<typeof common>, make: () => T): T {
+  const key = `${kind} ${c.region} ${c.endpoint ?? ''}`;
+  const found = clients.get(key) as T | undefined;
+  if (found) return found;
+  const client = make();
+  clients.set(key, client);
+  return client;
+}
 
-/** One EC2 client per region and endpoint for the process (they keep their connections). */
 export function ec2Client(region?: string, s: AwsSettings = awsSettings()): EC2Client {
   const c = common(s, region);
-  const key = `${c.region} ${s.endpoint ?? ''}`;
-  let client = ec2Clients.get(key);
-  if (!client) {
-    client = new EC2Client(c);
-    ec2Clients.set(key, client);
-  }
-  return client;
+  return cached('ec2', c, () => new EC2Client(c));
 }
 
 /** Route 53 is global: its region is the settings' (us-east-1 when none is set and AWS is reached at all). */
 export function route53Client(s: AwsSettings = awsSettings()): Route53Client {
   const c = common({ ...s, region: s.region || 'us-east-1' });
-  const key = `${c.region} ${s.endpoint ?? ''}`;
-  let client = r53Clients.get(key);
-  if (!client) {
-    client = new Route53Client(c);
-    r53Clients.set(key, client);
-  }
-  return client;
+  return cached('route53', c, () => new Route53Client(c));
 }
 
 /** The AWS error's code and message ("InsufficientInstanceCapacity: We currently do not have..."). */
