@@ -136,6 +136,8 @@ export const servers = pgTable(
     cloudPrivateAddress: text('cloud_private_address'),
     /** The instance's tags, as discovery read them (environment, herd and site as tagged, for the health panel). */
     cloudTags: jsonb('cloud_tags').$type<Record<string, string>>(),
+    /** The herd its tags name (discovery's `map.herd` tag), compared with the agents' by the health panel. */
+    cloudHerdTag: text('cloud_herd_tag'),
     cloudSeenAt: timestamp('cloud_seen_at', { withTimezone: true }),
     /** When discovery found the instance terminated or no longer listed: marked, never deleted. */
     cloudGoneAt: timestamp('cloud_gone_at', { withTimezone: true }),
@@ -187,10 +189,15 @@ export const instances = pgTable(
     // the application; the defaults only satisfy NOT NULL until the trigger runs.
     environmentId: integer('environment_id').notNull().default(0),
     site: text('site').notNull().default(''),
+    // Likewise its server's EC2 instance type and availability zone ('' off the cloud).
+    instanceType: text('instance_type').notNull().default(''),
+    zone: text('zone').notNull().default(''),
     ...timestamps,
   },
   (t) => [
     uniqueIndex('instances_server_port_key').on(t.serverId, t.port),
+    index('instances_instance_type_idx').on(t.instanceType),
+    index('instances_zone_idx').on(t.zone),
     // An environment's instances, and its worst lag first (both ways: its last page reads backwards).
     index('instances_environment_lag_idx').on(t.environmentId, t.lagBytes.desc().nullsLast(), t.id),
     index('instances_site_idx').on(t.site),
@@ -209,7 +216,7 @@ export const instances = pgTable(
   ],
 );
 
-// The instances counted by environment, role, state, version and site: what the changelist's total
+// The instances counted by environment, role, state, version, site, instance type and zone: what the changelist's total
 // and facet counts read instead of scanning 100,000 instances. A journal: triggers on instances add
 // a row for every change of a cell (+n, -n; never an UPDATE, so writers never wait on each other),
 // and pgherd_compact_instance_counts() folds it to one row a cell. The sum of n over any cells is
@@ -220,6 +227,8 @@ export const instanceCounts = pgTable('instance_counts', {
   state: instanceState('state').notNull(),
   pgVersion: smallint('pg_version').notNull(),
   site: text('site').notNull(),
+  instanceType: text('instance_type').notNull(),
+  zone: text('zone').notNull(),
   n: integer('n').notNull(),
 });
 
@@ -579,4 +588,32 @@ export const apiTokens = pgTable(
     createdAt: timestamps.createdAt,
   },
   (t) => [uniqueIndex('api_tokens_hash_key').on(t.tokenHash), index('api_tokens_user_idx').on(t.userId)],
+);
+
+// EC2 discovery passes: the worker's scheduled ones, and those a user asks for (a button, the API),
+// which wait here until a worker takes them (a row survives Redis and the worker; a pass a worker
+// died in is taken again by the next). `summary` is lib/cloud/discovery's DiscoverySummary.
+export const discoveryRuns = pgTable(
+  'discovery_runs',
+  {
+    id: serial('id').primaryKey(),
+    /** Who asked: a user name, or null for the worker's schedule. */
+    requestedBy: text('requested_by'),
+    requestedAt: timestamp('requested_at', { withTimezone: true }).notNull().defaultNow(),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+    summary: jsonb('summary').$type<{
+      found: number;
+      created: string[];
+      updated: number;
+      gone: string[];
+      skipped: { instanceId: string; reason: string }[];
+    }>(),
+    error: text('error'),
+  },
+  (t) => [
+    index('discovery_runs_pending_idx')
+      .on(t.id)
+      .where(sql`finished_at IS NULL`),
+  ],
 );

@@ -51,6 +51,40 @@ test('refuses missing, unknown and revoked tokens with 401, and read tokens with
   await pool.end();
 });
 
+test('EC2 discovery: its passes listed, one asked for (202) and followed to its summary; read tokens refused; bad ids 400/404', async ({
+  request,
+}) => {
+  const listed = await (await request.get(`${url}/api/v1/cloud/discovery`, { headers: operate })).json();
+  expect(listed).toMatchObject({ available: true, reason: null });
+  const asked = await request.post(`${url}/api/v1/cloud/discovery`, { headers: operate });
+  expect(asked.status()).toBe(202);
+  const run = (await asked.json()) as { id: number; status: string };
+  expect(asked.headers().location).toBe(`/api/v1/cloud/discovery/${run.id}`);
+  let seen = run as { id: number; status: string; summary: { updated: number } };
+  for (let i = 0; i < 100 && !['done', 'failed'].includes(seen.status); i++) {
+    await new Promise((r) => setTimeout(r, 150));
+    seen = (await (await request.get(`${url}/api/v1/cloud/discovery/${run.id}`, { headers: operate })).json()) as typeof seen;
+  }
+  expect(seen).toMatchObject({ status: 'done', error: null, requestedBy: lab.console.admin.username });
+  expect(seen.summary.updated).toBeGreaterThanOrEqual(lab.aws!.instances.length);
+  // The instances list says each one's type and zone.
+  const list = await (await request.get(`${url}/api/v1/instances?zone=eu-west-1a&per=100`, { headers: operate })).json();
+  const east = new Set(lab.aws!.instances.filter((i) => i.availabilityZone === 'eu-west-1a').map((i) => i.server));
+  expect(list.total).toBe(lab.instances.filter((i) => east.has(i.server)).length);
+  expect(new Set(list.items.map((i: { zone: string; instanceType: string }) => `${i.zone} ${i.instanceType}`))).toEqual(
+    new Set(['eu-west-1a m6i.large']),
+  );
+
+  const { db, pool } = createDb(lab.database.url, 1);
+  const [admin] = await db.select().from(users).where(eq(users.username, lab.console.admin.username));
+  const read = await createApiToken(db, admin!.id, 'read-only', 'read');
+  expect((await request.post(`${url}/api/v1/cloud/discovery`, { headers: auth(read.token) })).status()).toBe(403);
+  await revokeApiToken(db, read.id);
+  await pool.end();
+  expect((await request.get(`${url}/api/v1/cloud/discovery/abc`, { headers: operate })).status()).toBe(400);
+  expect((await request.get(`${url}/api/v1/cloud/discovery/99999999`, { headers: operate })).status()).toBe(404);
+});
+
 test('lists instances with the changelist filters, and refuses bad parameters with 400', async ({ request }) => {
   const res = await request.get(`${url}/api/v1/instances?role=replica&q=db-stg`, { headers: operate });
   expect(res.status()).toBe(200);

@@ -330,6 +330,26 @@ test('a server\u2019s page shows pgherd\u2019s public key for authorized_keys', 
   await page.getByRole('link', { name: /db-stg-orders-1/ }).click();
   const pub = readFileSync(`${lab.ssh!.privateKeyPath}.pub`, 'utf8').split(' ')[1];
   await expect(page.getByTestId('public-key')).toContainText(pub!);
+  // Its cloud identity, as EC2 discovery (the worker's pass at its start) found it in the lab's moto.
+  const ec2 = lab.aws!.instances.find((i) => i.server.startsWith('db-stg-orders-1'))!;
+  await expect(page.getByTestId('cloud-identity').locator('[data-fact="Instance id"]')).toHaveText(ec2.instanceId);
+  await expect(page.getByTestId('cloud-identity').locator('[data-fact="Availability zone"]')).toHaveText(ec2.availabilityZone);
+  await expect(page.getByTestId('cloud-unavailable')).toHaveCount(0);
+});
+
+test('the servers list: filtered by availability zone, and an EC2 discovery pass asked for with the button runs', async ({ page }) => {
+  await signIn(page);
+  await page.goto(`${url}/admin/servers`);
+  await page.locator('[data-facet=zone]').getByRole('link', { name: 'eu-west-1b' }).click();
+  await expect(page).toHaveURL(/zone=eu-west-1b/);
+  const west = lab.aws!.instances.filter((i) => i.availabilityZone === 'eu-west-1b').map((i) => i.server);
+  expect((await serversShown(page)).sort()).toEqual(west.sort());
+  const panel = page.getByTestId('ec2-discovery');
+  await panel.getByRole('button', { name: 'Discover EC2 instances now' }).click();
+  await expect(panel.getByRole('status')).toContainText(/Discovery pass #\d+/);
+  const id = /#(\d+)/.exec((await panel.getByRole('status').textContent()) ?? '')?.[1] ?? 'none';
+  await expect(panel.locator(`[data-run="${id}"]`)).toHaveAttribute('data-status', 'done', { timeout: 15_000 });
+  await expect(panel.locator(`[data-run="${id}"]`)).toContainText(`asked by ${lab.console.admin.username}`);
 });
 
 test('unknown ids and malformed parameters: a 404 page, and defaults instead of errors', async ({ page }) => {

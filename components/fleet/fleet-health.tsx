@@ -10,12 +10,12 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
     return (
       <p className="health-ok" data-testid="fleet-health">
         {scope === 'fleet'
-          ? 'No agent is silent, no herd has two primaries, no replica streams from outside its herd, no instance is held.'
+          ? 'No agent is silent, no herd has two primaries, no replica streams from outside its herd, no instance is held, no EC2 tag disagrees with the agents.'
           : 'The agents report nothing wrong with this herd.'}
       </p>
     );
   }
-  const { silent, twoPrimaries, foreignUpstreams, conflicts } = health;
+  const { silent, twoPrimaries, foreignUpstreams, conflicts, tagDisagreements } = health;
   return (
     <div className="health" data-testid="fleet-health" role="alert">
       {twoPrimaries.total > 0 && (
@@ -77,6 +77,26 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
               </li>
             ))}
             {more(conflicts.rows.length, conflicts.total)}
+          </ul>
+        </section>
+      )}
+      {tagDisagreements.total > 0 && (
+        <section data-health="tag-disagreements">
+          <h3>
+            {tagDisagreements.total === 1 ? 'An instance runs' : `${tagDisagreements.total} instances run`} in another herd than{' '}
+            {tagDisagreements.total === 1 ? 'its' : 'their'} server&rsquo;s EC2 tags say
+          </h3>
+          <ul>
+            {tagDisagreements.rows.map((d) => (
+              <li key={d.id}>
+                <Link href={`/admin/instances/${d.id}`}>{d.label}</Link>: the tags of{' '}
+                <Link href={`/admin/servers/${d.serverId}`}>{d.hostname}</Link>
+                {d.cloudInstanceId ? ` (${d.cloudInstanceId})` : ''} say herd <strong>{d.taggedHerd}</strong>; its agent&rsquo;s system
+                identifier puts it in <Link href={`/herds/${d.herdId}`}>{d.herd}</Link>. Retag the instance, or find out why this data runs
+                there.
+              </li>
+            ))}
+            {more(tagDisagreements.rows.length, tagDisagreements.total)}
           </ul>
         </section>
       )}

@@ -1,5 +1,5 @@
 // The counts the database keeps for the instances changelist (instance_counts, the instances' copies of
-// their herd's environment and server's site): exact after every kind of write, concurrent ones
+// their herd's environment and server's site, instance type and zone): exact after every kind of write, concurrent ones
 // included, and the changelist reads the same totals and facets from them as from a scan.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,27 +26,40 @@ afterAll(async () => {
   await ifAssigned(t)?.close();
 });
 
-type Cell = { environment_id: number; role: string; state: string; pg_version: number; site: string; n: number };
+type Cell = {
+  environment_id: number;
+  role: string;
+  state: string;
+  pg_version: number;
+  site: string;
+  instance_type: string;
+  zone: string;
+  n: number;
+};
 const byCell = (a: Cell, b: Cell) =>
   a.environment_id - b.environment_id ||
   a.role.localeCompare(b.role) ||
   a.state.localeCompare(b.state) ||
   a.pg_version - b.pg_version ||
-  a.site.localeCompare(b.site);
+  a.site.localeCompare(b.site) ||
+  a.instance_type.localeCompare(b.instance_type) ||
+  a.zone.localeCompare(b.zone);
 
 /** What the kept counts say, and the truth: instances counted through their herds and servers, not their copies. */
 async function keptAndTrue() {
   const { rows: kept } = await pool.query<Cell>(
-    `SELECT environment_id, role::text, state::text, pg_version, site, sum(n)::int AS n FROM instance_counts
-     GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0`,
+    `SELECT environment_id, role::text, state::text, pg_version, site, instance_type, zone, sum(n)::int AS n FROM instance_counts
+     GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING sum(n) <> 0`,
   );
   const { rows: truth } = await pool.query<Cell>(
-    `SELECT h.environment_id, i.role::text, i.state::text, i.pg_version, s.site, count(*)::int AS n
-     FROM instances i JOIN herds h ON h.id = i.herd_id JOIN servers s ON s.id = i.server_id GROUP BY 1, 2, 3, 4, 5`,
+    `SELECT h.environment_id, i.role::text, i.state::text, i.pg_version, s.site,
+            coalesce(s.cloud_instance_type, '') AS instance_type, coalesce(s.cloud_availability_zone, '') AS zone, count(*)::int AS n
+     FROM instances i JOIN herds h ON h.id = i.herd_id JOIN servers s ON s.id = i.server_id GROUP BY 1, 2, 3, 4, 5, 6, 7`,
   );
   const { rows: strays } = await pool.query(
     `SELECT i.id FROM instances i JOIN herds h ON h.id = i.herd_id JOIN servers s ON s.id = i.server_id
-     WHERE i.environment_id <> h.environment_id OR i.site <> s.site`,
+     WHERE i.environment_id <> h.environment_id OR i.site <> s.site
+        OR i.instance_type <> coalesce(s.cloud_instance_type, '') OR i.zone <> coalesce(s.cloud_availability_zone, '')`,
   );
   return { kept: kept.sort(byCell), truth: truth.sort(byCell), strays };
 }
@@ -69,10 +82,10 @@ describe('kept instance counts', () => {
       [herd],
     );
     // The application writes a wrong environment and site: the database keeps the herd's and server's.
-    await pool.query(`INSERT INTO instances (herd_id, server_id, port, environment_id, site) VALUES ($1, $2, 5433, 9999, 'nowhere')`, [
-      herd,
-      server.id,
-    ]);
+    await pool.query(
+      `INSERT INTO instances (herd_id, server_id, port, environment_id, site, instance_type) VALUES ($1, $2, 5433, 9999, 'nowhere', 'x9.huge')`,
+      [herd, server.id],
+    );
     await expectExact();
     await pool.query(
       `UPDATE instances SET role = 'replica', state = 'unreachable' WHERE id IN (SELECT id FROM instances ORDER BY id LIMIT 7)`,
@@ -85,7 +98,7 @@ describe('kept instance counts', () => {
       `UPDATE instances SET pg_version = 16 WHERE id IN (SELECT id FROM instances WHERE pg_version <> 16 ORDER BY id LIMIT 4)`,
     );
     await pool.query(
-      `UPDATE instances SET environment_id = 4242, site = 'mars' WHERE id IN (SELECT id FROM instances ORDER BY id DESC LIMIT 3)`,
+      `UPDATE instances SET environment_id = 4242, site = 'mars', zone = 'mars-1a' WHERE id IN (SELECT id FROM instances ORDER BY id DESC LIMIT 3)`,
     );
     await expectExact();
     // A herd moves to another environment, a server to another site, an instance to another herd.
@@ -95,6 +108,12 @@ describe('kept instance counts', () => {
     );
     await pool.query(`UPDATE herds SET environment_id = $2 WHERE id = $1`, [herd, other.id]);
     await pool.query(`UPDATE servers SET site = 'osl1' WHERE id = $1`, [server.id]);
+    // Discovery (or a resize) gives it an EC2 type and zone, then another type.
+    await pool.query(`UPDATE servers SET cloud_instance_type = 'm6i.large', cloud_availability_zone = 'eu-west-1a' WHERE id = $1`, [
+      server.id,
+    ]);
+    await expectExact();
+    await pool.query(`UPDATE servers SET cloud_instance_type = 'r6i.xlarge' WHERE id = $1`, [server.id]);
     await pool.query(`UPDATE instances SET herd_id = (SELECT id FROM herds WHERE id <> $1 ORDER BY id LIMIT 1) WHERE server_id = $2`, [
       herd,
       server.id,
@@ -111,7 +130,7 @@ describe('kept instance counts', () => {
     await pool.query('SELECT pgherd_compact_instance_counts()');
     await expectExact();
     const { cells, rows } = await one<{ cells: number; rows: number }>(
-      `SELECT count(DISTINCT (environment_id, role, state, pg_version, site))::int AS cells, count(*)::int AS rows FROM instance_counts`,
+      `SELECT count(DISTINCT (environment_id, role, state, pg_version, site, instance_type, zone))::int AS cells, count(*)::int AS rows FROM instance_counts`,
     );
     expect(rows).toBe(cells);
     expect((await keptAndTrue()).kept).toEqual(before.kept);
@@ -208,6 +227,13 @@ describe('kept instance counts', () => {
         pool.query(
           `UPDATE instances SET herd_id = (SELECT id FROM herds ORDER BY random() LIMIT 1) WHERE id = (SELECT id FROM instances ORDER BY random() LIMIT 1)`,
         ),
+      // EC2 discovery, or a resize: a server's instance type and zone.
+      () =>
+        pool.query(
+          `UPDATE servers SET cloud_instance_type = (ARRAY['m6i.large','r6i.xlarge',NULL])[1 + floor(random() * 3)],
+                              cloud_availability_zone = (ARRAY['eu-west-1a','eu-west-1b'])[1 + floor(random() * 2)]
+           WHERE id = (SELECT id FROM servers ORDER BY random() LIMIT 1)`,
+        ),
       // Several writes in one transaction, some of them rolled back.
       async () => {
         const c = await pool.connect();
@@ -249,6 +275,8 @@ describe('kept instance counts', () => {
       [{ role: 'replica' }, SYSTEM_ACCESS],
       [{ environment: e1!, state: 'running', sort: '-lag' }, SYSTEM_ACCESS],
       [{ site: 'fra1', version: '15' }, SYSTEM_ACCESS],
+      [{ instanceType: 'm6i.large' }, SYSTEM_ACCESS],
+      [{ zone: 'eu-west-1b', role: 'primary' }, SYSTEM_ACCESS],
       [{ environment: e2! }, narrow],
       [{}, narrow],
     ];

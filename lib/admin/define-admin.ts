@@ -68,7 +68,30 @@ export type Panel =
   /** The line to add to authorized_keys on the server (pgherd's SSH public key). */
   | { kind: 'ssh-public-key' }
   /** Create or rotate the agent token of the object (a server), for those with `role` in its environment. */
-  | { kind: 'agent-token'; role: Role; load: (db: Db, id: number) => Promise<{ hasToken: boolean; lastSeen: Date | null }> };
+  | { kind: 'agent-token'; role: Role; load: (db: Db, id: number) => Promise<{ hasToken: boolean; lastSeen: Date | null }> }
+  /** The server's cloud identity as discovery last saw it, and whether AWS can be reached from here. */
+  | { kind: 'cloud-identity'; load: (db: Db, id: number) => Promise<CloudIdentity | null> };
+
+/** A server's cloud identity (servers' cloud_* columns). */
+export interface CloudIdentity {
+  provider: string | null;
+  region: string | null;
+  availabilityZone: string | null;
+  instanceId: string | null;
+  instanceType: string | null;
+  architecture: string | null;
+  state: string | null;
+  privateAddress: string | null;
+  tags: Record<string, string> | null;
+  herdTag: string | null;
+  seenAt: Date | null;
+  goneAt: Date | null;
+}
+
+/** A panel above a model's changelist. */
+export type ListPanel =
+  /** EC2 discovery: why it cannot run here, its last passes, and a button that asks for one. */
+  { kind: 'ec2-discovery' };
 
 export interface AdminDef<F extends Record<string, ListField> = Record<string, ListField>, T extends PgTable = PgTable> {
   /** URL slug: /admin/<name>. */
@@ -101,6 +124,8 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   form?: ModelForm<Model>;
   /** Panels on an object's page besides its form. */
   panels?: Panel[];
+  /** Panels above the changelist (drawn by kind in app/(console)/admin/[model]/list-panels.tsx). */
+  listPanels?: ListPanel[];
   /** Unique constraint name -> [form field, message]. */
   uniqueErrors?: Record<string, [string, string]>;
   /** Objects of this kind are created by discovery, not typed in (hides "add"). */

@@ -1,6 +1,7 @@
 // Fleet health from what the agents report: servers whose agent has gone silent, herds where more than
-// one instance runs as a primary (a split brain, or a restored copy started on its own), and replicas
-// that stream from an instance outside their herd. For the dashboard (the whole fleet one may see)
+// one instance runs as a primary (a split brain, or a restored copy started on its own), replicas
+// that stream from an instance outside their herd, and instances whose server's EC2 tags name another
+// herd than the one the agents put them in. For the dashboard (the whole fleet one may see)
 // and the herd page (that herd).
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '@/db/client';
@@ -50,14 +51,28 @@ export type HeldConflict = {
   firstSeenAt: Date;
 };
 
+/** An instance the agents put in one herd (by its system identifier) on a server whose EC2 tags name another. */
+export type TagDisagreement = {
+  serverId: number;
+  hostname: string;
+  cloudInstanceId: string | null;
+  taggedHerd: string;
+  id: number;
+  label: string;
+  herdId: number;
+  herd: string;
+};
+
 export interface FleetHealth {
   silent: { rows: SilentServer[]; total: number };
   twoPrimaries: { rows: TwoPrimaries[]; total: number };
   foreignUpstreams: { rows: ForeignUpstream[]; total: number };
   conflicts: { rows: HeldConflict[]; total: number };
+  tagDisagreements: { rows: TagDisagreement[]; total: number };
 }
 
-export const healthy = (h: FleetHealth) => h.silent.total + h.twoPrimaries.total + h.foreignUpstreams.total + h.conflicts.total === 0;
+export const healthy = (h: FleetHealth) =>
+  h.silent.total + h.twoPrimaries.total + h.foreignUpstreams.total + h.conflicts.total + h.tagDisagreements.total === 0;
 
 /** `col` within the environments in `scope` (null: all). */
 function within(col: SQL, scope: number[] | null): SQL {
@@ -80,7 +95,7 @@ function counted<T>(rows: (T & { total: number })[]): { rows: T[]; total: number
 export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId?: number; now?: Date } = {}): Promise<FleetHealth> {
   const now = opts.now ?? new Date();
   const herd = (col: SQL) => (opts.herdId === undefined ? sql`true` : sql`${col} = ${opts.herdId}`);
-  const [silent, two, foreign, held] = await Promise.all([
+  const [silent, two, foreign, held, tagged] = await Promise.all([
     db.execute<SilentServer & { total: number }>(sql`
       SELECT s.id, s.hostname, e.name AS environment, s.last_seen_at AS "lastSeenAt", s.agent_interval_seconds AS "intervalSeconds",
              floor(extract(epoch FROM ${now}::timestamptz - s.last_seen_at))::int AS "silentSeconds", (count(*) OVER ())::int AS total
@@ -123,11 +138,22 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
       WHERE c.last_seen_at >= s.last_seen_at AND (${within(sql`s.environment_id`, scope)} OR ${within(sql`h.environment_id`, scope)}) AND ${herd(sql`h.id`)}
       ORDER BY s.hostname, c.port
       LIMIT ${HEALTH_ROWS}`),
+    // The tags say where the instance should be; the agents say where its data belongs. Not on a server
+    // EC2 no longer has (its tags are history).
+    db.execute<TagDisagreement & { total: number }>(sql`
+      SELECT s.id AS "serverId", s.hostname, s.cloud_instance_id AS "cloudInstanceId", s.cloud_herd_tag AS "taggedHerd",
+             i.id, s.hostname || ':' || i.port AS label, h.id AS "herdId", e.name || '/' || h.name AS herd, (count(*) OVER ())::int AS total
+      FROM servers s JOIN instances i ON i.server_id = s.id JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id
+      WHERE s.cloud_herd_tag IS NOT NULL AND s.cloud_gone_at IS NULL AND h.name <> s.cloud_herd_tag
+        AND ${within(sql`i.environment_id`, scope)} AND ${herd(sql`h.id`)}
+      ORDER BY s.hostname, i.port
+      LIMIT ${HEALTH_ROWS}`),
   ]);
   return {
     silent: counted(silent.rows.map((r) => ({ ...r, lastSeenAt: new Date(r.lastSeenAt) }))),
     twoPrimaries: counted(two.rows),
     foreignUpstreams: counted(foreign.rows),
     conflicts: counted(held.rows.map((r) => ({ ...r, firstSeenAt: new Date(r.firstSeenAt) }))),
+    tagDisagreements: counted(tagged.rows),
   };
 }

@@ -62,3 +62,28 @@ export function awsErrorText(err: unknown): string {
   }
   return String(err);
 }
+
+const readiness = new Map<string, { at: number; reason: Promise<string | null> }>();
+/** How long a readiness answer is reused: the provider chain may ask the instance metadata service. */
+const READINESS_TTL_MS = 60_000;
+
+/**
+ * Why the cloud features cannot work here, or null when they can: a region, and credentials the SDK's
+ * default provider chain resolves (which ones is never said, nor logged). Answers are reused for a minute.
+ */
+export function awsUnavailable(s: AwsSettings = awsSettings()): Promise<string | null> {
+  if (!s.region) return Promise.resolve('AWS is not configured: no region (set PGHERD_AWS_REGION or AWS_REGION)');
+  const key = `${s.region} ${s.endpoint ?? ''}`;
+  const hit = readiness.get(key);
+  if (hit && Date.now() - hit.at < READINESS_TTL_MS) return hit.reason;
+  const reason = (async () => {
+    try {
+      const creds = await ec2Client(undefined, s).config.credentials();
+      return creds.accessKeyId ? null : 'AWS credentials are missing: the default provider chain gave no access key';
+    } catch (err) {
+      return `AWS credentials are missing: ${err instanceof Error ? err.message : String(err)} (set them in the environment, a shared credentials file or an instance role)`;
+    }
+  })();
+  readiness.set(key, { at: Date.now(), reason });
+  return reason;
+}

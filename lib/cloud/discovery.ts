@@ -101,7 +101,10 @@ export async function discoverEc2(db: Db, cfg: DiscoveryConfig, clientFor: (regi
             : undefined);
         if (server) {
           holder.set(server.id, { instanceId: i.instanceId, live: !ended(i.state) });
-          await tx.update(servers).set(identityOf(i, now)).where(eq(servers.id, server.id));
+          await tx
+            .update(servers)
+            .set(identityOf(i, cfg, now))
+            .where(eq(servers.id, server.id));
           summary.updated++;
           continue;
         }
@@ -130,7 +133,7 @@ export async function discoverEc2(db: Db, cfg: DiscoveryConfig, clientFor: (regi
             environmentId,
             address: i.privateAddress ?? '',
             site: i.tags[cfg.map.site] ?? '',
-            ...identityOf(i, now),
+            ...identityOf(i, cfg, now),
           })
           .returning({ id: servers.id, hostname: servers.hostname });
         if (!created) throw new Error(`server ${name} was not created`);
@@ -169,7 +172,7 @@ export async function discoverEc2(db: Db, cfg: DiscoveryConfig, clientFor: (regi
 
 const ended = (state: string | null) => state === 'terminated' || state === 'shutting-down' || state === 'gone';
 
-function identityOf(i: CloudInstance, now: Date) {
+function identityOf(i: CloudInstance, cfg: DiscoveryConfig, now: Date) {
   const gone = i.state === 'terminated';
   return {
     cloudProvider: 'aws',
@@ -181,6 +184,7 @@ function identityOf(i: CloudInstance, now: Date) {
     cloudState: i.state,
     cloudPrivateAddress: i.privateAddress,
     cloudTags: i.tags,
+    cloudHerdTag: i.tags[cfg.map.herd] ?? null,
     cloudSeenAt: now,
     // Terminated: when first seen so (kept); otherwise not gone.
     cloudGoneAt: gone ? sql`coalesce(${servers.cloudGoneAt}, ${now.toISOString()}::timestamptz)` : null,

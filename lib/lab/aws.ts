@@ -137,5 +137,7 @@ export function labAwsEnv(aws: LabAws): Record<string, string> {
     PGHERD_AWS_REGION: aws.region,
     AWS_ACCESS_KEY_ID: aws.accessKeyId,
     AWS_SECRET_ACCESS_KEY: aws.secretAccessKey,
+    // The console's and the worker's EC2 discovery: the lab's instances by their Role tag.
+    PGHERD_AWS_DISCOVERY: JSON.stringify({ regions: [aws.region], tags: aws.discoveryTags }),
   };
 }

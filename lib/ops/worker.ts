@@ -14,7 +14,9 @@ import { executeTarget, reconcile } from './execute-target';
 import { runConductor } from './conductor';
 import { checkDnsRecords, refreshFleet } from './refresher';
 import { enqueueTargets, queuePrefix, requeueTargets, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
-import { discoverEc2, discoveryConfig } from '@/lib/cloud/discovery';
+import pg from 'pg';
+import { discoveryConfig } from '@/lib/cloud/discovery';
+import { DISCOVERY_CHANNEL, discoveryWanted, runDiscovery } from '@/lib/cloud/discovery-runs';
 import { ec2Client } from '@/lib/aws/config';
 import { registerWorker, WORKER_ALIVE_EVERY_MS, workerAlive, workerStopped } from './workers';
 
@@ -37,7 +39,8 @@ export interface WorkerConfig {
 }
 
 const REFRESH_LOCK = 72_842_001;
-const DISCOVERY_LOCK = 72_842_003; // after REFRESH_LOCK and the conductor's 72_842_002
+// After the refresh's, the conductor's (72_842_002) and the counts' compaction's (72842003, in SQL).
+const DISCOVERY_LOCK = 72_842_004;
 
 /** 150-240 ms after the first wait, growing by half each time to about 1 s (with jitter, so waiters spread out). */
 export const waitDelayMs = (waits: number) => Math.min(1000, 150 * 1.5 ** Math.min(waits, 10)) * (1 + Math.random() * 0.6);
@@ -48,6 +51,7 @@ export async function startWorker(cfg: WorkerConfig) {
   const log = cfg.quiet ? () => {} : logLine;
   const holder = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   pgAccessConfig(); // a broken PGHERD_PG_CONFIG stops the worker at start, saying what is wrong
+  const discovery = discoveryConfig(); // so does a bad PGHERD_AWS_DISCOVERY
   const { db, pool } = createDb(cfg.databaseUrl, (cfg.concurrency ?? 8) + 4);
   const ssh = new SshPool({
     privateKey: readFileSync(cfg.sshKeyPath),
@@ -129,6 +133,7 @@ export async function startWorker(cfg: WorkerConfig) {
     chore('reconcile', doReconcile);
     // The changelists' kept counts: fold the journal the instances' triggers append to (one worker at a time).
     chore('counts.compact', async () => void (await db.execute(sql`SELECT pgherd_compact_instance_counts()`)));
+    if (discovery) chore('discovery.tick', discoveryTick);
   }, cfg.reconcileEveryMs ?? 10_000);
   const aliveTimer = setInterval(() => chore('worker.alive', () => workerAlive(db, holder)), WORKER_ALIVE_EVERY_MS);
 
@@ -165,17 +170,52 @@ export async function startWorker(cfg: WorkerConfig) {
     }
   };
   const refreshTimer = refreshEvery > 0 ? setInterval(() => chore('refresh', refresh), refreshEvery) : null;
-  // EC2 discovery, when configured (PGHERD_AWS_DISCOVERY): one worker at a time, like the refresh.
-  const discovery = discoveryConfig(); // a bad value stops the worker at start, saying what is wrong
+  // EC2 discovery, when configured (PGHERD_AWS_DISCOVERY): one worker at a time, like the refresh; on
+  // its schedule, and when a user asks (a row in discovery_runs, announced by NOTIFY, looked for on
+  // every reconcile tick besides: a lost notification delays a pass, never loses it).
   const discoverEvery = Number(process.env.PGHERD_AWS_DISCOVERY_EVERY_MS ?? 300_000);
-  const discover = async () => {
-    if (!discovery) return;
-    await alone(DISCOVERY_LOCK, async () => {
-      log('discovery.done', await discoverEc2(db, discovery, (region) => ec2Client(region)));
-    });
+  let discovering = false;
+  const discover = async (scheduled: boolean) => {
+    if (!discovery || discovering) return;
+    discovering = true;
+    try {
+      await alone(DISCOVERY_LOCK, async () => {
+        const summary = await runDiscovery(db, discovery, (region) => ec2Client(region), { scheduled });
+        if (summary) log('discovery.done', summary);
+      });
+    } finally {
+      discovering = false;
+    }
   };
-  const discoveryTimer = discovery && discoverEvery > 0 ? setInterval(() => chore('discovery', discover), discoverEvery) : null;
-  if (discovery) chore('discovery', discover);
+  const discoveryTimer = discovery && discoverEvery > 0 ? setInterval(() => chore('discovery', () => discover(true)), discoverEvery) : null;
+  let listener: pg.Client | null = null;
+  const listen = async () => {
+    if (!discovery || listener) return;
+    const c = new pg.Client({ connectionString: cfg.databaseUrl, application_name: 'pgherd-discovery' });
+    listener = c;
+    c.on('error', (err) => quietly('discovery.listen.error', { error: err.message }));
+    c.on('end', () => {
+      if (listener === c) listener = null;
+    });
+    c.on('notification', () => chore('discovery', () => discover(false)));
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${DISCOVERY_CHANNEL}`);
+    } catch (err) {
+      if (listener === c) listener = null;
+      await c.end().catch(() => {});
+      throw err;
+    }
+  };
+  const discoveryTick = async () => {
+    await listen();
+    if (await discoveryWanted(db)) await discover(false);
+  };
+  if (discovery)
+    chore('discovery', async () => {
+      await listen();
+      await discover(true);
+    });
   // Rolling operations: one worker at a time moves them from wave to wave.
   const conductor = runConductor(cfg.databaseUrl, db, queue, { everyMs: cfg.waveRoundMs, log });
   log('worker.ready', { holder, concurrency: cfg.concurrency ?? 8 });
@@ -209,6 +249,7 @@ export async function startWorker(cfg: WorkerConfig) {
       producer.disconnect();
       consumer.disconnect();
       await ssh.close();
+      await listener?.end().catch(() => {});
       await pool.end();
       log('worker.stopped', { holder });
     },

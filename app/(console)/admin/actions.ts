@@ -17,6 +17,9 @@ import { currentActor } from '@/lib/auth/actor';
 import { malformed, orAnswer, orDeny } from '@/lib/auth/session';
 import type { Intent } from '@/components/admin/object-form';
 import type { AgentTokenState } from '@/components/admin/agent-token-form';
+import type { DiscoveryState } from '@/components/admin/discovery-panel';
+import { requestDiscovery } from '@/lib/cloud/discovery-runs';
+import { discoveryUnavailable } from '@/lib/cloud/status';
 
 const intents = z.enum(['save', 'addanother', 'continue']);
 
@@ -73,6 +76,25 @@ export async function agentTokenAction(_prev: AgentTokenState, form: FormData): 
     async () => {
       await demand(db, who.access, 'admin', 'An agent token for this server', [await environmentOf(db, serversAdmin, serverId)]);
       return { token: await createAgentToken(db, serverId, who) };
+    },
+    (err) => ({ error: `Permission denied: ${err.message}.` }),
+  );
+}
+
+/** Asks the workers for an EC2 discovery pass now (global admins: a pass creates servers in any environment). */
+export async function discoveryAction(_prev: DiscoveryState): Promise<DiscoveryState> {
+  const who = await currentActor();
+  const db = getDb();
+  return orAnswer<DiscoveryState>(
+    async () => {
+      await demand(db, who.access, 'admin', 'Asking for an EC2 discovery pass', [null]);
+      const reason = await discoveryUnavailable();
+      if (reason) return { error: reason };
+      const { run, created } = await requestDiscovery(db, who.username);
+      return {
+        runId: run.id,
+        message: created ? `Discovery pass #${run.id} asked for.` : `Discovery pass #${run.id} was already waiting.`,
+      };
     },
     (err) => ({ error: `Permission denied: ${err.message}.` }),
   );

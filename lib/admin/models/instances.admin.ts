@@ -42,6 +42,8 @@ export const instancesAdmin: Model = defineAdmin({
     herd: { label: 'Herd', sql: herds.name, link: { model: 'herds', idField: 'herdId' } },
     environment: { label: 'Environment', sql: environments.name },
     site: { label: 'Site', sql: servers.site },
+    instanceType: { label: 'Instance type', sql: instances.instanceType },
+    zone: { label: 'Zone', sql: instances.zone },
     address: { label: 'Address', sql: servers.address },
     role: { label: 'Role', sql: instances.role, format: 'badge' },
     state: { label: 'State', sql: instances.state, format: 'badge' },
@@ -60,6 +62,8 @@ export const instancesAdmin: Model = defineAdmin({
     'herd',
     'environment',
     'site',
+    'instanceType',
+    'zone',
     'role',
     'state',
     'version',
@@ -84,8 +88,10 @@ export const instancesAdmin: Model = defineAdmin({
     { key: 'state', label: 'State', kind: 'choice', sql: instances.state, choices: instanceState.enumValues },
     { key: 'version', label: 'Version', kind: 'values', sql: instances.pgVersion, numeric: true },
     { key: 'site', label: 'Site', kind: 'values', sql: instances.site },
+    { key: 'instanceType', label: 'Instance type', kind: 'values', sql: instances.instanceType },
+    { key: 'zone', label: 'Availability zone', kind: 'values', sql: instances.zone },
   ],
-  // 100,000 instances: the total and the counts by environment, role, state, version and site are
+  // 100,000 instances: the total and the counts by environment, role, state, version, site, type and zone are
   // read from instance_counts (a few thousand rows) rather than counted over every instance.
   counts: {
     table: instanceCounts,
@@ -98,6 +104,8 @@ export const instancesAdmin: Model = defineAdmin({
       state: { sql: instanceCounts.state },
       version: { sql: instanceCounts.pgVersion },
       site: { sql: instanceCounts.site },
+      instanceType: { sql: instanceCounts.instanceType },
+      zone: { sql: instanceCounts.zone },
     },
   },
   searchFields: ['server', 'herd', 'environment'],

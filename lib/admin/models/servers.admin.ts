@@ -33,13 +33,29 @@ export const serversAdmin = defineAdmin({
     },
     ssh: { label: 'SSH', sql: sql<string>`${servers.sshUser} || '@:' || ${servers.sshPort}`, sortable: false },
     cloudInstanceType: { label: 'Instance type', sql: servers.cloudInstanceType },
+    cloudAvailabilityZone: { label: 'Zone', sql: servers.cloudAvailabilityZone },
+    cloudState: { label: 'EC2 state', sql: servers.cloudState, format: 'badge' },
     lastSeenAt: { label: 'Agent last seen', sql: servers.lastSeenAt, format: 'datetime' },
   },
-  listDisplay: ['hostname', 'environment', 'address', 'site', 'instances', 'ssh', 'cloudInstanceType', 'lastSeenAt'],
+  listDisplay: [
+    'hostname',
+    'environment',
+    'address',
+    'site',
+    'instances',
+    'ssh',
+    'cloudInstanceType',
+    'cloudAvailabilityZone',
+    'cloudState',
+    'lastSeenAt',
+  ],
   listFilter: [
     { key: 'environment', label: 'Environment', kind: 'relation', sql: servers.environmentId, labelSql: environments.name },
     { key: 'site', label: 'Site', kind: 'values', sql: servers.site },
     { key: 'cloud', label: 'Cloud provider', kind: 'values', sql: sql`coalesce(${servers.cloudProvider}, ${sql.raw("'none'")})` },
+    { key: 'instanceType', label: 'Instance type', kind: 'values', sql: sql`coalesce(${servers.cloudInstanceType}, '')` },
+    { key: 'zone', label: 'Availability zone', kind: 'values', sql: sql`coalesce(${servers.cloudAvailabilityZone}, '')` },
+    { key: 'ec2State', label: 'EC2 state', kind: 'values', sql: sql`coalesce(${servers.cloudState}, '')` },
   ],
   searchFields: ['hostname', 'address', 'site'],
   ordering: ['hostname'],
@@ -59,7 +75,29 @@ export const serversAdmin = defineAdmin({
     },
     cloudInstanceType: { label: 'Cloud instance type', input: { type: 'text', placeholder: 'r6g.large' }, schema: f.optionalText(40) },
   }),
+  listPanels: [{ kind: 'ec2-discovery' }],
   panels: [
+    {
+      kind: 'cloud-identity',
+      load: async (db, id) => {
+        const [s] = await db.select().from(servers).where(eq(servers.id, id));
+        if (!s) return null;
+        return {
+          provider: s.cloudProvider,
+          region: s.cloudRegion,
+          availabilityZone: s.cloudAvailabilityZone,
+          instanceId: s.cloudInstanceId,
+          instanceType: s.cloudInstanceType,
+          architecture: s.cloudArchitecture,
+          state: s.cloudState,
+          privateAddress: s.cloudPrivateAddress,
+          tags: s.cloudTags,
+          herdTag: s.cloudHerdTag,
+          seenAt: s.cloudSeenAt,
+          goneAt: s.cloudGoneAt,
+        };
+      },
+    },
     { kind: 'ssh-public-key' },
     {
       kind: 'agent-token',

@@ -14,6 +14,7 @@ import { getAdmin } from '@/lib/admin/registry';
 import { capitalize } from '@/lib/admin/text';
 import { deny, requireAccess } from '@/lib/auth/session';
 import { parseId } from '@/lib/validation/ids';
+import { ListPanel } from './list-panels';
 
 export default async function ChangeListPage({
   params,
@@ -62,6 +63,9 @@ export default async function ChangeListPage({
           Successfully deleted {deleted} {deleted === 1 ? def.label : def.labelPlural}.
         </p>
       )}
+      {def.listPanels?.map((panel) => (
+        <ListPanel key={panel.kind} panel={panel} access={access} />
+      ))}
       <div className="changelist">
         <div className="changelist-main">
           <form className="search" action={base} method="get" role="search">

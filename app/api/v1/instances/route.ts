@@ -12,6 +12,8 @@ const query = z
     role: z.enum(instanceRole.enumValues).optional(),
     state: z.enum(instanceState.enumValues).optional(),
     site: searchText().optional(),
+    instanceType: searchText().optional(),
+    zone: searchText().optional(),
     version: z.coerce.number().int().min(9).max(99).optional(),
     ...pagingQuery,
   })
@@ -30,6 +32,8 @@ export const GET = handle(async (req) => {
       server: r.server,
       address: r.address,
       site: r.site,
+      instanceType: r.instanceType || null,
+      zone: r.zone || null,
       port: r.port,
       role: r.role,
       state: r.state,

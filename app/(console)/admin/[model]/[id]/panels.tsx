@@ -7,6 +7,73 @@ import { formatValue } from '@/lib/admin/format';
 import { can, type Access } from '@/lib/auth/access';
 import { pgherdPublicKey } from '@/lib/ssh/public-key';
 import { agentTokenAction } from '../../actions';
+import { awsUnavailable } from '@/lib/aws/config';
+import type { CloudIdentity as Identity } from '@/lib/admin/define-admin';
+
+async function CloudIdentity({ identity }: { identity: Identity | null }) {
+  if (!identity?.provider) {
+    return (
+      <div className="module cloud-identity" data-testid="cloud-identity">
+        <h2>Cloud</h2>
+        <p className="muted">Not a cloud instance (no provider): EC2 actions do not apply to this server.</p>
+      </div>
+    );
+  }
+  const unavailable = identity.provider === 'aws' ? await awsUnavailable() : null;
+  const rows: [string, string | null][] = [
+    ['Provider', identity.provider],
+    ['Region', identity.region],
+    ['Availability zone', identity.availabilityZone],
+    ['Instance id', identity.instanceId],
+    ['Instance type', identity.instanceType],
+    ['Architecture', identity.architecture],
+    ['State', identity.state],
+    ['Private address', identity.privateAddress],
+    ['Herd (tag)', identity.herdTag],
+    ['Seen by discovery', identity.seenAt ? formatValue('datetime', identity.seenAt) : 'never'],
+    ['Gone from EC2 since', identity.goneAt ? formatValue('datetime', identity.goneAt) : null],
+  ];
+  const tags = Object.entries(identity.tags ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  return (
+    <div className="module cloud-identity" data-testid="cloud-identity">
+      <h2>Cloud</h2>
+      {unavailable && (
+        <p className="errornote" role="status" data-testid="cloud-unavailable">
+          {unavailable}. Resize, power off and power on are not possible from here until it is.
+        </p>
+      )}
+      {identity.goneAt && (
+        <p className="errornote" role="status">
+          EC2 no longer runs this instance: the server is kept with its history, marked, never deleted.
+        </p>
+      )}
+      <table className="facts">
+        <tbody>
+          {rows
+            .filter(([, v]) => v !== null && v !== '')
+            .map(([k, v]) => (
+              <tr key={k}>
+                <th scope="row">{k}</th>
+                <td data-fact={k}>{v}</td>
+              </tr>
+            ))}
+          {tags.length > 0 && (
+            <tr>
+              <th scope="row">Tags</th>
+              <td>
+                {tags.map(([k, v]) => (
+                  <code key={k} className="tag">
+                    {k}={v}{' '}
+                  </code>
+                ))}
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+    </div>
+  );
+}
 
 function SshPublicKey() {
   const key = pgherdPublicKey();
@@ -43,6 +110,8 @@ export async function ObjectPanel({
   switch (panel.kind) {
     case 'ssh-public-key':
       return <SshPublicKey />;
+    case 'cloud-identity':
+      return <CloudIdentity identity={await panel.load(getDb(), id)} />;
     case 'agent-token': {
       if (!can(access, panel.role, environmentId)) return null;
       const { hasToken, lastSeen } = await panel.load(getDb(), id);

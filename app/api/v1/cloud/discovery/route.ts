@@ -1,0 +1,27 @@
+import { NextResponse } from 'next/server';
+import { getDb } from '@/db/client';
+import { demand } from '@/lib/auth/access';
+import { ApiError, apiUser, handle } from '@/lib/api/respond';
+import { latestDiscoveryRuns, requestDiscovery, runView } from '@/lib/cloud/discovery-runs';
+import { discoveryUnavailable } from '@/lib/cloud/status';
+
+/** GET /api/v1/cloud/discovery: whether discovery can run here (and why not), and its latest passes. */
+export const GET = handle(async (req) => {
+  await apiUser(req, 'read');
+  const reason = await discoveryUnavailable();
+  return NextResponse.json({ available: reason === null, reason, runs: (await latestDiscoveryRuns(getDb(), 10)).map(runView) });
+});
+
+/**
+ * POST /api/v1/cloud/discovery: asks the workers for a pass now (202, the pass; the one already waiting
+ * when there is one). A global admin's act: a pass creates servers in any environment its tags name.
+ * 503 with the reason when discovery or AWS is not configured here.
+ */
+export const POST = handle(async (req) => {
+  const user = await apiUser(req, 'operate');
+  await demand(getDb(), user.access, 'admin', 'Asking for an EC2 discovery pass', [null]);
+  const reason = await discoveryUnavailable();
+  if (reason) throw new ApiError(503, reason);
+  const { run, created } = await requestDiscovery(getDb(), user.username);
+  return NextResponse.json({ ...runView(run), created }, { status: 202, headers: { location: `/api/v1/cloud/discovery/${run.id}` } });
+});
