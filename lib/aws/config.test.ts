@@ -6,7 +6,9 @@ import { awsErrorText, awsUnavailable } from './config';
 
 const saved = { ...process.env };
 beforeEach(() => {
-  process.env = Object.fromEntries(Object.entries(saved).filter(([k]) => !k.startsWith('AWS_') && !k.startsWith('PGHERD_AWS')));
+  process.env = Object.fromEntries(
+    Object.entries(saved).filter(([k]) => !k.startsWith('AWS_') && !k.startsWith('PGHERD_AWS')),
+  ) as NodeJS.ProcessEnv;
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   // Nothing for the chain to find: no files, no instance metadata service.
   process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/credentials';
