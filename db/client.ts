@@ -23,6 +23,11 @@ export function createDb(
   // An idle connection the server closes (restart, failover, admin) must not crash the process;
   // the pool drops it and the next query opens a new one.
   pool.on('error', (err) => console.error(JSON.stringify({ event: 'db.pool.idle_error', message: err.message })));
+  // A connection that drops while checked out: the pool listens only to idle ones, and pg emits
+  // 'error' on the client, which with no listener is an uncaught exception that ends the process (a
+  // worker mid-step, when pgherd's database restarts). The query in flight fails with the error, and
+  // its holder releases the client with it: nothing more to do here.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return { db: drizzle(pool, { schema }), pool };
 }
 

@@ -37,6 +37,7 @@ export const instanceState = pgEnum('instance_state', ['running', 'stopped', 'un
 export const dnsRecordType = pgEnum('dns_record_type', ['CNAME', 'A']);
 export const dnsProvider = pgEnum('dns_provider', ['rfc2136', 'route53']);
 export const dnsMatch = pgEnum('dns_match', ['instance', 'role']);
+export const hookHost = pgEnum('hook_host', ['worker', 'database']);
 export const operationStatus = pgEnum('operation_status', [
   'planned',
   'queued',
@@ -99,6 +100,12 @@ export const herds = pgTable(
     automation: automationMode('automation').notNull().default('enabled'),
     // Every member of a replication herd shares it (pg_control_system()); the agent matches on it.
     systemIdentifier: text('system_identifier'),
+    // A resize's hooks (README, "Resize hooks"): absolute paths of executables on the worker's host or on
+    // the database host, run before Postgres is stopped and after it streams again; empty: none.
+    resizePreHook: text('resize_pre_hook').notNull().default(''),
+    resizePostHook: text('resize_post_hook').notNull().default(''),
+    hooksRunOn: hookHost('hooks_run_on').notNull().default('database'),
+    hookTimeoutSeconds: integer('hook_timeout_seconds').notNull().default(300),
     ...timestamps,
   },
   (t) => [

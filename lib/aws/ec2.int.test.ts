@@ -16,7 +16,18 @@ import { PROJECT_ROOT, startLab, stopLab, type LabInfo } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { waitFor } from '@/lib/lab/proc';
 import { awsErrorText, awsSettings, ec2Client } from './config';
-import { describeInstances, describeInstancesById, describeTypes, tagFilters, typesOfferedIn } from './ec2';
+import {
+  describeInstances,
+  describeInstancesById,
+  describeTypes,
+  Ec2WaitTimeout,
+  isCapacityOrTypeRefusal,
+  setInstanceType,
+  startInstance,
+  stopInstance,
+  tagFilters,
+  typesOfferedIn,
+} from './ec2';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'aws-test.json');
 let lab: LabInfo;
@@ -46,7 +57,9 @@ const answers = async (dsn: string) =>
     () => true,
     () => false,
   );
-const capacity = (insufficient: string[]) => writeFileSync(lab.aws!.capacityFile, JSON.stringify({ insufficient }));
+const capacity = (insufficient: string[], slow: Record<string, number> = {}) =>
+  writeFileSync(lab.aws!.capacityFile, JSON.stringify({ insufficient, slow }));
+const quick = { maxWaitSeconds: 60, minDelaySeconds: 1, maxDelaySeconds: 1 };
 
 describe('EC2 through lib/aws', () => {
   it('finds the lab servers by tag, with their cloud identity', async () => {
@@ -106,4 +119,32 @@ describe("the lab's EC2 is real for its Postgres", () => {
     const [row] = await query<{ s: string }>(r.dsn, 'SELECT status AS s FROM pg_stat_wal_receiver');
     expect(row?.s).toBe('streaming');
   });
+});
+
+describe('stop, retype and start through lib/aws, every wait bounded', () => {
+  it('stops and starts with the waiters; a capacity refusal is one to fall back from; a slow boot ends the wait at its deadline', async () => {
+    const r = replica();
+    const id = instanceOf(r.server);
+    const c = ec2();
+    await stopInstance(c, id, quick);
+    expect((await describeInstancesById(c, 'eu-west-1', [id]))[0]!.state).toBe('stopped');
+    expect(await answers(r.dsn)).toBe(false);
+    await setInstanceType(c, id, 'r6i.large');
+    capacity(['r6i.large']);
+    const refused = await startInstance(c, id, quick).catch((e: unknown) => e);
+    expect(isCapacityOrTypeRefusal(refused)).toBe(true);
+    expect(isCapacityOrTypeRefusal(new Error('ECONNREFUSED'))).toBe(false);
+
+    // The host boots slowly: EC2 says pending for 20 s; a wait of 3 s ends, saying so, and the host still boots.
+    capacity([], { [id]: 20 });
+    const t0 = Date.now();
+    const late = await startInstance(c, id, { maxWaitSeconds: 3, minDelaySeconds: 1, maxDelaySeconds: 1 }).catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(Ec2WaitTimeout);
+    expect((late as Error).message).toBe(`${id} was not running within 3 s`);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect((await describeInstancesById(c, 'eu-west-1', [id]))[0]!.state).toBe('pending');
+    capacity([]);
+    await waitFor('the slow host to boot', async () => ((await answers(r.dsn)) ? true : undefined), 40_000);
+    expect((await describeInstancesById(c, 'eu-west-1', [id]))[0]).toMatchObject({ state: 'running', instanceType: 'r6i.large' });
+  }, 90_000);
 });

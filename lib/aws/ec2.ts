@@ -3,6 +3,11 @@
 import {
   DescribeInstancesCommand,
   DescribeInstanceTypesCommand,
+  ModifyInstanceAttributeCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
+  waitUntilInstanceRunning,
+  waitUntilInstanceStopped,
   type EC2Client,
   type Filter,
   type Instance,
@@ -23,6 +28,10 @@ export interface CloudInstance {
   state: string;
   privateAddress: string | null;
   tags: Record<string, string>;
+  /** Whether the instance has ENA enabled (a type that requires ENA needs it). */
+  enaSupport: boolean;
+  /** hvm or paravirtual (a type must support the instance's). */
+  virtualization: string;
 }
 
 export function cloudInstance(i: Instance, region: string): CloudInstance {
@@ -35,6 +44,9 @@ export function cloudInstance(i: Instance, region: string): CloudInstance {
     state: i.State?.Name ?? 'unknown',
     privateAddress: i.PrivateIpAddress ?? null,
     tags: Object.fromEntries((i.Tags ?? []).flatMap((t) => (t.Key ? [[t.Key, t.Value ?? '']] : []))),
+    // EC2 leaves these out for an instance where they do not apply: today's AMIs are HVM with ENA.
+    enaSupport: i.EnaSupport ?? true,
+    virtualization: i.VirtualizationType ?? 'hvm',
   };
 }
 
@@ -108,4 +120,77 @@ export async function typesOfferedIn(client: EC2Client, availabilityZone: string
     for (const o of page.InstanceTypeOfferings ?? []) if (o.InstanceType) out.add(o.InstanceType);
   }
   return out;
+}
+
+/** How long a stop or a start may take, and how often EC2 is asked (seconds, the SDK waiter's units). */
+export interface WaitBounds {
+  maxWaitSeconds: number;
+  minDelaySeconds: number;
+  maxDelaySeconds: number;
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_WAIT: WaitBounds = { maxWaitSeconds: 600, minDelaySeconds: 5, maxDelaySeconds: 15 };
+
+/** A wait that ran out: the instance is in `state` after the deadline. */
+export class Ec2WaitTimeout extends Error {
+  constructor(
+    readonly instanceId: string,
+    readonly wanted: string,
+    seconds: number,
+  ) {
+    super(`${instanceId} was not ${wanted} within ${seconds} s`);
+    this.name = 'Ec2WaitTimeout';
+  }
+}
+
+async function waited(what: Promise<unknown>, instanceId: string, wanted: string, b: WaitBounds): Promise<void> {
+  try {
+    await what;
+  } catch (err) {
+    // The SDK's waiter says TimeoutError when its maxWaitTime runs out; other errors (an access denied,
+    // an instance that terminated instead) are AWS's own and pass through.
+    if (err instanceof Error && (err.name === 'TimeoutError' || /exceeded max wait time|timed out/i.test(err.message)))
+      throw new Ec2WaitTimeout(instanceId, wanted, b.maxWaitSeconds);
+    throw err;
+  }
+}
+
+const waiterOf = (client: EC2Client, b: WaitBounds) => ({
+  client,
+  maxWaitTime: b.maxWaitSeconds,
+  minDelay: b.minDelaySeconds,
+  maxDelay: b.maxDelaySeconds,
+  ...(b.signal ? { abortSignal: b.signal } : {}),
+});
+
+/** Stops the instance and waits until EC2 says stopped (at most `b.maxWaitSeconds`). */
+export async function stopInstance(client: EC2Client, instanceId: string, b: WaitBounds = DEFAULT_WAIT): Promise<void> {
+  await client.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
+  await waited(waitUntilInstanceStopped(waiterOf(client, b), { InstanceIds: [instanceId] }), instanceId, 'stopped', b);
+}
+
+/** Starts the instance and waits until EC2 says running (at most `b.maxWaitSeconds`). */
+export async function startInstance(client: EC2Client, instanceId: string, b: WaitBounds = DEFAULT_WAIT): Promise<void> {
+  await client.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
+  await waited(waitUntilInstanceRunning(waiterOf(client, b), { InstanceIds: [instanceId] }), instanceId, 'running', b);
+}
+
+/** Changes a stopped instance's type (EC2 refuses it on a running one: IncorrectInstanceState). */
+export async function setInstanceType(client: EC2Client, instanceId: string, instanceType: string): Promise<void> {
+  await client.send(new ModifyInstanceAttributeCommand({ InstanceId: instanceId, InstanceType: { Value: instanceType } }));
+}
+
+/** EC2's answer when a type cannot be had now, or cannot run there: the next fallback type is tried. */
+export function isCapacityOrTypeRefusal(err: unknown): boolean {
+  const code = err instanceof Error ? ((err as Error & { Code?: string }).Code ?? err.name) : '';
+  return [
+    'InsufficientInstanceCapacity',
+    'InsufficientHostCapacity',
+    'InsufficientCapacity',
+    'Unsupported',
+    'UnsupportedOperation',
+    'InvalidInstanceType',
+    'InvalidParameterValue',
+  ].includes(code);
 }

@@ -6,6 +6,8 @@
 //   IncorrectInstanceState, as AWS does (moto accepts it).
 // - StartInstances fails with InsufficientInstanceCapacity for the types (or type@zone) a test lists in
 //   the capacity file (AWS has no capacity for them now).
+// - An instance the capacity file lists under `slow` (id: seconds) boots slowly: for that long after
+//   its start, DescribeInstances says `pending` and its Postgres is not started yet.
 // Run as a daemon by the lab: `node --import tsx lib/lab/aws-front.ts CONFIG.json`.
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -19,7 +21,7 @@ export interface AwsFrontConfig {
   region: string;
   pgBin: string;
   identity: Identity;
-  /** JSON: { "insufficient": ["m6i.xlarge", "m6i.2xlarge@eu-west-1a"] } */
+  /** JSON: { "insufficient": ["m6i.xlarge", "m6i.2xlarge@eu-west-1a"], "slow": { "i-0123": 30 } } */
   capacityFile: string;
   /** Each EC2 instance's Postgres instances (what its host runs). */
   hosts: Record<string, { dataDirectory: string; logFile: string }[]>;
@@ -50,13 +52,27 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     const r = await moto.send(new DescribeInstancesCommand({ InstanceIds: ids }));
     return (r.Reservations ?? []).flatMap((x) => x.Instances ?? []);
   };
-  const refused = (): string[] => {
-    if (!existsSync(cfg.capacityFile)) return [];
+  const capacity = (): { insufficient?: string[]; slow?: Record<string, number> } => {
+    if (!existsSync(cfg.capacityFile)) return {};
     try {
-      return (JSON.parse(readFileSync(cfg.capacityFile, 'utf8')) as { insufficient?: string[] }).insufficient ?? [];
+      return JSON.parse(readFileSync(cfg.capacityFile, 'utf8')) as { insufficient?: string[]; slow?: Record<string, number> };
     } catch {
-      return [];
+      return {};
     }
+  };
+  const refused = () => capacity().insufficient ?? [];
+  // Instances booting slowly: until when EC2 says pending.
+  const booting = new Map<string, number>();
+  const pendingWhileBooting = (xml: string) => {
+    let out = xml;
+    for (const [id, until] of booting) {
+      if (Date.now() >= until) continue;
+      out = out.replace(
+        new RegExp(`(<instanceId>${id}</instanceId>[\\s\\S]*?<instanceState>\\s*<code>)16(</code>\\s*<name>)running(</name>)`),
+        (_m, a: string, b: string, c: string) => `${a}0${b}pending${c}`,
+      );
+    }
+    return out;
   };
   const pgCtl = async (id: string, verb: 'stop' | 'start') => {
     for (const h of cfg.hosts[id] ?? []) {
@@ -110,9 +126,26 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
             ? (await describe(ids)).filter((i) => i.State?.Name === 'stopped').map((i) => i.InstanceId ?? '')
             : [];
         const answer = await forward(cfg.motoUrl, req, body);
+        if (action === 'DescribeInstances' && booting.size && answer.status === 200) {
+          answer.body = Buffer.from(pendingWhileBooting(answer.body.toString('utf8')));
+          answer.headers['content-length'] = String(answer.body.length);
+        }
         res.writeHead(answer.status, answer.headers);
         res.end(answer.body);
-        if (answer.status === 200 && wasStopped.length) await Promise.all(wasStopped.map((id) => pgCtl(id, 'start')));
+        if (answer.status === 200 && wasStopped.length) {
+          const slow = capacity().slow ?? {};
+          await Promise.all(
+            wasStopped.map(async (id) => {
+              const seconds = slow[id] ?? 0;
+              if (seconds > 0) {
+                booting.set(id, Date.now() + seconds * 1000);
+                await new Promise((r) => setTimeout(r, seconds * 1000));
+                booting.delete(id);
+              }
+              await pgCtl(id, 'start');
+            }),
+          );
+        }
       })().catch((err: unknown) => {
         console.error(`aws-front: ${(err as Error).stack ?? String(err)}`);
         if (!res.headersSent) ec2Error(res, 500, 'InternalError', (err as Error).message);

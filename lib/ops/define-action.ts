@@ -144,18 +144,30 @@ export const herdServers = (h: {
 ];
 
 /** What an instance action looks at besides its target: the target's herd as the inventory has it. */
-export interface InstancePlanContext<P> {
+export interface InstancePlanContext<P, X = undefined> {
   members: InstanceRef[];
   params: P;
+  /** What the action's `prepare` read for all the targets before planning (undefined without one). */
+  prepared: X;
 }
 
 /** What a herd action looks at besides its herd. */
-export interface HerdPlanContext<P> {
+export interface HerdPlanContext<P, X = undefined> {
   params: P;
+  prepared: X;
 }
+
+/** A plan context as the engine passes it: what `prepare` read, when the action has one. */
+type EngineContext<C> = Omit<C, 'prepared'> & { prepared?: unknown };
 
 /** An action as the engine sees it: plans for the page, steps for the worker, parameters untyped. */
 interface EngineAction<T, C> extends ActionMeta {
+  /**
+   * Reads what the plans need beyond the inventory (EC2's view of the targets, a type catalogue),
+   * once for all the targets, before any is planned: on the confirmation page and again when a target
+   * starts. A Refusal refuses them all; anything else propagates (the API answers 503 for AWS missing).
+   */
+  prepare?: (targets: T[], params: ActionParams, db: Db) => Promise<unknown>;
   /** The confirmation page's plan for one target. A Refusal thrown while planning refuses it; anything else is a bug and propagates. */
   plan: (target: T, ctx: C) => TargetPlan;
   /** The same plan's steps, bound to the worker's connections and a fresh state; throws Refusal when it refuses now. */
@@ -163,12 +175,12 @@ interface EngineAction<T, C> extends ActionMeta {
 }
 
 /** An action on instances: each ticked instance is a target. */
-export interface InstanceAction extends EngineAction<InstanceRef, InstancePlanContext<ActionParams>> {
+export interface InstanceAction extends EngineAction<InstanceRef, EngineContext<InstancePlanContext<ActionParams>>> {
   on: 'instance';
 }
 
 /** An action on herds (switchover, DR failover, refresh DNS): each ticked herd is a target. */
-export interface HerdAction extends EngineAction<HerdRef, HerdPlanContext<ActionParams>> {
+export interface HerdAction extends EngineAction<HerdRef, EngineContext<HerdPlanContext<ActionParams>>> {
   on: 'herd';
 }
 
@@ -177,8 +189,9 @@ export type AnyAction = InstanceAction | HerdAction;
 export const isHerdAction = (a: AnyAction): a is HerdAction => a.on === 'herd';
 
 /** How an action is written: typed parameters, a typed state, one plan. */
-export interface ActionSpec<T, C, Schema extends ParamsSchema, S> extends Omit<ActionMeta, 'params'> {
+export interface ActionSpec<T, C, Schema extends ParamsSchema, S, X = undefined> extends Omit<ActionMeta, 'params'> {
   params?: { schema: Schema; fields: ActionParamField[] };
+  prepare?: (targets: T[], params: z.output<Schema>, db: Db) => Promise<X>;
   /** A fresh state for each run of the steps (omit when the steps share nothing). */
   state?: () => S;
   plan: (target: T, ctx: C) => ActionPlan<S> | Refusal;
@@ -244,27 +257,32 @@ function parser<Schema extends ParamsSchema>(name: string, schema: Schema | unde
 
 const noState = () => ({}) as never;
 
-export function defineAction<Schema extends ParamsSchema = typeof NO_PARAMS, S = Record<string, never>>(
-  spec: ActionSpec<InstanceRef, InstancePlanContext<z.output<Schema>>, Schema, S>,
+export function defineAction<Schema extends ParamsSchema = typeof NO_PARAMS, S = Record<string, never>, X = undefined>(
+  spec: ActionSpec<InstanceRef, InstancePlanContext<z.output<Schema>, X>, Schema, S, X>,
 ): InstanceAction {
   const parse = parser(spec.name, spec.params?.schema);
-  const decide = (t: InstanceRef, ctx: InstancePlanContext<ActionParams>) =>
-    spec.plan(t, { members: ctx.members, params: parse(ctx.params) });
+  const decide = (t: InstanceRef, ctx: EngineContext<InstancePlanContext<ActionParams>>) =>
+    spec.plan(t, { members: ctx.members, params: parse(ctx.params), prepared: ctx.prepared as X });
+  const prepare = spec.prepare;
   return {
     ...spec,
+    prepare: prepare && ((targets, params, db) => prepare(targets, parse(params), db)),
     on: 'instance',
     plan: (t, ctx) => toTargetPlan(decide(t, ctx)),
     steps: (t, deps, ctx) => toSteps(decide(t, ctx), deps, spec.state ?? noState),
   };
 }
 
-export function defineHerdAction<Schema extends ParamsSchema = typeof NO_PARAMS, S = Record<string, never>>(
-  spec: ActionSpec<HerdRef, HerdPlanContext<z.output<Schema>>, Schema, S>,
+export function defineHerdAction<Schema extends ParamsSchema = typeof NO_PARAMS, S = Record<string, never>, X = undefined>(
+  spec: ActionSpec<HerdRef, HerdPlanContext<z.output<Schema>, X>, Schema, S, X>,
 ): HerdAction {
   const parse = parser(spec.name, spec.params?.schema);
-  const decide = (h: HerdRef, ctx: HerdPlanContext<ActionParams>) => spec.plan(h, { params: parse(ctx.params) });
+  const decide = (h: HerdRef, ctx: EngineContext<HerdPlanContext<ActionParams>>) =>
+    spec.plan(h, { params: parse(ctx.params), prepared: ctx.prepared as X });
+  const prepare = spec.prepare;
   return {
     ...spec,
+    prepare: prepare && ((targets, params, db) => prepare(targets, parse(params), db)),
     on: 'herd',
     plan: (h, ctx) => toTargetPlan(decide(h, ctx)),
     steps: (h, deps, ctx) => toSteps(decide(h, ctx), deps, spec.state ?? noState),

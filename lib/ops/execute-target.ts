@@ -1,4 +1,5 @@
 // Execute: one operation target, under its herd's lease, re-checking the plan's facts first.
+import { AwsNotConfiguredError } from '@/lib/aws/config';
 import { and, eq, max, sql } from 'drizzle-orm';
 import { isDatabaseUnavailable, prepared, type Db } from '@/db/client';
 import { coalescer, type Coalescer } from './coalesce';
@@ -289,7 +290,11 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId
       ...herd.poolers.map((p) => p.serverEnvironmentId),
     ]);
     if (denied) return denied;
-    return unpinnedRefusal(action, herdServers(herd)) ?? guarded(() => action.steps(herd, deps, { params }));
+    const unpinned = unpinnedRefusal(action, herdServers(herd));
+    if (unpinned) return unpinned;
+    const prepared = await preparedFor(db, action, [herd], params);
+    if (prepared instanceof Refusal) return prepared;
+    return guarded(() => action.steps(herd, deps, { params, prepared }));
   }
   // Read by the claim; read again only when the claim found nothing (the instance is gone, as far as it saw).
   const loaded =
@@ -299,13 +304,34 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId
   if (!loaded) return refuse('gone', 'the instance was deleted from the inventory');
   const denied = await authorizeNow(db, action, target, [loaded.ref.environmentId, loaded.ref.serverEnvironmentId]);
   if (denied) return denied;
-  return (
-    unpinnedRefusal(action, [{ name: loaded.ref.hostname, ssh: loaded.ref.ssh }]) ??
-    guarded(() => {
-      driverFor(loaded.ref.controlDriver);
-      return action.steps(loaded.ref, deps, { members: loaded.members, params });
-    })
-  );
+  const unpinned = unpinnedRefusal(action, [{ name: loaded.ref.hostname, ssh: loaded.ref.ssh }]);
+  if (unpinned) return unpinned;
+  const prepared = await preparedFor(db, action, [loaded.ref], params);
+  if (prepared instanceof Refusal) return prepared;
+  return guarded(() => {
+    driverFor(loaded.ref.controlDriver);
+    return action.steps(loaded.ref, deps, { members: loaded.members, params, prepared });
+  });
+}
+
+/**
+ * What the action's prepare reads for this target when it starts (EC2's view now, not the page's):
+ * a Refusal refuses it; AWS not configured here refuses it saying so; anything else fails it.
+ */
+async function preparedFor<T>(
+  db: Db,
+  action: { prepare?: (targets: T[], params: ActionParams, db: Db) => Promise<unknown> },
+  targets: T[],
+  params: ActionParams,
+) {
+  if (!action.prepare) return undefined;
+  try {
+    return await action.prepare(targets, params, db);
+  } catch (err) {
+    if (err instanceof Refusal) return err;
+    if (err instanceof AwsNotConfiguredError) return refuse('cloud', err.message);
+    throw err;
+  }
 }
 
 /**

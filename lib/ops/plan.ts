@@ -106,6 +106,16 @@ export function typeToConfirm(action: AnyAction, targets: PlannedTarget[]): stri
   return action.dangerous && runnable.length > 1 ? String(runnable.length) : null;
 }
 
+/** What an action's prepare read; a Refusal it throws is kept, to refuse each target with it. */
+async function prepareAll(read: () => Promise<unknown> | undefined): Promise<unknown> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof Refusal) return err;
+    throw err;
+  }
+}
+
 const refusedPlan = (r: Refusal): TargetPlan => ({ steps: [], refused: r.reason, refusalCode: r.code, warnings: [] });
 
 /**
@@ -155,8 +165,12 @@ export async function planOperation(
       action.label,
       herds.map((h) => h.environmentId),
     );
+    const prepared = action.prepare ? await prepareAll(() => action.prepare?.(herds, params, db)) : undefined;
     targets = herds.map((h) => ({
-      ...planTarget(herdServers(h), action, () => action.plan(h, { params })),
+      ...planTarget(herdServers(h), action, () => {
+        if (prepared instanceof Refusal) throw prepared;
+        return action.plan(h, { params, prepared });
+      }),
       instanceId: null,
       label: h.label,
       herdId: h.id,
@@ -181,10 +195,12 @@ export async function planOperation(
       action.label,
       refs.map((r) => r.environmentId),
     );
+    const prepared = action.prepare ? await prepareAll(() => action.prepare?.(refs, params, db)) : undefined;
     targets = refs.map((r) => ({
       ...planTarget([{ name: r.hostname, ssh: r.ssh }], action, () => {
         driverFor(r.controlDriver); // refuses drivers pgherd cannot run, before anything else
-        return action.plan(r, { members: members.get(r.herdId) ?? [r], params });
+        if (prepared instanceof Refusal) throw prepared;
+        return action.plan(r, { members: members.get(r.herdId) ?? [r], params, prepared });
       }),
       instanceId: r.id,
       label: r.label,

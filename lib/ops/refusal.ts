@@ -31,6 +31,8 @@ export type RefusalCode =
   | 'pooler'
   /** The SSH host key asked for is not the one to pin. */
   | 'host-key'
+  /** The cloud cannot do it: not an EC2 server, AWS not configured, a type the instance cannot run. */
+  | 'cloud'
   /** Refused before refusals had codes (targets recorded before migration 0016). */
   | 'unclassified';
 

@@ -1,6 +1,7 @@
 import { eq, sql } from 'drizzle-orm';
 import { qualified } from '@/lib/admin/qualified';
-import { automationMode, controlDriver, environments, herds } from '@/db/schema';
+import { z } from 'zod';
+import { automationMode, controlDriver, environments, herds, hookHost } from '@/db/schema';
 import { f, tableForm } from '../form-fields';
 import { environmentsAdmin } from './environments.admin';
 import { defineAdmin } from '../define-admin';
@@ -102,6 +103,26 @@ export const herdsAdmin = defineAdmin({
       schema: f.text(253),
     },
     automation: { label: 'Automation', help: 'maintenance: pgherd plans no automatic action on this herd.' },
+    resizePreHook: {
+      label: 'Pre-resize hook',
+      help: 'Absolute path of an executable run before a member is stopped for a resize (its arguments: README, "Resize hooks"). A failure stops the resize before anything is stopped.',
+      schema: f.path(),
+    },
+    resizePostHook: {
+      label: 'Post-resize hook',
+      help: 'Run once the resized member streams again, before its DNS names come back.',
+      schema: f.path(),
+    },
+    hooksRunOn: {
+      label: 'Hooks run on',
+      help: 'worker: the pgherd worker host; database: the member\u2019s host, over SSH as its SSH user.',
+      schema: z.enum(hookHost.enumValues).default('database'),
+    },
+    hookTimeoutSeconds: {
+      label: 'Hook timeout (s)',
+      help: 'A hook still running after this long is stopped and fails.',
+      schema: z.preprocess((v) => (v === '' || v === undefined || v === null ? 300 : v), f.int(1, 3600)),
+    },
   }),
   validate: (tx, id) => herdDependents(tx, id),
   actions: actions

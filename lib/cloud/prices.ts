@@ -1,0 +1,82 @@
+// What an EC2 instance type costs per hour: from a dated price file, the one pgherd ships
+// (prices/ec2-on-demand.json: the common families in the main regions) or one the user points to
+// (PGHERD_PRICE_FILE, same format). Every figure shown says its source and date.
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import shipped from './prices/ec2-on-demand.json';
+
+/** Hours in a month, as AWS's own calculator counts them (365 × 24 / 12). */
+export const HOURS_PER_MONTH = 730;
+
+const priceFileSchema = z
+  .object({
+    source: z.string().min(1).max(200),
+    date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date as YYYY-MM-DD'),
+    currency: z.literal('USD'),
+    note: z.string().max(2000).optional(),
+    regions: z.record(z.string(), z.record(z.string(), z.number().positive())),
+  })
+  .strict()
+  .superRefine((f, ctx) => {
+    // Named keys, so that the message says which one is wrong.
+    for (const [region, types] of Object.entries(f.regions)) {
+      if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region))
+        ctx.addIssue({ code: 'custom', path: ['regions', region], message: 'not a region such as eu-west-1' });
+      for (const type of Object.keys(types))
+        if (!/^[a-z0-9-]+\.[a-z0-9-]+$/.test(type))
+          ctx.addIssue({ code: 'custom', path: ['regions', region, type], message: 'not an instance type such as m6i.large' });
+    }
+  });
+
+export interface PriceList {
+  /** Where the prices come from, and as of when: shown beside every figure. */
+  source: string;
+  date: string;
+  currency: 'USD';
+  /** USD per hour, or null where the list has no price for the type in the region. */
+  perHour(region: string, instanceType: string): number | null;
+}
+
+function fromFile(data: z.infer<typeof priceFileSchema>, source: string): PriceList {
+  const regions = new Map(Object.entries(data.regions).map(([r, types]) => [r, new Map(Object.entries(types))]));
+  return {
+    source,
+    date: data.date,
+    currency: 'USD',
+    perHour: (region, type) => regions.get(region)?.get(type) ?? null,
+  };
+}
+
+/** A price file's content, checked; a bad one says what is wrong. */
+export function parsePriceFile(raw: unknown, name: string): PriceList {
+  const r = priceFileSchema.safeParse(raw);
+  if (!r.success) throw new Error(`${name}: ${r.error.issues.map((i) => `${i.path.join('.') || 'file'}: ${i.message}`).join('; ')}`);
+  return fromFile(r.data, r.data.source === shipped.source ? r.data.source : `${r.data.source} (${name})`);
+}
+
+let cached: { key: string; list: PriceList } | null = null;
+
+/** The price list this process uses: PGHERD_PRICE_FILE when set (read once), else the shipped one. */
+export function priceList(env: Record<string, string | undefined> = process.env): PriceList {
+  const file = env.PGHERD_PRICE_FILE ?? '';
+  if (cached?.key === file) return cached.list;
+  let list: PriceList;
+  if (file) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new Error(`PGHERD_PRICE_FILE ${file}: ${(err as Error).message}`);
+    }
+    list = parsePriceFile(raw, file);
+  } else {
+    list = parsePriceFile(shipped, 'the shipped price file');
+  }
+  cached = { key: file, list };
+  return list;
+}
+
+/** Per hour and per month, rounded as shown (null: no price known). */
+export function cost(perHour: number | null): { perHour: number | null; perMonth: number | null } {
+  return { perHour, perMonth: perHour === null ? null : Math.round(perHour * HOURS_PER_MONTH * 100) / 100 };
+}
