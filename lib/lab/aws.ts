@@ -137,7 +137,16 @@ export function labAwsEnv(aws: LabAws): Record<string, string> {
     PGHERD_AWS_REGION: aws.region,
     AWS_ACCESS_KEY_ID: aws.accessKeyId,
     AWS_SECRET_ACCESS_KEY: aws.secretAccessKey,
-    // The console's and the worker's EC2 discovery: the lab's instances by their Role tag.
-    PGHERD_AWS_DISCOVERY: JSON.stringify({ regions: [aws.region], tags: aws.discoveryTags }),
+    // The lab's EC2 answers at once: ask every second, not every 5.
+    PGHERD_EC2_POLL_SECONDS: '1',
   };
+}
+
+/**
+ * EC2 discovery of the lab's instances by their Role tag: for the console and worker processes the lab
+ * starts (the demo, the browser tests), not for workers tests start in-process (a pass at every
+ * start would write the shared lab's servers under the other tests).
+ */
+export function labDiscoveryEnv(aws: LabAws): Record<string, string> {
+  return { PGHERD_AWS_DISCOVERY: JSON.stringify({ regions: [aws.region], tags: aws.discoveryTags }) };
 }

@@ -10,6 +10,7 @@ import { createApiToken } from '@/lib/auth/api-tokens';
 import { migrateDatabase } from '@/db/migrate';
 import { ensureAdmin } from '@/lib/auth/superuser';
 import { seedLabFleet } from '@/lib/lab/seed';
+import { labDiscoveryEnv } from './aws';
 import { labSettings, PROJECT_ROOT, type LabInfo } from './lab';
 import { freePort } from './ports';
 import { stopPid, waitFor } from './proc';
@@ -74,6 +75,7 @@ export async function startWorkerProcess(lab: LabInfo, opts: { quiet?: boolean }
       REDIS_URL: lab.redis.url,
       PGHERD_SSH_KEY: lab.ssh.privateKeyPath,
       ...labSettings(lab),
+      ...(lab.aws ? labDiscoveryEnv(lab.aws) : {}),
     },
     stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
   });
@@ -99,6 +101,7 @@ export function consoleEnv(lab: LabInfo, url: string, secret: string): NodeJS.Pr
     NEXTAUTH_SECRET: secret,
     PGHERD_SSH_KEY: lab.ssh?.privateKeyPath ?? '',
     ...labSettings(lab),
+    ...(lab.aws ? labDiscoveryEnv(lab.aws) : {}),
     PGHERD_LDAP_CONFIG: lab.ldap?.configFile ?? '',
   };
 }
