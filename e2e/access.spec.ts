@@ -40,7 +40,15 @@ test('a staging DBA restarts a staging instance; production shows no control and
   await page.goto(`${url}/admin/instances?q=db-stg-billing`);
   const options = await page.getByLabel('Action:').locator('option').allTextContents();
   // Operator actions only: no promote (admin), no delete (admin).
-  expect(options).toEqual(['Start', 'Stop (fast)', 'Restart', 'Reload configuration', 'Re-point (remaster)', 'Rebuild from the primary']);
+  expect(options).toEqual([
+    'Start',
+    'Stop (fast)',
+    'Restart',
+    'Reload configuration',
+    'Re-point (remaster)',
+    'Rebuild from the primary',
+    'Resize (EC2)',
+  ]);
   await expect(page.getByRole('checkbox', { name: /^Select db-stg-billing/ })).toHaveCount(3);
   // Production instances are listed (bob may look) but have no checkbox.
   await page.goto(`${url}/admin/instances?q=db-prod-billing`);

@@ -10,6 +10,7 @@ import { verifyApiToken, type Scope } from '@/lib/auth/api-tokens';
 import { CLIENT_ADDRESS_HEADER, clientAddress } from '@/lib/auth/client-address';
 import { getCurrentUser } from '@/lib/auth/session';
 import { MAX_ID, parseId } from '@/lib/validation/ids';
+import { AwsNotConfiguredError } from '@/lib/aws/config';
 
 export class ApiError extends Error {
   constructor(
@@ -119,6 +120,9 @@ export function handle(fn: Handler): Handler {
         await auditDenial(getDb(), err);
         return NextResponse.json({ error: err.message, details: null }, { status: 403 });
       }
+      // A cloud feature asked for where AWS cannot be used (no region, no credentials): say why.
+      if (err instanceof AwsNotConfiguredError)
+        return NextResponse.json({ error: err.message, details: null }, { status: 503, headers: { 'retry-after': '60' } });
       if (isDatabaseUnavailable(err)) {
         console.error(JSON.stringify({ event: 'api.database_unavailable', path: req.nextUrl.pathname, message: (err as Error).message }));
         return NextResponse.json(

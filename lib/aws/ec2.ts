@@ -194,3 +194,16 @@ export function isCapacityOrTypeRefusal(err: unknown): boolean {
     'InvalidParameterValue',
   ].includes(code);
 }
+
+/**
+ * The bounds this process waits with: PGHERD_EC2_WAIT_SECONDS (default 600) for a stop or a start,
+ * asking every PGHERD_EC2_POLL_SECONDS (default 5, growing to 3 times that).
+ */
+export function waitBounds(env: Record<string, string | undefined> = process.env): WaitBounds {
+  const num = (v: string | undefined, d: number, min: number, max: number) => {
+    const n = Number(v ?? d);
+    return Number.isFinite(n) && n >= min && n <= max ? n : d;
+  };
+  const poll = num(env.PGHERD_EC2_POLL_SECONDS, 5, 1, 120);
+  return { maxWaitSeconds: num(env.PGHERD_EC2_WAIT_SECONDS, 600, 5, 7200), minDelaySeconds: poll, maxDelaySeconds: poll * 3 };
+}

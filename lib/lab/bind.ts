@@ -22,8 +22,8 @@ export interface ZoneContents {
   zone: string;
   /** host name (in the zone) -> address */
   hosts: { name: string; address: string }[];
-  /** CNAMEs: write name -> host name */
-  aliases: { name: string; target: string }[];
+  /** CNAMEs: write name (or a replica's read name) -> host name, with their TTL (30 s unless said) */
+  aliases: { name: string; target: string; ttl?: number }[];
   /** Each herd's write name: the configuration gives each environment its part of the zone. */
   herds: { environment: string; herd: string; writeName: string }[];
 }
@@ -74,7 +74,7 @@ zone "${zone}" {
       `@ IN NS ns.${zone}.`,
       'ns IN A 127.0.0.1',
       ...contents.hosts.map((h) => `${rel(h.name, zone)} IN A ${h.address}`),
-      ...contents.aliases.map((a) => `${rel(a.name, zone)} 30 IN CNAME ${a.target.replace(/\.$/, '')}.`),
+      ...contents.aliases.map((a) => `${rel(a.name, zone)} ${a.ttl ?? 30} IN CNAME ${a.target.replace(/\.$/, '')}.`),
       '',
     ].join('\n'),
   );

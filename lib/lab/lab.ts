@@ -302,6 +302,11 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
 /** The lab's DNS zone: every server by name, and a write name per herd (`<herd>.<environment>.db.<zone>`). */
 export const LAB_ZONE = 'lab.internal';
 export const writeNameOf = (environment: string, herd: string, zone = LAB_ZONE) => `${herd}.${environment}.db.${zone}`;
+/** A replica's read name (`<host>-ro.<environment>.db.<zone>`): a record matched to that instance, which a resize drains. */
+export const readNameOf = (i: { server: string; environment: string }, zone = LAB_ZONE) =>
+  `${i.server.split('.')[0] ?? i.server}-ro.${i.environment}.db.${zone}`;
+/** The read names' TTL: short, so that a drain's wait is short in the lab. */
+export const READ_NAME_TTL = 2;
 
 function labZone(instances: LabInstance[], poolers: LabPgbouncer[]) {
   const herds = [...new Map(instances.map((i) => [`${i.environment}/${i.herd}`, i])).values()].map((i) => ({
@@ -315,10 +320,13 @@ function labZone(instances: LabInstance[], poolers: LabPgbouncer[]) {
       ...instances.map((i) => ({ name: i.server, address: i.address })),
       ...poolers.map((p) => ({ name: p.server, address: p.address })),
     ],
-    aliases: herds.map((h) => ({
-      name: h.writeName,
-      target: instances.find((i) => i.environment === h.environment && i.herd === h.herd && i.role === 'primary')!.server,
-    })),
+    aliases: [
+      ...herds.map((h) => ({
+        name: h.writeName,
+        target: instances.find((i) => i.environment === h.environment && i.herd === h.herd && i.role === 'primary')!.server,
+      })),
+      ...instances.filter((i) => i.role === 'replica').map((i) => ({ name: readNameOf(i), target: i.server, ttl: READ_NAME_TTL })),
+    ],
     herds,
   };
 }

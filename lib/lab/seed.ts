@@ -4,7 +4,7 @@ import pg from 'pg';
 import { createDb, type Db, type Queries } from '@/db/client';
 import { migrateDatabase } from '@/db/migrate';
 import { dnsRecords, environments, herds, instances, poolers, roleBindings, servers, sites } from '@/db/schema';
-import { LAB_ZONE, useLabSettings, writeNameOf, type LabInfo, type LabInstance } from './lab';
+import { LAB_ZONE, READ_NAME_TTL, readNameOf, useLabSettings, writeNameOf, type LabInfo, type LabInstance } from './lab';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 
 interface Observed {
@@ -101,15 +101,24 @@ async function observe(i: LabInstance): Promise<Observed | null> {
  * A lab of one's own (a test file's or a benchmark's), ready for pgherd: its database migrated and
  * seeded with its fleet, and this process's settings pointed at it (PGHERD_PG_CONFIG, DNS).
  */
-export async function seededDatabase(lab: LabInfo, poolSize: number): Promise<{ db: Db; pool: pg.Pool }> {
+export async function seededDatabase(
+  lab: LabInfo,
+  poolSize: number,
+  seed: { readNames?: boolean } = {},
+): Promise<{ db: Db; pool: pg.Pool }> {
   await migrateDatabase(lab.database.url);
   const made = createDb(lab.database.url, poolSize);
-  await seedLabFleet(made.db, lab);
+  await seedLabFleet(made.db, lab, seed);
   useLabSettings(lab);
   return made;
 }
 
-export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boolean } = {}): Promise<void> {
+/**
+ * `readNames`: each replica's read name (in BIND from the lab's start) becomes a DNS record of its herd
+ * matched to that instance, as a resize drains it. Off by default: the lab's own tests count the herds'
+ * records; the demo and the resize tests turn it on.
+ */
+export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boolean; readNames?: boolean } = {}): Promise<void> {
   const zone = lab.dns?.zone ?? LAB_ZONE;
   const observed = new Map(await Promise.all(lab.instances.map(async (i) => [i.server, await observe(i)] as const)));
   // Every member of a herd shares the system identifier: any member that answers tells it.
@@ -219,6 +228,20 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
         .set({ lagBytes: 0, lagSeconds: 0 })
         .where(sql`${instances.id} = ${seeded(instanceIds, i.server, 'instance')}`);
     }
+    if (opts.readNames && lab.dns)
+      for (const i of members.filter((m) => m.role === 'replica'))
+        await tx
+          .insert(dnsRecords)
+          .values({
+            herdId: seeded(herdIds, `${i.environment}/${i.herd}`, 'herd'),
+            name: readNameOf(i, zone),
+            type: 'CNAME',
+            zone,
+            match: 'instance',
+            matchInstanceId: seeded(instanceIds, i.server, 'instance'),
+            ttl: READ_NAME_TTL,
+          })
+          .onConflictDoNothing();
     // The directory's groups, bound to roles as a company would: production DBAs are admins there and
     // operators in staging; staging DBAs operate staging and may look at production; auditors see
     // everything and change nothing.

@@ -29,11 +29,13 @@ export function dnsSteps<S>(
   members: (state: S) => InstanceRef[],
   says: (rec: DnsRecordRef) => string,
   only?: (rec: DnsRecordRef) => boolean,
+  /** Where each record points instead of where its match says (a resize's drain); its step's name. */
+  opts: { targetsOf?: (rec: DnsRecordRef, members: InstanceRef[]) => InstanceRef[] | string; name?: (rec: DnsRecordRef) => string } = {},
 ): ActionStep<S>[] {
   return h.dns
     .filter((r) => !only || only(r))
     .map((rec) => ({
-      name: `DNS: ${rec.name}`,
+      name: opts.name?.(rec) ?? `DNS: ${rec.name}`,
       says: says(rec),
       timeoutMs: DNS_VERIFY_MS + 10_000,
       run: async (x) => {
@@ -43,7 +45,7 @@ export function dnsSteps<S>(
         const owner = ownershipProblem(rec.name, rec.zone, h.environment);
         if (owner) throw refuse('dns', `${owner}; no update was sent`);
         const zone = zoneConfig(rec.zone);
-        const targets = recordTargets(rec, members(x.state));
+        const targets = (opts.targetsOf ?? recordTargets)(rec, members(x.state));
         if (typeof targets === 'string') throw new Error(`${rec.name}: ${targets}`);
         const rs = { name: rec.name, type: rec.type, ttl: rec.ttl, values: recordValues(rec, targets) };
         x.note({ command: describeUpdate(zone.server, zone.zone, rs) });

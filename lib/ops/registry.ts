@@ -12,6 +12,7 @@ import { switchoverAction } from './actions/switchover.action';
 import { drFailoverAction } from './actions/dr-failover.action';
 import { checkSshAction } from './actions/check-ssh.action';
 import { replaceHostKeyAction } from './actions/replace-host-key.action';
+import { resizeAction } from './actions/resize.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -21,6 +22,7 @@ export const actions: AnyAction[] = [
   promoteAction,
   remasterAction,
   rebuildAction,
+  resizeAction,
   switchoverAction,
   drFailoverAction,
   refreshDnsAction,

@@ -20,6 +20,9 @@ import { replaceHostKeyAction } from './replace-host-key.action';
 import { restartAction } from './restart.action';
 import { startAction } from './start.action';
 import { stopAction } from './stop.action';
+import type { ResizePrepared } from './resize.action';
+import { rankTypes } from '@/lib/cloud/rank';
+import { priceList } from '@/lib/cloud/prices';
 
 // The steps are built, never run: nothing here touches a database or a host.
 const deps = {} as ActionDeps;
@@ -213,6 +216,44 @@ describe('instance actions', () => {
   });
 });
 
+/** What resize's prepare reads, for a replica on an EC2 instance with hooks on its herd. */
+function resizePrepared(h: HerdRef, t: InstanceRef): ResizePrepared {
+  const live = {
+    instanceId: 'i-0abc',
+    region: 'eu-west-1',
+    availabilityZone: 'eu-west-1a',
+    instanceType: 'm6i.large',
+    architecture: 'x86_64',
+    state: 'running',
+    privateAddress: t.address,
+    tags: {},
+    enaSupport: true,
+    virtualization: 'hvm',
+  };
+  const type = (name: string, vcpus: number, memoryGiB: number) => ({
+    name,
+    vcpus,
+    memoryGiB,
+    architectures: ['x86_64'],
+    burstable: false,
+    ena: 'required',
+    virtualization: ['hvm'],
+    currentGeneration: true,
+  });
+  const types = new Map([type('m6i.large', 2, 8), type('m6i.xlarge', 4, 16)].map((x) => [x.name, x]));
+  const prices = priceList({});
+  const ranking = rankTypes(
+    live,
+    { instanceType: 'm6i.xlarge' },
+    { types, offered: new Set(types.keys()), perHour: (n) => prices.perHour('eu-west-1', n) },
+  );
+  return {
+    byServer: new Map([[t.serverId, { region: 'eu-west-1', instanceId: live.instanceId, live, ranking, neighbours: [] }]]),
+    herds: new Map([[h.id, { ...h, hooks: { pre: '/opt/hooks/pre', post: '/opt/hooks/post', on: 'worker' as const, timeoutSeconds: 5 } }]]),
+    prices: { source: prices.source, date: prices.date },
+  };
+}
+
 describe('an action is its plan', () => {
   const h = herd(three(), { poolers: [pooler] });
   const [primary, r2, r3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
@@ -222,6 +263,14 @@ describe('an action is its plan', () => {
       if (a.on === 'herd') return { words: a.plan(h, { params: {} }).steps, steps: a.steps(h, deps, { params: {} }) };
       const t = a.name === 'promote' ? r2 : a.name === 'rebuild' || a.name === 'remaster' ? r3 : primary;
       const members = a.name === 'promote' ? [{ ...primary, state: 'stopped' }, r2, r3] : h.members;
+      if (a.name === 'resize') {
+        const params = { instanceType: 'm6i.xlarge' };
+        const prepared = resizePrepared(h, r3);
+        return {
+          words: a.plan(r3, { members: h.members, params, prepared }).steps,
+          steps: a.steps(r3, deps, { members: h.members, params, prepared }),
+        };
+      }
       const params = a.name === 'replace-host-key' ? { fingerprint: `SHA256:${'b'.repeat(43)}` } : {};
       return { words: a.plan(t, { members, params }).steps, steps: a.steps(t, deps, { members, params }) };
     },

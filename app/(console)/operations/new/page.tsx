@@ -18,6 +18,7 @@ import { MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
 import { wavePlan, WavesError } from '@/lib/ops/waves';
 import { wavesFromForm, wavesToForm } from '@/lib/ops/waves-form';
 import { confirmOperationAction } from '../actions';
+import { AwsNotConfiguredError } from '@/lib/aws/config';
 
 /** The confirmation page: every target with its plan, refusals with reasons, warnings. Nothing runs here. */
 export default async function PlanPage({ searchParams }: { searchParams: Promise<RawParams> }) {
@@ -79,13 +80,16 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   try {
     plan = await orDeny(() => planOperation(db, access, action, ids, rawParams, asked.ok ? asked.spec : null));
   } catch (err) {
-    if (!(err instanceof ParamsError) && !(err instanceof WavesError)) throw err;
+    if (!(err instanceof ParamsError) && !(err instanceof WavesError) && !(err instanceof AwsNotConfiguredError)) throw err;
     return (
       <>
         <Breadcrumbs items={crumbs} />
         <h1>{action.label}</h1>
         <p className="errornote" role="alert">
-          Invalid {err instanceof WavesError ? 'waves' : 'parameters'}: {err.message}. Nothing has been run.
+          {err instanceof AwsNotConfiguredError
+            ? `${err.message}.`
+            : `Invalid ${err instanceof WavesError ? 'waves' : 'parameters'}: ${err.message}.`}{' '}
+          Nothing has been run.
         </p>
         <Link href={back}>Back to the list</Link>
       </>

@@ -1,0 +1,534 @@
+// Resize a replica's EC2 instance (pygmy's resize, done right). Its DNS names are moved to another
+// member and their TTL waited out (the drain); the pre-resize hook; a clean Postgres stop; EC2 stop,
+// the new type, EC2 start, each wait bounded; when EC2 has no capacity for the type (or cannot run it),
+// the next fallback, and when none is left, the original type again; Postgres up and streaming; the
+// post-resize hook; the type recorded; the DNS names back. Cleanups are registered before the steps
+// they undo: a failure anywhere still starts the instance, and puts the DNS names back.
+// A primary is refused, with the way: resize its herd.
+import { eq, inArray } from 'drizzle-orm';
+import { z } from 'zod';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import { herds, instances, servers } from '@/db/schema';
+import { awsErrorText, awsSettings, awsUnavailable, AwsNotConfiguredError, ec2Client } from '@/lib/aws/config';
+import {
+  describeInstancesById,
+  isCapacityOrTypeRefusal,
+  setInstanceType,
+  startInstance,
+  stopInstance,
+  waitBounds,
+  type CloudInstance,
+} from '@/lib/aws/ec2';
+import { writeAudit } from '@/lib/audit/write-audit';
+import { catalogueFor } from '@/lib/cloud/catalogue';
+import { HOURS_PER_MONTH, priceList } from '@/lib/cloud/prices';
+import { rankTypes, type Ranking, type TypeChoice } from '@/lib/cloud/rank';
+import { commonWarnings, defineAction, flagParam, type ActionDeps, type ActionStep } from '../define-action';
+import type { Db } from '@/db/client';
+import { dnsSteps } from '../dns-steps';
+import { recordTargets } from '../dns-records';
+import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '../herd-ref';
+import { checkHook, runHook, type HookConfig } from '../hooks';
+import type { InstanceRef } from '../instance-ref';
+import { observe, waitObserved } from '../observe';
+import { refuse } from '../refusal';
+import { refreshStep, sshControlStep } from './control-steps';
+
+const typeName = z
+  .string()
+  .trim()
+  .regex(/^[a-z0-9-]+\.[a-z0-9-]+$/, 'an instance type such as m6i.xlarge');
+const blank = (v: unknown) => (v === '' || v === null ? undefined : v);
+const num = (min: number, max: number, what: string) =>
+  z.preprocess(
+    blank,
+    z.coerce
+      .number({ message: `${what}: a number` })
+      .min(min, `at least ${min}`)
+      .max(max, `at most ${max}`)
+      .optional(),
+  );
+
+export const resizeParams = z
+  .object({
+    instanceType: z.preprocess(blank, typeName.optional()),
+    minVcpus: num(1, 2048, 'vCPU'),
+    minMemoryGiB: num(0.5, 65536, 'GiB'),
+    burstable: flagParam(),
+    /** Ordered; a form sends them as one line ("m6i.xlarge, r6i.large"). */
+    fallbackTypes: z.preprocess(
+      (v) => (typeof v === 'string' ? (v.trim() ? v.split(/[\s,]+/).filter(Boolean) : undefined) : v),
+      z.array(typeName).max(5, 'at most 5 fallback types').optional(),
+    ),
+    /** A resized replica must stream with replay lag under this many seconds before its names come back. */
+    maxLagSeconds: num(0, 3600, 'seconds'),
+  })
+  .strict()
+  .refine((p) => (p.instanceType === undefined) !== (p.minVcpus === undefined && p.minMemoryGiB === undefined), {
+    message: 'give either instanceType, or minVcpus and/or minMemoryGiB',
+    path: ['instanceType'],
+  });
+export type ResizeParams = z.output<typeof resizeParams>;
+
+/** How long Postgres may take to answer after its host starts, and to stream again. */
+const UP_TIMEOUT_MS = 120_000;
+const STREAMING_TIMEOUT_MS = 300_000;
+const DEFAULT_MAX_LAG_SECONDS = 30;
+
+/** What the plan needs of one target besides the inventory: its server's EC2 instance now, and the ranking. */
+export interface CloudTarget {
+  region: string;
+  instanceId: string;
+  live: CloudInstance | null;
+  ranking: Ranking | null;
+  /** Other instances on the same server: a resize stops the whole host. */
+  neighbours: string[];
+}
+
+export interface ResizePrepared {
+  byServer: Map<number, CloudTarget | null>;
+  herds: Map<number, HerdRef & { hooks: { pre: string; post: string; on: 'worker' | 'database'; timeoutSeconds: number } }>;
+  prices: { source: string; date: string };
+}
+
+interface ResizeState {
+  /** EC2 stopped the instance (the cleanup starts it again). */
+  stopped: boolean;
+  attempts: { type: string; error: string }[];
+  landed: string | null;
+  allRefused: boolean;
+}
+
+const money = (v: number | null) => (v === null ? 'price unknown' : `$${v.toFixed(4)}/h, $${(v * HOURS_PER_MONTH).toFixed(2)}/month`);
+const typeLine = (c: TypeChoice) => `${c.name}: ${c.vcpus} vCPU, ${c.memoryGiB} GiB, ${money(c.perHour)}`;
+const signed = (v: number) => `${v < 0 ? '-' : '+'}$${Math.abs(v).toFixed(2)}`;
+
+/** Where a record points while `t` is away, or why nowhere (the drain is refused then). */
+export function drainTargets(rec: DnsRecordRef, members: InstanceRef[], t: InstanceRef): InstanceRef[] | string {
+  const others = members.filter((m) => m.id !== t.id && m.state === 'running');
+  const replicas = others.filter((m) => m.role === 'replica').sort((a, b) => a.id - b.id);
+  const primary = others.filter((m) => m.role === 'primary');
+  if (rec.match === 'instance') {
+    const to = replicas[0] ?? primary[0];
+    return to ? [to] : `no other running member of the herd to send ${rec.name} to`;
+  }
+  const rest = recordTargets(rec, others);
+  if (typeof rest !== 'string') return rest;
+  // A read name with no other replica: the primary serves the reads meanwhile.
+  return primary.length === 1 ? primary : rest;
+}
+
+/** The records that point at `t` now (a name matched to it, or a role name it is one of the answers of). */
+export function recordsAt(h: HerdRef, members: InstanceRef[], t: InstanceRef): DnsRecordRef[] {
+  return h.dns.filter((rec) => {
+    const to = recordTargets(rec, members);
+    return typeof to !== 'string' && to.some((m) => m.id === t.id);
+  });
+}
+
+async function prepare(targets: InstanceRef[], params: ResizeParams, db: Db): Promise<ResizePrepared> {
+  const serverIds = [...new Set(targets.map((t) => t.serverId))];
+  const rows = serverIds.length ? await db.select().from(servers).where(inArray(servers.id, serverIds)) : [];
+  const onServer = serverIds.length
+    ? await db
+        .select({ serverId: instances.serverId, id: instances.id, port: instances.port })
+        .from(instances)
+        .where(inArray(instances.serverId, serverIds))
+    : [];
+  const herdIds = [...new Set(targets.map((t) => t.herdId))];
+  const [herdRefs, hookRows] = await Promise.all([
+    loadHerdRefs(db, herdIds),
+    herdIds.length
+      ? db
+          .select({
+            id: herds.id,
+            pre: herds.resizePreHook,
+            post: herds.resizePostHook,
+            on: herds.hooksRunOn,
+            timeoutSeconds: herds.hookTimeoutSeconds,
+          })
+          .from(herds)
+          .where(inArray(herds.id, herdIds))
+      : [],
+  ]);
+  const hooks = new Map(hookRows.map((h) => [h.id, h]));
+  const prices = priceList();
+  const prepared: ResizePrepared = {
+    byServer: new Map(),
+    herds: new Map(
+      herdRefs.map((h) => [h.id, { ...h, hooks: hooks.get(h.id) ?? { pre: '', post: '', on: 'database' as const, timeoutSeconds: 300 } }]),
+    ),
+    prices: { source: prices.source, date: prices.date },
+  };
+  const cloud = rows.filter((s) => s.cloudProvider === 'aws' && s.cloudInstanceId && s.cloudRegion);
+  for (const s of rows) if (!cloud.includes(s)) prepared.byServer.set(s.id, null);
+  if (!cloud.length) return prepared;
+  const unavailable = await awsUnavailable();
+  if (unavailable) throw new AwsNotConfiguredError(unavailable.replace(/^AWS is not configured: /, ''));
+  const settings = awsSettings();
+  const byRegion = new Map<string, typeof cloud>();
+  for (const s of cloud) byRegion.set(s.cloudRegion ?? '', [...(byRegion.get(s.cloudRegion ?? '') ?? []), s]);
+  for (const [region, list] of byRegion) {
+    const client = ec2Client(region);
+    const live = new Map(
+      (
+        await describeInstancesById(
+          client,
+          region,
+          list.map((s) => s.cloudInstanceId ?? ''),
+        )
+      ).map((i) => [i.instanceId, i]),
+    );
+    for (const s of list) {
+      const i = live.get(s.cloudInstanceId ?? '') ?? null;
+      let ranking: Ranking | null = null;
+      if (i) {
+        const c = await catalogueFor(client, region, i.availabilityZone, { endpoint: settings.endpoint ?? '', prices });
+        ranking = rankTypes({ ...i, instanceId: i.instanceId }, params, c);
+      }
+      const others = onServer.filter((x) => x.serverId === s.id);
+      prepared.byServer.set(s.id, {
+        region,
+        instanceId: s.cloudInstanceId ?? '',
+        live: i,
+        ranking,
+        neighbours: others.length > 1 ? others.map((x) => `${s.hostname}:${x.port}`) : [],
+      });
+    }
+  }
+  return prepared;
+}
+
+function ec2For(c: CloudTarget): EC2Client {
+  return ec2Client(c.region);
+}
+
+export const resizeAction = defineAction({
+  name: 'resize',
+  label: 'Resize (EC2)',
+  permission: 'operator',
+  dangerous: true,
+  params: {
+    schema: resizeParams,
+    fields: [
+      {
+        name: 'instanceType',
+        label: 'Instance type',
+        kind: 'text',
+        emptyLabel: 'm6i.xlarge',
+        help: 'A named type; or leave it empty and give the least vCPU and memory below.',
+      },
+      {
+        name: 'minVcpus',
+        label: 'At least vCPU',
+        kind: 'text',
+        emptyLabel: '4',
+        help: 'The cheapest type with at least this many vCPU (and the memory below) is the target.',
+      },
+      { name: 'minMemoryGiB', label: 'At least GiB', kind: 'text', emptyLabel: '16', help: 'Memory, in GiB.' },
+      {
+        name: 'burstable',
+        label: 'Burstable types too',
+        kind: 'flag',
+        emptyLabel: 'T types are left out',
+        help: 'Let burstable (T) types be chosen.',
+      },
+      {
+        name: 'fallbackTypes',
+        label: 'Fallback types, in order',
+        kind: 'text',
+        emptyLabel: 'the next cheapest two',
+        help: 'Tried in this order when EC2 has no capacity for the target; the original type is the last resort.',
+      },
+      {
+        name: 'maxLagSeconds',
+        label: 'Most replay lag (s)',
+        kind: 'text',
+        emptyLabel: '30',
+        help: 'Streaming with less lag than this before its DNS names come back.',
+      },
+    ],
+  },
+  prepare,
+  state: (): ResizeState => ({ stopped: false, attempts: [], landed: null, allRefused: false }),
+  plan: (t, { members, params, prepared: p }) => {
+    const c = p.byServer.get(t.serverId);
+    if (!c)
+      return refuse(
+        'cloud',
+        `${t.hostname} has no EC2 identity: run EC2 discovery, or give the server its cloud provider (aws), region and instance id`,
+      );
+    if (t.role === 'primary')
+      return refuse(
+        'not-applicable',
+        'a primary is not resized on its own: use "Resize a herd", which resizes the replicas one at a time, switches over to a resized one, then resizes the old primary',
+      );
+    if (t.state !== 'running') return refuse('not-applicable', `${t.label} is ${t.state}: a resize drains and restarts a running replica`);
+    if (c.neighbours.length)
+      return refuse('not-applicable', `${t.hostname} also runs ${c.neighbours.join(', ')}: a resize stops the whole host`);
+    if (!c.live) return refuse('cloud', `EC2 does not know ${c.instanceId} in ${c.region} (terminated, or another account)`);
+    if (c.live.state !== 'running') return refuse('cloud', `${c.instanceId} is ${c.live.state}: a resize starts from a running instance`);
+    if (!c.ranking) return refuse('cloud', `no type catalogue for ${c.region}`);
+    if (!c.ranking.ok) return refuse('cloud', c.ranking.reason);
+    const r = c.ranking;
+    const herd = p.herds.get(t.herdId);
+    if (!herd) return refuse('gone', 'its herd was deleted from the inventory');
+    const drained = recordsAt(herd, members, t);
+    for (const rec of drained) {
+      const to = drainTargets(rec, members, t);
+      if (typeof to === 'string') return refuse('dns', `${rec.name} cannot be drained: ${to}`);
+    }
+    const ttl = Math.max(0, ...drained.map((d) => d.ttl));
+    const hook = (path: string): HookConfig | null =>
+      path ? { path, on: herd.hooks.on, timeoutSeconds: herd.hooks.timeoutSeconds } : null;
+    const pre = hook(herd.hooks.pre);
+    const post = hook(herd.hooks.post);
+    const maxLag = params.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS;
+    const ec2 = () => ec2For(c);
+    const bounds = waitBounds();
+    const types = [r.target.name, ...r.fallbacks.map((f) => f.name)];
+    const hookArgs = (phase: string, to: string) => [phase, t.hostname, String(t.port), c.instanceId, r.current.name, to];
+
+    const stepsList: ActionStep<ResizeState>[] = [
+      {
+        name: 'check the EC2 instance and the hooks',
+        says: `check that ${c.instanceId} still runs as ${r.current.name}${pre || post ? ', and that the hooks are executables where they run' : ''}`,
+        timeoutMs: 60_000,
+        run: async (x) => {
+          const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+          if (!now) throw refuse('cloud', `EC2 no longer knows ${c.instanceId}; nothing was changed`);
+          if (now.state !== 'running' || now.instanceType !== r.current.name)
+            throw refuse(
+              'cloud',
+              `${c.instanceId} is now ${now.state}, ${now.instanceType} (planned: running, ${r.current.name}); nothing was changed`,
+            );
+          const lines = [`${c.instanceId}: running, ${now.instanceType}`];
+          if (pre) lines.push(await checkHook(x.deps, t, x, pre, 'pre-resize'));
+          if (post) lines.push(await checkHook(x.deps, t, x, post, 'post-resize'));
+          x.note({ stdout: lines.join('\n') });
+        },
+      },
+      ...(herd.dns.length
+        ? dnsSteps<ResizeState>(
+            herd,
+            () => members,
+            (rec) => {
+              const to = drainTargets(rec, members, t);
+              return `drain ${rec.name}: point it at ${typeof to === 'string' ? '?' : to.map((m) => m.hostname).join(', ')} instead of ${t.hostname}`;
+            },
+            (rec) => drained.some((d) => d.id === rec.id),
+            { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
+          ).map((drain): ActionStep<ResizeState> => {
+            const [back] = dnsSteps<ResizeState>(
+              herd,
+              () => members,
+              (rec) => `${rec.name} back to ${t.hostname}`,
+              (rec) => drain.name === `DNS drain: ${rec.name}`,
+              {
+                name: (rec) => `DNS back: ${rec.name}`,
+              },
+            );
+            return back ? { ...drain, always: back } : drain;
+          })
+        : []),
+      ...(drained.length
+        ? [
+            {
+              name: 'wait out the TTL',
+              says: `wait ${ttl} s (the longest TTL of the drained names) for clients to stop resolving them to ${t.hostname}`,
+              timeoutMs: ttl * 1000 + 10_000,
+              run: async (x) => {
+                await new Promise<void>((resolve, reject) => {
+                  const timer = setTimeout(resolve, ttl * 1000);
+                  x.signal.addEventListener('abort', () => {
+                    clearTimeout(timer);
+                    reject(new Error('stopped while waiting out the TTL'));
+                  });
+                });
+              },
+            } satisfies ActionStep<ResizeState>,
+          ]
+        : []),
+      ...(pre
+        ? [
+            {
+              name: 'pre-resize hook',
+              says: `run ${pre.path} on ${pre.on === 'worker' ? "the worker's host" : t.ssh.host} (at most ${pre.timeoutSeconds} s)`,
+              timeoutMs: pre.timeoutSeconds * 1000 + 30_000,
+              run: (x) => runHook(x.deps, t, x, pre, hookArgs('pre-resize', r.target.name)),
+            } satisfies ActionStep<ResizeState>,
+          ]
+        : []),
+      {
+        ...sshControlStep<ResizeState>(t, 'stop', 'stop Postgres'),
+        always: {
+          name: 'make sure the instance runs',
+          says: `whatever happened: ${c.instanceId} started again if it is stopped, Postgres started if it does not answer, the type recorded`,
+          timeoutMs: (bounds.maxWaitSeconds + 30) * 1000 * 2 + UP_TIMEOUT_MS,
+          run: async (x) => {
+            const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+            const lines: string[] = [];
+            if (now && (now.state === 'stopped' || now.state === 'stopping')) {
+              if (now.state === 'stopping') await stopInstance(ec2(), c.instanceId, bounds).catch(() => {});
+              try {
+                await startInstance(ec2(), c.instanceId, bounds);
+                lines.push(`${c.instanceId} started as ${now.instanceType}`);
+              } catch (err) {
+                if (!isCapacityOrTypeRefusal(err) || now.instanceType === r.current.name) throw err;
+                await setInstanceType(ec2(), c.instanceId, r.current.name);
+                await startInstance(ec2(), c.instanceId, bounds);
+                lines.push(`${now.instanceType} could not start (${awsErrorText(err)}); started as ${r.current.name} again`);
+              }
+            } else lines.push(`${c.instanceId} is ${now?.state ?? 'unknown to EC2'}`);
+            const o = await observe(t);
+            if (!o.reachable) {
+              await waitObserved(t, 'answering', (v) => v.reachable, { timeoutMs: 30_000, signal: x.signal }).catch(async () => {
+                await sshControlStep<ResizeState>(t, 'start', 'start Postgres').run(x);
+              });
+              lines.push('Postgres started');
+            }
+            const [after] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+            if (after) await recordType(x.deps, t, after.instanceType, r.current.name);
+            x.note({ stdout: lines.join('\n') });
+          },
+        },
+      },
+      {
+        name: 'EC2: stop',
+        says: `stop ${c.instanceId} and wait until EC2 says stopped (at most ${bounds.maxWaitSeconds} s)`,
+        timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
+        run: async (x) => {
+          x.state.stopped = true;
+          await stopInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+        },
+      },
+      {
+        name: 'EC2: new type and start',
+        says: `set the type to ${types.join(', else ')}, start it and wait until EC2 says running (at most ${bounds.maxWaitSeconds} s a start); when no type can be had, ${r.current.name} again`,
+        timeoutMs: (types.length + 1) * (bounds.maxWaitSeconds + 60) * 1000,
+        run: async (x) => {
+          const lines: string[] = [];
+          for (const type of types) {
+            try {
+              await setInstanceType(ec2(), c.instanceId, type);
+              await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+              x.state.landed = type;
+              lines.push(`${type}: running`);
+              break;
+            } catch (err) {
+              if (!isCapacityOrTypeRefusal(err)) throw err;
+              x.state.attempts.push({ type, error: awsErrorText(err) });
+              lines.push(`${type}: ${awsErrorText(err)}`);
+            }
+          }
+          if (!x.state.landed) {
+            x.state.allRefused = true;
+            await setInstanceType(ec2(), c.instanceId, r.current.name);
+            await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+            x.state.landed = r.current.name;
+            lines.push(`${r.current.name} (the original): running`);
+          }
+          x.note({ stdout: lines.join('\n') });
+        },
+      },
+      {
+        name: 'Postgres up',
+        says: `wait until Postgres answers (started over SSH if the host does not start it)`,
+        timeoutMs: UP_TIMEOUT_MS * 2,
+        run: async (x) => {
+          const up = await waitObserved(t, 'answering', (o) => o.reachable, { timeoutMs: UP_TIMEOUT_MS / 2, signal: x.signal }).catch(
+            () => null,
+          );
+          if (up) return void x.note({ stdout: 'answering (started with its host)' });
+          await sshControlStep<ResizeState>(t, 'start', 'start Postgres').run(x);
+          await waitObserved(t, 'answering', (o) => o.reachable, { timeoutMs: UP_TIMEOUT_MS / 2, signal: x.signal });
+        },
+      },
+      {
+        name: 'streaming',
+        says: `wait until it streams from its upstream with replay lag under ${maxLag} s`,
+        timeoutMs: STREAMING_TIMEOUT_MS + 10_000,
+        run: async (x) => {
+          const o = await waitObserved(
+            t,
+            `streaming with lag under ${maxLag} s`,
+            (v) => v.reachable && v.inRecovery === true && v.walReceiver?.status === 'streaming' && (v.replayLagSeconds ?? 0) <= maxLag,
+            { timeoutMs: STREAMING_TIMEOUT_MS, signal: x.signal },
+          );
+          x.note({
+            stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}, replay lag ${o.replayLagSeconds ?? 0} s`,
+          });
+        },
+      },
+      ...(post
+        ? [
+            {
+              name: 'post-resize hook',
+              says: `run ${post.path} on ${post.on === 'worker' ? "the worker's host" : t.ssh.host} (at most ${post.timeoutSeconds} s)`,
+              timeoutMs: post.timeoutSeconds * 1000 + 30_000,
+              run: (x) => runHook(x.deps, t, x, post, hookArgs('post-resize', x.state.landed ?? r.target.name)),
+            } satisfies ActionStep<ResizeState>,
+          ]
+        : []),
+      {
+        name: 'record the new type',
+        says: 'record the type it runs as in the inventory',
+        timeoutMs: 30_000,
+        run: async (x) => {
+          const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+          if (!now) throw new Error(`EC2 no longer knows ${c.instanceId}`);
+          await recordType(x.deps, t, now.instanceType, r.current.name);
+          x.deps.outcome?.(x.state.allRefused ? `back on ${now.instanceType}` : `now ${now.instanceType}`);
+          if (x.state.allRefused)
+            throw new Error(
+              `no type could be had: ${x.state.attempts.map((a) => `${a.type}: ${a.error}`).join('; ')}; ${t.hostname} runs ${r.current.name} again and streams`,
+            );
+        },
+      },
+      refreshStep(t),
+    ];
+    const change = r.target.perHour !== null && r.current.perHour !== null ? r.target.perHour - r.current.perHour : null;
+    return {
+      steps: stepsList,
+      warnings: commonWarnings(t),
+      facts: [
+        { label: 'EC2 instance', value: `${c.instanceId} in ${c.live.availabilityZone} (${c.live.architecture})` },
+        { label: 'Type now', value: typeLine(r.current) },
+        { label: 'Target type', value: typeLine(r.target) },
+        {
+          label: 'Fallbacks, in order',
+          value: [...r.fallbacks.map(typeLine), `${r.current.name} again (the last resort)`].join('; '),
+        },
+        {
+          label: 'Cost change',
+          value:
+            change === null
+              ? 'unknown (no price for one of the types)'
+              : `${signed(change * HOURS_PER_MONTH)}/month (${signed(change)}/h), with the target type`,
+        },
+        { label: 'Prices', value: `${p.prices.source}, as of ${p.prices.date}` },
+        {
+          label: 'DNS drained',
+          value: drained.length ? drained.map((d) => `${d.name} (TTL ${d.ttl} s)`).join(', ') : 'no DNS name points at it',
+        },
+      ],
+    };
+  },
+});
+
+async function recordType(deps: ActionDeps, t: InstanceRef, type: string, was: string) {
+  await deps.db
+    .update(servers)
+    .set({ cloudInstanceType: type, cloudState: 'running', cloudSeenAt: new Date() })
+    .where(eq(servers.id, t.serverId));
+  if (type !== was)
+    await writeAudit(deps.db, {
+      user: deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
+      action: 'server.resized',
+      objectType: 'servers',
+      objectId: String(t.serverId),
+      objectLabel: `${t.hostname}${deps.operation ? ` (operation #${deps.operation.id})` : ''}`,
+      environmentId: t.serverEnvironmentId,
+      changes: { instanceType: [was, type] },
+    });
+}
