@@ -13,6 +13,7 @@ import { drFailoverAction } from './actions/dr-failover.action';
 import { checkSshAction } from './actions/check-ssh.action';
 import { replaceHostKeyAction } from './actions/replace-host-key.action';
 import { resizeAction } from './actions/resize.action';
+import { powerOffAction, powerOnAction } from './actions/power.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -23,6 +24,8 @@ export const actions: AnyAction[] = [
   remasterAction,
   rebuildAction,
   resizeAction,
+  powerOffAction,
+  powerOnAction,
   switchoverAction,
   drFailoverAction,
   refreshDnsAction,

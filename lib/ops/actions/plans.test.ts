@@ -217,14 +217,14 @@ describe('instance actions', () => {
 });
 
 /** What resize's prepare reads, for a replica on an EC2 instance with hooks on its herd. */
-function resizePrepared(h: HerdRef, t: InstanceRef): ResizePrepared {
+function resizePrepared(h: HerdRef, t: InstanceRef, state = 'running'): ResizePrepared {
   const live = {
     instanceId: 'i-0abc',
     region: 'eu-west-1',
     availabilityZone: 'eu-west-1a',
     instanceType: 'm6i.large',
     architecture: 'x86_64',
-    state: 'running',
+    state,
     privateAddress: t.address,
     tags: {},
     enaSupport: true,
@@ -263,6 +263,13 @@ describe('an action is its plan', () => {
       if (a.on === 'herd') return { words: a.plan(h, { params: {} }).steps, steps: a.steps(h, deps, { params: {} }) };
       const t = a.name === 'promote' ? r2 : a.name === 'rebuild' || a.name === 'remaster' ? r3 : primary;
       const members = a.name === 'promote' ? [{ ...primary, state: 'stopped' }, r2, r3] : h.members;
+      if (a.name === 'power-off' || a.name === 'power-on') {
+        const prepared = resizePrepared(h, r3, a.name === 'power-on' ? 'stopped' : 'running');
+        return {
+          words: a.plan(r3, { members: h.members, params: {}, prepared }).steps,
+          steps: a.steps(r3, deps, { members: h.members, params: {}, prepared }),
+        };
+      }
       if (a.name === 'resize') {
         const params = { instanceType: 'm6i.xlarge' };
         const prepared = resizePrepared(h, r3);

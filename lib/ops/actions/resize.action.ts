@@ -126,7 +126,11 @@ export function recordsAt(h: HerdRef, members: InstanceRef[], t: InstanceRef): D
   });
 }
 
-async function prepare(targets: InstanceRef[], params: ResizeParams, db: Db): Promise<ResizePrepared> {
+/**
+ * The targets' servers' EC2 instances as EC2 has them now, their herds (DNS names, hooks) and, when a
+ * type is wished for, the ranking of the types each can run. Shared by resize and power off / on.
+ */
+export async function prepareCloud(targets: InstanceRef[], db: Db, wish: ResizeParams | null): Promise<ResizePrepared> {
   const serverIds = [...new Set(targets.map((t) => t.serverId))];
   const rows = serverIds.length ? await db.select().from(servers).where(inArray(servers.id, serverIds)) : [];
   const onServer = serverIds.length
@@ -170,21 +174,23 @@ async function prepare(targets: InstanceRef[], params: ResizeParams, db: Db): Pr
   for (const s of cloud) byRegion.set(s.cloudRegion ?? '', [...(byRegion.get(s.cloudRegion ?? '') ?? []), s]);
   for (const [region, list] of byRegion) {
     const client = ec2Client(region);
-    const live = new Map(
-      (
-        await describeInstancesById(
+    // DescribeInstances takes at most 1000 ids a call.
+    const seen: CloudInstance[] = [];
+    for (let k = 0; k < list.length; k += 500)
+      seen.push(
+        ...(await describeInstancesById(
           client,
           region,
-          list.map((s) => s.cloudInstanceId ?? ''),
-        )
-      ).map((i) => [i.instanceId, i]),
-    );
+          list.slice(k, k + 500).map((s) => s.cloudInstanceId ?? ''),
+        )),
+      );
+    const live = new Map(seen.map((i) => [i.instanceId, i]));
     for (const s of list) {
       const i = live.get(s.cloudInstanceId ?? '') ?? null;
       let ranking: Ranking | null = null;
-      if (i) {
+      if (i && wish) {
         const c = await catalogueFor(client, region, i.availabilityZone, { endpoint: settings.endpoint ?? '', prices });
-        ranking = rankTypes({ ...i, instanceId: i.instanceId }, params, c);
+        ranking = rankTypes(i, wish, c);
       }
       const others = onServer.filter((x) => x.serverId === s.id);
       prepared.byServer.set(s.id, {
@@ -249,7 +255,7 @@ export const resizeAction = defineAction({
       },
     ],
   },
-  prepare,
+  prepare: (targets, params, db) => prepareCloud(targets, db, params),
   state: (): ResizeState => ({ stopped: false, attempts: [], landed: null, allRefused: false }),
   plan: (t, { members, params, prepared: p }) => {
     const c = p.byServer.get(t.serverId);

@@ -24,6 +24,8 @@ import { producerConnection, targetQueue } from '../queue';
 import { submitOperation } from '../submit';
 import { startWorker } from '../worker';
 import { resizeAction } from './resize.action';
+import { powerOffAction, powerOnAction } from './power.action';
+import type { AnyAction } from '../define-action';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-resize-${process.pid}.json`);
 let lab: LabInfo;
@@ -87,12 +89,14 @@ const streaming = async (i: LabInstance) =>
   (await query<{ s: string }>(i.dsn, 'SELECT status AS s FROM pg_stat_wal_receiver'))[0]?.s ?? 'not streaming';
 const startTime = async (i: LabInstance) => (await query<{ t: Date }>(i.dsn, 'SELECT pg_postmaster_start_time() AS t'))[0]!.t;
 
-async function resize(targets: LabInstance[], params: Record<string, unknown>) {
-  const plan = await planOperation(db, SYSTEM_ACCESS, resizeAction, targets.map(idOf), params);
+const resize = (targets: LabInstance[], params: Record<string, unknown>) => runOp(resizeAction, targets, params);
+
+async function runOp(action: AnyAction, targets: LabInstance[], params: Record<string, unknown>) {
+  const plan = await planOperation(db, SYSTEM_ACCESS, action, targets.map(idOf), params);
   const { id } = await submitOperation(
     db,
     queue,
-    resizeAction,
+    action,
     {
       instanceIds: targets.map(idOf),
       params,
@@ -256,6 +260,44 @@ describe('resize a replica', () => {
       await db.update(herds).set({ resizePreHook: '' }).where(eq(herds.id, h!.id));
     }
   }, 120_000);
+});
+
+describe('power off and on', () => {
+  it('power off stops Postgres cleanly, then the EC2 host; power on starts both and the replica streams again', async () => {
+    const r = replicas()[1]!;
+    expect((await planOperation(db, SYSTEM_ACCESS, powerOnAction, [idOf(r)], {})).targets[0]!.refused).toMatch(
+      /is running: power on needs it stopped/,
+    );
+    const off = await runOp(powerOffAction, [r], {});
+    expect(off.op.status, JSON.stringify(off.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
+    expect(off.steps.map((s) => s.name)).toEqual([
+      'check the EC2 instance',
+      'stop Postgres',
+      'EC2: stop',
+      'record the observed state in the inventory',
+    ]);
+    expect((await typeOf(r)).state).toBe('stopped');
+    await expect(query(r.dsn, 'SELECT 1')).rejects.toThrow();
+    const [inst] = await db
+      .select({ state: instances.state })
+      .from(instances)
+      .where(eq(instances.id, idOf(r)));
+    const [srv] = await db.select({ state: servers.cloudState }).from(servers).where(eq(servers.hostname, r.server));
+    expect([inst!.state, srv!.state]).toEqual(['stopped', 'stopped']);
+    expect((await planOperation(db, SYSTEM_ACCESS, powerOffAction, [idOf(r)], {})).targets[0]!.refused).toMatch(
+      /is stopped: power off needs it running/,
+    );
+
+    const on = await runOp(powerOnAction, [r], {});
+    expect(on.op.status, JSON.stringify(on.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
+    expect((await typeOf(r)).state).toBe('running');
+    expect(await streaming(r)).toBe('streaming');
+    const [back] = await db
+      .select({ state: instances.state })
+      .from(instances)
+      .where(eq(instances.id, idOf(r)));
+    expect(back!.state).toBe('running');
+  }, 180_000);
 });
 
 describe('refused at planning, with the reason', () => {

@@ -1,0 +1,148 @@
+// Power off and power on an instance's EC2 host: Postgres stopped cleanly first, then EC2 stop; EC2
+// start, then Postgres up (started over SSH if the host does not start it) and, for a replica,
+// streaming again. Every wait bounded. The building block schedules use to park dev fleets at night.
+// A primary is warned about, as stop warns (clients lose their connections), not refused.
+import { eq } from 'drizzle-orm';
+import { servers } from '@/db/schema';
+import { ec2Client } from '@/lib/aws/config';
+import { describeInstancesById, startInstance, stopInstance, waitBounds } from '@/lib/aws/ec2';
+import { commonWarnings, defineAction, type ActionDeps, type ActionStep } from '../define-action';
+import type { InstanceRef } from '../instance-ref';
+import { observe, waitObserved } from '../observe';
+import { refuse, type Refusal } from '../refusal';
+import { refreshStep, sshControlStep } from './control-steps';
+import { prepareCloud, type CloudTarget, type ResizePrepared } from './resize.action';
+
+const UP_TIMEOUT_MS = 120_000;
+const STREAMING_TIMEOUT_MS = 300_000;
+
+interface PowerState {
+  /** Postgres answered before the power off (else there is nothing to stop cleanly). */
+  wasUp: boolean;
+}
+
+/** The target's EC2 host, or why it cannot be powered off or on. */
+function cloudOf(t: InstanceRef, p: ResizePrepared, wanted: 'running' | 'stopped'): CloudTarget | Refusal {
+  const c = p.byServer.get(t.serverId);
+  if (!c)
+    return refuse(
+      'cloud',
+      `${t.hostname} has no EC2 identity: run EC2 discovery, or give the server its cloud provider (aws), region and instance id`,
+    );
+  if (c.neighbours.length)
+    return refuse('not-applicable', `${t.hostname} also runs ${c.neighbours.join(', ')}: this powers the whole host`);
+  if (!c.live) return refuse('cloud', `EC2 does not know ${c.instanceId} in ${c.region} (terminated, or another account)`);
+  if (c.live.state !== wanted)
+    return refuse('not-applicable', `${c.instanceId} is ${c.live.state}: power ${wanted === 'running' ? 'off' : 'on'} needs it ${wanted}`);
+  return c;
+}
+
+async function recordState(deps: ActionDeps, t: InstanceRef, state: string) {
+  await deps.db.update(servers).set({ cloudState: state, cloudSeenAt: new Date() }).where(eq(servers.id, t.serverId));
+}
+
+export const powerOffAction = defineAction({
+  name: 'power-off',
+  label: 'Power off (EC2)',
+  permission: 'operator',
+  dangerous: true,
+  prepare: (targets, _params, db) => prepareCloud(targets, db, null),
+  state: (): PowerState => ({ wasUp: false }),
+  plan: (t, { prepared }) => {
+    const c = cloudOf(t, prepared, 'running');
+    if (!('instanceId' in c)) return c;
+    const bounds = waitBounds();
+    const ec2 = () => ec2Client(c.region);
+    const steps: ActionStep<PowerState>[] = [
+      {
+        name: 'check the EC2 instance',
+        says: `check that ${c.instanceId} still runs, and whether Postgres answers`,
+        timeoutMs: 30_000,
+        run: async (x) => {
+          const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+          if (now?.state !== 'running')
+            throw refuse('cloud', `${c.instanceId} is now ${now?.state ?? 'unknown to EC2'}; nothing was changed`);
+          x.state.wasUp = (await observe(t)).reachable;
+          x.note({ stdout: `${c.instanceId}: running; Postgres ${x.state.wasUp ? 'answers' : 'does not answer'}` });
+        },
+      },
+      sshControlStep<PowerState>(t, 'stop', 'stop Postgres', (s) => (s.wasUp ? false : 'Postgres was not running')),
+      {
+        name: 'EC2: stop',
+        says: `stop ${c.instanceId} and wait until EC2 says stopped (at most ${bounds.maxWaitSeconds} s)`,
+        timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
+        run: async (x) => {
+          await stopInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+          await recordState(x.deps, t, 'stopped');
+          x.deps.outcome?.(`${c.instanceId} stopped`);
+        },
+      },
+      refreshStep(t),
+    ];
+    return {
+      steps,
+      warnings: commonWarnings(t),
+      facts: [{ label: 'EC2 instance', value: `${c.instanceId} (${c.live?.instanceType ?? '?'}) in ${c.live?.availabilityZone ?? '?'}` }],
+    };
+  },
+});
+
+export const powerOnAction = defineAction({
+  name: 'power-on',
+  label: 'Power on (EC2)',
+  permission: 'operator',
+  dangerous: false,
+  prepare: (targets, _params, db) => prepareCloud(targets, db, null),
+  plan: (t, { prepared }) => {
+    const c = cloudOf(t, prepared, 'stopped');
+    if (!('instanceId' in c)) return c;
+    const bounds = waitBounds();
+    const ec2 = () => ec2Client(c.region);
+    const steps: ActionStep[] = [
+      {
+        name: 'EC2: start',
+        says: `start ${c.instanceId} and wait until EC2 says running (at most ${bounds.maxWaitSeconds} s)`,
+        timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
+        run: async (x) => {
+          await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+          await recordState(x.deps, t, 'running');
+        },
+      },
+      {
+        name: 'Postgres up',
+        says: 'wait until Postgres answers (started over SSH if the host does not start it)',
+        timeoutMs: UP_TIMEOUT_MS * 2,
+        run: async (x) => {
+          const up = await waitObserved(t, 'answering', (o) => o.reachable, { timeoutMs: UP_TIMEOUT_MS / 2, signal: x.signal }).catch(
+            () => null,
+          );
+          if (up) return void x.note({ stdout: 'answering (started with its host)' });
+          await sshControlStep(t, 'start', 'start Postgres').run(x);
+          await waitObserved(t, 'answering', (o) => o.reachable, { timeoutMs: UP_TIMEOUT_MS / 2, signal: x.signal });
+        },
+      },
+      ...(t.role === 'replica'
+        ? [
+            {
+              name: 'streaming',
+              says: 'wait until it streams from its upstream again',
+              timeoutMs: STREAMING_TIMEOUT_MS + 10_000,
+              run: async (x) => {
+                const o = await waitObserved(t, 'streaming', (v) => v.reachable && v.walReceiver?.status === 'streaming', {
+                  timeoutMs: STREAMING_TIMEOUT_MS,
+                  signal: x.signal,
+                });
+                x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}` });
+              },
+            } satisfies ActionStep,
+          ]
+        : []),
+      refreshStep(t),
+    ];
+    return {
+      steps,
+      warnings: commonWarnings(t),
+      facts: [{ label: 'EC2 instance', value: `${c.instanceId} (${c.live?.instanceType ?? '?'}) in ${c.live?.availabilityZone ?? '?'}` }],
+    };
+  },
+});
