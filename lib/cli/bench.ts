@@ -2,6 +2,7 @@
 // instances / 2,000 herds / 20 environments (or 100,000 / 20,000 / 50), served by the built console (signed in, 100 rows a page), next to the same
 // SQL run alone and beside Django 3.2's admin over the same tables (lib/bench/django); the agents' ingest API under
 // many concurrent agents; the operations engine; failover.
+import { resizeBench } from '@/lib/bench/resize-bench';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -470,6 +471,11 @@ async function main() {
   }
   if (which === 'all' || which === 'waves') {
     const lines = await wavesBench((m) => console.log(`bench: ${m}`));
+    console.log('');
+    for (const l of lines) console.log(l);
+  }
+  if (which === 'all' || which === 'resize') {
+    const lines = await resizeBench((m) => console.log(`bench: ${m}`));
     console.log('');
     for (const l of lines) console.log(l);
   }

@@ -174,23 +174,25 @@ export async function prepareCloud(targets: InstanceRef[], db: Db, wish: ResizeP
   for (const s of cloud) byRegion.set(s.cloudRegion ?? '', [...(byRegion.get(s.cloudRegion ?? '') ?? []), s]);
   for (const [region, list] of byRegion) {
     const client = ec2Client(region);
-    // DescribeInstances takes at most 1000 ids a call.
-    const seen: CloudInstance[] = [];
-    for (let k = 0; k < list.length; k += 500)
-      seen.push(
-        ...(await describeInstancesById(
-          client,
-          region,
-          list.slice(k, k + 500).map((s) => s.cloudInstanceId ?? ''),
-        )),
-      );
+    // DescribeInstances takes at most 1000 ids a call: 200 a call, the calls at once.
+    const chunks: string[][] = [];
+    for (let k = 0; k < list.length; k += 200) chunks.push(list.slice(k, k + 200).map((s) => s.cloudInstanceId ?? ''));
+    const seen = (await Promise.all(chunks.map((c) => describeInstancesById(client, region, c)))).flat();
     const live = new Map(seen.map((i) => [i.instanceId, i]));
+    // Instances alike (zone, type, architecture, ENA, virtualization) rank alike: ranked once.
+    const ranked = new Map<string, Ranking>();
     for (const s of list) {
       const i = live.get(s.cloudInstanceId ?? '') ?? null;
       let ranking: Ranking | null = null;
       if (i && wish) {
-        const c = await catalogueFor(client, region, i.availabilityZone, { endpoint: settings.endpoint ?? '', prices });
-        ranking = rankTypes(i, wish, c);
+        const key = [i.availabilityZone, i.instanceType, i.architecture, i.enaSupport, i.virtualization].join(' ');
+        // (A refusal names its instance: ranked again for each.)
+        ranking = ranked.get(key) ?? null;
+        if (!ranking) {
+          const c = await catalogueFor(client, region, i.availabilityZone, { endpoint: settings.endpoint ?? '', prices });
+          ranking = rankTypes(i, wish, c);
+          if (ranking.ok) ranked.set(key, ranking);
+        }
       }
       const others = onServer.filter((x) => x.serverId === s.id);
       prepared.byServer.set(s.id, {
