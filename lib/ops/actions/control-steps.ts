@@ -8,6 +8,7 @@ import type { InstanceRef } from '../instance-ref';
 import type { StepContext } from '../pipeline';
 import type { Observed } from '../observe';
 import { refreshInstance } from '../refresh';
+import { waitObserved } from '../observe';
 
 type Verb = 'start' | 'stop' | 'restart' | 'reload' | 'promote';
 
@@ -78,6 +79,24 @@ export function refreshStep<S>(t: InstanceRef, observed?: (state: S) => Observed
     timeoutMs: 10_000,
     run: async (x) => {
       await refreshInstance(x.deps.db, t.id, t, observed?.(x.state));
+    },
+  };
+}
+
+/** How long Postgres may take to answer after its host boots, before it is started over SSH (and again after). */
+const BOOT_UP_MS = 60_000;
+
+/** After an EC2 start: wait until Postgres answers; started over SSH when the host does not start it. */
+export function postgresUpStep<S>(t: InstanceRef): ActionStep<S> {
+  return {
+    name: 'Postgres up',
+    says: 'wait until Postgres answers (started over SSH if the host does not start it)',
+    timeoutMs: BOOT_UP_MS * 2 + 30_000,
+    run: async (x) => {
+      const up = await waitObserved(t, 'answering', (o) => o.reachable, { timeoutMs: BOOT_UP_MS, signal: x.signal }).catch(() => null);
+      if (up) return void x.note({ stdout: 'answering (started with its host)' });
+      await sshControlStep<S>(t, 'start', 'start Postgres').run(x);
+      await waitObserved(t, 'answering', (o) => o.reachable, { timeoutMs: BOOT_UP_MS, signal: x.signal });
     },
   };
 }

@@ -10,10 +10,9 @@ import { commonWarnings, defineAction, type ActionDeps, type ActionStep } from '
 import type { InstanceRef } from '../instance-ref';
 import { observe, waitObserved } from '../observe';
 import { refuse, type Refusal } from '../refusal';
-import { refreshStep, sshControlStep } from './control-steps';
+import { postgresUpStep, refreshStep, sshControlStep } from './control-steps';
 import { prepareCloud, type CloudTarget, type ResizePrepared } from './resize.action';
 
-const UP_TIMEOUT_MS = 120_000;
 const STREAMING_TIMEOUT_MS = 300_000;
 
 interface PowerState {
@@ -108,19 +107,7 @@ export const powerOnAction = defineAction({
           await recordState(x.deps, t, 'running');
         },
       },
-      {
-        name: 'Postgres up',
-        says: 'wait until Postgres answers (started over SSH if the host does not start it)',
-        timeoutMs: UP_TIMEOUT_MS * 2,
-        run: async (x) => {
-          const up = await waitObserved(t, 'answering', (o) => o.reachable, { timeoutMs: UP_TIMEOUT_MS / 2, signal: x.signal }).catch(
-            () => null,
-          );
-          if (up) return void x.note({ stdout: 'answering (started with its host)' });
-          await sshControlStep(t, 'start', 'start Postgres').run(x);
-          await waitObserved(t, 'answering', (o) => o.reachable, { timeoutMs: UP_TIMEOUT_MS / 2, signal: x.signal });
-        },
-      },
+      postgresUpStep(t),
       ...(t.role === 'replica'
         ? [
             {

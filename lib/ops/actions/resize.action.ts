@@ -32,7 +32,7 @@ import { checkHook, runHook, type HookConfig } from '../hooks';
 import type { InstanceRef } from '../instance-ref';
 import { observe, waitObserved } from '../observe';
 import { refuse } from '../refusal';
-import { refreshStep, sshControlStep } from './control-steps';
+import { postgresUpStep, refreshStep, sshControlStep } from './control-steps';
 
 const typeName = z
   .string()
@@ -439,19 +439,7 @@ export const resizeAction = defineAction({
           x.note({ stdout: lines.join('\n') });
         },
       },
-      {
-        name: 'Postgres up',
-        says: `wait until Postgres answers (started over SSH if the host does not start it)`,
-        timeoutMs: UP_TIMEOUT_MS * 2,
-        run: async (x) => {
-          const up = await waitObserved(t, 'answering', (o) => o.reachable, { timeoutMs: UP_TIMEOUT_MS / 2, signal: x.signal }).catch(
-            () => null,
-          );
-          if (up) return void x.note({ stdout: 'answering (started with its host)' });
-          await sshControlStep<ResizeState>(t, 'start', 'start Postgres').run(x);
-          await waitObserved(t, 'answering', (o) => o.reachable, { timeoutMs: UP_TIMEOUT_MS / 2, signal: x.signal });
-        },
-      },
+      postgresUpStep(t),
       {
         name: 'streaming',
         says: `wait until it streams from its upstream with replay lag under ${maxLag} s`,
