@@ -1,21 +1,11 @@
 // The ranking of resize targets: every fitting type priced before any is dropped, cheapest first;
 // types the instance cannot run refused with the reason; fallbacks checked one by one.
 import { describe, expect, it } from 'vitest';
-import type { TypeInfo } from '@/lib/aws/ec2';
+import { instanceType } from '@/lib/testing/cloud';
 import { parsePriceFile, priceList } from './prices';
 import { rankTypes, type Catalogue, type RankedInstance } from './rank';
 
-const t = (name: string, vcpus: number, memoryGiB: number, more: Partial<TypeInfo> = {}): TypeInfo => ({
-  name,
-  vcpus,
-  memoryGiB,
-  architectures: ['x86_64'],
-  burstable: false,
-  ena: 'required',
-  virtualization: ['hvm'],
-  currentGeneration: true,
-  ...more,
-});
+const t = instanceType;
 
 const types = [
   t('m6i.large', 2, 8),

@@ -23,6 +23,7 @@ import { stopAction } from './stop.action';
 import type { ResizePrepared } from './resize.action';
 import { rankTypes } from '@/lib/cloud/rank';
 import { priceList } from '@/lib/cloud/prices';
+import { instanceType } from '@/lib/testing/cloud';
 
 // The steps are built, never run: nothing here touches a database or a host.
 const deps = {} as ActionDeps;
@@ -230,17 +231,8 @@ function resizePrepared(h: HerdRef, t: InstanceRef, state = 'running'): ResizePr
     enaSupport: true,
     virtualization: 'hvm',
   };
-  const type = (name: string, vcpus: number, memoryGiB: number) => ({
-    name,
-    vcpus,
-    memoryGiB,
-    architectures: ['x86_64'],
-    burstable: false,
-    ena: 'required',
-    virtualization: ['hvm'],
-    currentGeneration: true,
-  });
-  const types = new Map([type('m6i.large', 2, 8), type('m6i.xlarge', 4, 16)].map((x) => [x.name, x]));
+
+  const types = new Map([instanceType('m6i.large', 2, 8), instanceType('m6i.xlarge', 4, 16)].map((x) => [x.name, x]));
   const prices = priceList({});
   const ranking = rankTypes(
     live,

@@ -36,6 +36,11 @@ function cloudOf(t: InstanceRef, p: ResizePrepared, wanted: 'running' | 'stopped
   return c;
 }
 
+const instanceFact = (c: CloudTarget) => ({
+  label: 'EC2 instance',
+  value: `${c.instanceId} (${c.live?.instanceType ?? '?'}) in ${c.live?.availabilityZone ?? '?'}`,
+});
+
 async function recordState(deps: ActionDeps, t: InstanceRef, state: string) {
   await deps.db.update(servers).set({ cloudState: state, cloudSeenAt: new Date() }).where(eq(servers.id, t.serverId));
 }
@@ -81,7 +86,7 @@ export const powerOffAction = defineAction({
     return {
       steps,
       warnings: commonWarnings(t),
-      facts: [{ label: 'EC2 instance', value: `${c.instanceId} (${c.live?.instanceType ?? '?'}) in ${c.live?.availabilityZone ?? '?'}` }],
+      facts: [instanceFact(c)],
     };
   },
 });
@@ -129,7 +134,7 @@ export const powerOnAction = defineAction({
     return {
       steps,
       warnings: commonWarnings(t),
-      facts: [{ label: 'EC2 instance', value: `${c.instanceId} (${c.live?.instanceType ?? '?'}) in ${c.live?.availabilityZone ?? '?'}` }],
+      facts: [instanceFact(c)],
     };
   },
 });

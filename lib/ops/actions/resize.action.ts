@@ -7,7 +7,6 @@
 // A primary is refused, with the way: resize its herd.
 import { eq, inArray } from 'drizzle-orm';
 import { z } from 'zod';
-import type { EC2Client } from '@aws-sdk/client-ec2';
 import { herds, instances, servers } from '@/db/schema';
 import { awsErrorText, awsSettings, awsUnavailable, AwsNotConfiguredError, ec2Client } from '@/lib/aws/config';
 import {
@@ -207,10 +206,6 @@ export async function prepareCloud(targets: InstanceRef[], db: Db, wish: ResizeP
   return prepared;
 }
 
-function ec2For(c: CloudTarget): EC2Client {
-  return ec2Client(c.region);
-}
-
 export const resizeAction = defineAction({
   name: 'resize',
   label: 'Resize (EC2)',
@@ -292,7 +287,27 @@ export const resizeAction = defineAction({
     const pre = hook(herd.hooks.pre);
     const post = hook(herd.hooks.post);
     const maxLag = params.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS;
-    const ec2 = () => ec2For(c);
+    const ec2 = () => ec2Client(c.region);
+    const isDrained = (rec: DnsRecordRef) => drained.some((d) => d.id === rec.id);
+    const drainSteps = dnsSteps<ResizeState>(
+      herd,
+      () => members,
+      (rec) => {
+        const to = drainTargets(rec, members, t);
+        return `drain ${rec.name}: point it at ${typeof to === 'string' ? '?' : to.map((m) => m.hostname).join(', ')} instead of ${t.hostname}`;
+      },
+      isDrained,
+      { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
+    );
+    const backSteps = dnsSteps<ResizeState>(
+      herd,
+      () => members,
+      (rec) => `${rec.name} back to ${t.hostname}`,
+      isDrained,
+      {
+        name: (rec) => `DNS back: ${rec.name}`,
+      },
+    );
     const bounds = waitBounds();
     const types = [r.target.name, ...r.fallbacks.map((f) => f.name)];
     const hookArgs = (phase: string, to: string) => [phase, t.hostname, String(t.port), c.instanceId, r.current.name, to];
@@ -316,29 +331,8 @@ export const resizeAction = defineAction({
           x.note({ stdout: lines.join('\n') });
         },
       },
-      ...(herd.dns.length
-        ? dnsSteps<ResizeState>(
-            herd,
-            () => members,
-            (rec) => {
-              const to = drainTargets(rec, members, t);
-              return `drain ${rec.name}: point it at ${typeof to === 'string' ? '?' : to.map((m) => m.hostname).join(', ')} instead of ${t.hostname}`;
-            },
-            (rec) => drained.some((d) => d.id === rec.id),
-            { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
-          ).map((drain): ActionStep<ResizeState> => {
-            const [back] = dnsSteps<ResizeState>(
-              herd,
-              () => members,
-              (rec) => `${rec.name} back to ${t.hostname}`,
-              (rec) => drain.name === `DNS drain: ${rec.name}`,
-              {
-                name: (rec) => `DNS back: ${rec.name}`,
-              },
-            );
-            return back ? { ...drain, always: back } : drain;
-          })
-        : []),
+      // Each drain carries the step that puts its name back, run at the end whatever happened.
+      ...drainSteps.map((drain, k): ActionStep<ResizeState> => ({ ...drain, always: backSteps[k] })),
       ...(drained.length
         ? [
             {
