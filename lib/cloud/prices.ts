@@ -80,3 +80,14 @@ export function priceList(env: Record<string, string | undefined> = process.env)
 export function cost(perHour: number | null): { perHour: number | null; perMonth: number | null } {
   return { perHour, perMonth: perHour === null ? null : Math.round(perHour * HOURS_PER_MONTH * 100) / 100 };
 }
+
+const dollars = (v: number) => `$${v.toFixed(2)}`;
+const signedDollars = (v: number) => `${v < 0 ? '-' : '+'}${dollars(Math.abs(v))}`;
+
+/** A plan's cost total in one line: what the targets cost a month now and after, and the change. */
+export function costTotalText(t: { nowPerHour: number; afterPerHour: number; targets: number; unpriced: number }): string {
+  const month = (h: number) => h * HOURS_PER_MONTH;
+  const priced = `${t.targets} target${t.targets === 1 ? '' : 's'}`;
+  const left = t.unpriced ? `; ${t.unpriced} more with no price, not counted` : '';
+  return `${priced}: ${dollars(month(t.nowPerHour))}/month now, ${dollars(month(t.afterPerHour))}/month after (${signedDollars(month(t.afterPerHour - t.nowPerHour))}/month, ${signedDollars(t.afterPerHour - t.nowPerHour)}/h)${left}`;
+}

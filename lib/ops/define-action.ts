@@ -40,6 +40,8 @@ export interface ActionStep<S = unknown> {
   run: (x: RunContext<S>) => Promise<void>;
   /** Registered before `run` runs and always run at the end, newest first, whatever happened. */
   always?: ActionStep<S>;
+  /** The `always` steps registered so far run before this one (one part of a longer flow is finished first). */
+  settles?: boolean;
 }
 
 /** Says what `always` will do after the step, in the step's line. */
@@ -52,6 +54,12 @@ export interface Fact {
   value: string;
 }
 
+/** What a target costs an hour before and after (a resize): the confirmation page adds them up. Null: no price known. */
+export interface CostChange {
+  nowPerHour: number | null;
+  afterPerHour: number | null;
+}
+
 /** What an action decides for one target. */
 export interface ActionPlan<S> {
   steps: ActionStep<S>[];
@@ -60,6 +68,7 @@ export interface ActionPlan<S> {
   facts?: Fact[];
   /** Refused, though the steps are shown (a switchover whose candidate lags too far: what it would do). */
   refused?: Refusal;
+  cost?: CostChange;
   /** A fresh state for each run, when it starts from what the plan found (else the action's `state`). */
   state?: () => S;
 }
@@ -73,6 +82,7 @@ export interface TargetPlan {
   refusalCode?: Refusal['code'];
   warnings: string[];
   facts?: Fact[];
+  cost?: CostChange;
 }
 
 /** Parameters as the action's schema parsed them (an empty object for actions without any). */
@@ -203,6 +213,7 @@ function toTargetPlan<S>(p: ActionPlan<S> | Refusal): TargetPlan {
     steps: p.steps.map((s) => stepWords(s as ActionStep<never>)),
     warnings: p.warnings ?? [],
     ...(p.facts ? { facts: p.facts } : {}),
+    ...(p.cost ? { cost: p.cost } : {}),
     ...(p.refused ? { refused: p.refused.reason, refusalCode: p.refused.code } : {}),
   };
 }
@@ -211,6 +222,7 @@ function bind<S>(s: ActionStep<S>, deps: ActionDeps, state: S): Step {
   return pipelineStep(s.name, (ctx) => s.run({ ...ctx, deps, state }), {
     timeoutMs: s.timeoutMs,
     defer: s.always && bind(s.always, deps, state),
+    settles: s.settles,
   });
 }
 

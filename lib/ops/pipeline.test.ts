@@ -57,6 +57,32 @@ describe('runPipeline', () => {
     expect(r.records[2]).toMatchObject({ name: 'promote', status: 'succeeded', command: 'pg_ctl promote', exitCode: 0 });
   });
 
+  it('a settling step runs the cleanups registered so far before it; one that fails there stops the pipeline', async () => {
+    const order: string[] = [];
+    const push = (x: string) => async () => void order.push(x);
+    const phase = (n: number, settles: boolean, undo: () => Promise<void> = push(`back ${n}`)) =>
+      step(`drain ${n}`, push(`drain ${n}`), { defer: step(`back ${n}`, undo), settles });
+    const ok = await runPipeline([phase(1, false), phase(2, true), step('last', push('last'), { settles: true })], memory());
+    expect(ok.ok).toBe(true);
+    expect(order).toEqual(['drain 1', 'back 1', 'drain 2', 'back 2', 'last']);
+
+    order.length = 0;
+    const r = memory();
+    const failed = await runPipeline(
+      [
+        phase(1, false, async () => {
+          throw new Error('the name did not come back');
+        }),
+        phase(2, true),
+      ],
+      r,
+    );
+    expect(failed.ok).toBe(false);
+    expect(failed.error?.message).toBe('the name did not come back');
+    expect(order).toEqual(['drain 1']);
+    expect(r.log).toEqual(['start 1 drain 1', 'succeeded 1 drain 1', 'start 2 back 1', 'failed 2 back 1']);
+  });
+
   it('stops at a failure, still runs the cleanups registered so far, and records the error', async () => {
     const r = memory();
     const order: string[] = [];

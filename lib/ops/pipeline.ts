@@ -29,10 +29,16 @@ export interface Step {
   run: (ctx: StepContext) => Promise<void>;
   /** Registered before `run`; runs at the end of the pipeline whatever happened. */
   defer?: Step;
+  /**
+   * Before it runs, the cleanups registered so far run (newest first), as they would at the end: one
+   * part of a longer flow is finished before the next begins (a herd resize puts one replica's DNS
+   * names back before it drains the next). A cleanup that fails there stops the pipeline.
+   */
+  settles?: boolean;
 }
 
-export function step(name: string, run: Step['run'], opts: { timeoutMs?: number; defer?: Step } = {}): Step {
-  return { name, run, timeoutMs: opts.timeoutMs ?? 60_000, defer: opts.defer };
+export function step(name: string, run: Step['run'], opts: { timeoutMs?: number; defer?: Step; settles?: boolean } = {}): Step {
+  return { name, run, timeoutMs: opts.timeoutMs ?? 60_000, defer: opts.defer, settles: opts.settles };
 }
 
 export class StepTimeoutError extends Error {
@@ -98,6 +104,19 @@ export async function runPipeline(
   let seq = opts.firstSeq ?? 1;
   const deferred: Step[] = [];
   let error: Error | undefined;
+  const cleanupErrors: Error[] = [];
+  const runDeferred = async () => {
+    const failed: Error[] = [];
+    for (const d of deferred.splice(0).reverse()) {
+      try {
+        await runStep(d, seq++, recorder);
+      } catch (err) {
+        failed.push(err as Error);
+      }
+    }
+    cleanupErrors.push(...failed);
+    return failed;
+  };
   for (const [i, s] of steps.entries()) {
     if (i > 0 && opts.cancelled && (await opts.cancelled())) {
       error = new CancelledError();
@@ -110,6 +129,13 @@ export async function runPipeline(
         break;
       }
     }
+    if (s.settles && deferred.length) {
+      const [failed] = await runDeferred();
+      if (failed) {
+        error = failed;
+        break;
+      }
+    }
     if (s.defer) deferred.push(s.defer);
     try {
       await runStep(s, seq++, recorder);
@@ -118,13 +144,6 @@ export async function runPipeline(
       break;
     }
   }
-  const cleanupErrors: Error[] = [];
-  for (const d of deferred.reverse()) {
-    try {
-      await runStep(d, seq++, recorder);
-    } catch (err) {
-      cleanupErrors.push(err as Error);
-    }
-  }
+  await runDeferred();
   return { ok: !error && !cleanupErrors.length, error: error ?? cleanupErrors[0], cleanupErrors };
 }

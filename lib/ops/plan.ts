@@ -46,6 +46,33 @@ export interface Plan {
   typeToConfirm: string | null;
   /** A fresh key for this confirmation page: submitting it twice enqueues once. */
   idempotencyKey: string;
+  /** The cost of the runnable targets added up, when the action prices them (a resize). */
+  cost?: CostTotal;
+}
+
+/** What the runnable targets cost an hour, now and after; `unpriced`: targets left out for want of a price. */
+export interface CostTotal {
+  nowPerHour: number;
+  afterPerHour: number;
+  targets: number;
+  unpriced: number;
+}
+
+/** The runnable targets' costs added up; undefined when no target is priced by its action. */
+export function costTotal(targets: Pick<TargetPlan, 'refused' | 'cost'>[]): CostTotal | undefined {
+  const priced = targets.filter((t) => !t.refused && t.cost);
+  if (!priced.length) return undefined;
+  const total: CostTotal = { nowPerHour: 0, afterPerHour: 0, targets: 0, unpriced: 0 };
+  for (const { cost } of priced) {
+    if (cost?.nowPerHour == null || cost.afterPerHour == null) {
+      total.unpriced++;
+      continue;
+    }
+    total.nowPerHour += cost.nowPerHour;
+    total.afterPerHour += cost.afterPerHour;
+    total.targets++;
+  }
+  return total;
 }
 
 export const TYPE_COUNT_ABOVE = 10;
@@ -225,6 +252,7 @@ export async function planOperation(
     if (why) throw new WavesError(why);
     assigned = wavesOf({ targets }, waves).map((w) => w.targets.map((t) => t.instanceId ?? t.herdId));
   }
+  const total = costTotal(targets);
   return {
     action: action.name,
     label: action.label,
@@ -241,5 +269,6 @@ export async function planOperation(
       : digest,
     typeToConfirm: typeToConfirm(action, targets),
     idempotencyKey: randomBytes(16).toString('hex'),
+    ...(total ? { cost: total } : {}),
   };
 }

@@ -14,6 +14,7 @@ import { checkSshAction } from './actions/check-ssh.action';
 import { replaceHostKeyAction } from './actions/replace-host-key.action';
 import { resizeAction } from './actions/resize.action';
 import { powerOffAction, powerOnAction } from './actions/power.action';
+import { resizeHerdAction } from './actions/resize-herd.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -28,6 +29,7 @@ export const actions: AnyAction[] = [
   powerOnAction,
   switchoverAction,
   drFailoverAction,
+  resizeHerdAction,
   refreshDnsAction,
   checkSshAction,
   replaceHostKeyAction,

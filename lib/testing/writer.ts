@@ -55,3 +55,56 @@ export function startWriter(dsn: string, table = 'writes'): Writer {
     },
   };
 }
+
+/**
+ * Writes through a name, as a client with no DNS cache and a retry loop does: each connection goes
+ * where `dsnNow()` says when it is made (the write name resolved then); any error closes it, and the
+ * next write opens a new one. Only commits the server acknowledged count.
+ */
+export function startReconnectingWriter(dsnNow: () => Promise<string>, table = 'writes'): Writer {
+  const acked: number[] = [];
+  const errors: string[] = [];
+  let stopping = false;
+  let last = performance.now();
+  let maxGapMs = 0;
+  const writeUntilStopped = async () => {
+    let c: pg.Client | null = null;
+    for (let n = 1; !stopping; n++) {
+      try {
+        if (!c) {
+          const fresh = new pg.Client({ connectionString: await dsnNow(), connectionTimeoutMillis: 2000 });
+          fresh.on('error', () => {});
+          c = fresh;
+          await fresh.connect();
+        }
+        await c.query(`INSERT INTO ${table} (n) VALUES ($1)`, [n]);
+        acked.push(n);
+        const now = performance.now();
+        maxGapMs = Math.max(maxGapMs, now - last);
+        last = now;
+      } catch (e) {
+        errors.push((e as Error).message);
+        await c?.end().catch(() => {});
+        c = null;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    await c?.end().catch(() => {});
+  };
+  const done = writeUntilStopped();
+  return {
+    acked,
+    errors,
+    get maxGapMs() {
+      return maxGapMs;
+    },
+    resetGap: () => {
+      maxGapMs = 0;
+      last = performance.now();
+    },
+    stop: async () => {
+      stopping = true;
+      await done;
+    },
+  };
+}

@@ -21,6 +21,7 @@ import { restartAction } from './restart.action';
 import { startAction } from './start.action';
 import { stopAction } from './stop.action';
 import type { ResizePrepared } from './resize.action';
+import { resizeHerdAction } from './resize-herd.action';
 import { rankTypes } from '@/lib/cloud/rank';
 import { priceList } from '@/lib/cloud/prices';
 import { instanceType } from '@/lib/testing/cloud';
@@ -218,7 +219,8 @@ describe('instance actions', () => {
 });
 
 /** What resize's prepare reads, for a replica on an EC2 instance with hooks on its herd. */
-function resizePrepared(h: HerdRef, t: InstanceRef, state = 'running'): ResizePrepared {
+function resizePrepared(h: HerdRef, t: InstanceRef | InstanceRef[], state = 'running'): ResizePrepared {
+  const on = Array.isArray(t) ? t : [t];
   const live = {
     instanceId: 'i-0abc',
     region: 'eu-west-1',
@@ -226,7 +228,7 @@ function resizePrepared(h: HerdRef, t: InstanceRef, state = 'running'): ResizePr
     instanceType: 'm6i.large',
     architecture: 'x86_64',
     state,
-    privateAddress: t.address,
+    privateAddress: on[0]!.address,
     tags: {},
     enaSupport: true,
     virtualization: 'hvm',
@@ -240,11 +242,66 @@ function resizePrepared(h: HerdRef, t: InstanceRef, state = 'running'): ResizePr
     { types, offered: new Set(types.keys()), perHour: (n) => prices.perHour('eu-west-1', n) },
   );
   return {
-    byServer: new Map([[t.serverId, { region: 'eu-west-1', instanceId: live.instanceId, live, ranking, neighbours: [] }]]),
+    byServer: new Map(
+      on.map((m, k) => [
+        m.serverId,
+        { region: 'eu-west-1', instanceId: `i-0abc${k}`, live: { ...live, instanceId: `i-0abc${k}` }, ranking, neighbours: [] },
+      ]),
+    ),
     herds: new Map([[h.id, { ...h, hooks: { pre: '/opt/hooks/pre', post: '/opt/hooks/post', on: 'worker' as const, timeoutSeconds: 5 } }]]),
     prices: { source: prices.source, date: prices.date },
   };
 }
+
+describe('resize a herd', () => {
+  const h = herd(three());
+  const [primary, r2, r3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
+  /** The herd's plan with these members already on the target type. */
+  const planWith = (already: InstanceRef[], params: Record<string, unknown> = { instanceType: 'm6i.xlarge' }) => {
+    const prepared = resizePrepared(h, h.members);
+    for (const m of already) {
+      const c = prepared.byServer.get(m.serverId)!;
+      if (c.ranking?.ok) c.ranking = { ...c.ranking, current: c.ranking.target };
+    }
+    return resizeHerdAction.plan(h, { params, prepared });
+  };
+  const order = (p: ReturnType<typeof planWith>) => p.facts?.find((f) => f.label === 'In order')?.value;
+
+  it('resizes the replicas one at a time, then switches over, then the old primary; each part finished before the next', () => {
+    const p = planWith([]);
+    expect(order(p)).toBe(`resize ${r2.label}; then resize ${r3.label}; then switch over to ${r3.label}; then resize ${primary.label}`);
+    const steps = resizeHerdAction.steps(h, deps, { params: { instanceType: 'm6i.xlarge' }, prepared: resizePrepared(h, h.members) });
+    // The first step of each part after the first settles the parts before it (names back, instance checked).
+    expect(steps.filter((s) => s.settles).map((s) => s.name)).toEqual([
+      `${r3.hostname}: check the EC2 instance and the hooks`,
+      'switchover: pre-flight',
+      `${primary.hostname}: check the EC2 instance and the hooks`,
+      'the herd resized',
+    ]);
+    expect(p.cost).toEqual({ nowPerHour: expect.any(Number), afterPerHour: expect.any(Number) });
+  });
+
+  it('leaves members already on the type as they are: a primary on it means no switchover; all on it, nothing to do', () => {
+    expect(order(planWith([r2]))).toBe(`resize ${r3.label}; then switch over to ${r3.label}; then resize ${primary.label}`);
+    const noSwitch = planWith([primary], { instanceType: 'm6i.xlarge', switchBack: true });
+    expect(order(noSwitch)).toBe(`resize ${r2.label}; then resize ${r3.label}`);
+    expect(noSwitch.steps.some((s) => /pg_promote/.test(s))).toBe(false);
+    expect(planWith([primary, r2, r3]).refused).toBe('every member already runs the type asked for');
+  });
+
+  it('refuses a herd with a stopped member or no replica, and a candidate that is not a replica', () => {
+    expect(
+      resizeHerdAction.plan(herd([primary, { ...r2, state: 'stopped' }, r3]), {
+        params: { instanceType: 'm6i.xlarge' },
+        prepared: resizePrepared(h, h.members),
+      }).refused,
+    ).toMatch(/is stopped: a herd resize resizes every member/);
+    expect(
+      resizeHerdAction.plan(herd([primary]), { params: { instanceType: 'm6i.xlarge' }, prepared: resizePrepared(h, h.members) }).refused,
+    ).toMatch(/no replica to switch over to/);
+    expect(planWith([], { instanceType: 'm6i.xlarge', candidateInstanceId: primary.id }).refused).toMatch(/is not a replica/);
+  });
+});
 
 describe('an action is its plan', () => {
   const h = herd(three(), { poolers: [pooler] });
@@ -252,6 +309,11 @@ describe('an action is its plan', () => {
   const cases: { a: AnyAction; run: () => { words: string[]; steps: { name: string; defer?: unknown }[] } }[] = actions.map((a) => ({
     a,
     run: () => {
+      if (a.name === 'resize-herd') {
+        const params = { instanceType: 'm6i.xlarge', switchBack: true };
+        const prepared = resizePrepared(h, h.members);
+        return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };
+      }
       if (a.on === 'herd') return { words: a.plan(h, { params: {} }).steps, steps: a.steps(h, deps, { params: {} }) };
       const t = a.name === 'promote' ? r2 : a.name === 'rebuild' || a.name === 'remaster' ? r3 : primary;
       const members = a.name === 'promote' ? [{ ...primary, state: 'stopped' }, r2, r3] : h.members;

@@ -21,8 +21,17 @@ import {
 import { writeAudit } from '@/lib/audit/write-audit';
 import { catalogueFor } from '@/lib/cloud/catalogue';
 import { HOURS_PER_MONTH, priceList } from '@/lib/cloud/prices';
-import { rankTypes, type Ranking, type TypeChoice } from '@/lib/cloud/rank';
-import { commonWarnings, defineAction, flagParam, type ActionDeps, type ActionStep } from '../define-action';
+import { rankTypes, type Ranking, type ResizeWish, type TypeChoice } from '@/lib/cloud/rank';
+import {
+  commonWarnings,
+  defineAction,
+  flagParam,
+  type ActionDeps,
+  type ActionParamField,
+  type ActionPlan,
+  type ActionStep,
+  type InstancePlanContext,
+} from '../define-action';
 import type { Db } from '@/db/client';
 import { dnsSteps } from '../dns-steps';
 import { recordTargets } from '../dns-records';
@@ -30,7 +39,7 @@ import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '../herd-ref';
 import { checkHook, runHook, type HookConfig } from '../hooks';
 import type { InstanceRef } from '../instance-ref';
 import { observe, waitObserved } from '../observe';
-import { refuse } from '../refusal';
+import { refuse, type Refusal } from '../refusal';
 import { postgresUpStep, refreshStep, sshControlStep } from './control-steps';
 
 const typeName = z
@@ -48,25 +57,27 @@ const num = (min: number, max: number, what: string) =>
       .optional(),
   );
 
-export const resizeParams = z
-  .object({
-    instanceType: z.preprocess(blank, typeName.optional()),
-    minVcpus: num(1, 2048, 'vCPU'),
-    minMemoryGiB: num(0.5, 65536, 'GiB'),
-    burstable: flagParam(),
-    /** Ordered; a form sends them as one line ("m6i.xlarge, r6i.large"). */
-    fallbackTypes: z.preprocess(
-      (v) => (typeof v === 'string' ? (v.trim() ? v.split(/[\s,]+/).filter(Boolean) : undefined) : v),
-      z.array(typeName).max(5, 'at most 5 fallback types').optional(),
-    ),
-    /** A resized replica must stream with replay lag under this many seconds before its names come back. */
-    maxLagSeconds: num(0, 3600, 'seconds'),
-  })
-  .strict()
-  .refine((p) => (p.instanceType === undefined) !== (p.minVcpus === undefined && p.minMemoryGiB === undefined), {
-    message: 'give either instanceType, or minVcpus and/or minMemoryGiB',
-    path: ['instanceType'],
-  });
+/** What a resize wishes for: the instance action's parameters, and the herd resize's with two more. */
+export const resizeWishFields = {
+  instanceType: z.preprocess(blank, typeName.optional()),
+  minVcpus: num(1, 2048, 'vCPU'),
+  minMemoryGiB: num(0.5, 65536, 'GiB'),
+  burstable: flagParam(),
+  /** Ordered; a form sends them as one line ("m6i.xlarge, r6i.large"). */
+  fallbackTypes: z.preprocess(
+    (v) => (typeof v === 'string' ? (v.trim() ? v.split(/[\s,]+/).filter(Boolean) : undefined) : v),
+    z.array(typeName).max(5, 'at most 5 fallback types').optional(),
+  ),
+  /** A resized replica must stream with replay lag under this many seconds before its names come back. */
+  maxLagSeconds: num(0, 3600, 'seconds'),
+};
+
+/** A named type, or the least vCPU and memory: one or the other. */
+export const oneWish = (p: { instanceType?: string; minVcpus?: number; minMemoryGiB?: number }) =>
+  (p.instanceType === undefined) !== (p.minVcpus === undefined && p.minMemoryGiB === undefined);
+export const oneWishError = { message: 'give either instanceType, or minVcpus and/or minMemoryGiB', path: ['instanceType'] };
+
+export const resizeParams = z.object(resizeWishFields).strict().refine(oneWish, oneWishError);
 export type ResizeParams = z.output<typeof resizeParams>;
 
 /** How long Postgres may take to answer after its host starts, and to stream again. */
@@ -90,7 +101,9 @@ export interface ResizePrepared {
   prices: { source: string; date: string };
 }
 
-interface ResizeState {
+export const newResizeState = (): ResizeState => ({ stopped: false, attempts: [], landed: null, allRefused: false });
+
+export interface ResizeState {
   /** EC2 stopped the instance (the cleanup starts it again). */
   stopped: boolean;
   attempts: { type: string; error: string }[];
@@ -129,7 +142,7 @@ export function recordsAt(h: HerdRef, members: InstanceRef[], t: InstanceRef): D
  * The targets' servers' EC2 instances as EC2 has them now, their herds (DNS names, hooks) and, when a
  * type is wished for, the ranking of the types each can run. Shared by resize and power off / on.
  */
-export async function prepareCloud(targets: InstanceRef[], db: Db, wish: ResizeParams | null): Promise<ResizePrepared> {
+export async function prepareCloud(targets: InstanceRef[], db: Db, wish: ResizeWish | null): Promise<ResizePrepared> {
   const serverIds = [...new Set(targets.map((t) => t.serverId))];
   const rows = serverIds.length ? await db.select().from(servers).where(inArray(servers.id, serverIds)) : [];
   const onServer = serverIds.length
@@ -206,6 +219,46 @@ export async function prepareCloud(targets: InstanceRef[], db: Db, wish: ResizeP
   return prepared;
 }
 
+/** The confirmation page's fields for what a resize wishes for. */
+export const resizeWishForm: ActionParamField[] = [
+  {
+    name: 'instanceType',
+    label: 'Instance type',
+    kind: 'text',
+    emptyLabel: 'm6i.xlarge',
+    help: 'A named type; or leave it empty and give the least vCPU and memory below.',
+  },
+  {
+    name: 'minVcpus',
+    label: 'At least vCPU',
+    kind: 'text',
+    emptyLabel: '4',
+    help: 'The cheapest type with at least this many vCPU (and the memory below) is the target.',
+  },
+  { name: 'minMemoryGiB', label: 'At least GiB', kind: 'text', emptyLabel: '16', help: 'Memory, in GiB.' },
+  {
+    name: 'burstable',
+    label: 'Burstable types too',
+    kind: 'flag',
+    emptyLabel: 'T types are left out',
+    help: 'Let burstable (T) types be chosen.',
+  },
+  {
+    name: 'fallbackTypes',
+    label: 'Fallback types, in order',
+    kind: 'text',
+    emptyLabel: 'the next cheapest two',
+    help: 'Tried in this order when EC2 has no capacity for the target; the original type is the last resort.',
+  },
+  {
+    name: 'maxLagSeconds',
+    label: 'Most replay lag (s)',
+    kind: 'text',
+    emptyLabel: '30',
+    help: 'Streaming with less lag than this before its DNS names come back.',
+  },
+];
+
 export const resizeAction = defineAction({
   name: 'resize',
   label: 'Resize (EC2)',
@@ -213,298 +266,275 @@ export const resizeAction = defineAction({
   dangerous: true,
   params: {
     schema: resizeParams,
-    fields: [
-      {
-        name: 'instanceType',
-        label: 'Instance type',
-        kind: 'text',
-        emptyLabel: 'm6i.xlarge',
-        help: 'A named type; or leave it empty and give the least vCPU and memory below.',
-      },
-      {
-        name: 'minVcpus',
-        label: 'At least vCPU',
-        kind: 'text',
-        emptyLabel: '4',
-        help: 'The cheapest type with at least this many vCPU (and the memory below) is the target.',
-      },
-      { name: 'minMemoryGiB', label: 'At least GiB', kind: 'text', emptyLabel: '16', help: 'Memory, in GiB.' },
-      {
-        name: 'burstable',
-        label: 'Burstable types too',
-        kind: 'flag',
-        emptyLabel: 'T types are left out',
-        help: 'Let burstable (T) types be chosen.',
-      },
-      {
-        name: 'fallbackTypes',
-        label: 'Fallback types, in order',
-        kind: 'text',
-        emptyLabel: 'the next cheapest two',
-        help: 'Tried in this order when EC2 has no capacity for the target; the original type is the last resort.',
-      },
-      {
-        name: 'maxLagSeconds',
-        label: 'Most replay lag (s)',
-        kind: 'text',
-        emptyLabel: '30',
-        help: 'Streaming with less lag than this before its DNS names come back.',
-      },
-    ],
+    fields: resizeWishForm,
   },
   prepare: (targets, params, db) => prepareCloud(targets, db, params),
-  state: (): ResizeState => ({ stopped: false, attempts: [], landed: null, allRefused: false }),
-  plan: (t, { members, params, prepared: p }) => {
-    const c = p.byServer.get(t.serverId);
-    if (!c)
-      return refuse(
-        'cloud',
-        `${t.hostname} has no EC2 identity: run EC2 discovery, or give the server its cloud provider (aws), region and instance id`,
-      );
-    if (t.role === 'primary')
-      return refuse(
-        'not-applicable',
-        'a primary is not resized on its own: use "Resize a herd", which resizes the replicas one at a time, switches over to a resized one, then resizes the old primary',
-      );
-    if (t.state !== 'running') return refuse('not-applicable', `${t.label} is ${t.state}: a resize drains and restarts a running replica`);
-    if (c.neighbours.length)
-      return refuse('not-applicable', `${t.hostname} also runs ${c.neighbours.join(', ')}: a resize stops the whole host`);
-    if (!c.live) return refuse('cloud', `EC2 does not know ${c.instanceId} in ${c.region} (terminated, or another account)`);
-    if (c.live.state !== 'running') return refuse('cloud', `${c.instanceId} is ${c.live.state}: a resize starts from a running instance`);
-    if (!c.ranking) return refuse('cloud', `no type catalogue for ${c.region}`);
-    if (!c.ranking.ok) return refuse('cloud', c.ranking.reason);
-    const r = c.ranking;
-    const herd = p.herds.get(t.herdId);
-    if (!herd) return refuse('gone', 'its herd was deleted from the inventory');
-    const drained = recordsAt(herd, members, t);
-    for (const rec of drained) {
-      const to = drainTargets(rec, members, t);
-      if (typeof to === 'string') return refuse('dns', `${rec.name} cannot be drained: ${to}`);
-    }
-    const ttl = Math.max(0, ...drained.map((d) => d.ttl));
-    const hook = (path: string): HookConfig | null =>
-      path ? { path, on: herd.hooks.on, timeoutSeconds: herd.hooks.timeoutSeconds } : null;
-    const pre = hook(herd.hooks.pre);
-    const post = hook(herd.hooks.post);
-    const maxLag = params.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS;
-    const ec2 = () => ec2Client(c.region);
-    const isDrained = (rec: DnsRecordRef) => drained.some((d) => d.id === rec.id);
-    const drainSteps = dnsSteps<ResizeState>(
-      herd,
-      () => members,
-      (rec) => {
-        const to = drainTargets(rec, members, t);
-        return `drain ${rec.name}: point it at ${typeof to === 'string' ? '?' : to.map((m) => m.hostname).join(', ')} instead of ${t.hostname}`;
-      },
-      isDrained,
-      { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
-    );
-    const backSteps = dnsSteps<ResizeState>(
-      herd,
-      () => members,
-      (rec) => `${rec.name} back to ${t.hostname}`,
-      isDrained,
-      {
-        name: (rec) => `DNS back: ${rec.name}`,
-      },
-    );
-    const bounds = waitBounds();
-    const types = [r.target.name, ...r.fallbacks.map((f) => f.name)];
-    const hookArgs = (phase: string, to: string) => [phase, t.hostname, String(t.port), c.instanceId, r.current.name, to];
-
-    const stepsList: ActionStep<ResizeState>[] = [
-      {
-        name: 'check the EC2 instance and the hooks',
-        says: `check that ${c.instanceId} still runs as ${r.current.name}${pre || post ? ', and that the hooks are executables where they run' : ''}`,
-        timeoutMs: 60_000,
-        run: async (x) => {
-          const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
-          if (!now) throw refuse('cloud', `EC2 no longer knows ${c.instanceId}; nothing was changed`);
-          if (now.state !== 'running' || now.instanceType !== r.current.name)
-            throw refuse(
-              'cloud',
-              `${c.instanceId} is now ${now.state}, ${now.instanceType} (planned: running, ${r.current.name}); nothing was changed`,
-            );
-          const lines = [`${c.instanceId}: running, ${now.instanceType}`];
-          if (pre) lines.push(await checkHook(x.deps, t, x, pre, 'pre-resize'));
-          if (post) lines.push(await checkHook(x.deps, t, x, post, 'post-resize'));
-          x.note({ stdout: lines.join('\n') });
-        },
-      },
-      // Each drain carries the step that puts its name back, run at the end whatever happened.
-      ...drainSteps.map((drain, k): ActionStep<ResizeState> => ({ ...drain, always: backSteps[k] })),
-      ...(drained.length
-        ? [
-            {
-              name: 'wait out the TTL',
-              says: `wait ${ttl} s (the longest TTL of the drained names) for clients to stop resolving them to ${t.hostname}`,
-              timeoutMs: ttl * 1000 + 10_000,
-              run: async (x) => {
-                await new Promise<void>((resolve, reject) => {
-                  const timer = setTimeout(resolve, ttl * 1000);
-                  x.signal.addEventListener('abort', () => {
-                    clearTimeout(timer);
-                    reject(new Error('stopped while waiting out the TTL'));
-                  });
-                });
-              },
-            } satisfies ActionStep<ResizeState>,
-          ]
-        : []),
-      ...(pre
-        ? [
-            {
-              name: 'pre-resize hook',
-              says: `run ${pre.path} on ${pre.on === 'worker' ? "the worker's host" : t.ssh.host} (at most ${pre.timeoutSeconds} s)`,
-              timeoutMs: pre.timeoutSeconds * 1000 + 30_000,
-              run: (x) => runHook(x.deps, t, x, pre, hookArgs('pre-resize', r.target.name)),
-            } satisfies ActionStep<ResizeState>,
-          ]
-        : []),
-      {
-        ...sshControlStep<ResizeState>(t, 'stop', 'stop Postgres'),
-        always: {
-          name: 'make sure the instance runs',
-          says: `whatever happened: ${c.instanceId} started again if it is stopped, Postgres started if it does not answer, the type recorded`,
-          timeoutMs: (bounds.maxWaitSeconds + 30) * 1000 * 2 + UP_TIMEOUT_MS,
-          run: async (x) => {
-            const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
-            const lines: string[] = [];
-            if (now && (now.state === 'stopped' || now.state === 'stopping')) {
-              if (now.state === 'stopping') await stopInstance(ec2(), c.instanceId, bounds).catch(() => {});
-              try {
-                await startInstance(ec2(), c.instanceId, bounds);
-                lines.push(`${c.instanceId} started as ${now.instanceType}`);
-              } catch (err) {
-                if (!isCapacityOrTypeRefusal(err) || now.instanceType === r.current.name) throw err;
-                await setInstanceType(ec2(), c.instanceId, r.current.name);
-                await startInstance(ec2(), c.instanceId, bounds);
-                lines.push(`${now.instanceType} could not start (${awsErrorText(err)}); started as ${r.current.name} again`);
-              }
-            } else lines.push(`${c.instanceId} is ${now?.state ?? 'unknown to EC2'}`);
-            const o = await observe(t);
-            if (!o.reachable) {
-              await waitObserved(t, 'answering', (v) => v.reachable, { timeoutMs: 30_000, signal: x.signal }).catch(async () => {
-                await sshControlStep<ResizeState>(t, 'start', 'start Postgres').run(x);
-              });
-              lines.push('Postgres started');
-            }
-            const [after] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
-            if (after) await recordType(x.deps, t, after.instanceType, r.current.name);
-            x.note({ stdout: lines.join('\n') });
-          },
-        },
-      },
-      {
-        name: 'EC2: stop',
-        says: `stop ${c.instanceId} and wait until EC2 says stopped (at most ${bounds.maxWaitSeconds} s)`,
-        timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
-        run: async (x) => {
-          x.state.stopped = true;
-          await stopInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
-        },
-      },
-      {
-        name: 'EC2: new type and start',
-        says: `set the type to ${types.join(', else ')}, start it and wait until EC2 says running (at most ${bounds.maxWaitSeconds} s a start); when no type can be had, ${r.current.name} again`,
-        timeoutMs: (types.length + 1) * (bounds.maxWaitSeconds + 60) * 1000,
-        run: async (x) => {
-          const lines: string[] = [];
-          for (const type of types) {
-            try {
-              await setInstanceType(ec2(), c.instanceId, type);
-              await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
-              x.state.landed = type;
-              lines.push(`${type}: running`);
-              break;
-            } catch (err) {
-              if (!isCapacityOrTypeRefusal(err)) throw err;
-              x.state.attempts.push({ type, error: awsErrorText(err) });
-              lines.push(`${type}: ${awsErrorText(err)}`);
-            }
-          }
-          if (!x.state.landed) {
-            x.state.allRefused = true;
-            await setInstanceType(ec2(), c.instanceId, r.current.name);
-            await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
-            x.state.landed = r.current.name;
-            lines.push(`${r.current.name} (the original): running`);
-          }
-          x.note({ stdout: lines.join('\n') });
-        },
-      },
-      postgresUpStep(t),
-      {
-        name: 'streaming',
-        says: `wait until it streams from its upstream with replay lag under ${maxLag} s`,
-        timeoutMs: STREAMING_TIMEOUT_MS + 10_000,
-        run: async (x) => {
-          const o = await waitObserved(
-            t,
-            `streaming with lag under ${maxLag} s`,
-            (v) => v.reachable && v.inRecovery === true && v.walReceiver?.status === 'streaming' && (v.replayLagSeconds ?? 0) <= maxLag,
-            { timeoutMs: STREAMING_TIMEOUT_MS, signal: x.signal },
-          );
-          x.note({
-            stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}, replay lag ${o.replayLagSeconds ?? 0} s`,
-          });
-        },
-      },
-      ...(post
-        ? [
-            {
-              name: 'post-resize hook',
-              says: `run ${post.path} on ${post.on === 'worker' ? "the worker's host" : t.ssh.host} (at most ${post.timeoutSeconds} s)`,
-              timeoutMs: post.timeoutSeconds * 1000 + 30_000,
-              run: (x) => runHook(x.deps, t, x, post, hookArgs('post-resize', x.state.landed ?? r.target.name)),
-            } satisfies ActionStep<ResizeState>,
-          ]
-        : []),
-      {
-        name: 'record the new type',
-        says: 'record the type it runs as in the inventory',
-        timeoutMs: 30_000,
-        run: async (x) => {
-          const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
-          if (!now) throw new Error(`EC2 no longer knows ${c.instanceId}`);
-          await recordType(x.deps, t, now.instanceType, r.current.name);
-          x.deps.outcome?.(x.state.allRefused ? `back on ${now.instanceType}` : `now ${now.instanceType}`);
-          if (x.state.allRefused)
-            throw new Error(
-              `no type could be had: ${x.state.attempts.map((a) => `${a.type}: ${a.error}`).join('; ')}; ${t.hostname} runs ${r.current.name} again and streams`,
-            );
-        },
-      },
-      refreshStep(t),
-    ];
-    const change = r.target.perHour !== null && r.current.perHour !== null ? r.target.perHour - r.current.perHour : null;
-    return {
-      steps: stepsList,
-      warnings: commonWarnings(t),
-      facts: [
-        { label: 'EC2 instance', value: `${c.instanceId} in ${c.live.availabilityZone} (${c.live.architecture})` },
-        { label: 'Type now', value: typeLine(r.current) },
-        { label: 'Target type', value: typeLine(r.target) },
-        {
-          label: 'Fallbacks, in order',
-          value: [...r.fallbacks.map(typeLine), `${r.current.name} again (the last resort)`].join('; '),
-        },
-        {
-          label: 'Cost change',
-          value:
-            change === null
-              ? 'unknown (no price for one of the types)'
-              : `${signed(change * HOURS_PER_MONTH)}/month (${signed(change)}/h), with the target type`,
-        },
-        { label: 'Prices', value: `${p.prices.source}, as of ${p.prices.date}` },
-        {
-          label: 'DNS drained',
-          value: drained.length ? drained.map((d) => `${d.name} (TTL ${d.ttl} s)`).join(', ') : 'no DNS name points at it',
-        },
-      ],
-    };
-  },
+  state: newResizeState,
+  plan: planResize,
 });
+
+/**
+ * One replica's resize, as the instance action plans it and as a herd resize plans each member: the
+ * steps, the facts, the cost now and after; or why it is refused.
+ */
+export function planResize(
+  t: InstanceRef,
+  { members, params, prepared: p }: InstancePlanContext<ResizeParams, ResizePrepared>,
+): ActionPlan<ResizeState> | Refusal {
+  const c = p.byServer.get(t.serverId);
+  if (!c)
+    return refuse(
+      'cloud',
+      `${t.hostname} has no EC2 identity: run EC2 discovery, or give the server its cloud provider (aws), region and instance id`,
+    );
+  if (t.role === 'primary')
+    return refuse(
+      'not-applicable',
+      'a primary is not resized on its own: use "Resize a herd", which resizes the replicas one at a time, switches over to a resized one, then resizes the old primary',
+    );
+  if (t.state !== 'running') return refuse('not-applicable', `${t.label} is ${t.state}: a resize drains and restarts a running replica`);
+  if (c.neighbours.length)
+    return refuse('not-applicable', `${t.hostname} also runs ${c.neighbours.join(', ')}: a resize stops the whole host`);
+  if (!c.live) return refuse('cloud', `EC2 does not know ${c.instanceId} in ${c.region} (terminated, or another account)`);
+  if (c.live.state !== 'running') return refuse('cloud', `${c.instanceId} is ${c.live.state}: a resize starts from a running instance`);
+  if (!c.ranking) return refuse('cloud', `no type catalogue for ${c.region}`);
+  if (!c.ranking.ok) return refuse('cloud', c.ranking.reason);
+  const r = c.ranking;
+  if (r.target.name === r.current.name)
+    return refuse(
+      'not-applicable',
+      `${t.hostname} already runs ${r.current.name}${params.instanceType ? '' : ', the cheapest type that fits'}`,
+    );
+  const herd = p.herds.get(t.herdId);
+  if (!herd) return refuse('gone', 'its herd was deleted from the inventory');
+  const drained = recordsAt(herd, members, t);
+  for (const rec of drained) {
+    const to = drainTargets(rec, members, t);
+    if (typeof to === 'string') return refuse('dns', `${rec.name} cannot be drained: ${to}`);
+  }
+  const ttl = Math.max(0, ...drained.map((d) => d.ttl));
+  const hook = (path: string): HookConfig | null => (path ? { path, on: herd.hooks.on, timeoutSeconds: herd.hooks.timeoutSeconds } : null);
+  const pre = hook(herd.hooks.pre);
+  const post = hook(herd.hooks.post);
+  const maxLag = params.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS;
+  const ec2 = () => ec2Client(c.region);
+  const isDrained = (rec: DnsRecordRef) => drained.some((d) => d.id === rec.id);
+  const drainSteps = dnsSteps<ResizeState>(
+    herd,
+    () => members,
+    (rec) => {
+      const to = drainTargets(rec, members, t);
+      return `drain ${rec.name}: point it at ${typeof to === 'string' ? '?' : to.map((m) => m.hostname).join(', ')} instead of ${t.hostname}`;
+    },
+    isDrained,
+    { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
+  );
+  const backSteps = dnsSteps<ResizeState>(
+    herd,
+    () => members,
+    (rec) => `${rec.name} back to ${t.hostname}`,
+    isDrained,
+    {
+      name: (rec) => `DNS back: ${rec.name}`,
+    },
+  );
+  const bounds = waitBounds();
+  const types = [r.target.name, ...r.fallbacks.map((f) => f.name)];
+  const hookArgs = (phase: string, to: string) => [phase, t.hostname, String(t.port), c.instanceId, r.current.name, to];
+
+  const stepsList: ActionStep<ResizeState>[] = [
+    {
+      name: 'check the EC2 instance and the hooks',
+      says: `check that ${c.instanceId} still runs as ${r.current.name}${pre || post ? ', and that the hooks are executables where they run' : ''}`,
+      timeoutMs: 60_000,
+      run: async (x) => {
+        const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+        if (!now) throw refuse('cloud', `EC2 no longer knows ${c.instanceId}; nothing was changed`);
+        if (now.state !== 'running' || now.instanceType !== r.current.name)
+          throw refuse(
+            'cloud',
+            `${c.instanceId} is now ${now.state}, ${now.instanceType} (planned: running, ${r.current.name}); nothing was changed`,
+          );
+        const lines = [`${c.instanceId}: running, ${now.instanceType}`];
+        if (pre) lines.push(await checkHook(x.deps, t, x, pre, 'pre-resize'));
+        if (post) lines.push(await checkHook(x.deps, t, x, post, 'post-resize'));
+        x.note({ stdout: lines.join('\n') });
+      },
+    },
+    // Each drain carries the step that puts its name back, run at the end whatever happened.
+    ...drainSteps.map((drain, k): ActionStep<ResizeState> => ({ ...drain, always: backSteps[k] })),
+    ...(drained.length
+      ? [
+          {
+            name: 'wait out the TTL',
+            says: `wait ${ttl} s (the longest TTL of the drained names) for clients to stop resolving them to ${t.hostname}`,
+            timeoutMs: ttl * 1000 + 10_000,
+            run: async (x) => {
+              await new Promise<void>((resolve, reject) => {
+                const timer = setTimeout(resolve, ttl * 1000);
+                x.signal.addEventListener('abort', () => {
+                  clearTimeout(timer);
+                  reject(new Error('stopped while waiting out the TTL'));
+                });
+              });
+            },
+          } satisfies ActionStep<ResizeState>,
+        ]
+      : []),
+    ...(pre
+      ? [
+          {
+            name: 'pre-resize hook',
+            says: `run ${pre.path} on ${pre.on === 'worker' ? "the worker's host" : t.ssh.host} (at most ${pre.timeoutSeconds} s)`,
+            timeoutMs: pre.timeoutSeconds * 1000 + 30_000,
+            run: (x) => runHook(x.deps, t, x, pre, hookArgs('pre-resize', r.target.name)),
+          } satisfies ActionStep<ResizeState>,
+        ]
+      : []),
+    {
+      ...sshControlStep<ResizeState>(t, 'stop', 'stop Postgres'),
+      always: {
+        name: 'make sure the instance runs',
+        says: `whatever happened: ${c.instanceId} started again if it is stopped, Postgres started if it does not answer, the type recorded`,
+        timeoutMs: (bounds.maxWaitSeconds + 30) * 1000 * 2 + UP_TIMEOUT_MS,
+        run: async (x) => {
+          const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+          const lines: string[] = [];
+          if (now && (now.state === 'stopped' || now.state === 'stopping')) {
+            if (now.state === 'stopping') await stopInstance(ec2(), c.instanceId, bounds).catch(() => {});
+            try {
+              await startInstance(ec2(), c.instanceId, bounds);
+              lines.push(`${c.instanceId} started as ${now.instanceType}`);
+            } catch (err) {
+              if (!isCapacityOrTypeRefusal(err) || now.instanceType === r.current.name) throw err;
+              await setInstanceType(ec2(), c.instanceId, r.current.name);
+              await startInstance(ec2(), c.instanceId, bounds);
+              lines.push(`${now.instanceType} could not start (${awsErrorText(err)}); started as ${r.current.name} again`);
+            }
+          } else lines.push(`${c.instanceId} is ${now?.state ?? 'unknown to EC2'}`);
+          const o = await observe(t);
+          if (!o.reachable) {
+            await waitObserved(t, 'answering', (v) => v.reachable, { timeoutMs: 30_000, signal: x.signal }).catch(async () => {
+              await sshControlStep<ResizeState>(t, 'start', 'start Postgres').run(x);
+            });
+            lines.push('Postgres started');
+          }
+          const [after] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+          if (after) await recordType(x.deps, t, after.instanceType, r.current.name);
+          x.note({ stdout: lines.join('\n') });
+        },
+      },
+    },
+    {
+      name: 'EC2: stop',
+      says: `stop ${c.instanceId} and wait until EC2 says stopped (at most ${bounds.maxWaitSeconds} s)`,
+      timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
+      run: async (x) => {
+        x.state.stopped = true;
+        await stopInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+      },
+    },
+    {
+      name: 'EC2: new type and start',
+      says: `set the type to ${types.join(', else ')}, start it and wait until EC2 says running (at most ${bounds.maxWaitSeconds} s a start); when no type can be had, ${r.current.name} again`,
+      timeoutMs: (types.length + 1) * (bounds.maxWaitSeconds + 60) * 1000,
+      run: async (x) => {
+        const lines: string[] = [];
+        for (const type of types) {
+          try {
+            await setInstanceType(ec2(), c.instanceId, type);
+            await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+            x.state.landed = type;
+            lines.push(`${type}: running`);
+            break;
+          } catch (err) {
+            if (!isCapacityOrTypeRefusal(err)) throw err;
+            x.state.attempts.push({ type, error: awsErrorText(err) });
+            lines.push(`${type}: ${awsErrorText(err)}`);
+          }
+        }
+        if (!x.state.landed) {
+          x.state.allRefused = true;
+          await setInstanceType(ec2(), c.instanceId, r.current.name);
+          await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+          x.state.landed = r.current.name;
+          lines.push(`${r.current.name} (the original): running`);
+        }
+        x.note({ stdout: lines.join('\n') });
+      },
+    },
+    postgresUpStep(t),
+    {
+      name: 'streaming',
+      says: `wait until it streams from its upstream with replay lag under ${maxLag} s`,
+      timeoutMs: STREAMING_TIMEOUT_MS + 10_000,
+      run: async (x) => {
+        const o = await waitObserved(
+          t,
+          `streaming with lag under ${maxLag} s`,
+          (v) => v.reachable && v.inRecovery === true && v.walReceiver?.status === 'streaming' && (v.replayLagSeconds ?? 0) <= maxLag,
+          { timeoutMs: STREAMING_TIMEOUT_MS, signal: x.signal },
+        );
+        x.note({
+          stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}, replay lag ${o.replayLagSeconds ?? 0} s`,
+        });
+      },
+    },
+    ...(post
+      ? [
+          {
+            name: 'post-resize hook',
+            says: `run ${post.path} on ${post.on === 'worker' ? "the worker's host" : t.ssh.host} (at most ${post.timeoutSeconds} s)`,
+            timeoutMs: post.timeoutSeconds * 1000 + 30_000,
+            run: (x) => runHook(x.deps, t, x, post, hookArgs('post-resize', x.state.landed ?? r.target.name)),
+          } satisfies ActionStep<ResizeState>,
+        ]
+      : []),
+    {
+      name: 'record the new type',
+      says: 'record the type it runs as in the inventory',
+      timeoutMs: 30_000,
+      run: async (x) => {
+        const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+        if (!now) throw new Error(`EC2 no longer knows ${c.instanceId}`);
+        await recordType(x.deps, t, now.instanceType, r.current.name);
+        x.deps.outcome?.(x.state.allRefused ? `back on ${now.instanceType}` : `now ${now.instanceType}`);
+        if (x.state.allRefused)
+          throw new Error(
+            `no type could be had: ${x.state.attempts.map((a) => `${a.type}: ${a.error}`).join('; ')}; ${t.hostname} runs ${r.current.name} again and streams`,
+          );
+      },
+    },
+    refreshStep(t),
+  ];
+  const change = r.target.perHour !== null && r.current.perHour !== null ? r.target.perHour - r.current.perHour : null;
+  return {
+    steps: stepsList,
+    warnings: commonWarnings(t),
+    cost: { nowPerHour: r.current.perHour, afterPerHour: r.target.perHour },
+    facts: [
+      { label: 'EC2 instance', value: `${c.instanceId} in ${c.live.availabilityZone} (${c.live.architecture})` },
+      { label: 'Type now', value: typeLine(r.current) },
+      { label: 'Target type', value: typeLine(r.target) },
+      {
+        label: 'Fallbacks, in order',
+        value: [...r.fallbacks.map(typeLine), `${r.current.name} again (the last resort)`].join('; '),
+      },
+      {
+        label: 'Cost change',
+        value:
+          change === null
+            ? 'unknown (no price for one of the types)'
+            : `${signed(change * HOURS_PER_MONTH)}/month (${signed(change)}/h), with the target type`,
+      },
+      { label: 'Prices', value: `${p.prices.source}, as of ${p.prices.date}` },
+      {
+        label: 'DNS drained',
+        value: drained.length ? drained.map((d) => `${d.name} (TTL ${d.ttl} s)`).join(', ') : 'no DNS name points at it',
+      },
+    ],
+  };
+}
 
 async function recordType(deps: ActionDeps, t: InstanceRef, type: string, was: string) {
   await deps.db

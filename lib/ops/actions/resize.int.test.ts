@@ -15,15 +15,17 @@ import { describeInstancesById } from '@/lib/aws/ec2';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 import { discoverEc2, discoveryConfig } from '@/lib/cloud/discovery';
 import { lookup } from '@/lib/dns/rfc2136';
-import { PROJECT_ROOT, readNameOf, startLab, stopLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
+import { PROJECT_ROOT, readNameOf, startLab, stopLab, writeNameOf, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
+import { startReconnectingWriter } from '@/lib/testing/writer';
 import { ParamsError, planOperation } from '../plan';
 import { producerConnection, targetQueue } from '../queue';
 import { submitOperation } from '../submit';
 import { startWorker } from '../worker';
 import { resizeAction } from './resize.action';
+import { resizeHerdAction } from './resize-herd.action';
 import { powerOffAction, powerOnAction } from './power.action';
 import type { AnyAction } from '../define-action';
 
@@ -91,14 +93,15 @@ const startTime = async (i: LabInstance) => (await query<{ t: Date }>(i.dsn, 'SE
 
 const resize = (targets: LabInstance[], params: Record<string, unknown>) => runOp(resizeAction, targets, params);
 
-async function runOp(action: AnyAction, targets: LabInstance[], params: Record<string, unknown>) {
-  const plan = await planOperation(db, SYSTEM_ACCESS, action, targets.map(idOf), params);
+async function runOp(action: AnyAction, targets: LabInstance[] | { herdId: number }, params: Record<string, unknown>) {
+  const ids = 'herdId' in targets ? [targets.herdId] : targets.map(idOf);
+  const plan = await planOperation(db, SYSTEM_ACCESS, action, ids, params);
   const { id } = await submitOperation(
     db,
     queue,
     action,
     {
-      instanceIds: targets.map(idOf),
+      ...('herdId' in targets ? { herdIds: ids } : { instanceIds: ids }),
       params,
       digest: plan.digest,
       confirmation: plan.typeToConfirm ?? '',
@@ -301,6 +304,25 @@ describe('power off and on', () => {
 });
 
 describe('refused at planning, with the reason', () => {
+  const herdPlan = async (params: Record<string, unknown>) => {
+    const [h] = await db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'orders'));
+    return planOperation(db, SYSTEM_ACCESS, resizeHerdAction, [h!.id], params);
+  };
+
+  it('a herd resize: the order it will take, one cost; another architecture refuses the herd', async () => {
+    const p = await herdPlan({ instanceType: 'm6i.2xlarge', switchBack: true });
+    const facts = Object.fromEntries((p.targets[0]!.facts ?? []).map((f) => [f.label, f.value]));
+    const [a, b] = replicas().map((x) => `${x.server}:${x.port}`) as [string, string];
+    const first = `${primary().server}:${primary().port}`;
+    expect(facts['In order']).toMatch(
+      new RegExp(`^resize ${a}; then resize ${b}; then switch over to \\S+; then resize ${first}; then switch back to ${first}$`),
+    );
+    expect(p.cost).toMatchObject({ targets: 1, unpriced: 0 });
+    expect(p.cost!.afterPerHour).toBeGreaterThan(p.cost!.nowPerHour);
+    expect(p.targets[0]!.steps.filter((x) => /^promote \S+ \(pg_promote\)/.test(x))).toHaveLength(2);
+    expect((await herdPlan({ instanceType: 'm7g.large' })).targets[0]!.refused).toMatch(/: m7g\.large runs arm64, not x86_64/);
+  });
+
   const refusal = async (i: LabInstance, params: Record<string, unknown>) =>
     (await planOperation(db, SYSTEM_ACCESS, resizeAction, [idOf(i)], params)).targets[0]!.refused;
 
@@ -323,8 +345,101 @@ describe('refused at planning, with the reason', () => {
     await db.update(servers).set({ cloudProvider: null }).where(eq(servers.id, s!.id));
     try {
       expect(await refusal(r, { instanceType: 'm6i.xlarge' })).toMatch(/has no EC2 identity: run EC2 discovery/);
+      // A herd resize is refused whole when one member cannot be resized, naming it.
+      const herd = await herdPlan({ instanceType: 'm6i.xlarge' });
+      expect(herd.targets[0]!.refused).toMatch(new RegExp(`^${r.server}:\\d+: ${r.server} has no EC2 identity`));
     } finally {
       await db.update(servers).set({ cloudProvider: 'aws' }).where(eq(servers.id, s!.id));
     }
   });
+});
+
+// Last: it moves the primary, which the lab file (and the tests above) take as it was.
+describe('resize a herd', () => {
+  it('resizes the replicas one at a time, switches over once, resizes the old primary; no acknowledged commit lost through the write name', async () => {
+    const [h] = await db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'orders'));
+    const old = primary();
+    const writeName = writeNameOf(old.environment, old.herd, lab.dns!.zone);
+    const byHost = new Map(lab.instances.map((x) => [x.server, x]));
+    const writeAt = async () => {
+      const [to] = await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME');
+      return byHost.get((to ?? '').replace(/\.$/, ''))?.dsn ?? 'postgres://nowhere.invalid/x';
+    };
+    await query(old.dsn, 'CREATE TABLE herd_writes (n int)');
+    const wanted = { minVcpus: 8, minMemoryGiB: 32 };
+    const plan = await planOperation(db, SYSTEM_ACCESS, resizeHerdAction, [h!.id], wanted);
+    expect(plan.targets[0]!.refused).toBeUndefined();
+    const facts = Object.fromEntries((plan.targets[0]!.facts ?? []).map((f) => [f.label, f.value]));
+    expect(facts['Cost of the herd']).toMatch(/^\$\d+\.\d\d\/month now, \$\d+\.\d\d\/month after \(\+\$\d+\.\d\d\/month\)$/);
+    expect(plan.cost).toMatchObject({ targets: 1, unpriced: 0 });
+    const target = /to (\S+) \(/.exec(facts[`${old.server} (primary)`]!)![1]!;
+
+    const writer = startReconnectingWriter(writeAt, 'herd_writes');
+    const readers = replicas().map((r) => startReader(r));
+    let run: Awaited<ReturnType<typeof runOp>>;
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      run = await runOp(resizeHerdAction, { herdId: h!.id }, wanted);
+    } finally {
+      await writer.stop();
+      for (const r of readers) await r.stop();
+    }
+    // Readers through each replica's read name: never a failed query (each name back before the next replica drains).
+    expect(readers.flatMap((r) => r.log.filter((q) => !q.ok))).toEqual([]);
+    const { op, targets, steps } = run;
+    const names = steps.map((s) => s.name);
+    expect([op.status, targets[0]!.error], JSON.stringify(steps.map((s) => [s.name, s.status, s.stderrTail]))).toEqual(['succeeded', null]);
+    // The replicas one at a time (each name back before the next drains), one switchover, then the old primary.
+    const [r1, r2] = replicas();
+    const at = (n: string) => names.indexOf(n);
+    expect(at(`${r1!.server}: DNS back: ${readName(r1!)}`)).toBeLessThan(at(`${r2!.server}: DNS drain: ${readName(r2!)}`));
+    expect(at(`${r2!.server}: DNS back: ${readName(r2!)}`)).toBeLessThan(names.findIndex((n) => n.startsWith('switchover: ')));
+    expect(names.filter((n) => /^switchover: promote /.test(n))).toHaveLength(1);
+    expect(names.findIndex((n) => n.startsWith(`${old.server}: EC2: stop`))).toBeGreaterThan(
+      names.findIndex((n) => n.startsWith('switchover: promote')),
+    );
+    // Every member runs the new type; the write name answers the new primary; the old primary and the other replica stream from it.
+    for (const m of lab.instances) expect(await typeOf(m)).toMatchObject({ state: 'running', instanceType: target });
+    const neu = byHost.get(
+      ((await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME'))[0] ?? '').replace(/\.$/, ''),
+    )!;
+    expect(neu.server).not.toBe(old.server);
+    expect((await query<{ r: boolean }>(neu.dsn, 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+    for (const m of lab.instances.filter((x) => x !== neu)) expect(await streaming(m)).toBe('streaming');
+    for (const m of replicas()) expect(await resolves(m)).toBe(m.server);
+    // Every acknowledged commit is on the new primary.
+    expect(writer.acked.length).toBeGreaterThan(100);
+    const { n } = (
+      await query<{ n: string }>(neu.dsn, 'SELECT count(*) AS n FROM herd_writes WHERE n = ANY($1::int[])', [writer.acked])
+    )[0]!;
+    expect(Number(n)).toBe(writer.acked.length);
+    console.log(
+      `herd resize: ${writer.acked.length} commits acknowledged, all on ${neu.server}; longest gap ${writer.maxGapMs.toFixed(0)} ms`,
+    );
+    expect(targets[0]!.outcome).toMatch(new RegExp(`; ${neu.server}\\S* is the primary$`));
+  }, 600_000);
+});
+
+describe('resize a herd, and switch back', () => {
+  it('puts every member on the type asked for and makes the primary of before the primary again', async () => {
+    const [h] = await db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'orders'));
+    const [before] = await db
+      .select({ host: servers.hostname })
+      .from(instances)
+      .innerJoin(servers, eq(servers.id, instances.serverId))
+      .where(eq(instances.role, 'primary'));
+    const { op, targets, steps } = await runOp(resizeHerdAction, { herdId: h!.id }, { instanceType: 'm6i.large', switchBack: true });
+    expect([op.status, targets[0]!.error], JSON.stringify(steps.map((s) => [s.name, s.status, s.stderrTail]))).toEqual(['succeeded', null]);
+    expect(steps.filter((s) => /^switch(over| back): promote /.test(s.name))).toHaveLength(2);
+    for (const m of lab.instances) expect(await typeOf(m)).toMatchObject({ state: 'running', instanceType: 'm6i.large' });
+    const first = lab.instances.find((x) => x.server === before!.host)!;
+    expect((await query<{ r: boolean }>(first.dsn, 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+    for (const m of lab.instances.filter((x) => x !== first)) expect(await streaming(m)).toBe('streaming');
+    const [now] = await db
+      .select({ host: servers.hostname })
+      .from(instances)
+      .innerJoin(servers, eq(servers.id, instances.serverId))
+      .where(eq(instances.role, 'primary'));
+    expect(now!.host).toBe(first.server);
+  }, 600_000);
 });

@@ -10,7 +10,7 @@ import { idText } from '@/lib/validation/ids';
 import { formatBytes } from '@/lib/format/units';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { bytesOrUnknown, chooseCandidate, lagOf } from '../candidates';
-import { defineHerdAction, productionWarning, type ActionDeps, type ActionStep, type RunContext } from '../define-action';
+import { defineHerdAction, productionWarning, type ActionDeps, type ActionPlan, type ActionStep, type RunContext } from '../define-action';
 import { describeRecordMove, dnsPreflight, dnsSteps } from '../dns-steps';
 import { binDir, driverFor } from '../drivers';
 import { errorText } from '../errors';
@@ -20,7 +20,7 @@ import type { InstanceRef } from '../instance-ref';
 import { observe, waitObserved } from '../observe';
 import type { StepContext } from '../pipeline';
 import { checkPooler, pausePooler, repointPooler, resumePooler } from '../pooler-steps';
-import { refuse, type RefusalCode } from '../refusal';
+import { refuse, type Refusal, type RefusalCode } from '../refusal';
 import { refreshFleet } from '../refresher';
 import {
   checkpointStep,
@@ -67,7 +67,7 @@ export function switchoverPair(h: HerdRef, candidateId?: number): { old: Instanc
 }
 
 /** The herd as it is once the candidate is the primary and everyone else follows it. */
-function membersAfter(h: HerdRef, old: InstanceRef, cand: InstanceRef): InstanceRef[] {
+export function membersAfter(h: HerdRef, old: InstanceRef, cand: InstanceRef): InstanceRef[] {
   return h.members.map((m) =>
     m.id === cand.id
       ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null }
@@ -85,7 +85,7 @@ async function shutdownCheckpoint(t: InstanceRef, deps: ActionDeps, ctx: StepCon
 }
 
 /** What the steps of one switchover tell each other. */
-interface SwitchoverState extends RejoinState {
+export interface SwitchoverState extends RejoinState {
   /** The old primary's stop was sent. */
   stopping: boolean;
   /** The candidate accepts writes. */
@@ -209,6 +209,15 @@ async function recordTopology(h: HerdRef, { old, cand }: Pair, others: InstanceR
   deps.outcome?.(`${cand.label} is the primary; ${old.label} streams from it; no committed transaction lost`);
 }
 
+export const newSwitchoverState = (): SwitchoverState => ({
+  stopping: false,
+  promoted: false,
+  promoteSent: false,
+  promoteAttempt: null,
+  repointed: new Set(),
+  rewound: false,
+});
+
 export const switchoverAction = defineHerdAction({
   name: 'switchover',
   label: 'Switchover',
@@ -226,147 +235,143 @@ export const switchoverAction = defineHerdAction({
       },
     ],
   },
-  state: (): SwitchoverState => ({
-    stopping: false,
-    promoted: false,
-    promoteSent: false,
-    promoteAttempt: null,
-    repointed: new Set(),
-    rewound: false,
-  }),
-  plan: (h, { params: p }) => {
-    const maxLag = p.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES;
-    const chosen = switchoverPair(h, p.candidateInstanceId);
-    if (typeof chosen === 'string') return refuse('topology', chosen);
-    const pair = { ...chosen, maxLag };
-    const { old, cand } = pair;
-    const lag = lagOf(old, cand);
-    const others = h.members.filter((m) => m.id !== old.id && m.id !== cand.id);
-    const after = membersAfter(h, old, cand);
-    const catchUpMs = p.catchUpDeadlineMs ?? 30_000;
-    return {
-      facts: [
-        { label: 'Old primary', value: old.label },
-        { label: 'New primary', value: `${cand.label}${cand.site ? ` (site ${cand.site})` : ''}` },
-        { label: 'Lag now', value: `${bytesOrUnknown(lag)} (limit ${formatBytes(maxLag)})` },
-        ...h.dns.map((r) => ({ label: `DNS ${r.name}`, value: `${r.type} -> ${cand.hostname}, TTL ${r.ttl} s` })),
-        {
-          label: 'Committed transactions lost',
-          value: 'none: the candidate replays everything the old primary wrote before it is promoted',
-        },
-      ],
-      refused:
-        lag !== null && lag > maxLag
-          ? refuse('lag', `${cand.label} is ${formatBytes(lag)} behind (limit ${formatBytes(maxLag)})`)
-          : undefined,
-      warnings: [
-        ...productionWarning(h),
-        h.poolers.length
-          ? 'writes through PgBouncer wait during the switch (about a second); direct connections to the old primary are closed'
-          : 'clients connected to the old primary lose their connections; the herd has no PgBouncer to hold them',
-      ],
-      steps: [
-        {
-          name: 'pre-flight',
-          says: `pre-flight: every member answers, ${cand.label} streams and is less than ${formatBytes(maxLag)} behind, the DNS servers answer${h.poolers.length ? ', the PgBouncers answer' : ''}`,
-          timeoutMs: 30_000,
-          run: async (x) => x.note({ stdout: (await preflight(h, pair, x)).join('\n') }),
-        },
-        checkpointStep(`checkpoint on ${old.label}`, `CHECKPOINT on ${old.label} (keeps its clean stop short)`, () => old),
-        ...h.poolers.map((pl): ActionStep<SwitchoverState> => ({
-          name: `PgBouncer ${pl.label}: pause`,
-          says: `PAUSE ${pl.databases.join(', ')} on PgBouncer ${pl.label}: new queries wait`,
-          timeoutMs: 35_000,
-          run: (x) => pausePooler(pl, x),
-          always: {
-            name: `PgBouncer ${pl.label}: resume (always)`,
-            says: 'RESUME always follows, whatever happens',
-            timeoutMs: 30_000,
-            run: (x) => resumeAlways(pl, cand, x),
-          },
-        })),
-        {
-          name: `stop ${old.label} (fast, clean)`,
-          says: `stop ${old.label} cleanly (${old.controlDriver} stop -m fast)`,
-          timeoutMs: 160_000,
-          run: async (x) => {
-            x.state.stopping = true;
-            await execNotedOk(x.deps, old, x, driverFor(old.controlDriver).stop(old, 'fast'));
-          },
-          always: {
-            name: `start ${old.label} again as primary if no replica was promoted`,
-            says: `should the switchover stop before pg_promote is sent to ${cand.label}, it is started again as primary (once it is sent, never: it stays stopped and fenced)`,
-            timeoutMs: 180_000,
-            run: (x) => startOldUnlessPromoted(pair, x),
-          },
-        },
-        {
-          name: `wait until ${cand.label} has replayed everything ${old.label} wrote`,
-          says: `wait until ${cand.label} has replayed ${old.label}\u2019s shutdown checkpoint (pg_controldata)`,
-          timeoutMs: catchUpMs + 30_000,
-          run: async (x) => {
-            const last = await shutdownCheckpoint(old, x.deps, x);
-            // The candidate has replayed the shutdown checkpoint record once its replay position is past its start.
-            const o = await waitObserved(
-              cand,
-              `replayed past ${last}`,
-              (y) => y.reachable && !!y.lsn && lsnToNumber(y.lsn) > lsnToNumber(last),
-              { signal: x.signal, timeoutMs: catchUpMs, everyMs: 10 },
-            );
-            x.note({ stdout: `${old.label} shut down at ${last}; ${cand.label} replayed ${o.lsn ?? 'unknown'}` });
-          },
-        },
-        {
-          name: `promote ${cand.label}`,
-          says: `promote ${cand.label} (pg_promote) and wait until it accepts writes`,
-          timeoutMs: 90_000,
-          run: async (x) => {
-            const attempt = promoteNow(cand, x, {
-              onSent: () => {
-                x.state.promoteSent = true;
-              },
-              deadlineMs: p.promoteDeadlineMs,
-            });
-            x.state.promoteAttempt = attempt;
-            const o = await attempt;
-            x.state.promoted = true;
-            await recordNewPrimary(x.deps, cand, o.timeline);
-            x.note({ stdout: `${cand.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
-          },
-        },
-        ...dnsSteps(
-          h,
-          () => after,
-          (r) => describeRecordMove(r, after),
-        ),
-        ...h.poolers.map((pl): ActionStep<SwitchoverState> => ({
-          name: `PgBouncer ${pl.label}: point at ${cand.label} and resume`,
-          says: `point PgBouncer ${pl.label} at ${cand.label} (${pl.configFile}, RELOAD), then RESUME`,
-          timeoutMs: 30_000,
-          run: async (x) => {
-            const moved = await repointPooler(pl, cand, x.deps, x);
-            x.state.repointed.add(pl.id);
-            x.note({ stdout: `${moved}\n${await resumePooler(pl, x)}` });
-          },
-        })),
-        checkpointStep(`checkpoint on ${cand.label}`, `CHECKPOINT on ${cand.label}`, () => cand),
-        ...others.map((m): ActionStep<SwitchoverState> => ({
-          name: `re-point ${m.label} to ${cand.label}`,
-          says: `re-point ${m.label} to ${cand.label}`,
-          timeoutMs: 200_000,
-          run: async (x) => {
-            const o = await pointAt(m, cand, x.deps, x, { resumeReplay: true });
-            x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}` });
-          },
-        })),
-        ...rejoinSteps<SwitchoverState>(old, () => cand, cand.label, `${old.label}: `),
-        {
-          name: 'record the new topology',
-          says: `record the new topology: ${cand.label} the primary, every other member its replica`,
-          timeoutMs: 20_000,
-          run: (x) => recordTopology(h, pair, others, x.deps),
-        },
-      ],
-    };
-  },
+  state: newSwitchoverState,
+  plan: (h, { params: p }) => planSwitchover(h, p),
 });
+
+/** A switchover's plan: its facts, its steps, refused when its candidate lags too far. A herd resize plans its own with it. */
+export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>): ActionPlan<SwitchoverState> | Refusal {
+  const maxLag = p.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES;
+  const chosen = switchoverPair(h, p.candidateInstanceId);
+  if (typeof chosen === 'string') return refuse('topology', chosen);
+  const pair = { ...chosen, maxLag };
+  const { old, cand } = pair;
+  const lag = lagOf(old, cand);
+  const others = h.members.filter((m) => m.id !== old.id && m.id !== cand.id);
+  const after = membersAfter(h, old, cand);
+  const catchUpMs = p.catchUpDeadlineMs ?? 30_000;
+  return {
+    facts: [
+      { label: 'Old primary', value: old.label },
+      { label: 'New primary', value: `${cand.label}${cand.site ? ` (site ${cand.site})` : ''}` },
+      { label: 'Lag now', value: `${bytesOrUnknown(lag)} (limit ${formatBytes(maxLag)})` },
+      ...h.dns.map((r) => ({ label: `DNS ${r.name}`, value: `${r.type} -> ${cand.hostname}, TTL ${r.ttl} s` })),
+      {
+        label: 'Committed transactions lost',
+        value: 'none: the candidate replays everything the old primary wrote before it is promoted',
+      },
+    ],
+    refused:
+      lag !== null && lag > maxLag
+        ? refuse('lag', `${cand.label} is ${formatBytes(lag)} behind (limit ${formatBytes(maxLag)})`)
+        : undefined,
+    warnings: [
+      ...productionWarning(h),
+      h.poolers.length
+        ? 'writes through PgBouncer wait during the switch (about a second); direct connections to the old primary are closed'
+        : 'clients connected to the old primary lose their connections; the herd has no PgBouncer to hold them',
+    ],
+    steps: [
+      {
+        name: 'pre-flight',
+        says: `pre-flight: every member answers, ${cand.label} streams and is less than ${formatBytes(maxLag)} behind, the DNS servers answer${h.poolers.length ? ', the PgBouncers answer' : ''}`,
+        timeoutMs: 30_000,
+        run: async (x) => x.note({ stdout: (await preflight(h, pair, x)).join('\n') }),
+      },
+      checkpointStep(`checkpoint on ${old.label}`, `CHECKPOINT on ${old.label} (keeps its clean stop short)`, () => old),
+      ...h.poolers.map((pl): ActionStep<SwitchoverState> => ({
+        name: `PgBouncer ${pl.label}: pause`,
+        says: `PAUSE ${pl.databases.join(', ')} on PgBouncer ${pl.label}: new queries wait`,
+        timeoutMs: 35_000,
+        run: (x) => pausePooler(pl, x),
+        always: {
+          name: `PgBouncer ${pl.label}: resume (always)`,
+          says: 'RESUME always follows, whatever happens',
+          timeoutMs: 30_000,
+          run: (x) => resumeAlways(pl, cand, x),
+        },
+      })),
+      {
+        name: `stop ${old.label} (fast, clean)`,
+        says: `stop ${old.label} cleanly (${old.controlDriver} stop -m fast)`,
+        timeoutMs: 160_000,
+        run: async (x) => {
+          x.state.stopping = true;
+          await execNotedOk(x.deps, old, x, driverFor(old.controlDriver).stop(old, 'fast'));
+        },
+        always: {
+          name: `start ${old.label} again as primary if no replica was promoted`,
+          says: `should the switchover stop before pg_promote is sent to ${cand.label}, it is started again as primary (once it is sent, never: it stays stopped and fenced)`,
+          timeoutMs: 180_000,
+          run: (x) => startOldUnlessPromoted(pair, x),
+        },
+      },
+      {
+        name: `wait until ${cand.label} has replayed everything ${old.label} wrote`,
+        says: `wait until ${cand.label} has replayed ${old.label}\u2019s shutdown checkpoint (pg_controldata)`,
+        timeoutMs: catchUpMs + 30_000,
+        run: async (x) => {
+          const last = await shutdownCheckpoint(old, x.deps, x);
+          // The candidate has replayed the shutdown checkpoint record once its replay position is past its start.
+          const o = await waitObserved(
+            cand,
+            `replayed past ${last}`,
+            (y) => y.reachable && !!y.lsn && lsnToNumber(y.lsn) > lsnToNumber(last),
+            { signal: x.signal, timeoutMs: catchUpMs, everyMs: 10 },
+          );
+          x.note({ stdout: `${old.label} shut down at ${last}; ${cand.label} replayed ${o.lsn ?? 'unknown'}` });
+        },
+      },
+      {
+        name: `promote ${cand.label}`,
+        says: `promote ${cand.label} (pg_promote) and wait until it accepts writes`,
+        timeoutMs: 90_000,
+        run: async (x) => {
+          const attempt = promoteNow(cand, x, {
+            onSent: () => {
+              x.state.promoteSent = true;
+            },
+            deadlineMs: p.promoteDeadlineMs,
+          });
+          x.state.promoteAttempt = attempt;
+          const o = await attempt;
+          x.state.promoted = true;
+          await recordNewPrimary(x.deps, cand, o.timeline);
+          x.note({ stdout: `${cand.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
+        },
+      },
+      ...dnsSteps(
+        h,
+        () => after,
+        (r) => describeRecordMove(r, after),
+      ),
+      ...h.poolers.map((pl): ActionStep<SwitchoverState> => ({
+        name: `PgBouncer ${pl.label}: point at ${cand.label} and resume`,
+        says: `point PgBouncer ${pl.label} at ${cand.label} (${pl.configFile}, RELOAD), then RESUME`,
+        timeoutMs: 30_000,
+        run: async (x) => {
+          const moved = await repointPooler(pl, cand, x.deps, x);
+          x.state.repointed.add(pl.id);
+          x.note({ stdout: `${moved}\n${await resumePooler(pl, x)}` });
+        },
+      })),
+      checkpointStep(`checkpoint on ${cand.label}`, `CHECKPOINT on ${cand.label}`, () => cand),
+      ...others.map((m): ActionStep<SwitchoverState> => ({
+        name: `re-point ${m.label} to ${cand.label}`,
+        says: `re-point ${m.label} to ${cand.label}`,
+        timeoutMs: 200_000,
+        run: async (x) => {
+          const o = await pointAt(m, cand, x.deps, x, { resumeReplay: true });
+          x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}` });
+        },
+      })),
+      ...rejoinSteps<SwitchoverState>(old, () => cand, cand.label, `${old.label}: `),
+      {
+        name: 'record the new topology',
+        says: `record the new topology: ${cand.label} the primary, every other member its replica`,
+        timeoutMs: 20_000,
+        run: (x) => recordTopology(h, pair, others, x.deps),
+      },
+    ],
+  };
+}

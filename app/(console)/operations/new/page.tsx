@@ -19,6 +19,7 @@ import { wavePlan, WavesError } from '@/lib/ops/waves';
 import { wavesFromForm, wavesToForm } from '@/lib/ops/waves-form';
 import { confirmOperationAction } from '../actions';
 import { AwsNotConfiguredError } from '@/lib/aws/config';
+import { costTotalText } from '@/lib/cloud/prices';
 
 /** The confirmation page: every target with its plan, refusals with reasons, warnings. Nothing runs here. */
 export default async function PlanPage({ searchParams }: { searchParams: Promise<RawParams> }) {
@@ -260,6 +261,11 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
             ))}
           </ol>
         </section>
+      )}
+      {plan.cost && (
+        <p className="plan-cost" data-testid="plan-cost">
+          <strong>Cost, in total:</strong> {costTotalText(plan.cost)}
+        </p>
       )}
       <table className="plan result-list">
         <thead>

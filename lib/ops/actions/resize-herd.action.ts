@@ -1,0 +1,263 @@
+// Resize a herd: every member onto a new EC2 type while the herd keeps serving. The replicas first,
+// one at a time, each drained, resized and streaming again with its names back before the next; then
+// a switchover to a resized replica (no committed transaction lost, as the switchover action does
+// it); then the old primary, now a replica, resized the same way; optionally a switchover back to it.
+// One confirmation and one cost total for the herd. A member already on the target type is left as
+// it is, so a resize that stopped half-way is finished by running it again.
+import { z } from 'zod';
+import { HOURS_PER_MONTH } from '@/lib/cloud/prices';
+import type { TypeChoice } from '@/lib/cloud/rank';
+import { idText } from '@/lib/validation/ids';
+import { chooseCandidate } from '../candidates';
+import { defineHerdAction, flagParam, productionWarning, type ActionPlan, type ActionStep, type Fact } from '../define-action';
+import type { HerdRef } from '../herd-ref';
+import type { InstanceRef } from '../instance-ref';
+import { refuse, Refusal } from '../refusal';
+import {
+  newResizeState,
+  oneWish,
+  oneWishError,
+  planResize,
+  prepareCloud,
+  resizeWishFields,
+  resizeWishForm,
+  type ResizePrepared,
+  type ResizeState,
+} from './resize.action';
+import { membersAfter, newSwitchoverState, planSwitchover, type SwitchoverState } from './switchover.action';
+
+export const resizeHerdParams = z
+  .object({
+    ...resizeWishFields,
+    /** The replica that becomes the primary; left out: the most up-to-date one when the plan is made. */
+    candidateInstanceId: idText('candidateInstanceId').optional(),
+    /** Switch over again at the end, so the old primary is the primary again. */
+    switchBack: flagParam(),
+  })
+  .strict()
+  .refine(oneWish, oneWishError);
+
+interface HerdResizeState {
+  /** Each member's resize, by instance id. */
+  resized: Map<number, ResizeState>;
+  over: SwitchoverState;
+  back: SwitchoverState;
+}
+
+/** A step of a part, run on its part of the herd's state, named for the herd's record. */
+function lift<A>(s: ActionStep<A>, pick: (h: HerdResizeState) => A, name: (n: string) => string): ActionStep<HerdResizeState> {
+  return {
+    ...s,
+    name: name(s.name),
+    run: (x) => s.run({ ...x, state: pick(x.state) }),
+    always: s.always && lift(s.always, pick, name),
+  };
+}
+
+/** A part's steps, the first of which finishes the part before it (its DNS names back, its instance checked). */
+function part<A>(steps: ActionStep<A>[], pick: (h: HerdResizeState) => A, name: (n: string) => string, settles: boolean) {
+  return steps.map((s, k) => ({ ...lift(s, pick, name), ...(k === 0 && settles ? { settles: true } : {}) }));
+}
+
+const perMonth = (c: TypeChoice) => (c.perHour === null ? 'price unknown' : `$${(c.perHour * HOURS_PER_MONTH).toFixed(2)}/month`);
+
+/** The member as it is once the switchover made it a replica of `cand`. */
+const asReplicaOf = (m: InstanceRef, cand: InstanceRef): InstanceRef => ({ ...m, role: 'replica', upstreamId: cand.id });
+
+function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: ResizePrepared): ActionPlan<HerdResizeState> | Refusal {
+  const primaries = h.members.filter((m) => m.role === 'primary' && m.state === 'running');
+  if (primaries.length !== 1)
+    return refuse('topology', primaries.length ? `the herd has ${primaries.length} running primaries` : 'the herd has no running primary');
+  const old = primaries[0] as InstanceRef;
+  const away = h.members.filter((m) => m.state !== 'running');
+  if (away.length)
+    return refuse(
+      'not-applicable',
+      `${away.map((m) => `${m.label} is ${m.state}`).join(', ')}: a herd resize resizes every member; start it, or take it out of the herd`,
+    );
+  const replicas = h.members.filter((m) => m.role === 'replica').sort((a, b) => a.id - b.id);
+  if (!replicas.length)
+    return refuse('not-applicable', 'the herd has no replica to switch over to: resizing its only member stops it (power it off and on)');
+  const cand = chooseCandidate(h.members, params.candidateInstanceId);
+  if (typeof cand === 'string') return refuse('topology', cand);
+
+  // Each member's ranking, from what EC2 says now; a member already on the target is left as it is.
+  const chosen = new Map<number, { now: TypeChoice; to: TypeChoice }>();
+  for (const m of h.members) {
+    const c = p.byServer.get(m.serverId);
+    if (c?.ranking?.ok) chosen.set(m.id, { now: c.ranking.current, to: c.ranking.target });
+  }
+  const staying = (m: InstanceRef) => {
+    const x = chosen.get(m.id);
+    return !!x && x.now.name === x.to.name;
+  };
+  const wish = { ...params, candidateInstanceId: undefined, switchBack: undefined };
+  const steps: ActionStep<HerdResizeState>[] = [];
+  const order: string[] = [];
+  const refusedFor = (m: InstanceRef, r: Refusal) => refuse(r.code, `${m.label}: ${r.reason}`);
+  let settles = false;
+
+  for (const m of replicas) {
+    if (staying(m)) continue;
+    const plan = planResize(m, { members: h.members, params: wish, prepared: p });
+    if (plan instanceof Refusal) return refusedFor(m, plan);
+    steps.push(
+      ...part(
+        plan.steps,
+        (s) => stateOf(s, m),
+        (n) => `${m.hostname}: ${n}`,
+        settles,
+      ),
+    );
+    settles = true;
+    order.push(`resize ${m.label}`);
+  }
+  let after = h.members;
+  if (!staying(old)) {
+    // The primary is checked like a replica before anything runs: a refusal for it refuses the herd now.
+    after = membersAfter(h, old, cand);
+    const oldAfter = asReplicaOf(old, cand);
+    const oldPlan = planResize(oldAfter, { members: after, params: wish, prepared: p });
+    if (oldPlan instanceof Refusal) return refusedFor(old, oldPlan);
+    const over = planSwitchover(h, { candidateInstanceId: cand.id });
+    if (over instanceof Refusal) return refusedFor(cand, over);
+    if (over.refused) return refusedFor(cand, over.refused);
+    steps.push(
+      ...part(
+        over.steps,
+        (s) => s.over,
+        (n) => `switchover: ${n}`,
+        settles,
+      ),
+    );
+    steps.push(
+      ...part(
+        oldPlan.steps,
+        (s) => stateOf(s, old),
+        (n) => `${old.hostname}: ${n}`,
+        true,
+      ),
+    );
+    order.push(`switch over to ${cand.label}`, `resize ${old.label}`);
+    if (params.switchBack) {
+      const back = planSwitchover({ ...h, members: after }, { candidateInstanceId: old.id });
+      if (back instanceof Refusal) return refusedFor(old, back);
+      steps.push(
+        ...part(
+          back.steps,
+          (s) => s.back,
+          (n) => `switch back: ${n}`,
+          true,
+        ),
+      );
+      order.push(`switch back to ${old.label}`);
+    }
+  }
+  if (!steps.length) return refuse('not-applicable', `every member already runs the type asked for`);
+  const primaryAtEnd = staying(old) || params.switchBack ? old : cand;
+  steps.push({
+    name: 'the herd resized',
+    says: `once the last member's names are back: what each member runs now; ${primaryAtEnd.label} is the primary`,
+    timeoutMs: 10_000,
+    settles: true,
+    run: (x) => {
+      const runs = h.members.map((m) => `${m.hostname}: ${x.state.resized.get(m.id)?.landed ?? chosen.get(m.id)?.now.name ?? '?'}`);
+      const text = `${runs.join(', ')}; ${primaryAtEnd.label} is the primary`;
+      x.deps.outcome?.(text);
+      x.note({ stdout: text });
+      return Promise.resolve();
+    },
+  });
+
+  // One cost for the herd: each member now and after (a member left as it is costs the same after).
+  let now: number | null = 0;
+  let then: number | null = 0;
+  const memberFacts: Fact[] = [];
+  for (const m of h.members) {
+    const x = chosen.get(m.id);
+    if (!x) continue;
+    now = now === null || x.now.perHour === null ? null : now + x.now.perHour;
+    then = then === null || x.to.perHour === null ? null : then + x.to.perHour;
+    memberFacts.push({
+      label: `${m.hostname} (${m.role})`,
+      value: staying(m)
+        ? `already ${x.now.name} (${perMonth(x.now)}): left as it is`
+        : `${x.now.name} (${perMonth(x.now)}) to ${x.to.name} (${perMonth(x.to)})`,
+    });
+  }
+  const month = (v: number) => `$${(v * HOURS_PER_MONTH).toFixed(2)}/month`;
+  const change = now !== null && then !== null ? then - now : null;
+  return {
+    steps,
+    warnings: [
+      ...productionWarning(h),
+      ...(staying(old)
+        ? []
+        : [
+            h.poolers.length
+              ? 'writes through PgBouncer wait during the switchover (about a second); direct connections to the primary are closed'
+              : 'clients connected to the primary lose their connections at the switchover; the herd has no PgBouncer to hold them',
+          ]),
+    ],
+    facts: [
+      { label: 'In order', value: order.join('; then ') },
+      ...memberFacts,
+      {
+        label: 'Cost of the herd',
+        value:
+          now === null || then === null || change === null
+            ? 'unknown (no price for one of the types)'
+            : `${month(now)} now, ${month(then)} after (${change < 0 ? '-' : '+'}${month(Math.abs(change))})`,
+      },
+      { label: 'Prices', value: `${p.prices.source}, as of ${p.prices.date}` },
+      ...(staying(old)
+        ? []
+        : [{ label: 'Committed transactions lost', value: 'none: the switchover promotes a replica only once it has replayed all' }]),
+    ],
+    cost: { nowPerHour: now, afterPerHour: then },
+    state: () => ({ resized: new Map(), over: newSwitchoverState(), back: newSwitchoverState() }),
+  };
+}
+
+function stateOf(s: HerdResizeState, m: InstanceRef): ResizeState {
+  let r = s.resized.get(m.id);
+  if (!r) {
+    r = newResizeState();
+    s.resized.set(m.id, r);
+  }
+  return r;
+}
+
+export const resizeHerdAction = defineHerdAction({
+  name: 'resize-herd',
+  label: 'Resize a herd (EC2)',
+  permission: 'admin',
+  dangerous: true,
+  params: {
+    schema: resizeHerdParams,
+    fields: [
+      ...resizeWishForm,
+      {
+        name: 'candidateInstanceId',
+        label: 'New primary',
+        kind: 'herd-member',
+        emptyLabel: 'the most up-to-date replica',
+        help: 'The replica the herd switches over to once the replicas are resized.',
+      },
+      {
+        name: 'switchBack',
+        label: 'Switch back at the end',
+        kind: 'flag',
+        emptyLabel: 'the resized replica stays the primary',
+        help: 'A second switchover, once the old primary is resized, makes it the primary again.',
+      },
+    ],
+  },
+  prepare: (herds, params, db) =>
+    prepareCloud(
+      herds.flatMap((h) => h.members),
+      db,
+      params,
+    ),
+  plan: (h, { params, prepared }) => planHerd(h, params, prepared),
+});
