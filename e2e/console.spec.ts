@@ -352,6 +352,51 @@ test('the servers list: filtered by availability zone, and an EC2 discovery pass
   await expect(panel.locator(`[data-run="${id}"]`)).toContainText(`asked by ${lab.console.admin.username}`);
 });
 
+test('tick two replicas, Resize (EC2) to at least 4 vCPU / 16 GiB: the ranked types and the cost, confirmed, watched to the end', async ({
+  page,
+}) => {
+  const replicas = lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'replica');
+  await signIn(page);
+  await page.goto(`${url}/admin/instances?q=db-stg-orders&role=replica`);
+  for (const cb of await page.getByRole('checkbox', { name: /^Select db-stg-orders/ }).all()) await cb.check();
+  await expect(page.getByTestId('selection-count')).toHaveText('2 of 2 selected');
+  await page.getByLabel('Action:').selectOption({ label: 'Resize (EC2)' });
+  await page.getByRole('button', { name: 'Go' }).click();
+
+  // No type asked for yet: the page asks for one, nothing is planned.
+  await expect(page.getByTestId('params-needed')).toContainText('Resize (EC2) needs its parameters');
+  await page.getByLabel('At least vCPU').fill('4');
+  await page.getByLabel('At least GiB').fill('16');
+  await page.getByRole('button', { name: 'Update the plan' }).click();
+
+  await expect(page.getByRole('heading', { name: 'Resize (EC2): 2 of 2 instances' })).toBeVisible();
+  for (const r of replicas) {
+    const row = page.locator(`tr[data-target^="${r.server}"]`);
+    await expect(row.locator('[data-fact="Type now"] dd')).toHaveText(/^m6i\.large: 2 vCPU, 8 GiB, \$0\.\d+\/h, \$\d+\.\d\d\/month$/);
+    await expect(row.locator('[data-fact="Target type"] dd')).toHaveText(/^\S+: [4-9] vCPU, (1[6-9]|[2-9]\d) GiB, \$0\.\d+\/h/);
+    // Ranked: the fallbacks cost no less than the target, and the original type is the last resort.
+    await expect(row.locator('[data-fact="Fallbacks, in order"] dd')).toContainText('m6i.large again (the last resort)');
+    await expect(row.locator('[data-fact="Cost change"] dd')).toHaveText(/^\+\$\d+\.\d\d\/month \(\+\$0\.\d+\/h\), with the target type$/);
+  }
+  const fallbacks = await page.locator('tr[data-target] [data-fact="Fallbacks, in order"] dd').first().textContent();
+  const target = await page.locator('tr[data-target] [data-fact="Target type"] dd').first().textContent();
+  const perHour = (line: string) => Number(/\$(\d+\.\d+)\/h/.exec(line)?.[1]);
+  for (const f of (fallbacks ?? '').split('; ').slice(0, -1)) expect(perHour(f)).toBeGreaterThanOrEqual(perHour(target ?? ''));
+  await expect(page.getByTestId('plan-cost')).toHaveText(
+    /^Cost, in total: 2 targets: \$\d+\.\d\d\/month now, \$\d+\.\d\d\/month after \(\+\$\d+\.\d\d\/month, \+\$0\.\d+\/h\)$/,
+  );
+
+  await page.getByLabel('Confirmation').fill('2');
+  await page.getByRole('button', { name: 'Resize (EC2) 2 instances' }).click();
+  await expect(page).toHaveURL(/\/operations\/\d+$/);
+  await expect(page.getByTestId('operation-status')).toHaveText('succeeded', { timeout: 90_000 });
+  await expect(page.getByTestId('target-status')).toHaveText(['succeeded', 'succeeded']);
+  await expect(page.locator('section.target').first()).toContainText('EC2: new type and start');
+  // Both replicas stream again.
+  for (const r of replicas)
+    expect((await query<{ s: string }>(r.dsn, 'SELECT status AS s FROM pg_stat_wal_receiver'))[0]?.s).toBe('streaming');
+});
+
 test('unknown ids and malformed parameters: a 404 page, and defaults instead of errors', async ({ page }) => {
   await signIn(page);
   const missing = await page.goto(`${url}/admin/herds/999999`);

@@ -309,7 +309,7 @@ describe('an action is its plan', () => {
   const cases: { a: AnyAction; run: () => { words: string[]; steps: { name: string; defer?: unknown }[] } }[] = actions.map((a) => ({
     a,
     run: () => {
-      if (a.name === 'resize-herd') {
+      if (a.on === 'herd' && a.name === 'resize-herd') {
         const params = { instanceType: 'm6i.xlarge', switchBack: true };
         const prepared = resizePrepared(h, h.members);
         return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };

@@ -9,7 +9,7 @@ import { ParamsError, planOperation } from '@/lib/ops/plan';
 import { loadInstanceRefs } from '@/lib/ops/instance-ref';
 import { paramsFromForm } from '@/lib/ops/params-form';
 import { getAction } from '@/lib/ops/registry';
-import { isHerdAction } from '@/lib/ops/define-action';
+import { isHerdAction, type ActionParamField } from '@/lib/ops/define-action';
 import { orDeny, requireAccess } from '@/lib/auth/session';
 import { environmentsWith } from '@/lib/auth/access';
 import { capitalize, valueText } from '@/lib/admin/text';
@@ -82,6 +82,34 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
     plan = await orDeny(() => planOperation(db, access, action, ids, rawParams, asked.ok ? asked.spec : null));
   } catch (err) {
     if (!(err instanceof ParamsError) && !(err instanceof WavesError) && !(err instanceof AwsNotConfiguredError)) throw err;
+    if (err instanceof ParamsError && action.params) {
+      // Parameters missing or wrong: nothing is planned; the form says what to give, with what was given.
+      const given = Object.keys(rawParams).length > 0;
+      const keepAll = Object.entries(raw).filter(([k, v]) => !k.startsWith('p.') && typeof v === 'string') as [string, string][];
+      const members =
+        onHerds && ids.length === 1 && action.params.fields.some((f) => f.kind === 'herd-member')
+          ? await loadInstanceRefs(db, [], { herdIds: ids })
+          : [];
+      return (
+        <>
+          <Breadcrumbs items={crumbs} />
+          <h1>
+            {action.label}: {ids.length} {noun(ids.length)}
+          </h1>
+          {given ? (
+            <p className="errornote" role="alert">
+              Invalid parameters: {err.message}. Nothing has been run.
+            </p>
+          ) : (
+            <p className="help" data-testid="params-needed">
+              {action.label} needs its parameters: fill them in, then update the plan. Nothing has been run.
+            </p>
+          )}
+          <ParamsForm fields={action.params.fields} values={rawParams} keep={keepAll} herdIds={onHerds ? ids : []} herdMembers={members} />
+          <Link href={back}>Back to the list</Link>
+        </>
+      );
+    }
     return (
       <>
         <Breadcrumbs items={crumbs} />
@@ -139,67 +167,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
       )}
       {plan.missing.length > 0 && <p className="errornote">Not in the inventory (any more): ids {plan.missing.join(', ')}.</p>}
       {action.params && (
-        <form method="get" className="action-params" aria-label="Parameters">
-          {keep.map(([k, v]) => (
-            <input key={k} type="hidden" name={k} value={v} />
-          ))}
-          {action.params.fields.map((f) =>
-            f.kind === 'flag' ? (
-              <p key={f.name}>
-                <label>
-                  <input
-                    type="checkbox"
-                    id={`p-${f.name}`}
-                    name={`p.${f.name}`}
-                    value="true"
-                    defaultChecked={plan.params[f.name] === true}
-                  />{' '}
-                  {f.label}
-                </label>{' '}
-                <span className="help">{f.help}</span>
-              </p>
-            ) : f.kind === 'text' ? (
-              <p key={f.name}>
-                <label htmlFor={`p-${f.name}`}>{f.label}: </label>
-                <input
-                  type="text"
-                  id={`p-${f.name}`}
-                  name={`p.${f.name}`}
-                  placeholder={f.emptyLabel}
-                  defaultValue={valueText(plan.params[f.name] ?? '')}
-                  size={60}
-                  autoComplete="off"
-                  spellCheck={false}
-                />{' '}
-                <span className="help">{f.help}</span>
-              </p>
-            ) : (
-              <p key={f.name}>
-                <label htmlFor={`p-${f.name}`}>{f.label}: </label>
-                {herdIds.length === 1 ? (
-                  <select id={`p-${f.name}`} name={`p.${f.name}`} defaultValue={valueText(plan.params[f.name] ?? '')}>
-                    <option value="">{f.emptyLabel}</option>
-                    {herdMembers.map((m) => (
-                      <option key={m.id} value={m.id}>
-                        {m.label} ({m.role}, {m.state})
-                      </option>
-                    ))}
-                  </select>
-                ) : (
-                  <span>
-                    {f.emptyLabel} (the targets are in {herdIds.length} herds: a member can be chosen for one herd at a time)
-                  </span>
-                )}{' '}
-                <span className="help">{f.help}</span>
-              </p>
-            ),
-          )}
-          {(herdIds.length === 1 || action.params.fields.some((f) => f.kind !== 'herd-member')) && (
-            <button type="submit" className="button">
-              Update the plan
-            </button>
-          )}
-        </form>
+        <ParamsForm fields={action.params.fields} values={plan.params} keep={keep} herdIds={herdIds} herdMembers={herdMembers} />
       )}
       {runnable.length > 1 && (
         <form method="get" className="action-params waves-form" aria-label="Waves">
@@ -377,5 +345,78 @@ function WaveField({
       <label htmlFor={`w-${field}`}>{label}</label>
       <input id={`w-${field}`} name={`w.${field}`} defaultValue={value} placeholder={placeholder} size={size} autoComplete="off" />
     </>
+  );
+}
+
+/** The action's parameters, as a form that plans again with them ("Update the plan"). */
+function ParamsForm({
+  fields,
+  values,
+  keep,
+  herdIds,
+  herdMembers,
+}: {
+  fields: ActionParamField[];
+  values: Record<string, unknown>;
+  keep: [string, string][];
+  herdIds: number[];
+  herdMembers: { id: number; label: string; role: string; state: string }[];
+}) {
+  return (
+    <form method="get" className="action-params" aria-label="Parameters">
+      {keep.map(([k, v]) => (
+        <input key={k} type="hidden" name={k} value={v} />
+      ))}
+      {fields.map((f) =>
+        f.kind === 'flag' ? (
+          <p key={f.name}>
+            <label>
+              <input type="checkbox" id={`p-${f.name}`} name={`p.${f.name}`} value="true" defaultChecked={values[f.name] === true} />{' '}
+              {f.label}
+            </label>{' '}
+            <span className="help">{f.help}</span>
+          </p>
+        ) : f.kind === 'text' ? (
+          <p key={f.name}>
+            <label htmlFor={`p-${f.name}`}>{f.label}: </label>
+            <input
+              type="text"
+              id={`p-${f.name}`}
+              name={`p.${f.name}`}
+              placeholder={f.emptyLabel}
+              defaultValue={valueText(values[f.name] ?? '')}
+              size={60}
+              autoComplete="off"
+              spellCheck={false}
+            />{' '}
+            <span className="help">{f.help}</span>
+          </p>
+        ) : (
+          <p key={f.name}>
+            <label htmlFor={`p-${f.name}`}>{f.label}: </label>
+            {herdIds.length === 1 ? (
+              <select id={`p-${f.name}`} name={`p.${f.name}`} defaultValue={valueText(values[f.name] ?? '')}>
+                <option value="">{f.emptyLabel}</option>
+                {herdMembers.map((m) => (
+                  <option key={m.id} value={m.id}>
+                    {m.label} ({m.role}, {m.state})
+                  </option>
+                ))}
+              </select>
+            ) : (
+              <span>
+                {f.emptyLabel} (the targets are in {herdIds.length} herds: a member can be chosen for one herd at a time)
+              </span>
+            )}{' '}
+            <span className="help">{f.help}</span>
+          </p>
+        ),
+      )}
+      {(herdIds.length === 1 || fields.some((f) => f.kind !== 'herd-member')) && (
+        <button type="submit" className="button">
+          Update the plan
+        </button>
+      )}
+    </form>
   );
 }

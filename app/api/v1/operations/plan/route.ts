@@ -35,8 +35,11 @@ export const POST = handle(async (req) => {
       refused: t.refused ?? null,
       warnings: t.warnings,
       facts: t.facts ?? [],
+      ...(t.cost ? { cost: t.cost } : {}),
       ...(rolling ? { wave: waveOf.get(t) ?? null } : {}),
     })),
+    // What the runnable targets cost an hour now and after, added up (a resize).
+    ...(plan.cost ? { cost: plan.cost } : {}),
     // The waves as submit will run them (absent without a waves object): the spec with its defaults
     // filled in, in words, and the targets of each wave in order.
     ...(rolling
