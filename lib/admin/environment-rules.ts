@@ -3,7 +3,7 @@
 // the row being saved (define-admin's sameEnvironment) and, here, what depends on it.
 import { sql } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
-import { ownershipProblem } from '@/lib/dns/config';
+import { dnsZones, ownershipProblem } from '@/lib/dns/config';
 import { capitalize } from './text';
 
 interface Mismatch extends Record<string, unknown> {
@@ -75,8 +75,15 @@ export async function instanceRules(db: Queries, id: number): Promise<Record<str
 
 export async function dnsRecordRules(db: Queries, id: number): Promise<Record<string, string> | null> {
   const [r] = (
-    await db.execute<{ name: string; zone: string; environment: string; taken_by: string | null; follows_other_herd: boolean | null }>(sql`
-    SELECT d.name, d.zone, e.name AS environment,
+    await db.execute<{
+      name: string;
+      zone: string;
+      provider: string;
+      environment: string;
+      taken_by: string | null;
+      follows_other_herd: boolean | null;
+    }>(sql`
+    SELECT d.name, d.zone, d.provider, e.name AS environment,
            (SELECT m.herd_id <> d.herd_id FROM instances m WHERE m.id = d.match_instance_id) AS follows_other_herd,
            (SELECT string_agg(DISTINCT oe.name || '/' || oh.name, ', ') FROM dns_records o JOIN herds oh ON oh.id = o.herd_id JOIN environments oe ON oe.id = oh.environment_id
              WHERE lower(rtrim(o.name, '.')) = lower(rtrim(d.name, '.')) AND o.herd_id <> d.herd_id) AS taken_by
@@ -86,5 +93,10 @@ export async function dnsRecordRules(db: Queries, id: number): Promise<Record<st
   if (r.taken_by) return { name: `${r.name} is already a name of ${r.taken_by}: one name, one herd.` };
   if (r.follows_other_herd) return { matchInstanceId: 'This instance is in another herd: a record follows a member of its own herd.' };
   const problem = ownershipProblem(r.name, r.zone, r.environment);
-  return problem ? { name: `${capitalize(problem)}.` } : null;
+  if (problem) return { name: `${capitalize(problem)}.` };
+  // Owned, so its zone is configured: the record's provider must be the one the zone is served by.
+  const zone = dnsZones().find((z) => z.zone === r.zone.replace(/\.$/, '').toLowerCase());
+  if (zone && zone.provider !== r.provider)
+    return { provider: `Zone ${zone.zone} is served by ${zone.provider} (PGHERD_DNS_CONFIG), not ${r.provider}.` };
+  return null;
 }

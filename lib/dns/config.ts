@@ -18,16 +18,32 @@ const zoneName = z
 
 const envName = z.string().min(1).max(63);
 
-const zoneSchema = z
+const owned = {
+  zone: zoneName,
+  /** The environments whose herds' names may live anywhere in the zone. */
+  environments: z.array(envName).max(100).optional(),
+  /** Parts of the zone owned by other environments: the longest matching suffix decides. */
+  names: z
+    .array(z.object({ suffix: zoneName, environments: z.array(envName).min(1).max(100) }).strict())
+    .max(1000)
+    .optional(),
+};
+
+/** A zone in Route 53: its hosted zone; credentials from the AWS SDK's default chain, never here. */
+const route53ZoneSchema = z
   .object({
-    zone: zoneName,
-    /** The environments whose herds' names may live anywhere in the zone. */
-    environments: z.array(envName).max(100).optional(),
-    /** Parts of the zone owned by other environments: the longest matching suffix decides. */
-    names: z
-      .array(z.object({ suffix: zoneName, environments: z.array(envName).min(1).max(100) }).strict())
-      .max(1000)
-      .optional(),
+    ...owned,
+    provider: z.literal('route53'),
+    hostedZoneId: z
+      .string()
+      .regex(/^(\/hostedzone\/)?[A-Z0-9]{1,32}$/, 'a hosted zone id such as Z0123456789ABCDEFGHIJ')
+      .transform((v) => v.replace(/^\/hostedzone\//, '')),
+  })
+  .strict();
+
+const rfc2136ZoneSchema = z
+  .object({
+    ...owned,
     provider: z.literal('rfc2136'),
     server: z.object({ host: hostname, port: z.number().int().min(1).max(65535).default(53) }).strict(),
     key: z
@@ -45,32 +61,52 @@ const zoneSchema = z
   })
   .strict();
 
-export const dnsConfigSchema = z.object({ zones: z.array(zoneSchema).max(1000) }).strict();
+export const dnsConfigSchema = z
+  .object({ zones: z.array(z.discriminatedUnion('provider', [rfc2136ZoneSchema, route53ZoneSchema])).max(1000) })
+  .strict();
 
-export interface ZoneConfig {
+interface ZoneBase {
   zone: string;
-  provider: 'rfc2136';
-  server: DnsServer;
-  key: TsigKey;
   /** Who owns which names: the zone itself (its `environments`) and suffixes inside it; the longest suffix wins. */
   owners: { suffix: string; environments: string[] }[];
 }
+
+/** A zone updated with RFC 2136 UPDATEs signed with a TSIG key, at its primary server. */
+export interface Rfc2136Zone extends ZoneBase {
+  provider: 'rfc2136';
+  server: DnsServer;
+  key: TsigKey;
+}
+
+/** A zone in Route 53. */
+export interface Route53Zone extends ZoneBase {
+  provider: 'route53';
+  hostedZoneId: string;
+}
+
+export type ZoneConfig = Rfc2136Zone | Route53Zone;
 
 const norm = (n: string) => n.replace(/\.$/, '').toLowerCase();
 
 export function parseDnsConfig(json: unknown, readSecret: (path: string) => string = (p) => readFileSync(p, 'utf8').trim()): ZoneConfig[] {
   const r = dnsConfigSchema.safeParse(json);
   if (!r.success) throw new Error(`DNS configuration: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  return r.data.zones.map((z) => ({
-    zone: norm(z.zone),
-    provider: z.provider,
-    server: { host: z.server.host, port: z.server.port },
-    key: { name: norm(z.key.name), algorithm: z.key.algorithm, secret: z.key.secret ?? readSecret(z.key.secretFile ?? '') },
-    owners: [
-      ...(z.environments ? [{ suffix: norm(z.zone), environments: z.environments }] : []),
-      ...(z.names ?? []).map((n) => ({ suffix: norm(n.suffix), environments: n.environments })),
-    ],
-  }));
+  return r.data.zones.map((z): ZoneConfig => {
+    const base = {
+      zone: norm(z.zone),
+      owners: [
+        ...(z.environments ? [{ suffix: norm(z.zone), environments: z.environments }] : []),
+        ...(z.names ?? []).map((n) => ({ suffix: norm(n.suffix), environments: n.environments })),
+      ],
+    };
+    if (z.provider === 'route53') return { ...base, provider: 'route53', hostedZoneId: z.hostedZoneId };
+    return {
+      ...base,
+      provider: 'rfc2136',
+      server: { host: z.server.host, port: z.server.port },
+      key: { name: norm(z.key.name), algorithm: z.key.algorithm, secret: z.key.secret ?? readSecret(z.key.secretFile ?? '') },
+    };
+  });
 }
 
 let cached: { file: string; zones: ZoneConfig[] } | null = null;

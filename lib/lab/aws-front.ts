@@ -8,6 +8,10 @@
 //   the capacity file (AWS has no capacity for them now).
 // - An instance the capacity file lists under `slow` (id: seconds) boots slowly: for that long after
 //   its start, DescribeInstances says `pending` and its Postgres is not started yet.
+// - Route 53: a change is PENDING for ROUTE53_SYNC_MS after ChangeResourceRecordSets (GetChange says
+//   so) before it is INSYNC, as Route 53 propagates to its name servers; moto says INSYNC at once.
+//   `route53: { error: "AccessDenied" | "Throttling" }` in the capacity file fails every change with
+//   that AWS error (the record sets stay as they are).
 // Run as a daemon by the lab: `node --import tsx lib/lab/aws-front.ts CONFIG.json`.
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -21,10 +25,29 @@ export interface AwsFrontConfig {
   region: string;
   pgBin: string;
   identity: Identity;
-  /** JSON: { "insufficient": ["m6i.xlarge", "m6i.2xlarge@eu-west-1a"], "slow": { "i-0123": 30 } } */
+  /** JSON: { "insufficient": ["m6i.xlarge", "m6i.2xlarge@eu-west-1a"], "slow": { "i-0123": 30 }, "route53": { "error": "Throttling" } } */
   capacityFile: string;
   /** Each EC2 instance's Postgres instances (what its host runs). */
   hosts: Record<string, { dataDirectory: string; logFile: string }[]>;
+}
+
+/** How long a Route 53 change stays PENDING in the lab. */
+export const ROUTE53_SYNC_MS = 1000;
+
+const ROUTE53_ERRORS: Record<string, { status: number; message: string }> = {
+  AccessDenied: {
+    status: 403,
+    message: 'User: arn:aws:iam::123456789012:user/lab is not authorized to perform: route53:ChangeResourceRecordSets',
+  },
+  Throttling: { status: 400, message: 'Rate exceeded' },
+};
+
+function route53Error(res: http.ServerResponse, code: string) {
+  const e = ROUTE53_ERRORS[code] ?? { status: 400, message: code };
+  res.writeHead(e.status, { 'content-type': 'text/xml' });
+  res.end(
+    `<?xml version="1.0"?>\n<ErrorResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><Error><Type>Sender</Type><Code>${code}</Code><Message>${e.message}</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`,
+  );
 }
 
 function ec2Error(res: http.ServerResponse, status: number, code: string, message: string) {
@@ -52,10 +75,11 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     const r = await moto.send(new DescribeInstancesCommand({ InstanceIds: ids }));
     return (r.Reservations ?? []).flatMap((x) => x.Instances ?? []);
   };
-  const capacity = (): { insufficient?: string[]; slow?: Record<string, number> } => {
+  type Faults = { insufficient?: string[]; slow?: Record<string, number>; route53?: { error?: string } };
+  const capacity = (): Faults => {
     if (!existsSync(cfg.capacityFile)) return {};
     try {
-      return JSON.parse(readFileSync(cfg.capacityFile, 'utf8')) as { insufficient?: string[]; slow?: Record<string, number> };
+      return JSON.parse(readFileSync(cfg.capacityFile, 'utf8')) as Faults;
     } catch {
       return {};
     }
@@ -87,12 +111,39 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     }
   };
 
+  // Route 53 changes still propagating: change id -> when they are INSYNC.
+  const syncing = new Map<string, number>();
+  const pendingUntilSynced = (xml: string) => {
+    const id = /<Id>(?:\/change\/)?([^<]+)<\/Id>/.exec(xml)?.[1] ?? '';
+    const until = syncing.get(id);
+    return until !== undefined && Date.now() < until ? xml.replace('<Status>INSYNC</Status>', '<Status>PENDING</Status>') : xml;
+  };
+  const route53 = async (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => {
+    const isChange = req.method === 'POST' && /\/hostedzone\/[^/]+\/rrset\/?$/.test(req.url ?? '');
+    const fault = capacity().route53?.error;
+    if (isChange && fault) return void route53Error(res, fault);
+    const answer = await forward(cfg.motoUrl, req, body);
+    if (answer.status === 200 && (isChange || /\/change\/[^/]+$/.test(req.url ?? ''))) {
+      let xml = answer.body.toString('utf8');
+      if (isChange) {
+        const id = /<Id>(?:\/change\/)?([^<]+)<\/Id>/.exec(xml)?.[1];
+        if (id) syncing.set(id, Date.now() + ROUTE53_SYNC_MS);
+      }
+      xml = pendingUntilSynced(xml);
+      answer.body = Buffer.from(xml);
+      answer.headers['content-length'] = String(answer.body.length);
+    }
+    res.writeHead(answer.status, answer.headers);
+    res.end(answer.body);
+  };
+
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       void (async () => {
         const body = Buffer.concat(chunks);
+        if (/\/route53\/aws4_request/.test(req.headers.authorization ?? '')) return route53(req, res, body);
         const isEc2 = /\/ec2\/aws4_request/.test(req.headers.authorization ?? '') && req.method === 'POST';
         const p = isEc2 ? new URLSearchParams(body.toString('utf8')) : null;
         const action = p?.get('Action') ?? null;

@@ -9,6 +9,7 @@ import { DescribeImagesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/
 import { freePort } from './ports';
 import { waitFor, type Identity } from './proc';
 import type { AwsFrontConfig } from './aws-front';
+import type { LabRoute53 } from './route53';
 
 // The SDK warns once per process that its 2027 releases need Node 22: true, and said in the README; the
 // lab's own processes (the demo, the tests, the front) need not repeat it.
@@ -27,6 +28,8 @@ export interface LabAws {
   instances: { server: string; instanceId: string; instanceType: string; availabilityZone: string }[];
   /** The tags discovery looks for on every lab database server. */
   discoveryTags: Record<string, string>;
+  /** The environment whose names Route 53 serves (a hosted zone in moto), when the lab has one. */
+  route53?: LabRoute53;
 }
 
 export const LAB_REGION = 'eu-west-1';
@@ -139,6 +142,9 @@ export function labAwsEnv(aws: LabAws): Record<string, string> {
     AWS_SECRET_ACCESS_KEY: aws.secretAccessKey,
     // The lab's EC2 answers at once: ask every second, not every 5.
     PGHERD_EC2_POLL_SECONDS: '1',
+    // The lab's Route 53 is INSYNC about a second after a change: ask five times a second.
+    PGHERD_ROUTE53_POLL_SECONDS: '0.2',
+    PGHERD_ROUTE53_WAIT_SECONDS: '30',
   };
 }
 

@@ -15,6 +15,7 @@ import { startRedis } from './redis';
 import { startBind, type LabDns } from './bind';
 import { startSshd, type LabSsh } from './sshd';
 import { labAwsEnv, startAws, type LabAws } from './aws';
+import { startRoute53 } from './route53';
 
 export interface LabProcess {
   name: string;
@@ -127,6 +128,8 @@ export interface LabOptions {
   ldap?: boolean;
   /** moto and an EC2 instance per database server (default: with the fleet). */
   aws?: boolean;
+  /** An environment whose names Route 53 serves (a hosted zone in moto) instead of BIND; needs aws and dns. */
+  route53?: string;
   log?: (msg: string) => void;
 }
 
@@ -282,6 +285,22 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
           info.pgBin,
           track,
         );
+        if (opts.route53 && info.dns) {
+          const env = opts.route53;
+          log(`serving ${env}'s names from Route 53 (a hosted zone in moto)`);
+          info.aws.route53 = await startRoute53(
+            info.aws.motoUrl,
+            env,
+            LAB_ZONE,
+            info.dns.herds
+              .filter((h) => h.environment === env)
+              .map((h) => ({
+                name: h.writeName,
+                target: info.instances.find((i) => i.environment === env && i.herd === h.herd && i.role === 'primary')!.server,
+              })),
+            info.dns.configFile,
+          );
+        }
       }
       if (opts.ldap !== false) {
         const ldapPort = await freePort();

@@ -176,7 +176,10 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
             herdId: row.id,
             name: writeNameOf(i.environment, i.herd, zone),
             type: 'CNAME',
-            zone,
+            // One environment's names may be served by Route 53 (the lab's moto) instead of BIND.
+            ...(lab.aws?.route53?.environment === i.environment
+              ? { zone: lab.aws.route53.zone, provider: 'route53' as const }
+              : { zone, provider: 'rfc2136' as const }),
             match: 'role',
             matchRole: 'primary',
             ttl: 30,

@@ -1,9 +1,10 @@
 // What a herd's DNS records should answer, given its members' roles and states: the write name
 // follows the primary, a read name the replicas, a fixed record its instance (pygmy's MATCH_ROLE /
 // MATCH_INSTANCE). A CNAME points at the server's name, an A record holds its address. Whether a
-// record answers that now is asked at the zone's own server (lib/dns).
+// record answers that now is asked of the zone's provider (its own server, or Route 53: lib/dns).
 import { zoneConfig } from '@/lib/dns/config';
-import { lookup, sameAnswers } from '@/lib/dns/rfc2136';
+import { dnsProvider } from '@/lib/dns/provider';
+import { sameAnswers } from '@/lib/dns/rfc2136';
 import type { DnsRecordRef } from './herd-ref';
 import type { InstanceRef } from './instance-ref';
 
@@ -49,7 +50,7 @@ export async function checkRecord(record: DnsRecordRef, members: InstanceRef[], 
   }
   try {
     const zone = zoneConfig(record.zone);
-    const answers = await lookup(zone.server, record.name, record.type, timeoutMs);
+    const answers = await dnsProvider(zone).lookup(record.name, record.type, timeoutMs);
     return { record, answers, expected, ok: Array.isArray(expected) && sameAnswers(expected, answers) };
   } catch (err) {
     return { record, answers: null, expected, ok: false, error: (err as Error).message };

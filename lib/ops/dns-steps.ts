@@ -1,8 +1,8 @@
 // Moving a herd's DNS names: one step per record, recorded like any command (the UPDATE in words,
 // never the key), verified by asking the zone's server until it answers the new value, audited.
-import { ownershipProblem, zoneConfig } from '@/lib/dns/config';
+import { ownershipProblem, zoneConfig, type ZoneConfig } from '@/lib/dns/config';
 import { recordTargets, recordValues } from './dns-records';
-import { checkUpdateAccess, describeUpdate, lookup, replaceRecordSet, waitAnswers } from '@/lib/dns/rfc2136';
+import { dnsProvider, RFC2136_VERIFY_MS } from '@/lib/dns/provider';
 import { writeAudit } from '@/lib/audit/write-audit';
 import type { ActionStep } from './define-action';
 import { errorText } from './errors';
@@ -10,7 +10,23 @@ import { refuse } from './refusal';
 import type { DnsRecordRef, HerdRef } from './herd-ref';
 import type { InstanceRef } from './instance-ref';
 
-export const DNS_VERIFY_MS = 10_000;
+export const DNS_VERIFY_MS = RFC2136_VERIFY_MS;
+
+/** Why the record cannot be changed through its zone's configuration (recorded for one provider, configured for another). */
+export function providerProblem(rec: DnsRecordRef, zone: ZoneConfig): string | null {
+  return rec.provider === zone.provider
+    ? null
+    : `${rec.name} is recorded as a ${rec.provider} name, but zone ${zone.zone} is configured for ${zone.provider} (PGHERD_DNS_CONFIG)`;
+}
+
+/** How long a record's step may take: its provider's bound on a change and its check (Route 53 waits for INSYNC). */
+function stepTimeoutMs(rec: DnsRecordRef): number {
+  try {
+    return dnsProvider(zoneConfig(rec.zone)).replaceMs + 10_000;
+  } catch {
+    return DNS_VERIFY_MS + 10_000; // not configured: the step says so when it runs
+  }
+}
 
 /** In words, for plans: where the record will point, or why it cannot. */
 export function describeRecordMove(rec: DnsRecordRef, members: InstanceRef[]): string {
@@ -37,25 +53,25 @@ export function dnsSteps<S>(
     .map((rec) => ({
       name: opts.name?.(rec) ?? `DNS: ${rec.name}`,
       says: says(rec),
-      timeoutMs: DNS_VERIFY_MS + 10_000,
+      timeoutMs: stepTimeoutMs(rec),
       run: async (x) => {
-        if (rec.provider !== 'rfc2136')
-          throw refuse('dns', `DNS provider ${rec.provider} is not supported yet (${rec.name}); no update was sent`);
-        // Checked when the UPDATE is sent, against the configuration as it is now: never for a name the herd's environment does not own.
+        // Checked when the change is sent, against the configuration as it is now: never for a name the herd's environment does not own.
         const owner = ownershipProblem(rec.name, rec.zone, h.environment);
         if (owner) throw refuse('dns', `${owner}; no update was sent`);
         const zone = zoneConfig(rec.zone);
+        const mismatch = providerProblem(rec, zone);
+        if (mismatch) throw refuse('dns', `${mismatch}; no update was sent`);
+        const dns = dnsProvider(zone);
         const targets = (opts.targetsOf ?? recordTargets)(rec, members(x.state));
         if (typeof targets === 'string') throw new Error(`${rec.name}: ${targets}`);
         const rs = { name: rec.name, type: rec.type, ttl: rec.ttl, values: recordValues(rec, targets) };
-        x.note({ command: describeUpdate(zone.server, zone.zone, rs) });
+        x.note({ command: dns.describe(rs) });
         // What it answered before, for the record and the audit log: a failed lookup says so, it is not "nothing".
-        const before = await lookup(zone.server, rec.name, rec.type).then(
+        const before = await dns.lookup(rec.name, rec.type).then(
           (a) => a.join(', ') || 'nothing',
           (err: unknown) => `unknown (${errorText(err)})`,
         );
-        await replaceRecordSet(zone.server, zone.zone, zone.key, rs);
-        const after = await waitAnswers(zone.server, rs, { timeoutMs: DNS_VERIFY_MS, signal: x.signal });
+        const after = await dns.replace(rs, { signal: x.signal });
         x.note({ stdout: `was: ${before}\nnow answers: ${after.join(', ')}` });
         await writeAudit(x.deps.db, {
           user: x.deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
@@ -78,21 +94,19 @@ export function dnsSteps<S>(
 export async function dnsPreflight(h: HerdRef): Promise<string[]> {
   return Promise.all(
     h.dns.map(async (rec) => {
-      if (rec.provider !== 'rfc2136')
-        throw refuse('dns', `DNS provider ${rec.provider} is not supported yet (${rec.name}); nothing was changed`);
       const owner = ownershipProblem(rec.name, rec.zone, h.environment);
       if (owner) throw refuse('dns', `${owner}; nothing was changed`);
       const zone = zoneConfig(rec.zone);
-      const now = await lookup(zone.server, rec.name, rec.type).catch((err: unknown) => {
-        throw refuse(
-          'dns',
-          `the DNS server of ${rec.zone} (${zone.server.host}:${zone.server.port}) does not answer: ${errorText(err)}; nothing was changed`,
-        );
+      const mismatch = providerProblem(rec, zone);
+      if (mismatch) throw refuse('dns', `${mismatch}; nothing was changed`);
+      const dns = dnsProvider(zone);
+      const now = await dns.lookup(rec.name, rec.type).catch((err: unknown) => {
+        throw refuse('dns', `the DNS server of ${rec.zone} (${dns.where}) does not answer: ${errorText(err)}; nothing was changed`);
       });
-      await checkUpdateAccess(zone.server, zone.zone, zone.key).catch((err: unknown) => {
-        throw refuse('dns', `${errorText(err)} (key ${zone.key.name}); nothing was changed`);
+      await dns.checkAccess({ name: rec.name, type: rec.type }).catch((err: unknown) => {
+        throw refuse('dns', `${errorText(err)}${zone.provider === 'rfc2136' ? ` (key ${zone.key.name})` : ''}; nothing was changed`);
       });
-      return `${rec.name}: answers ${now.join(', ') || 'nothing'} (${zone.server.host}:${zone.server.port})`;
+      return `${rec.name}: answers ${now.join(', ') || 'nothing'} (${dns.where})`;
     }),
   );
 }
