@@ -3,6 +3,7 @@
 // logged. An endpoint (PGHERD_AWS_ENDPOINT, else the SDK's own AWS_ENDPOINT_URL) points every client at
 // an emulator (the lab's moto) or a private endpoint.
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { PricingClient } from '@aws-sdk/client-pricing';
 import { Route53Client } from '@aws-sdk/client-route-53';
 
 export interface AwsSettings {
@@ -33,8 +34,8 @@ function common(s: AwsSettings, region?: string) {
 }
 
 // One client per kind, region and endpoint for the process (clients keep their connections).
-const clients = new Map<string, EC2Client | Route53Client>();
-function cached<T extends EC2Client | Route53Client>(kind: string, c: ReturnType<typeof common>, make: () => T): T {
+const clients = new Map<string, EC2Client | Route53Client | PricingClient>();
+function cached<T extends EC2Client | Route53Client | PricingClient>(kind: string, c: ReturnType<typeof common>, make: () => T): T {
   const key = `${kind} ${c.region} ${c.endpoint ?? ''}`;
   const found = clients.get(key) as T | undefined;
   if (found) return found;
@@ -52,6 +53,12 @@ export function ec2Client(region?: string, s: AwsSettings = awsSettings()): EC2C
 export function route53Client(s: AwsSettings = awsSettings()): Route53Client {
   const c = common({ ...s, region: s.region || 'us-east-1' });
   return cached('route53', c, () => new Route53Client(c));
+}
+
+/** The Price List Query API answers in us-east-1 (and two other regions): asked there, whatever the settings' region. */
+export function pricingClient(s: AwsSettings = awsSettings()): PricingClient {
+  const c = common({ ...s, region: 'us-east-1' });
+  return cached('pricing', c, () => new PricingClient(c));
 }
 
 /** The AWS error's code and message ("InsufficientInstanceCapacity: We currently do not have..."). */

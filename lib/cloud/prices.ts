@@ -1,8 +1,11 @@
-// What an EC2 instance type costs per hour: from a dated price file, the one pgherd ships
-// (prices/ec2-on-demand.json: the common families in the main regions) or one the user points to
-// (PGHERD_PRICE_FILE, same format). Every figure shown says its source and date.
+// What an EC2 instance type costs per hour: from the AWS Price List Query API when PGHERD_PRICE_SOURCE
+// is "aws" (read once per region and kept for PRICES_TTL_MS), else from a dated price file: the one
+// pgherd ships (prices/ec2-on-demand.json: the common families in the main regions) or one the user
+// points to (PGHERD_PRICE_FILE, same format). Every figure shown says its source and date.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { awsErrorText, pricingClient } from '@/lib/aws/config';
+import { onDemandLinuxPrices, type OnDemandPrices } from '@/lib/aws/pricing';
 import shipped from './prices/ec2-on-demand.json';
 
 /** Hours in a month, as AWS's own calculator counts them (365 × 24 / 12). */
@@ -74,6 +77,74 @@ export function priceList(env: Record<string, string | undefined> = process.env)
   }
   cached = { key: file, list };
   return list;
+}
+
+/** How long prices read from the Price List API are used before they are read again. */
+export const PRICES_TTL_MS = 12 * 60 * 60 * 1000;
+
+const apiPrices = new Map<string, { at: number; value: Promise<OnDemandPrices> }>();
+
+/** Forgets prices read from the API (a test that changes the lab's). */
+export function forgetApiPrices(): void {
+  apiPrices.clear();
+}
+
+function readApi(region: string, read: (region: string) => Promise<OnDemandPrices>): Promise<OnDemandPrices> {
+  const hit = apiPrices.get(region);
+  if (hit && Date.now() - hit.at < PRICES_TTL_MS) return hit.value;
+  const value = read(region);
+  apiPrices.set(region, { at: Date.now(), value });
+  // A failed read is not kept: the next plan asks again.
+  value.catch(() => {
+    if (apiPrices.get(region)?.value === value) apiPrices.delete(region);
+  });
+  return value;
+}
+
+/**
+ * The prices for these regions: the Price List API's when PGHERD_PRICE_SOURCE=aws (a region whose read
+ * fails takes the file's, and the source says so, with the AWS error), else the file's.
+ */
+export async function priceListFor(
+  regions: string[],
+  env: Record<string, string | undefined> = process.env,
+  read: (region: string) => Promise<OnDemandPrices> = (region) => onDemandLinuxPrices(pricingClient(), region),
+): Promise<PriceList> {
+  const file = priceList(env);
+  const from = env.PGHERD_PRICE_SOURCE ?? 'file';
+  if (from === 'file' || from === '') return file;
+  if (from !== 'aws') throw new Error(`PGHERD_PRICE_SOURCE is "aws" or "file", not "${from}"`);
+  const got = new Map<string, OnDemandPrices>();
+  const failed: string[] = [];
+  await Promise.all(
+    [...new Set(regions)].map(async (region) => {
+      try {
+        got.set(region, await readApi(region, read));
+      } catch (err) {
+        failed.push(`${region} (${awsErrorText(err)})`);
+      }
+    }),
+  );
+  const published = [...got.values()]
+    .map((p) => p.published)
+    .filter((d): d is string => d !== null)
+    .sort()
+    .at(-1);
+  const api = 'the AWS Price List Query API (on-demand, Linux)';
+  const fallback = failed.length ? `${file.source} as of ${file.date} for ${failed.sort().join(', ')}` : '';
+  return {
+    source: got.size
+      ? fallback
+        ? `${api}; ${fallback}`
+        : api
+      : `${file.source}: the AWS Price List Query API failed for ${failed.sort().join(', ')}`,
+    date: got.size ? (published ?? new Date().toISOString().slice(0, 10)) : file.date,
+    currency: 'USD',
+    perHour: (region, type) => {
+      const p = got.get(region);
+      return p ? (p.perHour.get(type) ?? null) : file.perHour(region, type);
+    },
+  };
 }
 
 /** Per hour and per month, rounded as shown (null: no price known). */

@@ -12,11 +12,15 @@
 //   so) before it is INSYNC, as Route 53 propagates to its name servers; moto says INSYNC at once.
 //   `route53: { error: "AccessDenied" | "Throttling" }` in the capacity file fails every change with
 //   that AWS error (the record sets stay as they are).
+// - The Price List Query API (GetProducts), which moto lacks, answered from the price file pgherd
+//   ships, published LAB_PRICES_PUBLISHED; `pricing: { perHour: { "m6i.xlarge": 0.5 } }` in the
+//   capacity file changes a price, `pricing: { error: "AccessDeniedException" }` fails every call.
 // Run as a daemon by the lab: `node --import tsx lib/lab/aws-front.ts CONFIG.json`.
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import shippedPrices from '../cloud/prices/ec2-on-demand.json';
 import { run, type Identity } from './proc';
 
 export interface AwsFrontConfig {
@@ -29,6 +33,43 @@ export interface AwsFrontConfig {
   capacityFile: string;
   /** Each EC2 instance's Postgres instances (what its host runs). */
   hosts: Record<string, { dataDirectory: string; logFile: string }[]>;
+}
+
+/** When the lab's Price List API says its offers were published. */
+export const LAB_PRICES_PUBLISHED = '2026-11-20';
+
+/** GetProducts from the shipped price file: one product document per type of the filter's region. */
+function getProducts(body: Buffer, override: Record<string, number>): { PriceList: string[]; NextToken?: string; FormatVersion: string } {
+  const req = JSON.parse(body.toString('utf8') || '{}') as {
+    Filters?: { Field: string; Value: string }[];
+    NextToken?: string;
+    MaxResults?: number;
+  };
+  const region = req.Filters?.find((f) => f.Field === 'regionCode')?.Value ?? '';
+  const prices = { ...(shippedPrices.regions as Record<string, Record<string, number>>)[region], ...override };
+  const docs = Object.entries(prices).map(([type, usd], k) =>
+    JSON.stringify({
+      product: {
+        productFamily: 'Compute Instance',
+        attributes: { instanceType: type, regionCode: region, operatingSystem: 'Linux' },
+        sku: `LAB${k}`,
+      },
+      serviceCode: 'AmazonEC2',
+      terms: {
+        OnDemand: {
+          [`LAB${k}.JRTCKXETXF`]: {
+            priceDimensions: { [`LAB${k}.JRTCKXETXF.6YS6EN2CT7`]: { unit: 'Hrs', pricePerUnit: { USD: usd.toFixed(10) } } },
+          },
+        },
+      },
+      version: LAB_PRICES_PUBLISHED,
+      publicationDate: `${LAB_PRICES_PUBLISHED}T00:00:00Z`,
+    }),
+  );
+  const from = Number(req.NextToken ?? 0) || 0;
+  const size = Math.min(100, req.MaxResults ?? 100);
+  const page = docs.slice(from, from + size);
+  return { FormatVersion: 'aws_v1', PriceList: page, ...(from + size < docs.length ? { NextToken: String(from + size) } : {}) };
 }
 
 /** How long a Route 53 change stays PENDING in the lab. */
@@ -75,7 +116,12 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     const r = await moto.send(new DescribeInstancesCommand({ InstanceIds: ids }));
     return (r.Reservations ?? []).flatMap((x) => x.Instances ?? []);
   };
-  type Faults = { insufficient?: string[]; slow?: Record<string, number>; route53?: { error?: string } };
+  type Faults = {
+    insufficient?: string[];
+    slow?: Record<string, number>;
+    route53?: { error?: string };
+    pricing?: { error?: string; perHour?: Record<string, number> };
+  };
   const capacity = (): Faults => {
     if (!existsSync(cfg.capacityFile)) return {};
     try {
@@ -144,6 +190,13 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
       void (async () => {
         const body = Buffer.concat(chunks);
         if (/\/route53\/aws4_request/.test(req.headers.authorization ?? '')) return route53(req, res, body);
+        if (/\/pricing\/aws4_request/.test(req.headers.authorization ?? '')) {
+          const f = capacity().pricing ?? {};
+          res.writeHead(f.error ? 400 : 200, { 'content-type': 'application/x-amz-json-1.1' });
+          return void res.end(
+            JSON.stringify(f.error ? { __type: f.error, Message: `lab: ${f.error}` } : getProducts(body, f.perHour ?? {})),
+          );
+        }
         const isEc2 = /\/ec2\/aws4_request/.test(req.headers.authorization ?? '') && req.method === 'POST';
         const p = isEc2 ? new URLSearchParams(body.toString('utf8')) : null;
         const action = p?.get('Action') ?? null;

@@ -20,7 +20,7 @@ import {
 } from '@/lib/aws/ec2';
 import { writeAudit } from '@/lib/audit/write-audit';
 import { catalogueFor } from '@/lib/cloud/catalogue';
-import { HOURS_PER_MONTH, priceList } from '@/lib/cloud/prices';
+import { HOURS_PER_MONTH, priceList, priceListFor } from '@/lib/cloud/prices';
 import { rankTypes, type Ranking, type ResizeWish, type TypeChoice } from '@/lib/cloud/rank';
 import {
   commonWarnings,
@@ -168,7 +168,7 @@ export async function prepareCloud(targets: InstanceRef[], db: Db, wish: ResizeW
       : [],
   ]);
   const hooks = new Map(hookRows.map((h) => [h.id, h]));
-  const prices = priceList();
+  let prices = priceList();
   const prepared: ResizePrepared = {
     byServer: new Map(),
     herds: new Map(
@@ -182,6 +182,11 @@ export async function prepareCloud(targets: InstanceRef[], db: Db, wish: ResizeW
   const unavailable = await awsUnavailable();
   if (unavailable) throw new AwsNotConfiguredError(unavailable.replace(/^AWS is not configured: /, ''));
   const settings = awsSettings();
+  if (wish) {
+    // Prices only for a ranking: the Price List API's when configured (read once a region, kept).
+    prices = await priceListFor(cloud.map((s) => s.cloudRegion ?? ''));
+    prepared.prices = { source: prices.source, date: prices.date };
+  }
   const byRegion = new Map<string, typeof cloud>();
   for (const s of cloud) byRegion.set(s.cloudRegion ?? '', [...(byRegion.get(s.cloudRegion ?? '') ?? []), s]);
   for (const [region, list] of byRegion) {

@@ -14,6 +14,8 @@ import { awsSettings, ec2Client } from '@/lib/aws/config';
 import { describeInstancesById } from '@/lib/aws/ec2';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 import { discoverEc2, discoveryConfig } from '@/lib/cloud/discovery';
+import { forgetApiPrices } from '@/lib/cloud/prices';
+import { LAB_PRICES_PUBLISHED } from '@/lib/lab/aws-front';
 import { lookup } from '@/lib/dns/rfc2136';
 import { PROJECT_ROOT, readNameOf, startLab, stopLab, writeNameOf, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
@@ -301,6 +303,42 @@ describe('power off and on', () => {
       .where(eq(instances.id, idOf(r)));
     expect(back!.state).toBe('running');
   }, 180_000);
+});
+
+describe('prices', () => {
+  const planFacts = async (r: LabInstance) => {
+    const p = await planOperation(db, SYSTEM_ACCESS, resizeAction, [idOf(r)], { instanceType: 'm6i.xlarge' });
+    return Object.fromEntries((p.targets[0]!.facts ?? []).map((f) => [f.label, f.value]));
+  };
+  const faults = (pricing: Record<string, unknown>) => writeFileSync(lab.aws!.capacityFile, JSON.stringify({ insufficient: [], pricing }));
+
+  it('come from the Price List Query API when PGHERD_PRICE_SOURCE=aws (kept), else from the file; a failing API falls back, saying why', async () => {
+    const r = replicas()[0]!;
+    expect(await planFacts(r)).toMatchObject({ Prices: expect.stringMatching(/^.+, as of 2026-11-01$/) });
+    process.env.PGHERD_PRICE_SOURCE = 'aws';
+    forgetApiPrices();
+    try {
+      faults({ perHour: { 'm6i.xlarge': 0.5 } });
+      const api = await planFacts(r);
+      expect(api['Prices']).toBe(`the AWS Price List Query API (on-demand, Linux), as of ${LAB_PRICES_PUBLISHED}`);
+      expect(api['Target type']).toBe('m6i.xlarge: 4 vCPU, 16 GiB, $0.5000/h, $365.00/month');
+      // Kept: a changed price is not read again within the hour.
+      faults({ perHour: { 'm6i.xlarge': 0.9 } });
+      expect((await planFacts(r))['Target type']).toContain('$0.5000/h');
+
+      forgetApiPrices();
+      faults({ error: 'AccessDeniedException' });
+      const failed = await planFacts(r);
+      expect(failed['Prices']).toMatch(
+        /^.+: the AWS Price List Query API failed for eu-west-1 \(AccessDeniedException: lab: AccessDeniedException\), as of 2026-11-01$/,
+      );
+      expect(failed['Target type']).toMatch(/^m6i\.xlarge: 4 vCPU, 16 GiB, \$0\.\d+\/h/);
+    } finally {
+      delete process.env.PGHERD_PRICE_SOURCE;
+      forgetApiPrices();
+      faults({});
+    }
+  });
 });
 
 describe('refused at planning, with the reason', () => {
