@@ -93,6 +93,7 @@ export async function resizeBench(log: (m: string) => void): Promise<string[]> {
       `  first plan of the process (type catalogue read from EC2): ${cold.ms.toFixed(0)} ms`,
       `  catalogue cached: median ${median(warm).toFixed(0)} ms of ${warm.length} (target: under 1000 ms)`,
       `  of which EC2 (moto) describing the ${targetIds.length} instances: median ${median(described).toFixed(0)} ms`,
+      `  pgherd's own share (the plan less EC2's describe): about ${Math.max(0, median(warm) - median(described)).toFixed(0)} ms`,
     ];
   } finally {
     await pool.end();

@@ -3,6 +3,7 @@
 // SQL run alone and beside Django 3.2's admin over the same tables (lib/bench/django); the agents' ingest API under
 // many concurrent agents; the operations engine; failover.
 import { resizeBench } from '@/lib/bench/resize-bench';
+import { resizeRunBench } from '@/lib/bench/resize-run-bench';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -474,8 +475,13 @@ async function main() {
     console.log('');
     for (const l of lines) console.log(l);
   }
-  if (which === 'all' || which === 'resize') {
+  if (which === 'all' || which === 'resize' || which === 'resize-plan') {
     const lines = await resizeBench((m) => console.log(`bench: ${m}`));
+    console.log('');
+    for (const l of lines) console.log(l);
+  }
+  if (which === 'all' || which === 'resize' || which === 'resize-run') {
+    const lines = await resizeRunBench((m) => console.log(`bench: ${m}`));
     console.log('');
     for (const l of lines) console.log(l);
   }
