@@ -7,6 +7,8 @@ import type { ChildProcess } from 'node:child_process';
 import { stopPid } from '../lab/proc';
 import { DEFAULT_LAB_FILE, readLab, refuseIfOwned, startLab, stopLab, writeLab } from '../lab/lab';
 import { reportAll, runLabAgents, writeLabAgents } from '../lab/agents';
+import { addLabReadNames } from '../lab/seed';
+import { createDb } from '@/db/client';
 
 const log = (m: string) => console.log(`demo: ${m}`);
 
@@ -70,6 +72,13 @@ async function main() {
       for (const f of await reportAll(labAgents)) log(`agent ${f.server}: ${f.error}`);
     }
     agents = runLabAgents(labAgents, log);
+    // Each replica's read name becomes a record matched to it, now that the agents have reported it: a resize drains it.
+    const { db, pool } = createDb(lab.database.url, 2);
+    try {
+      log(`read names: ${await addLabReadNames(db, lab)} replicas' names follow them (a resize drains them)`);
+    } finally {
+      await pool.end();
+    }
     console.log('');
     console.log(`pgherd is ready at ${web.url}`);
     console.log(`  sign in as ${admin.username} / ${admin.password}`);

@@ -281,3 +281,24 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
     }
   });
 }
+
+/**
+ * Each lab replica's read name (in BIND since the lab started) as a DNS record of its herd, matched to
+ * the instance: for a fleet the agents discovered after the seed (the demo), once they have reported.
+ * Returns how many replicas got one (a replica the agents have not reported yet gets none).
+ */
+export async function addLabReadNames(db: Db, lab: LabInfo): Promise<number> {
+  if (!lab.dns) return 0;
+  const zone = lab.dns.zone;
+  let added = 0;
+  for (const i of lab.instances.filter((m) => m.role === 'replica')) {
+    const r = await db.execute(sql`
+      INSERT INTO dns_records (herd_id, name, type, zone, match, match_instance_id, ttl)
+      SELECT inst.herd_id, ${readNameOf(i, zone)}, 'CNAME', ${zone}, 'instance', inst.id, ${READ_NAME_TTL}
+      FROM instances inst JOIN servers s ON s.id = inst.server_id
+      WHERE s.hostname = ${i.server} AND inst.port = ${i.port}
+      ON CONFLICT DO NOTHING`);
+    added += r.rowCount ?? 0;
+  }
+  return added;
+}
