@@ -12,25 +12,55 @@ export interface Writer {
   stop(): Promise<void>;
 }
 
-/** Writes into `table` (n int), which must exist. */
-export function startWriter(dsn: string, table = 'writes'): Writer {
+/** What both writers keep: the acknowledged numbers, the errors, the longest gap; and their handle. */
+function tally() {
   const acked: number[] = [];
   const errors: string[] = [];
-  let stopping = false;
   let last = performance.now();
   let maxGapMs = 0;
+  const state = { stopping: false };
+  return {
+    acked,
+    errors,
+    state,
+    ack(n: number) {
+      acked.push(n);
+      const now = performance.now();
+      maxGapMs = Math.max(maxGapMs, now - last);
+      last = now;
+    },
+    handle(done: Promise<void>): Writer {
+      return {
+        acked,
+        errors,
+        get maxGapMs() {
+          return maxGapMs;
+        },
+        resetGap: () => {
+          maxGapMs = 0;
+          last = performance.now();
+        },
+        stop: async () => {
+          state.stopping = true;
+          await done;
+        },
+      };
+    },
+  };
+}
+
+/** Writes into `table` (n int), which must exist. */
+export function startWriter(dsn: string, table = 'writes'): Writer {
+  const t = tally();
+  const { errors, state } = t;
   const c = new pg.Client({ connectionString: dsn });
   c.on('error', (e) => errors.push(`connection: ${e.message}`));
-  // A named function, not an IIFE: TypeScript would read `stopping` as the false it starts as.
   const writeUntilStopped = async () => {
     await c.connect();
-    for (let n = 1; !stopping; n++) {
+    for (let n = 1; !state.stopping; n++) {
       try {
         await c.query(`INSERT INTO ${table} (n) VALUES ($1)`, [n]);
-        acked.push(n);
-        const now = performance.now();
-        maxGapMs = Math.max(maxGapMs, now - last);
-        last = now;
+        t.ack(n);
       } catch (e) {
         errors.push((e as Error).message);
         await new Promise((r) => setTimeout(r, 20));
@@ -38,22 +68,7 @@ export function startWriter(dsn: string, table = 'writes'): Writer {
     }
     await c.end();
   };
-  const done = writeUntilStopped();
-  return {
-    acked,
-    errors,
-    get maxGapMs() {
-      return maxGapMs;
-    },
-    resetGap: () => {
-      maxGapMs = 0;
-      last = performance.now();
-    },
-    stop: async () => {
-      stopping = true;
-      await done;
-    },
-  };
+  return t.handle(writeUntilStopped());
 }
 
 /**
@@ -62,14 +77,11 @@ export function startWriter(dsn: string, table = 'writes'): Writer {
  * next write opens a new one. Only commits the server acknowledged count.
  */
 export function startReconnectingWriter(dsnNow: () => Promise<string>, table = 'writes'): Writer {
-  const acked: number[] = [];
-  const errors: string[] = [];
-  let stopping = false;
-  let last = performance.now();
-  let maxGapMs = 0;
+  const t = tally();
+  const { errors, state } = t;
   const writeUntilStopped = async () => {
     let c: pg.Client | null = null;
-    for (let n = 1; !stopping; n++) {
+    for (let n = 1; !state.stopping; n++) {
       try {
         if (!c) {
           const fresh = new pg.Client({ connectionString: await dsnNow(), connectionTimeoutMillis: 2000 });
@@ -78,10 +90,7 @@ export function startReconnectingWriter(dsnNow: () => Promise<string>, table = '
           await fresh.connect();
         }
         await c.query(`INSERT INTO ${table} (n) VALUES ($1)`, [n]);
-        acked.push(n);
-        const now = performance.now();
-        maxGapMs = Math.max(maxGapMs, now - last);
-        last = now;
+        t.ack(n);
       } catch (e) {
         errors.push((e as Error).message);
         await c?.end().catch(() => {});
@@ -91,20 +100,5 @@ export function startReconnectingWriter(dsnNow: () => Promise<string>, table = '
     }
     await c?.end().catch(() => {});
   };
-  const done = writeUntilStopped();
-  return {
-    acked,
-    errors,
-    get maxGapMs() {
-      return maxGapMs;
-    },
-    resetGap: () => {
-      maxGapMs = 0;
-      last = performance.now();
-    },
-    stop: async () => {
-      stopping = true;
-      await done;
-    },
-  };
+  return t.handle(writeUntilStopped());
 }

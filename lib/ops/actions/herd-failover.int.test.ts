@@ -1,15 +1,13 @@
 // Switchover and DR failover through the engine, on a lab of their own (environment "dr", herds
 // alpha, beta and gamma on 127.0.4.x, PgBouncer in front of alpha, BIND for their write names):
 // these tests kill primaries and refuse SSH, which the shared lab's other users must not see.
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { eq, inArray } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { herds, instances, operations, operationSteps, operationTargets, servers } from '@/db/schema';
+import { herds, instances, operationSteps, operationTargets, servers } from '@/db/schema';
 import { seededDatabase } from '@/lib/lab/seed';
 import { lookup } from '@/lib/dns/rfc2136';
 import {
@@ -26,14 +24,12 @@ import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { showDatabases } from '@/lib/pgbouncer/admin';
 import { poolerConsole } from '../pooler-steps';
 import { ifAssigned } from '@/lib/testing/if-assigned';
+import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
 import { startWriter } from '@/lib/testing/writer';
 import type { AnyAction } from '../define-action';
 import { loadInstanceRefs, type InstanceRef } from '../instance-ref';
 import { planOperation } from '../plan';
-import { producerConnection, targetQueue } from '../queue';
 import { refreshFleet } from '../refresher';
-import { submitOperation } from '../submit';
-import { startWorker } from '../worker';
 import { drFailoverAction } from './dr-failover.action';
 import { rebuildAction } from './rebuild.action';
 import { remasterAction } from './remaster.action';
@@ -45,11 +41,8 @@ const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-failover-${process.pid}
 let lab: LabInfo;
 let db: Db;
 let closeDb: () => Promise<void>;
-let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
-let queue: ReturnType<typeof targetQueue>;
-let producer: ReturnType<typeof producerConnection>;
+let worker: TestWorker | null = null;
 const herdIds = new Map<string, number>();
-const actor = { id: null, username: 'failover-test', access: SYSTEM_ACCESS };
 
 beforeAll(async () => {
   lab = await startLab({
@@ -62,57 +55,17 @@ beforeAll(async () => {
   db = c.db;
   closeDb = () => c.pool.end();
   for (const h of await db.select({ id: herds.id, name: herds.name }).from(herds)) herdIds.set(h.name, h.id);
-  producer = producerConnection(lab.redis!.url);
-  queue = targetQueue(producer, 'failover');
-  worker = await startWorker({
-    databaseUrl: lab.database.url,
-    redisUrl: lab.redis!.url,
-    sshKeyPath: lab.ssh!.privateKeyPath,
-    concurrency: 8,
-    refreshEveryMs: 0,
-    queuePrefix: 'failover',
-    quiet: true,
-  });
+  worker = await startTestWorker(lab, 'failover', 8);
 }, 180_000);
 
 afterAll(async () => {
   await worker?.close();
-  await ifAssigned(queue)?.close();
-  ifAssigned(producer)?.disconnect();
   await ifAssigned(closeDb)?.();
   await stopLab(LAB_FILE);
 });
 
-async function runOp(action: AnyAction, ids: number[], params: Record<string, unknown> = {}) {
-  const plan = await planOperation(db, SYSTEM_ACCESS, action, ids, params);
-  const t0 = performance.now();
-  const { id } = await submitOperation(
-    db,
-    queue,
-    action,
-    { herdIds: ids, params, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') },
-    actor,
-  );
-  for (let i = 0; i < 1200; i++) {
-    const [op] = await db.select().from(operations).where(eq(operations.id, id));
-    if (op!.finishedAt) {
-      const targets = await db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(operationTargets.id);
-      const steps = await db
-        .select()
-        .from(operationSteps)
-        .where(
-          inArray(
-            operationSteps.targetId,
-            targets.map((x) => x.id),
-          ),
-        )
-        .orderBy(operationSteps.targetId, operationSteps.seq);
-      return { plan, op, targets, steps, ms: performance.now() - t0 };
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`operation ${id} did not finish`);
-}
+const runOp = (action: AnyAction, ids: number[], params: Record<string, unknown> = {}) =>
+  runOperation(db, worker!.queue, action, { herdIds: ids }, params, { username: 'failover-test', timeoutMs: 60_000 });
 
 const members = (herd: string) => lab.instances.filter((i) => i.herd === herd);
 const url = (i: Pick<LabInstance, 'address' | 'port'>) => `postgres://postgres@${i.address}:${i.port}/postgres`;
@@ -180,7 +133,7 @@ describe('switchover', () => {
 
     expect(plan.targets[0]!.facts?.find((f) => f.label === 'Old primary')?.value).toBe(`${old.server}:${old.port}`);
     expect(targets[0]!.error).toBeNull();
-    expect(op!.status).toBe('succeeded');
+    expect(op.status).toBe('succeeded');
     const neu = await livePrimary('alpha');
     expect(neu.server).not.toBe(old.server);
     expect(targets[0]!.outcome).toBe(
@@ -238,7 +191,7 @@ describe('switchover', () => {
       const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('beta')!], {
         candidateInstanceId: inv.get(lagging.server)!.id,
       });
-      expect(op!.status).toBe('failed');
+      expect(op.status).toBe('failed');
       expect(targets[0]!.error).toMatch(
         new RegExp(`refused: ${lagging.server}:\\d+ has [\\d.]+ MB left to replay \\(limit 16.0 MB\\); nothing was changed`),
       );
@@ -263,7 +216,7 @@ describe('switchover', () => {
     process.env.PGHERD_DNS_CONFIG = wrong;
     try {
       const { op, targets } = await runOp(switchoverAction, [herdIds.get('gamma')!]);
-      expect(op!.status).toBe('failed');
+      expect(op.status).toBe('failed');
       expect(targets[0]!.error).toMatch(
         /refused: .* refused a signed UPDATE of zone lab\.internal: NOTAUTH .*\(key pgherd-lab\); nothing was changed/,
       );
@@ -293,7 +246,7 @@ describe('switchover undone', () => {
       const before = writer.acked.length;
       await waitFor('the writer commits again', async () => writer.acked.length > before + 50);
       await writer.stop();
-      expect(op!.status).toBe('failed');
+      expect(op.status).toBe('failed');
       expect(targets[0]!.error).toMatch(/did not reach "replayed past/);
       const undo = steps.find((s) => s.name === `start ${old.server}:${old.port} again as primary if no replica was promoted`)!;
       expect(undo).toMatchObject({ status: 'succeeded', stdoutTail: `${old.server}:${old.port} is the primary again` });
@@ -339,7 +292,7 @@ describe('switchover whose promotion outlives its deadline', () => {
       candidateInstanceId: inv.get(cand.server)!.id,
       promoteDeadlineMs: 1,
     });
-    expect(op!.status).toBe('failed');
+    expect(op.status).toBe('failed');
     expect(targets[0]!.error).toMatch(/did not finish its promotion within 0.001 s of pg_promote/);
     const undo = steps.find((x) => x.name === `start ${old.server}:${old.port} again as primary if no replica was promoted`)!;
     expect(undo.stdoutTail + undo.stderrTail).not.toContain('is the primary again');
@@ -370,7 +323,7 @@ describe('switchover whose promotion outlives its deadline', () => {
     ).toMatchObject({ host: cand.address, paused: false });
     expect((await byServer('alpha')).get(old.server)!.state).toBe('fenced');
     // Mend alpha for the tests after this one: the old primary rebuilt from the new, the third re-pointed.
-    expect((await runRebuild((await byServer('alpha')).get(old.server)!))!.status).toBe('succeeded');
+    expect((await runRebuild((await byServer('alpha')).get(old.server)!)).status).toBe('succeeded');
     await runInstanceOp(remasterAction, (await byServer('alpha')).get(third.server)!.id);
     expect(await senderOf(third)).toBe(cand.address);
     await refreshFleet(db, { ids: (await refs('alpha')).map((r) => r.id), timeoutMs: 2000 });
@@ -386,7 +339,7 @@ describe('DR failover with the old primary alive but silent', () => {
     process.kill(pid, 'SIGSTOP');
     try {
       const refused = await runOp(drFailoverAction, [herdIds.get('gamma')!]);
-      expect(refused.op!.status).toBe('failed');
+      expect(refused.op.status).toBe('failed');
       expect(refused.targets[0]!.error).toMatch(
         new RegExp(
           `^refused: ${old.server}:\\d+ is not proven fenced: it did not answer within 1.5 s .*and stopping it over SSH failed .*Nothing was promoted\\. If you have fenced it yourself`,
@@ -401,7 +354,7 @@ describe('DR failover with the old primary alive but silent', () => {
       // The operator has fenced it (the test plays the part: it stays stopped, then is powered off below).
       const { op, targets, steps } = await runOp(drFailoverAction, [herdIds.get('gamma')!], { fencedByOperator: true });
       expect(targets[0]!.error).toBeNull();
-      expect(op!.status).toBe('succeeded');
+      expect(op.status).toBe('succeeded');
       expect(steps.find((x) => x.name === `fence ${old.server}:${old.port}`)?.stdoutTail).toMatch(
         /^fenced by the operator \(failover-test: powered off or cut off/,
       );
@@ -426,7 +379,7 @@ describe('DR failover with the old primary alive but silent', () => {
     });
     // Rebuilt from the new primary, gamma is whole again for the tests after this one.
     const rebuilt = await runRebuild((await byServer('gamma')).get(old.server)!);
-    expect(rebuilt!.status).toBe('succeeded');
+    expect(rebuilt.status).toBe('succeeded');
     expect(await inRecovery(old)).toBe(true);
   }, 180_000);
 });
@@ -467,7 +420,7 @@ describe('DR failover in a herd where a replica already answers as a primary', (
       .returning();
     try {
       const { op, targets, steps } = await runOp(drFailoverAction, [herdIds.get('beta')!]);
-      expect(op!.status).toBe('failed');
+      expect(op.status).toBe('failed');
       expect(targets[0]!.error).toMatch(
         /^refused: db-dr-beta-rogue\.lab\.internal:\d+ answers as a primary \(timeline 1\), though the inventory has db-dr-beta-1\.lab\.internal:\d+ as the herd's primary: it was promoted outside this failover\. Nothing was changed\./,
       );
@@ -517,7 +470,7 @@ describe('DR failover', () => {
       );
       expect(steps.find((s) => s.name === 'choose the candidate')?.stdoutTail).toContain(`chosen: ${a!.server}`);
       expect(targets[0]!.error).toBeNull();
-      expect(op!.status).toBe('succeeded');
+      expect(op.status).toBe('succeeded');
       expect(await inRecovery(a!)).toBe(false);
       expect(await answer('beta')).toEqual([a!.server]);
       expect(await senderOf(b!)).toBe(a!.address);
@@ -541,7 +494,7 @@ describe('DR failover', () => {
     // Rebuilt from the new primary, it streams from it.
     const inv = await byServer('beta');
     const rebuilt = await runRebuild(inv.get(old.server)!);
-    expect(rebuilt!.status).toBe('succeeded');
+    expect(rebuilt.status).toBe('succeeded');
     expect(await senderOf(old)).toBe(a!.address);
     expect((await query(url(old), 'SELECT count(*)::int AS n FROM dr_rows'))[0]!.n).toBe(1000);
     expect((await byServer('beta')).get(old.server)).toMatchObject({ role: 'replica', state: 'running' });
@@ -573,7 +526,7 @@ describe('DR failover', () => {
     );
     expect(plan.typeToConfirm).toBe('3');
     expect(targets.map((x) => x.error)).toEqual([null, null, null]);
-    expect(op!.status).toBe('succeeded');
+    expect(op.status).toBe('succeeded');
     // Each candidate replayed what it could and was promoted: none waited for WAL it could never replay.
     expect(replays).toHaveLength(3);
     for (const r of replays) expect(r.stdoutTail).toMatch(/replayed all of it|replay stopped there/);
@@ -592,7 +545,7 @@ describe('DR failover', () => {
           // PostgreSQL cannot replay past the new primary's OVERWRITE_CONTRECORD. Named, marked, and a
           // rebuild brings it back onto the new timeline.
           expect(targets[k]!.outcome).toContain(`not following the new primary, marked needs rebuild: ${m.server}:${m.port}`);
-          expect((await runRebuild(inv.get(m.server)!))!.status).toBe('succeeded');
+          expect((await runRebuild(inv.get(m.server)!)).status).toBe('succeeded');
         }
         // Streaming from it is not enough: it receives the new primary's timeline, and the inventory says so.
         expect(await senderOf(m)).toBe(neu.address);
@@ -610,12 +563,12 @@ describe('DR failover', () => {
     const fInv = (await byServer('gamma')).get(follower.server)!;
     await db.update(instances).set({ state: 'needs_rebuild' }).where(eq(instances.id, fInv.id));
     const rebuilt = await runRebuild({ ...fInv, state: 'needs_rebuild' });
-    expect(rebuilt!.status).toBe('succeeded');
+    expect(rebuilt.status).toBe('succeeded');
     const rebuildSteps = await db
       .select()
       .from(operationSteps)
       .innerJoin(operationTargets, eq(operationTargets.id, operationSteps.targetId))
-      .where(eq(operationTargets.operationId, rebuilt!.id));
+      .where(eq(operationTargets.operationId, rebuilt.id));
     expect(rebuildSteps.find((x) => x.operation_steps.name === 'pg_rewind')?.operation_steps.stdoutTail).toBe(
       'skipped: a fresh copy is made instead',
     );
@@ -645,7 +598,7 @@ describe('DR failover', () => {
     for (const m of others)
       await runAs(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', m.dataDirectory, '-m', 'fast', '-w', 'stop']).catch(() => {});
     const { op, targets } = await runOp(drFailoverAction, [herdIds.get('gamma')!]);
-    expect(op!.status).toBe('failed');
+    expect(op.status).toBe('failed');
     expect(targets[0]!.error).toBe('refused: no replica answers; nothing was changed');
     expect(await inRecovery(primary)).toBe(false);
     expect((await byServer('gamma')).get(primary.server)!.state).toBe('running');
@@ -658,40 +611,9 @@ describe('DR failover', () => {
 });
 
 async function runInstanceOp(action: AnyAction, id: number) {
-  const plan = await planOperation(db, SYSTEM_ACCESS, action, [id]);
-  expect(plan.targets[0]!.refused).toBeUndefined();
-  const res = await submitOperation(
-    db,
-    queue,
-    action,
-    { instanceIds: [id], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') },
-    actor,
-  );
-  for (;;) {
-    const [op] = await db.select().from(operations).where(eq(operations.id, res.id));
-    if (op!.finishedAt) return op;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const r = await runOperation(db, worker!.queue, action, { instanceIds: [id] }, {}, { username: 'failover-test' });
+  expect(r.plan.targets[0]!.refused).toBeUndefined();
+  return r.op;
 }
 
-async function runRebuild(target: InstanceRef) {
-  const plan = await planOperation(db, SYSTEM_ACCESS, rebuildAction, [target.id]);
-  expect(plan.targets[0]!.refused).toBeUndefined();
-  const { id } = await submitOperation(
-    db,
-    queue,
-    rebuildAction,
-    {
-      instanceIds: [target.id],
-      digest: plan.digest,
-      confirmation: plan.typeToConfirm ?? '',
-      idempotencyKey: randomBytes(8).toString('hex'),
-    },
-    actor,
-  );
-  for (;;) {
-    const [op] = await db.select().from(operations).where(eq(operations.id, id));
-    if (op!.finishedAt) return op;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const runRebuild = (target: InstanceRef) => runInstanceOp(rebuildAction, target.id);

@@ -1,15 +1,14 @@
 // Resize through the engine, on a lab of its own (environment "cloud", herd "orders": a primary and two
 // replicas on 127.0.10.x, each on an EC2 instance in the lab's moto, each replica with a read name in
 // BIND): resizes stop hosts, which the shared lab's other users must not see.
-import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { eq, inArray } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { herds, instances, operations, operationSteps, operationTargets, servers } from '@/db/schema';
+import { herds, instances, servers } from '@/db/schema';
 import { awsSettings, ec2Client } from '@/lib/aws/config';
 import { describeInstancesById } from '@/lib/aws/ec2';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
@@ -21,11 +20,9 @@ import { PROJECT_ROOT, readNameOf, startLab, stopLab, writeNameOf, type LabInfo,
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
+import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
 import { startReconnectingWriter } from '@/lib/testing/writer';
 import { ParamsError, planOperation } from '../plan';
-import { producerConnection, targetQueue } from '../queue';
-import { submitOperation } from '../submit';
-import { startWorker } from '../worker';
 import { resizeAction } from './resize.action';
 import { resizeHerdAction } from './resize-herd.action';
 import { powerOffAction, powerOnAction } from './power.action';
@@ -35,11 +32,8 @@ const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-resize-${process.pid}.j
 let lab: LabInfo;
 let db: Db;
 let closeDb: () => Promise<void>;
-let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
-let queue: ReturnType<typeof targetQueue>;
-let producer: ReturnType<typeof producerConnection>;
+let worker: TestWorker | null = null;
 const ids = new Map<string, number>();
-const actor = { id: null, username: 'resize-test', access: SYSTEM_ACCESS };
 
 beforeAll(async () => {
   lab = await startLab({
@@ -59,23 +53,11 @@ beforeAll(async () => {
     .from(instances)
     .innerJoin(servers, eq(servers.id, instances.serverId)))
     ids.set(i.host, i.id);
-  producer = producerConnection(lab.redis!.url);
-  queue = targetQueue(producer, 'resize');
-  worker = await startWorker({
-    databaseUrl: lab.database.url,
-    redisUrl: lab.redis!.url,
-    sshKeyPath: lab.ssh!.privateKeyPath,
-    concurrency: 4,
-    refreshEveryMs: 0,
-    queuePrefix: 'resize',
-    quiet: true,
-  });
+  worker = await startTestWorker(lab, 'resize', 4);
 }, 180_000);
 
 afterAll(async () => {
   await worker?.close();
-  await ifAssigned(queue)?.close();
-  ifAssigned(producer)?.disconnect();
   await ifAssigned(closeDb)?.();
   await stopLab(LAB_FILE);
 });
@@ -95,42 +77,15 @@ const startTime = async (i: LabInstance) => (await query<{ t: Date }>(i.dsn, 'SE
 
 const resize = (targets: LabInstance[], params: Record<string, unknown>) => runOp(resizeAction, targets, params);
 
-async function runOp(action: AnyAction, targets: LabInstance[] | { herdId: number }, params: Record<string, unknown>) {
-  const ids = 'herdId' in targets ? [targets.herdId] : targets.map(idOf);
-  const plan = await planOperation(db, SYSTEM_ACCESS, action, ids, params);
-  const { id } = await submitOperation(
+const runOp = (action: AnyAction, targets: LabInstance[] | { herdId: number }, params: Record<string, unknown>) =>
+  runOperation(
     db,
-    queue,
+    worker!.queue,
     action,
-    {
-      ...('herdId' in targets ? { herdIds: ids } : { instanceIds: ids }),
-      params,
-      digest: plan.digest,
-      confirmation: plan.typeToConfirm ?? '',
-      idempotencyKey: randomBytes(8).toString('hex'),
-    },
-    actor,
+    'herdId' in targets ? { herdIds: [targets.herdId] } : { instanceIds: targets.map(idOf) },
+    params,
+    { username: 'resize-test' },
   );
-  for (let i = 0; i < 2400; i++) {
-    const [op] = await db.select().from(operations).where(eq(operations.id, id));
-    if (op!.finishedAt) {
-      const ts = await db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(operationTargets.id);
-      const steps = await db
-        .select()
-        .from(operationSteps)
-        .where(
-          inArray(
-            operationSteps.targetId,
-            ts.map((x) => x.id),
-          ),
-        )
-        .orderBy(operationSteps.targetId, operationSteps.seq);
-      return { plan, op: op!, targets: ts, steps };
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`operation ${id} did not finish`);
-}
 
 /** A reader that resolves the replica's read name for each connection, as a client with no DNS cache does. */
 function startReader(i: LabInstance) {

@@ -2,29 +2,24 @@
 // (environment "r53", herds alpha and beta on 127.0.11.x) with its write names in a hosted zone of the
 // lab's moto, behind the lab's front (a change PENDING for a second before INSYNC, AWS errors on demand).
 // The same actions as the BIND tests (herd-failover.int.test.ts), through the other provider.
-import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ChangeResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
-import { eq, inArray } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { auditEntries, dnsRecords, herds, operations, operationSteps, operationTargets } from '@/db/schema';
+import { auditEntries, dnsRecords, herds } from '@/db/schema';
 import { route53Client } from '@/lib/aws/config';
 import { listRecordSet } from '@/lib/aws/route53';
-import { SYSTEM_ACCESS } from '@/lib/auth/access';
 import { ROUTE53_SYNC_MS } from '@/lib/lab/aws-front';
 import { crash, livePrimary } from '@/lib/lab/faults';
 import { PROJECT_ROOT, startLab, stopLab, writeNameOf, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
+import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
 import { startReconnectingWriter } from '@/lib/testing/writer';
 import type { AnyAction } from '../define-action';
-import { planOperation } from '../plan';
-import { producerConnection, targetQueue } from '../queue';
-import { submitOperation } from '../submit';
-import { startWorker } from '../worker';
 import { drFailoverAction } from './dr-failover.action';
 import { refreshDnsAction } from './refresh-dns.action';
 import { switchoverAction } from './switchover.action';
@@ -33,11 +28,8 @@ const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-route53-${process.pid}.
 let lab: LabInfo;
 let db: Db;
 let closeDb: () => Promise<void>;
-let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
-let queue: ReturnType<typeof targetQueue>;
-let producer: ReturnType<typeof producerConnection>;
+let worker: TestWorker | null = null;
 const herdIds = new Map<string, number>();
-const actor = { id: null, username: 'route53-test', access: SYSTEM_ACCESS };
 
 beforeAll(async () => {
   lab = await startLab({
@@ -51,57 +43,17 @@ beforeAll(async () => {
   db = c.db;
   closeDb = () => c.pool.end();
   for (const h of await db.select({ id: herds.id, name: herds.name }).from(herds)) herdIds.set(h.name, h.id);
-  producer = producerConnection(lab.redis!.url);
-  queue = targetQueue(producer, 'route53');
-  worker = await startWorker({
-    databaseUrl: lab.database.url,
-    redisUrl: lab.redis!.url,
-    sshKeyPath: lab.ssh!.privateKeyPath,
-    concurrency: 4,
-    refreshEveryMs: 0,
-    queuePrefix: 'route53',
-    quiet: true,
-  });
+  worker = await startTestWorker(lab, 'route53', 4);
 }, 180_000);
 
 afterAll(async () => {
   await worker?.close();
-  await ifAssigned(queue)?.close();
-  ifAssigned(producer)?.disconnect();
   await ifAssigned(closeDb)?.();
   await stopLab(LAB_FILE);
 });
 
-async function runOp(action: AnyAction, herd: string, params: Record<string, unknown> = {}) {
-  const ids = [herdIds.get(herd)!];
-  const plan = await planOperation(db, SYSTEM_ACCESS, action, ids, params);
-  const { id } = await submitOperation(
-    db,
-    queue,
-    action,
-    { herdIds: ids, params, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') },
-    actor,
-  );
-  for (let i = 0; i < 1200; i++) {
-    const [op] = await db.select().from(operations).where(eq(operations.id, id));
-    if (op!.finishedAt) {
-      const targets = await db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(operationTargets.id);
-      const steps = await db
-        .select()
-        .from(operationSteps)
-        .where(
-          inArray(
-            operationSteps.targetId,
-            targets.map((x) => x.id),
-          ),
-        )
-        .orderBy(operationSteps.targetId, operationSteps.seq);
-      return { op: op!, targets, steps };
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`operation ${id} did not finish`);
-}
+const runOp = (action: AnyAction, herd: string, params: Record<string, unknown> = {}) =>
+  runOperation(db, worker!.queue, action, { herdIds: [herdIds.get(herd)!] }, params, { username: 'route53-test' });
 
 const r53 = () => lab.aws!.route53!;
 const writeName = (herd: string) => writeNameOf('r53', herd);

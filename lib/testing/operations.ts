@@ -1,0 +1,85 @@
+// What the operation tests and benchmarks share: a worker of their own on the lab's Redis (its own
+// queue prefix), and an operation run the way a person runs one (planned, confirmed with the plan's
+// digest, submitted) and followed until it ends, with its targets and their steps.
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { eq, inArray } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import { operations, operationSteps, operationTargets } from '@/db/schema';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
+import type { LabInfo } from '@/lib/lab/lab';
+import type { AnyAction } from '@/lib/ops/define-action';
+import { planOperation } from '@/lib/ops/plan';
+import { producerConnection, targetQueue } from '@/lib/ops/queue';
+import { submitOperation } from '@/lib/ops/submit';
+import { startWorker } from '@/lib/ops/worker';
+
+export interface TestWorker {
+  queue: ReturnType<typeof targetQueue>;
+  close(): Promise<void>;
+}
+
+/** A worker in this process on the lab's Redis and database, its queue under `prefix`. */
+export async function startTestWorker(lab: LabInfo, prefix: string, concurrency: number): Promise<TestWorker> {
+  const producer = producerConnection(lab.redis!.url);
+  const queue = targetQueue(producer, prefix);
+  const worker = await startWorker({
+    databaseUrl: lab.database.url,
+    redisUrl: lab.redis!.url,
+    sshKeyPath: lab.ssh!.privateKeyPath,
+    concurrency,
+    refreshEveryMs: 0,
+    queuePrefix: prefix,
+    quiet: true,
+  });
+  return {
+    queue,
+    close: async () => {
+      await worker.close();
+      await queue.close();
+      producer.disconnect();
+    },
+  };
+}
+
+/** Runs `action` on these instances (or herds, `{ herdIds }`) as confirmed on its plan; resolves when the operation ends. */
+export async function runOperation(
+  db: Db,
+  queue: TestWorker['queue'],
+  action: AnyAction,
+  on: { instanceIds: number[] } | { herdIds: number[] },
+  params: Record<string, unknown> = {},
+  opts: { timeoutMs?: number; username?: string } = {},
+) {
+  const ids = 'herdIds' in on ? on.herdIds : on.instanceIds;
+  const plan = await planOperation(db, SYSTEM_ACCESS, action, ids, params);
+  const t0 = performance.now();
+  const { id } = await submitOperation(
+    db,
+    queue,
+    action,
+    { ...on, params, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') },
+    { id: null, username: opts.username ?? 'test', access: SYSTEM_ACCESS },
+  );
+  const deadline = Date.now() + (opts.timeoutMs ?? 240_000);
+  while (Date.now() < deadline) {
+    const [op] = await db.select().from(operations).where(eq(operations.id, id));
+    if (op?.finishedAt) {
+      const ms = performance.now() - t0;
+      const targets = await db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(operationTargets.id);
+      const steps = await db
+        .select()
+        .from(operationSteps)
+        .where(
+          inArray(
+            operationSteps.targetId,
+            targets.map((x) => x.id),
+          ),
+        )
+        .orderBy(operationSteps.targetId, operationSteps.seq);
+      return { plan, op, targets, steps, ms };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`operation ${id} did not finish`);
+}
