@@ -35,6 +35,9 @@ export interface DnsProvider {
   replaceMs: number;
 }
 
+/** How long one Route 53 call (a read, the access check's each) may take. */
+export const ROUTE53_CALL_MS = 5000;
+
 /** How long an RFC 2136 server may take to answer what it was sent. */
 export const RFC2136_VERIFY_MS = 10_000;
 
@@ -76,20 +79,27 @@ export function dnsProvider(zone: ZoneConfig): DnsProvider {
   return {
     where: `Route 53 hosted zone ${id}`,
     describe: (rs) => describeChange(id, rs),
-    lookup: (name, type) => listRecordSet(route53Client(), id, name, type).catch(asDnsError(`Route 53 (${id}) could not be read`)),
+    // Every call has a deadline: the SDK sets none, and a herd's page asks while it renders.
+    lookup: (name, type, timeoutMs) =>
+      listRecordSet(route53Client(), id, name, type, AbortSignal.timeout(timeoutMs ?? ROUTE53_CALL_MS)).catch(
+        asDnsError(`Route 53 (${id}) could not be read`),
+      ),
     checkAccess: async (rec) => {
       const client = route53Client();
-      const name = await hostedZoneName(client, id).catch(asDnsError(`Route 53 hosted zone ${id}`));
+      const signal = AbortSignal.timeout(ROUTE53_CALL_MS * 3);
+      const name = await hostedZoneName(client, id, signal).catch(asDnsError(`Route 53 hosted zone ${id}`));
       if (name !== zone.zone) throw new DnsUpdateError(`Route 53 hosted zone ${id} is ${name}, not ${zone.zone}`);
       if (!rec) return;
       // Route 53 has no dry run: the record set UPSERT with what it holds is a change that changes nothing.
-      const set = await listRecordSetWithTtl(client, id, rec.name, rec.type).catch(asDnsError(`Route 53 (${id}) could not be read`));
+      const set = await listRecordSetWithTtl(client, id, rec.name, rec.type, signal).catch(
+        asDnsError(`Route 53 (${id}) could not be read`),
+      );
       if (!set) return;
       await upsertRecordSet(
         client,
         id,
         { name: rec.name, type: rec.type, ttl: set.ttl, values: set.values },
-        { timeoutMs: 0, pollMs: 0, noWait: true },
+        { timeoutMs: 0, pollMs: 0, noWait: true, signal },
       ).catch(asDnsError(`Route 53 refused a change of ${rec.name}`));
     },
     replace: async (rs, opts) => {
