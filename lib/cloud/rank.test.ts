@@ -62,14 +62,23 @@ describe('resize targets', () => {
     });
   });
 
-  it('refuses at planning: another architecture, an unknown type, its own type, no type big enough, ENA it lacks', () => {
+  it('its own type, named or the cheapest that fits, is the target: nothing to do (the resize says so)', () => {
+    const own = rankTypes(inst, { instanceType: 'm6i.large' }, catalogue());
+    expect(own).toMatchObject({ ok: true, target: { name: 'm6i.large' }, current: { name: 'm6i.large' }, fallbacks: [] });
+    const cheapest = rankTypes(inst, { minVcpus: 2, minMemoryGiB: 8 }, catalogue());
+    expect(cheapest.ok && [cheapest.target.name, cheapest.current.name]).toEqual(['m6i.large', 'm6i.large']);
+    // A bigger wish: never its own type among the fallbacks (it is the last resort anyway).
+    const bigger = rankTypes(inst, { minVcpus: 4, minMemoryGiB: 16 }, catalogue());
+    expect(bigger.ok && bigger.fallbacks.map((f) => f.name)).not.toContain('m6i.large');
+  });
+
+  it('refuses at planning: another architecture, an unknown type, no type big enough, ENA it lacks', () => {
     const refused = (wish: Parameters<typeof rankTypes>[1], i = inst) => {
       const r = rankTypes(i, wish, catalogue());
       return r.ok ? 'accepted' : r.reason;
     };
     expect(refused({ instanceType: 'm6g.xlarge' })).toBe("m6g.xlarge runs arm64, not x86_64 (the instance's image would not boot)");
     expect(refused({ instanceType: 'm9z.large' })).toBe('m9z.large is not an EC2 instance type in eu-west-1');
-    expect(refused({ instanceType: 'm6i.large' })).toBe('i-0abc is already m6i.large');
     expect(refused({ minVcpus: 256, minMemoryGiB: 16 })).toMatch(
       /^no instance type offered in eu-west-1a has at least 256 vCPU and 16 GiB/,
     );

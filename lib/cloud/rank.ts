@@ -84,19 +84,15 @@ export function rankTypes(i: RankedInstance, wish: ResizeWish, c: Catalogue): Ra
   if (wish.instanceType !== undefined) {
     const why = cannotRun(i, wish.instanceType, c);
     if (why) return { ok: false, reason: why };
-    if (wish.instanceType === i.instanceType) return { ok: false, reason: `${i.instanceId} is already ${i.instanceType}` };
+    // Already there: nothing to do (the resize refuses it, a herd resize leaves the member as it is).
+    if (wish.instanceType === i.instanceType) return { ok: true, current, target: current, fallbacks: [], candidates: 1 };
     target = choice(wish.instanceType, c);
   } else {
     const vcpus = wish.minVcpus ?? 0;
     const mem = wish.minMemoryGiB ?? 0;
     const fits = [...c.types.values()]
       .filter(
-        (t) =>
-          t.vcpus >= vcpus &&
-          t.memoryGiB >= mem &&
-          (wish.burstable === true || !t.burstable) &&
-          t.name !== i.instanceType &&
-          cannotRun(i, t.name, c) === null,
+        (t) => t.vcpus >= vcpus && t.memoryGiB >= mem && (wish.burstable === true || !t.burstable) && cannotRun(i, t.name, c) === null,
       )
       .map((t) => choice(t.name, c))
       .sort(byPrice);
@@ -106,10 +102,12 @@ export function rankTypes(i: RankedInstance, wish: ResizeWish, c: Catalogue): Ra
         ok: false,
         reason:
           `no instance type offered in ${i.availabilityZone} has at least ${vcpus} vCPU and ${mem} GiB ` +
-          `for ${i.architecture}${wish.burstable ? '' : ', burstable types left out'} (other than its own ${i.instanceType})`,
+          `for ${i.architecture}${wish.burstable ? '' : ', burstable types left out'}`,
       };
+    // Its own type, when it is the cheapest that fits: nothing to do. Else never a fallback (it is the last resort anyway).
+    if (first.name === i.instanceType) return { ok: true, current, target: current, fallbacks: [], candidates: fits.length };
     target = first;
-    rest = others;
+    rest = others.filter((t) => t.name !== i.instanceType);
     candidates = fits.length;
   }
   if (wish.fallbackTypes === undefined) return { ok: true, current, target, fallbacks: rest.slice(0, DEFAULT_FALLBACKS), candidates };

@@ -22,6 +22,7 @@ import { startAction } from './start.action';
 import { stopAction } from './stop.action';
 import type { ResizePrepared } from './resize.action';
 import { resizeHerdAction } from './resize-herd.action';
+import { powerOnAction } from './power.action';
 import { rankTypes } from '@/lib/cloud/rank';
 import { priceList } from '@/lib/cloud/prices';
 import { instanceType } from '@/lib/testing/cloud';
@@ -252,6 +253,27 @@ function resizePrepared(h: HerdRef, t: InstanceRef | InstanceRef[], state = 'run
     prices: { source: prices.source, date: prices.date },
   };
 }
+
+describe('power on', () => {
+  const h = herd(three());
+  const [primary, r2] = h.members as [InstanceRef, InstanceRef, InstanceRef];
+  const planOf = (t: InstanceRef, members: InstanceRef[]) =>
+    powerOnAction.plan(t, { members, params: {}, prepared: resizePrepared(h, h.members, 'stopped') });
+
+  it('refuses what its host\u2019s boot would start as a second primary: fenced, to be rebuilt, a primary beside the running one', () => {
+    const fenced = { ...primary, state: 'fenced' };
+    expect(planOf(fenced, [fenced, { ...r2, role: 'primary' as const }])).toMatchObject({
+      refusalCode: 'not-applicable',
+      refused: expect.stringMatching(/is fenced after a failover: powered on, its host would start it as a primary/),
+    });
+    expect(planOf({ ...primary, state: 'needs_rebuild' }, h.members).refused).toMatch(/is to be rebuilt/);
+    const stopped = { ...primary, state: 'stopped' };
+    expect(planOf(stopped, [stopped, { ...r2, role: 'primary' as const }]).refusalCode).toBe('split-brain');
+    // A replica, or the herd's only primary, is powered on; the first step looks for another primary.
+    expect(planOf({ ...r2, state: 'stopped' }, h.members).refused).toBeUndefined();
+    expect(planOf(stopped, [stopped, r2]).steps[0]).toMatch(/^check that no other member of the herd answers as a primary/);
+  });
+});
 
 describe('resize a herd', () => {
   const h = herd(three());

@@ -9,6 +9,7 @@ import { describeInstancesById, startInstance, stopInstance, waitBounds } from '
 import { commonWarnings, defineAction, type ActionDeps, type ActionStep } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
 import { observe, waitObserved } from '../observe';
+import { answeringAsPrimary, observeOthers } from '../herd-primary';
 import { refuse, type Refusal } from '../refusal';
 import { postgresUpStep, refreshStep, sshControlStep } from './control-steps';
 import { prepareCloud, type CloudTarget, type ResizePrepared } from './resize.action';
@@ -97,12 +98,38 @@ export const powerOnAction = defineAction({
   permission: 'operator',
   dangerous: false,
   prepare: (targets, _params, db) => prepareCloud(targets, db, null),
-  plan: (t, { prepared }) => {
+  plan: (t, { members, prepared }) => {
+    // A host's boot starts its Postgres (and "Postgres up" would): an old primary would come up as a second one.
+    if (t.state === 'fenced' || t.state === 'needs_rebuild')
+      return refuse(
+        'not-applicable',
+        `${t.label} is ${t.state === 'fenced' ? 'fenced after a failover' : 'to be rebuilt'}: powered on, its host would start it as a primary beside the herd's. Make sure its Postgres does not start at boot, start the host outside pgherd, then rebuild it`,
+      );
+    const others = members.filter((m) => m.id !== t.id && m.role === 'primary' && m.state === 'running');
+    if (t.role === 'primary' && others.length)
+      return refuse(
+        'split-brain',
+        `the inventory has ${t.label} as a primary and ${others.map((m) => m.label).join(', ')} as the herd's running primary: powered on, it would be a second one. Rebuild it as a replica once its host is up`,
+      );
     const c = cloudOf(t, prepared, 'stopped');
     if (!('instanceId' in c)) return c;
     const bounds = waitBounds();
     const ec2 = () => ec2Client(c.region);
     const steps: ActionStep[] = [
+      {
+        name: 'no other primary',
+        says: `check that no other member of the herd answers as a primary${t.role === 'primary' ? ` (${t.label} would be a second one)` : ''}`,
+        timeoutMs: 20_000,
+        run: async (x) => {
+          const writable = t.role === 'primary' ? answeringAsPrimary(await observeOthers(t, members)) : [];
+          if (writable.length)
+            throw refuse(
+              'split-brain',
+              `${writable.map(({ m }) => m.label).join(', ')} answers as the herd's primary; ${t.label} was its primary and would start as a second one. Nothing was started`,
+            );
+          x.note({ stdout: t.role === 'primary' ? 'no other member answers as a primary' : `${t.label} is a replica` });
+        },
+      },
       {
         name: 'EC2: start',
         says: `start ${c.instanceId} and wait until EC2 says running (at most ${bounds.maxWaitSeconds} s)`,
