@@ -105,7 +105,7 @@ export const herdsAdmin = defineAdmin({
     automation: { label: 'Automation', help: 'maintenance: pgherd plans no automatic action on this herd.' },
     resizePreHook: {
       label: 'Pre-resize hook',
-      help: 'Absolute path of an executable run before a member is stopped for a resize (its arguments: README, "Resize hooks"). A failure stops the resize before anything is stopped.',
+      help: 'Absolute path of an executable in the worker\u2019s PGHERD_HOOK_DIR, run before a member is stopped for a resize (its arguments: README, "Resize hooks"). A failure stops the resize before anything is stopped.',
       schema: f.path(),
     },
     resizePostHook: {

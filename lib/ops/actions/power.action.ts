@@ -12,7 +12,8 @@ import { observe, waitObserved } from '../observe';
 import { answeringAsPrimary, observeOthers } from '../herd-primary';
 import { refuse, type Refusal } from '../refusal';
 import { postgresUpStep, refreshStep, sshControlStep } from './control-steps';
-import { prepareCloud, type CloudTarget, type ResizePrepared } from './resize.action';
+import { drainTargets, prepareCloud, recordsAt, type CloudTarget, type ResizePrepared } from './resize.action';
+import { dnsSteps } from '../dns-steps';
 
 const STREAMING_TIMEOUT_MS = 300_000;
 
@@ -53,11 +54,36 @@ export const powerOffAction = defineAction({
   dangerous: true,
   prepare: (targets, _params, db) => prepareCloud(targets, db, null),
   state: (): PowerState => ({ wasUp: false }),
-  plan: (t, { prepared }) => {
+  plan: (t, { members, prepared }) => {
     const c = cloudOf(t, prepared, 'running');
     if (!('instanceId' in c)) return c;
     const bounds = waitBounds();
     const ec2 = () => ec2Client(c.region);
+    // Its DNS names go to another member first, as a resize's drain (power on puts them back); a name
+    // with nowhere else to go (a primary's write name) stays, and the plan warns.
+    const herd = prepared.herds.get(t.herdId);
+    const at = herd ? recordsAt(herd, members, t) : [];
+    const drained = at.filter((rec) => typeof drainTargets(rec, members, t) !== 'string');
+    const stuck = at.filter((rec) => !drained.includes(rec));
+    const ttl = Math.max(0, ...drained.map((d) => d.ttl));
+    const drainSteps =
+      herd && drained.length
+        ? [
+            ...dnsSteps<PowerState>(
+              herd,
+              () => members,
+              (rec) => `drain ${rec.name}: point it at another member`,
+              (rec) => drained.includes(rec),
+              { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
+            ),
+            {
+              name: 'wait out the TTL',
+              says: `wait ${ttl} s for clients to stop resolving the drained names to ${t.hostname}`,
+              timeoutMs: ttl * 1000 + 10_000,
+              run: () => new Promise<void>((resolve) => setTimeout(resolve, ttl * 1000)),
+            } satisfies ActionStep<PowerState>,
+          ]
+        : [];
     const steps: ActionStep<PowerState>[] = [
       {
         name: 'check the EC2 instance',
@@ -71,6 +97,7 @@ export const powerOffAction = defineAction({
           x.note({ stdout: `${c.instanceId}: running; Postgres ${x.state.wasUp ? 'answers' : 'does not answer'}` });
         },
       },
+      ...drainSteps,
       sshControlStep<PowerState>(t, 'stop', 'stop Postgres', (s) => (s.wasUp ? false : 'Postgres was not running')),
       {
         name: 'EC2: stop',
@@ -86,8 +113,11 @@ export const powerOffAction = defineAction({
     ];
     return {
       steps,
-      warnings: commonWarnings(t),
-      facts: [instanceFact(c)],
+      warnings: [
+        ...commonWarnings(t),
+        ...stuck.map((rec) => `${rec.name} has no other member to point at: it keeps answering ${t.hostname}, which will be down`),
+      ],
+      facts: [instanceFact(c), { label: 'DNS drained', value: drained.length ? drained.map((d) => d.name).join(', ') : 'none' }],
     };
   },
 });
@@ -115,6 +145,10 @@ export const powerOnAction = defineAction({
     if (!('instanceId' in c)) return c;
     const bounds = waitBounds();
     const ec2 = () => ec2Client(c.region);
+    const herd = prepared.herds.get(t.herdId);
+    // The herd once it runs again: the names that should then answer it.
+    const up = members.map((m) => (m.id === t.id ? { ...m, state: 'running' } : m));
+    const names = herd ? recordsAt(herd, up, { ...t, state: 'running' }) : [];
     const steps: ActionStep[] = [
       {
         name: 'no other primary',
@@ -156,12 +190,22 @@ export const powerOnAction = defineAction({
             } satisfies ActionStep,
           ]
         : []),
+      // Its DNS names back on it (a resize that could not start it again left them drained, say).
+      ...(herd
+        ? dnsSteps(
+            herd,
+            () => up,
+            (rec) => `point ${rec.name} at it again`,
+            (rec) => names.some((n) => n.id === rec.id),
+            { name: (rec) => `DNS back: ${rec.name}` },
+          )
+        : []),
       refreshStep(t),
     ];
     return {
       steps,
       warnings: commonWarnings(t),
-      facts: [instanceFact(c)],
+      facts: [instanceFact(c), { label: 'DNS names', value: names.length ? names.map((n) => n.name).join(', ') : 'none point at it' }],
     };
   },
 });

@@ -366,8 +366,25 @@ export function planResize(
         x.note({ stdout: lines.join('\n') });
       },
     },
-    // Each drain carries the step that puts its name back, run at the end whatever happened.
-    ...drainSteps.map((drain, k): ActionStep<ResizeState> => ({ ...drain, always: backSteps[k] })),
+    // Each drain carries the step that puts its name back, run at the end whatever happened: never
+    // onto a replica that does not answer (its instance could not be started again, say).
+    ...drainSteps.map((drain, k): ActionStep<ResizeState> => {
+      const back = backSteps[k];
+      return {
+        ...drain,
+        always: back && {
+          ...back,
+          run: async (x) => {
+            const o = await observe(t);
+            if (!o.reachable) {
+              x.note({ stdout: `${t.label} does not answer (${o.error ?? 'no reason given'}): the name stays where the drain sent it` });
+              throw new Error(`${back.name.replace(/^DNS back: /, '')} left drained: ${t.label} does not answer`);
+            }
+            await back.run(x);
+          },
+        },
+      };
+    }),
     ...(drained.length
       ? [
           {
@@ -408,13 +425,21 @@ export function planResize(
           if (now && (now.state === 'stopped' || now.state === 'stopping')) {
             if (now.state === 'stopping') await stopInstance(ec2(), c.instanceId, bounds).catch(() => {});
             try {
-              await startInstance(ec2(), c.instanceId, bounds);
-              lines.push(`${c.instanceId} started as ${now.instanceType}`);
+              try {
+                await startInstance(ec2(), c.instanceId, bounds);
+                lines.push(`${c.instanceId} started as ${now.instanceType}`);
+              } catch (err) {
+                if (!isCapacityOrTypeRefusal(err) || now.instanceType === r.current.name) throw err;
+                await setInstanceType(ec2(), c.instanceId, r.current.name);
+                await startInstance(ec2(), c.instanceId, bounds);
+                lines.push(`${now.instanceType} could not start (${awsErrorText(err)}); started as ${r.current.name} again`);
+              }
             } catch (err) {
-              if (!isCapacityOrTypeRefusal(err) || now.instanceType === r.current.name) throw err;
-              await setInstanceType(ec2(), c.instanceId, r.current.name);
-              await startInstance(ec2(), c.instanceId, bounds);
-              lines.push(`${now.instanceType} could not start (${awsErrorText(err)}); started as ${r.current.name} again`);
+              // It stays stopped: the inventory says so (not "running"), and its names stay drained.
+              await markStopped(x.deps, t);
+              throw new Error(
+                `${c.instanceId} could not be started again: ${awsErrorText(err)}; ${t.label} is down and its DNS names stay drained`,
+              );
             }
           } else lines.push(`${c.instanceId} is ${now?.state ?? 'unknown to EC2'}`);
           const o = await observe(t);
@@ -460,8 +485,14 @@ export function planResize(
         }
         if (!x.state.landed) {
           x.state.allRefused = true;
-          await setInstanceType(ec2(), c.instanceId, r.current.name);
-          await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+          const tried = () => x.state.attempts.map((a) => `${a.type}: ${a.error}`).join('; ');
+          try {
+            await setInstanceType(ec2(), c.instanceId, r.current.name);
+            await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+          } catch (err) {
+            x.note({ stdout: [...lines, `${r.current.name} (the original): ${awsErrorText(err)}`].join('\n') });
+            throw new Error(`no type could be had, the original included: ${tried()}; ${r.current.name}: ${awsErrorText(err)}`);
+          }
           x.state.landed = r.current.name;
           lines.push(`${r.current.name} (the original): running`);
         }
@@ -539,6 +570,12 @@ export function planResize(
       },
     ],
   };
+}
+
+/** The instance could not be started again: its server stopped in the inventory, and it too. */
+async function markStopped(deps: ActionDeps, t: InstanceRef) {
+  await deps.db.update(servers).set({ cloudState: 'stopped', cloudSeenAt: new Date() }).where(eq(servers.id, t.serverId));
+  await deps.db.update(instances).set({ state: 'stopped' }).where(eq(instances.id, t.id));
 }
 
 async function recordType(deps: ActionDeps, t: InstanceRef, type: string, was: string) {

@@ -1,7 +1,8 @@
 // Resize through the engine, on a lab of its own (environment "cloud", herd "orders": a primary and two
 // replicas on 127.0.10.x, each on an EC2 instance in the lab's moto, each replica with a read name in
 // BIND): resizes stop hosts, which the shared lab's other users must not see.
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
@@ -190,6 +191,28 @@ describe('resize a replica', () => {
       expect(await streaming(r)).toBe('streaming');
       expect(await resolves(r)).toBe(r.server);
       expect(before).toBe('m6i.large');
+
+      // Not even the original type can be had: the instance stays stopped, and says so everywhere; its
+      // name is not put back onto a replica that does not answer. Power on brings it back later.
+      capacity(['m6i.2xlarge', 'm5.xlarge', 'r6i.xlarge']);
+      const down = await resize([r], { instanceType: 'm6i.2xlarge', fallbackTypes: ['m5.xlarge'] });
+      expect(down.op.status).toBe('failed');
+      expect(down.targets[0]!.error).toMatch(
+        /^no type could be had, the original included: m6i\.2xlarge: InsufficientInstanceCapacity: .*; m5\.xlarge: InsufficientInstanceCapacity: .*; r6i\.xlarge: InsufficientInstanceCapacity: /,
+      );
+      expect((await typeOf(r)).state).toBe('stopped');
+      const [inv] = await db
+        .select({ state: instances.state })
+        .from(instances)
+        .where(eq(instances.id, idOf(r)));
+      expect(inv!.state).toBe('stopped');
+      expect(await resolves(r)).not.toBe(r.server);
+      expect(down.steps.find((x) => x.name === `DNS back: ${readName(r)}`)).toMatchObject({ status: 'failed' });
+      capacity([]);
+      const on = await runOp(powerOnAction, [r], {});
+      expect(on.op.status, JSON.stringify(on.steps.map((x) => [x.name, x.status, x.stderrTail]))).toBe('succeeded');
+      expect(await streaming(r)).toBe('streaming');
+      expect(await resolves(r)).toBe(r.server); // power on puts its name back
     } finally {
       capacity([]);
     }
@@ -203,6 +226,7 @@ describe('resize a replica', () => {
     chmodSync(hook, 0o755);
     const [h] = await db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'orders'));
     await db.update(herds).set({ resizePreHook: hook, hooksRunOn: 'worker', hookTimeoutSeconds: 20 }).where(eq(herds.id, h!.id));
+    process.env.PGHERD_HOOK_DIR = dir;
     try {
       const started = await startTime(r);
       const type = (await typeOf(r)).instanceType;
@@ -218,8 +242,51 @@ describe('resize a replica', () => {
       expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: type });
     } finally {
       await db.update(herds).set({ resizePreHook: '' }).where(eq(herds.id, h!.id));
+      delete process.env.PGHERD_HOOK_DIR;
     }
   }, 120_000);
+
+  it('a hook runs only from PGHERD_HOOK_DIR (a link out of it refused, nothing run); one on the member\u2019s host is killed there at its timeout', async () => {
+    const r = replicas()[0]!;
+    const dir = mkdtempSync(path.join(tmpdir(), 'pgherd-hooks-'));
+    const outside = mkdtempSync(path.join(tmpdir(), 'pgherd-not-hooks-'));
+    chmodSync(dir, 0o755);
+    const evil = path.join(outside, 'evil.sh');
+    writeFileSync(evil, `#!/bin/sh\ntouch ${outside}/ran\n`);
+    chmodSync(evil, 0o755);
+    symlinkSync(evil, path.join(dir, 'link.sh'));
+    const slow = path.join(dir, 'slow.sh');
+    writeFileSync(slow, '#!/bin/sh\nexec sleep 300\n');
+    chmodSync(slow, 0o755);
+    const [h] = await db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'orders'));
+    const withHook = (resizePreHook: string, hooksRunOn: 'worker' | 'database') =>
+      db.update(herds).set({ resizePreHook, hooksRunOn, hookTimeoutSeconds: 2 }).where(eq(herds.id, h!.id));
+    const type = (await typeOf(r)).instanceType;
+    try {
+      delete process.env.PGHERD_HOOK_DIR;
+      await withHook(evil, 'worker');
+      const unset = await resize([r], { instanceType: 'm6i.xlarge' });
+      expect(unset.targets[0]!.error).toMatch(/may not run: hooks run only from the directory PGHERD_HOOK_DIR names/);
+      process.env.PGHERD_HOOK_DIR = dir;
+      const out = await resize([r], { instanceType: 'm6i.xlarge' });
+      expect(out.targets[0]!.error).toMatch(/evil\.sh is not in PGHERD_HOOK_DIR/);
+      await withHook(path.join(dir, 'link.sh'), 'worker');
+      const linked = await resize([r], { instanceType: 'm6i.xlarge' });
+      expect(linked.targets[0]!.error).toMatch(/link\.sh is not a file in PGHERD_HOOK_DIR/);
+      expect(existsSync(path.join(outside, 'ran'))).toBe(false);
+
+      await withHook(slow, 'database');
+      const killed = await resize([r], { instanceType: 'm6i.xlarge' });
+      expect(killed.targets[0]!.error).toMatch(/slow\.sh did not finish within 2 s \(killed on /);
+      await new Promise((res) => setTimeout(res, 500));
+      expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toContain(slow);
+      expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: type });
+      expect(await resolves(r)).toBe(r.server);
+    } finally {
+      await db.update(herds).set({ resizePreHook: '' }).where(eq(herds.id, h!.id));
+      delete process.env.PGHERD_HOOK_DIR;
+    }
+  }, 180_000);
 });
 
 describe('power off and on', () => {
@@ -232,11 +299,14 @@ describe('power off and on', () => {
     expect(off.op.status, JSON.stringify(off.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
     expect(off.steps.map((s) => s.name)).toEqual([
       'check the EC2 instance',
+      `DNS drain: ${readName(r)}`,
+      'wait out the TTL',
       'stop Postgres',
       'EC2: stop',
       'record the observed state in the inventory',
     ]);
     expect((await typeOf(r)).state).toBe('stopped');
+    expect(await resolves(r)).not.toBe(r.server);
     await expect(query(r.dsn, 'SELECT 1')).rejects.toThrow();
     const [inst] = await db
       .select({ state: instances.state })
@@ -252,6 +322,7 @@ describe('power off and on', () => {
     expect(on.op.status, JSON.stringify(on.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
     expect((await typeOf(r)).state).toBe('running');
     expect(await streaming(r)).toBe('streaming');
+    expect(await resolves(r)).toBe(r.server);
     const [back] = await db
       .select({ state: instances.state })
       .from(instances)
@@ -378,7 +449,10 @@ describe('resize a herd', () => {
       for (const r of readers) await r.stop();
     }
     // Readers through each replica's read name: never a failed query (each name back before the next replica drains).
-    expect(readers.flatMap((r) => r.log.filter((q) => !q.ok))).toEqual([]);
+    expect(
+      readers.flatMap((r) => r.log.filter((q) => !q.ok)),
+      JSON.stringify(run.steps.map((x) => [x.name, x.startedAt.getTime(), x.finishedAt?.getTime(), x.stdoutTail.slice(0, 200)])),
+    ).toEqual([]);
     const { op, targets, steps } = run;
     const names = steps.map((s) => s.name);
     expect([op.status, targets[0]!.error], JSON.stringify(steps.map((s) => [s.name, s.status, s.stderrTail]))).toEqual(['succeeded', null]);
