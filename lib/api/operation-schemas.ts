@@ -11,7 +11,10 @@ const ids = z
   .pipe(z.array(z.number()).min(1).max(MAX_SELECTION, `At most ${MAX_SELECTION} distinct ids.`));
 
 /** An action's parameters (remaster: `{ upstreamInstanceId }`); the action's own schema checks them. */
-const params = z.record(z.string().max(50), z.union([z.string().max(200), z.number(), z.boolean(), z.null()])).optional();
+/** A parameter's value: a scalar, or a short list of strings (a resize's ordered fallback types); the action's schema says which. */
+const params = z
+  .record(z.string().max(50), z.union([z.string().max(200), z.number(), z.boolean(), z.null(), z.array(z.string().max(200)).max(20)]))
+  .optional();
 
 /** Switchover and DR failover: the replica to promote, also accepted beside `params` (as the API documents). */
 const candidate = idNumber('candidateInstanceId').optional();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { onDemandPrice } from '@/lib/aws/pricing';
-import { forgetApiPrices, priceListFor } from './prices';
+import { costTotalText, forgetApiPrices, priceListFor } from './prices';
 
 const doc = (type: string, usd: string) => ({
   product: { attributes: { instanceType: type } },
@@ -50,6 +50,17 @@ describe('priceListFor', () => {
     expect(file.date).toMatch(/^\d{4}-\d\d-\d\d$/);
     await expect(priceListFor(['eu-west-1'], { PGHERD_PRICE_SOURCE: 'cheap' })).rejects.toThrow(
       'PGHERD_PRICE_SOURCE is "aws" or "file", not "cheap"',
+    );
+  });
+});
+
+describe('costTotalText', () => {
+  it('adds up what is priced, says what is not, and never shows $0.00 for nothing known', () => {
+    expect(costTotalText({ nowPerHour: 0.2, afterPerHour: 0.4, targets: 2, unpriced: 1 })).toBe(
+      '2 targets: $146.00/month now, $292.00/month after (+$146.00/month, +$0.20/h); 1 more with no price, not counted',
+    );
+    expect(costTotalText({ nowPerHour: 0, afterPerHour: 0, targets: 0, unpriced: 1 })).toBe(
+      'unknown: the price list has no price for the types of the target',
     );
   });
 });

@@ -158,6 +158,8 @@ const signedDollars = (v: number) => `${v < 0 ? '-' : '+'}${dollars(Math.abs(v))
 /** A plan's cost total in one line: what the targets cost a month now and after, and the change. */
 export function costTotalText(t: { nowPerHour: number; afterPerHour: number; targets: number; unpriced: number }): string {
   const month = (h: number) => h * HOURS_PER_MONTH;
+  if (!t.targets)
+    return `unknown: the price list has no price for the types of ${t.unpriced === 1 ? 'the target' : `the ${t.unpriced} targets`}`;
   const priced = `${t.targets} target${t.targets === 1 ? '' : 's'}`;
   const left = t.unpriced ? `; ${t.unpriced} more with no price, not counted` : '';
   return `${priced}: ${dollars(month(t.nowPerHour))}/month now, ${dollars(month(t.afterPerHour))}/month after (${signedDollars(month(t.afterPerHour - t.nowPerHour))}/month, ${signedDollars(t.afterPerHour - t.nowPerHour)}/h)${left}`;

@@ -47,11 +47,16 @@ const typeName = z
   .trim()
   .regex(/^[a-z0-9-]+\.[a-z0-9-]+$/, 'an instance type such as m6i.xlarge');
 const blank = (v: unknown) => (v === '' || v === null ? undefined : v);
+/** A decimal number, as a form's text or a JSON number: never true, "0x10" or "1e3". */
 const num = (min: number, max: number, what: string) =>
   z.preprocess(
-    blank,
-    z.coerce
-      .number({ message: `${what}: a number` })
+    (v) => {
+      const b = blank(v);
+      if (typeof b === 'string') return /^\s*\d+(\.\d+)?\s*$/.test(b) ? Number(b) : b;
+      return b;
+    },
+    z
+      .number({ message: `${what}: a number such as 4 or 0.5` })
       .min(min, `at least ${min}`)
       .max(max, `at most ${max}`)
       .optional(),
