@@ -306,17 +306,14 @@ export function planResize(
   if (c.neighbours.length)
     return refuse('not-applicable', `${t.hostname} also runs ${c.neighbours.join(', ')}: a resize stops the whole host`);
   if (!c.live) return refuse('cloud', `EC2 does not know ${c.instanceId} in ${c.region} (terminated, or another account)`);
-  if (c.live.state !== 'running') return refuse('cloud', `${c.instanceId} is ${c.live.state}: a resize starts from a running instance`);
+  if (c.live.state !== 'running')
+    return refuse('cloud', `${c.instanceId} is ${c.live.state}: a resize starts from a running instance (power it on first)`);
   if (!c.ranking) return refuse('cloud', `no type catalogue for ${c.region}`);
   if (!c.ranking.ok) return refuse('cloud', c.ranking.reason);
   const r = c.ranking;
-  if (r.target.name === r.current.name)
-    return refuse(
-      'not-applicable',
-      `${t.hostname} already runs ${r.current.name}${params.instanceType ? '' : ', the cheapest type that fits'}`,
-    );
   const herd = p.herds.get(t.herdId);
   if (!herd) return refuse('gone', 'its herd was deleted from the inventory');
+  if (r.target.name === r.current.name) return finishPlan(t, members, herd, c, r.current, params);
   const drained = recordsAt(herd, members, t);
   for (const rec of drained) {
     const to = drainTargets(rec, members, t);
@@ -505,22 +502,7 @@ export function planResize(
       },
     },
     postgresUpStep(t),
-    {
-      name: 'streaming',
-      says: `wait until it streams from its upstream with replay lag under ${maxLag} s`,
-      timeoutMs: STREAMING_TIMEOUT_MS + 10_000,
-      run: async (x) => {
-        const o = await waitObserved(
-          t,
-          `streaming with lag under ${maxLag} s`,
-          (v) => v.reachable && v.inRecovery === true && v.walReceiver?.status === 'streaming' && (v.replayLagSeconds ?? 0) <= maxLag,
-          { timeoutMs: STREAMING_TIMEOUT_MS, signal: x.signal },
-        );
-        x.note({
-          stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}, replay lag ${o.replayLagSeconds ?? 0} s`,
-        });
-      },
-    },
+    streamingStep(t, maxLag),
     ...(post
       ? [
           {
@@ -574,6 +556,79 @@ export function planResize(
         value: drained.length ? drained.map((d) => `${d.name} (TTL ${d.ttl} s)`).join(', ') : 'no DNS name points at it',
       },
     ],
+  };
+}
+
+/** Waits until the replica streams with replay lag under `maxLag` seconds. */
+function streamingStep<S>(t: InstanceRef, maxLag: number): ActionStep<S> {
+  return {
+    name: 'streaming',
+    says: `wait until it streams from its upstream with replay lag under ${maxLag} s`,
+    timeoutMs: STREAMING_TIMEOUT_MS + 10_000,
+    run: async (x) => {
+      const o = await waitObserved(
+        t,
+        `streaming with lag under ${maxLag} s`,
+        (v) => v.reachable && v.inRecovery === true && v.walReceiver?.status === 'streaming' && (v.replayLagSeconds ?? 0) <= maxLag,
+        { timeoutMs: STREAMING_TIMEOUT_MS, signal: x.signal },
+      );
+      x.note({
+        stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}, replay lag ${o.replayLagSeconds ?? 0} s`,
+      });
+    },
+  };
+}
+
+/**
+ * The replica already runs the type asked for (a resize done, or one a worker died in after the type
+ * changed): nothing is resized. What a resize ends with is made sure of: Postgres up, streaming, its
+ * DNS names pointing at it again. So running the resize again finishes one that was interrupted.
+ */
+function finishPlan(
+  t: InstanceRef,
+  members: InstanceRef[],
+  herd: HerdRef,
+  c: CloudTarget,
+  now: TypeChoice,
+  params: ResizeParams,
+): ActionPlan<ResizeState> {
+  const names = recordsAt(herd, members, t);
+  const back = dnsSteps<ResizeState>(
+    herd,
+    () => members,
+    (rec) => `${rec.name} pointed at ${t.hostname} again (where the drain may have left it)`,
+    (rec) => names.some((n) => n.id === rec.id),
+    { name: (rec) => `DNS back: ${rec.name}` },
+  );
+  return {
+    steps: [
+      {
+        name: 'check the EC2 instance',
+        says: `check that ${c.instanceId} runs as ${now.name}`,
+        timeoutMs: 30_000,
+        run: async (x) => {
+          const [live] = await describeInstancesById(ec2Client(c.region), c.region, [c.instanceId]);
+          if (live?.state !== 'running' || live.instanceType !== now.name)
+            throw refuse(
+              'cloud',
+              `${c.instanceId} is now ${live?.state ?? 'unknown to EC2'}, ${live?.instanceType ?? '?'}; nothing was changed`,
+            );
+          x.note({ stdout: `${c.instanceId}: running, ${live.instanceType}` });
+        },
+      },
+      postgresUpStep(t),
+      streamingStep(t, params.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS),
+      ...back,
+      refreshStep(t),
+    ],
+    warnings: [],
+    facts: [
+      {
+        label: 'Type now',
+        value: `${typeLine(now)}: already the type asked for${params.instanceType ? '' : ' (the cheapest that fits)'}. Nothing is resized; Postgres is started if it is down, and its DNS names are pointed at it again once it streams`,
+      },
+    ],
+    cost: { nowPerHour: now.perHour, afterPerHour: now.perHour },
   };
 }
 

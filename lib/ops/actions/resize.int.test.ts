@@ -16,7 +16,7 @@ import { SYSTEM_ACCESS } from '@/lib/auth/access';
 import { discoverEc2, discoveryConfig } from '@/lib/cloud/discovery';
 import { forgetApiPrices } from '@/lib/cloud/prices';
 import { LAB_PRICES_PUBLISHED } from '@/lib/lab/aws-front';
-import { lookup } from '@/lib/dns/rfc2136';
+import { lookup, replaceRecordSet } from '@/lib/dns/rfc2136';
 import { PROJECT_ROOT, readNameOf, startLab, stopLab, writeNameOf, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
@@ -168,6 +168,32 @@ describe('resize a replica', () => {
     expect(reader.log.filter((q) => !q.ok)).toEqual([]);
     expect(reader.log.some((q) => q.host !== r.server)).toBe(true);
   }, 240_000);
+
+  it('run again on a replica already on the type: nothing restarted, its name (left drained, as by a worker that died) pointed back', async () => {
+    const r = replicas()[0]!;
+    const started = await startTime(r);
+    await replaceRecordSet({ host: lab.dns!.server, port: lab.dns!.port }, lab.dns!.zone, lab.dns!.key, {
+      name: readName(r),
+      type: 'CNAME',
+      ttl: 2,
+      values: [primary().server],
+    });
+    expect(await resolves(r)).toBe(primary().server);
+    const { plan, op, steps } = await resize([r], { minVcpus: 4, minMemoryGiB: 16 });
+    expect(plan.targets[0]!.facts?.find((f) => f.label === 'Type now')?.value).toMatch(
+      /already the type asked for \(the cheapest that fits\)/,
+    );
+    expect(op.status).toBe('succeeded');
+    expect(steps.map((x) => x.name)).toEqual([
+      'check the EC2 instance',
+      'Postgres up',
+      'streaming',
+      `DNS back: ${readName(r)}`,
+      'record the observed state in the inventory',
+    ]);
+    expect(await resolves(r)).toBe(r.server);
+    expect(await startTime(r)).toEqual(started);
+  }, 120_000);
 
   it('falls back when EC2 has no capacity for the target; with none for any, starts the original type again and fails saying why', async () => {
     const r = replicas()[1]!;
