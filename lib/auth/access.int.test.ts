@@ -9,6 +9,7 @@ import { parseListParams } from '@/lib/admin/list-params';
 import { changeList, matchingIds } from '@/lib/admin/list-query';
 import { deleteObjects, saveObject } from '@/lib/admin/mutations';
 import { restartAction } from '@/lib/ops/actions/restart.action';
+import { reloadAction } from '@/lib/ops/actions/reload.action';
 import { switchoverAction } from '@/lib/ops/actions/switchover.action';
 import { cancelOperation, retryInput } from '@/lib/ops/control';
 import { planOperation } from '@/lib/ops/plan';
@@ -216,6 +217,17 @@ describe('roles from the directory', () => {
         bob,
       ),
     ).toEqual({ id: his.id, duplicate: true });
+    // The same key for another action: a 409 naming the earlier operation, nothing made.
+    const reload = await planOperation(t.db, bob.access, reloadAction, [staging]);
+    await expect(
+      submitOperation(
+        t.db,
+        null,
+        reloadAction,
+        { instanceIds: [staging], digest: reload.digest, confirmation: reload.typeToConfirm ?? '', idempotencyKey: 'shared-key-1' },
+        bob,
+      ),
+    ).rejects.toMatchObject({ status: 409, message: expect.stringContaining(`used for operation #${his.id} (restart) with another plan`) });
   });
 
   it('plans a retry again: a cancelled staging target whose instance has since moved into a production herd is refused, naming the role', async () => {

@@ -96,8 +96,20 @@ export async function submitOperation(
   // The same page (or API call) submitted again by the same user: the operation it made, even if the
   // inventory has moved since (that operation ran on it).
   const mine = and(eq(operations.requestedByName, actor.username), eq(operations.idempotencyKey, input.idempotencyKey));
-  const existing = await db.select({ id: operations.id }).from(operations).where(mine);
+  const existing = await db
+    .select({ id: operations.id, action: operations.action, digest: operations.planDigest })
+    .from(operations)
+    .where(mine);
   const [first] = existing;
+  // The same key for something else (another action, other targets or parameters) is a client's
+  // mistake: answered as such, not with the earlier operation as if this one had been made.
+  if (first && (first.action !== action.name || first.digest !== input.digest))
+    throw new SubmitError(
+      'wrong-targets',
+      409,
+      `this idempotency key was used for operation #${first.id} (${first.action}) with another plan: use a fresh key for another operation`,
+      { operationId: first.id },
+    );
   if (first) return { id: first.id, duplicate: true };
   if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);
   if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
