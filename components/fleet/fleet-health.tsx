@@ -83,15 +83,15 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
       {tagDisagreements.total > 0 && (
         <section data-health="tag-disagreements">
           <h3>
-            {tagDisagreements.total === 1 ? 'An instance runs' : `${tagDisagreements.total} instances run`} in another herd than{' '}
-            {tagDisagreements.total === 1 ? 'its' : 'their'} server&rsquo;s EC2 tags say
+            {tagDisagreements.total === 1 ? 'An instance runs' : `${tagDisagreements.total} instances run`} in another herd or environment
+            than {tagDisagreements.total === 1 ? 'its' : 'their'} server&rsquo;s EC2 tags say
           </h3>
           <ul>
             {tagDisagreements.rows.map((d) => (
               <li key={d.id}>
                 <Link href={`/admin/instances/${d.id}`}>{d.label}</Link>: the tags of{' '}
                 <Link href={`/admin/servers/${d.serverId}`}>{d.hostname}</Link>
-                {d.cloudInstanceId ? ` (${d.cloudInstanceId})` : ''} say herd <strong>{d.taggedHerd}</strong>; its agent&rsquo;s system
+                {d.cloudInstanceId ? ` (${d.cloudInstanceId})` : ''} say <strong>{d.taggedHerd}</strong>; its agent&rsquo;s system
                 identifier puts it in <Link href={`/herds/${d.herdId}`}>{d.herd}</Link>. Retag the instance, or find out why this data runs
                 there.
               </li>

@@ -5,6 +5,7 @@
 // and the herd page (that herd).
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '@/db/client';
+import { discoveryConfig } from '@/lib/cloud/discovery';
 
 /** An agent silent for more than this many of its intervals is reported. */
 export const SILENT_AFTER_INTERVALS = 3;
@@ -51,11 +52,12 @@ export type HeldConflict = {
   firstSeenAt: Date;
 };
 
-/** An instance the agents put in one herd (by its system identifier) on a server whose EC2 tags name another. */
+/** An instance the agents put in one herd (by its system identifier) on a server whose EC2 tags name another herd or environment. */
 export type TagDisagreement = {
   serverId: number;
   hostname: string;
   cloudInstanceId: string | null;
+  /** What the tags say: "environment/herd", a part the tags do not give shown as "?". */
   taggedHerd: string;
   id: number;
   label: string;
@@ -92,7 +94,17 @@ function counted<T>(rows: (T & { total: number })[]): { rows: T[]; total: number
  * What is wrong in the environments of `scope` (null: all), or in one herd. Only what an agent (or
  * an admin) wrote into the inventory: the herd page observes the members live besides.
  */
+/** The tag that names an instance's environment, as discovery reads it (its default when discovery is not configured, or badly). */
+function environmentTag(): string {
+  try {
+    return discoveryConfig()?.map.environment ?? 'pgherd:environment';
+  } catch {
+    return 'pgherd:environment';
+  }
+}
+
 export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId?: number; now?: Date } = {}): Promise<FleetHealth> {
+  const envTag = environmentTag();
   const now = opts.now ?? new Date();
   const herd = (col: SQL) => (opts.herdId === undefined ? sql`true` : sql`${col} = ${opts.herdId}`);
   const [silent, two, foreign, held, tagged] = await Promise.all([
@@ -141,10 +153,12 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
     // The tags say where the instance should be; the agents say where its data belongs. Not on a server
     // EC2 no longer has (its tags are history).
     db.execute<TagDisagreement & { total: number }>(sql`
-      SELECT s.id AS "serverId", s.hostname, s.cloud_instance_id AS "cloudInstanceId", s.cloud_herd_tag AS "taggedHerd",
+      SELECT s.id AS "serverId", s.hostname, s.cloud_instance_id AS "cloudInstanceId",
+             coalesce(s.cloud_tags ->> ${envTag}, '?') || '/' || coalesce(s.cloud_herd_tag, '?') AS "taggedHerd",
              i.id, s.hostname || ':' || i.port AS label, h.id AS "herdId", e.name || '/' || h.name AS herd, (count(*) OVER ())::int AS total
       FROM servers s JOIN instances i ON i.server_id = s.id JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id
-      WHERE s.cloud_herd_tag IS NOT NULL AND s.cloud_gone_at IS NULL AND h.name <> s.cloud_herd_tag
+      WHERE s.cloud_gone_at IS NULL
+        AND (h.name <> s.cloud_herd_tag OR e.name <> s.cloud_tags ->> ${envTag})
         AND ${within(sql`i.environment_id`, scope)} AND ${herd(sql`h.id`)}
       ORDER BY s.hostname, i.port
       LIMIT ${HEALTH_ROWS}`),

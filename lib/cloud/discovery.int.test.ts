@@ -186,7 +186,7 @@ describe('EC2 discovery', () => {
         expect.objectContaining({
           hostname: lab.server,
           cloudInstanceId: ec2Of.instanceId,
-          taggedHerd: `not-${lab.herd}`,
+          taggedHerd: `${lab.environment}/not-${lab.herd}`,
           herd: `${lab.environment}/${lab.herd}`,
         }),
       ]);
@@ -199,6 +199,22 @@ describe('EC2 discovery', () => {
       expect((await fleetHealth(t.db, null, { herdId: inst!.herdId + 1000 })).tagDisagreements.total).toBe(0);
     } finally {
       await ec2.send(new CreateTagsCommand({ Resources: [ec2Of.instanceId], Tags: [{ Key: 'pgherd:herd', Value: before!.tag! }] }));
+    }
+    await discoverEc2(t.db, cfg(), () => ec2);
+    expect((await fleetHealth(t.db, null)).tagDisagreements.total).toBe(0);
+
+    // Retagged into another environment, the same herd's name: flagged too (the server stays where it is).
+    const other = lab.environment === 'production' ? 'staging' : 'production';
+    await ec2.send(new CreateTagsCommand({ Resources: [ec2Of.instanceId], Tags: [{ Key: 'pgherd:environment', Value: other }] }));
+    try {
+      await discoverEc2(t.db, cfg(), () => ec2);
+      expect((await fleetHealth(t.db, null)).tagDisagreements.rows).toEqual([
+        expect.objectContaining({ hostname: lab.server, taggedHerd: `${other}/${lab.herd}`, herd: `${lab.environment}/${lab.herd}` }),
+      ]);
+    } finally {
+      await ec2.send(
+        new CreateTagsCommand({ Resources: [ec2Of.instanceId], Tags: [{ Key: 'pgherd:environment', Value: lab.environment }] }),
+      );
     }
     await discoverEc2(t.db, cfg(), () => ec2);
     expect((await fleetHealth(t.db, null)).tagDisagreements.total).toBe(0);
