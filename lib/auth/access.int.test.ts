@@ -366,7 +366,7 @@ describe('roles from the directory', () => {
     const global = await refusal(
       saveObject(t.db, rb, null, { role: 'admin', subjectType: 'user', subject: 'alice', environmentId: '' }, alice),
     );
-    expect(global).toContain('needs the admin role globally (you have no role)');
+    expect(global).toContain('needs the admin role globally (you have no global role: roles in single environments do not count)');
     const bad = await saveObject(t.db, rb, null, { role: 'viewer', subjectType: 'group', subject: 'not a dn', environmentId: '' }, alice);
     expect(bad).toMatchObject({ ok: false, fieldErrors: { subject: expect.stringContaining('DN') } });
     const [entry] = await t.db

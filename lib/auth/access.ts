@@ -143,7 +143,9 @@ export async function demand(db: Queries, a: Access, need: Role, what: string, e
   const where = missing.map((e) => {
     const has = roleIn(a, e);
     const place = e === null ? 'globally' : `in ${names.get(e) ?? `environment #${e}`}`;
-    return `${place} (${has ? `you have ${has}` : 'you have no role'}${e === null ? '' : ' there'})`;
+    // Globally, "no role" would read as none at all to someone with roles in some environments.
+    if (e === null) return `${place} (${has ? `you have ${has}` : 'you have no global role: roles in single environments do not count'})`;
+    return `${place} (${has ? `you have ${has}` : 'you have no role'} there)`;
   });
   throw new AccessDenied(`${what} needs the ${need} role ${where.join(', ')}`, {
     id: a.userId,

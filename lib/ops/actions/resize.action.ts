@@ -106,7 +106,7 @@ export interface ResizePrepared {
   prices: { source: string; date: string };
 }
 
-export const newResizeState = (): ResizeState => ({ stopped: false, attempts: [], landed: null, allRefused: false });
+export const newResizeState = (): ResizeState => ({ stopped: false, attempts: [], landed: null, allRefused: false, recorded: false });
 
 export interface ResizeState {
   /** EC2 stopped the instance (the cleanup starts it again). */
@@ -114,6 +114,8 @@ export interface ResizeState {
   attempts: { type: string; error: string }[];
   landed: string | null;
   allRefused: boolean;
+  /** The type was recorded and said (the last step): the cleanup says it otherwise. */
+  recorded: boolean;
 }
 
 const money = (v: number | null) => (v === null ? 'price unknown' : `$${v.toFixed(4)}/h, $${(v * HOURS_PER_MONTH).toFixed(2)}/month`);
@@ -453,6 +455,11 @@ export function planResize(
           }
           const [after] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
           if (after) await recordType(x.deps, t, after.instanceType, r.current.name);
+          // Stopped or failed before the type was recorded: what it runs now is still the target's outcome.
+          if (after && !x.state.recorded)
+            x.deps.outcome?.(
+              after.instanceType === r.current.name ? `still ${after.instanceType}` : `now ${after.instanceType} (was ${r.current.name})`,
+            );
           x.note({ stdout: lines.join('\n') });
         },
       },
@@ -521,6 +528,7 @@ export function planResize(
         const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
         if (!now) throw new Error(`EC2 no longer knows ${c.instanceId}`);
         await recordType(x.deps, t, now.instanceType, r.current.name);
+        x.state.recorded = true;
         x.deps.outcome?.(x.state.allRefused ? `back on ${now.instanceType}` : `now ${now.instanceType}`);
         if (x.state.allRefused)
           throw new Error(

@@ -308,8 +308,22 @@ describe('resize a replica', () => {
       expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toContain(slow);
       expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: type });
       expect(await resolves(r)).toBe(r.server);
+
+      // A post-resize hook that fails, after the type changed: the target fails, saying what it runs now; the name is back.
+      const post = path.join(dir, 'post.sh');
+      writeFileSync(post, '#!/bin/sh\necho "no" >&2\nexit 4\n');
+      chmodSync(post, 0o755);
+      await db
+        .update(herds)
+        .set({ resizePreHook: '', resizePostHook: post, hooksRunOn: 'worker', hookTimeoutSeconds: 5 })
+        .where(eq(herds.id, h!.id));
+      const target = type === 'r6i.large' ? 'r6i.xlarge' : 'r6i.large';
+      const failedAfter = await resize([r], { instanceType: target });
+      expect([failedAfter.op.status, failedAfter.targets[0]!.error]).toEqual(['failed', expect.stringMatching(/post\.sh exited 4: no/)]);
+      expect(failedAfter.targets[0]!.outcome).toBe(`now ${target} (was ${type})`);
+      expect(await resolves(r)).toBe(r.server);
     } finally {
-      await db.update(herds).set({ resizePreHook: '' }).where(eq(herds.id, h!.id));
+      await db.update(herds).set({ resizePreHook: '', resizePostHook: '' }).where(eq(herds.id, h!.id));
       delete process.env.PGHERD_HOOK_DIR;
     }
   }, 180_000);
