@@ -79,6 +79,8 @@ test('EC2 discovery: its passes listed, one asked for (202) and followed to its 
   const [admin] = await db.select().from(users).where(eq(users.username, lab.console.admin.username));
   const read = await createApiToken(db, admin!.id, 'read-only', 'read');
   expect((await request.post(`${url}/api/v1/cloud/discovery`, { headers: auth(read.token) })).status()).toBe(403);
+  const withBody = await request.post(`${url}/api/v1/cloud/discovery`, { headers: operate, data: { regions: ['us-east-1'] } });
+  expect([withBody.status(), (await withBody.json()).error]).toEqual([400, expect.stringContaining('takes no body')]);
   await revokeApiToken(db, read.id);
   await pool.end();
   expect((await request.get(`${url}/api/v1/cloud/discovery/abc`, { headers: operate })).status()).toBe(400);

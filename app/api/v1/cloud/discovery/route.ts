@@ -19,6 +19,10 @@ export const GET = handle(async (req) => {
  */
 export const POST = handle(async (req) => {
   const user = await apiUser(req, 'operate');
+  // It takes no body: one sent (regions, tags) would be ignored, so it is refused rather than pass for obeyed.
+  const body = (await req.text()).trim();
+  if (body && body !== '{}')
+    throw new ApiError(400, 'POST /api/v1/cloud/discovery takes no body: what a pass reads is PGHERD_AWS_DISCOVERY');
   await demand(getDb(), user.access, 'admin', 'Asking for an EC2 discovery pass', [null]);
   const reason = await discoveryUnavailable();
   if (reason) throw new ApiError(503, reason);
