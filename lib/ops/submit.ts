@@ -81,6 +81,18 @@ export function targetIdsFor(action: AnyAction, input: { instanceIds?: number[];
   return ids;
 }
 
+/** The operation a key already made: it, for the same plan; a 409 naming it for anything else. */
+function sameKeyAnswer(found: { id: number; action: string; digest: string }, action: string, digest: string) {
+  if (found.action !== action || found.digest !== digest)
+    throw new SubmitError(
+      'wrong-targets',
+      409,
+      `this idempotency key was used for operation #${found.id} (${found.action}) with another plan: use a fresh key for another operation`,
+      { operationId: found.id },
+    );
+  return { id: found.id, duplicate: true };
+}
+
 export async function submitOperation(
   db: Db,
   queue: Queue<TargetJob> | null,
@@ -103,14 +115,7 @@ export async function submitOperation(
   const [first] = existing;
   // The same key for something else (another action, other targets or parameters) is a client's
   // mistake: answered as such, not with the earlier operation as if this one had been made.
-  if (first && (first.action !== action.name || first.digest !== input.digest))
-    throw new SubmitError(
-      'wrong-targets',
-      409,
-      `this idempotency key was used for operation #${first.id} (${first.action}) with another plan: use a fresh key for another operation`,
-      { operationId: first.id },
-    );
-  if (first) return { id: first.id, duplicate: true };
+  if (first) return sameKeyAnswer(first, action.name, input.digest);
   if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);
   if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
   const runnable = plan.targets.filter((t) => !t.refused);
@@ -222,9 +227,13 @@ export async function submitOperation(
     return { id: op.id, queued: rows.filter((r) => r.status === 'queued' && !r.held).map((r) => r.id) };
   });
   if (!created) {
-    const [again] = await db.select({ id: operations.id }).from(operations).where(mine);
+    // Another submit with this key won the race: the same plan is that operation; anything else, a 409 as above.
+    const [again] = await db
+      .select({ id: operations.id, action: operations.action, digest: operations.planDigest })
+      .from(operations)
+      .where(mine);
     if (!again) throw new Error('the operation another submit of this page made is gone');
-    return { id: again.id, duplicate: true };
+    return sameKeyAnswer(again, action.name, input.digest);
   }
   // Thousands of new rows at once leave the planner's statistics of operation_targets far behind (it
   // may still think the table holds a few rows), and the workers' claims, planned on them, would walk
