@@ -12,7 +12,7 @@ import { observe, waitObserved } from '../observe';
 import { answeringAsPrimary, observeOthers } from '../herd-primary';
 import { refuse, type Refusal } from '../refusal';
 import { postgresUpStep, refreshStep, sshControlStep } from './control-steps';
-import { drainTargets, prepareCloud, recordsAt, type CloudTarget, type ResizePrepared } from './resize.action';
+import { drainTargets, prepareCloud, recordsAt, waitOutTtlStep, type CloudTarget, type ResizePrepared } from './resize.action';
 import { dnsSteps } from '../dns-steps';
 
 const STREAMING_TIMEOUT_MS = 300_000;
@@ -76,12 +76,7 @@ export const powerOffAction = defineAction({
               (rec) => drained.includes(rec),
               { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
             ),
-            {
-              name: 'wait out the TTL',
-              says: `wait ${ttl} s for clients to stop resolving the drained names to ${t.hostname}`,
-              timeoutMs: ttl * 1000 + 10_000,
-              run: () => new Promise<void>((resolve) => setTimeout(resolve, ttl * 1000)),
-            } satisfies ActionStep<PowerState>,
+            waitOutTtlStep<PowerState>(ttl, t.hostname),
           ]
         : [];
     const steps: ActionStep<PowerState>[] = [

@@ -389,24 +389,7 @@ export function planResize(
         },
       };
     }),
-    ...(drained.length
-      ? [
-          {
-            name: 'wait out the TTL',
-            says: `wait ${ttl} s (the longest TTL of the drained names) for clients to stop resolving them to ${t.hostname}`,
-            timeoutMs: ttl * 1000 + 10_000,
-            run: async (x) => {
-              await new Promise<void>((resolve, reject) => {
-                const timer = setTimeout(resolve, ttl * 1000);
-                x.signal.addEventListener('abort', () => {
-                  clearTimeout(timer);
-                  reject(new Error('stopped while waiting out the TTL'));
-                });
-              });
-            },
-          } satisfies ActionStep<ResizeState>,
-        ]
-      : []),
+    ...(drained.length ? [waitOutTtlStep<ResizeState>(ttl, t.hostname)] : []),
     ...(pre
       ? [
           {
@@ -564,6 +547,23 @@ export function planResize(
         value: drained.length ? drained.map((d) => `${d.name} (TTL ${d.ttl} s)`).join(', ') : 'no DNS name points at it',
       },
     ],
+  };
+}
+
+/** After a drain: waits out the longest TTL of the drained names, so that clients stop resolving them to `host`. */
+export function waitOutTtlStep<S>(ttl: number, host: string): ActionStep<S> {
+  return {
+    name: 'wait out the TTL',
+    says: `wait ${ttl} s (the longest TTL of the drained names) for clients to stop resolving them to ${host}`,
+    timeoutMs: ttl * 1000 + 10_000,
+    run: (x) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, ttl * 1000);
+        x.signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          reject(new Error('stopped while waiting out the TTL'));
+        });
+      }),
   };
 }
 
