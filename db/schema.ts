@@ -182,6 +182,10 @@ export const instances = pgTable(
     dataDirectory: text('data_directory').notNull().default(''),
     pgVersion: smallint('pg_version').notNull().default(15),
     role: instanceRole('role').notNull().default('unknown'),
+    // What the instance itself said last (pg_is_in_recovery), written only by observations and by the
+    // steps that change it; an admin's edit of `role` leaves it. Power on trusts only this: a host
+    // whose Postgres last answered as a primary may boot as one, whatever the inventory was edited to.
+    observedRole: instanceRole('observed_role'),
     upstreamInstanceId: integer('upstream_instance_id').references((): AnyPgColumn => instances.id, { onDelete: 'set null' }),
     state: instanceState('state').notNull().default('stopped'),
     timeline: integer('timeline'),

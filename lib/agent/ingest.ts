@@ -177,17 +177,17 @@ WITH batch AS (
       WHERE p.herd_id = f.herd_id AND p.role = 'primary' AND p.state = 'running' HAVING count(*) = 1) END AS lag -- instances_running_primary_idx
   FROM placed f JOIN batch b USING (server_id) WHERE NOT EXISTS (SELECT 1 FROM unknown) AND NOT f.conflict
 ), up AS (
-  INSERT INTO instances AS i (herd_id, server_id, port, data_directory, pg_version, role, upstream_instance_id, state, timeline, lsn, lag_bytes, pending_restart, last_observed_at)
-  SELECT herd_id, server_id, port, data_directory, pg_version, (CASE WHEN is_primary THEN 'primary' ELSE 'replica' END)::instance_role, upstream_id, 'running', timeline, lsn, lag, pending, observed_at
+  INSERT INTO instances AS i (herd_id, server_id, port, data_directory, pg_version, role, observed_role, upstream_instance_id, state, timeline, lsn, lag_bytes, pending_restart, last_observed_at)
+  SELECT herd_id, server_id, port, data_directory, pg_version, (CASE WHEN is_primary THEN 'primary' ELSE 'replica' END)::instance_role, (CASE WHEN is_primary THEN 'primary' ELSE 'replica' END)::instance_role, upstream_id, 'running', timeline, lsn, lag, pending, observed_at
   FROM fact ORDER BY server_id, port
   ON CONFLICT (server_id, port) DO UPDATE SET
-    herd_id = excluded.herd_id, data_directory = excluded.data_directory, pg_version = excluded.pg_version, role = excluded.role,
+    herd_id = excluded.herd_id, data_directory = excluded.data_directory, pg_version = excluded.pg_version, role = excluded.role, observed_role = excluded.observed_role,
     upstream_instance_id = excluded.upstream_instance_id,
     state = CASE WHEN i.state IN ('fenced', 'needs_rebuild') THEN i.state ELSE 'running'::instance_state END,
     timeline = excluded.timeline, lsn = excluded.lsn, lag_bytes = coalesce(excluded.lag_bytes, i.lag_bytes),
     pending_restart = excluded.pending_restart, last_observed_at = excluded.last_observed_at, updated_at = now()
-  WHERE (i.herd_id, i.data_directory, i.pg_version, i.role, i.upstream_instance_id, i.timeline, i.lsn, i.lag_bytes, i.pending_restart, i.last_observed_at)
-        IS DISTINCT FROM (excluded.herd_id, excluded.data_directory, excluded.pg_version, excluded.role, excluded.upstream_instance_id, excluded.timeline, excluded.lsn, coalesce(excluded.lag_bytes, i.lag_bytes), excluded.pending_restart, excluded.last_observed_at)
+  WHERE (i.herd_id, i.data_directory, i.pg_version, i.role, i.observed_role, i.upstream_instance_id, i.timeline, i.lsn, i.lag_bytes, i.pending_restart, i.last_observed_at)
+        IS DISTINCT FROM (excluded.herd_id, excluded.data_directory, excluded.pg_version, excluded.role, excluded.observed_role, excluded.upstream_instance_id, excluded.timeline, excluded.lsn, coalesce(excluded.lag_bytes, i.lag_bytes), excluded.pending_restart, excluded.last_observed_at)
      OR i.state NOT IN ('running', 'fenced', 'needs_rebuild')
   RETURNING i.id, i.server_id, i.port, i.role, i.data_directory, (xmax = 0) AS created
 ), stopped AS (

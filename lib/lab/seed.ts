@@ -200,6 +200,7 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
         dataDirectory: i.dataDirectory,
         pgVersion: i.version,
         role: o ? (o.inRecovery ? ('replica' as const) : ('primary' as const)) : i.role,
+        observedRole: o ? (o.inRecovery ? ('replica' as const) : ('primary' as const)) : null,
         state: o ? ('running' as const) : ('stopped' as const),
         timeline: o?.timeline ?? null,
         lsn: o?.lsn ?? null,

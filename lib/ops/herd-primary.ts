@@ -21,3 +21,45 @@ export function herdPrimary(t: InstanceRef, members: InstanceRef[]): InstanceRef
     return `the herd has ${primaries.length} running primaries (${primaries.map((p) => p.label).join(', ')}): fence one first`;
   return only;
 }
+
+/**
+ * Whether `m`'s Postgres may come up as a primary when its host boots: it was fenced or is to be
+ * rebuilt (an old primary), or it did not last say it was a replica. Only what the instance itself
+ * said counts (`observedRole`): an inventory edited to call an old primary a replica does not make it
+ * one, and its standby.signal is what the boot goes by.
+ */
+export function mayComeUpAsPrimary(m: Pick<InstanceRef, 'state' | 'observedRole'>): boolean {
+  return m.state === 'fenced' || m.state === 'needs_rebuild' || m.observedRole !== 'replica';
+}
+
+/** One other member as seen just now: Postgres's answer, and its host's EC2 state when it has one. */
+export interface OtherSeen {
+  m: InstanceRef;
+  o: Observed;
+  /** EC2's state of its host (pending, running, stopping, stopped, ...); null off the cloud or unknown. */
+  ec2: string | null;
+}
+
+/**
+ * The members that are, or may be, a primary: each with why. One that answers as a primary is; one
+ * that answers as a replica is not; one that does not answer is not only when its host is stopped in
+ * EC2 or it last said it was a replica. Silence is no proof (a stopped process, a partition, a host
+ * still booting): the DR failover's rule.
+ */
+export function primariesOrMaybe(seen: OtherSeen[]): { m: InstanceRef; why: string }[] {
+  const out: { m: InstanceRef; why: string }[] = [];
+  for (const { m, o, ec2 } of seen) {
+    if (o.reachable) {
+      if (o.inRecovery === false) out.push({ m, why: `${m.label} answers as a primary` });
+      continue;
+    }
+    if (ec2 === 'stopped' || ec2 === 'terminated' || !mayComeUpAsPrimary(m)) continue;
+    const host = ec2 ? `its host is ${ec2} in EC2` : 'it has no EC2 host to ask';
+    const last =
+      m.state === 'fenced' || m.state === 'needs_rebuild'
+        ? `was fenced as an old primary`
+        : `last answered as ${m.observedRole ?? 'nothing yet'}`;
+    out.push({ m, why: `${m.label} does not answer (${o.error ?? 'no answer'}); it ${last} and ${host}, so it may be a primary` });
+  }
+  return out;
+}

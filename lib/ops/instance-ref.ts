@@ -25,7 +25,11 @@ export interface InstanceRef {
   pgVersion: number;
   controlDriver: string;
   role: 'primary' | 'replica' | 'unknown';
+  /** What it said of itself last (observations only; an admin's edit of `role` leaves it); null: never observed. */
+  observedRole: 'primary' | 'replica' | 'unknown' | null;
   state: string;
+  /** Its server's EC2 identity, when it has one. */
+  cloud: { region: string; instanceId: string } | null;
   /** The member it streams from, per the inventory. */
   upstreamId: number | null;
   /** As last observed (the refresher): WAL position (replayed, for a replica) and bytes behind its upstream. */
@@ -43,7 +47,7 @@ export const REF_SELECT = `
   SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS herd_id, h.name AS herd, e.name AS environment,
          e.id AS environment_id, s.id AS server_id, s.environment_id AS server_environment_id, se.name AS server_environment, s.hostname, s.address, s.site, i.port,
          coalesce(nullif(i.data_directory, ''), h.default_data_directory) AS data_directory,
-         i.pg_version, h.control_driver, i.role, i.state, i.upstream_instance_id, i.lsn, i.lag_bytes, i.timeline, h.system_identifier, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
+         i.pg_version, h.control_driver, i.role, i.observed_role, i.state, s.cloud_provider, s.cloud_region, s.cloud_instance_id, i.upstream_instance_id, i.lsn, i.lag_bytes, i.timeline, h.system_identifier, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
   FROM instances i
   JOIN herds h ON h.id = i.herd_id
   JOIN environments e ON e.id = h.environment_id
@@ -80,7 +84,11 @@ export interface RefRow {
   pg_version: number;
   control_driver: string;
   role: InstanceRef['role'];
+  observed_role: InstanceRef['observedRole'];
   state: string;
+  cloud_provider: string | null;
+  cloud_region: string | null;
+  cloud_instance_id: string | null;
   upstream_instance_id: number | null;
   lsn: string | null;
   lag_bytes: string | null;
@@ -112,7 +120,12 @@ export function toRef(r: RefRow): InstanceRef {
     pgVersion: r.pg_version,
     controlDriver: r.control_driver,
     role: r.role,
+    observedRole: r.observed_role,
     state: r.state,
+    cloud:
+      r.cloud_provider === 'aws' && r.cloud_region && r.cloud_instance_id
+        ? { region: r.cloud_region, instanceId: r.cloud_instance_id }
+        : null,
     upstreamId: r.upstream_instance_id,
     lsn: r.lsn === null ? null : Number(r.lsn),
     lagBytes: r.lag_bytes === null ? null : Number(r.lag_bytes),

@@ -30,6 +30,7 @@ export async function refreshInstance(db: Db, id: number, e: PgEndpoint, observe
         ? {
             state: keepDeliberate('running'),
             role: o.inRecovery ? 'replica' : 'primary',
+            observedRole: o.inRecovery ? 'replica' : 'primary',
             timeline: o.timeline,
             lsn: o.lsn ? lsnToNumber(o.lsn) : null,
             pendingRestart: !!o.pendingRestart,

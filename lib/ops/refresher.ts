@@ -107,6 +107,7 @@ function values(x: Reading, now: Date) {
   return {
     state: x.state,
     role: x.role,
+    observedRole: x.role,
     timeline: o.timeline,
     lsn: x.lsn,
     lagBytes: x.lagBytes,

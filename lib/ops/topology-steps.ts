@@ -87,7 +87,14 @@ export async function promoteNow(
 export async function recordNewPrimary(deps: ActionDeps, t: InstanceRef, timeline?: number): Promise<void> {
   await deps.db
     .update(instances)
-    .set({ role: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0, ...(timeline === undefined ? {} : { timeline }) })
+    .set({
+      role: 'primary',
+      observedRole: 'primary',
+      upstreamInstanceId: null,
+      lagBytes: 0,
+      lagSeconds: 0,
+      ...(timeline === undefined ? {} : { timeline }),
+    })
     .where(eq(instances.id, t.id));
 }
 
@@ -282,7 +289,7 @@ export function rejoinSteps<S extends RejoinState>(
         );
         await x.deps.db
           .update(instances)
-          .set({ upstreamInstanceId: src.id, role: 'replica', state: 'running' })
+          .set({ upstreamInstanceId: src.id, role: 'replica', observedRole: 'replica', state: 'running' })
           .where(eq(instances.id, t.id));
       },
     },

@@ -23,6 +23,7 @@ import { stopAction } from './stop.action';
 import type { ResizePrepared } from './resize.action';
 import { resizeHerdAction } from './resize-herd.action';
 import { powerOnAction } from './power.action';
+import { primariesOrMaybe } from '../herd-primary';
 import { rankTypes } from '@/lib/cloud/rank';
 import { priceList } from '@/lib/cloud/prices';
 import { instanceType } from '@/lib/testing/cloud';
@@ -271,7 +272,56 @@ describe('power on', () => {
     expect(planOf(stopped, [stopped, { ...r2, role: 'primary' as const }]).refusalCode).toBe('split-brain');
     // A replica, or the herd's only primary, is powered on; the first step looks for another primary.
     expect(planOf({ ...r2, state: 'stopped' }, h.members).refused).toBeUndefined();
-    expect(planOf(stopped, [stopped, r2]).steps[0]).toMatch(/^check that no other member of the herd answers as a primary/);
+    expect(planOf(stopped, [stopped, r2]).steps[0]).toMatch(
+      /may boot as a primary: check that no other member of the herd is, or may be, one/,
+    );
+    expect(planOf({ ...r2, state: 'stopped' }, h.members).steps[0]).toMatch(/last answered as a replica: its host boots it as one/);
+  });
+
+  it('goes by what the instance last said, not by an edited role: an old primary called a replica, or a silent primary', () => {
+    // The admin edited the stopped old primary into a replica; it last answered as a primary.
+    const edited = { ...primary, role: 'replica' as const, state: 'stopped' };
+    const promoted = { ...r2, role: 'primary' as const, observedRole: 'primary' as const };
+    expect(planOf(edited, [edited, promoted])).toMatchObject({
+      refusalCode: 'split-brain',
+      refused: expect.stringMatching(/last answered as primary, so its host may boot it as a primary/),
+    });
+    // The herd's primary is silent (unreachable): it may still be the primary.
+    expect(planOf(edited, [edited, { ...promoted, state: 'unreachable' }]).refusalCode).toBe('split-brain');
+    // Never observed: it may be anything.
+    const unknown = { ...r2, observedRole: null, state: 'stopped' };
+    expect(planOf(unknown, [primary, unknown]).refusalCode).toBe('split-brain');
+  });
+});
+
+describe('primariesOrMaybe: who is, or may be, the primary', () => {
+  const [primary, r2, r3] = three() as [InstanceRef, InstanceRef, InstanceRef];
+  const up = (inRecovery: boolean) => ({ reachable: true, inRecovery });
+  const silent = { reachable: false, error: 'timeout' };
+  const labels = (seen: Parameters<typeof primariesOrMaybe>[0]) => primariesOrMaybe(seen).map((f) => f.m.label);
+
+  it('counts a primary that answers, and a silent member that may boot or be one; not a stopped host or a last-known replica', () => {
+    expect(
+      labels([
+        { m: primary, o: up(false), ec2: 'running' },
+        { m: r2, o: up(true), ec2: 'running' },
+      ]),
+    ).toEqual([primary.label]);
+    // Silent: SIGSTOP, a partition, or a host still booting (a power on that gave up its wait).
+    expect(labels([{ m: primary, o: silent, ec2: 'running' }])).toEqual([primary.label]);
+    expect(labels([{ m: primary, o: silent, ec2: 'pending' }])).toEqual([primary.label]);
+    expect(labels([{ m: primary, o: silent, ec2: null }])).toEqual([primary.label]);
+    expect(labels([{ m: { ...r3, state: 'fenced' }, o: silent, ec2: 'running' }])).toEqual([r3.label]);
+    // A host that is off cannot answer as anything; a member that last said it was a replica boots as one.
+    expect(
+      labels([
+        { m: primary, o: silent, ec2: 'stopped' },
+        { m: r2, o: silent, ec2: 'pending' },
+      ]),
+    ).toEqual([]);
+    expect(primariesOrMaybe([{ m: primary, o: silent, ec2: 'pending' }])[0]!.why).toMatch(
+      /last answered as primary and its host is pending in EC2, so it may be a primary/,
+    );
   });
 });
 

@@ -9,7 +9,7 @@ import { describeInstancesById, startInstance, stopInstance, waitBounds } from '
 import { commonWarnings, defineAction, type ActionDeps, type ActionStep } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
 import { observe, waitObserved } from '../observe';
-import { answeringAsPrimary, observeOthers } from '../herd-primary';
+import { mayComeUpAsPrimary, observeOthers, primariesOrMaybe, type OtherSeen } from '../herd-primary';
 import { refuse, type Refusal } from '../refusal';
 import { postgresUpStep, refreshStep, sshControlStep } from './control-steps';
 import { drainTargets, prepareCloud, recordsAt, waitOutTtlStep, type CloudTarget, type ResizePrepared } from './resize.action';
@@ -42,6 +42,19 @@ const instanceFact = (c: CloudTarget) => ({
   label: 'EC2 instance',
   value: `${c.instanceId} (${c.live?.instanceType ?? '?'}) in ${c.live?.availabilityZone ?? '?'}`,
 });
+
+/** The herd's other members as they answer now, each with its host's EC2 state (one describe a region). */
+async function seenWithHosts(t: InstanceRef, members: InstanceRef[]): Promise<OtherSeen[]> {
+  const others = members.filter((m) => m.id !== t.id);
+  const regions = new Map<string, string[]>();
+  for (const m of others) if (m.cloud) regions.set(m.cloud.region, [...(regions.get(m.cloud.region) ?? []), m.cloud.instanceId]);
+  const [observed, described] = await Promise.all([
+    observeOthers(t, members),
+    Promise.all([...regions].map(([region, ids]) => describeInstancesById(ec2Client(region), region, [...new Set(ids)]))),
+  ]);
+  const state = new Map(described.flat().map((i) => [i.instanceId, i.state]));
+  return observed.map(({ m, o }) => ({ m, o, ec2: m.cloud ? (state.get(m.cloud.instanceId) ?? null) : null }));
+}
 
 async function recordState(deps: ActionDeps, t: InstanceRef, state: string) {
   await deps.db.update(servers).set({ cloudState: state, cloudSeenAt: new Date() }).where(eq(servers.id, t.serverId));
@@ -130,11 +143,16 @@ export const powerOnAction = defineAction({
         'not-applicable',
         `${t.label} is ${t.state === 'fenced' ? 'fenced after a failover' : 'to be rebuilt'}: powered on, its host would start it as a primary beside the herd's. Make sure its Postgres does not start at boot, start the host outside pgherd, then rebuild it`,
       );
-    const others = members.filter((m) => m.id !== t.id && m.role === 'primary' && m.state === 'running');
-    if (t.role === 'primary' && others.length)
+    // Whether it may boot as a primary goes by what it last said of itself, never by an edited role.
+    const mayBePrimary = mayComeUpAsPrimary(t);
+    const others = members.filter(
+      (m) =>
+        m.id !== t.id && (m.role === 'primary' || m.observedRole === 'primary') && (m.state === 'running' || m.state === 'unreachable'),
+    );
+    if (mayBePrimary && others.length)
       return refuse(
         'split-brain',
-        `the inventory has ${t.label} as a primary and ${others.map((m) => m.label).join(', ')} as the herd's running primary: powered on, it would be a second one. Rebuild it as a replica once its host is up`,
+        `${t.label} last answered as ${t.observedRole ?? 'nothing yet'}, so its host may boot it as a primary, and ${others.map((m) => `${m.label} (${m.state})`).join(', ')} is or may be the herd's primary: powered on, it could be a second one. Rebuild it as a replica once its host is up`,
       );
     const c = cloudOf(t, prepared, 'stopped');
     if (!('instanceId' in c)) return c;
@@ -147,16 +165,31 @@ export const powerOnAction = defineAction({
     const steps: ActionStep[] = [
       {
         name: 'no other primary',
-        says: `check that no other member of the herd answers as a primary${t.role === 'primary' ? ` (${t.label} would be a second one)` : ''}`,
-        timeoutMs: 20_000,
+        says: mayBePrimary
+          ? `${t.label} may boot as a primary: check that no other member of the herd is, or may be, one (a member that does not answer counts unless its host is stopped or it last said it was a replica)`
+          : `${t.label} last answered as a replica: its host boots it as one`,
+        timeoutMs: 30_000,
         run: async (x) => {
-          const writable = t.role === 'primary' ? answeringAsPrimary(await observeOthers(t, members)) : [];
-          if (writable.length)
+          if (!mayBePrimary) {
+            x.note({ stdout: `${t.label} last answered as a replica` });
+            return;
+          }
+          const seen = await seenWithHosts(t, members);
+          const found = primariesOrMaybe(seen);
+          if (found.length)
             throw refuse(
               'split-brain',
-              `${writable.map(({ m }) => m.label).join(', ')} answers as the herd's primary; ${t.label} was its primary and would start as a second one. Nothing was started`,
+              `${found.map((f) => f.why).join('; ')}. ${t.label} may boot as a primary beside it: nothing was started`,
             );
-          x.note({ stdout: t.role === 'primary' ? 'no other member answers as a primary' : `${t.label} is a replica` });
+          x.note({
+            stdout:
+              seen
+                .map(
+                  ({ m, o, ec2 }) =>
+                    `${m.label}: ${o.reachable ? (o.inRecovery ? 'replica' : 'primary') : 'no answer'}${ec2 ? `, host ${ec2}` : ''}`,
+                )
+                .join('\n') || 'no other member',
+          });
         },
       },
       {

@@ -2,7 +2,7 @@
 // replicas on 127.0.10.x, each on an EC2 instance in the lab's moto, each replica with a read name in
 // BIND): resizes stop hosts, which the shared lab's other users must not see.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
@@ -27,6 +27,7 @@ import { ParamsError, planOperation } from '../plan';
 import { resizeAction } from './resize.action';
 import { resizeHerdAction } from './resize-herd.action';
 import { powerOffAction, powerOnAction } from './power.action';
+import { promoteAction } from './promote.action';
 import type { AnyAction } from '../define-action';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-resize-${process.pid}.json`);
@@ -549,4 +550,59 @@ describe('resize a herd, and switch back', () => {
       .where(eq(instances.role, 'primary'));
     expect(now!.host).toBe(first.server);
   }, 600_000);
+});
+
+// Last in the file: it leaves the herd with its first primary powered off and a replica promoted.
+describe('power on never makes a second primary', () => {
+  it('refuses an old primary edited into a replica: the new primary running, the inventory out of date, the new primary silent', async () => {
+    const old = lab.instances.find((x) => x.server === primary().server)!;
+    expect((await query<{ r: boolean }>(old.dsn, 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+    const r1 = replicas()[0]!;
+    const off = await runOp(powerOffAction, [old], {});
+    expect(off.op.status, JSON.stringify(off.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
+    const promoted = await runOp(promoteAction, [r1], {});
+    expect(promoted.op.status, JSON.stringify(promoted.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
+    // The admin calls the powered-off old primary a replica of the new one (what the edit form allows).
+    await db
+      .update(instances)
+      .set({ role: 'replica', upstreamInstanceId: idOf(r1) })
+      .where(eq(instances.id, idOf(old)));
+    const planned = async () => (await planOperation(db, SYSTEM_ACCESS, powerOnAction, [idOf(old)], {})).targets[0]!;
+    expect(await planned()).toMatchObject({
+      refusalCode: 'split-brain',
+      refused: expect.stringMatching(new RegExp(`${old.server}:\\d+ last answered as primary, so its host may boot it as a primary`)),
+    });
+
+    // The inventory out of date (the new primary "stopped"): the first step asks the herd itself.
+    const stale = () =>
+      db
+        .update(instances)
+        .set({ state: 'stopped' })
+        .where(eq(instances.id, idOf(r1)));
+    await stale();
+    const answered = await runOp(powerOnAction, [old], {});
+    expect([answered.op.status, answered.targets[0]!.error]).toEqual([
+      'failed',
+      expect.stringMatching(new RegExp(`${r1.server}:\\d+ answers as a primary\\. .* nothing was started`)),
+    ]);
+
+    // The new primary alive but silent: no answer is no proof that it is not the primary.
+    const pid = Number(readFileSync(path.join(r1.dataDirectory, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await stale();
+      const silent = await runOp(powerOnAction, [old], {});
+      expect([silent.op.status, silent.targets[0]!.error]).toEqual([
+        'failed',
+        expect.stringMatching(
+          new RegExp(`${r1.server}:\\d+ does not answer .*last answered as primary and its host is running in EC2, so it may be a primary`),
+        ),
+      ]);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    // Nothing started: the old primary's host is still off; the promoted replica is the one primary.
+    expect((await typeOf(old)).state).toBe('stopped');
+    expect((await query<{ r: boolean }>(r1.dsn, 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+  }, 300_000);
 });

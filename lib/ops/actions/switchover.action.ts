@@ -199,7 +199,7 @@ async function startOldUnlessPromoted({ old, cand }: Pair, x: RunContext<Switcho
 async function recordTopology(h: HerdRef, { old, cand }: Pair, others: InstanceRef[], deps: ActionDeps): Promise<void> {
   await deps.db
     .update(instances)
-    .set({ role: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0 })
+    .set({ role: 'primary', observedRole: 'primary', upstreamInstanceId: null, lagBytes: 0, lagSeconds: 0 })
     .where(eq(instances.id, cand.id));
   await deps.db
     .update(instances)
