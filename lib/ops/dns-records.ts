@@ -1,6 +1,6 @@
 // What a herd's DNS records should answer, given its members' roles and states: the write name
 // follows the primary, a read name the replicas, a fixed record its instance (pygmy's MATCH_ROLE /
-// MATCH_INSTANCE). A CNAME points at the server's name, an A record holds its address. Whether a
+// MATCH_INSTANCE) while it runs, and another member while it does not (drained). A CNAME points at the server's name, an A record holds its address. Whether a
 // record answers that now is asked of the zone's provider (its own server, or Route 53: lib/dns).
 import { zoneConfig } from '@/lib/dns/config';
 import { dnsProvider } from '@/lib/dns/provider';
@@ -12,7 +12,9 @@ import type { InstanceRef } from './instance-ref';
 export function recordTargets(rec: DnsRecordRef, members: InstanceRef[]): InstanceRef[] | string {
   if (rec.match === 'instance') {
     const m = members.find((x) => x.id === rec.matchInstanceId);
-    return m ? [m] : `its instance (${rec.matchInstanceId ?? 'none'}) is not a member of the herd`;
+    if (!m) return `its instance (${rec.matchInstanceId ?? 'none'}) is not a member of the herd`;
+    // A name that pointed at a stopped, silent or fenced member would send its clients nowhere.
+    return m.state === 'running' ? [m] : standIn(rec, members, m);
   }
   const role = rec.matchRole ?? 'primary';
   const matching = members.filter((m) => m.role === role && m.state === 'running').sort((a, b) => a.id - b.id);
@@ -20,6 +22,16 @@ export function recordTargets(rec: DnsRecordRef, members: InstanceRef[]): Instan
   if (role === 'primary' && matching.length > 1)
     return `the herd has ${matching.length} running primaries (${matching.map((m) => m.label).join(', ')})`;
   return rec.type === 'CNAME' ? matching.slice(0, 1) : matching;
+}
+
+/**
+ * Where a name matched to `away` points while `away` does not run (or is being drained): the first
+ * running replica, else the running primary; a string says why nowhere.
+ */
+export function standIn(rec: DnsRecordRef, members: InstanceRef[], away: InstanceRef): InstanceRef[] | string {
+  const others = members.filter((m) => m.id !== away.id && m.state === 'running');
+  const to = others.filter((m) => m.role === 'replica').sort((a, b) => a.id - b.id)[0] ?? others.find((m) => m.role === 'primary');
+  return to ? [to] : `no other running member of the herd to send ${rec.name} to`;
 }
 
 /** The record's values for these targets. */

@@ -1,6 +1,11 @@
 // An EC2 instance type as lib/aws/ec2 describes it, for tests of the ranking and the resize plan:
 // x86_64, HVM, ENA required, not burstable unless said.
 import type { TypeInfo } from '@/lib/aws/ec2';
+import { priceList } from '@/lib/cloud/prices';
+import { rankTypes } from '@/lib/cloud/rank';
+import type { ResizePrepared } from '@/lib/ops/actions/resize.action';
+import type { HerdRef } from '@/lib/ops/herd-ref';
+import type { InstanceRef } from '@/lib/ops/instance-ref';
 
 export const instanceType = (name: string, vcpus: number, memoryGiB: number, more: Partial<TypeInfo> = {}): TypeInfo => ({
   name,
@@ -13,3 +18,38 @@ export const instanceType = (name: string, vcpus: number, memoryGiB: number, mor
   currentGeneration: true,
   ...more,
 });
+
+/** What resize's prepare reads, for a replica on an EC2 instance with hooks on its herd. */
+export function resizePrepared(h: HerdRef, t: InstanceRef | InstanceRef[], state = 'running'): ResizePrepared {
+  const on = Array.isArray(t) ? t : [t];
+  const live = {
+    instanceId: 'i-0abc',
+    region: 'eu-west-1',
+    availabilityZone: 'eu-west-1a',
+    instanceType: 'm6i.large',
+    architecture: 'x86_64',
+    state,
+    privateAddress: on[0]!.address,
+    tags: {},
+    enaSupport: true,
+    virtualization: 'hvm',
+  };
+
+  const types = new Map([instanceType('m6i.large', 2, 8), instanceType('m6i.xlarge', 4, 16)].map((x) => [x.name, x]));
+  const prices = priceList({});
+  const ranking = rankTypes(
+    live,
+    { instanceType: 'm6i.xlarge' },
+    { types, offered: new Set(types.keys()), perHour: (n) => prices.perHour('eu-west-1', n) },
+  );
+  return {
+    byServer: new Map(
+      on.map((m, k) => [
+        m.serverId,
+        { region: 'eu-west-1', instanceId: `i-0abc${k}`, live: { ...live, instanceId: `i-0abc${k}` }, ranking, neighbours: [] },
+      ]),
+    ),
+    herds: new Map([[h.id, { ...h, hooks: { pre: '/opt/hooks/pre', post: '/opt/hooks/post', on: 'worker' as const, timeoutSeconds: 5 } }]]),
+    prices: { source: prices.source, date: prices.date },
+  };
+}

@@ -20,13 +20,10 @@ import { replaceHostKeyAction } from './replace-host-key.action';
 import { restartAction } from './restart.action';
 import { startAction } from './start.action';
 import { stopAction } from './stop.action';
-import type { ResizePrepared } from './resize.action';
 import { resizeHerdAction } from './resize-herd.action';
 import { powerOnAction } from './power.action';
 import { primariesOrMaybe } from '../herd-primary';
-import { rankTypes } from '@/lib/cloud/rank';
-import { priceList } from '@/lib/cloud/prices';
-import { instanceType } from '@/lib/testing/cloud';
+import { resizePrepared } from '@/lib/testing/cloud';
 
 // The steps are built, never run: nothing here touches a database or a host.
 const deps = {} as ActionDeps;
@@ -219,41 +216,6 @@ describe('instance actions', () => {
     expect(planHerd(refreshDnsAction, herd(three(), { dns: [] })).refusalCode).toBe('not-applicable');
   });
 });
-
-/** What resize's prepare reads, for a replica on an EC2 instance with hooks on its herd. */
-function resizePrepared(h: HerdRef, t: InstanceRef | InstanceRef[], state = 'running'): ResizePrepared {
-  const on = Array.isArray(t) ? t : [t];
-  const live = {
-    instanceId: 'i-0abc',
-    region: 'eu-west-1',
-    availabilityZone: 'eu-west-1a',
-    instanceType: 'm6i.large',
-    architecture: 'x86_64',
-    state,
-    privateAddress: on[0]!.address,
-    tags: {},
-    enaSupport: true,
-    virtualization: 'hvm',
-  };
-
-  const types = new Map([instanceType('m6i.large', 2, 8), instanceType('m6i.xlarge', 4, 16)].map((x) => [x.name, x]));
-  const prices = priceList({});
-  const ranking = rankTypes(
-    live,
-    { instanceType: 'm6i.xlarge' },
-    { types, offered: new Set(types.keys()), perHour: (n) => prices.perHour('eu-west-1', n) },
-  );
-  return {
-    byServer: new Map(
-      on.map((m, k) => [
-        m.serverId,
-        { region: 'eu-west-1', instanceId: `i-0abc${k}`, live: { ...live, instanceId: `i-0abc${k}` }, ranking, neighbours: [] },
-      ]),
-    ),
-    herds: new Map([[h.id, { ...h, hooks: { pre: '/opt/hooks/pre', post: '/opt/hooks/post', on: 'worker' as const, timeoutSeconds: 5 } }]]),
-    prices: { source: prices.source, date: prices.date },
-  };
-}
 
 describe('power on', () => {
   const h = herd(three());

@@ -34,7 +34,7 @@ import {
 } from '../define-action';
 import type { Db } from '@/db/client';
 import { dnsSteps } from '../dns-steps';
-import { recordTargets } from '../dns-records';
+import { recordTargets, standIn } from '../dns-records';
 import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '../herd-ref';
 import { checkHook, runHook, type HookConfig } from '../hooks';
 import type { InstanceRef } from '../instance-ref';
@@ -124,13 +124,9 @@ const signed = (v: number) => `${v < 0 ? '-' : '+'}$${Math.abs(v).toFixed(2)}`;
 
 /** Where a record points while `t` is away, or why nowhere (the drain is refused then). */
 export function drainTargets(rec: DnsRecordRef, members: InstanceRef[], t: InstanceRef): InstanceRef[] | string {
+  if (rec.match === 'instance') return standIn(rec, members, t);
   const others = members.filter((m) => m.id !== t.id && m.state === 'running');
-  const replicas = others.filter((m) => m.role === 'replica').sort((a, b) => a.id - b.id);
   const primary = others.filter((m) => m.role === 'primary');
-  if (rec.match === 'instance') {
-    const to = replicas[0] ?? primary[0];
-    return to ? [to] : `no other running member of the herd to send ${rec.name} to`;
-  }
   const rest = recordTargets(rec, others);
   if (typeof rest !== 'string') return rest;
   // A read name with no other replica: the primary serves the reads meanwhile.

@@ -28,6 +28,8 @@ import { resizeAction } from './resize.action';
 import { resizeHerdAction } from './resize-herd.action';
 import { powerOffAction, powerOnAction } from './power.action';
 import { promoteAction } from './promote.action';
+import { refreshDnsAction } from './refresh-dns.action';
+import { checkDnsRecords } from '../refresher';
 import type { AnyAction } from '../define-action';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-resize-${process.pid}.json`);
@@ -358,6 +360,15 @@ describe('power off and on', () => {
     expect((await planOperation(db, SYSTEM_ACCESS, powerOffAction, [idOf(r)], {})).targets[0]!.refused).toMatch(
       /is stopped: power off needs it running/,
     );
+    // A drained name is what the herd should answer while its replica is off: no drift, and refresh DNS keeps it so.
+    const [h] = await db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'orders'));
+    const drift = await checkDnsRecords(db, { herdIds: [h!.id] });
+    expect(drift).toMatchObject({ drifted: 0 });
+    const refreshed = await runOp(refreshDnsAction, { herdId: h!.id }, {});
+    expect(refreshed.op.status, JSON.stringify(refreshed.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
+    const drainedTo = await resolves(r);
+    expect(drainedTo).not.toBe(r.server);
+    expect(lab.instances.filter((x) => x !== r).map((x) => x.server)).toContain(drainedTo);
 
     const on = await runOp(powerOnAction, [r], {});
     expect(on.op.status, JSON.stringify(on.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
