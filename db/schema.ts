@@ -462,6 +462,9 @@ export const operationTargets = pgTable(
     // What the target came to, in one line, when the action says (a failover: the new primary and the possible data loss).
     outcome: text('outcome'),
     attempts: integer('attempts').notNull().default(0),
+    // The steps the user confirmed for it, in words, for an action that runs only what was confirmed
+    // (runsAsConfirmed): its first attempt is refused when its plan reads otherwise by the time it starts.
+    confirmedSteps: jsonb('confirmed_steps').$type<string[]>(),
     // The wave it runs in (1 when the operation has no waves), and whether it is held back: queued but
     // not to be claimed until its wave starts (or its paused operation resumes).
     wave: integer('wave').notNull().default(1),

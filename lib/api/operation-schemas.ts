@@ -12,8 +12,17 @@ const ids = z
 
 /** An action's parameters (remaster: `{ upstreamInstanceId }`); the action's own schema checks them. */
 /** A parameter's value: a scalar, or a short list of strings (a resize's ordered fallback types); the action's schema says which. */
+// Names are identifiers: `__proto__` (which an object built from the record would take as its
+// prototype, dropping it unseen) and the like are refused with the rest of what no action takes.
+const paramName = z
+  .string()
+  .max(50)
+  .regex(/^[A-Za-z][A-Za-z0-9]*$/, 'a parameter name is letters and digits')
+  .refine((k) => !['constructor', 'prototype'].includes(k), 'not a parameter name');
 const params = z
-  .record(z.string().max(50), z.union([z.string().max(200), z.number(), z.boolean(), z.null(), z.array(z.string().max(200)).max(20)]))
+  .unknown()
+  .refine((v) => !(v && typeof v === 'object' && Object.hasOwn(v, '__proto__')), '__proto__ is not a parameter name')
+  .pipe(z.record(paramName, z.union([z.string().max(200), z.number(), z.boolean(), z.null(), z.array(z.string().max(200)).max(20)])))
   .optional();
 
 /** Switchover and DR failover: the replica to promote, also accepted beside `params` (as the API documents). */

@@ -228,6 +228,17 @@ describe('roles from the directory', () => {
         bob,
       ),
     ).rejects.toMatchObject({ status: 409, message: expect.stringContaining(`used for operation #${his.id} (restart) with another plan`) });
+    // The same key and digest with other targets: another request too, not the earlier operation.
+    const [, second] = await instancesIn('staging');
+    await expect(
+      submitOperation(
+        t.db,
+        null,
+        restartAction,
+        { instanceIds: [staging, second!], digest: stg.digest, confirmation: '', idempotencyKey: 'shared-key-1' },
+        bob,
+      ),
+    ).rejects.toMatchObject({ status: 409, message: expect.stringContaining(`used for operation #${his.id} (restart) with another plan`) });
   });
 
   it('plans a retry again: a cancelled staging target whose instance has since moved into a production herd is refused, naming the role', async () => {

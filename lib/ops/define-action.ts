@@ -128,6 +128,12 @@ interface ActionMeta {
    * is refused at planning and again at execution while any server it touches has no pinned key.
    */
   pinsHostKey?: boolean;
+  /**
+   * It runs only what was confirmed: a target whose plan, made again when it starts, reads otherwise
+   * (another instance type now, another hook, another member to drain to) is refused, not run as the
+   * new plan says. For actions whose confirmation page shows what the user agreed to pay or run.
+   */
+  runsAsConfirmed?: boolean;
 }
 
 /** Why `action` may not run on these servers (one without a pinned SSH host key), or undefined. */

@@ -5,7 +5,7 @@
 // worker (which holds every environment's keys) or as pgherd's SSH user: a hook runs only from the
 // directory the worker's PGHERD_HOOK_DIR names, its real path (symbolic links and .. resolved) inside
 // it, on whichever host it runs. Installing a hook there is the deployment's act, not a form's.
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { access, constants, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { ActionDeps } from './define-action';
@@ -72,18 +72,43 @@ export async function checkHook(deps: ActionDeps, t: InstanceRef, ctx: StepConte
   return `${hook.path}: executable on ${t.ssh.host}`;
 }
 
-/** Runs the hook with `args`; throws with its exit code and output when it fails or outlives its timeout. */
+/** Exit codes of the wrapper that resolves a hook on the member's host (the hook's own are passed through). */
+const NOT_IN_DIR = 201;
+const NOT_EXECUTABLE = 202;
+
+/**
+ * Runs the hook with `args`; throws with its exit code and output when it fails or outlives its timeout.
+ * Its real path is resolved and checked again as it starts, and that real path is what runs: a hook
+ * that became a link out of PGHERD_HOOK_DIR after the first step checked it is refused, not run. At
+ * its timeout its whole process group is killed, children included.
+ */
 export async function runHook(deps: ActionDeps, t: InstanceRef, ctx: StepContext, hook: HookConfig, args: string[]): Promise<void> {
-  const argv = [hook.path, ...args];
+  const dir = hookDir();
+  if (typeof dir !== 'string') throw refuse('params', `the hook ${hook.path} may not run: ${dir.refused}`);
   if (hook.on === 'database') {
-    // Killed on its host when its time is up (closing the SSH channel would leave it running there).
+    // One command on its host: resolve, check, and run that real path under timeout (which signals its
+    // process group, and is killed on its host when its time is up: closing the SSH channel would leave it running there).
     const r = await execNoted(
       deps,
       t,
       ctx,
-      ['timeout', '-k', '5', String(hook.timeoutSeconds), ...argv],
+      [
+        'sh',
+        '-c',
+        `real=$(readlink -f -- "$1") && dir=$(readlink -f -- "$2") || exit ${NOT_IN_DIR}; case "$real" in "$dir"/*) ;; *) exit ${NOT_IN_DIR};; esac; ` +
+          `test -f "$real" -a -x "$real" || exit ${NOT_EXECUTABLE}; limit=$3; shift 3; exec timeout -k 5 "$limit" "$real" "$@"`,
+        'sh',
+        hook.path,
+        dir,
+        String(hook.timeoutSeconds),
+        ...args,
+      ],
       hook.timeoutSeconds * 1000 + 15_000,
     );
+    if (r.code === NOT_IN_DIR)
+      throw refuse('params', `the hook ${hook.path} is no longer in PGHERD_HOOK_DIR (${dir}) on ${t.ssh.host}: not run`);
+    if (r.code === NOT_EXECUTABLE)
+      throw refuse('params', `the hook ${hook.path} is no longer an executable file on ${t.ssh.host}: not run`);
     if (r.code === 124 || r.code === 137 || r.signal === 'SIGKILL')
       throw new Error(`the hook ${hook.path} did not finish within ${hook.timeoutSeconds} s (killed on ${t.ssh.host})`);
     if (r.code !== 0)
@@ -92,19 +117,53 @@ export async function runHook(deps: ActionDeps, t: InstanceRef, ctx: StepContext
       );
     return;
   }
-  ctx.note({ command: `${shellCommand(argv)} (on the worker's host)` });
-  const r = await new Promise<{ code: number; stdout: string; stderr: string; killed: boolean }>((resolve) => {
-    execFile(
-      hook.path,
-      args,
-      { timeout: hook.timeoutSeconds * 1000, maxBuffer: 1024 * 1024, killSignal: 'SIGKILL', signal: ctx.signal },
-      (err, stdout, stderr) => {
-        const e = err as (NodeJS.ErrnoException & { code?: number | string; killed?: boolean }) | null;
-        resolve({ code: e ? (typeof e.code === 'number' ? e.code : 127) : 0, stdout, stderr, killed: !!e?.killed });
-      },
-    );
-  });
+  const real = await realpath(hook.path).catch(() => null);
+  const realDir = await realpath(dir).catch(() => dir);
+  if (!real || !inside(realDir, real)) throw refuse('params', `the hook ${hook.path} is no longer in PGHERD_HOOK_DIR (${dir}): not run`);
+  ctx.note({ command: `${shellCommand([real, ...args])} (on the worker's host)` });
+  const r = await runGroup(real, args, hook.timeoutSeconds * 1000, ctx.signal);
   ctx.note({ exitCode: r.code, stdout: r.stdout.slice(-4000), stderr: r.stderr.slice(-4000) });
   if (r.killed) throw new Error(`the hook ${hook.path} did not finish within ${hook.timeoutSeconds} s`);
   if (r.code !== 0) throw new Error(`the hook ${hook.path} exited ${r.code}: ${r.stderr.trim().slice(-500) || '(no output)'}`);
+}
+
+/** Runs `file` in a process group of its own; at `timeoutMs` (or on `signal`) the whole group is killed. */
+function runGroup(file: string, args: string[], timeoutMs: number, signal?: AbortSignal) {
+  return new Promise<{ code: number; stdout: string; stderr: string; killed: boolean }>((resolve) => {
+    const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let killed = false;
+    let exited: number | null = null;
+    const cap = (s: string, d: Buffer) => (s + d.toString()).slice(-1024 * 1024);
+    child.stdout.on('data', (d: Buffer) => (stdout = cap(stdout, d)));
+    child.stderr.on('data', (d: Buffer) => (stderr = cap(stderr, d)));
+    const killGroup = () => {
+      if (exited === null) killed = true;
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // The group is gone already.
+      }
+    };
+    const timer = setTimeout(killGroup, timeoutMs);
+    signal?.addEventListener('abort', killGroup, { once: true });
+    const done = (code: number) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', killGroup);
+      resolve({ code, stdout, stderr, killed });
+    };
+    child.on('error', () => done(127));
+    // What the hook left running when it exited is killed with its group: a resize does not leave
+    // programs behind on the worker. Then 'close' comes once the output is read to its end.
+    child.on('exit', (code) => {
+      exited = code ?? 137;
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // Nothing of the group is left.
+      }
+    });
+    child.on('close', (code) => done(exited ?? code ?? 137));
+  });
 }

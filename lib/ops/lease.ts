@@ -22,6 +22,8 @@ export interface ClaimedTarget {
   action: string;
   /** The parameters confirmed for the operation. */
   action_params: Record<string, unknown> | null;
+  /** The steps confirmed for this target, in words (actions that run only what was confirmed). */
+  confirmed_steps: string[] | null;
   cancel_requested: boolean;
   /** Held back: its wave has not started, or its operation is paused (its job ends; a release enqueues it again). */
   held: boolean;
@@ -59,10 +61,10 @@ export interface ClaimedTarget {
 // the operations started by id), so two claims over the same herds or operations wait for each
 // other, never on each other.
 export const CLAIM = {
-  name: 'pgherd_claim_targets_v8',
+  name: 'pgherd_claim_targets_v9',
   text: `
     WITH t AS (
-      SELECT t.id, t.status, t.held, t.instance_id, t.herd_id, t.site, o.id AS operation_id, o.action, o.action_params,
+      SELECT t.id, t.status, t.held, t.instance_id, t.herd_id, t.site, t.confirmed_steps, o.id AS operation_id, o.action, o.action_params,
              o.cancel_requested, o.paused_at IS NOT NULL AS paused, o.requested_by, o.requested_by_name, o.requested_by_system,
              h.environment_id, e.max_running AS environment_cap, s.max_running AS site_cap
       FROM operation_targets t JOIN operations o ON o.id = t.operation_id

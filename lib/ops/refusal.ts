@@ -33,6 +33,8 @@ export type RefusalCode =
   | 'host-key'
   /** The cloud cannot do it: not an EC2 server, AWS not configured, a type the instance cannot run. */
   | 'cloud'
+  /** What it would do changed between the confirmation and its start (an action that runs only what was confirmed). */
+  | 'stale'
   /** Refused before refusals had codes (targets recorded before migration 0016). */
   | 'unclassified';
 

@@ -82,8 +82,29 @@ export function targetIdsFor(action: AnyAction, input: { instanceIds?: number[];
 }
 
 /** The operation a key already made: it, for the same plan; a 409 naming it for anything else. */
-function sameKeyAnswer(found: { id: number; action: string; digest: string }, action: string, digest: string) {
-  if (found.action !== action || found.digest !== digest)
+interface KeyedOperation {
+  id: number;
+  action: string;
+  digest: string;
+  params: unknown;
+  actionParams: unknown;
+}
+
+/** A value's JSON with object keys sorted: two parameter objects alike whatever order they came in. */
+const canonical = (v: unknown): string =>
+  JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x,
+  );
+
+function sameKeyAnswer(found: KeyedOperation, action: string, digest: string, ids: number[], params: unknown) {
+  // The digest is what the client sends: the same one with other targets or parameters is another request.
+  const targets = Object.values((found.params ?? {}) as Record<string, number[]>)[0] ?? [];
+  const same =
+    found.action === action &&
+    found.digest === digest &&
+    canonical([...targets].sort((a, b) => a - b)) === canonical([...ids].sort((a, b) => a - b)) &&
+    canonical(found.actionParams ?? {}) === canonical(params ?? {});
+  if (!same)
     throw new SubmitError(
       'wrong-targets',
       409,
@@ -92,6 +113,14 @@ function sameKeyAnswer(found: { id: number; action: string; digest: string }, ac
     );
   return { id: found.id, duplicate: true };
 }
+
+const keyed = {
+  id: operations.id,
+  action: operations.action,
+  digest: operations.planDigest,
+  params: operations.params,
+  actionParams: operations.actionParams,
+};
 
 export async function submitOperation(
   db: Db,
@@ -108,14 +137,11 @@ export async function submitOperation(
   // The same page (or API call) submitted again by the same user: the operation it made, even if the
   // inventory has moved since (that operation ran on it).
   const mine = and(eq(operations.requestedByName, actor.username), eq(operations.idempotencyKey, input.idempotencyKey));
-  const existing = await db
-    .select({ id: operations.id, action: operations.action, digest: operations.planDigest })
-    .from(operations)
-    .where(mine);
+  const existing = await db.select(keyed).from(operations).where(mine);
   const [first] = existing;
   // The same key for something else (another action, other targets or parameters) is a client's
   // mistake: answered as such, not with the earlier operation as if this one had been made.
-  if (first) return sameKeyAnswer(first, action.name, input.digest);
+  if (first) return sameKeyAnswer(first, action.name, input.digest, ids, plan.params);
   if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);
   if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
   const runnable = plan.targets.filter((t) => !t.refused);
@@ -168,12 +194,13 @@ export async function submitOperation(
     const column = <T>(f: (t: (typeof ordered)[number]) => T) => sql.param(ordered.map(f));
     const wave = (t: (typeof ordered)[number]) => waveOf.get(t) ?? 1;
     const made = await tx.execute<{ id: number; status: string; held: boolean }>(sql`
-      INSERT INTO operation_targets (operation_id, instance_id, herd_id, label, site, wave, held, status, error, refusal)
-      SELECT ${op.id}::int, u.instance_id, u.herd_id, u.label, u.site, u.wave, u.held, u.status, u.error, u.refusal FROM unnest(${column((t) => t.instanceId)}::int[], ${column((t) => t.herdId)}::int[],
+      INSERT INTO operation_targets (operation_id, instance_id, herd_id, label, site, wave, held, status, error, refusal, confirmed_steps)
+      SELECT ${op.id}::int, u.instance_id, u.herd_id, u.label, u.site, u.wave, u.held, u.status, u.error, u.refusal, u.confirmed::jsonb FROM unnest(${column((t) => t.instanceId)}::int[], ${column((t) => t.herdId)}::int[],
         ${column((t) => t.label)}::text[], ${column((t) => t.site)}::text[], ${column(wave)}::int[], ${column((t) => wave(t) > 1)}::bool[],
         ${column((t) => (t.refused ? 'cancelled' : 'queued'))}::operation_status[], ${column((t) => (t.refused ? `refused: ${t.refused}` : null))}::text[],
-        ${column((t) => (t.refused ? (t.refusalCode ?? 'unclassified') : null))}::text[])
-        WITH ORDINALITY AS u(instance_id, herd_id, label, site, wave, held, status, error, refusal, n) ORDER BY u.n
+        ${column((t) => (t.refused ? (t.refusalCode ?? 'unclassified') : null))}::text[],
+        ${column((t) => (action.runsAsConfirmed && !t.refused ? JSON.stringify(t.steps) : null))}::text[])
+        WITH ORDINALITY AS u(instance_id, herd_id, label, site, wave, held, status, error, refusal, confirmed, n) ORDER BY u.n
       RETURNING id, status, held`);
     const rows = made.rows;
     if (waves)
@@ -228,12 +255,9 @@ export async function submitOperation(
   });
   if (!created) {
     // Another submit with this key won the race: the same plan is that operation; anything else, a 409 as above.
-    const [again] = await db
-      .select({ id: operations.id, action: operations.action, digest: operations.planDigest })
-      .from(operations)
-      .where(mine);
+    const [again] = await db.select(keyed).from(operations).where(mine);
     if (!again) throw new Error('the operation another submit of this page made is gone');
-    return sameKeyAnswer(again, action.name, input.digest);
+    return sameKeyAnswer(again, action.name, input.digest, ids, plan.params);
   }
   // Thousands of new rows at once leave the planner's statistics of operation_targets far behind (it
   // may still think the table holds a few rows), and the workers' claims, planned on them, would walk

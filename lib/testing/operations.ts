@@ -19,6 +19,19 @@ export interface TestWorker {
   close(): Promise<void>;
 }
 
+/** The queue under `prefix` alone, to submit to while no worker runs. */
+export function openQueue(lab: LabInfo, prefix: string): { queue: TestWorker['queue']; close: () => Promise<void> } {
+  const producer = producerConnection(lab.redis!.url);
+  const queue = targetQueue(producer, prefix);
+  return {
+    queue,
+    close: async () => {
+      await queue.close();
+      producer.disconnect();
+    },
+  };
+}
+
 /** A worker in this process on the lab's Redis and database, its queue under `prefix`. */
 export async function startTestWorker(lab: LabInfo, prefix: string, concurrency: number): Promise<TestWorker> {
   const producer = producerConnection(lab.redis!.url);
@@ -54,6 +67,20 @@ export async function runOperation(
   const ids = 'herdIds' in on ? on.herdIds : on.instanceIds;
   const plan = await planOperation(db, SYSTEM_ACCESS, action, ids, params);
   const t0 = performance.now();
+  const id = await submitPlanned(db, queue, action, on, params, plan, opts);
+  return { plan, ...(await waitForOperation(db, id, { ...opts, t0 })) };
+}
+
+/** Submits `plan` as the user confirmed it (its digest, what the page asks to type); the operation's id. */
+export async function submitPlanned(
+  db: Db,
+  queue: TestWorker['queue'],
+  action: AnyAction,
+  on: { instanceIds: number[] } | { herdIds: number[] },
+  params: Record<string, unknown>,
+  plan: Awaited<ReturnType<typeof planOperation>>,
+  opts: { username?: string } = {},
+): Promise<number> {
   const { id } = await submitOperation(
     db,
     queue,
@@ -61,6 +88,12 @@ export async function runOperation(
     { ...on, params, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') },
     { id: null, username: opts.username ?? 'test', access: SYSTEM_ACCESS },
   );
+  return id;
+}
+
+/** Follows operation `id` until it ends: it, its targets and their steps, and how long since `t0`. */
+export async function waitForOperation(db: Db, id: number, opts: { timeoutMs?: number; t0?: number } = {}) {
+  const t0 = opts.t0 ?? performance.now();
   const deadline = Date.now() + (opts.timeoutMs ?? 240_000);
   while (Date.now() < deadline) {
     const [op] = await db.select().from(operations).where(eq(operations.id, id));
@@ -77,7 +110,7 @@ export async function runOperation(
           ),
         )
         .orderBy(operationSteps.targetId, operationSteps.seq);
-      return { plan, op, targets, steps, ms };
+      return { op, targets, steps, ms };
     }
     await new Promise((r) => setTimeout(r, 50));
   }

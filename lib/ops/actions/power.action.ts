@@ -65,6 +65,7 @@ export const powerOffAction = defineAction({
   label: 'Power off (EC2)',
   permission: 'operator',
   dangerous: true,
+  runsAsConfirmed: true,
   prepare: (targets, _params, db) => prepareCloud(targets, db, null),
   state: (): PowerState => ({ wasUp: false }),
   plan: (t, { members, prepared }) => {
@@ -135,6 +136,7 @@ export const powerOnAction = defineAction({
   label: 'Power on (EC2)',
   permission: 'operator',
   dangerous: false,
+  runsAsConfirmed: true,
   prepare: (targets, _params, db) => prepareCloud(targets, db, null),
   plan: (t, { members, prepared }) => {
     // A host's boot starts its Postgres (and "Postgres up" would): an old primary would come up as a second one.

@@ -233,6 +233,7 @@ export const resizeHerdAction = defineHerdAction({
   label: 'Resize a herd (EC2)',
   permission: 'admin',
   dangerous: true,
+  runsAsConfirmed: true,
   params: {
     schema: resizeHerdParams,
     fields: [

@@ -272,6 +272,7 @@ export const resizeAction = defineAction({
   label: 'Resize (EC2)',
   permission: 'operator',
   dangerous: true,
+  runsAsConfirmed: true,
   params: {
     schema: resizeParams,
     fields: resizeWishForm,

@@ -21,7 +21,7 @@ import { PROJECT_ROOT, readNameOf, startLab, stopLab, writeNameOf, type LabInfo,
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
-import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
+import { openQueue, runOperation, startTestWorker, submitPlanned, waitForOperation, type TestWorker } from '@/lib/testing/operations';
 import { startReconnectingWriter } from '@/lib/testing/writer';
 import { ParamsError, planOperation } from '../plan';
 import { resizeAction } from './resize.action';
@@ -247,6 +247,48 @@ describe('resize a replica', () => {
     }
   }, 300_000);
 
+  it('two identical resizes confirmed together, no capacity for the target: the first takes a fallback, the second runs nothing', async () => {
+    const r = replicas()[0]!;
+    const params = { minVcpus: 8, minMemoryGiB: 32 };
+    const on = { instanceIds: [idOf(r)] };
+    // Both confirmed before either starts: the worker is away while they are submitted.
+    await worker!.close();
+    worker = null;
+    try {
+      const plans = await Promise.all([1, 2].map(() => planOperation(db, SYSTEM_ACCESS, resizeAction, [idOf(r)], params)));
+      const facts = Object.fromEntries((plans[0]!.targets[0]!.facts ?? []).map((f) => [f.label, f.value]));
+      const target = facts['Target type']!.split(':')[0]!;
+      capacity([target]);
+      const submitted: number[] = [];
+      const q = openQueue(lab, 'resize');
+      for (const plan of plans) submitted.push(await submitPlanned(db, q.queue, resizeAction, on, params, plan));
+      await q.close();
+      worker = await startTestWorker(lab, 'resize', 4);
+      const [first, second] = await Promise.all(submitted.map((id) => waitForOperation(db, id)));
+      expect(first!.op.status, JSON.stringify(first!.steps.map((x) => [x.name, x.status, x.stderrTail]))).toBe('succeeded');
+      const landed = (await typeOf(r)).instanceType;
+      expect(landed).not.toBe(target);
+      // The second found the instance on another type than it confirmed, and changed nothing: before,
+      // it ranked again from there and moved the replica to the next fallback, which nobody confirmed.
+      expect(second!.targets[0]).toMatchObject({
+        status: 'failed',
+        refusal: 'stale',
+        error: expect.stringMatching(
+          new RegExp(
+            `^refused at execution: what it would do changed since it was confirmed: step 1 was "check that i-\\w+ still runs as [^,"]+.*", now "check that i-\\w+ still runs as ${landed.replace('.', '\\.')}`,
+          ),
+        ),
+      });
+      expect(second!.steps).toEqual([]);
+      expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: landed });
+      expect(await streaming(r)).toBe('streaming');
+      expect(await resolves(r)).toBe(r.server);
+    } finally {
+      capacity([]);
+      worker ??= await startTestWorker(lab, 'resize', 4);
+    }
+  }, 300_000);
+
   it('a failing pre-resize hook: the name comes back, nothing is stopped', async () => {
     const r = replicas()[0]!;
     const dir = mkdtempSync(path.join(tmpdir(), 'pgherd-hook-'));
@@ -311,6 +353,39 @@ describe('resize a replica', () => {
       expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toContain(slow);
       expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: type });
       expect(await resolves(r)).toBe(r.server);
+
+      // On the worker's host too, what the hook started is killed with it.
+      const child = path.join(dir, 'child.sh');
+      writeFileSync(child, '#!/bin/sh\nexec sleep 301\n');
+      chmodSync(child, 0o755);
+      const parent = path.join(dir, 'parent.sh');
+      writeFileSync(parent, `#!/bin/sh\n${child} &\nexec sleep 302\n`);
+      chmodSync(parent, 0o755);
+      await withHook(parent, 'worker');
+      const group = await resize([r], { instanceType: 'm6i.xlarge' });
+      expect(group.targets[0]!.error).toMatch(/parent\.sh did not finish within 2 s/);
+      await new Promise((res) => setTimeout(res, 500));
+      expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toMatch(/sleep 30[12]/);
+
+      // A hook checked at the first step and replaced by a link out of the directory before it runs: not run.
+      const swapped = path.join(dir, 'swapped.sh');
+      writeFileSync(swapped, '#!/bin/sh\nexit 0\n');
+      chmodSync(swapped, 0o755);
+      const swapper = path.join(dir, 'swapper.sh');
+      writeFileSync(swapper, `#!/bin/sh\nrm -f ${swapped} && ln -s ${evil} ${swapped}\n`);
+      chmodSync(swapper, 0o755);
+      await db
+        .update(herds)
+        .set({ resizePreHook: swapper, resizePostHook: swapped, hooksRunOn: 'worker', hookTimeoutSeconds: 5 })
+        .where(eq(herds.id, h!.id));
+      const toctou = await resize([r], { instanceType: type === 'r6i.large' ? 'r6i.xlarge' : 'r6i.large' });
+      expect(toctou.targets[0]!.error).toMatch(/swapped\.sh is no longer in PGHERD_HOOK_DIR .*: not run/);
+      expect(existsSync(path.join(outside, 'ran'))).toBe(false);
+      expect(await resolves(r)).toBe(r.server);
+      const now = (await typeOf(r)).instanceType;
+      // Put the type back as it was for what follows.
+      await db.update(herds).set({ resizePreHook: '', resizePostHook: '' }).where(eq(herds.id, h!.id));
+      if (now !== type) expect((await resize([r], { instanceType: type })).op.status).toBe('succeeded');
 
       // A post-resize hook that fails, after the type changed: the target fails, saying what it runs now; the name is back.
       const post = path.join(dir, 'post.sh');
@@ -566,9 +641,11 @@ describe('resize a herd, and switch back', () => {
 // Last in the file: it leaves the herd with its first primary powered off and a replica promoted.
 describe('power on never makes a second primary', () => {
   it('refuses an old primary edited into a replica: the new primary running, the inventory out of date, the new primary silent', async () => {
-    const old = lab.instances.find((x) => x.server === primary().server)!;
-    expect((await query<{ r: boolean }>(old.dsn, 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
-    const r1 = replicas()[0]!;
+    // The herd's primary now (the herd resizes before this one moved it), and a replica of it.
+    const inRecovery = async (i: LabInstance) => (await query<{ r: boolean }>(i.dsn, 'SELECT pg_is_in_recovery() AS r'))[0]!.r;
+    const roles = await Promise.all(lab.instances.map(async (i) => ({ i, standby: await inRecovery(i) })));
+    const old = roles.find((x) => !x.standby)!.i;
+    const r1 = roles.find((x) => x.standby)!.i;
     const off = await runOp(powerOffAction, [old], {});
     expect(off.op.status, JSON.stringify(off.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
     const promoted = await runOp(promoteAction, [r1], {});
@@ -614,6 +691,6 @@ describe('power on never makes a second primary', () => {
     }
     // Nothing started: the old primary's host is still off; the promoted replica is the one primary.
     expect((await typeOf(old)).state).toBe('stopped');
-    expect((await query<{ r: boolean }>(r1.dsn, 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+    expect(await inRecovery(r1)).toBe(false);
   }, 300_000);
 });

@@ -1,0 +1,1 @@
+ALTER TABLE "operation_targets" ADD COLUMN "confirmed_steps" jsonb;
