@@ -186,8 +186,11 @@ interface EngineAction<T, C> extends ActionMeta {
   prepare?: (targets: T[], params: ActionParams, db: Db) => Promise<unknown>;
   /** The confirmation page's plan for one target. A Refusal thrown while planning refuses it; anything else is a bug and propagates. */
   plan: (target: T, ctx: C) => TargetPlan;
-  /** The same plan's steps, bound to the worker's connections and a fresh state; throws Refusal when it refuses now. */
-  steps: (target: T, deps: ActionDeps, ctx: C) => Step[];
+  /**
+   * The same plan's steps, bound to the worker's connections and a fresh state; throws Refusal when it
+   * refuses now, or when `confirmed` (the steps' words as the user confirmed them) reads otherwise.
+   */
+  steps: (target: T, deps: ActionDeps, ctx: C, confirmed?: string[] | null) => Step[];
 }
 
 /** An action on instances: each ticked instance is a target. */
@@ -232,9 +235,31 @@ function bind<S>(s: ActionStep<S>, deps: ActionDeps, state: S): Step {
   });
 }
 
-function toSteps<S>(p: ActionPlan<S> | Refusal, deps: ActionDeps, state: () => S): Step[] {
+/**
+ * Why the plan made now is not the one the user confirmed (the first step that reads otherwise), or
+ * null. Two identical resizes confirmed together: the second finds its instance on another type than
+ * it confirmed, and stops there instead of resizing again to a type nobody confirmed.
+ */
+function changedSince(confirmed: string[], now: string[]): Refusal | null {
+  for (let k = 0; k < Math.max(confirmed.length, now.length); k++)
+    if (confirmed[k] !== now[k])
+      return refuse(
+        'stale',
+        `what it would do changed since it was confirmed: step ${k + 1} was "${confirmed[k] ?? '(none)'}", now "${now[k] ?? '(none)'}". Nothing was run; plan it again`,
+      );
+  return null;
+}
+
+function toSteps<S>(p: ActionPlan<S> | Refusal, deps: ActionDeps, state: () => S, confirmed?: string[] | null): Step[] {
   if (p instanceof Refusal) throw p;
   if (p.refused) throw p.refused;
+  const changed =
+    confirmed &&
+    changedSince(
+      confirmed,
+      p.steps.map((s) => stepWords(s as ActionStep<never>)),
+    );
+  if (changed) throw changed;
   const s = (p.state ?? state)();
   return p.steps.map((x) => bind(x, deps, s));
 }
@@ -287,7 +312,7 @@ export function defineAction<Schema extends ParamsSchema = typeof NO_PARAMS, S =
     prepare: prepare && ((targets, params, db) => prepare(targets, parse(params), db)),
     on: 'instance',
     plan: (t, ctx) => toTargetPlan(decide(t, ctx)),
-    steps: (t, deps, ctx) => toSteps(decide(t, ctx), deps, spec.state ?? noState),
+    steps: (t, deps, ctx, confirmed) => toSteps(decide(t, ctx), deps, spec.state ?? noState, confirmed),
   };
 }
 
@@ -303,7 +328,7 @@ export function defineHerdAction<Schema extends ParamsSchema = typeof NO_PARAMS,
     prepare: prepare && ((targets, params, db) => prepare(targets, parse(params), db)),
     on: 'herd',
     plan: (h, ctx) => toTargetPlan(decide(h, ctx)),
-    steps: (h, deps, ctx) => toSteps(decide(h, ctx), deps, spec.state ?? noState),
+    steps: (h, deps, ctx, confirmed) => toSteps(decide(h, ctx), deps, spec.state ?? noState, confirmed),
   };
 }
 

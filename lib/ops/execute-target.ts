@@ -294,9 +294,7 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId
     if (unpinned) return unpinned;
     const prepared = await preparedFor(db, action, [herd], params);
     if (prepared instanceof Refusal) return prepared;
-    const changed = changedSinceConfirmed(action, target, () => action.plan(herd, { params, prepared }));
-    if (changed) return changed;
-    return guarded(() => action.steps(herd, deps, { params, prepared }));
+    return guarded(() => action.steps(herd, deps, { params, prepared }, confirmedOf(action, target)));
   }
   // Read by the claim; read again only when the claim found nothing (the instance is gone, as far as it saw).
   const loaded =
@@ -310,37 +308,18 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId
   if (unpinned) return unpinned;
   const prepared = await preparedFor(db, action, [loaded.ref], params);
   if (prepared instanceof Refusal) return prepared;
-  const changed = changedSinceConfirmed(action, target, () => action.plan(loaded.ref, { members: loaded.members, params, prepared }));
-  if (changed) return changed;
   return guarded(() => {
     driverFor(loaded.ref.controlDriver);
-    return action.steps(loaded.ref, deps, { members: loaded.members, params, prepared });
+    return action.steps(loaded.ref, deps, { members: loaded.members, params, prepared }, confirmedOf(action, target));
   });
 }
 
 /**
- * For an action that runs only what was confirmed, on its first attempt: why its plan now is not the
- * one the user confirmed (the first step that reads otherwise), or null. Two identical resizes
- * submitted together: the second finds its instance on another type than it confirmed, and stops
- * there instead of resizing again to a type nobody confirmed. A later attempt continues a run that
- * already changed things, and is planned afresh.
+ * The steps a target must still read as confirmed: an action that runs only what was confirmed, on
+ * its first attempt. A later attempt continues a run that already changed things, and is planned afresh.
  */
-function changedSinceConfirmed(
-  action: AnyAction,
-  target: ClaimedTarget,
-  planNow: () => { steps: string[]; refused?: string },
-): Refusal | null {
-  if (!action.runsAsConfirmed || !target.confirmed_steps || target.attempts !== 1) return null;
-  const now = planNow();
-  if (now.refused) return null; // the steps refuse it themselves, saying why
-  const was = target.confirmed_steps;
-  const k = Array.from({ length: Math.max(was.length, now.steps.length) }, (_, i) => i).find((i) => was[i] !== now.steps[i]);
-  if (k === undefined) return null;
-  return refuse(
-    'stale',
-    `what it would do changed since it was confirmed: step ${k + 1} was "${was[k] ?? '(none)'}", now "${now.steps[k] ?? '(none)'}". Nothing was run; plan it again`,
-  );
-}
+const confirmedOf = (action: AnyAction, target: ClaimedTarget) =>
+  action.runsAsConfirmed && target.attempts === 1 ? target.confirmed_steps : null;
 
 /**
  * What the action's prepare reads for this target when it starts (EC2's view now, not the page's):

@@ -31,6 +31,26 @@ export function hookDir(env: Record<string, string | undefined> = process.env): 
 
 const inside = (dir: string, p: string) => p.startsWith(`${dir.replace(/\/$/, '')}/`);
 
+/** The hook's real path on the worker's host when it is an executable inside `dir` (also resolved), else what it is not. */
+async function realOnWorker(hookPath: string, dir: string): Promise<{ real: string } | { not: 'in-dir' | 'executable' }> {
+  const real = await realpath(hookPath).catch(() => null);
+  const realDir = await realpath(dir).catch(() => dir);
+  if (!real || !inside(realDir, real)) return { not: 'in-dir' };
+  const ok = await access(real, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
+  return ok ? { real } : { not: 'executable' };
+}
+
+/** Exit codes of the wrapper that resolves a hook on the member's host (the hook's own are passed through). */
+const NOT_IN_DIR = 201;
+const NOT_EXECUTABLE = 202;
+/** On the member's host, `sh -c RESOLVE sh HOOK DIR`: $real is the hook's real path, inside DIR's, an executable file. */
+const RESOLVE =
+  `real=$(readlink -f -- "$1") && dir=$(readlink -f -- "$2") || exit ${NOT_IN_DIR}; case "$real" in "$dir"/*) ;; *) exit ${NOT_IN_DIR};; esac; ` +
+  `test -f "$real" -a -x "$real" || exit ${NOT_EXECUTABLE}`;
+
 /**
  * Refuses (nothing changed yet) a hook that is not an executable file inside PGHERD_HOOK_DIR where it
  * will run, its real path resolved there (a link out of the directory is refused).
@@ -41,40 +61,18 @@ export async function checkHook(deps: ActionDeps, t: InstanceRef, ctx: StepConte
   if (typeof dir !== 'string') throw refuse('params', `the ${what} hook ${hook.path} may not run: ${dir.refused}`);
   if (!inside(dir, path.resolve(hook.path))) throw refuse('params', `the ${what} hook ${hook.path} is not in PGHERD_HOOK_DIR (${dir})`);
   if (hook.on === 'worker') {
-    const real = await realpath(hook.path).catch(() => null);
-    const realDir = await realpath(dir).catch(() => dir);
-    if (!real || !inside(realDir, real))
+    const found = await realOnWorker(hook.path, dir);
+    if ('not' in found && found.not === 'in-dir')
       throw refuse('params', `the ${what} hook ${hook.path} is not a file in PGHERD_HOOK_DIR (${dir}) on the pgherd worker's host`);
-    const ok = await access(real, constants.X_OK).then(
-      () => true,
-      () => false,
-    );
-    if (!ok) throw refuse('params', `the ${what} hook ${hook.path} is not an executable file on the pgherd worker's host`);
+    if ('not' in found) throw refuse('params', `the ${what} hook ${hook.path} is not an executable file on the pgherd worker's host`);
     return `${hook.path}: executable on the worker's host`;
   }
   // On the member's host: the real paths there, and the test, in one command.
-  const r = await execNoted(
-    deps,
-    t,
-    ctx,
-    [
-      'sh',
-      '-c',
-      'real=$(readlink -f -- "$1") && dir=$(readlink -f -- "$2") && case "$real" in "$dir"/*) test -f "$real" -a -x "$real";; *) exit 3;; esac',
-      'sh',
-      hook.path,
-      dir,
-    ],
-    15_000,
-  );
-  if (r.code === 3) throw refuse('params', `the ${what} hook ${hook.path} is not in PGHERD_HOOK_DIR (${dir}) on ${t.ssh.host}`);
+  const r = await execNoted(deps, t, ctx, ['sh', '-c', RESOLVE, 'sh', hook.path, dir], 15_000);
+  if (r.code === NOT_IN_DIR) throw refuse('params', `the ${what} hook ${hook.path} is not in PGHERD_HOOK_DIR (${dir}) on ${t.ssh.host}`);
   if (r.code !== 0) throw refuse('params', `the ${what} hook ${hook.path} is not an executable file on ${t.ssh.host}`);
   return `${hook.path}: executable on ${t.ssh.host}`;
 }
-
-/** Exit codes of the wrapper that resolves a hook on the member's host (the hook's own are passed through). */
-const NOT_IN_DIR = 201;
-const NOT_EXECUTABLE = 202;
 
 /**
  * Runs the hook with `args`; throws with its exit code and output when it fails or outlives its timeout.
@@ -95,8 +93,7 @@ export async function runHook(deps: ActionDeps, t: InstanceRef, ctx: StepContext
       [
         'sh',
         '-c',
-        `real=$(readlink -f -- "$1") && dir=$(readlink -f -- "$2") || exit ${NOT_IN_DIR}; case "$real" in "$dir"/*) ;; *) exit ${NOT_IN_DIR};; esac; ` +
-          `test -f "$real" -a -x "$real" || exit ${NOT_EXECUTABLE}; limit=$3; shift 3; exec timeout -k 5 "$limit" "$real" "$@"`,
+        `${RESOLVE}; limit=$3; shift 3; exec timeout -k 5 "$limit" "$real" "$@"`,
         'sh',
         hook.path,
         dir,
@@ -117,9 +114,13 @@ export async function runHook(deps: ActionDeps, t: InstanceRef, ctx: StepContext
       );
     return;
   }
-  const real = await realpath(hook.path).catch(() => null);
-  const realDir = await realpath(dir).catch(() => dir);
-  if (!real || !inside(realDir, real)) throw refuse('params', `the hook ${hook.path} is no longer in PGHERD_HOOK_DIR (${dir}): not run`);
+  const found = await realOnWorker(hook.path, dir);
+  if ('not' in found)
+    throw refuse(
+      'params',
+      `the hook ${hook.path} is no longer ${found.not === 'in-dir' ? `in PGHERD_HOOK_DIR (${dir})` : 'an executable file'}: not run`,
+    );
+  const { real } = found;
   ctx.note({ command: `${shellCommand([real, ...args])} (on the worker's host)` });
   const r = await runGroup(real, args, hook.timeoutSeconds * 1000, ctx.signal);
   ctx.note({ exitCode: r.code, stdout: r.stdout.slice(-4000), stderr: r.stderr.slice(-4000) });

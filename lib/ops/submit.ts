@@ -81,7 +81,6 @@ export function targetIdsFor(action: AnyAction, input: { instanceIds?: number[];
   return ids;
 }
 
-/** The operation a key already made: it, for the same plan; a 409 naming it for anything else. */
 interface KeyedOperation {
   id: number;
   action: string;
@@ -90,21 +89,17 @@ interface KeyedOperation {
   actionParams: unknown;
 }
 
-/** A value's JSON with object keys sorted: two parameter objects alike whatever order they came in. */
-const canonical = (v: unknown): string =>
-  JSON.stringify(v, (_k, x: unknown) =>
-    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x,
-  );
+/** What a submit asks for, comparable: action, digest, targets, parameters (sorted as digestOf sorts them). */
+const request = (action: string, digest: string, ids: unknown, params: unknown) =>
+  JSON.stringify([action, digest, [...((ids ?? []) as number[])].sort((a, b) => a - b), Object.entries(params ?? {}).sort()]);
 
+/**
+ * The operation a key already made: it, for the same request; a 409 naming it for anything else. The
+ * digest is what the client sends: the same one with other targets or parameters is another request.
+ */
 function sameKeyAnswer(found: KeyedOperation, action: string, digest: string, ids: number[], params: unknown) {
-  // The digest is what the client sends: the same one with other targets or parameters is another request.
-  const targets = Object.values((found.params ?? {}) as Record<string, number[]>)[0] ?? [];
-  const same =
-    found.action === action &&
-    found.digest === digest &&
-    canonical([...targets].sort((a, b) => a - b)) === canonical([...ids].sort((a, b) => a - b)) &&
-    canonical(found.actionParams ?? {}) === canonical(params ?? {});
-  if (!same)
+  const targets = Object.values((found.params ?? {}) as Record<string, number[]>)[0];
+  if (request(found.action, found.digest, targets, found.actionParams) !== request(action, digest, ids, params))
     throw new SubmitError(
       'wrong-targets',
       409,

@@ -34,8 +34,7 @@ export function openQueue(lab: LabInfo, prefix: string): { queue: TestWorker['qu
 
 /** A worker in this process on the lab's Redis and database, its queue under `prefix`. */
 export async function startTestWorker(lab: LabInfo, prefix: string, concurrency: number): Promise<TestWorker> {
-  const producer = producerConnection(lab.redis!.url);
-  const queue = targetQueue(producer, prefix);
+  const q = openQueue(lab, prefix);
   const worker = await startWorker({
     databaseUrl: lab.database.url,
     redisUrl: lab.redis!.url,
@@ -46,11 +45,10 @@ export async function startTestWorker(lab: LabInfo, prefix: string, concurrency:
     quiet: true,
   });
   return {
-    queue,
+    queue: q.queue,
     close: async () => {
       await worker.close();
-      await queue.close();
-      producer.disconnect();
+      await q.close();
     },
   };
 }
