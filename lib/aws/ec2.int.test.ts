@@ -20,6 +20,7 @@ import {
   describeInstances,
   describeInstancesById,
   describeTypes,
+  Ec2StartFailed,
   Ec2WaitTimeout,
   isCapacityOrTypeRefusal,
   setInstanceType,
@@ -57,8 +58,8 @@ const answers = async (dsn: string) =>
     () => true,
     () => false,
   );
-const capacity = (insufficient: string[], slow: Record<string, number> = {}) =>
-  writeFileSync(lab.aws!.capacityFile, JSON.stringify({ insufficient, slow }));
+const capacity = (insufficient: string[], slow: Record<string, number> = {}, lateInsufficient: string[] = []) =>
+  writeFileSync(lab.aws!.capacityFile, JSON.stringify({ insufficient, slow, lateInsufficient }));
 const quick = { maxWaitSeconds: 60, minDelaySeconds: 1, maxDelaySeconds: 1 };
 
 describe('EC2 through lib/aws', () => {
@@ -134,6 +135,21 @@ describe('stop, retype and start through lib/aws, every wait bounded', () => {
     const refused = await startInstance(c, id, quick).catch((e: unknown) => e);
     expect(isCapacityOrTypeRefusal(refused)).toBe(true);
     expect(isCapacityOrTypeRefusal(new Error('ECONNREFUSED'))).toBe(false);
+
+    // Accepted, pending for 3 s, then stopped again for want of capacity: the start ends when EC2 says
+    // stopped, with its reason, as a capacity refusal (the SDK's waiter would wait out all 60 s).
+    capacity([], { [id]: 3 }, ['r6i.large']);
+    const t1 = Date.now();
+    const lateNo = await startInstance(c, id, quick).catch((e: unknown) => e);
+    expect(lateNo).toBeInstanceOf(Ec2StartFailed);
+    expect((lateNo as Error).message).toBe(
+      `${id} did not start: EC2 says stopped (Server.InsufficientInstanceCapacity: Insufficient capacity.)`,
+    );
+    expect(isCapacityOrTypeRefusal(lateNo)).toBe(true);
+    expect(Date.now() - t1).toBeGreaterThanOrEqual(3000);
+    expect(Date.now() - t1).toBeLessThan(20_000);
+    expect((await describeInstancesById(c, 'eu-west-1', [id]))[0]!.state).toBe('stopped');
+    expect(await answers(r.dsn)).toBe(false);
 
     // The host boots slowly: EC2 says pending for 20 s; a wait of 3 s ends, saying so, and the host still boots.
     capacity([], { [id]: 20 });

@@ -6,7 +6,6 @@ import {
   ModifyInstanceAttributeCommand,
   StartInstancesCommand,
   StopInstancesCommand,
-  waitUntilInstanceRunning,
   waitUntilInstanceStopped,
   type EC2Client,
   type Filter,
@@ -170,10 +169,86 @@ export async function stopInstance(client: EC2Client, instanceId: string, b: Wai
   await waited(waitUntilInstanceStopped(waiterOf(client, b), { InstanceIds: [instanceId] }), instanceId, 'stopped', b);
 }
 
-/** Starts the instance and waits until EC2 says running (at most `b.maxWaitSeconds`). */
+/**
+ * EC2 took an instance it had accepted to start back to stopped (or ended it): its StateReason says why.
+ * `Server.InsufficientInstanceCapacity` is a capacity refusal like StartInstances' own (its `Code` is
+ * `InsufficientInstanceCapacity`, so the next fallback type is tried).
+ */
+export class Ec2StartFailed extends Error {
+  readonly Code: string;
+  constructor(
+    readonly instanceId: string,
+    readonly state: string,
+    readonly reasonCode: string,
+    reasonMessage: string,
+  ) {
+    super(`${instanceId} did not start: EC2 says ${state} (${reasonMessage || reasonCode || 'no reason given'})`);
+    this.name = 'Ec2StartFailed';
+    this.Code = reasonCode.replace(/^(Server|Client)\./, '') || 'Ec2StartFailed';
+  }
+}
+
+/** How long a start may go on saying `stopped` with the old stop's reason, as EC2's reads catch up. */
+export const START_GRACE_SECONDS = 30;
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      return;
+    }
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+/**
+ * Starts the instance and waits until EC2 says running (at most `b.maxWaitSeconds`). Unlike the SDK's
+ * waiter, which waits out its whole time on an instance that is `stopped` again, a start ends as soon
+ * as EC2 says it will not happen: `stopped` or `stopping` after `pending`, or with a `Server.` reason
+ * (AWS accepted the start, then found no capacity: Server.InsufficientInstanceCapacity), and
+ * `shutting-down` or `terminated` at any time. A `stopped` with the old stop's reason right after the
+ * call is EC2's reads catching up: it is given START_GRACE_SECONDS.
+ */
 export async function startInstance(client: EC2Client, instanceId: string, b: WaitBounds = DEFAULT_WAIT): Promise<void> {
-  await client.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
-  await waited(waitUntilInstanceRunning(waiterOf(client, b), { InstanceIds: [instanceId] }), instanceId, 'running', b);
+  await client.send(new StartInstancesCommand({ InstanceIds: [instanceId] }), b.signal ? { abortSignal: b.signal } : {});
+  const t0 = Date.now();
+  const deadline = t0 + b.maxWaitSeconds * 1000;
+  const grace = t0 + Math.min(START_GRACE_SECONDS, b.maxWaitSeconds) * 1000;
+  let delay = b.minDelaySeconds * 1000;
+  let moved = false;
+  for (;;) {
+    await sleep(Math.max(0, Math.min(delay, deadline - Date.now())), b.signal);
+    const res = await client
+      .send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }), b.signal ? { abortSignal: b.signal } : {})
+      .catch((err: unknown) => {
+        // Just started, EC2's reads may not know the id yet; anything else is AWS's answer.
+        if (
+          (err as Error & { Code?: string }).Code === 'InvalidInstanceID.NotFound' ||
+          (err as Error).name === 'InvalidInstanceID.NotFound'
+        )
+          return null;
+        throw err;
+      });
+    const i = res?.Reservations?.flatMap((r) => r.Instances ?? [])[0];
+    const state = i?.State?.Name ?? 'unknown';
+    const reason = { code: i?.StateReason?.Code ?? '', message: i?.StateReason?.Message ?? '' };
+    if (state === 'running') return;
+    if (state === 'pending') moved = true;
+    if (state === 'shutting-down' || state === 'terminated') throw new Ec2StartFailed(instanceId, state, reason.code, reason.message);
+    if (state === 'stopped' || state === 'stopping') {
+      if (moved || reason.code.startsWith('Server.') || Date.now() >= grace)
+        throw new Ec2StartFailed(instanceId, state, reason.code, reason.message);
+    }
+    if (Date.now() >= deadline) throw new Ec2WaitTimeout(instanceId, 'running', b.maxWaitSeconds);
+    delay = Math.min(delay * 1.5, b.maxDelaySeconds * 1000);
+  }
 }
 
 /** Changes a stopped instance's type (EC2 refuses it on a running one: IncorrectInstanceState). */

@@ -8,6 +8,9 @@
 //   the capacity file (AWS has no capacity for them now).
 // - An instance the capacity file lists under `slow` (id: seconds) boots slowly: for that long after
 //   its start, DescribeInstances says `pending` and its Postgres is not started yet.
+// - The types (or type@zone) listed under `lateInsufficient` are refused late, as AWS sometimes does:
+//   StartInstances is accepted, the instance is `pending` (for its `slow` seconds, else 2), then
+//   `stopped` again with StateReason Server.InsufficientInstanceCapacity; its Postgres never starts.
 // - Route 53: a change is PENDING for ROUTE53_SYNC_MS after ChangeResourceRecordSets (GetChange says
 //   so) before it is INSYNC, as Route 53 propagates to its name servers; moto says INSYNC at once.
 //   `route53: { error: "AccessDenied" | "Throttling" }` in the capacity file fails every change with
@@ -19,7 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
-import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, EC2Client, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import shippedPrices from '../cloud/prices/ec2-on-demand.json';
 import { run, type Identity } from './proc';
 
@@ -29,7 +32,7 @@ export interface AwsFrontConfig {
   region: string;
   pgBin: string;
   identity: Identity;
-  /** JSON: { "insufficient": ["m6i.xlarge", "m6i.2xlarge@eu-west-1a"], "slow": { "i-0123": 30 }, "route53": { "error": "Throttling" } } */
+  /** JSON: { "insufficient": ["m6i.xlarge", "m6i.2xlarge@eu-west-1a"], "lateInsufficient": ["r6i.large"], "slow": { "i-0123": 30 }, "route53": { "error": "Throttling" } } */
   capacityFile: string;
   /** Each EC2 instance's Postgres instances (what its host runs). */
   hosts: Record<string, { dataDirectory: string; logFile: string }[]>;
@@ -118,6 +121,7 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
   };
   type Faults = {
     insufficient?: string[];
+    lateInsufficient?: string[];
     slow?: Record<string, number>;
     route53?: { error?: string };
     pricing?: { error?: string; perHour?: Record<string, number> };
@@ -133,17 +137,25 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
   const refused = () => capacity().insufficient ?? [];
   // Instances booting slowly: until when EC2 says pending.
   const booting = new Map<string, number>();
-  const pendingWhileBooting = (xml: string) => {
-    let out = xml;
-    for (const [id, until] of booting) {
-      if (Date.now() >= until) continue;
-      out = out.replace(
-        new RegExp(`(<instanceId>${id}</instanceId>[\\s\\S]*?<instanceState>\\s*<code>)16(</code>\\s*<name>)running(</name>)`),
-        (_m, a: string, b: string, c: string) => `${a}0${b}pending${c}`,
-      );
-    }
-    return out;
-  };
+  const pendingWhileBooting = (xml: string) =>
+    eachInstance(xml, (item) => {
+      const until = booting.get(/<instanceId>([^<]+)<\/instanceId>/.exec(item)?.[1] ?? '');
+      return until !== undefined && Date.now() < until
+        ? item.replace(
+            /(<instanceState>\s*<code>)16(<\/code>\s*<name>)running(<\/name>)/,
+            (_m, a: string, b: string, c: string) => `${a}0${b}pending${c}`,
+          )
+        : item;
+    });
+  // Instances EC2 took back to stopped for want of capacity (until they are started again).
+  const lateRefused = new Set<string>();
+  const LATE_REASON =
+    '<stateReason><code>Server.InsufficientInstanceCapacity</code><message>Server.InsufficientInstanceCapacity: Insufficient capacity.</message></stateReason>';
+  const reasonsOfLateRefused = (xml: string) =>
+    eachInstance(xml, (item) => {
+      const id = /<instanceId>([^<]+)<\/instanceId>/.exec(item)?.[1] ?? '';
+      return lateRefused.has(id) ? item.replace(/<stateReason>[\s\S]*?<\/stateReason>/, LATE_REASON) : item;
+    });
   const pgCtl = async (id: string, verb: 'stop' | 'start') => {
     for (const h of cfg.hosts[id] ?? []) {
       const argv =
@@ -225,21 +237,32 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
           const running = (await describe(ids)).filter((i) => i.State?.Name === 'running').map((i) => i.InstanceId ?? '');
           await Promise.all(running.map((id) => pgCtl(id, 'stop')));
         }
-        const wasStopped =
-          action === 'StartInstances'
-            ? (await describe(ids)).filter((i) => i.State?.Name === 'stopped').map((i) => i.InstanceId ?? '')
-            : [];
+        const stoppedNow = action === 'StartInstances' ? (await describe(ids)).filter((i) => i.State?.Name === 'stopped') : [];
+        const late = capacity().lateInsufficient ?? [];
+        const refusedLate = (i: (typeof stoppedNow)[number]) =>
+          late.includes(i.InstanceType ?? '') || late.includes(`${i.InstanceType ?? ''}@${i.Placement?.AvailabilityZone ?? ''}`);
+        const wasStopped = stoppedNow.map((i) => i.InstanceId ?? '');
         const answer = await forward(cfg.motoUrl, req, body);
-        if (action === 'DescribeInstances' && booting.size && answer.status === 200) {
-          answer.body = Buffer.from(pendingWhileBooting(answer.body.toString('utf8')));
+        if (action === 'DescribeInstances' && (booting.size || lateRefused.size) && answer.status === 200) {
+          answer.body = Buffer.from(reasonsOfLateRefused(pendingWhileBooting(answer.body.toString('utf8'))));
           answer.headers['content-length'] = String(answer.body.length);
         }
         res.writeHead(answer.status, answer.headers);
         res.end(answer.body);
         if (answer.status === 200 && wasStopped.length) {
           const slow = capacity().slow ?? {};
+          for (const id of wasStopped) lateRefused.delete(id);
           await Promise.all(
             wasStopped.map(async (id) => {
+              if (refusedLate(stoppedNow.find((i) => i.InstanceId === id)!)) {
+                booting.set(id, Date.now() + (slow[id] ?? 2) * 1000);
+                await new Promise((r) => setTimeout(r, (slow[id] ?? 2) * 1000));
+                // Its reason is EC2's from the moment it says stopped.
+                lateRefused.add(id);
+                await moto.send(new StopInstancesCommand({ InstanceIds: [id] }));
+                booting.delete(id);
+                return;
+              }
               const seconds = slow[id] ?? 0;
               if (seconds > 0) {
                 booting.set(id, Date.now() + seconds * 1000);
@@ -257,6 +280,42 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     });
   });
   return new Promise((resolve) => server.listen(cfg.port, '127.0.0.1', () => resolve(server)));
+}
+
+/**
+ * DescribeInstances' XML with each instance's own `<item>` (the top-level items of every instancesSet)
+ * passed through `fn`: moto writes an instance's stateReason before its instanceId, so a pattern from
+ * one to the other would reach into the next instance.
+ */
+export function eachInstance(xml: string, fn: (item: string) => string): string {
+  let out = '';
+  let at = 0;
+  for (;;) {
+    const set = xml.indexOf('<instancesSet>', at);
+    if (set < 0) return out + xml.slice(at);
+    let k = set + '<instancesSet>'.length;
+    out += xml.slice(at, k);
+    for (;;) {
+      const open = xml.indexOf('<item>', k);
+      const end = xml.indexOf('</instancesSet>', k);
+      if (open < 0 || end < 0 || end < open) break;
+      let depth = 0;
+      let j = open;
+      const tag = /<item>|<\/item>/g;
+      tag.lastIndex = open;
+      for (let m = tag.exec(xml); m; m = tag.exec(xml)) {
+        depth += m[0] === '<item>' ? 1 : -1;
+        if (depth === 0) {
+          j = m.index + m[0].length;
+          break;
+        }
+      }
+      if (depth !== 0) break;
+      out += xml.slice(k, open) + fn(xml.slice(open, j));
+      k = j;
+    }
+    at = k;
+  }
 }
 
 async function forward(motoUrl: string, req: http.IncomingMessage, body: Buffer) {
