@@ -315,12 +315,21 @@ describe('resize a herd', () => {
     expect(p.cost).toEqual({ nowPerHour: expect.any(Number), afterPerHour: expect.any(Number) });
   });
 
-  it('leaves members already on the type as they are: a primary on it means no switchover; all on it, nothing to do', () => {
-    expect(order(planWith([r2]))).toBe(`resize ${r3.label}; then switch over to ${r3.label}; then resize ${primary.label}`);
+  it('resizes no member already on the type: a replica on it is finished, a primary on it means no switchover', () => {
+    expect(order(planWith([r2]))).toBe(
+      `finish ${r2.label} (already m6i.xlarge); then resize ${r3.label}; then switch over to ${r3.label}; then resize ${primary.label}`,
+    );
     const noSwitch = planWith([primary], { instanceType: 'm6i.xlarge', switchBack: true });
     expect(order(noSwitch)).toBe(`resize ${r2.label}; then resize ${r3.label}`);
     expect(noSwitch.steps.some((s) => /pg_promote/.test(s))).toBe(false);
-    expect(planWith([primary, r2, r3]).refused).toBe('every member already runs the type asked for');
+    // All on it (a run cut short in its last member): each replica's resize finished, nothing stopped.
+    const all = planWith([primary, r2, r3]);
+    expect(all.refused).toBeUndefined();
+    expect(order(all)).toBe(`finish ${r2.label} (already m6i.xlarge); then finish ${r3.label} (already m6i.xlarge)`);
+    expect(all.steps.filter((s) => /EC2: stop|pg_promote|stop Postgres/.test(s))).toEqual([]);
+    expect(all.steps.filter((s) => /wait until Postgres answers/.test(s))).toHaveLength(2);
+    expect(all.cost).toEqual({ nowPerHour: expect.any(Number), afterPerHour: expect.any(Number) });
+    expect(all.cost!.nowPerHour).toBe(all.cost!.afterPerHour);
   });
 
   it('refuses a herd with a stopped member or no replica, and a candidate that is not a replica', () => {

@@ -2,8 +2,9 @@
 // one at a time, each drained, resized and streaming again with its names back before the next; then
 // a switchover to a resized replica (no committed transaction lost, as the switchover action does
 // it); then the old primary, now a replica, resized the same way; optionally a switchover back to it.
-// One confirmation and one cost total for the herd. A member already on the target type is left as
-// it is, so a resize that stopped half-way is finished by running it again.
+// One confirmation and one cost total for the herd. A member already on the target type is not
+// resized again: a replica's resize is only finished (Postgres up, streaming, its DNS names pointed back),
+// so a herd resize that stopped half-way, even in its last member, is finished by running it again.
 import { z } from 'zod';
 import { HOURS_PER_MONTH } from '@/lib/cloud/prices';
 import type { TypeChoice } from '@/lib/cloud/rank';
@@ -98,7 +99,7 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
   let settles = false;
 
   for (const m of replicas) {
-    if (staying(m)) continue;
+    // A replica on the type already: its resize's finish (what one cut short leaves undone), nothing resized.
     const plan = planResize(m, { members: h.members, params: wish, prepared: p });
     if (plan instanceof Refusal) return refusedFor(m, plan);
     steps.push(
@@ -110,7 +111,7 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
       ),
     );
     settles = true;
-    order.push(`resize ${m.label}`);
+    order.push(staying(m) ? `finish ${m.label} (already ${chosen.get(m.id)?.now.name ?? '?'})` : `resize ${m.label}`);
   }
   let after = h.members;
   if (!staying(old)) {
@@ -153,7 +154,6 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
       order.push(`switch back to ${old.label}`);
     }
   }
-  if (!steps.length) return refuse('not-applicable', `every member already runs the type asked for`);
   const primaryAtEnd = staying(old) || params.switchBack ? old : cand;
   steps.push({
     name: 'the herd resized',
@@ -181,7 +181,7 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
     memberFacts.push({
       label: `${m.hostname} (${m.role})`,
       value: staying(m)
-        ? `already ${x.now.name} (${perMonth(x.now)}): left as it is`
+        ? `already ${x.now.name} (${perMonth(x.now)}): not resized${m.role === 'replica' ? '; Postgres started if it is down, its DNS names pointed at it again once it streams' : ''}`
         : `${x.now.name} (${perMonth(x.now)}) to ${x.to.name} (${perMonth(x.to)})`,
     });
   }

@@ -18,6 +18,7 @@ import { forgetApiPrices } from '@/lib/cloud/prices';
 import { LAB_PRICES_PUBLISHED } from '@/lib/lab/aws-front';
 import { lookup, replaceRecordSet } from '@/lib/dns/rfc2136';
 import { PROJECT_ROOT, readNameOf, startLab, stopLab, writeNameOf, type LabInfo, type LabInstance } from '@/lib/lab/lab';
+import { crash } from '@/lib/lab/faults';
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
@@ -639,6 +640,31 @@ describe('resize a herd, and switch back', () => {
       .innerJoin(servers, eq(servers.id, instances.serverId))
       .where(eq(instances.role, 'primary'));
     expect(now!.host).toBe(first.server);
+
+    // A run cut short in a replica after its type changed (the worker gone): its Postgres down, its
+    // read name still drained onto the primary. Running the herd resize again finishes it, resizing nothing.
+    let cut: LabInstance | undefined;
+    for (const x of lab.instances) if (x !== first && (await resolves(x).catch(() => null)) === x.server) cut = x;
+    if (!cut) throw new Error('no replica with a read name of its own');
+    await crash(lab, cut);
+    await replaceRecordSet({ host: lab.dns!.server, port: lab.dns!.port }, lab.dns!.zone, lab.dns!.key, {
+      name: readName(cut),
+      type: 'CNAME',
+      ttl: 2,
+      values: [first.server],
+    });
+    const again = await runOp(resizeHerdAction, { herdId: h!.id }, { instanceType: 'm6i.large', switchBack: true });
+    expect([again.op.status, again.targets[0]!.error], JSON.stringify(again.steps.map((s) => [s.name, s.status, s.stderrTail]))).toEqual([
+      'succeeded',
+      null,
+    ]);
+    expect(again.plan.targets[0]!.facts?.find((f) => f.label === 'In order')?.value).toMatch(/^finish .*; then finish /);
+    expect(again.steps.filter((s) => /EC2: stop|promote|pre-resize/.test(s.name))).toEqual([]);
+    expect(again.steps.find((s) => s.name === `${cut.server}: Postgres up`)?.status).toBe('succeeded');
+    expect(await streaming(cut)).toBe('streaming');
+    expect(await resolves(cut)).toBe(cut.server);
+    for (const m of lab.instances) expect(await typeOf(m)).toMatchObject({ state: 'running', instanceType: 'm6i.large' });
+    expect((await query<{ r: boolean }>(first.dsn, 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
   }, 600_000);
 });
 
