@@ -359,18 +359,22 @@ describe('resize a replica', () => {
       expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: type });
       expect(await resolves(r)).toBe(r.server);
 
-      // On the worker's host too, what the hook started is killed with it.
+      // What the hook started in the background, holding its output open, is killed with it, on the
+      // member's host (else the SSH channel stays open past the timeout) and on the worker's.
       const child = path.join(dir, 'child.sh');
       writeFileSync(child, '#!/bin/sh\nexec sleep 301\n');
       chmodSync(child, 0o755);
       const parent = path.join(dir, 'parent.sh');
       writeFileSync(parent, `#!/bin/sh\n${child} &\nexec sleep 302\n`);
       chmodSync(parent, 0o755);
-      await withHook(parent, 'worker');
-      const group = await resize([r], { instanceType: 'm6i.xlarge' });
-      expect(group.targets[0]!.error).toMatch(/parent\.sh did not finish within 2 s/);
-      await new Promise((res) => setTimeout(res, 500));
-      expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toMatch(/sleep 30[12]/);
+      for (const on of ['database', 'worker'] as const) {
+        await withHook(parent, on);
+        const group = await resize([r], { instanceType: 'm6i.xlarge' });
+        expect(group.targets[0]!.error, on).toMatch(/parent\.sh did not finish within 2 s/);
+        await new Promise((res) => setTimeout(res, 500));
+        expect(execFileSync('ps', ['-eo', 'args']).toString(), on).not.toMatch(/sleep 30[12]/);
+        expect(await resolves(r)).toBe(r.server);
+      }
 
       // A hook checked at the first step and replaced by a link out of the directory before it runs: not run.
       const swapped = path.join(dir, 'swapped.sh');
