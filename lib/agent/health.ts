@@ -151,14 +151,20 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
       ORDER BY s.hostname, c.port
       LIMIT ${HEALTH_ROWS}`),
     // The tags say where the instance should be; the agents say where its data belongs. Not on a server
-    // EC2 no longer has (its tags are history).
+    // EC2 no longer has (its tags are history). A tag that is gone counts when another member of the
+    // herd still carries it (deleted, not a fleet that never tags herds or environments).
     db.execute<TagDisagreement & { total: number }>(sql`
       SELECT s.id AS "serverId", s.hostname, s.cloud_instance_id AS "cloudInstanceId",
              coalesce(s.cloud_tags ->> ${envTag}, '?') || '/' || coalesce(s.cloud_herd_tag, '?') AS "taggedHerd",
              i.id, s.hostname || ':' || i.port AS label, h.id AS "herdId", e.name || '/' || h.name AS herd, (count(*) OVER ())::int AS total
       FROM servers s JOIN instances i ON i.server_id = s.id JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id
-      WHERE s.cloud_gone_at IS NULL
-        AND (h.name <> s.cloud_herd_tag OR e.name <> s.cloud_tags ->> ${envTag})
+      WHERE s.cloud_gone_at IS NULL AND s.cloud_tags IS NOT NULL
+        AND (h.name <> s.cloud_herd_tag OR e.name <> s.cloud_tags ->> ${envTag}
+          OR ((s.cloud_herd_tag IS NULL OR s.cloud_tags ->> ${envTag} IS NULL) AND EXISTS (
+            SELECT 1 FROM instances o JOIN servers os ON os.id = o.server_id
+            WHERE o.herd_id = h.id AND os.id <> s.id AND os.cloud_gone_at IS NULL
+              AND ((s.cloud_herd_tag IS NULL AND os.cloud_herd_tag IS NOT NULL)
+                OR (s.cloud_tags ->> ${envTag} IS NULL AND os.cloud_tags ->> ${envTag} IS NOT NULL)))))
         AND ${within(sql`i.environment_id`, scope)} AND ${herd(sql`h.id`)}
       ORDER BY s.hostname, i.port
       LIMIT ${HEALTH_ROWS}`),

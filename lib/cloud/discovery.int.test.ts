@@ -2,7 +2,7 @@
 // an instance of a new server is created in the environment its tag names; one terminated, or gone from
 // EC2, is marked and kept; an instance that cannot be a server is skipped with the reason.
 // Its own instances only are run and terminated (they run no Postgres: the lab front stops nothing).
-import { CreateTagsCommand, EC2Client, RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DeleteTagsCommand, EC2Client, RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntries, discoveryRuns, instances, servers } from '@/db/schema';
@@ -215,6 +215,40 @@ describe('EC2 discovery', () => {
       await ec2.send(
         new CreateTagsCommand({ Resources: [ec2Of.instanceId], Tags: [{ Key: 'pgherd:environment', Value: lab.environment }] }),
       );
+    }
+    await discoverEc2(t.db, cfg(), () => ec2);
+    expect((await fleetHealth(t.db, null)).tagDisagreements.total).toBe(0);
+
+    // A tag deleted while the herd's other members keep theirs: flagged, "?" where the tag was.
+    for (const [key, tagged] of [
+      ['pgherd:herd', `${lab.environment}/?`],
+      ['pgherd:environment', `?/${lab.herd}`],
+    ] as const) {
+      await ec2.send(new DeleteTagsCommand({ Resources: [ec2Of.instanceId], Tags: [{ Key: key }] }));
+      try {
+        await discoverEc2(t.db, cfg(), () => ec2);
+        expect((await fleetHealth(t.db, null)).tagDisagreements.rows, key).toEqual([
+          expect.objectContaining({ hostname: lab.server, taggedHerd: tagged, herd: `${lab.environment}/${lab.herd}` }),
+        ]);
+      } finally {
+        const value = key === 'pgherd:herd' ? before!.tag! : lab.environment;
+        await ec2.send(new CreateTagsCommand({ Resources: [ec2Of.instanceId], Tags: [{ Key: key, Value: value }] }));
+      }
+    }
+    await discoverEc2(t.db, cfg(), () => ec2);
+    expect((await fleetHealth(t.db, null)).tagDisagreements.total).toBe(0);
+
+    // A fleet that does not tag herds at all: nothing to flag.
+    const all = t.lab.aws!.instances.map((i) => i.instanceId);
+    await ec2.send(new DeleteTagsCommand({ Resources: all, Tags: [{ Key: 'pgherd:herd' }] }));
+    try {
+      await discoverEc2(t.db, cfg(), () => ec2);
+      expect((await fleetHealth(t.db, null)).tagDisagreements.total).toBe(0);
+    } finally {
+      for (const x of t.lab.aws!.instances) {
+        const herdOf = t.lab.instances.find((i) => i.server === x.server)!.herd;
+        await ec2.send(new CreateTagsCommand({ Resources: [x.instanceId], Tags: [{ Key: 'pgherd:herd', Value: herdOf }] }));
+      }
     }
     await discoverEc2(t.db, cfg(), () => ec2);
     expect((await fleetHealth(t.db, null)).tagDisagreements.total).toBe(0);
