@@ -336,7 +336,9 @@ export function defineHerdAction<Schema extends ParamsSchema = typeof NO_PARAMS,
 export function commonWarnings(t: InstanceRef): string[] {
   const w: string[] = [];
   if (/^prod/i.test(t.environment)) w.push(`production: ${t.environment}`);
-  if (t.role === 'primary') w.push('this is the herd\u2019s primary: clients lose their connections');
+  // A fenced old primary (after a DR failover) or one to be rebuilt is no longer what clients use.
+  if (t.role === 'primary' && t.state !== 'fenced' && t.state !== 'needs_rebuild')
+    w.push('this is the herd\u2019s primary: clients lose their connections');
   return w;
 }
 

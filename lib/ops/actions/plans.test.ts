@@ -21,7 +21,7 @@ import { restartAction } from './restart.action';
 import { startAction } from './start.action';
 import { stopAction } from './stop.action';
 import { resizeHerdAction } from './resize-herd.action';
-import { powerOnAction } from './power.action';
+import { powerOffAction, powerOnAction } from './power.action';
 import { primariesOrMaybe } from '../herd-primary';
 import { resizePrepared } from '@/lib/testing/cloud';
 
@@ -214,6 +214,22 @@ describe('instance actions', () => {
 
   it('refresh DNS refuses a herd without records', () => {
     expect(planHerd(refreshDnsAction, herd(three(), { dns: [] })).refusalCode).toBe('not-applicable');
+  });
+});
+
+describe('power off', () => {
+  it('warns of the herd\u2019s primary, not of a fenced old primary, which no client uses', () => {
+    const h = herd(three());
+    const [primary, r2, r3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
+    const planOf = (t: InstanceRef, members: InstanceRef[]) =>
+      powerOffAction.plan(t, { members, params: {}, prepared: resizePrepared(h, h.members) });
+    const PRIMARY = 'this is the herd\u2019s primary: clients lose their connections';
+    expect(planOf(primary, h.members).warnings).toContain(PRIMARY);
+    const fenced = { ...primary, state: 'fenced' };
+    const after = [fenced, { ...r2, role: 'primary' as const }, r3];
+    expect(planOf(fenced, after).refused).toBeUndefined();
+    expect(planOf(fenced, after).warnings).not.toContain(PRIMARY);
+    expect(planOf({ ...primary, state: 'needs_rebuild' }, after).warnings).not.toContain(PRIMARY);
   });
 });
 

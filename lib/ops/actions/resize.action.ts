@@ -421,6 +421,11 @@ export function planResize(
             } catch (err) {
               // It stays stopped: the inventory says so (not "running"), and its names stay drained.
               await markStopped(x.deps, t);
+              x.deps.outcome?.(
+                now.instanceType === r.current.name
+                  ? `stopped, still ${now.instanceType}`
+                  : `stopped, now ${now.instanceType} (was ${r.current.name})`,
+              );
               throw new Error(
                 `${c.instanceId} could not be started again: ${awsErrorText(err)}; ${t.label} is down and its DNS names stay drained`,
               );

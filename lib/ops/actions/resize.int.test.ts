@@ -235,6 +235,7 @@ describe('resize a replica', () => {
         /^no type could be had, the original included: m6i\.2xlarge: InsufficientInstanceCapacity: .*; m5\.xlarge: InsufficientInstanceCapacity: .*; r6i\.xlarge: InsufficientInstanceCapacity: /,
       );
       expect((await typeOf(r)).state).toBe('stopped');
+      expect(down.targets[0]!.outcome).toBe('stopped, still r6i.xlarge');
       const [inv] = await db
         .select({ state: instances.state })
         .from(instances)
