@@ -32,6 +32,21 @@ export function mayComeUpAsPrimary(m: Pick<InstanceRef, 'state' | 'observedRole'
   return m.state === 'fenced' || m.state === 'needs_rebuild' || m.observedRole !== 'replica';
 }
 
+/**
+ * Whether `m`, stopped, last said it was a primary no older than `t` (its timeline not below `t`'s, or
+ * either unknown): when its host boots it comes back as the herd's primary, so `t` must not be one
+ * beside it. An older one (a primary replaced by a promote while it was off) does not count.
+ */
+export function stoppedPrimaryNotOlder(
+  m: Pick<InstanceRef, 'state' | 'observedRole' | 'timeline'>,
+  t: Pick<InstanceRef, 'timeline'>,
+): boolean {
+  if (m.state === 'fenced' || m.state === 'needs_rebuild' || m.observedRole !== 'primary') return false;
+  return t.timeline === null || m.timeline === null || m.timeline >= t.timeline;
+}
+
+const timelineWords = (m: Pick<InstanceRef, 'timeline'>) => (m.timeline === null ? 'timeline unknown' : `timeline ${m.timeline}`);
+
 /** One other member as seen just now: Postgres's answer, and its host's EC2 state when it has one. */
 export interface OtherSeen {
   m: InstanceRef;
@@ -46,11 +61,19 @@ export interface OtherSeen {
  * EC2 or it last said it was a replica. Silence is no proof (a stopped process, a partition, a host
  * still booting): the DR failover's rule.
  */
-export function primariesOrMaybe(seen: OtherSeen[]): { m: InstanceRef; why: string }[] {
+export function primariesOrMaybe(seen: OtherSeen[], t?: Pick<InstanceRef, 'timeline' | 'label'>): { m: InstanceRef; why: string }[] {
   const out: { m: InstanceRef; why: string }[] = [];
   for (const { m, o, ec2 } of seen) {
     if (o.reachable) {
       if (o.inRecovery === false) out.push({ m, why: `${m.label} answers as a primary` });
+      continue;
+    }
+    // Stopped, it is no primary now; but one that last said primary boots as the herd's primary.
+    if (ec2 === 'stopped' && t && stoppedPrimaryNotOlder(m, t)) {
+      out.push({
+        m,
+        why: `${m.label}'s host is stopped, and it last answered as the primary (${timelineWords(m)}; ${t.label}: ${timelineWords(t)}): it is the herd's primary when its host starts`,
+      });
       continue;
     }
     if (ec2 === 'stopped' || ec2 === 'terminated' || !mayComeUpAsPrimary(m)) continue;

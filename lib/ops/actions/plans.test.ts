@@ -262,13 +262,29 @@ describe('power on', () => {
     const promoted = { ...r2, role: 'primary' as const, observedRole: 'primary' as const };
     expect(planOf(edited, [edited, promoted])).toMatchObject({
       refusalCode: 'split-brain',
-      refused: expect.stringMatching(/last answered as primary, so its host may boot it as a primary/),
+      refused: expect.stringMatching(/last answered as primary \(timeline 1\), so its host may boot it as a primary/),
     });
     // The herd's primary is silent (unreachable): it may still be the primary.
     expect(planOf(edited, [edited, { ...promoted, state: 'unreachable' }]).refusalCode).toBe('split-brain');
     // Never observed: it may be anything.
     const unknown = { ...r2, observedRole: null, state: 'stopped' };
     expect(planOf(unknown, [primary, unknown]).refusalCode).toBe('split-brain');
+  });
+
+  it('refuses an old primary while the primary promoted after it is powered off too; powers on the newer one', () => {
+    // The primary powered off, a replica promoted (timeline 2), then powered off as well.
+    const old = { ...primary, state: 'stopped', observedRole: 'primary' as const, timeline: 1 };
+    const newer = { ...r2, role: 'primary' as const, observedRole: 'primary' as const, state: 'stopped', timeline: 2 };
+    expect(planOf(old, [old, newer, h.members[2]!])).toMatchObject({
+      refusalCode: 'split-brain',
+      refused: expect.stringMatching(/\(stopped, last a primary on timeline 2\) is or may be the herd's primary/),
+    });
+    expect(planOf(newer, [old, newer, h.members[2]!]).refused).toBeUndefined();
+    // Which one is newer cannot be told: neither is powered on by pgherd.
+    const twin = { ...newer, timeline: 1 };
+    expect(planOf(old, [old, twin]).refusalCode).toBe('split-brain');
+    expect(planOf({ ...twin }, [old, twin]).refusalCode).toBe('split-brain');
+    expect(planOf(old, [old, { ...newer, timeline: null }]).refusalCode).toBe('split-brain');
   });
 });
 
@@ -297,6 +313,14 @@ describe('primariesOrMaybe: who is, or may be, the primary', () => {
         { m: r2, o: silent, ec2: 'pending' },
       ]),
     ).toEqual([]);
+    // A stopped host whose Postgres last said primary, on a timeline no older than the target's: it boots as the primary.
+    const stoppedPrimary = { ...r2, observedRole: 'primary' as const, timeline: 2 };
+    expect(primariesOrMaybe([{ m: stoppedPrimary, o: silent, ec2: 'stopped' }], { ...primary, timeline: 1 })[0]!.why).toMatch(
+      /host is stopped, and it last answered as the primary \(timeline 2; .*: timeline 1\)/,
+    );
+    expect(primariesOrMaybe([{ m: { ...stoppedPrimary, timeline: 1 }, o: silent, ec2: 'stopped' }], { ...primary, timeline: 2 })).toEqual(
+      [],
+    );
     expect(primariesOrMaybe([{ m: primary, o: silent, ec2: 'pending' }])[0]!.why).toMatch(
       /last answered as primary and its host is pending in EC2, so it may be a primary/,
     );

@@ -9,7 +9,7 @@ import { describeInstancesById, startInstance, stopInstance, waitBounds } from '
 import { commonWarnings, defineAction, type ActionDeps, type ActionStep } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
 import { observe, waitObserved } from '../observe';
-import { mayComeUpAsPrimary, observeOthers, primariesOrMaybe, type OtherSeen } from '../herd-primary';
+import { mayComeUpAsPrimary, observeOthers, primariesOrMaybe, stoppedPrimaryNotOlder, type OtherSeen } from '../herd-primary';
 import { refuse, type Refusal } from '../refusal';
 import { postgresUpStep, refreshStep, sshControlStep } from './control-steps';
 import { drainTargets, prepareCloud, recordsAt, waitOutTtlStep, type CloudTarget, type ResizePrepared } from './resize.action';
@@ -147,14 +147,19 @@ export const powerOnAction = defineAction({
       );
     // Whether it may boot as a primary goes by what it last said of itself, never by an edited role.
     const mayBePrimary = mayComeUpAsPrimary(t);
+    // Another member is or may be the primary: running or silent and called or last seen one, or
+    // stopped having last said primary on a timeline no older than this one's (a promote while this
+    // one was off: that member, not this one, has the herd's latest writes).
     const others = members.filter(
       (m) =>
-        m.id !== t.id && (m.role === 'primary' || m.observedRole === 'primary') && (m.state === 'running' || m.state === 'unreachable'),
+        m.id !== t.id &&
+        (((m.role === 'primary' || m.observedRole === 'primary') && (m.state === 'running' || m.state === 'unreachable')) ||
+          (m.state === 'stopped' && stoppedPrimaryNotOlder(m, t))),
     );
     if (mayBePrimary && others.length)
       return refuse(
         'split-brain',
-        `${t.label} last answered as ${t.observedRole ?? 'nothing yet'}, so its host may boot it as a primary, and ${others.map((m) => `${m.label} (${m.state})`).join(', ')} is or may be the herd's primary: powered on, it could be a second one. Rebuild it as a replica once its host is up`,
+        `${t.label} last answered as ${t.observedRole ?? 'nothing yet'} (timeline ${t.timeline ?? 'unknown'}), so its host may boot it as a primary, and ${others.map((m) => `${m.label} (${m.state}${m.state === 'stopped' ? `, last a primary on timeline ${m.timeline ?? 'unknown'}` : ''})`).join(', ')} is or may be the herd's primary: powered on, it could be a second one. Power that one on instead, and rebuild this one as a replica once its host is up`,
       );
     const c = cloudOf(t, prepared, 'stopped');
     if (!('instanceId' in c)) return c;
@@ -177,7 +182,7 @@ export const powerOnAction = defineAction({
             return;
           }
           const seen = await seenWithHosts(t, members);
-          const found = primariesOrMaybe(seen);
+          const found = primariesOrMaybe(seen, t);
           if (found.length)
             throw refuse(
               'split-brain',

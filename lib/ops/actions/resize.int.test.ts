@@ -693,14 +693,16 @@ describe('power on never makes a second primary', () => {
     const planned = async () => (await planOperation(db, SYSTEM_ACCESS, powerOnAction, [idOf(old)], {})).targets[0]!;
     expect(await planned()).toMatchObject({
       refusalCode: 'split-brain',
-      refused: expect.stringMatching(new RegExp(`${old.server}:\\d+ last answered as primary, so its host may boot it as a primary`)),
+      refused: expect.stringMatching(
+        new RegExp(`${old.server}:\\d+ last answered as primary \\(timeline \\d+\\), so its host may boot it as a primary`),
+      ),
     });
 
-    // The inventory out of date (the new primary "stopped"): the first step asks the herd itself.
+    // The inventory out of date (the new primary "stopped", never observed): the first step asks the herd itself.
     const stale = () =>
       db
         .update(instances)
-        .set({ state: 'stopped' })
+        .set({ state: 'stopped', observedRole: null })
         .where(eq(instances.id, idOf(r1)));
     await stale();
     const answered = await runOp(powerOnAction, [old], {});
@@ -718,7 +720,9 @@ describe('power on never makes a second primary', () => {
       expect([silent.op.status, silent.targets[0]!.error]).toEqual([
         'failed',
         expect.stringMatching(
-          new RegExp(`${r1.server}:\\d+ does not answer .*last answered as primary and its host is running in EC2, so it may be a primary`),
+          new RegExp(
+            `${r1.server}:\\d+ does not answer .*last answered as nothing yet and its host is running in EC2, so it may be a primary`,
+          ),
         ),
       ]);
     } finally {
@@ -727,5 +731,26 @@ describe('power on never makes a second primary', () => {
     // Nothing started: the old primary's host is still off; the promoted replica is the one primary.
     expect((await typeOf(old)).state).toBe('stopped');
     expect(await inRecovery(r1)).toBe(false);
-  }, 300_000);
+
+    // The new primary powered off too: the old one is still refused (the newer primary has the herd's
+    // latest writes, and its host boots it as the primary); the newer one is powered on.
+    await db
+      .update(instances)
+      .set({ state: 'running', observedRole: 'primary' })
+      .where(eq(instances.id, idOf(r1)));
+    await query(r1.dsn, 'CREATE TABLE IF NOT EXISTS after_promote (id int); INSERT INTO after_promote VALUES (1)');
+    const off2 = await runOp(powerOffAction, [r1], {});
+    expect(off2.op.status, JSON.stringify(off2.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
+    expect(await planned()).toMatchObject({
+      refusalCode: 'split-brain',
+      refused: expect.stringMatching(
+        new RegExp(`${r1.server}:\\d+ \\(stopped, last a primary on timeline \\d+\\) is or may be the herd's primary`),
+      ),
+    });
+    const on = await runOp(powerOnAction, [r1], {});
+    expect(on.op.status, JSON.stringify(on.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
+    expect(await inRecovery(r1)).toBe(false);
+    expect((await query<{ n: number }>(r1.dsn, 'SELECT count(*)::int AS n FROM after_promote'))[0]!.n).toBe(1);
+    expect((await typeOf(old)).state).toBe('stopped');
+  }, 400_000);
 });
