@@ -3,6 +3,9 @@ import { idNumber } from '@/lib/validation/ids';
 import { MAX_SELECTION } from '@/lib/validation/selection';
 import { wavesSchema } from '@/lib/ops/waves';
 
+/** An idempotency key, in the body or the Idempotency-Key header. */
+export const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{8,64}$/;
+
 // The console's bulk selection's bound (lib/validation/selection.ts), as a JSON array: each id
 // counted once (the body's 64 KiB cap bounds the array itself).
 const ids = z
@@ -60,10 +63,7 @@ export const submitBody = z
     digest: z.string().regex(/^[0-9a-f]{32}$/, 'the digest from /api/v1/operations/plan'),
     confirm: z.string().max(200).default(''),
     /** Repeat a submit with the same key and it is enqueued once; without one, every submit is new. */
-    idempotencyKey: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]{8,64}$/)
-      .optional(),
+    idempotencyKey: z.string().regex(IDEMPOTENCY_KEY).optional(),
   })
   .strict()
   .refine(oneKind, oneKindMessage)

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
-import { submitBody } from '@/lib/api/operation-schemas';
+import { IDEMPOTENCY_KEY, submitBody } from '@/lib/api/operation-schemas';
 import { getAction } from '@/lib/ops/registry';
 import { submitOperation } from '@/lib/ops/submit';
 import { webQueue } from '@/lib/ops/web-queue';
@@ -11,6 +11,13 @@ import { webQueue } from '@/lib/ops/web-queue';
 export const POST = handle(async (req) => {
   const user = await apiUser(req, 'operate');
   const body = await jsonBody(req, submitBody);
+  // The key in the body, or the `Idempotency-Key` header HTTP clients send; both must say the same.
+  const header = req.headers.get('idempotency-key');
+  if (header !== null && !IDEMPOTENCY_KEY.test(header))
+    throw new ApiError(400, 'invalid Idempotency-Key header', { 'Idempotency-Key': '8 to 64 of A-Z, a-z, 0-9, _ and -' });
+  if (header !== null && body.idempotencyKey !== undefined && header !== body.idempotencyKey)
+    throw new ApiError(400, "the Idempotency-Key header and the body's idempotencyKey differ");
+  const key = body.idempotencyKey ?? header ?? randomBytes(16).toString('hex');
   const action = getAction(body.action);
   if (!action) throw new ApiError(400, `unknown action ${body.action}`);
   const res = await submitOperation(
@@ -23,7 +30,7 @@ export const POST = handle(async (req) => {
       params: body.params ?? {},
       digest: body.digest,
       confirmation: body.confirm,
-      idempotencyKey: body.idempotencyKey ?? randomBytes(16).toString('hex'),
+      idempotencyKey: key,
       waves: body.waves ?? null,
     },
     user,
