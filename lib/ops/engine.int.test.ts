@@ -696,6 +696,73 @@ describe('pgherd\u2019s database away for a moment', () => {
   }, 60_000);
 });
 
+describe('a worker that comes back after its lease was taken', () => {
+  it('abandons the step it was in and runs none of its cleanups: the herd is another\u2019s now', async () => {
+    await worker!.close();
+    worker = null;
+    const proxy = await startTcpProxy(dbEndpoint());
+    const ran: string[] = [];
+    const holdAction: InstanceAction = defineAction({
+      name: 'engine-test-hold',
+      label: 'Hold, with a cleanup',
+      permission: 'operator',
+      dangerous: false,
+      plan: () => ({
+        steps: [
+          {
+            name: 'hold',
+            says: 'wait 8 s (an EC2 wait, say)',
+            timeoutMs: 30_000,
+            run: async () => {
+              ran.push('hold started');
+              await new Promise((r) => setTimeout(r, 8000));
+              ran.push('hold ended');
+            },
+            always: { name: 'undo hold', says: 'touch the herd again', run: async () => void ran.push('undo hold') },
+          },
+          { name: 'after', says: 'touch the herd', run: async () => void ran.push('after') },
+        ],
+        warnings: [],
+      }),
+    });
+    registerAction(holdAction);
+    // The worker as if paused (SIGSTOP): its database answers nothing until it "resumes".
+    const w = await startWorker({
+      databaseUrl: viaProxy(proxy.port),
+      redisUrl: t.lab.redis!.url,
+      sshKeyPath: t.lab.ssh!.privateKeyPath,
+      concurrency: 1,
+      reconcileEveryMs: 60_000,
+      refreshEveryMs: 0,
+      quiet: true,
+    });
+    try {
+      const { id } = await submit(holdAction, [orders()[1]!.id]);
+      const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
+      await waitStatus(target!.id, ['running'], 10_000);
+      const started = Date.now() + 5000;
+      while (!ran.includes('hold started') && Date.now() < started) await new Promise((r) => setTimeout(r, 20));
+      proxy.stall();
+      worker = await defaultWorker(); // its reconcile takes the expired lease and ends the target
+      await waitStatus(target!.id, ['interrupted'], 15_000);
+      proxy.restore(); // the paused worker resumes while its step still runs
+      await within(20_000, w.close(), 'the resumed worker to close', [id]);
+      expect(ran).toEqual(['hold started']);
+      const [end] = await t.db.select().from(operationTargets).where(eq(operationTargets.id, target!.id));
+      expect(end!.status).toBe('interrupted');
+      const steps = await t.db.select({ name: operationSteps.name }).from(operationSteps).where(eq(operationSteps.targetId, target!.id));
+      expect(steps.map((x) => x.name)).toEqual(['hold']);
+      // The step's own work, abandoned, ends in the background; still no cleanup after it.
+      await new Promise((r) => setTimeout(r, 8000));
+      expect(ran).toEqual(['hold started', 'hold ended']);
+    } finally {
+      proxy.restore();
+      await w.close().catch(() => {});
+      await proxy.close();
+    }
+  }, 90_000);
+});
+
 describe('Redis restarted under a running worker', () => {
   it('logs it as events (no unhandled error), ends the running target, and runs what comes next', async () => {
     await worker!.close();

@@ -168,13 +168,18 @@ export async function executeTarget(
   const action = getAction(target.action);
   if (!action) return end('failed', `unknown action ${target.action}`);
 
+  // The lease found gone by a heartbeat stops the running step at once: the herd may be another's now.
+  const lost = new AbortController();
   const beat = setInterval(
     () => {
       const sent = Date.now();
       heartbeat(db, herdId, targetId, generation)
         .then((held) => {
           if (held) lease.confirmedAt = Math.max(lease.confirmedAt, sent);
-          else log('lease.lost', { targetId, herdId, generation });
+          else {
+            log('lease.lost', { targetId, herdId, generation });
+            lost.abort(new LeaseLostError('it expired or was taken over while a step ran'));
+          }
         })
         .catch((err: unknown) => log('lease.heartbeat.error', { targetId, error: errorText(err) }));
     },
@@ -217,11 +222,19 @@ export async function executeTarget(
       return stop;
     };
     const stepGate = (i: number) => (i === 0 && Date.now() - claimedAt < leaseTtlMs() / 2 ? Promise.resolve(null) : confirm());
-    const res = await runPipeline(steps, recorder, { gate: stepGate, firstSeq });
+    const res = await runPipeline(steps, recorder, {
+      gate: stepGate,
+      firstSeq,
+      stop: lost.signal,
+      leaveCleanups: (e) => e instanceof LeaseLostError,
+    });
     if (res.error instanceof LeaseLostError) {
-      log('target.lease_lost', { operationId, targetId, herdId });
+      log('target.lease_lost', { operationId, targetId, herdId, cleanupsLeft: res.cleanupsLeft });
       outcome = (await observedNow(db, { instanceId: target.instance_id, herdId: target.herd_id }, new Date(claimedAt))) ?? outcome;
-      return await end('interrupted', res.error.message);
+      const left = res.cleanupsLeft?.length
+        ? `; not run, as the herd may be another's now: ${res.cleanupsLeft.join(', ')} (run the action again to finish)`
+        : '';
+      return await end('interrupted', `${res.error.message}${left}`);
     }
     if (res.ok) return await end('succeeded', null);
     if (res.error instanceof CancelledError) return await end('cancelled', res.error.message);

@@ -155,6 +155,54 @@ describe('runPipeline', () => {
     expect(aborted).toBe(true);
   });
 
+  it('stopped from outside (a lost lease): the running step is abandoned and aborted, nothing after it runs, no cleanup', async () => {
+    const r = memory();
+    const stop = new AbortController();
+    const order: string[] = [];
+    let aborted = false;
+    const lost = new Error('the lease was lost');
+    const res = await runPipeline(
+      [
+        step(
+          'one',
+          async () => {
+            order.push('one');
+          },
+          { defer: step('undo one', async () => void order.push('undo one')) },
+        ),
+        step(
+          'slow',
+          (ctx) =>
+            new Promise<void>((resolve) => {
+              ctx.signal.addEventListener('abort', () => {
+                aborted = true;
+              });
+              setTimeout(() => {
+                order.push('slow ended');
+                resolve();
+              }, 300);
+              setTimeout(() => stop.abort(lost), 20);
+            }),
+          { timeoutMs: 5000 },
+        ),
+        step('three', async () => void order.push('three')),
+      ],
+      r,
+      { stop: stop.signal, leaveCleanups: (e) => e === lost },
+    );
+    expect(res.error).toBe(lost);
+    expect(res.cleanupsLeft).toEqual(['undo one']);
+    expect(aborted).toBe(true);
+    expect(order).toEqual(['one']);
+    expect(r.records.map((x) => [x.name, x.status])).toEqual([
+      ['one', 'succeeded'],
+      ['slow', 'failed'],
+    ]);
+    // The abandoned step's own work ends in the background; nothing ran after it.
+    await new Promise((res2) => setTimeout(res2, 350));
+    expect(order).toEqual(['one', 'slow ended']);
+  });
+
   it('checks for cancellation between steps, then cleans up', async () => {
     const r = memory();
     let cancel = false;

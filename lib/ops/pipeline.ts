@@ -62,13 +62,19 @@ export interface PipelineResult {
   ok: boolean;
   error?: Error;
   cleanupErrors: Error[];
+  /** The cleanups not run (the pipeline ended with an error `leaveCleanups` names). */
+  cleanupsLeft?: string[];
 }
 
-async function runStep(s: Step, seq: number, recorder: StepRecorder): Promise<void> {
+const reasonOf = (signal: AbortSignal) => (signal.reason instanceof Error ? signal.reason : new Error('stopped'));
+
+async function runStep(s: Step, seq: number, recorder: StepRecorder, stop?: AbortSignal): Promise<void> {
+  if (stop?.aborted) throw reasonOf(stop);
   await recorder.start(seq, s.name);
   const ctl = new AbortController();
   const notes: Partial<StepRecord> = {};
   let timer: NodeJS.Timeout | undefined;
+  let onStop: (() => void) | undefined;
   try {
     await Promise.race([
       s.run({ note: (r) => Object.assign(notes, r), signal: ctl.signal }),
@@ -78,6 +84,14 @@ async function runStep(s: Step, seq: number, recorder: StepRecorder): Promise<vo
           reject(new StepTimeoutError(s.name, s.timeoutMs));
           ctl.abort();
         }, s.timeoutMs);
+        // Stopped from outside (the herd's lease lost): the step is abandoned at once, its signal aborted.
+        if (!stop) return;
+        onStop = () => {
+          reject(reasonOf(stop));
+          ctl.abort();
+        };
+        if (stop.aborted) onStop();
+        else stop.addEventListener('abort', onStop, { once: true });
       }),
     ]);
     await recorder.finish(seq, { ...notes, name: s.name, status: 'succeeded' });
@@ -87,6 +101,7 @@ async function runStep(s: Step, seq: number, recorder: StepRecorder): Promise<vo
     throw err;
   } finally {
     clearTimeout(timer);
+    if (onStop) stop?.removeEventListener('abort', onStop);
   }
 }
 
@@ -94,12 +109,21 @@ async function runStep(s: Step, seq: number, recorder: StepRecorder): Promise<vo
  * Runs the steps in order. Before each step `gate(i)` may stop the pipeline with an error (cancelled,
  * the herd's lease lost); between steps (not before the first) a `cancelled()` that says true stops
  * it with CancelledError. Deferred cleanups run newest first after the last step (or the failure);
- * their own failures are recorded and reported.
+ * their own failures are recorded and reported. `stop` abandons the running step; an error
+ * `leaveCleanups` names ends it with no cleanup run.
  */
 export async function runPipeline(
   steps: Step[],
   recorder: StepRecorder,
-  opts: { cancelled?: () => Promise<boolean> | boolean; gate?: (i: number) => Promise<Error | null>; firstSeq?: number } = {},
+  opts: {
+    cancelled?: () => Promise<boolean> | boolean;
+    gate?: (i: number) => Promise<Error | null>;
+    firstSeq?: number;
+    /** Aborted (its reason the error to end with): the running step is abandoned, no other starts. */
+    stop?: AbortSignal;
+    /** An end with such an error runs no cleanup: what they would touch may be another's now (a lost lease). */
+    leaveCleanups?: (err: Error) => boolean;
+  } = {},
 ): Promise<PipelineResult> {
   let seq = opts.firstSeq ?? 1;
   const deferred: Step[] = [];
@@ -109,9 +133,10 @@ export async function runPipeline(
     const failed: Error[] = [];
     for (const d of deferred.splice(0).reverse()) {
       try {
-        await runStep(d, seq++, recorder);
+        await runStep(d, seq++, recorder, opts.stop);
       } catch (err) {
         failed.push(err as Error);
+        if (opts.stop?.aborted) break;
       }
     }
     cleanupErrors.push(...failed);
@@ -138,11 +163,15 @@ export async function runPipeline(
     }
     if (s.defer) deferred.push(s.defer);
     try {
-      await runStep(s, seq++, recorder);
+      await runStep(s, seq++, recorder, opts.stop);
     } catch (err) {
       error = err as Error;
       break;
     }
+  }
+  if (error && opts.leaveCleanups?.(error)) {
+    const left = deferred.splice(0).reverse();
+    return { ok: false, error, cleanupErrors, cleanupsLeft: left.map((d) => d.name) };
   }
   await runDeferred();
   return { ok: !error && !cleanupErrors.length, error: error ?? cleanupErrors[0], cleanupErrors };
