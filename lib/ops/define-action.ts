@@ -236,13 +236,20 @@ function bind<S>(s: ActionStep<S>, deps: ActionDeps, state: S): Step {
 }
 
 /**
+ * A step's words as confirmed plans compare them: an EC2 wait's bound is the worker's own setting
+ * (PGHERD_EC2_WAIT_SECONDS), not what the user chose, so a worker configured apart from the console
+ * does not make every cloud action stale.
+ */
+export const comparable = (words: string | undefined) => words?.replace(/(wait until EC2 says \w+ \(at most )\d+( s)/g, '$1N$2');
+
+/**
  * Why the plan made now is not the one the user confirmed (the first step that reads otherwise), or
  * null. Two identical resizes confirmed together: the second finds its instance on another type than
  * it confirmed, and stops there instead of resizing again to a type nobody confirmed.
  */
 function changedSince(confirmed: string[], now: string[]): Refusal | null {
   for (let k = 0; k < Math.max(confirmed.length, now.length); k++)
-    if (confirmed[k] !== now[k])
+    if (comparable(confirmed[k]) !== comparable(now[k]))
       return refuse(
         'stale',
         `what it would do changed since it was confirmed: step ${k + 1} was "${confirmed[k] ?? '(none)'}", now "${now[k] ?? '(none)'}". Nothing was run; plan it again`,

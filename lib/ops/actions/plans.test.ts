@@ -217,6 +217,42 @@ describe('instance actions', () => {
   });
 });
 
+describe('a confirmed plan', () => {
+  it('is the same plan on a worker whose EC2 wait bound differs; not when what it does differs', () => {
+    const h = herd(three());
+    const r2 = h.members[1]!;
+    const prepared = resizePrepared(h, h.members);
+    const ctx = { members: h.members, params: {}, prepared };
+    const words = (env: string | undefined) => {
+      const was = process.env.PGHERD_EC2_WAIT_SECONDS;
+      if (env === undefined) delete process.env.PGHERD_EC2_WAIT_SECONDS;
+      else process.env.PGHERD_EC2_WAIT_SECONDS = env;
+      try {
+        return powerOffAction.plan(r2, ctx).steps;
+      } finally {
+        if (was === undefined) delete process.env.PGHERD_EC2_WAIT_SECONDS;
+        else process.env.PGHERD_EC2_WAIT_SECONDS = was;
+      }
+    };
+    const confirmed = words(undefined);
+    expect(confirmed.join('\n')).toMatch(/\(at most 600 s\)/);
+    process.env.PGHERD_EC2_WAIT_SECONDS = '5';
+    try {
+      expect(() => powerOffAction.steps(r2, deps, ctx, confirmed)).not.toThrow();
+      expect(() =>
+        powerOffAction.steps(
+          r2,
+          deps,
+          ctx,
+          confirmed.map((x) => x.replace(/^stop i-\w+/, 'stop i-other')),
+        ),
+      ).toThrow(/changed since it was confirmed: step \d+ was "stop i-other/);
+    } finally {
+      delete process.env.PGHERD_EC2_WAIT_SECONDS;
+    }
+  });
+});
+
 describe('power off', () => {
   it('warns of the herd\u2019s primary, not of a fenced old primary, which no client uses', () => {
     const h = herd(three());
