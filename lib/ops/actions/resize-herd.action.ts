@@ -63,7 +63,12 @@ function part<A>(steps: ActionStep<A>[], pick: (h: HerdResizeState) => A, name: 
 const perMonth = (c: TypeChoice) => (c.perHour === null ? 'price unknown' : `$${(c.perHour * HOURS_PER_MONTH).toFixed(2)}/month`);
 
 /** The member as it is once the switchover made it a replica of `cand`. */
-const asReplicaOf = (m: InstanceRef, cand: InstanceRef): InstanceRef => ({ ...m, role: 'replica', upstreamId: cand.id });
+const asReplicaOf = (m: InstanceRef, cand: InstanceRef): InstanceRef => ({
+  ...m,
+  role: 'replica',
+  observedRole: 'replica',
+  upstreamId: cand.id,
+});
 
 function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: ResizePrepared): ActionPlan<HerdResizeState> | Refusal {
   const primaries = h.members.filter((m) => m.role === 'primary' && m.state === 'running');

@@ -296,10 +296,11 @@ export function planResize(
       'cloud',
       `${t.hostname} has no EC2 identity: run EC2 discovery, or give the server its cloud provider (aws), region and instance id`,
     );
-  if (t.role === 'primary')
+  // What it last said of itself counts as much as the inventory's role (which an admin may edit).
+  if (t.role === 'primary' || t.observedRole === 'primary')
     return refuse(
       'not-applicable',
-      'a primary is not resized on its own: use "Resize a herd", which resizes the replicas one at a time, switches over to a resized one, then resizes the old primary',
+      `${t.role === 'primary' ? 'a primary' : `${t.label} last answered as a primary (the inventory calls it a ${t.role}): a primary`} is not resized on its own: use "Resize a herd", which resizes the replicas one at a time, switches over to a resized one, then resizes the old primary`,
     );
   if (t.state !== 'running') return refuse('not-applicable', `${t.label} is ${t.state}: a resize drains and restarts a running replica`);
   if (c.neighbours.length)
@@ -361,7 +362,13 @@ export function planResize(
             'cloud',
             `${c.instanceId} is now ${now.state}, ${now.instanceType} (planned: running, ${r.current.name}); nothing was changed`,
           );
-        const lines = [`${c.instanceId}: running, ${now.instanceType}`];
+        // Asked of Postgres itself before anything stops: a primary is never resized as a replica.
+        const o = await observe(t);
+        if (o.reachable && o.inRecovery === false)
+          throw refuse('topology', `${t.label} answers as a primary: a primary is not resized on its own; nothing was changed`);
+        const lines = [
+          `${c.instanceId}: running, ${now.instanceType}; Postgres ${o.reachable ? 'answers as a replica' : 'does not answer'}`,
+        ];
         if (pre) lines.push(await checkHook(x.deps, t, x, pre, 'pre-resize'));
         if (post) lines.push(await checkHook(x.deps, t, x, post, 'post-resize'));
         x.note({ stdout: lines.join('\n') });

@@ -530,6 +530,21 @@ describe('refused at planning, with the reason', () => {
   it('a primary, another architecture, a type that does not exist, no type big enough, a duplicate fallback, no cloud identity', async () => {
     const r = replicas()[0]!;
     expect(await refusal(primary(), { instanceType: 'm6i.xlarge' })).toMatch(/use "Resize a herd"/);
+    // The primary edited into a replica by hand: what it last said of itself still refuses it.
+    await db
+      .update(instances)
+      .set({ role: 'replica' })
+      .where(eq(instances.id, idOf(primary())));
+    try {
+      expect(await refusal(primary(), { instanceType: 'm6i.xlarge' })).toMatch(
+        /last answered as a primary \(the inventory calls it a replica\): a primary is not resized on its own/,
+      );
+    } finally {
+      await db
+        .update(instances)
+        .set({ role: 'primary' })
+        .where(eq(instances.id, idOf(primary())));
+    }
     expect(await refusal(r, { instanceType: 'm7g.large' })).toMatch(/^m7g\.large runs arm64, not x86_64/);
     expect(await refusal(r, { instanceType: 'm6i.huge' })).toBe('m6i.huge is not an EC2 instance type in eu-west-1');
     expect(await refusal(r, { minVcpus: 2000, minMemoryGiB: 1 })).toMatch(
