@@ -221,10 +221,12 @@ export async function startInstance(client: EC2Client, instanceId: string, b: Wa
   const t0 = Date.now();
   const deadline = t0 + b.maxWaitSeconds * 1000;
   const grace = t0 + Math.min(START_GRACE_SECONDS, b.maxWaitSeconds) * 1000;
-  let delay = b.minDelaySeconds * 1000;
+  // Asked at once (as the SDK's waiter does: a start EC2 finishes quickly is seen at once), then every
+  // minDelay, growing to maxDelay.
+  let delay = 0;
   let moved = false;
   for (;;) {
-    await sleep(Math.max(0, Math.min(delay, deadline - Date.now())), b.signal);
+    if (delay > 0) await sleep(Math.max(0, Math.min(delay, deadline - Date.now())), b.signal);
     const res = await client
       .send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }), b.signal ? { abortSignal: b.signal } : {})
       .catch((err: unknown) => {
@@ -247,7 +249,7 @@ export async function startInstance(client: EC2Client, instanceId: string, b: Wa
         throw new Ec2StartFailed(instanceId, state, reason.code, reason.message);
     }
     if (Date.now() >= deadline) throw new Ec2WaitTimeout(instanceId, 'running', b.maxWaitSeconds);
-    delay = Math.min(delay * 1.5, b.maxDelaySeconds * 1000);
+    delay = delay === 0 ? b.minDelaySeconds * 1000 : Math.min(delay * 1.5, b.maxDelaySeconds * 1000);
   }
 }
 

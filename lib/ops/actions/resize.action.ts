@@ -38,7 +38,8 @@ import { recordTargets, standIn } from '../dns-records';
 import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '../herd-ref';
 import { checkHook, runHook, type HookConfig } from '../hooks';
 import type { InstanceRef } from '../instance-ref';
-import { observe, waitObserved } from '../observe';
+import { observe, waitObserved, type Observed } from '../observe';
+import { errorText } from '../errors';
 import { refuse, type Refusal } from '../refusal';
 import { postgresUpStep, refreshStep, sshControlStep } from './control-steps';
 
@@ -116,6 +117,8 @@ export interface ResizeState {
   allRefused: boolean;
   /** The type was recorded and said (the last step): the cleanup says it otherwise. */
   recorded: boolean;
+  /** What Postgres said of itself, asked by the first step and awaited before it is stopped. */
+  asked?: Promise<Observed>;
 }
 
 const money = (v: number | null) => (v === null ? 'price unknown' : `$${v.toFixed(4)}/h, $${(v * HOURS_PER_MONTH).toFixed(2)}/month`);
@@ -355,6 +358,8 @@ export function planResize(
       says: `check that ${c.instanceId} still runs as ${r.current.name}${pre || post ? ', and that the hooks are executables where they run' : ''}`,
       timeoutMs: 60_000,
       run: async (x) => {
+        // Postgres asked now what it is, the answer awaited before it is stopped (the drain's wait hides it).
+        x.state.asked = observe(t).catch((err: unknown): Observed => ({ reachable: false, error: errorText(err) }));
         const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
         if (!now) throw refuse('cloud', `EC2 no longer knows ${c.instanceId}; nothing was changed`);
         if (now.state !== 'running' || now.instanceType !== r.current.name)
@@ -362,13 +367,7 @@ export function planResize(
             'cloud',
             `${c.instanceId} is now ${now.state}, ${now.instanceType} (planned: running, ${r.current.name}); nothing was changed`,
           );
-        // Asked of Postgres itself before anything stops: a primary is never resized as a replica.
-        const o = await observe(t);
-        if (o.reachable && o.inRecovery === false)
-          throw refuse('topology', `${t.label} answers as a primary: a primary is not resized on its own; nothing was changed`);
-        const lines = [
-          `${c.instanceId}: running, ${now.instanceType}; Postgres ${o.reachable ? 'answers as a replica' : 'does not answer'}`,
-        ];
+        const lines = [`${c.instanceId}: running, ${now.instanceType}`];
         if (pre) lines.push(await checkHook(x.deps, t, x, pre, 'pre-resize'));
         if (post) lines.push(await checkHook(x.deps, t, x, post, 'post-resize'));
         x.note({ stdout: lines.join('\n') });
@@ -405,7 +404,7 @@ export function planResize(
         ]
       : []),
     {
-      ...sshControlStep<ResizeState>(t, 'stop', 'stop Postgres'),
+      ...stopUnlessPrimary(t),
       always: {
         name: 'make sure the instance runs',
         says: `whatever happened: ${c.instanceId} started again if it is stopped, Postgres started if it does not answer, the type recorded`,
@@ -592,6 +591,21 @@ function streamingStep<S>(t: InstanceRef, maxLag: number): ActionStep<S> {
       x.note({
         stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}, replay lag ${o.replayLagSeconds ?? 0} s`,
       });
+    },
+  };
+}
+
+/** The clean stop, refused when Postgres answered as a primary (asked by the first step): a primary is never resized as a replica. */
+function stopUnlessPrimary(t: InstanceRef): ActionStep<ResizeState> {
+  const stop = sshControlStep<ResizeState>(t, 'stop', 'stop Postgres');
+  return {
+    ...stop,
+    says: `unless it answers as a primary: ${stop.says}`,
+    run: async (x) => {
+      const o = await (x.state.asked ?? observe(t));
+      if (o.reachable && o.inRecovery === false)
+        throw refuse('topology', `${t.label} answers as a primary: a primary is not resized on its own; nothing was stopped`);
+      await stop.run(x);
     },
   };
 }
