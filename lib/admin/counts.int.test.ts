@@ -18,6 +18,10 @@ const def = getAdmin('instances')!;
 beforeAll(async () => {
   t = await freshDatabase();
   pool = new pg.Pool({ connectionString: t.url, max: 8 });
+  // pool.end() resolves before its sockets close, and the database is then dropped WITH (FORCE): a
+  // backend still closing is terminated (57P01), which must not surface as an unhandled error.
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   // 4 environments, 10 herds each, 4 members: 160 instances.
   await seedScale(t.db, { environments: 4, herdsPerEnvironment: 10, membersPerHerd: 4 });
 });
