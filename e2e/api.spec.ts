@@ -101,6 +101,13 @@ test('lists instances with the changelist filters, and refuses bad parameters wi
   expect(bad.status()).toBe(400);
   const details = (await bad.json()).details.map((d: { path: string }) => d.path);
   expect(details).toEqual(expect.arrayContaining(['role', '(query)']));
+  // A sort key the list has not: a 400 naming it, not the default order.
+  const unsorted = await request.get(`${url}/api/v1/instances?sort=-server,bogus`, { headers: operate });
+  expect([unsorted.status(), (await unsorted.json()).details]).toEqual([
+    400,
+    [{ path: 'sort', message: expect.stringMatching(/^cannot sort by "bogus": one of .*\bserver\b/) }],
+  ]);
+  expect((await request.get(`${url}/api/v1/instances?sort=-server`, { headers: operate })).status()).toBe(200);
 });
 
 test('plans, submits (202), refuses a stale digest (409), enqueues a repeated key once, and reports the outcome', async ({ request }) => {

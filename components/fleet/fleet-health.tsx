@@ -1,6 +1,7 @@
 import Link from 'next/link';
 import { formatDuration } from '@/lib/format/units';
 import { healthy, SILENT_AFTER_INTERVALS, type FleetHealth as Health } from '@/lib/agent/health';
+import { visibleEnds } from '@/lib/format/visible';
 
 const more = (shown: number, total: number) => (total > shown ? <li className="help">and {total - shown} more</li> : null);
 
@@ -91,9 +92,9 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
               <li key={d.id}>
                 <Link href={`/admin/instances/${d.id}`}>{d.label}</Link>: the tags of{' '}
                 <Link href={`/admin/servers/${d.serverId}`}>{d.hostname}</Link>
-                {d.cloudInstanceId ? ` (${d.cloudInstanceId})` : ''} say <strong>{d.taggedHerd}</strong>; its agent&rsquo;s system
-                identifier puts it in <Link href={`/herds/${d.herdId}`}>{d.herd}</Link>. Retag the instance, or find out why this data runs
-                there.
+                {d.cloudInstanceId ? ` (${d.cloudInstanceId})` : ''} say <strong>{visibleEnds(d.taggedHerd)}</strong>; its agent&rsquo;s
+                system identifier puts it in <Link href={`/herds/${d.herdId}`}>{d.herd}</Link>. Retag the instance, or find out why this
+                data runs there.
               </li>
             ))}
             {more(tagDisagreements.rows.length, tagDisagreements.total)}

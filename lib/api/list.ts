@@ -41,6 +41,21 @@ export async function listFromQuery(req: NextRequest, schema: z.ZodType<Record<s
     );
   const def = getAdmin(model);
   if (!def) throw new Error(`listFromQuery: no admin declaration for model ${model}`);
+  // A sort key the list cannot sort by is a 400 too (the pages ignore it): the caller asked for an order.
+  const sortable = Object.entries(def.fields)
+    .filter(([, f]) => f.sortable !== false)
+    .map(([key]) => key);
+  const badSort = (typeof parsed.data.sort === 'string' ? parsed.data.sort.split(',') : [])
+    .filter((part) => part !== '')
+    .map((part) => part.replace(/^-/, ''))
+    .filter((key) => !sortable.includes(key));
+  if (badSort.length)
+    throw new ApiError(400, 'invalid query', [
+      {
+        path: 'sort',
+        message: `cannot sort by ${badSort.map((k) => JSON.stringify(k)).join(', ')}: one of ${sortable.join(', ')}, each optionally with a leading "-"`,
+      },
+    ]);
   const raw = Object.fromEntries(
     Object.entries(parsed.data)
       .filter(([, v]) => v !== undefined)

@@ -31,6 +31,8 @@ export interface CloudInstance {
   enaSupport: boolean;
   /** hvm or paravirtual (a type must support the instance's). */
   virtualization: string;
+  /** Why EC2 last changed its state (StateReason's code: Server.InsufficientInstanceCapacity, say), or ''. */
+  stateReason: string;
 }
 
 export function cloudInstance(i: Instance, region: string): CloudInstance {
@@ -46,6 +48,7 @@ export function cloudInstance(i: Instance, region: string): CloudInstance {
     // EC2 leaves these out for an instance where they do not apply: today's AMIs are HVM with ENA.
     enaSupport: i.EnaSupport ?? true,
     virtualization: i.VirtualizationType ?? 'hvm',
+    stateReason: i.StateReason?.Code ?? '',
   };
 }
 
@@ -167,6 +170,22 @@ const waiterOf = (client: EC2Client, b: WaitBounds) => ({
 export async function stopInstance(client: EC2Client, instanceId: string, b: WaitBounds = DEFAULT_WAIT): Promise<void> {
   await client.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
   await waited(waitUntilInstanceStopped(waiterOf(client, b), { InstanceIds: [instanceId] }), instanceId, 'stopped', b);
+}
+
+/**
+ * Waits while EC2 says the instance is `pending` or `stopping` (at most `b.maxWaitSeconds`), and returns
+ * it as it settled: what a cleanup does before it decides, so that a start still under way (one whose
+ * own wait ran out) is neither left as it is nor started twice.
+ */
+export async function waitSettled(client: EC2Client, region: string, instanceId: string, b: WaitBounds = DEFAULT_WAIT) {
+  const deadline = Date.now() + b.maxWaitSeconds * 1000;
+  let delay = b.minDelaySeconds * 1000;
+  for (;;) {
+    const [i] = await describeInstancesById(client, region, [instanceId]);
+    if (!i || (i.state !== 'pending' && i.state !== 'stopping') || Date.now() >= deadline) return i ?? null;
+    await sleep(Math.max(0, Math.min(delay, deadline - Date.now())), b.signal);
+    delay = Math.min(delay * 1.5, b.maxDelaySeconds * 1000);
+  }
 }
 
 /**

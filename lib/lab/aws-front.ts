@@ -9,8 +9,9 @@
 // - An instance the capacity file lists under `slow` (id: seconds) boots slowly: for that long after
 //   its start, DescribeInstances says `pending` and its Postgres is not started yet.
 // - The types (or type@zone) listed under `lateInsufficient` are refused late, as AWS sometimes does:
-//   StartInstances is accepted, the instance is `pending` (for its `slow` seconds, else 2), then
-//   `stopped` again with StateReason Server.InsufficientInstanceCapacity; its Postgres never starts.
+//   StartInstances is accepted, the instance is `pending` (for its `slow` seconds, else `lateSeconds`,
+//   else 2), then `stopped` again with StateReason Server.InsufficientInstanceCapacity; its Postgres
+//   never starts.
 // - Route 53: a change is PENDING for ROUTE53_SYNC_MS after ChangeResourceRecordSets (GetChange says
 //   so) before it is INSYNC, as Route 53 propagates to its name servers; moto says INSYNC at once.
 //   `route53: { error: "AccessDenied" | "Throttling" }` in the capacity file fails every change with
@@ -122,6 +123,8 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
   type Faults = {
     insufficient?: string[];
     lateInsufficient?: string[];
+    /** How long a late refusal says pending (for an instance not listed under `slow`). */
+    lateSeconds?: number;
     slow?: Record<string, number>;
     route53?: { error?: string };
     pricing?: { error?: string; perHour?: Record<string, number> };
@@ -255,8 +258,9 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
           await Promise.all(
             wasStopped.map(async (id) => {
               if (refusedLate(stoppedNow.find((i) => i.InstanceId === id)!)) {
-                booting.set(id, Date.now() + (slow[id] ?? 2) * 1000);
-                await new Promise((r) => setTimeout(r, (slow[id] ?? 2) * 1000));
+                const pending = slow[id] ?? capacity().lateSeconds ?? 2;
+                booting.set(id, Date.now() + pending * 1000);
+                await new Promise((r) => setTimeout(r, pending * 1000));
                 // Its reason is EC2's from the moment it says stopped.
                 lateRefused.add(id);
                 await moto.send(new StopInstancesCommand({ InstanceIds: [id] }));

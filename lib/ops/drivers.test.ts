@@ -11,10 +11,12 @@ describe('control drivers', () => {
     );
     expect(driverFor('pg_ctl').start(t)).toContain('-l');
     expect(driverFor('pg_ctl').restart(t).slice(-1)).toEqual(['restart']);
+    expect(shellCommand(driverFor('pg_ctl').status(t))).toBe('/usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/15/main status');
   });
 
   it('pg_ctlcluster: version and cluster name', () => {
     expect(driverFor('pg_ctlcluster').stop(t, 'immediate')).toEqual(['pg_ctlcluster', '15', 'main', 'stop', '-m', 'immediate']);
+    expect(driverFor('pg_ctlcluster').status(t)).toEqual(['pg_ctlcluster', '15', 'main', 'status']);
     expect(debianCluster('/var/lib/postgresql/16/reports/')).toBe('reports');
   });
 

@@ -13,7 +13,12 @@ export interface ControlDriver {
   restart(t: ControlTarget): string[];
   reload(t: ControlTarget): string[];
   promote(t: ControlTarget): string[];
+  /** Whether the postmaster runs, answering or not: exit 0 running, 3 not running (pg_ctl's codes). */
+  status(t: ControlTarget): string[];
 }
+
+/** pg_ctl status's exit code for "no server running" (pg_ctlcluster passes it through). */
+export const STATUS_NOT_RUNNING = 3;
 
 /** A herd whose control driver pgherd cannot run yet: refused, nothing is run. */
 export class UnsupportedDriverError extends Refusal {
@@ -47,6 +52,7 @@ export const pgCtl: ControlDriver = {
   ],
   reload: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, 'reload'],
   promote: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, ...WAIT, 'promote'],
+  status: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, 'status'],
 };
 
 /** Debian's cluster name is the last part of /var/lib/postgresql/<version>/<name>. */
@@ -62,6 +68,7 @@ export const pgCtlcluster: ControlDriver = {
   restart: (t) => ['pg_ctlcluster', String(t.pgVersion), debianCluster(t.dataDirectory), 'restart', '-m', 'fast'],
   reload: (t) => ['pg_ctlcluster', String(t.pgVersion), debianCluster(t.dataDirectory), 'reload'],
   promote: (t) => ['pg_ctlcluster', String(t.pgVersion), debianCluster(t.dataDirectory), 'promote'],
+  status: (t) => ['pg_ctlcluster', String(t.pgVersion), debianCluster(t.dataDirectory), 'status'],
 };
 
 export function driverFor(name: string): ControlDriver {

@@ -6,7 +6,8 @@
 // directory the worker's PGHERD_HOOK_DIR names, its real path (symbolic links and .. resolved) inside
 // it, on whichever host it runs. Installing a hook there is the deployment's act, not a form's.
 import { spawn } from 'node:child_process';
-import { access, constants, realpath } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { access, constants, readdir, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { ActionDeps } from './define-action';
 import type { InstanceRef } from './instance-ref';
@@ -128,10 +129,39 @@ export async function runHook(deps: ActionDeps, t: InstanceRef, ctx: StepContext
   if (r.code !== 0) throw new Error(`the hook ${hook.path} exited ${r.code}: ${r.stderr.trim().slice(-500) || '(no output)'}`);
 }
 
-/** Runs `file` in a process group of its own; at `timeoutMs` (or on `signal`) the whole group is killed. */
+/** What a hook on the worker's host gets of the worker's environment: never its secrets (database URL, AWS keys, the session secret). */
+const HOOK_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME', 'TMPDIR'];
+
+/**
+ * Every process that carries `mark` in its environment (the hook's descendants, also those that left its
+ * process group with setsid): the way Jenkins' ProcessTreeKiller finds what a build left behind.
+ */
+export async function killMarked(mark: string): Promise<number> {
+  const needle = Buffer.from(`\0${mark}\0`);
+  let killed = 0;
+  for (const pid of (await readdir('/proc').catch(() => [])).filter((d) => /^\d+$/.test(d))) {
+    const env = await readFile(`/proc/${pid}/environ`).catch(() => null);
+    if (!env || !Buffer.concat([Buffer.from([0]), env]).includes(needle)) continue;
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+      killed++;
+    } catch {
+      // Gone meanwhile, or not ours.
+    }
+  }
+  return killed;
+}
+
+/**
+ * Runs `file` in a process group of its own, with a small environment marked with this run's id; at
+ * `timeoutMs` (or on `signal`) the whole group is killed, and when it ends, whatever carries the mark.
+ */
 function runGroup(file: string, args: string[], timeoutMs: number, signal?: AbortSignal) {
+  const mark = `PGHERD_HOOK_RUN=${randomUUID()}`;
+  const env: NodeJS.ProcessEnv = { NODE_ENV: process.env.NODE_ENV, PGHERD_HOOK_RUN: mark.slice('PGHERD_HOOK_RUN='.length) };
+  for (const k of HOOK_ENV) if (process.env[k] !== undefined) env[k] = process.env[k];
   return new Promise<{ code: number; stdout: string; stderr: string; killed: boolean }>((resolve) => {
-    const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     let killed = false;
@@ -146,13 +176,16 @@ function runGroup(file: string, args: string[], timeoutMs: number, signal?: Abor
       } catch {
         // The group is gone already.
       }
+      // A descendant that left the group (setsid) holds the output open: found by its mark.
+      void killMarked(mark);
     };
     const timer = setTimeout(killGroup, timeoutMs);
     signal?.addEventListener('abort', killGroup, { once: true });
     const done = (code: number) => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', killGroup);
-      resolve({ code, stdout, stderr, killed });
+      // What it left behind, in its group or out of it, is gone before the step goes on.
+      void killMarked(mark).finally(() => resolve({ code, stdout, stderr, killed }));
     };
     child.on('error', () => done(127));
     // What the hook left running when it exited is killed with its group: a resize does not leave
@@ -164,6 +197,7 @@ function runGroup(file: string, args: string[], timeoutMs: number, signal?: Abor
       } catch {
         // Nothing of the group is left.
       }
+      void killMarked(mark);
     });
     child.on('close', (code) => done(exited ?? code ?? 137));
   });

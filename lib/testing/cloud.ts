@@ -33,6 +33,7 @@ export function resizePrepared(h: HerdRef, t: InstanceRef | InstanceRef[], state
     tags: {},
     enaSupport: true,
     virtualization: 'hvm',
+    stateReason: '',
   };
 
   const types = new Map([instanceType('m6i.large', 2, 8), instanceType('m6i.xlarge', 4, 16)].map((x) => [x.name, x]));
@@ -46,7 +47,14 @@ export function resizePrepared(h: HerdRef, t: InstanceRef | InstanceRef[], state
     byServer: new Map(
       on.map((m, k) => [
         m.serverId,
-        { region: 'eu-west-1', instanceId: `i-0abc${k}`, live: { ...live, instanceId: `i-0abc${k}` }, ranking, neighbours: [] },
+        {
+          region: 'eu-west-1',
+          instanceId: `i-0abc${k}`,
+          live: { ...live, instanceId: `i-0abc${k}` },
+          ranking,
+          recordedType: live.instanceType,
+          neighbours: [],
+        },
       ]),
     ),
     herds: new Map([[h.id, { ...h, hooks: { pre: '/opt/hooks/pre', post: '/opt/hooks/post', on: 'worker' as const, timeoutSeconds: 5 } }]]),

@@ -415,6 +415,16 @@ describe('resize a herd', () => {
         prepared: resizePrepared(h, h.members),
       }).refused,
     ).toMatch(/is stopped: a herd resize resizes every member/);
+    // Down on the type asked for already (a run cut short after its type changed): finished, started.
+    const cut = herd([primary, { ...r2, state: 'stopped' }, r3]);
+    const prepared = resizePrepared(cut, cut.members);
+    const c = prepared.byServer.get(r2.serverId)!;
+    if (c.ranking?.ok) c.ranking = { ...c.ranking, current: c.ranking.target };
+    const finished = resizeHerdAction.plan(cut, { params: { instanceType: 'm6i.xlarge' }, prepared });
+    expect(finished.refused).toBeUndefined();
+    expect(finished.facts?.find((f) => f.label === 'In order')?.value).toMatch(
+      new RegExp(`^finish ${r2.label} \\(already m6i\\.xlarge\\); then resize `),
+    );
     expect(
       resizeHerdAction.plan(herd([primary]), { params: { instanceType: 'm6i.xlarge' }, prepared: resizePrepared(h, h.members) }).refused,
     ).toMatch(/no replica to switch over to/);

@@ -4,14 +4,16 @@
 // A primary is warned about, as stop warns (clients lose their connections), not refused.
 import { eq } from 'drizzle-orm';
 import { servers } from '@/db/schema';
-import { ec2Client } from '@/lib/aws/config';
-import { describeInstancesById, startInstance, stopInstance, waitBounds } from '@/lib/aws/ec2';
+import { awsErrorText, ec2Client } from '@/lib/aws/config';
+import { describeInstancesById, isCapacityOrTypeRefusal, setInstanceType, startInstance, stopInstance, waitBounds } from '@/lib/aws/ec2';
 import { commonWarnings, defineAction, type ActionDeps, type ActionStep } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
 import { observe, waitObserved } from '../observe';
 import { mayComeUpAsPrimary, observeOthers, primariesOrMaybe, stoppedPrimaryNotOlder, type OtherSeen } from '../herd-primary';
 import { refuse, type Refusal } from '../refusal';
-import { postgresUpStep, refreshStep, sshControlStep } from './control-steps';
+import { execNoted, postgresUpStep, refreshStep, sshControlStep } from './control-steps';
+import { driverFor, STATUS_NOT_RUNNING } from '../drivers';
+import { errorText } from '../errors';
 import { drainTargets, prepareCloud, recordsAt, waitOutTtlStep, type CloudTarget, type ResizePrepared } from './resize.action';
 import { dnsSteps } from '../dns-steps';
 
@@ -102,8 +104,20 @@ export const powerOffAction = defineAction({
           const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
           if (now?.state !== 'running')
             throw refuse('cloud', `${c.instanceId} is now ${now?.state ?? 'unknown to EC2'}; nothing was changed`);
-          x.state.wasUp = (await observe(t)).reachable;
-          x.note({ stdout: `${c.instanceId}: running; Postgres ${x.state.wasUp ? 'answers' : 'does not answer'}` });
+          if ((await observe(t)).reachable) {
+            x.state.wasUp = true;
+            return void x.note({ stdout: `${c.instanceId}: running; Postgres answers` });
+          }
+          // Silent is not down (a hung or overloaded postmaster): the host is asked whether it runs.
+          const st = await execNoted(x.deps, t, x, driverFor(t.controlDriver).status(t), 30_000).catch((err: unknown) => {
+            throw new Error(
+              `Postgres does not answer and ${t.ssh.host} could not be asked whether it runs (${errorText(err)}): nothing was changed`,
+            );
+          });
+          x.state.wasUp = st.code !== STATUS_NOT_RUNNING;
+          x.note({
+            stdout: `${c.instanceId}: running; Postgres does not answer, and ${t.controlDriver} status says ${x.state.wasUp ? `it runs (exit ${st.code ?? 'by a signal'}): it is stopped cleanly first` : 'no server runs'}`,
+          });
         },
       },
       ...drainSteps,
@@ -165,6 +179,7 @@ export const powerOnAction = defineAction({
     if (!('instanceId' in c)) return c;
     const bounds = waitBounds();
     const ec2 = () => ec2Client(c.region);
+    const back = c.recordedType && c.live && c.recordedType !== c.live.instanceType ? c.recordedType : null;
     const herd = prepared.herds.get(t.herdId);
     // The herd once it runs again: the names that should then answer it.
     const up = members.map((m) => (m.id === t.id ? { ...m, state: 'running' } : m));
@@ -201,10 +216,24 @@ export const powerOnAction = defineAction({
       },
       {
         name: 'EC2: start',
-        says: `start ${c.instanceId} and wait until EC2 says running (at most ${bounds.maxWaitSeconds} s)`,
-        timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
+        says: `start ${c.instanceId} and wait until EC2 says running (at most ${bounds.maxWaitSeconds} s)${back ? `; when EC2 has no capacity for ${c.live?.instanceType ?? '?'}, ${back} (the type last recorded) again` : ''}`,
+        timeoutMs: (bounds.maxWaitSeconds + 30) * 1000 * (back ? 2 : 1),
         run: async (x) => {
-          await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+          try {
+            await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+            x.note({ stdout: `${c.instanceId}: running as ${c.live?.instanceType ?? '?'}` });
+          } catch (err) {
+            // A resize cut short after the type changed leaves the host stopped on a type EC2 may have
+            // no capacity for: the type the inventory last recorded (the one it ran as) is tried once.
+            if (!back || !isCapacityOrTypeRefusal(err)) throw err;
+            await setInstanceType(ec2(), c.instanceId, back);
+            await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+            await x.deps.db.update(servers).set({ cloudInstanceType: back }).where(eq(servers.id, t.serverId));
+            x.note({
+              stdout: `${c.live?.instanceType ?? '?'}: ${awsErrorText(err)}\n${c.instanceId}: running as ${back} (the type last recorded) again`,
+            });
+            x.deps.outcome?.(`running as ${back} again (${c.live?.instanceType ?? '?'} had no capacity)`);
+          }
           await recordState(x.deps, t, 'running');
         },
       },
@@ -240,7 +269,18 @@ export const powerOnAction = defineAction({
     return {
       steps,
       warnings: commonWarnings(t),
-      facts: [instanceFact(c), { label: 'DNS names', value: names.length ? names.map((n) => n.name).join(', ') : 'none point at it' }],
+      facts: [
+        instanceFact(c),
+        ...(back
+          ? [
+              {
+                label: 'Type',
+                value: `${c.live?.instanceType ?? '?'} in EC2, ${back} in the inventory (a resize cut short): ${back} again if EC2 has no capacity for ${c.live?.instanceType ?? '?'}`,
+              },
+            ]
+          : []),
+        { label: 'DNS names', value: names.length ? names.map((n) => n.name).join(', ') : 'none point at it' },
+      ],
     };
   },
 });

@@ -16,6 +16,7 @@ import type { InstanceRef } from '../instance-ref';
 import { refuse, Refusal } from '../refusal';
 import {
   newResizeState,
+  onlyToFinish,
   oneWish,
   oneWishError,
   planResize,
@@ -75,7 +76,8 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
   if (primaries.length !== 1)
     return refuse('topology', primaries.length ? `the herd has ${primaries.length} running primaries` : 'the herd has no running primary');
   const old = primaries[0] as InstanceRef;
-  const away = h.members.filter((m) => m.state !== 'running');
+  // A replica down on the type asked for already is finished (started), not refused: a run cut short.
+  const away = h.members.filter((m) => m.state !== 'running' && !(m.role === 'replica' && onlyToFinish(m, p.byServer.get(m.serverId))));
   if (away.length)
     return refuse(
       'not-applicable',

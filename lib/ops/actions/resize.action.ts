@@ -16,6 +16,7 @@ import {
   startInstance,
   stopInstance,
   waitBounds,
+  waitSettled,
   type CloudInstance,
 } from '@/lib/aws/ec2';
 import { writeAudit } from '@/lib/audit/write-audit';
@@ -97,6 +98,8 @@ export interface CloudTarget {
   instanceId: string;
   live: CloudInstance | null;
   ranking: Ranking | null;
+  /** The type the inventory last recorded: the original one, when a resize was cut short after the type changed. */
+  recordedType: string | null;
   /** Other instances on the same server: a resize stops the whole host. */
   neighbours: string[];
 }
@@ -142,6 +145,20 @@ export function recordsAt(h: HerdRef, members: InstanceRef[], t: InstanceRef): D
     const to = recordTargets(rec, members);
     return typeof to !== 'string' && to.some((m) => m.id === t.id);
   });
+}
+
+/**
+ * A replica whose Postgres is down (stopped or silent) on a host that runs the type asked for already:
+ * what a resize cut short after its type changed leaves. Its resize is only finished (Postgres started,
+ * streaming, its names back), so running the resize again brings it back.
+ */
+export function onlyToFinish(t: InstanceRef, c: CloudTarget | null | undefined): boolean {
+  return (
+    (t.state === 'stopped' || t.state === 'unreachable') &&
+    c?.live?.state === 'running' &&
+    !!c.ranking?.ok &&
+    c.ranking.target.name === c.ranking.current.name
+  );
 }
 
 /**
@@ -223,6 +240,7 @@ export async function prepareCloud(targets: InstanceRef[], db: Db, wish: ResizeW
         instanceId: s.cloudInstanceId ?? '',
         live: i,
         ranking,
+        recordedType: s.cloudInstanceType,
         neighbours: others.length > 1 ? others.map((x) => `${s.hostname}:${x.port}`) : [],
       });
     }
@@ -305,7 +323,8 @@ export function planResize(
       'not-applicable',
       `${t.role === 'primary' ? 'a primary' : `${t.label} last answered as a primary (the inventory calls it a ${t.role}): a primary`} is not resized on its own: use "Resize a herd", which resizes the replicas one at a time, switches over to a resized one, then resizes the old primary`,
     );
-  if (t.state !== 'running') return refuse('not-applicable', `${t.label} is ${t.state}: a resize drains and restarts a running replica`);
+  if (t.state !== 'running' && !onlyToFinish(t, c))
+    return refuse('not-applicable', `${t.label} is ${t.state}: a resize drains and restarts a running replica`);
   if (c.neighbours.length)
     return refuse('not-applicable', `${t.hostname} also runs ${c.neighbours.join(', ')}: a resize stops the whole host`);
   if (!c.live) return refuse('cloud', `EC2 does not know ${c.instanceId} in ${c.region} (terminated, or another account)`);
@@ -408,35 +427,50 @@ export function planResize(
       always: {
         name: 'make sure the instance runs',
         says: `whatever happened: ${c.instanceId} started again if it is stopped, Postgres started if it does not answer, the type recorded`,
-        timeoutMs: (bounds.maxWaitSeconds + 30) * 1000 * 2 + UP_TIMEOUT_MS,
+        timeoutMs: (bounds.maxWaitSeconds + 30) * 1000 * 4 + UP_TIMEOUT_MS,
         run: async (x) => {
-          const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
           const lines: string[] = [];
+          // A start whose own wait ran out may still be under way: what it settles as is what is decided on.
+          const now = await waitSettled(ec2(), c.region, c.instanceId, { ...bounds, signal: x.signal });
           if (now && (now.state === 'stopped' || now.state === 'stopping')) {
             if (now.state === 'stopping') await stopInstance(ec2(), c.instanceId, bounds).catch(() => {});
             try {
-              try {
-                await startInstance(ec2(), c.instanceId, bounds);
-                lines.push(`${c.instanceId} started as ${now.instanceType}`);
-              } catch (err) {
-                if (!isCapacityOrTypeRefusal(err) || now.instanceType === r.current.name) throw err;
+              const original = async (why: string) => {
                 await setInstanceType(ec2(), c.instanceId, r.current.name);
                 await startInstance(ec2(), c.instanceId, bounds);
-                lines.push(`${now.instanceType} could not start (${awsErrorText(err)}); started as ${r.current.name} again`);
-              }
+                lines.push(`${now.instanceType} ${why}; started as ${r.current.name} again`);
+              };
+              if (now.instanceType !== r.current.name && now.stateReason.startsWith('Server.'))
+                // EC2 took its start back (no capacity for the new type): the original type, at once.
+                await original(`was refused by EC2 (${now.stateReason})`);
+              else
+                try {
+                  await startInstance(ec2(), c.instanceId, bounds);
+                  lines.push(`${c.instanceId} started as ${now.instanceType}`);
+                } catch (err) {
+                  if (!isCapacityOrTypeRefusal(err) || now.instanceType === r.current.name) throw err;
+                  await original(`could not start (${awsErrorText(err)})`);
+                }
             } catch (err) {
               // It stays stopped: the inventory says so (not "running"), and its names stay drained.
               await markStopped(x.deps, t);
-              x.deps.outcome?.(
-                now.instanceType === r.current.name
-                  ? `stopped, still ${now.instanceType}`
-                  : `stopped, now ${now.instanceType} (was ${r.current.name})`,
-              );
+              const [still] = await describeInstancesById(ec2(), c.region, [c.instanceId]).catch(() => [now]);
+              const type = still?.instanceType ?? now.instanceType;
+              x.deps.outcome?.(type === r.current.name ? `stopped, still ${type}` : `stopped, now ${type} (was ${r.current.name})`);
               throw new Error(
                 `${c.instanceId} could not be started again: ${awsErrorText(err)}; ${t.label} is down and its DNS names stay drained`,
               );
             }
           } else lines.push(`${c.instanceId} is ${now?.state ?? 'unknown to EC2'}`);
+          const [after] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+          if (after?.state !== 'running') {
+            // Still pending past every bound (or gone): nothing to start Postgres on; the inventory says what EC2 says.
+            if (after) await recordType(x.deps, t, after, r.current.name);
+            x.deps.outcome?.(`${after?.state ?? 'unknown to EC2'}, ${after?.instanceType ?? '?'} (was ${r.current.name})`);
+            throw new Error(
+              `${c.instanceId} is ${after?.state ?? 'unknown to EC2'}, not running, after ${bounds.maxWaitSeconds} s: ${t.label} is down and its DNS names stay drained; run the resize again once EC2 settles`,
+            );
+          }
           const o = await observe(t);
           if (!o.reachable) {
             await waitObserved(t, 'answering', (v) => v.reachable, { timeoutMs: 30_000, signal: x.signal }).catch(async () => {
@@ -444,10 +478,9 @@ export function planResize(
             });
             lines.push('Postgres started');
           }
-          const [after] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
-          if (after) await recordType(x.deps, t, after.instanceType, r.current.name);
+          await recordType(x.deps, t, after, r.current.name);
           // Stopped or failed before the type was recorded: what it runs now is still the target's outcome.
-          if (after && !x.state.recorded)
+          if (!x.state.recorded)
             x.deps.outcome?.(
               after.instanceType === r.current.name ? `still ${after.instanceType}` : `now ${after.instanceType} (was ${r.current.name})`,
             );
@@ -518,7 +551,7 @@ export function planResize(
       run: async (x) => {
         const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
         if (!now) throw new Error(`EC2 no longer knows ${c.instanceId}`);
-        await recordType(x.deps, t, now.instanceType, r.current.name);
+        await recordType(x.deps, t, now, r.current.name);
         x.state.recorded = true;
         x.deps.outcome?.(x.state.allRefused ? `back on ${now.instanceType}` : `now ${now.instanceType}`);
         if (x.state.allRefused)
@@ -623,10 +656,12 @@ function finishPlan(
   now: TypeChoice,
   params: ResizeParams,
 ): ActionPlan<ResizeState> {
-  const names = recordsAt(herd, members, t);
+  // The herd once it runs again (it may be down now: a name matched to it points elsewhere meanwhile).
+  const up = members.map((m) => (m.id === t.id ? { ...m, state: 'running' } : m));
+  const names = recordsAt(herd, up, { ...t, state: 'running' });
   const back = dnsSteps<ResizeState>(
     herd,
-    () => members,
+    () => up,
     (rec) => `${rec.name} pointed at ${t.hostname} again (where the drain may have left it)`,
     (rec) => names.some((n) => n.id === rec.id),
     { name: (rec) => `DNS back: ${rec.name}` },
@@ -669,10 +704,12 @@ async function markStopped(deps: ActionDeps, t: InstanceRef) {
   await deps.db.update(instances).set({ state: 'stopped' }).where(eq(instances.id, t.id));
 }
 
-async function recordType(deps: ActionDeps, t: InstanceRef, type: string, was: string) {
+/** What EC2 says the instance is now (type and state), into the inventory; a new type audited. */
+async function recordType(deps: ActionDeps, t: InstanceRef, now: CloudInstance, was: string) {
+  const type = now.instanceType;
   await deps.db
     .update(servers)
-    .set({ cloudInstanceType: type, cloudState: 'running', cloudSeenAt: new Date() })
+    .set({ cloudInstanceType: type, cloudState: now.state, cloudSeenAt: new Date() })
     .where(eq(servers.id, t.serverId));
   if (type !== was)
     await writeAudit(deps.db, {

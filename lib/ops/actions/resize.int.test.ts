@@ -5,13 +5,13 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { herds, instances, servers } from '@/db/schema';
+import { herds, instances, operationSteps, operationTargets, servers } from '@/db/schema';
 import { awsSettings, ec2Client } from '@/lib/aws/config';
-import { describeInstancesById } from '@/lib/aws/ec2';
+import { describeInstancesById, setInstanceType } from '@/lib/aws/ec2';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 import { discoverEc2, discoveryConfig } from '@/lib/cloud/discovery';
 import { forgetApiPrices } from '@/lib/cloud/prices';
@@ -243,15 +243,57 @@ describe('resize a replica', () => {
       expect(inv!.state).toBe('stopped');
       expect(await resolves(r)).not.toBe(r.server);
       expect(down.steps.find((x) => x.name === `DNS back: ${readName(r)}`)).toMatchObject({ status: 'failed' });
-      capacity([]);
+      // As a worker killed right after the type change leaves it: stopped on a type EC2 has no capacity
+      // for, the inventory still saying r6i.xlarge. Power on goes back to the type last recorded.
+      await setInstanceType(ec2(), ec2Of(r), 'm6i.2xlarge');
+      capacity(['m6i.2xlarge']);
       const on = await runOp(powerOnAction, [r], {});
-      expect(on.op.status, JSON.stringify(on.steps.map((x) => [x.name, x.status, x.stderrTail]))).toBe('succeeded');
+      expect(on.op.status, JSON.stringify(on.steps.map((x) => [x.name, x.status, x.stdoutTail, x.stderrTail]))).toBe('succeeded');
+      expect(on.plan.targets[0]!.facts?.find((f) => f.label === 'Type')?.value).toMatch(
+        /^m6i\.2xlarge in EC2, r6i\.xlarge in the inventory \(a resize cut short\)/,
+      );
+      expect(on.targets[0]!.outcome).toBe('running as r6i.xlarge again (m6i.2xlarge had no capacity)');
+      expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: 'r6i.xlarge' });
       expect(await streaming(r)).toBe('streaming');
       expect(await resolves(r)).toBe(r.server); // power on puts its name back
     } finally {
       capacity([]);
     }
   }, 300_000);
+
+  it('a start still pending when its wait runs out, then refused late: the cleanup waits for EC2 to settle and starts the original type', async () => {
+    const r = replicas()[1]!;
+    const before = (await typeOf(r)).instanceType;
+    // EC2 says pending for 9 s, then stopped (Server.InsufficientInstanceCapacity); the worker waits 5 s for a start.
+    writeFileSync(lab.aws!.capacityFile, JSON.stringify({ lateInsufficient: ['m6i.4xlarge'], lateSeconds: 9 }));
+    const was = process.env.PGHERD_EC2_WAIT_SECONDS;
+    process.env.PGHERD_EC2_WAIT_SECONDS = '5';
+    try {
+      const run = await resize([r], { instanceType: 'm6i.4xlarge', fallbackTypes: ['r6i.2xlarge'] });
+      const trace = JSON.stringify(run.steps.map((x) => [x.name, x.status, x.stdoutTail, x.stderrTail]));
+      expect([run.op.status, run.targets[0]!.error], trace).toEqual(['failed', expect.stringMatching(/was not running within 5 s/)]);
+      expect(
+        run.steps.find((x) => x.name === 'make sure the instance runs'),
+        trace,
+      ).toMatchObject({
+        status: 'succeeded',
+        stdoutTail: expect.stringContaining(
+          `m6i.4xlarge was refused by EC2 (Server.InsufficientInstanceCapacity); started as ${before} again`,
+        ),
+      });
+      // EC2, the inventory and Postgres agree: the original type, running, streaming, its name back.
+      expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: before });
+      const [s] = await db.select().from(servers).where(eq(servers.hostname, r.server));
+      expect([s!.cloudState, s!.cloudInstanceType]).toEqual(['running', before]);
+      expect(await streaming(r)).toBe('streaming');
+      expect(await resolves(r)).toBe(r.server);
+      expect(run.targets[0]!.outcome).toBe(`still ${before}`);
+    } finally {
+      if (was === undefined) delete process.env.PGHERD_EC2_WAIT_SECONDS;
+      else process.env.PGHERD_EC2_WAIT_SECONDS = was;
+      capacity([]);
+    }
+  }, 240_000);
 
   it('two identical resizes confirmed together, no capacity for the target: the first takes a fallback, the second runs nothing', async () => {
     const r = replicas()[0]!;
@@ -376,6 +418,24 @@ describe('resize a replica', () => {
         expect(execFileSync('ps', ['-eo', 'args']).toString(), on).not.toMatch(/sleep 30[12]/);
         expect(await resolves(r)).toBe(r.server);
       }
+      // On the worker: a child that left the hook's process group (setsid) is found by the run's mark
+      // in its environment and killed; the hook gets none of the worker's environment but a few names.
+      const escaper = path.join(dir, 'escaper.sh');
+      writeFileSync(escaper, `#!/bin/sh\nenv > ${outside}/env\nsetsid sleep 303 > /dev/null 2>&1 < /dev/null &\nsleep 0.3\nexit 5\n`);
+      chmodSync(escaper, 0o755);
+      process.env.PGHERD_TEST_SECRET = 'not for hooks';
+      try {
+        await withHook(escaper, 'worker');
+        const escaped = await resize([r], { instanceType: 'm6i.xlarge' });
+        expect(escaped.targets[0]!.error).toMatch(/escaper\.sh exited 5/);
+        expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toMatch(/sleep 303/);
+        const env = readFileSync(path.join(outside, 'env'), 'utf8');
+        expect(env).toMatch(/^PGHERD_HOOK_RUN=[0-9a-f-]{36}$/m);
+        expect(env).not.toContain('PGHERD_TEST_SECRET');
+        expect(env).not.toMatch(/^(AWS_|DATABASE_URL|PGHERD_DATABASE)/m);
+      } finally {
+        delete process.env.PGHERD_TEST_SECRET;
+      }
 
       // A hook checked at the first step and replaced by a link out of the directory before it runs: not run.
       const swapped = path.join(dir, 'swapped.sh');
@@ -466,6 +526,48 @@ describe('power off and on', () => {
       .where(eq(instances.id, idOf(r)));
     expect(back!.state).toBe('running');
   }, 180_000);
+
+  it('a Postgres that runs but does not answer is stopped cleanly before its host: pg_ctl status asked, not the silence believed', async () => {
+    const r = replicas()[0]!;
+    const pid = Number(readFileSync(path.join(r.dataDirectory, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const plan = await planOperation(db, SYSTEM_ACCESS, powerOffAction, [idOf(r)], {});
+    process.kill(pid, 'SIGSTOP');
+    let resumed = false;
+    try {
+      const id = await submitPlanned(db, worker!.queue, powerOffAction, { instanceIds: [idOf(r)] }, {}, plan);
+      // Silent while the first step asks; it answers the clean stop's signal once it runs again.
+      for (let k = 0; k < 600 && !resumed; k++) {
+        const [checked] = await db
+          .select({ status: operationSteps.status })
+          .from(operationSteps)
+          .innerJoin(operationTargets, eq(operationTargets.id, operationSteps.targetId))
+          .where(and(eq(operationTargets.operationId, id), eq(operationSteps.name, 'check the EC2 instance')));
+        if (checked && checked.status !== 'running') {
+          process.kill(pid, 'SIGCONT');
+          resumed = true;
+        } else await new Promise((res) => setTimeout(res, 100));
+      }
+      const { op, steps } = await waitForOperation(db, id);
+      const trace = JSON.stringify(steps.map((s) => [s.name, s.status, s.command, s.stdoutTail, s.stderrTail]));
+      expect(op.status, trace).toBe('succeeded');
+      expect(steps.find((s) => s.name === 'check the EC2 instance')!.stdoutTail, trace).toMatch(
+        /Postgres does not answer, and pg_ctl status says it runs \(exit 0\): it is stopped cleanly first/,
+      );
+      const stop = steps.find((s) => s.name === 'stop Postgres')!;
+      expect([stop.status, stop.command, stop.stdoutTail], trace).toEqual([
+        'succeeded',
+        expect.stringMatching(/pg_ctl .* stop$/),
+        expect.not.stringMatching(/skipped/),
+      ]);
+      expect((await typeOf(r)).state).toBe('stopped');
+    } finally {
+      if (!resumed) process.kill(pid, 'SIGCONT');
+    }
+    const on = await runOp(powerOnAction, [r], {});
+    expect(on.op.status, JSON.stringify(on.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
+    expect(await streaming(r)).toBe('streaming');
+    expect(await resolves(r)).toBe(r.server);
+  }, 240_000);
 });
 
 describe('prices', () => {
@@ -661,12 +763,17 @@ describe('resize a herd, and switch back', () => {
       .where(eq(instances.role, 'primary'));
     expect(now!.host).toBe(first.server);
 
-    // A run cut short in a replica after its type changed (the worker gone): its Postgres down, its
-    // read name still drained onto the primary. Running the herd resize again finishes it, resizing nothing.
+    // A run cut short in a replica after its type changed (the worker gone): its Postgres down (and
+    // the inventory saying so), its read name still drained onto the primary. Running the herd resize again finishes it, resizing nothing.
     let cut: LabInstance | undefined;
     for (const x of lab.instances) if (x !== first && (await resolves(x).catch(() => null)) === x.server) cut = x;
     if (!cut) throw new Error('no replica with a read name of its own');
     await crash(lab, cut);
+    // The refresher has seen it down since: the inventory says stopped.
+    await db
+      .update(instances)
+      .set({ state: 'stopped' })
+      .where(eq(instances.id, idOf(cut)));
     await replaceRecordSet({ host: lab.dns!.server, port: lab.dns!.port }, lab.dns!.zone, lab.dns!.key, {
       name: readName(cut),
       type: 'CNAME',
