@@ -2,7 +2,9 @@
 // discovery configuration. The SDK's own default provider chain is asked, with nothing to find.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { discoveryUnavailable } from '@/lib/cloud/status';
-import { awsErrorText, awsUnavailable } from './config';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { awsErrorText, awsSettings, awsUnavailable, ec2Client } from './config';
+import { describeInstancesById } from './ec2';
 
 const saved = { ...process.env };
 beforeEach(() => {
@@ -46,4 +48,34 @@ describe('AWS readiness', () => {
     const e = Object.assign(new Error('We currently do not have sufficient capacity'), { name: 'InsufficientInstanceCapacity' });
     expect(awsErrorText(e)).toBe('InsufficientInstanceCapacity: We currently do not have sufficient capacity');
   });
+});
+
+describe('AWS that does not answer', () => {
+  it('fails each call within its attempts’ bounds, with the timeout said, instead of waiting without end', async () => {
+    // A server that takes the connection and never answers, as an endpoint stopped mid-call does.
+    const sockets = new Set<Socket>();
+    const server = createServer((s) => sockets.add(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    process.env.AWS_ACCESS_KEY_ID = 'testing';
+    process.env.AWS_SECRET_ACCESS_KEY = 'testing';
+    try {
+      const settings = {
+        ...awsSettings({ PGHERD_AWS_REGION: 'eu-west-1', PGHERD_AWS_TIMEOUT_MS: '700' }),
+        endpoint: `http://127.0.0.1:${port}`,
+      };
+      expect(settings.timeoutMs).toBe(700);
+      const t0 = Date.now();
+      const err = await describeInstancesById(ec2Client('eu-west-1', settings), 'eu-west-1', ['i-0123']).catch((e: unknown) => e);
+      const took = Date.now() - t0;
+      expect(awsErrorText(err)).toMatch(/timeout|timed out/i);
+      // Three attempts of 0.7 s with the standard mode's backoff between them: seconds, not minutes.
+      expect(took).toBeLessThan(15_000);
+      expect(sockets.size).toBeGreaterThanOrEqual(1);
+    } finally {
+      for (const s of sockets) s.destroy();
+      server.close();
+    }
+    expect(awsSettings({ PGHERD_AWS_TIMEOUT_MS: 'soon' }).timeoutMs).toBe(30_000);
+  }, 30_000);
 });

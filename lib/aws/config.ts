@@ -9,14 +9,20 @@ import { Route53Client } from '@aws-sdk/client-route-53';
 export interface AwsSettings {
   region: string;
   endpoint: string | null;
+  /** How long one attempt of a call may take (PGHERD_AWS_TIMEOUT_MS, default 30 s): AWS that does not answer is an error, not a wait. */
+  timeoutMs?: number;
 }
 
 /** The settings from the environment; the region is required (no client guesses one). */
 export function awsSettings(env: Record<string, string | undefined> = process.env): AwsSettings {
   const region = env.PGHERD_AWS_REGION ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? '';
   const endpoint = env.PGHERD_AWS_ENDPOINT ?? env.AWS_ENDPOINT_URL ?? null;
-  return { region, endpoint: endpoint || null };
+  const t = Number(env.PGHERD_AWS_TIMEOUT_MS ?? DEFAULT_TIMEOUT_MS);
+  const timeoutMs = Number.isInteger(t) && t >= 500 && t <= 600_000 ? t : DEFAULT_TIMEOUT_MS;
+  return { region, endpoint: endpoint || null, timeoutMs };
 }
+
+const DEFAULT_TIMEOUT_MS = 30_000;
 
 /** AWS is not configured here: the cloud features say so (the API answers 503 with this reason). */
 export class AwsNotConfiguredError extends Error {
@@ -30,13 +36,22 @@ function common(s: AwsSettings, region?: string) {
   const r = region ?? s.region;
   if (!r) throw new AwsNotConfiguredError('no region (set PGHERD_AWS_REGION or AWS_REGION)');
   // The SDK's standard retry mode: throttling and transient errors retried with backoff, three attempts.
-  return { region: r, retryMode: 'standard', maxAttempts: 3, ...(s.endpoint ? { endpoint: s.endpoint } : {}) };
+  // Each attempt bounded: connecting (5 s at most) and the whole answer (smithy only warns past
+  // requestTimeout unless told to throw), so a page that plans never waits on AWS without end.
+  const timeoutMs = s.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  return {
+    region: r,
+    retryMode: 'standard',
+    maxAttempts: 3,
+    requestHandler: { connectionTimeout: Math.min(5000, timeoutMs), requestTimeout: timeoutMs, throwOnRequestTimeout: true },
+    ...(s.endpoint ? { endpoint: s.endpoint } : {}),
+  };
 }
 
 // One client per kind, region and endpoint for the process (clients keep their connections).
 const clients = new Map<string, EC2Client | Route53Client | PricingClient>();
 function cached<T extends EC2Client | Route53Client | PricingClient>(kind: string, c: ReturnType<typeof common>, make: () => T): T {
-  const key = `${kind} ${c.region} ${c.endpoint ?? ''}`;
+  const key = `${kind} ${c.region} ${c.endpoint ?? ''} ${c.requestHandler.requestTimeout}`;
   const found = clients.get(key) as T | undefined;
   if (found) return found;
   const client = make();

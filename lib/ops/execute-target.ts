@@ -232,7 +232,7 @@ export async function executeTarget(
       log('target.lease_lost', { operationId, targetId, herdId, cleanupsLeft: res.cleanupsLeft });
       outcome = (await observedNow(db, { instanceId: target.instance_id, herdId: target.herd_id }, new Date(claimedAt))) ?? outcome;
       const left = res.cleanupsLeft?.length
-        ? `; not run, as the herd may be another's now: ${res.cleanupsLeft.join(', ')} (run the action again to finish)`
+        ? `; not run, as the herd may be another's now: ${res.cleanupsLeft.join(', ')} (do them by hand, or run the action again: its plan says what it can finish)`
         : '';
       return await end('interrupted', `${res.error.message}${left}`);
     }

@@ -414,7 +414,13 @@ describe('resize a herd', () => {
         params: { instanceType: 'm6i.xlarge' },
         prepared: resizePrepared(h, h.members),
       }).refused,
-    ).toMatch(/is stopped: a herd resize resizes every member/);
+    ).toMatch(/is stopped: start it; or take it out of the herd\. A herd resize resizes every member/);
+    // A switchover cut short before its promote: no running primary, and the way back said.
+    const noPrimary = herd([{ ...primary, state: 'stopped' }, r2, r3]);
+    expect(
+      resizeHerdAction.plan(noPrimary, { params: { instanceType: 'm6i.xlarge' }, prepared: resizePrepared(noPrimary, noPrimary.members) })
+        .refused,
+    ).toBe(`the herd has no running primary; its primary is ${primary.label} (stopped): start it, then run the herd resize again`);
     // Down on the type asked for already (a run cut short after its type changed): finished, started.
     const cut = herd([primary, { ...r2, state: 'stopped' }, r3]);
     const prepared = resizePrepared(cut, cut.members);

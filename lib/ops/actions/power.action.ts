@@ -14,7 +14,8 @@ import { refuse, type Refusal } from '../refusal';
 import { execNoted, postgresUpStep, refreshStep, sshControlStep } from './control-steps';
 import { driverFor, STATUS_NOT_RUNNING } from '../drivers';
 import { errorText } from '../errors';
-import { drainTargets, prepareCloud, recordsAt, waitOutTtlStep, type CloudTarget, type ResizePrepared } from './resize.action';
+import { refreshInstance } from '../refresh';
+import { drainTargets, prepareCloud, recordsAt, recordType, waitOutTtlStep, type CloudTarget, type ResizePrepared } from './resize.action';
 import { dnsSteps } from '../dns-steps';
 
 const STREAMING_TIMEOUT_MS = 300_000;
@@ -22,6 +23,8 @@ const STREAMING_TIMEOUT_MS = 300_000;
 interface PowerState {
   /** Postgres answered before the power off (else there is nothing to stop cleanly). */
   wasUp: boolean;
+  /** EC2 was asked to stop the host: its names stay drained (power on puts them back). */
+  hostStopped?: boolean;
 }
 
 /** The target's EC2 host, or why it cannot be powered off or on. */
@@ -82,6 +85,17 @@ export const powerOffAction = defineAction({
     const drained = at.filter((rec) => typeof drainTargets(rec, members, t) !== 'string');
     const stuck = at.filter((rec) => !drained.includes(rec));
     const ttl = Math.max(0, ...drained.map((d) => d.ttl));
+    // A power off that stops short of the host (a hung Postgres the clean stop could not stop, say)
+    // puts each name back, once the instance answers and, a replica, streams; never after EC2's stop.
+    const backSteps = herd
+      ? dnsSteps<PowerState>(
+          herd,
+          () => members,
+          (rec) => `${rec.name} back to ${t.hostname} if the host was not stopped and it still serves`,
+          (rec) => drained.includes(rec),
+          { name: (rec) => `DNS back: ${rec.name}` },
+        )
+      : [];
     const drainSteps =
       herd && drained.length
         ? [
@@ -91,7 +105,24 @@ export const powerOffAction = defineAction({
               (rec) => `drain ${rec.name}: point it at another member`,
               (rec) => drained.includes(rec),
               { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
-            ),
+            ).map((drain, k): ActionStep<PowerState> => {
+              const back = backSteps[k];
+              return {
+                ...drain,
+                always: back && {
+                  ...back,
+                  run: async (x) => {
+                    if (x.state.hostStopped) return void x.note({ stdout: 'the host was stopped: the name stays drained until power on' });
+                    const o = await observe(t);
+                    if (!o.reachable || (o.inRecovery && o.walReceiver?.status !== 'streaming'))
+                      return void x.note({
+                        stdout: `${t.label} ${o.reachable ? 'does not stream' : 'does not answer'}: the name stays where the drain sent it`,
+                      });
+                    await back.run(x);
+                  },
+                },
+              };
+            }),
             waitOutTtlStep<PowerState>(ttl, t.hostname),
           ]
         : [];
@@ -104,9 +135,15 @@ export const powerOffAction = defineAction({
           const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
           if (now?.state !== 'running')
             throw refuse('cloud', `${c.instanceId} is now ${now?.state ?? 'unknown to EC2'}; nothing was changed`);
-          if ((await observe(t)).reachable) {
+          const o = await observe(t);
+          if (o.reachable) {
+            // What it says of itself now is what its host will boot it as: recorded before it is stopped
+            // (a promote done outside pgherd since the refresher last looked makes power on check the herd).
+            await refreshInstance(x.deps.db, t.id, t, o);
             x.state.wasUp = true;
-            return void x.note({ stdout: `${c.instanceId}: running; Postgres answers` });
+            return void x.note({
+              stdout: `${c.instanceId}: running; Postgres answers as a ${o.inRecovery ? 'replica' : 'primary'} (timeline ${o.timeline ?? '?'})`,
+            });
           }
           // Silent is not down (a hung or overloaded postmaster): the host is asked whether it runs.
           const st = await execNoted(x.deps, t, x, driverFor(t.controlDriver).status(t), 30_000).catch((err: unknown) => {
@@ -127,6 +164,7 @@ export const powerOffAction = defineAction({
         says: `stop ${c.instanceId} and wait until EC2 says stopped (at most ${bounds.maxWaitSeconds} s)`,
         timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
         run: async (x) => {
+          x.state.hostStopped = true;
           await stopInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
           await recordState(x.deps, t, 'stopped');
           x.deps.outcome?.(`${c.instanceId} stopped`);
@@ -228,13 +266,15 @@ export const powerOnAction = defineAction({
             if (!back || !isCapacityOrTypeRefusal(err)) throw err;
             await setInstanceType(ec2(), c.instanceId, back);
             await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
-            await x.deps.db.update(servers).set({ cloudInstanceType: back }).where(eq(servers.id, t.serverId));
             x.note({
               stdout: `${c.live?.instanceType ?? '?'}: ${awsErrorText(err)}\n${c.instanceId}: running as ${back} (the type last recorded) again`,
             });
             x.deps.outcome?.(`running as ${back} again (${c.live?.instanceType ?? '?'} had no capacity)`);
           }
-          await recordState(x.deps, t, 'running');
+          // The type and state EC2 has now, into the inventory (a type changed since is audited).
+          const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+          if (now) await recordType(x.deps, t, now);
+          else await recordState(x.deps, t, 'running');
         },
       },
       postgresUpStep(t),

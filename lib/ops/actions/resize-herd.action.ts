@@ -73,15 +73,34 @@ const asReplicaOf = (m: InstanceRef, cand: InstanceRef): InstanceRef => ({
 
 function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: ResizePrepared): ActionPlan<HerdResizeState> | Refusal {
   const primaries = h.members.filter((m) => m.role === 'primary' && m.state === 'running');
-  if (primaries.length !== 1)
-    return refuse('topology', primaries.length ? `the herd has ${primaries.length} running primaries` : 'the herd has no running primary');
+  if (primaries.length > 1) return refuse('topology', `the herd has ${primaries.length} running primaries`);
+  if (!primaries.length) {
+    // A switchover cut short before its promote leaves the old primary stopped and no other: the way
+    // back is to start it (a host stopped in EC2: power it on), then run the herd resize again.
+    const down = h.members.filter((m) => m.role === 'primary' && m.state !== 'fenced');
+    const way = down.map((m) =>
+      p.byServer.get(m.serverId)?.live?.state === 'stopped'
+        ? `${m.label} (its EC2 host is stopped): power it on`
+        : `${m.label} (${m.state}): start it`,
+    );
+    return refuse(
+      'topology',
+      `the herd has no running primary${way.length ? `; its primary is ${way.join(', ')}, then run the herd resize again` : ''}`,
+    );
+  }
   const old = primaries[0] as InstanceRef;
   // A replica down on the type asked for already is finished (started), not refused: a run cut short.
   const away = h.members.filter((m) => m.state !== 'running' && !(m.role === 'replica' && onlyToFinish(m, p.byServer.get(m.serverId))));
   if (away.length)
     return refuse(
       'not-applicable',
-      `${away.map((m) => `${m.label} is ${m.state}`).join(', ')}: a herd resize resizes every member; start it, or take it out of the herd`,
+      `${away
+        .map((m) =>
+          p.byServer.get(m.serverId)?.live?.state === 'stopped'
+            ? `${m.label} is ${m.state}, its EC2 host stopped: power it on`
+            : `${m.label} is ${m.state}: start it`,
+        )
+        .join('; ')}; or take it out of the herd. A herd resize resizes every member (one cut short is finished by running it again)`,
     );
   const replicas = h.members.filter((m) => m.role === 'replica').sort((a, b) => a.id - b.id);
   if (!replicas.length)

@@ -401,10 +401,17 @@ export function planResize(
         always: back && {
           ...back,
           run: async (x) => {
+            // Clients come back only to a replica that serves what the herd has: it answers and streams
+            // with lag under the limit (a failed resize may leave it up but cut off from its upstream).
             const o = await observe(t);
-            if (!o.reachable) {
-              x.note({ stdout: `${t.label} does not answer (${o.error ?? 'no reason given'}): the name stays where the drain sent it` });
-              throw new Error(`${back.name.replace(/^DNS back: /, '')} left drained: ${t.label} does not answer`);
+            const why = !o.reachable
+              ? `does not answer (${o.error ?? 'no reason given'})`
+              : !streamsWithin(o, maxLag)
+                ? `does not stream with replay lag under ${maxLag} s (WAL receiver ${o.walReceiver?.status ?? 'none'}, replay lag ${o.replayLagSeconds ?? '?'} s)`
+                : null;
+            if (why) {
+              x.note({ stdout: `${t.label} ${why}: the name stays where the drain sent it` });
+              throw new Error(`${back.name.replace(/^DNS back: /, '')} left drained: ${t.label} ${why}`);
             }
             await back.run(x);
           },
@@ -465,7 +472,7 @@ export function planResize(
           const [after] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
           if (after?.state !== 'running') {
             // Still pending past every bound (or gone): nothing to start Postgres on; the inventory says what EC2 says.
-            if (after) await recordType(x.deps, t, after, r.current.name);
+            if (after) await recordType(x.deps, t, after);
             x.deps.outcome?.(`${after?.state ?? 'unknown to EC2'}, ${after?.instanceType ?? '?'} (was ${r.current.name})`);
             throw new Error(
               `${c.instanceId} is ${after?.state ?? 'unknown to EC2'}, not running, after ${bounds.maxWaitSeconds} s: ${t.label} is down and its DNS names stay drained; run the resize again once EC2 settles`,
@@ -478,7 +485,7 @@ export function planResize(
             });
             lines.push('Postgres started');
           }
-          await recordType(x.deps, t, after, r.current.name);
+          await recordType(x.deps, t, after);
           // Stopped or failed before the type was recorded: what it runs now is still the target's outcome.
           if (!x.state.recorded)
             x.deps.outcome?.(
@@ -551,7 +558,7 @@ export function planResize(
       run: async (x) => {
         const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
         if (!now) throw new Error(`EC2 no longer knows ${c.instanceId}`);
-        await recordType(x.deps, t, now, r.current.name);
+        await recordType(x.deps, t, now);
         x.state.recorded = true;
         x.deps.outcome?.(x.state.allRefused ? `back on ${now.instanceType}` : `now ${now.instanceType}`);
         if (x.state.allRefused)
@@ -608,6 +615,10 @@ export function waitOutTtlStep<S>(ttl: number, host: string): ActionStep<S> {
   };
 }
 
+/** A replica that streams from its upstream with replay lag under `maxLag` seconds. */
+const streamsWithin = (v: Observed, maxLag: number) =>
+  v.reachable && v.inRecovery === true && v.walReceiver?.status === 'streaming' && (v.replayLagSeconds ?? 0) <= maxLag;
+
 /** Waits until the replica streams with replay lag under `maxLag` seconds. */
 function streamingStep<S>(t: InstanceRef, maxLag: number): ActionStep<S> {
   return {
@@ -615,12 +626,10 @@ function streamingStep<S>(t: InstanceRef, maxLag: number): ActionStep<S> {
     says: `wait until it streams from its upstream with replay lag under ${maxLag} s`,
     timeoutMs: STREAMING_TIMEOUT_MS + 10_000,
     run: async (x) => {
-      const o = await waitObserved(
-        t,
-        `streaming with lag under ${maxLag} s`,
-        (v) => v.reachable && v.inRecovery === true && v.walReceiver?.status === 'streaming' && (v.replayLagSeconds ?? 0) <= maxLag,
-        { timeoutMs: STREAMING_TIMEOUT_MS, signal: x.signal },
-      );
+      const o = await waitObserved(t, `streaming with lag under ${maxLag} s`, (v) => streamsWithin(v, maxLag), {
+        timeoutMs: STREAMING_TIMEOUT_MS,
+        signal: x.signal,
+      });
       x.note({
         stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}, replay lag ${o.replayLagSeconds ?? 0} s`,
       });
@@ -679,6 +688,8 @@ function finishPlan(
               'cloud',
               `${c.instanceId} is now ${live?.state ?? 'unknown to EC2'}, ${live?.instanceType ?? '?'}; nothing was changed`,
             );
+          // A run cut short after its type changed never recorded it: the inventory learns it now.
+          await recordType(x.deps, t, live);
           x.note({ stdout: `${c.instanceId}: running, ${live.instanceType}` });
         },
       },
@@ -704,14 +715,19 @@ async function markStopped(deps: ActionDeps, t: InstanceRef) {
   await deps.db.update(instances).set({ state: 'stopped' }).where(eq(instances.id, t.id));
 }
 
-/** What EC2 says the instance is now (type and state), into the inventory; a new type audited. */
-async function recordType(deps: ActionDeps, t: InstanceRef, now: CloudInstance, was: string) {
+/**
+ * What EC2 says the instance is now (type and state), into the inventory. A type other than the one the
+ * inventory had is audited, once (the record step and the cleanup after it both write).
+ */
+export async function recordType(deps: ActionDeps, t: InstanceRef, now: CloudInstance) {
   const type = now.instanceType;
+  const [before] = await deps.db.select({ type: servers.cloudInstanceType }).from(servers).where(eq(servers.id, t.serverId));
+  const was = before?.type ?? null;
   await deps.db
     .update(servers)
     .set({ cloudInstanceType: type, cloudState: now.state, cloudSeenAt: new Date() })
     .where(eq(servers.id, t.serverId));
-  if (type !== was)
+  if (was !== null && type !== was)
     await writeAudit(deps.db, {
       user: deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
       action: 'server.resized',

@@ -9,7 +9,7 @@ import { and, eq } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { herds, instances, operationSteps, operationTargets, servers } from '@/db/schema';
+import { auditEntries, herds, instances, operationSteps, operationTargets, servers } from '@/db/schema';
 import { awsSettings, ec2Client } from '@/lib/aws/config';
 import { describeInstancesById, setInstanceType } from '@/lib/aws/ec2';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
@@ -168,6 +168,12 @@ describe('resize a replica', () => {
     expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: target });
     const [s] = await db.select().from(servers).where(eq(servers.hostname, r.server));
     expect(s!.cloudInstanceType).toBe(target);
+    // Audited once (the record step and the cleanup after it both write the type).
+    const audited = await db
+      .select({ label: auditEntries.objectLabel })
+      .from(auditEntries)
+      .where(and(eq(auditEntries.action, 'server.resized'), eq(auditEntries.objectId, String(s!.id))));
+    expect(audited).toEqual([{ label: `${r.server} (operation #${op.id})` }]);
     expect(await streaming(r)).toBe('streaming');
     expect(await resolves(r)).toBe(r.server);
     // The reader: never a failed query; served elsewhere while the replica was away.
@@ -185,7 +191,11 @@ describe('resize a replica', () => {
       values: [primary().server],
     });
     expect(await resolves(r)).toBe(primary().server);
+    // Cut short before the type was recorded: the inventory still has the old one.
+    await db.update(servers).set({ cloudInstanceType: 'm6i.large' }).where(eq(servers.hostname, r.server));
     const { plan, op, steps } = await resize([r], { minVcpus: 4, minMemoryGiB: 16 });
+    const [inv] = await db.select({ type: servers.cloudInstanceType }).from(servers).where(eq(servers.hostname, r.server));
+    expect(inv!.type).toBe((await typeOf(r)).instanceType);
     expect(plan.targets[0]!.facts?.find((f) => f.label === 'Type now')?.value).toMatch(
       /already the type asked for \(the cheapest that fits\)/,
     );
@@ -253,6 +263,8 @@ describe('resize a replica', () => {
         /^m6i\.2xlarge in EC2, r6i\.xlarge in the inventory \(a resize cut short\)/,
       );
       expect(on.targets[0]!.outcome).toBe('running as r6i.xlarge again (m6i.2xlarge had no capacity)');
+      const [recorded] = await db.select({ type: servers.cloudInstanceType }).from(servers).where(eq(servers.hostname, r.server));
+      expect(recorded!.type).toBe('r6i.xlarge');
       expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: 'r6i.xlarge' });
       expect(await streaming(r)).toBe('streaming');
       expect(await resolves(r)).toBe(r.server); // power on puts its name back
@@ -470,6 +482,44 @@ describe('resize a replica', () => {
       expect([failedAfter.op.status, failedAfter.targets[0]!.error]).toEqual(['failed', expect.stringMatching(/post\.sh exited 4: no/)]);
       expect(failedAfter.targets[0]!.outcome).toBe(`now ${target} (was ${type})`);
       expect(await resolves(r)).toBe(r.server);
+
+      // One that also cuts the replica off from its upstream: it answers, but serves what it had. Its
+      // name stays drained; once it streams again, running the resize again puts the name back.
+      const conninfo = (await query<{ c: string }>(r.dsn, "SELECT current_setting('primary_conninfo') AS c"))[0]!.c;
+      expect(conninfo).toMatch(/host=/);
+      const setConninfo = async (v: string) => {
+        const [{ sql } = { sql: '' }] = await query<{ sql: string }>(
+          r.dsn,
+          "SELECT format('ALTER SYSTEM SET primary_conninfo = %L', $1::text) AS sql",
+          [v],
+        );
+        await query(r.dsn, sql);
+        await query(r.dsn, 'SELECT pg_reload_conf()');
+      };
+      writeFileSync(
+        post,
+        `#!/bin/sh\npsql -X -q "${r.dsn}" -c "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1 connect_timeout=1'" -c "SELECT pg_reload_conf()" >/dev/null\nsleep 2\nexit 4\n`,
+      );
+      try {
+        const cutOff = await resize([r], { instanceType: type });
+        const trace = JSON.stringify(cutOff.steps.map((x) => [x.name, x.status, x.stdoutTail, x.stderrTail]));
+        expect([cutOff.op.status, cutOff.targets[0]!.error], trace).toEqual(['failed', expect.stringMatching(/post\.sh exited 4/)]);
+        expect(
+          cutOff.steps.find((x) => x.name === `DNS back: ${readName(r)}`),
+          trace,
+        ).toMatchObject({
+          status: 'failed',
+          stdoutTail: expect.stringMatching(/does not stream with replay lag under 30 s .*: the name stays where the drain sent it/),
+        });
+        expect(await resolves(r)).not.toBe(r.server);
+      } finally {
+        await setConninfo(conninfo);
+      }
+      await db.update(herds).set({ resizePostHook: '' }).where(eq(herds.id, h!.id));
+      const finished = await resize([r], { instanceType: type });
+      expect(finished.op.status, JSON.stringify(finished.steps.map((x) => [x.name, x.status, x.stderrTail]))).toBe('succeeded');
+      expect(await streaming(r)).toBe('streaming');
+      expect(await resolves(r)).toBe(r.server);
     } finally {
       await db.update(herds).set({ resizePreHook: '', resizePostHook: '' }).where(eq(herds.id, h!.id));
       delete process.env.PGHERD_HOOK_DIR;
@@ -492,7 +542,9 @@ describe('power off and on', () => {
       'stop Postgres',
       'EC2: stop',
       'record the observed state in the inventory',
+      `DNS back: ${readName(r)}`,
     ]);
+    expect(off.steps.at(-1)!.stdoutTail).toBe('the host was stopped: the name stays drained until power on');
     expect((await typeOf(r)).state).toBe('stopped');
     expect(await resolves(r)).not.toBe(r.server);
     await expect(query(r.dsn, 'SELECT 1')).rejects.toThrow();
@@ -526,6 +578,25 @@ describe('power off and on', () => {
       .where(eq(instances.id, idOf(r)));
     expect(back!.state).toBe('running');
   }, 180_000);
+
+  it('a power off that fails before the host stops puts the drained name back on the replica, which still serves', async () => {
+    const r = replicas()[1]!;
+    // The clean stop fails at once: SSH refuses the user the inventory now names.
+    const [s] = await db.select({ user: servers.sshUser }).from(servers).where(eq(servers.hostname, r.server));
+    await db.update(servers).set({ sshUser: 'nobody-here' }).where(eq(servers.hostname, r.server));
+    try {
+      const off = await runOp(powerOffAction, [r], {});
+      const trace = JSON.stringify(off.steps.map((x) => [x.name, x.status, x.stdoutTail, x.stderrTail]));
+      expect(off.op.status, trace).toBe('failed');
+      expect(off.steps.find((x) => x.name === 'stop Postgres')?.status, trace).toBe('failed');
+      expect(off.steps.find((x) => x.name === `DNS back: ${readName(r)}`)?.status, trace).toBe('succeeded');
+    } finally {
+      await db.update(servers).set({ sshUser: s!.user }).where(eq(servers.hostname, r.server));
+    }
+    expect((await typeOf(r)).state).toBe('running');
+    expect(await streaming(r)).toBe('streaming');
+    expect(await resolves(r)).toBe(r.server);
+  }, 120_000);
 
   it('a Postgres that runs but does not answer is stopped cleanly before its host: pg_ctl status asked, not the silence believed', async () => {
     const r = replicas()[0]!;
@@ -874,5 +945,24 @@ describe('power on never makes a second primary', () => {
     expect(await inRecovery(r1)).toBe(false);
     expect((await query<{ n: number }>(r1.dsn, 'SELECT count(*)::int AS n FROM after_promote'))[0]!.n).toBe(1);
     expect((await typeOf(old)).state).toBe('stopped');
+
+    // The third member promoted outside pgherd and powered off before the refresher saw it: power off
+    // records what it answered as before stopping it, so powering it on is refused beside r1.
+    const r2 = roles.find((x) => x.standby && x.i !== r1)!.i;
+    await query(r2.dsn, 'SELECT pg_promote()');
+    expect(await inRecovery(r2)).toBe(false);
+    const [inv] = await db
+      .select({ role: instances.role, observedRole: instances.observedRole })
+      .from(instances)
+      .where(eq(instances.id, idOf(r2)));
+    expect(inv).toEqual({ role: 'replica', observedRole: 'replica' });
+    const off3 = await runOp(powerOffAction, [r2], {});
+    expect(off3.op.status, JSON.stringify(off3.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
+    expect(off3.steps[0]!.stdoutTail).toMatch(/Postgres answers as a primary \(timeline \d+\)/);
+    expect((await planOperation(db, SYSTEM_ACCESS, powerOnAction, [idOf(r2)], {})).targets[0]).toMatchObject({
+      refusalCode: 'split-brain',
+      refused: expect.stringMatching(new RegExp(`${r2.server}:\\d+ last answered as primary`)),
+    });
+    expect((await typeOf(r2)).state).toBe('stopped');
   }, 400_000);
 });
