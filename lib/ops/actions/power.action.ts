@@ -15,10 +15,21 @@ import { execNoted, postgresUpStep, refreshStep, sshControlStep } from './contro
 import { driverFor, STATUS_NOT_RUNNING } from '../drivers';
 import { errorText } from '../errors';
 import { refreshInstance } from '../refresh';
-import { drainTargets, prepareCloud, recordsAt, recordType, waitOutTtlStep, type CloudTarget, type ResizePrepared } from './resize.action';
+import {
+  drainTargets,
+  prepareCloud,
+  recordsAt,
+  recordType,
+  waitOutTtlStep,
+  withBacks,
+  type CloudTarget,
+  type ResizePrepared,
+} from './resize.action';
 import { dnsSteps } from '../dns-steps';
 
 const STREAMING_TIMEOUT_MS = 300_000;
+/** A power off that stops short puts a name back onto a replica streaming with less replay lag than this. */
+const POWER_OFF_MAX_LAG_SECONDS = 30;
 
 interface PowerState {
   /** Postgres answered before the power off (else there is nothing to stop cleanly). */
@@ -99,30 +110,20 @@ export const powerOffAction = defineAction({
     const drainSteps =
       herd && drained.length
         ? [
-            ...dnsSteps<PowerState>(
-              herd,
-              () => members,
-              (rec) => `drain ${rec.name}: point it at another member`,
-              (rec) => drained.includes(rec),
-              { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
-            ).map((drain, k): ActionStep<PowerState> => {
-              const back = backSteps[k];
-              return {
-                ...drain,
-                always: back && {
-                  ...back,
-                  run: async (x) => {
-                    if (x.state.hostStopped) return void x.note({ stdout: 'the host was stopped: the name stays drained until power on' });
-                    const o = await observe(t);
-                    if (!o.reachable || (o.inRecovery && o.walReceiver?.status !== 'streaming'))
-                      return void x.note({
-                        stdout: `${t.label} ${o.reachable ? 'does not stream' : 'does not answer'}: the name stays where the drain sent it`,
-                      });
-                    await back.run(x);
-                  },
-                },
-              };
-            }),
+            ...withBacks(
+              dnsSteps<PowerState>(
+                herd,
+                () => members,
+                (rec) => `drain ${rec.name}: point it at another member`,
+                (rec) => drained.includes(rec),
+                { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
+              ),
+              backSteps,
+              t,
+              POWER_OFF_MAX_LAG_SECONDS,
+              (st) => (st.hostStopped ? 'the host was stopped: the name stays drained until power on' : null),
+              'note',
+            ),
             waitOutTtlStep<PowerState>(ttl, t.hostname),
           ]
         : [];

@@ -394,30 +394,7 @@ export function planResize(
     },
     // Each drain carries the step that puts its name back, run at the end whatever happened: never
     // onto a replica that does not answer (its instance could not be started again, say).
-    ...drainSteps.map((drain, k): ActionStep<ResizeState> => {
-      const back = backSteps[k];
-      return {
-        ...drain,
-        always: back && {
-          ...back,
-          run: async (x) => {
-            // Clients come back only to a replica that serves what the herd has: it answers and streams
-            // with lag under the limit (a failed resize may leave it up but cut off from its upstream).
-            const o = await observe(t);
-            const why = !o.reachable
-              ? `does not answer (${o.error ?? 'no reason given'})`
-              : !streamsWithin(o, maxLag)
-                ? `does not stream with replay lag under ${maxLag} s (WAL receiver ${o.walReceiver?.status ?? 'none'}, replay lag ${o.replayLagSeconds ?? '?'} s)`
-                : null;
-            if (why) {
-              x.note({ stdout: `${t.label} ${why}: the name stays where the drain sent it` });
-              throw new Error(`${back.name.replace(/^DNS back: /, '')} left drained: ${t.label} ${why}`);
-            }
-            await back.run(x);
-          },
-        },
-      };
-    }),
+    ...withBacks(drainSteps, backSteps, t, maxLag, () => null, 'fail'),
     ...(drained.length ? [waitOutTtlStep<ResizeState>(ttl, t.hostname)] : []),
     ...(pre
       ? [
@@ -596,6 +573,47 @@ export function planResize(
       },
     ],
   };
+}
+
+/**
+ * Each drain step carrying, as its cleanup (run at the end whatever happened), the step that puts its
+ * name back: only onto a replica that serves what the herd has, i.e. answers and streams with replay
+ * lag under `maxLag` (a failed resize may leave it up but cut off from its upstream), and not when
+ * `stays(state)` gives a reason. A name left drained fails the cleanup (`'fail'`) or is only noted.
+ */
+export function withBacks<S>(
+  drains: ActionStep<S>[],
+  backs: ActionStep<S>[],
+  t: InstanceRef,
+  maxLag: number,
+  stays: (state: S) => string | null,
+  left: 'fail' | 'note',
+): ActionStep<S>[] {
+  return drains.map((drain, k) => {
+    const back = backs[k];
+    return {
+      ...drain,
+      always: back && {
+        ...back,
+        run: async (x) => {
+          const kept = stays(x.state);
+          if (kept) return void x.note({ stdout: kept });
+          const o = await observe(t);
+          const why = !o.reachable
+            ? `does not answer (${o.error ?? 'no reason given'})`
+            : t.role !== 'primary' && !streamsWithin(o, maxLag)
+              ? `does not stream with replay lag under ${maxLag} s (WAL receiver ${o.walReceiver?.status ?? 'none'}, replay lag ${o.replayLagSeconds ?? '?'} s)`
+              : null;
+          if (why) {
+            x.note({ stdout: `${t.label} ${why}: the name stays where the drain sent it` });
+            if (left === 'fail') throw new Error(`${back.name.replace(/^DNS back: /, '')} left drained: ${t.label} ${why}`);
+            return;
+          }
+          await back.run(x);
+        },
+      },
+    };
+  });
 }
 
 /** After a drain: waits out the longest TTL of the drained names, so that clients stop resolving them to `host`. */
