@@ -161,6 +161,13 @@ export function onlyToFinish(t: InstanceRef, c: CloudTarget | null | undefined):
   );
 }
 
+/** DescribeInstances takes at most 1000 ids a call: 200 a call, the calls at once (as a plan asks). */
+export async function describeInChunks(client: ReturnType<typeof ec2Client>, region: string, ids: string[]): Promise<CloudInstance[]> {
+  const chunks: string[][] = [];
+  for (let k = 0; k < ids.length; k += 200) chunks.push(ids.slice(k, k + 200));
+  return (await Promise.all(chunks.map((c) => describeInstancesById(client, region, c)))).flat();
+}
+
 /**
  * The targets' servers' EC2 instances as EC2 has them now, their herds (DNS names, hooks) and, when a
  * type is wished for, the ranking of the types each can run. Shared by resize and power off / on.
@@ -214,10 +221,11 @@ export async function prepareCloud(targets: InstanceRef[], db: Db, wish: ResizeW
   for (const s of cloud) byRegion.set(s.cloudRegion ?? '', [...(byRegion.get(s.cloudRegion ?? '') ?? []), s]);
   for (const [region, list] of byRegion) {
     const client = ec2Client(region);
-    // DescribeInstances takes at most 1000 ids a call: 200 a call, the calls at once.
-    const chunks: string[][] = [];
-    for (let k = 0; k < list.length; k += 200) chunks.push(list.slice(k, k + 200).map((s) => s.cloudInstanceId ?? ''));
-    const seen = (await Promise.all(chunks.map((c) => describeInstancesById(client, region, c)))).flat();
+    const seen = await describeInChunks(
+      client,
+      region,
+      list.map((s) => s.cloudInstanceId ?? ''),
+    );
     const live = new Map(seen.map((i) => [i.instanceId, i]));
     // Instances alike (zone, type, architecture, ENA, virtualization) rank alike: ranked once.
     const ranked = new Map<string, Ranking>();
