@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { cronProblem, fireTimeText, knownTimeZone, nextFires, scheduleSchema } from './cron';
+
+const from = new Date('2026-11-23T12:00:00Z'); // a Monday; Paris is UTC+1 then
+
+describe('a rule\u2019s schedule', () => {
+  it('fires weekdays at 09:30 in its own time zone: the next five, as UTC instants and as its users read them', () => {
+    const s = scheduleSchema.parse({ cron: ['30 9 * * 1-5'], timezone: 'Europe/Paris' });
+    const next = nextFires(s, from);
+    expect(next.map((d) => d.toISOString())).toEqual([
+      '2026-11-24T08:30:00.000Z',
+      '2026-11-25T08:30:00.000Z',
+      '2026-11-26T08:30:00.000Z',
+      '2026-11-27T08:30:00.000Z',
+      '2026-11-30T08:30:00.000Z',
+    ]);
+    expect(fireTimeText(next[0]!, 'Europe/Paris')).toMatch(/^Tue,? 24 Nov 2026,? 09:30 (CET|GMT\+1)$/);
+  });
+
+  it('merges several expressions (scale down at night, up in the morning), a shared time once; seconds allowed', () => {
+    const s = scheduleSchema.parse({ cron: ['0 22 * * *', '0 6 * * *', '0 6 * * 1'], timezone: 'UTC' });
+    expect(nextFires(s, from, 4).map((d) => d.toISOString())).toEqual([
+      '2026-11-23T22:00:00.000Z',
+      '2026-11-24T06:00:00.000Z',
+      '2026-11-24T22:00:00.000Z',
+      '2026-11-25T06:00:00.000Z',
+    ]);
+    const every5s = scheduleSchema.parse({ cron: ['*/5 * * * * *'], timezone: 'UTC' });
+    expect(nextFires(every5s, from, 3).map((d) => d.toISOString())).toEqual([
+      '2026-11-23T12:00:05.000Z',
+      '2026-11-23T12:00:10.000Z',
+      '2026-11-23T12:00:15.000Z',
+    ]);
+  });
+
+  it('one time, with its offset: fires once, never when past', () => {
+    const once = scheduleSchema.parse({ at: '2026-12-24T22:00:00+01:00' });
+    expect(nextFires(once, from).map((d) => d.toISOString())).toEqual(['2026-12-24T21:00:00.000Z']);
+    expect(nextFires(once, new Date('2027-01-01T00:00:00Z'))).toEqual([]);
+    expect(scheduleSchema.safeParse({ at: '2026-12-24T22:00:00' }).success).toBe(false);
+  });
+
+  it('refuses, saying where: a bad expression, a field too many or too few, a value out of range, a duplicate, an unknown zone, extra keys', () => {
+    const issues = (v: unknown) => {
+      const r = scheduleSchema.safeParse(v);
+      return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    expect(cronProblem('banana')).toMatch(/1 fields: a cron expression has 5/);
+    expect(cronProblem('61 * * * *')).toMatch(/^not a cron expression: /);
+    expect(cronProblem('0 0 0 * * * *')).toMatch(/7 fields/);
+    expect(cronProblem('0 9 * * mon-fri')).toBeNull();
+    expect(issues({ cron: ['0 9 * * *', ' 0  9 * * * '], timezone: 'UTC' })).toContain('cron.1: listed twice');
+    expect(issues({ cron: ['0 25 * * *'], timezone: 'UTC' })).toEqual([expect.stringMatching(/^cron\.0: not a cron expression/)]);
+    expect(issues({ cron: ['0 9 * * *'], timezone: 'Mars/Olympus' }).join()).toMatch(/timezone: not a time zone/);
+    expect(issues({ cron: [], timezone: 'UTC' }).join()).toMatch(/at least one expression/);
+    expect(scheduleSchema.safeParse({ cron: ['0 9 * * *'], timezone: 'UTC', colour: 'red' }).success).toBe(false);
+    expect(knownTimeZone('Europe/Paris')).toBe(true);
+    expect(knownTimeZone('../../etc/passwd')).toBe(false);
+  });
+});

@@ -1,0 +1,95 @@
+// A rule's schedule (issue 17, first part): cron expressions in a named time zone, or one time. Parsed
+// by cron-parser, the parser BullMQ's job schedulers use, so what the form and the API accept is what
+// the scheduler will fire; the next fire times are shown in the rule's own time zone.
+import { CronExpressionParser } from 'cron-parser';
+import { z } from 'zod';
+
+/** At most this many expressions a rule (pygmy's rules have one or two: scale down, scale up). */
+export const MAX_CRONS = 10;
+
+/** Whether `tz` is an IANA time zone this runtime knows ("Europe/Paris", "UTC"). */
+export function knownTimeZone(tz: string): boolean {
+  if (!/^[A-Za-z_+\-/0-9]{1,64}$/.test(tz)) return false;
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why `expr` is not a cron expression pgherd runs, or null. Five fields (minute hour day month
+ * weekday) or six (seconds first); the names and ranges cron-parser knows; nothing after the fields.
+ */
+export function cronProblem(expr: string, tz = 'UTC'): string | null {
+  const fields = expr.trim().split(/\s+/);
+  if (expr.length > 200) return 'at most 200 characters';
+  if (fields.length !== 5 && fields.length !== 6)
+    return `${fields.length} fields: a cron expression has 5 (minute hour day month weekday) or 6 (seconds first)`;
+  try {
+    const it = CronExpressionParser.parse(fields.join(' '), { tz, strict: false });
+    it.next();
+    return null;
+  } catch (err) {
+    return `not a cron expression: ${(err as Error).message}`;
+  }
+}
+
+export const cronSchedule = z
+  .object({
+    cron: z.array(z.string().trim().min(1, 'an empty expression')).min(1, 'at least one expression').max(MAX_CRONS),
+    timezone: z.string().refine(knownTimeZone, 'not a time zone this server knows (an IANA name such as Europe/Paris)'),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    const seen = new Set<string>();
+    s.cron.forEach((expr, k) => {
+      const why = cronProblem(expr, knownTimeZone(s.timezone) ? s.timezone : 'UTC');
+      if (why) ctx.addIssue({ code: 'custom', path: ['cron', k], message: why });
+      const norm = expr.trim().split(/\s+/).join(' ');
+      if (seen.has(norm)) ctx.addIssue({ code: 'custom', path: ['cron', k], message: 'listed twice' });
+      seen.add(norm);
+    });
+  });
+
+/** One time, with its offset ("2026-12-24T22:00:00+01:00"): a time without one would be read in some zone nobody chose. */
+export const onceSchedule = z.object({ at: z.iso.datetime({ offset: true }) }).strict();
+
+export const scheduleSchema = z.union([cronSchedule, onceSchedule]);
+export type Schedule = z.output<typeof scheduleSchema>;
+
+/**
+ * The next `n` times the schedule fires after `from`, earliest first (several expressions merged,
+ * a time two of them share counted once); a one-time schedule in the past fires never.
+ */
+export function nextFires(s: Schedule, from: Date, n = 5): Date[] {
+  if ('at' in s) {
+    const at = new Date(s.at);
+    return at > from ? [at] : [];
+  }
+  const all = new Map<number, Date>();
+  for (const expr of s.cron) {
+    const it = CronExpressionParser.parse(expr.trim().split(/\s+/).join(' '), { tz: s.timezone, currentDate: from });
+    for (let k = 0; k < n && it.hasNext(); k++) {
+      const d = it.next().toDate();
+      all.set(d.getTime(), d);
+    }
+  }
+  return [...all.values()].sort((a, b) => a.getTime() - b.getTime()).slice(0, n);
+}
+
+/** A fire time as the rule's users read it: in its own time zone, with the zone's name ("Tue 24 Nov 2026, 09:30 CET"). */
+export function fireTimeText(d: Date, tz: string): string {
+  return new Intl.DateTimeFormat('en-GB', {
+    timeZone: tz,
+    weekday: 'short',
+    day: 'numeric',
+    month: 'short',
+    year: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: d.getUTCSeconds() ? '2-digit' : undefined,
+    timeZoneName: 'short',
+  }).format(d);
+}
