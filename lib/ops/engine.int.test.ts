@@ -174,13 +174,14 @@ const viaProxy = (port: number) => {
 };
 
 /** A quiet worker whose connections to pgherd's database go through a fault-injecting proxy. */
-const proxiedWorker = (port: number) =>
+const proxiedWorker = (port: number, opts: Partial<Parameters<typeof startWorker>[0]> = {}) =>
   startWorker({
     databaseUrl: viaProxy(port),
     redisUrl: t.lab.redis!.url,
     sshKeyPath: t.lab.ssh!.privateKeyPath,
     reconcileEveryMs: 500,
     quiet: true,
+    ...opts,
   });
 
 beforeAll(async () => {
@@ -551,15 +552,7 @@ describe('one worker per herd, for real', () => {
     worker = null;
     const r = orders()[1];
     const proxy = await startTcpProxy(dbEndpoint());
-    const cutOff = await startWorker({
-      databaseUrl: viaProxy(proxy.port),
-      redisUrl: t.lab.redis!.url,
-      sshKeyPath: t.lab.ssh!.privateKeyPath,
-      concurrency: 1,
-      reconcileEveryMs: 60_000,
-      refreshEveryMs: 0,
-      quiet: true,
-    });
+    const cutOff = await proxiedWorker(proxy.port, { concurrency: 1, reconcileEveryMs: 60_000, refreshEveryMs: 0 });
     try {
       const first = await submit(restartAction, [r!.id]);
       const [t1] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, first.id));
@@ -727,15 +720,7 @@ describe('a worker that comes back after its lease was taken', () => {
     });
     registerAction(holdAction);
     // The worker as if paused (SIGSTOP): its database answers nothing until it "resumes".
-    const w = await startWorker({
-      databaseUrl: viaProxy(proxy.port),
-      redisUrl: t.lab.redis!.url,
-      sshKeyPath: t.lab.ssh!.privateKeyPath,
-      concurrency: 1,
-      reconcileEveryMs: 60_000,
-      refreshEveryMs: 0,
-      quiet: true,
-    });
+    const w = await proxiedWorker(proxy.port, { concurrency: 1, reconcileEveryMs: 60_000, refreshEveryMs: 0 });
     try {
       const { id } = await submit(holdAction, [orders()[1]!.id]);
       const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));

@@ -16,6 +16,7 @@ import { driverFor, STATUS_NOT_RUNNING } from '../drivers';
 import { errorText } from '../errors';
 import { refreshInstance } from '../refresh';
 import {
+  DEFAULT_MAX_LAG_SECONDS,
   drainTargets,
   prepareCloud,
   recordsAt,
@@ -28,8 +29,6 @@ import {
 import { dnsSteps } from '../dns-steps';
 
 const STREAMING_TIMEOUT_MS = 300_000;
-/** A power off that stops short puts a name back onto a replica streaming with less replay lag than this. */
-const POWER_OFF_MAX_LAG_SECONDS = 30;
 
 interface PowerState {
   /** Postgres answered before the power off (else there is nothing to stop cleanly). */
@@ -120,7 +119,7 @@ export const powerOffAction = defineAction({
               ),
               backSteps,
               t,
-              POWER_OFF_MAX_LAG_SECONDS,
+              DEFAULT_MAX_LAG_SECONDS,
               (st) => (st.hostStopped ? 'the host was stopped: the name stays drained until power on' : null),
               'note',
             ),

@@ -90,7 +90,7 @@ export type ResizeParams = z.output<typeof resizeParams>;
 /** How long Postgres may take to answer after its host starts, and to stream again. */
 const UP_TIMEOUT_MS = 120_000;
 const STREAMING_TIMEOUT_MS = 300_000;
-const DEFAULT_MAX_LAG_SECONDS = 30;
+export const DEFAULT_MAX_LAG_SECONDS = 30;
 
 /** What the plan needs of one target besides the inventory: its server's EC2 instance now, and the ranking. */
 export interface CloudTarget {
