@@ -175,8 +175,15 @@ export async function startWorker(cfg: WorkerConfig) {
   // every reconcile tick besides: a lost notification delays a pass, never loses it).
   const discoverEvery = Number(process.env.PGHERD_AWS_DISCOVERY_EVERY_MS ?? 300_000);
   let discovering = false;
-  const discover = async (scheduled: boolean) => {
-    if (!discovery || discovering) return;
+  // A pass asked for while one runs here is run right after it (that one may have claimed the asked-for
+  // rows before this was asked: dropped, it would wait for the next reconcile tick).
+  let askedMeanwhile = false;
+  const discover = async (scheduled: boolean): Promise<void> => {
+    if (!discovery) return;
+    if (discovering) {
+      if (!scheduled) askedMeanwhile = true;
+      return;
+    }
     discovering = true;
     try {
       await alone(DISCOVERY_LOCK, async () => {
@@ -185,6 +192,10 @@ export async function startWorker(cfg: WorkerConfig) {
       });
     } finally {
       discovering = false;
+    }
+    if (askedMeanwhile) {
+      askedMeanwhile = false;
+      await discover(false);
     }
   };
   const discoveryTimer = discovery && discoverEvery > 0 ? setInterval(() => chore('discovery', () => discover(true)), discoverEvery) : null;
