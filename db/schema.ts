@@ -7,6 +7,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  check,
   index,
   integer,
   jsonb,
@@ -371,10 +372,15 @@ export const operations = pgTable(
       .default(sql`'{}'::integer[]`),
     startedAt: timestamp('started_at', { withTimezone: true }),
     finishedAt: timestamp('finished_at', { withTimezone: true }),
+    // The rule whose run made it (null: a person or the API made it).
+    ruleId: integer('rule_id').references((): AnyPgColumn => rules.id, { onDelete: 'set null' }),
     ...timestamps,
   },
   (t) => [
     index('operations_status_idx').on(t.status),
+    index('operations_rule_idx')
+      .on(t.ruleId, t.id)
+      .where(sql`rule_id IS NOT NULL`),
     index('operations_created_idx').on(t.createdAt),
     // A key answers only its own user's operation (another user's key is just a new key for them).
     uniqueIndex('operations_user_idempotency_key').on(t.requestedByName, t.idempotencyKey),
@@ -629,5 +635,115 @@ export const discoveryRuns = pgTable(
     index('discovery_runs_pending_idx')
       .on(t.id)
       .where(sql`finished_at IS NULL`),
+  ],
+);
+
+// Rules (issue 17, lib/schedules): an action over a scope, fired on a schedule by the worker pool as an
+// ordinary operation, owned by a user whose roles are checked at each fire. The table is the truth:
+// the BullMQ job schedulers that fire them are rebuilt from it. Its JSON columns are what
+// lib/schedules/rule-body.ts validated (read back through the same schemas).
+export const rules = pgTable(
+  'rules',
+  {
+    id: serial('id').primaryKey(),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    // Whose roles each fire is checked against (gone: every fire is refused, and says so).
+    ownerId: integer('owner_id').references(() => users.id, { onDelete: 'set null' }),
+    ownerName: text('owner_name').notNull(),
+    action: text('action').notNull(),
+    params: jsonb('params')
+      .$type<Record<string, unknown>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
+    // { instanceIds } | { herdIds } | { filter }: a changelist's query string, resolved at each fire.
+    scope: jsonb('scope').$type<Record<string, unknown>>().notNull(),
+    // { cron: [...], timezone } | { at } (lib/schedules/cron.ts).
+    schedule: jsonb('schedule').$type<Record<string, unknown>>().notNull(),
+    conditions: jsonb('conditions')
+      .$type<Record<string, unknown>[]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
+    logic: text('logic', { enum: ['all', 'any'] })
+      .notNull()
+      .default('all'),
+    retry: jsonb('retry').$type<Record<string, unknown>>(),
+    reverse: jsonb('reverse').$type<Record<string, unknown>>(),
+    waves: jsonb('waves').$type<Record<string, unknown>>(),
+    // A fire that fell while no worker ran is run once when one is back within this many seconds, else recorded as missed.
+    graceSeconds: integer('grace_seconds').notNull().default(300),
+    enabled: boolean('enabled').notNull().default(true),
+    // Bumped by every change: the job schedulers' ids carry it, so a changed rule's old ones are removed.
+    version: integer('version').notNull().default(1),
+    // Fires before this are not looked for when a worker catches up (made, enabled or rescheduled then).
+    firesFrom: timestamp('fires_from', { withTimezone: true }).notNull().defaultNow(),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex('rules_name_key').on(t.name), check('rules_grace_seconds_check', sql`grace_seconds BETWEEN 0 AND 604800`)],
+);
+
+// A rule's runs: one row per fire, whatever came of it (an operation, a skip and why, a refusal, a
+// miss). Unique per rule and fire: however many workers see a due time, one of them runs it.
+export const ruleRuns = pgTable(
+  'rule_runs',
+  {
+    id: serial('id').primaryKey(),
+    ruleId: integer('rule_id')
+      .notNull()
+      .references(() => rules.id, { onDelete: 'cascade' }),
+    // What made it: the schedule, a person (run now), a retry of an earlier run, a worker catching up.
+    kind: text('kind', { enum: ['schedule', 'manual', 'retry', 'catch-up', 'reverse'] }).notNull(),
+    // "at:<due time in ms>" for a scheduled fire (the same for every worker that sees it), else unique.
+    fireKey: text('fire_key').notNull(),
+    dueAt: timestamp('due_at', { withTimezone: true }).notNull(),
+    firedAt: timestamp('fired_at', { withTimezone: true }).notNull().defaultNow(),
+    attempt: integer('attempt').notNull().default(0),
+    retryOf: integer('retry_of'),
+    // firing: waiting for a worker (run now); deciding: a worker is at it; started: its operation was
+    // made (the operation's status is the outcome); skipped, refused, missed, nothing (no target
+    // qualified), error (pgherd failed to fire it).
+    status: text('status', { enum: ['firing', 'deciding', 'started', 'skipped', 'refused', 'missed', 'nothing', 'error'] })
+      .notNull()
+      .default('firing'),
+    reason: text('reason'),
+    operationId: integer('operation_id').references(() => operations.id, { onDelete: 'set null' }),
+    // Each target as the fire saw it: its label, and why it was left out (with the measured values).
+    targets: jsonb('targets')
+      .$type<{ id: number; label: string; skipped?: string; values?: Record<string, number | null> }[]>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
+    // Who asked (run now), or null for the schedule.
+    requestedBy: text('requested_by'),
+  },
+  (t) => [
+    uniqueIndex('rule_runs_fire_key').on(t.ruleId, t.fireKey),
+    index('rule_runs_rule_idx').on(t.ruleId, t.id),
+    // Every worker's reconcile tick: the runs waiting for a worker or being decided.
+    index('rule_runs_open_idx')
+      .on(t.firedAt)
+      .where(sql`status IN ('firing', 'deciding')`),
+  ],
+);
+
+// The blackout calendar: while one holds, rules do not fire (globally, or on an environment's or a
+// herd's targets). Dates are stored as the instants they begin and end in their own time zone.
+export const blackouts = pgTable(
+  'blackouts',
+  {
+    id: serial('id').primaryKey(),
+    name: text('name').notNull(),
+    reason: text('reason').notNull().default(''),
+    startsAt: timestamp('starts_at', { withTimezone: true }).notNull(),
+    endsAt: timestamp('ends_at', { withTimezone: true }).notNull(),
+    timezone: text('timezone').notNull().default('UTC'),
+    environmentId: integer('environment_id').references(() => environments.id, { onDelete: 'cascade' }),
+    herdId: integer('herd_id').references(() => herds.id, { onDelete: 'cascade' }),
+    createdBy: text('created_by').notNull().default(''),
+    ...timestamps,
+  },
+  (t) => [
+    index('blackouts_ends_idx').on(t.endsAt),
+    check('blackouts_range_check', sql`ends_at > starts_at`),
+    check('blackouts_one_scope_check', sql`environment_id IS NULL OR herd_id IS NULL`),
   ],
 );

@@ -1,5 +1,6 @@
 // Inventory writes from the console. Each one validates, writes and audits in one transaction;
 // the server actions in app/ are thin wrappers over these, and the API (later) calls them too.
+import { pgError } from '@/db/pg-error';
 import { eq, inArray } from 'drizzle-orm';
 import { getTableColumns, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
@@ -23,24 +24,6 @@ export interface Actor {
 }
 
 export type SaveResult = { ok: true; id: number; label: string } | { ok: false; fieldErrors: Record<string, string>; formError?: string };
-
-interface PgErrorFields {
-  code?: string;
-  constraint?: string;
-  detail?: string;
-  cause?: unknown;
-}
-
-function pgError(err: unknown): PgErrorFields {
-  // Whatever was thrown: drizzle wraps driver errors, and the Postgres fields are on the cause.
-  let e = err;
-  while (typeof e === 'object' && e !== null) {
-    const fields: PgErrorFields = e;
-    if (fields.code || !fields.cause) return fields;
-    e = fields.cause;
-  }
-  return {};
-}
 
 export async function environmentOf(db: Queries, def: Model, id: number): Promise<number | null> {
   if (!def.environmentSql) return null;

@@ -8,7 +8,7 @@ export const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{8,64}$/;
 
 // The console's bulk selection's bound (lib/validation/selection.ts), as a JSON array: each id
 // counted once (the body's 64 KiB cap bounds the array itself).
-const ids = z
+export const idsSchema = z
   .array(idNumber('each id'))
   .transform((a) => [...new Set(a)])
   .pipe(z.array(z.number()).min(1).max(MAX_SELECTION, `At most ${MAX_SELECTION} distinct ids.`));
@@ -22,7 +22,7 @@ const paramName = z
   .max(50)
   .regex(/^[A-Za-z][A-Za-z0-9]*$/, 'a parameter name is letters and digits')
   .refine((k) => !['constructor', 'prototype'].includes(k), 'not a parameter name');
-const params = z
+export const actionParamsSchema = z
   .unknown()
   .refine((v) => !(v && typeof v === 'object' && Object.hasOwn(v, '__proto__')), '__proto__ is not a parameter name')
   .pipe(z.record(paramName, z.union([z.string().max(200), z.number(), z.boolean(), z.null(), z.array(z.string().max(200)).max(20)])))
@@ -41,9 +41,9 @@ const oneKindMessage = { message: 'give instanceIds (instance actions) or herdId
 export const planBody = z
   .object({
     action: z.string().min(1).max(50),
-    instanceIds: ids.optional(),
-    herdIds: ids.optional(),
-    params,
+    instanceIds: idsSchema.optional(),
+    herdIds: idsSchema.optional(),
+    params: actionParamsSchema,
     candidateInstanceId: candidate,
     /** Run in waves (lib/ops/waves.ts): { size | percent, canary, order, gate, budget }. */
     waves: wavesSchema.optional(),
@@ -55,9 +55,9 @@ export const planBody = z
 export const submitBody = z
   .object({
     action: z.string().min(1).max(50),
-    instanceIds: ids.optional(),
-    herdIds: ids.optional(),
-    params,
+    instanceIds: idsSchema.optional(),
+    herdIds: idsSchema.optional(),
+    params: actionParamsSchema,
     candidateInstanceId: candidate,
     waves: wavesSchema.optional(),
     digest: z.string().regex(/^[0-9a-f]{32}$/, 'the digest from /api/v1/operations/plan'),

@@ -52,6 +52,8 @@ export interface SubmitInput {
   retryOf?: number;
   /** Run in waves (validated with wavesSchema by whoever read the request); absent: every target at once. */
   waves?: WaveSpec | null;
+  /** The rule whose run this is (lib/schedules/fire.ts). */
+  ruleId?: number;
 }
 
 export interface Actor {
@@ -180,6 +182,7 @@ export async function submitOperation(
         requestedBySystem: actor.id === null && actor.access.superuser,
         confirmation: input.confirmation.slice(0, 200),
         idempotencyKey: input.idempotencyKey,
+        ruleId: input.ruleId ?? null,
       })
       .onConflictDoNothing({ target: [operations.requestedByName, operations.idempotencyKey] })
       .returning({ id: operations.id });

@@ -19,6 +19,8 @@ import { discoveryConfig } from '@/lib/cloud/discovery';
 import { DISCOVERY_CHANNEL, discoveryWanted, runDiscovery } from '@/lib/cloud/discovery-runs';
 import { ec2Client } from '@/lib/aws/config';
 import { registerWorker, WORKER_ALIVE_EVERY_MS, workerAlive, workerStopped } from './workers';
+import { enqueueRun, reconcileRuns, ruleQueue, startRuleClock } from '@/lib/schedules/scheduler';
+import { RULES_CHANNEL } from '@/lib/schedules/rules';
 
 export interface WorkerConfig {
   databaseUrl: string;
@@ -36,6 +38,10 @@ export interface WorkerConfig {
   waveRoundMs?: number;
   /** Awaited once a target is claimed, before its first step (a test holds a target running here to kill the worker). */
   beforeSteps?: () => Promise<void>;
+  /** Rules: fires younger than this are left to the job schedulers; older ones not recorded are caught up (default 30 s). */
+  ruleCatchUpSlackMs?: number;
+  /** How often the rules' schedulers are checked against the rules table and missed fires looked for (default 60 s). */
+  ruleReconcileEveryMs?: number;
 }
 
 const REFRESH_LOCK = 72_842_001;
@@ -91,6 +97,20 @@ export async function startWorker(cfg: WorkerConfig) {
   };
   await doReconcile();
 
+  // Rules (lib/schedules): their own queue, fired by job schedulers rebuilt from the rules table.
+  const rulesProducer = workerConnection(cfg.redisUrl);
+  rulesProducer.on('error', (err) => quietly('redis.error', { connection: 'rules-producer', error: err.message }));
+  const rulesQueue = ruleQueue(rulesProducer, prefix);
+  rulesQueue.on('error', (err) => quietly('queue.error', { queue: 'rules', error: err.message }));
+  const rulesConsumer = workerConnection(cfg.redisUrl);
+  rulesConsumer.on('error', (err) => quietly('redis.error', { connection: 'rules-consumer', error: err.message }));
+  const clock = startRuleClock({ db, queue, log }, rulesConsumer, rulesQueue, prefix, {
+    concurrency: 4,
+    catchUpSlackMs: cfg.ruleCatchUpSlackMs,
+  });
+  // At start: the schedulers as the table says (Redis may have lost them), then the fires missed meanwhile.
+  await clock.start();
+
   // The targets this process runs now (what a close waits for, said while it waits).
   const running = new Set<number>();
   const consumer = workerConnection(cfg.redisUrl);
@@ -129,8 +149,34 @@ export async function startWorker(cfg: WorkerConfig) {
       .finally(() => chores.delete(p));
     chores.set(p, name);
   };
+  const ruleEvery = cfg.ruleReconcileEveryMs ?? 60_000;
+  let rulesCheckedAt = Date.now();
+  // One reconcile at a time; a change announced while one runs gets another right after it.
+  const rulesState = { running: false, wanted: false };
+  const rulesReconcile = async () => {
+    if (rulesState.running) return void (rulesState.wanted = true);
+    rulesState.running = true;
+    try {
+      // (A function: the flag is set by a notification while the reconcile awaits.)
+      const askedAgain = () => rulesState.wanted;
+      do {
+        rulesState.wanted = false;
+        await clock.reconcile();
+      } while (askedAgain());
+    } finally {
+      rulesState.running = false;
+    }
+  };
   const timer = setInterval(() => {
     chore('reconcile', doReconcile);
+    chore('listen', listen);
+    // Run-now requests left without a job; runs a worker died deciding.
+    chore('rules.runs', () => reconcileRuns(db, rulesQueue));
+    if (Date.now() - rulesCheckedAt >= ruleEvery) {
+      rulesCheckedAt = Date.now();
+      chore('rules.reconcile', rulesReconcile);
+      chore('rules.catch_up', clock.catchUp);
+    }
     // The changelists' kept counts: fold the journal the instances' triggers append to (one worker at a time).
     chore('counts.compact', async () => void (await db.execute(sql`SELECT pgherd_compact_instance_counts()`)));
     if (discovery) chore('discovery.tick', discoveryTick);
@@ -201,17 +247,25 @@ export async function startWorker(cfg: WorkerConfig) {
   const discoveryTimer = discovery && discoverEvery > 0 ? setInterval(() => chore('discovery', () => discover(true)), discoverEvery) : null;
   let listener: pg.Client | null = null;
   const listen = async () => {
-    if (!discovery || listener) return;
-    const c = new pg.Client({ connectionString: cfg.databaseUrl, application_name: 'pgherd-discovery' });
+    if (listener) return;
+    const c = new pg.Client({ connectionString: cfg.databaseUrl, application_name: 'pgherd-worker-listen' });
     listener = c;
-    c.on('error', (err) => quietly('discovery.listen.error', { error: err.message }));
+    c.on('error', (err) => quietly('listen.error', { error: err.message }));
     c.on('end', () => {
       if (listener === c) listener = null;
     });
-    c.on('notification', () => chore('discovery', () => discover(false)));
+    c.on('notification', (n) => {
+      const runId = n.channel === RULES_CHANNEL ? /^run:(\d+)$/.exec(n.payload ?? '')?.[1] : undefined;
+      // Run now: its job (the same id as the one the console adds, so it runs once).
+      if (runId) chore('rules.run', () => enqueueRun(rulesQueue, Number(runId)));
+      // A rule changed: its schedulers now.
+      else if (n.channel === RULES_CHANNEL) chore('rules.reconcile', rulesReconcile);
+      else chore('discovery', () => discover(false));
+    });
     try {
       await c.connect();
-      await c.query(`LISTEN ${DISCOVERY_CHANNEL}`);
+      await c.query(`LISTEN ${RULES_CHANNEL}`);
+      if (discovery) await c.query(`LISTEN ${DISCOVERY_CHANNEL}`);
     } catch (err) {
       if (listener === c) listener = null;
       await c.end().catch(() => {});
@@ -219,14 +273,11 @@ export async function startWorker(cfg: WorkerConfig) {
     }
   };
   const discoveryTick = async () => {
-    await listen();
     if (await discoveryWanted(db)) await discover(false);
   };
-  if (discovery)
-    chore('discovery', async () => {
-      await listen();
-      await discover(true);
-    });
+  // The listener (rule changes; discovery asked for), and again on every tick if it was lost.
+  chore('listen', listen);
+  if (discovery) chore('discovery', () => discover(true));
   // Rolling operations: one worker at a time moves them from wave to wave.
   const conductor = runConductor(cfg.databaseUrl, db, queue, { everyMs: cfg.waveRoundMs, log });
   log('worker.ready', { holder, concurrency: cfg.concurrency ?? 8 });
@@ -247,6 +298,8 @@ export async function startWorker(cfg: WorkerConfig) {
       );
       try {
         await conductor.close();
+        phase.now = 'rules';
+        await clock.worker.close();
         phase.now = 'targets';
         await worker.close(); // waits for the targets in progress
         phase.now = 'chores';
@@ -256,9 +309,12 @@ export async function startWorker(cfg: WorkerConfig) {
       }
       await workerStopped(db, holder).catch((err: unknown) => log('worker.stop.error', { error: errorText(err) }));
       await queue.close();
+      await rulesQueue.close();
       // BullMQ closes the connections it made, not the ones it was given.
       producer.disconnect();
       consumer.disconnect();
+      rulesProducer.disconnect();
+      rulesConsumer.disconnect();
       await ssh.close();
       await listener?.end().catch(() => {});
       await pool.end();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cronProblem, fireTimeText, knownTimeZone, nextFires, scheduleSchema } from './cron';
+import { cronProblem, fireTimeText, knownTimeZone, nextFires, scheduleSchema, firesBetween } from './cron';
 
 const from = new Date('2026-11-23T12:00:00Z'); // a Monday; Paris is UTC+1 then
 
@@ -56,5 +56,30 @@ describe('a rule\u2019s schedule', () => {
     expect(scheduleSchema.safeParse({ cron: ['0 9 * * *'], timezone: 'UTC', colour: 'red' }).success).toBe(false);
     expect(knownTimeZone('Europe/Paris')).toBe(true);
     expect(knownTimeZone('../../etc/passwd')).toBe(false);
+  });
+});
+
+describe('firesBetween: what a worker that was away finds', () => {
+  const every5s = { cron: ['*/5 * * * * *'], timezone: 'UTC' };
+  it('counts the fires in (after, upTo] and gives the last two', () => {
+    const r = firesBetween(every5s, new Date('2026-11-23T10:00:00Z'), new Date('2026-11-23T10:01:00Z'));
+    expect(r.count).toBe(12);
+    expect(r.more).toBe(false);
+    expect(r.last.map((d) => d.toISOString())).toEqual(['2026-11-23T10:00:55.000Z', '2026-11-23T10:01:00.000Z']);
+  });
+  it('stops counting at the cap and says there were more', () => {
+    const r = firesBetween(every5s, new Date('2026-11-23T00:00:00Z'), new Date('2026-11-24T00:00:00Z'), 100);
+    expect(r).toMatchObject({ count: 100, more: true });
+    expect(r.last.at(-1)!.toISOString()).toBe('2026-11-24T00:00:00.000Z');
+  });
+  it('nothing when no fire fell in between; a one-time schedule once', () => {
+    const daily = { cron: ['30 9 * * *'], timezone: 'Europe/Paris' };
+    expect(firesBetween(daily, new Date('2026-11-23T08:31:00Z'), new Date('2026-11-23T09:00:00Z')).count).toBe(0);
+    expect(
+      firesBetween(daily, new Date('2026-11-23T08:00:00Z'), new Date('2026-11-23T09:00:00Z')).last.map((d) => d.toISOString()),
+    ).toEqual(['2026-11-23T08:30:00.000Z']);
+    const at = { at: '2026-11-23T10:00:00+01:00' };
+    expect(firesBetween(at, new Date('2026-11-23T08:00:00Z'), new Date('2026-11-23T09:30:00Z')).count).toBe(1);
+    expect(firesBetween(at, new Date('2026-11-23T09:00:00Z'), new Date('2026-11-23T09:30:00Z')).count).toBe(0);
   });
 });

@@ -54,7 +54,11 @@ export const cronSchedule = z
   });
 
 /** One time, with its offset ("2026-12-24T22:00:00+01:00"): a time without one would be read in some zone nobody chose. */
-export const onceSchedule = z.object({ at: z.iso.datetime({ offset: true }) }).strict();
+export const onceSchedule = z
+  .object({
+    at: z.iso.datetime({ offset: true, message: 'an ISO 8601 time with its offset, such as 2026-12-24T22:00:00+01:00 (or Z for UTC)' }),
+  })
+  .strict();
 
 export const scheduleSchema = z.union([cronSchedule, onceSchedule]);
 export type Schedule = z.output<typeof scheduleSchema>;
@@ -77,6 +81,43 @@ export function nextFires(s: Schedule, from: Date, n = 5): Date[] {
     }
   }
   return [...all.values()].sort((a, b) => a.getTime() - b.getTime()).slice(0, n);
+}
+
+const parsed = (expr: string, tz: string, currentDate: Date) =>
+  CronExpressionParser.parse(expr.trim().split(/\s+/).join(' '), { tz, currentDate });
+
+/**
+ * The fires in (after, upTo], as a worker that was away looks for them: how many (counted up to
+ * `cap`, beyond which `more` says so), and the last two (the one to run, the one before it).
+ */
+export function firesBetween(s: Schedule, after: Date, upTo: Date, cap = 10_000): { count: number; more: boolean; last: Date[] } {
+  if (upTo <= after) return { count: 0, more: false, last: [] };
+  if ('at' in s) {
+    const at = new Date(s.at);
+    return at > after && at <= upTo ? { count: 1, more: false, last: [at] } : { count: 0, more: false, last: [] };
+  }
+  // The latest ones, walking back from upTo (one more millisecond: prev() gives times before its start).
+  const latest = new Map<number, Date>();
+  for (const expr of s.cron) {
+    const it = parsed(expr, s.timezone, new Date(upTo.getTime() + 1));
+    for (let k = 0; k < 2 && it.hasPrev(); k++) {
+      const d = it.prev().toDate();
+      if (d <= after) break;
+      latest.set(d.getTime(), d);
+    }
+  }
+  const last = [...latest.values()].sort((a, b) => a.getTime() - b.getTime()).slice(-2);
+  if (!last.length) return { count: 0, more: false, last };
+  const times = new Set<number>();
+  for (const expr of s.cron) {
+    const it = parsed(expr, s.timezone, after);
+    while (times.size <= cap && it.hasNext()) {
+      const d = it.next().toDate();
+      if (d > upTo) break;
+      times.add(d.getTime());
+    }
+  }
+  return { count: Math.min(times.size, cap), more: times.size > cap, last };
 }
 
 /** A fire time as the rule's users read it: in its own time zone, with the zone's name ("Tue 24 Nov 2026, 09:30 CET"). */

@@ -45,6 +45,8 @@ const backFlag: Record<SubmitErrorCode, string> = {
   'wrong-targets': '',
   waves: '',
   state: '',
+  rule: '',
+  'not-found': '',
 };
 
 export async function confirmOperationAction(form: FormData): Promise<void> {

@@ -1,0 +1,362 @@
+// Rules fired by the worker pool (issue 17), on the lab: real BullMQ job schedulers in the lab's Redis,
+// real reloads over SSH, pgherd's database as the truth. Reloads only (and on the staging orders and
+// billing herds, which no other file stops): what is asserted is what the rules engine decides.
+import { randomBytes } from 'node:crypto';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import IORedis from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditEntries, blackouts, environments, herds, instances, operations, roleBindings, ruleRuns, rules, users } from '@/db/schema';
+import { loadAccess } from '@/lib/auth/access';
+import { seedLabFleet } from '@/lib/lab/seed';
+import { query } from '@/lib/lab/postgres';
+import { startWorker } from '@/lib/ops/worker';
+import { producerConnection } from '@/lib/ops/queue';
+import { ifAssigned } from '@/lib/testing/if-assigned';
+import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import { fireDue, fireRequested } from './fire';
+import { ruleBody } from './rule-body';
+import { createRule, requestRun, updateRule, type RuleActor } from './rules';
+import { ruleQueue } from './scheduler';
+
+let t: TestDb;
+const prefix = `rules-${randomBytes(4).toString('hex')}`;
+let sched: number;
+let rita: RuleActor;
+const workers: Awaited<ReturnType<typeof startWorker>>[] = [];
+const quietDeps = () => ({ db: t.db, queue: null, log: () => {} });
+
+const herdId = async (env: string, name: string) =>
+  (
+    await t.db
+      .select({ id: herds.id })
+      .from(herds)
+      .innerJoin(environments, eq(environments.id, herds.environmentId))
+      .where(and(eq(environments.name, env), eq(herds.name, name)))
+  )[0]!.id;
+const membersOf = async (herd: number) =>
+  (await t.db.select({ id: instances.id }).from(instances).where(eq(instances.herdId, herd)).orderBy(asc(instances.id))).map((r) => r.id);
+
+const startOne = () =>
+  startWorker({
+    databaseUrl: t.url,
+    redisUrl: t.lab.redis!.url,
+    sshKeyPath: t.lab.ssh!.privateKeyPath,
+    concurrency: 4,
+    refreshEveryMs: 0,
+    reconcileEveryMs: 500,
+    queuePrefix: prefix,
+    ruleCatchUpSlackMs: 1500,
+    quiet: true,
+  }).then((w) => (workers.push(w), w));
+const stopAll = async () => {
+  while (workers.length) await workers.pop()!.close();
+};
+
+const body = (b: Record<string, unknown>) => ruleBody.parse({ schedule: { cron: ['0 3 * * *'], timezone: 'UTC' }, action: 'reload', ...b });
+const runsOf = (ruleId: number) => t.db.select().from(ruleRuns).where(eq(ruleRuns.ruleId, ruleId)).orderBy(asc(ruleRuns.id));
+async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const v = await fn();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+const finished = (opId: number) =>
+  until(`operation ${opId}`, async () => {
+    const [op] = await t.db.select().from(operations).where(eq(operations.id, opId));
+    return op?.finishedAt ? op : null;
+  });
+
+beforeAll(async () => {
+  t = await freshDatabase();
+  await seedLabFleet(t.db, t.lab);
+  // An environment of its own, with staging's orders herd moved into it: what the rules' filter names.
+  const [env] = await t.db.insert(environments).values({ name: 'sched' }).returning();
+  sched = env!.id;
+  await t.db
+    .update(herds)
+    .set({ environmentId: sched })
+    .where(eq(herds.id, await herdId('staging', 'orders')));
+  const [u] = await t.db.insert(users).values({ username: 'rita', source: 'local' }).returning();
+  const [staging] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
+  // Rita runs what is in sched; its servers are staging's, where a target's roles are checked too.
+  await t.db.insert(roleBindings).values([
+    { role: 'operator', subjectType: 'user', subject: 'rita', environmentId: sched },
+    { role: 'operator', subjectType: 'user', subject: 'rita', environmentId: staging!.id },
+  ]);
+  rita = { id: u!.id, username: 'rita', access: await loadAccess(t.db, u!.id) };
+});
+afterAll(async () => {
+  await stopAll();
+  const redis = ifAssigned(t) ? new IORedis(t.lab.redis!.url) : null;
+  if (redis) {
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+  }
+  await ifAssigned(t)?.close();
+});
+
+describe('rules fired by the worker pool', () => {
+  it("fires on its cron a saved filter's instances as an operation requested by the rule; a herd added to the filter's set is in the next fire; two workers run each fire once", async () => {
+    await startOne();
+    await startOne();
+    const orders = await herdId('sched', 'orders');
+    const rule = await createRule(
+      t.db,
+      rita,
+      body({ name: 'reload sched', filter: `environment=${sched}`, schedule: { cron: ['*/3 * * * * *'], timezone: 'UTC' } }),
+    );
+    const ordersMembers = await membersOf(orders);
+    const dsn = t.lab.instances.find((x) => x.environment === 'staging' && x.herd === 'orders' && x.role === 'replica')!.dsn;
+    const [before] = await query<{ at: Date }>(dsn, 'SELECT pg_conf_load_time() AS at');
+
+    const first = await until('a started run', async () => (await runsOf(rule.id)).find((r) => r.status === 'started'));
+    const op1 = await finished(first.operationId!);
+    const errors = await t.db.execute<{ error: string }>(
+      sql`SELECT error FROM operation_targets WHERE operation_id = ${op1.id} AND error IS NOT NULL`,
+    );
+    expect(errors.rows).toEqual([]);
+    expect(op1.status).toBe('succeeded');
+    expect(op1.requestedByName).toBe('rule: reload sched');
+    expect(op1.requestedBy).toBe(rita.id);
+    expect(op1.ruleId).toBe(rule.id);
+    expect(first.targets.map((x) => x.id).sort()).toEqual(ordersMembers);
+    const [after] = await query<{ at: Date }>(dsn, 'SELECT pg_conf_load_time() AS at');
+    expect(after!.at.getTime()).toBeGreaterThan(before!.at.getTime());
+
+    // Billing joins the environment the filter names: the next fire includes its members.
+    const billing = await herdId('staging', 'billing');
+    await t.db.update(herds).set({ environmentId: sched }).where(eq(herds.id, billing));
+    const billingMembers = await membersOf(billing);
+    const widened = await until('a run with billing', async () =>
+      (await runsOf(rule.id)).find((r) => r.status === 'started' && r.targets.some((x) => billingMembers.includes(x.id))),
+    );
+    expect(widened.targets.map((x) => x.id).sort((a, b) => a - b)).toEqual([...ordersMembers, ...billingMembers].sort((a, b) => a - b));
+    expect((await finished(widened.operationId!)).status).toBe('succeeded');
+    await t.db
+      .update(herds)
+      .set({ environmentId: (await t.db.select().from(environments).where(eq(environments.name, 'staging')))[0]!.id })
+      .where(eq(herds.id, billing));
+
+    // Stop it, and let what fired end.
+    await updateRule(
+      t.db,
+      rita,
+      rule.id,
+      body({
+        name: 'reload sched',
+        filter: `environment=${sched}`,
+        schedule: { cron: ['*/3 * * * * *'], timezone: 'UTC' },
+        enabled: false,
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    const runs = await runsOf(rule.id);
+    const started = runs.filter((r) => r.status === 'started');
+    for (const r of started) await finished(r.operationId!);
+    // Each due time once, 3 s apart, however many workers: one operation per started run, no more.
+    const due = runs.map((r) => r.dueAt.getTime());
+    expect(new Set(due).size).toBe(due.length);
+    for (const d of due) expect(d % 3000).toBe(0);
+    const ops = await t.db.select({ id: operations.id }).from(operations).where(eq(operations.ruleId, rule.id));
+    expect(ops.length).toBe(started.length);
+    expect(started.length).toBeGreaterThanOrEqual(2);
+    // Runs that found the previous one still going say so rather than start a second.
+    for (const r of runs.filter((x) => x.status === 'skipped'))
+      expect(r.reason).toMatch(/^overlap: its earlier run \(operation #\d+\) is still going$/);
+    // Disabled: its schedulers are gone from Redis.
+    const conn = producerConnection(t.lab.redis!.url);
+    const q = ruleQueue(conn, prefix);
+    try {
+      await until(
+        'the schedulers removed',
+        async () => !(await q.getJobSchedulers(0, -1)).some((s) => s.key.startsWith(`rule:${rule.id}:`)),
+      );
+    } finally {
+      await q.close();
+      conn.disconnect();
+    }
+  });
+
+  it('a due time seen by two workers at once is one run and one operation', async () => {
+    const rule = await createRule(
+      t.db,
+      rita,
+      body({ name: 'twice', instanceIds: (await membersOf(await herdId('sched', 'orders'))).slice(1, 2) }),
+    );
+    const due = new Date(Math.ceil(Date.now() / 1000) * 1000 + 1000);
+    const got = await Promise.all([1, 2, 3].map(() => fireDue(quietDeps(), rule.id, rule.version, due, 'schedule', 5000)));
+    expect(got.filter((x) => x !== null)).toHaveLength(1);
+    const runs = await runsOf(rule.id);
+    expect(runs.map((r) => r.status)).toEqual(['started']);
+    // An older due time arriving late (a job from before) is not run after a newer one.
+    expect(await fireDue(quietDeps(), rule.id, rule.version, new Date(due.getTime() - 60_000), 'schedule', 5000)).toBeNull();
+    // A job of the rule's version before a change fires nothing.
+    expect(await fireDue(quietDeps(), rule.id, rule.version - 1 || 99, new Date(due.getTime() + 1000), 'schedule', 5000)).toBeNull();
+    await finished(runs[0]!.operationId!);
+  });
+
+  it('refuses a fire once its owner lost the role, records why and audits it; nothing runs', async () => {
+    const [u] = await t.db.insert(users).values({ username: 'otto', source: 'local' }).returning();
+    const [binding] = await t.db
+      .insert(roleBindings)
+      .values({ role: 'operator', subjectType: 'user', subject: 'otto', environmentId: sched })
+      .returning();
+    const otto = { id: u!.id, username: 'otto', access: await loadAccess(t.db, u!.id) };
+    const rule = await createRule(
+      t.db,
+      otto,
+      body({ name: 'otto reloads', instanceIds: (await membersOf(await herdId('sched', 'orders'))).slice(0, 1) }),
+    );
+    await t.db.delete(roleBindings).where(eq(roleBindings.id, binding!.id));
+    const opsBefore = (await t.db.select({ n: sql<number>`count(*)::int` }).from(operations))[0]!.n;
+    const { runId } = await requestRun(t.db, otto, rule.id);
+    expect(await fireRequested(quietDeps(), runId)).toBe(true);
+    expect(await fireRequested(quietDeps(), runId)).toBe(false); // a second delivery finds it taken
+    const [run] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
+    expect(run!.status).toBe('refused');
+    expect(run!.reason).toMatch(/^refused: Reload configuration needs the operator role in sched \(you have no role there\)/);
+    expect(run!.operationId).toBeNull();
+    expect((await t.db.select({ n: sql<number>`count(*)::int` }).from(operations))[0]!.n).toBe(opsBefore);
+    const [entry] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.action, 'rule.refused'), eq(auditEntries.objectId, String(rule.id))));
+    expect(entry!.username).toBe('rule: otto reloads');
+    expect(entry!.userId).toBe(otto.id);
+    expect(entry!.changes.owner).toEqual([null, 'otto']);
+  });
+
+  it('inside a blackout nothing fires and the history says why; a herd in maintenance or an environment blacked out is skipped target by target', async () => {
+    const orders = await herdId('sched', 'orders');
+    const identity = await herdId('staging', 'identity');
+    await t.db.insert(roleBindings).values({ role: 'operator', subjectType: 'user', subject: 'rita', environmentId: null });
+    rita = { ...rita, access: await loadAccess(t.db, rita.id!) };
+    const orderTargets = (await membersOf(orders)).slice(0, 2);
+    const identityTarget = (await membersOf(identity)).slice(0, 1);
+    const rule = await createRule(t.db, rita, body({ name: 'blacked out', instanceIds: [...orderTargets, ...identityTarget] }));
+    const now = Date.now();
+    const [global] = await t.db
+      .insert(blackouts)
+      .values({ name: 'year-end freeze', startsAt: new Date(now - 3600_000), endsAt: new Date(now + 3600_000) })
+      .returning();
+    const { runId } = await requestRun(t.db, rita, rule.id);
+    await fireRequested(quietDeps(), runId);
+    let [run] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
+    expect(run!.status).toBe('skipped');
+    expect(run!.reason).toBe(`inside the blackout "year-end freeze" (until ${new Date(global!.endsAt).toISOString()})`);
+    expect(run!.operationId).toBeNull();
+
+    // The freeze over; the sched environment blacked out and staging's identity herd in maintenance: nothing left to run.
+    await t.db.delete(blackouts).where(eq(blackouts.id, global!.id));
+    await t.db
+      .insert(blackouts)
+      .values({ name: 'sched quiet', startsAt: new Date(now - 60_000), endsAt: new Date(now + 3600_000), environmentId: sched });
+    await t.db.update(herds).set({ automation: 'maintenance' }).where(eq(herds.id, identity));
+    try {
+      const second = await requestRun(t.db, rita, rule.id);
+      await fireRequested(quietDeps(), second.runId);
+      [run] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, second.runId));
+      expect(run!.status).toBe('nothing');
+      expect(run!.reason).toBe('nothing to run: every target was skipped (3)');
+      expect(run!.targets.map((x) => x.skipped)).toEqual([
+        expect.stringMatching(/^inside the blackout "sched quiet"/),
+        expect.stringMatching(/^inside the blackout "sched quiet"/),
+        'herd identity is in maintenance',
+      ]);
+
+      // The environment's blackout lifted: the orders targets run, identity's is still skipped.
+      await t.db.delete(blackouts);
+      const third = await requestRun(t.db, rita, rule.id);
+      await fireRequested(quietDeps(), third.runId);
+      [run] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, third.runId));
+      expect(run!.status).toBe('started');
+      expect(run!.reason).toBe(`operation #${String(run!.operationId)}: 2 targets run, 1 skipped`);
+      const targets = await t.db.execute<{ instance_id: number }>(
+        sql`SELECT instance_id FROM operation_targets WHERE operation_id = ${run!.operationId}`,
+      );
+      expect(targets.rows.map((r) => r.instance_id).sort()).toEqual([...orderTargets].sort());
+    } finally {
+      await t.db.update(herds).set({ automation: 'enabled' }).where(eq(herds.id, identity));
+    }
+  });
+
+  it('Redis flushed while no worker ran: a starting worker rebuilds the schedulers from the database, runs the fire missed inside the grace once, records the one outside it as missed', async () => {
+    await stopAll();
+    const target = (await membersOf(await herdId('sched', 'orders'))).slice(2, 3);
+    const inGrace = await createRule(
+      t.db,
+      rita,
+      body({ name: 'catch me up', instanceIds: target, schedule: { cron: ['*/5 * * * * *'], timezone: 'UTC' }, graceSeconds: 120 }),
+    );
+    const tooLate = await createRule(
+      t.db,
+      rita,
+      body({ name: 'too late', instanceIds: target, schedule: { cron: ['*/5 * * * * *'], timezone: 'UTC' }, graceSeconds: 0 }),
+    );
+    // As if made 30 s ago while no worker ran, and Redis lost everything under this prefix.
+    await t.db
+      .update(rules)
+      .set({ firesFrom: new Date(Date.now() - 30_000) })
+      .where(inArray(rules.id, [inGrace.id, tooLate.id]));
+    const redis = new IORedis(t.lab.redis!.url);
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+
+    await startOne();
+    const conn = producerConnection(t.lab.redis!.url);
+    const q = ruleQueue(conn, prefix);
+    try {
+      const keysNow = (await q.getJobSchedulers(0, -1)).map((s) => s.key);
+      expect(keysNow).toEqual(expect.arrayContaining([`rule:${inGrace.id}:v1:0`, `rule:${tooLate.id}:v1:0`]));
+    } finally {
+      await q.close();
+      conn.disconnect();
+    }
+    const caught = await until('the catch-up run', async () => (await runsOf(inGrace.id)).find((r) => r.kind === 'catch-up'));
+    await until(
+      'the catch-up decided',
+      async () => (await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, caught.id)))[0]!.status !== 'deciding',
+    );
+    // Stop before the schedulers fire more, then read what the start did.
+    await updateRule(t.db, rita, inGrace.id, body({ name: 'catch me up', instanceIds: target, enabled: false }));
+    await updateRule(t.db, rita, tooLate.id, body({ name: 'too late', instanceIds: target, enabled: false }));
+    const runs = (await runsOf(inGrace.id)).filter((r) => r.dueAt.getTime() <= caught.dueAt.getTime());
+    expect(runs.filter((r) => r.kind === 'catch-up')).toHaveLength(1);
+    const [missed] = runs.filter((r) => r.status === 'missed');
+    expect(missed!.reason).toMatch(/^missed: \d+ fires up to this one fell while no worker fired them$/);
+    expect((await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, caught.id)))[0]!.status).toBe('started');
+    const late = await runsOf(tooLate.id);
+    expect(late.filter((r) => r.kind === 'catch-up').map((r) => r.status)).toEqual(['missed']);
+    expect(late.filter((r) => r.operationId !== null && r.dueAt.getTime() <= caught.dueAt.getTime())).toHaveLength(0);
+    await finished((await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, caught.id)))[0]!.operationId!);
+  });
+});
+
+describe('one-time rules and run now through the workers', () => {
+  it('a rule with one time fires once then; run now reaches a worker by its notification alone', async () => {
+    if (!workers.length) await startOne();
+    const target = (await membersOf(await herdId('sched', 'orders'))).slice(1, 2);
+    const at = new Date(Math.ceil(Date.now() / 1000) * 1000 + 3000);
+    const once = await createRule(t.db, rita, body({ name: 'just once', instanceIds: target, schedule: { at: at.toISOString() } }));
+    const fired = await until('the one-time fire', async () => (await runsOf(once.id)).find((r) => r.status !== 'deciding'));
+    expect(fired).toMatchObject({ kind: 'schedule', status: 'started', fireKey: `at:${String(at.getTime())}` });
+    expect(fired.firedAt.getTime()).toBeGreaterThanOrEqual(at.getTime());
+    await finished(fired.operationId!);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await runsOf(once.id)).toHaveLength(1);
+
+    // No job added by the caller: the worker hears of the run and takes it.
+    const { runId } = await requestRun(t.db, rita, once.id);
+    const run = await until('the run taken', async () => {
+      const [r] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
+      return r && !['firing', 'deciding'].includes(r.status) ? r : null;
+    });
+    expect(run).toMatchObject({ kind: 'manual', status: 'started', requestedBy: 'rita' });
+    expect((await finished(run.operationId!)).status).toBe('succeeded');
+  });
+});

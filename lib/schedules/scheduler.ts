@@ -1,0 +1,173 @@
+// The rules' clock (issue 17): BullMQ job schedulers, one per cron expression of each enabled rule,
+// rebuilt from the rules table (the truth) when a worker starts, when a rule changes (NOTIFY) and
+// now and then; a one-time rule is a delayed job. A scheduler's job fires the rule once per due time
+// however many workers run (BullMQ hands each job to one worker; lib/schedules/fire.ts records each
+// due time once besides). Run now is a job naming the run a person asked for.
+import { Queue, Worker, type Job } from 'bullmq';
+import type IORedis from 'ioredis';
+import { and, eq, lt, sql } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import { operations, ruleRuns, rules } from '@/db/schema';
+import { errorText } from '@/lib/ops/errors';
+import { catchUp, decide, fireDue, fireRequested, type FireDeps } from './fire';
+import { scheduleOf } from './rules';
+
+export const RULE_QUEUE = 'pgherd-rules';
+
+/** A scheduler's fire, a one-time rule's (its time in ms: a delayed job's own clock drifts by milliseconds), or a run asked for. */
+export type RuleJob = { ruleId: number; version: number; dueAt?: number } | { runId: number };
+
+export function ruleQueue(connection: IORedis, prefix: string): Queue<RuleJob> {
+  return new Queue<RuleJob>(RULE_QUEUE, {
+    connection,
+    prefix,
+    defaultJobOptions: { removeOnComplete: { count: 1000 }, removeOnFail: { count: 1000 }, attempts: 1 },
+  });
+}
+
+/** A rule's scheduler ids carry its version: a changed rule's old schedulers are not its new ones. */
+const schedulerId = (id: number, version: number, k: number) => `rule:${id}:v${version}:${k}`;
+const onceJobId = (id: number, version: number) => `rule-${id}-v${version}-at`;
+// (BullMQ refuses a custom job id with a colon.)
+export const runJobId = (runId: number) => `run-${runId}`;
+
+/** Adds the job of a run a person asked for (the same id twice is one job). */
+export async function enqueueRun(queue: Queue<RuleJob>, runId: number): Promise<void> {
+  await queue.add('run', { runId }, { jobId: runJobId(runId) });
+}
+
+/**
+ * Makes Redis's schedulers what the rules table says: one per cron expression of each enabled rule
+ * (added when missing or different, never touched when the same, so a fire already due is not moved),
+ * none for anything else; a one-time rule still ahead gets its delayed job.
+ */
+export async function reconcileSchedulers(db: Db, queue: Queue<RuleJob>, now = new Date()): Promise<{ added: number; removed: number }> {
+  const enabled = await db
+    .select({ id: rules.id, version: rules.version, schedule: rules.schedule })
+    .from(rules)
+    .where(eq(rules.enabled, true));
+  const want = new Map<string, { pattern: string; tz: string; ruleId: number; version: number }>();
+  let added = 0;
+  for (const r of enabled) {
+    const s = scheduleOf(r);
+    if ('at' in s) {
+      const at = new Date(s.at).getTime();
+      if (at > now.getTime()) {
+        const jobId = onceJobId(r.id, r.version);
+        if (!(await queue.getJob(jobId))) {
+          await queue.add('fire', { ruleId: r.id, version: r.version, dueAt: at }, { jobId, delay: at - now.getTime() });
+          added++;
+        }
+      }
+      continue;
+    }
+    s.cron.forEach((pattern, k) =>
+      want.set(schedulerId(r.id, r.version, k), {
+        pattern: pattern.trim().split(/\s+/).join(' '),
+        tz: s.timezone,
+        ruleId: r.id,
+        version: r.version,
+      }),
+    );
+  }
+  const have = await queue.getJobSchedulers(0, -1);
+  let removed = 0;
+  for (const h of have) {
+    const w = want.get(h.key);
+    if (w && w.pattern === h.pattern && w.tz === h.tz) {
+      want.delete(h.key);
+      continue;
+    }
+    if (h.key.startsWith('rule:')) {
+      await queue.removeJobScheduler(h.key);
+      removed++;
+    }
+  }
+  for (const [id, w] of want) {
+    await queue.upsertJobScheduler(id, { pattern: w.pattern, tz: w.tz }, { name: 'fire', data: { ruleId: w.ruleId, version: w.version } });
+    added++;
+  }
+  return { added, removed };
+}
+
+/**
+ * The runs nobody is finishing: run-now requests whose job Redis lost get it again; runs a worker
+ * died deciding (a few minutes old) are closed, with the operation they made if they made one.
+ */
+export async function reconcileRuns(db: Db, queue: Queue<RuleJob>, now = new Date()): Promise<void> {
+  const waiting = await db
+    .select({ id: ruleRuns.id })
+    .from(ruleRuns)
+    .where(and(eq(ruleRuns.status, 'firing'), lt(ruleRuns.firedAt, new Date(now.getTime() - 5000))));
+  for (const w of waiting) {
+    const state = await queue.getJobState(runJobId(w.id));
+    if (state === 'unknown' || state === 'completed' || state === 'failed') {
+      await (await queue.getJob(runJobId(w.id)))?.remove();
+      await enqueueRun(queue, w.id);
+    }
+  }
+  const stuck = await db
+    .select({ id: ruleRuns.id })
+    .from(ruleRuns)
+    .where(and(eq(ruleRuns.status, 'deciding'), lt(ruleRuns.firedAt, new Date(now.getTime() - 5 * 60_000))));
+  for (const s of stuck) {
+    const [op] = await db
+      .select({ id: operations.id })
+      .from(operations)
+      .where(sql`${operations.idempotencyKey} = ${`rule-run-${s.id}`}`);
+    await db
+      .update(ruleRuns)
+      .set(
+        op
+          ? { status: 'started', operationId: op.id, reason: `operation #${op.id} (the worker that made it stopped before saying so)` }
+          : { status: 'error', reason: 'the worker deciding it stopped before it made an operation' },
+      )
+      .where(and(eq(ruleRuns.id, s.id), eq(ruleRuns.status, 'deciding')));
+  }
+}
+
+export interface RuleClockOptions {
+  concurrency?: number;
+  /** Fires younger than this are the schedulers' to run; older ones not recorded are caught up (default 30 s). */
+  catchUpSlackMs?: number;
+}
+
+/** The worker's part: the rules queue's consumer, and what keeps the schedulers and the runs right. */
+export function startRuleClock(deps: FireDeps, connection: IORedis, queue: Queue<RuleJob>, prefix: string, opts: RuleClockOptions = {}) {
+  const slack = opts.catchUpSlackMs ?? Number(process.env.PGHERD_RULE_CATCHUP_SLACK_MS ?? 30_000);
+  const worker = new Worker<RuleJob>(
+    RULE_QUEUE,
+    async (job: Job<RuleJob>) => {
+      const d = job.data;
+      if ('runId' in d) return void (await fireRequested(deps, d.runId));
+      // A scheduler's job says the due time it was made for (prevMillis); a one-time rule's job, in its data.
+      const due = d.dueAt ?? job.opts.prevMillis ?? job.timestamp + (job.opts.delay ?? 0);
+      await fireDue(deps, d.ruleId, d.version, new Date(due), 'schedule', slack);
+    },
+    // Not consuming until start(): the missed fires are looked for first (else a scheduler's first
+    // fire, recorded before them, would hide them).
+    { connection, prefix, concurrency: opts.concurrency ?? 8, autorun: false },
+  );
+  worker.on('failed', (job, err) => deps.log('rule.job.failed', { jobId: job?.id, error: errorText(err) }));
+  worker.on('error', (err) => deps.log('rule.worker.error', { error: err.message }));
+  const reconcile = async () => {
+    const r = await reconcileSchedulers(deps.db, queue);
+    if (r.added || r.removed) deps.log('rules.reconciled', r);
+  };
+  const catchUpNow = async () => {
+    const fired = await catchUp(deps, slack);
+    if (fired.length) deps.log('rules.caught_up', { runs: fired });
+  };
+  return {
+    worker,
+    reconcile,
+    catchUp: catchUpNow,
+    decide: (runId: number) => decide(deps, runId),
+    /** The schedulers as the table says, the fires missed meanwhile, then the queue. */
+    async start() {
+      await reconcile();
+      await catchUpNow();
+      void worker.run().catch((err: unknown) => deps.log('rule.worker.error', { error: errorText(err) }));
+    },
+  };
+}
