@@ -36,6 +36,18 @@ test('refuses every malformed rule with a 400 naming the field, and saves nothin
     [{ ...ok, graceSeconds: -1 }, 'graceSeconds', /./],
     [{ ...ok, owner: 'someone-else' }, '', /Unknown field: owner/],
     [{ ...ok, params: { fast: true } }, 'params', /./],
+    [{ ...ok, conditions: [{ metric: 'cpu', op: '<', value: 1 }] }, 'conditions.0.metric', /./],
+    [
+      { ...ok, conditions: [{ metric: 'lag_seconds', op: '<', value: 1, users: ['app'] }] },
+      'conditions.0.users',
+      /active_connections only/,
+    ],
+    [
+      { ...ok, conditions: [{ metric: 'active_connections', op: '<', value: 1, users: ["x'; DROP TABLE rules; --"] }] },
+      'conditions.0.users.0',
+      /user name pattern/,
+    ],
+    [{ ...ok, retry: { afterSeconds: 0, times: 1 } }, 'retry.afterSeconds', /./],
   ];
   for (const [body, path, message] of cases) {
     const res = await request.post(`${url}/api/v1/rules`, { headers: operate, data: body });
@@ -125,4 +137,33 @@ test('a rule made, read with its next five fires, run now into an operation, cha
 
   expect((await request.delete(`${url}/api/v1/rules/${rule.id}`, { headers: operate })).status()).toBe(204);
   expect((await request.get(`${url}/api/v1/rules/${rule.id}`, { headers: operate })).status()).toBe(404);
+});
+
+test('blackouts: set for given days in a time zone, listed, refused when malformed, lifted', async ({ request }) => {
+  const bad = await request.post(`${url}/api/v1/blackouts`, {
+    headers: operate,
+    data: { name: 'backwards', dates: { from: '2026-12-26', to: '2026-12-24' }, timezone: 'Europe/Paris' },
+  });
+  expect(bad.status()).toBe(400);
+  expect((await bad.json()).details).toContainEqual({ path: 'dates.to', message: 'the last day is before the first' });
+  expect(
+    (
+      await request.post(`${url}/api/v1/blackouts`, {
+        headers: operate,
+        data: { name: 'nowhere', startsAt: '2026-12-24T00:00:00Z', endsAt: '2026-12-25T00:00:00Z', environmentId: 2147483647 },
+      })
+    ).status(),
+  ).toBe(400);
+  const made = await request.post(`${url}/api/v1/blackouts`, {
+    headers: operate,
+    data: { name: 'year-end freeze', reason: 'change freeze', dates: { from: '2026-12-24', to: '2026-12-26' }, timezone: 'Europe/Paris' },
+  });
+  expect(made.status()).toBe(201);
+  const b = (await made.json()) as { id: number };
+  expect(b).toMatchObject({ startsAt: '2026-12-23T23:00:00.000Z', endsAt: '2026-12-26T23:00:00.000Z', environmentId: null, herdId: null });
+  const listed = (await (await request.get(`${url}/api/v1/blackouts`, { headers: operate })).json()).items as { id: number }[];
+  expect(listed.map((x) => x.id)).toContain(b.id);
+  expect((await request.get(`${url}/api/v1/blackouts?past=yes`, { headers: operate })).status()).toBe(400);
+  expect((await request.delete(`${url}/api/v1/blackouts/${String(b.id)}`, { headers: operate })).status()).toBe(204);
+  expect((await request.delete(`${url}/api/v1/blackouts/${String(b.id)}`, { headers: operate })).status()).toBe(404);
 });

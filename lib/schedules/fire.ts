@@ -16,7 +16,10 @@ import { getAction } from '@/lib/ops/registry';
 import { NothingToRunError, StalePlanError, submitOperation } from '@/lib/ops/submit';
 import { SubmitError } from '@/lib/ops/submit-errors';
 import { wavesSchema } from '@/lib/ops/waves';
+import { conditionSchema, judge, measure, type Values } from './conditions';
 import { firesBetween } from './cron';
+import { retrySchema } from './rule-body';
+import { runJobId, type RuleJob } from './scheduler';
 import { resolveScope, RuleError, scheduleOf, type RuleRow } from './rules';
 import type { RuleScope } from './rule-body';
 
@@ -24,6 +27,8 @@ export interface FireDeps {
   db: Db;
   /** The operations' queue (null: the worker's reconcile enqueues the operation's targets). */
   queue: Queue<TargetJob> | null;
+  /** The rules' queue, for a retry's job (absent: a worker's reconcile adds it once the retry is due). */
+  rules?: Queue<RuleJob> | null;
   log: (event: string, fields: object) => void;
 }
 
@@ -33,7 +38,8 @@ const FIRE_LOCK = 72_842_010;
 /** A due time is run once: the same key for every worker that sees it. */
 export const dueKey = (dueAt: Date) => `at:${dueAt.getTime()}`;
 
-type RunTarget = { id: number; label: string; skipped?: string };
+type RunTarget = { id: number; label: string; skipped?: string; values?: Values };
+type RunRow = typeof ruleRuns.$inferSelect;
 
 const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
 
@@ -185,7 +191,7 @@ export async function decide(deps: FireDeps, runId: number, now = new Date()): P
     .where(eq(ruleRuns.id, runId));
   if (!row) return;
   try {
-    const outcome = await decideRun(deps, row.rule, runId, now);
+    const outcome = await decideRun(deps, row.rule, row.run, now);
     log('rule.fired', { rule: row.rule.name, run: runId, ...outcome });
   } catch (err) {
     log('rule.fire.error', { rule: row.rule.name, run: runId, error: errorText(err) });
@@ -193,8 +199,43 @@ export async function decide(deps: FireDeps, runId: number, now = new Date()): P
   }
 }
 
-async function decideRun(deps: FireDeps, rule: RuleRow, runId: number, now: Date): Promise<{ status: string; operationId?: number }> {
+/**
+ * A later run for targets skipped for their conditions: after the rule's retry delay (with jitter),
+ * while it has retries left. Its reason, or null when the rule retries no more.
+ */
+async function scheduleRetry(deps: FireDeps, rule: RuleRow, run: RunRow, targets: RunTarget[], now: Date): Promise<string | null> {
+  if (!rule.retry || !targets.length) return null;
+  const retry = retrySchema.parse(rule.retry);
+  const attempt = run.attempt + 1;
+  if (attempt > retry.times) return `no retry left (${retry.times} done)`;
+  const delayMs = (retry.afterSeconds + Math.random() * retry.jitterSeconds) * 1000;
+  const at = new Date(now.getTime() + delayMs);
+  const root = run.retryOf ?? run.id;
+  const [made] = await deps.db
+    .insert(ruleRuns)
+    .values({
+      ruleId: rule.id,
+      kind: 'retry',
+      fireKey: `retry:${String(root)}:${String(attempt)}`,
+      dueAt: at,
+      firedAt: at,
+      attempt,
+      retryOf: root,
+      status: 'firing',
+      targets: targets.map((t) => ({ id: t.id, label: t.label })),
+    })
+    .onConflictDoNothing()
+    .returning({ id: ruleRuns.id });
+  if (!made) return null;
+  await deps.rules
+    ?.add('run', { runId: made.id }, { jobId: runJobId(made.id), delay: Math.round(delayMs) })
+    .catch((err: unknown) => deps.log('rule.retry.enqueue.deferred', { runId: made.id, error: errorText(err) }));
+  return `retry ${String(attempt)} of ${String(retry.times)} at ${at.toISOString()} (run #${String(made.id)})`;
+}
+
+async function decideRun(deps: FireDeps, rule: RuleRow, run: RunRow, now: Date): Promise<{ status: string; operationId?: number }> {
   const { db } = deps;
+  const runId = run.id;
   const requester = `rule: ${rule.name}`;
   const action = getAction(rule.action);
   if (!action) {
@@ -239,7 +280,8 @@ async function decideRun(deps: FireDeps, rule: RuleRow, runId: number, now: Date
     return refused(`its owner ${rule.ownerName} is no longer a pgherd user: a user must save the rule again to own it`);
   let ids: number[];
   try {
-    ids = await resolveScope(db, access, action, rule.scope as RuleScope);
+    // A retry runs again on the targets it was made for; any other run, on what the scope names now.
+    ids = run.kind === 'retry' ? run.targets.map((x) => x.id) : await resolveScope(db, access, action, rule.scope as RuleScope);
   } catch (err) {
     if (err instanceof RuleError) {
       await settle(db, runId, 'error', err.message);
@@ -266,9 +308,30 @@ async function decideRun(deps: FireDeps, rule: RuleRow, runId: number, now: Date
     targets.push({ id, label: f.label, ...(skipped ? { skipped } : {}) });
     if (!skipped) runnable.push(id);
   }
+  // The conditions, measured now on each target still in.
+  const conditions = rule.conditions.map((c) => conditionSchema.parse(c));
+  const unmet: RunTarget[] = [];
+  if (conditions.length && runnable.length) {
+    const values = await measure(db, isHerdAction(action), runnable, conditions);
+    for (const t of targets) {
+      if (t.skipped) continue;
+      const v = values.get(t.id) ?? {};
+      t.values = v;
+      const verdict = judge(conditions, rule.logic, v);
+      if (!verdict.pass) {
+        t.skipped = `conditions not met: ${verdict.failed.join('; ')}`;
+        unmet.push(t);
+      }
+    }
+    runnable.splice(0, runnable.length, ...targets.filter((t) => !t.skipped).map((t) => t.id));
+  }
+  const retryNote = await scheduleRetry(deps, rule, run, unmet, now);
+  const retried = retryNote ? `; ${retryNote}` : '';
   const skippedCount = targets.length - runnable.length;
   if (!runnable.length) {
-    await settle(db, runId, 'nothing', `nothing to run: every target was skipped (${skippedCount})`, { targets });
+    const why =
+      unmet.length === skippedCount && unmet.length ? 'no target met the conditions' : `every target was skipped (${String(skippedCount)})`;
+    await settle(db, runId, 'nothing', `nothing to run: ${why}${retried}`, { targets });
     return { status: 'nothing' };
   }
   const waves = rule.waves ? wavesSchema.parse(rule.waves) : null;
@@ -296,7 +359,7 @@ async function decideRun(deps: FireDeps, rule: RuleRow, runId: number, now: Date
       const parts = [`${runnable.length - refusedByPlan} target${runnable.length - refusedByPlan === 1 ? '' : 's'} run`];
       if (refusedByPlan) parts.push(`${refusedByPlan} refused by the plan`);
       if (skippedCount) parts.push(`${skippedCount} skipped`);
-      await settle(db, runId, 'started', `operation #${made.id}: ${parts.join(', ')}`, { operationId: made.id, targets });
+      await settle(db, runId, 'started', `operation #${String(made.id)}: ${parts.join(', ')}${retried}`, { operationId: made.id, targets });
       return { status: 'started', operationId: made.id };
     } catch (err) {
       if (err instanceof AccessDenied) return refused(err.message);

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { actionParamsSchema, idsSchema } from '@/lib/api/operation-schemas';
 import { isPlainName, isPlainText, NO_TRICKS } from '@/lib/validation/text';
 import { wavesSchema } from '@/lib/ops/waves';
+import { conditionSchema } from './conditions';
 import { scheduleSchema } from './cron';
 
 /** The longest a saved filter's query string may be. */
@@ -17,6 +18,15 @@ export const ruleName = z
   .refine(isPlainName, NO_TRICKS)
   // "rule: NAME" is its operations' requester, and names are told apart by it.
   .refine((v) => !/^\d+$/.test(v), 'a name is not only digits (it would read as an id)');
+
+export const retrySchema = z
+  .object({
+    afterSeconds: z.number().int().min(1).max(86_400, 'at most a day (86400)'),
+    times: z.number().int().min(1).max(20),
+    jitterSeconds: z.number().int().min(0).max(3600).default(0),
+  })
+  .strict();
+export type RetrySpec = z.output<typeof retrySchema>;
 
 export const ruleBody = z
   .object({
@@ -36,6 +46,12 @@ export const ruleBody = z
       .refine((v) => !v.includes('\u0000'), 'may not contain a NUL character')
       .optional(),
     schedule: scheduleSchema,
+    /** Checked per target when it fires; a target that does not meet them is skipped, with what was measured. */
+    conditions: z.array(conditionSchema).max(10).default([]),
+    /** Whether a target must meet all the conditions or any one. */
+    logic: z.enum(['all', 'any']).default('all'),
+    /** When targets were skipped for their conditions: fire again for them after this long (plus up to jitter), this many times. */
+    retry: retrySchema.nullable().default(null),
     waves: wavesSchema.nullable().optional(),
     /** A fire missed while no worker ran is run once within this many seconds of its time, else recorded as missed. */
     graceSeconds: z.number().int().min(0).max(604_800, 'at most a week (604800)').default(300),

@@ -360,3 +360,73 @@ describe('one-time rules and run now through the workers', () => {
     expect((await finished(run.operationId!)).status).toBe('succeeded');
   });
 });
+
+describe('conditions and retries', () => {
+  it('a replica whose replay is paused fails a lag condition and is skipped with its measured lag; the retry after the replay resumes runs it', async () => {
+    if (!workers.length) await startOne();
+    const replica = t.lab.instances.find((x) => x.environment === 'staging' && x.herd === 'orders' && x.role === 'replica')!;
+    const primary = t.lab.instances.find((x) => x.environment === 'staging' && x.herd === 'orders' && x.role === 'primary')!;
+    const [target] = (
+      await t.db.execute<{ id: number }>(
+        sql`SELECT i.id FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname = ${replica.server}`,
+      )
+    ).rows;
+    const rule = await createRule(
+      t.db,
+      rita,
+      body({
+        name: 'only when caught up',
+        instanceIds: [target!.id],
+        conditions: [
+          { metric: 'lag_seconds', op: '<', value: 1 },
+          { metric: 'active_connections', op: '<', value: 50, users: ['nobody-*'] },
+        ],
+        retry: { afterSeconds: 2, times: 3 },
+      }),
+    );
+    // A commit the replica replays (its last replayed transaction's time), then replay paused.
+    await query(primary.dsn, 'CREATE TABLE IF NOT EXISTS rules_lag_probe (n int)');
+    const [{ lsn } = { lsn: '' }] = await query<{ lsn: string }>(primary.dsn, 'SELECT pg_current_wal_lsn()::text AS lsn');
+    await until('the commit replayed', async () => {
+      const [r] = await query<{ ok: boolean }>(replica.dsn, `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn AS ok`);
+      return r?.ok;
+    });
+    await query(replica.dsn, 'SELECT pg_wal_replay_pause()');
+    try {
+      // Writes the replica receives and does not replay: it falls behind.
+      await query(primary.dsn, 'INSERT INTO rules_lag_probe VALUES (1)');
+      await until('the replica behind', async () => {
+        const [r] = await query<{ behind: boolean }>(replica.dsn, 'SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn() AS behind');
+        return r?.behind;
+      });
+      await new Promise((r) => setTimeout(r, 1100));
+      const { runId } = await requestRun(t.db, rita, rule.id);
+      const skipped = await until('the run decided', async () => {
+        const [r] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
+        return r && !['firing', 'deciding'].includes(r.status) ? r : null;
+      });
+      expect(skipped.status).toBe('nothing');
+      expect(skipped.operationId).toBeNull();
+      expect(skipped.reason).toMatch(/^nothing to run: no target met the conditions; retry 1 of 3 at \S+ \(run #\d+\)$/);
+      const [t0] = skipped.targets;
+      expect(t0!.values!.lag_seconds).toBeGreaterThan(1);
+      expect(t0!.values!['active_connections[nobody-*]']).toBe(0);
+      expect(t0!.skipped).toMatch(/^conditions not met: replay lag \(s\) is [\d.]+, not < 1$/);
+    } finally {
+      await query(replica.dsn, 'SELECT pg_wal_replay_resume()');
+      await query(primary.dsn, 'DROP TABLE IF EXISTS rules_lag_probe');
+    }
+    // The retry, once the replica caught up: it runs, on that target.
+    const retried = await until(
+      'a retry that ran',
+      async () => (await runsOf(rule.id)).find((r) => r.kind === 'retry' && r.status === 'started'),
+      30_000,
+    );
+    expect(retried.targets.map((x) => x.id)).toEqual([target!.id]);
+    expect(retried.targets[0]!.values!.lag_seconds).toBeLessThan(1);
+    expect((await finished(retried.operationId!)).status).toBe('succeeded');
+    // Earlier retries, if the replica had not caught up yet when one came, are listed in order.
+    const retries = (await runsOf(rule.id)).filter((r) => r.kind === 'retry');
+    expect(retries.map((r) => r.attempt)).toEqual(retries.map((_, k) => k + 1));
+  });
+});

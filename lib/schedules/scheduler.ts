@@ -133,7 +133,8 @@ export interface RuleClockOptions {
 }
 
 /** The worker's part: the rules queue's consumer, and what keeps the schedulers and the runs right. */
-export function startRuleClock(deps: FireDeps, connection: IORedis, queue: Queue<RuleJob>, prefix: string, opts: RuleClockOptions = {}) {
+export function startRuleClock(given: FireDeps, connection: IORedis, queue: Queue<RuleJob>, prefix: string, opts: RuleClockOptions = {}) {
+  const deps: FireDeps = { ...given, rules: given.rules ?? queue };
   const slack = opts.catchUpSlackMs ?? Number(process.env.PGHERD_RULE_CATCHUP_SLACK_MS ?? 30_000);
   const worker = new Worker<RuleJob>(
     RULE_QUEUE,

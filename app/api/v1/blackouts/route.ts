@@ -1,0 +1,44 @@
+import { NextResponse } from 'next/server';
+import { z } from 'zod';
+import { getDb } from '@/db/client';
+import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
+import { blackoutBody, createBlackout, listBlackouts } from '@/lib/schedules/blackouts';
+
+const query = z.object({ past: z.enum(['0', '1']).optional() }).strict();
+
+const view = (b: Awaited<ReturnType<typeof listBlackouts>>[number]) => ({
+  id: b.id,
+  name: b.name,
+  reason: b.reason,
+  startsAt: b.startsAt.toISOString(),
+  endsAt: b.endsAt.toISOString(),
+  timezone: b.timezone,
+  environmentId: b.environmentId,
+  herdId: b.herdId,
+  createdBy: b.createdBy,
+});
+
+/** GET /api/v1/blackouts: those not over yet, soonest first (`?past=1`: every one). */
+export const GET = handle(async (req) => {
+  await apiUser(req, 'read');
+  const q = query.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
+  if (!q.success)
+    throw new ApiError(
+      400,
+      'invalid query',
+      q.error.issues.map((i) => ({ path: i.path.join('.') || '(query)', message: i.message })),
+    );
+  return NextResponse.json({ items: (await listBlackouts(getDb(), q.data.past === '1')).map(view) });
+});
+
+/**
+ * POST /api/v1/blackouts: { name, reason?, dates: { from, to }, timezone } (whole days in that zone)
+ * or { name, startsAt, endsAt } (with offsets); environmentId or herdId, or neither for every rule.
+ * A global admin sets a global one; an admin of its environment, the others.
+ */
+export const POST = handle(async (req) => {
+  const user = await apiUser(req, 'operate');
+  const body = await jsonBody(req, blackoutBody);
+  const row = await createBlackout(getDb(), user, body);
+  return NextResponse.json(view(row), { status: 201, headers: { location: `/api/v1/blackouts/${String(row.id)}` } });
+});

@@ -1,0 +1,141 @@
+// A rule's conditions (issue 17, after pygmy's): measured per target when the rule fires, on the
+// live instance, never from the inventory's last reading. A target that does not meet them is skipped
+// with the values measured; one that cannot be measured does not meet them (a condition is a guard).
+import { z } from 'zod';
+import type { Db } from '@/db/client';
+import { loadHerdRefs } from '@/lib/ops/herd-ref';
+import { loadInstancesWithHerds, type InstanceRef } from '@/lib/ops/instance-ref';
+import { observe } from '@/lib/ops/observe';
+import { instanceClient } from '@/lib/ops/pg-access';
+
+export const CONDITION_METRICS = ['lag_seconds', 'active_connections', 'herd_worst_lag_seconds'] as const;
+export type Metric = (typeof CONDITION_METRICS)[number];
+
+/** What a metric is, in the words a run's history uses. */
+export const METRIC_WORDS: Record<Metric, string> = {
+  lag_seconds: 'replay lag (s)',
+  active_connections: 'active connections',
+  herd_worst_lag_seconds: "the herd's worst replay lag (s)",
+};
+
+/** A user name pattern: letters, digits and _ . - @, with * for any run of characters. */
+const userPattern = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[A-Za-z0-9_.\-@*]+$/, 'a user name pattern: letters, digits, _ . - @ and * (any characters)');
+
+export const conditionSchema = z
+  .object({
+    metric: z.enum(CONDITION_METRICS),
+    op: z.enum(['<', '=', '>']),
+    value: z.number().min(0).max(1_000_000_000),
+    /** active_connections only: count the sessions of these users (patterns) alone. */
+    users: z.array(userPattern).min(1).max(20).optional(),
+  })
+  .strict()
+  .refine((c) => !c.users || c.metric === 'active_connections', { message: 'users narrows active_connections only', path: ['users'] });
+
+export type Condition = z.output<typeof conditionSchema>;
+export type Values = Record<string, number | null>;
+
+/** The key a measured value is kept under: the metric, with its users when it has some. */
+export const valueKey = (c: Condition) => (c.users ? `${c.metric}[${c.users.join(',')}]` : c.metric);
+
+/** A value that could not be measured meets no condition: a condition is a guard. */
+const holds = (c: Condition, v: number | null) => v !== null && (c.op === '<' ? v < c.value : c.op === '>' ? v > c.value : v === c.value);
+
+/** Whether the values meet the conditions (all of them, or any), and the ones that failed, in words. */
+export function judge(conditions: Condition[], logic: 'all' | 'any', values: Values): { pass: boolean; failed: string[] } {
+  const failed = conditions
+    .filter((c) => !holds(c, values[valueKey(c)] ?? null))
+    .map(
+      (c) =>
+        `${METRIC_WORDS[c.metric]}${c.users ? ` of ${c.users.join(', ')}` : ''} is ${shown(values[valueKey(c)] ?? null)}, not ${c.op} ${c.value}`,
+    );
+  const pass = logic === 'all' ? failed.length === 0 : failed.length < conditions.length;
+  return { pass, failed };
+}
+
+const shown = (v: number | null) =>
+  v === null ? 'unknown (unreachable, or behind by an unknown time)' : String(Math.round(v * 100) / 100);
+
+/** `*` as SQL's `%`, the rest literal. */
+const likePattern = (p: string) => p.replace(/[\\%_]/g, (m) => `\\${m}`).replaceAll('*', '%');
+
+async function activeConnections(m: InstanceRef, users: string[] | undefined): Promise<number | null> {
+  const c = instanceClient(
+    { host: m.host, port: m.port, serverEnvironment: m.serverEnvironment },
+    { connectionTimeoutMillis: 3000, statement_timeout: 3000, query_timeout: 4000, application_name: 'pgherd-rules' },
+  );
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    const { rows } = await c.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE backend_type = 'client backend' AND state = 'active' AND pid <> pg_backend_pid()
+          AND ($1::text[] IS NULL OR usename LIKE ANY ($1::text[]))`,
+      [users ? users.map(likePattern) : null],
+    );
+    return rows[0]?.n ?? null;
+  } catch {
+    return null;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+const lagOf = async (m: InstanceRef): Promise<number | null> => {
+  const o = await observe({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment }, 3000);
+  if (!o.reachable) return null;
+  // Behind with no replayed transaction to date it by: not known, so not met.
+  return o.inRecovery ? (o.replayLagSeconds ?? null) : 0;
+};
+
+async function measureOne(conditions: Condition[], on: InstanceRef, herd: InstanceRef[]): Promise<Values> {
+  const values: Values = {};
+  for (const c of conditions) {
+    const key = valueKey(c);
+    if (key in values) continue;
+    if (c.metric === 'lag_seconds') values[key] = await lagOf(on);
+    else if (c.metric === 'active_connections') values[key] = await activeConnections(on, c.users);
+    else {
+      const replicas = herd.filter((m) => m.role === 'replica' && m.state === 'running');
+      const lags = await Promise.all(replicas.map(lagOf));
+      values[key] = lags.some((l) => l === null) ? null : Math.max(0, ...(lags as number[]));
+    }
+  }
+  return values;
+}
+
+/** Runs `fn` over `items`, `width` at a time. */
+async function pooled<T, R>(items: T[], width: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      for (let k = next++; k < items.length; k = next++) out[k] = await fn(items[k] as T);
+    }),
+  );
+  return out;
+}
+
+/**
+ * Each target's values: an instance's own, a herd's on its primary (the herd's worst lag over its
+ * replicas either way). 16 targets measured at a time.
+ */
+export async function measure(db: Db, onHerds: boolean, ids: number[], conditions: Condition[]): Promise<Map<number, Values>> {
+  if (!conditions.length) return new Map();
+  if (onHerds) {
+    const herds = await loadHerdRefs(db, ids);
+    const got = await pooled(herds, 16, async (h) => {
+      const primary = h.members.find((m) => m.role === 'primary') ?? h.members[0];
+      if (!primary) return [h.id, Object.fromEntries(conditions.map((c) => [valueKey(c), null]))] as const;
+      return [h.id, await measureOne(conditions, primary, h.members)] as const;
+    });
+    return new Map(got);
+  }
+  const { refs, members } = await loadInstancesWithHerds(db, ids);
+  const got = await pooled(refs, 16, async (r) => [r.id, await measureOne(conditions, r, members.get(r.herdId) ?? [r])] as const);
+  return new Map(got);
+}
