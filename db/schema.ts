@@ -718,6 +718,10 @@ export const ruleRuns = pgTable(
   (t) => [
     uniqueIndex('rule_runs_fire_key').on(t.ruleId, t.fireKey),
     index('rule_runs_rule_idx').on(t.ruleId, t.id),
+    // A finished operation's run (its notification, the overlap check's join).
+    index('rule_runs_operation_idx')
+      .on(t.operationId)
+      .where(sql`operation_id IS NOT NULL`),
     // Every worker's reconcile tick: the runs waiting for a worker or being decided.
     index('rule_runs_open_idx')
       .on(t.firedAt)
@@ -745,5 +749,65 @@ export const blackouts = pgTable(
     index('blackouts_ends_idx').on(t.endsAt),
     check('blackouts_range_check', sql`ends_at > starts_at`),
     check('blackouts_one_scope_check', sql`environment_id IS NULL OR herd_id IS NULL`),
+  ],
+);
+
+// Notifications (issue 17): webhooks, global or for one rule. What happened is written to an outbox
+// (notification_events: by a trigger when an operation finishes, by the rules engine when a run ends
+// without one), turned into deliveries by a worker, and each delivery is tried with backoff and kept.
+export const webhooks = pgTable(
+  'webhooks',
+  {
+    id: serial('id').primaryKey(),
+    name: text('name').notNull(),
+    url: text('url').notNull(),
+    // The HMAC key of its signatures: shown once, when it is made.
+    secret: text('secret').notNull(),
+    // Null: every rule's runs and every operation; else this rule's runs only.
+    ruleId: integer('rule_id').references(() => rules.id, { onDelete: 'cascade' }),
+    events: text('events').array().notNull(),
+    enabled: boolean('enabled').notNull().default(true),
+    createdBy: text('created_by').notNull().default(''),
+    ...timestamps,
+  },
+  (t) => [index('webhooks_rule_idx').on(t.ruleId)],
+);
+
+export const notificationEvents = pgTable(
+  'notification_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    kind: text('kind', { enum: ['operation.finished', 'run.ended'] }).notNull(),
+    operationId: integer('operation_id'),
+    ruleRunId: integer('rule_run_id'),
+    createdAt: timestamps.createdAt,
+  },
+  // A queue: a worker deletes the events it turns into deliveries, in the same transaction.
+);
+
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    webhookId: integer('webhook_id')
+      .notNull()
+      .references(() => webhooks.id, { onDelete: 'cascade' }),
+    event: text('event').notNull(),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    status: text('status', { enum: ['pending', 'delivered', 'failed'] })
+      .notNull()
+      .default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+    responseStatus: integer('response_status'),
+    error: text('error'),
+    createdAt: timestamps.createdAt,
+    deliveredAt: timestamp('delivered_at', { withTimezone: true }),
+  },
+  (t) => [
+    index('webhook_deliveries_webhook_idx').on(t.webhookId, t.id),
+    index('webhook_deliveries_due_idx')
+      .on(t.nextAttemptAt)
+      .where(sql`status = 'pending'`),
   ],
 );

@@ -167,3 +167,32 @@ test('blackouts: set for given days in a time zone, listed, refused when malform
   expect((await request.delete(`${url}/api/v1/blackouts/${String(b.id)}`, { headers: operate })).status()).toBe(204);
   expect((await request.delete(`${url}/api/v1/blackouts/${String(b.id)}`, { headers: operate })).status()).toBe(404);
 });
+
+test('webhooks: refused when malformed, made with a secret shown once, listed without it, deliveries readable, deleted', async ({
+  request,
+}) => {
+  for (const [data, path] of [
+    [{ name: 'x', url: 'ftp://example.org/hook' }, 'url'],
+    [{ name: 'x', url: 'https://user:pw@example.org/hook' }, 'url'],
+    [{ name: 'x', url: 'https://example.org/hook', events: ['everything'] }, 'events.0'],
+    [{ name: 'x', url: 'https://example.org/hook', secret: 'mine' }, ''],
+  ] as const) {
+    const res = await request.post(`${url}/api/v1/webhooks`, { headers: operate, data });
+    expect(res.status(), JSON.stringify(data)).toBe(400);
+    expect(((await res.json()) as { details: { path: string }[] }).details.map((d) => d.path)).toContain(path);
+  }
+  const made = await request.post(`${url}/api/v1/webhooks`, {
+    headers: operate,
+    data: { name: 'pager', url: 'https://hooks.example.org/pgherd' },
+  });
+  expect(made.status()).toBe(201);
+  const hook = (await made.json()) as { id: number; secret: string; events: string[] };
+  expect(hook.secret).toMatch(/^[0-9a-f]{64}$/);
+  expect(hook.events).toEqual(['rule.run.failed', 'rule.run.skipped', 'rule.run.refused', 'rule.run.missed', 'operation.failed']);
+  const listed = await (await request.get(`${url}/api/v1/webhooks`, { headers: operate })).text();
+  expect(listed).toContain('"pager"');
+  expect(listed).not.toContain(hook.secret);
+  expect((await request.get(`${url}/api/v1/webhooks/${String(hook.id)}/deliveries`, { headers: operate })).status()).toBe(200);
+  expect((await request.get(`${url}/api/v1/webhooks/2147483647/deliveries`, { headers: operate })).status()).toBe(404);
+  expect((await request.delete(`${url}/api/v1/webhooks/${String(hook.id)}`, { headers: operate })).status()).toBe(204);
+});

@@ -21,6 +21,7 @@ import { ec2Client } from '@/lib/aws/config';
 import { registerWorker, WORKER_ALIVE_EVERY_MS, workerAlive, workerStopped } from './workers';
 import { enqueueRun, reconcileRuns, ruleQueue, startRuleClock } from '@/lib/schedules/scheduler';
 import { RULES_CHANNEL } from '@/lib/schedules/rules';
+import { deliverDue, NOTIFICATIONS_CHANNEL, processEvents } from '@/lib/schedules/webhooks';
 
 export interface WorkerConfig {
   databaseUrl: string;
@@ -149,6 +150,22 @@ export async function startWorker(cfg: WorkerConfig) {
       .finally(() => chores.delete(p));
     chores.set(p, name);
   };
+  // Notifications: the outbox into deliveries, then the deliveries due (one pass at a time here; workers share them).
+  const notifyState = { running: false, wanted: false };
+  const notify = async () => {
+    if (notifyState.running) return void (notifyState.wanted = true);
+    notifyState.running = true;
+    const askedAgain = () => notifyState.wanted;
+    try {
+      do {
+        notifyState.wanted = false;
+        while ((await processEvents(db)) > 0);
+        await deliverDue(db);
+      } while (askedAgain());
+    } finally {
+      notifyState.running = false;
+    }
+  };
   const ruleEvery = cfg.ruleReconcileEveryMs ?? 60_000;
   let rulesCheckedAt = Date.now();
   // One reconcile at a time; a change announced while one runs gets another right after it.
@@ -172,6 +189,7 @@ export async function startWorker(cfg: WorkerConfig) {
     chore('listen', listen);
     // Run-now requests left without a job; runs a worker died deciding.
     chore('rules.runs', () => reconcileRuns(db, rulesQueue));
+    chore('notifications', notify);
     if (Date.now() - rulesCheckedAt >= ruleEvery) {
       rulesCheckedAt = Date.now();
       chore('rules.reconcile', rulesReconcile);
@@ -255,6 +273,7 @@ export async function startWorker(cfg: WorkerConfig) {
       if (listener === c) listener = null;
     });
     c.on('notification', (n) => {
+      if (n.channel === NOTIFICATIONS_CHANNEL) return void chore('notifications', notify);
       const runId = n.channel === RULES_CHANNEL ? /^run:(\d+)$/.exec(n.payload ?? '')?.[1] : undefined;
       // Run now: its job (the same id as the one the console adds, so it runs once).
       if (runId) chore('rules.run', () => enqueueRun(rulesQueue, Number(runId)));
@@ -265,6 +284,7 @@ export async function startWorker(cfg: WorkerConfig) {
     try {
       await c.connect();
       await c.query(`LISTEN ${RULES_CHANNEL}`);
+      await c.query(`LISTEN ${NOTIFICATIONS_CHANNEL}`);
       if (discovery) await c.query(`LISTEN ${DISCOVERY_CHANNEL}`);
     } catch (err) {
       if (listener === c) listener = null;

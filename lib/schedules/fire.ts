@@ -18,6 +18,7 @@ import { SubmitError } from '@/lib/ops/submit-errors';
 import { wavesSchema } from '@/lib/ops/waves';
 import { conditionSchema, judge, measure, type Values } from './conditions';
 import { firesBetween } from './cron';
+import { runEnded } from './webhooks';
 import { retrySchema } from './rule-body';
 import { runJobId, type RuleJob } from './scheduler';
 import { resolveScope, RuleError, scheduleOf, type RuleRow } from './rules';
@@ -87,8 +88,10 @@ export async function fireDue(
     return { runId: run.id, missed };
   });
   if (!decided) return null;
-  if (decided.missed) deps.log('rule.missed', { ruleId, dueAt: dueAt.toISOString() });
-  else await decide(deps, decided.runId);
+  if (decided.missed) {
+    deps.log('rule.missed', { ruleId, dueAt: dueAt.toISOString() });
+    await runEnded(deps.db, decided.runId);
+  } else await decide(deps, decided.runId);
   return decided.runId;
 }
 
@@ -113,7 +116,7 @@ export async function catchUp(deps: FireDeps, slackMs: number, now = new Date())
     const before = found.last.at(-2);
     if (found.count > 1 && before) {
       const n = found.count - 1;
-      await deps.db
+      const [missed] = await deps.db
         .insert(ruleRuns)
         .values({
           ruleId: r.id,
@@ -123,7 +126,9 @@ export async function catchUp(deps: FireDeps, slackMs: number, now = new Date())
           status: 'missed',
           reason: `missed: ${found.more ? 'more than ' : ''}${n} fire${n === 1 ? '' : 's'} up to this one fell while no worker fired them`,
         })
-        .onConflictDoNothing();
+        .onConflictDoNothing()
+        .returning({ id: ruleRuns.id });
+      if (missed) await runEnded(deps.db, missed.id);
     }
     const run = await fireDue(deps, r.id, r.version, latest, 'catch-up', slackMs, now);
     if (run !== null) fired.push(run);
@@ -179,6 +184,8 @@ async function settle(
       ...(extra.targets ? { targets: extra.targets.slice(0, 1000) } : {}),
     })
     .where(eq(ruleRuns.id, runId));
+  // Someone hears about a run that ended without an operation (one that made an operation is told when it finishes).
+  if (status !== 'started') await runEnded(db, runId);
 }
 
 /** A run being decided: whatever happens, it ends in one of the recorded outcomes (an error says what went wrong). */

@@ -1,0 +1,291 @@
+// Someone hears about it (issue 17): webhooks, global or for one rule, told when a rule's run fails,
+// is skipped, refused or missed (and, if asked, succeeds), and when any operation fails. A JSON POST
+// with a Slack-compatible `text`, signed with HMAC-SHA256 over "<timestamp>.<body>"
+// (X-Pgherd-Signature: sha256=<hex>), tried again with backoff, every attempt recorded.
+import { createHmac, randomBytes } from 'node:crypto';
+import { and, eq, sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Db } from '@/db/client';
+import { webhookDeliveries, webhooks } from '@/db/schema';
+import { writeAudit } from '@/lib/audit/write-audit';
+import { demand } from '@/lib/auth/access';
+import { errorText } from '@/lib/ops/errors';
+import { idNumber } from '@/lib/validation/ids';
+import { isPlainName, NO_TRICKS } from '@/lib/validation/text';
+import { getRule, mayManage, RuleError, type RuleActor } from './rules';
+
+export const NOTIFICATIONS_CHANNEL = 'pgherd_notifications';
+
+export const WEBHOOK_EVENTS = [
+  'rule.run.failed',
+  'rule.run.skipped',
+  'rule.run.refused',
+  'rule.run.missed',
+  'rule.run.succeeded',
+  'operation.failed',
+] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+const DEFAULT_EVENTS: WebhookEvent[] = ['rule.run.failed', 'rule.run.skipped', 'rule.run.refused', 'rule.run.missed'];
+
+/** At most this many attempts a delivery; the waits between them grow threefold from the first. */
+export const MAX_ATTEMPTS = 6;
+const firstWaitMs = () => Number(process.env.PGHERD_WEBHOOK_RETRY_MS ?? 5000);
+const TIMEOUT_MS = 10_000;
+
+export const webhookBody = z
+  .object({
+    name: z.string().trim().min(1).max(100).refine(isPlainName, NO_TRICKS),
+    url: z
+      .string()
+      .max(2000)
+      .refine((u) => {
+        try {
+          const p = new URL(u);
+          return (p.protocol === 'https:' || p.protocol === 'http:') && !p.username && !p.password;
+        } catch {
+          return false;
+        }
+      }, 'an http(s) URL without credentials in it'),
+    /** Null or absent: global (every rule, every operation). */
+    ruleId: idNumber('ruleId').nullable().optional(),
+    events: z
+      .array(z.enum(WEBHOOK_EVENTS))
+      .min(1)
+      .max(WEBHOOK_EVENTS.length)
+      .transform((e) => [...new Set(e)])
+      .optional(),
+    enabled: z.boolean().default(true),
+  })
+  .strict()
+  .refine((b) => !(b.ruleId && b.events?.includes('operation.failed')), {
+    message: "operation.failed is a global webhook's event (any operation)",
+    path: ['events'],
+  });
+
+export type WebhookBody = z.output<typeof webhookBody>;
+
+/** A global webhook is a global admin's; a rule's, whoever may manage the rule. */
+async function demandFor(db: Db, actor: RuleActor, ruleId: number | null) {
+  if (ruleId === null) return demand(db, actor.access, 'admin', 'A global webhook', [null]);
+  const rule = await getRule(db, ruleId).catch(() => {
+    throw new RuleError(400, 'invalid webhook', [{ path: 'ruleId', message: `no rule #${String(ruleId)}` }]);
+  });
+  if (!mayManage(actor, rule))
+    throw new RuleError(403, `only the owner of rule ${JSON.stringify(rule.name)} or a global admin may add its webhooks`);
+}
+
+/** Makes one; its secret is in the answer, this once. */
+export async function createWebhook(db: Db, actor: RuleActor, b: WebhookBody) {
+  const ruleId = b.ruleId ?? null;
+  await demandFor(db, actor, ruleId);
+  const secret = randomBytes(32).toString('hex');
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(webhooks)
+      .values({
+        name: b.name,
+        url: b.url,
+        secret,
+        ruleId,
+        events: b.events ?? (ruleId ? DEFAULT_EVENTS : [...DEFAULT_EVENTS, 'operation.failed']),
+        enabled: b.enabled,
+        createdBy: actor.username,
+      })
+      .returning();
+    if (!row) throw new Error('the database returned no row');
+    await writeAudit(tx, {
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: 'webhook.created',
+      objectType: 'webhooks',
+      objectId: String(row.id),
+      objectLabel: row.name,
+      // The URL's host only: its path or query may carry a token of the receiver's.
+      changes: { host: [null, new URL(row.url).host], ruleId: [null, ruleId], events: [null, row.events.join(', ')] },
+    });
+    return row;
+  });
+}
+
+export async function deleteWebhook(db: Db, actor: RuleActor, id: number) {
+  const [w] = await db.select().from(webhooks).where(eq(webhooks.id, id));
+  if (!w) throw new RuleError(404, `no webhook #${String(id)}`);
+  await demandFor(db, actor, w.ruleId);
+  await db.transaction(async (tx) => {
+    await tx.delete(webhooks).where(eq(webhooks.id, id));
+    await writeAudit(tx, {
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: 'webhook.deleted',
+      objectType: 'webhooks',
+      objectId: String(id),
+      objectLabel: w.name,
+    });
+  });
+}
+
+/** A webhook as shown: never its secret. */
+export const webhookView = (w: typeof webhooks.$inferSelect) => ({
+  id: w.id,
+  name: w.name,
+  url: w.url,
+  ruleId: w.ruleId,
+  events: w.events,
+  enabled: w.enabled,
+  createdBy: w.createdBy,
+  createdAt: w.createdAt,
+});
+
+/** The signature a receiver checks: HMAC-SHA256 of "<timestamp>.<body>" with the webhook's secret. */
+export const signature = (secret: string, timestamp: string, body: string) =>
+  `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+
+type EventRow = {
+  id: number;
+  kind: 'operation.finished' | 'run.ended';
+  op_id: number | null;
+  op_action: string | null;
+  op_status: string | null;
+  op_requested_by: string | null;
+  op_rule_id: number | null;
+  run_id: number | null;
+  run_kind: string | null;
+  run_status: string | null;
+  run_reason: string | null;
+  run_due_at: Date | null;
+  rule_id: number | null;
+  rule_name: string | null;
+};
+
+/** What an event is called, for a webhook's list: a run's end in words, or an operation's failure. */
+function eventsOf(e: EventRow): { ruleEvent: WebhookEvent | null; operationFailed: boolean } {
+  const failed = e.op_status === 'failed' || e.op_status === 'partial';
+  const runStatus = e.run_status;
+  let ruleEvent: WebhookEvent | null = null;
+  if (e.run_id !== null) {
+    if (e.kind === 'operation.finished')
+      ruleEvent = failed ? 'rule.run.failed' : e.op_status === 'succeeded' ? 'rule.run.succeeded' : 'rule.run.failed';
+    else if (runStatus === 'skipped' || runStatus === 'nothing') ruleEvent = 'rule.run.skipped';
+    else if (runStatus === 'refused') ruleEvent = 'rule.run.refused';
+    else if (runStatus === 'missed') ruleEvent = 'rule.run.missed';
+    else if (runStatus === 'error') ruleEvent = 'rule.run.failed';
+  }
+  return { ruleEvent, operationFailed: e.kind === 'operation.finished' && failed };
+}
+
+function payloadOf(event: WebhookEvent, e: EventRow, consoleUrl: string) {
+  const op =
+    e.op_id !== null
+      ? {
+          id: e.op_id,
+          action: e.op_action,
+          status: e.op_status,
+          requestedBy: e.op_requested_by,
+          url: `${consoleUrl}/operations/${String(e.op_id)}`,
+        }
+      : null;
+  const rule = e.rule_id !== null ? { id: e.rule_id, name: e.rule_name } : null;
+  const run =
+    e.run_id !== null ? { id: e.run_id, kind: e.run_kind, status: e.run_status, reason: e.run_reason, dueAt: e.run_due_at } : null;
+  const what =
+    event === 'operation.failed'
+      ? `operation #${String(e.op_id)} (${e.op_action ?? ''}, requested by ${e.op_requested_by ?? ''}) ${e.op_status ?? ''}`
+      : `rule ${JSON.stringify(e.rule_name)}: ${event.replace('rule.run.', 'run ')}${e.run_reason ? ` (${e.run_reason})` : op ? ` (operation #${String(op.id)} ${op.status ?? ''})` : ''}`;
+  return { event, at: new Date().toISOString(), text: `pgherd: ${what}`, rule, run, operation: op };
+}
+
+/**
+ * The outbox turned into deliveries, a batch at a time (several workers share it: SKIP LOCKED); how
+ * many events it took. An operation a rule's run made is told as that run's end (and, to global
+ * webhooks, as a failure).
+ */
+export async function processEvents(db: Db, consoleUrl = process.env.PGHERD_CONSOLE_URL ?? ''): Promise<number> {
+  return db.transaction(async (tx) => {
+    const { rows } = await tx.execute<EventRow>(sql`
+      WITH e AS (SELECT id, kind, operation_id, rule_run_id FROM notification_events ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED)
+      SELECT e.id, e.kind, o.id AS op_id, o.action AS op_action, o.status::text AS op_status, o.requested_by_name AS op_requested_by, o.rule_id AS op_rule_id,
+             r.id AS run_id, r.kind AS run_kind, r.status AS run_status, r.reason AS run_reason, r.due_at AS run_due_at, ru.id AS rule_id, ru.name AS rule_name
+      FROM e
+      LEFT JOIN operations o ON o.id = e.operation_id
+      LEFT JOIN rule_runs r ON r.id = COALESCE(e.rule_run_id, (SELECT x.id FROM rule_runs x WHERE x.operation_id = e.operation_id LIMIT 1))
+      LEFT JOIN rules ru ON ru.id = r.rule_id
+      ORDER BY e.id`);
+    if (!rows.length) return 0;
+    const hooks = await tx.select().from(webhooks).where(eq(webhooks.enabled, true));
+    const out: (typeof webhookDeliveries.$inferInsert)[] = [];
+    for (const e of rows) {
+      const { ruleEvent, operationFailed } = eventsOf(e);
+      for (const h of hooks) {
+        const mine = h.ruleId === null || h.ruleId === e.rule_id;
+        const event =
+          ruleEvent && mine && h.events.includes(ruleEvent)
+            ? ruleEvent
+            : operationFailed && h.ruleId === null && h.events.includes('operation.failed')
+              ? 'operation.failed'
+              : null;
+        if (event) out.push({ webhookId: h.id, event, payload: payloadOf(event, e, consoleUrl) });
+      }
+    }
+    if (out.length) await tx.insert(webhookDeliveries).values(out);
+    await tx.execute(sql`DELETE FROM notification_events WHERE id = ANY(${sql.param(rows.map((r) => r.id))}::bigint[])`);
+    return rows.length;
+  });
+}
+
+/** POSTs the deliveries that are due, a few at a time; each attempt recorded, a failure tried again later. */
+export async function deliverDue(db: Db, max = 20): Promise<number> {
+  // Claimed by moving their next attempt on (a worker that dies mid-POST leaves them to be tried again then).
+  const { rows } = await db.execute<{ id: number; attempts: number; event: string; payload: unknown; url: string; secret: string }>(sql`
+    UPDATE webhook_deliveries d SET attempts = d.attempts + 1,
+      next_attempt_at = now() + make_interval(secs => ${firstWaitMs() / 1000}::float8 * power(3, d.attempts))
+    FROM webhooks w
+    WHERE w.id = d.webhook_id AND d.id IN (
+      SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT ${max} FOR UPDATE SKIP LOCKED)
+    RETURNING d.id, d.attempts, d.event, d.payload, w.url, w.secret`);
+  await Promise.all(
+    rows.map(async (d) => {
+      const body = JSON.stringify({ ...(d.payload as object), delivery: d.id });
+      const timestamp = String(Math.floor(Date.now() / 1000));
+      let status: number | null = null;
+      let error: string | null = null;
+      try {
+        const res = await fetch(d.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': 'pgherd-webhook',
+            'x-pgherd-event': d.event,
+            'x-pgherd-delivery': String(d.id),
+            'x-pgherd-timestamp': timestamp,
+            'x-pgherd-signature': signature(d.secret, timestamp, body),
+          },
+          body,
+          redirect: 'manual',
+          signal: AbortSignal.timeout(TIMEOUT_MS),
+        });
+        status = res.status;
+        await res.body?.cancel();
+        if (status < 200 || status >= 300) error = `answered ${String(status)}`;
+      } catch (err) {
+        error = errorText(err);
+      }
+      const done = error === null;
+      const last = !done && d.attempts >= MAX_ATTEMPTS;
+      await db
+        .update(webhookDeliveries)
+        .set({
+          responseStatus: status,
+          error,
+          ...(done ? { status: 'delivered' as const, deliveredAt: new Date() } : last ? { status: 'failed' as const } : {}),
+        })
+        .where(and(eq(webhookDeliveries.id, d.id), eq(webhookDeliveries.status, 'pending')));
+    }),
+  );
+  return rows.length;
+}
+
+/** A run that ended without an operation (skipped, refused, missed, nothing, error): into the outbox. */
+export async function runEnded(db: Pick<Db, 'execute'>, runId: number): Promise<void> {
+  await db.execute(sql`INSERT INTO notification_events (kind, rule_run_id) VALUES ('run.ended', ${runId})`);
+  await db.execute(sql`SELECT pg_notify(${NOTIFICATIONS_CHANNEL}, '')`);
+}
