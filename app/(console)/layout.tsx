@@ -22,6 +22,7 @@ export default async function ConsoleLayout({ children }: { children: React.Reac
               {capitalize(m.labelPlural)}
             </Link>
           ))}
+          <Link href="/rules">Rules</Link>
         </nav>
         <div className="user-tools">
           Signed in as <strong data-testid="current-user">{user.username}</strong> <Link href="/account/tokens">API tokens</Link>{' '}

@@ -8,15 +8,7 @@ import { loadInstancesWithHerds, type InstanceRef } from '@/lib/ops/instance-ref
 import { observe } from '@/lib/ops/observe';
 import { instanceClient } from '@/lib/ops/pg-access';
 
-export const CONDITION_METRICS = ['lag_seconds', 'active_connections', 'herd_worst_lag_seconds'] as const;
-export type Metric = (typeof CONDITION_METRICS)[number];
-
-/** What a metric is, in the words a run's history uses. */
-export const METRIC_WORDS: Record<Metric, string> = {
-  lag_seconds: 'replay lag (s)',
-  active_connections: 'active connections',
-  herd_worst_lag_seconds: "the herd's worst replay lag (s)",
-};
+import { CONDITION_METRICS, METRIC_WORDS } from './metrics';
 
 /** A user name pattern: letters, digits and _ . - @, with * for any run of characters. */
 const userPattern = z

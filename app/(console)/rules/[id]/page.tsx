@@ -1,0 +1,127 @@
+import Link from 'next/link';
+import { notFound } from 'next/navigation';
+import { getDb } from '@/db/client';
+import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { formatValue } from '@/lib/admin/format';
+import { requireAccess } from '@/lib/auth/session';
+import { parseId } from '@/lib/validation/ids';
+import { fireTimeText } from '@/lib/schedules/cron';
+import { getRule, mayRead, ruleRunsView, scheduleOf } from '@/lib/schedules/rules';
+import { scheduleWords, scopeWords } from '@/lib/schedules/words';
+import { nextFires } from '@/lib/schedules/cron';
+import { deleteRuleAction, runRuleAction } from '../actions';
+
+export const dynamic = 'force-dynamic';
+
+type RunTarget = { id: number; label: string; skipped?: string; values?: Record<string, number | null> };
+
+/** A rule: what it is, its next fires, Run now, and its history (each target's fate and the values measured). */
+export default async function RulePage({ params }: { params: Promise<{ id: string }> }) {
+  const access = await requireAccess();
+  const id = parseId((await params).id);
+  if (id === null) notFound();
+  const db = getDb();
+  const rule = await getRule(db, id).catch(() => null);
+  if (!rule || !mayRead(access, rule)) notFound();
+  const s = scheduleOf(rule);
+  const tz = 'timezone' in s ? s.timezone : 'UTC';
+  const runs = await ruleRunsView(db, id, 100);
+  return (
+    <>
+      <Breadcrumbs items={[{ label: 'Rules', href: '/rules' }, { label: rule.name }]} />
+      <h1>{rule.name}</h1>
+      {rule.description && <p>{rule.description}</p>}
+      <dl className="facts" data-testid="rule-facts">
+        <dt>Action</dt>
+        <dd>{rule.action}</dd>
+        <dt>Runs on</dt>
+        <dd>{scopeWords(rule.scope)}</dd>
+        <dt>Schedule</dt>
+        <dd>{scheduleWords(s)}</dd>
+        <dt>Owner</dt>
+        <dd>{rule.ownerName}</dd>
+        <dt>Enabled</dt>
+        <dd>{rule.enabled ? 'yes' : 'no'}</dd>
+        <dt>Conditions</dt>
+        <dd>
+          {rule.conditions.length
+            ? rule.conditions
+                .map((c) => `${String(c.metric)} ${String(c.op)} ${String(c.value)}`)
+                .join(rule.logic === 'all' ? ' and ' : ' or ')
+            : 'none'}
+        </dd>
+        <dt>Next fires</dt>
+        <dd>
+          <ol data-testid="rule-next-fires">
+            {(rule.enabled ? nextFires(s, new Date(), 5) : []).map((d) => (
+              <li key={d.getTime()}>{fireTimeText(d, tz)}</li>
+            ))}
+          </ol>
+        </dd>
+      </dl>
+      <form action={runRuleAction}>
+        <input type="hidden" name="id" value={rule.id} />
+        <button type="submit" className="button default">
+          Run now
+        </button>
+      </form>
+      <h2>History</h2>
+      <table className="result-list" data-testid="rule-runs">
+        <thead>
+          <tr>
+            <th scope="col">Run</th>
+            <th scope="col">Kind</th>
+            <th scope="col">Due</th>
+            <th scope="col">Outcome</th>
+            <th scope="col">Why</th>
+            <th scope="col">Operation</th>
+            <th scope="col">Targets</th>
+          </tr>
+        </thead>
+        <tbody>
+          {runs.length === 0 && (
+            <tr>
+              <td colSpan={7}>It has not fired yet.</td>
+            </tr>
+          )}
+          {runs.map((r) => (
+            <tr key={r.id} data-run={r.id}>
+              <td>#{r.id}</td>
+              <td>
+                {r.kind}
+                {r.requestedBy ? ` (${r.requestedBy})` : ''}
+              </td>
+              <td>{formatValue('datetime', new Date(r.dueAt))}</td>
+              <td>
+                <span className={`badge badge-${r.outcome ?? r.status}`}>{r.outcome ?? r.status}</span>
+              </td>
+              <td>{r.reason}</td>
+              <td>{r.operationId ? <Link href={`/operations/${String(r.operationId)}`}>#{r.operationId}</Link> : '—'}</td>
+              <td>
+                <ul>
+                  {(r.targets as RunTarget[]).map((t) => (
+                    <li key={t.id}>
+                      {t.label}
+                      {t.skipped ? `: skipped, ${t.skipped}` : ''}
+                      {t.values
+                        ? ` [${Object.entries(t.values)
+                            .map(([k, v]) => `${k} ${v === null ? '?' : String(Math.round(v * 100) / 100)}`)
+                            .join(', ')}]`
+                        : ''}
+                    </li>
+                  ))}
+                </ul>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <form action={deleteRuleAction}>
+        <input type="hidden" name="id" value={rule.id} />
+        <button type="submit" className="button cancel-link">
+          Delete this rule
+        </button>
+      </form>
+    </>
+  );
+}

@@ -1,0 +1,167 @@
+'use server';
+
+// The rules pages' writes: the same functions as the API (lib/schedules), answered as form state.
+import { revalidatePath } from 'next/cache';
+import { redirect } from 'next/navigation';
+import { z } from 'zod';
+import { getDb } from '@/db/client';
+import { currentActor } from '@/lib/auth/actor';
+import { malformed, orAnswer } from '@/lib/auth/session';
+import { webRuleQueue } from '@/lib/ops/web-queue';
+import { logLine } from '@/lib/ops/log';
+import { idText } from '@/lib/validation/ids';
+import { blackoutBody, createBlackout, deleteBlackout } from '@/lib/schedules/blackouts';
+import { checkForm } from '@/lib/schedules/rule-form';
+import { createRule, deleteRule, getRule, requestRun, RuleError, updateRule } from '@/lib/schedules/rules';
+import { ruleBody } from '@/lib/schedules/rule-body';
+import { enqueueRun } from '@/lib/schedules/scheduler';
+import { SubmitError } from '@/lib/ops/submit-errors';
+import type { RuleFormState } from '@/components/rules/rule-form';
+import type { BlackoutFormState } from '@/components/rules/blackout-form';
+
+/** A refusal from below (a rule error, a plan's parameters, a role missing) as the form's message. */
+function formError(err: unknown): RuleFormState {
+  if (err instanceof RuleError && Array.isArray(err.details)) {
+    const errors: Record<string, string> = {};
+    for (const d of err.details as { path: string; message: string }[])
+      errors[d.path.split('.')[0] === 'instanceIds' || d.path.split('.')[0] === 'herdIds' ? 'ids' : d.path.split('.')[0] || 'form'] ??=
+        d.message;
+    return { errors };
+  }
+  if (err instanceof SubmitError) return { errors: { form: err.message } };
+  throw err;
+}
+
+export async function createRuleAction(_prev: RuleFormState, form: FormData): Promise<RuleFormState> {
+  const who = await currentActor();
+  const checked = checkForm(Object.fromEntries(form.entries()));
+  if (!checked.ok) return { errors: checked.errors };
+  let id: number;
+  try {
+    const made = await orAnswer<{ id: number } | { denied: string }>(
+      () => createRule(getDb(), who, checked.body),
+      (err) => ({ denied: err.message }),
+    );
+    if ('denied' in made) return { errors: { form: made.denied } };
+    id = made.id;
+  } catch (err) {
+    return formError(err);
+  }
+  revalidatePath('/rules');
+  redirect(`/rules/${String(id)}`);
+}
+
+const oneRule = z.object({ id: idText() });
+
+async function runNow(who: Awaited<ReturnType<typeof currentActor>>, id: number) {
+  const { runId } = await requestRun(getDb(), who, id);
+  const queue = webRuleQueue();
+  // Redis away: the run waits in Postgres; a worker hears of it anyway (NOTIFY) or finds it on its tick.
+  if (queue)
+    await enqueueRun(queue, runId).catch((err: unknown) => logLine('rule.run.enqueue.deferred', { runId, error: (err as Error).message }));
+}
+
+export async function runRuleAction(form: FormData): Promise<void> {
+  const who = await currentActor();
+  const parsed = oneRule.safeParse(Object.fromEntries(form.entries()));
+  if (!parsed.success) malformed();
+  await runNow(who, parsed.data.id).catch((err: unknown) => {
+    if (err instanceof RuleError) malformed();
+    throw err;
+  });
+  revalidatePath(`/rules/${String(parsed.data.id)}`);
+}
+
+export async function deleteRuleAction(form: FormData): Promise<void> {
+  const who = await currentActor();
+  const parsed = oneRule.safeParse(Object.fromEntries(form.entries()));
+  if (!parsed.success) malformed();
+  await deleteRule(getDb(), who, parsed.data.id).catch((err: unknown) => {
+    if (err instanceof RuleError) malformed();
+    throw err;
+  });
+  revalidatePath('/rules');
+  redirect('/rules');
+}
+
+const bulk = z.object({ verb: z.enum(['enable', 'disable', 'run']), ids: z.array(idText()).min(1).max(1000) });
+
+/** Enable, disable or run now the rules ticked (each as its own change: one refused leaves the others done). */
+export async function bulkRulesAction(form: FormData): Promise<void> {
+  const who = await currentActor();
+  const parsed = bulk.safeParse({ verb: form.get('verb'), ids: form.getAll('ids') });
+  if (!parsed.success) malformed();
+  const db = getDb();
+  for (const id of parsed.data.ids) {
+    try {
+      if (parsed.data.verb === 'run') await runNow(who, id);
+      else {
+        const r = await getRule(db, id);
+        if (r.enabled === (parsed.data.verb === 'enable')) continue;
+        const body = ruleBody.parse({
+          name: r.name,
+          description: r.description,
+          action: r.action,
+          params: r.params,
+          ...r.scope,
+          schedule: r.schedule,
+          conditions: r.conditions,
+          logic: r.logic,
+          retry: r.retry,
+          waves: r.waves,
+          graceSeconds: r.graceSeconds,
+          enabled: parsed.data.verb === 'enable',
+        });
+        await updateRule(db, who, id, body);
+      }
+    } catch (err) {
+      if (!(err instanceof SubmitError) && (err as Error).name !== 'AccessDenied') throw err;
+      logLine('rule.bulk.refused', { rule: id, verb: parsed.data.verb, error: (err as Error).message });
+    }
+  }
+  revalidatePath('/rules');
+}
+
+export async function createBlackoutAction(_prev: BlackoutFormState, form: FormData): Promise<BlackoutFormState> {
+  const who = await currentActor();
+  const f = Object.fromEntries(form.entries()) as Record<string, string>;
+  const scope = f.scope ?? '';
+  const parsed = blackoutBody.safeParse({
+    name: f.name ?? '',
+    reason: f.reason ?? '',
+    dates: { from: f.from ?? '', to: f.to || f.from || '' },
+    timezone: f.timezone || 'UTC',
+    ...(scope.startsWith('env:') ? { environmentId: Number(scope.slice(4)) } : {}),
+    ...(scope.startsWith('herd:') ? { herdId: Number(scope.slice(5)) } : {}),
+  });
+  if (!parsed.success) {
+    const errors: Record<string, string> = {};
+    for (const i of parsed.error.issues) errors[String(i.path.at(-1) ?? 'form')] ??= i.message;
+    return { errors };
+  }
+  try {
+    const made = await orAnswer<{ name: string } | { denied: string }>(
+      () => createBlackout(getDb(), who, parsed.data),
+      (err) => ({ denied: err.message }),
+    );
+    if ('denied' in made) return { errors: { form: made.denied } };
+    revalidatePath('/rules/blackouts');
+    return { saved: made.name };
+  } catch (err) {
+    return formError(err);
+  }
+}
+
+export async function deleteBlackoutAction(form: FormData): Promise<void> {
+  const who = await currentActor();
+  const parsed = oneRule.safeParse(Object.fromEntries(form.entries()));
+  if (!parsed.success) malformed();
+  await orAnswer(
+    () => deleteBlackout(getDb(), who, parsed.data.id),
+    () => undefined,
+  ).catch((err: unknown) => {
+    if (err instanceof RuleError) malformed();
+    throw err;
+  });
+  revalidatePath('/rules/blackouts');
+}

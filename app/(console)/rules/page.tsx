@@ -1,0 +1,86 @@
+import Link from 'next/link';
+import { asc } from 'drizzle-orm';
+import { getDb } from '@/db/client';
+import { rules } from '@/db/schema';
+import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { formatValue } from '@/lib/admin/format';
+import { requireAccess } from '@/lib/auth/session';
+import { fireTimeText } from '@/lib/schedules/cron';
+import { mayRead, ruleView, scheduleOf } from '@/lib/schedules/rules';
+import { scheduleWords, scopeWords } from '@/lib/schedules/words';
+import { bulkRulesAction } from './actions';
+
+export const dynamic = 'force-dynamic';
+
+/** Every rule you may read: what it runs, on what, when next, how its last run went. */
+export default async function RulesPage() {
+  const access = await requireAccess();
+  const db = getDb();
+  const rows = (await db.select().from(rules).orderBy(asc(rules.name))).filter((r) => mayRead(access, r));
+  const now = new Date();
+  const views = await Promise.all(rows.map(async (r) => ({ r, v: await ruleView(db, r, now), s: scheduleOf(r) })));
+  return (
+    <>
+      <Breadcrumbs items={[{ label: 'Rules' }]} />
+      <h1>Rules</h1>
+      <p>
+        <Link href="/rules/new" className="button">
+          New rule
+        </Link>{' '}
+        <Link href="/rules/upcoming">What fires in the next 24 hours</Link> · <Link href="/rules/blackouts">Blackout calendar</Link>
+      </p>
+      <form action={bulkRulesAction}>
+        <div className="actions">
+          <label>
+            Action:{' '}
+            <select name="verb" defaultValue="run" aria-label="Bulk action">
+              <option value="run">Run now</option>
+              <option value="enable">Enable</option>
+              <option value="disable">Disable</option>
+            </select>
+          </label>{' '}
+          <button type="submit" className="button">
+            Go
+          </button>
+        </div>
+        <table className="result-list" data-testid="rules">
+          <thead>
+            <tr>
+              <th scope="col" />
+              <th scope="col">Name</th>
+              <th scope="col">Action</th>
+              <th scope="col">Runs on</th>
+              <th scope="col">Schedule</th>
+              <th scope="col">Next fire</th>
+              <th scope="col">Last run</th>
+              <th scope="col">Enabled</th>
+            </tr>
+          </thead>
+          <tbody>
+            {views.length === 0 && (
+              <tr>
+                <td colSpan={8}>No rules yet.</td>
+              </tr>
+            )}
+            {views.map(({ r, v, s }) => (
+              <tr key={r.id} data-rule={r.name}>
+                <td>
+                  <input type="checkbox" name="ids" value={r.id} aria-label={`Select ${r.name}`} />
+                </td>
+                <td>
+                  <Link href={`/rules/${String(r.id)}`}>{r.name}</Link>
+                </td>
+                <td>{r.action}</td>
+                <td>{scopeWords(r.scope)}</td>
+                <td>{scheduleWords(s)}</td>
+                <td>{v.nextFires[0] ? fireTimeText(new Date(v.nextFires[0]), 'timezone' in s ? s.timezone : 'UTC') : '—'}</td>
+                <td>{v.lastRun ? `${v.lastRun.status}, ${formatValue('datetime', v.lastRun.at)}` : 'never'}</td>
+                <td>{r.enabled ? 'yes' : 'no'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </form>
+    </>
+  );
+}

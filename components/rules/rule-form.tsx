@@ -1,0 +1,207 @@
+'use client';
+
+import { useActionState, useMemo, useState } from 'react';
+import { fireTimeText, nextFires, scheduleSchema } from '@/lib/schedules/cron';
+import { CONDITION_METRICS, CONDITION_ROWS } from '@/lib/schedules/metrics';
+
+export interface RuleFormState {
+  errors?: Record<string, string>;
+}
+
+/** The next five fires of what is typed, in its own time zone, or why there are none. */
+function FiresPreview({ cron, timezone, at, once }: { cron: string; timezone: string; at: string; once: boolean }) {
+  const preview = useMemo(() => {
+    const raw = once
+      ? { at }
+      : {
+          cron: cron
+            .split('\n')
+            .map((l) => l.trim())
+            .filter(Boolean),
+          timezone: timezone || 'UTC',
+        };
+    const parsed = scheduleSchema.safeParse(raw);
+    if (!parsed.success) return { error: parsed.error.issues.map((i) => `${i.path.join('.') || 'schedule'}: ${i.message}`).join('; ') };
+    const tz = 'timezone' in parsed.data ? parsed.data.timezone : 'UTC';
+    return { fires: nextFires(parsed.data, new Date(), 5).map((d) => fireTimeText(d, tz)) };
+  }, [cron, timezone, at, once]);
+  if ('error' in preview)
+    return (
+      <p className="errorlist" data-testid="fires-error">
+        {preview.error}
+      </p>
+    );
+  return (
+    <div className="help" data-testid="next-fires">
+      Next fires:{' '}
+      {preview.fires.length ? (
+        <ol>
+          {preview.fires.map((f) => (
+            <li key={f}>{f}</li>
+          ))}
+        </ol>
+      ) : (
+        'none (a time in the past)'
+      )}
+    </div>
+  );
+}
+
+/** A new rule: what it runs, on what, when, and when not. Checked by the server as the API checks a body. */
+export function RuleForm({
+  create,
+  actions,
+}: {
+  create: (prev: RuleFormState, form: FormData) => Promise<RuleFormState>;
+  actions: { name: string; label: string; onHerds: boolean }[];
+}) {
+  const [state, action, pending] = useActionState(create, {});
+  const [cron, setCron] = useState('0 3 * * *');
+  const [timezone, setTimezone] = useState('UTC');
+  const [at, setAt] = useState('');
+  const [once, setOnce] = useState(false);
+  const e = state.errors ?? {};
+  const err = (k: string) => (e[k] ? <p className="errorlist">{e[k]}</p> : null);
+  return (
+    <form action={action} className="object-form module" aria-label="New rule">
+      {e.form && (
+        <p className="errornote" role="alert">
+          {e.form}
+        </p>
+      )}
+      <div className="form-row">
+        <label htmlFor="rule-name">Name</label>
+        <input id="rule-name" name="name" type="text" maxLength={100} required />
+        {err('name')}
+      </div>
+      <div className="form-row">
+        <label htmlFor="rule-description">Description</label>
+        <textarea id="rule-description" name="description" maxLength={2000} rows={2} />
+      </div>
+      <div className="form-row">
+        <label htmlFor="rule-action">Action</label>
+        <select id="rule-action" name="action" defaultValue="reload">
+          {actions.map((a) => (
+            <option key={a.name} value={a.name}>
+              {a.label} ({a.onHerds ? 'herds' : 'instances'})
+            </option>
+          ))}
+        </select>
+        {err('action')}
+      </div>
+      <fieldset className="form-row">
+        <legend>Runs on</legend>
+        <label>
+          <input type="radio" name="scopeKind" value="instances" defaultChecked /> instances (ids)
+        </label>{' '}
+        <label>
+          <input type="radio" name="scopeKind" value="herds" /> herds (ids)
+        </label>{' '}
+        <label>
+          <input type="radio" name="scopeKind" value="filter" /> a saved filter
+        </label>
+        <div>
+          <label htmlFor="rule-ids">Ids</label>
+          <input id="rule-ids" name="ids" type="text" placeholder="12, 15, 17" />
+          {err('ids')}
+        </div>
+        <div>
+          <label htmlFor="rule-filter">Filter</label>
+          <input id="rule-filter" name="filter" type="text" placeholder="environment=2&role=replica (a changelist's query string)" />
+          <p className="help">New members that match are included at the next fire.</p>
+          {err('filter')}
+        </div>
+      </fieldset>
+      <fieldset className="form-row">
+        <legend>Schedule</legend>
+        <label>
+          <input type="radio" name="scheduleKind" value="cron" checked={!once} onChange={() => setOnce(false)} /> cron
+        </label>{' '}
+        <label>
+          <input type="radio" name="scheduleKind" value="once" checked={once} onChange={() => setOnce(true)} /> once
+        </label>
+        <div>
+          <label htmlFor="rule-cron">Cron expressions (one a line)</label>
+          <textarea id="rule-cron" name="cron" rows={2} value={cron} onChange={(ev) => setCron(ev.target.value)} />
+          {err('cron')}
+        </div>
+        <div>
+          <label htmlFor="rule-timezone">Time zone</label>
+          <input id="rule-timezone" name="timezone" type="text" value={timezone} onChange={(ev) => setTimezone(ev.target.value)} />
+          {err('timezone')}
+        </div>
+        <div>
+          <label htmlFor="rule-at">At (with its offset)</label>
+          <input
+            id="rule-at"
+            name="at"
+            type="text"
+            placeholder="2026-12-24T22:00:00+01:00"
+            value={at}
+            onChange={(ev) => setAt(ev.target.value)}
+          />
+          {err('at')}
+        </div>
+        <FiresPreview cron={cron} timezone={timezone} at={at} once={once} />
+      </fieldset>
+      <fieldset className="form-row">
+        <legend>Conditions (checked on each target when it fires)</legend>
+        {Array.from({ length: CONDITION_ROWS }, (_, k) => (
+          <div key={k}>
+            <select name={`condMetric${k}`} aria-label={`Condition ${k + 1} metric`} defaultValue="">
+              <option value="">none</option>
+              {CONDITION_METRICS.map((m) => (
+                <option key={m} value={m}>
+                  {m}
+                </option>
+              ))}
+            </select>{' '}
+            <select name={`condOp${k}`} aria-label={`Condition ${k + 1} comparison`} defaultValue="<">
+              <option value="<">&lt;</option>
+              <option value="=">=</option>
+              <option value=">">&gt;</option>
+            </select>{' '}
+            <input name={`condValue${k}`} aria-label={`Condition ${k + 1} value`} type="text" size={6} />{' '}
+            <input name={`condUsers${k}`} aria-label={`Condition ${k + 1} users`} type="text" placeholder="users (active_connections)" />
+            {err(`condition${k}`) ?? err(`condition${k}.metric`) ?? err(`condition${k}.value`) ?? err(`condition${k}.users`)}
+          </div>
+        ))}
+        <label>
+          Targets must meet{' '}
+          <select name="logic" defaultValue="all">
+            <option value="all">all of them</option>
+            <option value="any">any one</option>
+          </select>
+        </label>
+      </fieldset>
+      <fieldset className="form-row">
+        <legend>Retry targets that did not meet the conditions</legend>
+        <label>
+          after (s) <input name="retryAfter" type="text" size={6} placeholder="none" />
+        </label>{' '}
+        <label>
+          times <input name="retryTimes" type="text" size={3} placeholder="1" />
+        </label>{' '}
+        <label>
+          jitter (s) <input name="retryJitter" type="text" size={4} placeholder="0" />
+        </label>
+        {err('retry')}
+      </fieldset>
+      <div className="form-row">
+        <label htmlFor="rule-grace">Grace for a missed fire (s)</label>
+        <input id="rule-grace" name="graceSeconds" type="text" defaultValue="300" />
+        {err('graceSeconds')}
+      </div>
+      <div className="form-row">
+        <label>
+          <input name="enabled" type="checkbox" defaultChecked /> Enabled
+        </label>
+      </div>
+      <div className="submit-row">
+        <button type="submit" className="button default" disabled={pending}>
+          Save rule
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,73 @@
+// Rules in the console (issue 17), in Chromium against the built console and a worker over the lab:
+// a rule made with the form (its next fires shown as it is typed, a bad expression said at once),
+// run now, and its history read; the blackout calendar and the next 24 hours.
+import { expect, test } from '@playwright/test';
+import { e2eLab, signInAs } from './lab';
+
+const lab = e2eLab();
+const url = lab.console.url;
+const operate = { authorization: `Bearer ${lab.console.apiToken!}` };
+
+test.describe.configure({ mode: 'serial' });
+
+test('a rule made with the form shows its next fires, runs now, and its history says how it went', async ({ page, request }) => {
+  const replicas = (await (await request.get(`${url}/api/v1/instances?role=replica&per=10`, { headers: operate })).json()) as {
+    items: { id: number }[];
+  };
+  const id = replicas.items[1]!.id;
+  await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
+  await page.goto(`${url}/rules`);
+  await page.getByRole('link', { name: 'New rule' }).click();
+  await expect(page).toHaveURL(/\/rules\/new$/);
+  await page.getByLabel('Name', { exact: true }).fill('console nightly reload');
+  await page.getByLabel('Ids', { exact: true }).fill(String(id));
+  const cron = page.getByLabel('Cron expressions (one a line)');
+  await cron.fill('61 * * * *');
+  await expect(page.getByTestId('fires-error')).toContainText('cron.0: not a cron expression');
+  await cron.fill('30 9 * * 1-5');
+  await page.getByLabel('Time zone', { exact: true }).fill('Europe/Paris');
+  const fires = page.getByTestId('next-fires').locator('li');
+  await expect(fires).toHaveCount(5);
+  for (const f of await fires.allTextContents()) expect(f).toMatch(/09:30 (CET|CEST)$/);
+  await page.getByRole('button', { name: 'Save rule' }).click();
+  await expect(page).toHaveURL(/\/rules\/\d+$/);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('console nightly reload');
+  await expect(page.getByTestId('rule-next-fires').locator('li')).toHaveCount(5);
+
+  await page.getByRole('button', { name: 'Run now' }).click();
+  const run = page.getByTestId('rule-runs').locator('tbody tr').first();
+  await expect(async () => {
+    await page.reload();
+    await expect(run).toContainText('succeeded', { timeout: 1000 });
+  }).toPass({ timeout: 30_000 });
+  await expect(run).toContainText(`manual (${lab.console.admin.username})`);
+  await run.getByRole('link').click();
+  await expect(page).toHaveURL(/\/operations\/\d+$/);
+  await expect(page.locator('body')).toContainText('rule: console nightly reload');
+
+  await page.goto(`${url}/rules`);
+  await expect(page.locator('tr[data-rule="console nightly reload"]')).toContainText('“30 9 * * 1-5” (Europe/Paris)');
+  await page.goto(`${url}/rules/upcoming`);
+  await expect(page.getByTestId('upcoming')).toBeVisible();
+});
+
+test('a form that does not hold says why and saves nothing; a blackout set for days and lifted', async ({ page }) => {
+  await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
+  await page.goto(`${url}/rules/new`);
+  await page.getByLabel('Name', { exact: true }).fill('no scope');
+  await page.getByRole('button', { name: 'Save rule' }).click();
+  await expect(page.locator('.errorlist').first()).toBeVisible();
+  await expect(page).toHaveURL(/\/rules\/new$/);
+
+  await page.goto(`${url}/rules/blackouts`);
+  await page.getByLabel('Name', { exact: true }).fill('console freeze');
+  await page.getByLabel('First day').fill('2030-12-24');
+  await page.getByLabel('Last day').fill('2030-12-26');
+  await page.getByLabel('Time zone', { exact: true }).fill('Europe/Paris');
+  await page.getByRole('button', { name: 'Set blackout' }).click();
+  const row = page.locator('tr[data-blackout="console freeze"]');
+  await expect(row).toContainText('2030-12-23 23:00 UTC');
+  await expect(row).toContainText('2030-12-26 23:00 UTC');
+  await row.getByRole('button', { name: 'Lift' }).click();
+  await expect(row).toHaveCount(0);
+});

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { checkForm, formToBody } from './rule-form';
+
+const base = {
+  name: 'nightly',
+  action: 'reload',
+  scopeKind: 'instances',
+  ids: '3, 5 7',
+  scheduleKind: 'cron',
+  cron: '0 3 * * *\n\n30 4 * * 6',
+  timezone: 'Europe/Paris',
+  graceSeconds: '300',
+  enabled: 'on',
+};
+
+describe('the rule form, as the API body', () => {
+  it('reads ids, cron lines, conditions and retry from the fields', () => {
+    const f = {
+      ...base,
+      condMetric0: 'lag_seconds',
+      condOp0: '<',
+      condValue0: '30',
+      condMetric1: 'active_connections',
+      condOp1: '<',
+      condValue1: '5',
+      condUsers1: 'app_*, report',
+      retryAfter: '600',
+      retryTimes: '3',
+    };
+    const got = checkForm(f);
+    expect(got.ok).toBe(true);
+    expect(formToBody(f)).toMatchObject({
+      instanceIds: [3, 5, 7],
+      schedule: { cron: ['0 3 * * *', '30 4 * * 6'], timezone: 'Europe/Paris' },
+      conditions: [
+        { metric: 'lag_seconds', op: '<', value: 30 },
+        { metric: 'active_connections', op: '<', value: 5, users: ['app_*', 'report'] },
+      ],
+      retry: { afterSeconds: 600, times: 3, jitterSeconds: 0 },
+      enabled: true,
+    });
+  });
+  it('puts each error on the field it came from', () => {
+    const got = checkForm({
+      ...base,
+      ids: 'x',
+      cron: '0 3 * * *\n99 * * * *',
+      timezone: 'Nowhere/Else',
+      condMetric0: 'cpu',
+      condOp0: '<',
+      condValue0: '1',
+      retryAfter: '0',
+    });
+    expect(got.ok).toBe(false);
+    if (got.ok) return;
+    expect(Object.keys(got.errors).sort()).toEqual(['condition0.metric', 'cron', 'ids', 'retry', 'timezone']);
+    expect(got.errors.cron).toMatch(/^schedule\.cron\.1: not a cron expression/);
+  });
+  it('a filter or herds in place of instance ids; one time in place of cron; unticked is disabled', () => {
+    expect(formToBody({ ...base, scopeKind: 'filter', filter: 'environment=2' })).toMatchObject({ filter: 'environment=2' });
+    expect(formToBody({ ...base, scopeKind: 'herds', ids: '4' })).toMatchObject({ herdIds: [4] });
+    expect(formToBody({ ...base, scheduleKind: 'once', at: '2026-12-24T22:00:00+01:00', enabled: undefined })).toMatchObject({
+      schedule: { at: '2026-12-24T22:00:00+01:00' },
+      enabled: false,
+    });
+  });
+});

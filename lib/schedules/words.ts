@@ -1,0 +1,20 @@
+// A rule's scope and schedule in words, as the console's lists show them.
+import { fireTimeText, type Schedule } from './cron';
+
+export function scopeWords(scope: Record<string, unknown>): string {
+  const list = (ids: unknown, what: string) => {
+    const a = Array.isArray(ids) ? (ids as number[]) : [];
+    return `${a.length} ${what}${a.length === 1 ? '' : 's'} (${a
+      .slice(0, 5)
+      .map((i) => `#${String(i)}`)
+      .join(', ')}${a.length > 5 ? ', …' : ''})`;
+  };
+  if ('instanceIds' in scope) return list(scope.instanceIds, 'instance');
+  if ('herdIds' in scope) return list(scope.herdIds, 'herd');
+  return `filter: ${String(scope.filter)}`;
+}
+
+export function scheduleWords(s: Schedule): string {
+  if ('at' in s) return `once, ${fireTimeText(new Date(s.at), 'UTC')}`;
+  return `${s.cron.map((c) => `“${c}”`).join(' and ')} (${s.timezone})`;
+}
