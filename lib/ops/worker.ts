@@ -21,6 +21,7 @@ import { ec2Client } from '@/lib/aws/config';
 import { registerWorker, WORKER_ALIVE_EVERY_MS, workerAlive, workerStopped } from './workers';
 import { enqueueRun, reconcileRuns, ruleQueue, startRuleClock } from '@/lib/schedules/scheduler';
 import { RULES_CHANNEL } from '@/lib/schedules/rules';
+import { retryFailedTargets } from '@/lib/schedules/fire';
 import { deliverDue, NOTIFICATIONS_CHANNEL, processEvents } from '@/lib/schedules/webhooks';
 
 export interface WorkerConfig {
@@ -151,6 +152,10 @@ export async function startWorker(cfg: WorkerConfig) {
     chores.set(p, name);
   };
   // Notifications: the outbox into deliveries, then the deliveries due (one pass at a time here; workers share them).
+  // A rule's operation that failed: its failed targets again, when the rule retries.
+  const retryFailed = async (ids: number[]) => {
+    for (const id of ids) await retryFailedTargets({ db, queue, rules: rulesQueue, log }, id);
+  };
   const notifyState = { running: false, wanted: false };
   const notify = async () => {
     if (notifyState.running) return void (notifyState.wanted = true);
@@ -159,7 +164,7 @@ export async function startWorker(cfg: WorkerConfig) {
     try {
       do {
         notifyState.wanted = false;
-        while ((await processEvents(db)) > 0);
+        while ((await processEvents(db, undefined, retryFailed)) > 0);
         await deliverDue(db);
       } while (askedAgain());
     } finally {

@@ -240,6 +240,32 @@ async function scheduleRetry(deps: FireDeps, rule: RuleRow, run: RunRow, targets
   return `retry ${String(attempt)} of ${String(retry.times)} at ${at.toISOString()} (run #${String(made.id)})`;
 }
 
+/**
+ * After a rule's operation ended failed or partly failed: its failed targets (not those refused) fired
+ * again on their own, when the rule retries and has retries left. Idempotent (a retry's key is its
+ * attempt); the run's reason says when.
+ */
+export async function retryFailedTargets(deps: FireDeps, operationId: number, now = new Date()): Promise<string | null> {
+  const [row] = await deps.db
+    .select({ run: ruleRuns, rule: rules, status: operations.status })
+    .from(ruleRuns)
+    .innerJoin(rules, eq(rules.id, ruleRuns.ruleId))
+    .innerJoin(operations, eq(operations.id, ruleRuns.operationId))
+    .where(eq(ruleRuns.operationId, operationId));
+  if (!row?.rule.retry || (row.status !== 'failed' && row.status !== 'partial')) return null;
+  const failed = await deps.db.execute<{ id: number; label: string }>(sql`
+    SELECT COALESCE(instance_id, herd_id) AS id, label FROM operation_targets
+    WHERE operation_id = ${operationId} AND status IN ('failed', 'interrupted') AND refusal IS NULL AND COALESCE(instance_id, herd_id) IS NOT NULL
+    ORDER BY id`);
+  const note = await scheduleRetry(deps, row.rule, row.run, failed.rows, now);
+  if (note)
+    await deps.db
+      .update(ruleRuns)
+      .set({ reason: sql`coalesce(${ruleRuns.reason}, '') || ${`; failed targets: ${note}`}` })
+      .where(eq(ruleRuns.id, row.run.id));
+  return note;
+}
+
 async function decideRun(deps: FireDeps, rule: RuleRow, run: RunRow, now: Date): Promise<{ status: string; operationId?: number }> {
   const { db } = deps;
   const runId = run.id;

@@ -429,4 +429,37 @@ describe('conditions and retries', () => {
     const retries = (await runsOf(rule.id)).filter((r) => r.kind === 'retry');
     expect(retries.map((r) => r.attempt)).toEqual(retries.map((_, k) => k + 1));
   });
+
+  it("a rule's operation that fails has its failed targets fired again after the retry delay, which runs them once they answer", async () => {
+    if (!workers.length) await startOne();
+    const [target] = (await membersOf(await herdId('sched', 'orders'))).slice(0, 1);
+    const [row] = await t.db.select({ port: instances.port }).from(instances).where(eq(instances.id, target!));
+    const rule = await createRule(t.db, rita, body({ name: 'try again', instanceIds: [target!], retry: { afterSeconds: 3, times: 2 } }));
+    // Where pgherd looks for it, nothing answers: the reload's first step fails.
+    await t.db.update(instances).set({ port: 1 }).where(eq(instances.id, target!));
+    let firstRun: number;
+    try {
+      const { runId } = await requestRun(t.db, rita, rule.id);
+      firstRun = runId;
+      const first = await until('the run started', async () => {
+        const [r] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
+        return r?.status === 'started' ? r : null;
+      });
+      expect((await finished(first.operationId!)).status).toBe('failed');
+    } finally {
+      await t.db.update(instances).set({ port: row!.port }).where(eq(instances.id, target!));
+    }
+    const retry = await until(
+      'the retry ran',
+      async () => (await runsOf(rule.id)).find((r) => r.kind === 'retry' && r.status === 'started'),
+      30_000,
+    );
+    expect(retry).toMatchObject({ attempt: 1, retryOf: firstRun });
+    expect(retry.targets.map((x) => x.id)).toEqual([target]);
+    expect((await finished(retry.operationId!)).status).toBe('succeeded');
+    const [first] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, firstRun));
+    expect(first!.reason).toMatch(/; failed targets: retry 1 of 2 at \S+ \(run #\d+\)$/);
+    // Once, however often the operation's end is heard of.
+    expect((await runsOf(rule.id)).filter((r) => r.kind === 'retry')).toHaveLength(1);
+  });
 });

@@ -199,7 +199,12 @@ function payloadOf(event: WebhookEvent, e: EventRow, consoleUrl: string) {
  * many events it took. An operation a rule's run made is told as that run's end (and, to global
  * webhooks, as a failure).
  */
-export async function processEvents(db: Db, consoleUrl = process.env.PGHERD_CONSOLE_URL ?? ''): Promise<number> {
+export async function processEvents(
+  db: Db,
+  consoleUrl = process.env.PGHERD_CONSOLE_URL ?? '',
+  /** Told the operations that finished, before their events are gone (so, at least once: it must be idempotent). */
+  onFinished?: (operationIds: number[]) => Promise<void>,
+): Promise<number> {
   return db.transaction(async (tx) => {
     const { rows } = await tx.execute<EventRow>(sql`
       WITH e AS (SELECT id, kind, operation_id, rule_run_id FROM notification_events ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED)
@@ -227,6 +232,8 @@ export async function processEvents(db: Db, consoleUrl = process.env.PGHERD_CONS
       }
     }
     if (out.length) await tx.insert(webhookDeliveries).values(out);
+    const finished = rows.filter((e) => e.kind === 'operation.finished' && e.op_id !== null).map((e) => e.op_id as number);
+    if (onFinished && finished.length) await onFinished(finished);
     await tx.execute(sql`DELETE FROM notification_events WHERE id = ANY(${sql.param(rows.map((r) => r.id))}::bigint[])`);
     return rows.length;
   });
