@@ -381,6 +381,10 @@ export const operations = pgTable(
     index('operations_rule_idx')
       .on(t.ruleId, t.id)
       .where(sql`rule_id IS NOT NULL`),
+    // One unfinished operation per rule: two fires deciding at once cannot both start one (overlap).
+    uniqueIndex('operations_rule_open_key')
+      .on(t.ruleId)
+      .where(sql`rule_id IS NOT NULL AND finished_at IS NULL`),
     index('operations_created_idx').on(t.createdAt),
     // A key answers only its own user's operation (another user's key is just a new key for them).
     uniqueIndex('operations_user_idempotency_key').on(t.requestedByName, t.idempotencyKey),

@@ -28,3 +28,10 @@ describe('blackout dates', () => {
     ]);
   });
 });
+
+describe('blackout years', () => {
+  it('refuses years a date cannot hold as written, never a 500 nor a shifted century', () => {
+    for (const from of ['9999-12-31', '0000-01-01', '0099-06-01'])
+      expect(blackoutBody.safeParse({ name: 'x', dates: { from, to: from } }).error?.issues[0]?.message).toBe('a date from 1970 to 9998');
+  });
+});

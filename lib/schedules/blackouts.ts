@@ -13,7 +13,8 @@ import { isPlainName, isPlainText, NO_TRICKS } from '@/lib/validation/text';
 import { knownTimeZone } from './cron';
 import { RuleError, type RuleActor } from './rules';
 
-const day = z.iso.date({ message: 'a date, YYYY-MM-DD' });
+// Years a Date holds as written (Date.UTC reads 0-99 as 1900-1999; the day after 9999-12-31 has no ISO form).
+const day = z.iso.date({ message: 'a date, YYYY-MM-DD' }).refine((d) => d >= '1970-01-01' && d <= '9998-12-31', 'a date from 1970 to 9998');
 
 export const blackoutBody = z
   .object({

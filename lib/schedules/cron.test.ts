@@ -83,3 +83,13 @@ describe('firesBetween: what a worker that was away finds', () => {
     expect(firesBetween(at, new Date('2026-11-23T09:00:00Z'), new Date('2026-11-23T09:30:00Z')).count).toBe(0);
   });
 });
+
+describe('firesBetween across a DST change', () => {
+  it('a daily 02:30 in Paris on the spring-forward day is found, as the schedulers fire it', () => {
+    const s = { cron: ['30 2 * * *'], timezone: 'Europe/Paris' };
+    const [fire] = nextFires(s, new Date('2026-03-28T12:00:00Z'), 1);
+    const r = firesBetween(s, new Date('2026-03-28T01:30:00Z'), new Date('2026-03-29T02:00:00Z'));
+    expect(r.count).toBe(1);
+    expect(r.last.map((d) => d.getTime())).toEqual([fire!.getTime()]);
+  });
+});

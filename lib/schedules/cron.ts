@@ -96,18 +96,7 @@ export function firesBetween(s: Schedule, after: Date, upTo: Date, cap = 10_000)
     const at = new Date(s.at);
     return at > after && at <= upTo ? { count: 1, more: false, last: [at] } : { count: 0, more: false, last: [] };
   }
-  // The latest ones, walking back from upTo (one more millisecond: prev() gives times before its start).
-  const latest = new Map<number, Date>();
-  for (const expr of s.cron) {
-    const it = parsed(expr, s.timezone, new Date(upTo.getTime() + 1));
-    for (let k = 0; k < 2 && it.hasPrev(); k++) {
-      const d = it.prev().toDate();
-      if (d <= after) break;
-      latest.set(d.getTime(), d);
-    }
-  }
-  const last = [...latest.values()].sort((a, b) => a.getTime() - b.getTime()).slice(-2);
-  if (!last.length) return { count: 0, more: false, last };
+  // Walked forward, as the schedulers walk (prev() skips a time a DST change makes that next() gives).
   const times = new Set<number>();
   for (const expr of s.cron) {
     const it = parsed(expr, s.timezone, after);
@@ -116,6 +105,22 @@ export function firesBetween(s: Schedule, after: Date, upTo: Date, cap = 10_000)
       if (d > upTo) break;
       times.add(d.getTime());
     }
+  }
+  let last = [...times]
+    .sort((x, y) => x - y)
+    .slice(-2)
+    .map((t) => new Date(t));
+  if (times.size > cap) {
+    // Too many to walk: the latest ones, walking back from upTo (one more millisecond: prev() gives times before its start).
+    const latest = new Map<number, Date>();
+    for (const expr of s.cron) {
+      const it = parsed(expr, s.timezone, new Date(upTo.getTime() + 1));
+      for (let k = 0; k < 2 && it.hasPrev(); k++) {
+        const d = it.prev().toDate();
+        latest.set(d.getTime(), d);
+      }
+    }
+    last = [...latest.values()].sort((x, y) => x.getTime() - y.getTime()).slice(-2);
   }
   return { count: Math.min(times.size, cap), more: times.size > cap, last };
 }

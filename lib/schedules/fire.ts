@@ -5,6 +5,7 @@
 import type { Queue } from 'bullmq';
 import { and, eq, inArray, isNull, max, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
+import { pgError } from '@/db/pg-error';
 import { operations, ruleRuns, rules } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
 import { AccessDenied, loadAccess, noAccess } from '@/lib/auth/access';
@@ -210,7 +211,14 @@ export async function decide(deps: FireDeps, runId: number, now = new Date()): P
  * A later run for targets skipped for their conditions: after the rule's retry delay (with jitter),
  * while it has retries left. Its reason, or null when the rule retries no more.
  */
-async function scheduleRetry(deps: FireDeps, rule: RuleRow, run: RunRow, targets: RunTarget[], now: Date): Promise<string | null> {
+async function scheduleRetry(
+  deps: FireDeps,
+  rule: RuleRow,
+  run: RunRow,
+  targets: RunTarget[],
+  now: Date,
+  why: 'conditions' | 'failed' = 'conditions',
+): Promise<string | null> {
   if (!rule.retry || !targets.length) return null;
   const retry = retrySchema.parse(rule.retry);
   const attempt = run.attempt + 1;
@@ -223,7 +231,9 @@ async function scheduleRetry(deps: FireDeps, rule: RuleRow, run: RunRow, targets
     .values({
       ruleId: rule.id,
       kind: 'retry',
-      fireKey: `retry:${String(root)}:${String(attempt)}`,
+      // One retry a reason and attempt: targets skipped for conditions and targets that failed in the
+      // operation are retried separately.
+      fireKey: `retry:${String(root)}:${String(attempt)}:${why}`,
       dueAt: at,
       firedAt: at,
       attempt,
@@ -257,7 +267,7 @@ export async function retryFailedTargets(deps: FireDeps, operationId: number, no
     SELECT COALESCE(instance_id, herd_id) AS id, label FROM operation_targets
     WHERE operation_id = ${operationId} AND status IN ('failed', 'interrupted') AND refusal IS NULL AND COALESCE(instance_id, herd_id) IS NOT NULL
     ORDER BY id`);
-  const note = await scheduleRetry(deps, row.rule, row.run, failed.rows, now);
+  const note = await scheduleRetry(deps, row.rule, row.run, failed.rows, now, 'failed');
   if (note)
     await deps.db
       .update(ruleRuns)
@@ -396,6 +406,11 @@ async function decideRun(deps: FireDeps, rule: RuleRow, run: RunRow, now: Date):
       return { status: 'started', operationId: made.id };
     } catch (err) {
       if (err instanceof AccessDenied) return refused(err.message);
+      // Another fire of this rule started its operation since the overlap check above.
+      if (pgError(err).constraint === 'operations_rule_open_key') {
+        await settle(db, runId, 'skipped', 'overlap: another run of this rule started its operation at the same moment', { targets });
+        return { status: 'skipped' };
+      }
       // The inventory moved between the plan and the submit: plan again (twice, then say so).
       if (err instanceof StalePlanError && attempt < 3) continue;
       if (err instanceof NothingToRunError) {

@@ -2,7 +2,7 @@
 // real reloads over SSH, pgherd's database as the truth. Reloads only (and on the staging orders and
 // billing herds, which no other file stops): what is asserted is what the rules engine decides.
 import { randomBytes } from 'node:crypto';
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import IORedis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntries, blackouts, environments, herds, instances, operations, roleBindings, ruleRuns, rules, users } from '@/db/schema';
@@ -461,5 +461,26 @@ describe('conditions and retries', () => {
     expect(first!.reason).toMatch(/; failed targets: retry 1 of 2 at \S+ \(run #\d+\)$/);
     // Once, however often the operation's end is heard of.
     expect((await runsOf(rule.id)).filter((r) => r.kind === 'retry')).toHaveLength(1);
+  });
+
+  it('two fires of one rule decided at the same moment start one operation; the other is skipped as an overlap', async () => {
+    // No worker: the two decisions are this test's own, side by side.
+    await stopAll();
+    const [target] = (await membersOf(await herdId('sched', 'orders'))).slice(1, 2);
+    const rule = await createRule(t.db, rita, body({ name: 'double click', instanceIds: [target!] }));
+    const a = await requestRun(t.db, rita, rule.id);
+    const b = await requestRun(t.db, rita, rule.id);
+    await Promise.all([fireRequested(quietDeps(), a.runId), fireRequested(quietDeps(), b.runId)]);
+    const runs = await t.db
+      .select()
+      .from(ruleRuns)
+      .where(inArray(ruleRuns.id, [a.runId, b.runId]));
+    expect(runs.map((r) => r.status).sort()).toEqual(['skipped', 'started']);
+    expect(runs.find((r) => r.status === 'skipped')!.reason).toMatch(/^overlap: /);
+    const open = await t.db
+      .select({ id: operations.id })
+      .from(operations)
+      .where(and(eq(operations.ruleId, rule.id), isNull(operations.finishedAt)));
+    expect(open).toHaveLength(1);
   });
 });

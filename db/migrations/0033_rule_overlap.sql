@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "operations_rule_open_key" ON "operations" USING btree ("rule_id") WHERE rule_id IS NOT NULL AND finished_at IS NULL;
