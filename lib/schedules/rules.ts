@@ -327,6 +327,22 @@ export async function requestRun(db: Db, actor: RuleActor, id: number): Promise<
 /** A stored schedule, read back through the schema it was saved with. */
 export const scheduleOf = (r: Pick<RuleRow, 'schedule'>): Schedule => scheduleSchema.parse(r.schedule);
 
+/** A stored rule as the body that would save it again (POST and PUT take it; the API shows it). */
+export const bodyOf = (r: RuleRow) => ({
+  name: r.name,
+  description: r.description,
+  action: r.action,
+  params: r.params,
+  ...r.scope,
+  schedule: r.schedule,
+  conditions: r.conditions,
+  logic: r.logic,
+  retry: r.retry,
+  waves: r.waves,
+  graceSeconds: r.graceSeconds,
+  enabled: r.enabled,
+});
+
 /** The rule as the API shows it: the stored fields, its next fires, and its last run. */
 export async function ruleView(db: Queries, r: RuleRow, now = new Date()) {
   const [last] = await db
@@ -337,19 +353,8 @@ export async function ruleView(db: Queries, r: RuleRow, now = new Date()) {
     .limit(1);
   return {
     id: r.id,
-    name: r.name,
-    description: r.description,
     owner: r.ownerName,
-    action: r.action,
-    params: r.params,
-    ...r.scope,
-    schedule: r.schedule,
-    conditions: r.conditions,
-    logic: r.logic,
-    retry: r.retry,
-    waves: r.waves,
-    graceSeconds: r.graceSeconds,
-    enabled: r.enabled,
+    ...bodyOf(r),
     nextFires: r.enabled ? nextFires(scheduleOf(r), now, 5).map((d) => d.toISOString()) : [],
     lastRun: last ?? null,
     createdAt: r.createdAt,

@@ -12,7 +12,7 @@ import { logLine } from '@/lib/ops/log';
 import { idText } from '@/lib/validation/ids';
 import { blackoutBody, createBlackout, deleteBlackout } from '@/lib/schedules/blackouts';
 import { checkForm } from '@/lib/schedules/rule-form';
-import { createRule, deleteRule, getRule, requestRun, RuleError, updateRule } from '@/lib/schedules/rules';
+import { bodyOf, createRule, deleteRule, getRule, requestRun, RuleError, updateRule } from '@/lib/schedules/rules';
 import { ruleBody } from '@/lib/schedules/rule-body';
 import { enqueueRun } from '@/lib/schedules/scheduler';
 import { SubmitError } from '@/lib/ops/submit-errors';
@@ -98,20 +98,7 @@ export async function bulkRulesAction(form: FormData): Promise<void> {
       else {
         const r = await getRule(db, id);
         if (r.enabled === (parsed.data.verb === 'enable')) continue;
-        const body = ruleBody.parse({
-          name: r.name,
-          description: r.description,
-          action: r.action,
-          params: r.params,
-          ...r.scope,
-          schedule: r.schedule,
-          conditions: r.conditions,
-          logic: r.logic,
-          retry: r.retry,
-          waves: r.waves,
-          graceSeconds: r.graceSeconds,
-          enabled: parsed.data.verb === 'enable',
-        });
+        const body = ruleBody.parse({ ...bodyOf(r), enabled: parsed.data.verb === 'enable' });
         await updateRule(db, who, id, body);
       }
     } catch (err) {
