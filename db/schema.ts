@@ -718,6 +718,9 @@ export const ruleRuns = pgTable(
       .default(sql`'[]'::jsonb`),
     // Who asked (run now), or null for the schedule.
     requestedBy: text('requested_by'),
+    // A worker deciding the run says it is still at it now and then: a run whose decider went silent is
+    // closed by another worker's reconcile, one still being decided (however long) is left alone.
+    heartbeatAt: timestamp('heartbeat_at', { withTimezone: true }),
   },
   (t) => [
     uniqueIndex('rule_runs_fire_key').on(t.ruleId, t.fireKey),

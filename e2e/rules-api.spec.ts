@@ -176,6 +176,10 @@ test('webhooks: refused when malformed, made with a secret shown once, listed wi
     [{ name: 'x', url: 'https://user:pw@example.org/hook' }, 'url'],
     [{ name: 'x', url: 'https://example.org/hook', events: ['everything'] }, 'events.0'],
     [{ name: 'x', url: 'https://example.org/hook', secret: 'mine' }, ''],
+    // Where a worker could reach what the user cannot (SSRF): the cloud's metadata service, private networks.
+    [{ name: 'x', url: 'http://169.254.169.254/latest/meta-data/' }, 'url'],
+    [{ name: 'x', url: 'http://10.0.0.5:6379/' }, 'url'],
+    [{ name: 'x', url: 'http://[::ffff:192.168.0.1]/' }, 'url'],
   ] as const) {
     const res = await request.post(`${url}/api/v1/webhooks`, { headers: operate, data });
     expect(res.status(), JSON.stringify(data)).toBe(400);

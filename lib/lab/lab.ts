@@ -141,6 +141,10 @@ export function labSettings(lab: LabInfo): { PGHERD_DNS_CONFIG: string; PGHERD_P
   return {
     PGHERD_DNS_CONFIG: lab.dns?.configFile ?? '',
     PGHERD_PG_CONFIG: lab.pgAccess?.configFile ?? '',
+    // The lab's webhook receivers listen on loopback, which pgherd refuses by default (SSRF).
+    PGHERD_WEBHOOK_ALLOW_NETWORKS: '127.0.0.0/8',
+    // The lab's rules fire every few seconds; a real pgherd keeps rules a minute apart at least.
+    PGHERD_RULE_MIN_INTERVAL_SECONDS: '1',
     ...(lab.aws ? labAwsEnv(lab.aws) : {}),
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cronProblem, fireTimeText, knownTimeZone, nextFires, scheduleSchema, firesBetween } from './cron';
+import { cronProblem, fireTimeText, firesBetween, intervalProblem, knownTimeZone, nextFires, scheduleSchema } from './cron';
 
 const from = new Date('2026-11-23T12:00:00Z'); // a Monday; Paris is UTC+1 then
 
@@ -91,5 +91,19 @@ describe('firesBetween across a DST change', () => {
     const r = firesBetween(s, new Date('2026-03-28T01:30:00Z'), new Date('2026-03-29T02:00:00Z'));
     expect(r.count).toBe(1);
     expect(r.last.map((d) => d.getTime())).toEqual([fire!.getTime()]);
+  });
+
+  it('refuses a schedule that fires more often than the minimum, however it hides it', () => {
+    const at = (cron: string[], tz = 'UTC') => intervalProblem(scheduleSchema.parse({ cron, timezone: tz }), 60, from);
+    expect(at(['* * * * * *'])).toMatch(/^fires 1 s apart .* at least 60 s apart$/);
+    expect(at(['*/30 * * * * *'])).toMatch(/fires 30 s apart/);
+    // Sub-minute fires only in one hour of the night, far from `from`.
+    expect(at(['*/5 * 3 * * *'])).toMatch(/fires 5 s apart/);
+    // Two expressions a second apart.
+    expect(at(['0 * * * * *', '1 * * * * *'])).toMatch(/fires 1 s apart/);
+    expect(at(['* * * * *'])).toBeNull(); // every minute: the minimum
+    expect(at(['0 2 * * *', '0 7 * * 1-5'], 'Europe/Paris')).toBeNull();
+    expect(intervalProblem(scheduleSchema.parse({ at: '2026-12-24T22:00:00+01:00' }), 60, from)).toBeNull();
+    expect(intervalProblem(scheduleSchema.parse({ cron: ['*/3 * * * * *'], timezone: 'UTC' }), 1, from)).toBeNull();
   });
 });

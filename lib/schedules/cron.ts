@@ -139,3 +139,26 @@ export function fireTimeText(d: Date, tz: string): string {
     timeZoneName: 'short',
   }).format(d);
 }
+
+/** The fewest seconds between two fires this pgherd accepts in a new or changed rule (PGHERD_RULE_MIN_INTERVAL_SECONDS, default 60). */
+export const minIntervalSeconds = () => Number(process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS ?? 60);
+
+/**
+ * Why the schedule fires too often, or null: two of its next `n` fires (all its expressions merged,
+ * so two expressions a second apart count) closer than `minSeconds`. A rule a second apart would keep
+ * the worker pool planning and auditing around the clock, and the fleet restarting.
+ */
+export function intervalProblem(s: Schedule, minSeconds = minIntervalSeconds(), from = new Date(), n = 100): string | null {
+  if ('at' in s || minSeconds <= 0) return null;
+  const fires = nextFires(s, from, n);
+  let shortest: [number, Date, Date] | null = null;
+  for (const [k, d] of fires.entries()) {
+    const prev = fires[k - 1];
+    if (!prev) continue;
+    const gap = (d.getTime() - prev.getTime()) / 1000;
+    if (gap < minSeconds && (!shortest || gap < shortest[0])) shortest = [gap, prev, d];
+  }
+  if (shortest)
+    return `fires ${String(shortest[0])} s apart (at ${shortest[1].toISOString()} and ${shortest[2].toISOString()}): this pgherd runs rules at least ${String(minSeconds)} s apart`;
+  return null;
+}

@@ -111,7 +111,9 @@ export async function catchUp(deps: FireDeps, slackMs: number, now = new Date())
   const fired: number[] = [];
   for (const r of rows.rows) {
     const after = new Date(Math.max(new Date(r.fires_from).getTime() - 1, r.last ? new Date(r.last).getTime() : 0));
-    const found = firesBetween(scheduleOf({ schedule: r.schedule as Record<string, unknown> }), after, upTo);
+    const schedule = scheduleOf({ schedule: r.schedule as Record<string, unknown> });
+    if (!schedule) continue; // one that does not read fires never (its pages say why); the others go on
+    const found = firesBetween(schedule, after, upTo);
     const latest = found.last.at(-1);
     if (!found.count || !latest) continue;
     const before = found.last.at(-2);
@@ -176,7 +178,7 @@ async function settle(
   reason: string,
   extra: { operationId?: number; targets?: RunTarget[] } = {},
 ) {
-  await db
+  const [settled] = await db
     .update(ruleRuns)
     .set({
       status,
@@ -184,9 +186,32 @@ async function settle(
       operationId: extra.operationId,
       ...(extra.targets ? { targets: extra.targets.slice(0, 1000) } : {}),
     })
-    .where(eq(ruleRuns.id, runId));
+    // A run closed meanwhile (its decider was silent too long) keeps what it was closed as, unless this
+    // decision made an operation: that is what happened, and it wins.
+    .where(status === 'started' ? eq(ruleRuns.id, runId) : and(eq(ruleRuns.id, runId), eq(ruleRuns.status, 'deciding')))
+    .returning({ id: ruleRuns.id });
   // Someone hears about a run that ended without an operation (one that made an operation is told when it finishes).
-  if (status !== 'started') await runEnded(db, runId);
+  if (settled && status !== 'started') await runEnded(db, runId);
+}
+
+/** How often a worker deciding a run says so; a run silent for staleDecidingMs() is taken for abandoned. */
+export const heartbeatMs = () => Number(process.env.PGHERD_RULE_HEARTBEAT_MS ?? 20_000);
+export const staleDecidingMs = () => 6 * heartbeatMs();
+
+/** While `work` runs, the runs it decides are marked as being decided, every heartbeatMs(). */
+export async function withHeartbeat<T>(db: Db, runIds: number[], work: () => Promise<T>): Promise<T> {
+  const beat = () =>
+    db
+      .update(ruleRuns)
+      .set({ heartbeatAt: sql`now()` })
+      .where(and(sql`${ruleRuns.id} = ANY(${sql.param(runIds)}::int[])`, eq(ruleRuns.status, 'deciding')))
+      .catch(() => {}); // a missed beat is only a later one; the reconcile allows several
+  const timer = setInterval(() => void beat(), heartbeatMs());
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 /** A run being decided: whatever happens, it ends in one of the recorded outcomes (an error says what went wrong). */
@@ -199,7 +224,7 @@ export async function decide(deps: FireDeps, runId: number, now = new Date()): P
     .where(eq(ruleRuns.id, runId));
   if (!row) return;
   try {
-    const outcome = await decideRun(deps, row.rule, row.run, now);
+    const outcome = await withHeartbeat(db, [runId], () => decideRun(deps, row.rule, row.run, now));
     log('rule.fired', { rule: row.rule.name, run: runId, ...outcome });
   } catch (err) {
     log('rule.fire.error', { rule: row.rule.name, run: runId, error: errorText(err) });

@@ -2,7 +2,7 @@
 // the owner's roles; every change audited and announced to the workers, which rebuild their job
 // schedulers from this table (the truth: Redis losing its data loses no schedule).
 import { randomBytes } from 'node:crypto';
-import { desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, sql } from 'drizzle-orm';
 import type { Db, Queries } from '@/db/client';
 import { pgError } from '@/db/pg-error';
 import { ruleRuns, rules } from '@/db/schema';
@@ -15,7 +15,7 @@ import { isHerdAction, type AnyAction } from '@/lib/ops/define-action';
 import { planOperation } from '@/lib/ops/plan';
 import { getAction } from '@/lib/ops/registry';
 import { SubmitError } from '@/lib/ops/submit-errors';
-import { nextFires, scheduleSchema, type Schedule } from './cron';
+import { intervalProblem, nextFires, scheduleSchema, type Schedule } from './cron';
 import { filterPairs, scopeOf, type RuleBody, type RuleScope } from './rule-body';
 
 /** The workers listen here: a rule changed (its id), so the job schedulers are reconciled at once. */
@@ -114,6 +114,8 @@ export async function checkRule(db: Db, actor: RuleActor, body: RuleBody): Promi
     throw invalid('instanceIds', `${action.name} runs on herds: give herdIds or a filter of herds`);
   if (!isHerdAction(action) && body.herdIds)
     throw invalid('herdIds', `${action.name} runs on instances: give instanceIds or a filter of instances`);
+  const tooOften = intervalProblem(body.schedule);
+  if (tooOften) throw invalid('schedule.cron', tooOften);
   let scope = scopeOf(body);
   if ('filter' in scope) scope = { filter: normalFilter(action, scope.filter, actor.access) };
   if (!canSomewhere(actor.access, action.permission))
@@ -324,8 +326,58 @@ export async function requestRun(db: Db, actor: RuleActor, id: number): Promise<
   });
 }
 
-/** A stored schedule, read back through the schema it was saved with. */
-export const scheduleOf = (r: Pick<RuleRow, 'schedule'>): Schedule => scheduleSchema.parse(r.schedule);
+/**
+ * A stored schedule, read back through the schema it was saved with; null when it no longer reads (a
+ * time zone this runtime's ICU dropped, a row written by hand): such a rule is shown with the problem
+ * and fires never, and the other rules go on.
+ */
+export function scheduleOf(r: Pick<RuleRow, 'schedule'>): Schedule | null {
+  const parsed = scheduleSchema.safeParse(r.schedule);
+  return parsed.success ? parsed.data : null;
+}
+
+/** Why a stored rule's schedule does not read, for the pages and the API. */
+export const scheduleProblem = (r: Pick<RuleRow, 'schedule'>): string | null => {
+  const parsed = scheduleSchema.safeParse(r.schedule);
+  return parsed.success ? null : `its stored schedule does not read: ${parsed.error.issues.map((i) => i.message).join('; ')}`;
+};
+
+/**
+ * Enables or disables one rule, and only that: it is not planned again and keeps its owner (each fire
+ * is checked against the owner's roles anyway), so a rule whose targets are gone can still be turned
+ * off, and turning one off never makes anyone its owner. Audited and announced; enabling starts its
+ * fires from now (nothing from while it was off is caught up). False when it already was so.
+ */
+export async function setRuleEnabled(db: Db, actor: RuleActor, id: number, enabled: boolean): Promise<boolean> {
+  const before = await getRule(db, id);
+  refuseUnlessManager(actor, before, enabled ? 'enable' : 'disable');
+  if (before.enabled === enabled) return false;
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(rules)
+      .set({ enabled, version: sql`${rules.version} + 1`, ...(enabled ? { firesFrom: new Date() } : {}) })
+      .where(and(eq(rules.id, id), eq(rules.enabled, !enabled)))
+      .returning({ id: rules.id });
+    if (!row) return false;
+    await writeAudit(tx, {
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: enabled ? 'rule.enabled' : 'rule.disabled',
+      objectType: 'rules',
+      objectId: String(id),
+      objectLabel: before.name,
+      changes: { enabled: [!enabled, enabled] },
+    });
+    await announce(tx, id);
+    return true;
+  });
+}
+
+/** A stored rule's next fires (none when its schedule does not read). */
+export function nextFiresOf(r: Pick<RuleRow, 'schedule'>, from: Date, n: number): Date[] {
+  const s = scheduleOf(r);
+  return s ? nextFires(s, from, n) : [];
+}
 
 /** A stored rule as the body that would save it again (POST and PUT take it; the API shows it). */
 export const bodyOf = (r: RuleRow) => ({
@@ -355,7 +407,8 @@ export async function ruleView(db: Queries, r: RuleRow, now = new Date()) {
     id: r.id,
     owner: r.ownerName,
     ...bodyOf(r),
-    nextFires: r.enabled ? nextFires(scheduleOf(r), now, 5).map((d) => d.toISOString()) : [],
+    nextFires: r.enabled ? nextFiresOf(r, now, 5).map((d) => d.toISOString()) : [],
+    problem: scheduleProblem(r),
     lastRun: last ?? null,
     createdAt: r.createdAt,
     updatedAt: r.updatedAt,

@@ -13,10 +13,10 @@ import { startWorker } from '@/lib/ops/worker';
 import { producerConnection } from '@/lib/ops/queue';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
-import { fireDue, fireRequested } from './fire';
+import { fireDue, fireRequested, withHeartbeat } from './fire';
 import { ruleBody } from './rule-body';
 import { createRule, requestRun, updateRule, type RuleActor } from './rules';
-import { ruleQueue } from './scheduler';
+import { reconcileRuns, ruleQueue } from './scheduler';
 
 let t: TestDb;
 const prefix = `rules-${randomBytes(4).toString('hex')}`;
@@ -482,5 +482,59 @@ describe('conditions and retries', () => {
       .from(operations)
       .where(and(eq(operations.ruleId, rule.id), isNull(operations.finishedAt)));
     expect(open).toHaveLength(1);
+  });
+
+  it('a run still being decided is never closed, however long it takes; a silent one is; an operation another requester made with its key is not taken for its', async () => {
+    await stopAll();
+    const rule = await createRule(
+      t.db,
+      rita,
+      body({ name: 'slow decider', instanceIds: (await membersOf(await herdId('sched', 'orders'))).slice(0, 1) }),
+    );
+    const old = new Date(Date.now() - 3_600_000);
+    const insertRun = async (key: string) =>
+      (
+        await t.db
+          .insert(ruleRuns)
+          .values({ ruleId: rule.id, kind: 'manual', fireKey: key, dueAt: old, firedAt: old, status: 'deciding' })
+          .returning()
+      )[0]!;
+    const beating = await insertRun('manual:beating');
+    const silent = await insertRun('manual:silent');
+    // Someone who knows the key format makes an operation with the silent run's key, as themselves.
+    const [mallory] = await t.db.insert(users).values({ username: 'mallory', source: 'local' }).returning();
+    const [forged] = await t.db
+      .insert(operations)
+      .values({
+        action: 'reload',
+        params: { instanceIds: [] },
+        status: 'succeeded',
+        planDigest: 'x',
+        requestedBy: mallory!.id,
+        requestedByName: 'mallory',
+        idempotencyKey: `rule-run-${silent.id}`,
+        finishedAt: new Date(),
+      })
+      .returning();
+    process.env.PGHERD_RULE_HEARTBEAT_MS = '50';
+    const q = ruleQueue(producerConnection(t.lab.redis!.url), prefix);
+    try {
+      // The decider of `beating` is at work (an hour already), saying so every 50 ms.
+      await withHeartbeat(t.db, [beating.id], async () => {
+        await new Promise((r) => setTimeout(r, 200));
+        await reconcileRuns(t.db, q);
+      });
+    } finally {
+      delete process.env.PGHERD_RULE_HEARTBEAT_MS;
+      await q.close();
+    }
+    const [b] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, beating.id));
+    const [s] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, silent.id));
+    expect(b!.status).toBe('deciding');
+    expect(b!.heartbeatAt!.getTime()).toBeGreaterThan(Date.now() - 5000);
+    expect(s!.status).toBe('error');
+    expect(s!.reason).toMatch(/went silent before it made an operation/);
+    expect(s!.operationId).toBeNull();
+    expect(forged!.ruleId).toBeNull();
   });
 });

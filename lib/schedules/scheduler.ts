@@ -9,7 +9,8 @@ import { and, eq, lt, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { operations, ruleRuns, rules } from '@/db/schema';
 import { errorText } from '@/lib/ops/errors';
-import { catchUp, decide, fireDue, fireRequested, type FireDeps } from './fire';
+import { catchUp, decide, fireDue, fireRequested, staleDecidingMs, type FireDeps } from './fire';
+import { runEnded } from './webhooks';
 import { scheduleOf } from './rules';
 
 export const RULE_QUEUE = 'pgherd-rules';
@@ -50,6 +51,7 @@ export async function reconcileSchedulers(db: Db, queue: Queue<RuleJob>, now = n
   let added = 0;
   for (const r of enabled) {
     const s = scheduleOf(r);
+    if (!s) continue; // fires never; its pages say why (and its schedulers, if any, are removed below)
     if ('at' in s) {
       const at = new Date(s.at).getTime();
       if (at > now.getTime()) {
@@ -106,23 +108,34 @@ export async function reconcileRuns(db: Db, queue: Queue<RuleJob>, now = new Dat
       await enqueueRun(queue, w.id);
     }
   }
+  // Runs whose decider went silent (it died, or lost its database): closed, with the operation they
+  // made if they made one (found by the rule and the run's key: a key is the requester's to choose, and
+  // only the rules engine writes an operation's rule). A run still being decided, however long it takes
+  // (hundreds of unreachable targets measured), keeps beating and is left alone.
   const stuck = await db
-    .select({ id: ruleRuns.id })
+    .select({ id: ruleRuns.id, ruleId: ruleRuns.ruleId })
     .from(ruleRuns)
-    .where(and(eq(ruleRuns.status, 'deciding'), lt(ruleRuns.firedAt, new Date(now.getTime() - 5 * 60_000))));
+    .where(
+      and(
+        eq(ruleRuns.status, 'deciding'),
+        sql`coalesce(${ruleRuns.heartbeatAt}, ${ruleRuns.firedAt}) < ${new Date(now.getTime() - staleDecidingMs())}`,
+      ),
+    );
   for (const s of stuck) {
     const [op] = await db
       .select({ id: operations.id })
       .from(operations)
-      .where(sql`${operations.idempotencyKey} = ${`rule-run-${s.id}`}`);
-    await db
+      .where(and(eq(operations.ruleId, s.ruleId), eq(operations.idempotencyKey, `rule-run-${s.id}`)));
+    const [closed] = await db
       .update(ruleRuns)
       .set(
         op
           ? { status: 'started', operationId: op.id, reason: `operation #${op.id} (the worker that made it stopped before saying so)` }
-          : { status: 'error', reason: 'the worker deciding it stopped before it made an operation' },
+          : { status: 'error', reason: 'the worker deciding it went silent before it made an operation' },
       )
-      .where(and(eq(ruleRuns.id, s.id), eq(ruleRuns.status, 'deciding')));
+      .where(and(eq(ruleRuns.id, s.id), eq(ruleRuns.status, 'deciding')))
+      .returning({ id: ruleRuns.id });
+    if (closed && !op) await runEnded(db, s.id);
   }
 }
 

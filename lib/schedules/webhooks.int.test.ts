@@ -202,6 +202,34 @@ describe('webhooks', () => {
       return ds.length && ds[0]!.status === 'failed' ? ds : null;
     });
     expect(d).toMatchObject({ event: 'operation.failed', attempts: MAX_ATTEMPTS, responseStatus: null });
-    expect(d!.error).toMatch(/ECONNREFUSED|fetch failed/);
+    expect(d!.error).toMatch(/ECONNREFUSED/);
+  });
+
+  it('a webhook whose address webhooks may not reach is refused when saved, and a delivery to one is refused once, never sent', async () => {
+    const hook = await createWebhook(
+      t.db,
+      root,
+      webhookBody.parse({ name: 'inside', url: `${base}/inside`, events: ['operation.failed'] }),
+    );
+    const saved = process.env.PGHERD_WEBHOOK_ALLOW_NETWORKS;
+    // The operator no longer lets webhooks reach loopback (or the name now resolves there): nothing reaches it.
+    process.env.PGHERD_WEBHOOK_ALLOW_NETWORKS = '';
+    try {
+      await expect(createWebhook(t.db, root, webhookBody.parse({ name: 'inside again', url: `${base}/inside` }))).rejects.toMatchObject({
+        status: 400,
+        details: [{ path: 'url', message: expect.stringMatching(/127\.0\.0\.1 is a loopback/) }],
+      });
+      const before = received.length;
+      await t.db
+        .insert(webhookDeliveries)
+        .values({ webhookId: hook.id, event: 'operation.failed', payload: { event: 'operation.failed' } });
+      await deliverDue(t.db);
+      const [d] = await deliveriesOf(hook.id);
+      expect(d).toMatchObject({ status: 'failed', attempts: 1, responseStatus: null });
+      expect(d!.error).toMatch(/^refused: 127\.0\.0\.1 is a loopback/);
+      expect(received.length).toBe(before);
+    } finally {
+      process.env.PGHERD_WEBHOOK_ALLOW_NETWORKS = saved;
+    }
   });
 });

@@ -13,6 +13,7 @@ import { errorText } from '@/lib/ops/errors';
 import { idNumber } from '@/lib/validation/ids';
 import { isPlainName, NO_TRICKS } from '@/lib/validation/text';
 import { getRule, mayManage, RuleError, type RuleActor } from './rules';
+import { postGuarded, urlProblem, WebhookAddressError } from './webhook-address';
 
 export const NOTIFICATIONS_CHANNEL = 'pgherd_notifications';
 
@@ -78,6 +79,8 @@ async function demandFor(db: Db, actor: RuleActor, ruleId: number | null) {
 export async function createWebhook(db: Db, actor: RuleActor, b: WebhookBody) {
   const ruleId = b.ruleId ?? null;
   await demandFor(db, actor, ruleId);
+  const where = await urlProblem(new URL(b.url));
+  if (where) throw new RuleError(400, 'invalid webhook', [{ path: 'url', message: where }]);
   const secret = randomBytes(32).toString('hex');
   return db.transaction(async (tx) => {
     const [row] = await tx
@@ -255,10 +258,11 @@ export async function deliverDue(db: Db, max = 20): Promise<number> {
       const timestamp = String(Math.floor(Date.now() / 1000));
       let status: number | null = null;
       let error: string | null = null;
+      let refused = false;
       try {
-        const res = await fetch(d.url, {
-          method: 'POST',
-          headers: {
+        status = await postGuarded(
+          new URL(d.url),
+          {
             'content-type': 'application/json',
             'user-agent': 'pgherd-webhook',
             'x-pgherd-event': d.event,
@@ -267,17 +271,16 @@ export async function deliverDue(db: Db, max = 20): Promise<number> {
             'x-pgherd-signature': signature(d.secret, timestamp, body),
           },
           body,
-          redirect: 'manual',
-          signal: AbortSignal.timeout(TIMEOUT_MS),
-        });
-        status = res.status;
-        await res.body?.cancel();
+          TIMEOUT_MS,
+        );
         if (status < 200 || status >= 300) error = `answered ${String(status)}`;
       } catch (err) {
+        // An address webhooks may not reach is not tried again: nothing was sent, nothing will be.
+        refused = err instanceof WebhookAddressError || (err as NodeJS.ErrnoException).code === 'EPGHERDBLOCKED';
         error = errorText(err);
       }
       const done = error === null;
-      const last = !done && d.attempts >= MAX_ATTEMPTS;
+      const last = !done && (refused || d.attempts >= MAX_ATTEMPTS);
       await db
         .update(webhookDeliveries)
         .set({

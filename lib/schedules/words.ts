@@ -14,7 +14,11 @@ export function scopeWords(scope: Record<string, unknown>): string {
   return `filter: ${String(scope.filter)}`;
 }
 
-export function scheduleWords(s: Schedule): string {
+export function scheduleWords(s: Schedule | null): string {
+  if (!s) return 'its stored schedule does not read: it fires never';
   if ('at' in s) return `once, ${fireTimeText(new Date(s.at), 'UTC')}`;
   return `${s.cron.map((c) => `“${c}”`).join(' and ')} (${s.timezone})`;
 }
+
+/** The time zone a schedule's times are read in (a one-time rule's, and one that does not read: UTC). */
+export const zoneOf = (s: Schedule | null): string => (s && 'timezone' in s ? s.timezone : 'UTC');

@@ -12,8 +12,7 @@ import { logLine } from '@/lib/ops/log';
 import { idText } from '@/lib/validation/ids';
 import { blackoutBody, createBlackout, deleteBlackout } from '@/lib/schedules/blackouts';
 import { checkForm } from '@/lib/schedules/rule-form';
-import { bodyOf, createRule, deleteRule, getRule, requestRun, RuleError, updateRule } from '@/lib/schedules/rules';
-import { ruleBody } from '@/lib/schedules/rule-body';
+import { createRule, deleteRule, requestRun, RuleError, setRuleEnabled } from '@/lib/schedules/rules';
 import { enqueueRun } from '@/lib/schedules/scheduler';
 import { SubmitError } from '@/lib/ops/submit-errors';
 import type { RuleFormState } from '@/components/rules/rule-form';
@@ -95,12 +94,7 @@ export async function bulkRulesAction(form: FormData): Promise<void> {
   for (const id of parsed.data.ids) {
     try {
       if (parsed.data.verb === 'run') await runNow(who, id);
-      else {
-        const r = await getRule(db, id);
-        if (r.enabled === (parsed.data.verb === 'enable')) continue;
-        const body = ruleBody.parse({ ...bodyOf(r), enabled: parsed.data.verb === 'enable' });
-        await updateRule(db, who, id, body);
-      }
+      else await setRuleEnabled(db, who, id, parsed.data.verb === 'enable');
     } catch (err) {
       if (!(err instanceof SubmitError) && (err as Error).name !== 'AccessDenied') throw err;
       logLine('rule.bulk.refused', { rule: id, verb: parsed.data.verb, error: (err as Error).message });

@@ -7,7 +7,7 @@ import { formatValue } from '@/lib/admin/format';
 import { requireAccess } from '@/lib/auth/session';
 import { fireTimeText } from '@/lib/schedules/cron';
 import { mayRead, ruleView, scheduleOf } from '@/lib/schedules/rules';
-import { scheduleWords, scopeWords } from '@/lib/schedules/words';
+import { scheduleWords, scopeWords, zoneOf } from '@/lib/schedules/words';
 import { bulkRulesAction } from './actions';
 
 export const dynamic = 'force-dynamic';
@@ -73,7 +73,7 @@ export default async function RulesPage() {
                 <td>{r.action}</td>
                 <td>{scopeWords(r.scope)}</td>
                 <td>{scheduleWords(s)}</td>
-                <td>{v.nextFires[0] ? fireTimeText(new Date(v.nextFires[0]), 'timezone' in s ? s.timezone : 'UTC') : '—'}</td>
+                <td>{v.nextFires[0] ? fireTimeText(new Date(v.nextFires[0]), zoneOf(s)) : '—'}</td>
                 <td>{v.lastRun ? `${v.lastRun.status}, ${formatValue('datetime', v.lastRun.at)}` : 'never'}</td>
                 <td>{r.enabled ? 'yes' : 'no'}</td>
               </tr>

@@ -7,7 +7,7 @@ import { requireAccess } from '@/lib/auth/session';
 import { parseId } from '@/lib/validation/ids';
 import { fireTimeText } from '@/lib/schedules/cron';
 import { getRule, mayRead, ruleRunsView, scheduleOf } from '@/lib/schedules/rules';
-import { scheduleWords, scopeWords } from '@/lib/schedules/words';
+import { scheduleWords, scopeWords, zoneOf } from '@/lib/schedules/words';
 import { nextFires } from '@/lib/schedules/cron';
 import { deleteRuleAction, runRuleAction } from '../actions';
 
@@ -24,7 +24,7 @@ export default async function RulePage({ params }: { params: Promise<{ id: strin
   const rule = await getRule(db, id).catch(() => null);
   if (!rule || !mayRead(access, rule)) notFound();
   const s = scheduleOf(rule);
-  const tz = 'timezone' in s ? s.timezone : 'UTC';
+  const tz = zoneOf(s);
   const runs = await ruleRunsView(db, id, 100);
   return (
     <>
@@ -53,7 +53,7 @@ export default async function RulePage({ params }: { params: Promise<{ id: strin
         <dt>Next fires</dt>
         <dd>
           <ol data-testid="rule-next-fires">
-            {(rule.enabled ? nextFires(s, new Date(), 5) : []).map((d) => (
+            {(rule.enabled && s ? nextFires(s, new Date(), 5) : []).map((d) => (
               <li key={d.getTime()}>{fireTimeText(d, tz)}</li>
             ))}
           </ol>

@@ -6,7 +6,7 @@ import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { requireAccess } from '@/lib/auth/session';
 import { fireTimeText, nextFires } from '@/lib/schedules/cron';
 import { mayRead, scheduleOf } from '@/lib/schedules/rules';
-import { scopeWords } from '@/lib/schedules/words';
+import { scopeWords, zoneOf } from '@/lib/schedules/words';
 
 export const dynamic = 'force-dynamic';
 
@@ -19,9 +19,7 @@ export default async function UpcomingPage() {
   const fires = rows
     .flatMap((r) => {
       const s = scheduleOf(r);
-      return nextFires(s, now, 50)
-        .filter((d) => d.getTime() <= until)
-        .map((d) => ({ r, d, tz: 'timezone' in s ? s.timezone : 'UTC' }));
+      return (s ? nextFires(s, now, 50) : []).filter((d) => d.getTime() <= until).map((d) => ({ r, d, tz: zoneOf(s) }));
     })
     .sort((a, b) => a.d.getTime() - b.d.getTime())
     .slice(0, 500);

@@ -1,0 +1,129 @@
+// Managing rules (issue 17, the attack's findings): turning one off or on is only that; a schedule
+// firing more often than the minimum is refused; a stored schedule that no longer reads fires never
+// and harms no other rule.
+import { randomBytes } from 'node:crypto';
+import { and, asc, eq, sql } from 'drizzle-orm';
+import IORedis from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditEntries, instances, rules, users } from '@/db/schema';
+import { loadAccess } from '@/lib/auth/access';
+import { seedLabFleet } from '@/lib/lab/seed';
+import { producerConnection } from '@/lib/ops/queue';
+import { ifAssigned } from '@/lib/testing/if-assigned';
+import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import { ruleBody } from './rule-body';
+import { createRule, getRule, RuleError, ruleView, setRuleEnabled, type RuleActor } from './rules';
+import { reconcileSchedulers, ruleQueue } from './scheduler';
+
+let t: TestDb;
+let root: RuleActor;
+let rita: RuleActor;
+let replica: number;
+const prefix = `rules-mgmt-${randomBytes(4).toString('hex')}`;
+const body = (b: Record<string, unknown>) =>
+  ruleBody.parse({ schedule: { cron: ['0 3 * * *'], timezone: 'UTC' }, action: 'reload', instanceIds: [replica], ...b });
+
+beforeAll(async () => {
+  t = await freshDatabase();
+  await seedLabFleet(t.db, t.lab);
+  const [r] = await t.db.insert(users).values({ username: 'root', source: 'local', isSuperuser: true }).returning();
+  const [u] = await t.db.insert(users).values({ username: 'rita', source: 'local' }).returning();
+  root = { id: r!.id, username: 'root', access: await loadAccess(t.db, r!.id) };
+  rita = { id: u!.id, username: 'rita', access: await loadAccess(t.db, u!.id) };
+  replica = (
+    await t.db.select({ id: instances.id }).from(instances).where(eq(instances.role, 'replica')).orderBy(asc(instances.id)).limit(1)
+  )[0]!.id;
+});
+afterAll(async () => {
+  const redis = ifAssigned(t) ? new IORedis(t.lab.redis!.url) : null;
+  if (redis) {
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+  }
+  await ifAssigned(t)?.close();
+});
+
+describe('managing rules', () => {
+  it('turning a rule off keeps its owner and needs no plan (its targets may be gone); on again starts from now; others may not', async () => {
+    const rule = await createRule(t.db, root, body({ name: 'orphan' }));
+    // Its only target is gone: a save through the body (PUT) would be refused as naming an unknown instance.
+    await t.db
+      .update(rules)
+      .set({ scope: { instanceIds: [2_000_000_000] } })
+      .where(eq(rules.id, rule.id));
+    const admin2 = { ...root, id: null, username: 'someone-else' };
+    expect(await setRuleEnabled(t.db, admin2, rule.id, false)).toBe(true);
+    expect(await setRuleEnabled(t.db, admin2, rule.id, false)).toBe(false); // already off: nothing written
+    const off = await getRule(t.db, rule.id);
+    expect(off.enabled).toBe(false);
+    expect(off.ownerName).toBe('root');
+    expect(off.version).toBe(rule.version + 1);
+    await expect(setRuleEnabled(t.db, rita, rule.id, true)).rejects.toThrow(RuleError); // not hers, no global role
+    expect((await getRule(t.db, rule.id)).enabled).toBe(false);
+    const before = new Date();
+    expect(await setRuleEnabled(t.db, root, rule.id, true)).toBe(true);
+    const on = await getRule(t.db, rule.id);
+    expect(on.enabled).toBe(true);
+    expect(on.firesFrom.getTime()).toBeGreaterThanOrEqual(before.getTime() - 1000);
+    const audit = await t.db
+      .select({ action: auditEntries.action, user: auditEntries.username, changes: auditEntries.changes })
+      .from(auditEntries)
+      .where(and(eq(auditEntries.objectType, 'rules'), eq(auditEntries.objectId, String(rule.id))))
+      .orderBy(asc(auditEntries.id));
+    expect(audit.map((a) => `${a.action} by ${a.user}`)).toEqual([
+      'rule.created by root',
+      'rule.disabled by someone-else',
+      'rule.enabled by root',
+    ]);
+    expect(audit[1]!.changes).toEqual({ enabled: [true, false] });
+  });
+
+  it('refuses a schedule firing more often than the minimum, with the shortest gap; the lab allows its fast ones', async () => {
+    process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS = '60';
+    try {
+      const err = await createRule(t.db, root, body({ name: 'hammer', schedule: { cron: ['*/3 * * * * *'], timezone: 'UTC' } })).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(RuleError);
+      expect((err as RuleError).details).toEqual([
+        { path: 'schedule.cron', message: expect.stringMatching(/^fires 3 s apart .*at least 60 s apart$/) },
+      ]);
+      expect((await t.db.select().from(rules).where(eq(rules.name, 'hammer'))).length).toBe(0);
+      await expect(
+        createRule(t.db, root, body({ name: 'every minute', schedule: { cron: ['* * * * *'], timezone: 'UTC' } })),
+      ).resolves.toBeTruthy();
+    } finally {
+      process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS = '1';
+    }
+    await expect(
+      createRule(t.db, root, body({ name: 'lab fast', schedule: { cron: ['*/3 * * * * *'], timezone: 'UTC' } })),
+    ).resolves.toBeTruthy();
+  });
+
+  it('a stored schedule that no longer reads fires never and says why; the other rules keep their schedulers', async () => {
+    const good = await createRule(t.db, root, body({ name: 'good one', schedule: { cron: ['0 4 * * *'], timezone: 'UTC' } }));
+    const bad = await createRule(t.db, root, body({ name: 'bad one' }));
+    await t.db
+      .update(rules)
+      .set({ schedule: { cron: ['0 3 * * *'], timezone: 'Mars/Olympus_Mons' } })
+      .where(eq(rules.id, bad.id));
+    const conn = producerConnection(t.lab.redis!.url);
+    const q = ruleQueue(conn, prefix);
+    try {
+      await reconcileSchedulers(t.db, q);
+      const keys = (await q.getJobSchedulers(0, -1)).map((s) => s.key);
+      expect(keys).toContain(`rule:${String(good.id)}:v${String(good.version)}:0`);
+      expect(keys.some((k) => k.startsWith(`rule:${String(bad.id)}:`))).toBe(false);
+    } finally {
+      await q.close();
+      conn.disconnect();
+    }
+    const view = await ruleView(t.db, await getRule(t.db, bad.id));
+    expect(view.nextFires).toEqual([]);
+    expect(view.problem).toMatch(/^its stored schedule does not read: .*time zone/);
+    expect((await ruleView(t.db, await getRule(t.db, good.id))).problem).toBeNull();
+    const n = await t.db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM rules`);
+    expect(n.rows[0]!.n).toBeGreaterThanOrEqual(2);
+  });
+});
