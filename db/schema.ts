@@ -681,9 +681,22 @@ export const rules = pgTable(
     version: integer('version').notNull().default(1),
     // Fires before this are not looked for when a worker catches up (made, enabled or rescheduled then).
     firesFrom: timestamp('fires_from', { withTimezone: true }).notNull().defaultNow(),
+    // The latest due time recorded for its schedule (a fire or a catch-up): an older or equal one arriving
+    // late fires nothing. Moved under the row's lock, so that two workers never both record one.
+    lastDueAt: timestamp('last_due_at', { withTimezone: true }),
+    // Its cron expressions as "<time zone>|<expression>" (whitespace folded): every rule sharing one is
+    // fired by one job scheduler, so 10,000 rules due at 02:00 are one job and one batch, not 10,000.
+    fireGroups: text('fire_groups')
+      .array()
+      .notNull()
+      .default(sql`'{}'::text[]`),
     ...timestamps,
   },
-  (t) => [uniqueIndex('rules_name_key').on(t.name), check('rules_grace_seconds_check', sql`grace_seconds BETWEEN 0 AND 604800`)],
+  (t) => [
+    uniqueIndex('rules_name_key').on(t.name),
+    check('rules_grace_seconds_check', sql`grace_seconds BETWEEN 0 AND 604800`),
+    index('rules_fire_groups_idx').using('gin', t.fireGroups),
+  ],
 );
 
 // A rule's runs: one row per fire, whatever came of it (an operation, a skip and why, a refusal, a
@@ -721,6 +734,9 @@ export const ruleRuns = pgTable(
     // A worker deciding the run says it is still at it now and then: a run whose decider went silent is
     // closed by another worker's reconcile, one still being decided (however long) is left alone.
     heartbeatAt: timestamp('heartbeat_at', { withTimezone: true }),
+    // When its outcome was written (after its operation's targets were queued): due to decided is how
+    // late a rule acts.
+    decidedAt: timestamp('decided_at', { withTimezone: true }),
   },
   (t) => [
     uniqueIndex('rule_runs_fire_key').on(t.ruleId, t.fireKey),

@@ -1,9 +1,12 @@
 // npm run bench -- schedules: 10,000 rules due in the same second (a no-op action, one target each),
-// fired by one worker: from the due time to each rule's operation made and its targets enqueued
-// (p50, p95, max), and the worker process's CPU meanwhile. Target (issue 17): p95 under 2 s.
+// fired by one worker: from the due time to each rule's run decided, which is written after its
+// operation was made and its targets queued (p50, p95, max), and the worker process's CPU meanwhile.
+// Target (issue 17): p95 under 2 s. Half the rules share one cron expression, the other half are
+// spread over 59 expressions that fall on the same second (another minute field each), as a fleet's
+// rules would be: fire groups make each expression one job, whatever the number of rules.
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
-import { producerConnection, queuePrefix } from '@/lib/ops/queue';
+import { producerConnection, queuePrefix, targetQueue } from '@/lib/ops/queue';
 import { registerAction } from '@/lib/ops/registry';
 import { startWorker } from '@/lib/ops/worker';
 import { seededDatabase } from '@/lib/lab/seed';
@@ -51,25 +54,45 @@ export async function schedulesBench(log: (m: string) => void): Promise<string[]
       quiet: true,
     });
     try {
-      const lead = Number(process.env.BENCH_RULE_LEAD_S ?? 60);
+      const lead = Number(process.env.BENCH_RULE_LEAD_S ?? 20);
       const due = new Date(Math.ceil(Date.now() / 1000) * 1000 + lead * 1000);
-      const cron = `${due.getUTCSeconds()} ${due.getUTCMinutes()} ${due.getUTCHours()} * * *`;
+      const [sec, min, hour] = [due.getUTCSeconds(), due.getUTCMinutes(), due.getUTCHours()];
+      // Expression k of 59 fires at the due second in its minute list, all of which hold the due minute.
+      const GROUPS = 59; // another minute each, never the due one
       await db.execute(sql`
-        INSERT INTO rules (name, owner_id, owner_name, action, scope, schedule)
-        SELECT 'bench-' || i.id, ${owner!.id}, 'bench-owner', 'noop', jsonb_build_object('instanceIds', jsonb_build_array(i.id)),
-               jsonb_build_object('cron', jsonb_build_array(${cron}::text), 'timezone', 'UTC')
-        FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname LIKE 'noop-%'`);
+        WITH r AS (
+          SELECT i.id, row_number() OVER (ORDER BY i.id) AS n FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname LIKE 'noop-%'
+        ), c AS (
+          SELECT id, CASE WHEN n % 2 = 0 THEN ${`${sec} ${min} ${hour} * * *`}
+                          ELSE ${`${sec} `} || ${min} || ',' || ((${min} + 1 + (n / 2) % ${GROUPS}) % 60) || ${` ${hour} * * *`} END AS cron FROM r
+        )
+        INSERT INTO rules (name, owner_id, owner_name, action, scope, schedule, fire_groups)
+        SELECT 'bench-' || id, ${owner!.id}, 'bench-owner', 'noop', jsonb_build_object('instanceIds', jsonb_build_array(id)),
+               jsonb_build_object('cron', jsonb_build_array(cron), 'timezone', 'UTC'), ARRAY['UTC|' || cron]
+        FROM c`);
+      const groups = Number(
+        (await db.execute<{ n: string }>(sql`SELECT count(DISTINCT g) AS n FROM rules, unnest(fire_groups) g`)).rows[0]!.n,
+      );
       const t0 = Date.now();
       await db.execute(sql`SELECT pg_notify(${RULES_CHANNEL}, 'bench')`);
       const conn = producerConnection(lab.redis!.url);
       const q = ruleQueue(conn, queuePrefix());
       let scheduled = 0;
-      while (Date.now() < due.getTime() && (scheduled = await q.getJobSchedulersCount()) < N) await new Promise((r) => setTimeout(r, 250));
+      while (Date.now() < due.getTime() && (scheduled = await q.getJobSchedulersCount()) < groups)
+        await new Promise((r) => setTimeout(r, 50));
       const reconcileMs = Date.now() - t0;
       await q.close();
       conn.disconnect();
-      log(`${scheduled} job schedulers made in ${reconcileMs} ms; due at ${due.toISOString()}`);
-      if (scheduled < N) throw new Error(`only ${scheduled} of ${N} schedulers were made before the due time: raise BENCH_RULE_LEAD_S`);
+      log(`${scheduled} job schedulers (fire groups) for ${N} rules made in ${reconcileMs} ms; due at ${due.toISOString()}`);
+      if (scheduled < groups)
+        throw new Error(`only ${scheduled} of ${groups} schedulers were made before the due time: raise BENCH_RULE_LEAD_S`);
+      const targetsConn = producerConnection(lab.redis!.url);
+      const targets = targetQueue(targetsConn, queuePrefix());
+      // What is measured is the scheduler: the 10,000 no-op operations it queues wait in the paused
+      // queue instead of running on the same two cores meanwhile (their execution is the ops bench's
+      // figure). BENCH_RUN_TARGETS=1 lets them run, for the figure of a worker doing both at once.
+      const running = process.env.BENCH_RUN_TARGETS === '1';
+      if (!running) await targets.pause();
       while (Date.now() < due.getTime() - 50) await new Promise((r) => setTimeout(r, 20));
       const cpu0 = process.cpuUsage();
       const wall0 = Date.now();
@@ -83,19 +106,22 @@ export async function schedulesBench(log: (m: string) => void): Promise<string[]
         await new Promise((r) => setTimeout(r, 100));
       }
       const cpu = process.cpuUsage(cpu0);
+      await targets.close();
+      targetsConn.disconnect();
       const wallMs = Date.now() - wall0;
       const { rows } = await db.execute<{ ms: string | null; status: string }>(sql`
-        SELECT extract(epoch FROM (o.created_at - r.due_at)) * 1000 AS ms, r.status
-        FROM rule_runs r LEFT JOIN operations o ON o.id = r.operation_id`);
+        SELECT extract(epoch FROM (r.decided_at - r.due_at)) * 1000 AS ms, r.status FROM rule_runs r`);
       const started = rows.filter((r) => r.status === 'started').map((r) => Number(r.ms));
       const others = rows.filter((r) => r.status !== 'started').length;
       const { p50, p95 } = percentiles(started);
       const max = Math.max(...started);
-      lines.push(`rules due in the same second: ${N}, a no-op action on one target each, one worker (rules concurrency 4)`);
-      lines.push(`  job schedulers rebuilt from the table: ${reconcileMs} ms`);
+      lines.push(
+        `rules due in the same second: ${N} in ${groups} fire groups, a no-op action on one target each, one worker (operations ${running ? 'running meanwhile' : 'queued, not run: BENCH_RUN_TARGETS=1 runs them'})`,
+      );
+      lines.push(`  job schedulers rebuilt from the table: ${scheduled} in ${reconcileMs} ms`);
       lines.push(`  runs recorded: ${rows.length} (${started.length} with an operation, ${others} without)`);
       lines.push(
-        `  due time to operation made: p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms, max ${max.toFixed(0)} ms (target: p95 under 2000 ms) ${p95 < 2000 ? 'yes' : 'NO'}`,
+        `  due time to run decided (operation made, targets queued): p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms, max ${max.toFixed(0)} ms (target: p95 under 2000 ms) ${p95 < 2000 ? 'yes' : 'NO'}`,
       );
       lines.push(
         `  worker process CPU while firing: ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms over ${wallMs} ms wall (${(((cpu.user + cpu.system) / 1000 / wallMs) * 100).toFixed(0)}% of one core)`,

@@ -383,21 +383,27 @@ export async function reconcile(db: Db): Promise<{ interrupted: number[]; queued
     updated_at: string | Date;
   }[]) {
     const seen = await observedNow(db, { instanceId: row.instance_id, herdId: row.herd_id }, new Date(row.updated_at));
-    const done = await db
-      .update(operationTargets)
-      .set({
-        status: 'interrupted',
-        error:
-          "the worker running it stopped or lost the herd's lease; check what was last observed, then retry it from the operation page",
-        outcome: seen,
-      })
-      .where(and(eq(operationTargets.id, row.id), eq(operationTargets.status, 'running')))
-      .returning({ id: operationTargets.id });
-    if (!done.length) continue;
-    await db.execute(sql`DELETE FROM herd_leases WHERE target_id = ${row.id}`);
-    await db.execute(
-      sql`UPDATE operation_steps SET status = 'failed', finished_at = now(), stderr_tail = stderr_tail || 'interrupted' WHERE target_id = ${row.id} AND status = 'running'`,
-    );
+    // One transaction: whoever sees the target interrupted (and its operation settled) sees its herd
+    // free and its step closed too, never the operation ended with the herd still leased.
+    const done = await db.transaction(async (tx) => {
+      const marked = await tx
+        .update(operationTargets)
+        .set({
+          status: 'interrupted',
+          error:
+            "the worker running it stopped or lost the herd's lease; check what was last observed, then retry it from the operation page",
+          outcome: seen,
+        })
+        .where(and(eq(operationTargets.id, row.id), eq(operationTargets.status, 'running')))
+        .returning({ id: operationTargets.id });
+      if (!marked.length) return false;
+      await tx.execute(sql`DELETE FROM herd_leases WHERE target_id = ${row.id}`);
+      await tx.execute(
+        sql`UPDATE operation_steps SET status = 'failed', finished_at = now(), stderr_tail = stderr_tail || 'interrupted' WHERE target_id = ${row.id} AND status = 'running'`,
+      );
+      return true;
+    });
+    if (!done) continue;
     interrupted.push(row.id);
   }
   const rows = await db

@@ -41,6 +41,8 @@ export interface HerdRef {
   environmentId: number;
   /** pg_control_system() of its members, when the inventory knows it. */
   systemIdentifier: string | null;
+  /** The automation switch: a rule leaves a herd in maintenance alone. */
+  automation: string;
   members: InstanceRef[];
   dns: DnsRecordRef[];
   poolers: PoolerRef[];
@@ -48,7 +50,7 @@ export interface HerdRef {
 
 const HERDS = {
   name: 'pgherd_herd_refs',
-  text: `SELECT h.id, h.name, h.system_identifier, e.name AS environment, e.id AS environment_id,
+  text: `SELECT h.id, h.name, h.system_identifier, h.automation, e.name AS environment, e.id AS environment_id,
                 coalesce((SELECT json_agg(json_build_object('id', d.id, 'name', d.name, 'type', d.type, 'zone', d.zone, 'provider', d.provider,
                     'ttl', d.ttl, 'match', d.match, 'matchRole', d.match_role, 'matchInstanceId', d.match_instance_id) ORDER BY d.id)
                   FROM dns_records d WHERE d.herd_id = h.id), '[]') AS dns,
@@ -68,6 +70,7 @@ export async function loadHerdRefs(db: Db, herdIds: number[]): Promise<HerdRef[]
     id: number;
     name: string;
     system_identifier: string | null;
+    automation: string;
     environment: string;
     environment_id: number;
     dns: DnsRecordRef[];
@@ -81,6 +84,7 @@ export async function loadHerdRefs(db: Db, herdIds: number[]): Promise<HerdRef[]
     environment: r.environment,
     environmentId: r.environment_id,
     systemIdentifier: r.system_identifier,
+    automation: r.automation,
     members: members.filter((m) => m.herdId === r.id),
     dns: r.dns,
     poolers: r.poolers,

@@ -1,7 +1,7 @@
 // Plan: what an action will do to each selected instance (or herd), what refuses and what warns.
 // Nothing runs.
 // The digest covers what the plan says will happen, and where: a confirm with another digest is refused.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Db } from '@/db/client';
 import { demand, type Access } from '@/lib/auth/access';
 import {
@@ -165,6 +165,22 @@ export function planTarget(
   }
 }
 
+/** What planning reads of the inventory: the herds (herd actions), or the instances with their herds' members. */
+export type PlanSource =
+  { on: 'herd'; herds: Map<number, HerdRef> } | { on: 'instance'; refs: Map<number, InstanceRef>; members: Map<number, InstanceRef[]> };
+
+/**
+ * The inventory any number of plans of `action` over `ids` need, read at once (one query for the
+ * instances and their herds' members, or for the herds): the rules engine plans thousands of fires
+ * from one read.
+ */
+export async function readPlanSource(db: Db, action: AnyAction, ids: number[]): Promise<PlanSource> {
+  const unique = [...new Set(ids)];
+  if (isHerdAction(action)) return { on: 'herd', herds: new Map((await loadHerdRefs(db, unique)).map((h) => [h.id, h])) };
+  const { refs, members } = await loadInstancesWithHerds(db, unique);
+  return { on: 'instance', refs: new Map(refs.map((r) => [r.id, r])), members };
+}
+
 /**
  * Throws ParamsError when `rawParams` do not fit the action, AccessDenied when the user lacks the
  * action's role in a target's environment (every target is checked, whatever else refuses it).
@@ -179,12 +195,26 @@ export async function planOperation(
   /** Waves asked for: part of what is confirmed, so they are in the digest (a confirm with other waves is stale). */
   waves: WaveSpec | null = null,
 ): Promise<Plan> {
+  return planFrom(db, await readPlanSource(db, action, ids), access, action, ids, rawParams, waves);
+}
+
+/** planOperation on an inventory already read (readPlanSource over these ids, or more). */
+export async function planFrom(
+  db: Db,
+  source: PlanSource,
+  access: Access,
+  action: AnyAction,
+  ids: number[],
+  rawParams: unknown = {},
+  waves: WaveSpec | null = null,
+): Promise<Plan> {
   const params = parseParams(action, rawParams);
   const unique = [...new Set(ids)];
   let targets: PlannedTarget[];
   let digest: string;
   if (isHerdAction(action)) {
-    const herds = await loadHerdRefs(db, unique);
+    if (source.on !== 'herd') throw new Error(`${action.name} is planned from herds`);
+    const herds = unique.map((id) => source.herds.get(id)).filter((h): h is HerdRef => h !== undefined);
     await demand(
       db,
       access,
@@ -214,7 +244,9 @@ export async function planOperation(
       targets,
     );
   } else {
-    const { refs, members } = await loadInstancesWithHerds(db, unique);
+    if (source.on !== 'instance') throw new Error(`${action.name} is planned from instances`);
+    const refs = unique.map((id) => source.refs.get(id)).filter((r): r is InstanceRef => r !== undefined);
+    const members = new Map(refs.map((r) => [r.herdId, source.members.get(r.herdId) ?? [r]]));
     await demand(
       db,
       access,
@@ -268,7 +300,8 @@ export async function planOperation(
           .slice(0, 32)
       : digest,
     typeToConfirm: typeToConfirm(action, targets),
-    idempotencyKey: randomBytes(16).toString('hex'),
+    // 122 random bits from the runtime's cached pool: a rule's fire plans thousands at once.
+    idempotencyKey: randomUUID().replaceAll('-', ''),
     ...(total ? { cost: total } : {}),
   };
 }

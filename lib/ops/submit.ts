@@ -7,7 +7,7 @@ import { instances, operations, operationWaves } from '@/db/schema';
 import { writeAudit, type AuditInput } from '@/lib/audit/write-audit';
 import type { Access } from '@/lib/auth/access';
 import { isHerdAction, type AnyAction } from './define-action';
-import { planOperation, type Plan } from './plan';
+import { planOperation, type Plan, type PlannedTarget } from './plan';
 import { enqueueTargets, type TargetJob } from './queue';
 import { SubmitError } from './submit-errors';
 import { describeWaves, wavesOf, type WaveSpec } from './waves';
@@ -143,131 +143,212 @@ export async function submitOperation(
   if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
   const runnable = plan.targets.filter((t) => !t.refused);
   if (!runnable.length) throw new NothingToRunError();
-  const spec = input.waves ?? null;
-  // Targets are written wave by wave, so that ids (the order a herd's targets run in) follow the waves.
-  const waves = spec ? wavesOf(plan, spec) : null;
-  const waveOf = new Map(waves?.flatMap((w) => w.targets.map((t) => [t, w.wave] as const)));
-  const ordered = waves ? [...waves.flatMap((w) => w.targets), ...plan.targets.filter((t) => t.refused)] : plan.targets;
-  // What the gate will not wait for: members already out when this was confirmed.
-  const excused = spec?.gate
-    ? (
-        await db
-          .select({ id: instances.id })
-          .from(instances)
-          .where(
-            and(
-              // One array parameter: a list of 10,000 took 100 ms to bind.
-              sql`${instances.herdId} = ANY(${sql.param([...new Set(runnable.map((t) => t.herdId))])}::int[])`,
-              inArray(instances.state, ['stopped', 'fenced', 'needs_rebuild']),
-            ),
-          )
-      ).map((r) => r.id)
-    : [];
-
-  const created = await db.transaction(async (tx) => {
-    const [op] = await tx
-      .insert(operations)
-      .values({
-        action: action.name,
-        params: {
-          [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.targets.map((t) => t.instanceId ?? t.herdId),
-        },
-        actionParams: plan.params,
-        status: 'queued',
-        waves: spec,
-        gateExcused: excused,
-        planDigest: plan.digest,
-        requestedBy: actor.id,
-        requestedByName: actor.username,
-        requestedBySystem: actor.id === null && actor.access.superuser,
-        confirmation: input.confirmation.slice(0, 200),
-        idempotencyKey: input.idempotencyKey,
-        ruleId: input.ruleId ?? null,
-      })
-      .onConflictDoNothing({ target: [operations.requestedByName, operations.idempotencyKey] })
-      .returning({ id: operations.id });
-    if (!op) return null; // a concurrent submit of the same page won
-    // One statement for any number of targets: a column an array (as rows of parameters, 10 a target,
-    // it took slices under Postgres's 65,535 and most of a large submit's time).
-    const column = <T>(f: (t: (typeof ordered)[number]) => T) => sql.param(ordered.map(f));
-    const wave = (t: (typeof ordered)[number]) => waveOf.get(t) ?? 1;
-    const made = await tx.execute<{ id: number; status: string; held: boolean }>(sql`
-      INSERT INTO operation_targets (operation_id, instance_id, herd_id, label, site, wave, held, status, error, refusal, confirmed_steps)
-      SELECT ${op.id}::int, u.instance_id, u.herd_id, u.label, u.site, u.wave, u.held, u.status, u.error, u.refusal, u.confirmed::jsonb FROM unnest(${column((t) => t.instanceId)}::int[], ${column((t) => t.herdId)}::int[],
-        ${column((t) => t.label)}::text[], ${column((t) => t.site)}::text[], ${column(wave)}::int[], ${column((t) => wave(t) > 1)}::bool[],
-        ${column((t) => (t.refused ? 'cancelled' : 'queued'))}::operation_status[], ${column((t) => (t.refused ? `refused: ${t.refused}` : null))}::text[],
-        ${column((t) => (t.refused ? (t.refusalCode ?? 'unclassified') : null))}::text[],
-        ${column((t) => (action.runsAsConfirmed && !t.refused ? JSON.stringify(t.steps) : null))}::text[])
-        WITH ORDINALITY AS u(instance_id, herd_id, label, site, wave, held, status, error, refusal, confirmed, n) ORDER BY u.n
-      RETURNING id, status, held`);
-    const rows = made.rows;
-    if (waves)
-      await tx.insert(operationWaves).values(
-        waves.map((w) => ({
-          operationId: op.id,
-          wave: w.wave,
-          targets: w.targets.length,
-          status: w.wave === 1 ? ('running' as const) : ('pending' as const),
-          startedAt: w.wave === 1 ? new Date() : null,
-        })),
-      );
-    const envs = [...new Set(plan.targets.map((t) => t.environmentId))];
-    // The operation itself, then one entry per target: each instance's (or herd's) history shows it.
-    const perTarget = plan.targets.map((t): AuditInput => ({
-      user: actor,
-      remoteAddr: actor.remoteAddr,
-      action: `operation.${action.name}`,
-      objectType: plan.on === 'herd' ? 'herds' : 'instances',
-      objectId: String(t.instanceId ?? t.herdId),
-      objectLabel: t.label,
-      environmentId: t.environmentId,
-      changes: { operation: [null, op.id], ...(t.refused ? { refused: [null, t.refused] } : {}) },
-    }));
-    await writeAudit(tx, [
+  const [made] = await writeOperations(
+    db,
+    queue,
+    [
       {
-        user: actor,
-        remoteAddr: actor.remoteAddr,
-        action: `operation.${action.name}`,
-        objectType: 'operations',
-        objectId: String(op.id),
-        objectLabel: `${action.label}: ${runnable.length} ${plan.on === 'herd' ? 'herd' : 'target'}${runnable.length === 1 ? '' : 's'}`,
-        environmentId: envs.length === 1 ? envs[0] : null,
-        changes: {
-          digest: [null, plan.digest],
-          ...(Object.keys(plan.params).length ? { params: [null, JSON.stringify(plan.params)] } : {}),
-          targets: [
-            null,
-            plan.targets
-              .map((t) => `${t.label}${t.refused ? ' (refused)' : ''}`)
-              .join(', ')
-              .slice(0, 2000),
-          ],
-          confirmation: [null, input.confirmation.slice(0, 200)],
-          ...(spec && waves ? { waves: [null, describeWaves(spec, waves.length)] } : {}),
-          ...(input.retryOf ? { retryOf: [null, input.retryOf] } : {}),
-        },
+        action,
+        plan,
+        actor,
+        confirmation: input.confirmation,
+        idempotencyKey: input.idempotencyKey,
+        waves: input.waves ?? null,
+        retryOf: input.retryOf,
+        ruleId: input.ruleId,
       },
-      ...perTarget,
-    ]);
-    return { id: op.id, queued: rows.filter((r) => r.status === 'queued' && !r.held).map((r) => r.id) };
-  });
-  if (!created) {
+    ],
+    log,
+  );
+  if (!made) {
     // Another submit with this key won the race: the same plan is that operation; anything else, a 409 as above.
     const [again] = await db.select(keyed).from(operations).where(mine);
     if (!again) throw new Error('the operation another submit of this page made is gone');
     return sameKeyAnswer(again, action.name, input.digest, ids, plan.params);
   }
+  return { id: made, duplicate: false };
+}
+
+/** One operation to write: a plan checked and confirmed (by a person, or by the rule that fired it). */
+export interface OperationToWrite {
+  action: AnyAction;
+  plan: Plan;
+  actor: Actor;
+  confirmation: string;
+  idempotencyKey: string;
+  waves: WaveSpec | null;
+  retryOf?: number;
+  ruleId?: number;
+}
+
+/**
+ * Writes operations, their targets, waves and audit entries in one transaction, whatever their number
+ * (a column an array per statement), then puts their runnable targets on the queue. Each one's id, in
+ * order, or null where a unique key refused it: its requester's idempotency key already made one, or
+ * (a rule's) the rule has an operation not finished yet. Every plan must have a runnable target.
+ */
+export async function writeOperations(
+  db: Db,
+  queue: Queue<TargetJob> | null,
+  items: OperationToWrite[],
+  log: (e: string, f: object) => void = () => {},
+): Promise<(number | null)[]> {
+  if (!items.length) return [];
+  if (new Set(items.map((x) => JSON.stringify([x.actor.username, x.idempotencyKey]))).size !== items.length)
+    throw new Error('two operations of one batch share a requester and an idempotency key');
+  const prepared = await Promise.all(
+    items.map(async (it) => {
+      const { plan } = it;
+      const spec = it.waves;
+      const runnable = plan.targets.filter((t) => !t.refused);
+      // Targets are written wave by wave, so that ids (the order a herd's targets run in) follow the waves.
+      const waves = spec ? wavesOf(plan, spec) : null;
+      const waveOf = new Map(waves?.flatMap((w) => w.targets.map((t) => [t, w.wave] as const)));
+      const ordered = waves ? [...waves.flatMap((w) => w.targets), ...plan.targets.filter((t) => t.refused)] : plan.targets;
+      // What the gate will not wait for: members already out when this was confirmed.
+      const excused = spec?.gate
+        ? (
+            await db
+              .select({ id: instances.id })
+              .from(instances)
+              .where(
+                and(
+                  // One array parameter: a list of 10,000 took 100 ms to bind.
+                  sql`${instances.herdId} = ANY(${sql.param([...new Set(runnable.map((t) => t.herdId))])}::int[])`,
+                  inArray(instances.state, ['stopped', 'fenced', 'needs_rebuild']),
+                ),
+              )
+          ).map((r) => r.id)
+        : [];
+      return { ...it, spec, runnable, assigned: waves, waveOf, ordered, excused };
+    }),
+  );
+
+  const created = await db.transaction(async (tx) => {
+    const col = <T>(f: (x: (typeof prepared)[number]) => T) => sql.param(prepared.map(f));
+    // Any unique key refusing a row drops that row only: the requester's key, or a rule's one open operation.
+    const ops = await tx.execute<{ id: number; key: string; who: string }>(sql`
+      INSERT INTO operations (action, params, action_params, status, waves, gate_excused, plan_digest, requested_by, requested_by_name,
+        requested_by_system, confirmation, idempotency_key, rule_id)
+      SELECT u.action, u.params, u.action_params, 'queued', u.waves, u.excused::int[], u.digest, u.requested_by, u.requested_by_name,
+        u.system, u.confirmation, u.key, u.rule_id
+      FROM unnest(${col((x) => x.action.name)}::text[],
+        ${col((x) => JSON.stringify({ [x.plan.on === 'herd' ? 'herdIds' : 'instanceIds']: x.plan.targets.map((t) => t.instanceId ?? t.herdId) }))}::jsonb[],
+        ${col((x) => JSON.stringify(x.plan.params))}::jsonb[], ${col((x) => (x.spec ? JSON.stringify(x.spec) : null))}::jsonb[],
+        ${col((x) => `{${x.excused.join(',')}}`)}::text[], ${col((x) => x.plan.digest)}::text[], ${col((x) => x.actor.id)}::int[],
+        ${col((x) => x.actor.username)}::text[], ${col((x) => x.actor.id === null && x.actor.access.superuser)}::bool[],
+        ${col((x) => x.confirmation.slice(0, 200))}::text[], ${col((x) => x.idempotencyKey)}::text[], ${col((x) => x.ruleId ?? null)}::int[])
+        WITH ORDINALITY AS u(action, params, action_params, waves, excused, digest, requested_by, requested_by_name, system, confirmation, key, rule_id, n)
+      ORDER BY u.n
+      ON CONFLICT DO NOTHING
+      RETURNING id, idempotency_key AS key, requested_by_name AS who`);
+    // Each row back to its item by requester and key (unique in the batch, as in the table).
+    const byKey = new Map(ops.rows.map((r) => [JSON.stringify([r.who, r.key]), r.id]));
+    const idOf = new Map(
+      prepared.flatMap((x, k) => {
+        const id = byKey.get(JSON.stringify([x.actor.username, x.idempotencyKey]));
+        return id === undefined ? [] : [[k, id] as const];
+      }),
+    );
+    const written = prepared.flatMap((x, k) => {
+      const id = idOf.get(k);
+      return id === undefined ? [] : [{ ...x, id }];
+    });
+    if (!written.length) return { ids: prepared.map(() => null), queued: [] as number[] };
+    // One statement for every target of every operation: a column an array (as rows of parameters, 10
+    // a target, it took slices under Postgres's 65,535 and most of a large submit's time).
+    const rows = written.flatMap((x) => x.ordered.map((t) => ({ x, t, wave: x.waveOf.get(t) ?? 1 })));
+    const column = <T>(f: (r: (typeof rows)[number]) => T) => sql.param(rows.map(f));
+    const made = await tx.execute<{ id: number; status: string; held: boolean }>(sql`
+      INSERT INTO operation_targets (operation_id, instance_id, herd_id, label, site, wave, held, status, error, refusal, confirmed_steps)
+      SELECT u.operation_id, u.instance_id, u.herd_id, u.label, u.site, u.wave, u.held, u.status, u.error, u.refusal, u.confirmed::jsonb
+      FROM unnest(${column((r) => r.x.id)}::int[], ${column((r) => r.t.instanceId)}::int[], ${column((r) => r.t.herdId)}::int[],
+        ${column((r) => r.t.label)}::text[], ${column((r) => r.t.site)}::text[], ${column((r) => r.wave)}::int[], ${column((r) => r.wave > 1)}::bool[],
+        ${column((r) => (r.t.refused ? 'cancelled' : 'queued'))}::operation_status[], ${column((r) => (r.t.refused ? `refused: ${r.t.refused}` : null))}::text[],
+        ${column((r) => (r.t.refused ? (r.t.refusalCode ?? 'unclassified') : null))}::text[],
+        ${column((r) => (r.x.action.runsAsConfirmed && !r.t.refused ? JSON.stringify(r.t.steps) : null))}::text[])
+        WITH ORDINALITY AS u(operation_id, instance_id, herd_id, label, site, wave, held, status, error, refusal, confirmed, n) ORDER BY u.n
+      RETURNING id, status, held`);
+    const waveRows = written.flatMap((x) =>
+      (x.assigned ?? []).map((w) => ({
+        operationId: x.id,
+        wave: w.wave,
+        targets: w.targets.length,
+        status: w.wave === 1 ? ('running' as const) : ('pending' as const),
+        startedAt: w.wave === 1 ? new Date() : null,
+      })),
+    );
+    if (waveRows.length) await tx.insert(operationWaves).values(waveRows);
+    // Each operation itself, then one entry per target: each instance's (or herd's) history shows it.
+    await writeAudit(tx, written.flatMap(auditOf));
+    return {
+      ids: prepared.map((_, k) => idOf.get(k) ?? null),
+      queued: made.rows.filter((r) => r.status === 'queued' && !r.held).map((r) => r.id),
+      targets: rows.length,
+    };
+  });
   // Thousands of new rows at once leave the planner's statistics of operation_targets far behind (it
   // may still think the table holds a few rows), and the workers' claims, planned on them, would walk
-  // every open target of the operation instead of one herd's. Refresh them before the workers start.
-  if (ordered.length >= ANALYZE_FROM) await db.execute(sql`ANALYZE operation_targets`);
-  if (queue) {
+  // every open target of the operation instead of one herd's. Refresh them before the workers start,
+  // when the table grew by half since they were taken (a rule's fire writes chunk after chunk: the
+  // statistics are taken again as the table doubles, not at every chunk).
+  if ((created.targets ?? 0) >= ANALYZE_FROM) {
+    const stale = await db.execute<{ stale: boolean }>(sql`
+      SELECT s.n_mod_since_analyze > greatest(c.reltuples, 1) / 2 AS stale
+      FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relname = 'operation_targets'`);
+    if (stale.rows[0]?.stale ?? true) await db.execute(sql`ANALYZE operation_targets`);
+  }
+  if (queue && created.queued.length) {
     try {
       await enqueueTargets(queue, created.queued);
     } catch (err) {
-      // Postgres has the operation; a worker's reconcile enqueues its targets when Redis is back.
-      log('operation.enqueue.deferred', { operationId: created.id, error: (err as Error).message });
+      // Postgres has the operations; a worker's reconcile enqueues their targets when Redis is back.
+      log('operation.enqueue.deferred', { operations: created.ids.filter((x) => x !== null), error: (err as Error).message });
     }
   }
-  return { id: created.id, duplicate: false };
+  return created.ids;
+}
+
+/** An operation's audit entries: the operation, then one per target. */
+function auditOf(
+  x: OperationToWrite & { id: number; runnable: PlannedTarget[]; spec: WaveSpec | null; assigned: { wave: number }[] | null },
+): AuditInput[] {
+  const { plan, actor, action } = x;
+  const envs = [...new Set(plan.targets.map((t) => t.environmentId))];
+  const perTarget = plan.targets.map((t): AuditInput => ({
+    user: actor,
+    remoteAddr: actor.remoteAddr,
+    action: `operation.${action.name}`,
+    objectType: plan.on === 'herd' ? 'herds' : 'instances',
+    objectId: String(t.instanceId ?? t.herdId),
+    objectLabel: t.label,
+    environmentId: t.environmentId,
+    changes: { operation: [null, x.id], ...(t.refused ? { refused: [null, t.refused] } : {}) },
+  }));
+  return [
+    {
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: `operation.${action.name}`,
+      objectType: 'operations',
+      objectId: String(x.id),
+      objectLabel: `${action.label}: ${x.runnable.length} ${plan.on === 'herd' ? 'herd' : 'target'}${x.runnable.length === 1 ? '' : 's'}`,
+      environmentId: envs.length === 1 ? envs[0] : null,
+      changes: {
+        digest: [null, plan.digest],
+        ...(Object.keys(plan.params).length ? { params: [null, JSON.stringify(plan.params)] } : {}),
+        targets: [
+          null,
+          plan.targets
+            .map((t) => `${t.label}${t.refused ? ' (refused)' : ''}`)
+            .join(', ')
+            .slice(0, 2000),
+        ],
+        confirmation: [null, x.confirmation.slice(0, 200)],
+        ...(x.spec && x.assigned ? { waves: [null, describeWaves(x.spec, x.assigned.length)] } : {}),
+        ...(x.retryOf ? { retryOf: [null, x.retryOf] } : {}),
+      },
+    },
+    ...perTarget,
+  ];
 }

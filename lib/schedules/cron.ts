@@ -162,3 +162,15 @@ export function intervalProblem(s: Schedule, minSeconds = minIntervalSeconds(), 
     return `fires ${String(shortest[0])} s apart (at ${shortest[1].toISOString()} and ${shortest[2].toISOString()}): this pgherd runs rules at least ${String(minSeconds)} s apart`;
   return null;
 }
+
+/** A cron expression as the schedulers and the rules table keep it: its fields, one space apart. */
+export const foldCron = (expr: string) => expr.trim().split(/\s+/).join(' ');
+
+/** The fire groups of a schedule: "<time zone>|<expression>" for each expression (a one-time rule has none). */
+export const fireGroupsOf = (s: Schedule): string[] => ('at' in s ? [] : s.cron.map((c) => `${s.timezone}|${foldCron(c)}`));
+
+/** A fire group back as its time zone and expression. */
+export function splitGroup(group: string): { tz: string; pattern: string } {
+  const bar = group.indexOf('|');
+  return { tz: group.slice(0, bar), pattern: group.slice(bar + 1) };
+}

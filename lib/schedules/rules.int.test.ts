@@ -13,7 +13,7 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { ruleBody } from './rule-body';
 import { createRule, getRule, RuleError, ruleView, setRuleEnabled, type RuleActor } from './rules';
-import { reconcileSchedulers, ruleQueue } from './scheduler';
+import { groupSchedulerId, reconcileSchedulers, ruleQueue } from './scheduler';
 
 let t: TestDb;
 let root: RuleActor;
@@ -106,15 +106,15 @@ describe('managing rules', () => {
     const bad = await createRule(t.db, root, body({ name: 'bad one' }));
     await t.db
       .update(rules)
-      .set({ schedule: { cron: ['0 3 * * *'], timezone: 'Mars/Olympus_Mons' } })
+      .set({ schedule: { cron: ['0 3 * * *'], timezone: 'Mars/Olympus_Mons' }, fireGroups: ['Mars/Olympus_Mons|0 3 * * *'] })
       .where(eq(rules.id, bad.id));
     const conn = producerConnection(t.lab.redis!.url);
     const q = ruleQueue(conn, prefix);
     try {
       await reconcileSchedulers(t.db, q);
       const keys = (await q.getJobSchedulers(0, -1)).map((s) => s.key);
-      expect(keys).toContain(`rule:${String(good.id)}:v${String(good.version)}:0`);
-      expect(keys.some((k) => k.startsWith(`rule:${String(bad.id)}:`))).toBe(false);
+      expect(keys).toContain(groupSchedulerId('UTC|0 4 * * *'));
+      expect(keys).not.toContain(groupSchedulerId('Mars/Olympus_Mons|0 3 * * *'));
     } finally {
       await q.close();
       conn.disconnect();

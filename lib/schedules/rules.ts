@@ -15,7 +15,7 @@ import { isHerdAction, type AnyAction } from '@/lib/ops/define-action';
 import { planOperation } from '@/lib/ops/plan';
 import { getAction } from '@/lib/ops/registry';
 import { SubmitError } from '@/lib/ops/submit-errors';
-import { intervalProblem, nextFires, scheduleSchema, type Schedule } from './cron';
+import { fireGroupsOf, intervalProblem, nextFires, scheduleSchema, type Schedule } from './cron';
 import { filterPairs, scopeOf, type RuleBody, type RuleScope } from './rule-body';
 
 /** The workers listen here: a rule changed (its id), so the job schedulers are reconciled at once. */
@@ -161,7 +161,7 @@ export async function createRule(db: Db, actor: RuleActor, body: RuleBody): Prom
       const row = one(
         await tx
           .insert(rules)
-          .values({ ...values, ownerId: actor.id, ownerName: actor.username })
+          .values({ ...values, fireGroups: fireGroupsOf(body.schedule), ownerId: actor.id, ownerName: actor.username })
           .returning(),
       );
       await writeAudit(tx, {
@@ -231,6 +231,7 @@ export async function updateRule(db: Db, actor: RuleActor, id: number, body: Rul
         .update(rules)
         .set({
           ...values,
+          fireGroups: fireGroupsOf(body.schedule),
           ownerId: actor.id,
           ownerName: actor.username,
           version: sql`${rules.version} + 1`,

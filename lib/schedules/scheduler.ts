@@ -3,20 +3,25 @@
 // now and then; a one-time rule is a delayed job. A scheduler's job fires the rule once per due time
 // however many workers run (BullMQ hands each job to one worker; lib/schedules/fire.ts records each
 // due time once besides). Run now is a job naming the run a person asked for.
+import { createHash } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import type IORedis from 'ioredis';
 import { and, eq, lt, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { operations, ruleRuns, rules } from '@/db/schema';
 import { errorText } from '@/lib/ops/errors';
-import { catchUp, decide, fireDue, fireRequested, staleDecidingMs, type FireDeps } from './fire';
+import { catchUp, decide, fireDue, fireGroup, fireRequested, staleDecidingMs, type FireDeps } from './fire';
+import { cronProblem, knownTimeZone, splitGroup } from './cron';
 import { runEnded } from './webhooks';
 import { scheduleOf } from './rules';
 
 export const RULE_QUEUE = 'pgherd-rules';
 
-/** A scheduler's fire, a one-time rule's (its time in ms: a delayed job's own clock drifts by milliseconds), or a run asked for. */
-export type RuleJob = { ruleId: number; version: number; dueAt?: number } | { runId: number };
+/**
+ * A fire group's fire (every rule with that cron expression in that time zone), a one-time rule's (its
+ * time in ms: a delayed job's own clock drifts by milliseconds), or a run asked for.
+ */
+export type RuleJob = { group: string } | { ruleId: number; version: number; dueAt?: number } | { runId: number };
 
 export function ruleQueue(connection: IORedis, prefix: string): Queue<RuleJob> {
   return new Queue<RuleJob>(RULE_QUEUE, {
@@ -26,8 +31,8 @@ export function ruleQueue(connection: IORedis, prefix: string): Queue<RuleJob> {
   });
 }
 
-/** A rule's scheduler ids carry its version: a changed rule's old schedulers are not its new ones. */
-const schedulerId = (id: number, version: number, k: number) => `rule:${id}:v${version}:${k}`;
+/** A fire group's scheduler: named by a digest of the group, so the same group is the same scheduler on every worker. */
+export const groupSchedulerId = (group: string) => `group:${createHash('sha256').update(group).digest('hex').slice(0, 32)}`;
 const onceJobId = (id: number, version: number) => `rule-${id}-v${version}-at`;
 // (BullMQ refuses a custom job id with a colon.)
 export const runJobId = (runId: number) => `run-${runId}`;
@@ -38,39 +43,40 @@ export async function enqueueRun(queue: Queue<RuleJob>, runId: number): Promise<
 }
 
 /**
- * Makes Redis's schedulers what the rules table says: one per cron expression of each enabled rule
- * (added when missing or different, never touched when the same, so a fire already due is not moved),
- * none for anything else; a one-time rule still ahead gets its delayed job.
+ * Makes Redis's schedulers what the rules table says: one per fire group of the enabled rules (however
+ * many rules share it; added when missing or different, never touched when the same, so a fire already
+ * due is not moved), none for anything else; a one-time rule still ahead gets its delayed job.
  */
-export async function reconcileSchedulers(db: Db, queue: Queue<RuleJob>, now = new Date()): Promise<{ added: number; removed: number }> {
-  const enabled = await db
+export async function reconcileSchedulers(
+  db: Db,
+  queue: Queue<RuleJob>,
+  now = new Date(),
+  log: (event: string, fields: object) => void = () => {},
+): Promise<{ added: number; removed: number }> {
+  const groups = await db.execute<{ g: string }>(sql`SELECT DISTINCT unnest(fire_groups) AS g FROM rules WHERE enabled`);
+  const want = new Map<string, { pattern: string; tz: string; group: string }>();
+  for (const { g } of groups.rows) {
+    const { tz, pattern } = splitGroup(g);
+    // A stored schedule that no longer reads (a time zone this runtime dropped) fires never; the others go on.
+    const why = knownTimeZone(tz) ? cronProblem(pattern, tz) : `unknown time zone ${tz}`;
+    if (why) log('rules.group.unreadable', { group: g, problem: why });
+    else want.set(groupSchedulerId(g), { pattern, tz, group: g });
+  }
+  let added = 0;
+  const once = await db
     .select({ id: rules.id, version: rules.version, schedule: rules.schedule })
     .from(rules)
-    .where(eq(rules.enabled, true));
-  const want = new Map<string, { pattern: string; tz: string; ruleId: number; version: number }>();
-  let added = 0;
-  for (const r of enabled) {
+    .where(and(eq(rules.enabled, true), sql`${rules.schedule} ? 'at'`));
+  for (const r of once) {
     const s = scheduleOf(r);
-    if (!s) continue; // fires never; its pages say why (and its schedulers, if any, are removed below)
-    if ('at' in s) {
-      const at = new Date(s.at).getTime();
-      if (at > now.getTime()) {
-        const jobId = onceJobId(r.id, r.version);
-        if (!(await queue.getJob(jobId))) {
-          await queue.add('fire', { ruleId: r.id, version: r.version, dueAt: at }, { jobId, delay: at - now.getTime() });
-          added++;
-        }
-      }
-      continue;
+    if (!s || !('at' in s)) continue;
+    const at = new Date(s.at).getTime();
+    if (at <= now.getTime()) continue;
+    const jobId = onceJobId(r.id, r.version);
+    if (!(await queue.getJob(jobId))) {
+      await queue.add('fire', { ruleId: r.id, version: r.version, dueAt: at }, { jobId, delay: at - now.getTime() });
+      added++;
     }
-    s.cron.forEach((pattern, k) =>
-      want.set(schedulerId(r.id, r.version, k), {
-        pattern: pattern.trim().split(/\s+/).join(' '),
-        tz: s.timezone,
-        ruleId: r.id,
-        version: r.version,
-      }),
-    );
   }
   const have = await queue.getJobSchedulers(0, -1);
   let removed = 0;
@@ -80,13 +86,14 @@ export async function reconcileSchedulers(db: Db, queue: Queue<RuleJob>, now = n
       want.delete(h.key);
       continue;
     }
-    if (h.key.startsWith('rule:')) {
+    // Any other of ours: a group no rule has now, or a rule's own scheduler from before fire groups.
+    if (h.key.startsWith('group:') || h.key.startsWith('rule:')) {
       await queue.removeJobScheduler(h.key);
       removed++;
     }
   }
   for (const [id, w] of want) {
-    await queue.upsertJobScheduler(id, { pattern: w.pattern, tz: w.tz }, { name: 'fire', data: { ruleId: w.ruleId, version: w.version } });
+    await queue.upsertJobScheduler(id, { pattern: w.pattern, tz: w.tz }, { name: 'fire', data: { group: w.group } });
     added++;
   }
   return { added, removed };
@@ -155,6 +162,8 @@ export function startRuleClock(given: FireDeps, connection: IORedis, queue: Queu
       const d = job.data;
       if ('runId' in d) return void (await fireRequested(deps, d.runId));
       // A scheduler's job says the due time it was made for (prevMillis); a one-time rule's job, in its data.
+      if ('group' in d) return void (await fireGroup(deps, d.group, new Date(job.opts.prevMillis ?? job.timestamp), slack));
+      // A rule's own scheduler from before fire groups (until the reconcile removes it): its rule's fire.
       const due = d.dueAt ?? job.opts.prevMillis ?? job.timestamp + (job.opts.delay ?? 0);
       await fireDue(deps, d.ruleId, d.version, new Date(due), 'schedule', slack);
     },
@@ -165,7 +174,7 @@ export function startRuleClock(given: FireDeps, connection: IORedis, queue: Queu
   worker.on('failed', (job, err) => deps.log('rule.job.failed', { jobId: job?.id, error: errorText(err) }));
   worker.on('error', (err) => deps.log('rule.worker.error', { error: err.message }));
   const reconcile = async () => {
-    const r = await reconcileSchedulers(deps.db, queue);
+    const r = await reconcileSchedulers(deps.db, queue, new Date(), deps.log);
     if (r.added || r.removed) deps.log('rules.reconciled', r);
   };
   const catchUpNow = async () => {

@@ -296,6 +296,12 @@ export async function deliverDue(db: Db, max = 20): Promise<number> {
 
 /** A run that ended without an operation (skipped, refused, missed, nothing, error): into the outbox. */
 export async function runEnded(db: Pick<Db, 'execute'>, runId: number): Promise<void> {
-  await db.execute(sql`INSERT INTO notification_events (kind, rule_run_id) VALUES ('run.ended', ${runId})`);
+  await notifyRunsEnded(db, [runId]);
+}
+
+/** Runs that ended without an operation, any number: into the outbox in one statement, one wake-up. */
+export async function notifyRunsEnded(db: Pick<Db, 'execute'>, runIds: number[]): Promise<void> {
+  if (!runIds.length) return;
+  await db.execute(sql`INSERT INTO notification_events (kind, rule_run_id) SELECT 'run.ended', unnest(${sql.param(runIds)}::int[])`);
   await db.execute(sql`SELECT pg_notify(${NOTIFICATIONS_CHANNEL}, '')`);
 }

@@ -33,6 +33,7 @@ export function member(id: number, role: InstanceRef['role'], over: Partial<Inst
     lagBytes: 0,
     timeline: 1,
     herdSystemIdentifier: '7300000000000000001',
+    herdAutomation: 'enabled',
     ssh: { host: `10.0.0.${id}`, port: 22, username: 'postgres', hostKeyFingerprint: `SHA256:key${id}` },
     ...over,
   };
@@ -47,6 +48,7 @@ export function herd(members: InstanceRef[], over: Partial<HerdRef> = {}): HerdR
     environment: 'production',
     environmentId: 1,
     systemIdentifier: '7300000000000000001',
+    automation: 'enabled',
     members,
     dns: [
       {
