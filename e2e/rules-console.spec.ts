@@ -51,6 +51,42 @@ test('a rule made with the form shows its next fires, runs now, and its history 
   await expect(page.getByTestId('upcoming')).toBeVisible();
 });
 
+test('a rule edited with its own form keeps what the form does not show; turned off from the list, it keeps its owner', async ({
+  page,
+  request,
+}) => {
+  await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
+  await page.goto(`${url}/rules`);
+  await page.getByRole('link', { name: 'console nightly reload' }).click();
+  await page.getByRole('link', { name: 'Edit' }).click();
+  await expect(page).toHaveURL(/\/rules\/\d+\/edit$/);
+  const ruleId = Number(/\/rules\/(\d+)\/edit$/.exec(page.url())![1]);
+  // The form starts from the rule as it is.
+  await expect(page.getByLabel('Name', { exact: true })).toHaveValue('console nightly reload');
+  await expect(page.getByLabel('Cron expressions (one a line)')).toHaveValue('30 9 * * 1-5');
+  await expect(page.getByLabel('Time zone', { exact: true })).toHaveValue('Europe/Paris');
+  const ids = await page.getByLabel('Ids', { exact: true }).inputValue();
+  expect(ids).toMatch(/^\d+$/);
+  await page.getByLabel('Cron expressions (one a line)').fill('0 22 * * *');
+  await page.getByLabel('Time zone', { exact: true }).fill('UTC');
+  await expect(page.getByTestId('next-fires').locator('li').first()).toContainText('22:00 UTC');
+  await page.getByRole('button', { name: 'Save rule' }).click();
+  await expect(page).toHaveURL(new RegExp(`/rules/${ruleId}$`));
+  for (const f of await page.getByTestId('rule-next-fires').locator('li').allTextContents()) expect(f).toMatch(/22:00 UTC$/);
+  const got = (await (await request.get(`${url}/api/v1/rules/${ruleId}`, { headers: operate })).json()) as Record<string, unknown>;
+  expect(got).toMatchObject({ schedule: { cron: ['0 22 * * *'], timezone: 'UTC' }, instanceIds: [Number(ids)], enabled: true });
+
+  // Off from the list: only that changes.
+  await page.goto(`${url}/rules`);
+  const row = page.locator('tr[data-rule="console nightly reload"]');
+  await row.getByRole('checkbox').check();
+  await page.getByLabel('Bulk action').selectOption('disable');
+  await page.getByRole('button', { name: 'Go' }).click();
+  await expect(row.locator('td').last()).toHaveText('no');
+  const off = (await (await request.get(`${url}/api/v1/rules/${ruleId}`, { headers: operate })).json()) as Record<string, unknown>;
+  expect(off).toMatchObject({ enabled: false, owner: lab.console.admin.username, nextFires: [] });
+});
+
 test('a form that does not hold says why and saves nothing; a blackout set for days and lifted', async ({ page }) => {
   await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
   await page.goto(`${url}/rules/new`);

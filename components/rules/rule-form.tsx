@@ -47,23 +47,29 @@ function FiresPreview({ cron, timezone, at, once }: { cron: string; timezone: st
   );
 }
 
-/** A new rule: what it runs, on what, when, and when not. Checked by the server as the API checks a body. */
+/**
+ * A rule: what it runs, on what, when, and when not. Checked by the server as the API checks a body.
+ * `initial`: a stored rule's fields (lib/schedules/rule-form.ts bodyToForm), for its edit page.
+ */
 export function RuleForm({
   create,
   actions,
+  initial = {},
 }: {
   create: (prev: RuleFormState, form: FormData) => Promise<RuleFormState>;
   actions: { name: string; label: string; onHerds: boolean }[];
+  initial?: Record<string, string>;
 }) {
   const [state, action, pending] = useActionState(create, {});
-  const [cron, setCron] = useState('0 3 * * *');
-  const [timezone, setTimezone] = useState('UTC');
-  const [at, setAt] = useState('');
-  const [once, setOnce] = useState(false);
+  const [cron, setCron] = useState(initial.cron ?? '0 3 * * *');
+  const [timezone, setTimezone] = useState(initial.timezone ?? 'UTC');
+  const [at, setAt] = useState(initial.at ?? '');
+  const [once, setOnce] = useState(initial.scheduleKind === 'once');
+  const editing = initial.name !== undefined;
   const e = state.errors ?? {};
   const err = (k: string) => (e[k] ? <p className="errorlist">{e[k]}</p> : null);
   return (
-    <form action={action} className="object-form module" aria-label="New rule">
+    <form action={action} className="object-form module" aria-label={editing ? 'Edit rule' : 'New rule'}>
       {e.form && (
         <p className="errornote" role="alert">
           {e.form}
@@ -71,16 +77,16 @@ export function RuleForm({
       )}
       <div className="form-row">
         <label htmlFor="rule-name">Name</label>
-        <input id="rule-name" name="name" type="text" maxLength={100} required />
+        <input id="rule-name" name="name" type="text" maxLength={100} required defaultValue={initial.name} />
         {err('name')}
       </div>
       <div className="form-row">
         <label htmlFor="rule-description">Description</label>
-        <textarea id="rule-description" name="description" maxLength={2000} rows={2} />
+        <textarea id="rule-description" name="description" maxLength={2000} rows={2} defaultValue={initial.description} />
       </div>
       <div className="form-row">
         <label htmlFor="rule-action">Action</label>
-        <select id="rule-action" name="action" defaultValue="reload">
+        <select id="rule-action" name="action" defaultValue={initial.action ?? 'reload'}>
           {actions.map((a) => (
             <option key={a.name} value={a.name}>
               {a.label} ({a.onHerds ? 'herds' : 'instances'})
@@ -92,22 +98,29 @@ export function RuleForm({
       <fieldset className="form-row">
         <legend>Runs on</legend>
         <label>
-          <input type="radio" name="scopeKind" value="instances" defaultChecked /> instances (ids)
+          <input type="radio" name="scopeKind" value="instances" defaultChecked={(initial.scopeKind ?? 'instances') === 'instances'} />{' '}
+          instances (ids)
         </label>{' '}
         <label>
-          <input type="radio" name="scopeKind" value="herds" /> herds (ids)
+          <input type="radio" name="scopeKind" value="herds" defaultChecked={initial.scopeKind === 'herds'} /> herds (ids)
         </label>{' '}
         <label>
-          <input type="radio" name="scopeKind" value="filter" /> a saved filter
+          <input type="radio" name="scopeKind" value="filter" defaultChecked={initial.scopeKind === 'filter'} /> a saved filter
         </label>
         <div>
           <label htmlFor="rule-ids">Ids</label>
-          <input id="rule-ids" name="ids" type="text" placeholder="12, 15, 17" />
+          <input id="rule-ids" name="ids" type="text" placeholder="12, 15, 17" defaultValue={initial.ids} />
           {err('ids')}
         </div>
         <div>
           <label htmlFor="rule-filter">Filter</label>
-          <input id="rule-filter" name="filter" type="text" placeholder="environment=2&role=replica (a changelist's query string)" />
+          <input
+            id="rule-filter"
+            name="filter"
+            type="text"
+            placeholder="environment=2&role=replica (a changelist's query string)"
+            defaultValue={initial.filter}
+          />
           <p className="help">New members that match are included at the next fire.</p>
           {err('filter')}
         </div>
@@ -148,7 +161,7 @@ export function RuleForm({
         <legend>Conditions (checked on each target when it fires)</legend>
         {Array.from({ length: CONDITION_ROWS }, (_, k) => (
           <div key={k}>
-            <select name={`condMetric${k}`} aria-label={`Condition ${k + 1} metric`} defaultValue="">
+            <select name={`condMetric${k}`} aria-label={`Condition ${k + 1} metric`} defaultValue={initial[`condMetric${k}`] ?? ''}>
               <option value="">none</option>
               {CONDITION_METRICS.map((m) => (
                 <option key={m} value={m}>
@@ -156,19 +169,31 @@ export function RuleForm({
                 </option>
               ))}
             </select>{' '}
-            <select name={`condOp${k}`} aria-label={`Condition ${k + 1} comparison`} defaultValue="<">
+            <select name={`condOp${k}`} aria-label={`Condition ${k + 1} comparison`} defaultValue={initial[`condOp${k}`] ?? '<'}>
               <option value="<">&lt;</option>
               <option value="=">=</option>
               <option value=">">&gt;</option>
             </select>{' '}
-            <input name={`condValue${k}`} aria-label={`Condition ${k + 1} value`} type="text" size={6} />{' '}
-            <input name={`condUsers${k}`} aria-label={`Condition ${k + 1} users`} type="text" placeholder="users (active_connections)" />
+            <input
+              name={`condValue${k}`}
+              aria-label={`Condition ${k + 1} value`}
+              type="text"
+              size={6}
+              defaultValue={initial[`condValue${k}`]}
+            />{' '}
+            <input
+              name={`condUsers${k}`}
+              aria-label={`Condition ${k + 1} users`}
+              type="text"
+              placeholder="users (active_connections)"
+              defaultValue={initial[`condUsers${k}`]}
+            />
             {err(`condition${k}`) ?? err(`condition${k}.metric`) ?? err(`condition${k}.value`) ?? err(`condition${k}.users`)}
           </div>
         ))}
         <label>
           Targets must meet{' '}
-          <select name="logic" defaultValue="all">
+          <select name="logic" defaultValue={initial.logic ?? 'all'}>
             <option value="all">all of them</option>
             <option value="any">any one</option>
           </select>
@@ -177,24 +202,24 @@ export function RuleForm({
       <fieldset className="form-row">
         <legend>Retry targets that did not meet the conditions</legend>
         <label>
-          after (s) <input name="retryAfter" type="text" size={6} placeholder="none" />
+          after (s) <input name="retryAfter" type="text" size={6} placeholder="none" defaultValue={initial.retryAfter} />
         </label>{' '}
         <label>
-          times <input name="retryTimes" type="text" size={3} placeholder="1" />
+          times <input name="retryTimes" type="text" size={3} placeholder="1" defaultValue={initial.retryTimes} />
         </label>{' '}
         <label>
-          jitter (s) <input name="retryJitter" type="text" size={4} placeholder="0" />
+          jitter (s) <input name="retryJitter" type="text" size={4} placeholder="0" defaultValue={initial.retryJitter} />
         </label>
         {err('retry')}
       </fieldset>
       <div className="form-row">
         <label htmlFor="rule-grace">Grace for a missed fire (s)</label>
-        <input id="rule-grace" name="graceSeconds" type="text" defaultValue="300" />
+        <input id="rule-grace" name="graceSeconds" type="text" defaultValue={initial.graceSeconds ?? '300'} />
         {err('graceSeconds')}
       </div>
       <div className="form-row">
         <label>
-          <input name="enabled" type="checkbox" defaultChecked /> Enabled
+          <input name="enabled" type="checkbox" defaultChecked={!editing || initial.enabled === 'on'} /> Enabled
         </label>
       </div>
       <div className="submit-row">

@@ -178,17 +178,21 @@ function mostAtOnce(ws: { from: number; to: number }[]): number {
   return most;
 }
 
-/** Samples every replica's health from outside pgherd: replay lag in bytes behind its primary, or down. */
+/**
+ * Samples every replica's health from outside pgherd: replay lag in bytes behind its primary, or down.
+ * Each herd on its own loop, its replicas at once: one herd's slow connection (a busy machine opens
+ * them in hundreds of ms) must not leave another herd's soak window without a sample.
+ */
 function startLagSampler(members: LabInstance[]) {
   const samples: { at: number; herd: string; server: string; ok: boolean; lag: number | null }[] = [];
   const run = { stop: false };
-  const loop = (async () => {
+  const sampleHerd = async (herd: string) => {
     while (!run.stop) {
-      for (const herd of [...new Set(members.map((m) => m.herd))]) {
-        const [p, ...rs] = lab.instances.filter((i) => i.herd === herd);
-        const at = Date.now();
-        const head = await query<{ l: string }>(url(p!), 'SELECT pg_current_wal_lsn()::text AS l').catch(() => null);
-        for (const r of rs) {
+      const [p, ...rs] = lab.instances.filter((i) => i.herd === herd);
+      const at = Date.now();
+      const head = await query<{ l: string }>(url(p!), 'SELECT pg_current_wal_lsn()::text AS l').catch(() => null);
+      await Promise.all(
+        rs.map(async (r) => {
           const row = await query<{ lag: string | null; s: string | null; paused: boolean }>(
             url(r),
             `SELECT pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn())::text AS lag,
@@ -198,11 +202,12 @@ function startLagSampler(members: LabInstance[]) {
           const x = row?.[0];
           const ok = !!head && !!x && x.s === 'streaming' && !x.paused;
           samples.push({ at, herd, server: r.server, ok, lag: x?.lag == null ? null : Number(x.lag) });
-        }
-      }
+        }),
+      );
       await new Promise((r) => setTimeout(r, 100));
     }
-  })();
+  };
+  const loop = Promise.all([...new Set(members.map((m) => m.herd))].map(sampleHerd));
   return {
     samples,
     stop: async () => {

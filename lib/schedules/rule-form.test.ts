@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkForm, formToBody } from './rule-form';
+import { bodyToForm, checkForm, formToBody } from './rule-form';
+import { ruleBody } from './rule-body';
 
 const base = {
   name: 'nightly',
@@ -63,5 +64,30 @@ describe('the rule form, as the API body', () => {
       schedule: { at: '2026-12-24T22:00:00+01:00' },
       enabled: false,
     });
+  });
+
+  it('a stored body shown as the form gives the same body back (the edit page starts from it)', () => {
+    for (const raw of [
+      {
+        name: 'nightly',
+        description: 'scale down',
+        action: 'reload',
+        filter: 'environment=2&role=replica',
+        schedule: { cron: ['0 3 * * *', '30 4 * * 6'], timezone: 'Europe/Paris' },
+        conditions: [
+          { metric: 'lag_seconds', op: '<', value: 30 },
+          { metric: 'active_connections', op: '>', value: 2.5, users: ['app_*', 'report'] },
+        ],
+        logic: 'any',
+        retry: { afterSeconds: 600, times: 3, jitterSeconds: 60 },
+        graceSeconds: 120,
+        enabled: false,
+      },
+      { name: 'once', action: 'restart', herdIds: [4, 9], schedule: { at: '2026-12-24T22:00:00+01:00' } },
+    ]) {
+      const body = ruleBody.parse(raw);
+      const again = checkForm(bodyToForm(body));
+      expect(again).toEqual({ ok: true, body: { ...body, params: undefined } });
+    }
   });
 });

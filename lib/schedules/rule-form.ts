@@ -86,3 +86,35 @@ export function checkForm(f: Fields): FormCheck {
   }
   return { ok: false, errors };
 }
+
+/**
+ * A stored rule's body as the form's fields (what the edit page starts from): formToBody of it gives
+ * the body back, but for what the form has no field for (params, waves), which the edit keeps.
+ */
+export function bodyToForm(b: RuleBody): Record<string, string> {
+  const f: Record<string, string> = {
+    name: b.name,
+    description: b.description,
+    action: b.action,
+    scopeKind: b.herdIds ? 'herds' : b.filter !== undefined ? 'filter' : 'instances',
+    ids: (b.herdIds ?? b.instanceIds ?? []).join(', '),
+    filter: b.filter ?? '',
+    scheduleKind: 'at' in b.schedule ? 'once' : 'cron',
+    cron: 'cron' in b.schedule ? b.schedule.cron.join('\n') : '',
+    timezone: 'timezone' in b.schedule ? b.schedule.timezone : 'UTC',
+    at: 'at' in b.schedule ? b.schedule.at : '',
+    logic: b.logic,
+    retryAfter: b.retry ? String(b.retry.afterSeconds) : '',
+    retryTimes: b.retry ? String(b.retry.times) : '',
+    retryJitter: b.retry ? String(b.retry.jitterSeconds) : '',
+    graceSeconds: String(b.graceSeconds),
+    ...(b.enabled ? { enabled: 'on' } : {}),
+  };
+  b.conditions.slice(0, CONDITION_ROWS).forEach((c, k) => {
+    f[`condMetric${k}`] = c.metric;
+    f[`condOp${k}`] = c.op;
+    f[`condValue${k}`] = String(c.value);
+    f[`condUsers${k}`] = (c.users ?? []).join(', ');
+  });
+  return f;
+}

@@ -12,7 +12,8 @@ import { logLine } from '@/lib/ops/log';
 import { idText } from '@/lib/validation/ids';
 import { blackoutBody, createBlackout, deleteBlackout } from '@/lib/schedules/blackouts';
 import { checkForm } from '@/lib/schedules/rule-form';
-import { createRule, deleteRule, requestRun, RuleError, setRuleEnabled } from '@/lib/schedules/rules';
+import { createRule, deleteRule, getRule, requestRun, RuleError, setRuleEnabled, updateRule } from '@/lib/schedules/rules';
+import { ruleBody } from '@/lib/schedules/rule-body';
 import { enqueueRun } from '@/lib/schedules/scheduler';
 import { SubmitError } from '@/lib/ops/submit-errors';
 import type { RuleFormState } from '@/components/rules/rule-form';
@@ -43,6 +44,29 @@ export async function createRuleAction(_prev: RuleFormState, form: FormData): Pr
     );
     if ('denied' in made) return { errors: { form: made.denied } };
     id = made.id;
+  } catch (err) {
+    return formError(err);
+  }
+  revalidatePath('/rules');
+  redirect(`/rules/${String(id)}`);
+}
+
+/** The edit page's save: the form's body, with what the form has no field for (params, waves) kept from the rule. */
+export async function updateRuleAction(id: number, _prev: RuleFormState, form: FormData): Promise<RuleFormState> {
+  const who = await currentActor();
+  const checked = checkForm(Object.fromEntries(form.entries()));
+  if (!checked.ok) return { errors: checked.errors };
+  const db = getDb();
+  try {
+    const before = await getRule(db, id);
+    const kept = ruleBody.safeParse({ ...checked.body, params: before.params, waves: before.waves });
+    if (!kept.success) return { errors: { form: `its stored parameters or waves do not read: ${kept.error.issues[0]?.message ?? ''}` } };
+    const body = kept.data;
+    const saved = await orAnswer<{ id: number } | { denied: string }>(
+      () => updateRule(db, who, id, body),
+      (err) => ({ denied: err.message }),
+    );
+    if ('denied' in saved) return { errors: { form: saved.denied } };
   } catch (err) {
     return formError(err);
   }

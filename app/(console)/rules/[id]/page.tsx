@@ -63,7 +63,10 @@ export default async function RulePage({ params }: { params: Promise<{ id: strin
         <input type="hidden" name="id" value={rule.id} />
         <button type="submit" className="button default">
           Run now
-        </button>
+        </button>{' '}
+        <Link href={`/rules/${String(rule.id)}/edit`} className="button">
+          Edit
+        </Link>
       </form>
       <h2>History</h2>
       <table className="result-list" data-testid="rule-runs">
