@@ -1,6 +1,9 @@
 // Rules in the console (issue 17), in Chromium against the built console and a worker over the lab:
 // a rule made with the form (its next fires shown as it is typed, a bad expression said at once),
 // run now, and its history read; the blackout calendar and the next 24 hours.
+import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { expect, test } from '@playwright/test';
 import { e2eLab, signInAs } from './lab';
 
@@ -106,4 +109,64 @@ test('a form that does not hold says why and saves nothing; a blackout set for d
   await expect(row).toContainText('2030-12-26 23:00 UTC');
   await row.getByRole('button', { name: 'Lift' }).click();
   await expect(row).toHaveCount(0);
+});
+
+test('a webhook made on its page gets its secret once, a rule run signed with it, and its deliveries listed; an internal address is refused', async ({
+  page,
+  request,
+}) => {
+  const got: { body: string; signature: string; timestamp: string }[] = [];
+  const receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      got.push({ body, signature: String(req.headers['x-pgherd-signature']), timestamp: String(req.headers['x-pgherd-timestamp']) });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  try {
+    const port = (receiver.address() as AddressInfo).port;
+    const rules = (await (await request.get(`${url}/api/v1/rules`, { headers: operate })).json()) as {
+      items: { id: number; name: string }[];
+    };
+    const rule = rules.items.find((r) => r.name === 'console nightly reload')!;
+    await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
+    await page.goto(`${url}/rules`);
+    await page.getByRole('link', { name: 'Webhooks' }).click();
+    await expect(page).toHaveURL(/\/rules\/webhooks$/);
+
+    // Where a worker could reach what the user cannot: refused, saying why, nothing saved.
+    await page.getByLabel('Name', { exact: true }).fill('metadata');
+    await page.getByLabel('URL', { exact: true }).fill('http://169.254.169.254/latest/meta-data/');
+    await page.getByRole('button', { name: 'Save webhook' }).click();
+    await expect(page.locator('.errorlist').first()).toContainText('link-local');
+    await expect(page.getByTestId('webhooks')).not.toContainText('metadata');
+
+    await page.getByLabel('Name', { exact: true }).fill('team pager');
+    await page.getByLabel('URL', { exact: true }).fill(`http://127.0.0.1:${port}/hook`);
+    await page.getByLabel('For', { exact: true }).selectOption(String(rule.id));
+    await page.getByRole('checkbox', { name: 'rule.run.succeeded' }).check();
+    await page.getByRole('button', { name: 'Save webhook' }).click();
+    const secret = (await page.getByTestId('webhook-secret').locator('code').textContent())!;
+    expect(secret).toMatch(/^[0-9a-f]{64}$/);
+    await page.reload();
+    await expect(page.getByTestId('webhooks').locator('tr[data-webhook="team pager"]')).toContainText(`rule ${rule.name}`);
+    expect(await page.content()).not.toContain(secret);
+
+    // The rule run now: its operation succeeds, and the webhook is told, signed.
+    expect((await request.post(`${url}/api/v1/rules/${rule.id}/run`, { headers: operate })).status()).toBe(202);
+    await expect.poll(() => got.length, { timeout: 60_000 }).toBeGreaterThan(0);
+    const [first] = got;
+    expect(first!.signature).toBe(`sha256=${createHmac('sha256', secret).update(`${first!.timestamp}.${first!.body}`).digest('hex')}`);
+    expect(JSON.parse(first!.body)).toMatchObject({ event: 'rule.run.succeeded', rule: { id: rule.id } });
+
+    await page.getByRole('link', { name: 'team pager' }).click();
+    await expect(page.getByTestId('deliveries').locator('tbody tr').first()).toContainText('delivered');
+    await page.goto(`${url}/rules/webhooks`);
+    await page.locator('tr[data-webhook="team pager"]').getByRole('button', { name: 'Delete' }).click();
+    await expect(page.getByTestId('webhooks')).not.toContainText('team pager');
+  } finally {
+    await new Promise((r) => receiver.close(r));
+  }
 });

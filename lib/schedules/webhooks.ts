@@ -3,10 +3,10 @@
 // with a Slack-compatible `text`, signed with HMAC-SHA256 over "<timestamp>.<body>"
 // (X-Pgherd-Signature: sha256=<hex>), tried again with backoff, every attempt recorded.
 import { createHmac, randomBytes } from 'node:crypto';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
-import { webhookDeliveries, webhooks } from '@/db/schema';
+import { rules, webhookDeliveries, webhooks } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
 import { demand } from '@/lib/auth/access';
 import { errorText } from '@/lib/ops/errors';
@@ -125,6 +125,45 @@ export async function deleteWebhook(db: Db, actor: RuleActor, id: number) {
       objectLabel: w.name,
     });
   });
+}
+
+/** The webhooks `actor` may manage (a global admin: all; else those of rules they may manage), oldest first. */
+export async function manageableWebhooks(db: Db, actor: RuleActor) {
+  const all = await db.select().from(webhooks).orderBy(asc(webhooks.id));
+  if (actor.access.superuser || actor.access.global === 'admin') return all;
+  const owners = new Map((await db.select({ id: rules.id, ownerId: rules.ownerId }).from(rules)).map((r) => [r.id, r]));
+  return all.filter((w) => w.ruleId !== null && mayManage(actor, owners.get(w.ruleId) ?? { ownerId: null }));
+}
+
+/** One webhook `actor` may manage, or a 404 (one they may not is not there for them). */
+export async function manageableWebhook(db: Db, actor: RuleActor, id: number) {
+  const [w] = await db.select().from(webhooks).where(eq(webhooks.id, id));
+  const [rule] = w?.ruleId ? await db.select({ ownerId: rules.ownerId }).from(rules).where(eq(rules.id, w.ruleId)) : [];
+  const admin = actor.access.superuser || actor.access.global === 'admin';
+  if (!w || !(admin || (rule && mayManage(actor, rule)))) throw new RuleError(404, `no webhook #${String(id)}`);
+  return w;
+}
+
+/** A webhook's last deliveries, newest first, with each one's last answer. */
+export async function deliveriesOf(db: Db, webhookId: number, limit = 100) {
+  const rows = await db
+    .select()
+    .from(webhookDeliveries)
+    .where(eq(webhookDeliveries.webhookId, webhookId))
+    .orderBy(desc(webhookDeliveries.id))
+    .limit(limit);
+  return rows.map((d) => ({
+    id: d.id,
+    event: d.event,
+    status: d.status,
+    attempts: d.attempts,
+    responseStatus: d.responseStatus,
+    error: d.error,
+    createdAt: d.createdAt,
+    deliveredAt: d.deliveredAt,
+    nextAttemptAt: d.status === 'pending' ? d.nextAttemptAt : null,
+    payload: d.payload,
+  }));
 }
 
 /** A webhook as shown: never its secret. */

@@ -18,6 +18,8 @@ import { enqueueRun } from '@/lib/schedules/scheduler';
 import { SubmitError } from '@/lib/ops/submit-errors';
 import type { RuleFormState } from '@/components/rules/rule-form';
 import type { BlackoutFormState } from '@/components/rules/blackout-form';
+import type { WebhookFormState } from '@/components/rules/webhook-form';
+import { createWebhook, deleteWebhook, webhookBody } from '@/lib/schedules/webhooks';
 
 /** A refusal from below (a rule error, a plan's parameters, a role missing) as the form's message. */
 function formError(err: unknown): RuleFormState {
@@ -169,4 +171,46 @@ export async function deleteBlackoutAction(form: FormData): Promise<void> {
     throw err;
   });
   revalidatePath('/rules/blackouts');
+}
+
+/** A webhook from the webhooks page: the API's body, its secret in the answer this once. */
+export async function createWebhookAction(_prev: WebhookFormState, form: FormData): Promise<WebhookFormState> {
+  const who = await currentActor();
+  const ruleId = form.get('ruleId');
+  const parsed = webhookBody.safeParse({
+    name: form.get('name') ?? '',
+    url: form.get('url') ?? '',
+    ...(typeof ruleId === 'string' && ruleId !== '' ? { ruleId: /^\d+$/.test(ruleId) ? Number(ruleId) : ruleId } : {}),
+    ...(form.getAll('events').length ? { events: form.getAll('events') } : {}),
+  });
+  if (!parsed.success) {
+    const errors: Record<string, string> = {};
+    for (const i of parsed.error.issues) errors[String(i.path[0] ?? 'form')] ??= i.message;
+    return { errors };
+  }
+  try {
+    const made = await orAnswer<{ name: string; secret: string } | { denied: string }>(
+      () => createWebhook(getDb(), who, parsed.data),
+      (err) => ({ denied: err.message }),
+    );
+    if ('denied' in made) return { errors: { form: made.denied } };
+    revalidatePath('/rules/webhooks');
+    return { made: { name: made.name, secret: made.secret } };
+  } catch (err) {
+    return formError(err);
+  }
+}
+
+export async function deleteWebhookAction(form: FormData): Promise<void> {
+  const who = await currentActor();
+  const parsed = oneRule.safeParse(Object.fromEntries(form.entries()));
+  if (!parsed.success) malformed();
+  await orAnswer(
+    () => deleteWebhook(getDb(), who, parsed.data.id),
+    () => undefined,
+  ).catch((err: unknown) => {
+    if (err instanceof RuleError) malformed();
+    throw err;
+  });
+  revalidatePath('/rules/webhooks');
 }

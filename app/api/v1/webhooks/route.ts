@@ -1,21 +1,13 @@
 import { NextResponse } from 'next/server';
-import { asc } from 'drizzle-orm';
 import { getDb } from '@/db/client';
-import { rules, webhooks } from '@/db/schema';
 import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
-import { mayManage } from '@/lib/schedules/rules';
-import { createWebhook, webhookBody, webhookView } from '@/lib/schedules/webhooks';
+import { createWebhook, manageableWebhooks, webhookBody, webhookView } from '@/lib/schedules/webhooks';
 
 /** GET /api/v1/webhooks: the webhooks you may manage (a global admin: all), never their secrets. */
 export const GET = handle(async (req) => {
   const user = await apiUser(req, 'read');
   if ([...req.nextUrl.searchParams.keys()].length) throw new ApiError(400, 'GET /api/v1/webhooks takes no query parameters');
-  const db = getDb();
-  const owners = new Map((await db.select({ id: rules.id, ownerId: rules.ownerId }).from(rules)).map((r) => [r.id, r]));
-  const all = await db.select().from(webhooks).orderBy(asc(webhooks.id));
-  const admin = user.access.superuser || user.access.global === 'admin';
-  const mine = all.filter((w) => admin || (w.ruleId !== null && mayManage(user, owners.get(w.ruleId) ?? { ownerId: null })));
-  return NextResponse.json({ items: mine.map(webhookView) });
+  return NextResponse.json({ items: (await manageableWebhooks(getDb(), user)).map(webhookView) });
 });
 
 /**

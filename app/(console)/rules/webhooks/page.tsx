@@ -1,0 +1,77 @@
+import Link from 'next/link';
+import { asc } from 'drizzle-orm';
+import { getDb } from '@/db/client';
+import { rules } from '@/db/schema';
+import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { WebhookForm } from '@/components/rules/webhook-form';
+import { currentActor } from '@/lib/auth/actor';
+import { mayManage } from '@/lib/schedules/rules';
+import { manageableWebhooks, WEBHOOK_EVENTS } from '@/lib/schedules/webhooks';
+import { createWebhookAction, deleteWebhookAction } from '../actions';
+
+export const dynamic = 'force-dynamic';
+
+/** The webhooks you may manage (a global admin: all): where each goes, for what, and its deliveries. */
+export default async function WebhooksPage() {
+  const who = await currentActor();
+  const db = getDb();
+  const list = await manageableWebhooks(db, who);
+  const allRules = await db.select({ id: rules.id, name: rules.name, ownerId: rules.ownerId }).from(rules).orderBy(asc(rules.name));
+  const ruleName = new Map(allRules.map((r) => [r.id, r.name]));
+  const global = who.access.superuser || who.access.global === 'admin';
+  return (
+    <>
+      <Breadcrumbs items={[{ label: 'Rules', href: '/rules' }, { label: 'Webhooks' }]} />
+      <h1>Webhooks</h1>
+      <p>
+        Each delivery is a signed JSON POST (README, “Webhooks”), tried again with backoff; private addresses are refused unless the
+        operator allows them.
+      </p>
+      <table className="result-list" data-testid="webhooks">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">URL</th>
+            <th scope="col">For</th>
+            <th scope="col">Events</th>
+            <th scope="col">Made by</th>
+            <th scope="col" />
+          </tr>
+        </thead>
+        <tbody>
+          {list.length === 0 && (
+            <tr>
+              <td colSpan={6}>No webhook yet.</td>
+            </tr>
+          )}
+          {list.map((w) => (
+            <tr key={w.id} data-webhook={w.name}>
+              <td>
+                <Link href={`/rules/webhooks/${String(w.id)}`}>{w.name}</Link>
+              </td>
+              <td>{w.url}</td>
+              <td>{w.ruleId === null ? 'every rule (global)' : `rule ${ruleName.get(w.ruleId) ?? `#${String(w.ruleId)}`}`}</td>
+              <td>{w.events.join(', ')}</td>
+              <td>{w.createdBy}</td>
+              <td>
+                <form action={deleteWebhookAction}>
+                  <input type="hidden" name="id" value={w.id} />
+                  <button type="submit" className="button cancel-link">
+                    Delete
+                  </button>
+                </form>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h2>New webhook</h2>
+      <WebhookForm
+        create={createWebhookAction}
+        rules={allRules.filter((r) => mayManage(who, r)).map((r) => ({ id: r.id, name: r.name }))}
+        events={WEBHOOK_EVENTS}
+        global={global}
+      />
+    </>
+  );
+}
