@@ -159,18 +159,27 @@ export async function createBlackoutAction(_prev: BlackoutFormState, form: FormD
   }
 }
 
-export async function deleteBlackoutAction(form: FormData): Promise<void> {
+/** A delete from a list's row: the id checked, the refusal recorded (orAnswer), a missing one a bad request. */
+async function deleteFromRow(
+  form: FormData,
+  remove: (who: Awaited<ReturnType<typeof currentActor>>, id: number) => Promise<void>,
+  page: string,
+) {
   const who = await currentActor();
   const parsed = oneRule.safeParse(Object.fromEntries(form.entries()));
   if (!parsed.success) malformed();
   await orAnswer(
-    () => deleteBlackout(getDb(), who, parsed.data.id),
+    () => remove(who, parsed.data.id),
     () => undefined,
   ).catch((err: unknown) => {
     if (err instanceof RuleError) malformed();
     throw err;
   });
-  revalidatePath('/rules/blackouts');
+  revalidatePath(page);
+}
+
+export async function deleteBlackoutAction(form: FormData): Promise<void> {
+  await deleteFromRow(form, (who, id) => deleteBlackout(getDb(), who, id), '/rules/blackouts');
 }
 
 /** A webhook from the webhooks page: the API's body, its secret in the answer this once. */
@@ -202,15 +211,5 @@ export async function createWebhookAction(_prev: WebhookFormState, form: FormDat
 }
 
 export async function deleteWebhookAction(form: FormData): Promise<void> {
-  const who = await currentActor();
-  const parsed = oneRule.safeParse(Object.fromEntries(form.entries()));
-  if (!parsed.success) malformed();
-  await orAnswer(
-    () => deleteWebhook(getDb(), who, parsed.data.id),
-    () => undefined,
-  ).catch((err: unknown) => {
-    if (err instanceof RuleError) malformed();
-    throw err;
-  });
-  revalidatePath('/rules/webhooks');
+  await deleteFromRow(form, (who, id) => deleteWebhook(getDb(), who, id), '/rules/webhooks');
 }
