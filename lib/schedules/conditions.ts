@@ -56,10 +56,16 @@ const shown = (v: number | null) =>
 const likePattern = (p: string) => p.replace(/[\\%_]/g, (m) => `\\${m}`).replaceAll('*', '%');
 
 async function activeConnections(m: InstanceRef, users: string[] | undefined): Promise<number | null> {
-  const c = instanceClient(
-    { host: m.host, port: m.port, serverEnvironment: m.serverEnvironment },
-    { connectionTimeoutMillis: 3000, statement_timeout: 3000, query_timeout: 4000, application_name: 'pgherd-rules' },
-  );
+  let c: ReturnType<typeof instanceClient>;
+  try {
+    // No credentials for the target's environment (PGHERD_PG_CONFIG) is a value that cannot be measured.
+    c = instanceClient(
+      { host: m.host, port: m.port, serverEnvironment: m.serverEnvironment },
+      { connectionTimeoutMillis: 3000, statement_timeout: 3000, query_timeout: 4000, application_name: 'pgherd-rules' },
+    );
+  } catch {
+    return null;
+  }
   c.on('error', () => {});
   try {
     await c.connect();

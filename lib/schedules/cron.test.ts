@@ -101,9 +101,19 @@ describe('firesBetween across a DST change', () => {
     expect(at(['*/5 * 3 * * *'])).toMatch(/fires 5 s apart/);
     // Two expressions a second apart.
     expect(at(['0 * * * * *', '1 * * * * *'])).toMatch(/fires 1 s apart/);
+    // Every second, but only on 29 February: far beyond the next 100 fires of the other expression.
+    expect(at(['0 0 * * * *', '* * * 29 2 *'])).toMatch(/fires 1 s apart \(seconds 0 and 1 of each minute “\* \* \* 29 2 \*” matches\)/);
     expect(at(['* * * * *'])).toBeNull(); // every minute: the minimum
     expect(at(['0 2 * * *', '0 7 * * 1-5'], 'Europe/Paris')).toBeNull();
     expect(intervalProblem(scheduleSchema.parse({ at: '2026-12-24T22:00:00+01:00' }), 60, from)).toBeNull();
     expect(intervalProblem(scheduleSchema.parse({ cron: ['*/3 * * * * *'], timezone: 'UTC' }), 1, from)).toBeNull();
+  });
+
+  it('refuses H (a hashed value): each reading would give other fires', () => {
+    expect(cronProblem('H * * * * *')).toMatch(/^H \(a hashed, random value\) is not accepted/);
+    expect(cronProblem('H(0-29) 3 * * *')).toMatch(/^H /);
+    expect(cronProblem('0 H/5 * * *')).toMatch(/^H /);
+    expect(cronProblem('0 3 * * THU')).toBeNull(); // a weekday's name with an H in it is fine
+    expect(scheduleSchema.safeParse({ cron: ['H H 3 1 1 *'], timezone: 'UTC' }).success).toBe(false);
   });
 });

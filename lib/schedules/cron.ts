@@ -27,6 +27,10 @@ export function cronProblem(expr: string, tz = 'UTC'): string | null {
   if (expr.length > 200) return 'at most 200 characters';
   if (fields.length !== 5 && fields.length !== 6)
     return `${fields.length} fields: a cron expression has 5 (minute hour day month weekday) or 6 (seconds first)`;
+  // H (a hashed value) is another time at every reading: the schedulers, the catch-up and the pages
+  // would each see other fires.
+  if (fields.some((f) => f.split(',').some((part) => /^H(\(|\/|$)/i.test(part))))
+    return 'H (a hashed, random value) is not accepted: write the times you mean';
   try {
     const it = CronExpressionParser.parse(fields.join(' '), { tz, strict: false });
     it.next();
@@ -150,6 +154,16 @@ export const minIntervalSeconds = () => Number(process.env.PGHERD_RULE_MIN_INTER
  */
 export function intervalProblem(s: Schedule, minSeconds = minIntervalSeconds(), from = new Date(), n = 100): string | null {
   if ('at' in s || minSeconds <= 0) return null;
+  // Within one expression, seconds closer than the minimum come closer in every minute it matches,
+  // however rare (a 29 February): read off its seconds field, not found by walking its fires.
+  for (const expr of s.cron) {
+    const seconds = [...CronExpressionParser.parse(foldCron(expr), { tz: s.timezone }).fields.second.values].sort((a, b) => a - b);
+    for (const [k, v] of seconds.entries()) {
+      const prev = seconds[k - 1];
+      if (prev !== undefined && v - prev < minSeconds)
+        return `fires ${String(v - prev)} s apart (seconds ${String(prev)} and ${String(v)} of each minute “${foldCron(expr)}” matches): this pgherd runs rules at least ${String(minSeconds)} s apart`;
+    }
+  }
   const fires = nextFires(s, from, n);
   let shortest: [number, Date, Date] | null = null;
   for (const [k, d] of fires.entries()) {

@@ -9,14 +9,14 @@ import { eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { ruleRuns, rules } from '@/db/schema';
 import { writeAudit, type AuditInput } from '@/lib/audit/write-audit';
-import { AccessDenied, loadAccess, noAccess, type Access } from '@/lib/auth/access';
+import { AccessDenied, canSomewhere, loadAccess, noAccess, type Access } from '@/lib/auth/access';
 import { isHerdAction, type AnyAction } from '@/lib/ops/define-action';
 import { errorText } from '@/lib/ops/errors';
 import { planFrom, readPlanSource, type Plan, type PlanSource } from '@/lib/ops/plan';
 import { getAction } from '@/lib/ops/registry';
 import { writeOperations } from '@/lib/ops/submit';
-import { wavesSchema } from '@/lib/ops/waves';
-import { conditionSchema, judge, measure, type Values } from './conditions';
+import { wavesSchema, type WaveSpec } from '@/lib/ops/waves';
+import { conditionSchema, judge, measure, type Condition, type Values } from './conditions';
 import { scheduleRetry, withHeartbeat, type FireDeps, type RuleRow, type RunRow } from './fire';
 import { resolveScope, RuleError } from './rules';
 import type { RuleScope } from './rule-body';
@@ -38,6 +38,8 @@ interface Pending {
   targets: RunTarget[];
   runnable: number[];
   retried: string;
+  conditions?: Condition[];
+  waves?: WaveSpec | null;
   plan?: Plan;
   done?: Outcome;
   audit?: AuditInput;
@@ -103,19 +105,19 @@ async function decideChunk(deps: FireDeps, pending: Pending[], now: Date): Promi
   for (const p of open(pending)) p.access = p.rule.ownerId === null ? noAccess(p.rule.ownerName) : await owners.get(p.rule.ownerId);
   // The scope: a retry's own targets; fixed ids; a filter, as the owner sees the inventory now.
   const ids = new Map<Pending, number[]>();
-  for (const p of open(pending)) {
-    try {
-      const list =
-        p.run.kind === 'retry'
-          ? p.run.targets.map((x) => x.id)
-          : await resolveScope(db, need(p.access), need(p.action), p.rule.scope as RuleScope);
-      if (list.length) ids.set(p, list);
-      else p.done = { status: 'nothing', reason: 'nothing to run: the scope names no target now (as its owner sees the inventory)' };
-    } catch (err) {
-      if (!(err instanceof RuleError)) throw err;
-      p.done = { status: 'error', reason: err.message };
+  await eachRun(open(pending), async (p) => {
+    const action = need(p.action);
+    // An owner who holds the action's role nowhere is refused, not shown an empty filter.
+    if (!canSomewhere(need(p.access), action.permission)) {
+      refuse(p, `${action.label} needs the ${action.permission} role: its owner ${p.rule.ownerName} holds it nowhere now`);
+      return;
     }
-  }
+    p.conditions = p.rule.conditions.map((c) => conditionSchema.parse(c));
+    p.waves = p.rule.waves ? wavesSchema.parse(p.rule.waves) : null;
+    const list = p.run.kind === 'retry' ? p.run.targets.map((x) => x.id) : await resolveScope(db, need(p.access), action, p.rule.scope as RuleScope);
+    if (list.length) ids.set(p, list);
+    else p.done = { status: 'nothing', reason: 'nothing to run: the scope names no target now (as its owner sees the inventory)' };
+  });
   // What planning needs of the inventory, read once for every run (a run's targets are in it, or gone).
   const sources = await readSources(db, open(pending), (p) => ids.get(p) ?? []);
   leaveOut(open(pending), ids, sources, blackouts);
@@ -174,8 +176,8 @@ function factOf(source: PlanSource, id: number) {
 
 /** The conditions, measured now on each target still in; those that fail them are skipped, and retried if the rule says so. */
 async function checkConditions(deps: FireDeps, pending: Pending[], now: Date) {
-  for (const p of pending) {
-    const conditions = p.rule.conditions.map((c) => conditionSchema.parse(c));
+  await eachRun(pending, async (p) => {
+    const conditions = p.conditions ?? [];
     const unmet: RunTarget[] = [];
     if (conditions.length) {
       const values = await measure(deps.db, isHerdAction(need(p.action)), p.runnable, conditions);
@@ -198,6 +200,24 @@ async function checkConditions(deps: FireDeps, pending: Pending[], now: Date) {
         unmet.length === skipped && unmet.length ? 'no target met the conditions' : `every target was skipped (${String(skipped)})`;
       p.done = { status: 'nothing', reason: `nothing to run: ${why}${p.retried}`, targets: p.targets };
     }
+  });
+}
+
+/**
+ * Runs `step` on each run on its own: whatever one rule's step throws (a stored condition that no
+ * longer reads, a target that cannot be measured) is that run's error, never another run's.
+ */
+async function eachRun(pending: Pending[], step: (p: Pending) => Promise<void> | void): Promise<void> {
+  for (const p of pending) {
+    try {
+      await step(p);
+    } catch (err) {
+      p.done = {
+        status: 'error',
+        reason: err instanceof RuleError ? err.message : `pgherd could not fire it: ${errorText(err)}`,
+        ...(p.targets.length ? { targets: p.targets } : {}),
+      };
+    }
   }
 }
 
@@ -205,8 +225,7 @@ async function checkConditions(deps: FireDeps, pending: Pending[], now: Date) {
 async function plan(db: Db, pending: Pending[], sources: Sources) {
   for (const p of pending) {
     try {
-      const waves = p.rule.waves ? wavesSchema.parse(p.rule.waves) : null;
-      p.plan = await planFrom(db, sourceOf(sources, p), need(p.access), need(p.action), p.runnable, p.rule.params, waves);
+      p.plan = await planFrom(db, sourceOf(sources, p), need(p.access), need(p.action), p.runnable, p.rule.params, p.waves ?? null);
       if (!p.plan.targets.some((t) => !t.refused))
         p.done = { status: 'nothing', reason: 'nothing to run: the plan refused every target', targets: p.targets };
     } catch (err) {
@@ -227,7 +246,7 @@ async function write(deps: FireDeps, pending: Pending[]) {
       actor: { id: p.rule.ownerId, username: requester(p.rule), access: need(p.access) },
       confirmation: need(p.plan).typeToConfirm ?? '',
       idempotencyKey: `rule-run-${String(p.run.id)}`,
-      waves: p.rule.waves ? wavesSchema.parse(p.rule.waves) : null,
+      waves: p.waves ?? null,
       ruleId: p.rule.id,
     })),
     deps.log,

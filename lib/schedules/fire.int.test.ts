@@ -75,7 +75,10 @@ describe('a fire group', () => {
     expect((await t.db.select({ g: rules.fireGroups }).from(rules).where(inArray(rules.id, ids))).map((r) => r.g)).toEqual(
       ids.map(() => [GROUP]),
     );
-    await t.db.delete(roleBindings).where(eq(roleBindings.subject, 'otto'));
+    // otto keeps his role in production (he holds it somewhere) and loses it where his target is.
+    const production = (await t.db.select().from(environments).where(eq(environments.name, 'production')))[0]!.id;
+    await t.db.insert(roleBindings).values({ role: 'operator', subjectType: 'user', subject: 'otto', environmentId: production });
+    await t.db.delete(roleBindings).where(and(eq(roleBindings.subject, 'otto'), eq(roleBindings.environmentId, staging)));
     const herdOfC = herdOf.get(c)!;
     const now = new Date();
     await t.db.insert(blackouts).values({
@@ -149,6 +152,48 @@ describe('a fire group', () => {
     // plain's operation is still queued (no worker here): its next run is an overlap, not a second operation.
     expect(again.find((r) => r.ruleId === plain.id)).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^overlap: /) });
     expect(again.filter((r) => r.ruleId === leaving.id)).toHaveLength(1);
+  });
+
+  it("keeps each rule's trouble its own: a stored condition that no longer reads and an owner left with no role fail alone", async () => {
+    await t.db.delete(blackouts);
+    const group = 'UTC|15 1 * * *';
+    const sched = { schedule: { cron: ['15 1 * * *'], timezone: 'UTC' } };
+    const [f] = await t.db.insert(users).values({ username: 'fay', source: 'local' }).returning();
+    await t.db.insert(roleBindings).values({ role: 'operator', subjectType: 'user', subject: 'fay', environmentId: staging });
+    const fay: RuleActor = { id: f!.id, username: 'fay', access: await loadAccess(t.db, f!.id) };
+    const before = await createRule(t.db, root, body({ name: 'iso before', instanceIds: [targets[0]], ...sched }));
+    const garbled = await createRule(
+      t.db,
+      root,
+      body({ name: 'iso garbled', instanceIds: [targets[1]], conditions: [{ metric: 'lag_seconds', op: '<', value: 5 }], ...sched }),
+    );
+    const orphan = await createRule(t.db, fay, body({ name: 'iso orphan', filter: `environment=${String(staging)}`, ...sched }));
+    const after = await createRule(t.db, root, body({ name: 'iso after', instanceIds: [targets[2]], ...sched }));
+    // A condition written by hand that no schema reads; fay's only role taken away after she made her rule.
+    await t.db
+      .update(rules)
+      .set({ conditions: [{ metric: 'moon_phase', op: '~', value: 'full' }] })
+      .where(eq(rules.id, garbled.id));
+    await t.db.delete(roleBindings).where(eq(roleBindings.subject, 'fay'));
+
+    const due = new Date(Math.ceil(Date.now() / 1000) * 1000 + 1000);
+    expect(await fireGroup(deps(), group, due, 5000, due)).toHaveLength(4);
+    const runs = await runsOf([before.id, garbled.id, orphan.id, after.id]);
+    const of = (id: number) => runs.find((r) => r.ruleId === id)!;
+    expect(of(before.id).status).toBe('started');
+    expect(of(after.id).status).toBe('started');
+    expect(of(garbled.id)).toMatchObject({ status: 'error', reason: expect.stringMatching(/^pgherd could not fire it: /) });
+    expect(of(garbled.id).operationId).toBeNull();
+    // Not "nothing to run" (the filter matches nothing she may see): refused, with the reason, audited.
+    expect(of(orphan.id)).toMatchObject({
+      status: 'refused',
+      reason: 'refused: Reload configuration needs the operator role: its owner fay holds it nowhere now',
+    });
+    const [audit] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.action, 'rule.refused'), eq(auditEntries.objectId, String(orphan.id))));
+    expect(audit).toMatchObject({ username: 'rule: iso orphan', objectLabel: 'iso orphan' });
   });
 
   it('600 rules due at once (two chunks): 600 runs, each with its own operation, target and audit entries', async () => {

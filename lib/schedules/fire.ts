@@ -107,12 +107,16 @@ export async function fireDue(
 
 /** A fire group's due time: every enabled rule with that cron expression in that time zone, at once. */
 export async function fireGroup(deps: FireDeps, group: string, dueAt: Date, onTimeMs: number, now = new Date()): Promise<number[]> {
-  const members = await deps.db.execute<{ id: number }>(
-    sql`SELECT id FROM rules WHERE enabled AND fire_groups @> ARRAY[${group}]::text[] ORDER BY id`,
+  const members = await deps.db.execute<{ id: number; schedule: Record<string, unknown> }>(
+    sql`SELECT id, schedule FROM rules WHERE enabled AND fire_groups @> ARRAY[${group}]::text[] ORDER BY id`,
   );
+  // A rule whose stored schedule no longer reads (a row written by hand) fires never, whatever group it says.
+  const readable = members.rows.filter((r) => scheduleOf(r) !== null);
+  if (readable.length < members.rows.length)
+    deps.log('rules.group.unreadable_rules', { group, rules: members.rows.filter((r) => scheduleOf(r) === null).map((r) => r.id) });
   return fireDueMany(
     deps,
-    members.rows.map((r) => ({ ruleId: r.id, version: null, dueAt, group })),
+    readable.map((r) => ({ ruleId: r.id, version: null, dueAt, group })),
     'schedule',
     onTimeMs,
     now,

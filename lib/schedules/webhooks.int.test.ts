@@ -6,7 +6,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { and, asc, eq, sql } from 'drizzle-orm';
 import IORedis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { blackouts, environments, herds, instances, users, webhookDeliveries } from '@/db/schema';
+import { blackouts, environments, herds, instances, roleBindings, users, webhookDeliveries, webhooks } from '@/db/schema';
 import { loadAccess } from '@/lib/auth/access';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { startWorker } from '@/lib/ops/worker';
@@ -15,7 +15,7 @@ import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { fireRequested } from './fire';
 import { ruleBody } from './rule-body';
 import { createRule, requestRun, type RuleActor } from './rules';
-import { createWebhook, deliverDue, MAX_ATTEMPTS, processEvents, webhookBody } from './webhooks';
+import { createWebhook, deleteWebhook, deliverDue, MAX_ATTEMPTS, processEvents, webhookBody } from './webhooks';
 
 let t: TestDb;
 let root: RuleActor;
@@ -231,5 +231,37 @@ describe('webhooks', () => {
     } finally {
       process.env.PGHERD_WEBHOOK_ALLOW_NETWORKS = saved;
     }
+  });
+  it("another user's rule and webhook are not there for someone who may not read them: no name, no delete", async () => {
+    const staging = (await t.db.select().from(environments).where(eq(environments.name, 'staging')))[0]!.id;
+    const made = await t.db.insert(users).values([{ username: 'pat', source: 'local' }, { username: 'quinn', source: 'local' }]).returning();
+    await t.db.insert(roleBindings).values(
+      ['pat', 'quinn'].map((subject) => ({ role: 'operator' as const, subjectType: 'user' as const, subject, environmentId: staging })),
+    );
+    const [pat, quinn] = await Promise.all(
+      made.map(async (u): Promise<RuleActor> => ({ id: u.id, username: u.username, access: await loadAccess(t.db, u.id) })),
+    );
+    const rule = await createRule(
+      t.db,
+      pat!,
+      ruleBody.parse({
+        name: 'pat secret rule',
+        action: 'reload',
+        instanceIds: [await replicaOf('staging', 'orders')],
+        schedule: { cron: ['0 3 * * *'], timezone: 'UTC' },
+      }),
+    );
+    const hook = await createWebhook(t.db, pat!, webhookBody.parse({ name: 'pat pager', url: `${base}/pat`, ruleId: rule.id }));
+    // quinn asks to hear about pat's rule: answered as a rule that does not exist, its name not given.
+    const err = await createWebhook(t.db, quinn!, webhookBody.parse({ name: 'snoop', url: `${base}/snoop`, ruleId: rule.id })).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ status: 400, details: [{ path: 'ruleId', message: `no rule #${String(rule.id)}` }] });
+    expect(JSON.stringify(err)).not.toContain('pat secret rule');
+    // ...and deleting pat's webhook is a 404, the webhook still there.
+    await expect(deleteWebhook(t.db, quinn!, hook.id)).rejects.toMatchObject({ status: 404, message: `no webhook #${String(hook.id)}` });
+    expect(await t.db.$count(webhooks, eq(webhooks.id, hook.id))).toBe(1);
+    await deleteWebhook(t.db, pat!, hook.id);
+    expect(await t.db.$count(webhooks, eq(webhooks.id, hook.id))).toBe(0);
   });
 });

@@ -12,7 +12,7 @@ import { demand } from '@/lib/auth/access';
 import { errorText } from '@/lib/ops/errors';
 import { idNumber } from '@/lib/validation/ids';
 import { isPlainName, NO_TRICKS } from '@/lib/validation/text';
-import { getRule, mayManage, RuleError, type RuleActor } from './rules';
+import { getRule, mayManage, mayRead, RuleError, type RuleActor } from './rules';
 import { postGuarded, urlProblem, WebhookAddressError } from './webhook-address';
 
 export const NOTIFICATIONS_CHANNEL = 'pgherd_notifications';
@@ -65,12 +65,15 @@ export const webhookBody = z
 
 export type WebhookBody = z.output<typeof webhookBody>;
 
-/** A global webhook is a global admin's; a rule's, whoever may manage the rule. */
+/**
+ * A global webhook is a global admin's; a rule's, whoever may manage the rule. A rule the actor may not
+ * read is answered as one that does not exist (its name, or that it exists, says nothing).
+ */
 async function demandFor(db: Db, actor: RuleActor, ruleId: number | null) {
   if (ruleId === null) return demand(db, actor.access, 'admin', 'A global webhook', [null]);
-  const rule = await getRule(db, ruleId).catch(() => {
+  const rule = await getRule(db, ruleId).catch(() => null);
+  if (!rule || !mayRead(actor.access, rule))
     throw new RuleError(400, 'invalid webhook', [{ path: 'ruleId', message: `no rule #${String(ruleId)}` }]);
-  });
   if (!mayManage(actor, rule))
     throw new RuleError(403, `only the owner of rule ${JSON.stringify(rule.name)} or a global admin may add its webhooks`);
 }
@@ -110,10 +113,9 @@ export async function createWebhook(db: Db, actor: RuleActor, b: WebhookBody) {
   });
 }
 
+/** Deletes one the actor may manage; any other is a 404, as one that does not exist. */
 export async function deleteWebhook(db: Db, actor: RuleActor, id: number) {
-  const [w] = await db.select().from(webhooks).where(eq(webhooks.id, id));
-  if (!w) throw new RuleError(404, `no webhook #${String(id)}`);
-  await demandFor(db, actor, w.ruleId);
+  const w = await manageableWebhook(db, actor, id);
   await db.transaction(async (tx) => {
     await tx.delete(webhooks).where(eq(webhooks.id, id));
     await writeAudit(tx, {
