@@ -672,7 +672,10 @@ export const rules = pgTable(
       .notNull()
       .default('all'),
     retry: jsonb('retry').$type<Record<string, unknown>>(),
+    // { schedule }: when its targets are put back as they were before its runs (a companion rule does it).
     reverse: jsonb('reverse').$type<Record<string, unknown>>(),
+    // Set on a reverse's companion rule: the rule whose targets it puts back (made, changed and deleted with it).
+    reverseOf: integer('reverse_of').references((): AnyPgColumn => rules.id, { onDelete: 'cascade' }),
     waves: jsonb('waves').$type<Record<string, unknown>>(),
     // A fire that fell while no worker ran is run once when one is back within this many seconds, else recorded as missed.
     graceSeconds: integer('grace_seconds').notNull().default(300),
@@ -694,9 +697,35 @@ export const rules = pgTable(
   },
   (t) => [
     uniqueIndex('rules_name_key').on(t.name),
+    uniqueIndex('rules_reverse_of_key').on(t.reverseOf),
     check('rules_grace_seconds_check', sql`grace_seconds BETWEEN 0 AND 604800`),
     index('rules_fire_groups_idx').using('gin', t.fireGroups),
   ],
+);
+
+// A DR drill's figures (issue 17): one row per drill that got as far as measuring, written by its last
+// step. Whether a drill failed is its operation target's status; the scorecard reads both.
+export const drDrills = pgTable(
+  'dr_drills',
+  {
+    id: serial('id').primaryKey(),
+    herdId: integer('herd_id').references(() => herds.id, { onDelete: 'cascade' }),
+    operationId: integer('operation_id').references(() => operations.id, { onDelete: 'set null' }),
+    // The herd's primary before (and after) the drill, and the member in the other site it switched over to.
+    primaryLabel: text('primary_label').notNull(),
+    candidateLabel: text('candidate_label').notNull(),
+    candidateSite: text('candidate_site').notNull(),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }).notNull().defaultNow(),
+    // From asking for the switchover to the writer's first commit acknowledged by the DR member.
+    firstWriteMs: integer('first_write_ms'),
+    // The writer's longest time between two acknowledged commits, over both switchovers.
+    longestGapMs: integer('longest_gap_ms'),
+    acknowledged: integer('acknowledged').notNull(),
+    // Acknowledged commits missing on the primary at the end: must be 0.
+    lost: integer('lost').notNull(),
+  },
+  (t) => [index('dr_drills_herd_idx').on(t.herdId, t.id)],
 );
 
 // A rule's runs: one row per fire, whatever came of it (an operation, a skip and why, a refusal, a

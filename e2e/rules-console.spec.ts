@@ -90,6 +90,29 @@ test('a rule edited with its own form keeps what the form does not show; turned 
   expect(off).toMatchObject({ enabled: false, owner: lab.console.admin.username, nextFires: [] });
 });
 
+test('the DR scorecard lists each herd of an environment with its verdict; the reverse field makes a reverse rule', async ({ page }) => {
+  await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
+  await page.getByRole('link', { name: 'DR scorecard' }).click();
+  await expect(page).toHaveURL(/\/dr$/);
+  const rows = page.getByTestId('dr-scorecard').locator('tbody tr[data-herd]');
+  await expect(rows.first()).toBeVisible();
+  // Every lab herd has a member in another site; none was drilled here.
+  for (const v of await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-verdict')))) expect(v).toBe('never');
+
+  await page.goto(`${url}/rules/new`);
+  await page.getByLabel('Name', { exact: true }).fill('console park');
+  await page.locator('select[name="action"]').selectOption('power-off');
+  await page.getByLabel('Ids', { exact: true }).fill('1');
+  await page.getByLabel('Cron expressions (one a line)').fill('0 22 29 2 *'); // not before 2028: nothing is powered off here
+  await page.getByLabel('Put back at (cron, one a line)').fill('0 6 1 3 *');
+  await page.getByRole('button', { name: 'Save rule' }).click();
+  await expect(page).toHaveURL(/\/rules\/\d+$/);
+  await page.getByTestId('rule-reverse-link').click();
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('console park (reverse)');
+  await expect(page.getByTestId('rule-facts')).toContainText('power-on');
+  await expect(page.getByRole('link', { name: 'Edit' })).toHaveCount(0);
+});
+
 test('a form that does not hold says why and saves nothing; a blackout set for days and lifted', async ({ page }) => {
   await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
   await page.goto(`${url}/rules/new`);

@@ -23,6 +23,7 @@ export default async function ConsoleLayout({ children }: { children: React.Reac
             </Link>
           ))}
           <Link href="/rules">Rules</Link>
+          <Link href="/dr">DR scorecard</Link>
         </nav>
         <div className="user-tools">
           Signed in as <strong data-testid="current-user">{user.username}</strong> <Link href="/account/tokens">API tokens</Link>{' '}

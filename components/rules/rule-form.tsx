@@ -212,6 +212,27 @@ export function RuleForm({
         </label>
         {err('retry')}
       </fieldset>
+      <fieldset className="form-row">
+        <legend>Put back (resize, power off, power on)</legend>
+        <p className="help">
+          At these times, each target the rule changed is put back as it was before: the instance type it had, the state it had. A
+          rule of its own (&ldquo;NAME (reverse)&rdquo;) does it, made and changed with this one. The cron expressions are in the time
+          zone above unless you give another.
+        </p>
+        <label htmlFor="rule-reverse-cron">Put back at (cron, one a line)</label>
+        <textarea id="rule-reverse-cron" name="reverseCron" rows={2} placeholder="none" defaultValue={initial.reverseCron} />{' '}
+        <label htmlFor="rule-reverse-timezone">in the time zone</label>
+        <input
+          id="rule-reverse-timezone"
+          name="reverseTimezone"
+          type="text"
+          placeholder="the rule's"
+          defaultValue={initial.reverseTimezone}
+        />{' '}
+        <label htmlFor="rule-reverse-at">or once at</label>
+        <input id="rule-reverse-at" name="reverseAt" type="text" placeholder="2026-12-25T07:00:00+01:00" defaultValue={initial.reverseAt} />
+        {err('reverse')}
+      </fieldset>
       <div className="form-row">
         <label htmlFor="rule-grace">Grace for a missed fire (s)</label>
         <input id="rule-grace" name="graceSeconds" type="text" defaultValue={initial.graceSeconds ?? '300'} />

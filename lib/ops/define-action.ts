@@ -69,6 +69,8 @@ export interface ActionPlan<S> {
   /** Refused, though the steps are shown (a switchover whose candidate lags too far: what it would do). */
   refused?: Refusal;
   cost?: CostChange;
+  /** What the target is now, in what the action changes (a resize: its instance type): a rule's reverse puts it back. */
+  before?: Record<string, string>;
   /** A fresh state for each run, when it starts from what the plan found (else the action's `state`). */
   state?: () => S;
 }
@@ -83,6 +85,7 @@ export interface TargetPlan {
   warnings: string[];
   facts?: Fact[];
   cost?: CostChange;
+  before?: Record<string, string>;
 }
 
 /** Parameters as the action's schema parsed them (an empty object for actions without any). */
@@ -223,6 +226,7 @@ function toTargetPlan<S>(p: ActionPlan<S> | Refusal): TargetPlan {
     warnings: p.warnings ?? [],
     ...(p.facts ? { facts: p.facts } : {}),
     ...(p.cost ? { cost: p.cost } : {}),
+    ...(p.before ? { before: p.before } : {}),
     ...(p.refused ? { refused: p.refused.reason, refusalCode: p.refused.code } : {}),
   };
 }

@@ -15,6 +15,7 @@ import { replaceHostKeyAction } from './actions/replace-host-key.action';
 import { resizeAction } from './actions/resize.action';
 import { powerOffAction, powerOnAction } from './actions/power.action';
 import { resizeHerdAction } from './actions/resize-herd.action';
+import { drDrillAction } from './actions/dr-drill.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -29,6 +30,7 @@ export const actions: AnyAction[] = [
   powerOnAction,
   switchoverAction,
   drFailoverAction,
+  drDrillAction,
   resizeHerdAction,
   refreshDnsAction,
   checkSshAction,

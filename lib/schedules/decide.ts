@@ -18,11 +18,12 @@ import { writeOperations } from '@/lib/ops/submit';
 import { wavesSchema, type WaveSpec } from '@/lib/ops/waves';
 import { conditionSchema, judge, measure, type Condition, type Values } from './conditions';
 import { scheduleRetry, withHeartbeat, type FireDeps, type RuleRow, type RunRow } from './fire';
-import { resolveScope, RuleError } from './rules';
+import { MAX_RULE_TARGETS, resolveScope, RuleError } from './rules';
+import { reverseParams, reversible, toPutBack } from './reverse';
 import type { RuleScope } from './rule-body';
 import { notifyRunsEnded } from './webhooks';
 
-export type RunTarget = { id: number; label: string; skipped?: string; values?: Values };
+export type RunTarget = { id: number; label: string; skipped?: string; values?: Values; before?: Record<string, string> };
 type Status = 'skipped' | 'refused' | 'nothing' | 'error' | 'started';
 type Outcome = { status: Status; reason: string; operationId?: number; targets?: RunTarget[] };
 
@@ -40,6 +41,8 @@ interface Pending {
   retried: string;
   conditions?: Condition[];
   waves?: WaveSpec | null;
+  /** The parameters this run plans with, when not the rule's own (a reverse's, read from what it puts back). */
+  params?: Record<string, unknown>;
   plan?: Plan;
   done?: Outcome;
   audit?: AuditInput;
@@ -114,7 +117,13 @@ async function decideChunk(deps: FireDeps, pending: Pending[], now: Date): Promi
     }
     p.conditions = p.rule.conditions.map((c) => conditionSchema.parse(c));
     p.waves = p.rule.waves ? wavesSchema.parse(p.rule.waves) : null;
-    const list = p.run.kind === 'retry' ? p.run.targets.map((x) => x.id) : await resolveScope(db, need(p.access), action, p.rule.scope as RuleScope);
+    const scope = p.rule.scope as RuleScope;
+    if ('reverseOf' in scope) {
+      const list = await reverseScope(db, p, scope.reverseOf);
+      if (list.length) ids.set(p, list);
+      return;
+    }
+    const list = p.run.kind === 'retry' ? p.run.targets.map((x) => x.id) : await resolveScope(db, need(p.access), action, scope);
     if (list.length) ids.set(p, list);
     else p.done = { status: 'nothing', reason: 'nothing to run: the scope names no target now (as its owner sees the inventory)' };
   });
@@ -129,6 +138,26 @@ async function decideChunk(deps: FireDeps, pending: Pending[], now: Date): Promi
 }
 
 type Sources = { herd?: PlanSource; instance?: PlanSource };
+
+/**
+ * A reverse's targets: what its rule changed and is not back yet, with the parameters that put each back
+ * (a resize: each one's own type). Not while the rule's own operation runs: it would race it.
+ */
+async function reverseScope(db: Db, p: Pending, ruleId: number): Promise<number[]> {
+  const action = need(p.action).name;
+  const { busy, targets } = await toPutBack(db, ruleId, p.rule.id);
+  if (busy !== null) {
+    p.done = { status: 'skipped', reason: `overlap: its rule's operation #${String(busy)} is still going; what it changes is put back at the next fire` };
+    return [];
+  }
+  const back = reversible(action, targets);
+  if (!back.size) {
+    p.done = { status: 'nothing', reason: 'nothing to put back: its rule changed nothing that is not back already' };
+    return [];
+  }
+  p.params = reverseParams(action, back);
+  return [...back.keys()];
+}
 
 /** The plan sources of the runs' targets: one read for the herd actions', one for the instance actions'. */
 async function readSources(db: Db, pending: Pending[], idsOf: (p: Pending) => number[]): Promise<Sources> {
@@ -225,7 +254,7 @@ async function eachRun(pending: Pending[], step: (p: Pending) => Promise<void> |
 async function plan(db: Db, pending: Pending[], sources: Sources) {
   for (const p of pending) {
     try {
-      p.plan = await planFrom(db, sourceOf(sources, p), need(p.access), need(p.action), p.runnable, p.rule.params, p.waves ?? null);
+      p.plan = await planFrom(db, sourceOf(sources, p), need(p.access), need(p.action), p.runnable, p.params ?? p.rule.params, p.waves ?? null);
       if (!p.plan.targets.some((t) => !t.refused))
         p.done = { status: 'nothing', reason: 'nothing to run: the plan refused every target', targets: p.targets };
     } catch (err) {
@@ -261,6 +290,11 @@ async function write(deps: FireDeps, pending: Pending[]) {
         targets: p.targets,
       };
       return;
+    }
+    // A rule with a reverse keeps what each target was before (its reverse puts it back to that).
+    if (p.rule.reverse) {
+      const before = new Map(plan.targets.flatMap((t) => (t.before && t.instanceId !== null ? [[t.instanceId, t.before] as const] : [])));
+      p.targets = p.targets.map((t) => (before.has(t.id) ? { ...t, before: before.get(t.id) } : t));
     }
     const refusedByPlan = plan.targets.filter((t) => t.refused).length;
     const run = plan.targets.length - refusedByPlan;
@@ -311,7 +345,7 @@ async function settleMany(deps: FireDeps, pending: Pending[]) {
     UPDATE rule_runs r SET status = u.status, reason = u.reason, operation_id = u.operation_id,
       targets = COALESCE(u.targets, r.targets), decided_at = clock_timestamp()
     FROM unnest(${col((p) => p.run.id)}::int[], ${col((p) => p.done.status)}::text[], ${col((p) => p.done.reason.slice(0, 2000))}::text[],
-      ${col((p) => p.done.operationId ?? null)}::int[], ${col((p) => (p.done.targets ? JSON.stringify(p.done.targets.slice(0, 1000)) : null))}::jsonb[])
+      ${col((p) => p.done.operationId ?? null)}::int[], ${col((p) => (p.done.targets ? JSON.stringify(p.done.targets.slice(0, MAX_RULE_TARGETS)) : null))}::jsonb[])
       AS u(id, status, reason, operation_id, targets)
     WHERE r.id = u.id AND (r.status = 'deciding' OR u.status = 'started')
     RETURNING r.id, r.status`);

@@ -52,6 +52,11 @@ export const ruleBody = z
     logic: z.enum(['all', 'any']).default('all'),
     /** When targets were skipped for their conditions: fire again for them after this long (plus up to jitter), this many times. */
     retry: retrySchema.nullable().default(null),
+    /**
+     * Put each target back as it was before the rule's runs (the type it had, the state it had), at a
+     * second schedule: a resize, a power off or a power on. Done by a companion rule, made with this one.
+     */
+    reverse: z.object({ schedule: scheduleSchema }).strict().nullable().default(null),
     waves: wavesSchema.nullable().optional(),
     /** A fire missed while no worker ran is run once within this many seconds of its time, else recorded as missed. */
     graceSeconds: z.number().int().min(0).max(604_800, 'at most a week (604800)').default(300),
@@ -66,9 +71,11 @@ export const ruleBody = z
 export type RuleBody = z.output<typeof ruleBody>;
 
 /** What a rule runs on, as stored. */
-export type RuleScope = { instanceIds: number[] } | { herdIds: number[] } | { filter: string };
+export type RuleScope = { instanceIds: number[] } | { herdIds: number[] } | { filter: string } | ReverseScope;
+/** A reverse's companion rule: the targets its rule changed and that are not back yet. */
+export type ReverseScope = { reverseOf: number };
 
-export const scopeOf = (b: Pick<RuleBody, 'instanceIds' | 'herdIds' | 'filter'>): RuleScope =>
+export const scopeOf = (b: Pick<RuleBody, 'instanceIds' | 'herdIds' | 'filter'>): Exclude<RuleScope, ReverseScope> =>
   b.instanceIds ? { instanceIds: b.instanceIds } : b.herdIds ? { herdIds: b.herdIds } : { filter: b.filter ?? '' };
 
 /**

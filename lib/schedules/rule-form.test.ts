@@ -84,6 +84,20 @@ describe('the rule form, as the API body', () => {
         enabled: false,
       },
       { name: 'once', action: 'restart', herdIds: [4, 9], schedule: { at: '2026-12-24T22:00:00+01:00' } },
+      {
+        name: 'park at night',
+        action: 'power-off',
+        instanceIds: [3],
+        schedule: { cron: ['0 22 * * 1-5'], timezone: 'Europe/Paris' },
+        reverse: { schedule: { cron: ['0 6 * * 1-5'], timezone: 'America/New_York' } },
+      },
+      {
+        name: 'bigger once',
+        action: 'resize',
+        instanceIds: [3],
+        schedule: { at: '2026-12-24T22:00:00+01:00' },
+        reverse: { schedule: { at: '2026-12-26T07:00:00+01:00' } },
+      },
     ]) {
       const body = ruleBody.parse(raw);
       const again = checkForm(bodyToForm(body));

@@ -58,6 +58,19 @@ export function formToBody(f: Fields): Record<string, unknown> {
           jitterSeconds: number(text(f, 'retryJitter') || '0'),
         }
       : null,
+    reverse: text(f, 'reverseAt')
+      ? { schedule: { at: text(f, 'reverseAt') } }
+      : text(f, 'reverseCron')
+        ? {
+            schedule: {
+              cron: text(f, 'reverseCron')
+                .split('\n')
+                .map((l) => l.trim())
+                .filter(Boolean),
+              timezone: text(f, 'reverseTimezone') || text(f, 'timezone') || 'UTC',
+            },
+          }
+        : null,
     graceSeconds: number(text(f, 'graceSeconds') || '300'),
     enabled: f.enabled === 'on',
   };
@@ -70,6 +83,7 @@ export function fieldOf(path: string): string {
   if (head === 'schedule') return second === 'at' ? 'at' : second === 'timezone' ? 'timezone' : 'cron';
   if (head === 'conditions') return `condition${second ?? ''}${third ? `.${third}` : ''}`;
   if (head === 'retry') return 'retry';
+  if (head === 'reverse') return 'reverse';
   return head || 'form';
 }
 
@@ -107,6 +121,9 @@ export function bodyToForm(b: RuleBody): Record<string, string> {
     retryAfter: b.retry ? String(b.retry.afterSeconds) : '',
     retryTimes: b.retry ? String(b.retry.times) : '',
     retryJitter: b.retry ? String(b.retry.jitterSeconds) : '',
+    reverseCron: b.reverse && 'cron' in b.reverse.schedule ? b.reverse.schedule.cron.join('\n') : '',
+    reverseAt: b.reverse && 'at' in b.reverse.schedule ? b.reverse.schedule.at : '',
+    reverseTimezone: b.reverse && 'timezone' in b.reverse.schedule ? b.reverse.schedule.timezone : '',
     graceSeconds: String(b.graceSeconds),
     ...(b.enabled ? { enabled: 'on' } : {}),
   };

@@ -12,7 +12,7 @@ import { producerConnection } from '@/lib/ops/queue';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { ruleBody } from './rule-body';
-import { createRule, getRule, RuleError, ruleView, setRuleEnabled, type RuleActor } from './rules';
+import { createRule, deleteRule, getRule, RuleError, ruleView, setRuleEnabled, updateRule, type RuleActor } from './rules';
 import { groupSchedulerId, reconcileSchedulers, ruleQueue } from './scheduler';
 
 let t: TestDb;
@@ -125,5 +125,52 @@ describe('managing rules', () => {
     expect((await ruleView(t.db, await getRule(t.db, good.id))).problem).toBeNull();
     const n = await t.db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM rules`);
     expect(n.rows[0]!.n).toBeGreaterThanOrEqual(2);
+  });
+  it("a reverse is a companion rule made, changed and deleted with its rule, never on its own; only what can be put back has one", async () => {
+    const reverse = { schedule: { cron: ['0 7 * * *'], timezone: 'Europe/Paris' } };
+    await expect(createRule(t.db, root, body({ name: 'reload and back', reverse }))).rejects.toMatchObject({
+      status: 400,
+      details: [{ path: 'reverse', message: expect.stringMatching(/^Reload configuration has nothing to put back: a reverse is for resize, power-off, power-on/) }],
+    });
+    const rule = await createRule(t.db, root, body({ name: 'park', action: 'power-off', reverse }));
+    const companionOf = async () => (await t.db.select().from(rules).where(eq(rules.reverseOf, rule.id)))[0];
+    const c = (await companionOf())!;
+    expect(c).toMatchObject({
+      name: 'park (reverse)',
+      action: 'power-on',
+      scope: { reverseOf: rule.id },
+      fireGroups: ['Europe/Paris|0 7 * * *'],
+      ownerName: 'root',
+      enabled: true,
+    });
+    expect((await ruleView(t.db, rule)).reverseRule).toEqual({ id: c.id, name: 'park (reverse)' });
+    expect(await ruleView(t.db, c)).toMatchObject({ reverseOf: rule.id });
+    // The companion is changed through its rule only.
+    await expect(updateRule(t.db, root, c.id, body({ name: 'park (reverse)', action: 'power-on' }))).rejects.toMatchObject({
+      status: 409,
+      message: `"park (reverse)" is the reverse of rule #${String(rule.id)}: change that rule's reverse instead`,
+    });
+    await expect(deleteRule(t.db, root, c.id)).rejects.toMatchObject({ status: 409 });
+    // A new reverse schedule moves the companion (same row); none deletes it, audited.
+    await updateRule(t.db, root, rule.id, body({ name: 'park', action: 'power-off', reverse: { schedule: { cron: ['30 6 * * 1-5'], timezone: 'UTC' } } }));
+    const moved = (await companionOf())!;
+    expect([moved.id, moved.fireGroups, moved.version]).toEqual([c.id, ['UTC|30 6 * * 1-5'], c.version + 1]);
+    await updateRule(t.db, root, rule.id, body({ name: 'park', action: 'power-off' }));
+    expect(await companionOf()).toBeUndefined();
+    expect(
+      await t.db.$count(auditEntries, and(eq(auditEntries.action, 'rule.deleted'), eq(auditEntries.objectId, String(c.id)))),
+    ).toBe(1);
+    // Deleting the rule deletes its reverse.
+    await updateRule(t.db, root, rule.id, body({ name: 'park', action: 'power-off', reverse }));
+    const again = (await companionOf())!;
+    await deleteRule(t.db, root, rule.id);
+    expect(await t.db.$count(rules, eq(rules.id, again.id))).toBe(0);
+    // A reverse's name taken by another rule: refused, saying which names.
+    await createRule(t.db, root, body({ name: 'nap (reverse)' }));
+    await expect(createRule(t.db, root, body({ name: 'nap', action: 'power-off', reverse }))).rejects.toMatchObject({
+      status: 409,
+      message: 'a rule named "nap" or "nap (reverse)" (its reverse\'s name) exists',
+    });
+    expect(await t.db.$count(rules, eq(rules.name, 'nap'))).toBe(0);
   });
 });

@@ -16,7 +16,8 @@ import { planOperation } from '@/lib/ops/plan';
 import { getAction } from '@/lib/ops/registry';
 import { SubmitError } from '@/lib/ops/submit-errors';
 import { fireGroupsOf, intervalProblem, nextFires, scheduleSchema, type Schedule } from './cron';
-import { filterPairs, scopeOf, type RuleBody, type RuleScope } from './rule-body';
+import { filterPairs, scopeOf, type ReverseScope, type RuleBody, type RuleScope } from './rule-body';
+import { REVERSE_ACTION, reverseName } from './reverse';
 
 /** The workers listen here: a rule changed (its id), so the job schedulers are reconciled at once. */
 export const RULES_CHANNEL = 'pgherd_rules';
@@ -79,7 +80,12 @@ export function normalFilter(action: AnyAction, raw: string, access: Access): st
 }
 
 /** The ids a scope names now, as `access` sees them (a filter: what its changelist lists for them). */
-export async function resolveScope(db: Db, access: Access, action: AnyAction, scope: RuleScope): Promise<number[]> {
+export async function resolveScope(
+  db: Db,
+  access: Access,
+  action: AnyAction,
+  scope: Exclude<RuleScope, ReverseScope>,
+): Promise<number[]> {
   if ('instanceIds' in scope) return scope.instanceIds;
   if ('herdIds' in scope) return scope.herdIds;
   const def = modelDef(action);
@@ -116,6 +122,16 @@ export async function checkRule(db: Db, actor: RuleActor, body: RuleBody): Promi
     throw invalid('herdIds', `${action.name} runs on instances: give instanceIds or a filter of instances`);
   const tooOften = intervalProblem(body.schedule);
   if (tooOften) throw invalid('schedule.cron', tooOften);
+  if (body.reverse) {
+    const back = REVERSE_ACTION[action.name];
+    if (!back)
+      throw invalid(
+        'reverse',
+        `${action.label} has nothing to put back: a reverse is for ${Object.keys(REVERSE_ACTION).join(', ')} (the type, or the state, each target had)`,
+      );
+    const often = intervalProblem(body.reverse.schedule);
+    if (often) throw invalid('reverse.schedule.cron', often);
+  }
   let scope = scopeOf(body);
   if ('filter' in scope) scope = { filter: normalFilter(action, scope.filter, actor.access) };
   if (!canSomewhere(actor.access, action.permission))
@@ -144,14 +160,82 @@ function stored(body: RuleBody, checked: CheckedRule) {
     conditions: body.conditions as Record<string, unknown>[],
     logic: body.logic,
     retry: body.retry as Record<string, unknown> | null,
+    reverse: body.reverse as Record<string, unknown> | null,
     waves: (body.waves ?? null) as Record<string, unknown> | null,
     graceSeconds: body.graceSeconds,
     enabled: body.enabled,
   };
 }
 
+/** A reverse's companion rule as stored: its rule's owner, waves, grace and enabled; the reverse's schedule and action. */
+function companionOf(body: RuleBody, ruleId: number) {
+  if (!body.reverse) throw new Error('no reverse');
+  return {
+    name: reverseName(body.name),
+    description: `Puts back what rule ${JSON.stringify(body.name)} changed: each target as it was before the rule's runs.`,
+    action: REVERSE_ACTION[body.action] ?? body.action,
+    params: {},
+    scope: { reverseOf: ruleId } satisfies ReverseScope,
+    schedule: body.reverse.schedule as Record<string, unknown>,
+    conditions: [],
+    logic: 'all' as const,
+    retry: null,
+    reverse: null,
+    waves: (body.waves ?? null) as Record<string, unknown> | null,
+    graceSeconds: body.graceSeconds,
+    enabled: body.enabled,
+    fireGroups: fireGroupsOf(body.reverse.schedule),
+    reverseOf: ruleId,
+  };
+}
+
+/**
+ * Makes, changes or deletes a rule's companion as its body's reverse says, in the rule's transaction:
+ * audited and announced as any rule (the workers reconcile its schedulers).
+ */
+async function syncCompanion(tx: Queries, actor: RuleActor, rule: RuleRow, body: RuleBody) {
+  const [old] = await tx.select().from(rules).where(eq(rules.reverseOf, rule.id));
+  const audit = (action: string, id: number, name: string, changes: Record<string, [unknown, unknown]>) =>
+    writeAudit(tx, { user: actor, remoteAddr: actor.remoteAddr, action, objectType: 'rules', objectId: String(id), objectLabel: name, changes });
+  if (!body.reverse) {
+    if (!old) return;
+    await tx.delete(rules).where(eq(rules.id, old.id));
+    await audit('rule.deleted', old.id, old.name, diffChanges({ ...pick(old), owner: old.ownerName }, {}));
+    await announce(tx, old.id);
+    return;
+  }
+  const values = companionOf(body, rule.id);
+  const owner = { ownerId: actor.id, ownerName: actor.username };
+  if (!old) {
+    const row = one(await tx.insert(rules).values({ ...values, ...owner }).returning());
+    await audit('rule.created', row.id, row.name, diffChanges(null, { ...values, owner: actor.username }));
+    await announce(tx, row.id);
+    return;
+  }
+  const restart = JSON.stringify(old.schedule) !== JSON.stringify(values.schedule) || (!old.enabled && values.enabled);
+  await tx
+    .update(rules)
+    .set({ ...values, ...owner, version: sql`${rules.version} + 1`, ...(restart ? { firesFrom: new Date() } : {}) })
+    .where(eq(rules.id, old.id));
+  await audit('rule.changed', old.id, values.name, diffChanges({ ...pick(old), owner: old.ownerName }, { ...values, owner: actor.username }));
+  await announce(tx, old.id);
+}
+
+/** A companion is changed through its rule, never on its own. */
+function refuseCompanion(rule: RuleRow, verb: string) {
+  if (rule.reverseOf !== null)
+    throw new RuleError(409, `${JSON.stringify(rule.name)} is the reverse of rule #${String(rule.reverseOf)}: ${verb} that rule's reverse instead`);
+}
+
 const isNameTaken = (err: unknown) => pgError(err).constraint === 'rules_name_key';
-const nameTaken = (name: string) => new RuleError(409, `a rule named ${JSON.stringify(name)} exists`, [{ path: 'name', message: 'taken' }]);
+const nameTaken = (body: RuleBody) =>
+  new RuleError(
+    409,
+    body.reverse
+      ? `a rule named ${JSON.stringify(body.name)} or ${JSON.stringify(reverseName(body.name))} (its reverse's name) exists`
+      : `a rule named ${JSON.stringify(body.name)} exists`,
+    [{ path: 'name', message: 'taken' }],
+  );
 
 export async function createRule(db: Db, actor: RuleActor, body: RuleBody): Promise<RuleRow> {
   const checked = await checkRule(db, actor, body);
@@ -174,10 +258,11 @@ export async function createRule(db: Db, actor: RuleActor, body: RuleBody): Prom
         changes: diffChanges(null, { ...values, owner: actor.username }),
       });
       await announce(tx, row.id);
+      if (body.reverse) await syncCompanion(tx, actor, row, body);
       return row;
     });
   } catch (err) {
-    if (isNameTaken(err)) throw nameTaken(body.name);
+    if (isNameTaken(err)) throw nameTaken(body);
     throw err;
   }
 }
@@ -222,6 +307,7 @@ function refuseUnlessManager(actor: RuleActor, rule: RuleRow, verb: string) {
 export async function updateRule(db: Db, actor: RuleActor, id: number, body: RuleBody): Promise<RuleRow> {
   const before = await getRule(db, id);
   refuseUnlessManager(actor, before, 'change');
+  refuseCompanion(before, 'change');
   const checked = await checkRule(db, actor, body);
   const values = stored(body, checked);
   const restart = JSON.stringify(before.schedule) !== JSON.stringify(values.schedule) || (!before.enabled && values.enabled);
@@ -250,10 +336,11 @@ export async function updateRule(db: Db, actor: RuleActor, id: number, body: Rul
         changes: diffChanges({ ...pick(before), owner: before.ownerName }, { ...values, owner: actor.username }),
       });
       await announce(tx, id);
+      await syncCompanion(tx, actor, row, body);
       return row;
     });
   } catch (err) {
-    if (isNameTaken(err)) throw nameTaken(body.name);
+    if (isNameTaken(err)) throw nameTaken(body);
     throw err;
   }
 }
@@ -268,6 +355,7 @@ const pick = (r: RuleRow) => ({
   conditions: r.conditions,
   logic: r.logic,
   retry: r.retry,
+  reverse: r.reverse,
   waves: r.waves,
   graceSeconds: r.graceSeconds,
   enabled: r.enabled,
@@ -276,7 +364,10 @@ const pick = (r: RuleRow) => ({
 export async function deleteRule(db: Db, actor: RuleActor, id: number): Promise<void> {
   const before = await getRule(db, id);
   refuseUnlessManager(actor, before, 'delete');
+  refuseCompanion(before, 'delete');
   await db.transaction(async (tx) => {
+    // Its reverse goes with it (audited as itself).
+    await syncCompanion(tx, actor, before, { reverse: null } as RuleBody);
     await tx.delete(rules).where(eq(rules.id, id));
     await writeAudit(tx, {
       user: actor,
@@ -391,6 +482,7 @@ export const bodyOf = (r: RuleRow) => ({
   conditions: r.conditions,
   logic: r.logic,
   retry: r.retry,
+  ...(r.reverseOf === null ? { reverse: r.reverse } : {}),
   waves: r.waves,
   graceSeconds: r.graceSeconds,
   enabled: r.enabled,
@@ -404,10 +496,15 @@ export async function ruleView(db: Queries, r: RuleRow, now = new Date()) {
     .where(eq(ruleRuns.ruleId, r.id))
     .orderBy(desc(ruleRuns.id))
     .limit(1);
+  const [companion] = r.reverse
+    ? await db.select({ id: rules.id, name: rules.name }).from(rules).where(eq(rules.reverseOf, r.id))
+    : [];
   return {
     id: r.id,
     owner: r.ownerName,
     ...bodyOf(r),
+    /** The companion rule that puts back what this one changes; or, on a companion, the rule it reverses. */
+    reverseRule: companion ?? null,
     nextFires: r.enabled ? nextFiresOf(r, now, 5).map((d) => d.toISOString()) : [],
     problem: scheduleProblem(r),
     lastRun: last ?? null,

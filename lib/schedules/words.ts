@@ -11,6 +11,7 @@ export function scopeWords(scope: Record<string, unknown>): string {
   };
   if ('instanceIds' in scope) return list(scope.instanceIds, 'instance');
   if ('herdIds' in scope) return list(scope.herdIds, 'herd');
+  if ('reverseOf' in scope) return `what rule #${String(scope.reverseOf)} changed and is not back yet`;
   return `filter: ${String(scope.filter)}`;
 }
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { herds, instances, operationSteps, operationTargets, servers } from '@/db/schema';
+import { drDrills, herds, instances, operationSteps, operationTargets, servers } from '@/db/schema';
 import { seededDatabase } from '@/lib/lab/seed';
 import { lookup } from '@/lib/dns/rfc2136';
 import {
@@ -31,6 +31,8 @@ import { loadInstanceRefs, type InstanceRef } from '../instance-ref';
 import { planOperation } from '../plan';
 import { refreshFleet } from '../refresher';
 import { drFailoverAction } from './dr-failover.action';
+import { drDrillAction } from './dr-drill.action';
+import { drScorecard } from '../dr-scorecard';
 import { rebuildAction } from './rebuild.action';
 import { remasterAction } from './remaster.action';
 import { startAction } from './start.action';
@@ -226,6 +228,54 @@ describe('switchover', () => {
     expect(await inRecovery(primary)).toBe(false);
     expect(await answer('gamma')).toEqual([primary.server]);
   }, 60_000);
+});
+
+describe('DR drill', () => {
+  it('switches beta over to its member in the other site under a writer, and back: figures recorded, 0 lost, its primary again, the scratch table gone; the scorecard shows it', async () => {
+    const old = await livePrimary('beta');
+    const h = herdIds.get('beta')!;
+    const [env] = await db.select({ id: herds.environmentId }).from(herds).where(eq(herds.id, h));
+    const card = async () => (await drScorecard(db, env!.id)).find((r) => r.herdId === h)!;
+    expect(await card()).toMatchObject({ verdict: 'never', last: null });
+    const { op, targets, steps } = await runOperation(db, worker!.queue, drDrillAction, { herdIds: [h] }, {}, { username: 'drill-test', timeoutMs: 180_000 });
+    expect([op.status, targets[0]!.error], JSON.stringify(steps.map((s) => [s.name, s.status, s.stdoutTail, s.stderrTail]))).toEqual([
+      'succeeded',
+      null,
+    ]);
+    const [d] = await db.select().from(drDrills).where(eq(drDrills.operationId, op.id));
+    const dr = members('beta').find((m) => m.site !== old.site && d!.candidateLabel.includes(m.server))!;
+    expect(dr).toBeDefined();
+    expect(d).toMatchObject({ herdId: h, lost: 0, candidateSite: dr.site });
+    expect(d!.acknowledged).toBeGreaterThan(20);
+    expect(d!.firstWriteMs).toBeGreaterThan(0);
+    expect(d!.longestGapMs).toBeGreaterThanOrEqual(d!.firstWriteMs! > 0 ? 1 : 0);
+    expect(targets[0]!.outcome).toMatch(/^first write on .* after \d+ ms; longest gap \d+ ms; \d+ commits acknowledged, 0 lost; .* is the primary again$/);
+    // The herd is back on its primary of before, its write name too, every other member streaming from it.
+    expect((await livePrimary('beta')).server).toBe(old.server);
+    expect(await answer('beta')).toEqual([old.server]);
+    for (const m of members('beta').filter((x) => x.server !== old.server)) {
+      expect(await inRecovery(m)).toBe(true);
+      await waitFor(`${m.server} streaming from ${old.server}`, async () => (await senderOf(m)) === old.address);
+    }
+    const left = await query<{ n: number }>(url(old), "SELECT count(*)::int AS n FROM pg_tables WHERE tablename LIKE 'pgherd_drill_%'");
+    expect(left[0]!.n).toBe(0);
+    expect(await card()).toMatchObject({ verdict: 'ok', last: { operationId: op.id, status: 'succeeded', lost: 0 } });
+  }, 240_000);
+
+  it('is refused for a herd with no member outside its primary\'s site, saying so; the scorecard says it cannot be drilled', async () => {
+    const h = herdIds.get('gamma')!;
+    const ids = members('gamma').map((m) => m.server);
+    const before = await db.select({ id: servers.id, site: servers.site }).from(servers);
+    try {
+      for (const host of ids) await db.update(servers).set({ site: 'dc-east' }).where(eq(servers.hostname, host));
+      const plan = await planOperation(db, SYSTEM_ACCESS, drDrillAction, [h], {});
+      expect(plan.targets[0]!.refused).toMatch(/^no member outside the primary's site \(dc-east\): a DR drill switches over to a member in another site/);
+      const [env] = await db.select({ id: herds.environmentId }).from(herds).where(eq(herds.id, h));
+      expect((await drScorecard(db, env!.id)).find((r) => r.herdId === h)).toMatchObject({ verdict: 'no-dr-member' });
+    } finally {
+      for (const s of before) await db.update(servers).set({ site: s.site }).where(eq(servers.id, s.id));
+    }
+  });
 });
 
 describe('switchover undone', () => {

@@ -174,6 +174,7 @@ export const powerOffAction = defineAction({
     ];
     return {
       steps,
+      before: { state: 'running' },
       warnings: [
         ...commonWarnings(t),
         ...stuck.map((rec) => `${rec.name} has no other member to point at: it keeps answering ${t.hostname}, which will be down`),
@@ -308,6 +309,7 @@ export const powerOnAction = defineAction({
     ];
     return {
       steps,
+      before: { state: 'stopped' },
       warnings: commonWarnings(t),
       facts: [
         instanceFact(c),

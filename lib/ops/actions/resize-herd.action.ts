@@ -27,6 +27,7 @@ import {
   type ResizeState,
 } from './resize.action';
 import { membersAfter, newSwitchoverState, planSwitchover, type SwitchoverState } from './switchover.action';
+import { part } from '../compose';
 
 export const resizeHerdParams = z
   .object({
@@ -44,21 +45,6 @@ interface HerdResizeState {
   resized: Map<number, ResizeState>;
   over: SwitchoverState;
   back: SwitchoverState;
-}
-
-/** A step of a part, run on its part of the herd's state, named for the herd's record. */
-function lift<A>(s: ActionStep<A>, pick: (h: HerdResizeState) => A, name: (n: string) => string): ActionStep<HerdResizeState> {
-  return {
-    ...s,
-    name: name(s.name),
-    run: (x) => s.run({ ...x, state: pick(x.state) }),
-    always: s.always && lift(s.always, pick, name),
-  };
-}
-
-/** A part's steps, the first of which finishes the part before it (its DNS names back, its instance checked). */
-function part<A>(steps: ActionStep<A>[], pick: (h: HerdResizeState) => A, name: (n: string) => string, settles: boolean) {
-  return steps.map((s, k) => ({ ...lift(s, pick, name), ...(k === 0 && settles ? { settles: true } : {}) }));
 }
 
 const perMonth = (c: TypeChoice) => (c.perHour === null ? 'price unknown' : `$${(c.perHour * HOURS_PER_MONTH).toFixed(2)}/month`);
@@ -129,7 +115,7 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
     const plan = planResize(m, { members: h.members, params: wish, prepared: p });
     if (plan instanceof Refusal) return refusedFor(m, plan);
     steps.push(
-      ...part(
+      ...part<ResizeState, HerdResizeState>(
         plan.steps,
         (s) => stateOf(s, m),
         (n) => `${m.hostname}: ${n}`,
@@ -150,7 +136,7 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
     if (over instanceof Refusal) return refusedFor(cand, over);
     if (over.refused) return refusedFor(cand, over.refused);
     steps.push(
-      ...part(
+      ...part<SwitchoverState, HerdResizeState>(
         over.steps,
         (s) => s.over,
         (n) => `switchover: ${n}`,
@@ -158,7 +144,7 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
       ),
     );
     steps.push(
-      ...part(
+      ...part<ResizeState, HerdResizeState>(
         oldPlan.steps,
         (s) => stateOf(s, old),
         (n) => `${old.hostname}: ${n}`,
@@ -170,7 +156,7 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
       const back = planSwitchover({ ...h, members: after }, { candidateInstanceId: old.id });
       if (back instanceof Refusal) return refusedFor(old, back);
       steps.push(
-        ...part(
+        ...part<SwitchoverState, HerdResizeState>(
           back.steps,
           (s) => s.back,
           (n) => `switch back: ${n}`,

@@ -27,4 +27,11 @@ describe('resize parameters', () => {
         .success,
     ).toBe(true);
   });
+  it('take backTo (a type for each instance, a reverse\'s) instead of a wish, never with one, with ids and type names only', () => {
+    expect(ok({ backTo: { '3': 'm6i.large', '12': 't3.medium' } }).data).toEqual({ backTo: { '3': 'm6i.large', '12': 't3.medium' } });
+    expect(ok({ backTo: { '3': 'm6i.large' }, instanceType: 'm6i.xlarge' }).success).toBe(false);
+    expect(ok({ backTo: { '3': 'm6i.large' }, minVcpus: 4 }).success).toBe(false);
+    for (const bad of [{}, { '0': 'm6i.large' }, { x: 'm6i.large' }, { '3': 'm6i.large; reboot' }, { '3': '' }, []])
+      expect(ok({ backTo: bad }).success, JSON.stringify(bad)).toBe(false);
+  });
 });

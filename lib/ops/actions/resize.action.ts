@@ -84,7 +84,21 @@ export const oneWish = (p: { instanceType?: string; minVcpus?: number; minMemory
   (p.instanceType === undefined) !== (p.minVcpus === undefined && p.minMemoryGiB === undefined);
 export const oneWishError = { message: 'give either instanceType, or minVcpus and/or minMemoryGiB', path: ['instanceType'] };
 
-export const resizeParams = z.object(resizeWishFields).strict().refine(oneWish, oneWishError);
+/**
+ * Each target to a type of its own, by instance id: what a rule's reverse gives to put every target back
+ * on the type it had (issue 17). Instead of a wish, never with one.
+ */
+const backToSchema = z
+  .record(z.string().regex(/^[1-9]\d{0,9}$/, 'an instance id'), typeName)
+  .refine((m) => Object.keys(m).length >= 1 && Object.keys(m).length <= 10_000, 'from 1 to 10000 instances');
+
+export const resizeParams = z
+  .object({ ...resizeWishFields, backTo: backToSchema.optional() })
+  .strict()
+  .refine((p) => (p.backTo ? p.instanceType === undefined && p.minVcpus === undefined && p.minMemoryGiB === undefined : oneWish(p)), {
+    ...oneWishError,
+    message: 'give either instanceType, or minVcpus and/or minMemoryGiB, or backTo (a type for each instance)',
+  });
 export type ResizeParams = z.output<typeof resizeParams>;
 
 /** How long Postgres may take to answer after its host starts, and to stream again. */
@@ -172,7 +186,18 @@ export async function describeInChunks(client: ReturnType<typeof ec2Client>, reg
  * The targets' servers' EC2 instances as EC2 has them now, their herds (DNS names, hooks) and, when a
  * type is wished for, the ranking of the types each can run. Shared by resize and power off / on.
  */
-export async function prepareCloud(targets: InstanceRef[], db: Db, wish: ResizeWish | null): Promise<ResizePrepared> {
+export async function prepareCloud(
+  targets: InstanceRef[],
+  db: Db,
+  wish: (ResizeWish & { backTo?: Record<string, string> }) | null,
+): Promise<ResizePrepared> {
+  // backTo: each server's own type (its target's), the rest of the wish (fallbacks, burstable) the same for all.
+  const targetOn = new Map(targets.map((t) => [t.serverId, t.id]));
+  const wishFor = (serverId: number): ResizeWish | null => {
+    if (!wish?.backTo) return wish;
+    const to = wish.backTo[String(targetOn.get(serverId))];
+    return to ? { ...wish, instanceType: to } : null;
+  };
   const serverIds = [...new Set(targets.map((t) => t.serverId))];
   const rows = serverIds.length ? await db.select().from(servers).where(inArray(servers.id, serverIds)) : [];
   const onServer = serverIds.length
@@ -232,13 +257,15 @@ export async function prepareCloud(targets: InstanceRef[], db: Db, wish: ResizeW
     for (const s of list) {
       const i = live.get(s.cloudInstanceId ?? '') ?? null;
       let ranking: Ranking | null = null;
-      if (i && wish) {
-        const key = [i.availabilityZone, i.instanceType, i.architecture, i.enaSupport, i.virtualization].join(' ');
+      const w = wishFor(s.id);
+      if (i && wish && !w) ranking = { ok: false, reason: `backTo names no type for the instance on ${s.hostname}` };
+      if (i && w) {
+        const key = [i.availabilityZone, i.instanceType, i.architecture, i.enaSupport, i.virtualization, w.instanceType ?? ''].join(' ');
         // (A refusal names its instance: ranked again for each.)
         ranking = ranked.get(key) ?? null;
         if (!ranking) {
           const c = await catalogueFor(client, region, i.availabilityZone, { endpoint: settings.endpoint ?? '', prices });
-          ranking = rankTypes(i, wish, c);
+          ranking = rankTypes(i, w, c);
           if (ranking.ok) ranked.set(key, ranking);
         }
       }
@@ -558,6 +585,7 @@ export function planResize(
   return {
     steps: stepsList,
     warnings: commonWarnings(t),
+    before: { instanceType: r.current.name },
     cost: { nowPerHour: r.current.perHour, afterPerHour: r.target.perHour },
     facts: [
       { label: 'EC2 instance', value: `${c.instanceId} in ${c.live.availabilityZone} (${c.live.architecture})` },

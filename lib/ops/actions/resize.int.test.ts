@@ -9,10 +9,10 @@ import { and, eq } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { auditEntries, herds, instances, operationSteps, operationTargets, servers } from '@/db/schema';
+import { auditEntries, herds, instances, operations, operationSteps, operationTargets, ruleRuns, rules, servers, users } from '@/db/schema';
 import { awsSettings, ec2Client } from '@/lib/aws/config';
 import { describeInstancesById, setInstanceType } from '@/lib/aws/ec2';
-import { SYSTEM_ACCESS } from '@/lib/auth/access';
+import { loadAccess, SYSTEM_ACCESS } from '@/lib/auth/access';
 import { discoverEc2, discoveryConfig } from '@/lib/cloud/discovery';
 import { forgetApiPrices } from '@/lib/cloud/prices';
 import { LAB_PRICES_PUBLISHED } from '@/lib/lab/aws-front';
@@ -32,6 +32,9 @@ import { promoteAction } from './promote.action';
 import { refreshDnsAction } from './refresh-dns.action';
 import { checkDnsRecords } from '../refresher';
 import type { AnyAction } from '../define-action';
+import { fireRequested } from '@/lib/schedules/fire';
+import { ruleBody } from '@/lib/schedules/rule-body';
+import { createRule, requestRun, type RuleActor } from '@/lib/schedules/rules';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-resize-${process.pid}.json`);
 let lab: LabInfo;
@@ -639,6 +642,59 @@ describe('power off and on', () => {
     expect(await streaming(r)).toBe('streaming');
     expect(await resolves(r)).toBe(r.server);
   }, 240_000);
+});
+
+describe("a rule's reverse", () => {
+  it('a resize rule and its reverse: the replica on the new type, then back on the type it had, streaming; nothing left to put back', async () => {
+    const r = replicas()[1]!;
+    const had = (await typeOf(r)).instanceType;
+    const [u] = await db.insert(users).values({ username: 'night-owl', source: 'local', isSuperuser: true }).returning();
+    const owl: RuleActor = { id: u!.id, username: 'night-owl', access: await loadAccess(db, u!.id) };
+    // Schedules that do not come round during the test: run now stands in for them.
+    const rule = await createRule(
+      db,
+      owl,
+      ruleBody.parse({
+        name: 'bigger for the batch',
+        action: 'resize',
+        params: { minVcpus: 4, minMemoryGiB: 16 },
+        instanceIds: [idOf(r)],
+        schedule: { cron: ['0 22 1 1 *'], timezone: 'Europe/Paris' },
+        reverse: { schedule: { cron: ['0 6 2 1 *'], timezone: 'Europe/Paris' } },
+      }),
+    );
+    const [companion] = await db.select().from(rules).where(eq(rules.reverseOf, rule.id));
+    expect(companion).toMatchObject({ name: 'bigger for the batch (reverse)', action: 'resize', scope: { reverseOf: rule.id }, ownerName: 'night-owl' });
+    const deps = { db, queue: worker!.queue, log: () => {} };
+    const runNow = async (id: number) => {
+      const { runId } = await requestRun(db, owl, id);
+      await fireRequested(deps, runId);
+      const [run] = await db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
+      return run!;
+    };
+    // Before the rule ran, there is nothing to put back.
+    expect(await runNow(companion!.id)).toMatchObject({ status: 'nothing', reason: expect.stringMatching(/^nothing to put back/) });
+
+    const night = await runNow(rule.id);
+    expect(night.status, night.reason ?? '').toBe('started');
+    expect(night.targets).toEqual([{ id: idOf(r), label: expect.any(String), before: { instanceType: had } }]);
+    const up = await waitForOperation(db, night.operationId!);
+    expect(up.op.status, JSON.stringify(up.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
+    const bigger = (await typeOf(r)).instanceType;
+    expect(bigger).not.toBe(had);
+
+    const morning = await runNow(companion!.id);
+    expect(morning.status, morning.reason ?? '').toBe('started');
+    const [op] = await db.select().from(operations).where(eq(operations.id, morning.operationId!));
+    expect(op).toMatchObject({ action: 'resize', actionParams: { backTo: { [String(idOf(r))]: had } }, requestedByName: 'rule: bigger for the batch (reverse)' });
+    const down = await waitForOperation(db, morning.operationId!);
+    expect(down.op.status, JSON.stringify(down.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
+    expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: had });
+    expect(await streaming(r)).toBe('streaming');
+    expect(await resolves(r)).toBe(r.server);
+    // Put back once: the next reverse finds nothing to do.
+    expect(await runNow(companion!.id)).toMatchObject({ status: 'nothing' });
+  }, 300_000);
 });
 
 describe('prices', () => {

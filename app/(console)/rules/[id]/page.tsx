@@ -7,6 +7,8 @@ import { requireAccess } from '@/lib/auth/session';
 import { parseId } from '@/lib/validation/ids';
 import { fireTimeText } from '@/lib/schedules/cron';
 import { getRule, mayRead, ruleRunsView, scheduleOf } from '@/lib/schedules/rules';
+import { rules } from '@/db/schema';
+import { eq } from 'drizzle-orm';
 import { scheduleWords, scopeWords, zoneOf } from '@/lib/schedules/words';
 import { nextFires } from '@/lib/schedules/cron';
 import { deleteRuleAction, runRuleAction } from '../actions';
@@ -26,6 +28,11 @@ export default async function RulePage({ params }: { params: Promise<{ id: strin
   const s = scheduleOf(rule);
   const tz = zoneOf(s);
   const runs = await ruleRunsView(db, id, 100);
+  // Its reverse (the companion that puts back what it changes), or the rule it is the reverse of.
+  const [linked] = await db
+    .select({ id: rules.id, name: rules.name })
+    .from(rules)
+    .where(rule.reverseOf !== null ? eq(rules.id, rule.reverseOf) : eq(rules.reverseOf, rule.id));
   return (
     <>
       <Breadcrumbs items={[{ label: 'Rules', href: '/rules' }, { label: rule.name }]} />
@@ -50,6 +57,16 @@ export default async function RulePage({ params }: { params: Promise<{ id: strin
                 .join(rule.logic === 'all' ? ' and ' : ' or ')
             : 'none'}
         </dd>
+        {linked && (
+          <>
+            <dt>{rule.reverseOf !== null ? 'Reverse of' : 'Put back by'}</dt>
+            <dd>
+              <Link href={`/rules/${String(linked.id)}`} data-testid="rule-reverse-link">
+                {linked.name}
+              </Link>
+            </dd>
+          </>
+        )}
         <dt>Next fires</dt>
         <dd>
           <ol data-testid="rule-next-fires">
@@ -64,9 +81,11 @@ export default async function RulePage({ params }: { params: Promise<{ id: strin
         <button type="submit" className="button default">
           Run now
         </button>{' '}
-        <Link href={`/rules/${String(rule.id)}/edit`} className="button">
-          Edit
-        </Link>
+        {rule.reverseOf === null && (
+          <Link href={`/rules/${String(rule.id)}/edit`} className="button">
+            Edit
+          </Link>
+        )}
       </form>
       <h2>History</h2>
       <table className="result-list" data-testid="rule-runs">

@@ -1,4 +1,4 @@
-import { notFound } from 'next/navigation';
+import { notFound, redirect } from 'next/navigation';
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { RuleForm } from '@/components/rules/rule-form';
@@ -21,6 +21,8 @@ export default async function EditRulePage({ params }: { params: Promise<{ id: s
   const rule = await getRule(getDb(), id).catch(() => null);
   // One the user may not read is not there; one they may read but not change has no form.
   if (!rule || !mayRead(who.access, rule) || !mayManage(who, rule)) notFound();
+  // A reverse is edited with its rule.
+  if (rule.reverseOf !== null) redirect(`/rules/${String(rule.reverseOf)}/edit`);
   const stored = ruleBody.safeParse(bodyOf(rule));
   return (
     <>

@@ -1,0 +1,105 @@
+import Link from 'next/link';
+import { inArray } from 'drizzle-orm';
+import { getDb } from '@/db/client';
+import { environments } from '@/db/schema';
+import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { environmentsWith } from '@/lib/auth/access';
+import { requireAccess } from '@/lib/auth/session';
+import { parseId } from '@/lib/validation/ids';
+import { drillMaxAgeDays, drScorecard, type DrillVerdict } from '@/lib/ops/dr-scorecard';
+
+export const dynamic = 'force-dynamic';
+
+const VERDICT: Record<DrillVerdict, string> = {
+  ok: 'drilled',
+  never: 'never drilled',
+  failed: 'last drill failed',
+  stale: 'last drill too old',
+  'no-dr-member': 'cannot be drilled',
+};
+
+const ms = (n: number | null) => (n === null ? '—' : `${String(n)} ms`);
+
+/**
+ * The DR scorecard: per environment the user may see, each herd's last DR drill and its figures, and
+ * the herds never drilled, whose last drill failed, or is too old.
+ */
+export default async function DrScorecardPage({ searchParams }: { searchParams: Promise<{ environment?: string }> }) {
+  const access = await requireAccess();
+  const db = getDb();
+  const visible = environmentsWith(access, 'viewer');
+  const envs = await db
+    .select({ id: environments.id, name: environments.name })
+    .from(environments)
+    .where(visible === null ? undefined : inArray(environments.id, visible.length ? visible : [-1]))
+    .orderBy(environments.name);
+  const asked = (await searchParams).environment;
+  const wanted = asked === undefined ? null : parseId(asked);
+  const env = envs.find((e) => e.id === wanted) ?? envs[0];
+  const rows = env ? await drScorecard(db, env.id) : [];
+  const attention = rows.filter((r) => r.verdict !== 'ok').length;
+  return (
+    <>
+      <Breadcrumbs items={[{ label: 'DR scorecard' }]} />
+      <h1>DR scorecard{env ? `: ${env.name}` : ''}</h1>
+      <p>
+        {envs.map((e, k) => (
+          <span key={e.id}>
+            {k > 0 && ' · '}
+            {e.id === env?.id ? <strong>{e.name}</strong> : <Link href={`/dr?environment=${String(e.id)}`}>{e.name}</Link>}
+          </span>
+        ))}
+      </p>
+      <p className="help">
+        A DR drill switches a herd over to its member in another site under a writer, measures, and switches back. A drill older than{' '}
+        {drillMaxAgeDays()} days (PGHERD_DR_DRILL_MAX_AGE_DAYS) needs another. {attention} of {rows.length} herds need a look.
+      </p>
+      <table className="result-list" data-testid="dr-scorecard">
+        <thead>
+          <tr>
+            <th scope="col">Herd</th>
+            <th scope="col">Sites</th>
+            <th scope="col">Verdict</th>
+            <th scope="col">Last drill</th>
+            <th scope="col">DR member</th>
+            <th scope="col">First write</th>
+            <th scope="col">Longest gap</th>
+            <th scope="col">Commits (lost)</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.length === 0 && (
+            <tr>
+              <td colSpan={8}>No herds here.</td>
+            </tr>
+          )}
+          {rows.map((r) => (
+            <tr key={r.herdId} data-herd={r.herd} data-verdict={r.verdict}>
+              <td>
+                <Link href={`/admin/herds/${String(r.herdId)}`}>{r.herd}</Link>
+              </td>
+              <td>{r.sites.join(', ') || '—'}</td>
+              <td title={r.note}>
+                {VERDICT[r.verdict]}
+                {r.note && r.verdict !== 'ok' && r.verdict !== 'never' ? `: ${r.note}` : ''}
+              </td>
+              <td>
+                {r.last ? (
+                  <Link href={`/operations/${String(r.last.operationId)}`}>
+                    {r.last.finishedAt.replace('T', ' ').slice(0, 16)} ({r.last.status})
+                  </Link>
+                ) : (
+                  '—'
+                )}
+              </td>
+              <td>{r.last?.candidate ? `${r.last.candidate} (${r.last.candidateSite ?? '?'})` : '—'}</td>
+              <td>{ms(r.last?.firstWriteMs ?? null)}</td>
+              <td>{ms(r.last?.longestGapMs ?? null)}</td>
+              <td>{r.last?.acknowledged === null || !r.last ? '—' : `${String(r.last.acknowledged)} (${String(r.last.lost ?? 0)})`}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}

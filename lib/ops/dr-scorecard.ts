@@ -1,0 +1,104 @@
+// The DR scorecard (issue 17): each herd of an environment with its last DR drill (its outcome and
+// figures), and what needs a look: herds never drilled, whose last drill failed or lost a commit, whose
+// last drill is older than PGHERD_DR_DRILL_MAX_AGE_DAYS (default 31), and herds that cannot be drilled
+// (no member outside the primary's site).
+import { sql } from 'drizzle-orm';
+import type { Queries } from '@/db/client';
+
+export const drillMaxAgeDays = () => {
+  const n = Number(process.env.PGHERD_DR_DRILL_MAX_AGE_DAYS ?? 31);
+  return Number.isFinite(n) && n > 0 ? n : 31;
+};
+
+export type DrillVerdict = 'ok' | 'never' | 'failed' | 'stale' | 'no-dr-member';
+
+export interface ScorecardRow {
+  herdId: number;
+  herd: string;
+  environment: string;
+  /** The sites its members are in; a drill needs two. */
+  sites: string[];
+  verdict: DrillVerdict;
+  /** Why, in words. */
+  note: string;
+  last: {
+    operationId: number;
+    status: string;
+    finishedAt: string;
+    candidate: string | null;
+    candidateSite: string | null;
+    firstWriteMs: number | null;
+    longestGapMs: number | null;
+    acknowledged: number | null;
+    lost: number | null;
+  } | null;
+}
+
+/** The scorecard of one environment (null: every environment), herds by name. */
+export async function drScorecard(db: Queries, environmentId: number | null, now = new Date()): Promise<ScorecardRow[]> {
+  const rows = await db.execute<{
+    herd_id: number;
+    herd: string;
+    environment: string;
+    sites: string[];
+    primary_site: string | null;
+    op_id: number | null;
+    op_status: string | null;
+    finished_at: Date | null;
+    candidate_label: string | null;
+    candidate_site: string | null;
+    first_write_ms: number | null;
+    longest_gap_ms: number | null;
+    acknowledged: number | null;
+    lost: number | null;
+  }>(sql`
+    SELECT h.id AS herd_id, h.name AS herd, e.name AS environment,
+      ARRAY(SELECT DISTINCT s.site FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.herd_id = h.id AND s.site <> '' ORDER BY 1) AS sites,
+      (SELECT s.site FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.herd_id = h.id AND i.role = 'primary' ORDER BY i.id LIMIT 1) AS primary_site,
+      last.op_id, last.op_status, last.finished_at,
+      d.candidate_label, d.candidate_site, d.first_write_ms, d.longest_gap_ms, d.acknowledged, d.lost
+    FROM herds h JOIN environments e ON e.id = h.environment_id
+    LEFT JOIN LATERAL (
+      SELECT o.id AS op_id, ot.status::text AS op_status, o.finished_at
+      FROM operation_targets ot JOIN operations o ON o.id = ot.operation_id
+      WHERE ot.herd_id = h.id AND o.action = 'dr-drill' AND o.finished_at IS NOT NULL AND ot.refusal IS NULL
+      ORDER BY o.id DESC LIMIT 1
+    ) last ON true
+    LEFT JOIN dr_drills d ON d.operation_id = last.op_id
+    WHERE ${environmentId === null ? sql`true` : sql`h.environment_id = ${environmentId}`}
+    ORDER BY e.name, h.name`);
+  const maxAgeMs = drillMaxAgeDays() * 86_400_000;
+  return rows.rows.map((r) => {
+    const last =
+      r.op_id === null
+        ? null
+        : {
+            operationId: r.op_id,
+            status: r.op_status ?? '?',
+            finishedAt: new Date(r.finished_at ?? 0).toISOString(),
+            candidate: r.candidate_label,
+            candidateSite: r.candidate_site,
+            firstWriteMs: r.first_write_ms,
+            longestGapMs: r.longest_gap_ms,
+            acknowledged: r.acknowledged,
+            lost: r.lost,
+          };
+    const otherSite = r.sites.some((s) => s !== (r.primary_site ?? ''));
+    let verdict: DrillVerdict = 'ok';
+    let note = '';
+    if (!otherSite) {
+      verdict = 'no-dr-member';
+      note = `no member outside the primary's site (${r.primary_site || 'none given'}): it cannot be drilled`;
+    } else if (!last) {
+      verdict = 'never';
+      note = 'never drilled';
+    } else if (last.status !== 'succeeded' || (last.lost ?? 0) > 0) {
+      verdict = 'failed';
+      note = (last.lost ?? 0) > 0 ? `its last drill lost ${String(last.lost)} acknowledged commits` : `its last drill ${last.status}`;
+    } else if (now.getTime() - new Date(last.finishedAt).getTime() > maxAgeMs) {
+      verdict = 'stale';
+      note = `its last drill is older than ${String(drillMaxAgeDays())} days`;
+    }
+    return { herdId: r.herd_id, herd: r.herd, environment: r.environment, sites: r.sites, verdict, note, last };
+  });
+}
