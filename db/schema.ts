@@ -154,6 +154,9 @@ export const servers = pgTable(
     // Seconds between the agent's reports, as its last report said (0: unknown, e.g. run by hand).
     // Silence is counted in these intervals.
     agentIntervalSeconds: integer('agent_interval_seconds').notNull().default(0),
+    // The host's 1-minute load average, as its agent's last report said (null: not reported), and when.
+    loadAverage: real('load_average'),
+    loadAverageAt: timestamp('load_average_at', { withTimezone: true }),
     ...timestamps,
   },
   (t) => [
@@ -374,6 +377,8 @@ export const operations = pgTable(
     finishedAt: timestamp('finished_at', { withTimezone: true }),
     // The rule whose run made it (null: a person or the API made it).
     ruleId: integer('rule_id').references((): AnyPgColumn => rules.id, { onDelete: 'set null' }),
+    // Made by a rule marked insideWindow: its next wave starts only inside its herds' maintenance windows.
+    windowBound: boolean('window_bound').notNull().default(false),
     ...timestamps,
   },
   (t) => [
@@ -679,6 +684,8 @@ export const rules = pgTable(
     waves: jsonb('waves').$type<Record<string, unknown>>(),
     // A fire that fell while no worker ran is run once when one is back within this many seconds, else recorded as missed.
     graceSeconds: integer('grace_seconds').notNull().default(300),
+    // Fires on a herd only while one of its maintenance windows is open; its rolling operations wait between waves for one.
+    insideWindow: boolean('inside_window').notNull().default(false),
     enabled: boolean('enabled').notNull().default(true),
     // Bumped by every change: the job schedulers' ids carry it, so a changed rule's old ones are removed.
     version: integer('version').notNull().default(1),
@@ -801,6 +808,30 @@ export const blackouts = pgTable(
     index('blackouts_ends_idx').on(t.endsAt),
     check('blackouts_range_check', sql`ends_at > starts_at`),
     check('blackouts_one_scope_check', sql`environment_id IS NULL OR herd_id IS NULL`),
+  ],
+);
+
+// Maintenance windows (issue 17): weekly, in a time zone, for every herd, an environment's or one herd.
+// A rule marked insideWindow fires on a herd only while one of its windows is open, and a rolling
+// operation it started waits between waves while the next wave's herds have none open.
+export const maintenanceWindows = pgTable(
+  'maintenance_windows',
+  {
+    id: serial('id').primaryKey(),
+    name: text('name').notNull(),
+    // Days of the week it opens on (0 Sunday .. 6 Saturday), at `starts` (HH:MM) in `timezone`, for `durationMinutes`.
+    days: integer('days').array().notNull(),
+    starts: text('starts').notNull(),
+    durationMinutes: integer('duration_minutes').notNull(),
+    timezone: text('timezone').notNull().default('UTC'),
+    environmentId: integer('environment_id').references(() => environments.id, { onDelete: 'cascade' }),
+    herdId: integer('herd_id').references(() => herds.id, { onDelete: 'cascade' }),
+    createdBy: text('created_by').notNull().default(''),
+    ...timestamps,
+  },
+  (t) => [
+    check('maintenance_windows_one_scope_check', sql`environment_id IS NULL OR herd_id IS NULL`),
+    check('maintenance_windows_duration_check', sql`duration_minutes BETWEEN 1 AND 10080`),
   ],
 );
 

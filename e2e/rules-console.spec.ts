@@ -111,6 +111,28 @@ test('the DR scorecard lists each herd of an environment with its verdict; the r
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('console park (reverse)');
   await expect(page.getByTestId('rule-facts')).toContainText('power-on');
   await expect(page.getByRole('link', { name: 'Edit' })).toHaveCount(0);
+
+  // A maintenance window set with its form, shown in words with whether it is open, and removed.
+  await page.goto(`${url}/rules`);
+  await page.getByRole('link', { name: 'Maintenance windows' }).click();
+  await page.getByLabel('Name', { exact: true }).fill('console sunday nights');
+  await page.getByLabel('Sunday').check();
+  await page.getByLabel('Opens at (HH:MM)').fill('23:30');
+  await page.getByLabel('For (minutes)').fill('90');
+  await page.getByLabel('Time zone', { exact: true }).fill('Europe/Paris');
+  await page.getByRole('button', { name: 'Set window' }).click();
+  const row = page.locator('tr[data-window="console sunday nights"]');
+  await expect(row).toContainText('Sunday 23:30 for 90 min (Europe/Paris)');
+  await expect(row).toContainText(/open until|closed; opens/);
+  await page.getByLabel('Opens at (HH:MM)').fill('25:00');
+  await page.getByLabel('Name', { exact: true }).fill('bad hour');
+  await page.getByLabel('For (minutes)').fill('10');
+  await page.getByLabel('Monday').check();
+  await page.getByRole('button', { name: 'Set window' }).click();
+  await expect(page.locator('.errorlist').first()).toContainText('a time of day, HH:MM');
+  await expect(page.locator('tr[data-window="bad hour"]')).toHaveCount(0);
+  await row.getByRole('button', { name: 'Remove' }).click();
+  await expect(row).toHaveCount(0);
 });
 
 test('a form that does not hold says why and saves nothing; a blackout set for days and lifted', async ({ page }) => {

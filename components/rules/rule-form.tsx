@@ -240,6 +240,12 @@ export function RuleForm({
       </div>
       <div className="form-row">
         <label>
+          <input name="insideWindow" type="checkbox" defaultChecked={initial.insideWindow === 'on'} /> Only inside the herds&apos;
+          maintenance windows (a rolling operation waits between waves for the next one)
+        </label>
+      </div>
+      <div className="form-row">
+        <label>
           <input name="enabled" type="checkbox" defaultChecked={!editing || initial.enabled === 'on'} /> Enabled
         </label>
       </div>

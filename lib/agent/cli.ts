@@ -10,7 +10,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { hostname } from 'node:os';
+import { hostname, loadavg } from 'node:os';
 import { collectInstance } from './collect';
 import { agentConfigSchema, discover, type AgentConfig } from './discover';
 import type { InstanceReport, Report } from './report';
@@ -92,6 +92,7 @@ export async function buildReport(cfg: AgentConfig): Promise<Report> {
         'unknown'),
     observedAt: new Date().toISOString(),
     intervalSeconds: cfg.intervalSeconds,
+    loadAverage: loadavg(),
     instances,
   };
 }

@@ -264,12 +264,22 @@ describe('refusals: the whole report, with what is wrong', () => {
     expect(await send(tokenB, '{"format":1,')).toMatchObject({ status: 400 });
     expect(await send(tokenB, { ...fromB, instances: [{ ...fromB.instances[0], port: 'x' }] })).toMatchObject({ status: 422 });
     expect(await send(tokenB, { ...fromB, agentVersion: 'x'.repeat(300 * 1024) })).toMatchObject({ status: 413 });
+    // A load average that is not three non-negative numbers: refused, naming it.
+    for (const bad of [[1, 2], [-1, 0, 0], ['1', 0, 0], [1, 2, 3, 4]])
+      expect(await send(tokenB, { ...fromB, loadAverage: bad }), JSON.stringify(bad)).toMatchObject({
+        status: 422,
+        body: { details: [expect.objectContaining({ path: expect.stringMatching(/^loadAverage/) })] },
+      });
     expect(await state()).toBe(before);
 
-    // b's own token: accepted, and the server's interval is kept for the silence count.
-    expect(await send(tokenB, { ...fromB, intervalSeconds: 120 })).toMatchObject({ status: 200, body: { server: b!.server } });
+    // b's own token: accepted, and the server's interval is kept for the silence count, its load for rules' conditions.
+    expect(await send(tokenB, { ...fromB, intervalSeconds: 120, loadAverage: [1.5, 0.8, 0.25] })).toMatchObject({
+      status: 200,
+      body: { server: b!.server },
+    });
     const [row] = await t.db.select().from(servers).where(eq(servers.id, sb.id));
     expect(row!.agentIntervalSeconds).toBe(120);
+    expect([row!.loadAverage, row!.loadAverageAt!.getTime() > Date.now() - 60_000]).toEqual([1.5, true]);
     expect(row!.lastSeenAt!.getTime()).toBeGreaterThan(Date.now() - 60_000);
   });
 

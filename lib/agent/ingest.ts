@@ -151,9 +151,10 @@ const num = (l: string | null | undefined) => (l ? lsnToNumber(l) : null);
  */
 const INGEST_SQL = `
 WITH batch AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(server_id int, hostname text, interval_seconds int, observed_at timestamptz, ports int[])
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(server_id int, hostname text, interval_seconds int, observed_at timestamptz, ports int[], load1 real)
 ), srv AS (
-  UPDATE servers s SET last_seen_at = now(), agent_interval_seconds = (SELECT b.interval_seconds FROM batch b WHERE b.server_id = s.id)
+  UPDATE servers s SET last_seen_at = now(), (agent_interval_seconds, load_average, load_average_at) = (
+    SELECT b.interval_seconds, b.load1, CASE WHEN b.load1 IS NULL THEN NULL ELSE now() END FROM batch b WHERE b.server_id = s.id)
   WHERE s.id = ANY ($3::int[]) RETURNING s.id
 ), rep AS (
   SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(server_id int, server_env int, port int, data_directory text, pg_version int, sysid text, is_primary boolean, timeline int, lsn bigint, pending boolean, up_host text, up_port int)
@@ -287,6 +288,7 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
     hostname: server.hostname,
     interval_seconds: report.intervalSeconds,
     observed_at: report.observedAt,
+    load1: report.loadAverage?.[0] ?? null,
     ports: report.instances.filter((i) => i.state === 'running').map((i) => i.port),
   }));
   const facts = items.flatMap(({ server, report }) =>
@@ -309,7 +311,7 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
   );
   const args = [JSON.stringify(batch), JSON.stringify(facts), items.map((i) => i.server.id), UNASSIGNED_ENVIRONMENT];
   type Row = { serverId: number; unknown: string[]; created: number; updated: number; stopped: number; held: Conflict[] };
-  let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v2', INGEST_SQL, args);
+  let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v3', INGEST_SQL, args);
   const herdsCreated = new Map<number, number>();
   if (rows[0]?.unknown.length) {
     // Each new herd is counted for the first report that names it.
@@ -319,7 +321,7 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
       if (await createHerd(db, first.server, first.report, sysid))
         herdsCreated.set(first.server.id, (herdsCreated.get(first.server.id) ?? 0) + 1);
     }
-    rows = await prepared<Row>(db, 'pgherd_agent_ingest_v2', INGEST_SQL, args);
+    rows = await prepared<Row>(db, 'pgherd_agent_ingest_v3', INGEST_SQL, args);
     if (rows[0]?.unknown.length) throw new Error(`no herd for system identifier(s) ${rows[0].unknown.join(', ')}`);
   }
   // Instances whose system identifier is a herd's in another environment were left out by the statement;

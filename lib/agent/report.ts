@@ -83,6 +83,8 @@ export const reportSchema = z
     observedAt: z.iso.datetime({ offset: true }),
     /** Seconds between reports (0: run once by a timer); the dashboard counts silence in intervals. */
     intervalSeconds: z.number().int().min(0).max(86_400).default(0),
+    /** The host's load averages over 1, 5 and 15 minutes (os.loadavg()); absent from older agents. */
+    loadAverage: z.array(z.number().min(0).max(1_000_000)).length(3).optional(),
     instances: z.array(instanceReportSchema).max(MAX_INSTANCES, `at most ${MAX_INSTANCES} instances`),
   })
   .strict()

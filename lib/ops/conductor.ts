@@ -18,6 +18,8 @@ import { observationPool, observe, type Observed } from './observe';
 import { mapLimit } from './refresher';
 import { enqueueTargets, type TargetJob } from './queue';
 import { gateSchema, judgeHerd, type GateMember, type GateSpec } from './waves';
+import { herdWindowAt, outsideWords, windowsOfHerds } from '@/lib/schedules/windows';
+import { resumePaused } from './control';
 
 const CONDUCTOR_LOCK = 72_842_002;
 export const WAVES_CHANNEL = 'pgherd_waves';
@@ -28,6 +30,7 @@ export type Observer = (m: InstanceRef) => Promise<Observed>;
 interface ActiveWave {
   id: number;
   waves: { gate?: unknown } | null;
+  window_bound: boolean;
   wave: number;
   status: 'running' | 'soaking';
   last: number;
@@ -35,10 +38,10 @@ interface ActiveWave {
 }
 
 const ACTIVE = {
-  name: 'pgherd_conductor_active_v2',
+  name: 'pgherd_conductor_active_v3',
   // Whether the wave is open: its first open target, asked in the open targets' index order (as the
   // settling does, migration 0022), so that no statistics make it a scan of every ended target.
-  text: `SELECT o.id, o.waves, o.current_wave AS wave, w.status,
+  text: `SELECT o.id, o.waves, o.window_bound, o.current_wave AS wave, w.status,
                 (SELECT max(x.wave) FROM operation_waves x WHERE x.operation_id = o.id) AS last,
                 coalesce((SELECT t.operation_id = o.id AND t.wave = o.current_wave FROM operation_targets t
                           WHERE (t.operation_id, t.wave) >= (o.id, o.current_wave) AND t.status IN ('queued', 'running')
@@ -146,6 +149,7 @@ export async function conductWaves(
   const log = opts.log ?? (() => {});
   const maxGapMs = opts.maxGapMs ?? MAX_READING_GAP_MS;
   const look = opts.look ?? observeFresh;
+  await resumeInsideWindows(db, queue, log);
   const active = await prepared<ActiveWave>(db, ACTIVE.name, ACTIVE.text, []);
   for (const w of active) {
     // Its targets still run; or it is the last wave, which ends with the operation (the database settles both).
@@ -158,6 +162,7 @@ export async function conductWaves(
     }
     const gate = parsed?.data ?? null;
     if (!gate) {
+      if (await waitsForWindow(db, w, log)) continue;
       log('wave.passed', { operationId: w.id, wave: w.wave });
       await startNextWave(db, queue, w.id, w.wave);
       continue;
@@ -195,7 +200,7 @@ export async function conductWaves(
          RETURNING now() - w.soak_from >= $3 * interval '1 second' AS soaked`,
         [w.id, w.wave, gate.soakSeconds, Math.round(tookMs), maxGapMs],
       );
-      if (r?.soaked) {
+      if (r?.soaked && !(await waitsForWindow(db, w, log))) {
         log('wave.passed', { operationId: w.id, wave: w.wave });
         await startNextWave(db, queue, w.id, w.wave);
       }
@@ -213,6 +218,46 @@ export async function conductWaves(
       await holdOperation(db, w.id, reason);
       log('wave.gate_failed', { operationId: w.id, wave: w.wave, reason });
     }
+  }
+}
+
+/** The reason an operation waiting for a maintenance window is paused with: its prefix is how it is found again. */
+export const WINDOW_WAIT = 'maintenance window:';
+
+/** Why the herds of an operation's wave (its queued targets') are outside their windows now; null: all inside one. */
+async function outsideWindows(db: Db, operationId: number, wave: number, now = new Date()): Promise<string | null> {
+  const { rows } = await db.execute<{ id: number; name: string }>(
+    sql`SELECT DISTINCT h.id, h.name FROM operation_targets t JOIN herds h ON h.id = t.herd_id
+        WHERE t.operation_id = ${operationId} AND t.wave = ${wave} AND t.status = 'queued' ORDER BY h.name`,
+  );
+  const byHerd = await windowsOfHerds(db, rows.map((r) => r.id));
+  const why = rows.flatMap((h) => {
+    const w = outsideWords(h.name, herdWindowAt(byHerd.get(h.id) ?? [], now));
+    return w ? [w] : [];
+  });
+  return why.length ? why.join('; ') : null;
+}
+
+/** A rule's operation bound to windows whose next wave's herds are outside them: paused until one opens. */
+async function waitsForWindow(db: Db, w: ActiveWave, log: (e: string, f: object) => void): Promise<boolean> {
+  if (!w.window_bound) return false;
+  const why = await outsideWindows(db, w.id, w.wave + 1);
+  if (!why) return false;
+  if (await holdOperation(db, w.id, `${WINDOW_WAIT} wave ${String(w.wave + 1)} waits: ${why}`))
+    log('wave.window_wait', { operationId: w.id, wave: w.wave + 1, reason: why });
+  return true;
+}
+
+/** Operations paused for a window whose next wave's herds are inside one now: resumed, by the system. */
+async function resumeInsideWindows(db: Db, queue: Queue<TargetJob> | null, log: (e: string, f: object) => void) {
+  const { rows } = await db.execute<{ id: number; wave: number }>(
+    sql`SELECT id, current_wave AS wave FROM operations
+        WHERE finished_at IS NULL AND window_bound AND paused_at IS NOT NULL AND NOT cancel_requested AND starts_with(paused_reason, ${WINDOW_WAIT})`,
+  );
+  for (const op of rows) {
+    if (await outsideWindows(db, op.id, op.wave + 1)) continue;
+    if (await resumePaused(db, queue, op.id, { id: null, username: 'system' }, WINDOW_WAIT))
+      log('wave.window_open', { operationId: op.id, wave: op.wave + 1 });
   }
 }
 

@@ -74,14 +74,33 @@ export async function pauseOperation(db: Db, id: number, actor: Actor): Promise<
  */
 export async function resumeOperation(db: Db, queue: Queue<TargetJob> | null, id: number, actor: Actor): Promise<void> {
   await demandOnOperation(db, actor.access, id, 'control');
+  await resumePaused(db, queue, id, actor);
+}
+
+/**
+ * Resumes a paused operation as `actor` (the system, for one waiting for a maintenance window), only
+ * when its pause reason starts with `reasonPrefix` if one is given. False when it was not paused so
+ * (and for a person, a 409 saying why).
+ */
+export async function resumePaused(
+  db: Db,
+  queue: Queue<TargetJob> | null,
+  id: number,
+  actor: Pick<Actor, 'id' | 'username' | 'remoteAddr'>,
+  reasonPrefix?: string,
+): Promise<boolean> {
   const released = await db.transaction(async (tx) => {
     const { rows } = await tx.execute<{ reason: string | null; wave: number }>(
       sql`UPDATE operations SET paused_at = NULL, paused_reason = NULL, updated_at = now()
           WHERE id = ${id} AND paused_at IS NOT NULL AND finished_at IS NULL AND NOT cancel_requested
+            ${reasonPrefix === undefined ? sql`` : sql`AND starts_with(paused_reason, ${reasonPrefix})`}
           RETURNING (SELECT paused_reason FROM operations WHERE id = ${id}) AS reason, current_wave AS wave`,
     );
     const [op] = rows;
-    if (!op) throw new OperationStateError(await whyNot(tx, id, 'resumed'));
+    if (!op) {
+      if (reasonPrefix !== undefined) return null;
+      throw new OperationStateError(await whyNot(tx, id, 'resumed'));
+    }
     await tx.execute(
       sql`UPDATE operation_waves SET status = 'soaking', ended_at = now(), soak_from = now(), last_reading_at = NULL, gate_note = NULL, updated_at = now()
           WHERE operation_id = ${id} AND status = 'held'`,
@@ -100,8 +119,10 @@ export async function resumeOperation(db: Db, queue: Queue<TargetJob> | null, id
     });
     return ids.map((r) => r.id);
   });
+  if (released === null) return false;
   // Postgres has them queued; if Redis is away, a worker's reconcile enqueues them.
   if (queue && released.length) await requeueTargets(queue, released).catch(() => {});
+  return true;
 }
 
 async function whyNot(db: Queries, id: number, verb: 'paused' | 'resumed' | 'aborted'): Promise<string> {

@@ -179,6 +179,8 @@ export interface OperationToWrite {
   waves: WaveSpec | null;
   retryOf?: number;
   ruleId?: number;
+  /** A rule's marked insideWindow: its next wave waits for its herds' maintenance windows. */
+  windowBound?: boolean;
 }
 
 /**
@@ -229,16 +231,17 @@ export async function writeOperations(
     // Any unique key refusing a row drops that row only: the requester's key, or a rule's one open operation.
     const ops = await tx.execute<{ id: number; key: string; who: string }>(sql`
       INSERT INTO operations (action, params, action_params, status, waves, gate_excused, plan_digest, requested_by, requested_by_name,
-        requested_by_system, confirmation, idempotency_key, rule_id)
+        requested_by_system, confirmation, idempotency_key, rule_id, window_bound)
       SELECT u.action, u.params, u.action_params, 'queued', u.waves, u.excused::int[], u.digest, u.requested_by, u.requested_by_name,
-        u.system, u.confirmation, u.key, u.rule_id
+        u.system, u.confirmation, u.key, u.rule_id, u.window_bound
       FROM unnest(${col((x) => x.action.name)}::text[],
         ${col((x) => JSON.stringify({ [x.plan.on === 'herd' ? 'herdIds' : 'instanceIds']: x.plan.targets.map((t) => t.instanceId ?? t.herdId) }))}::jsonb[],
         ${col((x) => JSON.stringify(x.plan.params))}::jsonb[], ${col((x) => (x.spec ? JSON.stringify(x.spec) : null))}::jsonb[],
         ${col((x) => `{${x.excused.join(',')}}`)}::text[], ${col((x) => x.plan.digest)}::text[], ${col((x) => x.actor.id)}::int[],
         ${col((x) => x.actor.username)}::text[], ${col((x) => x.actor.id === null && x.actor.access.superuser)}::bool[],
-        ${col((x) => x.confirmation.slice(0, 200))}::text[], ${col((x) => x.idempotencyKey)}::text[], ${col((x) => x.ruleId ?? null)}::int[])
-        WITH ORDINALITY AS u(action, params, action_params, waves, excused, digest, requested_by, requested_by_name, system, confirmation, key, rule_id, n)
+        ${col((x) => x.confirmation.slice(0, 200))}::text[], ${col((x) => x.idempotencyKey)}::text[], ${col((x) => x.ruleId ?? null)}::int[],
+        ${col((x) => x.windowBound ?? false)}::bool[])
+        WITH ORDINALITY AS u(action, params, action_params, waves, excused, digest, requested_by, requested_by_name, system, confirmation, key, rule_id, window_bound, n)
       ORDER BY u.n
       ON CONFLICT DO NOTHING
       RETURNING id, idempotency_key AS key, requested_by_name AS who`);

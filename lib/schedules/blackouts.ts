@@ -90,22 +90,32 @@ export function spanOf(b: BlackoutBody): { startsAt: Date; endsAt: Date } {
   return { startsAt: new Date(b.startsAt ?? ''), endsAt: new Date(b.endsAt ?? '') };
 }
 
-/** Who may set or lift one: a global admin for a global blackout, an admin of its environment otherwise. */
-async function demandFor(db: Db, actor: RuleActor, environmentId: number | null, herdId: number | null, verb: string) {
+/**
+ * Who may set or lift a blackout or a maintenance window (`what`): a global admin for a global one, an
+ * admin of its environment (a herd's: the herd's environment) otherwise.
+ */
+export async function demandScoped(
+  db: Db,
+  actor: RuleActor,
+  environmentId: number | null,
+  herdId: number | null,
+  verb: string,
+  what = 'blackout',
+) {
   let env = environmentId;
   if (herdId !== null) {
     const [h] = await db.select({ env: herds.environmentId }).from(herds).where(eq(herds.id, herdId));
-    if (!h) throw new RuleError(400, 'invalid blackout', [{ path: 'herdId', message: `no herd #${String(herdId)}` }]);
+    if (!h) throw new RuleError(400, `invalid ${what}`, [{ path: 'herdId', message: `no herd #${String(herdId)}` }]);
     env = h.env;
   }
-  await demand(db, actor.access, 'admin', `${verb} a ${env === null ? 'global ' : ''}blackout`, [env]);
+  await demand(db, actor.access, 'admin', `${verb} a ${env === null ? 'global ' : ''}${what}`, [env]);
 }
 
 export async function createBlackout(db: Db, actor: RuleActor, b: BlackoutBody) {
   const span = spanOf(b);
   const environmentId = b.environmentId ?? null;
   const herdId = b.herdId ?? null;
-  await demandFor(db, actor, environmentId, herdId, 'Setting');
+  await demandScoped(db, actor, environmentId, herdId, 'Setting');
   try {
     return await db.transaction(async (tx) => {
       const [row] = await tx
@@ -136,7 +146,7 @@ export async function createBlackout(db: Db, actor: RuleActor, b: BlackoutBody) 
 export async function deleteBlackout(db: Db, actor: RuleActor, id: number): Promise<void> {
   const [b] = await db.select().from(blackouts).where(eq(blackouts.id, id));
   if (!b) throw new RuleError(404, `no blackout #${String(id)}`);
-  await demandFor(db, actor, b.environmentId, b.herdId, 'Lifting');
+  await demandScoped(db, actor, b.environmentId, b.herdId, 'Lifting');
   await db.transaction(async (tx) => {
     await tx.delete(blackouts).where(eq(blackouts.id, id));
     await writeAudit(tx, {

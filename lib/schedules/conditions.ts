@@ -1,6 +1,8 @@
 // A rule's conditions (issue 17, after pygmy's): measured per target when the rule fires, on the
-// live instance, never from the inventory's last reading. A target that does not meet them is skipped
+// live instance, never from the inventory's last reading (but the host's load average, which only its
+// agent knows: its last report, if recent). A target that does not meet them is skipped
 // with the values measured; one that cannot be measured does not meet them (a condition is a guard).
+import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
 import { loadHerdRefs } from '@/lib/ops/herd-ref';
@@ -90,12 +92,26 @@ const lagOf = async (m: InstanceRef): Promise<number | null> => {
   return o.inRecovery ? (o.replayLagSeconds ?? null) : 0;
 };
 
-async function measureOne(conditions: Condition[], on: InstanceRef, herd: InstanceRef[]): Promise<Values> {
+/**
+ * The 1-minute load average of each server, from its agent's last report; null when none reported it,
+ * or the report is older than three of its intervals (five minutes at least): a silent agent's last
+ * figure is not the load now.
+ */
+async function loadAverages(db: Db, serverIds: number[]): Promise<Map<number, number | null>> {
+  if (!serverIds.length) return new Map();
+  const rows = await db.execute<{ id: number; load: number | null }>(sql`
+    SELECT id, CASE WHEN load_average_at > now() - make_interval(secs => greatest(300, 3 * agent_interval_seconds)) THEN load_average END AS load
+    FROM servers WHERE id = ANY(${sql.param(serverIds)}::int[])`);
+  return new Map(rows.rows.map((r) => [r.id, r.load]));
+}
+
+async function measureOne(conditions: Condition[], on: InstanceRef, herd: InstanceRef[], loads: Map<number, number | null>): Promise<Values> {
   const values: Values = {};
   for (const c of conditions) {
     const key = valueKey(c);
     if (key in values) continue;
-    if (c.metric === 'lag_seconds') values[key] = await lagOf(on);
+    if (c.metric === 'load_average') values[key] = loads.get(on.serverId) ?? null;
+    else if (c.metric === 'lag_seconds') values[key] = await lagOf(on);
     else if (c.metric === 'active_connections') values[key] = await activeConnections(on, c.users);
     else {
       const replicas = herd.filter((m) => m.role === 'replica' && m.state === 'running');
@@ -124,16 +140,20 @@ async function pooled<T, R>(items: T[], width: number, fn: (t: T) => Promise<R>)
  */
 export async function measure(db: Db, onHerds: boolean, ids: number[], conditions: Condition[]): Promise<Map<number, Values>> {
   if (!conditions.length) return new Map();
+  const wantsLoad = conditions.some((c) => c.metric === 'load_average');
   if (onHerds) {
     const herds = await loadHerdRefs(db, ids);
+    const primaryOf = (h: (typeof herds)[number]) => h.members.find((m) => m.role === 'primary') ?? h.members[0];
+    const loads = wantsLoad ? await loadAverages(db, herds.flatMap((h) => primaryOf(h)?.serverId ?? [])) : new Map<number, number | null>();
     const got = await pooled(herds, 16, async (h) => {
-      const primary = h.members.find((m) => m.role === 'primary') ?? h.members[0];
+      const primary = primaryOf(h);
       if (!primary) return [h.id, Object.fromEntries(conditions.map((c) => [valueKey(c), null]))] as const;
-      return [h.id, await measureOne(conditions, primary, h.members)] as const;
+      return [h.id, await measureOne(conditions, primary, h.members, loads)] as const;
     });
     return new Map(got);
   }
   const { refs, members } = await loadInstancesWithHerds(db, ids);
-  const got = await pooled(refs, 16, async (r) => [r.id, await measureOne(conditions, r, members.get(r.herdId) ?? [r])] as const);
+  const loads = wantsLoad ? await loadAverages(db, refs.map((r) => r.serverId)) : new Map<number, number | null>();
+  const got = await pooled(refs, 16, async (r) => [r.id, await measureOne(conditions, r, members.get(r.herdId) ?? [r], loads)] as const);
   return new Map(got);
 }

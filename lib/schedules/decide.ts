@@ -20,6 +20,7 @@ import { conditionSchema, judge, measure, type Condition, type Values } from './
 import { scheduleRetry, withHeartbeat, type FireDeps, type RuleRow, type RunRow } from './fire';
 import { MAX_RULE_TARGETS, resolveScope, RuleError } from './rules';
 import { reverseParams, reversible, toPutBack } from './reverse';
+import { herdWindowAt, outsideWords, windowsOfHerds, type HerdWindow } from './windows';
 import type { RuleScope } from './rule-body';
 import { notifyRunsEnded } from './webhooks';
 
@@ -129,7 +130,8 @@ async function decideChunk(deps: FireDeps, pending: Pending[], now: Date): Promi
   });
   // What planning needs of the inventory, read once for every run (a run's targets are in it, or gone).
   const sources = await readSources(db, open(pending), (p) => ids.get(p) ?? []);
-  leaveOut(open(pending), ids, sources, blackouts);
+  const windows = await windowsFor(db, open(pending), ids, sources, now);
+  leaveOut(open(pending), ids, sources, blackouts, windows);
   const measured = open(pending).some((p) => p.rule.conditions.length);
   await checkConditions(deps, open(pending), now);
   // The conditions took a while to measure (live, on each target): plan on the inventory as it is now.
@@ -172,8 +174,20 @@ async function readSources(db: Db, pending: Pending[], idsOf: (p: Pending) => nu
 
 const sourceOf = (sources: Sources, p: Pending) => need(isHerdAction(need(p.action)) ? sources.herd : sources.instance);
 
-/** The runs' targets, each with its label and, when it is left out, why (a blackout, a herd in maintenance). */
-function leaveOut(pending: Pending[], ids: Map<Pending, number[]>, sources: Sources, blackouts: Blackout[]) {
+/** What the maintenance windows say now of each herd a run marked insideWindow would act on (read once for all). */
+async function windowsFor(db: Db, pending: Pending[], ids: Map<Pending, number[]>, sources: Sources, now: Date) {
+  const herdIds = new Set<number>();
+  for (const p of pending.filter((x) => x.rule.insideWindow))
+    for (const id of ids.get(p) ?? []) {
+      const f = factOf(sourceOf(sources, p), id);
+      if (f) herdIds.add(f.herdId);
+    }
+  const byHerd = await windowsOfHerds(db, [...herdIds]);
+  return new Map([...byHerd].map(([h, ws]) => [h, herdWindowAt(ws, now)]));
+}
+
+/** The runs' targets, each with its label and, when it is left out, why (a blackout, a herd in maintenance, outside its windows). */
+function leaveOut(pending: Pending[], ids: Map<Pending, number[]>, sources: Sources, blackouts: Blackout[], windows: Map<number, HerdWindow>) {
   for (const p of pending) {
     const source = sourceOf(sources, p);
     for (const id of ids.get(p) ?? []) {
@@ -184,7 +198,9 @@ function leaveOut(pending: Pending[], ids: Map<Pending, number[]>, sources: Sour
         ? `inside the blackout ${JSON.stringify(out.name)} (until ${new Date(out.ends_at).toISOString()})`
         : f.automation === 'maintenance'
           ? `herd ${f.herd} is in maintenance`
-          : undefined;
+          : p.rule.insideWindow
+            ? (outsideWords(f.herd, windows.get(f.herdId) ?? { open: false, none: true, next: null }) ?? undefined)
+            : undefined;
       p.targets.push({ id, label: f.label, ...(skipped ? { skipped } : {}) });
       if (!skipped) p.runnable.push(id);
     }
@@ -277,6 +293,7 @@ async function write(deps: FireDeps, pending: Pending[]) {
       idempotencyKey: `rule-run-${String(p.run.id)}`,
       waves: p.waves ?? null,
       ruleId: p.rule.id,
+      windowBound: p.rule.insideWindow,
     })),
     deps.log,
   );

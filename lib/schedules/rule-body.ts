@@ -60,6 +60,8 @@ export const ruleBody = z
     waves: wavesSchema.nullable().optional(),
     /** A fire missed while no worker ran is run once within this many seconds of its time, else recorded as missed. */
     graceSeconds: z.number().int().min(0).max(604_800, 'at most a week (604800)').default(300),
+    /** Fire on a herd only inside one of its maintenance windows; a rolling operation waits between waves for one. */
+    insideWindow: z.boolean().default(false),
     enabled: z.boolean().default(true),
   })
   .strict()

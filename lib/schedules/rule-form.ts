@@ -72,6 +72,7 @@ export function formToBody(f: Fields): Record<string, unknown> {
           }
         : null,
     graceSeconds: number(text(f, 'graceSeconds') || '300'),
+    insideWindow: f.insideWindow === 'on',
     enabled: f.enabled === 'on',
   };
 }
@@ -125,6 +126,7 @@ export function bodyToForm(b: RuleBody): Record<string, string> {
     reverseAt: b.reverse && 'at' in b.reverse.schedule ? b.reverse.schedule.at : '',
     reverseTimezone: b.reverse && 'timezone' in b.reverse.schedule ? b.reverse.schedule.timezone : '',
     graceSeconds: String(b.graceSeconds),
+    ...(b.insideWindow ? { insideWindow: 'on' } : {}),
     ...(b.enabled ? { enabled: 'on' } : {}),
   };
   b.conditions.slice(0, CONDITION_ROWS).forEach((c, k) => {

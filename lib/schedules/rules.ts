@@ -163,6 +163,7 @@ function stored(body: RuleBody, checked: CheckedRule) {
     reverse: body.reverse as Record<string, unknown> | null,
     waves: (body.waves ?? null) as Record<string, unknown> | null,
     graceSeconds: body.graceSeconds,
+    insideWindow: body.insideWindow,
     enabled: body.enabled,
   };
 }
@@ -183,6 +184,7 @@ function companionOf(body: RuleBody, ruleId: number) {
     reverse: null,
     waves: (body.waves ?? null) as Record<string, unknown> | null,
     graceSeconds: body.graceSeconds,
+    insideWindow: body.insideWindow,
     enabled: body.enabled,
     fireGroups: fireGroupsOf(body.reverse.schedule),
     reverseOf: ruleId,
@@ -358,6 +360,7 @@ const pick = (r: RuleRow) => ({
   reverse: r.reverse,
   waves: r.waves,
   graceSeconds: r.graceSeconds,
+  insideWindow: r.insideWindow,
   enabled: r.enabled,
 });
 
@@ -485,6 +488,7 @@ export const bodyOf = (r: RuleRow) => ({
   ...(r.reverseOf === null ? { reverse: r.reverse } : {}),
   waves: r.waves,
   graceSeconds: r.graceSeconds,
+  insideWindow: r.insideWindow,
   enabled: r.enabled,
 });
 

@@ -18,6 +18,8 @@ import { enqueueRun } from '@/lib/schedules/scheduler';
 import { SubmitError } from '@/lib/ops/submit-errors';
 import type { RuleFormState } from '@/components/rules/rule-form';
 import type { BlackoutFormState } from '@/components/rules/blackout-form';
+import type { WindowFormState } from '@/components/rules/window-form';
+import { createWindow, deleteWindow, windowBody } from '@/lib/schedules/windows';
 import type { WebhookFormState } from '@/components/rules/webhook-form';
 import { createWebhook, deleteWebhook, webhookBody } from '@/lib/schedules/webhooks';
 
@@ -129,18 +131,19 @@ export async function bulkRulesAction(form: FormData): Promise<void> {
   revalidatePath('/rules');
 }
 
-export async function createBlackoutAction(_prev: BlackoutFormState, form: FormData): Promise<BlackoutFormState> {
+/** A form's "Applies to": every one, an environment ("env:ID") or a herd ("herd:ID"). */
+const scopeOfForm = (scope: string) => ({
+  ...(scope.startsWith('env:') ? { environmentId: Number(scope.slice(4)) } : {}),
+  ...(scope.startsWith('herd:') ? { herdId: Number(scope.slice(5)) } : {}),
+});
+
+/** A blackout or a window from its page's form: its errors by field, a refusal said, or its name once saved. */
+async function saveScoped<B>(
+  parsed: { success: true; data: B } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } },
+  create: (who: Awaited<ReturnType<typeof currentActor>>, body: B) => Promise<{ name: string }>,
+  page: string,
+): Promise<BlackoutFormState> {
   const who = await currentActor();
-  const f = Object.fromEntries(form.entries()) as Record<string, string>;
-  const scope = f.scope ?? '';
-  const parsed = blackoutBody.safeParse({
-    name: f.name ?? '',
-    reason: f.reason ?? '',
-    dates: { from: f.from ?? '', to: f.to || f.from || '' },
-    timezone: f.timezone || 'UTC',
-    ...(scope.startsWith('env:') ? { environmentId: Number(scope.slice(4)) } : {}),
-    ...(scope.startsWith('herd:') ? { herdId: Number(scope.slice(5)) } : {}),
-  });
   if (!parsed.success) {
     const errors: Record<string, string> = {};
     for (const i of parsed.error.issues) errors[String(i.path.at(-1) ?? 'form')] ??= i.message;
@@ -148,15 +151,41 @@ export async function createBlackoutAction(_prev: BlackoutFormState, form: FormD
   }
   try {
     const made = await orAnswer<{ name: string } | { denied: string }>(
-      () => createBlackout(getDb(), who, parsed.data),
+      () => create(who, parsed.data),
       (err) => ({ denied: err.message }),
     );
     if ('denied' in made) return { errors: { form: made.denied } };
-    revalidatePath('/rules/blackouts');
+    revalidatePath(page);
     return { saved: made.name };
   } catch (err) {
     return formError(err);
   }
+}
+
+export async function createBlackoutAction(_prev: BlackoutFormState, form: FormData): Promise<BlackoutFormState> {
+  const f = Object.fromEntries(form.entries()) as Record<string, string>;
+  const parsed = blackoutBody.safeParse({
+    name: f.name ?? '',
+    reason: f.reason ?? '',
+    dates: { from: f.from ?? '', to: f.to || f.from || '' },
+    timezone: f.timezone || 'UTC',
+    ...scopeOfForm(f.scope ?? ''),
+  });
+  return saveScoped(parsed, (who, body) => createBlackout(getDb(), who, body), '/rules/blackouts');
+}
+
+export async function createWindowAction(_prev: WindowFormState, form: FormData): Promise<WindowFormState> {
+  const f = Object.fromEntries(form.entries()) as Record<string, string>;
+  const number = (v: string | undefined) => (v !== undefined && /^\s*\d+\s*$/.test(v) ? Number(v) : v);
+  const parsed = windowBody.safeParse({
+    name: f.name ?? '',
+    days: form.getAll('days').map((d) => number(typeof d === 'string' ? d : '')),
+    starts: (f.starts ?? '').trim(),
+    durationMinutes: number(f.durationMinutes),
+    timezone: f.timezone || 'UTC',
+    ...scopeOfForm(f.scope ?? ''),
+  });
+  return saveScoped(parsed, (who, body) => createWindow(getDb(), who, body), '/rules/windows');
 }
 
 /** A delete from a list's row: the id checked, the refusal recorded (orAnswer), a missing one a bad request. */
@@ -180,6 +209,10 @@ async function deleteFromRow(
 
 export async function deleteBlackoutAction(form: FormData): Promise<void> {
   await deleteFromRow(form, (who, id) => deleteBlackout(getDb(), who, id), '/rules/blackouts');
+}
+
+export async function deleteWindowAction(form: FormData): Promise<void> {
+  await deleteFromRow(form, (who, id) => deleteWindow(getDb(), who, id), '/rules/windows');
 }
 
 /** A webhook from the webhooks page: the API's body, its secret in the answer this once. */

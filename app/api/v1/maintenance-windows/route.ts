@@ -1,0 +1,35 @@
+import { NextResponse } from 'next/server';
+import { getDb } from '@/db/client';
+import { apiUser, handle, jsonBody } from '@/lib/api/respond';
+import { createWindow, listWindows, windowBody, windowWords, type WindowRow } from '@/lib/schedules/windows';
+
+const view = (w: WindowRow) => ({
+  id: w.id,
+  name: w.name,
+  days: w.days,
+  starts: w.starts,
+  durationMinutes: w.durationMinutes,
+  timezone: w.timezone,
+  environmentId: w.environmentId,
+  herdId: w.herdId,
+  words: windowWords(w),
+  createdBy: w.createdBy,
+});
+
+/** GET /api/v1/maintenance-windows: every window, oldest first. */
+export const GET = handle(async (req) => {
+  await apiUser(req, 'read');
+  return NextResponse.json({ items: (await listWindows(getDb())).map(view) });
+});
+
+/**
+ * POST /api/v1/maintenance-windows: { name, days: [0-6], starts: "HH:MM", durationMinutes, timezone,
+ * environmentId? | herdId? } (neither: every herd). A global admin sets a global one; an admin of its
+ * environment, the others.
+ */
+export const POST = handle(async (req) => {
+  const user = await apiUser(req, 'operate');
+  const body = await jsonBody(req, windowBody);
+  const row = await createWindow(getDb(), user, body);
+  return NextResponse.json(view(row), { status: 201, headers: { location: `/api/v1/maintenance-windows/${String(row.id)}` } });
+});
