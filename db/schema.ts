@@ -732,7 +732,7 @@ export const drDrills = pgTable(
     // Acknowledged commits missing on the primary at the end: must be 0.
     lost: integer('lost').notNull(),
   },
-  (t) => [index('dr_drills_herd_idx').on(t.herdId, t.id)],
+  (t) => [index('dr_drills_herd_idx').on(t.herdId, t.id), uniqueIndex('dr_drills_operation_key').on(t.operationId)],
 );
 
 // A rule's runs: one row per fire, whatever came of it (an operation, a skip and why, a refusal, a
@@ -762,7 +762,7 @@ export const ruleRuns = pgTable(
     operationId: integer('operation_id').references(() => operations.id, { onDelete: 'set null' }),
     // Each target as the fire saw it: its label, and why it was left out (with the measured values).
     targets: jsonb('targets')
-      .$type<{ id: number; label: string; skipped?: string; values?: Record<string, number | null> }[]>()
+      .$type<{ id: number; label: string; skipped?: string; values?: Record<string, number | null>; before?: Record<string, string> }[]>()
       .notNull()
       .default(sql`'[]'::jsonb`),
     // Who asked (run now), or null for the schedule.
@@ -829,7 +829,7 @@ export const maintenanceWindows = pgTable(
     createdBy: text('created_by').notNull().default(''),
     ...timestamps,
   },
-  (t) => [
+  () => [
     check('maintenance_windows_one_scope_check', sql`environment_id IS NULL OR herd_id IS NULL`),
     check('maintenance_windows_duration_check', sql`duration_minutes BETWEEN 1 AND 10080`),
   ],

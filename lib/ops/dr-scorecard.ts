@@ -42,6 +42,9 @@ export async function drScorecard(db: Queries, environmentId: number | null, now
     environment: string;
     sites: string[];
     primary_site: string | null;
+    primaries: number;
+    dr_running: number;
+    dr_any: number;
     op_id: number | null;
     op_status: string | null;
     finished_at: Date | null;
@@ -54,14 +57,23 @@ export async function drScorecard(db: Queries, environmentId: number | null, now
   }>(sql`
     SELECT h.id AS herd_id, h.name AS herd, e.name AS environment,
       ARRAY(SELECT DISTINCT s.site FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.herd_id = h.id AND s.site <> '' ORDER BY 1) AS sites,
-      (SELECT s.site FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.herd_id = h.id AND i.role = 'primary' ORDER BY i.id LIMIT 1) AS primary_site,
+      p.site AS primary_site, p.n AS primaries,
+      (SELECT count(*)::int FROM instances i JOIN servers s ON s.id = i.server_id
+        WHERE i.herd_id = h.id AND s.site <> '' AND s.site <> p.site AND i.role = 'replica' AND i.state = 'running') AS dr_running,
+      (SELECT count(*)::int FROM instances i JOIN servers s ON s.id = i.server_id
+        WHERE i.herd_id = h.id AND s.site <> '' AND s.site <> p.site) AS dr_any,
       last.op_id, last.op_status, last.finished_at,
       d.candidate_label, d.candidate_site, d.first_write_ms, d.longest_gap_ms, d.acknowledged, d.lost
     FROM herds h JOIN environments e ON e.id = h.environment_id
+    -- What the drill plans from: the herd's one running primary and its site (as the action reads them).
+    LEFT JOIN LATERAL (
+      SELECT min(s.site) AS site, count(*)::int AS n FROM instances i JOIN servers s ON s.id = i.server_id
+      WHERE i.herd_id = h.id AND i.role = 'primary' AND i.state = 'running'
+    ) p ON true
     LEFT JOIN LATERAL (
       SELECT o.id AS op_id, ot.status::text AS op_status, o.finished_at
       FROM operation_targets ot JOIN operations o ON o.id = ot.operation_id
-      WHERE ot.herd_id = h.id AND o.action = 'dr-drill' AND o.finished_at IS NOT NULL AND ot.refusal IS NULL
+      WHERE ot.herd_id = h.id AND o.action = 'dr-drill' AND o.finished_at IS NOT NULL
       ORDER BY o.id DESC LIMIT 1
     ) last ON true
     LEFT JOIN dr_drills d ON d.operation_id = last.op_id
@@ -83,12 +95,24 @@ export async function drScorecard(db: Queries, environmentId: number | null, now
             acknowledged: r.acknowledged,
             lost: r.lost,
           };
-    const otherSite = r.sites.some((s) => s !== (r.primary_site ?? ''));
     let verdict: DrillVerdict = 'ok';
     let note = '';
-    if (!otherSite) {
+    // As the drill would plan it now: one running primary with a site, a running replica in another.
+    const cannot =
+      r.primaries !== 1
+        ? r.primaries
+          ? `${String(r.primaries)} running primaries`
+          : 'no running primary'
+        : !r.primary_site
+          ? 'its primary has no site'
+          : r.dr_any === 0
+            ? `no member outside the primary's site (${r.primary_site})`
+            : r.dr_running === 0
+              ? `no running replica outside the primary's site (${r.primary_site})`
+              : null;
+    if (cannot) {
       verdict = 'no-dr-member';
-      note = `no member outside the primary's site (${r.primary_site || 'none given'}): it cannot be drilled`;
+      note = `${cannot}: it cannot be drilled now`;
     } else if (!last) {
       verdict = 'never';
       note = 'never drilled';

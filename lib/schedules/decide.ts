@@ -19,7 +19,7 @@ import { wavesSchema, type WaveSpec } from '@/lib/ops/waves';
 import { conditionSchema, judge, measure, type Condition, type Values } from './conditions';
 import { scheduleRetry, withHeartbeat, type FireDeps, type RuleRow, type RunRow } from './fire';
 import { MAX_RULE_TARGETS, resolveScope, RuleError } from './rules';
-import { reverseParams, reversible, toPutBack } from './reverse';
+import { forwardActionOf, reverseParams, reversible, toPutBack } from './reverse';
 import { herdWindowAt, outsideWords, windowsOfHerds, type HerdWindow } from './windows';
 import type { RuleScope } from './rule-body';
 import { notifyRunsEnded } from './webhooks';
@@ -82,10 +82,18 @@ async function decideChunk(deps: FireDeps, pending: Pending[], now: Date): Promi
   const blackouts = await activeBlackouts(db, now);
   const global = blackouts.find((b) => b.environment_id === null && b.herd_id === null);
   // One run at a time a rule: an operation of it not finished yet (a rolling one over the night, say).
+  // A rule and its reverse are one: neither starts while the other's operation runs.
+  const companions = await db.execute<{ id: number; reverse_of: number }>(
+    sql`SELECT id, reverse_of FROM rules WHERE reverse_of = ANY(${sql.param(pending.map((p) => p.rule.id))}::int[])`,
+  );
+  const partnerOf = new Map<number, number>(companions.rows.map((r) => [r.reverse_of, r.id]));
+  for (const p of pending) if (p.rule.reverseOf !== null) partnerOf.set(p.rule.id, p.rule.reverseOf);
   const going = await db.execute<{ rule_id: number; id: number }>(sql`
     SELECT DISTINCT ON (rule_id) rule_id, id FROM operations
-    WHERE rule_id = ANY(${sql.param(pending.map((p) => p.rule.id))}::int[]) AND finished_at IS NULL AND status IN ('queued', 'running')`);
-  const goingOf = new Map(going.rows.map((r) => [r.rule_id, r.id]));
+    WHERE rule_id = ANY(${sql.param([...new Set([...pending.map((p) => p.rule.id), ...partnerOf.values()])])}::int[])
+      AND finished_at IS NULL AND status IN ('queued', 'running')`);
+  const ownOf = new Map(going.rows.map((r) => [r.rule_id, r.id]));
+  const goingOf = new Map(pending.map((p) => [p.rule.id, ownOf.get(p.rule.id) ?? ownOf.get(partnerOf.get(p.rule.id) ?? -1)]));
   const owners = new Map<number, Promise<Access>>();
   for (const p of pending) {
     const action = getAction(p.rule.action);
@@ -97,7 +105,12 @@ async function decideChunk(deps: FireDeps, pending: Pending[], now: Date): Promi
         reason: `inside the blackout ${JSON.stringify(global.name)} (until ${new Date(global.ends_at).toISOString()})`,
       };
     else if (earlier !== undefined)
-      p.done = { status: 'skipped', reason: `overlap: its earlier run (operation #${earlier}) is still going` };
+      p.done = {
+        status: 'skipped',
+        reason: ownOf.has(p.rule.id)
+          ? `overlap: its earlier run (operation #${earlier}) is still going`
+          : `overlap: operation #${earlier} of ${p.rule.reverseOf !== null ? 'the rule it reverses' : 'its reverse'} is still going`,
+      };
     else if (p.rule.ownerId === null)
       refuse(p, `its owner ${p.rule.ownerName} is no longer a pgherd user: a user must save the rule again to own it`);
     else {
@@ -147,7 +160,9 @@ type Sources = { herd?: PlanSource; instance?: PlanSource };
  */
 async function reverseScope(db: Db, p: Pending, ruleId: number): Promise<number[]> {
   const action = need(p.action).name;
-  const { busy, targets } = await toPutBack(db, ruleId, p.rule.id);
+  const forward = forwardActionOf(action);
+  if (!forward) throw new RuleError(400, `${action} puts nothing back`);
+  const { busy, targets } = await toPutBack(db, { id: ruleId, action: forward }, p.rule);
   if (busy !== null) {
     p.done = { status: 'skipped', reason: `overlap: its rule's operation #${String(busy)} is still going; what it changes is put back at the next fire` };
     return [];

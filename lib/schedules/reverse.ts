@@ -12,6 +12,12 @@ export const REVERSE_ACTION: Readonly<Record<string, string>> = { resize: 'resiz
 /** The companion's name: its rule's, marked. */
 export const reverseName = (name: string) => `${name} (reverse)`;
 
+/** The action a companion's rule runs, from the companion's (each reverse action is one rule action's). */
+export const forwardActionOf = (reverseAction: string) => Object.entries(REVERSE_ACTION).find(([, r]) => r === reverseAction)?.[0] ?? null;
+
+/** At most this many targets a reverse fire (a resize's backTo names each); the rest at its next fire. */
+export const MAX_REVERSE_TARGETS = 10_000;
+
 /** A target to put back: its label, and what it was before the rule first changed it. */
 export interface ToPutBack {
   label: string;
@@ -23,13 +29,21 @@ const RUNS_READ = 400;
 
 /**
  * What the rule changed and its reverse has not put back yet, each target with what it was before the
- * first of the rule's runs that changed it (a retry after it does not move what "before" means). A
- * target counts as changed once its rule's operation attempted it (succeeded, or failed or was cut
- * short part way: it may have changed), never when refused; it is back once a reverse operation
- * succeeded on it. `busy`: a run of the rule whose operation has not finished (the reverse waits, not
- * racing it).
+ * first of the rule's runs that changed it (a retry after it does not move what "before" means). Only
+ * the rule's runs since this reverse was made (a reverse removed and added again does not put back
+ * twice), and of its action now (a rule changed from power off to power on does not read its power
+ * offs' "before" backwards). A target counts as changed once its rule's operation attempted it
+ * (succeeded; failed, interrupted or aborted part way: it may have changed), never when refused; it is
+ * done once a reverse operation succeeded on it or refused it (what it would do no longer applies: a
+ * host already running, say). `busy`: a run of the rule whose operation has not finished (the reverse
+ * waits, not racing it).
  */
-export async function toPutBack(db: Db, ruleId: number, companionId: number): Promise<{ busy: number | null; targets: Map<number, ToPutBack> }> {
+export async function toPutBack(
+  db: Db,
+  rule: { id: number; action: string },
+  companion: { id: number; createdAt: Date },
+): Promise<{ busy: number | null; targets: Map<number, ToPutBack> }> {
+  const ruleId = rule.id;
   const rows = await db.execute<{
     rule_id: number;
     targets: { id: number; label: string; skipped?: string; before?: Record<string, string> }[];
@@ -39,10 +53,13 @@ export async function toPutBack(db: Db, ruleId: number, companionId: number): Pr
   }>(sql`
     SELECT * FROM (
       SELECT rr.id, rr.rule_id, rr.targets, o.id AS operation_id, o.status AS op_status,
-        (SELECT jsonb_object_agg(ot.instance_id, CASE WHEN ot.refusal IS NULL THEN ot.status::text ELSE 'refused' END)
+        (SELECT jsonb_object_agg(ot.instance_id, CASE WHEN ot.refusal IS NOT NULL THEN 'refused'
+                                                      WHEN ot.status = 'cancelled' AND ot.attempts > 0 THEN 'attempted'
+                                                      ELSE ot.status::text END)
            FROM operation_targets ot WHERE ot.operation_id = o.id AND ot.instance_id IS NOT NULL) AS statuses
       FROM rule_runs rr JOIN operations o ON o.id = rr.operation_id
-      WHERE rr.rule_id IN (${ruleId}, ${companionId}) AND rr.status = 'started'
+      WHERE rr.status = 'started'
+        AND (rr.rule_id = ${companion.id} OR (rr.rule_id = ${ruleId} AND o.action = ${rule.action} AND rr.fired_at >= ${companion.createdAt}))
       ORDER BY rr.id DESC LIMIT ${RUNS_READ}
     ) latest ORDER BY id`);
   const targets = new Map<number, ToPutBack>();
@@ -53,11 +70,11 @@ export async function toPutBack(db: Db, ruleId: number, companionId: number): Pr
       if (r.op_status === 'queued' || r.op_status === 'running' || r.op_status === 'planned') busy = r.operation_id;
       for (const t of r.targets) {
         const s = status(t.id);
-        if (t.before && !t.skipped && (s === 'succeeded' || s === 'failed' || s === 'interrupted') && !targets.has(t.id))
+        if (t.before && !t.skipped && (s === 'succeeded' || s === 'failed' || s === 'interrupted' || s === 'attempted') && !targets.has(t.id))
           targets.set(t.id, { label: t.label, before: t.before });
       }
     } else {
-      for (const t of r.targets) if (status(t.id) === 'succeeded') targets.delete(t.id);
+      for (const t of r.targets) if (status(t.id) === 'succeeded' || status(t.id) === 'refused') targets.delete(t.id);
     }
   }
   return { busy, targets };
@@ -69,8 +86,12 @@ export function reverseParams(action: string, targets: Map<number, ToPutBack>): 
   return { backTo: Object.fromEntries([...targets].map(([id, t]) => [String(id), t.before.instanceType])) };
 }
 
-/** The targets whose before says what the reverse action needs (a type for a resize, a state for power). */
+/**
+ * The targets whose before is what the reverse action leads to: a type for a resize; running for a
+ * power on, stopped for a power off. At most MAX_REVERSE_TARGETS.
+ */
 export function reversible(action: string, targets: Map<number, ToPutBack>): Map<number, ToPutBack> {
-  const need = action === 'resize' ? 'instanceType' : 'state';
-  return new Map([...targets].filter(([, t]) => typeof t.before[need] === 'string'));
+  const fits = (b: Record<string, string>) =>
+    action === 'resize' ? typeof b.instanceType === 'string' : b.state === (action === 'power-on' ? 'running' : 'stopped');
+  return new Map([...targets].filter(([, t]) => fits(t.before)).slice(0, MAX_REVERSE_TARGETS));
 }

@@ -2,7 +2,7 @@
 // the owner's roles; every change audited and announced to the workers, which rebuild their job
 // schedulers from this table (the truth: Redis losing its data loses no schedule).
 import { randomBytes } from 'node:crypto';
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, or, sql } from 'drizzle-orm';
 import type { Db, Queries } from '@/db/client';
 import { pgError } from '@/db/pg-error';
 import { ruleRuns, rules } from '@/db/schema';
@@ -446,24 +446,28 @@ export const scheduleProblem = (r: Pick<RuleRow, 'schedule'>): string | null => 
 export async function setRuleEnabled(db: Db, actor: RuleActor, id: number, enabled: boolean): Promise<boolean> {
   const before = await getRule(db, id);
   refuseUnlessManager(actor, before, enabled ? 'enable' : 'disable');
+  // A reverse goes on and off with its rule, as a PUT of the rule turns both.
+  refuseCompanion(before, enabled ? 'enable' : 'disable');
   if (before.enabled === enabled) return false;
   return db.transaction(async (tx) => {
-    const [row] = await tx
+    const flipped = await tx
       .update(rules)
       .set({ enabled, version: sql`${rules.version} + 1`, ...(enabled ? { firesFrom: new Date() } : {}) })
-      .where(and(eq(rules.id, id), eq(rules.enabled, !enabled)))
-      .returning({ id: rules.id });
-    if (!row) return false;
-    await writeAudit(tx, {
-      user: actor,
-      remoteAddr: actor.remoteAddr,
-      action: enabled ? 'rule.enabled' : 'rule.disabled',
-      objectType: 'rules',
-      objectId: String(id),
-      objectLabel: before.name,
-      changes: { enabled: [!enabled, enabled] },
-    });
-    await announce(tx, id);
+      .where(and(or(eq(rules.id, id), eq(rules.reverseOf, id)), eq(rules.enabled, !enabled)))
+      .returning({ id: rules.id, name: rules.name });
+    if (!flipped.some((r) => r.id === id)) return false;
+    for (const r of flipped) {
+      await writeAudit(tx, {
+        user: actor,
+        remoteAddr: actor.remoteAddr,
+        action: enabled ? 'rule.enabled' : 'rule.disabled',
+        objectType: 'rules',
+        objectId: String(r.id),
+        objectLabel: r.name,
+        changes: { enabled: [!enabled, enabled] },
+      });
+      await announce(tx, r.id);
+    }
     return true;
   });
 }

@@ -9,7 +9,7 @@ import { drDrills } from '@/db/schema';
 import { idText } from '@/lib/validation/ids';
 import { rankReplicas } from '../candidates';
 import { part } from '../compose';
-import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep } from '../define-action';
+import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep, type RunContext } from '../define-action';
 import { longestGap, onPrimary, scratchTable, startDrillWriter, type DrillWriter } from '../drill-writer';
 import type { HerdRef } from '../herd-ref';
 import type { InstanceRef } from '../instance-ref';
@@ -34,6 +34,8 @@ interface DrillState {
   /** Date.now() when the switchover to the DR member was asked for. */
   overAt: number | null;
   startedAt: Date | null;
+  /** The figures were written (by the last step, or by the cleanup of a drill cut short). */
+  recorded: boolean;
 }
 
 const newDrillState = (): DrillState => ({
@@ -43,6 +45,7 @@ const newDrillState = (): DrillState => ({
   writer: null,
   overAt: null,
   startedAt: null,
+  recorded: false,
 });
 
 /** The herd's running primary and the DR member to drill with, or why not. */
@@ -51,10 +54,14 @@ function drillPair(h: HerdRef, wanted?: number): { old: InstanceRef; cand: Insta
   if (primaries.length !== 1)
     return refuse('topology', primaries.length ? `the herd has ${primaries.length} running primaries` : 'the herd has no running primary');
   const old = primaries[0] as InstanceRef;
-  const away = h.members.filter((m) => m.id !== old.id && m.site !== old.site);
+  if (!old.site) return refuse('not-applicable', `${old.label} (the primary) has no site: give the herd's servers their sites`);
+  // A member with no site is in no other site (the scorecard reads sites the same way).
+  const away = h.members.filter((m) => m.id !== old.id && m.site !== '' && m.site !== old.site);
   if (wanted !== undefined) {
     const c = h.members.find((m) => m.id === wanted);
     if (!c) return refuse('topology', `instance ${wanted} is not a member of the herd`);
+    if (c.id === old.id) return refuse('not-applicable', `${c.label} is the primary: a DR drill switches over to a member in another site`);
+    if (!c.site) return refuse('not-applicable', `${c.label} has no site: a DR drill switches over to a member in another site`);
     if (c.site === old.site) return refuse('not-applicable', `${c.label} is in ${old.site || 'no site'}, the primary's site: a DR drill switches over to another site`);
     if (c.role !== 'replica' || c.state !== 'running') return refuse('topology', `${c.label} is not a running replica`);
     return { old, cand: c };
@@ -101,9 +108,27 @@ export function planDrill(h: HerdRef, p: z.output<typeof drDrillParams>): Action
         says: 'stop the writer; drop the scratch table on whichever member is the primary then',
         timeoutMs: 30_000,
         run: async (x) => {
+          const lines: string[] = [];
+          // A drill cut short after its switchover: the herd stays on the DR member (a working primary);
+          // switching back from a cleanup, on a herd that just refused or failed a step, is not pgherd's call.
+          if (x.state.over.promoteSent && !x.state.back.promoted) {
+            const left = `the drill stopped after its switchover: ${cand.label} is the herd's primary now; switch back with a switchover to ${old.label} once the herd is healthy`;
+            x.deps.outcome?.(left);
+            lines.push(left);
+          }
+          if (x.state.writer && !x.state.recorded) {
+            // What was measured is kept, lost commits counted on whichever member is the primary now.
+            await x.state.writer.stop();
+            lines.push(await recordDrill(x, everyone).catch((err: unknown) => `the figures could not be recorded: ${String(err)}`));
+          }
           await x.state.writer?.stop();
-          if (x.state.table) await onPrimary(everyone, `DROP TABLE IF EXISTS ${x.state.table}`);
-          x.note({ stdout: x.state.table ? `${x.state.table} dropped` : 'no scratch table was made' });
+          if (x.state.table) {
+            await onPrimary(everyone, `DROP TABLE IF EXISTS ${x.state.table}`).catch((err: unknown) => {
+              throw new Error(`the scratch table ${x.state.table} could not be dropped (${String(err)}): drop it on the herd's primary`);
+            });
+            lines.push(`${x.state.table} dropped`);
+          } else lines.push('no scratch table was made');
+          x.note({ stdout: lines.join('\n') });
         },
       },
       run: async (x) => {
@@ -156,38 +181,40 @@ export function planDrill(h: HerdRef, p: z.output<typeof drDrillParams>): Action
         const overAt = x.state.overAt ?? 0;
         const backAt = Date.now();
         await firstWriteOn(x, old, backAt - 60_000 > overAt ? backAt - 60_000 : overAt);
-        const writer = x.state.writer;
-        if (!writer) throw new Error('the writer never started');
-        await writer.stop();
-        const acks = writer.acks;
-        const acked = acks.map((a) => a.seq);
-        const [{ n }] = (await onPrimary<{ n: number }>([old], `SELECT count(*)::int AS n FROM ${x.state.table} WHERE seq = ANY($1::bigint[])`, [
-          acked,
-        ])) as [{ n: number }];
-        const lost = acked.length - n;
-        const first = acks.find((a) => a.memberId === cand.id && a.at >= overAt);
-        const figures = {
-          firstWriteMs: first ? first.at - overAt : null,
-          longestGapMs: longestGap(acks),
-          acknowledged: acked.length,
-          lost,
-        };
-        await x.deps.db.insert(drDrills).values({
-          herdId: h.id,
-          operationId: x.deps.operation?.id ?? null,
-          primaryLabel: old.label,
-          candidateLabel: cand.label,
-          candidateSite: cand.site,
-          startedAt: x.state.startedAt ?? new Date(),
-          ...figures,
-        });
-        const text = `first write on ${cand.label} after ${String(figures.firstWriteMs)} ms; longest gap ${String(figures.longestGapMs)} ms; ${String(acked.length)} commits acknowledged, ${String(lost)} lost; ${old.label} is the primary again`;
+        if (!x.state.writer) throw new Error('the writer never started');
+        await x.state.writer.stop();
+        const text = `${await recordDrill(x, [old])}; ${old.label} is the primary again`;
         x.deps.outcome?.(text);
         x.note({ stdout: text });
-        if (lost > 0) throw new Error(`${String(lost)} acknowledged commits are missing on ${old.label}`);
+        const lost = /(\d+) lost/.exec(text)?.[1];
+        if (lost !== '0') throw new Error(`${lost ?? 'some'} acknowledged commits are missing on ${old.label}`);
       },
     },
   ];
+  /** The figures so far, counted on the member of `on` that accepts writes, written once; in words. */
+  async function recordDrill(x: RunContext<DrillState>, on: InstanceRef[]): Promise<string> {
+    const overAt = x.state.overAt ?? 0;
+    const acks = x.state.writer?.acks ?? [];
+    const acked = acks.map((a) => a.seq);
+    const rows = await onPrimary<{ n: number }>(on, `SELECT count(*)::int AS n FROM ${x.state.table} WHERE seq = ANY($1::bigint[])`, [acked]);
+    const lost = acked.length - (rows[0]?.n ?? 0);
+    const first = overAt ? acks.find((a) => a.memberId === cand.id && a.at >= overAt) : undefined;
+    const figures = { firstWriteMs: first ? first.at - overAt : null, longestGapMs: longestGap(acks), acknowledged: acked.length, lost };
+    await x.deps.db
+      .insert(drDrills)
+      .values({
+        herdId: h.id,
+        operationId: x.deps.operation?.id ?? null,
+        primaryLabel: old.label,
+        candidateLabel: cand.label,
+        candidateSite: cand.site,
+        startedAt: x.state.startedAt ?? new Date(),
+        ...figures,
+      })
+      .onConflictDoNothing();
+    x.state.recorded = true;
+    return `first write on ${cand.label} after ${figures.firstWriteMs === null ? 'none' : `${String(figures.firstWriteMs)} ms`}; longest gap ${String(figures.longestGapMs)} ms; ${String(acked.length)} commits acknowledged, ${String(lost)} lost`;
+  }
   return {
     steps,
     warnings: [

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { drDrills, herds, instances, operationSteps, operationTargets, servers } from '@/db/schema';
+import { drDrills, herds, instances, operations, operationSteps, operationTargets, servers } from '@/db/schema';
 import { seededDatabase } from '@/lib/lab/seed';
 import { lookup } from '@/lib/dns/rfc2136';
 import {
@@ -260,6 +260,15 @@ describe('DR drill', () => {
     const left = await query<{ n: number }>(url(old), "SELECT count(*)::int AS n FROM pg_tables WHERE tablename LIKE 'pgherd_drill_%'");
     expect(left[0]!.n).toBe(0);
     expect(await card()).toMatchObject({ verdict: 'ok', last: { operationId: op.id, status: 'succeeded', lost: 0 } });
+    // A later drill that a refusal stopped part way (its target failed with a refusal code) is the last one: failed.
+    const [failed] = await db
+      .insert(operations)
+      .values({ action: 'dr-drill', status: 'failed', planDigest: 'x', requestedByName: 'drill-test', finishedAt: new Date() })
+      .returning();
+    await db
+      .insert(operationTargets)
+      .values({ operationId: failed!.id, herdId: h, label: 'dr/beta', status: 'failed', refusal: 'unreachable', attempts: 1 });
+    expect(await card()).toMatchObject({ verdict: 'failed', note: 'its last drill failed', last: { operationId: failed!.id } });
   }, 240_000);
 
   it('is refused for a herd with no member outside its primary\'s site, saying so; the scorecard says it cannot be drilled', async () => {

@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "dr_drills_operation_key" ON "dr_drills" USING btree ("operation_id");
