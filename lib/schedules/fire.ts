@@ -110,10 +110,18 @@ export async function fireGroup(deps: FireDeps, group: string, dueAt: Date, onTi
   const members = await deps.db.execute<{ id: number; schedule: Record<string, unknown> }>(
     sql`SELECT id, schedule FROM rules WHERE enabled AND fire_groups @> ARRAY[${group}]::text[] ORDER BY id`,
   );
-  // A rule whose stored schedule no longer reads (a row written by hand) fires never, whatever group it says.
-  const readable = members.rows.filter((r) => scheduleOf(r) !== null);
+  // A rule whose stored schedule no longer reads (a row written by hand) fires never, whatever group it
+  // says. The group's rules mostly share one stored schedule: each distinct one is read once.
+  const reads = new Map<string, boolean>();
+  const readsOf = (r: { schedule: Record<string, unknown> }) => {
+    const key = JSON.stringify(r.schedule);
+    let ok = reads.get(key);
+    if (ok === undefined) reads.set(key, (ok = scheduleOf(r) !== null));
+    return ok;
+  };
+  const readable = members.rows.filter(readsOf);
   if (readable.length < members.rows.length)
-    deps.log('rules.group.unreadable_rules', { group, rules: members.rows.filter((r) => scheduleOf(r) === null).map((r) => r.id) });
+    deps.log('rules.group.unreadable_rules', { group, rules: members.rows.filter((r) => !readsOf(r)).map((r) => r.id) });
   return fireDueMany(
     deps,
     readable.map((r) => ({ ruleId: r.id, version: null, dueAt, group })),
