@@ -391,7 +391,7 @@ describe('cancel, retry, and Redis losing its data', () => {
   });
 
   it('cancels queued targets at once', async () => {
-    await worker!.close();
+    await worker?.close();
     worker = null;
     const { id } = await submit(reloadAction, [orders()[0]!.id]);
     await cancelOperation(t.db, id, actor);
@@ -401,7 +401,7 @@ describe('cancel, retry, and Redis losing its data', () => {
   });
 
   it('loses no operation when Redis loses its data: the worker re-enqueues what Postgres says is queued', async () => {
-    await worker!.close();
+    await worker?.close();
     worker = null;
     const { id } = await submit(reloadAction, [orders()[1]!.id]);
     await queue.obliterate({ force: true }); // what a Redis restart without persistence does
@@ -413,7 +413,7 @@ describe('cancel, retry, and Redis losing its data', () => {
 
 describe('authorized when it runs, not only when it was confirmed', () => {
   it('refuses a target whose instance moved into an environment where the requester has no role, running nothing', async () => {
-    await worker!.close();
+    await worker?.close();
     worker = null;
     const [stg] = await t.db.select({ id: environments.id }).from(environments).where(eq(environments.name, 'staging'));
     const [u] = await t.db.insert(users).values({ username: 'stg-op', source: 'local' }).returning();
@@ -548,7 +548,7 @@ describe('one worker per herd, for real', () => {
   });
 
   it('a worker cut off from pgherd’s database past its lease stops before its next step; no two workers run steps of one herd at once', async () => {
-    await within(20_000, worker!.close(), "the file's worker to close", []);
+    await within(20_000, worker?.close() ?? Promise.resolve(), "the file's worker to close", []);
     worker = null;
     const r = orders()[1];
     const proxy = await startTcpProxy(dbEndpoint());
@@ -604,7 +604,7 @@ describe('one worker per herd, for real', () => {
 
 describe('faults end in a definite state', () => {
   it('pgherd’s database gone for 3 s during a bulk restart: every target ends by itself with a reason, the operation settles', async () => {
-    await worker!.close();
+    await worker?.close();
     worker = null;
     const proxy = await startTcpProxy(dbEndpoint());
     const w = await proxiedWorker(proxy.port);
@@ -638,12 +638,15 @@ describe('faults end in a definite state', () => {
 
 describe('pgherd\u2019s database away for a moment', () => {
   it('between two steps and as the target ends: the worker waits for it, and records the steps as they ran', async () => {
-    await worker!.close();
+    await worker?.close();
     worker = null;
     const proxy = await startTcpProxy(dbEndpoint());
-    // Each step, as it ends, takes the database away for 0.4 s (this file's lease lasts 2 s): the
-    // confirmation of the lease before the second step, and the statement that ends the target, each
-    // meet it away.
+    // Each step, as it ends, takes the database away for 0.4 s: the confirmation of the lease before
+    // the second step, and the statement that ends the target, each meet it away. The worker waits up
+    // to half the lease's TTL from its last confirmation; with this file's 2 s, a busy machine (new
+    // connections made after the cut) can take longer than that, and giving up is then right. This
+    // test's lease lasts 8 s: the wait, not the margin, is what it checks.
+    process.env.PGHERD_LEASE_TTL_MS = '8000';
     const away = () => {
       proxy.cut();
       setTimeout(() => proxy.restore(), 400);
@@ -666,10 +669,8 @@ describe('pgherd\u2019s database away for a moment', () => {
     try {
       const { id } = await submit(blinkAction, [orders()[1]!.id]);
       const settled = await waitSettled(id, 30_000);
-
-      expect(settled!.status).toBe('succeeded');
       const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
-      expect([target!.status, target!.error]).toEqual(['succeeded', null]);
+      expect([settled!.status, target!.status, target!.error]).toEqual(['succeeded', 'succeeded', null]);
       const steps = await t.db
         .select()
         .from(operationSteps)
@@ -681,6 +682,7 @@ describe('pgherd\u2019s database away for a moment', () => {
       ]);
       expect(await t.db.select().from(herdLeases).where(eq(herdLeases.targetId, target!.id))).toEqual([]);
     } finally {
+      process.env.PGHERD_LEASE_TTL_MS = '2000';
       proxy.restore();
       await w.close();
       await proxy.close();
@@ -691,7 +693,7 @@ describe('pgherd\u2019s database away for a moment', () => {
 
 describe('a worker that comes back after its lease was taken', () => {
   it('abandons the step it was in and runs none of its cleanups: the herd is another\u2019s now', async () => {
-    await worker!.close();
+    await worker?.close();
     worker = null;
     const proxy = await startTcpProxy(dbEndpoint());
     const ran: string[] = [];
@@ -750,7 +752,7 @@ describe('a worker that comes back after its lease was taken', () => {
 
 describe('Redis restarted under a running worker', () => {
   it('logs it as events (no unhandled error), ends the running target, and runs what comes next', async () => {
-    await worker!.close();
+    await worker?.close();
     worker = null;
     const dir = mkdtempSync(path.join(os.tmpdir(), 'pgherd-redis-'));
     chownSync(dir, labIdentity().uid, labIdentity().gid);
@@ -804,7 +806,7 @@ describe('Redis restarted under a running worker', () => {
 
 describe('a worker killed mid-operation', () => {
   it('leaves no target running and frees the herd\u2019s lease within its bound', async () => {
-    await worker!.close();
+    await worker?.close();
     worker = null;
     const r = orders()[0];
     // node --import tsx: one process (the tsx CLI would run the worker in a child SIGKILL misses).

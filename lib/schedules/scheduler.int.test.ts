@@ -200,6 +200,8 @@ describe('rules fired by the worker pool', () => {
   });
 
   it('refuses a fire once its owner lost the role, records why and audits it; nothing runs', async () => {
+    // No worker: a run asked for is announced to the workers, and this test decides it itself.
+    await stopAll();
     const [u] = await t.db.insert(users).values({ username: 'otto', source: 'local' }).returning();
     const [binding] = await t.db
       .insert(roleBindings)
@@ -232,6 +234,7 @@ describe('rules fired by the worker pool', () => {
   });
 
   it('inside a blackout nothing fires and the history says why; a herd in maintenance or an environment blacked out is skipped target by target', async () => {
+    await stopAll();
     const orders = await herdId('sched', 'orders');
     const identity = await herdId('staging', 'identity');
     await t.db.insert(roleBindings).values({ role: 'operator', subjectType: 'user', subject: 'rita', environmentId: null });
@@ -239,27 +242,27 @@ describe('rules fired by the worker pool', () => {
     const orderTargets = (await membersOf(orders)).slice(0, 2);
     const identityTarget = (await membersOf(identity)).slice(0, 1);
     const rule = await createRule(t.db, rita, body({ name: 'blacked out', instanceIds: [...orderTargets, ...identityTarget] }));
-    const now = Date.now();
-    const [global] = await t.db
-      .insert(blackouts)
-      .values({ name: 'year-end freeze', startsAt: new Date(now - 3600_000), endsAt: new Date(now + 3600_000) })
-      .returning();
-    const { runId } = await requestRun(t.db, rita, rule.id);
-    await fireRequested(quietDeps(), runId);
-    let [run] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
-    expect(run!.status).toBe('skipped');
-    expect(run!.reason).toBe(`inside the blackout "year-end freeze" (until ${new Date(global!.endsAt).toISOString()})`);
-    expect(run!.operationId).toBeNull();
-
-    // The freeze over; the sched environment blacked out and staging's identity herd in maintenance: nothing left to run.
-    await t.db.delete(blackouts).where(eq(blackouts.id, global!.id));
-    await t.db
-      .insert(blackouts)
-      .values({ name: 'sched quiet', startsAt: new Date(now - 60_000), endsAt: new Date(now + 3600_000), environmentId: sched });
-    await t.db.update(herds).set({ automation: 'maintenance' }).where(eq(herds.id, identity));
     try {
+      const now = Date.now();
+      const [global] = await t.db
+        .insert(blackouts)
+        .values({ name: 'year-end freeze', startsAt: new Date(now - 3600_000), endsAt: new Date(now + 3600_000) })
+        .returning();
+      const { runId } = await requestRun(t.db, rita, rule.id);
+      expect(await fireRequested(quietDeps(), runId)).toBe(true);
+      let [run] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
+      expect(run!.status).toBe('skipped');
+      expect(run!.reason).toBe(`inside the blackout "year-end freeze" (until ${new Date(global!.endsAt).toISOString()})`);
+      expect(run!.operationId).toBeNull();
+
+      // The freeze over; the sched environment blacked out and staging's identity herd in maintenance: nothing left to run.
+      await t.db.delete(blackouts).where(eq(blackouts.id, global!.id));
+      await t.db
+        .insert(blackouts)
+        .values({ name: 'sched quiet', startsAt: new Date(now - 60_000), endsAt: new Date(now + 3600_000), environmentId: sched });
+      await t.db.update(herds).set({ automation: 'maintenance' }).where(eq(herds.id, identity));
       const second = await requestRun(t.db, rita, rule.id);
-      await fireRequested(quietDeps(), second.runId);
+      expect(await fireRequested(quietDeps(), second.runId)).toBe(true);
       [run] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, second.runId));
       expect(run!.status).toBe('nothing');
       expect(run!.reason).toBe('nothing to run: every target was skipped (3)');
@@ -272,7 +275,7 @@ describe('rules fired by the worker pool', () => {
       // The environment's blackout lifted: the orders targets run, identity's is still skipped.
       await t.db.delete(blackouts);
       const third = await requestRun(t.db, rita, rule.id);
-      await fireRequested(quietDeps(), third.runId);
+      expect(await fireRequested(quietDeps(), third.runId)).toBe(true);
       [run] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, third.runId));
       expect(run!.status).toBe('started');
       expect(run!.reason).toBe(`operation #${String(run!.operationId)}: 2 targets run, 1 skipped`);
@@ -282,6 +285,7 @@ describe('rules fired by the worker pool', () => {
       expect(targets.rows.map((r) => r.instance_id).sort()).toEqual([...orderTargets].sort());
     } finally {
       await t.db.update(herds).set({ automation: 'enabled' }).where(eq(herds.id, identity));
+      await t.db.delete(blackouts);
     }
   });
 

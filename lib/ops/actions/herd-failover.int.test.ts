@@ -208,6 +208,13 @@ describe('switchover', () => {
       expect(again.targets[0]!.refused).toMatch(/is [\d.]+ MB behind \(limit 16.0 MB\)/);
     } finally {
       await query(url(lagging), 'SELECT pg_wal_replay_resume()');
+      // The herd as it is again, and the inventory knowing it (the refresher would, within its period).
+      await query(url(primary), 'DROP TABLE IF EXISTS ballast');
+      await waitFor('the candidate caught up', async () => {
+        const [r] = await query<{ behind: string }>(url(lagging), 'SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) AS behind');
+        return Number(r!.behind) === 0;
+      });
+      await refreshFleet(db, { ids: [...inv.values()].map((r) => r.id), timeoutMs: 2000 });
     }
   }, 120_000);
 
@@ -481,7 +488,7 @@ describe('DR failover in a herd where a replica already answers as a primary', (
       const { op, targets, steps } = await runOp(drFailoverAction, [herdIds.get('beta')!]);
       expect(op.status).toBe('failed');
       expect(targets[0]!.error).toMatch(
-        /^refused: db-dr-beta-rogue\.lab\.internal:\d+ answers as a primary \(timeline 1\), though the inventory has db-dr-beta-1\.lab\.internal:\d+ as the herd's primary: it was promoted outside this failover\. Nothing was changed\./,
+        /^refused: db-dr-beta-rogue\.lab\.internal:\d+ answers as a primary \(timeline \d+\), though the inventory has db-dr-beta-1\.lab\.internal:\d+ as the herd's primary: it was promoted outside this failover\. Nothing was changed\./,
       );
       expect(steps.map((x) => x.name)).toEqual(['ask the replicas and the DNS servers']);
       expect(await inRecovery(old)).toBe(false);
