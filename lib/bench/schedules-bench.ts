@@ -4,6 +4,9 @@
 // Target (issue 17): p95 under 2 s. Half the rules share one cron expression, the other half are
 // spread over 59 expressions that fall on the same second (another minute field each), as a fleet's
 // rules would be: fire groups make each expression one job, whatever the number of rules.
+import { readdirSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { producerConnection, queuePrefix, targetQueue } from '@/lib/ops/queue';
@@ -17,6 +20,24 @@ import { noopAction } from './ops-bench';
 import { percentiles } from './table';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-schedules-lab.json');
+
+/** CPU time (ms) of a process and its children now, from /proc (Linux): the database's postmaster and its backends, say. */
+function treeCpuMs(root: number): number {
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat = '';
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // ended meanwhile
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from the 3rd (state) on
+    if (Number(pid) !== root && Number(f[1]) !== root) continue;
+    ticks += Number(f[11]) + Number(f[12]) + (Number(pid) === root ? Number(f[13]) + Number(f[14]) : 0);
+  }
+  return ticks * 10; // USER_HZ is 100 on Linux
+}
 
 export async function schedulesBench(log: (m: string) => void): Promise<string[]> {
   const N = Number(process.env.BENCH_RULES ?? 10_000);
@@ -93,7 +114,17 @@ export async function schedulesBench(log: (m: string) => void): Promise<string[]
       // figure). BENCH_RUN_TARGETS=1 lets them run, for the figure of a worker doing both at once.
       const running = process.env.BENCH_RUN_TARGETS === '1';
       if (!running) await targets.pause();
+      // Read synchronously and before the due time: the worker firing shares this process's event loop.
+      const pidOf = (name: string) => lab.processes.find((x) => x.name === name)?.pid ?? -1;
+      const [db0, redis0] = [treeCpuMs(pidOf('pgherd-db')), treeCpuMs(pidOf('redis'))];
       while (Date.now() < due.getTime() - 50) await new Promise((r) => setTimeout(r, 20));
+      // BENCH_PROFILE=file.cpuprofile: a V8 CPU profile of this process over the window (open it in Chrome's DevTools).
+      const profiler = process.env.BENCH_PROFILE ? new Session() : null;
+      if (profiler) {
+        profiler.connect();
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.start');
+      }
       const cpu0 = process.cpuUsage();
       const wall0 = Date.now();
       let done = 0;
@@ -106,6 +137,12 @@ export async function schedulesBench(log: (m: string) => void): Promise<string[]
         await new Promise((r) => setTimeout(r, 100));
       }
       const cpu = process.cpuUsage(cpu0);
+      const [dbCpu, redisCpu] = [treeCpuMs(pidOf('pgherd-db')) - db0, treeCpuMs(pidOf('redis')) - redis0];
+      if (profiler) {
+        const { profile } = await profiler.post('Profiler.stop');
+        await writeFile(process.env.BENCH_PROFILE!, JSON.stringify(profile));
+        profiler.disconnect();
+      }
       await targets.close();
       targetsConn.disconnect();
       const wallMs = Date.now() - wall0;
@@ -124,7 +161,10 @@ export async function schedulesBench(log: (m: string) => void): Promise<string[]
         `  due time to run decided (operation made, targets queued): p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms, max ${max.toFixed(0)} ms (target: p95 under 2000 ms) ${p95 < 2000 ? 'yes' : 'NO'}`,
       );
       lines.push(
-        `  worker process CPU while firing: ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms over ${wallMs} ms wall (${(((cpu.user + cpu.system) / 1000 / wallMs) * 100).toFixed(0)}% of one core)`,
+        `  worker process CPU while firing: ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms over ${wallMs} ms wall (${(((cpu.user + cpu.system) / 1000 / wallMs) * 100).toFixed(0)}% of one core; user ${(cpu.user / 1000).toFixed(0)} ms, system ${(cpu.system / 1000).toFixed(0)} ms)`,
+      );
+      lines.push(
+        `  meanwhile pgherd's database: ${dbCpu} ms of CPU, Redis: ${redisCpu} ms (from /proc; the window includes this bench's polling)`,
       );
     } finally {
       await worker.close();
