@@ -4,7 +4,6 @@
 // Target (issue 17): p95 under 2 s. Half the rules share one cron expression, the other half are
 // spread over 59 expressions that fall on the same second (another minute field each), as a fleet's
 // rules would be: fire groups make each expression one job, whatever the number of rules.
-import { readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
@@ -14,30 +13,13 @@ import { registerAction } from '@/lib/ops/registry';
 import { startWorker } from '@/lib/ops/worker';
 import { seededDatabase } from '@/lib/lab/seed';
 import { PROJECT_ROOT, startLab, stopLab } from '@/lib/lab/lab';
+import { treeCpuSeconds } from '@/lib/lab/proc';
 import { ruleQueue } from '@/lib/schedules/scheduler';
 import { RULES_CHANNEL } from '@/lib/schedules/rules';
 import { noopAction } from './ops-bench';
 import { percentiles } from './table';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-schedules-lab.json');
-
-/** CPU time (ms) of a process and its children now, from /proc (Linux): the database's postmaster and its backends, say. */
-function treeCpuMs(root: number): number {
-  let ticks = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    let stat = '';
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue; // ended meanwhile
-    }
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from the 3rd (state) on
-    if (Number(pid) !== root && Number(f[1]) !== root) continue;
-    ticks += Number(f[11]) + Number(f[12]) + (Number(pid) === root ? Number(f[13]) + Number(f[14]) : 0);
-  }
-  return ticks * 10; // USER_HZ is 100 on Linux
-}
 
 export async function schedulesBench(log: (m: string) => void): Promise<string[]> {
   const N = Number(process.env.BENCH_RULES ?? 10_000);
@@ -116,7 +98,7 @@ export async function schedulesBench(log: (m: string) => void): Promise<string[]
       if (!running) await targets.pause();
       // Read synchronously and before the due time: the worker firing shares this process's event loop.
       const pidOf = (name: string) => lab.processes.find((x) => x.name === name)?.pid ?? -1;
-      const [db0, redis0] = [treeCpuMs(pidOf('pgherd-db')), treeCpuMs(pidOf('redis'))];
+      const [db0, redis0] = [treeCpuSeconds(pidOf('pgherd-db')), treeCpuSeconds(pidOf('redis'))];
       while (Date.now() < due.getTime() - 50) await new Promise((r) => setTimeout(r, 20));
       // BENCH_PROFILE=file.cpuprofile: a V8 CPU profile of this process over the window (open it in Chrome's DevTools).
       const profiler = process.env.BENCH_PROFILE ? new Session() : null;
@@ -137,7 +119,7 @@ export async function schedulesBench(log: (m: string) => void): Promise<string[]
         await new Promise((r) => setTimeout(r, 100));
       }
       const cpu = process.cpuUsage(cpu0);
-      const [dbCpu, redisCpu] = [treeCpuMs(pidOf('pgherd-db')) - db0, treeCpuMs(pidOf('redis')) - redis0];
+      const [dbCpu, redisCpu] = [(treeCpuSeconds(pidOf('pgherd-db')) - db0) * 1000, (treeCpuSeconds(pidOf('redis')) - redis0) * 1000];
       if (profiler) {
         const { profile } = await profiler.post('Profiler.stop');
         await writeFile(process.env.BENCH_PROFILE!, JSON.stringify(profile));
@@ -164,7 +146,7 @@ export async function schedulesBench(log: (m: string) => void): Promise<string[]
         `  worker process CPU while firing: ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms over ${wallMs} ms wall (${(((cpu.user + cpu.system) / 1000 / wallMs) * 100).toFixed(0)}% of one core; user ${(cpu.user / 1000).toFixed(0)} ms, system ${(cpu.system / 1000).toFixed(0)} ms)`,
       );
       lines.push(
-        `  meanwhile pgherd's database: ${dbCpu} ms of CPU, Redis: ${redisCpu} ms (from /proc; the window includes this bench's polling)`,
+        `  meanwhile pgherd's database: ${dbCpu.toFixed(0)} ms of CPU, Redis: ${redisCpu.toFixed(0)} ms (from /proc; the window includes this bench's polling)`,
       );
     } finally {
       await worker.close();
