@@ -20,6 +20,8 @@ declare -A NEEDS=(
   [slapd]=/usr/sbin/slapd
   [ldap-utils]=/usr/bin/ldapsearch
   [openssl]=/usr/bin/openssl
+  [patroni]=/usr/bin/patroni
+  [etcd-server]=/usr/bin/etcd
 )
 # `bootstrap.sh bench`: also Django 3.2's admin, which `npm run bench -- changelist` runs beside pgherd.
 if [ "${1:-}" = bench ]; then

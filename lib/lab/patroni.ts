@@ -1,0 +1,225 @@
+// A herd under Patroni for the lab (issue 18): a single-node etcd (Patroni's etcd3 DCS) and one Patroni
+// per member on its own loopback address, run as the lab's unprivileged user, the REST API behind basic
+// auth. Debian 12's patroni 3.0.2 and etcd-server 3.4 (LAB-NOTES.md: a 3-member herd comes up and
+// switches over here). Timings are the short ones LAB-NOTES measured (ttl 10, loop_wait 2,
+// retry_timeout 3: an automatic failover in about 9 s), so that tests wait seconds, not half a minute.
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, openSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { PG_BIN, PG_SUPERUSER } from './postgres';
+import { asLabUser, mkdirOwned, stopPid, waitFor, type Identity } from './proc';
+
+export interface PatroniMember {
+  /** Patroni's name of the member (its server's hostname in the lab's fleet). */
+  name: string;
+  address: string;
+  pgPort: number;
+  restPort: number;
+}
+
+export interface PatroniHerd {
+  scope: string;
+  members: (PatroniMember & { restUrl: string; pid: number; dataDirectory: string; configFile: string; logFile: string })[];
+  restUser: string;
+  restPassword: string;
+  /** The etcd client URL the members use. */
+  etcd: string;
+}
+
+/** The members' REST answer to GET /cluster (what `patronictl list` shows). */
+export interface PatroniCluster {
+  members: {
+    name: string;
+    role: string;
+    state: string;
+    host: string;
+    port: number;
+    timeline?: number;
+    lag?: number | string;
+    pending_restart?: boolean;
+  }[];
+  pause?: boolean;
+  scheduled_switchover?: unknown;
+}
+
+/** etcd 3.4 on loopback, one node, v3 API; returns its PID. */
+export async function startEtcd(id: Identity, dir: string, clientPort: number, peerPort: number): Promise<{ pid: number; url: string }> {
+  const data = path.join(dir, 'etcd');
+  mkdirOwned(id, data);
+  chmodSync(data, 0o700);
+  const log = path.join(dir, 'etcd.log');
+  const out = openSync(log, 'a');
+  const url = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  const [cmd, ...args] = asLabUser(id, [
+    '/usr/bin/etcd',
+    '--name',
+    'lab',
+    '--data-dir',
+    data,
+    '--listen-client-urls',
+    url,
+    '--advertise-client-urls',
+    url,
+    '--listen-peer-urls',
+    peer,
+    '--initial-advertise-peer-urls',
+    peer,
+    '--initial-cluster',
+    `lab=${peer}`,
+    '--enable-v2=false',
+  ]);
+  const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
+  child.unref();
+  await waitFor(
+    `etcd on ${url}`,
+    async () =>
+      (await fetch(`${url}/health`)
+        .then((r) => r.ok)
+        .catch(() => false))
+        ? true
+        : undefined,
+    30_000,
+  );
+  return { pid: child.pid!, url };
+}
+
+/** A member's Patroni configuration (YAML is a superset of JSON: written as JSON). */
+function configOf(herd: Omit<PatroniHerd, 'members'>, m: PatroniMember, dataDirectory: string, socketDirectory: string) {
+  return {
+    scope: herd.scope,
+    name: m.name,
+    restapi: {
+      listen: `${m.address}:${m.restPort}`,
+      connect_address: `${m.address}:${m.restPort}`,
+      authentication: { username: herd.restUser, password: herd.restPassword },
+    },
+    etcd3: { hosts: herd.etcd.replace(/^http:\/\//, '') },
+    bootstrap: {
+      dcs: {
+        ttl: 10,
+        loop_wait: 2,
+        retry_timeout: 3,
+        maximum_lag_on_failover: 16 << 20,
+        postgresql: {
+          use_pg_rewind: true,
+          parameters: {
+            wal_level: 'replica',
+            hot_standby: 'on',
+            wal_log_hints: 'on',
+            max_wal_senders: 10,
+            max_replication_slots: 10,
+            wal_keep_size: '256MB',
+          },
+        },
+      },
+      initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }],
+      pg_hba: [
+        'local all all trust',
+        'host all all 127.0.0.0/8 trust',
+        'local replication all trust',
+        'host replication all 127.0.0.0/8 trust',
+      ],
+    },
+    postgresql: {
+      listen: `${m.address}:${m.pgPort}`,
+      connect_address: `${m.address}:${m.pgPort}`,
+      data_dir: dataDirectory,
+      bin_dir: PG_BIN,
+      pgpass: path.join(path.dirname(dataDirectory), 'pgpass'),
+      authentication: {
+        superuser: { username: PG_SUPERUSER, password: 'lab' },
+        replication: { username: 'replicator', password: 'lab' },
+        rewind: { username: PG_SUPERUSER, password: 'lab' },
+      },
+      parameters: {
+        unix_socket_directories: socketDirectory,
+        max_connections: 40,
+        shared_buffers: '16MB',
+        fsync: 'off',
+        cluster_name: m.name,
+      },
+    },
+    tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
+  };
+}
+
+/** GET a member's REST endpoint with the herd's credentials; the parsed JSON body, or an error. */
+export async function patroniGet<T>(herd: Pick<PatroniHerd, 'restUser' | 'restPassword'>, restUrl: string, what: string): Promise<T> {
+  const auth = Buffer.from(`${herd.restUser}:${herd.restPassword}`).toString('base64');
+  const res = await fetch(`${restUrl}${what}`, { headers: { authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(3_000) });
+  if (!res.ok && res.status !== 503) throw new Error(`GET ${restUrl}${what}: HTTP ${res.status}`);
+  return (await res.json()) as T;
+}
+
+/** Starts a member's Patroni as the lab user, detached; its log beside its configuration. */
+function startMember(id: Identity, dir: string, base: Omit<PatroniHerd, 'members'>, m: PatroniMember): PatroniHerd['members'][number] {
+  const home = path.join(dir, 'patroni', base.scope, m.name);
+  mkdirOwned(id, home);
+  const dataDirectory = path.join(home, 'data');
+  const socketDirectory = path.join(home, 'socket');
+  mkdirOwned(id, socketDirectory);
+  const configFile = path.join(home, 'patroni.yml');
+  writeFileSync(configFile, `${JSON.stringify(configOf(base, m, dataDirectory, socketDirectory), null, 2)}\n`, { mode: 0o600 });
+  chownSync(configFile, id.uid, id.gid);
+  const logFile = path.join(home, 'patroni.log');
+  const out = openSync(logFile, 'a');
+  const [cmd, ...args] = asLabUser(id, ['/usr/bin/patroni', configFile]);
+  const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out], cwd: home });
+  child.unref();
+  return { ...m, restUrl: `http://${m.address}:${String(m.restPort)}`, pid: child.pid!, dataDirectory, configFile, logFile };
+}
+
+/** Waits until the herd's /cluster (asked of `member`) satisfies `ok`; returns it. */
+export function waitCluster(
+  herd: PatroniHerd,
+  what: string,
+  ok: (c: PatroniCluster) => boolean,
+  timeoutMs = 60_000,
+  member = herd.members[0]!,
+) {
+  return waitFor(
+    `Patroni herd ${herd.scope}: ${what}`,
+    async () => {
+      const cluster = await patroniGet<PatroniCluster>(herd, member.restUrl, '/cluster');
+      return ok(cluster) ? cluster : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+/**
+ * Starts the herd: the first member alone, which bootstraps it (initdb) and leads; then the others,
+ * which clone it; returns once every other member streams from the leader with no lag.
+ */
+export async function startPatroniHerd(
+  id: Identity,
+  dir: string,
+  spec: { scope: string; members: PatroniMember[]; etcd: string; restUser: string; restPassword: string },
+): Promise<PatroniHerd> {
+  const base = { scope: spec.scope, etcd: spec.etcd, restUser: spec.restUser, restPassword: spec.restPassword };
+  const [first, ...rest] = spec.members;
+  if (!first) throw new Error('a Patroni herd needs a member');
+  const herd: PatroniHerd = { ...base, members: [startMember(id, dir, base, first)] };
+  await waitCluster(
+    herd,
+    `${first.name} leading`,
+    (c) => c.members.some((x) => x.name === first.name && x.role === 'leader' && x.state === 'running'),
+    90_000,
+  );
+  herd.members.push(...rest.map((m) => startMember(id, dir, base, m)));
+  await waitCluster(
+    herd,
+    `${first.name} leading and ${String(rest.length)} replicas streaming`,
+    (c) =>
+      c.members.filter((x) => x.name !== first.name && x.role !== 'leader' && ['running', 'streaming'].includes(x.state) && x.lag === 0)
+        .length === rest.length,
+    120_000,
+  );
+  return herd;
+}
+
+/** Stops each member's Patroni (which stops its Postgres), then nothing else: etcd is the caller's. */
+export async function stopPatroniHerd(herd: PatroniHerd): Promise<void> {
+  await Promise.all(herd.members.map((m) => stopPid(m.pid, 'SIGTERM', 30_000)));
+}
