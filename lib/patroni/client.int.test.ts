@@ -1,0 +1,145 @@
+// pgherd's Patroni REST client against the lab's Patroni herd (issue 18): etcd and three Patroni members
+// on their own loopback addresses, the first leading and the others streaming; the client reads the
+// cluster, tells bad credentials and a dead endpoint apart without changing anything, pauses and
+// resumes, restarts only what is pending, and switches over; `patronictl` agrees.
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, startPatroniHerd, stopPatroniHerd, waitCluster, type PatroniHerd } from '@/lib/lab/patroni';
+import { freePort, portFreeOnAll } from '@/lib/lab/ports';
+import { query } from '@/lib/lab/postgres';
+import { labIdentity, stopPid } from '@/lib/lab/proc';
+import { checkCredentials, getCluster, leaderOf, PatroniError, reload, restart, setPaused, switchover, type PatroniAccess } from './client';
+
+const execFileP = promisify(execFile);
+const ADDRESSES = ['127.0.5.1', '127.0.5.2', '127.0.5.3'];
+
+let dir = '';
+let etcd: { pid: number; url: string } | null = null;
+let herd: PatroniHerd | null = null;
+
+beforeAll(async () => {
+  const id = labIdentity();
+  dir = mkdtempSync(path.join(os.tmpdir(), 'pgherd-patroni-'));
+  chmodSync(dir, 0o755);
+  etcd = await startEtcd(id, dir, await freePort(), await freePort());
+  const pgPort = await portFreeOnAll(ADDRESSES, [5432, 5433, 5434]);
+  const restPort = await portFreeOnAll(ADDRESSES, [8008, 8009, 8010]);
+  herd = await startPatroniHerd(id, dir, {
+    scope: 'lab-patroni',
+    members: ADDRESSES.map((address, k) => ({ name: `patroni-${String(k + 1)}`, address, pgPort, restPort })),
+    etcd: etcd.url,
+    restUser: 'pgherd',
+    restPassword: 'lab-rest-secret',
+  });
+}, 240_000);
+
+afterAll(async () => {
+  if (herd) await stopPatroniHerd(herd);
+  if (etcd) await stopPid(etcd.pid, 'SIGTERM');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}, 120_000);
+
+const h = () => {
+  if (!herd) throw new Error('the Patroni herd did not start');
+  return herd;
+};
+const access = (): PatroniAccess => ({ user: h().restUser, password: h().restPassword });
+const url = (m: { address: string; pgPort: number }) => `postgres://postgres@${m.address}:${String(m.pgPort)}/postgres`;
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => null,
+    (err: unknown) => (err instanceof PatroniError ? { kind: err.kind, message: err.message } : { kind: 'other', message: String(err) }),
+  );
+
+describe("Patroni's REST API, through pgherd's client, on the lab's herd", () => {
+  it('reads the cluster: its first member leading and the others streaming from it, as Postgres itself says', async () => {
+    const cluster = await getCluster(h().members[1]!.restUrl, null);
+    expect(cluster.members.map((m) => [m.name, m.role, m.timeline])).toEqual([
+      ['patroni-1', 'leader', 1],
+      ['patroni-2', 'replica', 1],
+      ['patroni-3', 'replica', 1],
+    ]);
+    expect(leaderOf(cluster)?.name).toBe('patroni-1');
+    expect(cluster.pause).toBeUndefined();
+    const [leader, ...replicas] = h().members;
+    expect((await query<{ r: boolean }>(url(leader!), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+    const streaming = await query<{ application_name: string }>(
+      url(leader!),
+      "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming' ORDER BY 1",
+    );
+    expect(streaming.map((r) => r.application_name)).toEqual(replicas.map((m) => m.name));
+  });
+
+  it('tells bad credentials, a dead endpoint and a stranger apart, changing nothing', async () => {
+    const member = h().members[0]!;
+    expect(await failure(checkCredentials(member.restUrl, access()))).toBeNull();
+    expect(await failure(checkCredentials(member.restUrl, { ...access(), password: 'wrong' }))).toEqual({
+      kind: 'credentials',
+      message: `${member.restUrl}: Patroni refused the REST credentials (HTTP 401)`,
+    });
+    // Writes without credentials are refused; the cluster's reads are open (as Patroni has them).
+    expect((await fetch(`${member.restUrl}/reload`, { method: 'POST' })).status).toBe(401);
+    const closed = `http://${member.address}:${String(await freePort(member.address))}`;
+    expect(await failure(checkCredentials(closed, access()))).toEqual({
+      kind: 'unreachable',
+      message: expect.stringMatching(/ECONNREFUSED/),
+    });
+    expect(await failure(getCluster('ftp://example.invalid', null))).toEqual({
+      kind: 'unreachable',
+      message: expect.stringMatching(/http or https/),
+    });
+    // Something else answering on the address: not taken for a cluster.
+    const { createServer } = await import('node:http');
+    const stranger = createServer((_req, res) => res.end('{"hello":"world"}'));
+    await new Promise<void>((r) => stranger.listen(0, '127.0.0.1', r));
+    const port = (stranger.address() as { port: number }).port;
+    expect(await failure(getCluster(`http://127.0.0.1:${String(port)}`, null))).toEqual({
+      kind: 'answer',
+      message: expect.stringMatching(/not Patroni's cluster view/),
+    });
+    stranger.close();
+    expect(leaderOf(await getCluster(member.restUrl, null))?.name).toBe('patroni-1');
+  });
+
+  it('pauses and resumes the cluster; reloads; restarts only a member Patroni marks pending', async () => {
+    const [leader, replica] = h().members;
+    await setPaused(leader!.restUrl, access(), true);
+    await waitCluster(h(), 'paused', (c) => c.pause === true, 20_000);
+    await setPaused(leader!.restUrl, access(), false);
+    await waitCluster(h(), 'resumed', (c) => c.pause === undefined, 20_000);
+    expect(await reload(replica!.restUrl, access())).toBe('reload scheduled');
+    // Nothing pending: Patroni declines, and the postmaster is the same one.
+    const started = async () => (await query<{ t: string }>(url(replica!), 'SELECT pg_postmaster_start_time()::text AS t'))[0]!.t;
+    const before = await started();
+    expect(await failure(restart(replica!.restUrl, access(), { pendingOnly: true }))).toEqual({
+      kind: 'refused',
+      message: expect.stringMatching(/^restart of .*: Patroni answered HTTP 503: restart conditions are not satisfied/),
+    });
+    expect(await started()).toBe(before);
+    await restart(replica!.restUrl, access(), { pendingOnly: false });
+    expect(await started()).not.toBe(before);
+    await waitCluster(h(), 'the restarted replica streaming again', (c) => c.members.find((m) => m.name === replica!.name)?.lag === 0);
+  });
+
+  it('switches over: the candidate leads, Postgres agrees, and patronictl lists it so', async () => {
+    expect(await failure(switchover(h().members[0]!.restUrl, access(), { leader: 'patroni-3', candidate: 'patroni-2' }))).toEqual({
+      kind: 'refused',
+      message: 'switchover patroni-3 -> patroni-2: Patroni answered HTTP 412: leader name does not match',
+    });
+    expect(await switchover(h().members[0]!.restUrl, access(), { leader: 'patroni-1', candidate: 'patroni-2' })).toBe(
+      'Successfully switched over to "patroni-2"',
+    );
+    const cluster = await waitCluster(h(), 'patroni-2 leading, patroni-1 streaming again', (c) =>
+      c.members.every((m) => (m.name === 'patroni-2' ? m.role === 'leader' : m.role !== 'leader' && m.state !== 'stopped' && m.lag === 0)),
+    );
+    expect(cluster.members.find((m) => m.role === 'leader')?.name).toBe('patroni-2');
+    expect(cluster.members.find((m) => m.name === 'patroni-2')!.timeline).toBe(2);
+    expect((await query<{ r: boolean }>(url(h().members[1]!), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+    const { stdout } = await execFileP('patronictl', ['-c', h().members[0]!.configFile, 'list', '--format', 'json']);
+    expect((JSON.parse(stdout) as { Member: string; Role: string }[]).find((m) => m.Role === 'Leader')?.Member).toBe('patroni-2');
+  });
+});

@@ -1,0 +1,210 @@
+// Patroni's REST API, as pgherd speaks it (issue 18): GET /cluster read and validated, and the writes
+// (switchover, failover, restart, reload, reinitialize, pause/resume) with basic auth and, for an
+// https endpoint, the herd's CA. Every failure is a PatroniError that says what went wrong in words an
+// operator can act on: the credentials, the endpoint, or Patroni's own refusal (its answer quoted).
+// Checked against Patroni 3.0.2 (Debian 12), patroni/api.py.
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { z } from 'zod';
+
+export interface PatroniAccess {
+  user: string;
+  password: string;
+  /** PEM file of the CA that signed the members' REST certificates (https endpoints). */
+  caFile?: string | null;
+}
+
+export type PatroniFailure = 'credentials' | 'unreachable' | 'refused' | 'answer';
+
+export class PatroniError extends Error {
+  constructor(
+    readonly kind: PatroniFailure,
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'PatroniError';
+  }
+}
+
+const memberSchema = z.object({
+  name: z.string().min(1),
+  role: z.string(),
+  state: z.string(),
+  api_url: z.string().nullish(),
+  host: z.string().optional(),
+  port: z.number().int().optional(),
+  timeline: z.number().int().optional(),
+  /** Bytes behind the leader's last known LSN, or 'unknown' (absent for the leader). */
+  lag: z.union([z.number(), z.literal('unknown')]).optional(),
+  pending_restart: z.boolean().optional(),
+  scheduled_restart: z.unknown().optional(),
+  tags: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const clusterSchema = z.object({
+  members: z.array(memberSchema),
+  pause: z.boolean().optional(),
+  scheduled_switchover: z.object({ at: z.string(), from: z.string().optional(), to: z.string().optional() }).optional(),
+});
+
+export type PatroniMemberView = z.infer<typeof memberSchema>;
+export type PatroniClusterView = z.infer<typeof clusterSchema>;
+
+/** The leader Patroni names (the DCS lock holder), or null while nobody holds it. */
+export const leaderOf = (c: PatroniClusterView) => c.members.find((m) => m.role === 'leader' || m.role === 'standby_leader') ?? null;
+
+const TIMEOUT_MS = 5_000;
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+/** One request to a member's REST endpoint; a PatroniError for anything but an HTTP answer. */
+function request(
+  baseUrl: string,
+  access: PatroniAccess | null,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = TIMEOUT_MS,
+): Promise<Answer> {
+  let url: URL;
+  try {
+    url = new URL(path, baseUrl);
+  } catch {
+    return Promise.reject(new PatroniError('unreachable', `${baseUrl} is not a REST endpoint address`));
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return Promise.reject(new PatroniError('unreachable', `${baseUrl}: Patroni's REST API is http or https`));
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  let ca: Buffer | undefined;
+  if (url.protocol === 'https:' && access?.caFile) {
+    try {
+      ca = readFileSync(access.caFile);
+    } catch (err) {
+      return Promise.reject(new PatroniError('unreachable', `the CA file ${access.caFile} cannot be read: ${(err as Error).message}`));
+    }
+  }
+  return new Promise((resolve, reject) => {
+    const req = (url.protocol === 'https:' ? https : http).request(
+      url,
+      {
+        method,
+        headers: {
+          accept: 'application/json',
+          ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+          ...(access ? { authorization: `Basic ${Buffer.from(`${access.user}:${access.password}`).toString('base64')}` } : {}),
+        },
+        ...(ca ? { ca } : {}),
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > 1 << 20) req.destroy(new Error('answer over 1 MiB'));
+          else chunks.push(c);
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', (err) => reject(new PatroniError('unreachable', `${method} ${url.href}: ${err.message}`)));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${String(timeoutMs / 1000)} s`)));
+    req.on('error', (err) => reject(new PatroniError('unreachable', `${method} ${url.href}: ${err.message}`)));
+    req.end(payload);
+  });
+}
+
+/** Patroni's words from an answer (plain text, or an error page's message), short. */
+const words = (a: Answer) =>
+  a.body
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 300) || `HTTP ${String(a.status)}`;
+
+function refusedUnlessOk(a: Answer, what: string, ok: number[]): Answer {
+  if (a.status === 401) throw new PatroniError('credentials', `${what}: Patroni refused the REST credentials (HTTP 401)`, 401);
+  if (a.status === 403) throw new PatroniError('credentials', `${what}: Patroni denied access (HTTP 403: ${words(a)})`, 403);
+  if (!ok.includes(a.status))
+    throw new PatroniError('refused', `${what}: Patroni answered HTTP ${String(a.status)}: ${words(a)}`, a.status);
+  return a;
+}
+
+/** GET /cluster of one member: every member as Patroni's DCS has it (what `patronictl list` shows). */
+export async function getCluster(restUrl: string, access: PatroniAccess | null): Promise<PatroniClusterView> {
+  const a = refusedUnlessOk(await request(restUrl, access, 'GET', '/cluster'), `GET ${restUrl}/cluster`, [200]);
+  let json: unknown;
+  try {
+    json = JSON.parse(a.body);
+  } catch {
+    throw new PatroniError('answer', `GET ${restUrl}/cluster: not JSON (is this Patroni's REST API?)`);
+  }
+  const parsed = clusterSchema.safeParse(json);
+  if (!parsed.success)
+    throw new PatroniError('answer', `GET ${restUrl}/cluster: not Patroni's cluster view (${parsed.error.issues[0]?.message ?? ''})`);
+  return parsed.data;
+}
+
+/**
+ * Whether the member takes these credentials, changing nothing: POST /failover with an empty body is
+ * checked for access first (401 when refused), then refused as a bad request (400) before anything
+ * else is read. Throws a PatroniError('credentials' | 'unreachable') when not.
+ */
+export async function checkCredentials(restUrl: string, access: PatroniAccess): Promise<void> {
+  const a = await request(restUrl, access, 'POST', '/failover', {});
+  refusedUnlessOk(a, restUrl, [400]);
+}
+
+/** POST /switchover from `leader` to `candidate` (now, or at `scheduledAt`): Patroni's answer text. */
+export async function switchover(
+  restUrl: string,
+  access: PatroniAccess,
+  o: { leader: string; candidate: string; scheduledAt?: Date },
+): Promise<string> {
+  const body = { leader: o.leader, candidate: o.candidate, ...(o.scheduledAt ? { scheduled_at: o.scheduledAt.toISOString() } : {}) };
+  // Patroni answers once the new leader holds the lock (it polls up to 2 x max(10, loop_wait) s).
+  const a = await request(restUrl, access, 'POST', '/switchover', body, 60_000);
+  return words(refusedUnlessOk(a, `switchover ${o.leader} -> ${o.candidate}`, o.scheduledAt ? [202] : [200]));
+}
+
+/** POST /failover to `candidate` (Patroni allows it without a healthy leader). */
+export async function failover(restUrl: string, access: PatroniAccess, candidate: string): Promise<string> {
+  const a = await request(restUrl, access, 'POST', '/failover', { candidate }, 60_000);
+  return words(refusedUnlessOk(a, `failover to ${candidate}`, [200]));
+}
+
+/** POST /restart of the member at `restUrl` (only when Patroni marks it pending, if asked). */
+export async function restart(
+  restUrl: string,
+  access: PatroniAccess,
+  o: { pendingOnly: boolean; timeoutSeconds?: number },
+): Promise<string> {
+  const body = { ...(o.pendingOnly ? { restart_pending: true } : {}), ...(o.timeoutSeconds ? { timeout: o.timeoutSeconds } : {}) };
+  const a = await request(restUrl, access, 'POST', '/restart', body, ((o.timeoutSeconds ?? 60) + 10) * 1000);
+  return words(refusedUnlessOk(a, `restart of ${restUrl}`, [200]));
+}
+
+/** POST /reload: Patroni reloads its configuration and Postgres's. */
+export async function reload(restUrl: string, access: PatroniAccess): Promise<string> {
+  return words(refusedUnlessOk(await request(restUrl, access, 'POST', '/reload'), `reload of ${restUrl}`, [202]));
+}
+
+/** POST /reinitialize: the member's data directory is removed and cloned again from the leader. */
+export async function reinitialize(restUrl: string, access: PatroniAccess): Promise<string> {
+  const a = await request(restUrl, access, 'POST', '/reinitialize', { force: true }, 30_000);
+  return words(refusedUnlessOk(a, `reinitialize of ${restUrl}`, [200]));
+}
+
+/** PATCH /config {pause}: Patroni's maintenance mode (no automatic failover while paused). */
+export async function setPaused(restUrl: string, access: PatroniAccess, paused: boolean): Promise<void> {
+  refusedUnlessOk(
+    await request(restUrl, access, 'PATCH', '/config', { pause: paused }),
+    `${paused ? 'pause' : 'resume'} of the cluster`,
+    [200],
+  );
+}
