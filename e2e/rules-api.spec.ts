@@ -26,6 +26,7 @@ test('refuses every malformed rule with a 400 naming the field, and saves nothin
     [{ ...ok, schedule: { cron: ['* * *'], timezone: 'UTC' } }, 'schedule.cron.0', /3 fields/],
     [{ ...ok, schedule: { cron: ['0 9 * * *'], timezone: 'Mars/Olympus' } }, 'schedule.timezone', /not a time zone/],
     [{ ...ok, schedule: { at: '2026-12-24T22:00:00' } }, 'schedule.at', /with its offset/],
+    [{ ...ok, schedule: { at: '2020-01-01T00:00:00Z' } }, 'schedule.at', /has passed: a one-time rule fires at a time to come/],
     [{ ...ok, action: 'format-disk' }, 'action', /unknown action format-disk/],
     [{ ...ok, herdIds: [1] }, 'instanceIds', /give one scope/],
     [{ ...ok, action: 'switchover' }, 'instanceIds', /runs on herds/],

@@ -265,12 +265,29 @@ describe('refusals: the whole report, with what is wrong', () => {
     expect(await send(tokenB, { ...fromB, instances: [{ ...fromB.instances[0], port: 'x' }] })).toMatchObject({ status: 422 });
     expect(await send(tokenB, { ...fromB, agentVersion: 'x'.repeat(300 * 1024) })).toMatchObject({ status: 413 });
     // A load average that is not three non-negative numbers: refused, naming it.
-    for (const bad of [[1, 2], [-1, 0, 0], ['1', 0, 0], [1, 2, 3, 4]])
+    for (const bad of [
+      [1, 2],
+      [-1, 0, 0],
+      ['1', 0, 0],
+      [1, 2, 3, 4],
+    ])
       expect(await send(tokenB, { ...fromB, loadAverage: bad }), JSON.stringify(bad)).toMatchObject({
         status: 422,
         body: { details: [expect.objectContaining({ path: expect.stringMatching(/^loadAverage/) })] },
       });
+    // A report dated ahead of this server's clock (it would make old facts look new): refused, naming the field.
+    const ahead = new Date(Date.now() + 3_600_000).toISOString();
+    expect(await send(tokenB, { ...fromB, observedAt: ahead, loadAverage: [9, 9, 9] })).toMatchObject({
+      status: 422,
+      body: { details: [expect.objectContaining({ path: 'observedAt', message: expect.stringMatching(/ahead of this server's clock/) })] },
+    });
     expect(await state()).toBe(before);
+
+    // A report observed a while ago (held back by the network, say): its load average is as old as it is.
+    const earlier = new Date(Date.now() - 20 * 60_000);
+    expect(await send(tokenB, { ...fromB, observedAt: earlier.toISOString(), loadAverage: [3, 2, 1] })).toMatchObject({ status: 200 });
+    const [old] = await t.db.select().from(servers).where(eq(servers.id, sb.id));
+    expect([old!.loadAverage, old!.loadAverageAt!.getTime()]).toEqual([3, earlier.getTime()]);
 
     // b's own token: accepted, and the server's interval is kept for the silence count, its load for rules' conditions.
     expect(await send(tokenB, { ...fromB, intervalSeconds: 120, loadAverage: [1.5, 0.8, 0.25] })).toMatchObject({

@@ -79,8 +79,14 @@ export const reportSchema = z
     /** The host the report comes from. Never used to find the server (the token says which it is), but
      *  it must name that server: a token copied to another host is refused. */
     hostname: host,
-    /** When the agent read the facts (the instances' last_observed_at). */
-    observedAt: z.iso.datetime({ offset: true }),
+    /** When the agent read the facts (the instances' last_observed_at, the load average's time). A
+     *  time more than five minutes ahead of this server's clock is refused: it would make old facts look new. */
+    observedAt: z.iso
+      .datetime({ offset: true })
+      .refine(
+        (t) => Date.parse(t) <= Date.now() + 300_000,
+        "is ahead of this server's clock by more than five minutes: check the host's clock",
+      ),
     /** Seconds between reports (0: run once by a timer); the dashboard counts silence in intervals. */
     intervalSeconds: z.number().int().min(0).max(86_400).default(0),
     /** The host's load averages over 1, 5 and 15 minutes (os.loadavg()); absent from older agents. */

@@ -94,18 +94,23 @@ const lagOf = async (m: InstanceRef): Promise<number | null> => {
 
 /**
  * The 1-minute load average of each server, from its agent's last report; null when none reported it,
- * or the report is older than three of its intervals (five minutes at least): a silent agent's last
- * figure is not the load now.
+ * or the report was observed more than three of its intervals ago (five minutes at least, fifteen at
+ * most, whatever interval the agent claims): a silent agent's last figure is not the load now.
  */
 async function loadAverages(db: Db, serverIds: number[]): Promise<Map<number, number | null>> {
   if (!serverIds.length) return new Map();
   const rows = await db.execute<{ id: number; load: number | null }>(sql`
-    SELECT id, CASE WHEN load_average_at > now() - make_interval(secs => greatest(300, 3 * agent_interval_seconds)) THEN load_average END AS load
+    SELECT id, CASE WHEN load_average_at > now() - make_interval(secs => least(900, greatest(300, 3 * agent_interval_seconds))) THEN load_average END AS load
     FROM servers WHERE id = ANY(${sql.param(serverIds)}::int[])`);
   return new Map(rows.rows.map((r) => [r.id, r.load]));
 }
 
-async function measureOne(conditions: Condition[], on: InstanceRef, herd: InstanceRef[], loads: Map<number, number | null>): Promise<Values> {
+async function measureOne(
+  conditions: Condition[],
+  on: InstanceRef,
+  herd: InstanceRef[],
+  loads: Map<number, number | null>,
+): Promise<Values> {
   const values: Values = {};
   for (const c of conditions) {
     const key = valueKey(c);
@@ -144,7 +149,12 @@ export async function measure(db: Db, onHerds: boolean, ids: number[], condition
   if (onHerds) {
     const herds = await loadHerdRefs(db, ids);
     const primaryOf = (h: (typeof herds)[number]) => h.members.find((m) => m.role === 'primary') ?? h.members[0];
-    const loads = wantsLoad ? await loadAverages(db, herds.flatMap((h) => primaryOf(h)?.serverId ?? [])) : new Map<number, number | null>();
+    const loads = wantsLoad
+      ? await loadAverages(
+          db,
+          herds.flatMap((h) => primaryOf(h)?.serverId ?? []),
+        )
+      : new Map<number, number | null>();
     const got = await pooled(herds, 16, async (h) => {
       const primary = primaryOf(h);
       if (!primary) return [h.id, Object.fromEntries(conditions.map((c) => [valueKey(c), null]))] as const;
@@ -153,7 +163,12 @@ export async function measure(db: Db, onHerds: boolean, ids: number[], condition
     return new Map(got);
   }
   const { refs, members } = await loadInstancesWithHerds(db, ids);
-  const loads = wantsLoad ? await loadAverages(db, refs.map((r) => r.serverId)) : new Map<number, number | null>();
+  const loads = wantsLoad
+    ? await loadAverages(
+        db,
+        refs.map((r) => r.serverId),
+      )
+    : new Map<number, number | null>();
   const got = await pooled(refs, 16, async (r) => [r.id, await measureOne(conditions, r, members.get(r.herdId) ?? [r], loads)] as const);
   return new Map(got);
 }

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { cronProblem, fireTimeText, firesBetween, intervalProblem, knownTimeZone, nextFires, scheduleSchema } from './cron';
+import {
+  cronProblem,
+  fireTimeText,
+  firesBetween,
+  intervalProblem,
+  knownTimeZone,
+  minIntervalSeconds,
+  nextFires,
+  scheduleSchema,
+} from './cron';
 
 const from = new Date('2026-11-23T12:00:00Z'); // a Monday; Paris is UTC+1 then
 
@@ -91,6 +100,34 @@ describe('firesBetween across a DST change', () => {
     const r = firesBetween(s, new Date('2026-03-28T01:30:00Z'), new Date('2026-03-29T02:00:00Z'));
     expect(r.count).toBe(1);
     expect(r.last.map((d) => d.getTime())).toEqual([fire!.getTime()]);
+  });
+
+  it('a worker away for more fires than it walks, in a zone whose clocks skip midnight, still finds the latest ones', () => {
+    // Every minute of Santiago's midnight hour, which 2026-09-06 skips: cron-parser's prev() throws from inside that day.
+    const s = { cron: ['* 0 * * *'], timezone: 'America/Santiago' };
+    const r = firesBetween(s, new Date('2026-08-01T00:00:00Z'), new Date('2026-09-06T12:00:00Z'), 100);
+    expect(r.more).toBe(true);
+    expect(r.last).toHaveLength(2);
+  });
+
+  it('keeps the minimum interval when its setting is not a number of seconds', () => {
+    const saved = process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS;
+    try {
+      for (const [raw, want] of [
+        ['', 60],
+        ['abc', 60],
+        ['-5', 60],
+        ['1e3', 60],
+        [' 30 ', 30],
+        ['0', 0],
+      ] as const) {
+        process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS = raw;
+        expect(minIntervalSeconds(), raw).toBe(want);
+      }
+    } finally {
+      if (saved === undefined) delete process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS;
+      else process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS = saved;
+    }
   });
 
   it('refuses a schedule that fires more often than the minimum, however it hides it', () => {

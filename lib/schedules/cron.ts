@@ -136,15 +136,21 @@ export function firesBetween(s: Schedule, after: Date, upTo: Date, cap = 10_000)
     .map((t) => new Date(t));
   if (times.size > cap) {
     // Too many to walk: the latest ones, walking back from upTo (one more millisecond: prev() gives times before its start).
+    // cron-parser's walk back fails where a zone's clocks skip midnight (America/Santiago's 00:00 on its
+    // spring-forward day: hasPrev() says none, prev() throws): then the last ones walked forward stand.
     const latest = new Map<number, Date>();
-    for (const expr of s.cron) {
-      const it = parsed(expr, s.timezone, new Date(upTo.getTime() + 1));
-      for (let k = 0; k < 2 && it.hasPrev(); k++) {
-        const d = it.prev().toDate();
-        latest.set(d.getTime(), d);
+    try {
+      for (const expr of s.cron) {
+        const it = parsed(expr, s.timezone, new Date(upTo.getTime() + 1));
+        for (let k = 0; k < 2 && it.hasPrev(); k++) {
+          const d = it.prev().toDate();
+          latest.set(d.getTime(), d);
+        }
       }
+      if (latest.size >= Math.min(2, last.length)) last = [...latest.values()].sort((x, y) => x.getTime() - y.getTime()).slice(-2);
+    } catch {
+      /* keep the forward walk's */
     }
-    last = [...latest.values()].sort((x, y) => x.getTime() - y.getTime()).slice(-2);
   }
   return { count: Math.min(times.size, cap), more: times.size > cap, last };
 }
@@ -165,7 +171,12 @@ export function fireTimeText(d: Date, tz: string): string {
 }
 
 /** The fewest seconds between two fires this pgherd accepts in a new or changed rule (PGHERD_RULE_MIN_INTERVAL_SECONDS, default 60). */
-export const minIntervalSeconds = () => Number(process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS ?? 60);
+export const minIntervalSeconds = () => {
+  // A value that is not a number of seconds (empty, a word) keeps the default: a typo must not lift the guard.
+  const raw = process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS?.trim() ?? '';
+  const n = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
+  return Number.isFinite(n) ? n : 60;
+};
 
 /**
  * Why the schedule fires too often, or null: two of its next `n` fires (all its expressions merged,

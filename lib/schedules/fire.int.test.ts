@@ -200,22 +200,33 @@ describe('a fire group', () => {
   it("a load average condition reads the host's last agent report: met, not met with the value, unknown when the report is old", async () => {
     await t.db.delete(blackouts);
     const group = 'UTC|45 1 * * *';
-    const [x, y, z] = targets.slice(3, 6);
+    const [x, y, z, w] = targets.slice(3, 7);
     const serverOf = async (id: number) => (await t.db.select({ s: instances.serverId }).from(instances).where(eq(instances.id, id)))[0]!.s;
     const now = new Date();
-    await t.db.update(servers).set({ loadAverage: 0.4, loadAverageAt: now, agentIntervalSeconds: 60 }).where(eq(servers.id, await serverOf(x!)));
-    await t.db.update(servers).set({ loadAverage: 7.25, loadAverageAt: now, agentIntervalSeconds: 60 }).where(eq(servers.id, await serverOf(y!)));
+    await t.db
+      .update(servers)
+      .set({ loadAverage: 0.4, loadAverageAt: now, agentIntervalSeconds: 60 })
+      .where(eq(servers.id, await serverOf(x!)));
+    await t.db
+      .update(servers)
+      .set({ loadAverage: 7.25, loadAverageAt: now, agentIntervalSeconds: 60 })
+      .where(eq(servers.id, await serverOf(y!)));
     // z's agent last spoke ten minutes ago (three intervals of 60 s, five minutes at least, is the limit).
     await t.db
       .update(servers)
       .set({ loadAverage: 0.1, loadAverageAt: new Date(now.getTime() - 600_000), agentIntervalSeconds: 60 })
       .where(eq(servers.id, await serverOf(z!)));
+    // w's agent claims to report once a day and last did 20 minutes ago: a load is never taken for now after 15.
+    await t.db
+      .update(servers)
+      .set({ loadAverage: 0.1, loadAverageAt: new Date(now.getTime() - 1_200_000), agentIntervalSeconds: 86_400 })
+      .where(eq(servers.id, await serverOf(w!)));
     const rule = await createRule(
       t.db,
       root,
       body({
         name: 'idle hosts only',
-        instanceIds: [x, y, z],
+        instanceIds: [x, y, z, w],
         conditions: [{ metric: 'load_average', op: '<', value: 2 }],
         schedule: { cron: ['45 1 * * *'], timezone: 'UTC' },
       }),
@@ -226,8 +237,12 @@ describe('a fire group', () => {
     expect(run!.status, run!.reason ?? '').toBe('started');
     const byId = new Map(run!.targets.map((t) => [t.id, t]));
     expect(byId.get(x!)!.skipped).toBeUndefined();
-    expect(byId.get(y!)).toMatchObject({ skipped: expect.stringContaining("the host's 1-minute load average (its agent's last report) is 7.25, not < 2"), values: { load_average: 7.25 } });
+    expect(byId.get(y!)).toMatchObject({
+      skipped: expect.stringContaining("the host's 1-minute load average (its agent's last report) is 7.25, not < 2"),
+      values: { load_average: 7.25 },
+    });
     expect(byId.get(z!)).toMatchObject({ skipped: expect.stringContaining('is unknown'), values: { load_average: null } });
+    expect(byId.get(w!)).toMatchObject({ skipped: expect.stringContaining('is unknown'), values: { load_average: null } });
   });
 
   it('600 rules due at once (two chunks): 600 runs, each with its own operation, target and audit entries', async () => {

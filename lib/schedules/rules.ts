@@ -80,12 +80,7 @@ export function normalFilter(action: AnyAction, raw: string, access: Access): st
 }
 
 /** The ids a scope names now, as `access` sees them (a filter: what its changelist lists for them). */
-export async function resolveScope(
-  db: Db,
-  access: Access,
-  action: AnyAction,
-  scope: Exclude<RuleScope, ReverseScope>,
-): Promise<number[]> {
+export async function resolveScope(db: Db, access: Access, action: AnyAction, scope: Exclude<RuleScope, ReverseScope>): Promise<number[]> {
   if ('instanceIds' in scope) return scope.instanceIds;
   if ('herdIds' in scope) return scope.herdIds;
   const def = modelDef(action);
@@ -122,6 +117,13 @@ export async function checkRule(db: Db, actor: RuleActor, body: RuleBody): Promi
     throw invalid('herdIds', `${action.name} runs on instances: give instanceIds or a filter of instances`);
   const tooOften = intervalProblem(body.schedule);
   if (tooOften) throw invalid('schedule.cron', tooOften);
+  // A one-time rule whose time has passed would never fire: said now, not found out at the time (a rule
+  // turned off may keep it, as a record).
+  const passed = (s: Schedule) => ('at' in s && body.enabled && Date.parse(s.at) <= Date.now() ? s.at : null);
+  const gone = passed(body.schedule);
+  if (gone) throw invalid('schedule.at', `${gone} has passed: a one-time rule fires at a time to come`);
+  const goneBack = body.reverse && passed(body.reverse.schedule);
+  if (goneBack) throw invalid('reverse.schedule.at', `${goneBack} has passed: a one-time reverse fires at a time to come`);
   if (body.reverse) {
     const back = REVERSE_ACTION[action.name];
     if (!back)
@@ -198,7 +200,15 @@ function companionOf(body: RuleBody, ruleId: number) {
 async function syncCompanion(tx: Queries, actor: RuleActor, rule: RuleRow, body: RuleBody) {
   const [old] = await tx.select().from(rules).where(eq(rules.reverseOf, rule.id));
   const audit = (action: string, id: number, name: string, changes: Record<string, [unknown, unknown]>) =>
-    writeAudit(tx, { user: actor, remoteAddr: actor.remoteAddr, action, objectType: 'rules', objectId: String(id), objectLabel: name, changes });
+    writeAudit(tx, {
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action,
+      objectType: 'rules',
+      objectId: String(id),
+      objectLabel: name,
+      changes,
+    });
   if (!body.reverse) {
     if (!old) return;
     await tx.delete(rules).where(eq(rules.id, old.id));
@@ -209,7 +219,12 @@ async function syncCompanion(tx: Queries, actor: RuleActor, rule: RuleRow, body:
   const values = companionOf(body, rule.id);
   const owner = { ownerId: actor.id, ownerName: actor.username };
   if (!old) {
-    const row = one(await tx.insert(rules).values({ ...values, ...owner }).returning());
+    const row = one(
+      await tx
+        .insert(rules)
+        .values({ ...values, ...owner })
+        .returning(),
+    );
     await audit('rule.created', row.id, row.name, diffChanges(null, { ...values, owner: actor.username }));
     await announce(tx, row.id);
     return;
@@ -219,14 +234,22 @@ async function syncCompanion(tx: Queries, actor: RuleActor, rule: RuleRow, body:
     .update(rules)
     .set({ ...values, ...owner, version: sql`${rules.version} + 1`, ...(restart ? { firesFrom: new Date() } : {}) })
     .where(eq(rules.id, old.id));
-  await audit('rule.changed', old.id, values.name, diffChanges({ ...pick(old), owner: old.ownerName }, { ...values, owner: actor.username }));
+  await audit(
+    'rule.changed',
+    old.id,
+    values.name,
+    diffChanges({ ...pick(old), owner: old.ownerName }, { ...values, owner: actor.username }),
+  );
   await announce(tx, old.id);
 }
 
 /** A companion is changed through its rule, never on its own. */
 function refuseCompanion(rule: RuleRow, verb: string) {
   if (rule.reverseOf !== null)
-    throw new RuleError(409, `${JSON.stringify(rule.name)} is the reverse of rule #${String(rule.reverseOf)}: ${verb} that rule's reverse instead`);
+    throw new RuleError(
+      409,
+      `${JSON.stringify(rule.name)} is the reverse of rule #${String(rule.reverseOf)}: ${verb} that rule's reverse instead`,
+    );
 }
 
 const isNameTaken = (err: unknown) => pgError(err).constraint === 'rules_name_key';
@@ -504,9 +527,7 @@ export async function ruleView(db: Queries, r: RuleRow, now = new Date()) {
     .where(eq(ruleRuns.ruleId, r.id))
     .orderBy(desc(ruleRuns.id))
     .limit(1);
-  const [companion] = r.reverse
-    ? await db.select({ id: rules.id, name: rules.name }).from(rules).where(eq(rules.reverseOf, r.id))
-    : [];
+  const [companion] = r.reverse ? await db.select({ id: rules.id, name: rules.name }).from(rules).where(eq(rules.reverseOf, r.id)) : [];
   return {
     id: r.id,
     owner: r.ownerName,

@@ -4,7 +4,17 @@
 // a wave's target is ended by hand, as a worker would end it.
 import { and, asc, eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditEntries, environments, herds, instances, maintenanceWindows, operations, operationTargets, ruleRuns, users } from '@/db/schema';
+import {
+  auditEntries,
+  environments,
+  herds,
+  instances,
+  maintenanceWindows,
+  operations,
+  operationTargets,
+  ruleRuns,
+  users,
+} from '@/db/schema';
 import { loadAccess } from '@/lib/auth/access';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { conductWaves } from '@/lib/ops/conductor';
@@ -58,11 +68,24 @@ const runNow = async (ruleId: number) => {
 
 describe('maintenance windows', () => {
   it('a rule inside the windows skips a herd outside them and one with none, saying when the next opens', async () => {
-    await createWindow(t.db, root, openNow('a open', a.herdId));
+    const made = await createWindow(t.db, root, openNow('a open', a.herdId));
+    // A herd's window is filed under the herd's environment in the audit log (its environment's admins see it there).
+    const [entry] = await t.db
+      .select({ env: auditEntries.environmentId })
+      .from(auditEntries)
+      .where(and(eq(auditEntries.action, 'maintenance_window.created'), eq(auditEntries.objectId, String(made.id))));
+    const [herd] = await t.db.select({ env: herds.environmentId }).from(herds).where(eq(herds.id, a.herdId));
+    expect(entry!.env).toBe(herd!.env);
     const rule = await createRule(
       t.db,
       root,
-      ruleBody.parse({ name: 'inside only', action: 'reload', instanceIds: [a.id, b.id], insideWindow: true, schedule: { cron: ['0 3 * * *'], timezone: 'UTC' } }),
+      ruleBody.parse({
+        name: 'inside only',
+        action: 'reload',
+        instanceIds: [a.id, b.id],
+        insideWindow: true,
+        schedule: { cron: ['0 3 * * *'], timezone: 'UTC' },
+      }),
     );
     let run = await runNow(rule.id);
     expect(run.status).toBe('started');
@@ -75,7 +98,9 @@ describe('maintenance windows', () => {
     await t.db.update(operations).set({ status: 'succeeded', finishedAt: new Date() }).where(eq(operations.id, op!.id));
     await createWindow(t.db, root, closedNow('b closed', b.herdId));
     run = await runNow(rule.id);
-    expect(run.targets[1]!.skipped).toMatch(new RegExp(`^outside herd ${b.herd}'s maintenance windows \\(the next opens at \\d{4}-\\d\\d-\\d\\dT12:00:00\\.000Z\\)$`));
+    expect(run.targets[1]!.skipped).toMatch(
+      new RegExp(`^outside herd ${b.herd}'s maintenance windows \\(the next opens at \\d{4}-\\d\\d-\\d\\dT12:00:00\\.000Z\\)$`),
+    );
   });
 
   it("a rolling operation waits between waves while the next wave's herd is outside its windows, and goes on once one opens", async () => {
@@ -83,7 +108,10 @@ describe('maintenance windows', () => {
     await createWindow(t.db, root, openNow('a open', a.herdId));
     await createWindow(t.db, root, closedNow('b closed', b.herdId));
     // Wave 1 (a) inside its window at the fire; b fires inside one too (its herd open a moment for the fire).
-    const [bOpen] = await t.db.insert(maintenanceWindows).values({ ...openNow('b for the fire', b.herdId), createdBy: 'test' }).returning();
+    const [bOpen] = await t.db
+      .insert(maintenanceWindows)
+      .values({ ...openNow('b for the fire', b.herdId), createdBy: 'test' })
+      .returning();
     const rule = await createRule(
       t.db,
       root,
@@ -100,7 +128,8 @@ describe('maintenance windows', () => {
     expect(run.status, run.reason ?? '').toBe('started');
     await t.db.delete(maintenanceWindows).where(eq(maintenanceWindows.id, bOpen!.id));
     const opId = run.operationId!;
-    const targetsOf = () => t.db.select().from(operationTargets).where(eq(operationTargets.operationId, opId)).orderBy(asc(operationTargets.wave));
+    const targetsOf = () =>
+      t.db.select().from(operationTargets).where(eq(operationTargets.operationId, opId)).orderBy(asc(operationTargets.wave));
     const [first, second] = await targetsOf();
     expect([first!.instanceId, first!.wave, second!.instanceId, second!.wave, second!.held]).toEqual([a.id, 1, b.id, 2, true]);
     // Wave 1 ends (as its worker would end it); b's herd has no window open: the operation waits, paused with why.

@@ -2,9 +2,11 @@
 // for every herd, an environment's herds or one herd. A rule marked `insideWindow` fires on a herd only
 // while one of the herd's windows is open (a herd with none is skipped, saying so), and a rolling
 // operation it started waits between waves while the next wave's herds have no window open, and goes on
-// by itself when one opens (lib/ops/conductor.ts). A window's openings are a cron expression in its
-// zone ("MM HH * * days"), so a daylight-saving change moves them as the wall clock does.
-import { CronExpressionParser } from 'cron-parser';
+// by itself when one opens (lib/ops/conductor.ts). A window opens when its zone's wall clock shows its
+// time on one of its days, and stays open for its duration in elapsed minutes. On a daylight-saving
+// day, an opening time the clocks skip opens as far past the jump as it was meant to be past the hour
+// (02:30 on a spring-forward day at 03:30), and one they show twice opens at the first: the window
+// opens once that day, for its whole duration (a zone whose clocks skip midnight included).
 import { and, asc, eq, inArray, isNull, or } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db, Queries } from '@/db/client';
@@ -43,17 +45,59 @@ export type WindowBody = z.output<typeof windowBody>;
 export type WindowRow = typeof maintenanceWindows.$inferSelect;
 type WindowTimes = Pick<WindowRow, 'days' | 'starts' | 'durationMinutes' | 'timezone'>;
 
-const cronOf = (w: WindowTimes) => {
-  const [hh, mm] = w.starts.split(':');
-  return `${String(Number(mm))} ${String(Number(hh))} * * ${[...w.days].sort().join(',')}`;
-};
+const DAY_MS = 86_400_000;
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+/** The wall clock of `tz` at instant `t`, as the instant it would be in UTC (milliseconds dropped). */
+function wallClock(tz: string, t: number): number {
+  let f = formatters.get(tz);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone: tz,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    formatters.set(tz, f);
+  }
+  const p = { year: 0, month: 1, day: 1, hour: 0, minute: 0, second: 0 };
+  for (const x of f.formatToParts(new Date(t))) if (x.type in p) p[x.type as keyof typeof p] = Number(x.value);
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
+}
+
+/** The zone's offset from UTC at instant `t` (ms). */
+const offsetAt = (tz: string, t: number) => wallClock(tz, t) - Math.floor(t / 1000) * 1000;
+
+/**
+ * The instant the zone's wall clock shows `local` (a wall-clock time written as if it were UTC): the
+ * first of two when the clocks go back over it; when they jump over it, the instant as far past the
+ * jump as `local` is past the jump's start (what Temporal calls "compatible").
+ */
+export function wallClockInstant(tz: string, local: number): number {
+  const before = offsetAt(tz, local - DAY_MS);
+  const after = offsetAt(tz, local + DAY_MS);
+  const valid = [local - before, local - after].filter((t) => offsetAt(tz, t) === local - t);
+  return valid.length ? Math.min(...valid) : local - before;
+}
 
 /** When the window last opened at or before `now`, and when it opens next after it. */
 function openings(w: WindowTimes, now: Date): { last: Date; next: Date } {
-  const at = (d: Date) => CronExpressionParser.parse(cronOf(w), { currentDate: d, tz: w.timezone });
-  // The opening at exactly `now` counts as the last one (prev() is strictly before).
-  const last = at(new Date(now.getTime() + 1)).prev().toDate();
-  return { last, next: at(now).next().toDate() };
+  const [hh = 0, mm = 0] = w.starts.split(':').map(Number);
+  const today = Math.floor(wallClock(w.timezone, now.getTime()) / DAY_MS) * DAY_MS;
+  let last = -Infinity;
+  let next = Infinity;
+  // A week and a day each way, and back as far as the longest window (a week) lasts.
+  for (let day = today - 15 * DAY_MS; day <= today + 8 * DAY_MS; day += DAY_MS) {
+    if (!w.days.includes(new Date(day).getUTCDay())) continue;
+    const at = wallClockInstant(w.timezone, day + (hh * 60 + mm) * 60_000);
+    if (at <= now.getTime()) last = Math.max(last, at);
+    else next = Math.min(next, at);
+  }
+  return { last: new Date(last), next: new Date(next) };
 }
 
 /** Whether the window is open at `now`, and until when (open) or from when (closed). */
@@ -63,14 +107,26 @@ export function windowAt(w: WindowTimes, now: Date): { open: boolean; until: Dat
   return end > now ? { open: true, until: end, next } : { open: false, until: null, next };
 }
 
-/** What a herd's windows say at `now`: open (one is), or closed with the next opening; `none`: it has no window. */
-export type HerdWindow = { open: true } | { open: false; none: boolean; next: Date | null };
+/**
+ * What a herd's windows say at `now`: open (one is), or closed with the next opening; `none`: it has no
+ * window; `unreadable`: why a window of it could not be read (a zone this server no longer knows), which
+ * counts as closed: a herd is never taken for inside a window nobody can read.
+ */
+export type HerdWindow = { open: true } | { open: false; none: boolean; next: Date | null; unreadable?: string };
 
 export function herdWindowAt(ws: WindowTimes[], now: Date): HerdWindow {
   if (!ws.length) return { open: false, none: true, next: null };
-  const states = ws.map((w) => windowAt(w, now));
+  const states: ReturnType<typeof windowAt>[] = [];
+  let unreadable: string | undefined;
+  for (const w of ws)
+    try {
+      states.push(windowAt(w, now));
+    } catch (err) {
+      unreadable ??= `its window ${windowWords(w)} cannot be read (${err instanceof Error ? err.message : String(err)})`;
+    }
   if (states.some((s) => s.open)) return { open: true };
-  return { open: false, none: false, next: new Date(Math.min(...states.map((s) => s.next.getTime()))) };
+  const next = states.length ? new Date(Math.min(...states.map((s) => s.next.getTime()))) : null;
+  return { open: false, none: false, next, ...(unreadable ? { unreadable } : {}) };
 }
 
 /** Each herd's windows: its own, its environment's and the global ones. */
@@ -101,7 +157,15 @@ export async function windowsOfHerds(db: Queries, herdIds: number[]): Promise<Ma
 export function outsideWords(herd: string, w: HerdWindow): string | null {
   if (w.open) return null;
   if (w.none) return `herd ${herd} has no maintenance window (the rule fires only inside one)`;
-  return `outside herd ${herd}'s maintenance windows (the next opens at ${w.next?.toISOString() ?? '?'})`;
+  const next = w.next ? ` (the next opens at ${w.next.toISOString()})` : '';
+  return `outside herd ${herd}'s maintenance windows${next}${w.unreadable ? `; ${w.unreadable}` : ''}`;
+}
+
+/** The environment a window's audit entries are filed under: its own, or its herd's (null: every herd's). */
+async function auditEnvironment(db: Queries, environmentId: number | null, herdId: number | null): Promise<number | null> {
+  if (herdId === null) return environmentId;
+  const [h] = await db.select({ env: herds.environmentId }).from(herds).where(eq(herds.id, herdId));
+  return h?.env ?? null;
 }
 
 export async function createWindow(db: Db, actor: RuleActor, b: WindowBody) {
@@ -131,14 +195,16 @@ export async function createWindow(db: Db, actor: RuleActor, b: WindowBody) {
         objectType: 'maintenance_windows',
         objectId: String(row.id),
         objectLabel: row.name,
-        environmentId,
+        environmentId: await auditEnvironment(tx, environmentId, herdId),
         changes: diffChanges(null, values),
       });
       return row;
     });
   } catch (err) {
     if (pgError(err).code === '23503')
-      throw new RuleError(400, 'invalid maintenance window', [{ path: 'environmentId', message: `no environment #${String(environmentId)}` }]);
+      throw new RuleError(400, 'invalid maintenance window', [
+        { path: 'environmentId', message: `no environment #${String(environmentId)}` },
+      ]);
     throw err;
   }
 }
@@ -156,7 +222,7 @@ export async function deleteWindow(db: Db, actor: RuleActor, id: number): Promis
       objectType: 'maintenance_windows',
       objectId: String(id),
       objectLabel: w.name,
-      environmentId: w.environmentId,
+      environmentId: await auditEnvironment(tx, w.environmentId, w.herdId),
       changes: diffChanges({ days: w.days, starts: w.starts, durationMinutes: w.durationMinutes, timezone: w.timezone }, {}),
     });
   });

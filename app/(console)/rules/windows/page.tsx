@@ -24,8 +24,8 @@ export default async function WindowsPage() {
       <h1>Maintenance windows</h1>
       <p className="help">
         A rule marked &ldquo;only inside the maintenance windows&rdquo; acts on a herd only while one of its windows (its own, its
-        environment&apos;s, or one for every herd) is open; a rolling operation it started waits between waves until the next
-        wave&apos;s herds are inside one, then goes on by itself.
+        environment&apos;s, or one for every herd) is open; a rolling operation it started waits between waves until the next wave&apos;s
+        herds are inside one, then goes on by itself.
       </p>
       <table className="result-list" data-testid="windows">
         <thead>
@@ -44,7 +44,15 @@ export default async function WindowsPage() {
             </tr>
           )}
           {list.map((w) => {
-            const at = windowAt(w, now);
+            let state: string;
+            try {
+              const at = windowAt(w, now);
+              state = at.open
+                ? `open until ${at.until?.toISOString().replace('T', ' ').slice(0, 16) ?? '?'} UTC`
+                : `closed; opens ${at.next.toISOString().replace('T', ' ').slice(0, 16)} UTC`;
+            } catch (err) {
+              state = `cannot be read (${err instanceof Error ? err.message : String(err)}): counted as closed`;
+            }
             return (
               <tr key={w.id} data-window={w.name}>
                 <td>{w.name}</td>
@@ -56,11 +64,7 @@ export default async function WindowsPage() {
                       ? `environment ${envName.get(w.environmentId) ?? `#${String(w.environmentId)}`}`
                       : 'every herd'}
                 </td>
-                <td>
-                  {at.open
-                    ? `open until ${at.until?.toISOString().replace('T', ' ').slice(0, 16) ?? '?'} UTC`
-                    : `closed; opens ${at.next.toISOString().replace('T', ' ').slice(0, 16)} UTC`}
-                </td>
+                <td>{state}</td>
                 <td>
                   <form action={deleteWindowAction}>
                     <input type="hidden" name="id" value={w.id} />
