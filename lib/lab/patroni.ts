@@ -1,13 +1,15 @@
 // A herd under Patroni for the lab (issue 18): a single-node etcd (Patroni's etcd3 DCS) and one Patroni
-// per member on its own loopback address, run as the lab's unprivileged user, the REST API behind basic
-// auth. Debian 12's patroni 3.0.2 and etcd-server 3.4 (LAB-NOTES.md: a 3-member herd comes up and
+// per member on its own loopback address, run as the lab's unprivileged user, the REST API on https
+// (a certificate from the lab's CA for each member's address) behind basic auth. Debian 12's patroni 3.0.2 and etcd-server 3.4 (LAB-NOTES.md: a 3-member herd comes up and
 // switches over here). Timings are the short ones LAB-NOTES measured (ttl 10, loop_wait 2,
 // retry_timeout 3: an automatic failover in about 9 s), so that tests wait seconds, not half a minute.
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, openSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { PG_BIN, PG_SUPERUSER } from './postgres';
 import { asLabUser, mkdirOwned, stopPid, waitFor, type Identity } from './proc';
+import { issueCertificate, type LabCa, type LabCertificate } from './tls';
 
 export interface PatroniMember {
   /** Patroni's name of the member (its server's hostname in the lab's fleet). */
@@ -22,6 +24,8 @@ export interface PatroniHerd {
   members: (PatroniMember & { restUrl: string; pid: number; dataDirectory: string; configFile: string; logFile: string })[];
   restUser: string;
   restPassword: string;
+  /** The CA that signed the members' REST certificates (what a client verifies them with). */
+  caFile: string;
   /** The etcd client URL the members use. */
   etcd: string;
 }
@@ -85,7 +89,13 @@ export async function startEtcd(id: Identity, dir: string, clientPort: number, p
 }
 
 /** A member's Patroni configuration (YAML is a superset of JSON: written as JSON). */
-function configOf(herd: Omit<PatroniHerd, 'members'>, m: PatroniMember, dataDirectory: string, socketDirectory: string) {
+function configOf(
+  herd: Omit<PatroniHerd, 'members'>,
+  m: PatroniMember,
+  dataDirectory: string,
+  socketDirectory: string,
+  cert: LabCertificate,
+) {
   return {
     scope: herd.scope,
     name: m.name,
@@ -93,7 +103,11 @@ function configOf(herd: Omit<PatroniHerd, 'members'>, m: PatroniMember, dataDire
       listen: `${m.address}:${m.restPort}`,
       connect_address: `${m.address}:${m.restPort}`,
       authentication: { username: herd.restUser, password: herd.restPassword },
+      certfile: cert.certFile,
+      keyfile: cert.keyFile,
     },
+    // What a member (and patronictl) verifies the others' REST certificates with.
+    ctl: { cacert: herd.caFile },
     etcd3: { hosts: herd.etcd.replace(/^http:\/\//, '') },
     bootstrap: {
       dcs: {
@@ -145,29 +159,52 @@ function configOf(herd: Omit<PatroniHerd, 'members'>, m: PatroniMember, dataDire
 }
 
 /** GET a member's REST endpoint with the herd's credentials; the parsed JSON body, or an error. */
-export async function patroniGet<T>(herd: Pick<PatroniHerd, 'restUser' | 'restPassword'>, restUrl: string, what: string): Promise<T> {
-  const auth = Buffer.from(`${herd.restUser}:${herd.restPassword}`).toString('base64');
-  const res = await fetch(`${restUrl}${what}`, { headers: { authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(3_000) });
-  if (!res.ok && res.status !== 503) throw new Error(`GET ${restUrl}${what}: HTTP ${res.status}`);
-  return (await res.json()) as T;
+export async function patroniGet<T>(herd: Pick<PatroniHerd, 'caFile'>, restUrl: string, what: string): Promise<T> {
+  const ca = readFileSync(herd.caFile);
+  return new Promise<T>((resolve, reject) => {
+    const req = https.get(`${restUrl}${what}`, { ca, timeout: 3_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        if (res.statusCode !== 200 && res.statusCode !== 503) reject(new Error(`GET ${restUrl}${what}: HTTP ${String(res.statusCode)}`));
+        else
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as T);
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
 }
 
 /** Starts a member's Patroni as the lab user, detached; its log beside its configuration. */
-function startMember(id: Identity, dir: string, base: Omit<PatroniHerd, 'members'>, m: PatroniMember): PatroniHerd['members'][number] {
+async function startMember(id: Identity, dir: string, base: Omit<PatroniHerd, 'members'>, ca: LabCa, m: PatroniMember) {
   const home = path.join(dir, 'patroni', base.scope, m.name);
   mkdirOwned(id, home);
+  const cert = await issueCertificate(id, ca, path.join(home, 'tls'), 'rest', { ips: [m.address], names: [m.name] });
   const dataDirectory = path.join(home, 'data');
   const socketDirectory = path.join(home, 'socket');
   mkdirOwned(id, socketDirectory);
   const configFile = path.join(home, 'patroni.yml');
-  writeFileSync(configFile, `${JSON.stringify(configOf(base, m, dataDirectory, socketDirectory), null, 2)}\n`, { mode: 0o600 });
+  writeFileSync(configFile, `${JSON.stringify(configOf(base, m, dataDirectory, socketDirectory, cert), null, 2)}\n`, { mode: 0o600 });
   chownSync(configFile, id.uid, id.gid);
   const logFile = path.join(home, 'patroni.log');
   const out = openSync(logFile, 'a');
   const [cmd, ...args] = asLabUser(id, ['/usr/bin/patroni', configFile]);
   const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out], cwd: home });
   child.unref();
-  return { ...m, restUrl: `http://${m.address}:${String(m.restPort)}`, pid: child.pid!, dataDirectory, configFile, logFile };
+  const member: PatroniHerd['members'][number] = {
+    ...m,
+    restUrl: `https://${m.address}:${String(m.restPort)}`,
+    pid: child.pid!,
+    dataDirectory,
+    configFile,
+    logFile,
+  };
+  return member;
 }
 
 /** Waits until the herd's /cluster (asked of `member`) satisfies `ok`; returns it. */
@@ -195,19 +232,19 @@ export function waitCluster(
 export async function startPatroniHerd(
   id: Identity,
   dir: string,
-  spec: { scope: string; members: PatroniMember[]; etcd: string; restUser: string; restPassword: string },
+  spec: { scope: string; members: PatroniMember[]; etcd: string; restUser: string; restPassword: string; ca: LabCa },
 ): Promise<PatroniHerd> {
-  const base = { scope: spec.scope, etcd: spec.etcd, restUser: spec.restUser, restPassword: spec.restPassword };
+  const base = { scope: spec.scope, etcd: spec.etcd, restUser: spec.restUser, restPassword: spec.restPassword, caFile: spec.ca.caFile };
   const [first, ...rest] = spec.members;
   if (!first) throw new Error('a Patroni herd needs a member');
-  const herd: PatroniHerd = { ...base, members: [startMember(id, dir, base, first)] };
+  const herd: PatroniHerd = { ...base, members: [await startMember(id, dir, base, spec.ca, first)] };
   await waitCluster(
     herd,
     `${first.name} leading`,
     (c) => c.members.some((x) => x.name === first.name && x.role === 'leader' && x.state === 'running'),
     90_000,
   );
-  herd.members.push(...rest.map((m) => startMember(id, dir, base, m)));
+  for (const m of rest) herd.members.push(await startMember(id, dir, base, spec.ca, m));
   await waitCluster(
     herd,
     `${first.name} leading and ${String(rest.length)} replicas streaming`,

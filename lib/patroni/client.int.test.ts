@@ -12,6 +12,7 @@ import { startEtcd, startPatroniHerd, stopPatroniHerd, waitCluster, type Patroni
 import { freePort, portFreeOnAll } from '@/lib/lab/ports';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, stopPid } from '@/lib/lab/proc';
+import { makeCa } from '@/lib/lab/tls';
 import { checkCredentials, getCluster, leaderOf, PatroniError, reload, restart, setPaused, switchover, type PatroniAccess } from './client';
 
 const execFileP = promisify(execFile);
@@ -26,6 +27,7 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'pgherd-patroni-'));
   chmodSync(dir, 0o755);
   etcd = await startEtcd(id, dir, await freePort(), await freePort());
+  const ca = await makeCa(id, path.join(dir, 'ca'));
   const pgPort = await portFreeOnAll(ADDRESSES, [5432, 5433, 5434]);
   const restPort = await portFreeOnAll(ADDRESSES, [8008, 8009, 8010]);
   herd = await startPatroniHerd(id, dir, {
@@ -34,6 +36,7 @@ beforeAll(async () => {
     etcd: etcd.url,
     restUser: 'pgherd',
     restPassword: 'lab-rest-secret',
+    ca,
   });
 }, 240_000);
 
@@ -47,7 +50,7 @@ const h = () => {
   if (!herd) throw new Error('the Patroni herd did not start');
   return herd;
 };
-const access = (): PatroniAccess => ({ user: h().restUser, password: h().restPassword });
+const access = (): PatroniAccess => ({ user: h().restUser, password: h().restPassword, caFile: h().caFile });
 const url = (m: { address: string; pgPort: number }) => `postgres://postgres@${m.address}:${String(m.pgPort)}/postgres`;
 const failure = (p: Promise<unknown>) =>
   p.then(
@@ -57,7 +60,7 @@ const failure = (p: Promise<unknown>) =>
 
 describe("Patroni's REST API, through pgherd's client, on the lab's herd", () => {
   it('reads the cluster: its first member leading and the others streaming from it, as Postgres itself says', async () => {
-    const cluster = await getCluster(h().members[1]!.restUrl, null);
+    const cluster = await getCluster(h().members[1]!.restUrl, access());
     expect(cluster.members.map((m) => [m.name, m.role, m.timeline])).toEqual([
       ['patroni-1', 'leader', 1],
       ['patroni-2', 'replica', 1],
@@ -81,9 +84,34 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
       kind: 'credentials',
       message: `${member.restUrl}: Patroni refused the REST credentials (HTTP 401)`,
     });
-    // Writes without credentials are refused; the cluster's reads are open (as Patroni has them).
-    expect((await fetch(`${member.restUrl}/reload`, { method: 'POST' })).status).toBe(401);
-    const closed = `http://${member.address}:${String(await freePort(member.address))}`;
+    // Writes without credentials are refused by Patroni; the cluster's reads are open (as Patroni has them).
+    expect(await failure(reload(member.restUrl, { caFile: h().caFile }))).toEqual({
+      kind: 'credentials',
+      message: expect.stringMatching(/refused the REST credentials \(HTTP 401\)/),
+    });
+    // Its certificate checked: a CA that did not sign it refuses the member before any password is sent.
+    const otherCa = await makeCa(labIdentity(), path.join(dir, 'other-ca'), 'another CA');
+    expect(await failure(checkCredentials(member.restUrl, { ...access(), caFile: otherCa.caFile }))).toEqual({
+      kind: 'unreachable',
+      message: expect.stringMatching(/self[- ]signed certificate|unable to verify|certificate/i),
+    });
+    // A password is never sent over plain http: refused before connecting (a listener records what reached it).
+    const heard: string[] = [];
+    const { createServer } = await import('node:http');
+    const plain = createServer((req, res) => {
+      heard.push(req.headers.authorization ?? '(none)');
+      res.statusCode = 400;
+      res.end();
+    });
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+    const plainUrl = `http://127.0.0.1:${String((plain.address() as { port: number }).port)}`;
+    expect(await failure(checkCredentials(plainUrl, access()))).toEqual({
+      kind: 'credentials',
+      message: expect.stringMatching(/only over https/),
+    });
+    plain.close();
+    expect(heard).toEqual([]);
+    const closed = `https://${member.address}:${String(await freePort(member.address))}`;
     expect(await failure(checkCredentials(closed, access()))).toEqual({
       kind: 'unreachable',
       message: expect.stringMatching(/ECONNREFUSED/),
@@ -93,7 +121,6 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
       message: expect.stringMatching(/http or https/),
     });
     // Something else answering on the address: not taken for a cluster.
-    const { createServer } = await import('node:http');
     const stranger = createServer((_req, res) => res.end('{"hello":"world"}'));
     await new Promise<void>((r) => stranger.listen(0, '127.0.0.1', r));
     const port = (stranger.address() as { port: number }).port;
@@ -102,7 +129,7 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
       message: expect.stringMatching(/not Patroni's cluster view/),
     });
     stranger.close();
-    expect(leaderOf(await getCluster(member.restUrl, null))?.name).toBe('patroni-1');
+    expect(leaderOf(await getCluster(member.restUrl, access()))?.name).toBe('patroni-1');
   });
 
   it('pauses and resumes the cluster; reloads; restarts only a member Patroni marks pending', async () => {

@@ -1,6 +1,6 @@
 // Patroni's REST API, as pgherd speaks it (issue 18): GET /cluster read and validated, and the writes
-// (switchover, failover, restart, reload, reinitialize, pause/resume) with basic auth and, for an
-// https endpoint, the herd's CA. Every failure is a PatroniError that says what went wrong in words an
+// (switchover, failover, restart, reload, reinitialize, pause/resume) with basic auth, only over https
+// verified with the environment's CA (reads, which Patroni answers without credentials, may be http). Every failure is a PatroniError that says what went wrong in words an
 // operator can act on: the credentials, the endpoint, or Patroni's own refusal (its answer quoted).
 // Checked against Patroni 3.0.2 (Debian 12), patroni/api.py.
 import { readFileSync } from 'node:fs';
@@ -9,8 +9,9 @@ import https from 'node:https';
 import { z } from 'zod';
 
 export interface PatroniAccess {
-  user: string;
-  password: string;
+  /** Basic auth for the writes; absent: none sent (reads need none). */
+  user?: string;
+  password?: string;
   /** PEM file of the CA that signed the members' REST certificates (https endpoints). */
   caFile?: string | null;
 }
@@ -79,6 +80,15 @@ function request(
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     return Promise.reject(new PatroniError('unreachable', `${baseUrl}: Patroni's REST API is http or https`));
+  const credentials = access?.user !== undefined && access.password !== undefined ? `${access.user}:${access.password}` : null;
+  // As with Postgres (lib/ops/pg-access.ts): a password only goes where TLS verified who answers.
+  if (credentials && url.protocol !== 'https:')
+    return Promise.reject(
+      new PatroniError(
+        'credentials',
+        `${baseUrl}: pgherd sends Patroni's REST password only over https that verifies the member's certificate (give the member an https REST address)`,
+      ),
+    );
   const payload = body === undefined ? undefined : JSON.stringify(body);
   let ca: Buffer | undefined;
   if (url.protocol === 'https:' && access?.caFile) {
@@ -96,7 +106,7 @@ function request(
         headers: {
           accept: 'application/json',
           ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
-          ...(access ? { authorization: `Basic ${Buffer.from(`${access.user}:${access.password}`).toString('base64')}` } : {}),
+          ...(credentials ? { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` } : {}),
         },
         ...(ca ? { ca } : {}),
         timeout: timeoutMs,
@@ -137,7 +147,8 @@ function refusedUnlessOk(a: Answer, what: string, ok: number[]): Answer {
 
 /** GET /cluster of one member: every member as Patroni's DCS has it (what `patronictl list` shows). */
 export async function getCluster(restUrl: string, access: PatroniAccess | null): Promise<PatroniClusterView> {
-  const a = refusedUnlessOk(await request(restUrl, access, 'GET', '/cluster'), `GET ${restUrl}/cluster`, [200]);
+  // Patroni answers reads without credentials: none are sent (an http endpoint may be read too).
+  const a = refusedUnlessOk(await request(restUrl, { caFile: access?.caFile ?? null }, 'GET', '/cluster'), `GET ${restUrl}/cluster`, [200]);
   let json: unknown;
   try {
     json = JSON.parse(a.body);
