@@ -107,6 +107,9 @@ export const herds = pgTable(
     resizePostHook: text('resize_post_hook').notNull().default(''),
     hooksRunOn: hookHost('hooks_run_on').notNull().default('database'),
     hookTimeoutSeconds: integer('hook_timeout_seconds').notNull().default(300),
+    // A herd whose control driver is patroni: Patroni's name of its cluster (patroni.yml's scope); its
+    // members' REST addresses are on the instances (instances.patroni_url). Empty: not known yet.
+    patroniScope: text('patroni_scope').notNull().default(''),
     ...timestamps,
   },
   (t) => [
@@ -198,6 +201,8 @@ export const instances = pgTable(
     lagSeconds: real('lag_seconds'),
     pendingRestart: boolean('pending_restart').notNull().default(false),
     lastObservedAt: timestamp('last_observed_at', { withTimezone: true }),
+    // Its Patroni's REST address (https://host:8008) when its herd's control driver is patroni; empty: none.
+    patroniUrl: text('patroni_url').notNull().default(''),
     // Copies of its herd's environment and its server's site, kept by the database (a trigger sets them
     // on every insert and move, and follows a herd or server that moves): what the changelists filter
     // on without a join, and the cell of instance_counts the instance is counted in. Never written by
@@ -211,6 +216,8 @@ export const instances = pgTable(
   },
   (t) => [
     uniqueIndex('instances_server_port_key').on(t.serverId, t.port),
+    // An address, nothing else (no path, query or credentials in it): pgherd adds the endpoint's path.
+    check('instances_patroni_url_check', sql`patroni_url = '' OR patroni_url ~ '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$'`),
     index('instances_instance_type_idx').on(t.instanceType),
     index('instances_zone_idx').on(t.zone),
     // An environment's instances, and its worst lag first (both ways: its last page reads backwards).

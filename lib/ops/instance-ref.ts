@@ -41,6 +41,8 @@ export interface InstanceRef {
   herdSystemIdentifier: string | null;
   /** The herd's automation switch: a rule leaves a herd in maintenance alone. */
   herdAutomation: string;
+  /** Its Patroni's REST address, on a herd whose control driver is patroni ('' otherwise, or not known). */
+  patroniUrl: string;
   ssh: SshTarget;
 }
 
@@ -49,7 +51,7 @@ export const REF_SELECT = `
   SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS herd_id, h.name AS herd, e.name AS environment,
          e.id AS environment_id, s.id AS server_id, s.environment_id AS server_environment_id, se.name AS server_environment, s.hostname, s.address, s.site, i.port,
          coalesce(nullif(i.data_directory, ''), h.default_data_directory) AS data_directory,
-         i.pg_version, h.control_driver, i.role, i.observed_role, i.state, s.cloud_provider, s.cloud_region, s.cloud_instance_id, i.upstream_instance_id, i.lsn, i.lag_bytes, i.timeline, h.system_identifier, h.automation, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
+         i.pg_version, h.control_driver, i.role, i.observed_role, i.state, s.cloud_provider, s.cloud_region, s.cloud_instance_id, i.upstream_instance_id, i.lsn, i.lag_bytes, i.timeline, h.system_identifier, h.automation, i.patroni_url, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
   FROM instances i
   JOIN herds h ON h.id = i.herd_id
   JOIN environments e ON e.id = h.environment_id
@@ -97,6 +99,7 @@ export interface RefRow {
   timeline: number | null;
   system_identifier: string | null;
   automation: string;
+  patroni_url: string;
   ssh_port: number;
   ssh_user: string;
   ssh_host_key_fingerprint: string | null;
@@ -135,6 +138,7 @@ export function toRef(r: RefRow): InstanceRef {
     timeline: r.timeline,
     herdSystemIdentifier: r.system_identifier,
     herdAutomation: r.automation,
+    patroniUrl: r.patroni_url,
     ssh: { host, port: r.ssh_port, username: r.ssh_user, hostKeyFingerprint: r.ssh_host_key_fingerprint, serverId: r.server_id },
   };
 }

@@ -63,6 +63,21 @@ describe('PGHERD_PG_CONFIG', () => {
     expect(accessFor('qa', withDefault).postgres.user).toBe('observer');
   });
 
+  it("takes Patroni's REST credentials per environment: a user and a password (inline or from a file), a CA to verify the members with", () => {
+    const cfg = parse({
+      environments: {
+        production: { user: 'pgherd', patroni: { user: 'pgherd-rest', passwordFile: '/pw', caFile: '/ca.pem' } },
+        staging: { user: 'pgherd' },
+      },
+    });
+    expect(accessFor('production', cfg).patroni).toEqual({ user: 'pgherd-rest', password: 'secret', caFile: '/ca.pem' });
+    expect(accessFor('staging', cfg).patroni).toBeNull();
+    expect(() => parse({ default: { user: 'u', patroni: { user: 'rest' } } })).toThrow('default.patroni: give password or passwordFile');
+    expect(() => parse({ default: { user: 'u', patroni: { user: 'a:b', password: 'x' } } })).toThrow('no colon');
+    expect(() => parse({ default: { user: 'u', patroni: { user: 'r', password: 'x', caFile: 'ca.pem' } } })).toThrow('an absolute path');
+    expect(() => parse({ default: { user: 'u', patroni: { user: 'r', password: 'x', insecure: true } } })).toThrow('Unrecognized key');
+  });
+
   describe('without a file', () => {
     const saved = { ...process.env };
     afterEach(() => {

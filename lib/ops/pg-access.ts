@@ -43,6 +43,25 @@ function passwordRules<T extends { password?: string; passwordFile?: string; tls
 
 const poolerSchema = passwordRules(z.object({ ...secret, tls: tlsSchema.optional() }).strict());
 
+/**
+ * The REST API of the environment's Patroni members (issue 18): basic auth, sent only over https that
+ * verifies the member's certificate (against caFile, or the system's CAs).
+ */
+const patroniSchema = z
+  .object({
+    user: z
+      .string()
+      .min(1)
+      .max(256)
+      .refine(noControl, 'no control characters')
+      .refine((u) => !u.includes(':'), 'no colon (basic auth)'),
+    ...secret,
+    caFile: path.optional(),
+  })
+  .strict()
+  .refine((e) => !(e.password && e.passwordFile), 'give password or passwordFile, not both')
+  .refine((e) => e.password || e.passwordFile, 'give password or passwordFile');
+
 const entrySchema = passwordRules(
   z
     .object({
@@ -51,6 +70,7 @@ const entrySchema = passwordRules(
       tls: tlsSchema.optional(),
       /** PgBouncer's admin console on this environment's poolers (its user is the pooler's admin user). */
       pgbouncer: poolerSchema.optional(),
+      patroni: patroniSchema.optional(),
     })
     .strict(),
 );
@@ -75,6 +95,8 @@ export interface EnvironmentAccess {
   postgres: Access;
   /** The user comes from the pooler's registration (its admin user). */
   pgbouncer: Omit<Access, 'user'>;
+  /** Patroni's REST API on this environment's servers (null: none configured; Patroni herds are then read only). */
+  patroni: { user: string; password: string; caFile: string | null } | null;
 }
 
 export interface PgAccessConfig {
@@ -107,6 +129,7 @@ function toAccess(e: z.infer<typeof entrySchema>, read: Reader): EnvironmentAcce
     pgbouncer: e.pgbouncer
       ? { password: passwordOf(e.pgbouncer, read), tls: tlsOptions(e.pgbouncer.tls, read) }
       : { password: null, tls: null },
+    patroni: e.patroni ? { user: e.patroni.user, password: passwordOf(e.patroni, read) ?? '', caFile: e.patroni.caFile ?? null } : null,
   };
 }
 
@@ -143,7 +166,10 @@ function legacy(): PgAccessConfig {
     }
   }
   const user = process.env.PGHERD_PG_USER || 'postgres';
-  return { environments: new Map(), fallback: { postgres: { user, password: null, tls: null }, pgbouncer: { password: null, tls: null } } };
+  return {
+    environments: new Map(),
+    fallback: { postgres: { user, password: null, tls: null }, pgbouncer: { password: null, tls: null }, patroni: null },
+  };
 }
 
 let cached: { key: string; config: PgAccessConfig } | null = null;

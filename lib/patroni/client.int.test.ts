@@ -13,6 +13,8 @@ import { freePort, portFreeOnAll } from '@/lib/lab/ports';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, stopPid } from '@/lib/lab/proc';
 import { makeCa } from '@/lib/lab/tls';
+import { member as ref } from '@/lib/testing/refs';
+import { patroniNow } from './view';
 import { checkCredentials, getCluster, leaderOf, PatroniError, reload, restart, setPaused, switchover, type PatroniAccess } from './client';
 
 const execFileP = promisify(execFile);
@@ -150,6 +152,40 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
     await restart(replica!.restUrl, access(), { pendingOnly: false });
     expect(await started()).not.toBe(before);
     await waitCluster(h(), 'the restarted replica streaming again', (c) => c.members.find((m) => m.name === replica!.name)?.lag === 0);
+  });
+
+  it("matches Patroni's members to pgherd's instances, asking the next member when one does not answer", async () => {
+    const [one, two, three] = h().members;
+    const asRef = (m: typeof one, id: number, patroniUrl: string) =>
+      ref(id, id === 1 ? 'primary' : 'replica', {
+        address: m!.address,
+        host: m!.address,
+        port: m!.pgPort,
+        label: `${m!.name}:${String(m!.pgPort)}`,
+        patroniUrl,
+      });
+    const closed = `https://${one!.address}:${String(await freePort(one!.address))}`;
+    // pgherd knows the first two (the first with a dead REST address) and a fourth Patroni does not list.
+    const refs = [
+      asRef(one, 1, closed),
+      asRef(two, 2, two!.restUrl),
+      ref(4, 'replica', { address: '127.0.5.9', host: '127.0.5.9', patroniUrl: '' }),
+    ];
+    const now = await patroniNow(refs, access());
+    expect(now.askedOf).toBe(two!.restUrl);
+    expect(now.problems).toEqual([expect.stringMatching(/^patroni-1:\d+: .*ECONNREFUSED/)]);
+    expect(now.leader).toBe('patroni-1');
+    expect(now.paused).toBe(false);
+    expect(now.members.map((m) => [m.name, m.role, m.instanceId, m.lag === null ? 'leader' : typeof m.lag])).toEqual([
+      ['patroni-1', 'leader', 1, 'leader'],
+      ['patroni-2', 'replica', 2, 'number'],
+      ['patroni-3', 'replica', null, 'number'],
+    ]);
+    expect(now.members[2]!.label).toBe(`${three!.address}:${String(three!.pgPort)}`);
+    expect(now.unknownToPatroni).toEqual([{ instanceId: 4, label: 'db-4.example.com:5432' }]);
+    // Nobody answering: Patroni's view is empty, each member's reason kept.
+    const none = await patroniNow([asRef(one, 1, closed), ref(4, 'replica', { patroniUrl: '' })], access());
+    expect([none.askedOf, none.leader, none.members, none.problems.length]).toEqual([null, null, [], 1]);
   });
 
   it('switches over: the candidate leads, Postgres agrees, and patronictl lists it so', async () => {
