@@ -120,6 +120,22 @@ export const f = {
         'Enter a host name or an IP address (such as 10.0.0.5), or leave it empty.',
       )
       .default(''),
+  /** A REST API's address, nothing else (Patroni's: https://db-1.example.com:8008), or empty. */
+  restUrl: () =>
+    z
+      .string()
+      .trim()
+      .max(300, 'At most 300 characters.')
+      .refine((v) => {
+        if (v === '') return true;
+        const m = /^https?:\/\/([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?$/.exec(v);
+        return (
+          !!m &&
+          (HOST_NAME.test(m[1] ?? '') || isIP(m[1] ?? '') === 4) &&
+          (m[2] === undefined || (Number(m[2]) >= 1 && Number(m[2]) <= 65535))
+        );
+      }, 'Enter an address such as https://db-1.example.com:8008 (no path), or leave it empty.')
+      .default(''),
   /** An OS user name as useradd accepts it (an SSH login). */
   osUser: () =>
     z

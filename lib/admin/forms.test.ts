@@ -95,6 +95,25 @@ describe('form messages', () => {
     for (const sshUser of ['root;rm -rf /', 'a b', '-x', '$USER'])
       expect(messages('servers', { ...valid, address: '', sshUser }).sshUser, sshUser).toMatch(/user name/);
   });
+
+  it("take a member's Patroni REST address as an address alone, and a herd's Patroni scope as patroni.yml writes it", () => {
+    const member = { herdId: '1', serverId: '1', port: '5432', pgVersion: '15', role: 'replica', state: 'running' };
+    for (const patroniUrl of ['', 'https://db-1.example.com:8008', 'http://10.0.0.5:8008', 'https://db-1'])
+      expect(messages('instances', { ...member, patroniUrl }).patroniUrl, patroniUrl).toBeUndefined();
+    for (const patroniUrl of [
+      'https://db-1:8008/cluster',
+      'https://user:pw@db-1:8008',
+      'ftp://db-1',
+      'https://db-1:70000',
+      'https://db 1:8008',
+      'https://[::1]:8008',
+      'https://db-1:8008?x=1',
+    ])
+      expect(messages('instances', { ...member, patroniUrl }).patroniUrl, patroniUrl).toMatch(/^Enter an address such as https:/);
+    const herd = { environmentId: '1', name: 'h', defaultPort: '5432', pgVersion: '15', controlDriver: 'patroni', automation: 'enabled' };
+    expect(messages('herds', { ...herd, patroniScope: 'billing-main.v2' }).patroniScope).toBeUndefined();
+    expect(messages('herds', { ...herd, patroniScope: 'billing main' }).patroniScope).toMatch(/as in patroni.yml/);
+  });
 });
 
 describe('a model\u2019s form, derived from its table', () => {

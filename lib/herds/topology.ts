@@ -9,6 +9,7 @@ import type { InstanceRef } from '@/lib/ops/instance-ref';
 import { observe } from '@/lib/ops/observe';
 import { describePooler } from '@/lib/ops/pooler-steps';
 import { readPass, type Reading } from '@/lib/ops/refresher';
+import { patroniNow, type PatroniNow } from '@/lib/patroni/view';
 
 export interface MemberNow extends Reading {
   ref: InstanceRef;
@@ -23,12 +24,18 @@ export interface HerdNow {
   /** Each PgBouncer in front of the herd, with where its entries point now (SHOW DATABASES). */
   poolers: { label: string; configFile: string; now: string }[];
   operations: { id: number; action: string; status: string; requestedBy: string; createdAt: Date; targetStatus: string }[];
+  /** Patroni's view, on a herd whose control driver is patroni (null otherwise). */
+  patroni: PatroniNow | null;
 }
 
 export async function herdNow(db: Db, herdId: number): Promise<HerdNow | null> {
   const [herd] = await loadHerdRefs(db, [herdId]);
   if (!herd) return null;
-  const seen = await Promise.all(herd.members.map(async (r) => ({ r, o: await observe(r, 2000) })));
+  const underPatroni = herd.members.some((r) => r.controlDriver === 'patroni');
+  const [seen, patroni] = await Promise.all([
+    Promise.all(herd.members.map(async (r) => ({ r, o: await observe(r, 2000) }))),
+    underPatroni ? patroniNow(herd.members) : null,
+  ]);
   const readings = readPass(seen);
   const members: MemberNow[] = herd.members.map((ref) => {
     const reading = readings.get(ref.id);
@@ -59,5 +66,5 @@ export async function herdNow(db: Db, herdId: number): Promise<HerdNow | null> {
     .where(eq(operationTargets.herdId, herdId))
     .orderBy(desc(operationTargets.id))
     .limit(15);
-  return { herd, members, dns, poolers, operations: ops };
+  return { herd, members, dns, poolers, operations: ops, patroni };
 }

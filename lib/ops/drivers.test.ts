@@ -22,5 +22,7 @@ describe('control drivers', () => {
 
   it('refuses drivers it cannot run yet, by name', () => {
     expect(() => driverFor('systemd')).toThrow(/systemd is not supported yet/);
+    // Patroni's herds: never pg_ctl behind Patroni's back, and the refusal says why.
+    expect(() => driverFor('patroni')).toThrow(/^refused: Patroni runs this herd: pgherd does not run pg_ctl behind Patroni's back/);
   });
 });

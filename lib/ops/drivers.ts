@@ -71,8 +71,24 @@ export const pgCtlcluster: ControlDriver = {
   status: (t) => ['pg_ctlcluster', String(t.pgVersion), debianCluster(t.dataDirectory), 'status'],
 };
 
+/**
+ * A herd Patroni runs: pgherd never starts, stops, restarts or promotes its members behind Patroni's
+ * back (Patroni would start again what pgherd stopped, demote what it promoted, and might fail over
+ * while pgherd moves DNS). Refused with the reason; what Patroni allows goes through its REST API.
+ */
+export class PatroniOwnsError extends Refusal {
+  constructor() {
+    super(
+      'not-applicable',
+      "Patroni runs this herd: pgherd does not run pg_ctl behind Patroni's back (Patroni would undo it); its members are started, stopped and promoted by Patroni",
+    );
+    this.name = 'PatroniOwnsError';
+  }
+}
+
 export function driverFor(name: string): ControlDriver {
   if (name === 'pg_ctl') return pgCtl;
   if (name === 'pg_ctlcluster') return pgCtlcluster;
+  if (name === 'patroni') throw new PatroniOwnsError();
   throw new UnsupportedDriverError(name);
 }

@@ -14,6 +14,13 @@ import { query } from '@/lib/lab/postgres';
 import { labIdentity, stopPid } from '@/lib/lab/proc';
 import { makeCa } from '@/lib/lab/tls';
 import { member as ref } from '@/lib/testing/refs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { environments, herds, instances, servers } from '@/db/schema';
+import { herdNow } from '@/lib/herds/topology';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
+import { planOperation } from '@/lib/ops/plan';
+import { getAction } from '@/lib/ops/registry';
+import { freshDatabase } from '@/lib/testing/test-db';
 import { patroniNow } from './view';
 import { checkCredentials, getCluster, leaderOf, PatroniError, reload, restart, setPaused, switchover, type PatroniAccess } from './client';
 
@@ -186,6 +193,76 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
     // Nobody answering: Patroni's view is empty, each member's reason kept.
     const none = await patroniNow([asRef(one, 1, closed), ref(4, 'replica', { patroniUrl: '' })], access());
     expect([none.askedOf, none.leader, none.members, none.problems.length]).toEqual([null, null, [], 1]);
+  });
+
+  it("shows on the herd's page as Patroni has it, next to pgherd's own view of each member", async () => {
+    const t = await freshDatabase();
+    const saved = process.env.PGHERD_PG_CONFIG;
+    try {
+      // The environment's REST credentials and CA, beside the lab's own (its Postgres: trust on loopback, no TLS).
+      const config = JSON.parse(readFileSync(saved!, 'utf8')) as { environments: Record<string, unknown> };
+      config.environments['patroni-lab'] = {
+        user: 'postgres',
+        patroni: { user: h().restUser, password: h().restPassword, caFile: h().caFile },
+      };
+      const file = path.join(dir, 'pg-access.json');
+      writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
+      process.env.PGHERD_PG_CONFIG = file;
+      const [env] = await t.db.insert(environments).values({ name: 'patroni-lab' }).returning();
+      const [herd] = await t.db
+        .insert(herds)
+        .values({ environmentId: env!.id, name: 'pat', controlDriver: 'patroni', patroniScope: 'lab-patroni' })
+        .returning();
+      const ids: number[] = [];
+      for (const m of h().members) {
+        const [s] = await t.db
+          .insert(servers)
+          .values({ hostname: m.name, environmentId: env!.id, address: m.address, sshHostKeyFingerprint: `SHA256:${m.name}` })
+          .returning();
+        const [i] = await t.db
+          .insert(instances)
+          .values({
+            herdId: herd!.id,
+            serverId: s!.id,
+            port: m.pgPort,
+            role: m.name === 'patroni-1' ? 'primary' : 'replica',
+            state: 'running',
+            patroniUrl: m.restUrl,
+          })
+          .returning();
+        ids.push(i!.id);
+      }
+      const now = await herdNow(t.db, herd!.id);
+      expect(now!.patroni).toMatchObject({
+        askedOf: h().members[0]!.restUrl,
+        leader: 'patroni-1',
+        paused: false,
+        unknownToPatroni: [],
+        problems: [],
+      });
+      expect(now!.patroni!.members.map((m) => [m.name, m.role, m.instanceId])).toEqual([
+        ['patroni-1', 'leader', ids[0]],
+        ['patroni-2', 'replica', ids[1]],
+        ['patroni-3', 'replica', ids[2]],
+      ]);
+      // pg_ctl behind Patroni's back: refused target by target, saying why.
+      for (const name of ['stop', 'start', 'restart', 'promote']) {
+        const plan = await planOperation(t.db, SYSTEM_ACCESS, getAction(name)!, ids, {}, null);
+        expect(
+          plan.targets.map((x) => x.refused),
+          name,
+        ).toEqual(ids.map(() => expect.stringMatching(/^Patroni runs this herd: pgherd does not run pg_ctl behind Patroni's back/)));
+      }
+      // pgherd's own view of the same members, observed on Postgres.
+      expect(now!.members.map((m) => [m.ref.id, m.role])).toEqual([
+        [ids[0], 'primary'],
+        [ids[1], 'replica'],
+        [ids[2], 'replica'],
+      ]);
+    } finally {
+      process.env.PGHERD_PG_CONFIG = saved;
+      await t.close();
+    }
   });
 
   it('switches over: the candidate leads, Postgres agrees, and patronictl lists it so', async () => {

@@ -103,6 +103,16 @@ export const herdsAdmin = defineAdmin({
       schema: f.text(253),
     },
     automation: { label: 'Automation', help: 'maintenance: pgherd plans no automatic action on this herd.' },
+    patroniScope: {
+      label: 'Patroni scope',
+      help: 'With the Patroni control driver: the cluster\u2019s scope in patroni.yml. Its members\u2019 REST addresses are on their instances.',
+      schema: z
+        .string()
+        .trim()
+        .max(100, 'At most 100 characters.')
+        .regex(/^[A-Za-z0-9._-]*$/, 'Letters, digits and . _ - only, as in patroni.yml.')
+        .default(''),
+    },
     resizePreHook: {
       label: 'Pre-resize hook',
       help: 'Absolute path of an executable in the worker\u2019s PGHERD_HOOK_DIR, run before a member is stopped for a resize (its arguments: README, "Resize hooks"). A failure stops the resize before anything is stopped.',

@@ -119,6 +119,11 @@ export const instancesAdmin: Model = defineAdmin({
     pgVersion: { label: 'PostgreSQL major version', schema: f.int(9, 30) },
     role: { label: 'Role', help: 'Observed role; the state refresher and the agent keep it current.' },
     state: { label: 'State' },
+    patroniUrl: {
+      label: 'Patroni REST address',
+      help: 'On a herd run by Patroni: this member\u2019s Patroni REST API, https://host:8008 (the credentials are the environment\u2019s, in PGHERD_PG_CONFIG).',
+      schema: f.restUrl(),
+    },
     upstreamInstanceId: {
       label: 'Upstream instance id',
       help: 'For a replica: the instance it streams from.',

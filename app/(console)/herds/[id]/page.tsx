@@ -10,6 +10,7 @@ import { can, demand, environmentsWith } from '@/lib/auth/access';
 import { herdNow } from '@/lib/herds/topology';
 import { FleetHealth } from '@/components/fleet/fleet-health';
 import { fleetHealth } from '@/lib/agent/health';
+import { PatroniPanel } from '@/components/herds/patroni-panel';
 
 export const dynamic = 'force-dynamic';
 
@@ -20,7 +21,7 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
   const now = id === null ? null : await herdNow(getDb(), id);
   if (!now) notFound();
   await orDeny(() => demand(getDb(), access, 'viewer', 'This herd', [now.herd.environmentId]));
-  const { herd, members, dns, poolers, operations } = now;
+  const { herd, members, dns, poolers, operations, patroni } = now;
   const health = await fleetHealth(getDb(), environmentsWith(access, 'viewer'), { herdId: herd.id });
   const primaries = members.filter((m) => m.role === 'primary');
   return (
@@ -87,6 +88,8 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
           ))}
         </tbody>
       </table>
+
+      {patroni && <PatroniPanel patroni={patroni} />}
 
       <h2>DNS</h2>
       {dns.length === 0 ? (

@@ -1,0 +1,79 @@
+// Patroni's view of a herd next to pgherd's (issue 18), as `patronictl list` shows it: the DCS lock
+// holder, each member's Patroni role, state, timeline, lag and pending restart, and whether the cluster
+// is paused (no automatic failover while it is).
+import Link from 'next/link';
+import { formatBytes } from '@/lib/format/units';
+import type { PatroniNow } from '@/lib/patroni/view';
+
+export function PatroniPanel({ patroni }: { patroni: PatroniNow }) {
+  return (
+    <section data-testid="patroni">
+      <h2>Patroni</h2>
+      {patroni.askedOf === null ? (
+        <p className="errornote" role="alert">
+          No member&apos;s Patroni answered: {patroni.problems.join('; ')}
+        </p>
+      ) : (
+        <>
+          <p>
+            Leader (the DCS lock): <strong data-col="leader">{patroni.leader ?? 'nobody holds it'}</strong>
+            {patroni.paused && (
+              <>
+                {' '}
+                <strong className="warn" data-col="paused">
+                  paused: Patroni will not fail over on its own
+                </strong>
+              </>
+            )}
+            {patroni.scheduledSwitchover && (
+              <>
+                {' '}
+                · switchover scheduled at {patroni.scheduledSwitchover.at}
+                {patroni.scheduledSwitchover.to ? ` to ${patroni.scheduledSwitchover.to}` : ''}
+              </>
+            )}{' '}
+            <span className="help">(asked of {patroni.askedOf})</span>
+          </p>
+          <table className="result-list" data-testid="patroni-members">
+            <thead>
+              <tr>
+                <th scope="col">Patroni member</th>
+                <th scope="col">pgherd instance</th>
+                <th scope="col">Role</th>
+                <th scope="col">State</th>
+                <th scope="col">TL</th>
+                <th scope="col">Lag</th>
+                <th scope="col">Pending restart</th>
+              </tr>
+            </thead>
+            <tbody>
+              {patroni.members.map((m) => (
+                <tr key={m.name} data-patroni-member={m.name}>
+                  <td>{m.name}</td>
+                  <td>
+                    {m.instanceId === null ? (
+                      <span className="warn">{m.label} (not in pgherd&apos;s inventory)</span>
+                    ) : (
+                      <Link prefetch={false} href={`/admin/instances/${m.instanceId}`}>
+                        {m.label}
+                      </Link>
+                    )}
+                  </td>
+                  <td data-col="role">{m.role}</td>
+                  <td data-col="state">{m.state}</td>
+                  <td>{m.timeline ?? ''}</td>
+                  <td>{m.lag === null ? '' : m.lag === 'unknown' ? 'unknown' : formatBytes(m.lag)}</td>
+                  <td>{m.pendingRestart ? 'yes' : ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {patroni.unknownToPatroni.length > 0 && (
+            <p className="warn">Not in Patroni&apos;s cluster: {patroni.unknownToPatroni.map((u) => u.label).join(', ')}.</p>
+          )}
+          {patroni.problems.length > 0 && <p className="help">Did not answer: {patroni.problems.join('; ')}</p>}
+        </>
+      )}
+    </section>
+  );
+}
