@@ -3,6 +3,7 @@
 // each with the words the confirmation page shows. The page shows that list; the worker runs the same
 // list, made again when the target starts. Values one step finds and later ones use (a candidate
 // chosen when the failover runs) live in the action's typed state, made fresh for each run.
+import { driverFor } from './drivers';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
 import type { Role } from '@/db/types';
@@ -137,6 +138,18 @@ interface ActionMeta {
    * new plan says. For actions whose confirmation page shows what the user agreed to pay or run.
    */
   runsAsConfirmed?: boolean;
+  /**
+   * It may run on a herd Patroni runs: it acts there through Patroni's REST API (its plan says what
+   * Patroni is asked), or starts, stops and promotes nothing (Check SSH, Refresh DNS). Every other
+   * action is refused there: pgherd never runs pg_ctl behind Patroni's back.
+   */
+  onPatroniHerds?: boolean;
+}
+
+/** Refuses (throws a Refusal) a target whose control driver `action` cannot act through. */
+export function checkDriver(action: { onPatroniHerds?: boolean }, controlDriver: string): void {
+  if (controlDriver === 'patroni' && action.onPatroniHerds) return;
+  driverFor(controlDriver);
 }
 
 /** Why `action` may not run on these servers (one without a pinned SSH host key), or undefined. */

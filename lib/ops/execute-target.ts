@@ -6,10 +6,9 @@ import { coalescer, type Coalescer } from './coalesce';
 import { operationSteps, operationTargets } from '@/db/schema';
 import type { SshPool } from '@/lib/ssh/ssh-client';
 import { dbRecorder, STEP_END_COLUMNS, STEP_END_CONFLICT, storable, type DbRecorder, type StepEnd } from './db-recorder';
-import { herdServers, isHerdAction, unpinnedRefusal, type ActionDeps, type ActionParams, type AnyAction } from './define-action';
+import { checkDriver, herdServers, isHerdAction, unpinnedRefusal, type ActionDeps, type ActionParams, type AnyAction } from './define-action';
 import { loadHerdRefs } from './herd-ref';
 import type { Step } from './pipeline';
-import { driverFor } from './drivers';
 import { instanceWithHerd, loadInstanceWithHerd } from './instance-ref';
 import { claimTarget, gate, heartbeat, LeaseLostError, LeaseUnconfirmedError, leaseTtlMs, releaseLease, type ClaimedTarget } from './lease';
 import { errorText } from './errors';
@@ -307,7 +306,10 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId
     if (unpinned) return unpinned;
     const prepared = await preparedFor(db, action, [herd], params);
     if (prepared instanceof Refusal) return prepared;
-    return guarded(() => action.steps(herd, deps, { params, prepared }, confirmedOf(action, target)));
+    return guarded(() => {
+      for (const m of herd.members) checkDriver(action, m.controlDriver);
+      return action.steps(herd, deps, { params, prepared }, confirmedOf(action, target));
+    });
   }
   // Read by the claim; read again only when the claim found nothing (the instance is gone, as far as it saw).
   const loaded =
@@ -322,7 +324,7 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId
   const prepared = await preparedFor(db, action, [loaded.ref], params);
   if (prepared instanceof Refusal) return prepared;
   return guarded(() => {
-    driverFor(loaded.ref.controlDriver);
+    checkDriver(action, loaded.ref.controlDriver);
     return action.steps(loaded.ref, deps, { members: loaded.members, params, prepared }, confirmedOf(action, target));
   });
 }

@@ -5,6 +5,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Db } from '@/db/client';
 import { demand, type Access } from '@/lib/auth/access';
 import {
+  checkDriver,
   herdServers,
   isHerdAction,
   parseParams,
@@ -14,7 +15,6 @@ import {
   type TargetPlan,
 } from './define-action';
 import { loadHerdRefs, type HerdRef } from './herd-ref';
-import { driverFor } from './drivers';
 import { Refusal } from './refusal';
 import { loadInstancesWithHerds, type InstanceRef } from './instance-ref';
 import { canaryProblem, wavesOf, WavesError, type WaveSpec } from './waves';
@@ -225,6 +225,7 @@ export async function planFrom(
     const prepared = action.prepare ? await prepareAll(() => action.prepare?.(herds, params, db)) : undefined;
     targets = herds.map((h) => ({
       ...planTarget(herdServers(h), action, () => {
+        for (const m of h.members) checkDriver(action, m.controlDriver); // as for instances: before anything else
         if (prepared instanceof Refusal) throw prepared;
         return action.plan(h, { params, prepared });
       }),
@@ -257,7 +258,7 @@ export async function planFrom(
     const prepared = action.prepare ? await prepareAll(() => action.prepare?.(refs, params, db)) : undefined;
     targets = refs.map((r) => ({
       ...planTarget([{ name: r.hostname, ssh: r.ssh }], action, () => {
-        driverFor(r.controlDriver); // refuses drivers pgherd cannot run, before anything else
+        checkDriver(action, r.controlDriver); // refuses drivers pgherd cannot act through, before anything else
         if (prepared instanceof Refusal) throw prepared;
         return action.plan(r, { members: members.get(r.herdId) ?? [r], params, prepared });
       }),

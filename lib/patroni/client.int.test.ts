@@ -20,7 +20,11 @@ import { herdNow } from '@/lib/herds/topology';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 import { planOperation } from '@/lib/ops/plan';
 import { getAction } from '@/lib/ops/registry';
-import { freshDatabase } from '@/lib/testing/test-db';
+import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import { runAction } from '@/lib/testing/run-action';
+import { SshPool } from '@/lib/ssh/ssh-client';
+import { reloadAction } from '@/lib/ops/actions/reload.action';
+import { restartAction } from '@/lib/ops/actions/restart.action';
 import { patroniNow } from './view';
 import { checkCredentials, getCluster, leaderOf, PatroniError, reload, restart, setPaused, switchover, type PatroniAccess } from './client';
 
@@ -50,10 +54,58 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
+  if (inv) {
+    process.env.PGHERD_PG_CONFIG = inv.savedConfig;
+    await inv.t.close();
+  }
   if (herd) await stopPatroniHerd(herd);
   if (etcd) await stopPid(etcd.pid, 'SIGTERM');
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 120_000);
+
+let inv: { t: TestDb; herdId: number; ids: number[]; savedConfig: string | undefined } | null = null;
+
+/** pgherd's inventory of the Patroni herd, in a database of this file's own (made once). */
+async function inventory() {
+  if (inv) return inv;
+  const t = await freshDatabase();
+  const savedConfig = process.env.PGHERD_PG_CONFIG;
+  // The environment's REST credentials and CA, beside the lab's own (its Postgres: trust on loopback, no TLS).
+  const config = JSON.parse(readFileSync(savedConfig!, 'utf8')) as { environments: Record<string, unknown> };
+  config.environments['patroni-lab'] = {
+    user: 'postgres',
+    patroni: { user: h().restUser, password: h().restPassword, caFile: h().caFile },
+  };
+  const file = path.join(dir, 'pg-access.json');
+  writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
+  process.env.PGHERD_PG_CONFIG = file;
+  const [env] = await t.db.insert(environments).values({ name: 'patroni-lab' }).returning();
+  const [herd] = await t.db
+    .insert(herds)
+    .values({ environmentId: env!.id, name: 'pat', controlDriver: 'patroni', patroniScope: 'lab-patroni' })
+    .returning();
+  const ids: number[] = [];
+  for (const m of h().members) {
+    const [s] = await t.db
+      .insert(servers)
+      .values({ hostname: m.name, environmentId: env!.id, address: m.address, sshHostKeyFingerprint: `SHA256:${m.name}` })
+      .returning();
+    const [i] = await t.db
+      .insert(instances)
+      .values({
+        herdId: herd!.id,
+        serverId: s!.id,
+        port: m.pgPort,
+        role: m.name === 'patroni-1' ? 'primary' : 'replica',
+        state: 'running',
+        patroniUrl: m.restUrl,
+      })
+      .returning();
+    ids.push(i!.id);
+  }
+  inv = { t, herdId: herd!.id, ids, savedConfig };
+  return inv;
+}
 
 const h = () => {
   if (!herd) throw new Error('the Patroni herd did not start');
@@ -195,73 +247,97 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
     expect([none.askedOf, none.leader, none.members, none.problems.length]).toEqual([null, null, [], 1]);
   });
 
-  it("shows on the herd's page as Patroni has it, next to pgherd's own view of each member", async () => {
-    const t = await freshDatabase();
-    const saved = process.env.PGHERD_PG_CONFIG;
+  it("shows on the herd's page as Patroni has it, next to pgherd's own view of each member; pg_ctl is refused", async () => {
+    const { t, herdId, ids } = await inventory();
+    const now = await herdNow(t.db, herdId);
+    expect(now!.patroni).toMatchObject({
+      askedOf: h().members[0]!.restUrl,
+      leader: 'patroni-1',
+      paused: false,
+      unknownToPatroni: [],
+      problems: [],
+    });
+    expect(now!.patroni!.members.map((m) => [m.name, m.role, m.instanceId])).toEqual([
+      ['patroni-1', 'leader', ids[0]],
+      ['patroni-2', 'replica', ids[1]],
+      ['patroni-3', 'replica', ids[2]],
+    ]);
+    // pgherd's own view of the same members, observed on Postgres.
+    expect(now!.members.map((m) => [m.ref.id, m.role])).toEqual([
+      [ids[0], 'primary'],
+      [ids[1], 'replica'],
+      [ids[2], 'replica'],
+    ]);
+    // pg_ctl behind Patroni's back: refused target by target, saying why; a herd action that stops members too.
+    const patroniOwns = /^Patroni runs this herd: pgherd does not run pg_ctl behind Patroni's back/;
+    for (const name of ['stop', 'start', 'promote']) {
+      const plan = await planOperation(t.db, SYSTEM_ACCESS, getAction(name)!, ids, {}, null);
+      expect(
+        plan.targets.map((x) => x.refused),
+        name,
+      ).toEqual(ids.map(() => expect.stringMatching(patroniOwns)));
+    }
+    const switchoverPlan = await planOperation(t.db, SYSTEM_ACCESS, getAction('switchover')!, [herdId], {}, null);
+    expect(switchoverPlan.targets[0]!.refused).toMatch(patroniOwns);
+    // Restart and reload plan what Patroni will be asked, after a pre-flight that changes nothing.
+    const restartPlan = await planOperation(t.db, SYSTEM_ACCESS, getAction('restart')!, [ids[1]!], { pendingOnly: true }, null);
+    expect(restartPlan.targets[0]!.steps).toEqual([
+      `check that ${h().members[1]!.restUrl} answers and takes pgherd's credentials (changes nothing)`,
+      'read the postmaster start time (it must be running: use start otherwise)',
+      'ask Patroni to restart it (POST /restart, only if Patroni marks a restart pending)',
+      'wait until the postmaster start time has moved',
+      'record what it is now in the inventory',
+    ]);
+  });
+
+  it('reloads and restarts through Patroni: only a member Patroni marks pending when asked so; bad credentials change nothing', async () => {
+    const { t, ids } = await inventory();
+    const [, two, three] = h().members;
+    const loaded = async (m: typeof two) => (await query<{ t: string }>(url(m!), 'SELECT pg_conf_load_time()::text AS t'))[0]!.t;
+    const started = async (m: typeof two) => (await query<{ t: string }>(url(m!), 'SELECT pg_postmaster_start_time()::text AS t'))[0]!.t;
+    const ssh = new SshPool({ privateKey: readFileSync(t.lab.ssh!.privateKeyPath) });
     try {
-      // The environment's REST credentials and CA, beside the lab's own (its Postgres: trust on loopback, no TLS).
-      const config = JSON.parse(readFileSync(saved!, 'utf8')) as { environments: Record<string, unknown> };
-      config.environments['patroni-lab'] = {
-        user: 'postgres',
-        patroni: { user: h().restUser, password: h().restPassword, caFile: h().caFile },
-      };
-      const file = path.join(dir, 'pg-access.json');
-      writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
-      process.env.PGHERD_PG_CONFIG = file;
-      const [env] = await t.db.insert(environments).values({ name: 'patroni-lab' }).returning();
-      const [herd] = await t.db
-        .insert(herds)
-        .values({ environmentId: env!.id, name: 'pat', controlDriver: 'patroni', patroniScope: 'lab-patroni' })
-        .returning();
-      const ids: number[] = [];
-      for (const m of h().members) {
-        const [s] = await t.db
-          .insert(servers)
-          .values({ hostname: m.name, environmentId: env!.id, address: m.address, sshHostKeyFingerprint: `SHA256:${m.name}` })
-          .returning();
-        const [i] = await t.db
-          .insert(instances)
-          .values({
-            herdId: herd!.id,
-            serverId: s!.id,
-            port: m.pgPort,
-            role: m.name === 'patroni-1' ? 'primary' : 'replica',
-            state: 'running',
-            patroniUrl: m.restUrl,
-          })
-          .returning();
-        ids.push(i!.id);
+      // Reload: Patroni asked, and Postgres's configuration load time moved.
+      const before = await loaded(two);
+      const reloaded = await runAction(t.db, ssh, reloadAction, ids[1]!);
+      expect(reloaded.res.error).toBeUndefined();
+      expect(reloaded.steps.find((x) => x.name === 'reload')!.stdoutTail).toBe('Patroni answered: reload scheduled');
+      expect(await loaded(two)).not.toBe(before);
+      // Only if pending, nothing pending: left alone, the postmaster the same one.
+      const first = await started(three);
+      const idle = await runAction(t.db, ssh, restartAction, ids[2]!, { pendingOnly: true });
+      expect(idle.res.error).toBeUndefined();
+      expect(idle.steps.find((x) => x.name === 'restart')!.stdoutTail).toBe(
+        'Patroni answered: Patroni marks no restart pending: left alone',
+      );
+      expect(await started(three)).toBe(first);
+      // A setting that needs a restart, on patroni-3 alone: Patroni marks it pending, and the restart happens.
+      await query(url(three!), "ALTER SYSTEM SET shared_buffers = '17MB'");
+      await reload(three!.restUrl, access());
+      await waitCluster(h(), 'patroni-3 pending a restart', (c) => c.members.find((m) => m.name === 'patroni-3')?.pending_restart === true);
+      const pending = await runAction(t.db, ssh, restartAction, ids[2]!, { pendingOnly: true });
+      expect(pending.res.error).toBeUndefined();
+      expect(await started(three)).not.toBe(first);
+      expect((await query<{ v: string }>(url(three!), "SELECT current_setting('shared_buffers') AS v"))[0]!.v).toBe('17MB');
+      await waitCluster(h(), 'patroni-3 streaming again', (c) => c.members.find((m) => m.name === 'patroni-3')?.lag === 0);
+      // Bad credentials: the pre-flight fails with the reason, and nothing is changed.
+      const saved = process.env.PGHERD_PG_CONFIG!;
+      const config = JSON.parse(readFileSync(saved, 'utf8')) as { environments: Record<string, { patroni: { password: string } }> };
+      config.environments['patroni-lab']!.patroni.password = 'wrong';
+      const wrong = path.join(dir, 'pg-access-wrong.json');
+      writeFileSync(wrong, JSON.stringify(config), { mode: 0o600 });
+      process.env.PGHERD_PG_CONFIG = wrong;
+      try {
+        const again = await started(three);
+        const refused = await runAction(t.db, ssh, restartAction, ids[2]!);
+        expect(refused.res.error?.message).toMatch(/pre-flight: .*Patroni refused the REST credentials \(HTTP 401\); nothing was changed/);
+        expect(refused.steps.map((x) => x.name)).toEqual(["check Patroni's REST API"]);
+        expect(await started(three)).toBe(again);
+      } finally {
+        process.env.PGHERD_PG_CONFIG = saved;
       }
-      const now = await herdNow(t.db, herd!.id);
-      expect(now!.patroni).toMatchObject({
-        askedOf: h().members[0]!.restUrl,
-        leader: 'patroni-1',
-        paused: false,
-        unknownToPatroni: [],
-        problems: [],
-      });
-      expect(now!.patroni!.members.map((m) => [m.name, m.role, m.instanceId])).toEqual([
-        ['patroni-1', 'leader', ids[0]],
-        ['patroni-2', 'replica', ids[1]],
-        ['patroni-3', 'replica', ids[2]],
-      ]);
-      // pg_ctl behind Patroni's back: refused target by target, saying why.
-      for (const name of ['stop', 'start', 'restart', 'promote']) {
-        const plan = await planOperation(t.db, SYSTEM_ACCESS, getAction(name)!, ids, {}, null);
-        expect(
-          plan.targets.map((x) => x.refused),
-          name,
-        ).toEqual(ids.map(() => expect.stringMatching(/^Patroni runs this herd: pgherd does not run pg_ctl behind Patroni's back/)));
-      }
-      // pgherd's own view of the same members, observed on Postgres.
-      expect(now!.members.map((m) => [m.ref.id, m.role])).toEqual([
-        [ids[0], 'primary'],
-        [ids[1], 'replica'],
-        [ids[2], 'replica'],
-      ]);
     } finally {
-      process.env.PGHERD_PG_CONFIG = saved;
-      await t.close();
+      await ssh.close();
     }
   });
 

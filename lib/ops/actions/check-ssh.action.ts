@@ -13,6 +13,7 @@ export const checkSshAction = defineAction({
   // Trusting a host key is an admin's act.
   permission: 'admin',
   pinsHostKey: true,
+  onPatroniHerds: true, // it reads the host key: nothing of Postgres
   dangerous: false,
   plan: (t) => ({
     steps: [

@@ -93,6 +93,32 @@ describe('instance actions on the lab', () => {
     expect(after!.t.getTime()).toBeGreaterThan(before!.t.getTime());
   });
 
+  it('restart only if pending: left alone while no setting waits for one, restarted once one does', async () => {
+    const r = refs.replica;
+    const startedAt = async () => (await query<{ t: Date }>(dsn(r!), 'SELECT pg_postmaster_start_time() AS t'))[0]!.t.getTime();
+    const before = await startedAt();
+    const idle = await runAction(t.db, ssh, restartAction, r!.id, { pendingOnly: true });
+    expect(idle.res.error).toBeUndefined();
+    expect(idle.steps.find((x) => x.name === 'restart')!.stdoutTail).toBe('skipped: no setting waits for a restart: left alone');
+    expect(await startedAt()).toBe(before);
+    await query(dsn(r!), 'ALTER SYSTEM SET max_wal_senders = 11');
+    await query(dsn(r!), 'SELECT pg_reload_conf()');
+    await expect
+      .poll(
+        async () =>
+          (await query<{ p: boolean }>(dsn(r!), "SELECT pending_restart AS p FROM pg_settings WHERE name = 'max_wal_senders'"))[0]!.p,
+      )
+      .toBe(true);
+    try {
+      const pending = await runAction(t.db, ssh, restartAction, r!.id, { pendingOnly: true });
+      expect(pending.res.error).toBeUndefined();
+      expect(await startedAt()).toBeGreaterThan(before);
+    } finally {
+      await query(dsn(r!), 'ALTER SYSTEM RESET max_wal_senders');
+      await query(dsn(r!), 'SELECT pg_reload_conf()');
+    }
+  });
+
   it('reload: a setting changed on disk takes effect', async () => {
     const r = refs.primary;
     await query(dsn(r!), `ALTER SYSTEM SET work_mem = '7MB'`);

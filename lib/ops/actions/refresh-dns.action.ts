@@ -16,6 +16,7 @@ export const refreshDnsAction = defineHerdAction({
   // Changing DNS is an admin's act, here as in a switchover or failover.
   permission: 'admin',
   dangerous: false,
+  onPatroniHerds: true, // DNS only: it starts, stops and promotes nothing
   state: (): RefreshDnsState => ({}),
   plan: (h) => {
     if (!h.dns.length) return refuse('not-applicable', 'the herd has no DNS records');

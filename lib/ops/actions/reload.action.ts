@@ -1,3 +1,5 @@
+import { patroniCallStep, patroniPreflightStep } from '@/lib/patroni/steps';
+import { reload as patroniReload } from '@/lib/patroni/client';
 import { defineAction } from '../define-action';
 import { observe, waitObserved, type Observed } from '../observe';
 import { refreshStep, sshControlStep } from './control-steps';
@@ -12,9 +14,12 @@ export const reloadAction = defineAction({
   label: 'Reload configuration',
   permission: 'operator',
   dangerous: false,
+  // On a Patroni herd: Patroni's POST /reload (it reloads its configuration and Postgres's).
+  onPatroniHerds: true,
   state: (): ReloadState => ({}),
   plan: (t) => ({
     steps: [
+      ...(t.controlDriver === 'patroni' ? [patroniPreflightStep<ReloadState>(t)] : []),
       {
         name: 'read the configuration load time',
         says: 'read pg_conf_load_time() (it must be running)',
@@ -26,7 +31,9 @@ export const reloadAction = defineAction({
           x.state.before = o.confLoadTime;
         },
       },
-      sshControlStep(t, 'reload', 'reload'),
+      t.controlDriver === 'patroni'
+        ? patroniCallStep<ReloadState>(t, 'reload', 'ask Patroni to reload (POST /reload)', (url, access) => patroniReload(url, access))
+        : sshControlStep(t, 'reload', 'reload'),
       {
         name: 'wait until the configuration is reloaded',
         says: 'wait until pg_conf_load_time() has moved',

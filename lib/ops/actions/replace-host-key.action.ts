@@ -32,6 +32,7 @@ export const replaceHostKeyAction = defineAction({
   // Deciding which key a host is trusted by is an admin's act, and typed: a wrong key is a way in.
   permission: 'admin',
   pinsHostKey: true,
+  onPatroniHerds: true, // it reads the host key: nothing of Postgres
   dangerous: true,
   params: {
     schema: replaceHostKeyParams,

@@ -1,4 +1,7 @@
-import { commonWarnings, defineAction } from '../define-action';
+import { z } from 'zod';
+import { PatroniError, restart as patroniRestart } from '@/lib/patroni/client';
+import { patroniCallStep, patroniPreflightStep } from '@/lib/patroni/steps';
+import { commonWarnings, defineAction, flagParam } from '../define-action';
 import { observe, waitObserved, type Observed } from '../observe';
 import { refuse } from '../refusal';
 import { refreshStep, sshControlStep } from './control-steps';
@@ -6,6 +9,8 @@ import { refreshStep, sshControlStep } from './control-steps';
 interface RestartState {
   before?: Date;
   after?: Observed;
+  /** Why it was left alone (only a pending restart was asked for, and none is). */
+  leftAlone?: string;
 }
 
 export const restartAction = defineAction({
@@ -13,11 +18,28 @@ export const restartAction = defineAction({
   label: 'Restart',
   permission: 'operator',
   dangerous: true,
+  // On a Patroni herd: Patroni's POST /restart (the postmaster start time is still what tells it happened).
+  onPatroniHerds: true,
+  params: {
+    schema: z.object({ pendingOnly: flagParam() }).strict(),
+    fields: [
+      {
+        name: 'pendingOnly',
+        label: 'Only if a restart is pending',
+        kind: 'flag',
+        emptyLabel: 'restart every ticked instance',
+        help: 'Restart only the instances whose settings wait for a restart (pending_restart; on a Patroni herd, the members Patroni marks so); the others are left alone, and say so.',
+      },
+    ],
+  },
   state: (): RestartState => ({}),
-  plan: (t) => {
+  plan: (t, { params }) => {
     if (t.state === 'fenced') return refuse('not-applicable', 'fenced after a failover: rebuild it before starting it again');
+    const pendingOnly = params.pendingOnly === true;
+    const patroni = t.controlDriver === 'patroni';
     return {
       steps: [
+        ...(patroni ? [patroniPreflightStep<RestartState>(t)] : []),
         {
           name: 'read the postmaster start time',
           says: 'read the postmaster start time (it must be running: use start otherwise)',
@@ -28,9 +50,29 @@ export const restartAction = defineAction({
             if (!o.startTime) throw new Error(`${t.label} did not say when its postmaster started`);
             x.state.before = o.startTime;
             x.note({ stdout: `started at ${o.startTime.toISOString()}` });
+            // Patroni decides what is pending on its herds (below); elsewhere, Postgres says.
+            if (pendingOnly && !patroni && !o.pendingRestart) x.state.leftAlone = 'no setting waits for a restart: left alone';
           },
         },
-        sshControlStep(t, 'restart', 'restart'),
+        patroni
+          ? patroniCallStep<RestartState>(
+              t,
+              'restart',
+              `ask Patroni to restart it (POST /restart${pendingOnly ? ', only if Patroni marks a restart pending' : ''})`,
+              async (url, access, state) => {
+                try {
+                  return await patroniRestart(url, access, { pendingOnly });
+                } catch (err) {
+                  // Patroni's words when nothing is pending: the member is left alone, as asked.
+                  if (pendingOnly && err instanceof PatroniError && /restart conditions are not satisfied/.test(err.message)) {
+                    state.leftAlone = 'Patroni marks no restart pending: left alone';
+                    return state.leftAlone;
+                  }
+                  throw err;
+                }
+              },
+            )
+          : sshControlStep<RestartState>(t, 'restart', 'restart', (state) => state.leftAlone ?? false),
         {
           name: 'wait until restarted',
           says: 'wait until the postmaster start time has moved',
@@ -38,6 +80,10 @@ export const restartAction = defineAction({
           run: async (x) => {
             const { before } = x.state;
             if (!before) throw new Error('the start time before the restart was not read');
+            if (x.state.leftAlone) {
+              x.note({ stdout: x.state.leftAlone });
+              return;
+            }
             const after = await waitObserved(t, 'restarted', (o) => o.reachable && !!o.startTime && o.startTime > before, {
               signal: x.signal,
             });
