@@ -8,6 +8,7 @@ import { promoteAction } from './actions/promote.action';
 import { remasterAction } from './actions/remaster.action';
 import { rebuildAction } from './actions/rebuild.action';
 import { refreshDnsAction } from './actions/refresh-dns.action';
+import { patroniPauseAction, patroniResumeAction } from './actions/patroni-pause.action';
 import { switchoverAction } from './actions/switchover.action';
 import { drFailoverAction } from './actions/dr-failover.action';
 import { checkSshAction } from './actions/check-ssh.action';
@@ -33,6 +34,8 @@ export const actions: AnyAction[] = [
   drDrillAction,
   resizeHerdAction,
   refreshDnsAction,
+  patroniPauseAction,
+  patroniResumeAction,
   checkSshAction,
   replaceHostKeyAction,
 ];

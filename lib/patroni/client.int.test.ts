@@ -25,6 +25,14 @@ import { runAction } from '@/lib/testing/run-action';
 import { SshPool } from '@/lib/ssh/ssh-client';
 import { reloadAction } from '@/lib/ops/actions/reload.action';
 import { restartAction } from '@/lib/ops/actions/restart.action';
+import { randomBytes } from 'node:crypto';
+import { eq } from 'drizzle-orm';
+import { operations, operationSteps, operationTargets } from '@/db/schema';
+import { patroniPauseAction, patroniResumeAction } from '@/lib/ops/actions/patroni-pause.action';
+import { producerConnection, targetQueue } from '@/lib/ops/queue';
+import { submitOperation } from '@/lib/ops/submit';
+import { startWorker } from '@/lib/ops/worker';
+import type { AnyAction } from '@/lib/ops/define-action';
 import { patroniNow } from './view';
 import { checkCredentials, getCluster, leaderOf, PatroniError, reload, restart, setPaused, switchover, type PatroniAccess } from './client';
 
@@ -358,4 +366,70 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
     const { stdout } = await execFileP('patronictl', ['-c', h().members[0]!.configFile, 'list', '--format', 'json']);
     expect((JSON.parse(stdout) as { Member: string; Role: string }[]).find((m) => m.Role === 'Leader')?.Member).toBe('patroni-2');
   });
+  it('paused through pgherd, the herd does not fail over when its leader dies; resumed, Patroni fails over by itself', async () => {
+    const { t, herdId } = await inventory();
+    const prefix = `t-patroni-${randomBytes(3).toString('hex')}`;
+    const queue = targetQueue(producerConnection(t.lab.redis!.url), prefix);
+    const worker = await startWorker({
+      databaseUrl: t.url,
+      redisUrl: t.lab.redis!.url,
+      sshKeyPath: t.lab.ssh!.privateKeyPath,
+      concurrency: 2,
+      refreshEveryMs: 0,
+      queuePrefix: prefix,
+      quiet: true,
+    });
+    const run = async (action: AnyAction) => {
+      const plan = await planOperation(t.db, SYSTEM_ACCESS, action, [herdId]);
+      const { id } = await submitOperation(
+        t.db,
+        queue,
+        action,
+        { herdIds: [herdId], digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: randomBytes(8).toString('hex') },
+        { id: null, username: 'patroni-test', access: SYSTEM_ACCESS },
+      );
+      for (;;) {
+        const [op] = await t.db.select().from(operations).where(eq(operations.id, id));
+        if (op!.finishedAt) {
+          const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
+          const steps = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, target!.id)).orderBy(operationSteps.seq);
+          return { op: op!, target: target!, steps };
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    try {
+      const paused = await run(patroniPauseAction);
+      expect(paused.op.status, paused.target.error ?? '').toBe('succeeded');
+      expect(paused.steps.map((x) => x.name)).toEqual(["check Patroni's REST API", 'pause', 'wait until paused']);
+      const leaderName = (await waitCluster(h(), 'paused', (c) => c.pause === true)).members.find((m) => m.role === 'leader')!.name;
+      const leader = h().members.find((m) => m.name === leaderName)!;
+      const others = h().members.filter((m) => m !== leader);
+      // The leader's host dies: its Patroni and its Postgres killed.
+      const postmaster = Number(readFileSync(path.join(leader.dataDirectory, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      process.kill(leader.pid, 'SIGKILL');
+      process.kill(postmaster, 'SIGKILL');
+      // Past the leader key's TTL (10 s) and two more loops: nobody takes over while paused.
+      await new Promise((r) => setTimeout(r, 16_000));
+      for (const m of others) expect((await query<{ r: boolean }>(url(m), 'SELECT pg_is_in_recovery() AS r'))[0]!.r, m.name).toBe(true);
+      const during = await getCluster(others[0]!.restUrl, access());
+      expect([during.pause, during.members.filter((m) => m.role === 'leader' && m.name !== leaderName)]).toEqual([true, []]);
+      // Resumed (asked of a member that answers): Patroni fails over to another member by itself.
+      const resumed = await run(patroniResumeAction);
+      expect(resumed.op.status, resumed.target.error ?? '').toBe('succeeded');
+      const after = await waitCluster(
+        h(),
+        'a new leader',
+        (c) => c.members.some((m) => m.role === 'leader' && m.name !== leaderName),
+        60_000,
+        others[0],
+      );
+      const newLeader = h().members.find((m) => m.name === after.members.find((x) => x.role === 'leader')!.name)!;
+      expect((await query<{ r: boolean }>(url(newLeader), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+    } finally {
+      await worker.close();
+      await queue.obliterate({ force: true }).catch(() => {});
+      await queue.close();
+    }
+  }, 120_000);
 });

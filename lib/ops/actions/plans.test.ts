@@ -1,5 +1,6 @@
 // Each action's decision on hand-made herds, with no lab: which candidate, which refusal (by its
 // code), which warnings, and which steps, and that the steps the page lists are the steps the worker runs.
+import { patroniPauseAction, patroniResumeAction } from './patroni-pause.action';
 import { describe, expect, it } from 'vitest';
 import { herd, member } from '@/lib/testing/refs';
 import { defineAction, type ActionDeps, type AnyAction, type HerdAction, type InstanceAction } from '../define-action';
@@ -449,6 +450,11 @@ describe('an action is its plan', () => {
         const prepared = resizePrepared(h, h.members);
         return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };
       }
+      if (a.on === 'herd' && a.name.startsWith('patroni-')) {
+        // Patroni's maintenance mode: a herd Patroni runs, its members with REST addresses.
+        const ph = herd(h.members.map((m) => ({ ...m, controlDriver: 'patroni', patroniUrl: `https://${m.host}:8008` })));
+        return { words: a.plan(ph, { params: {} }).steps, steps: a.steps(ph, deps, { params: {} }) };
+      }
       if (a.on === 'herd') return { words: a.plan(h, { params: {} }).steps, steps: a.steps(h, deps, { params: {} }) };
       const t = a.name === 'promote' ? r2 : a.name === 'rebuild' || a.name === 'remaster' ? r3 : primary;
       const members = a.name === 'promote' ? [{ ...primary, state: 'stopped' }, r2, r3] : h.members;
@@ -481,6 +487,14 @@ describe('an action is its plan', () => {
       for (const s of steps) expect(s.name).not.toBe('');
     },
   );
+
+  it("Patroni's pause and resume are only for a herd Patroni runs, with a member's REST address", () => {
+    for (const a of [patroniPauseAction, patroniResumeAction]) {
+      expect(a.plan(h, { params: {} }).refused).toMatch(/is for a herd Patroni runs \(its control driver is pg_ctl\)/);
+      const bare = herd(h.members.map((m) => ({ ...m, controlDriver: 'patroni' })));
+      expect(a.plan(bare, { params: {} }).refused).toMatch(/no member has a Patroni REST address/);
+    }
+  });
 
   it('a refusal thrown while planning refuses the target; a TypeError is a bug and fails the plan', () => {
     const servers = [{ name: 'db-1', ssh: { hostKeyFingerprint: 'SHA256:x' } }];
