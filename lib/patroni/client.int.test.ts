@@ -14,7 +14,7 @@ import { query } from '@/lib/lab/postgres';
 import { labIdentity, stopPid } from '@/lib/lab/proc';
 import { makeCa } from '@/lib/lab/tls';
 import { member as ref } from '@/lib/testing/refs';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { environments, herds, instances, servers } from '@/db/schema';
 import { herdNow } from '@/lib/herds/topology';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
@@ -25,6 +25,7 @@ import { runAction } from '@/lib/testing/run-action';
 import { SshPool } from '@/lib/ssh/ssh-client';
 import { reloadAction } from '@/lib/ops/actions/reload.action';
 import { restartAction } from '@/lib/ops/actions/restart.action';
+import { rebuildAction } from '@/lib/ops/actions/rebuild.action';
 import { randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { operations, operationSteps, operationTargets } from '@/db/schema';
@@ -347,6 +348,38 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
     } finally {
       await ssh.close();
     }
+  });
+
+  it('rebuilds a replica through Patroni: its data directory cloned again from the leader, and it streams; the leader is refused', async () => {
+    const { t, ids } = await inventory();
+    const [one, , three] = h().members;
+    const leaderPlan = await planOperation(t.db, SYSTEM_ACCESS, rebuildAction, [ids[0]!], {}, null);
+    expect(leaderPlan.targets[0]!.refused).toMatch(/Patroni reinitializes replicas only/);
+    // A file of its own in its data directory: a copy made afresh from the leader does not have it.
+    const marker = path.join(three!.dataDirectory, 'pgherd-test-marker');
+    writeFileSync(marker, 'not on the leader\n');
+    const ssh = new SshPool({ privateKey: readFileSync(t.lab.ssh!.privateKeyPath) });
+    try {
+      const { res, steps } = await runAction(t.db, ssh, rebuildAction, ids[2]!);
+      expect(res.error).toBeUndefined();
+      expect(steps.map((x) => x.name)).toEqual([
+        "check Patroni's REST API",
+        'check that Patroni lists it as a replica',
+        'reinitialize',
+        'wait until it streams again',
+        'record the observed state in the inventory',
+      ]);
+      expect(steps.find((x) => x.name === 'reinitialize')!.stdoutTail).toBe('Patroni answered: reinitialize started');
+    } finally {
+      await ssh.close();
+    }
+    expect(existsSync(marker)).toBe(false);
+    expect((await query<{ r: boolean }>(url(three!), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(true);
+    const streaming = await query<{ n: string }>(
+      url(one!),
+      "SELECT application_name AS n FROM pg_stat_replication WHERE state = 'streaming'",
+    );
+    expect(streaming.map((r) => r.n)).toContain('patroni-3');
   });
 
   it('switches over: the candidate leads, Postgres agrees, and patronictl lists it so', async () => {

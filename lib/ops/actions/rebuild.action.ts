@@ -6,6 +6,7 @@ import { refuse } from '../refusal';
 import { checkpointStep, rejoinSteps, type RejoinState } from '../topology-steps';
 import { driverFor } from '../drivers';
 import { execNotedOk, refreshStep } from './control-steps';
+import { planReinitialize } from '@/lib/patroni/reinitialize';
 
 /** A replica that could not follow a new primary is copied afresh; an old primary that diverged is rewound. */
 const freshCopy = (t: InstanceRef) => t.state === 'needs_rebuild' && t.role === 'replica';
@@ -15,8 +16,11 @@ export const rebuildAction = defineAction({
   label: 'Rebuild from the primary',
   permission: 'operator',
   dangerous: true,
+  // On a Patroni herd: Patroni's POST /reinitialize (lib/patroni/reinitialize.ts).
+  onPatroniHerds: true,
   state: (): RejoinState => ({ rewound: false }),
   plan: (t, { members }) => {
+    if (t.controlDriver === 'patroni') return planReinitialize<RejoinState>(t, members);
     if (t.role === 'primary' && !['needs_rebuild', 'fenced'].includes(t.state)) {
       return refuse('not-applicable', 'it is the herd\u2019s primary: only replicas (or a failed-over old primary) are rebuilt');
     }
