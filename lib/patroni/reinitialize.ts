@@ -7,19 +7,10 @@ import { observe } from '@/lib/ops/observe';
 import { refuse, type Refusal } from '@/lib/ops/refusal';
 import { refreshStep } from '@/lib/ops/actions/control-steps';
 import { reinitialize } from './client';
-import { patroniCallStep, patroniPreflightStep } from './steps';
+import { patroniCallStep, patroniPreflightStep, sleepUnlessStopped } from './steps';
 import { patroniNow } from './view';
 
 const REINIT_WAIT_MS = 10 * 60_000;
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      reject(new Error('aborted'));
-    });
-  });
 
 /** Patroni's view of `t` now: its member, or why there is none. */
 async function memberOf(t: InstanceRef, members: InstanceRef[]) {
@@ -77,7 +68,7 @@ export function planReinitialize<S>(t: InstanceRef, members: InstanceRef[]): Act
               last = (err as Error).message;
             }
             if (Date.now() > deadline) throw new Error(`not streaming again after ${String(REINIT_WAIT_MS / 60_000)} min: ${last}`);
-            await sleep(1000, x.signal);
+            await sleepUnlessStopped(1000, x.signal);
           }
         },
       },

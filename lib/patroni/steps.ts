@@ -7,6 +7,16 @@ import type { InstanceRef } from '@/lib/ops/instance-ref';
 import { checkCredentials, PatroniError, type PatroniAccess } from './client';
 import { patroniAccessFor } from './view';
 
+/** Waits `ms`, or rejects as soon as the step is stopped (its signal aborted). */
+export const sleepUnlessStopped = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(new Error('aborted'));
+    });
+  });
+
 /** The member's REST address and its environment's credentials, or an error saying which is missing. */
 export function patroniEndpoint(t: InstanceRef): { url: string; access: PatroniAccess } {
   if (!t.patroniUrl) throw new Error(`${t.label} has no Patroni REST address: set it on the instance (Patroni REST address)`);

@@ -2,7 +2,7 @@
 // own, and leaves Postgres to whoever acts on it) and resume. Asked of any member's REST API (the
 // setting is the cluster's, in the DCS: PATCH /config {"pause": ...}); done once /cluster says so.
 import { checkCredentials, PatroniError, setPaused, type PatroniAccess } from '@/lib/patroni/client';
-import { patroniEndpoint } from '@/lib/patroni/steps';
+import { patroniEndpoint, sleepUnlessStopped } from '@/lib/patroni/steps';
 import { patroniNow } from '@/lib/patroni/view';
 import { defineHerdAction, productionWarning, type HerdAction } from '../define-action';
 import type { HerdRef } from '../herd-ref';
@@ -13,15 +13,6 @@ interface PauseState {
   url?: string;
   access?: PatroniAccess;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(new Error('aborted'));
-    });
-  });
 
 function pauseAction(paused: boolean): HerdAction {
   const verb = paused ? 'pause' : 'resume';
@@ -87,7 +78,7 @@ function pauseAction(paused: boolean): HerdAction {
                   x.note({ stdout: `${now.askedOf}: ${paused ? 'paused' : 'not paused'}; leader ${now.leader ?? 'none'}` });
                   return;
                 }
-                await sleep(500, x.signal);
+                await sleepUnlessStopped(500, x.signal);
               }
             },
           },
