@@ -27,6 +27,8 @@ export interface PlannedMember {
 }
 
 const SHORT: Record<string, string> = { production: 'prod', staging: 'stg' };
+/** An environment's short name in the lab's host names (production: prod). */
+export const shortEnv = (environment: string) => SHORT[environment] ?? environment;
 
 /** Every member of the fleet, primaries first within a herd; address <subnet>.N is unique per member. */
 export function planFleet(spec: FleetSpec = DEFAULT_FLEET): PlannedMember[] {

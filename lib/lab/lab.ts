@@ -16,6 +16,8 @@ import { startBind, type LabDns } from './bind';
 import { startSshd, type LabSsh } from './sshd';
 import { labAwsEnv, startAws, type LabAws } from './aws';
 import { startRoute53 } from './route53';
+import { startEtcd, startPatroniHerd } from './patroni';
+import { shortEnv } from './fleet';
 
 export interface LabProcess {
   name: string;
@@ -51,6 +53,24 @@ export interface LabInstance {
   dsn: string;
   /** The server's agent token, once the demo has made one (its agents report with it). */
   agentToken?: string;
+  /** A member of a herd Patroni runs: its Patroni's REST address. */
+  patroniUrl?: string;
+}
+
+/** A herd Patroni runs (issue 18): what a test or an admin needs to reach its Patroni. */
+export interface LabPatroni {
+  environment: string;
+  herd: string;
+  /** Patroni's name of the cluster (patroni.yml's scope). */
+  scope: string;
+  members: { server: string; restUrl: string; configFile: string; logFile: string }[];
+  /** The REST API's basic auth (also in PGHERD_PG_CONFIG's entry for the environment). */
+  restUser: string;
+  restPassword: string;
+  /** The CA that signed the REST certificates. */
+  caFile: string;
+  /** etcd's client URL (the lab's one etcd, shared by its Patroni herds). */
+  etcd: string;
 }
 
 export interface LabInfo {
@@ -67,6 +87,8 @@ export interface LabInfo {
   dns: LabDns | null;
   /** PgBouncers in front of herds (their servers are reached over the lab's SSH like the fleet's). */
   pgbouncer: LabPgbouncer[];
+  /** Herds Patroni runs, with etcd as their DCS (their members are in `instances` too). */
+  patroni?: LabPatroni[];
   /** OpenLDAP slapd: ou=people, ou=groups, the service account, each user's password and groups. */
   ldap: LabLdap | null;
   /** The lab's CA (slapd's and every fleet instance's certificates) and how pgherd reaches the fleet's Postgres. */
@@ -130,6 +152,11 @@ export interface LabOptions {
   aws?: boolean;
   /** An environment whose names Route 53 serves (a hosted zone in moto) instead of BIND; needs aws and dns. */
   route53?: string;
+  /**
+   * Herds run by Patroni (etcd, a Patroni per member on its own address, REST on https with basic auth),
+   * beside the fleet: `members` (default 3) on <subnet>.1-N (default 127.0.20).
+   */
+  patroni?: { environment: string; herd: string; members?: number; subnet?: string }[];
   log?: (msg: string) => void;
 }
 
@@ -176,7 +203,8 @@ export async function stopLab(file = DEFAULT_LAB_FILE, log: (m: string) => void 
   const running = info.processes.map((p) => ({ ...p, pid: currentPid(p) })).filter((p) => alive(p.pid) && pidRuns(p.pid, p.program));
   if (running.length) log(`stopping ${running.length} processes: ${running.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
   // Clients (the console, later the worker) first, so they do not log the servers going away.
-  const isServer = (p: LabProcess) => ['postgres', 'redis-server', 'sshd', 'named', 'pgbouncer', 'slapd'].includes(p.program);
+  // Patroni (a client of etcd) stops its Postgres first; etcd after it, with the servers.
+  const isServer = (p: LabProcess) => ['postgres', 'redis-server', 'sshd', 'named', 'pgbouncer', 'slapd', 'etcd'].includes(p.program);
   await Promise.all(running.filter((p) => !isServer(p)).map((p) => stopPid(p.pid, p.signal)));
   await Promise.all(running.filter(isServer).map((p) => stopPid(p.pid, p.signal)));
   if (info.dir && info.dir.startsWith(os.tmpdir()) && path.basename(info.dir).startsWith('pgherd-lab-')) {
@@ -245,9 +273,12 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
         [5432, 5433, ...range(25432, 40)],
       );
       info.tls = await makeCa(id, path.join(dir, 'ca'));
-      info.pgAccess = writePgAccess(dir, info.tls, [...new Set(members.map((m) => m.environment))]);
+      info.pgAccess = writePgAccess(dir, info.tls, [
+        ...new Set([...members.map((m) => m.environment), ...(opts.patroni ?? []).map((p) => p.environment)]),
+      ]);
       log(`starting the sandbox fleet: ${members.length} instances on port ${port} (TLS, pgherd's role per environment)`);
       await startFleet(id, dir, members, port, info, track);
+      if (opts.patroni?.length) await startLabPatroni(id, dir, opts.patroni, spec.sites, info, track, log);
       const pooled = (opts.pgbouncer ?? [{ environment: 'production', herd: 'billing' }]).filter((h) =>
         members.some((m) => m.environment === h.environment && m.herd === h.herd),
       );
@@ -265,7 +296,11 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
           info.pgbouncer.push(b.pooler);
         }
       }
-      const addresses = [...members.map((m) => m.address), ...poolerHosts.map((p) => p.address)];
+      const addresses = [
+        ...members.map((m) => m.address),
+        ...poolerHosts.map((p) => p.address),
+        ...info.instances.filter((i) => i.patroniUrl).map((i) => i.address),
+      ];
       const sshPort = await portFreeOnAll(addresses, [2222, ...range(22022, 40)]);
       log(`starting sshd on port ${sshPort} of every fleet address`);
       const sshd = await startSshd(id, dir, addresses, sshPort);
@@ -284,7 +319,10 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
         info.aws = await startAws(
           id,
           dir,
-          info.instances.map((i) => ({ ...i, hostname: i.server, logFile: path.join(dir, 'log', `${i.server}.log`) })),
+          // Patroni's members are not EC2 instances here: the lab's EC2 front starts and stops Postgres with pg_ctl, behind Patroni's back.
+          info.instances
+            .filter((i) => !i.patroniUrl)
+            .map((i) => ({ ...i, hostname: i.server, logFile: path.join(dir, 'log', `${i.server}.log`) })),
           spec.sites,
           info.pgBin,
           track,
@@ -420,6 +458,107 @@ export async function fleetNodeSecurity(
     names: [hostname],
   });
   return { ...n, tls, pgherdUser: pgherdRoleOf(environment) };
+}
+
+/**
+ * The lab's Patroni herds: one etcd for all, then each herd's members (Patroni's name: the server's host
+ * name), Postgres with TLS and pgherd's role like the fleet's, and the REST credentials in
+ * PGHERD_PG_CONFIG's entry for the environment (`patroni`).
+ */
+async function startLabPatroni(
+  id: Identity,
+  dir: string,
+  specs: NonNullable<LabOptions['patroni']>,
+  sites: string[],
+  info: LabInfo,
+  track: (p: LabProcess) => void,
+  log: (m: string) => void,
+) {
+  const etcd = await startEtcd(id, dir, await freePort(), await freePort());
+  track({ name: 'etcd', pid: etcd.pid, program: 'etcd', signal: 'SIGTERM' });
+  info.patroni = [];
+  for (const spec of specs) {
+    const n = spec.members ?? 3;
+    const planned = Array.from({ length: n }, (_, k) => ({
+      name: `db-${shortEnv(spec.environment)}-${spec.herd}-${String(k + 1)}.lab.internal`,
+      address: `${spec.subnet ?? '127.0.20'}.${String(k + 1)}`,
+      site: sites[k % sites.length] ?? 'dc-east',
+    }));
+    const addresses = planned.map((m) => m.address);
+    const pgPort = await portFreeOnAll(addresses, [5432, 5433, ...range(25432, 40)]);
+    const restPort = await portFreeOnAll(addresses, [8008, 8009, ...range(28008, 40)]);
+    const role = info.pgAccess!.roles[spec.environment]!;
+    const restPassword = randomBytes(18).toString('base64url');
+    const scope = `${spec.environment}-${spec.herd}`;
+    log(
+      `starting Patroni herd ${scope}: ${String(n)} members on ${addresses.join(', ')} (Postgres ${String(pgPort)}, REST https ${String(restPort)})`,
+    );
+    const members = await Promise.all(
+      planned.map(async (m) => ({
+        name: m.name,
+        address: m.address,
+        pgPort,
+        restPort,
+        pgTls: await issueCertificate(id, info.tls!, path.join(dir, 'patroni-tls', m.name), 'server', {
+          ips: [m.address],
+          names: [m.name],
+        }),
+      })),
+    );
+    const herd = await startPatroniHerd(id, dir, {
+      scope,
+      members,
+      etcd: etcd.url,
+      restUser: 'pgherd',
+      restPassword,
+      ca: info.tls!,
+      pgherd: { user: role.user, password: role.password },
+      started: (m) => {
+        track({ name: `patroni-${m.name}`, pid: m.pid, program: 'patroni', signal: 'SIGTERM' });
+        // Its Postgres, in case its Patroni dies without stopping it (SIGKILL): the lab stops it after Patroni.
+        track({ name: m.name, pid: m.pid, program: 'postgres', signal: 'SIGINT', pidFile: path.join(m.dataDirectory, 'postmaster.pid') });
+      },
+    });
+    const [leader] = herd.members;
+    for (const [k, m] of herd.members.entries())
+      info.instances.push({
+        environment: spec.environment,
+        herd: spec.herd,
+        server: m.name,
+        site: planned[k]!.site,
+        address: m.address,
+        port: m.pgPort,
+        dataDirectory: m.dataDirectory,
+        socketDirectory: path.join(path.dirname(m.dataDirectory), 'socket'),
+        role: k === 0 ? 'primary' : 'replica',
+        upstream: k === 0 ? null : leader!.name,
+        version: 15,
+        dsn: dsn({ address: m.address, port: m.pgPort }),
+        patroniUrl: m.restUrl,
+      });
+    info.patroni.push({
+      environment: spec.environment,
+      herd: spec.herd,
+      scope,
+      members: herd.members.map((m) => ({ server: m.name, restUrl: m.restUrl, configFile: m.configFile, logFile: m.logFile })),
+      restUser: herd.restUser,
+      restPassword,
+      caFile: herd.caFile,
+      etcd: etcd.url,
+    });
+    addPatroniAccess(info.pgAccess!, spec.environment, { user: herd.restUser, password: restPassword, caFile: herd.caFile, dir });
+  }
+}
+
+/** PGHERD_PG_CONFIG's entry for `environment` gains Patroni's REST credentials (the password in a file of its own). */
+function addPatroniAccess(access: LabPgAccess, environment: string, p: { user: string; password: string; caFile: string; dir: string }) {
+  const passwordFile = path.join(p.dir, 'pg-access', `${environment}.patroni-password`);
+  writeFileSync(passwordFile, `${p.password}\n`, { mode: 0o600 });
+  const config = JSON.parse(readFileSync(access.configFile, 'utf8')) as { environments: Record<string, Record<string, unknown>> };
+  const entry = config.environments[environment];
+  if (!entry) throw new Error(`PGHERD_PG_CONFIG has no entry for ${environment}`);
+  entry.patroni = { user: p.user, passwordFile, caFile: p.caFile };
+  writeFileSync(access.configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
 }
 
 async function startFleet(

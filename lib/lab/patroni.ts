@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
-import { PG_BIN, PG_SUPERUSER } from './postgres';
+import { PG_BIN, PG_SUPERUSER, query } from './postgres';
 import { asLabUser, mkdirOwned, stopPid, waitFor, type Identity } from './proc';
 import { issueCertificate, type LabCa, type LabCertificate } from './tls';
 
@@ -17,6 +17,8 @@ export interface PatroniMember {
   address: string;
   pgPort: number;
   restPort: number;
+  /** Postgres's own certificate (the lab's fleet: pgherd connects with TLS, verify-full). */
+  pgTls?: LabCertificate;
 }
 
 export interface PatroniHerd {
@@ -28,6 +30,8 @@ export interface PatroniHerd {
   caFile: string;
   /** The etcd client URL the members use. */
   etcd: string;
+  /** pgherd's role in the herd's environment: TLS and a password (scram) only; everyone else trusted on loopback. */
+  pgherdUser?: string;
 }
 
 /** The members' REST answer to GET /cluster (what `patronictl list` shows). */
@@ -128,12 +132,6 @@ function configOf(
         },
       },
       initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }],
-      pg_hba: [
-        'local all all trust',
-        'host all all 127.0.0.0/8 trust',
-        'local replication all trust',
-        'host replication all 127.0.0.0/8 trust',
-      ],
     },
     postgresql: {
       listen: `${m.address}:${m.pgPort}`,
@@ -141,6 +139,16 @@ function configOf(
       data_dir: dataDirectory,
       bin_dir: PG_BIN,
       pgpass: path.join(path.dirname(dataDirectory), 'pgpass'),
+      // Written by Patroni on every member (not only at the bootstrap).
+      pg_hba: [
+        ...(herd.pgherdUser
+          ? [`hostssl all ${herd.pgherdUser} 127.0.0.0/8 scram-sha-256`, `host all ${herd.pgherdUser} 0.0.0.0/0 reject`]
+          : []),
+        'local all all trust',
+        'host all all 127.0.0.0/8 trust',
+        'local replication all trust',
+        'host replication all 127.0.0.0/8 trust',
+      ],
       authentication: {
         superuser: { username: PG_SUPERUSER, password: 'lab' },
         replication: { username: 'replicator', password: 'lab' },
@@ -152,6 +160,7 @@ function configOf(
         shared_buffers: '16MB',
         fsync: 'off',
         cluster_name: m.name,
+        ...(m.pgTls ? { ssl: 'on', ssl_cert_file: m.pgTls.certFile, ssl_key_file: m.pgTls.keyFile } : {}),
       },
     },
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
@@ -232,19 +241,51 @@ export function waitCluster(
 export async function startPatroniHerd(
   id: Identity,
   dir: string,
-  spec: { scope: string; members: PatroniMember[]; etcd: string; restUser: string; restPassword: string; ca: LabCa },
+  spec: {
+    scope: string;
+    members: PatroniMember[];
+    etcd: string;
+    restUser: string;
+    restPassword: string;
+    ca: LabCa;
+    /** pgherd's role: made on the leader once it runs (the others clone it), with this password. */
+    pgherd?: { user: string; password: string };
+    /** Called with each member's Patroni as soon as it runs (the lab tracks it for its stop). */
+    started?: (m: PatroniHerd['members'][number]) => void;
+  },
 ): Promise<PatroniHerd> {
-  const base = { scope: spec.scope, etcd: spec.etcd, restUser: spec.restUser, restPassword: spec.restPassword, caFile: spec.ca.caFile };
+  const base = {
+    scope: spec.scope,
+    etcd: spec.etcd,
+    restUser: spec.restUser,
+    restPassword: spec.restPassword,
+    caFile: spec.ca.caFile,
+    ...(spec.pgherd ? { pgherdUser: spec.pgherd.user } : {}),
+  };
   const [first, ...rest] = spec.members;
   if (!first) throw new Error('a Patroni herd needs a member');
-  const herd: PatroniHerd = { ...base, members: [await startMember(id, dir, base, spec.ca, first)] };
+  const start = async (m: PatroniMember) => {
+    const started = await startMember(id, dir, base, spec.ca, m);
+    spec.started?.(started);
+    return started;
+  };
+  const herd: PatroniHerd = { ...base, members: [await start(first)] };
   await waitCluster(
     herd,
     `${first.name} leading`,
     (c) => c.members.some((x) => x.name === first.name && x.role === 'leader' && x.state === 'running'),
     90_000,
   );
-  for (const m of rest) herd.members.push(await startMember(id, dir, base, spec.ca, m));
+  if (spec.pgherd) {
+    // Before the others clone the leader: they get the role with the data.
+    const { user, password } = spec.pgherd;
+    if (!/^[a-z_][a-z0-9_]*$/.test(user) || /'/.test(password)) throw new Error('the lab makes plain role names and quote-free passwords');
+    await query(
+      `postgres://${PG_SUPERUSER}@${first.address}:${String(first.pgPort)}/postgres`,
+      `CREATE ROLE ${user} LOGIN SUPERUSER PASSWORD '${password}'`,
+    );
+  }
+  for (const m of rest) herd.members.push(await start(m));
   await waitCluster(
     herd,
     `${first.name} leading and ${String(rest.length)} replicas streaming`,

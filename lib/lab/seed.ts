@@ -161,7 +161,9 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
               description: `Lab herd ${i.herd} in ${i.environment}`,
               defaultPort: i.port,
               pgVersion: i.version,
-              controlDriver: 'pg_ctl',
+              // A herd Patroni runs is driven through Patroni's REST API (issue 18), never with pg_ctl.
+              controlDriver: i.patroniUrl ? 'patroni' : 'pg_ctl',
+              patroniScope: lab.patroni?.find((p) => p.environment === i.environment && p.herd === i.herd)?.scope ?? '',
               dnsName: writeNameOf(i.environment, i.herd, zone),
               systemIdentifier: sysid(i.environment, i.herd),
             })
@@ -199,6 +201,7 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
         port: i.port,
         dataDirectory: i.dataDirectory,
         pgVersion: i.version,
+        patroniUrl: i.patroniUrl ?? '',
         role: o ? (o.inRecovery ? ('replica' as const) : ('primary' as const)) : i.role,
         observedRole: o ? (o.inRecovery ? ('replica' as const) : ('primary' as const)) : null,
         state: o ? ('running' as const) : ('stopped' as const),
