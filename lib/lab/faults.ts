@@ -8,6 +8,7 @@ import { freePort } from './ports';
 import { cloneReplica, query, startNode, touchLog, type PgNode } from './postgres';
 import { descendants, labIdentity, run, stopPid } from './proc';
 import { spawnSshd } from './sshd';
+import { spawnPatroni } from './patroni';
 
 /**
  * For failure tests: SSH to `address` refused, as on a host that is gone. Stops that address's
@@ -98,4 +99,33 @@ export function dnsConfigWithWrongKey(lab: LabInfo, file: string): string {
   for (const z of cfg.zones) z.key.secret = randomBytes(32).toString('base64');
   writeFileSync(file, JSON.stringify(cfg), { mode: 0o600 });
   return file;
+}
+
+/**
+ * A Patroni member's host lost (issue 18): its Patroni and its Postgres killed at once (SIGKILL), so
+ * nothing renews its leader key or demotes anything; the others take over once the key expires.
+ */
+export async function killPatroniMember(lab: LabInfo, server: string): Promise<void> {
+  const p = lab.processes.find((x) => x.name === `patroni-${server}`);
+  const i = lab.instances.find((x) => x.server === server);
+  if (!p || !i) throw new Error(`the lab has no Patroni member ${server}`);
+  let postmaster: number | null = null;
+  try {
+    postmaster = Number(readFileSync(path.join(i.dataDirectory, 'postmaster.pid'), 'utf8').split('\n')[0]) || null;
+  } catch {
+    postmaster = null; // not running
+  }
+  await stopPid(p.pid, 'SIGKILL', 2000);
+  if (postmaster) await stopPid(postmaster, 'SIGKILL', 2000);
+}
+
+/** Starts a Patroni member again with its configuration (it rejoins its cluster; pg_rewind if it must). */
+export async function startPatroniMember(lab: LabInfo, file: string, server: string): Promise<void> {
+  const m = lab.patroni?.flatMap((h) => h.members).find((x) => x.server === server);
+  const p = lab.processes.find((x) => x.name === `patroni-${server}`);
+  if (!m || !p) throw new Error(`the lab has no Patroni member ${server}`);
+  p.pid = spawnPatroni(labIdentity(), m.configFile, m.logFile);
+  const pg = lab.processes.find((x) => x.name === server && x.program === 'postgres');
+  if (pg) pg.pid = p.pid;
+  writeLab(file, lab);
 }

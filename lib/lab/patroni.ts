@@ -201,19 +201,24 @@ async function startMember(id: Identity, dir: string, base: Omit<PatroniHerd, 'm
   writeFileSync(configFile, `${JSON.stringify(configOf(base, m, dataDirectory, socketDirectory, cert), null, 2)}\n`, { mode: 0o600 });
   chownSync(configFile, id.uid, id.gid);
   const logFile = path.join(home, 'patroni.log');
-  const out = openSync(logFile, 'a');
-  const [cmd, ...args] = asLabUser(id, ['/usr/bin/patroni', configFile]);
-  const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out], cwd: home });
-  child.unref();
   const member: PatroniHerd['members'][number] = {
     ...m,
     restUrl: `https://${m.address}:${String(m.restPort)}`,
-    pid: child.pid!,
+    pid: spawnPatroni(id, configFile, logFile),
     dataDirectory,
     configFile,
     logFile,
   };
   return member;
+}
+
+/** Starts Patroni with `configFile` as the lab user, detached, its output appended to `logFile`; its PID. */
+export function spawnPatroni(id: Identity, configFile: string, logFile: string): number {
+  const out = openSync(logFile, 'a');
+  const [cmd, ...args] = asLabUser(id, ['/usr/bin/patroni', configFile]);
+  const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out], cwd: path.dirname(configFile) });
+  child.unref();
+  return child.pid!;
 }
 
 /** Waits until the herd's /cluster (asked of `member`) satisfies `ok`; returns it. */

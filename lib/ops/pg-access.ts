@@ -6,7 +6,7 @@
 // verified for the address it connects to (verify-full). An entry with a password and no verified TLS
 // is refused at load, and a connection without a configured password answers a password request
 // with an error, never with PGPASSWORD or ~/.pgpass (which node-postgres would otherwise send).
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { TLSSocket, type ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { z } from 'zod';
@@ -172,13 +172,24 @@ function legacy(): PgAccessConfig {
   };
 }
 
-let cached: { key: string; config: PgAccessConfig } | null = null;
+let cached: { key: string; config: PgAccessConfig; at: number } | null = null;
+/** Password files are read again at least this often: a rotated password is used without a restart. */
+const REREAD_MS = 60_000;
+
+/** The file's modification time, so an edited configuration is read again at once (0 when it cannot be read). */
+const mtimeOf = (file: string) => {
+  try {
+    return statSync(/*turbopackIgnore: true*/ file).mtimeMs;
+  } catch {
+    return 0;
+  }
+};
 
 /** The configuration in force (PGHERD_PG_CONFIG, else the legacy settings); throws when it is invalid. */
 export function pgAccessConfig(): PgAccessConfig {
   const file = process.env.PGHERD_PG_CONFIG || '';
-  const key = `${file}\n${process.env.PGHERD_PG_USER ?? ''}\n${process.env.PGHERD_PG_PASSWORD ?? ''}\n${process.env.PGHERD_PGBOUNCER_PASSWORD ?? ''}`;
-  if (cached?.key !== key) {
+  const key = `${file}\n${file ? mtimeOf(file) : 0}\n${process.env.PGHERD_PG_USER ?? ''}\n${process.env.PGHERD_PG_PASSWORD ?? ''}\n${process.env.PGHERD_PGBOUNCER_PASSWORD ?? ''}`;
+  if (cached?.key !== key || Date.now() - cached.at > REREAD_MS) {
     let config: PgAccessConfig;
     if (!file) config = legacy();
     else {
@@ -190,7 +201,7 @@ export function pgAccessConfig(): PgAccessConfig {
       }
       config = parsePgAccess(json);
     }
-    cached = { key, config };
+    cached = { key, config, at: Date.now() };
   }
   return cached.config;
 }

@@ -181,6 +181,8 @@ export interface OperationToWrite {
   ruleId?: number;
   /** A rule's marked insideWindow: its next wave waits for its herds' maintenance windows. */
   windowBound?: boolean;
+  /** Why the system started it (DNS following Patroni's leader): recorded in its audit entry. */
+  reason?: string;
 }
 
 /**
@@ -338,6 +340,7 @@ function auditOf(
       objectLabel: `${action.label}: ${x.runnable.length} ${plan.on === 'herd' ? 'herd' : 'target'}${x.runnable.length === 1 ? '' : 's'}`,
       environmentId: envs.length === 1 ? envs[0] : null,
       changes: {
+        ...(x.reason ? { reason: [null, x.reason] } : {}),
         digest: [null, plan.digest],
         ...(Object.keys(plan.params).length ? { params: [null, JSON.stringify(plan.params)] } : {}),
         targets: [

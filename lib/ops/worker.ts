@@ -13,6 +13,7 @@ import { errorText } from './errors';
 import { executeTarget, reconcile } from './execute-target';
 import { runConductor } from './conductor';
 import { checkDnsRecords, refreshFleet } from './refresher';
+import { followEveryMs, followPatroni } from '@/lib/patroni/follow';
 import { enqueueTargets, queuePrefix, requeueTargets, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
 import pg from 'pg';
 import { discoveryConfig } from '@/lib/cloud/discovery';
@@ -44,11 +45,14 @@ export interface WorkerConfig {
   ruleCatchUpSlackMs?: number;
   /** How often the rules' schedulers are checked against the rules table and missed fires looked for (default 60 s). */
   ruleReconcileEveryMs?: number;
+  /** How often Patroni herds' /cluster is read for DNS to follow their leader (default PGHERD_PATRONI_FOLLOW_MS, else 5 s); 0: never. */
+  patroniFollowEveryMs?: number;
 }
 
 const REFRESH_LOCK = 72_842_001;
 // After the refresh's, the conductor's (72_842_002) and the counts' compaction's (72842003, in SQL).
 const DISCOVERY_LOCK = 72_842_004;
+const PATRONI_FOLLOW_LOCK = 72_842_005;
 
 /** 150-240 ms after the first wait, growing by half each time to about 1 s (with jitter, so waiters spread out). */
 export const waitDelayMs = (waits: number) => Math.min(1000, 150 * 1.5 ** Math.min(waits, 10)) * (1 + Math.random() * 0.6);
@@ -239,6 +243,21 @@ export async function startWorker(cfg: WorkerConfig) {
     }
   };
   const refreshTimer = refreshEvery > 0 ? setInterval(() => chore('refresh', refresh), refreshEvery) : null;
+  // DNS follows Patroni: its herds' leaders read every few seconds, by one worker at a time (lib/patroni/follow.ts).
+  const followEvery = cfg.patroniFollowEveryMs ?? followEveryMs();
+  let following = false;
+  const follow = async () => {
+    if (following) return;
+    following = true;
+    try {
+      await alone(PATRONI_FOLLOW_LOCK, async () => {
+        for (const r of await followPatroni(db, queue)) if (r.operationId || r.outcome.startsWith('error')) log('patroni.follow', r);
+      });
+    } finally {
+      following = false;
+    }
+  };
+  const followTimer = followEvery > 0 ? setInterval(() => chore('patroni.follow', follow), followEvery) : null;
   // EC2 discovery, when configured (PGHERD_AWS_DISCOVERY): one worker at a time, like the refresh; on
   // its schedule, and when a user asks (a row in discovery_runs, announced by NOTIFY, looked for on
   // every reconcile tick besides: a lost notification delays a pass, never loses it).
@@ -313,6 +332,7 @@ export async function startWorker(cfg: WorkerConfig) {
       clearInterval(timer);
       clearInterval(aliveTimer);
       if (refreshTimer) clearInterval(refreshTimer);
+      if (followTimer) clearInterval(followTimer);
       if (discoveryTimer) clearInterval(discoveryTimer);
       // A close that takes long says every 10 s what it still waits for (a target's step, a chore),
       // quiet or not: a process that does not stop must say why.

@@ -25,6 +25,7 @@ import { checkpointStep, describeObserved, lsnDiff, pointAt, promoteNow, recordN
 import { herdIdentity, identityProblem } from '../identity';
 import { replayWhatItCan } from '../replay';
 import { execNoted } from './control-steps';
+import { isPatroniHerd, newPatroniSwitchState, planPatroniFailover, type PatroniSwitchState } from '@/lib/patroni/switch';
 
 export const drFailoverParams = z
   .object({
@@ -75,7 +76,7 @@ function membersAfter(h: HerdRef, old: InstanceRef, cand: InstanceRef): Instance
 }
 
 /** What the steps of one failover find and tell each other. */
-interface DrState {
+interface DrState extends PatroniSwitchState {
   /** The replica chosen when it runs, and what it said then. */
   chosen?: { m: InstanceRef; o: Observed };
   /** The old primary's last LSN and timeline: as the inventory had them, or as seen by the fence. */
@@ -276,7 +277,22 @@ export const drFailoverAction = defineHerdAction({
       },
     ],
   },
+  // On a herd Patroni runs: Patroni's POST /failover (lib/patroni/switch.ts); pgherd moves DNS and PgBouncers.
+  onPatroniHerds: true,
   plan: (h, { params: p }) => {
+    if (isPatroniHerd(h))
+      return p.fencedByOperator
+        ? refuse(
+            'not-applicable',
+            'on a herd Patroni runs, Patroni\u2019s leader key is the fence: leave "I have fenced the old primary myself" unticked',
+          )
+        : planPatroniFailover<DrState>(h, p, () => ({
+            oldLastLsn: null,
+            oldTimeline: null,
+            lastSeenHow: '',
+            leftBehind: [],
+            ...newPatroniSwitchState(),
+          }));
     const pair = drPair(h, p.candidateInstanceId);
     if (typeof pair === 'string') return refuse('topology', pair);
     const { old, cand } = pair;
@@ -290,6 +306,7 @@ export const drFailoverAction = defineHerdAction({
       oldTimeline: old.timeline,
       lastSeenHow: 'as last observed by pgherd',
       leftBehind: [],
+      ...newPatroniSwitchState(),
     });
     const steps: ActionStep<DrState>[] = [
       {

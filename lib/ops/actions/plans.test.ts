@@ -496,6 +496,36 @@ describe('an action is its plan', () => {
     }
   });
 
+  it('a switchover and a DR failover on a herd Patroni runs ask Patroni, and say what pgherd checks afterwards', () => {
+    const ph = herd(
+      h.members.map((m) => ({ ...m, controlDriver: 'patroni', patroniUrl: `https://${m.host}:8008` })),
+      { poolers: [pooler] },
+    );
+    const sw = switchoverAction.plan(ph, { params: { candidateInstanceId: r2.id } });
+    expect(sw.refused).toBeUndefined();
+    const fact = (facts: { label: string; value: string }[] | undefined, label: string) => facts?.find((f) => f.label === label)?.value;
+    expect(fact(sw.facts, 'Patroni will be asked')).toBe(`POST /switchover {leader: ${primary.label}, candidate: ${r2.label}}`);
+    expect(fact(sw.facts, 'pgherd checks afterwards')).toMatch(
+      /names .* the leader, it accepts writes, every other member streams from it/,
+    );
+    // Nothing of pg_ctl's: no stop, no promote, no rewind by pgherd; PgBouncer paused and resumed around Patroni's switch.
+    expect(sw.steps.join('\n')).not.toMatch(/pg_ctl|pg_promote|pg_rewind/);
+    expect(sw.steps[0]).toMatch(/^pre-flight: Patroni takes pgherd's credentials/);
+    expect(sw.steps.some((s) => s.startsWith('PAUSE'))).toBe(true);
+    const dr = drFailoverAction.plan(ph, { params: {} });
+    expect(fact(dr.facts, 'Patroni will be asked')).toMatch(/^POST \/failover \{candidate: the replica with the most WAL\}/);
+    expect(drFailoverAction.plan(ph, { params: { fencedByOperator: true } }).refused).toMatch(/Patroni.s leader key is the fence/);
+    // A scheduled switchover: Patroni's, a minute to 7 days ahead; elsewhere a rule schedules it.
+    const at = (ms: number) => new Date(Date.now() + ms).toISOString();
+    expect(switchoverAction.plan(ph, { params: { scheduledAt: at(3_600_000) } }).steps).toEqual([
+      expect.stringMatching(/^pre-flight/),
+      expect.stringMatching(/^ask Patroni to switch over at .* \(POST \/switchover with scheduled_at\)$/),
+    ]);
+    expect(switchoverAction.plan(ph, { params: { scheduledAt: at(10_000) } }).refused).toMatch(/between a minute and 7 days from now/);
+    expect(switchoverAction.plan(ph, { params: { scheduledAt: at(8 * 86_400_000) } }).refused).toMatch(/between a minute and 7 days/);
+    expect(switchoverAction.plan(h, { params: { scheduledAt: at(3_600_000) } }).refused).toMatch(/schedule it with a rule/);
+  });
+
   it('a refusal thrown while planning refuses the target; a TypeError is a bug and fails the plan', () => {
     const servers = [{ name: 'db-1', ssh: { hostKeyFingerprint: 'SHA256:x' } }];
     const refusing = defineAction({

@@ -33,6 +33,7 @@ import {
   type RejoinState,
 } from '../topology-steps';
 import { execNotedOk } from './control-steps';
+import { isPatroniHerd, planPatroniSwitchover, type PatroniSwitchState } from '@/lib/patroni/switch';
 
 export const DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024;
 /** How long the undo waits for a promotion that was sent to show whether it went through. */
@@ -53,6 +54,10 @@ export const switchoverParams = z
     catchUpDeadlineMs: z.coerce.number().int().min(100).max(3_600_000).optional(),
     /** How long to wait for the candidate to leave recovery once pg_promote is sent (ms, default 60 s). */
     promoteDeadlineMs: z.coerce.number().int().min(1).max(600_000).optional(),
+    /** A herd Patroni runs only: Patroni switches over at this time (ISO 8601 with its offset, a minute to 7 days ahead). */
+    scheduledAt: z.iso
+      .datetime({ offset: true, message: 'scheduledAt: a date and time in ISO 8601 with its offset (2026-11-25T02:00:00Z)' })
+      .optional(),
   })
   .strict();
 
@@ -85,7 +90,7 @@ async function shutdownCheckpoint(t: InstanceRef, deps: ActionDeps, ctx: StepCon
 }
 
 /** What the steps of one switchover tell each other. */
-export interface SwitchoverState extends RejoinState {
+export interface SwitchoverState extends RejoinState, PatroniSwitchState {
   /** The old primary's stop was sent. */
   stopping: boolean;
   /** The candidate accepts writes. */
@@ -236,11 +241,29 @@ export const switchoverAction = defineHerdAction({
     ],
   },
   state: newSwitchoverState,
-  plan: (h, { params: p }) => planSwitchover(h, p),
+  // On a herd Patroni runs: Patroni's POST /switchover (lib/patroni/switch.ts); pgherd moves DNS and PgBouncers.
+  onPatroniHerds: true,
+  plan: (h, { params: p }) => (isPatroniHerd(h) ? planPatroniSwitchoverOf(h, p) : planSwitchover(h, p)),
 });
+
+/** How far ahead a Patroni switchover may be scheduled. */
+const SCHEDULE_AHEAD_MS = { min: 60_000, max: 7 * 24 * 3_600_000 };
+
+function planPatroniSwitchoverOf(h: HerdRef, p: z.output<typeof switchoverParams>): ActionPlan<SwitchoverState> | Refusal {
+  const chosen = switchoverPair(h, p.candidateInstanceId);
+  if (typeof chosen === 'string') return refuse('topology', chosen);
+  if (p.scheduledAt) {
+    const ahead = new Date(p.scheduledAt).getTime() - Date.now();
+    if (ahead < SCHEDULE_AHEAD_MS.min || ahead > SCHEDULE_AHEAD_MS.max)
+      return refuse('not-applicable', `scheduledAt must be between a minute and 7 days from now (it is ${p.scheduledAt})`);
+  }
+  return planPatroniSwitchover(h, p, chosen, p.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES);
+}
 
 /** A switchover's plan: its facts, its steps, refused when its candidate lags too far. A herd resize plans its own with it. */
 export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>): ActionPlan<SwitchoverState> | Refusal {
+  if (p.scheduledAt)
+    return refuse('not-applicable', 'a switchover at a scheduled time is Patroni\u2019s: on this herd, schedule it with a rule');
   const maxLag = p.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES;
   const chosen = switchoverPair(h, p.candidateInstanceId);
   if (typeof chosen === 'string') return refuse('topology', chosen);

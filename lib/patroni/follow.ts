@@ -1,0 +1,109 @@
+// DNS follows Patroni (issue 18): when Patroni changes leader on its own (an automatic failover, a
+// `patronictl switchover`, a scheduled switchover), the herd's DNS names must follow without anyone
+// asking. A worker reads each Patroni herd's /cluster every few seconds (PGHERD_PATRONI_FOLLOW_MS,
+// default 5 s); when Patroni names a leader that accepts writes and a name does not answer it, pgherd
+// starts a Refresh DNS operation on the herd, requested by "system": planned, audited, leased and
+// recorded like anyone's, shown on the herd page, never two at once on a herd.
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import type { Queue } from 'bullmq';
+import type { Db } from '@/db/client';
+import { herds, operations, operationTargets } from '@/db/schema';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
+import { checkRecord } from '@/lib/ops/dns-records';
+import { errorText } from '@/lib/ops/errors';
+import { loadHerdRefs, type HerdRef } from '@/lib/ops/herd-ref';
+import { observe } from '@/lib/ops/observe';
+import { planOperation } from '@/lib/ops/plan';
+import type { TargetJob } from '@/lib/ops/queue';
+import { refreshDnsAction } from '@/lib/ops/actions/refresh-dns.action';
+import { mapLimit } from '@/lib/ops/refresher';
+import { writeOperations } from '@/lib/ops/submit';
+import { patroniNow } from './view';
+
+/** How often the worker reads the Patroni herds' /cluster (ms). */
+export const followEveryMs = () => {
+  const n = Number(process.env.PGHERD_PATRONI_FOLLOW_MS ?? 5000);
+  return Number.isFinite(n) && n >= 500 ? n : 5000;
+};
+
+export interface FollowResult {
+  herdId: number;
+  herd: string;
+  /** What was seen and done: 'in step', 'moved' (an operation started), or why nothing was done. */
+  outcome: string;
+  operationId?: number;
+}
+
+/** Whether an operation of pgherd's on the herd has not finished (its own switch moves the names itself). */
+async function busy(db: Db, herdId: number): Promise<boolean> {
+  const [row] = await db
+    .select({ id: operationTargets.id })
+    .from(operationTargets)
+    .innerJoin(operations, eq(operations.id, operationTargets.operationId))
+    .where(and(eq(operationTargets.herdId, herdId), inArray(operationTargets.status, ['queued', 'running'])))
+    .limit(1);
+  return !!row;
+}
+
+/** One herd: in step, or a Refresh DNS started by the system; never throws (the reason is the outcome). */
+async function followHerd(db: Db, queue: Queue<TargetJob> | null, h: HerdRef): Promise<FollowResult> {
+  const out = (outcome: string, operationId?: number): FollowResult => ({ herdId: h.id, herd: h.label, outcome, operationId });
+  try {
+    const now = await patroniNow(h.members);
+    if (!now.askedOf) return out(`Patroni not read: ${now.problems.join('; ')}`);
+    const leader = now.members.find((m) => m.name === now.leader);
+    if (!leader) return out('Patroni names no leader (a failover under way?)');
+    const lead = h.members.find((m) => m.id === leader.instanceId);
+    if (!lead) return out(`Patroni's leader ${leader.name} is not a member pgherd knows`);
+    // The leader key is taken before the promotion ends: wait until it accepts writes.
+    const o = await observe(lead, 2000);
+    if (!o.reachable || o.inRecovery !== false) return out(`${lead.label} leads per Patroni but does not accept writes yet`);
+    const members = h.members.map((m) =>
+      m.id === lead.id
+        ? { ...m, role: 'primary' as const, state: 'running' }
+        : m.role === 'primary'
+          ? { ...m, role: 'replica' as const }
+          : m,
+    );
+    const seen = await Promise.all(
+      h.dns.filter((r) => r.match === 'role' && (r.matchRole ?? 'primary') === 'primary').map((r) => checkRecord(r, members)),
+    );
+    const off = seen.filter((d) => d.answers !== null && !d.ok);
+    if (!off.length) return out(seen.some((d) => d.answers === null) ? 'a DNS server did not answer' : 'in step');
+    if (await busy(db, h.id))
+      return out(`${off.map((d) => d.record.name).join(', ')} off ${lead.label}, but an operation on the herd has not finished`);
+    const plan = await planOperation(db, SYSTEM_ACCESS, refreshDnsAction, [h.id]);
+    if (!plan.targets.some((t) => !t.refused)) return out(`Refresh DNS refused: ${plan.targets[0]?.refused ?? '?'}`);
+    const answers = off.map((d) => `${d.record.name} answers ${d.answers?.join(', ') || 'nothing'}`).join('; ');
+    const [id] = await writeOperations(db, queue, [
+      {
+        action: refreshDnsAction,
+        plan,
+        actor: { id: null, username: 'system', access: SYSTEM_ACCESS },
+        reason: `Patroni names ${leader.name} the leader (timeline ${String(leader.timeline ?? '?')}); ${answers}`,
+        confirmation: plan.typeToConfirm ?? '',
+        // One per herd, leader and minute: two workers seeing it at once make one operation.
+        idempotencyKey: `patroni-follow:${String(h.id)}:${leader.name}:${String(leader.timeline ?? 0)}:${String(Math.floor(Date.now() / 60_000))}`,
+        waves: null,
+      },
+    ]);
+    return id ? out(`moved: Patroni's leader is ${lead.label}; ${answers}`, id) : out('another worker started it');
+  } catch (err) {
+    return out(`error: ${errorText(err)}`);
+  }
+}
+
+/** Every Patroni herd with a write name: in step with Patroni's leader, or a Refresh DNS started. */
+export async function followPatroni(db: Db, queue: Queue<TargetJob> | null, opts: { herdIds?: number[] } = {}): Promise<FollowResult[]> {
+  const ids =
+    opts.herdIds ??
+    (
+      await db
+        .select({ id: herds.id })
+        .from(herds)
+        .where(and(eq(herds.controlDriver, 'patroni'), sql`EXISTS (SELECT 1 FROM dns_records d WHERE d.herd_id = ${herds.id})`))
+    ).map((r) => r.id);
+  if (!ids.length) return [];
+  const refs = (await loadHerdRefs(db, ids)).filter((h) => h.dns.length && h.members.some((m) => m.patroniUrl));
+  return mapLimit(refs, 16, (h) => followHerd(db, queue, h));
+}

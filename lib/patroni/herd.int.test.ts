@@ -1,0 +1,289 @@
+// A herd Patroni runs, driven through pgherd's engine on a lab of its own (issue 18): etcd, three
+// Patroni members on 127.0.21.x with Postgres on TLS and pgherd's role, BIND with the herd's write
+// name, a worker. Switchover and DR failover go through Patroni's REST API under a writer that
+// reaches the herd through its write name; DNS follows Patroni's own failover and a `patronictl`
+// switchover with nobody asking; bad credentials and a dead endpoint stop an action at its pre-flight.
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { and, desc, eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '@/db/client';
+import { auditEntries, herds, instances, operations, operationTargets, servers } from '@/db/schema';
+import { SYSTEM_ACCESS } from '@/lib/auth/access';
+import { lookup } from '@/lib/dns/rfc2136';
+import { herdNow } from '@/lib/herds/topology';
+import { killPatroniMember, startPatroniMember } from '@/lib/lab/faults';
+import { PROJECT_ROOT, startLab, stopLab, writeLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
+import { patroniGet, type PatroniCluster } from '@/lib/lab/patroni';
+import { query } from '@/lib/lab/postgres';
+import { labIdentity, run as runAs, waitFor } from '@/lib/lab/proc';
+import { seededDatabase } from '@/lib/lab/seed';
+import { drFailoverAction } from '@/lib/ops/actions/dr-failover.action';
+import { switchoverAction } from '@/lib/ops/actions/switchover.action';
+import type { AnyAction } from '@/lib/ops/define-action';
+import { planOperation } from '@/lib/ops/plan';
+import { getAction } from '@/lib/ops/registry';
+import { ifAssigned } from '@/lib/testing/if-assigned';
+import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
+import { startReconnectingWriter } from '@/lib/testing/writer';
+import { readFileSync, writeFileSync } from 'node:fs';
+
+const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-patroni-${process.pid}.json`);
+let lab: LabInfo;
+let db: Db;
+let closeDb: () => Promise<void>;
+let worker: TestWorker | null = null;
+let herdId = 0;
+
+beforeAll(async () => {
+  lab = await startLab({
+    aws: false,
+    ldap: false,
+    file: LAB_FILE,
+    pgbouncer: [],
+    fleet: { environments: ['ha'], herds: ['plain'], replicas: 0, sites: ['dc-east', 'dc-west'], subnet: '127.0.22' },
+    patroni: [{ environment: 'ha', herd: 'ledger', subnet: '127.0.21' }],
+  });
+  const c = await seededDatabase(lab, 6);
+  db = c.db;
+  closeDb = () => c.pool.end();
+  herdId = (await db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'ledger')))[0]!.id;
+  worker = await startTestWorker(lab, 'patroni', 4);
+}, 240_000);
+
+afterAll(async () => {
+  await worker?.close();
+  await ifAssigned(closeDb)?.();
+  await stopLab(LAB_FILE);
+}, 120_000);
+
+const pat = () => lab.patroni![0]!;
+const members = () => lab.instances.filter((i) => i.herd === 'ledger');
+const member = (server: string) => members().find((m) => m.server === server)!;
+const url = (i: Pick<LabInstance, 'address' | 'port'>) => `postgres://postgres@${i.address}:${String(i.port)}/postgres`;
+const writeName = () => lab.dns!.herds.find((h) => h.herd === 'ledger')!.writeName;
+const answer = async () => lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName(), 'CNAME');
+const cluster = (via = pat().members[0]!.restUrl) => patroniGet<PatroniCluster>({ caFile: pat().caFile }, via, '/cluster');
+/** The leader per Patroni, asked of any member that answers. */
+const leaderNow = async (): Promise<string | null> => {
+  for (const m of pat().members) {
+    try {
+      return (await cluster(m.restUrl)).members.find((x) => x.role === 'leader')?.name ?? null;
+    } catch {
+      // that member is down: ask the next
+    }
+  }
+  return null;
+};
+const idOf = async (server: string) =>
+  (
+    await db
+      .select({ id: instances.id })
+      .from(instances)
+      .innerJoin(servers, eq(servers.id, instances.serverId))
+      .where(eq(servers.hostname, server))
+  )[0]!.id;
+const runOp = (action: AnyAction, params: Record<string, unknown> = {}) =>
+  runOperation(db, worker!.queue, action, { herdIds: [herdId] }, params, { username: 'patroni-test', timeoutMs: 240_000 });
+/** Every member running, the replicas with no lag, as Patroni says. */
+const settled = () =>
+  waitFor(
+    'every member of the Patroni herd running with no lag',
+    async () => {
+      const c = await cluster();
+      return c.members.length === 3 && c.members.every((m) => m.state === 'running' && (m.role === 'leader' || m.lag === 0))
+        ? c
+        : undefined;
+    },
+    120_000,
+  );
+/** The DSN the write name points at now (a client resolving it for each connection). */
+const viaWriteName = async () => {
+  const [target] = await answer();
+  const m = members().find((x) => x.server === target);
+  if (!m) throw new Error(`${writeName()} answers ${String(target)}, not a member`);
+  return url(m);
+};
+
+describe('a herd Patroni runs, through pgherd', () => {
+  it("shows Patroni's leader and members beside pgherd's view, and refuses what would go behind Patroni's back", async () => {
+    const now = await herdNow(db, herdId);
+    expect(now?.patroni?.leader).toBe(members()[0]!.server);
+    expect(now?.patroni?.members.map((m) => [m.name, m.role, m.state])).toEqual(
+      members().map((m, k) => [m.server, k === 0 ? 'leader' : 'replica', 'running']),
+    );
+    expect(now?.patroni?.unknownToPatroni).toEqual([]);
+    const replica = await idOf(members()[1]!.server);
+    for (const name of ['stop', 'start', 'promote']) {
+      const plan = await planOperation(db, SYSTEM_ACCESS, getAction(name)!, [replica]);
+      expect(plan.targets[0]!.refused, name).toMatch(/Patroni runs this herd/);
+    }
+  });
+
+  it('switches over through Patroni under a writer that follows the write name: no acknowledged commit lost, DNS and Patroni agree', async () => {
+    const [old, cand] = [members()[0]!, members()[1]!];
+    await query(url(old), 'CREATE TABLE writes (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
+    const writer = startReconnectingWriter(viaWriteName);
+    await waitFor('the writer commits', async () => (writer.acked.length > 50 ? true : undefined), 30_000);
+    writer.resetGap();
+    const before = writer.acked.length;
+    const { op, targets, steps, plan, ms } = await runOp(switchoverAction, { candidateInstanceId: String(await idOf(cand.server)) });
+    await waitFor('the writer commits after the switch', async () => (writer.acked.length > before + 200 ? true : undefined), 60_000);
+    await writer.stop();
+    expect(steps.filter((s) => s.status === 'failed').map((s) => `${s.name}: ${s.stdoutTail}`)).toEqual([]);
+    expect(targets[0]!.error).toBeNull();
+    expect(op.status).toBe('succeeded');
+    expect(plan.targets[0]!.facts?.find((f) => f.label === 'Patroni will be asked')?.value).toBe(
+      `POST /switchover {leader: ${old.server}:${String(old.port)}, candidate: ${cand.server}:${String(cand.port)}}`,
+    );
+    // Patroni, Postgres and DNS agree: the candidate leads.
+    expect(await leaderNow()).toBe(cand.server);
+    expect((await query<{ r: boolean }>(url(cand), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+    expect(await answer()).toEqual([cand.server]);
+    // Every acknowledged commit is on the new leader.
+    const { n } = (await query<{ n: string }>(url(cand), 'SELECT count(*) AS n FROM writes WHERE n = ANY($1::int[])', [writer.acked]))[0]!;
+    expect(Number(n)).toBe(writer.acked.length);
+    console.log(
+      `Patroni switchover under a writer through the write name: ${String(writer.acked.length)} commits, 0 lost, longest gap ${writer.maxGapMs.toFixed(0)} ms, operation ${ms.toFixed(0)} ms, ${String(writer.errors.length)} failed attempts`,
+    );
+    // The old leader streams from the new one (Patroni rejoined it); the inventory says so.
+    const senders = await query<{ h: string }>(url(old), "SELECT sender_host AS h FROM pg_stat_wal_receiver WHERE status = 'streaming'");
+    expect(senders.map((s) => s.h)).toEqual([cand.address]);
+    const rows = await db.select({ id: instances.id, role: instances.role }).from(instances).where(eq(instances.herdId, herdId));
+    expect(rows.find((r) => r.role === 'primary')?.id).toBe(await idOf(cand.server));
+    expect(rows.filter((r) => r.role === 'primary')).toHaveLength(1);
+  }, 300_000);
+
+  it('fails at the pre-flight with bad REST credentials or no REST endpoint answering, and changes nothing', async () => {
+    await settled();
+    const leader = await leaderNow();
+    const dnsBefore = await answer();
+    const configFile = process.env.PGHERD_PG_CONFIG!;
+    const saved = readFileSync(configFile, 'utf8');
+    try {
+      const config = JSON.parse(saved) as { environments: Record<string, { patroni?: Record<string, unknown> }> };
+      const wrong = path.join(lab.dir, 'wrong-patroni-password');
+      writeFileSync(wrong, 'not-the-password\n', { mode: 0o600 });
+      config.environments.ha!.patroni = { ...config.environments.ha!.patroni, passwordFile: wrong };
+      writeFileSync(configFile, JSON.stringify(config), { mode: 0o600 });
+      const bad = await runOp(switchoverAction);
+      expect(bad.op.status).toBe('failed');
+      const failed = bad.steps.find((s) => s.status === 'failed');
+      expect(failed?.name).toBe('pre-flight');
+      expect(bad.targets[0]!.error).toMatch(/refused the REST credentials \(HTTP 401\).*nothing was changed/);
+    } finally {
+      writeFileSync(configFile, saved, { mode: 0o600 });
+    }
+    // Every member's REST address pointed at a port nobody listens on.
+    const saveUrls = await db
+      .select({ id: instances.id, patroniUrl: instances.patroniUrl })
+      .from(instances)
+      .where(eq(instances.herdId, herdId));
+    try {
+      for (const r of saveUrls)
+        await db
+          .update(instances)
+          .set({ patroniUrl: r.patroniUrl.replace(/:\d+$/, ':1') })
+          .where(eq(instances.id, r.id));
+      const dead = await runOp(drFailoverAction);
+      expect(dead.op.status).toBe('failed');
+      expect(dead.steps.find((s) => s.status === 'failed')?.name).toBe('pre-flight');
+      expect(dead.targets[0]!.error).toMatch(/no member's Patroni answered: .*ECONNREFUSED/);
+    } finally {
+      for (const r of saveUrls) await db.update(instances).set({ patroniUrl: r.patroniUrl }).where(eq(instances.id, r.id));
+    }
+    expect(await leaderNow()).toBe(leader);
+    expect(await answer()).toEqual(dnsBefore);
+  }, 120_000);
+
+  it('fails over through Patroni to a named replica: the rows written before are there, DNS follows', async () => {
+    await settled();
+    const leader = (await leaderNow())!;
+    const cand =
+      members().find((m) => m.server !== leader && m.server !== members()[0]!.server) ?? members().find((m) => m.server !== leader)!;
+    await query(url(member(leader)), 'INSERT INTO writes (n) SELECT -g FROM generate_series(100, 199) g');
+    // Replicated before the failover is asked for: what a DR failover may lose is what the candidate never got.
+    await waitFor('the rows reach the candidate', async () =>
+      Number((await query<{ n: string }>(url(cand), 'SELECT count(*) AS n FROM writes WHERE n <= -100'))[0]!.n) === 100 ? true : undefined,
+    );
+    const { op, targets, steps } = await runOp(drFailoverAction, { candidateInstanceId: String(await idOf(cand.server)) });
+    expect(steps.filter((s) => s.status === 'failed').map((s) => `${s.name}: ${s.stdoutTail}`)).toEqual([]);
+    expect(op.status).toBe('succeeded');
+    expect(targets[0]!.outcome).toBe(`${cand.server}:${String(cand.port)} leads`);
+    expect(await leaderNow()).toBe(cand.server);
+    expect(await answer()).toEqual([cand.server]);
+    expect(Number((await query<{ n: string }>(url(cand), 'SELECT count(*) AS n FROM writes WHERE n <= -100'))[0]!.n)).toBe(100);
+  }, 300_000);
+
+  it("moves the write name when Patroni fails over by itself (its leader's host lost), as the system, within the bound", async () => {
+    await settled();
+    const old = (await leaderNow())!;
+    expect(await answer()).toEqual([old]);
+    const t0 = performance.now();
+    await killPatroniMember(lab, old);
+    try {
+      // Patroni names another leader once the old one's key expires (ttl 10 s)...
+      const neu = await waitFor(
+        'Patroni names a new leader',
+        async () => {
+          const l = await leaderNow();
+          return l && l !== old ? l : undefined;
+        },
+        60_000,
+      );
+      const named = performance.now();
+      // ...and pgherd's worker, which nobody asked, points the write name at it.
+      await waitFor('the write name answers the new leader', async () => ((await answer())[0] === neu ? true : undefined), 60_000);
+      const moved = performance.now();
+      console.log(
+        `Patroni's own failover: new leader named ${((named - t0) / 1000).toFixed(1)} s after the leader's host was lost; DNS answered it ${((moved - named) / 1000).toFixed(1)} s later (bound: PGHERD_PATRONI_FOLLOW_MS 5 s + one Refresh DNS)`,
+      );
+      expect(moved - named).toBeLessThan(30_000);
+      // A Refresh DNS operation requested by the system, audited with its reason, on the herd.
+      const [made] = await db
+        .select({ id: operations.id, action: operations.action, by: operations.requestedByName, status: operations.status })
+        .from(operations)
+        .innerJoin(operationTargets, eq(operationTargets.operationId, operations.id))
+        .where(and(eq(operationTargets.herdId, herdId), eq(operations.requestedByName, 'system')))
+        .orderBy(desc(operations.id))
+        .limit(1);
+      expect(made).toMatchObject({ action: 'refresh-dns', by: 'system' });
+      await waitFor('it ends', async () =>
+        (await db.select({ s: operations.status }).from(operations).where(eq(operations.id, made!.id)))[0]?.s === 'succeeded'
+          ? true
+          : undefined,
+      );
+      const [entry] = await db
+        .select({ user: auditEntries.username, changes: auditEntries.changes })
+        .from(auditEntries)
+        .where(and(eq(auditEntries.objectType, 'operations'), eq(auditEntries.objectId, String(made!.id))));
+      expect(entry?.user).toBe('system');
+      expect(JSON.stringify(entry?.changes)).toContain(`Patroni names ${neu} the leader`);
+    } finally {
+      await startPatroniMember(lab, LAB_FILE, old);
+      writeLab(LAB_FILE, lab);
+    }
+    await settled();
+  }, 300_000);
+
+  it('moves the write name after a switchover someone ran with patronictl', async () => {
+    const old = (await leaderNow())!;
+    const cand = members().find((m) => m.server !== old)!.server;
+    const config = pat().members.find((m) => m.server === old)!.configFile;
+    await settled();
+    const { stdout } = await runAs(labIdentity(), [
+      '/usr/bin/patronictl',
+      '-c',
+      config,
+      'switchover',
+      '--leader',
+      old,
+      '--candidate',
+      cand,
+      '--force',
+    ]);
+    expect(stdout).toContain(`Successfully switched over to "${cand}"`);
+    expect(await leaderNow()).toBe(cand);
+    await waitFor('the write name answers the new leader', async () => ((await answer())[0] === cand ? true : undefined), 60_000);
+  }, 120_000);
+});
