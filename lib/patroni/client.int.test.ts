@@ -286,8 +286,12 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
         name,
       ).toEqual(ids.map(() => expect.stringMatching(patroniOwns)));
     }
+    // A herd action that would stop members with pg_ctl (a resize) is refused; a switchover asks Patroni.
+    const resizePlan = await planOperation(t.db, SYSTEM_ACCESS, getAction('resize-herd')!, [herdId], { instanceType: 'm6i.large' }, null);
+    expect(resizePlan.targets[0]!.refused).toMatch(patroniOwns);
     const switchoverPlan = await planOperation(t.db, SYSTEM_ACCESS, getAction('switchover')!, [herdId], {}, null);
-    expect(switchoverPlan.targets[0]!.refused).toMatch(patroniOwns);
+    expect(switchoverPlan.targets[0]!.refused).toBeUndefined();
+    expect(switchoverPlan.targets[0]!.steps.join('\n')).toMatch(/POST \/switchover to Patroni/);
     // Restart and reload plan what Patroni will be asked, after a pre-flight that changes nothing.
     const restartPlan = await planOperation(t.db, SYSTEM_ACCESS, getAction('restart')!, [ids[1]!], { pendingOnly: true }, null);
     expect(restartPlan.targets[0]!.steps).toEqual([
