@@ -110,6 +110,14 @@ export const herds = pgTable(
     // A herd whose control driver is patroni: Patroni's name of its cluster (patroni.yml's scope); its
     // members' REST addresses are on the instances (instances.patroni_url). Empty: not known yet.
     patroniScope: text('patroni_scope').notNull().default(''),
+    // Patroni's view, as the worker last read it (lib/patroni/follow.ts), for the herds changelist: the
+    // leader's member name (empty: nobody holds the key), maintenance mode, and why no member answered.
+    patroniLeader: text('patroni_leader').notNull().default(''),
+    // The leader's instance in pgherd's inventory (null: none matched); no foreign key, a reading.
+    patroniLeaderInstanceId: integer('patroni_leader_instance_id'),
+    patroniPaused: boolean('patroni_paused').notNull().default(false),
+    patroniProblem: text('patroni_problem').notNull().default(''),
+    patroniReadAt: timestamp('patroni_read_at', { withTimezone: true }),
     ...timestamps,
   },
   (t) => [

@@ -95,7 +95,7 @@ test('lists instances with the changelist filters, and refuses bad parameters wi
   expect(body.total).toBe(expected.length);
   expect(body.items.map((i: { server: string }) => i.server).sort()).toEqual(expected.map((i) => i.server).sort());
   expect(body.items[0]).toMatchObject({ role: 'replica', environment: 'staging', port: expected[0]!.port });
-  expect(body.items.every((i: { address: string }) => i.address.startsWith('127.0.1.'))).toBe(true);
+  expect(body.items.map((i: { address: string }) => i.address).sort()).toEqual(expected.map((i) => i.address).sort());
 
   const bad = await request.get(`${url}/api/v1/instances?role=overlord&bogus=1`, { headers: operate });
   expect(bad.status()).toBe(400);

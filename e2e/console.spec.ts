@@ -33,10 +33,10 @@ test('a wrong password is refused', async ({ page }) => {
 test('sign in, filter instances by herd and role, sort, page and select all matching', async ({ page }) => {
   await signIn(page);
   await page.goto(`${url}/`);
-  await expect(page.locator('.totals')).toContainText('18 instances');
+  await expect(page.locator('.totals')).toContainText('21 instances');
 
   await page.goto(`${url}/admin/instances`);
-  await expect(page.getByTestId('selection-count')).toHaveText('0 of 18 selected');
+  await expect(page.getByTestId('selection-count')).toHaveText('0 of 21 selected');
 
   // The herd facet is a search box, not a link per herd.
   await page.getByPlaceholder('Find herd…').fill('orders');
@@ -76,27 +76,34 @@ test('sign in, filter instances by herd and role, sort, page and select all matc
   const sorted = [...rows].sort((a, b) => (a[1]! < b[1]! ? -1 : a[1]! > b[1]! ? 1 : a[0]! < b[0]! ? 1 : -1));
   expect(rows).toEqual(sorted);
 
-  // Page size 10: two pages.
+  // Page size 10: three pages (the last with one).
   await page.getByRole('link', { name: '10', exact: true }).click();
   await expect(page).toHaveURL(/per=10/);
   await expect(page.locator('table.result-list tbody tr')).toHaveCount(10);
+  // Each page read once the paginator marks it current (pages 1 and 2 both have ten rows).
+  const current = page.locator('.paginator [aria-current=page]').first();
+  await page.locator('.paginator').getByRole('link', { name: '3', exact: true }).click();
+  await expect(current).toHaveText('3');
+  await expect(page.locator('table.result-list tbody tr')).toHaveCount(1);
   await page.locator('.paginator').getByRole('link', { name: '2', exact: true }).click();
-  await expect(page.locator('table.result-list tbody tr')).toHaveCount(8);
+  await expect(current).toHaveText('2');
+  await expect(page.locator('table.result-list tbody tr')).toHaveCount(10);
   names = await serversShown(page);
   await page.locator('.paginator').getByRole('link', { name: '1', exact: true }).click();
+  await expect(current).toHaveText('1');
   await expect(page.locator('table.result-list tbody tr')).toHaveCount(10);
   const firstPage = await serversShown(page);
   expect(firstPage.filter((n) => names.includes(n))).toEqual([]);
 
-  // Select all on the page, then all 18 matching across pages, and open the bulk delete confirmation.
+  // Select all on the page, then all 21 matching across pages, and open the bulk delete confirmation.
   await page.getByLabel('Select all on this page').check();
-  await expect(page.getByTestId('selection-count')).toHaveText('10 of 18 selected');
-  await page.getByRole('button', { name: 'Select all 18 instances' }).click();
-  await expect(page.getByTestId('selection-count')).toHaveText('18 of 18 selected');
+  await expect(page.getByTestId('selection-count')).toHaveText('10 of 21 selected');
+  await page.getByRole('button', { name: 'Select all 21 instances' }).click();
+  await expect(page.getByTestId('selection-count')).toHaveText('21 of 21 selected');
   await page.getByLabel('Action:').selectOption({ label: 'Delete selected instances' });
   await page.getByRole('button', { name: 'Go' }).click();
   await expect(page.getByRole('heading', { name: 'Are you sure?' })).toBeVisible();
-  await expect(page.locator('.delete-summary')).toContainText('instances: 18');
+  await expect(page.locator('.delete-summary')).toContainText('instances: 21');
   await page.getByRole('link', { name: 'No, take me back' }).click();
   await expect(page).toHaveURL(/\/admin\/instances/);
   await expect(page.locator('table.result-list tbody tr')).toHaveCount(10);
@@ -405,7 +412,7 @@ test('unknown ids and malformed parameters: a 404 page, and defaults instead of 
   expect(nonsense?.status()).toBe(404);
   const bad = await page.goto(`${url}/admin/instances?role=overlord&sort=%27;drop&page=-3&per=abc&environment=x`);
   expect(bad?.status()).toBe(200);
-  await expect(page.getByTestId('selection-count')).toHaveText('0 of 18 selected');
+  await expect(page.getByTestId('selection-count')).toHaveText('0 of 21 selected');
 });
 
 // These two change the lab's topology for good: they run last.
@@ -467,7 +474,8 @@ test('DR failover from the DR pairs list: the primary is gone, the confirmation 
 
   await signIn(page);
   await page.goto(`${url}/admin/dr`);
-  await expect(page.locator('table.result-list tbody tr')).toHaveCount(6);
+  // Every herd of the lab: three in each environment, and staging's ledger that Patroni runs.
+  await expect(page.locator('table.result-list tbody tr')).toHaveCount(7);
   await page.getByRole('complementary', { name: 'Filters' }).getByRole('link', { name: 'production', exact: true }).click();
   await expect(page.locator('table.result-list tbody tr')).toHaveCount(3);
   const row = page.getByRole('row', { name: /orders/ });

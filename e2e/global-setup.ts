@@ -2,11 +2,11 @@
 // processes so that the teardown (or the next run) stops it with everything else.
 import { randomBytes } from 'node:crypto';
 import { buildConsole, CONSOLE_PROGRAM, prepareDatabase, startConsole, startWorkerProcess } from '../lib/lab/console';
-import { readLab, startLab, writeLab } from '../lib/lab/lab';
+import { DEMO_PATRONI, readLab, startLab, writeLab } from '../lib/lab/lab';
 import { E2E_LAB_FILE } from './lab';
 
 export default async function globalSetup() {
-  const lab = await startLab({ file: E2E_LAB_FILE });
+  const lab = await startLab({ file: E2E_LAB_FILE, patroni: DEMO_PATRONI });
   const admin = { username: 'e2e-admin', password: randomBytes(12).toString('base64url') };
   const { apiToken } = await prepareDatabase(lab, admin);
   if (process.env.PGHERD_SKIP_BUILD !== '1') buildConsole();

@@ -13,6 +13,7 @@ import https from 'node:https';
 import { hostname, loadavg } from 'node:os';
 import { collectInstance } from './collect';
 import { agentConfigSchema, discover, type AgentConfig } from './discover';
+import { discoverPatroni, patroniFor } from './patroni';
 import type { InstanceReport, Report } from './report';
 
 export const AGENT_VERSION = '1.0.0';
@@ -60,11 +61,20 @@ export function readToken(file: string): string {
 
 export async function buildReport(cfg: AgentConfig): Promise<Report> {
   const found = await discover(cfg);
+  const host =
+    cfg.hostname ??
+    (hostname()
+      .replace(/[^A-Za-z0-9.:_%-]/g, '-')
+      .slice(0, 253) ||
+      'unknown');
+  const patroni = cfg.patroni ? discoverPatroni(cfg.patroniConfigFiles, host) : [];
   const instances: InstanceReport[] = [];
   for (const f of found) {
     if (f.running && f.socketDirectory) {
       try {
-        instances.push(await collectInstance({ host: f.socketDirectory, port: f.port, user: cfg.user, database: cfg.database }));
+        const i = await collectInstance({ host: f.socketDirectory, port: f.port, user: cfg.user, database: cfg.database });
+        const p = patroniFor(patroni, i);
+        instances.push(p ? { ...i, patroni: { scope: p.scope, restUrl: p.restUrl } } : i);
         continue;
       } catch (err) {
         // It runs (its lock says so) but does not answer us: report what is known, as not running.
@@ -84,12 +94,7 @@ export async function buildReport(cfg: AgentConfig): Promise<Report> {
   return {
     format: 1,
     agentVersion: AGENT_VERSION,
-    hostname:
-      cfg.hostname ??
-      (hostname()
-        .replace(/[^A-Za-z0-9.:_%-]/g, '-')
-        .slice(0, 253) ||
-        'unknown'),
+    hostname: host,
     observedAt: new Date().toISOString(),
     intervalSeconds: cfg.intervalSeconds,
     loadAverage: loadavg(),

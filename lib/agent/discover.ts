@@ -31,6 +31,9 @@ export const agentConfigSchema = z
     lsclusters: z.boolean().default(true),
     socketDirectories: z.array(z.string()).default(['/var/run/postgresql', '/tmp']),
     dataDirectories: z.array(z.string()).default([]),
+    /** Look for Patroni (its running processes' configuration files, and these): its scope and REST address, per instance. */
+    patroni: z.boolean().default(true),
+    patroniConfigFiles: z.array(z.string()).max(32).default([]),
     /** Instances to report whatever discovery finds (port, and where its socket is). */
     instances: z
       .array(z.object({ port: z.number().int().min(1).max(65535), socketDirectory: z.string().default('/var/run/postgresql') }).strict())

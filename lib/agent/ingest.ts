@@ -218,6 +218,48 @@ FROM batch b`;
 type Conflict = { server_id: number; port: number; sysid: string; herd_id: number };
 
 /**
+ * What the agents say of Patroni (issue 18), in one statement and only when a report says something:
+ * each instance's REST address, and its herd's control driver becomes patroni (pg_ctl behind Patroni's
+ * back is what the driver refuses) with Patroni's scope when the herd has none. Each change audited
+ * as the agent's; the same report again changes nothing.
+ */
+async function recordPatroni(db: Db, items: { server: AgentServer; report: Report }[]): Promise<void> {
+  const rows = items.flatMap(({ server, report }) =>
+    report.instances.flatMap((i) =>
+      i.state === 'running' && i.patroni
+        ? [{ server_id: server.id, port: i.port, url: i.patroni.restUrl, scope: i.patroni.scope, hostname: server.hostname }]
+        : [],
+    ),
+  );
+  if (!rows.length) return;
+  await db.execute(sql`
+    WITH r AS (
+      SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(server_id int, port int, url text, scope text, hostname text)
+    ), inst AS (
+      UPDATE instances i SET patroni_url = r.url, updated_at = now()
+      FROM r, instances old
+      WHERE i.server_id = r.server_id AND i.port = r.port AND old.id = i.id AND i.patroni_url IS DISTINCT FROM r.url
+      RETURNING i.id, i.herd_id, i.port, r.hostname, old.patroni_url AS was, r.url
+    ), x AS (
+      SELECT DISTINCT ON (i.herd_id) i.herd_id, r.scope, r.hostname
+      FROM r JOIN instances i ON i.server_id = r.server_id AND i.port = r.port ORDER BY i.herd_id, r.hostname
+    ), hrd AS (
+      UPDATE herds h SET control_driver = 'patroni'::control_driver, patroni_scope = CASE WHEN h.patroni_scope = '' THEN x.scope ELSE h.patroni_scope END, updated_at = now()
+      FROM x, herds old
+      WHERE h.id = x.herd_id AND old.id = h.id AND (h.control_driver <> 'patroni' OR h.patroni_scope = '')
+      RETURNING h.id, h.name, h.environment_id, x.hostname, old.control_driver::text AS was_driver, old.patroni_scope AS was_scope, h.patroni_scope
+    )
+    INSERT INTO audit_entries (user_id, username, remote_addr, action, object_type, object_id, object_label, environment_id, changes)
+    SELECT NULL::int, 'agent:' || inst.hostname, '', 'agent.patroni', 'instances', inst.id::text, inst.hostname || ':' || inst.port,
+           (SELECT environment_id FROM herds WHERE id = inst.herd_id), jsonb_build_object('patroniUrl', jsonb_build_array(nullif(inst.was, ''), inst.url))
+    FROM inst
+    UNION ALL
+    SELECT NULL::int, 'agent:' || hrd.hostname, '', 'agent.patroni', 'herds', hrd.id::text, hrd.name, hrd.environment_id,
+           jsonb_build_object('controlDriver', jsonb_build_array(hrd.was_driver, 'patroni'), 'patroniScope', jsonb_build_array(nullif(hrd.was_scope, ''), hrd.patroni_scope))
+    FROM hrd`);
+}
+
+/**
  * A staging host must not add members to a production herd: such instances are held (agent_conflicts)
  * instead of merged, each audited once, in the herd's environment, when first seen; the fleet health
  * panel lists them while their agent reports them.
@@ -324,6 +366,7 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
     rows = await prepared<Row>(db, 'pgherd_agent_ingest_v3', INGEST_SQL, args);
     if (rows[0]?.unknown.length) throw new Error(`no herd for system identifier(s) ${rows[0].unknown.join(', ')}`);
   }
+  await recordPatroni(db, items);
   // Instances whose system identifier is a herd's in another environment were left out by the statement;
   // recorded after it stamped each server's last report (the health panel shows what its latest one held).
   const conflicts = rows.flatMap((r) => r.held);

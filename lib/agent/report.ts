@@ -62,6 +62,18 @@ export const instanceReportSchema = z
     /** Settings changed in the configuration that need a restart (pg_settings.pending_restart). */
     pendingRestart: z.array(z.string().max(100)).max(500).default([]),
     startedAt: z.iso.datetime({ offset: true }).optional(),
+    /** The Patroni that runs it (issue 18): its cluster's scope and its REST address. */
+    patroni: z
+      .object({
+        // As the herd form takes it (letters, digits and . _ -, as in patroni.yml).
+        scope: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, "Patroni's scope: letters, digits and . _ -"),
+        restUrl: z
+          .string()
+          .max(300)
+          .regex(/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/, 'http(s)://host:port'),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((i, ctx) => {

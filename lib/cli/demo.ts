@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { buildConsole, prepareDatabase, startConsole, startWorkerProcess, type RunningConsole } from '../lab/console';
 import type { ChildProcess } from 'node:child_process';
 import { stopPid } from '../lab/proc';
-import { DEFAULT_LAB_FILE, readLab, refuseIfOwned, startLab, stopLab, writeLab } from '../lab/lab';
+import { DEFAULT_LAB_FILE, DEMO_PATRONI, readLab, refuseIfOwned, startLab, stopLab, writeLab } from '../lab/lab';
 import { reportAll, runLabAgents, writeLabAgents } from '../lab/agents';
 import { addLabReadNames } from '../lab/seed';
 import { createDb } from '@/db/client';
@@ -40,7 +40,7 @@ async function main() {
       console.error(`demo: ${(err as Error).message}`);
       process.exit(1);
     }
-    const lab = await startLab({ file: DEFAULT_LAB_FILE, log });
+    const lab = await startLab({ file: DEFAULT_LAB_FILE, log, patroni: DEMO_PATRONI });
     const admin = {
       username: process.env.PGHERD_ADMIN_USERNAME ?? 'admin',
       password: process.env.PGHERD_ADMIN_PASSWORD ?? randomBytes(9).toString('base64url'),

@@ -161,6 +161,8 @@ export interface LabOptions {
 }
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+/** The demo's and the browser tests' herd run by Patroni (beside the default fleet's herds). */
+export const DEMO_PATRONI: NonNullable<LabOptions['patroni']> = [{ environment: 'staging', herd: 'ledger' }];
 export const DEFAULT_LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'lab.json');
 
 /** The settings that point pgherd (console, worker, a test process) at the lab's DNS and fleet credentials. */

@@ -18,7 +18,7 @@ import type { TargetJob } from '@/lib/ops/queue';
 import { refreshDnsAction } from '@/lib/ops/actions/refresh-dns.action';
 import { mapLimit } from '@/lib/ops/refresher';
 import { writeOperations } from '@/lib/ops/submit';
-import { patroniNow } from './view';
+import { patroniNow, type PatroniNow } from './view';
 
 /** How often the worker reads the Patroni herds' /cluster (ms). */
 export const followEveryMs = () => {
@@ -45,12 +45,30 @@ async function busy(db: Db, herdId: number): Promise<boolean> {
   return !!row;
 }
 
-/** One herd: in step, or a Refresh DNS started by the system; never throws (the reason is the outcome). */
+/**
+ * Patroni's view kept on the herd for its changelist: written when it changed, or a minute after the
+ * last write (so that a reader can tell a view kept fresh from one nobody reads any more).
+ */
+async function recordView(db: Db, herdId: number, now: PatroniNow): Promise<void> {
+  const leaderId = now.members.find((m) => m.name === now.leader)?.instanceId ?? null;
+  const v = { leader: now.leader ?? '', paused: now.paused, problem: now.askedOf ? '' : now.problems.join('; ').slice(0, 500) };
+  await db.execute(sql`
+    UPDATE herds SET patroni_leader = ${v.leader}, patroni_leader_instance_id = ${leaderId}, patroni_paused = ${v.paused},
+                     patroni_problem = ${v.problem}, patroni_read_at = now()
+    WHERE id = ${herdId}
+      AND ((patroni_leader, patroni_leader_instance_id, patroni_paused, patroni_problem)
+           IS DISTINCT FROM (${v.leader}, ${leaderId}::int, ${v.paused}, ${v.problem})
+           OR patroni_read_at IS NULL OR patroni_read_at < now() - interval '1 minute')`);
+}
+
+/** One herd: its view recorded, then in step or a Refresh DNS started by the system; never throws (the reason is the outcome). */
 async function followHerd(db: Db, queue: Queue<TargetJob> | null, h: HerdRef): Promise<FollowResult> {
   const out = (outcome: string, operationId?: number): FollowResult => ({ herdId: h.id, herd: h.label, outcome, operationId });
   try {
     const now = await patroniNow(h.members);
+    await recordView(db, h.id, now);
     if (!now.askedOf) return out(`Patroni not read: ${now.problems.join('; ')}`);
+    if (!h.dns.length) return out('no DNS name to move');
     const leader = now.members.find((m) => m.name === now.leader);
     if (!leader) return out('Patroni names no leader (a failover under way?)');
     const lead = h.members.find((m) => m.id === leader.instanceId);
@@ -93,17 +111,10 @@ async function followHerd(db: Db, queue: Queue<TargetJob> | null, h: HerdRef): P
   }
 }
 
-/** Every Patroni herd with a write name: in step with Patroni's leader, or a Refresh DNS started. */
+/** Every Patroni herd: its view recorded; those with a write name in step with Patroni's leader, or a Refresh DNS started. */
 export async function followPatroni(db: Db, queue: Queue<TargetJob> | null, opts: { herdIds?: number[] } = {}): Promise<FollowResult[]> {
-  const ids =
-    opts.herdIds ??
-    (
-      await db
-        .select({ id: herds.id })
-        .from(herds)
-        .where(and(eq(herds.controlDriver, 'patroni'), sql`EXISTS (SELECT 1 FROM dns_records d WHERE d.herd_id = ${herds.id})`))
-    ).map((r) => r.id);
+  const ids = opts.herdIds ?? (await db.select({ id: herds.id }).from(herds).where(eq(herds.controlDriver, 'patroni'))).map((r) => r.id);
   if (!ids.length) return [];
-  const refs = (await loadHerdRefs(db, ids)).filter((h) => h.dns.length && h.members.some((m) => m.patroniUrl));
+  const refs = await loadHerdRefs(db, ids);
   return mapLimit(refs, 16, (h) => followHerd(db, queue, h));
 }

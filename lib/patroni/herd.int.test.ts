@@ -27,6 +27,9 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
 import { startReconnectingWriter } from '@/lib/testing/writer';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { buildReport } from '@/lib/agent/cli';
+import { agentConfigSchema } from '@/lib/agent/discover';
+import { ingestReports } from '@/lib/agent/ingest';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-patroni-${process.pid}.json`);
 let lab: LabInfo;
@@ -118,6 +121,40 @@ describe('a herd Patroni runs, through pgherd', () => {
       const plan = await planOperation(db, SYSTEM_ACCESS, getAction(name)!, [replica]);
       expect(plan.targets[0]!.refused, name).toMatch(/Patroni runs this herd/);
     }
+  });
+
+  it("is found by the agents: each member's Patroni from its process and configuration, its REST address and the herd's driver recorded", async () => {
+    const m = members()[1]!;
+    const cfg = agentConfigSchema.parse({
+      server: 'http://127.0.0.1:1',
+      tokenFile: '/nonexistent',
+      hostname: m.server,
+      lsclusters: false,
+      socketDirectories: [m.socketDirectory],
+    });
+    const report = await buildReport(cfg);
+    expect(report.instances.map((i) => i.patroni)).toEqual([{ scope: pat().scope, restUrl: pat().members[1]!.restUrl }]);
+    // An inventory that did not know: no REST address, the herd on pg_ctl.
+    const id = await idOf(m.server);
+    await db.update(instances).set({ patroniUrl: '' }).where(eq(instances.id, id));
+    await db.update(herds).set({ controlDriver: 'pg_ctl', patroniScope: '' }).where(eq(herds.id, herdId));
+    const [srv] = await db.select({ id: servers.id, hostname: servers.hostname }).from(servers).where(eq(servers.hostname, m.server));
+    await ingestReports(db, [{ server: srv!, report }]);
+    const [row] = await db.select({ url: instances.patroniUrl }).from(instances).where(eq(instances.id, id));
+    expect(row?.url).toBe(pat().members[1]!.restUrl);
+    const [h] = await db.select({ driver: herds.controlDriver, scope: herds.patroniScope }).from(herds).where(eq(herds.id, herdId));
+    expect(h).toEqual({ driver: 'patroni', scope: pat().scope });
+    const audit = await db
+      .select({ type: auditEntries.objectType, user: auditEntries.username, changes: auditEntries.changes })
+      .from(auditEntries)
+      .where(eq(auditEntries.action, 'agent.patroni'));
+    expect(audit).toEqual([
+      { type: 'instances', user: `agent:${m.server}`, changes: { patroniUrl: [null, pat().members[1]!.restUrl] } },
+      { type: 'herds', user: `agent:${m.server}`, changes: { controlDriver: ['pg_ctl', 'patroni'], patroniScope: [null, pat().scope] } },
+    ]);
+    // The same report again changes nothing.
+    await ingestReports(db, [{ server: srv!, report }]);
+    expect(await db.select({ id: auditEntries.id }).from(auditEntries).where(eq(auditEntries.action, 'agent.patroni'))).toHaveLength(2);
   });
 
   it('switches over through Patroni under a writer that follows the write name: no acknowledged commit lost, DNS and Patroni agree', async () => {

@@ -60,6 +60,21 @@ export const herdsAdmin = defineAdmin({
       format: 'badge',
       sortable: false,
     },
+    // Patroni's view as the worker last read it (lib/patroni/follow.ts), next to pgherd's primary.
+    patroni: {
+      label: 'Patroni',
+      sql: sql<string>`(CASE WHEN ${qualified(herds.controlDriver)} <> 'patroni' THEN NULL
+        WHEN ${qualified(herds.patroniReadAt)} IS NULL OR ${qualified(herds.patroniReadAt)} < now() - interval '5 minutes' THEN 'not read lately'
+        WHEN ${qualified(herds.patroniProblem)} <> '' THEN 'no member answers'
+        WHEN ${qualified(herds.patroniLeader)} = '' THEN 'nobody leads'
+        ELSE 'leader ' || ${qualified(herds.patroniLeader)}
+          || CASE WHEN ${qualified(herds.patroniPaused)} THEN ', paused' ELSE '' END
+          || CASE WHEN ${qualified(herds.patroniLeaderInstanceId)} IS NULL THEN ' (not in pgherd''s inventory)'
+                  WHEN NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = ${qualified(herds.patroniLeaderInstanceId)} AND i.role = 'primary')
+                  THEN ' (not pgherd''s primary)' ELSE '' END
+        END)`,
+      sortable: false,
+    },
     pgVersion: { label: 'Version', sql: herds.pgVersion, format: 'number' },
     controlDriver: { label: 'Control', sql: herds.controlDriver },
     automation: { label: 'Automation', sql: herds.automation, format: 'badge' },
@@ -73,6 +88,7 @@ export const herdsAdmin = defineAdmin({
     'worstLag',
     'dnsName',
     'dnsDrift',
+    'patroni',
     'pgVersion',
     'controlDriver',
     'automation',
