@@ -1,4 +1,4 @@
-// npm run bench [changelist [--scale 100000]|operation-pages [--scale 100000]|ingest|ops|waves|schedules|failover]: the instances changelist at 10,000
+// npm run bench [changelist [--scale 100000]|operation-pages [--scale 100000]|ingest|ops|waves|schedules|failover|patroni]: the instances changelist at 10,000
 // instances / 2,000 herds / 20 environments (or 100,000 / 20,000 / 50), served by the built console (signed in, 100 rows a page), next to the same
 // SQL run alone and beside Django 3.2's admin over the same tables (lib/bench/django); the agents' ingest API under
 // many concurrent agents; the operations engine; failover.
@@ -20,6 +20,7 @@ import { changeList, facetOptions } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import { opsBench } from '@/lib/bench/ops-bench';
 import { failoverBench } from '@/lib/bench/failover-bench';
+import { patroniBench } from '@/lib/bench/patroni-bench';
 import { observeBench } from '@/lib/bench/observe-bench';
 import { wavesBench } from '@/lib/bench/waves-bench';
 import { schedulesBench } from '@/lib/bench/schedules-bench';
@@ -493,6 +494,11 @@ async function main() {
   }
   if (which === 'all' || which === 'failover') {
     const lines = await failoverBench((m) => console.log(`bench: ${m}`));
+    console.log('');
+    for (const l of lines) console.log(l);
+  }
+  if (which === 'all' || which === 'patroni') {
+    const lines = await patroniBench((m) => console.log(`bench: ${m}`));
     console.log('');
     for (const l of lines) console.log(l);
   }
