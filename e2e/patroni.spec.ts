@@ -39,6 +39,13 @@ test("the herds changelist and the herd's page show Patroni's leader and members
     await expect(panel.locator(`tr[data-patroni-member="${m.server}"] td[data-col=role]`)).toHaveText('replica');
   await expect(panel.locator('tr[data-patroni-member] td[data-col=state]')).toHaveText(['running', 'running', 'running']);
   await page.screenshot({ path: test.info().outputPath('patroni-herd.png'), fullPage: true });
+  // The REST API says the same.
+  const res = await page.request.get(`${url}/api/v1/herds?q=ledger`, { headers: { authorization: `Bearer ${lab.console.apiToken!}` } });
+  const [item] = (
+    (await res.json()) as { items: { controlDriver: string; patroni: string; members: { server: string; patroniUrl: string }[] }[] }
+  ).items;
+  expect(item).toMatchObject({ controlDriver: 'patroni', patroni: `leader ${first!}` });
+  expect(item!.members.map((m) => [m.server, m.patroniUrl])).toEqual(herd.members.map((m) => [m.server, m.restUrl]));
 });
 
 test('a switchover confirmed on the page goes through Patroni: the plan says what Patroni is asked, the leader and DNS move', async ({

@@ -19,8 +19,9 @@ const query = z
   .strict();
 
 /**
- * GET /api/v1/herds: the herds changelist's filters; each herd with its primary, its members (as last
- * observed), its worst lag and its DNS records with what their server last answered (drifted: the
+ * GET /api/v1/herds: the herds changelist's filters; each herd with its control driver (and, Patroni's,
+ * its view as last read), its primary, its members (as last observed; Patroni's REST address), its
+ * worst lag and its DNS records with what their server last answered (drifted: the
  * answer is not what the members say; null: not asked yet).
  */
 export const GET = handle(async (req) => {
@@ -43,6 +44,9 @@ export const GET = handle(async (req) => {
         name: r.name,
         version: r.pgVersion,
         automation: r.automation,
+        controlDriver: r.controlDriver,
+        // Patroni's view as the worker last read it (a herd Patroni runs; null otherwise), as the changelist shows it.
+        patroni: r.patroni ?? null,
         primary: primary ? { id: primary.id, label: primary.label, state: primary.state } : null,
         members: own.map((m) => ({
           id: m.id,
@@ -55,6 +59,7 @@ export const GET = handle(async (req) => {
           upstreamId: m.upstreamId,
           lsn: m.lsn,
           lagBytes: m.lagBytes,
+          patroniUrl: m.patroniUrl || null,
         })),
         worstLagBytes: lags.length ? Math.max(...lags) : null,
         dns: records.map((d) => ({
