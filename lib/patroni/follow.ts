@@ -100,8 +100,9 @@ async function followHerd(db: Db, queue: Queue<TargetJob> | null, h: HerdRef): P
         actor: { id: null, username: 'system', access: SYSTEM_ACCESS },
         reason: `Patroni names ${leader.name} the leader (timeline ${String(leader.timeline ?? '?')}); ${answers}`,
         confirmation: plan.typeToConfirm ?? '',
-        // One per herd, leader and minute: two workers seeing it at once make one operation.
-        idempotencyKey: `patroni-follow:${String(h.id)}:${leader.name}:${String(leader.timeline ?? 0)}:${String(Math.floor(Date.now() / 60_000))}`,
+        // One per herd, leader and 10 s (one worker follows at a time, under its lock; the key also holds
+        // if two ever did). One that failed (two members briefly answering as primaries) is tried again soon.
+        idempotencyKey: `patroni-follow:${String(h.id)}:${leader.name}:${String(leader.timeline ?? 0)}:${String(Math.floor(Date.now() / 10_000))}`,
         waves: null,
       },
     ]);

@@ -151,7 +151,11 @@ function followStep<S extends PatroniSwitchState>(h: HerdRef, label: string): Ac
       for (;;) {
         const seen = await Promise.all(others.map(async (m) => ({ m, o: await observe(m, 2000) })));
         const streaming = (o: Observed) =>
-          o.reachable && o.inRecovery === true && o.walReceiver?.status === 'streaming' && o.walReceiver.senderHost === cand.address;
+          o.reachable &&
+          o.inRecovery === true &&
+          o.walReceiver?.status === 'streaming' &&
+          // Patroni's connect_address: the leader's address or one of its names.
+          [cand.address, cand.hostname, cand.host].includes(o.walReceiver.senderHost ?? '');
         lines = seen.map(({ m, o }) => `${m.label}: ${streaming(o) ? `streams from ${cand.label}` : describeObserved(m, o)}`);
         if (seen.every(({ o }) => streaming(o))) break;
         if (Date.now() > deadline) {
