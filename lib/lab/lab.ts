@@ -281,8 +281,9 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
       log(`starting the sandbox fleet: ${members.length} instances on port ${port} (TLS, pgherd's role per environment)`);
       await startFleet(id, dir, members, port, info, track);
       if (opts.patroni?.length) await startLabPatroni(id, dir, opts.patroni, spec.sites, info, track, log);
+      // In front of a fleet herd or a Patroni herd.
       const pooled = (opts.pgbouncer ?? [{ environment: 'production', herd: 'billing' }]).filter((h) =>
-        members.some((m) => m.environment === h.environment && m.herd === h.herd),
+        info.instances.some((m) => m.environment === h.environment && m.herd === h.herd),
       );
       const poolerHosts = pooled.map((h, k) => ({ ...h, ...poolerServer(spec, h.environment, h.herd, k) }));
       if (poolerHosts.length) {

@@ -25,7 +25,9 @@ import { planOperation } from '@/lib/ops/plan';
 import { getAction } from '@/lib/ops/registry';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
-import { startReconnectingWriter } from '@/lib/testing/writer';
+import { startReconnectingWriter, startWriter } from '@/lib/testing/writer';
+import { showDatabases } from '@/lib/pgbouncer/admin';
+import { poolerConsole } from '@/lib/ops/pooler-steps';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { buildReport } from '@/lib/agent/cli';
 import { agentConfigSchema } from '@/lib/agent/discover';
@@ -43,7 +45,7 @@ beforeAll(async () => {
     aws: false,
     ldap: false,
     file: LAB_FILE,
-    pgbouncer: [],
+    pgbouncer: [{ environment: 'ha', herd: 'ledger' }],
     fleet: { environments: ['ha'], herds: ['plain'], replicas: 0, sites: ['dc-east', 'dc-west'], subnet: '127.0.22' },
     patroni: [{ environment: 'ha', herd: 'ledger', subnet: '127.0.21' }],
   });
@@ -189,6 +191,40 @@ describe('a herd Patroni runs, through pgherd', () => {
     const rows = await db.select({ id: instances.id, role: instances.role }).from(instances).where(eq(instances.herdId, herdId));
     expect(rows.find((r) => r.role === 'primary')?.id).toBe(await idOf(cand.server));
     expect(rows.filter((r) => r.role === 'primary')).toHaveLength(1);
+  }, 300_000);
+
+  it('switches over through Patroni behind PgBouncer: writes through it wait instead of failing, and it follows the new leader', async () => {
+    await settled();
+    const pooler = lab.pgbouncer[0]!;
+    const old = (await leaderNow())!;
+    await query(url(member(old)), 'CREATE TABLE pooled_writes (n int PRIMARY KEY)');
+    const writer = startWriter(pooler.dsn, 'pooled_writes');
+    await waitFor('the writer commits through PgBouncer', async () => (writer.acked.length > 50 ? true : undefined), 30_000);
+    writer.resetGap();
+    const before = writer.acked.length;
+    const { op, steps } = await runOp(switchoverAction);
+    await waitFor('the writer commits after the switch', async () => (writer.acked.length > before + 200 ? true : undefined), 60_000);
+    await writer.stop();
+    expect(steps.filter((s) => s.status === 'failed').map((s) => `${s.name}: ${s.stdoutTail}`)).toEqual([]);
+    expect(op.status).toBe('succeeded');
+    expect(steps.map((s) => s.name)).toEqual(expect.arrayContaining([`PgBouncer ${pooler.server}:${String(pooler.port)}: pause`]));
+    const neu = (await leaderNow())!;
+    expect(neu).not.toBe(old);
+    // The writer never saw an error: PgBouncer held its queries while Patroni switched.
+    expect(writer.errors).toEqual([]);
+    const { n } = (
+      await query<{ n: string }>(url(member(neu)), 'SELECT count(*) AS n FROM pooled_writes WHERE n = ANY($1::int[])', [writer.acked])
+    )[0]!;
+    expect(Number(n)).toBe(writer.acked.length);
+    const entry = (
+      await showDatabases(
+        poolerConsole({ host: pooler.address, port: pooler.port, adminUser: pooler.adminUser, serverEnvironment: pooler.environment }),
+      )
+    ).get(pooler.databases[0]!)!;
+    expect(entry).toMatchObject({ host: member(neu).address, port: member(neu).port, paused: false });
+    console.log(
+      `Patroni switchover behind PgBouncer: ${String(writer.acked.length)} commits, 0 errors, longest gap ${writer.maxGapMs.toFixed(0)} ms`,
+    );
   }, 300_000);
 
   it('fails at the pre-flight with bad REST credentials or no REST endpoint answering, and changes nothing', async () => {
