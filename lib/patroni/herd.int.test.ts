@@ -359,4 +359,25 @@ describe('a herd Patroni runs, through pgherd', () => {
     expect(await leaderNow()).toBe(cand);
     await waitFor('the write name answers the new leader', async () => ((await answer())[0] === cand ? true : undefined), 60_000);
   }, 120_000);
+
+  it('schedules a switchover with Patroni: the plan says when, Patroni switches at that time, the write name follows', async () => {
+    await settled();
+    const old = (await leaderNow())!;
+    const cand = members().find((m) => m.server !== old)!;
+    const at = new Date(Date.now() + 35_000);
+    const { op, targets, steps } = await runOp(switchoverAction, {
+      candidateInstanceId: String(await idOf(cand.server)),
+      scheduledAt: at.toISOString(),
+    });
+    expect(steps.filter((x) => x.status === 'failed').map((x) => `${x.name}: ${x.stdoutTail}`)).toEqual([]);
+    expect(op.status).toBe('succeeded');
+    expect(targets[0]!.outcome).toMatch(new RegExp(`^Patroni will switch over to ${cand.server}:${String(cand.port)} at `));
+    // Nothing moved yet: Patroni holds it until the time, and shows it on the herd page.
+    expect(await leaderNow()).toBe(old);
+    const now = await herdNow(db, herdId);
+    expect(now?.patroni?.scheduledSwitchover?.to).toBe(cand.server);
+    await waitFor('Patroni switches at the scheduled time', async () => ((await leaderNow()) === cand.server ? true : undefined), 90_000);
+    expect(Date.now()).toBeGreaterThanOrEqual(at.getTime() - 1000);
+    await waitFor('the write name follows', async () => ((await answer())[0] === cand.server ? true : undefined), 60_000);
+  }, 180_000);
 });

@@ -515,14 +515,14 @@ describe('an action is its plan', () => {
     const dr = drFailoverAction.plan(ph, { params: {} });
     expect(fact(dr.facts, 'Patroni will be asked')).toMatch(/^POST \/failover \{candidate: the replica with the most WAL\}/);
     expect(drFailoverAction.plan(ph, { params: { fencedByOperator: true } }).refused).toMatch(/Patroni.s leader key is the fence/);
-    // A scheduled switchover: Patroni's, a minute to 7 days ahead; elsewhere a rule schedules it.
+    // A scheduled switchover: Patroni's, 30 seconds to 7 days ahead; elsewhere a rule schedules it.
     const at = (ms: number) => new Date(Date.now() + ms).toISOString();
     expect(switchoverAction.plan(ph, { params: { scheduledAt: at(3_600_000) } }).steps).toEqual([
       expect.stringMatching(/^pre-flight/),
       expect.stringMatching(/^ask Patroni to switch over at .* \(POST \/switchover with scheduled_at\)$/),
     ]);
-    expect(switchoverAction.plan(ph, { params: { scheduledAt: at(10_000) } }).refused).toMatch(/between a minute and 7 days from now/);
-    expect(switchoverAction.plan(ph, { params: { scheduledAt: at(8 * 86_400_000) } }).refused).toMatch(/between a minute and 7 days/);
+    expect(switchoverAction.plan(ph, { params: { scheduledAt: at(10_000) } }).refused).toMatch(/between 30 seconds and 7 days from now/);
+    expect(switchoverAction.plan(ph, { params: { scheduledAt: at(8 * 86_400_000) } }).refused).toMatch(/between 30 seconds and 7 days/);
     expect(switchoverAction.plan(h, { params: { scheduledAt: at(3_600_000) } }).refused).toMatch(/schedule it with a rule/);
   });
 

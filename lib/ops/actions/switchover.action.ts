@@ -54,7 +54,7 @@ export const switchoverParams = z
     catchUpDeadlineMs: z.coerce.number().int().min(100).max(3_600_000).optional(),
     /** How long to wait for the candidate to leave recovery once pg_promote is sent (ms, default 60 s). */
     promoteDeadlineMs: z.coerce.number().int().min(1).max(600_000).optional(),
-    /** A herd Patroni runs only: Patroni switches over at this time (ISO 8601 with its offset, a minute to 7 days ahead). */
+    /** A herd Patroni runs only: Patroni switches over at this time (ISO 8601 with its offset, 30 seconds to 7 days ahead). */
     scheduledAt: z.iso
       .datetime({ offset: true, message: 'scheduledAt: a date and time in ISO 8601 with its offset (2026-11-25T02:00:00Z)' })
       .optional(),
@@ -238,6 +238,13 @@ export const switchoverAction = defineHerdAction({
         emptyLabel: 'the most up-to-date replica',
         help: 'A running replica of the herd.',
       },
+      {
+        name: 'scheduledAt',
+        label: 'At (Patroni herds)',
+        kind: 'text',
+        emptyLabel: 'now',
+        help: 'A herd Patroni runs only: Patroni switches over at this time (ISO 8601 with its offset, 2026-11-25T02:00:00Z; 30 seconds to 7 days ahead), and the DNS names follow when it does.',
+      },
     ],
   },
   state: newSwitchoverState,
@@ -247,7 +254,7 @@ export const switchoverAction = defineHerdAction({
 });
 
 /** How far ahead a Patroni switchover may be scheduled. */
-const SCHEDULE_AHEAD_MS = { min: 60_000, max: 7 * 24 * 3_600_000 };
+const SCHEDULE_AHEAD_MS = { min: 30_000, max: 7 * 24 * 3_600_000 };
 
 function planPatroniSwitchoverOf(h: HerdRef, p: z.output<typeof switchoverParams>): ActionPlan<SwitchoverState> | Refusal {
   const chosen = switchoverPair(h, p.candidateInstanceId);
@@ -255,7 +262,7 @@ function planPatroniSwitchoverOf(h: HerdRef, p: z.output<typeof switchoverParams
   if (p.scheduledAt) {
     const ahead = new Date(p.scheduledAt).getTime() - Date.now();
     if (ahead < SCHEDULE_AHEAD_MS.min || ahead > SCHEDULE_AHEAD_MS.max)
-      return refuse('not-applicable', `scheduledAt must be between a minute and 7 days from now (it is ${p.scheduledAt})`);
+      return refuse('not-applicable', `scheduledAt must be between 30 seconds and 7 days from now (it is ${p.scheduledAt})`);
   }
   return planPatroniSwitchover(h, p, chosen, p.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES);
 }
