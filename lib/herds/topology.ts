@@ -1,8 +1,8 @@
 // A herd as it is right now (like `patronictl list`): every member observed in parallel, its DNS
 // names asked at their zone's server, and its recent operations.
-import { desc, eq } from 'drizzle-orm';
+import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
-import { operations, operationTargets } from '@/db/schema';
+import { auditEntries, operations, operationTargets } from '@/db/schema';
 import { checkRecord, type DnsNow } from '@/lib/ops/dns-records';
 import { loadHerdRefs, type HerdRef } from '@/lib/ops/herd-ref';
 import type { InstanceRef } from '@/lib/ops/instance-ref';
@@ -23,7 +23,16 @@ export interface HerdNow {
   dns: DnsNow[];
   /** Each PgBouncer in front of the herd, with where its entries point now (SHOW DATABASES). */
   poolers: { label: string; configFile: string; now: string }[];
-  operations: { id: number; action: string; status: string; requestedBy: string; createdAt: Date; targetStatus: string }[];
+  /** `reason`: why the system started it (null for a person's). */
+  operations: {
+    id: number;
+    action: string;
+    status: string;
+    requestedBy: string;
+    createdAt: Date;
+    targetStatus: string;
+    reason: string | null;
+  }[];
   /** Patroni's view, on a herd whose control driver is patroni (null otherwise). */
   patroni: PatroniNow | null;
 }
@@ -66,5 +75,17 @@ export async function herdNow(db: Db, herdId: number): Promise<HerdNow | null> {
     .where(eq(operationTargets.herdId, herdId))
     .orderBy(desc(operationTargets.id))
     .limit(15);
-  return { herd, members, dns, poolers, operations: ops, patroni };
+  // Why the system started one (DNS following Patroni's leader): its audit entry says.
+  const bySystem = ops.filter((o) => o.requestedBy === 'system').map((o) => String(o.id));
+  const reasons = new Map(
+    bySystem.length
+      ? (
+          await db
+            .select({ id: auditEntries.objectId, reason: sql<string | null>`${auditEntries.changes} -> 'reason' ->> 1` })
+            .from(auditEntries)
+            .where(and(eq(auditEntries.objectType, 'operations'), inArray(auditEntries.objectId, bySystem)))
+        ).flatMap((r) => (r.reason ? [[Number(r.id), r.reason] as const] : []))
+      : [],
+  );
+  return { herd, members, dns, poolers, operations: ops.map((o) => ({ ...o, reason: reasons.get(o.id) ?? null })), patroni };
 }

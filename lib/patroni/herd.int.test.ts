@@ -332,6 +332,15 @@ describe('a herd Patroni runs, through pgherd', () => {
         .where(and(eq(auditEntries.objectType, 'operations'), eq(auditEntries.objectId, String(made!.id))));
       expect(entry?.user).toBe('system');
       expect(JSON.stringify(entry?.changes)).toContain(`Patroni names ${neu} the leader`);
+      // The herd page lists it with its reason; the changelist's view has the new leader.
+      const page = await herdNow(db, herdId);
+      expect(page?.operations.find((o) => o.id === made!.id)).toMatchObject({
+        action: 'refresh-dns',
+        requestedBy: 'system',
+        reason: expect.stringContaining(`Patroni names ${neu} the leader`),
+      });
+      const [view] = await db.select({ leader: herds.patroniLeader }).from(herds).where(eq(herds.id, herdId));
+      expect(view?.leader).toBe(neu);
     } finally {
       await startPatroniMember(lab, LAB_FILE, old);
       writeLab(LAB_FILE, lab);

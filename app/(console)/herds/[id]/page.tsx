@@ -152,6 +152,7 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
                 #{o.id} {o.action}
               </Link>{' '}
               by {o.requestedBy}, {o.createdAt.toISOString().replace('T', ' ').slice(0, 19)} UTC: {o.status}
+              {o.reason && <span className="help"> ({o.reason})</span>}
             </li>
           ))}
         </ul>
