@@ -117,6 +117,18 @@ export async function receiveReport(
       `this token belongs to ${server.hostname}, and the report comes from ${read.report.hostname}: a report can only speak for its own server (set "hostname" in the agent's configuration if the host calls itself otherwise)`,
     );
   }
+  // A Patroni REST address is this server's own: a report never points pgherd (and its REST password) at another host.
+  const foreign = read.report.instances.flatMap((i, n) =>
+    i.patroni && !namesServer(server, new URL(i.patroni.restUrl).hostname)
+      ? [
+          {
+            path: `instances.${String(n)}.patroni.restUrl`,
+            message: `must be on this server (${server.hostname}${server.address ? ` or ${server.address}` : ''})`,
+          },
+        ]
+      : [],
+  );
+  if (foreign.length) return refuse(422, 'invalid report: nothing was written', foreign);
   const result = await write(server, read.report);
   return { status: 200, body: { server: server.hostname, ...result } };
 }
@@ -239,6 +251,8 @@ async function recordPatroni(db: Db, items: { server: AgentServer; report: Repor
       UPDATE instances i SET patroni_url = r.url, updated_at = now()
       FROM r, instances old
       WHERE i.server_id = r.server_id AND i.port = r.port AND old.id = i.id AND i.patroni_url IS DISTINCT FROM r.url
+        -- never from https to http: a password goes only where TLS verified who answers
+        AND NOT (old.patroni_url LIKE 'https://%' AND r.url LIKE 'http://%')
       RETURNING i.id, i.herd_id, i.port, r.hostname, old.patroni_url AS was, r.url
     ), x AS (
       SELECT DISTINCT ON (i.herd_id) i.herd_id, r.scope, r.hostname
@@ -247,6 +261,8 @@ async function recordPatroni(db: Db, items: { server: AgentServer; report: Repor
       UPDATE herds h SET control_driver = 'patroni'::control_driver, patroni_scope = CASE WHEN h.patroni_scope = '' THEN x.scope ELSE h.patroni_scope END, updated_at = now()
       FROM x, herds old
       WHERE h.id = x.herd_id AND old.id = h.id AND (h.control_driver <> 'patroni' OR h.patroni_scope = '')
+        -- a herd whose scope an admin set is not claimed by a report of another
+        AND h.patroni_scope IN ('', x.scope)
       RETURNING h.id, h.name, h.environment_id, x.hostname, old.control_driver::text AS was_driver, old.patroni_scope AS was_scope, h.patroni_scope
     )
     INSERT INTO audit_entries (user_id, username, remote_addr, action, object_type, object_id, object_label, environment_id, changes)

@@ -70,7 +70,10 @@ export const instanceReportSchema = z
         restUrl: z
           .string()
           .max(300)
-          .regex(/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/, 'http(s)://host:port'),
+          .regex(
+            /^https?:\/\/(?=[^:]{1,253}(:|$))[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$/,
+            'http(s)://host:port, a host name or address and a port 1-65535',
+          ),
       })
       .strict()
       .optional(),

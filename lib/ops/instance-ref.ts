@@ -43,6 +43,8 @@ export interface InstanceRef {
   herdAutomation: string;
   /** Its Patroni's REST address, on a herd whose control driver is patroni ('' otherwise, or not known). */
   patroniUrl: string;
+  /** Its herd's Patroni scope ('' when not set): what its Patroni must say it runs. */
+  patroniScope: string;
   ssh: SshTarget;
 }
 
@@ -51,7 +53,7 @@ export const REF_SELECT = `
   SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS herd_id, h.name AS herd, e.name AS environment,
          e.id AS environment_id, s.id AS server_id, s.environment_id AS server_environment_id, se.name AS server_environment, s.hostname, s.address, s.site, i.port,
          coalesce(nullif(i.data_directory, ''), h.default_data_directory) AS data_directory,
-         i.pg_version, h.control_driver, i.role, i.observed_role, i.state, s.cloud_provider, s.cloud_region, s.cloud_instance_id, i.upstream_instance_id, i.lsn, i.lag_bytes, i.timeline, h.system_identifier, h.automation, i.patroni_url, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
+         i.pg_version, h.control_driver, i.role, i.observed_role, i.state, s.cloud_provider, s.cloud_region, s.cloud_instance_id, i.upstream_instance_id, i.lsn, i.lag_bytes, i.timeline, h.system_identifier, h.automation, i.patroni_url, h.patroni_scope, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
   FROM instances i
   JOIN herds h ON h.id = i.herd_id
   JOIN environments e ON e.id = h.environment_id
@@ -100,6 +102,7 @@ export interface RefRow {
   system_identifier: string | null;
   automation: string;
   patroni_url: string;
+  patroni_scope: string;
   ssh_port: number;
   ssh_user: string;
   ssh_host_key_fingerprint: string | null;
@@ -139,6 +142,7 @@ export function toRef(r: RefRow): InstanceRef {
     herdSystemIdentifier: r.system_identifier,
     herdAutomation: r.automation,
     patroniUrl: r.patroni_url,
+    patroniScope: r.patroni_scope,
     ssh: { host, port: r.ssh_port, username: r.ssh_user, hostKeyFingerprint: r.ssh_host_key_fingerprint, serverId: r.server_id },
   };
 }

@@ -161,6 +161,37 @@ export async function getCluster(restUrl: string, access: PatroniAccess | null):
   return parsed.data;
 }
 
+const memberStatusSchema = z.object({
+  state: z.string().optional(),
+  role: z.string().optional(),
+  database_system_identifier: z.string().optional(),
+  patroni: z.object({ scope: z.string(), name: z.string().optional(), version: z.string().optional() }),
+  tags: z.record(z.string(), z.unknown()).optional(),
+});
+
+export type PatroniMemberStatus = z.infer<typeof memberStatusSchema>;
+
+/**
+ * GET /patroni of one member: what that Patroni says of itself (its scope and name, its Postgres's
+ * system identifier, role and tags). 503 is an answer too (Patroni says so when Postgres is not running).
+ */
+export async function getMemberStatus(restUrl: string, access: PatroniAccess | null): Promise<PatroniMemberStatus> {
+  const a = refusedUnlessOk(
+    await request(restUrl, { caFile: access?.caFile ?? null }, 'GET', '/patroni'),
+    `GET ${restUrl}/patroni`,
+    [200, 503],
+  );
+  let json: unknown;
+  try {
+    json = JSON.parse(a.body);
+  } catch {
+    throw new PatroniError('answer', `GET ${restUrl}/patroni: not JSON (is this Patroni's REST API?)`);
+  }
+  const parsed = memberStatusSchema.safeParse(json);
+  if (!parsed.success) throw new PatroniError('answer', `GET ${restUrl}/patroni: not a Patroni member's status`);
+  return parsed.data;
+}
+
 /**
  * Whether the member takes these credentials, changing nothing: POST /failover with an empty body is
  * checked for access first (401 when refused), then refused as a bad request (400) before anything

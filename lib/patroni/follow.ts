@@ -20,6 +20,9 @@ import { mapLimit } from '@/lib/ops/refresher';
 import { writeOperations } from '@/lib/ops/submit';
 import { patroniNow, type PatroniNow } from './view';
 
+/** How the herd's Patroni problem starts when more than one member accepts writes (the changelist shows it). */
+export const TWO_PRIMARIES = 'two primaries';
+
 /** How often the worker reads the Patroni herds' /cluster (ms). */
 export const followEveryMs = () => {
   const n = Number(process.env.PGHERD_PATRONI_FOLLOW_MS ?? 5000);
@@ -49,9 +52,10 @@ async function busy(db: Db, herdId: number): Promise<boolean> {
  * Patroni's view kept on the herd for its changelist: written when it changed, or a minute after the
  * last write (so that a reader can tell a view kept fresh from one nobody reads any more).
  */
-async function recordView(db: Db, herdId: number, now: PatroniNow): Promise<void> {
+async function recordView(db: Db, herdId: number, now: PatroniNow, twoPrimaries: string | null): Promise<void> {
   const leaderId = now.members.find((m) => m.name === now.leader)?.instanceId ?? null;
-  const v = { leader: now.leader ?? '', paused: now.paused, problem: now.askedOf ? '' : now.problems.join('; ').slice(0, 500) };
+  const problem = twoPrimaries ?? (now.askedOf ? '' : now.problems.join('; '));
+  const v = { leader: now.leader ?? '', paused: now.paused, problem: problem.slice(0, 500) };
   await db.execute(sql`
     UPDATE herds SET patroni_leader = ${v.leader}, patroni_leader_instance_id = ${leaderId}, patroni_paused = ${v.paused},
                      patroni_problem = ${v.problem}, patroni_read_at = now()
@@ -61,33 +65,48 @@ async function recordView(db: Db, herdId: number, now: PatroniNow): Promise<void
            OR patroni_read_at IS NULL OR patroni_read_at < now() - interval '1 minute')`);
 }
 
+/** The leader and the write names that do not answer it, or why nothing is to be moved. */
+async function toMove(h: HerdRef, now: PatroniNow) {
+  if (!now.askedOf) return `Patroni not read: ${now.problems.join('; ')}`;
+  if (!h.dns.length) return 'no DNS name to move';
+  const leader = now.members.find((m) => m.name === now.leader);
+  if (!leader) return 'Patroni names no leader (a failover under way?)';
+  const lead = h.members.find((m) => m.id === leader.instanceId);
+  if (!lead) return `Patroni's leader ${leader.name} is not a member pgherd knows`;
+  // The leader key is taken before the promotion ends: wait until it accepts writes.
+  const o = await observe(lead, 2000);
+  if (!o.reachable || o.inRecovery !== false) return `${lead.label} leads per Patroni but does not accept writes yet`;
+  const members = h.members.map((m) =>
+    m.id === lead.id ? { ...m, role: 'primary' as const, state: 'running' } : m.role === 'primary' ? { ...m, role: 'replica' as const } : m,
+  );
+  const seen = await Promise.all(
+    h.dns.filter((r) => r.match === 'role' && (r.matchRole ?? 'primary') === 'primary').map((r) => checkRecord(r, members)),
+  );
+  const off = seen.filter((d) => d.answers !== null && !d.ok);
+  if (!off.length) return seen.some((d) => d.answers === null) ? 'a DNS server did not answer' : 'in step';
+  return { leader, lead, off };
+}
+
 /** One herd: its view recorded, then in step or a Refresh DNS started by the system; never throws (the reason is the outcome). */
 async function followHerd(db: Db, queue: Queue<TargetJob> | null, h: HerdRef): Promise<FollowResult> {
   const out = (outcome: string, operationId?: number): FollowResult => ({ herdId: h.id, herd: h.label, outcome, operationId });
   try {
     const now = await patroniNow(h.members);
-    await recordView(db, h.id, now);
-    if (!now.askedOf) return out(`Patroni not read: ${now.problems.join('; ')}`);
-    if (!h.dns.length) return out('no DNS name to move');
-    const leader = now.members.find((m) => m.name === now.leader);
-    if (!leader) return out('Patroni names no leader (a failover under way?)');
-    const lead = h.members.find((m) => m.id === leader.instanceId);
-    if (!lead) return out(`Patroni's leader ${leader.name} is not a member pgherd knows`);
-    // The leader key is taken before the promotion ends: wait until it accepts writes.
-    const o = await observe(lead, 2000);
-    if (!o.reachable || o.inRecovery !== false) return out(`${lead.label} leads per Patroni but does not accept writes yet`);
-    const members = h.members.map((m) =>
-      m.id === lead.id
-        ? { ...m, role: 'primary' as const, state: 'running' }
-        : m.role === 'primary'
-          ? { ...m, role: 'replica' as const }
-          : m,
-    );
-    const seen = await Promise.all(
-      h.dns.filter((r) => r.match === 'role' && (r.matchRole ?? 'primary') === 'primary').map((r) => checkRecord(r, members)),
-    );
-    const off = seen.filter((d) => d.answers !== null && !d.ok);
-    if (!off.length) return out(seen.some((d) => d.answers === null) ? 'a DNS server did not answer' : 'in step');
+    const move = await toMove(h, now);
+    // More than one member accepting writes (looked for only when the names would move): said on the
+    // herd (its changelist row), and DNS left where it is; no operation that would fail every round.
+    let twoPrimaries: string | null = null;
+    if (typeof move !== 'string') {
+      const writable = (await Promise.all(h.members.map(async (m) => ({ m, o: await observe(m, 2000) })))).filter(
+        ({ o }) => o.reachable && o.inRecovery === false,
+      );
+      if (writable.length > 1)
+        twoPrimaries = `${TWO_PRIMARIES}: ${writable.map(({ m }) => m.label).join(', ')} accept writes; DNS left where it is`;
+    }
+    await recordView(db, h.id, now, twoPrimaries);
+    if (twoPrimaries) return out(twoPrimaries);
+    if (typeof move === 'string') return out(move);
+    const { leader, lead, off } = move;
     if (await busy(db, h.id))
       return out(`${off.map((d) => d.record.name).join(', ')} off ${lead.label}, but an operation on the herd has not finished`);
     const plan = await planOperation(db, SYSTEM_ACCESS, refreshDnsAction, [h.id]);

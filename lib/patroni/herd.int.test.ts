@@ -22,16 +22,17 @@ import { drFailoverAction } from '@/lib/ops/actions/dr-failover.action';
 import { switchoverAction } from '@/lib/ops/actions/switchover.action';
 import type { AnyAction } from '@/lib/ops/define-action';
 import { planOperation } from '@/lib/ops/plan';
+import { refreshFleet } from '@/lib/ops/refresher';
 import { getAction } from '@/lib/ops/registry';
 import { ifAssigned } from '@/lib/testing/if-assigned';
-import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
+import { runOperation, startTestWorker, submitPlanned, waitForOperation, type TestWorker } from '@/lib/testing/operations';
 import { startReconnectingWriter, startWriter } from '@/lib/testing/writer';
 import { showDatabases } from '@/lib/pgbouncer/admin';
 import { poolerConsole } from '@/lib/ops/pooler-steps';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { buildReport } from '@/lib/agent/cli';
 import { agentConfigSchema } from '@/lib/agent/discover';
-import { ingestReports } from '@/lib/agent/ingest';
+import { createAgentToken, ingestReports, receiveReport } from '@/lib/agent/ingest';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-patroni-${process.pid}.json`);
 let lab: LabInfo;
@@ -157,6 +158,22 @@ describe('a herd Patroni runs, through pgherd', () => {
     // The same report again changes nothing.
     await ingestReports(db, [{ server: srv!, report }]);
     expect(await db.select({ id: auditEntries.id }).from(auditEntries).where(eq(auditEntries.action, 'agent.patroni'))).toHaveLength(2);
+    // A report may not point pgherd at another host's Patroni (422, nothing written), nor from https down to http.
+    const token = await createAgentToken(db, srv!.id, { id: null, username: 'patroni-test' });
+    const send = (r: typeof report) => {
+      const text = JSON.stringify(r);
+      return receiveReport(db, { authorization: `Bearer ${token}`, contentLength: text.length, text: () => Promise.resolve(text) });
+    };
+    const withUrl = (restUrl: string) => ({
+      ...report,
+      instances: report.instances.map((i) => ({ ...i, patroni: { scope: pat().scope, restUrl } })),
+    });
+    const foreign = await send(withUrl(pat().members[0]!.restUrl));
+    expect(foreign.status).toBe(422);
+    expect(JSON.stringify(foreign.body)).toContain('instances.0.patroni.restUrl');
+    expect((await send(withUrl(pat().members[1]!.restUrl.replace('https:', 'http:')))).status).toBe(200);
+    const [kept] = await db.select({ url: instances.patroniUrl }).from(instances).where(eq(instances.id, id));
+    expect(kept?.url).toBe(pat().members[1]!.restUrl);
   });
 
   it('switches over through Patroni under a writer that follows the write name: no acknowledged commit lost, DNS and Patroni agree', async () => {
@@ -389,4 +406,109 @@ describe('a herd Patroni runs, through pgherd', () => {
     expect(Date.now()).toBeGreaterThanOrEqual(at.getTime() - 1000);
     await waitFor('the write name follows', async () => ((await answer())[0] === cand.server ? true : undefined), 60_000);
   }, 180_000);
+
+  it("refuses a REST address that is another member's, and a second switchover confirmed from a leader that is gone", async () => {
+    await settled();
+    const leader = (await leaderNow())!;
+    const replica = members().find((m) => m.server !== leader)!;
+    const id = await idOf(replica.server);
+    const [saved] = await db.select({ url: instances.patroniUrl }).from(instances).where(eq(instances.id, id));
+    const started = async (m: LabInstance) => (await query<{ t: string }>(url(m), 'SELECT pg_postmaster_start_time()::text AS t'))[0]!.t;
+    const leaderStarted = await started(member(leader));
+    try {
+      // The replica's REST address pointed at the leader's Patroni: restarting the replica must not restart the leader.
+      const leaderUrl = pat().members.find((m) => m.server === leader)!.restUrl;
+      await db.update(instances).set({ patroniUrl: leaderUrl }).where(eq(instances.id, id));
+      const r = await runOperation(db, worker!.queue, getAction('restart')!, { instanceIds: [id] }, {}, { username: 'patroni-test' });
+      expect(r.op.status).toBe('failed');
+      expect(r.targets[0]!.error).toMatch(
+        new RegExp(`is Patroni member ${leader.replace(/\./g, '\\.')}.*not ${replica.server.replace(/\./g, '\\.')}.*nothing was changed`),
+      );
+      expect(await started(member(leader))).toBe(leaderStarted);
+    } finally {
+      await db.update(instances).set({ patroniUrl: saved!.url }).where(eq(instances.id, id));
+    }
+    // Two switchovers confirmed together from the same leader: the second finds another leader when it starts.
+    await refreshFleet(db, { ids: await Promise.all(members().map((m) => idOf(m.server))), timeoutMs: 2000 });
+    const others = members().filter((m) => m.server !== leader);
+    const plans = await Promise.all(
+      others.map(async (m) => {
+        const params = { candidateInstanceId: String(await idOf(m.server)) };
+        return { params, plan: await planOperation(db, SYSTEM_ACCESS, switchoverAction, [herdId], params) };
+      }),
+    );
+    const ids = await Promise.all(
+      plans.map(({ params, plan }) => submitPlanned(db, worker!.queue, switchoverAction, { herdIds: [herdId] }, params, plan)),
+    );
+    const done = await Promise.all(ids.map((opId) => waitForOperation(db, opId)));
+    expect(done.map((d) => d.op.status).sort()).toEqual(['failed', 'succeeded']);
+    expect(done.find((d) => d.op.status === 'failed')!.targets[0]!.error).toMatch(/changed since it was confirmed.*plan it again/);
+    expect(await leaderNow()).not.toBe(leader);
+  }, 240_000);
+
+  it('refuses a DR failover while Patroni is paused, and an immediate switchover while one is scheduled', async () => {
+    await settled();
+    const leader = (await leaderNow())!;
+    const paused = await runOp(getAction('patroni-pause')!);
+    expect(paused.op.status).toBe('succeeded');
+    try {
+      const dr = await runOp(drFailoverAction);
+      expect(dr.op.status).toBe('failed');
+      expect(dr.targets[0]!.error).toMatch(/Patroni is paused.*Resume Patroni first.*nothing was changed/);
+    } finally {
+      expect((await runOp(getAction('patroni-resume')!)).op.status).toBe('succeeded');
+    }
+    const cand = members().find((m) => m.server !== leader)!;
+    const scheduled = await runOp(switchoverAction, {
+      candidateInstanceId: String(await idOf(cand.server)),
+      scheduledAt: new Date(Date.now() + 600_000).toISOString(),
+    });
+    expect(scheduled.op.status).toBe('succeeded');
+    try {
+      const now = await runOp(switchoverAction);
+      expect(now.op.status).toBe('failed');
+      expect(now.targets[0]!.error).toMatch(/Patroni has a switchover scheduled at .*flush it first.*nothing was changed/);
+      expect(await leaderNow()).toBe(leader);
+    } finally {
+      const config = pat().members.find((m) => m.server === leader)!.configFile;
+      await runAs(labIdentity(), ['/usr/bin/patronictl', '-c', config, 'flush', pat().scope, 'switchover', '--force']);
+    }
+  }, 240_000);
+
+  it('says two primaries on the herd, and moves no name, while a leader whose Patroni hangs keeps accepting writes', async () => {
+    await settled();
+    const old = (await leaderNow())!;
+    const patroniPid = lab.processes.find((p) => p.name === `patroni-${old}`)!.pid;
+    const before = (await db.select({ id: operations.id }).from(operations)).length;
+    process.kill(patroniPid, 'SIGSTOP');
+    try {
+      const neu = await waitFor(
+        'Patroni names a new leader',
+        async () => {
+          const l = await leaderNow();
+          return l && l !== old ? l : undefined;
+        },
+        60_000,
+      );
+      await waitFor(
+        'the follower says two primaries',
+        async () => {
+          const [h] = await db.select({ problem: herds.patroniProblem }).from(herds).where(eq(herds.id, herdId));
+          return h?.problem.startsWith('two primaries') ? h.problem : undefined;
+        },
+        30_000,
+      );
+      // Both accept writes; the name stays, and no operation was started to fail round after round.
+      expect((await query<{ r: boolean }>(url(member(old)), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+      expect((await query<{ r: boolean }>(url(member(neu)), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+      expect(await answer()).toEqual([old]);
+      expect((await db.select({ id: operations.id }).from(operations)).length).toBe(before);
+    } finally {
+      process.kill(patroniPid, 'SIGCONT');
+    }
+    // Its Patroni back, it sees the lost lock and demotes; the name follows the leader.
+    await settled();
+    const l = (await leaderNow())!;
+    await waitFor('the write name follows', async () => ((await answer())[0] === l ? true : undefined), 60_000);
+  }, 300_000);
 });

@@ -19,7 +19,7 @@ import { checkPooler, pausePooler, repointPooler, resumePooler, repointPoolerSte
 import { refuse, type Refusal } from '@/lib/ops/refusal';
 import { describeObserved, recordNewPrimary } from '@/lib/ops/topology-steps';
 import { checkCredentials, failover, PatroniError, switchover, type PatroniAccess } from './client';
-import { patroniEndpoint, sleepUnlessStopped } from './steps';
+import { patroniEndpoint, sleepUnlessStopped, verifyMember } from './steps';
 import { patroniNow, type PatroniNow } from './view';
 
 /** How long Patroni may take to name the new leader once asked (its own switchover waits up to 2 x loop_wait, 20 s at least). */
@@ -66,6 +66,7 @@ async function reachableEndpoint(members: InstanceRef[]): Promise<{ m: InstanceR
   for (const m of members) {
     try {
       const { url, access } = patroniEndpoint(m);
+      await verifyMember(m, url, access);
       await checkCredentials(url, access);
       return { m, url, access };
     } catch (err) {
@@ -160,6 +161,11 @@ function followStep<S extends PatroniSwitchState>(h: HerdRef, label: string): Ac
         if (seen.every(({ o }) => streaming(o))) break;
         if (Date.now() > deadline) {
           x.note({ stdout: lines.join('\n') });
+          const writable = seen.filter(({ o }) => o.reachable && o.inRecovery === false).map(({ m }) => m.label);
+          if (writable.length)
+            throw new Error(
+              `TWO PRIMARIES: ${writable.join(', ')} still accept${writable.length === 1 ? 's' : ''} writes beside ${cand.label} after ${String(PATRONI_FOLLOW_MS / 1000)} s: stop ${writable.length === 1 ? 'it' : 'them'} (or fence the host) now, then look at Patroni's log`,
+            );
           throw new Error(
             `${cand.label} leads and the DNS names point at it, but not every other member streams from it after ${String(PATRONI_FOLLOW_MS / 1000)} s: see Patroni's log on them`,
           );
@@ -305,13 +311,24 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
       const c = now.members.find((m) => m.name === candName);
       if (!c || !['running', 'streaming'].includes(c.state) || c.role === 'leader')
         throw fail(lines, `Patroni lists ${cand.label} as ${c ? `${c.role}, ${c.state}` : 'absent'}: it cannot take over`);
+      if (c.noFailover)
+        throw fail(lines, `${cand.label} is tagged nofailover in its Patroni configuration: Patroni never makes it the leader`);
+      // Asked of the candidate's own Patroni: a hung one would take the switch and never promote.
+      await reachableEndpoint([cand]).catch((err: unknown) => {
+        throw fail(lines, `the candidate's own Patroni: ${errorText(err)}`, 'unreachable');
+      });
+      // An immediate switchover would cancel it without a word; a second one cannot be scheduled.
+      if (now.scheduledSwitchover)
+        throw fail(
+          lines,
+          `Patroni has a switchover scheduled at ${now.scheduledSwitchover.at}${now.scheduledSwitchover.to ? ` to ${now.scheduledSwitchover.to}` : ''}: let it run, or flush it first (patronictl flush ${old.patroniScope} switchover)`,
+        );
       if (c.lag === 'unknown' || (typeof c.lag === 'number' && c.lag > maxLag))
         throw fail(
           lines,
           `${cand.label} is ${c.lag === 'unknown' ? 'an unknown amount' : formatBytes(c.lag)} behind per Patroni (limit ${formatBytes(maxLag)})`,
           'lag',
         );
-      if (at && now.scheduledSwitchover) throw fail(lines, `Patroni already has a switchover scheduled at ${now.scheduledSwitchover.at}`);
       x.state.names = new Map([
         [old.id, oldName],
         [cand.id, candName],
@@ -463,7 +480,12 @@ export function planPatroniFailover<S extends PatroniSwitchState>(
               ({ m, o }) => (named ? m.id === named.id : m.role === 'replica') && o.reachable && o.inRecovery === true && listedRunning(m),
             )
             .sort((a, b) => pos(b.o) - pos(a.o));
-          const chosen = candidates[0];
+          // Paused, Patroni neither demotes an old leader that comes back nor keeps it out: two primaries.
+          if (now.paused)
+            throw fail(
+              'Patroni is paused (maintenance mode): a leader that is only slow would keep its lock and stay writable beside the new one. Resume Patroni first (or, if the old leader is surely gone, resume and let Patroni fail over)',
+            );
+          const chosen = candidates.find(({ m }) => !now.members.find((y) => y.instanceId === m.id)?.noFailover);
           if (!chosen)
             throw fail(
               named ? `${named.label} is not a running replica that Patroni lists` : 'no replica answers as one that Patroni lists running',

@@ -13,6 +13,8 @@ export interface PatroniMemberNow {
   /** Bytes behind the leader, 'unknown', or null for the leader. */
   lag: number | 'unknown' | null;
   pendingRestart: boolean;
+  /** Tagged nofailover: Patroni never makes it the leader. */
+  noFailover: boolean;
   /** pgherd's instance at that address and port; null: one pgherd does not know. */
   instanceId: number | null;
   label: string;
@@ -40,7 +42,10 @@ export function patroniAccessFor(environment: string): PatroniAccess | null {
 }
 
 /** Whether Patroni's member is this instance: the same port, and the host its address or its server's name. */
-function isInstance(m: PatroniMemberView, r: InstanceRef): boolean {
+export function isInstance(
+  m: Pick<PatroniMemberView, 'host' | 'port'>,
+  r: Pick<InstanceRef, 'port' | 'address' | 'hostname' | 'host'>,
+): boolean {
   if (m.port !== undefined && m.port !== r.port) return false;
   const host = (m.host ?? '').toLowerCase().replace(/\.$/, '');
   return host !== '' && [r.address, r.hostname, r.host].some((x) => x !== '' && x.toLowerCase().replace(/\.$/, '') === host);
@@ -59,6 +64,7 @@ export function matchCluster(cluster: PatroniClusterView, members: InstanceRef[]
       timeline: m.timeline ?? null,
       lag: m.lag ?? null,
       pendingRestart: m.pending_restart ?? false,
+      noFailover: m.tags?.nofailover === true,
       instanceId: r?.id ?? null,
       label: r?.label ?? `${m.host ?? '?'}:${String(m.port ?? '?')}`,
     };
@@ -81,7 +87,10 @@ export function matchCluster(cluster: PatroniClusterView, members: InstanceRef[]
  */
 export async function patroniNow(members: InstanceRef[], access?: PatroniAccess | null): Promise<PatroniNow> {
   const problems: string[] = [];
-  const asked = members.filter((r) => r.patroniUrl !== '');
+  // https first: a view read over verified TLS before one anybody on the path could have written.
+  const asked = members
+    .filter((r) => r.patroniUrl !== '')
+    .sort((a, b) => Number(b.patroniUrl.startsWith('https:')) - Number(a.patroniUrl.startsWith('https:')));
   if (!asked.length) problems.push('no member has a Patroni REST address: set one on its instance (or let its agent find it)');
   for (const r of asked) {
     let a: PatroniAccess | null;

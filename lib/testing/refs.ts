@@ -35,6 +35,7 @@ export function member(id: number, role: InstanceRef['role'], over: Partial<Inst
     herdSystemIdentifier: '7300000000000000001',
     herdAutomation: 'enabled',
     patroniUrl: '',
+    patroniScope: '',
     ssh: { host: `10.0.0.${id}`, port: 22, username: 'postgres', hostKeyFingerprint: `SHA256:key${id}` },
     ...over,
   };

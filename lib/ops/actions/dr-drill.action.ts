@@ -62,7 +62,11 @@ function drillPair(h: HerdRef, wanted?: number): { old: InstanceRef; cand: Insta
     if (!c) return refuse('topology', `instance ${wanted} is not a member of the herd`);
     if (c.id === old.id) return refuse('not-applicable', `${c.label} is the primary: a DR drill switches over to a member in another site`);
     if (!c.site) return refuse('not-applicable', `${c.label} has no site: a DR drill switches over to a member in another site`);
-    if (c.site === old.site) return refuse('not-applicable', `${c.label} is in ${old.site || 'no site'}, the primary's site: a DR drill switches over to another site`);
+    if (c.site === old.site)
+      return refuse(
+        'not-applicable',
+        `${c.label} is in ${old.site || 'no site'}, the primary's site: a DR drill switches over to another site`,
+      );
     if (c.role !== 'replica' || c.state !== 'running') return refuse('topology', `${c.label} is not a running replica`);
     return { old, cand: c };
   }
@@ -72,7 +76,8 @@ function drillPair(h: HerdRef, wanted?: number): { old: InstanceRef; cand: Insta
       `no member outside the primary's site (${old.site || 'none given'}): a DR drill switches over to a member in another site; give a member a site of its own`,
     );
   const cand = rankReplicas(away)[0];
-  if (!cand) return refuse('topology', `no running replica outside the primary's site (${away.map((m) => `${m.label}: ${m.state}`).join(', ')})`);
+  if (!cand)
+    return refuse('topology', `no running replica outside the primary's site (${away.map((m) => `${m.label}: ${m.state}`).join(', ')})`);
   return { old, cand };
 }
 
@@ -133,7 +138,10 @@ export function planDrill(h: HerdRef, p: z.output<typeof drDrillParams>): Action
       },
       run: async (x) => {
         const table = scratchTable(x.deps.operation?.id ?? Date.now());
-        await onPrimary([old], `CREATE TABLE IF NOT EXISTS ${table} (seq bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+        await onPrimary(
+          [old],
+          `CREATE TABLE IF NOT EXISTS ${table} (seq bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+        );
         x.state.table = table;
         x.state.startedAt = new Date();
         x.state.writer = startDrillWriter(everyone, table);
@@ -196,7 +204,9 @@ export function planDrill(h: HerdRef, p: z.output<typeof drDrillParams>): Action
     const overAt = x.state.overAt ?? 0;
     const acks = x.state.writer?.acks ?? [];
     const acked = acks.map((a) => a.seq);
-    const rows = await onPrimary<{ n: number }>(on, `SELECT count(*)::int AS n FROM ${x.state.table} WHERE seq = ANY($1::bigint[])`, [acked]);
+    const rows = await onPrimary<{ n: number }>(on, `SELECT count(*)::int AS n FROM ${x.state.table} WHERE seq = ANY($1::bigint[])`, [
+      acked,
+    ]);
     const lost = acked.length - (rows[0]?.n ?? 0);
     const first = overAt ? acks.find((a) => a.memberId === cand.id && a.at >= overAt) : undefined;
     const figures = { firstWriteMs: first ? first.at - overAt : null, longestGapMs: longestGap(acks), acknowledged: acked.length, lost };

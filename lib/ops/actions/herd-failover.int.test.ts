@@ -211,7 +211,10 @@ describe('switchover', () => {
       // The herd as it is again, and the inventory knowing it (the refresher would, within its period).
       await query(url(primary), 'DROP TABLE IF EXISTS ballast');
       await waitFor('the candidate caught up', async () => {
-        const [r] = await query<{ behind: string }>(url(lagging), 'SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) AS behind');
+        const [r] = await query<{ behind: string }>(
+          url(lagging),
+          'SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) AS behind',
+        );
         return Number(r!.behind) === 0;
       });
       await refreshFleet(db, { ids: [...inv.values()].map((r) => r.id), timeoutMs: 2000 });
@@ -244,7 +247,14 @@ describe('DR drill', () => {
     const [env] = await db.select({ id: herds.environmentId }).from(herds).where(eq(herds.id, h));
     const card = async () => (await drScorecard(db, env!.id)).find((r) => r.herdId === h)!;
     expect(await card()).toMatchObject({ verdict: 'never', last: null });
-    const { op, targets, steps } = await runOperation(db, worker!.queue, drDrillAction, { herdIds: [h] }, {}, { username: 'drill-test', timeoutMs: 180_000 });
+    const { op, targets, steps } = await runOperation(
+      db,
+      worker!.queue,
+      drDrillAction,
+      { herdIds: [h] },
+      {},
+      { username: 'drill-test', timeoutMs: 180_000 },
+    );
     expect([op.status, targets[0]!.error], JSON.stringify(steps.map((s) => [s.name, s.status, s.stdoutTail, s.stderrTail]))).toEqual([
       'succeeded',
       null,
@@ -256,7 +266,9 @@ describe('DR drill', () => {
     expect(d!.acknowledged).toBeGreaterThan(20);
     expect(d!.firstWriteMs).toBeGreaterThan(0);
     expect(d!.longestGapMs).toBeGreaterThanOrEqual(d!.firstWriteMs! > 0 ? 1 : 0);
-    expect(targets[0]!.outcome).toMatch(/^first write on .* after \d+ ms; longest gap \d+ ms; \d+ commits acknowledged, 0 lost; .* is the primary again$/);
+    expect(targets[0]!.outcome).toMatch(
+      /^first write on .* after \d+ ms; longest gap \d+ ms; \d+ commits acknowledged, 0 lost; .* is the primary again$/,
+    );
     // The herd is back on its primary of before, its write name too, every other member streaming from it.
     expect((await livePrimary('beta')).server).toBe(old.server);
     expect(await answer('beta')).toEqual([old.server]);
@@ -278,14 +290,16 @@ describe('DR drill', () => {
     expect(await card()).toMatchObject({ verdict: 'failed', note: 'its last drill failed', last: { operationId: failed!.id } });
   }, 240_000);
 
-  it('is refused for a herd with no member outside its primary\'s site, saying so; the scorecard says it cannot be drilled', async () => {
+  it("is refused for a herd with no member outside its primary's site, saying so; the scorecard says it cannot be drilled", async () => {
     const h = herdIds.get('gamma')!;
     const ids = members('gamma').map((m) => m.server);
     const before = await db.select({ id: servers.id, site: servers.site }).from(servers);
     try {
       for (const host of ids) await db.update(servers).set({ site: 'dc-east' }).where(eq(servers.hostname, host));
       const plan = await planOperation(db, SYSTEM_ACCESS, drDrillAction, [h], {});
-      expect(plan.targets[0]!.refused).toMatch(/^no member outside the primary's site \(dc-east\): a DR drill switches over to a member in another site/);
+      expect(plan.targets[0]!.refused).toMatch(
+        /^no member outside the primary's site \(dc-east\): a DR drill switches over to a member in another site/,
+      );
       const [env] = await db.select({ id: herds.environmentId }).from(herds).where(eq(herds.id, h));
       expect((await drScorecard(db, env!.id)).find((r) => r.herdId === h)).toMatchObject({ verdict: 'no-dr-member' });
     } finally {

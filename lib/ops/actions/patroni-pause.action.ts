@@ -2,7 +2,7 @@
 // own, and leaves Postgres to whoever acts on it) and resume. Asked of any member's REST API (the
 // setting is the cluster's, in the DCS: PATCH /config {"pause": ...}); done once /cluster says so.
 import { checkCredentials, PatroniError, setPaused, type PatroniAccess } from '@/lib/patroni/client';
-import { patroniEndpoint, sleepUnlessStopped } from '@/lib/patroni/steps';
+import { patroniEndpoint, sleepUnlessStopped, verifyMember } from '@/lib/patroni/steps';
 import { patroniNow } from '@/lib/patroni/view';
 import { defineHerdAction, productionWarning, type HerdAction } from '../define-action';
 import type { HerdRef } from '../herd-ref';
@@ -43,6 +43,7 @@ function pauseAction(paused: boolean): HerdAction {
               for (const m of withUrl) {
                 try {
                   const { url, access } = patroniEndpoint(m);
+                  await verifyMember(m, url, access);
                   await checkCredentials(url, access);
                   Object.assign(x.state, { url, access });
                   x.note({ stdout: `${url} answers and takes the credentials` });

@@ -27,7 +27,7 @@ describe('resize parameters', () => {
         .success,
     ).toBe(true);
   });
-  it('take backTo (a type for each instance, a reverse\'s) instead of a wish, never with one, with ids and type names only', () => {
+  it("take backTo (a type for each instance, a reverse's) instead of a wish, never with one, with ids and type names only", () => {
     expect(ok({ backTo: { '3': 'm6i.large', '12': 't3.medium' } }).data).toEqual({ backTo: { '3': 'm6i.large', '12': 't3.medium' } });
     expect(ok({ backTo: { '3': 'm6i.large' }, instanceType: 'm6i.xlarge' }).success).toBe(false);
     expect(ok({ backTo: { '3': 'm6i.large' }, minVcpus: 4 }).success).toBe(false);

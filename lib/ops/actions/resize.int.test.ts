@@ -664,7 +664,12 @@ describe("a rule's reverse", () => {
       }),
     );
     const [companion] = await db.select().from(rules).where(eq(rules.reverseOf, rule.id));
-    expect(companion).toMatchObject({ name: 'bigger for the batch (reverse)', action: 'resize', scope: { reverseOf: rule.id }, ownerName: 'night-owl' });
+    expect(companion).toMatchObject({
+      name: 'bigger for the batch (reverse)',
+      action: 'resize',
+      scope: { reverseOf: rule.id },
+      ownerName: 'night-owl',
+    });
     const deps = { db, queue: worker!.queue, log: () => {} };
     const runNow = async (id: number) => {
       const { runId } = await requestRun(db, owl, id);
@@ -686,7 +691,11 @@ describe("a rule's reverse", () => {
     const morning = await runNow(companion!.id);
     expect(morning.status, morning.reason ?? '').toBe('started');
     const [op] = await db.select().from(operations).where(eq(operations.id, morning.operationId!));
-    expect(op).toMatchObject({ action: 'resize', actionParams: { backTo: { [String(idOf(r))]: had } }, requestedByName: 'rule: bigger for the batch (reverse)' });
+    expect(op).toMatchObject({
+      action: 'resize',
+      actionParams: { backTo: { [String(idOf(r))]: had } },
+      requestedByName: 'rule: bigger for the batch (reverse)',
+    });
     const down = await waitForOperation(db, morning.operationId!);
     expect(down.op.status, JSON.stringify(down.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
     expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: had });

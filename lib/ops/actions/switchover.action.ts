@@ -250,6 +250,9 @@ export const switchoverAction = defineHerdAction({
   state: newSwitchoverState,
   // On a herd Patroni runs: Patroni's POST /switchover (lib/patroni/switch.ts); pgherd moves DNS and PgBouncers.
   onPatroniHerds: true,
+  // From the old primary the user confirmed, to the candidate they confirmed: a second switchover submitted
+  // beside a first finds another primary when it starts, and is refused instead of switching again.
+  runsAsConfirmed: true,
   plan: (h, { params: p }) => (isPatroniHerd(h) ? planPatroniSwitchoverOf(h, p) : planSwitchover(h, p)),
 });
 
