@@ -215,9 +215,9 @@ export function RuleForm({
       <fieldset className="form-row">
         <legend>Put back (resize, power off, power on)</legend>
         <p className="help">
-          At these times, each target the rule changed is put back as it was before: the instance type it had, the state it had. A
-          rule of its own (&ldquo;NAME (reverse)&rdquo;) does it, made and changed with this one. The cron expressions are in the time
-          zone above unless you give another.
+          At these times, each target the rule changed is put back as it was before: the instance type it had, the state it had. A rule of
+          its own (&ldquo;NAME (reverse)&rdquo;) does it, made and changed with this one. The cron expressions are in the time zone above
+          unless you give another.
         </p>
         <label htmlFor="rule-reverse-cron">Put back at (cron, one a line)</label>
         <textarea id="rule-reverse-cron" name="reverseCron" rows={2} placeholder="none" defaultValue={initial.reverseCron} />{' '}

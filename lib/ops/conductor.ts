@@ -230,7 +230,10 @@ async function outsideWindows(db: Db, operationId: number, wave: number, now = n
     sql`SELECT DISTINCT h.id, h.name FROM operation_targets t JOIN herds h ON h.id = t.herd_id
         WHERE t.operation_id = ${operationId} AND t.wave = ${wave} AND t.status = 'queued' ORDER BY h.name`,
   );
-  const byHerd = await windowsOfHerds(db, rows.map((r) => r.id));
+  const byHerd = await windowsOfHerds(
+    db,
+    rows.map((r) => r.id),
+  );
   const why = rows.flatMap((h) => {
     const w = outsideWords(h.name, herdWindowAt(byHerd.get(h.id) ?? [], now));
     return w ? [w] : [];

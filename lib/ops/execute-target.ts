@@ -6,7 +6,15 @@ import { coalescer, type Coalescer } from './coalesce';
 import { operationSteps, operationTargets } from '@/db/schema';
 import type { SshPool } from '@/lib/ssh/ssh-client';
 import { dbRecorder, STEP_END_COLUMNS, STEP_END_CONFLICT, storable, type DbRecorder, type StepEnd } from './db-recorder';
-import { checkDriver, herdServers, isHerdAction, unpinnedRefusal, type ActionDeps, type ActionParams, type AnyAction } from './define-action';
+import {
+  checkDriver,
+  herdServers,
+  isHerdAction,
+  unpinnedRefusal,
+  type ActionDeps,
+  type ActionParams,
+  type AnyAction,
+} from './define-action';
 import { loadHerdRefs } from './herd-ref';
 import type { Step } from './pipeline';
 import { instanceWithHerd, loadInstanceWithHerd } from './instance-ref';

@@ -61,7 +61,9 @@ export async function verifyMember(t: InstanceRef, url: string, access: PatroniA
   const me = members.find((m) => sameOrigin(m.api_url, url)) ?? members.find((m) => m.name === st.patroni.name);
   if (!me) throw new Error(`${url}: its Patroni lists no member with this REST address: check ${t.label}'s Patroni REST address`);
   if (!isInstance(me, t))
-    throw new Error(`${url} is Patroni member ${me.name} at ${me.host ?? '?'}:${String(me.port ?? '?')}, not ${t.label}: check its Patroni REST address`);
+    throw new Error(
+      `${url} is Patroni member ${me.name} at ${me.host ?? '?'}:${String(me.port ?? '?')}, not ${t.label}: check its Patroni REST address`,
+    );
   return me.name;
 }
 

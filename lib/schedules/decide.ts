@@ -164,7 +164,10 @@ async function reverseScope(db: Db, p: Pending, ruleId: number): Promise<number[
   if (!forward) throw new RuleError(400, `${action} puts nothing back`);
   const { busy, targets } = await toPutBack(db, { id: ruleId, action: forward }, p.rule);
   if (busy !== null) {
-    p.done = { status: 'skipped', reason: `overlap: its rule's operation #${String(busy)} is still going; what it changes is put back at the next fire` };
+    p.done = {
+      status: 'skipped',
+      reason: `overlap: its rule's operation #${String(busy)} is still going; what it changes is put back at the next fire`,
+    };
     return [];
   }
   const back = reversible(action, targets);
@@ -202,7 +205,13 @@ async function windowsFor(db: Db, pending: Pending[], ids: Map<Pending, number[]
 }
 
 /** The runs' targets, each with its label and, when it is left out, why (a blackout, a herd in maintenance, outside its windows). */
-function leaveOut(pending: Pending[], ids: Map<Pending, number[]>, sources: Sources, blackouts: Blackout[], windows: Map<number, HerdWindow>) {
+function leaveOut(
+  pending: Pending[],
+  ids: Map<Pending, number[]>,
+  sources: Sources,
+  blackouts: Blackout[],
+  windows: Map<number, HerdWindow>,
+) {
   for (const p of pending) {
     const source = sourceOf(sources, p);
     for (const id of ids.get(p) ?? []) {
@@ -285,7 +294,15 @@ async function eachRun(pending: Pending[], step: (p: Pending) => Promise<void> |
 async function plan(db: Db, pending: Pending[], sources: Sources) {
   for (const p of pending) {
     try {
-      p.plan = await planFrom(db, sourceOf(sources, p), need(p.access), need(p.action), p.runnable, p.params ?? p.rule.params, p.waves ?? null);
+      p.plan = await planFrom(
+        db,
+        sourceOf(sources, p),
+        need(p.access),
+        need(p.action),
+        p.runnable,
+        p.params ?? p.rule.params,
+        p.waves ?? null,
+      );
       if (!p.plan.targets.some((t) => !t.refused))
         p.done = { status: 'nothing', reason: 'nothing to run: the plan refused every target', targets: p.targets };
     } catch (err) {

@@ -77,14 +77,20 @@ describe("a rule's reverse", () => {
     expect(f1.status, f1.reason ?? '').toBe('started');
     const had = f1.targets[0]!.before!.instanceType!;
     expect(had).not.toBe('m6i.xlarge');
-    expect(await runNow(c.id)).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^overlap: operation #\d+ of the rule it reverses/) });
+    expect(await runNow(c.id)).toMatchObject({
+      status: 'skipped',
+      reason: expect.stringMatching(/^overlap: operation #\d+ of the rule it reverses/),
+    });
     // Aborted after its first step (attempted: it may have changed): put back.
     await finish(f1.operationId!, 'cancelled', { attempts: 1 });
     const r1 = await runNow(c.id);
     expect(r1.status, r1.reason ?? '').toBe('started');
     expect((await opOf(r1.operationId!)).actionParams).toEqual({ backTo: { [String(target)]: had } });
     // The rule fires while its reverse runs: an overlap, not an operation on a target being put back.
-    expect(await runNow(rule.id)).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^overlap: operation #\d+ of its reverse/) });
+    expect(await runNow(rule.id)).toMatchObject({
+      status: 'skipped',
+      reason: expect.stringMatching(/^overlap: operation #\d+ of its reverse/),
+    });
     await finish(r1.operationId!, 'succeeded');
     expect((await runNow(c.id)).status).toBe('nothing');
     // The reverse removed and given again: a new companion, which puts back only what the rule changes from now on.

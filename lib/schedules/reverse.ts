@@ -70,7 +70,12 @@ export async function toPutBack(
       if (r.op_status === 'queued' || r.op_status === 'running' || r.op_status === 'planned') busy = r.operation_id;
       for (const t of r.targets) {
         const s = status(t.id);
-        if (t.before && !t.skipped && (s === 'succeeded' || s === 'failed' || s === 'interrupted' || s === 'attempted') && !targets.has(t.id))
+        if (
+          t.before &&
+          !t.skipped &&
+          (s === 'succeeded' || s === 'failed' || s === 'interrupted' || s === 'attempted') &&
+          !targets.has(t.id)
+        )
           targets.set(t.id, { label: t.label, before: t.before });
       }
     } else {

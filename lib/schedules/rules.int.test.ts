@@ -126,11 +126,16 @@ describe('managing rules', () => {
     const n = await t.db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM rules`);
     expect(n.rows[0]!.n).toBeGreaterThanOrEqual(2);
   });
-  it("a reverse is a companion rule made, changed and deleted with its rule, never on its own; only what can be put back has one", async () => {
+  it('a reverse is a companion rule made, changed and deleted with its rule, never on its own; only what can be put back has one', async () => {
     const reverse = { schedule: { cron: ['0 7 * * *'], timezone: 'Europe/Paris' } };
     await expect(createRule(t.db, root, body({ name: 'reload and back', reverse }))).rejects.toMatchObject({
       status: 400,
-      details: [{ path: 'reverse', message: expect.stringMatching(/^Reload configuration has nothing to put back: a reverse is for resize, power-off, power-on/) }],
+      details: [
+        {
+          path: 'reverse',
+          message: expect.stringMatching(/^Reload configuration has nothing to put back: a reverse is for resize, power-off, power-on/),
+        },
+      ],
     });
     const rule = await createRule(t.db, root, body({ name: 'park', action: 'power-off', reverse }));
     const companionOf = async () => (await t.db.select().from(rules).where(eq(rules.reverseOf, rule.id)))[0];
@@ -152,14 +157,17 @@ describe('managing rules', () => {
     });
     await expect(deleteRule(t.db, root, c.id)).rejects.toMatchObject({ status: 409 });
     // A new reverse schedule moves the companion (same row); none deletes it, audited.
-    await updateRule(t.db, root, rule.id, body({ name: 'park', action: 'power-off', reverse: { schedule: { cron: ['30 6 * * 1-5'], timezone: 'UTC' } } }));
+    await updateRule(
+      t.db,
+      root,
+      rule.id,
+      body({ name: 'park', action: 'power-off', reverse: { schedule: { cron: ['30 6 * * 1-5'], timezone: 'UTC' } } }),
+    );
     const moved = (await companionOf())!;
     expect([moved.id, moved.fireGroups, moved.version]).toEqual([c.id, ['UTC|30 6 * * 1-5'], c.version + 1]);
     await updateRule(t.db, root, rule.id, body({ name: 'park', action: 'power-off' }));
     expect(await companionOf()).toBeUndefined();
-    expect(
-      await t.db.$count(auditEntries, and(eq(auditEntries.action, 'rule.deleted'), eq(auditEntries.objectId, String(c.id)))),
-    ).toBe(1);
+    expect(await t.db.$count(auditEntries, and(eq(auditEntries.action, 'rule.deleted'), eq(auditEntries.objectId, String(c.id))))).toBe(1);
     // Deleting the rule deletes its reverse.
     await updateRule(t.db, root, rule.id, body({ name: 'park', action: 'power-off', reverse }));
     const again = (await companionOf())!;

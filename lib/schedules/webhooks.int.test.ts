@@ -234,10 +234,18 @@ describe('webhooks', () => {
   });
   it("another user's rule and webhook are not there for someone who may not read them: no name, no delete", async () => {
     const staging = (await t.db.select().from(environments).where(eq(environments.name, 'staging')))[0]!.id;
-    const made = await t.db.insert(users).values([{ username: 'pat', source: 'local' }, { username: 'quinn', source: 'local' }]).returning();
-    await t.db.insert(roleBindings).values(
-      ['pat', 'quinn'].map((subject) => ({ role: 'operator' as const, subjectType: 'user' as const, subject, environmentId: staging })),
-    );
+    const made = await t.db
+      .insert(users)
+      .values([
+        { username: 'pat', source: 'local' },
+        { username: 'quinn', source: 'local' },
+      ])
+      .returning();
+    await t.db
+      .insert(roleBindings)
+      .values(
+        ['pat', 'quinn'].map((subject) => ({ role: 'operator' as const, subjectType: 'user' as const, subject, environmentId: staging })),
+      );
     const [pat, quinn] = await Promise.all(
       made.map(async (u): Promise<RuleActor> => ({ id: u.id, username: u.username, access: await loadAccess(t.db, u.id) })),
     );

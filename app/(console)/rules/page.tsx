@@ -27,8 +27,8 @@ export default async function RulesPage() {
         <Link href="/rules/new" className="button">
           New rule
         </Link>{' '}
-        <Link href="/rules/upcoming">What fires in the next 24 hours</Link> · <Link href="/rules/blackouts">Blackout calendar</Link> · <Link href="/rules/windows">Maintenance windows</Link> ·{' '}
-        <Link href="/rules/webhooks">Webhooks</Link>
+        <Link href="/rules/upcoming">What fires in the next 24 hours</Link> · <Link href="/rules/blackouts">Blackout calendar</Link> ·{' '}
+        <Link href="/rules/windows">Maintenance windows</Link> · <Link href="/rules/webhooks">Webhooks</Link>
       </p>
       <form action={bulkRulesAction}>
         <div className="actions">
