@@ -295,7 +295,7 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
     // Restart and reload plan what Patroni will be asked, after a pre-flight that changes nothing.
     const restartPlan = await planOperation(t.db, SYSTEM_ACCESS, getAction('restart')!, [ids[1]!], { pendingOnly: true }, null);
     expect(restartPlan.targets[0]!.steps).toEqual([
-      `check that ${h().members[1]!.restUrl} answers and takes pgherd's credentials (changes nothing)`,
+      `check that ${h().members[1]!.restUrl} is ${h().members[1]!.name}:${String(h().members[1]!.pgPort)}'s Patroni and takes pgherd's credentials (changes nothing)`,
       'read the postmaster start time (it must be running: use start otherwise)',
       'ask Patroni to restart it (POST /restart, only if Patroni marks a restart pending)',
       'wait until the postmaster start time has moved',
