@@ -16,8 +16,8 @@ import { herds, instances, operationSteps, operationTargets, servers } from '@/d
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 import { lookup } from '@/lib/dns/rfc2136';
 import { killPatroniMember, startPatroniMember } from '@/lib/lab/faults';
-import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
-import { patroniGet, type PatroniCluster } from '@/lib/lab/patroni';
+import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInstance } from '@/lib/lab/lab';
+import { labLeader, waitNewLeader, waitSettled } from '@/lib/lab/patroni';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs, waitFor } from '@/lib/lab/proc';
 import { seedLabFleet } from '@/lib/lab/seed';
@@ -68,7 +68,7 @@ export async function patroniBench(log: (m: string) => void): Promise<string[]> 
     const herdId = (await db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'ledger')))[0]!.id;
     const writeName = lab.dns!.herds.find((h) => h.herd === 'ledger')!.writeName;
     const answer = async () => (await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME'))[0];
-    const leaderNow = () => leaderOf(lab);
+    const leaderNow = () => labLeader(pat);
     const url = (i: LabInstance) => `postgres://postgres@${i.address}:${String(i.port)}/postgres`;
     const viaWriteName = async () => {
       const target = await answer();
@@ -76,7 +76,7 @@ export async function patroniBench(log: (m: string) => void): Promise<string[]> 
       if (!m) throw new Error(`${writeName} answers ${String(target)}`);
       return url(m);
     };
-    const settled = () => settledHerd(lab);
+    const settled = () => waitSettled(pat);
 
     await query(url(members[0]!), 'CREATE TABLE writes (n int PRIMARY KEY)');
     const writer = startReconnectingWriter(viaWriteName);
@@ -192,14 +192,7 @@ export async function patroniBench(log: (m: string) => void): Promise<string[]> 
       await waitFor('the write name answers the leader', async () => ((await answer()) === old ? true : undefined), 30_000);
       const t0 = performance.now();
       await killPatroniMember(lab, old);
-      const neu = await waitFor(
-        'Patroni names a new leader',
-        async () => {
-          const l = await leaderNow();
-          return l && l !== old ? l : undefined;
-        },
-        60_000,
-      );
+      const neu = await waitNewLeader(pat, old);
       const t1 = performance.now();
       await waitFor('the write name answers it', async () => ((await answer()) === neu ? true : undefined), 60_000);
       const t2 = performance.now();
@@ -219,37 +212,4 @@ export async function patroniBench(log: (m: string) => void): Promise<string[]> 
     await pool.end();
     await stopLab(FILE);
   }
-}
-
-/** Patroni's leader, asked of any member that answers. */
-async function leaderOf(lab: LabInfo): Promise<string | null> {
-  for (const m of lab.patroni![0]!.members) {
-    try {
-      return (
-        (await patroniGet<PatroniCluster>({ caFile: lab.patroni![0]!.caFile }, m.restUrl, '/cluster')).members.find(
-          (x) => x.role === 'leader',
-        )?.name ?? null
-      );
-    } catch {
-      // down: the next
-    }
-  }
-  return null;
-}
-
-/** Every member running, replicas with no lag. */
-function settledHerd(lab: LabInfo) {
-  return waitFor(
-    'every member of the Patroni herd running with no lag',
-    async () => {
-      const p = lab.patroni![0]!;
-      const c = await patroniGet<PatroniCluster>({ caFile: p.caFile }, p.members[0]!.restUrl, '/cluster').catch(() =>
-        patroniGet<PatroniCluster>({ caFile: p.caFile }, p.members[1]!.restUrl, '/cluster'),
-      );
-      return c.members.length === 3 && c.members.every((m) => m.state === 'running' && (m.role === 'leader' || m.lag === 0))
-        ? true
-        : undefined;
-    },
-    120_000,
-  );
 }

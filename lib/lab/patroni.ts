@@ -306,3 +306,52 @@ export async function startPatroniHerd(
 export async function stopPatroniHerd(herd: PatroniHerd): Promise<void> {
   await Promise.all(herd.members.map((m) => stopPid(m.pid, 'SIGTERM', 30_000)));
 }
+
+/** A lab Patroni herd as lab.json describes it: its members' REST addresses and the CA that signed them. */
+interface LabPatroniRest {
+  caFile: string;
+  members: { restUrl: string }[];
+}
+
+/** Patroni's leader, asked of each member in turn (one that is down is skipped); null when nobody leads or answers. */
+export async function labLeader(p: LabPatroniRest): Promise<string | null> {
+  for (const m of p.members) {
+    try {
+      return (await patroniGet<PatroniCluster>(p, m.restUrl, '/cluster')).members.find((x) => x.role === 'leader')?.name ?? null;
+    } catch {
+      // that member is down: ask the next
+    }
+  }
+  return null;
+}
+
+/** Waits until every member runs and the replicas have no lag, as Patroni (any member that answers) says. */
+export function waitSettled(p: LabPatroniRest, timeoutMs = 120_000) {
+  return waitFor(
+    'every member of the Patroni herd running with no lag',
+    async () => {
+      for (const m of p.members) {
+        const c = await patroniGet<PatroniCluster>(p, m.restUrl, '/cluster').catch(() => null);
+        if (c)
+          return c.members.length === p.members.length &&
+            c.members.every((x) => x.state === 'running' && (x.role === 'leader' || x.lag === 0))
+            ? true
+            : undefined;
+      }
+      return undefined;
+    },
+    timeoutMs,
+  );
+}
+
+/** Waits until Patroni names a leader other than `old`; returns it. */
+export function waitNewLeader(p: LabPatroniRest, old: string, timeoutMs = 60_000) {
+  return waitFor(
+    'Patroni names a new leader',
+    async () => {
+      const l = await labLeader(p);
+      return l && l !== old ? l : undefined;
+    },
+    timeoutMs,
+  );
+}

@@ -3,7 +3,8 @@
 // then RELOAD, then checked with SHOW DATABASES), resumed. A pause is always resumed.
 import { poolerAdmin, showDatabases, type AdminConnector } from '@/lib/pgbouncer/admin';
 import { readEntries, repointEntries } from '@/lib/pgbouncer/ini';
-import type { ActionDeps, ActionStep } from './define-action';
+import type { ActionDeps, ActionStep, RunContext } from './define-action';
+import { errorText } from './errors';
 import type { PoolerRef } from './herd-ref';
 import type { InstanceRef } from './instance-ref';
 import { poolerClient } from './pg-access';
@@ -94,6 +95,64 @@ export function repointPoolerSteps<S>(poolers: PoolerRef[], to: (state: S) => In
     timeoutMs: 30_000,
     run: async (x) => {
       x.note({ stdout: await repointPooler(p, to(x.state), x.deps, x) });
+    },
+  }));
+}
+
+/** What a switchover's PgBouncer steps share: whether the new primary is promoted, and who was pointed at it. */
+export interface PoolerSwitchState {
+  promoted: boolean;
+  repointed: Set<number>;
+}
+
+/** The pause's undo: resumed always; once the new primary is promoted, pointed at it first. */
+async function resumeAlways<S extends PoolerSwitchState>(pl: PoolerRef, to: InstanceRef | undefined, x: RunContext<S>): Promise<void> {
+  const lines: string[] = [];
+  let failed: Error | null = null;
+  try {
+    // Promoted but not yet re-pointed (a DNS step failed, say): point it at the new primary first.
+    if (x.state.promoted && to && !x.state.repointed.has(pl.id)) lines.push(await repointPooler(pl, to, x.deps, x));
+  } catch (err) {
+    failed = err instanceof Error ? err : new Error(errorText(err)); // resumed all the same: clients must not wait forever on a pause
+    lines.push(`not re-pointed: ${errorText(err)}`);
+  }
+  lines.push(await resumePooler(pl, x));
+  x.note({ stdout: lines.join('\n') });
+  if (failed) throw failed;
+}
+
+/** Each PgBouncer paused before a switch, with its resume (pointed at `to(state)` once promoted) as a cleanup that always runs. */
+export function pauseSteps<S extends PoolerSwitchState>(poolers: PoolerRef[], to: (state: S) => InstanceRef | undefined): ActionStep<S>[] {
+  return poolers.map((pl) => ({
+    name: `PgBouncer ${pl.label}: pause`,
+    says: `PAUSE ${pl.databases.join(', ')} on PgBouncer ${pl.label}: new queries wait`,
+    timeoutMs: 35_000,
+    run: (x) => pausePooler(pl, x),
+    always: {
+      name: `PgBouncer ${pl.label}: resume (always)`,
+      says: 'RESUME always follows, whatever happens',
+      timeoutMs: 30_000,
+      run: (x) => resumeAlways(pl, to(x.state), x),
+    },
+  }));
+}
+
+/** Each paused PgBouncer pointed at the new primary, then resumed. */
+export function repointAndResumeSteps<S extends PoolerSwitchState>(
+  poolers: PoolerRef[],
+  to: (state: S) => InstanceRef | undefined,
+  toLabel: string,
+): ActionStep<S>[] {
+  return poolers.map((pl) => ({
+    name: `PgBouncer ${pl.label}: point at ${toLabel} and resume`,
+    says: `point PgBouncer ${pl.label} at ${toLabel} (${pl.configFile}, RELOAD), then RESUME`,
+    timeoutMs: 30_000,
+    run: async (x) => {
+      const target = to(x.state);
+      if (!target) throw new Error('no new primary was chosen');
+      const moved = await repointPooler(pl, target, x.deps, x);
+      x.state.repointed.add(pl.id);
+      x.note({ stdout: `${moved}\n${await resumePooler(pl, x)}` });
     },
   }));
 }

@@ -14,7 +14,7 @@ import { lookup } from '@/lib/dns/rfc2136';
 import { herdNow } from '@/lib/herds/topology';
 import { killPatroniMember, startPatroniMember } from '@/lib/lab/faults';
 import { PROJECT_ROOT, startLab, stopLab, writeLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
-import { patroniGet, type PatroniCluster } from '@/lib/lab/patroni';
+import { labLeader, waitNewLeader, waitSettled } from '@/lib/lab/patroni';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs, waitFor } from '@/lib/lab/proc';
 import { seededDatabase } from '@/lib/lab/seed';
@@ -69,18 +69,7 @@ const member = (server: string) => members().find((m) => m.server === server)!;
 const url = (i: Pick<LabInstance, 'address' | 'port'>) => `postgres://postgres@${i.address}:${String(i.port)}/postgres`;
 const writeName = () => lab.dns!.herds.find((h) => h.herd === 'ledger')!.writeName;
 const answer = async () => lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName(), 'CNAME');
-const cluster = (via = pat().members[0]!.restUrl) => patroniGet<PatroniCluster>({ caFile: pat().caFile }, via, '/cluster');
-/** The leader per Patroni, asked of any member that answers. */
-const leaderNow = async (): Promise<string | null> => {
-  for (const m of pat().members) {
-    try {
-      return (await cluster(m.restUrl)).members.find((x) => x.role === 'leader')?.name ?? null;
-    } catch {
-      // that member is down: ask the next
-    }
-  }
-  return null;
-};
+const leaderNow = () => labLeader(pat());
 const idOf = async (server: string) =>
   (
     await db
@@ -91,18 +80,7 @@ const idOf = async (server: string) =>
   )[0]!.id;
 const runOp = (action: AnyAction, params: Record<string, unknown> = {}) =>
   runOperation(db, worker!.queue, action, { herdIds: [herdId] }, params, { username: 'patroni-test', timeoutMs: 240_000 });
-/** Every member running, the replicas with no lag, as Patroni says. */
-const settled = () =>
-  waitFor(
-    'every member of the Patroni herd running with no lag',
-    async () => {
-      const c = await cluster();
-      return c.members.length === 3 && c.members.every((m) => m.state === 'running' && (m.role === 'leader' || m.lag === 0))
-        ? c
-        : undefined;
-    },
-    120_000,
-  );
+const settled = () => waitSettled(pat());
 /** The DSN the write name points at now (a client resolving it for each connection). */
 const viaWriteName = async () => {
   const [target] = await answer();
@@ -313,14 +291,7 @@ describe('a herd Patroni runs, through pgherd', () => {
     await killPatroniMember(lab, old);
     try {
       // Patroni names another leader once the old one's key expires (ttl 10 s)...
-      const neu = await waitFor(
-        'Patroni names a new leader',
-        async () => {
-          const l = await leaderNow();
-          return l && l !== old ? l : undefined;
-        },
-        60_000,
-      );
+      const neu = await waitNewLeader(pat(), old);
       const named = performance.now();
       // ...and pgherd's worker, which nobody asked, points the write name at it.
       await waitFor('the write name answers the new leader', async () => ((await answer())[0] === neu ? true : undefined), 60_000);
@@ -482,14 +453,7 @@ describe('a herd Patroni runs, through pgherd', () => {
     const before = (await db.select({ id: operations.id }).from(operations)).length;
     process.kill(patroniPid, 'SIGSTOP');
     try {
-      const neu = await waitFor(
-        'Patroni names a new leader',
-        async () => {
-          const l = await leaderNow();
-          return l && l !== old ? l : undefined;
-        },
-        60_000,
-      );
+      const neu = await waitNewLeader(pat(), old);
       await waitFor(
         'the follower says two primaries',
         async () => {

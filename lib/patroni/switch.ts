@@ -15,7 +15,7 @@ import { errorText } from '@/lib/ops/errors';
 import type { HerdRef } from '@/lib/ops/herd-ref';
 import type { InstanceRef } from '@/lib/ops/instance-ref';
 import { observe, type Observed } from '@/lib/ops/observe';
-import { checkPooler, pausePooler, repointPooler, resumePooler, repointPoolerSteps } from '@/lib/ops/pooler-steps';
+import { checkPooler, pauseSteps, repointAndResumeSteps, repointPoolerSteps } from '@/lib/ops/pooler-steps';
 import { refuse, type Refusal } from '@/lib/ops/refusal';
 import { describeObserved, recordNewPrimary } from '@/lib/ops/topology-steps';
 import { checkCredentials, failover, PatroniError, switchover, type PatroniAccess } from './client';
@@ -38,6 +38,8 @@ export interface PatroniSwitchState {
   cand?: InstanceRef;
   /** The old leader's last position, when it answered (what a DR failover may lose is measured from it). */
   oldLsn?: string | null;
+  /** The REST endpoint the pre-flight checked (the target's own Patroni, taking the credentials): the one asked. */
+  endpoint?: { url: string; access: PatroniAccess };
   /** The candidate leads and accepts writes. */
   promoted: boolean;
   /** The PgBouncers already pointed at the candidate. */
@@ -117,22 +119,6 @@ function membersAfter(h: HerdRef, cand: InstanceRef): InstanceRef[] {
   );
 }
 
-/** The pause's undo: resumed always; once the candidate leads, pointed at it first. */
-async function resumeAlways<S extends PatroniSwitchState>(pl: HerdRef['poolers'][number], x: RunContext<S>): Promise<void> {
-  const lines: string[] = [];
-  let failed: Error | null = null;
-  const cand = x.state.cand;
-  try {
-    if (x.state.promoted && cand && !x.state.repointed.has(pl.id)) lines.push(await repointPooler(pl, cand, x.deps, x));
-  } catch (err) {
-    failed = err instanceof Error ? err : new Error(errorText(err));
-    lines.push(`not re-pointed: ${errorText(err)}`);
-  }
-  lines.push(await resumePooler(pl, x));
-  x.note({ stdout: lines.join('\n') });
-  if (failed) throw failed;
-}
-
 /**
  * Done when every other member Patroni lists runs and Postgres says it streams from the new leader
  * (Patroni rejoins the old leader itself); records the topology. A member that does not follow in
@@ -198,36 +184,6 @@ async function seenLines<S extends PatroniSwitchState>(h: HerdRef, now: PatroniN
   for (const pl of h.poolers) lines.push(await checkPooler(pl, x.deps, x));
   return { seen, lines };
 }
-
-/** The PgBouncer pauses (each with its resume as an undo), for a switchover. */
-const pauseSteps = <S extends PatroniSwitchState>(h: HerdRef): ActionStep<S>[] =>
-  h.poolers.map((pl) => ({
-    name: `PgBouncer ${pl.label}: pause`,
-    says: `PAUSE ${pl.databases.join(', ')} on PgBouncer ${pl.label}: new queries wait`,
-    timeoutMs: 35_000,
-    run: (x) => pausePooler(pl, x),
-    always: {
-      name: `PgBouncer ${pl.label}: resume (always)`,
-      says: 'RESUME always follows, whatever happens',
-      timeoutMs: 30_000,
-      run: (x) => resumeAlways(pl, x),
-    },
-  }));
-
-/** Points the PgBouncers at the new leader and resumes them (after a pause). */
-const repointAndResumeSteps = <S extends PatroniSwitchState>(h: HerdRef, label: string): ActionStep<S>[] =>
-  h.poolers.map((pl) => ({
-    name: `PgBouncer ${pl.label}: point at ${label} and resume`,
-    says: `point PgBouncer ${pl.label} at ${label} (${pl.configFile}, RELOAD), then RESUME`,
-    timeoutMs: 30_000,
-    run: async (x) => {
-      const cand = x.state.cand;
-      if (!cand) throw new Error('no candidate was chosen');
-      const moved = await repointPooler(pl, cand, x.deps, x);
-      x.state.repointed.add(pl.id);
-      x.note({ stdout: `${moved}\n${await resumePooler(pl, x)}` });
-    },
-  }));
 
 /** The candidate leads: recorded, and said. */
 async function promoted<S extends PatroniSwitchState>(x: RunContext<S>, cand: InstanceRef, o: Observed, asked: string) {
@@ -334,6 +290,7 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
         [cand.id, candName],
       ]);
       x.state.cand = cand;
+      x.state.endpoint = { url: endpoint.url, access: endpoint.access };
       x.note({ stdout: lines.join('\n') });
     },
   };
@@ -341,7 +298,8 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
     const leader = x.state.names?.get(old.id);
     const candidate = x.state.names?.get(cand.id);
     if (!leader || !candidate) throw new Error('the pre-flight did not run');
-    const { url, access } = await reachableEndpoint([old, cand]);
+    if (!x.state.endpoint) throw new Error('the pre-flight did not run');
+    const { url, access } = x.state.endpoint;
     x.note({ command: `POST ${url}/switchover {leader: ${leader}, candidate: ${candidate}}` });
     return switchover(url, access, { leader, candidate, ...(at ? { scheduledAt: at } : {}) });
   };
@@ -384,7 +342,7 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
     ],
     steps: [
       preflight,
-      ...pauseSteps(h),
+      ...pauseSteps<S>(h.poolers, (st) => st.cand),
       {
         name: `switch over to ${cand.label} through Patroni`,
         says: `POST /switchover to Patroni, then wait until its /cluster names ${cand.label} the leader and it accepts writes`,
@@ -406,7 +364,7 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
         () => after,
         (r) => describeRecordMove(r, after),
       ),
-      ...repointAndResumeSteps(h, cand.label),
+      ...repointAndResumeSteps<S>(h.poolers, (st) => st.cand, cand.label),
       followStep(h, cand.label),
     ],
   };

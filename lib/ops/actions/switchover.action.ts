@@ -13,13 +13,12 @@ import { bytesOrUnknown, chooseCandidate, lagOf } from '../candidates';
 import { defineHerdAction, productionWarning, type ActionDeps, type ActionPlan, type ActionStep, type RunContext } from '../define-action';
 import { describeRecordMove, dnsPreflight, dnsSteps } from '../dns-steps';
 import { binDir, driverFor } from '../drivers';
-import { errorText } from '../errors';
-import type { HerdRef, PoolerRef } from '../herd-ref';
+import type { HerdRef } from '../herd-ref';
 import { herdIdentity, identityProblem } from '../identity';
 import type { InstanceRef } from '../instance-ref';
 import { observe, waitObserved } from '../observe';
 import type { StepContext } from '../pipeline';
-import { checkPooler, pausePooler, repointPooler, resumePooler } from '../pooler-steps';
+import { checkPooler, pauseSteps, repointAndResumeSteps } from '../pooler-steps';
 import { refuse, type Refusal, type RefusalCode } from '../refusal';
 import { refreshFleet } from '../refresher';
 import {
@@ -145,22 +144,6 @@ async function preflight(h: HerdRef, { old, cand, maxLag }: Pair, x: RunContext<
   lines.push(...(await dnsPreflight(h)));
   for (const pl of h.poolers) lines.push(await checkPooler(pl, x.deps, x));
   return lines;
-}
-
-/** The pause's undo: resumed always; once the candidate is promoted, pointed at it first. */
-async function resumeAlways(pl: PoolerRef, cand: InstanceRef, x: RunContext<SwitchoverState>): Promise<void> {
-  const lines: string[] = [];
-  let failed: Error | null = null;
-  try {
-    // Promoted but not yet re-pointed (a DNS step failed, say): point it at the new primary first.
-    if (x.state.promoted && !x.state.repointed.has(pl.id)) lines.push(await repointPooler(pl, cand, x.deps, x));
-  } catch (err) {
-    failed = err instanceof Error ? err : new Error(errorText(err)); // resumed all the same: clients must not wait forever on a pause
-    lines.push(`not re-pointed: ${errorText(err)}`);
-  }
-  lines.push(await resumePooler(pl, x));
-  x.note({ stdout: lines.join('\n') });
-  if (failed) throw failed;
 }
 
 /**
@@ -312,18 +295,7 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
         run: async (x) => x.note({ stdout: (await preflight(h, pair, x)).join('\n') }),
       },
       checkpointStep(`checkpoint on ${old.label}`, `CHECKPOINT on ${old.label} (keeps its clean stop short)`, () => old),
-      ...h.poolers.map((pl): ActionStep<SwitchoverState> => ({
-        name: `PgBouncer ${pl.label}: pause`,
-        says: `PAUSE ${pl.databases.join(', ')} on PgBouncer ${pl.label}: new queries wait`,
-        timeoutMs: 35_000,
-        run: (x) => pausePooler(pl, x),
-        always: {
-          name: `PgBouncer ${pl.label}: resume (always)`,
-          says: 'RESUME always follows, whatever happens',
-          timeoutMs: 30_000,
-          run: (x) => resumeAlways(pl, cand, x),
-        },
-      })),
+      ...pauseSteps<SwitchoverState>(h.poolers, () => cand),
       {
         name: `stop ${old.label} (fast, clean)`,
         says: `stop ${old.label} cleanly (${old.controlDriver} stop -m fast)`,
@@ -378,16 +350,7 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
         () => after,
         (r) => describeRecordMove(r, after),
       ),
-      ...h.poolers.map((pl): ActionStep<SwitchoverState> => ({
-        name: `PgBouncer ${pl.label}: point at ${cand.label} and resume`,
-        says: `point PgBouncer ${pl.label} at ${cand.label} (${pl.configFile}, RELOAD), then RESUME`,
-        timeoutMs: 30_000,
-        run: async (x) => {
-          const moved = await repointPooler(pl, cand, x.deps, x);
-          x.state.repointed.add(pl.id);
-          x.note({ stdout: `${moved}\n${await resumePooler(pl, x)}` });
-        },
-      })),
+      ...repointAndResumeSteps<SwitchoverState>(h.poolers, () => cand, cand.label),
       checkpointStep(`checkpoint on ${cand.label}`, `CHECKPOINT on ${cand.label}`, () => cand),
       ...others.map((m): ActionStep<SwitchoverState> => ({
         name: `re-point ${m.label} to ${cand.label}`,
