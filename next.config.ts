@@ -7,7 +7,7 @@ const config: NextConfig = {
   // forbidden(): a refused page answers 403 (app/forbidden.tsx says what is missing).
   experimental: { authInterrupts: true },
   // Node packages with native addons or worker threads are loaded by Node at run time, not bundled.
-  serverExternalPackages: ['pg', 'ssh2', 'cpu-features', 'bullmq', 'ioredis'],
+  serverExternalPackages: ['pg', 'ssh2', 'cpu-features', 'bullmq', 'ioredis', 'prom-client'],
 };
 
 export default config;

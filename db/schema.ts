@@ -13,6 +13,7 @@ import {
   jsonb,
   pgEnum,
   pgTable,
+  primaryKey,
   real,
   serial,
   smallint,
@@ -908,4 +909,43 @@ export const webhookDeliveries = pgTable(
       .on(t.nextAttemptAt)
       .where(sql`status = 'pending'`),
   ],
+);
+
+// Lag history (lib/inventory/lag-history.ts): each instance's lag and state as last observed (by the
+// refresher or its agent), sampled every PGHERD_LAG_SAMPLE_MS by one worker; after a day the samples
+// are folded into 5-minute buckets (`coarse`, the worst lag of the bucket), after the retention
+// (PGHERD_LAG_RETENTION_DAYS, default 7) deleted. The herd is the instance's when sampled. History,
+// not references: no foreign keys (no check per sampled row; a deleted instance's samples go with the
+// retention, and the charts, which join the instances, no longer show them).
+export const lagSamples = pgTable(
+  'lag_samples',
+  {
+    instanceId: integer('instance_id').notNull(),
+    herdId: integer('herd_id').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull(),
+    lagBytes: bigint('lag_bytes', { mode: 'number' }),
+    lagSeconds: real('lag_seconds'),
+    role: instanceRole('role').notNull(),
+    state: instanceState('state').notNull(),
+    coarse: boolean('coarse').notNull().default(false),
+  },
+  (t) => [
+    primaryKey({ columns: [t.instanceId, t.at] }),
+    index('lag_samples_herd_at_idx').on(t.herdId, t.at),
+    index('lag_samples_at_idx').on(t.at),
+  ],
+);
+
+// The fleet by environment, role and state at each sample (the dashboard's "over the last day"),
+// kept as long as the lag samples.
+export const fleetSamples = pgTable(
+  'fleet_samples',
+  {
+    at: timestamp('at', { withTimezone: true }).notNull(),
+    environmentId: integer('environment_id').notNull(),
+    role: instanceRole('role').notNull(),
+    state: instanceState('state').notNull(),
+    instances: integer('instances').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.at, t.environmentId, t.role, t.state] }), index('fleet_samples_at_idx').on(t.at)],
 );

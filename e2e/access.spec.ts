@@ -1,7 +1,8 @@
 // Roles per environment, as people meet them in the console and the API: directory users from the
 // lab's slapd (dba-staging: operator in staging, viewer in production; readonly: viewer everywhere),
 // API tokens created on the tokens page, and the audit log that records all of it.
-import { expect, test, type Page } from '@playwright/test';
+import { type Page } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { and, eq } from 'drizzle-orm';
 import { createDb } from '../db/client';
 import { instances, servers } from '../db/schema';

@@ -1,7 +1,8 @@
 // The discovery agent end to end: an admin creates a server's agent token on its page, the bundled
 // agent reports that server's instance to the built console, and the ingest endpoint refuses what it
 // must (no token, a rotated one, another server's facts, bad reports) without writing anything.
-import { expect, test, type Page } from '@playwright/test';
+import { type Page } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,32 +1,20 @@
 // The REST API, against the built console and a worker over the lab: token auth, validation,
 // plan -> submit -> follow, stale plans and double submits.
-import { expect, test, type APIRequestContext } from '@playwright/test';
+import { type APIRequestContext } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { eq } from 'drizzle-orm';
 import { createDb } from '../db/client';
 import { users } from '../db/schema';
 import { createApiToken, revokeApiToken } from '../lib/auth/api-tokens';
-import { e2eLab } from './lab';
+import { e2eLab, settledOperation, type ApiOperation } from './lab';
 
 const lab = e2eLab();
 const url = lab.console.url;
 const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 const operate = auth(lab.console.apiToken!);
 
-interface ApiOperation {
-  status: string;
-  params: object;
-  targets: { status: string; steps: { name: string; exitCode: number | null }[] }[];
-}
-
 /** Polls GET /api/v1/operations/{id} until the operation has ended (30 s at most). */
-async function settled(request: APIRequestContext, id: number): Promise<ApiOperation> {
-  let op: ApiOperation = { status: 'queued', params: {}, targets: [] };
-  for (let i = 0; i < 150 && !['succeeded', 'failed', 'partial', 'cancelled'].includes(op.status); i++) {
-    op = await (await request.get(`${url}/api/v1/operations/${id}`, { headers: operate })).json();
-    if (!['succeeded', 'failed', 'partial', 'cancelled'].includes(op.status)) await new Promise((r) => setTimeout(r, 200));
-  }
-  return op;
-}
+const settled = (request: APIRequestContext, id: number) => settledOperation(request, url, operate, id);
 
 test.describe.configure({ mode: 'serial' });
 

@@ -1,6 +1,6 @@
 // Ids beyond Postgres's integer range, in every route that takes one: a 4xx (or the page's defaults,
 // or its 404), never a 500. Ids come in as path segments, query parameters, form fields and JSON.
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { and, desc, eq } from 'drizzle-orm';
 import { createDb } from '../db/client';
 import { auditEntries } from '../db/schema';

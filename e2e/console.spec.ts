@@ -1,6 +1,7 @@
 // The path a person takes through the console, in Debian's Chromium against the built console
 // over the lab fleet: sign in, filter, sort, page, select all matching, edit, delete, history.
-import { expect, test, type Page } from '@playwright/test';
+import { type Page } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { readFileSync } from 'node:fs';
 import { e2eLab, submitSignIn } from './lab';
 import { query } from '../lib/lab/postgres';
@@ -200,6 +201,24 @@ test('tick three instances, restart, confirm, and watch the operation succeed', 
   await expect(page.getByTestId('target-status')).toHaveText(['succeeded', 'succeeded', 'succeeded']);
   await expect(page.locator('section.target').first()).toContainText('wait until restarted');
   await expect(page.locator('code.command').first()).toContainText('pg_ctl');
+  // The timeline: a row per target, a bar per step, each as it ended; the herd's targets one after another.
+  const timeline = page.getByTestId('timeline');
+  await expect(timeline).toBeVisible();
+  const opId = Number(/\/operations\/(\d+)$/.exec(page.url())?.[1]);
+  const apiOp = (await (await page.request.get(`${url}/api/v1/operations/${opId}`)).json()) as {
+    targets: { label: string; steps: { name: string; status: string }[] }[];
+  };
+  expect(apiOp.targets).toHaveLength(3);
+  for (const t of apiOp.targets) {
+    const bars = timeline.locator(`rect[data-target="${t.label}"][data-segment="step"]`);
+    await expect(bars).toHaveCount(t.steps.length);
+    expect(await bars.evaluateAll((rs) => rs.map((r) => [r.getAttribute('data-step'), r.getAttribute('data-status')]))).toEqual(
+      t.steps.map((x) => [x.name, x.status]),
+    );
+  }
+  // One herd, one lease: the second and third targets waited for the first (drawn as waiting before their first step).
+  expect(await timeline.locator('rect[data-segment="waiting"]').count()).toBeGreaterThanOrEqual(2);
+  await page.screenshot({ path: test.info().outputPath('operation-timeline.png'), fullPage: true });
 
   // It is listed with the other operations, filterable by status.
   await page.goto(`${url}/admin/operations?status=succeeded`);
@@ -441,6 +460,27 @@ test('switchover of a herd behind PgBouncer from the herds changelist, to a repl
   await expect(target.locator('[data-fact="New primary"] dd')).toContainText(`${chosen!.server}:${chosen!.port}`);
   await expect(target.locator(`[data-fact="DNS ${writeName}"] dd`)).toHaveText(`CNAME -> ${chosen!.server}, TTL 30 s`);
   await expect(target).toContainText(`PAUSE billing on PgBouncer ${pooler.server}:${pooler.port}`);
+  // The herd drawn as it is and as the switchover will leave it.
+  const label = (i: { server: string; port: number }) => `${i.server}:${i.port}`;
+  const pair = page.locator('[data-diagrams="production/billing"]');
+  const before = pair.getByTestId('topology-before');
+  const after = pair.getByTestId('topology-after');
+  await expect(before.locator(`g.member[data-member="${label(old)}"]`)).toHaveAttribute('data-role', 'primary');
+  await expect(before.locator(`g.member[data-member="${label(old)}"]`)).toHaveAttribute(
+    'data-dns',
+    new RegExp(writeName.replace(/\./g, '\\.')),
+  );
+  for (const r of members.filter((i) => i.role === 'replica'))
+    await expect(before.locator(`g.member[data-member="${label(r)}"]`)).toHaveAttribute('data-upstream', label(old));
+  await expect(before.locator('g.pooler')).toHaveAttribute('data-points-at', label(old));
+  await expect(after.locator(`g.member[data-member="${label(chosen!)}"]`)).toHaveAttribute('data-role', 'primary');
+  await expect(after.locator(`g.member[data-member="${label(old)}"]`)).toHaveAttribute('data-upstream', label(chosen!));
+  await expect(after.locator(`g.member[data-member="${label(chosen!)}"]`)).toHaveAttribute(
+    'data-dns',
+    new RegExp(writeName.replace(/\./g, '\\.')),
+  );
+  await expect(after.locator('g.pooler')).toHaveAttribute('data-points-at', label(chosen!));
+  await page.screenshot({ path: test.info().outputPath('switchover-confirmation.png'), fullPage: true });
   await page.getByLabel('Confirmation').fill('production');
   await page.getByRole('button', { name: 'Switchover 1 herd' }).click();
   await expect(page.getByTestId('operation-status')).toHaveText('succeeded', { timeout: 60_000 });
@@ -462,6 +502,18 @@ test('switchover of a herd behind PgBouncer from the herds changelist, to a repl
     .click();
   await expect(page.getByTestId('poolers')).toContainText(`billing -> ${chosen!.address}:${chosen!.port}`);
   await expect(page.locator(`tr[data-member="${chosen!.server}"] td[data-col=role]`)).toHaveText('primary');
+  // Its diagram: the new primary on top, every other member streaming from it, the write name and PgBouncer on it.
+  const diagram = page.getByTestId('topology');
+  await expect(diagram.locator(`g.member[data-member="${label(chosen!)}"]`)).toHaveAttribute('data-role', 'primary');
+  for (const m of members.filter((i) => i.server !== chosen!.server))
+    await expect(diagram.locator(`g.member[data-member="${label(m)}"]`)).toHaveAttribute('data-upstream', label(chosen!));
+  await expect(diagram.locator(`g.member[data-member="${label(chosen!)}"]`)).toHaveAttribute(
+    'data-dns',
+    new RegExp(writeName.replace(/\./g, '\\.')),
+  );
+  await expect(diagram.locator('g.pooler')).toHaveAttribute('data-points-at', label(chosen!));
+  await expect(diagram.locator('g.edge')).toHaveCount(members.length - 1);
+  await page.screenshot({ path: test.info().outputPath('herd-after-switchover.png'), fullPage: true });
 });
 
 test('DR failover from the DR pairs list: the primary is gone, the confirmation says what may be lost, the write name follows', async ({

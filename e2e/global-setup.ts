@@ -15,5 +15,9 @@ export default async function globalSetup() {
   const info = readLab(E2E_LAB_FILE);
   info.processes.push({ name: 'console', pid: web.child.pid!, program: CONSOLE_PROGRAM, signal: 'SIGTERM' });
   info.processes.push({ name: 'worker', pid: worker.pid!, program: 'jobs/worker.ts', signal: 'SIGTERM' });
-  writeLab(E2E_LAB_FILE, { ...info, console: { url: web.url, admin, apiToken } });
+  writeLab(E2E_LAB_FILE, {
+    ...info,
+    console: { url: web.url, admin, apiToken },
+    metrics: { token: info.metrics!.token, web: `${web.url}/metrics`, workers: [worker.metricsUrl] },
+  });
 }

@@ -1,4 +1,4 @@
-import { expect, type Page } from '@playwright/test';
+import { expect, type APIRequestContext, type Page } from '@playwright/test';
 import path from 'node:path';
 import { readLab } from '../lib/lab/lab';
 
@@ -23,4 +23,27 @@ export async function signInAs(page: Page, url: string, username: string, passwo
   await page.goto(`${url}/login`);
   await submitSignIn(page, username, password);
   await expect(page.getByTestId('current-user')).toHaveText(username);
+}
+
+export interface ApiOperation {
+  status: string;
+  params: object;
+  targets: { status: string; steps: { name: string; exitCode: number | null }[] }[];
+}
+
+const ENDED = ['succeeded', 'failed', 'partial', 'cancelled'];
+
+/** Polls GET /api/v1/operations/{id} until the operation has ended (30 s at most). */
+export async function settledOperation(
+  request: APIRequestContext,
+  url: string,
+  headers: Record<string, string>,
+  id: number,
+): Promise<ApiOperation> {
+  let op: ApiOperation = { status: 'queued', params: {}, targets: [] };
+  for (let i = 0; i < 150 && !ENDED.includes(op.status); i++) {
+    op = (await (await request.get(`${url}/api/v1/operations/${id}`, { headers })).json()) as ApiOperation;
+    if (!ENDED.includes(op.status)) await new Promise((r) => setTimeout(r, 200));
+  }
+  return op;
 }

@@ -4,7 +4,7 @@
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { e2eLab, signInAs } from './lab';
 
 const lab = e2eLab();

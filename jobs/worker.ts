@@ -1,4 +1,5 @@
 // npm run worker: one process of the worker pool. Several may run against one Redis and one database.
+import { metricsToken, parseListen } from '../lib/metrics/serve';
 import { startWorker } from '../lib/ops/worker';
 
 function required(name: string): string {
@@ -22,13 +23,26 @@ function intSetting(name: string, fallback: number, min: number, max: number): n
   return n;
 }
 
+/** A setting that parses, or the worker stops at start saying what is wrong with it. */
+function checked<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    console.error(`worker: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(2);
+  }
+}
+
 async function main() {
+  const listen = process.env.PGHERD_WORKER_METRICS_LISTEN;
   const w = await startWorker({
     databaseUrl: required('DATABASE_URL'),
     redisUrl: required('REDIS_URL'),
     sshKeyPath: required('PGHERD_SSH_KEY'),
     concurrency: intSetting('PGHERD_WORKER_CONCURRENCY', 8, 1, 256),
     refreshEveryMs: intSetting('PGHERD_REFRESH_INTERVAL_MS', 30_000, 0, 86_400_000),
+    metricsListen: listen ? checked(() => parseListen('PGHERD_WORKER_METRICS_LISTEN', listen)) : null,
+    metricsToken: checked(() => metricsToken()),
   });
   let closing = false;
   const stop = async () => {

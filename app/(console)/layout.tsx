@@ -24,6 +24,7 @@ export default async function ConsoleLayout({ children }: { children: React.Reac
           ))}
           <Link href="/rules">Rules</Link>
           <Link href="/dr">DR scorecard</Link>
+          <Link href="/api-docs">API</Link>
         </nav>
         <div className="user-tools">
           Signed in as <strong data-testid="current-user">{user.username}</strong> <Link href="/account/tokens">API tokens</Link>{' '}

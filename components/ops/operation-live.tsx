@@ -2,6 +2,7 @@
 
 import { useEffect, useState } from 'react';
 import type { OperationDelta, OperationView } from '@/lib/ops/operation-view';
+import { OperationTimeline } from './operation-timeline';
 
 function duration(from: string, to: string | null): string {
   const ms = (to ? Date.parse(to) : Date.now()) - Date.parse(from);
@@ -36,6 +37,13 @@ export function OperationLive({
 }) {
   const [op, setOp] = useState(initial);
   const [error, setError] = useState('');
+  // When the view was last read (the timeline's "now"): null until mounted, so that the server's
+  // render and the browser's agree.
+  const [readAt, setReadAt] = useState<number | null>(null);
+  useEffect(() => {
+    const t = setTimeout(() => setReadAt(Date.now()), 0);
+    return () => clearTimeout(t);
+  }, []);
 
   useEffect(() => {
     if (op.finishedAt) return;
@@ -45,6 +53,7 @@ export function OperationLive({
         if (!res.ok) throw new Error(`status ${res.status}`);
         // The console's own answer: only the targets that changed, merged into those already shown.
         setOp(merge(op, (await res.json()) as OperationDelta));
+        setReadAt(Date.now());
         setError('');
       } catch (err) {
         setError(`lost contact with the console (${(err as Error).message}); retrying`);
@@ -156,6 +165,7 @@ export function OperationLive({
           and marks what was running as interrupted, with what it last observed.
         </p>
       )}
+      {readAt !== null && <OperationTimeline op={op} now={op.finishedAt ? Date.parse(op.finishedAt) : readAt} />}
       {op.hiddenTargets > 0 && (
         <p className="muted" data-testid="hidden-targets">
           {op.hiddenTargets} more target{op.hiddenTargets === 1 ? ' is' : 's are'} in environments you have no role in.

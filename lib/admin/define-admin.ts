@@ -70,7 +70,9 @@ export type Panel =
   /** Create or rotate the agent token of the object (a server), for those with `role` in its environment. */
   | { kind: 'agent-token'; role: Role; load: (db: Db, id: number) => Promise<{ hasToken: boolean; lastSeen: Date | null }> }
   /** The server's cloud identity as discovery last saw it, and whether AWS can be reached from here. */
-  | { kind: 'cloud-identity'; load: (db: Db, id: number) => Promise<CloudIdentity | null> };
+  | { kind: 'cloud-identity'; load: (db: Db, id: number) => Promise<CloudIdentity | null> }
+  /** The object's lag history (an instance): a chart over the last hour, day or week, from the API's `{path}/{id}/lag`. */
+  | { kind: 'lag-history'; path: string };
 
 /** A server's cloud identity (servers' cloud_* columns). */
 export interface CloudIdentity {

@@ -9,6 +9,7 @@ import { createDb, isDatabaseUnavailable, type Db } from '@/db/client';
 import { receiveReport } from './ingest';
 import { IngestQueue } from './queue';
 import { MAX_REPORT_BYTES } from './report';
+import { ingestResult, metrics } from '@/lib/metrics/registry';
 
 export const AGENT_REPORT_PATH = '/api/agent/v1/report';
 
@@ -18,20 +19,34 @@ export interface Answer {
   headers: Record<string, string>;
 }
 
-/** The whole answer to one report (see receiveReport for what is refused and why). */
+/** The whole answer to one report (see receiveReport for what is refused and why), counted in the process's metrics. */
 export async function answerReport(
   db: Db,
   queue: IngestQueue,
   req: { authorization: string | null; contentLength: number; text: () => Promise<string | null> },
 ): Promise<Answer> {
+  const started = performance.now();
+  let status = 500;
   try {
-    const { status, body } = await receiveReport(db, req, (server, report) => queue.submit(server, report));
-    return { status, body, headers: {} };
+    const answer = await receiveReport(db, req, (server, report) => queue.submit(server, report));
+    status = answer.status;
+    return { status, body: answer.body, headers: {} };
   } catch (err) {
     // The agent sends again at its next interval (exit 5: server unavailable).
-    if (isDatabaseUnavailable(err))
-      return { status: 503, body: { error: "pgherd's database is unavailable; send again later" }, headers: { 'retry-after': '30' } };
+    if (isDatabaseUnavailable(err)) {
+      status = 503;
+      return {
+        status,
+        body: { error: "pgherd's database is unavailable; send again later", details: null },
+        headers: { 'retry-after': '30' },
+      };
+    }
     throw err;
+  } finally {
+    const m = metrics();
+    const result = ingestResult(status);
+    m.ingestReports.inc({ result });
+    m.ingestSeconds.observe({ result }, (performance.now() - started) / 1000);
   }
 }
 
@@ -64,7 +79,7 @@ export async function serveReport(
     });
   } catch (err) {
     log('agent.report.error', { error: err instanceof Error ? err.message : String(err) });
-    answer = { status: 500, body: { error: 'internal error' }, headers: {} };
+    answer = { status: 500, body: { error: 'internal error', details: null }, headers: {} };
   }
   const json = JSON.stringify(answer.body);
   // A body left unread (refused before reading it, or past the cap) is not waited for: the connection closes.

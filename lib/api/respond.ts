@@ -106,6 +106,18 @@ export async function jsonBody<T>(req: NextRequest, schema: z.ZodType<T>): Promi
   return parsed.data;
 }
 
+/** The query string, validated strictly: a 400 naming each bad parameter (or one it does not take). */
+export function queryOf<T>(req: NextRequest, schema: z.ZodType<T>): T {
+  const parsed = schema.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
+  if (!parsed.success)
+    throw new ApiError(
+      400,
+      'invalid query',
+      parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(query)', message: i.message })),
+    );
+  return parsed.data;
+}
+
 type Handler = (req: NextRequest, ctx: { params: Promise<Record<string, string>> }) => Promise<NextResponse>;
 
 export function handle(fn: Handler): Handler {

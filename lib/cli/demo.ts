@@ -15,7 +15,7 @@ const log = (m: string) => console.log(`demo: ${m}`);
 async function main() {
   let stopping = false;
   let web: RunningConsole | undefined;
-  let worker: ChildProcess | undefined;
+  let worker: (ChildProcess & { metricsUrl: string }) | undefined;
   let agents: { stop: () => Promise<void> } | undefined;
   const shutdown = async (code: number) => {
     if (stopping) return;
@@ -63,6 +63,7 @@ async function main() {
     writeLab(DEFAULT_LAB_FILE, {
       ...now,
       console: { url: web.url, admin, apiToken },
+      metrics: now.metrics && { ...now.metrics, web: `${web.url}/metrics`, workers: [worker.metricsUrl] },
       instances: now.instances.map((i) => ({ ...i, agentToken: agentTokens.get(i.server) })),
     });
     // The agents discover the fleet: two rounds, so that a replica reported before its upstream gets it.
@@ -82,6 +83,9 @@ async function main() {
     console.log('');
     console.log(`pgherd is ready at ${web.url}`);
     console.log(`  sign in as ${admin.username} / ${admin.password}`);
+    console.log(
+      `  metrics: curl -H "Authorization: Bearer $(jq -r .metrics.token .lab/lab.json)" ${web.url}/metrics (the worker's: ${worker.metricsUrl})`,
+    );
     console.log(`  API: curl -H "Authorization: Bearer $(jq -r .console.apiToken .lab/lab.json)" ${web.url}/api/v1/instances`);
     console.log(
       `  sandbox fleet: ${lab.instances.length} PostgreSQL instances, discovered by their agents (every ${labAgents[0]?.config.intervalSeconds ?? 30} s; configurations in ${lab.dir}/agents); everything the lab started is described in ${DEFAULT_LAB_FILE}`,

@@ -10,6 +10,7 @@ import { observe } from '@/lib/ops/observe';
 import { describePooler } from '@/lib/ops/pooler-steps';
 import { readPass, type Reading } from '@/lib/ops/refresher';
 import { patroniNow, type PatroniNow } from '@/lib/patroni/view';
+import type { DiagramInput } from './diagram';
 
 export interface MemberNow extends Reading {
   ref: InstanceRef;
@@ -88,4 +89,35 @@ export async function herdNow(db: Db, herdId: number): Promise<HerdNow | null> {
       : [],
   );
   return { herd, members, dns, poolers, operations: ops.map((o) => ({ ...o, reason: reasons.get(o.id) ?? null })), patroni };
+}
+
+/** The herd as the diagram draws it: members as observed now, where each DNS name and PgBouncer points. */
+export function diagramOf(now: Pick<HerdNow, 'members' | 'dns' | 'poolers'>): DiagramInput {
+  const named = (text: string, m: MemberNow) => {
+    const t = text.replace(/\.$/, '');
+    return t === m.ref.hostname || t === m.ref.host;
+  };
+  return {
+    members: now.members.map((m) => ({
+      id: m.ref.id,
+      label: m.ref.label,
+      site: m.ref.site,
+      role: m.role,
+      state: m.state,
+      upstreamId: m.upstream?.id ?? null,
+      lagBytes: m.role === 'replica' ? m.lagBytes : null,
+      lagSeconds: m.role === 'replica' ? (m.observed.replayLagSeconds ?? null) : null,
+    })),
+    dns: now.dns.map((d) => ({
+      name: d.record.name,
+      memberIds: now.members.filter((m) => (d.answers ?? []).some((a) => named(a, m))).map((m) => m.ref.id),
+      ok: d.ok,
+    })),
+    poolers: now.poolers.map((p) => ({
+      label: p.label,
+      memberId:
+        now.members.find((m) => p.now.includes(`${m.ref.host}:${m.ref.port}`) || p.now.includes(`${m.ref.hostname}:${m.ref.port}`))?.ref
+          .id ?? null,
+    })),
+  };
 }

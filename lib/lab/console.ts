@@ -64,9 +64,13 @@ export interface RunningConsole {
   stop: () => Promise<void>;
 }
 
-/** A worker process over the lab (node --import tsx: one process, its PID the worker's own). */
-export async function startWorkerProcess(lab: LabInfo, opts: { quiet?: boolean } = {}): Promise<ChildProcess> {
+/**
+ * A worker process over the lab (node --import tsx: one process, its PID the worker's own), answering
+ * GET /metrics (with the lab's token) at `metricsUrl`.
+ */
+export async function startWorkerProcess(lab: LabInfo, opts: { quiet?: boolean } = {}): Promise<ChildProcess & { metricsUrl: string }> {
   if (!lab.redis || !lab.ssh) throw new Error("the worker needs the lab's Redis and SSH");
+  const metricsPort = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'jobs', 'worker.ts')], {
     cwd: PROJECT_ROOT,
     env: {
@@ -74,6 +78,7 @@ export async function startWorkerProcess(lab: LabInfo, opts: { quiet?: boolean }
       DATABASE_URL: lab.database.url,
       REDIS_URL: lab.redis.url,
       PGHERD_SSH_KEY: lab.ssh.privateKeyPath,
+      PGHERD_WORKER_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
       ...labSettings(lab),
       ...(lab.aws ? labDiscoveryEnv(lab.aws) : {}),
     },
@@ -87,7 +92,7 @@ export async function startWorkerProcess(lab: LabInfo, opts: { quiet?: boolean }
   await new Promise((r) => setTimeout(r, 1500));
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the 'exit' listener sets it, which TypeScript does not see
   if (exited) throw new Error('the worker exited at start');
-  return child;
+  return Object.assign(child, { metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` });
 }
 
 export function consoleEnv(lab: LabInfo, url: string, secret: string): NodeJS.ProcessEnv {

@@ -97,6 +97,11 @@ export interface LabInfo {
   /** moto behind the lab's front: an EC2 instance per database server, Route 53 (absent: a lab without AWS). */
   aws?: LabAws | null;
   console?: { url: string; admin: { username: string; password: string }; apiToken?: string };
+  /**
+   * Prometheus metrics: the token the console's and the workers' /metrics ask for (PGHERD_METRICS_TOKEN),
+   * the console's /metrics, and each worker's (PGHERD_WORKER_METRICS_LISTEN), as they start.
+   */
+  metrics?: { token: string; web?: string; workers: string[] };
   instances: LabInstance[];
   processes: LabProcess[];
   /** The process that started the lab (the demo, a test run): another start refuses while it lives. */
@@ -174,6 +179,7 @@ export function labSettings(lab: LabInfo): { PGHERD_DNS_CONFIG: string; PGHERD_P
     PGHERD_WEBHOOK_ALLOW_NETWORKS: '127.0.0.0/8',
     // The lab's rules fire every few seconds; a real pgherd keeps rules a minute apart at least.
     PGHERD_RULE_MIN_INTERVAL_SECONDS: '1',
+    ...(lab.metrics ? { PGHERD_METRICS_TOKEN: lab.metrics.token } : {}),
     ...(lab.aws ? labAwsEnv(lab.aws) : {}),
   };
 }
@@ -238,6 +244,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     ldap: null,
     tls: null,
     pgAccess: null,
+    metrics: { token: randomBytes(24).toString('hex'), workers: [] },
     instances: [],
     processes: [],
     ownerPid: process.pid,

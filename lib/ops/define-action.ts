@@ -3,6 +3,7 @@
 // each with the words the confirmation page shows. The page shows that list; the worker runs the same
 // list, made again when the target starts. Values one step finds and later ones use (a candidate
 // chosen when the failover runs) live in the action's typed state, made fresh for each run.
+import type { DiagramChange } from '@/lib/herds/diagram';
 import { driverFor } from './drivers';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
@@ -72,6 +73,8 @@ export interface ActionPlan<S> {
   cost?: CostChange;
   /** What the target is now, in what the action changes (a resize: its instance type): a rule's reverse puts it back. */
   before?: Record<string, string>;
+  /** How it changes the herd's shape (a switchover, a failover, a remaster): the confirmation page draws the herd after it. */
+  change?: DiagramChange;
   /** A fresh state for each run, when it starts from what the plan found (else the action's `state`). */
   state?: () => S;
 }
@@ -87,6 +90,7 @@ export interface TargetPlan {
   facts?: Fact[];
   cost?: CostChange;
   before?: Record<string, string>;
+  change?: DiagramChange;
 }
 
 /** Parameters as the action's schema parsed them (an empty object for actions without any). */
@@ -240,6 +244,7 @@ function toTargetPlan<S>(p: ActionPlan<S> | Refusal): TargetPlan {
     ...(p.facts ? { facts: p.facts } : {}),
     ...(p.cost ? { cost: p.cost } : {}),
     ...(p.before ? { before: p.before } : {}),
+    ...(p.change ? { change: p.change } : {}),
     ...(p.refused ? { refused: p.refused.reason, refusalCode: p.refused.code } : {}),
   };
 }

@@ -310,6 +310,51 @@ describe('through the queue and the workers', () => {
     expect(w.some((x, i) => w.some((y, j) => i !== j && overlap(x, y)))).toBe(true);
   });
 
+  it('logs one JSON line per event, each carrying the operation, target and step it was written in (parallel targets kept apart)', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const spy = vi.spyOn(console, 'log').mockImplementation((line: unknown) => {
+      if (typeof line === 'string' && line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
+    });
+    const primaries = refs.filter((r) => r.role === 'primary' && !isOpsTestHerd(r.environment, r.herd));
+    let id = 0;
+    try {
+      id = (
+        await submit(
+          reloadAction,
+          primaries.map((r) => r.id),
+        )
+      ).id;
+      expect((await waitSettled(id))!.status).toBe('succeeded');
+      // A target's end is logged once it is written, and the operation settles with that write: the last line may follow.
+      const ended = () => lines.filter((l) => l.operationId === id && l.event === 'target.end').length;
+      for (let i = 0; i < 100 && ended() < primaries.length; i++) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      spy.mockRestore();
+    }
+    const targets = await t.db.select({ id: operationTargets.id }).from(operationTargets).where(eq(operationTargets.operationId, id));
+    const steps = await t.db
+      .select({ targetId: operationSteps.targetId, seq: operationSteps.seq, name: operationSteps.name })
+      .from(operationSteps)
+      .innerJoin(operationTargets, eq(operationTargets.id, operationSteps.targetId))
+      .where(eq(operationTargets.operationId, id));
+    const mine = lines.filter((l) => l.operationId === id);
+    for (const l of mine) {
+      expect(l.event).toMatch(/^[a-z_]+(\.[a-z_]+)+$/);
+      expect(l.action).toBe('reload');
+      expect(targets.map((x) => x.id)).toContain(l.targetId);
+    }
+    // Each step's start and end, naming the step as it is recorded (its number within its target).
+    const ends = mine.filter((l) => l.event === 'step.end');
+    expect(ends.map((l) => `${String(l.targetId)}/${String(l.step)} ${String(l.stepName)}`).sort()).toEqual(
+      steps.map((x) => `${x.targetId}/${x.seq} ${x.name}`).sort(),
+    );
+    expect(mine.filter((l) => l.event === 'step.start')).toHaveLength(steps.length);
+    expect(ends.every((l) => l.status === 'succeeded' && typeof l.ms === 'number')).toBe(true);
+    expect(new Set(mine.filter((l) => l.event === 'target.end').map((l) => l.targetId))).toEqual(new Set(targets.map((x) => x.id)));
+    // Outside a step, no step is named.
+    expect(mine.filter((l) => l.event === 'target.end').every((l) => l.step === undefined)).toBe(true);
+  });
+
   it('never interleaves two operations on one herd', async () => {
     const [, r2, r3] = orders();
     const first = await submit(restartAction, [r2!.id]);

@@ -16,7 +16,7 @@ import {
   type AnyAction,
 } from './define-action';
 import { loadHerdRefs } from './herd-ref';
-import type { Step } from './pipeline';
+import type { Step, StepRecord } from './pipeline';
 import { instanceWithHerd, loadInstanceWithHerd } from './instance-ref';
 import { claimTarget, gate, heartbeat, LeaseLostError, LeaseUnconfirmedError, leaseTtlMs, releaseLease, type ClaimedTarget } from './lease';
 import { errorText } from './errors';
@@ -25,6 +25,8 @@ import { CancelledError, runPipeline } from './pipeline';
 import { ParamsError, parseParams } from './plan';
 import { Refusal, refuse, type RefusalCode } from './refusal';
 import { getAction } from './registry';
+import { withLogContext, type LogContext } from './log';
+import { metrics, stepLabel } from '@/lib/metrics/registry';
 import { answeringDenial, demand, loadAccess, noAccess } from '@/lib/auth/access';
 
 export type ExecuteOutcome = 'done' | 'wait' | 'skipped';
@@ -118,6 +120,19 @@ export async function executeTarget(
   log: (e: string, f: object) => void = () => {},
   beforeSteps?: () => Promise<void>,
 ): Promise<ExecuteOutcome> {
+  // Every log line written while the target runs (an SSH connection's, a heartbeat's) says which target it is.
+  return withLogContext({ targetId }, (ctx) => executeIn(ctx, db, ssh, targetId, holder, log, beforeSteps));
+}
+
+async function executeIn(
+  ctx: LogContext,
+  db: Db,
+  ssh: SshPool,
+  targetId: number,
+  holder: string,
+  log: (e: string, f: object) => void,
+  beforeSteps?: () => Promise<void>,
+): Promise<ExecuteOutcome> {
   const claimedAt = Date.now();
   const target = await claimTarget(db, targetId, holder);
   // Only a queued target is run: a running one is someone's (or was, and reconcile will say so).
@@ -126,6 +141,8 @@ export async function executeTarget(
   // enqueues it again.
   if ((target.held || target.paused) && !target.cancel_requested) return 'skipped';
   const operationId = target.operation_id;
+  Object.assign(ctx, { operationId, action: target.action });
+  const m = metrics();
   // Set by end(); read in `finally` (an object: a flag set in a closure is not something the compiler follows).
   const run = { finished: false };
   let outcome: string | null = null;
@@ -160,6 +177,7 @@ export async function executeTarget(
     );
     if (failure) throw failure.err;
     run.finished = true;
+    m.targets.inc({ action: target.action, outcome: status });
     log('target.end', { operationId, targetId, status });
     return 'done' as const;
   };
@@ -170,7 +188,10 @@ export async function executeTarget(
     await releaseLease(db, target.herd_id, targetId);
     return 'skipped';
   }
-  if (target.attempts === null || target.generation === null) return 'wait';
+  if (target.attempts === null || target.generation === null) {
+    m.leaseWaits.inc({ action: target.action });
+    return 'wait';
+  }
   const { herd_id: herdId, attempts, generation } = target;
   const action = getAction(target.action);
   if (!action) return end('failed', `unknown action ${target.action}`);
@@ -203,7 +224,9 @@ export async function executeTarget(
         outcome = text;
       },
     };
-    const steps = await stepsNow(db, action, target, herdId, deps);
+    // Whom the steps name (their names become a metric's label with these taken out).
+    const names = { instances: [] as string[], poolers: [] as string[] };
+    const steps = await stepsNow(db, action, target, herdId, deps, names);
     if (steps instanceof Refusal) return await end('failed', `refused at execution: ${steps.reason}`, steps.code);
     // A retry appends its steps after those of earlier attempts.
     const firstSeq =
@@ -229,11 +252,28 @@ export async function executeTarget(
       return stop;
     };
     const stepGate = (i: number) => (i === 0 && Date.now() - claimedAt < leaseTtlMs() / 2 ? Promise.resolve(null) : confirm());
-    const res = await runPipeline(steps, recorder, {
+    // Each step: timed into pgherd_step_duration_seconds, logged at its start and end, and run in a
+    // log context that names it.
+    const started = new Map<number, number>();
+    const timed = {
+      start: (seq: number, name: string) => {
+        started.set(seq, performance.now());
+        log('step.start', {});
+        return recorder.start(seq, name);
+      },
+      finish: (seq: number, rec: StepRecord) => {
+        const seconds = (performance.now() - (started.get(seq) ?? performance.now())) / 1000;
+        m.stepSeconds.observe({ action: target.action, step: stepLabel(rec.name, names), status: rec.status }, seconds);
+        log('step.end', { status: rec.status, ms: Math.round(seconds * 1000) });
+        return recorder.finish(seq, rec);
+      },
+    };
+    const res = await runPipeline(steps, timed, {
       gate: stepGate,
       firstSeq,
       stop: lost.signal,
       leaveCleanups: (e) => e instanceof LeaseLostError,
+      around: (seq, stepName, fn) => withLogContext({ step: seq, stepName }, fn),
     });
     if (res.error instanceof LeaseLostError) {
       log('target.lease_lost', { operationId, targetId, herdId, cleanupsLeft: res.cleanupsLeft });
@@ -284,7 +324,14 @@ async function authorizeNow(db: Db, action: AnyAction, target: ClaimedTarget, en
  * while the target queued); or the Refusal that says why it may not run. Anything else thrown is a
  * failure, not a refusal.
  */
-async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId: number, deps: ActionDeps): Promise<Step[] | Refusal> {
+async function stepsNow(
+  db: Db,
+  action: AnyAction,
+  target: ClaimedTarget,
+  herdId: number,
+  deps: ActionDeps,
+  names: { instances: string[]; poolers: string[] },
+): Promise<Step[] | Refusal> {
   // Confirmed with the plan, and parsed again: a stored operation cannot carry what the form refuses.
   let params: ActionParams;
   try {
@@ -304,6 +351,8 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId
   if (isHerdAction(action)) {
     const [herd] = await loadHerdRefs(db, [herdId]);
     if (!herd) return refuse('gone', 'the herd was deleted from the inventory');
+    names.instances.push(...herd.members.map((x) => x.label));
+    names.poolers.push(...herd.poolers.map((p) => p.label));
     const denied = await authorizeNow(db, action, target, [
       herd.environmentId,
       ...herd.members.map((m) => m.serverEnvironmentId),
@@ -325,6 +374,7 @@ async function stepsNow(db: Db, action: AnyAction, target: ClaimedTarget, herdId
       ? null
       : ((target.members && instanceWithHerd(target.instance_id, target.members)) ?? (await loadInstanceWithHerd(db, target.instance_id)));
   if (!loaded) return refuse('gone', 'the instance was deleted from the inventory');
+  names.instances.push(loaded.ref.label, ...loaded.members.map((x) => x.label));
   const denied = await authorizeNow(db, action, target, [loaded.ref.environmentId, loaded.ref.serverEnvironmentId]);
   if (denied) return denied;
   const unpinned = unpinnedRefusal(action, [{ name: loaded.ref.hostname, ssh: loaded.ref.ssh }]);

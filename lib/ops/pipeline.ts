@@ -123,9 +123,13 @@ export async function runPipeline(
     stop?: AbortSignal;
     /** An end with such an error runs no cleanup: what they would touch may be another's now (a lost lease). */
     leaveCleanups?: (err: Error) => boolean;
+    /** Runs each step (cleanups too), as `run`: the worker runs it in the step's log context. */
+    around?: (seq: number, name: string, run: () => Promise<void>) => Promise<void>;
   } = {},
 ): Promise<PipelineResult> {
   let seq = opts.firstSeq ?? 1;
+  const exec = (s: Step, n: number) =>
+    opts.around ? opts.around(n, s.name, () => runStep(s, n, recorder, opts.stop)) : runStep(s, n, recorder, opts.stop);
   const deferred: Step[] = [];
   let error: Error | undefined;
   const cleanupErrors: Error[] = [];
@@ -133,7 +137,7 @@ export async function runPipeline(
     const failed: Error[] = [];
     for (const d of deferred.splice(0).reverse()) {
       try {
-        await runStep(d, seq++, recorder, opts.stop);
+        await exec(d, seq++);
       } catch (err) {
         failed.push(err as Error);
         if (opts.stop?.aborted) break;
@@ -163,7 +167,7 @@ export async function runPipeline(
     }
     if (s.defer) deferred.push(s.defer);
     try {
-      await runStep(s, seq++, recorder, opts.stop);
+      await exec(s, seq++);
     } catch (err) {
       error = err as Error;
       break;

@@ -24,6 +24,9 @@ import { enqueueRun, reconcileRuns, ruleQueue, startRuleClock } from '@/lib/sche
 import { RULES_CHANNEL } from '@/lib/schedules/rules';
 import { retryFailedTargets } from '@/lib/schedules/fire';
 import { deliverDue, NOTIFICATIONS_CHANNEL, processEvents } from '@/lib/schedules/webhooks';
+import { metrics } from '@/lib/metrics/registry';
+import { foldLagSamples, lagSampleEveryMs, sampleLag } from '@/lib/inventory/lag-history';
+import { listenForMetrics } from '@/lib/metrics/serve';
 
 export interface WorkerConfig {
   databaseUrl: string;
@@ -47,12 +50,21 @@ export interface WorkerConfig {
   ruleReconcileEveryMs?: number;
   /** How often Patroni herds' /cluster is read for DNS to follow their leader (default PGHERD_PATRONI_FOLLOW_MS, else 5 s); 0: never. */
   patroniFollowEveryMs?: number;
+  /** How often the fleet's lag and state are sampled for the charts (default PGHERD_LAG_SAMPLE_MS, else 60 s); 0: never. */
+  lagSampleEveryMs?: number;
+  /** Where this worker answers GET /metrics (PGHERD_WORKER_METRICS_LISTEN); none: not served. */
+  metricsListen?: { host: string; port: number } | null;
+  /** The token /metrics asks for (PGHERD_METRICS_TOKEN); null: none (the address alone guards it). */
+  metricsToken?: string | null;
 }
 
 const REFRESH_LOCK = 72_842_001;
 // After the refresh's, the conductor's (72_842_002) and the counts' compaction's (72842003, in SQL).
 const DISCOVERY_LOCK = 72_842_004;
 const PATRONI_FOLLOW_LOCK = 72_842_005;
+const LAG_SAMPLE_LOCK = 72_842_006;
+/** How often the lag samples older than a day are folded, and those past the retention deleted. */
+const LAG_FOLD_EVERY_MS = 600_000;
 
 /** 150-240 ms after the first wait, growing by half each time to about 1 s (with jitter, so waiters spread out). */
 export const waitDelayMs = (waits: number) => Math.min(1000, 150 * 1.5 ** Math.min(waits, 10)) * (1 + Math.random() * 0.6);
@@ -258,6 +270,26 @@ export async function startWorker(cfg: WorkerConfig) {
     }
   };
   const followTimer = followEvery > 0 ? setInterval(() => chore('patroni.follow', follow), followEvery) : null;
+  // Lag history: a sample of the fleet every minute, folded after a day (lib/inventory/lag-history.ts), by one worker at a time.
+  const sampleEvery = cfg.lagSampleEveryMs ?? lagSampleEveryMs();
+  let sampling = false;
+  let foldedAt = 0;
+  const sample = async () => {
+    if (sampling) return;
+    sampling = true;
+    try {
+      await alone(LAG_SAMPLE_LOCK, async () => {
+        await sampleLag(db);
+        if (Date.now() - foldedAt < LAG_FOLD_EVERY_MS) return;
+        foldedAt = Date.now();
+        const f = await foldLagSamples(db);
+        if (f.folded || f.deleted) log('lag.folded', f);
+      });
+    } finally {
+      sampling = false;
+    }
+  };
+  const sampleTimer = sampleEvery > 0 ? setInterval(() => chore('lag.sample', sample), sampleEvery) : null;
   // EC2 discovery, when configured (PGHERD_AWS_DISCOVERY): one worker at a time, like the refresh; on
   // its schedule, and when a user asks (a row in discovery_runs, announced by NOTIFY, looked for on
   // every reconcile tick besides: a lost notification delays a pass, never loses it).
@@ -324,15 +356,20 @@ export async function startWorker(cfg: WorkerConfig) {
   if (discovery) chore('discovery', () => discover(true));
   // Rolling operations: one worker at a time moves them from wave to wave.
   const conductor = runConductor(cfg.databaseUrl, db, queue, { everyMs: cfg.waveRoundMs, log });
-  log('worker.ready', { holder, concurrency: cfg.concurrency ?? 8 });
+  // Its own metrics (targets, steps, lease waits, and the process's), on an address of its own.
+  const ownMetrics = cfg.metricsListen ? await listenForMetrics(cfg.metricsListen, metrics().registry, cfg.metricsToken ?? null) : null;
+  log('worker.ready', { holder, concurrency: cfg.concurrency ?? 8, metrics: ownMetrics?.url ?? 'off' });
 
   return {
     holder,
+    /** Where GET /metrics is answered (null: not served). */
+    metricsUrl: ownMetrics?.url ?? null,
     async close() {
       clearInterval(timer);
       clearInterval(aliveTimer);
       if (refreshTimer) clearInterval(refreshTimer);
       if (followTimer) clearInterval(followTimer);
+      if (sampleTimer) clearInterval(sampleTimer);
       if (discoveryTimer) clearInterval(discoveryTimer);
       // A close that takes long says every 10 s what it still waits for (a target's step, a chore),
       // quiet or not: a process that does not stop must say why.
@@ -362,6 +399,7 @@ export async function startWorker(cfg: WorkerConfig) {
       rulesConsumer.disconnect();
       await ssh.close();
       await listener?.end().catch(() => {});
+      await ownMetrics?.close();
       await pool.end();
       log('worker.stopped', { holder });
     },

@@ -332,6 +332,7 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
       ],
     };
   return {
+    change: { kind: 'switchover', candidateId: cand.id },
     facts,
     refused: refusedForLag,
     warnings: [
@@ -392,7 +393,10 @@ export function planPatroniFailover<S extends PatroniSwitchState>(
   const old = h.members.find((m) => m.role === 'primary') ?? null;
   const label = named?.label ?? 'the replica with the most WAL';
   const after = (s: S) => (s.cand ? membersAfter(h, s.cand) : h.members);
+  // Drawn after: the named candidate, else the replica the inventory last saw least behind (Patroni may pick another).
+  const likely = named ?? [...replicas].sort((a, b) => (a.lagBytes ?? Infinity) - (b.lagBytes ?? Infinity))[0];
   return {
+    ...(likely ? { change: { kind: 'failover' as const, candidateId: likely.id } } : {}),
     facts: [
       {
         label: 'Run by',

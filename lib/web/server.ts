@@ -9,6 +9,11 @@ import path from 'node:path';
 import next from 'next';
 import { AGENT_REPORT_PATH, agentReports } from '@/lib/agent/http';
 import { CLIENT_ADDRESS_HEADER, clientAddressOf, trustedProxies } from '@/lib/auth/client-address';
+import { createDb } from '@/db/client';
+import { registerFleetGauges, type CountedQueue } from '@/lib/metrics/fleet';
+import { metrics } from '@/lib/metrics/registry';
+import { listenForMetrics, METRICS_PATH, metricsToken, parseListen, serveMetrics } from '@/lib/metrics/serve';
+import { webQueue, webRuleQueue } from '@/lib/ops/web-queue';
 
 function arg(flag: string, fallback: string): string {
   const i = process.argv.indexOf(flag);
@@ -21,15 +26,30 @@ async function main() {
   const hostname = arg('-H', '0.0.0.0');
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`-p: ${port} is not a port`);
   const proxies = trustedProxies(process.env.PGHERD_TRUSTED_PROXIES);
+  // Checked before anything starts: a bad token or listen address stops the console, saying which.
+  const token = metricsToken();
+  const metricsListen = process.env.PGHERD_METRICS_LISTEN ? parseListen('PGHERD_METRICS_LISTEN', process.env.PGHERD_METRICS_LISTEN) : null;
   const app = next({ dev: false, dir: path.join(__dirname, '..', '..'), hostname, port });
   const handle = app.getRequestHandler();
   await app.prepare();
   // The agents' reports are answered here, before Next (see lib/agent/http.ts).
   const reports = agentReportsHere();
+  const registry = fleetMetrics();
+  // /metrics on this port only behind the token; without one, on its own address or not at all.
+  const ownMetrics = metricsListen ? await listenForMetrics(metricsListen, registry, token) : null;
   const server = createServer((req, res) => {
-    if (reports && req.method === 'POST' && req.url?.split('?')[0] === AGENT_REPORT_PATH) {
+    const where = req.url?.split('?')[0];
+    if (reports && req.method === 'POST' && where === AGENT_REPORT_PATH) {
       void reports.serve(req, res);
       return;
+    }
+    if (where === METRICS_PATH) {
+      if (token) return void serveMetrics(req, res, registry, token);
+      const body = JSON.stringify({
+        error: `not served on this address: set PGHERD_METRICS_TOKEN to serve ${METRICS_PATH} here, or PGHERD_METRICS_LISTEN for an address of its own`,
+      });
+      res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      return void res.end(body);
     }
     const client = clientAddressOf(req.socket.remoteAddress, req.headers['x-forwarded-for'], proxies);
     req.headers[CLIENT_ADDRESS_HEADER] = client;
@@ -39,11 +59,17 @@ async function main() {
   });
   server.listen(port, hostname, () =>
     console.log(
-      JSON.stringify({ event: 'web.ready', url: `http://${hostname}:${port}`, trustedProxies: process.env.PGHERD_TRUSTED_PROXIES ?? '' }),
+      JSON.stringify({
+        event: 'web.ready',
+        url: `http://${hostname}:${port}`,
+        trustedProxies: process.env.PGHERD_TRUSTED_PROXIES ?? '',
+        metrics: ownMetrics?.url ?? (token ? `http://${hostname}:${port}${METRICS_PATH} (token)` : 'off'),
+      }),
     ),
   );
   // Keep-alive connections would hold close() open for ever: end them, and do not wait past 5 s.
   const stop = () => {
+    void ownMetrics?.close();
     server.close(() => process.exit(0));
     server.closeIdleConnections();
     setTimeout(() => server.closeAllConnections(), 1000).unref();
@@ -51,6 +77,20 @@ async function main() {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+}
+
+/**
+ * This process's metrics, with the fleet's gauges read from pgherd's database and the queues when
+ * scraped (lib/metrics/fleet.ts): the web process is where they are exported, once for the fleet.
+ */
+function fleetMetrics() {
+  const { registry } = metrics();
+  const url = process.env.DATABASE_URL;
+  if (!url) return registry;
+  let db: ReturnType<typeof createDb>['db'] | null = null;
+  const queues = (): CountedQueue[] => [webQueue(), webRuleQueue()].filter((q) => q !== null);
+  registerFleetGauges(registry, () => (db ??= createDb(url, 2, { application_name: 'pgherd-metrics' }).db), queues);
+  return registry;
 }
 
 /** Answers agent reports before Next (lib/agent/http.ts); null (Next answers them) when no database is configured. */

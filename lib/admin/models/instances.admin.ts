@@ -32,6 +32,7 @@ export const instancesAdmin: Model = defineAdmin({
   environmentSql: instances.environmentId,
   sameEnvironment: ['serverId', 'upstreamInstanceId'],
   validate: (tx, id) => instanceRules(tx, id),
+  panels: [{ kind: 'lag-history', path: '/api/v1/instances' }],
   // The refresher writes what it observes; what is set by hand is what pgherd keeps (fenced, needs
   // rebuild) or trusts when choosing an old primary: undoing a fence, or calling a replica the primary, is an admin's act.
   adminFields: ['role', 'state'],

@@ -396,6 +396,7 @@ export const drFailoverAction = defineHerdAction({
     ];
     return {
       state,
+      change: { kind: 'failover', candidateId: cand.id },
       facts: [
         { label: 'Old primary', value: `${old.label} (${old.state})` },
         {

@@ -61,6 +61,7 @@ export const remasterAction = defineAction({
     const up = chooseUpstream(t, members, chosen);
     if (typeof up === 'string') return refuse('topology', up);
     return {
+      change: { kind: 'remaster', targetIds: [t.id], upstreamId: up.id },
       steps: [
         {
           name: 'check the new upstream',

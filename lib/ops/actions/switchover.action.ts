@@ -267,6 +267,7 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
   const after = membersAfter(h, old, cand);
   const catchUpMs = p.catchUpDeadlineMs ?? 30_000;
   return {
+    change: { kind: 'switchover', candidateId: cand.id },
     facts: [
       { label: 'Old primary', value: old.label },
       { label: 'New primary', value: `${cand.label}${cand.site ? ` (site ${cand.site})` : ''}` },

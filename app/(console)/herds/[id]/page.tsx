@@ -7,10 +7,12 @@ import { formatBytes } from '@/lib/format/units';
 import { parseId } from '@/lib/validation/ids';
 import { orDeny, requireAccess } from '@/lib/auth/session';
 import { can, demand, environmentsWith } from '@/lib/auth/access';
-import { herdNow } from '@/lib/herds/topology';
+import { diagramOf, herdNow } from '@/lib/herds/topology';
+import { TopologyDiagram } from '@/components/herds/topology-diagram';
 import { FleetHealth } from '@/components/fleet/fleet-health';
 import { fleetHealth } from '@/lib/agent/health';
 import { PatroniPanel } from '@/components/herds/patroni-panel';
+import { LagChart } from '@/components/charts/lag-chart';
 
 export const dynamic = 'force-dynamic';
 
@@ -47,6 +49,9 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
         </p>
       )}
       <FleetHealth health={health} scope="herd" />
+      <div className="diagram-box">
+        <TopologyDiagram input={diagramOf(now)} title={`${herd.label} now`} />
+      </div>
       <table className="result-list topology" data-testid="members">
         <thead>
           <tr>
@@ -88,6 +93,8 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
           ))}
         </tbody>
       </table>
+
+      <LagChart url={`/api/v1/herds/${herd.id}/lag`} />
 
       {patroni && <PatroniPanel patroni={patroni} />}
 

@@ -20,6 +20,12 @@ import { wavesFromForm, wavesToForm } from '@/lib/ops/waves-form';
 import { confirmOperationAction } from '../actions';
 import { AwsNotConfiguredError } from '@/lib/aws/config';
 import { costTotalText } from '@/lib/cloud/prices';
+import { TopologyDiagram } from '@/components/herds/topology-diagram';
+import { herdAfter } from '@/lib/herds/diagram';
+import { diagramOf, herdNow } from '@/lib/herds/topology';
+
+/** How many targets' before-and-after pictures the page draws. */
+const DIAGRAMS_AT_MOST = 5;
 
 /** The confirmation page: every target with its plan, refusals with reasons, warnings. Nothing runs here. */
 export default async function PlanPage({ searchParams }: { searchParams: Promise<RawParams> }) {
@@ -125,6 +131,17 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
     );
   }
   const runnable = plan.targets.filter((t) => !t.refused);
+  // A change of a herd's shape (switchover, failover, remaster): the herd as observed now, and as the
+  // operation will leave it, side by side (for the first few targets: a page of 200 pictures says less).
+  const reshaped = runnable.filter((t) => t.change).slice(0, DIAGRAMS_AT_MOST);
+  const diagrams = await Promise.all(
+    reshaped.map(async (t) => {
+      const now = await herdNow(db, t.herdId);
+      if (!now || !t.change) return null;
+      const before = diagramOf(now);
+      return { target: t, before, after: herdAfter(before, t.change) };
+    }),
+  );
   const rolling = asked.ok && asked.spec ? wavePlan(plan, asked.spec) : null;
   const waveOf = new Map(rolling?.waves.flatMap((w) => w.targets.map((t) => [t, w.wave] as const)));
   const wv = (k: string) => (typeof raw[`w.${k}`] === 'string' ? String(raw[`w.${k}`]) : '');
@@ -228,6 +245,28 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
               </li>
             ))}
           </ol>
+        </section>
+      )}
+      {diagrams.some(Boolean) && (
+        <section className="plan-diagrams" aria-label="The herd before and after">
+          <h2>Before and after</h2>
+          {action.name === 'dr-failover' && (
+            <p className="help">
+              After: the candidate as planned. Without a named candidate, the failover takes the replica with the most WAL when it runs.
+            </p>
+          )}
+          {diagrams.map(
+            (d) =>
+              d && (
+                <div key={d.target.instanceId ?? d.target.herdId} className="diagram-pair" data-diagrams={d.target.label}>
+                  <TopologyDiagram input={d.before} title={`${d.target.environment}/${d.target.herd} now`} testId="topology-before" />
+                  <TopologyDiagram input={d.after} title={`after ${action.label.toLowerCase()}`} testId="topology-after" />
+                </div>
+              ),
+          )}
+          {runnable.filter((t) => t.change).length > DIAGRAMS_AT_MOST && (
+            <p className="help">The first {DIAGRAMS_AT_MOST} herds are drawn; every target&rsquo;s plan is in the table.</p>
+          )}
         </section>
       )}
       {plan.cost && (

@@ -1,10 +1,8 @@
 import { NextResponse } from 'next/server';
-import { z } from 'zod';
 import { getDb } from '@/db/client';
 import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
-import { blackoutBody, createBlackout, listBlackouts } from '@/lib/schedules/blackouts';
-
-const query = z.object({ past: z.enum(['0', '1']).optional() }).strict();
+import { blackoutsQuery, createBlackoutRoute } from '@/lib/api/contract/schedules';
+import { createBlackout, listBlackouts } from '@/lib/schedules/blackouts';
 
 const view = (b: Awaited<ReturnType<typeof listBlackouts>>[number]) => ({
   id: b.id,
@@ -21,7 +19,7 @@ const view = (b: Awaited<ReturnType<typeof listBlackouts>>[number]) => ({
 /** GET /api/v1/blackouts: those not over yet, soonest first (`?past=1`: every one). */
 export const GET = handle(async (req) => {
   await apiUser(req, 'read');
-  const q = query.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
+  const q = blackoutsQuery.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
   if (!q.success)
     throw new ApiError(
       400,
@@ -38,7 +36,7 @@ export const GET = handle(async (req) => {
  */
 export const POST = handle(async (req) => {
   const user = await apiUser(req, 'operate');
-  const body = await jsonBody(req, blackoutBody);
+  const body = await jsonBody(req, createBlackoutRoute.body);
   const row = await createBlackout(getDb(), user, body);
   return NextResponse.json(view(row), { status: 201, headers: { location: `/api/v1/blackouts/${String(row.id)}` } });
 });

@@ -1,22 +1,11 @@
 import { NextResponse } from 'next/server';
 import { asc, inArray } from 'drizzle-orm';
-import { z } from 'zod';
-import { idText } from '@/lib/validation/ids';
 import { getDb } from '@/db/client';
-import { automationMode, controlDriver, dnsRecords } from '@/db/schema';
+import { dnsRecords } from '@/db/schema';
 import { apiUser, handle } from '@/lib/api/respond';
-import { listFromQuery, pagingQuery } from '@/lib/api/list';
+import { listFromQuery } from '@/lib/api/list';
+import { herdsQuery } from '@/lib/api/contract/inventory';
 import { loadInstanceRefs } from '@/lib/ops/instance-ref';
-
-const query = z
-  .object({
-    environment: idText('environment').optional(),
-    automation: z.enum(automationMode.enumValues).optional(),
-    driver: z.enum(controlDriver.enumValues).optional(),
-    version: z.coerce.number().int().min(9).max(99).optional(),
-    ...pagingQuery,
-  })
-  .strict();
 
 /**
  * GET /api/v1/herds: the herds changelist's filters; each herd with its control driver (and, Patroni's,
@@ -27,7 +16,7 @@ const query = z
 export const GET = handle(async (req) => {
   const user = await apiUser(req, 'read');
   const db = getDb();
-  const list = await listFromQuery(req, query, 'herds', user.access);
+  const list = await listFromQuery(req, herdsQuery, 'herds', user.access);
   const ids = list.rows.map((r) => r.__id);
   const members = await loadInstanceRefs(db, [], { herdIds: ids });
   const dns = ids.length ? await db.select().from(dnsRecords).where(inArray(dnsRecords.herdId, ids)).orderBy(asc(dnsRecords.id)) : [];

@@ -1,28 +1,12 @@
 import { NextResponse } from 'next/server';
-import { z } from 'zod';
-import { idText } from '@/lib/validation/ids';
-import { instanceRole, instanceState } from '@/db/schema';
 import { apiUser, handle } from '@/lib/api/respond';
-import { listFromQuery, pagingQuery, searchText } from '@/lib/api/list';
-
-const query = z
-  .object({
-    environment: idText('environment').optional(),
-    herd: idText('herd').optional(),
-    role: z.enum(instanceRole.enumValues).optional(),
-    state: z.enum(instanceState.enumValues).optional(),
-    site: searchText().optional(),
-    instanceType: searchText().optional(),
-    zone: searchText().optional(),
-    version: z.coerce.number().int().min(9).max(99).optional(),
-    ...pagingQuery,
-  })
-  .strict();
+import { listFromQuery } from '@/lib/api/list';
+import { instancesQuery } from '@/lib/api/contract/inventory';
 
 /** GET /api/v1/instances: the changelist's filters; unlike the pages, bad parameters are a 400. */
 export const GET = handle(async (req) => {
   const user = await apiUser(req, 'read');
-  const list = await listFromQuery(req, query, 'instances', user.access);
+  const list = await listFromQuery(req, instancesQuery, 'instances', user.access);
   return NextResponse.json({
     items: list.rows.map((r) => ({
       id: r.__id,

@@ -1,7 +1,8 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { apiUser, handle, jsonBody } from '@/lib/api/respond';
-import { createWindow, listWindows, windowBody, windowWords, type WindowRow } from '@/lib/schedules/windows';
+import { createWindowRoute } from '@/lib/api/contract/schedules';
+import { createWindow, listWindows, windowWords, type WindowRow } from '@/lib/schedules/windows';
 
 const view = (w: WindowRow) => ({
   id: w.id,
@@ -29,7 +30,7 @@ export const GET = handle(async (req) => {
  */
 export const POST = handle(async (req) => {
   const user = await apiUser(req, 'operate');
-  const body = await jsonBody(req, windowBody);
+  const body = await jsonBody(req, createWindowRoute.body);
   const row = await createWindow(getDb(), user, body);
   return NextResponse.json(view(row), { status: 201, headers: { location: `/api/v1/maintenance-windows/${String(row.id)}` } });
 });

@@ -3,7 +3,7 @@ import { asc } from 'drizzle-orm';
 import { getDb } from '@/db/client';
 import { rules } from '@/db/schema';
 import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
-import { ruleBody } from '@/lib/schedules/rule-body';
+import { createRuleRoute } from '@/lib/api/contract/schedules';
 import { createRule, mayRead, ruleView } from '@/lib/schedules/rules';
 
 /** GET /api/v1/rules: the rules the caller may read (README, "Rules"), with their next fires and last runs. */
@@ -23,7 +23,7 @@ export const GET = handle(async (req) => {
  */
 export const POST = handle(async (req) => {
   const user = await apiUser(req, 'operate');
-  const body = await jsonBody(req, ruleBody);
+  const body = await jsonBody(req, createRuleRoute.body);
   const db = getDb();
   const row = await createRule(db, user, body);
   return NextResponse.json(await ruleView(db, row), { status: 201, headers: { location: `/api/v1/rules/${row.id}` } });

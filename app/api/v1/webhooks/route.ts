@@ -1,7 +1,8 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
-import { createWebhook, manageableWebhooks, webhookBody, webhookView } from '@/lib/schedules/webhooks';
+import { createWebhookRoute } from '@/lib/api/contract/schedules';
+import { createWebhook, manageableWebhooks, webhookView } from '@/lib/schedules/webhooks';
 
 /** GET /api/v1/webhooks: the webhooks you may manage (a global admin: all), never their secrets. */
 export const GET = handle(async (req) => {
@@ -16,7 +17,7 @@ export const GET = handle(async (req) => {
  */
 export const POST = handle(async (req) => {
   const user = await apiUser(req, 'operate');
-  const body = await jsonBody(req, webhookBody);
+  const body = await jsonBody(req, createWebhookRoute.body);
   const row = await createWebhook(getDb(), user, body);
   return NextResponse.json(
     { ...webhookView(row), secret: row.secret },

@@ -9,6 +9,7 @@ import { pgherdPublicKey } from '@/lib/ssh/public-key';
 import { agentTokenAction } from '../../actions';
 import { awsUnavailable } from '@/lib/aws/config';
 import type { CloudIdentity as Identity } from '@/lib/admin/define-admin';
+import { LagChart } from '@/components/charts/lag-chart';
 
 async function CloudIdentity({ identity }: { identity: Identity | null }) {
   if (!identity?.provider) {
@@ -108,6 +109,8 @@ export async function ObjectPanel({
   environmentId: number | null;
 }) {
   switch (panel.kind) {
+    case 'lag-history':
+      return <LagChart url={`${panel.path}/${id}/lag`} />;
     case 'ssh-public-key':
       return <SshPublicKey />;
     case 'cloud-identity':

@@ -1,7 +1,7 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { apiUser, handle, jsonBody, pathId } from '@/lib/api/respond';
-import { ruleBody } from '@/lib/schedules/rule-body';
+import { updateRuleRoute } from '@/lib/api/contract/schedules';
 import { deleteRule, readableRule, ruleView, updateRule } from '@/lib/schedules/rules';
 
 export const GET = handle(async (req, ctx) => {
@@ -14,7 +14,7 @@ export const GET = handle(async (req, ctx) => {
 export const PUT = handle(async (req, ctx) => {
   const user = await apiUser(req, 'operate');
   const id = pathId((await ctx.params).id);
-  const body = await jsonBody(req, ruleBody);
+  const body = await jsonBody(req, updateRuleRoute.body);
   const db = getDb();
   return NextResponse.json(await ruleView(db, await updateRule(db, user, id, body)));
 });

@@ -1,23 +1,14 @@
 import { NextResponse } from 'next/server';
-import { z } from 'zod';
 import { getDb } from '@/db/client';
 import { ApiError, apiUser, handle, pathId } from '@/lib/api/respond';
-import { idText } from '@/lib/validation/ids';
+import { ruleRunsQuery } from '@/lib/api/contract/schedules';
 import { readableRule, ruleRunsView } from '@/lib/schedules/rules';
-
-const query = z
-  .object({
-    limit: z.coerce.number().int().min(1).max(500).optional(),
-    /** Runs older than this run id (the next page). */
-    before: idText('before').optional(),
-  })
-  .strict();
 
 /** GET /api/v1/rules/{id}/runs: its runs, newest first: when, what came of it, each target's fate, the operation. */
 export const GET = handle(async (req, ctx) => {
   const user = await apiUser(req, 'read');
   const id = pathId((await ctx.params).id);
-  const q = query.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
+  const q = ruleRunsQuery.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
   if (!q.success)
     throw new ApiError(
       400,

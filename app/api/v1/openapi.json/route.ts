@@ -1,0 +1,10 @@
+import { NextResponse } from 'next/server';
+import { openApiDocument } from '@/lib/api/contract/document';
+import { handle } from '@/lib/api/respond';
+
+/** GET /api/v1/openapi.json: the OpenAPI 3.1 document, generated from the routes' own schemas (lib/api/contract). */
+export const GET = handle((req) => {
+  if ([...req.nextUrl.searchParams.keys()].length)
+    return Promise.resolve(NextResponse.json({ error: 'it takes no query parameters', details: null }, { status: 400 }));
+  return Promise.resolve(NextResponse.json(openApiDocument(), { headers: { 'cache-control': 'no-cache' } }));
+});

@@ -1,0 +1,72 @@
+// Every route of the REST API and the agents' endpoint, as declared (the OpenAPI document lists these;
+// a unit test checks that every route file under app/api/v1 is here, and nothing else).
+import { z } from 'zod';
+import type { RouteSpec } from './define';
+import { agentReportRoute } from './agent';
+import { discoveryStatusRoute, getDiscoveryRunRoute, requestDiscoveryRoute } from './cloud';
+import { listHerds, listInstances } from './inventory';
+import { herdLagRoute, instanceLagRoute } from './history';
+import { getOperationRoute, operationVerbRoute, planOperationRoute, submitOperationRoute } from './operations';
+import {
+  createBlackoutRoute,
+  createRuleRoute,
+  createWebhookRoute,
+  createWindowRoute,
+  deleteBlackoutRoute,
+  deleteRuleRoute,
+  deleteWebhookRoute,
+  deleteWindowRoute,
+  getRuleRoute,
+  listBlackoutsRoute,
+  listDeliveriesRoute,
+  listRuleRunsRoute,
+  listRulesRoute,
+  listWebhooksRoute,
+  listWindowsRoute,
+  runRuleRoute,
+  updateRuleRoute,
+} from './schedules';
+
+export const openApiRoute = {
+  method: 'get',
+  path: '/api/v1/openapi.json',
+  tag: 'Inventory',
+  summary: 'This document',
+  description: 'The OpenAPI 3.1 description of this API (no token needed: it says nothing of the fleet).',
+  auth: 'none',
+  query: z.object({}).strict(),
+  responses: { 200: { description: 'The document.', schema: z.record(z.string(), z.unknown()) } },
+} satisfies RouteSpec;
+
+export const API_ROUTES: RouteSpec[] = [
+  listInstances,
+  listHerds,
+  herdLagRoute,
+  instanceLagRoute,
+  planOperationRoute,
+  submitOperationRoute,
+  getOperationRoute,
+  operationVerbRoute,
+  listRulesRoute,
+  createRuleRoute,
+  getRuleRoute,
+  updateRuleRoute,
+  deleteRuleRoute,
+  runRuleRoute,
+  listRuleRunsRoute,
+  listBlackoutsRoute,
+  createBlackoutRoute,
+  deleteBlackoutRoute,
+  listWindowsRoute,
+  createWindowRoute,
+  deleteWindowRoute,
+  listWebhooksRoute,
+  createWebhookRoute,
+  deleteWebhookRoute,
+  listDeliveriesRoute,
+  discoveryStatusRoute,
+  requestDiscoveryRoute,
+  getDiscoveryRunRoute,
+  openApiRoute,
+  agentReportRoute,
+];
