@@ -92,10 +92,56 @@ test('a paused replica rises on its herd\u2019s lag chart; the restart that resu
     // The day and week views draw from 5- and 30-minute buckets.
     await chart.getByRole('button', { name: 'Last week' }).click();
     await expect(chart).toHaveAttribute('data-range', 'week');
-    await expect(chart.locator('.recharts-line').first()).toBeVisible();
+    // A line of few points draws its dots (one bucket alone would draw nothing).
+    await expect(chart.locator('.recharts-line path, .recharts-line-dots circle').first()).toBeVisible();
+    const weekRows = chart.locator('[data-testid="lag-samples"] tr[data-t]');
+    await expect(weekRows.first()).toBeAttached();
+    expect(
+      (await weekRows.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-t'))))).every((t) => t % 1_800_000 === 0),
+    ).toBe(true);
   } finally {
     await query(dsn(replica), 'SELECT pg_wal_replay_resume()').catch(() => {});
     await query(dsn(primary), 'DROP TABLE IF EXISTS lag_chart_test').catch(() => {});
     await pool.end();
   }
+});
+
+test('the dashboard draws the fleet by state and role over the last day, and operations by outcome over the week', async ({
+  page,
+  request,
+}) => {
+  const { db, pool } = createDb(lab.database.url, 1);
+  try {
+    await sampleLag(db);
+  } finally {
+    await pool.end();
+  }
+  const instances = await (await request.get(`${url}/api/v1/instances?per=100`, { headers: operate })).json();
+  // Succeeded today, read before and after the page (the worker may end one of its own meanwhile).
+  const succeededToday = async () =>
+    (
+      await query<{ n: number }>(
+        lab.database.url,
+        "SELECT count(*)::int AS n FROM operations WHERE status = 'succeeded' AND finished_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+      )
+    )[0]!.n;
+  const before = await succeededToday();
+  await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
+  await page.goto(url);
+  const byState = page.getByTestId('fleet-by-state');
+  // A fresh lab has a half hour or two of samples: the areas' points are drawn as dots too.
+  await expect(byState.locator('.recharts-area path, .recharts-area-dots circle').first()).toBeVisible();
+  const lastState = JSON.parse((await byState.getAttribute('data-last')) ?? '{}') as Record<string, number>;
+  expect(Object.values(lastState).reduce((a, b) => a + b, 0)).toBe(instances.total);
+  const lastRole = JSON.parse((await page.getByTestId('fleet-by-role').getAttribute('data-last')) ?? '{}') as Record<string, number>;
+  expect(lastRole.primary).toBe(instances.items.filter((i: { role: string }) => i.role === 'primary').length);
+  const outcomes = page.getByTestId('operations-by-outcome');
+  const days = JSON.parse((await outcomes.getAttribute('data-days')) ?? '[]') as { day: string; byStatus: Record<string, number> }[];
+  expect(days).toHaveLength(7);
+  expect(days.at(-1)!.day).toBe(new Date().toISOString().slice(0, 10));
+  const shown = days.at(-1)!.byStatus.succeeded ?? 0;
+  expect(shown).toBeGreaterThanOrEqual(Math.max(1, before));
+  expect(shown).toBeLessThanOrEqual(await succeededToday());
+  await expect(outcomes.locator('.recharts-bar-rectangle').first()).toBeVisible();
+  await page.screenshot({ path: test.info().outputPath('dashboard.png'), fullPage: true });
 });

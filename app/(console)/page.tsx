@@ -6,11 +6,18 @@ import { dashboardData } from '@/lib/inventory/dashboard';
 import { environmentsWith } from '@/lib/auth/access';
 import { requireAccess } from '@/lib/auth/session';
 import { liveWorkers } from '@/lib/ops/workers';
+import { fleetHistory } from '@/lib/inventory/lag-history';
+import { FleetCharts } from '@/components/charts/fleet-charts';
 
 export default async function Dashboard() {
   const access = await requireAccess();
   const scope = environmentsWith(access, 'viewer');
-  const [d, health, workers] = await Promise.all([dashboardData(getDb(), scope), fleetHealth(getDb(), scope), liveWorkers(getDb())]);
+  const [d, health, workers, history] = await Promise.all([
+    dashboardData(getDb(), scope),
+    fleetHealth(getDb(), scope),
+    liveWorkers(getDb()),
+    fleetHistory(getDb(), scope),
+  ]);
   return (
     <>
       <h1>Fleet</h1>
@@ -43,6 +50,7 @@ export default async function Dashboard() {
         </p>
       )}
       <FleetHealth health={health} scope="fleet" />
+      <FleetCharts history={history} />
       <div className="dashboard">
         <section className="module">
           <h2>By environment</h2>

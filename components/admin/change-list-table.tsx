@@ -160,48 +160,59 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
           )}
         </div>
       )}
-      <table className="result-list" onClick={linkClicks}>
-        <thead>
-          {table.getHeaderGroups().map((hg) => (
-            <tr key={hg.id}>
-              {hg.headers.map((h) => (
-                <th key={h.id} scope="col" className={h.column.id === '__select' ? 'action-checkbox' : undefined}>
-                  {flexRender(h.column.columnDef.header, h.getContext())}
-                </th>
-              ))}
-            </tr>
-          ))}
-        </thead>
-        <tbody>
-          {table.getRowModel().rows.map((r) => (
-            <tr key={r.id} className={r.getIsSelected() ? 'selected' : undefined}>
-              {actions.length > 0 && (
-                <td className="action-checkbox">
-                  {!r.original.locked && (
-                    <input
-                      type="checkbox"
-                      aria-label={`Select ${r.original.values[0] ?? r.original.id}`}
-                      checked={r.getIsSelected()}
-                      onChange={(e) => {
-                        r.toggleSelected(e.target.checked);
-                        if (!e.target.checked) setAllMatching(false);
-                      }}
-                    />
-                  )}
-                </td>
-              )}
-              {columns.map((c, i) => (
-                <td key={c.key} className={c.numeric ? 'num' : undefined}>
-                  {cell(c, r.original, i, base)}
-                </td>
-              ))}
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      {/* A box of its own: a list wider than the page scrolls sideways here, its scrollbar in view and its header kept. */}
+      <div className="results-box" data-testid="results-box">
+        <table className="result-list" onClick={linkClicks}>
+          <thead>
+            {table.getHeaderGroups().map((hg) => (
+              <tr key={hg.id}>
+                {hg.headers.map((h) => (
+                  <th key={h.id} scope="col" className={h.column.id === '__select' ? 'action-checkbox' : undefined}>
+                    {flexRender(h.column.columnDef.header, h.getContext())}
+                  </th>
+                ))}
+              </tr>
+            ))}
+          </thead>
+          <tbody>
+            {table.getRowModel().rows.map((r) => (
+              <tr key={r.id} className={r.getIsSelected() ? 'selected' : undefined}>
+                {actions.length > 0 && (
+                  <td className="action-checkbox">
+                    {!r.original.locked && (
+                      <input
+                        type="checkbox"
+                        aria-label={`Select ${r.original.values[0] ?? r.original.id}`}
+                        checked={r.getIsSelected()}
+                        onChange={(e) => {
+                          r.toggleSelected(e.target.checked);
+                          if (!e.target.checked) setAllMatching(false);
+                        }}
+                      />
+                    )}
+                  </td>
+                )}
+                {columns.map((c, i) => (
+                  <td
+                    key={c.key}
+                    className={c.numeric ? 'num' : undefined}
+                    // A long value (an audit entry's changes) is cut at the column's width: all of it on hover, and on its page.
+                    title={(r.original.values[i]?.length ?? 0) > LONG_CELL ? r.original.values[i] : undefined}
+                  >
+                    <span className="cell">{cell(c, r.original, i, base)}</span>
+                  </td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
     </form>
   );
 }
+
+/** Characters past which a cell's text may be cut at the column's width (its title has all of it). */
+const LONG_CELL = 60;
 
 /** One body cell: its text, as a link (plain: the table routes their clicks) or a badge where the column says. */
 function cell(c: ColumnView, row: RowView, at: number, base: string): React.ReactNode {

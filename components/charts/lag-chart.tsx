@@ -138,7 +138,7 @@ export function LagChart({ url, refreshSeconds = 30 }: { url: string; refreshSec
                   dataKey={metric}
                   name={s.label}
                   stroke={COLOURS[i % COLOURS.length]}
-                  dot={false}
+                  dot={s.points.length < 3}
                   isAnimationActive={false}
                   connectNulls={false}
                 />

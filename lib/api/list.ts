@@ -7,7 +7,7 @@ import { parseListParams } from '@/lib/admin/list-params';
 import { changeList } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
 import type { Access } from '@/lib/auth/access';
-import { ApiError } from './respond';
+import { ApiError, queryOf } from './respond';
 
 const PER_PAGE = [10, 25, 50, 100, 200, 500];
 
@@ -32,20 +32,14 @@ export const pagingQuery = {
 
 /** What the user may see only: the same scope the console's lists have. */
 export async function listFromQuery(req: NextRequest, schema: z.ZodType<Record<string, unknown>>, model: string, access: Access) {
-  const parsed = schema.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
-  if (!parsed.success)
-    throw new ApiError(
-      400,
-      'invalid query',
-      parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(query)', message: i.message })),
-    );
+  const query = queryOf(req, schema);
   const def = getAdmin(model);
   if (!def) throw new Error(`listFromQuery: no admin declaration for model ${model}`);
   // A sort key the list cannot sort by is a 400 too (the pages ignore it): the caller asked for an order.
   const sortable = Object.entries(def.fields)
     .filter(([, f]) => f.sortable !== false)
     .map(([key]) => key);
-  const badSort = (typeof parsed.data.sort === 'string' ? parsed.data.sort.split(',') : [])
+  const badSort = (typeof query.sort === 'string' ? query.sort.split(',') : [])
     .filter((part) => part !== '')
     .map((part) => part.replace(/^-/, ''))
     .filter((key) => !sortable.includes(key));
@@ -57,7 +51,7 @@ export async function listFromQuery(req: NextRequest, schema: z.ZodType<Record<s
       },
     ]);
   const raw = Object.fromEntries(
-    Object.entries(parsed.data)
+    Object.entries(query)
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => [k, String(v)]),
   );

@@ -1,4 +1,4 @@
-// npm run bench [changelist [--scale 100000]|operation-pages [--scale 100000]|ingest|ops|waves|schedules|failover|patroni]: the instances changelist at 10,000
+// npm run bench [changelist [--scale 100000]|operation-pages [--scale 100000]|glance [--scale 100000]|ingest|ops|waves|schedules|failover|patroni]: the instances changelist at 10,000
 // instances / 2,000 herds / 20 environments (or 100,000 / 20,000 / 50), served by the built console (signed in, 100 rows a page), next to the same
 // SQL run alone and beside Django 3.2's admin over the same tables (lib/bench/django); the agents' ingest API under
 // many concurrent agents; the operations engine; failover.
@@ -24,6 +24,7 @@ import { patroniBench } from '@/lib/bench/patroni-bench';
 import { observeBench } from '@/lib/bench/observe-bench';
 import { wavesBench } from '@/lib/bench/waves-bench';
 import { schedulesBench } from '@/lib/bench/schedules-bench';
+import { glanceBench } from '@/lib/bench/glance-bench';
 import { djangoMissing, startDjangoAdmin } from '@/lib/bench/changelist-django';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
@@ -447,6 +448,14 @@ async function main() {
     await withConsole(async (ctx) => {
       await seedScale(ctx.db, scaleArg());
       await operationPagesBench(ctx);
+    });
+  }
+  if (which === 'all' || which === 'glance') {
+    await withConsole(async (ctx) => {
+      await seedScale(ctx.db, scaleArg());
+      const lines = await glanceBench({ db: ctx.db, url: ctx.url, metricsToken: readLab(FILE).metrics?.token ?? '', log: ctx.log });
+      console.log('');
+      for (const l of lines) console.log(l);
     });
   }
   if (which === 'all' || which === 'changelist' || which === 'ingest') {

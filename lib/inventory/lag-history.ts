@@ -2,7 +2,7 @@
 // to `instances`), sampled by one worker at a time; folded into 5-minute buckets after a day; deleted
 // after the retention. And what the charts read: a herd's or an instance's samples over the last hour,
 // day or week, with the operations on the herd in that time.
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 
 /** How often a sample is taken (ms; PGHERD_LAG_SAMPLE_MS, default a minute; 0: never). */
@@ -160,6 +160,63 @@ export async function lagHistory(
       requestedBy: o.requested_by,
       from: new Date(o.started).getTime(),
       to: o.ended === null ? null : new Date(o.ended).getTime(),
+    })),
+  };
+}
+
+export interface FleetHistory {
+  from: number;
+  to: number;
+  /** The fleet at the last sample of each half hour of the last day, by state and by role. */
+  points: { t: number; byState: Record<string, number>; byRole: Record<string, number> }[];
+  /** Operations that ended in each of the last 7 days (UTC), by how they ended. */
+  operations: { day: string; byStatus: Record<string, number> }[];
+}
+
+/** The dashboard's history, over the environments in `scope` (null: all). */
+export async function fleetHistory(db: Db, scope: number[] | null, now = new Date()): Promise<FleetHistory> {
+  const within = (col: SQL) =>
+    scope === null
+      ? sql`true`
+      : scope.length
+        ? sql`${col} IN (${sql.join(
+            scope.map((id) => sql`${id}`),
+            sql`, `,
+          )})`
+        : sql`false`;
+  const from = new Date(now.getTime() - LAG_RANGES.day.ms);
+  const [samples, ops] = await Promise.all([
+    db.execute<{ t: string; state: string; role: string; n: number }>(sql`
+      WITH last AS (
+        SELECT date_bin('30 minutes'::interval, at, '2000-01-01'::timestamptz) AS b, max(at) AS at
+        FROM fleet_samples WHERE at > ${from}::timestamptz AND at <= ${now}::timestamptz GROUP BY 1)
+      SELECT l.b AS t, f.state::text AS state, f.role::text AS role, sum(f.instances)::int AS n
+      FROM last l JOIN fleet_samples f ON f.at = l.at
+      WHERE ${within(sql`f.environment_id`)}
+      GROUP BY 1, 2, 3 ORDER BY 1`),
+    db.execute<{ day: string; status: string; n: number }>(sql`
+      SELECT to_char(date_trunc('day', o.finished_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day, o.status::text AS status, count(*)::int AS n
+      FROM operations o
+      WHERE o.finished_at > date_trunc('day', ${now}::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '6 days'
+        AND EXISTS (SELECT 1 FROM operation_targets t JOIN herds h ON h.id = t.herd_id WHERE t.operation_id = o.id AND ${within(sql`h.environment_id`)})
+      GROUP BY 1, 2 ORDER BY 1`),
+  ]);
+  const points = new Map<number, FleetHistory['points'][number]>();
+  for (const r of samples.rows) {
+    const t = new Date(r.t).getTime();
+    const p = points.get(t) ?? { t, byState: {}, byRole: {} };
+    p.byState[r.state] = (p.byState[r.state] ?? 0) + r.n;
+    p.byRole[r.role] = (p.byRole[r.role] ?? 0) + r.n;
+    points.set(t, p);
+  }
+  const days = Array.from({ length: 7 }, (_, i) => new Date(now.getTime() - (6 - i) * 86_400_000).toISOString().slice(0, 10));
+  return {
+    from: from.getTime(),
+    to: now.getTime(),
+    points: [...points.values()],
+    operations: days.map((day) => ({
+      day,
+      byStatus: Object.fromEntries(ops.rows.filter((r) => r.day === day).map((r) => [r.status, r.n])),
     })),
   };
 }

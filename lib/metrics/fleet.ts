@@ -79,30 +79,29 @@ export function registerFleetGauges(registry: Registry, db: () => Db, queues: ()
     (reading ??= lag().finally(() => {
       reading = null;
     }));
-  new Gauge({
-    name: 'pgherd_replication_lag_bytes',
-    help: "A replica's replay lag behind its primary in bytes of WAL, as last observed.",
-    labelNames: ['environment', 'herd', 'pg_instance'] as const,
-    registers,
-    async collect() {
-      const rows = await lagNow();
-      this.reset();
-      for (const r of rows)
-        if (r.lag_bytes !== null) this.set({ environment: r.environment, herd: r.herd, pg_instance: r.pg_instance }, Number(r.lag_bytes));
-    },
-  });
-  new Gauge({
-    name: 'pgherd_replication_lag_seconds',
-    help: "A replica's replay lag in seconds (time since the last transaction it replayed was committed), as last observed.",
-    labelNames: ['environment', 'herd', 'pg_instance'] as const,
-    registers,
-    async collect() {
-      const rows = await lagNow();
-      this.reset();
-      for (const r of rows)
-        if (r.lag_seconds !== null) this.set({ environment: r.environment, herd: r.herd, pg_instance: r.pg_instance }, r.lag_seconds);
-    },
-  });
+  const lagGauge = (name: string, help: string, value: (r: Awaited<ReturnType<typeof lag>>[number]) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['environment', 'herd', 'pg_instance'] as const,
+      registers,
+      async collect() {
+        const rows = await lagNow();
+        this.reset();
+        for (const r of rows) {
+          const v = value(r);
+          if (v !== null) this.set({ environment: r.environment, herd: r.herd, pg_instance: r.pg_instance }, v);
+        }
+      },
+    });
+  lagGauge('pgherd_replication_lag_bytes', "A replica's replay lag behind its primary in bytes of WAL, as last observed.", (r) =>
+    r.lag_bytes === null ? null : Number(r.lag_bytes),
+  );
+  lagGauge(
+    'pgherd_replication_lag_seconds',
+    "A replica's replay lag in seconds (time since the last transaction it replayed was committed), as last observed.",
+    (r) => r.lag_seconds,
+  );
   new Gauge({
     name: 'pgherd_agents_silent',
     help: `Servers whose agent has not reported for ${SILENT_AFTER_INTERVALS} of its intervals, by environment.`,

@@ -1,6 +1,6 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
+import { apiUser, handle, jsonBody, queryOf } from '@/lib/api/respond';
 import { blackoutsQuery, createBlackoutRoute } from '@/lib/api/contract/schedules';
 import { createBlackout, listBlackouts } from '@/lib/schedules/blackouts';
 
@@ -19,14 +19,8 @@ const view = (b: Awaited<ReturnType<typeof listBlackouts>>[number]) => ({
 /** GET /api/v1/blackouts: those not over yet, soonest first (`?past=1`: every one). */
 export const GET = handle(async (req) => {
   await apiUser(req, 'read');
-  const q = blackoutsQuery.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
-  if (!q.success)
-    throw new ApiError(
-      400,
-      'invalid query',
-      q.error.issues.map((i) => ({ path: i.path.join('.') || '(query)', message: i.message })),
-    );
-  return NextResponse.json({ items: (await listBlackouts(getDb(), q.data.past === '1')).map(view) });
+  const q = queryOf(req, blackoutsQuery);
+  return NextResponse.json({ items: (await listBlackouts(getDb(), q.past === '1')).map(view) });
 });
 
 /**
