@@ -114,6 +114,8 @@ export function layoutHerd(input: DiagramInput, bytes: (n: number) => string = (
       e.ok &&= d.ok;
       dnsOf.set(id, e);
     }
+  // Room above the first row for the PgBouncers, else for a DNS name.
+  const top = input.poolers.length ? NODE.top : NODE.side + 20;
   const nodes: PlacedMember[] = [];
   const edges: Layout['edges'] = [];
   const placed = new Set<number>();
@@ -123,7 +125,7 @@ export function layoutHerd(input: DiagramInput, bytes: (n: number) => string = (
     placed.add(m.id);
     const s = spanOf(m);
     const x = NODE.side + (column + (s - 1) / 2) * (NODE.width + NODE.gapX);
-    const y = NODE.top + depth * (NODE.height + NODE.gapY);
+    const y = top + depth * (NODE.height + NODE.gapY);
     maxDepth = Math.max(maxDepth, depth);
     const d = dnsOf.get(m.id);
     nodes.push({
@@ -158,7 +160,7 @@ export function layoutHerd(input: DiagramInput, bytes: (n: number) => string = (
     if (at) stacked.set(at.member.id, k + 1);
     return { label: p.label, memberId: at ? p.memberId : null, x: (at?.x ?? NODE.side) + k * 24, y: 8 + k * 4 };
   });
-  return { width, height: NODE.top + (maxDepth + 1) * (NODE.height + NODE.gapY) - NODE.gapY + NODE.side, nodes, edges, poolers };
+  return { width, height: top + (maxDepth + 1) * (NODE.height + NODE.gapY) - NODE.gapY + NODE.side, nodes, edges, poolers };
 }
 
 /**
