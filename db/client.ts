@@ -17,7 +17,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 export function createDb(
   url: string,
   max = 10,
-  extra: Pick<pg.PoolConfig, 'options' | 'application_name'> = {},
+  extra: Pick<pg.PoolConfig, 'options' | 'application_name' | 'connectionTimeoutMillis' | 'query_timeout'> = {},
 ): { db: Db; pool: pg.Pool } {
   const pool = new pg.Pool({ connectionString: url, max, application_name: 'pgherd', ...extra });
   // An idle connection the server closes (restart, failover, admin) must not crash the process;

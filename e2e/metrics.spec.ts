@@ -73,7 +73,7 @@ test("the console's gauges say what the inventory says: instances, each replica'
       JSON.stringify(labels),
     ).toBe(true);
   }
-  expect(total(s, 'pgherd_workers_alive')).toBeGreaterThanOrEqual(1);
+  expect(total(s, 'pgherd_workers', { state: 'alive' })).toBeGreaterThanOrEqual(1);
   expect(total(s, 'pgherd_inventory_up')).toBe(1);
   expect(total(s, 'pgherd_queue_up', { queue: 'pgherd-targets' }), JSON.stringify(s.filter((x) => x.name.startsWith('pgherd_queue')))).toBe(
     1,
@@ -121,7 +121,7 @@ test("a bulk restart moves the worker's counters by its number of targets, and i
 test('agent reports are counted by result on the console', async ({ request }) => {
   const before = await scrape(request, metrics.web!);
   for (let i = 0; i < 3; i++) {
-    const res = await request.post(`${url}/api/agent/v1/report`, { headers: { authorization: `Bearer pga_${'x'.repeat(43)}` }, data: {} });
+    const res = await request.post(`${url}/api/agent/v1/report`, { headers: { authorization: `Bearer pgha_${'x'.repeat(43)}` }, data: {} });
     expect(res.status()).toBe(401);
   }
   const after = await scrape(request, metrics.web!);

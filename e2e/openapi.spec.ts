@@ -36,3 +36,23 @@ test('the API reference page renders every operation from the console alone (no 
   await page.screenshot({ path: test.info().outputPath('api-reference.png'), fullPage: false });
   expect(elsewhere).toEqual([]);
 });
+
+test('a route refuses query parameters it does not declare, and a parameter given twice', async ({ request }) => {
+  const operate = { authorization: `Bearer ${lab.console.apiToken!}` };
+  for (const [method, path] of [
+    ['GET', '/api/v1/maintenance-windows?x=1'],
+    ['GET', '/api/v1/cloud/discovery?x=1'],
+    ['POST', '/api/v1/operations/plan?x=1'],
+  ] as const) {
+    const res = await request.fetch(`${url}${path}`, {
+      method,
+      headers: operate,
+      data: method === 'POST' ? { action: 'reload', instanceIds: [1] } : undefined,
+    });
+    expect(res.status(), path).toBe(400);
+    expect((await res.json()).details, path).toEqual([{ path: 'x', message: 'not a parameter of this route' }]);
+  }
+  const twice = await request.get(`${url}/api/v1/herds/1/lag?range=hour&range=day`, { headers: operate });
+  expect(twice.status()).toBe(400);
+  expect((await twice.json()).details).toEqual([{ path: 'range', message: 'given more than once' }]);
+});

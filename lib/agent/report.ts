@@ -8,7 +8,11 @@ export const MAX_REPORT_BYTES = 256 * 1024;
 export const MAX_INSTANCES = 64;
 
 /** An LSN as Postgres prints it: two hex numbers, "16/B374D848". */
-const lsn = z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i, 'an LSN such as 16/B374D848');
+export const lsnSchema = z
+  .string()
+  .regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i, 'an LSN such as 16/B374D848')
+  // pgherd keeps LSNs in bigint columns: one from 80000000/0 on (2^63 bytes of WAL) is refused, not a 500.
+  .refine((v) => parseInt(v.split('/')[0] ?? '', 16) < 0x80000000, 'an LSN below 80000000/0');
 const port = z.number().int().min(1).max(65535);
 const host = z
   .string()
@@ -27,8 +31,8 @@ export const replicaSchema = z
     clientAddr: z.string().max(64).nullable(),
     applicationName: z.string().max(200).default(''),
     state: z.string().max(32),
-    sentLsn: lsn.nullable(),
-    replayLsn: lsn.nullable(),
+    sentLsn: lsnSchema.nullable(),
+    replayLsn: lsnSchema.nullable(),
   })
   .strict();
 
@@ -52,10 +56,10 @@ export const instanceReportSchema = z
       .max(2 ** 31 - 1)
       .optional(),
     /** Primary: pg_current_wal_lsn(). */
-    currentLsn: lsn.nullable().optional(),
+    currentLsn: lsnSchema.nullable().optional(),
     /** Replica: pg_last_wal_receive_lsn() and pg_last_wal_replay_lsn(). */
-    receivedLsn: lsn.nullable().optional(),
-    replayedLsn: lsn.nullable().optional(),
+    receivedLsn: lsnSchema.nullable().optional(),
+    replayedLsn: lsnSchema.nullable().optional(),
     /** Replica: where it streams from (pg_stat_wal_receiver), null when not streaming. */
     upstream: z.object({ host, port }).strict().nullable().optional(),
     replicas: z.array(replicaSchema).max(256).default([]),

@@ -108,6 +108,14 @@ export async function jsonBody<T>(req: NextRequest, schema: z.ZodType<T>): Promi
 
 /** The query string, validated strictly: a 400 naming each bad parameter (or one it does not take). */
 export function queryOf<T>(req: NextRequest, schema: z.ZodType<T>): T {
+  const keys = [...req.nextUrl.searchParams.keys()];
+  const repeated = [...new Set(keys.filter((k, i) => keys.indexOf(k) !== i))];
+  if (repeated.length)
+    throw new ApiError(
+      400,
+      'invalid query',
+      repeated.map((k) => ({ path: k, message: 'given more than once' })),
+    );
   const parsed = schema.safeParse(Object.fromEntries(req.nextUrl.searchParams.entries()));
   if (!parsed.success)
     throw new ApiError(
@@ -123,6 +131,17 @@ type Handler = (req: NextRequest, ctx: { params: Promise<Record<string, string>>
 export function handle(fn: Handler): Handler {
   return async (req, ctx) => {
     try {
+      // A route that declares no query parameters refuses any (the contract says what each route takes).
+      const keys = [...new Set(req.nextUrl.searchParams.keys())];
+      if (keys.length) {
+        const spec = (await import('./contract/routes')).routeFor(req.method, req.nextUrl.pathname);
+        if (spec && !spec.query)
+          throw new ApiError(
+            400,
+            `${req.method} ${spec.path} takes no query parameters`,
+            keys.map((k) => ({ path: k, message: 'not a parameter of this route' })),
+          );
+      }
       return await fn(req, ctx);
     } catch (err) {
       if (err instanceof ApiError) return NextResponse.json({ error: err.message, details: err.details ?? null }, { status: err.status });

@@ -125,6 +125,10 @@ describe('what the charts read', () => {
     expect(hour.operations.map((o) => o.id)).toEqual([during, running]);
     expect(hour.operations.find((o) => o.id === running)!.to).toBeNull();
     expect(hour.operations).not.toContainEqual(expect.objectContaining({ id: elsewhere }));
+    // An instance that moved to another herd is that herd's to show, not this one's.
+    await t.db.execute(sql`UPDATE instances SET herd_id = ${other} WHERE id = ${r.id}`);
+    expect((await lagHistory(t.db, { herdId: r.herd_id }, 'hour', now)).series.map((s) => s.instanceId)).not.toContain(r.id);
+    await t.db.execute(sql`UPDATE instances SET herd_id = ${r.herd_id} WHERE id = ${r.id}`);
     const week = await lagHistory(t.db, { instanceId: r.id }, 'week', now);
     expect(week.series).toHaveLength(1);
     // 30-minute buckets: the three recent samples may share one or straddle two; the worst is kept.

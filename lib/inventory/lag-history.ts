@@ -107,7 +107,9 @@ export async function lagHistory(
 ): Promise<LagHistory> {
   const r = LAG_RANGES[range];
   const from = new Date(now.getTime() - r.ms);
-  const where = 'herdId' in by ? sql`s.herd_id = ${by.herdId}` : sql`s.instance_id = ${by.instanceId}`;
+  // A herd's chart: its members now only (an instance that moved to another herd, perhaps in another
+  // environment, is that herd's to show).
+  const where = 'herdId' in by ? sql`s.herd_id = ${by.herdId} AND i.herd_id = ${by.herdId}` : sql`s.instance_id = ${by.instanceId}`;
   const t = r.bucket ? sql`date_bin(${r.bucket}::interval, s.at, '2000-01-01'::timestamptz)` : sql`s.at`;
   const rows = await db.execute<{
     instance_id: number;

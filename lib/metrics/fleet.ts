@@ -19,6 +19,8 @@ export interface CountedQueue {
   waitUntilReady(): Promise<unknown>;
 }
 
+/** How long one read of pgherd's database may hold a scrape. */
+const READ_BOUND_MS = 4000;
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed'] as const;
 // A Redis away is said (on stderr, with the web process's other errors) once a minute, not at every scrape.
 const quietly = throttled((event, fields) => console.error(JSON.stringify({ at: new Date().toISOString(), event, ...fields })), 60_000);
@@ -28,32 +30,35 @@ const quietly = throttled((event, fields) => console.error(JSON.stringify({ at: 
  * Redis); a queue that does not answer (Redis away) leaves its gauges out of that scrape rather than
  * failing it, and pgherd_queue_up says so.
  */
-export function registerFleetGauges(registry: Registry, db: () => Db, queues: () => CountedQueue[]): void {
+export function registerFleetGauges(
+  registry: Registry,
+  db: () => Db,
+  queues: () => CountedQueue[],
+  opts: { readBoundMs?: number } = {},
+): void {
+  const readBoundMs = opts.readBoundMs ?? READ_BOUND_MS;
   const registers = [registry];
   // pgherd's database away: the gauges it feeds are left out of the scrape (not zero, which would read
   // as "all is well"), the process's own metrics are still served, and pgherd_inventory_up says 0.
+  // Each read bounded: a database that takes the connection and never answers leaves its gauges out
+  // after READ_BOUND_MS, never the scrape waiting (the pool's own timeouts end the stuck query later).
+  const bounded = <T>(read: () => Promise<T>): Promise<T | null> =>
+    Promise.race([
+      Promise.resolve()
+        .then(read)
+        .catch(() => null),
+      new Promise<null>((r) => setTimeout(() => r(null), readBoundMs).unref()),
+    ]);
   new Gauge({
     name: 'pgherd_inventory_up',
     help: "Whether pgherd's database answered this scrape (1) or not (0: the fleet's gauges are left out).",
     registers,
     async collect() {
-      this.set(
-        await db()
-          .execute(sql`SELECT 1`)
-          .then(
-            () => 1,
-            () => 0,
-          ),
-      );
+      this.set((await bounded(() => db().execute(sql`SELECT 1`))) ? 1 : 0);
     },
   });
   const rowsOf = async <T extends Record<string, unknown>>(query: SQL): Promise<T[]> =>
-    db()
-      .execute(query)
-      .then(
-        (r) => r.rows as T[],
-        () => [],
-      );
+    ((await bounded(() => db().execute(query)))?.rows ?? []) as T[];
   new Gauge({
     name: 'pgherd_instances',
     help: 'Instances in the inventory, by environment, role and state.',
@@ -158,15 +163,17 @@ export function registerFleetGauges(registry: Registry, db: () => Db, queues: ()
       for (const r of rows) this.set({ status: r.status }, r.n);
     },
   });
+  // Labelled (state="alive"): an unlabelled gauge would say 0 when the database did not answer.
   new Gauge({
-    name: 'pgherd_workers_alive',
-    help: 'Worker processes that said they were alive lately.',
+    name: 'pgherd_workers',
+    help: 'Worker processes that said they were alive lately (state="alive"); left out when the database does not answer.',
+    labelNames: ['state'] as const,
     registers,
     async collect() {
       const rows = await rowsOf<{ n: number }>(sql`
         SELECT count(*)::int AS n FROM workers WHERE stopped_at IS NULL AND last_seen_at > now() - ${WORKER_SILENT_MS} * interval '1 millisecond'`);
       this.reset();
-      if (rows[0]) this.set(rows[0].n);
+      if (rows[0]) this.set({ state: 'alive' }, rows[0].n);
     },
   });
   // One read of the queues for both gauges (collected together, as the lag's are).

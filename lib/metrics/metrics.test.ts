@@ -89,3 +89,24 @@ describe('log lines', () => {
     ]);
   });
 });
+
+describe("the fleet's gauges with a database that never answers", () => {
+  it('leave the fleet out within the bound, say inventory_up 0, and claim no worker count', async () => {
+    const { Registry } = await import('prom-client');
+    const { registerFleetGauges } = await import('./fleet');
+    const registry = new Registry();
+    const hung = { execute: () => new Promise(() => {}) } as unknown;
+    registerFleetGauges(
+      registry,
+      () => hung as Parameters<typeof registerFleetGauges>[1] extends () => infer D ? D : never,
+      () => [],
+      { readBoundMs: 200 },
+    );
+    const started = Date.now();
+    const text = await registry.metrics();
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(text).toMatch(/^pgherd_inventory_up 0$/m);
+    expect(text).not.toMatch(/^pgherd_workers\{/m);
+    expect(text).not.toMatch(/^pgherd_instances\{/m);
+  });
+});

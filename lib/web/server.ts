@@ -89,7 +89,15 @@ function fleetMetrics() {
   if (!url) return registry;
   let db: ReturnType<typeof createDb>['db'] | null = null;
   const queues = (): CountedQueue[] => [webQueue(), webRuleQueue()].filter((q) => q !== null);
-  registerFleetGauges(registry, () => (db ??= createDb(url, 2, { application_name: 'pgherd-metrics' }).db), queues);
+  // A database that accepts connections and answers nothing must not hold a scrape: connects, queries
+  // and the server's statements are bounded (and fleet.ts races each read against the same bound).
+  const bounded = {
+    application_name: 'pgherd-metrics',
+    connectionTimeoutMillis: 3000,
+    query_timeout: 4000,
+    options: '-c statement_timeout=4000',
+  };
+  registerFleetGauges(registry, () => (db ??= createDb(url, 2, bounded).db), queues);
   return registry;
 }
 

@@ -97,3 +97,15 @@ describe('the contract checker', () => {
     ).toEqual([]);
   });
 });
+
+describe('routeFor', () => {
+  it('finds the declared route of a request, literal paths before templated ones', async () => {
+    const { routeFor } = await import('./routes');
+    expect(routeFor('GET', '/api/v1/operations/7')?.path).toBe('/api/v1/operations/{id}');
+    expect(routeFor('POST', '/api/v1/operations/plan')?.path).toBe('/api/v1/operations/plan');
+    expect(routeFor('POST', '/api/v1/operations/7/pause')?.path).toBe('/api/v1/operations/{id}/{verb}');
+    expect(routeFor('GET', '/api/v1/herds/3/lag')?.path).toBe('/api/v1/herds/{id}/lag');
+    expect(routeFor('PATCH', '/api/v1/herds')).toBeUndefined();
+    expect(routeFor('GET', '/api/v1/nowhere')).toBeUndefined();
+  });
+});

@@ -5,6 +5,7 @@
 import type { NextResponse } from 'next/server';
 import { NextResponse as Response } from 'next/server';
 import { z } from 'zod';
+import { MAX_ID } from '@/lib/validation/ids';
 
 /** Who may call it: an API token (or the console's session) with that scope, a server's agent token, or anyone. */
 export type RouteAuth = 'read' | 'operate' | 'agent' | 'none';
@@ -52,10 +53,12 @@ export const errorSchema = z
 
 /** An id in the path: a Postgres integer from 1. */
 export const idParams = z.object({
-  id: z
-    .string()
-    .regex(/^[1-9][0-9]{0,9}$/)
-    .meta({ description: 'The id: a whole number from 1.' }),
+  id: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_ID)
+    .meta({ description: `The id: a whole number from 1 to ${MAX_ID}, in decimal digits (anything else is a 400 naming it).` }),
 });
 
 /** Declares a route (the value is returned as given: the declaration is the contract). */

@@ -5,7 +5,7 @@ import { errorSchema, type RouteSpec } from './define';
 import { API_ROUTES } from './routes';
 
 const ERRORS = {
-  400: 'The request is not valid (details: one { path, message } per field and message).',
+  400: 'The request is not valid (details: one { path, message } per field and message); a query parameter the route does not take, or one given twice, is one.',
   401: 'No token, or one that is invalid, expired or revoked.',
   403: 'The token is read-only, or your roles do not allow this in an environment it touches.',
   413: 'The body is larger than allowed.',
@@ -17,7 +17,8 @@ function errorsOf(r: RouteSpec): Record<number, string> {
   const out: Record<number, string> = { 500: ERRORS[500], 503: ERRORS[503] };
   if (r.auth !== 'none') out[401] = r.auth === 'agent' ? 'No agent token, or one that is unknown or rotated.' : ERRORS[401];
   if (r.auth === 'read' || r.auth === 'operate') out[403] = r.auth === 'read' ? 'Your roles do not allow this.' : ERRORS[403];
-  if (r.query || r.body || r.params || r.noBody || r.headers) out[400] = ERRORS[400];
+  // Every route may answer 400: a query parameter it does not declare (or one given twice) is refused.
+  out[400] = ERRORS[400];
   if (r.body) out[413] = ERRORS[413];
   return { ...out, ...r.errors };
 }
@@ -102,7 +103,7 @@ export function openApiDocument(version = process.env.npm_package_version ?? '0.
             name: 'next-auth.session-token',
             description: "The console's session (a signed-in page); writes must come from pgherd's own pages.",
           },
-          agentToken: { type: 'http', scheme: 'bearer', description: "A server's agent token (pga_...): it names the server." },
+          agentToken: { type: 'http', scheme: 'bearer', description: "A server's agent token (pgha_...): it names the server." },
         },
       },
     },

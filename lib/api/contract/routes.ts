@@ -38,6 +38,20 @@ export const openApiRoute = {
   responses: { 200: { description: 'The document.', schema: z.record(z.string(), z.unknown()) } },
 } satisfies RouteSpec;
 
+/** The declared route a request is for (by method and path), if any. */
+export function routeFor(method: string, pathname: string): RouteSpec | undefined {
+  return matchers().find((m) => m.method === method.toLowerCase() && m.pattern.test(pathname))?.spec;
+}
+
+let compiled: { method: string; pattern: RegExp; spec: RouteSpec }[] | null = null;
+// Literal paths before templated ones (/operations/plan before /operations/{id}).
+const matchers = () =>
+  (compiled ??= API_ROUTES.map((spec) => ({
+    method: spec.method,
+    pattern: new RegExp(`^${spec.path.replace(/[.]/g, '\\.').replace(/\{[^}]+\}/g, '[^/]+')}$`),
+    spec,
+  })).sort((a, b) => (a.spec.path.match(/\{/g)?.length ?? 0) - (b.spec.path.match(/\{/g)?.length ?? 0)));
+
 export const API_ROUTES: RouteSpec[] = [
   listInstances,
   listHerds,
