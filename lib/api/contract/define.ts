@@ -2,8 +2,6 @@
 // (query, path, body) and those of its answers. The handlers read their schemas from here, and the
 // OpenAPI document (GET /api/v1/openapi.json, lib/api/contract/document.ts) is generated from the same
 // declarations: the document cannot say one thing while the route checks another.
-import type { NextResponse } from 'next/server';
-import { NextResponse as Response } from 'next/server';
 import { z } from 'zod';
 import { MAX_ID } from '@/lib/validation/ids';
 
@@ -63,17 +61,3 @@ export const idParams = z.object({
 
 /** Declares a route (the value is returned as given: the declaration is the contract). */
 export const defineRoute = <T extends RouteSpec>(spec: T): T => spec;
-
-/**
- * Answers with `data`, typed by the route's schema for `status`: the compiler holds the handler to
- * what the document says it answers (the contract test checks the bytes).
- */
-export function reply<S extends RouteSpec, C extends keyof S['responses'] & number>(
-  spec: S,
-  status: C,
-  data: S['responses'][C] extends { schema: z.ZodType } ? z.input<S['responses'][C]['schema']> : null,
-  headers?: Record<string, string>,
-): NextResponse {
-  if (data === null) return new Response(null, { status, headers });
-  return Response.json(data, { status, headers });
-}
