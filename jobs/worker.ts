@@ -1,6 +1,7 @@
 // npm run worker: one process of the worker pool. Several may run against one Redis and one database.
 import { metricsToken, parseListen } from '../lib/metrics/serve';
 import { startWorker } from '../lib/ops/worker';
+import { intSetting } from '../lib/validation/settings';
 
 function required(name: string): string {
   const v = process.env[name];
@@ -9,18 +10,6 @@ function required(name: string): string {
     process.exit(2);
   }
   return v;
-}
-
-/** A whole number in [min, max] from the environment, or the default; anything else stops the worker. */
-function intSetting(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    console.error(`worker: ${name} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)})`);
-    process.exit(2);
-  }
-  return n;
 }
 
 /** A setting that parses, or the worker stops at start saying what is wrong with it. */
@@ -39,8 +28,8 @@ async function main() {
     databaseUrl: required('DATABASE_URL'),
     redisUrl: required('REDIS_URL'),
     sshKeyPath: required('PGHERD_SSH_KEY'),
-    concurrency: intSetting('PGHERD_WORKER_CONCURRENCY', 8, 1, 256),
-    refreshEveryMs: intSetting('PGHERD_REFRESH_INTERVAL_MS', 30_000, 0, 86_400_000),
+    concurrency: checked(() => intSetting('PGHERD_WORKER_CONCURRENCY', 8, 1, 256)),
+    refreshEveryMs: checked(() => intSetting('PGHERD_REFRESH_INTERVAL_MS', 30_000, 0, 86_400_000)),
     metricsListen: listen ? checked(() => parseListen('PGHERD_WORKER_METRICS_LISTEN', listen)) : null,
     metricsToken: checked(() => metricsToken()),
   });

@@ -4,25 +4,17 @@
 // day or week, with the operations on the herd in that time.
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '@/db/client';
+import { intSetting } from '@/lib/validation/settings';
 
 /** How often a sample is taken (ms; PGHERD_LAG_SAMPLE_MS, default a minute; 0: never). */
-export const lagSampleEveryMs = () => setting('PGHERD_LAG_SAMPLE_MS', 60_000, 0, 86_400_000);
+export const lagSampleEveryMs = () => intSetting('PGHERD_LAG_SAMPLE_MS', 60_000, 0, 86_400_000);
 /** How long samples are kept (days; PGHERD_LAG_RETENTION_DAYS, default 7). */
-export const lagRetentionDays = () => setting('PGHERD_LAG_RETENTION_DAYS', 7, 1, 3650);
+export const lagRetentionDays = () => intSetting('PGHERD_LAG_RETENTION_DAYS', 7, 1, 3650);
 /** Samples older than this are folded into buckets of FOLD_BUCKET. */
 export const FOLD_AFTER = '1 day';
 export const FOLD_BUCKET = '5 minutes';
 /** An observation older than this is not sampled (the instance is not being observed: a gap, not a flat line). */
 const FRESH = '5 minutes';
-
-function setting(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new Error(`${name} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)})`);
-  return n;
-}
 
 /**
  * One sample of every instance observed lately (its lag, role and state as the inventory has them now),

@@ -252,13 +252,12 @@ async function executeIn(
       return stop;
     };
     const stepGate = (i: number) => (i === 0 && Date.now() - claimedAt < leaseTtlMs() / 2 ? Promise.resolve(null) : confirm());
-    // Each step: timed into pgherd_step_duration_seconds, logged at its start and end, and run in a
+    // Each step: timed into pgherd_step_duration_seconds, logged at its end (its start is its row), and run in a
     // log context that names it.
     const started = new Map<number, number>();
     const timed = {
       start: (seq: number, name: string) => {
         started.set(seq, performance.now());
-        log('step.start', {});
         return recorder.start(seq, name);
       },
       finish: (seq: number, rec: StepRecord) => {

@@ -10,6 +10,7 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { openApiDocument } from '@/lib/api/contract/document';
+import { matchRoute } from '@/lib/api/contract/routes';
 
 type Json = Record<string, unknown>;
 
@@ -26,9 +27,8 @@ export interface Exchange {
 }
 
 interface Operation {
+  /** "method path", as the messages name it. */
   template: string;
-  match: RegExp;
-  names: string[];
   op: Json;
 }
 
@@ -58,18 +58,13 @@ export function contractChecker(doc: Json = openApiDocument() as unknown as Json
     }
     return v;
   };
-  const operations: Operation[] = [];
-  for (const [template, item] of Object.entries(doc.paths as Record<string, Record<string, Json>>)) {
-    const names: string[] = [];
-    const pattern = template.replace(/[.]/g, '\\.').replace(/\{([^}]+)\}/g, (_, n: string) => {
-      names.push(n);
-      return '([^/]+)';
-    });
-    for (const [method, op] of Object.entries(item))
-      operations.push({ template: `${method} ${template}`, match: new RegExp(`^${method}:${pattern}$`), names, op });
-  }
-  // Literal paths before templated ones (/operations/plan before /operations/{id}).
-  operations.sort((a, b) => a.names.length - b.names.length);
+  // The document's operation for a request: found by the routes' own matcher (lib/api/contract/routes.ts).
+  const paths = doc.paths as Record<string, Record<string, Json>>;
+  const operationOf = (method: string, pathname: string): { o: Operation; params: Record<string, string> } | undefined => {
+    const m = matchRoute(method, pathname);
+    const op = m ? paths[m.spec.path]?.[m.spec.method] : undefined;
+    return m && op ? { o: { template: `${m.spec.method} ${m.spec.path}`, op }, params: m.params } : undefined;
+  };
 
   // Each message once, the first few: a body of 300 wrong keys says so in one line.
   const errorsOf = (v: ValidateFunction) => {
@@ -78,11 +73,9 @@ export function contractChecker(doc: Json = openApiDocument() as unknown as Json
   };
 
   /** What the request broke of the document ([] when it fits it). */
-  function requestProblems(o: Operation, method: string, path: string, query: URLSearchParams, body: unknown): string[] {
+  function requestProblems(o: Operation, pathValues: Record<string, string>, query: URLSearchParams, body: unknown): string[] {
     const out: string[] = [];
     const params = (o.op.parameters ?? []) as { in: string; name: string; required?: boolean; schema: unknown }[];
-    const values = o.match.exec(`${method}:${path}`);
-    const pathValues = Object.fromEntries(o.names.map((n, i) => [n, decodeURIComponent(values?.[i + 1] ?? '')]));
     for (const p of params) {
       const value = p.in === 'path' ? pathValues[p.name] : p.in === 'query' ? query.get(p.name) : undefined;
       if (p.in === 'header') continue;
@@ -124,14 +117,15 @@ export function contractChecker(doc: Json = openApiDocument() as unknown as Json
       const url = new URL(x.url, 'http://localhost');
       if (!COVERED.test(url.pathname)) return [];
       const method = x.method.toLowerCase();
-      const o = operations.find((op) => op.match.test(`${method}:${url.pathname}`));
-      if (!o) {
+      const found = operationOf(method, url.pathname);
+      if (!found) {
         // Next answers a path no route has with its own 404/405, which no document lists.
         if (x.status === 404 || x.status === 405) return [];
         return [`${method.toUpperCase()} ${url.pathname} is not in the document (answered ${x.status})`];
       }
       const out: string[] = [];
-      const broken = requestProblems(o, method, url.pathname, url.searchParams, x.body);
+      const { o, params } = found;
+      const broken = requestProblems(o, params, url.searchParams, x.body);
       if (broken.length && (x.status < 400 || x.status >= 500))
         out.push(`the request breaks the document (${broken.join('; ')}) but was answered ${x.status}`);
       const answers = o.op.responses as Record<string, { content?: Record<string, { schema: unknown }> }>;
@@ -154,7 +148,5 @@ export function contractChecker(doc: Json = openApiDocument() as unknown as Json
       if (!v(value)) out.push(`${o.template} ${x.status}: ${errorsOf(v)}`);
       return out;
     },
-    /** Every operation in the document, as "method path". */
-    operations: () => operations.map((o) => o.template),
   };
 }

@@ -38,19 +38,28 @@ export const openApiRoute = {
   responses: { 200: { description: 'The document.', schema: z.record(z.string(), z.unknown()) } },
 } satisfies RouteSpec;
 
-/** The declared route a request is for (by method and path), if any. */
-export function routeFor(method: string, pathname: string): RouteSpec | undefined {
-  return matchers().find((m) => m.method === method.toLowerCase() && m.pattern.test(pathname))?.spec;
+/** The declared route a request is for (by method and path), and its path parameters as given, if any. */
+export function matchRoute(method: string, pathname: string): { spec: RouteSpec; params: Record<string, string> } | undefined {
+  for (const m of matchers()) {
+    const found = m.method === method.toLowerCase() ? m.pattern.exec(pathname) : null;
+    if (found) return { spec: m.spec, params: Object.fromEntries(m.names.map((n, i) => [n, decodeURIComponent(found[i + 1] ?? '')])) };
+  }
+  return undefined;
 }
 
-let compiled: { method: string; pattern: RegExp; spec: RouteSpec }[] | null = null;
+export const routeFor = (method: string, pathname: string): RouteSpec | undefined => matchRoute(method, pathname)?.spec;
+
+let compiled: { method: string; pattern: RegExp; names: string[]; spec: RouteSpec }[] | null = null;
 // Literal paths before templated ones (/operations/plan before /operations/{id}).
 const matchers = () =>
-  (compiled ??= API_ROUTES.map((spec) => ({
-    method: spec.method,
-    pattern: new RegExp(`^${spec.path.replace(/[.]/g, '\\.').replace(/\{[^}]+\}/g, '[^/]+')}$`),
-    spec,
-  })).sort((a, b) => (a.spec.path.match(/\{/g)?.length ?? 0) - (b.spec.path.match(/\{/g)?.length ?? 0)));
+  (compiled ??= API_ROUTES.map((spec) => {
+    const names: string[] = [];
+    const pattern = spec.path.replace(/[.]/g, '\\.').replace(/\{([^}]+)\}/g, (_, n: string) => {
+      names.push(n);
+      return '([^/]+)';
+    });
+    return { method: spec.method, pattern: new RegExp(`^${pattern}$`), names, spec };
+  }).sort((a, b) => a.names.length - b.names.length));
 
 export const API_ROUTES: RouteSpec[] = [
   listInstances,
