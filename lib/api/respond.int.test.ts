@@ -106,6 +106,15 @@ describe('a plan or submit that is not taken', () => {
       '{"error":"type \\"production\\" to confirm","details":{"confirm":"production"}}',
     ]);
     expect(await answer(new NothingToRunError())).toEqual([409, '{"error":"every target was refused: nothing to run","details":null}']);
+    // The refusals are said, each once, the first three in the message and all of them (up to 20) in the details.
+    const refusals = ['a is the primary', 'b lags', 'a is the primary', 'c is stopped', 'd is fenced'];
+    expect(await answer(new NothingToRunError(refusals))).toEqual([
+      409,
+      JSON.stringify({
+        error: 'every target was refused: nothing to run (a is the primary; b lags; c is stopped; and 1 more)',
+        details: { refusals: ['a is the primary', 'b lags', 'c is stopped', 'd is fenced'] },
+      }),
+    ]);
     expect(await answer(new ParamsError('reload takes no parameters'))).toEqual([
       400,
       '{"error":"invalid params","details":{"params":"reload takes no parameters"}}',

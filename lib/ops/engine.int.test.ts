@@ -514,7 +514,9 @@ describe('host keys', () => {
         expect(refused.targets[0]!.refused).toBe(
           `no SSH host key is pinned for ${srv!.hostname}: pgherd has not verified this server, and changes nothing there (over SSH or SQL) until an admin runs Check SSH (pin the host key)`,
         );
-        await expect(submit(action, [r!.id])).rejects.toThrow('every target was refused: nothing to run');
+        await expect(submit(action, [r!.id])).rejects.toThrow(
+          `every target was refused: nothing to run (no SSH host key is pinned for ${srv!.hostname}: `,
+        );
       }
       expect(await startTime(r!)).toBe(before);
       const check = await submit(checkSshAction, [r!.id]);

@@ -32,8 +32,12 @@ export class ConfirmationError extends SubmitError {
 }
 
 export class NothingToRunError extends SubmitError {
-  constructor() {
-    super('nothing', 409, 'every target was refused: nothing to run');
+  /** `refusals`: each refused target's reason, as its plan gave it (the first three are said). */
+  constructor(readonly refusals: string[] = []) {
+    const said = [...new Set(refusals)];
+    const more = said.length > 3 ? `; and ${String(said.length - 3)} more` : '';
+    const why = said.length ? ` (${said.slice(0, 3).join('; ')}${more})` : '';
+    super('nothing', 409, `every target was refused: nothing to run${why}`, said.length ? { refusals: said.slice(0, 20) } : null);
     this.name = 'NothingToRunError';
   }
 }
@@ -142,7 +146,7 @@ export async function submitOperation(
   if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);
   if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
   const runnable = plan.targets.filter((t) => !t.refused);
-  if (!runnable.length) throw new NothingToRunError();
+  if (!runnable.length) throw new NothingToRunError(plan.targets.map((t) => t.refused ?? '').filter(Boolean));
   const [made] = await writeOperations(
     db,
     queue,

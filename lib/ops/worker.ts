@@ -263,7 +263,8 @@ export async function startWorker(cfg: WorkerConfig) {
     following = true;
     try {
       await alone(PATRONI_FOLLOW_LOCK, async () => {
-        for (const r of await followPatroni(db, queue)) if (r.operationId || r.outcome.startsWith('error')) log('patroni.follow', r);
+        for (const r of await followPatroni(db, queue))
+          if (r.operationId || r.reobserved || r.outcome.startsWith('error')) log('patroni.follow', r);
       });
     } finally {
       following = false;

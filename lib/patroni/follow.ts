@@ -16,7 +16,7 @@ import { observe } from '@/lib/ops/observe';
 import { planOperation } from '@/lib/ops/plan';
 import type { TargetJob } from '@/lib/ops/queue';
 import { refreshDnsAction } from '@/lib/ops/actions/refresh-dns.action';
-import { mapLimit } from '@/lib/ops/refresher';
+import { mapLimit, refreshFleet } from '@/lib/ops/refresher';
 import { writeOperations } from '@/lib/ops/submit';
 import { patroniNow, type PatroniNow } from './view';
 
@@ -35,6 +35,47 @@ export interface FollowResult {
   /** What was seen and done: 'in step', 'moved' (an operation started), or why nothing was done. */
   outcome: string;
   operationId?: number;
+  /** The members whose inventory disagreed with Patroni, observed again in this round (the herd's every member was). */
+  reobserved?: string[];
+}
+
+/** Patroni's states of a member whose Postgres runs, and of one that does not (others, starting or stopping, say nothing yet). */
+const RUNS = new Set(['running', 'streaming']);
+const DOWN = new Set(['stopped', 'crashed', 'start failed']);
+/** When pgherd last observed a herd because its inventory disagreed with Patroni: once in REOBSERVE_MS at most. */
+const reobservedAt = new Map<number, number>();
+const REOBSERVE_MS = 15_000;
+
+/**
+ * pgherd's members whose inventory disagrees with what Patroni says of them: Patroni's leader runs
+ * and the inventory does not have it the running primary, a replica Patroni has streaming is not a
+ * running replica there, or one Patroni has stopped is running there. States pgherd set on purpose
+ * (fenced, needs rebuild) are the inventory's own.
+ */
+export function disagreeing(h: Pick<HerdRef, 'members'>, now: PatroniNow): HerdRef['members'] {
+  return now.members.flatMap((p) => {
+    const m = h.members.find((x) => x.id === p.instanceId);
+    if (!m || m.state === 'fenced' || m.state === 'needs_rebuild') return [];
+    if (RUNS.has(p.state)) {
+      const role = p.role === 'leader' ? 'primary' : 'replica';
+      return m.state === 'running' && m.role === role ? [] : [m];
+    }
+    return DOWN.has(p.state) && m.state === 'running' ? [m] : [];
+  });
+}
+
+/**
+ * A Patroni herd's inventory follows Patroni within a round, not the refresher's next pass: when
+ * Patroni has changed something pgherd's inventory has not seen (a switchover run with patronictl,
+ * an old leader rejoined as a replica), every member is observed again (the instances themselves are
+ * the truth written, not Patroni's word). Plans then start from the herd as it is.
+ */
+async function reobserveDisagreeing(db: Db, h: HerdRef, now: PatroniNow): Promise<string[]> {
+  const off = disagreeing(h, now);
+  if (!off.length || Date.now() - (reobservedAt.get(h.id) ?? 0) < REOBSERVE_MS) return [];
+  reobservedAt.set(h.id, Date.now());
+  await refreshFleet(db, { ids: h.members.map((m) => m.id), timeoutMs: 2000 });
+  return off.map((m) => m.label);
 }
 
 /** Whether an operation of pgherd's on the herd has not finished (its own switch moves the names itself). */
@@ -89,9 +130,17 @@ async function toMove(h: HerdRef, now: PatroniNow) {
 
 /** One herd: its view recorded, then in step or a Refresh DNS started by the system; never throws (the reason is the outcome). */
 async function followHerd(db: Db, queue: Queue<TargetJob> | null, h: HerdRef): Promise<FollowResult> {
-  const out = (outcome: string, operationId?: number): FollowResult => ({ herdId: h.id, herd: h.label, outcome, operationId });
+  let reobserved: string[] = [];
+  const out = (outcome: string, operationId?: number): FollowResult => ({
+    herdId: h.id,
+    herd: h.label,
+    outcome,
+    operationId,
+    ...(reobserved.length ? { reobserved } : {}),
+  });
   try {
     const now = await patroniNow(h.members);
+    if (now.askedOf) reobserved = await reobserveDisagreeing(db, h, now);
     const move = await toMove(h, now);
     // More than one member accepting writes (looked for only when the names would move): said on the
     // herd (its changelist row), and DNS left where it is; no operation that would fail every round.
