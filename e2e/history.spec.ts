@@ -77,9 +77,11 @@ test('a paused replica rises on its herd\u2019s lag chart; the restart that resu
     await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
     await page.goto(`${url}/herds/${herdId}`);
     const chart = page.getByTestId('lag-chart');
-    await expect(chart.locator('.recharts-line').first()).toBeVisible();
+    // The paused replica's line (a replica that kept up draws a flat line along the axis: no height, not "visible").
+    await expect(chart.locator(`.lag-line-${replicaId} path`).first()).toBeVisible();
+    expect(await chart.locator('.lag-line').count()).toBeGreaterThanOrEqual(2);
     // Recharts draws the areas, and their labels in a layer of their own.
-    await expect(chart.locator('.recharts-reference-area').first()).toBeVisible();
+    await expect(chart.locator('.recharts-reference-area').filter({ visible: true }).first()).toBeVisible();
     await expect(chart.locator('svg text', { hasText: `#${opId} restart` })).toHaveCount(1);
     await chart.getByText(/^Samples/).click();
     const rows = chart.locator(`[data-testid="lag-samples"] tr[data-instance="${replica.server}:${replica.port}"]`);
@@ -93,7 +95,7 @@ test('a paused replica rises on its herd\u2019s lag chart; the restart that resu
     await chart.getByRole('button', { name: 'Last week' }).click();
     await expect(chart).toHaveAttribute('data-range', 'week');
     // A line of few points draws its dots (one bucket alone would draw nothing).
-    await expect(chart.locator('.recharts-line path, .recharts-line-dots circle').first()).toBeVisible();
+    await expect(chart.locator(`.lag-line-${replicaId} path, .lag-dot-${replicaId}`).filter({ visible: true }).first()).toBeVisible();
     const weekRows = chart.locator('[data-testid="lag-samples"] tr[data-t]');
     await expect(weekRows.first()).toBeAttached();
     expect(
@@ -130,7 +132,8 @@ test('the dashboard draws the fleet by state and role over the last day, and ope
   await page.goto(url);
   const byState = page.getByTestId('fleet-by-state');
   // A fresh lab has a half hour or two of samples: the areas' points are drawn as dots too.
-  await expect(byState.locator('.recharts-area path, .recharts-area-dots circle').first()).toBeVisible();
+  // (A state no instance is in draws an area of no height: not "visible", hence the filter.)
+  await expect(byState.locator('.recharts-area path, .recharts-area-dots circle').filter({ visible: true }).first()).toBeVisible();
   const lastState = JSON.parse((await byState.getAttribute('data-last')) ?? '{}') as Record<string, number>;
   expect(Object.values(lastState).reduce((a, b) => a + b, 0)).toBe(instances.total);
   const lastRole = JSON.parse((await page.getByTestId('fleet-by-role').getAttribute('data-last')) ?? '{}') as Record<string, number>;
@@ -142,6 +145,6 @@ test('the dashboard draws the fleet by state and role over the last day, and ope
   const shown = days.at(-1)!.byStatus.succeeded ?? 0;
   expect(shown).toBeGreaterThanOrEqual(Math.max(1, before));
   expect(shown).toBeLessThanOrEqual(await succeededToday());
-  await expect(outcomes.locator('.recharts-bar-rectangle').first()).toBeVisible();
+  await expect(outcomes.locator('.recharts-bar-rectangle').filter({ visible: true }).first()).toBeVisible();
   await page.screenshot({ path: test.info().outputPath('dashboard.png'), fullPage: true });
 });

@@ -137,8 +137,10 @@ export function LagChart({ url, refreshSeconds = 30 }: { url: string; refreshSec
                   data={s.points}
                   dataKey={metric}
                   name={s.label}
+                  className={`lag-line lag-line-${String(s.instanceId)}`}
                   stroke={COLOURS[i % COLOURS.length]}
-                  dot={s.points.length < 3}
+                  // Recharts draws dots in a layer of their own: named after their line too.
+                  dot={s.points.length < 3 ? { r: 3, className: `lag-dot lag-dot-${String(s.instanceId)}` } : false}
                   isAnimationActive={false}
                   connectNulls={false}
                 />
