@@ -119,6 +119,8 @@ export const herds = pgTable(
     patroniPaused: boolean('patroni_paused').notNull().default(false),
     patroniProblem: text('patroni_problem').notNull().default(''),
     patroniReadAt: timestamp('patroni_read_at', { withTimezone: true }),
+    /** When the follower last observed every member because the inventory disagreed with Patroni (at most once in 15 s, whichever worker follows). */
+    patroniReobservedAt: timestamp('patroni_reobserved_at', { withTimezone: true }),
     ...timestamps,
   },
   (t) => [

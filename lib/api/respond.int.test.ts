@@ -106,13 +106,29 @@ describe('a plan or submit that is not taken', () => {
       '{"error":"type \\"production\\" to confirm","details":{"confirm":"production"}}',
     ]);
     expect(await answer(new NothingToRunError())).toEqual([409, '{"error":"every target was refused: nothing to run","details":null}']);
-    // The refusals are said, each once, the first three in the message and all of them (up to 20) in the details.
-    const refusals = ['a is the primary', 'b lags', 'a is the primary', 'c is stopped', 'd is fenced'];
-    expect(await answer(new NothingToRunError(refusals))).toEqual([
+    // The refusals are said grouped by reason, the most targets first: three in the message, each with its targets in the details.
+    const refused = [
+      { id: 1, reason: 'i-1 has no capacity' },
+      { id: 2, reason: 'ledger is run by Patroni' },
+      { id: 3, reason: 'ledger is run by Patroni' },
+      { id: 4, reason: 'i-4 has no capacity' },
+      { id: 5, reason: 'ledger is run by Patroni' },
+      { id: 6, reason: 'd is fenced' },
+      { id: 7, reason: 'd is fenced' },
+    ];
+    expect(await answer(new NothingToRunError(refused))).toEqual([
       409,
       JSON.stringify({
-        error: 'every target was refused: nothing to run (a is the primary; b lags; c is stopped; and 1 more)',
-        details: { refusals: ['a is the primary', 'b lags', 'c is stopped', 'd is fenced'] },
+        error:
+          'every target was refused: nothing to run (ledger is run by Patroni (3 targets); d is fenced (2 targets); i-1 has no capacity; and 1 more)',
+        details: {
+          refusals: [
+            { reason: 'ledger is run by Patroni', targets: [2, 3, 5] },
+            { reason: 'd is fenced', targets: [6, 7] },
+            { reason: 'i-1 has no capacity', targets: [1] },
+            { reason: 'i-4 has no capacity', targets: [4] },
+          ],
+        },
       }),
     ]);
     expect(await answer(new ParamsError('reload takes no parameters'))).toEqual([

@@ -32,12 +32,22 @@ export class ConfirmationError extends SubmitError {
 }
 
 export class NothingToRunError extends SubmitError {
-  /** `refusals`: each refused target's reason, as its plan gave it (the first three are said). */
-  constructor(readonly refusals: string[] = []) {
-    const said = [...new Set(refusals)];
-    const more = said.length > 3 ? `; and ${String(said.length - 3)} more` : '';
-    const why = said.length ? ` (${said.slice(0, 3).join('; ')}${more})` : '';
-    super('nothing', 409, `every target was refused: nothing to run${why}`, said.length ? { refusals: said.slice(0, 20) } : null);
+  /**
+   * `refused`: each refused target (its id: the instance's, or the herd's for a herd action) and its
+   * reason. Said grouped by reason, the most targets first: three in the message, up to 20 in the
+   * details with the targets each one refused (up to 100 ids a reason).
+   */
+  constructor(readonly refused: { id: number; reason: string }[] = []) {
+    const by = new Map<string, number[]>();
+    for (const { id, reason } of refused) by.set(reason, [...(by.get(reason) ?? []), id]);
+    const groups = [...by].map(([reason, ids]) => ({ reason, ids })).sort((a, b) => b.ids.length - a.ids.length);
+    const said = groups.slice(0, 3).map((g) => (g.ids.length > 1 ? `${g.reason} (${String(g.ids.length)} targets)` : g.reason));
+    const more = groups.length > 3 ? `; and ${String(groups.length - 3)} more` : '';
+    const why = said.length ? ` (${said.join('; ')}${more})` : '';
+    const details = groups.length
+      ? { refusals: groups.slice(0, 20).map((g) => ({ reason: g.reason, targets: g.ids.slice(0, 100) })) }
+      : null;
+    super('nothing', 409, `every target was refused: nothing to run${why}`, details);
     this.name = 'NothingToRunError';
   }
 }
@@ -146,7 +156,8 @@ export async function submitOperation(
   if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);
   if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
   const runnable = plan.targets.filter((t) => !t.refused);
-  if (!runnable.length) throw new NothingToRunError(plan.targets.map((t) => t.refused ?? '').filter(Boolean));
+  if (!runnable.length)
+    throw new NothingToRunError(plan.targets.flatMap((t) => (t.refused ? [{ id: t.instanceId ?? t.herdId, reason: t.refused }] : [])));
   const [made] = await writeOperations(
     db,
     queue,

@@ -52,9 +52,12 @@ describe('a Patroni herd whose inventory is out of step', () => {
     );
   });
 
-  it('keeps what pgherd set on purpose, and members it does not know', () => {
+  it('keeps what pgherd set on purpose (only its role is compared), and members it does not know', () => {
     const h = inventory({ 2: { state: 'fenced' }, 3: { state: 'needs_rebuild' } });
     expect(disagreeing(h, now(pm(1, 'leader', 'running'), pm(2, 'replica', 'streaming'), pm(3, 'replica', 'streaming')))).toEqual([]);
+    expect(ids(disagreeing(h, now(pm(1, 'replica', 'streaming'), pm(2, 'leader', 'running'), pm(3, 'replica', 'stopped'))))).toEqual([
+      1, 2,
+    ]);
     expect(disagreeing(inventory(), now(pm(1, 'leader', 'running'), { ...pm(9, 'replica', 'stopped'), instanceId: null }))).toEqual([]);
   });
 });

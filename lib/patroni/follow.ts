@@ -42,24 +42,36 @@ export interface FollowResult {
 /** Patroni's states of a member whose Postgres runs, and of one that does not (others, starting or stopping, say nothing yet). */
 const RUNS = new Set(['running', 'streaming']);
 const DOWN = new Set(['stopped', 'crashed', 'start failed']);
-/** When pgherd last observed a herd because its inventory disagreed with Patroni: once in REOBSERVE_MS at most. */
-const reobservedAt = new Map<number, number>();
+/** A herd is observed again because its inventory disagreed with Patroni once in REOBSERVE_MS at most. */
 const REOBSERVE_MS = 15_000;
+
+/** Whether this round may observe herd `herdId` again: its turn taken in the database, so the bound holds whichever worker follows. */
+async function mayReobserve(db: Db, herdId: number): Promise<boolean> {
+  const taken = await db.execute(sql`
+    UPDATE herds SET patroni_reobserved_at = now()
+    WHERE id = ${herdId}
+      AND (patroni_reobserved_at IS NULL OR patroni_reobserved_at <= now() - make_interval(secs => ${REOBSERVE_MS / 1000}))
+    RETURNING id`);
+  return taken.rows.length > 0;
+}
 
 /**
  * pgherd's members whose inventory disagrees with what Patroni says of them: Patroni's leader runs
  * and the inventory does not have it the running primary, a replica Patroni has streaming is not a
  * running replica there, or one Patroni has stopped is running there. States pgherd set on purpose
- * (fenced, needs rebuild) are the inventory's own.
+ * (fenced, needs rebuild) are the inventory's own: only such a member's role is compared.
  */
 export function disagreeing(h: Pick<HerdRef, 'members'>, now: PatroniNow): HerdRef['members'] {
   return now.members.flatMap((p) => {
     const m = h.members.find((x) => x.id === p.instanceId);
-    if (!m || m.state === 'fenced' || m.state === 'needs_rebuild') return [];
+    if (!m) return [];
+    const kept = m.state === 'fenced' || m.state === 'needs_rebuild';
     if (RUNS.has(p.state)) {
       const role = p.role === 'leader' ? 'primary' : 'replica';
-      return m.state === 'running' && m.role === role ? [] : [m];
+      // A kept state stays (the refresher keeps it too), but its role is still what the instance says.
+      return m.role === role && (kept || m.state === 'running') ? [] : [m];
     }
+    if (kept) return [];
     return DOWN.has(p.state) && m.state === 'running' ? [m] : [];
   });
 }
@@ -72,8 +84,7 @@ export function disagreeing(h: Pick<HerdRef, 'members'>, now: PatroniNow): HerdR
  */
 async function reobserveDisagreeing(db: Db, h: HerdRef, now: PatroniNow): Promise<string[]> {
   const off = disagreeing(h, now);
-  if (!off.length || Date.now() - (reobservedAt.get(h.id) ?? 0) < REOBSERVE_MS) return [];
-  reobservedAt.set(h.id, Date.now());
+  if (!off.length || !(await mayReobserve(db, h.id))) return [];
   await refreshFleet(db, { ids: h.members.map((m) => m.id), timeoutMs: 2000 });
   return off.map((m) => m.label);
 }
@@ -106,14 +117,32 @@ async function recordView(db: Db, herdId: number, now: PatroniNow, twoPrimaries:
            OR patroni_read_at IS NULL OR patroni_read_at < now() - interval '1 minute')`);
 }
 
+/** Why the names do not follow a leader pgherd's inventory has fenced or marked for a rebuild. */
+export const heldLeader = (lead: Pick<HerdRef['members'][number], 'label' | 'state'>, names: string[]) =>
+  `Patroni's leader ${lead.label} is ${lead.state === 'fenced' ? 'fenced' : 'marked for a rebuild'} in pgherd's inventory: ${names.join(', ') || 'the names'} not moved to it. If it may lead, set its state to running on its page; the names then follow`;
+
 /** The leader and the write names that do not answer it, or why nothing is to be moved. */
-async function toMove(h: HerdRef, now: PatroniNow) {
+type Move =
+  | string
+  | { held: string }
+  | { leader: PatroniNow['members'][number]; lead: HerdRef['members'][number]; off: Awaited<ReturnType<typeof checkRecord>>[] };
+
+async function toMove(h: HerdRef, now: PatroniNow): Promise<Move> {
   if (!now.askedOf) return `Patroni not read: ${now.problems.join('; ')}`;
   if (!h.dns.length) return 'no DNS name to move';
   const leader = now.members.find((m) => m.name === now.leader);
   if (!leader) return 'Patroni names no leader (a failover under way?)';
   const lead = h.members.find((m) => m.id === leader.instanceId);
   if (!lead) return `Patroni's leader ${leader.name} is not a member pgherd knows`;
+  // Fenced or to be rebuilt in pgherd's inventory (someone, or a failover, said so): Refresh DNS points
+  // names at running members only, so it would fail every round. Said on the herd instead, once.
+  if (lead.state === 'fenced' || lead.state === 'needs_rebuild')
+    return {
+      held: heldLeader(
+        lead,
+        h.dns.map((r) => r.name),
+      ),
+    };
   // The leader key is taken before the promotion ends: wait until it accepts writes.
   const o = await observe(lead, 2000);
   if (!o.reachable || o.inRecovery !== false) return `${lead.label} leads per Patroni but does not accept writes yet`;
@@ -145,6 +174,10 @@ async function followHerd(db: Db, queue: Queue<TargetJob> | null, h: HerdRef): P
     // More than one member accepting writes (looked for only when the names would move): said on the
     // herd (its changelist row), and DNS left where it is; no operation that would fail every round.
     let twoPrimaries: string | null = null;
+    if (typeof move !== 'string' && 'held' in move) {
+      await recordView(db, h.id, now, move.held);
+      return out(move.held);
+    }
     if (typeof move !== 'string') {
       const writable = (await Promise.all(h.members.map(async (m) => ({ m, o: await observe(m, 2000) })))).filter(
         ({ o }) => o.reachable && o.inRecovery === false,

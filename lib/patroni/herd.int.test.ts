@@ -5,7 +5,7 @@
 // switchover with nobody asking; bad credentials and a dead endpoint stop an action at its pre-flight.
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { and, desc, eq } from 'drizzle-orm';
+import { and, desc, eq, gte } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
 import { auditEntries, herds, instances, operations, operationTargets, servers } from '@/db/schema';
@@ -15,6 +15,7 @@ import { herdNow } from '@/lib/herds/topology';
 import { killPatroniMember, startPatroniMember } from '@/lib/lab/faults';
 import { PROJECT_ROOT, startLab, stopLab, writeLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { labLeader, waitNewLeader, waitSettled } from '@/lib/lab/patroni';
+import { followPatroni } from './follow';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs, waitFor } from '@/lib/lab/proc';
 import { seededDatabase } from '@/lib/lab/seed';
@@ -80,7 +81,24 @@ const idOf = async (server: string) =>
   )[0]!.id;
 const runOp = (action: AnyAction, params: Record<string, unknown> = {}) =>
   runOperation(db, worker!.queue, action, { herdIds: [herdId] }, params, { username: 'patroni-test', timeoutMs: 240_000 });
-const settled = () => waitSettled(pat());
+/** The herd's members as pgherd's inventory has them agree with Patroni's leader (`leader`: the one expected). */
+const inStep = async (leader?: string) => {
+  const lead = await idOf(leader ?? (await leaderNow())!);
+  const rows = await db
+    .select({ id: instances.id, role: instances.role, state: instances.state })
+    .from(instances)
+    .where(eq(instances.herdId, herdId));
+  return rows.every((r) => r.state === 'running' && r.role === (r.id === lead ? 'primary' : 'replica')) ? true : undefined;
+};
+/**
+ * Patroni settled (a leader, every member streaming), then pgherd's inventory in step with it: the
+ * follower observes the herd again within its rounds (at most once in 15 s), and a plan made before
+ * would start from the herd as it was.
+ */
+const settled = async () => {
+  await waitSettled(pat());
+  await waitFor("pgherd's inventory in step with Patroni", () => inStep(), 45_000);
+};
 /** The DSN the write name points at now (a client resolving it for each connection). */
 const viaWriteName = async () => {
   const [target] = await answer();
@@ -357,15 +375,7 @@ describe('a herd Patroni runs, through pgherd', () => {
     await waitFor('the write name answers the new leader', async () => ((await answer())[0] === cand ? true : undefined), 60_000);
     // The inventory follows Patroni too, within the follower's rounds (this worker runs no refresher):
     // the new leader the running primary, every other member a running replica, the plans start from that.
-    const inStep = async () => {
-      const rows = await db
-        .select({ id: instances.id, role: instances.role, state: instances.state })
-        .from(instances)
-        .where(eq(instances.herdId, herdId));
-      const lead = await idOf(cand);
-      return rows.every((r) => r.state === 'running' && r.role === (r.id === lead ? 'primary' : 'replica')) ? true : undefined;
-    };
-    await waitFor('the inventory says what Patroni says', inStep, 60_000);
+    await waitFor('the inventory says what Patroni says', () => inStep(cand), 60_000);
     // An inventory that falls out of step (a pass that saw the old leader mid-rejoin) is put back in step.
     await db
       .update(instances)
@@ -375,9 +385,79 @@ describe('a herd Patroni runs, through pgherd', () => {
       .update(instances)
       .set({ role: 'replica' })
       .where(eq(instances.id, await idOf(cand)));
-    await waitFor('the inventory is put back in step with Patroni', inStep, 45_000);
+    await waitFor('the inventory is put back in step with Patroni', () => inStep(cand), 45_000);
     const plan = await planOperation(db, SYSTEM_ACCESS, switchoverAction, [herdId], { candidateInstanceId: String(await idOf(old)) });
     expect(plan.targets[0]!.refused ?? null).toBeNull();
+    // Once in 15 s at most, whichever worker follows (the turn is taken in pgherd's database): out of step
+    // again at once, a round now observes nothing and the row stays as set; a later round mends it.
+    await db
+      .update(instances)
+      .set({ state: 'stopped' })
+      .where(eq(instances.id, await idOf(old)));
+    const [round] = await followPatroni(db, null, { herdIds: [herdId] });
+    expect(round?.reobserved).toBeUndefined();
+    const [still] = await db
+      .select({ state: instances.state })
+      .from(instances)
+      .where(eq(instances.id, await idOf(old)));
+    expect(still?.state).toBe('stopped');
+    await waitFor('the inventory is put back in step again, a turn later', () => inStep(cand), 45_000);
+  }, 180_000);
+
+  it('moves no name to a leader pgherd has fenced, and starts nothing that would fail: the herd says why, once', async () => {
+    await settled();
+    const old = (await leaderNow())!;
+    const fenced = members().find((m) => m.server !== old)!.server;
+    const config = pat().members.find((m) => m.server === old)!.configFile;
+    const since = new Date();
+    await db
+      .update(instances)
+      .set({ state: 'fenced' })
+      .where(eq(instances.id, await idOf(fenced)));
+    try {
+      // Patroni does not know pgherd's fence: it may elect the member (here, asked to).
+      await runAs(labIdentity(), ['/usr/bin/patronictl', '-c', config, 'switchover', '--leader', old, '--candidate', fenced, '--force']);
+      expect(await leaderNow()).toBe(fenced);
+      const problem = async () => (await db.select({ p: herds.patroniProblem }).from(herds).where(eq(herds.id, herdId)))[0]!.p;
+      await waitFor(
+        'the herd says its leader is fenced in pgherd',
+        async () => ((await problem()).includes('is fenced') ? true : undefined),
+        30_000,
+      );
+      expect(await problem()).toMatch(
+        new RegExp(`^Patroni's leader ${fenced.replace(/\./g, '\\.')}:\\d+ is fenced in pgherd's inventory: .* not moved to it`),
+      );
+      // A few more rounds of the follower (every 5 s): still no operation, the write name where it was.
+      await new Promise((r) => setTimeout(r, 12_000));
+      const started = await db
+        .select({ id: operations.id, action: operations.action })
+        .from(operations)
+        .innerJoin(operationTargets, eq(operationTargets.operationId, operations.id))
+        .where(and(eq(operationTargets.herdId, herdId), gte(operations.createdAt, since)));
+      expect(started).toEqual([]);
+      expect((await answer())[0]).toBe(old);
+      const [row] = await db
+        .select({ state: instances.state, role: instances.role })
+        .from(instances)
+        .where(eq(instances.id, await idOf(fenced)));
+      expect(row).toMatchObject({ state: 'fenced', role: 'primary' });
+    } finally {
+      // Someone who has looked says it may lead: the name follows it.
+      await db
+        .update(instances)
+        .set({ state: 'running' })
+        .where(eq(instances.id, await idOf(fenced)));
+    }
+    await waitFor(
+      'the write name follows once it is no longer fenced',
+      async () => ((await answer())[0] === fenced ? true : undefined),
+      60_000,
+    );
+    await waitFor(
+      'the herd no longer says so',
+      async () => ((await db.select({ p: herds.patroniProblem }).from(herds).where(eq(herds.id, herdId)))[0]!.p === '' ? true : undefined),
+      30_000,
+    );
   }, 180_000);
 
   it('schedules a switchover with Patroni: the plan says when, Patroni switches at that time, the write name follows', async () => {

@@ -1,0 +1,1 @@
+ALTER TABLE "herds" ADD COLUMN "patroni_reobserved_at" timestamp with time zone;
