@@ -16,6 +16,7 @@ import { killPatroniMember, startPatroniMember } from '@/lib/lab/faults';
 import { PROJECT_ROOT, startLab, stopLab, writeLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { labLeader, waitNewLeader, waitSettled } from '@/lib/lab/patroni';
 import { followPatroni } from './follow';
+import { herdsAdmin } from '@/lib/admin/models/herds.admin';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs, waitFor } from '@/lib/lab/proc';
 import { seededDatabase } from '@/lib/lab/seed';
@@ -427,8 +428,19 @@ describe('a herd Patroni runs, through pgherd', () => {
       expect(await problem()).toMatch(
         new RegExp(`^Patroni's leader ${fenced.replace(/\./g, '\\.')}:\\d+ is fenced in pgherd's inventory: .* not moved to it`),
       );
+      // Its role follows (a turn of the follower's re-observation, once in 15 s), its fence stays.
+      const seenAt = Date.now();
+      const fencedRow = async () =>
+        (
+          await db
+            .select({ state: instances.state, role: instances.role })
+            .from(instances)
+            .where(eq(instances.id, await idOf(fenced)))
+        )[0];
+      await waitFor('its role follows, its fence stays', async () => ((await fencedRow())?.role === 'primary' ? true : undefined), 45_000);
+      expect(await fencedRow()).toMatchObject({ state: 'fenced', role: 'primary' });
       // A few more rounds of the follower (every 5 s): still no operation, the write name where it was.
-      await new Promise((r) => setTimeout(r, 12_000));
+      await new Promise((r) => setTimeout(r, Math.max(0, seenAt + 12_000 - Date.now())));
       const started = await db
         .select({ id: operations.id, action: operations.action })
         .from(operations)
@@ -436,11 +448,10 @@ describe('a herd Patroni runs, through pgherd', () => {
         .where(and(eq(operationTargets.herdId, herdId), gte(operations.createdAt, since)));
       expect(started).toEqual([]);
       expect((await answer())[0]).toBe(old);
-      const [row] = await db
-        .select({ state: instances.state, role: instances.role })
-        .from(instances)
-        .where(eq(instances.id, await idOf(fenced)));
-      expect(row).toMatchObject({ state: 'fenced', role: 'primary' });
+      // The herds changelist says it too, rather than "no member answers".
+      const [listed] = await db.select({ p: herdsAdmin.fields.patroni!.sql }).from(herds).where(eq(herds.id, herdId));
+      expect(listed?.p).toMatch(/^leader \S+, Patroni's leader \S+ is fenced in pgherd's inventory/);
+      expect(await fencedRow()).toMatchObject({ state: 'fenced', role: 'primary' });
     } finally {
       // Someone who has looked says it may lead: the name follows it.
       await db

@@ -66,6 +66,7 @@ export const herdsAdmin = defineAdmin({
       sql: sql<string>`(CASE WHEN ${qualified(herds.controlDriver)} <> 'patroni' THEN NULL
         WHEN ${qualified(herds.patroniReadAt)} IS NULL OR ${qualified(herds.patroniReadAt)} < now() - interval '5 minutes' THEN 'not read lately'
         WHEN ${qualified(herds.patroniProblem)} LIKE 'two primaries%' THEN upper(${qualified(herds.patroniProblem)})
+        WHEN ${qualified(herds.patroniProblem)} LIKE 'Patroni''s leader %' THEN 'leader ' || ${qualified(herds.patroniLeader)} || ', ' || ${qualified(herds.patroniProblem)}
         WHEN ${qualified(herds.patroniProblem)} <> '' THEN 'no member answers'
         WHEN ${qualified(herds.patroniLeader)} = '' THEN 'nobody leads'
         ELSE 'leader ' || ${qualified(herds.patroniLeader)}
