@@ -17,6 +17,10 @@ export function stateFrom(o: Observed): 'running' | 'stopped' | 'unreachable' {
  * a failover fenced the old primary must not write "stopped" over "fenced". Every writer of observed
  * state (this, the refresher, the agent ingest) goes through this rule.
  */
+/** States pgherd set on purpose (fenced, needs rebuild): an observation never overwrites them. */
+export const DELIBERATE_STATES = ['fenced', 'needs_rebuild'] as const;
+export const isDeliberate = (state: string) => (DELIBERATE_STATES as readonly string[]).includes(state);
+
 export const keepDeliberate = (state: string) =>
   sql`CASE WHEN ${instances.state} IN ('fenced', 'needs_rebuild') THEN ${instances.state} ELSE ${state}::instance_state END`;
 

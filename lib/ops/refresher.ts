@@ -8,7 +8,7 @@ import { loadHerdRefs } from './herd-ref';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { loadInstanceRefs, type InstanceRef } from './instance-ref';
 import { observe, type Observed } from './observe';
-import { keepDeliberate, stateFrom } from './refresh';
+import { isDeliberate, keepDeliberate, stateFrom } from './refresh';
 
 /** `fn` over `items`, at most `limit` at a time, results in order. */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
@@ -51,7 +51,7 @@ export function readPass(seen: { r: InstanceRef; o: Observed }[]): Map<number, R
   const byEndpoint = new Map(seen.map(({ r }) => [`${r.herdId}/${r.host}:${r.port}`, r]));
   return new Map(
     seen.map(({ r, o }) => {
-      const keep = r.state === 'fenced' || r.state === 'needs_rebuild';
+      const keep = isDeliberate(r.state);
       const lsn = o.reachable && o.lsn ? lsnToNumber(o.lsn) : null;
       const primary = primaryLsn.get(r.herdId);
       const w = o.reachable && o.inRecovery ? o.walReceiver : null;

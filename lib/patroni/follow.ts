@@ -16,6 +16,7 @@ import { observe } from '@/lib/ops/observe';
 import { planOperation } from '@/lib/ops/plan';
 import type { TargetJob } from '@/lib/ops/queue';
 import { refreshDnsAction } from '@/lib/ops/actions/refresh-dns.action';
+import { isDeliberate } from '@/lib/ops/refresh';
 import { mapLimit, refreshFleet } from '@/lib/ops/refresher';
 import { writeOperations } from '@/lib/ops/submit';
 import { patroniNow, type PatroniNow } from './view';
@@ -65,7 +66,7 @@ export function disagreeing(h: Pick<HerdRef, 'members'>, now: PatroniNow): HerdR
   return now.members.flatMap((p) => {
     const m = h.members.find((x) => x.id === p.instanceId);
     if (!m) return [];
-    const kept = m.state === 'fenced' || m.state === 'needs_rebuild';
+    const kept = isDeliberate(m.state);
     if (RUNS.has(p.state)) {
       const role = p.role === 'leader' ? 'primary' : 'replica';
       // A kept state stays (the refresher keeps it too), but its role is still what the instance says.
@@ -118,15 +119,15 @@ async function recordView(db: Db, herdId: number, now: PatroniNow, twoPrimaries:
 }
 
 /** Why the names do not follow a leader pgherd's inventory has fenced or marked for a rebuild. */
-export const heldLeader = (lead: Pick<HerdRef['members'][number], 'label' | 'state'>, names: string[]) =>
+const heldLeader = (lead: Pick<HerdRef['members'][number], 'label' | 'state'>, names: string[]) =>
   `Patroni's leader ${lead.label} is ${lead.state === 'fenced' ? 'fenced' : 'marked for a rebuild'} in pgherd's inventory: ${names.join(', ') || 'the names'} not moved to it. If it may lead, set its state to running on its page; the names then follow`;
 
-/** The leader and the write names that do not answer it, or why nothing is to be moved. */
 type Move =
   | string
   | { held: string }
   | { leader: PatroniNow['members'][number]; lead: HerdRef['members'][number]; off: Awaited<ReturnType<typeof checkRecord>>[] };
 
+/** The leader and the write names that do not answer it, or why nothing is to be moved. */
 async function toMove(h: HerdRef, now: PatroniNow): Promise<Move> {
   if (!now.askedOf) return `Patroni not read: ${now.problems.join('; ')}`;
   if (!h.dns.length) return 'no DNS name to move';
@@ -136,7 +137,7 @@ async function toMove(h: HerdRef, now: PatroniNow): Promise<Move> {
   if (!lead) return `Patroni's leader ${leader.name} is not a member pgherd knows`;
   // Fenced or to be rebuilt in pgherd's inventory (someone, or a failover, said so): Refresh DNS points
   // names at running members only, so it would fail every round. Said on the herd instead, once.
-  if (lead.state === 'fenced' || lead.state === 'needs_rebuild')
+  if (isDeliberate(lead.state))
     return {
       held: heldLeader(
         lead,
