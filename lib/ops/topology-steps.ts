@@ -13,6 +13,7 @@ import { instanceClient } from './pg-access';
 import type { StepContext } from './pipeline';
 import { execNoted, execNotedOk } from './actions/control-steps';
 import { refuse } from './refusal';
+import { proveReplaceable } from './data-directory';
 
 /** primary_conninfo as libpq reads it: values quoted, quotes and backslashes escaped. */
 export function conninfo(parts: Record<string, string | number>): string {
@@ -155,6 +156,13 @@ export async function pointAt(
   return o;
 }
 
+/** The herd's system identifier: as recorded, else as its source (a member proven to be the herd's primary) reports it. */
+async function herdSystem(t: InstanceRef, src: InstanceRef): Promise<string | null> {
+  if (t.herdSystemIdentifier) return t.herdSystemIdentifier;
+  const o = await observe(src, 3000);
+  return o.reachable ? (o.systemIdentifier ?? null) : null;
+}
+
 /** The node's own settings, which pg_rewind and pg_basebackup overwrite with the source's. */
 export const OWN_FILES = ['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf'];
 
@@ -181,9 +189,10 @@ export function rejoinSteps<S extends RejoinState>(
   return [
     {
       name: `${prefix}save the node\u2019s own settings`,
-      says: `${prefix}copy its own ${OWN_FILES.join(', ')} aside (the rebuild overwrites them with the source's)`,
+      says: `${prefix}prove that no server runs on ${t.dataDirectory} and that it holds the herd's data (pg_ctl status, pg_controldata), then copy its own ${OWN_FILES.join(', ')} aside (the rebuild overwrites them with the source's)`,
       timeoutMs: 40_000,
       run: async (x) => {
+        await proveReplaceable(x.deps, t, x, await herdSystem(t, source(x.state)));
         // Files that live elsewhere (Debian keeps them in /etc) are not copied over by the rebuild anyway.
         const script =
           'set -e; save=$1; dd=$2; shift 2; mkdir -p "$save"; for f in "$@"; do if [ -e "$dd/$f" ]; then cp -p "$dd/$f" "$save/"; fi; done';
@@ -219,10 +228,14 @@ export function rejoinSteps<S extends RejoinState>(
       run: async (x) => {
         if (x.state.rewound) return void x.note({ stdout: 'skipped: rewound' });
         const src = source(x.state);
+        // Proven again right before the move: a server may have been started on it since.
+        const { exists } = await proveReplaceable(x.deps, t, x, await herdSystem(t, src));
         const aside = `${t.dataDirectory}.pgherd-old-${Date.now()}`;
-        let r = await execNoted(x.deps, t, x, ['mv', t.dataDirectory, aside], 60_000);
-        if (r.code !== 0) throw new Error(`could not move the data directory aside: ${r.stderr}`);
-        r = await execNoted(
+        if (exists) {
+          const mv = await execNoted(x.deps, t, x, ['mv', t.dataDirectory, aside], 60_000);
+          if (mv.code !== 0) throw new Error(`could not move the data directory aside: ${mv.stderr}`);
+        }
+        const r = await execNoted(
           x.deps,
           t,
           x,
@@ -244,8 +257,9 @@ export function rejoinSteps<S extends RejoinState>(
           ],
           86_400_000,
         );
-        if (r.code !== 0) throw new Error(`pg_basebackup failed (the old data directory is kept at ${aside}): ${r.stderr}`);
-        await execNoted(x.deps, t, x, ['rm', '-rf', '--', aside], 600_000);
+        if (r.code !== 0)
+          throw new Error(`pg_basebackup failed${exists ? ` (the old data directory is kept at ${aside})` : ''}: ${r.stderr}`);
+        if (exists) await execNoted(x.deps, t, x, ['rm', '-rf', '--', aside], 600_000);
       },
     },
     {

@@ -5,6 +5,7 @@ import { observe } from '../observe';
 import { refuse } from '../refusal';
 import { checkpointStep, rejoinSteps, type RejoinState } from '../topology-steps';
 import { driverFor } from '../drivers';
+import { hostSaysRunning } from '../data-directory';
 import { execNotedOk, refreshStep } from './control-steps';
 import { planReinitialize } from '@/lib/patroni/reinitialize';
 
@@ -40,7 +41,19 @@ export const rebuildAction = defineAction({
             const o = await observe(t);
             if (o.reachable && o.inRecovery === false)
               throw refuse('not-applicable', `${t.label} runs as a primary; stop it (or fail over) before rebuilding it`);
-            x.note({ stdout: `source: ${src.label}; target ${o.reachable ? 'running as a replica' : 'not running'}` });
+            const herd = t.herdSystemIdentifier ?? so.systemIdentifier ?? null;
+            if (o.reachable && herd && o.systemIdentifier && o.systemIdentifier !== herd)
+              throw refuse(
+                'identity',
+                `${t.label} runs system ${o.systemIdentifier}, not the herd's ${herd}: it is another cluster; nothing was changed`,
+              );
+            // Not answering is not stopped (saturated, frozen, or refusing pgherd's credentials): the host says.
+            if (!o.reachable && (await hostSaysRunning(x.deps, t, x)))
+              throw refuse(
+                'unreachable',
+                `${t.label} did not answer (${o.error ?? 'no answer'}), yet a server runs on ${t.dataDirectory} (pg_ctl status): pgherd cannot prove what it is and touches nothing; make it answer, or stop it, first`,
+              );
+            x.note({ stdout: `source: ${src.label}; target ${o.reachable ? 'running as a replica' : 'not running (its host says so)'}` });
           },
         },
         {
@@ -48,7 +61,7 @@ export const rebuildAction = defineAction({
           says: `stop ${t.label} (fast) if it runs`,
           timeoutMs: 160_000,
           run: async (x) => {
-            if (!(await observe(t)).reachable) return void x.note({ stdout: 'skipped: not running' });
+            if (!(await hostSaysRunning(x.deps, t, x))) return void x.note({ stdout: 'skipped: not running (its host says so)' });
             await execNotedOk(x.deps, t, x, d.stop(t, 'fast'));
           },
         },

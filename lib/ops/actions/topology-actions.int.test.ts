@@ -1,7 +1,8 @@
 // promote and remaster on real lab instances: the staging/identity herd, which the other test files leave alone.
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instances } from '@/db/schema';
 import { seedLabFleet } from '@/lib/lab/seed';
@@ -163,7 +164,12 @@ describe('rebuild', () => {
 
   it('falls back to pg_basebackup when pg_rewind cannot work, into a fresh directory', async () => {
     expect((await run(stopAction, r3.id)).res.error).toBeUndefined();
-    rmSync(path.join(r3.dataDirectory, 'global', 'pg_control')); // a data directory pg_rewind cannot use
+    // A pg_control whose checksum is wrong: pg_rewind refuses it; its system identifier (the first
+    // bytes) still says whose data it is, so pgherd may replace it.
+    const control = path.join(r3.dataDirectory, 'global', 'pg_control');
+    const bytes = readFileSync(control);
+    bytes[100] = bytes[100]! ^ 0xff;
+    writeFileSync(control, bytes);
     const { res, steps } = await run(rebuildAction, r3.id);
     expect(res.error).toBeUndefined();
     expect(steps.find((s) => s.name === 'pg_rewind')?.exitCode).not.toBe(0);
@@ -173,6 +179,63 @@ describe('rebuild', () => {
     expect((await query<{ v: string }>(dsn(r3), 'SELECT v FROM promoted ORDER BY v')).map((r) => r.v)).toEqual(['after promote', 'second']);
     const parent = path.dirname(r3.dataDirectory);
     expect(readdirSync(parent).filter((f) => f.includes('pgherd-'))).toEqual([]); // nothing left aside
+  });
+});
+
+describe('rebuild destroys nothing its host has not proven', () => {
+  const listing = (dir: string) => readdirSync(dir).sort();
+
+  it('refuses a saturated replica (it does not answer, yet it runs): its data directory untouched, still streaming', async () => {
+    // Every connection slot taken: pgherd's own connection is refused ("too many clients"), as it would
+    // be by a replica under a connection storm, or one that refuses pgherd's credentials.
+    const held: pg.Client[] = [];
+    try {
+      for (;;) {
+        const c = new pg.Client({ connectionString: dsn(r3), connectionTimeoutMillis: 5000 });
+        c.on('error', () => {});
+        try {
+          await c.connect();
+        } catch (err) {
+          expect(String(err)).toMatch(/too many clients|remaining connection slots/);
+          break;
+        }
+        held.push(c);
+      }
+      const before = listing(r3.dataDirectory);
+      const control = readFileSync(path.join(r3.dataDirectory, 'global', 'pg_control'));
+      await t.db.update(instances).set({ state: 'needs_rebuild' }).where(eq(instances.id, r3.id));
+      const { res, steps } = await run(rebuildAction, r3.id);
+      expect(res.error?.message).toMatch(/did not answer .*yet a server runs on .*pg_ctl status.*touches nothing/);
+      expect(steps.map((s) => s.status)).toEqual(['failed']);
+      expect(listing(r3.dataDirectory)).toEqual(before);
+      expect(readFileSync(path.join(r3.dataDirectory, 'global', 'pg_control')).equals(control)).toBe(true);
+      expect(readdirSync(path.dirname(r3.dataDirectory)).filter((f) => f.includes('pgherd-'))).toEqual([]);
+    } finally {
+      await Promise.all(held.map((c) => c.end()));
+    }
+    expect(await inRecovery(r3)).toBe(true);
+    const [w] = await query<{ status: string }>(dsn(r3), 'SELECT status FROM pg_stat_wal_receiver');
+    expect(w?.status).toBe('streaming');
+    await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, r3.id));
+  });
+
+  it('refuses a stopped data directory of another cluster (its system identifier is not the herd\u2019s): not one file moved', async () => {
+    // An instance row pointed at a directory that holds another cluster's data (another herd's, or
+    // another environment's): stopped, so Postgres cannot answer for it; pg_control says whose it is.
+    const other = path.join(t.lab.dir, 'not-this-herd');
+    await runAs(labIdentity(), [`${t.lab.pgBin}/initdb`, '-D', other, '-U', 'postgres', '--no-sync']);
+    const before = listing(other);
+    const [row] = await t.db.select().from(instances).where(eq(instances.id, r3.id));
+    await t.db.update(instances).set({ dataDirectory: other, state: 'needs_rebuild' }).where(eq(instances.id, r3.id));
+    try {
+      const { res, steps } = await run(rebuildAction, r3.id);
+      expect(res.error?.message).toMatch(/holds system \d+, not the herd's \d+: it is another cluster's data, and is not touched/);
+      expect(steps.filter((s) => s.status === 'succeeded').map((s) => s.name)).not.toContain('pg_basebackup (when pg_rewind could not)');
+      expect(listing(other)).toEqual(before);
+      expect(readdirSync(t.lab.dir).filter((f) => f.startsWith('not-this-herd.pgherd-'))).toEqual([]);
+    } finally {
+      await t.db.update(instances).set({ dataDirectory: row!.dataDirectory, state: row!.state }).where(eq(instances.id, r3.id));
+    }
   });
 });
 

@@ -1,0 +1,72 @@
+// What the host says of a data directory, before pgherd moves, deletes or overwrites it. "Postgres did
+// not answer" is not "stopped": a saturated, frozen or credential-refusing server does not answer
+// either. Only the host can prove that no server runs there (`pg_ctl status`, which reads the
+// postmaster.pid and asks the kernel), and only the directory's own pg_control can prove whose data it
+// holds (its system identifier).
+import type { ActionDeps } from './define-action';
+import { binDir, driverFor, STATUS_NOT_RUNNING } from './drivers';
+import type { InstanceRef } from './instance-ref';
+import type { StepContext } from './pipeline';
+import { refuse } from './refusal';
+import { execNoted } from './actions/control-steps';
+
+/** Whether a server runs on the target's data directory, as its host says; throws when the host cannot tell. */
+export async function hostSaysRunning(deps: ActionDeps, t: InstanceRef, ctx: StepContext): Promise<boolean> {
+  const r = await execNoted(deps, t, ctx, driverFor(t.controlDriver).status(t), 30_000);
+  if (r.code === 0) return true;
+  if (r.code === STATUS_NOT_RUNNING) return false;
+  throw refuse(
+    'unreachable',
+    `${t.ssh.host}: cannot tell whether a server runs on ${t.dataDirectory} (status exited ${r.code ?? r.signal ?? 'without a code'}: ${r.stderr.trim().slice(0, 300)}); nothing was changed`,
+  );
+}
+
+/** The system identifier in the directory's pg_control (LC_ALL=C: pg_controldata's words are translated); null when there is no data directory there. */
+export async function dataDirectorySystem(
+  deps: ActionDeps,
+  t: InstanceRef,
+  ctx: StepContext,
+): Promise<{ exists: boolean; system: string | null; error: string }> {
+  const exists = await execNoted(deps, t, ctx, ['test', '-e', t.dataDirectory], 30_000);
+  if (exists.code !== 0) return { exists: false, system: null, error: '' };
+  const r = await execNoted(deps, t, ctx, ['env', 'LC_ALL=C', `${binDir(t.pgVersion)}/pg_controldata`, '-D', t.dataDirectory], 30_000);
+  const m = /^Database system identifier:\s*(\d+)\s*$/m.exec(r.stdout);
+  return { exists: true, system: r.code === 0 && m?.[1] ? m[1] : null, error: r.stderr.trim().slice(0, 300) };
+}
+
+/**
+ * Refuses unless the host proves the target's data directory may be replaced: no server runs on it,
+ * and it holds the herd's data (`herdSystem`), or nothing at all. Called right before the step that
+ * moves or overwrites it, whatever was checked earlier: a server may have been started meanwhile.
+ */
+export async function proveReplaceable(
+  deps: ActionDeps,
+  t: InstanceRef,
+  ctx: StepContext,
+  herdSystem: string | null,
+): Promise<{ exists: boolean }> {
+  if (await hostSaysRunning(deps, t, ctx))
+    throw refuse(
+      'not-applicable',
+      `a server runs on ${t.ssh.host}:${t.dataDirectory} (pg_ctl status says so), whether or not it answers pgherd: its data directory is not touched; stop it first`,
+    );
+  const d = await dataDirectorySystem(deps, t, ctx);
+  if (!d.exists) return { exists: false };
+  if (!d.system)
+    throw refuse(
+      'identity',
+      `the system identifier of ${t.ssh.host}:${t.dataDirectory} cannot be read (${d.error || 'pg_controldata printed none'}): pgherd replaces only a data directory proven to be the herd's; move it aside by hand if it is`,
+    );
+  if (!herdSystem)
+    throw refuse(
+      'identity',
+      `the herd's system identifier is not known: ${t.ssh.host}:${t.dataDirectory} (system ${d.system}) cannot be proven to be the herd's`,
+    );
+  if (d.system !== herdSystem)
+    throw refuse(
+      'identity',
+      `${t.ssh.host}:${t.dataDirectory} holds system ${d.system}, not the herd's ${herdSystem}: it is another cluster's data, and is not touched`,
+    );
+  ctx.note({ stdout: `${t.dataDirectory}: no server running, system ${d.system} (the herd's)` });
+  return { exists: true };
+}
