@@ -27,7 +27,7 @@ async function main() {
   const w = await startWorker({
     databaseUrl: required('DATABASE_URL'),
     redisUrl: required('REDIS_URL'),
-    sshKeyPath: required('PGHERD_SSH_KEY'),
+    sshKeyPath: process.env.PGHERD_SSH_KEY || (process.env.PGHERD_SSH_KEYS ? undefined : required('PGHERD_SSH_KEY')),
     concurrency: checked(() => intSetting('PGHERD_WORKER_CONCURRENCY', 8, 1, 256)),
     refreshEveryMs: checked(() => intSetting('PGHERD_REFRESH_INTERVAL_MS', 30_000, 0, 86_400_000)),
     metricsListen: listen ? checked(() => parseListen('PGHERD_WORKER_METRICS_LISTEN', listen)) : null,

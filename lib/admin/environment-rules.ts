@@ -5,6 +5,7 @@ import { sql } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
 import { dnsZones, ownershipProblem } from '@/lib/dns/config';
 import { capitalize } from './text';
+import { addressesOf, addressTakenElsewhere } from '@/lib/ops/host-binding';
 
 interface Mismatch extends Record<string, unknown> {
   label: string;
@@ -36,6 +37,18 @@ export async function serverDependents(db: Queries, id: number): Promise<Record<
         environmentId: `This server runs members or poolers of herds in other environments: ${described(m)}. A server and what runs on it are in one environment: move them first.`,
       }
     : null;
+}
+
+/** Where the server is reached (its address, else its host name, resolved) must not be another environment's host. */
+export async function serverAddressRules(db: Queries, id: number): Promise<Record<string, string> | null> {
+  const [s] = (
+    await db.execute<{ host: string; environment_id: number; has_address: boolean }>(
+      sql`SELECT coalesce(nullif(address, ''), hostname) AS host, environment_id, coalesce(address, '') <> '' AS has_address FROM servers WHERE id = ${id}`,
+    )
+  ).rows;
+  if (!s) throw new Error(`server ${id} not found: its rules are checked after it is saved`);
+  const problem = await addressTakenElsewhere(db, s.environment_id, await addressesOf(s.host), id);
+  return problem ? { [s.has_address ? 'address' : 'hostname']: `${capitalize(problem)}.` } : null;
 }
 
 /** A herd moved to another environment must not leave members or poolers on servers of the old one. */

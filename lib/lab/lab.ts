@@ -181,6 +181,13 @@ export function labSettings(lab: LabInfo): { PGHERD_DNS_CONFIG: string; PGHERD_P
     PGHERD_RULE_MIN_INTERVAL_SECONDS: '1',
     ...(lab.metrics ? { PGHERD_METRICS_TOKEN: lab.metrics.token } : {}),
     ...(lab.aws ? labAwsEnv(lab.aws) : {}),
+    // A key per environment, as a fleet should run: each environment's hosts authorize only their own.
+    ...(lab.ssh
+      ? {
+          PGHERD_SSH_KEY: lab.ssh.privateKeyPath,
+          PGHERD_SSH_KEYS: JSON.stringify(Object.fromEntries(Object.entries(lab.ssh.environments).map(([e, k]) => [e, k.privateKeyPath]))),
+        }
+      : {}),
   };
 }
 
@@ -306,14 +313,17 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
           info.pgbouncer.push(b.pooler);
         }
       }
-      const addresses = [
-        ...members.map((m) => m.address),
-        ...poolerHosts.map((p) => p.address),
-        ...info.instances.filter((i) => i.patroniUrl).map((i) => i.address),
+      const hosts = [
+        ...members.map((m) => ({ address: m.address, environment: m.environment })),
+        ...poolerHosts.map((p) => ({ address: p.address, environment: p.environment })),
+        ...info.instances.filter((i) => i.patroniUrl).map((i) => ({ address: i.address, environment: i.environment })),
       ];
-      const sshPort = await portFreeOnAll(addresses, [2222, ...range(22022, 40)]);
-      log(`starting sshd on port ${sshPort} of every fleet address`);
-      const sshd = await startSshd(id, dir, addresses, sshPort);
+      const sshPort = await portFreeOnAll(
+        hosts.map((h) => h.address),
+        [2222, ...range(22022, 40)],
+      );
+      log(`starting sshd on port ${sshPort} of every fleet address (a host key and an authorized pgherd key per environment)`);
+      const sshd = await startSshd(id, dir, hosts, sshPort);
       sshd.pids.forEach((pid, i) => track({ name: `sshd-${i}`, pid, program: 'sshd', signal: 'SIGTERM' }));
       info.ssh = sshd.ssh;
       if (opts.dns !== false) {

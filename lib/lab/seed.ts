@@ -6,6 +6,7 @@ import { migrateDatabase } from '@/db/migrate';
 import { dnsRecords, environments, herds, instances, poolers, roleBindings, servers, sites } from '@/db/schema';
 import { LAB_ZONE, READ_NAME_TTL, readNameOf, useLabSettings, writeNameOf, type LabInfo, type LabInstance } from './lab';
 import { lsnToNumber } from '@/lib/inventory/lsn';
+import { labSshFor } from './sshd';
 
 interface Observed {
   systemIdentifier: string;
@@ -30,7 +31,7 @@ async function upsertLabServer(
   lab: LabInfo,
   environmentId: number,
   hostname: string,
-  at: { address: string; site: string },
+  at: { address: string; site: string; environment: string },
 ): Promise<number> {
   const row = returned(
     await tx
@@ -42,7 +43,7 @@ async function upsertLabServer(
         site: at.site,
         sshUser: lab.osUser,
         sshPort: lab.ssh?.port ?? 22,
-        sshHostKeyFingerprint: lab.ssh?.hostKeyFingerprint ?? null,
+        sshHostKeyFingerprint: lab.ssh ? labSshFor(lab.ssh, at.environment).hostKeyFingerprint : null,
       })
       .onConflictDoUpdate({
         target: servers.hostname,

@@ -1,22 +1,32 @@
-// An OpenSSH server run by the lab's unprivileged user, listening on every lab server's address,
-// with pgherd's own key authorized: the lab's servers are reached over real SSH.
+// OpenSSH servers run by the lab's unprivileged user, one on every lab server's address: the lab's
+// servers are reached over real SSH. As a fleet should be, each environment's hosts have a host key of
+// their own and authorize pgherd's key for that environment only (PGHERD_SSH_KEYS): a staging key is
+// refused by production's hosts.
 import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { asLabUser, mkdirOwned, run, selfIdentity, waitFor, type Identity } from './proc';
 
-export interface LabSsh {
-  port: number;
-  user: string;
-  /** pgherd's private key (readable by the user running pgherd, not by the lab user). */
+export interface LabSshKeys {
+  /** pgherd's private key for the environment (readable by the user running pgherd, not by the lab user). */
   privateKeyPath: string;
   publicKey: string;
-  /** The lab sshd's host key fingerprint, OpenSSH style (SHA256:...). */
+  /** The environment's hosts' key fingerprint, OpenSSH style (SHA256:...). */
   hostKeyFingerprint: string;
+}
+
+export interface LabSsh extends LabSshKeys {
+  port: number;
+  user: string;
+  /** Each environment's keys; the top-level ones are the first environment's (production's, in the demo): PGHERD_SSH_KEY. */
+  environments: Record<string, LabSshKeys>;
   /** Where the daemons listen, one each (process `sshd-<index>`). */
   addresses: string[];
 }
+
+/** The keys of an environment's hosts in the lab (the first environment's where it has none of its own). */
+export const labSshFor = (ssh: LabSsh, environment: string): LabSshKeys => ssh.environments[environment] ?? ssh;
 
 function banner(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -33,33 +43,47 @@ function banner(host: string, port: number): Promise<boolean> {
   });
 }
 
-export async function startSshd(id: Identity, dir: string, addresses: string[], port: number): Promise<{ pids: number[]; ssh: LabSsh }> {
+export async function startSshd(
+  id: Identity,
+  dir: string,
+  hosts: { address: string; environment: string }[],
+  port: number,
+): Promise<{ pids: number[]; ssh: LabSsh }> {
   const home = path.join(dir, 'ssh');
   mkdirOwned(id, home, 0o755);
-  const hostKey = path.join(home, 'ssh_host_ed25519_key');
-  await run(id, ['/usr/bin/ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'pgherd-lab-host', '-f', hostKey]);
-  // pgherd's client key belongs to whoever runs pgherd (root here), in a directory of its own.
+  // pgherd's client keys belong to whoever runs pgherd (root here), in a directory of its own.
   const self = selfIdentity();
   const clientDir = path.join(dir, 'pgherd-key');
   mkdirOwned(self, clientDir, 0o700);
-  const clientKey = path.join(clientDir, 'id_ed25519');
-  await run(self, ['/usr/bin/ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'pgherd', '-f', clientKey]);
-  const publicKey = readFileSync(`${clientKey}.pub`, 'utf8').trim();
-  const authorized = path.join(home, 'authorized_keys');
-  writeFileSync(authorized, `${publicKey}\n`, { mode: 0o600 });
-  chownSync(authorized, id.uid, id.gid);
+  const environments: Record<string, LabSshKeys & { hostKey: string; authorized: string }> = {};
+  for (const env of [...new Set(hosts.map((h) => h.environment))]) {
+    const tag = env.replace(/[^a-z0-9-]/gi, '_');
+    const hostKey = path.join(home, `ssh_host_ed25519_key.${tag}`);
+    await run(id, ['/usr/bin/ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `pgherd-lab-host-${tag}`, '-f', hostKey]);
+    // The first environment's key is also plain id_ed25519: PGHERD_SSH_KEY, the default.
+    const clientKey = path.join(clientDir, Object.keys(environments).length ? `id_ed25519.${tag}` : 'id_ed25519');
+    await run(self, ['/usr/bin/ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `pgherd-${tag}`, '-f', clientKey]);
+    const publicKey = readFileSync(`${clientKey}.pub`, 'utf8').trim();
+    const authorized = path.join(home, `authorized_keys.${tag}`);
+    writeFileSync(authorized, `${publicKey}\n`, { mode: 0o600 });
+    chownSync(authorized, id.uid, id.gid);
+    const fp = (await run(self, ['/usr/bin/ssh-keygen', '-l', '-E', 'sha256', '-f', `${hostKey}.pub`])).stdout.split(' ')[1]!;
+    environments[env] = { privateKeyPath: clientKey, publicKey, hostKeyFingerprint: fp, hostKey, authorized };
+  }
   // One daemon per server address, as on real hosts: each has its own MaxStartups budget (and sshd
-  // could not listen on more than 16 addresses anyway). They share one host key.
+  // could not listen on more than 16 addresses anyway).
   const pids: number[] = [];
-  for (let i = 0; i < addresses.length; i++) {
+  for (let i = 0; i < hosts.length; i++) {
+    const { address, environment } = hosts[i]!;
+    const keys = environments[environment]!;
     const config = path.join(home, `sshd_config.${i}`);
     writeFileSync(
       config,
       [
-        `ListenAddress ${addresses[i]!}:${port}`,
-        `HostKey ${hostKey}`,
+        `ListenAddress ${address}:${port}`,
+        `HostKey ${keys.hostKey}`,
         `PidFile ${path.join(home, `sshd.${i}.pid`)}`,
-        `AuthorizedKeysFile ${authorized}`,
+        `AuthorizedKeysFile ${keys.authorized}`,
         `AllowUsers ${id.user}`,
         'UsePAM no',
         'PasswordAuthentication no',
@@ -72,10 +96,16 @@ export async function startSshd(id: Identity, dir: string, addresses: string[], 
       ].join('\n'),
     );
     chmodSync(config, 0o644);
-    pids.push(await spawnSshd(id, dir, i, addresses[i]!, port));
+    pids.push(await spawnSshd(id, dir, i, address, port));
   }
-  const fp = (await run(self, ['/usr/bin/ssh-keygen', '-l', '-E', 'sha256', '-f', `${hostKey}.pub`])).stdout.split(' ')[1];
-  return { pids, ssh: { port, user: id.user, privateKeyPath: clientKey, publicKey, hostKeyFingerprint: fp!, addresses } };
+  const shown = Object.fromEntries(
+    Object.entries(environments).map(([env, k]) => [
+      env,
+      { privateKeyPath: k.privateKeyPath, publicKey: k.publicKey, hostKeyFingerprint: k.hostKeyFingerprint },
+    ]),
+  );
+  const first = Object.values(shown)[0]!;
+  return { pids, ssh: { port, user: id.user, ...first, environments: shown, addresses: hosts.map((h) => h.address) } };
 }
 
 /** Starts the daemon for the i-th address from its configuration file; resolves once it answers. */

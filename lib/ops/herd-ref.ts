@@ -58,7 +58,8 @@ const HERDS = {
                     'host', coalesce(nullif(s.address, ''), s.hostname), 'port', p.port, 'adminUser', p.admin_user,
                     'configFile', p.config_file, 'databases', p.databases, 'serverEnvironmentId', s.environment_id, 'serverEnvironment', (SELECT name FROM environments WHERE id = s.environment_id),
                     'ssh', json_build_object('host', coalesce(nullif(s.address, ''), s.hostname), 'port', s.ssh_port,
-                                             'username', s.ssh_user, 'hostKeyFingerprint', s.ssh_host_key_fingerprint, 'serverId', s.id)) ORDER BY p.id)
+                                             'username', s.ssh_user, 'hostKeyFingerprint', s.ssh_host_key_fingerprint, 'serverId', s.id,
+                                             'environment', (SELECT name FROM environments WHERE id = s.environment_id))) ORDER BY p.id)
                   FROM poolers p JOIN servers s ON s.id = p.server_id WHERE p.herd_id = h.id), '[]') AS poolers
          FROM herds h JOIN environments e ON e.id = h.environment_id
          WHERE h.id = ANY($1::int[]) ORDER BY h.id`,

@@ -143,7 +143,14 @@ export function toRef(r: RefRow): InstanceRef {
     herdAutomation: r.automation,
     patroniUrl: r.patroni_url,
     patroniScope: r.patroni_scope,
-    ssh: { host, port: r.ssh_port, username: r.ssh_user, hostKeyFingerprint: r.ssh_host_key_fingerprint, serverId: r.server_id },
+    ssh: {
+      host,
+      port: r.ssh_port,
+      username: r.ssh_user,
+      hostKeyFingerprint: r.ssh_host_key_fingerprint,
+      serverId: r.server_id,
+      environment: r.server_environment,
+    },
   };
 }
 

@@ -1,14 +1,13 @@
 // The worker pool process: takes targets off the queue and executes them; reconciles at start and
 // periodically; closes gracefully (finishing the targets it runs) on SIGTERM.
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { DelayedError, Worker, type Job } from 'bullmq';
 import { createDb } from '@/db/client';
 import { logLine, throttled } from './log';
 import { pgAccessConfig } from './pg-access';
-import { SshPool } from '@/lib/ssh/ssh-client';
-import { servers } from '@/db/schema';
-import { eq, and, isNull, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
+import { parseSshKeys } from '@/lib/ssh/keys';
+import { fleetSsh } from './fleet-ssh';
 import { errorText } from './errors';
 import { executeTarget, reconcile } from './execute-target';
 import { runConductor } from './conductor';
@@ -31,7 +30,8 @@ import { listenForMetrics } from '@/lib/metrics/serve';
 export interface WorkerConfig {
   databaseUrl: string;
   redisUrl: string;
-  sshKeyPath: string;
+  /** The SSH key of environments PGHERD_SSH_KEYS does not list (PGHERD_SSH_KEY). */
+  sshKeyPath?: string;
   concurrency?: number;
   reconcileEveryMs?: number;
   /** The queue's Redis key prefix (default PGHERD_QUEUE_PREFIX, else "pgherd"). */
@@ -77,22 +77,7 @@ export async function startWorker(cfg: WorkerConfig) {
   pgAccessConfig(); // a broken PGHERD_PG_CONFIG stops the worker at start, saying what is wrong
   const discovery = discoveryConfig(); // so does a bad PGHERD_AWS_DISCOVERY
   const { db, pool } = createDb(cfg.databaseUrl, (cfg.concurrency ?? 8) + 4);
-  const ssh = new SshPool({
-    privateKey: readFileSync(cfg.sshKeyPath),
-    log: (e, f) => {
-      if (e !== 'ssh.exec.start' && e !== 'ssh.exec.end') log(e, f);
-    },
-    // Pin the host key seen on first contact (a read-only command: "Check SSH") to the server by its id,
-    // never by an address another server may share or take over; only where none is pinned yet.
-    onFirstContact: async (t, fp) => {
-      if (t.serverId === undefined) return void log('ssh.hostkey.not_pinned', { host: t.host, fingerprint: fp, reason: 'no server id' });
-      await db
-        .update(servers)
-        .set({ sshHostKeyFingerprint: fp })
-        .where(and(eq(servers.id, t.serverId), isNull(servers.sshHostKeyFingerprint)));
-      log('ssh.hostkey.pinned', { host: t.host, serverId: t.serverId, fingerprint: fp });
-    },
-  });
+  const ssh = fleetSsh(db, log, parseSshKeys(process.env.PGHERD_SSH_KEYS, cfg.sshKeyPath));
   const producer = workerConnection(cfg.redisUrl);
   const prefix = cfg.queuePrefix ?? queuePrefix();
   const queue = targetQueue(producer, prefix);

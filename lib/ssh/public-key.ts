@@ -15,3 +15,15 @@ export function pgherdPublicKey(path = process.env.PGHERD_SSH_KEY, given = proce
   if (!k) throw new Error(`PGHERD_SSH_KEY (${path}) holds no key`);
   return `${k.type} ${k.getPublicSSH().toString('base64')} pgherd`;
 }
+
+/**
+ * The public key pgherd offers to `environment`'s hosts: that environment's key in PGHERD_SSH_KEYS,
+ * else the default (pgherdPublicKey). Null when none is set.
+ */
+export function pgherdPublicKeyFor(environment: string | null, keys = process.env.PGHERD_SSH_KEYS): string | null {
+  if (environment && keys?.trim()) {
+    const file = (JSON.parse(keys) as Record<string, unknown>)[environment];
+    if (typeof file === 'string') return pgherdPublicKey(file, '');
+  }
+  return pgherdPublicKey();
+}

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { Client, type ConnectConfig } from 'ssh2';
 import { HostKeyMismatchError, HostKeyNotPinnedError, SshCommandError, SshError, SshTimeoutError } from './ssh-errors';
 import { redact, shellCommand } from './quote';
+import { keyFor, sshKeysFromEnv, type SshKeys } from './keys';
 
 export interface SshTarget {
   host: string;
@@ -13,6 +14,8 @@ export interface SshTarget {
   hostKeyFingerprint: string | null;
   /** The server in pgherd's inventory: a key seen on first contact is pinned to it (never to an address). */
   serverId?: number;
+  /** The server's environment: which of pgherd's keys it is offered (lib/ssh/keys.ts). */
+  environment?: string | null;
 }
 
 export interface ExecResult {
@@ -23,7 +26,10 @@ export interface ExecResult {
 }
 
 export interface SshOptions {
-  privateKey: Buffer | string;
+  /** The key of environments PGHERD_SSH_KEYS does not list (the settings' PGHERD_SSH_KEY when not given). */
+  privateKey?: Buffer | string;
+  /** The keys per environment (default: PGHERD_SSH_KEYS, with privateKey as the fallback). */
+  keys?: SshKeys;
   connectTimeoutMs?: number;
   commandTimeoutMs?: number;
   /** Concurrent commands on one host; sshd's MaxSessions defaults to 10. */
@@ -31,6 +37,12 @@ export interface SshOptions {
   connectRetries?: number;
   /** Called once with the fingerprint seen on first contact, so the caller can pin it. */
   onFirstContact?: (target: SshTarget, fingerprint: string) => void | Promise<void>;
+  /**
+   * Called on every new connection, after the host proved it holds the key with `fingerprint` and
+   * before any command runs: a throw refuses the connection (a key that belongs to another
+   * environment's server, say).
+   */
+  onConnected?: (target: SshTarget, fingerprint: string) => void | Promise<void>;
   log?: (event: string, fields: Record<string, unknown>) => void;
 }
 
@@ -71,15 +83,25 @@ interface Conn {
 
 export class SshPool {
   private conns = new Map<string, Conn>();
-  private opts: Required<Omit<SshOptions, 'onFirstContact' | 'log'>> & Pick<SshOptions, 'onFirstContact' | 'log'>;
+  private opts: Required<Omit<SshOptions, 'onFirstContact' | 'onConnected' | 'log' | 'privateKey' | 'keys'>> &
+    Pick<SshOptions, 'onFirstContact' | 'onConnected' | 'log'>;
+  private keys: SshKeys;
 
   constructor(opts: SshOptions) {
-    this.opts = { connectTimeoutMs: 10_000, commandTimeoutMs: 120_000, maxPerHost: 6, connectRetries: 5, ...opts };
+    const { privateKey, keys, ...rest } = opts;
+    this.keys = keys ?? {
+      fallback: privateKey === undefined ? sshKeysFromEnv().fallback : Buffer.from(privateKey),
+      byEnvironment: sshKeysFromEnv().byEnvironment,
+    };
+    this.opts = { connectTimeoutMs: 10_000, commandTimeoutMs: 120_000, maxPerHost: 6, connectRetries: 5, ...rest };
   }
 
-  /** A connection is reused only for the host key it was verified with (a re-pin connects anew). */
+  /**
+   * A connection is reused only for the host key it was verified with (a re-pin connects anew) and the
+   * environment whose key authenticated it (a staging row never rides production's session).
+   */
   private key(t: SshTarget) {
-    return `${t.username}@${t.host}:${t.port} ${t.hostKeyFingerprint ?? 'unpinned'}`;
+    return `${t.username}@${t.host}:${t.port} ${t.hostKeyFingerprint ?? 'unpinned'} ${t.environment ?? ''}`;
   }
 
   private connectOnce(t: SshTarget): Promise<Client> {
@@ -91,7 +113,7 @@ export class SshPool {
         host: t.host,
         port: t.port,
         username: t.username,
-        privateKey: this.opts.privateKey,
+        privateKey: keyFor(this.keys, t.environment),
         readyTimeout: this.opts.connectTimeoutMs,
         keepaliveInterval: 15_000,
         hostVerifier: (key: Buffer) => {
@@ -108,8 +130,15 @@ export class SshPool {
         settled = true;
         const pin = !t.hostKeyFingerprint ? this.opts.onFirstContact : undefined;
         Promise.resolve()
+          .then(() => this.opts.onConnected?.(t, seen))
           .then(() => pin?.(t, seen))
-          .then(() => resolve(client), reject);
+          .then(
+            () => resolve(client),
+            (err: unknown) => {
+              client.end();
+              reject(err instanceof Error ? err : new SshError(`${t.host}:${t.port}: ${String(err)}`, t.host));
+            },
+          );
       });
       // ssh2 may emit more than one error for one failed connection: keep listening, settle once.
       client.on('error', (err) => {

@@ -2,7 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import { qualified } from '@/lib/admin/qualified';
 import { environments, servers } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
-import { serverDependents } from '../environment-rules';
+import { serverAddressRules, serverDependents } from '../environment-rules';
 import { f, tableForm } from '../form-fields';
 import { environmentsAdmin } from './environments.admin';
 
@@ -15,7 +15,7 @@ export const serversAdmin = defineAdmin({
   joins: [{ table: environments, on: eq(servers.environmentId, environments.id) }],
   labelSql: servers.hostname,
   environmentSql: servers.environmentId,
-  validate: (tx, id) => serverDependents(tx, id),
+  validate: async (tx, id) => (await serverDependents(tx, id)) ?? (await serverAddressRules(tx, id)),
   // Where pgherd connects to, and as whom: moving it elsewhere is an admin's act (the host name is
   // where it connects when the address is empty).
   adminFields: ['hostname', 'address', 'sshPort', 'sshUser'],

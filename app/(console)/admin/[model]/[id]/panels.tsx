@@ -5,7 +5,9 @@ import { AgentTokenForm } from '@/components/admin/agent-token-form';
 import type { Panel } from '@/lib/admin/define-admin';
 import { formatValue } from '@/lib/admin/format';
 import { can, type Access } from '@/lib/auth/access';
-import { pgherdPublicKey } from '@/lib/ssh/public-key';
+import { pgherdPublicKeyFor } from '@/lib/ssh/public-key';
+import { environments } from '@/db/schema';
+import { eq } from 'drizzle-orm';
 import { agentTokenAction } from '../../actions';
 import { awsUnavailable } from '@/lib/aws/config';
 import type { CloudIdentity as Identity } from '@/lib/admin/define-admin';
@@ -76,15 +78,16 @@ async function CloudIdentity({ identity }: { identity: Identity | null }) {
   );
 }
 
-function SshPublicKey() {
-  const key = pgherdPublicKey();
+function SshPublicKey({ environment }: { environment: string | null }) {
+  const key = pgherdPublicKeyFor(environment);
   return (
     <div className="module authorized-key">
       <h2>pgherd&rsquo;s SSH key</h2>
       {key ? (
         <>
           <p>
-            Add this line to <code>~/.ssh/authorized_keys</code> of the SSH user on this server:
+            Add this line to <code>~/.ssh/authorized_keys</code> of the SSH user on this server (the key pgherd uses for{' '}
+            {environment ?? 'servers of no environment'}; each environment has its own where PGHERD_SSH_KEYS says so):
           </p>
           <pre className="output" data-testid="public-key">
             {key}
@@ -95,6 +98,12 @@ function SshPublicKey() {
       )}
     </div>
   );
+}
+
+async function environmentName(id: number | null): Promise<string | null> {
+  if (id === null) return null;
+  const [e] = await getDb().select({ name: environments.name }).from(environments).where(eq(environments.id, id));
+  return e?.name ?? null;
 }
 
 export async function ObjectPanel({
@@ -112,7 +121,7 @@ export async function ObjectPanel({
     case 'lag-history':
       return <LagChart url={`${panel.path}/${id}/lag`} />;
     case 'ssh-public-key':
-      return <SshPublicKey />;
+      return <SshPublicKey environment={await environmentName(environmentId)} />;
     case 'cloud-identity':
       return <CloudIdentity identity={await panel.load(getDb(), id)} />;
     case 'agent-token': {
