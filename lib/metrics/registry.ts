@@ -20,6 +20,8 @@ export interface Metrics {
   ingestReports: Counter<'result'>;
   /** How long a report took to answer (the write included: reports are answered once written). */
   ingestSeconds: Histogram<'result'>;
+  /** A fleet server asked for a password in clear text or as MD5: refused, the connection closed. */
+  weakAuthRefused: Counter<'method'>;
 }
 
 const KEY = Symbol.for('pgherd.metrics');
@@ -59,6 +61,12 @@ function create(): Metrics {
       help: 'Time to answer an agent report (its write included), by result.',
       labelNames: ['result'] as const,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    weakAuthRefused: new Counter({
+      name: 'pgherd_pg_weak_auth_refused_total',
+      help: 'Connections to fleet servers (Postgres, PgBouncer) closed because the server asked for the password in clear text or as MD5, by method.',
+      labelNames: ['method'] as const,
       registers: [registry],
     }),
   };

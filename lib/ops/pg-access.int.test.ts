@@ -10,6 +10,7 @@ import { issueCertificate, makeCa } from '@/lib/lab/tls';
 import { startImpostor, type Impostor } from '@/lib/testing/pg-impostor';
 import { observe } from './observe';
 import { instanceClient } from './pg-access';
+import { metrics } from '@/lib/metrics/registry';
 
 let lab: LabInfo;
 let dir: string;
@@ -47,7 +48,7 @@ async function who(e: { host: string; port: number; serverEnvironment: string })
   }
 }
 
-async function impostor(tls?: 'lab-ca' | 'copied' | 'other-ca') {
+async function impostor(tls?: 'lab-ca' | 'copied' | 'other-ca', ask?: 'cleartext' | 'md5') {
   let cert: { cert: string; key: string } | undefined;
   if (tls === 'copied') {
     // The real production primary's certificate and key, copied to another host.
@@ -59,7 +60,7 @@ async function impostor(tls?: 'lab-ca' | 'copied' | 'other-ca') {
     const issued = await issueCertificate(id, ca, path.join(dir, tls), 'stranger', { ips: [STRANGER], names: [] });
     cert = { cert: readFileSync(issued.certFile, 'utf8'), key: readFileSync(issued.keyFile, 'utf8') };
   }
-  const i = await startImpostor(STRANGER, { tls: cert });
+  const i = await startImpostor(STRANGER, { tls: cert, ask });
   impostors.push(i);
   return i;
 }
@@ -99,10 +100,22 @@ describe('connections to the fleet', () => {
     }
   });
 
-  it('hand the password to a server whose certificate the CA signed for its address (the impostor above would catch a leak)', async () => {
-    const i = await impostor('lab-ca');
-    await observe({ host: i.host, port: i.port, serverEnvironment: 'production' }, 1000);
-    expect(i.received().includes(password('production'))).toBe(true);
+  it('give a server the CA signed for its address no password when it asks in clear text or for MD5: closed, recorded, nothing sent', async () => {
+    for (const ask of ['cleartext', 'md5'] as const) {
+      const i = await impostor('lab-ca', ask);
+      const refusedBefore = (await metrics().weakAuthRefused.get()).values.find((v) => v.labels.method === ask)?.value ?? 0;
+      const o = await observe({ host: i.host, port: i.port, serverEnvironment: 'production' }, 3000);
+      expect(o.reachable, ask).toBe(false);
+      expect(o.error, ask).toBe(
+        `${STRANGER}:${i.port} asked for the password ${ask === 'md5' ? 'as an MD5 hash' : 'by cleartext'}: pgherd gives passwords only through SCRAM; nothing was sent`,
+      );
+      // It got as far as the startup message over verified TLS (the request was made), and no further.
+      expect(i.received().includes('pgherd_production'), ask).toBe(true);
+      expect(i.received().includes(password('production')), ask).toBe(false);
+      expect(i.received().includes('md5'), ask).toBe(false);
+      const refusedAfter = (await metrics().weakAuthRefused.get()).values.find((v) => v.labels.method === ask)?.value ?? 0;
+      expect(refusedAfter, ask).toBe(refusedBefore + 1);
+    }
   });
 
   it('answer a password request with an error where none is configured: never PGPASSWORD, never in clear', async () => {

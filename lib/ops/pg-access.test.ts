@@ -24,6 +24,18 @@ describe('PGHERD_PG_CONFIG', () => {
     );
   });
 
+  it("refuses a password for a server verified by the system's CAs only (Postgres, PgBouncer and Patroni alike): a CA must be named", () => {
+    expect(() => parse({ environments: { p: { user: 'u', password: 'x', tls: { mode: 'verify-full' } } } })).toThrow(
+      'environments.p: a password is only sent to a server whose certificate a CA you name signed',
+    );
+    expect(() => parse({ default: { user: 'u', pgbouncer: { password: 'x', tls: { mode: 'verify-full' } } } })).toThrow(
+      'default.pgbouncer: a password is only sent to a server whose certificate a CA you name signed',
+    );
+    expect(() => parse({ default: { user: 'u', patroni: { user: 'r', password: 'x' } } })).toThrow(/default.patroni: .*set caFile/);
+    // Without a password, the system's CAs still verify a server (certificate authentication, say).
+    expect(() => parse({ default: { user: 'u', tls: { mode: 'verify-full' } } })).not.toThrow();
+  });
+
   it('refuses what it cannot use as written: unknown keys, half a client certificate, a relative path, two passwords, an empty password file', () => {
     expect(() => parse({ environments: { p: { user: 'u', sslmode: 'require' } } })).toThrow('Unrecognized key');
     expect(() => parse({ environments: { p: { user: 'u', tls: { mode: 'verify-full', certFile: '/c.pem' } } } })).toThrow(
@@ -35,9 +47,9 @@ describe('PGHERD_PG_CONFIG', () => {
     expect(() => parse({ environments: { p: { user: 'u', password: 'a', passwordFile: '/pw', tls: { mode: 'verify-full' } } } })).toThrow(
       'not both',
     );
-    expect(() => parse({ environments: { p: { user: 'u', passwordFile: '/empty', tls: { mode: 'verify-full' } } } })).toThrow(
-      'environments.p: /empty is empty',
-    );
+    expect(() =>
+      parse({ environments: { p: { user: 'u', passwordFile: '/empty', tls: { mode: 'verify-full', caFile: '/ca.pem' } } } }),
+    ).toThrow('environments.p: /empty is empty');
     expect(() => parse({ environments: { p: { user: 'u\nx' } } })).toThrow('no control characters');
   });
 

@@ -10,6 +10,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { TLSSocket, type ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { z } from 'zod';
+import { metrics } from '@/lib/metrics/registry';
+import { logLine } from './log';
 
 const path = z.string().startsWith('/', 'an absolute path').max(4096);
 const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
@@ -34,18 +36,21 @@ const secret = {
 };
 
 const PASSWORD_NEEDS_TLS = 'a password is only sent over TLS that verifies the server\'s certificate: set tls.mode to "verify-full"';
+const PASSWORD_NEEDS_CA =
+  "a password is only sent to a server whose certificate a CA you name signed (the system's CAs sign certificates for anyone's address): set tls.caFile";
 
-function passwordRules<T extends { password?: string; passwordFile?: string; tls?: { mode: string } }>(s: z.ZodType<T>) {
+function passwordRules<T extends { password?: string; passwordFile?: string; tls?: { mode: string; caFile?: string } }>(s: z.ZodType<T>) {
   return s
     .refine((e) => !(e.password && e.passwordFile), 'give password or passwordFile, not both')
-    .refine((e) => !(e.password || e.passwordFile) || e.tls?.mode === 'verify-full', PASSWORD_NEEDS_TLS);
+    .refine((e) => !(e.password || e.passwordFile) || e.tls?.mode === 'verify-full', PASSWORD_NEEDS_TLS)
+    .refine((e) => !(e.password || e.passwordFile) || e.tls?.mode !== 'verify-full' || !!e.tls.caFile, PASSWORD_NEEDS_CA);
 }
 
 const poolerSchema = passwordRules(z.object({ ...secret, tls: tlsSchema.optional() }).strict());
 
 /**
- * The REST API of the environment's Patroni members (issue 18): basic auth, sent only over https that
- * verifies the member's certificate (against caFile, or the system's CAs).
+ * The REST API of the environment's Patroni members: basic auth, sent only over https that verifies
+ * the member's certificate against caFile (required: a public CA signs certificates for anyone's name).
  */
 const patroniSchema = z
   .object({
@@ -60,7 +65,8 @@ const patroniSchema = z
   })
   .strict()
   .refine((e) => !(e.password && e.passwordFile), 'give password or passwordFile, not both')
-  .refine((e) => e.password || e.passwordFile, 'give password or passwordFile');
+  .refine((e) => e.password || e.passwordFile, 'give password or passwordFile')
+  .refine((e) => !!e.caFile, PASSWORD_NEEDS_CA.replace('tls.caFile', 'caFile'));
 
 const entrySchema = passwordRules(
   z
@@ -236,13 +242,42 @@ function client(host: string, port: number, user: string, access: Omit<Access, '
     enableChannelBinding: !!access.tls,
     password: () => {
       if (access.password === null) throw new Error(`${where} asked for a password; pgherd has none configured for it (PGHERD_PG_CONFIG)`);
+      // A clear-text or MD5 request hands over the password (MD5's hash is as good as the password for
+      // the next login): only SCRAM gets it, and asking otherwise is an event worth recording.
+      if (asked !== 'sasl') {
+        onWeakAuth({ host, port, method: asked ?? 'unknown' });
+        throw new WeakAuthError(where, asked ?? 'unknown');
+      }
       const stream = (c as unknown as { connection?: { stream?: unknown } }).connection?.stream;
       if (!(stream instanceof TLSSocket) || !stream.authorized)
         throw new Error(`${where}: the password is only sent over a verified TLS connection`);
       return access.password;
     },
   });
+  // Which method the server asked with, noted before node-postgres asks for the password (these
+  // listeners are the connection's first, and it asks for the password asynchronously).
+  let asked: 'cleartext' | 'md5' | 'sasl' | null = null;
+  const con = (c as unknown as { connection: NodeJS.EventEmitter }).connection;
+  con.on('authenticationCleartextPassword', () => (asked = 'cleartext'));
+  con.on('authenticationMD5Password', () => (asked = 'md5'));
+  con.on('authenticationSASL', () => (asked = 'sasl'));
   return c;
+}
+
+/** A server asked for the password some other way than SCRAM: the connection is closed, nothing sent. */
+export class WeakAuthError extends Error {
+  constructor(where: string, method: string) {
+    super(
+      `${where} asked for the password ${method === 'md5' ? 'as an MD5 hash' : `by ${method}`}: pgherd gives passwords only through SCRAM; nothing was sent`,
+    );
+    this.name = 'WeakAuthError';
+  }
+}
+
+/** A refused request is recorded: a log line (with the operation and step it happened in) and a metric. */
+function onWeakAuth(e: { host: string; port: number; method: string }): void {
+  logLine('pg.auth.weak_refused', e);
+  metrics().weakAuthRefused.inc({ method: e.method });
 }
 
 /** A client for an instance on one of `environment`'s servers (its server's environment). */

@@ -1,6 +1,6 @@
 // A server that pretends to be PostgreSQL at an address, for the tests that attack pgherd's fleet
 // connections: it answers the SSL request (no TLS, or TLS with the certificate it is given), then
-// asks for the password in clear text, and keeps every byte the client sent so that a test can say
+// asks for the password in clear text (or as MD5), and keeps every byte the client sent so that a test can say
 // whether a password reached it.
 import net from 'node:net';
 import tls from 'node:tls';
@@ -17,13 +17,18 @@ const SSL_REQUEST = 80877103;
 
 /** R, length 8, code 3: AuthenticationCleartextPassword. */
 const ASK_CLEARTEXT = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3]);
+/** R, length 12, code 5, a salt: AuthenticationMD5Password. */
+const ASK_MD5 = Buffer.from([0x52, 0, 0, 0, 12, 0, 0, 0, 5, 1, 2, 3, 4]);
 
-export async function startImpostor(host: string, opts: { tls?: { cert: string; key: string } } = {}): Promise<Impostor> {
+export async function startImpostor(
+  host: string,
+  opts: { tls?: { cert: string; key: string }; ask?: 'cleartext' | 'md5' } = {},
+): Promise<Impostor> {
   const chunks: Buffer[] = [];
   const sockets = new Set<net.Socket>();
-  /** After the startup message (whatever it says): ask for the password in clear, keep what comes. */
+  /** After the startup message (whatever it says): ask for the password (in clear, or as MD5), keep what comes. */
   const ask = (s: net.Socket) => {
-    s.write(ASK_CLEARTEXT);
+    s.write(opts.ask === 'md5' ? ASK_MD5 : ASK_CLEARTEXT);
     s.on('data', (more: Buffer) => chunks.push(more));
   };
   const speak = (s: net.Socket) => {
