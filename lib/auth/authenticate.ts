@@ -9,6 +9,7 @@ import { writeAudit } from '@/lib/audit/write-audit';
 import { bindingsFor } from './access';
 import { ldapAuthenticate, ldapConfig, type LdapConfig } from './ldap';
 import { verifyPassword } from './password';
+import { isReservedName } from './reserved-names';
 
 export interface AuthenticatedUser {
   id: number;
@@ -125,6 +126,8 @@ export async function authenticate(
   });
 
   async function verify(db: Queries): Promise<AuthResult> {
+    // Asked of nobody (no account, no directory): such an account, however it came to be, is no one's.
+    if (isReservedName(name)) return fail('invalid', 'a name pgherd uses for itself');
     const [local] = await db
       .select()
       .from(users)
@@ -142,6 +145,8 @@ export async function authenticate(
       if (!res.ok) return fail(res.reason, res.message, local?.id ?? null);
       // The directory's spelling, in one case: the account is the same whichever way it was typed.
       const canonical = normalizeUsername(res.username);
+      // The directory may spell the person otherwise than typed (a filter on mail): its name counts too.
+      if (isReservedName(canonical)) return fail('invalid', `the directory names the user ${canonical}, a name pgherd uses for itself`);
       const values = {
         username: local?.username ?? canonical,
         displayName: res.displayName,

@@ -1,10 +1,12 @@
 // Sign-in against the lab's real OpenLDAP slapd: directory users with and without a role binding,
 // wrong passwords, filter injection, a directory that is down (local admins still get in), server
 // failover, and throttling per user and per address.
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntries, roleBindings, users } from '@/db/schema';
 import { ensureAdmin } from '@/lib/auth/superuser';
+import { hashPassword } from './password';
+import { ReservedNameError } from './reserved-names';
 import { freePort } from '@/lib/lab/ports';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
@@ -73,6 +75,69 @@ describe('LDAP sign-in', () => {
         message: 'no such user',
       });
     }
+  });
+
+  it('signs nobody in with a username holding replacement patterns ($\u2019, $&, $`), the right password or not', async () => {
+    const alice = person('alice');
+    // `$'` pasted the filter's own closing parenthesis back in: "(uid=alice))" found alice.
+    for (const name of ["alice$'", 'alice$&', '$`alice', "alice$'$&"]) {
+      expect(await ldapAuthenticate(cfg, name, alice.password), name).toEqual({ ok: false, reason: 'invalid', message: 'no such user' });
+      expect(await authenticate(t.db, name, alice.password, '10.0.5.1', cfg), name).toMatchObject({ ok: false, code: 'invalid' });
+    }
+    const actions = await t.db.select({ action: auditEntries.action }).from(auditEntries).where(eq(auditEntries.remoteAddr, '10.0.5.1'));
+    expect(actions.map((a) => a.action)).toEqual(Array(4).fill('auth.sign_in_failed'));
+  });
+
+  it('refuses a directory user named as pgherd names itself, bound to a role, however the name is typed or found', async () => {
+    const impostor = person('system');
+    await t.db.insert(roleBindings).values({ role: 'admin', subjectType: 'user', subject: 'system' });
+    for (const typed of ['system', 'SYSTEM', ' System ']) {
+      const res = await authenticate(t.db, typed, impostor.password, '10.0.6.1', cfg);
+      expect(res, typed).toMatchObject({ ok: false, code: 'invalid' });
+    }
+    // Found by mail, the directory still names him `system`.
+    const byMail = { ...cfg, userFilter: '(mail={username})' };
+    expect(await authenticate(t.db, 'system@lab.internal', impostor.password, '10.0.6.2', byMail)).toMatchObject({
+      ok: false,
+      code: 'invalid',
+    });
+    expect(
+      await t.db
+        .select()
+        .from(users)
+        .where(sql`lower(${users.username}) = 'system'`),
+    ).toEqual([]);
+    const reasons = (await t.db.select().from(auditEntries).where(eq(auditEntries.action, 'auth.sign_in_failed')))
+      .filter((e) => e.remoteAddr.startsWith('10.0.6.'))
+      .map((e) => (e.changes as { reason: [null, string] }).reason[1]);
+    expect(reasons).toEqual([
+      'invalid: a name pgherd uses for itself',
+      'invalid: a name pgherd uses for itself',
+      'invalid: a name pgherd uses for itself',
+      'invalid: the directory names the user system, a name pgherd uses for itself',
+    ]);
+  });
+
+  it('creates no local account named as pgherd names itself, and signs in none that exists', async () => {
+    for (const name of ['system', ' SYSTEM', 'rule: nightly', 'schedule'])
+      await expect(ensureAdmin(t.db, name, 'local-Pass-1'), name).rejects.toThrow(ReservedNameError);
+    expect(
+      await t.db
+        .select()
+        .from(users)
+        .where(sql`lower(trim(${users.username})) IN ('system', 'schedule') OR ${users.username} LIKE 'rule:%'`),
+    ).toEqual([]);
+    // One made before names were checked (straight into the table) is no one's either.
+    await t.db
+      .insert(users)
+      .values({
+        username: 'System',
+        displayName: 'old',
+        passwordHash: await hashPassword('local-Pass-1'),
+        source: 'local',
+        isSuperuser: true,
+      });
+    expect(await authenticate(t.db, 'System', 'local-Pass-1', '10.0.7.1', cfg)).toMatchObject({ ok: false, code: 'invalid' });
   });
 
   it('says the directory is unreachable when no server answers, lets local accounts in, and fails over to the next URL', async () => {

@@ -55,6 +55,18 @@ export function escapeFilterValue(v: string): string {
   return v.replace(/[\\*()\0]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+/**
+ * A configured filter with each `{name}` placeholder replaced by its value, escaped, in one pass (a
+ * value that itself holds `{username}` stays as it is). A function replacer, never a replacement
+ * string: String.replace reads `$'`, `$&` and `` $` `` in one as patterns, which would let a username
+ * paste unescaped parts of the filter back into it.
+ */
+export function fillFilter(template: string, values: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (placeholder, name: string) =>
+    Object.hasOwn(values, name) ? escapeFilterValue(values[name] ?? '') : placeholder,
+  );
+}
+
 export type LdapResult =
   | {
       ok: true;
@@ -115,7 +127,7 @@ export async function ldapAuthenticate(cfg: LdapConfig, username: string, passwo
   const c = await connect(cfg);
   if ('error' in c) return { ok: false, reason: 'unreachable', message: c.error };
   try {
-    const filter = cfg.userFilter.replaceAll('{username}', escapeFilterValue(username));
+    const filter = fillFilter(cfg.userFilter, { username });
     const { searchEntries } = await c.client.search(cfg.userBase, {
       scope: 'sub',
       filter,
@@ -134,9 +146,7 @@ export async function ldapAuthenticate(cfg: LdapConfig, username: string, passwo
     } finally {
       await userClient.unbind().catch(() => {});
     }
-    const groupFilter = cfg.groupFilter
-      .replaceAll('{userDN}', escapeFilterValue(user.dn))
-      .replaceAll('{username}', escapeFilterValue(username));
+    const groupFilter = fillFilter(cfg.groupFilter, { userDN: user.dn, username });
     const { searchEntries: groups } = await c.client.search(cfg.groupBase, {
       scope: 'sub',
       filter: groupFilter,

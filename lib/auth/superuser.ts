@@ -3,8 +3,11 @@
 import type { Db } from '@/db/client';
 import { users } from '@/db/schema';
 import { hashPassword } from './password';
+import { refuseReservedName } from './reserved-names';
 
+/** Throws ReservedNameError, creating nothing, for a name pgherd uses for itself. */
 export async function ensureAdmin(db: Db, username: string, password: string): Promise<void> {
+  refuseReservedName(username);
   const passwordHash = await hashPassword(password);
   await db
     .insert(users)

@@ -5,11 +5,13 @@ import { createInterface } from 'node:readline/promises';
 import { z } from 'zod';
 import { createDb } from '../../db/client';
 import { ensureAdmin } from '@/lib/auth/superuser';
+import { isReservedName } from '@/lib/auth/reserved-names';
 
 const username = z
   .string()
   .trim()
-  .regex(/^[A-Za-z0-9_.@-]{1,150}$/, 'letters, digits and _ . @ - only, at most 150');
+  .regex(/^[A-Za-z0-9_.@-]{1,150}$/, 'letters, digits and _ . @ - only, at most 150')
+  .refine((n) => !isReservedName(n), 'a name pgherd uses for itself (system, schedule, rule: ...)');
 const password = z.string().min(10, 'at least 10 characters').max(1024);
 
 async function ask(q: string): Promise<string> {

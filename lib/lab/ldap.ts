@@ -43,6 +43,8 @@ export const LAB_PEOPLE: { username: string; name: string; groups: string[] }[] 
   { username: 'bob', name: 'Bob Staging-DBA', groups: ['dba-staging'] },
   { username: 'carol', name: 'Carol Auditor', groups: ['readonly'] },
   { username: 'dave', name: 'Dave Nobody', groups: [] },
+  // A directory person named as pgherd names itself: sign-in must refuse him, however he is bound.
+  { username: 'system', name: 'Sys Impostor', groups: [] },
 ];
 export const LAB_GROUPS = ['dba-prod', 'dba-staging', 'readonly'];
 
