@@ -3,7 +3,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { discoveryUnavailable } from '@/lib/cloud/status';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { awsErrorText, awsSettings, awsUnavailable, ec2Client } from './config';
+import { awsSettings, awsUnavailable, ec2Client } from './config';
+import { awsErrorText } from './errors';
 import { describeInstancesById } from './ec2';
 
 const saved = { ...process.env };

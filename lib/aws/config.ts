@@ -5,6 +5,7 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { PricingClient } from '@aws-sdk/client-pricing';
 import { Route53Client } from '@aws-sdk/client-route-53';
+import { shortenErrors } from './errors';
 
 export interface AwsSettings {
   region: string;
@@ -55,6 +56,7 @@ function cached<T extends EC2Client | Route53Client | PricingClient>(kind: strin
   const found = clients.get(key) as T | undefined;
   if (found) return found;
   const client = make();
+  shortenErrors(client, kind);
   clients.set(key, client);
   return client;
 }
@@ -74,15 +76,6 @@ export function route53Client(s: AwsSettings = awsSettings()): Route53Client {
 export function pricingClient(s: AwsSettings = awsSettings()): PricingClient {
   const c = common({ ...s, region: 'us-east-1' });
   return cached('pricing', c, () => new PricingClient(c));
-}
-
-/** The AWS error's code and message ("InsufficientInstanceCapacity: We currently do not have..."). */
-export function awsErrorText(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as Error & { Code?: string }).Code ?? err.name;
-    return code && !err.message.startsWith(code) ? `${code}: ${err.message}` : err.message;
-  }
-  return String(err);
 }
 
 const readiness = new Map<string, { at: number; reason: Promise<string | null> }>();

@@ -15,7 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, startLab, stopLab, type LabInfo } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { waitFor } from '@/lib/lab/proc';
-import { awsErrorText, awsSettings, ec2Client } from './config';
+import { awsSettings, ec2Client } from './config';
+import { awsErrorText } from './errors';
 import {
   describeInstances,
   describeInstancesById,

@@ -6,7 +6,7 @@ import { and, desc, eq, isNull, lt, sql } from 'drizzle-orm';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { Db } from '@/db/client';
 import { discoveryRuns } from '@/db/schema';
-import { awsErrorText } from '@/lib/aws/config';
+import { awsErrorText } from '@/lib/aws/errors';
 import { discoverEc2, type DiscoveryConfig } from './discovery';
 
 export const DISCOVERY_CHANNEL = 'pgherd_discovery';

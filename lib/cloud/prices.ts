@@ -4,7 +4,8 @@
 // points to (PGHERD_PRICE_FILE, same format). Every figure shown says its source and date.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { awsErrorText, pricingClient } from '@/lib/aws/config';
+import { pricingClient } from '@/lib/aws/config';
+import { awsErrorText } from '@/lib/aws/errors';
 import { onDemandLinuxPrices, type OnDemandPrices } from '@/lib/aws/pricing';
 import shipped from './prices/ec2-on-demand.json';
 

@@ -2,7 +2,8 @@
 // UPDATE to the zone's primary server, verified by asking it) or Route 53 (an UPSERT waited on until
 // INSYNC, verified with ListResourceRecordSets). Switchover, DR failover, refresh DNS and a resize's
 // drain call these and never know which.
-import { awsErrorText, route53Client } from '@/lib/aws/config';
+import { route53Client } from '@/lib/aws/config';
+import { awsErrorText } from '@/lib/aws/errors';
 import { describeChange, hostedZoneName, listRecordSet, listRecordSetWithTtl, upsertRecordSet } from '@/lib/aws/route53';
 import type { ZoneConfig } from './config';
 import {

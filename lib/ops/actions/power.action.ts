@@ -4,7 +4,8 @@
 // A primary is warned about, as stop warns (clients lose their connections), not refused.
 import { eq } from 'drizzle-orm';
 import { servers } from '@/db/schema';
-import { awsErrorText, ec2Client } from '@/lib/aws/config';
+import { ec2Client } from '@/lib/aws/config';
+import { awsErrorText } from '@/lib/aws/errors';
 import { describeInstancesById, isCapacityOrTypeRefusal, setInstanceType, startInstance, stopInstance, waitBounds } from '@/lib/aws/ec2';
 import { commonWarnings, defineAction, type ActionDeps, type ActionStep } from '../define-action';
 import type { InstanceRef } from '../instance-ref';

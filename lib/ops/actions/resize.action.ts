@@ -8,7 +8,8 @@
 import { eq, inArray } from 'drizzle-orm';
 import { z } from 'zod';
 import { herds, instances, servers } from '@/db/schema';
-import { awsErrorText, awsSettings, awsUnavailable, AwsNotConfiguredError, ec2Client } from '@/lib/aws/config';
+import { awsSettings, awsUnavailable, AwsNotConfiguredError, ec2Client } from '@/lib/aws/config';
+import { awsErrorText } from '@/lib/aws/errors';
 import {
   describeInstancesById,
   isCapacityOrTypeRefusal,
