@@ -83,11 +83,26 @@ export async function apiUser(req: NextRequest, need: Scope): Promise<ApiUser> {
   return { ...user, access: { ...(await loadAccess(getDb(), user.id)), remoteAddr } };
 }
 
-export async function jsonBody<T>(req: NextRequest, schema: z.ZodType<T>): Promise<T> {
+/** The body as text, read no further than MAX_BODY bytes: past it, a 413 (before anything is done). */
+async function cappedText(req: NextRequest): Promise<string> {
   const len = Number(req.headers.get('content-length') ?? 0);
   if (len > MAX_BODY) throw new ApiError(413, `body larger than ${MAX_BODY} bytes`);
   const text = await readCapped(req, MAX_BODY);
   if (text === null) throw new ApiError(413, `body larger than ${MAX_BODY} bytes`);
+  return text;
+}
+
+/**
+ * For a route that takes no body: nothing, or `{}`, passes. Anything else is refused rather than
+ * taken for obeyed (a 400 saying `why`), and read no further than the cap.
+ */
+export async function noBody(req: NextRequest, route: string, why: string): Promise<void> {
+  const text = (await cappedText(req)).trim();
+  if (text && text !== '{}') throw new ApiError(400, `${route} takes no body: ${why}`);
+}
+
+export async function jsonBody<T>(req: NextRequest, schema: z.ZodType<T>): Promise<T> {
+  const text = await cappedText(req);
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -1,6 +1,6 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { ApiError, apiUser, handle, pathId } from '@/lib/api/respond';
+import { apiUser, handle, noBody, pathId } from '@/lib/api/respond';
 import { webRuleQueue } from '@/lib/ops/web-queue';
 import { logLine } from '@/lib/ops/log';
 import { requestRun } from '@/lib/schedules/rules';
@@ -13,8 +13,7 @@ import { enqueueRun } from '@/lib/schedules/scheduler';
 export const POST = handle(async (req, ctx) => {
   const user = await apiUser(req, 'operate');
   const id = pathId((await ctx.params).id);
-  const text = (await req.text()).trim();
-  if (text && text !== '{}') throw new ApiError(400, 'POST /api/v1/rules/{id}/run takes no body: the rule says what runs');
+  await noBody(req, 'POST /api/v1/rules/{id}/run', 'the rule says what runs');
   const { runId } = await requestRun(getDb(), user, id);
   const queue = webRuleQueue();
   if (queue)
