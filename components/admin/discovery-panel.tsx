@@ -28,7 +28,7 @@ function RunLine({ run }: { run: DiscoveryRunView }) {
     <li data-run={run.id} data-status={run.status}>
       #{run.id}, asked by {run.requestedBy} at {when(run.requestedAt)}: {run.status === 'waiting' && 'waiting for a worker'}
       {run.status === 'running' && 'running'}
-      {run.status === 'failed' && <span className="errornote-inline">failed: {run.error}</span>}
+      {run.status === 'failed' && <span className="errornote-inline">failed{run.error === null ? '' : `: ${run.error}`}</span>}
       {run.status === 'done' && s && (
         <>
           {s.found} instances found, {s.created.length} servers created{s.created.length ? ` (${s.created.join(', ')})` : ''}, {s.updated}{' '}

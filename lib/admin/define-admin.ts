@@ -112,6 +112,12 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   environmentSql?: Expr;
   /** Which rows a user whose roles hold only in these environments sees, when environmentSql cannot say (an operation spans several). */
   scopeSql?: (environmentIds: number[]) => SQL;
+  /**
+   * Fields and filters as a user whose roles hold only in these environments reads them, in place of
+   * the model's own: a row they see may still span environments they do not (an operation's targets),
+   * whose names such a field would list.
+   */
+  scoped?: (environmentIds: number[]) => { fields?: Partial<Record<string, ListField>>; listFilter?: FilterDef[] };
   /** The audit log's action prefix for its writes: 'inventory' unless set ('access' for role bindings). */
   auditAs?: string;
   /** The role each kind of use needs, in the object's environment. */
@@ -150,6 +156,15 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   counts?: CountsDef;
   /** Bulk actions offered besides delete: each leads to its own confirmation page. */
   actions?: { name: string; label: string; href: string; role: Role }[];
+}
+
+/** The model as a user whose roles hold only in `scope` (null: everywhere) reads it (see AdminDef.scoped). */
+export function withinScope<M extends AdminDef>(def: M, scope: number[] | null): M {
+  if (scope === null || !def.scoped) return def;
+  const o = def.scoped(scope);
+  const fields = { ...def.fields };
+  for (const [k, f] of Object.entries(o.fields ?? {})) if (f && Object.hasOwn(fields, k)) fields[k] = f;
+  return { ...def, fields, listFilter: o.listFilter ?? def.listFilter };
 }
 
 /** Any model, as the registry and the generic pages hold it. */

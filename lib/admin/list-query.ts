@@ -5,7 +5,7 @@
 import { and, inArray, sql, type SQL } from 'drizzle-orm';
 import type { PgTable, SelectedFields } from 'drizzle-orm/pg-core';
 import type { Queries } from '@/db/client';
-import { fieldOf, ownField, type Expr, type FilterDef, type Join, type Model } from './define-admin';
+import { fieldOf, ownField, withinScope, type Expr, type FilterDef, type Join, type Model } from './define-admin';
 import type { ListParams } from './list-params';
 import { countsWhereSql, filterValue, likeContains, orderSql, scopeSql, whereSql } from './list-sql';
 
@@ -144,11 +144,13 @@ function keptSource(db: Queries, def: Model, p: ListParams): CountSource | null 
 /** Options with counts for one filter, under every other filter and the search. */
 export async function facetOptions(
   db: Queries,
-  def: Model,
-  f: FilterDef,
+  model: Model,
+  asked: FilterDef,
   p: ListParams,
   opts: { search?: string; only?: string; limit?: number } = {},
 ): Promise<FacetOption[]> {
+  const def = withinScope(model, p.scope);
+  const f = def.listFilter.find((x) => x.key === asked.key) ?? asked;
   const kept = !opts.search && opts.only === undefined && Object.hasOwn(def.counts?.filters ?? {}, f.key) ? keptSource(db, def, p) : null;
   return facetOptionsFrom(kept ?? scanSource(db, def, await resolveSearch(db, def, p)), f, opts);
 }
@@ -273,7 +275,8 @@ export async function resolveSearch(db: Queries, def: Model, p: ListParams): Pro
  * The total and the facets first (from the kept counts where they can answer: a few thousand rows
  * rather than every row), then the page, whose place in the list the total tells.
  */
-export async function changeList(db: Queries, def: Model, asked: ListParams): Promise<ChangeList> {
+export async function changeList(db: Queries, model: Model, asked: ListParams): Promise<ChangeList> {
+  const def = withinScope(model, asked.scope);
   const p = await resolveSearch(db, def, asked);
   const active = def.listFilter.filter((f) => p.filters[f.key] !== undefined);
   const source = keptSource(db, def, p) ?? scanSource(db, def, p);
@@ -307,7 +310,8 @@ export async function changeList(db: Queries, def: Model, asked: ListParams): Pr
 }
 
 /** The ids of everything matching, for "select all N matching"; bounded so a mistake stays small. */
-export async function matchingIds(db: Queries, def: Model, asked: ListParams, cap: number): Promise<number[]> {
+export async function matchingIds(db: Queries, model: Model, asked: ListParams, cap: number): Promise<number[]> {
+  const def = withinScope(model, asked.scope);
   const p = await resolveSearch(db, def, asked);
   const rows = await selectFrom(db, def, { id: idOf(def) }, { display: false })
     .where(whereSql(def, p))

@@ -2,7 +2,7 @@
 // environment. Read from the database on every request, so a binding removed (or a user disabled)
 // takes effect at once, not when a session expires. Superusers (local break-glass accounts) are admin
 // everywhere.
-import { and, eq, inArray, or, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, or, sql } from 'drizzle-orm';
 import type { Db, Queries } from '@/db/client';
 import { environments, roleBindings, users } from '@/db/schema';
 import type { Role } from '@/db/types';
@@ -101,6 +101,20 @@ export const canSomewhere = (a: Access, need: Role) =>
 export function environmentsWith(a: Access, need: Role = 'viewer'): number[] | null {
   if (rank(a.global) >= rank(need)) return null;
   return [...a.byEnvironment].filter(([, r]) => rank(r) >= rank(need)).map(([id]) => id);
+}
+
+/**
+ * The environments the user may know of (holds `need` in), by name: what a page offers to choose from.
+ * An environment's name is itself something to see: a staging operator is not shown production's.
+ */
+export async function visibleEnvironments(db: Queries, a: Access, need: Role = 'viewer'): Promise<{ id: number; name: string }[]> {
+  const ids = environmentsWith(a, need);
+  if (ids !== null && !ids.length) return [];
+  return db
+    .select({ id: environments.id, name: environments.name })
+    .from(environments)
+    .where(ids === null ? undefined : inArray(environments.id, ids))
+    .orderBy(asc(environments.name));
 }
 
 /** Who asked, as the audit log records a refusal. */

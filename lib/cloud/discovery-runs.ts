@@ -6,6 +6,7 @@ import { and, desc, eq, isNull, lt, sql } from 'drizzle-orm';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { Db } from '@/db/client';
 import { discoveryRuns } from '@/db/schema';
+import { roleIn, type Access } from '@/lib/auth/access';
 import { awsErrorText } from '@/lib/aws/errors';
 import { discoverEc2, type DiscoveryConfig } from './discovery';
 
@@ -15,17 +16,24 @@ export const DISCOVERY_RUNS_KEPT = 500;
 
 export type DiscoveryRun = typeof discoveryRuns.$inferSelect;
 
-/** A pass as the API and the page show it. */
-export const runView = (r: DiscoveryRun) => ({
-  id: r.id,
-  requestedBy: r.requestedBy ?? 'schedule',
-  requestedAt: r.requestedAt,
-  startedAt: r.startedAt,
-  finishedAt: r.finishedAt,
-  status: r.finishedAt ? (r.error ? ('failed' as const) : ('done' as const)) : r.startedAt ? ('running' as const) : ('waiting' as const),
-  summary: r.summary,
-  error: r.error,
-});
+/**
+ * A pass as the API and the page show it to `access`. What it found (servers created and gone in any
+ * environment, instance ids) and why it failed are for global roles only: a pass spans every
+ * environment, and a reader with roles in some sees that it ran, not what it saw elsewhere.
+ */
+export const runView = (r: DiscoveryRun, access: Access) => {
+  const whole = roleIn(access, null) !== null;
+  return {
+    id: r.id,
+    requestedBy: r.requestedBy ?? 'schedule',
+    requestedAt: r.requestedAt,
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt,
+    status: r.finishedAt ? (r.error ? ('failed' as const) : ('done' as const)) : r.startedAt ? ('running' as const) : ('waiting' as const),
+    summary: whole ? r.summary : null,
+    error: whole ? r.error : null,
+  };
+};
 
 /**
  * Asks for a pass: the one already waiting when there is one (a second click adds nothing), else a new

@@ -3,13 +3,14 @@ import { asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { herds, operations, operationSteps, operationTargets, operationWaves } from '@/db/schema';
 import { can, type Access } from '@/lib/auth/access';
+import { withholding } from './operation-withheld';
 import { liveWorkers } from './workers';
 import { describeWaves, wavesSchema } from './waves';
 
 export interface OperationView {
   id: number;
   action: string;
-  /** The action's parameters, as confirmed. */
+  /** The action's parameters, as confirmed (one that names a target the viewer may not see: withheld). */
   params: Record<string, unknown>;
   status: string;
   requestedBy: string;
@@ -102,12 +103,23 @@ export async function operationView(db: Db, id: number, access: Access, since?: 
   const cursor = nowRows[0]?.now ?? new Date().toISOString();
   // Who may see which target: one row per target (id, wave, status, environment), cheap at any size.
   const all = await db
-    .select({ id: operationTargets.id, wave: operationTargets.wave, status: operationTargets.status, env: herds.environmentId })
+    .select({
+      id: operationTargets.id,
+      herdId: operationTargets.herdId,
+      wave: operationTargets.wave,
+      status: operationTargets.status,
+      env: herds.environmentId,
+    })
     .from(operationTargets)
     .leftJoin(herds, eq(herds.id, operationTargets.herdId))
     .where(eq(operationTargets.operationId, id))
     .orderBy(asc(operationTargets.id));
   const visible = all.filter((r) => can(access, 'viewer', r.env));
+  const withheld = await withholding(
+    db,
+    access,
+    all.filter((r) => !can(access, 'viewer', r.env)),
+  );
   const after = since ? new Date(since.getTime() - OVERLAP_MS) : null;
   const changedIds = after
     ? (
@@ -149,7 +161,7 @@ export async function operationView(db: Db, id: number, access: Access, since?: 
   const whole = {
     id: op.id,
     action: op.action,
-    params: op.actionParams,
+    params: await withheld.params(op.actionParams),
     status: op.status,
     requestedBy: op.requestedByName,
     createdAt: op.createdAt.toISOString(),
@@ -157,7 +169,7 @@ export async function operationView(db: Db, id: number, access: Access, since?: 
     finishedAt: op.finishedAt?.toISOString() ?? null,
     cancelRequested: op.cancelRequested,
     pausedAt: iso(op.pausedAt),
-    pausedReason: op.pausedReason,
+    pausedReason: withheld.note(op.pausedReason),
     waves:
       spec?.success && waveRows.length
         ? {
@@ -171,7 +183,7 @@ export async function operationView(db: Db, id: number, access: Access, since?: 
               startedAt: iso(w.startedAt),
               endedAt: iso(w.endedAt),
               passedAt: iso(w.passedAt),
-              gateNote: w.gateNote,
+              gateNote: withheld.note(w.gateNote),
             })),
           }
         : null,

@@ -1,17 +1,18 @@
-// The blackout calendar (issue 17): dates or times when rules do not fire, globally or for an
+// The blackout calendar: dates or times when rules do not fire, globally or for an
 // environment's or a herd's targets. Dates are read in the blackout's own time zone and kept as the
 // instants they begin and end, so every worker agrees whatever its clock's zone.
-import { asc, eq, gt } from 'drizzle-orm';
+import { and, asc, eq, gt } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
 import { pgError } from '@/db/pg-error';
-import { blackouts, herds } from '@/db/schema';
+import { blackouts } from '@/db/schema';
 import { writeAudit, diffChanges } from '@/lib/audit/write-audit';
-import { demand } from '@/lib/auth/access';
+import { demand, type Access } from '@/lib/auth/access';
 import { idNumber } from '@/lib/validation/ids';
 import { isPlainName, isPlainText, NO_TRICKS } from '@/lib/validation/text';
 import { knownTimeZone } from './cron';
 import { RuleError, type RuleActor } from './rules';
+import { appliesWithin, placeFor, readerScope } from './scope-visibility';
 
 // Years a Date holds as written (Date.UTC reads 0-99 as 1900-1999; the day after 9999-12-31 has no ISO form).
 const day = z.iso.date({ message: 'a date, YYYY-MM-DD' }).refine((d) => d >= '1970-01-01' && d <= '9998-12-31', 'a date from 1970 to 9998');
@@ -102,12 +103,7 @@ export async function demandScoped(
   verb: string,
   what = 'blackout',
 ) {
-  let env = environmentId;
-  if (herdId !== null) {
-    const [h] = await db.select({ env: herds.environmentId }).from(herds).where(eq(herds.id, herdId));
-    if (!h) throw new RuleError(400, `invalid ${what}`, [{ path: 'herdId', message: `no herd #${String(herdId)}` }]);
-    env = h.env;
-  }
+  const env = await placeFor(db, actor.access, environmentId, herdId, what);
   await demand(db, actor.access, 'admin', `${verb} a ${env === null ? 'global ' : ''}${what}`, [env]);
 }
 
@@ -144,7 +140,11 @@ export async function createBlackout(db: Db, actor: RuleActor, b: BlackoutBody) 
 }
 
 export async function deleteBlackout(db: Db, actor: RuleActor, id: number): Promise<void> {
-  const [b] = await db.select().from(blackouts).where(eq(blackouts.id, id));
+  const [b] = await db
+    .select()
+    .from(blackouts)
+    .where(and(eq(blackouts.id, id), appliesWithin(blackouts, readerScope(actor.access))));
+  // One the actor may not see is not there for them: a 404, as for an id that does not exist.
   if (!b) throw new RuleError(404, `no blackout #${String(id)}`);
   await demandScoped(db, actor, b.environmentId, b.herdId, 'Lifting');
   await db.transaction(async (tx) => {
@@ -162,11 +162,11 @@ export async function deleteBlackout(db: Db, actor: RuleActor, id: number): Prom
   });
 }
 
-/** The blackouts not over yet (or every one, `past`), soonest first. */
-export async function listBlackouts(db: Db, past = false, now = new Date()) {
+/** The blackouts `access` may see (scope-visibility.ts) not over yet (or every one, `past`), soonest first. */
+export async function listBlackouts(db: Db, access: Access, past = false, now = new Date()) {
   return db
     .select()
     .from(blackouts)
-    .where(past ? undefined : gt(blackouts.endsAt, now))
+    .where(and(appliesWithin(blackouts, readerScope(access)), past ? undefined : gt(blackouts.endsAt, now)))
     .orderBy(asc(blackouts.startsAt), asc(blackouts.id));
 }

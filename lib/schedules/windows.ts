@@ -1,4 +1,4 @@
-// Maintenance windows (issue 17, what managed Postgres services offer): weekly windows in a time zone,
+// Maintenance windows (what managed Postgres services offer): weekly windows in a time zone,
 // for every herd, an environment's herds or one herd. A rule marked `insideWindow` fires on a herd only
 // while one of the herd's windows is open (a herd with none is skipped, saying so), and a rolling
 // operation it started waits between waves while the next wave's herds have no window open, and goes on
@@ -13,11 +13,13 @@ import type { Db, Queries } from '@/db/client';
 import { pgError } from '@/db/pg-error';
 import { herds, maintenanceWindows } from '@/db/schema';
 import { writeAudit, diffChanges } from '@/lib/audit/write-audit';
+import type { Access } from '@/lib/auth/access';
 import { idNumber } from '@/lib/validation/ids';
 import { isPlainName, NO_TRICKS } from '@/lib/validation/text';
 import { demandScoped } from './blackouts';
 import { knownTimeZone } from './cron';
 import { RuleError, type RuleActor } from './rules';
+import { appliesWithin, readerScope } from './scope-visibility';
 
 export const DAY_NAMES = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'] as const;
 
@@ -210,7 +212,11 @@ export async function createWindow(db: Db, actor: RuleActor, b: WindowBody) {
 }
 
 export async function deleteWindow(db: Db, actor: RuleActor, id: number): Promise<void> {
-  const [w] = await db.select().from(maintenanceWindows).where(eq(maintenanceWindows.id, id));
+  const [w] = await db
+    .select()
+    .from(maintenanceWindows)
+    .where(and(eq(maintenanceWindows.id, id), appliesWithin(maintenanceWindows, readerScope(actor.access))));
+  // One the actor may not see is not there for them: a 404, as for an id that does not exist.
   if (!w) throw new RuleError(404, `no maintenance window #${String(id)}`);
   await demandScoped(db, actor, w.environmentId, w.herdId, 'Removing', 'maintenance window');
   await db.transaction(async (tx) => {
@@ -228,7 +234,13 @@ export async function deleteWindow(db: Db, actor: RuleActor, id: number): Promis
   });
 }
 
-export const listWindows = (db: Queries) => db.select().from(maintenanceWindows).orderBy(asc(maintenanceWindows.id));
+/** The windows `access` may see (scope-visibility.ts), oldest first. */
+export const listWindows = (db: Queries, access: Access) =>
+  db
+    .select()
+    .from(maintenanceWindows)
+    .where(appliesWithin(maintenanceWindows, readerScope(access)))
+    .orderBy(asc(maintenanceWindows.id));
 
 /** A window in words: "Tuesday, Thursday 02:00 for 120 min (Europe/Paris)". */
 export const windowWords = (w: WindowTimes) =>

@@ -24,8 +24,10 @@ const runShape = {
         .meta({ description: 'Instances it could not make a server of, with the reason.' }),
     })
     .nullable()
-    .meta({ description: 'What the pass did, once it is done; null until then, and when it failed.' }),
-  error: z.string().nullable().meta({ description: 'Why it failed.' }),
+    .meta({
+      description: 'What the pass did, once it is done; null until then, when it failed, and for a caller without a global role.',
+    }),
+  error: z.string().nullable().meta({ description: 'Why it failed (null for a caller without a global role).' }),
 };
 
 export const discoveryRunResponse = z.object(runShape).meta({ id: 'DiscoveryRun' });

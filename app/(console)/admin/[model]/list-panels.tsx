@@ -17,7 +17,7 @@ async function Ec2Discovery({ access }: { access: Access }) {
       unavailable={unavailable}
       canRequest={can(access, 'admin', null)}
       runs={runs.map((r) => {
-        const { startedAt: _, ...v } = runView(r);
+        const { startedAt: _, ...v } = runView(r, access);
         return { ...v, requestedAt: v.requestedAt.toISOString(), finishedAt: v.finishedAt?.toISOString() ?? null };
       })}
       action={discoveryAction}

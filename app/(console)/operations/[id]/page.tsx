@@ -5,6 +5,7 @@ import { OperationLive } from '@/components/ops/operation-live';
 import { parseId } from '@/lib/validation/ids';
 import { valueText } from '@/lib/admin/text';
 import { operationView } from '@/lib/ops/operation-view';
+import { WITHHELD } from '@/lib/ops/operation-withheld';
 import { getAction } from '@/lib/ops/registry';
 import { loadInstanceRefs } from '@/lib/ops/instance-ref';
 import { orDeny, requireAccess } from '@/lib/auth/session';
@@ -33,11 +34,13 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
     const text =
       v === undefined || v === false
         ? f.emptyLabel
-        : f.kind === 'flag'
-          ? 'yes'
-          : f.kind === 'herd-member'
-            ? (labels.get(Number(v)) ?? `instance ${valueText(v)} (no longer in the inventory)`)
-            : valueText(v);
+        : v === WITHHELD
+          ? WITHHELD
+          : f.kind === 'flag'
+            ? 'yes'
+            : f.kind === 'herd-member'
+              ? (labels.get(Number(v)) ?? `instance ${valueText(v)} (no longer in the inventory)`)
+              : valueText(v);
     return { label: f.label, text };
   });
   return (

@@ -1,8 +1,9 @@
-import { asc } from 'drizzle-orm';
+import { inArray } from 'drizzle-orm';
 import { getDb } from '@/db/client';
-import { environments, herds } from '@/db/schema';
+import { herds } from '@/db/schema';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { BlackoutForm } from '@/components/rules/blackout-form';
+import { visibleEnvironments } from '@/lib/auth/access';
 import { requireAccess } from '@/lib/auth/session';
 import { listBlackouts } from '@/lib/schedules/blackouts';
 import { createBlackoutAction, deleteBlackoutAction } from '../actions';
@@ -11,16 +12,16 @@ export const dynamic = 'force-dynamic';
 
 /** The blackout calendar: when rules do not fire (all of them, or an environment's or a herd's targets). */
 export default async function BlackoutsPage() {
-  await requireAccess();
+  const access = await requireAccess();
   const db = getDb();
-  const list = await listBlackouts(db);
-  const envs = await db.select({ id: environments.id, name: environments.name }).from(environments).orderBy(asc(environments.name));
+  const list = await listBlackouts(db, access);
+  const envs = await visibleEnvironments(db, access);
   const envName = new Map(envs.map((e) => [e.id, e.name]));
   // Herds are many: the form offers environments; a herd's blackout is set through the API (herdId).
   const herdIds = list.filter((b) => b.herdId !== null).map((b) => b.herdId as number);
   const herdName = new Map(
     herdIds.length
-      ? (await db.select({ id: herds.id, name: herds.name }).from(herds)).filter((h) => herdIds.includes(h.id)).map((h) => [h.id, h.name])
+      ? (await db.select({ id: herds.id, name: herds.name }).from(herds).where(inArray(herds.id, herdIds))).map((h) => [h.id, h.name])
       : [],
   );
   return (

@@ -1,8 +1,9 @@
-import { asc } from 'drizzle-orm';
+import { inArray } from 'drizzle-orm';
 import { getDb } from '@/db/client';
-import { environments, herds } from '@/db/schema';
+import { herds } from '@/db/schema';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { WindowForm } from '@/components/rules/window-form';
+import { visibleEnvironments } from '@/lib/auth/access';
 import { requireAccess } from '@/lib/auth/session';
 import { listWindows, windowAt, windowWords } from '@/lib/schedules/windows';
 import { createWindowAction, deleteWindowAction } from '../actions';
@@ -11,12 +12,17 @@ export const dynamic = 'force-dynamic';
 
 /** Maintenance windows: when rules marked "inside the window" may act on a herd. */
 export default async function WindowsPage() {
-  await requireAccess();
+  const access = await requireAccess();
   const db = getDb();
-  const list = await listWindows(db);
-  const envs = await db.select({ id: environments.id, name: environments.name }).from(environments).orderBy(asc(environments.name));
+  const list = await listWindows(db, access);
+  const envs = await visibleEnvironments(db, access);
   const envName = new Map(envs.map((e) => [e.id, e.name]));
-  const herdName = new Map((await db.select({ id: herds.id, name: herds.name }).from(herds)).map((h) => [h.id, h.name]));
+  const herdIds = list.flatMap((w) => (w.herdId === null ? [] : [w.herdId]));
+  const herdName = new Map(
+    herdIds.length
+      ? (await db.select({ id: herds.id, name: herds.name }).from(herds).where(inArray(herds.id, herdIds))).map((h) => [h.id, h.name])
+      : [],
+  );
   const now = new Date();
   return (
     <>

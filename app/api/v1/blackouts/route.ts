@@ -16,11 +16,11 @@ const view = (b: Awaited<ReturnType<typeof listBlackouts>>[number]) => ({
   createdBy: b.createdBy,
 });
 
-/** GET /api/v1/blackouts: those not over yet, soonest first (`?past=1`: every one). */
+/** GET /api/v1/blackouts: those the caller may see (global ones, and their environments') not over yet, soonest first (`?past=1`: every one). */
 export const GET = handle(async (req) => {
-  await apiUser(req, 'read');
+  const user = await apiUser(req, 'read');
   const q = queryOf(req, blackoutsQuery);
-  return NextResponse.json({ items: (await listBlackouts(getDb(), q.past === '1')).map(view) });
+  return NextResponse.json({ items: (await listBlackouts(getDb(), user.access, q.past === '1')).map(view) });
 });
 
 /**

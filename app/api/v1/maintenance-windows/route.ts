@@ -17,10 +17,10 @@ const view = (w: WindowRow) => ({
   createdBy: w.createdBy,
 });
 
-/** GET /api/v1/maintenance-windows: every window, oldest first. */
+/** GET /api/v1/maintenance-windows: the windows the caller may see (global ones, and their environments'), oldest first. */
 export const GET = handle(async (req) => {
-  await apiUser(req, 'read');
-  return NextResponse.json({ items: (await listWindows(getDb())).map(view) });
+  const user = await apiUser(req, 'read');
+  return NextResponse.json({ items: (await listWindows(getDb(), user.access)).map(view) });
 });
 
 /**

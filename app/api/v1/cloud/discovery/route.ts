@@ -1,15 +1,16 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { demand } from '@/lib/auth/access';
-import { ApiError, apiUser, handle } from '@/lib/api/respond';
+import { ApiError, apiUser, handle, noBody } from '@/lib/api/respond';
 import { latestDiscoveryRuns, requestDiscovery, runView } from '@/lib/cloud/discovery-runs';
 import { discoveryUnavailable } from '@/lib/cloud/status';
 
-/** GET /api/v1/cloud/discovery: whether discovery can run here (and why not), and its latest passes. */
+/** GET /api/v1/cloud/discovery: whether discovery can run here (and why not), and its latest passes (what they found: global roles only). */
 export const GET = handle(async (req) => {
-  await apiUser(req, 'read');
+  const user = await apiUser(req, 'read');
   const reason = await discoveryUnavailable();
-  return NextResponse.json({ available: reason === null, reason, runs: (await latestDiscoveryRuns(getDb(), 10)).map(runView) });
+  const runs = (await latestDiscoveryRuns(getDb(), 10)).map((r) => runView(r, user.access));
+  return NextResponse.json({ available: reason === null, reason, runs });
 });
 
 /**
@@ -20,12 +21,13 @@ export const GET = handle(async (req) => {
 export const POST = handle(async (req) => {
   const user = await apiUser(req, 'operate');
   // It takes no body: one sent (regions, tags) would be ignored, so it is refused rather than pass for obeyed.
-  const body = (await req.text()).trim();
-  if (body && body !== '{}')
-    throw new ApiError(400, 'POST /api/v1/cloud/discovery takes no body: what a pass reads is PGHERD_AWS_DISCOVERY');
+  await noBody(req, 'POST /api/v1/cloud/discovery', 'what a pass reads is PGHERD_AWS_DISCOVERY');
   await demand(getDb(), user.access, 'admin', 'Asking for an EC2 discovery pass', [null]);
   const reason = await discoveryUnavailable();
   if (reason) throw new ApiError(503, reason);
   const { run, created } = await requestDiscovery(getDb(), user.username);
-  return NextResponse.json({ ...runView(run), created }, { status: 202, headers: { location: `/api/v1/cloud/discovery/${run.id}` } });
+  return NextResponse.json(
+    { ...runView(run, user.access), created },
+    { status: 202, headers: { location: `/api/v1/cloud/discovery/${run.id}` } },
+  );
 });

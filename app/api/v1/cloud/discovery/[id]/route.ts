@@ -5,8 +5,8 @@ import { discoveryRun, runView } from '@/lib/cloud/discovery-runs';
 
 /** GET /api/v1/cloud/discovery/:id: one pass, to poll until its status is done or failed. */
 export const GET = handle(async (req, ctx) => {
-  await apiUser(req, 'read');
+  const user = await apiUser(req, 'read');
   const run = await discoveryRun(getDb(), pathId((await ctx.params).id));
   if (!run) throw new ApiError(404, 'no such discovery pass');
-  return NextResponse.json(runView(run));
+  return NextResponse.json(runView(run, user.access));
 });
