@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { and, asc, eq, sql } from 'drizzle-orm';
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
@@ -22,7 +23,7 @@ import {
 import { seedLabFleet } from '@/lib/lab/seed';
 import { PROJECT_ROOT } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
-import { labIdentity, stopPid } from '@/lib/lab/proc';
+import { labIdentity, stopPid, waitFor } from '@/lib/lab/proc';
 import { freePort } from '@/lib/lab/ports';
 import { startRedis } from '@/lib/lab/redis';
 import { ifAssigned } from '@/lib/testing/if-assigned';
@@ -788,6 +789,78 @@ describe('a worker that comes back after its lease was taken', () => {
       // The step's own work, abandoned, ends in the background; still no cleanup after it.
       await new Promise((r) => setTimeout(r, 8000));
       expect(ran).toEqual(['hold started', 'hold ended']);
+    } finally {
+      proxy.restore();
+      await w.close().catch(() => {});
+      await proxy.close();
+    }
+  }, 90_000);
+});
+
+describe('a worker cut off from pgherd\u2019s database during a long step', () => {
+  it('kills the step\u2019s command on the host before its lease expires, so before another worker may claim the herd', async () => {
+    await worker?.close();
+    worker = null;
+    const proxy = await startTcpProxy(dbEndpoint());
+    const pidFile = `/tmp/pgherd-long-step-${process.pid}.pid`;
+    // A stalled base backup, as far as the worker can tell: a command on the host that runs on and on.
+    const longAction: InstanceAction = defineAction({
+      name: 'engine-test-long-step',
+      label: 'A long step on the host',
+      permission: 'operator',
+      dangerous: false,
+      plan: (r) => ({
+        steps: [
+          {
+            name: 'copy for a long time',
+            says: 'run a command that takes a minute on the host',
+            timeoutMs: 120_000,
+            run: async (x) => {
+              await execNoted(x.deps, r, x, ['sh', '-c', 'echo $$ > "$1"; exec sleep 60', 'sh', pidFile], 120_000);
+            },
+          },
+        ],
+        warnings: [],
+      }),
+    });
+    registerAction(longAction);
+    const w = await proxiedWorker(proxy.port, { concurrency: 1, reconcileEveryMs: 60_000, refreshEveryMs: 0 });
+    try {
+      const { id } = await submit(longAction, [orders()[1]!.id]);
+      const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
+      const pid = await waitFor('the command to start on the host', async () => {
+        const text = await readFile(pidFile, 'utf8').catch(() => '');
+        return /^\d+\n$/.test(text) ? Number(text) : undefined;
+      });
+      const alive = () => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      expect(alive()).toBe(true);
+      proxy.stall();
+      // Another worker comes: it may take the herd once the lease has expired, and not before.
+      worker = await defaultWorker();
+      let killedAt: number | null = null;
+      let interruptedAt: number | null = null;
+      await waitFor('the target to be taken over', async () => {
+        if (killedAt === null && !alive()) killedAt = Date.now();
+        const [now] = await t.db
+          .select({ status: operationTargets.status })
+          .from(operationTargets)
+          .where(eq(operationTargets.id, target!.id));
+        if (now!.status === 'interrupted') interruptedAt = Date.now();
+        return interruptedAt ?? undefined;
+      });
+      expect(killedAt, 'the command on the host was killed before the herd was taken over').not.toBeNull();
+      expect(killedAt!).toBeLessThanOrEqual(interruptedAt!);
+      proxy.restore();
+      await within(20_000, w.close(), 'the cut-off worker to close', [id]);
+      const [end] = await t.db.select().from(operationTargets).where(eq(operationTargets.id, target!.id));
+      expect(end!.status).toBe('interrupted');
     } finally {
       proxy.restore();
       await w.close().catch(() => {});

@@ -197,7 +197,20 @@ async function executeIn(
   if (!action) return end('failed', `unknown action ${target.action}`);
 
   // The lease found gone by a heartbeat stops the running step at once: the herd may be another's now.
+  // So does a lease that could not be renewed for most of its TTL (pgherd's database away from this
+  // worker): it is given up before it expires, so the step is stopped, and its command killed on the
+  // host, before any other worker may take the herd (a claim, and reconcile, wait for the expiry).
   const lost = new AbortController();
+  const giveUpAfterMs = leaseTtlMs() * 0.75;
+  // A local clock, no round trip: checked often, so that the give-up is on time.
+  const watchdog = setInterval(
+    () => {
+      if (lost.signal.aborted || Date.now() - lease.confirmedAt <= giveUpAfterMs) return;
+      log('lease.unconfirmed', { targetId, herdId, generation, confirmedMsAgo: Date.now() - lease.confirmedAt });
+      lost.abort(new LeaseLostError(`it could not be renewed for ${Math.round(giveUpAfterMs)} ms: pgherd's database did not answer`));
+    },
+    Math.max(50, leaseTtlMs() / 20),
+  );
   const beat = setInterval(
     () => {
       const sent = Date.now();
@@ -211,7 +224,7 @@ async function executeIn(
         })
         .catch((err: unknown) => log('lease.heartbeat.error', { targetId, error: errorText(err) }));
     },
-    Math.max(200, leaseTtlMs() / 3),
+    Math.max(200, leaseTtlMs() / 4),
   );
   try {
     log('target.start', { operationId, targetId, action: target.action });
@@ -287,6 +300,7 @@ async function executeIn(
     return await end('failed', res.error?.message ?? 'failed', res.error instanceof Refusal ? res.error.code : null);
   } finally {
     clearInterval(beat);
+    clearInterval(watchdog);
     if (!run.finished) {
       // Ending the target failed (pgherd's database went away, say): its last step's end is still worth a try.
       await recorder.flush().catch(() => {});

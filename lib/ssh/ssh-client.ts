@@ -47,6 +47,8 @@ export interface SshOptions {
 }
 
 const TAIL = 64 * 1024;
+/** How a stoppable command's wrapper announces its process id on stderr. */
+const PID_MARK = 'pgherd-exec-pid:';
 
 export function fingerprint(key: Buffer): string {
   return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
@@ -206,11 +208,16 @@ export class SshPool {
   async exec(
     t: SshTarget,
     argv: readonly string[],
-    opts: { timeoutMs?: number; secrets?: string[]; stdin?: string; readOnly?: boolean } = {},
+    opts: { timeoutMs?: number; secrets?: string[]; stdin?: string; readOnly?: boolean; signal?: AbortSignal } = {},
   ): Promise<ExecResult> {
     if (!t.hostKeyFingerprint && !opts.readOnly) throw new HostKeyNotPinnedError(t.host);
-    const command = shellCommand(argv);
-    const shown = redact(command, opts.secrets);
+    opts.signal?.throwIfAborted();
+    const shown = redact(shellCommand(argv), opts.secrets);
+    // A command its caller may stop says its process id first (on stderr, taken off before anyone
+    // reads it): sshd run by an unprivileged user ignores a channel's signal request, and closing the
+    // channel does not stop a command that neither reads nor writes, so a stop kills its process
+    // group from a second command.
+    const command = shellCommand(opts.signal ? ['sh', '-c', `echo ${PID_MARK}$$ >&2; exec "$@"`, 'sh', ...argv] : argv);
     const c = this.conn(t);
     const client = await c.ready;
     await c.slots.take();
@@ -222,7 +229,7 @@ export class SshPool {
       // (MaxSessions) answers "Channel open failure" for a moment; wait and try again.
       for (let attempt = 0; ; attempt++) {
         try {
-          return await this.run(client, t, command, shown, timeoutMs, started, opts.stdin);
+          return await this.run(client, t, command, shown, timeoutMs, started, opts.stdin, opts.signal);
         } catch (err) {
           if (!(err instanceof Error) || !/Channel open failure/.test(err.message) || attempt >= 6) throw err;
           await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
@@ -241,6 +248,7 @@ export class SshPool {
     timeoutMs: number,
     started: number,
     stdin?: string,
+    abort?: AbortSignal,
   ): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
       client.exec(command, (err, stream) => {
@@ -248,6 +256,19 @@ export class SshPool {
           reject(new SshError(`${t.host}: ${err.message}`, t.host));
           return;
         }
+        // Stopped by its caller (a step abandoned when the herd's lease is lost): the command is killed
+        // on the host, not left running there for whoever takes the herd next.
+        let pid: number | null = null;
+        let head = abort ? '' : null;
+        const onAbort = () => {
+          stream.signal('KILL');
+          stream.close();
+          if (pid !== null) this.killGroup(client, t, pid, shown);
+          this.opts.log?.('ssh.exec.killed', { host: t.host, command: shown, pid, ms: Date.now() - started });
+          reject(abort?.reason instanceof Error ? abort.reason : new SshError(`${t.host}: ${shown} was stopped`, t.host));
+        };
+        if (abort?.aborted) return void onAbort();
+        abort?.addEventListener('abort', onAbort, { once: true });
         let stdout = '';
         let stderr = '';
         let code: number | null = null;
@@ -261,7 +282,20 @@ export class SshPool {
           stdout = (stdout + d.toString()).slice(-TAIL);
         });
         stream.stderr.on('data', (d: Buffer) => {
-          stderr = (stderr + d.toString()).slice(-TAIL);
+          let text = d.toString();
+          if (head !== null) {
+            // The first line is the process id the wrapper printed: kept, not shown.
+            head += text;
+            const nl = head.indexOf('\n');
+            if (nl < 0) return;
+            const first = head.slice(0, nl);
+            text = head.slice(nl + 1);
+            head = null;
+            if (first.startsWith(PID_MARK)) pid = Number(first.slice(PID_MARK.length)) || null;
+            else text = `${first}\n${text}`;
+            if (pid !== null && abort?.aborted) this.killGroup(client, t, pid, shown);
+          }
+          stderr = (stderr + text).slice(-TAIL);
         });
         stream.on('exit', (c: number | null, s?: string) => {
           code = c;
@@ -269,12 +303,23 @@ export class SshPool {
         });
         stream.on('close', () => {
           clearTimeout(timer);
+          abort?.removeEventListener('abort', onAbort);
           this.opts.log?.('ssh.exec.end', { host: t.host, command: shown, code, ms: Date.now() - started });
           resolve({ code, signal, stdout, stderr });
         });
         if (stdin !== undefined) stream.end(stdin);
         else stream.end();
       });
+    });
+  }
+
+  /** Kills the process group of a stopped command on its host (sshd made it a group of its own). */
+  private killGroup(client: Client, t: SshTarget, pid: number, shown: string): void {
+    const kill = shellCommand(['sh', '-c', 'g=$(ps -o pgid= -p "$1" | tr -d " "); [ -n "$g" ] && pkill -KILL -g "$g"', 'sh', String(pid)]);
+    client.exec(kill, (err, stream) => {
+      if (err) return void this.opts.log?.('ssh.exec.kill_failed', { host: t.host, command: shown, pid, error: err.message });
+      stream.on('data', () => {}).stderr.on('data', () => {});
+      stream.on('close', () => this.opts.log?.('ssh.exec.kill_sent', { host: t.host, command: shown, pid }));
     });
   }
 

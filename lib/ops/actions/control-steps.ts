@@ -26,7 +26,8 @@ export async function execNoted(
   recordOutput = true,
 ) {
   ctx.note({ command: shellCommand(argv) });
-  const r = await deps.ssh.exec(t.ssh, argv, { timeoutMs, stdin });
+  // The step's signal: a step stopped (its lease lost, its deadline passed) kills the command on the host.
+  const r = await deps.ssh.exec(t.ssh, argv, { timeoutMs, stdin, signal: ctx.signal });
   ctx.note({
     exitCode: r.code,
     stdout: recordOutput ? r.stdout.slice(-4000) : `(${r.stdout.length} bytes read, not recorded: it may hold passwords)`,
