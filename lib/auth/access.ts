@@ -1,12 +1,14 @@
 // What a user may do, and where: the roles bound to them and their groups, globally or per
 // environment. Read from the database on every request, so a binding removed (or a user disabled)
-// takes effect at once, not when a session expires. Superusers (local break-glass accounts) are admin
+// takes effect at once, not when a session expires; a directory user's groups and presence are asked of
+// the directory again (lib/auth/directory.ts), within its short re-check interval. Superusers (local break-glass accounts) are admin
 // everywhere.
 import { and, asc, eq, inArray, or, sql } from 'drizzle-orm';
 import type { Db, Queries } from '@/db/client';
 import { environments, roleBindings, users } from '@/db/schema';
 import type { Role } from '@/db/types';
 import { writeAudit } from '@/lib/audit/write-audit';
+import { standingOf } from './directory';
 
 export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
 const rank = (r: Role | null | undefined) => (r ? ROLES.indexOf(r) + 1 : 0);
@@ -24,18 +26,21 @@ export interface Access {
   byEnvironment: Map<number, Role>;
   /** Where the request came from, for the audit entry of a refusal. */
   remoteAddr?: string;
+  /** Why the user has no access at all, when they are inactive ("is gone from the directory"). */
+  inactive?: string;
 }
 
 /** For the worker, the lab's seeding, tests and benchmarks: code acting on its own authority. */
 export const SYSTEM_ACCESS: Access = { userId: null, username: 'system', superuser: true, global: 'admin', byEnvironment: new Map() };
 
-/** Nobody: a user that is disabled or gone. */
-export const noAccess = (username: string, userId: number | null = null): Access => ({
+/** Nobody: a user that is disabled or gone (`inactive` says which). */
+export const noAccess = (username: string, userId: number | null = null, inactive?: string): Access => ({
   userId,
   username,
   superuser: false,
   global: null,
   byEnvironment: new Map(),
+  ...(inactive ? { inactive } : {}),
 });
 
 /** The bindings for a username and its groups (matched without regard to case, as LDAP compares DNs). */
@@ -69,19 +74,31 @@ export function accessFrom(
   return { userId: user.id, username: user.username, superuser: false, global, byEnvironment };
 }
 
-/** The user's access now: nothing for a disabled or deleted user. */
+/**
+ * The user's access now: nothing for a disabled or deleted user, nor for a directory user the directory
+ * no longer has (or cannot be asked about); a directory user's groups as the directory has them now.
+ */
 export async function loadAccess(db: Db, userId: number): Promise<Access> {
   const [u] = await db
-    .select({ id: users.id, username: users.username, active: users.isActive, superuser: users.isSuperuser, groups: users.groups })
+    .select({
+      id: users.id,
+      username: users.username,
+      source: users.source,
+      isActive: users.isActive,
+      superuser: users.isSuperuser,
+      groups: users.groups,
+    })
     .from(users)
     .where(eq(users.id, userId));
-  if (!u || !u.active) return noAccess(u?.username ?? `#${userId}`, userId);
+  if (!u) return noAccess(`#${userId}`, userId, 'is no longer a pgherd user');
+  const standing = await standingOf(db, u);
+  if (!standing.active) return noAccess(u.username, userId, standing.why);
   const rows = u.superuser
     ? []
     : await db
         .select({ role: roleBindings.role, environmentId: roleBindings.environmentId })
         .from(roleBindings)
-        .where(bindingsFor(u.username, u.groups));
+        .where(bindingsFor(u.username, standing.groups));
   return accessFrom({ id: u.id, username: u.username, superuser: u.superuser }, rows);
 }
 

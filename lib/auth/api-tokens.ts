@@ -7,6 +7,7 @@ import { isPlainName, NO_TRICKS } from '@/lib/validation/text';
 import type { Db } from '@/db/client';
 import { apiTokens, users } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
+import { standingOf } from './directory';
 
 export type Scope = 'read' | 'operate';
 
@@ -34,6 +35,25 @@ export const newTokenForm = z.object({
   ),
 });
 
+/**
+ * PGHERD_API_TOKEN_MAX_DAYS: the longest a token may live (unset: no limit). A token asked for without
+ * an expiry, or a longer one, gets this; a token older than it is refused, whatever it was made with.
+ */
+export function tokenMaxDays(raw = process.env.PGHERD_API_TOKEN_MAX_DAYS): number | null {
+  if (raw === undefined || raw === '') return null;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 3650)
+    throw new Error(`PGHERD_API_TOKEN_MAX_DAYS: a whole number of days, 1 to 3650 (got ${raw})`);
+  return n;
+}
+
+/** The expiry a token gets: the one asked for, capped by the maximum lifetime from `now`. */
+export function cappedExpiry(asked: Date | null, now: Date, maxDays = tokenMaxDays()): Date | null {
+  if (maxDays === null) return asked;
+  const cap = new Date(now.getTime() + maxDays * 86_400_000);
+  return asked && asked < cap ? asked : cap;
+}
+
 export async function createApiToken(
   db: Db,
   userId: number,
@@ -43,6 +63,7 @@ export async function createApiToken(
   actor?: TokenActor,
 ): Promise<{ id: number; token: string }> {
   const token = `pgh_${randomBytes(32).toString('base64url')}`;
+  expiresAt = cappedExpiry(expiresAt, new Date());
   return db.transaction(async (tx) => {
     const [row] = await tx
       .insert(apiTokens)
@@ -122,9 +143,14 @@ export interface TokenUser {
   scope: Scope;
 }
 
-/** The token's user and scope, or null for an unknown, revoked or expired token; records the use. */
+/**
+ * The token's user and scope, or null for an unknown, revoked or expired token, one older than the
+ * maximum lifetime, or one whose user is inactive now (disabled, or gone from the directory); records
+ * the use.
+ */
 export async function verifyApiToken(db: Db, token: string): Promise<TokenUser | null> {
   if (!/^pgh_[A-Za-z0-9_-]{43}$/.test(token)) return null;
+  const maxDays = tokenMaxDays();
   const [used] = await db
     .update(apiTokens)
     .set({ lastUsedAt: sql`now()` })
@@ -133,13 +159,15 @@ export async function verifyApiToken(db: Db, token: string): Promise<TokenUser |
         eq(apiTokens.tokenHash, hashToken(token)),
         isNull(apiTokens.revokedAt),
         or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`)),
+        maxDays === null ? undefined : gt(apiTokens.createdAt, sql`now() - make_interval(days => ${maxDays})`),
       ),
     )
     .returning({ userId: apiTokens.userId, scope: apiTokens.scope });
   if (!used) return null;
   const [u] = await db
-    .select({ id: users.id, username: users.username, active: users.isActive })
+    .select({ id: users.id, username: users.username, source: users.source, isActive: users.isActive, groups: users.groups })
     .from(users)
     .where(eq(users.id, used.userId));
-  return u?.active ? { id: u.id, username: u.username, scope: used.scope } : null;
+  if (!u || !(await standingOf(db, u)).active) return null;
+  return { id: u.id, username: u.username, scope: used.scope };
 }

@@ -121,20 +121,32 @@ async function connect(cfg: LdapConfig): Promise<{ client: Client; url: string }
   return { error: errors.join('; ') };
 }
 
+/** The entries the user filter finds for `username` (one, when the directory knows them). */
+async function findUser(client: Client, cfg: LdapConfig, username: string): Promise<Entry[]> {
+  const filter = fillFilter(cfg.userFilter, { username });
+  const { searchEntries } = await client.search(cfg.userBase, {
+    scope: 'sub',
+    filter,
+    attributes: ['cn', 'displayName', 'mail', cfg.usernameAttribute],
+    sizeLimit: 2,
+  });
+  return searchEntries;
+}
+
+/** The DNs of the user's groups, sorted. */
+async function groupsOf(client: Client, cfg: LdapConfig, dn: string, username: string): Promise<string[]> {
+  const groupFilter = fillFilter(cfg.groupFilter, { userDN: dn, username });
+  const { searchEntries } = await client.search(cfg.groupBase, { scope: 'sub', filter: groupFilter, attributes: ['cn'], sizeLimit: 1000 });
+  return searchEntries.map((g) => g.dn).sort();
+}
+
 export async function ldapAuthenticate(cfg: LdapConfig, username: string, password: string): Promise<LdapResult> {
   // An empty password is an anonymous ("unauthenticated") bind that many servers accept.
   if (!password) return { ok: false, reason: 'invalid', message: 'empty password' };
   const c = await connect(cfg);
   if ('error' in c) return { ok: false, reason: 'unreachable', message: c.error };
   try {
-    const filter = fillFilter(cfg.userFilter, { username });
-    const { searchEntries } = await c.client.search(cfg.userBase, {
-      scope: 'sub',
-      filter,
-      attributes: ['cn', 'displayName', 'mail', cfg.usernameAttribute],
-      sizeLimit: 2,
-    });
-    const [user, ...others] = searchEntries;
+    const [user, ...others] = await findUser(c.client, cfg, username);
     if (!user || others.length) return { ok: false, reason: 'invalid', message: user ? 'more than one entry matches' : 'no such user' };
     const userClient = clientFor(cfg, c.url);
     try {
@@ -146,24 +158,40 @@ export async function ldapAuthenticate(cfg: LdapConfig, username: string, passwo
     } finally {
       await userClient.unbind().catch(() => {});
     }
-    const groupFilter = fillFilter(cfg.groupFilter, { userDN: user.dn, username });
-    const { searchEntries: groups } = await c.client.search(cfg.groupBase, {
-      scope: 'sub',
-      filter: groupFilter,
-      attributes: ['cn'],
-      sizeLimit: 1000,
-    });
+    const groups = await groupsOf(c.client, cfg, user.dn, username);
     const first = (v: Entry[string] | undefined) => (Array.isArray(v) ? String(v[0] ?? '') : v === undefined ? '' : String(v));
     return {
       ok: true,
       dn: user.dn,
       displayName: first(user.displayName) || first(user.cn),
       email: first(user.mail),
-      groups: groups.map((g) => g.dn).sort(),
+      groups,
       username: first(user[cfg.usernameAttribute]) || username,
     };
   } catch (err) {
     return { ok: false, reason: 'unreachable', message: (err as Error).message };
+  } finally {
+    await c.client.unbind().catch(() => {});
+  }
+}
+
+/**
+ * What the directory says of a user now, with the service account only (no password): found with
+ * their groups, gone (the user filter finds no entry: deleted, or excluded by a filter that leaves out
+ * disabled accounts), or not known because no server answered.
+ */
+export type LdapLookup = { found: true; dn: string; groups: string[] } | { found: false; reason: 'gone' | 'unreachable'; message: string };
+
+export async function ldapLookup(cfg: LdapConfig, username: string): Promise<LdapLookup> {
+  const c = await connect(cfg);
+  if ('error' in c) return { found: false, reason: 'unreachable', message: c.error };
+  try {
+    const [user, ...others] = await findUser(c.client, cfg, username);
+    if (!user || others.length)
+      return { found: false, reason: 'gone', message: user ? 'more than one directory entry matches' : 'no longer in the directory' };
+    return { found: true, dn: user.dn, groups: await groupsOf(c.client, cfg, user.dn, username) };
+  } catch (err) {
+    return { found: false, reason: 'unreachable', message: (err as Error).message };
   } finally {
     await c.client.unbind().catch(() => {});
   }

@@ -30,6 +30,9 @@ export interface LabLdap {
   bindPassword: string;
   /** The file PGHERD_LDAP_CONFIG points at for the console. */
   configFile: string;
+  /** The directory's root DN and a file holding its password (no newline, for ldapmodify -y): tests change the directory with them. */
+  adminDn: string;
+  adminPasswordFile: string;
   users: LabLdapUser[];
   /** Group name -> DN. */
   groups: Record<string, string>;
@@ -166,9 +169,25 @@ export async function startLdap(
     JSON.stringify({ urls: [url], startTls: true, caFile: tls.ca, bindDn, bindPassword, userBase, groupBase }, null, 2),
     { mode: 0o600 },
   );
+  const adminPasswordFile = path.join(dir, 'ldap-admin.secret');
+  writeFileSync(adminPasswordFile, rootPassword, { mode: 0o600 });
   chmodSync(home, 0o755);
   return {
     pid: child.pid!,
-    ldap: { url, ldapsUrl, caFile: tls.ca, baseDn: LAB_BASE_DN, userBase, groupBase, bindDn, bindPassword, configFile, users, groups },
+    ldap: {
+      url,
+      ldapsUrl,
+      caFile: tls.ca,
+      baseDn: LAB_BASE_DN,
+      userBase,
+      groupBase,
+      bindDn,
+      bindPassword,
+      configFile,
+      adminDn: `cn=admin,${LAB_BASE_DN}`,
+      adminPasswordFile,
+      users,
+      groups,
+    },
   };
 }
