@@ -718,6 +718,13 @@ export const rules = pgTable(
       .array()
       .notNull()
       .default(sql`'{}'::text[]`),
+    // The environments of its targets when it was last saved (typed, when its plan asked for it): a fire
+    // skips targets elsewhere until someone saves it again. A rule stored before this was recorded has
+    // none: its targets are skipped until it is saved again.
+    confirmedEnvironments: integer('confirmed_environments')
+      .array()
+      .notNull()
+      .default(sql`'{}'::int[]`),
     ...timestamps,
   },
   (t) => [
@@ -770,6 +777,9 @@ export const ruleRuns = pgTable(
     firedAt: timestamp('fired_at', { withTimezone: true }).notNull().defaultNow(),
     attempt: integer('attempt').notNull().default(0),
     retryOf: integer('retry_of'),
+    // The rule's version when a run was asked for ahead of its deciding (run now, a retry): a rule saved
+    // or disabled since refuses it. Null for a scheduled fire, recorded against the rule as it is.
+    ruleVersion: integer('rule_version'),
     // firing: waiting for a worker (run now); deciding: a worker is at it; started: its operation was
     // made (the operation's status is the outcome); skipped, refused, missed, nothing (no target
     // qualified), error (pgherd failed to fire it).
@@ -868,6 +878,9 @@ export const webhooks = pgTable(
     ruleId: integer('rule_id').references(() => rules.id, { onDelete: 'cascade' }),
     events: text('events').array().notNull(),
     enabled: boolean('enabled').notNull().default(true),
+    // A rule's webhook: the rule owner who answers for where its runs are told. Delivered only while that
+    // is still the rule's owner: a new owner keeps it (or not) before it hears of their runs.
+    keeperId: integer('keeper_id').references(() => users.id, { onDelete: 'set null' }),
     createdBy: text('created_by').notNull().default(''),
     ...timestamps,
   },

@@ -249,6 +249,15 @@ export function RuleForm({
           <input name="enabled" type="checkbox" defaultChecked={!editing || initial.enabled === 'on'} /> Enabled
         </label>
       </div>
+      <div className="form-row">
+        <label htmlFor="rule-confirmation">Confirmation</label>
+        <input id="rule-confirmation" name="confirmation" type="text" autoComplete="off" placeholder="when asked" />
+        <p className="help">
+          A rule on production, or on many targets, is confirmed as the operation would be: type what it asks. It then fires only in the
+          environments confirmed; save it again to add one.
+        </p>
+        {err('confirmation')}
+      </div>
       <div className="submit-row">
         <button type="submit" className="button default" disabled={pending}>
           Save rule

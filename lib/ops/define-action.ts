@@ -128,8 +128,17 @@ interface ActionMeta {
   permission: Role;
   /** Needs the confirmation typed even for a single non-production target. */
   dangerous: boolean;
-  /** Parameters: validated by `schema` wherever they come in (page, form, API), shown as `fields`. */
-  params?: { schema: ParamsSchema; fields: ActionParamField[] };
+  /**
+   * Parameters: validated by `schema` wherever they come in (page, form, API), shown as `fields`.
+   * `attestations` names those that are a person's word about the world ("I have fenced it myself"):
+   * true only when someone says so now, so no rule may carry one to a later fire.
+   */
+  params?: { schema: ParamsSchema; fields: ActionParamField[]; attestations?: readonly string[] };
+  /**
+   * False for an action a person must decide at the moment (a DR failover): no rule may run it. Absent:
+   * it may be scheduled.
+   */
+  schedulable?: boolean;
   /**
    * It establishes a server's host key itself, with a read-only command (Check SSH, Replace the pinned
    * key): the only actions offered on a server without one. Every other action, over SSH or over SQL,
@@ -229,7 +238,7 @@ export const isHerdAction = (a: AnyAction): a is HerdAction => a.on === 'herd';
 
 /** How an action is written: typed parameters, a typed state, one plan. */
 export interface ActionSpec<T, C, Schema extends ParamsSchema, S, X = undefined> extends Omit<ActionMeta, 'params'> {
-  params?: { schema: Schema; fields: ActionParamField[] };
+  params?: { schema: Schema; fields: ActionParamField[]; attestations?: readonly (keyof z.output<Schema> & string)[] };
   prepare?: (targets: T[], params: z.output<Schema>, db: Db) => Promise<X>;
   /** A fresh state for each run of the steps (omit when the steps share nothing). */
   state?: () => S;
@@ -291,6 +300,23 @@ function toSteps<S>(p: ActionPlan<S> | Refusal, deps: ActionDeps, state: () => S
   if (changed) throw changed;
   const s = (p.state ?? state)();
   return p.steps.map((x) => bind(x, deps, s));
+}
+
+/**
+ * Why a rule may not run `action` with `params` (each problem with the body's path), or none: an action
+ * that is not schedulable, and any attestation given, since a fire would replay a person's word.
+ */
+export function scheduleProblems(action: ActionMeta, params: ActionParams): { path: string; message: string }[] {
+  const out: { path: string; message: string }[] = [];
+  if (action.schedulable === false)
+    out.push({ path: 'action', message: `${action.label} cannot be scheduled: a person decides it at the moment, on the console` });
+  for (const name of action.params?.attestations ?? [])
+    if (params[name] !== undefined && params[name] !== false && params[name] !== null)
+      out.push({
+        path: `params.${name}`,
+        message: `${name} is a person's attestation, true only when said at the moment: a rule may not say it for them at each fire`,
+      });
+  return out;
 }
 
 /** Parameters that do not fit the action's schema: a 400 from the API, nothing planned. */

@@ -1,4 +1,4 @@
-// Deciding a rule's runs (issue 17): blackouts, an earlier run still going, the scope as the owner
+// Deciding a rule's runs: blackouts, an earlier run still going, the scope as the owner
 // sees it now, herds in maintenance, the conditions, and the owner's roles; what is left becomes an
 // ordinary operation, requested by "rule: NAME" on the owner's authority (the worker checks the owner's
 // roles again at each target). Runs are decided together, whatever their number (one run now, or
@@ -10,7 +10,7 @@ import type { Db } from '@/db/client';
 import { ruleRuns, rules } from '@/db/schema';
 import { writeAudit, type AuditInput } from '@/lib/audit/write-audit';
 import { AccessDenied, canSomewhere, loadAccess, noAccess, type Access } from '@/lib/auth/access';
-import { isHerdAction, type AnyAction } from '@/lib/ops/define-action';
+import { isHerdAction, scheduleProblems, type AnyAction } from '@/lib/ops/define-action';
 import { errorText } from '@/lib/ops/errors';
 import { planFrom, readPlanSource, type Plan, type PlanSource } from '@/lib/ops/plan';
 import { getAction } from '@/lib/ops/registry';
@@ -98,7 +98,15 @@ async function decideChunk(deps: FireDeps, pending: Pending[], now: Date): Promi
   for (const p of pending) {
     const action = getAction(p.rule.action);
     const earlier = goingOf.get(p.rule.id);
-    if (!action) p.done = { status: 'error', reason: `the action ${p.rule.action} is not one this pgherd knows` };
+    // A stored row is not trusted to have been checked when saved (written by hand, or before the check).
+    const unschedulable = action ? scheduleProblems(action, p.rule.params) : [];
+    if (p.run.ruleVersion !== null && p.run.ruleVersion !== p.rule.version)
+      p.done = {
+        status: 'refused',
+        reason: `refused: stale: the rule was saved or disabled since this ${p.run.kind === 'retry' ? 'retry' : 'run'} was asked for (version ${String(p.run.ruleVersion)}, now ${String(p.rule.version)}); nothing was run`,
+      };
+    else if (!action) p.done = { status: 'error', reason: `the action ${p.rule.action} is not one this pgherd knows` };
+    else if (unschedulable.length) refuse(p, unschedulable.map((u) => u.message).join('; '));
     else if (global)
       p.done = {
         status: 'skipped',
@@ -124,6 +132,12 @@ async function decideChunk(deps: FireDeps, pending: Pending[], now: Date): Promi
   const ids = new Map<Pending, number[]>();
   await eachRun(open(pending), async (p) => {
     const action = need(p.action);
+    // An owner who is no longer active (disabled, gone from the directory) is refused as such.
+    const inactive = need(p.access).inactive;
+    if (inactive) {
+      refuse(p, `its owner ${p.rule.ownerName} ${inactive}`);
+      return;
+    }
     // An owner who holds the action's role nowhere is refused, not shown an empty filter.
     if (!canSomewhere(need(p.access), action.permission)) {
       refuse(p, `${action.label} needs the ${action.permission} role: its owner ${p.rule.ownerName} holds it nowhere now`);
@@ -218,13 +232,15 @@ function leaveOut(
       const f = factOf(source, id);
       if (!f) continue; // gone since the scope was read: the plan would call it missing
       const out = blackouts.find((b) => b.herd_id === f.herdId || b.environment_id === f.environmentId);
-      const skipped = out
-        ? `inside the blackout ${JSON.stringify(out.name)} (until ${new Date(out.ends_at).toISOString()})`
-        : f.automation === 'maintenance'
-          ? `herd ${f.herd} is in maintenance`
-          : p.rule.insideWindow
-            ? (outsideWords(f.herd, windows.get(f.herdId) ?? { open: false, none: true, next: null }) ?? undefined)
-            : undefined;
+      const skipped = !p.rule.confirmedEnvironments.includes(f.environmentId)
+        ? `not confirmed in ${f.environment}: the rule was saved for ${confirmedWords(p, sources)}; save it again, with its confirmation, to run there`
+        : out
+          ? `inside the blackout ${JSON.stringify(out.name)} (until ${new Date(out.ends_at).toISOString()})`
+          : f.automation === 'maintenance'
+            ? `herd ${f.herd} is in maintenance`
+            : p.rule.insideWindow
+              ? (outsideWords(f.herd, windows.get(f.herdId) ?? { open: false, none: true, next: null }) ?? undefined)
+              : undefined;
       p.targets.push({ id, label: f.label, ...(skipped ? { skipped } : {}) });
       if (!skipped) p.runnable.push(id);
     }
@@ -237,10 +253,39 @@ function leaveOut(
 function factOf(source: PlanSource, id: number) {
   if (source.on === 'herd') {
     const h = source.herds.get(id);
-    return h && { label: h.label, herdId: h.id, environmentId: h.environmentId, herd: h.name, automation: h.automation };
+    return (
+      h && {
+        label: h.label,
+        herdId: h.id,
+        environmentId: h.environmentId,
+        environment: h.environment,
+        herd: h.name,
+        automation: h.automation,
+      }
+    );
   }
   const r = source.refs.get(id);
-  return r && { label: r.label, herdId: r.herdId, environmentId: r.environmentId, herd: r.herd, automation: r.herdAutomation };
+  return (
+    r && {
+      label: r.label,
+      herdId: r.herdId,
+      environmentId: r.environmentId,
+      environment: r.environment,
+      herd: r.herd,
+      automation: r.herdAutomation,
+    }
+  );
+}
+
+/** The environments a rule was confirmed for, by name where its targets show them (else by id). */
+function confirmedWords(p: Pending, sources: Sources): string {
+  const names = new Map<number, string>();
+  const source = sourceOf(sources, p);
+  for (const x of source.on === 'herd' ? source.herds.values() : source.refs.values()) names.set(x.environmentId, x.environment);
+  const ids = p.rule.confirmedEnvironments;
+  return ids.length
+    ? ids.map((e) => names.get(e) ?? `environment #${String(e)}`).join(', ')
+    : 'no environment (saved before pgherd kept them)';
 }
 
 /** The conditions, measured now on each target still in; those that fail them are skipped, and retried if the rule says so. */

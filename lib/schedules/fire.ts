@@ -1,4 +1,4 @@
-// A rule's fires (issue 17): each due time recorded once per rule however many workers see it, then
+// A rule's fires: each due time recorded once per rule however many workers see it, then
 // decided (lib/schedules/decide.ts). Fires come from a fire group's job scheduler (every rule sharing a
 // cron expression and time zone at once), a one-time rule's job, a worker catching up, run now, or a
 // retry; they are recorded and decided in batches, so 10,000 rules due at 02:00 are a few statements.
@@ -244,6 +244,8 @@ export async function scheduleRetry(
       attempt,
       retryOf: root,
       status: 'firing',
+      // A retry is of the rule as it was: saved or disabled before it is due, it is refused, not run.
+      ruleVersion: rule.version,
       targets: targets.map((t) => ({ id: t.id, label: t.label })),
     })
     .onConflictDoNothing()

@@ -63,6 +63,12 @@ export const ruleBody = z
     /** Fire on a herd only inside one of its maintenance windows; a rolling operation waits between waves for one. */
     insideWindow: z.boolean().default(false),
     enabled: z.boolean().default(true),
+    /**
+     * What the console's confirmation asks to be typed for the plan the rule makes now (an environment's
+     * name, or the number of targets): needed when it asks for one. Not stored: what is kept is the
+     * environments it confirmed.
+     */
+    confirmation: z.string().max(100).optional(),
   })
   .strict()
   .refine((b) => [b.instanceIds, b.herdIds, b.filter].filter((x) => x !== undefined).length === 1, {

@@ -74,6 +74,7 @@ export function formToBody(f: Fields): Record<string, unknown> {
     graceSeconds: number(text(f, 'graceSeconds') || '300'),
     insideWindow: f.insideWindow === 'on',
     enabled: f.enabled === 'on',
+    ...(text(f, 'confirmation') ? { confirmation: text(f, 'confirmation') } : {}),
   };
 }
 

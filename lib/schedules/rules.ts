@@ -11,7 +11,7 @@ import { canSomewhere, type Access } from '@/lib/auth/access';
 import { getAdmin } from '@/lib/admin/registry';
 import { parseListParams } from '@/lib/admin/list-params';
 import { matchingIds } from '@/lib/admin/list-query';
-import { isHerdAction, type AnyAction } from '@/lib/ops/define-action';
+import { isHerdAction, parseParams, scheduleProblems, type AnyAction } from '@/lib/ops/define-action';
 import { planOperation } from '@/lib/ops/plan';
 import { getAction } from '@/lib/ops/registry';
 import { SubmitError } from '@/lib/ops/submit-errors';
@@ -101,6 +101,8 @@ export interface CheckedRule {
   /** The targets it would run on now. */
   ids: number[];
   params: Record<string, unknown>;
+  /** The environments of the targets its plan runs on now: a fire runs on these only. */
+  confirmedEnvironments: number[];
 }
 
 /**
@@ -111,6 +113,10 @@ export interface CheckedRule {
 export async function checkRule(db: Db, actor: RuleActor, body: RuleBody): Promise<CheckedRule> {
   const action = getAction(body.action);
   if (!action) throw invalid('action', `unknown action ${body.action}`);
+  // Before anything is planned: an action a person decides at the moment, or a person's word, is
+  // refused whatever the scope.
+  const unschedulable = scheduleProblems(action, parseParams(action, body.params ?? {}));
+  if (unschedulable.length) throw new RuleError(400, 'invalid rule', unschedulable);
   if (isHerdAction(action) && body.instanceIds)
     throw invalid('instanceIds', `${action.name} runs on herds: give herdIds or a filter of herds`);
   if (!isHerdAction(action) && body.herdIds)
@@ -145,7 +151,25 @@ export async function checkRule(db: Db, actor: RuleActor, body: RuleBody): Promi
     throw new RuleError(404, `unknown ${plan.on === 'herd' ? 'herds' : 'instances'}: ${plan.missing.join(', ')}`, [
       { path: plan.on === 'herd' ? 'herdIds' : 'instanceIds', message: `unknown: ${plan.missing.join(', ')}` },
     ]);
-  return { action, scope, ids, params: plan?.params ?? body.params ?? {} };
+  const typed = plan?.typeToConfirm ?? null;
+  if (typed !== null && body.confirmation?.trim() !== typed)
+    throw new RuleError(400, 'confirmation needed', [
+      {
+        path: 'confirmation',
+        message: `its plan runs on ${confirmWhat(plan?.targets ?? [])}: type ${JSON.stringify(typed)} to confirm, as for the same operation on the console`,
+      },
+    ]);
+  const confirmedEnvironments = [...new Set((plan?.targets ?? []).filter((t) => !t.refused).map((t) => t.environmentId))].sort(
+    (a, b) => a - b,
+  );
+  return { action, scope, ids, params: plan?.params ?? body.params ?? {}, confirmedEnvironments };
+}
+
+/** What a confirmation covers, in words: the runnable targets' number and environments. */
+function confirmWhat(targets: { refused?: string; environment: string }[]): string {
+  const runnable = targets.filter((t) => !t.refused);
+  const envs = [...new Set(runnable.map((t) => t.environment))];
+  return `${String(runnable.length)} target${runnable.length === 1 ? '' : 's'} in ${envs.join(', ')}`;
 }
 
 const announce = (db: Queries, id: number) => db.execute(sql`SELECT pg_notify(${RULES_CHANNEL}, ${String(id)})`);
@@ -167,11 +191,12 @@ function stored(body: RuleBody, checked: CheckedRule) {
     graceSeconds: body.graceSeconds,
     insideWindow: body.insideWindow,
     enabled: body.enabled,
+    confirmedEnvironments: checked.confirmedEnvironments,
   };
 }
 
 /** A reverse's companion rule as stored: its rule's owner, waves, grace and enabled; the reverse's schedule and action. */
-function companionOf(body: RuleBody, ruleId: number) {
+function companionOf(body: RuleBody, ruleId: number, confirmedEnvironments: number[]) {
   if (!body.reverse) throw new Error('no reverse');
   return {
     name: reverseName(body.name),
@@ -190,6 +215,8 @@ function companionOf(body: RuleBody, ruleId: number) {
     enabled: body.enabled,
     fireGroups: fireGroupsOf(body.reverse.schedule),
     reverseOf: ruleId,
+    // It puts back what its rule changed: where its rule was confirmed.
+    confirmedEnvironments,
   };
 }
 
@@ -216,7 +243,7 @@ async function syncCompanion(tx: Queries, actor: RuleActor, rule: RuleRow, body:
     await announce(tx, old.id);
     return;
   }
-  const values = companionOf(body, rule.id);
+  const values = companionOf(body, rule.id, rule.confirmedEnvironments);
   const owner = { ownerId: actor.id, ownerName: actor.username };
   if (!old) {
     const row = one(
@@ -385,6 +412,7 @@ const pick = (r: RuleRow) => ({
   graceSeconds: r.graceSeconds,
   insideWindow: r.insideWindow,
   enabled: r.enabled,
+  confirmedEnvironments: r.confirmedEnvironments,
 });
 
 export async function deleteRule(db: Db, actor: RuleActor, id: number): Promise<void> {
@@ -426,6 +454,8 @@ export async function requestRun(db: Db, actor: RuleActor, id: number): Promise<
           dueAt: new Date(),
           status: 'firing',
           requestedBy: actor.username,
+          // Decided only if the rule is as it was asked of: saved or disabled meanwhile, it is refused.
+          ruleVersion: rule.version,
         })
         .returning({ id: ruleRuns.id }),
     );

@@ -12,7 +12,7 @@ import { demand } from '@/lib/auth/access';
 import { errorText } from '@/lib/ops/errors';
 import { idNumber } from '@/lib/validation/ids';
 import { isPlainName, NO_TRICKS } from '@/lib/validation/text';
-import { getRule, mayManage, mayRead, RuleError, type RuleActor } from './rules';
+import { getRule, mayManage, mayRead, RuleError, type RuleActor, type RuleRow } from './rules';
 import { postGuarded, urlProblem, WebhookAddressError } from './webhook-address';
 
 export const NOTIFICATIONS_CHANNEL = 'pgherd_notifications';
@@ -69,19 +69,23 @@ export type WebhookBody = z.output<typeof webhookBody>;
  * A global webhook is a global admin's; a rule's, whoever may manage the rule. A rule the actor may not
  * read is answered as one that does not exist (its name, or that it exists, says nothing).
  */
-async function demandFor(db: Db, actor: RuleActor, ruleId: number | null) {
-  if (ruleId === null) return demand(db, actor.access, 'admin', 'A global webhook', [null]);
+async function demandFor(db: Db, actor: RuleActor, ruleId: number | null): Promise<RuleRow | null> {
+  if (ruleId === null) {
+    await demand(db, actor.access, 'admin', 'A global webhook', [null]);
+    return null;
+  }
   const rule = await getRule(db, ruleId).catch(() => null);
   if (!rule || !mayRead(actor.access, rule))
     throw new RuleError(400, 'invalid webhook', [{ path: 'ruleId', message: `no rule #${String(ruleId)}` }]);
   if (!mayManage(actor, rule))
     throw new RuleError(403, `only the owner of rule ${JSON.stringify(rule.name)} or a global admin may add its webhooks`);
+  return rule;
 }
 
 /** Makes one; its secret is in the answer, this once. */
 export async function createWebhook(db: Db, actor: RuleActor, b: WebhookBody) {
   const ruleId = b.ruleId ?? null;
-  await demandFor(db, actor, ruleId);
+  const rule = await demandFor(db, actor, ruleId);
   const where = await urlProblem(new URL(b.url));
   if (where) throw new RuleError(400, 'invalid webhook', [{ path: 'url', message: where }]);
   const secret = randomBytes(32).toString('hex');
@@ -95,6 +99,8 @@ export async function createWebhook(db: Db, actor: RuleActor, b: WebhookBody) {
         ruleId,
         events: b.events ?? (ruleId ? DEFAULT_EVENTS : [...DEFAULT_EVENTS, 'operation.failed']),
         enabled: b.enabled,
+        // Made for the rule as it is owned now (by its owner, or by a global admin for them).
+        keeperId: rule?.ownerId ?? null,
         createdBy: actor.username,
       })
       .returning();
@@ -176,6 +182,8 @@ export const webhookView = (w: typeof webhooks.$inferSelect) => ({
   ruleId: w.ruleId,
   events: w.events,
   enabled: w.enabled,
+  /** The rule owner it is delivered for: none, or another than the rule's owner now, and it is held. */
+  keeperId: w.keeperId,
   createdBy: w.createdBy,
   createdAt: w.createdAt,
 });
@@ -199,6 +207,7 @@ type EventRow = {
   run_due_at: Date | null;
   rule_id: number | null;
   rule_name: string | null;
+  rule_owner_id: number | null;
 };
 
 /** What an event is called, for a webhook's list: a run's end in words, or an operation's failure. */
@@ -253,7 +262,8 @@ export async function processEvents(
     const { rows } = await tx.execute<EventRow>(sql`
       WITH e AS (SELECT id, kind, operation_id, rule_run_id FROM notification_events ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED)
       SELECT e.id, e.kind, o.id AS op_id, o.action AS op_action, o.status::text AS op_status, o.requested_by_name AS op_requested_by, o.rule_id AS op_rule_id,
-             r.id AS run_id, r.kind AS run_kind, r.status AS run_status, r.reason AS run_reason, r.due_at AS run_due_at, ru.id AS rule_id, ru.name AS rule_name
+             r.id AS run_id, r.kind AS run_kind, r.status AS run_status, r.reason AS run_reason, r.due_at AS run_due_at, ru.id AS rule_id, ru.name AS rule_name,
+             ru.owner_id AS rule_owner_id
       FROM e
       LEFT JOIN operations o ON o.id = e.operation_id
       LEFT JOIN rule_runs r ON r.id = COALESCE(e.rule_run_id, (SELECT x.id FROM rule_runs x WHERE x.operation_id = e.operation_id LIMIT 1))
@@ -265,7 +275,7 @@ export async function processEvents(
     for (const e of rows) {
       const { ruleEvent, operationFailed } = eventsOf(e);
       for (const h of hooks) {
-        const mine = h.ruleId === null || h.ruleId === e.rule_id;
+        const mine = h.ruleId === null || (h.ruleId === e.rule_id && kept(h, e));
         const event =
           ruleEvent && mine && h.events.includes(ruleEvent)
             ? ruleEvent
@@ -280,6 +290,37 @@ export async function processEvents(
     if (onFinished && finished.length) await onFinished(finished);
     await tx.execute(sql`DELETE FROM notification_events WHERE id = ANY(${sql.param(rows.map((r) => r.id))}::bigint[])`);
     return rows.length;
+  });
+}
+
+/**
+ * A rule's webhook is told of its runs only while the rule's owner is who it was made or kept for: a
+ * rule that changed hands does not keep telling the former owner's address about the new owner's runs.
+ */
+const kept = (h: { keeperId: number | null }, e: { rule_owner_id: number | null }) => h.keeperId !== null && h.keeperId === e.rule_owner_id;
+
+/**
+ * The rule's owner keeps its webhook: it is delivered again (it stopped when the rule changed owner).
+ * Only the owner: a global admin who would keep them saves the rule, and so owns it.
+ */
+export async function keepWebhook(db: Db, actor: RuleActor, id: number): Promise<void> {
+  const w = await manageableWebhook(db, actor, id);
+  const rule = w.ruleId === null ? null : await getRule(db, w.ruleId);
+  if (!rule) throw new RuleError(400, `webhook #${String(id)} is global: it is not kept by a rule's owner`);
+  if (actor.id === null || rule.ownerId !== actor.id)
+    throw new RuleError(403, `only the owner of rule ${JSON.stringify(rule.name)} (${rule.ownerName}) may keep its webhooks`);
+  if (w.keeperId === actor.id) return;
+  await db.transaction(async (tx) => {
+    await tx.update(webhooks).set({ keeperId: actor.id }).where(eq(webhooks.id, id));
+    await writeAudit(tx, {
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: 'webhook.kept',
+      objectType: 'webhooks',
+      objectId: String(id),
+      objectLabel: w.name,
+      changes: { keeper: [w.keeperId, actor.id] },
+    });
   });
 }
 

@@ -21,7 +21,7 @@ import type { BlackoutFormState } from '@/components/rules/blackout-form';
 import type { WindowFormState } from '@/components/rules/window-form';
 import { createWindow, deleteWindow, windowBody } from '@/lib/schedules/windows';
 import type { WebhookFormState } from '@/components/rules/webhook-form';
-import { createWebhook, deleteWebhook, webhookBody } from '@/lib/schedules/webhooks';
+import { createWebhook, deleteWebhook, keepWebhook, webhookBody } from '@/lib/schedules/webhooks';
 
 /** A refusal from below (a rule error, a plan's parameters, a role missing) as the form's message. */
 function formError(err: unknown): RuleFormState {
@@ -245,4 +245,9 @@ export async function createWebhookAction(_prev: WebhookFormState, form: FormDat
 
 export async function deleteWebhookAction(form: FormData): Promise<void> {
   await deleteFromRow(form, (who, id) => deleteWebhook(getDb(), who, id), '/rules/webhooks');
+}
+
+/** The rule's new owner keeps its webhook: delivered again. */
+export async function keepWebhookAction(form: FormData): Promise<void> {
+  await deleteFromRow(form, (who, id) => keepWebhook(getDb(), who, id), '/rules/webhooks');
 }

@@ -394,6 +394,23 @@ export const deleteWebhookRoute = defineRoute({
   errors: { 404: 'No such webhook (or one you may not manage).' },
 });
 
+export const keepWebhookRoute = defineRoute({
+  method: 'post',
+  path: '/api/v1/webhooks/{id}/keep',
+  tag: 'Webhooks',
+  summary: "Keep a rule's webhook after the rule changed owner",
+  description:
+    "A rule's webhook is delivered only while the rule's owner is the one it was made (or last kept) for; the new owner keeps it here.",
+  auth: 'operate',
+  params: idParams,
+  responses: { 204: { description: 'Kept: delivered again.' } },
+  errors: {
+    400: 'A global webhook (kept by no rule owner).',
+    403: "Only the rule's owner may keep it.",
+    404: 'No such webhook (or one you may not manage).',
+  },
+});
+
 export const listDeliveriesRoute = defineRoute({
   method: 'get',
   path: '/api/v1/webhooks/{id}/deliveries',

@@ -258,8 +258,11 @@ export const drFailoverAction = defineHerdAction({
   label: 'DR failover',
   permission: 'admin',
   dangerous: true,
+  // Whether the primary is lost is judged by a person at the moment, never by a clock.
+  schedulable: false,
   params: {
     schema: drFailoverParams,
+    attestations: ['fencedByOperator'],
     fields: [
       {
         name: 'candidateInstanceId',

@@ -7,7 +7,7 @@ import { WebhookForm } from '@/components/rules/webhook-form';
 import { currentActor } from '@/lib/auth/actor';
 import { mayManage } from '@/lib/schedules/rules';
 import { manageableWebhooks, WEBHOOK_EVENTS } from '@/lib/schedules/webhooks';
-import { createWebhookAction, deleteWebhookAction } from '../actions';
+import { createWebhookAction, deleteWebhookAction, keepWebhookAction } from '../actions';
 
 export const dynamic = 'force-dynamic';
 
@@ -18,6 +18,10 @@ export default async function WebhooksPage() {
   const list = await manageableWebhooks(db, who);
   const allRules = await db.select({ id: rules.id, name: rules.name, ownerId: rules.ownerId }).from(rules).orderBy(asc(rules.name));
   const ruleName = new Map(allRules.map((r) => [r.id, r.name]));
+  const ruleOwner = new Map(allRules.map((r) => [r.id, r.ownerId]));
+  // A rule's webhook stops when the rule changes owner, until the new owner keeps it.
+  const held = (w: { ruleId: number | null; keeperId: number | null }) =>
+    w.ruleId !== null && (w.keeperId === null || w.keeperId !== ruleOwner.get(w.ruleId));
   const global = who.access.superuser || who.access.global === 'admin';
   return (
     <>
@@ -54,6 +58,16 @@ export default async function WebhooksPage() {
               <td>{w.events.join(', ')}</td>
               <td>{w.createdBy}</td>
               <td>
+                {held(w) && (
+                  <form action={keepWebhookAction}>
+                    <span>held: its rule changed owner</span> <input type="hidden" name="id" value={w.id} />
+                    {ruleOwner.get(w.ruleId ?? -1) === who.id && (
+                      <button type="submit" className="button">
+                        Keep
+                      </button>
+                    )}
+                  </form>
+                )}
                 <form action={deleteWebhookAction}>
                   <input type="hidden" name="id" value={w.id} />
                   <button type="submit" className="button cancel-link">
