@@ -250,9 +250,9 @@ describe('a fire group', () => {
     await t.db.delete(blackouts); // the first test's, over one of these targets' herd
     const group = 'UTC|30 2 * * *';
     await t.db.execute(sql`
-      INSERT INTO rules (name, owner_id, owner_name, action, scope, schedule, fire_groups)
+      INSERT INTO rules (name, owner_id, owner_name, action, scope, schedule, fire_groups, confirmed_environments)
       SELECT 'many-' || g, ${root.id}, 'root', 'reload', jsonb_build_object('instanceIds', jsonb_build_array((${sql.param(targets)}::int[])[1 + g % ${targets.length}])),
-             '{"cron": ["30 2 * * *"], "timezone": "UTC"}'::jsonb, ARRAY[${group}]
+             '{"cron": ["30 2 * * *"], "timezone": "UTC"}'::jsonb, ARRAY[${group}], ARRAY[${staging}::int]
       FROM generate_series(1, ${N}::int) g`);
     const ids = (
       await t.db

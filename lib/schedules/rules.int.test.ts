@@ -21,7 +21,14 @@ let rita: RuleActor;
 let replica: number;
 const prefix = `rules-mgmt-${randomBytes(4).toString('hex')}`;
 const body = (b: Record<string, unknown>) =>
-  ruleBody.parse({ schedule: { cron: ['0 3 * * *'], timezone: 'UTC' }, action: 'reload', instanceIds: [replica], ...b });
+  // Its replica is in production: the confirmation the console asks for is given.
+  ruleBody.parse({
+    schedule: { cron: ['0 3 * * *'], timezone: 'UTC' },
+    action: 'reload',
+    instanceIds: [replica],
+    confirmation: 'production',
+    ...b,
+  });
 
 beforeAll(async () => {
   t = await freshDatabase();
