@@ -241,7 +241,12 @@ describe('rules fired by the worker pool', () => {
     rita = { ...rita, access: await loadAccess(t.db, rita.id!) };
     const orderTargets = (await membersOf(orders)).slice(0, 2);
     const identityTarget = (await membersOf(identity)).slice(0, 1);
-    const rule = await createRule(t.db, rita, body({ name: 'blacked out', instanceIds: [...orderTargets, ...identityTarget] }));
+    // Two environments: the count is typed, as on the console.
+    const rule = await createRule(
+      t.db,
+      rita,
+      body({ name: 'blacked out', instanceIds: [...orderTargets, ...identityTarget], confirmation: '3' }),
+    );
     try {
       const now = Date.now();
       const [global] = await t.db
