@@ -140,7 +140,7 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   readOnlyAdd?: boolean;
   /** Where an object's own page is, when it is not the generic change form: '/operations' -> /operations/<id>. */
   objectHref?: string;
-  /** Fields whose change needs the admin role in the object's environment (where pgherd connects to, say). */
+  /** Fields that need the admin role in the object's environment to be given a value or changed (where pgherd connects to, say). */
   adminFields?: string[];
   /**
    * Referenced rows (form fields) that must be in the object's own environment: a server and the
@@ -151,7 +151,13 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
    * Checks that need the database, run in the save's transaction after the write (so they see the row
    * as saved): field errors (or '' for the form) that refuse the save; nothing is written then.
    */
-  validate?: (tx: Queries, id: number, values: Record<string, unknown>) => Promise<Record<string, string> | null>;
+  validate?: (
+    tx: Queries,
+    id: number,
+    values: Record<string, unknown>,
+    /** The form's columns before the change; null for a new object. */
+    before: Record<string, unknown> | null,
+  ) => Promise<Record<string, string> | null>;
   /** Counts the database keeps, read in place of a scan where they can answer. */
   counts?: CountsDef;
   /** Bulk actions offered besides delete: each leads to its own confirmation page. */

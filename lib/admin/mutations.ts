@@ -160,7 +160,7 @@ export async function saveObject(db: Db, def: EditableModel, id: number | null, 
           envAfter,
         ]);
       const refused =
-        (await checkReferences(tx, def, refs, envAfter, actor, need, verb)) ?? (await def.validate?.(tx, savedId, values)) ?? null;
+        (await checkReferences(tx, def, refs, envAfter, actor, need, verb)) ?? (await def.validate?.(tx, savedId, values, before)) ?? null;
       if (refused) throw new RefusedSave(refused);
       const [saved] = await labelsFor(tx, def, [savedId]);
       if (!saved) throw new Error(`${def.label} #${savedId} is not there after its save`);

@@ -33,12 +33,18 @@ export interface CloudInstance {
   virtualization: string;
   /** Why EC2 last changed its state (StateReason's code: Server.InsufficientInstanceCapacity, say), or ''. */
   stateReason: string;
+  /** The VPC it runs in ('' outside one): with the account, what says which environment it is (lib/aws/environments.ts). */
+  vpcId: string;
+  /** The AWS account that owns it (its reservation's OwnerId). */
+  account: string;
 }
 
-export function cloudInstance(i: Instance, region: string): CloudInstance {
+export function cloudInstance(i: Instance, region: string, account = ''): CloudInstance {
   return {
     instanceId: i.InstanceId ?? '',
     region,
+    vpcId: i.VpcId ?? '',
+    account,
     availabilityZone: i.Placement?.AvailabilityZone ?? '',
     instanceType: i.InstanceType ?? '',
     architecture: i.Architecture ?? '',
@@ -61,7 +67,7 @@ export function tagFilters(tags: Record<string, string>): Filter[] {
 export async function describeInstances(client: EC2Client, region: string, filters: Filter[]): Promise<CloudInstance[]> {
   const out: CloudInstance[] = [];
   for await (const page of paginateDescribeInstances({ client, pageSize: 500 }, { Filters: filters })) {
-    for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) out.push(cloudInstance(i, region));
+    for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) out.push(cloudInstance(i, region, r.OwnerId));
   }
   return out;
 }
@@ -70,7 +76,7 @@ export async function describeInstances(client: EC2Client, region: string, filte
 export async function describeInstancesById(client: EC2Client, region: string, ids: string[]): Promise<CloudInstance[]> {
   if (!ids.length) return [];
   const res = await client.send(new DescribeInstancesCommand({ InstanceIds: ids }));
-  return (res.Reservations ?? []).flatMap((r) => (r.Instances ?? []).map((i) => cloudInstance(i, region)));
+  return (res.Reservations ?? []).flatMap((r) => (r.Instances ?? []).map((i) => cloudInstance(i, region, r.OwnerId)));
 }
 
 /** An instance type as the ranking needs it. */

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, openSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DescribeImagesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { freePort } from './ports';
 import { waitFor, type Identity } from './proc';
 import type { AwsFrontConfig } from './aws-front';
@@ -28,6 +28,12 @@ export interface LabAws {
   instances: { server: string; instanceId: string; instanceType: string; availabilityZone: string }[];
   /** The tags discovery looks for on every lab database server. */
   discoveryTags: Record<string, string>;
+  /**
+   * A VPC per environment and site (a subnet is in one zone, and a site's members are in its zone), each
+   * with one subnet whose instances have their server's loopback address as private address: what
+   * PGHERD_AWS_ENVIRONMENTS maps to the environment. moto's account is 123456789012.
+   */
+  vpcs?: { environment: string; site: string; vpcId: string; subnetId: string; availabilityZone: string; cidr: string }[];
   /** The environment whose names Route 53 serves (a hosted zone in moto), when the lab has one. */
   route53?: LabRoute53;
 }
@@ -62,7 +68,7 @@ async function answers(url: string): Promise<boolean> {
 export async function startAws(
   id: Identity,
   dir: string,
-  servers: { hostname: string; site: string; environment: string; herd: string; dataDirectory: string; logFile: string }[],
+  servers: { hostname: string; address: string; site: string; environment: string; herd: string; dataDirectory: string; logFile: string }[],
   sites: string[],
   pgBin: string,
   track: (p: { name: string; pid: number; program: string; signal: NodeJS.Signals }) => void,
@@ -84,14 +90,19 @@ export async function startAws(
   const discoveryTags = { Role: 'PostgreSQL' };
   const instances: LabAws['instances'] = [];
   const hosts: AwsFrontConfig['hosts'] = {};
+  const vpcs: NonNullable<LabAws['vpcs']> = [];
   for (const s of servers) {
     const availabilityZone = zoneOfSite(sites, s.site);
+    const vpc = vpcs.find((v) => v.environment === s.environment && v.site === s.site) ?? (await labVpc(ec2, s, availabilityZone));
+    if (!vpcs.includes(vpc)) vpcs.push(vpc);
     const r = await ec2.send(
       new RunInstancesCommand({
         ImageId: image,
         MinCount: 1,
         MaxCount: 1,
         InstanceType: LAB_INSTANCE_TYPE,
+        SubnetId: vpc.subnetId,
+        PrivateIpAddress: s.address,
         Placement: { AvailabilityZone: availabilityZone },
         TagSpecifications: [
           {
@@ -130,7 +141,30 @@ export async function startAws(
   track({ name: 'aws-front', pid: front.pid!, program: 'aws-front.ts', signal: 'SIGTERM' });
   const endpoint = `http://127.0.0.1:${frontPort}`;
   await waitFor('the lab AWS front', async () => ((await answers(`${endpoint}/moto-api/`)) ? true : undefined), 30_000);
-  return { endpoint, motoUrl, region: LAB_REGION, ...credentials, capacityFile, instances, discoveryTags };
+  return { endpoint, motoUrl, region: LAB_REGION, ...credentials, capacityFile, instances, discoveryTags, vpcs };
+}
+
+/** moto's account when no other is asked for: every lab instance is in it. */
+export const LAB_ACCOUNT = '123456789012';
+
+/** An environment's VPC for one site: the /24 of its members' loopback addresses (VPCs may overlap). */
+async function labVpc(ec2: EC2Client, s: { environment: string; site: string; address: string }, availabilityZone: string) {
+  const cidr = `${s.address.split('.').slice(0, 3).join('.')}.0/24`;
+  const v = await ec2.send(new CreateVpcCommand({ CidrBlock: cidr }));
+  const vpcId = v.Vpc?.VpcId;
+  if (!vpcId) throw new Error(`moto made no VPC for ${s.environment} in ${s.site}`);
+  const sub = await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: cidr, AvailabilityZone: availabilityZone }));
+  const subnetId = sub.Subnet?.SubnetId;
+  if (!subnetId) throw new Error(`moto made no subnet in ${vpcId}`);
+  return { environment: s.environment, site: s.site, vpcId, subnetId, availabilityZone, cidr };
+}
+
+/**
+ * The lab's PGHERD_AWS_ENVIRONMENTS: each environment's VPCs. The account itself is no environment's:
+ * an instance outside those VPCs (moto's default VPC) is nobody's.
+ */
+export function labAwsEnvironments(aws: LabAws): string {
+  return JSON.stringify((aws.vpcs ?? []).map((v) => ({ environment: v.environment, vpc: v.vpcId })));
 }
 
 /** The settings that point pgherd's AWS clients at the lab (credentials through the SDK's environment provider). */
@@ -142,6 +176,8 @@ export function labAwsEnv(aws: LabAws): Record<string, string> {
     AWS_SECRET_ACCESS_KEY: aws.secretAccessKey,
     // The lab's EC2 answers at once: ask every second, not every 5.
     PGHERD_EC2_POLL_SECONDS: '1',
+    // A lab started before its VPCs were per environment has none: its instances are nobody's.
+    ...(aws.vpcs?.length ? { PGHERD_AWS_ENVIRONMENTS: labAwsEnvironments(aws) } : {}),
     // The lab's Route 53 is INSYNC about a second after a change: ask five times a second.
     PGHERD_ROUTE53_POLL_SECONDS: '0.2',
     PGHERD_ROUTE53_WAIT_SECONDS: '30',

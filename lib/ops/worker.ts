@@ -16,6 +16,7 @@ import { followEveryMs, followPatroni } from '@/lib/patroni/follow';
 import { enqueueTargets, queuePrefix, requeueTargets, TARGET_QUEUE, targetQueue, workerConnection, type TargetJob } from './queue';
 import pg from 'pg';
 import { discoveryConfig } from '@/lib/cloud/discovery';
+import { awsEnvironments } from '@/lib/aws/environments';
 import { DISCOVERY_CHANNEL, discoveryWanted, runDiscovery } from '@/lib/cloud/discovery-runs';
 import { ec2Client } from '@/lib/aws/config';
 import { registerWorker, WORKER_ALIVE_EVERY_MS, workerAlive, workerStopped } from './workers';
@@ -76,6 +77,7 @@ export async function startWorker(cfg: WorkerConfig) {
   const holder = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   pgAccessConfig(); // a broken PGHERD_PG_CONFIG stops the worker at start, saying what is wrong
   const discovery = discoveryConfig(); // so does a bad PGHERD_AWS_DISCOVERY
+  awsEnvironments(); // and a bad PGHERD_AWS_ENVIRONMENTS
   const { db, pool } = createDb(cfg.databaseUrl, (cfg.concurrency ?? 8) + 4);
   const ssh = fleetSsh(db, log, parseSshKeys(process.env.PGHERD_SSH_KEYS, cfg.sshKeyPath));
   const producer = workerConnection(cfg.redisUrl);

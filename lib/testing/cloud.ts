@@ -34,6 +34,8 @@ export function resizePrepared(h: HerdRef, t: InstanceRef | InstanceRef[], state
     enaSupport: true,
     virtualization: 'hvm',
     stateReason: '',
+    vpcId: 'vpc-0abc',
+    account: '123456789012',
   };
 
   const types = new Map([instanceType('m6i.large', 2, 8), instanceType('m6i.xlarge', 4, 16)].map((x) => [x.name, x]));
@@ -54,6 +56,7 @@ export function resizePrepared(h: HerdRef, t: InstanceRef | InstanceRef[], state
           ranking,
           recordedType: live.instanceType,
           neighbours: [],
+          identity: null,
         },
       ]),
     ),

@@ -2,6 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import { qualified } from '@/lib/admin/qualified';
 import { environments, servers } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
+import { cloudIdentityRules, CLOUD_FIELDS } from '../cloud-identity-rules';
 import { serverAddressRules, serverDependents } from '../environment-rules';
 import { f, tableForm } from '../form-fields';
 import { environmentsAdmin } from './environments.admin';
@@ -15,10 +16,11 @@ export const serversAdmin = defineAdmin({
   joins: [{ table: environments, on: eq(servers.environmentId, environments.id) }],
   labelSql: servers.hostname,
   environmentSql: servers.environmentId,
-  validate: async (tx, id) => (await serverDependents(tx, id)) ?? (await serverAddressRules(tx, id)),
+  validate: async (tx, id, _values, before) =>
+    (await serverDependents(tx, id)) ?? (await serverAddressRules(tx, id)) ?? (await cloudIdentityRules(tx, id, before)),
   // Where pgherd connects to, and as whom: moving it elsewhere is an admin's act (the host name is
-  // where it connects when the address is empty).
-  adminFields: ['hostname', 'address', 'sshPort', 'sshUser'],
+  // where it connects when the address is empty). The cloud identity is what EC2 power and resize act on.
+  adminFields: ['hostname', 'address', 'sshPort', 'sshUser', ...CLOUD_FIELDS],
   fields: {
     hostname: { label: 'Host name', sql: servers.hostname, link: 'self' },
     environmentId: { label: 'Environment id', sql: servers.environmentId, sortable: false },

@@ -6,6 +6,7 @@ import { eq } from 'drizzle-orm';
 import { servers } from '@/db/schema';
 import { ec2Client } from '@/lib/aws/config';
 import { awsErrorText } from '@/lib/aws/errors';
+import { recheckIdentity } from '@/lib/cloud/identity';
 import { describeInstancesById, isCapacityOrTypeRefusal, setInstanceType, startInstance, stopInstance, waitBounds } from '@/lib/aws/ec2';
 import { commonWarnings, defineAction, type ActionDeps, type ActionStep } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
@@ -49,6 +50,7 @@ function cloudOf(t: InstanceRef, p: ResizePrepared, wanted: 'running' | 'stopped
   if (c.neighbours.length)
     return refuse('not-applicable', `${t.hostname} also runs ${c.neighbours.join(', ')}: this powers the whole host`);
   if (!c.live) return refuse('cloud', `EC2 does not know ${c.instanceId} in ${c.region} (terminated, or another account)`);
+  if (c.identity) return refuse('cloud', c.identity);
   if (c.live.state !== wanted)
     return refuse('not-applicable', `${c.instanceId} is ${c.live.state}: power ${wanted === 'running' ? 'off' : 'on'} needs it ${wanted}`);
   return c;
@@ -136,6 +138,8 @@ export const powerOffAction = defineAction({
           const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
           if (now?.state !== 'running')
             throw refuse('cloud', `${c.instanceId} is now ${now?.state ?? 'unknown to EC2'}; nothing was changed`);
+          const notOurs = await recheckIdentity(x.deps.db, t.serverId, c.region, c.instanceId);
+          if (notOurs) throw refuse('cloud', `${notOurs}; nothing was changed`);
           const o = await observe(t);
           if (o.reachable) {
             // What it says of itself now is what its host will boot it as: recorded before it is stopped
@@ -165,6 +169,9 @@ export const powerOffAction = defineAction({
         says: `stop ${c.instanceId} and wait until EC2 says stopped (at most ${bounds.maxWaitSeconds} s)`,
         timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
         run: async (x) => {
+          // Asked again at the last moment: the row may have been edited, or the instance moved, since the check.
+          const notOurs = await recheckIdentity(x.deps.db, t.serverId, c.region, c.instanceId);
+          if (notOurs) throw refuse('cloud', `${notOurs}; the instance was not stopped`);
           x.state.hostStopped = true;
           await stopInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
           await recordState(x.deps, t, 'stopped');
@@ -259,6 +266,8 @@ export const powerOnAction = defineAction({
         says: `start ${c.instanceId} and wait until EC2 says running (at most ${bounds.maxWaitSeconds} s)${back ? `; when EC2 has no capacity for ${c.live?.instanceType ?? '?'}, ${back} (the type last recorded) again` : ''}`,
         timeoutMs: (bounds.maxWaitSeconds + 30) * 1000 * (back ? 2 : 1),
         run: async (x) => {
+          const notOurs = await recheckIdentity(x.deps.db, t.serverId, c.region, c.instanceId);
+          if (notOurs) throw refuse('cloud', `${notOurs}; the instance was not started`);
           try {
             await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
             x.note({ stdout: `${c.instanceId}: running as ${c.live?.instanceType ?? '?'}` });

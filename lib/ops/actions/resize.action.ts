@@ -21,7 +21,9 @@ import {
   type CloudInstance,
 } from '@/lib/aws/ec2';
 import { writeAudit } from '@/lib/audit/write-audit';
+import { awsEnvironments } from '@/lib/aws/environments';
 import { catalogueFor } from '@/lib/cloud/catalogue';
+import { identityProblem, recheckIdentity } from '@/lib/cloud/identity';
 import { HOURS_PER_MONTH, priceList, priceListFor } from '@/lib/cloud/prices';
 import { rankTypes, type Ranking, type ResizeWish, type TypeChoice } from '@/lib/cloud/rank';
 import {
@@ -117,6 +119,8 @@ export interface CloudTarget {
   recordedType: string | null;
   /** Other instances on the same server: a resize stops the whole host. */
   neighbours: string[];
+  /** Why EC2 does not confirm the instance as the server's (address, environment), or null when it does. */
+  identity: string | null;
 }
 
 export interface ResizePrepared {
@@ -194,6 +198,7 @@ export async function prepareCloud(
 ): Promise<ResizePrepared> {
   // backTo: each server's own type (its target's), the rest of the wish (fallbacks, burstable) the same for all.
   const targetOn = new Map(targets.map((t) => [t.serverId, t.id]));
+  const envOf = new Map(targets.map((t) => [t.serverId, t.serverEnvironment]));
   const wishFor = (serverId: number): ResizeWish | null => {
     if (!wish?.backTo) return wish;
     const to = wish.backTo[String(targetOn.get(serverId))];
@@ -253,6 +258,7 @@ export async function prepareCloud(
       list.map((s) => s.cloudInstanceId ?? ''),
     );
     const live = new Map(seen.map((i) => [i.instanceId, i]));
+    const mapping = awsEnvironments();
     // Instances alike (zone, type, architecture, ENA, virtualization) rank alike: ranked once.
     const ranked = new Map<string, Ranking>();
     for (const s of list) {
@@ -278,6 +284,14 @@ export async function prepareCloud(
         ranking,
         recordedType: s.cloudInstanceType,
         neighbours: others.length > 1 ? others.map((x) => `${s.hostname}:${x.port}`) : [],
+        identity: i
+          ? await identityProblem(
+              { hostname: s.hostname, address: s.address, environment: envOf.get(s.id) ?? '' },
+              i.instanceId,
+              i,
+              mapping,
+            )
+          : null,
       });
     }
   }
@@ -364,6 +378,7 @@ export function planResize(
   if (c.neighbours.length)
     return refuse('not-applicable', `${t.hostname} also runs ${c.neighbours.join(', ')}: a resize stops the whole host`);
   if (!c.live) return refuse('cloud', `EC2 does not know ${c.instanceId} in ${c.region} (terminated, or another account)`);
+  if (c.identity) return refuse('cloud', c.identity);
   if (c.live.state !== 'running')
     return refuse('cloud', `${c.instanceId} is ${c.live.state}: a resize starts from a running instance (power it on first)`);
   if (!c.ranking) return refuse('cloud', `no type catalogue for ${c.region}`);
@@ -417,6 +432,8 @@ export function planResize(
         x.state.asked = observe(t).catch((err: unknown): Observed => ({ reachable: false, error: errorText(err) }));
         const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
         if (!now) throw refuse('cloud', `EC2 no longer knows ${c.instanceId}; nothing was changed`);
+        const notOurs = await recheckIdentity(x.deps.db, t.serverId, c.region, c.instanceId);
+        if (notOurs) throw refuse('cloud', `${notOurs}; nothing was changed`);
         if (now.state !== 'running' || now.instanceType !== r.current.name)
           throw refuse(
             'cloud',
@@ -513,6 +530,9 @@ export function planResize(
       says: `stop ${c.instanceId} and wait until EC2 says stopped (at most ${bounds.maxWaitSeconds} s)`,
       timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
       run: async (x) => {
+        // Asked again at the last moment: the row may have been edited, or the instance moved, since the check.
+        const notOurs = await recheckIdentity(x.deps.db, t.serverId, c.region, c.instanceId);
+        if (notOurs) throw refuse('cloud', `${notOurs}; the instance was not stopped`);
         x.state.stopped = true;
         await stopInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
       },
