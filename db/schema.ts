@@ -655,6 +655,7 @@ export const discoveryRuns = pgTable(
       updated: number;
       gone: string[];
       skipped: { instanceId: string; reason: string }[];
+      problems?: { instanceId: string; problem: string }[];
     }>(),
     error: text('error'),
   },

@@ -10,7 +10,14 @@ export interface DiscoveryRunView {
   requestedAt: string;
   finishedAt: string | null;
   status: 'waiting' | 'running' | 'done' | 'failed';
-  summary: { found: number; created: string[]; updated: number; gone: string[]; skipped: { instanceId: string; reason: string }[] } | null;
+  summary: {
+    found: number;
+    created: string[];
+    updated: number;
+    gone: string[];
+    skipped: { instanceId: string; reason: string }[];
+    problems?: { instanceId: string; problem: string }[];
+  } | null;
   error: string | null;
 }
 
@@ -35,6 +42,9 @@ function RunLine({ run }: { run: DiscoveryRunView }) {
           updated
           {s.gone.length > 0 && `, gone from EC2: ${s.gone.join(', ')}`}
           {s.skipped.length > 0 && `, skipped: ${s.skipped.map((k) => `${k.instanceId} (${k.reason})`).join('; ')}`}
+          {!!s.problems?.length && (
+            <span className="errornote-inline">, not obeyed: {s.problems.map((k) => `${k.instanceId} (${k.problem})`).join('; ')}</span>
+          )}
         </>
       )}
     </li>

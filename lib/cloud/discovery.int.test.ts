@@ -5,7 +5,7 @@
 import { CreateTagsCommand, DeleteTagsCommand, EC2Client, RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditEntries, discoveryRuns, instances, servers } from '@/db/schema';
+import { auditEntries, discoveryRuns, environments, instances, servers } from '@/db/schema';
 import { fleetHealth } from '@/lib/agent/health';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 import { parseListParams } from '@/lib/admin/list-params';
@@ -16,6 +16,7 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { startWorker } from '@/lib/ops/worker';
 import { waitFor } from '@/lib/lab/proc';
+import { describeInstancesById } from '@/lib/aws/ec2';
 import { discoverEc2, discoveryConfig, type DiscoveryConfig } from './discovery';
 import { discoveryRun, requestDiscovery, runDiscovery } from './discovery-runs';
 
@@ -38,13 +39,19 @@ afterAll(async () => {
   await ifAssigned(t)?.close();
 });
 
-async function run(tags: Record<string, string>) {
+/** The lab's VPC of an environment's members in eu-west-1b (PGHERD_AWS_ENVIRONMENTS maps it there). */
+const vpcOf = (environment: string) => t.lab.aws!.vpcs!.find((v) => v.environment === environment && v.availabilityZone === 'eu-west-1b')!;
+
+/** An instance in `environment`'s VPC (null: moto's default VPC, which is no environment's). */
+async function run(tags: Record<string, string>, environment: string | null = 'staging', privateAddress?: string) {
   const r = await ec2.send(
     new RunInstancesCommand({
       ImageId: 'ami-12c6146b',
       MinCount: 1,
       MaxCount: 1,
       InstanceType: 'r6i.large',
+      ...(environment ? { SubnetId: vpcOf(environment).subnetId } : {}),
+      ...(privateAddress ? { PrivateIpAddress: privateAddress } : {}),
       Placement: { AvailabilityZone: 'eu-west-1b' },
       TagSpecifications: [
         { ResourceType: 'instance', Tags: Object.entries({ Role: 'PostgreSQL', ...tags }).map(([Key, Value]) => ({ Key, Value })) },
@@ -55,7 +62,7 @@ async function run(tags: Record<string, string>) {
 }
 
 describe('EC2 discovery', () => {
-  it('gives the lab servers their cloud identity, found by host name, then by instance id', async () => {
+  it('gives the lab servers their cloud identity, found by private address in their environment, then by instance id', async () => {
     const first = await discoverEc2(t.db, cfg(), () => ec2);
     expect(first.created).toEqual([]);
     expect(first.updated).toBe(18);
@@ -84,19 +91,25 @@ describe('EC2 discovery', () => {
     await t.db.update(servers).set({ hostname: one.hostname }).where(eq(servers.id, one.id));
   });
 
-  it('creates a new server in its tagged environment (audited), skips what cannot be one, and marks terminated and vanished instances', async () => {
+  it("creates a new server in its VPC's environment (audited), skips what cannot be one, and marks terminated and vanished instances", async () => {
     const fresh = await run({ Name: 'db-new-1.lab.internal', 'pgherd:environment': 'staging', 'pgherd:site': 'dc-west' });
     const nameless = await run({ 'pgherd:environment': 'staging' });
-    const nowhere = await run({ Name: 'db-nowhere.lab.internal', 'pgherd:environment': 'qa' });
+    const nowhere = await run({ Name: 'db-nowhere.lab.internal', 'pgherd:environment': 'staging' }, null);
     try {
       const s1 = await discoverEc2(t.db, cfg(), () => ec2);
       expect(s1.created).toEqual(['db-new-1.lab.internal']);
       expect(s1.skipped).toEqual(
         expect.arrayContaining([
           { instanceId: nameless, reason: 'no Name tag to name its server' },
-          { instanceId: nowhere, reason: 'its pgherd:environment tag names no environment (qa)' },
+          {
+            instanceId: nowhere,
+            reason: expect.stringMatching(
+              /^vpc-\w+, account 123456789012 in eu-west-1 is in no environment PGHERD_AWS_ENVIRONMENTS names$/,
+            ),
+          },
         ]),
       );
+      expect(s1.problems).toEqual([]);
       const [created] = await t.db.select().from(servers).where(eq(servers.hostname, 'db-new-1.lab.internal'));
       expect(created).toMatchObject({ cloudInstanceId: fresh, cloudInstanceType: 'r6i.large', site: 'dc-west', cloudState: 'running' });
       expect(created!.address).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
@@ -130,7 +143,7 @@ describe('EC2 discovery', () => {
     }
   });
 
-  it('moves a server to the live instance that replaced its terminated one; of two live instances of one name, the first keeps it', async () => {
+  it('moves a server to the instance that replaced its terminated one once the server has its address; of two live instances of one name, the first keeps it', async () => {
     const old = await run({ Name: 'db-replaced.lab.internal', 'pgherd:environment': 'staging' });
     const twinA = await run({ Name: 'db-twin.lab.internal', 'pgherd:environment': 'staging' });
     const twinB = await run({ Name: 'db-twin.lab.internal', 'pgherd:environment': 'staging' });
@@ -138,17 +151,26 @@ describe('EC2 discovery', () => {
     try {
       const s1 = await discoverEc2(t.db, cfg(), () => ec2);
       expect(s1.created).toEqual(['db-replaced.lab.internal', 'db-twin.lab.internal']);
-      expect(s1.skipped).toContainEqual({ instanceId: twinB, reason: `server db-twin.lab.internal is already ${twinA}'s` });
+      expect(s1.skipped).toContainEqual({
+        instanceId: twinB,
+        reason: "server db-twin.lab.internal exists and is not this instance's (not its instance id, nor its address in staging)",
+      });
       const [twin] = await t.db.select().from(servers).where(eq(servers.hostname, 'db-twin.lab.internal'));
       expect(twin!.cloudInstanceId).toBe(twinA);
-      // The host is replaced: the old instance terminated, a new one launched under the same name.
+      // The host is replaced: the old instance terminated, a new one launched under the same name
+      // (at another address: EC2 keeps a terminated instance's for a while). A name binds nothing.
       await ec2.send(new TerminateInstancesCommand({ InstanceIds: [old] }));
       replacement = await run({ Name: 'db-replaced.lab.internal', 'pgherd:environment': 'staging' });
       const s2 = await discoverEc2(t.db, cfg(), () => ec2);
-      expect(s2.gone).not.toContain('db-replaced.lab.internal');
+      expect(s2.gone).toContain('db-replaced.lab.internal');
+      expect(s2.skipped.map((k) => k.instanceId)).toContain(replacement);
+      // An admin moves the server to the new host's address: the next pass binds it there.
+      const replaced = await describeInstancesById(ec2, 'eu-west-1', [replacement]);
+      await t.db.update(servers).set({ address: replaced[0]!.privateAddress! }).where(eq(servers.hostname, 'db-replaced.lab.internal'));
+      await discoverEc2(t.db, cfg(), () => ec2);
       const [moved] = await t.db.select().from(servers).where(eq(servers.hostname, 'db-replaced.lab.internal'));
       expect(moved).toMatchObject({ cloudInstanceId: replacement, cloudState: 'running', cloudGoneAt: null });
-      // And it stays so: the terminated instance, listed for a while yet, never takes it back by name.
+      // And it stays so: the terminated instance, listed for a while yet, never takes it back.
       await discoverEc2(t.db, cfg(), () => ec2);
       const [still] = await t.db.select().from(servers).where(eq(servers.hostname, 'db-replaced.lab.internal'));
       expect(still!.cloudInstanceId).toBe(replacement);
@@ -156,6 +178,56 @@ describe('EC2 discovery', () => {
       await ec2
         .send(new TerminateInstancesCommand({ InstanceIds: [old, twinA, twinB, ...(replacement ? [replacement] : [])] }))
         .catch(() => {});
+    }
+  });
+
+  it("takes the environment from PGHERD_AWS_ENVIRONMENTS, not from a tag: a staging VPC's instance tagged production makes no production server, and the pass says so", async () => {
+    const forged = await run({ Name: 'db-forged.lab.internal', 'pgherd:environment': 'production' });
+    try {
+      const s = await discoverEc2(t.db, cfg(), () => ec2);
+      expect(s.problems).toEqual([
+        {
+          instanceId: forged,
+          problem: expect.stringMatching(
+            /^its pgherd:environment tag says production, and PGHERD_AWS_ENVIRONMENTS puts vpc-\w+, .* in staging: the tag is not obeyed$/,
+          ),
+        },
+      ]);
+      const [made] = await t.db
+        .select({ environment: environments.name })
+        .from(servers)
+        .innerJoin(environments, eq(environments.id, servers.environmentId))
+        .where(eq(servers.hostname, 'db-forged.lab.internal'));
+      expect(made!.environment).toBe('staging');
+      // The pass as the worker records it says so too.
+      await t.db.delete(discoveryRuns);
+      await requestDiscovery(t.db, 'alice');
+      const summary = await runDiscovery(t.db, cfg(), () => ec2, { scheduled: false });
+      expect(summary!.problems!.map((p) => p.instanceId)).toEqual([forged]);
+    } finally {
+      await ec2.send(new TerminateInstancesCommand({ InstanceIds: [forged] })).catch(() => {});
+    }
+  });
+
+  it('never binds by name: a staging instance named as a production server leaves that server alone', async () => {
+    const prodServer = t.lab.instances.find((i) => i.environment === 'production')!.server;
+    const [before] = await t.db.select().from(servers).where(eq(servers.hostname, prodServer));
+    const impostor = await run({ Name: prodServer, 'pgherd:environment': 'production' });
+    try {
+      const s = await discoverEc2(t.db, cfg(), () => ec2);
+      expect(s.skipped).toContainEqual({
+        instanceId: impostor,
+        reason: `server ${prodServer} exists and is not this instance's (not its instance id, nor its address in staging)`,
+      });
+      const [after] = await t.db.select().from(servers).where(eq(servers.hostname, prodServer));
+      expect([after!.cloudInstanceId, after!.cloudPrivateAddress, after!.environmentId]).toEqual([
+        before!.cloudInstanceId,
+        before!.cloudPrivateAddress,
+        before!.environmentId,
+      ]);
+      expect(before!.cloudInstanceId).toBe(t.lab.aws!.instances.find((i) => i.server === prodServer)!.instanceId);
+    } finally {
+      await ec2.send(new TerminateInstancesCommand({ InstanceIds: [impostor] })).catch(() => {});
     }
   });
 

@@ -1,6 +1,7 @@
 // EC2 discovery (pygmy's tag discovery, done right): the instances a tag filter matches become
-// servers with their cloud identity, created when new (in the environment their tag names) and
-// updated when known (found by instance id, else by host name). Which Postgres runs there still
+// servers with their cloud identity, created when new (in the environment PGHERD_AWS_ENVIRONMENTS
+// gives their VPC or account: a tag anyone with ec2:CreateTags writes is reported, not obeyed) and
+// updated when known (found by instance id, else by private address in the server's environment). Which Postgres runs there still
 // comes from the agents. An instance EC2 lists as terminated, or no longer lists, is marked, never
 // deleted: its server may still hold history an operator needs.
 import { and, eq, inArray, or, sql } from 'drizzle-orm';
@@ -10,6 +11,7 @@ import type { Db } from '@/db/client';
 import { environments, servers } from '@/db/schema';
 import { writeAudit } from '@/lib/audit/write-audit';
 import { describeInstances, tagFilters, type CloudInstance } from '@/lib/aws/ec2';
+import { awsEnvironments, environmentOfInstance, placeOf, type AwsEnvironments } from '@/lib/aws/environments';
 
 const tagKey = z.string().min(1).max(128);
 export const discoveryConfigSchema = z
@@ -55,6 +57,8 @@ export interface DiscoverySummary {
   gone: string[];
   /** Instances discovery could not make a server of, with the reason. */
   skipped: { instanceId: string; reason: string }[];
+  /** What discovery saw and did not obey: a tag that names another environment than the configuration's. */
+  problems?: { instanceId: string; problem: string }[];
 }
 
 const SYSTEM = { id: null, username: 'pgherd (EC2 discovery)' };
@@ -62,9 +66,17 @@ const SYSTEM = { id: null, username: 'pgherd (EC2 discovery)' };
 /**
  * One pass over the configured regions. `clientFor(region)` gives the EC2 client (lib/aws's, or the
  * lab's). Reads all of a region before writing anything of it: a describe that fails changes nothing.
+ * An instance's environment is PGHERD_AWS_ENVIRONMENTS's (`map`), never its tag's; a server is found
+ * by instance id, or by private address among its own environment's servers, never by name.
  */
-export async function discoverEc2(db: Db, cfg: DiscoveryConfig, clientFor: (region: string) => EC2Client): Promise<DiscoverySummary> {
-  const summary: DiscoverySummary = { found: 0, created: [], updated: 0, gone: [], skipped: [] };
+export async function discoverEc2(
+  db: Db,
+  cfg: DiscoveryConfig,
+  clientFor: (region: string) => EC2Client,
+  map: AwsEnvironments | null = awsEnvironments(),
+): Promise<DiscoverySummary> {
+  const summary: DiscoverySummary = { found: 0, created: [], updated: 0, gone: [], skipped: [], problems: [] };
+  const problems = summary.problems ?? [];
   const envs = new Map((await db.select({ id: environments.id, name: environments.name }).from(environments)).map((e) => [e.name, e.id]));
   for (const region of cfg.regions) {
     const seen = await describeInstances(clientFor(region), region, tagFilters(cfg.tags));
@@ -72,6 +84,7 @@ export async function discoverEc2(db: Db, cfg: DiscoveryConfig, clientFor: (regi
     await db.transaction(async (tx) => {
       const names = seen.map((i) => i.tags[cfg.map.hostname]).filter((n): n is string => !!n);
       const ids = seen.map((i) => i.instanceId);
+      const addresses = seen.map((i) => i.privateAddress).filter((a): a is string => !!a);
       const known = await tx
         .select()
         .from(servers)
@@ -79,26 +92,45 @@ export async function discoverEc2(db: Db, cfg: DiscoveryConfig, clientFor: (regi
           or(
             and(eq(servers.cloudProvider, 'aws'), eq(servers.cloudRegion, region)),
             ids.length ? and(eq(servers.cloudProvider, 'aws'), inArray(servers.cloudInstanceId, ids)) : sql`false`,
-            names.length ? inArray(servers.hostname, names) : sql`false`,
+            addresses.length ? inArray(servers.address, addresses) : sql`false`,
           ),
         )
         .for('update');
+      // Names only to say why a new instance cannot have one (host names are unique): never to match.
+      const taken = new Set(
+        names.length
+          ? (await tx.select({ hostname: servers.hostname }).from(servers).where(inArray(servers.hostname, names))).map((r) => r.hostname)
+          : [],
+      );
       const byInstance = new Map(known.flatMap((s) => (s.cloudInstanceId ? [[s.cloudInstanceId, s] as const] : [])));
-      const byName = new Map<string, { id: number; hostname: string }>(known.map((s) => [s.hostname, s]));
       // Whose each server is as the pass goes, and whether that instance still lives.
       const holder = new Map(known.map((s) => [s.id, { instanceId: s.cloudInstanceId, live: !ended(s.cloudState) }]));
       const now = new Date();
-      // Ended instances first: a live one of the same name then takes their server over (a host replaced).
+      // Ended instances first: a live one at the same address then takes their server over (a host replaced).
       for (const i of [...seen].sort((a, b) => Number(!ended(a.state)) - Number(!ended(b.state)))) {
-        const name = i.tags[cfg.map.hostname];
-        const byItsName = name ? byName.get(name) : undefined;
-        const owner = byItsName ? holder.get(byItsName.id) : undefined;
-        // By name: only a live instance, and only a server no other live instance holds.
-        const server =
-          byInstance.get(i.instanceId) ??
-          (byItsName && !ended(i.state) && (!owner?.instanceId || owner.instanceId === i.instanceId || !owner.live)
-            ? byItsName
-            : undefined);
+        const owner = environmentOfInstance(map, i);
+        const environmentId = owner ? envs.get(owner.environment) : undefined;
+        const tagged = i.tags[cfg.map.environment];
+        if (owner && tagged && tagged !== owner.environment)
+          problems.push({
+            instanceId: i.instanceId,
+            problem: `its ${cfg.map.environment} tag says ${tagged}, and PGHERD_AWS_ENVIRONMENTS puts ${placeOf(i)} in ${owner.environment}: the tag is not obeyed`,
+          });
+        const byAddress = known.find((s) => {
+          if (environmentId === undefined || !i.privateAddress || s.address !== i.privateAddress || s.environmentId !== environmentId)
+            return false;
+          const h = holder.get(s.id);
+          return !h?.instanceId || h.instanceId === i.instanceId || !h.live;
+        });
+        const server = byInstance.get(i.instanceId) ?? (!ended(i.state) ? byAddress : undefined);
+        if (server && server.environmentId !== environmentId) {
+          // Bound by id to a server of another environment (a row written before ids were confirmed).
+          problems.push({
+            instanceId: i.instanceId,
+            problem: `server ${server.hostname} names it, and it is ${owner ? `${owner.environment}'s` : "no environment's"} (${placeOf(i)}): its identity is not updated`,
+          });
+          continue;
+        }
         if (server) {
           holder.set(server.id, { instanceId: i.instanceId, live: !ended(i.state) });
           await tx
@@ -109,21 +141,22 @@ export async function discoverEc2(db: Db, cfg: DiscoveryConfig, clientFor: (regi
           continue;
         }
         if (ended(i.state)) continue; // nothing to make a server of
-        if (!name) {
-          summary.skipped.push({ instanceId: i.instanceId, reason: `no ${cfg.map.hostname} tag to name its server` });
+        const name = i.tags[cfg.map.hostname];
+        const skip = (reason: string) => summary.skipped.push({ instanceId: i.instanceId, reason });
+        if (!owner) {
+          skip(`${placeOf(i)} is in no environment PGHERD_AWS_ENVIRONMENTS names`);
           continue;
         }
-        if (byItsName) {
-          summary.skipped.push({ instanceId: i.instanceId, reason: `server ${name} is already ${owner?.instanceId ?? ''}'s` });
-          continue;
-        }
-        const envName = i.tags[cfg.map.environment];
-        const environmentId = envName ? envs.get(envName) : undefined;
         if (environmentId === undefined) {
-          summary.skipped.push({
-            instanceId: i.instanceId,
-            reason: envName ? `its ${cfg.map.environment} tag names no environment (${envName})` : `no ${cfg.map.environment} tag`,
-          });
+          skip(`PGHERD_AWS_ENVIRONMENTS puts it in ${owner.environment}, which pgherd has no environment of`);
+          continue;
+        }
+        if (!name) {
+          skip(`no ${cfg.map.hostname} tag to name its server`);
+          continue;
+        }
+        if (taken.has(name)) {
+          skip(`server ${name} exists and is not this instance's (not its instance id, nor its address in ${owner.environment})`);
           continue;
         }
         const [created] = await tx
@@ -137,7 +170,7 @@ export async function discoverEc2(db: Db, cfg: DiscoveryConfig, clientFor: (regi
           })
           .returning({ id: servers.id, hostname: servers.hostname });
         if (!created) throw new Error(`server ${name} was not created`);
-        byName.set(name, created);
+        taken.add(name);
         holder.set(created.id, { instanceId: i.instanceId, live: true });
         summary.created.push(name);
         await writeAudit(tx, {

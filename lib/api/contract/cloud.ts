@@ -22,6 +22,10 @@ const runShape = {
       skipped: z
         .array(z.object({ instanceId: z.string(), reason: z.string() }))
         .meta({ description: 'Instances it could not make a server of, with the reason.' }),
+      problems: z
+        .array(z.object({ instanceId: z.string(), problem: z.string() }))
+        .optional()
+        .meta({ description: 'What it saw and did not obey: an environment tag that disagrees with PGHERD_AWS_ENVIRONMENTS, say.' }),
     })
     .nullable()
     .meta({
