@@ -163,6 +163,11 @@ export const servers = pgTable(
     cloudSeenAt: timestamp('cloud_seen_at', { withTimezone: true }),
     /** When discovery found the instance terminated or no longer listed: marked, never deleted. */
     cloudGoneAt: timestamp('cloud_gone_at', { withTimezone: true }),
+    /**
+     * 'pending': created by EC2 discovery in an environment whose PGHERD_AWS_ENVIRONMENTS entry asks for
+     * approval; every action is refused on it until an admin sets 'approved'. Null: none was asked for.
+     */
+    approval: text('approval'),
     agentTokenHash: text('agent_token_hash'),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
     // Seconds between the agent's reports, as its last report said (0: unknown, e.g. run by hand).

@@ -5,7 +5,14 @@
 import { CreateTagsCommand, DeleteTagsCommand, EC2Client, RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditEntries, discoveryRuns, environments, instances, servers } from '@/db/schema';
+import { auditEntries, discoveryRuns, environments, herds, instances, servers } from '@/db/schema';
+import { awsEnvironmentsSchema } from '@/lib/aws/environments';
+import { saveObject, type Actor } from '@/lib/admin/mutations';
+import { getEditable } from '@/lib/admin/registry';
+import { labAwsEnvironments } from '@/lib/lab/aws';
+import { checkSshAction } from '@/lib/ops/actions/check-ssh.action';
+import { planOperation } from '@/lib/ops/plan';
+import { refusal } from '@/lib/testing/denials';
 import { fleetHealth } from '@/lib/agent/health';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 import { parseListParams } from '@/lib/admin/list-params';
@@ -228,6 +235,53 @@ describe('EC2 discovery', () => {
       expect(before!.cloudInstanceId).toBe(t.lab.aws!.instances.find((i) => i.server === prodServer)!.instanceId);
     } finally {
       await ec2.send(new TerminateInstancesCommand({ InstanceIds: [impostor] })).catch(() => {});
+    }
+  });
+
+  it('holds what it finds where the configuration asks for approval: every action refused until an admin approves', async () => {
+    const map = awsEnvironmentsSchema.parse(
+      JSON.parse(labAwsEnvironments(t.lab.aws!)).map((e: { environment: string }) => ({ ...e, approve: e.environment === 'staging' })),
+    );
+    const held = await run({ Name: 'db-held.lab.internal' });
+    try {
+      const s = await discoverEc2(t.db, cfg(), () => ec2, map);
+      expect(s.created).toEqual(['db-held.lab.internal']);
+      const [server] = await t.db.select().from(servers).where(eq(servers.hostname, 'db-held.lab.internal'));
+      expect(server!.approval).toBe('pending');
+      const [herd] = await t.db.select().from(herds).where(eq(herds.environmentId, server!.environmentId)).limit(1);
+      const [inst] = await t.db.insert(instances).values({ herdId: herd!.id, serverId: server!.id, port: 5432 }).returning();
+      // Even the read-only first contact waits for the approval.
+      const plan = () => planOperation(t.db, SYSTEM_ACCESS, checkSshAction, [inst!.id]);
+      expect((await plan()).targets[0]).toMatchObject({
+        refusalCode: 'pending-approval',
+        refused: expect.stringMatching(/^db-held\.lab\.internal was found by EC2 discovery in an environment that asks for approval/),
+      });
+      // Approving is an admin's act, audited like any change of the server.
+      const form = { ...server!, approval: 'approved' };
+      const operator: Actor = {
+        id: null,
+        username: 'stg-op',
+        access: {
+          userId: null,
+          username: 'stg-op',
+          superuser: false,
+          global: null,
+          byEnvironment: new Map([[server!.environmentId, 'operator']]),
+        },
+      };
+      expect(await refusal(saveObject(t.db, getEditable('servers')!, server!.id, form, operator))).toMatch(
+        /Changing approval of this server needs the admin role/,
+      );
+      const admin: Actor = {
+        id: null,
+        username: 'stg-admin',
+        access: { ...operator.access, username: 'stg-admin', byEnvironment: new Map([[server!.environmentId, 'admin']]) },
+      };
+      expect(await saveObject(t.db, getEditable('servers')!, server!.id, form, admin)).toMatchObject({ ok: true });
+      expect((await plan()).targets[0]!.refused ?? null).toBeNull();
+      await t.db.delete(instances).where(eq(instances.id, inst!.id));
+    } finally {
+      await ec2.send(new TerminateInstancesCommand({ InstanceIds: [held] })).catch(() => {});
     }
   });
 

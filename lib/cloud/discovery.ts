@@ -166,6 +166,8 @@ export async function discoverEc2(
             environmentId,
             address: i.privateAddress ?? '',
             site: i.tags[cfg.map.site] ?? '',
+            // Its environment asks an admin to approve what discovery brings in before pgherd acts on it.
+            approval: owner.approve ? 'pending' : null,
             ...identityOf(i, cfg, now),
           })
           .returning({ id: servers.id, hostname: servers.hostname });
@@ -180,7 +182,12 @@ export async function discoverEc2(
           objectId: String(created.id),
           objectLabel: name,
           environmentId,
-          changes: { instanceId: [null, i.instanceId], instanceType: [null, i.instanceType], availabilityZone: [null, i.availabilityZone] },
+          changes: {
+            instanceId: [null, i.instanceId],
+            instanceType: [null, i.instanceType],
+            availabilityZone: [null, i.availabilityZone],
+            ...(owner.approve ? { approval: [null, 'pending'] } : {}),
+          },
         });
       }
       const listed = new Set(seen.map((i) => i.instanceId));

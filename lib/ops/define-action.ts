@@ -179,12 +179,25 @@ export function unpinnedRefusal(
   );
 }
 
+/**
+ * Why nothing may run on these servers (one EC2 discovery found in an environment that asks for an
+ * admin's approval, not yet approved), or undefined. Before the host key: Check SSH waits for it too.
+ */
+export function pendingRefusal(servers: { name: string; approval?: string | null }[]): Refusal | undefined {
+  const pending = [...new Set(servers.filter((x) => x.approval === 'pending').map((x) => x.name))];
+  if (!pending.length) return undefined;
+  return refuse(
+    'pending-approval',
+    `${pending.join(', ')} ${pending.length > 1 ? 'were' : 'was'} found by EC2 discovery in an environment that asks for approval: pgherd acts on ${pending.length > 1 ? 'them' : 'it'} once an admin sets its approval to approved`,
+  );
+}
+
 /** The servers a herd action touches: each member's and each PgBouncer's. */
 export const herdServers = (h: {
-  members: { hostname: string; ssh: { hostKeyFingerprint: string | null } }[];
+  members: { hostname: string; serverApproval?: string | null; ssh: { hostKeyFingerprint: string | null } }[];
   poolers: { label: string; ssh: { hostKeyFingerprint: string | null } }[];
 }) => [
-  ...h.members.map((m) => ({ name: m.hostname, ssh: m.ssh })),
+  ...h.members.map((m) => ({ name: m.hostname, ssh: m.ssh, approval: m.serverApproval })),
   ...h.poolers.map((p) => ({ name: p.label.replace(/:\d+$/, ''), ssh: p.ssh })),
 ];
 

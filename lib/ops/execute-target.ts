@@ -10,6 +10,7 @@ import {
   checkDriver,
   herdServers,
   isHerdAction,
+  pendingRefusal,
   unpinnedRefusal,
   type ActionDeps,
   type ActionParams,
@@ -372,6 +373,8 @@ async function stepsNow(
       ...herd.poolers.map((p) => p.serverEnvironmentId),
     ]);
     if (denied) return denied;
+    const pending = pendingRefusal(herdServers(herd));
+    if (pending) return pending;
     const unpinned = unpinnedRefusal(action, herdServers(herd));
     if (unpinned) return unpinned;
     const prepared = await preparedFor(db, action, [herd], params);
@@ -390,6 +393,8 @@ async function stepsNow(
   names.instances.push(loaded.ref.label, ...loaded.members.map((x) => x.label));
   const denied = await authorizeNow(db, action, target, [loaded.ref.environmentId, loaded.ref.serverEnvironmentId]);
   if (denied) return denied;
+  const pending = pendingRefusal([{ name: loaded.ref.hostname, approval: loaded.ref.serverApproval }]);
+  if (pending) return pending;
   const unpinned = unpinnedRefusal(action, [{ name: loaded.ref.hostname, ssh: loaded.ref.ssh }]);
   if (unpinned) return unpinned;
   const prepared = await preparedFor(db, action, [loaded.ref], params);

@@ -14,6 +14,8 @@ export interface InstanceRef {
   serverEnvironmentId: number;
   /** Its name: the credentials pgherd connects to the address with are this environment's (PGHERD_PG_CONFIG). */
   serverEnvironment: string;
+  /** 'pending' while the server, found by EC2 discovery, waits for an admin's approval (nothing runs on it). */
+  serverApproval: string | null;
   /** The server's name (what a CNAME points at) and address (what an A record holds; may be empty). */
   hostname: string;
   address: string;
@@ -51,7 +53,7 @@ export interface InstanceRef {
 /** One row a member (RefRow's columns): the worker's claim reads a target's herd with it too (lib/ops/lease.ts). */
 export const REF_SELECT = `
   SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS herd_id, h.name AS herd, e.name AS environment,
-         e.id AS environment_id, s.id AS server_id, s.environment_id AS server_environment_id, se.name AS server_environment, s.hostname, s.address, s.site, i.port,
+         e.id AS environment_id, s.id AS server_id, s.environment_id AS server_environment_id, se.name AS server_environment, s.approval AS server_approval, s.hostname, s.address, s.site, i.port,
          coalesce(nullif(i.data_directory, ''), h.default_data_directory) AS data_directory,
          i.pg_version, h.control_driver, i.role, i.observed_role, i.state, s.cloud_provider, s.cloud_region, s.cloud_instance_id, i.upstream_instance_id, i.lsn, i.lag_bytes, i.timeline, h.system_identifier, h.automation, i.patroni_url, h.patroni_scope, s.ssh_port, s.ssh_user, s.ssh_host_key_fingerprint
   FROM instances i
@@ -82,6 +84,7 @@ export interface RefRow {
   server_id: number;
   server_environment_id: number;
   server_environment: string;
+  server_approval: string | null;
   hostname: string;
   address: string | null;
   site: string | null;
@@ -120,6 +123,7 @@ export function toRef(r: RefRow): InstanceRef {
     serverId: r.server_id,
     serverEnvironmentId: r.server_environment_id,
     serverEnvironment: r.server_environment,
+    serverApproval: r.server_approval,
     hostname: r.hostname,
     address: r.address ?? '',
     site: r.site ?? '',

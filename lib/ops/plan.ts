@@ -9,6 +9,7 @@ import {
   herdServers,
   isHerdAction,
   parseParams,
+  pendingRefusal,
   unpinnedRefusal,
   type ActionParams,
   type AnyAction,
@@ -151,10 +152,12 @@ const refusedPlan = (r: Refusal): TargetPlan => ({ steps: [], refused: r.reason,
  * else thrown is a bug, and fails the whole plan rather than pass for a refusal.
  */
 export function planTarget(
-  servers: { name: string; ssh: { hostKeyFingerprint: string | null } }[],
+  servers: { name: string; approval?: string | null; ssh: { hostKeyFingerprint: string | null } }[],
   action: AnyAction,
   plan: () => TargetPlan,
 ): TargetPlan {
+  const pending = pendingRefusal(servers);
+  if (pending) return refusedPlan(pending);
   const unpinned = unpinnedRefusal(action, servers);
   if (unpinned) return refusedPlan(unpinned);
   try {
@@ -257,7 +260,7 @@ export async function planFrom(
     );
     const prepared = action.prepare ? await prepareAll(() => action.prepare?.(refs, params, db)) : undefined;
     targets = refs.map((r) => ({
-      ...planTarget([{ name: r.hostname, ssh: r.ssh }], action, () => {
+      ...planTarget([{ name: r.hostname, ssh: r.ssh, approval: r.serverApproval }], action, () => {
         checkDriver(action, r.controlDriver); // refuses drivers pgherd cannot act through, before anything else
         if (prepared instanceof Refusal) throw prepared;
         return action.plan(r, { members: members.get(r.herdId) ?? [r], params, prepared });

@@ -7,6 +7,8 @@ export type RefusalCode =
   | 'params'
   /** A server it touches has no pinned SSH host key. */
   | 'unpinned-host-key'
+  /** A server it touches was found by EC2 discovery where an admin's approval is asked for, and waits for it. */
+  | 'pending-approval'
   /** The requester lacks the action's role where it would run (checked again at execution). */
   | 'access'
   /** The instance or herd is gone from the inventory. */

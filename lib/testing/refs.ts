@@ -16,6 +16,7 @@ export function member(id: number, role: InstanceRef['role'], over: Partial<Inst
     serverId: id,
     serverEnvironmentId: 1,
     serverEnvironment: 'production',
+    serverApproval: null,
     hostname,
     address: `10.0.0.${id}`,
     site: id === 3 ? 'dc-west' : 'dc-east',

@@ -7,6 +7,8 @@ import { serverAddressRules, serverDependents } from '../environment-rules';
 import { f, tableForm } from '../form-fields';
 import { environmentsAdmin } from './environments.admin';
 
+const APPROVAL = ['pending', 'approved'] as const;
+
 export const serversAdmin = defineAdmin({
   name: 'servers',
   label: 'server',
@@ -20,7 +22,7 @@ export const serversAdmin = defineAdmin({
     (await serverDependents(tx, id)) ?? (await serverAddressRules(tx, id)) ?? (await cloudIdentityRules(tx, id, before)),
   // Where pgherd connects to, and as whom: moving it elsewhere is an admin's act (the host name is
   // where it connects when the address is empty). The cloud identity is what EC2 power and resize act on.
-  adminFields: ['hostname', 'address', 'sshPort', 'sshUser', ...CLOUD_FIELDS],
+  adminFields: ['hostname', 'address', 'sshPort', 'sshUser', ...CLOUD_FIELDS, 'approval'],
   fields: {
     hostname: { label: 'Host name', sql: servers.hostname, link: 'self' },
     environmentId: { label: 'Environment id', sql: servers.environmentId, sortable: false },
@@ -37,6 +39,7 @@ export const serversAdmin = defineAdmin({
     cloudInstanceType: { label: 'Instance type', sql: servers.cloudInstanceType },
     cloudAvailabilityZone: { label: 'Zone', sql: servers.cloudAvailabilityZone },
     cloudState: { label: 'EC2 state', sql: servers.cloudState, format: 'badge' },
+    approval: { label: 'Approval', sql: servers.approval, format: 'badge' },
     lastSeenAt: { label: 'Agent last seen', sql: servers.lastSeenAt, format: 'datetime' },
   },
   listDisplay: [
@@ -49,6 +52,7 @@ export const serversAdmin = defineAdmin({
     'cloudInstanceType',
     'cloudAvailabilityZone',
     'cloudState',
+    'approval',
     'lastSeenAt',
   ],
   listFilter: [
@@ -76,6 +80,12 @@ export const serversAdmin = defineAdmin({
       schema: f.optionalText(40),
     },
     cloudInstanceType: { label: 'Cloud instance type', input: { type: 'text', placeholder: 'r6g.large' }, schema: f.optionalText(40) },
+    approval: {
+      label: 'Approval',
+      help: 'pending: found by EC2 discovery where an approval is asked for; nothing runs on it until an admin sets approved.',
+      input: { type: 'select', choices: APPROVAL, optional: true },
+      schema: f.optionalChoice(APPROVAL),
+    },
   }),
   listPanels: [{ kind: 'ec2-discovery' }],
   panels: [
