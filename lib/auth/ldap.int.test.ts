@@ -128,15 +128,13 @@ describe('LDAP sign-in', () => {
         .where(sql`lower(trim(${users.username})) IN ('system', 'schedule') OR ${users.username} LIKE 'rule:%'`),
     ).toEqual([]);
     // One made before names were checked (straight into the table) is no one's either.
-    await t.db
-      .insert(users)
-      .values({
-        username: 'System',
-        displayName: 'old',
-        passwordHash: await hashPassword('local-Pass-1'),
-        source: 'local',
-        isSuperuser: true,
-      });
+    await t.db.insert(users).values({
+      username: 'System',
+      displayName: 'old',
+      passwordHash: await hashPassword('local-Pass-1'),
+      source: 'local',
+      isSuperuser: true,
+    });
     expect(await authenticate(t.db, 'System', 'local-Pass-1', '10.0.7.1', cfg)).toMatchObject({ ok: false, code: 'invalid' });
   });
 
