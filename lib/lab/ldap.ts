@@ -46,10 +46,12 @@ export const LAB_PEOPLE: { username: string; name: string; groups: string[] }[] 
   { username: 'bob', name: 'Bob Staging-DBA', groups: ['dba-staging'] },
   { username: 'carol', name: 'Carol Auditor', groups: ['readonly'] },
   { username: 'dave', name: 'Dave Nobody', groups: [] },
+  // Admin in staging only: the one who would aim staging's rows at production's hosts.
+  { username: 'erin', name: 'Erin Staging-Admin', groups: ['admins-staging'] },
   // A directory person named as pgherd names itself: sign-in must refuse him, however he is bound.
   { username: 'system', name: 'Sys Impostor', groups: [] },
 ];
-export const LAB_GROUPS = ['dba-prod', 'dba-staging', 'readonly'];
+export const LAB_GROUPS = ['dba-prod', 'dba-staging', 'admins-staging', 'readonly'];
 
 /** {SSHA} as OpenLDAP checks it: base64(sha1(password + salt) + salt). */
 export function ssha(password: string): string {

@@ -6,6 +6,7 @@
 import type { ActionDeps } from './define-action';
 import { binDir, driverFor, STATUS_NOT_RUNNING } from './drivers';
 import type { InstanceRef } from './instance-ref';
+import type { Observed } from './observe';
 import type { StepContext } from './pipeline';
 import { refuse } from './refusal';
 import { execNoted } from './actions/control-steps';
@@ -69,4 +70,23 @@ export async function proveReplaceable(
     );
   ctx.note({ stdout: `${t.dataDirectory}: no server running, system ${d.system} (the herd's)` });
   return { exists: true };
+}
+
+const normal = (p: string) => p.replace(/\/+$/, '') || '/';
+
+/**
+ * Refuses when the Postgres answering at the instance's address runs from another data directory than
+ * the row records: a row pointed at another cluster's directory (another environment's, on a shared
+ * host) would otherwise have pg_ctl stop, restart or replace that cluster. Symbolic links are resolved
+ * on the host before refusing. Nothing to compare when it does not answer, or pgherd may not read it.
+ */
+export async function proveDirectoryServed(deps: ActionDeps, t: InstanceRef, ctx: StepContext, o: Observed): Promise<void> {
+  if (!o.reachable || !o.dataDirectory || normal(o.dataDirectory) === normal(t.dataDirectory)) return;
+  const r = await execNoted(deps, t, ctx, ['readlink', '-f', '--', t.dataDirectory, o.dataDirectory], 30_000);
+  const [recorded, served] = r.stdout.trim().split('\n');
+  if (r.code === 0 && recorded && recorded === served) return;
+  throw refuse(
+    'identity',
+    `Postgres at ${t.host}:${t.port} runs from ${o.dataDirectory}, not the recorded ${t.dataDirectory}: pgherd does not act on a data directory it cannot tie to this instance; nothing was run`,
+  );
 }

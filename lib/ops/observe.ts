@@ -26,6 +26,8 @@ export interface Observed {
   /** Replicas: replay stopped by pg_wal_replay_pause() (WAL still arrives, nothing is applied). */
   replayPaused?: boolean;
   walReceiver?: { status: string; senderHost: string | null; senderPort: number | null; receivedTli: number | null } | null;
+  /** The data directory it runs from (null: pgherd's role may not read it: neither superuser nor pg_read_all_settings). */
+  dataDirectory?: string | null;
 }
 
 /** A value for a message: what was observed, or "?" when it was not. */
@@ -44,6 +46,7 @@ interface ObservationRow {
   paused: boolean | null;
   lag_s: string | number | null;
   wal: { status: string; host: string | null; port: number | null; tli: number | null } | null;
+  dir: string | null;
 }
 
 export interface PgEndpoint {
@@ -72,7 +75,8 @@ const observationSql = (pending: boolean) => `
                   WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
                   ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END AS lag_s,
              (SELECT json_build_object('status', status, 'host', sender_host, 'port', sender_port, 'tli', received_tli)
-                FROM pg_stat_wal_receiver LIMIT 1) AS wal`;
+                FROM pg_stat_wal_receiver LIMIT 1) AS wal,
+             CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE') THEN current_setting('data_directory') END AS dir`;
 
 /** Named statements: prepared once on a connection that reads again (the gate's kept ones). */
 const OBSERVATION = { name: 'pgherd_observation', text: observationSql(true) };
@@ -125,6 +129,7 @@ async function readObservation(c: pg.Client, pending = true): Promise<Observed> 
     replayPaused: r.paused ?? false,
     replayLagSeconds: r.lag_s === null ? null : Number(r.lag_s),
     walReceiver: w ? { status: w.status, senderHost: w.host, senderPort: w.port, receivedTli: w.tli } : null,
+    dataDirectory: r.dir,
   };
 }
 

@@ -8,7 +8,8 @@ import type { InstanceRef } from '../instance-ref';
 import type { StepContext } from '../pipeline';
 import type { Observed } from '../observe';
 import { refreshInstance } from '../refresh';
-import { waitObserved } from '../observe';
+import { observe, waitObserved } from '../observe';
+import { proveDirectoryServed } from '../data-directory';
 
 type Verb = 'start' | 'stop' | 'restart' | 'reload' | 'promote';
 
@@ -64,6 +65,8 @@ export function sshControlStep<S>(t: InstanceRef, verb: Verb, name: string, unle
     run: async (x) => {
       const why = unless?.(x.state);
       if (why) return void x.note({ stdout: `skipped: ${why}` });
+      // The data directory pg_ctl is given must be the one the instance at this address runs from.
+      if (verb !== 'start') await proveDirectoryServed(x.deps, t, x, await observe(t, 3000));
       await execNotedOk(x.deps, t, x, verb === 'stop' ? d.stop(t, 'fast') : d[verb](t));
     },
   };

@@ -5,7 +5,7 @@ import { observe } from '../observe';
 import { refuse } from '../refusal';
 import { checkpointStep, rejoinSteps, type RejoinState } from '../topology-steps';
 import { driverFor } from '../drivers';
-import { hostSaysRunning } from '../data-directory';
+import { hostSaysRunning, proveDirectoryServed } from '../data-directory';
 import { execNotedOk, refreshStep } from './control-steps';
 import { planReinitialize } from '@/lib/patroni/reinitialize';
 
@@ -41,6 +41,7 @@ export const rebuildAction = defineAction({
             const o = await observe(t);
             if (o.reachable && o.inRecovery === false)
               throw refuse('not-applicable', `${t.label} runs as a primary; stop it (or fail over) before rebuilding it`);
+            await proveDirectoryServed(x.deps, t, x, o);
             const herd = t.herdSystemIdentifier ?? so.systemIdentifier ?? null;
             if (o.reachable && herd && o.systemIdentifier && o.systemIdentifier !== herd)
               throw refuse(

@@ -219,13 +219,35 @@ describe('rebuild destroys nothing its host has not proven', () => {
     await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, r3.id));
   });
 
+  it('refuses to stop or rebuild through a row pointed at another cluster\u2019s running data directory (a shared host): nothing run on it', async () => {
+    // The row's address is r3's, whose Postgres answers from its own directory; the row names another
+    // herd's. On a host that runs both, pg_ctl would stop (or replace) the other cluster.
+    const [row] = await t.db.select().from(instances).where(eq(instances.id, r3.id));
+    await t.db.update(instances).set({ dataDirectory: elsewhere.dataDirectory }).where(eq(instances.id, r3.id));
+    try {
+      const stopped = await run(stopAction, r3.id);
+      expect(stopped.res.error?.message).toContain(
+        `Postgres at ${r3.host}:${r3.port} runs from ${r3.dataDirectory}, not the recorded ${elsewhere.dataDirectory}: pgherd does not act on a data directory it cannot tie to this instance; nothing was run`,
+      );
+      expect(stopped.steps.map((s) => s.command).join('\n')).not.toContain('pg_ctl');
+      const rebuilt = await run(rebuildAction, r3.id);
+      expect(rebuilt.res.error?.message).toMatch(/runs from .* not the recorded .*nothing was run/);
+      expect(rebuilt.steps.map((s) => s.status)).toEqual(['failed']);
+      expect(await inRecovery(r3)).toBe(true);
+      expect(readdirSync(path.dirname(elsewhere.dataDirectory)).filter((f) => f.includes('pgherd-'))).toEqual([]);
+    } finally {
+      await t.db.update(instances).set({ dataDirectory: row!.dataDirectory }).where(eq(instances.id, r3.id));
+    }
+  });
+
   it('refuses a stopped data directory of another cluster (its system identifier is not the herd\u2019s): not one file moved', async () => {
-    // An instance row pointed at a directory that holds another cluster's data (another herd's, or
-    // another environment's): stopped, so Postgres cannot answer for it; pg_control says whose it is.
+    // The instance stopped, its row pointed at a directory that holds another cluster's data (another
+    // herd's, or another environment's): Postgres cannot answer for it; pg_control says whose it is.
     const other = path.join(t.lab.dir, 'not-this-herd');
     await runAs(labIdentity(), [`${t.lab.pgBin}/initdb`, '-D', other, '-U', 'postgres', '--no-sync']);
     const before = listing(other);
     const [row] = await t.db.select().from(instances).where(eq(instances.id, r3.id));
+    expect((await run(stopAction, r3.id)).res.error).toBeUndefined();
     await t.db.update(instances).set({ dataDirectory: other, state: 'needs_rebuild' }).where(eq(instances.id, r3.id));
     try {
       const { res, steps } = await run(rebuildAction, r3.id);
@@ -234,8 +256,10 @@ describe('rebuild destroys nothing its host has not proven', () => {
       expect(listing(other)).toEqual(before);
       expect(readdirSync(t.lab.dir).filter((f) => f.startsWith('not-this-herd.pgherd-'))).toEqual([]);
     } finally {
-      await t.db.update(instances).set({ dataDirectory: row!.dataDirectory, state: row!.state }).where(eq(instances.id, r3.id));
+      await t.db.update(instances).set({ dataDirectory: row!.dataDirectory, state: 'stopped' }).where(eq(instances.id, r3.id));
     }
+    expect((await run(startAction, r3.id)).res.error).toBeUndefined();
+    expect(await inRecovery(r3)).toBe(true);
   });
 });
 
