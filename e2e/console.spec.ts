@@ -354,7 +354,8 @@ test('a server\u2019s page shows pgherd\u2019s public key for authorized_keys', 
   await signIn(page);
   await page.goto(`${url}/admin/servers?q=db-stg-orders-1`);
   await page.getByRole('link', { name: /db-stg-orders-1/ }).click();
-  const pub = readFileSync(`${lab.ssh!.privateKeyPath}.pub`, 'utf8').split(' ')[1];
+  // The key of the server's environment (staging's, PGHERD_SSH_KEYS), not production's.
+  const pub = readFileSync(`${lab.ssh!.environments.staging!.privateKeyPath}.pub`, 'utf8').split(' ')[1];
   await expect(page.getByTestId('public-key')).toContainText(pub!);
   // Its cloud identity, as EC2 discovery (the worker's pass at its start) found it in the lab's moto.
   const ec2 = lab.aws!.instances.find((i) => i.server.startsWith('db-stg-orders-1'))!;

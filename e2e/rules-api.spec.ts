@@ -70,9 +70,17 @@ test('a rule made, read with its next five fires, run now into an operation, cha
 }) => {
   const replicas = await (await request.get(`${url}/api/v1/instances?role=replica&per=10`, { headers: operate })).json();
   const id = replicas.items[0].id as number;
-  const made = await request.post(`${url}/api/v1/rules`, {
+  // A production replica: the rule is confirmed as the operation would be, by typing the environment.
+  const unconfirmed = await request.post(`${url}/api/v1/rules`, {
     headers: operate,
     data: { name: 'api nightly reload', action: 'reload', instanceIds: [id], schedule: daily },
+  });
+  expect(unconfirmed.status()).toBe(400);
+  const askedFor = JSON.stringify(await unconfirmed.json());
+  expect(askedFor).toMatch(/type \\"production\\" to confirm/);
+  const made = await request.post(`${url}/api/v1/rules`, {
+    headers: operate,
+    data: { name: 'api nightly reload', action: 'reload', instanceIds: [id], schedule: daily, confirmation: 'production' },
   });
   expect(made.status()).toBe(201);
   const rule = (await made.json()) as { id: number; nextFires: string[] };
@@ -94,7 +102,7 @@ test('a rule made, read with its next five fires, run now into an operation, cha
     (
       await request.post(`${url}/api/v1/rules`, {
         headers: operate,
-        data: { name: 'api nightly reload', action: 'reload', instanceIds: [id], schedule: daily },
+        data: { name: 'api nightly reload', action: 'reload', instanceIds: [id], schedule: daily, confirmation: 'production' },
       })
     ).status(),
   ).toBe(409);
@@ -122,6 +130,7 @@ test('a rule made, read with its next five fires, run now into an operation, cha
       instanceIds: [id],
       schedule: { cron: ['0 2 * * *'], timezone: 'UTC' },
       enabled: false,
+      confirmation: 'production',
     },
   });
   expect(changed.status()).toBe(200);

@@ -32,6 +32,10 @@ test('a rule made with the form shows its next fires, runs now, and its history 
   const fires = page.getByTestId('next-fires').locator('li');
   await expect(fires).toHaveCount(5);
   for (const f of await fires.allTextContents()) expect(f).toMatch(/09:30 (CET|CEST)$/);
+  // A production replica: the form asks for the confirmation the operation would, and keeps what was typed in.
+  await page.getByRole('button', { name: 'Save rule' }).click();
+  await expect(page.locator('body')).toContainText('type "production" to confirm');
+  await page.getByLabel('Confirmation', { exact: true }).fill('production');
   await page.getByRole('button', { name: 'Save rule' }).click();
   await expect(page).toHaveURL(/\/rules\/\d+$/);
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('console nightly reload');
@@ -73,6 +77,8 @@ test('a rule edited with its own form keeps what the form does not show; turned 
   await page.getByLabel('Cron expressions (one a line)').fill('0 22 * * *');
   await page.getByLabel('Time zone', { exact: true }).fill('UTC');
   await expect(page.getByTestId('next-fires').locator('li').first()).toContainText('22:00 UTC');
+  // Saved again, it is confirmed again (for the environments it runs in now).
+  await page.getByLabel('Confirmation', { exact: true }).fill('production');
   await page.getByRole('button', { name: 'Save rule' }).click();
   await expect(page).toHaveURL(new RegExp(`/rules/${ruleId}$`));
   for (const f of await page.getByTestId('rule-next-fires').locator('li').allTextContents()) expect(f).toMatch(/22:00 UTC$/);
@@ -105,6 +111,7 @@ test('the DR scorecard lists each herd of an environment with its verdict; the r
   await page.getByLabel('Ids', { exact: true }).fill('1');
   await page.getByLabel('Cron expressions (one a line)').fill('0 22 29 2 *'); // not before 2028: nothing is powered off here
   await page.getByLabel('Put back at (cron, one a line)').fill('0 6 1 3 *');
+  await page.getByLabel('Confirmation', { exact: true }).fill('production'); // instance 1 is production's
   await page.getByRole('button', { name: 'Save rule' }).click();
   await expect(page).toHaveURL(/\/rules\/\d+$/);
   await page.getByTestId('rule-reverse-link').click();

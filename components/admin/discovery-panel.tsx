@@ -2,6 +2,7 @@
 
 import { useActionState, useEffect } from 'react';
 import { useRouter } from 'next/navigation';
+import type { DiscoverySummary } from '@/lib/cloud/discovery';
 
 /** One pass as the page shows it (lib/cloud/discovery-runs runView, dates as text). */
 export interface DiscoveryRunView {
@@ -10,14 +11,7 @@ export interface DiscoveryRunView {
   requestedAt: string;
   finishedAt: string | null;
   status: 'waiting' | 'running' | 'done' | 'failed';
-  summary: {
-    found: number;
-    created: string[];
-    updated: number;
-    gone: string[];
-    skipped: { instanceId: string; reason: string }[];
-    problems?: { instanceId: string; problem: string }[];
-  } | null;
+  summary: DiscoverySummary | null;
   error: string | null;
 }
 

@@ -54,18 +54,30 @@ function FiresPreview({ cron, timezone, at, once }: { cron: string; timezone: st
 export function RuleForm({
   create,
   actions,
-  initial = {},
+  initial: stored = {},
 }: {
   create: (prev: RuleFormState, form: FormData) => Promise<RuleFormState>;
   actions: { name: string; label: string; onHerds: boolean }[];
   initial?: Record<string, string>;
 }) {
-  const [state, action, pending] = useActionState(create, {});
+  // A save the server refused (a confirmation to type, a field to fix) keeps what was typed: the form
+  // is reset to its defaults after each action, so the defaults become what was sent.
+  const [submitted, setSubmitted] = useState<Record<string, string> | null>(null);
+  const [state, action, pending] = useActionState(async (prev: RuleFormState, form: FormData) => {
+    const answer = await create(prev, form);
+    if (answer.errors) {
+      const sent: Record<string, string> = {};
+      for (const [k, v] of form.entries()) if (typeof v === 'string' && k !== 'confirmation') sent[k] = v;
+      setSubmitted(sent);
+    }
+    return answer;
+  }, {});
+  const initial = submitted ?? stored;
   const [cron, setCron] = useState(initial.cron ?? '0 3 * * *');
   const [timezone, setTimezone] = useState(initial.timezone ?? 'UTC');
   const [at, setAt] = useState(initial.at ?? '');
   const [once, setOnce] = useState(initial.scheduleKind === 'once');
-  const editing = initial.name !== undefined;
+  const editing = stored.name !== undefined;
   const e = state.errors ?? {};
   const err = (k: string) => (e[k] ? <p className="errorlist">{e[k]}</p> : null);
   return (
@@ -246,7 +258,12 @@ export function RuleForm({
       </div>
       <div className="form-row">
         <label>
-          <input name="enabled" type="checkbox" defaultChecked={!editing || initial.enabled === 'on'} /> Enabled
+          <input
+            name="enabled"
+            type="checkbox"
+            defaultChecked={submitted ? submitted.enabled === 'on' : !editing || stored.enabled === 'on'}
+          />{' '}
+          Enabled
         </label>
       </div>
       <div className="form-row">

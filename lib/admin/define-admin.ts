@@ -140,8 +140,10 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   readOnlyAdd?: boolean;
   /** Where an object's own page is, when it is not the generic change form: '/operations' -> /operations/<id>. */
   objectHref?: string;
-  /** Fields that need the admin role in the object's environment to be given a value or changed (where pgherd connects to, say). */
+  /** Fields whose change needs the admin role in the object's environment (where pgherd connects to, say). */
   adminFields?: string[];
+  /** Fields that need the admin role to be given a value on a new object too (a server's address, its cloud identity). */
+  adminOnAdd?: string[];
   /**
    * Referenced rows (form fields) that must be in the object's own environment: a server and the
    * instances on it are in one environment, a pooler sits in its herd's.

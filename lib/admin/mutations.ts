@@ -151,14 +151,13 @@ export async function saveObject(db: Db, def: EditableModel, id: number | null, 
       await demand(tx, actor.access, need, `${verb} this ${def.label}`, [envAfter]);
       // Every row it refers to, and the model's own rules, as the row now is.
       // Fields only an admin may change (a server's address: where pgherd sends passwords and commands).
-      // On an add as on a change: a new server is a new place pgherd sends its credentials to.
-      const sensitive = (def.adminFields ?? []).filter((k) =>
-        id === null ? k in values && valueText(values[k]) !== '' : before && k in values && valueText(before[k]) !== valueText(values[k]),
-      );
-      if (sensitive.length)
-        await demand(tx, actor.access, 'admin', `${id === null ? 'Setting' : 'Changing'} ${sensitive.join(', ')} of this ${def.label}`, [
-          envAfter,
-        ]);
+      const sensitive =
+        id === null ? [] : (def.adminFields ?? []).filter((k) => before && k in values && valueText(before[k]) !== valueText(values[k]));
+      if (sensitive.length) await demand(tx, actor.access, 'admin', `Changing ${sensitive.join(', ')} of this ${def.label}`, [envAfter]);
+      // Fields an admin alone may give a value, on a new object too (where pgherd connects: a new place
+      // it sends its credentials to; a server's cloud identity: what EC2 stops).
+      const adminSet = id === null ? (def.adminOnAdd ?? []).filter((k) => k in values && valueText(values[k]) !== '') : [];
+      if (adminSet.length) await demand(tx, actor.access, 'admin', `Setting ${adminSet.join(', ')} of a new ${def.label}`, [envAfter]);
       const refused =
         (await checkReferences(tx, def, refs, envAfter, actor, need, verb)) ?? (await def.validate?.(tx, savedId, values, before)) ?? null;
       if (refused) throw new RefusedSave(refused);

@@ -5,6 +5,7 @@
 // where the replica streams from, the lag is measured against the herd's primary. Idempotent: the same
 // report twice changes no row (updates are skipped when nothing differs). Instances missing from a
 // report are marked stopped, never deleted; states pgherd set itself (fenced, needs rebuild) stay.
+import { addressesOf, addressTakenElsewhere, HostBindingError } from '@/lib/ops/host-binding';
 import { randomBytes } from 'node:crypto';
 import { eq, sql } from 'drizzle-orm';
 import { prepared, type Db } from '@/db/client';
@@ -33,6 +34,14 @@ export async function createAgentToken(
   actor: { id: number | null; username: string; remoteAddr?: string },
 ): Promise<string> {
   const token = `pgha_${randomBytes(32).toString('base64url')}`;
+  // An agent speaks for its server's environment: no token for a server at another environment's host.
+  const [where] = await db
+    .select({ host: sql<string>`coalesce(nullif(${servers.address}, ''), ${servers.hostname})`, environmentId: servers.environmentId })
+    .from(servers)
+    .where(eq(servers.id, serverId));
+  if (!where) throw new Error(`no server ${serverId}`);
+  const elsewhere = await addressTakenElsewhere(db, where.environmentId, await addressesOf(where.host), serverId);
+  if (elsewhere) throw new HostBindingError(elsewhere);
   await db.transaction(async (tx) => {
     const [server] = await tx
       .update(servers)

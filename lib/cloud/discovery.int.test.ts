@@ -49,8 +49,16 @@ afterAll(async () => {
 /** The lab's VPC of an environment's members in eu-west-1b (PGHERD_AWS_ENVIRONMENTS maps it there). */
 const vpcOf = (environment: string) => t.lab.aws!.vpcs!.find((v) => v.environment === environment && v.availabilityZone === 'eu-west-1b')!;
 
-/** An instance in `environment`'s VPC (null: moto's default VPC, which is no environment's). */
+/** Addresses no lab server has: the lab's VPCs of both environments span one range, as moto allows. */
+let spare = 200;
+const spareAddress = (environment: string) => vpcOf(environment).cidr.replace(/\.0\/24$/, `.${String(spare++)}`);
+
+/**
+ * An instance in `environment`'s VPC (null: moto's default VPC, which is no environment's), at a spare
+ * address unless one is given (moto would pick any in the range, another environment's server's too).
+ */
 async function run(tags: Record<string, string>, environment: string | null = 'staging', privateAddress?: string) {
+  privateAddress ??= environment ? spareAddress(environment) : undefined;
   const r = await ec2.send(
     new RunInstancesCommand({
       ImageId: 'ami-12c6146b',
@@ -235,6 +243,22 @@ describe('EC2 discovery', () => {
       expect(before!.cloudInstanceId).toBe(t.lab.aws!.instances.find((i) => i.server === prodServer)!.instanceId);
     } finally {
       await ec2.send(new TerminateInstancesCommand({ InstanceIds: [impostor] })).catch(() => {});
+    }
+  });
+
+  it("makes no server of an instance at another environment's server's address: one host, one environment", async () => {
+    const prod = t.lab.instances.find((i) => i.environment === 'production')!;
+    // A staging VPC whose range overlaps production's (the lab's do) lets an instance take production's address.
+    const shadow = await run({ Name: 'stg-shadow.lab.internal', 'pgherd:environment': 'staging' }, 'staging', prod.address);
+    try {
+      const s = await discoverEc2(t.db, cfg(), () => ec2);
+      expect(s.skipped).toContainEqual({
+        instanceId: shadow,
+        reason: `${prod.address} is the address of ${prod.server} (production): a host belongs to one environment`,
+      });
+      expect(await t.db.$count(servers, eq(servers.hostname, 'stg-shadow.lab.internal'))).toBe(0);
+    } finally {
+      await ec2.send(new TerminateInstancesCommand({ InstanceIds: [shadow] })).catch(() => {});
     }
   });
 

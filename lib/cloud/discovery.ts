@@ -4,6 +4,7 @@
 // updated when known (found by instance id, else by private address in the server's environment). Which Postgres runs there still
 // comes from the agents. An instance EC2 lists as terminated, or no longer lists, is marked, never
 // deleted: its server may still hold history an operator needs.
+import { addressTakenElsewhere } from '@/lib/ops/host-binding';
 import { and, eq, inArray, or, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { EC2Client } from '@aws-sdk/client-ec2';
@@ -157,6 +158,12 @@ export async function discoverEc2(
         }
         if (taken.has(name)) {
           skip(`server ${name} exists and is not this instance's (not its instance id, nor its address in ${owner.environment})`);
+          continue;
+        }
+        // One host, one environment: an address another environment's server has is not made a server here.
+        const elsewhere = i.privateAddress ? await addressTakenElsewhere(tx, environmentId, [i.privateAddress]) : null;
+        if (elsewhere) {
+          skip(elsewhere);
           continue;
         }
         const [created] = await tx

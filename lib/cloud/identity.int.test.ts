@@ -124,7 +124,7 @@ describe("a server's EC2 identity", () => {
     };
     const tried = saveObject(db, getEditable('servers')!, null, { ...added, ...identity('i-0fedcba9876543210') }, op);
     expect(await refusal(tried.then((r) => (r.ok ? r : Promise.reject(new Error(JSON.stringify(r))))))).toMatch(
-      /Setting cloudProvider, cloudRegion, cloudInstanceId of a new server needs the admin role/,
+      /Setting hostname, address, sshPort, sshUser, cloudProvider, cloudRegion, cloudInstanceId of a new server needs the admin role/,
     );
   });
 

@@ -14,6 +14,7 @@ import { SshPool } from '@/lib/ssh/ssh-client';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { fleetSsh } from './fleet-ssh';
+import { createAgentToken } from '@/lib/agent/ingest';
 import { HostBindingError } from './host-binding';
 
 let t: TestDb;
@@ -90,7 +91,7 @@ describe('an address belongs to one environment', () => {
       AccessDenied,
     );
     await expect(saveObject(t.db, def(), null, form('new.staging.lab.internal', '192.0.2.10'), stagingOperator)).rejects.toThrow(
-      /Setting hostname, address, sshPort, sshUser of this server/,
+      /Setting hostname, address, sshPort, sshUser of a new server/,
     );
     const ok = await saveObject(t.db, def(), null, form('new.staging.lab.internal', '192.0.2.10'), stagingAdmin);
     expect(ok.ok).toBe(true);
@@ -154,6 +155,14 @@ describe("a host key belongs to one environment, and each environment's hosts ta
     expect(() => readFileSync(marker)).toThrow();
     // While two environments claim one key, neither is served: production's own row is refused too.
     await expect(shared.exec(targetOf(prodServer, 'production'), ['true'])).rejects.toBeInstanceOf(HostBindingError);
+    await t.db.delete(servers).where(eq(servers.id, planted.id));
+  });
+
+  it("gives no agent token to a server at another environment's host: its agent would speak for production", async () => {
+    const planted = await plant('planted-3.staging.lab.internal');
+    await expect(createAgentToken(t.db, planted.id, { id: null, username: 'stage-admin' })).rejects.toThrow(HostBindingError);
+    const [after] = await t.db.select().from(servers).where(eq(servers.id, planted.id));
+    expect(after!.agentTokenHash).toBeNull();
     await t.db.delete(servers).where(eq(servers.id, planted.id));
   });
 

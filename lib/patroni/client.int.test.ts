@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, startPatroniHerd, stopPatroniHerd, waitCluster, type PatroniHerd } from '@/lib/lab/patroni';
 import { freePort, portFreeOnAll } from '@/lib/lab/ports';
 import { query } from '@/lib/lab/postgres';
-import { labIdentity, stopPid } from '@/lib/lab/proc';
+import { labIdentity, stopPid, waitFor } from '@/lib/lab/proc';
 import { makeCa } from '@/lib/lab/tls';
 import { member as ref } from '@/lib/testing/refs';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -462,7 +462,17 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
         others[0],
       );
       const newLeader = h().members.find((m) => m.name === after.members.find((x) => x.role === 'leader')!.name)!;
-      expect((await query<{ r: boolean }>(url(newLeader), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+      // Patroni names the leader once it holds the leader key, before its promotion has ended: the new
+      // leader accepts writes a moment later. Wait for that state, not for the name.
+      const inRecovery = await waitFor(
+        `${newLeader.name} to leave recovery`,
+        async () => {
+          const [r] = await query<{ r: boolean }>(url(newLeader), 'SELECT pg_is_in_recovery() AS r');
+          return r?.r === false ? false : undefined;
+        },
+        30_000,
+      );
+      expect(inRecovery).toBe(false);
     } finally {
       await worker.close();
       await queue.obliterate({ force: true }).catch(() => {});

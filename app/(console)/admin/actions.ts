@@ -9,6 +9,7 @@ import { getDb } from '@/db/client';
 import { deleteObjects, environmentOf, saveObject } from '@/lib/admin/mutations';
 import { labelsFor } from '@/lib/admin/list-query';
 import { createAgentToken } from '@/lib/agent/ingest';
+import { HostBindingError } from '@/lib/ops/host-binding';
 import { demand } from '@/lib/auth/access';
 import { getEditable } from '@/lib/admin/registry';
 import { serversAdmin } from '@/lib/admin/models/servers.admin';
@@ -75,7 +76,12 @@ export async function agentTokenAction(_prev: AgentTokenState, form: FormData): 
   return orAnswer<AgentTokenState>(
     async () => {
       await demand(db, who.access, 'admin', 'An agent token for this server', [await environmentOf(db, serversAdmin, serverId)]);
-      return { token: await createAgentToken(db, serverId, who) };
+      try {
+        return { token: await createAgentToken(db, serverId, who) };
+      } catch (err) {
+        if (err instanceof HostBindingError) return { error: err.message };
+        throw err;
+      }
     },
     (err) => ({ error: `Permission denied: ${err.message}.` }),
   );

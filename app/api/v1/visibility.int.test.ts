@@ -262,7 +262,13 @@ describe('a body past the cap to a route that takes none', () => {
     const rule = await createRule(
       t.db,
       { ...root, access: root.access },
-      ruleBody.parse({ schedule: { cron: ['0 3 * * *'], timezone: 'UTC' }, action: 'reload', instanceIds: [prodInstance], name: 'capped' }),
+      ruleBody.parse({
+        schedule: { cron: ['0 3 * * *'], timezone: 'UTC' },
+        action: 'reload',
+        instanceIds: [prodInstance],
+        name: 'capped',
+        confirmation: 'production',
+      }),
     );
     const admin = (await createApiToken(t.db, root.id, 'o', 'operate')).token;
     for (const body of [chunked(1024 * 1024), 'x'.repeat(1024 * 1024)]) {

@@ -23,6 +23,7 @@ export const serversAdmin = defineAdmin({
   // Where pgherd connects to, and as whom: moving it elsewhere is an admin's act (the host name is
   // where it connects when the address is empty). The cloud identity is what EC2 power and resize act on.
   adminFields: ['hostname', 'address', 'sshPort', 'sshUser', ...CLOUD_FIELDS, 'approval'],
+  adminOnAdd: ['hostname', 'address', 'sshPort', 'sshUser', ...CLOUD_FIELDS, 'approval'],
   fields: {
     hostname: { label: 'Host name', sql: servers.hostname, link: 'self' },
     environmentId: { label: 'Environment id', sql: servers.environmentId, sortable: false },

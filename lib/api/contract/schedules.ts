@@ -327,6 +327,10 @@ const webhookShape = {
     .meta({ description: "The rule whose runs it hears of; null: every rule's runs and every operation." }),
   events: z.array(z.enum(WEBHOOK_EVENTS)),
   enabled: z.boolean(),
+  keeperId: z.number().int().nullable().meta({
+    description:
+      "The user it is delivered for: a rule's webhook is delivered only while this is the rule's owner (another owner keeps it with POST /api/v1/webhooks/{id}/keep).",
+  }),
   createdBy: z.string(),
   createdAt: when,
 };
