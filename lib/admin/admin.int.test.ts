@@ -289,10 +289,10 @@ describe('delete', () => {
     const [env] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
     const c = await collectForDelete(t.db, admin('environments'), [env!.id]);
     const counts = Object.fromEntries(c.deleted.map((g) => [g.model, g.ids.length]));
-    // The role bindings scoped to staging (dba-prod and dba-staging operate it) go with it too.
-    expect(counts).toEqual({ environments: 1, herds: 3, servers: 9, instances: 9, 'dns-records': 3, 'role-bindings': 2 });
+    // The role bindings scoped to staging (dba-prod and dba-staging operate it, admins-staging administer it) go with it too.
+    expect(counts).toEqual({ environments: 1, herds: 3, servers: 9, instances: 9, 'dns-records': 3, 'role-bindings': 3 });
     const res = await deleteObjects(t.db, editable('environments'), [env!.id, 999999], actor);
-    expect(res).toEqual({ deleted: 1, cascaded: 26 });
+    expect(res).toEqual({ deleted: 1, cascaded: 27 });
     // Gone already, or never there: nothing deleted, nothing counted, nothing audited.
     expect(await deleteObjects(t.db, editable('environments'), [env!.id, 999999], actor)).toEqual({ deleted: 0, cascaded: 0 });
     expect(await t.db.$count(environments, eq(environments.id, env!.id))).toBe(0);

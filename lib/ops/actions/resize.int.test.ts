@@ -670,7 +670,13 @@ describe("a rule's reverse", () => {
       scope: { reverseOf: rule.id },
       ownerName: 'night-owl',
     });
-    const deps = { db, queue: worker!.queue, log: () => {} };
+    // What the decider logs (a settle that failed leaves a run 'deciding'): said if the run is not what is expected.
+    const logged: string[] = [];
+    const deps = {
+      db,
+      queue: worker!.queue,
+      log: (e: string, f: object) => void logged.push(`${e} ${JSON.stringify(f)}`),
+    };
     const runNow = async (id: number) => {
       const { runId } = await requestRun(db, owl, id);
       await fireRequested(deps, runId);
@@ -681,7 +687,7 @@ describe("a rule's reverse", () => {
     expect(await runNow(companion!.id)).toMatchObject({ status: 'nothing', reason: expect.stringMatching(/^nothing to put back/) });
 
     const night = await runNow(rule.id);
-    expect(night.status, night.reason ?? '').toBe('started');
+    expect(night.status, `${night.reason ?? ''} ${logged.join('; ')}`).toBe('started');
     expect(night.targets).toEqual([{ id: idOf(r), label: expect.any(String), before: { instanceType: had } }]);
     const up = await waitForOperation(db, night.operationId!);
     expect(up.op.status, JSON.stringify(up.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
