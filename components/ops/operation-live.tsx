@@ -187,6 +187,11 @@ export function OperationLive({
               {t.outcome}
             </p>
           )}
+          {t.cleanupFailed && (
+            <p className="errornote" data-cleanup-failed>
+              <strong>Left for you to finish:</strong> a cleanup of this target failed; what it should have put back is not back.
+            </p>
+          )}
           {t.error && <p className="errornote">{t.error}</p>}
           <table className="steps">
             <tbody>

@@ -22,6 +22,7 @@ const target = (id: number, label: string, steps: ReturnType<typeof step>[], ext
   wave: 1,
   held: false,
   error: null,
+  cleanupFailed: false,
   outcome: null,
   attempts: 1,
   steps,

@@ -19,6 +19,8 @@ import {
   roleBindings,
   servers,
   users,
+  webhookDeliveries,
+  webhooks,
 } from '@/db/schema';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { PROJECT_ROOT } from '@/lib/lab/lab';
@@ -44,6 +46,7 @@ import { startAction } from './actions/start.action';
 import { checkSshAction } from './actions/check-ssh.action';
 import { replaceHostKeyAction } from './actions/replace-host-key.action';
 import { startWorker } from './worker';
+import { operationView } from './operation-view';
 import { startTcpProxy } from '@/lib/testing/tcp-proxy';
 import { loadAccess, SYSTEM_ACCESS } from '@/lib/auth/access';
 
@@ -400,6 +403,91 @@ describe('what a command prints is recorded, whatever it prints', () => {
       ['print', 'succeeded', 'bin\uFFFDary', ''],
       ['fail', 'failed', '', expect.stringMatching(/^err\uFFFDor\n.* exited 3: err\uFFFDor$/)],
     ]);
+  });
+});
+
+describe('a failed cleanup is never hidden', () => {
+  // A step that pauses something and a cleanup that cannot put it back (a PgBouncer that does not
+  // answer its RESUME): the target must say so beside its own error, and the failure be announced.
+  const pausing = (name: string, then: () => Promise<void>): InstanceAction =>
+    defineAction({
+      name,
+      label: name,
+      permission: 'operator',
+      dangerous: false,
+      plan: (r) => ({
+        steps: [
+          {
+            name: `pause PgBouncer before ${r.label}`,
+            says: 'pause the pooler',
+            run: async () => {},
+            always: {
+              name: `resume PgBouncer before ${r.label}`,
+              says: 'resume the pooler',
+              run: async () => {
+                throw new Error('RESUME: connection refused');
+              },
+            },
+          },
+          { name: 'promote', says: 'the step itself', run: then },
+        ],
+        warnings: [],
+      }),
+    });
+  const failing = pausing('engine-test-cleanup-after-failure', async () => {
+    throw new Error('promote timed out');
+  });
+  const succeeding = pausing('engine-test-cleanup-after-success', async () => {});
+  let hook: number;
+  beforeAll(async () => {
+    registerAction(failing);
+    registerAction(succeeding);
+    // A global webhook for failures: its deliveries are the failure event as receivers get it.
+    const [w] = await t.db
+      .insert(webhooks)
+      .values({ name: 'cleanup failures', url: 'http://127.0.0.1:9/failures', secret: 'x', events: ['operation.failed'] })
+      .returning();
+    hook = w!.id;
+  });
+  afterAll(async () => {
+    await t.db.delete(webhooks).where(eq(webhooks.id, hook));
+  });
+
+  /** The failure event for operation `id`, once the worker has turned the outbox into a delivery. */
+  async function failureDelivery(id: number) {
+    for (const deadline = Date.now() + 15_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+      const rows = await t.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook));
+      const mine = rows.find((d) => (d.payload as { operation?: { id?: number } }).operation?.id === id);
+      if (mine) return mine;
+    }
+    throw new Error(`no operation.failed delivery for operation ${id}`);
+  }
+
+  it.each([
+    [
+      'beside the step\u2019s own error when the step failed',
+      failing,
+      /^promote timed out; and a cleanup failed: resume PgBouncer before \S+: RESUME: connection refused \u2014 do it by hand$/,
+    ],
+    [
+      'as the target\u2019s failure when every step succeeded',
+      succeeding,
+      /^no step failed, but a cleanup failed: resume PgBouncer before \S+: RESUME: connection refused \u2014 do it by hand$/,
+    ],
+  ])('%s: in the target\u2019s error, on the operation page, and in the failure webhook', async (_, action, error) => {
+    const { id } = await submit(action, [orders()[0]!.id]);
+    const op = await waitSettled(id);
+    expect(op!.status).toBe('failed');
+    const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
+    expect(target!.status).toBe('failed');
+    expect(target!.error).toMatch(error);
+    const steps = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, target!.id)).orderBy(asc(operationSteps.seq));
+    expect(steps.map((s) => s.status)).toEqual(['succeeded', action === failing ? 'failed' : 'succeeded', 'failed']);
+    const view = await operationView(t.db, id, SYSTEM_ACCESS);
+    expect(view!.targets[0]).toMatchObject({ status: 'failed', error: target!.error, cleanupFailed: true });
+    const delivery = await failureDelivery(id);
+    expect(delivery.event).toBe('operation.failed');
+    expect(delivery.payload).toMatchObject({ event: 'operation.failed', operation: { id, status: 'failed' } });
   });
 });
 

@@ -22,7 +22,8 @@ import { instanceWithHerd, loadInstanceWithHerd } from './instance-ref';
 import { claimTarget, gate, heartbeat, LeaseLostError, LeaseUnconfirmedError, leaseTtlMs, releaseLease, type ClaimedTarget } from './lease';
 import { errorText } from './errors';
 import { lastSeen } from './last-seen';
-import { CancelledError, runPipeline } from './pipeline';
+import { runPipeline } from './pipeline';
+import { cleanupsText, targetEnd } from './target-end';
 import { ParamsError, parseParams } from './plan';
 import { Refusal, refuse, type RefusalCode } from './refusal';
 import { getAction } from './registry';
@@ -294,11 +295,13 @@ async function executeIn(
       const left = res.cleanupsLeft?.length
         ? `; not run, as the herd may be another's now: ${res.cleanupsLeft.join(', ')} (do them by hand, or run the action again: its plan says what it can finish)`
         : '';
-      return await end('interrupted', `${res.error.message}${left}`);
+      const failed = res.cleanupErrors.length ? `; and ${cleanupsText(res.cleanupErrors)}` : '';
+      return await end('interrupted', `${res.error.message}${left}${failed}`);
     }
-    if (res.ok) return await end('succeeded', null);
-    if (res.error instanceof CancelledError) return await end('cancelled', res.error.message);
-    return await end('failed', res.error?.message ?? 'failed', res.error instanceof Refusal ? res.error.code : null);
+    const ending = targetEnd(res);
+    if (res.cleanupErrors.length)
+      log('target.cleanup_failed', { operationId, targetId, cleanups: res.cleanupErrors.map((e) => e.message) });
+    return await end(ending.status, ending.error, ending.refusal);
   } finally {
     clearInterval(beat);
     clearInterval(watchdog);

@@ -4,6 +4,7 @@ import type { Db } from '@/db/client';
 import { herds, operations, operationSteps, operationTargets, operationWaves } from '@/db/schema';
 import { can, type Access } from '@/lib/auth/access';
 import { withholding } from './operation-withheld';
+import { namesFailedCleanup } from './target-end';
 import { liveWorkers } from './workers';
 import { describeWaves, wavesSchema } from './waves';
 
@@ -53,6 +54,8 @@ export interface OperationView {
     wave: number;
     held: boolean;
     error: string | null;
+    /** Its error names a cleanup that failed: something it should have put back is left for a person. */
+    cleanupFailed: boolean;
     /** What it came to, when the action says (a failover: the new primary, the possible data loss). */
     outcome: string | null;
     attempts: number;
@@ -198,6 +201,7 @@ export async function operationView(db: Db, id: number, access: Access, since?: 
       wave: t.wave,
       held: t.held,
       error: t.error,
+      cleanupFailed: namesFailedCleanup(t.error),
       outcome: t.outcome,
       attempts: t.attempts,
       steps: (stepsOf.get(t.id) ?? []).map((st) => ({

@@ -78,7 +78,9 @@ describe('runPipeline', () => {
       r,
     );
     expect(failed.ok).toBe(false);
-    expect(failed.error?.message).toBe('the name did not come back');
+    // Named for the cleanup that failed, and the same error as the result's cleanup failures.
+    expect(failed.error?.message).toBe('back 1: the name did not come back');
+    expect(failed.cleanupErrors).toEqual([failed.error]);
     expect(order).toEqual(['drain 1']);
     expect(r.log).toEqual(['start 1 drain 1', 'succeeded 1 drain 1', 'start 2 back 1', 'failed 2 back 1']);
   });
@@ -246,7 +248,10 @@ describe('runPipeline', () => {
       r,
     );
     expect(res.ok).toBe(false);
-    expect(res.cleanupErrors.map((e) => e.message)).toEqual(['resume failed']);
+    expect(res.cleanupErrors.map((e) => [e.step, e.failure.message, e.message])).toEqual([
+      ['undo b', 'resume failed', 'undo b: resume failed'],
+    ]);
+    expect(res.error).toBe(res.cleanupErrors[0]);
     expect(r.records.map((x) => `${x.name}:${x.status}`)).toEqual(['a:succeeded', 'b:succeeded', 'undo b:failed', 'undo a:succeeded']);
   });
 });

@@ -58,10 +58,26 @@ export class CancelledError extends Error {
   }
 }
 
+/**
+ * A cleanup that failed, named: what it failed to put back (a PgBouncer left paused, a DNS name left
+ * moved) is for a person to finish, so the target's end must say which cleanup it was.
+ */
+export class CleanupError extends Error {
+  constructor(
+    readonly step: string,
+    readonly failure: Error,
+  ) {
+    super(`${step}: ${failure.message}`, { cause: failure });
+    this.name = 'CleanupError';
+  }
+}
+
 export interface PipelineResult {
   ok: boolean;
+  /** The step's error; when every step succeeded but a cleanup failed, that cleanup's error. */
   error?: Error;
-  cleanupErrors: Error[];
+  /** Every cleanup that failed (a settling one included), in the order they ran. */
+  cleanupErrors: CleanupError[];
   /** The cleanups not run (the pipeline ended with an error `leaveCleanups` names). */
   cleanupsLeft?: string[];
 }
@@ -132,14 +148,14 @@ export async function runPipeline(
     opts.around ? opts.around(n, s.name, () => runStep(s, n, recorder, opts.stop)) : runStep(s, n, recorder, opts.stop);
   const deferred: Step[] = [];
   let error: Error | undefined;
-  const cleanupErrors: Error[] = [];
+  const cleanupErrors: CleanupError[] = [];
   const runDeferred = async () => {
-    const failed: Error[] = [];
+    const failed: CleanupError[] = [];
     for (const d of deferred.splice(0).reverse()) {
       try {
         await exec(d, seq++);
       } catch (err) {
-        failed.push(err as Error);
+        failed.push(new CleanupError(d.name, err instanceof Error ? err : new Error(String(err))));
         if (opts.stop?.aborted) break;
       }
     }
