@@ -897,9 +897,13 @@ export const notificationEvents = pgTable(
   'notification_events',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    kind: text('kind', { enum: ['operation.finished', 'run.ended'] }).notNull(),
+    kind: text('kind', { enum: ['operation.finished', 'run.ended', 'herd.two_primaries'] }).notNull(),
     operationId: integer('operation_id'),
     ruleRunId: integer('rule_run_id'),
+    // herd.two_primaries: the herd, and what was seen, in words, as the moment it was seen said it
+    // (no foreign key: an announcement outlives nothing it names, and is deleted once delivered).
+    herdId: integer('herd_id'),
+    detail: text('detail'),
     createdAt: timestamps.createdAt,
   },
   // A queue: a worker deletes the events it turns into deliveries, in the same transaction.

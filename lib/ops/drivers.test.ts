@@ -14,6 +14,14 @@ describe('control drivers', () => {
     expect(shellCommand(driverFor('pg_ctl').status(t))).toBe('/usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/15/main status');
   });
 
+  it('keeps a supervisor from starting a fenced primary: start.conf "manual" for pg_ctlcluster; pg_ctl has none', () => {
+    expect(driverFor('pg_ctl').keepStopped(t)).toBeNull();
+    expect(driverFor('pg_ctlcluster').keepStopped(t)).toMatchObject({
+      argv: ['tee', '/etc/postgresql/15/main/start.conf'],
+      stdin: 'manual\n',
+    });
+  });
+
   it('pg_ctlcluster: version and cluster name', () => {
     expect(driverFor('pg_ctlcluster').stop(t, 'immediate')).toEqual(['pg_ctlcluster', '15', 'main', 'stop', '-m', 'immediate']);
     expect(driverFor('pg_ctlcluster').status(t)).toEqual(['pg_ctlcluster', '15', 'main', 'status']);

@@ -15,6 +15,11 @@ export interface ControlDriver {
   promote(t: ControlTarget): string[];
   /** Whether the postmaster runs, answering or not: exit 0 running, 3 not running (pg_ctl's codes). */
   status(t: ControlTarget): string[];
+  /**
+   * Keeps whatever starts the service on its own (at boot, or again after it stopped) from starting it:
+   * its argv and the stdin it reads, or null when nothing but pgherd would start it.
+   */
+  keepStopped(t: ControlTarget): { argv: string[]; stdin: string; says: string } | null;
 }
 
 /** pg_ctl status's exit code for "no server running" (pg_ctlcluster passes it through). */
@@ -53,6 +58,8 @@ export const pgCtl: ControlDriver = {
   reload: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, 'reload'],
   promote: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, ...WAIT, 'promote'],
   status: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, 'status'],
+  // pg_ctl has no supervisor: a stopped postmaster stays stopped until someone runs pg_ctl start.
+  keepStopped: () => null,
 };
 
 /** Debian's cluster name is the last part of /var/lib/postgresql/<version>/<name>. */
@@ -69,6 +76,12 @@ export const pgCtlcluster: ControlDriver = {
   reload: (t) => ['pg_ctlcluster', String(t.pgVersion), debianCluster(t.dataDirectory), 'reload'],
   promote: (t) => ['pg_ctlcluster', String(t.pgVersion), debianCluster(t.dataDirectory), 'promote'],
   status: (t) => ['pg_ctlcluster', String(t.pgVersion), debianCluster(t.dataDirectory), 'status'],
+  // Debian's start.conf: "manual" keeps the postgresql@ units (at boot, and `systemctl start
+  // postgresql`) from starting the cluster; pg_ctlcluster start by hand still does.
+  keepStopped: (t) => {
+    const conf = `/etc/postgresql/${t.pgVersion}/${debianCluster(t.dataDirectory)}/start.conf`;
+    return { argv: ['tee', conf], stdin: 'manual\n', says: `write "manual" to ${conf}: no unit starts it at boot or with the others` };
+  },
 };
 
 /**

@@ -24,9 +24,12 @@ export const WEBHOOK_EVENTS = [
   'rule.run.missed',
   'rule.run.succeeded',
   'operation.failed',
+  'herd.two_primaries',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 const DEFAULT_EVENTS: WebhookEvent[] = ['rule.run.failed', 'rule.run.skipped', 'rule.run.refused', 'rule.run.missed'];
+/** Events of the whole fleet, not of one rule's runs: a global webhook's only. */
+const GLOBAL_EVENTS: WebhookEvent[] = ['operation.failed', 'herd.two_primaries'];
 
 /** At most this many attempts a delivery; the waits between them grow threefold from the first. */
 export const MAX_ATTEMPTS = 6;
@@ -58,8 +61,8 @@ export const webhookBody = z
     enabled: z.boolean().default(true),
   })
   .strict()
-  .refine((b) => !(b.ruleId && b.events?.includes('operation.failed')), {
-    message: "operation.failed is a global webhook's event (any operation)",
+  .refine((b) => !(b.ruleId && b.events?.some((e) => GLOBAL_EVENTS.includes(e))), {
+    message: `${GLOBAL_EVENTS.join(' and ')} are a global webhook's events (any operation, any herd)`,
     path: ['events'],
   });
 
@@ -97,7 +100,7 @@ export async function createWebhook(db: Db, actor: RuleActor, b: WebhookBody) {
         url: b.url,
         secret,
         ruleId,
-        events: b.events ?? (ruleId ? DEFAULT_EVENTS : [...DEFAULT_EVENTS, 'operation.failed']),
+        events: b.events ?? (ruleId ? DEFAULT_EVENTS : [...DEFAULT_EVENTS, ...GLOBAL_EVENTS]),
         enabled: b.enabled,
         // Made for the rule as it is owned now (by its owner, or by a global admin for them).
         keeperId: rule?.ownerId ?? null,
@@ -194,7 +197,11 @@ export const signature = (secret: string, timestamp: string, body: string) =>
 
 type EventRow = {
   id: number;
-  kind: 'operation.finished' | 'run.ended';
+  kind: 'operation.finished' | 'run.ended' | 'herd.two_primaries';
+  herd_id: number | null;
+  herd_name: string | null;
+  herd_environment: string | null;
+  detail: string | null;
   op_id: number | null;
   op_action: string | null;
   op_status: string | null;
@@ -240,6 +247,19 @@ function payloadOf(event: WebhookEvent, e: EventRow, consoleUrl: string) {
   const rule = e.rule_id !== null ? { id: e.rule_id, name: e.rule_name } : null;
   const run =
     e.run_id !== null ? { id: e.run_id, kind: e.run_kind, status: e.run_status, reason: e.run_reason, dueAt: e.run_due_at } : null;
+  if (event === 'herd.two_primaries') {
+    const herd = { id: e.herd_id, name: e.herd_name, environment: e.herd_environment };
+    const where = `${e.herd_environment ?? '?'}/${e.herd_name ?? `#${String(e.herd_id)}`}`;
+    return {
+      event,
+      at: new Date().toISOString(),
+      text: `pgherd: herd ${where} has two primaries: ${e.detail ?? ''}`,
+      herd,
+      rule,
+      run,
+      operation: op,
+    };
+  }
   const what =
     event === 'operation.failed'
       ? `operation #${String(e.op_id)} (${e.op_action ?? ''}, requested by ${e.op_requested_by ?? ''}) ${e.op_status ?? ''}`
@@ -260,19 +280,28 @@ export async function processEvents(
 ): Promise<number> {
   return db.transaction(async (tx) => {
     const { rows } = await tx.execute<EventRow>(sql`
-      WITH e AS (SELECT id, kind, operation_id, rule_run_id FROM notification_events ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED)
-      SELECT e.id, e.kind, o.id AS op_id, o.action AS op_action, o.status::text AS op_status, o.requested_by_name AS op_requested_by, o.rule_id AS op_rule_id,
+      WITH e AS (SELECT id, kind, operation_id, rule_run_id, herd_id, detail FROM notification_events ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED)
+      SELECT e.id, e.kind, e.herd_id, hd.name AS herd_name, he.name AS herd_environment, e.detail, o.id AS op_id, o.action AS op_action, o.status::text AS op_status, o.requested_by_name AS op_requested_by, o.rule_id AS op_rule_id,
              r.id AS run_id, r.kind AS run_kind, r.status AS run_status, r.reason AS run_reason, r.due_at AS run_due_at, ru.id AS rule_id, ru.name AS rule_name,
              ru.owner_id AS rule_owner_id
       FROM e
       LEFT JOIN operations o ON o.id = e.operation_id
       LEFT JOIN rule_runs r ON r.id = COALESCE(e.rule_run_id, (SELECT x.id FROM rule_runs x WHERE x.operation_id = e.operation_id LIMIT 1))
       LEFT JOIN rules ru ON ru.id = r.rule_id
+      LEFT JOIN herds hd ON hd.id = e.herd_id
+      LEFT JOIN environments he ON he.id = hd.environment_id
       ORDER BY e.id`);
     if (!rows.length) return 0;
     const hooks = await tx.select().from(webhooks).where(eq(webhooks.enabled, true));
     const out: (typeof webhookDeliveries.$inferInsert)[] = [];
     for (const e of rows) {
+      // Told to every global webhook that asks for it, whoever's operation saw it.
+      if (e.kind === 'herd.two_primaries') {
+        for (const h of hooks)
+          if (h.ruleId === null && h.events.includes(e.kind))
+            out.push({ webhookId: h.id, event: e.kind, payload: payloadOf(e.kind, e, consoleUrl) });
+        continue;
+      }
       const { ruleEvent, operationFailed } = eventsOf(e);
       for (const h of hooks) {
         const mine = h.ruleId === null || (h.ruleId === e.rule_id && kept(h, e));

@@ -3,13 +3,14 @@
 // proven fence counts (its port refuses connections, or pgherd stopped it and then it does, or the
 // operator says so): a primary that merely does not answer may be saturated, not dead. pgherd never
 // starts a fenced instance until it has been rebuilt. What the old primary may have committed that no replica received is reported.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
 import { idText } from '@/lib/validation/ids';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { formatBytes, formatLsn } from '@/lib/format/units';
-import { driverFor } from '../drivers';
+import { driverFor, STATUS_NOT_RUNNING } from '../drivers';
 import { defineHerdAction, flagParam, productionWarning, type ActionStep, type RunContext } from '../define-action';
 import { describeRecordMove, dnsPreflight, dnsSteps } from '../dns-steps';
 import type { HerdRef } from '../herd-ref';
@@ -25,6 +26,7 @@ import { checkpointStep, describeObserved, lsnDiff, pointAt, promoteNow, recordN
 import { herdIdentity, identityProblem } from '../identity';
 import { replayWhatItCan } from '../replay';
 import { execNoted } from './control-steps';
+import { recordTwoPrimaries, TwoPrimariesError } from '../two-primaries';
 import { isPatroniHerd, newPatroniSwitchState, planPatroniFailover, type PatroniSwitchState } from '@/lib/patroni/switch';
 
 export const drFailoverParams = z
@@ -45,8 +47,16 @@ export const drFailoverParams = z
 export const FENCE_PROBE_MS = 1500;
 /** How long a replica re-pointed after the promotion has to stream the new timeline before it is marked needs rebuild. */
 const FOLLOW_MS = 20_000;
+/** How long a fast stop over SSH may take before an immediate one is tried. */
+export const FENCE_FAST_MS = 5_000;
 /** How long stopping it over SSH may take before the fence counts as not proven. */
 export const FENCE_STOP_MS = 15_000;
+/**
+ * How long the old primary is watched after the promotion: a supervisor (systemd's Restart=, a
+ * cron job, a person) starts a stopped service again within seconds.
+ */
+export const FENCE_WATCH_MS = 8_000;
+const FENCE_WATCH_EVERY_MS = 250;
 
 /** Received, then replayed, LSN, highest first: the candidate with the most WAL wins. */
 function byWal(a: { o: Observed }, b: { o: Observed }): number {
@@ -85,6 +95,8 @@ interface DrState extends PatroniSwitchState {
   lastSeenHow: string;
   /** Replicas that could not follow the new primary (marked needs rebuild). */
   leftBehind: string[];
+  /** Why the old primary's host may start it again (its supervisor could not be told not to). */
+  notKeptStopped?: string;
 }
 
 type Params = z.output<typeof drFailoverParams>;
@@ -102,7 +114,8 @@ function outcomeOf(old: InstanceRef, s: DrState): string {
   return (
     `${cand.label} is the primary; ${old.label} is fenced; possible data loss: ${loss === null ? 'unknown' : `${loss} bytes`}` +
     ` (old primary\u2019s last LSN ${s.oldLastLsn ?? 'unknown'} ${s.lastSeenHow}, new primary received ${received ?? 'unknown'})` +
-    (s.leftBehind.length ? `; not following the new primary, marked needs rebuild: ${s.leftBehind.join(', ')}` : '')
+    (s.leftBehind.length ? `; not following the new primary, marked needs rebuild: ${s.leftBehind.join(', ')}` : '') +
+    (s.notKeptStopped ? `; ${s.notKeptStopped}: make sure it stays stopped` : '')
   );
 }
 
@@ -128,9 +141,40 @@ async function preflight(h: HerdRef, old: InstanceRef, x: RunContext<DrState>): 
   x.note({ stdout: lines.join('\n') });
 }
 
+/** An SSH command that could not run (the host gone, SSH refused), as a result to record and judge. */
+const sshFailed = (err: unknown) => ({ code: -1, signal: null, stdout: '', stderr: errorText(err) });
+
+/**
+ * Stops it over SSH where SSH reaches its host: -m fast, then -m immediate if that did not end it in
+ * time. The exit codes and what failed, for the fence's record; `stopped` when either exited 0.
+ */
+async function stopOverSsh(old: InstanceRef, x: RunContext<DrState>): Promise<{ stopped: boolean; lines: string[]; last: string }> {
+  const lines: string[] = [];
+  const driver = driverFor(old.controlDriver);
+  // Already stopped (its port refused): a stop would fail saying there is nothing to stop.
+  const st = await execNoted(x.deps, old, x, driver.status(old), FENCE_FAST_MS).catch(sshFailed);
+  if (st.code === STATUS_NOT_RUNNING) return { stopped: true, lines: ['not running, as its host says (status over SSH)'], last: '' };
+  let last = '';
+  for (const [mode, ms] of [
+    ['fast', FENCE_FAST_MS],
+    ['immediate', FENCE_STOP_MS],
+  ] as const) {
+    const r = await execNoted(x.deps, old, x, driver.stop(old, mode), ms).catch(sshFailed);
+    if (r.code === 0) {
+      lines.push(`stopped over SSH (-m ${mode})`);
+      return { stopped: true, lines, last: '' };
+    }
+    last = r.stderr.trim().split('\n').pop() || `exit ${r.code ?? 'unknown'}`;
+    lines.push(`stopping it over SSH (-m ${mode}) failed: ${last}`);
+  }
+  return { stopped: false, lines, last };
+}
+
 /**
  * Proves the old primary cannot accept writes: its port refuses connections, or pgherd stops it over
  * SSH and then it does, or the operator says so. Anything else refuses the failover. Marks it fenced.
+ * Where SSH reaches its host it is stopped even when its port already refuses: a refusal is a moment,
+ * and a supervisor may start it again the next; the stop (and keepStopped after it) is what lasts.
  */
 async function fence(old: InstanceRef, p: Params, x: RunContext<DrState>): Promise<void> {
   const lines: string[] = [];
@@ -149,31 +193,84 @@ async function fence(old: InstanceRef, p: Params, x: RunContext<DrState>): Promi
     }
     if (!o.reachable && o.refused) {
       lines.push(`its host refuses connections on port ${old.port}: nothing listens there`);
+      // Proven already; the stop is for later (nothing is running to stop when SSH says so, or SSH is
+      // gone with the host), and its failure is recorded, not fatal.
+      const s = await stopOverSsh(old, x);
+      lines.push(...s.lines);
     } else {
-      const r = await execNoted(x.deps, old, x, driverFor(old.controlDriver).stop(old, 'immediate'), FENCE_STOP_MS).catch(
-        (err: unknown) => ({ code: -1, signal: null, stdout: '', stderr: errorText(err) }),
-      );
+      const s = await stopOverSsh(old, x);
       const after = await observe(old, FENCE_PROBE_MS);
-      if (r.code !== 0 || after.reachable || !after.refused) {
+      if (!s.stopped || after.reachable || !after.refused) {
         const seen = o.reachable ? 'it answers' : `it did not answer within ${FENCE_PROBE_MS / 1000} s (${o.error ?? 'no reason given'})`;
-        const stop =
-          r.code !== 0
-            ? `stopping it over SSH failed (${r.stderr.trim().split('\n').pop() || `exit ${r.code ?? 'unknown'}`})`
-            : after.reachable
-              ? 'it still answers after a stop'
-              : `after a stop its port still does not refuse connections (${after.error ?? 'no reason given'})`;
-        x.note({ stdout: lines.join('\n') });
+        const stop = !s.stopped
+          ? `stopping it over SSH failed (${s.last})`
+          : after.reachable
+            ? 'it still answers after a stop'
+            : `after a stop its port still does not refuse connections (${after.error ?? 'no reason given'})`;
+        x.note({ stdout: [...lines, ...s.lines].join('\n') });
         throw refuse(
           'not-fenced',
           `${old.label} is not proven fenced: ${seen}, and ${stop}. It may still accept writes: promoting now could make two primaries. Nothing was promoted. ` +
             'If you have fenced it yourself (powered it off, cut it off from every client), run the failover again with "I have fenced the old primary myself"',
         );
       }
-      lines.push('stopped over SSH (-m immediate); its port now refuses connections');
+      lines.push(...s.lines, 'its port now refuses connections');
     }
   }
   await x.deps.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, old.id));
   x.note({ stdout: lines.join('\n') });
+}
+
+/** The keep-stopped step's words on the confirmation page, by driver. */
+function keepStoppedWords(old: InstanceRef): string {
+  const how = driverFor(old.controlDriver).keepStopped(old);
+  return how
+    ? `where SSH reaches its host, ${how.says} (if it cannot, the outcome says so)`
+    : `nothing to do for ${old.controlDriver}: no supervisor starts it again, stopped is enough`;
+}
+
+/**
+ * Keeps a supervisor from starting the fenced primary again, where its driver has one and SSH reaches
+ * its host. One that cannot be kept stopped this way is said in the outcome; the watch after the
+ * promotion is what catches it starting again.
+ */
+async function keepStopped(old: InstanceRef, x: RunContext<DrState>): Promise<void> {
+  const how = driverFor(old.controlDriver).keepStopped(old);
+  if (!how) return void x.note({ stdout: `${old.controlDriver}: no supervisor starts it again; stopped is enough` });
+  const r = await execNoted(x.deps, old, x, how.argv, 15_000, how.stdin).catch(sshFailed);
+  if (r.code === 0) return void x.note({ stdout: `done: ${how.says}` });
+  const why = r.stderr.trim().split('\n').pop() || `exit ${r.code ?? 'unknown'}`;
+  x.state.notKeptStopped = `${old.label} may be started again by its host (${how.says} failed: ${why})`;
+  x.note({ stdout: `not done: ${x.state.notKeptStopped}` });
+}
+
+/**
+ * After the promotion, watches the old primary for FENCE_WATCH_MS, a new connection each time: a fence
+ * by "connection refused" held only at the moment it was seen, and a supervisor (or a person) may start
+ * it again. Seen answering as a primary: the herd has two, the inventory and the outbox say so, and the
+ * failover stops before it moves DNS or PgBouncer (which primary clients should use is a person's call).
+ */
+async function watchFence(h: HerdRef, old: InstanceRef, x: RunContext<DrState>): Promise<void> {
+  const { m: cand } = chosen(x.state);
+  const until = Date.now() + FENCE_WATCH_MS;
+  let probes = 0;
+  let last = '';
+  while (Date.now() < until) {
+    const o = await observe(old, FENCE_PROBE_MS);
+    probes++;
+    last = describeObserved(old, o);
+    if (o.reachable && o.inRecovery === false) {
+      const detail =
+        `${old.label} answers as a primary again (timeline ${o.timeline ?? 'unknown'}) after ${cand.label} was promoted: the herd has two primaries. ` +
+        `DNS and PgBouncer were left where they were. Find out which one clients write to; stop the other and rebuild it from the one kept`;
+      await recordTwoPrimaries(x.deps.db, { herdId: h.id, instanceId: old.id, operationId: x.deps.operation?.id ?? null, detail });
+      x.deps.outcome?.(`TWO PRIMARIES: ${detail}`);
+      x.note({ stdout: last });
+      throw new TwoPrimariesError(detail);
+    }
+    await sleep(FENCE_WATCH_EVERY_MS, undefined, { signal: x.signal });
+  }
+  x.note({ stdout: `not a primary for ${FENCE_WATCH_MS / 1000} s after the promotion (${probes} probes; last: ${last})` });
 }
 
 /**
@@ -322,9 +419,15 @@ export const drFailoverAction = defineHerdAction({
         name: `fence ${old.label}`,
         says: p.fencedByOperator
           ? `fence ${old.label}: you confirm it is fenced (powered off or cut off); pgherd does not check. pgherd will not start it until it is rebuilt`
-          : `fence ${old.label}: proven when its port refuses connections, or when pgherd stops it over SSH (-m immediate) and its port then refuses them; anything else (no answer within ${FENCE_PROBE_MS / 1000} s, too many clients, an authentication or pg_hba error, SSH failing) stops the failover before anything is promoted. pgherd will not start it until it is rebuilt`,
-        timeoutMs: FENCE_STOP_MS + 3 * FENCE_PROBE_MS + 5_000,
+          : `fence ${old.label}: proven when its port refuses connections, or when pgherd stops it over SSH (-m fast, then -m immediate) and its port then refuses them (where SSH reaches its host it is stopped in either case); anything else (no answer within ${FENCE_PROBE_MS / 1000} s, too many clients, an authentication or pg_hba error, SSH failing) stops the failover before anything is promoted. pgherd will not start it until it is rebuilt`,
+        timeoutMs: 2 * FENCE_FAST_MS + FENCE_STOP_MS + 3 * FENCE_PROBE_MS + 5_000,
         run: (x) => fence(old, p, x),
+      },
+      {
+        name: `keep ${old.label} stopped`,
+        says: keepStoppedWords(old),
+        timeoutMs: 20_000,
+        run: (x) => keepStopped(old, x),
       },
       {
         name: 'choose the candidate',
@@ -365,6 +468,12 @@ export const drFailoverAction = defineHerdAction({
           x.deps.outcome?.(outcomeOf(old, x.state));
           x.note({ stdout: `${m.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
         },
+      },
+      {
+        name: `watch ${old.label} stay fenced`,
+        says: `for ${FENCE_WATCH_MS / 1000} s after the promotion, connect to ${old.label} again and again: if it answers as a primary (started again by its host), the herd has two primaries: say so (the operation, the herd's count of primaries, the herd.two_primaries webhook) and stop before DNS and PgBouncer move`,
+        timeoutMs: FENCE_WATCH_MS + 2 * FENCE_PROBE_MS + 5_000,
+        run: (x) => watchFence(h, old, x),
       },
       checkpointStep('checkpoint on the new primary', 'CHECKPOINT on the new primary', (s: DrState) => chosen(s).m),
       ...dnsSteps(
@@ -421,7 +530,7 @@ export const drFailoverAction = defineHerdAction({
         ...productionWarning(h),
         'unplanned: transactions the old primary committed that no replica received are lost',
         // Not "if it runs as far as pgherd knows": the refresher seeing it die between plan and confirm must not change the plan.
-        `${old.label} is stopped (-m immediate) if it still answers: use switchover for a planned change`,
+        `${old.label} is stopped over SSH (-m fast, then -m immediate) wherever SSH reaches its host: use switchover for a planned change`,
         ...(p.fencedByOperator ? [`you confirm ${old.label} cannot accept writes: if it still can, the herd will have two primaries`] : []),
       ],
     };
