@@ -202,7 +202,14 @@ test('webhooks: refused when malformed, made with a secret shown once, listed wi
   expect(made.status()).toBe(201);
   const hook = (await made.json()) as { id: number; secret: string; events: string[] };
   expect(hook.secret).toMatch(/^[0-9a-f]{64}$/);
-  expect(hook.events).toEqual(['rule.run.failed', 'rule.run.skipped', 'rule.run.refused', 'rule.run.missed', 'operation.failed']);
+  expect(hook.events).toEqual([
+    'rule.run.failed',
+    'rule.run.skipped',
+    'rule.run.refused',
+    'rule.run.missed',
+    'operation.failed',
+    'herd.two_primaries',
+  ]);
   const listed = await (await request.get(`${url}/api/v1/webhooks`, { headers: operate })).text();
   expect(listed).toContain('"pager"');
   expect(listed).not.toContain(hook.secret);
