@@ -47,7 +47,7 @@ export const drFailoverParams = z
 export const FENCE_PROBE_MS = 1500;
 /** How long a replica re-pointed after the promotion has to stream the new timeline before it is marked needs rebuild. */
 const FOLLOW_MS = 20_000;
-/** How long a fast stop over SSH may take before an immediate one is tried. */
+/** How long asking its host whether it runs may take. */
 export const FENCE_FAST_MS = 5_000;
 /** How long stopping it over SSH may take before the fence counts as not proven. */
 export const FENCE_STOP_MS = 15_000;
@@ -145,8 +145,8 @@ async function preflight(h: HerdRef, old: InstanceRef, x: RunContext<DrState>): 
 const sshFailed = (err: unknown) => ({ code: -1, signal: null, stdout: '', stderr: errorText(err) });
 
 /**
- * Stops it over SSH where SSH reaches its host: -m fast, then -m immediate if that did not end it in
- * time. The exit codes and what failed, for the fence's record; `stopped` when either exited 0.
+ * Stops it over SSH where SSH reaches its host (-m immediate), after asking whether it runs. The exit
+ * codes and what failed, for the fence's record; `stopped` when it exited 0 or nothing ran.
  */
 async function stopOverSsh(old: InstanceRef, x: RunContext<DrState>): Promise<{ stopped: boolean; lines: string[]; last: string }> {
   const lines: string[] = [];
@@ -155,10 +155,8 @@ async function stopOverSsh(old: InstanceRef, x: RunContext<DrState>): Promise<{ 
   const st = await execNoted(x.deps, old, x, driver.status(old), FENCE_FAST_MS).catch(sshFailed);
   if (st.code === STATUS_NOT_RUNNING) return { stopped: true, lines: ['not running, as its host says (status over SSH)'], last: '' };
   let last = '';
-  for (const [mode, ms] of [
-    ['fast', FENCE_FAST_MS],
-    ['immediate', FENCE_STOP_MS],
-  ] as const) {
+  // Immediate: the herd is failing over, nothing is gained by a clean shutdown that may take long.
+  for (const [mode, ms] of [['immediate', FENCE_STOP_MS]] as const) {
     const r = await execNoted(x.deps, old, x, driver.stop(old, mode), ms).catch(sshFailed);
     if (r.code === 0) {
       lines.push(`stopped over SSH (-m ${mode})`);
@@ -248,7 +246,8 @@ async function keepStopped(old: InstanceRef, x: RunContext<DrState>): Promise<vo
  * After the promotion, watches the old primary for FENCE_WATCH_MS, a new connection each time: a fence
  * by "connection refused" held only at the moment it was seen, and a supervisor (or a person) may start
  * it again. Seen answering as a primary: the herd has two, the inventory and the outbox say so, and the
- * failover stops before it moves DNS or PgBouncer (which primary clients should use is a person's call).
+ * target fails saying so. It runs last, once the write name and PgBouncers point at the new primary, so
+ * it delays no client.
  */
 async function watchFence(h: HerdRef, old: InstanceRef, x: RunContext<DrState>): Promise<void> {
   const { m: cand } = chosen(x.state);
@@ -262,7 +261,7 @@ async function watchFence(h: HerdRef, old: InstanceRef, x: RunContext<DrState>):
     if (o.reachable && o.inRecovery === false) {
       const detail =
         `${old.label} answers as a primary again (timeline ${o.timeline ?? 'unknown'}) after ${cand.label} was promoted: the herd has two primaries. ` +
-        `DNS and PgBouncer were left where they were. Find out which one clients write to; stop the other and rebuild it from the one kept`;
+        `The write name and PgBouncers point at ${cand.label}; clients that kept a connection or an old answer may still write to ${old.label}: stop it and rebuild it from ${cand.label}, or find out first which one they wrote to`;
       await recordTwoPrimaries(x.deps.db, { herdId: h.id, instanceId: old.id, operationId: x.deps.operation?.id ?? null, detail });
       x.deps.outcome?.(`TWO PRIMARIES: ${detail}`);
       x.note({ stdout: last });
@@ -419,8 +418,8 @@ export const drFailoverAction = defineHerdAction({
         name: `fence ${old.label}`,
         says: p.fencedByOperator
           ? `fence ${old.label}: you confirm it is fenced (powered off or cut off); pgherd does not check. pgherd will not start it until it is rebuilt`
-          : `fence ${old.label}: proven when its port refuses connections, or when pgherd stops it over SSH (-m fast, then -m immediate) and its port then refuses them (where SSH reaches its host it is stopped in either case); anything else (no answer within ${FENCE_PROBE_MS / 1000} s, too many clients, an authentication or pg_hba error, SSH failing) stops the failover before anything is promoted. pgherd will not start it until it is rebuilt`,
-        timeoutMs: 2 * FENCE_FAST_MS + FENCE_STOP_MS + 3 * FENCE_PROBE_MS + 5_000,
+          : `fence ${old.label}: proven when its port refuses connections, or when pgherd stops it over SSH (-m immediate) and its port then refuses them (where SSH reaches its host it is stopped in either case); anything else (no answer within ${FENCE_PROBE_MS / 1000} s, too many clients, an authentication or pg_hba error, SSH failing) stops the failover before anything is promoted. pgherd will not start it until it is rebuilt`,
+        timeoutMs: FENCE_FAST_MS + FENCE_STOP_MS + 3 * FENCE_PROBE_MS + 5_000,
         run: (x) => fence(old, p, x),
       },
       {
@@ -469,12 +468,6 @@ export const drFailoverAction = defineHerdAction({
           x.note({ stdout: `${m.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
         },
       },
-      {
-        name: `watch ${old.label} stay fenced`,
-        says: `for ${FENCE_WATCH_MS / 1000} s after the promotion, connect to ${old.label} again and again: if it answers as a primary (started again by its host), the herd has two primaries: say so (the operation, the herd's count of primaries, the herd.two_primaries webhook) and stop before DNS and PgBouncer move`,
-        timeoutMs: FENCE_WATCH_MS + 2 * FENCE_PROBE_MS + 5_000,
-        run: (x) => watchFence(h, old, x),
-      },
       checkpointStep('checkpoint on the new primary', 'CHECKPOINT on the new primary', (s: DrState) => chosen(s).m),
       ...dnsSteps(
         h,
@@ -505,6 +498,12 @@ export const drFailoverAction = defineHerdAction({
           x.note({ stdout: outcomeOf(old, x.state) });
         },
       },
+      {
+        name: `watch ${old.label} stay fenced`,
+        says: `for ${FENCE_WATCH_MS / 1000} s after the promotion, connect to ${old.label} again and again: if it answers as a primary (started again by its host), the herd has two primaries: say so (the operation, the herd's count of primaries, the herd.two_primaries webhook). Last, once the write name and PgBouncers point at the new primary: the watch delays no client`,
+        timeoutMs: FENCE_WATCH_MS + 2 * FENCE_PROBE_MS + 5_000,
+        run: (x) => watchFence(h, old, x),
+      },
     ];
     return {
       state,
@@ -530,7 +529,7 @@ export const drFailoverAction = defineHerdAction({
         ...productionWarning(h),
         'unplanned: transactions the old primary committed that no replica received are lost',
         // Not "if it runs as far as pgherd knows": the refresher seeing it die between plan and confirm must not change the plan.
-        `${old.label} is stopped over SSH (-m fast, then -m immediate) wherever SSH reaches its host: use switchover for a planned change`,
+        `${old.label} is stopped over SSH (-m immediate) wherever SSH reaches its host: use switchover for a planned change`,
         ...(p.fencedByOperator ? [`you confirm ${old.label} cannot accept writes: if it still can, the herd will have two primaries`] : []),
       ],
     };

@@ -133,7 +133,7 @@ describe('DR failover whose old primary is started again after the promotion', (
       if (!(await query<{ r: boolean }>(url(m), 'SELECT pg_is_in_recovery() AS r'))[0]!.r) primaries.push(m.server);
     expect(primaries.sort()).toEqual([old.server, cand!.server].sort());
 
-    // The operation says so, and stops before DNS and PgBouncer move.
+    // The operation says so (its last step: the write name and PgBouncers were moved first).
     expect(op.status).toBe('failed');
     const said = new RegExp(
       `${old.server}:\\d+ answers as a primary again \\(timeline \\d+\\) after ${cand!.server}:\\d+ was promoted: the herd has two primaries`,
