@@ -128,7 +128,8 @@ export const f = {
       .max(300, 'At most 300 characters.')
       .refine((v) => {
         if (v === '') return true;
-        const m = /^https?:\/\/([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?$/.exec(v);
+        // https only: the credentials go over TLS verified against the environment's CA.
+        const m = /^https:\/\/([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?$/.exec(v);
         return (
           !!m &&
           (HOST_NAME.test(m[1] ?? '') || isIP(m[1] ?? '') === 4) &&

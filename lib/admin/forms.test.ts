@@ -98,7 +98,7 @@ describe('form messages', () => {
 
   it("take a member's Patroni REST address as an address alone, and a herd's Patroni scope as patroni.yml writes it", () => {
     const member = { herdId: '1', serverId: '1', port: '5432', pgVersion: '15', role: 'replica', state: 'running' };
-    for (const patroniUrl of ['', 'https://db-1.example.com:8008', 'http://10.0.0.5:8008', 'https://db-1'])
+    for (const patroniUrl of ['', 'https://db-1.example.com:8008', 'https://10.0.0.5:8008', 'https://db-1'])
       expect(messages('instances', { ...member, patroniUrl }).patroniUrl, patroniUrl).toBeUndefined();
     for (const patroniUrl of [
       'https://db-1:8008/cluster',
@@ -108,6 +108,8 @@ describe('form messages', () => {
       'https://db 1:8008',
       'https://[::1]:8008',
       'https://db-1:8008?x=1',
+      // The credentials go over TLS only.
+      'http://10.0.0.5:8008',
     ])
       expect(messages('instances', { ...member, patroniUrl }).patroniUrl, patroniUrl).toMatch(/^Enter an address such as https:/);
     const herd = { environmentId: '1', name: 'h', defaultPort: '5432', pgVersion: '15', controlDriver: 'patroni', automation: 'enabled' };

@@ -78,7 +78,10 @@ export function costTotal(targets: Pick<TargetPlan, 'refused' | 'cost'>[]): Cost
 
 export const TYPE_COUNT_ABOVE = 10;
 
-/** Where the commands go: a member moved, re-addressed or re-keyed makes any plan on its herd stale. */
+/**
+ * Where the commands go: a member moved, re-addressed or re-keyed makes any plan on its herd stale, and
+ * so does another Patroni REST address or scope (where Patroni's credentials and requests go).
+ */
 function identity(r: InstanceRef) {
   return [
     r.id,
@@ -92,6 +95,8 @@ function identity(r: InstanceRef) {
     r.ssh.port,
     r.ssh.username,
     r.ssh.hostKeyFingerprint,
+    r.patroniUrl,
+    r.patroniScope,
   ];
 }
 

@@ -1,12 +1,16 @@
-// Patroni's REST API, as pgherd speaks it (issue 18): GET /cluster read and validated, and the writes
-// (switchover, failover, restart, reload, reinitialize, pause/resume) with basic auth, only over https
-// verified with the environment's CA (reads, which Patroni answers without credentials, may be http). Every failure is a PatroniError that says what went wrong in words an
-// operator can act on: the credentials, the endpoint, or Patroni's own refusal (its answer quoted).
+// Patroni's REST API, as pgherd speaks it: GET /cluster read and validated, and the writes
+// (switchover, failover, restart, reload, reinitialize, pause/resume) with basic auth, only to the
+// member's own server over https verified with the environment's CA, never the system's (reads, which
+// Patroni answers without credentials, may be http). Every failure is a PatroniError in pgherd's words
+// (what failed, and a short code): what an address answered is never shown to people, since the
+// address is inventory anyone with the operator role once could set, and an echo would let them probe
+// what pgherd reaches. The whole answer goes to the process's log (`patroni.error`).
 // Checked against Patroni 3.0.2 (Debian 12), patroni/api.py.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { z } from 'zod';
+import { restUrlProblem } from './rest-url';
 
 export interface PatroniAccess {
   /** Basic auth for the writes; absent: none sent (reads need none). */
@@ -14,6 +18,11 @@ export interface PatroniAccess {
   password?: string;
   /** PEM file of the CA that signed the members' REST certificates (https endpoints). */
   caFile?: string | null;
+  /**
+   * The member's server (its address, else its host name): credentials go only to an https address
+   * of exactly this host. Without it none are sent.
+   */
+  host?: string;
 }
 
 export type PatroniFailure = 'credentials' | 'unreachable' | 'refused' | 'answer';
@@ -23,11 +32,27 @@ export class PatroniError extends Error {
     readonly kind: PatroniFailure,
     message: string,
     readonly status?: number,
+    /** A short code: ECONNREFUSED, CERT_HAS_EXPIRED, HTTP 412, ... */
+    readonly code?: string,
   ) {
     super(message);
     this.name = 'PatroniError';
   }
 }
+
+/** The whole of what an address said or did, for whoever runs pgherd: the process's log, never a page. */
+function logFailure(what: string, url: string, code: string, detail: string): void {
+  console.error(JSON.stringify({ at: new Date().toISOString(), event: 'patroni.error', what, url, code, detail: detail.slice(0, 4000) }));
+}
+
+/** Where a request went, in a message: the member's origin only (the path is pgherd's own). */
+const at = (url: URL | string) => {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(not an address)';
+  }
+};
 
 const memberSchema = z.object({
   name: z.string().min(1),
@@ -81,23 +106,41 @@ function request(
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     return Promise.reject(new PatroniError('unreachable', `${baseUrl}: Patroni's REST API is http or https`));
   const credentials = access?.user !== undefined && access.password !== undefined ? `${access.user}:${access.password}` : null;
-  // As with Postgres (lib/ops/pg-access.ts): a password only goes where TLS verified who answers.
-  if (credentials && url.protocol !== 'https:')
-    return Promise.reject(
-      new PatroniError(
-        'credentials',
-        `${baseUrl}: pgherd sends Patroni's REST password only over https that verifies the member's certificate (give the member an https REST address)`,
-      ),
-    );
+  // As with Postgres (lib/ops/pg-access.ts): a password only goes where TLS verified who answers, against
+  // the environment's CA (the system's CAs sign certificates for anyone's name), and only to the member's
+  // own server: checked here, where the header is written, whatever the caller checked before.
+  if (credentials) {
+    const problem = access?.host === undefined ? 'no member server to check it against' : restUrlProblem(baseUrl, access.host);
+    if (problem)
+      return Promise.reject(
+        new PatroniError('credentials', `Patroni's REST credentials not sent to ${at(url)}: ${problem}`, undefined, 'NOT_MEMBER'),
+      );
+    if (!access?.caFile)
+      return Promise.reject(
+        new PatroniError(
+          'credentials',
+          `Patroni's REST credentials not sent to ${at(url)}: no caFile to verify it with`,
+          undefined,
+          'NO_CA',
+        ),
+      );
+  }
   const payload = body === undefined ? undefined : JSON.stringify(body);
   let ca: Buffer | undefined;
   if (url.protocol === 'https:' && access?.caFile) {
     try {
       ca = readFileSync(access.caFile);
     } catch (err) {
-      return Promise.reject(new PatroniError('unreachable', `the CA file ${access.caFile} cannot be read: ${(err as Error).message}`));
+      return Promise.reject(
+        new PatroniError('unreachable', `the CA file ${access.caFile} cannot be read: ${(err as Error).message}`, undefined, 'CA_FILE'),
+      );
     }
   }
+  const failed = (err: Error) => {
+    const code = (err as NodeJS.ErrnoException).code ?? (/^no answer in/.test(err.message) ? 'TIMEOUT' : 'ERROR');
+    logFailure(method, url.href, code, err.message);
+    return new PatroniError('unreachable', `Patroni at ${at(url)} did not answer (${code})`, undefined, code);
+  };
   return new Promise((resolve, reject) => {
     const req = (url.protocol === 'https:' ? https : http).request(
       url,
@@ -120,11 +163,11 @@ function request(
           else chunks.push(c);
         });
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', (err) => reject(new PatroniError('unreachable', `${method} ${url.href}: ${err.message}`)));
+        res.on('error', (err) => reject(failed(err)));
       },
     );
     req.on('timeout', () => req.destroy(new Error(`no answer in ${String(timeoutMs / 1000)} s`)));
-    req.on('error', (err) => reject(new PatroniError('unreachable', `${method} ${url.href}: ${err.message}`)));
+    req.on('error', (err) => reject(failed(err)));
     req.end(payload);
   });
 }
@@ -137,27 +180,46 @@ const words = (a: Answer) =>
     .trim()
     .slice(0, 300) || `HTTP ${String(a.status)}`;
 
-function refusedUnlessOk(a: Answer, what: string, ok: number[]): Answer {
-  if (a.status === 401) throw new PatroniError('credentials', `${what}: Patroni refused the REST credentials (HTTP 401)`, 401);
-  if (a.status === 403) throw new PatroniError('credentials', `${what}: Patroni denied access (HTTP 403: ${words(a)})`, 403);
+/** What Patroni means by a status it refuses with (patroni/api.py), in pgherd's words. */
+const MEANS: Record<number, string> = {
+  400: 'the request is not one it takes',
+  404: 'no such endpoint (is this Patroni?)',
+  409: 'it conflicts with what Patroni is doing',
+  412: 'a condition Patroni checks does not hold (the leader or candidate named, or the member state)',
+  500: 'Patroni failed doing it',
+  503: 'Patroni cannot do it now (the conditions are not satisfied)',
+};
+
+function refusedUnlessOk(a: Answer, what: string, ok: number[], url: string): Answer {
+  const fail = (kind: PatroniFailure, why: string) => {
+    const code = `HTTP ${String(a.status)}`;
+    logFailure(what, url, code, a.body);
+    return new PatroniError(kind, `${what}: ${why} (${code})`, a.status, code);
+  };
+  if (a.status === 401) throw fail('credentials', 'Patroni refused the REST credentials');
+  if (a.status === 403) throw fail('credentials', 'Patroni denied access');
   if (!ok.includes(a.status))
-    throw new PatroniError('refused', `${what}: Patroni answered HTTP ${String(a.status)}: ${words(a)}`, a.status);
+    throw fail('refused', `Patroni at ${at(url)} refused: ${MEANS[a.status] ?? 'an answer pgherd does not expect'}`);
   return a;
 }
 
 /** GET /cluster of one member: every member as Patroni's DCS has it (what `patronictl list` shows). */
 export async function getCluster(restUrl: string, access: PatroniAccess | null): Promise<PatroniClusterView> {
   // Patroni answers reads without credentials: none are sent (an http endpoint may be read too).
-  const a = refusedUnlessOk(await request(restUrl, { caFile: access?.caFile ?? null }, 'GET', '/cluster'), `GET ${restUrl}/cluster`, [200]);
+  const a = refusedUnlessOk(
+    await request(restUrl, { caFile: access?.caFile ?? null }, 'GET', '/cluster'),
+    `GET ${restUrl}/cluster`,
+    [200],
+    restUrl,
+  );
   let json: unknown;
   try {
     json = JSON.parse(a.body);
   } catch {
-    throw new PatroniError('answer', `GET ${restUrl}/cluster: not JSON (is this Patroni's REST API?)`);
+    throw new PatroniError('answer', `GET ${restUrl}/cluster: not JSON (is this Patroni's REST API?)`, a.status, 'NOT_JSON');
   }
   const parsed = clusterSchema.safeParse(json);
-  if (!parsed.success)
-    throw new PatroniError('answer', `GET ${restUrl}/cluster: not Patroni's cluster view (${parsed.error.issues[0]?.message ?? ''})`);
+  if (!parsed.success) throw new PatroniError('answer', `GET ${restUrl}/cluster: not Patroni's cluster view`, a.status, 'NOT_PATRONI');
   return parsed.data;
 }
 
@@ -180,15 +242,16 @@ export async function getMemberStatus(restUrl: string, access: PatroniAccess | n
     await request(restUrl, { caFile: access?.caFile ?? null }, 'GET', '/patroni'),
     `GET ${restUrl}/patroni`,
     [200, 503],
+    restUrl,
   );
   let json: unknown;
   try {
     json = JSON.parse(a.body);
   } catch {
-    throw new PatroniError('answer', `GET ${restUrl}/patroni: not JSON (is this Patroni's REST API?)`);
+    throw new PatroniError('answer', `GET ${restUrl}/patroni: not JSON (is this Patroni's REST API?)`, a.status, 'NOT_JSON');
   }
   const parsed = memberStatusSchema.safeParse(json);
-  if (!parsed.success) throw new PatroniError('answer', `GET ${restUrl}/patroni: not a Patroni member's status`);
+  if (!parsed.success) throw new PatroniError('answer', `GET ${restUrl}/patroni: not a Patroni member's status`, a.status, 'NOT_PATRONI');
   return parsed.data;
 }
 
@@ -199,7 +262,7 @@ export async function getMemberStatus(restUrl: string, access: PatroniAccess | n
  */
 export async function checkCredentials(restUrl: string, access: PatroniAccess): Promise<void> {
   const a = await request(restUrl, access, 'POST', '/failover', {});
-  refusedUnlessOk(a, restUrl, [400]);
+  refusedUnlessOk(a, restUrl, [400], restUrl);
 }
 
 /** POST /switchover from `leader` to `candidate` (now, or at `scheduledAt`): Patroni's answer text. */
@@ -211,13 +274,13 @@ export async function switchover(
   const body = { leader: o.leader, candidate: o.candidate, ...(o.scheduledAt ? { scheduled_at: o.scheduledAt.toISOString() } : {}) };
   // Patroni answers once the new leader holds the lock (it polls up to 2 x max(10, loop_wait) s).
   const a = await request(restUrl, access, 'POST', '/switchover', body, 60_000);
-  return words(refusedUnlessOk(a, `switchover ${o.leader} -> ${o.candidate}`, o.scheduledAt ? [202] : [200]));
+  return words(refusedUnlessOk(a, `switchover ${o.leader} -> ${o.candidate}`, o.scheduledAt ? [202] : [200], restUrl));
 }
 
 /** POST /failover to `candidate` (Patroni allows it without a healthy leader). */
 export async function failover(restUrl: string, access: PatroniAccess, candidate: string): Promise<string> {
   const a = await request(restUrl, access, 'POST', '/failover', { candidate }, 60_000);
-  return words(refusedUnlessOk(a, `failover to ${candidate}`, [200]));
+  return words(refusedUnlessOk(a, `failover to ${candidate}`, [200], restUrl));
 }
 
 /** POST /restart of the member at `restUrl` (only when Patroni marks it pending, if asked). */
@@ -228,18 +291,18 @@ export async function restart(
 ): Promise<string> {
   const body = { ...(o.pendingOnly ? { restart_pending: true } : {}), ...(o.timeoutSeconds ? { timeout: o.timeoutSeconds } : {}) };
   const a = await request(restUrl, access, 'POST', '/restart', body, ((o.timeoutSeconds ?? 60) + 10) * 1000);
-  return words(refusedUnlessOk(a, `restart of ${restUrl}`, [200]));
+  return words(refusedUnlessOk(a, `restart of ${restUrl}`, [200], restUrl));
 }
 
 /** POST /reload: Patroni reloads its configuration and Postgres's. */
 export async function reload(restUrl: string, access: PatroniAccess): Promise<string> {
-  return words(refusedUnlessOk(await request(restUrl, access, 'POST', '/reload'), `reload of ${restUrl}`, [202]));
+  return words(refusedUnlessOk(await request(restUrl, access, 'POST', '/reload'), `reload of ${restUrl}`, [202], restUrl));
 }
 
 /** POST /reinitialize: the member's data directory is removed and cloned again from the leader. */
 export async function reinitialize(restUrl: string, access: PatroniAccess): Promise<string> {
   const a = await request(restUrl, access, 'POST', '/reinitialize', { force: true }, 30_000);
-  return words(refusedUnlessOk(a, `reinitialize of ${restUrl}`, [200]));
+  return words(refusedUnlessOk(a, `reinitialize of ${restUrl}`, [200], restUrl));
 }
 
 /** PATCH /config {pause}: Patroni's maintenance mode (no automatic failover while paused). */
@@ -248,5 +311,6 @@ export async function setPaused(restUrl: string, access: PatroniAccess, paused: 
     await request(restUrl, access, 'PATCH', '/config', { pause: paused }),
     `${paused ? 'pause' : 'resume'} of the cluster`,
     [200],
+    restUrl,
   );
 }

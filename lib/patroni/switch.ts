@@ -63,12 +63,15 @@ function nameIn(now: PatroniNow, m: InstanceRef): string {
 }
 
 /** The first of `members` whose Patroni takes pgherd's credentials: its address and access (the pre-flight's check). */
-async function reachableEndpoint(members: InstanceRef[]): Promise<{ m: InstanceRef; url: string; access: PatroniAccess }> {
+async function reachableEndpoint(
+  members: InstanceRef[],
+  peers: InstanceRef[],
+): Promise<{ m: InstanceRef; url: string; access: PatroniAccess }> {
   const problems: string[] = [];
   for (const m of members) {
     try {
       const { url, access } = patroniEndpoint(m);
-      await verifyMember(m, url, access);
+      await verifyMember(m, url, access, peers);
       await checkCredentials(url, access);
       return { m, url, access };
     } catch (err) {
@@ -252,11 +255,12 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
         x.note({ stdout: lines.join('\n') });
         return refuse(code, `${why}; nothing was changed`);
       };
-      const endpoint = await reachableEndpoint([old, cand, ...h.members.filter((m) => m.id !== old.id && m.id !== cand.id)]).catch(
-        (err: unknown) => {
-          throw refuse('unreachable', `pre-flight: ${errorText(err)}; nothing was changed`);
-        },
-      );
+      const endpoint = await reachableEndpoint(
+        [old, cand, ...h.members.filter((m) => m.id !== old.id && m.id !== cand.id)],
+        h.members,
+      ).catch((err: unknown) => {
+        throw refuse('unreachable', `pre-flight: ${errorText(err)}; nothing was changed`);
+      });
       const now = await clusterOf(h);
       const { lines } = await seenLines(h, now, x);
       lines.unshift(`${endpoint.url} takes pgherd's credentials`);
@@ -270,7 +274,7 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
       if (c.noFailover)
         throw fail(lines, `${cand.label} is tagged nofailover in its Patroni configuration: Patroni never makes it the leader`);
       // Asked of the candidate's own Patroni: a hung one would take the switch and never promote.
-      await reachableEndpoint([cand]).catch((err: unknown) => {
+      await reachableEndpoint([cand], h.members).catch((err: unknown) => {
         throw fail(lines, `the candidate's own Patroni: ${errorText(err)}`, 'unreachable');
       });
       // An immediate switchover would cancel it without a word; a second one cannot be scheduled.
@@ -452,7 +456,7 @@ export function planPatroniFailover<S extends PatroniSwitchState>(
             throw fail(
               named ? `${named.label} is not a running replica that Patroni lists` : 'no replica answers as one that Patroni lists running',
             );
-          const endpoint = await reachableEndpoint([chosen.m]).catch((err: unknown) => {
+          const endpoint = await reachableEndpoint([chosen.m], h.members).catch((err: unknown) => {
             throw fail(`pre-flight: ${errorText(err)}`, 'unreachable');
           });
           const oldSeen = old ? seen.find(({ m }) => m.id === old.id)?.o : undefined;

@@ -4,6 +4,7 @@
 import type { InstanceRef } from '@/lib/ops/instance-ref';
 import { accessFor } from '@/lib/ops/pg-access';
 import { getCluster, leaderOf, PatroniError, type PatroniAccess, type PatroniClusterView, type PatroniMemberView } from './client';
+import { restUrlProblem } from './rest-url';
 
 export interface PatroniMemberNow {
   name: string;
@@ -87,11 +88,16 @@ export function matchCluster(cluster: PatroniClusterView, members: InstanceRef[]
  */
 export async function patroniNow(members: InstanceRef[], access?: PatroniAccess | null): Promise<PatroniNow> {
   const problems: string[] = [];
-  // https first: a view read over verified TLS before one anybody on the path could have written.
-  const asked = members
-    .filter((r) => r.patroniUrl !== '')
-    .sort((a, b) => Number(b.patroniUrl.startsWith('https:')) - Number(a.patroniUrl.startsWith('https:')));
-  if (!asked.length) problems.push('no member has a Patroni REST address: set one on its instance (or let its agent find it)');
+  // Only addresses on the member's own server, over https: a view anybody on the path, or a listener
+  // elsewhere, could have written is not read at all.
+  const asked = members.filter((r) => {
+    if (r.patroniUrl === '') return false;
+    const problem = restUrlProblem(r.patroniUrl, r.host);
+    if (problem) problems.push(`${r.label}: its Patroni REST address is not read: ${problem}`);
+    return !problem;
+  });
+  if (!members.some((r) => r.patroniUrl !== ''))
+    problems.push('no member has a Patroni REST address: set one on its instance (or accept what its agent reports)');
   for (const r of asked) {
     let a: PatroniAccess | null;
     try {

@@ -3,6 +3,7 @@ import { alias } from 'drizzle-orm/pg-core';
 import { environments, herds, instanceCounts, instanceRole, instanceState, instances, servers } from '@/db/schema';
 import { defineAdmin, type Model } from '../define-admin';
 import { instanceRules } from '../environment-rules';
+import { patroniUrlRules } from '../patroni-url-rules';
 import { f, tableForm } from '../form-fields';
 import { herdsAdmin } from './herds.admin';
 import { serversAdmin } from './servers.admin';
@@ -31,11 +32,12 @@ export const instancesAdmin: Model = defineAdmin({
   // filters and the user's scope without a join.
   environmentSql: instances.environmentId,
   sameEnvironment: ['serverId', 'upstreamInstanceId'],
-  validate: (tx, id) => instanceRules(tx, id),
+  validate: async (tx, id, _values, before) => (await instanceRules(tx, id)) ?? (await patroniUrlRules(tx, id, before)),
   panels: [{ kind: 'lag-history', path: '/api/v1/instances' }],
   // The refresher writes what it observes; what is set by hand is what pgherd keeps (fenced, needs
   // rebuild) or trusts when choosing an old primary: undoing a fence, or calling a replica the primary, is an admin's act.
-  adminFields: ['role', 'state'],
+  // The Patroni REST address is where pgherd sends the environment's Patroni credentials.
+  adminFields: ['role', 'state', 'patroniUrl'],
   fields: {
     server: { label: 'Server', sql: servers.hostname, link: 'self' },
     port: { label: 'Port', sql: instances.port, format: 'number' },
@@ -122,7 +124,7 @@ export const instancesAdmin: Model = defineAdmin({
     state: { label: 'State' },
     patroniUrl: {
       label: 'Patroni REST address',
-      help: 'On a herd run by Patroni: this member\u2019s Patroni REST API, https://host:8008 (the credentials are the environment\u2019s, in PGHERD_PG_CONFIG).',
+      help: 'On a herd run by Patroni: this member\u2019s Patroni REST API on its own server, https://<the server\u2019s address>:8008 (admins only; the credentials are the environment\u2019s, in PGHERD_PG_CONFIG).',
       schema: f.restUrl(),
     },
     upstreamInstanceId: {

@@ -43,7 +43,7 @@ function pauseAction(paused: boolean): HerdAction {
               for (const m of withUrl) {
                 try {
                   const { url, access } = patroniEndpoint(m);
-                  await verifyMember(m, url, access);
+                  await verifyMember(m, url, access, h.members);
                   await checkCredentials(url, access);
                   Object.assign(x.state, { url, access });
                   x.note({ stdout: `${url} answers and takes the credentials` });
