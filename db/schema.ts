@@ -219,6 +219,11 @@ export const instances = pgTable(
     lastObservedAt: timestamp('last_observed_at', { withTimezone: true }),
     // Its Patroni's REST address (https://host:8008) when its herd's control driver is patroni; empty: none.
     patroniUrl: text('patroni_url').notNull().default(''),
+    // What its agent reports of the Patroni running it (REST address and scope), until an admin accepts
+    // it (lib/agent/patroni-proposal.ts): a report never sets the address or the herd's driver itself.
+    // Empty: nothing proposed.
+    patroniProposedUrl: text('patroni_proposed_url').notNull().default(''),
+    patroniProposedScope: text('patroni_proposed_scope').notNull().default(''),
     // Copies of its herd's environment and its server's site, kept by the database (a trigger sets them
     // on every insert and move, and follows a herd or server that moves): what the changelists filter
     // on without a join, and the cell of instance_counts the instance is counted in. Never written by

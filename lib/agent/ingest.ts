@@ -239,10 +239,12 @@ FROM batch b`;
 type Conflict = { server_id: number; port: number; sysid: string; herd_id: number };
 
 /**
- * What the agents say of Patroni (issue 18), in one statement and only when a report says something:
- * each instance's REST address, and its herd's control driver becomes patroni (pg_ctl behind Patroni's
- * back is what the driver refuses) with Patroni's scope when the herd has none. Each change audited
- * as the agent's; the same report again changes nothing.
+ * What the agents say of Patroni, in one statement and only when a report says something: each
+ * instance's REST address and scope, recorded as a proposal an admin accepts on the herd's page
+ * (lib/agent/patroni-proposal.ts). A report never sets the address or the herd's control driver itself:
+ * the address is where pgherd sends Patroni's credentials, and the driver decides what pgherd runs, so
+ * a host (or whoever holds its agent's token) must not choose either. A proposal is audited as the
+ * agent's when it changes; one already so (the address and the herd's scope as reported) is not made.
  */
 async function recordPatroni(db: Db, items: { server: AgentServer; report: Report }[]): Promise<void> {
   const rows = items.flatMap(({ server, report }) =>
@@ -256,32 +258,20 @@ async function recordPatroni(db: Db, items: { server: AgentServer; report: Repor
   await db.execute(sql`
     WITH r AS (
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(server_id int, port int, url text, scope text, hostname text)
-    ), inst AS (
-      UPDATE instances i SET patroni_url = r.url, updated_at = now()
-      FROM r, instances old
-      WHERE i.server_id = r.server_id AND i.port = r.port AND old.id = i.id AND i.patroni_url IS DISTINCT FROM r.url
-        -- never from https to http: a password goes only where TLS verified who answers
-        AND NOT (old.patroni_url LIKE 'https://%' AND r.url LIKE 'http://%')
-      RETURNING i.id, i.herd_id, i.port, r.hostname, old.patroni_url AS was, r.url
-    ), x AS (
-      SELECT DISTINCT ON (i.herd_id) i.herd_id, r.scope, r.hostname
-      FROM r JOIN instances i ON i.server_id = r.server_id AND i.port = r.port ORDER BY i.herd_id, r.hostname
-    ), hrd AS (
-      UPDATE herds h SET control_driver = 'patroni'::control_driver, patroni_scope = CASE WHEN h.patroni_scope = '' THEN x.scope ELSE h.patroni_scope END, updated_at = now()
-      FROM x, herds old
-      WHERE h.id = x.herd_id AND old.id = h.id AND (h.control_driver <> 'patroni' OR h.patroni_scope = '')
-        -- a herd whose scope an admin set is not claimed by a report of another
-        AND h.patroni_scope IN ('', x.scope)
-      RETURNING h.id, h.name, h.environment_id, x.hostname, old.control_driver::text AS was_driver, old.patroni_scope AS was_scope, h.patroni_scope
+    ), prop AS (
+      UPDATE instances i SET patroni_proposed_url = r.url, patroni_proposed_scope = r.scope, updated_at = now()
+      FROM r, instances old, herds h
+      WHERE i.server_id = r.server_id AND i.port = r.port AND old.id = i.id AND h.id = i.herd_id
+        AND (i.patroni_proposed_url, i.patroni_proposed_scope) IS DISTINCT FROM (r.url, r.scope)
+        AND NOT (i.patroni_url = r.url AND h.control_driver = 'patroni' AND h.patroni_scope = r.scope)
+      RETURNING i.id, i.herd_id, i.port, r.hostname, old.patroni_proposed_url AS was_url, old.patroni_proposed_scope AS was_scope, r.url, r.scope
     )
     INSERT INTO audit_entries (user_id, username, remote_addr, action, object_type, object_id, object_label, environment_id, changes)
-    SELECT NULL::int, 'agent:' || inst.hostname, '', 'agent.patroni', 'instances', inst.id::text, inst.hostname || ':' || inst.port,
-           (SELECT environment_id FROM herds WHERE id = inst.herd_id), jsonb_build_object('patroniUrl', jsonb_build_array(nullif(inst.was, ''), inst.url))
-    FROM inst
-    UNION ALL
-    SELECT NULL::int, 'agent:' || hrd.hostname, '', 'agent.patroni', 'herds', hrd.id::text, hrd.name, hrd.environment_id,
-           jsonb_build_object('controlDriver', jsonb_build_array(hrd.was_driver, 'patroni'), 'patroniScope', jsonb_build_array(nullif(hrd.was_scope, ''), hrd.patroni_scope))
-    FROM hrd`);
+    SELECT NULL::int, 'agent:' || prop.hostname, '', 'agent.patroni_proposal', 'instances', prop.id::text, prop.hostname || ':' || prop.port,
+           (SELECT environment_id FROM herds WHERE id = prop.herd_id),
+           jsonb_build_object('patroniProposedUrl', jsonb_build_array(nullif(prop.was_url, ''), prop.url),
+                              'patroniProposedScope', jsonb_build_array(nullif(prop.was_scope, ''), prop.scope))
+    FROM prop`);
 }
 
 /**

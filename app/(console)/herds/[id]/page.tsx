@@ -13,6 +13,9 @@ import { FleetHealth } from '@/components/fleet/fleet-health';
 import { fleetHealth } from '@/lib/agent/health';
 import { PatroniPanel } from '@/components/herds/patroni-panel';
 import { LagChart } from '@/components/charts/lag-chart';
+import { PatroniProposals } from '@/components/herds/patroni-proposals';
+import { patroniProposals } from '@/lib/agent/patroni-proposal';
+import { acceptPatroniProposalAction } from './actions';
 
 export const dynamic = 'force-dynamic';
 
@@ -26,6 +29,7 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
   const { herd, members, dns, poolers, operations, patroni } = now;
   const health = await fleetHealth(getDb(), environmentsWith(access, 'viewer'), { herdId: herd.id });
   const primaries = members.filter((m) => m.role === 'primary');
+  const proposals = await patroniProposals(getDb(), herd.id);
   return (
     <>
       <AutoRefresh seconds={5} />
@@ -48,6 +52,12 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
           No member answers as a primary.
         </p>
       )}
+      <PatroniProposals
+        herdId={herd.id}
+        proposals={proposals}
+        canAccept={can(access, 'admin', herd.environmentId)}
+        accept={acceptPatroniProposalAction}
+      />
       <FleetHealth health={health} scope="herd" />
       <div className="diagram-box">
         <TopologyDiagram input={diagramOf(now)} title={`${herd.label} now`} />
