@@ -19,7 +19,9 @@ import { refreshDnsAction } from '@/lib/ops/actions/refresh-dns.action';
 import { isDeliberate } from '@/lib/ops/refresh';
 import { mapLimit, refreshFleet } from '@/lib/ops/refresher';
 import { writeOperations } from '@/lib/ops/submit';
-import { patroniNow, type PatroniNow } from './view';
+import { getCluster, leaderOf } from './client';
+import { restUrlProblem } from './rest-url';
+import { patroniAccessFor, patroniNow, type PatroniNow } from './view';
 
 /** How the herd's Patroni problem starts when more than one member accepts writes (the changelist shows it). */
 export const TWO_PRIMARIES = 'two primaries';
@@ -118,6 +120,33 @@ async function recordView(db: Db, herdId: number, now: PatroniNow, twoPrimaries:
            OR patroni_read_at IS NULL OR patroni_read_at < now() - interval '1 minute')`);
 }
 
+/**
+ * Whether more than one member's Patroni names `leader`: /cluster read from every member with an
+ * address on its own server, at least two answering and none naming another. A name moves on what
+ * the DCS says, and one address (a wrong one, or a listener that is not Patroni) must not be enough
+ * to move it. Null when agreed, else why not.
+ */
+export async function leaderDisagreement(h: Pick<HerdRef, 'members'>, leader: string): Promise<string | null> {
+  const asked = h.members.filter((m) => m.patroniUrl !== '' && restUrlProblem(m.patroniUrl, m.host) === null);
+  const said = await Promise.all(
+    asked.map(async (m) => {
+      try {
+        const c = await getCluster(m.patroniUrl, { caFile: patroniAccessFor(m.serverEnvironment)?.caFile ?? null });
+        return { m, leader: leaderOf(c)?.name ?? null };
+      } catch {
+        // Not an answer: counted as none (the quorum below says how many answered).
+        return { m, leader: undefined };
+      }
+    }),
+  );
+  const answered = said.filter((x) => x.leader !== undefined);
+  const other = answered.find((x) => x.leader !== leader);
+  if (other) return `${other.m.label}'s Patroni names ${other.leader ?? 'no leader'}, not ${leader}`;
+  if (answered.length < 2)
+    return `only ${answered[0] ? `${answered[0].m.label}'s Patroni` : 'no member'} names ${leader} the leader: a name moves on the word of two members or more`;
+  return null;
+}
+
 /** Why the names do not follow a leader pgherd's inventory has fenced or marked for a rebuild. */
 const heldLeader = (lead: Pick<HerdRef['members'][number], 'label' | 'state'>, names: string[]) =>
   `Patroni's leader ${lead.label} is ${lead.state === 'fenced' ? 'fenced' : 'marked for a rebuild'} in pgherd's inventory: ${names.join(', ') || 'the names'} not moved to it. If it may lead, set its state to running on its page; the names then follow`;
@@ -144,9 +173,17 @@ async function toMove(h: HerdRef, now: PatroniNow): Promise<Move> {
         h.dns.map((r) => r.name),
       ),
     };
-  // The leader key is taken before the promotion ends: wait until it accepts writes.
+  // The leader key is taken before the promotion ends: wait until it accepts writes. Postgres itself
+  // confirms what Patroni says: a primary, of the herd's system.
   const o = await observe(lead, 2000);
   if (!o.reachable || o.inRecovery !== false) return `${lead.label} leads per Patroni but does not accept writes yet`;
+  // Said on the herd (its Patroni problem), as for a fenced leader: nothing moves until it is resolved.
+  if (h.systemIdentifier && o.systemIdentifier !== h.systemIdentifier)
+    return {
+      held: `names not moved: ${lead.label} leads per Patroni but its Postgres is of another system (${o.systemIdentifier ?? 'unknown'}), not the herd's (${h.systemIdentifier})`,
+    };
+  const disagree = await leaderDisagreement(h, leader.name);
+  if (disagree) return { held: `names not moved: ${disagree}` };
   const members = h.members.map((m) =>
     m.id === lead.id ? { ...m, role: 'primary' as const, state: 'running' } : m.role === 'primary' ? { ...m, role: 'replica' as const } : m,
   );
