@@ -120,7 +120,13 @@ const h = () => {
   if (!herd) throw new Error('the Patroni herd did not start');
   return herd;
 };
-const access = (): PatroniAccess => ({ user: h().restUser, password: h().restPassword, caFile: h().caFile });
+/** The environment's REST access, for the member at `url` (credentials go to its own server only). */
+const access = (url?: string): PatroniAccess => ({
+  user: h().restUser,
+  password: h().restPassword,
+  caFile: h().caFile,
+  ...(url ? { host: new URL(url).hostname } : {}),
+});
 const url = (m: { address: string; pgPort: number }) => `postgres://postgres@${m.address}:${String(m.pgPort)}/postgres`;
 const failure = (p: Promise<unknown>) =>
   p.then(
@@ -130,7 +136,7 @@ const failure = (p: Promise<unknown>) =>
 
 describe("Patroni's REST API, through pgherd's client, on the lab's herd", () => {
   it('reads the cluster: its first member leading and the others streaming from it, as Postgres itself says', async () => {
-    const cluster = await getCluster(h().members[1]!.restUrl, access());
+    const cluster = await getCluster(h().members[1]!.restUrl, access(h().members[1]!.restUrl));
     expect(cluster.members.map((m) => [m.name, m.role, m.timeline])).toEqual([
       ['patroni-1', 'leader', 1],
       ['patroni-2', 'replica', 1],
@@ -149,8 +155,8 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
 
   it('tells bad credentials, a dead endpoint and a stranger apart, changing nothing', async () => {
     const member = h().members[0]!;
-    expect(await failure(checkCredentials(member.restUrl, access()))).toBeNull();
-    expect(await failure(checkCredentials(member.restUrl, { ...access(), password: 'wrong' }))).toEqual({
+    expect(await failure(checkCredentials(member.restUrl, access(member.restUrl)))).toBeNull();
+    expect(await failure(checkCredentials(member.restUrl, { ...access(member.restUrl), password: 'wrong' }))).toEqual({
       kind: 'credentials',
       message: `${member.restUrl}: Patroni refused the REST credentials (HTTP 401)`,
     });
@@ -161,9 +167,11 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
     });
     // Its certificate checked: a CA that did not sign it refuses the member before any password is sent.
     const otherCa = await makeCa(labIdentity(), path.join(dir, 'other-ca'), 'another CA');
-    expect(await failure(checkCredentials(member.restUrl, { ...access(), caFile: otherCa.caFile }))).toEqual({
+    expect(await failure(checkCredentials(member.restUrl, { ...access(member.restUrl), caFile: otherCa.caFile }))).toEqual({
       kind: 'unreachable',
-      message: expect.stringMatching(/self[- ]signed certificate|unable to verify|certificate/i),
+      message: expect.stringMatching(
+        /^Patroni at https:\/\/\S+ did not answer \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT)\)$/,
+      ),
     });
     // A password is never sent over plain http: refused before connecting (a listener records what reached it).
     const heard: string[] = [];
@@ -175,14 +183,14 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
     });
     await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
     const plainUrl = `http://127.0.0.1:${String((plain.address() as { port: number }).port)}`;
-    expect(await failure(checkCredentials(plainUrl, access()))).toEqual({
+    expect(await failure(checkCredentials(plainUrl, access(plainUrl)))).toEqual({
       kind: 'credentials',
-      message: expect.stringMatching(/only over https/),
+      message: expect.stringMatching(/not https/),
     });
     plain.close();
     expect(heard).toEqual([]);
     const closed = `https://${member.address}:${String(await freePort(member.address))}`;
-    expect(await failure(checkCredentials(closed, access()))).toEqual({
+    expect(await failure(checkCredentials(closed, access(closed)))).toEqual({
       kind: 'unreachable',
       message: expect.stringMatching(/ECONNREFUSED/),
     });
@@ -199,25 +207,25 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
       message: expect.stringMatching(/not Patroni's cluster view/),
     });
     stranger.close();
-    expect(leaderOf(await getCluster(member.restUrl, access()))?.name).toBe('patroni-1');
+    expect(leaderOf(await getCluster(member.restUrl, access(member.restUrl)))?.name).toBe('patroni-1');
   });
 
   it('pauses and resumes the cluster; reloads; restarts only a member Patroni marks pending', async () => {
     const [leader, replica] = h().members;
-    await setPaused(leader!.restUrl, access(), true);
+    await setPaused(leader!.restUrl, access(leader!.restUrl), true);
     await waitCluster(h(), 'paused', (c) => c.pause === true, 20_000);
-    await setPaused(leader!.restUrl, access(), false);
+    await setPaused(leader!.restUrl, access(leader!.restUrl), false);
     await waitCluster(h(), 'resumed', (c) => c.pause === undefined, 20_000);
-    expect(await reload(replica!.restUrl, access())).toBe('reload scheduled');
+    expect(await reload(replica!.restUrl, access(replica!.restUrl))).toBe('reload scheduled');
     // Nothing pending: Patroni declines, and the postmaster is the same one.
     const started = async () => (await query<{ t: string }>(url(replica!), 'SELECT pg_postmaster_start_time()::text AS t'))[0]!.t;
     const before = await started();
-    expect(await failure(restart(replica!.restUrl, access(), { pendingOnly: true }))).toEqual({
+    expect(await failure(restart(replica!.restUrl, access(replica!.restUrl), { pendingOnly: true }))).toEqual({
       kind: 'refused',
-      message: expect.stringMatching(/^restart of .*: Patroni answered HTTP 503: restart conditions are not satisfied/),
+      message: expect.stringMatching(/^restart of .*: Patroni at https:\/\/\S+ refused: Patroni cannot do it now .*\(HTTP 503\)$/),
     });
     expect(await started()).toBe(before);
-    await restart(replica!.restUrl, access(), { pendingOnly: false });
+    await restart(replica!.restUrl, access(replica!.restUrl), { pendingOnly: false });
     expect(await started()).not.toBe(before);
     await waitCluster(h(), 'the restarted replica streaming again', (c) => c.members.find((m) => m.name === replica!.name)?.lag === 0);
   });
@@ -326,7 +334,7 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
       expect(await started(three)).toBe(first);
       // A setting that needs a restart, on patroni-3 alone: Patroni marks it pending, and the restart happens.
       await query(url(three!), "ALTER SYSTEM SET shared_buffers = '17MB'");
-      await reload(three!.restUrl, access());
+      await reload(three!.restUrl, access(three!.restUrl));
       await waitCluster(h(), 'patroni-3 pending a restart', (c) => c.members.find((m) => m.name === 'patroni-3')?.pending_restart === true);
       const pending = await runAction(t.db, ssh, restartAction, ids[2]!, { pendingOnly: true });
       expect(pending.res.error).toBeUndefined();
@@ -387,13 +395,15 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
   });
 
   it('switches over: the candidate leads, Postgres agrees, and patronictl lists it so', async () => {
-    expect(await failure(switchover(h().members[0]!.restUrl, access(), { leader: 'patroni-3', candidate: 'patroni-2' }))).toEqual({
+    expect(
+      await failure(switchover(h().members[0]!.restUrl, access(h().members[0]!.restUrl), { leader: 'patroni-3', candidate: 'patroni-2' })),
+    ).toEqual({
       kind: 'refused',
-      message: 'switchover patroni-3 -> patroni-2: Patroni answered HTTP 412: leader name does not match',
+      message: `switchover patroni-3 -> patroni-2: Patroni at ${h().members[0]!.restUrl} refused: a condition Patroni checks does not hold (the leader or candidate named, or the member state) (HTTP 412)`,
     });
-    expect(await switchover(h().members[0]!.restUrl, access(), { leader: 'patroni-1', candidate: 'patroni-2' })).toBe(
-      'Successfully switched over to "patroni-2"',
-    );
+    expect(
+      await switchover(h().members[0]!.restUrl, access(h().members[0]!.restUrl), { leader: 'patroni-1', candidate: 'patroni-2' }),
+    ).toBe('Successfully switched over to "patroni-2"');
     const cluster = await waitCluster(h(), 'patroni-2 leading, patroni-1 streaming again', (c) =>
       c.members.every((m) => (m.name === 'patroni-2' ? m.role === 'leader' : m.role !== 'leader' && m.state !== 'stopped' && m.lag === 0)),
     );

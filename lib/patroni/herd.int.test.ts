@@ -123,7 +123,7 @@ describe('a herd Patroni runs, through pgherd', () => {
     }
   });
 
-  it("is found by the agents: each member's Patroni from its process and configuration, its REST address and the herd's driver recorded", async () => {
+  it("is found by the agents: each member's Patroni from its process and configuration, proposed for an admin to accept", async () => {
     const m = members()[1]!;
     const cfg = agentConfigSchema.parse({
       server: 'http://127.0.0.1:1',
@@ -140,21 +140,33 @@ describe('a herd Patroni runs, through pgherd', () => {
     await db.update(herds).set({ controlDriver: 'pg_ctl', patroniScope: '' }).where(eq(herds.id, herdId));
     const [srv] = await db.select({ id: servers.id, hostname: servers.hostname }).from(servers).where(eq(servers.hostname, m.server));
     await ingestReports(db, [{ server: srv!, report }]);
-    const [row] = await db.select({ url: instances.patroniUrl }).from(instances).where(eq(instances.id, id));
-    expect(row?.url).toBe(pat().members[1]!.restUrl);
+    // A proposal, not a change (lib/patroni/trust.int.test.ts has the accept).
+    const [row] = await db
+      .select({ url: instances.patroniUrl, proposed: instances.patroniProposedUrl })
+      .from(instances)
+      .where(eq(instances.id, id));
+    expect(row).toEqual({ url: '', proposed: pat().members[1]!.restUrl });
     const [h] = await db.select({ driver: herds.controlDriver, scope: herds.patroniScope }).from(herds).where(eq(herds.id, herdId));
-    expect(h).toEqual({ driver: 'patroni', scope: pat().scope });
+    expect(h).toEqual({ driver: 'pg_ctl', scope: '' });
     const audit = await db
       .select({ type: auditEntries.objectType, user: auditEntries.username, changes: auditEntries.changes })
       .from(auditEntries)
-      .where(eq(auditEntries.action, 'agent.patroni'));
+      .where(eq(auditEntries.action, 'agent.patroni_proposal'));
     expect(audit).toEqual([
-      { type: 'instances', user: `agent:${m.server}`, changes: { patroniUrl: [null, pat().members[1]!.restUrl] } },
-      { type: 'herds', user: `agent:${m.server}`, changes: { controlDriver: ['pg_ctl', 'patroni'], patroniScope: [null, pat().scope] } },
+      {
+        type: 'instances',
+        user: `agent:${m.server}`,
+        changes: { patroniProposedUrl: [null, pat().members[1]!.restUrl], patroniProposedScope: [null, pat().scope] },
+      },
     ]);
-    // The same report again changes nothing.
+    // As it was before the report, for the tests that follow.
+    await db.update(instances).set({ patroniUrl: pat().members[1]!.restUrl }).where(eq(instances.id, id));
+    await db.update(herds).set({ controlDriver: 'patroni', patroniScope: pat().scope }).where(eq(herds.id, herdId));
+    // The same report again proposes nothing more.
     await ingestReports(db, [{ server: srv!, report }]);
-    expect(await db.select({ id: auditEntries.id }).from(auditEntries).where(eq(auditEntries.action, 'agent.patroni'))).toHaveLength(2);
+    expect(
+      await db.select({ id: auditEntries.id }).from(auditEntries).where(eq(auditEntries.action, 'agent.patroni_proposal')),
+    ).toHaveLength(1);
     // A report may not point pgherd at another host's Patroni (422, nothing written), nor from https down to http.
     const token = await createAgentToken(db, srv!.id, { id: null, username: 'patroni-test' });
     const send = (r: typeof report) => {
@@ -171,6 +183,7 @@ describe('a herd Patroni runs, through pgherd', () => {
     expect((await send(withUrl(pat().members[1]!.restUrl.replace('https:', 'http:')))).status).toBe(200);
     const [kept] = await db.select({ url: instances.patroniUrl }).from(instances).where(eq(instances.id, id));
     expect(kept?.url).toBe(pat().members[1]!.restUrl);
+    await db.update(instances).set({ patroniProposedUrl: '', patroniProposedScope: '' }).where(eq(instances.id, id));
   });
 
   it('switches over through Patroni under a writer that follows the write name: no acknowledged commit lost, DNS and Patroni agree', async () => {
@@ -507,9 +520,7 @@ describe('a herd Patroni runs, through pgherd', () => {
       await db.update(instances).set({ patroniUrl: leaderUrl }).where(eq(instances.id, id));
       const r = await runOperation(db, worker!.queue, getAction('restart')!, { instanceIds: [id] }, {}, { username: 'patroni-test' });
       expect(r.op.status).toBe('failed');
-      expect(r.targets[0]!.error).toMatch(
-        new RegExp(`is Patroni member ${leader.replace(/\./g, '\\.')}.*not ${replica.server.replace(/\./g, '\\.')}.*nothing was changed`),
-      );
+      expect(r.targets[0]!.error).toMatch(/Patroni REST address is refused: .* not this instance's server .*nothing was changed/);
       expect(await started(member(leader))).toBe(leaderStarted);
     } finally {
       await db.update(instances).set({ patroniUrl: saved!.url }).where(eq(instances.id, id));
