@@ -56,6 +56,16 @@ describe('plan digest', () => {
     expect(herdDigest(drFailoverAction, herd(base()), { candidateInstanceId: 3 }).digest).not.toBe(before);
   });
 
+  it("goes stale when a member's Patroni REST address or its herd's Patroni scope changes, whatever the steps' words say", () => {
+    // Only the identity, no targets: what is confirmed is structured data, not the sentences shown.
+    const patroni = (over: Partial<InstanceRef> = {}) =>
+      base().map((m) => ({ ...m, controlDriver: 'patroni', patroniUrl: `https://${m.host}:8008`, patroniScope: 'orders', ...over }));
+    const before = digestOf('reload', patroni());
+    expect(digestOf('reload', patroni())).toBe(before);
+    expect(digestOf('reload', patroni({ patroniUrl: 'https://10.0.0.2:8443' }))).not.toBe(before);
+    expect(digestOf('reload', patroni({ patroniScope: 'orders-2' }))).not.toBe(before);
+  });
+
   it('goes stale when a switchover would promote another replica, or when it would now be refused', () => {
     const before = herdDigest(switchoverAction, herd(base()));
     expect(before.plan.steps.join('\n')).toContain('promote db-2.example.com:5432');

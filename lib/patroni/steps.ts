@@ -93,13 +93,12 @@ export async function verifyMember(t: InstanceRef, url: string, access: PatroniA
     );
   const st = await getMemberStatus(url, access);
   if (st.patroni.scope !== t.patroniScope)
+    // What the address said is not repeated: an address is not a way to show people arbitrary text.
     throw new Error(
-      `${url} runs Patroni for cluster "${st.patroni.scope}", not this herd's "${t.patroniScope}": check ${t.label}'s Patroni REST address`,
+      `${url} runs Patroni for another cluster than this herd's "${t.patroniScope}": check ${t.label}'s Patroni REST address`,
     );
   if (t.herdSystemIdentifier && st.database_system_identifier && st.database_system_identifier !== t.herdSystemIdentifier)
-    throw new Error(
-      `${url} runs a Postgres of another system (${st.database_system_identifier}) than the herd's (${t.herdSystemIdentifier})`,
-    );
+    throw new Error(`${url} runs a Postgres of another system than the herd's (${t.herdSystemIdentifier})`);
   // Which member answers at `url`: the one its cluster lists with that REST address (Patroni 3.0's /patroni
   // gives no name; later ones do).
   const members = (await getCluster(url, access)).members;
@@ -107,7 +106,7 @@ export async function verifyMember(t: InstanceRef, url: string, access: PatroniA
   if (!me) throw new Error(`${url}: its Patroni lists no member with this REST address: check ${t.label}'s Patroni REST address`);
   if (!isInstance(me, t))
     throw new Error(
-      `${url} is Patroni member ${me.name} at ${me.host ?? '?'}:${String(me.port ?? '?')}, not ${t.label}: check its Patroni REST address`,
+      `${url} is another Patroni member than ${t.label} (its /cluster lists it at another address or port): check its Patroni REST address`,
     );
   const peer = await peerProblem(t, url, peers);
   if (peer) throw new Error(`${peer}: check ${t.label}'s Patroni REST address`);
