@@ -222,7 +222,7 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
     const before = await started();
     expect(await failure(restart(replica!.restUrl, access(replica!.restUrl), { pendingOnly: true }))).toEqual({
       kind: 'refused',
-      message: expect.stringMatching(/^restart of .*: Patroni at https:\/\/\S+ refused: Patroni cannot do it now .*\(HTTP 503\)$/),
+      message: expect.stringMatching(/^restart of .*: Patroni's restart conditions do not hold \(HTTP 503\)$/),
     });
     expect(await started()).toBe(before);
     await restart(replica!.restUrl, access(replica!.restUrl), { pendingOnly: false });

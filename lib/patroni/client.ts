@@ -291,6 +291,10 @@ export async function restart(
 ): Promise<string> {
   const body = { ...(o.pendingOnly ? { restart_pending: true } : {}), ...(o.timeoutSeconds ? { timeout: o.timeoutSeconds } : {}) };
   const a = await request(restUrl, access, 'POST', '/restart', body, ((o.timeoutSeconds ?? 60) + 10) * 1000);
+  // Patroni answers 503 both when the conditions asked for do not hold and when the restart failed: its
+  // exact sentence tells them apart, and becomes a code of pgherd's (the sentence itself is not passed on).
+  if (a.status === 503 && /^restart conditions are not satisfied$/.test(a.body.trim()))
+    throw new PatroniError('refused', `restart of ${restUrl}: Patroni's restart conditions do not hold (HTTP 503)`, 503, 'NOT_PENDING');
   return words(refusedUnlessOk(a, `restart of ${restUrl}`, [200], restUrl));
 }
 

@@ -63,8 +63,8 @@ export const restartAction = defineAction({
                 try {
                   return await patroniRestart(url, access, { pendingOnly });
                 } catch (err) {
-                  // Patroni's words when nothing is pending: the member is left alone, as asked.
-                  if (pendingOnly && err instanceof PatroniError && /restart conditions are not satisfied/.test(err.message)) {
+                  // What Patroni answers when nothing is pending: the member is left alone, as asked.
+                  if (pendingOnly && err instanceof PatroniError && err.code === 'NOT_PENDING') {
                     state.leftAlone = 'Patroni marks no restart pending: left alone';
                     return state.leftAlone;
                   }
