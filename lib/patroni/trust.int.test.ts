@@ -327,21 +327,30 @@ describe("Patroni's REST address is the member's own", () => {
     }
   }, 120_000);
 
-  it("moves no write name on one member's word: with the others' Patroni unread it says why; with them it moves", async () => {
+  it("moves no write name on one member's word, nor to a Postgres of another system: it says why; confirmed, it moves", async () => {
     const leader = await settled();
     const replica = members().find((m) => m.server !== leader)!;
     const ids = await Promise.all(members().map(async (m) => ({ m, id: await idOf(m.server) })));
+    const [{ sysid }] = (await db.select({ sysid: herds.systemIdentifier }).from(herds).where(eq(herds.id, herdId))) as [
+      { sysid: string | null },
+    ];
+    expect(sysid).toMatch(/^\d+$/);
     const since = new Date();
     let restored = since;
     try {
-      // Only the leader's Patroni can be read; the write name points at a replica.
+      // Only the leader's Patroni can be read, the herd's system is another; the write name points at a replica.
       for (const { m, id } of ids) if (m.server !== leader) await setUrl(id, restUrlOf(m.server).replace(/:\d+$/, ':1'));
+      await db.update(herds).set({ systemIdentifier: '1' }).where(eq(herds.id, herdId));
       await replaceRecordSet(dnsServer(), lab.dns!.zone, lab.dns!.key, {
         name: writeName(),
         type: 'CNAME',
         ttl: 30,
         values: [replica.server],
       });
+      const [other] = await followPatroni(db, null, { herdIds: [herdId] });
+      expect(other!.outcome).toMatch(/^names not moved: .* leads per Patroni but its Postgres is of another system .*not the herd's \(1\)/);
+      expect(other!.operationId).toBeUndefined();
+      await db.update(herds).set({ systemIdentifier: sysid }).where(eq(herds.id, herdId));
       const why = new RegExp(`^names not moved: only .*${leader.replace(/\./g, '\\.')}.*a name moves on the word of two members or more`);
       const [r] = await followPatroni(db, null, { herdIds: [herdId] });
       expect(r!.outcome).toMatch(why);
@@ -351,13 +360,14 @@ describe("Patroni's REST address is the member's own", () => {
       expect(problem!.p).toMatch(why);
       expect((await answer())[0]).toBe(replica.server);
     } finally {
+      await db.update(herds).set({ systemIdentifier: sysid }).where(eq(herds.id, herdId));
       restored = new Date();
       for (const { m, id } of ids) await setUrl(id, restUrlOf(m.server));
     }
     // With the other members read again, the worker's follower moves it: the one operation since, started after.
     await waitFor('the write name answers the leader', async () => ((await answer())[0] === leader ? true : undefined), 60_000);
     const started = await db
-      .select({ id: operations.id, at: operations.createdAt, by: operations.requestedBy })
+      .select({ id: operations.id, at: operations.createdAt })
       .from(operations)
       .innerJoin(operationTargets, eq(operationTargets.operationId, operations.id))
       .where(and(eq(operationTargets.herdId, herdId), gte(operations.createdAt, since)));
