@@ -19,7 +19,7 @@ import { refreshDnsAction } from '@/lib/ops/actions/refresh-dns.action';
 import { isDeliberate } from '@/lib/ops/refresh';
 import { mapLimit, refreshFleet } from '@/lib/ops/refresher';
 import { writeOperations } from '@/lib/ops/submit';
-import { getCluster, leaderOf } from './client';
+import { getCluster, leaderOf, PatroniError } from './client';
 import { restUrlProblem } from './rest-url';
 import { patroniAccessFor, patroniNow, type PatroniNow } from './view';
 
@@ -132,18 +132,20 @@ export async function leaderDisagreement(h: Pick<HerdRef, 'members'>, leader: st
     asked.map(async (m) => {
       try {
         const c = await getCluster(m.patroniUrl, { caFile: patroniAccessFor(m.serverEnvironment)?.caFile ?? null });
-        return { m, leader: leaderOf(c)?.name ?? null };
-      } catch {
-        // Not an answer: counted as none (the quorum below says how many answered).
-        return { m, leader: undefined };
+        return { m, leader: leaderOf(c)?.name ?? null, error: null };
+      } catch (err) {
+        // No answer is no vote: the reason is said with the count below.
+        return { m, leader: undefined, error: err instanceof PatroniError ? err.message : errorText(err) };
       }
     }),
   );
   const answered = said.filter((x) => x.leader !== undefined);
   const other = answered.find((x) => x.leader !== leader);
   if (other) return `${other.m.label}'s Patroni names ${other.leader ?? 'no leader'}, not ${leader}`;
-  if (answered.length < 2)
-    return `only ${answered[0] ? `${answered[0].m.label}'s Patroni` : 'no member'} names ${leader} the leader: a name moves on the word of two members or more`;
+  if (answered.length < 2) {
+    const silent = said.flatMap((x) => (x.error === null ? [] : [`${x.m.label}: ${x.error}`]));
+    return `only ${answered[0] ? `${answered[0].m.label}'s Patroni` : 'no member'} names ${leader} the leader: a name moves on the word of two members or more${silent.length ? ` (${silent.join('; ')})` : ''}`;
+  }
   return null;
 }
 
