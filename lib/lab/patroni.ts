@@ -299,6 +299,20 @@ export async function startPatroniHerd(
         .length === rest.length,
     120_000,
   );
+  // Patroni 3.0.2 says a replica is running (lag 0) before its WAL receiver streams: the herd is ready
+  // once the leader's Postgres has every replica streaming. A write made before then may be missing on a
+  // replica promoted at once (a switchover the moment the lab is up).
+  await waitFor(
+    `${String(rest.length)} replicas streaming from ${first.name}, as its Postgres says`,
+    async () => {
+      const [r] = await query<{ n: number }>(
+        `postgres://${PG_SUPERUSER}@${first.address}:${String(first.pgPort)}/postgres`,
+        "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'",
+      );
+      return r && r.n >= rest.length ? true : undefined;
+    },
+    120_000,
+  );
   return herd;
 }
 

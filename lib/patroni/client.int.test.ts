@@ -146,11 +146,17 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
     expect(cluster.pause).toBeUndefined();
     const [leader, ...replicas] = h().members;
     expect((await query<{ r: boolean }>(url(leader!), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
-    const streaming = await query<{ application_name: string }>(
-      url(leader!),
-      "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming' ORDER BY 1",
-    );
-    expect(streaming.map((r) => r.application_name)).toEqual(replicas.map((m) => m.name));
+    // Patroni lists a replica once it runs; it streams a moment later (catchup first): wait for that state.
+    const want = replicas.map((m) => m.name).join(',');
+    const streaming = await waitFor('both replicas streaming from the leader', async () => {
+      const rows = await query<{ application_name: string }>(
+        url(leader!),
+        "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming' ORDER BY 1",
+      );
+      const names = rows.map((r) => r.application_name).join(',');
+      return names === want ? names : undefined;
+    });
+    expect(streaming).toBe(want);
   });
 
   it('tells bad credentials, a dead endpoint and a stranger apart, changing nothing', async () => {

@@ -47,7 +47,11 @@ function sameOrigin(a: string | null | undefined, b: string): boolean {
  */
 export async function peerProblem(t: InstanceRef, url: string, peers: InstanceRef[]): Promise<string | null> {
   const said = await peersSay(t, url, peers);
-  return 'confirmed' in said ? null : said.problem;
+  if ('confirmed' in said) return null;
+  // No other member answers (a single-member herd, or its other hosts are gone: the DR failover this is
+  // for): the exact host and the environment's CA are the proof left. A peer that answers and does not
+  // list it, or lists it elsewhere, refuses it.
+  return said.nobodyAnswered ? null : said.problem;
 }
 
 /** What the peers say of `url` (see peerProblem): confirmed, contradicted by one, or unconfirmed. */
@@ -55,10 +59,14 @@ export async function peersSay(
   t: Pick<InstanceRef, 'id' | 'herd' | 'label' | 'port' | 'address' | 'hostname' | 'host'>,
   url: string,
   peers: Pick<InstanceRef, 'id' | 'label' | 'patroniUrl' | 'host' | 'serverEnvironment'>[],
-): Promise<{ confirmed: true } | { problem: string; contradicted: boolean }> {
+): Promise<{ confirmed: true } | { problem: string; contradicted: boolean; nobodyAnswered: boolean }> {
   const others = peers.filter((p) => p.id !== t.id && p.patroniUrl !== '' && restUrlProblem(p.patroniUrl, p.host) === null);
   if (!others.length)
-    return { problem: `no other member of ${t.herd} has a Patroni REST address to confirm ${url} with`, contradicted: false };
+    return {
+      problem: `no other member of ${t.herd} has a Patroni REST address to confirm ${url} with`,
+      contradicted: false,
+      nobodyAnswered: true,
+    };
   const said = await Promise.all(
     others.map(async (p) => {
       try {
@@ -72,11 +80,17 @@ export async function peersSay(
     }),
   );
   const against = said.find((x) => x.apiUrl !== null && !sameOrigin(x.apiUrl, url));
-  if (against) return { problem: `${against.p.label}'s Patroni lists ${t.label}'s REST API elsewhere than ${url}`, contradicted: true };
+  if (against)
+    return {
+      problem: `${against.p.label}'s Patroni lists ${t.label}'s REST API elsewhere than ${url}`,
+      contradicted: true,
+      nobodyAnswered: false,
+    };
   if (said.some((x) => x.apiUrl !== null)) return { confirmed: true };
   return {
     problem: `no other member's Patroni confirms ${url} is ${t.label}'s (${said.map((x) => `${x.p.label}: ${x.error ?? 'does not list it'}`).join('; ')})`,
     contradicted: false,
+    nobodyAnswered: said.every((x) => x.error !== null),
   };
 }
 

@@ -289,6 +289,16 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
           `${cand.label} is ${c.lag === 'unknown' ? 'an unknown amount' : formatBytes(c.lag)} behind per Patroni (limit ${formatBytes(maxLag)})`,
           'lag',
         );
+      // Patroni lists a replica as running (lag 0) before, and while, its WAL receiver is not streaming:
+      // what the leader commits meanwhile is not on it. A switchover to it could lose acknowledged
+      // commits; Postgres itself says whether it streams.
+      const co = await observe(cand, 3000);
+      if (!co.reachable || co.walReceiver?.status !== 'streaming')
+        throw fail(
+          lines,
+          `${cand.label} does not stream from the leader (${co.reachable ? `WAL receiver ${co.walReceiver?.status ?? 'not running'}` : (co.error ?? 'not answering')}): a switchover now could lose what it has not received`,
+          'lag',
+        );
       x.state.names = new Map([
         [old.id, oldName],
         [cand.id, candName],
