@@ -310,7 +310,7 @@ describe('delete', () => {
       { action: 'inventory.delete', type: 'environments', n: 1 },
       { action: 'inventory.delete_cascade', type: 'herds', n: 3 },
       { action: 'inventory.delete_cascade', type: 'instances', n: 9 },
-      { action: 'inventory.delete_cascade', type: 'role-bindings', n: 2 },
+      { action: 'inventory.delete_cascade', type: 'role-bindings', n: 3 },
       { action: 'inventory.delete_cascade', type: 'servers', n: 9 },
     ]);
   });
