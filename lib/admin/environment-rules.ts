@@ -42,13 +42,22 @@ export async function serverDependents(db: Queries, id: number): Promise<Record<
 /** Where the server is reached (its address, else its host name, resolved) must not be another environment's host. */
 export async function serverAddressRules(db: Queries, id: number): Promise<Record<string, string> | null> {
   const [s] = (
-    await db.execute<{ host: string; environment_id: number; has_address: boolean }>(
-      sql`SELECT coalesce(nullif(address, ''), hostname) AS host, environment_id, coalesce(address, '') <> '' AS has_address FROM servers WHERE id = ${id}`,
+    await db.execute<{ address: string; hostname: string; environment_id: number }>(
+      sql`SELECT coalesce(address, '') AS address, hostname, environment_id FROM servers WHERE id = ${id}`,
     )
   ).rows;
   if (!s) throw new Error(`server ${id} not found: its rules are checked after it is saved`);
-  const problem = await addressTakenElsewhere(db, s.environment_id, await addressesOf(s.host), id);
-  return problem ? { [s.has_address ? 'address' : 'hostname']: `${capitalize(problem)}.` } : null;
+  // Both: where it connects (the address), and its host name, which other servers' checks match too (a
+  // staging server named as production's address would otherwise shut production's out).
+  for (const [field, value] of [
+    ['address', s.address],
+    ['hostname', s.hostname],
+  ] as const) {
+    if (!value) continue;
+    const problem = await addressTakenElsewhere(db, s.environment_id, await addressesOf(value), id);
+    if (problem) return { [field]: `${capitalize(problem)}.` };
+  }
+  return null;
 }
 
 /** A herd moved to another environment must not leave members or poolers on servers of the old one. */

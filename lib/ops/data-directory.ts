@@ -90,3 +90,28 @@ export async function proveDirectoryServed(deps: ActionDeps, t: InstanceRef, ctx
     `Postgres at ${t.host}:${t.port} runs from ${o.dataDirectory}, not the recorded ${t.dataDirectory}: pgherd does not act on a data directory it cannot tie to this instance; nothing was run`,
   );
 }
+
+/**
+ * Refuses when the row's data directory is not this instance's, proven without Postgres answering at
+ * the row's address (a start; a stop of one that does not answer): its pg_control must hold the herd's
+ * system identifier (when the inventory knows it), and, under pg_ctl (whose postgresql.conf lives in
+ * the directory), the port it is configured for must be the row's. A row pointed at another cluster's
+ * directory on a shared host would otherwise have pg_ctl stop or start that cluster.
+ */
+export async function proveDirectoryIsInstances(deps: ActionDeps, t: InstanceRef, ctx: StepContext): Promise<void> {
+  const d = await dataDirectorySystem(deps, t, ctx);
+  if (!d.exists) return; // pg_ctl finds nothing there to act on, and says so
+  if (t.herdSystemIdentifier && d.system && d.system !== t.herdSystemIdentifier)
+    throw refuse(
+      'identity',
+      `${t.ssh.host}:${t.dataDirectory} holds system ${d.system}, not the herd's ${t.herdSystemIdentifier}: another cluster's data directory; nothing was run`,
+    );
+  if (t.controlDriver !== 'pg_ctl') return;
+  const r = await execNoted(deps, t, ctx, [`${binDir(t.pgVersion)}/postgres`, '-D', t.dataDirectory, '-C', 'port'], 30_000);
+  const port = r.stdout.trim();
+  if (r.code === 0 && /^\d+$/.test(port) && Number(port) !== t.port)
+    throw refuse(
+      'identity',
+      `${t.ssh.host}:${t.dataDirectory} is configured for port ${port}, not the recorded ${t.port}: it is not this instance's data directory; nothing was run`,
+    );
+}

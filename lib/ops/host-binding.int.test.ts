@@ -78,6 +78,17 @@ describe('an address belongs to one environment', () => {
     expect(r.ok).toBe(false);
   });
 
+  it("refuses a staging server named as production's address (its own address elsewhere), and production's address in IPv6's mapped form", async () => {
+    const named = await saveObject(t.db, def(), null, { ...form(prodServer.address, '192.0.2.77') }, stagingAdmin);
+    expect(named).toMatchObject({ ok: false, fieldErrors: { hostname: expect.stringContaining('a host belongs to one environment') } });
+    const mapped = await saveObject(t.db, def(), null, form('mapped.staging.lab.internal', `::ffff:${prodServer.address}`), stagingAdmin);
+    expect(mapped).toMatchObject({
+      ok: false,
+      fieldErrors: { address: expect.stringContaining(`is the address of ${prodServer.hostname}`) },
+    });
+    expect(await t.db.$count(servers, eq(servers.hostname, 'mapped.staging.lab.internal'))).toBe(0);
+  });
+
   it('refuses a change of a staging server\u2019s address to production\u2019s', async () => {
     const [stg] = await t.db.select().from(servers).where(eq(servers.environmentId, stagingId)).orderBy(servers.id).limit(1);
     const r = await saveObject(t.db, def(), stg!.id, { ...form(stg!.hostname, prodServer.address) }, stagingAdmin);

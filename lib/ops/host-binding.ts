@@ -9,7 +9,11 @@ import type { Queries } from '@/db/client';
 
 /** The addresses a host name or address stands for: itself, and what it resolves to (nothing more when it does not resolve in time). */
 export async function addressesOf(host: string, timeoutMs = 3000): Promise<string[]> {
-  const own = host.trim().toLowerCase().replace(/\.$/, '');
+  const own = host
+    .trim()
+    .toLowerCase()
+    .replace(/\.$/, '')
+    .replace(/^\[(.*)\]$/, '$1');
   let timer: NodeJS.Timeout | undefined;
   const resolved = await Promise.race([
     lookup(own, { all: true, verbatim: true }).then(
@@ -18,7 +22,19 @@ export async function addressesOf(host: string, timeoutMs = 3000): Promise<strin
     ),
     new Promise<string[]>((r) => (timer = setTimeout(() => r([]), timeoutMs))),
   ]).finally(() => clearTimeout(timer));
-  return [...new Set([own, ...resolved])];
+  return withMappedForms([own, ...resolved]);
+}
+
+/** Each IPv4 address also as IPv6 maps it (::ffff:a.b.c.d), and each mapped one as plain IPv4: one host either way. */
+export function withMappedForms(addresses: string[]): string[] {
+  const out = new Set<string>();
+  for (const a of addresses) {
+    out.add(a);
+    const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(a);
+    if (mapped?.[1]) out.add(mapped[1]);
+    else if (/^\d{1,3}(?:\.\d{1,3}){3}$/.test(a)) out.add(`::ffff:${a}`);
+  }
+  return [...out];
 }
 
 interface Other extends Record<string, unknown> {

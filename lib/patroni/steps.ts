@@ -47,11 +47,10 @@ function sameOrigin(a: string | null | undefined, b: string): boolean {
  */
 export async function peerProblem(t: InstanceRef, url: string, peers: InstanceRef[]): Promise<string | null> {
   const said = await peersSay(t, url, peers);
-  if ('confirmed' in said) return null;
-  // No other member answers (a single-member herd, or its other hosts are gone: the DR failover this is
-  // for): the exact host and the environment's CA are the proof left. A peer that answers and does not
-  // list it, or lists it elsewhere, refuses it.
-  return said.nobodyAnswered ? null : said.problem;
+  // Unconfirmed is refused too, even when no other member answers: an admin can empty the other
+  // members' addresses, or point them at ports where nothing answers, and the certificate alone does
+  // not prove the port. A herd whose other Patroni members are all gone is failed over with patronictl.
+  return 'confirmed' in said ? null : said.problem;
 }
 
 /** What the peers say of `url` (see peerProblem): confirmed, contradicted by one, or unconfirmed. */

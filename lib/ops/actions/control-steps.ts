@@ -9,7 +9,7 @@ import type { StepContext } from '../pipeline';
 import type { Observed } from '../observe';
 import { refreshInstance } from '../refresh';
 import { observe, waitObserved } from '../observe';
-import { proveDirectoryServed } from '../data-directory';
+import { proveDirectoryIsInstances, proveDirectoryServed } from '../data-directory';
 
 type Verb = 'start' | 'stop' | 'restart' | 'reload' | 'promote';
 
@@ -65,8 +65,11 @@ export function sshControlStep<S>(t: InstanceRef, verb: Verb, name: string, unle
     run: async (x) => {
       const why = unless?.(x.state);
       if (why) return void x.note({ stdout: `skipped: ${why}` });
-      // The data directory pg_ctl is given must be the one the instance at this address runs from.
-      if (verb !== 'start') await proveDirectoryServed(x.deps, t, x, await observe(t, 3000));
+      // The data directory pg_ctl is given must be this instance's: the one Postgres at its address runs
+      // from, or, where nothing answers there (a start, a stop of one that hangs), one the host proves.
+      const o = verb === 'start' ? null : await observe(t, 3000);
+      if (o?.reachable) await proveDirectoryServed(x.deps, t, x, o);
+      else await proveDirectoryIsInstances(x.deps, t, x);
       await execNotedOk(x.deps, t, x, verb === 'stop' ? d.stop(t, 'fast') : d[verb](t));
     },
   };

@@ -240,6 +240,25 @@ describe('rebuild destroys nothing its host has not proven', () => {
     }
   });
 
+  it('refuses to stop or start through a row whose address answers nothing and whose directory is another cluster\u2019s', async () => {
+    // Nothing listens at the row's port, so Postgres cannot say which directory it runs from: the host
+    // proves whose the directory is (pg_control's system identifier, the port it is configured for).
+    const [row] = await t.db.select().from(instances).where(eq(instances.id, r3.id));
+    await t.db.update(instances).set({ port: 5499, dataDirectory: elsewhere.dataDirectory }).where(eq(instances.id, r3.id));
+    try {
+      for (const action of [stopAction, startAction]) {
+        const { res, steps } = await run(action, r3.id);
+        // Start refuses before its own checks (a replica without a standby.signal, say) or at the directory.
+        expect(res.error?.message, action.name).toMatch(
+          action === stopAction ? /not the herd's \d+: another cluster's data directory; nothing was run/ : /refused/,
+        );
+        expect(steps.map((s) => s.command).join('\n'), action.name).not.toContain('pg_ctl');
+      }
+    } finally {
+      await t.db.update(instances).set({ port: row!.port, dataDirectory: row!.dataDirectory }).where(eq(instances.id, r3.id));
+    }
+  });
+
   it('refuses a stopped data directory of another cluster (its system identifier is not the herd\u2019s): not one file moved', async () => {
     // The instance stopped, its row pointed at a directory that holds another cluster's data (another
     // herd's, or another environment's): Postgres cannot answer for it; pg_control says whose it is.
