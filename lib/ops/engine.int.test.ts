@@ -832,6 +832,9 @@ describe('a worker that comes back after its lease was taken', () => {
     worker = null;
     const proxy = await startTcpProxy(dbEndpoint());
     const ran: string[] = [];
+    // The step holds until the test lets it go: it still runs when the paused worker resumes.
+    let letGo = () => {};
+    const held = new Promise<void>((r) => (letGo = r));
     const holdAction: InstanceAction = defineAction({
       name: 'engine-test-hold',
       label: 'Hold, with a cleanup',
@@ -841,11 +844,11 @@ describe('a worker that comes back after its lease was taken', () => {
         steps: [
           {
             name: 'hold',
-            says: 'wait 8 s (an EC2 wait, say)',
+            says: 'wait until the test lets it go (an EC2 wait, say)',
             timeoutMs: 30_000,
             run: async () => {
               ran.push('hold started');
-              await new Promise((r) => setTimeout(r, 8000));
+              await held;
               ran.push('hold ended');
             },
             always: { name: 'undo hold', says: 'touch the herd again', run: async () => void ran.push('undo hold') },
@@ -875,9 +878,11 @@ describe('a worker that comes back after its lease was taken', () => {
       const steps = await t.db.select({ name: operationSteps.name }).from(operationSteps).where(eq(operationSteps.targetId, target!.id));
       expect(steps.map((x) => x.name)).toEqual(['hold']);
       // The step's own work, abandoned, ends in the background; still no cleanup after it.
-      await new Promise((r) => setTimeout(r, 8000));
+      letGo();
+      await waitFor('the abandoned step to end', async () => (ran.includes('hold ended') ? true : undefined));
       expect(ran).toEqual(['hold started', 'hold ended']);
     } finally {
+      letGo();
       proxy.restore();
       await w.close().catch(() => {});
       await proxy.close();

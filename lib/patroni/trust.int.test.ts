@@ -192,7 +192,7 @@ describe("Patroni's REST address is the member's own", () => {
       const r = await runOperation(db, worker!.queue, reloadAction, { instanceIds: [id] }, {}, { username: 'trust-test' });
       expect(r.op.status).toBe('failed');
       expect(r.targets[0]!.error).toMatch(/Patroni lists .*REST API elsewhere than .*nothing was changed/);
-      // It was asked what a member is asked before anything else (so the attack reached it), and nothing more.
+      // It was asked what a member is asked before anything else (so the listener was reached), and nothing more.
       expect(listener.heard.map((h) => `${h.method} ${h.path}`)).toContain('GET /patroni');
       expect(listener.heard.filter((h) => h.authorization !== null || h.method !== 'GET')).toEqual([]);
     } finally {
