@@ -152,8 +152,23 @@ export async function pointAt(
       (uo.timeline === undefined || x.walReceiver.receivedTli === uo.timeline),
     { signal: ctx.signal, timeoutMs: opts.timeoutMs ?? 60_000 },
   );
+  // Receiving the new timeline is not following it: the startup process may yet meet what it cannot
+  // replay past (a record the old primary never finished, overwritten on the new timeline) and stop
+  // the whole instance. It follows once it has replayed what the upstream had written by now.
+  const now = await observe(up, 3000);
+  if (!now.reachable || !now.lsn) throw new Error(`${up.label} does not answer (${shown(now.error)})`);
+  const upTo = now.lsn;
+  const replayed = await waitObserved(
+    t,
+    `replayed the new timeline up to ${upTo}`,
+    (x) => {
+      if (!x.reachable && x.refused) throw new Error(`${t.label} stopped while replaying the new timeline (${shown(x.error)})`);
+      return x.reachable && x.inRecovery === true && (lsnDiff(x.lsn, upTo) ?? -1) >= 0;
+    },
+    { signal: ctx.signal, timeoutMs: opts.timeoutMs ?? 60_000 },
+  );
   await deps.db.update(instances).set({ upstreamInstanceId: up.id }).where(eq(instances.id, t.id));
-  return o;
+  return { ...replayed, walReceiver: replayed.walReceiver ?? o.walReceiver };
 }
 
 /** The herd's system identifier: as recorded, else as its source (a member proven to be the herd's primary) reports it. */
