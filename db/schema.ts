@@ -449,6 +449,45 @@ export const herdLeases = pgTable(
   (t) => [index('herd_leases_target_idx').on(t.targetId)],
 );
 
+// What a target took away from clients and owes them back (a PgBouncer it paused), written before it is
+// taken: the target's own cleanup settles it; one the target could not settle (its worker killed, its
+// lease lost, the pooler away) is settled by the next worker's reconcile once no one holds the herd,
+// and shown on the herd and the operation until it is.
+export const owedCleanups = pgTable(
+  'owed_cleanups',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    targetId: integer('target_id')
+      .notNull()
+      .references(() => operationTargets.id, { onDelete: 'cascade' }),
+    herdId: integer('herd_id')
+      .notNull()
+      .references(() => herds.id, { onDelete: 'cascade' }),
+    poolerId: integer('pooler_id').references(() => poolers.id, { onDelete: 'cascade' }),
+    kind: text('kind').$type<'pooler-resume'>().notNull(),
+    // What it owes, in words (for the pages), and the entries it paused.
+    says: text('says').notNull(),
+    databases: text('databases').array().notNull(),
+    // The resume armed on the pooler's host (lib/ops/pooler-resume.ts): found and disarmed by this.
+    resumeToken: text('resume_token').notNull(),
+    // When the armed resume fires at the latest.
+    dueBy: timestamp('due_by', { withTimezone: true }).notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    // A worker's reconcile settling it holds it until then (two workers never resume one pooler at once).
+    claimedUntil: timestamp('claimed_until', { withTimezone: true }),
+    lastError: text('last_error'),
+    settledAt: timestamp('settled_at', { withTimezone: true }),
+    settledHow: text('settled_how'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('owed_cleanups_open_idx')
+      .on(t.herdId)
+      .where(sql`settled_at IS NULL`),
+    index('owed_cleanups_target_idx').on(t.targetId),
+  ],
+);
+
 // An agent report that named the system identifier of a herd in another environment than the reporting
 // server's: held here, never merged into that herd (a staging host must not add members to a production
 // herd); shown on the fleet health panel and audited when first seen.

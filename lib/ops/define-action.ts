@@ -22,6 +22,8 @@ export interface ActionDeps {
   ssh: SshPool;
   /** The operation being run: what its steps write in the audit log (a DNS change, say). */
   operation?: { id: number; requestedBy: { id: number | null; username: string } };
+  /** The target being run: what it owes clients is recorded against it (owed_cleanups). */
+  targetId?: number;
   /** What the target came to, in one line (kept with the target, shown on the operation page and in the API). */
   outcome?: (text: string) => void;
 }
@@ -44,6 +46,8 @@ export interface ActionStep<S = unknown> {
   always?: ActionStep<S>;
   /** The `always` steps registered so far run before this one (one part of a longer flow is finished first). */
   settles?: boolean;
+  /** An `always` step that gives clients back what was taken, safe whoever holds the herd: it runs even after the lease is lost. */
+  givesBack?: boolean;
 }
 
 /** Says what `always` will do after the step, in the step's line. */
@@ -276,6 +280,7 @@ function bind<S>(s: ActionStep<S>, deps: ActionDeps, state: S): Step {
     timeoutMs: s.timeoutMs,
     defer: s.always && bind(s.always, deps, state),
     settles: s.settles,
+    givesBack: s.givesBack,
   });
 }
 

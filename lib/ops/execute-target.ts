@@ -21,6 +21,7 @@ import type { Step, StepRecord } from './pipeline';
 import { instanceWithHerd, loadInstanceWithHerd } from './instance-ref';
 import { claimTarget, gate, heartbeat, LeaseLostError, LeaseUnconfirmedError, leaseTtlMs, releaseLease, type ClaimedTarget } from './lease';
 import { errorText } from './errors';
+import { owedBy } from './owed';
 import { lastSeen } from './last-seen';
 import { runPipeline } from './pipeline';
 import { cleanupsText, targetEnd } from './target-end';
@@ -235,6 +236,7 @@ async function executeIn(
       db,
       ssh,
       operation: { id: operationId, requestedBy: { id: target.requested_by, username: target.requested_by_name } },
+      targetId,
       outcome: (text) => {
         outcome = text;
       },
@@ -295,8 +297,17 @@ async function executeIn(
       const left = res.cleanupsLeft?.length
         ? `; not run, as the herd may be another's now: ${res.cleanupsLeft.join(', ')} (do them by hand, or run the action again: its plan says what it can finish)`
         : '';
+      const gave = res.givenBack ?? [];
+      const given = gave.filter((g) => !g.error).map((g) => g.name);
+      const notGiven = gave.filter((g) => g.error);
+      const back =
+        (given.length ? `; run all the same, as they only give back what it took: ${given.join(', ')}` : '') +
+        (notGiven.length
+          ? `; failed, owed until the next worker's reconcile does them: ${notGiven.map((g) => `${g.name} (${errorText(g.error)})`).join(', ')}`
+          : '');
       const failed = res.cleanupErrors.length ? `; and ${cleanupsText(res.cleanupErrors)}` : '';
-      return await end('interrupted', `${res.error.message}${left}${failed}`);
+      if (gave.length) log('target.given_back', { operationId, targetId, given, failed: notGiven.map((g) => g.name) });
+      return await end('interrupted', `${res.error.message}${left}${back}${failed}`);
     }
     const ending = targetEnd(res);
     if (res.cleanupErrors.length)
@@ -464,6 +475,10 @@ export async function reconcile(db: Db): Promise<{ interrupted: number[]; queued
     updated_at: string | Date;
   }[]) {
     const seen = await observedNow(db, { instanceId: row.instance_id, herdId: row.herd_id }, new Date(row.updated_at));
+    const owed = await owedBy(db, row.id);
+    const owedText = owed.length
+      ? `; what it took from clients is owed back, and the next reconcile gives it back once no one holds the herd: ${owed.join('; ')}`
+      : '';
     // One transaction: whoever sees the target interrupted (and its operation settled) sees its herd
     // free and its step closed too, never the operation ended with the herd still leased.
     const done = await db.transaction(async (tx) => {
@@ -471,8 +486,7 @@ export async function reconcile(db: Db): Promise<{ interrupted: number[]; queued
         .update(operationTargets)
         .set({
           status: 'interrupted',
-          error:
-            "the worker running it stopped or lost the herd's lease; check what was last observed, then retry it from the operation page",
+          error: `the worker running it stopped or lost the herd's lease; check what was last observed, then retry it from the operation page${owedText}`,
           outcome: seen,
         })
         .where(and(eq(operationTargets.id, row.id), eq(operationTargets.status, 'running')))

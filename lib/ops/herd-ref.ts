@@ -18,6 +18,7 @@ export interface DnsRecordRef {
 /** A PgBouncer in front of the herd: its admin console, and its configuration file over SSH. */
 export interface PoolerRef {
   id: number;
+  herdId: number;
   /** server:port */
   label: string;
   host: string;
@@ -54,7 +55,7 @@ const HERDS = {
                 coalesce((SELECT json_agg(json_build_object('id', d.id, 'name', d.name, 'type', d.type, 'zone', d.zone, 'provider', d.provider,
                     'ttl', d.ttl, 'match', d.match, 'matchRole', d.match_role, 'matchInstanceId', d.match_instance_id) ORDER BY d.id)
                   FROM dns_records d WHERE d.herd_id = h.id), '[]') AS dns,
-                coalesce((SELECT json_agg(json_build_object('id', p.id, 'label', s.hostname || ':' || p.port,
+                coalesce((SELECT json_agg(json_build_object('id', p.id, 'herdId', p.herd_id, 'label', s.hostname || ':' || p.port,
                     'host', coalesce(nullif(s.address, ''), s.hostname), 'port', p.port, 'adminUser', p.admin_user,
                     'configFile', p.config_file, 'databases', p.databases, 'serverEnvironmentId', s.environment_id, 'serverEnvironment', (SELECT name FROM environments WHERE id = s.environment_id),
                     'ssh', json_build_object('host', coalesce(nullif(s.address, ''), s.hostname), 'port', s.ssh_port,

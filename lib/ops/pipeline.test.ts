@@ -205,6 +205,47 @@ describe('runPipeline', () => {
     expect(order).toEqual(['one', 'slow ended']);
   });
 
+  it('after a lost lease runs only the cleanups that give back, even while the record and the lease check hang', async () => {
+    const lost = new Error('lease lost');
+    const stop = new AbortController();
+    const order: string[] = [];
+    // pgherd's database frozen from the second step on: every record and every lease check hangs.
+    const frozen = { on: false };
+    const hang = new Promise<void>(() => {});
+    const r = memory();
+    const recorder: StepRecorder = {
+      start: (seq, name) => (frozen.on ? hang : r.start(seq, name)),
+      finish: (seq, rec) => (frozen.on ? hang : r.finish(seq, rec)),
+    };
+    const res = await runPipeline(
+      [
+        step('pause', async () => void order.push('pause'), {
+          defer: step('resume', async () => void order.push('resume'), { givesBack: true }),
+        }),
+        step(
+          'stop old',
+          async () => {
+            order.push('stop old');
+            frozen.on = true;
+            setTimeout(() => stop.abort(lost), 20);
+          },
+          { defer: step('start old again', async () => void order.push('start old again')) },
+        ),
+        step('promote', async () => void order.push('promote')),
+      ],
+      recorder,
+      {
+        stop: stop.signal,
+        leaveCleanups: (e) => e === lost,
+        gate: async (i) => (frozen.on && i > 0 ? hang.then(() => null) : null),
+      },
+    );
+    expect(res.error).toBe(lost);
+    expect(order).toEqual(['pause', 'stop old', 'resume']);
+    expect(res.cleanupsLeft).toEqual(['start old again']);
+    expect(res.givenBack).toEqual([{ name: 'resume', error: null }]);
+  });
+
   it('checks for cancellation between steps, then cleans up', async () => {
     const r = memory();
     let cancel = false;

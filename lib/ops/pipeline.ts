@@ -35,10 +35,20 @@ export interface Step {
    * names back before it drains the next). A cleanup that fails there stops the pipeline.
    */
   settles?: boolean;
+  /**
+   * A cleanup that gives clients back what the flow took (a paused PgBouncer resumed), safe whoever
+   * holds the herd: it runs even when the pipeline ends with an error `leaveCleanups` names (a lost
+   * lease), where every other cleanup is left.
+   */
+  givesBack?: boolean;
 }
 
-export function step(name: string, run: Step['run'], opts: { timeoutMs?: number; defer?: Step; settles?: boolean } = {}): Step {
-  return { name, run, timeoutMs: opts.timeoutMs ?? 60_000, defer: opts.defer, settles: opts.settles };
+export function step(
+  name: string,
+  run: Step['run'],
+  opts: { timeoutMs?: number; defer?: Step; settles?: boolean; givesBack?: boolean } = {},
+): Step {
+  return { name, run, timeoutMs: opts.timeoutMs ?? 60_000, defer: opts.defer, settles: opts.settles, givesBack: opts.givesBack };
 }
 
 export class StepTimeoutError extends Error {
@@ -80,13 +90,51 @@ export interface PipelineResult {
   cleanupErrors: CleanupError[];
   /** The cleanups not run (the pipeline ended with an error `leaveCleanups` names). */
   cleanupsLeft?: string[];
+  /** The cleanups that give something back, run all the same after such an error (and whether each did). */
+  givenBack?: { name: string; error: Error | null }[];
 }
 
 const reasonOf = (signal: AbortSignal) => (signal.reason instanceof Error ? signal.reason : new Error('stopped'));
 
+/**
+ * `p`, or the stop's reason once `stop` aborts first: a record or a lease check waiting on pgherd's
+ * database (frozen, or away) must not keep the flow from ending, and its cleanups from running.
+ */
+function untilStopped<T>(p: Promise<T>, stop?: AbortSignal): Promise<T> {
+  if (!stop) return p;
+  if (stop.aborted) {
+    p.catch(() => {});
+    return Promise.reject(reasonOf(stop));
+  }
+  let onStop: (() => void) | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      onStop = () => reject(reasonOf(stop));
+      stop.addEventListener('abort', onStop, { once: true });
+    }),
+  ]).finally(() => {
+    if (onStop) stop.removeEventListener('abort', onStop);
+    p.catch(() => {});
+  });
+}
+
+/**
+ * A recorder that never keeps a step from running: each write is given `ms`, and a failure or a
+ * database that does not answer (the usual reason the lease was lost) is passed over.
+ */
+export function bestEffort(recorder: StepRecorder, ms = 250): StepRecorder {
+  const bounded = (p: Promise<void>) =>
+    Promise.race([p.catch(() => {}), new Promise<void>((r) => setTimeout(r, ms).unref())]);
+  return {
+    start: (seq, name) => bounded(recorder.start(seq, name)),
+    finish: (seq, rec) => bounded(recorder.finish(seq, rec)),
+  };
+}
+
 async function runStep(s: Step, seq: number, recorder: StepRecorder, stop?: AbortSignal): Promise<void> {
   if (stop?.aborted) throw reasonOf(stop);
-  await recorder.start(seq, s.name);
+  await untilStopped(recorder.start(seq, s.name), stop);
   const ctl = new AbortController();
   const notes: Partial<StepRecord> = {};
   let timer: NodeJS.Timeout | undefined;
@@ -110,10 +158,13 @@ async function runStep(s: Step, seq: number, recorder: StepRecorder, stop?: Abor
         else stop.addEventListener('abort', onStop, { once: true });
       }),
     ]);
-    await recorder.finish(seq, { ...notes, name: s.name, status: 'succeeded' });
+    await untilStopped(recorder.finish(seq, { ...notes, name: s.name, status: 'succeeded' }), stop);
   } catch (err) {
     const e = err as Error;
-    await recorder.finish(seq, { ...notes, name: s.name, status: 'failed', stderr: [notes.stderr, e.message].filter(Boolean).join('\n') });
+    await untilStopped(
+      recorder.finish(seq, { ...notes, name: s.name, status: 'failed', stderr: [notes.stderr, e.message].filter(Boolean).join('\n') }),
+      stop,
+    ).catch(() => {});
     throw err;
   } finally {
     clearTimeout(timer);
@@ -168,7 +219,7 @@ export async function runPipeline(
       break;
     }
     if (opts.gate) {
-      const stop = await opts.gate(i).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+      const stop = await untilStopped(opts.gate(i), opts.stop).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
       if (stop) {
         error = stop;
         break;
@@ -190,8 +241,22 @@ export async function runPipeline(
     }
   }
   if (error && opts.leaveCleanups?.(error)) {
-    const left = deferred.splice(0).reverse();
-    return { ok: false, error, cleanupErrors, cleanupsLeft: left.map((d) => d.name) };
+    const left: string[] = [];
+    const givenBack: { name: string; error: Error | null }[] = [];
+    for (const d of deferred.splice(0).reverse()) {
+      if (!d.givesBack) {
+        left.push(d.name);
+        continue;
+      }
+      // Not stopped by the stop that ended the flow, and recorded only where the database lets it.
+      try {
+        await runStep(d, seq++, bestEffort(recorder));
+        givenBack.push({ name: d.name, error: null });
+      } catch (err) {
+        givenBack.push({ name: d.name, error: err instanceof Error ? err : new Error(String(err)) });
+      }
+    }
+    return { ok: false, error, cleanupErrors, cleanupsLeft: left, givenBack };
   }
   await runDeferred();
   return { ok: !error && !cleanupErrors.length, error: error ?? cleanupErrors[0], cleanupErrors };

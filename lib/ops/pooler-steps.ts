@@ -1,6 +1,11 @@
 // A herd's PgBouncers during a switchover or failover: paused (new queries wait, none fails), their
 // [databases] entries pointed at the new primary (the file edited over SSH on the pooler's server,
-// then RELOAD, then checked with SHOW DATABASES), resumed. A pause is always resumed.
+// then RELOAD, then checked with SHOW DATABASES), resumed. A pause is always resumed: by the flow, by
+// its cleanup (which runs even after the herd's lease is lost), by the next worker's reconcile (what is
+// owed is recorded before the pause), and at the latest by the resume armed on the pooler's host when
+// the pause budget runs out (lib/ops/pooler-resume.ts).
+import { eq } from 'drizzle-orm';
+import { owedCleanups } from '@/db/schema';
 import { poolerAdmin, showDatabases, type AdminConnector } from '@/lib/pgbouncer/admin';
 import { readEntries, repointEntries } from '@/lib/pgbouncer/ini';
 import type { ActionDeps, ActionStep, RunContext } from './define-action';
@@ -11,6 +16,7 @@ import { poolerClient } from './pg-access';
 import type { StepContext } from './pipeline';
 import { refuse } from './refusal';
 import { execNotedOk } from './actions/control-steps';
+import { armResume, checkResumeArmable, disarmResume, newResumeToken } from './pooler-resume';
 
 /** Connects to a pooler's admin console with its server environment's credentials (PGHERD_PG_CONFIG). */
 export const poolerConsole =
@@ -29,24 +35,99 @@ export async function describePooler(p: PoolerRef): Promise<string> {
     .join(', ');
 }
 
-/** Checks that the pooler answers and its configuration file has every entry pgherd is to move. */
-export async function checkPooler(p: PoolerRef, deps: ActionDeps, ctx: StepContext): Promise<string> {
+/**
+ * Checks that the pooler answers and its configuration file has every entry pgherd is to move; for a
+ * flow that pauses it, that the resume bounding the pause can be armed on its host.
+ */
+export async function checkPooler(p: PoolerRef, deps: ActionDeps, ctx: StepContext, opts: { pauses?: boolean } = {}): Promise<string> {
   const seen = await describePooler(p);
   const { stdout } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000, undefined, false);
   const entries = readEntries(stdout);
   const missing = p.databases.filter((d) => !entries.has(d));
   if (missing.length)
     throw refuse('pooler', `${p.configFile} on ${p.label} has no [databases] entry ${missing.join(', ')}; nothing was changed`);
+  if (opts.pauses) {
+    try {
+      await checkResumeArmable(p, deps, ctx);
+    } catch (err) {
+      throw refuse('pooler', `${errorText(err)}; nothing was changed`);
+    }
+  }
   return `${p.label}: ${seen}`;
 }
 
-export async function pausePooler(p: PoolerRef, ctx: StepContext): Promise<void> {
-  ctx.note({ command: p.databases.map((d) => `PAUSE ${d}`).join('; ') + ` on ${p.label}` });
+/** A pause's bound, in the words of a plan. */
+export const pauseBoundWords = (budgetS: number) =>
+  `paused ${budgetS} s at most: a RESUME armed on its host fires then, whatever happens to pgherd`;
+
+/** The confirmation page's line on how long the herd's PgBouncers may be paused (none without PgBouncers). */
+export const pauseBudgetFacts = (poolers: PoolerRef[], budgetS: number) =>
+  poolers.length
+    ? [
+        {
+          label: 'PgBouncer pause',
+          value: `${budgetS} s at most: a RESUME armed on each PgBouncer's host fires then, whatever happens to pgherd (its worker, its lease, Redis or its database)`,
+        },
+      ]
+    : [];
+
+/** What the pause steps keep between the pause and its resume: each pooler's armed resume and its owed row. */
+export interface PauseState {
+  paused?: Map<number, { token: string; owedId: number | null }>;
+}
+
+/**
+ * Records what is owed, arms the resume on the pooler's host, then pauses. Nothing is paused unless
+ * both are in place: a database that cannot take the record, or a host that cannot arm the resume,
+ * fails the step before PAUSE is sent.
+ */
+export async function pausePooler(p: PoolerRef, budgetS: number, x: RunContext<PauseState>): Promise<void> {
+  if (x.deps.targetId === undefined) throw new Error('a pause is owed back by its target: it runs only as part of an operation');
+  const token = newResumeToken();
+  const [owed] = await x.deps.db
+    .insert(owedCleanups)
+    .values({
+      targetId: x.deps.targetId,
+      herdId: p.herdId,
+      poolerId: p.id,
+      kind: 'pooler-resume',
+      says: `RESUME ${p.databases.join(', ')} on PgBouncer ${p.label}`,
+      databases: p.databases,
+      resumeToken: token,
+      dueBy: new Date(Date.now() + budgetS * 1000),
+    })
+    .returning({ id: owedCleanups.id });
+  (x.state.paused ??= new Map()).set(p.id, { token, owedId: owed?.id ?? null });
+  await armResume(p, token, budgetS, x.deps, x);
+  x.note({ command: p.databases.map((d) => `PAUSE ${d}`).join('; ') + ` on ${p.label} (a RESUME armed there fires in ${budgetS} s)` });
   await poolerAdmin(
     poolerConsole(p),
     p.databases.map((d) => `PAUSE ${d}` as const),
     30_000,
   );
+}
+
+/**
+ * Once a pause is resumed: the resume armed on its host disarmed, the owed row settled. The row is
+ * written where the database answers; one left open is settled by the next reconcile (which finds
+ * nothing paused).
+ */
+async function settlePause(p: PoolerRef, x: RunContext<PauseState>, how: string): Promise<string> {
+  const armed = x.state.paused?.get(p.id);
+  if (!armed) return '';
+  const disarmed = await disarmResume(p, armed.token, x.deps, x);
+  x.state.paused?.delete(p.id);
+  if (armed.owedId !== null) {
+    const write = x.deps.db
+      .update(owedCleanups)
+      .set({ settledAt: new Date(), settledHow: how })
+      .where(eq(owedCleanups.id, armed.owedId))
+      .then(() => true)
+      .catch(() => false);
+    const ok = await Promise.race([write, new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);
+    if (!ok) return `${disarmed}; not recorded as settled (pgherd's database did not answer): the next reconcile settles it`;
+  }
+  return disarmed;
 }
 
 /** RESUME each entry that is paused (RESUME of an entry that is not paused is an error in PgBouncer). */
@@ -100,7 +181,7 @@ export function repointPoolerSteps<S>(poolers: PoolerRef[], to: (state: S) => In
 }
 
 /** What a switchover's PgBouncer steps share: whether the new primary is promoted, and who was pointed at it. */
-export interface PoolerSwitchState {
+export interface PoolerSwitchState extends PauseState {
   promoted: boolean;
   repointed: Set<number>;
 }
@@ -117,21 +198,31 @@ async function resumeAlways<S extends PoolerSwitchState>(pl: PoolerRef, to: Inst
     lines.push(`not re-pointed: ${errorText(err)}`);
   }
   lines.push(await resumePooler(pl, x));
+  const settled = await settlePause(pl, x, 'resumed by its cleanup');
+  if (settled) lines.push(settled);
   x.note({ stdout: lines.join('\n') });
   if (failed) throw failed;
 }
 
-/** Each PgBouncer paused before a switch, with its resume (pointed at `to(state)` once promoted) as a cleanup that always runs. */
-export function pauseSteps<S extends PoolerSwitchState>(poolers: PoolerRef[], to: (state: S) => InstanceRef | undefined): ActionStep<S>[] {
+/**
+ * Each PgBouncer paused before a switch, for `budgetS` seconds at most, with its resume (pointed at
+ * `to(state)` once promoted) as a cleanup that always runs, even once the herd's lease is lost.
+ */
+export function pauseSteps<S extends PoolerSwitchState>(
+  poolers: PoolerRef[],
+  to: (state: S) => InstanceRef | undefined,
+  budgetS: number,
+): ActionStep<S>[] {
   return poolers.map((pl) => ({
     name: `PgBouncer ${pl.label}: pause`,
-    says: `PAUSE ${pl.databases.join(', ')} on PgBouncer ${pl.label}: new queries wait`,
-    timeoutMs: 35_000,
-    run: (x) => pausePooler(pl, x),
+    says: `PAUSE ${pl.databases.join(', ')} on PgBouncer ${pl.label}: new queries wait (${pauseBoundWords(budgetS)})`,
+    timeoutMs: 50_000,
+    run: (x) => pausePooler(pl, budgetS, x),
     always: {
       name: `PgBouncer ${pl.label}: resume (always)`,
-      says: 'RESUME always follows, whatever happens',
+      says: 'RESUME always follows, whatever happens (even should pgherd lose the herd)',
       timeoutMs: 30_000,
+      givesBack: true,
       run: (x) => resumeAlways(pl, to(x.state), x),
     },
   }));
@@ -152,7 +243,8 @@ export function repointAndResumeSteps<S extends PoolerSwitchState>(
       if (!target) throw new Error('no new primary was chosen');
       const moved = await repointPooler(pl, target, x.deps, x);
       x.state.repointed.add(pl.id);
-      x.note({ stdout: `${moved}\n${await resumePooler(pl, x)}` });
+      const resumed = await resumePooler(pl, x);
+      x.note({ stdout: [moved, resumed, await settlePause(pl, x, 'resumed by the flow')].filter(Boolean).join('\n') });
     },
   }));
 }

@@ -1,8 +1,8 @@
 // The state refresher: reads every instance's role, state, timeline, LSN, lag, upstream and pending
 // restarts, with bounded concurrency, and writes them to the inventory.
-import { eq } from 'drizzle-orm';
+import { eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
-import { dnsRecords, instances, instanceState } from '@/db/schema';
+import { dnsRecords, herdLeases, instances, instanceState } from '@/db/schema';
 import { checkRecord } from './dns-records';
 import { loadHerdRefs } from './herd-ref';
 import { lsnToNumber } from '@/lib/inventory/lsn';
@@ -43,11 +43,28 @@ export interface Reading {
   /** The member it streams from; `upstreamEndpoint` when that is not a member of its herd. */
   upstream: InstanceRef | null;
   upstreamEndpoint: string | null;
+  /**
+   * Recorded as the primary, silent now, while another member answers as the primary on a later
+   * timeline: superseded (a switchover or failover that stopped after the promotion). Recorded as no
+   * longer the primary, and fenced: started as it is, it would come up as a second primary; a rebuild
+   * (pg_rewind) brings it back as a replica.
+   */
+  superseded: boolean;
 }
 
-export function readPass(seen: { r: InstanceRef; o: Observed }[]): Map<number, Reading> {
+/**
+ * `maySupersede`: whether a silent member recorded as primary may be read as superseded (see
+ * Reading.superseded). Only the refresher's writes ask it, for herds no operation holds and Patroni
+ * does not run: in the middle of a switchover, or while Patroni rejoins an old leader, a stopped old
+ * primary beside the new one is the plan, not something left behind.
+ */
+export function readPass(seen: { r: InstanceRef; o: Observed }[], maySupersede: (r: InstanceRef) => boolean = () => false): Map<number, Reading> {
   const primaryLsn = new Map<number, number>();
   for (const { r, o } of seen) if (o.reachable && o.inRecovery === false && o.lsn) primaryLsn.set(r.herdId, lsnToNumber(o.lsn));
+  const primaryTimeline = new Map<number, number>();
+  for (const { r, o } of seen)
+    if (o.reachable && o.inRecovery === false && typeof o.timeline === 'number')
+      primaryTimeline.set(r.herdId, Math.max(o.timeline, primaryTimeline.get(r.herdId) ?? 0));
   const byEndpoint = new Map(seen.map(({ r }) => [`${r.herdId}/${r.host}:${r.port}`, r]));
   return new Map(
     seen.map(({ r, o }) => {
@@ -57,16 +74,20 @@ export function readPass(seen: { r: InstanceRef; o: Observed }[]): Map<number, R
       const w = o.reachable && o.inRecovery ? o.walReceiver : null;
       const endpoint = w?.senderHost ? `${w.senderHost}:${w.senderPort ?? 5432}` : null;
       const upstream = endpoint ? (byEndpoint.get(`${r.herdId}/${endpoint}`) ?? null) : null;
+      const later = primaryTimeline.get(r.herdId);
+      const superseded =
+        !o.reachable && r.role === 'primary' && r.timeline !== null && later !== undefined && later > r.timeline && maySupersede(r);
       return [
         r.id,
         {
           observed: o,
           role: !o.reachable ? null : o.inRecovery ? 'replica' : 'primary',
-          state: keep ? (r.state as InstanceState) : o.reachable ? 'running' : stateFrom(o),
+          state: keep ? (r.state as InstanceState) : superseded ? 'fenced' : o.reachable ? 'running' : stateFrom(o),
           lsn,
           lagBytes: !o.reachable ? null : !o.inRecovery ? 0 : primary !== undefined && lsn !== null ? Math.max(0, primary - lsn) : null,
           upstream,
           upstreamEndpoint: endpoint && !upstream ? endpoint : null,
+          superseded,
         },
       ];
     }),
@@ -88,7 +109,10 @@ export async function refreshFleet(
 
 /** Writes a pass of observations; a state pgherd set on purpose meanwhile (fenced) stays, see keepDeliberate. */
 export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[]): Promise<void> {
-  const readings = readPass(seen);
+  const held = new Set(
+    (await db.select({ id: herdLeases.herdId }).from(herdLeases).where(gt(herdLeases.expiresAt, sql`now()`))).map((x) => x.id),
+  );
+  const readings = readPass(seen, (r) => r.controlDriver !== 'patroni' && !held.has(r.herdId));
   const now = new Date();
   for (const { r } of seen) {
     const reading = readings.get(r.id);
@@ -103,6 +127,7 @@ export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[]
 
 function values(x: Reading, now: Date) {
   const o = x.observed;
+  if (x.superseded) return { state: x.state, role: 'replica' as const, lastObservedAt: now };
   if (!x.role) return { state: x.state, lastObservedAt: now };
   return {
     state: x.state,

@@ -10,6 +10,7 @@ import { parseSshKeys } from '@/lib/ssh/keys';
 import { fleetSsh } from './fleet-ssh';
 import { errorText } from './errors';
 import { executeTarget, reconcile } from './execute-target';
+import { settleOwed } from './owed';
 import { runConductor } from './conductor';
 import { checkDnsRecords, refreshFleet } from './refresher';
 import { followEveryMs, followPatroni } from '@/lib/patroni/follow';
@@ -99,6 +100,8 @@ export async function startWorker(cfg: WorkerConfig) {
     await enqueueTargets(queue, r.queued);
     const requeued = await requeueTargets(queue, r.stale);
     if (requeued.length) log('reconcile.requeued', { targets: requeued });
+    // What targets that ended (or died) owe clients: a PgBouncer left paused is resumed now, not at its bound.
+    await settleOwed(db, ssh, log);
   };
   await doReconcile();
 

@@ -15,7 +15,8 @@ import { errorText } from '@/lib/ops/errors';
 import type { HerdRef } from '@/lib/ops/herd-ref';
 import type { InstanceRef } from '@/lib/ops/instance-ref';
 import { observe, type Observed } from '@/lib/ops/observe';
-import { checkPooler, pauseSteps, repointAndResumeSteps, repointPoolerSteps } from '@/lib/ops/pooler-steps';
+import { checkPooler, pauseBudgetFacts, pauseSteps, repointAndResumeSteps, repointPoolerSteps } from '@/lib/ops/pooler-steps';
+import { DEFAULT_PAUSE_BUDGET_S } from '@/lib/ops/pooler-resume';
 import { refuse, type Refusal } from '@/lib/ops/refusal';
 import { describeObserved, recordNewPrimary } from '@/lib/ops/topology-steps';
 import { checkCredentials, failover, PatroniError, switchover, type PatroniAccess } from './client';
@@ -184,7 +185,7 @@ async function seenLines<S extends PatroniSwitchState>(h: HerdRef, now: PatroniN
     `Patroni (asked of ${now.askedOf ?? '?'}): leader ${now.leader ?? 'none'}${now.paused ? ', paused (maintenance mode)' : ''}; ${now.members.map((m) => `${m.name} ${m.role} ${m.state}${typeof m.lag === 'number' ? ` lag ${formatBytes(m.lag)}` : ''}`).join(', ')}`,
   );
   lines.push(...(await dnsPreflight(h)));
-  for (const pl of h.poolers) lines.push(await checkPooler(pl, x.deps, x));
+  for (const pl of h.poolers) lines.push(await checkPooler(pl, x.deps, x, { pauses: true }));
   return { seen, lines };
 }
 
@@ -201,6 +202,7 @@ export interface PatroniSwitchoverParams {
   candidateInstanceId?: number;
   maxLagBytes?: number;
   scheduledAt?: string;
+  pauseBudgetSeconds?: number;
 }
 
 /**
@@ -220,6 +222,7 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
   const lag = lagOf(old, cand);
   const after = membersAfter(h, cand);
   const at = p.scheduledAt ? new Date(p.scheduledAt) : null;
+  const budgetS = p.pauseBudgetSeconds ?? DEFAULT_PAUSE_BUDGET_S;
   const facts = [
     { label: 'Run by', value: 'Patroni: pgherd asks, Patroni switches over (pgherd stops, starts and promotes nothing itself)' },
     { label: 'Old leader', value: old.label },
@@ -243,6 +246,7 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
       label: 'Committed transactions lost',
       value: 'none: Patroni shuts the old leader down cleanly and the candidate takes over from there',
     },
+    ...(at ? [] : pauseBudgetFacts(h.poolers, budgetS)),
   ];
   const refusedForLag =
     lag !== null && lag > maxLag ? refuse('lag', `${cand.label} is ${formatBytes(lag)} behind (limit ${formatBytes(maxLag)})`) : undefined;
@@ -357,7 +361,7 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
     ],
     steps: [
       preflight,
-      ...pauseSteps<S>(h.poolers, (st) => st.cand),
+      ...pauseSteps<S>(h.poolers, (st) => st.cand, budgetS),
       {
         name: `switch over to ${cand.label} through Patroni`,
         says: `POST /switchover to Patroni, then wait until its /cluster names ${cand.label} the leader and it accepts writes`,

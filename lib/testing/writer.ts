@@ -8,6 +8,8 @@ export interface Writer {
   errors: string[];
   /** Longest time between two acknowledged commits since the start (or the last resetGap). */
   readonly maxGapMs: number;
+  /** Longest time one statement waited for any answer, a commit or an error (PgBouncer paused, say). */
+  readonly maxWaitMs: number;
   resetGap(): void;
   stop(): Promise<void>;
 }
@@ -18,11 +20,21 @@ function tally() {
   const errors: string[] = [];
   let last = performance.now();
   let maxGapMs = 0;
+  let maxWaitMs = 0;
   const state = { stopping: false };
   return {
     acked,
     errors,
     state,
+    /** Runs one statement, timing how long it waited for its answer. */
+    async timed<T>(q: Promise<T>): Promise<T> {
+      const t0 = performance.now();
+      try {
+        return await q;
+      } finally {
+        maxWaitMs = Math.max(maxWaitMs, performance.now() - t0);
+      }
+    },
     ack(n: number) {
       acked.push(n);
       const now = performance.now();
@@ -35,6 +47,9 @@ function tally() {
         errors,
         get maxGapMs() {
           return maxGapMs;
+        },
+        get maxWaitMs() {
+          return maxWaitMs;
         },
         resetGap: () => {
           maxGapMs = 0;
@@ -59,7 +74,7 @@ export function startWriter(dsn: string, table = 'writes'): Writer {
     await c.connect();
     for (let n = 1; !state.stopping; n++) {
       try {
-        await c.query(`INSERT INTO ${table} (n) VALUES ($1)`, [n]);
+        await t.timed(c.query(`INSERT INTO ${table} (n) VALUES ($1)`, [n]));
         t.ack(n);
       } catch (e) {
         errors.push((e as Error).message);
@@ -89,7 +104,7 @@ export function startReconnectingWriter(dsnNow: () => Promise<string>, table = '
           c = fresh;
           await fresh.connect();
         }
-        await c.query(`INSERT INTO ${table} (n) VALUES ($1)`, [n]);
+        await t.timed(c.query(`INSERT INTO ${table} (n) VALUES ($1)`, [n]));
         t.ack(n);
       } catch (e) {
         errors.push((e as Error).message);

@@ -37,6 +37,7 @@ const three = (over: Record<number, Partial<InstanceRef>> = {}) => [
 
 const pooler: PoolerRef = {
   id: 7,
+  herdId: 1,
   label: 'bouncer-1.example.com:6432',
   host: '10.0.0.9',
   port: 6432,

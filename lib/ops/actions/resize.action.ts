@@ -652,6 +652,8 @@ export function withBacks<S>(
       ...drain,
       always: back && {
         ...back,
+        // Putting back a name pgherd drained is safe whoever holds the herd: done even once the lease is lost.
+        givesBack: true,
         run: async (x) => {
           const kept = stays(x.state);
           if (kept) return void x.note({ stdout: kept });

@@ -18,7 +18,8 @@ import { herdIdentity, identityProblem } from '../identity';
 import type { InstanceRef } from '../instance-ref';
 import { observe, waitObserved } from '../observe';
 import type { StepContext } from '../pipeline';
-import { checkPooler, pauseSteps, repointAndResumeSteps } from '../pooler-steps';
+import { checkPooler, pauseBudgetFacts, pauseSteps, repointAndResumeSteps } from '../pooler-steps';
+import { DEFAULT_PAUSE_BUDGET_S, PAUSE_BUDGET_LIMITS_S } from '../pooler-resume';
 import { refuse, type Refusal, type RefusalCode } from '../refusal';
 import { refreshFleet } from '../refresher';
 import {
@@ -53,6 +54,8 @@ export const switchoverParams = z
     catchUpDeadlineMs: z.coerce.number().int().min(100).max(3_600_000).optional(),
     /** How long to wait for the candidate to leave recovery once pg_promote is sent (ms, default 60 s). */
     promoteDeadlineMs: z.coerce.number().int().min(1).max(600_000).optional(),
+    /** How long the herd's PgBouncers may stay paused at most (s, default 60): a RESUME armed on each one's host fires then. */
+    pauseBudgetSeconds: z.coerce.number().int().min(PAUSE_BUDGET_LIMITS_S.min).max(PAUSE_BUDGET_LIMITS_S.max).optional(),
     /** A herd Patroni runs only: Patroni switches over at this time (ISO 8601 with its offset, 30 seconds to 7 days ahead). */
     scheduledAt: z.iso
       .datetime({ offset: true, message: 'scheduledAt: a date and time in ISO 8601 with its offset (2026-11-25T02:00:00Z)' })
@@ -142,7 +145,7 @@ async function preflight(h: HerdRef, { old, cand, maxLag }: Pair, x: RunContext<
   const lag = lsnDiff(po.lsn, co.lsn) ?? Infinity;
   if (lag > maxLag) throw fail('lag', `${cand.label} has ${formatBytes(lag)} left to replay (limit ${formatBytes(maxLag)})`);
   lines.push(...(await dnsPreflight(h)));
-  for (const pl of h.poolers) lines.push(await checkPooler(pl, x.deps, x));
+  for (const pl of h.poolers) lines.push(await checkPooler(pl, x.deps, x, { pauses: true }));
   return lines;
 }
 
@@ -222,6 +225,13 @@ export const switchoverAction = defineHerdAction({
         help: 'A running replica of the herd.',
       },
       {
+        name: 'pauseBudgetSeconds',
+        label: 'PgBouncer pause at most (s)',
+        kind: 'text',
+        emptyLabel: String(DEFAULT_PAUSE_BUDGET_S),
+        help: `However the switchover goes (pgherd's worker killed, its database away), each PgBouncer of the herd is resumed by its own host after this many seconds (${PAUSE_BUDGET_LIMITS_S.min} to ${PAUSE_BUDGET_LIMITS_S.max}).`,
+      },
+      {
         name: 'scheduledAt',
         label: 'At (Patroni herds)',
         kind: 'text',
@@ -266,6 +276,7 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
   const others = h.members.filter((m) => m.id !== old.id && m.id !== cand.id);
   const after = membersAfter(h, old, cand);
   const catchUpMs = p.catchUpDeadlineMs ?? 30_000;
+  const budgetS = p.pauseBudgetSeconds ?? DEFAULT_PAUSE_BUDGET_S;
   return {
     change: { kind: 'switchover', candidateId: cand.id },
     facts: [
@@ -277,6 +288,7 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
         label: 'Committed transactions lost',
         value: 'none: the candidate replays everything the old primary wrote before it is promoted',
       },
+      ...pauseBudgetFacts(h.poolers, budgetS),
     ],
     refused:
       lag !== null && lag > maxLag
@@ -287,6 +299,11 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
       h.poolers.length
         ? 'writes through PgBouncer wait during the switch (about a second); direct connections to the old primary are closed'
         : 'clients connected to the old primary lose their connections; the herd has no PgBouncer to hold them',
+      ...(h.poolers.length && catchUpMs / 1000 + 10 > budgetS
+        ? [
+            `the catch-up deadline (${catchUpMs / 1000} s) is near or past the PgBouncer pause budget (${budgetS} s): should the candidate take that long, PgBouncer resumes before the switch is done and its clients meet the stopped old primary`,
+          ]
+        : []),
     ],
     steps: [
       {
@@ -296,7 +313,7 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
         run: async (x) => x.note({ stdout: (await preflight(h, pair, x)).join('\n') }),
       },
       checkpointStep(`checkpoint on ${old.label}`, `CHECKPOINT on ${old.label} (keeps its clean stop short)`, () => old),
-      ...pauseSteps<SwitchoverState>(h.poolers, () => cand),
+      ...pauseSteps<SwitchoverState>(h.poolers, () => cand, budgetS),
       {
         name: `stop ${old.label} (fast, clean)`,
         says: `stop ${old.label} cleanly (${old.controlDriver} stop -m fast)`,

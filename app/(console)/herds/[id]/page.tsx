@@ -16,6 +16,8 @@ import { LagChart } from '@/components/charts/lag-chart';
 import { PatroniProposals } from '@/components/herds/patroni-proposals';
 import { patroniProposals } from '@/lib/agent/patroni-proposal';
 import { acceptPatroniProposalAction } from './actions';
+import { OwedList } from '@/components/ops/owed-list';
+import { owedNow } from '@/lib/ops/owed';
 
 export const dynamic = 'force-dynamic';
 
@@ -30,6 +32,9 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
   const health = await fleetHealth(getDb(), environmentsWith(access, 'viewer'), { herdId: herd.id });
   const primaries = members.filter((m) => m.role === 'primary');
   const proposals = await patroniProposals(getDb(), herd.id);
+  const owed = await owedNow(getDb(), { herdIds: [herd.id] });
+  // A member on an earlier timeline than the one primary cannot follow it as it is (a switchover refuses it).
+  const primaryTimeline = primaries.length === 1 ? (primaries[0]?.observed.timeline ?? null) : null;
   return (
     <>
       <AutoRefresh seconds={5} />
@@ -52,6 +57,7 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
           No member answers as a primary.
         </p>
       )}
+      <OwedList owed={owed} linkOperations />
       <PatroniProposals
         herdId={herd.id}
         proposals={proposals}
@@ -92,7 +98,12 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
                 {m.state}
                 {!m.observed.reachable && m.observed.error ? <span className="help"> ({m.observed.error})</span> : null}
               </td>
-              <td>{m.observed.timeline ?? ''}</td>
+              <td data-col="timeline">
+                {m.observed.timeline ?? ''}
+                {primaryTimeline !== null && m.observed.reachable && m.observed.timeline !== undefined && m.observed.timeline < primaryTimeline ? (
+                  <span className="help"> (earlier than the primary&apos;s {primaryTimeline}: Remaster it, or Rebuild it)</span>
+                ) : null}
+              </td>
               <td>{m.observed.receiveLsn ?? ''}</td>
               <td>{m.observed.lsn ?? ''}</td>
               <td data-col="lag">{m.lagBytes === null ? '' : formatBytes(m.lagBytes)}</td>

@@ -11,6 +11,8 @@ import { loadInstanceRefs } from '@/lib/ops/instance-ref';
 import { orDeny, requireAccess } from '@/lib/auth/session';
 import { canOnAll } from '@/lib/auth/access';
 import { demandOnOperation, operationScope } from '@/lib/ops/control';
+import { OwedList } from '@/components/ops/owed-list';
+import { owedNow } from '@/lib/ops/owed';
 import { cancelOperationAction, pauseOperationAction, resumeOperationAction, retryOperationAction } from '../actions';
 
 export default async function OperationPage({ params }: { params: Promise<{ id: string }> }) {
@@ -43,6 +45,7 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
               : valueText(v);
     return { label: f.label, text };
   });
+  const owed = await owedNow(getDb(), { operationId: view.id });
   return (
     <>
       <Breadcrumbs items={[{ label: 'Operations', href: '/admin/operations' }, { label: `#${view.id}` }]} />
@@ -51,6 +54,7 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
           {action?.label ?? view.action}: operation #{view.id}
         </h1>
       </div>
+      <OwedList owed={owed} linkOperations={false} />
       {shown.map((p) => (
         <p key={p.label} className="op-param">
           <strong>{p.label}:</strong> {p.text}
