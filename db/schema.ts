@@ -121,10 +121,20 @@ export const herds = pgTable(
     patroniReadAt: timestamp('patroni_read_at', { withTimezone: true }),
     /** When the follower last observed every member because the inventory disagreed with Patroni (at most once in 15 s, whichever worker follows). */
     patroniReobservedAt: timestamp('patroni_reobserved_at', { withTimezone: true }),
+    // Since when no member has answered as its primary, as pgherd last saw the herd (the refresher, or a
+    // DR failover that stopped after its fence); null while one does. Set once (the herd.no_primary
+    // event goes out with it), cleared when a primary is seen again (lib/ops/no-primary.ts).
+    noPrimarySince: timestamp('no_primary_since', { withTimezone: true }),
+    // What was seen then, in words (the members, or the failover that stopped): for the health page.
+    noPrimaryDetail: text('no_primary_detail').notNull().default(''),
     ...timestamps,
   },
   (t) => [
     uniqueIndex('herds_environment_name_key').on(t.environmentId, t.name),
+    // The few herds with no primary, found without reading the others (the health page, the metric).
+    index('herds_no_primary_idx')
+      .on(t.noPrimarySince)
+      .where(sql`no_primary_since IS NOT NULL`),
     uniqueIndex('herds_system_identifier_key').on(t.systemIdentifier),
     index('herds_name_idx').on(t.name),
     // The changelists' search ("name contains"): trigrams (pg_trgm) find a fragment without a scan.
@@ -941,10 +951,10 @@ export const notificationEvents = pgTable(
   'notification_events',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    kind: text('kind', { enum: ['operation.finished', 'run.ended', 'herd.two_primaries'] }).notNull(),
+    kind: text('kind', { enum: ['operation.finished', 'run.ended', 'herd.two_primaries', 'herd.no_primary'] }).notNull(),
     operationId: integer('operation_id'),
     ruleRunId: integer('rule_run_id'),
-    // herd.two_primaries: the herd, and what was seen, in words, as the moment it was seen said it
+    // herd.two_primaries, herd.no_primary: the herd, and what was seen, in words, as the moment it was seen said it
     // (no foreign key: an announcement outlives nothing it names, and is deleted once delivered).
     herdId: integer('herd_id'),
     detail: text('detail'),

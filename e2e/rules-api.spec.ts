@@ -209,6 +209,7 @@ test('webhooks: refused when malformed, made with a secret shown once, listed wi
     'rule.run.missed',
     'operation.failed',
     'herd.two_primaries',
+    'herd.no_primary',
   ]);
   const listed = await (await request.get(`${url}/api/v1/webhooks`, { headers: operate })).text();
   expect(listed).toContain('"pager"');

@@ -5,20 +5,46 @@ import { visibleEnds } from '@/lib/format/visible';
 
 const more = (shown: number, total: number) => (total > shown ? <li className="help">and {total - shown} more</li> : null);
 
-/** What the agents' reports say is wrong: silent agents, herds with two primaries, replicas streaming from outside their herd. */
+/** What the agents' reports and pgherd's own looks say is wrong: silent agents, herds with two primaries or none, replicas streaming from outside their herd. */
 export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' | 'herd' }) {
   if (healthy(health)) {
     return (
       <p className="health-ok" data-testid="fleet-health">
         {scope === 'fleet'
-          ? 'No agent is silent, no herd has two primaries, no replica streams from outside its herd, no instance is held, no EC2 tag disagrees with the agents.'
+          ? 'No agent is silent, no herd has two primaries or none, no replica streams from outside its herd, no instance is held, no EC2 tag disagrees with the agents.'
           : 'The agents report nothing wrong with this herd.'}
       </p>
     );
   }
-  const { silent, twoPrimaries, foreignUpstreams, conflicts, tagDisagreements } = health;
+  const { silent, twoPrimaries, noPrimary, foreignUpstreams, conflicts, tagDisagreements } = health;
   return (
     <div className="health" data-testid="fleet-health" role="alert">
+      {noPrimary.total > 0 && (
+        <section data-health="no-primary">
+          <h3>{noPrimary.total === 1 ? 'A herd with' : `${noPrimary.total} herds with`} no primary</h3>
+          <ul>
+            {noPrimary.rows.map((h) => (
+              <li key={h.herdId}>
+                <Link href={`/herds/${h.herdId}`}>{h.herd}</Link>: no member answers as a primary since{' '}
+                <time dateTime={h.since.toISOString()}>{h.since.toISOString().replace('T', ' ').slice(0, 19)} UTC</time>
+                {h.primaries.length > 0 && (
+                  <>
+                    ; recorded as primary:{' '}
+                    {h.primaries.map((p, n) => (
+                      <span key={p.id}>
+                        {n > 0 && ', '}
+                        <Link href={`/admin/instances/${p.id}`}>{p.label}</Link> ({p.state})
+                      </span>
+                    ))}
+                  </>
+                )}
+                {h.detail && <div className="help">{h.detail}</div>}
+              </li>
+            ))}
+            {more(noPrimary.rows.length, noPrimary.total)}
+          </ul>
+        </section>
+      )}
       {twoPrimaries.total > 0 && (
         <section data-health="two-primaries">
           <h3>{twoPrimaries.total === 1 ? 'A herd with' : `${twoPrimaries.total} herds with`} more than one primary</h3>

@@ -1,8 +1,9 @@
 // Fleet health from what the agents report: servers whose agent has gone silent, herds where more than
 // one instance runs as a primary (a split brain, or a restored copy started on its own), replicas
 // that stream from an instance outside their herd, and instances whose server's EC2 tags name another
-// herd than the one the agents put them in. For the dashboard (the whole fleet one may see)
-// and the herd page (that herd).
+// herd than the one the agents put them in; and herds pgherd found with no primary at all (the
+// refresher, or a DR failover that stopped: lib/ops/no-primary.ts). For the dashboard (the whole
+// fleet one may see) and the herd page (that herd).
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { discoveryConfig } from '@/lib/cloud/discovery';
@@ -27,6 +28,17 @@ export type TwoPrimaries = {
   herdId: number;
   herd: string;
   primaries: { id: number; label: string }[];
+};
+
+/** A herd where no member answers as a primary, since pgherd first saw it so. */
+export type NoPrimary = {
+  herdId: number;
+  herd: string;
+  since: Date;
+  /** What was seen then, in words. */
+  detail: string;
+  /** The members the inventory records as primary, as it has them now (none: never observed as one). */
+  primaries: { id: number; label: string; state: string }[];
 };
 
 export type ForeignUpstream = {
@@ -68,13 +80,14 @@ export type TagDisagreement = {
 export interface FleetHealth {
   silent: { rows: SilentServer[]; total: number };
   twoPrimaries: { rows: TwoPrimaries[]; total: number };
+  noPrimary: { rows: NoPrimary[]; total: number };
   foreignUpstreams: { rows: ForeignUpstream[]; total: number };
   conflicts: { rows: HeldConflict[]; total: number };
   tagDisagreements: { rows: TagDisagreement[]; total: number };
 }
 
 export const healthy = (h: FleetHealth) =>
-  h.silent.total + h.twoPrimaries.total + h.foreignUpstreams.total + h.conflicts.total + h.tagDisagreements.total === 0;
+  h.silent.total + h.twoPrimaries.total + h.noPrimary.total + h.foreignUpstreams.total + h.conflicts.total + h.tagDisagreements.total === 0;
 
 /** `col` within the environments in `scope` (null: all). */
 function within(col: SQL, scope: number[] | null): SQL {
@@ -107,7 +120,7 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
   const envTag = environmentTag();
   const now = opts.now ?? new Date();
   const herd = (col: SQL) => (opts.herdId === undefined ? sql`true` : sql`${col} = ${opts.herdId}`);
-  const [silent, two, foreign, held, tagged] = await Promise.all([
+  const [silent, two, none, foreign, held, tagged] = await Promise.all([
     db.execute<SilentServer & { total: number }>(sql`
       SELECT s.id, s.hostname, e.name AS environment, s.last_seen_at AS "lastSeenAt", s.agent_interval_seconds AS "intervalSeconds",
              floor(extract(epoch FROM ${now}::timestamptz - s.last_seen_at))::int AS "silentSeconds", (count(*) OVER ())::int AS total
@@ -127,6 +140,16 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
       GROUP BY h.id, e.name, h.name
       HAVING count(*) > 1
       ORDER BY e.name, h.name
+      LIMIT ${HEALTH_ROWS}`),
+    // Found by the partial index on no_primary_since: the herds with a primary are never read.
+    db.execute<NoPrimary & { total: number }>(sql`
+      SELECT h.id AS "herdId", e.name || '/' || h.name AS herd, h.no_primary_since AS since, h.no_primary_detail AS detail,
+             coalesce((SELECT json_agg(json_build_object('id', i.id, 'label', s.hostname || ':' || i.port, 'state', i.state) ORDER BY s.hostname, i.port)
+                       FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.herd_id = h.id AND i.role = 'primary'), '[]') AS primaries,
+             (count(*) OVER ())::int AS total
+      FROM herds h JOIN environments e ON e.id = h.environment_id
+      WHERE h.no_primary_since IS NOT NULL AND ${within(sql`h.environment_id`, scope)} AND ${herd(sql`h.id`)}
+      ORDER BY h.no_primary_since, e.name, h.name
       LIMIT ${HEALTH_ROWS}`),
     db.execute<ForeignUpstream & { total: number }>(sql`
       SELECT r.id, rs.hostname || ':' || r.port AS label, rh.id AS "herdId", re.name || '/' || rh.name AS herd,
@@ -172,6 +195,7 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
   return {
     silent: counted(silent.rows.map((r) => ({ ...r, lastSeenAt: new Date(r.lastSeenAt) }))),
     twoPrimaries: counted(two.rows),
+    noPrimary: counted(none.rows.map((r) => ({ ...r, since: new Date(r.since) }))),
     foreignUpstreams: counted(foreign.rows),
     conflicts: counted(held.rows.map((r) => ({ ...r, firstSeenAt: new Date(r.firstSeenAt) }))),
     tagDisagreements: counted(tagged.rows),

@@ -139,6 +139,19 @@ export function registerFleetGauges(
     },
   });
   new Gauge({
+    name: 'pgherd_herds_no_primary',
+    help: 'Herds where no member answers as a primary, as pgherd last saw them (the refresher, or a DR failover that stopped), by environment.',
+    labelNames: ['environment'] as const,
+    registers,
+    async collect() {
+      const rows = await rowsOf<{ environment: string; n: number }>(sql`
+        SELECT e.name AS environment, (count(*) FILTER (WHERE h.no_primary_since IS NOT NULL))::int AS n
+        FROM herds h JOIN environments e ON e.id = h.environment_id GROUP BY 1`);
+      this.reset();
+      for (const r of rows) this.set({ environment: r.environment }, r.n);
+    },
+  });
+  new Gauge({
     name: 'pgherd_dns_records_drifted',
     help: 'DNS records whose server answered something else than the herd\u2019s members say, at the last check, by environment and herd.',
     labelNames: ['environment', 'herd'] as const,

@@ -3,6 +3,7 @@ import { eq, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
+import { primaryAnswered } from './no-primary';
 import { observe, type Observed, type PgEndpoint } from './observe';
 
 export function stateFrom(o: Observed): 'running' | 'stopped' | 'unreachable' {
@@ -43,5 +44,6 @@ export async function refreshInstance(db: Db, id: number, e: PgEndpoint, observe
         : { state: keepDeliberate(stateFrom(o)), lastObservedAt: now },
     )
     .where(eq(instances.id, id));
+  if (o.reachable && o.inRecovery === false) await primaryAnswered(db, id);
   return o;
 }

@@ -8,6 +8,7 @@ import { loadHerdRefs } from './herd-ref';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { loadInstanceRefs, type InstanceRef } from './instance-ref';
 import { observe, type Observed } from './observe';
+import { judgeHerds } from './no-primary';
 import { isDeliberate, keepDeliberate, stateFrom } from './refresh';
 
 /** `fn` over `items`, at most `limit` at a time, results in order. */
@@ -107,22 +108,31 @@ export async function refreshFleet(
   return { observed: seen.length, reachable: seen.filter((x) => x.o.reachable).length, ms: Date.now() - t0 };
 }
 
-/** Writes a pass of observations; a state pgherd set on purpose meanwhile (fenced) stays, see keepDeliberate. */
+/**
+ * Writes a pass of observations; a state pgherd set on purpose meanwhile (fenced) stays, see
+ * keepDeliberate. Then the herds it looked at are judged: one whose primary is gone since the last look
+ * (stopped by hand, or by a stop that waited in a frozen postmaster) is said to have none, and one
+ * where a primary answers again no longer is (lib/ops/no-primary.ts).
+ */
 export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[]): Promise<void> {
   const held = new Set(
     (await db.select({ id: herdLeases.herdId }).from(herdLeases).where(gt(herdLeases.expiresAt, sql`now()`))).map((x) => x.id),
   );
   const readings = readPass(seen, (r) => r.controlDriver !== 'patroni' && !held.has(r.herdId));
   const now = new Date();
+  const answered = new Set<number>();
   for (const { r } of seen) {
     const reading = readings.get(r.id);
     if (!reading) continue; // readPass reads every member it is given
+    if (reading.role === 'primary' && reading.state === 'running') answered.add(r.herdId);
     const v = values(reading, now);
     await db
       .update(instances)
       .set({ ...v, state: keepDeliberate(v.state) })
       .where(eq(instances.id, r.id));
   }
+  const silent = [...new Set(seen.map(({ r }) => r.herdId))].filter((h) => !answered.has(h));
+  await judgeHerds(db, { answered: [...answered], silent });
 }
 
 function values(x: Reading, now: Date) {

@@ -25,11 +25,16 @@ export const WEBHOOK_EVENTS = [
   'rule.run.succeeded',
   'operation.failed',
   'herd.two_primaries',
+  'herd.no_primary',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 const DEFAULT_EVENTS: WebhookEvent[] = ['rule.run.failed', 'rule.run.skipped', 'rule.run.refused', 'rule.run.missed'];
 /** Events of the whole fleet, not of one rule's runs: a global webhook's only. */
-const GLOBAL_EVENTS: WebhookEvent[] = ['operation.failed', 'herd.two_primaries'];
+const GLOBAL_EVENTS: WebhookEvent[] = ['operation.failed', 'herd.two_primaries', 'herd.no_primary'];
+/** The events that name a herd and what was seen there (no rule, no run): told to every global webhook that asks. */
+const HERD_EVENTS = ['herd.two_primaries', 'herd.no_primary'] as const;
+type HerdEvent = (typeof HERD_EVENTS)[number];
+const isHerdEvent = (kind: string): kind is HerdEvent => (HERD_EVENTS as readonly string[]).includes(kind);
 
 /** At most this many attempts a delivery; the waits between them grow threefold from the first. */
 export const MAX_ATTEMPTS = 6;
@@ -197,7 +202,7 @@ export const signature = (secret: string, timestamp: string, body: string) =>
 
 type EventRow = {
   id: number;
-  kind: 'operation.finished' | 'run.ended' | 'herd.two_primaries';
+  kind: 'operation.finished' | 'run.ended' | HerdEvent;
   herd_id: number | null;
   herd_name: string | null;
   herd_environment: string | null;
@@ -247,13 +252,13 @@ function payloadOf(event: WebhookEvent, e: EventRow, consoleUrl: string) {
   const rule = e.rule_id !== null ? { id: e.rule_id, name: e.rule_name } : null;
   const run =
     e.run_id !== null ? { id: e.run_id, kind: e.run_kind, status: e.run_status, reason: e.run_reason, dueAt: e.run_due_at } : null;
-  if (event === 'herd.two_primaries') {
+  if (isHerdEvent(event)) {
     const herd = { id: e.herd_id, name: e.herd_name, environment: e.herd_environment };
     const where = `${e.herd_environment ?? '?'}/${e.herd_name ?? `#${String(e.herd_id)}`}`;
     return {
       event,
       at: new Date().toISOString(),
-      text: `pgherd: herd ${where} has two primaries: ${e.detail ?? ''}`,
+      text: `pgherd: herd ${where} has ${event === 'herd.two_primaries' ? 'two primaries' : 'no primary'}: ${e.detail ?? ''}`,
       herd,
       rule,
       run,
@@ -296,7 +301,7 @@ export async function processEvents(
     const out: (typeof webhookDeliveries.$inferInsert)[] = [];
     for (const e of rows) {
       // Told to every global webhook that asks for it, whoever's operation saw it.
-      if (e.kind === 'herd.two_primaries') {
+      if (isHerdEvent(e.kind)) {
         for (const h of hooks)
           if (h.ruleId === null && h.events.includes(e.kind))
             out.push({ webhookId: h.id, event: e.kind, payload: payloadOf(e.kind, e, consoleUrl) });

@@ -2,12 +2,27 @@
 // alpha, beta and gamma on 127.0.4.x, PgBouncer in front of alpha, BIND for their write names):
 // these tests kill primaries and refuse SSH, which the shared lab's other users must not see.
 import pg from 'pg';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { drDrills, herds, instances, operations, operationSteps, operationTargets, servers } from '@/db/schema';
+import {
+  drDrills,
+  herds,
+  instances,
+  operations,
+  operationSteps,
+  operationTargets,
+  servers,
+  webhookDeliveries,
+  webhooks,
+} from '@/db/schema';
+import { fleetHealth, healthy } from '@/lib/agent/health';
+import { registerFleetGauges } from '@/lib/metrics/fleet';
 import { seededDatabase } from '@/lib/lab/seed';
 import { lookup } from '@/lib/dns/rfc2136';
 import {
@@ -90,6 +105,22 @@ async function waitFor(what: string, ok: () => Promise<boolean>, ms = 30_000) {
 }
 
 const crash = (i: LabInstance) => crashInstance(lab, i);
+
+/** A gauge of environment "dr", as a scrape reads it. */
+async function scraped(name: string): Promise<number | undefined> {
+  const registry = new Registry();
+  registerFleetGauges(
+    registry,
+    () => db,
+    () => [],
+  );
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+  return (metric as { values: { labels: Record<string, string>; value: number }[] } | undefined)?.values.find(
+    (v) => v.labels.environment === 'dr',
+  )?.value;
+}
+
+const noPrimaryOf = async (herd: string) => (await fleetHealth(db, null, { herdId: herdIds.get(herd)! })).noPrimary;
 
 /** Inserts 2,000 rows of 2 kB again and again until stopped (errors once its primary is gone are expected). */
 function startBallast(dsn: string) {
@@ -410,6 +441,94 @@ describe('switchover whose promotion outlives its deadline', () => {
   }, 180_000);
 });
 
+describe('a herd whose primary stops after pgherd last looked', () => {
+  it('is said to have no primary by the next refresh: a herd.no_primary webhook, the metric, the health finding; once, and gone when its primary is back', async () => {
+    const primary = await livePrimary('gamma');
+    const gamma = herdIds.get('gamma')!;
+    const ids = (await refs('gamma')).map((r) => r.id);
+    const received: { event: string; body: Record<string, unknown> }[] = [];
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (b: Buffer) => (body += b.toString()));
+      req.on('end', () => {
+        received.push({ event: String(req.headers['x-pgherd-event']), body: JSON.parse(body) as Record<string, unknown> });
+        res.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const [hook] = await db
+      .insert(webhooks)
+      .values({
+        name: 'no primary',
+        url: `http://127.0.0.1:${String((receiver.address() as AddressInfo).port)}/alarms`,
+        secret: 'failover-test',
+        events: ['herd.no_primary'],
+      })
+      .returning();
+    const pgCtl = (...args: string[]) => runAs(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', primary.dataDirectory, ...args]);
+    try {
+      // pgherd's last look: the primary runs.
+      await refreshFleet(db, { ids, timeoutMs: 2000 });
+      expect(await noPrimaryOf('gamma')).toMatchObject({ total: 0 });
+      expect(await scraped('pgherd_herds_no_primary')).toBe(0);
+
+      // Stopped behind pgherd's back (by hand, or a stop that waited in a stopped postmaster).
+      await pgCtl('-m', 'fast', '-w', 'stop');
+      await refreshFleet(db, { ids, timeoutMs: 2000 });
+      const health = await fleetHealth(db, null, { herdId: gamma });
+      expect(healthy(health)).toBe(false);
+      expect(health.noPrimary.total).toBe(1);
+      const [row] = health.noPrimary.rows;
+      expect(row).toMatchObject({
+        herdId: gamma,
+        herd: 'dr/gamma',
+        primaries: [
+          { id: (await byServer('gamma')).get(primary.server)!.id, label: `${primary.server}:${primary.port}`, state: 'stopped' },
+        ],
+      });
+      expect(row!.since).toBeInstanceOf(Date);
+      expect(await scraped('pgherd_herds_no_primary')).toBe(1);
+      await waitFor('the herd.no_primary delivery', async () => received.some((r) => r.event === 'herd.no_primary'));
+      const [t] = received.filter((r) => r.event === 'herd.no_primary');
+      expect(t!.body).toMatchObject({
+        event: 'herd.no_primary',
+        herd: { id: gamma, name: 'gamma', environment: 'dr' },
+        operation: null,
+        text: expect.stringMatching(new RegExp(`^pgherd: herd dr/gamma has no primary: .*${primary.server}:${primary.port} \\(stopped\\)`)),
+      });
+      const deliveries = async () =>
+        (await db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook!.id))).map((d) => [d.event, d.status]);
+      await waitFor('the delivery recorded as delivered', async () => (await deliveries()).some(([, s]) => s === 'delivered'));
+      expect(await deliveries()).toEqual([['herd.no_primary', 'delivered']]);
+      // Events of the herd told or still to tell, in one snapshot (the worker turns one into the other in one transaction).
+      const told = async () =>
+        (
+          await db.execute<{ n: number }>(sql`
+            SELECT ((SELECT count(*) FROM notification_events WHERE kind = 'herd.no_primary' AND herd_id = ${gamma})
+                 + (SELECT count(*) FROM webhook_deliveries WHERE webhook_id = ${hook!.id}))::int AS n`)
+        ).rows[0]!.n;
+
+      // A second pass that finds it the same says nothing new: the finding keeps the time it was made.
+      await refreshFleet(db, { ids, timeoutMs: 2000 });
+      expect((await noPrimaryOf('gamma')).rows[0]!.since).toEqual(row!.since);
+
+      // Started again: the next pass finds its primary back, and the finding is gone.
+      await pgCtl('-l', `${primary.dataDirectory}/pg_ctl.log`, '-w', '-t', '60', 'start');
+      await waitFor('the primary answers again', async () => !(await inRecovery(primary)));
+      await refreshFleet(db, { ids, timeoutMs: 2000 });
+      expect(await noPrimaryOf('gamma')).toMatchObject({ total: 0 });
+      expect(await scraped('pgherd_herds_no_primary')).toBe(0);
+      expect((await byServer('gamma')).get(primary.server)).toMatchObject({ role: 'primary', state: 'running' });
+      // Nothing more is told: the second pass made no event, and clearing makes none.
+      expect(await told()).toBe(1);
+    } finally {
+      await pgCtl('-l', `${primary.dataDirectory}/pg_ctl.log`, '-w', '-t', '60', 'start').catch(() => {});
+      await db.delete(webhooks).where(eq(webhooks.id, hook!.id));
+      await new Promise((r) => receiver.close(r));
+    }
+  }, 120_000);
+});
+
 describe('DR failover with the old primary alive but silent', () => {
   it('refuses before promoting when the old primary does not answer and cannot be stopped; proceeds once the operator says it is fenced; never two primaries', async () => {
     const old = await livePrimary('gamma');
@@ -422,7 +541,7 @@ describe('DR failover with the old primary alive but silent', () => {
       expect(refused.op.status).toBe('failed');
       expect(refused.targets[0]!.error).toMatch(
         new RegExp(
-          `^refused: ${old.server}:\\d+ is not proven fenced: it did not answer within 1.5 s .*and stopping it over SSH failed .*Nothing was promoted\\. If you have fenced it yourself`,
+          `^refused: ${old.server}:\\d+ is not proven fenced: it did not answer within 1.5 s .*and and stopping it over SSH failed .*Nothing was promoted\\. If you have fenced it yourself`,
         ),
       );
       expect(refused.steps.map((x) => x.name)).not.toContain('promote the candidate');
