@@ -1,6 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { shellCommand } from '@/lib/ssh/quote';
-import { debianCluster, driverFor } from './drivers';
+import { debianCluster, driverFor, guarded, notSentBecause, postmasterHeld, STOP_NOT_SENT } from './drivers';
 
 const t = { pgVersion: 15, dataDirectory: '/var/lib/postgresql/15/main' };
 
@@ -32,5 +36,87 @@ describe('control drivers', () => {
     expect(() => driverFor('systemd')).toThrow(/systemd is not supported yet/);
     // Patroni's herds: never pg_ctl behind Patroni's back, and the refusal says why.
     expect(() => driverFor('patroni')).toThrow(/^refused: Patroni runs this herd: pgherd does not run pg_ctl behind Patroni's back/);
+  });
+});
+
+describe('the guard before a fence stop', () => {
+  // A real process in place of a postmaster: its PID in a postmaster.pid, its state as /proc says.
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgherd-guard-'));
+  const guard = (command: string[]) => spawnSync(guarded(dir, command)[0]!, guarded(dir, command).slice(1), { encoding: 'utf8' });
+  const sent = (r: ReturnType<typeof guard>) => r.stdout.includes('SENT');
+  let child: ChildProcess | undefined;
+  afterEach(() => {
+    child?.kill('SIGKILL');
+    child = undefined;
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const postmaster = () => {
+    child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    writeFileSync(path.join(dir, 'postmaster.pid'), `${String(child.pid)}\n${dir}\n`);
+    return child.pid!;
+  };
+  const stateOf = (pid: number) => readFileSync(`/proc/${String(pid)}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
+
+  it('runs the stop when the process would act on a signal: running or sleeping', () => {
+    postmaster();
+    const r = guard(['echo', 'SENT']);
+    expect([r.status, sent(r)]).toEqual([0, true]);
+  });
+
+  it('sends nothing to a stopped process: exit STOP_NOT_SENT, its state, the reason in words', async () => {
+    const pid = postmaster();
+    process.kill(pid, 'SIGSTOP');
+    for (let i = 0; stateOf(pid) !== 'T' && i < 100; i++) await new Promise((r) => setTimeout(r, 10));
+    const r = guard(['echo', 'SENT']);
+    expect([r.status, sent(r), r.stdout.trim()]).toEqual([STOP_NOT_SENT, false, 'T']);
+    expect(r.stderr).toMatch(new RegExp(`postmaster ${String(pid)} is in state T: a signal would wait in it; nothing sent`));
+    expect(notSentBecause({ code: r.status, stdout: r.stdout })).toBe('its postmaster is stopped (SIGSTOP)');
+    // Only looking: the same answer, nothing run.
+    expect(
+      spawnSync(postmasterHeld({ pgVersion: 15, dataDirectory: dir })[0]!, postmasterHeld({ pgVersion: 15, dataDirectory: dir }).slice(1))
+        .status,
+    ).toBe(STOP_NOT_SENT);
+    process.kill(pid, 'SIGCONT');
+  });
+
+  it('leaves the stop command to say there is nothing to stop: no postmaster.pid, or no such process', () => {
+    rmSync(path.join(dir, 'postmaster.pid'), { force: true });
+    expect(sent(guard(['echo', 'SENT']))).toBe(true);
+    writeFileSync(path.join(dir, 'postmaster.pid'), '2147483646\n');
+    expect(sent(guard(['echo', 'SENT']))).toBe(true);
+    expect(notSentBecause({ code: 0, stdout: '' })).toBeNull();
+  });
+
+  it('quotes the data directory as one argument: a directory with spaces and quotes is read as it is', () => {
+    const odd = path.join(dir, "a b'c");
+    mkdirSync(odd, { recursive: true });
+    const pid = postmaster();
+    writeFileSync(path.join(odd, 'postmaster.pid'), `${String(pid)}\n`);
+    process.kill(pid, 'SIGSTOP');
+    const argv = guarded(odd, ['echo', 'SENT']);
+    expect(argv.slice(0, 2)).toEqual(['sh', '-c']);
+    expect(argv.slice(3)).toEqual(['pgherd-fence', odd, 'echo', 'SENT']);
+    const r = spawnSync('sh', ['-c', shellCommand(argv)], { encoding: 'utf8' });
+    process.kill(pid, 'SIGCONT');
+    expect(r.status).toBe(STOP_NOT_SENT);
+  });
+
+  it('puts each driver\u2019s stop behind it', () => {
+    const t2 = { pgVersion: 15, dataDirectory: '/var/lib/postgresql/15/main' };
+    expect(driverFor('pg_ctl').fenceStop(t2, 'immediate').slice(3)).toEqual([
+      'pgherd-fence',
+      t2.dataDirectory,
+      ...driverFor('pg_ctl').stop(t2, 'immediate'),
+    ]);
+    expect(driverFor('pg_ctlcluster').fenceStop(t2, 'immediate').slice(3)).toEqual([
+      'pgherd-fence',
+      t2.dataDirectory,
+      'pg_ctlcluster',
+      '15',
+      'main',
+      'stop',
+      '-m',
+      'immediate',
+    ]);
   });
 });
