@@ -1,8 +1,10 @@
 // DR failover: the primary is lost (or must be given up). The candidate is chosen at execution from
 // what the replicas say then, never from stale data; the old primary is fenced first, and only a
 // proven fence counts (its port refuses connections, or pgherd stopped it and then it does, or the
-// operator says so): a primary that merely does not answer may be saturated, not dead. pgherd never
-// starts a fenced instance until it has been rebuilt. What the old primary may have committed that no replica received is reported.
+// operator says so): a primary that merely does not answer may be saturated, not dead. A stop is sent
+// only to a postmaster that acts on it now (never one frozen, where it would wait and strike later),
+// and a failover that stops once it tried the fence says so when it leaves the herd with no primary.
+// pgherd never starts a fenced instance until it has been rebuilt. What the old primary may have committed that no replica received is reported.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
@@ -10,7 +12,7 @@ import { idText } from '@/lib/validation/ids';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { formatBytes, formatLsn } from '@/lib/format/units';
-import { driverFor, STATUS_NOT_RUNNING } from '../drivers';
+import { driverFor, notSentBecause, postmasterHeld, STATUS_NOT_RUNNING } from '../drivers';
 import { defineHerdAction, flagParam, productionWarning, type ActionStep, type RunContext } from '../define-action';
 import { describeRecordMove, dnsPreflight, dnsSteps } from '../dns-steps';
 import type { HerdRef } from '../herd-ref';
@@ -26,7 +28,9 @@ import { checkpointStep, describeObserved, lsnDiff, pointAt, promoteNow, recordN
 import { herdIdentity, identityProblem } from '../identity';
 import { replayWhatItCan } from '../replay';
 import { execNoted } from './control-steps';
+import { SshTimeoutError } from '@/lib/ssh/ssh-errors';
 import { recordTwoPrimaries, TwoPrimariesError } from '../two-primaries';
+import { recordNoPrimary } from '../no-primary';
 import { isPatroniHerd, newPatroniSwitchState, planPatroniFailover, type PatroniSwitchState } from '@/lib/patroni/switch';
 
 export const drFailoverParams = z
@@ -97,6 +101,8 @@ interface DrState extends PatroniSwitchState {
   leftBehind: string[];
   /** Why the old primary's host may start it again (its supervisor could not be told not to). */
   notKeptStopped?: string;
+  /** Every step ran: the herd has the new primary it watched for. */
+  finished?: boolean;
 }
 
 type Params = z.output<typeof drFailoverParams>;
@@ -144,26 +150,60 @@ async function preflight(h: HerdRef, old: InstanceRef, x: RunContext<DrState>): 
 /** An SSH command that could not run (the host gone, SSH refused), as a result to record and judge. */
 const sshFailed = (err: unknown) => ({ code: -1, signal: null, stdout: '', stderr: errorText(err) });
 
+/** What a stop over SSH came to, for the fence's record and its refusal. */
+interface StopOutcome {
+  stopped: boolean;
+  lines: string[];
+  /** Why it failed, in words; '' when it stopped. */
+  last: string;
+  /** Why nothing was sent (its postmaster would not act on a signal now); set only then. */
+  notSent?: string;
+}
+
 /**
- * Stops it over SSH where SSH reaches its host (-m immediate), after asking whether it runs. The exit
- * codes and what failed, for the fence's record; `stopped` when it exited 0 or nothing ran.
+ * Stops it over SSH where SSH reaches its host (-m immediate), after asking whether it runs. The stop
+ * is the driver's fence stop: confirmed, or not sent. A postmaster that is stopped (SIGSTOP), traced
+ * or held by the kernel would keep the signal and act on it whenever it runs again, long after this
+ * failover was refused for want of proof: the herd would then lose its primary with nobody told. So
+ * its host is asked first, in the same remote script, and nothing is sent to one in such a state.
  */
-async function stopOverSsh(old: InstanceRef, x: RunContext<DrState>): Promise<{ stopped: boolean; lines: string[]; last: string }> {
+async function stopOverSsh(old: InstanceRef, x: RunContext<DrState>): Promise<StopOutcome> {
   const lines: string[] = [];
   const driver = driverFor(old.controlDriver);
   // Already stopped (its port refused): a stop would fail saying there is nothing to stop.
   const st = await execNoted(x.deps, old, x, driver.status(old), FENCE_FAST_MS).catch(sshFailed);
   if (st.code === STATUS_NOT_RUNNING) return { stopped: true, lines: ['not running, as its host says (status over SSH)'], last: '' };
   let last = '';
+  // Whether a stop reached its host: it exited there, or ran until the deadline killed it (a host SSH
+  // could not reach was sent nothing).
+  let sent = false;
   // Immediate: the herd is failing over, nothing is gained by a clean shutdown that may take long.
   for (const [mode, ms] of [['immediate', FENCE_STOP_MS]] as const) {
-    const r = await execNoted(x.deps, old, x, driver.stop(old, mode), ms).catch(sshFailed);
+    const r = await execNoted(x.deps, old, x, driver.fenceStop(old, mode), ms).catch((err: unknown) => {
+      if (err instanceof SshTimeoutError) sent = true;
+      return sshFailed(err);
+    });
     if (r.code === 0) {
       lines.push(`stopped over SSH (-m ${mode})`);
       return { stopped: true, lines, last: '' };
     }
+    const notSent = notSentBecause(r);
+    if (notSent) {
+      lines.push(`${notSent}: no stop was sent (a signal would wait in it and act whenever it runs again)`);
+      return { stopped: false, lines, last: notSent, notSent };
+    }
+    if (r.code !== -1) sent = true;
     last = r.stderr.trim().split('\n').pop() || `exit ${r.code ?? 'unknown'}`;
     lines.push(`stopping it over SSH (-m ${mode}) failed: ${last}`);
+  }
+  if (!sent) return { stopped: false, lines, last };
+  // Sent, and not seen to work: it may have been frozen between the look and the signal, and then the
+  // stop waits in it. Asked again, so that the refusal says so rather than "failed".
+  const now = await execNoted(x.deps, old, x, postmasterHeld(old), FENCE_FAST_MS).catch(sshFailed);
+  const held = notSentBecause(now);
+  if (held) {
+    last = `${last}; ${held} now, and the stop sent may be waiting in it: it stops whenever it runs again`;
+    lines.push(`${held} now: the stop sent may be waiting in it`);
   }
   return { stopped: false, lines, last };
 }
@@ -197,14 +237,17 @@ async function fence(old: InstanceRef, p: Params, x: RunContext<DrState>): Promi
       lines.push(...s.lines);
     } else {
       const s = await stopOverSsh(old, x);
-      const after = await observe(old, FENCE_PROBE_MS);
+      // Nothing was sent: looking again could only see what was seen.
+      const after = s.notSent ? o : await observe(old, FENCE_PROBE_MS);
       if (!s.stopped || after.reachable || !after.refused) {
         const seen = o.reachable ? 'it answers' : `it did not answer within ${FENCE_PROBE_MS / 1000} s (${o.error ?? 'no reason given'})`;
-        const stop = !s.stopped
-          ? `stopping it over SSH failed (${s.last})`
-          : after.reachable
-            ? 'it still answers after a stop'
-            : `after a stop its port still does not refuse connections (${after.error ?? 'no reason given'})`;
+        const stop = s.notSent
+          ? `${s.notSent}: no stop was sent; one sent now would wait in it and stop it whenever it is resumed, leaving the herd with no primary`
+          : !s.stopped
+            ? `stopping it over SSH failed (${s.last})`
+            : after.reachable
+              ? 'it still answers after a stop'
+              : `after a stop its port still does not refuse connections (${after.error ?? 'no reason given'})`;
         x.note({ stdout: [...lines, ...s.lines].join('\n') });
         throw refuse(
           'not-fenced',
@@ -217,6 +260,34 @@ async function fence(old: InstanceRef, p: Params, x: RunContext<DrState>): Promi
   }
   await x.deps.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, old.id));
   x.note({ stdout: lines.join('\n') });
+}
+
+/**
+ * Once the fence was tried, a failover that stops (refused, failed, cancelled) may leave the herd with
+ * no primary: the old one stopped, or frozen, and none promoted. Every member is asked again, and when
+ * none answers as a primary the herd says so (its health, pgherd_herds_no_primary, the herd.no_primary
+ * webhook). A stop that reaches the old primary later, after this look, is the refresher's to see.
+ */
+async function lookAgain(h: HerdRef, old: InstanceRef, x: RunContext<DrState>): Promise<void> {
+  if (x.state.finished) return void x.note({ stdout: 'the failover finished: nothing to look at' });
+  const seen = await Promise.all(h.members.map(async (m) => ({ m, o: await observe(m, FENCE_PROBE_MS) })));
+  const lines = seen.map(({ m, o }) => describeObserved(m, o));
+  const primaries = answeringAsPrimary(seen);
+  if (primaries.length) {
+    x.note({ stdout: [...lines, `the herd has a primary: ${primaries.map(({ m }) => m.label).join(', ')}`].join('\n') });
+    return;
+  }
+  const op = x.deps.operation?.id;
+  const detail =
+    `no member answers as a primary after DR failover${op === undefined ? '' : ` #${op}`} stopped, once it had tried to fence ${old.label}: ` +
+    lines.join('; ');
+  const raised = await recordNoPrimary(x.deps.db, { herdId: h.id, operationId: op ?? null, detail });
+  x.note({
+    stdout: [
+      ...lines,
+      raised ? 'NO PRIMARY: said on the herd and to the herd.no_primary webhook' : 'NO PRIMARY: the herd says so already',
+    ].join('\n'),
+  });
 }
 
 /** The keep-stopped step's words on the confirmation page, by driver. */
@@ -270,6 +341,7 @@ async function watchFence(h: HerdRef, old: InstanceRef, x: RunContext<DrState>):
     await sleep(FENCE_WATCH_EVERY_MS, undefined, { signal: x.signal });
   }
   x.note({ stdout: `not a primary for ${FENCE_WATCH_MS / 1000} s after the promotion (${probes} probes; last: ${last})` });
+  x.state.finished = true;
 }
 
 /**
@@ -418,9 +490,15 @@ export const drFailoverAction = defineHerdAction({
         name: `fence ${old.label}`,
         says: p.fencedByOperator
           ? `fence ${old.label}: you confirm it is fenced (powered off or cut off); pgherd does not check. pgherd will not start it until it is rebuilt`
-          : `fence ${old.label}: proven when its port refuses connections, or when pgherd stops it over SSH (-m immediate) and its port then refuses them (where SSH reaches its host it is stopped in either case); anything else (no answer within ${FENCE_PROBE_MS / 1000} s, too many clients, an authentication or pg_hba error, SSH failing) stops the failover before anything is promoted. pgherd will not start it until it is rebuilt`,
-        timeoutMs: FENCE_FAST_MS + FENCE_STOP_MS + 3 * FENCE_PROBE_MS + 5_000,
+          : `fence ${old.label}: proven when its port refuses connections, or when pgherd stops it over SSH (-m immediate) and its port then refuses them (where SSH reaches its host it is stopped in either case; a postmaster that is frozen, stopped, traced or held by the kernel, is sent no stop: it would wait there and stop it whenever it resumes); anything else (no answer within ${FENCE_PROBE_MS / 1000} s, too many clients, an authentication or pg_hba error, SSH failing) stops the failover before anything is promoted. pgherd will not start it until it is rebuilt`,
+        timeoutMs: 3 * FENCE_FAST_MS + FENCE_STOP_MS + 3 * FENCE_PROBE_MS + 5_000,
         run: (x) => fence(old, p, x),
+        always: {
+          name: 'look at the herd again if the failover stopped',
+          says: 'if the failover stops from here on (refused, failed, cancelled), ask every member again: when none answers as a primary, say the herd has no primary (on the herd, in pgherd_herds_no_primary, with the herd.no_primary webhook)',
+          timeoutMs: FENCE_PROBE_MS + 5_000,
+          run: (x) => lookAgain(h, old, x),
+        },
       },
       {
         name: `keep ${old.label} stopped`,

@@ -142,7 +142,10 @@ describe('DR failover whose old primary is started again after the promotion', (
     expect(targets[0]!.outcome).toMatch(new RegExp(`^TWO PRIMARIES: ${said.source}`));
     expect(steps.find((s) => s.name === fenceStep)?.stdoutTail).toContain(`its host refuses connections on port ${old.port}`);
     expect(steps.find((s) => s.name === `keep ${old.server}:${old.port} stopped`)?.status).toBe('succeeded');
-    expect(steps.at(-1)).toMatchObject({ name: `watch ${old.server}:${old.port} stay fenced`, status: 'failed' });
+    expect(steps.at(-2)).toMatchObject({ name: `watch ${old.server}:${old.port} stay fenced`, status: 'failed' });
+    // The failover stopped there: the herd is looked at again, and it has primaries (not none).
+    expect(steps.at(-1)).toMatchObject({ name: 'look at the herd again if the failover stopped', status: 'succeeded' });
+    expect(steps.at(-1)!.stdoutTail).toMatch(/the herd has a primary: /);
     const view = await operationView(db, id, SYSTEM_ACCESS);
     expect(view!.targets[0]!.outcome).toMatch(/^TWO PRIMARIES: /);
     expect(view!.targets[0]!.error).toMatch(/^two primaries: /);

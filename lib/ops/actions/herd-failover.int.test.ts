@@ -106,6 +106,29 @@ async function waitFor(what: string, ok: () => Promise<boolean>, ms = 30_000) {
 
 const crash = (i: LabInstance) => crashInstance(lab, i);
 
+/** The postmaster's PID, as its data directory says. */
+const postmasterPid = (i: LabInstance) => Number(readFileSync(path.join(i.dataDirectory, 'postmaster.pid'), 'utf8').split('\n')[0]);
+
+/**
+ * The stop signals (SIGINT: fast, SIGQUIT: immediate, SIGTERM: smart) waiting in a process: what a
+ * pg_ctl stop sent to a stopped postmaster leaves there, to act when it resumes.
+ */
+function pendingStops(pid: number): string[] {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const mask = ['SigPnd', 'ShdPnd']
+    .map((k) => BigInt(`0x${new RegExp(`^${k}:\\s*([0-9a-f]+)`, 'm').exec(status)![1]!}`))
+    .reduce((a, b) => a | b);
+  return (
+    [
+      ['SIGINT', 2],
+      ['SIGQUIT', 3],
+      ['SIGTERM', 15],
+    ] as const
+  )
+    .filter(([, n]) => mask & (1n << BigInt(n - 1)))
+    .map(([name]) => name);
+}
+
 /** A gauge of environment "dr", as a scrape reads it. */
 async function scraped(name: string): Promise<number | undefined> {
   const registry = new Registry();
@@ -530,10 +553,46 @@ describe('a herd whose primary stops after pgherd last looked', () => {
 });
 
 describe('DR failover with the old primary alive but silent', () => {
+  it('sends no stop to a primary whose postmaster is stopped: refused saying so, the herd said to have no primary; resumed, it is still the primary', async () => {
+    const old = await livePrimary('gamma');
+    const pid = postmasterPid(old);
+    expect(await noPrimaryOf('gamma')).toMatchObject({ total: 0 });
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const refused = await runOp(drFailoverAction, [herdIds.get('gamma')!]);
+      expect(refused.op.status).toBe('failed');
+      // Nothing waits in the stopped postmaster to stop it when it resumes.
+      expect(pendingStops(pid)).toEqual([]);
+      expect(refused.targets[0]!.error).toMatch(
+        new RegExp(
+          `^refused: ${old.server}:\\d+ is not proven fenced: it did not answer within 1.5 s .*, and its postmaster is stopped \\(SIGSTOP\\): no stop was sent; .*Nothing was promoted\\.`,
+        ),
+      );
+      expect(refused.steps.map((x) => x.name)).not.toContain('promote the candidate');
+      // Looked at again after the refusal: no member answers as a primary, and the herd says so.
+      const none = await noPrimaryOf('gamma');
+      expect(none.total).toBe(1);
+      expect(none.rows[0]).toMatchObject({ herdId: herdIds.get('gamma'), herd: 'dr/gamma' });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    // Resumed, the same postmaster answers as the primary once it has run again (a stop waiting in it
+    // would have been acted on first: the signal is delivered as it resumes, before it accepts anything).
+    await waitFor('the old primary answers again', async () => !(await inRecovery(old)));
+    expect(postmasterPid(old)).toBe(pid);
+    expect(await inRecovery(old)).toBe(false);
+    for (const m of members('gamma').filter((x) => x.server !== old.server)) expect(await inRecovery(m)).toBe(true);
+    expect(await answer('gamma')).toEqual([old.server]);
+    // The refresher finds the primary back: the herd no longer says it has none.
+    await refreshFleet(db, { ids: (await refs('gamma')).map((r) => r.id), timeoutMs: 2000 });
+    expect(await noPrimaryOf('gamma')).toMatchObject({ total: 0 });
+    expect((await byServer('gamma')).get(old.server)).toMatchObject({ role: 'primary', state: 'running' });
+  }, 120_000);
+
   it('refuses before promoting when the old primary does not answer and cannot be stopped; proceeds once the operator says it is fenced; never two primaries', async () => {
     const old = await livePrimary('gamma');
     const others = members('gamma').filter((m) => m.server !== old.server);
-    const pid = Number(readFileSync(path.join(old.dataDirectory, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const pid = postmasterPid(old);
     // Alive but answering nothing: connections are accepted by the kernel and then hang.
     process.kill(pid, 'SIGSTOP');
     try {
@@ -541,7 +600,7 @@ describe('DR failover with the old primary alive but silent', () => {
       expect(refused.op.status).toBe('failed');
       expect(refused.targets[0]!.error).toMatch(
         new RegExp(
-          `^refused: ${old.server}:\\d+ is not proven fenced: it did not answer within 1.5 s .*and and stopping it over SSH failed .*Nothing was promoted\\. If you have fenced it yourself`,
+          `^refused: ${old.server}:\\d+ is not proven fenced: it did not answer within 1.5 s .*and its postmaster is stopped \\(SIGSTOP\\): no stop was sent; .*Nothing was promoted\\. If you have fenced it yourself`,
         ),
       );
       expect(refused.steps.map((x) => x.name)).not.toContain('promote the candidate');
