@@ -12,7 +12,7 @@ import { lsnToNumber } from '@/lib/inventory/lsn';
 import { bytesOrUnknown, chooseCandidate, lagOf } from '../candidates';
 import { defineHerdAction, productionWarning, type ActionDeps, type ActionPlan, type ActionStep, type RunContext } from '../define-action';
 import { describeRecordMove, dnsPreflight, dnsSteps } from '../dns-steps';
-import { binDir, driverFor } from '../drivers';
+import { binDir, driverFor, notSentBecause } from '../drivers';
 import type { HerdRef } from '../herd-ref';
 import { herdIdentity, identityProblem } from '../identity';
 import type { InstanceRef } from '../instance-ref';
@@ -32,7 +32,8 @@ import {
   rejoinSteps,
   type RejoinState,
 } from '../topology-steps';
-import { execNotedOk } from './control-steps';
+import { execNoted, execNotedOk } from './control-steps';
+import { SshCommandError } from '@/lib/ssh/ssh-errors';
 import { isPatroniHerd, planPatroniSwitchover, type PatroniSwitchState } from '@/lib/patroni/switch';
 
 export const DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024;
@@ -320,7 +321,15 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
         timeoutMs: 160_000,
         run: async (x) => {
           x.state.stopping = true;
-          await execNotedOk(x.deps, old, x, driverFor(old.controlDriver).stop(old, 'fast'));
+          // Behind a look at the postmaster: a stop sent to a frozen one would wait in it and strike
+          // whenever it runs again, long after this switchover gave up and resumed its clients.
+          const r = await execNoted(x.deps, old, x, driverFor(old.controlDriver).fenceStop(old, 'fast'));
+          const notSent = notSentBecause(r);
+          if (notSent) {
+            x.state.stopping = false;
+            throw refuse('unreachable', `${old.label}: ${notSent}, so no stop was sent; nothing was changed`);
+          }
+          if (r.code !== 0) throw new SshCommandError(old.ssh.host, `${old.controlDriver} stop -m fast`, r.code, r.signal, r.stderr);
         },
         always: {
           name: `start ${old.label} again as primary if no replica was promoted`,
