@@ -115,8 +115,15 @@ export async function pausePooler(p: PoolerRef, budgetS: number, x: RunContext<P
 async function settlePause(p: PoolerRef, x: RunContext<PauseState>, how: string): Promise<string> {
   const armed = x.state.paused?.get(p.id);
   if (!armed) return '';
-  const disarmed = await disarmResume(p, armed.token, x.deps, x);
   x.state.paused?.delete(p.id);
+  let disarmed: string;
+  try {
+    disarmed = await disarmResume(p, armed.token, x.deps, x);
+  } catch (err) {
+    // The pooler is resumed: a RESUME firing later changes nothing (PgBouncer refuses it for an entry
+    // not paused). The row stays open for the next reconcile to disarm it.
+    return `the armed resume was not disarmed (${errorText(err)}): the next reconcile does it`;
+  }
   if (armed.owedId !== null) {
     const write = x.deps.db
       .update(owedCleanups)
