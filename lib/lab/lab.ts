@@ -1,6 +1,6 @@
 // The lab: real services on loopback in a temporary directory, described by one JSON file.
 // Used by the demo, the tests and the benchmark; `npm run lab -- up|down` drives it by hand.
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +9,18 @@ import { startPgbouncer, type LabPgbouncer } from './pgbouncer';
 import { startLdap, type LabLdap } from './ldap';
 import { issueCertificate, makeCa, type LabCa } from './tls';
 import { cloneReplica, dsn, initPrimary, query, startNode, touchLog, waitStreaming, type PgNode } from './postgres';
-import { alive, labIdentity, pidRuns, stopPid, waitFor, type Identity } from './proc';
+import {
+  alive,
+  labIdentity,
+  pidRuns,
+  processesUnder,
+  stopPid,
+  throwIfCancelled,
+  uncancellable,
+  waitFor,
+  type FoundProcess,
+  type Identity,
+} from './proc';
 import { freePort, portFreeOnAll } from './ports';
 import { startRedis } from './redis';
 import { startBind, type LabDns } from './bind';
@@ -28,6 +39,9 @@ export interface LabProcess {
   /** Where the current PID is, for daemons that pgherd itself restarts (postmaster.pid). */
   pidFile?: string;
 }
+
+/** The servers, stopped after their clients (the console, the workers, Patroni, moto) so that no client logs them going away. */
+const SERVER_PROGRAMS = ['postgres', 'redis-server', 'sshd', 'named', 'pgbouncer', 'slapd', 'etcd'];
 
 /** The PID now: a postmaster that pgherd's actions restarted has a new one in its pid file. */
 export function currentPid(p: LabProcess): number {
@@ -202,11 +216,68 @@ export function readLab(file = DEFAULT_LAB_FILE): LabInfo {
 
 export function writeLab(file: string, info: LabInfo) {
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+  // Written aside and renamed over: a reader (a test, `npm run lab -- down`, the demo's own refresh)
+  // never sees half a file.
+  const aside = `${file}.${process.pid}.tmp`;
+  writeFileSync(aside, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+  renameSync(aside, file);
 }
 
-/** Stops what a lab file says it started (newest first) and removes its directory and the file. */
-export async function stopLab(file = DEFAULT_LAB_FILE, log: (m: string) => void = () => {}): Promise<void> {
+/**
+ * Reads the lab file, applies `change`, writes it back; false (and nothing written) when the file is
+ * gone, as after the lab's stop: an update that comes late must not bring a stopped lab's file back.
+ */
+export function updateLab(file: string, change: (info: LabInfo) => void): boolean {
+  if (!existsSync(file)) return false;
+  const info = readLab(file);
+  change(info);
+  writeLab(file, info);
+  return true;
+}
+
+/** Enters `p` in the lab file's processes, in place of an entry of the same name (a restarted process). */
+export function trackProcess(file: string, p: LabProcess): boolean {
+  return updateLab(file, (info) => {
+    info.processes = [...info.processes.filter((x) => x.name !== p.name), p];
+  });
+}
+
+/**
+ * Brings the PIDs of daemons that others restart (pgherd's actions, Patroni, the lab's EC2 front, a
+ * person with pg_ctl) up to date from their pid files; true when lab.json changed.
+ */
+export function refreshPids(file: string): boolean {
+  if (!existsSync(file) || !staleEntries(readLab(file)).length) return false;
+  return updateLab(file, (info) => {
+    for (const { p, now } of staleEntries(info)) p.pid = now;
+  });
+}
+
+function staleEntries(info: LabInfo): { p: LabProcess; now: number }[] {
+  return info.processes
+    .map((p) => ({ p, now: currentPid(p) }))
+    .filter(({ p, now }) => now !== p.pid && alive(now) && pidRuns(now, p.program));
+}
+
+/** Some of a lab's processes would not stop: its directory and lab.json are kept for another try. */
+export class LabStopError extends Error {
+  constructor(file: string, left: { pid: number; command: string }[]) {
+    super(
+      `${left.length} processes of the lab in ${file} still run after SIGKILL: ${left.map((p) => `${p.pid} (${p.command.slice(0, 120)})`).join(', ')}; its directory and lab.json are kept`,
+    );
+    this.name = 'LabStopError';
+  }
+}
+
+/**
+ * Stops what a lab file says it started, then whatever else still runs in the lab's directory, and
+ * only then removes the directory and the file. Never cancelled: it is what a cancelled start runs.
+ */
+export function stopLab(file = DEFAULT_LAB_FILE, log: (m: string) => void = () => {}): Promise<void> {
+  return uncancellable(() => stopLabNow(file, log));
+}
+
+async function stopLabNow(file: string, log: (m: string) => void): Promise<void> {
   if (!existsSync(file)) return;
   let info: LabInfo;
   try {
@@ -217,12 +288,28 @@ export async function stopLab(file = DEFAULT_LAB_FILE, log: (m: string) => void 
   }
   const running = info.processes.map((p) => ({ ...p, pid: currentPid(p) })).filter((p) => alive(p.pid) && pidRuns(p.pid, p.program));
   if (running.length) log(`stopping ${running.length} processes: ${running.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
-  // Clients (the console, later the worker) first, so they do not log the servers going away.
+  // Clients (the console, the workers) first, so they do not log the servers going away.
   // Patroni (a client of etcd) stops its Postgres first; etcd after it, with the servers.
-  const isServer = (p: LabProcess) => ['postgres', 'redis-server', 'sshd', 'named', 'pgbouncer', 'slapd', 'etcd'].includes(p.program);
+  const isServer = (p: LabProcess) => SERVER_PROGRAMS.includes(p.program);
   await Promise.all(running.filter((p) => !isServer(p)).map((p) => stopPid(p.pid, p.signal)));
   await Promise.all(running.filter(isServer).map((p) => stopPid(p.pid, p.signal)));
-  if (info.dir && info.dir.startsWith(os.tmpdir()) && path.basename(info.dir).startsWith('pgherd-lab-')) {
+  const ours = info.dir && info.dir.startsWith(os.tmpdir()) && path.basename(info.dir).startsWith('pgherd-lab-');
+  if (ours) {
+    // What lab.json does not list but still uses the directory: a Postgres started by hand or by a test
+    // that died before it stopped it, a command left running by an SSH session. Removing the directory
+    // under it would leave it running on deleted files. A process with a terminal is someone's (a shell
+    // in a log directory, a `tail -f`): told, not stopped.
+    const strays = processesUnder(info.dir);
+    const theirs = strays.filter((p) => p.terminal);
+    const unlisted = strays.filter((p) => !p.terminal);
+    const named = (ps: FoundProcess[]) => ps.map((p) => `${p.pid} (${p.command.slice(0, 80)})`).join(', ');
+    if (unlisted.length) {
+      log(`stopping ${unlisted.length} processes that lab.json did not list: ${named(unlisted)}`);
+      await Promise.all(unlisted.map((p) => stopPid(p.pid, 'SIGTERM', 5_000)));
+    }
+    if (theirs.length) log(`left alone, as they run in a terminal: ${named(theirs)}; the lab's directory goes from under them`);
+    const left = processesUnder(info.dir).filter((p) => !p.terminal);
+    if (left.length) throw new LabStopError(file, left);
     rmSync(info.dir, { recursive: true, force: true });
   }
   rmSync(file, { force: true });
@@ -257,10 +344,12 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     ownerPid: process.pid,
   };
   writeLab(opts.file, info);
-  // Written as soon as anything runs, so a failure half-way can still be cleaned up by PID.
+  // Written as soon as anything runs, so a failure half-way can still be cleaned up by PID; a start
+  // cancelled meanwhile ends here, with the process it has just started recorded for the stop.
   const track = (p: LabProcess) => {
     info.processes.push(p);
     writeLab(opts.file, info);
+    throwIfCancelled();
   };
   try {
     const dbPort = await freePort();
@@ -269,7 +358,13 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     // pgherd's own database gets Postgres's default memory, not the small fleet instances' 16 MB.
     await initPrimary(id, db, ["shared_buffers = '128MB'", 'max_connections = 100']);
     touchLog(id, db.logFile);
-    track({ name: 'pgherd-db', pid: await startNode(id, db), program: 'postgres', signal: 'SIGINT' });
+    track({
+      name: 'pgherd-db',
+      pid: await startNode(id, db),
+      program: 'postgres',
+      signal: 'SIGINT',
+      pidFile: path.join(db.dataDirectory, 'postmaster.pid'),
+    });
     await query(dsn(db), 'CREATE DATABASE pgherd');
     info.database = { url: dsn(db, 'pgherd'), adminUrl: dsn(db) };
 
@@ -372,12 +467,25 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
         info.ldap = l.ldap;
       }
     }
+    // Patroni's members were entered with Patroni's PID: their postmasters run now.
+    for (const { p, now } of staleEntries(info)) p.pid = now;
     writeLab(opts.file, info);
     return info;
   } catch (err) {
     await stopLab(opts.file, log);
     throw err;
   }
+}
+
+/**
+ * Awaits every promise, then throws the first failure: parallel starts all end before the lab's
+ * cleanup runs, so none starts a process after the stop has read lab.json.
+ */
+async function settled<T>(promises: Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
 /** The lab's DNS zone: every server by name, and a write name per herd (`<herd>.<environment>.db.<zone>`). */
@@ -513,7 +621,7 @@ async function startLabPatroni(
     log(
       `starting Patroni herd ${scope}: ${String(n)} members on ${addresses.join(', ')} (Postgres ${String(pgPort)}, REST https ${String(restPort)})`,
     );
-    const members = await Promise.all(
+    const members = await settled(
       planned.map(async (m) => ({
         name: m.name,
         address: m.address,
@@ -609,7 +717,7 @@ async function startFleet(
     dsn: dsn(n),
   });
   // Herds come up in parallel; within a herd the primary first, then its replicas together.
-  await Promise.all(
+  await settled(
     [...herds.values()].map(async (group) => {
       const [p, ...replicas] = group;
       const primary = await fleetNodeSecurity(id, info, node(dir, p!.hostname, p!.address, port), p!.environment, p!.hostname);
@@ -626,7 +734,7 @@ async function startFleet(
       const role = info.pgAccess!.roles[p!.environment];
       await query(dsn(primary), `CREATE ROLE ${role!.user} LOGIN SUPERUSER PASSWORD '${role!.password}'`);
       info.instances.push(toInstance(p!, primary, null));
-      await Promise.all(
+      await settled(
         replicas.map(async (r) => {
           const n = await fleetNodeSecurity(id, info, node(dir, r.hostname, r.address, port), r.environment, r.hostname);
           touchLog(id, n.logFile);

@@ -1,6 +1,7 @@
 // Running lab daemons as an unprivileged OS user: Postgres and PgBouncer refuse root.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { execFile, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -82,9 +83,9 @@ export function pidRuns(pid: number, expected: string): boolean {
 }
 
 /**
- * The fields of /proc/<pid>/stat after the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13)
- * cstime(14); null when the process is gone. `pid (comm) state ...`: comm may hold spaces and
- * parentheses, so the fields are read after the last ")".
+ * The fields of /proc/<pid>/stat after the command: state(0) ppid(1) pgrp(2) session(3) tty_nr(4) ...
+ * utime(11) stime(12) cutime(13) cstime(14); null when the process is gone. `pid (comm) state ...`:
+ * comm may hold spaces and parentheses, so the fields are read after the last ")".
  */
 function statFields(pid: number | string): string[] | null {
   try {
@@ -137,10 +138,44 @@ export async function stopPid(pid: number, signal: NodeJS.Signals, graceMs = 15_
   }
 }
 
+/** What a cancelled start throws at its next step: the steps before it, and what they started, stand. */
+export class StartCancelled extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'StartCancelled';
+  }
+}
+
+// A start (the lab's, the demo's) is a long chain of awaits through many modules. Rather than hand a
+// signal down to each of them, the chain runs in a scope that every wait and every process the lab
+// tracks consults: a start cancelled by Ctrl-C ends at its next step, with what it started recorded.
+const cancelScope = new AsyncLocalStorage<AbortSignal>();
+
+/** Runs `fn` so that, once `signal` aborts, its next wait (waitFor) or tracked process throws StartCancelled. */
+export function cancellable<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+  return cancelScope.run(signal, fn);
+}
+
+/** Runs `fn` outside any cancellable scope: the cleanup of a cancelled start must not be cancelled itself. */
+export function uncancellable<T>(fn: () => Promise<T>): Promise<T> {
+  return cancelScope.exit(fn);
+}
+
+/** The signal of the cancellable scope this runs in, for a step that must stop something of its own when it fires. */
+export function cancelSignal(): AbortSignal | undefined {
+  return cancelScope.getStore();
+}
+
+/** Throws StartCancelled when the scope this runs in has been cancelled. */
+export function throwIfCancelled(): void {
+  if (cancelScope.getStore()?.aborted) throw new StartCancelled();
+}
+
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
+    throwIfCancelled();
     try {
       const v = await fn();
       if (v !== undefined) return v;
@@ -150,6 +185,44 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>,
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
     await sleep(50);
   }
+}
+
+/** A process found by processesUnder: its PID and command line (arguments joined by spaces). */
+export interface FoundProcess {
+  pid: number;
+  command: string;
+  /** It has a controlling terminal: someone's shell or `tail -f`, not a daemon (daemons have none). */
+  terminal: boolean;
+}
+
+/**
+ * The live processes (this one aside) that run in `dir` or below it, or name a path under it on their
+ * command line: what still uses a lab's directory, whoever started it.
+ */
+export function processesUnder(dir: string): FoundProcess[] {
+  const root = dir.replace(/\/+$/, '');
+  const inside = (p: string) => p === root || p.startsWith(`${root}/`);
+  const found: FoundProcess[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    let args: string[];
+    let cwd = '';
+    try {
+      args = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    } catch {
+      continue; // gone meanwhile
+    }
+    try {
+      cwd = readlinkSync(`/proc/${d}/cwd`);
+    } catch {
+      // another user's process, unreadable when we are not root: its command line still tells
+    }
+    // An argument may carry the path after a prefix (--config-file=/tmp/...): a match anywhere counts.
+    const named = args.some((a) => a.includes(`${root}/`) || a.endsWith(root));
+    const tty = Number(statFields(d)?.[4] ?? 0);
+    if ((inside(cwd) || named) && alive(Number(d))) found.push({ pid: Number(d), command: args.join(' '), terminal: tty !== 0 });
+  }
+  return found;
 }
 
 /** mkdir -p, with every directory it creates owned by the lab identity. */
