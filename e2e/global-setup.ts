@@ -1,7 +1,7 @@
-// One lab and one built console for the browser tests; the console's PID joins the lab's
-// processes so that the teardown (or the next run) stops it with everything else.
+// One lab and one built console for the browser tests; the console's and the worker's PIDs join the
+// lab's processes so that the teardown (or the next run) stops them with everything else.
 import { randomBytes } from 'node:crypto';
-import { buildConsole, CONSOLE_PROGRAM, prepareDatabase, startConsole, startWorkerProcess } from '../lib/lab/console';
+import { buildConsole, prepareDatabase, startConsole, startWorkerProcess } from '../lib/lab/console';
 import { DEMO_PATRONI, readLab, startLab, writeLab } from '../lib/lab/lab';
 import { E2E_LAB_FILE } from './lab';
 
@@ -9,12 +9,10 @@ export default async function globalSetup() {
   const lab = await startLab({ file: E2E_LAB_FILE, patroni: DEMO_PATRONI });
   const admin = { username: 'e2e-admin', password: randomBytes(12).toString('base64url') };
   const { apiToken } = await prepareDatabase(lab, admin);
-  if (process.env.PGHERD_SKIP_BUILD !== '1') buildConsole();
-  const web = await startConsole(lab, { quiet: true });
-  const worker = await startWorkerProcess(lab, { quiet: true });
+  if (process.env.PGHERD_SKIP_BUILD !== '1') await buildConsole();
+  const web = await startConsole(lab, { quiet: true, labFile: E2E_LAB_FILE });
+  const worker = await startWorkerProcess(lab, { quiet: true, labFile: E2E_LAB_FILE });
   const info = readLab(E2E_LAB_FILE);
-  info.processes.push({ name: 'console', pid: web.child.pid!, program: CONSOLE_PROGRAM, signal: 'SIGTERM' });
-  info.processes.push({ name: 'worker', pid: worker.pid!, program: 'jobs/worker.ts', signal: 'SIGTERM' });
   writeLab(E2E_LAB_FILE, {
     ...info,
     console: { url: web.url, admin, apiToken },

@@ -13,8 +13,8 @@ import { ingestBench } from '@/lib/bench/ingest-bench';
 import { percentiles, table } from '@/lib/bench/table';
 import { environments } from '@/db/schema';
 import { scaleShape, seedScale, type ScaleShape } from '@/lib/bench/seed-scale';
-import { buildConsole, CONSOLE_PROGRAM, prepareDatabase, startConsole } from '@/lib/lab/console';
-import { PROJECT_ROOT, readLab, startLab, stopLab, writeLab } from '@/lib/lab/lab';
+import { buildConsole, prepareDatabase, startConsole } from '@/lib/lab/console';
+import { PROJECT_ROOT, readLab, startLab, stopLab } from '@/lib/lab/lab';
 import { parseListParams } from '@/lib/admin/list-params';
 import { changeList, facetOptions } from '@/lib/admin/list-query';
 import { getAdmin } from '@/lib/admin/registry';
@@ -92,11 +92,8 @@ async function withConsole(
     const admin = { username: 'bench', password: randomBytes(12).toString('base64url') };
     const { apiToken } = await prepareDatabase(lab, admin, { seedFleet: false });
     const { db, pool } = createDb(lab.database.url, 4);
-    if (process.env.PGHERD_SKIP_BUILD !== '1') buildConsole(log);
-    const web = await startConsole(lab, { quiet: true });
-    const info = readLab(FILE);
-    info.processes.push({ name: 'console', pid: web.child.pid!, program: CONSOLE_PROGRAM, signal: 'SIGTERM' });
-    writeLab(FILE, info);
+    if (process.env.PGHERD_SKIP_BUILD !== '1') await buildConsole(log);
+    const web = await startConsole(lab, { quiet: true, labFile: FILE });
     const cookie = await signIn(web.url, admin.username, admin.password);
     try {
       await fn({

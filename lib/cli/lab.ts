@@ -1,6 +1,6 @@
 // npm run lab -- up [--file F] [--no-fleet] | down [--file F] | status [--file F] | worker [--file F]
 import { startWorkerProcess } from '../lab/console';
-import { DEFAULT_LAB_FILE, readLab, startLab, stopLab } from '../lab/lab';
+import { DEFAULT_LAB_FILE, readLab, refreshPids, startLab, stopLab, updateLab } from '../lab/lab';
 
 async function main() {
   const [cmd = 'status', ...rest] = process.argv.slice(2);
@@ -16,13 +16,19 @@ async function main() {
     console.log('lab: down');
   } else if (cmd === 'worker') {
     // One more worker over the running lab (the demo's, say), configured as the demo configures its
-    // own; in the foreground until Ctrl-C or SIGTERM, which it passes on.
-    const child = await startWorkerProcess(readLab(file));
+    // own; in the foreground until Ctrl-C or SIGTERM, which it passes on. In lab.json while it runs,
+    // so that the lab's stop finds it if this command is killed.
+    const name = `worker-${String(process.pid)}`;
+    const child = await startWorkerProcess(readLab(file), { labFile: file, name });
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
     log(`worker started (PID ${String(child.pid)})`);
     const code = await new Promise<number>((r) => child.once('exit', (c) => r(c ?? 1)));
+    updateLab(file, (info) => {
+      info.processes = info.processes.filter((p) => p.name !== name);
+    });
     process.exit(code);
   } else if (cmd === 'status') {
+    refreshPids(file); // postmasters restarted since lab.json was written: their PIDs now
     console.log(JSON.stringify(readLab(file), null, 2));
   } else {
     console.error('usage: npm run lab -- up|down|status|worker [--file FILE] [--no-fleet]');

@@ -1,5 +1,5 @@
 // Brings pgherd itself up over a lab: migrate, seed, build and start the console.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
@@ -11,9 +11,9 @@ import { migrateDatabase } from '@/db/migrate';
 import { ensureAdmin } from '@/lib/auth/superuser';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { labDiscoveryEnv } from './aws';
-import { labSettings, PROJECT_ROOT, type LabInfo } from './lab';
+import { labSettings, PROJECT_ROOT, trackProcess, type LabInfo } from './lab';
 import { freePort } from './ports';
-import { stopPid, waitFor } from './proc';
+import { cancelSignal, descendants, stopPid, throwIfCancelled, waitFor } from './proc';
 
 const NEXT_BIN = path.join(PROJECT_ROOT, 'node_modules', 'next', 'dist', 'bin', 'next');
 
@@ -47,15 +47,48 @@ export async function prepareDatabase(
   }
 }
 
-export function buildConsole(log: (m: string) => void = () => {}): void {
+/**
+ * `next build`, awaited rather than run synchronously: a caller that stops on a signal (the demo) sees it
+ * during the build's minutes. A cancelled start (proc's `cancellable`) stops the build and its helpers.
+ */
+export async function buildConsole(log: (m: string) => void = () => {}): Promise<void> {
+  const stop = cancelSignal();
   log('building the console (next build)');
-  const res = spawnSync(process.execPath, [NEXT_BIN, 'build'], {
+  const child = spawn(process.execPath, [NEXT_BIN, 'build'], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
-    encoding: 'utf8',
   });
-  if (res.status !== 0) throw new Error(`next build failed:\n${res.stdout}\n${res.stderr}`);
+  let output = '';
+  const keep = (b: Buffer) => {
+    output = (output + b.toString('utf8')).slice(-64_000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const cancel = () => {
+    // Next's build runs helper processes of its own: stopped with it, not left to finish the build.
+    const all = child.pid ? [child.pid, ...descendants(child.pid)] : [];
+    void Promise.all(all.map((pid) => stopPid(pid, 'SIGTERM', 5_000)));
+  };
+  stop?.addEventListener('abort', cancel, { once: true });
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (c) => resolve(c));
+    });
+    throwIfCancelled();
+    if (code !== 0) throw new Error(`next build failed:\n${output}`);
+  } finally {
+    stop?.removeEventListener('abort', cancel);
+  }
+}
+
+/** Enters `child` in the lab file's processes; a lab whose file is gone (stopped meanwhile) gets no orphan. */
+async function tracked(labFile: string, child: ChildProcess, p: { name: string; program: string }): Promise<void> {
+  if (!child.pid) throw new Error(`${p.name} did not start (${p.program})`);
+  if (trackProcess(labFile, { ...p, pid: child.pid, signal: 'SIGTERM' })) return;
+  await stopPid(child.pid, 'SIGTERM', 10_000);
+  throw new Error(`${p.name} not started: ${labFile} is gone (the lab has stopped)`);
 }
 
 export interface RunningConsole {
@@ -64,14 +97,22 @@ export interface RunningConsole {
   stop: () => Promise<void>;
 }
 
+/** What the worker's process runs: how the lab recognises it by PID (lab.json `processes[].program`). */
+export const WORKER_PROGRAM = 'jobs/worker.ts';
+
 /**
  * A worker process over the lab (node --import tsx: one process, its PID the worker's own), answering
- * GET /metrics (with the lab's token) at `metricsUrl`.
+ * GET /metrics (with the lab's token) at `metricsUrl`. With `labFile`, it is entered in that lab's
+ * processes (as `name`, default `worker`) the moment it is spawned, so that the lab's stop stops it
+ * even when whoever started it is gone.
  */
-export async function startWorkerProcess(lab: LabInfo, opts: { quiet?: boolean } = {}): Promise<ChildProcess & { metricsUrl: string }> {
+export async function startWorkerProcess(
+  lab: LabInfo,
+  opts: { quiet?: boolean; labFile?: string; name?: string } = {},
+): Promise<ChildProcess & { metricsUrl: string }> {
   if (!lab.redis || !lab.ssh) throw new Error("the worker needs the lab's Redis and SSH");
   const metricsPort = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'jobs', 'worker.ts')], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, WORKER_PROGRAM)], {
     cwd: PROJECT_ROOT,
     env: {
       ...process.env,
@@ -83,12 +124,14 @@ export async function startWorkerProcess(lab: LabInfo, opts: { quiet?: boolean }
     },
     stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
   });
+  if (opts.labFile) await tracked(opts.labFile, child, { name: opts.name ?? 'worker', program: WORKER_PROGRAM });
   let exited = false;
   child.once('exit', () => {
     exited = true;
   });
   // Ready once it has reconciled and subscribed; a broken configuration exits at once.
   await new Promise((r) => setTimeout(r, 1500));
+  throwIfCancelled();
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the 'exit' listener sets it, which TypeScript does not see
   if (exited) throw new Error('the worker exited at start');
   return Object.assign(child, { metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` });
@@ -112,9 +155,10 @@ export function consoleEnv(lab: LabInfo, url: string, secret: string): NodeJS.Pr
 /** What the console's process runs: how the lab recognises it by PID (lab.json `processes[].program`). */
 export const CONSOLE_PROGRAM = 'lib/web/server.ts';
 
+/** The console's server over the lab; with `labFile`, entered in that lab's processes as `console` once spawned. */
 export async function startConsole(
   lab: LabInfo,
-  opts: { port?: number; log?: (m: string) => void; quiet?: boolean } = {},
+  opts: { port?: number; log?: (m: string) => void; quiet?: boolean; labFile?: string } = {},
 ): Promise<RunningConsole> {
   const port = opts.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
@@ -129,6 +173,7 @@ export async function startConsole(
       stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
     },
   );
+  if (opts.labFile) await tracked(opts.labFile, child, { name: 'console', program: CONSOLE_PROGRAM });
   let exited = false;
   child.once('exit', () => {
     exited = true;
