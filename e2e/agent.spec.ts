@@ -13,7 +13,7 @@ import { environments, instances, servers } from '../db/schema';
 import { createAgentToken } from '../lib/agent/ingest';
 import { restoredCopy } from '../lib/lab/faults';
 import { PG_SUPERUSER, query } from '../lib/lab/postgres';
-import { e2eLab, signInAs } from './lab';
+import { E2E_LAB_FILE, e2eLab, signInAs } from './lab';
 
 const lab = e2eLab();
 const url = lab.console.url;
@@ -124,7 +124,7 @@ test('a restored copy of a herd\u2019s primary, started on its own and reported 
 }) => {
   const primary = lab.instances.find((i) => i.environment === target.environment && i.herd === target.herd && i.role === 'primary')!;
   const copyHost = 'db-restored.lab.internal';
-  const copy = await restoredCopy(lab, primary, 'restored-orders', '127.0.1.250');
+  const copy = await restoredCopy(lab, E2E_LAB_FILE, primary, 'restored-orders', '127.0.1.250');
   const { db, pool } = createDb(lab.database.url, 1);
   try {
     // A real split brain: the copy shares the herd's system identifier and is not in recovery.

@@ -1,9 +1,10 @@
 // Failures on purpose, for the failover tests and benchmark: a host whose SSH is gone, a crashed
-// postmaster; and who answers as primary afterwards.
+// postmaster, pgherd's own database restarted; and who answers as primary afterwards. Whatever one of
+// these starts again is entered in lab.json with its new PID, so that the lab's stop finds it.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fleetNodeSecurity, writeLab, type LabInfo, type LabInstance } from './lab';
+import { fleetNodeSecurity, trackProcess, updateLab, type LabInfo, type LabInstance } from './lab';
 import { freePort } from './ports';
 import { cloneReplica, query, startNode, touchLog, type PgNode } from './postgres';
 import { descendants, labIdentity, run, stopPid } from './proc';
@@ -22,7 +23,9 @@ export async function refuseSsh(lab: LabInfo, file: string, address: string): Pr
   const all = [p.pid, ...descendants(p.pid)];
   await Promise.all(all.map((pid) => stopPid(pid, 'SIGKILL', 1000)));
   lab.processes = lab.processes.filter((x) => x !== p);
-  writeLab(file, lab);
+  updateLab(file, (info) => {
+    info.processes = info.processes.filter((x) => x.name !== p.name);
+  });
 }
 
 /** Undoes refuseSsh. */
@@ -31,8 +34,25 @@ export async function allowSsh(lab: LabInfo, file: string, address: string): Pro
   if (i < 0 || !lab.ssh) throw new Error(`the lab's sshd does not listen on ${address}`);
   if (lab.processes.some((x) => x.name === `sshd-${i}`)) return;
   const pid = await spawnSshd(labIdentity(), lab.dir, i, address, lab.ssh.port);
-  lab.processes.push({ name: `sshd-${i}`, pid, program: 'sshd', signal: 'SIGTERM' });
-  writeLab(file, lab);
+  const entry = { name: `sshd-${i}`, pid, program: 'sshd', signal: 'SIGTERM' as const };
+  lab.processes.push(entry);
+  trackProcess(file, entry);
+}
+
+/**
+ * Restarts pgherd's own database (`pg_ctl restart -m fast`, as a minor upgrade or a configuration change
+ * would): every connection to it drops, and it answers again within seconds. lab.json (and `lab`)
+ * name the new postmaster; returns its PID.
+ */
+export async function restartDatabase(lab: LabInfo, file: string): Promise<number> {
+  const p = lab.processes.find((x) => x.name === 'pgherd-db');
+  if (!p?.pidFile) throw new Error(`${file} names no pgherd-db with its pid file`);
+  const dataDirectory = path.dirname(p.pidFile);
+  const logFile = path.join(lab.dir, 'log', 'pgherd-db.log');
+  await run(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', dataDirectory, '-l', logFile, '-m', 'fast', '-w', '-t', '60', 'restart']);
+  p.pid = Number(readFileSync(p.pidFile, 'utf8').split('\n')[0]);
+  trackProcess(file, p);
+  return p.pid;
 }
 
 /** Kills an instance's postmaster as a crash would (`-m immediate`: no shutdown checkpoint, nothing more sent). */
@@ -57,6 +77,7 @@ export async function livePrimary(lab: LabInfo, herd: string, environment?: stri
  */
 export async function restoredCopy(
   lab: LabInfo,
+  file: string,
   source: LabInstance,
   name: string,
   address: string,
@@ -83,11 +104,22 @@ export async function restoredCopy(
   });
   rmSync(path.join(node.dataDirectory, 'standby.signal'));
   touchLog(id, node.logFile);
-  await startNode(id, node);
+  const entry = `restored-${name}`;
+  // In lab.json as it runs: a test that dies before remove() leaves it to the lab's stop.
+  trackProcess(file, {
+    name: entry,
+    pid: await startNode(id, node),
+    program: 'postgres',
+    signal: 'SIGINT',
+    pidFile: path.join(node.dataDirectory, 'postmaster.pid'),
+  });
   return {
     node,
     remove: async () => {
       await run(id, [`${lab.pgBin}/pg_ctl`, '-D', node.dataDirectory, '-m', 'fast', '-w', 'stop']).catch(() => {});
+      updateLab(file, (info) => {
+        info.processes = info.processes.filter((x) => x.name !== entry);
+      });
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -125,7 +157,6 @@ export async function startPatroniMember(lab: LabInfo, file: string, server: str
   const p = lab.processes.find((x) => x.name === `patroni-${server}`);
   if (!m || !p) throw new Error(`the lab has no Patroni member ${server}`);
   p.pid = spawnPatroni(labIdentity(), m.configFile, m.logFile);
-  const pg = lab.processes.find((x) => x.name === server && x.program === 'postgres');
-  if (pg) pg.pid = p.pid;
-  writeLab(file, lab);
+  // Its Postgres keeps its entry: Patroni starts it in a moment, and its pid file names it then.
+  trackProcess(file, p);
 }

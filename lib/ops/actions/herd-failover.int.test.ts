@@ -647,7 +647,7 @@ describe('DR failover in a herd where a replica already answers as a primary', (
     const old = await livePrimary('beta');
     const source = members('beta').find((m) => m.server !== old.server)!;
     // A member promoted outside pgherd (by hand, by another tool) that the inventory still lists as a replica.
-    const copy = await restoredCopy(lab, source, 'db-dr-beta-rogue.lab.internal', '127.0.4.200');
+    const copy = await restoredCopy(lab, LAB_FILE, source, 'db-dr-beta-rogue.lab.internal', '127.0.4.200');
     const [env] = await db
       .select({ id: herds.environmentId })
       .from(herds)
