@@ -1,0 +1,242 @@
+// The demo stops whole. It is started as people start it (`npm run demo`, here with `--small`), in a
+// process group of its own as a terminal or a service manager runs it, then stopped by a signal to
+// that group or to the demo alone: nothing of its lab is left running, the lab's directory is gone, and
+// lab.json named every process while the demo ran (the stop found nothing it had not listed).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { restartDatabase } from '@/lib/lab/faults';
+import { PROJECT_ROOT, readLab, stopLab, type LabInfo, type LabProcess } from '@/lib/lab/lab';
+import { query } from '@/lib/lab/postgres';
+import { alive, labIdentity, pidRuns, processesUnder, run, waitFor } from '@/lib/lab/proc';
+
+// A console built beforehand (`npm test` builds one for the browser tests; `npm run build`) is started
+// with the demo and asked for its sign-in page; without one the demo runs without it (--no-console).
+const BUILT = existsSync(path.join(PROJECT_ROOT, '.next', 'BUILD_ID'));
+
+interface Demo {
+  child: ChildProcess;
+  pgid: number;
+  file: string;
+  out: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const running: Demo[] = [];
+afterEach(async () => {
+  // A failed test leaves nothing behind for the next one either.
+  for (const d of running.splice(0)) {
+    try {
+      process.kill(-d.pgid, 'SIGKILL');
+    } catch {
+      // the group is gone already
+    }
+    await stopLab(d.file);
+    rmSync(path.dirname(d.file), { recursive: true, force: true });
+  }
+});
+
+/** The test's settings are the shared lab's: the demo gets none of them, as from a fresh shell. */
+function freshEnv(): NodeJS.ProcessEnv {
+  const env: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (!/^(PGHERD_|AWS_|VITEST|DATABASE_URL$|REDIS_URL$|NODE_ENV$|NODE_OPTIONS$)/.test(k)) env[k] = v;
+  // No NODE_ENV (vitest's `test`): the demo's processes set their own.
+  return { ...env, PGHERD_SKIP_BUILD: '1', NEXT_TELEMETRY_DISABLED: '1' } as unknown as NodeJS.ProcessEnv;
+}
+
+function startDemo(): Demo {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'pgherd-demo-test-')), 'lab.json');
+  // Addresses of its own (127.0.50.x, Patroni 127.0.51.x), as each test file's lab has, beside the shared lab.
+  const args = ['run', '--silent', 'demo', '--', '--small', '--subnet', '127.0.50', '--file', file, ...(BUILT ? [] : ['--no-console'])];
+  const child = spawn('npm', args, { cwd: PROJECT_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: freshEnv() });
+  const out: string[] = [];
+  for (const s of [child.stdout, child.stderr]) s.on('data', (b: Buffer) => out.push(...b.toString('utf8').split('\n').filter(Boolean)));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => r({ code, signal })),
+  );
+  const demo = { child, pgid: child.pid!, file, out, exited };
+  running.push(demo);
+  return demo;
+}
+
+/** Up: the demo says it is ready, lab.json describes it, and the console (when there is one) answers. */
+async function up(demo: Demo): Promise<LabInfo> {
+  let gone = false;
+  void demo.exited.then(() => (gone = true));
+  await waitFor(
+    'the demo to be ready',
+    async () => {
+      if (gone) throw new Error(`the demo exited:\n${demo.out.join('\n')}`);
+      return demo.out.some((l) => /is ready/.test(l)) ? true : undefined;
+    },
+    240_000,
+  );
+  const lab = readLab(demo.file);
+  if (BUILT) expect((await fetch(`${lab.console!.url}/login`)).status).toBe(200);
+  return lab;
+}
+
+/** Those of lab.json's processes that do not run what lab.json says, at the PID it says. */
+const untrue = (lab: LabInfo) =>
+  lab.processes.filter((p) => !(alive(p.pid) && pidRuns(p.pid, p.program))).map((p) => `${p.name} (${p.pid})`);
+
+/** The processes in `pgid` (the demo's group: npm, the demo, the console, the worker and their helpers). */
+function group(pgid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pgid && state !== 'Z') out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** What lab.json listed, what uses the lab's directory and what is in the demo's group, still running. */
+function leftOf(demo: Demo, listed: LabProcess[], dir: string): string[] {
+  return [
+    ...listed.filter((p) => alive(p.pid) && pidRuns(p.pid, p.program)).map((p) => `${p.name} (${p.pid})`),
+    ...processesUnder(dir).map((p) => `${p.pid} ${p.command}`),
+    ...group(demo.pgid).map((pid) => `group member ${pid}`),
+  ];
+}
+
+/** The parent of `pid`, from /proc; null once it is gone. */
+function parentOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `pid` is one of `roots` or below one, asked as it is now (backends come and go meanwhile). */
+function under(pid: number, roots: Set<number>): boolean | 'gone' {
+  for (let p: number | null = pid; p && p > 1; p = parentOf(p)) if (roots.has(p)) return true;
+  return alive(pid) ? false : 'gone';
+}
+
+/** Everything the lab runs: the processes lab.json lists and theirs (backends, sessions, helpers). */
+function expectAllListed(lab: LabInfo) {
+  expect(untrue(lab)).toEqual([]);
+  const roots = new Set(lab.processes.map((p) => p.pid));
+  expect(processesUnder(lab.dir).filter((p) => under(p.pid, roots) === false)).toEqual([]);
+}
+
+async function expectStoppedWhole(demo: Demo, listed: LabProcess[], dir: string) {
+  const { code } = await demo.exited;
+  // npm has exited once the demo has: nothing of the group may outlive it for long.
+  await waitFor(
+    'the demo\u2019s group and lab to be gone',
+    async () => (leftOf(demo, listed, dir).length ? undefined : true),
+    20_000,
+  ).catch(() => {});
+  expect(leftOf(demo, listed, dir)).toEqual([]);
+  expect(existsSync(dir)).toBe(false);
+  expect(existsSync(demo.file)).toBe(false);
+  expect(demo.out.filter((l) => /did not list|the stop failed|an unexpected error/.test(l))).toEqual([]);
+  expect(demo.out).toContain('demo: stopped; nothing left running');
+  expect(code).toBe(0);
+}
+
+describe('the demo stops whole', () => {
+  it('on SIGTERM to its process group, after pgherd\u2019s database was restarted: lab.json names the new postmaster, which the stop stops', async () => {
+    const demo = startDemo();
+    const lab = await up(demo);
+    const names = lab.processes.map((p) => p.name);
+    expect(names).toEqual(expect.arrayContaining(['pgherd-db', 'redis', 'worker', 'etcd', 'moto', 'aws-front', 'slapd', 'named']));
+    if (BUILT) expect(names).toContain('console');
+    expectAllListed(lab);
+
+    const before = lab.processes.find((p) => p.name === 'pgherd-db')!.pid;
+    const pid = await restartDatabase(lab, demo.file);
+    expect(pid).not.toBe(before);
+    expect(alive(before)).toBe(false);
+    const now = readLab(demo.file);
+    expect(now.processes.find((p) => p.name === 'pgherd-db')!.pid).toBe(pid);
+    expect(await query<{ n: number }>(lab.database.url, 'SELECT 1 AS n')).toEqual([{ n: 1 }]);
+    expectAllListed(now);
+
+    process.kill(-demo.pgid, 'SIGTERM');
+    await expectStoppedWhole(demo, now.processes, lab.dir);
+    expect(alive(pid) && pidRuns(pid, 'postgres')).toBe(false);
+  }, 300_000);
+
+  it('on SIGINT to the demo alone, twice; a fleet Postgres restarted behind its back is named in lab.json with its new PID, and stopped', async () => {
+    const demo = startDemo();
+    const lab = await up(demo);
+    // As pgherd's restart action does it over SSH: a new postmaster that no one tells the lab about.
+    const primary = lab.instances.find((i) => i.role === 'primary' && !i.patroniUrl)!;
+    const entry = lab.processes.find((p) => p.name === primary.server)!;
+    await run(labIdentity(), [
+      `${lab.pgBin}/pg_ctl`,
+      '-D',
+      primary.dataDirectory,
+      '-l',
+      path.join(lab.dir, 'log', `${primary.server}.log`),
+      '-m',
+      'fast',
+      '-w',
+      'restart',
+    ]);
+    const restarted = await waitFor('lab.json to name the restarted postmaster', async () => {
+      const p = readLab(demo.file).processes.find((x) => x.name === primary.server)!;
+      return p.pid !== entry.pid ? p.pid : undefined;
+    });
+    expect(alive(entry.pid)).toBe(false);
+    const now = readLab(demo.file);
+    expectAllListed(now);
+
+    process.kill(now.ownerPid!, 'SIGINT');
+    await waitFor('the demo to stop', async () => (demo.out.some((l) => /SIGINT: stopping/.test(l)) ? true : undefined));
+    process.kill(now.ownerPid!, 'SIGINT');
+    await expectStoppedWhole(demo, now.processes, lab.dir);
+    expect(demo.out.filter((l) => /already stopping/.test(l))).toHaveLength(1);
+    expect(alive(restarted) && pidRuns(restarted, 'postgres')).toBe(false);
+  }, 300_000);
+
+  it('on SIGINT to its process group while it starts: what it had started is stopped, and the lab removed', async () => {
+    const demo = startDemo();
+    // Cut in the middle of the fleet: some processes up, others starting.
+    const file = await waitFor(
+      'the lab to be starting its fleet',
+      async () => {
+        if (!existsSync(demo.file)) return undefined;
+        const lab = readLab(demo.file);
+        return lab.processes.length >= 3 ? lab : undefined;
+      },
+      120_000,
+    );
+    process.kill(-demo.pgid, 'SIGINT');
+    await expectStoppedWhole(demo, file.processes, file.dir);
+  }, 300_000);
+
+  it('killed with SIGKILL: `npm run lab -- down` stops what it ran, console and worker included, from lab.json', async () => {
+    const demo = startDemo();
+    const lab = await up(demo);
+    expectAllListed(lab);
+    process.kill(lab.ownerPid!, 'SIGKILL');
+    await demo.exited;
+    const orphans = lab.processes.filter((p) => ['worker', 'console'].includes(p.name));
+    expect(orphans.filter((p) => alive(p.pid)).map((p) => p.name)).toEqual(orphans.map((p) => p.name));
+    const down = spawn('npm', ['run', '--silent', 'lab', '--', 'down', '--file', demo.file], {
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: freshEnv(),
+    });
+    const said: string[] = [];
+    for (const s of [down.stdout, down.stderr]) s.on('data', (b: Buffer) => said.push(b.toString('utf8')));
+    expect(await new Promise((r) => down.once('exit', r))).toBe(0);
+    expect(said.join('')).not.toMatch(/did not list/);
+    expect(leftOf(demo, lab.processes, lab.dir)).toEqual([]);
+    expect(existsSync(lab.dir)).toBe(false);
+  }, 300_000);
+});
