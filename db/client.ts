@@ -11,8 +11,17 @@ export type Queries = PgDatabase<NodePgQueryResultHKT, typeof schema>;
 
 const g = globalThis as unknown as { __pgherdPool?: pg.Pool; __pgherdDb?: Db };
 
-// bigint columns (LSNs, byte counts) are mapped to numbers by drizzle; count(*) arrives as text.
+// bigint columns (LSNs, byte counts, the ids of instances, operations and runs) and count(*) are read
+// as numbers, in raw queries too (node-postgres reads them as text). Arrays of them as well: an
+// operation's excused instances, ids gathered with array_agg. Ids stay below 2^53, where a number is exact.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+// _int8 (1016), which pg-types' typings do not name.
+const byOid = pg.types as unknown as {
+  getTypeParser(oid: number): (v: string) => (string | null)[];
+  setTypeParser(oid: number, parse: (v: string) => unknown): void;
+};
+const readInt8Array = byOid.getTypeParser(1016);
+byOid.setTypeParser(1016, (v) => readInt8Array(v).map((x) => (x === null ? null : Number(x))));
 
 export function createDb(
   url: string,

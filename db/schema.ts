@@ -2,6 +2,11 @@
 // ON DELETE rules are deliberate: inventory parents cascade to their children (the
 // delete confirmation page lists them first); history (operations, audit) never
 // cascades away with the inventory it talks about.
+// Ids are bigint (bigserial, read as numbers) where rows are made over and over, by the agents, the
+// refresher, rules and the engine: instances (each agent report used to take a value of their
+// sequence), operations and their targets, steps and waves, rule runs, the outbox, lag samples. An
+// integer id runs out (2^31) within a year at fleet scale; what people make (environments, herds,
+// servers, rules, users) keeps integer ids.
 import { sql } from 'drizzle-orm';
 import {
   bigint,
@@ -115,7 +120,7 @@ export const herds = pgTable(
     // leader's member name (empty: nobody holds the key), maintenance mode, and why no member answered.
     patroniLeader: text('patroni_leader').notNull().default(''),
     // The leader's instance in pgherd's inventory (null: none matched); no foreign key, a reading.
-    patroniLeaderInstanceId: integer('patroni_leader_instance_id'),
+    patroniLeaderInstanceId: bigint('patroni_leader_instance_id', { mode: 'number' }),
     patroniPaused: boolean('patroni_paused').notNull().default(false),
     patroniProblem: text('patroni_problem').notNull().default(''),
     patroniReadAt: timestamp('patroni_read_at', { withTimezone: true }),
@@ -204,7 +209,7 @@ export const servers = pgTable(
 export const instances = pgTable(
   'instances',
   {
-    id: serial('id').primaryKey(),
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
     herdId: integer('herd_id')
       .notNull()
       .references(() => herds.id, { onDelete: 'cascade' }),
@@ -219,7 +224,9 @@ export const instances = pgTable(
     // steps that change it; an admin's edit of `role` leaves it. Power on trusts only this: a host
     // whose Postgres last answered as a primary may boot as one, whatever the inventory was edited to.
     observedRole: instanceRole('observed_role'),
-    upstreamInstanceId: integer('upstream_instance_id').references((): AnyPgColumn => instances.id, { onDelete: 'set null' }),
+    upstreamInstanceId: bigint('upstream_instance_id', { mode: 'number' }).references((): AnyPgColumn => instances.id, {
+      onDelete: 'set null',
+    }),
     state: instanceState('state').notNull().default('stopped'),
     timeline: integer('timeline'),
     lsn: bigint('lsn', { mode: 'number' }),
@@ -299,7 +306,7 @@ export const dnsRecords = pgTable(
     ttl: integer('ttl').notNull().default(60),
     match: dnsMatch('match').notNull().default('role'),
     matchRole: instanceRole('match_role').default('primary'),
-    matchInstanceId: integer('match_instance_id').references(() => instances.id, { onDelete: 'set null' }),
+    matchInstanceId: bigint('match_instance_id', { mode: 'number' }).references(() => instances.id, { onDelete: 'set null' }),
     // What the zone's server answered when pgherd last asked (the worker's refresher), and whether that
     // was not what the members say it should be: the herds changelist's DNS drift flag. Null: not asked yet.
     lastAnswer: text('last_answer').array(),
@@ -375,7 +382,7 @@ export const roleBindings = pgTable(
 export const operations = pgTable(
   'operations',
   {
-    id: serial('id').primaryKey(),
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
     action: text('action').notNull(),
     // What it was asked to run on: { instanceIds } or { herdIds }, as listed (thousands of ids for a
     // large operation: stored compressed out of line, so nothing read per target belongs here).
@@ -407,10 +414,10 @@ export const operations = pgTable(
     pausedReason: text('paused_reason'),
     // Members of the herds it touches that were stopped, fenced or to be rebuilt when it was confirmed:
     // its health gate does not wait for them to answer.
-    gateExcused: integer('gate_excused')
+    gateExcused: bigint('gate_excused', { mode: 'number' })
       .array()
       .notNull()
-      .default(sql`'{}'::integer[]`),
+      .default(sql`'{}'::bigint[]`),
     startedAt: timestamp('started_at', { withTimezone: true }),
     finishedAt: timestamp('finished_at', { withTimezone: true }),
     // The rule whose run made it (null: a person or the API made it).
@@ -445,7 +452,7 @@ export const herdLeases = pgTable(
     herdId: integer('herd_id')
       .primaryKey()
       .references(() => herds.id, { onDelete: 'cascade' }),
-    targetId: integer('target_id')
+    targetId: bigint('target_id', { mode: 'number' })
       .notNull()
       .references(() => operationTargets.id, { onDelete: 'cascade' }),
     holder: text('holder').notNull(),
@@ -467,7 +474,7 @@ export const owedCleanups = pgTable(
   'owed_cleanups',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    targetId: integer('target_id')
+    targetId: bigint('target_id', { mode: 'number' })
       .notNull()
       .references(() => operationTargets.id, { onDelete: 'cascade' }),
     herdId: integer('herd_id')
@@ -504,7 +511,7 @@ export const owedCleanups = pgTable(
 export const agentConflicts = pgTable(
   'agent_conflicts',
   {
-    id: serial('id').primaryKey(),
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
     serverId: integer('server_id')
       .notNull()
       .references(() => servers.id, { onDelete: 'cascade' }),
@@ -538,12 +545,12 @@ export const workers = pgTable(
 export const operationTargets = pgTable(
   'operation_targets',
   {
-    id: serial('id').primaryKey(),
-    operationId: integer('operation_id')
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    operationId: bigint('operation_id', { mode: 'number' })
       .notNull()
       .references(() => operations.id, { onDelete: 'cascade' }),
     // The inventory may go away; the target keeps its label so the history still reads.
-    instanceId: integer('instance_id').references(() => instances.id, { onDelete: 'set null' }),
+    instanceId: bigint('instance_id', { mode: 'number' }).references(() => instances.id, { onDelete: 'set null' }),
     herdId: integer('herd_id').references(() => herds.id, { onDelete: 'set null' }),
     label: text('label').notNull(),
     status: operationStatus('status').notNull().default('queued'),
@@ -592,8 +599,8 @@ export const operationTargets = pgTable(
 export const operationSteps = pgTable(
   'operation_steps',
   {
-    id: serial('id').primaryKey(),
-    targetId: integer('target_id')
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    targetId: bigint('target_id', { mode: 'number' })
       .notNull()
       .references(() => operationTargets.id, { onDelete: 'cascade' }),
     seq: integer('seq').notNull(),
@@ -617,8 +624,8 @@ export const operationSteps = pgTable(
 export const operationWaves = pgTable(
   'operation_waves',
   {
-    id: serial('id').primaryKey(),
-    operationId: integer('operation_id')
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    operationId: bigint('operation_id', { mode: 'number' })
       .notNull()
       .references(() => operations.id, { onDelete: 'cascade' }),
     wave: integer('wave').notNull(),
@@ -800,9 +807,9 @@ export const rules = pgTable(
 export const drDrills = pgTable(
   'dr_drills',
   {
-    id: serial('id').primaryKey(),
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
     herdId: integer('herd_id').references(() => herds.id, { onDelete: 'cascade' }),
-    operationId: integer('operation_id').references(() => operations.id, { onDelete: 'set null' }),
+    operationId: bigint('operation_id', { mode: 'number' }).references(() => operations.id, { onDelete: 'set null' }),
     // The herd's primary before (and after) the drill, and the member in the other site it switched over to.
     primaryLabel: text('primary_label').notNull(),
     candidateLabel: text('candidate_label').notNull(),
@@ -825,7 +832,7 @@ export const drDrills = pgTable(
 export const ruleRuns = pgTable(
   'rule_runs',
   {
-    id: serial('id').primaryKey(),
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
     ruleId: integer('rule_id')
       .notNull()
       .references(() => rules.id, { onDelete: 'cascade' }),
@@ -836,7 +843,7 @@ export const ruleRuns = pgTable(
     dueAt: timestamp('due_at', { withTimezone: true }).notNull(),
     firedAt: timestamp('fired_at', { withTimezone: true }).notNull().defaultNow(),
     attempt: integer('attempt').notNull().default(0),
-    retryOf: integer('retry_of'),
+    retryOf: bigint('retry_of', { mode: 'number' }),
     // The rule's version when a run was asked for ahead of its deciding (run now, a retry): a rule saved
     // or disabled since refuses it. Null for a scheduled fire, recorded against the rule as it is.
     ruleVersion: integer('rule_version'),
@@ -847,7 +854,7 @@ export const ruleRuns = pgTable(
       .notNull()
       .default('firing'),
     reason: text('reason'),
-    operationId: integer('operation_id').references(() => operations.id, { onDelete: 'set null' }),
+    operationId: bigint('operation_id', { mode: 'number' }).references(() => operations.id, { onDelete: 'set null' }),
     // Each target as the fire saw it: its label, and why it was left out (with the measured values).
     targets: jsonb('targets')
       .$type<{ id: number; label: string; skipped?: string; values?: Record<string, number | null>; before?: Record<string, string> }[]>()
@@ -952,8 +959,8 @@ export const notificationEvents = pgTable(
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
     kind: text('kind', { enum: ['operation.finished', 'run.ended', 'herd.two_primaries', 'herd.no_primary'] }).notNull(),
-    operationId: integer('operation_id'),
-    ruleRunId: integer('rule_run_id'),
+    operationId: bigint('operation_id', { mode: 'number' }),
+    ruleRunId: bigint('rule_run_id', { mode: 'number' }),
     // herd.two_primaries, herd.no_primary: the herd, and what was seen, in words, as the moment it was seen said it
     // (no foreign key: an announcement outlives nothing it names, and is deleted once delivered).
     herdId: integer('herd_id'),
@@ -999,7 +1006,7 @@ export const webhookDeliveries = pgTable(
 export const lagSamples = pgTable(
   'lag_samples',
   {
-    instanceId: integer('instance_id').notNull(),
+    instanceId: bigint('instance_id', { mode: 'number' }).notNull(),
     herdId: integer('herd_id').notNull(),
     at: timestamp('at', { withTimezone: true }).notNull(),
     lagBytes: bigint('lag_bytes', { mode: 'number' }),

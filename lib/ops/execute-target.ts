@@ -45,17 +45,17 @@ export type ExecuteOutcome = 'done' | 'wait' | 'skipped';
 // does). Rows of one operation only: its settling trigger locks the operation's row, and a statement
 // over two operations could lock them in one order while another locks them in the other.
 export const FINISH = {
-  name: 'pgherd_finish_targets_v1',
+  name: 'pgherd_finish_targets_v2',
   text: `WITH s AS (INSERT INTO operation_steps (target_id, ${STEP_END_COLUMNS})
-                SELECT * FROM unnest($6::int[], $7::int[], $8::text[], $9::step_status[], $10::text[], $11::int[], $12::text[],
+                SELECT * FROM unnest($6::bigint[], $7::int[], $8::text[], $9::step_status[], $10::text[], $11::int[], $12::text[],
                                      $13::text[], $14::timestamptz[], $15::timestamptz[])
                 ${STEP_END_CONFLICT}),
          t AS (UPDATE operation_targets x
-               SET status = ($2::operation_status[])[array_position($1::int[], x.id)], error = ($3::text[])[array_position($1::int[], x.id)],
-                   outcome = coalesce(($4::text[])[array_position($1::int[], x.id)], x.outcome),
-                   refusal = ($5::text[])[array_position($1::int[], x.id)], updated_at = now()
-               WHERE x.id = ANY ($1::int[]) AND x.status::text = 'running' RETURNING x.id)
-         DELETE FROM herd_leases WHERE target_id = ANY ($1::int[])`,
+               SET status = ($2::operation_status[])[array_position($1::bigint[], x.id)], error = ($3::text[])[array_position($1::bigint[], x.id)],
+                   outcome = coalesce(($4::text[])[array_position($1::bigint[], x.id)], x.outcome),
+                   refusal = ($5::text[])[array_position($1::bigint[], x.id)], updated_at = now()
+               WHERE x.id = ANY ($1::bigint[]) AND x.status::text = 'running' RETURNING x.id)
+         DELETE FROM herd_leases WHERE target_id = ANY ($1::bigint[])`,
 };
 
 interface Ending {

@@ -63,11 +63,11 @@ export const REF_SELECT = `
   JOIN environments se ON se.id = s.environment_id`;
 
 // Named statements: the engine loads a target's herd for every target it runs.
-const BY_IDS = { name: 'pgherd_refs_by_ids', text: `${REF_SELECT} WHERE i.id = ANY($1::int[]) ORDER BY i.id` };
+const BY_IDS = { name: 'pgherd_refs_by_ids', text: `${REF_SELECT} WHERE i.id = ANY($1::bigint[]) ORDER BY i.id` };
 const BY_HERDS = { name: 'pgherd_refs_by_herds', text: `${REF_SELECT} WHERE i.herd_id = ANY($1::int[]) ORDER BY i.id` };
 const HERDS_OF_IDS = {
   name: 'pgherd_refs_herds_of_ids',
-  text: `${REF_SELECT} WHERE i.herd_id IN (SELECT herd_id FROM instances WHERE id = ANY($1::int[])) ORDER BY i.id`,
+  text: `${REF_SELECT} WHERE i.herd_id IN (SELECT herd_id FROM instances WHERE id = ANY($1::bigint[])) ORDER BY i.id`,
 };
 const HERD_OF = {
   name: 'pgherd_refs_herd_of',

@@ -61,7 +61,7 @@ export interface ClaimedTarget {
 // the operations started by id), so two claims over the same herds or operations wait for each
 // other, never on each other.
 export const CLAIM = {
-  name: 'pgherd_claim_targets_v9',
+  name: 'pgherd_claim_targets_v10',
   text: `
     WITH t AS (
       SELECT t.id, t.status, t.held, t.instance_id, t.herd_id, t.site, t.confirmed_steps, o.id AS operation_id, o.action, o.action_params,
@@ -70,7 +70,7 @@ export const CLAIM = {
       FROM operation_targets t JOIN operations o ON o.id = t.operation_id
       LEFT JOIN herds h ON h.id = t.herd_id LEFT JOIN environments e ON e.id = h.environment_id
       LEFT JOIN sites s ON s.name = t.site AND t.site <> ''
-      WHERE t.id = ANY ($1::int[])),
+      WHERE t.id = ANY ($1::bigint[])),
     lease AS (
       INSERT INTO herd_leases (herd_id, target_id, holder, expires_at)
       SELECT t.herd_id, t.id, $2, now() + $3 * interval '1 millisecond' FROM t

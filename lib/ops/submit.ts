@@ -249,7 +249,7 @@ export async function writeOperations(
     const ops = await tx.execute<{ id: number; key: string; who: string }>(sql`
       INSERT INTO operations (action, params, action_params, status, waves, gate_excused, plan_digest, requested_by, requested_by_name,
         requested_by_system, confirmation, idempotency_key, rule_id, window_bound)
-      SELECT u.action, u.params, u.action_params, 'queued', u.waves, u.excused::int[], u.digest, u.requested_by, u.requested_by_name,
+      SELECT u.action, u.params, u.action_params, 'queued', u.waves, u.excused::bigint[], u.digest, u.requested_by, u.requested_by_name,
         u.system, u.confirmation, u.key, u.rule_id, u.window_bound
       FROM unnest(${col((x) => x.action.name)}::text[],
         ${col((x) => JSON.stringify({ [x.plan.on === 'herd' ? 'herdIds' : 'instanceIds']: x.plan.targets.map((t) => t.instanceId ?? t.herdId) }))}::jsonb[],
@@ -282,7 +282,7 @@ export async function writeOperations(
     const made = await tx.execute<{ id: number; status: string; held: boolean }>(sql`
       INSERT INTO operation_targets (operation_id, instance_id, herd_id, label, site, wave, held, status, error, refusal, confirmed_steps)
       SELECT u.operation_id, u.instance_id, u.herd_id, u.label, u.site, u.wave, u.held, u.status, u.error, u.refusal, u.confirmed::jsonb
-      FROM unnest(${column((r) => r.x.id)}::int[], ${column((r) => r.t.instanceId)}::int[], ${column((r) => r.t.herdId)}::int[],
+      FROM unnest(${column((r) => r.x.id)}::bigint[], ${column((r) => r.t.instanceId)}::bigint[], ${column((r) => r.t.herdId)}::int[],
         ${column((r) => r.t.label)}::text[], ${column((r) => r.t.site)}::text[], ${column((r) => r.wave)}::int[], ${column((r) => r.wave > 1)}::bool[],
         ${column((r) => (r.t.refused ? 'cancelled' : 'queued'))}::operation_status[], ${column((r) => (r.t.refused ? `refused: ${r.t.refused}` : null))}::text[],
         ${column((r) => (r.t.refused ? (r.t.refusalCode ?? 'unclassified') : null))}::text[],

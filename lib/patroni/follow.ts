@@ -116,7 +116,7 @@ async function recordView(db: Db, herdId: number, now: PatroniNow, twoPrimaries:
                      patroni_problem = ${v.problem}, patroni_read_at = now()
     WHERE id = ${herdId}
       AND ((patroni_leader, patroni_leader_instance_id, patroni_paused, patroni_problem)
-           IS DISTINCT FROM (${v.leader}, ${leaderId}::int, ${v.paused}, ${v.problem})
+           IS DISTINCT FROM (${v.leader}, ${leaderId}::bigint, ${v.paused}, ${v.problem})
            OR patroni_read_at IS NULL OR patroni_read_at < now() - interval '1 minute')`);
 }
 

@@ -438,8 +438,8 @@ async function settleMany(deps: FireDeps, pending: Pending[]) {
   const settled = await deps.db.execute<{ id: number; status: string }>(sql`
     UPDATE rule_runs r SET status = u.status, reason = u.reason, operation_id = u.operation_id,
       targets = COALESCE(u.targets, r.targets), decided_at = clock_timestamp()
-    FROM unnest(${col((p) => p.run.id)}::int[], ${col((p) => p.done.status)}::text[], ${col((p) => p.done.reason.slice(0, 2000))}::text[],
-      ${col((p) => p.done.operationId ?? null)}::int[], ${col((p) => (p.done.targets ? JSON.stringify(p.done.targets.slice(0, MAX_RULE_TARGETS)) : null))}::jsonb[])
+    FROM unnest(${col((p) => p.run.id)}::bigint[], ${col((p) => p.done.status)}::text[], ${col((p) => p.done.reason.slice(0, 2000))}::text[],
+      ${col((p) => p.done.operationId ?? null)}::bigint[], ${col((p) => (p.done.targets ? JSON.stringify(p.done.targets.slice(0, MAX_RULE_TARGETS)) : null))}::jsonb[])
       AS u(id, status, reason, operation_id, targets)
     WHERE r.id = u.id AND (r.status = 'deciding' OR u.status = 'started')
     RETURNING r.id, r.status`);

@@ -197,7 +197,7 @@ export async function withHeartbeat<T>(db: Db, runIds: number[], work: () => Pro
     db
       .update(ruleRuns)
       .set({ heartbeatAt: sql`now()` })
-      .where(and(sql`${ruleRuns.id} = ANY(${sql.param(runIds)}::int[])`, eq(ruleRuns.status, 'deciding')))
+      .where(and(sql`${ruleRuns.id} = ANY(${sql.param(runIds)}::bigint[])`, eq(ruleRuns.status, 'deciding')))
       .catch(() => {}); // a missed beat is only a later one; the reconcile allows several
   const timer = setInterval(() => void beat(), heartbeatMs());
   try {

@@ -418,6 +418,6 @@ export async function runEnded(db: Pick<Db, 'execute'>, runId: number): Promise<
 /** Runs that ended without an operation, any number: into the outbox in one statement, one wake-up. */
 export async function notifyRunsEnded(db: Pick<Db, 'execute'>, runIds: number[]): Promise<void> {
   if (!runIds.length) return;
-  await db.execute(sql`INSERT INTO notification_events (kind, rule_run_id) SELECT 'run.ended', unnest(${sql.param(runIds)}::int[])`);
+  await db.execute(sql`INSERT INTO notification_events (kind, rule_run_id) SELECT 'run.ended', unnest(${sql.param(runIds)}::bigint[])`);
   await db.execute(sql`SELECT pg_notify(${NOTIFICATIONS_CHANNEL}, '')`);
 }
