@@ -1,13 +1,17 @@
 // One typed declaration per model gives the changelist, filters, search, forms, delete and history.
 // A model is one file in lib/admin/models, listed in registry.ts.
-import type { SQL } from 'drizzle-orm';
+import { Column, is, type SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
+import { MAX_ID, maxIdOfType } from '@/lib/validation/ids';
 import type { Role } from '@/db/types';
 import type { ModelForm } from './form-fields';
 import type { Db, Queries } from '@/db/client';
 
 /** A column, or an SQL expression over the model's table and joins. */
 export type Expr = SQL | PgColumn;
+
+/** The largest id an id column holds (a bigint one's is MAX_BIG_ID); an expression is taken for an integer. */
+export const maxIdOf = (e: Expr): number => (is(e, Column) ? maxIdOfType(e.getSQLType()) : MAX_ID);
 
 export type Permission = 'view' | 'add' | 'change' | 'delete';
 

@@ -9,7 +9,7 @@ import { createInsertSchema } from 'drizzle-zod';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isPlainName, isPlainText, NO_TRICKS } from '@/lib/validation/text';
-import { MAX_ID, wholeNumber } from '@/lib/validation/ids';
+import { MAX_ID, maxIdOfType, wholeNumber } from '@/lib/validation/ids';
 import '@/lib/validation/messages';
 
 /** How a field is drawn: plain data, sent to the browser as is. */
@@ -87,8 +87,10 @@ export const f = {
           .nullable(),
       ),
     ),
-  relation: () => wholeNumber(z.number({ message: 'Choose one.' }).int('Choose one.').min(1, 'Choose one.').max(MAX_ID, 'Choose one.')),
-  optionalRelation: () =>
+  /** The id of a related row, in its table's range (`max`: MAX_BIG_ID for a bigint id). */
+  relation: (max = MAX_ID) =>
+    wholeNumber(z.number({ message: 'Choose one.' }).int('Choose one.').min(1, 'Choose one.').max(max, 'Choose one.')),
+  optionalRelation: (max = MAX_ID) =>
     z.preprocess(
       blankToNull,
       wholeNumber(
@@ -96,7 +98,7 @@ export const f = {
           .number({ message: 'Enter an id, or leave it empty.' })
           .int('Enter an id, or leave it empty.')
           .min(1, 'Enter an id, or leave it empty.')
-          .max(MAX_ID, 'Enter an id, or leave it empty.')
+          .max(max, 'Enter an id, or leave it empty.')
           .nullable(),
       ),
     ),
@@ -185,7 +187,8 @@ function derive(
   const nullable = !column.notNull;
   if (refersElsewhere) {
     if (!decl.references) throw new Error(`${what} refers to another table: its field must name the model it refers to (references)`);
-    return { schema: decl.schema ?? (nullable ? f.optionalRelation() : f.relation()), input: decl.input ?? { type: 'relation' } };
+    const max = maxIdOfType(column.getSQLType());
+    return { schema: decl.schema ?? (nullable ? f.optionalRelation(max) : f.relation(max)), input: decl.input ?? { type: 'relation' } };
   }
   const choices = enumValues(derived);
   if (choices)

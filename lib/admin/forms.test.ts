@@ -6,7 +6,7 @@ import { integer, pgEnum, pgTable, serial, text } from 'drizzle-orm/pg-core';
 import { adminModels } from './registry';
 import { isEditable, type EditableModel } from './define-admin';
 import { f, fieldViews, tableForm } from './form-fields';
-import { MAX_ID } from '@/lib/validation/ids';
+import { MAX_BIG_ID, MAX_ID } from '@/lib/validation/ids';
 import { idList, MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
 import { planBody } from '@/lib/api/operation-schemas';
 import { newTokenForm } from '@/lib/auth/api-tokens';
@@ -65,8 +65,13 @@ describe('form messages', () => {
     expect(messages('environments', { name: 'p', description: 'x\u202E' }).description).toMatch(/not allowed/);
   });
 
-  it('refuse ids beyond Postgres\u2019s integer range', () => {
+  it('refuse ids beyond the range of the table they name: integer for a herd, bigint (up to 2^53 - 1) for an instance', () => {
     expect(messages('instances', { herdId: String(MAX_ID + 1) }).herdId).toBe('Choose one.');
+    expect(messages('instances', { upstreamInstanceId: String(MAX_ID + 1) }).upstreamInstanceId).toBeUndefined();
+    expect(messages('instances', { upstreamInstanceId: String(MAX_BIG_ID) }).upstreamInstanceId).toBeUndefined();
+    expect(messages('instances', { upstreamInstanceId: String(MAX_BIG_ID + 1) }).upstreamInstanceId).toBe(
+      'Enter an id, or leave it empty.',
+    );
   });
 
   it('read a whole number only as one is typed: not 1e3, 0x16, 22.0, [24] or true', () => {
@@ -196,8 +201,14 @@ describe('a model\u2019s form, derived from its table', () => {
 
 describe('a bulk selection', () => {
   it('is de-duplicated, bounded, and refuses anything but ids', () => {
-    expect(idList.parse(`3,1,3,${MAX_ID}`)).toEqual([3, 1, MAX_ID]);
-    for (const bad of ['0', '1,,2', `1,${MAX_ID + 1}`, '1;2', '', ' 1', '-1']) expect(idList.safeParse(bad).success, bad).toBe(false);
+    expect(idList().parse(`3,1,3,${MAX_ID}`)).toEqual([3, 1, MAX_ID]);
+    for (const bad of ['0', '1,,2', `1,${MAX_ID + 1}`, '1;2', '', ' 1', '-1']) expect(idList().safeParse(bad).success, bad).toBe(false);
+    // Instances' and operations' ids are bigint: up to 2^53 - 1, never past it (nor rounded to it).
+    expect(idList(MAX_BIG_ID).parse(`${MAX_ID + 1},${MAX_BIG_ID}`)).toEqual([MAX_ID + 1, MAX_BIG_ID]);
+    for (const bad of [`${MAX_BIG_ID + 1}`, '9007199254740993', '12345678901234567'])
+      expect(idList(MAX_BIG_ID).safeParse(bad).success, bad).toBe(false);
+    expect(parseSelection({ ids: String(MAX_ID + 1) })).toMatchObject({ ok: false });
+    expect(parseSelection({ ids: String(MAX_ID + 1) }, MAX_BIG_ID)).toEqual({ ok: true, selection: { all: false, ids: [MAX_ID + 1] } });
     const many = Array.from({ length: MAX_SELECTION + 1 }, (_, i) => i + 1).join(',');
     expect(parseSelection({ ids: many })).toEqual({
       ok: false,

@@ -1,6 +1,6 @@
 // The changelist's whole state lives in the URL. Parsing never fails: bad values fall back to defaults.
 import { environmentsWith, type Access } from '@/lib/auth/access';
-import { ownField, permissionFor, type AdminDef } from './define-admin';
+import { maxIdOf, ownField, permissionFor, type AdminDef } from './define-admin';
 import { parseId } from '@/lib/validation/ids';
 
 export const PAGE_SIZES = [10, 25, 50, 100, 200, 500] as const;
@@ -43,7 +43,7 @@ export function parseListParams(def: AdminDef, raw: RawParams, access: Access): 
     const v = first(raw[f.key]);
     if (v === undefined || v === '') continue;
     if (f.kind === 'choice' && !f.choices.includes(v)) continue;
-    if (f.kind === 'relation' && parseId(v) === null) continue;
+    if (f.kind === 'relation' && parseId(v, maxIdOf(f.sql)) === null) continue;
     if (f.kind === 'values' && (v.length > 200 || (f.numeric && !/^-?\d{1,9}$/.test(v)))) continue;
     filters[f.key] = v;
   }

@@ -6,7 +6,7 @@ import { getDb } from '@/db/client';
 import { auditEntries } from '@/db/schema';
 import { demand, type Access } from '@/lib/auth/access';
 import { orDeny, requireAccess, requireUser, type CurrentUser } from '@/lib/auth/session';
-import { permissionFor, type EditableModel, type Permission } from './define-admin';
+import { maxIdOf, permissionFor, type EditableModel, type Permission } from './define-admin';
 import { environmentOf } from './mutations';
 import { parseId } from '@/lib/validation/ids';
 import { getEditable } from './registry';
@@ -25,8 +25,9 @@ export async function objectRoute(params: Promise<{ model: string; id: string }>
   const access = await requireAccess();
   const { model, id: rawId } = await params;
   const def = getEditable(model);
-  const id = parseId(rawId);
-  if (!def || id === null) notFound();
+  if (!def) notFound();
+  const id = parseId(rawId, maxIdOf(def.id));
+  if (id === null) notFound();
   const db = getDb();
   let environmentId = await environmentOf(db, def, id);
   if (environmentId === null && def.environmentSql) {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { idNumber } from '@/lib/validation/ids';
+import { idNumber, MAX_BIG_ID, MAX_ID } from '@/lib/validation/ids';
 import { MAX_SELECTION } from '@/lib/validation/selection';
 import { wavesSchema } from '@/lib/ops/waves';
 
@@ -8,10 +8,14 @@ export const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{8,64}$/;
 
 // The console's bulk selection's bound (lib/validation/selection.ts), as a JSON array: each id
 // counted once (the body's 64 KiB cap bounds the array itself).
-export const idsSchema = z
-  .array(idNumber('each id'))
-  .transform((a) => [...new Set(a)])
-  .pipe(z.array(z.number()).min(1).max(MAX_SELECTION, `At most ${MAX_SELECTION} distinct ids.`));
+const idsOf = (max: number) =>
+  z
+    .array(idNumber('each id', max))
+    .transform((a) => [...new Set(a)])
+    .pipe(z.array(z.number()).min(1).max(MAX_SELECTION, `At most ${MAX_SELECTION} distinct ids.`));
+/** Instances' ids are bigint, herds' integer. */
+export const instanceIdsSchema = idsOf(MAX_BIG_ID);
+export const herdIdsSchema = idsOf(MAX_ID);
 
 /** An action's parameters (remaster: `{ upstreamInstanceId }`); the action's own schema checks them. */
 /** A parameter's value: a scalar, or a short list of strings (a resize's ordered fallback types); the action's schema says which. */
@@ -29,7 +33,7 @@ export const actionParamsSchema = z
   .optional();
 
 /** Switchover and DR failover: the replica to promote, also accepted beside `params` (as the API documents). */
-const candidate = idNumber('candidateInstanceId').optional();
+const candidate = idNumber('candidateInstanceId', MAX_BIG_ID).optional();
 const withCandidate = <T extends { params?: Record<string, unknown>; candidateInstanceId?: number }>({ candidateInstanceId, ...b }: T) => ({
   ...b,
   params: candidateInstanceId === undefined ? b.params : { ...b.params, candidateInstanceId },
@@ -41,8 +45,8 @@ const oneKindMessage = { message: 'give instanceIds (instance actions) or herdId
 export const planBody = z
   .object({
     action: z.string().min(1).max(50),
-    instanceIds: idsSchema.optional(),
-    herdIds: idsSchema.optional(),
+    instanceIds: instanceIdsSchema.optional(),
+    herdIds: herdIdsSchema.optional(),
     params: actionParamsSchema,
     candidateInstanceId: candidate,
     /** Run in waves (lib/ops/waves.ts): { size | percent, canary, order, gate, budget }. */
@@ -55,8 +59,8 @@ export const planBody = z
 export const submitBody = z
   .object({
     action: z.string().min(1).max(50),
-    instanceIds: idsSchema.optional(),
-    herdIds: idsSchema.optional(),
+    instanceIds: instanceIdsSchema.optional(),
+    herdIds: herdIdsSchema.optional(),
     params: actionParamsSchema,
     candidateInstanceId: candidate,
     waves: wavesSchema.optional(),

@@ -9,7 +9,7 @@ import { SubmitError } from '@/lib/ops/submit-errors';
 import { verifyApiToken, type Scope } from '@/lib/auth/api-tokens';
 import { CLIENT_ADDRESS_HEADER, clientAddress } from '@/lib/auth/client-address';
 import { getCurrentUser } from '@/lib/auth/session';
-import { MAX_ID, parseId } from '@/lib/validation/ids';
+import { idMessage, MAX_ID, parseId } from '@/lib/validation/ids';
 import { AwsNotConfiguredError } from '@/lib/aws/config';
 
 export class ApiError extends Error {
@@ -22,11 +22,13 @@ export class ApiError extends Error {
   }
 }
 
-/** An id from the path: a 400 naming it when it is not a Postgres integer from 1 (README, "Ids"). */
-export function pathId(raw: string | undefined, field = 'id'): number {
-  const id = parseId(raw ?? '');
-  if (id === null)
-    throw new ApiError(400, `invalid ${field}`, [{ path: field, message: `${field} is a whole number from 1 to ${MAX_ID}` }]);
+/**
+ * An id from the path: a 400 naming it when it is not a whole number from 1 to its table's largest id
+ * (`max`: MAX_BIG_ID for an instance's or an operation's; README, "Ids").
+ */
+export function pathId(raw: string | undefined, field = 'id', max = MAX_ID): number {
+  const id = parseId(raw ?? '', max);
+  if (id === null) throw new ApiError(400, `invalid ${field}`, [{ path: field, message: idMessage(field, max) }]);
   return id;
 }
 

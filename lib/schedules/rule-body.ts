@@ -1,7 +1,7 @@
 // A rule as the API and the form give it (issue 17): what it runs, on what, when. Checked here for
 // shape; lib/schedules/rules.ts checks it against the inventory and the owner's roles before saving.
 import { z } from 'zod';
-import { actionParamsSchema, idsSchema } from '@/lib/api/operation-schemas';
+import { actionParamsSchema, herdIdsSchema, instanceIdsSchema } from '@/lib/api/operation-schemas';
 import { isPlainName, isPlainText, NO_TRICKS } from '@/lib/validation/text';
 import { wavesSchema } from '@/lib/ops/waves';
 import { conditionSchema } from './conditions';
@@ -35,8 +35,8 @@ export const ruleBody = z
     action: z.string().min(1).max(50),
     params: actionParamsSchema,
     /** Fixed targets: instances (instance actions) or herds (herd actions)... */
-    instanceIds: idsSchema.optional(),
-    herdIds: idsSchema.optional(),
+    instanceIds: instanceIdsSchema.optional(),
+    herdIds: herdIdsSchema.optional(),
     /** ...or a changelist's filter, as its query string ("environment=2&role=replica"), resolved at each fire. */
     filter: z
       .string()

@@ -3,7 +3,7 @@
 // Thin server actions over lib/admin/mutations: the one door for console writes.
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
-import { idText, MAX_ID } from '@/lib/validation/ids';
+import { idText } from '@/lib/validation/ids';
 import { idList } from '@/lib/validation/selection';
 import { getDb } from '@/db/client';
 import { deleteObjects, environmentOf, saveObject } from '@/lib/admin/mutations';
@@ -11,6 +11,7 @@ import { labelsFor } from '@/lib/admin/list-query';
 import { createAgentToken } from '@/lib/agent/ingest';
 import { HostBindingError } from '@/lib/ops/host-binding';
 import { demand } from '@/lib/auth/access';
+import { maxIdOf } from '@/lib/admin/define-admin';
 import { getEditable } from '@/lib/admin/registry';
 import { serversAdmin } from '@/lib/admin/models/servers.admin';
 import type { SaveOutcome } from '@/lib/admin/save-outcome';
@@ -29,7 +30,7 @@ export async function saveAction(model: string, id: number | null, values: unkno
   const who = await currentActor();
   const def = getEditable(model);
   if (!def) return { ok: false, fieldErrors: {}, formError: `Unknown model ${model}.` };
-  const okId = id === null || (Number.isInteger(id) && id > 0 && id <= MAX_ID);
+  const okId = id === null || (Number.isInteger(id) && id > 0 && id <= maxIdOf(def.id));
   const okIntent = intents.safeParse(intent);
   if (!okId || !okIntent.success || typeof values !== 'object' || values === null || Array.isArray(values)) {
     return { ok: false, fieldErrors: {}, formError: 'Malformed request.' };
@@ -50,7 +51,7 @@ export async function saveAction(model: string, id: number | null, values: unkno
 }
 
 // The delete page posts the ids it listed (never "all": it computed them), in the shared selection's bounds.
-const deleteForm = z.object({ model: z.string().min(1).max(50), ids: idList });
+const deleteForm = z.object({ model: z.string().min(1).max(50), ids: z.string() });
 
 export async function deleteAction(form: FormData): Promise<void> {
   const who = await currentActor();
@@ -58,7 +59,9 @@ export async function deleteAction(form: FormData): Promise<void> {
   if (!parsed.success) malformed();
   const def = getEditable(parsed.data.model);
   if (!def) malformed();
-  const res = await orDeny(() => deleteObjects(getDb(), def, parsed.data.ids, who));
+  const ids = idList(maxIdOf(def.id)).safeParse(parsed.data.ids);
+  if (!ids.success) malformed();
+  const res = await orDeny(() => deleteObjects(getDb(), def, ids.data, who));
   redirect(`/admin/${def.name}?deleted=${res.deleted}`);
 }
 

@@ -3,7 +3,7 @@
 // Thin server actions over lib/ops: confirm (enqueue), pause, resume, abort (cancel), retry.
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
-import { idText } from '@/lib/validation/ids';
+import { idText, MAX_BIG_ID, MAX_ID } from '@/lib/validation/ids';
 import { idList } from '@/lib/validation/selection';
 import { getDb } from '@/db/client';
 import { cancelOperation, OperationStateError, pauseOperation, resumeOperation, retryInput } from '@/lib/ops/control';
@@ -19,16 +19,14 @@ import { malformed, orDeny } from '@/lib/auth/session';
 
 const confirmForm = z.object({
   action: z.string().min(1).max(50),
-  // The ids the confirmation page listed (it computed "all matching" itself), in the shared selection's bounds.
-  ids: idList,
+  // The ids the confirmation page listed (it computed "all matching" itself), in the shared selection's
+  // bounds once the action says whose ids they are.
+  ids: z.string(),
   digest: z.string().regex(/^[0-9a-f]{32}$/),
   key: z.string().regex(/^[0-9a-f]{32}$/),
   confirmation: z.string().max(200).default(''),
   /** The operation this one retries (recorded in its audit entry). */
-  retryOf: z
-    .string()
-    .regex(/^[1-9]\d{0,9}$/)
-    .optional(),
+  retryOf: idText('retryOf', MAX_BIG_ID).optional(),
   /** The changelist the selection came from (the way back after a stale plan). */
   from: z
     .string()
@@ -55,9 +53,12 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
   const params = paramsFromForm(entries);
   const parsed = confirmForm.safeParse(entries);
   if (!parsed.success) malformed();
-  const { action: name, ids, digest, key, confirmation, from, retryOf } = parsed.data;
+  const { action: name, digest, key, confirmation, from, retryOf } = parsed.data;
   const action = getAction(name);
   if (!action) malformed();
+  const picked = idList(isHerdAction(action) ? MAX_ID : MAX_BIG_ID).safeParse(parsed.data.ids);
+  if (!picked.success) malformed();
+  const ids = picked.data;
   const waves = wavesFromForm(entries);
   // The page only offers a confirm for waves it could show: others were not made by it.
   if (!waves.ok) malformed();
@@ -79,7 +80,7 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
             digest,
             confirmation,
             idempotencyKey: key,
-            retryOf: retryOf ? Number(retryOf) : undefined,
+            retryOf,
             waves: waves.spec,
           },
           who,
@@ -93,7 +94,7 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
   redirect(`/operations/${id}`);
 }
 
-const idForm = z.object({ id: idText() });
+const idForm = z.object({ id: idText('id', MAX_BIG_ID) });
 
 export async function cancelOperationAction(form: FormData): Promise<void> {
   const who = await currentActor();

@@ -3,7 +3,7 @@
 // OpenAPI document (GET /api/v1/openapi.json, lib/api/contract/document.ts) is generated from the same
 // declarations: the document cannot say one thing while the route checks another.
 import { z } from 'zod';
-import { MAX_ID } from '@/lib/validation/ids';
+import { MAX_BIG_ID, MAX_ID } from '@/lib/validation/ids';
 
 /** Who may call it: an API token (or the console's session) with that scope, a server's agent token, or anyone. */
 export type RouteAuth = 'read' | 'operate' | 'agent' | 'none';
@@ -49,15 +49,19 @@ export const errorSchema = z
   })
   .meta({ id: 'Error' });
 
-/** An id in the path: a Postgres integer from 1. */
-export const idParams = z.object({
-  id: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(MAX_ID)
-    .meta({ description: `The id: a whole number from 1 to ${MAX_ID}, in decimal digits (anything else is a 400 naming it).` }),
-});
+/** An id in the path, of a table with integer ids (`max` MAX_BIG_ID: bigint ids). */
+const pathIdParams = (max: number) =>
+  z.object({
+    id: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(max)
+      .meta({ description: `The id: a whole number from 1 to ${max}, in decimal digits (anything else is a 400 naming it).` }),
+  });
+export const idParams = pathIdParams(MAX_ID);
+/** An instance's or an operation's id in the path (bigint ids). */
+export const bigIdParams = pathIdParams(MAX_BIG_ID);
 
 /** Declares a route (the value is returned as given: the declaration is the contract). */
 export const defineRoute = <T extends RouteSpec>(spec: T): T => spec;

@@ -1,7 +1,7 @@
 // Lag history (lib/inventory/lag-history.ts) as the charts and automation read it.
 import { z } from 'zod';
 import { instanceState, operationStatus } from '@/db/schema';
-import { defineRoute, idParams } from './define';
+import { bigIdParams, defineRoute, idParams } from './define';
 
 export const lagQuery = z
   .object({
@@ -72,7 +72,7 @@ export const instanceLagRoute = defineRoute({
   summary: "An instance's lag history",
   description: "The instance's replay lag and state as sampled, and the operations on its herd in that time.",
   auth: 'read',
-  params: idParams,
+  params: bigIdParams,
   query: lagQuery,
   responses: { 200: { description: 'The samples.', schema: lagHistoryResponse } },
   errors: { 404: 'No such instance.' },

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { operationStatus, stepStatus } from '@/db/schema';
 import { IDEMPOTENCY_KEY, planBody, submitBody } from '@/lib/api/operation-schemas';
-import { defineRoute, idParams } from './define';
+import { bigIdParams, defineRoute } from './define';
 
 const when = z.iso.datetime({ offset: true });
 
@@ -158,13 +158,13 @@ export const getOperationRoute = defineRoute({
   summary: 'Follow an operation',
   description: 'Its status, its waves, and each target with its steps (the targets in environments the caller may see).',
   auth: 'read',
-  params: idParams,
+  params: bigIdParams,
   responses: { 200: { description: 'The operation.', schema: operationResponse } },
   errors: { 404: 'No such operation.' },
 });
 
 export const operationVerbParams = z.object({
-  id: idParams.shape.id,
+  id: bigIdParams.shape.id,
   verb: z.enum(['pause', 'resume', 'abort']),
 });
 

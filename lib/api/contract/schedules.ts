@@ -7,7 +7,7 @@ import { ruleBody } from '@/lib/schedules/rule-body';
 import { MAX_RULE_TARGETS } from '@/lib/schedules/rules';
 import { WEBHOOK_EVENTS, webhookBody } from '@/lib/schedules/webhooks';
 import { windowBody } from '@/lib/schedules/windows';
-import { idText } from '@/lib/validation/ids';
+import { idText, MAX_BIG_ID } from '@/lib/validation/ids';
 import { defineRoute, idParams } from './define';
 
 const when = z.iso.datetime({ offset: true });
@@ -189,7 +189,7 @@ export const runRuleRoute = defineRoute({
 export const ruleRunsQuery = z
   .object({
     limit: z.coerce.number().int().min(1).max(500).optional().meta({ description: 'How many (50 unless given).' }),
-    before: idText('before').optional().meta({ description: 'Runs older than this run id (the next page).' }),
+    before: idText('before', MAX_BIG_ID).optional().meta({ description: 'Runs older than this run id (the next page).' }),
   })
   .strict();
 

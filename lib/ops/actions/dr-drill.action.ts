@@ -6,7 +6,7 @@
 // no running replica outside its primary's site. The figures go to dr_drills, for the DR scorecard.
 import { z } from 'zod';
 import { drDrills } from '@/db/schema';
-import { idText } from '@/lib/validation/ids';
+import { idText, MAX_BIG_ID } from '@/lib/validation/ids';
 import { rankReplicas } from '../candidates';
 import { part } from '../compose';
 import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep, type RunContext } from '../define-action';
@@ -22,7 +22,7 @@ const FIRST_WRITE_TIMEOUT_MS = 30_000;
 export const drDrillParams = z
   .object({
     /** The DR member to switch over to; left out: the most up-to-date running replica outside the primary's site. */
-    candidateInstanceId: idText('candidateInstanceId').optional(),
+    candidateInstanceId: idText('candidateInstanceId', MAX_BIG_ID).optional(),
   })
   .strict();
 

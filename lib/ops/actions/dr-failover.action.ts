@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
-import { idText } from '@/lib/validation/ids';
+import { idText, MAX_BIG_ID } from '@/lib/validation/ids';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { formatBytes, formatLsn } from '@/lib/format/units';
@@ -36,7 +36,7 @@ import { isPatroniHerd, newPatroniSwitchState, planPatroniFailover, type Patroni
 export const drFailoverParams = z
   .object({
     /** Promote this replica (if it answers); left out: the reachable replica with the highest received LSN. */
-    candidateInstanceId: idText('candidateInstanceId').optional(),
+    candidateInstanceId: idText('candidateInstanceId', MAX_BIG_ID).optional(),
     /** How long the candidate may take to replay what it received before it is promoted anyway (ms). */
     replayDeadlineMs: z.coerce.number().int().min(0).max(3_600_000).optional(),
     /**

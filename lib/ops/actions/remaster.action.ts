@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { idText } from '@/lib/validation/ids';
+import { idText, MAX_BIG_ID } from '@/lib/validation/ids';
 import { defineAction } from '../define-action';
 import type { InstanceRef } from '../instance-ref';
 import { herdPrimary } from '../herd-primary';
@@ -11,7 +11,7 @@ import { refreshStep } from './control-steps';
 export const remasterParams = z
   .object({
     /** The member to stream from; left out: the herd's primary. */
-    upstreamInstanceId: idText('upstreamInstanceId').optional(),
+    upstreamInstanceId: idText('upstreamInstanceId', MAX_BIG_ID).optional(),
   })
   .strict();
 

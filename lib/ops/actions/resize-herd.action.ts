@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { HOURS_PER_MONTH } from '@/lib/cloud/prices';
 import type { TypeChoice } from '@/lib/cloud/rank';
-import { idText } from '@/lib/validation/ids';
+import { idText, MAX_BIG_ID } from '@/lib/validation/ids';
 import { chooseCandidate } from '../candidates';
 import { defineHerdAction, flagParam, productionWarning, type ActionPlan, type ActionStep, type Fact } from '../define-action';
 import type { HerdRef } from '../herd-ref';
@@ -33,7 +33,7 @@ export const resizeHerdParams = z
   .object({
     ...resizeWishFields,
     /** The replica that becomes the primary; left out: the most up-to-date one when the plan is made. */
-    candidateInstanceId: idText('candidateInstanceId').optional(),
+    candidateInstanceId: idText('candidateInstanceId', MAX_BIG_ID).optional(),
     /** Switch over again at the end, so the old primary is the primary again. */
     switchBack: flagParam(),
   })

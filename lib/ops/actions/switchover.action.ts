@@ -6,7 +6,7 @@
 import { eq, inArray } from 'drizzle-orm';
 import { z } from 'zod';
 import { instances } from '@/db/schema';
-import { idText } from '@/lib/validation/ids';
+import { idText, MAX_BIG_ID } from '@/lib/validation/ids';
 import { formatBytes } from '@/lib/format/units';
 import { lsnToNumber } from '@/lib/inventory/lsn';
 import { bytesOrUnknown, chooseCandidate, lagOf } from '../candidates';
@@ -43,7 +43,7 @@ const PROMOTE_SETTLE_MS = 10_000;
 export const switchoverParams = z
   .object({
     /** The replica to promote; left out: the most up-to-date running replica. */
-    candidateInstanceId: idText('candidateInstanceId').optional(),
+    candidateInstanceId: idText('candidateInstanceId', MAX_BIG_ID).optional(),
     /** Refuse when the candidate's replay is further behind than this (default 16 MB). */
     maxLagBytes: z.coerce
       .number()

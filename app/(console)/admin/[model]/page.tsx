@@ -6,7 +6,7 @@ import { ChangeListTable } from '@/components/admin/change-list-table';
 import { FilterSidebar } from '@/components/admin/filter-sidebar';
 import { Pagination } from '@/components/admin/pagination';
 import { actionViews, changelistBase, columnViews, facetViews, rowViews } from '@/lib/admin/changelist-view';
-import { isEditable, permissionFor } from '@/lib/admin/define-admin';
+import { isEditable, maxIdOf, permissionFor } from '@/lib/admin/define-admin';
 import { canSomewhere } from '@/lib/auth/access';
 import { PAGE_SIZES, parseListParams, toQueryString, type RawParams } from '@/lib/admin/list-params';
 import { changeList, labelsFor } from '@/lib/admin/list-query';
@@ -35,7 +35,7 @@ export default async function ChangeListPage({
   const shown = { ...p, page: list.page };
   const base = changelistBase(def);
   const qs = toQueryString(def, { ...shown, page: 1 }).replace(/^\?/, '');
-  const savedId = typeof raw.saved === 'string' ? parseId(raw.saved) : null;
+  const savedId = typeof raw.saved === 'string' ? parseId(raw.saved, maxIdOf(def.id)) : null;
   const saved = savedId !== null ? (await labelsFor(db, def, [savedId], p.scope))[0] : undefined;
   const actions = actionViews(def, access);
   const canAdd = isEditable(def) && !def.readOnlyAdd && canSomewhere(access, permissionFor(def, 'add'));

@@ -7,9 +7,9 @@ import { getDb } from '@/db/client';
 import { acceptPatroniProposal } from '@/lib/agent/patroni-proposal';
 import { currentActor } from '@/lib/auth/actor';
 import { malformed, orDeny } from '@/lib/auth/session';
-import { idText } from '@/lib/validation/ids';
+import { idText, MAX_BIG_ID } from '@/lib/validation/ids';
 
-const acceptForm = z.object({ herdId: idText(), instanceId: idText(), url: z.string().max(300) });
+const acceptForm = z.object({ herdId: idText(), instanceId: idText('instanceId', MAX_BIG_ID), url: z.string().max(300) });
 
 export async function acceptPatroniProposalAction(form: FormData): Promise<void> {
   const who = await currentActor();

@@ -2,7 +2,7 @@ import { notFound } from 'next/navigation';
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { OperationLive } from '@/components/ops/operation-live';
-import { parseId } from '@/lib/validation/ids';
+import { MAX_BIG_ID, parseId } from '@/lib/validation/ids';
 import { valueText } from '@/lib/admin/text';
 import { operationView } from '@/lib/ops/operation-view';
 import { WITHHELD } from '@/lib/ops/operation-withheld';
@@ -17,7 +17,7 @@ import { cancelOperationAction, pauseOperationAction, resumeOperationAction, ret
 
 export default async function OperationPage({ params }: { params: Promise<{ id: string }> }) {
   const access = await requireAccess();
-  const id = parseId((await params).id);
+  const id = parseId((await params).id, MAX_BIG_ID);
   const view = id === null ? null : await operationView(getDb(), id, access);
   if (!view) notFound();
   await orDeny(() => demandOnOperation(getDb(), access, view.id, 'view'));

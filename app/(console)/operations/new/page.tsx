@@ -13,7 +13,7 @@ import { isHerdAction, type ActionParamField } from '@/lib/ops/define-action';
 import { orDeny, requireAccess } from '@/lib/auth/session';
 import { environmentsWith } from '@/lib/auth/access';
 import { capitalize, valueText } from '@/lib/admin/text';
-import { parseId } from '@/lib/validation/ids';
+import { MAX_BIG_ID, MAX_ID, parseId } from '@/lib/validation/ids';
 import { MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
 import { wavePlan, WavesError } from '@/lib/ops/waves';
 import { wavesFromForm, wavesToForm } from '@/lib/ops/waves-form';
@@ -45,7 +45,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   const noun = (n: number) => (onHerds ? (n === 1 ? 'herd' : 'herds') : n === 1 ? 'instance' : 'instances');
   let ids: number[] = [];
   let error = '';
-  const picked = parseSelection(raw);
+  const picked = parseSelection(raw, onHerds ? MAX_ID : MAX_BIG_ID);
   if (!picked.ok)
     error = picked.empty ? '' : picked.error; // nothing ticked: the page says so itself
   else if (picked.selection.all) {
@@ -80,7 +80,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
     );
   }
   const rawParams = paramsFromForm(raw);
-  const retryOf = typeof raw.retryOf === 'string' ? parseId(raw.retryOf) : null;
+  const retryOf = typeof raw.retryOf === 'string' ? parseId(raw.retryOf, MAX_BIG_ID) : null;
   // Waves, when asked for: part of the plan (and its digest), shown here exactly as submit will run them.
   const asked = wavesFromForm(raw);
   let plan;

@@ -1,6 +1,6 @@
 import { NextResponse, type NextRequest } from 'next/server';
 import { getDb } from '@/db/client';
-import { parseId } from '@/lib/validation/ids';
+import { MAX_BIG_ID, parseId } from '@/lib/validation/ids';
 import { operationView } from '@/lib/ops/operation-view';
 import { getCurrentAccess } from '@/lib/auth/session';
 import { AccessDenied } from '@/lib/auth/access';
@@ -21,7 +21,7 @@ function parseSince(raw: string | null): Date | null | 'bad' {
 export async function GET(req: NextRequest, ctx: { params: Promise<{ id: string }> }) {
   const access = await getCurrentAccess();
   if (!access) return NextResponse.json({ error: 'sign in required' }, { status: 401 });
-  const id = parseId((await ctx.params).id);
+  const id = parseId((await ctx.params).id, MAX_BIG_ID);
   const since = parseSince(req.nextUrl.searchParams.get('since'));
   if (since === 'bad') return NextResponse.json({ error: 'since: a cursor from an earlier answer' }, { status: 400 });
   const view = id === null ? null : since ? await operationView(getDb(), id, access, since) : await operationView(getDb(), id, access);

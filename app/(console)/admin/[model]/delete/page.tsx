@@ -10,7 +10,7 @@ import { getEditable } from '@/lib/admin/registry';
 import { capitalize } from '@/lib/admin/text';
 import { deny, requireAccess } from '@/lib/auth/session';
 import { canSomewhere, environmentsWith } from '@/lib/auth/access';
-import { permissionFor } from '@/lib/admin/define-admin';
+import { maxIdOf, permissionFor } from '@/lib/admin/define-admin';
 import { deleteAction } from '../../actions';
 import { MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
 
@@ -34,7 +34,7 @@ export default async function BulkDeletePage({
   const back = `/admin/${def.name}${toQueryString(def, p)}`;
   let ids: number[] = [];
   let error = '';
-  const picked = parseSelection(raw);
+  const picked = parseSelection(raw, maxIdOf(def.id));
   if (!picked.ok) error = picked.error;
   else if (picked.selection.all) {
     try {

@@ -1,12 +1,13 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { ApiError, apiUser, handle, pathId } from '@/lib/api/respond';
+import { MAX_BIG_ID } from '@/lib/validation/ids';
 import { operationView } from '@/lib/ops/operation-view';
 import { demandOnOperation } from '@/lib/ops/control';
 
 export const GET = handle(async (req, ctx) => {
   const user = await apiUser(req, 'read');
-  const id = pathId((await ctx.params).id);
+  const id = pathId((await ctx.params).id, 'id', MAX_BIG_ID);
   const op = await operationView(getDb(), id, user.access);
   if (!op) throw new ApiError(404, 'no such operation');
   await demandOnOperation(getDb(), user.access, op.id, 'view');

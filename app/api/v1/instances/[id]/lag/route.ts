@@ -6,11 +6,12 @@ import { ApiError, apiUser, handle, pathId, queryOf } from '@/lib/api/respond';
 import { instanceLagRoute } from '@/lib/api/contract/history';
 import { demand } from '@/lib/auth/access';
 import { lagHistory, lagRange } from '@/lib/inventory/lag-history';
+import { MAX_BIG_ID } from '@/lib/validation/ids';
 
 /** GET /api/v1/instances/{id}/lag?range=hour|day|week: its lag history and the operations on its herd meanwhile. */
 export const GET = handle(async (req, ctx) => {
   const user = await apiUser(req, 'read');
-  const id = pathId((await ctx.params).id);
+  const id = pathId((await ctx.params).id, 'id', MAX_BIG_ID);
   const q = queryOf(req, instanceLagRoute.query);
   const db = getDb();
   const [row] = await db.select({ environmentId: instances.environmentId }).from(instances).where(eq(instances.id, id));

@@ -4,6 +4,7 @@ import { getDb } from '@/db/client';
 import { ApiError, apiUser, handle, pathId } from '@/lib/api/respond';
 import { cancelOperation, operationScope, pauseOperation, resumeOperation } from '@/lib/ops/control';
 import { webQueue } from '@/lib/ops/web-queue';
+import { MAX_BIG_ID } from '@/lib/validation/ids';
 
 const verb = z.enum(['pause', 'resume', 'abort']);
 
@@ -19,7 +20,7 @@ export const POST = handle(async (req, ctx) => {
   const p = await ctx.params;
   const what = verb.safeParse(p.verb);
   if (!what.success) throw new ApiError(404, 'no such verb (pause, resume, abort)');
-  const id = pathId(p.id);
+  const id = pathId(p.id, 'id', MAX_BIG_ID);
   const db = getDb();
   if (!(await operationScope(db, id))) throw new ApiError(404, 'no such operation');
   if (what.data === 'pause') await pauseOperation(db, id, user);
