@@ -157,9 +157,10 @@ const num = (l: string | null | undefined) => (l ? lsnToNumber(l) : null);
 
 /**
  * The whole write for a batch of reports (each from a different server), one statement: each server's
- * last report time and interval; each running instance upserted into the herd of its system identifier
+ * last report time and interval; each running instance written into the herd of its system identifier
  * (role, upstream, LSN, lag against the herd's single running primary, timeline, pending restart;
- * skipped when nothing differs); an audit entry for each instance created; each server's other
+ * updated when known, skipped when nothing differs, inserted when new: only a new instance takes a
+ * value of the id sequence); an audit entry for each instance created; each server's other
  * instances marked stopped. When a system identifier names no herd it writes no instance and returns
  * those identifiers, for the caller to create their herds and run it again. Rows are written in
  * (server, port) order, so that two batches never wait on each other in opposite orders. Named, so
@@ -190,7 +191,7 @@ WITH batch AS (
 ), unknown AS (
   SELECT DISTINCT sysid FROM placed WHERE herd_id IS NULL
 ), fact AS (
-  SELECT f.*, b.observed_at, b.hostname,
+  SELECT f.*, b.observed_at, b.hostname, (CASE WHEN f.is_primary THEN 'primary' ELSE 'replica' END)::instance_role AS role,
     CASE WHEN f.is_primary THEN NULL ELSE (
       SELECT CASE WHEN count(*) = 1 THEN min(i.id) END FROM instances i JOIN servers s ON s.id = i.server_id
       WHERE i.port = f.up_port AND (s.address = f.up_host OR s.hostname = f.up_host)) END AS upstream_id,
@@ -198,20 +199,45 @@ WITH batch AS (
       SELECT greatest(max(p.lsn) - f.lsn, 0) FROM instances p
       WHERE p.herd_id = f.herd_id AND p.role = 'primary' AND p.state = 'running' HAVING count(*) = 1) END AS lag -- instances_running_primary_idx
   FROM placed f JOIN batch b USING (server_id) WHERE NOT EXISTS (SELECT 1 FROM unknown) AND NOT f.conflict
-), up AS (
+), changed AS (
+  -- The known instances whose facts differ from the report's, locked in (server, port) order (so that
+  -- two batches never wait on each other in opposite orders). Known ones are updated, never upserted:
+  -- INSERT ... ON CONFLICT takes a value of the id sequence for every row it is given, even one that
+  -- only updates, and a fleet reporting every minute would use up any sequence (a report that changes
+  -- nothing still came at the same cost).
+  SELECT i.id, f.server_id, f.port FROM fact f JOIN instances i ON i.server_id = f.server_id AND i.port = f.port
+  WHERE (i.herd_id, i.data_directory, i.pg_version, i.role, i.observed_role, i.upstream_instance_id, i.timeline, i.lsn, i.lag_bytes, i.pending_restart, i.last_observed_at)
+        IS DISTINCT FROM (f.herd_id, f.data_directory, f.pg_version, f.role, f.role, f.upstream_id, f.timeline, f.lsn, coalesce(f.lag, i.lag_bytes), f.pending, f.observed_at)
+     OR i.state NOT IN ('running', 'fenced', 'needs_rebuild')
+  ORDER BY f.server_id, f.port
+  FOR NO KEY UPDATE OF i
+), updated AS (
+  UPDATE instances i SET
+    herd_id = f.herd_id, data_directory = f.data_directory, pg_version = f.pg_version, role = f.role, observed_role = f.role,
+    upstream_instance_id = f.upstream_id,
+    state = CASE WHEN i.state IN ('fenced', 'needs_rebuild') THEN i.state ELSE 'running'::instance_state END,
+    timeline = f.timeline, lsn = f.lsn, lag_bytes = coalesce(f.lag, i.lag_bytes),
+    pending_restart = f.pending, last_observed_at = f.observed_at, updated_at = now()
+  FROM changed c JOIN fact f USING (server_id, port)
+  WHERE i.id = c.id
+  RETURNING i.id, i.server_id, i.port, i.role, i.data_directory, false AS created
+), inserted AS (
+  -- Only the instances the statement's snapshot does not know take an id. One that a concurrent report
+  -- inserted meanwhile is updated with this report's facts instead (its value of the sequence is lost:
+  -- only in that race).
   INSERT INTO instances AS i (herd_id, server_id, port, data_directory, pg_version, role, observed_role, upstream_instance_id, state, timeline, lsn, lag_bytes, pending_restart, last_observed_at)
-  SELECT herd_id, server_id, port, data_directory, pg_version, (CASE WHEN is_primary THEN 'primary' ELSE 'replica' END)::instance_role, (CASE WHEN is_primary THEN 'primary' ELSE 'replica' END)::instance_role, upstream_id, 'running', timeline, lsn, lag, pending, observed_at
-  FROM fact ORDER BY server_id, port
+  SELECT herd_id, server_id, port, data_directory, pg_version, role, role, upstream_id, 'running', timeline, lsn, lag, pending, observed_at
+  FROM fact f WHERE NOT EXISTS (SELECT 1 FROM instances x WHERE x.server_id = f.server_id AND x.port = f.port)
+  ORDER BY server_id, port
   ON CONFLICT (server_id, port) DO UPDATE SET
     herd_id = excluded.herd_id, data_directory = excluded.data_directory, pg_version = excluded.pg_version, role = excluded.role, observed_role = excluded.observed_role,
     upstream_instance_id = excluded.upstream_instance_id,
     state = CASE WHEN i.state IN ('fenced', 'needs_rebuild') THEN i.state ELSE 'running'::instance_state END,
     timeline = excluded.timeline, lsn = excluded.lsn, lag_bytes = coalesce(excluded.lag_bytes, i.lag_bytes),
     pending_restart = excluded.pending_restart, last_observed_at = excluded.last_observed_at, updated_at = now()
-  WHERE (i.herd_id, i.data_directory, i.pg_version, i.role, i.observed_role, i.upstream_instance_id, i.timeline, i.lsn, i.lag_bytes, i.pending_restart, i.last_observed_at)
-        IS DISTINCT FROM (excluded.herd_id, excluded.data_directory, excluded.pg_version, excluded.role, excluded.observed_role, excluded.upstream_instance_id, excluded.timeline, excluded.lsn, coalesce(excluded.lag_bytes, i.lag_bytes), excluded.pending_restart, excluded.last_observed_at)
-     OR i.state NOT IN ('running', 'fenced', 'needs_rebuild')
   RETURNING i.id, i.server_id, i.port, i.role, i.data_directory, (xmax = 0) AS created
+), up AS (
+  SELECT * FROM updated UNION ALL SELECT * FROM inserted
 ), stopped AS (
   -- What a report does not list as running is not running (stopped by hand, or gone): never deleted.
   -- By the (server, port) index: state is compared as text so that no plan reads the state index (all
@@ -368,7 +394,7 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
   );
   const args = [JSON.stringify(batch), JSON.stringify(facts), items.map((i) => i.server.id), UNASSIGNED_ENVIRONMENT];
   type Row = { serverId: number; unknown: string[]; created: number; updated: number; stopped: number; held: Conflict[] };
-  let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v3', INGEST_SQL, args);
+  let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v4', INGEST_SQL, args);
   const herdsCreated = new Map<number, number>();
   if (rows[0]?.unknown.length) {
     // Each new herd is counted for the first report that names it.
@@ -378,7 +404,7 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
       if (await createHerd(db, first.server, first.report, sysid))
         herdsCreated.set(first.server.id, (herdsCreated.get(first.server.id) ?? 0) + 1);
     }
-    rows = await prepared<Row>(db, 'pgherd_agent_ingest_v3', INGEST_SQL, args);
+    rows = await prepared<Row>(db, 'pgherd_agent_ingest_v4', INGEST_SQL, args);
     if (rows[0]?.unknown.length) throw new Error(`no herd for system identifier(s) ${rows[0].unknown.join(', ')}`);
   }
   await recordPatroni(db, items);
