@@ -31,7 +31,6 @@ export interface HerdNow {
     status: string;
     requestedBy: string;
     createdAt: Date;
-    targetStatus: string;
     reason: string | null;
   }[];
   /** Patroni's view, on a herd whose control driver is patroni (null otherwise). */
@@ -62,6 +61,7 @@ export async function herdNow(db: Db, herdId: number): Promise<HerdNow | null> {
       now: await describePooler(p).catch((err: unknown) => `not answering: ${err instanceof Error ? err.message : String(err)}`),
     })),
   );
+  // Each operation once, however many of its targets are this herd's members.
   const ops = await db
     .select({
       id: operations.id,
@@ -69,12 +69,15 @@ export async function herdNow(db: Db, herdId: number): Promise<HerdNow | null> {
       status: operations.status,
       requestedBy: operations.requestedByName,
       createdAt: operations.createdAt,
-      targetStatus: operationTargets.status,
     })
-    .from(operationTargets)
-    .innerJoin(operations, eq(operations.id, operationTargets.operationId))
-    .where(eq(operationTargets.herdId, herdId))
-    .orderBy(desc(operationTargets.id))
+    .from(operations)
+    .where(
+      inArray(
+        operations.id,
+        db.selectDistinct({ id: operationTargets.operationId }).from(operationTargets).where(eq(operationTargets.herdId, herdId)),
+      ),
+    )
+    .orderBy(desc(operations.id))
     .limit(15);
   // Why the system started one (DNS following Patroni's leader): its audit entry says.
   const bySystem = ops.filter((o) => o.requestedBy === 'system').map((o) => String(o.id));

@@ -12,6 +12,7 @@ import { instanceWithHerd, loadInstanceWithHerd } from './instance-ref';
 import { FINISH } from './execute-target';
 import { CLAIM, claimMany, claimTarget } from './lease';
 import { operationView } from './operation-view';
+import { herdNow } from '@/lib/herds/topology';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 
 let t: TestDb;
@@ -427,5 +428,17 @@ describe('the operation page polling for what changed', () => {
     ]);
     expect(delta!.order).toEqual(ids);
     expect(new Date(delta!.cursor).getTime()).toBeGreaterThanOrEqual(cursor.getTime());
+  });
+});
+
+describe("a herd's recent operations", () => {
+  it('lists an operation once however many of its targets are the herd\u2019s members', async () => {
+    const herdId = members[0]!.herdId;
+    const mine = members.filter((m) => m.herdId === herdId).map((m) => m.id);
+    expect(mine.length).toBeGreaterThan(1);
+    const { op } = await operation(mine);
+    const now = await herdNow(t.db, herdId);
+    expect(now!.operations.filter((o) => o.id === op!.id)).toHaveLength(1);
+    expect(new Set(now!.operations.map((o) => o.id)).size).toBe(now!.operations.length);
   });
 });

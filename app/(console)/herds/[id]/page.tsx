@@ -175,7 +175,7 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
       ) : (
         <ul className="recent-operations">
           {operations.map((o) => (
-            <li key={`${o.id}-${o.targetStatus}`}>
+            <li key={o.id}>
               <Link prefetch={false} href={`/operations/${o.id}`}>
                 #{o.id} {o.action}
               </Link>{' '}
