@@ -1,4 +1,4 @@
-// pgherd's layers, lowest first; an import may only point down (README, "Layers"):
+// pgherd's layers, lowest first; an import may only point down (docs/architecture.md, "Layers"):
 //   db                      the schema and the connection: imports nothing of pgherd's
 //   adapters                lib/ssh, lib/dns, lib/pgbouncer, lib/aws, lib/validation: plain values in
 //                           and out, nothing of the database or the domain

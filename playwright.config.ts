@@ -1,6 +1,6 @@
 import { defineConfig } from '@playwright/test';
 
-// Debian's Chromium, never a downloaded browser (see README: Tests).
+// Debian's Chromium, never a downloaded browser (see docs/testing.md).
 export const CHROMIUM = process.env.PGHERD_CHROMIUM ?? '/usr/lib/chromium/chromium';
 
 export default defineConfig({

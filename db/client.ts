@@ -43,7 +43,7 @@ export function createDb(
 export function getDb(): Db {
   if (!g.__pgherdDb) {
     const url = process.env.DATABASE_URL;
-    if (!url) throw new Error('DATABASE_URL is not set (see README: Configuration)');
+    if (!url) throw new Error('DATABASE_URL is not set (see docs/configuration.md)');
     const { db, pool } = createDb(url, Number(process.env.PGHERD_DB_POOL ?? 10));
     g.__pgherdPool = pool;
     g.__pgherdDb = db;

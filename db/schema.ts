@@ -107,7 +107,7 @@ export const herds = pgTable(
     automation: automationMode('automation').notNull().default('enabled'),
     // Every member of a replication herd shares it (pg_control_system()); the agent matches on it.
     systemIdentifier: text('system_identifier'),
-    // A resize's hooks (README, "Resize hooks"): absolute paths of executables on the worker's host or on
+    // A resize's hooks (docs/actions.md, "Resize hooks"): absolute paths of executables on the worker's host or on
     // the database host, run before Postgres is stopped and after it streams again; empty: none.
     resizePreHook: text('resize_pre_hook').notNull().default(''),
     resizePostHook: text('resize_post_hook').notNull().default(''),

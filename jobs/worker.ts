@@ -6,7 +6,7 @@ import { intSetting } from '../lib/validation/settings';
 function required(name: string): string {
   const v = process.env[name];
   if (!v) {
-    console.error(`worker: ${name} is not set (see README: Configuration)`);
+    console.error(`worker: ${name} is not set (see docs/configuration.md)`);
     process.exit(2);
   }
   return v;

@@ -1,5 +1,5 @@
 // pgherd-agent: reports the Postgres instances on this host to pgherd. Built into one file that runs
-// with plain node (npm run build:agent -> dist/pgherd-agent.js; see README: The agent).
+// with plain node (npm run build:agent -> dist/pgherd-agent.js; see docs/agent.md).
 //
 //   pgherd-agent --config /etc/pgherd/agent.json --once        (cron, a systemd timer)
 //   pgherd-agent --config /etc/pgherd/agent.json --interval    (a daemon: every intervalSeconds)

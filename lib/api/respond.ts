@@ -24,7 +24,7 @@ export class ApiError extends Error {
 
 /**
  * An id from the path: a 400 naming it when it is not a whole number from 1 to its table's largest id
- * (`max`: MAX_BIG_ID for an instance's or an operation's; README, "Ids").
+ * (`max`: MAX_BIG_ID for an instance's or an operation's; docs/api.md, on ids).
  */
 export function pathId(raw: string | undefined, field = 'id', max = MAX_ID): number {
   const id = parseId(raw ?? '', max);

@@ -6,7 +6,7 @@ import { discoveryConfig } from './discovery';
 /** Why EC2 discovery cannot run here, or null when it can. */
 export async function discoveryUnavailable(env: Record<string, string | undefined> = process.env): Promise<string | null> {
   try {
-    if (!discoveryConfig(env)) return 'EC2 discovery is not configured: set PGHERD_AWS_DISCOVERY (README, "EC2 discovery")';
+    if (!discoveryConfig(env)) return 'EC2 discovery is not configured: set PGHERD_AWS_DISCOVERY (docs/configuration.md)';
   } catch (err) {
     return (err as Error).message;
   }

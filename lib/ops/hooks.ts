@@ -1,5 +1,5 @@
 // A herd's resize hooks: executables on the pgherd worker's host or on the member's host, run with
-// documented arguments (README, "Resize hooks") and a timeout; their command, exit code and output
+// documented arguments (docs/actions.md, "Resize hooks") and a timeout; their command, exit code and output
 // are kept in the step's record. A hook that exits non-zero fails its step.
 // Who may edit a herd (an operator of its environment) must not thereby run any program as the
 // worker (which holds every environment's keys) or as pgherd's SSH user: a hook runs only from the

@@ -167,7 +167,7 @@ function legacy(): PgAccessConfig {
     if (process.env[v]) {
       throw new Error(
         `${v} is not read any more: a password is only sent over TLS that verifies the server's certificate. ` +
-          'Put it in the file PGHERD_PG_CONFIG names, per environment, with tls.mode "verify-full" (README: Configuration)',
+          'Put it in the file PGHERD_PG_CONFIG names, per environment, with tls.mode "verify-full" (docs/configuration.md)',
       );
     }
   }

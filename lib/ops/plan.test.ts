@@ -116,7 +116,7 @@ describe('identity', () => {
   });
 });
 
-describe('what must be typed to confirm (the README states this rule)', () => {
+describe('what must be typed to confirm (docs/security.md states this rule)', () => {
   const t = (environment: string, refused?: string) =>
     ({
       instanceId: 1,

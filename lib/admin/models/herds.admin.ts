@@ -133,7 +133,7 @@ export const herdsAdmin = defineAdmin({
     },
     resizePreHook: {
       label: 'Pre-resize hook',
-      help: 'Absolute path of an executable in the worker\u2019s PGHERD_HOOK_DIR, run before a member is stopped for a resize (its arguments: README, "Resize hooks"). A failure stops the resize before anything is stopped.',
+      help: 'Absolute path of an executable in the worker\u2019s PGHERD_HOOK_DIR, run before a member is stopped for a resize (its arguments: docs/actions.md, "Resize hooks"). A failure stops the resize before anything is stopped.',
       schema: f.path(),
     },
     resizePostHook: {

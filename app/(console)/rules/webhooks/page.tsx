@@ -28,7 +28,7 @@ export default async function WebhooksPage() {
       <Breadcrumbs items={[{ label: 'Rules', href: '/rules' }, { label: 'Webhooks' }]} />
       <h1>Webhooks</h1>
       <p>
-        Each delivery is a signed JSON POST (README, “Webhooks”), tried again with backoff; private addresses are refused unless the
+        Each delivery is a signed JSON POST (docs/rules.md, “Webhooks”), tried again with backoff; private addresses are refused unless the
         operator allows them.
       </p>
       <table className="result-list" data-testid="webhooks">

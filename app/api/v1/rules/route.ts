@@ -6,7 +6,7 @@ import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
 import { createRuleRoute } from '@/lib/api/contract/schedules';
 import { createRule, mayRead, ruleView } from '@/lib/schedules/rules';
 
-/** GET /api/v1/rules: the rules the caller may read (README, "Rules"), with their next fires and last runs. */
+/** GET /api/v1/rules: the rules the caller may read (docs/rules.md, "Rules"), with their next fires and last runs. */
 export const GET = handle(async (req) => {
   const user = await apiUser(req, 'read');
   if ([...req.nextUrl.searchParams.keys()].length) throw new ApiError(400, 'GET /api/v1/rules takes no query parameters');

@@ -13,7 +13,7 @@ export const GET = handle(async (req) => {
 
 /**
  * POST /api/v1/webhooks: { name, url, ruleId?, events?, enabled? }. 201 with the webhook and its
- * `secret`, shown this once: receivers check X-Pgherd-Signature with it (README, "Webhooks").
+ * `secret`, shown this once: receivers check X-Pgherd-Signature with it (docs/rules.md, "Webhooks").
  */
 export const POST = handle(async (req) => {
   const user = await apiUser(req, 'operate');
