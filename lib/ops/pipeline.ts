@@ -124,8 +124,7 @@ function untilStopped<T>(p: Promise<T>, stop?: AbortSignal): Promise<T> {
  * database that does not answer (the usual reason the lease was lost) is passed over.
  */
 export function bestEffort(recorder: StepRecorder, ms = 250): StepRecorder {
-  const bounded = (p: Promise<void>) =>
-    Promise.race([p.catch(() => {}), new Promise<void>((r) => setTimeout(r, ms).unref())]);
+  const bounded = (p: Promise<void>) => Promise.race([p.catch(() => {}), new Promise<void>((r) => setTimeout(r, ms).unref())]);
   return {
     start: (seq, name) => bounded(recorder.start(seq, name)),
     finish: (seq, rec) => bounded(recorder.finish(seq, rec)),
@@ -219,7 +218,9 @@ export async function runPipeline(
       break;
     }
     if (opts.gate) {
-      const stop = await untilStopped(opts.gate(i), opts.stop).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+      const stop = await untilStopped(opts.gate(i), opts.stop).catch((err: unknown) =>
+        err instanceof Error ? err : new Error(String(err)),
+      );
       if (stop) {
         error = stop;
         break;

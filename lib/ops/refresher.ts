@@ -59,7 +59,10 @@ export interface Reading {
  * does not run: in the middle of a switchover, or while Patroni rejoins an old leader, a stopped old
  * primary beside the new one is the plan, not something left behind.
  */
-export function readPass(seen: { r: InstanceRef; o: Observed }[], maySupersede: (r: InstanceRef) => boolean = () => false): Map<number, Reading> {
+export function readPass(
+  seen: { r: InstanceRef; o: Observed }[],
+  maySupersede: (r: InstanceRef) => boolean = () => false,
+): Map<number, Reading> {
   const primaryLsn = new Map<number, number>();
   for (const { r, o } of seen) if (o.reachable && o.inRecovery === false && o.lsn) primaryLsn.set(r.herdId, lsnToNumber(o.lsn));
   const primaryTimeline = new Map<number, number>();
@@ -116,7 +119,12 @@ export async function refreshFleet(
  */
 export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[]): Promise<void> {
   const held = new Set(
-    (await db.select({ id: herdLeases.herdId }).from(herdLeases).where(gt(herdLeases.expiresAt, sql`now()`))).map((x) => x.id),
+    (
+      await db
+        .select({ id: herdLeases.herdId })
+        .from(herdLeases)
+        .where(gt(herdLeases.expiresAt, sql`now()`))
+    ).map((x) => x.id),
   );
   const readings = readPass(seen, (r) => r.controlDriver !== 'patroni' && !held.has(r.herdId));
   const now = new Date();

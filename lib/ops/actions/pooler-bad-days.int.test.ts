@@ -130,7 +130,15 @@ async function mend() {
     if (![...inv.values()].some((r) => r.role === 'primary' && r.state === 'running')) {
       // Stopped before any promotion: the old primary is started again by hand, as a person would.
       const old = members().find((m) => inv.get(m.server)!.role === 'primary')!;
-      await runAs(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', old.dataDirectory, '-w', 'start', '-l', path.join(old.dataDirectory, 'log.txt')]);
+      await runAs(labIdentity(), [
+        `${lab.pgBin}/pg_ctl`,
+        '-D',
+        old.dataDirectory,
+        '-w',
+        'start',
+        '-l',
+        path.join(old.dataDirectory, 'log.txt'),
+      ]);
       await refreshFleet(db, { ids: (await refs()).map((r) => r.id), timeoutMs: 2000 });
       inv = await byServer();
     }
@@ -142,7 +150,10 @@ async function mend() {
     }
     const primary = await labPrimary(lab, 'alpha');
     for (const m of members().filter((x) => x.server !== primary.server)) {
-      const [w2] = await query<{ h: string | null }>(url(m), "SELECT sender_host AS h FROM pg_stat_wal_receiver WHERE status = 'streaming'");
+      const [w2] = await query<{ h: string | null }>(
+        url(m),
+        "SELECT sender_host AS h FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+      );
       if (w2?.h !== primary.address) {
         const { op } = await runOperation(db, queue.queue, remasterAction, { instanceIds: [(await byServer()).get(m.server)!.id] });
         expect(op.status).toBe('succeeded');
@@ -157,10 +168,14 @@ async function mend() {
 describe('PgBouncer paused mid-switchover', () => {
   it('is planned with its bound; a bound out of range is refused', async () => {
     const plan = await planOperation(db, SYSTEM_ACCESS, switchoverAction, [herdId], { pauseBudgetSeconds: 20 });
-    expect(plan.targets[0]!.facts?.find((f) => f.label === 'PgBouncer pause')?.value).toMatch(/^20 s at most: a RESUME armed on each PgBouncer's host fires then/);
+    expect(plan.targets[0]!.facts?.find((f) => f.label === 'PgBouncer pause')?.value).toMatch(
+      /^20 s at most: a RESUME armed on each PgBouncer's host fires then/,
+    );
     expect(plan.targets[0]!.steps.join('\n')).toContain('paused 20 s at most');
     for (const bad of [2, 901, 'soon'])
-      await expect(planOperation(db, SYSTEM_ACCESS, switchoverAction, [herdId], { pauseBudgetSeconds: bad })).rejects.toThrow(/pauseBudgetSeconds/);
+      await expect(planOperation(db, SYSTEM_ACCESS, switchoverAction, [herdId], { pauseBudgetSeconds: bad })).rejects.toThrow(
+        /pauseBudgetSeconds/,
+      );
   });
 
   it("pgherd's database frozen after the promotion: the worker that lost the herd points PgBouncer at the new primary and resumes it; the inventory follows", async () => {
@@ -194,7 +209,9 @@ describe('PgBouncer paused mid-switchover', () => {
       const { targets } = await waitForOperation(db, id, { timeoutMs: 60_000 });
       expect(targets[0]!.status).toBe('interrupted');
       expect(targets[0]!.error).toMatch(/run all the same, as they only give back what it took: PgBouncer \S+: resume \(always\)/);
-      expect(targets[0]!.error).toMatch(/not run, as the herd may be another's now: .*start \S+ again as primary if no replica was promoted/);
+      expect(targets[0]!.error).toMatch(
+        /not run, as the herd may be another's now: .*start \S+ again as primary if no replica was promoted/,
+      );
       // What it owed is settled: by its cleanup, or, where the database did not take the record, by the next reconcile.
       const settled = await waitFor('the owed resume settled', async () => {
         const [r] = await owedRows();
@@ -252,7 +269,11 @@ describe('PgBouncer paused mid-switchover', () => {
       const mine = armed().filter((l) => l.includes(token));
       expect(mine, armed().join('\n')).toHaveLength(1);
       // No worker runs now: only the host's own resume can end the pause.
-      const resumed = await waitFor('PgBouncer resumed by its host', async () => !(await paused()).paused && Date.now(), (BUDGET_S + 10) * 1000);
+      const resumed = await waitFor(
+        'PgBouncer resumed by its host',
+        async () => !(await paused()).paused && Date.now(),
+        (BUDGET_S + 10) * 1000,
+      );
       expect(resumed - killedAt).toBeLessThan((BUDGET_S + 3) * 1000);
       expect(resumed - killedAt).toBeGreaterThan((BUDGET_S - 3) * 1000);
       await waitFor('the armed resume ended', async () => !armed().some((l) => l.includes(token)));
@@ -263,7 +284,9 @@ describe('PgBouncer paused mid-switchover', () => {
       try {
         const { targets } = await waitForOperation(db, id, { timeoutMs: 30_000 });
         expect(targets[0]!.status).toBe('interrupted');
-        expect(targets[0]!.error).toMatch(/owed back, and the next reconcile gives it back once no one holds the herd: RESUME \S+ on PgBouncer/);
+        expect(targets[0]!.error).toMatch(
+          /owed back, and the next reconcile gives it back once no one holds the herd: RESUME \S+ on PgBouncer/,
+        );
         const row = await waitFor('the owed resume settled', async () => {
           const [r] = await owedRows();
           return r?.settledAt ? r : undefined;

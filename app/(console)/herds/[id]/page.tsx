@@ -100,7 +100,10 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
               </td>
               <td data-col="timeline">
                 {m.observed.timeline ?? ''}
-                {primaryTimeline !== null && m.observed.reachable && m.observed.timeline !== undefined && m.observed.timeline < primaryTimeline ? (
+                {primaryTimeline !== null &&
+                m.observed.reachable &&
+                m.observed.timeline !== undefined &&
+                m.observed.timeline < primaryTimeline ? (
                   <span className="help"> (earlier than the primary&apos;s {primaryTimeline}: Remaster it, or Rebuild it)</span>
                 ) : null}
               </td>
