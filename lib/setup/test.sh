@@ -14,9 +14,10 @@ echo "== type check"
 typecheck=passed
 npx tsc --noEmit -p tsconfig.json || { status=1; typecheck=FAILED; }
 
-echo "== lint (ESLint: typescript-eslint strict type-checked, pgherd's layers)"
+echo "== lint (ESLint: typescript-eslint strict type-checked, pgherd's layers; then prettier --check)"
 lint=passed
 npx eslint . --max-warnings 0 || { status=1; lint=FAILED; }
+npx prettier --check . --log-level warn || { status=1; lint=FAILED; }
 
 echo "== unit tests (vitest, no lab)"
 npx vitest run --project unit --reporter=default --reporter=json --outputFile.json=.lab/vitest-unit-report.json || status=1
