@@ -98,6 +98,7 @@ export async function pausePooler(p: PoolerRef, budgetS: number, x: RunContext<P
     })
     .returning({ id: owedCleanups.id });
   (x.state.paused ??= new Map()).set(p.id, { token, owedId: owed?.id ?? null });
+  const armedAt = Date.now();
   await armResume(p, token, budgetS, x.deps, x);
   x.note({ command: p.databases.map((d) => `PAUSE ${d}`).join('; ') + ` on ${p.label} (a RESUME armed there fires in ${budgetS} s)` });
   await poolerAdmin(
@@ -105,6 +106,13 @@ export async function pausePooler(p: PoolerRef, budgetS: number, x: RunContext<P
     p.databases.map((d) => `PAUSE ${d}` as const),
     30_000,
   );
+  // PAUSE waits for the entries' server connections to be released: one that took most of the budget
+  // leaves the switch no time before the armed RESUME lets clients through to a primary being stopped.
+  const tookS = (Date.now() - armedAt) / 1000;
+  if (tookS > budgetS / 2)
+    throw new Error(
+      `PAUSE on ${p.label} took ${tookS.toFixed(1)} s, more than half the ${budgetS} s pause budget (long transactions holding its server connections?): the switch stops here, before the old primary is stopped`,
+    );
 }
 
 /**
