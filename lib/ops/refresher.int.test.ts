@@ -72,4 +72,32 @@ describe('refreshFleet', () => {
     // ...and the fence stays.
     expect((await t.db.select({ s: instances.state }).from(instances).where(eq(instances.id, one!.id)))[0]!.s).toBe('fenced');
   });
+
+  it('fences a silent old primary superseded on a later timeline, but not one an operation recorded otherwise meanwhile', async () => {
+    const herdRows = await t.db.select().from(instances).where(eq(instances.state, 'running'));
+    const byHerd = new Map<number, typeof herdRows>();
+    for (const r of herdRows) byHerd.set(r.herdId, [...(byHerd.get(r.herdId) ?? []), r]);
+    const [a, b] = [...byHerd.values()].filter((rows) => rows.length >= 2).slice(0, 2);
+    for (const rows of [a!, b!]) await t.db.update(instances).set({ role: 'primary', timeline: 1 }).where(eq(instances.id, rows[0]!.id));
+    // Read as the pass reads them: each herd's old primary silent, another member the primary on timeline 2.
+    const pass = async (rows: typeof herdRows) => {
+      const refs = await loadInstanceRefs(t.db, [rows[0]!.id, rows[1]!.id]);
+      const old = refs.find((r) => r.id === rows[0]!.id)!;
+      const neu = refs.find((r) => r.id === rows[1]!.id)!;
+      return [
+        { r: old, o: { reachable: false as const, refused: true, error: 'connect ECONNREFUSED' } },
+        { r: neu, o: { ...(await observe(neu, 2000)), reachable: true as const, inRecovery: false, timeline: 2 } },
+      ];
+    };
+    const seenA = await pass(a!);
+    const seenB = await pass(b!);
+    // While b's pass was under way, its switchover ended and recorded its old primary a replica.
+    await t.db.update(instances).set({ role: 'replica' }).where(eq(instances.id, b![0]!.id));
+    await recordPass(t.db, [...seenA, ...seenB]);
+    const row = async (id: number) => (await t.db.select().from(instances).where(eq(instances.id, id)))[0]!;
+    expect(await row(a![0]!.id)).toMatchObject({ role: 'replica', state: 'fenced' });
+    expect((await row(b![0]!.id)).state).not.toBe('fenced');
+    await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, a![0]!.id));
+    await refreshFleet(t.db, { ids: [...a!, ...b!].map((r) => r.id) });
+  });
 });

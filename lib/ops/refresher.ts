@@ -1,6 +1,6 @@
 // The state refresher: reads every instance's role, state, timeline, LSN, lag, upstream and pending
 // restarts, with bounded concurrency, and writes them to the inventory.
-import { eq, gt, sql } from 'drizzle-orm';
+import { and, eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { dnsRecords, herdLeases, instances, instanceState } from '@/db/schema';
 import { checkRecord } from './dns-records';
@@ -105,9 +105,12 @@ export async function refreshFleet(
 ): Promise<RefreshSummary> {
   const t0 = Date.now();
   const ids = opts.ids ?? (await db.select({ id: instances.id }).from(instances)).map((r) => r.id);
+  // The herds an operation holds as the pass begins: one that ends while the pass observes must not
+  // have its members' mid-operation states read as left behind.
+  const heldBefore = await heldHerds(db);
   const refs = await loadInstanceRefs(db, ids);
   const seen = await mapLimit(refs, opts.concurrency ?? 16, async (r) => ({ r, o: await observe(r, opts.timeoutMs ?? 3000) }));
-  await recordPass(db, seen);
+  await recordPass(db, seen, heldBefore);
   return { observed: seen.length, reachable: seen.filter((x) => x.o.reachable).length, ms: Date.now() - t0 };
 }
 
@@ -117,8 +120,8 @@ export async function refreshFleet(
  * (stopped by hand, or by a stop that waited in a frozen postmaster) is said to have none, and one
  * where a primary answers again no longer is (lib/ops/no-primary.ts).
  */
-export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[]): Promise<void> {
-  const held = new Set(
+const heldHerds = async (db: Db) =>
+  new Set(
     (
       await db
         .select({ id: herdLeases.herdId })
@@ -126,13 +129,39 @@ export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[]
         .where(gt(herdLeases.expiresAt, sql`now()`))
     ).map((x) => x.id),
   );
-  const readings = readPass(seen, (r) => r.controlDriver !== 'patroni' && !held.has(r.herdId));
+
+export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[], heldBefore = new Set<number>()): Promise<void> {
+  const heldNow = await heldHerds(db);
+  const readings = readPass(seen, (r) => r.controlDriver !== 'patroni' && !heldBefore.has(r.herdId) && !heldNow.has(r.herdId));
   const now = new Date();
   const answered = new Set<number>();
   for (const { r } of seen) {
     const reading = readings.get(r.id);
     if (!reading) continue; // readPass reads every member it is given
     if (reading.role === 'primary' && reading.state === 'running') answered.add(r.herdId);
+    if (reading.superseded && r.timeline !== null) {
+      // Only as the row still is when read: recorded the primary, on that timeline, its herd held by
+      // no operation now (one that ended meanwhile recorded what it did, and that stands).
+      const fenced = await db
+        .update(instances)
+        .set({ ...values(reading, now), state: keepDeliberate(reading.state) })
+        .where(
+          and(
+            eq(instances.id, r.id),
+            eq(instances.role, 'primary'),
+            eq(instances.timeline, r.timeline),
+            sql`NOT EXISTS (SELECT 1 FROM herd_leases l WHERE l.herd_id = ${r.herdId} AND l.expires_at > now())`,
+          ),
+        )
+        .returning({ id: instances.id });
+      if (fenced.length) continue;
+      const plain = { ...reading, superseded: false, state: stateFrom(reading.observed) };
+      await db
+        .update(instances)
+        .set({ ...values(plain, now), state: keepDeliberate(plain.state) })
+        .where(eq(instances.id, r.id));
+      continue;
+    }
     const v = values(reading, now);
     await db
       .update(instances)
