@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -77,6 +77,43 @@ describe('the guard before a fence stop', () => {
         .status,
     ).toBe(STOP_NOT_SENT);
     process.kill(pid, 'SIGCONT');
+  });
+
+  // Where this runs as root with the cgroup v2 hierarchy mounted (the lab's machines, CI).
+  const cgv2 = (() => {
+    try {
+      const line = readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .find((l) => / - cgroup2 /.test(l));
+      const mnt = line?.split(' ')[4];
+      return mnt && process.getuid?.() === 0 ? mnt : null;
+    } catch {
+      return null;
+    }
+  })();
+  it.runIf(cgv2)('sends nothing to a process in a frozen cgroup (systemctl freeze, docker pause), which /proc shows sleeping', async () => {
+    const pid = postmaster();
+    const group = path.join(cgv2!, `pgherd-guard-${String(process.pid)}`);
+    mkdirSync(group);
+    try {
+      writeFileSync(path.join(group, 'cgroup.procs'), String(pid));
+      writeFileSync(path.join(group, 'cgroup.freeze'), '1');
+      for (let i = 0; !readFileSync(path.join(group, 'cgroup.events'), 'utf8').includes('frozen 1') && i < 200; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(stateOf(pid)).toBe('S');
+      const r = guard(['echo', 'SENT']);
+      expect([r.status, sent(r), r.stdout.trim()]).toEqual([STOP_NOT_SENT, false, 'F']);
+      expect(notSentBecause({ code: r.status, stdout: r.stdout })).toMatch(/cgroup is frozen/);
+      writeFileSync(path.join(group, 'cgroup.freeze'), '0');
+      const again = guard(['echo', 'SENT']);
+      expect([again.status, sent(again)]).toEqual([0, true]);
+    } finally {
+      writeFileSync(path.join(group, 'cgroup.freeze'), '0');
+      child?.kill('SIGKILL');
+      for (let i = 0; readFileSync(path.join(group, 'cgroup.procs'), 'utf8').trim() && i < 200; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      rmdirSync(group);
+    }
   });
 
   it('leaves the stop command to say there is nothing to stop: no postmaster.pid, or no such process', () => {

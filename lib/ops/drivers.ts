@@ -61,6 +61,21 @@ const GUARD = [
   'pid=$(head -n 1 "$d/postmaster.pid" 2>/dev/null) || go "$@"',
   'case $pid in ""|*[!0-9]*) go "$@" ;; esac',
   `[ -r /proc/self/stat ] || { echo "no /proc on this host: cannot tell whether postmaster $pid would act on a signal; nothing sent" >&2; echo "?"; exit ${STOP_NOT_SENT}; }`,
+  // The cgroup v2 freezer (systemctl freeze, docker pause) leaves the process in S as /proc shows it:
+  // its cgroup, or one above it, says so in cgroup.freeze (the v2 hierarchy wherever it is mounted).
+  'cgv2=$(awk \'{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }\' /proc/self/mountinfo 2>/dev/null)',
+  'cg=$(sed -n "s/^0:://p" "/proc/$pid/cgroup" 2>/dev/null)',
+  'if [ -n "$cgv2" ] && [ -n "$cg" ]; then',
+  '  p=$cg',
+  '  while :; do',
+  '    if [ "$(cat "$cgv2${p%/}/cgroup.freeze" 2>/dev/null)" = 1 ]; then',
+  '      echo "postmaster $pid is in a frozen cgroup ($p): a signal would wait in it; nothing sent" >&2; echo F; exit ' +
+    String(STOP_NOT_SENT),
+  '    fi',
+  '    [ -z "$p" ] || [ "$p" = / ] && break',
+  '    p=${p%/*}',
+  '  done',
+  'fi',
   'n=0',
   'while :; do',
   '  st=$(cat "/proc/$pid/stat" 2>/dev/null) || go "$@"',
@@ -97,6 +112,7 @@ export function notSentBecause(r: { code: number | null; stdout: string }): stri
   if (st === 'T') return 'its postmaster is stopped (SIGSTOP)';
   if (st === 't') return 'its postmaster is stopped by a debugger (traced)';
   if (st === 'D') return 'its postmaster is in uninterruptible sleep (D: held by the kernel, usually on I/O)';
+  if (st === 'F') return "its postmaster's cgroup is frozen (the cgroup freezer: systemctl freeze, docker pause)";
   return 'its host has no /proc to tell whether its postmaster would act on a stop';
 }
 
