@@ -48,6 +48,8 @@ export interface ActionStep<S = unknown> {
   settles?: boolean;
   /** An `always` step that gives clients back what was taken, safe whoever holds the herd: it runs even after the lease is lost. */
   givesBack?: boolean;
+  /** An `always` step that undoes the target's own change: after a lost lease it runs only while no one else may hold the herd yet. */
+  whileHeld?: boolean;
 }
 
 /** Says what `always` will do after the step, in the step's line. */
@@ -281,6 +283,7 @@ function bind<S>(s: ActionStep<S>, deps: ActionDeps, state: S): Step {
     defer: s.always && bind(s.always, deps, state),
     settles: s.settles,
     givesBack: s.givesBack,
+    whileHeld: s.whileHeld,
   });
 }
 

@@ -210,7 +210,9 @@ async function executeIn(
     () => {
       if (lost.signal.aborted || Date.now() - lease.confirmedAt <= giveUpAfterMs) return;
       log('lease.unconfirmed', { targetId, herdId, generation, confirmedMsAgo: Date.now() - lease.confirmedAt });
-      lost.abort(new LeaseLostError(`it could not be renewed for ${Math.round(giveUpAfterMs)} ms: pgherd's database did not answer`));
+      lost.abort(
+        new LeaseLostError(`it could not be renewed for ${Math.round(giveUpAfterMs)} ms: pgherd's database did not answer`, false),
+      );
     },
     Math.max(50, leaseTtlMs() / 20),
   );
@@ -289,6 +291,9 @@ async function executeIn(
       firstSeq,
       stop: lost.signal,
       leaveCleanups: (e) => e instanceof LeaseLostError,
+      // Given up unconfirmed, the lease is still this worker's until it expires: an undo of the target's
+      // own change may run until shortly before then.
+      heldForMs: (e) => (e instanceof LeaseLostError && !e.mayBeTaken ? lease.confirmedAt + leaseTtlMs() - Date.now() - 500 : 0),
       around: (seq, stepName, fn) => withLogContext({ step: seq, stepName }, fn),
     });
     if (res.error instanceof LeaseLostError) {
@@ -301,7 +306,9 @@ async function executeIn(
       const given = gave.filter((g) => !g.error).map((g) => g.name);
       const notGiven = gave.filter((g) => g.error);
       const back =
-        (given.length ? `; run all the same, as they only give back what it took: ${given.join(', ')}` : '') +
+        (given.length
+          ? `; run all the same, as they only give back what it took or undo its own change while the herd could be no one else's: ${given.join(', ')}`
+          : '') +
         (notGiven.length
           ? `; failed, owed until the next worker's reconcile does them: ${notGiven.map((g) => `${g.name} (${errorText(g.error)})`).join(', ')}`
           : '');

@@ -187,7 +187,14 @@ const RENEW = {
 
 /** The herd's lease is no longer this target's grant: its steps must stop. */
 export class LeaseLostError extends Error {
-  constructor(why: string) {
+  /**
+   * `mayBeTaken`: false when the lease was given up unconfirmed (pgherd's database did not answer),
+   * so no one else may take the herd before it expires; true when it was found gone or taken over.
+   */
+  constructor(
+    why: string,
+    readonly mayBeTaken = true,
+  ) {
     super(`stopped: the herd's lease was lost (${why}); no further step ran, and another worker may take the herd`);
     this.name = 'LeaseLostError';
   }
@@ -205,7 +212,7 @@ const GATE = {
 /** The lease could not be confirmed (pgherd's database did not answer): not known to be lost, nor to be held. */
 export class LeaseUnconfirmedError extends LeaseLostError {
   constructor(readonly reason: unknown) {
-    super(`it could not be confirmed: ${reason instanceof Error ? reason.message : String(reason)}`);
+    super(`it could not be confirmed: ${reason instanceof Error ? reason.message : String(reason)}`, false);
     this.name = 'LeaseUnconfirmedError';
   }
 }

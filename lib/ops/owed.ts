@@ -13,7 +13,7 @@ import { errorText } from './errors';
 import { loadHerdRefs } from './herd-ref';
 import { observe } from './observe';
 import type { StepContext } from './pipeline';
-import { poolerConsole, repointPooler, resumePooler } from './pooler-steps';
+import { astrayFromPrimary, poolerConsole, repointPooler, resumePooler } from './pooler-steps';
 import { disarmResume } from './pooler-resume';
 
 /** How long a worker holds an owed cleanup it is settling before another may try. */
@@ -134,6 +134,9 @@ async function settlePooler(
   }
   done.push(await resumePooler(p, ctx));
   done.push(await disarmResume(p, row.resume_token, deps, ctx));
+  // Owed until its clients reach a primary through it.
+  const astray = await astrayFromPrimary(p);
+  if (astray) throw new Error(`${done.join('; ')}; but ${astray}: owed until it points at the herd's primary`);
   return done.join('; ');
 }
 

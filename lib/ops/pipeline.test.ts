@@ -246,6 +246,51 @@ describe('runPipeline', () => {
     expect(res.givenBack).toEqual([{ name: 'resume', error: null }]);
   });
 
+  it('after a lost lease still its own for a while, runs an undo marked whileHeld, stopped when that time is up', async () => {
+    const lost = new Error('lease unconfirmed');
+    const run = async (heldMs: number, undoMs: number) => {
+      const stop = new AbortController();
+      const order: string[] = [];
+      const res = await runPipeline(
+        [
+          step('stop old', async () => void order.push('stop old'), {
+            defer: step(
+              'start old again',
+              (ctx) =>
+                new Promise<void>((resolve, reject) => {
+                  const t = setTimeout(() => {
+                    order.push('start old again');
+                    resolve();
+                  }, undoMs);
+                  ctx.signal.addEventListener('abort', () => {
+                    clearTimeout(t);
+                    reject(new Error('out of time'));
+                  });
+                }),
+              { whileHeld: true },
+            ),
+          }),
+          step('promote', async () => {
+            stop.abort(lost);
+            await new Promise(() => {});
+          }),
+        ],
+        memory(),
+        { stop: stop.signal, leaveCleanups: (e) => e === lost, heldForMs: () => heldMs },
+      );
+      return { order, res };
+    };
+    const inTime = await run(3000, 10);
+    expect(inTime.order).toEqual(['stop old', 'start old again']);
+    expect(inTime.res.givenBack).toEqual([{ name: 'start old again', error: null }]);
+    const noTime = await run(0, 10);
+    expect(noTime.order).toEqual(['stop old']);
+    expect(noTime.res.cleanupsLeft).toEqual(['start old again']);
+    const tooSlow = await run(1200, 5000);
+    expect(tooSlow.order).toEqual(['stop old']);
+    expect(tooSlow.res.givenBack?.[0]?.error).toBeInstanceOf(Error);
+  });
+
   it('checks for cancellation between steps, then cleans up', async () => {
     const r = memory();
     let cancel = false;

@@ -41,14 +41,28 @@ export interface Step {
    * lease), where every other cleanup is left.
    */
   givesBack?: boolean;
+  /**
+   * A cleanup that undoes the flow's own change (an old primary started again when nothing was
+   * promoted): after such an error it runs only while `heldForMs` says no one else may hold the herd
+   * yet, and is stopped when that time runs out.
+   */
+  whileHeld?: boolean;
 }
 
 export function step(
   name: string,
   run: Step['run'],
-  opts: { timeoutMs?: number; defer?: Step; settles?: boolean; givesBack?: boolean } = {},
+  opts: { timeoutMs?: number; defer?: Step; settles?: boolean; givesBack?: boolean; whileHeld?: boolean } = {},
 ): Step {
-  return { name, run, timeoutMs: opts.timeoutMs ?? 60_000, defer: opts.defer, settles: opts.settles, givesBack: opts.givesBack };
+  return {
+    name,
+    run,
+    timeoutMs: opts.timeoutMs ?? 60_000,
+    defer: opts.defer,
+    settles: opts.settles,
+    givesBack: opts.givesBack,
+    whileHeld: opts.whileHeld,
+  };
 }
 
 export class StepTimeoutError extends Error {
@@ -189,6 +203,8 @@ export async function runPipeline(
     stop?: AbortSignal;
     /** An end with such an error runs no cleanup: what they would touch may be another's now (a lost lease). */
     leaveCleanups?: (err: Error) => boolean;
+    /** After such an error: how long no one else may hold what the flow holds yet (0: it may be another's already). */
+    heldForMs?: (err: Error) => number;
     /** Runs each step (cleanups too), as `run`: the worker runs it in the step's log context. */
     around?: (seq: number, name: string, run: () => Promise<void>) => Promise<void>;
   } = {},
@@ -244,14 +260,17 @@ export async function runPipeline(
   if (error && opts.leaveCleanups?.(error)) {
     const left: string[] = [];
     const givenBack: { name: string; error: Error | null }[] = [];
+    const until = Date.now() + (opts.heldForMs?.(error) ?? 0);
     for (const d of deferred.splice(0).reverse()) {
-      if (!d.givesBack) {
+      const mine = d.whileHeld && until - Date.now() > 1000;
+      if (!d.givesBack && !mine) {
         left.push(d.name);
         continue;
       }
-      // Not stopped by the stop that ended the flow, and recorded only where the database lets it.
+      // Not stopped by the stop that ended the flow (an undo only when the time it may run is up),
+      // and recorded only where the database lets it.
       try {
-        await runStep(d, seq++, bestEffort(recorder));
+        await runStep(d, seq++, bestEffort(recorder), d.givesBack ? undefined : AbortSignal.timeout(Math.max(1, until - Date.now())));
         givenBack.push({ name: d.name, error: null });
       } catch (err) {
         givenBack.push({ name: d.name, error: err instanceof Error ? err : new Error(String(err)) });

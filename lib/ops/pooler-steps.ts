@@ -13,6 +13,7 @@ import { errorText } from './errors';
 import type { PoolerRef } from './herd-ref';
 import type { InstanceRef } from './instance-ref';
 import { poolerClient } from './pg-access';
+import { observe } from './observe';
 import type { StepContext } from './pipeline';
 import { refuse } from './refusal';
 import { execNotedOk } from './actions/control-steps';
@@ -105,7 +106,11 @@ export async function pausePooler(p: PoolerRef, budgetS: number, x: RunContext<P
     poolerConsole(p),
     p.databases.map((d) => `PAUSE ${d}` as const),
     30_000,
-  );
+  ).catch((err: unknown) => {
+    throw new Error(
+      `PAUSE on ${p.label} did not finish (${errorText(err)}): PAUSE waits for transactions holding its server connections to end; the switch stops here, before the old primary is stopped`,
+    );
+  });
   // PAUSE waits for the entries' server connections to be released: one that took most of the budget
   // leaves the switch no time before the armed RESUME lets clients through to a primary being stopped.
   const tookS = (Date.now() - armedAt) / 1000;
@@ -113,6 +118,26 @@ export async function pausePooler(p: PoolerRef, budgetS: number, x: RunContext<P
     throw new Error(
       `PAUSE on ${p.label} took ${tookS.toFixed(1)} s, more than half the ${budgetS} s pause budget (long transactions holding its server connections?): the switch stops here, before the old primary is stopped`,
     );
+}
+
+/**
+ * Whether every entry pgherd moves points at a member that answers as the primary now: null when so,
+ * else why not, in words. What a pause owes is given back only then: a pooler resumed onto a stopped
+ * old primary (a promotion that finished after the switchover gave up on it) still owes its clients.
+ */
+export async function astrayFromPrimary(p: PoolerRef): Promise<string | null> {
+  const dbs = await showDatabases(poolerConsole(p));
+  const seen = new Map<string, Awaited<ReturnType<typeof observe>>>();
+  for (const d of p.databases) {
+    const e = dbs.get(d);
+    if (!e) return `${d} is not in its SHOW DATABASES`;
+    const key = `${e.host}:${e.port}`;
+    const o = seen.get(key) ?? (await observe({ host: e.host, port: e.port, serverEnvironment: p.serverEnvironment }, 3000));
+    seen.set(key, o);
+    if (!o.reachable || o.inRecovery !== false)
+      return `${d} points at ${key}, which ${o.reachable ? 'answers as a replica' : 'does not answer'}`;
+  }
+  return null;
 }
 
 /**
@@ -132,15 +157,18 @@ async function settlePause(p: PoolerRef, x: RunContext<PauseState>, how: string)
     // not paused). The row stays open for the next reconcile to disarm it.
     return `the armed resume was not disarmed (${errorText(err)}): the next reconcile does it`;
   }
+  const astray = await astrayFromPrimary(p).catch((err: unknown) => `not checked: ${errorText(err)}`);
   if (armed.owedId !== null) {
+    const open = astray ? `resumed, but ${astray}: the next reconcile points it at the herd's primary once one answers` : null;
     const write = x.deps.db
       .update(owedCleanups)
-      .set({ settledAt: new Date(), settledHow: how })
+      .set(open ? { lastError: open } : { settledAt: new Date(), settledHow: how })
       .where(eq(owedCleanups.id, armed.owedId))
       .then(() => true)
       .catch(() => false);
     const ok = await Promise.race([write, new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);
     if (!ok) return `${disarmed}; not recorded as settled (pgherd's database did not answer): the next reconcile settles it`;
+    if (open) return `${disarmed}; still owed: ${open}`;
   }
   return disarmed;
 }

@@ -335,6 +335,9 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
           name: `start ${old.label} again as primary if no replica was promoted`,
           says: `should the switchover stop before pg_promote is sent to ${cand.label}, it is started again as primary (once it is sent, never: it stays stopped and fenced)`,
           timeoutMs: 180_000,
+          // After a lost lease, still done while the herd cannot be anyone else's yet: left stopped with
+          // nothing promoted, the herd would have no primary.
+          whileHeld: true,
           run: (x) => startOldUnlessPromoted(pair, x),
         },
       },
