@@ -2,8 +2,6 @@
 // connections when it was fenced, and which its host starts again (as a supervisor would) right after
 // the promotion. On a lab of its own (environment "fence", herd delta on 127.0.31.x): it leaves a herd
 // with two primaries, which no other test file may see.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { Registry } from 'prom-client';
@@ -18,6 +16,7 @@ import { seededDatabase } from '@/lib/lab/seed';
 import { registerFleetGauges } from '@/lib/metrics/fleet';
 import { SYSTEM_ACCESS } from '@/lib/auth/access';
 import { ifAssigned } from '@/lib/testing/if-assigned';
+import { startWebhookReceiver, type WebhookReceiver } from '@/lib/testing/webhook-receiver';
 import { startTestWorker, submitPlanned, waitForOperation, type TestWorker } from '@/lib/testing/operations';
 import { operationView } from '../operation-view';
 import { planOperation } from '../plan';
@@ -29,8 +28,8 @@ let db: Db;
 let closeDb: () => Promise<void>;
 let worker: TestWorker | null = null;
 let herdId: number;
-let receiver: http.Server;
-const received: { event: string; body: Record<string, unknown> }[] = [];
+let receiver: WebhookReceiver;
+const received = () => receiver.received;
 
 beforeAll(async () => {
   lab = await startLab({
@@ -43,18 +42,10 @@ beforeAll(async () => {
   db = c.db;
   closeDb = () => c.pool.end();
   herdId = (await db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'delta')))[0]!.id;
-  receiver = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (b: Buffer) => (body += b.toString()));
-    req.on('end', () => {
-      received.push({ event: String(req.headers['x-pgherd-event']), body: JSON.parse(body) as Record<string, unknown> });
-      res.writeHead(200).end('ok');
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  receiver = await startWebhookReceiver();
   await db.insert(webhooks).values({
     name: 'fleet alarms',
-    url: `http://127.0.0.1:${String((receiver.address() as AddressInfo).port)}/alarms`,
+    url: receiver.url('/alarms'),
     secret: 'fence-test',
     events: ['herd.two_primaries', 'operation.failed'],
   });
@@ -63,7 +54,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.close();
-  if (ifAssigned(receiver)) await new Promise((r) => receiver.close(r));
+  await ifAssigned(receiver)?.close();
   await ifAssigned(closeDb)?.();
   await stopLab(LAB_FILE);
 });
@@ -159,7 +150,7 @@ describe('DR failover whose old primary is started again after the promotion', (
     expect(await scrapedTwoPrimaries()).toBe(1);
 
     // The webhook receiver is told, with the herd and the operation.
-    const told = await waitFor('the herd.two_primaries delivery', async () => received.find((r) => r.event === 'herd.two_primaries'));
+    const told = await waitFor('the herd.two_primaries delivery', async () => received().find((r) => r.event === 'herd.two_primaries'));
     expect(told.body).toMatchObject({
       event: 'herd.two_primaries',
       herd: { id: herdId, name: 'delta', environment: 'fence' },

@@ -2,8 +2,6 @@
 // alpha, beta and gamma on 127.0.4.x, PgBouncer in front of alpha, BIND for their write names):
 // these tests kill primaries and refuse SSH, which the shared lab's other users must not see.
 import pg from 'pg';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { eq, sql } from 'drizzle-orm';
@@ -39,6 +37,7 @@ import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { showDatabases } from '@/lib/pgbouncer/admin';
 import { poolerConsole } from '../pooler-steps';
 import { ifAssigned } from '@/lib/testing/if-assigned';
+import { startWebhookReceiver } from '@/lib/testing/webhook-receiver';
 import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
 import { startWriter } from '@/lib/testing/writer';
 import type { AnyAction } from '../define-action';
@@ -469,21 +468,13 @@ describe('a herd whose primary stops after pgherd last looked', () => {
     const primary = await livePrimary('gamma');
     const gamma = herdIds.get('gamma')!;
     const ids = (await refs('gamma')).map((r) => r.id);
-    const received: { event: string; body: Record<string, unknown> }[] = [];
-    const receiver = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (b: Buffer) => (body += b.toString()));
-      req.on('end', () => {
-        received.push({ event: String(req.headers['x-pgherd-event']), body: JSON.parse(body) as Record<string, unknown> });
-        res.writeHead(200).end('ok');
-      });
-    });
-    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const receiver = await startWebhookReceiver();
+    const { received } = receiver;
     const [hook] = await db
       .insert(webhooks)
       .values({
         name: 'no primary',
-        url: `http://127.0.0.1:${String((receiver.address() as AddressInfo).port)}/alarms`,
+        url: receiver.url('/alarms'),
         secret: 'failover-test',
         events: ['herd.no_primary'],
       })
@@ -547,7 +538,7 @@ describe('a herd whose primary stops after pgherd last looked', () => {
     } finally {
       await pgCtl('-l', `${primary.dataDirectory}/pg_ctl.log`, '-w', '-t', '60', 'start').catch(() => {});
       await db.delete(webhooks).where(eq(webhooks.id, hook!.id));
-      await new Promise((r) => receiver.close(r));
+      await receiver.close();
     }
   }, 120_000);
 });

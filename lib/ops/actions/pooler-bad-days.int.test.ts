@@ -134,6 +134,10 @@ const workerOpts = (databaseUrl: string) => ({
   quiet: true,
 });
 
+/** Starts a member's Postgres with pg_ctl on its host, as a person would. */
+const startByHand = (m: LabInstance) =>
+  runAs(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', m.dataDirectory, '-w', 'start', '-l', path.join(m.dataDirectory, 'log.txt')]);
+
 /** After a test: every member answers, the one primary is where it is, the others stream from it. */
 async function mend() {
   const w = await startWorker(workerOpts(lab.database.url));
@@ -143,15 +147,7 @@ async function mend() {
     if (![...inv.values()].some((r) => r.role === 'primary' && r.state === 'running')) {
       // Stopped before any promotion: the old primary is started again by hand, as a person would.
       const old = members().find((m) => inv.get(m.server)!.role === 'primary')!;
-      await runAs(labIdentity(), [
-        `${lab.pgBin}/pg_ctl`,
-        '-D',
-        old.dataDirectory,
-        '-w',
-        'start',
-        '-l',
-        path.join(old.dataDirectory, 'log.txt'),
-      ]);
+      await startByHand(old);
       await refreshFleet(db, { ids: (await refs()).map((r) => r.id), timeoutMs: 2000 });
       inv = await byServer();
     }
@@ -361,15 +357,7 @@ describe('PgBouncer paused mid-switchover', () => {
           });
           expect(open.settledAt).toBeNull();
           expect(open.lastError).toMatch(/which does not answer: owed until it points at the herd's primary/);
-          await runAs(labIdentity(), [
-            `${lab.pgBin}/pg_ctl`,
-            '-D',
-            old.dataDirectory,
-            '-w',
-            'start',
-            '-l',
-            path.join(old.dataDirectory, 'log.txt'),
-          ]);
+          await startByHand(old);
         }
         const row = await waitFor('the owed resume settled', async () => {
           const [r] = await owedRows();
