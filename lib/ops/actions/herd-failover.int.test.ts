@@ -429,9 +429,16 @@ describe('switchover whose promotion outlives its deadline', () => {
     expect(targets[0]!.error).toMatch(/did not finish its promotion within 0.001 s of pg_promote/);
     const undo = steps.find((x) => x.name === `start ${old.server}:${old.port} again as primary if no replica was promoted`)!;
     expect(undo.stdoutTail + undo.stderrTail).not.toContain('is the primary again');
-    // Whatever the promotion did since, the herd never has two primaries: wait for it to settle, then count.
+    // Whatever the promotion did since, the herd never has two primaries. The operation has ended, so
+    // nothing of it can start the old primary any more: once the promotion finished, count.
     await waitFor('the candidate finished its promotion', async () => !(await inRecovery(cand)));
-    await new Promise((r) => setTimeout(r, 1000));
+    // Its postmaster is not running at all (pg_ctl status exits 3), not merely slow to answer.
+    expect(
+      await runAs(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', old.dataDirectory, 'status']).then(
+        () => 'running',
+        () => 'stopped',
+      ),
+    ).toBe('stopped');
     const primaries = [];
     for (const m of members('alpha')) {
       const r = await query<{ r: boolean }>(url(m), 'SELECT pg_is_in_recovery() AS r').catch(() => null);
