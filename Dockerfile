@@ -7,4 +7,4 @@ RUN npm ci --include=dev --no-audit --no-fund || npm install --no-audit --no-fun
 COPY . .
 RUN npx next build
 EXPOSE 3000
-CMD ["sh", "-c", "npx tsx lib/cli/migrate.ts && npx tsx lib/cli/createsuperuser.ts --from-env && npx tsx lib/web/server.ts -p 3000 -H 0.0.0.0"]
+CMD ["sh", "-c", "npx tsx lib/entry/cli/migrate.ts && npx tsx lib/entry/cli/createsuperuser.ts --from-env && npx tsx lib/entry/web/server.ts -p 3000 -H 0.0.0.0"]

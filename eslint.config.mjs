@@ -26,7 +26,7 @@ export default tseslint.config(
       // idiom for "say why and stop here" in a step.
       '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true, ignoreVoidOperator: true }],
       '@typescript-eslint/no-meaningless-void-operator': 'off',
-      // Input validation matches control characters on purpose (lib/validation/text.ts, pg-access).
+      // Input validation matches control characters on purpose (lib/adapters/validation/text.ts, pg-access).
       'no-control-regex': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
@@ -51,7 +51,12 @@ export default tseslint.config(
   },
   {
     plugins: { 'import-x': importX },
-    settings: { 'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })] },
+    settings: {
+      // import-x reads each imported file (no-cycle follows them) with the TypeScript parser.
+      'import-x/extensions': ['.ts', '.tsx', '.mts'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts', '.tsx', '.mts'] },
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
+    },
   },
   ...layerConfigs,
   { files: ['**/*.mjs', '**/*.js'], extends: [tseslint.configs.disableTypeChecked] },

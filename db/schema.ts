@@ -116,7 +116,7 @@ export const herds = pgTable(
     // A herd whose control driver is patroni: Patroni's name of its cluster (patroni.yml's scope); its
     // members' REST addresses are on the instances (instances.patroni_url). Empty: not known yet.
     patroniScope: text('patroni_scope').notNull().default(''),
-    // Patroni's view, as the worker last read it (lib/patroni/follow.ts), for the herds changelist: the
+    // Patroni's view, as the worker last read it (lib/features/patroni/follow.ts), for the herds changelist: the
     // leader's member name (empty: nobody holds the key), maintenance mode, and why no member answered.
     patroniLeader: text('patroni_leader').notNull().default(''),
     // The leader's instance in pgherd's inventory (null: none matched); no foreign key, a reading.
@@ -128,7 +128,7 @@ export const herds = pgTable(
     patroniReobservedAt: timestamp('patroni_reobserved_at', { withTimezone: true }),
     // Since when no member has answered as its primary, as pgherd last saw the herd (the refresher, or a
     // DR failover that stopped after its fence); null while one does. Set once (the herd.no_primary
-    // event goes out with it), cleared when a primary is seen again (lib/ops/no-primary.ts).
+    // event goes out with it), cleared when a primary is seen again (lib/fleet/no-primary.ts).
     noPrimarySince: timestamp('no_primary_since', { withTimezone: true }),
     // What was seen then, in words (the members, or the failover that stopped): for the health page.
     noPrimaryDetail: text('no_primary_detail').notNull().default(''),
@@ -348,7 +348,7 @@ export const users = pgTable(
     displayName: text('display_name').notNull().default(''),
     email: text('email').notNull().default(''),
     source: userSource('source').notNull().default('local'),
-    // scrypt$N$r$p$salt$hash (lib/auth/password.ts); null for directory users.
+    // scrypt$N$r$p$salt$hash (lib/features/auth/password.ts); null for directory users.
     passwordHash: text('password_hash'),
     isActive: boolean('is_active').notNull().default(true),
     isSuperuser: boolean('is_superuser').notNull().default(false),
@@ -405,7 +405,7 @@ export const operations = pgTable(
     // From the confirmation page: a second submit of the same page finds this and enqueues nothing.
     idempotencyKey: text('idempotency_key'),
     cancelRequested: boolean('cancel_requested').notNull().default(false),
-    // Rolling operations (lib/ops/waves.ts): the waves as confirmed (size, gate, failure budget), null
+    // Rolling operations (lib/engine/waves.ts): the waves as confirmed (size, gate, failure budget), null
     // for an operation that starts every target at once; the wave now running or soaking.
     waves: jsonb('waves'),
     currentWave: integer('current_wave').notNull().default(1),
@@ -485,7 +485,7 @@ export const owedCleanups = pgTable(
     // What it owes, in words (for the pages), and the entries it paused.
     says: text('says').notNull(),
     databases: text('databases').array().notNull(),
-    // The resume armed on the pooler's host (lib/ops/pooler-resume.ts): found and disarmed by this.
+    // The resume armed on the pooler's host (lib/actions/steps/pooler-resume.ts): found and disarmed by this.
     resumeToken: text('resume_token').notNull(),
     // When the armed resume fires at the latest.
     dueBy: timestamp('due_by', { withTimezone: true }).notNull(),
@@ -556,7 +556,7 @@ export const operationTargets = pgTable(
     status: operationStatus('status').notNull().default('queued'),
     error: text('error'),
     // Set when the target was refused (at planning, at execution, or by a step before it changed
-    // anything): the refusal's code (lib/ops/refusal.ts). A refused target is not retried.
+    // anything): the refusal's code (lib/fleet/refusal.ts). A refused target is not retried.
     refusal: text('refusal'),
     // What the target came to, in one line, when the action says (a failover: the new primary and the possible data loss).
     outcome: text('outcome'),
@@ -705,7 +705,7 @@ export const apiTokens = pgTable(
 
 // EC2 discovery passes: the worker's scheduled ones, and those a user asks for (a button, the API),
 // which wait here until a worker takes them (a row survives Redis and the worker; a pass a worker
-// died in is taken again by the next). `summary` is lib/cloud/discovery's DiscoverySummary.
+// died in is taken again by the next). `summary` is lib/features/discovery/discovery's DiscoverySummary.
 export const discoveryRuns = pgTable(
   'discovery_runs',
   {
@@ -732,10 +732,10 @@ export const discoveryRuns = pgTable(
   ],
 );
 
-// Rules (issue 17, lib/schedules): an action over a scope, fired on a schedule by the worker pool as an
+// Rules (issue 17, lib/features/rules): an action over a scope, fired on a schedule by the worker pool as an
 // ordinary operation, owned by a user whose roles are checked at each fire. The table is the truth:
 // the BullMQ job schedulers that fire them are rebuilt from it. Its JSON columns are what
-// lib/schedules/rule-body.ts validated (read back through the same schemas).
+// lib/features/rules/rule-body.ts validated (read back through the same schemas).
 export const rules = pgTable(
   'rules',
   {
@@ -752,7 +752,7 @@ export const rules = pgTable(
       .default(sql`'{}'::jsonb`),
     // { instanceIds } | { herdIds } | { filter }: a changelist's query string, resolved at each fire.
     scope: jsonb('scope').$type<Record<string, unknown>>().notNull(),
-    // { cron: [...], timezone } | { at } (lib/schedules/cron.ts).
+    // { cron: [...], timezone } | { at } (lib/features/rules/cron.ts).
     schedule: jsonb('schedule').$type<Record<string, unknown>>().notNull(),
     conditions: jsonb('conditions')
       .$type<Record<string, unknown>[]>()
@@ -997,7 +997,7 @@ export const webhookDeliveries = pgTable(
   ],
 );
 
-// Lag history (lib/inventory/lag-history.ts): each instance's lag and state as last observed (by the
+// Lag history (lib/fleet/lag-history.ts): each instance's lag and state as last observed (by the
 // refresher or its agent), sampled every PGHERD_LAG_SAMPLE_MS by one worker; after a day the samples
 // are folded into 5-minute buckets (`coarse`, the worst lag of the bucket), after the retention
 // (PGHERD_LAG_RETENTION_DAYS, default 7) deleted. The herd is the instance's when sampled. History,

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { createDb } from '../db/client';
 import { environments, instances, servers } from '../db/schema';
-import { createAgentToken } from '../lib/agent/ingest';
+import { createAgentToken } from '@/lib/features/agents/ingest';
 import { restoredCopy } from '../lib/lab/faults';
 import { PG_SUPERUSER, query } from '../lib/lab/postgres';
 import { E2E_LAB_FILE, e2eLab, signInAs } from './lab';

@@ -5,7 +5,7 @@ import { expect, test } from './fixtures';
 import { eq } from 'drizzle-orm';
 import { createDb } from '../db/client';
 import { users } from '../db/schema';
-import { createApiToken, revokeApiToken } from '../lib/auth/api-tokens';
+import { createApiToken, revokeApiToken } from '@/lib/features/auth/api-tokens';
 import { e2eLab, settledOperation, type ApiOperation } from './lab';
 
 const lab = e2eLab();

@@ -5,7 +5,7 @@ import { expect, test } from './fixtures';
 import { readFileSync } from 'node:fs';
 import { e2eLab, submitSignIn } from './lab';
 import { query } from '../lib/lab/postgres';
-import { lookup, replaceRecordSet } from '../lib/dns/rfc2136';
+import { lookup, replaceRecordSet } from '@/lib/adapters/dns/rfc2136';
 import { stopPid } from '../lib/lab/proc';
 import { crash } from '../lib/lab/faults';
 

@@ -4,8 +4,8 @@
 import { createDb } from '../db/client';
 import { useLabSettings } from '../lib/lab/lab';
 import { dsn, query } from '../lib/lab/postgres';
-import { sampleLag } from '../lib/inventory/lag-history';
-import { refreshFleet } from '../lib/ops/refresher';
+import { sampleLag } from '@/lib/fleet/lag-history';
+import { refreshFleet } from '@/lib/fleet/refresher';
 import { e2eLab, settledOperation, signInAs } from './lab';
 import { expect, test } from './fixtures';
 

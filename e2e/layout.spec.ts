@@ -1,7 +1,7 @@
 // Wide changelists at a common laptop width: nothing is cut off without a way to see it. The page
 // itself never scrolls sideways; a table wider than its box scrolls inside the box, and its last
 // column can be scrolled into view there.
-import { adminModels } from '../lib/admin/registry';
+import { adminModels } from '@/lib/features/admin/registry';
 import { e2eLab, signInAs } from './lab';
 import { expect, test } from './fixtures';
 

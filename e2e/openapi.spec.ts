@@ -1,5 +1,5 @@
 // The OpenAPI document as the console serves it, and the API reference page built from it.
-import { openApiDocument } from '../lib/api/contract/document';
+import { openApiDocument } from '@/lib/features/api/contract/document';
 import { e2eLab, signInAs } from './lab';
 import { expect, test } from './fixtures';
 

@@ -3,7 +3,7 @@
 // pgherd's, and a switchover confirmed on the page goes through Patroni, DNS following.
 import { type Page } from '@playwright/test';
 import { expect, test } from './fixtures';
-import { lookup } from '../lib/dns/rfc2136';
+import { lookup } from '@/lib/adapters/dns/rfc2136';
 import { e2eLab, signInAs } from './lab';
 
 const lab = e2eLab();

@@ -5,7 +5,7 @@ import { expect, test } from './fixtures';
 import { eq } from 'drizzle-orm';
 import { createDb } from '../db/client';
 import { users } from '../db/schema';
-import { createApiToken } from '../lib/auth/api-tokens';
+import { createApiToken } from '@/lib/features/auth/api-tokens';
 import { e2eLab } from './lab';
 
 const lab = e2eLab();

@@ -1,7 +1,7 @@
 // npm run worker: one process of the worker pool. Several may run against one Redis and one database.
-import { metricsToken, parseListen } from '../lib/metrics/serve';
-import { startWorker } from '../lib/ops/worker';
-import { intSetting } from '../lib/validation/settings';
+import { metricsToken, parseListen } from '@/lib/features/metrics/serve';
+import { startWorker } from '@/jobs/start-worker';
+import { intSetting } from '@/lib/adapters/validation/settings';
 
 function required(name: string): string {
   const v = process.env[name];

@@ -1,7 +1,7 @@
 import Link from 'next/link';
 import { DenialReason } from '@/components/auth/denial-reason';
 
-/** 403: what the user lacks (see deny() in lib/auth/session.ts for how the message gets here). */
+/** 403: what the user lacks (see deny() in lib/features/auth/session.ts for how the message gets here). */
 export default function Forbidden() {
   return (
     <>

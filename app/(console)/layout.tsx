@@ -1,10 +1,10 @@
 import Link from 'next/link';
 import { SignOutButton } from '@/components/auth/sign-out-button';
-import { adminModels } from '@/lib/admin/registry';
-import { capitalize } from '@/lib/admin/text';
-import { requireAccess, requireUser } from '@/lib/auth/session';
-import { canSomewhere } from '@/lib/auth/access';
-import { permissionFor } from '@/lib/admin/define-admin';
+import { adminModels } from '@/lib/features/admin/registry';
+import { capitalize } from '@/lib/features/admin/text';
+import { requireAccess, requireUser } from '@/lib/features/auth/session';
+import { canSomewhere } from '@/lib/engine/access';
+import { permissionFor } from '@/lib/features/admin/define-admin';
 
 export default async function ConsoleLayout({ children }: { children: React.ReactNode }) {
   const user = await requireUser();

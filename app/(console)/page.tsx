@@ -1,12 +1,12 @@
 import Link from 'next/link';
 import { getDb } from '@/db/client';
 import { FleetHealth } from '@/components/fleet/fleet-health';
-import { fleetHealth } from '@/lib/agent/health';
-import { dashboardData } from '@/lib/inventory/dashboard';
-import { environmentsWith } from '@/lib/auth/access';
-import { requireAccess } from '@/lib/auth/session';
-import { liveWorkers } from '@/lib/ops/workers';
-import { fleetHistory } from '@/lib/inventory/lag-history';
+import { fleetHealth } from '@/lib/features/agents/health';
+import { dashboardData } from '@/lib/fleet/dashboard';
+import { environmentsWith } from '@/lib/engine/access';
+import { requireAccess } from '@/lib/features/auth/session';
+import { liveWorkers } from '@/lib/engine/workers-alive';
+import { fleetHistory } from '@/lib/fleet/lag-history';
 import { FleetCharts } from '@/components/charts/fleet-charts';
 
 export default async function Dashboard() {

@@ -1,7 +1,7 @@
 import { redirect } from 'next/navigation';
 import { SignInForm } from '@/components/auth/sign-in-form';
-import { getCurrentUser } from '@/lib/auth/session';
-import { safeNext } from '@/lib/auth/safe-next';
+import { getCurrentUser } from '@/lib/features/auth/session';
+import { safeNext } from '@/lib/features/auth/safe-next';
 
 export const metadata = { title: 'Sign in | pgherd' };
 

@@ -4,7 +4,7 @@ import { flexRender, getCoreRowModel, useReactTable, type ColumnDef, type RowSel
 import Link from 'next/link';
 import { useRouter } from 'next/navigation';
 import { useMemo, useState } from 'react';
-import type { ActionView, ColumnView, RowView } from '@/lib/admin/types';
+import type { ActionView, ColumnView, RowView } from '@/lib/features/admin/types';
 import { useLinkClicks } from '@/components/client-nav';
 
 interface Props {

@@ -1,5 +1,5 @@
 import Link from 'next/link';
-import type { Collected, CollectedGroup } from '@/lib/admin/collect';
+import type { Collected, CollectedGroup } from '@/lib/features/admin/collect';
 
 function Group({ g }: { g: CollectedGroup }) {
   return (

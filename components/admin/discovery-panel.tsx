@@ -2,9 +2,9 @@
 
 import { useActionState, useEffect } from 'react';
 import { useRouter } from 'next/navigation';
-import type { DiscoverySummary } from '@/lib/cloud/discovery';
+import type { DiscoverySummary } from '@/lib/features/discovery/discovery';
 
-/** One pass as the page shows it (lib/cloud/discovery-runs runView, dates as text). */
+/** One pass as the page shows it (lib/features/discovery/discovery-runs runView, dates as text). */
 export interface DiscoveryRunView {
   id: number;
   requestedBy: string;

@@ -1,5 +1,5 @@
 import { ClientNav } from '@/components/client-nav';
-import type { FacetView } from '@/lib/admin/types';
+import type { FacetView } from '@/lib/features/admin/types';
 import { FacetSearch } from './facet-search';
 
 export function FilterSidebar({ facets, searchUrl, query }: { facets: FacetView[]; searchUrl: string; query: string }) {

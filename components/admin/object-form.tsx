@@ -3,8 +3,8 @@
 import { useRouter } from 'next/navigation';
 import { useState, useTransition } from 'react';
 import { useForm } from 'react-hook-form';
-import type { FieldView } from '@/lib/admin/form-fields';
-import type { SaveOutcome } from '@/lib/admin/save-outcome';
+import type { FieldView } from '@/lib/features/admin/form-fields';
+import type { SaveOutcome } from '@/lib/features/admin/save-outcome';
 
 export type Intent = 'save' | 'addanother' | 'continue';
 

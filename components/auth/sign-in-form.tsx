@@ -7,7 +7,7 @@ import { useForm } from 'react-hook-form';
 
 const INVALID = 'Please enter the correct username and password. Both fields may be case-sensitive.';
 
-/** What the sign-in page says for each reason lib/auth/authenticate gives. */
+/** What the sign-in page says for each reason lib/features/auth/authenticate gives. */
 const MESSAGES: Record<string, string> = {
   invalid: INVALID,
   unreachable: 'The directory (LDAP) cannot be reached right now, so directory accounts cannot sign in. Local accounts still can.',

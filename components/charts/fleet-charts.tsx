@@ -2,7 +2,7 @@
 // The dashboard's history (Recharts): the fleet by state and by role over the last day (stacked, each
 // half hour's last sample), operations by how they ended over the last week.
 import { Area, AreaChart, Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import type { FleetHistory } from '@/lib/inventory/lag-history';
+import type { FleetHistory } from '@/lib/fleet/lag-history';
 
 const STATE_COLOURS: Record<string, string> = {
   running: '#48bb78',

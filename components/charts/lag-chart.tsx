@@ -4,7 +4,7 @@
 // Below the chart, the same samples as a table (folded), for reading exact values and copying them.
 import { useEffect, useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ReferenceArea, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { formatBytes } from '@/lib/format/units';
+import { formatBytes } from '@/lib/adapters/format/units';
 
 type Range = 'hour' | 'day' | 'week';
 

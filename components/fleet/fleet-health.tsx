@@ -1,7 +1,7 @@
 import Link from 'next/link';
-import { formatDuration } from '@/lib/format/units';
-import { healthy, SILENT_AFTER_INTERVALS, type FleetHealth as Health } from '@/lib/agent/health';
-import { visibleEnds } from '@/lib/format/visible';
+import { formatDuration } from '@/lib/adapters/format/units';
+import { healthy, SILENT_AFTER_INTERVALS, type FleetHealth as Health } from '@/lib/features/agents/health';
+import { visibleEnds } from '@/lib/adapters/format/visible';
 
 const more = (shown: number, total: number) => (total > shown ? <li className="help">and {total - shown} more</li> : null);
 

@@ -2,8 +2,8 @@
 // holder, each member's Patroni role, state, timeline, lag and pending restart, and whether the cluster
 // is paused (no automatic failover while it is).
 import Link from 'next/link';
-import { formatBytes } from '@/lib/format/units';
-import type { PatroniNow } from '@/lib/patroni/view';
+import { formatBytes } from '@/lib/adapters/format/units';
+import type { PatroniNow } from '@/lib/fleet/patroni-view';
 
 export function PatroniPanel({ patroni }: { patroni: PatroniNow }) {
   return (

@@ -1,6 +1,6 @@
 // What the herd's agents report of Patroni and nobody has accepted yet: an admin accepts it here, one
 // member at a time, and pgherd then acts on the herd through Patroni's REST API at that address.
-import type { PatroniProposal } from '@/lib/agent/patroni-proposal';
+import type { PatroniProposal } from '@/lib/features/agents/patroni-proposal';
 
 export function PatroniProposals({
   herdId,

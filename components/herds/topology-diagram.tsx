@@ -1,9 +1,9 @@
-// A herd drawn as SVG (laid out by lib/herds/diagram.ts): each member a box with its site, role and
+// A herd drawn as SVG (laid out by lib/fleet/herds/diagram.ts): each member a box with its site, role and
 // state, replication as arrows from upstream to replica labelled with the lag, DNS names on the members
 // they answer, PgBouncers above the member they point at. Fenced and needs-rebuild members are marked.
 // Plain SVG from the server: no script, no external service.
-import { layoutHerd, NODE, type DiagramInput } from '@/lib/herds/diagram';
-import { formatBytes } from '@/lib/format/units';
+import { layoutHerd, NODE, type DiagramInput } from '@/lib/fleet/herds/diagram';
+import { formatBytes } from '@/lib/adapters/format/units';
 
 const FILL: Record<string, string> = { primary: '#e6f0f5', replica: '#f6f6f6', unknown: '#fff' };
 

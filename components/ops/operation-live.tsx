@@ -1,7 +1,7 @@
 'use client';
 
 import { useEffect, useState } from 'react';
-import type { OperationDelta, OperationView } from '@/lib/ops/operation-view';
+import type { OperationDelta, OperationView } from '@/lib/engine/operation-view';
 import { OperationTimeline } from './operation-timeline';
 
 function duration(from: string, to: string | null): string {

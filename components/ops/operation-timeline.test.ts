@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { OperationView } from '@/lib/ops/operation-view';
+import type { OperationView } from '@/lib/engine/operation-view';
 import { timelineRows } from './operation-timeline';
 
 const at = (s: number) => new Date(Date.UTC(2026, 10, 25, 12, 0, 0) + s * 1000).toISOString();

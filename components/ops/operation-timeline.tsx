@@ -4,7 +4,7 @@
 // lease or a worker; held for its wave). Live with the operation page's polling: a 200-target
 // operation read at a glance (what waits, what is slow, what failed).
 import { Bar, BarChart, CartesianGrid, Tooltip, XAxis, YAxis, type BarShapeProps } from 'recharts';
-import type { OperationView } from '@/lib/ops/operation-view';
+import type { OperationView } from '@/lib/engine/operation-view';
 
 const COLOUR: Record<string, string> = {
   succeeded: '#48bb78',

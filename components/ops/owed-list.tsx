@@ -1,5 +1,5 @@
 import Link from 'next/link';
-import type { OwedView } from '@/lib/ops/owed';
+import type { OwedView } from '@/lib/engine/owed';
 
 /**
  * What interrupted operations still owe clients (a PgBouncer left paused): each worker's reconcile

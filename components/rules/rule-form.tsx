@@ -1,8 +1,8 @@
 'use client';
 
 import { useActionState, useMemo, useState } from 'react';
-import { fireTimeText, nextFires, scheduleSchema } from '@/lib/schedules/cron';
-import { CONDITION_METRICS, CONDITION_ROWS } from '@/lib/schedules/metrics';
+import { fireTimeText, nextFires, scheduleSchema } from '@/lib/features/rules/cron';
+import { CONDITION_METRICS, CONDITION_ROWS } from '@/lib/features/rules/metrics';
 
 export interface RuleFormState {
   errors?: Record<string, string>;
@@ -49,7 +49,7 @@ function FiresPreview({ cron, timezone, at, once }: { cron: string; timezone: st
 
 /**
  * A rule: what it runs, on what, when, and when not. Checked by the server as the API checks a body.
- * `initial`: a stored rule's fields (lib/schedules/rule-form.ts bodyToForm), for its edit page.
+ * `initial`: a stored rule's fields (lib/features/rules/rule-form.ts bodyToForm), for its edit page.
  */
 export function RuleForm({
   create,

@@ -2,7 +2,7 @@
 // (the local socket on a database host). Kept apart from discovery so that tests read the lab's real
 // instances the way the agent does.
 import pg from 'pg';
-import { TIMELINE_SQL } from '@/lib/inventory/timeline-sql';
+import { TIMELINE_SQL } from '@/lib/agent/timeline-sql';
 import type { InstanceReport } from './report';
 
 const QUERY = `

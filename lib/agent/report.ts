@@ -2,7 +2,7 @@
 // them. The server decides what they mean (herd, role, lag). Validated whole: a report that does not
 // fit is refused with the path and reason of each problem, and nothing is written.
 import { z } from 'zod';
-import { isPlainName } from '@/lib/validation/text';
+import { isPlainName } from '@/lib/adapters/validation/text';
 
 export const MAX_REPORT_BYTES = 256 * 1024;
 export const MAX_INSTANCES = 64;

@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
-import { fleetHistory, foldLagSamples, lagHistory, sampleLag } from '@/lib/inventory/lag-history';
+import { fleetHistory, foldLagSamples, lagHistory, sampleLag } from '@/lib/fleet/lag-history';
 import { percentiles, table } from './table';
 
 const RUNS = 20;

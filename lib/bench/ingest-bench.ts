@@ -8,9 +8,9 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
-import { ingestReport, type AgentServer } from '@/lib/agent/ingest';
+import { ingestReport, type AgentServer } from '@/lib/features/agents/ingest';
 import type { InstanceReport, Report } from '@/lib/agent/report';
-import { hashToken } from '@/lib/auth/api-tokens';
+import { hashToken } from '@/lib/features/auth/api-tokens';
 import { treeCpuSeconds } from '@/lib/lab/proc';
 import { percentiles, table } from './table';
 

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings } from '@/lib/lab/lab';
-import { observe, type PgEndpoint } from '@/lib/ops/observe';
+import { observe, type PgEndpoint } from '@/lib/fleet/observe';
 import { percentiles, table } from './table';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-observe-lab.json');

@@ -8,12 +8,12 @@ import { RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { sql } from 'drizzle-orm';
 import { createDb } from '@/db/client';
 import { migrateDatabase } from '@/db/migrate';
-import { ec2Client } from '@/lib/aws/config';
-import { SYSTEM_ACCESS } from '@/lib/auth/access';
-import { forgetCatalogues } from '@/lib/cloud/catalogue';
+import { ec2Client } from '@/lib/adapters/aws/config';
+import { SYSTEM_ACCESS } from '@/lib/engine/access';
+import { forgetCatalogues } from '@/lib/fleet/cloud/catalogue';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings } from '@/lib/lab/lab';
-import { describeInChunks, resizeAction } from '@/lib/ops/actions/resize.action';
-import { planOperation } from '@/lib/ops/plan';
+import { describeInChunks, resizeAction } from '@/lib/actions/resize.action';
+import { planOperation } from '@/lib/engine/plan';
 import { seedScale } from './seed-scale';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-resize-lab.json');

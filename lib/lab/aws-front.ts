@@ -24,7 +24,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { DescribeInstancesCommand, EC2Client, StopInstancesCommand } from '@aws-sdk/client-ec2';
-import shippedPrices from '../cloud/prices/ec2-on-demand.json';
+import shippedPrices from '@/lib/fleet/cloud/prices/ec2-on-demand.json';
 import { run, type Identity } from './proc';
 
 export interface AwsFrontConfig {

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { lookup } from '@/lib/dns/rfc2136';
+import { lookup } from '@/lib/adapters/dns/rfc2136';
 import { asLabUser, waitFor, type Identity } from './proc';
 
 export interface LabDns {

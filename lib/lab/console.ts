@@ -5,10 +5,10 @@ import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { createDb } from '@/db/client';
 import { servers, users } from '@/db/schema';
-import { createAgentToken } from '@/lib/agent/ingest';
-import { createApiToken } from '@/lib/auth/api-tokens';
+import { createAgentToken } from '@/lib/features/agents/ingest';
+import { createApiToken } from '@/lib/features/auth/api-tokens';
 import { migrateDatabase } from '@/db/migrate';
-import { ensureAdmin } from '@/lib/auth/superuser';
+import { ensureAdmin } from '@/lib/features/auth/superuser';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { labDiscoveryEnv } from './aws';
 import { labSettings, PROJECT_ROOT, trackProcess, type LabInfo } from './lab';
@@ -153,7 +153,7 @@ export function consoleEnv(lab: LabInfo, url: string, secret: string): NodeJS.Pr
 }
 
 /** What the console's process runs: how the lab recognises it by PID (lab.json `processes[].program`). */
-export const CONSOLE_PROGRAM = 'lib/web/server.ts';
+export const CONSOLE_PROGRAM = 'lib/entry/web/server.ts';
 
 /** The console's server over the lab; with `labFile`, entered in that lab's processes as `console` once spawned. */
 export async function startConsole(

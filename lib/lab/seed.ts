@@ -5,7 +5,7 @@ import { createDb, type Db, type Queries } from '@/db/client';
 import { migrateDatabase } from '@/db/migrate';
 import { dnsRecords, environments, herds, instances, poolers, roleBindings, servers, sites } from '@/db/schema';
 import { LAB_ZONE, READ_NAME_TTL, readNameOf, useLabSettings, writeNameOf, type LabInfo, type LabInstance } from './lab';
-import { lsnToNumber } from '@/lib/inventory/lsn';
+import { lsnToNumber } from '@/lib/adapters/format/lsn';
 import { labSshFor } from './sshd';
 
 interface Observed {

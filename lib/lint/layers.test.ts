@@ -1,5 +1,6 @@
-// The layer rule (eslint.layers.mjs) as `npm run lint` runs it: an import that points up a layer, or
-// from production code into the lab, is an error; the imports the layers allow are not.
+// The floor rule (eslint.layers.mjs) as `npm run lint` runs it: an import that points up a floor, one
+// that closes a cycle, or one from production code into the lab, is an error; what the floors allow is not.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ESLint } from 'eslint';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
@@ -18,31 +19,88 @@ const eslint = new ESLint({
     { languageOptions: { parser: tseslint.parser } },
     {
       plugins: { 'import-x': importX },
-      settings: { 'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })] },
+      settings: {
+        // import-x reads each imported file (no-cycle follows them) with the TypeScript parser.
+        'import-x/extensions': ['.ts', '.tsx', '.mts'],
+        'import-x/parsers': { '@typescript-eslint/parser': ['.ts', '.tsx', '.mts'] },
+        'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
+      },
     },
     ...layerConfigs,
   ],
 });
 
-async function layerErrors(file: string, code: string): Promise<string[]> {
+async function ruleErrors(file: string, code: string, rule: string): Promise<string[]> {
   const [result] = await eslint.lintText(code, { filePath: path.join(root, file) });
-  return (result?.messages ?? []).filter((m) => m.ruleId === 'import-x/no-restricted-paths').map((m) => m.message);
+  return (result?.messages ?? []).filter((m) => m.ruleId === rule).map((m) => m.message);
 }
+const layerErrors = (file: string, code: string) => ruleErrors(file, code, 'import-x/no-restricted-paths');
 
-describe('the layer rule', () => {
+describe('the floor rule', () => {
   it('fails an adapter that imports the database or the domain', async () => {
-    expect(await layerErrors('lib/dns/probe.ts', "import { herds } from '@/db/schema';\nexport const x = herds;\n")).toEqual([
+    expect(await layerErrors('lib/adapters/dns/probe.ts', "import { herds } from '@/db/schema';\nexport const x = herds;\n")).toEqual([
       expect.stringContaining('an adapter takes plain values'),
     ]);
-    expect(await layerErrors('lib/ssh/probe.ts', "import { observe } from '../ops/observe';\nexport const x = observe;\n")).toHaveLength(1);
     expect(
-      await layerErrors('lib/pgbouncer/probe.ts', "import { shellCommand } from '@/lib/ssh/quote';\nexport const x = shellCommand;\n"),
+      await layerErrors('lib/adapters/ssh/probe.ts', "import { observe } from '@/lib/fleet/observe';\nexport const x = observe;\n"),
+    ).toHaveLength(1);
+    expect(
+      await layerErrors(
+        'lib/adapters/pgbouncer/probe.ts',
+        "import { shellCommand } from '@/lib/adapters/ssh/quote';\nexport const x = shellCommand;\n",
+      ),
     ).toEqual([]);
   });
 
-  it('fails lib/ importing the console, components importing pages or server actions, db importing anything of pgherd', async () => {
+  it('fails each floor importing the one above it, and lets it import the ones below', async () => {
+    const up: [string, string, string][] = [
+      ['lib/fleet/probe.ts', 'executeTarget', '@/lib/engine/execute-target'],
+      ['lib/engine/probe.ts', 'switchoverAction', '@/lib/actions/switchover.action'],
+      ['lib/engine/probe.ts', 'getAction', '@/lib/actions/registry'],
+      ['lib/actions/probe.ts', 'createWindow', '@/lib/features/rules/windows'],
+      ['lib/features/probe.ts', 'startWorker', '@/jobs/start-worker'],
+      ['lib/features/probe.ts', 'webQueue', '@/lib/entry/web/web-queue'],
+    ];
+    for (const [file, name, from] of up) {
+      expect(await layerErrors(file, `import { ${name} } from '${from}';\nexport const x = ${name};\n`), `${file} -> ${from}`).toEqual([
+        expect.stringMatching(/may import only the floors at or below it|below the console and the worker/),
+      ]);
+    }
+    const down: [string, string, string][] = [
+      ['lib/fleet/probe.ts', 'shellCommand', '@/lib/adapters/ssh/quote'],
+      ['lib/engine/probe.ts', 'observe', '@/lib/fleet/observe'],
+      ['lib/actions/probe.ts', 'pipeline', '@/lib/engine/pipeline'],
+      ['lib/features/probe.ts', 'getAction', '@/lib/actions/registry'],
+      ['lib/entry/probe.ts', 'createWindow', '@/lib/features/rules/windows'],
+    ];
+    for (const [file, name, from] of down) {
+      expect(await layerErrors(file, `import { ${name} } from '${from}';\nexport const x = ${name};\n`), `${file} -> ${from}`).toEqual([]);
+    }
+  });
+
+  it('keeps the agent that ships to hosts apart from the server', async () => {
+    expect(await layerErrors('lib/agent/probe.ts', "import { observe } from '@/lib/fleet/observe';\nexport const x = observe;\n")).toEqual([
+      expect.stringContaining('imports nothing of the server'),
+    ]);
+    expect(await layerErrors('lib/agent/probe.ts', "import { herds } from '@/db/schema';\nexport const x = herds;\n")).toHaveLength(1);
     expect(
-      await layerErrors('lib/ops/probe.ts', "import { ChangeSet } from '@/components/admin/change-set';\nexport const x = ChangeSet;\n"),
+      await layerErrors(
+        'lib/agent/probe.ts',
+        "import { isPlainName } from '@/lib/adapters/validation/text';\nexport const x = isPlainName;\n",
+      ),
+    ).toEqual([]);
+    // The server reads the agent's report format.
+    expect(
+      await layerErrors(
+        'lib/features/agents/probe.ts',
+        "import { MAX_INSTANCES } from '@/lib/agent/report';\nexport const x = MAX_INSTANCES;\n",
+      ),
+    ).toEqual([]);
+  });
+
+  it('fails lib/ importing the console, components importing pages, server actions or the database, db importing pgherd', async () => {
+    expect(
+      await layerErrors('lib/engine/probe.ts', "import { ChangeSet } from '@/components/admin/change-set';\nexport const x = ChangeSet;\n"),
     ).toHaveLength(1);
     expect(
       await layerErrors(
@@ -50,23 +108,42 @@ describe('the layer rule', () => {
         "import { cancelOperationAction } from '@/app/(console)/operations/actions';\nexport const x = cancelOperationAction;\n",
       ),
     ).toHaveLength(1);
-    expect(await layerErrors('db/probe.ts', "import { errorText } from '@/lib/ops/errors';\nexport const x = errorText;\n")).toHaveLength(
-      1,
-    );
-    expect(await layerErrors('lib/ops/probe.ts', "import { herds } from '@/db/schema';\nexport const x = herds;\n")).toEqual([]);
+    expect(await layerErrors('components/ops/probe.tsx', "import { getDb } from '@/db/client';\nexport const x = getDb;\n")).toEqual([
+      expect.stringContaining('components never import the database'),
+    ]);
+    expect(
+      await layerErrors('db/probe.ts', "import { errorText } from '@/lib/engine/errors';\nexport const x = errorText;\n"),
+    ).toHaveLength(1);
+    expect(await layerErrors('lib/engine/probe.ts', "import { herds } from '@/db/schema';\nexport const x = herds;\n")).toEqual([]);
   });
 
   it('keeps the lab and the test helpers out of every production entry point, and lets tests use them', async () => {
     const lab = "import { startLab } from '@/lib/lab/lab';\nexport const x = startLab;\n";
-    for (const f of ['app/probe.tsx', 'jobs/probe.ts', 'lib/cli/createsuperuser-probe.ts', 'lib/inventory/probe.ts', 'db/probe.ts']) {
+    for (const f of ['app/probe.tsx', 'jobs/probe.ts', 'lib/entry/cli/createsuperuser-probe.ts', 'lib/fleet/probe.ts', 'db/probe.ts']) {
       expect(await layerErrors(f, lab), f).not.toEqual([]);
     }
-    expect(await layerErrors('lib/ops/probe.int.test.ts', lab)).toEqual([]);
-    expect(await layerErrors('lib/cli/demo.ts', lab)).toEqual([]);
+    expect(await layerErrors('lib/engine/probe.int.test.ts', lab)).toEqual([]);
+    expect(await layerErrors('lib/entry/cli/demo.ts', lab)).toEqual([]);
+  });
+
+  it('fails an import cycle, however long, and not a chain', async () => {
+    const dir = mkdtempSync(path.join(root, 'lib/features/cycle-probe-'));
+    try {
+      const rel = path.relative(root, dir);
+      writeFileSync(path.join(dir, 'a.ts'), "import { b } from './b';\nexport const a = () => b();\n");
+      writeFileSync(path.join(dir, 'b.ts'), "import { c } from './c';\nexport const b = () => c();\n");
+      writeFileSync(path.join(dir, 'c.ts'), "import { a } from './a';\nexport const c = (): number => (a ? 1 : 0);\n");
+      const cycle = await ruleErrors(`${rel}/a.ts`, readFileSync(path.join(dir, 'a.ts'), 'utf8'), 'import-x/no-cycle');
+      expect(cycle).toEqual([expect.stringContaining('Dependency cycle')]);
+      writeFileSync(path.join(dir, 'c.ts'), 'export const c = (): number => 1;\n');
+      expect(await ruleErrors(`${rel}/a.ts`, readFileSync(path.join(dir, 'a.ts'), 'utf8'), 'import-x/no-cycle')).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('is part of the configuration `npm run lint` uses, as an error', async () => {
-    const config = (await new ESLint({ cwd: root }).calculateConfigForFile(path.join(root, 'lib/dns/config.ts'))) as {
+    const config = (await new ESLint({ cwd: root }).calculateConfigForFile(path.join(root, 'lib/adapters/dns/config.ts'))) as {
       rules: Record<string, unknown[]>;
     };
     expect(config.rules['import-x/no-restricted-paths']?.[0]).toBe(2);

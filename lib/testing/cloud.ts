@@ -1,11 +1,11 @@
-// An EC2 instance type as lib/aws/ec2 describes it, for tests of the ranking and the resize plan:
+// An EC2 instance type as lib/adapters/aws/ec2 describes it, for tests of the ranking and the resize plan:
 // x86_64, HVM, ENA required, not burstable unless said.
-import type { TypeInfo } from '@/lib/aws/ec2';
-import { priceList } from '@/lib/cloud/prices';
-import { rankTypes } from '@/lib/cloud/rank';
-import type { ResizePrepared } from '@/lib/ops/actions/resize.action';
-import type { HerdRef } from '@/lib/ops/herd-ref';
-import type { InstanceRef } from '@/lib/ops/instance-ref';
+import type { TypeInfo } from '@/lib/adapters/aws/ec2';
+import { priceList } from '@/lib/fleet/cloud/prices';
+import { rankTypes } from '@/lib/fleet/cloud/rank';
+import type { ResizePrepared } from '@/lib/actions/resize.action';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
 
 export const instanceType = (name: string, vcpus: number, memoryGiB: number, more: Partial<TypeInfo> = {}): TypeInfo => ({
   name,

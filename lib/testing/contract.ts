@@ -9,8 +9,8 @@
 // - A path under /api/v1 the document does not list is a problem in itself.
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { openApiDocument } from '@/lib/api/contract/document';
-import { matchRoute } from '@/lib/api/contract/routes';
+import { openApiDocument } from '@/lib/features/api/contract/document';
+import { matchRoute } from '@/lib/features/api/contract/routes';
 
 type Json = Record<string, unknown>;
 
@@ -58,7 +58,7 @@ export function contractChecker(doc: Json = openApiDocument() as unknown as Json
     }
     return v;
   };
-  // The document's operation for a request: found by the routes' own matcher (lib/api/contract/routes.ts).
+  // The document's operation for a request: found by the routes' own matcher (lib/features/api/contract/routes.ts).
   const paths = doc.paths as Record<string, Record<string, Json>>;
   const operationOf = (method: string, pathname: string): { o: Operation; params: Record<string, string> } | undefined => {
     const m = matchRoute(method, pathname);

@@ -1,7 +1,7 @@
-// How tests see a refusal: the domain code (lib/admin, lib/ops) throws AccessDenied and records
+// How tests see a refusal: the domain code (lib/features/admin, lib/engine) throws AccessDenied and records
 // nothing; the boundary that answers the user (console, API, worker) records it, once.
 import type { Db } from '@/db/client';
-import { AccessDenied, answeringDenial, type Requester } from '@/lib/auth/access';
+import { AccessDenied, answeringDenial, type Requester } from '@/lib/engine/access';
 
 /** The message of the AccessDenied that `p` rejects with; anything else fails the test. */
 export const refusal = (p: Promise<unknown>): Promise<string> =>

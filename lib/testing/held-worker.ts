@@ -1,7 +1,7 @@
 // A worker process that holds every target "running" for a minute before its first step, for the
-// test that kills a worker mid-operation (lib/ops/engine.int.test.ts). Configured like jobs/worker.ts.
+// test that kills a worker mid-operation (lib/engine/engine.int.test.ts). Configured like jobs/worker.ts.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startWorker } from '../ops/worker';
+import { startWorker } from '@/jobs/start-worker';
 
 const env = (name: string): string => {
   const v = process.env[name];

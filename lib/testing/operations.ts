@@ -6,13 +6,13 @@ import { performance } from 'node:perf_hooks';
 import { eq, inArray } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { operations, operationSteps, operationTargets } from '@/db/schema';
-import { SYSTEM_ACCESS } from '@/lib/auth/access';
+import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import type { LabInfo } from '@/lib/lab/lab';
-import type { AnyAction } from '@/lib/ops/define-action';
-import { planOperation } from '@/lib/ops/plan';
-import { producerConnection, targetQueue } from '@/lib/ops/queue';
-import { submitOperation } from '@/lib/ops/submit';
-import { startWorker } from '@/lib/ops/worker';
+import type { AnyAction } from '@/lib/engine/define-action';
+import { planOperation } from '@/lib/engine/plan';
+import { producerConnection, targetQueue } from '@/lib/engine/queue';
+import { submitOperation } from '@/lib/engine/submit';
+import { startWorker } from '@/jobs/start-worker';
 
 export interface TestWorker {
   queue: ReturnType<typeof targetQueue>;

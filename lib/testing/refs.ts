@@ -1,7 +1,7 @@
 // Hand-made inventory for the unit tests of actions and plans: members and herds as the inventory
 // would give them, with no database and no lab.
-import type { HerdRef } from '@/lib/ops/herd-ref';
-import type { InstanceRef } from '@/lib/ops/instance-ref';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
 
 /** Member `id` of the production herd "orders": db-<id>.example.com:5432, site dc-west for 3, else dc-east. */
 export function member(id: number, role: InstanceRef['role'], over: Partial<InstanceRef> = {}): InstanceRef {

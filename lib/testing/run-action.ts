@@ -3,12 +3,12 @@
 import { asc, eq } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { operations, operationSteps, operationTargets } from '@/db/schema';
-import type { SshPool } from '@/lib/ssh/ssh-client';
-import { dbRecorder } from '@/lib/ops/db-recorder';
-import type { InstanceAction } from '@/lib/ops/define-action';
-import { loadInstancesWithHerds } from '@/lib/ops/instance-ref';
-import { runPipeline } from '@/lib/ops/pipeline';
-import { parseParams } from '@/lib/ops/plan';
+import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
+import { dbRecorder } from '@/lib/engine/db-recorder';
+import type { InstanceAction } from '@/lib/engine/define-action';
+import { loadInstancesWithHerds } from '@/lib/fleet/instance-ref';
+import { runPipeline } from '@/lib/engine/pipeline';
+import { parseParams } from '@/lib/engine/plan';
 
 export async function runAction(db: Db, ssh: SshPool, action: InstanceAction, instanceId: number, params: unknown = {}) {
   const { refs, members: byHerd } = await loadInstancesWithHerds(db, [instanceId]);

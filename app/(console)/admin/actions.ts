@@ -1,27 +1,27 @@
 'use server';
 
-// Thin server actions over lib/admin/mutations: the one door for console writes.
+// Thin server actions over lib/features/admin/mutations: the one door for console writes.
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
-import { idText } from '@/lib/validation/ids';
-import { idList } from '@/lib/validation/selection';
+import { idText } from '@/lib/adapters/validation/ids';
+import { idList } from '@/lib/adapters/validation/selection';
 import { getDb } from '@/db/client';
-import { deleteObjects, environmentOf, saveObject } from '@/lib/admin/mutations';
-import { labelsFor } from '@/lib/admin/list-query';
-import { createAgentToken } from '@/lib/agent/ingest';
-import { HostBindingError } from '@/lib/ops/host-binding';
-import { demand } from '@/lib/auth/access';
-import { maxIdOf } from '@/lib/admin/define-admin';
-import { getEditable } from '@/lib/admin/registry';
-import { serversAdmin } from '@/lib/admin/models/servers.admin';
-import type { SaveOutcome } from '@/lib/admin/save-outcome';
-import { currentActor } from '@/lib/auth/actor';
-import { malformed, orAnswer, orDeny } from '@/lib/auth/session';
+import { deleteObjects, environmentOf, saveObject } from '@/lib/features/admin/mutations';
+import { labelsFor } from '@/lib/features/admin/list-query';
+import { createAgentToken } from '@/lib/features/agents/ingest';
+import { HostBindingError } from '@/lib/fleet/host-binding';
+import { demand } from '@/lib/engine/access';
+import { maxIdOf } from '@/lib/features/admin/define-admin';
+import { getEditable } from '@/lib/features/admin/registry';
+import { serversAdmin } from '@/lib/features/admin/models/servers.admin';
+import type { SaveOutcome } from '@/lib/features/admin/save-outcome';
+import { currentActor } from '@/lib/features/auth/actor';
+import { malformed, orAnswer, orDeny } from '@/lib/features/auth/session';
 import type { Intent } from '@/components/admin/object-form';
 import type { AgentTokenState } from '@/components/admin/agent-token-form';
 import type { DiscoveryState } from '@/components/admin/discovery-panel';
-import { requestDiscovery } from '@/lib/cloud/discovery-runs';
-import { discoveryUnavailable } from '@/lib/cloud/status';
+import { requestDiscovery } from '@/lib/features/discovery/discovery-runs';
+import { discoveryUnavailable } from '@/lib/features/discovery/status';
 
 const intents = z.enum(['save', 'addanother', 'continue']);
 

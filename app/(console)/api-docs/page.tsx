@@ -1,5 +1,5 @@
 import { ApiReference } from '@/components/api-reference';
-import { requireUser } from '@/lib/auth/session';
+import { requireUser } from '@/lib/features/auth/session';
 
 /** The API's reference, rendered from GET /api/v1/openapi.json by Swagger UI (served by this console). */
 export default async function ApiDocs() {

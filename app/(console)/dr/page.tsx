@@ -3,10 +3,10 @@ import { inArray } from 'drizzle-orm';
 import { getDb } from '@/db/client';
 import { environments } from '@/db/schema';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
-import { environmentsWith } from '@/lib/auth/access';
-import { requireAccess } from '@/lib/auth/session';
-import { parseId } from '@/lib/validation/ids';
-import { drillMaxAgeDays, drScorecard, type DrillVerdict } from '@/lib/ops/dr-scorecard';
+import { environmentsWith } from '@/lib/engine/access';
+import { requireAccess } from '@/lib/features/auth/session';
+import { parseId } from '@/lib/adapters/validation/ids';
+import { drillMaxAgeDays, drScorecard, type DrillVerdict } from '@/lib/features/dr/scorecard';
 
 export const dynamic = 'force-dynamic';
 

@@ -1,21 +1,22 @@
 'use server';
 
-// Thin server actions over lib/ops: confirm (enqueue), pause, resume, abort (cancel), retry.
+// Thin server actions over lib/engine and lib/features/operations: confirm (enqueue), pause, resume, abort (cancel), retry.
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
-import { idText, MAX_BIG_ID, MAX_ID } from '@/lib/validation/ids';
-import { idList } from '@/lib/validation/selection';
+import { idText, MAX_BIG_ID, MAX_ID } from '@/lib/adapters/validation/ids';
+import { idList } from '@/lib/adapters/validation/selection';
 import { getDb } from '@/db/client';
-import { cancelOperation, OperationStateError, pauseOperation, resumeOperation, retryInput } from '@/lib/ops/control';
-import { getAction } from '@/lib/ops/registry';
-import { isHerdAction } from '@/lib/ops/define-action';
-import { submitOperation } from '@/lib/ops/submit';
-import { SubmitError, type SubmitErrorCode } from '@/lib/ops/submit-errors';
-import { webQueue } from '@/lib/ops/web-queue';
-import { paramsFromForm, paramsQuery } from '@/lib/ops/params-form';
-import { wavesFromForm, wavesToForm } from '@/lib/ops/waves-form';
-import { currentActor } from '@/lib/auth/actor';
-import { malformed, orDeny } from '@/lib/auth/session';
+import { OperationStateError } from '@/lib/engine/hold';
+import { cancelOperation, pauseOperation, resumeOperation, retryInput } from '@/lib/features/operations/operation-control';
+import { getAction } from '@/lib/actions/registry';
+import { isHerdAction } from '@/lib/engine/define-action';
+import { submitOperation } from '@/lib/engine/submit';
+import { SubmitError, type SubmitErrorCode } from '@/lib/engine/submit-errors';
+import { webQueue } from '@/lib/entry/web/web-queue';
+import { paramsFromForm, paramsQuery } from '@/lib/engine/params-form';
+import { wavesFromForm, wavesToForm } from '@/lib/engine/waves-form';
+import { currentActor } from '@/lib/features/auth/actor';
+import { malformed, orDeny } from '@/lib/features/auth/session';
 
 const confirmForm = z.object({
   action: z.string().min(1).max(50),

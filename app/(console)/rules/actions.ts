@@ -1,27 +1,27 @@
 'use server';
 
-// The rules pages' writes: the same functions as the API (lib/schedules), answered as form state.
+// The rules pages' writes: the same functions as the API (lib/features/rules), answered as form state.
 import { revalidatePath } from 'next/cache';
 import { redirect } from 'next/navigation';
 import { z } from 'zod';
 import { getDb } from '@/db/client';
-import { currentActor } from '@/lib/auth/actor';
-import { malformed, orAnswer } from '@/lib/auth/session';
-import { webRuleQueue } from '@/lib/ops/web-queue';
-import { logLine } from '@/lib/ops/log';
-import { idText } from '@/lib/validation/ids';
-import { blackoutBody, createBlackout, deleteBlackout } from '@/lib/schedules/blackouts';
-import { checkForm } from '@/lib/schedules/rule-form';
-import { createRule, deleteRule, getRule, requestRun, RuleError, setRuleEnabled, updateRule } from '@/lib/schedules/rules';
-import { ruleBody } from '@/lib/schedules/rule-body';
-import { enqueueRun } from '@/lib/schedules/scheduler';
-import { SubmitError } from '@/lib/ops/submit-errors';
+import { currentActor } from '@/lib/features/auth/actor';
+import { malformed, orAnswer } from '@/lib/features/auth/session';
+import { webRuleQueue } from '@/lib/entry/web/web-queue';
+import { logLine } from '@/lib/adapters/log/log';
+import { idText } from '@/lib/adapters/validation/ids';
+import { blackoutBody, createBlackout, deleteBlackout } from '@/lib/features/rules/blackouts';
+import { checkForm } from '@/lib/features/rules/rule-form';
+import { createRule, deleteRule, getRule, requestRun, RuleError, setRuleEnabled, updateRule } from '@/lib/features/rules/rules';
+import { ruleBody } from '@/lib/features/rules/rule-body';
+import { enqueueRun } from '@/lib/features/rules/rule-queue';
+import { SubmitError } from '@/lib/engine/submit-errors';
 import type { RuleFormState } from '@/components/rules/rule-form';
 import type { BlackoutFormState } from '@/components/rules/blackout-form';
 import type { WindowFormState } from '@/components/rules/window-form';
-import { createWindow, deleteWindow, windowBody } from '@/lib/schedules/windows';
+import { createWindow, deleteWindow, windowBody } from '@/lib/features/rules/windows';
 import type { WebhookFormState } from '@/components/rules/webhook-form';
-import { createWebhook, deleteWebhook, keepWebhook, webhookBody } from '@/lib/schedules/webhooks';
+import { createWebhook, deleteWebhook, keepWebhook, webhookBody } from '@/lib/features/rules/webhooks';
 
 /** A refusal from below (a rule error, a plan's parameters, a role missing) as the form's message. */
 function formError(err: unknown): RuleFormState {

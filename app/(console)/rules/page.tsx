@@ -3,11 +3,11 @@ import { asc } from 'drizzle-orm';
 import { getDb } from '@/db/client';
 import { rules } from '@/db/schema';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
-import { formatValue } from '@/lib/admin/format';
-import { requireAccess } from '@/lib/auth/session';
-import { fireTimeText } from '@/lib/schedules/cron';
-import { mayRead, ruleView, scheduleOf } from '@/lib/schedules/rules';
-import { scheduleWords, scopeWords, zoneOf } from '@/lib/schedules/words';
+import { formatValue } from '@/lib/features/admin/format';
+import { requireAccess } from '@/lib/features/auth/session';
+import { fireTimeText } from '@/lib/features/rules/cron';
+import { mayRead, ruleView, scheduleOf } from '@/lib/features/rules/rules';
+import { scheduleWords, scopeWords, zoneOf } from '@/lib/features/rules/words';
 import { bulkRulesAction } from './actions';
 
 export const dynamic = 'force-dynamic';

@@ -20,18 +20,18 @@ import {
   servers,
   users,
 } from '@/db/schema';
-import { changeList } from '@/lib/admin/list-query';
-import { parseListParams } from '@/lib/admin/list-params';
-import { getAdmin } from '@/lib/admin/registry';
-import { loadAccess, visibleEnvironments, type Access } from '@/lib/auth/access';
-import { createApiToken } from '@/lib/auth/api-tokens';
-import { latestDiscoveryRuns, runView } from '@/lib/cloud/discovery-runs';
+import { changeList } from '@/lib/features/admin/list-query';
+import { parseListParams } from '@/lib/features/admin/list-params';
+import { getAdmin } from '@/lib/features/admin/registry';
+import { loadAccess, visibleEnvironments, type Access } from '@/lib/engine/access';
+import { createApiToken } from '@/lib/features/auth/api-tokens';
+import { latestDiscoveryRuns, runView } from '@/lib/features/discovery/discovery-runs';
 import { seedLabFleet } from '@/lib/lab/seed';
-import { WITHHELD } from '@/lib/ops/operation-withheld';
-import { listBlackouts } from '@/lib/schedules/blackouts';
-import { ruleBody } from '@/lib/schedules/rule-body';
-import { createRule } from '@/lib/schedules/rules';
-import { listWindows } from '@/lib/schedules/windows';
+import { WITHHELD } from '@/lib/engine/operation-withheld';
+import { listBlackouts } from '@/lib/features/rules/blackouts';
+import { ruleBody } from '@/lib/features/rules/rule-body';
+import { createRule } from '@/lib/features/rules/rules';
+import { listWindows } from '@/lib/features/rules/windows';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import * as blackoutsRoute from './blackouts/route';

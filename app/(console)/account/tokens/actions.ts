@@ -3,11 +3,11 @@
 // The signed-in user's own API tokens: create (the token is returned once, to be shown once) and revoke.
 import { revalidatePath } from 'next/cache';
 import { z } from 'zod';
-import { idText } from '@/lib/validation/ids';
+import { idText } from '@/lib/adapters/validation/ids';
 import { getDb } from '@/db/client';
-import { createApiToken, newTokenForm, revokeApiToken } from '@/lib/auth/api-tokens';
-import { currentActor } from '@/lib/auth/actor';
-import { malformed } from '@/lib/auth/session';
+import { createApiToken, newTokenForm, revokeApiToken } from '@/lib/features/auth/api-tokens';
+import { currentActor } from '@/lib/features/auth/actor';
+import { malformed } from '@/lib/features/auth/session';
 import type { NewTokenState } from '@/components/auth/new-token-form';
 
 export async function createTokenAction(_prev: NewTokenState, form: FormData): Promise<NewTokenState> {

@@ -1,9 +1,9 @@
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { NewTokenForm } from '@/components/auth/new-token-form';
-import { formatValue } from '@/lib/admin/format';
-import { listApiTokens } from '@/lib/auth/api-tokens';
-import { requireUser } from '@/lib/auth/session';
+import { formatValue } from '@/lib/features/admin/format';
+import { listApiTokens } from '@/lib/features/auth/api-tokens';
+import { requireUser } from '@/lib/features/auth/session';
 import { createTokenAction, revokeTokenAction } from './actions';
 
 export const dynamic = 'force-dynamic';

@@ -1,11 +1,11 @@
-// The panels a model declares above its changelist (lib/admin/define-admin.ts, ListPanel), drawn by kind.
+// The panels a model declares above its changelist (lib/features/admin/define-admin.ts, ListPanel), drawn by kind.
 import type { ReactNode } from 'react';
 import { getDb } from '@/db/client';
 import { DiscoveryPanel } from '@/components/admin/discovery-panel';
-import type { ListPanel as Panel } from '@/lib/admin/define-admin';
-import { can, type Access } from '@/lib/auth/access';
-import { latestDiscoveryRuns, runView } from '@/lib/cloud/discovery-runs';
-import { discoveryUnavailable } from '@/lib/cloud/status';
+import type { ListPanel as Panel } from '@/lib/features/admin/define-admin';
+import { can, type Access } from '@/lib/engine/access';
+import { latestDiscoveryRuns, runView } from '@/lib/features/discovery/discovery-runs';
+import { discoveryUnavailable } from '@/lib/features/discovery/status';
 import { discoveryAction } from '../actions';
 
 async function Ec2Discovery({ access }: { access: Access }) {

@@ -5,15 +5,15 @@ import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { ChangeListTable } from '@/components/admin/change-list-table';
 import { FilterSidebar } from '@/components/admin/filter-sidebar';
 import { Pagination } from '@/components/admin/pagination';
-import { actionViews, changelistBase, columnViews, facetViews, rowViews } from '@/lib/admin/changelist-view';
-import { isEditable, maxIdOf, permissionFor } from '@/lib/admin/define-admin';
-import { canSomewhere } from '@/lib/auth/access';
-import { PAGE_SIZES, parseListParams, toQueryString, type RawParams } from '@/lib/admin/list-params';
-import { changeList, labelsFor } from '@/lib/admin/list-query';
-import { getAdmin } from '@/lib/admin/registry';
-import { capitalize } from '@/lib/admin/text';
-import { deny, requireAccess } from '@/lib/auth/session';
-import { parseId } from '@/lib/validation/ids';
+import { actionViews, changelistBase, columnViews, facetViews, rowViews } from '@/lib/features/admin/changelist-view';
+import { isEditable, maxIdOf, permissionFor } from '@/lib/features/admin/define-admin';
+import { canSomewhere } from '@/lib/engine/access';
+import { PAGE_SIZES, parseListParams, toQueryString, type RawParams } from '@/lib/features/admin/list-params';
+import { changeList, labelsFor } from '@/lib/features/admin/list-query';
+import { getAdmin } from '@/lib/features/admin/registry';
+import { capitalize } from '@/lib/features/admin/text';
+import { deny, requireAccess } from '@/lib/features/auth/session';
+import { parseId } from '@/lib/adapters/validation/ids';
 import { ListPanel } from './list-panels';
 
 export default async function ChangeListPage({

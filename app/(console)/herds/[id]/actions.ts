@@ -4,10 +4,10 @@
 import { revalidatePath } from 'next/cache';
 import { z } from 'zod';
 import { getDb } from '@/db/client';
-import { acceptPatroniProposal } from '@/lib/agent/patroni-proposal';
-import { currentActor } from '@/lib/auth/actor';
-import { malformed, orDeny } from '@/lib/auth/session';
-import { idText, MAX_BIG_ID } from '@/lib/validation/ids';
+import { acceptPatroniProposal } from '@/lib/features/agents/patroni-proposal';
+import { currentActor } from '@/lib/features/auth/actor';
+import { malformed, orDeny } from '@/lib/features/auth/session';
+import { idText, MAX_BIG_ID } from '@/lib/adapters/validation/ids';
 
 const acceptForm = z.object({ herdId: idText(), instanceId: idText('instanceId', MAX_BIG_ID), url: z.string().max(300) });
 

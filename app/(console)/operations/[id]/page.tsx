@@ -2,17 +2,17 @@ import { notFound } from 'next/navigation';
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { OperationLive } from '@/components/ops/operation-live';
-import { MAX_BIG_ID, parseId } from '@/lib/validation/ids';
-import { valueText } from '@/lib/admin/text';
-import { operationView } from '@/lib/ops/operation-view';
-import { WITHHELD } from '@/lib/ops/operation-withheld';
-import { getAction } from '@/lib/ops/registry';
-import { loadInstanceRefs } from '@/lib/ops/instance-ref';
-import { orDeny, requireAccess } from '@/lib/auth/session';
-import { canOnAll } from '@/lib/auth/access';
-import { demandOnOperation, operationScope } from '@/lib/ops/control';
+import { MAX_BIG_ID, parseId } from '@/lib/adapters/validation/ids';
+import { valueText } from '@/lib/features/admin/text';
+import { operationView } from '@/lib/engine/operation-view';
+import { WITHHELD } from '@/lib/engine/operation-withheld';
+import { getAction } from '@/lib/actions/registry';
+import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
+import { orDeny, requireAccess } from '@/lib/features/auth/session';
+import { canOnAll } from '@/lib/engine/access';
+import { demandOnOperation, operationScope } from '@/lib/features/operations/operation-control';
 import { OwedList } from '@/components/ops/owed-list';
-import { owedNow } from '@/lib/ops/owed';
+import { owedNow } from '@/lib/engine/owed';
 import { cancelOperationAction, pauseOperationAction, resumeOperationAction, retryOperationAction } from '../actions';
 
 export default async function OperationPage({ params }: { params: Promise<{ id: string }> }) {

@@ -2,27 +2,27 @@ import Link from 'next/link';
 import { notFound } from 'next/navigation';
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
-import { parseListParams, toQueryString, type RawParams } from '@/lib/admin/list-params';
-import { matchingIds } from '@/lib/admin/list-query';
-import { getAdmin } from '@/lib/admin/registry';
-import { ParamsError, planOperation } from '@/lib/ops/plan';
-import { loadInstanceRefs } from '@/lib/ops/instance-ref';
-import { paramsFromForm } from '@/lib/ops/params-form';
-import { getAction } from '@/lib/ops/registry';
-import { isHerdAction, type ActionParamField } from '@/lib/ops/define-action';
-import { orDeny, requireAccess } from '@/lib/auth/session';
-import { environmentsWith } from '@/lib/auth/access';
-import { capitalize, valueText } from '@/lib/admin/text';
-import { MAX_BIG_ID, MAX_ID, parseId } from '@/lib/validation/ids';
-import { MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
-import { wavePlan, WavesError } from '@/lib/ops/waves';
-import { wavesFromForm, wavesToForm } from '@/lib/ops/waves-form';
+import { parseListParams, toQueryString, type RawParams } from '@/lib/features/admin/list-params';
+import { matchingIds } from '@/lib/features/admin/list-query';
+import { getAdmin } from '@/lib/features/admin/registry';
+import { ParamsError, planOperation } from '@/lib/engine/plan';
+import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
+import { paramsFromForm } from '@/lib/engine/params-form';
+import { getAction } from '@/lib/actions/registry';
+import { isHerdAction, type ActionParamField } from '@/lib/engine/define-action';
+import { orDeny, requireAccess } from '@/lib/features/auth/session';
+import { environmentsWith } from '@/lib/engine/access';
+import { capitalize, valueText } from '@/lib/features/admin/text';
+import { MAX_BIG_ID, MAX_ID, parseId } from '@/lib/adapters/validation/ids';
+import { MAX_SELECTION, parseSelection } from '@/lib/adapters/validation/selection';
+import { wavePlan, WavesError } from '@/lib/engine/waves';
+import { wavesFromForm, wavesToForm } from '@/lib/engine/waves-form';
 import { confirmOperationAction } from '../actions';
-import { AwsNotConfiguredError } from '@/lib/aws/config';
-import { costTotalText } from '@/lib/cloud/prices';
+import { AwsNotConfiguredError } from '@/lib/adapters/aws/config';
+import { costTotalText } from '@/lib/fleet/cloud/prices';
 import { TopologyDiagram } from '@/components/herds/topology-diagram';
-import { herdAfter } from '@/lib/herds/diagram';
-import { diagramOf, herdNow } from '@/lib/herds/topology';
+import { herdAfter } from '@/lib/fleet/herds/diagram';
+import { diagramOf, herdNow } from '@/lib/fleet/herds/topology';
 
 /** How many targets' before-and-after pictures the page draws. */
 const DIAGRAMS_AT_MOST = 5;
@@ -365,7 +365,7 @@ export default async function PlanPage({ searchParams }: { searchParams: Promise
   );
 }
 
-/** One field of the waves form: its label and a short text input named `w.<field>` (lib/ops/waves-form.ts reads them). */
+/** One field of the waves form: its label and a short text input named `w.<field>` (lib/engine/waves-form.ts reads them). */
 function WaveField({
   field,
   label,

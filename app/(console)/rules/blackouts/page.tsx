@@ -3,9 +3,9 @@ import { getDb } from '@/db/client';
 import { herds } from '@/db/schema';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { BlackoutForm } from '@/components/rules/blackout-form';
-import { visibleEnvironments } from '@/lib/auth/access';
-import { requireAccess } from '@/lib/auth/session';
-import { listBlackouts } from '@/lib/schedules/blackouts';
+import { visibleEnvironments } from '@/lib/engine/access';
+import { requireAccess } from '@/lib/features/auth/session';
+import { listBlackouts } from '@/lib/features/rules/blackouts';
 import { createBlackoutAction, deleteBlackoutAction } from '../actions';
 
 export const dynamic = 'force-dynamic';

@@ -1,8 +1,8 @@
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { RuleForm } from '@/components/rules/rule-form';
-import { requireAccess } from '@/lib/auth/session';
-import { isHerdAction } from '@/lib/ops/define-action';
-import { actions } from '@/lib/ops/registry';
+import { requireAccess } from '@/lib/features/auth/session';
+import { isHerdAction } from '@/lib/engine/define-action';
+import { actions } from '@/lib/actions/registry';
 import { createRuleAction } from '../actions';
 
 export const dynamic = 'force-dynamic';

@@ -3,10 +3,10 @@ import { getDb } from '@/db/client';
 import { rules } from '@/db/schema';
 import { eq } from 'drizzle-orm';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
-import { requireAccess } from '@/lib/auth/session';
-import { fireTimeText, nextFires } from '@/lib/schedules/cron';
-import { mayRead, scheduleOf } from '@/lib/schedules/rules';
-import { scopeWords, zoneOf } from '@/lib/schedules/words';
+import { requireAccess } from '@/lib/features/auth/session';
+import { fireTimeText, nextFires } from '@/lib/features/rules/cron';
+import { mayRead, scheduleOf } from '@/lib/features/rules/rules';
+import { scopeWords, zoneOf } from '@/lib/features/rules/words';
 
 export const dynamic = 'force-dynamic';
 

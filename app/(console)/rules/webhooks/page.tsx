@@ -4,9 +4,9 @@ import { getDb } from '@/db/client';
 import { rules } from '@/db/schema';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { WebhookForm } from '@/components/rules/webhook-form';
-import { currentActor } from '@/lib/auth/actor';
-import { mayManage } from '@/lib/schedules/rules';
-import { manageableWebhooks, WEBHOOK_EVENTS } from '@/lib/schedules/webhooks';
+import { currentActor } from '@/lib/features/auth/actor';
+import { mayManage } from '@/lib/features/rules/rules';
+import { manageableWebhooks, WEBHOOK_EVENTS } from '@/lib/features/rules/webhooks';
 import { createWebhookAction, deleteWebhookAction, keepWebhookAction } from '../actions';
 
 export const dynamic = 'force-dynamic';

@@ -3,9 +3,10 @@ import { getDb } from '@/db/client';
 import { herds } from '@/db/schema';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { WindowForm } from '@/components/rules/window-form';
-import { visibleEnvironments } from '@/lib/auth/access';
-import { requireAccess } from '@/lib/auth/session';
-import { listWindows, windowAt, windowWords } from '@/lib/schedules/windows';
+import { visibleEnvironments } from '@/lib/engine/access';
+import { requireAccess } from '@/lib/features/auth/session';
+import { listWindows } from '@/lib/features/rules/windows';
+import { windowAt, windowWords } from '@/lib/engine/windows';
 import { createWindowAction, deleteWindowAction } from '../actions';
 
 export const dynamic = 'force-dynamic';

@@ -1,7 +1,7 @@
 import NextAuth from 'next-auth';
 import { NextRequest, NextResponse } from 'next/server';
-import { readCapped } from '@/lib/api/body';
-import { authOptions } from '@/lib/auth/options';
+import { readCapped } from '@/lib/features/api/body';
+import { authOptions } from '@/lib/features/auth/options';
 
 /** next-auth 4 declares what NextAuth() returns as `any`; for the App Router it is this. */
 type RouteHandler = (req: NextRequest, ctx: { params: Promise<{ nextauth: string[] }> }) => Promise<Response>;

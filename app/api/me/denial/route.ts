@@ -2,7 +2,7 @@ import { and, desc, eq, gt } from 'drizzle-orm';
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { auditEntries } from '@/db/schema';
-import { getCurrentUser } from '@/lib/auth/session';
+import { getCurrentUser } from '@/lib/features/auth/session';
 
 /** GET: the signed-in user's latest refusal (the last minute), for the 403 page to say what was missing. */
 export async function GET() {

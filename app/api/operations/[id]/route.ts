@@ -1,10 +1,10 @@
 import { NextResponse, type NextRequest } from 'next/server';
 import { getDb } from '@/db/client';
-import { MAX_BIG_ID, parseId } from '@/lib/validation/ids';
-import { operationView } from '@/lib/ops/operation-view';
-import { getCurrentAccess } from '@/lib/auth/session';
-import { AccessDenied } from '@/lib/auth/access';
-import { demandOnOperation } from '@/lib/ops/control';
+import { MAX_BIG_ID, parseId } from '@/lib/adapters/validation/ids';
+import { operationView } from '@/lib/engine/operation-view';
+import { getCurrentAccess } from '@/lib/features/auth/session';
+import { AccessDenied } from '@/lib/engine/access';
+import { demandOnOperation } from '@/lib/features/operations/operation-control';
 
 /** An ISO time from an earlier answer's cursor; anything else is a 400. */
 function parseSince(raw: string | null): Date | null | 'bad' {

@@ -1,8 +1,9 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { apiUser, handle, jsonBody, queryOf } from '@/lib/api/respond';
-import { blackoutsQuery, createBlackoutRoute } from '@/lib/api/contract/schedules';
-import { createBlackout, listBlackouts } from '@/lib/schedules/blackouts';
+import { apiUser, handle, jsonBody } from '@/lib/features/api/respond';
+import { queryOf } from '@/lib/features/api/request-errors';
+import { blackoutsQuery, createBlackoutRoute } from '@/lib/features/api/contract/schedules';
+import { createBlackout, listBlackouts } from '@/lib/features/rules/blackouts';
 
 const view = (b: Awaited<ReturnType<typeof listBlackouts>>[number]) => ({
   id: b.id,

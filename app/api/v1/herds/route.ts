@@ -2,10 +2,10 @@ import { NextResponse } from 'next/server';
 import { asc, inArray } from 'drizzle-orm';
 import { getDb } from '@/db/client';
 import { dnsRecords } from '@/db/schema';
-import { apiUser, handle } from '@/lib/api/respond';
-import { listFromQuery } from '@/lib/api/list';
-import { herdsQuery } from '@/lib/api/contract/inventory';
-import { loadInstanceRefs } from '@/lib/ops/instance-ref';
+import { apiUser, handle } from '@/lib/features/api/respond';
+import { listFromQuery } from '@/lib/features/api/list';
+import { herdsQuery } from '@/lib/features/api/contract/inventory';
+import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 
 /**
  * GET /api/v1/herds: the herds changelist's filters; each herd with its control driver (and, Patroni's,

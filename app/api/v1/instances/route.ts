@@ -1,7 +1,7 @@
 import { NextResponse } from 'next/server';
-import { apiUser, handle } from '@/lib/api/respond';
-import { listFromQuery } from '@/lib/api/list';
-import { instancesQuery } from '@/lib/api/contract/inventory';
+import { apiUser, handle } from '@/lib/features/api/respond';
+import { listFromQuery } from '@/lib/features/api/list';
+import { instancesQuery } from '@/lib/features/api/contract/inventory';
 
 /** GET /api/v1/instances: the changelist's filters; unlike the pages, bad parameters are a 400. */
 export const GET = handle(async (req) => {

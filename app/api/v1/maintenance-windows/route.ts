@@ -1,8 +1,9 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { apiUser, handle, jsonBody } from '@/lib/api/respond';
-import { createWindowRoute } from '@/lib/api/contract/schedules';
-import { createWindow, listWindows, windowWords, type WindowRow } from '@/lib/schedules/windows';
+import { apiUser, handle, jsonBody } from '@/lib/features/api/respond';
+import { createWindowRoute } from '@/lib/features/api/contract/schedules';
+import { createWindow, listWindows } from '@/lib/features/rules/windows';
+import { windowWords, type WindowRow } from '@/lib/engine/windows';
 
 const view = (w: WindowRow) => ({
   id: w.id,

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
-import { IDEMPOTENCY_KEY, submitBody } from '@/lib/api/operation-schemas';
-import { getAction } from '@/lib/ops/registry';
-import { submitOperation } from '@/lib/ops/submit';
-import { webQueue } from '@/lib/ops/web-queue';
+import { apiUser, handle, jsonBody } from '@/lib/features/api/respond';
+import { ApiError } from '@/lib/features/api/request-errors';
+import { IDEMPOTENCY_KEY, submitBody } from '@/lib/engine/operation-schemas';
+import { getAction } from '@/lib/actions/registry';
+import { submitOperation } from '@/lib/engine/submit';
+import { webQueue } from '@/lib/entry/web/web-queue';
 
 /** POST /api/v1/operations: 202 { id }; a plan that no longer holds is a 409 with the new digest (a SubmitError, answered by handle). */
 export const POST = handle(async (req) => {

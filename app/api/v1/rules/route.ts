@@ -2,9 +2,10 @@ import { NextResponse } from 'next/server';
 import { asc } from 'drizzle-orm';
 import { getDb } from '@/db/client';
 import { rules } from '@/db/schema';
-import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
-import { createRuleRoute } from '@/lib/api/contract/schedules';
-import { createRule, mayRead, ruleView } from '@/lib/schedules/rules';
+import { apiUser, handle, jsonBody } from '@/lib/features/api/respond';
+import { ApiError } from '@/lib/features/api/request-errors';
+import { createRuleRoute } from '@/lib/features/api/contract/schedules';
+import { createRule, mayRead, ruleView } from '@/lib/features/rules/rules';
 
 /** GET /api/v1/rules: the rules the caller may read (docs/rules.md, "Rules"), with their next fires and last runs. */
 export const GET = handle(async (req) => {

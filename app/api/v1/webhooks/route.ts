@@ -1,8 +1,9 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
-import { createWebhookRoute } from '@/lib/api/contract/schedules';
-import { createWebhook, manageableWebhooks, webhookView } from '@/lib/schedules/webhooks';
+import { apiUser, handle, jsonBody } from '@/lib/features/api/respond';
+import { ApiError } from '@/lib/features/api/request-errors';
+import { createWebhookRoute } from '@/lib/features/api/contract/schedules';
+import { createWebhook, manageableWebhooks, webhookView } from '@/lib/features/rules/webhooks';
 
 /** GET /api/v1/webhooks: the webhooks you may manage (a global admin: all), never their secrets. */
 export const GET = handle(async (req) => {

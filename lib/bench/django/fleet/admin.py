@@ -1,4 +1,4 @@
-# The instances changelist as pgherd's (lib/admin/models/instances.admin.ts): the same columns, 100
+# The instances changelist as pgherd's (lib/features/admin/models/instances.admin.ts): the same columns, 100
 # rows a page, the same filters but the herd's (2,000 herds as links on every page: pgherd loads that
 # facet on demand), search on the server's host name, herd and environment, sorted by host and port.
 from django.contrib import admin

@@ -3,14 +3,14 @@ import { notFound } from 'next/navigation';
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { ObjectForm } from '@/components/admin/object-form';
-import { loadObject, relationOptions } from '@/lib/admin/change-form-data';
-import { objectRoute } from '@/lib/admin/object-route';
-import { capitalize } from '@/lib/admin/text';
-import { fieldViews } from '@/lib/admin/form-fields';
+import { loadObject, relationOptions } from '@/lib/features/admin/change-form-data';
+import { objectRoute } from '@/lib/features/admin/object-route';
+import { capitalize } from '@/lib/features/admin/text';
+import { fieldViews } from '@/lib/features/admin/form-fields';
 import { saveAction } from '../../actions';
 import { ObjectPanel } from './panels';
-import { permissionFor } from '@/lib/admin/define-admin';
-import { can, environmentsWith } from '@/lib/auth/access';
+import { permissionFor } from '@/lib/features/admin/define-admin';
+import { can, environmentsWith } from '@/lib/engine/access';
 
 export default async function ChangePage({
   params,

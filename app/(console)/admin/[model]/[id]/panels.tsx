@@ -1,16 +1,16 @@
-// The panels a model declares for its objects' pages (lib/admin/define-admin.ts, Panel), drawn here
+// The panels a model declares for its objects' pages (lib/features/admin/define-admin.ts, Panel), drawn here
 // by kind: the page asks nothing of the model's name.
 import { getDb } from '@/db/client';
 import { AgentTokenForm } from '@/components/admin/agent-token-form';
-import type { Panel } from '@/lib/admin/define-admin';
-import { formatValue } from '@/lib/admin/format';
-import { can, type Access } from '@/lib/auth/access';
-import { pgherdPublicKeyFor } from '@/lib/ssh/public-key';
+import type { Panel } from '@/lib/features/admin/define-admin';
+import { formatValue } from '@/lib/features/admin/format';
+import { can, type Access } from '@/lib/engine/access';
+import { pgherdPublicKeyFor } from '@/lib/adapters/ssh/public-key';
 import { environments } from '@/db/schema';
 import { eq } from 'drizzle-orm';
 import { agentTokenAction } from '../../actions';
-import { awsUnavailable } from '@/lib/aws/config';
-import type { CloudIdentity as Identity } from '@/lib/admin/define-admin';
+import { awsUnavailable } from '@/lib/adapters/aws/config';
+import type { CloudIdentity as Identity } from '@/lib/features/admin/define-admin';
 import { LagChart } from '@/components/charts/lag-chart';
 
 async function CloudIdentity({ identity }: { identity: Identity | null }) {

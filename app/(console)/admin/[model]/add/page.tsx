@@ -2,14 +2,14 @@ import { notFound } from 'next/navigation';
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { ObjectForm } from '@/components/admin/object-form';
-import { defaultValues, relationOptions } from '@/lib/admin/change-form-data';
-import { fieldViews } from '@/lib/admin/form-fields';
-import { labelsFor } from '@/lib/admin/list-query';
-import { getEditable } from '@/lib/admin/registry';
-import { capitalize } from '@/lib/admin/text';
-import { deny, requireAccess } from '@/lib/auth/session';
-import { canSomewhere, environmentsWith } from '@/lib/auth/access';
-import { permissionFor } from '@/lib/admin/define-admin';
+import { defaultValues, relationOptions } from '@/lib/features/admin/change-form-data';
+import { fieldViews } from '@/lib/features/admin/form-fields';
+import { labelsFor } from '@/lib/features/admin/list-query';
+import { getEditable } from '@/lib/features/admin/registry';
+import { capitalize } from '@/lib/features/admin/text';
+import { deny, requireAccess } from '@/lib/features/auth/session';
+import { canSomewhere, environmentsWith } from '@/lib/engine/access';
+import { permissionFor } from '@/lib/features/admin/define-admin';
 import { saveAction } from '../../actions';
 
 export default async function AddPage({

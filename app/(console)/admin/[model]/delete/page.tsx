@@ -3,16 +3,16 @@ import { notFound } from 'next/navigation';
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { DeleteConfirmation } from '@/components/admin/delete-confirmation';
-import { collectForDelete } from '@/lib/admin/collect';
-import { parseListParams, toQueryString, type RawParams } from '@/lib/admin/list-params';
-import { labelsFor, matchingIds } from '@/lib/admin/list-query';
-import { getEditable } from '@/lib/admin/registry';
-import { capitalize } from '@/lib/admin/text';
-import { deny, requireAccess } from '@/lib/auth/session';
-import { canSomewhere, environmentsWith } from '@/lib/auth/access';
-import { maxIdOf, permissionFor } from '@/lib/admin/define-admin';
+import { collectForDelete } from '@/lib/features/admin/collect';
+import { parseListParams, toQueryString, type RawParams } from '@/lib/features/admin/list-params';
+import { labelsFor, matchingIds } from '@/lib/features/admin/list-query';
+import { getEditable } from '@/lib/features/admin/registry';
+import { capitalize } from '@/lib/features/admin/text';
+import { deny, requireAccess } from '@/lib/features/auth/session';
+import { canSomewhere, environmentsWith } from '@/lib/engine/access';
+import { maxIdOf, permissionFor } from '@/lib/features/admin/define-admin';
 import { deleteAction } from '../../actions';
-import { MAX_SELECTION, parseSelection } from '@/lib/validation/selection';
+import { MAX_SELECTION, parseSelection } from '@/lib/adapters/validation/selection';
 
 /** Bulk delete: ?ids=1,2,3 or ?all=1 plus the changelist's query ("all N matching"). */
 export default async function BulkDeletePage({

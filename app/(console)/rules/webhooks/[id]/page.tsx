@@ -1,10 +1,10 @@
 import { notFound } from 'next/navigation';
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
-import { formatValue } from '@/lib/admin/format';
-import { currentActor } from '@/lib/auth/actor';
-import { parseId } from '@/lib/validation/ids';
-import { deliveriesOf, manageableWebhook } from '@/lib/schedules/webhooks';
+import { formatValue } from '@/lib/features/admin/format';
+import { currentActor } from '@/lib/features/auth/actor';
+import { parseId } from '@/lib/adapters/validation/ids';
+import { deliveriesOf, manageableWebhook } from '@/lib/features/rules/webhooks';
 
 export const dynamic = 'force-dynamic';
 

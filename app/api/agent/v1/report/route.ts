@@ -1,9 +1,9 @@
 import { NextResponse, type NextRequest } from 'next/server';
 import { getDb } from '@/db/client';
-import { answerReport } from '@/lib/agent/http';
-import { ingestQueue } from '@/lib/agent/queue';
+import { answerReport } from '@/lib/features/agents/http';
+import { ingestQueue } from '@/lib/features/agents/queue';
 import { MAX_REPORT_BYTES } from '@/lib/agent/report';
-import { readCapped } from '@/lib/api/body';
+import { readCapped } from '@/lib/features/api/body';
 
 /**
  * POST /api/agent/v1/report, `Authorization: Bearer <the server's agent token>`: the token names the

@@ -1,9 +1,10 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { demand } from '@/lib/auth/access';
-import { ApiError, apiUser, handle, noBody } from '@/lib/api/respond';
-import { latestDiscoveryRuns, requestDiscovery, runView } from '@/lib/cloud/discovery-runs';
-import { discoveryUnavailable } from '@/lib/cloud/status';
+import { demand } from '@/lib/engine/access';
+import { apiUser, handle, noBody } from '@/lib/features/api/respond';
+import { ApiError } from '@/lib/features/api/request-errors';
+import { latestDiscoveryRuns, requestDiscovery, runView } from '@/lib/features/discovery/discovery-runs';
+import { discoveryUnavailable } from '@/lib/features/discovery/status';
 
 /** GET /api/v1/cloud/discovery: whether discovery can run here (and why not), and its latest passes (what they found: global roles only). */
 export const GET = handle(async (req) => {

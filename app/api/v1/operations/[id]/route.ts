@@ -1,9 +1,10 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { ApiError, apiUser, handle, pathId } from '@/lib/api/respond';
-import { MAX_BIG_ID } from '@/lib/validation/ids';
-import { operationView } from '@/lib/ops/operation-view';
-import { demandOnOperation } from '@/lib/ops/control';
+import { apiUser, handle, pathId } from '@/lib/features/api/respond';
+import { ApiError } from '@/lib/features/api/request-errors';
+import { MAX_BIG_ID } from '@/lib/adapters/validation/ids';
+import { operationView } from '@/lib/engine/operation-view';
+import { demandOnOperation } from '@/lib/features/operations/operation-control';
 
 export const GET = handle(async (req, ctx) => {
   const user = await apiUser(req, 'read');

@@ -1,11 +1,12 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { ApiError, apiUser, handle, jsonBody } from '@/lib/api/respond';
-import { planBody } from '@/lib/api/operation-schemas';
-import { planOperation } from '@/lib/ops/plan';
-import { getAction } from '@/lib/ops/registry';
-import { targetIdsFor } from '@/lib/ops/submit';
-import { wavePlan } from '@/lib/ops/waves';
+import { apiUser, handle, jsonBody } from '@/lib/features/api/respond';
+import { ApiError } from '@/lib/features/api/request-errors';
+import { planBody } from '@/lib/engine/operation-schemas';
+import { planOperation } from '@/lib/engine/plan';
+import { getAction } from '@/lib/actions/registry';
+import { targetIdsFor } from '@/lib/engine/submit';
+import { wavePlan } from '@/lib/engine/waves';
 
 /** POST /api/v1/operations/plan: the plan and its digest; wrong targets or parameters are a 400 (a SubmitError, answered by handle). */
 export const POST = handle(async (req) => {

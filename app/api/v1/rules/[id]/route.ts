@@ -1,8 +1,8 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { apiUser, handle, jsonBody, pathId } from '@/lib/api/respond';
-import { updateRuleRoute } from '@/lib/api/contract/schedules';
-import { deleteRule, readableRule, ruleView, updateRule } from '@/lib/schedules/rules';
+import { apiUser, handle, jsonBody, pathId } from '@/lib/features/api/respond';
+import { updateRuleRoute } from '@/lib/features/api/contract/schedules';
+import { deleteRule, readableRule, ruleView, updateRule } from '@/lib/features/rules/rules';
 
 export const GET = handle(async (req, ctx) => {
   const user = await apiUser(req, 'read');

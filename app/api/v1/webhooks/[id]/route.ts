@@ -1,7 +1,7 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { apiUser, handle, pathId } from '@/lib/api/respond';
-import { deleteWebhook } from '@/lib/schedules/webhooks';
+import { apiUser, handle, pathId } from '@/lib/features/api/respond';
+import { deleteWebhook } from '@/lib/features/rules/webhooks';
 
 /** DELETE /api/v1/webhooks/{id}: 204; who may make it may delete it. */
 export const DELETE = handle(async (req, ctx) => {

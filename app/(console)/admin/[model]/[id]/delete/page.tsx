@@ -2,10 +2,10 @@ import { notFound } from 'next/navigation';
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { DeleteConfirmation } from '@/components/admin/delete-confirmation';
-import { collectForDelete } from '@/lib/admin/collect';
-import { labelsFor } from '@/lib/admin/list-query';
-import { objectRoute } from '@/lib/admin/object-route';
-import { capitalize } from '@/lib/admin/text';
+import { collectForDelete } from '@/lib/features/admin/collect';
+import { labelsFor } from '@/lib/features/admin/list-query';
+import { objectRoute } from '@/lib/features/admin/object-route';
+import { capitalize } from '@/lib/features/admin/text';
 import { deleteAction } from '../../../actions';
 
 export default async function DeletePage({ params }: { params: Promise<{ model: string; id: string }> }) {

@@ -4,10 +4,10 @@ import { getDb } from '@/db/client';
 import { auditEntries } from '@/db/schema';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { ChangeSet } from '@/components/admin/change-set';
-import { formatValue } from '@/lib/admin/format';
-import { labelsFor } from '@/lib/admin/list-query';
-import { objectRoute } from '@/lib/admin/object-route';
-import { capitalize } from '@/lib/admin/text';
+import { formatValue } from '@/lib/features/admin/format';
+import { labelsFor } from '@/lib/features/admin/list-query';
+import { objectRoute } from '@/lib/features/admin/object-route';
+import { capitalize } from '@/lib/features/admin/text';
 
 /** Read from the audit log, so it still shows a deleted object's last words. */
 export default async function HistoryPage({ params }: { params: Promise<{ model: string; id: string }> }) {

@@ -1,10 +1,10 @@
 import { NextResponse, type NextRequest } from 'next/server';
 import { getDb } from '@/db/client';
-import { changelistBase } from '@/lib/admin/changelist-view';
-import { parseListParams, toQueryString } from '@/lib/admin/list-params';
-import { facetOptions } from '@/lib/admin/list-query';
-import { getAdmin } from '@/lib/admin/registry';
-import { getCurrentAccess } from '@/lib/auth/session';
+import { changelistBase } from '@/lib/features/admin/changelist-view';
+import { parseListParams, toQueryString } from '@/lib/features/admin/list-params';
+import { facetOptions } from '@/lib/features/admin/list-query';
+import { getAdmin } from '@/lib/features/admin/registry';
+import { getCurrentAccess } from '@/lib/features/auth/session';
 
 /** GET ?term=...&<changelist query>: up to 20 options of a searchable facet, with counts under the other filters. */
 export async function GET(req: NextRequest, ctx: { params: Promise<{ model: string; key: string }> }) {

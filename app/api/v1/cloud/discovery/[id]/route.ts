@@ -1,7 +1,8 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { ApiError, apiUser, handle, pathId } from '@/lib/api/respond';
-import { discoveryRun, runView } from '@/lib/cloud/discovery-runs';
+import { apiUser, handle, pathId } from '@/lib/features/api/respond';
+import { ApiError } from '@/lib/features/api/request-errors';
+import { discoveryRun, runView } from '@/lib/features/discovery/discovery-runs';
 
 /** GET /api/v1/cloud/discovery/:id: one pass, to poll until its status is done or failed. */
 export const GET = handle(async (req, ctx) => {

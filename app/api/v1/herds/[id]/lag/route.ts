@@ -2,10 +2,12 @@ import { NextResponse } from 'next/server';
 import { eq } from 'drizzle-orm';
 import { getDb } from '@/db/client';
 import { herds } from '@/db/schema';
-import { ApiError, apiUser, handle, pathId, queryOf } from '@/lib/api/respond';
-import { herdLagRoute } from '@/lib/api/contract/history';
-import { demand } from '@/lib/auth/access';
-import { lagHistory, lagRange } from '@/lib/inventory/lag-history';
+import { apiUser, handle, pathId } from '@/lib/features/api/respond';
+import { queryOf } from '@/lib/features/api/request-errors';
+import { ApiError } from '@/lib/features/api/request-errors';
+import { herdLagRoute } from '@/lib/features/api/contract/history';
+import { demand } from '@/lib/engine/access';
+import { lagHistory, lagRange } from '@/lib/fleet/lag-history';
 
 /** GET /api/v1/herds/{id}/lag?range=hour|day|week: its members' lag history and the operations on it meanwhile. */
 export const GET = handle(async (req, ctx) => {

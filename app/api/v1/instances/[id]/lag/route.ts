@@ -2,11 +2,13 @@ import { NextResponse } from 'next/server';
 import { eq } from 'drizzle-orm';
 import { getDb } from '@/db/client';
 import { instances } from '@/db/schema';
-import { ApiError, apiUser, handle, pathId, queryOf } from '@/lib/api/respond';
-import { instanceLagRoute } from '@/lib/api/contract/history';
-import { demand } from '@/lib/auth/access';
-import { lagHistory, lagRange } from '@/lib/inventory/lag-history';
-import { MAX_BIG_ID } from '@/lib/validation/ids';
+import { apiUser, handle, pathId } from '@/lib/features/api/respond';
+import { queryOf } from '@/lib/features/api/request-errors';
+import { ApiError } from '@/lib/features/api/request-errors';
+import { instanceLagRoute } from '@/lib/features/api/contract/history';
+import { demand } from '@/lib/engine/access';
+import { lagHistory, lagRange } from '@/lib/fleet/lag-history';
+import { MAX_BIG_ID } from '@/lib/adapters/validation/ids';
 
 /** GET /api/v1/instances/{id}/lag?range=hour|day|week: its lag history and the operations on its herd meanwhile. */
 export const GET = handle(async (req, ctx) => {

@@ -1,10 +1,11 @@
 import { NextResponse } from 'next/server';
 import { z } from 'zod';
 import { getDb } from '@/db/client';
-import { ApiError, apiUser, handle, pathId } from '@/lib/api/respond';
-import { cancelOperation, operationScope, pauseOperation, resumeOperation } from '@/lib/ops/control';
-import { webQueue } from '@/lib/ops/web-queue';
-import { MAX_BIG_ID } from '@/lib/validation/ids';
+import { apiUser, handle, pathId } from '@/lib/features/api/respond';
+import { ApiError } from '@/lib/features/api/request-errors';
+import { cancelOperation, operationScope, pauseOperation, resumeOperation } from '@/lib/features/operations/operation-control';
+import { webQueue } from '@/lib/entry/web/web-queue';
+import { MAX_BIG_ID } from '@/lib/adapters/validation/ids';
 
 const verb = z.enum(['pause', 'resume', 'abort']);
 

@@ -1,10 +1,10 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { apiUser, handle, noBody, pathId } from '@/lib/api/respond';
-import { webRuleQueue } from '@/lib/ops/web-queue';
-import { logLine } from '@/lib/ops/log';
-import { requestRun } from '@/lib/schedules/rules';
-import { enqueueRun } from '@/lib/schedules/scheduler';
+import { apiUser, handle, noBody, pathId } from '@/lib/features/api/respond';
+import { webRuleQueue } from '@/lib/entry/web/web-queue';
+import { logLine } from '@/lib/adapters/log/log';
+import { requestRun } from '@/lib/features/rules/rules';
+import { enqueueRun } from '@/lib/features/rules/rule-queue';
 
 /**
  * POST /api/v1/rules/{id}/run: fire it now (202, the run). A worker decides it as it would a

@@ -1,8 +1,9 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { apiUser, handle, pathId, queryOf } from '@/lib/api/respond';
-import { ruleRunsQuery } from '@/lib/api/contract/schedules';
-import { readableRule, ruleRunsView } from '@/lib/schedules/rules';
+import { apiUser, handle, pathId } from '@/lib/features/api/respond';
+import { queryOf } from '@/lib/features/api/request-errors';
+import { ruleRunsQuery } from '@/lib/features/api/contract/schedules';
+import { readableRule, ruleRunsView } from '@/lib/features/rules/rules';
 
 /** GET /api/v1/rules/{id}/runs: its runs, newest first: when, what came of it, each target's fate, the operation. */
 export const GET = handle(async (req, ctx) => {

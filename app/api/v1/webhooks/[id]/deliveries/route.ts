@@ -1,7 +1,7 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { apiUser, handle, pathId } from '@/lib/api/respond';
-import { deliveriesOf, manageableWebhook } from '@/lib/schedules/webhooks';
+import { apiUser, handle, pathId } from '@/lib/features/api/respond';
+import { deliveriesOf, manageableWebhook } from '@/lib/features/rules/webhooks';
 
 /** GET /api/v1/webhooks/{id}/deliveries: its last 100 deliveries, newest first, with each attempt's answer. */
 export const GET = handle(async (req, ctx) => {

@@ -1,7 +1,7 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
-import { apiUser, handle, pathId } from '@/lib/api/respond';
-import { keepWebhook } from '@/lib/schedules/webhooks';
+import { apiUser, handle, pathId } from '@/lib/features/api/respond';
+import { keepWebhook } from '@/lib/features/rules/webhooks';
 
 /** POST /api/v1/webhooks/{id}/keep: 204; the rule's owner keeps its webhook, delivered again after a change of owner. */
 export const POST = handle(async (req, ctx) => {

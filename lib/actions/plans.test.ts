@@ -1,0 +1,558 @@
+// Each action's decision on hand-made herds, with no lab: which candidate, which refusal (by its
+// code), which warnings, and which steps, and that the steps the page lists are the steps the worker runs.
+import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/patroni-pause.action';
+import { describe, expect, it } from 'vitest';
+import { herd, member } from '@/lib/testing/refs';
+import { defineAction, type ActionDeps, type AnyAction, type HerdAction, type InstanceAction } from '@/lib/engine/define-action';
+import type { HerdRef, PoolerRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { planTarget } from '@/lib/engine/plan';
+import { Refusal, refuse } from '@/lib/fleet/refusal';
+import { actions } from '@/lib/actions/registry';
+import { checkSshAction } from '@/lib/actions/check-ssh.action';
+import { DEFAULT_MAX_LAG_BYTES, switchoverAction } from '@/lib/actions/switchover.action';
+import { drFailoverAction } from '@/lib/actions/dr-failover.action';
+import { promoteAction } from '@/lib/actions/promote.action';
+import { rebuildAction } from '@/lib/actions/rebuild.action';
+import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
+import { reloadAction } from '@/lib/actions/reload.action';
+import { remasterAction } from '@/lib/actions/remaster.action';
+import { replaceHostKeyAction } from '@/lib/actions/replace-host-key.action';
+import { restartAction } from '@/lib/actions/restart.action';
+import { startAction } from '@/lib/actions/start.action';
+import { stopAction } from '@/lib/actions/stop.action';
+import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
+import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
+import { primariesOrMaybe } from '@/lib/fleet/herd-primary';
+import { resizePrepared } from '@/lib/testing/cloud';
+
+// The steps are built, never run: nothing here touches a database or a host.
+const deps = {} as ActionDeps;
+
+const three = (over: Record<number, Partial<InstanceRef>> = {}) => [
+  member(1, 'primary', { lsn: 5000, ...over[1] }),
+  member(2, 'replica', { lsn: 4000, ...over[2] }),
+  member(3, 'replica', { lsn: 4900, ...over[3] }),
+];
+
+const pooler: PoolerRef = {
+  id: 7,
+  herdId: 1,
+  label: 'bouncer-1.example.com:6432',
+  host: '10.0.0.9',
+  port: 6432,
+  adminUser: 'pgbouncer',
+  configFile: '/etc/pgbouncer/pgbouncer.ini',
+  databases: ['orders'],
+  ssh: { host: '10.0.0.9', port: 22, username: 'postgres', hostKeyFingerprint: 'SHA256:bouncer' },
+  serverEnvironmentId: 1,
+  serverEnvironment: 'production',
+};
+
+const planHerd = (a: HerdAction, h: HerdRef, params: Record<string, unknown> = {}) => a.plan(h, { params });
+const planOn = (a: InstanceAction, t: InstanceRef, members: InstanceRef[], params: Record<string, unknown> = {}) =>
+  a.plan(t, { members, params });
+const refusalOf = (fn: () => unknown): Refusal => {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof Refusal) return err;
+    throw err;
+  }
+  throw new Error('not refused');
+};
+
+describe('switchover', () => {
+  it('chooses the most up-to-date running replica, or the one asked for', () => {
+    const p = planHerd(switchoverAction, herd(three()));
+    expect(p.refused).toBeUndefined();
+    expect(p.facts?.find((f) => f.label === 'New primary')?.value).toBe('db-3.example.com:5432 (site dc-west)');
+    const asked = planHerd(switchoverAction, herd(three()), { candidateInstanceId: '2' });
+    expect(asked.facts?.find((f) => f.label === 'New primary')?.value).toContain('db-2.example.com:5432');
+  });
+
+  it('refuses, by code, a herd without one running primary, a candidate that is not a running replica, and too much lag', () => {
+    const none = planHerd(switchoverAction, herd(three({ 1: { state: 'stopped' } })));
+    expect(none).toMatchObject({ refusalCode: 'topology', refused: 'the herd has no running primary: use DR failover', steps: [] });
+    expect(planHerd(switchoverAction, herd(three({ 2: { role: 'primary' } })))).toMatchObject({
+      refusalCode: 'topology',
+      refused: 'the herd has 2 running primaries',
+    });
+    expect(planHerd(switchoverAction, herd(three()), { candidateInstanceId: '1' }).refusalCode).toBe('topology');
+    // Lag: refused, and the page still says what it would have done.
+    const lagging = planHerd(switchoverAction, herd(three({ 2: { lsn: 0 }, 3: { lsn: 0 } })), { maxLagBytes: '100' });
+    expect(lagging.refusalCode).toBe('lag');
+    expect(lagging.steps.length).toBeGreaterThan(5);
+    expect(
+      refusalOf(() => switchoverAction.steps(herd(three({ 2: { lsn: 0 }, 3: { lsn: 0 } })), deps, { params: { maxLagBytes: '100' } })).code,
+    ).toBe('lag');
+    expect(DEFAULT_MAX_LAG_BYTES).toBe(16 * 1024 * 1024);
+  });
+
+  it('lists the switch in order: pause, clean stop with its undo, replay, promote, DNS, pooler, re-point, rejoin', () => {
+    const p = planHerd(switchoverAction, herd(three(), { poolers: [pooler] }));
+    const at = (text: string) => p.steps.findIndex((s) => s.includes(text));
+    expect(at('pre-flight')).toBe(0);
+    expect(p.steps[at('PAUSE orders on PgBouncer')]).toContain('RESUME always follows');
+    expect(p.steps[at('stop db-1.example.com:5432 cleanly')]).toContain('started again as primary (once it is sent, never');
+    expect(at('PAUSE')).toBeLessThan(at('stop db-1'));
+    expect(at('stop db-1')).toBeLessThan(at('has replayed db-1.example.com:5432\u2019s shutdown checkpoint'));
+    expect(at('promote db-3.example.com:5432 (pg_promote)')).toBeGreaterThan(at('shutdown checkpoint'));
+    expect(p.steps[at('point orders.db.example.com')]).toContain('at db-3.example.com');
+    expect(at('point PgBouncer bouncer-1.example.com:6432 at db-3.example.com:5432')).toBeGreaterThan(at('promote db-3'));
+    expect(at('re-point db-2.example.com:5432 to db-3.example.com:5432')).toBeGreaterThan(0);
+    expect(at('db-1.example.com:5432: pg_rewind from db-3.example.com:5432')).toBeGreaterThan(at('re-point db-2'));
+    expect(p.warnings).toEqual([
+      'production: production',
+      'writes through PgBouncer wait during the switch (about a second); direct connections to the old primary are closed',
+    ]);
+    expect(planHerd(switchoverAction, herd(three())).warnings[1]).toContain('no PgBouncer');
+  });
+});
+
+describe('DR failover', () => {
+  it('starts from the inventory\u2019s primary, running or not, and says the candidate is chosen again when it runs', () => {
+    const p = planHerd(drFailoverAction, herd(three({ 1: { state: 'unreachable' } })));
+    expect(p.refused).toBeUndefined();
+    expect(p.facts?.find((f) => f.label === 'Old primary')?.value).toBe('db-1.example.com:5432 (unreachable)');
+    expect(p.facts?.find((f) => f.label === 'Candidate')?.value).toBe('db-3.example.com:5432 (site dc-west), chosen again when it runs');
+    expect(p.facts?.find((f) => f.label === 'Possible data loss')?.value).toContain('100 bytes');
+    expect(p.steps[1]).toMatch(/^fence db-1\.example\.com:5432: proven when its port refuses connections/);
+  });
+
+  it('refuses a herd with no primary, two primaries, or no running replica', () => {
+    expect(planHerd(drFailoverAction, herd([member(2, 'replica'), member(3, 'replica')])).refusalCode).toBe('topology');
+    expect(planHerd(drFailoverAction, herd(three({ 2: { role: 'primary' } }))).refused).toMatch(/2 primaries in the inventory/);
+    expect(planHerd(drFailoverAction, herd(three({ 2: { state: 'stopped' }, 3: { state: 'stopped' } })))).toMatchObject({
+      refusalCode: 'topology',
+      refused: 'the herd has no running replica to fail over to',
+    });
+  });
+
+  it('says so, and warns, when the operator vouches for the fence', () => {
+    const p = planHerd(drFailoverAction, herd(three()), { fencedByOperator: true });
+    expect(p.steps[1]).toContain('you confirm it is fenced');
+    expect(p.warnings.at(-1)).toContain('the herd will have two primaries');
+  });
+});
+
+describe('instance actions', () => {
+  const [primary, r2, r3] = three() as [InstanceRef, InstanceRef, InstanceRef];
+  const members = [primary, r2, r3];
+
+  it('promote: refuses a primary and a herd that has a running one; lists the checks first', () => {
+    expect(planOn(promoteAction, primary, members).refusalCode).toBe('not-applicable');
+    expect(planOn(promoteAction, r2, members)).toMatchObject({
+      refusalCode: 'topology',
+      refused: expect.stringContaining('use switchover'),
+    });
+    const p = planOn(promoteAction, r2, [{ ...primary, state: 'stopped' }, r2, r3]);
+    expect(p.refused).toBeUndefined();
+    expect(p.steps[0]).toMatch(/^check that no other member of the herd answers as a primary/);
+    expect(p.warnings).toContain('the herd\u2019s DNS name does not move with a promote');
+  });
+
+  it('rebuild: refuses the running primary, rebuilds a fenced old primary with pg_rewind and a needs-rebuild replica afresh', () => {
+    expect(planOn(rebuildAction, primary, members).refusalCode).toBe('not-applicable');
+    const fenced = planOn(rebuildAction, { ...primary, state: 'fenced' }, [
+      { ...primary, state: 'fenced' },
+      { ...r2, role: 'primary' },
+      r3,
+    ]);
+    expect(fenced.steps.join('\n')).toContain('pg_rewind from db-2.example.com:5432');
+    const fresh = planOn(rebuildAction, { ...r3, state: 'needs_rebuild' }, members);
+    expect(fresh.steps.join('\n')).toContain('no pg_rewind: it is marked needs rebuild');
+    expect(planOn(rebuildAction, r3, [{ ...primary, state: 'stopped' }, r2, r3]).refusalCode).toBe('topology');
+  });
+
+  it('remaster: refuses a primary, a loop and itself; says when it is cascading', () => {
+    expect(planOn(remasterAction, primary, members).refusalCode).toBe('not-applicable');
+    const chained = [primary, { ...r2, upstreamId: 3 }, r3];
+    expect(planOn(remasterAction, r3, chained, { upstreamInstanceId: '2' })).toMatchObject({
+      refusalCode: 'topology',
+      refused: expect.stringContaining('that would be a loop'),
+    });
+    expect(planOn(remasterAction, r3, members, { upstreamInstanceId: '3' }).refused).toBe('a replica cannot stream from itself');
+    expect(planOn(remasterAction, r3, members, { upstreamInstanceId: '2' }).steps.join('\n')).toContain(
+      '(a replica: cascading replication)',
+    );
+    expect(planOn(remasterAction, r3, members).warnings).toEqual(['it streams from db-1.example.com:5432 already: it will reconnect']);
+    expect(refusalOf(() => planOn(remasterAction, r3, members, { upstreamInstanceId: 'x' })).code).toBe('params');
+  });
+
+  it('start, restart: refuse a fenced instance; start says when the inventory has it running', () => {
+    const fenced = { ...primary, state: 'fenced' };
+    expect(planOn(startAction, fenced, members).refusalCode).toBe('not-applicable');
+    expect(planOn(restartAction, fenced, members).refusalCode).toBe('not-applicable');
+    expect(planOn(startAction, r2, members).warnings).toEqual(['the inventory says it is running already; start will only confirm that']);
+    expect(planOn(restartAction, primary, members).warnings).toEqual([
+      'production: production',
+      'this is the herd\u2019s primary: clients lose their connections',
+    ]);
+  });
+
+  it('stop and reload say which command runs where, and what they wait for', () => {
+    expect(planOn(stopAction, r2, members).steps).toEqual([
+      'pg_ctl stop -m fast on 10.0.0.2 (/var/lib/postgresql/15/main)',
+      'wait until 10.0.0.2:5432 refuses connections',
+      'record what it is now in the inventory',
+    ]);
+    expect(planOn(reloadAction, r2, members).steps[1]).toBe('pg_ctl reload on 10.0.0.2 (/var/lib/postgresql/15/main)');
+  });
+
+  it('check SSH pins on first contact, and replacing a key needs a new fingerprint', () => {
+    const unpinned = { ...r2, ssh: { ...r2.ssh, hostKeyFingerprint: null } };
+    expect(planOn(checkSshAction, unpinned, members).warnings).toEqual(['first contact: the key the host presents is trusted from now on']);
+    expect(planOn(checkSshAction, r2, members).steps[0]).toContain('check that its host key is the pinned SHA256:key2');
+    expect(planOn(replaceHostKeyAction, r2, members).refusalCode).toBe('params');
+    const fp = `SHA256:${'a'.repeat(43)}`;
+    expect(
+      planOn(replaceHostKeyAction, { ...r2, ssh: { ...r2.ssh, hostKeyFingerprint: fp } }, members, { fingerprint: fp }).refusalCode,
+    ).toBe('host-key');
+    expect(planOn(replaceHostKeyAction, r2, members, { fingerprint: fp }).steps[1]).toBe(
+      `pin ${fp} to db-2.example.com in place of SHA256:key2, only if the host presented it`,
+    );
+  });
+
+  it('refresh DNS refuses a herd without records', () => {
+    expect(planHerd(refreshDnsAction, herd(three(), { dns: [] })).refusalCode).toBe('not-applicable');
+  });
+});
+
+describe('a confirmed plan', () => {
+  it('is the same plan on a worker whose EC2 wait bound differs; not when what it does differs', () => {
+    const h = herd(three());
+    const r2 = h.members[1]!;
+    const prepared = resizePrepared(h, h.members);
+    const ctx = { members: h.members, params: {}, prepared };
+    const words = (env: string | undefined) => {
+      const was = process.env.PGHERD_EC2_WAIT_SECONDS;
+      if (env === undefined) delete process.env.PGHERD_EC2_WAIT_SECONDS;
+      else process.env.PGHERD_EC2_WAIT_SECONDS = env;
+      try {
+        return powerOffAction.plan(r2, ctx).steps;
+      } finally {
+        if (was === undefined) delete process.env.PGHERD_EC2_WAIT_SECONDS;
+        else process.env.PGHERD_EC2_WAIT_SECONDS = was;
+      }
+    };
+    const confirmed = words(undefined);
+    expect(confirmed.join('\n')).toMatch(/\(at most 600 s\)/);
+    process.env.PGHERD_EC2_WAIT_SECONDS = '5';
+    try {
+      expect(() => powerOffAction.steps(r2, deps, ctx, confirmed)).not.toThrow();
+      expect(() =>
+        powerOffAction.steps(
+          r2,
+          deps,
+          ctx,
+          confirmed.map((x) => x.replace(/^stop i-\w+/, 'stop i-other')),
+        ),
+      ).toThrow(/changed since it was confirmed: step \d+ was "stop i-other/);
+    } finally {
+      delete process.env.PGHERD_EC2_WAIT_SECONDS;
+    }
+  });
+});
+
+describe('power off', () => {
+  it('warns of the herd\u2019s primary, not of a fenced old primary, which no client uses', () => {
+    const h = herd(three());
+    const [primary, r2, r3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
+    const planOf = (t: InstanceRef, members: InstanceRef[]) =>
+      powerOffAction.plan(t, { members, params: {}, prepared: resizePrepared(h, h.members) });
+    const PRIMARY = 'this is the herd\u2019s primary: clients lose their connections';
+    expect(planOf(primary, h.members).warnings).toContain(PRIMARY);
+    const fenced = { ...primary, state: 'fenced' };
+    const after = [fenced, { ...r2, role: 'primary' as const }, r3];
+    expect(planOf(fenced, after).refused).toBeUndefined();
+    expect(planOf(fenced, after).warnings).not.toContain(PRIMARY);
+    expect(planOf({ ...primary, state: 'needs_rebuild' }, after).warnings).not.toContain(PRIMARY);
+  });
+});
+
+describe('power on', () => {
+  const h = herd(three());
+  const [primary, r2] = h.members as [InstanceRef, InstanceRef, InstanceRef];
+  const planOf = (t: InstanceRef, members: InstanceRef[]) =>
+    powerOnAction.plan(t, { members, params: {}, prepared: resizePrepared(h, h.members, 'stopped') });
+
+  it('refuses what its host\u2019s boot would start as a second primary: fenced, to be rebuilt, a primary beside the running one', () => {
+    const fenced = { ...primary, state: 'fenced' };
+    expect(planOf(fenced, [fenced, { ...r2, role: 'primary' as const }])).toMatchObject({
+      refusalCode: 'not-applicable',
+      refused: expect.stringMatching(/is fenced after a failover: powered on, its host would start it as a primary/),
+    });
+    expect(planOf({ ...primary, state: 'needs_rebuild' }, h.members).refused).toMatch(/is to be rebuilt/);
+    const stopped = { ...primary, state: 'stopped' };
+    expect(planOf(stopped, [stopped, { ...r2, role: 'primary' as const }]).refusalCode).toBe('split-brain');
+    // A replica, or the herd's only primary, is powered on; the first step looks for another primary.
+    expect(planOf({ ...r2, state: 'stopped' }, h.members).refused).toBeUndefined();
+    expect(planOf(stopped, [stopped, r2]).steps[0]).toMatch(
+      /may boot as a primary: check that no other member of the herd is, or may be, one/,
+    );
+    expect(planOf({ ...r2, state: 'stopped' }, h.members).steps[0]).toMatch(/last answered as a replica: its host boots it as one/);
+  });
+
+  it('goes by what the instance last said, not by an edited role: an old primary called a replica, or a silent primary', () => {
+    // The admin edited the stopped old primary into a replica; it last answered as a primary.
+    const edited = { ...primary, role: 'replica' as const, state: 'stopped' };
+    const promoted = { ...r2, role: 'primary' as const, observedRole: 'primary' as const };
+    expect(planOf(edited, [edited, promoted])).toMatchObject({
+      refusalCode: 'split-brain',
+      refused: expect.stringMatching(/last answered as primary \(timeline 1\), so its host may boot it as a primary/),
+    });
+    // The herd's primary is silent (unreachable): it may still be the primary.
+    expect(planOf(edited, [edited, { ...promoted, state: 'unreachable' }]).refusalCode).toBe('split-brain');
+    // Never observed: it may be anything.
+    const unknown = { ...r2, observedRole: null, state: 'stopped' };
+    expect(planOf(unknown, [primary, unknown]).refusalCode).toBe('split-brain');
+  });
+
+  it('refuses an old primary while the primary promoted after it is powered off too; powers on the newer one', () => {
+    // The primary powered off, a replica promoted (timeline 2), then powered off as well.
+    const old = { ...primary, state: 'stopped', observedRole: 'primary' as const, timeline: 1 };
+    const newer = { ...r2, role: 'primary' as const, observedRole: 'primary' as const, state: 'stopped', timeline: 2 };
+    expect(planOf(old, [old, newer, h.members[2]!])).toMatchObject({
+      refusalCode: 'split-brain',
+      refused: expect.stringMatching(/\(stopped, last a primary on timeline 2\) is or may be the herd's primary/),
+    });
+    expect(planOf(newer, [old, newer, h.members[2]!]).refused).toBeUndefined();
+    // Which one is newer cannot be told: neither is powered on by pgherd.
+    const twin = { ...newer, timeline: 1 };
+    expect(planOf(old, [old, twin]).refusalCode).toBe('split-brain');
+    expect(planOf({ ...twin }, [old, twin]).refusalCode).toBe('split-brain');
+    expect(planOf(old, [old, { ...newer, timeline: null }]).refusalCode).toBe('split-brain');
+  });
+});
+
+describe('primariesOrMaybe: who is, or may be, the primary', () => {
+  const [primary, r2, r3] = three() as [InstanceRef, InstanceRef, InstanceRef];
+  const up = (inRecovery: boolean) => ({ reachable: true, inRecovery });
+  const silent = { reachable: false, error: 'timeout' };
+  const labels = (seen: Parameters<typeof primariesOrMaybe>[0]) => primariesOrMaybe(seen).map((f) => f.m.label);
+
+  it('counts a primary that answers, and a silent member that may boot or be one; not a stopped host or a last-known replica', () => {
+    expect(
+      labels([
+        { m: primary, o: up(false), ec2: 'running' },
+        { m: r2, o: up(true), ec2: 'running' },
+      ]),
+    ).toEqual([primary.label]);
+    // Silent: SIGSTOP, a partition, or a host still booting (a power on that gave up its wait).
+    expect(labels([{ m: primary, o: silent, ec2: 'running' }])).toEqual([primary.label]);
+    expect(labels([{ m: primary, o: silent, ec2: 'pending' }])).toEqual([primary.label]);
+    expect(labels([{ m: primary, o: silent, ec2: null }])).toEqual([primary.label]);
+    expect(labels([{ m: { ...r3, state: 'fenced' }, o: silent, ec2: 'running' }])).toEqual([r3.label]);
+    // A host that is off cannot answer as anything; a member that last said it was a replica boots as one.
+    expect(
+      labels([
+        { m: primary, o: silent, ec2: 'stopped' },
+        { m: r2, o: silent, ec2: 'pending' },
+      ]),
+    ).toEqual([]);
+    // A stopped host whose Postgres last said primary, on a timeline no older than the target's: it boots as the primary.
+    const stoppedPrimary = { ...r2, observedRole: 'primary' as const, timeline: 2 };
+    expect(primariesOrMaybe([{ m: stoppedPrimary, o: silent, ec2: 'stopped' }], { ...primary, timeline: 1 })[0]!.why).toMatch(
+      /host is stopped, and it last answered as the primary \(timeline 2; .*: timeline 1\)/,
+    );
+    expect(primariesOrMaybe([{ m: { ...stoppedPrimary, timeline: 1 }, o: silent, ec2: 'stopped' }], { ...primary, timeline: 2 })).toEqual(
+      [],
+    );
+    expect(primariesOrMaybe([{ m: primary, o: silent, ec2: 'pending' }])[0]!.why).toMatch(
+      /last answered as primary and its host is pending in EC2, so it may be a primary/,
+    );
+  });
+});
+
+describe('resize a herd', () => {
+  const h = herd(three());
+  const [primary, r2, r3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
+  /** The herd's plan with these members already on the target type. */
+  const planWith = (already: InstanceRef[], params: Record<string, unknown> = { instanceType: 'm6i.xlarge' }) => {
+    const prepared = resizePrepared(h, h.members);
+    for (const m of already) {
+      const c = prepared.byServer.get(m.serverId)!;
+      if (c.ranking?.ok) c.ranking = { ...c.ranking, current: c.ranking.target };
+    }
+    return resizeHerdAction.plan(h, { params, prepared });
+  };
+  const order = (p: ReturnType<typeof planWith>) => p.facts?.find((f) => f.label === 'In order')?.value;
+
+  it('resizes the replicas one at a time, then switches over, then the old primary; each part finished before the next', () => {
+    const p = planWith([]);
+    expect(order(p)).toBe(`resize ${r2.label}; then resize ${r3.label}; then switch over to ${r3.label}; then resize ${primary.label}`);
+    const steps = resizeHerdAction.steps(h, deps, { params: { instanceType: 'm6i.xlarge' }, prepared: resizePrepared(h, h.members) });
+    // The first step of each part after the first settles the parts before it (names back, instance checked).
+    expect(steps.filter((s) => s.settles).map((s) => s.name)).toEqual([
+      `${r3.hostname}: check the EC2 instance and the hooks`,
+      'switchover: pre-flight',
+      `${primary.hostname}: check the EC2 instance and the hooks`,
+      'the herd resized',
+    ]);
+    expect(p.cost).toEqual({ nowPerHour: expect.any(Number), afterPerHour: expect.any(Number) });
+  });
+
+  it('resizes no member already on the type: a replica on it is finished, a primary on it means no switchover', () => {
+    expect(order(planWith([r2]))).toBe(
+      `finish ${r2.label} (already m6i.xlarge); then resize ${r3.label}; then switch over to ${r3.label}; then resize ${primary.label}`,
+    );
+    const noSwitch = planWith([primary], { instanceType: 'm6i.xlarge', switchBack: true });
+    expect(order(noSwitch)).toBe(`resize ${r2.label}; then resize ${r3.label}`);
+    expect(noSwitch.steps.some((s) => /pg_promote/.test(s))).toBe(false);
+    // All on it (a run cut short in its last member): each replica's resize finished, nothing stopped.
+    const all = planWith([primary, r2, r3]);
+    expect(all.refused).toBeUndefined();
+    expect(order(all)).toBe(`finish ${r2.label} (already m6i.xlarge); then finish ${r3.label} (already m6i.xlarge)`);
+    expect(all.steps.filter((s) => /EC2: stop|pg_promote|stop Postgres/.test(s))).toEqual([]);
+    expect(all.steps.filter((s) => /wait until Postgres answers/.test(s))).toHaveLength(2);
+    expect(all.cost).toEqual({ nowPerHour: expect.any(Number), afterPerHour: expect.any(Number) });
+    expect(all.cost!.nowPerHour).toBe(all.cost!.afterPerHour);
+  });
+
+  it('refuses a herd with a stopped member or no replica, and a candidate that is not a replica', () => {
+    expect(
+      resizeHerdAction.plan(herd([primary, { ...r2, state: 'stopped' }, r3]), {
+        params: { instanceType: 'm6i.xlarge' },
+        prepared: resizePrepared(h, h.members),
+      }).refused,
+    ).toMatch(/is stopped: start it; or take it out of the herd\. A herd resize resizes every member/);
+    // A switchover cut short before its promote: no running primary, and the way back said.
+    const noPrimary = herd([{ ...primary, state: 'stopped' }, r2, r3]);
+    expect(
+      resizeHerdAction.plan(noPrimary, { params: { instanceType: 'm6i.xlarge' }, prepared: resizePrepared(noPrimary, noPrimary.members) })
+        .refused,
+    ).toBe(`the herd has no running primary; its primary is ${primary.label} (stopped): start it, then run the herd resize again`);
+    // Down on the type asked for already (a run cut short after its type changed): finished, started.
+    const cut = herd([primary, { ...r2, state: 'stopped' }, r3]);
+    const prepared = resizePrepared(cut, cut.members);
+    const c = prepared.byServer.get(r2.serverId)!;
+    if (c.ranking?.ok) c.ranking = { ...c.ranking, current: c.ranking.target };
+    const finished = resizeHerdAction.plan(cut, { params: { instanceType: 'm6i.xlarge' }, prepared });
+    expect(finished.refused).toBeUndefined();
+    expect(finished.facts?.find((f) => f.label === 'In order')?.value).toMatch(
+      new RegExp(`^finish ${r2.label} \\(already m6i\\.xlarge\\); then resize `),
+    );
+    expect(
+      resizeHerdAction.plan(herd([primary]), { params: { instanceType: 'm6i.xlarge' }, prepared: resizePrepared(h, h.members) }).refused,
+    ).toMatch(/no replica to switch over to/);
+    expect(planWith([], { instanceType: 'm6i.xlarge', candidateInstanceId: primary.id }).refused).toMatch(/is not a replica/);
+  });
+});
+
+describe('an action is its plan', () => {
+  const h = herd(three(), { poolers: [pooler] });
+  const [primary, r2, r3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
+  const cases: { a: AnyAction; run: () => { words: string[]; steps: { name: string; defer?: unknown }[] } }[] = actions.map((a) => ({
+    a,
+    run: () => {
+      if (a.on === 'herd' && a.name === 'resize-herd') {
+        const params = { instanceType: 'm6i.xlarge', switchBack: true };
+        const prepared = resizePrepared(h, h.members);
+        return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };
+      }
+      if (a.on === 'herd' && a.name.startsWith('patroni-')) {
+        // Patroni's maintenance mode: a herd Patroni runs, its members with REST addresses.
+        const ph = herd(h.members.map((m) => ({ ...m, controlDriver: 'patroni', patroniUrl: `https://${m.host}:8008` })));
+        return { words: a.plan(ph, { params: {} }).steps, steps: a.steps(ph, deps, { params: {} }) };
+      }
+      if (a.on === 'herd') return { words: a.plan(h, { params: {} }).steps, steps: a.steps(h, deps, { params: {} }) };
+      const t = a.name === 'promote' ? r2 : a.name === 'rebuild' || a.name === 'remaster' ? r3 : primary;
+      const members = a.name === 'promote' ? [{ ...primary, state: 'stopped' }, r2, r3] : h.members;
+      if (a.name === 'power-off' || a.name === 'power-on') {
+        const prepared = resizePrepared(h, r3, a.name === 'power-on' ? 'stopped' : 'running');
+        return {
+          words: a.plan(r3, { members: h.members, params: {}, prepared }).steps,
+          steps: a.steps(r3, deps, { members: h.members, params: {}, prepared }),
+        };
+      }
+      if (a.name === 'resize') {
+        const params = { instanceType: 'm6i.xlarge' };
+        const prepared = resizePrepared(h, r3);
+        return {
+          words: a.plan(r3, { members: h.members, params, prepared }).steps,
+          steps: a.steps(r3, deps, { members: h.members, params, prepared }),
+        };
+      }
+      const params = a.name === 'replace-host-key' ? { fingerprint: `SHA256:${'b'.repeat(43)}` } : {};
+      return { words: a.plan(t, { members, params }).steps, steps: a.steps(t, deps, { members, params }) };
+    },
+  }));
+
+  it.each(cases.map((c) => [c.a.name, c] as const))(
+    '%s: the page lists one line per step the worker runs, cleanups included in their step\u2019s line',
+    (_, c) => {
+      const { words, steps } = c.run();
+      expect(words.length).toBeGreaterThan(0);
+      expect(steps).toHaveLength(words.length);
+      for (const s of steps) expect(s.name).not.toBe('');
+    },
+  );
+
+  it("Patroni's pause and resume are only for a herd Patroni runs, with a member's REST address", () => {
+    for (const a of [patroniPauseAction, patroniResumeAction]) {
+      expect(a.plan(h, { params: {} }).refused).toMatch(/is for a herd Patroni runs \(its control driver is pg_ctl\)/);
+      const bare = herd(h.members.map((m) => ({ ...m, controlDriver: 'patroni' })));
+      expect(a.plan(bare, { params: {} }).refused).toMatch(/no member has a Patroni REST address/);
+    }
+  });
+
+  it('a switchover and a DR failover on a herd Patroni runs ask Patroni, and say what pgherd checks afterwards', () => {
+    const ph = herd(
+      h.members.map((m) => ({ ...m, controlDriver: 'patroni', patroniUrl: `https://${m.host}:8008` })),
+      { poolers: [pooler] },
+    );
+    const sw = switchoverAction.plan(ph, { params: { candidateInstanceId: r2.id } });
+    expect(sw.refused).toBeUndefined();
+    const fact = (facts: { label: string; value: string }[] | undefined, label: string) => facts?.find((f) => f.label === label)?.value;
+    expect(fact(sw.facts, 'Patroni will be asked')).toBe(`POST /switchover {leader: ${primary.label}, candidate: ${r2.label}}`);
+    expect(fact(sw.facts, 'pgherd checks afterwards')).toMatch(
+      /names .* the leader, it accepts writes, every other member streams from it/,
+    );
+    // Nothing of pg_ctl's: no stop, no promote, no rewind by pgherd; PgBouncer paused and resumed around Patroni's switch.
+    expect(sw.steps.join('\n')).not.toMatch(/pg_ctl|pg_promote|pg_rewind/);
+    expect(sw.steps[0]).toMatch(/^pre-flight: Patroni takes pgherd's credentials/);
+    expect(sw.steps.some((s) => s.startsWith('PAUSE'))).toBe(true);
+    const dr = drFailoverAction.plan(ph, { params: {} });
+    expect(fact(dr.facts, 'Patroni will be asked')).toMatch(/^POST \/failover \{candidate: the replica with the most WAL\}/);
+    expect(drFailoverAction.plan(ph, { params: { fencedByOperator: true } }).refused).toMatch(/Patroni.s leader key is the fence/);
+    // A scheduled switchover: Patroni's, 30 seconds to 7 days ahead; elsewhere a rule schedules it.
+    const at = (ms: number) => new Date(Date.now() + ms).toISOString();
+    expect(switchoverAction.plan(ph, { params: { scheduledAt: at(3_600_000) } }).steps).toEqual([
+      expect.stringMatching(/^pre-flight/),
+      expect.stringMatching(/^ask Patroni to switch over at .* \(POST \/switchover with scheduled_at\)$/),
+    ]);
+    expect(switchoverAction.plan(ph, { params: { scheduledAt: at(10_000) } }).refused).toMatch(/between 30 seconds and 7 days from now/);
+    expect(switchoverAction.plan(ph, { params: { scheduledAt: at(8 * 86_400_000) } }).refused).toMatch(/between 30 seconds and 7 days/);
+    expect(switchoverAction.plan(h, { params: { scheduledAt: at(3_600_000) } }).refused).toMatch(/schedule it with a rule/);
+  });
+
+  it('a refusal thrown while planning refuses the target; a TypeError is a bug and fails the plan', () => {
+    const servers = [{ name: 'db-1', ssh: { hostKeyFingerprint: 'SHA256:x' } }];
+    const refusing = defineAction({
+      name: 't1',
+      label: 'T',
+      permission: 'operator',
+      dangerous: false,
+      plan: () => {
+        throw refuse('topology', 'no');
+      },
+    });
+    expect(planTarget(servers, refusing, () => refusing.plan(primary, { members: [], params: {} }))).toMatchObject({
+      refused: 'no',
+      refusalCode: 'topology',
+    });
+    const broken = defineAction({
+      name: 't2',
+      label: 'T',
+      permission: 'operator',
+      dangerous: false,
+      plan: (t) => ({ steps: [{ name: 'x', says: (t as unknown as { nope: { x: string } }).nope.x, run: async () => {} }] }),
+    });
+    expect(() => planTarget(servers, broken, () => broken.plan(primary, { members: [], params: {} }))).toThrow(TypeError);
+    // A server without a pinned key refuses before the action is asked.
+    expect(
+      planTarget([{ name: 'db-1', ssh: { hostKeyFingerprint: null } }], broken, () => broken.plan(primary, { members: [], params: {} })),
+    ).toMatchObject({ refusalCode: 'unpinned-host-key' });
+  });
+});

@@ -1,0 +1,80 @@
+import { commonWarnings, defineAction } from '@/lib/engine/define-action';
+import { herdPrimary } from '@/lib/fleet/herd-primary';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { observe } from '@/lib/fleet/observe';
+import { refuse } from '@/lib/fleet/refusal';
+import { checkpointStep, rejoinSteps, type RejoinState } from '@/lib/actions/steps/topology-steps';
+import { driverFor } from '@/lib/fleet/drivers';
+import { hostSaysRunning, proveDirectoryServed } from '@/lib/actions/steps/data-directory';
+import { refreshStep } from '@/lib/actions/steps/control-steps';
+import { execNotedOk } from '@/lib/actions/steps/exec-noted';
+import { planReinitialize } from '@/lib/actions/patroni/reinitialize';
+
+/** A replica that could not follow a new primary is copied afresh; an old primary that diverged is rewound. */
+const freshCopy = (t: InstanceRef) => t.state === 'needs_rebuild' && t.role === 'replica';
+
+export const rebuildAction = defineAction({
+  name: 'rebuild',
+  label: 'Rebuild from the primary',
+  permission: 'operator',
+  dangerous: true,
+  // On a Patroni herd: Patroni's POST /reinitialize (lib/actions/patroni/reinitialize.ts).
+  onPatroniHerds: true,
+  state: (): RejoinState => ({ rewound: false }),
+  plan: (t, { members }) => {
+    if (t.controlDriver === 'patroni') return planReinitialize<RejoinState>(t, members);
+    if (t.role === 'primary' && !['needs_rebuild', 'fenced'].includes(t.state)) {
+      return refuse('not-applicable', 'it is the herd\u2019s primary: only replicas (or a failed-over old primary) are rebuilt');
+    }
+    const src = herdPrimary(t, members);
+    if (typeof src === 'string') return refuse('topology', src);
+    const d = driverFor(t.controlDriver);
+    return {
+      steps: [
+        {
+          name: 'check the target and the source',
+          says: `check that ${src.label} answers as the primary and that ${t.label} does not`,
+          timeoutMs: 15_000,
+          run: async (x) => {
+            const so = await observe(src);
+            if (!so.reachable || so.inRecovery !== false)
+              throw refuse('unreachable', `${src.label} does not answer as a primary; nothing was changed`);
+            const o = await observe(t);
+            if (o.reachable && o.inRecovery === false)
+              throw refuse('not-applicable', `${t.label} runs as a primary; stop it (or fail over) before rebuilding it`);
+            await proveDirectoryServed(x.deps, t, x, o);
+            const herd = t.herdSystemIdentifier ?? so.systemIdentifier ?? null;
+            if (o.reachable && herd && o.systemIdentifier && o.systemIdentifier !== herd)
+              throw refuse(
+                'identity',
+                `${t.label} runs system ${o.systemIdentifier}, not the herd's ${herd}: it is another cluster; nothing was changed`,
+              );
+            // Not answering is not stopped (saturated, frozen, or refusing pgherd's credentials): the host says.
+            if (!o.reachable && (await hostSaysRunning(x.deps, t, x)))
+              throw refuse(
+                'unreachable',
+                `${t.label} did not answer (${o.error ?? 'no answer'}), yet a server runs on ${t.dataDirectory} (pg_ctl status): pgherd cannot prove what it is and touches nothing; make it answer, or stop it, first`,
+              );
+            x.note({ stdout: `source: ${src.label}; target ${o.reachable ? 'running as a replica' : 'not running (its host says so)'}` });
+          },
+        },
+        {
+          name: 'stop it',
+          says: `stop ${t.label} (fast) if it runs`,
+          timeoutMs: 160_000,
+          run: async (x) => {
+            if (!(await hostSaysRunning(x.deps, t, x))) return void x.note({ stdout: 'skipped: not running (its host says so)' });
+            await execNotedOk(x.deps, t, x, d.stop(t, 'fast'));
+          },
+        },
+        checkpointStep('checkpoint on the source', `CHECKPOINT on ${src.label}`, () => src),
+        ...rejoinSteps(t, () => src, src.label, '', { fresh: freshCopy(t) }),
+        refreshStep(t),
+      ],
+      warnings: [
+        ...commonWarnings(t).filter((w) => !w.includes('primary')),
+        'everything on it that the primary does not have is discarded',
+      ],
+    };
+  },
+});

@@ -1,0 +1,50 @@
+// Every action pgherd can run, by name.
+import type { AnyAction } from '@/lib/engine/define-action';
+import { reloadAction } from '@/lib/actions/reload.action';
+import { restartAction } from '@/lib/actions/restart.action';
+import { startAction } from '@/lib/actions/start.action';
+import { stopAction } from '@/lib/actions/stop.action';
+import { promoteAction } from '@/lib/actions/promote.action';
+import { remasterAction } from '@/lib/actions/remaster.action';
+import { rebuildAction } from '@/lib/actions/rebuild.action';
+import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
+import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/patroni-pause.action';
+import { switchoverAction } from '@/lib/actions/switchover.action';
+import { drFailoverAction } from '@/lib/actions/dr-failover.action';
+import { checkSshAction } from '@/lib/actions/check-ssh.action';
+import { replaceHostKeyAction } from '@/lib/actions/replace-host-key.action';
+import { resizeAction } from '@/lib/actions/resize.action';
+import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
+import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
+import { drDrillAction } from '@/lib/actions/dr-drill.action';
+
+export const actions: AnyAction[] = [
+  startAction,
+  stopAction,
+  restartAction,
+  reloadAction,
+  promoteAction,
+  remasterAction,
+  rebuildAction,
+  resizeAction,
+  powerOffAction,
+  powerOnAction,
+  switchoverAction,
+  drFailoverAction,
+  drDrillAction,
+  resizeHerdAction,
+  refreshDnsAction,
+  patroniPauseAction,
+  patroniResumeAction,
+  checkSshAction,
+  replaceHostKeyAction,
+];
+
+export function getAction(name: string): AnyAction | undefined {
+  return actions.find((a) => a.name === name);
+}
+
+/** For the benchmark and tests: an action that is not offered in the console (a no-op, say). */
+export function registerAction(def: AnyAction): void {
+  if (!getAction(def.name)) actions.push(def);
+}

@@ -1,0 +1,276 @@
+// Resize a herd: every member onto a new EC2 type while the herd keeps serving. The replicas first,
+// one at a time, each drained, resized and streaming again with its names back before the next; then
+// a switchover to a resized replica (no committed transaction lost, as the switchover action does
+// it); then the old primary, now a replica, resized the same way; optionally a switchover back to it.
+// One confirmation and one cost total for the herd. A member already on the target type is not
+// resized again: a replica's resize is only finished (Postgres up, streaming, its DNS names pointed back),
+// so a herd resize that stopped half-way, even in its last member, is finished by running it again.
+import { z } from 'zod';
+import { HOURS_PER_MONTH } from '@/lib/fleet/cloud/prices';
+import type { TypeChoice } from '@/lib/fleet/cloud/rank';
+import { idText, MAX_BIG_ID } from '@/lib/adapters/validation/ids';
+import { chooseCandidate } from '@/lib/fleet/candidates';
+import { defineHerdAction, flagParam, productionWarning, type ActionPlan, type ActionStep, type Fact } from '@/lib/engine/define-action';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
+import {
+  newResizeState,
+  onlyToFinish,
+  oneWish,
+  oneWishError,
+  planResize,
+  prepareCloud,
+  resizeWishFields,
+  resizeWishForm,
+  type ResizePrepared,
+  type ResizeState,
+} from '@/lib/actions/resize.action';
+import { membersAfter, newSwitchoverState, planSwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
+import { part } from '@/lib/engine/compose';
+
+export const resizeHerdParams = z
+  .object({
+    ...resizeWishFields,
+    /** The replica that becomes the primary; left out: the most up-to-date one when the plan is made. */
+    candidateInstanceId: idText('candidateInstanceId', MAX_BIG_ID).optional(),
+    /** Switch over again at the end, so the old primary is the primary again. */
+    switchBack: flagParam(),
+  })
+  .strict()
+  .refine(oneWish, oneWishError);
+
+interface HerdResizeState {
+  /** Each member's resize, by instance id. */
+  resized: Map<number, ResizeState>;
+  over: SwitchoverState;
+  back: SwitchoverState;
+}
+
+const perMonth = (c: TypeChoice) => (c.perHour === null ? 'price unknown' : `$${(c.perHour * HOURS_PER_MONTH).toFixed(2)}/month`);
+
+/** The member as it is once the switchover made it a replica of `cand`. */
+const asReplicaOf = (m: InstanceRef, cand: InstanceRef): InstanceRef => ({
+  ...m,
+  role: 'replica',
+  observedRole: 'replica',
+  upstreamId: cand.id,
+});
+
+function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: ResizePrepared): ActionPlan<HerdResizeState> | Refusal {
+  const primaries = h.members.filter((m) => m.role === 'primary' && m.state === 'running');
+  if (primaries.length > 1) return refuse('topology', `the herd has ${primaries.length} running primaries`);
+  if (!primaries.length) {
+    // A switchover cut short before its promote leaves the old primary stopped and no other: the way
+    // back is to start it (a host stopped in EC2: power it on), then run the herd resize again.
+    const down = h.members.filter((m) => m.role === 'primary' && m.state !== 'fenced');
+    const way = down.map((m) =>
+      p.byServer.get(m.serverId)?.live?.state === 'stopped'
+        ? `${m.label} (its EC2 host is stopped): power it on`
+        : `${m.label} (${m.state}): start it`,
+    );
+    return refuse(
+      'topology',
+      `the herd has no running primary${way.length ? `; its primary is ${way.join(', ')}, then run the herd resize again` : ''}`,
+    );
+  }
+  const old = primaries[0] as InstanceRef;
+  // A replica down on the type asked for already is finished (started), not refused: a run cut short.
+  const away = h.members.filter((m) => m.state !== 'running' && !(m.role === 'replica' && onlyToFinish(m, p.byServer.get(m.serverId))));
+  if (away.length)
+    return refuse(
+      'not-applicable',
+      `${away
+        .map((m) =>
+          p.byServer.get(m.serverId)?.live?.state === 'stopped'
+            ? `${m.label} is ${m.state}, its EC2 host stopped: power it on`
+            : `${m.label} is ${m.state}: start it`,
+        )
+        .join('; ')}; or take it out of the herd. A herd resize resizes every member (one cut short is finished by running it again)`,
+    );
+  const replicas = h.members.filter((m) => m.role === 'replica').sort((a, b) => a.id - b.id);
+  if (!replicas.length)
+    return refuse('not-applicable', 'the herd has no replica to switch over to: resizing its only member stops it (power it off and on)');
+  const cand = chooseCandidate(h.members, params.candidateInstanceId);
+  if (typeof cand === 'string') return refuse('topology', cand);
+
+  // Each member's ranking, from what EC2 says now; a member already on the target is left as it is.
+  const chosen = new Map<number, { now: TypeChoice; to: TypeChoice }>();
+  for (const m of h.members) {
+    const c = p.byServer.get(m.serverId);
+    if (c?.ranking?.ok) chosen.set(m.id, { now: c.ranking.current, to: c.ranking.target });
+  }
+  const staying = (m: InstanceRef) => {
+    const x = chosen.get(m.id);
+    return !!x && x.now.name === x.to.name;
+  };
+  const wish = { ...params, candidateInstanceId: undefined, switchBack: undefined };
+  const steps: ActionStep<HerdResizeState>[] = [];
+  const order: string[] = [];
+  const refusedFor = (m: InstanceRef, r: Refusal) => refuse(r.code, `${m.label}: ${r.reason}`);
+  let settles = false;
+
+  for (const m of replicas) {
+    // A replica on the type already: its resize's finish (what one cut short leaves undone), nothing resized.
+    const plan = planResize(m, { members: h.members, params: wish, prepared: p });
+    if (plan instanceof Refusal) return refusedFor(m, plan);
+    steps.push(
+      ...part<ResizeState, HerdResizeState>(
+        plan.steps,
+        (s) => stateOf(s, m),
+        (n) => `${m.hostname}: ${n}`,
+        settles,
+      ),
+    );
+    settles = true;
+    order.push(staying(m) ? `finish ${m.label} (already ${chosen.get(m.id)?.now.name ?? '?'})` : `resize ${m.label}`);
+  }
+  let after = h.members;
+  if (!staying(old)) {
+    // The primary is checked like a replica before anything runs: a refusal for it refuses the herd now.
+    after = membersAfter(h, old, cand);
+    const oldAfter = asReplicaOf(old, cand);
+    const oldPlan = planResize(oldAfter, { members: after, params: wish, prepared: p });
+    if (oldPlan instanceof Refusal) return refusedFor(old, oldPlan);
+    const over = planSwitchover(h, { candidateInstanceId: cand.id });
+    if (over instanceof Refusal) return refusedFor(cand, over);
+    if (over.refused) return refusedFor(cand, over.refused);
+    steps.push(
+      ...part<SwitchoverState, HerdResizeState>(
+        over.steps,
+        (s) => s.over,
+        (n) => `switchover: ${n}`,
+        settles,
+      ),
+    );
+    steps.push(
+      ...part<ResizeState, HerdResizeState>(
+        oldPlan.steps,
+        (s) => stateOf(s, old),
+        (n) => `${old.hostname}: ${n}`,
+        true,
+      ),
+    );
+    order.push(`switch over to ${cand.label}`, `resize ${old.label}`);
+    if (params.switchBack) {
+      const back = planSwitchover({ ...h, members: after }, { candidateInstanceId: old.id });
+      if (back instanceof Refusal) return refusedFor(old, back);
+      steps.push(
+        ...part<SwitchoverState, HerdResizeState>(
+          back.steps,
+          (s) => s.back,
+          (n) => `switch back: ${n}`,
+          true,
+        ),
+      );
+      order.push(`switch back to ${old.label}`);
+    }
+  }
+  const primaryAtEnd = staying(old) || params.switchBack ? old : cand;
+  steps.push({
+    name: 'the herd resized',
+    says: `once the last member's names are back: what each member runs now; ${primaryAtEnd.label} is the primary`,
+    timeoutMs: 10_000,
+    settles: true,
+    run: (x) => {
+      const runs = h.members.map((m) => `${m.hostname}: ${x.state.resized.get(m.id)?.landed ?? chosen.get(m.id)?.now.name ?? '?'}`);
+      const text = `${runs.join(', ')}; ${primaryAtEnd.label} is the primary`;
+      x.deps.outcome?.(text);
+      x.note({ stdout: text });
+      return Promise.resolve();
+    },
+  });
+
+  // One cost for the herd: each member now and after (a member left as it is costs the same after).
+  let now: number | null = 0;
+  let then: number | null = 0;
+  const memberFacts: Fact[] = [];
+  for (const m of h.members) {
+    const x = chosen.get(m.id);
+    if (!x) continue;
+    now = now === null || x.now.perHour === null ? null : now + x.now.perHour;
+    then = then === null || x.to.perHour === null ? null : then + x.to.perHour;
+    memberFacts.push({
+      label: `${m.hostname} (${m.role})`,
+      value: staying(m)
+        ? `already ${x.now.name} (${perMonth(x.now)}): not resized${m.role === 'replica' ? '; Postgres started if it is down, its DNS names pointed at it again once it streams' : ''}`
+        : `${x.now.name} (${perMonth(x.now)}) to ${x.to.name} (${perMonth(x.to)})`,
+    });
+  }
+  const month = (v: number) => `$${(v * HOURS_PER_MONTH).toFixed(2)}/month`;
+  const change = now !== null && then !== null ? then - now : null;
+  return {
+    steps,
+    warnings: [
+      ...productionWarning(h),
+      ...(staying(old)
+        ? []
+        : [
+            h.poolers.length
+              ? 'writes through PgBouncer wait during the switchover (about a second); direct connections to the primary are closed'
+              : 'clients connected to the primary lose their connections at the switchover; the herd has no PgBouncer to hold them',
+          ]),
+    ],
+    facts: [
+      { label: 'In order', value: order.join('; then ') },
+      ...memberFacts,
+      {
+        label: 'Cost of the herd',
+        value:
+          now === null || then === null || change === null
+            ? 'unknown (no price for one of the types)'
+            : `${month(now)} now, ${month(then)} after (${change < 0 ? '-' : '+'}${month(Math.abs(change))})`,
+      },
+      { label: 'Prices', value: `${p.prices.source}, as of ${p.prices.date}` },
+      ...(staying(old)
+        ? []
+        : [{ label: 'Committed transactions lost', value: 'none: the switchover promotes a replica only once it has replayed all' }]),
+    ],
+    cost: { nowPerHour: now, afterPerHour: then },
+    state: () => ({ resized: new Map(), over: newSwitchoverState(), back: newSwitchoverState() }),
+  };
+}
+
+function stateOf(s: HerdResizeState, m: InstanceRef): ResizeState {
+  let r = s.resized.get(m.id);
+  if (!r) {
+    r = newResizeState();
+    s.resized.set(m.id, r);
+  }
+  return r;
+}
+
+export const resizeHerdAction = defineHerdAction({
+  name: 'resize-herd',
+  label: 'Resize a herd (EC2)',
+  permission: 'admin',
+  dangerous: true,
+  runsAsConfirmed: true,
+  params: {
+    schema: resizeHerdParams,
+    fields: [
+      ...resizeWishForm,
+      {
+        name: 'candidateInstanceId',
+        label: 'New primary',
+        kind: 'herd-member',
+        emptyLabel: 'the most up-to-date replica',
+        help: 'The replica the herd switches over to once the replicas are resized.',
+      },
+      {
+        name: 'switchBack',
+        label: 'Switch back at the end',
+        kind: 'flag',
+        emptyLabel: 'the resized replica stays the primary',
+        help: 'A second switchover, once the old primary is resized, makes it the primary again.',
+      },
+    ],
+  },
+  prepare: (herds, params, db) =>
+    prepareCloud(
+      herds.flatMap((h) => h.members),
+      db,
+      params,
+    ),
+  plan: (h, { params, prepared }) => planHerd(h, params, prepared),
+});

@@ -1,0 +1,817 @@
+// Resize a replica's EC2 instance (pygmy's resize, done right). Its DNS names are moved to another
+// member and their TTL waited out (the drain); the pre-resize hook; a clean Postgres stop; EC2 stop,
+// the new type, EC2 start, each wait bounded; when EC2 has no capacity for the type (or cannot run it),
+// the next fallback, and when none is left, the original type again; Postgres up and streaming; the
+// post-resize hook; the type recorded; the DNS names back. Cleanups are registered before the steps
+// they undo: a failure anywhere still starts the instance, and puts the DNS names back.
+// A primary is refused, with the way: resize its herd.
+import { eq, inArray } from 'drizzle-orm';
+import { z } from 'zod';
+import { herds, instances, servers } from '@/db/schema';
+import { awsSettings, awsUnavailable, AwsNotConfiguredError, ec2Client } from '@/lib/adapters/aws/config';
+import { awsErrorText } from '@/lib/adapters/aws/errors';
+import {
+  describeInstancesById,
+  isCapacityOrTypeRefusal,
+  setInstanceType,
+  startInstance,
+  stopInstance,
+  waitBounds,
+  waitSettled,
+  type CloudInstance,
+} from '@/lib/adapters/aws/ec2';
+import { writeAudit } from '@/lib/engine/write-audit';
+import { awsEnvironments } from '@/lib/adapters/aws/environments';
+import { catalogueFor } from '@/lib/fleet/cloud/catalogue';
+import { identityProblem, recheckIdentity } from '@/lib/fleet/cloud/identity';
+import { HOURS_PER_MONTH, priceList, priceListFor } from '@/lib/fleet/cloud/prices';
+import { rankTypes, type Ranking, type ResizeWish, type TypeChoice } from '@/lib/fleet/cloud/rank';
+import {
+  commonWarnings,
+  defineAction,
+  flagParam,
+  type ActionDeps,
+  type ActionParamField,
+  type ActionPlan,
+  type ActionStep,
+  type InstancePlanContext,
+} from '@/lib/engine/define-action';
+import type { Db } from '@/db/client';
+import { dnsSteps } from '@/lib/actions/steps/dns-steps';
+import { recordTargets, standIn } from '@/lib/fleet/dns-records';
+import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '@/lib/fleet/herd-ref';
+import { checkHook, runHook, type HookConfig } from '@/lib/actions/steps/host-hooks';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { observe, waitObserved, type Observed } from '@/lib/fleet/observe';
+import { errorText } from '@/lib/engine/errors';
+import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { postgresUpStep, refreshStep, sshControlStep } from '@/lib/actions/steps/control-steps';
+
+const typeName = z
+  .string()
+  .trim()
+  .regex(/^[a-z0-9-]+\.[a-z0-9-]+$/, 'an instance type such as m6i.xlarge');
+const blank = (v: unknown) => (v === '' || v === null ? undefined : v);
+/** A decimal number, as a form's text or a JSON number: never true, "0x10" or "1e3". */
+const num = (min: number, max: number, what: string) =>
+  z.preprocess(
+    (v) => {
+      const b = blank(v);
+      if (typeof b === 'string') return /^\s*\d+(\.\d+)?\s*$/.test(b) ? Number(b) : b;
+      return b;
+    },
+    z
+      .number({ message: `${what}: a number such as 4 or 0.5` })
+      .min(min, `at least ${min}`)
+      .max(max, `at most ${max}`)
+      .optional(),
+  );
+
+/** What a resize wishes for: the instance action's parameters, and the herd resize's with two more. */
+export const resizeWishFields = {
+  instanceType: z.preprocess(blank, typeName.optional()),
+  minVcpus: num(1, 2048, 'vCPU'),
+  minMemoryGiB: num(0.5, 65536, 'GiB'),
+  burstable: flagParam(),
+  /** Ordered; a form sends them as one line ("m6i.xlarge, r6i.large"). */
+  fallbackTypes: z.preprocess(
+    (v) => (typeof v === 'string' ? (v.trim() ? v.split(/[\s,]+/).filter(Boolean) : undefined) : v),
+    z.array(typeName).max(5, 'at most 5 fallback types').optional(),
+  ),
+  /** A resized replica must stream with replay lag under this many seconds before its names come back. */
+  maxLagSeconds: num(0, 3600, 'seconds'),
+};
+
+/** A named type, or the least vCPU and memory: one or the other. */
+export const oneWish = (p: { instanceType?: string; minVcpus?: number; minMemoryGiB?: number }) =>
+  (p.instanceType === undefined) !== (p.minVcpus === undefined && p.minMemoryGiB === undefined);
+export const oneWishError = { message: 'give either instanceType, or minVcpus and/or minMemoryGiB', path: ['instanceType'] };
+
+/**
+ * Each target to a type of its own, by instance id: what a rule's reverse gives to put every target back
+ * on the type it had (issue 17). Instead of a wish, never with one.
+ */
+const backToSchema = z
+  .record(z.string().regex(/^[1-9]\d{0,9}$/, 'an instance id'), typeName)
+  .refine((m) => Object.keys(m).length >= 1 && Object.keys(m).length <= 10_000, 'from 1 to 10000 instances');
+
+export const resizeParams = z
+  .object({ ...resizeWishFields, backTo: backToSchema.optional() })
+  .strict()
+  .refine((p) => (p.backTo ? p.instanceType === undefined && p.minVcpus === undefined && p.minMemoryGiB === undefined : oneWish(p)), {
+    ...oneWishError,
+    message: 'give either instanceType, or minVcpus and/or minMemoryGiB, or backTo (a type for each instance)',
+  });
+export type ResizeParams = z.output<typeof resizeParams>;
+
+/** How long Postgres may take to answer after its host starts, and to stream again. */
+const UP_TIMEOUT_MS = 120_000;
+const STREAMING_TIMEOUT_MS = 300_000;
+export const DEFAULT_MAX_LAG_SECONDS = 30;
+
+/** What the plan needs of one target besides the inventory: its server's EC2 instance now, and the ranking. */
+export interface CloudTarget {
+  region: string;
+  instanceId: string;
+  live: CloudInstance | null;
+  ranking: Ranking | null;
+  /** The type the inventory last recorded: the original one, when a resize was cut short after the type changed. */
+  recordedType: string | null;
+  /** Other instances on the same server: a resize stops the whole host. */
+  neighbours: string[];
+  /** Why EC2 does not confirm the instance as the server's (address, environment), or null when it does. */
+  identity: string | null;
+}
+
+export interface ResizePrepared {
+  byServer: Map<number, CloudTarget | null>;
+  herds: Map<number, HerdRef & { hooks: { pre: string; post: string; on: 'worker' | 'database'; timeoutSeconds: number } }>;
+  prices: { source: string; date: string };
+}
+
+export const newResizeState = (): ResizeState => ({ stopped: false, attempts: [], landed: null, allRefused: false, recorded: false });
+
+export interface ResizeState {
+  /** EC2 stopped the instance (the cleanup starts it again). */
+  stopped: boolean;
+  attempts: { type: string; error: string }[];
+  landed: string | null;
+  allRefused: boolean;
+  /** The type was recorded and said (the last step): the cleanup says it otherwise. */
+  recorded: boolean;
+  /** What Postgres said of itself, asked by the first step and awaited before it is stopped. */
+  asked?: Promise<Observed>;
+}
+
+const money = (v: number | null) => (v === null ? 'price unknown' : `$${v.toFixed(4)}/h, $${(v * HOURS_PER_MONTH).toFixed(2)}/month`);
+const typeLine = (c: TypeChoice) => `${c.name}: ${c.vcpus} vCPU, ${c.memoryGiB} GiB, ${money(c.perHour)}`;
+const signed = (v: number) => `${v < 0 ? '-' : '+'}$${Math.abs(v).toFixed(2)}`;
+
+/** Where a record points while `t` is away, or why nowhere (the drain is refused then). */
+export function drainTargets(rec: DnsRecordRef, members: InstanceRef[], t: InstanceRef): InstanceRef[] | string {
+  if (rec.match === 'instance') return standIn(rec, members, t);
+  const others = members.filter((m) => m.id !== t.id && m.state === 'running');
+  const primary = others.filter((m) => m.role === 'primary');
+  const rest = recordTargets(rec, others);
+  if (typeof rest !== 'string') return rest;
+  // A read name with no other replica: the primary serves the reads meanwhile.
+  return primary.length === 1 ? primary : rest;
+}
+
+/** The records that point at `t` now (a name matched to it, or a role name it is one of the answers of). */
+export function recordsAt(h: HerdRef, members: InstanceRef[], t: InstanceRef): DnsRecordRef[] {
+  return h.dns.filter((rec) => {
+    const to = recordTargets(rec, members);
+    return typeof to !== 'string' && to.some((m) => m.id === t.id);
+  });
+}
+
+/**
+ * A replica whose Postgres is down (stopped or silent) on a host that runs the type asked for already:
+ * what a resize cut short after its type changed leaves. Its resize is only finished (Postgres started,
+ * streaming, its names back), so running the resize again brings it back.
+ */
+export function onlyToFinish(t: InstanceRef, c: CloudTarget | null | undefined): boolean {
+  return (
+    (t.state === 'stopped' || t.state === 'unreachable') &&
+    c?.live?.state === 'running' &&
+    !!c.ranking?.ok &&
+    c.ranking.target.name === c.ranking.current.name
+  );
+}
+
+/** DescribeInstances takes at most 1000 ids a call: 200 a call, the calls at once (as a plan asks). */
+export async function describeInChunks(client: ReturnType<typeof ec2Client>, region: string, ids: string[]): Promise<CloudInstance[]> {
+  const chunks: string[][] = [];
+  for (let k = 0; k < ids.length; k += 200) chunks.push(ids.slice(k, k + 200));
+  return (await Promise.all(chunks.map((c) => describeInstancesById(client, region, c)))).flat();
+}
+
+/**
+ * The targets' servers' EC2 instances as EC2 has them now, their herds (DNS names, hooks) and, when a
+ * type is wished for, the ranking of the types each can run. Shared by resize and power off / on.
+ */
+export async function prepareCloud(
+  targets: InstanceRef[],
+  db: Db,
+  wish: (ResizeWish & { backTo?: Record<string, string> }) | null,
+): Promise<ResizePrepared> {
+  // backTo: each server's own type (its target's), the rest of the wish (fallbacks, burstable) the same for all.
+  const targetOn = new Map(targets.map((t) => [t.serverId, t.id]));
+  const envOf = new Map(targets.map((t) => [t.serverId, t.serverEnvironment]));
+  const wishFor = (serverId: number): ResizeWish | null => {
+    if (!wish?.backTo) return wish;
+    const to = wish.backTo[String(targetOn.get(serverId))];
+    return to ? { ...wish, instanceType: to } : null;
+  };
+  const serverIds = [...new Set(targets.map((t) => t.serverId))];
+  const rows = serverIds.length ? await db.select().from(servers).where(inArray(servers.id, serverIds)) : [];
+  const onServer = serverIds.length
+    ? await db
+        .select({ serverId: instances.serverId, id: instances.id, port: instances.port })
+        .from(instances)
+        .where(inArray(instances.serverId, serverIds))
+    : [];
+  const herdIds = [...new Set(targets.map((t) => t.herdId))];
+  const [herdRefs, hookRows] = await Promise.all([
+    loadHerdRefs(db, herdIds),
+    herdIds.length
+      ? db
+          .select({
+            id: herds.id,
+            pre: herds.resizePreHook,
+            post: herds.resizePostHook,
+            on: herds.hooksRunOn,
+            timeoutSeconds: herds.hookTimeoutSeconds,
+          })
+          .from(herds)
+          .where(inArray(herds.id, herdIds))
+      : [],
+  ]);
+  const hooks = new Map(hookRows.map((h) => [h.id, h]));
+  let prices = priceList();
+  const prepared: ResizePrepared = {
+    byServer: new Map(),
+    herds: new Map(
+      herdRefs.map((h) => [h.id, { ...h, hooks: hooks.get(h.id) ?? { pre: '', post: '', on: 'database' as const, timeoutSeconds: 300 } }]),
+    ),
+    prices: { source: prices.source, date: prices.date },
+  };
+  const cloud = rows.filter((s) => s.cloudProvider === 'aws' && s.cloudInstanceId && s.cloudRegion);
+  for (const s of rows) if (!cloud.includes(s)) prepared.byServer.set(s.id, null);
+  if (!cloud.length) return prepared;
+  const unavailable = await awsUnavailable();
+  if (unavailable) throw new AwsNotConfiguredError(unavailable.replace(/^AWS is not configured: /, ''));
+  const settings = awsSettings();
+  if (wish) {
+    // Prices only for a ranking: the Price List API's when configured (read once a region, kept).
+    prices = await priceListFor(cloud.map((s) => s.cloudRegion ?? ''));
+    prepared.prices = { source: prices.source, date: prices.date };
+  }
+  const byRegion = new Map<string, typeof cloud>();
+  for (const s of cloud) byRegion.set(s.cloudRegion ?? '', [...(byRegion.get(s.cloudRegion ?? '') ?? []), s]);
+  for (const [region, list] of byRegion) {
+    const client = ec2Client(region);
+    const seen = await describeInChunks(
+      client,
+      region,
+      list.map((s) => s.cloudInstanceId ?? ''),
+    );
+    const live = new Map(seen.map((i) => [i.instanceId, i]));
+    const mapping = awsEnvironments();
+    // Instances alike (zone, type, architecture, ENA, virtualization) rank alike: ranked once.
+    const ranked = new Map<string, Ranking>();
+    for (const s of list) {
+      const i = live.get(s.cloudInstanceId ?? '') ?? null;
+      let ranking: Ranking | null = null;
+      const w = wishFor(s.id);
+      if (i && wish && !w) ranking = { ok: false, reason: `backTo names no type for the instance on ${s.hostname}` };
+      if (i && w) {
+        const key = [i.availabilityZone, i.instanceType, i.architecture, i.enaSupport, i.virtualization, w.instanceType ?? ''].join(' ');
+        // (A refusal names its instance: ranked again for each.)
+        ranking = ranked.get(key) ?? null;
+        if (!ranking) {
+          const c = await catalogueFor(client, region, i.availabilityZone, { endpoint: settings.endpoint ?? '', prices });
+          ranking = rankTypes(i, w, c);
+          if (ranking.ok) ranked.set(key, ranking);
+        }
+      }
+      const others = onServer.filter((x) => x.serverId === s.id);
+      prepared.byServer.set(s.id, {
+        region,
+        instanceId: s.cloudInstanceId ?? '',
+        live: i,
+        ranking,
+        recordedType: s.cloudInstanceType,
+        neighbours: others.length > 1 ? others.map((x) => `${s.hostname}:${x.port}`) : [],
+        identity: i
+          ? await identityProblem(
+              { hostname: s.hostname, address: s.address, environment: envOf.get(s.id) ?? '' },
+              i.instanceId,
+              i,
+              mapping,
+            )
+          : null,
+      });
+    }
+  }
+  return prepared;
+}
+
+/** The confirmation page's fields for what a resize wishes for. */
+export const resizeWishForm: ActionParamField[] = [
+  {
+    name: 'instanceType',
+    label: 'Instance type',
+    kind: 'text',
+    emptyLabel: 'm6i.xlarge',
+    help: 'A named type; or leave it empty and give the least vCPU and memory below.',
+  },
+  {
+    name: 'minVcpus',
+    label: 'At least vCPU',
+    kind: 'text',
+    emptyLabel: '4',
+    help: 'The cheapest type with at least this many vCPU (and the memory below) is the target.',
+  },
+  { name: 'minMemoryGiB', label: 'At least GiB', kind: 'text', emptyLabel: '16', help: 'Memory, in GiB.' },
+  {
+    name: 'burstable',
+    label: 'Burstable types too',
+    kind: 'flag',
+    emptyLabel: 'T types are left out',
+    help: 'Let burstable (T) types be chosen.',
+  },
+  {
+    name: 'fallbackTypes',
+    label: 'Fallback types, in order',
+    kind: 'text',
+    emptyLabel: 'the next cheapest two',
+    help: 'Tried in this order when EC2 has no capacity for the target; the original type is the last resort.',
+  },
+  {
+    name: 'maxLagSeconds',
+    label: 'Most replay lag (s)',
+    kind: 'text',
+    emptyLabel: '30',
+    help: 'Streaming with less lag than this before its DNS names come back.',
+  },
+];
+
+export const resizeAction = defineAction({
+  name: 'resize',
+  label: 'Resize (EC2)',
+  permission: 'operator',
+  dangerous: true,
+  runsAsConfirmed: true,
+  params: {
+    schema: resizeParams,
+    fields: resizeWishForm,
+  },
+  prepare: (targets, params, db) => prepareCloud(targets, db, params),
+  state: newResizeState,
+  plan: planResize,
+});
+
+/**
+ * One replica's resize, as the instance action plans it and as a herd resize plans each member: the
+ * steps, the facts, the cost now and after; or why it is refused.
+ */
+export function planResize(
+  t: InstanceRef,
+  { members, params, prepared: p }: InstancePlanContext<ResizeParams, ResizePrepared>,
+): ActionPlan<ResizeState> | Refusal {
+  const c = p.byServer.get(t.serverId);
+  if (!c)
+    return refuse(
+      'cloud',
+      `${t.hostname} has no EC2 identity: run EC2 discovery, or give the server its cloud provider (aws), region and instance id`,
+    );
+  // What it last said of itself counts as much as the inventory's role (which an admin may edit).
+  if (t.role === 'primary' || t.observedRole === 'primary')
+    return refuse(
+      'not-applicable',
+      `${t.role === 'primary' ? 'a primary' : `${t.label} last answered as a primary (the inventory calls it a ${t.role}): a primary`} is not resized on its own: use "Resize a herd", which resizes the replicas one at a time, switches over to a resized one, then resizes the old primary`,
+    );
+  if (t.state !== 'running' && !onlyToFinish(t, c))
+    return refuse('not-applicable', `${t.label} is ${t.state}: a resize drains and restarts a running replica`);
+  if (c.neighbours.length)
+    return refuse('not-applicable', `${t.hostname} also runs ${c.neighbours.join(', ')}: a resize stops the whole host`);
+  if (!c.live) return refuse('cloud', `EC2 does not know ${c.instanceId} in ${c.region} (terminated, or another account)`);
+  if (c.identity) return refuse('cloud', c.identity);
+  if (c.live.state !== 'running')
+    return refuse('cloud', `${c.instanceId} is ${c.live.state}: a resize starts from a running instance (power it on first)`);
+  if (!c.ranking) return refuse('cloud', `no type catalogue for ${c.region}`);
+  if (!c.ranking.ok) return refuse('cloud', c.ranking.reason);
+  const r = c.ranking;
+  const herd = p.herds.get(t.herdId);
+  if (!herd) return refuse('gone', 'its herd was deleted from the inventory');
+  if (r.target.name === r.current.name) return finishPlan(t, members, herd, c, r.current, params);
+  const drained = recordsAt(herd, members, t);
+  for (const rec of drained) {
+    const to = drainTargets(rec, members, t);
+    if (typeof to === 'string') return refuse('dns', `${rec.name} cannot be drained: ${to}`);
+  }
+  const ttl = Math.max(0, ...drained.map((d) => d.ttl));
+  const hook = (path: string): HookConfig | null => (path ? { path, on: herd.hooks.on, timeoutSeconds: herd.hooks.timeoutSeconds } : null);
+  const pre = hook(herd.hooks.pre);
+  const post = hook(herd.hooks.post);
+  const maxLag = params.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS;
+  const ec2 = () => ec2Client(c.region);
+  const isDrained = (rec: DnsRecordRef) => drained.some((d) => d.id === rec.id);
+  const drainSteps = dnsSteps<ResizeState>(
+    herd,
+    () => members,
+    (rec) => {
+      const to = drainTargets(rec, members, t);
+      return `drain ${rec.name}: point it at ${typeof to === 'string' ? '?' : to.map((m) => m.hostname).join(', ')} instead of ${t.hostname}`;
+    },
+    isDrained,
+    { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
+  );
+  const backSteps = dnsSteps<ResizeState>(
+    herd,
+    () => members,
+    (rec) => `${rec.name} back to ${t.hostname}`,
+    isDrained,
+    {
+      name: (rec) => `DNS back: ${rec.name}`,
+    },
+  );
+  const bounds = waitBounds();
+  const types = [r.target.name, ...r.fallbacks.map((f) => f.name)];
+  const hookArgs = (phase: string, to: string) => [phase, t.hostname, String(t.port), c.instanceId, r.current.name, to];
+
+  const stepsList: ActionStep<ResizeState>[] = [
+    {
+      name: 'check the EC2 instance and the hooks',
+      says: `check that ${c.instanceId} still runs as ${r.current.name}${pre || post ? ', and that the hooks are executables where they run' : ''}`,
+      timeoutMs: 60_000,
+      run: async (x) => {
+        // Postgres asked now what it is, the answer awaited before it is stopped (the drain's wait hides it).
+        x.state.asked = observe(t).catch((err: unknown): Observed => ({ reachable: false, error: errorText(err) }));
+        const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+        if (!now) throw refuse('cloud', `EC2 no longer knows ${c.instanceId}; nothing was changed`);
+        const notOurs = await recheckIdentity(x.deps.db, t.serverId, c.region, c.instanceId);
+        if (notOurs) throw refuse('cloud', `${notOurs}; nothing was changed`);
+        if (now.state !== 'running' || now.instanceType !== r.current.name)
+          throw refuse(
+            'cloud',
+            `${c.instanceId} is now ${now.state}, ${now.instanceType} (planned: running, ${r.current.name}); nothing was changed`,
+          );
+        const lines = [`${c.instanceId}: running, ${now.instanceType}`];
+        if (pre) lines.push(await checkHook(x.deps, t, x, pre, 'pre-resize'));
+        if (post) lines.push(await checkHook(x.deps, t, x, post, 'post-resize'));
+        x.note({ stdout: lines.join('\n') });
+      },
+    },
+    // Each drain carries the step that puts its name back, run at the end whatever happened: never
+    // onto a replica that does not answer (its instance could not be started again, say).
+    ...withBacks(drainSteps, backSteps, t, maxLag, () => null, 'fail'),
+    ...(drained.length ? [waitOutTtlStep<ResizeState>(ttl, t.hostname)] : []),
+    ...(pre
+      ? [
+          {
+            name: 'pre-resize hook',
+            says: `run ${pre.path} on ${pre.on === 'worker' ? "the worker's host" : t.ssh.host} (at most ${pre.timeoutSeconds} s)`,
+            timeoutMs: pre.timeoutSeconds * 1000 + 30_000,
+            run: (x) => runHook(x.deps, t, x, pre, hookArgs('pre-resize', r.target.name)),
+          } satisfies ActionStep<ResizeState>,
+        ]
+      : []),
+    {
+      ...stopUnlessPrimary(t),
+      always: {
+        name: 'make sure the instance runs',
+        says: `whatever happened: ${c.instanceId} started again if it is stopped, Postgres started if it does not answer, the type recorded`,
+        timeoutMs: (bounds.maxWaitSeconds + 30) * 1000 * 4 + UP_TIMEOUT_MS,
+        run: async (x) => {
+          const lines: string[] = [];
+          // A start whose own wait ran out may still be under way: what it settles as is what is decided on.
+          const now = await waitSettled(ec2(), c.region, c.instanceId, { ...bounds, signal: x.signal });
+          if (now && (now.state === 'stopped' || now.state === 'stopping')) {
+            if (now.state === 'stopping') await stopInstance(ec2(), c.instanceId, bounds).catch(() => {});
+            try {
+              const original = async (why: string) => {
+                await setInstanceType(ec2(), c.instanceId, r.current.name);
+                await startInstance(ec2(), c.instanceId, bounds);
+                lines.push(`${now.instanceType} ${why}; started as ${r.current.name} again`);
+              };
+              if (now.instanceType !== r.current.name && now.stateReason.startsWith('Server.'))
+                // EC2 took its start back (no capacity for the new type): the original type, at once.
+                await original(`was refused by EC2 (${now.stateReason})`);
+              else
+                try {
+                  await startInstance(ec2(), c.instanceId, bounds);
+                  lines.push(`${c.instanceId} started as ${now.instanceType}`);
+                } catch (err) {
+                  if (!isCapacityOrTypeRefusal(err) || now.instanceType === r.current.name) throw err;
+                  await original(`could not start (${awsErrorText(err)})`);
+                }
+            } catch (err) {
+              // It stays stopped: the inventory says so (not "running"), and its names stay drained.
+              await markStopped(x.deps, t);
+              const [still] = await describeInstancesById(ec2(), c.region, [c.instanceId]).catch(() => [now]);
+              const type = still?.instanceType ?? now.instanceType;
+              x.deps.outcome?.(type === r.current.name ? `stopped, still ${type}` : `stopped, now ${type} (was ${r.current.name})`);
+              throw new Error(
+                `${c.instanceId} could not be started again: ${awsErrorText(err)}; ${t.label} is down and its DNS names stay drained`,
+              );
+            }
+          } else lines.push(`${c.instanceId} is ${now?.state ?? 'unknown to EC2'}`);
+          const [after] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+          if (after?.state !== 'running') {
+            // Still pending past every bound (or gone): nothing to start Postgres on; the inventory says what EC2 says.
+            if (after) await recordType(x.deps, t, after);
+            x.deps.outcome?.(`${after?.state ?? 'unknown to EC2'}, ${after?.instanceType ?? '?'} (was ${r.current.name})`);
+            throw new Error(
+              `${c.instanceId} is ${after?.state ?? 'unknown to EC2'}, not running, after ${bounds.maxWaitSeconds} s: ${t.label} is down and its DNS names stay drained; run the resize again once EC2 settles`,
+            );
+          }
+          const o = await observe(t);
+          if (!o.reachable) {
+            await waitObserved(t, 'answering', (v) => v.reachable, { timeoutMs: 30_000, signal: x.signal }).catch(async () => {
+              await sshControlStep<ResizeState>(t, 'start', 'start Postgres').run(x);
+            });
+            lines.push('Postgres started');
+          }
+          await recordType(x.deps, t, after);
+          // Stopped or failed before the type was recorded: what it runs now is still the target's outcome.
+          if (!x.state.recorded)
+            x.deps.outcome?.(
+              after.instanceType === r.current.name ? `still ${after.instanceType}` : `now ${after.instanceType} (was ${r.current.name})`,
+            );
+          x.note({ stdout: lines.join('\n') });
+        },
+      },
+    },
+    {
+      name: 'EC2: stop',
+      says: `stop ${c.instanceId} and wait until EC2 says stopped (at most ${bounds.maxWaitSeconds} s)`,
+      timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
+      run: async (x) => {
+        // Asked again at the last moment: the row may have been edited, or the instance moved, since the check.
+        const notOurs = await recheckIdentity(x.deps.db, t.serverId, c.region, c.instanceId);
+        if (notOurs) throw refuse('cloud', `${notOurs}; the instance was not stopped`);
+        x.state.stopped = true;
+        await stopInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+      },
+    },
+    {
+      name: 'EC2: new type and start',
+      says: `set the type to ${types.join(', else ')}, start it and wait until EC2 says running (at most ${bounds.maxWaitSeconds} s a start); when no type can be had, ${r.current.name} again`,
+      timeoutMs: (types.length + 1) * (bounds.maxWaitSeconds + 60) * 1000,
+      run: async (x) => {
+        const lines: string[] = [];
+        for (const type of types) {
+          try {
+            await setInstanceType(ec2(), c.instanceId, type);
+            await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+            x.state.landed = type;
+            lines.push(`${type}: running`);
+            break;
+          } catch (err) {
+            if (!isCapacityOrTypeRefusal(err)) throw err;
+            x.state.attempts.push({ type, error: awsErrorText(err) });
+            lines.push(`${type}: ${awsErrorText(err)}`);
+          }
+        }
+        if (!x.state.landed) {
+          x.state.allRefused = true;
+          const tried = () => x.state.attempts.map((a) => `${a.type}: ${a.error}`).join('; ');
+          try {
+            await setInstanceType(ec2(), c.instanceId, r.current.name);
+            await startInstance(ec2(), c.instanceId, { ...bounds, signal: x.signal });
+          } catch (err) {
+            x.note({ stdout: [...lines, `${r.current.name} (the original): ${awsErrorText(err)}`].join('\n') });
+            throw new Error(`no type could be had, the original included: ${tried()}; ${r.current.name}: ${awsErrorText(err)}`);
+          }
+          x.state.landed = r.current.name;
+          lines.push(`${r.current.name} (the original): running`);
+        }
+        x.note({ stdout: lines.join('\n') });
+      },
+    },
+    postgresUpStep(t),
+    streamingStep(t, maxLag),
+    ...(post
+      ? [
+          {
+            name: 'post-resize hook',
+            says: `run ${post.path} on ${post.on === 'worker' ? "the worker's host" : t.ssh.host} (at most ${post.timeoutSeconds} s)`,
+            timeoutMs: post.timeoutSeconds * 1000 + 30_000,
+            run: (x) => runHook(x.deps, t, x, post, hookArgs('post-resize', x.state.landed ?? r.target.name)),
+          } satisfies ActionStep<ResizeState>,
+        ]
+      : []),
+    {
+      name: 'record the new type',
+      says: 'record the type it runs as in the inventory',
+      timeoutMs: 30_000,
+      run: async (x) => {
+        const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
+        if (!now) throw new Error(`EC2 no longer knows ${c.instanceId}`);
+        await recordType(x.deps, t, now);
+        x.state.recorded = true;
+        x.deps.outcome?.(x.state.allRefused ? `back on ${now.instanceType}` : `now ${now.instanceType}`);
+        if (x.state.allRefused)
+          throw new Error(
+            `no type could be had: ${x.state.attempts.map((a) => `${a.type}: ${a.error}`).join('; ')}; ${t.hostname} runs ${r.current.name} again and streams`,
+          );
+      },
+    },
+    refreshStep(t),
+  ];
+  const change = r.target.perHour !== null && r.current.perHour !== null ? r.target.perHour - r.current.perHour : null;
+  return {
+    steps: stepsList,
+    warnings: commonWarnings(t),
+    before: { instanceType: r.current.name },
+    cost: { nowPerHour: r.current.perHour, afterPerHour: r.target.perHour },
+    facts: [
+      { label: 'EC2 instance', value: `${c.instanceId} in ${c.live.availabilityZone} (${c.live.architecture})` },
+      { label: 'Type now', value: typeLine(r.current) },
+      { label: 'Target type', value: typeLine(r.target) },
+      {
+        label: 'Fallbacks, in order',
+        value: [...r.fallbacks.map(typeLine), `${r.current.name} again (the last resort)`].join('; '),
+      },
+      {
+        label: 'Cost change',
+        value:
+          change === null
+            ? 'unknown (no price for one of the types)'
+            : `${signed(change * HOURS_PER_MONTH)}/month (${signed(change)}/h), with the target type`,
+      },
+      { label: 'Prices', value: `${p.prices.source}, as of ${p.prices.date}` },
+      {
+        label: 'DNS drained',
+        value: drained.length ? drained.map((d) => `${d.name} (TTL ${d.ttl} s)`).join(', ') : 'no DNS name points at it',
+      },
+    ],
+  };
+}
+
+/**
+ * Each drain step carrying, as its cleanup (run at the end whatever happened), the step that puts its
+ * name back: only onto a replica that serves what the herd has, i.e. answers and streams with replay
+ * lag under `maxLag` (a failed resize may leave it up but cut off from its upstream), and not when
+ * `stays(state)` gives a reason. A name left drained fails the cleanup (`'fail'`) or is only noted.
+ */
+export function withBacks<S>(
+  drains: ActionStep<S>[],
+  backs: ActionStep<S>[],
+  t: InstanceRef,
+  maxLag: number,
+  stays: (state: S) => string | null,
+  left: 'fail' | 'note',
+): ActionStep<S>[] {
+  return drains.map((drain, k) => {
+    const back = backs[k];
+    return {
+      ...drain,
+      always: back && {
+        ...back,
+        // Putting back a name pgherd drained is safe whoever holds the herd: done even once the lease is lost.
+        givesBack: true,
+        run: async (x) => {
+          const kept = stays(x.state);
+          if (kept) return void x.note({ stdout: kept });
+          const o = await observe(t);
+          const why = !o.reachable
+            ? `does not answer (${o.error ?? 'no reason given'})`
+            : t.role !== 'primary' && !streamsWithin(o, maxLag)
+              ? `does not stream with replay lag under ${maxLag} s (WAL receiver ${o.walReceiver?.status ?? 'none'}, replay lag ${o.replayLagSeconds ?? '?'} s)`
+              : null;
+          if (why) {
+            x.note({ stdout: `${t.label} ${why}: the name stays where the drain sent it` });
+            if (left === 'fail') throw new Error(`${back.name.replace(/^DNS back: /, '')} left drained: ${t.label} ${why}`);
+            return;
+          }
+          await back.run(x);
+        },
+      },
+    };
+  });
+}
+
+/** After a drain: waits out the longest TTL of the drained names, so that clients stop resolving them to `host`. */
+export function waitOutTtlStep<S>(ttl: number, host: string): ActionStep<S> {
+  return {
+    name: 'wait out the TTL',
+    says: `wait ${ttl} s (the longest TTL of the drained names) for clients to stop resolving them to ${host}`,
+    timeoutMs: ttl * 1000 + 10_000,
+    run: (x) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, ttl * 1000);
+        x.signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          reject(new Error('stopped while waiting out the TTL'));
+        });
+      }),
+  };
+}
+
+/** A replica that streams from its upstream with replay lag under `maxLag` seconds. */
+const streamsWithin = (v: Observed, maxLag: number) =>
+  v.reachable && v.inRecovery === true && v.walReceiver?.status === 'streaming' && (v.replayLagSeconds ?? 0) <= maxLag;
+
+/** Waits until the replica streams with replay lag under `maxLag` seconds. */
+function streamingStep<S>(t: InstanceRef, maxLag: number): ActionStep<S> {
+  return {
+    name: 'streaming',
+    says: `wait until it streams from its upstream with replay lag under ${maxLag} s`,
+    timeoutMs: STREAMING_TIMEOUT_MS + 10_000,
+    run: async (x) => {
+      const o = await waitObserved(t, `streaming with lag under ${maxLag} s`, (v) => streamsWithin(v, maxLag), {
+        timeoutMs: STREAMING_TIMEOUT_MS,
+        signal: x.signal,
+      });
+      x.note({
+        stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}, replay lag ${o.replayLagSeconds ?? 0} s`,
+      });
+    },
+  };
+}
+
+/** The clean stop, refused when Postgres answered as a primary (asked by the first step): a primary is never resized as a replica. */
+function stopUnlessPrimary(t: InstanceRef): ActionStep<ResizeState> {
+  const stop = sshControlStep<ResizeState>(t, 'stop', 'stop Postgres');
+  return {
+    ...stop,
+    says: `unless it answers as a primary: ${stop.says}`,
+    run: async (x) => {
+      const o = await (x.state.asked ?? observe(t));
+      if (o.reachable && o.inRecovery === false)
+        throw refuse('topology', `${t.label} answers as a primary: a primary is not resized on its own; nothing was stopped`);
+      await stop.run(x);
+    },
+  };
+}
+
+/**
+ * The replica already runs the type asked for (a resize done, or one a worker died in after the type
+ * changed): nothing is resized. What a resize ends with is made sure of: Postgres up, streaming, its
+ * DNS names pointing at it again. So running the resize again finishes one that was interrupted.
+ */
+function finishPlan(
+  t: InstanceRef,
+  members: InstanceRef[],
+  herd: HerdRef,
+  c: CloudTarget,
+  now: TypeChoice,
+  params: ResizeParams,
+): ActionPlan<ResizeState> {
+  // The herd once it runs again (it may be down now: a name matched to it points elsewhere meanwhile).
+  const up = members.map((m) => (m.id === t.id ? { ...m, state: 'running' } : m));
+  const names = recordsAt(herd, up, { ...t, state: 'running' });
+  const back = dnsSteps<ResizeState>(
+    herd,
+    () => up,
+    (rec) => `${rec.name} pointed at ${t.hostname} again (where the drain may have left it)`,
+    (rec) => names.some((n) => n.id === rec.id),
+    { name: (rec) => `DNS back: ${rec.name}` },
+  );
+  return {
+    steps: [
+      {
+        name: 'check the EC2 instance',
+        says: `check that ${c.instanceId} runs as ${now.name}`,
+        timeoutMs: 30_000,
+        run: async (x) => {
+          const [live] = await describeInstancesById(ec2Client(c.region), c.region, [c.instanceId]);
+          if (live?.state !== 'running' || live.instanceType !== now.name)
+            throw refuse(
+              'cloud',
+              `${c.instanceId} is now ${live?.state ?? 'unknown to EC2'}, ${live?.instanceType ?? '?'}; nothing was changed`,
+            );
+          // A run cut short after its type changed never recorded it: the inventory learns it now.
+          await recordType(x.deps, t, live);
+          x.note({ stdout: `${c.instanceId}: running, ${live.instanceType}` });
+        },
+      },
+      postgresUpStep(t),
+      streamingStep(t, params.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS),
+      ...back,
+      refreshStep(t),
+    ],
+    warnings: [],
+    facts: [
+      {
+        label: 'Type now',
+        value: `${typeLine(now)}: already the type asked for${params.instanceType ? '' : ' (the cheapest that fits)'}. Nothing is resized; Postgres is started if it is down, and its DNS names are pointed at it again once it streams`,
+      },
+    ],
+    cost: { nowPerHour: now.perHour, afterPerHour: now.perHour },
+  };
+}
+
+/** The instance could not be started again: its server stopped in the inventory, and it too. */
+async function markStopped(deps: ActionDeps, t: InstanceRef) {
+  await deps.db.update(servers).set({ cloudState: 'stopped', cloudSeenAt: new Date() }).where(eq(servers.id, t.serverId));
+  await deps.db.update(instances).set({ state: 'stopped' }).where(eq(instances.id, t.id));
+}
+
+/**
+ * What EC2 says the instance is now (type and state), into the inventory. A type other than the one the
+ * inventory had is audited, once (the record step and the cleanup after it both write).
+ */
+export async function recordType(deps: ActionDeps, t: InstanceRef, now: CloudInstance) {
+  const type = now.instanceType;
+  const [before] = await deps.db.select({ type: servers.cloudInstanceType }).from(servers).where(eq(servers.id, t.serverId));
+  const was = before?.type ?? null;
+  await deps.db
+    .update(servers)
+    .set({ cloudInstanceType: type, cloudState: now.state, cloudSeenAt: new Date() })
+    .where(eq(servers.id, t.serverId));
+  if (was !== null && type !== was)
+    await writeAudit(deps.db, {
+      user: deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
+      action: 'server.resized',
+      objectType: 'servers',
+      objectId: String(t.serverId),
+      objectLabel: `${t.hostname}${deps.operation ? ` (operation #${deps.operation.id})` : ''}`,
+      environmentId: t.serverEnvironmentId,
+      changes: { instanceType: [was, type] },
+    });
+}

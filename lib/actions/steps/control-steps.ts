@@ -1,0 +1,67 @@
+// Steps shared by the instance actions: run a driver command over SSH, and record it.
+import { driverFor } from '@/lib/fleet/drivers';
+import type { ActionStep } from '@/lib/engine/define-action';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import type { Observed } from '@/lib/fleet/observe';
+import { refreshInstance } from '@/lib/fleet/record-observation';
+import { observe, waitObserved } from '@/lib/fleet/observe';
+import { proveDirectoryIsInstances, proveDirectoryServed } from './data-directory';
+import { execNotedOk } from './exec-noted';
+
+type Verb = 'start' | 'stop' | 'restart' | 'reload' | 'promote';
+
+/**
+ * The driver's command for `verb` on the target's host. `unless` is asked when the step runs: a
+ * reason skips the command (and the record says why).
+ */
+export function sshControlStep<S>(t: InstanceRef, verb: Verb, name: string, unless?: (state: S) => string | false): ActionStep<S> {
+  const d = driverFor(t.controlDriver);
+  return {
+    name,
+    says: `${t.controlDriver} ${verb === 'stop' ? 'stop -m fast' : verb === 'restart' ? 'restart -m fast' : verb} on ${t.ssh.host} (${t.dataDirectory})`,
+    timeoutMs: 160_000,
+    run: async (x) => {
+      const why = unless?.(x.state);
+      if (why) return void x.note({ stdout: `skipped: ${why}` });
+      // The data directory pg_ctl is given must be this instance's: the one Postgres at its address runs
+      // from, or, where nothing answers there (a start, a stop of one that hangs), one the host proves.
+      const o = verb === 'start' ? null : await observe(t, 3000);
+      if (o?.reachable) await proveDirectoryServed(x.deps, t, x, o);
+      else await proveDirectoryIsInstances(x.deps, t, x);
+      await execNotedOk(x.deps, t, x, verb === 'stop' ? d.stop(t, 'fast') : d[verb](t));
+    },
+  };
+}
+
+/**
+ * Writes the instance's state into the inventory: what the step before observed when it says
+ * (`observed(state)`), else a fresh observation.
+ */
+export function refreshStep<S>(t: InstanceRef, observed?: (state: S) => Observed | undefined): ActionStep<S> {
+  return {
+    name: 'record the observed state in the inventory',
+    says: 'record what it is now in the inventory',
+    timeoutMs: 10_000,
+    run: async (x) => {
+      await refreshInstance(x.deps.db, t.id, t, observed?.(x.state));
+    },
+  };
+}
+
+/** How long Postgres may take to answer after its host boots, before it is started over SSH (and again after). */
+const BOOT_UP_MS = 60_000;
+
+/** After an EC2 start: wait until Postgres answers; started over SSH when the host does not start it. */
+export function postgresUpStep<S>(t: InstanceRef): ActionStep<S> {
+  return {
+    name: 'Postgres up',
+    says: 'wait until Postgres answers (started over SSH if the host does not start it)',
+    timeoutMs: BOOT_UP_MS * 2 + 30_000,
+    run: async (x) => {
+      const up = await waitObserved(t, 'answering', (o) => o.reachable, { timeoutMs: BOOT_UP_MS, signal: x.signal }).catch(() => null);
+      if (up) return void x.note({ stdout: 'answering (started with its host)' });
+      await sshControlStep<S>(t, 'start', 'start Postgres').run(x);
+      await waitObserved(t, 'answering', (o) => o.reachable, { timeoutMs: BOOT_UP_MS, signal: x.signal });
+    },
+  };
+}

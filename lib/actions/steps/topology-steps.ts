@@ -1,0 +1,335 @@
+// Moves of a herd's topology that several actions make: promote a replica, point a replica at an
+// upstream, bring an old primary back as a replica of the new one. Each is judged by what the
+// instances then say (pg_is_in_recovery(), pg_stat_wal_receiver), never by an exit code.
+import { eq } from 'drizzle-orm';
+import { instances } from '@/db/schema';
+import { lsnDiff } from '@/lib/adapters/format/lsn';
+import { binDir, driverFor } from '@/lib/fleet/drivers';
+import type { ActionDeps, ActionStep } from '@/lib/engine/define-action';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { observe, runSql, shown, waitObserved, type Observed } from '@/lib/fleet/observe';
+import { identityProblem } from '@/lib/fleet/identity';
+import { instanceClient } from '@/lib/fleet/pg-access';
+import type { StepContext } from '@/lib/engine/pipeline';
+import { execNoted, execNotedOk } from './exec-noted';
+import { refuse } from '@/lib/fleet/refusal';
+import { proveReplaceable } from './data-directory';
+
+/** primary_conninfo as libpq reads it: values quoted, quotes and backslashes escaped. */
+export function conninfo(parts: Record<string, string | number>): string {
+  return Object.entries(parts)
+    .map(([k, v]) => `${k}='${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`)
+    .join(' ');
+}
+
+export const replicationUser = () => process.env.PGHERD_REPLICATION_USER ?? 'postgres';
+
+/** What a member said, in one line for a step's record. */
+export function describeObserved(m: InstanceRef, o: Observed): string {
+  if (!o.reachable) return `${m.label}: not answering (${shown(o.error)})`;
+  if (!o.inRecovery) return `${m.label}: primary, timeline ${shown(o.timeline)}, system ${shown(o.systemIdentifier)}, at ${shown(o.lsn)}`;
+  const w = o.walReceiver;
+  return `${m.label}: replica, timeline ${shown(o.timeline)}, system ${shown(o.systemIdentifier)}, received ${o.receiveLsn ?? 'nothing'}, replayed ${shown(o.lsn)}, ${w ? `${w.status} from ${shown(w.senderHost)}:${shown(w.senderPort)}` : 'not streaming'}`;
+}
+
+/**
+ * Promotes over SQL (pg_promote, PostgreSQL 12 and later: no SSH round trip) and waits until it
+ * accepts writes. A paused replay is resumed by the promotion itself. `onSent` is called just before
+ * pg_promote goes out (once it has, the promotion may complete whatever happens to this call: a
+ * caller undoing a switchover must know); nothing is sent once the step has been stopped.
+ * `deadlineMs`: how long to wait for the promotion once sent (default 60 s).
+ */
+export async function promoteNow(
+  t: InstanceRef,
+  ctx: StepContext,
+  opts: { onSent?: () => void; deadlineMs?: number } = {},
+): Promise<Observed> {
+  const deadline = opts.deadlineMs ?? 60_000;
+  ctx.note({ command: `SELECT pg_promote(true, 60) on ${t.label}` });
+  const c = instanceClient(t, { connectionTimeoutMillis: 3000, application_name: 'pgherd' });
+  c.on('error', () => {}); // connect() or the query rejects with it
+  await c.connect();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    if (ctx.signal.aborted) throw new Error(`${t.label} was not promoted: the step was stopped before pg_promote was sent`);
+    opts.onSent?.();
+    const q = c.query<{ ok: boolean }>('SELECT pg_promote(true, 60) AS ok');
+    q.catch(() => {}); // given up on below: the connection is closed under it
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${t.label} did not finish its promotion within ${deadline / 1000} s of pg_promote`)),
+        deadline,
+      );
+    });
+    const {
+      rows: [r],
+    } = await Promise.race([q, late]);
+    if (!r?.ok) throw new Error(`${t.label} did not finish its promotion within 60 s`);
+  } finally {
+    clearTimeout(timer);
+    await c.end().catch(() => {});
+  }
+  return waitObserved(t, 'out of recovery', (o) => o.reachable && o.inRecovery === false, {
+    signal: ctx.signal,
+    timeoutMs: 30_000,
+    everyMs: 20,
+  });
+}
+
+/**
+ * The inventory knows a promoted member as the primary at once, before the steps that follow (DNS,
+ * poolers, re-pointing) can fail: the old primary must never be offered again.
+ */
+export async function recordNewPrimary(deps: ActionDeps, t: InstanceRef, timeline?: number): Promise<void> {
+  await deps.db
+    .update(instances)
+    .set({
+      role: 'primary',
+      observedRole: 'primary',
+      upstreamInstanceId: null,
+      lagBytes: 0,
+      lagSeconds: 0,
+      ...(timeline === undefined ? {} : { timeline }),
+    })
+    .where(eq(instances.id, t.id));
+}
+
+/**
+ * Points replica `t` at `up` (ALTER SYSTEM primary_conninfo, then a reload; a restart before
+ * PostgreSQL 13) and waits until pg_stat_wal_receiver streams from it. Records the upstream.
+ */
+export async function pointAt(
+  t: InstanceRef,
+  up: InstanceRef,
+  deps: ActionDeps,
+  ctx: StepContext,
+  opts: { resumeReplay?: boolean; timeoutMs?: number } = {},
+): Promise<Observed> {
+  // Both must be the herd's (one system identifier), and t must not be ahead of what it is to follow.
+  const [to, uo] = await Promise.all([observe(t, 3000), observe(up, 3000)]);
+  if (!uo.reachable) throw new Error(`${up.label} does not answer (${shown(uo.error)})`);
+  const herd = { systemIdentifier: t.herdSystemIdentifier ?? uo.systemIdentifier ?? null, timeline: null };
+  const why = identityProblem(up, uo, herd) ?? identityProblem(t, to, herd);
+  if (why) throw refuse('identity', `${why}; ${t.label} was not re-pointed`);
+  if (to.reachable && to.timeline !== undefined && uo.timeline !== undefined && to.timeline > uo.timeline) {
+    throw refuse(
+      'identity',
+      `${t.label} is on timeline ${to.timeline}, ahead of ${up.label}'s ${uo.timeline}: it cannot follow it (rebuild it)`,
+    );
+  }
+  const value = conninfo({ host: up.host, port: up.port, user: replicationUser(), application_name: t.label.replace(/:.*$/, '') });
+  const c = instanceClient(t, { connectionTimeoutMillis: 3000, application_name: 'pgherd' });
+  c.on('error', () => {}); // connect() or the queries reject with it
+  await c.connect();
+  try {
+    // ALTER SYSTEM takes no parameters: the value goes in as a quoted literal.
+    await c.query(`ALTER SYSTEM SET primary_conninfo = ${c.escapeLiteral(value)}`);
+    if (t.pgVersion >= 13) await c.query('SELECT pg_reload_conf()');
+    ctx.note({ command: `ALTER SYSTEM SET primary_conninfo = '${value}'` });
+    // A replica whose replay is paused cannot follow the new primary's timeline (it never reaches the switch).
+    if (opts.resumeReplay && (await c.query<{ p: boolean }>('SELECT pg_is_wal_replay_paused() AS p')).rows[0]?.p) {
+      await c.query('SELECT pg_wal_replay_resume()');
+      ctx.note({ stderr: `${t.label}: its replay was paused; resumed, or it could not follow the new timeline` });
+    }
+  } finally {
+    await c.end().catch(() => {});
+  }
+  if (t.pgVersion < 13) await execNotedOk(deps, t, ctx, driverFor(t.controlDriver).restart(t));
+  // Streaming from it is not enough: it follows it once it receives the upstream's own timeline.
+  const o = await waitObserved(
+    t,
+    `streaming timeline ${shown(uo.timeline)} from ${up.host}:${up.port}`,
+    (x) =>
+      x.reachable &&
+      x.walReceiver?.status === 'streaming' &&
+      x.walReceiver.senderHost === up.host &&
+      x.walReceiver.senderPort === up.port &&
+      (uo.timeline === undefined || x.walReceiver.receivedTli === uo.timeline),
+    { signal: ctx.signal, timeoutMs: opts.timeoutMs ?? 60_000 },
+  );
+  // Receiving the new timeline is not following it: the startup process may yet meet what it cannot
+  // replay past (a record the old primary never finished, overwritten on the new timeline) and stop
+  // the whole instance. It follows once it has replayed what the upstream had written by now.
+  const now = await observe(up, 3000);
+  if (!now.reachable || !now.lsn) throw new Error(`${up.label} does not answer (${shown(now.error)})`);
+  const upTo = now.lsn;
+  const replayed = await waitObserved(
+    t,
+    `replayed the new timeline up to ${upTo}`,
+    (x) => {
+      if (!x.reachable && x.refused) throw new Error(`${t.label} stopped while replaying the new timeline (${shown(x.error)})`);
+      return x.reachable && x.inRecovery === true && (lsnDiff(x.lsn, upTo) ?? -1) >= 0;
+    },
+    { signal: ctx.signal, timeoutMs: opts.timeoutMs ?? 60_000 },
+  );
+  await deps.db.update(instances).set({ upstreamInstanceId: up.id }).where(eq(instances.id, t.id));
+  return { ...replayed, walReceiver: replayed.walReceiver ?? o.walReceiver };
+}
+
+/** The herd's system identifier: as recorded, else as its source (a member proven to be the herd's primary) reports it. */
+async function herdSystem(t: InstanceRef, src: InstanceRef): Promise<string | null> {
+  if (t.herdSystemIdentifier) return t.herdSystemIdentifier;
+  const o = await observe(src, 3000);
+  return o.reachable ? (o.systemIdentifier ?? null) : null;
+}
+
+/** The node's own settings, which pg_rewind and pg_basebackup overwrite with the source's. */
+export const OWN_FILES = ['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf'];
+
+/** What the rejoin steps tell each other: whether pg_rewind did it (else pg_basebackup does). */
+export interface RejoinState {
+  rewound: boolean;
+}
+
+/**
+ * Turns stopped `t` into a streaming replica of `source(state)` (asked when the steps run; `sourceLabel`
+ * names it in the plan): pg_rewind (which also says "no rewind required" for an old primary stopped
+ * cleanly after its replica had everything), pg_basebackup when it cannot rewind, the node's own
+ * settings kept, started, streaming. `fresh`: no pg_rewind, a fresh copy.
+ */
+export function rejoinSteps<S extends RejoinState>(
+  t: InstanceRef,
+  source: (state: S) => InstanceRef,
+  sourceLabel: string,
+  prefix = '',
+  opts: { fresh?: boolean } = {},
+): ActionStep<S>[] {
+  const d = driverFor(t.controlDriver);
+  const save = `${t.dataDirectory}.pgherd-own`;
+  return [
+    {
+      name: `${prefix}save the node\u2019s own settings`,
+      says: `${prefix}prove that no server runs on ${t.dataDirectory} and that it holds the herd's data (pg_ctl status, pg_controldata), then copy its own ${OWN_FILES.join(', ')} aside (the rebuild overwrites them with the source's)`,
+      timeoutMs: 40_000,
+      run: async (x) => {
+        await proveReplaceable(x.deps, t, x, await herdSystem(t, source(x.state)));
+        // Files that live elsewhere (Debian keeps them in /etc) are not copied over by the rebuild anyway.
+        const script =
+          'set -e; save=$1; dd=$2; shift 2; mkdir -p "$save"; for f in "$@"; do if [ -e "$dd/$f" ]; then cp -p "$dd/$f" "$save/"; fi; done';
+        const r = await execNoted(x.deps, t, x, ['sh', '-c', script, 'sh', save, t.dataDirectory, ...OWN_FILES], 30_000);
+        if (r.code !== 0) throw new Error(`could not save the settings: ${r.stderr}`);
+      },
+    },
+    {
+      name: `${prefix}pg_rewind`,
+      says: opts.fresh
+        ? `${prefix}no pg_rewind: it is marked needs rebuild (it may hold WAL that pg_rewind would find nothing to rewind in), so a fresh copy is made`
+        : `${prefix}pg_rewind from ${sourceLabel}`,
+      timeoutMs: 3_700_000,
+      run: async (x) => {
+        if (opts.fresh) return void x.note({ stdout: 'skipped: a fresh copy is made instead' });
+        const src = source(x.state);
+        const conn = conninfo({ host: src.host, port: src.port, user: replicationUser(), dbname: 'postgres' });
+        const r = await execNoted(
+          x.deps,
+          t,
+          x,
+          [`${binDir(t.pgVersion)}/pg_rewind`, '-D', t.dataDirectory, `--source-server=${conn}`, '-R', '--no-sync'],
+          3_600_000,
+        );
+        x.state.rewound = r.code === 0;
+        if (!x.state.rewound) x.note({ stdout: 'pg_rewind could not rewind: falling back to pg_basebackup' });
+      },
+    },
+    {
+      name: `${prefix}pg_basebackup (when pg_rewind could not)`,
+      says: `${prefix}${opts.fresh ? '' : 'when pg_rewind could not: '}move the data directory aside and pg_basebackup -X stream -R from ${sourceLabel}`,
+      timeoutMs: 86_400_000,
+      run: async (x) => {
+        if (x.state.rewound) return void x.note({ stdout: 'skipped: rewound' });
+        const src = source(x.state);
+        // Proven again right before the move: a server may have been started on it since.
+        const { exists } = await proveReplaceable(x.deps, t, x, await herdSystem(t, src));
+        const aside = `${t.dataDirectory}.pgherd-old-${Date.now()}`;
+        if (exists) {
+          const mv = await execNoted(x.deps, t, x, ['mv', t.dataDirectory, aside], 60_000);
+          if (mv.code !== 0) throw new Error(`could not move the data directory aside: ${mv.stderr}`);
+        }
+        const r = await execNoted(
+          x.deps,
+          t,
+          x,
+          [
+            `${binDir(t.pgVersion)}/pg_basebackup`,
+            '-h',
+            src.host,
+            '-p',
+            String(src.port),
+            '-U',
+            replicationUser(),
+            '-D',
+            t.dataDirectory,
+            '-X',
+            'stream',
+            '-R',
+            '-c',
+            'fast',
+          ],
+          86_400_000,
+        );
+        if (r.code !== 0)
+          throw new Error(`pg_basebackup failed${exists ? ` (the old data directory is kept at ${aside})` : ''}: ${r.stderr}`);
+        if (exists) await execNoted(x.deps, t, x, ['rm', '-rf', '--', aside], 600_000);
+      },
+    },
+    {
+      name: `${prefix}restore the node\u2019s own settings`,
+      says: `${prefix}restore its own ${OWN_FILES.join(', ')}`,
+      timeoutMs: 40_000,
+      run: async (x) => {
+        const script = 'set -e; for f in "$1"/*; do [ -e "$f" ] || continue; cp -p "$f" "$2"/; done; rm -rf -- "$1"';
+        const r = await execNoted(x.deps, t, x, ['sh', '-c', script, 'sh', save, t.dataDirectory], 30_000);
+        if (r.code !== 0) throw new Error(`could not restore the settings: ${r.stderr}`);
+      },
+    },
+    {
+      name: `${prefix}start`,
+      says: `${prefix}start it (${t.controlDriver})`,
+      timeoutMs: 160_000,
+      run: async (x) => {
+        await execNotedOk(x.deps, t, x, d.start(t));
+      },
+    },
+    {
+      name: `${prefix}wait until it streams from the primary`,
+      says: `${prefix}wait until it streams from ${sourceLabel}`,
+      timeoutMs: 130_000,
+      run: async (x) => {
+        const src = source(x.state);
+        // Streaming is not enough: a rewound replica first streams the timeline it forked from, then its
+        // WAL receiver restarts on the source's own timeline. Done once it receives that one.
+        const so = await observe(src, 3000);
+        const tli = so.reachable ? so.timeline : undefined;
+        await waitObserved(
+          t,
+          `streaming timeline ${shown(tli)} from ${src.label}`,
+          (o) =>
+            o.reachable &&
+            o.inRecovery === true &&
+            o.walReceiver?.status === 'streaming' &&
+            o.walReceiver.senderHost === src.host &&
+            (tli === undefined || o.walReceiver.receivedTli === tli),
+          { signal: x.signal, timeoutMs: 120_000 },
+        );
+        await x.deps.db
+          .update(instances)
+          .set({ upstreamInstanceId: src.id, role: 'replica', observedRole: 'replica', state: 'running' })
+          .where(eq(instances.id, t.id));
+      },
+    },
+  ];
+}
+
+/** CHECKPOINT on `target(state)` (before pg_rewind uses it as a source; before a clean stop, to make it short). */
+export function checkpointStep<S>(name: string, says: string, target: (state: S) => InstanceRef): ActionStep<S> {
+  return {
+    name,
+    says,
+    timeoutMs: 300_000,
+    run: async (x) => {
+      const t = target(x.state);
+      x.note({ command: `CHECKPOINT on ${t.label}` });
+      await runSql(t, 'CHECKPOINT');
+    },
+  };
+}

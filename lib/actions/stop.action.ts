@@ -1,0 +1,31 @@
+import type { Observed } from '@/lib/fleet/observe';
+import { commonWarnings, defineAction } from '@/lib/engine/define-action';
+import { waitObserved } from '@/lib/fleet/observe';
+import { refreshStep, sshControlStep } from '@/lib/actions/steps/control-steps';
+
+interface StopState {
+  after?: Observed;
+}
+
+export const stopAction = defineAction({
+  name: 'stop',
+  label: 'Stop (fast)',
+  permission: 'operator',
+  dangerous: true,
+  state: (): StopState => ({}),
+  plan: (t) => ({
+    steps: [
+      sshControlStep(t, 'stop', 'stop (fast)'),
+      {
+        name: 'wait until the port refuses connections',
+        says: `wait until ${t.host}:${t.port} refuses connections`,
+        timeoutMs: 90_000,
+        run: async (x) => {
+          x.state.after = await waitObserved(t, 'stopped', (o) => !o.reachable && o.refused === true, { signal: x.signal });
+        },
+      },
+      refreshStep(t, (s) => s.after),
+    ],
+    warnings: commonWarnings(t),
+  }),
+});

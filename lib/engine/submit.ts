@@ -1,0 +1,375 @@
+// Confirm -> enqueue: re-plan, compare digests, check what was typed, then write the operation, its
+// targets and an audit entry in one transaction, and put one job per target on the queue.
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import type { Queue } from 'bullmq';
+import type { Db } from '@/db/client';
+import { instances, operations, operationWaves } from '@/db/schema';
+import { writeAudit, type AuditInput } from '@/lib/engine/write-audit';
+import type { Access } from '@/lib/engine/access';
+import { isHerdAction, type AnyAction } from '@/lib/engine/define-action';
+import { planOperation, type Plan, type PlannedTarget } from '@/lib/engine/plan';
+import { enqueueTargets, type TargetJob } from '@/lib/engine/queue';
+import { SubmitError } from '@/lib/engine/submit-errors';
+import { describeWaves, wavesOf, type WaveSpec } from '@/lib/engine/waves';
+
+const ANALYZE_FROM = 500;
+
+export class StalePlanError extends SubmitError {
+  constructor(readonly plan: Plan) {
+    super('stale', 409, 'the inventory changed since this plan was made; review the new plan', {
+      digest: plan.digest,
+      missing: plan.missing,
+    });
+    this.name = 'StalePlanError';
+  }
+}
+
+export class ConfirmationError extends SubmitError {
+  constructor(readonly expected: string) {
+    super('mistyped', 400, `type ${JSON.stringify(expected)} to confirm`, { confirm: expected });
+    this.name = 'ConfirmationError';
+  }
+}
+
+export class NothingToRunError extends SubmitError {
+  /**
+   * `refused`: each refused target (its id: the instance's, or the herd's for a herd action) and its
+   * reason. Said grouped by reason, the most targets first: three in the message, up to 20 in the
+   * details with the targets each one refused (up to 100 ids a reason).
+   */
+  constructor(readonly refused: { id: number; reason: string }[] = []) {
+    const by = new Map<string, number[]>();
+    for (const { id, reason } of refused) by.set(reason, [...(by.get(reason) ?? []), id]);
+    const groups = [...by].map(([reason, ids]) => ({ reason, ids })).sort((a, b) => b.ids.length - a.ids.length);
+    const said = groups.slice(0, 3).map((g) => (g.ids.length > 1 ? `${g.reason} (${String(g.ids.length)} targets)` : g.reason));
+    const more = groups.length > 3 ? `; and ${String(groups.length - 3)} more` : '';
+    const why = said.length ? ` (${said.join('; ')}${more})` : '';
+    const details = groups.length
+      ? { refusals: groups.slice(0, 20).map((g) => ({ reason: g.reason, targets: g.ids.slice(0, 100) })) }
+      : null;
+    super('nothing', 409, `every target was refused: nothing to run${why}`, details);
+    this.name = 'NothingToRunError';
+  }
+}
+
+export interface SubmitInput {
+  /** The targets: instances for instance actions... */
+  instanceIds?: number[];
+  /** ...herds for herd actions. */
+  herdIds?: number[];
+  /** The action's parameters, as planned (validated again here). */
+  params?: unknown;
+  digest: string;
+  confirmation: string;
+  idempotencyKey: string;
+  /** The operation whose failed targets this one runs again (recorded in the audit entry). */
+  retryOf?: number;
+  /** Run in waves (validated with wavesSchema by whoever read the request); absent: every target at once. */
+  waves?: WaveSpec | null;
+  /** The rule whose run this is (lib/features/rules/fire.ts). */
+  ruleId?: number;
+}
+
+export interface Actor {
+  id: number | null;
+  username: string;
+  remoteAddr?: string;
+  /** What the actor may do: checked against every target (SYSTEM_ACCESS for code on its own authority). */
+  access: Access;
+}
+
+export class WrongTargetsError extends SubmitError {
+  constructor(readonly action: AnyAction) {
+    super(
+      'wrong-targets',
+      400,
+      isHerdAction(action) ? `${action.name} runs on herds: give herdIds` : `${action.name} runs on instances: give instanceIds`,
+    );
+    this.name = 'WrongTargetsError';
+  }
+}
+
+/** The ids an action's targets are named by, or WrongTargetsError when the other kind was given. */
+export function targetIdsFor(action: AnyAction, input: { instanceIds?: number[]; herdIds?: number[] }): number[] {
+  const ids = isHerdAction(action) ? input.herdIds : input.instanceIds;
+  const other = isHerdAction(action) ? input.instanceIds : input.herdIds;
+  if (!ids?.length || other?.length) throw new WrongTargetsError(action);
+  return ids;
+}
+
+interface KeyedOperation {
+  id: number;
+  action: string;
+  digest: string;
+  params: unknown;
+  actionParams: unknown;
+}
+
+/** What a submit asks for, comparable: action, digest, targets, parameters (sorted as digestOf sorts them). */
+const request = (action: string, digest: string, ids: unknown, params: unknown) =>
+  JSON.stringify([action, digest, [...((ids ?? []) as number[])].sort((a, b) => a - b), Object.entries(params ?? {}).sort()]);
+
+/**
+ * The operation a key already made: it, for the same request; a 409 naming it for anything else. The
+ * digest is what the client sends: the same one with other targets or parameters is another request.
+ */
+function sameKeyAnswer(found: KeyedOperation, action: string, digest: string, ids: number[], params: unknown) {
+  const targets = Object.values((found.params ?? {}) as Record<string, number[]>)[0];
+  if (request(found.action, found.digest, targets, found.actionParams) !== request(action, digest, ids, params))
+    throw new SubmitError(
+      'wrong-targets',
+      409,
+      `this idempotency key was used for operation #${found.id} (${found.action}) with another plan: use a fresh key for another operation`,
+      { operationId: found.id },
+    );
+  return { id: found.id, duplicate: true };
+}
+
+const keyed = {
+  id: operations.id,
+  action: operations.action,
+  digest: operations.planDigest,
+  params: operations.params,
+  actionParams: operations.actionParams,
+};
+
+export async function submitOperation(
+  db: Db,
+  queue: Queue<TargetJob> | null,
+  action: AnyAction,
+  input: SubmitInput,
+  actor: Actor,
+  log: (e: string, f: object) => void = () => {},
+): Promise<{ id: number; duplicate: boolean }> {
+  const ids = targetIdsFor(action, input);
+  // Authorization first: a key never tells anyone who may not run this whether an operation exists.
+  // A refusal (AccessDenied) goes up to whoever answers it, the console or the API, which records it.
+  const plan = await planOperation(db, actor.access, action, ids, input.params ?? {}, input.waves ?? null);
+  // The same page (or API call) submitted again by the same user: the operation it made, even if the
+  // inventory has moved since (that operation ran on it).
+  const mine = and(eq(operations.requestedByName, actor.username), eq(operations.idempotencyKey, input.idempotencyKey));
+  const existing = await db.select(keyed).from(operations).where(mine);
+  const [first] = existing;
+  // The same key for something else (another action, other targets or parameters) is a client's
+  // mistake: answered as such, not with the earlier operation as if this one had been made.
+  if (first) return sameKeyAnswer(first, action.name, input.digest, ids, plan.params);
+  if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);
+  if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
+  const runnable = plan.targets.filter((t) => !t.refused);
+  if (!runnable.length)
+    throw new NothingToRunError(plan.targets.flatMap((t) => (t.refused ? [{ id: t.instanceId ?? t.herdId, reason: t.refused }] : [])));
+  const [made] = await writeOperations(
+    db,
+    queue,
+    [
+      {
+        action,
+        plan,
+        actor,
+        confirmation: input.confirmation,
+        idempotencyKey: input.idempotencyKey,
+        waves: input.waves ?? null,
+        retryOf: input.retryOf,
+        ruleId: input.ruleId,
+      },
+    ],
+    log,
+  );
+  if (!made) {
+    // Another submit with this key won the race: the same plan is that operation; anything else, a 409 as above.
+    const [again] = await db.select(keyed).from(operations).where(mine);
+    if (!again) throw new Error('the operation another submit of this page made is gone');
+    return sameKeyAnswer(again, action.name, input.digest, ids, plan.params);
+  }
+  return { id: made, duplicate: false };
+}
+
+/** One operation to write: a plan checked and confirmed (by a person, or by the rule that fired it). */
+export interface OperationToWrite {
+  action: AnyAction;
+  plan: Plan;
+  actor: Actor;
+  confirmation: string;
+  idempotencyKey: string;
+  waves: WaveSpec | null;
+  retryOf?: number;
+  ruleId?: number;
+  /** A rule's marked insideWindow: its next wave waits for its herds' maintenance windows. */
+  windowBound?: boolean;
+  /** Why the system started it (DNS following Patroni's leader): recorded in its audit entry. */
+  reason?: string;
+}
+
+/**
+ * Writes operations, their targets, waves and audit entries in one transaction, whatever their number
+ * (a column an array per statement), then puts their runnable targets on the queue. Each one's id, in
+ * order, or null where a unique key refused it: its requester's idempotency key already made one, or
+ * (a rule's) the rule has an operation not finished yet. Every plan must have a runnable target.
+ */
+export async function writeOperations(
+  db: Db,
+  queue: Queue<TargetJob> | null,
+  items: OperationToWrite[],
+  log: (e: string, f: object) => void = () => {},
+): Promise<(number | null)[]> {
+  if (!items.length) return [];
+  if (new Set(items.map((x) => JSON.stringify([x.actor.username, x.idempotencyKey]))).size !== items.length)
+    throw new Error('two operations of one batch share a requester and an idempotency key');
+  const prepared = await Promise.all(
+    items.map(async (it) => {
+      const { plan } = it;
+      const spec = it.waves;
+      const runnable = plan.targets.filter((t) => !t.refused);
+      // Targets are written wave by wave, so that ids (the order a herd's targets run in) follow the waves.
+      const waves = spec ? wavesOf(plan, spec) : null;
+      const waveOf = new Map(waves?.flatMap((w) => w.targets.map((t) => [t, w.wave] as const)));
+      const ordered = waves ? [...waves.flatMap((w) => w.targets), ...plan.targets.filter((t) => t.refused)] : plan.targets;
+      // What the gate will not wait for: members already out when this was confirmed.
+      const excused = spec?.gate
+        ? (
+            await db
+              .select({ id: instances.id })
+              .from(instances)
+              .where(
+                and(
+                  // One array parameter: a list of 10,000 took 100 ms to bind.
+                  sql`${instances.herdId} = ANY(${sql.param([...new Set(runnable.map((t) => t.herdId))])}::int[])`,
+                  inArray(instances.state, ['stopped', 'fenced', 'needs_rebuild']),
+                ),
+              )
+          ).map((r) => r.id)
+        : [];
+      return { ...it, spec, runnable, assigned: waves, waveOf, ordered, excused };
+    }),
+  );
+
+  const created = await db.transaction(async (tx) => {
+    const col = <T>(f: (x: (typeof prepared)[number]) => T) => sql.param(prepared.map(f));
+    // Any unique key refusing a row drops that row only: the requester's key, or a rule's one open operation.
+    const ops = await tx.execute<{ id: number; key: string; who: string }>(sql`
+      INSERT INTO operations (action, params, action_params, status, waves, gate_excused, plan_digest, requested_by, requested_by_name,
+        requested_by_system, confirmation, idempotency_key, rule_id, window_bound)
+      SELECT u.action, u.params, u.action_params, 'queued', u.waves, u.excused::bigint[], u.digest, u.requested_by, u.requested_by_name,
+        u.system, u.confirmation, u.key, u.rule_id, u.window_bound
+      FROM unnest(${col((x) => x.action.name)}::text[],
+        ${col((x) => JSON.stringify({ [x.plan.on === 'herd' ? 'herdIds' : 'instanceIds']: x.plan.targets.map((t) => t.instanceId ?? t.herdId) }))}::jsonb[],
+        ${col((x) => JSON.stringify(x.plan.params))}::jsonb[], ${col((x) => (x.spec ? JSON.stringify(x.spec) : null))}::jsonb[],
+        ${col((x) => `{${x.excused.join(',')}}`)}::text[], ${col((x) => x.plan.digest)}::text[], ${col((x) => x.actor.id)}::int[],
+        ${col((x) => x.actor.username)}::text[], ${col((x) => x.actor.id === null && x.actor.access.superuser)}::bool[],
+        ${col((x) => x.confirmation.slice(0, 200))}::text[], ${col((x) => x.idempotencyKey)}::text[], ${col((x) => x.ruleId ?? null)}::int[],
+        ${col((x) => x.windowBound ?? false)}::bool[])
+        WITH ORDINALITY AS u(action, params, action_params, waves, excused, digest, requested_by, requested_by_name, system, confirmation, key, rule_id, window_bound, n)
+      ORDER BY u.n
+      ON CONFLICT DO NOTHING
+      RETURNING id, idempotency_key AS key, requested_by_name AS who`);
+    // Each row back to its item by requester and key (unique in the batch, as in the table).
+    const byKey = new Map(ops.rows.map((r) => [JSON.stringify([r.who, r.key]), r.id]));
+    const idOf = new Map(
+      prepared.flatMap((x, k) => {
+        const id = byKey.get(JSON.stringify([x.actor.username, x.idempotencyKey]));
+        return id === undefined ? [] : [[k, id] as const];
+      }),
+    );
+    const written = prepared.flatMap((x, k) => {
+      const id = idOf.get(k);
+      return id === undefined ? [] : [{ ...x, id }];
+    });
+    if (!written.length) return { ids: prepared.map(() => null), queued: [] as number[] };
+    // One statement for every target of every operation: a column an array (as rows of parameters, 10
+    // a target, it took slices under Postgres's 65,535 and most of a large submit's time).
+    const rows = written.flatMap((x) => x.ordered.map((t) => ({ x, t, wave: x.waveOf.get(t) ?? 1 })));
+    const column = <T>(f: (r: (typeof rows)[number]) => T) => sql.param(rows.map(f));
+    const made = await tx.execute<{ id: number; status: string; held: boolean }>(sql`
+      INSERT INTO operation_targets (operation_id, instance_id, herd_id, label, site, wave, held, status, error, refusal, confirmed_steps)
+      SELECT u.operation_id, u.instance_id, u.herd_id, u.label, u.site, u.wave, u.held, u.status, u.error, u.refusal, u.confirmed::jsonb
+      FROM unnest(${column((r) => r.x.id)}::bigint[], ${column((r) => r.t.instanceId)}::bigint[], ${column((r) => r.t.herdId)}::int[],
+        ${column((r) => r.t.label)}::text[], ${column((r) => r.t.site)}::text[], ${column((r) => r.wave)}::int[], ${column((r) => r.wave > 1)}::bool[],
+        ${column((r) => (r.t.refused ? 'cancelled' : 'queued'))}::operation_status[], ${column((r) => (r.t.refused ? `refused: ${r.t.refused}` : null))}::text[],
+        ${column((r) => (r.t.refused ? (r.t.refusalCode ?? 'unclassified') : null))}::text[],
+        ${column((r) => (r.x.action.runsAsConfirmed && !r.t.refused ? JSON.stringify(r.t.steps) : null))}::text[])
+        WITH ORDINALITY AS u(operation_id, instance_id, herd_id, label, site, wave, held, status, error, refusal, confirmed, n) ORDER BY u.n
+      RETURNING id, status, held`);
+    const waveRows = written.flatMap((x) =>
+      (x.assigned ?? []).map((w) => ({
+        operationId: x.id,
+        wave: w.wave,
+        targets: w.targets.length,
+        status: w.wave === 1 ? ('running' as const) : ('pending' as const),
+        startedAt: w.wave === 1 ? new Date() : null,
+      })),
+    );
+    if (waveRows.length) await tx.insert(operationWaves).values(waveRows);
+    // Each operation itself, then one entry per target: each instance's (or herd's) history shows it.
+    await writeAudit(tx, written.flatMap(auditOf));
+    return {
+      ids: prepared.map((_, k) => idOf.get(k) ?? null),
+      queued: made.rows.filter((r) => r.status === 'queued' && !r.held).map((r) => r.id),
+      targets: rows.length,
+    };
+  });
+  // Thousands of new rows at once leave the planner's statistics of operation_targets far behind (it
+  // may still think the table holds a few rows), and the workers' claims, planned on them, would walk
+  // every open target of the operation instead of one herd's. Refresh them before the workers start,
+  // when the table grew by half since they were taken (a rule's fire writes chunk after chunk: the
+  // statistics are taken again as the table doubles, not at every chunk).
+  if ((created.targets ?? 0) >= ANALYZE_FROM) {
+    const stale = await db.execute<{ stale: boolean }>(sql`
+      SELECT s.n_mod_since_analyze > greatest(c.reltuples, 1) / 2 AS stale
+      FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relname = 'operation_targets'`);
+    if (stale.rows[0]?.stale ?? true) await db.execute(sql`ANALYZE operation_targets`);
+  }
+  if (queue && created.queued.length) {
+    try {
+      await enqueueTargets(queue, created.queued);
+    } catch (err) {
+      // Postgres has the operations; a worker's reconcile enqueues their targets when Redis is back.
+      log('operation.enqueue.deferred', { operations: created.ids.filter((x) => x !== null), error: (err as Error).message });
+    }
+  }
+  return created.ids;
+}
+
+/** An operation's audit entries: the operation, then one per target. */
+function auditOf(
+  x: OperationToWrite & { id: number; runnable: PlannedTarget[]; spec: WaveSpec | null; assigned: { wave: number }[] | null },
+): AuditInput[] {
+  const { plan, actor, action } = x;
+  const envs = [...new Set(plan.targets.map((t) => t.environmentId))];
+  const perTarget = plan.targets.map((t): AuditInput => ({
+    user: actor,
+    remoteAddr: actor.remoteAddr,
+    action: `operation.${action.name}`,
+    objectType: plan.on === 'herd' ? 'herds' : 'instances',
+    objectId: String(t.instanceId ?? t.herdId),
+    objectLabel: t.label,
+    environmentId: t.environmentId,
+    changes: { operation: [null, x.id], ...(t.refused ? { refused: [null, t.refused] } : {}) },
+  }));
+  return [
+    {
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: `operation.${action.name}`,
+      objectType: 'operations',
+      objectId: String(x.id),
+      objectLabel: `${action.label}: ${x.runnable.length} ${plan.on === 'herd' ? 'herd' : 'target'}${x.runnable.length === 1 ? '' : 's'}`,
+      environmentId: envs.length === 1 ? envs[0] : null,
+      changes: {
+        ...(x.reason ? { reason: [null, x.reason] } : {}),
+        digest: [null, plan.digest],
+        ...(Object.keys(plan.params).length ? { params: [null, JSON.stringify(plan.params)] } : {}),
+        targets: [
+          null,
+          plan.targets
+            .map((t) => `${t.label}${t.refused ? ' (refused)' : ''}`)
+            .join(', ')
+            .slice(0, 2000),
+        ],
+        confirmation: [null, x.confirmation.slice(0, 200)],
+        ...(x.spec && x.assigned ? { waves: [null, describeWaves(x.spec, x.assigned.length)] } : {}),
+        ...(x.retryOf ? { retryOf: [null, x.retryOf] } : {}),
+      },
+    },
+    ...perTarget,
+  ];
+}

@@ -1,0 +1,233 @@
+// npm run demo [-- --small] [--no-console] [--file FILE] [--subnet A.B.C]: the lab, pgherd's database with the sandbox
+// fleet's environments, herds and servers, a worker, the console, and an agent for every lab server
+// that discovers the instances and keeps reporting them. Everything it starts is in lab.json as it
+// starts; Ctrl-C or SIGTERM (to the demo, or to its whole process group) stops all of it.
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { buildConsole, prepareDatabase, startConsole, startWorkerProcess } from '@/lib/lab/console';
+import { cancellable, StartCancelled, throwIfCancelled } from '@/lib/lab/proc';
+import {
+  DEFAULT_LAB_FILE,
+  DEMO_PATRONI,
+  refreshPids,
+  refuseIfOwned,
+  startLab,
+  stopLab,
+  updateLab,
+  type LabInfo,
+  type LabOptions,
+} from '@/lib/lab/lab';
+import { reportAll, runLabAgents, writeLabAgents } from '@/lib/lab/agents';
+import { addLabReadNames } from '@/lib/lab/seed';
+import { DEFAULT_FLEET, type FleetSpec } from '@/lib/lab/fleet';
+import { createDb } from '@/db/client';
+
+const log = (m: string) => console.log(`demo: ${m}`);
+const USAGE = 'usage: npm run demo -- [--small] [--no-console] [--file FILE] [--subnet A.B.C]';
+
+export interface DemoOptions {
+  /** Where lab.json goes (default .lab/lab.json). */
+  file: string;
+  /** One herd of two, a one-member Patroni herd: every kind of service the demo runs, on a small machine. */
+  small: boolean;
+  /** Build and start the console, and the agents that report to it (`--no-console`: neither). */
+  console: boolean;
+  /**
+   * The fleet's addresses (A.B.C.x) and the Patroni herd's (the next /24): a demo beside another lab on
+   * this machine (a test run's) does not race it for the same addresses and ports.
+   */
+  subnet?: string;
+}
+
+const SMALL_FLEET: FleetSpec = { environments: ['production'], herds: ['billing'], replicas: 1, sites: ['dc-east', 'dc-west'] };
+const SMALL_PATRONI = DEMO_PATRONI.map((h) => ({ ...h, members: 1 }));
+
+export function demoOptions(argv: string[]): DemoOptions {
+  const opts: DemoOptions = { file: DEFAULT_LAB_FILE, small: false, console: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--small') opts.small = true;
+    else if (a === '--no-console') opts.console = false;
+    else if (a === '--file' && argv[i + 1]) opts.file = path.resolve(argv[++i]!);
+    else if (a === '--subnet' && argv[i + 1]) opts.subnet = loopbackSubnet(argv[++i]!);
+    else throw new Error(`unknown argument ${JSON.stringify(a)}`);
+  }
+  return opts;
+}
+
+/** A.B.C of a loopback /24 whose next /24 is one too (127.x.y, y < 255). */
+function loopbackSubnet(v: string): string {
+  const m = /^127\.(\d{1,3})\.(\d{1,3})$/.exec(v);
+  if (!m || Number(m[1]) > 255 || Number(m[2]) > 254) throw new Error(`--subnet wants 127.X.Y with Y below 255, not ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** The fleet and the Patroni herds the options ask for. */
+function labShape(opts: DemoOptions): Required<Pick<LabOptions, 'fleet' | 'patroni'>> {
+  const fleet = { ...(opts.small ? SMALL_FLEET : DEFAULT_FLEET), ...(opts.subnet ? { subnet: opts.subnet } : {}) };
+  const next = opts.subnet?.replace(/\d+$/, (c) => String(Number(c) + 1));
+  const patroni = (opts.small ? SMALL_PATRONI : DEMO_PATRONI).map((h) => (next ? { ...h, subnet: next } : h));
+  return { fleet, patroni };
+}
+
+async function main() {
+  let opts: DemoOptions;
+  try {
+    opts = demoOptions(process.argv.slice(2));
+  } catch (err) {
+    console.error(`demo: ${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  // The terminal or pipe the demo writes to may go with the same Ctrl-C (`npm run demo | tee`): a write
+  // that fails then must not end the demo in the middle of its stop. What it would have said is lost.
+  for (const out of [process.stdout, process.stderr]) out.on('error', () => {});
+  // A demo already running from this checkout keeps its lab: refuse before touching anything of it.
+  try {
+    refuseIfOwned(opts.file);
+  } catch (err) {
+    console.error(`demo: ${(err as Error).message}`);
+    process.exit(1);
+  }
+
+  const cancel = new AbortController();
+  let stopping = false;
+  let agents: { stop: () => Promise<void> } | undefined;
+  let refresh: NodeJS.Timeout | undefined;
+  let started: Promise<void> = Promise.resolve();
+
+  const stop = (code: number, why: string) => {
+    if (stopping) {
+      log(`${why}: already stopping everything, in order`);
+      return;
+    }
+    stopping = true;
+    log(`${why}: stopping`);
+    clearInterval(refresh);
+    cancel.abort();
+    void (async () => {
+      await started.catch(() => {}); // its failure has been told already; a cancelled start ends here
+      await agents?.stop();
+      await stopLab(opts.file, log);
+      log('stopped; nothing left running');
+      process.exit(code);
+    })().catch((err: unknown) => {
+      const again = opts.file === DEFAULT_LAB_FILE ? '' : ` --file ${opts.file}`;
+      console.error(
+        `demo: the stop failed: ${err instanceof Error ? err.message : String(err)}; \`npm run lab -- down${again}\` tries again`,
+      );
+      process.exit(1);
+    });
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => stop(0, sig));
+  // Whatever else throws, the lab is stopped rather than left running without its owner.
+  process.on('uncaughtException', (err) => {
+    console.error(`demo: ${err.stack ?? err.message}`);
+    stop(1, 'an unexpected error');
+  });
+  process.on('unhandledRejection', (err) => {
+    console.error(`demo: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    stop(1, 'an unexpected error');
+  });
+
+  // The start runs in a cancellable scope: a stop cancels it, and it ends at its next step with what it
+  // has started already in lab.json (the lab's start stops its own part when it is cut short).
+  started = cancellable(cancel.signal, () =>
+    up(opts, {
+      // The console exits 0 when it is asked to stop: by the same group signal as the demo, or by hand.
+      consoleExited: (code) => {
+        if (!stopping) stop(code === 0 ? 0 : 1, `the console exited (${code ?? 'by a signal'})`);
+      },
+      agents: (a) => (agents = a),
+      labUp: () => {
+        if (stopping) return;
+        // Postgres restarted by pgherd's actions, by Patroni or by the lab's EC2 front has a new PID:
+        // lab.json keeps naming the one that runs.
+        refresh = setInterval(() => {
+          try {
+            refreshPids(opts.file);
+          } catch (err) {
+            log(`lab.json not refreshed: ${(err as Error).message}`);
+          }
+        }, 2_000);
+      },
+    }),
+  );
+  started.catch((err: unknown) => {
+    if (err instanceof StartCancelled && stopping) return;
+    console.error(`demo: ${err instanceof Error ? err.message : String(err)}`);
+    stop(1, 'the start failed');
+  });
+}
+
+interface Hooks {
+  consoleExited: (code: number | null) => void;
+  agents: (a: { stop: () => Promise<void> }) => void;
+  labUp: () => void;
+}
+
+/** Brings the demo up and says how to reach it; every process it starts goes into lab.json as it starts. */
+async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
+  const t0 = Date.now();
+  const file = opts.file;
+  const lab = await startLab({ file, log, ...labShape(opts) });
+  hooks.labUp();
+  const admin = {
+    username: process.env.PGHERD_ADMIN_USERNAME ?? 'admin',
+    password: process.env.PGHERD_ADMIN_PASSWORD ?? randomBytes(9).toString('base64url'),
+  };
+  log("migrating and seeding pgherd's database");
+  // Without the console there are no agents to discover the instances: they are seeded.
+  const { apiToken, agentTokens } = await prepareDatabase(lab, admin, { discover: opts.console });
+  throwIfCancelled();
+  if (opts.console && process.env.PGHERD_SKIP_BUILD !== '1') await buildConsole(log);
+  log('starting a worker');
+  const worker = await startWorkerProcess(lab, { quiet: true, labFile: file });
+  const relative = path.relative(process.cwd(), file);
+  const shown = relative && !relative.startsWith('..') ? relative : file;
+  if (!opts.console) {
+    updateLab(file, (now) => {
+      now.metrics = now.metrics && { ...now.metrics, workers: [worker.metricsUrl] };
+    });
+    console.log('');
+    console.log(`pgherd's lab is ready, with its database and a worker (no console: --no-console)`);
+    console.log(`  the worker's metrics: ${worker.metricsUrl}; everything the lab started is described in ${shown}`);
+    console.log(`  (up in ${((Date.now() - t0) / 1000).toFixed(0)} s; Ctrl-C stops everything)`);
+    return;
+  }
+  const web = await startConsole(lab, { port: process.env.PORT ? Number(process.env.PORT) : undefined, log, labFile: file });
+  web.child.once('exit', (code) => hooks.consoleExited(code));
+  updateLab(file, (now: LabInfo) => {
+    now.console = { url: web.url, admin, apiToken };
+    now.metrics = now.metrics && { ...now.metrics, web: `${web.url}/metrics`, workers: [worker.metricsUrl] };
+    now.instances = now.instances.map((i) => ({ ...i, agentToken: agentTokens.get(i.server) }));
+  });
+  // The agents discover the fleet: two rounds, so that a replica reported before its upstream gets it.
+  log(`discovering the fleet: an agent for each of the ${agentTokens.size} lab servers`);
+  const labAgents = writeLabAgents(lab, web.url, agentTokens);
+  for (let round = 0; round < 2; round++) {
+    throwIfCancelled();
+    for (const f of await reportAll(labAgents)) log(`agent ${f.server}: ${f.error}`);
+  }
+  throwIfCancelled();
+  hooks.agents(runLabAgents(labAgents, log));
+  // Each replica's read name becomes a record matched to it, now that the agents have reported it: a resize drains it.
+  const { db, pool } = createDb(lab.database.url, 2);
+  try {
+    log(`read names: ${await addLabReadNames(db, lab)} replicas' names follow them (a resize drains them)`);
+  } finally {
+    await pool.end();
+  }
+  console.log('');
+  console.log(`pgherd is ready at ${web.url}`);
+  console.log(`  sign in as ${admin.username} / ${admin.password}`);
+  console.log(
+    `  metrics: curl -H "Authorization: Bearer $(jq -r .metrics.token ${shown})" ${web.url}/metrics (the worker's: ${worker.metricsUrl})`,
+  );
+  console.log(`  API: curl -H "Authorization: Bearer $(jq -r .console.apiToken ${shown})" ${web.url}/api/v1/instances`);
+  console.log(
+    `  sandbox fleet: ${lab.instances.length} PostgreSQL instances, discovered by their agents (every ${labAgents[0]?.config.intervalSeconds ?? 30} s; configurations in ${lab.dir}/agents); everything the lab started is described in ${shown}`,
+  );
+  console.log(`  (up in ${((Date.now() - t0) / 1000).toFixed(0)} s; Ctrl-C stops everything)`);
+}
+
+void main();

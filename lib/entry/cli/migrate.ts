@@ -1,0 +1,14 @@
+import { migrateDatabase } from '@/db/migrate';
+
+const url = process.env.DATABASE_URL;
+if (!url) {
+  console.error('migrate: DATABASE_URL is not set');
+  process.exit(2);
+}
+migrateDatabase(url).then(
+  () => console.log('migrate: database is up to date'),
+  (err: unknown) => {
+    console.error(`migrate: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,269 @@
+// What an instance really is right now, read over a Postgres connection: the result of every
+// action is this observed state, never the exit code of a command.
+import net from 'node:net';
+import pg from 'pg';
+import { TIMELINE_SQL } from '@/lib/agent/timeline-sql';
+import { instanceClient } from '@/lib/fleet/pg-access';
+
+export interface Observed {
+  reachable: boolean;
+  /** Why not, when not reachable: ECONNREFUSED means nothing listens (stopped). */
+  error?: string;
+  refused?: boolean;
+  inRecovery?: boolean;
+  startTime?: Date;
+  confLoadTime?: Date;
+  /** The timeline it writes (a primary) or follows (a replica): see TIMELINE_SQL. */
+  timeline?: number;
+  /** pg_control_system(): shared by every member of a replication herd, and by nothing else. */
+  systemIdentifier?: string;
+  lsn?: string;
+  /** Replicas: the last WAL position received (lsn is the last replayed). */
+  receiveLsn?: string | null;
+  /** Replicas: how far behind replay is, in seconds (0 when it has replayed all it received). */
+  replayLagSeconds?: number | null;
+  pendingRestart?: boolean;
+  /** Replicas: replay stopped by pg_wal_replay_pause() (WAL still arrives, nothing is applied). */
+  replayPaused?: boolean;
+  walReceiver?: { status: string; senderHost: string | null; senderPort: number | null; receivedTli: number | null } | null;
+  /** The data directory it runs from (null: pgherd's role may not read it: neither superuser nor pg_read_all_settings). */
+  dataDirectory?: string | null;
+}
+
+/** A value for a message: what was observed, or "?" when it was not. */
+export const shown = (v: string | number | null | undefined): string | number => v ?? '?';
+
+/** The row the observation query returns. */
+interface ObservationRow {
+  rec: boolean;
+  start: Date;
+  conf: Date;
+  tli: number;
+  sysid: string;
+  lsn: string;
+  receive_lsn: string | null;
+  pending: boolean | null;
+  paused: boolean | null;
+  lag_s: string | number | null;
+  wal: { status: string; host: string | null; port: number | null; tli: number | null } | null;
+  dir: string | null;
+}
+
+export interface PgEndpoint {
+  host: string;
+  port: number;
+  /** The environment of the server at that address: whose credentials and TLS settings are used. */
+  serverEnvironment: string | null;
+}
+
+/**
+ * What an observation reads. `pending` (a setting changed that only a restart applies) costs more than
+ * all the rest (pg_settings formats every setting, about 0.3 ms): the health gate, which reads its
+ * herds every second through a soak and never looks at it, reads without it.
+ */
+const observationSql = (pending: boolean) => `
+      SELECT pg_is_in_recovery() AS rec, pg_postmaster_start_time() AS start, pg_conf_load_time() AS conf,
+             ${TIMELINE_SQL} AS tli,
+             (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
+             (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
+             pg_last_wal_receive_lsn()::text AS receive_lsn,
+             ${pending ? 'EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart)' : 'NULL::boolean'} AS pending,
+             CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END AS paused,
+             CASE WHEN NOT pg_is_in_recovery() THEN NULL
+                  -- Nothing received beyond what is replayed (after a restart the receiver starts again at a
+                  -- segment's start, behind replay): not behind, however old the last replayed transaction.
+                  WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
+                  ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END AS lag_s,
+             (SELECT json_build_object('status', status, 'host', sender_host, 'port', sender_port, 'tli', received_tli)
+                FROM pg_stat_wal_receiver LIMIT 1) AS wal,
+             CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE') THEN current_setting('data_directory') END AS dir`;
+
+/** Named statements: prepared once on a connection that reads again (the gate's kept ones). */
+const OBSERVATION = { name: 'pgherd_observation', text: observationSql(true) };
+const GATE_READING = { name: 'pgherd_gate_reading', text: observationSql(false) };
+
+/** A connection for observations, or why there is none (unreachable). */
+async function connectObserver(e: PgEndpoint, timeoutMs: number): Promise<pg.Client | Observed> {
+  let c: pg.Client;
+  try {
+    c = instanceClient(e, {
+      connectionTimeoutMillis: timeoutMs,
+      statement_timeout: timeoutMs,
+      // A connection kept across observations may meet a network that stopped answering: never wait on it for ever.
+      query_timeout: timeoutMs + 1000,
+      application_name: 'pgherd-observer',
+    });
+  } catch (err) {
+    return { reachable: false, error: (err as Error).message };
+  }
+  c.on('error', () => {}); // a server going away is reported by connect() or the queries below
+  try {
+    await c.connect();
+    return c;
+  } catch (err) {
+    const e2 = err as NodeJS.ErrnoException;
+    return { reachable: false, error: e2.message, refused: e2.code === 'ECONNREFUSED' };
+  }
+}
+
+/**
+ * One observation over an open connection (throws when the connection fails); `pendingRestart` is
+ * left out (undefined: not read) when `pending` is false.
+ */
+async function readObservation(c: pg.Client, pending = true): Promise<Observed> {
+  const {
+    rows: [r],
+  } = await c.query<ObservationRow>(pending ? OBSERVATION : GATE_READING);
+  if (!r) return { reachable: false, error: 'the observation query returned no row' };
+  const w = r.wal;
+  return {
+    reachable: true,
+    inRecovery: r.rec,
+    startTime: r.start,
+    confLoadTime: r.conf,
+    timeline: r.tli,
+    systemIdentifier: r.sysid,
+    lsn: r.lsn,
+    receiveLsn: r.receive_lsn,
+    ...(r.pending === null ? {} : { pendingRestart: r.pending }),
+    replayPaused: r.paused ?? false,
+    replayLagSeconds: r.lag_s === null ? null : Number(r.lag_s),
+    walReceiver: w ? { status: w.status, senderHost: w.host, senderPort: w.port, receivedTli: w.tli } : null,
+    dataDirectory: r.dir,
+  };
+}
+
+/** Observes an instance over a connection of its own. */
+export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed> {
+  const c = await connectObserver(e, timeoutMs);
+  if (!(c instanceof pg.Client)) return c;
+  try {
+    return await readObservation(c);
+  } catch (err) {
+    return { reachable: false, error: (err as Error).message };
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+/**
+ * Whether the instance's postmaster takes a new connection now, without TLS or a password: it is
+ * sent a GSSENCRequest, whose one-byte answer ('G' or 'N') comes from the backend the postmaster
+ * forked for it, and the connection is dropped there. Postgres logs nothing for a connection that
+ * ends before its startup packet (an SSLRequest dropped after its 'S' is logged by an SSL server:
+ * "could not accept SSL connection"). Null when it answered, else why not.
+ */
+export function postmasterAnswers(e: { host: string; port: number }, timeoutMs: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = net.connect(e.port, e.host);
+    const done = (why: string | null) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(why);
+    };
+    const timer = setTimeout(() => done(`no answer to a new connection within ${timeoutMs} ms`), timeoutMs);
+    socket.on('connect', () => {
+      const request = Buffer.alloc(8);
+      request.writeInt32BE(8, 0);
+      request.writeInt32BE(80877104, 4); // GSSENCRequest
+      socket.write(request);
+    });
+    socket.once('data', (d) => done(d[0] === 0x47 || d[0] === 0x4e ? null : `unexpected answer to a new connection (${String(d[0])})`));
+    socket.on('error', (err) => done(err.message));
+    socket.on('close', () => done('the connection closed unanswered'));
+  });
+}
+
+/** Connections an observation pool keeps at most; beyond them, an observation connects for itself. */
+const KEPT_AT_MOST = 1000;
+
+/**
+ * Observations over kept connections, one an endpoint: the wave conductor samples the same herds
+ * every second through a soak, and a new connection (TLS and SCRAM on both sides) each time cost more
+ * than the reading. A kept connection that fails (its instance restarted, say) is dropped and the
+ * observation made again over a new one at once, so a reading is never older than the call. A kept
+ * session answers even while its postmaster is frozen: each reading over one is made together with a
+ * postmasterAnswers probe, and an instance that takes no new connection is not reachable. Readings
+ * leave pendingRestart out (the gate does not judge it; see observationSql).
+ */
+export function observationPool() {
+  const kept = new Map<string, { client: pg.Client; usedAt: number }>();
+  const keyOf = (e: PgEndpoint) => `${e.serverEnvironment ?? ''}|${e.host}|${e.port}`;
+  const drop = (key: string) => {
+    const k = kept.get(key);
+    kept.delete(key);
+    void k?.client.end().catch(() => {});
+  };
+  return {
+    async look(e: PgEndpoint, timeoutMs = 3000): Promise<Observed> {
+      const key = keyOf(e);
+      const k = kept.get(key);
+      if (k) {
+        k.usedAt = Date.now();
+        const [read, answers] = await Promise.all([readObservation(k.client, false).catch(() => null), postmasterAnswers(e, timeoutMs)]);
+        if (read && answers === null) return read;
+        drop(key);
+        if (read) return { reachable: false, error: `${answers ?? ''} (an open session still answers)` };
+        // The kept connection failed: observe again over a new one.
+      }
+      const c = await connectObserver(e, timeoutMs);
+      if (!(c instanceof pg.Client)) return c;
+      try {
+        const o = await readObservation(c, false);
+        if (kept.size < KEPT_AT_MOST && !kept.has(key)) kept.set(key, { client: c, usedAt: Date.now() });
+        else await c.end().catch(() => {});
+        return o;
+      } catch (err) {
+        await c.end().catch(() => {});
+        return { reachable: false, error: (err as Error).message };
+      }
+    },
+    /** Closes the connections not used for `idleMs`. */
+    sweep(idleMs: number) {
+      const before = Date.now() - idleMs;
+      for (const [key, k] of kept) if (k.usedAt < before) drop(key);
+    },
+    size: () => kept.size,
+    close() {
+      for (const key of [...kept.keys()]) drop(key);
+    },
+  };
+}
+
+export type ObservationPool = ReturnType<typeof observationPool>;
+
+function describeLast(o: Observed): string {
+  if (!o.reachable) return o.error ?? 'not answering';
+  const w = o.walReceiver;
+  return `running, ${o.inRecovery ? `replica on timeline ${shown(o.timeline)}, received ${o.receiveLsn ?? 'nothing'}, replayed ${shown(o.lsn)}, ${w ? `WAL receiver ${w.status} timeline ${shown(w.receivedTli)} from ${shown(w.senderHost)}:${shown(w.senderPort)}` : 'no WAL receiver'}` : `primary on timeline ${shown(o.timeline)} at ${shown(o.lsn)}`}`;
+}
+
+/** Polls until `ok(observed)`; every wait has a deadline. */
+export async function waitObserved(
+  e: PgEndpoint,
+  what: string,
+  ok: (o: Observed) => boolean,
+  opts: { timeoutMs?: number; signal?: AbortSignal; everyMs?: number } = {},
+): Promise<Observed> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  let last: Observed;
+  for (;;) {
+    last = await observe(e, 2000);
+    if (ok(last)) return last;
+    if (opts.signal?.aborted) throw new Error(`stopped waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`${e.host}:${e.port} did not reach "${what}" in time (last seen: ${describeLast(last)})`);
+    await new Promise((r) => setTimeout(r, opts.everyMs ?? 100));
+  }
+}
+
+/** Runs one SQL command on the instance over a short-lived connection (CHECKPOINT, say). */
+export async function runSql(e: PgEndpoint, text: string): Promise<void> {
+  const c = instanceClient(e, { connectionTimeoutMillis: 3000, application_name: 'pgherd' });
+  c.on('error', () => {}); // connect() or the query rejects with it
+  await c.connect();
+  try {
+    await c.query(text);
+  } finally {
+    await c.end();
+  }
+}

@@ -1,0 +1,299 @@
+// How pgherd connects to the fleet's PostgreSQL instances and PgBouncers: a user, a password and TLS
+// per environment (the environment of the server the address belongs to), from the JSON file
+// PGHERD_PG_CONFIG names. Validated whole at load, like the DNS configuration.
+//
+// The rule it enforces: a password only ever goes to a server whose TLS certificate pgherd has
+// verified for the address it connects to (verify-full). An entry with a password and no verified TLS
+// is refused at load, and a connection without a configured password answers a password request
+// with an error, never with PGPASSWORD or ~/.pgpass (which node-postgres would otherwise send).
+import { readFileSync, statSync } from 'node:fs';
+import { TLSSocket, type ConnectionOptions } from 'node:tls';
+import pg from 'pg';
+import { z } from 'zod';
+import { metrics } from '@/lib/adapters/metrics/registry';
+import { logLine } from '@/lib/adapters/log/log';
+
+const path = z.string().startsWith('/', 'an absolute path').max(4096);
+const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
+
+const tlsSchema = z
+  .object({
+    /** verify-full: TLS required, the certificate checked against the CA and the address connected to. */
+    mode: z.enum(['disable', 'verify-full']),
+    /** The CA that signed the servers' certificates (default: the system's). */
+    caFile: path.optional(),
+    /** A client certificate, for servers that authenticate pgherd by certificate. */
+    certFile: path.optional(),
+    keyFile: path.optional(),
+  })
+  .strict()
+  .refine((t) => !t.certFile === !t.keyFile, 'give both certFile and keyFile, or neither')
+  .refine((t) => t.mode === 'verify-full' || (!t.caFile && !t.certFile), 'caFile, certFile and keyFile need mode verify-full');
+
+const secret = {
+  password: z.string().min(1).max(1024).optional(),
+  passwordFile: path.optional(),
+};
+
+const PASSWORD_NEEDS_TLS = 'a password is only sent over TLS that verifies the server\'s certificate: set tls.mode to "verify-full"';
+const PASSWORD_NEEDS_CA =
+  "a password is only sent to a server whose certificate a CA you name signed (the system's CAs sign certificates for anyone's address): set tls.caFile";
+
+function passwordRules<T extends { password?: string; passwordFile?: string; tls?: { mode: string; caFile?: string } }>(s: z.ZodType<T>) {
+  return s
+    .refine((e) => !(e.password && e.passwordFile), 'give password or passwordFile, not both')
+    .refine((e) => !(e.password || e.passwordFile) || e.tls?.mode === 'verify-full', PASSWORD_NEEDS_TLS)
+    .refine((e) => !(e.password || e.passwordFile) || e.tls?.mode !== 'verify-full' || !!e.tls.caFile, PASSWORD_NEEDS_CA);
+}
+
+const poolerSchema = passwordRules(z.object({ ...secret, tls: tlsSchema.optional() }).strict());
+
+/**
+ * The REST API of the environment's Patroni members: basic auth, sent only over https that verifies
+ * the member's certificate against caFile (required: a public CA signs certificates for anyone's name).
+ */
+const patroniSchema = z
+  .object({
+    user: z
+      .string()
+      .min(1)
+      .max(256)
+      .refine(noControl, 'no control characters')
+      .refine((u) => !u.includes(':'), 'no colon (basic auth)'),
+    ...secret,
+    caFile: path.optional(),
+  })
+  .strict()
+  .refine((e) => !(e.password && e.passwordFile), 'give password or passwordFile, not both')
+  .refine((e) => e.password || e.passwordFile, 'give password or passwordFile')
+  .refine((e) => !!e.caFile, PASSWORD_NEEDS_CA.replace('tls.caFile', 'caFile'));
+
+const entrySchema = passwordRules(
+  z
+    .object({
+      user: z.string().min(1).max(63).refine(noControl, 'no control characters'),
+      ...secret,
+      tls: tlsSchema.optional(),
+      /** PgBouncer's admin console on this environment's poolers (its user is the pooler's admin user). */
+      pgbouncer: poolerSchema.optional(),
+      patroni: patroniSchema.optional(),
+    })
+    .strict(),
+);
+
+export const pgAccessSchema = z
+  .object({
+    environments: z.record(z.string().min(1).max(63), entrySchema).default({}),
+    /** For environments not listed; without it, an environment not listed is not connected to at all. */
+    default: entrySchema.optional(),
+  })
+  .strict();
+
+/** What a connection to one environment's servers is made with. */
+export interface Access {
+  user: string;
+  password: string | null;
+  /** null: no TLS. Otherwise verified against the CA and the address (rejectUnauthorized, host name check). */
+  tls: ConnectionOptions | null;
+}
+
+export interface EnvironmentAccess {
+  postgres: Access;
+  /** The user comes from the pooler's registration (its admin user). */
+  pgbouncer: Omit<Access, 'user'>;
+  /** Patroni's REST API on this environment's servers (null: none configured; Patroni herds are then read only). */
+  patroni: { user: string; password: string; caFile: string | null } | null;
+}
+
+export interface PgAccessConfig {
+  environments: Map<string, EnvironmentAccess>;
+  fallback: EnvironmentAccess | null;
+}
+
+type Reader = (file: string) => string;
+
+function tlsOptions(t: z.infer<typeof tlsSchema> | undefined, read: Reader): ConnectionOptions | null {
+  if (!t || t.mode === 'disable') return null;
+  return {
+    rejectUnauthorized: true,
+    ...(t.caFile ? { ca: read(t.caFile) } : {}),
+    ...(t.certFile && t.keyFile ? { cert: read(t.certFile), key: read(t.keyFile) } : {}),
+  };
+}
+
+function passwordOf(e: { password?: string; passwordFile?: string }, read: Reader): string | null {
+  if (e.password) return e.password;
+  if (!e.passwordFile) return null;
+  const p = read(e.passwordFile).replace(/\r?\n$/, '');
+  if (!p) throw new Error(`${e.passwordFile} is empty`);
+  return p;
+}
+
+function toAccess(e: z.infer<typeof entrySchema>, read: Reader): EnvironmentAccess {
+  return {
+    postgres: { user: e.user, password: passwordOf(e, read), tls: tlsOptions(e.tls, read) },
+    pgbouncer: e.pgbouncer
+      ? { password: passwordOf(e.pgbouncer, read), tls: tlsOptions(e.pgbouncer.tls, read) }
+      : { password: null, tls: null },
+    patroni: e.patroni ? { user: e.patroni.user, password: passwordOf(e.patroni, read) ?? '', caFile: e.patroni.caFile ?? null } : null,
+  };
+}
+
+const readText: Reader = (f) => readFileSync(/*turbopackIgnore: true*/ f, 'utf8');
+
+export function parsePgAccess(json: unknown, read: Reader = readText): PgAccessConfig {
+  const r = pgAccessSchema.safeParse(json);
+  if (!r.success)
+    throw new Error(`PGHERD_PG_CONFIG: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
+  const wrap = (where: string, f: () => EnvironmentAccess) => {
+    try {
+      return f();
+    } catch (err) {
+      throw new Error(`PGHERD_PG_CONFIG: ${where}: ${(err as Error).message}`);
+    }
+  };
+  const fallback = r.data.default;
+  return {
+    environments: new Map(
+      Object.entries(r.data.environments).map(([env, e]) => [env, wrap(`environments.${env}`, () => toAccess(e, read))]),
+    ),
+    fallback: fallback ? wrap('default', () => toAccess(fallback, read)) : null,
+  };
+}
+
+/** Without PGHERD_PG_CONFIG: PGHERD_PG_USER (default postgres) everywhere, no password, no TLS. */
+function legacy(): PgAccessConfig {
+  for (const v of ['PGHERD_PG_PASSWORD', 'PGHERD_PGBOUNCER_PASSWORD']) {
+    if (process.env[v]) {
+      throw new Error(
+        `${v} is not read any more: a password is only sent over TLS that verifies the server's certificate. ` +
+          'Put it in the file PGHERD_PG_CONFIG names, per environment, with tls.mode "verify-full" (docs/configuration.md)',
+      );
+    }
+  }
+  const user = process.env.PGHERD_PG_USER || 'postgres';
+  return {
+    environments: new Map(),
+    fallback: { postgres: { user, password: null, tls: null }, pgbouncer: { password: null, tls: null }, patroni: null },
+  };
+}
+
+let cached: { key: string; config: PgAccessConfig; at: number } | null = null;
+/** Password files are read again at least this often: a rotated password is used without a restart. */
+const REREAD_MS = 60_000;
+
+/** The file's modification time, so an edited configuration is read again at once (0 when it cannot be read). */
+const mtimeOf = (file: string) => {
+  try {
+    return statSync(/*turbopackIgnore: true*/ file).mtimeMs;
+  } catch {
+    return 0;
+  }
+};
+
+/** The configuration in force (PGHERD_PG_CONFIG, else the legacy settings); throws when it is invalid. */
+export function pgAccessConfig(): PgAccessConfig {
+  const file = process.env.PGHERD_PG_CONFIG || '';
+  const key = `${file}\n${file ? mtimeOf(file) : 0}\n${process.env.PGHERD_PG_USER ?? ''}\n${process.env.PGHERD_PG_PASSWORD ?? ''}\n${process.env.PGHERD_PGBOUNCER_PASSWORD ?? ''}`;
+  if (cached?.key !== key || Date.now() - cached.at > REREAD_MS) {
+    let config: PgAccessConfig;
+    if (!file) config = legacy();
+    else {
+      let json: unknown;
+      try {
+        json = JSON.parse(readFileSync(/*turbopackIgnore: true*/ file, 'utf8'));
+      } catch (err) {
+        throw new Error(`PGHERD_PG_CONFIG: cannot read ${file}: ${(err as Error).message}`);
+      }
+      config = parsePgAccess(json);
+    }
+    cached = { key, config, at: Date.now() };
+  }
+  return cached.config;
+}
+
+/** How to reach the servers of `environment` (null: a place with no environment, e.g. a bare endpoint). */
+export function accessFor(environment: string | null, config = pgAccessConfig()): EnvironmentAccess {
+  const a = (environment !== null ? config.environments.get(environment) : undefined) ?? config.fallback;
+  if (!a)
+    throw new Error(
+      `no Postgres credentials for environment ${JSON.stringify(environment ?? '(none)')} in PGHERD_PG_CONFIG (and no "default")`,
+    );
+  return a;
+}
+
+type Extra = Omit<pg.ClientConfig, 'host' | 'port' | 'user' | 'password' | 'database' | 'ssl' | 'connectionString'>;
+
+/**
+ * A node-postgres client for one connection: never from a connection string (whose sslmode words mean
+ * something else in node-postgres), never with PGPASSWORD or ~/.pgpass, and its password handed out
+ * only once the socket is TLS whose certificate was verified for this address.
+ */
+function client(host: string, port: number, user: string, access: Omit<Access, 'user'>, database: string, extra: Extra): pg.Client {
+  const where = `${host}:${port}`;
+  const c: pg.Client = new pg.Client({
+    ...extra,
+    host,
+    port,
+    user,
+    database,
+    ssl: access.tls ? { ...access.tls } : false,
+    // SCRAM bound to the TLS channel when the server offers it: a relay in the middle cannot reuse it.
+    enableChannelBinding: !!access.tls,
+    password: () => {
+      if (access.password === null) throw new Error(`${where} asked for a password; pgherd has none configured for it (PGHERD_PG_CONFIG)`);
+      // A clear-text or MD5 request hands over the password (MD5's hash is as good as the password for
+      // the next login): only SCRAM gets it, and asking otherwise is an event worth recording.
+      if (asked !== 'sasl') {
+        onWeakAuth({ host, port, method: asked ?? 'unknown' });
+        throw new WeakAuthError(where, asked ?? 'unknown');
+      }
+      const stream = (c as unknown as { connection?: { stream?: unknown } }).connection?.stream;
+      if (!(stream instanceof TLSSocket) || !stream.authorized)
+        throw new Error(`${where}: the password is only sent over a verified TLS connection`);
+      return access.password;
+    },
+  });
+  // Which method the server asked with, noted before node-postgres asks for the password (these
+  // listeners are the connection's first, and it asks for the password asynchronously).
+  let asked: 'cleartext' | 'md5' | 'sasl' | null = null;
+  const con = (c as unknown as { connection: NodeJS.EventEmitter }).connection;
+  con.on('authenticationCleartextPassword', () => (asked = 'cleartext'));
+  con.on('authenticationMD5Password', () => (asked = 'md5'));
+  con.on('authenticationSASL', () => (asked = 'sasl'));
+  return c;
+}
+
+/** A server asked for the password some other way than SCRAM: the connection is closed, nothing sent. */
+export class WeakAuthError extends Error {
+  constructor(where: string, method: string) {
+    super(
+      `${where} asked for the password ${method === 'md5' ? 'as an MD5 hash' : `by ${method}`}: pgherd gives passwords only through SCRAM; nothing was sent`,
+    );
+    this.name = 'WeakAuthError';
+  }
+}
+
+/** A refused request is recorded: a log line (with the operation and step it happened in) and a metric. */
+function onWeakAuth(e: { host: string; port: number; method: string }): void {
+  logLine('pg.auth.weak_refused', e);
+  metrics().weakAuthRefused.inc({ method: e.method });
+}
+
+/** A client for an instance on one of `environment`'s servers (its server's environment). */
+export function instanceClient(
+  e: { host: string; port: number; serverEnvironment: string | null },
+  extra: Extra & { database?: string } = {},
+): pg.Client {
+  const { database = 'postgres', ...rest } = extra;
+  const a = accessFor(e.serverEnvironment).postgres;
+  return client(e.host, e.port, a.user, a, database, rest);
+}
+
+/** A client for a PgBouncer's admin console on one of `environment`'s servers. */
+export function poolerClient(
+  p: { host: string; port: number; adminUser: string; serverEnvironment: string | null },
+  extra: Extra = {},
+): pg.Client {
+  return client(p.host, p.port, p.adminUser, accessFor(p.serverEnvironment).pgbouncer, 'pgbouncer', extra);
+}

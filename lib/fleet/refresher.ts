@@ -1,0 +1,214 @@
+// The state refresher: reads every instance's role, state, timeline, LSN, lag, upstream and pending
+// restarts, with bounded concurrency, and writes them to the inventory.
+import { and, eq, gt, sql } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import { dnsRecords, herdLeases, instances, instanceState } from '@/db/schema';
+import { checkRecord } from '@/lib/fleet/dns-records';
+import { loadHerdRefs } from '@/lib/fleet/herd-ref';
+import { lsnToNumber } from '@/lib/adapters/format/lsn';
+import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
+import { observe, type Observed } from '@/lib/fleet/observe';
+import { judgeHerds } from '@/lib/fleet/no-primary';
+import { isDeliberate, keepDeliberate, stateFrom } from '@/lib/fleet/record-observation';
+
+/** `fn` over `items`, at most `limit` at a time, results in order. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  const queue = items.entries();
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      for (const [i, item] of queue) out[i] = await fn(item);
+    }),
+  );
+  return out;
+}
+
+export interface RefreshSummary {
+  observed: number;
+  reachable: number;
+  ms: number;
+}
+
+type InstanceState = (typeof instanceState.enumValues)[number];
+
+/** What one pass of observations says of a member, read against the other members seen in it. */
+export interface Reading {
+  observed: Observed;
+  /** null when it does not answer. */
+  role: 'primary' | 'replica' | null;
+  /** States pgherd set on purpose (fenced, needs_rebuild) stay whatever the instance says. */
+  state: InstanceState;
+  lsn: number | null;
+  /** Bytes behind the herd's primary as seen in this same pass (0 for the primary). */
+  lagBytes: number | null;
+  /** The member it streams from; `upstreamEndpoint` when that is not a member of its herd. */
+  upstream: InstanceRef | null;
+  upstreamEndpoint: string | null;
+  /**
+   * Recorded as the primary, silent now, while another member answers as the primary on a later
+   * timeline: superseded (a switchover or failover that stopped after the promotion). Recorded as no
+   * longer the primary, and fenced: started as it is, it would come up as a second primary; a rebuild
+   * (pg_rewind) brings it back as a replica.
+   */
+  superseded: boolean;
+}
+
+/**
+ * `maySupersede`: whether a silent member recorded as primary may be read as superseded (see
+ * Reading.superseded). Only the refresher's writes ask it, for herds no operation holds and Patroni
+ * does not run: in the middle of a switchover, or while Patroni rejoins an old leader, a stopped old
+ * primary beside the new one is the plan, not something left behind.
+ */
+export function readPass(
+  seen: { r: InstanceRef; o: Observed }[],
+  maySupersede: (r: InstanceRef) => boolean = () => false,
+): Map<number, Reading> {
+  const primaryLsn = new Map<number, number>();
+  for (const { r, o } of seen) if (o.reachable && o.inRecovery === false && o.lsn) primaryLsn.set(r.herdId, lsnToNumber(o.lsn));
+  const primaryTimeline = new Map<number, number>();
+  for (const { r, o } of seen)
+    if (o.reachable && o.inRecovery === false && typeof o.timeline === 'number')
+      primaryTimeline.set(r.herdId, Math.max(o.timeline, primaryTimeline.get(r.herdId) ?? 0));
+  const byEndpoint = new Map(seen.map(({ r }) => [`${r.herdId}/${r.host}:${r.port}`, r]));
+  return new Map(
+    seen.map(({ r, o }) => {
+      const keep = isDeliberate(r.state);
+      const lsn = o.reachable && o.lsn ? lsnToNumber(o.lsn) : null;
+      const primary = primaryLsn.get(r.herdId);
+      const w = o.reachable && o.inRecovery ? o.walReceiver : null;
+      const endpoint = w?.senderHost ? `${w.senderHost}:${w.senderPort ?? 5432}` : null;
+      const upstream = endpoint ? (byEndpoint.get(`${r.herdId}/${endpoint}`) ?? null) : null;
+      const later = primaryTimeline.get(r.herdId);
+      const superseded =
+        !o.reachable && r.role === 'primary' && r.timeline !== null && later !== undefined && later > r.timeline && maySupersede(r);
+      return [
+        r.id,
+        {
+          observed: o,
+          role: !o.reachable ? null : o.inRecovery ? 'replica' : 'primary',
+          state: keep ? (r.state as InstanceState) : superseded ? 'fenced' : o.reachable ? 'running' : stateFrom(o),
+          lsn,
+          lagBytes: !o.reachable ? null : !o.inRecovery ? 0 : primary !== undefined && lsn !== null ? Math.max(0, primary - lsn) : null,
+          upstream,
+          upstreamEndpoint: endpoint && !upstream ? endpoint : null,
+          superseded,
+        },
+      ];
+    }),
+  );
+}
+
+/** Refreshes the given instances (default: all). States pgherd set on purpose (fenced, needs_rebuild) stay. */
+export async function refreshFleet(
+  db: Db,
+  opts: { ids?: number[]; concurrency?: number; timeoutMs?: number } = {},
+): Promise<RefreshSummary> {
+  const t0 = Date.now();
+  const ids = opts.ids ?? (await db.select({ id: instances.id }).from(instances)).map((r) => r.id);
+  // The herds an operation holds as the pass begins: one that ends while the pass observes must not
+  // have its members' mid-operation states read as left behind.
+  const heldBefore = await heldHerds(db);
+  const refs = await loadInstanceRefs(db, ids);
+  const seen = await mapLimit(refs, opts.concurrency ?? 16, async (r) => ({ r, o: await observe(r, opts.timeoutMs ?? 3000) }));
+  await recordPass(db, seen, heldBefore);
+  return { observed: seen.length, reachable: seen.filter((x) => x.o.reachable).length, ms: Date.now() - t0 };
+}
+
+/**
+ * Writes a pass of observations; a state pgherd set on purpose meanwhile (fenced) stays, see
+ * keepDeliberate. Then the herds it looked at are judged: one whose primary is gone since the last look
+ * (stopped by hand, or by a stop that waited in a frozen postmaster) is said to have none, and one
+ * where a primary answers again no longer is (lib/fleet/no-primary.ts).
+ */
+const heldHerds = async (db: Db) =>
+  new Set(
+    (
+      await db
+        .select({ id: herdLeases.herdId })
+        .from(herdLeases)
+        .where(gt(herdLeases.expiresAt, sql`now()`))
+    ).map((x) => x.id),
+  );
+
+export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[], heldBefore = new Set<number>()): Promise<void> {
+  const heldNow = await heldHerds(db);
+  const readings = readPass(seen, (r) => r.controlDriver !== 'patroni' && !heldBefore.has(r.herdId) && !heldNow.has(r.herdId));
+  const now = new Date();
+  const answered = new Set<number>();
+  for (const { r } of seen) {
+    const reading = readings.get(r.id);
+    if (!reading) continue; // readPass reads every member it is given
+    if (reading.role === 'primary' && reading.state === 'running') answered.add(r.herdId);
+    if (reading.superseded && r.timeline !== null) {
+      // Only as the row still is when read: recorded the primary, on that timeline, its herd held by
+      // no operation now (one that ended meanwhile recorded what it did, and that stands).
+      const fenced = await db
+        .update(instances)
+        .set({ ...values(reading, now), state: keepDeliberate(reading.state) })
+        .where(
+          and(
+            eq(instances.id, r.id),
+            eq(instances.role, 'primary'),
+            eq(instances.timeline, r.timeline),
+            sql`NOT EXISTS (SELECT 1 FROM herd_leases l WHERE l.herd_id = ${r.herdId} AND l.expires_at > now())`,
+          ),
+        )
+        .returning({ id: instances.id });
+      if (fenced.length) continue;
+      const plain = { ...reading, superseded: false, state: stateFrom(reading.observed) };
+      await db
+        .update(instances)
+        .set({ ...values(plain, now), state: keepDeliberate(plain.state) })
+        .where(eq(instances.id, r.id));
+      continue;
+    }
+    const v = values(reading, now);
+    await db
+      .update(instances)
+      .set({ ...v, state: keepDeliberate(v.state) })
+      .where(eq(instances.id, r.id));
+  }
+  const silent = [...new Set(seen.map(({ r }) => r.herdId))].filter((h) => !answered.has(h));
+  await judgeHerds(db, { answered: [...answered], silent });
+}
+
+function values(x: Reading, now: Date) {
+  const o = x.observed;
+  if (x.superseded) return { state: x.state, role: 'replica' as const, lastObservedAt: now };
+  if (!x.role) return { state: x.state, lastObservedAt: now };
+  return {
+    state: x.state,
+    role: x.role,
+    observedRole: x.role,
+    timeline: o.timeline,
+    lsn: x.lsn,
+    lagBytes: x.lagBytes,
+    lagSeconds: x.role === 'replica' ? (o.replayLagSeconds ?? null) : 0,
+    pendingRestart: !!o.pendingRestart,
+    upstreamInstanceId: x.upstream?.id ?? null,
+    lastObservedAt: now,
+  };
+}
+
+/**
+ * Asks each DNS record of the herds (default: all) at its zone's server and records the answer and
+ * whether it drifted from what the inventory's members say (the herds changelist's flag).
+ * Returns how many records drifted.
+ */
+export async function checkDnsRecords(db: Db, opts: { herdIds?: number[] } = {}): Promise<{ checked: number; drifted: number }> {
+  const herdIds = opts.herdIds ?? (await db.selectDistinct({ id: dnsRecords.herdId }).from(dnsRecords)).map((r) => r.id);
+  const herds = await loadHerdRefs(db, herdIds);
+  const seen = await mapLimit(
+    herds.flatMap((h) => h.dns.map((rec) => ({ h, rec }))),
+    16,
+    ({ h, rec }) => checkRecord(rec, h.members),
+  );
+  const now = new Date();
+  for (const d of seen) {
+    await db
+      .update(dnsRecords)
+      .set({ lastAnswer: d.answers, drifted: d.answers === null ? null : !d.ok, lastCheckedAt: now })
+      .where(eq(dnsRecords.id, d.record.id));
+  }
+  return { checked: seen.length, drifted: seen.filter((d) => d.answers !== null && !d.ok).length };
+}
