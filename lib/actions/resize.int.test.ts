@@ -19,6 +19,7 @@ import { LAB_PRICES_PUBLISHED } from '@/lib/lab/aws-front';
 import { lookup, replaceRecordSet } from '@/lib/adapters/dns/rfc2136';
 import { PROJECT_ROOT, readNameOf, startLab, stopLab, writeNameOf, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { crash } from '@/lib/lab/faults';
+import { waitFor } from '@/lib/lab/proc';
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
@@ -677,11 +678,15 @@ describe("a rule's reverse", () => {
       queue: worker!.queue,
       log: (e: string, f: object) => void logged.push(`${e} ${JSON.stringify(f)}`),
     };
+    // A run asked for is announced to the workers too (pg_notify): whichever takes it decides it, so
+    // the run is read once it has left 'firing' and 'deciding', not the moment this call returns.
     const runNow = async (id: number) => {
       const { runId } = await requestRun(db, owl, id);
       await fireRequested(deps, runId);
-      const [run] = await db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
-      return run!;
+      return waitFor(`run #${String(runId)} decided`, async () => {
+        const [run] = await db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
+        return run && run.status !== 'firing' && run.status !== 'deciding' ? run : undefined;
+      });
     };
     // Before the rule ran, there is nothing to put back.
     expect(await runNow(companion!.id)).toMatchObject({ status: 'nothing', reason: expect.stringMatching(/^nothing to put back/) });
