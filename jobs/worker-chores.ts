@@ -1,0 +1,161 @@
+// The worker's chores, as one table: what each does, how often, and which run on one worker at a time
+// (jobs/chores.ts runs them). The listener is one of them: rule changes, notifications and discovery
+// asked for arrive as Postgres notifications and ask the chore concerned.
+import pg from 'pg';
+import type { Queue } from 'bullmq';
+import { sql } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
+import { ec2Client } from '@/lib/adapters/aws/config';
+import type { TargetJob } from '@/lib/engine/queue';
+import { WORKER_ALIVE_EVERY_MS, workerAlive } from '@/lib/engine/workers-alive';
+import { checkDnsRecords, refreshFleet } from '@/lib/fleet/refresher';
+import { foldLagSamples, lagSampleEveryMs, sampleLag } from '@/lib/fleet/lag-history';
+import type { DiscoveryConfig } from '@/lib/features/discovery/discovery';
+import { DISCOVERY_CHANNEL, discoveryWanted, runDiscovery } from '@/lib/features/discovery/discovery-runs';
+import { followEveryMs, followPatroni } from '@/lib/features/patroni/follow';
+import { retryFailedTargets } from '@/lib/features/rules/fire';
+import { enqueueRun, type RuleJob } from '@/lib/features/rules/rule-queue';
+import { RULES_CHANNEL } from '@/lib/features/rules/rules';
+import { reconcileRuns, type startRuleClock } from '@/lib/features/rules/scheduler';
+import { deliverDue, NOTIFICATIONS_CHANNEL, processEvents } from '@/lib/features/rules/webhooks';
+import { CHORE_LOCKS, type Chore, type ChoreRunner } from './chores';
+import type { WorkerConfig } from './worker-config';
+
+/** How often the lag samples older than a day are folded, and those past the retention deleted. */
+const LAG_FOLD_EVERY_MS = 600_000;
+
+export interface ChoreContext {
+  cfg: WorkerConfig;
+  db: Db;
+  ssh: SshPool;
+  holder: string;
+  queue: Queue<TargetJob>;
+  rulesQueue: Queue<RuleJob>;
+  clock: ReturnType<typeof startRuleClock>;
+  discovery: DiscoveryConfig | null;
+  reconcileNow: () => Promise<void>;
+  /** The runner of these chores (for a chore or a notification that asks another). */
+  runner: () => ChoreRunner;
+  log: (event: string, fields: object) => void;
+  quietly: (event: string, fields: object) => void;
+}
+
+export function workerChores(x: ChoreContext): { chores: Chore[]; closeListener: () => Promise<void> } {
+  const { cfg, db, queue, rulesQueue, clock, discovery, holder, log, quietly } = x;
+  // Notifications: the outbox into deliveries, then the deliveries due (one pass at a time here; workers
+  // share them). A rule's operation that failed: its failed targets again, when the rule retries.
+  const retryFailed = async (ids: number[]) => {
+    for (const id of ids) await retryFailedTargets({ db, queue, rules: rulesQueue, log }, id);
+  };
+  const notify = async () => {
+    while ((await processEvents(db, undefined, retryFailed)) > 0);
+    await deliverDue(db);
+  };
+  // EC2 discovery, when configured (PGHERD_AWS_DISCOVERY): on its schedule, and when a user asks (a row
+  // in discovery_runs, announced by NOTIFY, and looked for on every tick besides: a lost notification
+  // delays a pass, never loses it).
+  const discover = async (asked: ReadonlySet<string>) => {
+    if (!discovery) return;
+    const scheduled = asked.has('timer') || asked.has('start');
+    const summary = await runDiscovery(db, discovery, (region) => ec2Client(region), { scheduled });
+    if (summary) log('discovery.done', summary);
+  };
+  let foldedAt = 0;
+  let listener: pg.Client | null = null;
+  const listen = async () => {
+    if (listener) return;
+    const c = new pg.Client({ connectionString: cfg.databaseUrl, application_name: 'pgherd-worker-listen' });
+    listener = c;
+    c.on('error', (err) => quietly('listen.error', { error: err.message }));
+    c.on('end', () => {
+      if (listener === c) listener = null;
+    });
+    c.on('notification', (n) => {
+      if (n.channel === NOTIFICATIONS_CHANNEL) return void x.runner().ask('notifications', 'notify');
+      const runId = n.channel === RULES_CHANNEL ? /^run:(\d+)$/.exec(n.payload ?? '')?.[1] : undefined;
+      // Run now: its job (the same id as the one the console adds, so it runs once).
+      if (runId) x.runner().errand('rules.run', () => enqueueRun(rulesQueue, Number(runId)));
+      // A rule changed: its schedulers now.
+      else if (n.channel === RULES_CHANNEL) x.runner().ask('rules.reconcile', 'notify');
+      else x.runner().ask('discovery', 'notify');
+    });
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${RULES_CHANNEL}`);
+      await c.query(`LISTEN ${NOTIFICATIONS_CHANNEL}`);
+      if (discovery) await c.query(`LISTEN ${DISCOVERY_CHANNEL}`);
+    } catch (err) {
+      if (listener === c) listener = null;
+      await c.end().catch(() => {});
+      throw err;
+    }
+  };
+
+  const tick = cfg.reconcileEveryMs ?? 10_000;
+  const ruleEvery = cfg.ruleReconcileEveryMs ?? 60_000;
+  const discoverEvery = Number(process.env.PGHERD_AWS_DISCOVERY_EVERY_MS ?? 300_000);
+  // The worker's chores: each runs on its own clock, never twice at once here; those with a lock run on
+  // one worker at a time.
+  const chores: Chore[] = [
+    { name: 'reconcile', every: tick, run: x.reconcileNow },
+    // The listener (rule changes, notifications, discovery asked for), and again on every tick if it was lost.
+    { name: 'listen', every: tick, atStart: 'run', run: listen },
+    // Run-now requests left without a job; runs a worker died deciding.
+    { name: 'rules.runs', every: tick, run: () => reconcileRuns(db, rulesQueue) },
+    { name: 'notifications', every: tick, whileRunning: 'again', run: notify },
+    // A rule changed while its schedulers were being rebuilt: rebuilt once more right after.
+    { name: 'rules.reconcile', every: ruleEvery, whileRunning: 'again', run: () => clock.reconcile() },
+    { name: 'rules.catch_up', every: ruleEvery, run: () => clock.catchUp() },
+    // The changelists' kept counts: fold the journal the instances' triggers append to (one worker at a time, in SQL).
+    { name: 'counts.compact', every: tick, run: async () => void (await db.execute(sql`SELECT pgherd_compact_instance_counts()`)) },
+    // This process, as the console sees it: alive while it says so every few seconds.
+    { name: 'worker.alive', every: WORKER_ALIVE_EVERY_MS, run: () => workerAlive(db, holder) },
+    {
+      name: 'refresh',
+      every: cfg.refreshEveryMs ?? Number(process.env.PGHERD_REFRESH_INTERVAL_MS ?? 30_000),
+      lock: CHORE_LOCKS.refresh,
+      run: async () => {
+        log('refresh.done', await refreshFleet(db));
+        log('refresh.dns', await checkDnsRecords(db));
+      },
+    },
+    // DNS follows Patroni: its herds' leaders read every few seconds (lib/features/patroni/follow.ts).
+    {
+      name: 'patroni.follow',
+      every: cfg.patroniFollowEveryMs ?? followEveryMs(),
+      lock: CHORE_LOCKS.patroniFollow,
+      run: async () => {
+        for (const r of await followPatroni(db, queue))
+          if (r.operationId || r.reobserved || r.outcome.startsWith('error')) log('patroni.follow', r);
+      },
+    },
+    // Lag history: a sample of the fleet every minute, folded after a day (lib/fleet/lag-history.ts).
+    {
+      name: 'lag.sample',
+      every: cfg.lagSampleEveryMs ?? lagSampleEveryMs(),
+      lock: CHORE_LOCKS.lagSample,
+      run: async () => {
+        await sampleLag(db);
+        if (Date.now() - foldedAt < LAG_FOLD_EVERY_MS) return;
+        foldedAt = Date.now();
+        const f = await foldLagSamples(db);
+        if (f.folded || f.deleted) log('lag.folded', f);
+      },
+    },
+    ...(discovery
+      ? ([
+          // A pass asked for while one runs is run right after it (that one may have claimed the asked-for rows before).
+          { name: 'discovery', every: discoverEvery, lock: CHORE_LOCKS.discovery, whileRunning: 'again', atStart: 'run', run: discover },
+          {
+            name: 'discovery.tick',
+            every: tick,
+            run: async () => {
+              if (await discoveryWanted(db)) x.runner().ask('discovery', 'wanted');
+            },
+          },
+        ] satisfies Chore[])
+      : []),
+  ];
+  return { chores, closeListener: async () => void (await listener?.end().catch(() => {})) };
+}
