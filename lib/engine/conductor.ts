@@ -7,6 +7,7 @@
 // passed (the next wave's targets are released), or held (the gate did not pass within its deadline:
 // the operation pauses with the reason). A wave without a gate passes as soon as its targets have
 // ended; the last wave has no gate after it, and ends with the operation.
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { Queue } from 'bullmq';
@@ -184,22 +185,13 @@ export async function conductWaves(
       // Healthy time is only what readings saw: when this reading began longer than maxGapMs after the
       // last one ended (or, for the first, after the soak began), nobody watched in between (no
       // conductor, pgherd's database away) and the soak starts again from this reading.
-      const [r] = await prepared<{ soaked: boolean }>(
-        db,
-        'pgherd_gate_healthy_v3',
-        `WITH f AS (SELECT gap, again, CASE WHEN again THEN now() ELSE soak_from END AS since
-                    FROM (SELECT soak_from, gap, gap > $5 * interval '1 millisecond' AS again
-                          FROM (SELECT soak_from, now() - $4 * interval '1 millisecond' - coalesce(last_reading_at, soak_from) AS gap
-                                FROM operation_waves WHERE operation_id = $1 AND wave = $2) r) x)
-         UPDATE operation_waves w
-         SET soak_from = f.since,
-             gate_note = 'healthy since ' || to_char(f.since, 'HH24:MI:SS')
-                         || CASE WHEN f.again THEN ' (soak started again: no reading for ' || round(extract(epoch FROM f.gap)) || ' s)' ELSE '' END,
-             last_reading_at = now(), updated_at = now()
-         FROM f WHERE w.operation_id = $1 AND w.wave = $2 AND w.status = 'soaking'
-         RETURNING now() - w.soak_from >= $3 * interval '1 second' AS soaked`,
-        [w.id, w.wave, gate.soakSeconds, Math.round(tookMs), maxGapMs],
-      );
+      const [r] = await prepared<{ soaked: boolean }>(db, 'pgherd_gate_healthy_v3', sqlFile('lib/engine/gate-healthy.sql'), [
+        w.id,
+        w.wave,
+        gate.soakSeconds,
+        Math.round(tookMs),
+        maxGapMs,
+      ]);
       if (r?.soaked && !(await waitsForWindow(db, w, log))) {
         log('wave.passed', { operationId: w.id, wave: w.wave });
         await startNextWave(db, queue, w.id, w.wave);

@@ -3,11 +3,12 @@
 // worker confirms, before each step, that the lease is still that grant and unexpired, and stops
 // when it is not, so a worker paused past its TTL (or cut off from the database) never runs another
 // step on a herd that may by then be someone else's.
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { and, eq } from 'drizzle-orm';
 import { isDatabaseUnavailable, prepared, type Db } from '@/db/client';
 import { coalescer, type Coalescer } from '@/lib/engine/coalesce';
 import { herdLeases } from '@/db/schema';
-import { REF_SELECT, type RefRow } from '@/lib/fleet/instance-ref';
+import { type RefRow } from '@/lib/fleet/instance-ref';
 import { CancelledError } from '@/lib/engine/pipeline';
 
 /** How long a lease outlives its last heartbeat (read each time, so tests can shorten it). */
@@ -62,42 +63,7 @@ export interface ClaimedTarget {
 // other, never on each other.
 export const CLAIM = {
   name: 'pgherd_claim_targets_v10',
-  text: `
-    WITH t AS (
-      SELECT t.id, t.status, t.held, t.instance_id, t.herd_id, t.site, t.confirmed_steps, o.id AS operation_id, o.action, o.action_params,
-             o.cancel_requested, o.paused_at IS NOT NULL AS paused, o.requested_by, o.requested_by_name, o.requested_by_system,
-             h.environment_id, e.max_running AS environment_cap, s.max_running AS site_cap
-      FROM operation_targets t JOIN operations o ON o.id = t.operation_id
-      LEFT JOIN herds h ON h.id = t.herd_id LEFT JOIN environments e ON e.id = h.environment_id
-      LEFT JOIN sites s ON s.name = t.site AND t.site <> ''
-      WHERE t.id = ANY ($1::bigint[])),
-    lease AS (
-      INSERT INTO herd_leases (herd_id, target_id, holder, expires_at)
-      SELECT t.herd_id, t.id, $2, now() + $3 * interval '1 millisecond' FROM t
-      WHERE t.status = 'queued' AND NOT t.held AND NOT t.paused AND NOT t.cancel_requested AND t.herd_id IS NOT NULL
-        AND ($4 OR (t.environment_cap IS NULL AND t.site_cap IS NULL))
-        AND (t.environment_cap IS NULL OR (SELECT count(*) FROM operation_targets r JOIN herds rh ON rh.id = r.herd_id
-                                           WHERE r.status = 'running' AND rh.environment_id = t.environment_id) < t.environment_cap)
-        AND (t.site_cap IS NULL OR (SELECT count(*) FROM operation_targets r WHERE r.status = 'running' AND r.site = t.site) < t.site_cap)
-        AND NOT EXISTS (SELECT 1 FROM operation_targets e WHERE e.herd_id = t.herd_id AND e.id < t.id AND e.status IN ('queued', 'running') AND NOT e.held)
-      ORDER BY t.herd_id
-      ON CONFLICT (herd_id) DO UPDATE SET target_id = excluded.target_id, holder = excluded.holder, expires_at = excluded.expires_at,
-        generation = nextval('herd_leases_generation_seq')
-      WHERE herd_leases.expires_at < now()
-      RETURNING target_id, generation),
-    run AS (
-      UPDATE operation_targets SET status = 'running', attempts = attempts + 1, updated_at = now()
-      WHERE id = ANY (ARRAY(SELECT target_id FROM lease)) AND status = 'queued' AND NOT held RETURNING id, attempts),
-    op AS (
-      UPDATE operations o SET status = 'running', started_at = coalesce(o.started_at, now()), updated_at = now()
-      FROM (SELECT id FROM operations WHERE id = ANY (ARRAY(SELECT t.operation_id FROM t JOIN lease l ON l.target_id = t.id)) AND status = 'queued'
-            ORDER BY id FOR UPDATE) q
-      WHERE o.id = q.id AND o.status = 'queued')
-    SELECT t.*, r.attempts, l.generation::float8 AS generation,
-      CASE WHEN t.instance_id IS NOT NULL AND r.id IS NOT NULL THEN
-        (SELECT json_agg(m ORDER BY m.id) FROM (${REF_SELECT} WHERE i.herd_id = (SELECT herd_id FROM instances WHERE id = t.instance_id)) m)
-      END AS members
-    FROM t LEFT JOIN run r ON r.id = t.id LEFT JOIN lease l ON l.target_id = t.id`,
+  text: sqlFile('lib/engine/claim-targets.sql'),
 };
 
 /** Advisory lock keys of the caps (one space per kind, so an environment id never meets a site's hash). */

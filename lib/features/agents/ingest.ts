@@ -5,6 +5,7 @@
 // where the replica streams from, the lag is measured against the herd's primary. Idempotent: the same
 // report twice changes no row (updates are skipped when nothing differs). Instances missing from a
 // report are marked stopped, never deleted; states pgherd set itself (fenced, needs rebuild) stay.
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { addressesOf, addressTakenElsewhere, HostBindingError } from '@/lib/fleet/host-binding';
 import { randomBytes } from 'node:crypto';
 import { eq, sql } from 'drizzle-orm';
@@ -171,96 +172,7 @@ const num = (l: string | null | undefined) => (l ? lsnToNumber(l) : null);
  * The plan must not depend on fresh statistics (agents may add thousands of instances between two
  * autoanalyze runs): each lookup is shaped so that only its index can serve it.
  */
-const INGEST_SQL = `
-WITH batch AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(server_id int, hostname text, interval_seconds int, observed_at timestamptz, ports int[], load1 real)
-), srv AS (
-  UPDATE servers s SET last_seen_at = now(), (agent_interval_seconds, load_average, load_average_at) = (
-    SELECT b.interval_seconds, b.load1, CASE WHEN b.load1 IS NULL THEN NULL ELSE least(b.observed_at, now()) END FROM batch b WHERE b.server_id = s.id)
-  WHERE s.id = ANY ($3::int[]) RETURNING s.id
-), rep AS (
-  SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(server_id int, server_env int, port int, data_directory text, pg_version int, sysid text, is_primary boolean, timeline int, lsn bigint, pending boolean, up_host text, up_port int)
-), placed AS (
-  -- Lateral with LIMIT (never flattened into a join): each herd by its index, where a join would hash
-  -- the whole herds table for the few rows of a report. A herd in another environment than the
-  -- reporting server's (the unassigned placeholder is nobody's) is a conflict: held, never merged.
-  SELECT rep.*, h.id AS herd_id, h.environment_id,
-         coalesce(h.environment_id <> coalesce(rep.server_env, (SELECT environment_id FROM servers WHERE id = rep.server_id))
-                  AND h.environment_id IS DISTINCT FROM (SELECT id FROM environments WHERE name = $4), false) AS conflict
-  FROM rep LEFT JOIN LATERAL (SELECT id, environment_id FROM herds WHERE system_identifier = rep.sysid LIMIT 1) h ON true
-), unknown AS (
-  SELECT DISTINCT sysid FROM placed WHERE herd_id IS NULL
-), fact AS (
-  SELECT f.*, b.observed_at, b.hostname, (CASE WHEN f.is_primary THEN 'primary' ELSE 'replica' END)::instance_role AS role,
-    CASE WHEN f.is_primary THEN NULL ELSE (
-      SELECT CASE WHEN count(*) = 1 THEN min(i.id) END FROM instances i JOIN servers s ON s.id = i.server_id
-      WHERE i.port = f.up_port AND (s.address = f.up_host OR s.hostname = f.up_host)) END AS upstream_id,
-    CASE WHEN f.is_primary THEN 0 ELSE (
-      SELECT greatest(max(p.lsn) - f.lsn, 0) FROM instances p
-      WHERE p.herd_id = f.herd_id AND p.role = 'primary' AND p.state = 'running' HAVING count(*) = 1) END AS lag -- instances_running_primary_idx
-  FROM placed f JOIN batch b USING (server_id) WHERE NOT EXISTS (SELECT 1 FROM unknown) AND NOT f.conflict
-), changed AS (
-  -- The known instances whose facts differ from the report's, locked in (server, port) order (so that
-  -- two batches never wait on each other in opposite orders). Known ones are updated, never upserted:
-  -- INSERT ... ON CONFLICT takes a value of the id sequence for every row it is given, even one that
-  -- only updates, and a fleet reporting every minute would use up any sequence (a report that changes
-  -- nothing still came at the same cost).
-  SELECT i.id, f.server_id, f.port FROM fact f JOIN instances i ON i.server_id = f.server_id AND i.port = f.port
-  WHERE (i.herd_id, i.data_directory, i.pg_version, i.role, i.observed_role, i.upstream_instance_id, i.timeline, i.lsn, i.lag_bytes, i.pending_restart, i.last_observed_at)
-        IS DISTINCT FROM (f.herd_id, f.data_directory, f.pg_version, f.role, f.role, f.upstream_id, f.timeline, f.lsn, coalesce(f.lag, i.lag_bytes), f.pending, f.observed_at)
-     OR i.state NOT IN ('running', 'fenced', 'needs_rebuild')
-  ORDER BY f.server_id, f.port
-  FOR NO KEY UPDATE OF i
-), updated AS (
-  UPDATE instances i SET
-    herd_id = f.herd_id, data_directory = f.data_directory, pg_version = f.pg_version, role = f.role, observed_role = f.role,
-    upstream_instance_id = f.upstream_id,
-    state = CASE WHEN i.state IN ('fenced', 'needs_rebuild') THEN i.state ELSE 'running'::instance_state END,
-    timeline = f.timeline, lsn = f.lsn, lag_bytes = coalesce(f.lag, i.lag_bytes),
-    pending_restart = f.pending, last_observed_at = f.observed_at, updated_at = now()
-  FROM changed c JOIN fact f USING (server_id, port)
-  WHERE i.id = c.id
-  RETURNING i.id, i.server_id, i.port, i.role, i.data_directory, false AS created
-), inserted AS (
-  -- Only the instances the statement's snapshot does not know take an id. One that a concurrent report
-  -- inserted meanwhile is updated with this report's facts instead (its value of the sequence is lost:
-  -- only in that race).
-  INSERT INTO instances AS i (herd_id, server_id, port, data_directory, pg_version, role, observed_role, upstream_instance_id, state, timeline, lsn, lag_bytes, pending_restart, last_observed_at)
-  SELECT herd_id, server_id, port, data_directory, pg_version, role, role, upstream_id, 'running', timeline, lsn, lag, pending, observed_at
-  FROM fact f WHERE NOT EXISTS (SELECT 1 FROM instances x WHERE x.server_id = f.server_id AND x.port = f.port)
-  ORDER BY server_id, port
-  ON CONFLICT (server_id, port) DO UPDATE SET
-    herd_id = excluded.herd_id, data_directory = excluded.data_directory, pg_version = excluded.pg_version, role = excluded.role, observed_role = excluded.observed_role,
-    upstream_instance_id = excluded.upstream_instance_id,
-    state = CASE WHEN i.state IN ('fenced', 'needs_rebuild') THEN i.state ELSE 'running'::instance_state END,
-    timeline = excluded.timeline, lsn = excluded.lsn, lag_bytes = coalesce(excluded.lag_bytes, i.lag_bytes),
-    pending_restart = excluded.pending_restart, last_observed_at = excluded.last_observed_at, updated_at = now()
-  RETURNING i.id, i.server_id, i.port, i.role, i.data_directory, (xmax = 0) AS created
-), up AS (
-  SELECT * FROM updated UNION ALL SELECT * FROM inserted
-), stopped AS (
-  -- What a report does not list as running is not running (stopped by hand, or gone): never deleted.
-  -- By the (server, port) index: state is compared as text so that no plan reads the state index (all
-  -- running instances) on a stale estimate.
-  UPDATE instances i SET state = 'stopped', updated_at = now()
-  WHERE i.server_id = ANY ($3::int[]) AND i.state::text IN ('running', 'unreachable') AND NOT EXISTS (SELECT 1 FROM unknown)
-    AND i.port <> ALL (coalesce((SELECT b.ports FROM batch b WHERE b.server_id = i.server_id), '{}'::int[]))
-  RETURNING i.server_id
-), audited AS (
-  INSERT INTO audit_entries (user_id, username, remote_addr, action, object_type, object_id, object_label, environment_id, changes)
-  SELECT NULL, 'agent:' || fact.hostname, '', 'agent.create', 'instances', up.id::text, fact.hostname || ':' || up.port, fact.environment_id,
-         jsonb_build_object('role', jsonb_build_array(NULL, up.role), 'dataDirectory', jsonb_build_array(NULL, up.data_directory))
-  FROM up JOIN fact USING (server_id, port) WHERE up.created
-  RETURNING 1
-)
-SELECT b.server_id AS "serverId",
-       (SELECT coalesce(array_agg(sysid), '{}') FROM unknown) AS unknown,
-       (SELECT count(*) FILTER (WHERE created) FROM up WHERE up.server_id = b.server_id)::int AS created,
-       (SELECT count(*) FILTER (WHERE NOT created) FROM up WHERE up.server_id = b.server_id)::int AS updated,
-       (SELECT count(*) FROM stopped WHERE stopped.server_id = b.server_id)::int AS stopped,
-       (SELECT coalesce(json_agg(json_build_object('server_id', p.server_id, 'port', p.port, 'sysid', p.sysid, 'herd_id', p.herd_id)), '[]')
-          FROM placed p WHERE p.conflict AND p.server_id = b.server_id AND NOT EXISTS (SELECT 1 FROM unknown)) AS held
-FROM batch b`;
+const INGEST_SQL = sqlFile('lib/features/agents/ingest.sql');
 
 type Conflict = { server_id: number; port: number; sysid: string; herd_id: number };
 

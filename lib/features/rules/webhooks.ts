@@ -2,6 +2,7 @@
 // is skipped, refused or missed (and, if asked, succeeds), and when any operation fails. A JSON POST
 // with a Slack-compatible `text`, signed with HMAC-SHA256 over "<timestamp>.<body>"
 // (X-Pgherd-Signature: sha256=<hex>), tried again with backoff, every attempt recorded.
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { createHmac, randomBytes } from 'node:crypto';
 import { and, asc, desc, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
@@ -284,18 +285,7 @@ export async function processEvents(
   onFinished?: (operationIds: number[]) => Promise<void>,
 ): Promise<number> {
   return db.transaction(async (tx) => {
-    const { rows } = await tx.execute<EventRow>(sql`
-      WITH e AS (SELECT id, kind, operation_id, rule_run_id, herd_id, detail FROM notification_events ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED)
-      SELECT e.id, e.kind, e.herd_id, hd.name AS herd_name, he.name AS herd_environment, e.detail, o.id AS op_id, o.action AS op_action, o.status::text AS op_status, o.requested_by_name AS op_requested_by, o.rule_id AS op_rule_id,
-             r.id AS run_id, r.kind AS run_kind, r.status AS run_status, r.reason AS run_reason, r.due_at AS run_due_at, ru.id AS rule_id, ru.name AS rule_name,
-             ru.owner_id AS rule_owner_id
-      FROM e
-      LEFT JOIN operations o ON o.id = e.operation_id
-      LEFT JOIN rule_runs r ON r.id = COALESCE(e.rule_run_id, (SELECT x.id FROM rule_runs x WHERE x.operation_id = e.operation_id LIMIT 1))
-      LEFT JOIN rules ru ON ru.id = r.rule_id
-      LEFT JOIN herds hd ON hd.id = e.herd_id
-      LEFT JOIN environments he ON he.id = hd.environment_id
-      ORDER BY e.id`);
+    const { rows } = await tx.execute<EventRow>(sql.raw(sqlFile('lib/features/rules/notification-events.sql')));
     if (!rows.length) return 0;
     const hooks = await tx.select().from(webhooks).where(eq(webhooks.enabled, true));
     const out: (typeof webhookDeliveries.$inferInsert)[] = [];
