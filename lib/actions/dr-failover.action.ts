@@ -80,7 +80,7 @@ export function drPair(h: HerdRef, candidateId?: number): { old: InstanceRef; ca
 }
 
 /** The herd once `cand` is its primary and `old` is fenced: where its DNS records point. */
-function membersAfter(h: HerdRef, old: InstanceRef, cand: InstanceRef): InstanceRef[] {
+function membersAfterFailover(h: HerdRef, old: InstanceRef, cand: InstanceRef): InstanceRef[] {
   return h.members.map((m) =>
     m.id === cand.id
       ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null }
@@ -471,7 +471,7 @@ export const drFailoverAction = defineHerdAction({
     const lag = lagOf(old, cand);
     const replicas = h.members.filter((m) => m.id !== old.id);
     const others = replicas.filter((m) => m.id !== cand.id && m.state === 'running');
-    const after = membersAfter(h, old, cand);
+    const after = membersAfterFailover(h, old, cand);
     const replayMs = p.replayDeadlineMs ?? 30_000;
     const state = (): DrState => ({
       oldLastLsn: old.lsn === null ? null : formatLsn(old.lsn),
@@ -550,7 +550,7 @@ export const drFailoverAction = defineHerdAction({
       checkpointStep('checkpoint on the new primary', 'CHECKPOINT on the new primary', (s: DrState) => chosen(s).m),
       ...dnsSteps(
         h,
-        (s: DrState) => membersAfter(h, old, chosen(s).m),
+        (s: DrState) => membersAfterFailover(h, old, chosen(s).m),
         (r) =>
           p.candidateInstanceId
             ? describeRecordMove(r, after)

@@ -26,7 +26,7 @@ import {
   type ResizePrepared,
   type ResizeState,
 } from '@/lib/actions/resize.action';
-import { membersAfter, newSwitchoverState, planSwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
+import { membersAfterSwitchover, newSwitchoverState, planSwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
 import { part } from '@/lib/engine/compose';
 
 export const resizeHerdParams = z
@@ -128,7 +128,7 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
   let after = h.members;
   if (!staying(old)) {
     // The primary is checked like a replica before anything runs: a refusal for it refuses the herd now.
-    after = membersAfter(h, old, cand);
+    after = membersAfterSwitchover(h, old, cand);
     const oldAfter = asReplicaOf(old, cand);
     const oldPlan = planResize(oldAfter, { members: after, params: wish, prepared: p });
     if (oldPlan instanceof Refusal) return refusedFor(old, oldPlan);

@@ -35,7 +35,8 @@ import { checkDnsRecords } from '@/lib/fleet/refresher';
 import type { AnyAction } from '@/lib/engine/define-action';
 import { fireRequested } from '@/lib/features/rules/fire';
 import { ruleBody } from '@/lib/features/rules/rule-body';
-import { createRule, requestRun, type RuleActor } from '@/lib/features/rules/rules';
+import { createRule, requestRun } from '@/lib/features/rules/rules';
+import type { Actor } from '@/lib/engine/access';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-resize-${process.pid}.json`);
 let lab: LabInfo;
@@ -650,7 +651,7 @@ describe("a rule's reverse", () => {
     const r = replicas()[1]!;
     const had = (await typeOf(r)).instanceType;
     const [u] = await db.insert(users).values({ username: 'night-owl', source: 'local', isSuperuser: true }).returning();
-    const owl: RuleActor = { id: u!.id, username: 'night-owl', access: await loadAccess(db, u!.id) };
+    const owl: Actor = { id: u!.id, username: 'night-owl', access: await loadAccess(db, u!.id) };
     // Schedules that do not come round during the test: run now stands in for them.
     const rule = await createRule(
       db,

@@ -82,7 +82,7 @@ export function switchoverPair(h: HerdRef, candidateId?: number): { old: Instanc
 }
 
 /** The herd as it is once the candidate is the primary and everyone else follows it. */
-export function membersAfter(h: HerdRef, old: InstanceRef, cand: InstanceRef): InstanceRef[] {
+export function membersAfterSwitchover(h: HerdRef, old: InstanceRef, cand: InstanceRef): InstanceRef[] {
   return h.members.map((m) =>
     m.id === cand.id
       ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null }
@@ -282,7 +282,7 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
   const { old, cand } = pair;
   const lag = lagOf(old, cand);
   const others = h.members.filter((m) => m.id !== old.id && m.id !== cand.id);
-  const after = membersAfter(h, old, cand);
+  const after = membersAfterSwitchover(h, old, cand);
   const catchUpMs = p.catchUpDeadlineMs ?? 30_000;
   const budgetS = p.pauseBudgetSeconds ?? DEFAULT_PAUSE_BUDGET_S;
   return {

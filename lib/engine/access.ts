@@ -224,3 +224,21 @@ export async function answeringDenial<T>(
 }
 
 export const canOnAll = (a: Access, need: Role, environmentIds: (number | null)[]) => environmentIds.every((e) => can(a, need, e));
+
+/**
+ * Who is acting: a person in the console or with an API token (their user), a rule (its owner's user,
+ * under the rule's name), or pgherd on its own authority (no user, SYSTEM_ACCESS). Every write that
+ * checks a role or writes an audit entry takes one.
+ */
+export interface Actor {
+  /** The user (null: pgherd itself, or a user since deleted). */
+  id: number | null;
+  username: string;
+  /** Where the request came from, for the audit log ('' or absent: not a request). */
+  remoteAddr?: string;
+  /** What the actor may do, checked against every object it touches. */
+  access: Access;
+}
+
+/** A person signed in (to the console, or with an API token): always a user, always from an address. */
+export type SignedInActor = Actor & { id: number; remoteAddr: string };

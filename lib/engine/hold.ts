@@ -8,7 +8,7 @@ import { operations } from '@/db/schema';
 import { writeAudit } from './write-audit';
 import { requeueTargets, type TargetJob } from './queue';
 import { SubmitError } from './submit-errors';
-import type { Actor } from './submit';
+import type { Actor } from '@/lib/engine/access';
 
 /** Why an operation cannot be paused or resumed now (finished, already paused, not paused): a 409. */
 export class OperationStateError extends SubmitError {

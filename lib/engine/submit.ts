@@ -5,7 +5,7 @@ import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
 import { instances, operations, operationWaves } from '@/db/schema';
 import { writeAudit, type AuditInput } from '@/lib/engine/write-audit';
-import type { Access } from '@/lib/engine/access';
+import type { Actor } from '@/lib/engine/access';
 import { isHerdAction, type AnyAction } from '@/lib/engine/define-action';
 import { planOperation, type Plan, type PlannedTarget } from '@/lib/engine/plan';
 import { enqueueTargets, type TargetJob } from '@/lib/engine/queue';
@@ -68,14 +68,6 @@ export interface SubmitInput {
   waves?: WaveSpec | null;
   /** The rule whose run this is (lib/features/rules/fire.ts). */
   ruleId?: number;
-}
-
-export interface Actor {
-  id: number | null;
-  username: string;
-  remoteAddr?: string;
-  /** What the actor may do: checked against every target (SYSTEM_ACCESS for code on its own authority). */
-  access: Access;
 }
 
 export class WrongTargetsError extends SubmitError {

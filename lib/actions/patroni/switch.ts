@@ -115,7 +115,7 @@ async function waitLeader<S extends PatroniSwitchState>(
 }
 
 /** The herd once `cand` leads: every other member its replica (where the DNS names point). */
-function membersAfter(h: HerdRef, cand: InstanceRef): InstanceRef[] {
+function membersAfterLeaderChange(h: HerdRef, cand: InstanceRef): InstanceRef[] {
   return h.members.map((m) =>
     m.id === cand.id
       ? { ...m, role: 'primary' as const, state: 'running', upstreamId: null }
@@ -220,7 +220,7 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
 ): ActionPlan<S> | Refusal {
   const { old, cand } = pair;
   const lag = lagOf(old, cand);
-  const after = membersAfter(h, cand);
+  const after = membersAfterLeaderChange(h, cand);
   const at = p.scheduledAt ? new Date(p.scheduledAt) : null;
   const budgetS = p.pauseBudgetSeconds ?? DEFAULT_PAUSE_BUDGET_S;
   const facts = [
@@ -410,7 +410,7 @@ export function planPatroniFailover<S extends PatroniSwitchState>(
   if (!replicas.length) return refuse('topology', 'the herd has no replica to fail over to');
   const old = h.members.find((m) => m.role === 'primary') ?? null;
   const label = named?.label ?? 'the replica with the most WAL';
-  const after = (s: S) => (s.cand ? membersAfter(h, s.cand) : h.members);
+  const after = (s: S) => (s.cand ? membersAfterLeaderChange(h, s.cand) : h.members);
   // Drawn after: the named candidate, else the replica the inventory last saw least behind (Patroni may pick another).
   const likely = named ?? [...replicas].sort((a, b) => (a.lagBytes ?? Infinity) - (b.lagBytes ?? Infinity))[0];
   return {

@@ -6,7 +6,7 @@ import { getTableColumns, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import type { Db, Queries } from '@/db/client';
 import { diffChanges, writeAudit, type AuditInput } from '@/lib/engine/write-audit';
-import { demand, type Access } from '@/lib/engine/access';
+import { demand, type Actor } from '@/lib/engine/access';
 import { environments } from '@/db/schema';
 import type { Role } from '@/db/types';
 import { permissionFor, type EditableModel, type Model } from './define-admin';
@@ -14,14 +14,6 @@ import type { FormField } from './form-fields';
 import { collectForDelete } from './collect';
 import { idOf, labelsFor, selectFrom } from './list-query';
 import { valueText } from './text';
-
-export interface Actor {
-  id: number | null;
-  username: string;
-  remoteAddr?: string;
-  /** Checked here, in the one door for console writes: the role the model asks for, in the object's environment before and after. */
-  access: Access;
-}
 
 export type SaveResult = { ok: true; id: number; label: string } | { ok: false; fieldErrors: Record<string, string>; formError?: string };
 

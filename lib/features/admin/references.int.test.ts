@@ -14,7 +14,8 @@ import { ldapConfigSchema } from '@/lib/adapters/ldap/ldap';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
 import { planOperation } from '@/lib/engine/plan';
 import { lookup } from '@/lib/adapters/dns/rfc2136';
-import { saveObject, type Actor } from './mutations';
+import { saveObject } from './mutations';
+import type { Actor } from '@/lib/engine/access';
 import { getEditable } from './registry';
 
 let t: TestDb;

@@ -1,16 +1,9 @@
 // The signed-in user behind a server action: the address the audit log records and the roles the
 // entry points check.
 import { headers } from 'next/headers';
-import type { Access } from '@/lib/engine/access';
+import type { SignedInActor } from '@/lib/engine/access';
 import { CLIENT_ADDRESS_HEADER, clientAddress } from './client-address';
 import { requireAccess, requireUser } from './session';
-
-export interface SignedInActor {
-  id: number;
-  username: string;
-  remoteAddr: string;
-  access: Access;
-}
 
 export async function currentActor(): Promise<SignedInActor> {
   const user = await requireUser();

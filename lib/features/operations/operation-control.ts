@@ -8,7 +8,7 @@ import { can, demand, type Access } from '@/lib/engine/access';
 import { holdOperation, OperationStateError, resumePaused, whyNot } from '@/lib/engine/hold';
 import type { TargetJob } from '@/lib/engine/queue';
 import { getAction } from '@/lib/actions/registry';
-import type { Actor } from '@/lib/engine/submit';
+import type { Actor } from '@/lib/engine/access';
 
 /** The operation's action and the environments of its targets (what access to it is judged on). */
 /** An operation whose herds have all been deleted belongs to no environment ([null]): global roles only. */

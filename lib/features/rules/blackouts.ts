@@ -11,7 +11,8 @@ import { demand, type Access } from '@/lib/engine/access';
 import { idNumber } from '@/lib/adapters/validation/ids';
 import { isPlainName, isPlainText, NO_TRICKS } from '@/lib/adapters/validation/text';
 import { knownTimeZone } from './cron';
-import { RuleError, type RuleActor } from './rules';
+import { RuleError } from './rules';
+import type { Actor } from '@/lib/engine/access';
 import { appliesWithin, placeFor, readerScope } from './scope-visibility';
 
 // Years a Date holds as written (Date.UTC reads 0-99 as 1900-1999; the day after 9999-12-31 has no ISO form).
@@ -97,7 +98,7 @@ export function spanOf(b: BlackoutBody): { startsAt: Date; endsAt: Date } {
  */
 export async function demandScoped(
   db: Db,
-  actor: RuleActor,
+  actor: Actor,
   environmentId: number | null,
   herdId: number | null,
   verb: string,
@@ -107,7 +108,7 @@ export async function demandScoped(
   await demand(db, actor.access, 'admin', `${verb} a ${env === null ? 'global ' : ''}${what}`, [env]);
 }
 
-export async function createBlackout(db: Db, actor: RuleActor, b: BlackoutBody) {
+export async function createBlackout(db: Db, actor: Actor, b: BlackoutBody) {
   const span = spanOf(b);
   const environmentId = b.environmentId ?? null;
   const herdId = b.herdId ?? null;
@@ -139,7 +140,7 @@ export async function createBlackout(db: Db, actor: RuleActor, b: BlackoutBody) 
   }
 }
 
-export async function deleteBlackout(db: Db, actor: RuleActor, id: number): Promise<void> {
+export async function deleteBlackout(db: Db, actor: Actor, id: number): Promise<void> {
   const [b] = await db
     .select()
     .from(blackouts)

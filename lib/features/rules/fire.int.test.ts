@@ -24,11 +24,12 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { fireDue, fireGroup } from './fire';
 import { ruleBody } from './rule-body';
-import { createRule, updateRule, type RuleActor } from './rules';
+import { createRule, updateRule } from './rules';
+import type { Actor } from '@/lib/engine/access';
 
 let t: TestDb;
-let root: RuleActor;
-let otto: RuleActor;
+let root: Actor;
+let otto: Actor;
 let staging: number;
 let targets: number[];
 const GROUP = 'UTC|0 3 * * *';
@@ -161,7 +162,7 @@ describe('a fire group', () => {
     const sched = { schedule: { cron: ['15 1 * * *'], timezone: 'UTC' } };
     const [f] = await t.db.insert(users).values({ username: 'fay', source: 'local' }).returning();
     await t.db.insert(roleBindings).values({ role: 'operator', subjectType: 'user', subject: 'fay', environmentId: staging });
-    const fay: RuleActor = { id: f!.id, username: 'fay', access: await loadAccess(t.db, f!.id) };
+    const fay: Actor = { id: f!.id, username: 'fay', access: await loadAccess(t.db, f!.id) };
     const before = await createRule(t.db, root, body({ name: 'iso before', instanceIds: [targets[0]], ...sched }));
     const garbled = await createRule(
       t.db,

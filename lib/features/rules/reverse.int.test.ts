@@ -13,10 +13,11 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { fireRequested } from './fire';
 import { ruleBody } from './rule-body';
-import { createRule, requestRun, setRuleEnabled, updateRule, type RuleActor } from './rules';
+import { createRule, requestRun, setRuleEnabled, updateRule } from './rules';
+import type { Actor } from '@/lib/engine/access';
 
 let t: TestDb;
-let root: RuleActor;
+let root: Actor;
 let replicas: number[];
 const deps = () => ({ db: t.db, queue: null, log: () => {} });
 const reverse = { schedule: { cron: ['0 7 * * *'], timezone: 'UTC' } };

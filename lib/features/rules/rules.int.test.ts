@@ -12,13 +12,14 @@ import { producerConnection } from '@/lib/engine/queue';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { ruleBody } from './rule-body';
-import { createRule, deleteRule, getRule, RuleError, ruleView, setRuleEnabled, updateRule, type RuleActor } from './rules';
+import { createRule, deleteRule, getRule, RuleError, ruleView, setRuleEnabled, updateRule } from './rules';
+import type { Actor } from '@/lib/engine/access';
 import { reconcileSchedulers } from './scheduler';
 import { groupSchedulerId, ruleQueue } from './rule-queue';
 
 let t: TestDb;
-let root: RuleActor;
-let rita: RuleActor;
+let root: Actor;
+let rita: Actor;
 let replica: number;
 const prefix = `rules-mgmt-${randomBytes(4).toString('hex')}`;
 const body = (b: Record<string, unknown>) =>

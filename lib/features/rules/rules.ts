@@ -7,7 +7,7 @@ import type { Db, Queries } from '@/db/client';
 import { pgError } from '@/db/pg-error';
 import { ruleRuns, rules } from '@/db/schema';
 import { writeAudit, diffChanges } from '@/lib/engine/write-audit';
-import { canSomewhere, type Access } from '@/lib/engine/access';
+import { canSomewhere, type Access, type Actor } from '@/lib/engine/access';
 import { getAdmin } from '@/lib/features/admin/registry';
 import { parseListParams } from '@/lib/features/admin/list-params';
 import { matchingIds } from '@/lib/features/admin/list-query';
@@ -37,14 +37,6 @@ export class RuleError extends SubmitError {
 }
 
 const invalid = (path: string, message: string) => new RuleError(400, 'invalid rule', [{ path, message }]);
-
-/** Who saves a rule: they become its owner, whose roles every fire is checked against. */
-export interface RuleActor {
-  id: number | null;
-  username: string;
-  remoteAddr?: string;
-  access: Access;
-}
 
 /** The model a scope's filter is read with: herds for herd actions, instances for the others. */
 const modelFor = (action: AnyAction) => (isHerdAction(action) ? 'herds' : 'instances');
@@ -110,7 +102,7 @@ export interface CheckedRule {
  * parameters and waves are the action's, and the actor may run it on every target the scope names now
  * (AccessDenied otherwise: the caller answers it). A filter matching nothing yet is fine.
  */
-export async function checkRule(db: Db, actor: RuleActor, body: RuleBody): Promise<CheckedRule> {
+export async function checkRule(db: Db, actor: Actor, body: RuleBody): Promise<CheckedRule> {
   const action = getAction(body.action);
   if (!action) throw invalid('action', `unknown action ${body.action}`);
   // Before anything is planned: an action a person decides at the moment, or a person's word, is
@@ -224,7 +216,7 @@ function companionOf(body: RuleBody, ruleId: number, confirmedEnvironments: numb
  * Makes, changes or deletes a rule's companion as its body's reverse says, in the rule's transaction:
  * audited and announced as any rule (the workers reconcile its schedulers).
  */
-async function syncCompanion(tx: Queries, actor: RuleActor, rule: RuleRow, body: RuleBody) {
+async function syncCompanion(tx: Queries, actor: Actor, rule: RuleRow, body: RuleBody) {
   const [old] = await tx.select().from(rules).where(eq(rules.reverseOf, rule.id));
   const audit = (action: string, id: number, name: string, changes: Record<string, [unknown, unknown]>) =>
     writeAudit(tx, {
@@ -289,7 +281,7 @@ const nameTaken = (body: RuleBody) =>
     [{ path: 'name', message: 'taken' }],
   );
 
-export async function createRule(db: Db, actor: RuleActor, body: RuleBody): Promise<RuleRow> {
+export async function createRule(db: Db, actor: Actor, body: RuleBody): Promise<RuleRow> {
   const checked = await checkRule(db, actor, body);
   const values = stored(body, checked);
   try {
@@ -320,7 +312,7 @@ export async function createRule(db: Db, actor: RuleActor, body: RuleBody): Prom
 }
 
 /** May `actor` change or delete (or run now) this rule: its owner, or an admin everywhere (superusers too). */
-export function mayManage(actor: RuleActor, rule: Pick<RuleRow, 'ownerId'>): boolean {
+export function mayManage(actor: Actor, rule: Pick<RuleRow, 'ownerId'>): boolean {
   return (actor.id !== null && rule.ownerId === actor.id) || actor.access.superuser || actor.access.global === 'admin';
 }
 
@@ -345,7 +337,7 @@ export async function readableRule(db: Queries, access: Access, id: number): Pro
   return rule;
 }
 
-function refuseUnlessManager(actor: RuleActor, rule: RuleRow, verb: string) {
+function refuseUnlessManager(actor: Actor, rule: RuleRow, verb: string) {
   if (!mayRead(actor.access, rule)) throw new RuleError(404, `no rule #${rule.id}`);
   if (!mayManage(actor, rule))
     throw new RuleError(403, `only its owner (${rule.ownerName}) or a global admin may ${verb} rule ${JSON.stringify(rule.name)}`);
@@ -356,7 +348,7 @@ function refuseUnlessManager(actor: RuleActor, rule: RuleRow, verb: string) {
  * against from now on: nobody makes a rule run what only its former owner could). A new schedule, or
  * enabling it, starts its fires from now: nothing before is caught up.
  */
-export async function updateRule(db: Db, actor: RuleActor, id: number, body: RuleBody): Promise<RuleRow> {
+export async function updateRule(db: Db, actor: Actor, id: number, body: RuleBody): Promise<RuleRow> {
   const before = await getRule(db, id);
   refuseUnlessManager(actor, before, 'change');
   refuseCompanion(before, 'change');
@@ -415,7 +407,7 @@ const pick = (r: RuleRow) => ({
   confirmedEnvironments: r.confirmedEnvironments,
 });
 
-export async function deleteRule(db: Db, actor: RuleActor, id: number): Promise<void> {
+export async function deleteRule(db: Db, actor: Actor, id: number): Promise<void> {
   const before = await getRule(db, id);
   refuseUnlessManager(actor, before, 'delete');
   refuseCompanion(before, 'delete');
@@ -440,7 +432,7 @@ export async function deleteRule(db: Db, actor: RuleActor, id: number): Promise<
  * Run now: a run waiting for a worker (its job is added by the caller; a worker's reconcile adds it
  * again if Redis lost it). Fired like a scheduled one: checked against the owner's roles.
  */
-export async function requestRun(db: Db, actor: RuleActor, id: number): Promise<{ runId: number }> {
+export async function requestRun(db: Db, actor: Actor, id: number): Promise<{ runId: number }> {
   const rule = await getRule(db, id);
   refuseUnlessManager(actor, rule, 'run');
   return db.transaction(async (tx) => {
@@ -496,7 +488,7 @@ export const scheduleProblem = (r: Pick<RuleRow, 'schedule'>): string | null => 
  * off, and turning one off never makes anyone its owner. Audited and announced; enabling starts its
  * fires from now (nothing from while it was off is caught up). False when it already was so.
  */
-export async function setRuleEnabled(db: Db, actor: RuleActor, id: number, enabled: boolean): Promise<boolean> {
+export async function setRuleEnabled(db: Db, actor: Actor, id: number, enabled: boolean): Promise<boolean> {
   const before = await getRule(db, id);
   refuseUnlessManager(actor, before, enabled ? 'enable' : 'disable');
   // A reverse goes on and off with its rule, as a PUT of the rule turns both.

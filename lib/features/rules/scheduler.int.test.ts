@@ -16,14 +16,15 @@ import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { fireDue, fireRequested } from './fire';
 import { withHeartbeat } from './rule-runs';
 import { ruleBody } from './rule-body';
-import { createRule, requestRun, updateRule, type RuleActor } from './rules';
+import { createRule, requestRun, updateRule } from './rules';
+import type { Actor } from '@/lib/engine/access';
 import { reconcileRuns } from './scheduler';
 import { groupSchedulerId, ruleQueue } from './rule-queue';
 
 let t: TestDb;
 const prefix = `rules-${randomBytes(4).toString('hex')}`;
 let sched: number;
-let rita: RuleActor;
+let rita: Actor;
 const workers: Awaited<ReturnType<typeof startWorker>>[] = [];
 const quietDeps = () => ({ db: t.db, queue: null, log: () => {} });
 

@@ -22,11 +22,12 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { fireDue, fireRequested } from './fire';
 import { ruleBody } from './rule-body';
-import { createRule, requestRun, RuleError, setRuleEnabled, updateRule, type RuleActor } from './rules';
+import { createRule, requestRun, RuleError, setRuleEnabled, updateRule } from './rules';
+import type { Actor } from '@/lib/engine/access';
 import { createWebhook, keepWebhook, processEvents, webhookBody } from './webhooks';
 
 let t: TestDb;
-let root: RuleActor;
+let root: Actor;
 let env: { staging: number; production: number };
 const deps = () => ({ db: t.db, queue: null, log: () => {} });
 const body = (b: Record<string, unknown>) => ruleBody.parse({ schedule: { cron: ['0 3 * * *'], timezone: 'UTC' }, action: 'reload', ...b });
@@ -168,7 +169,7 @@ describe("a rule's webhooks follow its owner", () => {
   it('stop when the rule changes owner, until the new owner keeps them', async () => {
     const [o] = await t.db.insert(users).values({ username: 'olga', source: 'local' }).returning();
     await t.db.execute(sql`INSERT INTO role_bindings (role, subject_type, subject) VALUES ('operator', 'user', 'olga')`);
-    const olga: RuleActor = { id: o!.id, username: 'olga', access: await loadAccess(t.db, o!.id) };
+    const olga: Actor = { id: o!.id, username: 'olga', access: await loadAccess(t.db, o!.id) };
     const rule = await createRule(t.db, olga, body({ name: 'olga nightly', instanceIds: [await replicaIn(env.staging, 2)] }));
     const events = ['rule.run.skipped'];
     const hook = await createWebhook(

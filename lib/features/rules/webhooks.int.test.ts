@@ -14,11 +14,12 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { fireRequested } from './fire';
 import { ruleBody } from './rule-body';
-import { createRule, requestRun, type RuleActor } from './rules';
+import { createRule, requestRun } from './rules';
+import type { Actor } from '@/lib/engine/access';
 import { createWebhook, deleteWebhook, deliverDue, MAX_ATTEMPTS, processEvents, webhookBody } from './webhooks';
 
 let t: TestDb;
-let root: RuleActor;
+let root: Actor;
 let server: http.Server;
 let base: string;
 const received: { path: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
@@ -247,7 +248,7 @@ describe('webhooks', () => {
         ['pat', 'quinn'].map((subject) => ({ role: 'operator' as const, subjectType: 'user' as const, subject, environmentId: staging })),
       );
     const [pat, quinn] = await Promise.all(
-      made.map(async (u): Promise<RuleActor> => ({ id: u.id, username: u.username, access: await loadAccess(t.db, u.id) })),
+      made.map(async (u): Promise<Actor> => ({ id: u.id, username: u.username, access: await loadAccess(t.db, u.id) })),
     );
     const rule = await createRule(
       t.db,

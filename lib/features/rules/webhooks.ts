@@ -13,7 +13,8 @@ import { demand } from '@/lib/engine/access';
 import { errorText } from '@/lib/engine/errors';
 import { idNumber } from '@/lib/adapters/validation/ids';
 import { isPlainName, NO_TRICKS } from '@/lib/adapters/validation/text';
-import { getRule, mayManage, mayRead, RuleError, type RuleActor, type RuleRow } from './rules';
+import { getRule, mayManage, mayRead, RuleError, type RuleRow } from './rules';
+import type { Actor } from '@/lib/engine/access';
 import { postGuarded, urlProblem, WebhookAddressError } from './webhook-address';
 
 export const NOTIFICATIONS_CHANNEL = 'pgherd_notifications';
@@ -78,7 +79,7 @@ export type WebhookBody = z.output<typeof webhookBody>;
  * A global webhook is a global admin's; a rule's, whoever may manage the rule. A rule the actor may not
  * read is answered as one that does not exist (its name, or that it exists, says nothing).
  */
-async function demandFor(db: Db, actor: RuleActor, ruleId: number | null): Promise<RuleRow | null> {
+async function demandFor(db: Db, actor: Actor, ruleId: number | null): Promise<RuleRow | null> {
   if (ruleId === null) {
     await demand(db, actor.access, 'admin', 'A global webhook', [null]);
     return null;
@@ -92,7 +93,7 @@ async function demandFor(db: Db, actor: RuleActor, ruleId: number | null): Promi
 }
 
 /** Makes one; its secret is in the answer, this once. */
-export async function createWebhook(db: Db, actor: RuleActor, b: WebhookBody) {
+export async function createWebhook(db: Db, actor: Actor, b: WebhookBody) {
   const ruleId = b.ruleId ?? null;
   const rule = await demandFor(db, actor, ruleId);
   const where = await urlProblem(new URL(b.url));
@@ -129,7 +130,7 @@ export async function createWebhook(db: Db, actor: RuleActor, b: WebhookBody) {
 }
 
 /** Deletes one the actor may manage; any other is a 404, as one that does not exist. */
-export async function deleteWebhook(db: Db, actor: RuleActor, id: number) {
+export async function deleteWebhook(db: Db, actor: Actor, id: number) {
   const w = await manageableWebhook(db, actor, id);
   await db.transaction(async (tx) => {
     await tx.delete(webhooks).where(eq(webhooks.id, id));
@@ -145,7 +146,7 @@ export async function deleteWebhook(db: Db, actor: RuleActor, id: number) {
 }
 
 /** The webhooks `actor` may manage (a global admin: all; else those of rules they may manage), oldest first. */
-export async function manageableWebhooks(db: Db, actor: RuleActor) {
+export async function manageableWebhooks(db: Db, actor: Actor) {
   const all = await db.select().from(webhooks).orderBy(asc(webhooks.id));
   if (actor.access.superuser || actor.access.global === 'admin') return all;
   const owners = new Map((await db.select({ id: rules.id, ownerId: rules.ownerId }).from(rules)).map((r) => [r.id, r]));
@@ -153,7 +154,7 @@ export async function manageableWebhooks(db: Db, actor: RuleActor) {
 }
 
 /** One webhook `actor` may manage, or a 404 (one they may not is not there for them). */
-export async function manageableWebhook(db: Db, actor: RuleActor, id: number) {
+export async function manageableWebhook(db: Db, actor: Actor, id: number) {
   const [w] = await db.select().from(webhooks).where(eq(webhooks.id, id));
   const [rule] = w?.ruleId ? await db.select({ ownerId: rules.ownerId }).from(rules).where(eq(rules.id, w.ruleId)) : [];
   const admin = actor.access.superuser || actor.access.global === 'admin';
@@ -327,7 +328,7 @@ const kept = (h: { keeperId: number | null }, e: { rule_owner_id: number | null 
  * The rule's owner keeps its webhook: it is delivered again (it stopped when the rule changed owner).
  * Only the owner: a global admin who would keep them saves the rule, and so owns it.
  */
-export async function keepWebhook(db: Db, actor: RuleActor, id: number): Promise<void> {
+export async function keepWebhook(db: Db, actor: Actor, id: number): Promise<void> {
   const w = await manageableWebhook(db, actor, id);
   const rule = w.ruleId === null ? null : await getRule(db, w.ruleId);
   if (!rule) throw new RuleError(400, `webhook #${String(id)} is global: it is not kept by a rule's owner`);

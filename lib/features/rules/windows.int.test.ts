@@ -22,11 +22,12 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { fireRequested } from './fire';
 import { ruleBody } from './rule-body';
-import { createRule, requestRun, type RuleActor } from './rules';
+import { createRule, requestRun } from './rules';
+import type { Actor } from '@/lib/engine/access';
 import { createWindow, windowBody } from './windows';
 
 let t: TestDb;
-let root: RuleActor;
+let root: Actor;
 /** One replica in each of two staging herds. */
 let a: { id: number; herdId: number; herd: string };
 let b: { id: number; herdId: number; herd: string };

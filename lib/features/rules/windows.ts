@@ -15,7 +15,8 @@ import { idNumber } from '@/lib/adapters/validation/ids';
 import { isPlainName, NO_TRICKS } from '@/lib/adapters/validation/text';
 import { demandScoped } from './blackouts';
 import { knownTimeZone } from './cron';
-import { RuleError, type RuleActor } from './rules';
+import { RuleError } from './rules';
+import type { Actor } from '@/lib/engine/access';
 import { appliesWithin, readerScope } from './scope-visibility';
 
 export const windowBody = z
@@ -46,7 +47,7 @@ async function auditEnvironment(db: Queries, environmentId: number | null, herdI
   return h?.env ?? null;
 }
 
-export async function createWindow(db: Db, actor: RuleActor, b: WindowBody) {
+export async function createWindow(db: Db, actor: Actor, b: WindowBody) {
   const environmentId = b.environmentId ?? null;
   const herdId = b.herdId ?? null;
   await demandScoped(db, actor, environmentId, herdId, 'Setting', 'maintenance window');
@@ -87,7 +88,7 @@ export async function createWindow(db: Db, actor: RuleActor, b: WindowBody) {
   }
 }
 
-export async function deleteWindow(db: Db, actor: RuleActor, id: number): Promise<void> {
+export async function deleteWindow(db: Db, actor: Actor, id: number): Promise<void> {
   const [w] = await db
     .select()
     .from(maintenanceWindows)
