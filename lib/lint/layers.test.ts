@@ -7,31 +7,35 @@ import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescrip
 import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 import { describe, expect, it } from 'vitest';
-import { layerConfigs } from '../../eslint.layers.mjs';
+import { cycleConfigs, floorConfigs } from '../../eslint.layers.mjs';
 
 const root = path.resolve(__dirname, '../..');
 
-// The layer rule alone, without the type-aware rules (a probe file need not exist on disk).
-const eslint = new ESLint({
-  cwd: root,
-  overrideConfigFile: true,
-  overrideConfig: [
-    { languageOptions: { parser: tseslint.parser } },
-    {
-      plugins: { 'import-x': importX },
-      settings: {
-        // import-x reads each imported file (no-cycle follows them) with the TypeScript parser.
-        'import-x/extensions': ['.ts', '.tsx', '.mts'],
-        'import-x/parsers': { '@typescript-eslint/parser': ['.ts', '.tsx', '.mts'] },
-        'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
+// Each rule alone, without the type-aware rules (a probe file need not exist on disk; no-cycle reads every file an
+// import leads to, which the floor probes need not).
+const linter = (configs: typeof floorConfigs) =>
+  new ESLint({
+    cwd: root,
+    overrideConfigFile: true,
+    overrideConfig: [
+      { languageOptions: { parser: tseslint.parser } },
+      {
+        plugins: { 'import-x': importX },
+        settings: {
+          // import-x reads each imported file (no-cycle follows them) with the TypeScript parser.
+          'import-x/extensions': ['.ts', '.tsx', '.mts'],
+          'import-x/parsers': { '@typescript-eslint/parser': ['.ts', '.tsx', '.mts'] },
+          'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
+        },
       },
-    },
-    ...layerConfigs,
-  ],
-});
+      ...configs,
+    ],
+  });
+const floors = linter(floorConfigs);
+const cycles = linter(cycleConfigs);
 
 async function ruleErrors(file: string, code: string, rule: string): Promise<string[]> {
-  const [result] = await eslint.lintText(code, { filePath: path.join(root, file) });
+  const [result] = await (rule === 'import-x/no-cycle' ? cycles : floors).lintText(code, { filePath: path.join(root, file) });
   return (result?.messages ?? []).filter((m) => m.ruleId === rule).map((m) => m.message);
 }
 const layerErrors = (file: string, code: string) => ruleErrors(file, code, 'import-x/no-restricted-paths');
@@ -147,5 +151,6 @@ describe('the floor rule', () => {
       rules: Record<string, unknown[]>;
     };
     expect(config.rules['import-x/no-restricted-paths']?.[0]).toBe(2);
+    expect(config.rules['import-x/no-cycle']?.[0]).toBe(2);
   });
 });
