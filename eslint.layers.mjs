@@ -1,9 +1,9 @@
 // pgherd's floors, lowest first; an import may only point down (docs/architecture.md, "Floors"):
 //   db          the schema and the connection: imports nothing of pgherd's
-//   lib/agent   the agent that ships to database hosts: its own zone, it imports nothing of the server
-//               but the plain text checks of lib/adapters/validation (the server reads its report format)
 //   adapters    lib/adapters: ssh, dns, aws, pgbouncer, the Patroni REST client, ldap, validation, format,
 //               log, metrics: plain values in and out, nothing of the database or the domain
+//   lib/agent   the agent that ships to database hosts: its own zone, it imports nothing of the server
+//               but the plain text checks of lib/adapters/validation (the server reads its report format)
 //   fleet       lib/fleet: the inventory model (instance and herd snapshots, observe, refresh, Postgres
 //               access, identity, the herd's topology, Patroni's view, the cloud catalogue and prices)
 //   engine      lib/engine: define-action, pipeline, plan, submit, execute, lease, queue, waves, the
