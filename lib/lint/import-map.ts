@@ -28,14 +28,18 @@ export function floorOf(file: string): string | null {
 }
 
 function sources(dir: string): string[] {
-  return (readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' }) as string[])
+  return readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' })
     .map((f) => path.posix.join(dir, f.split(path.sep).join('/')))
     .filter((f) => /\.(ts|tsx)$/.test(f) && !f.endsWith('.d.ts') && !NOT_PRODUCTION.some((re) => re.test(f)));
 }
 
 /** Every import of production code between two floors, as (from floor, to floor) -> how many. */
 export function floorImports(): Map<string, number> {
-  const parsed = ts.parseJsonConfigFileContent(ts.readConfigFile(path.join(ROOT, 'tsconfig.json'), ts.sys.readFile).config, ts.sys, ROOT);
+  const parsed = ts.parseJsonConfigFileContent(
+    ts.readConfigFile(path.join(ROOT, 'tsconfig.json'), (f) => ts.sys.readFile(f)).config,
+    ts.sys,
+    ROOT,
+  );
   const files = ['db', 'lib', 'jobs', 'app', 'components'].flatMap(sources);
   const counts = new Map<string, number>();
   for (const file of files) {
