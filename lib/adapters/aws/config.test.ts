@@ -35,7 +35,7 @@ describe('AWS readiness', () => {
 
   it('discovery: not configured, badly configured, or AWS unusable, each with its reason; the secret never in it', async () => {
     expect(await discoveryUnavailable({})).toMatch(/EC2 discovery is not configured: set PGHERD_AWS_DISCOVERY/);
-    expect(await discoveryUnavailable({ PGHERD_AWS_DISCOVERY: '{"regions":[]}' })).toMatch(/^PGHERD_AWS_DISCOVERY: regions/);
+    expect(await discoveryUnavailable({ PGHERD_AWS_DISCOVERY: '{"regions":[]}' })).toMatch(/^PGHERD_AWS_DISCOVERY must be .*: regions: /);
     process.env.AWS_SECRET_ACCESS_KEY = 'secret-never-shown';
     process.env.PGHERD_AWS_REGION = 'ap-south-1';
     const why = await discoveryUnavailable({
