@@ -7,6 +7,7 @@ import { logLine, throttled } from '@/lib/adapters/log/log';
 import { pgAccessConfig } from '@/lib/fleet/pg-access';
 import { sql } from 'drizzle-orm';
 import { parseSshKeys } from '@/lib/adapters/ssh/keys';
+import { setting } from '@/lib/adapters/settings/settings';
 import { fleetSsh } from '@/lib/fleet/fleet-ssh';
 import { errorText } from '@/lib/engine/errors';
 import { executeTarget, reconcile } from '@/lib/engine/execute-target';
@@ -90,7 +91,7 @@ export async function startWorker(cfg: WorkerConfig) {
   const discovery = discoveryConfig(); // so does a bad PGHERD_AWS_DISCOVERY
   awsEnvironments(); // and a bad PGHERD_AWS_ENVIRONMENTS
   const { db, pool } = createDb(cfg.databaseUrl, (cfg.concurrency ?? 8) + 4);
-  const ssh = fleetSsh(db, log, parseSshKeys(process.env.PGHERD_SSH_KEYS, cfg.sshKeyPath));
+  const ssh = fleetSsh(db, log, parseSshKeys(setting('PGHERD_SSH_KEYS'), cfg.sshKeyPath));
   const producer = workerConnection(cfg.redisUrl);
   const prefix = cfg.queuePrefix ?? queuePrefix();
   const queue = targetQueue(producer, prefix);
@@ -223,7 +224,7 @@ export async function startWorker(cfg: WorkerConfig) {
   const aliveTimer = setInterval(() => chore('worker.alive', () => workerAlive(db, holder)), WORKER_ALIVE_EVERY_MS);
 
   // Several workers share one refresh: a session advisory lock elects whoever gets there first.
-  const refreshEvery = cfg.refreshEveryMs ?? Number(process.env.PGHERD_REFRESH_INTERVAL_MS ?? 30_000);
+  const refreshEvery = cfg.refreshEveryMs ?? setting('PGHERD_REFRESH_INTERVAL_MS');
   // A chore several workers share: run by whoever takes its session advisory lock first, skipped by the others.
   const alone = async (lock: number, fn: () => Promise<void>) => {
     const client = await pool.connect();
@@ -294,7 +295,7 @@ export async function startWorker(cfg: WorkerConfig) {
   // EC2 discovery, when configured (PGHERD_AWS_DISCOVERY): one worker at a time, like the refresh; on
   // its schedule, and when a user asks (a row in discovery_runs, announced by NOTIFY, looked for on
   // every reconcile tick besides: a lost notification delays a pass, never loses it).
-  const discoverEvery = Number(process.env.PGHERD_AWS_DISCOVERY_EVERY_MS ?? 300_000);
+  const discoverEvery = setting('PGHERD_AWS_DISCOVERY_EVERY_MS');
   let discovering = false;
   // A pass asked for while one runs here is run right after it (that one may have claimed the asked-for
   // rows before this was asked: dropped, it would wait for the next reconcile tick).

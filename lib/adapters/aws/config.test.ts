@@ -77,6 +77,10 @@ describe('AWS that does not answer', () => {
       for (const s of sockets) s.destroy();
       server.close();
     }
-    expect(awsSettings({ PGHERD_AWS_TIMEOUT_MS: 'soon' }).timeoutMs).toBe(30_000);
+    // A bad bound is refused, naming the setting: it is never taken for the default.
+    expect(awsSettings({}).timeoutMs).toBe(30_000);
+    expect(() => awsSettings({ PGHERD_AWS_TIMEOUT_MS: 'soon' })).toThrow(
+      'PGHERD_AWS_TIMEOUT_MS must be a whole number from 500 to 600000 (got "soon")',
+    );
   }, 30_000);
 });
