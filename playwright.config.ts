@@ -1,7 +1,8 @@
 import { defineConfig } from '@playwright/test';
+import { setting } from './lib/adapters/settings/settings';
 
 // Debian's Chromium, never a downloaded browser (see docs/testing.md).
-export const CHROMIUM = process.env.PGHERD_CHROMIUM ?? '/usr/lib/chromium/chromium';
+export const CHROMIUM = setting('PGHERD_CHROMIUM');
 
 export default defineConfig({
   testDir: './e2e',

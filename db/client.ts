@@ -2,6 +2,7 @@
 import { drizzle, type NodePgDatabase, type NodePgQueryResultHKT } from 'drizzle-orm/node-postgres';
 import type { PgDatabase } from 'drizzle-orm/pg-core';
 import pg from 'pg';
+import { setting } from '@/lib/adapters/settings/settings';
 import * as schema from './schema';
 
 export type Db = NodePgDatabase<typeof schema> & { $client: pg.Pool };
@@ -44,7 +45,7 @@ export function getDb(): Db {
   if (!g.__pgherdDb) {
     const url = process.env.DATABASE_URL;
     if (!url) throw new Error('DATABASE_URL is not set (see docs/configuration.md)');
-    const { db, pool } = createDb(url, Number(process.env.PGHERD_DB_POOL ?? 10));
+    const { db, pool } = createDb(url, setting('PGHERD_DB_POOL'));
     g.__pgherdPool = pool;
     g.__pgherdDb = db;
   }

@@ -4,12 +4,13 @@ import { randomBytes } from 'node:crypto';
 import { buildConsole, prepareDatabase, startConsole, startWorkerProcess } from '../lib/lab/console';
 import { DEMO_PATRONI, readLab, startLab, writeLab } from '../lib/lab/lab';
 import { E2E_LAB_FILE } from './lab';
+import { setting } from '../lib/adapters/settings/settings';
 
 export default async function globalSetup() {
   const lab = await startLab({ file: E2E_LAB_FILE, patroni: DEMO_PATRONI });
   const admin = { username: 'e2e-admin', password: randomBytes(12).toString('base64url') };
   const { apiToken } = await prepareDatabase(lab, admin);
-  if (process.env.PGHERD_SKIP_BUILD !== '1') await buildConsole();
+  if (!setting('PGHERD_SKIP_BUILD')) await buildConsole();
   const web = await startConsole(lab, { quiet: true, labFile: E2E_LAB_FILE });
   const worker = await startWorkerProcess(lab, { quiet: true, labFile: E2E_LAB_FILE });
   const info = readLab(E2E_LAB_FILE);

@@ -7,6 +7,7 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { ec2Client } from '@/lib/adapters/aws/config';
+import { setting } from '@/lib/adapters/settings/settings';
 import type { TargetJob } from '@/lib/engine/queue';
 import { WORKER_ALIVE_EVERY_MS, workerAlive } from '@/lib/engine/workers-alive';
 import { checkDnsRecords, refreshFleet } from '@/lib/fleet/refresher';
@@ -94,7 +95,7 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; closeListener:
 
   const tick = cfg.reconcileEveryMs ?? 10_000;
   const ruleEvery = cfg.ruleReconcileEveryMs ?? 60_000;
-  const discoverEvery = Number(process.env.PGHERD_AWS_DISCOVERY_EVERY_MS ?? 300_000);
+  const discoverEvery = setting('PGHERD_AWS_DISCOVERY_EVERY_MS');
   // The worker's chores: each runs on its own clock, never twice at once here; those with a lock run on
   // one worker at a time.
   const chores: Chore[] = [
@@ -113,7 +114,7 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; closeListener:
     { name: 'worker.alive', every: WORKER_ALIVE_EVERY_MS, run: () => workerAlive(db, holder) },
     {
       name: 'refresh',
-      every: cfg.refreshEveryMs ?? Number(process.env.PGHERD_REFRESH_INTERVAL_MS ?? 30_000),
+      every: cfg.refreshEveryMs ?? setting('PGHERD_REFRESH_INTERVAL_MS'),
       lock: CHORE_LOCKS.refresh,
       run: async () => {
         log('refresh.done', await refreshFleet(db));

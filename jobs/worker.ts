@@ -1,7 +1,6 @@
 // npm run worker: one process of the worker pool. Several may run against one Redis and one database.
-import { metricsToken, parseListen } from '@/lib/features/metrics/serve';
 import { startWorker } from '@/jobs/start-worker';
-import { intSetting } from '@/lib/adapters/validation/settings';
+import { checkSettings, setting } from '@/lib/adapters/settings/settings';
 
 function required(name: string): string {
   const v = process.env[name];
@@ -12,26 +11,22 @@ function required(name: string): string {
   return v;
 }
 
-/** A setting that parses, or the worker stops at start saying what is wrong with it. */
-function checked<T>(read: () => T): T {
-  try {
-    return read();
-  } catch (err) {
-    console.error(`worker: ${err instanceof Error ? err.message : String(err)}`);
+async function main() {
+  // Every setting checked before anything starts: a bad one stops the worker here, saying which.
+  checkSettings('worker');
+  const sshKeyPath = setting('PGHERD_SSH_KEY');
+  if (sshKeyPath === null && setting('PGHERD_SSH_KEYS') === null) {
+    console.error('worker: PGHERD_SSH_KEY is not set, nor PGHERD_SSH_KEYS (see docs/configuration.md)');
     process.exit(2);
   }
-}
-
-async function main() {
-  const listen = process.env.PGHERD_WORKER_METRICS_LISTEN;
   const w = await startWorker({
     databaseUrl: required('DATABASE_URL'),
     redisUrl: required('REDIS_URL'),
-    sshKeyPath: process.env.PGHERD_SSH_KEY || (process.env.PGHERD_SSH_KEYS ? undefined : required('PGHERD_SSH_KEY')),
-    concurrency: checked(() => intSetting('PGHERD_WORKER_CONCURRENCY', 8, 1, 256)),
-    refreshEveryMs: checked(() => intSetting('PGHERD_REFRESH_INTERVAL_MS', 30_000, 0, 86_400_000)),
-    metricsListen: listen ? checked(() => parseListen('PGHERD_WORKER_METRICS_LISTEN', listen)) : null,
-    metricsToken: checked(() => metricsToken()),
+    sshKeyPath: sshKeyPath ?? undefined,
+    concurrency: setting('PGHERD_WORKER_CONCURRENCY'),
+    refreshEveryMs: setting('PGHERD_REFRESH_INTERVAL_MS'),
+    metricsListen: setting('PGHERD_WORKER_METRICS_LISTEN'),
+    metricsToken: setting('PGHERD_METRICS_TOKEN'),
   });
   let closing = false;
   const stop = async () => {

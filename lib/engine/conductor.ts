@@ -21,6 +21,7 @@ import { enqueueTargets, type TargetJob } from '@/lib/engine/queue';
 import { gateSchema, judgeHerd, type GateMember, type GateSpec } from '@/lib/engine/waves';
 import { herdWindowAt, outsideWords, windowsOfHerds } from '@/lib/engine/windows';
 import { holdOperation, resumePaused } from './hold';
+import { setting } from '@/lib/adapters/settings/settings';
 
 const CONDUCTOR_LOCK = 72_842_002;
 export const WAVES_CHANNEL = 'pgherd_waves';
@@ -273,7 +274,7 @@ export function runConductor(
   const closed = () => life.closed;
   let round: Promise<void> | null = null;
   let again = false;
-  const everyMs = opts.everyMs ?? Number(process.env.PGHERD_WAVE_ROUND_MS ?? 1000);
+  const everyMs = opts.everyMs ?? setting('PGHERD_WAVE_ROUND_MS');
   // The gate's samples keep their connections between rounds, each reading checked by a probe that
   // the instance takes new connections (see observationPool); those a round no longer uses close.
   const observations = observationPool();

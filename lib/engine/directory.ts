@@ -7,14 +7,10 @@ import { eq } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
 import { users } from '@/db/schema';
 import { ldapConfig, ldapLookup, type LdapConfig, type LdapLookup } from '@/lib/adapters/ldap/ldap';
+import { setting } from '@/lib/adapters/settings/settings';
 
 /** PGHERD_LDAP_RECHECK_SECONDS: how long the directory's answer about a user is kept (default 60; 0: asked every time). */
-export function recheckMs(raw = process.env.PGHERD_LDAP_RECHECK_SECONDS): number {
-  const s = raw === undefined || raw === '' ? 60 : Number(raw);
-  if (!Number.isInteger(s) || s < 0 || s > 3600)
-    throw new Error(`PGHERD_LDAP_RECHECK_SECONDS: a whole number of seconds, 0 to 3600 (got ${String(raw)})`);
-  return s * 1000;
-}
+export const recheckMs = (): number => setting('PGHERD_LDAP_RECHECK_SECONDS') * 1000;
 
 export type Standing = { active: true; groups: string[] } | { active: false; why: string };
 
@@ -31,7 +27,7 @@ const configs = new Map<string, LdapConfig | null>();
 
 /** The process's directory configuration, read once per file (it is read at every request otherwise). */
 function configured(): LdapConfig | null {
-  const file = process.env.PGHERD_LDAP_CONFIG ?? '';
+  const file = setting('PGHERD_LDAP_CONFIG') ?? '';
   if (!configs.has(file)) configs.set(file, ldapConfig(file));
   return configs.get(file) ?? null;
 }

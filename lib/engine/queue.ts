@@ -2,6 +2,7 @@
 // the job id is the target's id, so enqueuing a target twice is a no-op.
 import { Queue } from 'bullmq';
 import IORedis from 'ioredis';
+import { setting } from '@/lib/adapters/settings/settings';
 
 export const TARGET_QUEUE = 'pgherd-targets';
 
@@ -9,7 +10,7 @@ export const TARGET_QUEUE = 'pgherd-targets';
  * The Redis key prefix of pgherd's queue: two installations (or two test files with their own
  * databases) sharing one Redis must not take each other's jobs.
  */
-export const queuePrefix = () => process.env.PGHERD_QUEUE_PREFIX || 'pgherd';
+export const queuePrefix = () => setting('PGHERD_QUEUE_PREFIX');
 
 export interface TargetJob {
   targetId: number;

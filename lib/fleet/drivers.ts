@@ -1,6 +1,7 @@
 // How a herd's members are started and stopped: argument lists for each control driver.
 // The argv is quoted by the SSH layer; nothing here builds a shell string.
 import { Refusal } from '@/lib/fleet/refusal';
+import { setting } from '@/lib/adapters/settings/settings';
 
 export interface ControlTarget {
   pgVersion: number;
@@ -118,7 +119,7 @@ export function notSentBecause(r: { code: number | null; stdout: string }): stri
 
 /** Debian puts no pg_ctl in PATH: call it by the version's bin directory. */
 export function binDir(pgVersion: number): string {
-  return (process.env.PGHERD_PG_BIN_TEMPLATE ?? '/usr/lib/postgresql/{version}/bin').replace('{version}', String(pgVersion));
+  return setting('PGHERD_PG_BIN_TEMPLATE').replace('{version}', String(pgVersion));
 }
 
 export const pgCtl: ControlDriver = {

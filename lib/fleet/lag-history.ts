@@ -4,12 +4,12 @@
 // day or week, with the operations on the herd in that time.
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '@/db/client';
-import { intSetting } from '@/lib/adapters/validation/settings';
+import { setting } from '@/lib/adapters/settings/settings';
 
 /** How often a sample is taken (ms; PGHERD_LAG_SAMPLE_MS, default a minute; 0: never). */
-export const lagSampleEveryMs = () => intSetting('PGHERD_LAG_SAMPLE_MS', 60_000, 0, 86_400_000);
+export const lagSampleEveryMs = () => setting('PGHERD_LAG_SAMPLE_MS');
 /** How long samples are kept (days; PGHERD_LAG_RETENTION_DAYS, default 7). */
-export const lagRetentionDays = () => intSetting('PGHERD_LAG_RETENTION_DAYS', 7, 1, 3650);
+export const lagRetentionDays = () => setting('PGHERD_LAG_RETENTION_DAYS');
 /** Samples older than this are folded into buckets of FOLD_BUCKET. */
 export const FOLD_AFTER = '1 day';
 export const FOLD_BUCKET = '5 minutes';

@@ -12,6 +12,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { metrics } from '@/lib/adapters/metrics/registry';
 import { logLine } from '@/lib/adapters/log/log';
+import { setting } from '@/lib/adapters/settings/settings';
 
 const path = z.string().startsWith('/', 'an absolute path').max(4096);
 const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
@@ -163,15 +164,7 @@ export function parsePgAccess(json: unknown, read: Reader = readText): PgAccessC
 
 /** Without PGHERD_PG_CONFIG: PGHERD_PG_USER (default postgres) everywhere, no password, no TLS. */
 function legacy(): PgAccessConfig {
-  for (const v of ['PGHERD_PG_PASSWORD', 'PGHERD_PGBOUNCER_PASSWORD']) {
-    if (process.env[v]) {
-      throw new Error(
-        `${v} is not read any more: a password is only sent over TLS that verifies the server's certificate. ` +
-          'Put it in the file PGHERD_PG_CONFIG names, per environment, with tls.mode "verify-full" (docs/configuration.md)',
-      );
-    }
-  }
-  const user = process.env.PGHERD_PG_USER || 'postgres';
+  const user = setting('PGHERD_PG_USER');
   return {
     environments: new Map(),
     fallback: { postgres: { user, password: null, tls: null }, pgbouncer: { password: null, tls: null }, patroni: null },
@@ -193,8 +186,11 @@ const mtimeOf = (file: string) => {
 
 /** The configuration in force (PGHERD_PG_CONFIG, else the legacy settings); throws when it is invalid. */
 export function pgAccessConfig(): PgAccessConfig {
-  const file = process.env.PGHERD_PG_CONFIG || '';
-  const key = `${file}\n${file ? mtimeOf(file) : 0}\n${process.env.PGHERD_PG_USER ?? ''}\n${process.env.PGHERD_PG_PASSWORD ?? ''}\n${process.env.PGHERD_PGBOUNCER_PASSWORD ?? ''}`;
+  // Earlier versions' passwords, sent in clear: set, each throws saying where a password goes now.
+  setting('PGHERD_PG_PASSWORD');
+  setting('PGHERD_PGBOUNCER_PASSWORD');
+  const file = setting('PGHERD_PG_CONFIG') ?? '';
+  const key = `${file}\n${file ? mtimeOf(file) : 0}\n${setting('PGHERD_PG_USER')}`;
   if (cached?.key !== key || Date.now() - cached.at > REREAD_MS) {
     let config: PgAccessConfig;
     if (!file) config = legacy();

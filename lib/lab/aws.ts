@@ -10,6 +10,7 @@ import { freePort } from './ports';
 import { waitFor, type Identity } from './proc';
 import type { AwsFrontConfig } from './aws-front';
 import type { LabRoute53 } from './route53';
+import { setting } from '@/lib/adapters/settings/settings';
 
 // The SDK warns once per process that its 2027 releases need Node 22: true, and said in the README; the
 // lab's own processes (the demo, the tests, the front) need not repeat it.
@@ -44,7 +45,8 @@ const zoneOfSite = (sites: string[], site: string) => `${LAB_REGION}${'abc'[Math
 
 /** moto_server: PGHERD_MOTO_SERVER, else on PATH, else the bootstrap's own virtual environment. */
 export function motoServerPath(): string {
-  if (process.env.PGHERD_MOTO_SERVER) return process.env.PGHERD_MOTO_SERVER;
+  const given = setting('PGHERD_MOTO_SERVER');
+  if (given) return given;
   for (const dir of (process.env.PATH ?? '').split(':')) {
     const p = path.join(dir, 'moto_server');
     if (dir && existsSync(p)) return p;

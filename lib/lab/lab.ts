@@ -29,6 +29,7 @@ import { labAwsEnv, startAws, type LabAws } from './aws';
 import { startRoute53 } from './route53';
 import { startEtcd, startPatroniHerd } from './patroni';
 import { shortEnv } from './fleet';
+import { setting } from '@/lib/adapters/settings/settings';
 
 export interface LabProcess {
   name: string;
@@ -328,7 +329,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     name: path.basename(opts.file, '.json'),
     dir,
     osUser: id.user,
-    pgBin: process.env.PGHERD_PG_BIN ?? '/usr/lib/postgresql/15/bin',
+    pgBin: setting('PGHERD_PG_BIN'),
     startedAt: new Date().toISOString(),
     database: { url: '', adminUrl: '' },
     redis: null,

@@ -4,8 +4,9 @@ import path from 'node:path';
 import pg from 'pg';
 import { mkdirOwned, run, waitFor, type Identity } from './proc';
 import type { LabCertificate } from './tls';
+import { setting } from '@/lib/adapters/settings/settings';
 
-export const PG_BIN = process.env.PGHERD_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+export const PG_BIN = setting('PGHERD_PG_BIN');
 export const PG_SUPERUSER = 'postgres';
 
 export interface PgNode {

@@ -4,10 +4,11 @@ import { execFile, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { setting } from '@/lib/adapters/settings/settings';
 
 const execFileP = promisify(execFile);
 
-export const LAB_USER = process.env.PGHERD_LAB_USER ?? 'pgherd-lab';
+export const LAB_USER = setting('PGHERD_LAB_USER');
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 export interface Identity {

@@ -15,6 +15,7 @@ import type { StepContext } from '@/lib/engine/pipeline';
 import { refuse } from '@/lib/fleet/refusal';
 import { execNoted } from './exec-noted';
 import { shellCommand } from '@/lib/adapters/ssh/quote';
+import { setting } from '@/lib/adapters/settings/settings';
 
 export interface HookConfig {
   path: string;
@@ -24,9 +25,14 @@ export interface HookConfig {
 
 /** The directory hooks run from (PGHERD_HOOK_DIR, absolute), or why none may run. */
 export function hookDir(env: Record<string, string | undefined> = process.env): string | { refused: string } {
-  const dir = env.PGHERD_HOOK_DIR ?? '';
+  let dir: string | null;
+  try {
+    dir = setting('PGHERD_HOOK_DIR', env);
+  } catch (err) {
+    // A relative directory stops the worker at start (checkSettings); read here, it refuses the hook, naming it.
+    return { refused: (err as Error).message };
+  }
   if (!dir) return { refused: "hooks run only from the directory PGHERD_HOOK_DIR names, and the worker's environment sets none" };
-  if (!path.isAbsolute(dir)) return { refused: `PGHERD_HOOK_DIR (${dir}) is not an absolute path` };
   return path.resolve(dir);
 }
 

@@ -14,6 +14,7 @@ import type { StepContext } from '@/lib/engine/pipeline';
 import { execNoted, execNotedOk } from './exec-noted';
 import { refuse } from '@/lib/fleet/refusal';
 import { proveReplaceable } from './data-directory';
+import { setting } from '@/lib/adapters/settings/settings';
 
 /** primary_conninfo as libpq reads it: values quoted, quotes and backslashes escaped. */
 export function conninfo(parts: Record<string, string | number>): string {
@@ -22,7 +23,7 @@ export function conninfo(parts: Record<string, string | number>): string {
     .join(' ');
 }
 
-export const replicationUser = () => process.env.PGHERD_REPLICATION_USER ?? 'postgres';
+export const replicationUser = () => setting('PGHERD_REPLICATION_USER');
 
 /** What a member said, in one line for a step's record. */
 export function describeObserved(m: InstanceRef, o: Observed): string {

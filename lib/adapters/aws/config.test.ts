@@ -35,7 +35,7 @@ describe('AWS readiness', () => {
 
   it('discovery: not configured, badly configured, or AWS unusable, each with its reason; the secret never in it', async () => {
     expect(await discoveryUnavailable({})).toMatch(/EC2 discovery is not configured: set PGHERD_AWS_DISCOVERY/);
-    expect(await discoveryUnavailable({ PGHERD_AWS_DISCOVERY: '{"regions":[]}' })).toMatch(/^PGHERD_AWS_DISCOVERY: regions/);
+    expect(await discoveryUnavailable({ PGHERD_AWS_DISCOVERY: '{"regions":[]}' })).toMatch(/^PGHERD_AWS_DISCOVERY must be .*: regions: /);
     process.env.AWS_SECRET_ACCESS_KEY = 'secret-never-shown';
     process.env.PGHERD_AWS_REGION = 'ap-south-1';
     const why = await discoveryUnavailable({
@@ -77,6 +77,10 @@ describe('AWS that does not answer', () => {
       for (const s of sockets) s.destroy();
       server.close();
     }
-    expect(awsSettings({ PGHERD_AWS_TIMEOUT_MS: 'soon' }).timeoutMs).toBe(30_000);
+    // A bad bound is refused, naming the setting: it is never taken for the default.
+    expect(awsSettings({}).timeoutMs).toBe(30_000);
+    expect(() => awsSettings({ PGHERD_AWS_TIMEOUT_MS: 'soon' })).toThrow(
+      'PGHERD_AWS_TIMEOUT_MS must be a whole number from 500 to 600000 (got "soon")',
+    );
   }, 30_000);
 });

@@ -5,6 +5,7 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { PricingClient } from '@aws-sdk/client-pricing';
 import { Route53Client } from '@aws-sdk/client-route-53';
+import { setting, SETTINGS } from '@/lib/adapters/settings/settings';
 import { shortenErrors } from './errors';
 
 export interface AwsSettings {
@@ -16,14 +17,10 @@ export interface AwsSettings {
 
 /** The settings from the environment; the region is required (no client guesses one). */
 export function awsSettings(env: Record<string, string | undefined> = process.env): AwsSettings {
-  const region = env.PGHERD_AWS_REGION ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? '';
-  const endpoint = env.PGHERD_AWS_ENDPOINT ?? env.AWS_ENDPOINT_URL ?? null;
-  const t = Number(env.PGHERD_AWS_TIMEOUT_MS ?? DEFAULT_TIMEOUT_MS);
-  const timeoutMs = Number.isInteger(t) && t >= 500 && t <= 600_000 ? t : DEFAULT_TIMEOUT_MS;
-  return { region, endpoint: endpoint || null, timeoutMs };
+  const region = setting('PGHERD_AWS_REGION', env) ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? '';
+  const endpoint = setting('PGHERD_AWS_ENDPOINT', env) ?? env.AWS_ENDPOINT_URL ?? null;
+  return { region, endpoint: endpoint || null, timeoutMs: setting('PGHERD_AWS_TIMEOUT_MS', env) };
 }
-
-const DEFAULT_TIMEOUT_MS = 30_000;
 
 /** AWS is not configured here: the cloud features say so (the API answers 503 with this reason). */
 export class AwsNotConfiguredError extends Error {
@@ -39,7 +36,7 @@ function common(s: AwsSettings, region?: string) {
   // The SDK's standard retry mode: throttling and transient errors retried with backoff, three attempts.
   // Each attempt bounded: connecting (5 s at most) and the whole answer (smithy only warns past
   // requestTimeout unless told to throw), so a page that plans never waits on AWS without end.
-  const timeoutMs = s.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = s.timeoutMs ?? SETTINGS.PGHERD_AWS_TIMEOUT_MS.fallback;
   return {
     region: r,
     retryMode: 'standard',

@@ -15,6 +15,7 @@ import {
   paginateDescribeInstanceTypeOfferings,
   paginateDescribeInstanceTypes,
 } from '@aws-sdk/client-ec2';
+import { setting } from '@/lib/adapters/settings/settings';
 
 /** What pgherd records of an EC2 instance: its cloud identity. */
 export interface CloudInstance {
@@ -302,10 +303,6 @@ export function isCapacityOrTypeRefusal(err: unknown): boolean {
  * asking every PGHERD_EC2_POLL_SECONDS (default 5, growing to 3 times that).
  */
 export function waitBounds(env: Record<string, string | undefined> = process.env): WaitBounds {
-  const num = (v: string | undefined, d: number, min: number, max: number) => {
-    const n = Number(v ?? d);
-    return Number.isFinite(n) && n >= min && n <= max ? n : d;
-  };
-  const poll = num(env.PGHERD_EC2_POLL_SECONDS, 5, 1, 120);
-  return { maxWaitSeconds: num(env.PGHERD_EC2_WAIT_SECONDS, 600, 5, 7200), minDelaySeconds: poll, maxDelaySeconds: poll * 3 };
+  const poll = setting('PGHERD_EC2_POLL_SECONDS', env);
+  return { maxWaitSeconds: setting('PGHERD_EC2_WAIT_SECONDS', env), minDelaySeconds: poll, maxDelaySeconds: poll * 3 };
 }

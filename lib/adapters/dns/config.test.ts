@@ -28,9 +28,12 @@ describe('a Route 53 zone in the DNS configuration', () => {
       timeoutMs: 10_000,
       pollMs: 200,
     });
-    expect(route53Bounds({ PGHERD_ROUTE53_WAIT_SECONDS: '99999', PGHERD_ROUTE53_POLL_SECONDS: 'soon' })).toEqual({
-      timeoutMs: 3_600_000,
-      pollMs: 5000,
-    });
+    // Out of bounds, or not a number: refused, naming the setting, never clamped nor taken for the default.
+    expect(() => route53Bounds({ PGHERD_ROUTE53_WAIT_SECONDS: '99999' })).toThrow(
+      'PGHERD_ROUTE53_WAIT_SECONDS must be a number from 1 to 3600 (got "99999")',
+    );
+    expect(() => route53Bounds({ PGHERD_ROUTE53_POLL_SECONDS: 'soon' })).toThrow(
+      'PGHERD_ROUTE53_POLL_SECONDS must be a number from 0.05 to 60',
+    );
   });
 });

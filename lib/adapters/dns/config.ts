@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { DnsServer } from './rfc2136';
 import type { TsigKey } from './tsig';
+import { setting } from '@/lib/adapters/settings/settings';
 
 const hostname = z
   .string()
@@ -113,7 +114,7 @@ let cached: { file: string; zones: ZoneConfig[] } | null = null;
 
 /** The zones from PGHERD_DNS_CONFIG (none when it is not set). */
 export function dnsZones(): ZoneConfig[] {
-  const file = process.env.PGHERD_DNS_CONFIG;
+  const file = setting('PGHERD_DNS_CONFIG');
   if (!file) return [];
   if (cached?.file !== file) cached = { file, zones: parseDnsConfig(JSON.parse(readFileSync(file, 'utf8'))) };
   return cached.zones;

@@ -17,6 +17,7 @@ import {
   type RecordSet,
   type RecordType,
 } from './rfc2136';
+import { setting } from '@/lib/adapters/settings/settings';
 
 export interface DnsProvider {
   /** Where the zone is served, in words ("127.0.0.1:53", "Route 53 hosted zone Z0123"). */
@@ -44,14 +45,7 @@ export const RFC2136_VERIFY_MS = 10_000;
 
 /** Route 53's wait for INSYNC: PGHERD_ROUTE53_WAIT_SECONDS (default 120), polled every PGHERD_ROUTE53_POLL_SECONDS (default 5). */
 export function route53Bounds(env: Record<string, string | undefined> = process.env): { timeoutMs: number; pollMs: number } {
-  const n = (v: string | undefined, d: number, min: number, max: number) => {
-    const x = Number(v);
-    return v && Number.isFinite(x) ? Math.min(max, Math.max(min, x)) : d;
-  };
-  return {
-    timeoutMs: n(env.PGHERD_ROUTE53_WAIT_SECONDS, 120, 1, 3600) * 1000,
-    pollMs: n(env.PGHERD_ROUTE53_POLL_SECONDS, 5, 0.05, 60) * 1000,
-  };
+  return { timeoutMs: setting('PGHERD_ROUTE53_WAIT_SECONDS', env) * 1000, pollMs: setting('PGHERD_ROUTE53_POLL_SECONDS', env) * 1000 };
 }
 
 /** An AWS error as a DNS error that keeps its code ("AccessDenied: User ... is not authorized ..."). */

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { Client, InvalidCredentialsError, type Entry } from 'ldapts';
 import { z } from 'zod';
+import { setting } from '@/lib/adapters/settings/settings';
 
 export const ldapConfigSchema = z
   .object({
@@ -40,7 +41,7 @@ export const ldapConfigSchema = z
 export type LdapConfig = z.infer<typeof ldapConfigSchema>;
 
 /** PGHERD_LDAP_CONFIG: a JSON file; unset, sign-in uses local accounts only. */
-export function ldapConfig(file = process.env.PGHERD_LDAP_CONFIG): LdapConfig | null {
+export function ldapConfig(file = setting('PGHERD_LDAP_CONFIG')): LdapConfig | null {
   if (!file) return null;
   const parsed = ldapConfigSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
   if (!parsed.success)

@@ -1,12 +1,16 @@
 // pgherd's public key, for the line admins add to authorized_keys on each database host.
 import { readFileSync } from 'node:fs';
 import { utils, type ParsedKey } from 'ssh2';
+import { setting } from '@/lib/adapters/settings/settings';
 
 /**
  * "ssh-ed25519 AAAA... pgherd": PGHERD_SSH_PUBLIC_KEY when set (so the web process need not hold the
  * private key), else derived from the private key file PGHERD_SSH_KEY; null when neither is set.
  */
-export function pgherdPublicKey(path = process.env.PGHERD_SSH_KEY, given = process.env.PGHERD_SSH_PUBLIC_KEY): string | null {
+export function pgherdPublicKey(
+  path: string | null = setting('PGHERD_SSH_KEY'),
+  given: string | null = setting('PGHERD_SSH_PUBLIC_KEY'),
+): string | null {
   if (given) return given.trim();
   if (!path) return null;
   const key = utils.parseKey(readFileSync(path));
@@ -20,10 +24,9 @@ export function pgherdPublicKey(path = process.env.PGHERD_SSH_KEY, given = proce
  * The public key pgherd offers to `environment`'s hosts: that environment's key in PGHERD_SSH_KEYS,
  * else the default (pgherdPublicKey). Null when none is set.
  */
-export function pgherdPublicKeyFor(environment: string | null, keys = process.env.PGHERD_SSH_KEYS): string | null {
-  if (environment && keys?.trim()) {
-    const file = (JSON.parse(keys) as Record<string, unknown>)[environment];
-    if (typeof file === 'string') return pgherdPublicKey(file, '');
-  }
+export function pgherdPublicKeyFor(environment: string | null, keys = setting('PGHERD_SSH_KEYS')): string | null {
+  // Own keys only: an environment named like a prototype's member (constructor) is no key file.
+  const file = environment && keys && Object.hasOwn(keys, environment) ? keys[environment] : undefined;
+  if (file !== undefined) return pgherdPublicKey(file, '');
   return pgherdPublicKey();
 }

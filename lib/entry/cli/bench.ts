@@ -27,6 +27,7 @@ import { schedulesBench } from '@/lib/bench/schedules-bench';
 import { glanceBench } from '@/lib/bench/glance-bench';
 import { djangoMissing, startDjangoAdmin } from '@/lib/bench/changelist-django';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
+import { checkSettings, setting } from '@/lib/adapters/settings/settings';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-lab.json');
 const RUNS = Number(process.env.BENCH_RUNS ?? 100);
@@ -92,7 +93,7 @@ async function withConsole(
     const admin = { username: 'bench', password: randomBytes(12).toString('base64url') };
     const { apiToken } = await prepareDatabase(lab, admin, { seedFleet: false });
     const { db, pool } = createDb(lab.database.url, 4);
-    if (process.env.PGHERD_SKIP_BUILD !== '1') await buildConsole(log);
+    if (!setting('PGHERD_SKIP_BUILD')) await buildConsole(log);
     const web = await startConsole(lab, { quiet: true, labFile: FILE });
     const cookie = await signIn(web.url, admin.username, admin.password);
     try {
@@ -440,6 +441,7 @@ async function operationPagesBench({ db, url, cookie, apiToken }: { db: Db; url:
 }
 
 async function main() {
+  checkSettings('bench');
   const which = process.argv[2] ?? 'all';
   if (which === 'operation-pages') {
     await withConsole(async (ctx) => {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { createDb } from '@/db/client';
 import { ensureAdmin } from '@/lib/features/auth/superuser';
 import { isReservedName } from '@/lib/features/auth/reserved-names';
+import { checkSettings, setting } from '@/lib/adapters/settings/settings';
 
 const username = z
   .string()
@@ -24,14 +25,15 @@ async function ask(q: string): Promise<string> {
 }
 
 async function main() {
+  checkSettings('createsuperuser');
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error('DATABASE_URL is not set');
   const args = process.argv.slice(2);
   let name: string | undefined;
   let pass: string | undefined;
   if (args.includes('--from-env')) {
-    name = process.env.PGHERD_ADMIN_USERNAME;
-    pass = process.env.PGHERD_ADMIN_PASSWORD;
+    name = setting('PGHERD_ADMIN_USERNAME') ?? undefined;
+    pass = setting('PGHERD_ADMIN_PASSWORD') ?? undefined;
     if (!name || !pass) {
       console.log('createsuperuser: PGHERD_ADMIN_USERNAME/PASSWORD not set; no account created');
       return;
@@ -39,7 +41,7 @@ async function main() {
   } else {
     const at = args.indexOf('--username');
     name = at >= 0 ? args[at + 1] : await ask('Username: ');
-    pass = process.env.PGHERD_ADMIN_PASSWORD ?? (await ask('Password (shown as typed): '));
+    pass = setting('PGHERD_ADMIN_PASSWORD') ?? (await ask('Password (shown as typed): '));
   }
   const u = username.safeParse(name);
   if (!u.success) throw new Error(`username: ${u.error.issues.map((i) => i.message).join('; ')}`);

@@ -21,6 +21,7 @@ import { reportAll, runLabAgents, writeLabAgents } from '@/lib/lab/agents';
 import { addLabReadNames } from '@/lib/lab/seed';
 import { DEFAULT_FLEET, type FleetSpec } from '@/lib/lab/fleet';
 import { createDb } from '@/db/client';
+import { checkSettings, setting } from '@/lib/adapters/settings/settings';
 
 const log = (m: string) => console.log(`demo: ${m}`);
 const USAGE = 'usage: npm run demo -- [--small] [--no-console] [--file FILE] [--subnet A.B.C]';
@@ -71,6 +72,7 @@ function labShape(opts: DemoOptions): Required<Pick<LabOptions, 'fleet' | 'patro
 }
 
 async function main() {
+  checkSettings('demo');
   let opts: DemoOptions;
   try {
     opts = demoOptions(process.argv.slice(2));
@@ -172,14 +174,14 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
   const lab = await startLab({ file, log, ...labShape(opts) });
   hooks.labUp();
   const admin = {
-    username: process.env.PGHERD_ADMIN_USERNAME ?? 'admin',
-    password: process.env.PGHERD_ADMIN_PASSWORD ?? randomBytes(9).toString('base64url'),
+    username: setting('PGHERD_ADMIN_USERNAME') ?? 'admin',
+    password: setting('PGHERD_ADMIN_PASSWORD') ?? randomBytes(9).toString('base64url'),
   };
   log("migrating and seeding pgherd's database");
   // Without the console there are no agents to discover the instances: they are seeded.
   const { apiToken, agentTokens } = await prepareDatabase(lab, admin, { discover: opts.console });
   throwIfCancelled();
-  if (opts.console && process.env.PGHERD_SKIP_BUILD !== '1') await buildConsole(log);
+  if (opts.console && !setting('PGHERD_SKIP_BUILD')) await buildConsole(log);
   log('starting a worker');
   const worker = await startWorkerProcess(lab, { quiet: true, labFile: file });
   const relative = path.relative(process.cwd(), file);

@@ -1,4 +1,8 @@
 import { migrateDatabase } from '@/db/migrate';
+import { checkSettings } from '@/lib/adapters/settings/settings';
+
+// Run where the console and the workers run, with their environment: a bad setting is said here first.
+checkSettings('migrate');
 
 const url = process.env.DATABASE_URL;
 if (!url) {

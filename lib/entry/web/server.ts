@@ -12,8 +12,9 @@ import { CLIENT_ADDRESS_HEADER, clientAddressOf, trustedProxies } from '@/lib/fe
 import { createDb } from '@/db/client';
 import { registerFleetGauges, type CountedQueue } from '@/lib/features/metrics/fleet';
 import { metrics } from '@/lib/adapters/metrics/registry';
-import { listenForMetrics, METRICS_PATH, metricsToken, parseListen, serveMetrics } from '@/lib/features/metrics/serve';
+import { listenForMetrics, METRICS_PATH, serveMetrics } from '@/lib/features/metrics/serve';
 import { webQueue, webRuleQueue } from '@/lib/entry/web/web-queue';
+import { checkSettings, setting } from '@/lib/adapters/settings/settings';
 
 function arg(flag: string, fallback: string): string {
   const i = process.argv.indexOf(flag);
@@ -22,13 +23,14 @@ function arg(flag: string, fallback: string): string {
 }
 
 async function main() {
+  // Every setting checked before anything starts: a bad one stops the console here, saying which.
+  checkSettings('web');
   const port = Number(arg('-p', process.env.PORT ?? '3000'));
   const hostname = arg('-H', '0.0.0.0');
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`-p: ${port} is not a port`);
-  const proxies = trustedProxies(process.env.PGHERD_TRUSTED_PROXIES);
-  // Checked before anything starts: a bad token or listen address stops the console, saying which.
-  const token = metricsToken();
-  const metricsListen = process.env.PGHERD_METRICS_LISTEN ? parseListen('PGHERD_METRICS_LISTEN', process.env.PGHERD_METRICS_LISTEN) : null;
+  const proxies = trustedProxies(setting('PGHERD_TRUSTED_PROXIES'));
+  const token = setting('PGHERD_METRICS_TOKEN');
+  const metricsListen = setting('PGHERD_METRICS_LISTEN');
   const app = next({ dev: false, dir: path.join(__dirname, '..', '..', '..'), hostname, port });
   const handle = app.getRequestHandler();
   await app.prepare();
@@ -62,7 +64,7 @@ async function main() {
       JSON.stringify({
         event: 'web.ready',
         url: `http://${hostname}:${port}`,
-        trustedProxies: process.env.PGHERD_TRUSTED_PROXIES ?? '',
+        trustedProxies: setting('PGHERD_TRUSTED_PROXIES').join(', '),
         metrics: ownMetrics?.url ?? (token ? `http://${hostname}:${port}${METRICS_PATH} (token)` : 'off'),
       }),
     ),
@@ -107,8 +109,8 @@ function agentReportsHere() {
   if (!url) return null;
   const log = (event: string, fields: object) => console.error(JSON.stringify({ event, ...fields }));
   return agentReports(url, log, {
-    pool: Number(process.env.PGHERD_AGENT_DB_POOL ?? 4),
-    writers: Number(process.env.PGHERD_INGEST_WRITERS ?? 2),
+    pool: setting('PGHERD_AGENT_DB_POOL'),
+    writers: setting('PGHERD_INGEST_WRITERS'),
   });
 }
 

@@ -6,6 +6,7 @@
 import type { Db } from '@/db/client';
 import { ingestReport, ingestReports, type AgentServer, type IngestResult } from './ingest';
 import type { Report } from '@/lib/agent/report';
+import { setting } from '@/lib/adapters/settings/settings';
 
 interface Waiting {
   server: AgentServer;
@@ -103,6 +104,6 @@ const g = globalThis as unknown as { __pgherdIngestQueue?: IngestQueue };
 
 /** The web process's queue, over its database pool. */
 export function ingestQueue(db: Db): IngestQueue {
-  g.__pgherdIngestQueue ??= new IngestQueue(db, { writers: Number(process.env.PGHERD_INGEST_WRITERS ?? 2) });
+  g.__pgherdIngestQueue ??= new IngestQueue(db, { writers: setting('PGHERD_INGEST_WRITERS') });
   return g.__pgherdIngestQueue;
 }

@@ -8,6 +8,7 @@ import type { Db } from '@/db/client';
 import { apiTokens, users } from '@/db/schema';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { standingOf } from '@/lib/engine/directory';
+import { setting } from '@/lib/adapters/settings/settings';
 
 export type Scope = 'read' | 'operate';
 
@@ -39,13 +40,7 @@ export const newTokenForm = z.object({
  * PGHERD_API_TOKEN_MAX_DAYS: the longest a token may live (unset: no limit). A token asked for without
  * an expiry, or a longer one, gets this; a token older than it is refused, whatever it was made with.
  */
-export function tokenMaxDays(raw = process.env.PGHERD_API_TOKEN_MAX_DAYS): number | null {
-  if (raw === undefined || raw === '') return null;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 3650)
-    throw new Error(`PGHERD_API_TOKEN_MAX_DAYS: a whole number of days, 1 to 3650 (got ${raw})`);
-  return n;
-}
+export const tokenMaxDays = (): number | null => setting('PGHERD_API_TOKEN_MAX_DAYS');
 
 /** The expiry a token gets: the one asked for, capped by the maximum lifetime from `now`. */
 export function cappedExpiry(asked: Date | null, now: Date, maxDays = tokenMaxDays()): Date | null {

@@ -10,6 +10,7 @@ import { bindingsFor } from '@/lib/engine/access';
 import { ldapAuthenticate, ldapConfig, type LdapConfig } from '@/lib/adapters/ldap/ldap';
 import { verifyPassword } from './password';
 import { isReservedName } from './reserved-names';
+import { setting } from '@/lib/adapters/settings/settings';
 
 export interface AuthenticatedUser {
   id: number;
@@ -24,10 +25,17 @@ export type AuthFailure = 'invalid' | 'unreachable' | 'throttled' | 'not_allowed
 
 export type AuthResult = { ok: true; user: AuthenticatedUser } | { ok: false; code: AuthFailure; reason: string };
 
+/** Sign-in throttling: failures allowed per username and per client address in the window. */
 export const THROTTLE = {
-  windowMs: Number(process.env.PGHERD_SIGNIN_WINDOW_MS ?? 15 * 60_000),
-  perUser: Number(process.env.PGHERD_SIGNIN_MAX_PER_USER ?? 5),
-  perAddress: Number(process.env.PGHERD_SIGNIN_MAX_PER_ADDRESS ?? 20),
+  get windowMs() {
+    return setting('PGHERD_SIGNIN_WINDOW_MS');
+  },
+  get perUser() {
+    return setting('PGHERD_SIGNIN_MAX_PER_USER');
+  },
+  get perAddress() {
+    return setting('PGHERD_SIGNIN_MAX_PER_ADDRESS');
+  },
 };
 
 const MESSAGES: Record<AuthFailure, string> = {

@@ -10,7 +10,7 @@ describe('the client address', () => {
   });
 
   it('behind trusted proxies, is the first hop from the right that is not one of them', () => {
-    const proxies = trustedProxies('10.0.0.0/8, 192.168.1.10, fd00::/8');
+    const proxies = trustedProxies(['10.0.0.0/8', '192.168.1.10', 'fd00::/8']);
     // client -> 192.168.1.10 (trusted) -> 10.1.2.3 (trusted) -> pgherd
     expect(clientAddressOf('10.1.2.3', '203.0.113.9, 192.168.1.10', proxies)).toBe('203.0.113.9');
     // A client that prepends its own hops is not believed past the first untrusted one.
@@ -23,6 +23,6 @@ describe('the client address', () => {
   });
 
   it('refuses a trusted proxy list it cannot read', () => {
-    expect(() => trustedProxies('10.0.0.0/8, example.com')).toThrow('"example.com" is not an address or a CIDR block');
+    expect(() => trustedProxies(['10.0.0.0/8', 'example.com'])).toThrow('"example.com" is not an address or a CIDR block');
   });
 });

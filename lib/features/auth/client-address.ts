@@ -10,14 +10,11 @@ export const CLIENT_ADDRESS_HEADER = 'x-pgherd-client-address';
 
 const bare = (a: string) => (a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a);
 
-/** "10.0.0.0/8, 192.168.1.10, fd00::/8" -> a list to check addresses against; null when none is set. */
-export function trustedProxies(spec: string | undefined): net.BlockList | null {
-  if (!spec?.trim()) return null;
+/** ["10.0.0.0/8", "192.168.1.10", "fd00::/8"] -> a list to check addresses against; null when none is set. */
+export function trustedProxies(addresses: readonly string[]): net.BlockList | null {
+  if (!addresses.length) return null;
   const list = new net.BlockList();
-  for (const raw of spec
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)) {
+  for (const raw of addresses) {
     const [addr = '', bits] = raw.split('/');
     const family = net.isIPv4(addr) ? 'ipv4' : net.isIPv6(addr) ? 'ipv6' : null;
     if (!family || (bits !== undefined && !/^\d{1,3}$/.test(bits)))

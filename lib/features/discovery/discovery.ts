@@ -6,48 +6,20 @@
 // deleted: its server may still hold history an operator needs.
 import { addressTakenElsewhere } from '@/lib/fleet/host-binding';
 import { and, eq, inArray, or, sql } from 'drizzle-orm';
-import { z } from 'zod';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { Db } from '@/db/client';
 import { environments, servers } from '@/db/schema';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { describeInstances, tagFilters, type CloudInstance } from '@/lib/adapters/aws/ec2';
 import { awsEnvironments, environmentOfInstance, placeOf, type AwsEnvironments } from '@/lib/adapters/aws/environments';
+import type { DiscoveryConfig } from '@/lib/adapters/aws/discovery-schema';
+import { setting } from '@/lib/adapters/settings/settings';
 
-const tagKey = z.string().min(1).max(128);
-export const discoveryConfigSchema = z
-  .object({
-    regions: z.array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'a region such as eu-west-1')).min(1),
-    /** Instances carrying all of these (`*`: the tag with any value). */
-    tags: z.record(tagKey, z.string().max(256)).refine((t) => Object.keys(t).length > 0, 'at least one tag to filter on'),
-    /** Which tags say the server's host name, environment and site. */
-    map: z
-      .object({
-        hostname: tagKey.default('Name'),
-        environment: tagKey.default('pgherd:environment'),
-        herd: tagKey.default('pgherd:herd'),
-        site: tagKey.default('pgherd:site'),
-      })
-      .strict()
-      .default({ hostname: 'Name', environment: 'pgherd:environment', herd: 'pgherd:herd', site: 'pgherd:site' }),
-  })
-  .strict();
-export type DiscoveryConfig = z.infer<typeof discoveryConfigSchema>;
+export type { DiscoveryConfig } from '@/lib/adapters/aws/discovery-schema';
 
-/** PGHERD_AWS_DISCOVERY (JSON), or null when discovery is not configured; a bad value says what is wrong. */
+/** PGHERD_AWS_DISCOVERY, or null when discovery is not configured; a bad value throws, saying what is wrong. */
 export function discoveryConfig(env: Record<string, string | undefined> = process.env): DiscoveryConfig | null {
-  const raw = env.PGHERD_AWS_DISCOVERY;
-  if (!raw) return null;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch (err) {
-    throw new Error(`PGHERD_AWS_DISCOVERY is not JSON: ${(err as Error).message}`);
-  }
-  const r = discoveryConfigSchema.safeParse(parsed);
-  if (!r.success)
-    throw new Error(`PGHERD_AWS_DISCOVERY: ${r.error.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ')}`);
-  return r.data;
+  return setting('PGHERD_AWS_DISCOVERY', env);
 }
 
 export interface DiscoverySummary {

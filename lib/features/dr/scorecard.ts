@@ -4,11 +4,9 @@
 // (no member outside the primary's site).
 import { sql } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
+import { setting } from '@/lib/adapters/settings/settings';
 
-export const drillMaxAgeDays = () => {
-  const n = Number(process.env.PGHERD_DR_DRILL_MAX_AGE_DAYS ?? 31);
-  return Number.isFinite(n) && n > 0 ? n : 31;
-};
+export const drillMaxAgeDays = () => setting('PGHERD_DR_DRILL_MAX_AGE_DAYS');
 
 export type DrillVerdict = 'ok' | 'never' | 'failed' | 'stale' | 'no-dr-member';
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ingestResult, metrics, stepLabel } from '@/lib/adapters/metrics/registry';
-import { hasToken, metricsToken, parseListen } from './serve';
+import { setting } from '@/lib/adapters/settings/settings';
+import { hasToken } from './serve';
 import { logLine, withLogContext } from '@/lib/adapters/log/log';
 
 describe('step labels', () => {
@@ -32,6 +33,7 @@ describe('ingest results', () => {
 
 describe('the metrics token and listen address', () => {
   it('refuses a short token or one with spaces, and takes none as none', () => {
+    const metricsToken = (env: Record<string, string>) => setting('PGHERD_METRICS_TOKEN', env);
     expect(metricsToken({})).toBeNull();
     expect(metricsToken({ PGHERD_METRICS_TOKEN: '' })).toBeNull();
     expect(() => metricsToken({ PGHERD_METRICS_TOKEN: 'short' })).toThrow(/at least 16/);
@@ -47,12 +49,14 @@ describe('the metrics token and listen address', () => {
     expect(hasToken(undefined, null)).toBe(true);
   });
   it('parses host:port, [v6]:port and a bare port; refuses the rest', () => {
-    expect(parseListen('X', '0.0.0.0:9464')).toEqual({ host: '0.0.0.0', port: 9464 });
-    expect(parseListen('X', '[::1]:9464')).toEqual({ host: '::1', port: 9464 });
-    expect(parseListen('X', '9464')).toEqual({ host: '127.0.0.1', port: 9464 });
-    expect(parseListen('X', 'metrics.internal:0')).toEqual({ host: 'metrics.internal', port: 0 });
-    for (const bad of ['', ':9464', 'host:', 'host:70000', 'host:port', 'a b:1', 'http://x:1'])
-      expect(() => parseListen('X', bad), bad).toThrow(/X must be host:port/);
+    const listen = (v: string) => setting('PGHERD_METRICS_LISTEN', { PGHERD_METRICS_LISTEN: v });
+    expect(listen('0.0.0.0:9464')).toEqual({ host: '0.0.0.0', port: 9464 });
+    expect(listen('[::1]:9464')).toEqual({ host: '::1', port: 9464 });
+    expect(listen('9464')).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(listen('metrics.internal:0')).toEqual({ host: 'metrics.internal', port: 0 });
+    expect(listen('')).toBeNull();
+    for (const bad of [':9464', 'host:', 'host:70000', 'host:port', 'a b:1', 'http://x:1'])
+      expect(() => listen(bad), bad).toThrow(/^PGHERD_METRICS_LISTEN must be host:port/);
   });
 });
 

@@ -8,25 +8,6 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
 export const METRICS_PATH = '/metrics';
-const MIN_TOKEN = 16;
-
-/** PGHERD_METRICS_TOKEN, checked: null when unset; a token too short to be a secret stops the process at start. */
-export function metricsToken(env: Record<string, string | undefined> = process.env): string | null {
-  const raw = env.PGHERD_METRICS_TOKEN;
-  if (raw === undefined || raw === '') return null;
-  if (raw.length < MIN_TOKEN || /\s/.test(raw))
-    throw new Error(`PGHERD_METRICS_TOKEN must be at least ${MIN_TOKEN} characters, with no spaces (openssl rand -hex 24 makes one)`);
-  return raw;
-}
-
-/** "host:port", "[v6]:port" or a bare port (on 127.0.0.1); port 0 takes a free one. */
-export function parseListen(name: string, raw: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(raw) ?? /^()()(\d{1,5})$/.exec(raw);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || !Number.isInteger(port) || port > 65535)
-    throw new Error(`${name} must be host:port (as 127.0.0.1:9464, [::1]:9464 or 0.0.0.0:9464), got ${JSON.stringify(raw)}`);
-  return { host: m[1] || m[2] || '127.0.0.1', port };
-}
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 

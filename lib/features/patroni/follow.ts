@@ -22,15 +22,13 @@ import { writeOperations } from '@/lib/engine/submit';
 import { getCluster, leaderOf, PatroniError } from '@/lib/adapters/patroni/client';
 import { restUrlProblem } from '@/lib/adapters/patroni/rest-url';
 import { patroniAccessFor, patroniNow, type PatroniNow } from '@/lib/fleet/patroni-view';
+import { setting } from '@/lib/adapters/settings/settings';
 
 /** How the herd's Patroni problem starts when more than one member accepts writes (the changelist shows it). */
 export const TWO_PRIMARIES = 'two primaries';
 
 /** How often the worker reads the Patroni herds' /cluster (ms). */
-export const followEveryMs = () => {
-  const n = Number(process.env.PGHERD_PATRONI_FOLLOW_MS ?? 5000);
-  return Number.isFinite(n) && n >= 500 ? n : 5000;
-};
+export const followEveryMs = () => setting('PGHERD_PATRONI_FOLLOW_MS');
 
 export interface FollowResult {
   herdId: number;

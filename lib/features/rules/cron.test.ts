@@ -110,19 +110,21 @@ describe('firesBetween across a DST change', () => {
     expect(r.last).toHaveLength(2);
   });
 
-  it('keeps the minimum interval when its setting is not a number of seconds', () => {
+  it('refuses a minimum interval that is not a number of seconds rather than lifting the guard', () => {
     const saved = process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS;
     try {
       for (const [raw, want] of [
         ['', 60],
-        ['abc', 60],
-        ['-5', 60],
-        ['1e3', 60],
         [' 30 ', 30],
+        ['0.5', 0.5],
         ['0', 0],
       ] as const) {
         process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS = raw;
         expect(minIntervalSeconds(), raw).toBe(want);
+      }
+      for (const raw of ['abc', '-5', '1e3']) {
+        process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS = raw;
+        expect(() => minIntervalSeconds(), raw).toThrow(/^PGHERD_RULE_MIN_INTERVAL_SECONDS must be a number from 0 to 604800/);
       }
     } finally {
       if (saved === undefined) delete process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS;

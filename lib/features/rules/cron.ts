@@ -3,6 +3,7 @@
 // the scheduler will fire; the next fire times are shown in the rule's own time zone.
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
+import { setting } from '@/lib/adapters/settings/settings';
 
 /** At most this many expressions a rule (pygmy's rules have one or two: scale down, scale up). */
 export const MAX_CRONS = 10;
@@ -170,13 +171,12 @@ export function fireTimeText(d: Date, tz: string): string {
   }).format(d);
 }
 
-/** The fewest seconds between two fires this pgherd accepts in a new or changed rule (PGHERD_RULE_MIN_INTERVAL_SECONDS, default 60). */
-export const minIntervalSeconds = () => {
-  // A value that is not a number of seconds (empty, a word) keeps the default: a typo must not lift the guard.
-  const raw = process.env.PGHERD_RULE_MIN_INTERVAL_SECONDS?.trim() ?? '';
-  const n = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
-  return Number.isFinite(n) ? n : 60;
-};
+/**
+ * The fewest seconds between two fires this pgherd accepts in a new or changed rule
+ * (PGHERD_RULE_MIN_INTERVAL_SECONDS, default 60). A value that is not a number of seconds (a word, a
+ * negative) throws rather than reading as the default or as none: a typo must not lift the guard.
+ */
+export const minIntervalSeconds = () => setting('PGHERD_RULE_MIN_INTERVAL_SECONDS');
 
 /**
  * Why the schedule fires too often, or null: two of its next `n` fires (all its expressions merged,

@@ -10,6 +10,7 @@ import { retrySchema } from './rule-body';
 import { runJobId, type RuleJob } from './rule-queue';
 import type { RuleRow } from './rules';
 import type { Values } from './conditions';
+import { setting } from '@/lib/adapters/settings/settings';
 
 export type RunRow = typeof ruleRuns.$inferSelect;
 
@@ -23,7 +24,7 @@ export interface FireDeps {
 }
 
 /** How often a worker deciding a run says so; a run silent for staleDecidingMs() is taken for abandoned. */
-export const heartbeatMs = () => Number(process.env.PGHERD_RULE_HEARTBEAT_MS ?? 20_000);
+export const heartbeatMs = () => setting('PGHERD_RULE_HEARTBEAT_MS');
 
 export const staleDecidingMs = () => 6 * heartbeatMs();
 

@@ -15,6 +15,7 @@ import { enqueueRun, groupSchedulerId, RULE_QUEUE, runJobId, type RuleJob } from
 import { cronProblem, knownTimeZone, splitGroup } from './cron';
 import { runEnded } from './webhooks';
 import { scheduleOf } from './rules';
+import { setting } from '@/lib/adapters/settings/settings';
 
 const onceJobId = (id: number, version: number) => `rule-${id}-v${version}-at`;
 /**
@@ -130,7 +131,7 @@ export interface RuleClockOptions {
 /** The worker's part: the rules queue's consumer, and what keeps the schedulers and the runs right. */
 export function startRuleClock(given: FireDeps, connection: IORedis, queue: Queue<RuleJob>, prefix: string, opts: RuleClockOptions = {}) {
   const deps: FireDeps = { ...given, rules: given.rules ?? queue };
-  const slack = opts.catchUpSlackMs ?? Number(process.env.PGHERD_RULE_CATCHUP_SLACK_MS ?? 30_000);
+  const slack = opts.catchUpSlackMs ?? setting('PGHERD_RULE_CATCHUP_SLACK_MS');
   const worker = new Worker<RuleJob>(
     RULE_QUEUE,
     async (job: Job<RuleJob>) => {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addressProblem, allowedNetworks, postGuarded, urlProblem } from './webhook-address';
 
-const none = allowedNetworks('');
+const none = allowedNetworks([]);
 
 describe('where webhooks may go', () => {
   it.each([
@@ -67,10 +67,10 @@ describe('where webhooks may go', () => {
     expect(addressProblem('2002:5db8:d822::', none)).toBeNull();
     expect(addressProblem('2002:c0a8:101::1', none)).toMatch(/192\.168\.1\.1/);
     // An operator's allowed network is what it says: a private IPv4 network is reached through 6to4 only if 2002::/16 is allowed.
-    expect(addressProblem('2002:a01:c803::', allowedNetworks('10.1.0.0/16'))).not.toBeNull();
-    expect(addressProblem('2002:a01:c803::', allowedNetworks('2002:a01::/32'))).toBeNull();
-    expect(addressProblem('::ffff:10.1.200.3', allowedNetworks('10.1.0.0/16'))).toBeNull();
-    expect(addressProblem('2002:a01:c803:0:0:ffff::', allowedNetworks('10.1.0.0/16'))).not.toBeNull();
+    expect(addressProblem('2002:a01:c803::', allowedNetworks(['10.1.0.0/16']))).not.toBeNull();
+    expect(addressProblem('2002:a01:c803::', allowedNetworks(['2002:a01::/32']))).toBeNull();
+    expect(addressProblem('::ffff:10.1.200.3', allowedNetworks(['10.1.0.0/16']))).toBeNull();
+    expect(addressProblem('2002:a01:c803:0:0:ffff::', allowedNetworks(['10.1.0.0/16']))).not.toBeNull();
   });
 
   it.each([
@@ -94,13 +94,13 @@ describe('where webhooks may go', () => {
   });
 
   it('lets an operator allow a private network, and only that one', () => {
-    const allowed = allowedNetworks('10.1.0.0/16, 127.0.0.1');
+    const allowed = allowedNetworks(['10.1.0.0/16', '127.0.0.1']);
     expect(addressProblem('10.1.200.3', allowed)).toBeNull();
     expect(addressProblem('127.0.0.1', allowed)).toBeNull();
     expect(addressProblem('127.0.0.2', allowed)).not.toBeNull();
     expect(addressProblem('10.2.0.1', allowed)).not.toBeNull();
-    expect(() => allowedNetworks('10.0.0.0/33')).toThrow(/not a network/);
-    expect(() => allowedNetworks('example.org')).toThrow(/not a network/);
+    expect(() => allowedNetworks(['10.0.0.0/33'])).toThrow(/not a network/);
+    expect(() => allowedNetworks(['example.org'])).toThrow(/not a network/);
   });
 
   it('judges a URL by its literal address or by what its name resolves to', async () => {
@@ -128,7 +128,8 @@ describe('a delivery', () => {
     port = (server.address() as AddressInfo).port;
   });
   afterAll(async () => {
-    process.env.PGHERD_WEBHOOK_ALLOW_NETWORKS = saved;
+    if (saved === undefined) delete process.env.PGHERD_WEBHOOK_ALLOW_NETWORKS;
+    else process.env.PGHERD_WEBHOOK_ALLOW_NETWORKS = saved;
     await new Promise((r) => server.close(r));
   });
 

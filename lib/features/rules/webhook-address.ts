@@ -12,6 +12,7 @@ import { BlockList, isIP } from 'node:net';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
+import { setting } from '@/lib/adapters/settings/settings';
 
 const FORBIDDEN: [string, number, 'ipv4' | 'ipv6'][] = [
   ['0.0.0.0', 8, 'ipv4'], // "this network"
@@ -52,9 +53,9 @@ export class WebhookAddressError extends Error {
 }
 
 /** The networks PGHERD_WEBHOOK_ALLOW_NETWORKS lets webhooks reach though they are private ("10.1.0.0/16,127.0.0.1/32"). */
-export function allowedNetworks(raw = process.env.PGHERD_WEBHOOK_ALLOW_NETWORKS ?? ''): BlockList {
+export function allowedNetworks(list: readonly string[] = setting('PGHERD_WEBHOOK_ALLOW_NETWORKS')): BlockList {
   const allowed = new BlockList();
-  for (const item of raw.split(/[\s,]+/).filter(Boolean)) {
+  for (const item of list) {
     const [net = '', bits] = item.split('/');
     const type = isIP(net);
     const prefix = bits === undefined ? (type === 6 ? 128 : 32) : Number(bits);

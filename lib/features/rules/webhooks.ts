@@ -16,6 +16,7 @@ import { isPlainName, NO_TRICKS } from '@/lib/adapters/validation/text';
 import { getRule, mayManage, mayRead, RuleError, type RuleRow } from './rules';
 import type { Actor } from '@/lib/engine/access';
 import { postGuarded, urlProblem, WebhookAddressError } from './webhook-address';
+import { setting } from '@/lib/adapters/settings/settings';
 
 export const NOTIFICATIONS_CHANNEL = 'pgherd_notifications';
 
@@ -40,7 +41,7 @@ const isHerdEvent = (kind: string): kind is HerdEvent => (HERD_EVENTS as readonl
 
 /** At most this many attempts a delivery; the waits between them grow threefold from the first. */
 export const MAX_ATTEMPTS = 6;
-const firstWaitMs = () => Number(process.env.PGHERD_WEBHOOK_RETRY_MS ?? 5000);
+const firstWaitMs = () => setting('PGHERD_WEBHOOK_RETRY_MS');
 const TIMEOUT_MS = 10_000;
 
 export const webhookBody = z
@@ -281,7 +282,7 @@ function payloadOf(event: WebhookEvent, e: EventRow, consoleUrl: string) {
  */
 export async function processEvents(
   db: Db,
-  consoleUrl = process.env.PGHERD_CONSOLE_URL ?? '',
+  consoleUrl = setting('PGHERD_CONSOLE_URL') ?? '',
   /** Told the operations that finished, before their events are gone (so, at least once: it must be idempotent). */
   onFinished?: (operationIds: number[]) => Promise<void>,
 ): Promise<number> {

@@ -49,7 +49,7 @@ describe('priceListFor', () => {
     const file = await priceListFor(['eu-west-1'], {}, () => Promise.reject(new Error('never asked')));
     expect(file.date).toMatch(/^\d{4}-\d\d-\d\d$/);
     await expect(priceListFor(['eu-west-1'], { PGHERD_PRICE_SOURCE: 'cheap' })).rejects.toThrow(
-      'PGHERD_PRICE_SOURCE is "aws" or "file", not "cheap"',
+      'PGHERD_PRICE_SOURCE must be "file" or "aws" (got "cheap")',
     );
   });
 });

@@ -8,6 +8,7 @@ import { pricingClient } from '@/lib/adapters/aws/config';
 import { awsErrorText } from '@/lib/adapters/aws/errors';
 import { onDemandLinuxPrices, type OnDemandPrices } from '@/lib/adapters/aws/pricing';
 import shipped from './prices/ec2-on-demand.json';
+import { setting } from '@/lib/adapters/settings/settings';
 
 /** Hours in a month, as AWS's own calculator counts them (365 × 24 / 12). */
 export const HOURS_PER_MONTH = 730;
@@ -62,7 +63,7 @@ let cached: { key: string; list: PriceList } | null = null;
 
 /** The price list this process uses: PGHERD_PRICE_FILE when set (read once), else the shipped one. */
 export function priceList(env: Record<string, string | undefined> = process.env): PriceList {
-  const file = env.PGHERD_PRICE_FILE ?? '';
+  const file = setting('PGHERD_PRICE_FILE', env) ?? '';
   if (cached?.key === file) return cached.list;
   let list: PriceList;
   if (file) {
@@ -112,9 +113,7 @@ export async function priceListFor(
   read: (region: string) => Promise<OnDemandPrices> = (region) => onDemandLinuxPrices(pricingClient(), region),
 ): Promise<PriceList> {
   const file = priceList(env);
-  const from = env.PGHERD_PRICE_SOURCE ?? 'file';
-  if (from === 'file' || from === '') return file;
-  if (from !== 'aws') throw new Error(`PGHERD_PRICE_SOURCE is "aws" or "file", not "${from}"`);
+  if (setting('PGHERD_PRICE_SOURCE', env) === 'file') return file;
   const got = new Map<string, OnDemandPrices>();
   const failed: string[] = [];
   await Promise.all(
