@@ -1,5 +1,7 @@
 // pgherd's floors, lowest first; an import may only point down (docs/architecture.md, "Floors"):
-//   db          the schema and the connection: imports nothing of pgherd's
+//   settings    lib/settings: every PGHERD_* setting declared once, read and checked there; imports
+//               nothing of pgherd's, so every floor (the database's client too) reads settings one way
+//   db          the schema and the connection: imports nothing of pgherd's but the settings
 //   adapters    lib/adapters: ssh, dns, aws, pgbouncer, the Patroni REST client, ldap, validation, format,
 //               log, metrics: plain values in and out, nothing of the database or the domain
 //   lib/agent   the agent that ships to database hosts: its own zone, it imports nothing of the server
@@ -37,7 +39,7 @@ const floorZones = FLOORS.flatMap((floor, i) => [
   {
     target: `./lib/${floor}`,
     from: './lib',
-    except: [...below(i), './agent'],
+    except: ['./settings', ...below(i), './agent'],
     message: `lib/${floor} may import only the floors at or below it (${FLOORS.slice(0, i + 1).join(' < ')}).`,
   },
   ...(floor === 'adapters'
@@ -46,7 +48,15 @@ const floorZones = FLOORS.flatMap((floor, i) => [
 ]);
 
 const zones = [
-  ...['./lib', ...CONSOLE].map((from) => ({ target: './db', from, message: 'db is the lowest floor.' })),
+  ...['./db', ...CONSOLE].map((from) => ({ target: './lib/settings', from, message: 'the settings are the lowest floor.' })),
+  {
+    target: './lib/settings',
+    from: './lib',
+    except: ['./settings'],
+    message: 'the settings are the lowest floor: they import nothing of pgherd’s.',
+  },
+  { target: './db', from: './lib', except: ['./settings'], message: 'db is below lib/: of it, it reads only the settings.' },
+  ...CONSOLE.map((from) => ({ target: './db', from, message: 'db is below lib/.' })),
   ...['./db', ...CONSOLE].map((from) => ({
     target: './lib/agent',
     from,

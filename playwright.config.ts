@@ -1,5 +1,5 @@
 import { defineConfig } from '@playwright/test';
-import { setting } from './lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 // Debian's Chromium, never a downloaded browser (see docs/testing.md).
 export const CHROMIUM = setting('PGHERD_CHROMIUM');

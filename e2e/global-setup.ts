@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { buildConsole, prepareDatabase, startConsole, startWorkerProcess } from '../lib/lab/console';
 import { DEMO_PATRONI, readLab, startLab, writeLab } from '../lib/lab/lab';
 import { E2E_LAB_FILE } from './lab';
-import { setting } from '../lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 export default async function globalSetup() {
   const lab = await startLab({ file: E2E_LAB_FILE, patroni: DEMO_PATRONI });

@@ -5,7 +5,7 @@ import { createDb } from '@/db/client';
 import { logLine, throttled } from '@/lib/adapters/log/log';
 import { pgAccessConfig } from '@/lib/fleet/pg-access';
 import { parseSshKeys } from '@/lib/adapters/ssh/keys';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 import { fleetSsh } from '@/lib/fleet/fleet-ssh';
 import { errorText } from '@/lib/engine/errors';
 import { reconcile } from '@/lib/engine/execute-target';

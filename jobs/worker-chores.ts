@@ -7,7 +7,7 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { ec2Client } from '@/lib/adapters/aws/config';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 import type { TargetJob } from '@/lib/engine/queue';
 import { WORKER_ALIVE_EVERY_MS, workerAlive } from '@/lib/engine/workers-alive';
 import { checkDnsRecords, refreshFleet } from '@/lib/fleet/refresher';

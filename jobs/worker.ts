@@ -1,6 +1,6 @@
 // npm run worker: one process of the worker pool. Several may run against one Redis and one database.
 import { startWorker } from '@/jobs/start-worker';
-import { checkSettings, setting } from '@/lib/adapters/settings/settings';
+import { checkSettings, setting } from '@/lib/settings/settings';
 
 function required(name: string): string {
   const v = process.env[name];

@@ -21,7 +21,7 @@ import { enqueueTargets, type TargetJob } from '@/lib/engine/queue';
 import { gateSchema, judgeHerd, type GateMember, type GateSpec } from '@/lib/engine/waves';
 import { herdWindowAt, outsideWords, windowsOfHerds } from '@/lib/engine/windows';
 import { holdOperation, resumePaused } from './hold';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 const CONDUCTOR_LOCK = 72_842_002;
 export const WAVES_CHANNEL = 'pgherd_waves';

@@ -7,7 +7,7 @@ import { eq } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
 import { users } from '@/db/schema';
 import { ldapConfig, ldapLookup, type LdapConfig, type LdapLookup } from '@/lib/adapters/ldap/ldap';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 /** PGHERD_LDAP_RECHECK_SECONDS: how long the directory's answer about a user is kept (default 60; 0: asked every time). */
 export const recheckMs = (): number => setting('PGHERD_LDAP_RECHECK_SECONDS') * 1000;

@@ -10,7 +10,7 @@ import { coalescer, type Coalescer } from '@/lib/engine/coalesce';
 import { herdLeases } from '@/db/schema';
 import { type RefRow } from '@/lib/fleet/instance-ref';
 import { CancelledError } from '@/lib/engine/pipeline';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 /** How long a lease outlives its last heartbeat (read each time, so tests can shorten it). */
 export const leaseTtlMs = () => setting('PGHERD_LEASE_TTL_MS');

@@ -2,7 +2,7 @@
 // the job id is the target's id, so enqueuing a target twice is a no-op.
 import { Queue } from 'bullmq';
 import IORedis from 'ioredis';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 export const TARGET_QUEUE = 'pgherd-targets';
 

@@ -1,7 +1,7 @@
 // How a herd's members are started and stopped: argument lists for each control driver.
 // The argv is quoted by the SSH layer; nothing here builds a shell string.
 import { Refusal } from '@/lib/fleet/refusal';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 export interface ControlTarget {
   pgVersion: number;

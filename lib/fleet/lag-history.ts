@@ -4,7 +4,7 @@
 // day or week, with the operations on the herd in that time.
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '@/db/client';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 /** How often a sample is taken (ms; PGHERD_LAG_SAMPLE_MS, default a minute; 0: never). */
 export const lagSampleEveryMs = () => setting('PGHERD_LAG_SAMPLE_MS');

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { metrics } from '@/lib/adapters/metrics/registry';
 import { logLine } from '@/lib/adapters/log/log';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 const path = z.string().startsWith('/', 'an absolute path').max(4096);
 const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);

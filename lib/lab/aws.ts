@@ -10,7 +10,7 @@ import { freePort } from './ports';
 import { waitFor, type Identity } from './proc';
 import type { AwsFrontConfig } from './aws-front';
 import type { LabRoute53 } from './route53';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 // The SDK warns once per process that its 2027 releases need Node 22: true, and said in the README; the
 // lab's own processes (the demo, the tests, the front) need not repeat it.

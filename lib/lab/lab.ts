@@ -29,7 +29,7 @@ import { labAwsEnv, startAws, type LabAws } from './aws';
 import { startRoute53 } from './route53';
 import { startEtcd, startPatroniHerd } from './patroni';
 import { shortEnv } from './fleet';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 export interface LabProcess {
   name: string;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { mkdirOwned, run, waitFor, type Identity } from './proc';
 import type { LabCertificate } from './tls';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 export const PG_BIN = setting('PGHERD_PG_BIN');
 export const PG_SUPERUSER = 'postgres';

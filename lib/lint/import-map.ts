@@ -10,6 +10,7 @@ export const ROOT = path.resolve(__dirname, '..', '..');
 
 /** The floors, lowest first, with the folders that make each. */
 export const FLOOR_OF: [floor: string, prefixes: string[]][] = [
+  ['settings', ['lib/settings/']],
   ['db', ['db/']],
   ['adapters', ['lib/adapters/']],
   ['agent', ['lib/agent/']],

@@ -119,13 +119,22 @@ describe('the floor rule', () => {
       await layerErrors('db/probe.ts', "import { errorText } from '@/lib/engine/errors';\nexport const x = errorText;\n"),
     ).toHaveLength(1);
     // Of lib/, the database's client reads only the settings (its pool's size), not the other adapters.
-    expect(
-      await layerErrors('db/probe.ts', "import { setting } from '@/lib/adapters/settings/settings';\nexport const x = setting;\n"),
-    ).toEqual([]);
+    expect(await layerErrors('db/probe.ts', "import { setting } from '@/lib/settings/settings';\nexport const x = setting;\n")).toEqual([]);
     expect(
       await layerErrors('db/probe.ts', "import { shellCommand } from '@/lib/adapters/ssh/quote';\nexport const x = shellCommand;\n"),
     ).toHaveLength(1);
     expect(await layerErrors('lib/engine/probe.ts', "import { herds } from '@/db/schema';\nexport const x = herds;\n")).toEqual([]);
+    // The settings are below everything: the database's client reads its pool's size there, and they read nothing of pgherd's.
+    expect(await layerErrors('db/probe.ts', "import { setting } from '@/lib/settings/settings';\nexport const x = setting;\n")).toEqual([]);
+    expect(
+      await layerErrors('db/probe.ts', "import { shellCommand } from '@/lib/adapters/ssh/quote';\nexport const x = shellCommand;\n"),
+    ).toHaveLength(1);
+    expect(await layerErrors('lib/settings/probe.ts', "import { getDb } from '@/db/client';\nexport const x = getDb;\n")).toEqual([
+      expect.stringContaining('the settings are the lowest floor'),
+    ]);
+    expect(
+      await layerErrors('lib/adapters/probe.ts', "import { setting } from '@/lib/settings/settings';\nexport const x = setting;\n"),
+    ).toEqual([]);
   });
 
   it('keeps the lab and the test helpers out of every production entry point, and lets tests use them', async () => {

@@ -1,13 +1,13 @@
-// Every PGHERD_* setting is read through lib/adapters/settings, where it is declared once: production
+// Every PGHERD_* setting is read through lib/settings, where it is declared once: production
 // code that reads process.env.PGHERD_X itself would skip the check at start and the documented
 // default, and a second declaration of a name would let the two disagree.
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SETTINGS } from '@/lib/adapters/settings/settings';
+import { SETTINGS } from '@/lib/settings/settings';
 
 const root = path.resolve(__dirname, '../..');
-const SETTINGS_DIR = 'lib/adapters/settings';
+const SETTINGS_DIR = 'lib/settings';
 /** Where tests, the lab and the test helpers live: they may set and read the environment of the processes they start. */
 const TEST_SIDE = [/\.test\.ts$/, /^e2e\//, /^lib\/lab\//, /^lib\/testing\//, /^lib\/bench\//];
 const SKIPPED_DIRS = new Set(['node_modules', '.next', '.lab', '.git', 'dist', 'test-results', 'playwright-report', 'migrations']);
@@ -34,7 +34,7 @@ describe('PGHERD_* settings', () => {
         .split('\n')
         .flatMap((line, i) => (DIRECT_READ.test(line) ? [`${f}:${String(i + 1)}: ${line.trim()}`] : [])),
     );
-    expect(reads, "read it with setting('PGHERD_X') from lib/adapters/settings/settings.ts").toEqual([]);
+    expect(reads, "read it with setting('PGHERD_X') from lib/settings/settings.ts").toEqual([]);
   });
 
   it('catches the spellings of a direct read', () => {

@@ -15,7 +15,7 @@ import type { StepContext } from '@/lib/engine/pipeline';
 import { refuse } from '@/lib/fleet/refusal';
 import { execNoted } from './exec-noted';
 import { shellCommand } from '@/lib/adapters/ssh/quote';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 export interface HookConfig {
   path: string;

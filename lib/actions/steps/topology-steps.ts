@@ -14,7 +14,7 @@ import type { StepContext } from '@/lib/engine/pipeline';
 import { execNoted, execNotedOk } from './exec-noted';
 import { refuse } from '@/lib/fleet/refusal';
 import { proveReplaceable } from './data-directory';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 /** primary_conninfo as libpq reads it: values quoted, quotes and backslashes escaped. */
 export function conninfo(parts: Record<string, string | number>): string {

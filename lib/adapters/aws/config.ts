@@ -5,7 +5,7 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { PricingClient } from '@aws-sdk/client-pricing';
 import { Route53Client } from '@aws-sdk/client-route-53';
-import { setting, SETTINGS } from '@/lib/adapters/settings/settings';
+import { setting, SETTINGS } from '@/lib/settings/settings';
 import { shortenErrors } from './errors';
 
 export interface AwsSettings {

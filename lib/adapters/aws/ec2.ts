@@ -15,7 +15,7 @@ import {
   paginateDescribeInstanceTypeOfferings,
   paginateDescribeInstanceTypes,
 } from '@aws-sdk/client-ec2';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 /** What pgherd records of an EC2 instance: its cloud identity. */
 export interface CloudInstance {

@@ -1,11 +1,11 @@
 // Which pgherd environment an EC2 instance belongs to, as pgherd's own configuration says
 // (PGHERD_AWS_ENVIRONMENTS): a VPC, or an account (in a region, or in all), mapped to an environment.
 // Never a tag: pgherd's AWS role is shared wide, and anyone with ec2:CreateTags can write one.
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 import type { CloudInstance } from './ec2';
-import type { AwsEnvironment, AwsEnvironments } from './environments-schema';
+import type { AwsEnvironment, AwsEnvironments } from '@/lib/settings/aws-environments-schema';
 
-export type { AwsEnvironment, AwsEnvironments } from './environments-schema';
+export type { AwsEnvironment, AwsEnvironments } from '@/lib/settings/aws-environments-schema';
 
 /**
  * PGHERD_AWS_ENVIRONMENTS, or null when it is not set: then no EC2 instance is any environment's. A

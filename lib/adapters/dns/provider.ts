@@ -17,7 +17,7 @@ import {
   type RecordSet,
   type RecordType,
 } from './rfc2136';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 export interface DnsProvider {
   /** Where the zone is served, in words ("127.0.0.1:53", "Route 53 hosted zone Z0123"). */

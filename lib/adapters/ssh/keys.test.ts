@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 import { keyFor, parseSshKeys } from './keys';
 
 const files: Record<string, string> = { '/k/prod': 'PROD', '/k/stg': 'STG', '/k/default': 'DEFAULT' };

@@ -3,7 +3,7 @@
 // key only. PGHERD_SSH_KEYS maps environment names to private key files; PGHERD_SSH_KEY is the key of
 // every environment not listed (a one-environment install needs nothing else).
 import { readFileSync } from 'node:fs';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 export interface SshKeys {
   /** The key of environments not listed (PGHERD_SSH_KEY); null: none. */

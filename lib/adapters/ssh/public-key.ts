@@ -1,7 +1,7 @@
 // pgherd's public key, for the line admins add to authorized_keys on each database host.
 import { readFileSync } from 'node:fs';
 import { utils, type ParsedKey } from 'ssh2';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 /**
  * "ssh-ed25519 AAAA... pgherd": PGHERD_SSH_PUBLIC_KEY when set (so the web process need not hold the

@@ -27,7 +27,7 @@ import { schedulesBench } from '@/lib/bench/schedules-bench';
 import { glanceBench } from '@/lib/bench/glance-bench';
 import { djangoMissing, startDjangoAdmin } from '@/lib/bench/changelist-django';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
-import { checkSettings, setting } from '@/lib/adapters/settings/settings';
+import { checkSettings, setting } from '@/lib/settings/settings';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-lab.json');
 const RUNS = Number(process.env.BENCH_RUNS ?? 100);

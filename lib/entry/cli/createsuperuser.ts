@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { createDb } from '@/db/client';
 import { ensureAdmin } from '@/lib/features/auth/superuser';
 import { isReservedName } from '@/lib/features/auth/reserved-names';
-import { checkSettings, setting } from '@/lib/adapters/settings/settings';
+import { checkSettings, setting } from '@/lib/settings/settings';
 
 const username = z
   .string()

@@ -21,7 +21,7 @@ import { reportAll, runLabAgents, writeLabAgents } from '@/lib/lab/agents';
 import { addLabReadNames } from '@/lib/lab/seed';
 import { DEFAULT_FLEET, type FleetSpec } from '@/lib/lab/fleet';
 import { createDb } from '@/db/client';
-import { checkSettings, setting } from '@/lib/adapters/settings/settings';
+import { checkSettings, setting } from '@/lib/settings/settings';
 
 const log = (m: string) => console.log(`demo: ${m}`);
 const USAGE = 'usage: npm run demo -- [--small] [--no-console] [--file FILE] [--subnet A.B.C]';

@@ -1,5 +1,5 @@
 import { migrateDatabase } from '@/db/migrate';
-import { checkSettings } from '@/lib/adapters/settings/settings';
+import { checkSettings } from '@/lib/settings/settings';
 
 // Run where the console and the workers run, with their environment: a bad setting is said here first.
 checkSettings('migrate');

@@ -14,7 +14,7 @@ import { registerFleetGauges, type CountedQueue } from '@/lib/features/metrics/f
 import { metrics } from '@/lib/adapters/metrics/registry';
 import { listenForMetrics, METRICS_PATH, serveMetrics } from '@/lib/features/metrics/serve';
 import { webQueue, webRuleQueue } from '@/lib/entry/web/web-queue';
-import { checkSettings, setting } from '@/lib/adapters/settings/settings';
+import { checkSettings, setting } from '@/lib/settings/settings';
 
 function arg(flag: string, fallback: string): string {
   const i = process.argv.indexOf(flag);

@@ -6,7 +6,7 @@
 import type { Db } from '@/db/client';
 import { ingestReport, ingestReports, type AgentServer, type IngestResult } from './ingest';
 import type { Report } from '@/lib/agent/report';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 interface Waiting {
   server: AgentServer;

@@ -8,7 +8,7 @@ import type { Db } from '@/db/client';
 import { apiTokens, users } from '@/db/schema';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { standingOf } from '@/lib/engine/directory';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 export type Scope = 'read' | 'operate';
 

@@ -10,7 +10,7 @@ import { bindingsFor } from '@/lib/engine/access';
 import { ldapAuthenticate, ldapConfig, type LdapConfig } from '@/lib/adapters/ldap/ldap';
 import { verifyPassword } from './password';
 import { isReservedName } from './reserved-names';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 export interface AuthenticatedUser {
   id: number;

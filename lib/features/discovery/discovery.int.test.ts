@@ -6,7 +6,7 @@ import { CreateTagsCommand, DeleteTagsCommand, EC2Client, RunInstancesCommand, T
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEntries, discoveryRuns, environments, herds, instances, servers } from '@/db/schema';
-import { awsEnvironmentsSchema } from '@/lib/adapters/aws/environments-schema';
+import { awsEnvironmentsSchema } from '@/lib/settings/aws-environments-schema';
 import { saveObject } from '@/lib/features/admin/mutations';
 import type { Actor } from '@/lib/engine/access';
 import { getEditable } from '@/lib/features/admin/registry';

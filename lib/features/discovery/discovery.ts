@@ -12,10 +12,10 @@ import { environments, servers } from '@/db/schema';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { describeInstances, tagFilters, type CloudInstance } from '@/lib/adapters/aws/ec2';
 import { awsEnvironments, environmentOfInstance, placeOf, type AwsEnvironments } from '@/lib/adapters/aws/environments';
-import type { DiscoveryConfig } from '@/lib/adapters/aws/discovery-schema';
-import { setting } from '@/lib/adapters/settings/settings';
+import type { DiscoveryConfig } from '@/lib/settings/aws-discovery-schema';
+import { setting } from '@/lib/settings/settings';
 
-export type { DiscoveryConfig } from '@/lib/adapters/aws/discovery-schema';
+export type { DiscoveryConfig } from '@/lib/settings/aws-discovery-schema';
 
 /** PGHERD_AWS_DISCOVERY, or null when discovery is not configured; a bad value throws, saying what is wrong. */
 export function discoveryConfig(env: Record<string, string | undefined> = process.env): DiscoveryConfig | null {

@@ -4,7 +4,7 @@
 // (no member outside the primary's site).
 import { sql } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 export const drillMaxAgeDays = () => setting('PGHERD_DR_DRILL_MAX_AGE_DAYS');
 

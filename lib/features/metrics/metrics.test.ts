@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ingestResult, metrics, stepLabel } from '@/lib/adapters/metrics/registry';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 import { hasToken } from './serve';
 import { logLine, withLogContext } from '@/lib/adapters/log/log';
 

@@ -22,7 +22,7 @@ import { writeOperations } from '@/lib/engine/submit';
 import { getCluster, leaderOf, PatroniError } from '@/lib/adapters/patroni/client';
 import { restUrlProblem } from '@/lib/adapters/patroni/rest-url';
 import { patroniAccessFor, patroniNow, type PatroniNow } from '@/lib/fleet/patroni-view';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 /** How the herd's Patroni problem starts when more than one member accepts writes (the changelist shows it). */
 export const TWO_PRIMARIES = 'two primaries';

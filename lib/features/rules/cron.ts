@@ -3,7 +3,7 @@
 // the scheduler will fire; the next fire times are shown in the rule's own time zone.
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 /** At most this many expressions a rule (pygmy's rules have one or two: scale down, scale up). */
 export const MAX_CRONS = 10;

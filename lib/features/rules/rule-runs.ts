@@ -10,7 +10,7 @@ import { retrySchema } from './rule-body';
 import { runJobId, type RuleJob } from './rule-queue';
 import type { RuleRow } from './rules';
 import type { Values } from './conditions';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 export type RunRow = typeof ruleRuns.$inferSelect;
 

@@ -15,7 +15,7 @@ import { enqueueRun, groupSchedulerId, RULE_QUEUE, runJobId, type RuleJob } from
 import { cronProblem, knownTimeZone, splitGroup } from './cron';
 import { runEnded } from './webhooks';
 import { scheduleOf } from './rules';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 const onceJobId = (id: number, version: number) => `rule-${id}-v${version}-at`;
 /**

@@ -16,7 +16,7 @@ import { isPlainName, NO_TRICKS } from '@/lib/adapters/validation/text';
 import { getRule, mayManage, mayRead, RuleError, type RuleRow } from './rules';
 import type { Actor } from '@/lib/engine/access';
 import { postGuarded, urlProblem, WebhookAddressError } from './webhook-address';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 export const NOTIFICATIONS_CHANNEL = 'pgherd_notifications';
 

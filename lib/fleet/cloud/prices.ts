@@ -8,7 +8,7 @@ import { pricingClient } from '@/lib/adapters/aws/config';
 import { awsErrorText } from '@/lib/adapters/aws/errors';
 import { onDemandLinuxPrices, type OnDemandPrices } from '@/lib/adapters/aws/pricing';
 import shipped from './prices/ec2-on-demand.json';
-import { setting } from '@/lib/adapters/settings/settings';
+import { setting } from '@/lib/settings/settings';
 
 /** Hours in a month, as AWS's own calculator counts them (365 × 24 / 12). */
 export const HOURS_PER_MONTH = 730;

@@ -1,7 +1,7 @@
 // The settings module: each kind refuses what it does not accept, naming the setting, the value and
 // what it accepts; unset, empty and blank read as the default; checkSettings stops a process on a bad one.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { checkSettings, setting, SettingError, settingProblems, SETTINGS } from './settings';
+import { checkSettings, setting, SettingError, settingProblems, SETTINGS } from '@/lib/settings/settings';
 
 describe('a whole-number setting', () => {
   it('reads its default when unset, empty or blank, and the number when given', () => {

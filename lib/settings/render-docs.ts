@@ -1,13 +1,13 @@
 // docs/configuration.md's tables of PGHERD_* settings, rendered from their declarations (settings.ts),
 // so the manual cannot drift from what the code reads. The tables sit between two marker comments;
 // the prose around them is the manual's own. A unit test fails when the file is not the rendering.
-//   node --import tsx lib/adapters/settings/render-docs.ts           says whether the docs are current
-//   node --import tsx lib/adapters/settings/render-docs.ts --write   rewrites the tables in place
+//   node --import tsx lib/settings/render-docs.ts           says whether the docs are current
+//   node --import tsx lib/settings/render-docs.ts --write   rewrites the tables in place
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { SETTINGS, type Setting } from './settings';
+import { SETTINGS, type Setting } from '@/lib/settings/settings';
 
-export const CONFIGURATION_MD = path.resolve(__dirname, '../../../docs/configuration.md');
+export const CONFIGURATION_MD = path.resolve(__dirname, '../../docs/configuration.md');
 export const START_MARKER = '<!-- settings:start -->';
 export const END_MARKER = '<!-- settings:end -->';
 

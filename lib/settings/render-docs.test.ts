@@ -2,13 +2,13 @@
 // changed or documented in settings.ts and not rendered fails here.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CONFIGURATION_MD, renderSettingsTables, withSettingsTables } from './render-docs';
-import { SETTINGS } from './settings';
+import { CONFIGURATION_MD, renderSettingsTables, withSettingsTables } from '@/lib/settings/render-docs';
+import { SETTINGS } from '@/lib/settings/settings';
 
 describe('docs/configuration.md', () => {
   const now = readFileSync(CONFIGURATION_MD, 'utf8');
 
-  it('holds the tables rendered from the declarations (node --import tsx lib/adapters/settings/render-docs.ts --write)', () => {
+  it('holds the tables rendered from the declarations (node --import tsx lib/settings/render-docs.ts --write)', () => {
     expect(now).toBe(withSettingsTables(now));
   });
 

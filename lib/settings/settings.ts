@@ -6,11 +6,11 @@
 // Every floor reads settings, the database's client too: this module imports nothing of pgherd's but
 // plain schemas, so that importing it never closes a cycle.
 import { z } from 'zod';
-import { discoveryConfigSchema } from '../aws/discovery-schema';
-import { awsEnvironmentsSchema } from '../aws/environments-schema';
-import { flag, int, json, listen, networks, num, oneOf, path, readSetting, retired, text, url, type Setting } from './kinds';
+import { discoveryConfigSchema } from '@/lib/settings/aws-discovery-schema';
+import { awsEnvironmentsSchema } from '@/lib/settings/aws-environments-schema';
+import { flag, int, json, listen, networks, num, oneOf, path, readSetting, retired, text, url, type Setting } from '@/lib/settings/kinds';
 
-export { SettingError, type Setting } from './kinds';
+export { SettingError, type Setting } from '@/lib/settings/kinds';
 
 const DAY_MS = 86_400_000;
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
