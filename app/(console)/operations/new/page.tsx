@@ -21,7 +21,7 @@ import { confirmOperationAction } from '../actions';
 import { AwsNotConfiguredError } from '@/lib/adapters/aws/config';
 import { costTotalText } from '@/lib/fleet/cloud/prices';
 import { TopologyDiagram } from '@/components/herds/topology-diagram';
-import { herdAfter } from '@/lib/fleet/herds/diagram';
+import { herdAfter } from '@/lib/fleet/herds/diagram-after';
 import { diagramOf, herdNow } from '@/lib/fleet/herds/topology';
 
 /** How many targets' before-and-after pictures the page draws. */
