@@ -1,8 +1,8 @@
 // A herd's shape as a picture (components/herds/topology-diagram.tsx draws it): the primary at the
 // top, each replica under the member it streams from (cascading replicas under their upstream), the
 // PgBouncers above the member they point at, the DNS names above the members they answer. Laid out
-// here, without React, so that the layout and the "after" of a switchover, a failover or a remaster
-// are tested on their own (the "after" is diagram-after.ts), and so that no label meets another whatever the names' lengths.
+// here, without React, so that the layout (and, in diagram-after.ts, the herd a switchover, a failover
+// or a remaster leaves) is tested on its own, down to no label meeting another whatever the names.
 import { forestOf } from './diagram-forest';
 import { FONTS, heightOf, stack, textBox, type TextBox } from './diagram-labels';
 import { textWidth } from './text-metrics';
