@@ -99,7 +99,7 @@ test('a staging DBA restarts a staging instance; production shows no control and
   // Admin pages are not for bob.
   const bindings = await page.goto(`${url}/admin/role-bindings`);
   expect(bindings!.status()).toBe(403);
-  await expect(page.locator('nav.models')).not.toContainText('Role bindings');
+  await expect(page.getByRole('navigation', { name: 'Console' })).not.toContainText('Role bindings');
 });
 
 test('API tokens: created on the tokens page and shown once, scoped, used as their user, revoked', async ({ page, request }) => {

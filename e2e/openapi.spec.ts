@@ -22,7 +22,7 @@ test('the API reference page renders every operation from the console alone (no 
     if (!r.url().startsWith(url) && !r.url().startsWith('data:')) elsewhere.push(r.url());
   });
   await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
-  await page.getByRole('link', { name: 'API', exact: true }).click();
+  await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'API', exact: true }).click();
   await expect(page.getByRole('heading', { name: 'API reference' })).toBeVisible();
   const reference = page.getByTestId('api-reference');
   await expect(reference.getByText('pgherd API', { exact: false }).first()).toBeVisible();

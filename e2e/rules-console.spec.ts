@@ -98,7 +98,9 @@ test('a rule edited with its own form keeps what the form does not show; turned 
 
 test('the DR scorecard lists each herd of an environment with its verdict; the reverse field makes a reverse rule', async ({ page }) => {
   await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
-  await page.getByRole('link', { name: 'DR scorecard' }).click();
+  const bar = page.getByRole('navigation', { name: 'Console' });
+  await bar.getByRole('button', { name: 'Operations and rules' }).click();
+  await bar.getByRole('link', { name: 'DR scorecard' }).click();
   await expect(page).toHaveURL(/\/dr$/);
   const rows = page.getByTestId('dr-scorecard').locator('tbody tr[data-herd]');
   await expect(rows.first()).toBeVisible();

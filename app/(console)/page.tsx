@@ -8,6 +8,8 @@ import { requireAccess } from '@/lib/features/auth/session';
 import { liveWorkers } from '@/lib/engine/workers-alive';
 import { fleetHistory } from '@/lib/fleet/lag-history';
 import { FleetCharts } from '@/components/charts/fleet-charts';
+import { AppIndex } from '@/components/admin/app-index';
+import { appList } from '@/lib/features/admin/app-list';
 
 export default async function Dashboard() {
   const access = await requireAccess();
@@ -49,6 +51,7 @@ export default async function Dashboard() {
           No worker is alive: operations will not run until one starts (<code>npm run worker</code>).
         </p>
       )}
+      <AppIndex groups={appList(access)} />
       <FleetHealth health={health} scope="fleet" />
       <FleetCharts history={history} />
       <div className="dashboard">

@@ -1,15 +1,42 @@
 // A herd drawn as SVG (laid out by lib/fleet/herds/diagram.ts): each member a box with its site, role and
-// state, replication as arrows from upstream to replica labelled with the lag, DNS names on the members
-// they answer, PgBouncers above the member they point at. Fenced and needs-rebuild members are marked.
-// Plain SVG from the server: no script, no external service.
-import { layoutHerd, NODE, type DiagramInput } from '@/lib/fleet/herds/diagram';
+// state, replication as lines from upstream to replica with the lag above the replica, DNS names above
+// the members they answer, PgBouncers above the member they point at. Fenced and needs-rebuild members
+// are marked. Plain SVG from the server: no script, no external service.
+import { layoutHerd, type DiagramInput } from '@/lib/fleet/herds/diagram';
+import { FONTS, type TextBox } from '@/lib/fleet/herds/diagram-labels';
+import { ascent, lineHeight } from '@/lib/fleet/herds/text-metrics';
 import { formatBytes } from '@/lib/adapters/format/units';
 
 const FILL: Record<string, string> = { primary: '#e6f0f5', replica: '#f6f6f6', unknown: '#fff' };
+const INK: Record<TextBox['kind'], string> = { host: '#222', state: '#444', site: '#666', dns: '#2f855a', lag: '#444', pooler: '#222' };
+
+const points = (ps: [number, number][]) => ps.map(([x, y]) => `${x},${y}`).join(' ');
+
+/** A label in the lines the layout wrapped it into, its box's top-left at (x, y). */
+function Label({ box }: { box: TextBox }) {
+  const font = FONTS[box.kind];
+  return (
+    <text
+      className={`label label-${box.kind}`}
+      x={box.x}
+      y={box.y + ascent(font)}
+      fontSize={font.size}
+      fontWeight={'bold' in font ? 600 : undefined}
+      fill={box.warn ? '#c53030' : INK[box.kind]}
+    >
+      {box.lines.map((line, i) => (
+        <tspan key={i} x={box.x} dy={i ? lineHeight(font) : 0}>
+          {line}
+        </tspan>
+      ))}
+    </text>
+  );
+}
 
 export function TopologyDiagram({ input, title, testId = 'topology' }: { input: DiagramInput; title: string; testId?: string }) {
   const l = layoutHerd(input, formatBytes);
   const at = new Map(l.nodes.map((n) => [n.member.id, n]));
+  const arrow = `url(#${testId}-arrow)`;
   return (
     <figure className="topology-diagram" data-testid={testId}>
       <figcaption>{title}</figcaption>
@@ -19,45 +46,30 @@ export function TopologyDiagram({ input, title, testId = 'topology' }: { input: 
             <path d="M 0 0 L 10 5 L 0 10 z" fill="#666" />
           </marker>
         </defs>
-        {l.edges.map((e) => {
-          const a = at.get(e.from);
-          const b = at.get(e.to);
-          if (!a || !b) return null;
-          const x1 = a.x + NODE.width / 2;
-          const y1 = a.y + NODE.height;
-          const x2 = b.x + NODE.width / 2;
-          const y2 = b.y;
-          return (
-            <g key={`${e.from}-${e.to}`} className="edge" data-edge={`${a.member.label} -> ${b.member.label}`}>
-              <line x1={x1} y1={y1} x2={x2} y2={y2 - 2} stroke="#666" strokeWidth={1.5} markerEnd={`url(#${testId}-arrow)`} />
-              <text x={(x1 + x2) / 2 + 6} y={(y1 + y2) / 2} fontSize={11} fill="#444">
-                {e.label}
-              </text>
-            </g>
-          );
-        })}
-        {l.poolers.map((p) => {
-          const target = p.memberId === null ? undefined : at.get(p.memberId);
-          return (
-            <g key={p.label} className="pooler" data-pooler={p.label} data-points-at={target?.member.label ?? ''}>
-              <rect x={p.x} y={p.y} width={NODE.width} height={26} rx={4} fill="#fdf6e3" stroke="#b7791f" />
-              <text x={p.x + 8} y={p.y + 17} fontSize={12}>
-                PgBouncer {p.label}
-              </text>
-              {target && (
-                <line
-                  x1={p.x + NODE.width / 2}
-                  y1={p.y + 26}
-                  x2={target.x + NODE.width / 2}
-                  y2={target.y - (target.dns.length ? 18 : 2)}
-                  stroke="#b7791f"
-                  strokeDasharray="4 3"
-                  markerEnd={`url(#${testId}-arrow)`}
-                />
-              )}
-            </g>
-          );
-        })}
+        {l.edges.map((e) => (
+          <g
+            key={`${e.from}-${e.to}`}
+            className="edge"
+            data-edge={`${at.get(e.from)?.member.label ?? ''} -> ${at.get(e.to)?.member.label ?? ''}`}
+          >
+            <polyline points={points(e.points)} fill="none" stroke="#666" strokeWidth={1.5} markerEnd={arrow} />
+            <Label box={e.text} />
+          </g>
+        ))}
+        {l.poolers.map((p) => (
+          <g
+            key={p.label}
+            className="pooler"
+            data-pooler={p.label}
+            data-points-at={p.memberId === null ? '' : (at.get(p.memberId)?.member.label ?? '')}
+          >
+            <rect x={p.x} y={p.y} width={p.width} height={p.height} rx={4} fill="#fdf6e3" stroke="#b7791f" />
+            <Label box={p.text} />
+            {p.points.length > 0 && (
+              <polyline points={points(p.points)} fill="none" stroke="#b7791f" strokeDasharray="4 3" markerEnd={arrow} />
+            )}
+          </g>
+        ))}
         {l.nodes.map((n) => {
           const m = n.member;
           const role = m.role ?? 'unknown';
@@ -71,33 +83,20 @@ export function TopologyDiagram({ input, title, testId = 'topology' }: { input: 
               data-upstream={m.upstreamId === null ? '' : (at.get(m.upstreamId)?.member.label ?? '')}
               data-dns={n.dns.join(' ')}
             >
-              {n.dns.length > 0 && (
-                <text x={n.x} y={n.y - 6} fontSize={11} fill={n.dnsOk ? '#2f855a' : '#c53030'}>
-                  {n.dnsOk ? '' : '! '}
-                  {n.dns.join(', ')}
-                </text>
-              )}
               <rect
                 x={n.x}
                 y={n.y}
-                width={NODE.width}
-                height={NODE.height}
+                width={l.box.width}
+                height={l.box.height}
                 rx={6}
                 fill={n.marked ? '#fff5f5' : (FILL[role] ?? '#fff')}
                 stroke={n.marked ? '#c53030' : role === 'primary' ? '#417690' : '#999'}
                 strokeWidth={role === 'primary' ? 2.5 : 1.5}
                 strokeDasharray={n.marked ? '6 3' : undefined}
               />
-              <text x={n.x + 10} y={n.y + 20} fontSize={13} fontWeight={600}>
-                {m.label.length > 28 ? `${m.label.slice(0, 27)}\u2026` : m.label}
-              </text>
-              <text x={n.x + 10} y={n.y + 39} fontSize={12} fill="#444">
-                {role}, {m.state.replace('_', ' ')}
-              </text>
-              <text x={n.x + 10} y={n.y + 57} fontSize={11} fill="#666">
-                site {m.site || '\u2014'}
-                {n.marked === 'fenced' ? ' \u00b7 FENCED' : n.marked === 'needs_rebuild' ? ' \u00b7 NEEDS REBUILD' : ''}
-              </text>
+              {n.texts.map((t, i) => (
+                <Label key={i} box={t} />
+              ))}
             </g>
           );
         })}

@@ -3,7 +3,7 @@
 // each with the words the confirmation page shows. The page shows that list; the worker runs the same
 // list, made again when the target starts. Values one step finds and later ones use (a candidate
 // chosen when the failover runs) live in the action's typed state, made fresh for each run.
-import type { DiagramChange } from '@/lib/fleet/herds/diagram';
+import type { DiagramChange } from '@/lib/fleet/herds/diagram-after';
 import { driverFor } from '@/lib/fleet/drivers';
 import { z } from 'zod';
 import type { Db } from '@/db/client';

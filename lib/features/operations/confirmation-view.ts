@@ -19,7 +19,8 @@ import { wavePlan, WavesError } from '@/lib/engine/waves';
 import { wavesFromForm, wavesToForm } from '@/lib/engine/waves-form';
 import { AwsNotConfiguredError } from '@/lib/adapters/aws/config';
 import { costTotalText } from '@/lib/fleet/cloud/prices';
-import { herdAfter, type DiagramInput } from '@/lib/fleet/herds/diagram';
+import type { DiagramInput } from '@/lib/fleet/herds/diagram';
+import { herdAfter } from '@/lib/fleet/herds/diagram-after';
 import { diagramOf, herdNow } from '@/lib/fleet/herds/topology';
 
 /** How many targets' before-and-after pictures the page draws. */
