@@ -14,7 +14,11 @@ import { reloadAction } from '@/lib/actions/reload.action';
 /** The digest planOperation computes for one herd action on one herd. */
 function herdDigest(action: HerdAction, h: HerdRef, params: Record<string, unknown> = {}) {
   const t = action.plan(h, { params });
-  const target: Pick<PlannedTarget, 'instanceId' | 'herdId' | 'refused' | 'steps' | 'warnings'> = { ...t, instanceId: null, herdId: h.id };
+  const target: Pick<PlannedTarget, 'instanceId' | 'herdId' | 'refused' | 'refusalCode' | 'does' | 'warns'> = {
+    ...t,
+    instanceId: null,
+    herdId: h.id,
+  };
   return { plan: t, digest: digestOf(action.name, h.members, params, [h], [target]) };
 }
 
@@ -127,7 +131,9 @@ describe('what must be typed to confirm (docs/security.md states this rule)', ()
       environmentId: 1,
       site: '',
       steps: [],
+      does: [],
       warnings: [],
+      warns: [],
       refused,
     }) as PlannedTarget;
   it('is the count above 10 targets or across environments, the name for production, the count for a dangerous action on several', () => {
