@@ -41,7 +41,8 @@ export const recordArg = (rec: DnsRecordRef) => ({
 
 /**
  * Where a record's step will point it, as a plan knows it: the members (their names and addresses), or
- * null when nowhere, or the rule that picks the member when it runs (a failover's new primary).
+ * why nowhere (words: the argument says only that it points nowhere), or the rule that picks the member
+ * when it runs (a failover's new primary).
  */
 export type RecordTarget = InstanceRef[] | string | { chosenWhenItRuns: string };
 
