@@ -561,9 +561,11 @@ export const operationTargets = pgTable(
     // What the target came to, in one line, when the action says (a failover: the new primary and the possible data loss).
     outcome: text('outcome'),
     attempts: integer('attempts').notNull().default(0),
-    // The steps the user confirmed for it, in words, for an action that runs only what was confirmed
-    // (runsAsConfirmed): its first attempt is refused when its plan reads otherwise by the time it starts.
-    confirmedSteps: jsonb('confirmed_steps').$type<string[]>(),
+    // The steps the user confirmed for it, for an action that runs only what was confirmed
+    // (runsAsConfirmed): what each does (a kind and its arguments) and its words; its first attempt is
+    // refused when its plan does otherwise by the time it starts. Rows written before steps carried
+    // what they do hold the words only.
+    confirmedSteps: jsonb('confirmed_steps').$type<({ says: string; does: { kind: string; [arg: string]: unknown } } | string)[]>(),
     // The wave it runs in (1 when the operation has no waves), and whether it is held back: queued but
     // not to be claimed until its wave starts (or its paused operation resumes).
     wave: integer('wave').notNull().default(1),

@@ -19,6 +19,13 @@ export const checkSshAction = defineAction({
     steps: [
       {
         name: 'connect and run true',
+        does: {
+          kind: 'ssh.check-host-key',
+          server: t.serverId,
+          ssh: { host: t.ssh.host, port: t.ssh.port, username: t.ssh.username },
+          // The key it is checked against; none: the one presented is pinned.
+          pinned: t.ssh.hostKeyFingerprint,
+        },
         says: `connect to ${t.ssh.username}@${t.ssh.host}:${t.ssh.port} and run \`true\` (nothing else); ${
           t.ssh.hostKeyFingerprint
             ? `check that its host key is the pinned ${t.ssh.hostKeyFingerprint}`

@@ -9,6 +9,7 @@ import { drDrills } from '@/db/schema';
 import { idText, MAX_BIG_ID } from '@/lib/adapters/validation/ids';
 import { rankReplicas } from '@/lib/fleet/candidates';
 import { part } from '@/lib/engine/compose';
+import { memberArg } from '@/lib/engine/plan-identity';
 import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep, type RunContext } from '@/lib/engine/define-action';
 import { longestGap, onPrimary, scratchTable, startDrillWriter, type DrillWriter } from '@/lib/actions/steps/drill-writer';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
@@ -106,10 +107,12 @@ export function planDrill(h: HerdRef, p: z.output<typeof drDrillParams>): Action
   const steps: ActionStep<DrillState>[] = [
     {
       name: 'scratch table and writer',
+      does: { kind: 'drill.start-writer', on: memberArg(old), everyMs: 20, members: everyone.map((m) => m.id) },
       says: `create a scratch table on ${old.label} and start a writer committing a numbered row every 20 ms into it, on whichever member accepts writes`,
       timeoutMs: 30_000,
       always: {
         name: 'stop the writer and drop the scratch table',
+        does: { kind: 'drill.stop-writer', dropTable: true },
         says: 'stop the writer; drop the scratch table on whichever member is the primary then',
         timeoutMs: 30_000,
         run: async (x) => {
@@ -151,6 +154,7 @@ export function planDrill(h: HerdRef, p: z.output<typeof drDrillParams>): Action
     },
     {
       name: 'switch over to the DR member',
+      does: { kind: 'drill.switch-over', from: { ...memberArg(old), site: old.site }, to: { ...memberArg(cand), site: cand.site } },
       says: `switch over from ${old.label} (${old.site || 'no site'}) to ${cand.label} (${cand.site || 'no site'}), as the switchover action does:`,
       timeoutMs: 5_000,
       run: (x) => {
@@ -167,6 +171,7 @@ export function planDrill(h: HerdRef, p: z.output<typeof drDrillParams>): Action
     ),
     {
       name: 'first write on the DR member',
+      does: { kind: 'drill.wait-first-write', on: memberArg(cand) },
       says: `wait for the writer's first commit acknowledged by ${cand.label} (at most ${FIRST_WRITE_TIMEOUT_MS / 1000} s)`,
       timeoutMs: FIRST_WRITE_TIMEOUT_MS + 5_000,
       run: async (x) => {
@@ -183,6 +188,7 @@ export function planDrill(h: HerdRef, p: z.output<typeof drDrillParams>): Action
     ),
     {
       name: "the drill's figures",
+      does: { kind: 'drill.record', on: memberArg(old), lostMustBe: 0 },
       says: `wait for a commit on ${old.label} again, stop the writer, count the acknowledged commits missing there (must be 0), and record the figures`,
       timeoutMs: FIRST_WRITE_TIMEOUT_MS + 30_000,
       run: async (x) => {

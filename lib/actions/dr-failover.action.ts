@@ -15,6 +15,8 @@ import { formatBytes, formatLsn } from '@/lib/adapters/format/units';
 import { driverFor, notSentBecause, postmasterHeld, STATUS_NOT_RUNNING } from '@/lib/fleet/drivers';
 import { defineHerdAction, flagParam, productionWarning, type ActionStep, type RunContext } from '@/lib/engine/define-action';
 import { describeRecordMove, dnsPreflight, dnsSteps } from '@/lib/actions/steps/dns-steps';
+import { chosenWhenItRuns, memberArg, type Does } from '@/lib/engine/plan-identity';
+import { recordTargets } from '@/lib/fleet/dns-records';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, type Observed } from '@/lib/fleet/observe';
@@ -291,6 +293,18 @@ async function lookAgain(h: HerdRef, old: InstanceRef, x: RunContext<DrState>): 
   });
 }
 
+/** What the keep-stopped step does, by driver: the command it runs on the old primary's host, or none. */
+function keepStoppedDoes(old: InstanceRef): Does {
+  const how = driverFor(old.controlDriver).keepStopped(old);
+  return {
+    kind: 'pg.keep-stopped',
+    instance: memberArg(old),
+    driver: old.controlDriver,
+    argv: how?.argv ?? null,
+    stdin: how?.stdin ?? null,
+  };
+}
+
 /** The keep-stopped step's words on the confirmation page, by driver. */
 function keepStoppedWords(old: InstanceRef): string {
   const how = driverFor(old.controlDriver).keepStopped(old);
@@ -473,6 +487,9 @@ export const drFailoverAction = defineHerdAction({
     const others = replicas.filter((m) => m.id !== cand.id && m.state === 'running');
     const after = membersAfterFailover(h, old, cand);
     const replayMs = p.replayDeadlineMs ?? 30_000;
+    // The new primary in the steps' arguments: the one named, else the rule it is chosen by when it runs
+    // (which replica that is moves with the LSNs, and an observation changes no plan).
+    const newPrimary = p.candidateInstanceId ? memberArg(cand) : chosenWhenItRuns('most WAL received');
     const state = (): DrState => ({
       oldLastLsn: old.lsn === null ? null : formatLsn(old.lsn),
       oldTimeline: old.timeline,
@@ -483,12 +500,14 @@ export const drFailoverAction = defineHerdAction({
     const steps: ActionStep<DrState>[] = [
       {
         name: 'ask the replicas and the DNS servers',
+        does: { kind: 'failover.preflight', replicas: replicas.map(memberArg), dns: h.dns.map((r) => r.id) },
         says: 'ask every replica for its received and replayed LSN, and the DNS servers whether they take pgherd\u2019s key (refused if no replica answers or a server refuses: nothing is changed)',
         timeoutMs: 20_000,
         run: (x) => preflight(h, old, x),
       },
       {
         name: `fence ${old.label}`,
+        does: { kind: 'pg.fence', instance: memberArg(old), byOperator: !!p.fencedByOperator, dataDirectory: old.dataDirectory },
         says: p.fencedByOperator
           ? `fence ${old.label}: you confirm it is fenced (powered off or cut off); pgherd does not check. pgherd will not start it until it is rebuilt`
           : `fence ${old.label}: proven when its port refuses connections, or when pgherd stops it over SSH (-m immediate) and its port then refuses them (where SSH reaches its host it is stopped in either case; a postmaster that is frozen, stopped, traced or held by the kernel, is sent no stop: it would wait there and stop it whenever it resumes); anything else (no answer within ${FENCE_PROBE_MS / 1000} s, too many clients, an authentication or pg_hba error, SSH failing) stops the failover before anything is promoted. pgherd will not start it until it is rebuilt`,
@@ -496,6 +515,7 @@ export const drFailoverAction = defineHerdAction({
         run: (x) => fence(old, p, x),
         always: {
           name: 'look at the herd again if the failover stopped',
+          does: { kind: 'herd.say-if-no-primary', herd: h.id },
           says: 'if the failover stops from here on (refused, failed, cancelled), ask every member again: when none answers as a primary, say the herd has no primary (on the herd, in pgherd_herds_no_primary, with the herd.no_primary webhook)',
           timeoutMs: FENCE_PROBE_MS + 5_000,
           run: (x) => lookAgain(h, old, x),
@@ -503,12 +523,14 @@ export const drFailoverAction = defineHerdAction({
       },
       {
         name: `keep ${old.label} stopped`,
+        does: keepStoppedDoes(old),
         says: keepStoppedWords(old),
         timeoutMs: 20_000,
         run: (x) => keepStopped(old, x),
       },
       {
         name: 'choose the candidate',
+        does: { kind: 'failover.choose-candidate', candidate: newPrimary },
         says: p.candidateInstanceId
           ? `check that ${cand.label} answers as a replica of the herd (its system identifier and timeline)`
           : 'choose the reachable replica with the highest received LSN among those that report the herd\u2019s system identifier and timeline',
@@ -517,6 +539,7 @@ export const drFailoverAction = defineHerdAction({
       },
       {
         name: 'let the candidate replay all it can',
+        does: { kind: 'pg.replay-received', instance: newPrimary, deadlineMs: replayMs },
         says: `let it replay all it can of what it received (deadline ${replayMs / 1000} s)`,
         timeoutMs: replayMs + 10_000,
         run: async (x) => {
@@ -537,6 +560,7 @@ export const drFailoverAction = defineHerdAction({
       },
       {
         name: 'promote the candidate',
+        does: { kind: 'pg.promote', instance: newPrimary },
         says: 'promote it (pg_promote) and wait until it accepts writes',
         timeoutMs: 90_000,
         run: async (x) => {
@@ -547,18 +571,26 @@ export const drFailoverAction = defineHerdAction({
           x.note({ stdout: `${m.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
         },
       },
-      checkpointStep('checkpoint on the new primary', 'CHECKPOINT on the new primary', (s: DrState) => chosen(s).m),
+      checkpointStep('checkpoint on the new primary', 'CHECKPOINT on the new primary', (s: DrState) => chosen(s).m, newPrimary),
       ...dnsSteps(
         h,
         (s: DrState) => membersAfterFailover(h, old, chosen(s).m),
+        (r) => (p.candidateInstanceId ? recordTargets(r, after) : { chosenWhenItRuns: 'most WAL received' }),
         (r) =>
           p.candidateInstanceId
             ? describeRecordMove(r, after)
             : `point ${r.name} (${r.type}, TTL ${r.ttl} s) where the herd says once the new primary accepts writes, then ask the zone\u2019s server until it answers so`,
       ),
-      ...repointPoolerSteps(h.poolers, (s: DrState) => chosen(s).m, 'the new primary'),
+      ...repointPoolerSteps(h.poolers, (s: DrState) => chosen(s).m, 'the new primary', newPrimary),
       {
         name: 're-point the other replicas',
+        does: {
+          kind: 'pg.point-others-at',
+          upstream: newPrimary,
+          // Which ones: those running when a candidate is named; else whichever answer when it runs.
+          replicas: p.candidateInstanceId ? others.map(memberArg) : replicas.map((m) => m.id),
+          orMarkNeedsRebuild: true,
+        },
         says: !others.length
           ? 'no other replica to re-point'
           : `${p.candidateInstanceId ? `re-point the other replicas (${others.map((m) => m.label).join(', ')})` : 're-point the other replicas that answer'} to the new primary; one that cannot follow the new timeline (it holds the start of a record the old primary never finished) is marked needs rebuild`,
@@ -570,6 +602,7 @@ export const drFailoverAction = defineHerdAction({
       },
       {
         name: 'record the new topology and the possible data loss',
+        does: { kind: 'failover.report-loss', old: old.id },
         says: `report the possible data loss: ${old.label}\u2019s last LSN seen minus what the new primary received`,
         timeoutMs: 20_000,
         run: async (x) => {
@@ -579,6 +612,7 @@ export const drFailoverAction = defineHerdAction({
       },
       {
         name: `watch ${old.label} stay fenced`,
+        does: { kind: 'pg.watch-fenced', instance: memberArg(old) },
         says: `for ${FENCE_WATCH_MS / 1000} s after the promotion, connect to ${old.label} again and again: if it answers as a primary (started again by its host), the herd has two primaries: say so (the operation, the herd's count of primaries, the herd.two_primaries webhook). Last, once the write name and PgBouncers point at the new primary: the watch delays no client`,
         timeoutMs: FENCE_WATCH_MS + 2 * FENCE_PROBE_MS + 5_000,
         run: (x) => watchFence(h, old, x),

@@ -36,6 +36,7 @@ function pauseAction(paused: boolean): HerdAction {
         steps: [
           {
             name: "check Patroni's REST API",
+            does: { kind: 'patroni.find-member', urls: withUrl.map((m) => m.patroniUrl) },
             says: `find a member whose Patroni answers and takes pgherd's credentials (${withUrl.map((m) => m.patroniUrl).join(', ')}; changes nothing)`,
             timeoutMs: 30_000,
             run: async (x) => {
@@ -57,6 +58,7 @@ function pauseAction(paused: boolean): HerdAction {
           },
           {
             name: verb,
+            does: { kind: 'patroni.call', call: 'PATCH /config', pause: paused },
             says: paused
               ? 'ask Patroni to pause the cluster (PATCH /config {"pause": true}): it will not fail over on its own until resumed'
               : 'ask Patroni to resume the cluster (PATCH /config {"pause": false}): it fails over on its own again',
@@ -70,6 +72,7 @@ function pauseAction(paused: boolean): HerdAction {
           },
           {
             name: `wait until ${paused ? 'paused' : 'resumed'}`,
+            does: { kind: 'patroni.wait-paused', paused },
             says: `wait until Patroni's /cluster says the cluster is ${paused ? 'paused' : 'no longer paused'}`,
             timeoutMs: 30_000,
             run: async (x) => {

@@ -25,6 +25,7 @@ import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
 import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
 import { primariesOrMaybe } from '@/lib/fleet/herd-primary';
 import { resizePrepared } from '@/lib/testing/cloud';
+import { confirmedSteps } from '@/lib/engine/plan-identity';
 
 // The steps are built, never run: nothing here touches a database or a host.
 const deps = {} as ActionDeps;
@@ -225,33 +226,47 @@ describe('a confirmed plan', () => {
     const r2 = h.members[1]!;
     const prepared = resizePrepared(h, h.members);
     const ctx = { members: h.members, params: {}, prepared };
-    const words = (env: string | undefined) => {
+    const planned = (env: string | undefined) => {
       const was = process.env.PGHERD_EC2_WAIT_SECONDS;
       if (env === undefined) delete process.env.PGHERD_EC2_WAIT_SECONDS;
       else process.env.PGHERD_EC2_WAIT_SECONDS = env;
       try {
-        return powerOffAction.plan(r2, ctx).steps;
+        return powerOffAction.plan(r2, ctx);
       } finally {
         if (was === undefined) delete process.env.PGHERD_EC2_WAIT_SECONDS;
         else process.env.PGHERD_EC2_WAIT_SECONDS = was;
       }
     };
-    const confirmed = words(undefined);
-    expect(confirmed.join('\n')).toMatch(/\(at most 600 s\)/);
+    const confirmed = confirmedSteps(planned(undefined));
+    expect(confirmed.map((s) => s.says).join('\n')).toMatch(/\(at most 600 s\)/);
     process.env.PGHERD_EC2_WAIT_SECONDS = '5';
     try {
+      // The words differ (at most 5 s), what it does does not: the worker's own bound is no argument.
+      expect(confirmedSteps(planned('5')).map((s) => s.says)).not.toEqual(confirmed.map((s) => s.says));
       expect(() => powerOffAction.steps(r2, deps, ctx, confirmed)).not.toThrow();
-      expect(() =>
-        powerOffAction.steps(
-          r2,
-          deps,
-          ctx,
-          confirmed.map((x) => x.replace(/^stop i-\w+/, 'stop i-other')),
-        ),
-      ).toThrow(/changed since it was confirmed: step \d+ was "stop i-other/);
+      const otherHost = confirmed.map((s) => (s.does.kind === 'ec2.stop' ? { ...s, does: { ...s.does, instanceId: 'i-other' } } : s));
+      expect(() => powerOffAction.steps(r2, deps, ctx, otherHost)).toThrow(
+        /changed since it was confirmed: step \d+ was "stop i-0abc1 and wait until EC2 says stopped \(at most 600 s\)", now "stop i-0abc1 [^"]*" \(instanceId "i-other", now "i-0abc1"\)\. Nothing was run/,
+      );
     } finally {
       delete process.env.PGHERD_EC2_WAIT_SECONDS;
     }
+  });
+
+  it('confirmed before steps carried what they do (words only), is compared by its words', () => {
+    const h = herd(three());
+    const r2 = h.members[1]!;
+    const ctx = { members: h.members, params: {}, prepared: resizePrepared(h, h.members) };
+    const words = powerOffAction.plan(r2, ctx).steps;
+    expect(() => powerOffAction.steps(r2, deps, ctx, words)).not.toThrow();
+    expect(() =>
+      powerOffAction.steps(
+        r2,
+        deps,
+        ctx,
+        words.map((x) => x.replace(/^stop i-\w+/, 'stop i-other')),
+      ),
+    ).toThrow(/changed since it was confirmed: step \d+ was "stop i-other/);
   });
 });
 
@@ -547,7 +562,9 @@ describe('an action is its plan', () => {
       label: 'T',
       permission: 'operator',
       dangerous: false,
-      plan: (t) => ({ steps: [{ name: 'x', says: (t as unknown as { nope: { x: string } }).nope.x, run: async () => {} }] }),
+      plan: (t) => ({
+        steps: [{ name: 'x', does: { kind: 'x' }, says: (t as unknown as { nope: { x: string } }).nope.x, run: async () => {} }],
+      }),
     });
     expect(() => planTarget(servers, broken, () => broken.plan(primary, { members: [], params: {} }))).toThrow(TypeError);
     // A server without a pinned key refuses before the action is asked.

@@ -16,6 +16,8 @@ import {
   waitBounds,
 } from '@/lib/adapters/aws/ec2';
 import { commonWarnings, defineAction, type ActionDeps, type ActionStep } from '@/lib/engine/define-action';
+import { memberArg } from '@/lib/engine/plan-identity';
+import { recordTargets } from '@/lib/fleet/dns-records';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, waitObserved } from '@/lib/fleet/observe';
 import { mayComeUpAsPrimary, observeOthers, primariesOrMaybe, stoppedPrimaryNotOlder, type OtherSeen } from '@/lib/fleet/herd-primary';
@@ -36,7 +38,7 @@ import {
   type CloudTarget,
   type ResizePrepared,
 } from '@/lib/actions/resize.action';
-import { dnsSteps } from '@/lib/actions/steps/dns-steps';
+import { dnsSteps, recordArg } from '@/lib/actions/steps/dns-steps';
 
 const STREAMING_TIMEOUT_MS = 300_000;
 
@@ -112,6 +114,7 @@ export const powerOffAction = defineAction({
       ? dnsSteps<PowerState>(
           herd,
           () => members,
+          (rec) => recordTargets(rec, members),
           (rec) => `${rec.name} back to ${t.hostname} if the host was not stopped and it still serves`,
           (rec) => drained.includes(rec),
           { name: (rec) => `DNS back: ${rec.name}` },
@@ -124,6 +127,7 @@ export const powerOffAction = defineAction({
               dnsSteps<PowerState>(
                 herd,
                 () => members,
+                (rec) => drainTargets(rec, members, t),
                 (rec) => `drain ${rec.name}: point it at another member`,
                 (rec) => drained.includes(rec),
                 { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
@@ -140,6 +144,7 @@ export const powerOffAction = defineAction({
     const steps: ActionStep<PowerState>[] = [
       {
         name: 'check the EC2 instance',
+        does: { kind: 'ec2.check-running', instanceId: c.instanceId, region: c.region, instance: memberArg(t) },
         says: `check that ${c.instanceId} still runs, and whether Postgres answers`,
         timeoutMs: 30_000,
         run: async (x) => {
@@ -174,6 +179,7 @@ export const powerOffAction = defineAction({
       sshControlStep<PowerState>(t, 'stop', 'stop Postgres', (s) => (s.wasUp ? false : 'Postgres was not running')),
       {
         name: 'EC2: stop',
+        does: { kind: 'ec2.stop', instanceId: c.instanceId, region: c.region },
         says: `stop ${c.instanceId} and wait until EC2 says stopped (at most ${bounds.maxWaitSeconds} s)`,
         timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
         run: async (x) => {
@@ -193,7 +199,11 @@ export const powerOffAction = defineAction({
       before: { state: 'running' },
       warnings: [
         ...commonWarnings(t),
-        ...stuck.map((rec) => `${rec.name} has no other member to point at: it keeps answering ${t.hostname}, which will be down`),
+        // A name left on a host going down is part of what powering it off does to its clients.
+        ...stuck.map((rec) => ({
+          says: `${rec.name} has no other member to point at: it keeps answering ${t.hostname}, which will be down`,
+          does: { kind: 'warn.dns-left-on-host', record: recordArg(rec), host: t.hostname },
+        })),
       ],
       facts: [instanceFact(c), { label: 'DNS drained', value: drained.length ? drained.map((d) => d.name).join(', ') : 'none' }],
     };
@@ -242,6 +252,7 @@ export const powerOnAction = defineAction({
     const steps: ActionStep[] = [
       {
         name: 'no other primary',
+        does: { kind: 'pg.check-no-other-primary', instance: memberArg(t), mayBePrimary },
         says: mayBePrimary
           ? `${t.label} may boot as a primary: check that no other member of the herd is, or may be, one (a member that does not answer counts unless its host is stopped or it last said it was a replica)`
           : `${t.label} last answered as a replica: its host boots it as one`,
@@ -271,6 +282,7 @@ export const powerOnAction = defineAction({
       },
       {
         name: 'EC2: start',
+        does: { kind: 'ec2.start', instanceId: c.instanceId, region: c.region, type: c.live?.instanceType ?? null, elseType: back },
         says: `start ${c.instanceId} and wait until EC2 says running (at most ${bounds.maxWaitSeconds} s)${back ? `; when EC2 has no capacity for ${c.live?.instanceType ?? '?'}, ${back} (the type last recorded) again` : ''}`,
         timeoutMs: (bounds.maxWaitSeconds + 30) * 1000 * (back ? 2 : 1),
         run: async (x) => {
@@ -301,6 +313,7 @@ export const powerOnAction = defineAction({
         ? [
             {
               name: 'streaming',
+              does: { kind: 'pg.wait-streaming', instance: memberArg(t) },
               says: 'wait until it streams from its upstream again',
               timeoutMs: STREAMING_TIMEOUT_MS + 10_000,
               run: async (x) => {
@@ -318,6 +331,7 @@ export const powerOnAction = defineAction({
         ? dnsSteps(
             herd,
             () => up,
+            (rec) => recordTargets(rec, up),
             (rec) => `point ${rec.name} at it again`,
             (rec) => names.some((n) => n.id === rec.id),
             { name: (rec) => `DNS back: ${rec.name}` },

@@ -1,4 +1,5 @@
 import { commonWarnings, defineAction } from '@/lib/engine/define-action';
+import { memberArg } from '@/lib/engine/plan-identity';
 import { answeringAsPrimary, observeOthers } from '@/lib/fleet/herd-primary';
 import { herdIdentity, identityProblem } from '@/lib/fleet/identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
@@ -42,6 +43,7 @@ export const promoteAction = defineAction({
       steps: [
         {
           name: 'check that no other member answers as a primary',
+          does: { kind: 'pg.check-promotable', instance: memberArg(t) },
           says: 'check that no other member of the herd answers as a primary, and that it is the herd\u2019s and on its newest timeline',
           timeoutMs: 15_000,
           run: async (x) => x.note({ stdout: await checkPromotable(t, members) }),
@@ -49,13 +51,14 @@ export const promoteAction = defineAction({
         sshControlStep(t, 'promote', 'promote'),
         {
           name: 'wait until it accepts writes',
+          does: { kind: 'pg.wait-writable', instance: memberArg(t) },
           says: 'wait until pg_is_in_recovery() is false',
           timeoutMs: 70_000,
           run: async (x) => {
             await waitObserved(t, 'out of recovery', (o) => o.reachable && o.inRecovery === false, { signal: x.signal, timeoutMs: 60_000 });
           },
         },
-        checkpointStep('checkpoint', 'CHECKPOINT on the new primary (so that pg_rewind can use it as a source)', () => t),
+        checkpointStep('checkpoint', 'CHECKPOINT on the new primary (so that pg_rewind can use it as a source)', () => t, memberArg(t)),
         refreshStep(t),
       ],
       warnings: [

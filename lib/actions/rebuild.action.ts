@@ -1,4 +1,5 @@
-import { commonWarnings, defineAction } from '@/lib/engine/define-action';
+import { commonWarnings, defineAction, PRIMARY_WARNING } from '@/lib/engine/define-action';
+import { memberArg } from '@/lib/engine/plan-identity';
 import { herdPrimary } from '@/lib/fleet/herd-primary';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe } from '@/lib/fleet/observe';
@@ -33,6 +34,7 @@ export const rebuildAction = defineAction({
       steps: [
         {
           name: 'check the target and the source',
+          does: { kind: 'pg.check-rebuildable', instance: memberArg(t), dataDirectory: t.dataDirectory, source: memberArg(src) },
           says: `check that ${src.label} answers as the primary and that ${t.label} does not`,
           timeoutMs: 15_000,
           run: async (x) => {
@@ -60,6 +62,14 @@ export const rebuildAction = defineAction({
         },
         {
           name: 'stop it',
+          does: {
+            kind: 'pg.stop',
+            instance: memberArg(t),
+            driver: t.controlDriver,
+            mode: 'fast',
+            onlyIfRunning: true,
+            dataDirectory: t.dataDirectory,
+          },
           says: `stop ${t.label} (fast) if it runs`,
           timeoutMs: 160_000,
           run: async (x) => {
@@ -67,12 +77,13 @@ export const rebuildAction = defineAction({
             await execNotedOk(x.deps, t, x, d.stop(t, 'fast'));
           },
         },
-        checkpointStep('checkpoint on the source', `CHECKPOINT on ${src.label}`, () => src),
-        ...rejoinSteps(t, () => src, src.label, '', { fresh: freshCopy(t) }),
+        checkpointStep('checkpoint on the source', `CHECKPOINT on ${src.label}`, () => src, memberArg(src)),
+        ...rejoinSteps(t, () => src, src, '', { fresh: freshCopy(t) }),
         refreshStep(t),
       ],
       warnings: [
-        ...commonWarnings(t).filter((w) => !w.includes('primary')),
+        // A primary rebuilt is an old one (fenced, or to be rebuilt): no client uses it.
+        ...commonWarnings(t).filter((w) => typeof w === 'string' || w.does.kind !== PRIMARY_WARNING),
         'everything on it that the primary does not have is discarded',
       ],
     };

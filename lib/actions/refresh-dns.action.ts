@@ -2,6 +2,7 @@ import { defineHerdAction, productionWarning } from '@/lib/engine/define-action'
 import { describeRecordMove, dnsSteps } from '@/lib/actions/steps/dns-steps';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse } from '@/lib/fleet/refusal';
+import { recordTargets } from '@/lib/fleet/dns-records';
 import { refreshFleet } from '@/lib/fleet/refresher';
 
 interface RefreshDnsState {
@@ -24,6 +25,7 @@ export const refreshDnsAction = defineHerdAction({
       steps: [
         {
           name: 'observe every member',
+          does: { kind: 'inventory.refresh-herd', herd: h.id },
           says: 'observe every member: role and state',
           timeoutMs: 15_000,
           run: async (x) => {
@@ -36,6 +38,7 @@ export const refreshDnsAction = defineHerdAction({
         ...dnsSteps(
           h,
           (s: RefreshDnsState) => s.members ?? h.members,
+          (r) => recordTargets(r, h.members),
           (r) => describeRecordMove(r, h.members),
         ),
       ],

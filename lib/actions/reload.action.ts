@@ -22,6 +22,7 @@ export const reloadAction = defineAction({
       ...(t.controlDriver === 'patroni' ? [patroniPreflightStep<ReloadState>(t)] : []),
       {
         name: 'read the configuration load time',
+        does: { kind: 'pg.read-conf-load-time', instance: t.id },
         says: 'read pg_conf_load_time() (it must be running)',
         timeoutMs: 10_000,
         run: async (x) => {
@@ -32,10 +33,13 @@ export const reloadAction = defineAction({
         },
       },
       t.controlDriver === 'patroni'
-        ? patroniCallStep<ReloadState>(t, 'reload', 'ask Patroni to reload (POST /reload)', (url, access) => patroniReload(url, access))
+        ? patroniCallStep<ReloadState>(t, 'reload', { call: 'POST /reload' }, 'ask Patroni to reload (POST /reload)', (url, access) =>
+            patroniReload(url, access),
+          )
         : sshControlStep(t, 'reload', 'reload'),
       {
         name: 'wait until the configuration is reloaded',
+        does: { kind: 'pg.wait-conf-reloaded', instance: t.id },
         says: 'wait until pg_conf_load_time() has moved',
         timeoutMs: 40_000,
         run: async (x) => {

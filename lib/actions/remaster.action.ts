@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { idText, MAX_BIG_ID } from '@/lib/adapters/validation/ids';
 import { defineAction } from '@/lib/engine/define-action';
+import { memberArg } from '@/lib/engine/plan-identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { herdPrimary } from '@/lib/fleet/herd-primary';
 import { observe } from '@/lib/fleet/observe';
@@ -65,6 +66,12 @@ export const remasterAction = defineAction({
       steps: [
         {
           name: 'check the new upstream',
+          does: {
+            kind: 'pg.check-upstream',
+            upstream: memberArg(up),
+            asPrimary: chosen === undefined,
+            streamsItself: up.role === 'replica',
+          },
           says: `check that ${up.label} answers${chosen === undefined ? ' as the primary' : ''}${up.role === 'replica' ? ' and streams itself' : ''}`,
           timeoutMs: 10_000,
           run: async (x) => {
@@ -81,6 +88,13 @@ export const remasterAction = defineAction({
         },
         {
           name: 'set primary_conninfo and wait until it streams from the new upstream',
+          does: {
+            kind: 'pg.point-at',
+            instance: memberArg(t),
+            upstream: memberArg(up),
+            then: t.pgVersion >= 13 ? 'reload' : 'restart',
+            driver: t.controlDriver,
+          },
           says: [
             `ALTER SYSTEM SET primary_conninfo to ${up.label}${up.role === 'replica' ? ' (a replica: cascading replication)' : ''}`,
             t.pgVersion >= 13

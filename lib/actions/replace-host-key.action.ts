@@ -54,6 +54,12 @@ export const replaceHostKeyAction = defineAction({
       steps: [
         {
           name: 'connect expecting the new key and run true',
+          does: {
+            kind: 'ssh.expect-host-key',
+            server: t.serverId,
+            ssh: { host: t.ssh.host, port: t.ssh.port, username: t.ssh.username },
+            fingerprint: fp,
+          },
           says: `connect to ${t.ssh.username}@${t.ssh.host}:${t.ssh.port} expecting host key ${fp}, and run \`true\` (nothing else)`,
           timeoutMs: 30_000,
           run: async (x) => {
@@ -66,6 +72,7 @@ export const replaceHostKeyAction = defineAction({
         },
         {
           name: 'pin the new key',
+          does: { kind: 'ssh.pin-host-key', server: t.serverId, fingerprint: fp, replaces: t.ssh.hostKeyFingerprint },
           says: `pin ${fp} to ${t.hostname} in place of ${t.ssh.hostKeyFingerprint ?? 'no key'}, only if the host presented it`,
           run: async (x) => {
             // Only over the key the plan was made with: a change since then (another admin) stops here.

@@ -169,6 +169,7 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
   const primaryAtEnd = staying(old) || params.switchBack ? old : cand;
   steps.push({
     name: 'the herd resized',
+    does: { kind: 'herd.report-resized', primary: primaryAtEnd.id },
     says: `once the last member's names are back: what each member runs now; ${primaryAtEnd.label} is the primary`,
     timeoutMs: 10_000,
     settles: true,

@@ -37,6 +37,7 @@ import {
   type InstancePlanContext,
 } from '@/lib/engine/define-action';
 import type { Db } from '@/db/client';
+import { memberArg } from '@/lib/engine/plan-identity';
 import { dnsSteps } from '@/lib/actions/steps/dns-steps';
 import { recordTargets, standIn } from '@/lib/fleet/dns-records';
 import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '@/lib/fleet/herd-ref';
@@ -402,6 +403,7 @@ export function planResize(
   const drainSteps = dnsSteps<ResizeState>(
     herd,
     () => members,
+    (rec) => drainTargets(rec, members, t),
     (rec) => {
       const to = drainTargets(rec, members, t);
       return `drain ${rec.name}: point it at ${typeof to === 'string' ? '?' : to.map((m) => m.hostname).join(', ')} instead of ${t.hostname}`;
@@ -412,6 +414,7 @@ export function planResize(
   const backSteps = dnsSteps<ResizeState>(
     herd,
     () => members,
+    (rec) => recordTargets(rec, members),
     (rec) => `${rec.name} back to ${t.hostname}`,
     isDrained,
     {
@@ -421,10 +424,18 @@ export function planResize(
   const bounds = waitBounds();
   const types = [r.target.name, ...r.fallbacks.map((f) => f.name)];
   const hookArgs = (phase: string, to: string) => [phase, t.hostname, String(t.port), c.instanceId, r.current.name, to];
+  const ec2Arg = { instanceId: c.instanceId, region: c.region };
+  const hookRun = (h: HookConfig, phase: string) => ({
+    kind: 'hook.run',
+    phase,
+    hook: { path: h.path, on: h.on, timeoutSeconds: h.timeoutSeconds },
+    host: h.on === 'worker' ? null : t.ssh.host,
+  });
 
   const stepsList: ActionStep<ResizeState>[] = [
     {
       name: 'check the EC2 instance and the hooks',
+      does: { kind: 'ec2.check-running', ...ec2Arg, instanceType: r.current.name, hooks: [pre?.path ?? null, post?.path ?? null] },
       says: `check that ${c.instanceId} still runs as ${r.current.name}${pre || post ? ', and that the hooks are executables where they run' : ''}`,
       timeoutMs: 60_000,
       run: async (x) => {
@@ -453,6 +464,7 @@ export function planResize(
       ? [
           {
             name: 'pre-resize hook',
+            does: hookRun(pre, 'pre-resize'),
             says: `run ${pre.path} on ${pre.on === 'worker' ? "the worker's host" : t.ssh.host} (at most ${pre.timeoutSeconds} s)`,
             timeoutMs: pre.timeoutSeconds * 1000 + 30_000,
             run: (x) => runHook(x.deps, t, x, pre, hookArgs('pre-resize', r.target.name)),
@@ -463,6 +475,7 @@ export function planResize(
       ...stopUnlessPrimary(t),
       always: {
         name: 'make sure the instance runs',
+        does: { kind: 'ec2.ensure-running', ...ec2Arg, originalType: r.current.name, instance: memberArg(t) },
         says: `whatever happened: ${c.instanceId} started again if it is stopped, Postgres started if it does not answer, the type recorded`,
         timeoutMs: (bounds.maxWaitSeconds + 30) * 1000 * 4 + UP_TIMEOUT_MS,
         run: async (x) => {
@@ -527,6 +540,7 @@ export function planResize(
     },
     {
       name: 'EC2: stop',
+      does: { kind: 'ec2.stop', ...ec2Arg },
       says: `stop ${c.instanceId} and wait until EC2 says stopped (at most ${bounds.maxWaitSeconds} s)`,
       timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
       run: async (x) => {
@@ -539,6 +553,7 @@ export function planResize(
     },
     {
       name: 'EC2: new type and start',
+      does: { kind: 'ec2.set-type-and-start', ...ec2Arg, types, lastResort: r.current.name },
       says: `set the type to ${types.join(', else ')}, start it and wait until EC2 says running (at most ${bounds.maxWaitSeconds} s a start); when no type can be had, ${r.current.name} again`,
       timeoutMs: (types.length + 1) * (bounds.maxWaitSeconds + 60) * 1000,
       run: async (x) => {
@@ -578,6 +593,7 @@ export function planResize(
       ? [
           {
             name: 'post-resize hook',
+            does: hookRun(post, 'post-resize'),
             says: `run ${post.path} on ${post.on === 'worker' ? "the worker's host" : t.ssh.host} (at most ${post.timeoutSeconds} s)`,
             timeoutMs: post.timeoutSeconds * 1000 + 30_000,
             run: (x) => runHook(x.deps, t, x, post, hookArgs('post-resize', x.state.landed ?? r.target.name)),
@@ -586,6 +602,7 @@ export function planResize(
       : []),
     {
       name: 'record the new type',
+      does: { kind: 'inventory.record-type', ...ec2Arg, server: t.serverId },
       says: 'record the type it runs as in the inventory',
       timeoutMs: 30_000,
       run: async (x) => {
@@ -679,6 +696,7 @@ export function withBacks<S>(
 export function waitOutTtlStep<S>(ttl: number, host: string): ActionStep<S> {
   return {
     name: 'wait out the TTL',
+    does: { kind: 'dns.wait-out-ttl', seconds: ttl, host },
     says: `wait ${ttl} s (the longest TTL of the drained names) for clients to stop resolving them to ${host}`,
     timeoutMs: ttl * 1000 + 10_000,
     run: (x) =>
@@ -700,6 +718,7 @@ const streamsWithin = (v: Observed, maxLag: number) =>
 function streamingStep<S>(t: InstanceRef, maxLag: number): ActionStep<S> {
   return {
     name: 'streaming',
+    does: { kind: 'pg.wait-streaming', instance: memberArg(t), maxReplayLagSeconds: maxLag },
     says: `wait until it streams from its upstream with replay lag under ${maxLag} s`,
     timeoutMs: STREAMING_TIMEOUT_MS + 10_000,
     run: async (x) => {
@@ -719,6 +738,7 @@ function stopUnlessPrimary(t: InstanceRef): ActionStep<ResizeState> {
   const stop = sshControlStep<ResizeState>(t, 'stop', 'stop Postgres');
   return {
     ...stop,
+    does: { ...stop.does, unlessPrimary: true },
     says: `unless it answers as a primary: ${stop.says}`,
     run: async (x) => {
       const o = await (x.state.asked ?? observe(t));
@@ -748,6 +768,7 @@ function finishPlan(
   const back = dnsSteps<ResizeState>(
     herd,
     () => up,
+    (rec) => recordTargets(rec, up),
     (rec) => `${rec.name} pointed at ${t.hostname} again (where the drain may have left it)`,
     (rec) => names.some((n) => n.id === rec.id),
     { name: (rec) => `DNS back: ${rec.name}` },
@@ -756,6 +777,7 @@ function finishPlan(
     steps: [
       {
         name: 'check the EC2 instance',
+        does: { kind: 'ec2.check-running', instanceId: c.instanceId, region: c.region, instanceType: now.name, record: true },
         says: `check that ${c.instanceId} runs as ${now.name}`,
         timeoutMs: 30_000,
         run: async (x) => {

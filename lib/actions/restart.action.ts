@@ -42,6 +42,7 @@ export const restartAction = defineAction({
         ...(patroni ? [patroniPreflightStep<RestartState>(t)] : []),
         {
           name: 'read the postmaster start time',
+          does: { kind: 'pg.read-start-time', instance: t.id, pendingOnly },
           says: 'read the postmaster start time (it must be running: use start otherwise)',
           timeoutMs: 10_000,
           run: async (x) => {
@@ -58,6 +59,7 @@ export const restartAction = defineAction({
           ? patroniCallStep<RestartState>(
               t,
               'restart',
+              { call: 'POST /restart', pendingOnly },
               `ask Patroni to restart it (POST /restart${pendingOnly ? ', only if Patroni marks a restart pending' : ''})`,
               async (url, access, state) => {
                 try {
@@ -75,6 +77,7 @@ export const restartAction = defineAction({
           : sshControlStep<RestartState>(t, 'restart', 'restart', (state) => state.leftAlone ?? false),
         {
           name: 'wait until restarted',
+          does: { kind: 'pg.wait-restarted', instance: t.id },
           says: 'wait until the postmaster start time has moved',
           timeoutMs: 90_000,
           run: async (x) => {

@@ -1,4 +1,5 @@
 import { defineAction } from '@/lib/engine/define-action';
+import { memberArg } from '@/lib/engine/plan-identity';
 import { answeringAsPrimary, observeOthers } from '@/lib/fleet/herd-primary';
 import { observe, waitObserved, type Observed } from '@/lib/fleet/observe';
 import { refuse } from '@/lib/fleet/refusal';
@@ -21,6 +22,7 @@ export const startAction = defineAction({
       steps: [
         {
           name: 'check whether it already runs, and that it would not be a second primary',
+          does: { kind: 'pg.check-no-second-primary', instance: memberArg(t), dataDirectory: t.dataDirectory },
           says: 'check whether it already runs; without a standby.signal it would start as a primary, so then no other member of the herd may answer as one',
           timeoutMs: 20_000,
           run: async (x) => {
@@ -56,6 +58,7 @@ export const startAction = defineAction({
         sshControlStep(t, 'start', 'start', (s) => s.running && 'it already accepts connections'),
         {
           name: 'wait until it accepts connections',
+          does: { kind: 'pg.wait-accepting', instance: memberArg(t) },
           says: `wait until ${t.host}:${t.port} accepts connections`,
           timeoutMs: 90_000,
           run: async (x) => {

@@ -1,5 +1,6 @@
 import type { Observed } from '@/lib/fleet/observe';
 import { commonWarnings, defineAction } from '@/lib/engine/define-action';
+import { memberArg } from '@/lib/engine/plan-identity';
 import { waitObserved } from '@/lib/fleet/observe';
 import { refreshStep, sshControlStep } from '@/lib/actions/steps/control-steps';
 
@@ -18,6 +19,7 @@ export const stopAction = defineAction({
       sshControlStep(t, 'stop', 'stop (fast)'),
       {
         name: 'wait until the port refuses connections',
+        does: { kind: 'pg.wait-refusing', instance: memberArg(t) },
         says: `wait until ${t.host}:${t.port} refuses connections`,
         timeoutMs: 90_000,
         run: async (x) => {

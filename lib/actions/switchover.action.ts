@@ -20,6 +20,8 @@ import {
   type RunContext,
 } from '@/lib/engine/define-action';
 import { describeRecordMove, dnsPreflight, dnsSteps } from '@/lib/actions/steps/dns-steps';
+import { memberArg } from '@/lib/engine/plan-identity';
+import { recordTargets } from '@/lib/fleet/dns-records';
 import { binDir, driverFor, notSentBecause } from '@/lib/fleet/drivers';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { herdIdentity, identityProblem } from '@/lib/fleet/identity';
@@ -316,14 +318,30 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
     steps: [
       {
         name: 'pre-flight',
+        does: {
+          kind: 'switchover.preflight',
+          old: memberArg(old),
+          candidate: memberArg(cand),
+          maxLagBytes: maxLag,
+          members: h.members.map(memberArg),
+          dns: h.dns.map((r) => r.id),
+          poolers: h.poolers.map((pl) => pl.id),
+        },
         says: `pre-flight: every member answers, ${cand.label} streams and is less than ${formatBytes(maxLag)} behind, the DNS servers answer${h.poolers.length ? ', the PgBouncers answer' : ''}`,
         timeoutMs: 30_000,
         run: async (x) => x.note({ stdout: (await preflight(h, pair, x)).join('\n') }),
       },
-      checkpointStep(`checkpoint on ${old.label}`, `CHECKPOINT on ${old.label} (keeps its clean stop short)`, () => old),
+      checkpointStep(`checkpoint on ${old.label}`, `CHECKPOINT on ${old.label} (keeps its clean stop short)`, () => old, memberArg(old)),
       ...pauseSteps<SwitchoverState>(h.poolers, () => cand, budgetS),
       {
         name: `stop ${old.label} (fast, clean)`,
+        does: {
+          kind: 'pg.fence-stop',
+          instance: memberArg(old),
+          driver: old.controlDriver,
+          mode: 'fast',
+          dataDirectory: old.dataDirectory,
+        },
         says: `stop ${old.label} cleanly (${old.controlDriver} stop -m fast)`,
         timeoutMs: 160_000,
         run: async (x) => {
@@ -340,6 +358,7 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
         },
         always: {
           name: `start ${old.label} again as primary if no replica was promoted`,
+          does: { kind: 'pg.start-unless-promoted', instance: memberArg(old), promoted: memberArg(cand) },
           says: `should the switchover stop before pg_promote is sent to ${cand.label}, it is started again as primary (once it is sent, never: it stays stopped and fenced)`,
           timeoutMs: 180_000,
           // After a lost lease, still done while the herd cannot be anyone else's yet: left stopped with
@@ -350,6 +369,7 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
       },
       {
         name: `wait until ${cand.label} has replayed everything ${old.label} wrote`,
+        does: { kind: 'pg.wait-replayed-shutdown', instance: memberArg(cand), of: memberArg(old), catchUpMs },
         says: `wait until ${cand.label} has replayed ${old.label}\u2019s shutdown checkpoint (pg_controldata)`,
         timeoutMs: catchUpMs + 30_000,
         run: async (x) => {
@@ -366,6 +386,7 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
       },
       {
         name: `promote ${cand.label}`,
+        does: { kind: 'pg.promote', instance: memberArg(cand), deadlineMs: p.promoteDeadlineMs },
         says: `promote ${cand.label} (pg_promote) and wait until it accepts writes`,
         timeoutMs: 90_000,
         run: async (x) => {
@@ -385,12 +406,14 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
       ...dnsSteps(
         h,
         () => after,
+        (r) => recordTargets(r, after),
         (r) => describeRecordMove(r, after),
       ),
-      ...repointAndResumeSteps<SwitchoverState>(h.poolers, () => cand, cand.label),
-      checkpointStep(`checkpoint on ${cand.label}`, `CHECKPOINT on ${cand.label}`, () => cand),
+      ...repointAndResumeSteps<SwitchoverState>(h.poolers, () => cand, cand),
+      checkpointStep(`checkpoint on ${cand.label}`, `CHECKPOINT on ${cand.label}`, () => cand, memberArg(cand)),
       ...others.map((m): ActionStep<SwitchoverState> => ({
         name: `re-point ${m.label} to ${cand.label}`,
+        does: { kind: 'pg.point-at', instance: memberArg(m), upstream: memberArg(cand), resumeReplay: true },
         says: `re-point ${m.label} to ${cand.label}`,
         timeoutMs: 200_000,
         run: async (x) => {
@@ -398,9 +421,10 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
           x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}` });
         },
       })),
-      ...rejoinSteps<SwitchoverState>(old, () => cand, cand.label, `${old.label}: `),
+      ...rejoinSteps<SwitchoverState>(old, () => cand, cand, `${old.label}: `),
       {
         name: 'record the new topology',
+        does: { kind: 'inventory.record-topology', primary: cand.id, replicas: [old.id, ...others.map((m) => m.id)] },
         says: `record the new topology: ${cand.label} the primary, every other member its replica`,
         timeoutMs: 20_000,
         run: (x) => recordTopology(h, pair, others, x.deps),

@@ -31,7 +31,7 @@ export const noopAction: InstanceAction = defineAction({
   label: 'No-op',
   permission: 'operator',
   dangerous: false,
-  plan: () => ({ steps: [{ name: 'nothing', says: 'nothing', run: async () => {} }] }),
+  plan: () => ({ steps: [{ name: 'nothing', does: { kind: 'nothing' }, says: 'nothing', run: async () => {} }] }),
 });
 
 /** Waits until operation `id` has ended; throws unless it succeeded. */

@@ -1,8 +1,9 @@
 // An action is its plan (pgsql-cluster-manager's Pipeline(Step(...).Defer(...))): one function looks at
 // the target as the inventory has it and either refuses it or returns the list of steps that will run,
-// each with the words the confirmation page shows. The page shows that list; the worker runs the same
-// list, made again when the target starts. Values one step finds and later ones use (a candidate
-// chosen when the failover runs) live in the action's typed state, made fresh for each run.
+// each with what it does as data and the words the confirmation page shows. The page shows that list;
+// the worker runs the same list, made again when the target starts. Values one step finds and later
+// ones use (a candidate chosen when the failover runs) live in the action's typed state, made fresh for
+// each run.
 import type { DiagramChange } from '@/lib/fleet/herds/diagram-after';
 import { driverFor } from '@/lib/fleet/drivers';
 import { z } from 'zod';
@@ -14,6 +15,7 @@ import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { step as pipelineStep, type Step, type StepContext } from '@/lib/engine/pipeline';
 import { Refusal, refuse } from '@/lib/fleet/refusal';
 import { SubmitError } from '@/lib/engine/submit-errors';
+import { changedSince, type ConfirmedStep, type Does } from '@/lib/engine/plan-identity';
 
 export type { Role };
 
@@ -34,10 +36,12 @@ export interface RunContext<S> extends StepContext {
   state: S;
 }
 
-/** One step of an action: the words of the plan, and what the worker runs. */
+/** One step of an action: what it does, the words of the plan, and what the worker runs. */
 export interface ActionStep<S = unknown> {
   /** Its name in the operation's record. */
   name: string;
+  /** What will happen, as data (a kind and its arguments): what makes a confirmed plan the same plan. */
+  does: Does;
   /** What will happen, in words, on the confirmation page. */
   says: string;
   timeoutMs?: number;
@@ -57,6 +61,21 @@ export function stepWords(s: ActionStep<never>): string {
   return s.always ? `${s.says}; ${s.always.says}` : s.says;
 }
 
+/** What the step does with what `always` does after it, as one value (`always` is no step's own argument). */
+export function stepDoes(s: ActionStep<never>): Does {
+  return s.always ? { ...s.does, always: s.always.does } : s.does;
+}
+
+/**
+ * A warning on the confirmation page. With `does` when what it warns of is part of what the plan does
+ * (the target is the herd's primary: its clients lose their connections), so a plan whose target
+ * became the primary is another plan; a warning in words only repeats what the steps, the parameters
+ * or the members' identity already say.
+ */
+export type Warning = string | { says: string; does: Does };
+
+const warningWords = (w: Warning) => (typeof w === 'string' ? w : w.says);
+
 export interface Fact {
   label: string;
   value: string;
@@ -71,7 +90,7 @@ export interface CostChange {
 /** What an action decides for one target. */
 export interface ActionPlan<S> {
   steps: ActionStep<S>[];
-  warnings?: string[];
+  warnings?: Warning[];
   /** What the confirmation page shows before the steps (a failover: old primary, candidate, lag, data loss). */
   facts?: Fact[];
   /** Refused, though the steps are shown (a switchover whose candidate lags too far: what it would do). */
@@ -89,10 +108,14 @@ export interface ActionPlan<S> {
 export interface TargetPlan {
   /** What will happen, in words, step by step. */
   steps: string[];
+  /** What will happen, as data, step by step (one a step, beside `steps`): what the digest covers. */
+  does: Does[];
   /** Set when this target is refused; nothing runs for it. */
   refused?: string;
   refusalCode?: Refusal['code'];
   warnings: string[];
+  /** The warnings that are part of what it will do, as data: the digest covers these, not `warnings`' words. */
+  warns: Does[];
   facts?: Fact[];
   cost?: CostChange;
   before?: Record<string, string>;
@@ -236,9 +259,9 @@ interface EngineAction<T, C> extends ActionMeta {
   plan: (target: T, ctx: C) => TargetPlan;
   /**
    * The same plan's steps, bound to the worker's connections and a fresh state; throws Refusal when it
-   * refuses now, or when `confirmed` (the steps' words as the user confirmed them) reads otherwise.
+   * refuses now, or when `confirmed` (the steps as the user confirmed them) does otherwise.
    */
-  steps: (target: T, deps: ActionDeps, ctx: C, confirmed?: string[] | null) => Step[];
+  steps: (target: T, deps: ActionDeps, ctx: C, confirmed?: readonly (ConfirmedStep | string)[] | null) => Step[];
 }
 
 /** An action on instances: each ticked instance is a target. */
@@ -267,11 +290,29 @@ export interface ActionSpec<T, C, Schema extends ParamsSchema, S, X = undefined>
   plan: (target: T, ctx: C) => ActionPlan<S> | Refusal;
 }
 
+/** A refused target's plan: nothing runs, nothing is done. */
+export const refusedPlan = (r: Refusal): TargetPlan => ({
+  steps: [],
+  does: [],
+  refused: r.reason,
+  refusalCode: r.code,
+  warnings: [],
+  warns: [],
+});
+
+/** The steps as a confirmed plan keeps them: the words shown and the values compared. */
+const confirmable = <S>(steps: ActionStep<S>[]): ConfirmedStep[] =>
+  steps.map((s) => ({ says: stepWords(s as ActionStep<never>), does: stepDoes(s as ActionStep<never>) }));
+
 function toTargetPlan<S>(p: ActionPlan<S> | Refusal): TargetPlan {
-  if (p instanceof Refusal) return { steps: [], refused: p.reason, refusalCode: p.code, warnings: [] };
+  if (p instanceof Refusal) return refusedPlan(p);
+  const steps = confirmable(p.steps);
+  const warnings = p.warnings ?? [];
   return {
-    steps: p.steps.map((s) => stepWords(s as ActionStep<never>)),
-    warnings: p.warnings ?? [],
+    steps: steps.map((s) => s.says),
+    does: steps.map((s) => s.does),
+    warnings: warnings.map(warningWords),
+    warns: warnings.flatMap((w) => (typeof w === 'string' ? [] : [w.does])),
     ...(p.facts ? { facts: p.facts } : {}),
     ...(p.cost ? { cost: p.cost } : {}),
     ...(p.before ? { before: p.before } : {}),
@@ -290,37 +331,15 @@ function bind<S>(s: ActionStep<S>, deps: ActionDeps, state: S): Step {
   });
 }
 
-/**
- * A step's words as confirmed plans compare them: an EC2 wait's bound is the worker's own setting
- * (PGHERD_EC2_WAIT_SECONDS), not what the user chose, so a worker configured apart from the console
- * does not make every cloud action stale.
- */
-export const comparable = (words: string | undefined) => words?.replace(/(wait until EC2 says \w+ \(at most )\d+( s)/g, '$1N$2');
-
-/**
- * Why the plan made now is not the one the user confirmed (the first step that reads otherwise), or
- * null. Two identical resizes confirmed together: the second finds its instance on another type than
- * it confirmed, and stops there instead of resizing again to a type nobody confirmed.
- */
-function changedSince(confirmed: string[], now: string[]): Refusal | null {
-  for (let k = 0; k < Math.max(confirmed.length, now.length); k++)
-    if (comparable(confirmed[k]) !== comparable(now[k]))
-      return refuse(
-        'stale',
-        `what it would do changed since it was confirmed: step ${k + 1} was "${confirmed[k] ?? '(none)'}", now "${now[k] ?? '(none)'}". Nothing was run; plan it again`,
-      );
-  return null;
-}
-
-function toSteps<S>(p: ActionPlan<S> | Refusal, deps: ActionDeps, state: () => S, confirmed?: string[] | null): Step[] {
+function toSteps<S>(
+  p: ActionPlan<S> | Refusal,
+  deps: ActionDeps,
+  state: () => S,
+  confirmed?: readonly (ConfirmedStep | string)[] | null,
+): Step[] {
   if (p instanceof Refusal) throw p;
   if (p.refused) throw p.refused;
-  const changed =
-    confirmed &&
-    changedSince(
-      confirmed,
-      p.steps.map((s) => stepWords(s as ActionStep<never>)),
-    );
+  const changed = confirmed && changedSince(confirmed, confirmable(p.steps));
   if (changed) throw changed;
   const s = (p.state ?? state)();
   return p.steps.map((x) => bind(x, deps, s));
@@ -411,16 +430,20 @@ export function defineHerdAction<Schema extends ParamsSchema = typeof NO_PARAMS,
   };
 }
 
+/** The production warning a herd action shows. */
+export const productionWarning = (h: { environment: string }): Warning[] =>
+  /^prod/i.test(h.environment)
+    ? [{ says: `production: ${h.environment}`, does: { kind: 'warn.production', environment: h.environment } }]
+    : [];
+
+/** The warning that the target is the herd's primary: what it does costs its clients their connections. */
+export const PRIMARY_WARNING = 'warn.primary';
+
 /** Warnings every instance action shares. */
-export function commonWarnings(t: InstanceRef): string[] {
-  const w: string[] = [];
-  if (/^prod/i.test(t.environment)) w.push(`production: ${t.environment}`);
+export function commonWarnings(t: InstanceRef): Warning[] {
+  const w = productionWarning(t);
   // A fenced old primary (after a DR failover) or one to be rebuilt is no longer what clients use.
   if (t.role === 'primary' && t.state !== 'fenced' && t.state !== 'needs_rebuild')
-    w.push('this is the herd\u2019s primary: clients lose their connections');
+    w.push({ says: 'this is the herd\u2019s primary: clients lose their connections', does: { kind: PRIMARY_WARNING, instance: t.id } });
   return w;
 }
-
-/** The production warning a herd action shows. */
-export const productionWarning = (h: { environment: string }): string[] =>
-  /^prod/i.test(h.environment) ? [`production: ${h.environment}`] : [];

@@ -381,9 +381,15 @@ describe('what a command prints is recorded, whatever it prints', () => {
     dangerous: false,
     plan: (r) => ({
       steps: [
-        { name: 'print', says: 'printf with NUL bytes', run: async (x) => void (await execNoted(x.deps, r, x, ['printf', 'bin\\000ary'])) },
+        {
+          name: 'print',
+          does: { kind: 'print' },
+          says: 'printf with NUL bytes',
+          run: async (x) => void (await execNoted(x.deps, r, x, ['printf', 'bin\\000ary'])),
+        },
         {
           name: 'fail',
+          does: { kind: 'fail' },
           says: 'exit 3 after NUL bytes on stderr',
           run: async (x) => void (await execNotedOk(x.deps, r, x, ['sh', '-c', "printf 'err\\000or' >&2; exit 3"])),
         },
@@ -419,17 +425,19 @@ describe('a failed cleanup is never hidden', () => {
         steps: [
           {
             name: `pause PgBouncer before ${r.label}`,
+            does: { kind: 'pgbouncer.pause' },
             says: 'pause the pooler',
             run: async () => {},
             always: {
               name: `resume PgBouncer before ${r.label}`,
+              does: { kind: 'pgbouncer.resume' },
               says: 'resume the pooler',
               run: async () => {
                 throw new Error('RESUME: connection refused');
               },
             },
           },
-          { name: 'promote', says: 'the step itself', run: then },
+          { name: 'promote', does: { kind: 'promote' }, says: 'the step itself', run: then },
         ],
         warnings: [],
       }),
@@ -793,8 +801,8 @@ describe('pgherd\u2019s database away for a moment', () => {
       dangerous: false,
       plan: () => ({
         steps: [
-          { name: 'first', says: 'take the database away as it ends', run: async () => away() },
-          { name: 'second', says: 'and again', run: async () => away() },
+          { name: 'first', does: { kind: 'first' }, says: 'take the database away as it ends', run: async () => away() },
+          { name: 'second', does: { kind: 'second' }, says: 'and again', run: async () => away() },
         ],
         warnings: [],
       }),
@@ -844,6 +852,7 @@ describe('a worker that comes back after its lease was taken', () => {
         steps: [
           {
             name: 'hold',
+            does: { kind: 'hold' },
             says: 'wait until the test lets it go (an EC2 wait, say)',
             timeoutMs: 30_000,
             run: async () => {
@@ -851,9 +860,14 @@ describe('a worker that comes back after its lease was taken', () => {
               await held;
               ran.push('hold ended');
             },
-            always: { name: 'undo hold', says: 'touch the herd again', run: async () => void ran.push('undo hold') },
+            always: {
+              name: 'undo hold',
+              does: { kind: 'undo-hold' },
+              says: 'touch the herd again',
+              run: async () => void ran.push('undo hold'),
+            },
           },
-          { name: 'after', says: 'touch the herd', run: async () => void ran.push('after') },
+          { name: 'after', does: { kind: 'after' }, says: 'touch the herd', run: async () => void ran.push('after') },
         ],
         warnings: [],
       }),
@@ -906,6 +920,7 @@ describe('a worker cut off from pgherd\u2019s database during a long step', () =
         steps: [
           {
             name: 'copy for a long time',
+            does: { kind: 'copy-for-a-long-time' },
             says: 'run a command that takes a minute on the host',
             timeoutMs: 120_000,
             run: async (x) => {

@@ -438,7 +438,7 @@ async function stepsNow(
 }
 
 /**
- * The steps a target must still read as confirmed: an action that runs only what was confirmed, on
+ * The steps a target must still do as confirmed: an action that runs only what was confirmed, on
  * its first attempt. A later attempt continues a run that already changed things, and is planned afresh.
  */
 const confirmedOf = (action: AnyAction, target: ClaimedTarget) =>

@@ -11,6 +11,7 @@ import { herdLeases } from '@/db/schema';
 import { type RefRow } from '@/lib/fleet/instance-ref';
 import { CancelledError } from '@/lib/engine/pipeline';
 import { setting } from '@/lib/settings/settings';
+import type { ConfirmedStep } from '@/lib/engine/plan-identity';
 
 /** How long a lease outlives its last heartbeat (read each time, so tests can shorten it). */
 export const leaseTtlMs = () => setting('PGHERD_LEASE_TTL_MS');
@@ -24,8 +25,11 @@ export interface ClaimedTarget {
   action: string;
   /** The parameters confirmed for the operation. */
   action_params: Record<string, unknown> | null;
-  /** The steps confirmed for this target, in words (actions that run only what was confirmed). */
-  confirmed_steps: string[] | null;
+  /**
+   * The steps confirmed for this target, what each does and its words (actions that run only what was
+   * confirmed); words only in rows written before steps carried what they do.
+   */
+  confirmed_steps: (ConfirmedStep | string)[] | null;
   cancel_requested: boolean;
   /** Held back: its wave has not started, or its operation is paused (its job ends; a release enqueues it again). */
   held: boolean;

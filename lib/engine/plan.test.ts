@@ -1,9 +1,24 @@
-// The digest: a plan goes stale when what it would do changes, never because an observation moved.
+// The digest: a plan goes stale when what it would do changes, never because an observation moved, nor
+// because its words did.
 import { describe, expect, it } from 'vitest';
 import { drFailoverAction } from '@/lib/actions/dr-failover.action';
 import { restartAction } from '@/lib/actions/restart.action';
-import { switchoverAction } from '@/lib/actions/switchover.action';
-import { herdServers, unpinnedRefusal, type AnyAction, type HerdAction, type InstanceAction } from '@/lib/engine/define-action';
+import { newSwitchoverState, planSwitchover, switchoverAction, switchoverParams } from '@/lib/actions/switchover.action';
+import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
+import { resizeAction } from '@/lib/actions/resize.action';
+import { confirmedSteps } from '@/lib/engine/plan-identity';
+import { Refusal } from '@/lib/fleet/refusal';
+import { resizePrepared } from '@/lib/testing/cloud';
+import {
+  defineHerdAction,
+  herdServers,
+  unpinnedRefusal,
+  type ActionDeps,
+  type ActionStep,
+  type AnyAction,
+  type HerdAction,
+  type InstanceAction,
+} from '@/lib/engine/define-action';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { herd, member } from '@/lib/testing/refs';
 import { identityProblem } from '@/lib/fleet/identity';
@@ -14,7 +29,11 @@ import { reloadAction } from '@/lib/actions/reload.action';
 /** The digest planOperation computes for one herd action on one herd. */
 function herdDigest(action: HerdAction, h: HerdRef, params: Record<string, unknown> = {}) {
   const t = action.plan(h, { params });
-  const target: Pick<PlannedTarget, 'instanceId' | 'herdId' | 'refused' | 'steps' | 'warnings'> = { ...t, instanceId: null, herdId: h.id };
+  const target: Pick<PlannedTarget, 'instanceId' | 'herdId' | 'refused' | 'refusalCode' | 'does' | 'warns'> = {
+    ...t,
+    instanceId: null,
+    herdId: h.id,
+  };
   return { plan: t, digest: digestOf(action.name, h.members, params, [h], [target]) };
 }
 
@@ -98,6 +117,93 @@ describe('plan digest', () => {
   });
 });
 
+describe('a plan is what it does, not its words', () => {
+  const deps = {} as ActionDeps;
+
+  /** The switchover with every sentence of its plan said otherwise (steps, cleanups, warnings), and nothing else changed. */
+  const reworded = defineHerdAction({
+    name: switchoverAction.name,
+    label: switchoverAction.label,
+    permission: 'admin',
+    dangerous: true,
+    params: { schema: switchoverParams, fields: [] },
+    state: newSwitchoverState,
+    plan: (h, { params }) => {
+      const p = planSwitchover(h, params);
+      if (p instanceof Refusal) return p;
+      const say = <S>(x: ActionStep<S>): ActionStep<S> => ({
+        ...x,
+        says: `in other words: ${x.says.toUpperCase()}`,
+        ...(x.always ? { always: say(x.always) } : {}),
+      });
+      return {
+        ...p,
+        steps: p.steps.map(say),
+        warnings: p.warnings?.map((w) => (typeof w === 'string' ? `${w}!` : { ...w, says: `${w.says}!` })),
+      };
+    },
+  });
+
+  it('a step said in other words is the same plan: the same digest, and a confirmed plan runs', () => {
+    const h = herd(base());
+    const words = herdDigest(reworded, h);
+    const plain = herdDigest(switchoverAction, h);
+    expect(words.plan.steps).toHaveLength(plain.plan.steps.length);
+    expect(words.plan.steps.every((x, k) => x !== plain.plan.steps[k])).toBe(true);
+    expect(words.plan.warnings).not.toEqual(plain.plan.warnings);
+    expect(words.digest).toBe(plain.digest);
+    // Confirmed in the old words, run with the new ones: nothing it does changed, so it runs.
+    expect(() => switchoverAction.steps(h, deps, { params: {} }, confirmedSteps(words.plan))).not.toThrow();
+  });
+
+  it('another instance type is another plan, and what changed names the step and the argument', () => {
+    const h = herd(base());
+    const r2 = h.members[1]!;
+    const ctxOf = (target: string) => {
+      const prepared = resizePrepared(h, h.members);
+      for (const [id, c] of prepared.byServer)
+        if (c?.ranking?.ok) prepared.byServer.set(id, { ...c, ranking: { ...c.ranking, target: { ...c.ranking.target, name: target } } });
+      return { members: h.members, params: { instanceType: 'm6i.xlarge' }, prepared };
+    };
+    const digest = (target: string) => {
+      const p = resizeAction.plan(r2, ctxOf(target));
+      expect(p.refused).toBeUndefined();
+      return { plan: p, digest: digestOf(resizeAction.name, h.members, {}, [], [{ ...p, instanceId: r2.id, herdId: r2.herdId }]) };
+    };
+    const confirmed = digest('m6i.xlarge');
+    expect(digest('m6i.xlarge').digest).toBe(confirmed.digest);
+    expect(digest('m6i.2xlarge').digest).not.toBe(confirmed.digest);
+    expect(() => resizeAction.steps(r2, deps, ctxOf('m6i.2xlarge'), confirmedSteps(confirmed.plan))).toThrow(
+      /changed since it was confirmed: step \d+ was "set the type to m6i\.xlarge[^"]*", now "set the type to m6i\.2xlarge[^"]*" \(types \["m6i\.xlarge"\], now \["m6i\.2xlarge"\]\)/,
+    );
+  });
+
+  it('another address is another plan, and what changed names the member', () => {
+    const members = base();
+    const moved = members.map((m) => (m.id === 2 ? { ...m, host: '10.0.9.9', ssh: { ...m.ssh, host: '10.0.9.9' } } : m));
+    const confirmed = restartAction.plan(members[1]!, { members, params: {} });
+    expect(instanceDigest(restartAction, moved[1]!, moved)).not.toBe(instanceDigest(restartAction, members[1]!, members));
+    expect(() => restartAction.steps(moved[1]!, deps, { members: moved, params: {} }, confirmedSteps(confirmed))).toThrow(
+      /step 2 was "pg_ctl restart -m fast on 10\.0\.0\.2 [^"]*", now "pg_ctl restart -m fast on 10\.0\.9\.9 [^"]*" \(instance \{"host":"10\.0\.0\.2","id":2,"port":5432\}, now \{"host":"10\.0\.9\.9","id":2,"port":5432\}; sshHost "10\.0\.0\.2", now "10\.0\.9\.9"\)/,
+    );
+  });
+
+  it('another DNS target is another plan, though no member moved: the record step names where it pointed', () => {
+    const h = herd(base());
+    // Member 2 is the primary now (a failover outside pgherd): refresh DNS would point the write name elsewhere.
+    const swapped = herd(
+      base().map((m) => (m.id === 1 ? { ...m, role: 'replica' as const } : m.id === 2 ? { ...m, role: 'primary' as const } : m)),
+    );
+    const confirmed = herdDigest(refreshDnsAction, h);
+    const now = herdDigest(refreshDnsAction, swapped);
+    expect(now.plan.steps).toEqual(confirmed.plan.steps.map((x) => x.replace('db-1.example.com', 'db-2.example.com')));
+    expect(now.digest).not.toBe(confirmed.digest);
+    expect(() => refreshDnsAction.steps(swapped, deps, { params: {} }, confirmedSteps(confirmed.plan))).toThrow(
+      /step 2 was "point orders\.db\.example\.com [^"]*", now "point orders\.db\.example\.com [^"]*" \(to \[\{"address":"10\.0\.0\.1","hostname":"db-1\.example\.com","id":1\}\], now \[\{"address":"10\.0\.0\.2","hostname":"db-2\.example\.com","id":2\}\]\)/,
+    );
+  });
+});
+
 describe('identity', () => {
   const want = { systemIdentifier: '7300000000000000001', timeline: 2 };
   it('accepts a member on the herd\u2019s system identifier and timeline', () => {
@@ -127,7 +233,9 @@ describe('what must be typed to confirm (docs/security.md states this rule)', ()
       environmentId: 1,
       site: '',
       steps: [],
+      does: [],
       warnings: [],
+      warns: [],
       refused,
     }) as PlannedTarget;
   it('is the count above 10 targets or across environments, the name for production, the count for a dangerous action on several', () => {

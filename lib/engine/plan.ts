@@ -1,6 +1,6 @@
 // Plan: what an action will do to each selected instance (or herd), what refuses and what warns.
 // Nothing runs.
-// The digest covers what the plan says will happen, and where: a confirm with another digest is refused.
+// The digest covers what the plan will do, as data, and where: a confirm with another digest is refused.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Db } from '@/db/client';
 import { demand, type Access } from '@/lib/engine/access';
@@ -10,6 +10,7 @@ import {
   isHerdAction,
   parseParams,
   pendingRefusal,
+  refusedPlan,
   unpinnedRefusal,
   type ActionParams,
   type AnyAction,
@@ -19,6 +20,7 @@ import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
 import { Refusal } from '@/lib/fleet/refusal';
 import { loadInstancesWithHerds, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { canaryProblem, wavesOf, WavesError, type WaveSpec } from '@/lib/engine/waves';
+import { canonical } from '@/lib/engine/plan-identity';
 
 export interface PlannedTarget extends TargetPlan {
   /** The instance, for instance actions; null for herd actions. */
@@ -103,29 +105,31 @@ function identity(r: InstanceRef) {
 export { ParamsError, parseParams } from '@/lib/engine/define-action';
 
 /**
- * A plan goes stale when what it would do changes, not whenever an observation does: the digest
- * covers where the commands go (each member's identity, the herds' DNS records and poolers), the
- * parameters, and per target whether it is refused and the steps and warnings it shows. Observed
- * facts (an old primary seen stopped, LSNs, lag) are shown on the confirmation page but are not in
- * it: a DR failover's old primary going from "running" to "stopped" between plan and confirm is what
- * the operator expects, not a reason to plan again. An action whose steps depend on an observation
- * says so in its steps' words (a switchover's named candidate), and then that does count.
+ * A plan goes stale when what it would do changes, not whenever an observation does, nor when its
+ * words do: the digest covers where the commands go (each member's identity, the herds' DNS records
+ * and poolers), the parameters, and per target whether it is refused (and its refusal's code), what
+ * each step does (its kind and arguments: addresses, data directories, instance ids and types, DNS
+ * records, poolers) and the warnings that change what is done, all as data in one canonical form. The
+ * sentences shown for them are not in it: rewording one changes no plan. Observed facts (an old primary
+ * seen stopped, LSNs, lag) are shown on the confirmation page but are not in it either: a DR failover's
+ * old primary going from "running" to "stopped" between plan and confirm is what the operator expects,
+ * not a reason to plan again. A step that depends on an observation (a switchover's candidate, chosen
+ * by lag) says so in its arguments, and then that does count.
  */
 export function digestOf(
   action: string,
   refs: InstanceRef[],
   params: ActionParams = {},
   herds: HerdRef[] = [],
-  targets: Pick<PlannedTarget, 'instanceId' | 'herdId' | 'refused' | 'steps' | 'warnings'>[] = [],
+  targets: Pick<PlannedTarget, 'instanceId' | 'herdId' | 'refused' | 'refusalCode' | 'does' | 'warns'>[] = [],
 ): string {
-  const h = createHash('sha256')
-    .update(action)
-    .update(JSON.stringify(Object.entries(params).sort()));
-  for (const r of [...refs].sort((a, b) => a.id - b.id)) h.update(JSON.stringify(identity(r)));
+  const h = createHash('sha256').update(action).update(canonical(params));
+  for (const r of [...refs].sort((a, b) => a.id - b.id)) h.update(canonical(identity(r)));
   for (const x of [...herds].sort((a, b) => a.id - b.id))
-    h.update(JSON.stringify([x.id, x.environmentId, x.systemIdentifier, x.dns, x.poolers]));
+    h.update(canonical([x.id, x.environmentId, x.systemIdentifier, x.dns, x.poolers]));
   const key = (t: { instanceId: number | null; herdId: number }) => t.instanceId ?? t.herdId;
-  for (const t of [...targets].sort((a, b) => key(a) - key(b))) h.update(JSON.stringify([key(t), !!t.refused, t.steps, t.warnings]));
+  for (const t of [...targets].sort((a, b) => key(a) - key(b)))
+    h.update(canonical([key(t), t.refused ? (t.refusalCode ?? 'refused') : null, t.does, t.warns]));
   return h.digest('hex').slice(0, 32);
 }
 
@@ -148,8 +152,6 @@ async function prepareAll(read: () => Promise<unknown> | undefined): Promise<unk
     throw err;
   }
 }
-
-const refusedPlan = (r: Refusal): TargetPlan => ({ steps: [], refused: r.reason, refusalCode: r.code, warnings: [] });
 
 /**
  * One target's plan: refused before the action is asked when a server it touches has no pinned host

@@ -8,6 +8,7 @@ import { writeAudit, type AuditInput } from '@/lib/engine/write-audit';
 import type { Actor } from '@/lib/engine/access';
 import { isHerdAction, type AnyAction } from '@/lib/engine/define-action';
 import { planOperation, type Plan, type PlannedTarget } from '@/lib/engine/plan';
+import { confirmedSteps } from '@/lib/engine/plan-identity';
 import { enqueueTargets, type TargetJob } from '@/lib/engine/queue';
 import { SubmitError } from '@/lib/engine/submit-errors';
 import { describeWaves, wavesOf, type WaveSpec } from '@/lib/engine/waves';
@@ -97,7 +98,7 @@ interface KeyedOperation {
   actionParams: unknown;
 }
 
-/** What a submit asks for, comparable: action, digest, targets, parameters (sorted as digestOf sorts them). */
+/** What a submit asks for, comparable: action, digest, targets, parameters (sorted by name). */
 const request = (action: string, digest: string, ids: unknown, params: unknown) =>
   JSON.stringify([action, digest, [...((ids ?? []) as number[])].sort((a, b) => a - b), Object.entries(params ?? {}).sort()]);
 
@@ -278,7 +279,7 @@ export async function writeOperations(
         ${column((r) => r.t.label)}::text[], ${column((r) => r.t.site)}::text[], ${column((r) => r.wave)}::int[], ${column((r) => r.wave > 1)}::bool[],
         ${column((r) => (r.t.refused ? 'cancelled' : 'queued'))}::operation_status[], ${column((r) => (r.t.refused ? `refused: ${r.t.refused}` : null))}::text[],
         ${column((r) => (r.t.refused ? (r.t.refusalCode ?? 'unclassified') : null))}::text[],
-        ${column((r) => (r.x.action.runsAsConfirmed && !r.t.refused ? JSON.stringify(r.t.steps) : null))}::text[])
+        ${column((r) => (r.x.action.runsAsConfirmed && !r.t.refused ? JSON.stringify(confirmedSteps(r.t)) : null))}::text[])
         WITH ORDINALITY AS u(operation_id, instance_id, herd_id, label, site, wave, held, status, error, refusal, confirmed, n) ORDER BY u.n
       RETURNING id, status, held`);
     const waveRows = written.flatMap((x) =>

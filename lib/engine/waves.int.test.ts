@@ -45,6 +45,7 @@ const slowAction: InstanceAction = defineAction({
     steps: [
       {
         name: 'touch',
+        does: { kind: 'touch' },
         says: 'run SELECT 1 on it, then wait 1.2 s',
         timeoutMs: 10_000,
         run: async () => {
@@ -53,12 +54,19 @@ const slowAction: InstanceAction = defineAction({
         },
         always: {
           name: 'clean up (always)',
+          does: { kind: 'clean-up-always' },
           says: 'run SELECT 1 on it, whatever happened',
           timeoutMs: 10_000,
           run: () => runSql(t, 'SELECT 1'),
         },
       },
-      { name: 'touch again', says: 'run SELECT 1 on it again', timeoutMs: 10_000, run: () => runSql(t, 'SELECT 1') },
+      {
+        name: 'touch again',
+        does: { kind: 'touch-again' },
+        says: 'run SELECT 1 on it again',
+        timeoutMs: 10_000,
+        run: () => runSql(t, 'SELECT 1'),
+      },
     ],
     warnings: [],
   }),

@@ -29,6 +29,7 @@ export function planReinitialize<S>(t: InstanceRef, members: InstanceRef[]): Act
       patroniPreflightStep<St>(t),
       {
         name: 'check that Patroni lists it as a replica',
+        does: { kind: 'patroni.check-not-leader', instance: t.id },
         says: `check that Patroni lists ${t.label} and that it is not the leader`,
         timeoutMs: 20_000,
         run: async (x) => {
@@ -43,11 +44,13 @@ export function planReinitialize<S>(t: InstanceRef, members: InstanceRef[]): Act
       patroniCallStep<St>(
         t,
         'reinitialize',
+        { call: 'POST /reinitialize' },
         'ask Patroni to reinitialize it (POST /reinitialize): its data directory is removed and cloned again from the leader',
         (url, access) => reinitialize(url, access),
       ),
       {
         name: 'wait until it streams again',
+        does: { kind: 'patroni.wait-replica', instance: t.id, newPostmaster: true },
         says: 'wait until Patroni lists it running with no lag and Postgres answers as a replica (a new postmaster)',
         timeoutMs: REINIT_WAIT_MS + 30_000,
         run: async (x) => {

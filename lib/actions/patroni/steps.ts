@@ -3,6 +3,7 @@
 // its environment has credentials, Patroni takes them), and a REST call whose answer is recorded. What the action then checks is the observed state (Postgres and
 // Patroni's /cluster), never the HTTP status alone.
 import type { ActionStep } from '@/lib/engine/define-action';
+import { memberArg, type Arg } from '@/lib/engine/plan-identity';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { checkCredentials, getCluster, getMemberStatus, PatroniError, type PatroniAccess } from '@/lib/adapters/patroni/client';
 import { restUrlProblem } from '@/lib/adapters/patroni/rest-url';
@@ -126,10 +127,14 @@ export async function verifyMember(t: InstanceRef, url: string, access: PatroniA
   return me.name;
 }
 
+/** A member's Patroni in a step's arguments: the member, its REST address and its herd's scope. */
+export const patroniArg = (t: InstanceRef) => ({ instance: memberArg(t), url: t.patroniUrl, scope: t.patroniScope });
+
 /** Pre-flight: Patroni answers at the member's address, runs that member, and takes pgherd's credentials; nothing is changed. */
 export function patroniPreflightStep<S>(t: InstanceRef): ActionStep<S> {
   return {
     name: "check Patroni's REST API",
+    does: { kind: 'patroni.check-member', patroni: patroniArg(t) },
     says: `check that ${t.patroniUrl || '(no REST address)'} is ${t.label}'s Patroni and takes pgherd's credentials (changes nothing)`,
     timeoutMs: 15_000,
     run: async (x) => {
@@ -149,16 +154,21 @@ export function patroniPreflightStep<S>(t: InstanceRef): ActionStep<S> {
   };
 }
 
-/** A REST call to the member's Patroni (`call` gets its address and access), its answer recorded. */
+/**
+ * A REST call to the member's Patroni (`call` gets its address and access), its answer recorded.
+ * `request`: what it asks (`POST /restart`) and the request's own arguments.
+ */
 export function patroniCallStep<S>(
   t: InstanceRef,
   name: string,
+  request: { call: string; [arg: string]: Arg },
   says: string,
   call: (url: string, access: PatroniAccess, state: S) => Promise<string>,
   timeoutMs = 90_000,
 ): ActionStep<S> {
   return {
     name,
+    does: { kind: 'patroni.call', patroni: patroniArg(t), ...request },
     says,
     timeoutMs,
     run: async (x) => {

@@ -20,7 +20,9 @@ import { DEFAULT_PAUSE_BUDGET_S } from '@/lib/actions/steps/pooler-resume';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { describeObserved, recordNewPrimary } from '@/lib/actions/steps/topology-steps';
 import { checkCredentials, failover, PatroniError, switchover, type PatroniAccess } from '@/lib/adapters/patroni/client';
-import { patroniEndpoint, sleepUnlessStopped, verifyMember } from './steps';
+import { patroniArg, patroniEndpoint, sleepUnlessStopped, verifyMember } from './steps';
+import { chosenWhenItRuns, memberArg, type Arg } from '@/lib/engine/plan-identity';
+import { recordTargets } from '@/lib/fleet/dns-records';
 import { patroniNow, type PatroniNow } from '@/lib/fleet/patroni-view';
 
 /** How long Patroni may take to name the new leader once asked (its own switchover waits up to 2 x loop_wait, 20 s at least). */
@@ -126,11 +128,13 @@ function membersAfterLeaderChange(h: HerdRef, cand: InstanceRef): InstanceRef[] 
 /**
  * Done when every other member Patroni lists runs and Postgres says it streams from the new leader
  * (Patroni rejoins the old leader itself); records the topology. A member that does not follow in
- * time fails the step with what it says: the switch itself is done, DNS already moved.
+ * time fails the step with what it says: the switch itself is done, DNS already moved. `label` and
+ * `planned`: the new leader as the plan names it, in words and in the step's arguments.
  */
-function followStep<S extends PatroniSwitchState>(h: HerdRef, label: string): ActionStep<S> {
+function followStep<S extends PatroniSwitchState>(h: HerdRef, label: string, planned: Arg): ActionStep<S> {
   return {
     name: 'wait until the others stream from the new leader',
+    does: { kind: 'patroni.wait-followers', leader: planned, members: h.members.map((m) => m.id) },
     says: `wait until Patroni lists every other member running and each streams from ${label} (Patroni rejoins the old leader itself), then record the topology`,
     timeoutMs: PATRONI_FOLLOW_MS + 30_000,
     run: async (x) => {
@@ -252,6 +256,14 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
     lag !== null && lag > maxLag ? refuse('lag', `${cand.label} is ${formatBytes(lag)} behind (limit ${formatBytes(maxLag)})`) : undefined;
   const preflight: ActionStep<S> = {
     name: 'pre-flight',
+    does: {
+      kind: 'patroni.switchover-preflight',
+      leader: patroniArg(old),
+      candidate: patroniArg(cand),
+      maxLagBytes: maxLag,
+      dns: h.dns.map((r) => r.id),
+      poolers: h.poolers.map((pl) => pl.id),
+    },
     says: `pre-flight: Patroni takes pgherd's credentials and names ${old.label} the leader, ${cand.label} runs within ${formatBytes(maxLag)}, the DNS servers answer${h.poolers.length ? ', the PgBouncers answer' : ''} (changes nothing)`,
     timeoutMs: 45_000,
     run: async (x) => {
@@ -333,6 +345,13 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
         preflight,
         {
           name: 'schedule the switchover',
+          does: {
+            kind: 'patroni.call',
+            call: 'POST /switchover',
+            leader: memberArg(old),
+            candidate: memberArg(cand),
+            scheduledAt: at.toISOString(),
+          },
           says: `ask Patroni to switch over at ${at.toISOString()} (POST /switchover with scheduled_at)`,
           timeoutMs: 30_000,
           run: async (x) => {
@@ -364,6 +383,7 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
       ...pauseSteps<S>(h.poolers, (st) => st.cand, budgetS),
       {
         name: `switch over to ${cand.label} through Patroni`,
+        does: { kind: 'patroni.call', call: 'POST /switchover', leader: memberArg(old), candidate: memberArg(cand) },
         says: `POST /switchover to Patroni, then wait until its /cluster names ${cand.label} the leader and it accepts writes`,
         timeoutMs: PATRONI_SWITCH_MS + 90_000,
         run: async (x) => {
@@ -381,10 +401,11 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
       ...dnsSteps(
         h,
         () => after,
+        (r) => recordTargets(r, after),
         (r) => describeRecordMove(r, after),
       ),
-      ...repointAndResumeSteps<S>(h.poolers, (st) => st.cand, cand.label),
-      followStep(h, cand.label),
+      ...repointAndResumeSteps<S>(h.poolers, (st) => st.cand, cand),
+      followStep(h, cand.label, memberArg(cand)),
     ],
   };
 }
@@ -410,6 +431,8 @@ export function planPatroniFailover<S extends PatroniSwitchState>(
   if (!replicas.length) return refuse('topology', 'the herd has no replica to fail over to');
   const old = h.members.find((m) => m.role === 'primary') ?? null;
   const label = named?.label ?? 'the replica with the most WAL';
+  // The new leader in the steps' arguments: the one named, else the rule Patroni's candidate is chosen by when it runs.
+  const planned = named ? memberArg(named) : chosenWhenItRuns('most WAL received');
   const after = (s: S) => (s.cand ? membersAfterLeaderChange(h, s.cand) : h.members);
   // Drawn after: the named candidate, else the replica the inventory last saw least behind (Patroni may pick another).
   const likely = named ?? [...replicas].sort((a, b) => (a.lagBytes ?? Infinity) - (b.lagBytes ?? Infinity))[0];
@@ -438,6 +461,12 @@ export function planPatroniFailover<S extends PatroniSwitchState>(
     steps: [
       {
         name: 'pre-flight',
+        does: {
+          kind: 'patroni.failover-preflight',
+          candidate: planned,
+          dns: h.dns.map((r) => r.id),
+          poolers: h.poolers.map((pl) => pl.id),
+        },
         says: `pre-flight: choose ${label}, check that its Patroni takes pgherd's credentials and lists it running, the DNS servers answer (changes nothing)`,
         timeoutMs: 45_000,
         run: async (x) => {
@@ -485,6 +514,7 @@ export function planPatroniFailover<S extends PatroniSwitchState>(
       },
       {
         name: 'fail over through Patroni',
+        does: { kind: 'patroni.call', call: 'POST /failover', candidate: planned },
         says: `POST /failover to the candidate's Patroni, then wait until its /cluster names the candidate the leader and it accepts writes`,
         timeoutMs: PATRONI_SWITCH_MS + 90_000,
         run: async (x) => {
@@ -509,7 +539,12 @@ export function planPatroniFailover<S extends PatroniSwitchState>(
           );
         },
       },
-      ...dnsSteps(h, after, (r) => `point ${r.name} at the new leader, then ask the zone\u2019s server until it answers so`),
+      ...dnsSteps(
+        h,
+        after,
+        (r) => (named ? recordTargets(r, membersAfterLeaderChange(h, named)) : { chosenWhenItRuns: 'most WAL received' }),
+        (r) => `point ${r.name} at the new leader, then ask the zone\u2019s server until it answers so`,
+      ),
       ...repointPoolerSteps<S>(
         h.poolers,
         (s) => {
@@ -517,8 +552,9 @@ export function planPatroniFailover<S extends PatroniSwitchState>(
           return s.cand;
         },
         'the new leader',
+        planned,
       ),
-      followStep(h, 'the new leader'),
+      followStep(h, 'the new leader', planned),
     ],
   };
 }

@@ -1,6 +1,7 @@
 // Steps shared by the instance actions: run a driver command over SSH, and record it.
 import { driverFor } from '@/lib/fleet/drivers';
 import type { ActionStep } from '@/lib/engine/define-action';
+import { memberArg } from '@/lib/engine/plan-identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import type { Observed } from '@/lib/fleet/observe';
 import { refreshInstance } from '@/lib/fleet/record-observation';
@@ -18,6 +19,14 @@ export function sshControlStep<S>(t: InstanceRef, verb: Verb, name: string, unle
   const d = driverFor(t.controlDriver);
   return {
     name,
+    does: {
+      kind: `pg.${verb}`,
+      instance: memberArg(t),
+      driver: t.controlDriver,
+      ...(verb === 'stop' || verb === 'restart' ? { mode: 'fast' } : {}),
+      sshHost: t.ssh.host,
+      dataDirectory: t.dataDirectory,
+    },
     says: `${t.controlDriver} ${verb === 'stop' ? 'stop -m fast' : verb === 'restart' ? 'restart -m fast' : verb} on ${t.ssh.host} (${t.dataDirectory})`,
     timeoutMs: 160_000,
     run: async (x) => {
@@ -40,6 +49,7 @@ export function sshControlStep<S>(t: InstanceRef, verb: Verb, name: string, unle
 export function refreshStep<S>(t: InstanceRef, observed?: (state: S) => Observed | undefined): ActionStep<S> {
   return {
     name: 'record the observed state in the inventory',
+    does: { kind: 'inventory.record-observed', instance: t.id },
     says: 'record what it is now in the inventory',
     timeoutMs: 10_000,
     run: async (x) => {
@@ -55,6 +65,7 @@ const BOOT_UP_MS = 60_000;
 export function postgresUpStep<S>(t: InstanceRef): ActionStep<S> {
   return {
     name: 'Postgres up',
+    does: { kind: 'pg.wait-up', instance: memberArg(t), startOverSsh: true },
     says: 'wait until Postgres answers (started over SSH if the host does not start it)',
     timeoutMs: BOOT_UP_MS * 2 + 30_000,
     run: async (x) => {

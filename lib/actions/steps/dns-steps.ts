@@ -5,6 +5,7 @@ import { recordTargets, recordValues } from '@/lib/fleet/dns-records';
 import { dnsProvider, RFC2136_VERIFY_MS } from '@/lib/adapters/dns/provider';
 import { writeAudit } from '@/lib/engine/write-audit';
 import type { ActionStep } from '@/lib/engine/define-action';
+import { chosenWhenItRuns, type Arg } from '@/lib/engine/plan-identity';
 import { errorText } from '@/lib/engine/errors';
 import { refuse } from '@/lib/fleet/refusal';
 import type { DnsRecordRef, HerdRef } from '@/lib/fleet/herd-ref';
@@ -28,6 +29,29 @@ function stepTimeoutMs(rec: DnsRecordRef): number {
   }
 }
 
+/** A DNS record in a step's arguments: which name, of which type, in which zone, through whom. */
+export const recordArg = (rec: DnsRecordRef) => ({
+  id: rec.id,
+  name: rec.name,
+  type: rec.type,
+  zone: rec.zone,
+  provider: rec.provider,
+  ttl: rec.ttl,
+});
+
+/**
+ * Where a record's step will point it, as a plan knows it: the members (their names and addresses), or
+ * why nowhere (words: the argument says only that it points nowhere), or the rule that picks the member
+ * when it runs (a failover's new primary).
+ */
+export type RecordTarget = InstanceRef[] | string | { chosenWhenItRuns: string };
+
+function targetArg(to: RecordTarget): Arg {
+  if (typeof to === 'string') return null;
+  if (!Array.isArray(to)) return chosenWhenItRuns(to.chosenWhenItRuns);
+  return to.map((m) => ({ id: m.id, hostname: m.hostname, address: m.address }));
+}
+
 /** In words, for plans: where the record will point, or why it cannot. */
 export function describeRecordMove(rec: DnsRecordRef, members: InstanceRef[]): string {
   const targets = recordTargets(rec, members);
@@ -37,12 +61,13 @@ export function describeRecordMove(rec: DnsRecordRef, members: InstanceRef[]): s
 
 /**
  * One step per record of the herd, pointing it where `members(state)` (the herd as it is when the step
- * runs: after a promote, say) says it should. `says(rec)`: the plan's words for the move (by default,
- * where the record points for the herd `planned`, as the plan foresees it).
+ * runs: after a promote, say) says it should. `planned(rec)`: where the plan foresees it points (the
+ * step's arguments); `says(rec)`: the plan's words for the move.
  */
 export function dnsSteps<S>(
   h: HerdRef,
   members: (state: S) => InstanceRef[],
+  planned: (rec: DnsRecordRef) => RecordTarget,
   says: (rec: DnsRecordRef) => string,
   only?: (rec: DnsRecordRef) => boolean,
   /** Where each record points instead of where its match says (a resize's drain); its step's name. */
@@ -52,6 +77,7 @@ export function dnsSteps<S>(
     .filter((r) => !only || only(r))
     .map((rec) => ({
       name: opts.name?.(rec) ?? `DNS: ${rec.name}`,
+      does: { kind: 'dns.point', record: recordArg(rec), to: targetArg(planned(rec)) },
       says: says(rec),
       timeoutMs: stepTimeoutMs(rec),
       run: async (x) => {

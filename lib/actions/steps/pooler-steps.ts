@@ -9,6 +9,7 @@ import { owedCleanups } from '@/db/schema';
 import { poolerAdmin, showDatabases } from '@/lib/adapters/pgbouncer/admin';
 import { readEntries, repointEntries } from '@/lib/adapters/pgbouncer/ini';
 import type { ActionDeps, ActionStep, RunContext } from '@/lib/engine/define-action';
+import { memberArg, type Arg } from '@/lib/engine/plan-identity';
 import { errorText } from '@/lib/engine/errors';
 import type { PoolerRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
@@ -39,6 +40,9 @@ export async function checkPooler(p: PoolerRef, deps: ActionDeps, ctx: StepConte
   }
   return `${p.label}: ${seen}`;
 }
+
+/** A PgBouncer in a step's arguments: which one, where its console and its file are, the entries it moves. */
+export const poolerArg = (p: PoolerRef) => ({ id: p.id, host: p.host, port: p.port, configFile: p.configFile, databases: p.databases });
 
 /** A pause's bound, in the words of a plan. */
 export const pauseBoundWords = (budgetS: number) =>
@@ -194,10 +198,14 @@ export async function repointPooler(p: PoolerRef, to: InstanceRef, deps: ActionD
   return `${p.label}: ${p.databases.join(', ')} -> ${to.host}:${to.port}`;
 }
 
-/** Re-points every pooler of the herd at `to(state)` (a failover: nothing to pause, the old primary is gone). */
-export function repointPoolerSteps<S>(poolers: PoolerRef[], to: (state: S) => InstanceRef, toLabel: string): ActionStep<S>[] {
+/**
+ * Re-points every pooler of the herd at `to(state)` (a failover: nothing to pause, the old primary is
+ * gone); `planned`: the new primary as the plan names it in the steps' arguments.
+ */
+export function repointPoolerSteps<S>(poolers: PoolerRef[], to: (state: S) => InstanceRef, toLabel: string, planned: Arg): ActionStep<S>[] {
   return poolers.map((p) => ({
     name: `PgBouncer ${p.label}: point at the new primary`,
+    does: { kind: 'pgbouncer.point', pooler: poolerArg(p), to: planned },
     says: `point PgBouncer ${p.label} at ${toLabel} (${p.configFile}, RELOAD)`,
     timeoutMs: 30_000,
     run: async (x) => {
@@ -241,11 +249,13 @@ export function pauseSteps<S extends PoolerSwitchState>(
 ): ActionStep<S>[] {
   return poolers.map((pl) => ({
     name: `PgBouncer ${pl.label}: pause`,
+    does: { kind: 'pgbouncer.pause', pooler: poolerArg(pl), budgetSeconds: budgetS },
     says: `PAUSE ${pl.databases.join(', ')} on PgBouncer ${pl.label}: new queries wait (${pauseBoundWords(budgetS)})`,
     timeoutMs: 50_000,
     run: (x) => pausePooler(pl, budgetS, x),
     always: {
       name: `PgBouncer ${pl.label}: resume (always)`,
+      does: { kind: 'pgbouncer.resume', pooler: pl.id },
       says: 'RESUME always follows, whatever happens (even should pgherd lose the herd)',
       timeoutMs: 30_000,
       givesBack: true,
@@ -254,14 +264,16 @@ export function pauseSteps<S extends PoolerSwitchState>(
   }));
 }
 
-/** Each paused PgBouncer pointed at the new primary, then resumed. */
+/** Each paused PgBouncer pointed at the new primary (`planned`, as the plan foresees it), then resumed. */
 export function repointAndResumeSteps<S extends PoolerSwitchState>(
   poolers: PoolerRef[],
   to: (state: S) => InstanceRef | undefined,
-  toLabel: string,
+  planned: InstanceRef,
 ): ActionStep<S>[] {
+  const toLabel = planned.label;
   return poolers.map((pl) => ({
     name: `PgBouncer ${pl.label}: point at ${toLabel} and resume`,
+    does: { kind: 'pgbouncer.point-and-resume', pooler: poolerArg(pl), to: memberArg(planned) },
     says: `point PgBouncer ${pl.label} at ${toLabel} (${pl.configFile}, RELOAD), then RESUME`,
     timeoutMs: 30_000,
     run: async (x) => {

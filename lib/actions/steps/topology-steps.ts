@@ -6,6 +6,7 @@ import { instances } from '@/db/schema';
 import { lsnDiff } from '@/lib/adapters/format/lsn';
 import { binDir, driverFor } from '@/lib/fleet/drivers';
 import type { ActionDeps, ActionStep } from '@/lib/engine/define-action';
+import { memberArg, type Arg } from '@/lib/engine/plan-identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, runSql, shown, waitObserved, type Observed } from '@/lib/fleet/observe';
 import { identityProblem } from '@/lib/fleet/identity';
@@ -183,23 +184,28 @@ export interface RejoinState {
 }
 
 /**
- * Turns stopped `t` into a streaming replica of `source(state)` (asked when the steps run; `sourceLabel`
- * names it in the plan): pg_rewind (which also says "no rewind required" for an old primary stopped
- * cleanly after its replica had everything), pg_basebackup when it cannot rewind, the node's own
- * settings kept, started, streaming. `fresh`: no pg_rewind, a fresh copy.
+ * Turns stopped `t` into a streaming replica of `source(state)` (asked when the steps run; `planned` is
+ * the source the plan foresees, named in its words and arguments): pg_rewind (which also says "no
+ * rewind required" for an old primary stopped cleanly after its replica had everything), pg_basebackup
+ * when it cannot rewind, the node's own settings kept, started, streaming. `fresh`: no pg_rewind, a
+ * fresh copy.
  */
 export function rejoinSteps<S extends RejoinState>(
   t: InstanceRef,
   source: (state: S) => InstanceRef,
-  sourceLabel: string,
+  planned: InstanceRef,
   prefix = '',
   opts: { fresh?: boolean } = {},
 ): ActionStep<S>[] {
   const d = driverFor(t.controlDriver);
   const save = `${t.dataDirectory}.pgherd-own`;
+  const sourceLabel = planned.label;
+  const on = { instance: memberArg(t), dataDirectory: t.dataDirectory };
+  const from = memberArg(planned);
   return [
     {
       name: `${prefix}save the node\u2019s own settings`,
+      does: { kind: 'pg.save-own-settings', ...on, files: OWN_FILES, to: save },
       says: `${prefix}prove that no server runs on ${t.dataDirectory} and that it holds the herd's data (pg_ctl status, pg_controldata), then copy its own ${OWN_FILES.join(', ')} aside (the rebuild overwrites them with the source's)`,
       timeoutMs: 40_000,
       run: async (x) => {
@@ -213,6 +219,7 @@ export function rejoinSteps<S extends RejoinState>(
     },
     {
       name: `${prefix}pg_rewind`,
+      does: opts.fresh ? { kind: 'pg.no-rewind', ...on } : { kind: 'pg.rewind', ...on, source: from },
       says: opts.fresh
         ? `${prefix}no pg_rewind: it is marked needs rebuild (it may hold WAL that pg_rewind would find nothing to rewind in), so a fresh copy is made`
         : `${prefix}pg_rewind from ${sourceLabel}`,
@@ -234,6 +241,7 @@ export function rejoinSteps<S extends RejoinState>(
     },
     {
       name: `${prefix}pg_basebackup (when pg_rewind could not)`,
+      does: { kind: 'pg.basebackup', ...on, source: from, onlyIfNotRewound: !opts.fresh },
       says: `${prefix}${opts.fresh ? '' : 'when pg_rewind could not: '}move the data directory aside and pg_basebackup -X stream -R from ${sourceLabel}`,
       timeoutMs: 86_400_000,
       run: async (x) => {
@@ -275,6 +283,7 @@ export function rejoinSteps<S extends RejoinState>(
     },
     {
       name: `${prefix}restore the node\u2019s own settings`,
+      does: { kind: 'pg.restore-own-settings', ...on, files: OWN_FILES, from: save },
       says: `${prefix}restore its own ${OWN_FILES.join(', ')}`,
       timeoutMs: 40_000,
       run: async (x) => {
@@ -285,6 +294,7 @@ export function rejoinSteps<S extends RejoinState>(
     },
     {
       name: `${prefix}start`,
+      does: { kind: 'pg.start', ...on, driver: t.controlDriver },
       says: `${prefix}start it (${t.controlDriver})`,
       timeoutMs: 160_000,
       run: async (x) => {
@@ -293,6 +303,7 @@ export function rejoinSteps<S extends RejoinState>(
     },
     {
       name: `${prefix}wait until it streams from the primary`,
+      does: { kind: 'pg.wait-streaming', instance: memberArg(t), source: from },
       says: `${prefix}wait until it streams from ${sourceLabel}`,
       timeoutMs: 130_000,
       run: async (x) => {
@@ -321,10 +332,14 @@ export function rejoinSteps<S extends RejoinState>(
   ];
 }
 
-/** CHECKPOINT on `target(state)` (before pg_rewind uses it as a source; before a clean stop, to make it short). */
-export function checkpointStep<S>(name: string, says: string, target: (state: S) => InstanceRef): ActionStep<S> {
+/**
+ * CHECKPOINT on `target(state)` (before pg_rewind uses it as a source; before a clean stop, to make it
+ * short); `on`: that member as the plan names it in the step's arguments.
+ */
+export function checkpointStep<S>(name: string, says: string, target: (state: S) => InstanceRef, on: Arg): ActionStep<S> {
   return {
     name,
+    does: { kind: 'pg.checkpoint', instance: on },
     says,
     timeoutMs: 300_000,
     run: async (x) => {
