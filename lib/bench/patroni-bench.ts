@@ -1,4 +1,4 @@
-// `npm run bench -- patroni` (issue 18): a herd Patroni runs (etcd, three members) under a writer that
+// `npm run bench -- patroni`: a herd Patroni runs (etcd, three members) under a writer that
 // reaches it through its write name (BIND, resolved for each connection), with pgherd's worker running.
 // 1. Switchover through pgherd (planned, submitted, run by the worker: pre-flight, POST /switchover,
 //    DNS) next to `patronictl switchover --force`, alternating, BENCH_PATRONI_ROUNDS (5) each: the

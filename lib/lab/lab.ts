@@ -71,7 +71,7 @@ export interface LabInstance {
   patroniUrl?: string;
 }
 
-/** A herd Patroni runs (issue 18): what a test or an admin needs to reach its Patroni. */
+/** A herd Patroni runs: what a test or an admin needs to reach its Patroni. */
 export interface LabPatroni {
   environment: string;
   herd: string;

@@ -25,7 +25,8 @@ export function labIdentity(): Identity {
     const made = spawnSync('useradd', ['--create-home', '--user-group', '--shell', '/bin/bash', LAB_USER]);
     if (made.status !== 0) throw new Error(`useradd ${LAB_USER} failed: ${made.stderr.toString()}`);
   }
-  // sshd (a later issue) refuses a locked account ('!') even for key logins with UsePAM no.
+  // The lab's sshd refuses a locked account ('!') even for key logins with UsePAM no: a usable password
+  // field that matches no password ('*') lets the SSH tests log in with their key.
   spawnSync('usermod', ['-p', '*', LAB_USER]);
   const uid = Number(spawnSync('id', ['-u', LAB_USER]).stdout.toString().trim());
   const gid = Number(spawnSync('id', ['-g', LAB_USER]).stdout.toString().trim());

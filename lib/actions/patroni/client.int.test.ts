@@ -1,7 +1,7 @@
-// pgherd's Patroni REST client against the lab's Patroni herd (issue 18): etcd and three Patroni members
-// on their own loopback addresses, the first leading and the others streaming; the client reads the
-// cluster, tells bad credentials and a dead endpoint apart without changing anything, pauses and
-// resumes, restarts only what is pending, and switches over; `patronictl` agrees.
+// pgherd's Patroni REST client against the lab's Patroni herd: etcd and three Patroni members on their
+// own loopback addresses, the first leading and the others streaming; the client reads the cluster,
+// tells bad credentials and a dead endpoint apart without changing anything, pauses and resumes,
+// restarts only what is pending, and switches over; `patronictl` agrees.
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';

@@ -1,8 +1,8 @@
-// A herd Patroni runs, driven through pgherd's engine on a lab of its own (issue 18): etcd, three
-// Patroni members on 127.0.21.x with Postgres on TLS and pgherd's role, BIND with the herd's write
-// name, a worker. Switchover and DR failover go through Patroni's REST API under a writer that
-// reaches the herd through its write name; DNS follows Patroni's own failover and a `patronictl`
-// switchover with nobody asking; bad credentials and a dead endpoint stop an action at its pre-flight.
+// A herd Patroni runs, driven through pgherd's engine on a lab of its own: etcd, three Patroni members
+// on 127.0.21.x with Postgres on TLS and pgherd's role, BIND with the herd's write name, a worker.
+// Switchover and DR failover go through Patroni's REST API under a writer that reaches the herd through
+// its write name; DNS follows Patroni's own failover and a `patronictl` switchover with nobody asking;
+// bad credentials and a dead endpoint stop an action at its pre-flight.
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { and, desc, eq, gte } from 'drizzle-orm';

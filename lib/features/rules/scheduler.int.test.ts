@@ -1,6 +1,6 @@
-// Rules fired by the worker pool (issue 17), on the lab: real BullMQ job schedulers in the lab's Redis,
-// real reloads over SSH, pgherd's database as the truth. Reloads only (and on the staging orders and
-// billing herds, which no other file stops): what is asserted is what the rules engine decides.
+// Rules fired by the worker pool, on the lab: real BullMQ job schedulers in the lab's Redis, real
+// reloads over SSH, pgherd's database as the truth. Reloads only (and on the staging orders and billing
+// herds, which no other file stops): what is asserted is what the rules engine decides.
 import { randomBytes } from 'node:crypto';
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import IORedis from 'ioredis';

@@ -1,5 +1,5 @@
-// Webhooks (issue 17): received on an HTTP endpoint of the test's own, signatures checked, a failed
-// delivery tried again with backoff until the receiver takes it, or given up after the last attempt.
+// Webhooks: received on an HTTP endpoint of the test's own, signatures checked, a failed delivery tried
+// again with backoff until the receiver takes it, or given up after the last attempt.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHmac, randomBytes } from 'node:crypto';
