@@ -25,7 +25,8 @@ import {
 import { seedLabFleet } from '@/lib/lab/seed';
 import { PROJECT_ROOT } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
-import { labIdentity, stopPid, waitFor } from '@/lib/lab/proc';
+import { labIdentity, stopPid } from '@/lib/lab/proc';
+import { waitFor } from '@/lib/testing/wait';
 import { freePort } from '@/lib/lab/ports';
 import { startRedis } from '@/lib/lab/redis';
 import { ifAssigned } from '@/lib/testing/if-assigned';

@@ -14,6 +14,7 @@ import { PROJECT_ROOT, startLab, stopLab, type LabInfo, type LabInstance } from 
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { ifAssigned } from '@/lib/testing/if-assigned';
+import { waitFor } from '@/lib/testing/wait';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { restartAction } from '@/lib/actions/restart.action';
 import { defineAction, type InstanceAction } from '@/lib/engine/define-action';
@@ -129,18 +130,10 @@ async function submit(action: InstanceAction, members: LabInstance[], waves: unk
   return id;
 }
 
-async function waitFor<T>(what: string, get: () => Promise<T | null | undefined | false>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
+/** How long a state is waited for here: waves, their gates' soaks and restarts over SSH. */
+const WAIT_MS = 90_000;
 const operation = async (id: number) => (await db.select().from(operations).where(eq(operations.id, id)))[0]!;
-const settled = (id: number, ms?: number) =>
+const settled = (id: number, ms = WAIT_MS) =>
   waitFor(`operation ${id} settled`, async () => (await operation(id)).finishedAt && operation(id), ms);
 const targets = (id: number) =>
   db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(asc(operationTargets.id));
@@ -275,10 +268,14 @@ describe('rolling operations', () => {
         size: 1,
         gate: { soakSeconds: 1, maxLagBytes: 1024 * 1024, maxLagSeconds: 10, deadlineSeconds: 3 },
       });
-      const op = await waitFor('paused', async () => {
-        const o = await operation(id);
-        return o.pausedAt && o;
-      });
+      const op = await waitFor(
+        'paused',
+        async () => {
+          const o = await operation(id);
+          return o.pausedAt && o;
+        },
+        WAIT_MS,
+      );
       expect(op.pausedReason).toMatch(new RegExp(`^wave 1's health gate did not pass within 3 s: b: ${paused.server} replay paused`));
       expect(op.finishedAt).toBeNull();
       // Nothing new started, and nothing does while it stays paused.
@@ -307,10 +304,14 @@ describe('rolling operations', () => {
     let id = 0;
     try {
       id = await submit(restartAction, [...broken, ...fine], { size: 1, budget: { failures: 2 } });
-      const op = await waitFor('paused', async () => {
-        const o = await operation(id);
-        return o.pausedAt && o;
-      });
+      const op = await waitFor(
+        'paused',
+        async () => {
+          const o = await operation(id);
+          return o.pausedAt && o;
+        },
+        WAIT_MS,
+      );
       expect(op.pausedReason).toBe('failure budget spent: 2 of 2 started targets failed (budget: 2)');
       await new Promise((r) => setTimeout(r, 1500));
       const ts = await targets(id);
@@ -375,11 +376,11 @@ describe('rolling operations', () => {
   it('pause and resume by hand: paused, nothing new starts; resumed, it completes', async () => {
     const four = [member('a', 1), member('b', 1), member('c', 1), member('d', 1)];
     const id = await submit(slowAction, four, { size: 2 });
-    await waitFor('wave 1 running', async () => (await targets(id)).some((t) => t.status === 'running'));
+    await waitFor('wave 1 running', async () => (await targets(id)).some((t) => t.status === 'running'), WAIT_MS);
     await pauseOperation(db, id, actor);
     await expect(pauseOperation(db, id, actor)).rejects.toThrow(`operation #${id} is already paused`);
     // The running ones finish; the second wave never starts while paused.
-    await waitFor('wave 1 ended', async () => (await targets(id)).filter((t) => t.status === 'succeeded').length === 2);
+    await waitFor('wave 1 ended', async () => (await targets(id)).filter((t) => t.status === 'succeeded').length === 2, WAIT_MS);
     await new Promise((r) => setTimeout(r, 1500));
     expect((await targets(id)).map((t) => t.status)).toEqual(['succeeded', 'succeeded', 'queued', 'queued']);
     expect((await operation(id)).pausedReason).toBe('paused by waves-test');
@@ -472,10 +473,14 @@ describe('rolling operations', () => {
     let id = 0;
     try {
       id = await submit(restartAction, [down, member('d', 1)], { size: 1, gate: { soakSeconds: 1, deadlineSeconds: 3 } });
-      const op = await waitFor('paused', async () => {
-        const o = await operation(id);
-        return o.pausedAt && o;
-      });
+      const op = await waitFor(
+        'paused',
+        async () => {
+          const o = await operation(id);
+          return o.pausedAt && o;
+        },
+        WAIT_MS,
+      );
       expect(op.pausedReason).toMatch(new RegExp(`^wave 1's health gate did not pass within 3 s: c: ${down.server} not answering`));
       const [first, second] = await targets(id);
       expect(first!.status).toBe('failed');

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { freePort } from './ports';
-import { waitFor, type Identity } from './proc';
+import { type Identity } from './proc';
+import { waitFor } from '@/lib/testing/wait';
 import type { AwsFrontConfig } from './aws-front';
 import type { LabRoute53 } from './route53';
 

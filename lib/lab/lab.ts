@@ -17,7 +17,6 @@ import {
   stopPid,
   throwIfCancelled,
   uncancellable,
-  waitFor,
   type FoundProcess,
   type Identity,
 } from './proc';
@@ -758,5 +757,3 @@ async function startFleet(
   const order = new Map(members.map((m, i) => [m.hostname, i]));
   info.instances.sort((a, b) => order.get(a.server)! - order.get(b.server)!);
 }
-
-export { waitFor };

@@ -9,7 +9,8 @@ import { chmodSync, chownSync, openSync, readFileSync, writeFileSync } from 'nod
 import https from 'node:https';
 import path from 'node:path';
 import { PG_BIN, PG_SUPERUSER, query } from './postgres';
-import { asLabUser, mkdirOwned, stopPid, waitFor, type Identity } from './proc';
+import { asLabUser, mkdirOwned, stopPid, type Identity } from './proc';
+import { waitFor } from '@/lib/testing/wait';
 import { issueCertificate, type LabCa, type LabCertificate } from './tls';
 
 export interface PatroniMember {

@@ -152,7 +152,7 @@ export class StartCancelled extends Error {
 // tracks consults: a start cancelled by Ctrl-C ends at its next step, with what it started recorded.
 const cancelScope = new AsyncLocalStorage<AbortSignal>();
 
-/** Runs `fn` so that, once `signal` aborts, its next wait (waitFor) or tracked process throws StartCancelled. */
+/** Runs `fn` so that, once `signal` aborts, its next wait (lib/testing/wait.ts) or tracked process throws StartCancelled. */
 export function cancellable<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
   return cancelScope.run(signal, fn);
 }
@@ -170,22 +170,6 @@ export function cancelSignal(): AbortSignal | undefined {
 /** Throws StartCancelled when the scope this runs in has been cancelled. */
 export function throwIfCancelled(): void {
   if (cancelScope.getStore()?.aborted) throw new StartCancelled();
-}
-
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    throwIfCancelled();
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = String(err);
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
-    await sleep(50);
-  }
 }
 
 /** A process found by processesUnder: its PID and command line (arguments joined by spaces). */

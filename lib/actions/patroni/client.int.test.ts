@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, startPatroniHerd, stopPatroniHerd, waitCluster, type PatroniHerd } from '@/lib/lab/patroni';
 import { freePort, portFreeOnAll } from '@/lib/lab/ports';
 import { query } from '@/lib/lab/postgres';
-import { labIdentity, stopPid, waitFor } from '@/lib/lab/proc';
+import { labIdentity, stopPid } from '@/lib/lab/proc';
+import { waitFor } from '@/lib/testing/wait';
 import { makeCa } from '@/lib/lab/tls';
 import { member as ref } from '@/lib/testing/refs';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -494,11 +495,11 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
         `${newLeader.name} to leave recovery`,
         async () => {
           const [r] = await query<{ r: boolean }>(url(newLeader), 'SELECT pg_is_in_recovery() AS r');
-          return r?.r === false ? false : undefined;
+          return r?.r === false ? r : undefined;
         },
         30_000,
       );
-      expect(inRecovery).toBe(false);
+      expect(inRecovery.r).toBe(false);
     } finally {
       await worker.close();
       await queue.obliterate({ force: true }).catch(() => {});
