@@ -24,6 +24,7 @@ import { seededDatabase } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { openQueue, runOperation, startTestWorker, submitPlanned, waitForOperation, type TestWorker } from '@/lib/testing/operations';
 import { startReconnectingWriter } from '@/lib/testing/writer';
+import { waitFor } from '@/lib/testing/wait';
 import { ParamsError, planOperation } from '@/lib/engine/plan';
 import { resizeAction } from '@/lib/actions/resize.action';
 import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
@@ -412,8 +413,8 @@ describe('resize a replica', () => {
       await withHook(slow, 'database');
       const killed = await resize([r], { instanceType: 'm6i.xlarge' });
       expect(killed.targets[0]!.error).toMatch(/slow\.sh did not finish within 2 s \(killed on /);
-      await new Promise((res) => setTimeout(res, 500));
-      expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toContain(slow);
+      // Gone from the process table within half a second: killed (on its own it would sleep 300 s).
+      await waitFor('the slow hook gone', () => !execFileSync('ps', ['-eo', 'args']).toString().includes(slow), 500);
       expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: type });
       expect(await resolves(r)).toBe(r.server);
 
@@ -429,8 +430,11 @@ describe('resize a replica', () => {
         await withHook(parent, on);
         const group = await resize([r], { instanceType: 'm6i.xlarge' });
         expect(group.targets[0]!.error, on).toMatch(/parent\.sh did not finish within 2 s/);
-        await new Promise((res) => setTimeout(res, 500));
-        expect(execFileSync('ps', ['-eo', 'args']).toString(), on).not.toMatch(/sleep 30[12]/);
+        await waitFor(
+          `the hook and its child gone (${on})`,
+          () => !/sleep 30[12]/.test(execFileSync('ps', ['-eo', 'args']).toString()),
+          500,
+        );
         expect(await resolves(r)).toBe(r.server);
       }
       // On the worker: a child that left the hook's process group (setsid) is found by the run's mark
@@ -680,8 +684,11 @@ describe("a rule's reverse", () => {
     const runNow = async (id: number) => {
       const { runId } = await requestRun(db, owl, id);
       await fireRequested(deps, runId);
-      const [run] = await db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
-      return run!;
+      // The worker hears of the run too: whichever takes it decides it.
+      return waitFor(`run ${String(runId)} decided`, async () => {
+        const [run] = await db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
+        return run && run.status !== 'firing' && run.status !== 'deciding' ? run : undefined;
+      });
     };
     // Before the rule ran, there is nothing to put back.
     expect(await runNow(companion!.id)).toMatchObject({ status: 'nothing', reason: expect.stringMatching(/^nothing to put back/) });
@@ -838,7 +845,8 @@ describe('resize a herd', () => {
     const readers = replicas().map((r) => startReader(r));
     let run: Awaited<ReturnType<typeof runOp>>;
     try {
-      await new Promise((r) => setTimeout(r, 500));
+      // The load under way before the resize: a commit, and a read through each replica's name.
+      await waitFor('the writer and the readers under way', () => writer.acked.length > 0 && readers.every((r) => r.log.some((q) => q.ok)));
       run = await runOp(resizeHerdAction, { herdId: h!.id }, wanted);
     } finally {
       await writer.stop();

@@ -143,7 +143,8 @@ describe('rules fired by the worker pool', () => {
       .set({ environmentId: (await t.db.select().from(environments).where(eq(environments.name, 'staging')))[0]!.id })
       .where(eq(herds.id, billing));
 
-    // Stop it, and let what fired end.
+    // Stop it, and let what fired end: disabled under the rule's row lock, which a fire takes to record
+    // itself, so no fire records after this; those recorded before it are decided.
     await updateRule(
       t.db,
       rita,
@@ -155,8 +156,14 @@ describe('rules fired by the worker pool', () => {
         enabled: false,
       }),
     );
-    await new Promise((r) => setTimeout(r, 1500));
-    const runs = await runsOf(rule.id);
+    const runs = await waitFor(
+      'every fire recorded before it was disabled decided',
+      async () => {
+        const rs = await runsOf(rule.id);
+        return rs.every((r) => r.status !== 'firing' && r.status !== 'deciding') && rs;
+      },
+      WAIT_MS,
+    );
     const started = runs.filter((r) => r.status === 'started');
     for (const r of started) await finished(r.operationId!);
     // Each due time once, 3 s apart, however many workers: one operation per started run, no more.
@@ -362,8 +369,6 @@ describe('one-time rules and run now through the workers', () => {
     expect(fired).toMatchObject({ kind: 'schedule', status: 'started', fireKey: `at:${String(at.getTime())}` });
     expect(fired.firedAt.getTime()).toBeGreaterThanOrEqual(at.getTime());
     await finished(fired.operationId!);
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(await runsOf(once.id)).toHaveLength(1);
 
     // No job added by the caller: the worker hears of the run and takes it.
     const { runId } = await requestRun(t.db, rita, once.id);
@@ -377,6 +382,11 @@ describe('one-time rules and run now through the workers', () => {
     );
     expect(run).toMatchObject({ kind: 'manual', status: 'started', requestedBy: 'rita' });
     expect((await finished(run.operationId!)).status).toBe('succeeded');
+    // It fired once: by the time the run asked for after its fire has ended, it has those two runs alone.
+    expect((await runsOf(once.id)).map((r) => [r.id, r.kind])).toEqual([
+      [fired.id, 'schedule'],
+      [runId, 'manual'],
+    ]);
   });
 });
 
@@ -429,7 +439,18 @@ describe('conditions and retries', () => {
         },
         WAIT_MS,
       );
-      await new Promise((r) => setTimeout(r, 1100));
+      // Its last replayed transaction (the commit above) over a second old: the lag the condition measures.
+      await waitFor(
+        'the replica over a second behind',
+        async () => {
+          const [r] = await query<{ over: boolean }>(
+            replica.dsn,
+            "SELECT now() - pg_last_xact_replay_timestamp() > interval '1 second' AS over",
+          );
+          return r?.over;
+        },
+        WAIT_MS,
+      );
       const { runId } = await requestRun(t.db, rita, rule.id);
       const skipped = await waitFor(
         'the run decided',
@@ -559,7 +580,11 @@ describe('conditions and retries', () => {
     try {
       // The decider of `beating` is at work (an hour already), saying so every 50 ms.
       await withHeartbeat(t.db, [beating.id], async () => {
-        await new Promise((r) => setTimeout(r, 200));
+        await waitFor(
+          "the decider's heartbeat",
+          async () => (await t.db.select({ at: ruleRuns.heartbeatAt }).from(ruleRuns).where(eq(ruleRuns.id, beating.id)))[0]?.at,
+          WAIT_MS,
+        );
         await reconcileRuns(t.db, q);
       });
     } finally {
