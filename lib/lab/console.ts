@@ -167,7 +167,7 @@ export async function startConsole(
   // pgherd's own server (it derives each client's address from the socket), not `next start`.
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(PROJECT_ROOT, 'lib', 'web', 'server.ts'), '-p', String(port), '-H', '127.0.0.1'],
+    ['--import', 'tsx', path.join(PROJECT_ROOT, CONSOLE_PROGRAM), '-p', String(port), '-H', '127.0.0.1'],
     {
       cwd: PROJECT_ROOT,
       env: consoleEnv(lab, url, secret),
