@@ -734,9 +734,9 @@ export const discoveryRuns = pgTable(
   ],
 );
 
-// Rules (issue 17, lib/features/rules): an action over a scope, fired on a schedule by the worker pool as an
-// ordinary operation, owned by a user whose roles are checked at each fire. The table is the truth:
-// the BullMQ job schedulers that fire them are rebuilt from it. Its JSON columns are what
+// Rules (lib/features/rules): an action over a scope, fired on a schedule by the worker pool as an
+// ordinary operation, owned by a user whose roles are checked at each fire. The table is the truth: the
+// BullMQ job schedulers that fire them are rebuilt from it. Its JSON columns are what
 // lib/features/rules/rule-body.ts validated (read back through the same schemas).
 export const rules = pgTable(
   'rules',
@@ -804,8 +804,8 @@ export const rules = pgTable(
   ],
 );
 
-// A DR drill's figures (issue 17): one row per drill that got as far as measuring, written by its last
-// step. Whether a drill failed is its operation target's status; the scorecard reads both.
+// A DR drill's figures: one row per drill that got as far as measuring, written by its last step.
+// Whether a drill failed is its operation target's status; the scorecard reads both.
 export const drDrills = pgTable(
   'dr_drills',
   {
@@ -908,9 +908,9 @@ export const blackouts = pgTable(
   ],
 );
 
-// Maintenance windows (issue 17): weekly, in a time zone, for every herd, an environment's or one herd.
-// A rule marked insideWindow fires on a herd only while one of its windows is open, and a rolling
-// operation it started waits between waves while the next wave's herds have none open.
+// Maintenance windows: weekly, in a time zone, for every herd, an environment's or one herd. A rule
+// marked insideWindow fires on a herd only while one of its windows is open, and a rolling operation it
+// started waits between waves while the next wave's herds have none open.
 export const maintenanceWindows = pgTable(
   'maintenance_windows',
   {
@@ -932,7 +932,7 @@ export const maintenanceWindows = pgTable(
   ],
 );
 
-// Notifications (issue 17): webhooks, global or for one rule. What happened is written to an outbox
+// Notifications: webhooks, global or for one rule. What happened is written to an outbox
 // (notification_events: by a trigger when an operation finishes, by the rules engine when a run ends
 // without one), turned into deliveries by a worker, and each delivery is tried with backoff and kept.
 export const webhooks = pgTable(

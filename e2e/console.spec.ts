@@ -8,6 +8,7 @@ import { query } from '../lib/lab/postgres';
 import { lookup, replaceRecordSet } from '@/lib/adapters/dns/rfc2136';
 import { stopPid } from '../lib/lab/proc';
 import { crash } from '../lib/lab/faults';
+import { observeFor } from '../lib/testing/wait';
 
 const lab = e2eLab();
 const url = lab.console.url;
@@ -252,7 +253,24 @@ test('a rolling restart in waves chosen on the confirmation page, paused and res
   await expect(page.getByTestId('paused')).toContainText(`paused by ${lab.console.admin.username}`);
   // Paused: wave 1's target may finish, nothing of wave 2 or 3 starts.
   await expect(page.locator('tr[data-wave="1"] td').nth(2)).toHaveText('1: 1 succeeded', { timeout: 30_000 });
-  await page.waitForTimeout(4000);
+  const opId = Number(/\/operations\/(\d+)$/.exec(page.url())![1]);
+  const [wave1] = await query<{ ended: Date }>(
+    lab.database.url,
+    'SELECT max(s.finished_at) AS ended FROM operation_steps s JOIN operation_targets t ON t.id = s.target_id WHERE t.operation_id = $1 AND t.wave = 1',
+    [opId],
+  );
+  // Unpaused, wave 2 would start once wave 1 had soaked 5 s, at a round of the worker's conductor
+  // (every second) after the one that began the soak: by 7 s after wave 1 ended. The worker is another
+  // process and says nothing while it does nothing, so that window is watched.
+  const heldBack = async () =>
+    (
+      await query<{ status: string; held: boolean }>(
+        lab.database.url,
+        'SELECT status, held FROM operation_targets WHERE operation_id = $1 AND wave > 1',
+        [opId],
+      )
+    ).every((t) => t.status === 'queued' && t.held);
+  await observeFor(wave1!.ended.getTime() + 7000 - Date.now(), 'waves 2 and 3 held while paused, past the soak and a round', heldBack);
   await page.reload();
   await expect(page.getByTestId('paused')).toBeVisible();
   await expect(page.locator('tr[data-wave="2"] [data-testid="wave-status"]')).toHaveText('pending');

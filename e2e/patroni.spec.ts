@@ -1,6 +1,6 @@
-// A herd Patroni runs (issue 18), in Chromium against the built console over the lab's staging/ledger
-// herd (etcd, three Patroni members): its changelist row and page show Patroni's view next to
-// pgherd's, and a switchover confirmed on the page goes through Patroni, DNS following.
+// A herd Patroni runs, in Chromium against the built console over the lab's staging/ledger herd (etcd,
+// three Patroni members): its changelist row and page show Patroni's view next to pgherd's, and a
+// switchover confirmed on the page goes through Patroni, DNS following.
 import { type Page } from '@playwright/test';
 import { expect, test } from './fixtures';
 import { lookup } from '@/lib/adapters/dns/rfc2136';

@@ -1,6 +1,6 @@
-// Rules over the REST API (issue 17), against the built console and a worker over the lab: every bad
-// body refused with the field named and nothing saved; a rule made, read with its next fires, run now
-// by the worker pool into an operation, changed, deleted.
+// Rules over the REST API, against the built console and a worker over the lab: every bad body refused
+// with the field named and nothing saved; a rule made, read with its next fires, run now by the worker
+// pool into an operation, changed, deleted.
 import { expect, test } from './fixtures';
 import { eq } from 'drizzle-orm';
 import { createDb } from '../db/client';

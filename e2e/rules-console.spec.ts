@@ -1,6 +1,6 @@
-// Rules in the console (issue 17), in Chromium against the built console and a worker over the lab:
-// a rule made with the form (its next fires shown as it is typed, a bad expression said at once),
-// run now, and its history read; the blackout calendar and the next 24 hours.
+// Rules in the console, in Chromium against the built console and a worker over the lab: a rule made
+// with the form (its next fires shown as it is typed, a bad expression said at once), run now, and its
+// history read; the blackout calendar and the next 24 hours.
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';

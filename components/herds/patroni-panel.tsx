@@ -1,6 +1,6 @@
-// Patroni's view of a herd next to pgherd's (issue 18), as `patronictl list` shows it: the DCS lock
-// holder, each member's Patroni role, state, timeline, lag and pending restart, and whether the cluster
-// is paused (no automatic failover while it is).
+// Patroni's view of a herd next to pgherd's, as `patronictl list` shows it: the DCS lock holder, each
+// member's Patroni role, state, timeline, lag and pending restart, and whether the cluster is paused
+// (no automatic failover while it is).
 import Link from 'next/link';
 import { formatBytes } from '@/lib/adapters/format/units';
 import type { PatroniNow } from '@/lib/fleet/patroni-view';

@@ -1,9 +1,9 @@
-// DR drill (issue 17): a planned switchover to the herd's member in another site, under a synthetic
-// writer that pgherd runs against a scratch table, measured (time to the first write on the DR member,
-// the writer's longest gap, acknowledged commits lost: must be 0), then a switchover back to the
-// primary of before; the scratch table dropped whatever happened. Both switchovers are the switchover
-// action's own steps (no committed transaction lost, poolers and DNS following). Refused for a herd with
-// no running replica outside its primary's site. The figures go to dr_drills, for the DR scorecard.
+// DR drill: a planned switchover to the herd's member in another site, under a synthetic writer that
+// pgherd runs against a scratch table, measured (time to the first write on the DR member, the writer's
+// longest gap, acknowledged commits lost: must be 0), then a switchover back to the primary of before;
+// the scratch table dropped whatever happened. Both switchovers are the switchover action's own steps
+// (no committed transaction lost, poolers and DNS following). Refused for a herd with no running
+// replica outside its primary's site. The figures go to dr_drills, for the DR scorecard.
 import { z } from 'zod';
 import { drDrills } from '@/db/schema';
 import { idText, MAX_BIG_ID } from '@/lib/adapters/validation/ids';

@@ -18,6 +18,7 @@ import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { startWebhookReceiver, type WebhookReceiver } from '@/lib/testing/webhook-receiver';
 import { startTestWorker, submitPlanned, waitForOperation, type TestWorker } from '@/lib/testing/operations';
+import { waitFor } from '@/lib/testing/wait';
 import { operationView } from '@/lib/engine/operation-view';
 import { planOperation } from '@/lib/engine/plan';
 import { drFailoverAction } from '@/lib/actions/dr-failover.action';
@@ -60,16 +61,6 @@ afterAll(async () => {
 });
 
 const url = (i: Pick<LabInstance, 'address' | 'port'>) => `postgres://postgres@${i.address}:${i.port}/postgres`;
-
-async function waitFor<T>(what: string, ok: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await ok().catch(() => null);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** pgherd_herds_two_primaries for environment "fence", as a scrape reads it. */
 async function scrapedTwoPrimaries(): Promise<number | undefined> {

@@ -40,6 +40,7 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { startWebhookReceiver } from '@/lib/testing/webhook-receiver';
 import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
 import { startWriter } from '@/lib/testing/writer';
+import { waitFor } from '@/lib/testing/wait';
 import type { AnyAction } from '@/lib/engine/define-action';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { planOperation } from '@/lib/engine/plan';
@@ -94,14 +95,6 @@ const refs = async (herd: string) => loadInstanceRefs(db, [], { herdIds: [herdId
 const byServer = async (herd: string) => new Map((await refs(herd)).map((r) => [r.hostname, r]));
 
 const livePrimary = (herd: string) => labPrimary(lab, herd);
-
-async function waitFor(what: string, ok: () => Promise<boolean>, ms = 30_000) {
-  const end = Date.now() + ms;
-  while (!(await ok().catch(() => false))) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const crash = (i: LabInstance) => crashInstance(lab, i);
 

@@ -1,6 +1,6 @@
-// Patroni's maintenance mode on a herd it runs (issue 18): pause (Patroni stops failing over on its
-// own, and leaves Postgres to whoever acts on it) and resume. Asked of any member's REST API (the
-// setting is the cluster's, in the DCS: PATCH /config {"pause": ...}); done once /cluster says so.
+// Patroni's maintenance mode on a herd it runs: pause (Patroni stops failing over on its own, and
+// leaves Postgres to whoever acts on it) and resume. Asked of any member's REST API (the setting is the
+// cluster's, in the DCS: PATCH /config {"pause": ...}); done once /cluster says so.
 import { checkCredentials, PatroniError, setPaused, type PatroniAccess } from '@/lib/adapters/patroni/client';
 import { patroniEndpoint, sleepUnlessStopped, verifyMember } from '@/lib/actions/patroni/steps';
 import { patroniNow } from '@/lib/fleet/patroni-view';

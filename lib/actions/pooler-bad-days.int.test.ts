@@ -19,6 +19,7 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { openQueue, runOperation, submitPlanned, waitForOperation } from '@/lib/testing/operations';
 import { startTcpProxy, type TcpProxy } from '@/lib/testing/tcp-proxy';
 import { startWriter } from '@/lib/testing/writer';
+import { waitFor } from '@/lib/testing/wait';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 import { planOperation } from '@/lib/engine/plan';
@@ -82,16 +83,6 @@ const armed = () => {
   }
 };
 const owedRows = () => db.select().from(owedCleanups).where(eq(owedCleanups.herdId, herdId)).orderBy(desc(owedCleanups.id));
-
-async function waitFor<T>(what: string, ok: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await ok().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** A writer through PgBouncer numbering its rows from 1 again (the table emptied first). */
 async function freshWriter() {

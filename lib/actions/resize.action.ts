@@ -1,10 +1,10 @@
-// Resize a replica's EC2 instance (pygmy's resize, done right). Its DNS names are moved to another
-// member and their TTL waited out (the drain); the pre-resize hook; a clean Postgres stop; EC2 stop,
-// the new type, EC2 start, each wait bounded; when EC2 has no capacity for the type (or cannot run it),
-// the next fallback, and when none is left, the original type again; Postgres up and streaming; the
-// post-resize hook; the type recorded; the DNS names back. Cleanups are registered before the steps
-// they undo: a failure anywhere still starts the instance, and puts the DNS names back.
-// A primary is refused, with the way: resize its herd.
+// Resize a replica's EC2 instance, its clients moved off first and nothing left stopped on a failure.
+// Its DNS names are moved to another member and their TTL waited out (the drain); the pre-resize hook;
+// a clean Postgres stop; EC2 stop, the new type, EC2 start, each wait bounded; when EC2 has no capacity
+// for the type (or cannot run it), the next fallback, and when none is left, the original type again;
+// Postgres up and streaming; the post-resize hook; the type recorded; the DNS names back. Cleanups are
+// registered before the steps they undo: a failure anywhere still starts the instance, and puts the DNS
+// names back. A primary is refused, with the way: resize its herd.
 import { eq, inArray } from 'drizzle-orm';
 import { z } from 'zod';
 import { herds, instances, servers } from '@/db/schema';
@@ -90,7 +90,7 @@ export const oneWishError = { message: 'give either instanceType, or minVcpus an
 
 /**
  * Each target to a type of its own, by instance id: what a rule's reverse gives to put every target back
- * on the type it had (issue 17). Instead of a wish, never with one.
+ * on the type it had before the rule's runs. Instead of a wish, never with one.
  */
 const backToSchema = z
   .record(z.string().regex(/^[1-9]\d{0,9}$/, 'an instance id'), typeName)

@@ -19,12 +19,12 @@ import { LAB_PRICES_PUBLISHED } from '@/lib/lab/aws-front';
 import { lookup, replaceRecordSet } from '@/lib/adapters/dns/rfc2136';
 import { PROJECT_ROOT, readNameOf, startLab, stopLab, writeNameOf, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { crash } from '@/lib/lab/faults';
-import { waitFor } from '@/lib/lab/proc';
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { openQueue, runOperation, startTestWorker, submitPlanned, waitForOperation, type TestWorker } from '@/lib/testing/operations';
 import { startReconnectingWriter } from '@/lib/testing/writer';
+import { waitFor } from '@/lib/testing/wait';
 import { ParamsError, planOperation } from '@/lib/engine/plan';
 import { resizeAction } from '@/lib/actions/resize.action';
 import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
@@ -414,8 +414,8 @@ describe('resize a replica', () => {
       await withHook(slow, 'database');
       const killed = await resize([r], { instanceType: 'm6i.xlarge' });
       expect(killed.targets[0]!.error).toMatch(/slow\.sh did not finish within 2 s \(killed on /);
-      await new Promise((res) => setTimeout(res, 500));
-      expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toContain(slow);
+      // Gone from the process table within half a second: killed (on its own it would sleep 300 s).
+      await waitFor('the slow hook gone', () => !execFileSync('ps', ['-eo', 'args']).toString().includes(slow), 500);
       expect(await typeOf(r)).toMatchObject({ state: 'running', instanceType: type });
       expect(await resolves(r)).toBe(r.server);
 
@@ -431,8 +431,11 @@ describe('resize a replica', () => {
         await withHook(parent, on);
         const group = await resize([r], { instanceType: 'm6i.xlarge' });
         expect(group.targets[0]!.error, on).toMatch(/parent\.sh did not finish within 2 s/);
-        await new Promise((res) => setTimeout(res, 500));
-        expect(execFileSync('ps', ['-eo', 'args']).toString(), on).not.toMatch(/sleep 30[12]/);
+        await waitFor(
+          `the hook and its child gone (${on})`,
+          () => !/sleep 30[12]/.test(execFileSync('ps', ['-eo', 'args']).toString()),
+          500,
+        );
         expect(await resolves(r)).toBe(r.server);
       }
       // On the worker: a child that left the hook's process group (setsid) is found by the run's mark
@@ -844,7 +847,8 @@ describe('resize a herd', () => {
     const readers = replicas().map((r) => startReader(r));
     let run: Awaited<ReturnType<typeof runOp>>;
     try {
-      await new Promise((r) => setTimeout(r, 500));
+      // The load under way before the resize: a commit, and a read through each replica's name.
+      await waitFor('the writer and the readers under way', () => writer.acked.length > 0 && readers.every((r) => r.log.some((q) => q.ok)));
       run = await runOp(resizeHerdAction, { herdId: h!.id }, wanted);
     } finally {
       await writer.stop();

@@ -19,6 +19,7 @@ import { seededDatabase } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
 import { startReconnectingWriter } from '@/lib/testing/writer';
+import { waitFor } from '@/lib/testing/wait';
 import type { AnyAction } from '@/lib/engine/define-action';
 import { drFailoverAction } from '@/lib/actions/dr-failover.action';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
@@ -146,7 +147,8 @@ describe('switchover', () => {
     );
     let run: Awaited<ReturnType<typeof runOp>>;
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      // The writer under way before the switchover: a commit acknowledged.
+      await waitFor('the writer commits', () => writer.acked.length > 0);
       run = await runOp(switchoverAction, 'alpha');
     } finally {
       await writer.stop();

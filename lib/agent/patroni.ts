@@ -1,8 +1,8 @@
-// Patroni on this host (issue 18): the agent finds each running Patroni from its command line
+// Patroni on this host: the agent finds each running Patroni from its command line
 // (`patroni /etc/patroni/config.yml`) and the configuration files the agent's configuration names,
-// reads its YAML, and reports, for the instance whose data directory (else port) it runs, the
-// cluster's scope and the REST address pgherd should use (https when Patroni has a certificate).
-// Environment overrides of Patroni's configuration (PATRONI_RESTAPI_...) are not read.
+// reads its YAML, and reports, for the instance whose data directory (else port) it runs, the cluster's
+// scope and the REST address pgherd should use (https when Patroni has a certificate). Environment
+// overrides of Patroni's configuration (PATRONI_RESTAPI_...) are not read.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';

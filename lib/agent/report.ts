@@ -66,7 +66,7 @@ export const instanceReportSchema = z
     /** Settings changed in the configuration that need a restart (pg_settings.pending_restart). */
     pendingRestart: z.array(z.string().max(100)).max(500).default([]),
     startedAt: z.iso.datetime({ offset: true }).optional(),
-    /** The Patroni that runs it (issue 18): its cluster's scope and its REST address. */
+    /** The Patroni that runs it: its cluster's scope and its REST address. */
     patroni: z
       .object({
         // As the herd form takes it (letters, digits and . _ -, as in patroni.yml).

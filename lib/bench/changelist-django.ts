@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { PROJECT_ROOT } from '@/lib/lab/lab';
 import { freePort } from '@/lib/lab/ports';
-import { waitFor } from '@/lib/lab/proc';
+import { waitFor } from '@/lib/testing/wait';
 
 const DIR = path.join(PROJECT_ROOT, 'lib', 'bench', 'django');
 // Debian's interpreter, which python3-django is installed for (another python3 may come first on PATH).

@@ -1,4 +1,4 @@
-// `npm run bench -- patroni` (issue 18): a herd Patroni runs (etcd, three members) under a writer that
+// `npm run bench -- patroni`: a herd Patroni runs (etcd, three members) under a writer that
 // reaches it through its write name (BIND, resolved for each connection), with pgherd's worker running.
 // 1. Switchover through pgherd (planned, submitted, run by the worker: pre-flight, POST /switchover,
 //    DNS) next to `patronictl switchover --force`, alternating, BENCH_PATRONI_ROUNDS (5) each: the
@@ -19,7 +19,8 @@ import { killPatroniMember, startPatroniMember } from '@/lib/lab/faults';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInstance } from '@/lib/lab/lab';
 import { labLeader, waitNewLeader, waitSettled } from '@/lib/lab/patroni';
 import { query } from '@/lib/lab/postgres';
-import { labIdentity, run as runAs, waitFor } from '@/lib/lab/proc';
+import { labIdentity, run as runAs } from '@/lib/lab/proc';
+import { waitFor } from '@/lib/testing/wait';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { planOperation } from '@/lib/engine/plan';

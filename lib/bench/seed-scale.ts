@@ -1,4 +1,4 @@
-// A fleet of the size DESIGN.md targets, generated in SQL: 20 environments, 2,000 herds of 5
+// A fleet of the size pgherd is built for, generated in SQL: 20 environments, 2,000 herds of 5
 // (1 primary, 4 replicas), 10,000 servers and instances, with lag, states and sites spread out.
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
@@ -9,7 +9,7 @@ export interface ScaleShape {
   membersPerHerd: number;
 }
 
-/** 10,000 instances (DESIGN.md's target), or 100,000 in 20,000 herds over 50 environments (issue 15). */
+/** 10,000 instances (the fleet pgherd is built for), or ten times that: 100,000 in 20,000 herds over 50 environments. */
 export function scaleShape(instances: number): ScaleShape {
   if (instances === 10_000) return { environments: 20, herdsPerEnvironment: 100, membersPerHerd: 5 };
   if (instances === 100_000) return { environments: 50, herdsPerEnvironment: 400, membersPerHerd: 5 };

@@ -7,6 +7,7 @@ import { herdLeases, instances, operations, operationSteps, operationTargets } f
 import { seedLabFleet } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import { waitFor } from '@/lib/testing/wait';
 import { dbRecorder } from '@/lib/engine/db-recorder';
 import { instanceWithHerd, loadInstanceWithHerd } from '@/lib/fleet/instance-ref';
 import { FINISH } from '@/lib/engine/execute-target';
@@ -240,12 +241,17 @@ describe('an operation settles in the database', () => {
     await ca.connect();
     await cb.connect();
     try {
+      const bPid = (await cb.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       await ca.query('BEGIN');
       await cb.query('BEGIN');
       await ca.query(`UPDATE operation_targets SET status = 'failed' WHERE id = $1`, [a!.id]);
       // B's update waits for A (both settle through the operation's row), then sees A ended.
       const bDone = cb.query(`UPDATE operation_targets SET status = 'succeeded' WHERE id = $1`, [b!.id]);
-      await new Promise((r) => setTimeout(r, 200));
+      await waitFor(
+        "B waiting for A's lock",
+        async () =>
+          (await t.db.execute(sql`SELECT 1 FROM pg_stat_activity WHERE pid = ${bPid} AND wait_event_type = 'Lock'`)).rows.length > 0,
+      );
       expect((await opRow(op!.id))!.finishedAt).toBeNull();
       await ca.query('COMMIT');
       await bDone;
@@ -387,14 +393,17 @@ describe('dbRecorder', () => {
     await rec.start(1, 'quick');
     await rec.finish(1, { name: 'quick', status: 'succeeded', command: 'echo s3cret', exitCode: 0, stdout: 'ok' });
     await rec.start(2, 'slow');
-    await new Promise((r) => setTimeout(r, 300));
-    const during = await steps();
+    const during = await waitFor('the slow step shown running', async () => {
+      const s = await steps();
+      return s.length === 2 && s;
+    });
     expect(during.map((s) => [s.seq, s.name, s.status])).toEqual([
       [1, 'quick', 'succeeded'],
       [2, 'slow', 'running'],
     ]);
     expect(during[0]!.command).toBe('echo ***');
     const slowStart = during[1]!.startedAt;
+    const finishing = new Date();
     await rec.finish(2, { name: 'slow', status: 'failed', exitCode: 3, stderr: 'boom' });
     // The last step's end is held for the statement that ends the target (here: flushed).
     expect((await steps())[1]).toMatchObject({ status: 'running' });
@@ -404,7 +413,9 @@ describe('dbRecorder', () => {
     const after = await steps();
     expect(after[1]).toMatchObject({ status: 'failed', exitCode: 3, stderrTail: 'boom' });
     expect(after[1]!.startedAt).toEqual(slowStart);
-    expect(after[1]!.finishedAt!.getTime()).toBeGreaterThanOrEqual(slowStart.getTime() + 250);
+    // Its end is when it finished, past the time it was shown running.
+    expect(after[1]!.finishedAt!.getTime()).toBeGreaterThanOrEqual(finishing.getTime());
+    expect(after[1]!.finishedAt!.getTime()).toBeGreaterThan(slowStart.getTime());
   });
 });
 

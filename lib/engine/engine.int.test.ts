@@ -25,7 +25,8 @@ import {
 import { seedLabFleet } from '@/lib/lab/seed';
 import { PROJECT_ROOT } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
-import { labIdentity, stopPid, waitFor } from '@/lib/lab/proc';
+import { labIdentity, stopPid } from '@/lib/lab/proc';
+import { waitFor } from '@/lib/testing/wait';
 import { freePort } from '@/lib/lab/ports';
 import { startRedis } from '@/lib/lab/redis';
 import { ifAssigned } from '@/lib/testing/if-assigned';
@@ -84,14 +85,15 @@ async function submit(
 const defaultWorker = () =>
   startWorker({ databaseUrl: t.url, redisUrl: t.lab.redis!.url, sshKeyPath: t.lab.ssh!.privateKeyPath, reconcileEveryMs: 500 });
 
+/** Operation `id` once it has finished; at the deadline, where each of its targets is. */
 async function waitSettled(id: number, timeoutMs = 50_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  const settled = async () => {
     const [op] = await t.db.select().from(operations).where(eq(operations.id, id));
-    if (op!.finishedAt) return op;
-    if (Date.now() > deadline) throw new Error(`operation ${id} still ${op!.status}:\n${await whereItIs([id])}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+    return op?.finishedAt ? op : undefined;
+  };
+  return waitFor(`operation ${id} to settle`, settled, timeoutMs).catch(async (err: unknown) => {
+    throw new Error(`${(err as Error).message}:\n${await whereItIs([id])}`);
+  });
 }
 
 /** `p`, or an error saying where the operations' targets are when it takes longer than `ms`. */
@@ -145,27 +147,26 @@ async function windows(operationId: number) {
 }
 const overlap = (a: { from: Date; to: Date }, b: { from: Date; to: Date }) => a.from < b.to && b.from < a.to;
 
+/** Until target `targetId` has one of the statuses `want`; at the deadline, where its operation's targets are. */
 async function waitStatus(targetId: number, want: string[], timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const [x] = await t.db.select({ s: operationTargets.status }).from(operationTargets).where(eq(operationTargets.id, targetId));
-    if (want.includes(x!.s)) return;
-    if (Date.now() > deadline) {
-      const [op] = await t.db.select({ id: operationTargets.operationId }).from(operationTargets).where(eq(operationTargets.id, targetId));
-      throw new Error(`target ${targetId} still ${x!.s}, not ${want.join('/')}:\n${await whereItIs([op!.id])}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const target = async () => (await t.db.select().from(operationTargets).where(eq(operationTargets.id, targetId)))[0]!;
+  await waitFor(`target ${targetId} ${want.join('/')}`, async () => want.includes((await target()).status), timeoutMs).catch(
+    async (err: unknown) => {
+      const x = await target();
+      throw new Error(`${(err as Error).message} (still ${x.status}):\n${await whereItIs([x.operationId])}`);
+    },
+  );
 }
 
-async function waitJob(jobId: string) {
-  for (let i = 0; i < 200; i++) {
-    const state = await queue.getJobState(jobId);
-    if (state === 'completed' || state === 'failed') return state;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`job ${jobId} did not end`);
-}
+const waitJob = (jobId: string) =>
+  waitFor(
+    `job ${jobId} to end`,
+    async () => {
+      const state = await queue.getJobState(jobId);
+      return (state === 'completed' || state === 'failed') && state;
+    },
+    10_000,
+  );
 
 const dbEndpoint = () => {
   const u = new URL(t.url);
@@ -288,7 +289,7 @@ describe('through the queue and the workers', () => {
     expect(a.id).toBe(b.id);
     expect(await t.db.$count(operationTargets, eq(operationTargets.operationId, a.id))).toBe(3);
     const op = await waitSettled(a.id);
-    expect(op!.status).toBe('succeeded');
+    expect(op.status).toBe('succeeded');
     const after = await Promise.all(members.map(startTime));
     after.forEach((x, i) => expect(x).toBeGreaterThan(before[i]!));
     const w = await windows(a.id);
@@ -308,7 +309,7 @@ describe('through the queue and the workers', () => {
       reloadAction,
       primaries.map((r) => r.id),
     );
-    expect((await waitSettled(id))!.status).toBe('succeeded');
+    expect((await waitSettled(id)).status).toBe('succeeded');
     const w = await windows(id);
     expect(new Set(w.map((x) => x.herdId)).size).toBe(3);
     expect(w.some((x, i) => w.some((y, j) => i !== j && overlap(x, y)))).toBe(true);
@@ -328,7 +329,7 @@ describe('through the queue and the workers', () => {
           primaries.map((r) => r.id),
         )
       ).id;
-      expect((await waitSettled(id))!.status).toBe('succeeded');
+      expect((await waitSettled(id)).status).toBe('succeeded');
       // A target's end is logged once it is written, and the operation settles with that write: the last line may follow.
       const ended = () => lines.filter((l) => l.operationId === id && l.event === 'target.end').length;
       for (let i = 0; i < 100 && ended() < primaries.length; i++) await new Promise((r) => setTimeout(r, 20));
@@ -401,7 +402,7 @@ describe('what a command prints is recorded, whatever it prints', () => {
   it('stores NUL bytes as U+FFFD: the steps’ output and the target’s error are on record, the operation ends', async () => {
     registerAction(binaryAction);
     const { id } = await submit(binaryAction, [orders()[0]!.id]);
-    expect((await waitSettled(id))!.status).toBe('failed');
+    expect((await waitSettled(id)).status).toBe('failed');
     const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
     expect(target!.error).toContain('err\uFFFDor');
     const steps = await t.db.select().from(operationSteps).where(eq(operationSteps.targetId, target!.id)).orderBy(asc(operationSteps.seq));
@@ -485,7 +486,7 @@ describe('a failed cleanup is never hidden', () => {
   ])('%s: in the target\u2019s error, on the operation page, and in the failure webhook', async (_, action, error) => {
     const { id } = await submit(action, [orders()[0]!.id]);
     const op = await waitSettled(id);
-    expect(op!.status).toBe('failed');
+    expect(op.status).toBe('failed');
     const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
     expect(target!.status).toBe('failed');
     expect(target!.error).toMatch(error);
@@ -502,13 +503,13 @@ describe('a failed cleanup is never hidden', () => {
 describe('cancel, retry, and Redis losing its data', () => {
   it('retries failed targets as a new confirmation: planned again, run as a new operation that says what it retries', async () => {
     const r = orders()[2];
-    expect((await waitSettled((await submit(stopAction, [r!.id])).id))!.status).toBe('succeeded');
+    expect((await waitSettled((await submit(stopAction, [r!.id])).id)).status).toBe('succeeded');
     await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, r!.id)); // a stale inventory
     const { id } = await submit(restartAction, [r!.id]);
     const failed = await waitSettled(id);
-    expect(failed!.status).toBe('failed');
+    expect(failed.status).toBe('failed');
     expect((await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id)))[0]!.error).toMatch(/not running/);
-    expect((await waitSettled((await submit(startAction, [r!.id])).id))!.status).toBe('succeeded');
+    expect((await waitSettled((await submit(startAction, [r!.id])).id)).status).toBe('succeeded');
     const input = (await retryInput(t.db, SYSTEM_ACCESS, id))!;
     expect(input).toEqual({ action: 'restart', ids: [r!.id], params: {} });
     const plan = await planOperation(t.db, SYSTEM_ACCESS, restartAction, input.ids, input.params);
@@ -519,9 +520,9 @@ describe('cancel, retry, and Redis losing its data', () => {
       { instanceIds: input.ids, digest: plan.digest, confirmation: plan.typeToConfirm ?? '', idempotencyKey: 'retry-1', retryOf: id },
       actor,
     );
-    expect((await waitSettled(again.id))!.status).toBe('succeeded');
+    expect((await waitSettled(again.id)).status).toBe('succeeded');
     // The first operation keeps its record: failed, one attempt.
-    expect((await waitSettled(id))!.status).toBe('failed');
+    expect((await waitSettled(id)).status).toBe('failed');
     const [first] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
     expect(first).toMatchObject({ status: 'failed', attempts: 1 });
     const [audit] = await t.db
@@ -537,7 +538,7 @@ describe('cancel, retry, and Redis losing its data', () => {
     const { id } = await submit(reloadAction, [orders()[0]!.id]);
     await cancelOperation(t.db, id, actor);
     const op = await waitSettled(id, 5000);
-    expect(op!.status).toBe('cancelled');
+    expect(op.status).toBe('cancelled');
     worker = await defaultWorker();
   });
 
@@ -548,7 +549,7 @@ describe('cancel, retry, and Redis losing its data', () => {
     await queue.obliterate({ force: true }); // what a Redis restart without persistence does
     expect(await queue.count()).toBe(0);
     worker = await defaultWorker();
-    expect((await waitSettled(id))!.status).toBe('succeeded');
+    expect((await waitSettled(id)).status).toBe('succeeded');
   });
 });
 
@@ -581,7 +582,7 @@ describe('authorized when it runs, not only when it was confirmed', () => {
     try {
       const op = await waitSettled(id);
       const [tg] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
-      expect(op!.status).toBe('failed');
+      expect(op.status).toBe('failed');
       expect(tg!.error).toBe(
         'refused at execution: Restart (requested by stg-op) needs the operator role in production (you have no role there)',
       );
@@ -617,11 +618,11 @@ describe('host keys', () => {
       }
       expect(await startTime(r!)).toBe(before);
       const check = await submit(checkSshAction, [r!.id]);
-      expect((await waitSettled(check.id))!.status).toBe('succeeded');
+      expect((await waitSettled(check.id)).status).toBe('succeeded');
       const [after] = await t.db.select().from(servers).where(eq(servers.id, srv!.id));
       expect(after!.sshHostKeyFingerprint).toBe(t.lab.ssh!.hostKeyFingerprint);
       expect((await t.db.select().from(servers).where(eq(servers.id, twin!.id)))[0]!.sshHostKeyFingerprint).toBeNull();
-      expect((await waitSettled((await submit(restartAction, [r!.id])).id))!.status).toBe('succeeded');
+      expect((await waitSettled((await submit(restartAction, [r!.id])).id)).status).toBe('succeeded');
       expect(await startTime(r!)).toBeGreaterThan(before);
     } finally {
       await t.db.update(servers).set({ sshHostKeyFingerprint: t.lab.ssh!.hostKeyFingerprint }).where(eq(servers.id, srv!.id));
@@ -644,7 +645,7 @@ describe('host keys', () => {
         .where(and(eq(auditEntries.action, 'server.host_key'), eq(auditEntries.objectId, String(r!.serverId))));
     try {
       const blocked = await submit(restartAction, [r!.id]);
-      expect((await waitSettled(blocked.id))!.status).toBe('failed');
+      expect((await waitSettled(blocked.id)).status).toBe('failed');
       // Without a fingerprint the plan refuses, saying what to type; a malformed one is refused as a parameter.
       const bare = await planOperation(t.db, SYSTEM_ACCESS, replaceHostKeyAction, [r!.id]);
       expect(bare.targets[0]!.refused).toBe("type the fingerprint of the host's new key above (read on the host), then update the plan");
@@ -654,17 +655,17 @@ describe('host keys', () => {
       // A fingerprint the host does not present: refused at connection, nothing pinned, nothing audited.
       const bad = await submit(replaceHostKeyAction, [r!.id], undefined, queue, { fingerprint: wrong });
       expect(bad.plan.typeToConfirm).not.toBeNull();
-      expect((await waitSettled(bad.id))!.status).toBe('failed');
+      expect((await waitSettled(bad.id)).status).toBe('failed');
       const [badTarget] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, bad.id));
       expect(badTarget!.error).toContain(real);
       expect(await pinned()).toBe(old);
       expect(await audited()).toHaveLength(0);
       // The key the host really has, read on the host: pinned in place of the old one, audited with both.
       const good = await submit(replaceHostKeyAction, [r!.id], undefined, queue, { fingerprint: real });
-      expect((await waitSettled(good.id))!.status).toBe('succeeded');
+      expect((await waitSettled(good.id)).status).toBe('succeeded');
       expect(await pinned()).toBe(real);
       expect((await audited()).map((a) => a.changes)).toEqual([{ sshHostKeyFingerprint: [old, real] }]);
-      expect((await waitSettled((await submit(restartAction, [r!.id])).id))!.status).toBe('succeeded');
+      expect((await waitSettled((await submit(restartAction, [r!.id])).id)).status).toBe('succeeded');
     } finally {
       await t.db.update(servers).set({ sshHostKeyFingerprint: real }).where(eq(servers.id, r!.serverId));
     }
@@ -679,7 +680,7 @@ describe('one worker per herd, for real', () => {
     await waitStatus(target!.id, ['running']);
     // A stalled job delivered again looks like this: another job for the same target while it runs.
     await queue.add('target', { targetId: target!.id }, { jobId: `again-${target!.id}` });
-    expect((await waitSettled(id))!.status).toBe('succeeded');
+    expect((await waitSettled(id)).status).toBe('succeeded');
     await waitJob(`again-${target!.id}`);
     const [after] = await t.db.select().from(operationTargets).where(eq(operationTargets.id, target!.id));
     expect(after!.attempts).toBe(1);
@@ -717,7 +718,7 @@ describe('one worker per herd, for real', () => {
       const [t2] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, second.id));
       await waitStatus(t2!.id, ['running'], 10_000);
       proxy.restore(); // the cut-off worker comes back while the second operation runs
-      expect((await waitSettled(second.id, 20_000))!.status).toBe('succeeded');
+      expect((await waitSettled(second.id, 20_000)).status).toBe('succeeded');
       await within(10_000, cutOff.close(), 'the cut-off worker to close', [first.id, second.id]); // returns once its target has ended
       const [end1] = await t.db.select().from(operationTargets).where(eq(operationTargets.id, t1!.id));
       expect(end1!.status).toBe('interrupted');
@@ -767,7 +768,7 @@ describe('faults end in a definite state', () => {
         expect(['succeeded', 'failed', 'interrupted']).toContain(x.status);
         if (x.status !== 'succeeded') expect(x.error).toBeTruthy();
       }
-      expect(['succeeded', 'failed', 'partial']).toContain(op!.status);
+      expect(['succeeded', 'failed', 'partial']).toContain(op.status);
       // The targets that were queued when the database went ran once it was back.
       expect(ended.filter((x) => x.id !== targets[0]!.id).every((x) => x.status === 'succeeded')).toBe(true);
     } finally {
@@ -813,7 +814,7 @@ describe('pgherd\u2019s database away for a moment', () => {
       const { id } = await submit(blinkAction, [orders()[1]!.id]);
       const settled = await waitSettled(id, 30_000);
       const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
-      expect([settled!.status, target!.status, target!.error]).toEqual(['succeeded', 'succeeded', null]);
+      expect([settled.status, target!.status, target!.error]).toEqual(['succeeded', 'succeeded', null]);
       const steps = await t.db
         .select()
         .from(operationSteps)
@@ -1013,9 +1014,9 @@ describe('Redis restarted under a running worker', () => {
       await waitStatus(t1!.id, ['running']);
       await stopPid(pid, 'SIGKILL');
       pid = await startRedis(labIdentity(), dir, port); // empty: no persistence, as in the lab and many deployments
-      expect(['succeeded', 'failed', 'partial']).toContain((await waitSettled(first.id))!.status);
+      expect(['succeeded', 'failed', 'partial']).toContain((await waitSettled(first.id)).status);
       const second = await submit(reloadAction, [r!.id], 'redis-2', own);
-      expect((await waitSettled(second.id, 30_000))!.status).toBe('succeeded');
+      expect((await waitSettled(second.id, 30_000)).status).toBe('succeeded');
       expect(unhandled).toEqual([]);
       expect(printed.filter((l) => /unhandled|missing key/i.test(l))).toEqual([]);
     } finally {
@@ -1070,11 +1071,11 @@ describe('a worker killed mid-operation', () => {
     expect(bound).toBeLessThan(2000 + 3000); // lease TTL plus a reconcile period and slack
     const [target] = await t.db.select().from(operationTargets).where(eq(operationTargets.operationId, id));
     expect(target!.status).toBe('interrupted');
-    expect(op!.status).toBe('failed');
+    expect(op.status).toBe('failed');
     expect(await t.db.$count(herdLeases, eq(herdLeases.herdId, r!.herdId))).toBe(0);
     expect(await t.db.$count(operationTargets, eq(operationTargets.status, 'running'))).toBe(0);
     // The herd is free again: the next operation on it runs.
     const next = await submit(reloadAction, [r!.id]);
-    expect((await waitSettled(next.id))!.status).toBe('succeeded');
+    expect((await waitSettled(next.id)).status).toBe('succeeded');
   });
 });

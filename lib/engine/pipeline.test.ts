@@ -163,6 +163,8 @@ describe('runPipeline', () => {
     const order: string[] = [];
     let aborted = false;
     const lost = new Error('the lease was lost');
+    let slowEnded = () => {};
+    const slowEnd = new Promise<void>((r) => (slowEnded = r));
     const res = await runPipeline(
       [
         step(
@@ -182,6 +184,7 @@ describe('runPipeline', () => {
               setTimeout(() => {
                 order.push('slow ended');
                 resolve();
+                slowEnded();
               }, 300);
               setTimeout(() => stop.abort(lost), 20);
             }),
@@ -200,8 +203,10 @@ describe('runPipeline', () => {
       ['one', 'succeeded'],
       ['slow', 'failed'],
     ]);
-    // The abandoned step's own work ends in the background; nothing ran after it.
-    await new Promise((res2) => setTimeout(res2, 350));
+    // The abandoned step's own work ends in the background; nothing ran after it, once everything its
+    // end set going has had its turn (a macrotask comes after every promise continuation queued).
+    await slowEnd;
+    await new Promise((r) => setImmediate(r));
     expect(order).toEqual(['one', 'slow ended']);
   });
 

@@ -14,6 +14,7 @@ import { PROJECT_ROOT, startLab, stopLab, type LabInfo, type LabInstance } from 
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { ifAssigned } from '@/lib/testing/if-assigned';
+import { waitFor } from '@/lib/testing/wait';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { restartAction } from '@/lib/actions/restart.action';
 import { defineAction, type InstanceAction } from '@/lib/engine/define-action';
@@ -24,6 +25,7 @@ import { producerConnection, targetQueue } from '@/lib/engine/queue';
 import { registerAction } from '@/lib/actions/registry';
 import { StalePlanError, submitOperation } from '@/lib/engine/submit';
 import { wavesSchema } from '@/lib/engine/waves';
+import { conductWaves } from '@/lib/engine/conductor';
 import { startWorker } from '@/jobs/start-worker';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-waves-${process.pid}.json`);
@@ -137,18 +139,15 @@ async function submit(action: InstanceAction, members: LabInstance[], waves: unk
   return id;
 }
 
-async function waitFor<T>(what: string, get: () => Promise<T | null | undefined | false>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
+/** How long a state is waited for here: waves, their gates' soaks and restarts over SSH. */
+const WAIT_MS = 90_000;
+/**
+ * One round of the wave conductor, the only thing that starts a wave (the worker runs one every 200
+ * ms): run by a test, it is the event after which a wave it should not start would have started.
+ */
+const conductorRound = () => conductWaves(db, queue);
 const operation = async (id: number) => (await db.select().from(operations).where(eq(operations.id, id)))[0]!;
-const settled = (id: number, ms?: number) =>
+const settled = (id: number, ms = WAIT_MS) =>
   waitFor(`operation ${id} settled`, async () => (await operation(id)).finishedAt && operation(id), ms);
 const targets = (id: number) =>
   db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(asc(operationTargets.id));
@@ -283,14 +282,19 @@ describe('rolling operations', () => {
         size: 1,
         gate: { soakSeconds: 1, maxLagBytes: 1024 * 1024, maxLagSeconds: 10, deadlineSeconds: 3 },
       });
-      const op = await waitFor('paused', async () => {
-        const o = await operation(id);
-        return o.pausedAt && o;
-      });
+      const op = await waitFor(
+        'paused',
+        async () => {
+          const o = await operation(id);
+          return o.pausedAt && o;
+        },
+        WAIT_MS,
+      );
       expect(op.pausedReason).toMatch(new RegExp(`^wave 1's health gate did not pass within 3 s: b: ${paused.server} replay paused`));
       expect(op.finishedAt).toBeNull();
-      // Nothing new started, and nothing does while it stays paused.
-      await new Promise((r) => setTimeout(r, 1500));
+      // Nothing new started, and nothing does while it stays paused: the round that would start wave 2,
+      // run now, releases nothing.
+      await conductorRound();
       const [first, second] = await targets(id);
       expect(first!.status).toBe('succeeded');
       expect(second).toMatchObject({ status: 'queued', held: true, attempts: 0 });
@@ -315,13 +319,20 @@ describe('rolling operations', () => {
     let id = 0;
     try {
       id = await submit(restartAction, [...broken, ...fine], { size: 1, budget: { failures: 2 } });
-      const op = await waitFor('paused', async () => {
-        const o = await operation(id);
-        return o.pausedAt && o;
-      });
+      const op = await waitFor(
+        'paused',
+        async () => {
+          const o = await operation(id);
+          return o.pausedAt && o;
+        },
+        WAIT_MS,
+      );
       expect(op.pausedReason).toBe('failure budget spent: 2 of 2 started targets failed (budget: 2)');
-      await new Promise((r) => setTimeout(r, 1500));
+      // The round that would start wave 3, run now, releases nothing: the rest stay held, which neither
+      // a reconcile nor a worker takes.
+      await conductorRound();
       const ts = await targets(id);
+      expect(ts.slice(2).map((t) => t.held)).toEqual([true, true, true]);
       expect(ts.map((t) => [t.status, t.attempts])).toEqual([
         ['failed', 1],
         ['failed', 1],
@@ -383,13 +394,19 @@ describe('rolling operations', () => {
   it('pause and resume by hand: paused, nothing new starts; resumed, it completes', async () => {
     const four = [member('a', 1), member('b', 1), member('c', 1), member('d', 1)];
     const id = await submit(slowAction, four, { size: 2 });
-    await waitFor('wave 1 running', async () => (await targets(id)).some((t) => t.status === 'running'));
+    await waitFor('wave 1 running', async () => (await targets(id)).some((t) => t.status === 'running'), WAIT_MS);
     await pauseOperation(db, id, actor);
     await expect(pauseOperation(db, id, actor)).rejects.toThrow(`operation #${id} is already paused`);
     // The running ones finish; the second wave never starts while paused.
-    await waitFor('wave 1 ended', async () => (await targets(id)).filter((t) => t.status === 'succeeded').length === 2);
-    await new Promise((r) => setTimeout(r, 1500));
-    expect((await targets(id)).map((t) => t.status)).toEqual(['succeeded', 'succeeded', 'queued', 'queued']);
+    await waitFor('wave 1 ended', async () => (await targets(id)).filter((t) => t.status === 'succeeded').length === 2, WAIT_MS);
+    // The round that would start wave 2 once wave 1 ended, run now, releases nothing.
+    await conductorRound();
+    expect((await targets(id)).map((t) => [t.status, t.held])).toEqual([
+      ['succeeded', false],
+      ['succeeded', false],
+      ['queued', true],
+      ['queued', true],
+    ]);
     expect((await operation(id)).pausedReason).toBe('paused by waves-test');
     await resumeOperation(db, queue, id, actor);
     await expect(resumeOperation(db, queue, id, actor)).rejects.toThrow(`operation #${id} is not paused`);
@@ -480,10 +497,14 @@ describe('rolling operations', () => {
     let id = 0;
     try {
       id = await submit(restartAction, [down, member('d', 1)], { size: 1, gate: { soakSeconds: 1, deadlineSeconds: 3 } });
-      const op = await waitFor('paused', async () => {
-        const o = await operation(id);
-        return o.pausedAt && o;
-      });
+      const op = await waitFor(
+        'paused',
+        async () => {
+          const o = await operation(id);
+          return o.pausedAt && o;
+        },
+        WAIT_MS,
+      );
       expect(op.pausedReason).toMatch(new RegExp(`^wave 1's health gate did not pass within 3 s: c: ${down.server} not answering`));
       const [first, second] = await targets(id);
       expect(first!.status).toBe('failed');
@@ -513,9 +534,24 @@ describe('rolling operations', () => {
   }, 60_000);
 
   it('a replica caught up with a quiet primary is healthy, however old its last replayed transaction', async () => {
-    // One transaction on d's primary, then quiet for longer than the gate's seconds limit.
+    // One transaction on d's primary, then quiet for longer than the gate's seconds limit: both replicas
+    // replayed it, and it is over a second old there.
     await query(url(member('d', 0)), 'CREATE TABLE IF NOT EXISTS waves_quiet (x int); INSERT INTO waves_quiet VALUES (1)');
-    await new Promise((r) => setTimeout(r, 2500));
+    const [{ lsn } = { lsn: '' }] = await query<{ lsn: string }>(url(member('d', 0)), 'SELECT pg_current_wal_lsn()::text AS lsn');
+    await waitFor(
+      "d's replicas quiet for longer than a second",
+      async () => {
+        for (const r of [member('d', 1), member('d', 2)]) {
+          const [x] = await query<{ quiet: boolean }>(
+            url(r),
+            `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn AND now() - pg_last_xact_replay_timestamp() > interval '1 second' AS quiet`,
+          );
+          if (!x?.quiet) return false;
+        }
+        return true;
+      },
+      WAIT_MS,
+    );
     const id = await submit(restartAction, [member('d', 1), member('d', 2)], {
       size: 1,
       gate: { soakSeconds: 1, maxLagSeconds: 1, deadlineSeconds: 20 },

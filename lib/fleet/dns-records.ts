@@ -1,7 +1,8 @@
-// What a herd's DNS records should answer, given its members' roles and states: the write name
-// follows the primary, a read name the replicas, a fixed record its instance (pygmy's MATCH_ROLE /
-// MATCH_INSTANCE) while it runs, and another member while it does not (drained). A CNAME points at the server's name, an A record holds its address. Whether a
-// record answers that now is asked of the zone's provider (its own server, or Route 53: lib/adapters/dns).
+// What a herd's DNS records should answer, given its members' roles and states: the write name follows
+// the primary, a read name the replicas, a fixed record its instance (a record matches a role or one
+// instance) while it runs, and another member while it does not (drained). A CNAME points at the
+// server's name, an A record holds its address. Whether a record answers that now is asked of the
+// zone's provider (its own server, or Route 53: lib/adapters/dns).
 import { zoneConfig } from '@/lib/adapters/dns/config';
 import { dnsProvider } from '@/lib/adapters/dns/provider';
 import { sameAnswers } from '@/lib/adapters/dns/rfc2136';

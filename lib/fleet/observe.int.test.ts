@@ -8,6 +8,7 @@ import { query } from '@/lib/lab/postgres';
 import { startTcpProxy } from '@/lib/testing/tcp-proxy';
 import { isOpsTestHerd } from '@/lib/testing/test-db';
 import { observationPool, observe, postmasterAnswers, type ObservationPool } from '@/lib/fleet/observe';
+import { waitFor } from '@/lib/testing/wait';
 
 let instance: LabInstance;
 let pool: ObservationPool | null = null;
@@ -97,10 +98,7 @@ describe('a setting that waits for a restart', () => {
     const e = { host: instance.address, port: instance.port, serverEnvironment: instance.environment };
     const pending = async () =>
       (await query<{ p: boolean }>(instance.dsn, 'SELECT EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart) AS p'))[0]?.p;
-    const until = async (want: boolean) => {
-      for (let i = 0; i < 100 && (await pending()) !== want; i++) await new Promise((r) => setTimeout(r, 50));
-      expect(await pending()).toBe(want);
-    };
+    const until = (want: boolean) => waitFor(`pending_restart ${String(want)}`, async () => (await pending()) === want, 5000);
     expect(await observe(e)).toMatchObject({ reachable: true, pendingRestart: false });
     const [{ n } = { n: 100 }] = await query<{ n: number }>(instance.dsn, "SELECT current_setting('max_connections')::int AS n");
     try {

@@ -1,6 +1,6 @@
-// A Patroni herd as Patroni sees it (issue 18), next to pgherd's own view: GET /cluster asked of the
-// herd's members in turn (the first that answers is the view; a member down is not the herd down), each
-// of Patroni's members matched to pgherd's instance at the same address and port, like `patronictl list`.
+// A Patroni herd as Patroni sees it, next to pgherd's own view: GET /cluster asked of the herd's
+// members in turn (the first that answers is the view; a member down is not the herd down), each of
+// Patroni's members matched to pgherd's instance at the same address and port, like `patronictl list`.
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { accessFor } from '@/lib/fleet/pg-access';
 import {

@@ -1,5 +1,6 @@
-// pgherd's connections to the fleet, attacked: who it connects as in each environment, over what, and
-// what a server that is not the one at the address gets from it (never the password).
+// pgherd's connections to the fleet, against servers that are not what they claim: who it connects as
+// in each environment, over what, and what a server that is not the one at the address gets from it
+// (never the password).
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -15,7 +15,7 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { reportAll, runLabAgents, writeLabAgents, type LabAgent } from './agents';
 import { prepareDatabase } from './console';
-import { waitFor } from './proc';
+import { waitFor } from '@/lib/testing/wait';
 
 let t: TestDb;
 let http: Server;

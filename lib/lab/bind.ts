@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { chownSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { lookup } from '@/lib/adapters/dns/rfc2136';
-import { asLabUser, waitFor, type Identity } from './proc';
+import { asLabUser, type Identity } from './proc';
+import { waitFor } from '@/lib/testing/wait';
 
 export interface LabDns {
   server: string;

@@ -13,7 +13,8 @@ import { seedLabFleet } from '@/lib/lab/seed';
 import { labDiscoveryEnv } from './aws';
 import { labSettings, PROJECT_ROOT, trackProcess, type LabInfo } from './lab';
 import { freePort } from './ports';
-import { cancelSignal, descendants, stopPid, throwIfCancelled, waitFor } from './proc';
+import { cancelSignal, descendants, stopPid, throwIfCancelled } from './proc';
+import { waitFor } from '@/lib/testing/wait';
 
 const NEXT_BIN = path.join(PROJECT_ROOT, 'node_modules', 'next', 'dist', 'bin', 'next');
 

@@ -134,7 +134,7 @@ export function dnsConfigWithWrongKey(lab: LabInfo, file: string): string {
 }
 
 /**
- * A Patroni member's host lost (issue 18): its Patroni and its Postgres killed at once (SIGKILL), so
+ * A Patroni member's host lost: its Patroni and its Postgres killed at once (SIGKILL), so
  * nothing renews its leader key or demotes anything; the others take over once the key expires.
  */
 export async function killPatroniMember(lab: LabInfo, server: string): Promise<void> {

@@ -17,7 +17,6 @@ import {
   stopPid,
   throwIfCancelled,
   uncancellable,
-  waitFor,
   type FoundProcess,
   type Identity,
 } from './proc';
@@ -72,7 +71,7 @@ export interface LabInstance {
   patroniUrl?: string;
 }
 
-/** A herd Patroni runs (issue 18): what a test or an admin needs to reach its Patroni. */
+/** A herd Patroni runs: what a test or an admin needs to reach its Patroni. */
 export interface LabPatroni {
   environment: string;
   herd: string;
@@ -759,5 +758,3 @@ async function startFleet(
   const order = new Map(members.map((m, i) => [m.hostname, i]));
   info.instances.sort((a, b) => order.get(a.server)! - order.get(b.server)!);
 }
-
-export { waitFor };

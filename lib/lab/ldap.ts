@@ -5,7 +5,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { listening } from './ports';
-import { asLabUser, mkdirOwned, run, waitFor, type Identity } from './proc';
+import { asLabUser, mkdirOwned, run, type Identity } from './proc';
+import { waitFor } from '@/lib/testing/wait';
 import { issueCertificate, type LabCa } from './tls';
 
 export interface LabLdapUser {

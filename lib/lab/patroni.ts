@@ -1,14 +1,16 @@
-// A herd under Patroni for the lab (issue 18): a single-node etcd (Patroni's etcd3 DCS) and one Patroni
-// per member on its own loopback address, run as the lab's unprivileged user, the REST API on https
-// (a certificate from the lab's CA for each member's address) behind basic auth. Debian 12's patroni 3.0.2 and etcd-server 3.4 (LAB-NOTES.md: a 3-member herd comes up and
-// switches over here). Timings are the short ones LAB-NOTES measured (ttl 10, loop_wait 2,
-// retry_timeout 3: an automatic failover in about 9 s), so that tests wait seconds, not half a minute.
+// A herd under Patroni for the lab: a single-node etcd (Patroni's etcd3 DCS) and one Patroni per member
+// on its own loopback address, run as the lab's unprivileged user, the REST API on https (a certificate
+// from the lab's CA for each member's address) behind basic auth. Debian 12's patroni 3.0.2 and
+// etcd-server 3.4 (a 3-member herd of them comes up and switches over on this machine). Timings are
+// short (ttl 10, loop_wait 2, retry_timeout 3: an automatic failover in about 9 s), so that tests wait
+// seconds, not half a minute.
 import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { PG_BIN, PG_SUPERUSER, query } from './postgres';
-import { asLabUser, mkdirOwned, stopPid, waitFor, type Identity } from './proc';
+import { asLabUser, mkdirOwned, stopPid, type Identity } from './proc';
+import { waitFor } from '@/lib/testing/wait';
 import { issueCertificate, type LabCa, type LabCertificate } from './tls';
 
 export interface PatroniMember {

@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import { chownSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { listening } from './ports';
-import { asLabUser, mkdirOwned, waitFor, type Identity } from './proc';
+import { asLabUser, mkdirOwned, type Identity } from './proc';
+import { waitFor } from '@/lib/testing/wait';
 
 export interface LabPgbouncer {
   environment: string;

@@ -2,7 +2,8 @@
 import { readFileSync, writeFileSync, appendFileSync, chownSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { mkdirOwned, run, waitFor, type Identity } from './proc';
+import { mkdirOwned, run, type Identity } from './proc';
+import { waitFor } from '@/lib/testing/wait';
 import type { LabCertificate } from './tls';
 import { setting } from '@/lib/settings/settings';
 

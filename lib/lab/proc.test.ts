@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { processesUnder, waitFor } from './proc';
+import { processesUnder } from './proc';
+import { waitFor } from '@/lib/testing/wait';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pgherd-lab-proc-'));
 const children: ChildProcess[] = [];

@@ -26,7 +26,8 @@ export function labIdentity(): Identity {
     const made = spawnSync('useradd', ['--create-home', '--user-group', '--shell', '/bin/bash', LAB_USER]);
     if (made.status !== 0) throw new Error(`useradd ${LAB_USER} failed: ${made.stderr.toString()}`);
   }
-  // sshd (a later issue) refuses a locked account ('!') even for key logins with UsePAM no.
+  // The lab's sshd refuses a locked account ('!') even for key logins with UsePAM no: a usable password
+  // field that matches no password ('*') lets the SSH tests log in with their key.
   spawnSync('usermod', ['-p', '*', LAB_USER]);
   const uid = Number(spawnSync('id', ['-u', LAB_USER]).stdout.toString().trim());
   const gid = Number(spawnSync('id', ['-g', LAB_USER]).stdout.toString().trim());
@@ -152,7 +153,7 @@ export class StartCancelled extends Error {
 // tracks consults: a start cancelled by Ctrl-C ends at its next step, with what it started recorded.
 const cancelScope = new AsyncLocalStorage<AbortSignal>();
 
-/** Runs `fn` so that, once `signal` aborts, its next wait (waitFor) or tracked process throws StartCancelled. */
+/** Runs `fn` so that, once `signal` aborts, its next wait (lib/testing/wait.ts) or tracked process throws StartCancelled. */
 export function cancellable<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
   return cancelScope.run(signal, fn);
 }
@@ -170,22 +171,6 @@ export function cancelSignal(): AbortSignal | undefined {
 /** Throws StartCancelled when the scope this runs in has been cancelled. */
 export function throwIfCancelled(): void {
   if (cancelScope.getStore()?.aborted) throw new StartCancelled();
-}
-
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    throwIfCancelled();
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = String(err);
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
-    await sleep(50);
-  }
 }
 
 /** A process found by processesUnder: its PID and command line (arguments joined by spaces). */

@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { chownSync, mkdirSync, openSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { asLabUser, waitFor, type Identity } from './proc';
+import { asLabUser, type Identity } from './proc';
+import { waitFor } from '@/lib/testing/wait';
 
 function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -162,7 +162,7 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
               description: `Lab herd ${i.herd} in ${i.environment}`,
               defaultPort: i.port,
               pgVersion: i.version,
-              // A herd Patroni runs is driven through Patroni's REST API (issue 18), never with pg_ctl.
+              // A herd Patroni runs is driven through Patroni's REST API, never with pg_ctl behind its back.
               controlDriver: i.patroniUrl ? 'patroni' : 'pg_ctl',
               patroniScope: lab.patroni?.find((p) => p.environment === i.environment && p.herd === i.herd)?.scope ?? '',
               dnsName: writeNameOf(i.environment, i.herd, zone),

@@ -6,7 +6,8 @@ import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { asLabUser, mkdirOwned, run, selfIdentity, waitFor, type Identity } from './proc';
+import { asLabUser, mkdirOwned, run, selfIdentity, type Identity } from './proc';
+import { waitFor } from '@/lib/testing/wait';
 
 export interface LabSshKeys {
   /** pgherd's private key for the environment (readable by the user running pgherd, not by the lab user). */

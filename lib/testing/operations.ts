@@ -13,6 +13,7 @@ import { planOperation } from '@/lib/engine/plan';
 import { producerConnection, targetQueue } from '@/lib/engine/queue';
 import { submitOperation } from '@/lib/engine/submit';
 import { startWorker } from '@/jobs/start-worker';
+import { waitFor } from './wait';
 
 export interface TestWorker {
   queue: ReturnType<typeof targetQueue>;
@@ -92,25 +93,25 @@ export async function submitPlanned(
 /** Follows operation `id` until it ends: it, its targets and their steps, and how long since `t0`. */
 export async function waitForOperation(db: Db, id: number, opts: { timeoutMs?: number; t0?: number } = {}) {
   const t0 = opts.t0 ?? performance.now();
-  const deadline = Date.now() + (opts.timeoutMs ?? 240_000);
-  while (Date.now() < deadline) {
-    const [op] = await db.select().from(operations).where(eq(operations.id, id));
-    if (op?.finishedAt) {
-      const ms = performance.now() - t0;
-      const targets = await db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(operationTargets.id);
-      const steps = await db
-        .select()
-        .from(operationSteps)
-        .where(
-          inArray(
-            operationSteps.targetId,
-            targets.map((x) => x.id),
-          ),
-        )
-        .orderBy(operationSteps.targetId, operationSteps.seq);
-      return { op, targets, steps, ms };
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`operation ${id} did not finish`);
+  const op = await waitFor(
+    `operation ${id} to finish`,
+    async () => {
+      const [o] = await db.select().from(operations).where(eq(operations.id, id));
+      return o?.finishedAt ? o : undefined;
+    },
+    opts.timeoutMs ?? 240_000,
+  );
+  const ms = performance.now() - t0;
+  const targets = await db.select().from(operationTargets).where(eq(operationTargets.operationId, id)).orderBy(operationTargets.id);
+  const steps = await db
+    .select()
+    .from(operationSteps)
+    .where(
+      inArray(
+        operationSteps.targetId,
+        targets.map((x) => x.id),
+      ),
+    )
+    .orderBy(operationSteps.targetId, operationSteps.seq);
+  return { op, targets, steps, ms };
 }

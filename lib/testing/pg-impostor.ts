@@ -1,7 +1,7 @@
-// A server that pretends to be PostgreSQL at an address, for the tests that attack pgherd's fleet
-// connections: it answers the SSL request (no TLS, or TLS with the certificate it is given), then
-// asks for the password in clear text (or as MD5), and keeps every byte the client sent so that a test can say
-// whether a password reached it.
+// A server that pretends to be PostgreSQL at an address, for the tests that check pgherd's fleet
+// connections give nothing to a server that is not the one at the address: it answers the SSL request
+// (no TLS, or TLS with the certificate it is given), then asks for the password in clear text (or as
+// MD5), and keeps every byte the client sent so that a test can say whether a password reached it.
 import net from 'node:net';
 import tls from 'node:tls';
 

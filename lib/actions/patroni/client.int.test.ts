@@ -1,7 +1,7 @@
-// pgherd's Patroni REST client against the lab's Patroni herd (issue 18): etcd and three Patroni members
-// on their own loopback addresses, the first leading and the others streaming; the client reads the
-// cluster, tells bad credentials and a dead endpoint apart without changing anything, pauses and
-// resumes, restarts only what is pending, and switches over; `patronictl` agrees.
+// pgherd's Patroni REST client against the lab's Patroni herd: etcd and three Patroni members on their
+// own loopback addresses, the first leading and the others streaming; the client reads the cluster,
+// tells bad credentials and a dead endpoint apart without changing anything, pauses and resumes,
+// restarts only what is pending, and switches over; `patronictl` agrees.
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, startPatroniHerd, stopPatroniHerd, waitCluster, type PatroniHerd } from '@/lib/lab/patroni';
 import { freePort, portFreeOnAll } from '@/lib/lab/ports';
 import { query } from '@/lib/lab/postgres';
-import { labIdentity, stopPid, waitFor } from '@/lib/lab/proc';
+import { labIdentity, stopPid } from '@/lib/lab/proc';
+import { observeFor, waitFor } from '@/lib/testing/wait';
 import { makeCa } from '@/lib/lab/tls';
 import { member as ref } from '@/lib/testing/refs';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -472,9 +473,20 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
       const postmaster = Number(readFileSync(path.join(leader.dataDirectory, 'postmaster.pid'), 'utf8').split('\n')[0]);
       process.kill(leader.pid, 'SIGKILL');
       process.kill(postmaster, 'SIGKILL');
-      // Past the leader key's TTL (10 s) and two more loops: nobody takes over while paused.
-      await new Promise((r) => setTimeout(r, 16_000));
-      for (const m of others) expect((await query<{ r: boolean }>(url(m), 'SELECT pg_is_in_recovery() AS r'))[0]!.r, m.name).toBe(true);
+      // Its leader key runs out (ttl 10 s after its last renewal): /cluster names it leader no more.
+      await waitFor(
+        "the dead leader's key to expire",
+        async () => !(await getCluster(others[0]!.restUrl, access())).members.some((m) => m.role === 'leader' && m.name === leaderName),
+        30_000,
+      );
+      // Unpaused, a member would take the key at its next loop (loop_wait 2 s) and promote. Patroni says
+      // nothing while it does nothing, so three loops are watched: no member leads, every Postgres still
+      // in recovery (a takeover fails the test when it is seen).
+      await observeFor(6_000, "nobody takes over while paused, for three of Patroni's 2 s loops after the key expired", async () => {
+        if ((await getCluster(others[0]!.restUrl, access())).members.some((m) => m.role === 'leader')) return false;
+        for (const m of others) if (!(await query<{ r: boolean }>(url(m), 'SELECT pg_is_in_recovery() AS r'))[0]!.r) return false;
+        return true;
+      });
       const during = await getCluster(others[0]!.restUrl, access());
       expect([during.pause, during.members.filter((m) => m.role === 'leader' && m.name !== leaderName)]).toEqual([true, []]);
       // Resumed (asked of a member that answers): Patroni fails over to another member by itself.
@@ -494,11 +506,11 @@ describe("Patroni's REST API, through pgherd's client, on the lab's herd", () =>
         `${newLeader.name} to leave recovery`,
         async () => {
           const [r] = await query<{ r: boolean }>(url(newLeader), 'SELECT pg_is_in_recovery() AS r');
-          return r?.r === false ? false : undefined;
+          return r?.r === false ? r : undefined;
         },
         30_000,
       );
-      expect(inRecovery).toBe(false);
+      expect(inRecovery.r).toBe(false);
     } finally {
       await worker.close();
       await queue.obliterate({ force: true }).catch(() => {});

@@ -1,6 +1,6 @@
-// Rebuild on a herd Patroni runs (issue 18): Patroni's POST /reinitialize, which removes the member's
-// data directory and clones it again from the leader. Done when Patroni lists it running with no lag
-// and Postgres answers as a replica with a new postmaster, never on the HTTP answer alone.
+// Rebuild on a herd Patroni runs: Patroni's POST /reinitialize, which removes the member's data
+// directory and clones it again from the leader. Done when Patroni lists it running with no lag and
+// Postgres answers as a replica with a new postmaster, never on the HTTP answer alone.
 import type { ActionPlan } from '@/lib/engine/define-action';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe } from '@/lib/fleet/observe';

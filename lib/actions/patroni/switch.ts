@@ -1,8 +1,8 @@
-// Switchover and DR failover on a herd Patroni runs (issue 18): pgherd asks Patroni (POST /switchover,
-// POST /failover) and never promotes, stops or rewinds anything itself; Patroni's leader key is the
-// fence. What pgherd adds is what Patroni does not do: the pre-flight that changes nothing, the DNS
-// names and PgBouncers moved to the new leader, and the proof, read from Patroni's /cluster and from
-// Postgres itself: the candidate leads and accepts writes, the others stream from it.
+// Switchover and DR failover on a herd Patroni runs: pgherd asks Patroni (POST /switchover,
+// POST /failover) and never promotes, stops or rewinds anything itself; Patroni's leader key is the fence.
+// What pgherd adds is what Patroni does not do: the pre-flight that changes nothing, the DNS names and
+// PgBouncers moved to the new leader, and the proof, read from Patroni's /cluster and from Postgres
+// itself: the candidate leads and accepts writes, the others stream from it.
 import { inArray } from 'drizzle-orm';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/adapters/format/lsn';

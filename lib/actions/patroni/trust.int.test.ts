@@ -1,10 +1,11 @@
 // Patroni's REST address is the member's own, on a lab of its own (etcd, three Patroni members on
-// 127.0.41.x with REST on https from the lab's CA, BIND with the herd's write name, a worker). The
-// attacks: an address pointed at a listener of the test's own on another port of a member's address
-// (a certificate from the lab's CA for it, answering as that member's Patroni would), at another host,
-// over http, behind a certificate of another CA; an agent report that would switch the herd to Patroni;
-// one member's word that would move the write name. Each is refused, and the listener is asked for
-// nothing that carries pgherd's credentials.
+// 127.0.41.x with REST on https from the lab's CA, BIND with the herd's write name, a worker). What it
+// tries, as someone who may write an address or answer on a port would: an address pointed at a
+// listener of the test's own on another port of a member's address (a certificate from the lab's CA for
+// it, answering as that member's Patroni would), at another host, over http, behind a certificate of
+// another CA; an agent report that would switch the herd to Patroni; one member's word that would move
+// the write name. Each is refused, and the listener is asked for nothing that carries pgherd's
+// credentials.
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -24,7 +25,8 @@ import { SYSTEM_ACCESS, type Access } from '@/lib/engine/access';
 import { lookup, replaceRecordSet } from '@/lib/adapters/dns/rfc2136';
 import { PROJECT_ROOT, startLab, stopLab, type LabInfo } from '@/lib/lab/lab';
 import { labLeader, patroniGet, waitSettled } from '@/lib/lab/patroni';
-import { labIdentity, waitFor } from '@/lib/lab/proc';
+import { labIdentity } from '@/lib/lab/proc';
+import { waitFor } from '@/lib/testing/wait';
 import { seededDatabase } from '@/lib/lab/seed';
 import { issueCertificate, makeCa } from '@/lib/lab/tls';
 import { reloadAction } from '@/lib/actions/reload.action';

@@ -1,8 +1,8 @@
-// A DR drill's synthetic writer (issue 17): commits numbered rows into a scratch table on whichever
-// member of the herd accepts writes, as an application with a retry loop would, and keeps every commit
-// the server acknowledged, with when and where. What a drill measures comes from it: the time to the
-// first write on the new primary, the longest gap between two acknowledged commits, and (counted on the
-// primary at the end) acknowledged commits lost.
+// A DR drill's synthetic writer: commits numbered rows into a scratch table on whichever member of the
+// herd accepts writes, as an application with a retry loop would, and keeps every commit the server
+// acknowledged, with when and where. What a drill measures comes from it: the time to the first write
+// on the new primary, the longest gap between two acknowledged commits, and (counted on the primary at
+// the end) acknowledged commits lost.
 import type pg from 'pg';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { instanceClient } from '@/lib/fleet/pg-access';

@@ -14,7 +14,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, startLab, stopLab, type LabInfo } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
-import { waitFor } from '@/lib/lab/proc';
+import { waitFor } from '@/lib/testing/wait';
 import { awsSettings, ec2Client } from './config';
 import { awsErrorText } from './errors';
 import {

@@ -10,7 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { restartDatabase } from '@/lib/lab/faults';
 import { PROJECT_ROOT, readLab, stopLab, type LabInfo, type LabProcess } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
-import { alive, labIdentity, pidRuns, processesUnder, run, waitFor } from '@/lib/lab/proc';
+import { alive, labIdentity, pidRuns, processesUnder, run } from '@/lib/lab/proc';
+import { waitFor } from '@/lib/testing/wait';
 
 // A console built beforehand (`npm test` builds one for the browser tests; `npm run build`) is started
 // with the demo and asked for its sign-in page; without one the demo runs without it (--no-console).

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedScale } from '@/lib/bench/seed-scale';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import { waitFor } from '@/lib/testing/wait';
 import { SYSTEM_ACCESS, type Access } from '@/lib/engine/access';
 import { parseListParams } from './list-params';
 import { changeList } from './list-query';
@@ -156,11 +157,17 @@ describe('kept instance counts', () => {
       const server = rows[0]!.id;
       await adder.query('BEGIN');
       await adder.query(`INSERT INTO instances (herd_id, server_id, port) VALUES ($1, $2, 5432)`, [herd, server]);
+      const moverPid = (await mover.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       const moved = { done: false };
       const moving = move(mover, herd, server).then(() => {
         moved.done = true;
       });
-      await new Promise((r) => setTimeout(r, 300));
+      await waitFor(
+        'the move waiting for a lock',
+        async () =>
+          moved.done ||
+          (await pool.query(`SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'`, [moverPid])).rowCount! > 0,
+      );
       expect(moved.done, 'the move waited for the transaction that added an instance').toBe(false);
       await adder.query('COMMIT');
       await moving;

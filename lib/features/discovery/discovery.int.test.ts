@@ -23,7 +23,7 @@ import { seedLabFleet } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { startWorker } from '@/jobs/start-worker';
-import { waitFor } from '@/lib/lab/proc';
+import { waitFor } from '@/lib/testing/wait';
 import { describeInstancesById } from '@/lib/adapters/aws/ec2';
 import { discoverEc2, discoveryConfig, type DiscoveryConfig } from './discovery';
 import { discoveryRun, requestDiscovery, runDiscovery } from './discovery-runs';

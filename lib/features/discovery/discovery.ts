@@ -1,9 +1,10 @@
-// EC2 discovery (pygmy's tag discovery, done right): the instances a tag filter matches become
-// servers with their cloud identity, created when new (in the environment PGHERD_AWS_ENVIRONMENTS
-// gives their VPC or account: a tag anyone with ec2:CreateTags writes is reported, not obeyed) and
-// updated when known (found by instance id, else by private address in the server's environment). Which Postgres runs there still
-// comes from the agents. An instance EC2 lists as terminated, or no longer lists, is marked, never
-// deleted: its server may still hold history an operator needs.
+// EC2 discovery by tag, with a tag never trusted to say where an instance belongs: the instances a tag
+// filter matches become servers with their cloud identity, created when new (in the environment
+// PGHERD_AWS_ENVIRONMENTS gives their VPC or account: a tag anyone with ec2:CreateTags writes is
+// reported, not obeyed) and updated when known (found by instance id, else by private address in the
+// server's environment). Which Postgres runs there still comes from the agents. An instance EC2 lists
+// as terminated, or no longer lists, is marked, never deleted: its server may still hold history an
+// operator needs.
 import { addressTakenElsewhere } from '@/lib/fleet/host-binding';
 import { and, eq, inArray, or, sql } from 'drizzle-orm';
 import type { EC2Client } from '@aws-sdk/client-ec2';

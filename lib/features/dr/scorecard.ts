@@ -1,7 +1,7 @@
-// The DR scorecard (issue 17): each herd of an environment with its last DR drill (its outcome and
-// figures), and what needs a look: herds never drilled, whose last drill failed or lost a commit, whose
-// last drill is older than PGHERD_DR_DRILL_MAX_AGE_DAYS (default 31), and herds that cannot be drilled
-// (no member outside the primary's site).
+// The DR scorecard: each herd of an environment with its last DR drill (its outcome and figures), and
+// what needs a look: herds never drilled, whose last drill failed or lost a commit, whose last drill is
+// older than PGHERD_DR_DRILL_MAX_AGE_DAYS (default 31), and herds that cannot be drilled (no member
+// outside the primary's site).
 import { sql } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
 import { setting } from '@/lib/settings/settings';

@@ -1,9 +1,9 @@
-// DNS follows Patroni (issue 18): when Patroni changes leader on its own (an automatic failover, a
-// `patronictl switchover`, a scheduled switchover), the herd's DNS names must follow without anyone
-// asking. A worker reads each Patroni herd's /cluster every few seconds (PGHERD_PATRONI_FOLLOW_MS,
-// default 5 s); when Patroni names a leader that accepts writes and a name does not answer it, pgherd
-// starts a Refresh DNS operation on the herd, requested by "system": planned, audited, leased and
-// recorded like anyone's, shown on the herd page, never two at once on a herd.
+// DNS follows Patroni: when Patroni changes leader on its own (an automatic failover, a `patronictl
+// switchover`, a scheduled switchover), the herd's DNS names must follow without anyone asking. A
+// worker reads each Patroni herd's /cluster every few seconds (PGHERD_PATRONI_FOLLOW_MS, default 5 s);
+// when Patroni names a leader that accepts writes and a name does not answer it, pgherd starts a
+// Refresh DNS operation on the herd, requested by "system": planned, audited, leased and recorded like
+// anyone's, shown on the herd page, never two at once on a herd.
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';

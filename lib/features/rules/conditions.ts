@@ -1,7 +1,7 @@
-// A rule's conditions (issue 17, after pygmy's): measured per target when the rule fires, on the
-// live instance, never from the inventory's last reading (but the host's load average, which only its
-// agent knows: its last report, if recent). A target that does not meet them is skipped
-// with the values measured; one that cannot be measured does not meet them (a condition is a guard).
+// A rule's conditions: measured per target when the rule fires, on the live instance, never from the
+// inventory's last reading (but the host's load average, which only its agent knows: its last report,
+// if recent). A target that does not meet them is skipped with the values measured; one that cannot be
+// measured does not meet them (a condition is a guard).
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';

@@ -1,11 +1,14 @@
-// A rule's schedule (issue 17, first part): cron expressions in a named time zone, or one time. Parsed
-// by cron-parser, the parser BullMQ's job schedulers use, so what the form and the API accept is what
-// the scheduler will fire; the next fire times are shown in the rule's own time zone.
+// A rule's schedule: cron expressions in a named time zone, or one time. Parsed by cron-parser, the
+// parser BullMQ's job schedulers use, so what the form and the API accept is what the scheduler will
+// fire; the next fire times are shown in the rule's own time zone.
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { setting } from '@/lib/settings/settings';
 
-/** At most this many expressions a rule (pygmy's rules have one or two: scale down, scale up). */
+/**
+ * At most this many expressions a rule: one or two is usual (scale down, scale up), and each enabled rule's
+ * expression is a job scheduler of its own in Redis.
+ */
 export const MAX_CRONS = 10;
 
 /**

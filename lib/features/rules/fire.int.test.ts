@@ -1,7 +1,7 @@
-// Fires decided together (issue 17, the schedules benchmark's path): every rule sharing a cron
-// expression and time zone is one fire group, recorded and decided in one batch, and each run still
-// gets its own outcome: an operation, a refusal, a skip, an error. No worker runs here: the
-// operations stay queued, which is what the overlap checks then see.
+// Fires decided together (the path a fleet's thousands of rules due in the same second take): every
+// rule sharing a cron expression and time zone is one fire group, recorded and decided in one batch,
+// and each run still gets its own outcome: an operation, a refusal, a skip, an error. No worker runs
+// here: the operations stay queued, which is what the overlap checks then see.
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {

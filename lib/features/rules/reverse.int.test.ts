@@ -1,4 +1,5 @@
-// A rule's reverse (issue 17, after the attack on it): what it puts back and when. The shared lab's
+// A rule's reverse: what it puts back and when, including a target aborted part way, a before read
+// backwards, a rule and its reverse running at once, and a reverse turned on alone. The shared lab's
 // moto gives the servers their EC2 identity (discovery in this file's own database: read-only calls).
 // No worker runs: operations stay queued, and a worker's outcome is written by hand as it would end
 // them, so nothing in the shared lab is stopped or resized (resize.int.test.ts runs one for real).

@@ -1,8 +1,9 @@
-// A rule's reverse (issue 17, pygmy's morning scale-up): at a second schedule, each target the rule
-// changed is put back as it was before the rule's runs: the instance type it had (a resize), the state
-// it had (a power off, a power on). A companion rule does it, made, changed and deleted with its rule,
-// so that it fires, skips, misses and shows its history as any rule does. Its targets are read at each
-// fire from the runs themselves: each fire of the rule records, per target, what the plan saw before it.
+// A rule's reverse (the morning scale-up after a night's scale-down): at a second schedule, each target
+// the rule changed is put back as it was before the rule's runs: the instance type it had (a resize),
+// the state it had (a power off, a power on). A companion rule does it, made, changed and deleted with
+// its rule, so that it fires, skips, misses and shows its history as any rule does. Its targets are
+// read at each fire from the runs themselves: each fire of the rule records, per target, what the plan
+// saw before it.
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 

@@ -1,5 +1,5 @@
-// A rule as the API and the form give it (issue 17): what it runs, on what, when. Checked here for
-// shape; lib/features/rules/rules.ts checks it against the inventory and the owner's roles before saving.
+// A rule as the API and the form give it: what it runs, on what, when. Checked here for shape;
+// lib/features/rules/rules.ts checks it against the inventory and the owner's roles before saving.
 import { z } from 'zod';
 import { actionParamsSchema, herdIdsSchema, instanceIdsSchema } from '@/lib/engine/operation-schemas';
 import { isPlainName, isPlainText, NO_TRICKS } from '@/lib/adapters/validation/text';

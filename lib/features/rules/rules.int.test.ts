@@ -1,6 +1,6 @@
-// Managing rules (issue 17, the attack's findings): turning one off or on is only that; a schedule
-// firing more often than the minimum is refused; a stored schedule that no longer reads fires never
-// and harms no other rule.
+// Managing rules without firing one that nobody meant: turning one off or on is only that; a schedule
+// firing more often than the minimum is refused; a stored schedule that no longer reads fires never and
+// harms no other rule.
 import { randomBytes } from 'node:crypto';
 import { and, asc, eq, sql } from 'drizzle-orm';
 import IORedis from 'ioredis';

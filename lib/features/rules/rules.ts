@@ -1,6 +1,6 @@
-// Rules in pgherd's database (issue 17): saved only once they make sense against the inventory and
-// the owner's roles; every change audited and announced to the workers, which rebuild their job
-// schedulers from this table (the truth: Redis losing its data loses no schedule).
+// Rules in pgherd's database: saved only once they make sense against the inventory and the owner's
+// roles; every change audited and announced to the workers, which rebuild their job schedulers from
+// this table (the truth: Redis losing its data loses no schedule).
 import { randomBytes } from 'node:crypto';
 import { and, desc, eq, or, sql } from 'drizzle-orm';
 import type { Db, Queries } from '@/db/client';

@@ -1,6 +1,6 @@
-// Rules fired by the worker pool (issue 17), on the lab: real BullMQ job schedulers in the lab's Redis,
-// real reloads over SSH, pgherd's database as the truth. Reloads only (and on the staging orders and
-// billing herds, which no other file stops): what is asserted is what the rules engine decides.
+// Rules fired by the worker pool, on the lab: real BullMQ job schedulers in the lab's Redis, real
+// reloads over SSH, pgherd's database as the truth. Reloads only (and on the staging orders and billing
+// herds, which no other file stops): what is asserted is what the rules engine decides.
 import { randomBytes } from 'node:crypto';
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import IORedis from 'ioredis';
@@ -13,6 +13,7 @@ import { startWorker } from '@/jobs/start-worker';
 import { producerConnection } from '@/lib/engine/queue';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import { waitFor } from '@/lib/testing/wait';
 import { fireDue, fireRequested } from './fire';
 import { withHeartbeat } from './rule-runs';
 import { ruleBody } from './rule-body';
@@ -57,20 +58,17 @@ const stopAll = async () => {
 
 const body = (b: Record<string, unknown>) => ruleBody.parse({ schedule: { cron: ['0 3 * * *'], timezone: 'UTC' }, action: 'reload', ...b });
 const runsOf = (ruleId: number) => t.db.select().from(ruleRuns).where(eq(ruleRuns.ruleId, ruleId)).orderBy(asc(ruleRuns.id));
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** How long a state is waited for here: fires, their decisions and the operations they start. */
+const WAIT_MS = 60_000;
 const finished = (opId: number) =>
-  until(`operation ${opId}`, async () => {
-    const [op] = await t.db.select().from(operations).where(eq(operations.id, opId));
-    return op?.finishedAt ? op : null;
-  });
+  waitFor(
+    `operation ${opId}`,
+    async () => {
+      const [op] = await t.db.select().from(operations).where(eq(operations.id, opId));
+      return op?.finishedAt ? op : null;
+    },
+    WAIT_MS,
+  );
 
 beforeAll(async () => {
   t = await freshDatabase();
@@ -116,7 +114,7 @@ describe('rules fired by the worker pool', () => {
     const dsn = t.lab.instances.find((x) => x.environment === 'staging' && x.herd === 'orders' && x.role === 'replica')!.dsn;
     const [before] = await query<{ at: Date }>(dsn, 'SELECT pg_conf_load_time() AS at');
 
-    const first = await until('a started run', async () => (await runsOf(rule.id)).find((r) => r.status === 'started'));
+    const first = await waitFor('a started run', async () => (await runsOf(rule.id)).find((r) => r.status === 'started'), WAIT_MS);
     const op1 = await finished(first.operationId!);
     const errors = await t.db.execute<{ error: string }>(
       sql`SELECT error FROM operation_targets WHERE operation_id = ${op1.id} AND error IS NOT NULL`,
@@ -134,8 +132,10 @@ describe('rules fired by the worker pool', () => {
     const billing = await herdId('staging', 'billing');
     await t.db.update(herds).set({ environmentId: sched }).where(eq(herds.id, billing));
     const billingMembers = await membersOf(billing);
-    const widened = await until('a run with billing', async () =>
-      (await runsOf(rule.id)).find((r) => r.status === 'started' && r.targets.some((x) => billingMembers.includes(x.id))),
+    const widened = await waitFor(
+      'a run with billing',
+      async () => (await runsOf(rule.id)).find((r) => r.status === 'started' && r.targets.some((x) => billingMembers.includes(x.id))),
+      WAIT_MS,
     );
     expect(widened.targets.map((x) => x.id).sort((a, b) => a - b)).toEqual([...ordersMembers, ...billingMembers].sort((a, b) => a - b));
     expect((await finished(widened.operationId!)).status).toBe('succeeded');
@@ -144,7 +144,8 @@ describe('rules fired by the worker pool', () => {
       .set({ environmentId: (await t.db.select().from(environments).where(eq(environments.name, 'staging')))[0]!.id })
       .where(eq(herds.id, billing));
 
-    // Stop it, and let what fired end.
+    // Stop it, and let what fired end: disabled under the rule's row lock, which a fire takes to record
+    // itself, so no fire records after this; those recorded before it are decided.
     await updateRule(
       t.db,
       rita,
@@ -156,8 +157,14 @@ describe('rules fired by the worker pool', () => {
         enabled: false,
       }),
     );
-    await new Promise((r) => setTimeout(r, 1500));
-    const runs = await runsOf(rule.id);
+    const runs = await waitFor(
+      'every fire recorded before it was disabled decided',
+      async () => {
+        const rs = await runsOf(rule.id);
+        return rs.every((r) => r.status !== 'firing' && r.status !== 'deciding') && rs;
+      },
+      WAIT_MS,
+    );
     const started = runs.filter((r) => r.status === 'started');
     for (const r of started) await finished(r.operationId!);
     // Each due time once, 3 s apart, however many workers: one operation per started run, no more.
@@ -174,9 +181,10 @@ describe('rules fired by the worker pool', () => {
     const conn = producerConnection(t.lab.redis!.url);
     const q = ruleQueue(conn, prefix);
     try {
-      await until(
+      await waitFor(
         'the schedulers removed',
         async () => !(await q.getJobSchedulers(0, -1)).some((s) => s.key === groupSchedulerId('UTC|*/3 * * * * *')),
+        WAIT_MS,
       );
     } finally {
       await q.close();
@@ -331,10 +339,11 @@ describe('rules fired by the worker pool', () => {
       await q.close();
       conn.disconnect();
     }
-    const caught = await until('the catch-up run', async () => (await runsOf(inGrace.id)).find((r) => r.kind === 'catch-up'));
-    await until(
+    const caught = await waitFor('the catch-up run', async () => (await runsOf(inGrace.id)).find((r) => r.kind === 'catch-up'), WAIT_MS);
+    await waitFor(
       'the catch-up decided',
       async () => (await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, caught.id)))[0]!.status !== 'deciding',
+      WAIT_MS,
     );
     // Stop before the schedulers fire more, then read what the start did.
     await updateRule(t.db, rita, inGrace.id, body({ name: 'catch me up', instanceIds: target, enabled: false }));
@@ -357,21 +366,28 @@ describe('one-time rules and run now through the workers', () => {
     const target = (await membersOf(await herdId('sched', 'orders'))).slice(1, 2);
     const at = new Date(Math.ceil(Date.now() / 1000) * 1000 + 3000);
     const once = await createRule(t.db, rita, body({ name: 'just once', instanceIds: target, schedule: { at: at.toISOString() } }));
-    const fired = await until('the one-time fire', async () => (await runsOf(once.id)).find((r) => r.status !== 'deciding'));
+    const fired = await waitFor('the one-time fire', async () => (await runsOf(once.id)).find((r) => r.status !== 'deciding'), WAIT_MS);
     expect(fired).toMatchObject({ kind: 'schedule', status: 'started', fireKey: `at:${String(at.getTime())}` });
     expect(fired.firedAt.getTime()).toBeGreaterThanOrEqual(at.getTime());
     await finished(fired.operationId!);
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(await runsOf(once.id)).toHaveLength(1);
 
     // No job added by the caller: the worker hears of the run and takes it.
     const { runId } = await requestRun(t.db, rita, once.id);
-    const run = await until('the run taken', async () => {
-      const [r] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
-      return r && !['firing', 'deciding'].includes(r.status) ? r : null;
-    });
+    const run = await waitFor(
+      'the run taken',
+      async () => {
+        const [r] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
+        return r && !['firing', 'deciding'].includes(r.status) ? r : null;
+      },
+      WAIT_MS,
+    );
     expect(run).toMatchObject({ kind: 'manual', status: 'started', requestedBy: 'rita' });
     expect((await finished(run.operationId!)).status).toBe('succeeded');
+    // It fired once: by the time the run asked for after its fire has ended, it has those two runs alone.
+    expect((await runsOf(once.id)).map((r) => [r.id, r.kind])).toEqual([
+      [fired.id, 'schedule'],
+      [runId, 'manual'],
+    ]);
   });
 });
 
@@ -401,24 +417,50 @@ describe('conditions and retries', () => {
     // A commit the replica replays (its last replayed transaction's time), then replay paused.
     await query(primary.dsn, 'CREATE TABLE IF NOT EXISTS rules_lag_probe (n int)');
     const [{ lsn } = { lsn: '' }] = await query<{ lsn: string }>(primary.dsn, 'SELECT pg_current_wal_lsn()::text AS lsn');
-    await until('the commit replayed', async () => {
-      const [r] = await query<{ ok: boolean }>(replica.dsn, `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn AS ok`);
-      return r?.ok;
-    });
+    await waitFor(
+      'the commit replayed',
+      async () => {
+        const [r] = await query<{ ok: boolean }>(replica.dsn, `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn AS ok`);
+        return r?.ok;
+      },
+      WAIT_MS,
+    );
     await query(replica.dsn, 'SELECT pg_wal_replay_pause()');
     try {
       // Writes the replica receives and does not replay: it falls behind.
       await query(primary.dsn, 'INSERT INTO rules_lag_probe VALUES (1)');
-      await until('the replica behind', async () => {
-        const [r] = await query<{ behind: boolean }>(replica.dsn, 'SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn() AS behind');
-        return r?.behind;
-      });
-      await new Promise((r) => setTimeout(r, 1100));
+      await waitFor(
+        'the replica behind',
+        async () => {
+          const [r] = await query<{ behind: boolean }>(
+            replica.dsn,
+            'SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn() AS behind',
+          );
+          return r?.behind;
+        },
+        WAIT_MS,
+      );
+      // Its last replayed transaction (the commit above) over a second old: the lag the condition measures.
+      await waitFor(
+        'the replica over a second behind',
+        async () => {
+          const [r] = await query<{ over: boolean }>(
+            replica.dsn,
+            "SELECT now() - pg_last_xact_replay_timestamp() > interval '1 second' AS over",
+          );
+          return r?.over;
+        },
+        WAIT_MS,
+      );
       const { runId } = await requestRun(t.db, rita, rule.id);
-      const skipped = await until('the run decided', async () => {
-        const [r] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
-        return r && !['firing', 'deciding'].includes(r.status) ? r : null;
-      });
+      const skipped = await waitFor(
+        'the run decided',
+        async () => {
+          const [r] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
+          return r && !['firing', 'deciding'].includes(r.status) ? r : null;
+        },
+        WAIT_MS,
+      );
       expect(skipped.status).toBe('nothing');
       expect(skipped.operationId).toBeNull();
       expect(skipped.reason).toMatch(/^nothing to run: no target met the conditions; retry 1 of 3 at \S+ \(run #\d+\)$/);
@@ -431,7 +473,7 @@ describe('conditions and retries', () => {
       await query(primary.dsn, 'DROP TABLE IF EXISTS rules_lag_probe');
     }
     // The retry, once the replica caught up: it runs, on that target.
-    const retried = await until(
+    const retried = await waitFor(
       'a retry that ran',
       async () => (await runsOf(rule.id)).find((r) => r.kind === 'retry' && r.status === 'started'),
       30_000,
@@ -455,15 +497,19 @@ describe('conditions and retries', () => {
     try {
       const { runId } = await requestRun(t.db, rita, rule.id);
       firstRun = runId;
-      const first = await until('the run started', async () => {
-        const [r] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
-        return r?.status === 'started' ? r : null;
-      });
+      const first = await waitFor(
+        'the run started',
+        async () => {
+          const [r] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
+          return r?.status === 'started' ? r : null;
+        },
+        WAIT_MS,
+      );
       expect((await finished(first.operationId!)).status).toBe('failed');
     } finally {
       await t.db.update(instances).set({ port: row!.port }).where(eq(instances.id, target!));
     }
-    const retry = await until(
+    const retry = await waitFor(
       'the retry ran',
       async () => (await runsOf(rule.id)).find((r) => r.kind === 'retry' && r.status === 'started'),
       30_000,
@@ -535,7 +581,11 @@ describe('conditions and retries', () => {
     try {
       // The decider of `beating` is at work (an hour already), saying so every 50 ms.
       await withHeartbeat(t.db, [beating.id], async () => {
-        await new Promise((r) => setTimeout(r, 200));
+        await waitFor(
+          "the decider's heartbeat",
+          async () => (await t.db.select({ at: ruleRuns.heartbeatAt }).from(ruleRuns).where(eq(ruleRuns.id, beating.id)))[0]?.at,
+          WAIT_MS,
+        );
         await reconcileRuns(t.db, q);
       });
     } finally {

@@ -1,8 +1,8 @@
-// The rules' clock (issue 17): BullMQ job schedulers, one per cron expression of each enabled rule,
-// rebuilt from the rules table (the truth) when a worker starts, when a rule changes (NOTIFY) and
-// now and then; a one-time rule is a delayed job. A scheduler's job fires the rule once per due time
-// however many workers run (BullMQ hands each job to one worker; lib/features/rules/fire.ts records each
-// due time once besides). Run now is a job naming the run a person asked for.
+// The rules' clock: BullMQ job schedulers, one per cron expression of each enabled rule, rebuilt from
+// the rules table (the truth) when a worker starts, when a rule changes (NOTIFY) and now and then; a
+// one-time rule is a delayed job. A scheduler's job fires the rule once per due time however many
+// workers run (BullMQ hands each job to one worker; lib/features/rules/fire.ts records each due time
+// once besides). Run now is a job naming the run a person asked for.
 import { Queue, Worker, type Job } from 'bullmq';
 import type IORedis from 'ioredis';
 import { and, eq, lt, sql } from 'drizzle-orm';

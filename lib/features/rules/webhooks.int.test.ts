@@ -1,5 +1,5 @@
-// Webhooks (issue 17): received on an HTTP endpoint of the test's own, signatures checked, a failed
-// delivery tried again with backoff until the receiver takes it, or given up after the last attempt.
+// Webhooks: received on an HTTP endpoint of the test's own, signatures checked, a failed delivery tried
+// again with backoff until the receiver takes it, or given up after the last attempt.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHmac, randomBytes } from 'node:crypto';
@@ -12,6 +12,7 @@ import { seedLabFleet } from '@/lib/lab/seed';
 import { startWorker } from '@/jobs/start-worker';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import { waitFor } from '@/lib/testing/wait';
 import { fireRequested } from './fire';
 import { ruleBody } from './rule-body';
 import { createRule, requestRun } from './rules';
@@ -27,15 +28,6 @@ const received: { path: string; headers: http.IncomingHttpHeaders; body: string 
 const answers = new Map<string, number[]>();
 const prefix = `hooks-${randomBytes(4).toString('hex')}`;
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 const deliveriesOf = (webhookId: number) =>
   t.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, webhookId)).orderBy(asc(webhookDeliveries.id));
 /** What a worker does on each tick: the outbox, then the deliveries due. */
@@ -114,7 +106,7 @@ describe('webhooks', () => {
     } finally {
       await t.db.delete(blackouts).where(eq(blackouts.id, freeze!.id));
     }
-    await until('both delivered', async () => {
+    await waitFor('both delivered', async () => {
       await tick();
       const all = [...(await deliveriesOf(global.id)), ...(await deliveriesOf(mine.id))];
       return all.length === 2 && all.every((d) => d.status === 'delivered');
@@ -171,7 +163,7 @@ describe('webhooks', () => {
     try {
       await requestRun(t.db, root, rule.id);
       // The worker alone: it takes the run, runs the operation, hears it finished and delivers.
-      const [d] = await until('the success delivered', async () => {
+      const [d] = await waitFor('the success delivered', async () => {
         const ds = await deliveriesOf(hook.id);
         return ds.length && ds[0]!.status === 'delivered' ? ds : null;
       });
@@ -197,7 +189,7 @@ describe('webhooks', () => {
       sql`INSERT INTO operations (action, status, plan_digest, requested_by_name) VALUES ('restart', 'running', 'x', 'someone') RETURNING id`,
     );
     await t.db.execute(sql`UPDATE operations SET status = 'failed', finished_at = now() WHERE id = ${rows[0]!.id}`);
-    const [d] = await until('given up', async () => {
+    const [d] = await waitFor('given up', async () => {
       await tick();
       const ds = await deliveriesOf(hook.id);
       return ds.length && ds[0]!.status === 'failed' ? ds : null;

@@ -1,7 +1,7 @@
-// Someone hears about it (issue 17): webhooks, global or for one rule, told when a rule's run fails,
-// is skipped, refused or missed (and, if asked, succeeds), and when any operation fails. A JSON POST
-// with a Slack-compatible `text`, signed with HMAC-SHA256 over "<timestamp>.<body>"
-// (X-Pgherd-Signature: sha256=<hex>), tried again with backoff, every attempt recorded.
+// Someone hears about it: webhooks, global or for one rule, told when a rule's run fails, is skipped,
+// refused or missed (and, if asked, succeeds), and when any operation fails. A JSON POST with a
+// Slack-compatible `text`, signed with HMAC-SHA256 over "<timestamp>.<body>" (X-Pgherd-Signature:
+// sha256=<hex>), tried again with backoff, every attempt recorded.
 import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { createHmac, randomBytes } from 'node:crypto';
 import { and, asc, desc, eq, sql } from 'drizzle-orm';

@@ -1,7 +1,7 @@
-// Maintenance windows (issue 17): a rule marked insideWindow acts on a herd only while one of its
-// windows is open, and a rolling operation it started waits between waves for the next wave's herds'
-// window, then goes on by itself (the conductor resumes it, audited as the system's). No worker runs:
-// a wave's target is ended by hand, as a worker would end it.
+// Maintenance windows: a rule marked insideWindow acts on a herd only while one of its windows is open,
+// and a rolling operation it started waits between waves for the next wave's herds' window, then goes
+// on by itself (the conductor resumes it, audited as the system's). No worker runs: a wave's target is
+// ended by hand, as a worker would end it.
 import { and, asc, eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {

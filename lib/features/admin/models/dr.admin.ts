@@ -1,6 +1,6 @@
-// The DR changelist (ElepHaaS's "Disaster Recovery Pairs"): one row per herd with its primary and
-// its failover candidate as last observed (the running replica with the most WAL; the failover
-// measures again when it runs), the candidate's site and lag; bulk DR failover.
+// The DR changelist (each herd paired with where it would fail over to): one row per herd with its
+// primary and its failover candidate as last observed (the running replica with the most WAL; the
+// failover measures again when it runs), the candidate's site and lag; bulk DR failover.
 import { sql } from 'drizzle-orm';
 import { qualified } from '@/lib/fleet/qualified';
 import { environments, herds } from '@/db/schema';

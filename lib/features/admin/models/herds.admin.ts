@@ -116,7 +116,7 @@ export const herdsAdmin = defineAdmin({
     },
     dnsName: {
       label: 'Primary DNS name',
-      help: 'The name that follows the primary on switchover and failover (ElepHaaS vhost).',
+      help: 'The name that follows the primary on switchover and failover: what clients that write connect to.',
       input: { type: 'text', placeholder: 'billing.db.example.com' },
       schema: f.text(253),
     },
