@@ -99,6 +99,25 @@ describe('a chore', () => {
     expect(seen).toHaveLength(n);
   });
 
+  it('once stopped starts nothing more (no clock, no ask, no errand) while what runs goes on to its end', async () => {
+    const g = gate();
+    const seen: string[] = [];
+    const { r } = runner([
+      { name: 'long', every: null, run: () => g.p.then(() => void seen.push('long')) },
+      { name: 'tick', every: 5, run: async () => void seen.push('tick') },
+    ]);
+    await r.start();
+    r.ask('long');
+    r.stop();
+    const n = seen.length;
+    r.ask('tick');
+    r.errand('late', async () => void seen.push('late'));
+    expect(r.inFlight()).toEqual(['long']);
+    g.open();
+    await r.close();
+    expect(seen.slice(n)).toEqual(['long']);
+  });
+
   it('close waits for the runs and errands in flight', async () => {
     const g = gate();
     const done: string[] = [];

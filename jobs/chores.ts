@@ -38,11 +38,22 @@ export interface ChoreRunner {
   errand: (name: string, fn: () => Promise<unknown>) => void;
   /** What runs now, by name (for a close that waits to say what it waits for). */
   inFlight: () => string[];
-  /** Stops the timers and waits for the runs in flight. */
+  /** Starts nothing more: the clocks stop, asks and errands are dropped (what runs goes on). */
+  stop: () => void;
+  /** Stops, then waits for the runs in flight. */
   close: () => Promise<void>;
 }
 
-export function choreRunner(chores: Chore[], deps: { pool: pg.Pool; log: (event: string, fields: object) => void }): ChoreRunner {
+export interface ChoreDeps {
+  pool: pg.Pool;
+  log: (event: string, fields: object) => void;
+  /** How often the session holding a chore's lock speaks while the chore runs (default 10 s). */
+  lockBeatMs?: number;
+  /** How long that session may stay silent before Postgres ends it, giving the lock up (default 3 beats). */
+  lockIdleMs?: number;
+}
+
+export function choreRunner(chores: Chore[], deps: ChoreDeps): ChoreRunner {
   const byName = new Map(chores.map((c) => [c.name, c]));
   if (byName.size !== chores.length) throw new Error('two chores share a name');
   const states = new Map(chores.map((c) => [c.name, { running: false, asked: new Set<string>() }]));
@@ -54,22 +65,47 @@ export function choreRunner(chores: Chore[], deps: { pool: pg.Pool; log: (event:
   const flights = new Map<Promise<void>, string>();
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
+  const stop = () => {
+    closed = true;
+    for (const t of timers) clearInterval(t);
+  };
 
-  // A chore several workers share: run by whoever takes its session advisory lock first, skipped by the others.
+  // A chore several workers share: run by whoever takes its session advisory lock first, skipped by the
+  // others. The session that holds the lock says a word every few seconds while the chore runs, and
+  // Postgres ends it when it has been silent for longer (idle_session_timeout): a worker frozen with the
+  // lock (SIGSTOP, a host paused; its kernel still answers TCP, so no keepalive notices) gives it up
+  // within that time instead of holding the chore from every worker until it thaws.
+  const beatMs = deps.lockBeatMs ?? 10_000;
   const alone = async (lock: number, fn: () => Promise<void>) => {
     const client = await deps.pool.connect();
+    let broken: Error | undefined;
+    // Postgres ending the session is an error event on the client: kept here, never thrown at the process.
+    const onError = (err: Error) => (broken ??= err);
+    client.on('error', onError);
     try {
       const {
         rows: [row],
       } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lock]);
       if (!row?.ok) return;
+      // (Postgres before 14 has no idle_session_timeout: there the lock lasts as long as the session.)
+      await client.query(`SET idle_session_timeout = ${String(deps.lockIdleMs ?? 3 * beatMs)}`).catch(() => {});
+      const beat = setInterval(() => {
+        client.query('SELECT 1').catch((err: unknown) => (broken ??= err instanceof Error ? err : new Error(String(err))));
+      }, beatMs);
       try {
         await fn();
       } finally {
-        await client.query('SELECT pg_advisory_unlock($1)', [lock]);
+        clearInterval(beat);
+        if (!broken)
+          await client
+            .query('SELECT pg_advisory_unlock($1)', [lock])
+            .then(() => client.query('RESET idle_session_timeout'))
+            .catch((err: unknown) => (broken = err instanceof Error ? err : new Error(String(err))));
       }
     } finally {
-      client.release();
+      client.off('error', onError);
+      // A session Postgres ended (or one left with the timeout set) is not given back to the pool.
+      client.release(broken);
     }
   };
 
@@ -122,9 +158,9 @@ export function choreRunner(chores: Chore[], deps: { pool: pg.Pool; log: (event:
       for (const c of chores.filter((x) => x.atStart === 'run')) void ask(c.name, 'start');
     },
     inFlight: () => [...flights.values()],
+    stop,
     async close() {
-      closed = true;
-      for (const t of timers) clearInterval(t);
+      stop();
       await Promise.all(flights.keys());
     },
   };

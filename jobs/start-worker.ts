@@ -116,6 +116,8 @@ export async function startWorker(cfg: WorkerConfig) {
     async close() {
       // A close that takes long says every 10 s what it still waits for (a target's step, a chore),
       // quiet or not: a process that does not stop must say why.
+      // Nothing new starts from here (a chore's clock, a notification); what runs is waited for below.
+      chores.stop();
       const phase = { now: 'conductor' };
       const waiting = setInterval(
         () => logLine('worker.closing', { holder, waitingFor: phase.now, targets: targets.running(), chores: chores.inFlight() }),
