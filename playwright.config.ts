@@ -14,6 +14,11 @@ export default defineConfig({
   timeout: 60_000,
   expect: { timeout: 10_000 },
   reporter: [['list']],
+  // The directory-down test stops the lab's slapd: it runs once every other test has.
+  projects: [
+    { name: 'console', testIgnore: /directory-down\.spec\.ts$/ },
+    { name: 'directory down', testMatch: /directory-down\.spec\.ts$/, dependencies: ['console'] },
+  ],
   use: {
     headless: true,
     viewport: { width: 1400, height: 900 },

@@ -6,7 +6,6 @@ import { readFileSync } from 'node:fs';
 import { e2eLab, submitSignIn } from './lab';
 import { query } from '../lib/lab/postgres';
 import { lookup, replaceRecordSet } from '@/lib/adapters/dns/rfc2136';
-import { stopPid } from '../lib/lab/proc';
 import { crash } from '../lib/lab/faults';
 import { observeFor } from '../lib/testing/wait';
 
@@ -593,14 +592,4 @@ test('directory users sign in with their LDAP password; one in no bound group is
   await expect(page.locator('.errornote')).toContainText('Your account has no role in pgherd');
   await signInAs('bob', 'not-his-password');
   await expect(page.locator('.errornote')).toContainText('correct username and password');
-});
-
-// Stops the lab's slapd: last.
-test('with the directory down, the sign-in page says so and the local admin still signs in', async ({ page }) => {
-  const slapd = lab.processes.find((p) => p.name === 'slapd')!;
-  await stopPid(slapd.pid, 'SIGTERM');
-  await page.goto(`${url}/login`);
-  await submitSignIn(page, 'alice', lab.ldap!.users[0]!.password);
-  await expect(page.locator('.errornote')).toContainText('The directory (LDAP) cannot be reached');
-  await signIn(page);
 });
