@@ -1,19 +1,11 @@
 // The directory down. It stops the lab's slapd, so it runs after every other browser test (its own
 // project in playwright.config.ts, which depends on the one that runs them all).
-import type { Page } from '@playwright/test';
 import { expect, test } from './fixtures';
-import { e2eLab, submitSignIn } from './lab';
+import { e2eLab, signInAs, submitSignIn } from './lab';
 import { stopPid } from '../lib/lab/proc';
 
 const lab = e2eLab();
 const url = lab.console.url;
-
-async function signIn(page: Page) {
-  await page.goto(`${url}/admin/instances`);
-  await expect(page).toHaveURL(/\/login/);
-  await submitSignIn(page, lab.console.admin.username, lab.console.admin.password);
-  await expect(page.getByTestId('current-user')).toHaveText(lab.console.admin.username);
-}
 
 test('with the directory down, the sign-in page says so and the local admin still signs in', async ({ page }) => {
   const slapd = lab.processes.find((p) => p.name === 'slapd')!;
@@ -21,5 +13,5 @@ test('with the directory down, the sign-in page says so and the local admin stil
   await page.goto(`${url}/login`);
   await submitSignIn(page, 'alice', lab.ldap!.users[0]!.password);
   await expect(page.locator('.errornote')).toContainText('The directory (LDAP) cannot be reached');
-  await signIn(page);
+  await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
 });
