@@ -69,7 +69,8 @@ async function submitAndWait(
 
 /** What a DBA's script does: connect to each host, run pg_ctl restart, all at once. */
 async function plainLoop(lab: LabInfo, refs: InstanceRef[]): Promise<number> {
-  const key = readFileSync(lab.ssh!.privateKeyPath);
+  // Each environment's servers authorize that environment's key (the lab's, as the worker's PGHERD_SSH_KEYS).
+  const keyOf = (r: InstanceRef) => readFileSync(lab.ssh!.environments[r.environment]?.privateKeyPath ?? lab.ssh!.privateKeyPath);
   const t0 = performance.now();
   await Promise.all(
     refs.map(
@@ -91,7 +92,7 @@ async function plainLoop(lab: LabInfo, refs: InstanceRef[]): Promise<number> {
             }),
           );
           c.on('error', reject);
-          c.connect({ host: r.host, port: lab.ssh!.port, username: lab.ssh!.user, privateKey: key });
+          c.connect({ host: r.host, port: lab.ssh!.port, username: lab.ssh!.user, privateKey: keyOf(r) });
         }),
     ),
   );
