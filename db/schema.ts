@@ -45,6 +45,9 @@ export const dnsRecordType = pgEnum('dns_record_type', ['CNAME', 'A']);
 export const dnsProvider = pgEnum('dns_provider', ['rfc2136', 'route53']);
 export const dnsMatch = pgEnum('dns_match', ['instance', 'role']);
 export const hookHost = pgEnum('hook_host', ['worker', 'database']);
+export const backupTool = pgEnum('backup_tool', ['pgbackrest']);
+export const backupRepoKind = pgEnum('backup_repo_kind', ['posix', 's3']);
+export const backupType = pgEnum('backup_type', ['full', 'diff', 'incr']);
 export const operationStatus = pgEnum('operation_status', [
   'planned',
   'queued',
@@ -132,6 +135,12 @@ export const herds = pgTable(
     noPrimarySince: timestamp('no_primary_since', { withTimezone: true }),
     // What was seen then, in words (the members, or the failover that stopped): for the health page.
     noPrimaryDetail: text('no_primary_detail').notNull().default(''),
+    // A herd made by a point-in-time restore (lib/actions/backups/restore.action.ts): the herd it was restored
+    // from, to what (in words: "latest", a time, an LSN, "before operation #N"), and when pgherd tears it down
+    // (null: kept until someone deletes it). No foreign key: the source may go, the history stays.
+    restoredFromHerdId: integer('restored_from_herd_id'),
+    restoredTo: text('restored_to').notNull().default(''),
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
     ...timestamps,
   },
   (t) => [
@@ -234,6 +243,16 @@ export const instances = pgTable(
     lagSeconds: real('lag_seconds'),
     pendingRestart: boolean('pending_restart').notNull().default(false),
     lastObservedAt: timestamp('last_observed_at', { withTimezone: true }),
+    // WAL archiving as a primary last reported it (pg_stat_archiver); null on replicas and before the
+    // first observation. archivePendingSince: since when WAL written has waited for the archive (its
+    // age is the measured RPO; null: nothing waits).
+    archivedCount: bigint('archived_count', { mode: 'number' }),
+    lastArchivedWal: text('last_archived_wal'),
+    lastArchivedAt: timestamp('last_archived_at', { withTimezone: true }),
+    archiveFailedCount: bigint('archive_failed_count', { mode: 'number' }),
+    lastArchiveFailedWal: text('last_archive_failed_wal'),
+    lastArchiveFailedAt: timestamp('last_archive_failed_at', { withTimezone: true }),
+    archivePendingSince: timestamp('archive_pending_since', { withTimezone: true }),
     // Its Patroni's REST address (https://host:8008) when its herd's control driver is patroni; empty: none.
     patroniUrl: text('patroni_url').notNull().default(''),
     // What its agent reports of the Patroni running it (REST address and scope), until an admin accepts
@@ -827,6 +846,130 @@ export const drDrills = pgTable(
     lost: integer('lost').notNull(),
   },
   (t) => [index('dr_drills_herd_idx').on(t.herdId, t.id), uniqueIndex('dr_drills_operation_key').on(t.operationId)],
+);
+
+// How an environment's herds (or one herd, overriding it) are backed up: the tool, the repository, retention
+// and encryption. Applied to a herd by the Configure backups action, never by hand; its secrets (the
+// cipher passphrase, S3 keys) are not here but in PGHERD_PG_CONFIG's entry for the environment.
+export const backupPolicies = pgTable(
+  'backup_policies',
+  {
+    id: serial('id').primaryKey(),
+    environmentId: integer('environment_id')
+      .notNull()
+      .references(() => environments.id, { onDelete: 'cascade' }),
+    // Null: the environment's policy; else this herd's, in place of it.
+    herdId: integer('herd_id').references(() => herds.id, { onDelete: 'cascade' }),
+    tool: backupTool('tool').notNull().default('pgbackrest'),
+    repoKind: backupRepoKind('repo_kind').notNull().default('posix'),
+    // posix: the backup host (a server of the environment, reached over SSH with its pinned key) and the
+    // repository's directory on it. s3: the bucket, its endpoint and region, and a path in it.
+    repoServerId: integer('repo_server_id').references(() => servers.id, { onDelete: 'no action' }),
+    repoPath: text('repo_path').notNull(),
+    s3Bucket: text('s3_bucket').notNull().default(''),
+    s3Endpoint: text('s3_endpoint').notNull().default(''),
+    s3Region: text('s3_region').notNull().default(''),
+    // Full backups kept (older ones, and the WAL only they need, expire after each backup).
+    retentionFull: integer('retention_full').notNull().default(2),
+    compressType: text('compress_type').notNull().default('zst'),
+    // aes-256-cbc with the environment's passphrase (PGHERD_PG_CONFIG backup.cipherPassFile).
+    encrypt: boolean('encrypt').notNull().default(true),
+    // Backups read the data files from a replica (the primary only for its start and stop).
+    fromStandby: boolean('from_standby').notNull().default(true),
+    // archive_timeout: the longest a quiet primary keeps written WAL from the archive (the RPO bound).
+    archiveTimeoutSeconds: integer('archive_timeout_seconds').notNull().default(60),
+    ...timestamps,
+  },
+  (t) => [
+    uniqueIndex('backup_policies_environment_key')
+      .on(t.environmentId)
+      .where(sql`herd_id IS NULL`),
+    uniqueIndex('backup_policies_herd_key')
+      .on(t.herdId)
+      .where(sql`herd_id IS NOT NULL`),
+    check('backup_policies_retention_check', sql`retention_full BETWEEN 1 AND 100`),
+    check('backup_policies_archive_timeout_check', sql`archive_timeout_seconds BETWEEN 10 AND 3600`),
+    check('backup_policies_compress_check', sql`compress_type IN ('zst', 'lz4', 'gz', 'none')`),
+    check(
+      'backup_policies_repo_check',
+      sql`(repo_kind = 'posix' AND repo_server_id IS NOT NULL) OR (repo_kind = 's3' AND s3_bucket <> '')`,
+    ),
+  ],
+);
+
+// Where a herd's backups are, as Configure backups last applied it (the stanza and the configuration files on
+// each host): what the backup, restore and drill actions run against. One row a herd.
+export const herdBackupSetups = pgTable('herd_backup_setups', {
+  herdId: integer('herd_id')
+    .primaryKey()
+    .references(() => herds.id, { onDelete: 'cascade' }),
+  policyId: integer('policy_id').references(() => backupPolicies.id, { onDelete: 'set null' }),
+  stanza: text('stanza').notNull(),
+  // The policy as applied (canonical JSON): a policy edited since is shown as "not applied".
+  applied: jsonb('applied').$type<Record<string, unknown>>().notNull(),
+  appliedAt: timestamp('applied_at', { withTimezone: true }).notNull().defaultNow(),
+  operationId: bigint('operation_id', { mode: 'number' }).references(() => operations.id, { onDelete: 'set null' }),
+  // What `pgbackrest info` last said of the stanza (ok, or its error), and when.
+  infoStatus: text('info_status').notNull().default(''),
+  infoReadAt: timestamp('info_read_at', { withTimezone: true }),
+});
+
+// A herd's backups as the tool lists them (`pgbackrest info` is the truth; these rows follow it). A backup
+// the repository no longer holds (expired by retention, or lost) is marked gone, never deleted.
+export const backups = pgTable(
+  'backups',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    herdId: integer('herd_id')
+      .notNull()
+      .references(() => herds.id, { onDelete: 'cascade' }),
+    stanza: text('stanza').notNull(),
+    label: text('label').notNull(),
+    type: backupType('type').notNull(),
+    // The backup it depends on (a differential's full, an incremental's previous backup).
+    prior: text('prior'),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull(),
+    stoppedAt: timestamp('stopped_at', { withTimezone: true }).notNull(),
+    // The database's size, and what the backup holds in the repository (compressed, only what changed).
+    sizeBytes: bigint('size_bytes', { mode: 'number' }).notNull(),
+    repoSizeBytes: bigint('repo_size_bytes', { mode: 'number' }).notNull(),
+    lsnStart: text('lsn_start').notNull(),
+    lsnStop: text('lsn_stop').notNull(),
+    // The WAL it needs to be consistent.
+    walStart: text('wal_start').notNull(),
+    walStop: text('wal_stop').notNull(),
+    // The operation that took it (null: taken outside pgherd, found in the repository).
+    operationId: bigint('operation_id', { mode: 'number' }).references(() => operations.id, { onDelete: 'set null' }),
+    recordedAt: timestamp('recorded_at', { withTimezone: true }).notNull().defaultNow(),
+    goneAt: timestamp('gone_at', { withTimezone: true }),
+  },
+  (t) => [uniqueIndex('backups_herd_label_key').on(t.herdId, t.label), index('backups_herd_stopped_idx').on(t.herdId, t.stoppedAt)],
+);
+
+// A restore drill's verdict and figures: one row per drill that got past its first step, written at its end
+// whatever happened (a drill that fails says why). The recoverability scorecard reads the latest per herd.
+export const restoreDrills = pgTable(
+  'restore_drills',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    herdId: integer('herd_id')
+      .notNull()
+      .references(() => herds.id, { onDelete: 'cascade' }),
+    operationId: bigint('operation_id', { mode: 'number' }).references(() => operations.id, { onDelete: 'set null' }),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }).notNull().defaultNow(),
+    ok: boolean('ok').notNull(),
+    // Why it failed, in words (the step and what it found); '' when it passed.
+    cause: text('cause').notNull().default(''),
+    // From the drill's start to the first write the restored cluster accepted.
+    rtoMs: integer('rto_ms'),
+    // How old, when the restore began, the newest marker found in the restored cluster was: what a restore then would have lost.
+    rpoMs: integer('rpo_ms'),
+    // The database's size as restored, and the restore's throughput (bytes a second), for predicting restores.
+    restoredBytes: bigint('restored_bytes', { mode: 'number' }),
+    restoreMs: integer('restore_ms'),
+  },
+  (t) => [index('restore_drills_herd_idx').on(t.herdId, t.id), uniqueIndex('restore_drills_operation_key').on(t.operationId, t.herdId)],
 );
 
 // A rule's runs: one row per fire, whatever came of it (an operation, a skip and why, a refusal, a

@@ -11,14 +11,31 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
     return (
       <p className="health-ok" data-testid="fleet-health">
         {scope === 'fleet'
-          ? 'No agent is silent, no herd has two primaries or none, no replica streams from outside its herd, no instance is held, no EC2 tag disagrees with the agents.'
+          ? 'No agent is silent, no herd has two primaries or none, no replica streams from outside its herd, no instance is held, no EC2 tag disagrees with the agents, no archive fails or lags.'
           : 'The agents report nothing wrong with this herd.'}
       </p>
     );
   }
-  const { silent, twoPrimaries, noPrimary, foreignUpstreams, conflicts, tagDisagreements } = health;
+  const { silent, twoPrimaries, noPrimary, foreignUpstreams, conflicts, tagDisagreements, archive } = health;
   return (
     <div className="health" data-testid="fleet-health" role="alert">
+      {archive.total > 0 && (
+        <section data-health="archive">
+          <h3>{archive.total === 1 ? 'A herd whose' : `${archive.total} herds whose`} WAL archive fails or lags</h3>
+          <ul>
+            {archive.rows.map((a) => (
+              <li key={a.herdId}>
+                <Link href={`/herds/${a.herdId}`}>{a.herd}</Link>:{' '}
+                {a.failing
+                  ? `archive_command fails on ${a.primary}${a.lastFailedWal ? ` (last: ${a.lastFailedWal}${a.lastFailedAt ? ` at ${a.lastFailedAt.toISOString().replace('T', ' ').slice(0, 19)} UTC` : ''})` : ''}`
+                  : `${a.primary} has kept written WAL from the repository`}
+                {a.waitingSeconds !== null && `; WAL waiting ${formatDuration(a.waitingSeconds)}: what a restore now would lose`}
+              </li>
+            ))}
+            {more(archive.rows.length, archive.total)}
+          </ul>
+        </section>
+      )}
       {noPrimary.total > 0 && (
         <section data-health="no-primary">
           <h3>{noPrimary.total === 1 ? 'A herd with' : `${noPrimary.total} herds with`} no primary</h3>

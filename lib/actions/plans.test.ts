@@ -1,5 +1,8 @@
 // Each action's decision on hand-made herds, with no lab: which candidate, which refusal (by its
 // code), which warnings, and which steps, and that the steps the page lists are the steps the worker runs.
+import type { BackupPrepared } from '@/lib/actions/backups/backup-steps';
+import { appliedForm } from '@/lib/fleet/backups/policy';
+import type { AppliedPolicy } from '@/lib/fleet/backups/tool';
 import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/patroni-pause.action';
 import { describe, expect, it } from 'vitest';
 import { herd, member } from '@/lib/testing/refs';
@@ -455,6 +458,40 @@ describe('resize a herd', () => {
   });
 });
 
+/** What the backup actions read before planning: the environment's posix policy (its backup host pinned), applied. */
+function backupPrepared(h: HerdRef): BackupPrepared {
+  const repoHost = {
+    hostname: 'backup.example.com',
+    ssh: { host: '10.0.9.1', port: 22, username: 'postgres', hostKeyFingerprint: `SHA256:${'c'.repeat(43)}`, serverId: 99 },
+  };
+  const policy: AppliedPolicy = {
+    tool: 'pgbackrest',
+    repoKind: 'posix',
+    repoHost,
+    repoPath: '/var/lib/pgbackrest',
+    s3: null,
+    retentionFull: 2,
+    compressType: 'zst',
+    encrypt: false,
+    fromStandby: true,
+    archiveTimeoutSeconds: 60,
+  };
+  return {
+    policies: new Map([
+      [
+        h.id,
+        {
+          policyId: 1,
+          scope: 'environment',
+          policy,
+          repoServer: { id: 99, hostname: repoHost.hostname, environmentId: h.environmentId, environment: h.environment, approval: null },
+        },
+      ],
+    ]),
+    setups: new Map([[h.id, { herdId: h.id, stanza: 'prod-billing', applied: appliedForm(policy), appliedAt: new Date() }]]),
+  };
+}
+
 describe('an action is its plan', () => {
   const h = herd(three(), { poolers: [pooler] });
   const [primary, r2, r3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
@@ -470,6 +507,29 @@ describe('an action is its plan', () => {
         // Patroni's maintenance mode: a herd Patroni runs, its members with REST addresses.
         const ph = herd(h.members.map((m) => ({ ...m, controlDriver: 'patroni', patroniUrl: `https://${m.host}:8008` })));
         return { words: a.plan(ph, { params: {} }).steps, steps: a.steps(ph, deps, { params: {} }) };
+      }
+      if (a.on === 'herd' && (a.name === 'backup' || a.name === 'configure-backups')) {
+        const prepared = backupPrepared(h);
+        return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
+      }
+      if (a.on === 'herd' && a.name === 'restore') {
+        const prepared = {
+          ...backupPrepared(h),
+          server: {
+            id: 7,
+            hostname: 'scratch-1.example.com',
+            address: '10.0.9.7',
+            environmentId: h.environmentId,
+            environment: h.environment,
+            approval: null,
+            instances: 0,
+            ssh: { host: '10.0.9.7', port: 22, username: 'postgres', hostKeyFingerprint: `SHA256:${'d'.repeat(43)}`, serverId: 7 },
+          },
+          operationAt: new Map(),
+          takenNames: new Set<string>(),
+        };
+        const params = { name: 'billing-restored', target: 'latest', serverId: 7, dataDirectory: '/var/lib/postgresql/15/restored' };
+        return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };
       }
       if (a.on === 'herd') return { words: a.plan(h, { params: {} }).steps, steps: a.steps(h, deps, { params: {} }) };
       const t = a.name === 'promote' ? r2 : a.name === 'rebuild' || a.name === 'remaster' ? r3 : primary;

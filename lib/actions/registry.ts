@@ -17,6 +17,9 @@ import { resizeAction } from '@/lib/actions/resize.action';
 import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
 import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
 import { drDrillAction } from '@/lib/actions/dr-drill.action';
+import { configureBackupsAction } from '@/lib/actions/backups/configure-backups.action';
+import { backupAction } from '@/lib/actions/backups/backup.action';
+import { restoreAction } from '@/lib/actions/backups/restore.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -33,6 +36,9 @@ export const actions: AnyAction[] = [
   drFailoverAction,
   drDrillAction,
   resizeHerdAction,
+  backupAction,
+  configureBackupsAction,
+  restoreAction,
   refreshDnsAction,
   patroniPauseAction,
   patroniResumeAction,

@@ -28,6 +28,20 @@ export interface Observed {
   walReceiver?: { status: string; senderHost: string | null; senderPort: number | null; receivedTli: number | null } | null;
   /** The data directory it runs from (null: pgherd's role may not read it: neither superuser nor pg_read_all_settings). */
   dataDirectory?: string | null;
+  /** A primary's WAL archiving (pg_stat_archiver); null on a replica. */
+  archive?: ArchiveReading | null;
+}
+
+/** What pg_stat_archiver says on a primary, and whether written WAL waits for the archive. */
+export interface ArchiveReading {
+  archivedCount: number;
+  lastArchivedWal: string | null;
+  lastArchivedAt: Date | null;
+  failedCount: number;
+  lastFailedWal: string | null;
+  lastFailedAt: Date | null;
+  /** Since when written WAL has waited for the archive (null: none waits); its age is the RPO now. */
+  pendingSince: Date | null;
 }
 
 /** A value for a message: what was observed, or "?" when it was not. */
@@ -47,6 +61,17 @@ interface ObservationRow {
   lag_s: string | number | null;
   wal: { status: string; host: string | null; port: number | null; tli: number | null } | null;
   dir: string | null;
+  arch: {
+    // bigint counters: JSON numbers, exact below 2^53.
+    archived: number | string;
+    lastWal: string | null;
+    lastAt: string | null;
+    failed: number | string;
+    failedWal: string | null;
+    failedAt: string | null;
+    waiting: boolean;
+    since: string | null;
+  } | null;
 }
 
 export interface PgEndpoint {
@@ -76,7 +101,17 @@ const observationSql = (pending: boolean) => `
                   ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END AS lag_s,
              (SELECT json_build_object('status', status, 'host', sender_host, 'port', sender_port, 'tli', received_tli)
                 FROM pg_stat_wal_receiver LIMIT 1) AS wal,
-             CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE') THEN current_setting('data_directory') END AS dir`;
+             CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE') THEN current_setting('data_directory') END AS dir,
+             -- A primary's archiving: written WAL waits when the segment being written is past the last one
+             -- archived (pg_walfile_name names a segment boundary by the segment before it: a quiet primary
+             -- just after a switch waits for nothing).
+             CASE WHEN NOT pg_is_in_recovery() THEN
+               (SELECT json_build_object('archived', archived_count, 'lastWal', last_archived_wal, 'lastAt', last_archived_time,
+                       'failed', failed_count, 'failedWal', last_failed_wal, 'failedAt', last_failed_time,
+                       'waiting', current_setting('archive_mode') <> 'off'
+                                  AND pg_walfile_name(pg_current_wal_lsn()) > coalesce(last_archived_wal, ''),
+                       'since', coalesce(last_archived_time, stats_reset))
+                  FROM pg_stat_archiver) END AS arch`;
 
 /** Named statements: prepared once on a connection that reads again (the gate's kept ones). */
 const OBSERVATION = { name: 'pgherd_observation', text: observationSql(true) };
@@ -130,6 +165,20 @@ async function readObservation(c: pg.Client, pending = true): Promise<Observed> 
     replayLagSeconds: r.lag_s === null ? null : Number(r.lag_s),
     walReceiver: w ? { status: w.status, senderHost: w.host, senderPort: w.port, receivedTli: w.tli } : null,
     dataDirectory: r.dir,
+    archive: r.arch ? archiveFrom(r.arch) : null,
+  };
+}
+
+function archiveFrom(a: NonNullable<ObservationRow['arch']>): ArchiveReading {
+  const at = (x: string | null) => (x ? new Date(x) : null);
+  return {
+    archivedCount: Number(a.archived),
+    lastArchivedWal: a.lastWal,
+    lastArchivedAt: at(a.lastAt),
+    failedCount: Number(a.failed),
+    lastFailedWal: a.failedWal,
+    lastFailedAt: at(a.failedAt),
+    pendingSince: a.waiting ? at(a.since) : null,
   };
 }
 

@@ -69,6 +69,20 @@ const patroniSchema = z
   .refine((e) => e.password || e.passwordFile, 'give password or passwordFile')
   .refine((e) => !!e.caFile, PASSWORD_NEEDS_CA.replace('tls.caFile', 'caFile'));
 
+/**
+ * The environment's backup secrets (lib/fleet/backups): the repository's cipher passphrase and S3 keys,
+ * written by Configure backups into the tool's configuration on the hosts (mode 0600), never shown and
+ * never in a step's record.
+ */
+const backupSchema = z
+  .object({
+    cipherPassFile: path.optional(),
+    s3KeyFile: path.optional(),
+    s3SecretFile: path.optional(),
+  })
+  .strict()
+  .refine((b) => !b.s3KeyFile === !b.s3SecretFile, 'give both s3KeyFile and s3SecretFile, or neither');
+
 const entrySchema = passwordRules(
   z
     .object({
@@ -78,6 +92,7 @@ const entrySchema = passwordRules(
       /** PgBouncer's admin console on this environment's poolers (its user is the pooler's admin user). */
       pgbouncer: poolerSchema.optional(),
       patroni: patroniSchema.optional(),
+      backup: backupSchema.optional(),
     })
     .strict(),
 );
@@ -104,6 +119,8 @@ export interface EnvironmentAccess {
   pgbouncer: Omit<Access, 'user'>;
   /** Patroni's REST API on this environment's servers (null: none configured; Patroni herds are then read only). */
   patroni: { user: string; password: string; caFile: string | null } | null;
+  /** The backup repository's secrets (null each: none configured). */
+  backup: { cipherPass: string | null; s3Key: string | null; s3Secret: string | null };
 }
 
 export interface PgAccessConfig {
@@ -137,6 +154,11 @@ function toAccess(e: z.infer<typeof entrySchema>, read: Reader): EnvironmentAcce
       ? { password: passwordOf(e.pgbouncer, read), tls: tlsOptions(e.pgbouncer.tls, read) }
       : { password: null, tls: null },
     patroni: e.patroni ? { user: e.patroni.user, password: passwordOf(e.patroni, read) ?? '', caFile: e.patroni.caFile ?? null } : null,
+    backup: {
+      cipherPass: passwordOf({ passwordFile: e.backup?.cipherPassFile }, read),
+      s3Key: passwordOf({ passwordFile: e.backup?.s3KeyFile }, read),
+      s3Secret: passwordOf({ passwordFile: e.backup?.s3SecretFile }, read),
+    },
   };
 }
 
@@ -167,7 +189,12 @@ function legacy(): PgAccessConfig {
   const user = setting('PGHERD_PG_USER');
   return {
     environments: new Map(),
-    fallback: { postgres: { user, password: null, tls: null }, pgbouncer: { password: null, tls: null }, patroni: null },
+    fallback: {
+      postgres: { user, password: null, tls: null },
+      pgbouncer: { password: null, tls: null },
+      patroni: null,
+      backup: { cipherPass: null, s3Key: null, s3Secret: null },
+    },
   };
 }
 

@@ -25,6 +25,20 @@ export const isDeliberate = (state: string) => (DELIBERATE_STATES as readonly st
 export const keepDeliberate = (state: string) =>
   sql`CASE WHEN ${instances.state} IN ('fenced', 'needs_rebuild') THEN ${instances.state} ELSE ${state}::instance_state END`;
 
+/** The archive columns from an observation: a primary's reading, or nulls (a replica archives nothing). */
+export function archiveValues(o: Observed) {
+  const a = o.archive ?? null;
+  return {
+    archivedCount: a?.archivedCount ?? null,
+    lastArchivedWal: a?.lastArchivedWal ?? null,
+    lastArchivedAt: a?.lastArchivedAt ?? null,
+    archiveFailedCount: a?.failedCount ?? null,
+    lastArchiveFailedWal: a?.lastFailedWal ?? null,
+    lastArchiveFailedAt: a?.lastFailedAt ?? null,
+    archivePendingSince: a?.pendingSince ?? null,
+  };
+}
+
 export async function refreshInstance(db: Db, id: number, e: PgEndpoint, observed?: Observed): Promise<Observed> {
   const o = observed ?? (await observe(e));
   const now = new Date();
@@ -39,6 +53,7 @@ export async function refreshInstance(db: Db, id: number, e: PgEndpoint, observe
             timeline: o.timeline,
             lsn: o.lsn ? lsnToNumber(o.lsn) : null,
             pendingRestart: !!o.pendingRestart,
+            ...archiveValues(o),
             lastObservedAt: now,
           }
         : { state: keepDeliberate(stateFrom(o)), lastObservedAt: now },

@@ -9,7 +9,7 @@ import { lsnToNumber } from '@/lib/adapters/format/lsn';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, type Observed } from '@/lib/fleet/observe';
 import { judgeHerds } from '@/lib/fleet/no-primary';
-import { isDeliberate, keepDeliberate, stateFrom } from '@/lib/fleet/record-observation';
+import { archiveValues, isDeliberate, keepDeliberate, stateFrom } from '@/lib/fleet/record-observation';
 
 /** `fn` over `items`, at most `limit` at a time, results in order. */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
@@ -186,6 +186,7 @@ function values(x: Reading, now: Date) {
     lagSeconds: x.role === 'replica' ? (o.replayLagSeconds ?? null) : 0,
     pendingRestart: !!o.pendingRestart,
     upstreamInstanceId: x.upstream?.id ?? null,
+    ...archiveValues(o),
     lastObservedAt: now,
   };
 }

@@ -38,7 +38,10 @@ export function planFleet(spec: FleetSpec = DEFAULT_FLEET): PlannedMember[] {
     for (const herd of spec.herds) {
       for (let i = 0; i <= spec.replicas; i++) {
         n++;
-        if (n > 240) throw new Error('the lab fleet is limited to 240 members (x.x.x.1-240; the rest is for poolers)');
+        if (n > 229)
+          throw new Error(
+            'the lab fleet is limited to 229 members (x.x.x.1-229; the rest is for scratch servers, poolers and backup hosts)',
+          );
         out.push({
           environment,
           herd,

@@ -17,7 +17,8 @@ describe('the lab', () => {
     const opsMember = (name: string) => lab.instances.some((i) => i.server === name && isOpsTestHerd(i.environment, i.herd));
     expect(lab.processes.filter((p) => !opsMember(p.name) && !(alive(currentPid(p)) && pidRuns(currentPid(p), p.program)))).toEqual([]);
     // pgherd's database, Redis, BIND, on each of the 18 servers a postmaster and an sshd, and the
-    // PgBouncer in front of production/billing on a server of its own (with its sshd), OpenLDAP slapd,
+    // PgBouncer in front of production/billing on a server of its own (with its sshd), a backup host and
+    // two scratch servers per environment (an sshd each), OpenLDAP slapd,
     // moto and the lab's AWS front, with an EC2 instance per database server
     expect(lab.processes.map((p) => p.program).sort()).toEqual(
       [
@@ -27,7 +28,7 @@ describe('the lab', () => {
         'named',
         'pgbouncer',
         'slapd',
-        ...Array(19).fill('sshd'),
+        ...Array(25).fill('sshd'),
         'moto_server',
         'aws-front.ts',
       ].sort(),

@@ -28,6 +28,7 @@ import { labAwsEnv, startAws, type LabAws } from './aws';
 import { startRoute53 } from './route53';
 import { startEtcd, startPatroniHerd } from './patroni';
 import { shortEnv } from './fleet';
+import { backupZoneHosts, labInternalSsh, planBackupHosts, prepareBackupHosts, type LabBackup } from './backup';
 import { setting } from '@/lib/settings/settings';
 
 export interface LabProcess {
@@ -103,6 +104,8 @@ export interface LabInfo {
   pgbouncer: LabPgbouncer[];
   /** Herds Patroni runs, with etcd as their DCS (their members are in `instances` too). */
   patroni?: LabPatroni[];
+  /** A backup host per environment (its pgBackRest repository) and empty scratch servers for restores. */
+  backup?: LabBackup;
   /** OpenLDAP slapd: ou=people, ou=groups, the service account, each user's password and groups. */
   ldap: LabLdap | null;
   /** The lab's CA (slapd's and every fleet instance's certificates) and how pgherd reaches the fleet's Postgres. */
@@ -169,6 +172,8 @@ export interface LabOptions {
   ldap?: boolean;
   /** moto and an EC2 instance per database server (default: with the fleet). */
   aws?: boolean;
+  /** A backup host and scratch servers per environment (default: with the fleet). */
+  backup?: boolean;
   /** An environment whose names Route 53 serves (a hosted zone in moto) instead of BIND; needs aws and dns. */
   route53?: string;
   /**
@@ -408,8 +413,14 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
           info.pgbouncer.push(b.pooler);
         }
       }
+      if (opts.backup !== false) {
+        info.backup = planBackupHosts(dir, [...new Set(members.map((m) => m.environment))], spec.sites, spec.subnet);
+        await prepareBackupHosts(id, info.backup, info.tls);
+      }
       const hosts = [
         ...members.map((m) => ({ address: m.address, environment: m.environment })),
+        ...(info.backup?.hosts ?? []).map((h) => ({ address: h.address, environment: h.environment })),
+        ...(info.backup?.scratch ?? []).map((h) => ({ address: h.address, environment: h.environment })),
         ...poolerHosts.map((p) => ({ address: p.address, environment: p.environment })),
         ...info.instances.filter((i) => i.patroniUrl).map((i) => ({ address: i.address, environment: i.environment })),
       ];
@@ -421,10 +432,12 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
       const sshd = await startSshd(id, dir, hosts, sshPort);
       sshd.pids.forEach((pid, i) => track({ name: `sshd-${i}`, pid, program: 'sshd', signal: 'SIGTERM' }));
       info.ssh = sshd.ssh;
+      // pgBackRest's own SSH between an environment's hosts (WAL pushed to the backup host, backups read from the members).
+      if (info.backup) await labInternalSsh(id, sshd.authorizedFiles);
       if (opts.dns !== false) {
         const dnsPort = await freePort();
         log(`starting BIND 9 on 127.0.0.1:${dnsPort} (zone ${LAB_ZONE})`);
-        const zone = labZone(info.instances, info.pgbouncer);
+        const zone = labZone(info.instances, info.pgbouncer, backupZoneHosts(info.backup));
         const bind = await startBind(id, dir, dnsPort, zone);
         track({ name: 'named', pid: bind.pid, program: 'named', signal: 'SIGTERM' });
         info.dns = { ...bind.dns, herds: zone.herds };
@@ -497,7 +510,7 @@ export const readNameOf = (i: { server: string; environment: string }, zone = LA
 /** The read names' TTL: short, so that a drain's wait is short in the lab. */
 export const READ_NAME_TTL = 2;
 
-function labZone(instances: LabInstance[], poolers: LabPgbouncer[]) {
+function labZone(instances: LabInstance[], poolers: LabPgbouncer[], others: { name: string; address: string }[] = []) {
   const herds = [...new Map(instances.map((i) => [`${i.environment}/${i.herd}`, i])).values()].map((i) => ({
     environment: i.environment,
     herd: i.herd,
@@ -508,6 +521,7 @@ function labZone(instances: LabInstance[], poolers: LabPgbouncer[]) {
     hosts: [
       ...instances.map((i) => ({ name: i.server, address: i.address })),
       ...poolers.map((p) => ({ name: p.server, address: p.address })),
+      ...others,
     ],
     aliases: [
       ...herds.map((h) => ({
@@ -543,11 +557,15 @@ function writePgAccess(dir: string, ca: LabCa, environments: string[]): LabPgAcc
   const home = path.join(dir, 'pg-access');
   mkdirSync(home, { mode: 0o700 });
   const roles: LabPgAccess['roles'] = {};
+  const cipherFiles: Record<string, string> = {};
   for (const env of environments) {
     const passwordFile = path.join(home, `${env}.password`);
     const password = randomBytes(18).toString('base64url');
     writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
     roles[env] = { user: pgherdRoleOf(env), password, passwordFile };
+    // The environment's backup repository passphrase (pgBackRest's repo1-cipher-pass).
+    cipherFiles[env] = path.join(home, `${env}.backup-cipher`);
+    writeFileSync(cipherFiles[env], `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
   }
   const configFile = path.join(home, 'pg-access.json');
   writeFileSync(
@@ -561,6 +579,7 @@ function writePgAccess(dir: string, ca: LabCa, environments: string[]): LabPgAcc
               user: roles[env]!.user,
               passwordFile: roles[env]!.passwordFile,
               tls: { mode: 'verify-full', caFile: ca.caFile },
+              backup: { cipherPassFile: cipherFiles[env] },
             },
           ]),
         ),

@@ -40,6 +40,9 @@ export function nodeConfig(node: PgNode): string {
     `fsync = off`,
     `synchronous_commit = off`,
     `full_page_writes = on`,
+    // Ready for a backup policy, as a fleet that plans for archiving is: turning it on takes a restart,
+    // while pgherd's Configure backups sets archive_command with a reload (until then WAL is kept).
+    `archive_mode = on`,
     `cluster_name = '${node.name}'`,
     `logging_collector = off`,
     `log_line_prefix = '%m [%p] '`,

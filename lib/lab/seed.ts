@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { createDb, type Db, type Queries } from '@/db/client';
 import { migrateDatabase } from '@/db/migrate';
-import { dnsRecords, environments, herds, instances, poolers, roleBindings, servers, sites } from '@/db/schema';
+import { backupPolicies, dnsRecords, environments, herds, instances, poolers, roleBindings, servers, sites } from '@/db/schema';
 import { LAB_ZONE, READ_NAME_TTL, readNameOf, useLabSettings, writeNameOf, type LabInfo, type LabInstance } from './lab';
 import { lsnToNumber } from '@/lib/adapters/format/lsn';
 import { labSshFor } from './sshd';
@@ -273,6 +273,30 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
         if (environmentId === undefined) continue;
         await tx.insert(roleBindings).values({ role: b.role, subjectType: 'group', subject: b.group, environmentId }).onConflictDoNothing();
       }
+    }
+    // Each environment's backup host and scratch servers (empty hosts for restores and drills), and the
+    // environment's backup policy, as an admin would set it: pgBackRest to the backup host, encrypted.
+    // Configure backups applies it to a herd; nothing runs until then.
+    for (const h of lab.backup?.hosts ?? []) {
+      const environmentId = envIds.get(h.environment);
+      if (environmentId === undefined) continue;
+      const repoServerId = await upsertLabServer(tx, lab, environmentId, h.server, h);
+      await tx
+        .insert(backupPolicies)
+        .values({
+          environmentId,
+          repoKind: 'posix',
+          repoServerId,
+          repoPath: h.repoPath,
+          retentionFull: 2,
+          encrypt: true,
+          archiveTimeoutSeconds: 30,
+        })
+        .onConflictDoNothing();
+    }
+    for (const x of lab.backup?.scratch ?? []) {
+      const environmentId = envIds.get(x.environment);
+      if (environmentId !== undefined) await upsertLabServer(tx, lab, environmentId, x.server, x);
     }
     // PgBouncers: their own servers (reached over the lab's SSH), registered with the herd they front.
     for (const p of lab.pgbouncer) {

@@ -49,7 +49,7 @@ export async function startSshd(
   dir: string,
   hosts: { address: string; environment: string }[],
   port: number,
-): Promise<{ pids: number[]; ssh: LabSsh }> {
+): Promise<{ pids: number[]; ssh: LabSsh; authorizedFiles: string[] }> {
   const home = path.join(dir, 'ssh');
   mkdirOwned(id, home, 0o755);
   // pgherd's client keys belong to whoever runs pgherd (root here), in a directory of its own.
@@ -106,7 +106,11 @@ export async function startSshd(
     ]),
   );
   const first = Object.values(shown)[0]!;
-  return { pids, ssh: { port, user: id.user, ...first, environments: shown, addresses: hosts.map((h) => h.address) } };
+  return {
+    pids,
+    ssh: { port, user: id.user, ...first, environments: shown, addresses: hosts.map((h) => h.address) },
+    authorizedFiles: Object.values(environments).map((k) => k.authorized),
+  };
 }
 
 /** Starts the daemon for the i-th address from its configuration file; resolves once it answers. */

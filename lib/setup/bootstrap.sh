@@ -22,6 +22,7 @@ declare -A NEEDS=(
   [openssl]=/usr/bin/openssl
   [patroni]=/usr/bin/patroni
   [etcd-server]=/usr/bin/etcd
+  [pgbackrest]=/usr/bin/pgbackrest
   # patronictl's https client (urllib3 with pyOpenSSL) reads a certificate's DNS names with idna, which
   # Debian's patroni does not pull in: without it patronictl switchover "falls back to DCS" silently.
   [python3-idna]=/usr/lib/python3/dist-packages/idna/__init__.py

@@ -145,10 +145,11 @@ describe('instances changelist', () => {
 describe('counts in other tables', () => {
   it('counts each environment\u2019s own herds and servers (correlated subqueries stay qualified)', async () => {
     const page = await list('environments', {});
-    // production: 9 database servers and the PgBouncer server in front of billing.
+    // production: 9 database servers, the PgBouncer server in front of billing, a backup host and two
+    // scratch servers; staging the same without the PgBouncer.
     expect(page.rows.map((r) => [r.name, r.herds, r.servers])).toEqual([
-      ['production', 3, 10],
-      ['staging', 3, 9],
+      ['production', 3, 13],
+      ['staging', 3, 12],
     ]);
   });
 });
@@ -290,9 +291,18 @@ describe('delete', () => {
     const c = await collectForDelete(t.db, admin('environments'), [env!.id]);
     const counts = Object.fromEntries(c.deleted.map((g) => [g.model, g.ids.length]));
     // The role bindings scoped to staging (dba-prod and dba-staging operate it, admins-staging administer it) go with it too.
-    expect(counts).toEqual({ environments: 1, herds: 3, servers: 9, instances: 9, 'dns-records': 3, 'role-bindings': 3 });
+    // And its backup policy, its backup host and scratch servers.
+    expect(counts).toEqual({
+      environments: 1,
+      herds: 3,
+      servers: 12,
+      instances: 9,
+      'dns-records': 3,
+      'role-bindings': 3,
+      'backup-policies': 1,
+    });
     const res = await deleteObjects(t.db, editable('environments'), [env!.id, 999999], actor);
-    expect(res).toEqual({ deleted: 1, cascaded: 27 });
+    expect(res).toEqual({ deleted: 1, cascaded: 31 });
     // Gone already, or never there: nothing deleted, nothing counted, nothing audited.
     expect(await deleteObjects(t.db, editable('environments'), [env!.id, 999999], actor)).toEqual({ deleted: 0, cascaded: 0 });
     expect(await t.db.$count(environments, eq(environments.id, env!.id))).toBe(0);

@@ -29,6 +29,7 @@ describe('appList', () => {
       fleet: ['Herds', 'Instances', 'Servers', 'Sites', 'Environments', 'DR pairs'],
       operations: ['Operations', 'Rules', 'DR scorecard'],
       dns: ['DNS records', 'PgBouncers'],
+      backups: ['Backup policies'],
       access: ['Role bindings', 'API tokens', 'Audit entries'],
       api: ['API reference'],
     });
@@ -51,5 +52,7 @@ describe('appList', () => {
     expect(adds(operator)).toContain('/admin/herds/add');
     expect(adds(operator)).not.toContain('/admin/environments/add');
     expect(adds(operator)).not.toContain('/admin/role-bindings/add');
+    // Where a herd's WAL goes is an admin's decision.
+    expect(adds(operator)).not.toContain('/admin/backup-policies/add');
   });
 });

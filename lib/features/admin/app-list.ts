@@ -13,6 +13,7 @@ import { herdsAdmin } from './models/herds.admin';
 import { instancesAdmin } from './models/instances.admin';
 import { operationsAdmin } from './models/operations.admin';
 import { poolersAdmin } from './models/poolers.admin';
+import { backupPoliciesAdmin } from './models/backup-policies.admin';
 import { roleBindingsAdmin } from './models/role-bindings.admin';
 import { serversAdmin } from './models/servers.admin';
 import { sitesAdmin } from './models/sites.admin';
@@ -34,6 +35,7 @@ export const appGroups: readonly AppGroupDef[] = [
     entries: [operationsAdmin, { label: 'Rules', href: '/rules' }, { label: 'DR scorecard', href: '/dr' }],
   },
   { name: 'dns', label: 'DNS and poolers', entries: [dnsRecordsAdmin, poolersAdmin] },
+  { name: 'backups', label: 'Backups', entries: [backupPoliciesAdmin] },
   {
     name: 'access',
     label: 'People and access',

@@ -12,6 +12,7 @@ import { poolersAdmin } from './models/poolers.admin';
 import { roleBindingsAdmin } from './models/role-bindings.admin';
 import { auditAdmin } from './models/audit.admin';
 import { sitesAdmin } from './models/sites.admin';
+import { backupPoliciesAdmin } from './models/backup-policies.admin';
 
 export const adminModels: readonly Model[] = [
   environmentsAdmin,
@@ -22,6 +23,7 @@ export const adminModels: readonly Model[] = [
   instancesAdmin,
   dnsRecordsAdmin,
   poolersAdmin,
+  backupPoliciesAdmin,
   operationsAdmin,
   roleBindingsAdmin,
   auditAdmin,

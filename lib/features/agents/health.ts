@@ -4,6 +4,7 @@
 // herd than the one the agents put them in; and herds pgherd found with no primary at all (the
 // refresher, or a DR failover that stopped: lib/fleet/no-primary.ts). For the dashboard (the whole
 // fleet one may see) and the herd page (that herd).
+import { archiveFailing, archiveLagging } from '@/lib/fleet/backups/status-sql';
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { discoveryConfig } from '@/lib/features/discovery/discovery';
@@ -77,6 +78,18 @@ export type TagDisagreement = {
   herd: string;
 };
 
+/** A configured herd whose primary's archive fails, or keeps written WAL waiting longer than twice archive_timeout. */
+export type ArchiveTrouble = {
+  herdId: number;
+  herd: string;
+  primary: string;
+  failing: boolean;
+  /** How long written WAL has waited for the archive (null: none waits). */
+  waitingSeconds: number | null;
+  lastFailedWal: string | null;
+  lastFailedAt: Date | null;
+};
+
 export interface FleetHealth {
   silent: { rows: SilentServer[]; total: number };
   twoPrimaries: { rows: TwoPrimaries[]; total: number };
@@ -84,10 +97,18 @@ export interface FleetHealth {
   foreignUpstreams: { rows: ForeignUpstream[]; total: number };
   conflicts: { rows: HeldConflict[]; total: number };
   tagDisagreements: { rows: TagDisagreement[]; total: number };
+  archive: { rows: ArchiveTrouble[]; total: number };
 }
 
 export const healthy = (h: FleetHealth) =>
-  h.silent.total + h.twoPrimaries.total + h.noPrimary.total + h.foreignUpstreams.total + h.conflicts.total + h.tagDisagreements.total === 0;
+  h.silent.total +
+    h.twoPrimaries.total +
+    h.noPrimary.total +
+    h.foreignUpstreams.total +
+    h.conflicts.total +
+    h.tagDisagreements.total +
+    h.archive.total ===
+  0;
 
 /** `col` within the environments in `scope` (null: all). */
 function within(col: SQL, scope: number[] | null): SQL {
@@ -120,7 +141,7 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
   const envTag = environmentTag();
   const now = opts.now ?? new Date();
   const herd = (col: SQL) => (opts.herdId === undefined ? sql`true` : sql`${col} = ${opts.herdId}`);
-  const [silent, two, none, foreign, held, tagged] = await Promise.all([
+  const [silent, two, none, foreign, held, tagged, archive] = await Promise.all([
     db.execute<SilentServer & { total: number }>(sql`
       SELECT s.id, s.hostname, e.name AS environment, s.last_seen_at AS "lastSeenAt", s.agent_interval_seconds AS "intervalSeconds",
              floor(extract(epoch FROM ${now}::timestamptz - s.last_seen_at))::int AS "silentSeconds", (count(*) OVER ())::int AS total
@@ -191,6 +212,17 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
         AND ${within(sql`i.environment_id`, scope)} AND ${herd(sql`h.id`)}
       ORDER BY s.hostname, i.port
       LIMIT ${HEALTH_ROWS}`),
+    // Configured herds only: a primary nobody archives from is the Backups facet's "not configured".
+    db.execute<ArchiveTrouble & { total: number }>(sql`
+      SELECT h.id AS "herdId", e.name || '/' || h.name AS herd, s.hostname || ':' || i.port AS primary,
+             ${archiveFailing(sql`h.id`)} AS failing,
+             floor(extract(epoch FROM ${now}::timestamptz - i.archive_pending_since))::int AS "waitingSeconds",
+             i.last_archive_failed_wal AS "lastFailedWal", i.last_archive_failed_at AS "lastFailedAt", (count(*) OVER ())::int AS total
+      FROM herd_backup_setups b JOIN herds h ON h.id = b.herd_id JOIN environments e ON e.id = h.environment_id
+        JOIN instances i ON i.herd_id = h.id AND i.role = 'primary' JOIN servers s ON s.id = i.server_id
+      WHERE (${archiveFailing(sql`h.id`)} OR ${archiveLagging(sql`h.id`)}) AND ${within(sql`h.environment_id`, scope)} AND ${herd(sql`h.id`)}
+      ORDER BY e.name, h.name
+      LIMIT ${HEALTH_ROWS}`),
   ]);
   return {
     silent: counted(silent.rows.map((r) => ({ ...r, lastSeenAt: new Date(r.lastSeenAt) }))),
@@ -199,5 +231,6 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
     foreignUpstreams: counted(foreign.rows),
     conflicts: counted(held.rows.map((r) => ({ ...r, firstSeenAt: new Date(r.firstSeenAt) }))),
     tagDisagreements: counted(tagged.rows),
+    archive: counted(archive.rows.map((r) => ({ ...r, lastFailedAt: r.lastFailedAt ? new Date(r.lastFailedAt) : null }))),
   };
 }

@@ -97,8 +97,11 @@ describe('EC2 discovery', () => {
       });
       expect(s.cloudTags!['pgherd:herd']).toBeTruthy();
     }
-    // The PgBouncer server has no EC2 instance: untouched.
-    expect(rows.filter((s) => s.cloudInstanceId === null).map((s) => s.hostname)).toEqual([expect.stringMatching(/^pgbouncer-/)]);
+    // The PgBouncer server, the backup host and the scratch servers have no EC2 instance: untouched.
+    expect(rows.filter((s) => s.cloudInstanceId === null).map((s) => s.hostname.replace(/-[0-9]+\./, '.'))).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^pgbouncer-/), 'backup-prod.lab.internal', 'scratch-prod.lab.internal']),
+    );
+    expect(rows.filter((s) => s.cloudInstanceId === null).every((s) => /^(pgbouncer|backup|scratch)-/.test(s.hostname))).toBe(true);
     // Renamed in the inventory: still its instance's (found by id, not by name).
     const one = rows.find((s) => s.cloudInstanceId === t.lab.aws!.instances[0]!.instanceId)!;
     await t.db.update(servers).set({ hostname: 'renamed.lab.internal' }).where(eq(servers.id, one.id));

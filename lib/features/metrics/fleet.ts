@@ -10,6 +10,7 @@ import { DEFAULT_INTERVAL_SECONDS, SILENT_AFTER_INTERVALS } from '@/lib/features
 import { WORKER_SILENT_MS } from '@/lib/engine/workers-alive';
 import { TWO_PRIMARIES } from '@/lib/features/patroni/follow';
 import { throttled } from '@/lib/adapters/log/log';
+import { backupStatusSql } from '@/lib/fleet/backups/status-sql';
 
 /** A queue as the gauges read it (BullMQ's Queue has this). */
 export interface CountedQueue {
@@ -149,6 +150,66 @@ export function registerFleetGauges(
         FROM herds h JOIN environments e ON e.id = h.environment_id GROUP BY 1`);
       this.reset();
       for (const r of rows) this.set({ environment: r.environment }, r.n);
+    },
+  });
+  // Backups (lib/fleet/backups): the measured RPO of each configured primary, the age of each herd's
+  // last backups, and the herds by their standing, as the changelist's Backups facet reads it.
+  new Gauge({
+    name: 'pgherd_archive_waiting_seconds',
+    help: 'How long WAL written on a configured herd\u2019s primary has waited for the archive (0: none waits): what a restore now would lose.',
+    labelNames: ['environment', 'herd', 'pg_instance'] as const,
+    registers,
+    async collect() {
+      const rows = await rowsOf<{ environment: string; herd: string; pg_instance: string; s: number }>(sql`
+        SELECT e.name AS environment, h.name AS herd, sv.hostname || ':' || i.port AS pg_instance,
+               coalesce(extract(epoch FROM now() - i.archive_pending_since), 0)::float8 AS s
+        FROM herd_backup_setups b JOIN herds h ON h.id = b.herd_id JOIN environments e ON e.id = h.environment_id
+          JOIN instances i ON i.herd_id = h.id AND i.role = 'primary' JOIN servers sv ON sv.id = i.server_id`);
+      this.reset();
+      for (const r of rows) this.set({ environment: r.environment, herd: r.herd, pg_instance: r.pg_instance }, r.s);
+    },
+  });
+  new Gauge({
+    name: 'pgherd_archive_failures',
+    help: 'archive_command failures counted by a configured primary since its statistics were reset (pg_stat_archiver.failed_count).',
+    labelNames: ['environment', 'herd', 'pg_instance'] as const,
+    registers,
+    async collect() {
+      const rows = await rowsOf<{ environment: string; herd: string; pg_instance: string; n: string }>(sql`
+        SELECT e.name AS environment, h.name AS herd, sv.hostname || ':' || i.port AS pg_instance, i.archive_failed_count::text AS n
+        FROM herd_backup_setups b JOIN herds h ON h.id = b.herd_id JOIN environments e ON e.id = h.environment_id
+          JOIN instances i ON i.herd_id = h.id AND i.role = 'primary' JOIN servers sv ON sv.id = i.server_id
+        WHERE i.archive_failed_count IS NOT NULL`);
+      this.reset();
+      for (const r of rows) this.set({ environment: r.environment, herd: r.herd, pg_instance: r.pg_instance }, Number(r.n));
+    },
+  });
+  new Gauge({
+    name: 'pgherd_backup_age_seconds',
+    help: 'Seconds since a configured herd\u2019s last backup of each kind ended (full; diff or incr), as the repository lists them.',
+    labelNames: ['environment', 'herd', 'kind'] as const,
+    registers,
+    async collect() {
+      const rows = await rowsOf<{ environment: string; herd: string; kind: string; s: number }>(sql`
+        SELECT e.name AS environment, h.name AS herd, CASE WHEN k.type = 'full' THEN 'full' ELSE 'incremental' END AS kind,
+               extract(epoch FROM now() - max(k.stopped_at))::float8 AS s
+        FROM backups k JOIN herds h ON h.id = k.herd_id JOIN environments e ON e.id = h.environment_id
+        WHERE k.gone_at IS NULL GROUP BY 1, 2, 3`);
+      this.reset();
+      for (const r of rows) this.set({ environment: r.environment, herd: r.herd, kind: r.kind }, r.s);
+    },
+  });
+  new Gauge({
+    name: 'pgherd_herds_backup_standing',
+    help: 'Herds by their backups\u2019 standing (ok, archive failing, archive lagging, no backup in 1 or 7 days, not configured), by environment.',
+    labelNames: ['environment', 'standing'] as const,
+    registers,
+    async collect() {
+      const rows = await rowsOf<{ environment: string; standing: string; n: number }>(sql`
+        SELECT e.name AS environment, ${backupStatusSql(sql`h.id`)} AS standing, count(*)::int AS n
+        FROM herds h JOIN environments e ON e.id = h.environment_id GROUP BY 1, 2`);
+      this.reset();
+      for (const r of rows) this.set({ environment: r.environment, standing: r.standing }, r.n);
     },
   });
   new Gauge({

@@ -8,6 +8,7 @@ import { defineAdmin } from '../define-admin';
 import { herdDependents } from '../environment-rules';
 import { isHerdAction } from '@/lib/engine/define-action';
 import { actions } from '@/lib/actions/registry';
+import { BACKUP_STATUSES, backupStatusSql, backupSummarySql } from '@/lib/fleet/backups/status-sql';
 
 /** What every list of herds shares (this one, and the DR pairs list). */
 export const herdRows = {
@@ -77,6 +78,9 @@ export const herdsAdmin = defineAdmin({
         END)`,
       sortable: false,
     },
+    // What the repository holds and how far the archive is behind (lib/fleet/backups/status-sql.ts).
+    backups: { label: 'Backups', sql: backupSummarySql(qualified(herds.id)), sortable: false },
+    backupStatus: { label: 'Backup standing', sql: backupStatusSql(qualified(herds.id)), format: 'badge', sortable: false },
     pgVersion: { label: 'Version', sql: herds.pgVersion, format: 'number' },
     controlDriver: { label: 'Control', sql: herds.controlDriver },
     automation: { label: 'Automation', sql: herds.automation, format: 'badge' },
@@ -91,6 +95,7 @@ export const herdsAdmin = defineAdmin({
     'dnsName',
     'dnsDrift',
     'patroni',
+    'backups',
     'pgVersion',
     'controlDriver',
     'automation',
@@ -100,6 +105,7 @@ export const herdsAdmin = defineAdmin({
     { key: 'automation', label: 'Automation', kind: 'choice', sql: herds.automation, choices: automationMode.enumValues },
     { key: 'driver', label: 'Control driver', kind: 'choice', sql: herds.controlDriver, choices: controlDriver.enumValues },
     { key: 'version', label: 'Version', kind: 'values', sql: herds.pgVersion, numeric: true },
+    { key: 'backups', label: 'Backups', kind: 'choice', sql: backupStatusSql(qualified(herds.id)), choices: BACKUP_STATUSES },
   ],
   searchFields: ['name', 'dnsName', 'environment'],
   ordering: ['environment', 'name'],

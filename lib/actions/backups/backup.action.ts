@@ -1,0 +1,99 @@
+// Back up: a full, differential or incremental backup of the herd, run where the repository is (the
+// backup host), read from a replica when the policy says so (pgBackRest's backup-standby: the primary
+// is asked only for the start and stop of the backup). The repository's listing is then read back and is
+// what pgherd records: label, size, LSN range and the WAL each backup needs.
+import { z } from 'zod';
+import { defineHerdAction, productionWarning } from '@/lib/engine/define-action';
+import { refuse } from '@/lib/fleet/refusal';
+import { appliedForm } from '@/lib/fleet/backups/policy';
+import { pgbackrest } from '@/lib/fleet/backups/pgbackrest';
+import { execNotedOk } from '@/lib/actions/steps/exec-noted';
+import { formatBytes } from '@/lib/adapters/format/units';
+import { policyRefusal, prepareBackups, readListing, recordListing, stanzaRunner, type BackupPrepared } from './backup-steps';
+
+export const backupParams = z
+  .object({
+    type: z.enum(['full', 'diff', 'incr']).default('incr'),
+  })
+  .strict();
+
+const TYPE_WORDS = { full: 'full', diff: 'differential', incr: 'incremental' } as const;
+
+/** The longest a backup may run before its step is stopped (and pgBackRest with it). */
+const BACKUP_TIMEOUT_MS = 6 * 3600_000;
+
+export const backupAction = defineHerdAction({
+  name: 'backup',
+  label: 'Back up',
+  permission: 'operator',
+  dangerous: false,
+  params: {
+    schema: backupParams,
+    fields: [
+      {
+        name: 'type',
+        label: 'Type',
+        kind: 'text',
+        emptyLabel: 'incr',
+        help: 'full, diff (changes since the last full) or incr (changes since the last backup); without a full one, pgBackRest takes a full',
+      },
+    ],
+  },
+  prepare: (herds, _params, db): Promise<BackupPrepared> => prepareBackups(herds, db),
+  plan: (h, { params, prepared }) => {
+    const p = prepared.policies.get(h.id);
+    const why = policyRefusal(h, p);
+    if (why || !p) return why ?? refuse('not-applicable', 'no backup policy');
+    const setup = prepared.setups.get(h.id);
+    if (!setup) return refuse('not-applicable', `${h.label} is not configured for backups yet: run Configure backups (an admin) first`);
+    const primary = h.members.find((m) => m.role === 'primary' && m.state === 'running');
+    if (!primary) return refuse('topology', 'the herd has no running primary: a backup starts and stops on the primary');
+    const runner = stanzaRunner(p, primary);
+    if (!runner) return refuse('topology', 'no host to run the backup on');
+    const stanza = setup.stanza;
+    const replicas = h.members.filter((m) => m.role === 'replica' && m.state === 'running');
+    const from = p.policy.fromStandby && replicas.length ? `a replica (${replicas.map((r) => r.label).join(' or ')})` : primary.label;
+    const type = params.type;
+    return {
+      steps: [
+        {
+          name: `take a ${TYPE_WORDS[type]} backup`,
+          does: { kind: 'backup.take', stanza, type, policy: appliedForm(p.policy) },
+          says: `take a ${TYPE_WORDS[type]} backup of stanza ${stanza}, its files read from ${from}${p.policy.repoHost ? `, on ${p.policy.repoHost.hostname}` : ''}`,
+          timeoutMs: BACKUP_TIMEOUT_MS,
+          run: async (x) => {
+            await execNotedOk(
+              x.deps,
+              runner,
+              x,
+              pgbackrest(runner.config(stanza), stanza, `--type=${type}`, 'backup'),
+              BACKUP_TIMEOUT_MS - 60_000,
+            );
+          },
+        },
+        {
+          name: 'record the backup',
+          does: { kind: 'backup.record', stanza, herd: h.id },
+          says: 'read the repository\u2019s listing (pgbackrest info) and record each backup: label, size, LSN range, the WAL it needs',
+          timeoutMs: 60_000,
+          run: async (x) => {
+            const listing = await readListing(x.deps, runner, x, stanza);
+            const added = await recordListing(x.deps.db, h.id, stanza, listing, x.deps.operation?.id ?? null);
+            const mine = listing.backups.filter((b) => added.includes(b.label));
+            const last = mine[mine.length - 1];
+            if (!last) throw new Error('the backup ran, yet the repository lists no new backup');
+            x.deps.outcome?.(
+              `${last.label} (${last.type}): ${formatBytes(last.repoSizeBytes)} in the repository of ${formatBytes(last.sizeBytes)}, ` +
+                `LSN ${last.lsnStart}\u2013${last.lsnStop}, ${Math.round((last.stoppedAt.getTime() - last.startedAt.getTime()) / 1000)} s`,
+            );
+          },
+        },
+      ],
+      facts: [
+        { label: 'Stanza', value: stanza },
+        { label: 'Read from', value: from },
+      ],
+      warnings: [...productionWarning(h), ...(type === 'full' ? ['a full backup reads every data file'] : [])],
+    };
+  },
+});

@@ -1,0 +1,379 @@
+// Backups against the real pgBackRest, Postgres and OpenSSH of a lab of its own: Configure backups applies
+// the environment's policy (configuration on every member and on the backup host, the stanza, archive_command),
+// WAL reaches the repository and the archive's health is observed, backups are taken from a replica and
+// recorded as `pgbackrest info` lists them, and a policy that points a herd's WAL at another environment's
+// backup host is refused with nothing changed. The repository's passphrase is in no step's record.
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '@/db/client';
+import { backupPolicies, backups, herdBackupSetups, herds, instances, servers } from '@/db/schema';
+import { startLab, stopLab, PROJECT_ROOT, type LabInfo } from '@/lib/lab/lab';
+import { query } from '@/lib/lab/postgres';
+import { seededDatabase } from '@/lib/lab/seed';
+import { run as runAsLab, labIdentity } from '@/lib/lab/proc';
+import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
+import { planOperation } from '@/lib/engine/plan';
+import { SYSTEM_ACCESS } from '@/lib/engine/access';
+import { refreshFleet } from '@/lib/fleet/refresher';
+import { waitFor } from '@/lib/testing/wait';
+import { fleetHealth } from '@/lib/features/agents/health';
+import { changeList } from '@/lib/features/admin/list-query';
+import { getAdmin } from '@/lib/features/admin/registry';
+import { parseListParams } from '@/lib/features/admin/list-params';
+import { ifAssigned } from '@/lib/testing/if-assigned';
+import { configureBackupsAction } from './configure-backups.action';
+import { backupAction } from './backup.action';
+import { restoreAction } from './restore.action';
+import { defineHerdAction } from '@/lib/engine/define-action';
+import { registerAction } from '@/lib/actions/registry';
+import { memberConfigPath, repoConfigPath } from '@/lib/fleet/backups/pgbackrest';
+
+const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'backups-test.json');
+const PREFIX = 't-backups';
+let lab: LabInfo;
+let db: Db;
+let closeDb: () => Promise<void>;
+let worker: TestWorker;
+let herdId: number;
+
+const members = () => lab.instances.filter((i) => i.environment === 'bk' && i.herd === 'alpha');
+const primary = () => members().find((i) => i.role === 'primary')!;
+const cipherPass = () => readFileSync(path.join(path.dirname(lab.pgAccess!.configFile), 'bk.backup-cipher'), 'utf8').trim();
+
+beforeAll(async () => {
+  lab = await startLab({
+    aws: false,
+    ldap: false,
+    file: LAB_FILE,
+    fleet: { environments: ['bk', 'other'], herds: ['alpha'], replicas: 1, sites: ['dc-east', 'dc-west'], subnet: '127.0.15' },
+    pgbouncer: [],
+  });
+  const c = await seededDatabase(lab, 4);
+  db = c.db;
+  closeDb = () => c.pool.end();
+  herdId = (
+    await db.execute<{ id: number }>(
+      sql`SELECT h.id FROM herds h JOIN environments e ON e.id = h.environment_id WHERE e.name = 'bk' AND h.name = 'alpha'`,
+    )
+  ).rows[0]!.id;
+  worker = await startTestWorker(lab, PREFIX, 2);
+  await query(primary().dsn, 'CREATE TABLE marker (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
+}, 180_000);
+
+afterAll(async () => {
+  await ifAssigned(worker)?.close();
+  await ifAssigned(closeDb)?.();
+  await stopLab(LAB_FILE);
+}, 60_000);
+
+describe('Configure backups', () => {
+  it('refuses a policy whose backup host is another environment\u2019s, and changes nothing', async () => {
+    const [own] = await db
+      .select()
+      .from(backupPolicies)
+      .where(sql`environment_id = (SELECT id FROM environments WHERE name = 'bk')`);
+    const other = lab.backup!.hosts.find((h) => h.environment === 'other')!;
+    const [otherServer] = await db.select().from(servers).where(eq(servers.hostname, other.server));
+    await db.update(backupPolicies).set({ repoServerId: otherServer!.id }).where(eq(backupPolicies.id, own!.id));
+    try {
+      const plan = await planOperation(db, SYSTEM_ACCESS, configureBackupsAction, [herdId]);
+      expect(plan.targets[0]!.refused).toMatch(/backup host backup-other\.lab\.internal is in other, not bk/);
+    } finally {
+      await db.update(backupPolicies).set({ repoServerId: own!.repoServerId }).where(eq(backupPolicies.id, own!.id));
+    }
+    const [cmd] = await query<{ archive_command: string }>(primary().dsn, 'SHOW archive_command');
+    expect(cmd!.archive_command).toBe('');
+    expect(await db.select().from(herdBackupSetups)).toEqual([]);
+  });
+
+  it('configures every member and the backup host; WAL reaches the repository', async () => {
+    const r = await runOperation(db, worker.queue, configureBackupsAction, { herdIds: [herdId] });
+    expect(r.op.status, JSON.stringify(r.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
+    for (const m of members()) {
+      const [cmd] = await query<{ archive_command: string }>(m.dsn, 'SHOW archive_command');
+      expect(cmd!.archive_command).toContain(`--stanza=bk-alpha archive-push %p`);
+      // The member's configuration holds the repository's host, not its passphrase; both files are 0600.
+      expect(statSync(memberConfigPath(m.dataDirectory)).mode & 0o777).toBe(0o600);
+    }
+    const host = lab.backup!.hosts.find((h) => h.environment === 'bk')!;
+    const repoConf = repoConfigPath({ repoPath: host.repoPath }, 'bk-alpha');
+    expect(statSync(repoConf).mode & 0o777).toBe(0o600);
+    expect(readFileSync(repoConf, 'utf8')).toContain(`repo1-cipher-pass=${cipherPass()}`);
+    const [setup] = await db.select().from(herdBackupSetups).where(eq(herdBackupSetups.herdId, herdId));
+    // A stanza created a moment ago holds no backup yet: pgBackRest says so.
+    expect(setup).toMatchObject({ stanza: 'bk-alpha', infoStatus: 'no valid backups' });
+
+    // A segment switched now is archived, and the observation says so.
+    const [before] = await query<{ n: string }>(primary().dsn, 'SELECT archived_count::text AS n FROM pg_stat_archiver');
+    await query(primary().dsn, 'INSERT INTO marker (n) VALUES (1)');
+    await query(primary().dsn, 'SELECT pg_switch_wal()');
+    await waitFor('the switched segment archived', async () => {
+      const [now] = await query<{ n: string }>(primary().dsn, 'SELECT archived_count::text AS n FROM pg_stat_archiver');
+      return Number(now!.n) > Number(before!.n) ? true : undefined;
+    });
+    await refreshFleet(db);
+    const [p] = await db
+      .select()
+      .from(instances)
+      .where(sql`herd_id = ${herdId} AND role = 'primary'`);
+    expect(p!.archivedCount).toBeGreaterThan(0);
+    expect(p!.lastArchivedWal).toMatch(/^[0-9A-F]{24}$/);
+    expect(p!.archiveFailedCount).toBe(0);
+    const replicas = await db
+      .select()
+      .from(instances)
+      .where(sql`herd_id = ${herdId} AND role = 'replica'`);
+    expect(replicas.map((x) => x.archivedCount)).toEqual([null]);
+
+    // The passphrase is in no step's record (command, output, errors).
+    const leaked = await db.execute(sql`
+      SELECT s.name FROM operation_steps s JOIN operation_targets t ON t.id = s.target_id
+      WHERE t.operation_id = ${r.op.id} AND (s.command || s.stdout_tail || s.stderr_tail || row_to_json(t)::text) LIKE ${`%${cipherPass()}%`}`);
+    expect(r.steps.length).toBeGreaterThan(5);
+    expect(leaked.rows).toEqual([]);
+  });
+});
+
+describe('Back up', () => {
+  it('takes a full backup from the replica, then an incremental, recorded as pgbackrest info lists them', async () => {
+    const full = await runOperation(db, worker.queue, backupAction, { herdIds: [herdId] }, { type: 'full' });
+    expect(full.op.status, JSON.stringify(full.steps.map((s) => [s.name, s.status, s.stderrTail]))).toBe('succeeded');
+    await query(primary().dsn, 'INSERT INTO marker (n) SELECT g FROM generate_series(2, 5000) g');
+    const incr = await runOperation(db, worker.queue, backupAction, { herdIds: [herdId] }, { type: 'incr' });
+    expect(incr.op.status).toBe('succeeded');
+
+    const rows = await db.select().from(backups).where(eq(backups.herdId, herdId)).orderBy(backups.startedAt);
+    expect(rows.map((b) => b.type)).toEqual(['full', 'incr']);
+    expect(rows[0]!.operationId).toBe(full.op.id);
+    expect(rows[1]!.operationId).toBe(incr.op.id);
+    expect(rows[1]!.prior).toBe(rows[0]!.label);
+    expect(rows[0]!.sizeBytes).toBeGreaterThan(1_000_000);
+
+    // The truth: the repository's own listing, read on the backup host as the lab user.
+    const host = lab.backup!.hosts.find((h) => h.environment === 'bk')!;
+    const info = await runAsLab(labIdentity(), [
+      'pgbackrest',
+      `--config=${repoConfigPath({ repoPath: host.repoPath }, 'bk-alpha')}`,
+      '--stanza=bk-alpha',
+      '--output=json',
+      'info',
+    ]);
+    const labels = [...info.stdout.matchAll(/"label":"([^"]+)"/g)].map((m) => m[1]);
+    expect(rows.map((b) => b.label)).toEqual(labels);
+    // Read from the replica: pgBackRest's log on the backup host says which host it copied from.
+    const log = readFileSync(path.join(host.repoPath, 'pgherd', 'log', 'bk-alpha-backup.log'), 'utf8');
+    const replica = members().find((i) => i.role === 'replica')!;
+    expect(log).toContain(`backup-standby`);
+    expect(log).toContain(replica.address);
+  });
+
+  it('the herds changelist shows the backups and offers a facet by standing', async () => {
+    const herdsModel = getAdmin('herds')!;
+    const list = await changeList(db, herdsModel, parseListParams(herdsModel, { backups: 'ok' }, SYSTEM_ACCESS));
+    expect(list.rows.map((r) => r.name)).toEqual(['alpha']);
+    expect(String(list.rows[0]!.backups)).toMatch(/^full \d+ min ago \u00b7 incr \d+ min ago \u00b7 archive /);
+    const facet = list.facets.find((f) => f.key === 'backups')!;
+    expect(facet.options.find((o) => o.value === 'not configured')?.count).toBe(1);
+  });
+
+  it('an archive that fails is seen: the primary\u2019s failures counted, the herd "archive failing" until it catches up', async () => {
+    // The repository's archive folder made unwritable: archive-push fails, as a full or lost disk would.
+    const host = lab.backup!.hosts.find((h) => h.environment === 'bk')!;
+    const archiveDir = path.join(host.repoPath, 'archive', 'bk-alpha');
+    await runAsLab(labIdentity(), ['chmod', '-R', 'a-w', archiveDir]);
+    try {
+      await query(primary().dsn, 'INSERT INTO marker (n) VALUES (9001)');
+      await query(primary().dsn, 'SELECT pg_switch_wal()');
+      await waitFor('archive-push to fail', async () => {
+        const [a] = await query<{ n: string }>(primary().dsn, 'SELECT failed_count::text AS n FROM pg_stat_archiver');
+        return Number(a!.n) > 0 ? true : undefined;
+      });
+      await refreshFleet(db);
+      const [p] = await db
+        .select()
+        .from(instances)
+        .where(sql`herd_id = ${herdId} AND role = 'primary'`);
+      expect(p!.archiveFailedCount).toBeGreaterThan(0);
+      expect(p!.archivePendingSince).not.toBeNull();
+      const herdsModel = getAdmin('herds')!;
+      const list = await changeList(db, herdsModel, parseListParams(herdsModel, { backups: 'archive failing' }, SYSTEM_ACCESS));
+      expect(list.rows.map((r) => r.name)).toEqual(['alpha']);
+      expect(String(list.rows[0]!.backups)).toContain('ARCHIVE FAILING');
+      // Fleet health says it, with the segment that failed.
+      const health = await fleetHealth(db, null);
+      expect(health.archive.rows).toEqual([
+        expect.objectContaining({ herd: 'bk/alpha', failing: true, lastFailedWal: expect.stringMatching(/^[0-9A-F]{24}$/) }),
+      ]);
+    } finally {
+      await runAsLab(labIdentity(), ['chmod', '-R', 'u+w', archiveDir]);
+    }
+    // Put right, the archiver catches up by itself and the herd is ok again.
+    await waitFor(
+      'the archive to catch up',
+      async () => {
+        await refreshFleet(db);
+        const [p] = await db
+          .select()
+          .from(instances)
+          .where(sql`herd_id = ${herdId} AND role = 'primary'`);
+        return p!.archivePendingSince === null && p!.lastArchivedAt! > p!.lastArchiveFailedAt! ? true : undefined;
+      },
+      90_000,
+    );
+    expect((await fleetHealth(db, null)).archive.total).toBe(0);
+  });
+
+  it('refuses a herd not configured yet, saying what to run', async () => {
+    const [other] = await db
+      .select({ id: herds.id })
+      .from(herds)
+      .where(sql`name = 'alpha' AND environment_id = (SELECT id FROM environments WHERE name = 'other')`);
+    const plan = await planOperation(db, SYSTEM_ACCESS, backupAction, [other!.id], { type: 'full' });
+    expect(plan.targets[0]!.refused).toMatch(/not configured for backups yet: run Configure backups/);
+  });
+});
+
+/** A herd action that drops a table on the primary: an operation to restore to just before. */
+const dropTable = defineHerdAction({
+  name: 'test-drop-precious',
+  label: 'Drop the precious table (test)',
+  permission: 'operator',
+  dangerous: false,
+  plan: (h) => ({
+    steps: [
+      {
+        name: 'drop it',
+        does: { kind: 'test.drop', herd: h.id },
+        says: 'DROP TABLE precious on the primary',
+        run: async () => {
+          await query(primary().dsn, 'DROP TABLE precious');
+        },
+      },
+    ],
+  }),
+});
+
+const scratch = (n: number) => lab.backup!.scratch.filter((x) => x.environment === 'bk')[n]!;
+const scratchId = async (n: number) =>
+  (
+    await db
+      .select({ id: servers.id })
+      .from(servers)
+      .where(eq(servers.hostname, scratch(n).server))
+  )[0]!.id;
+const restoredDsn = (n: number, port: number) => `postgres://postgres@${scratch(n).address}:${port}/postgres`;
+
+describe('Restore to a new herd', () => {
+  it('to a time: ends with the last row committed at or before it, and none after', async () => {
+    // A writer commits a numbered row every 20 ms; its commit times are read back from the rows.
+    await query(primary().dsn, 'CREATE TABLE pitr (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
+    for (let n = 1; n <= 100; n++) {
+      await query(primary().dsn, 'INSERT INTO pitr (n) VALUES ($1)', [n]);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const rows = await query<{ n: number; at: Date }>(primary().dsn, 'SELECT n, at FROM pitr ORDER BY n');
+    // T between row 60's commit and row 61's.
+    const t60 = rows[59]!.at.getTime();
+    const t61 = rows[60]!.at.getTime();
+    const T = new Date(Math.floor((t60 + t61) / 2));
+    await query(primary().dsn, 'SELECT pg_switch_wal()');
+    const port = 25901;
+    const r = await runOperation(
+      db,
+      worker.queue,
+      restoreAction,
+      { herdIds: [herdId] },
+      {
+        name: 'alpha-pitr',
+        target: 'time',
+        time: T.toISOString(),
+        serverId: String(await scratchId(0)),
+        port: String(port),
+        dataDirectory: path.join(scratch(0).dataRoot, 'alpha-pitr', 'data'),
+        sslCertFile: scratch(0).tls!.certFile,
+        sslKeyFile: scratch(0).tls!.keyFile,
+        expiresInHours: '2',
+      },
+    );
+    expect(r.op.status, JSON.stringify(r.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-400)]))).toBe('succeeded');
+    const [max] = await query<{ n: number }>(restoredDsn(0, port), 'SELECT max(n) AS n FROM pitr');
+    expect(max!.n).toBe(60);
+    const [rec] = await query<{ rec: boolean }>(restoredDsn(0, port), 'SELECT pg_is_in_recovery() AS rec');
+    expect(rec!.rec).toBe(false);
+    // Registered as a herd of its own, its one member the restored primary, with its expiry.
+    const [h] = await db.select().from(herds).where(eq(herds.name, 'alpha-pitr'));
+    expect(h).toMatchObject({ restoredFromHerdId: herdId });
+    expect(h!.expiresAt!.getTime()).toBeGreaterThan(Date.now() + 3600_000);
+    const members = await db.select().from(instances).where(eq(instances.herdId, h!.id));
+    expect(members).toEqual([expect.objectContaining({ port, role: 'primary', state: 'running' })]);
+    // The source is untouched: it still archives to its stanza, the restored herd does not.
+    const [cmd] = await query<{ archive_mode: string }>(restoredDsn(0, port), 'SHOW archive_mode');
+    expect(cmd!.archive_mode).toBe('off');
+  });
+
+  it('just before operation #N: the table that operation dropped is back, whole', async () => {
+    await query(primary().dsn, 'CREATE TABLE precious (n int PRIMARY KEY)');
+    await query(primary().dsn, 'INSERT INTO precious SELECT generate_series(1, 1234)');
+    registerAction(dropTable);
+    const dropped = await runOperation(db, worker.queue, dropTable, { herdIds: [herdId] });
+    expect(dropped.op.status).toBe('succeeded');
+    await query(primary().dsn, 'SELECT pg_switch_wal()');
+    const port = 25902;
+    const r = await runOperation(
+      db,
+      worker.queue,
+      restoreAction,
+      { herdIds: [herdId] },
+      {
+        name: 'alpha-before-drop',
+        target: 'before-operation',
+        operationId: String(dropped.op.id),
+        serverId: String(await scratchId(1)),
+        port: String(port),
+        dataDirectory: path.join(scratch(1).dataRoot, 'alpha-before-drop', 'data'),
+        sslCertFile: scratch(1).tls!.certFile,
+        sslKeyFile: scratch(1).tls!.keyFile,
+      },
+    );
+    expect(r.op.status, JSON.stringify(r.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-400)]))).toBe('succeeded');
+    expect(r.plan.targets[0]!.facts?.find((f) => f.label === 'To')?.value).toMatch(new RegExp(`^just before operation #${dropped.op.id}`));
+    const [c] = await query<{ n: string }>(restoredDsn(1, port), 'SELECT count(*)::text AS n FROM precious');
+    expect(c!.n).toBe('1234');
+  });
+
+  it('never over a running server: refused by the inventory, and over SSH when the inventory does not know', async () => {
+    const params = (port: number) => ({
+      name: 'alpha-again',
+      target: 'latest',
+      serverId: '0',
+      port: String(port),
+      dataDirectory: path.join(scratch(0).dataRoot, 'again', 'data'),
+    });
+    // A server of the herd's own members: not empty.
+    const memberServer = (await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, primary().server)))[0]!.id;
+    let plan = await planOperation(db, SYSTEM_ACCESS, restoreAction, [herdId], { ...params(25903), serverId: String(memberServer) });
+    expect(plan.targets[0]!.refused).toMatch(/holds 1 instance\(s\) of pgherd's inventory: a restore goes onto an empty server/);
+    // Another environment's scratch server.
+    const otherScratch = lab.backup!.scratch.find((x) => x.environment === 'other')!;
+    const otherId = (await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, otherScratch.server)))[0]!.id;
+    plan = await planOperation(db, SYSTEM_ACCESS, restoreAction, [herdId], { ...params(25903), serverId: String(otherId) });
+    expect(plan.targets[0]!.refused).toMatch(/is in other, not bk/);
+    // The restored herd's instance forgotten by the inventory: the server is asked, and a Postgres answers on the port.
+    const [h] = await db.select().from(herds).where(eq(herds.name, 'alpha-pitr'));
+    await db.delete(instances).where(eq(instances.herdId, h!.id));
+    const r = await runOperation(
+      db,
+      worker.queue,
+      restoreAction,
+      { herdIds: [herdId] },
+      { ...params(25901), serverId: String(await scratchId(0)) },
+    );
+    expect(r.targets[0]!.refusal).toBe('not-applicable');
+    expect(r.targets[0]!.error).toMatch(/a Postgres answers on .*:25901: a restore never goes over a running server; nothing was changed/);
+    // And it still runs, untouched.
+    const [max] = await query<{ n: number }>(restoredDsn(0, 25901), 'SELECT max(n) AS n FROM pitr');
+    expect(max!.n).toBe(60);
+  });
+});

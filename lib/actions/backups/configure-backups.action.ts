@@ -1,0 +1,274 @@
+// Configure backups: applies the herd's backup policy. pgBackRest's configuration is written on every member
+// and on the backup host, the stanza is created, archive_command and archive_timeout are set on every
+// member (the replicas too, so that whichever becomes primary archives), and `pgbackrest check` proves a
+// segment reaches the repository. Nothing is configured by hand; applying it again rewrites the same files.
+import { sql } from 'drizzle-orm';
+import { defineHerdAction, productionWarning, type ActionStep } from '@/lib/engine/define-action';
+import { memberArg } from '@/lib/engine/plan-identity';
+import { instanceClient } from '@/lib/fleet/pg-access';
+import { refuse } from '@/lib/fleet/refusal';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { appliedForm, repositoryWords } from '@/lib/fleet/backups/policy';
+import {
+  archiveCommand,
+  memberConfig,
+  memberConfigPath,
+  memberDirs,
+  pgbackrest,
+  repoConfig,
+  repoConfigPath,
+  repoDirs,
+  stanzaOf,
+} from '@/lib/fleet/backups/pgbackrest';
+import type { BackupMember } from '@/lib/fleet/backups/tool';
+import { execNotedOk } from '@/lib/actions/steps/exec-noted';
+import {
+  policyRefusal,
+  prepareBackups,
+  readListing,
+  recordListing,
+  secretsOf,
+  stanzaRunner,
+  writeHostFile,
+  type BackupPrepared,
+} from './backup-steps';
+
+interface MemberSettings {
+  socketDirectory: string;
+  archiveMode: string;
+  inRecovery: boolean;
+  systemIdentifier: string;
+}
+
+interface ConfigureState {
+  read: Map<number, MemberSettings>;
+  archiveModeOff: string[];
+}
+
+/** What Configure backups reads of a member before writing anything. */
+async function readMember(m: InstanceRef): Promise<MemberSettings> {
+  const c = instanceClient(m, { connectionTimeoutMillis: 3000, statement_timeout: 3000, application_name: 'pgherd' });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    const r = await c.query<{ sockets: string; mode: string; rec: boolean; sysid: string }>(
+      `SELECT current_setting('unix_socket_directories') AS sockets, current_setting('archive_mode') AS mode,
+              pg_is_in_recovery() AS rec, (SELECT system_identifier::text FROM pg_control_system()) AS sysid`,
+    );
+    const row = r.rows[0];
+    if (!row) throw new Error('the query returned no row');
+    const socketDirectory = (row.sockets.split(',')[0] ?? '').trim();
+    return {
+      socketDirectory: socketDirectory || '/var/run/postgresql',
+      archiveMode: row.mode,
+      inRecovery: row.rec,
+      systemIdentifier: row.sysid,
+    };
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+const asMember = (m: InstanceRef, s: MemberSettings): BackupMember => ({
+  label: m.label,
+  host: m.host,
+  sshPort: m.ssh.port,
+  sshUser: m.ssh.username,
+  port: m.port,
+  dataDirectory: m.dataDirectory,
+  socketDirectory: s.socketDirectory,
+});
+
+function settingsOf(x: { state: ConfigureState }, m: InstanceRef): MemberSettings {
+  const s = x.state.read.get(m.id);
+  if (!s) throw new Error(`${m.label} was not read`);
+  return s;
+}
+
+export const configureBackupsAction = defineHerdAction({
+  name: 'configure-backups',
+  label: 'Configure backups',
+  // Where a herd's WAL goes and who holds its keys: an admin's decision, like the policy itself.
+  permission: 'admin',
+  dangerous: false,
+  runsAsConfirmed: true,
+  state: (): ConfigureState => ({ read: new Map(), archiveModeOff: [] }),
+  prepare: (herds, _params, db): Promise<BackupPrepared> => prepareBackups(herds, db),
+  plan: (h: HerdRef, { prepared }) => {
+    const p = prepared.policies.get(h.id);
+    const why = policyRefusal(h, p);
+    if (why || !p) return why ?? refuse('not-applicable', 'no backup policy');
+    if (!h.members.length) return refuse('not-applicable', 'the herd has no members');
+    const bad = h.members.find((m) => !m.dataDirectory.startsWith('/'));
+    if (bad) return refuse('not-applicable', `${bad.label} has no data directory in the inventory: pgBackRest needs it`);
+    const stanza = stanzaOf(h.environment, h.name);
+    try {
+      for (const m of h.members) archiveCommand(m.dataDirectory, stanza);
+    } catch (err) {
+      return refuse('not-applicable', (err as Error).message);
+    }
+    const primary = h.members.find((m) => m.role === 'primary' && m.state === 'running');
+    const runner = stanzaRunner(p, primary);
+    if (!runner) return refuse('topology', 'the herd has no running primary to reach the S3 repository from');
+    const policy = appliedForm(p.policy);
+    const where = repositoryWords(p.policy);
+    const host = p.policy.repoHost;
+    const secrets = () => secretsOf(h.environment);
+    const memberSteps: ActionStep<ConfigureState>[] = h.members.map((m) => ({
+      name: `write pgBackRest's configuration on ${m.label}`,
+      does: { kind: 'backup.write-member-config', instance: memberArg(m), file: memberConfigPath(m.dataDirectory), stanza, policy },
+      says: `write ${memberConfigPath(m.dataDirectory)} on ${m.label} (stanza ${stanza}, repository ${where})`,
+      timeoutMs: 40_000,
+      run: async (x) =>
+        writeHostFile(
+          x.deps,
+          m,
+          x,
+          memberConfigPath(m.dataDirectory),
+          memberConfig(p.policy, stanza, asMember(m, settingsOf(x, m)), secrets()),
+          memberDirs(m.dataDirectory),
+        ),
+    }));
+    const repoStep: ActionStep<ConfigureState>[] =
+      p.policy.repoKind === 'posix' && host
+        ? [
+            {
+              name: 'write the backup host\u2019s configuration',
+              does: { kind: 'backup.write-repo-config', host: host.hostname, file: repoConfigPath(p.policy, stanza), stanza, policy },
+              says: `write ${repoConfigPath(p.policy, stanza)} on ${host.hostname} (retention ${p.policy.retentionFull} full, ${p.policy.compressType}, ${p.policy.encrypt ? 'encrypted' : 'not encrypted'}${p.policy.fromStandby ? ', backups from a replica' : ''})`,
+              timeoutMs: 40_000,
+              run: async (x) =>
+                writeHostFile(
+                  x.deps,
+                  runner,
+                  x,
+                  repoConfigPath(p.policy, stanza),
+                  repoConfig(
+                    p.policy,
+                    stanza,
+                    h.members.map((m) => asMember(m, settingsOf(x, m))),
+                    secrets(),
+                  ),
+                  repoDirs(p.policy, stanza),
+                ),
+            },
+          ]
+        : [];
+    return {
+      steps: [
+        {
+          name: 'read every member',
+          does: { kind: 'backup.read-members', members: h.members.map(memberArg) },
+          says: `read each member's socket directory and archive_mode; every member must answer and be the herd's`,
+          timeoutMs: 20_000,
+          run: async (x) => {
+            for (const m of h.members) {
+              let s: MemberSettings;
+              try {
+                s = await readMember(m);
+              } catch (err) {
+                throw refuse(
+                  'unreachable',
+                  `${m.label} does not answer (${(err as Error).message}): every member gets the configuration; nothing was changed`,
+                );
+              }
+              if (h.systemIdentifier && s.systemIdentifier !== h.systemIdentifier)
+                throw refuse(
+                  'identity',
+                  `${m.label} runs system ${s.systemIdentifier}, not the herd's ${h.systemIdentifier}; nothing was changed`,
+                );
+              x.state.read.set(m.id, s);
+              if (s.archiveMode === 'off') x.state.archiveModeOff.push(m.label);
+            }
+            x.note({
+              stdout: h.members
+                .map((m) => `${m.label}: socket ${settingsOf(x, m).socketDirectory}, archive_mode ${settingsOf(x, m).archiveMode}`)
+                .join('\n'),
+            });
+          },
+        },
+        ...memberSteps,
+        ...repoStep,
+        {
+          name: 'create the stanza',
+          does: { kind: 'backup.stanza-create', stanza, repository: where },
+          says: `create (or upgrade) stanza ${stanza} in the repository`,
+          timeoutMs: 120_000,
+          run: async (x) => {
+            await execNotedOk(x.deps, runner, x, pgbackrest(runner.config(stanza), stanza, 'stanza-create'), 110_000);
+          },
+        },
+        {
+          name: 'set archive_command on every member',
+          does: {
+            kind: 'backup.archive-command',
+            stanza,
+            archiveTimeout: p.policy.archiveTimeoutSeconds,
+            members: h.members.map(memberArg),
+          },
+          says: `set archive_command (pgbackrest archive-push) and archive_timeout = ${p.policy.archiveTimeoutSeconds}s on every member, then reload`,
+          timeoutMs: 30_000,
+          run: async (x) => {
+            const out: string[] = [];
+            for (const m of h.members) {
+              const c = instanceClient(m, { connectionTimeoutMillis: 3000, application_name: 'pgherd' });
+              c.on('error', () => {});
+              await c.connect();
+              try {
+                await c.query(`ALTER SYSTEM SET archive_command = ${c.escapeLiteral(archiveCommand(m.dataDirectory, stanza))}`);
+                await c.query(`ALTER SYSTEM SET archive_timeout = ${c.escapeLiteral(`${p.policy.archiveTimeoutSeconds}s`)}`);
+                if (settingsOf(x, m).archiveMode === 'off') await c.query(`ALTER SYSTEM SET archive_mode = 'on'`);
+                await c.query('SELECT pg_reload_conf()');
+              } finally {
+                await c.end().catch(() => {});
+              }
+              out.push(
+                `${m.label}: archive_command set${settingsOf(x, m).archiveMode === 'off' ? '; archive_mode on at its next restart' : ''}`,
+              );
+            }
+            x.note({
+              command: `ALTER SYSTEM SET archive_command, archive_timeout; pg_reload_conf() on ${h.members.length} member(s)`,
+              stdout: out.join('\n'),
+            });
+          },
+        },
+        {
+          name: 'check that WAL reaches the repository',
+          does: { kind: 'backup.check', stanza },
+          says: `pgbackrest check: a WAL segment is switched on the primary and must reach the repository`,
+          timeoutMs: 150_000,
+          run: async (x) => {
+            if (primary && x.state.archiveModeOff.includes(primary.label))
+              return void x.note({
+                stdout: `skipped: archive_mode is off on ${primary.label}; archiving starts at its next restart (shown as pending restart)`,
+              });
+            await execNotedOk(x.deps, runner, x, pgbackrest(runner.config(stanza), stanza, 'check'), 140_000);
+          },
+        },
+        {
+          name: 'record the setup',
+          does: { kind: 'backup.record-setup', herd: h.id, stanza, policy },
+          says: `record that ${h.label} is backed up to ${where} as stanza ${stanza}, and read the repository's listing`,
+          timeoutMs: 60_000,
+          run: async (x) => {
+            await x.deps.db.execute(sql`
+              INSERT INTO herd_backup_setups (herd_id, policy_id, stanza, applied, applied_at, operation_id)
+              VALUES (${h.id}, ${p.policyId}, ${stanza}, ${JSON.stringify(policy)}::jsonb, now(), ${x.deps.operation?.id ?? null})
+              ON CONFLICT (herd_id) DO UPDATE SET policy_id = excluded.policy_id, stanza = excluded.stanza, applied = excluded.applied,
+                applied_at = excluded.applied_at, operation_id = excluded.operation_id`);
+            const listing = await readListing(x.deps, runner, x, stanza);
+            await recordListing(x.deps.db, h.id, stanza, listing, null);
+            x.deps.outcome?.(`stanza ${stanza} in ${where}: ${listing.status.message}; ${listing.backups.length} backup(s) listed`);
+          },
+        },
+      ],
+      facts: [
+        { label: 'Policy', value: `${p.scope === 'herd' ? 'the herd\u2019s own' : `${h.environment}'s`} (#${p.policyId})` },
+        { label: 'Repository', value: where },
+        { label: 'Stanza', value: stanza },
+      ],
+      warnings: productionWarning(h),
+    };
+  },
+});

@@ -1,0 +1,445 @@
+// A point-in-time restore onto an empty server of the herd's environment, as the restore and the drill
+// run it: the server proven empty over SSH (no Postgres answers on the port, the data directory absent or
+// empty), pgBackRest's configuration written there, `pgbackrest restore` to the target, the restored
+// cluster's own settings (its port, address, socket, no archiving into the source's stanza), started,
+// recovered and promoted, then asked for a write. Whatever fails, what the restore laid down is taken
+// away again (the Postgres it started stopped, the directories it made removed): nothing is left behind.
+import path from 'node:path';
+import { sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Db } from '@/db/client';
+import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
+import { idText, MAX_BIG_ID } from '@/lib/adapters/validation/ids';
+import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
+import { pendingRefusal, unpinnedRefusal, type ActionDeps, type ActionStep } from '@/lib/engine/define-action';
+import type { StepContext } from '@/lib/engine/pipeline';
+import { binDir } from '@/lib/fleet/drivers';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import { instanceClient } from '@/lib/fleet/pg-access';
+import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { memberConfig, memberConfigPath, memberDirs, pgbackrest } from '@/lib/fleet/backups/pgbackrest';
+import type { HerdPolicy } from '@/lib/fleet/backups/policy';
+import { secretsOf, writeHostFile } from './backup-steps';
+
+const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
+const PATH = /^\/[A-Za-z0-9._@+/-]*$/;
+const absolutePath = (what: string) =>
+  z
+    .string()
+    .trim()
+    .max(500)
+    .refine(
+      (v) => PATH.test(v) && !v.split('/').includes('..') && v !== '/',
+      `${what}: an absolute path (letters, digits and . _ - + @ /)`,
+    );
+
+/** Where a restore goes and to what point: the parameters the restore and the drill share. */
+export const restoreTargetParams = {
+  /** latest: the end of the archive; time, lsn, name (a restore point), or just before an operation of pgherd's. */
+  target: z.enum(['latest', 'time', 'lsn', 'name', 'before-operation']).default('latest'),
+  time: z
+    .string()
+    .trim()
+    .refine((v) => !Number.isNaN(Date.parse(v)), 'time: a date and time such as 2026-11-25T21:00:00Z')
+    .optional(),
+  lsn: z.string().trim().regex(LSN, 'lsn: a WAL position such as 0/3000028').optional(),
+  restorePoint: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9_.-]{1,63}$/, 'restorePoint: the name given to pg_create_restore_point (letters, digits, _ . -)')
+    .optional(),
+  operationId: idText('operationId', MAX_BIG_ID).optional(),
+  /** The empty server to restore onto: a server of the herd's environment. */
+  serverId: idText('serverId'),
+  port: z.coerce.number().int().min(1024).max(65535).optional(),
+  dataDirectory: absolutePath('dataDirectory'),
+  /** The TLS certificate and key on the new server (left out: the source's paths, as on hosts laid out alike). */
+  sslCertFile: absolutePath('sslCertFile').optional(),
+  sslKeyFile: absolutePath('sslKeyFile').optional(),
+};
+
+/** The point a restore recovers to, as pgBackRest's options and in words. */
+export interface RecoveryTarget {
+  options: string[];
+  words: string;
+  /** For the record: what the target was. */
+  kind: string;
+  value: string | null;
+}
+
+/** Just before an operation: the moment its first step on the herd began (no commit of it is at or before that). */
+export async function operationStart(db: Db, operationId: number, herdId: number): Promise<Date | null> {
+  const r = await db.execute<{ at: Date | null }>(sql`
+    SELECT min(s.started_at) AS at FROM operation_steps s JOIN operation_targets t ON t.id = s.target_id
+    WHERE t.operation_id = ${operationId} AND (t.herd_id = ${herdId} OR t.instance_id IN (SELECT id FROM instances WHERE herd_id = ${herdId}))`);
+  const at = r.rows[0]?.at;
+  return at ? new Date(at) : null;
+}
+
+/** pgBackRest's time format: "2026-11-25 21:00:00.123+00". */
+const pgbackrestTime = (d: Date) => `${d.toISOString().replace('T', ' ').replace('Z', '')}+00`;
+
+export function recoveryTarget(
+  p: { target: string; time?: string; lsn?: string; restorePoint?: string; operationId?: number },
+  operationAt: Date | null,
+): RecoveryTarget | Refusal {
+  const promote = ['--target-action=promote'];
+  switch (p.target) {
+    case 'latest':
+      return { options: ['--type=default'], words: 'the end of the archive (latest)', kind: 'latest', value: null };
+    case 'time': {
+      if (!p.time) return refuse('params', 'target time needs a time');
+      const at = new Date(p.time);
+      return {
+        options: ['--type=time', `--target=${pgbackrestTime(at)}`, ...promote],
+        words: at.toISOString(),
+        kind: 'time',
+        value: at.toISOString(),
+      };
+    }
+    case 'lsn':
+      if (!p.lsn) return refuse('params', 'target lsn needs an lsn');
+      return { options: ['--type=lsn', `--target=${p.lsn}`, ...promote], words: `LSN ${p.lsn}`, kind: 'lsn', value: p.lsn };
+    case 'name':
+      if (!p.restorePoint) return refuse('params', 'target name needs restorePoint');
+      return {
+        options: ['--type=name', `--target=${p.restorePoint}`, ...promote],
+        words: `restore point ${p.restorePoint}`,
+        kind: 'name',
+        value: p.restorePoint,
+      };
+    case 'before-operation': {
+      if (p.operationId === undefined) return refuse('params', 'target before-operation needs operationId');
+      if (!operationAt)
+        return refuse('not-applicable', `operation #${p.operationId} never ran a step on this herd: there is no "before it" to restore to`);
+      return {
+        // Exclusive: a transaction that committed at the very moment the operation began is left out with it.
+        options: ['--type=time', `--target=${pgbackrestTime(operationAt)}`, '--target-exclusive', ...promote],
+        words: `just before operation #${p.operationId} (its first step began ${operationAt.toISOString()})`,
+        kind: 'before-operation',
+        value: `${p.operationId}@${operationAt.toISOString()}`,
+      };
+    }
+    default:
+      return refuse('params', `unknown target ${p.target}`);
+  }
+}
+
+/** The empty server a restore goes to, as the inventory has it. */
+export interface RestoreServer {
+  id: number;
+  hostname: string;
+  address: string;
+  environmentId: number;
+  environment: string;
+  approval: string | null;
+  ssh: SshTarget;
+  /** Instances the inventory has on it (a server of a herd is not empty). */
+  instances: number;
+}
+
+export async function loadRestoreServer(db: Db, id: number): Promise<RestoreServer | null> {
+  const r = await db.execute<{
+    id: number;
+    hostname: string;
+    address: string;
+    environment_id: number;
+    environment: string;
+    approval: string | null;
+    ssh_port: number;
+    ssh_user: string;
+    fingerprint: string | null;
+    instances: number;
+  }>(sql`
+    SELECT s.id, s.hostname, s.address, s.environment_id, e.name AS environment, s.approval, s.ssh_port, s.ssh_user,
+           s.ssh_host_key_fingerprint AS fingerprint, (SELECT count(*) FROM instances i WHERE i.server_id = s.id)::int AS instances
+    FROM servers s JOIN environments e ON e.id = s.environment_id WHERE s.id = ${id}`);
+  const x = r.rows[0];
+  if (!x) return null;
+  return {
+    id: x.id,
+    hostname: x.hostname,
+    address: x.address || x.hostname,
+    environmentId: x.environment_id,
+    environment: x.environment,
+    approval: x.approval,
+    instances: x.instances,
+    ssh: {
+      host: x.address || x.hostname,
+      port: x.ssh_port,
+      username: x.ssh_user,
+      hostKeyFingerprint: x.fingerprint,
+      serverId: x.id,
+      environment: x.environment,
+    },
+  };
+}
+
+/** Why a restore may not go to this server, or undefined. */
+export function serverRefusal(h: HerdRef, s: RestoreServer | null | undefined, serverId: number): Refusal | undefined {
+  if (!s) return refuse('gone', `server ${serverId} is not in the inventory`);
+  if (s.environmentId !== h.environmentId)
+    return refuse(
+      'not-applicable',
+      `${s.hostname} is in ${s.environment}, not ${h.environment}: a herd is restored onto servers of its own environment`,
+    );
+  if (s.instances > 0)
+    return refuse(
+      'not-applicable',
+      `${s.hostname} holds ${s.instances} instance(s) of pgherd's inventory: a restore goes onto an empty server, never over a running herd`,
+    );
+  return pendingRefusal([{ name: s.hostname, approval: s.approval }]) ?? unpinnedRefusal({}, [{ name: s.hostname, ssh: s.ssh }]);
+}
+
+/** What the restore's steps share as they run. */
+export interface RestoreState {
+  /** Set once the data directory was found absent or empty: from then on, the restore's to take away. */
+  claimed: boolean;
+  started: boolean;
+  /** Set once the restored cluster is kept (registered as a herd): the cleanup then leaves it. */
+  kept: boolean;
+  startedAt: number | null;
+  /** When the restored cluster first accepted a write (ms since startedAt): the RTO. */
+  rtoMs: number | null;
+  systemIdentifier: string | null;
+}
+
+export const newRestoreState = (): RestoreState => ({
+  claimed: false,
+  started: false,
+  kept: false,
+  startedAt: null,
+  rtoMs: null,
+  systemIdentifier: null,
+});
+
+/** Where the restored cluster runs: what the steps and the registration use. */
+export interface RestorePlace {
+  server: RestoreServer;
+  port: number;
+  dataDirectory: string;
+  pgVersion: number;
+  sslCertFile?: string;
+  sslKeyFile?: string;
+}
+
+/** The restored cluster as pgherd connects to it. */
+export const restoredEndpoint = (pl: RestorePlace) => ({
+  host: pl.server.address,
+  port: pl.port,
+  serverEnvironment: pl.server.environment,
+});
+
+const socketDirOf = (pl: RestorePlace) => path.join(path.dirname(pl.dataDirectory), 'run');
+
+/** The restore's steps: prove the server empty, restore, configure, start, first write; and the cleanup. */
+export function restoreSteps<S extends { restore: RestoreState }>(
+  h: HerdRef,
+  p: HerdPolicy,
+  stanza: string,
+  pl: RestorePlace,
+  target: RecoveryTarget,
+): ActionStep<S>[] {
+  const where = `${pl.server.hostname}:${pl.port} (${pl.dataDirectory})`;
+  const conf = memberConfigPath(pl.dataDirectory);
+  const srv = { ssh: pl.server.ssh };
+  const home = path.dirname(pl.dataDirectory);
+  return [
+    {
+      name: `check that ${pl.server.hostname} is empty`,
+      does: { kind: 'restore.check-empty', server: pl.server.id, port: pl.port, dataDirectory: pl.dataDirectory },
+      says: `ask ${pl.server.hostname} over SSH: nothing answers on port ${pl.port} (pg_isready) and ${pl.dataDirectory} is absent or empty; else refuse and change nothing`,
+      timeoutMs: 30_000,
+      run: async (x) => {
+        x.state.restore.startedAt = Date.now();
+        const ready = await execNoted(x.deps, srv, x, [
+          `${binDir(pl.pgVersion)}/pg_isready`,
+          '-h',
+          pl.server.address,
+          '-p',
+          String(pl.port),
+          '-t',
+          '3',
+        ]);
+        // 2: no answer (nothing listens); 0 or 1: a server answers or starts there.
+        if (ready.code !== 2)
+          throw refuse(
+            'not-applicable',
+            ready.code === 0 || ready.code === 1
+              ? `a Postgres answers on ${pl.server.address}:${pl.port}: a restore never goes over a running server; nothing was changed`
+              : `pg_isready on ${pl.server.hostname} could not tell (exit ${String(ready.code)}): nothing was changed`,
+          );
+        // The data directory absent or empty, and nothing yet where the restore puts its own files beside it:
+        // what the cleanup removes is only ever what this restore made.
+        const empty = await execNoted(x.deps, srv, x, [
+          'sh',
+          '-c',
+          '(test ! -e "$1" || test -z "$(ls -A -- "$1")") && test ! -e "$2" && test ! -e "$3" && test ! -e "$4"',
+          'pgherd-empty',
+          pl.dataDirectory,
+          path.join(home, 'pgbackrest'),
+          socketDirOf(pl),
+          path.join(home, 'postgresql.log'),
+        ]);
+        if (empty.code !== 0)
+          throw refuse(
+            'not-applicable',
+            `${pl.dataDirectory} on ${pl.server.hostname} is not empty (or pgbackrest/, run/ or postgresql.log is beside it): nothing was changed`,
+          );
+        x.state.restore.claimed = true;
+      },
+      always: {
+        name: 'take the restore away unless it is kept',
+        does: { kind: 'restore.cleanup', server: pl.server.id, dataDirectory: pl.dataDirectory },
+        says: `unless the restored cluster is kept: stop it and remove ${pl.dataDirectory} and pgBackRest's files beside it`,
+        timeoutMs: 180_000,
+        givesBack: true,
+        run: async (x) => {
+          if (!x.state.restore.claimed || x.state.restore.kept) return;
+          await removeRestored(x.deps, x, pl);
+        },
+      },
+    },
+    {
+      name: `write pgBackRest's configuration on ${pl.server.hostname}`,
+      does: { kind: 'backup.write-member-config', server: pl.server.id, file: conf, stanza },
+      says: `write ${conf} on ${pl.server.hostname} (stanza ${stanza})`,
+      timeoutMs: 40_000,
+      run: async (x) =>
+        writeHostFile(
+          x.deps,
+          srv,
+          x,
+          conf,
+          memberConfig(
+            p.policy,
+            stanza,
+            {
+              label: where,
+              host: pl.server.address,
+              sshPort: pl.server.ssh.port,
+              sshUser: pl.server.ssh.username,
+              port: pl.port,
+              dataDirectory: pl.dataDirectory,
+              socketDirectory: socketDirOf(pl),
+            },
+            secretsOf(h.environment),
+          ),
+          [...memberDirs(pl.dataDirectory), socketDirOf(pl)],
+        ),
+    },
+    {
+      name: `restore to ${target.words}`,
+      does: { kind: 'restore.pgbackrest', stanza, dataDirectory: pl.dataDirectory, target: target.options },
+      says: `pgbackrest restore of stanza ${stanza} into ${pl.dataDirectory}, recovering to ${target.words}`,
+      timeoutMs: 6 * 3600_000,
+      run: async (x) => {
+        await execNotedOk(x.deps, srv, x, ['mkdir', '-p', '-m', '0700', '--', pl.dataDirectory], 20_000);
+        await execNotedOk(x.deps, srv, x, pgbackrest(conf, stanza, ...target.options, 'restore'), 6 * 3600_000 - 60_000);
+      },
+    },
+    {
+      name: 'give the restored cluster its own settings',
+      does: { kind: 'restore.settings', port: pl.port, address: pl.server.address, ssl: [pl.sslCertFile ?? null, pl.sslKeyFile ?? null] },
+      says: `set its port ${pl.port}, listen address ${pl.server.address}, socket directory, no archiving (it is a new herd, never the source's stanza)${pl.sslCertFile ? ', its TLS certificate' : ''}`,
+      timeoutMs: 20_000,
+      run: async (x) => {
+        const lines = [
+          '# pgherd: the restored cluster on its own server (a new herd).',
+          `port = ${pl.port}`,
+          `listen_addresses = '${pl.server.address}'`,
+          `unix_socket_directories = '${socketDirOf(pl)}'`,
+          `cluster_name = '${h.name}-restored'`,
+          `archive_mode = 'off'`,
+          `archive_command = ''`,
+          ...(pl.sslCertFile ? [`ssl_cert_file = '${pl.sslCertFile}'`] : []),
+          ...(pl.sslKeyFile ? [`ssl_key_file = '${pl.sslKeyFile}'`] : []),
+          '',
+        ].join('\n');
+        await execNotedOk(
+          x.deps,
+          srv,
+          x,
+          ['sh', '-c', 'cat >> "$1/postgresql.auto.conf"', 'pgherd-settings', pl.dataDirectory],
+          20_000,
+          lines,
+        );
+      },
+    },
+    {
+      name: 'start it and wait for its first write',
+      does: { kind: 'restore.start', server: pl.server.id, dataDirectory: pl.dataDirectory, port: pl.port },
+      says: `start it (pg_ctl), let it recover and promote, and write to it: the first accepted write ends the restore's time (RTO)`,
+      timeoutMs: 6 * 3600_000,
+      run: async (x) => {
+        x.state.restore.started = true;
+        await execNotedOk(
+          x.deps,
+          srv,
+          x,
+          [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, '-l', path.join(home, 'postgresql.log'), '-w', '-t', '3600', 'start'],
+          3600_000,
+        );
+        const first = await firstWrite(pl, x.signal);
+        x.state.restore.rtoMs = Date.now() - (x.state.restore.startedAt ?? Date.now());
+        x.state.restore.systemIdentifier = first.systemIdentifier;
+        x.note({
+          stdout: `first write accepted after ${x.state.restore.rtoMs} ms; system ${first.systemIdentifier}, timeline ${first.timeline}`,
+        });
+      },
+    },
+  ];
+}
+
+/** Waits until the restored cluster is out of recovery and takes a write; says what it is. */
+async function firstWrite(pl: RestorePlace, signal: AbortSignal): Promise<{ systemIdentifier: string; timeline: number }> {
+  let last = '';
+  while (!signal.aborted) {
+    const c = instanceClient(restoredEndpoint(pl), { connectionTimeoutMillis: 3000, statement_timeout: 5000, application_name: 'pgherd' });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      const r = await c.query<{ rec: boolean; sysid: string; tli: number }>(
+        `SELECT pg_is_in_recovery() AS rec, (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
+                (SELECT timeline_id FROM pg_control_checkpoint()) AS tli`,
+      );
+      const row = r.rows[0];
+      if (row && !row.rec) {
+        // A write of its own: a temporary table is enough to prove the cluster accepts writes.
+        await c.query(
+          'CREATE TEMPORARY TABLE pgherd_first_write (at timestamptz DEFAULT now()); INSERT INTO pgherd_first_write DEFAULT VALUES',
+        );
+        return { systemIdentifier: row.sysid, timeline: row.tli };
+      }
+      last = 'still recovering';
+    } catch (err) {
+      last = (err as Error).message;
+    } finally {
+      await c.end().catch(() => {});
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`the restored cluster did not take a write (${last})`);
+}
+
+/** Stops the restored cluster (if it runs) and removes what the restore laid down on its server. */
+export async function removeRestored(deps: ActionDeps, x: StepContext, pl: RestorePlace): Promise<void> {
+  const srv = { ssh: pl.server.ssh };
+  const st = await execNoted(deps, srv, x, [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, 'status'], 20_000);
+  if (st.code === 0)
+    await execNotedOk(
+      deps,
+      srv,
+      x,
+      [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, '-m', 'immediate', '-w', '-t', '60', 'stop'],
+      90_000,
+    );
+  const home = path.dirname(pl.dataDirectory);
+  await execNotedOk(
+    deps,
+    srv,
+    x,
+    ['rm', '-rf', '--', pl.dataDirectory, path.join(home, 'pgbackrest'), path.join(home, 'run'), path.join(home, 'postgresql.log')],
+    120_000,
+  );
+}

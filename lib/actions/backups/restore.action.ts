@@ -1,0 +1,206 @@
+// Restore to a new herd: the herd's backups and archive restored onto an empty server of its environment,
+// to the end of the archive, a time, an LSN, a named restore point, or just before an operation of
+// pgherd's; started, promoted, and registered as a herd of its own (never over a running one), with an
+// optional expiry after which pgherd tears it down. The source herd is not touched.
+import { sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Db } from '@/db/client';
+import { defineHerdAction, productionWarning } from '@/lib/engine/define-action';
+import { refuse } from '@/lib/fleet/refusal';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import { policyRefusal, prepareBackups, type BackupPrepared } from './backup-steps';
+import {
+  loadRestoreServer,
+  newRestoreState,
+  operationStart,
+  recoveryTarget,
+  restoreSteps,
+  restoreTargetParams,
+  serverRefusal,
+  type RestoreServer,
+  type RestoreState,
+} from './restore-steps';
+
+export const restoreParams = z
+  .object({
+    ...restoreTargetParams,
+    /** The new herd's name, in the source's environment. */
+    name: z
+      .string()
+      .trim()
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'name: the new herd\u2019s name (lower-case letters, digits and -)'),
+    /** Hours after which pgherd stops the restored herd and removes it (left out: kept). */
+    expiresInHours: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 90)
+      .optional(),
+  })
+  .strict();
+
+interface Prepared extends BackupPrepared {
+  server: RestoreServer | null;
+  operationAt: Map<number, Date | null>;
+  takenNames: Set<string>;
+}
+
+interface State {
+  restore: RestoreState;
+}
+
+async function prepare(herds: HerdRef[], params: z.output<typeof restoreParams>, db: Db): Promise<Prepared> {
+  const base = await prepareBackups(herds, db);
+  const operationAt = new Map<number, Date | null>();
+  if (params.operationId !== undefined) for (const h of herds) operationAt.set(h.id, await operationStart(db, params.operationId, h.id));
+  const taken = await db.execute<{ key: string }>(sql`
+    SELECT e.id || '/' || h.name AS key FROM herds h JOIN environments e ON e.id = h.environment_id WHERE h.name = ${params.name}`);
+  return { ...base, server: await loadRestoreServer(db, params.serverId), operationAt, takenNames: new Set(taken.rows.map((r) => r.key)) };
+}
+
+export const restoreAction = defineHerdAction({
+  name: 'restore',
+  label: 'Restore to a new herd',
+  // A new herd on a server of the environment, from the environment's backups: an admin's act.
+  permission: 'admin',
+  dangerous: true,
+  // When to restore, and to what, is a person's decision (a drill is the scheduled kind).
+  schedulable: false,
+  runsAsConfirmed: true,
+  params: {
+    schema: restoreParams,
+    fields: [
+      {
+        name: 'name',
+        label: 'New herd',
+        kind: 'text',
+        emptyLabel: 'billing-restored',
+        help: 'the restored herd\u2019s name, in the same environment',
+      },
+      {
+        name: 'target',
+        label: 'Restore to',
+        kind: 'text',
+        emptyLabel: 'latest',
+        help: 'latest, time, lsn, name (a restore point) or before-operation',
+      },
+      {
+        name: 'time',
+        label: 'Time',
+        kind: 'text',
+        emptyLabel: '2026-11-25T21:00:00Z',
+        help: 'with target time: the last transaction committed at or before it is the last one kept',
+      },
+      { name: 'lsn', label: 'LSN', kind: 'text', emptyLabel: '0/3000028', help: 'with target lsn' },
+      {
+        name: 'restorePoint',
+        label: 'Restore point',
+        kind: 'text',
+        emptyLabel: '',
+        help: 'with target name: a pg_create_restore_point name',
+      },
+      {
+        name: 'operationId',
+        label: 'Operation',
+        kind: 'text',
+        emptyLabel: '',
+        help: 'with target before-operation: the operation to restore to just before',
+      },
+      { name: 'serverId', label: 'Server (id)', kind: 'text', emptyLabel: '', help: 'an empty server of the herd\u2019s environment' },
+      {
+        name: 'dataDirectory',
+        label: 'Data directory',
+        kind: 'text',
+        emptyLabel: '/var/lib/postgresql/15/restored',
+        help: 'absent or empty on that server',
+      },
+      { name: 'port', label: 'Port', kind: 'text', emptyLabel: 'the herd\u2019s port', help: '' },
+      { name: 'sslCertFile', label: 'TLS certificate', kind: 'text', emptyLabel: 'the source\u2019s path', help: 'on the new server' },
+      { name: 'sslKeyFile', label: 'TLS key', kind: 'text', emptyLabel: 'the source\u2019s path', help: 'on the new server' },
+      {
+        name: 'expiresInHours',
+        label: 'Expires after (hours)',
+        kind: 'text',
+        emptyLabel: 'kept',
+        help: 'pgherd stops and removes it then',
+      },
+    ],
+  },
+  state: (): State => ({ restore: newRestoreState() }),
+  prepare,
+  plan: (h, { params, prepared }) => {
+    const p = prepared.policies.get(h.id);
+    const why = policyRefusal(h, p);
+    if (why || !p) return why ?? refuse('not-applicable', 'no backup policy');
+    const setup = prepared.setups.get(h.id);
+    if (!setup) return refuse('not-applicable', `${h.label} is not configured for backups: there is nothing to restore from`);
+    const server = prepared.server;
+    const bad = serverRefusal(h, server, params.serverId);
+    if (bad || !server) return bad ?? refuse('gone', 'no server');
+    if (prepared.takenNames.has(`${h.environmentId}/${params.name}`))
+      return refuse('not-applicable', `${h.environment} has a herd named ${params.name} already`);
+    const target = recoveryTarget(params, prepared.operationAt.get(h.id) ?? null);
+    if (!('options' in target)) return target;
+    const source = h.members.find((m) => m.role === 'primary') ?? h.members[0];
+    if (!source) return refuse('not-applicable', 'the herd has no members: pgherd does not know its version or port');
+    const place = {
+      server,
+      port: params.port ?? source.port,
+      dataDirectory: params.dataDirectory,
+      pgVersion: source.pgVersion,
+      sslCertFile: params.sslCertFile,
+      sslKeyFile: params.sslKeyFile,
+    };
+    const expiresAt = params.expiresInHours ? `${params.expiresInHours} h after it is ready` : 'kept until deleted';
+    return {
+      steps: [
+        ...restoreSteps<State>(h, p, setup.stanza, place, target),
+        {
+          name: 'register the new herd',
+          does: {
+            kind: 'restore.register',
+            environment: h.environmentId,
+            name: params.name,
+            server: server.id,
+            port: place.port,
+            expires: params.expiresInHours ?? null,
+          },
+          says: `register ${h.environment}/${params.name} in the inventory: its primary ${server.hostname}:${place.port}, restored from ${h.label} to ${target.words}; ${expiresAt}`,
+          timeoutMs: 30_000,
+          run: async (x) => {
+            const db = x.deps.db;
+            const id = await db.transaction(async (tx) => {
+              const r = await tx.execute<{ id: number }>(sql`
+                INSERT INTO herds (environment_id, name, description, default_port, default_data_directory, pg_version, control_driver,
+                                   restored_from_herd_id, restored_to, expires_at)
+                VALUES (${h.environmentId}, ${params.name}, ${`Restored from ${h.label} to ${target.words} by operation #${x.deps.operation?.id ?? '?'}`},
+                        ${place.port}, ${place.dataDirectory}, ${place.pgVersion}, 'pg_ctl', ${h.id}, ${target.words},
+                        ${params.expiresInHours ? sql`now() + make_interval(hours => ${params.expiresInHours})` : null})
+                RETURNING id`);
+              const herdId = r.rows[0]?.id;
+              if (herdId === undefined) throw new Error('the new herd was not inserted');
+              await tx.execute(sql`
+                INSERT INTO instances (herd_id, server_id, port, data_directory, pg_version, role, observed_role, state, last_observed_at)
+                VALUES (${herdId}, ${server.id}, ${place.port}, ${place.dataDirectory}, ${place.pgVersion}, 'primary', 'primary', 'running', now())`);
+              return herdId;
+            });
+            x.state.restore.kept = true;
+            x.deps.outcome?.(
+              `${h.environment}/${params.name} (herd ${id}) on ${server.hostname}:${place.port}, restored to ${target.words}; ready in ${Math.round((x.state.restore.rtoMs ?? 0) / 100) / 10} s`,
+            );
+          },
+        },
+      ],
+      facts: [
+        { label: 'Restored from', value: `${h.label} (stanza ${setup.stanza})` },
+        { label: 'To', value: target.words },
+        { label: 'Onto', value: `${server.hostname}:${place.port} ${place.dataDirectory}` },
+        { label: 'New herd', value: `${h.environment}/${params.name}, ${expiresAt}` },
+      ],
+      warnings: [
+        ...productionWarning(h),
+        'the source herd is not touched; the new herd starts with no replicas, no DNS names and no backups of its own',
+      ],
+    };
+  },
+});

@@ -1,0 +1,146 @@
+// Backup policies: how an environment's herds (or one herd, in place of its environment's) are backed up.
+// Only admins change them: a policy says where a herd's WAL and data go. Its secrets are not here but in
+// PGHERD_PG_CONFIG (docs/backups.md); Configure backups applies a policy to a herd.
+import { eq, sql } from 'drizzle-orm';
+import { z } from 'zod';
+import { backupPolicies, backupRepoKind, environments, servers } from '@/db/schema';
+import { qualified } from '@/lib/fleet/qualified';
+import { defineAdmin } from '../define-admin';
+import { f, tableForm } from '../form-fields';
+import { environmentsAdmin } from './environments.admin';
+import { herdsAdmin } from './herds.admin';
+import { serversAdmin } from './servers.admin';
+
+const bucket = z
+  .string()
+  .trim()
+  .max(63, 'At most 63 characters.')
+  .refine((v) => v === '' || /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v), 'An S3 bucket name: lower-case letters, digits, . and -.')
+  .default('');
+
+/** A yes-or-no field, chosen in a select ("true", "false") and stored as a boolean. */
+const yesNo = {
+  schema: z.preprocess(
+    (v) => (v === 'true' || v === true ? true : v === 'false' || v === false ? false : v),
+    z.boolean({ message: 'Choose true or false.' }),
+  ),
+  input: { type: 'select' as const, choices: ['true', 'false'] },
+};
+
+export const backupPoliciesAdmin = defineAdmin({
+  name: 'backup-policies',
+  label: 'backup policy',
+  labelPlural: 'backup policies',
+  table: backupPolicies,
+  id: backupPolicies.id,
+  joins: [{ table: environments, on: eq(backupPolicies.environmentId, environments.id) }],
+  labelSql: sql`${environments.name} || coalesce('/' || (SELECT h.name FROM herds h WHERE h.id = ${qualified(backupPolicies.herdId)}), '')`,
+  environmentSql: backupPolicies.environmentId,
+  sameEnvironment: ['herdId', 'repoServerId'],
+  permissions: { add: 'admin', change: 'admin', delete: 'admin' },
+  fields: {
+    scope: {
+      label: 'Applies to',
+      sql: sql<string>`${environments.name} || coalesce('/' || (SELECT h.name FROM herds h WHERE h.id = ${qualified(backupPolicies.herdId)}), ' (every herd)')`,
+      link: 'self',
+      sortable: false,
+    },
+    environment: { label: 'Environment', sql: environments.name },
+    repository: {
+      label: 'Repository',
+      sql: sql<string>`CASE WHEN ${qualified(backupPolicies.repoKind)} = 's3' THEN 's3://' || ${qualified(backupPolicies.s3Bucket)} || ${qualified(backupPolicies.repoPath)}
+        ELSE (SELECT s.hostname FROM ${servers} s WHERE s.id = ${qualified(backupPolicies.repoServerId)}) || ':' || ${qualified(backupPolicies.repoPath)} END`,
+      sortable: false,
+    },
+    retentionFull: { label: 'Full backups kept', sql: backupPolicies.retentionFull, format: 'number' },
+    encrypt: {
+      label: 'Encrypted',
+      sql: sql<string>`CASE WHEN ${qualified(backupPolicies.encrypt)} THEN 'yes' ELSE 'no' END`,
+      format: 'badge',
+    },
+    archiveTimeoutSeconds: { label: 'archive_timeout (s)', sql: backupPolicies.archiveTimeoutSeconds, format: 'number' },
+    herds: {
+      label: 'Herds configured',
+      sql: sql<number>`(SELECT count(*) FROM herd_backup_setups s WHERE s.policy_id = ${qualified(backupPolicies.id)})::int`,
+      format: 'number',
+      sortable: false,
+    },
+  },
+  listDisplay: ['scope', 'repository', 'retentionFull', 'encrypt', 'archiveTimeoutSeconds', 'herds'],
+  listFilter: [
+    { key: 'environment', label: 'Environment', kind: 'relation', sql: backupPolicies.environmentId, labelSql: environments.name },
+  ],
+  searchFields: ['environment'],
+  ordering: ['environment'],
+  form: tableForm(backupPolicies, {
+    environmentId: { label: 'Environment', references: () => environmentsAdmin },
+    herdId: {
+      label: 'Herd',
+      help: 'Empty: the policy of every herd of the environment. A herd: its own policy, in place of the environment\u2019s.',
+      references: () => herdsAdmin,
+      schema: f.optionalRelation(),
+    },
+    tool: { label: 'Tool', help: 'pgBackRest.' },
+    repoKind: {
+      label: 'Repository',
+      help: 'posix: a directory on a backup host reached over SSH. s3: a bucket (the environment\u2019s S3 keys are in PGHERD_PG_CONFIG).',
+      schema: z.enum(backupRepoKind.enumValues).default('posix'),
+    },
+    repoServerId: {
+      label: 'Backup host',
+      help: 'posix: the server holding the repository, in this environment, its SSH host key pinned.',
+      references: () => serversAdmin,
+      schema: f.optionalRelation(),
+    },
+    repoPath: {
+      label: 'Repository path',
+      help: 'posix: the directory on the backup host, for example /var/lib/pgbackrest. s3: the path in the bucket, for example /pgbackrest.',
+      schema: f.path().refine((v) => v !== '' && v !== '/', 'Give the repository\u2019s directory (not /).'),
+    },
+    s3Bucket: { label: 'S3 bucket', schema: bucket },
+    s3Endpoint: { label: 'S3 endpoint', help: 'For example s3.eu-west-1.amazonaws.com.', schema: f.address() },
+    s3Region: {
+      label: 'S3 region',
+      schema: z
+        .string()
+        .trim()
+        .max(40)
+        .regex(/^[a-z0-9-]*$/, 'A region such as eu-west-1.')
+        .default(''),
+    },
+    retentionFull: {
+      label: 'Full backups kept',
+      help: 'Older full backups, and the WAL only they need, expire after each backup.',
+      schema: f.int(1, 100),
+    },
+    compressType: { label: 'Compression', schema: z.enum(['zst', 'lz4', 'gz', 'none']).default('zst') },
+    encrypt: {
+      label: 'Encrypt (aes-256-cbc)',
+      help: 'With the environment\u2019s passphrase (PGHERD_PG_CONFIG backup.cipherPassFile), never shown.',
+      ...yesNo,
+    },
+    fromStandby: {
+      label: 'Back up from a replica',
+      help: 'The data files are read from a replica; the primary is asked only for the backup\u2019s start and stop.',
+      ...yesNo,
+    },
+    archiveTimeoutSeconds: {
+      label: 'archive_timeout (s)',
+      help: 'The longest a quiet primary keeps written WAL from the repository: the bound on what a restore can lose.',
+      schema: f.int(10, 3600),
+    },
+  }),
+  validate: async (tx, id): Promise<Record<string, string> | null> => {
+    const r = await tx.execute<{ kind: string; server: number | null; bucket: string }>(
+      sql`SELECT repo_kind AS kind, repo_server_id AS server, s3_bucket AS bucket FROM backup_policies WHERE id = ${id}`,
+    );
+    const p = r.rows[0];
+    if (p?.kind === 'posix' && p.server === null) return { repoServerId: 'A posix repository needs its backup host.' };
+    if (p?.kind === 's3' && p.bucket === '') return { s3Bucket: 'An S3 repository needs its bucket.' };
+    return null;
+  },
+  uniqueErrors: {
+    backup_policies_environment_key: ['environmentId', 'This environment has a policy already: change it, or give a herd its own.'],
+    backup_policies_herd_key: ['herdId', 'This herd has a policy of its own already.'],
+  },
+});
