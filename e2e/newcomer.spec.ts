@@ -17,7 +17,7 @@ const carolPassword = lab.ldap!.users.find((u) => u.username === 'carol')!.passw
 
 const asAdmin = (page: Page) => signInAs(page, url, lab.console.admin.username, lab.console.admin.password);
 const topBar = (page: Page) => page.getByRole('navigation', { name: 'Console' });
-const GROUPS = ['Fleet', 'Operations and rules', 'DNS and poolers', 'People and access'];
+const GROUPS = ['Fleet', 'Operations and rules', 'DNS and poolers', 'Backups', 'People and access'];
 
 test.use({ viewport: { width: 1280, height: 800 } });
 test.describe.configure({ mode: 'serial' });

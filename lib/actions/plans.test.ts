@@ -512,7 +512,7 @@ describe('an action is its plan', () => {
         const prepared = backupPrepared(h);
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
-      if (a.on === 'herd' && a.name === 'restore') {
+      if (a.on === 'herd' && (a.name === 'restore' || a.name === 'restore-drill')) {
         const prepared = {
           ...backupPrepared(h),
           server: {
@@ -528,7 +528,10 @@ describe('an action is its plan', () => {
           operationAt: new Map(),
           takenNames: new Set<string>(),
         };
-        const params = { name: 'billing-restored', target: 'latest', serverId: 7, dataDirectory: '/var/lib/postgresql/15/restored' };
+        const params =
+          a.name === 'restore'
+            ? { name: 'billing-restored', target: 'latest', serverId: 7, dataDirectory: '/var/lib/postgresql/15/restored' }
+            : { serverId: 7, dataDirectory: '/var/lib/postgresql/15/drill' };
         return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };
       }
       if (a.on === 'herd') return { words: a.plan(h, { params: {} }).steps, steps: a.steps(h, deps, { params: {} }) };

@@ -20,6 +20,7 @@ import { drDrillAction } from '@/lib/actions/dr-drill.action';
 import { configureBackupsAction } from '@/lib/actions/backups/configure-backups.action';
 import { backupAction } from '@/lib/actions/backups/backup.action';
 import { restoreAction } from '@/lib/actions/backups/restore.action';
+import { restoreDrillAction } from '@/lib/actions/backups/restore-drill.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -39,6 +40,7 @@ export const actions: AnyAction[] = [
   backupAction,
   configureBackupsAction,
   restoreAction,
+  restoreDrillAction,
   refreshDnsAction,
   patroniPauseAction,
   patroniResumeAction,

@@ -33,7 +33,7 @@ afterAll(() => {
 });
 
 // An address on loopback no lab server uses: where a host that is not the real one answers.
-const STRANGER = '127.0.1.230';
+const STRANGER = '127.0.1.236';
 const production = () => lab.instances.find((i) => i.environment === 'production' && i.herd === 'billing' && i.role === 'primary')!;
 const staging = () => lab.instances.find((i) => i.environment === 'staging' && i.herd === 'billing' && i.role === 'primary')!;
 const password = (env: string) => lab.pgAccess!.roles[env]!.password;

@@ -248,6 +248,12 @@ export const SETTINGS = {
     default: 31,
     doc: 'the DR scorecard: a herd whose last DR drill is older than this many days needs another',
   }),
+  PGHERD_RESTORE_DRILL_MAX_AGE_DAYS: int({
+    min: 1,
+    max: 3650,
+    default: 7,
+    doc: 'the recoverability scorecard: a herd whose last restore drill passed longer ago than this many days is not restore-proven (`pgherd_herds_unverified_restore` counts it)',
+  }),
 
   // Metrics and history
   PGHERD_METRICS_TOKEN: text({

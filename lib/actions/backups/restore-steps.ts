@@ -9,7 +9,7 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
 import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
-import { idText, MAX_BIG_ID } from '@/lib/adapters/validation/ids';
+import { idText, MAX_BIG_ID, wholeNumber } from '@/lib/adapters/validation/ids';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { pendingRefusal, unpinnedRefusal, type ActionDeps, type ActionStep } from '@/lib/engine/define-action';
 import type { StepContext } from '@/lib/engine/pipeline';
@@ -51,7 +51,9 @@ export const restoreTargetParams = {
   operationId: idText('operationId', MAX_BIG_ID).optional(),
   /** The empty server to restore onto: a server of the herd's environment. */
   serverId: idText('serverId'),
-  port: z.coerce.number().int().min(1024).max(65535).optional(),
+  port: wholeNumber(
+    z.number({ message: 'port: a whole number' }).int().min(1024, 'port: 1024 to 65535').max(65535, 'port: 1024 to 65535'),
+  ).optional(),
   dataDirectory: absolutePath('dataDirectory'),
   /** The TLS certificate and key on the new server (left out: the source's paths, as on hosts laid out alike). */
   sslCertFile: absolutePath('sslCertFile').optional(),

@@ -1,9 +1,10 @@
 // Restore to a new herd: the herd's backups and archive restored onto an empty server of its environment,
 // to the end of the archive, a time, an LSN, a named restore point, or just before an operation of
 // pgherd's; started, promoted, and registered as a herd of its own (never over a running one), with an
-// optional expiry after which pgherd tears it down. The source herd is not touched.
+// optional expiry recorded on it (expires_at). The source herd is not touched.
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
+import { wholeNumber } from '@/lib/adapters/validation/ids';
 import type { Db } from '@/db/client';
 import { defineHerdAction, productionWarning } from '@/lib/engine/define-action';
 import { refuse } from '@/lib/fleet/refusal';
@@ -29,13 +30,14 @@ export const restoreParams = z
       .string()
       .trim()
       .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'name: the new herd\u2019s name (lower-case letters, digits and -)'),
-    /** Hours after which pgherd stops the restored herd and removes it (left out: kept). */
-    expiresInHours: z.coerce
-      .number()
-      .int()
-      .min(1)
-      .max(24 * 90)
-      .optional(),
+    /** Hours after which the restored herd is marked expired (left out: kept). */
+    expiresInHours: wholeNumber(
+      z
+        .number({ message: 'expiresInHours: a whole number of hours' })
+        .int()
+        .min(1)
+        .max(24 * 90),
+    ).optional(),
   })
   .strict();
 
@@ -151,7 +153,7 @@ export const restoreAction = defineHerdAction({
       sslCertFile: params.sslCertFile,
       sslKeyFile: params.sslKeyFile,
     };
-    const expiresAt = params.expiresInHours ? `${params.expiresInHours} h after it is ready` : 'kept until deleted';
+    const expiresAt = params.expiresInHours ? `marked to expire ${params.expiresInHours} h after it is ready` : 'kept until deleted';
     return {
       steps: [
         ...restoreSteps<State>(h, p, setup.stanza, place, target),

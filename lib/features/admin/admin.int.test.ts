@@ -316,12 +316,13 @@ describe('delete', () => {
       .groupBy(auditEntries.action, auditEntries.objectType)
       .orderBy(auditEntries.objectType);
     expect(audit).toEqual([
+      { action: 'inventory.delete_cascade', type: 'backup-policies', n: 1 },
       { action: 'inventory.delete_cascade', type: 'dns-records', n: 3 },
       { action: 'inventory.delete', type: 'environments', n: 1 },
       { action: 'inventory.delete_cascade', type: 'herds', n: 3 },
       { action: 'inventory.delete_cascade', type: 'instances', n: 9 },
       { action: 'inventory.delete_cascade', type: 'role-bindings', n: 3 },
-      { action: 'inventory.delete_cascade', type: 'servers', n: 9 },
+      { action: 'inventory.delete_cascade', type: 'servers', n: 12 },
     ]);
   });
 });

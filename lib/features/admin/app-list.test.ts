@@ -29,7 +29,7 @@ describe('appList', () => {
       fleet: ['Herds', 'Instances', 'Servers', 'Sites', 'Environments', 'DR pairs'],
       operations: ['Operations', 'Rules', 'DR scorecard'],
       dns: ['DNS records', 'PgBouncers'],
-      backups: ['Backup policies'],
+      backups: ['Backup policies', 'Recoverability'],
       access: ['Role bindings', 'API tokens', 'Audit entries'],
       api: ['API reference'],
     });

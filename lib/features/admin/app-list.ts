@@ -35,7 +35,7 @@ export const appGroups: readonly AppGroupDef[] = [
     entries: [operationsAdmin, { label: 'Rules', href: '/rules' }, { label: 'DR scorecard', href: '/dr' }],
   },
   { name: 'dns', label: 'DNS and poolers', entries: [dnsRecordsAdmin, poolersAdmin] },
-  { name: 'backups', label: 'Backups', entries: [backupPoliciesAdmin] },
+  { name: 'backups', label: 'Backups', entries: [backupPoliciesAdmin, { label: 'Recoverability', href: '/backups' }] },
   {
     name: 'access',
     label: 'People and access',

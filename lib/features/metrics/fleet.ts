@@ -11,6 +11,7 @@ import { WORKER_SILENT_MS } from '@/lib/engine/workers-alive';
 import { TWO_PRIMARIES } from '@/lib/features/patroni/follow';
 import { throttled } from '@/lib/adapters/log/log';
 import { backupStatusSql } from '@/lib/fleet/backups/status-sql';
+import { unverifiedByEnvironment } from '@/lib/features/backups/scorecard';
 
 /** A queue as the gauges read it (BullMQ's Queue has this). */
 export interface CountedQueue {
@@ -210,6 +211,17 @@ export function registerFleetGauges(
         FROM herds h JOIN environments e ON e.id = h.environment_id GROUP BY 1, 2`);
       this.reset();
       for (const r of rows) this.set({ environment: r.environment, standing: r.standing }, r.n);
+    },
+  });
+  new Gauge({
+    name: 'pgherd_herds_unverified_restore',
+    help: 'Herds not restore-proven (no policy applied, archive failing, last restore drill failed, never drilled, or older than PGHERD_RESTORE_DRILL_MAX_AGE_DAYS), by environment.',
+    labelNames: ['environment'] as const,
+    registers,
+    async collect() {
+      const rows = (await bounded(() => unverifiedByEnvironment(db()))) ?? [];
+      this.reset();
+      for (const r of rows) this.set({ environment: r.environment }, r.n);
     },
   });
   new Gauge({

@@ -1,0 +1,314 @@
+// Restore drill: proves a herd can be restored, and measures how long it takes. A marker row is written on
+// the primary and archived; the latest backup and the archive are restored onto an empty server of the
+// environment (the restore's own steps: the server proven empty, nothing over a running herd); the
+// repository is verified (`pgbackrest verify`), the restored cluster checked (`pg_amcheck`) and the marker
+// looked for; RTO (start to the first write the restored cluster accepted) and RPO (how old the newest
+// marker found was when the restore began) are recorded with the verdict, and the restored cluster is
+// taken away whatever happened. A drill that fails says which check failed and what it found.
+import path from 'node:path';
+import { sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Db } from '@/db/client';
+import { defineHerdAction, productionWarning, type ActionStep, type RunContext } from '@/lib/engine/define-action';
+import { refuse } from '@/lib/fleet/refusal';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { instanceClient } from '@/lib/fleet/pg-access';
+import { binDir } from '@/lib/fleet/drivers';
+import { pgbackrest } from '@/lib/fleet/backups/pgbackrest';
+import { execNoted } from '@/lib/actions/steps/exec-noted';
+import { policyRefusal, prepareBackups, stanzaRunner, type BackupPrepared } from './backup-steps';
+import {
+  loadRestoreServer,
+  newRestoreState,
+  restoredEndpoint,
+  restoreSteps,
+  restoreTargetParams,
+  serverRefusal,
+  type RestorePlace,
+  type RestoreServer,
+  type RestoreState,
+} from './restore-steps';
+
+export const restoreDrillParams = z
+  .object({
+    serverId: restoreTargetParams.serverId,
+    port: restoreTargetParams.port,
+    dataDirectory: restoreTargetParams.dataDirectory,
+    sslCertFile: restoreTargetParams.sslCertFile,
+    sslKeyFile: restoreTargetParams.sslKeyFile,
+  })
+  .strict();
+
+/** The table the drills write their markers to, on the source herd's primary. */
+export const MARKER_TABLE = 'pgherd_restore_drill_marker';
+
+interface DrillState {
+  restore: RestoreState;
+  markerAt: Date | null;
+  /** When the restore (its first step) began: the RPO is measured from here. */
+  restoreFrom: number | null;
+  failedAt: string | null;
+  cause: string | null;
+  recorded: boolean;
+  rpoMs: number | null;
+  restoredBytes: number | null;
+  restoreMs: number | null;
+  startedAt: Date;
+}
+
+interface Prepared extends BackupPrepared {
+  server: RestoreServer | null;
+}
+
+/** Keeps what a failing step said: the drill's verdict names the check and what it found. */
+function noting(s: ActionStep<DrillState>): ActionStep<DrillState> {
+  return {
+    ...s,
+    run: async (x) => {
+      try {
+        await s.run(x);
+      } catch (err) {
+        x.state.failedAt ??= s.name;
+        x.state.cause ??= `${s.name}: ${(err as Error).message.split('\n')[0] ?? ''}`.slice(0, 1000);
+        throw err;
+      }
+    },
+  };
+}
+
+async function onPrimary<T>(primary: InstanceRef, f: (c: ReturnType<typeof instanceClient>) => Promise<T>): Promise<T> {
+  const c = instanceClient(primary, { connectionTimeoutMillis: 3000, statement_timeout: 10_000, application_name: 'pgherd-drill' });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    return await f(c);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+/** Writes the drill's figures and verdict (once: the last step, or the cleanup of a drill cut short). */
+async function record(db: Db, h: HerdRef, x: RunContext<DrillState>, ok: boolean) {
+  if (x.state.recorded) return;
+  x.state.recorded = true;
+  const s = x.state;
+  await db.execute(sql`
+    INSERT INTO restore_drills (herd_id, operation_id, started_at, ok, cause, rto_ms, rpo_ms, restored_bytes, restore_ms)
+    VALUES (${h.id}, ${x.deps.operation?.id ?? null}, ${s.startedAt}, ${ok}, ${ok ? '' : (s.cause ?? 'the drill stopped before it ended')},
+            ${s.restore.rtoMs}, ${s.rpoMs}, ${s.restoredBytes}, ${s.restoreMs})
+    ON CONFLICT (operation_id, herd_id) DO NOTHING`);
+}
+
+export const restoreDrillAction = defineHerdAction({
+  name: 'restore-drill',
+  label: 'Restore drill',
+  // The drill lays a herd out on a scratch server: an admin says which.
+  permission: 'admin',
+  dangerous: false,
+  params: {
+    schema: restoreDrillParams,
+    fields: [
+      {
+        name: 'serverId',
+        label: 'Scratch server (id)',
+        kind: 'text',
+        emptyLabel: '',
+        help: 'an empty server of the herd\u2019s environment',
+      },
+      {
+        name: 'dataDirectory',
+        label: 'Data directory',
+        kind: 'text',
+        emptyLabel: '/var/lib/postgresql/15/drill',
+        help: 'absent or empty; removed after the drill',
+      },
+      { name: 'port', label: 'Port', kind: 'text', emptyLabel: 'the herd\u2019s port', help: '' },
+      { name: 'sslCertFile', label: 'TLS certificate', kind: 'text', emptyLabel: 'the source\u2019s path', help: 'on the scratch server' },
+      { name: 'sslKeyFile', label: 'TLS key', kind: 'text', emptyLabel: 'the source\u2019s path', help: 'on the scratch server' },
+    ],
+  },
+  state: (): DrillState => ({
+    restore: newRestoreState(),
+    markerAt: null,
+    restoreFrom: null,
+    failedAt: null,
+    cause: null,
+    recorded: false,
+    rpoMs: null,
+    restoredBytes: null,
+    restoreMs: null,
+    startedAt: new Date(),
+  }),
+  prepare: async (herds, params, db): Promise<Prepared> => ({
+    ...(await prepareBackups(herds, db)),
+    server: await loadRestoreServer(db, params.serverId),
+  }),
+  plan: (h, { params, prepared }) => {
+    const p = prepared.policies.get(h.id);
+    const why = policyRefusal(h, p);
+    if (why || !p) return why ?? refuse('not-applicable', 'no backup policy');
+    const setup = prepared.setups.get(h.id);
+    if (!setup) return refuse('not-applicable', `${h.label} is not configured for backups: there is nothing to drill`);
+    const bad = serverRefusal(h, prepared.server, params.serverId);
+    if (bad || !prepared.server) return bad ?? refuse('gone', 'no server');
+    const primary = h.members.find((m) => m.role === 'primary' && m.state === 'running');
+    if (!primary) return refuse('topology', 'the herd has no running primary to write the drill\u2019s marker on');
+    const runner = stanzaRunner(p, primary);
+    if (!runner) return refuse('topology', 'no host to verify the repository from');
+    const stanza = setup.stanza;
+    const place: RestorePlace = {
+      server: prepared.server,
+      port: params.port ?? primary.port,
+      dataDirectory: params.dataDirectory,
+      pgVersion: primary.pgVersion,
+      sslCertFile: params.sslCertFile,
+      sslKeyFile: params.sslKeyFile,
+    };
+    const target = { options: ['--type=default'], words: 'the end of the archive (latest)', kind: 'latest', value: null };
+    const restore = restoreSteps<DrillState>(h, p, stanza, place, target);
+    const [checkEmpty, ...restRestore] = restore;
+    if (!checkEmpty) return refuse('not-applicable', 'no restore steps');
+    const timeout = p.policy.archiveTimeoutSeconds;
+    return {
+      steps: [
+        noting({
+          name: 'write the marker and archive it',
+          does: { kind: 'drill.marker', instance: primary.id, table: MARKER_TABLE },
+          says: `write a marker row on ${primary.label} (${MARKER_TABLE}), switch the WAL segment and wait for the archive to take it (up to ${2 * timeout + 30} s)`,
+          timeoutMs: (2 * timeout + 60) * 1000,
+          run: async (x) => {
+            const r = await onPrimary(primary, async (c) => {
+              await c.query(
+                `CREATE TABLE IF NOT EXISTS ${MARKER_TABLE} (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), operation bigint)`,
+              );
+              const m = await c.query<{ at: Date }>(`INSERT INTO ${MARKER_TABLE} (operation) VALUES ($1) RETURNING at`, [
+                x.deps.operation?.id ?? null,
+              ]);
+              const w = await c.query<{ wal: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS wal');
+              return { at: m.rows[0]?.at ?? null, wal: w.rows[0]?.wal ?? '' };
+            });
+            x.state.markerAt = r.at;
+            const deadline = Date.now() + (2 * timeout + 30) * 1000;
+            for (;;) {
+              const archived = await onPrimary(primary, async (c) => {
+                const a = await c.query<{ ok: boolean }>('SELECT coalesce(last_archived_wal >= $1, false) AS ok FROM pg_stat_archiver', [
+                  r.wal,
+                ]);
+                return a.rows[0]?.ok === true;
+              });
+              if (archived) break;
+              if (Date.now() > deadline || x.signal.aborted)
+                throw new Error(`${r.wal}, which holds the marker, was not archived within ${2 * timeout + 30} s: archiving fails or lags`);
+              await new Promise((res) => setTimeout(res, 250));
+            }
+            x.note({ stdout: `marker written at ${r.at?.toISOString() ?? '?'}; ${r.wal} archived` });
+          },
+          // Registered first, so it runs last: a drill that fails anywhere is recorded with its cause.
+          always: {
+            name: 'record a drill that failed',
+            does: { kind: 'drill.record-failure', herd: h.id },
+            says: 'a drill that fails is recorded with its cause',
+            timeoutMs: 30_000,
+            givesBack: true,
+            run: async (x) => {
+              if (x.state.recorded) return;
+              await record(x.deps.db, h, x, false);
+              x.deps.outcome?.(`drill failed: ${x.state.cause ?? 'it stopped before it ended'}`);
+            },
+          },
+        }),
+        noting({
+          ...checkEmpty,
+          run: async (x) => {
+            x.state.restoreFrom = Date.now();
+            await checkEmpty.run(x);
+          },
+        }),
+        ...restRestore.map(noting),
+        noting({
+          name: 'verify the repository',
+          does: { kind: 'drill.verify', stanza },
+          says: `pgbackrest verify: every backup's files and every archived WAL segment of stanza ${stanza} read back and checked`,
+          timeoutMs: 6 * 3600_000,
+          run: async (x) => {
+            const r = await execNoted(x.deps, runner, x, pgbackrest(runner.config(stanza), stanza, 'verify'), 6 * 3600_000 - 60_000);
+            if (r.code !== 0)
+              throw new Error(`the repository does not verify: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
+          },
+        }),
+        noting({
+          name: 'check the restored cluster',
+          does: { kind: 'drill.amcheck', server: place.server.id, port: place.port },
+          says: `pg_amcheck on the restored cluster (every database; amcheck installed where missing), and look for the marker`,
+          timeoutMs: 6 * 3600_000,
+          run: async (x) => {
+            const socket = path.join(path.dirname(place.dataDirectory), 'run');
+            const r = await execNoted(
+              x.deps,
+              { ssh: place.server.ssh },
+              x,
+              [
+                `${binDir(place.pgVersion)}/pg_amcheck`,
+                '-h',
+                socket,
+                '-p',
+                String(place.port),
+                '-U',
+                'postgres',
+                '--all',
+                '--install-missing',
+              ],
+              6 * 3600_000 - 60_000,
+            );
+            if (r.code !== 0)
+              throw new Error(`pg_amcheck found corruption: ${(r.stdout || r.stderr).trim().split('\n').slice(0, 3).join(' ')}`);
+            const c = instanceClient(restoredEndpoint(place), {
+              connectionTimeoutMillis: 3000,
+              statement_timeout: 10_000,
+              application_name: 'pgherd-drill',
+            });
+            c.on('error', () => {});
+            await c.connect();
+            try {
+              const m = await c.query<{ at: Date | null; bytes: string }>(
+                `SELECT (SELECT max(at) FROM ${MARKER_TABLE}) AS at, (SELECT sum(pg_database_size(oid))::text FROM pg_database) AS bytes`,
+              );
+              const newest = m.rows[0]?.at ?? null;
+              x.state.restoredBytes = Number(m.rows[0]?.bytes ?? 0);
+              if (!newest || !x.state.markerAt || newest.getTime() < x.state.markerAt.getTime())
+                throw new Error(
+                  `the marker written at ${x.state.markerAt?.toISOString() ?? '?'} is not in the restored cluster (newest found: ${newest?.toISOString() ?? 'none'}): the archive does not hold the WAL up to it`,
+                );
+              x.state.rpoMs = Math.max(0, (x.state.restoreFrom ?? Date.now()) - newest.getTime());
+            } catch (err) {
+              if ((err as { code?: string }).code === '42P01')
+                throw new Error(`the marker table is not in the restored cluster: the archive does not hold the WAL up to it`);
+              throw err;
+            } finally {
+              await c.end().catch(() => {});
+            }
+          },
+        }),
+        {
+          name: 'record the drill',
+          does: { kind: 'drill.record', herd: h.id },
+          says: 'record the verdict, RTO and RPO (the restored cluster is then taken away)',
+          timeoutMs: 30_000,
+          run: async (x) => {
+            x.state.restoreMs = x.state.restore.rtoMs;
+            await record(x.deps.db, h, x, true);
+            x.deps.outcome?.(
+              `restore proven: RTO ${((x.state.restore.rtoMs ?? 0) / 1000).toFixed(1)} s, RPO ${((x.state.rpoMs ?? 0) / 1000).toFixed(1)} s`,
+            );
+          },
+        },
+      ],
+      facts: [
+        { label: 'Restores', value: `stanza ${stanza}: the latest backup and the archive` },
+        { label: 'Onto', value: `${place.server.hostname}:${place.port} ${place.dataDirectory} (taken away afterwards)` },
+      ],
+      warnings: productionWarning(h),
+    };
+  },
+});
