@@ -197,6 +197,7 @@ export async function backupsBench(log: (m: string) => void): Promise<string[]> 
       ],
       { stdio: 'ignore' },
     );
+    const loadEnded = new Promise((r) => load.once('exit', r));
     const ages: number[] = [];
     const until = Date.now() + 60_000;
     while (Date.now() < until) {
@@ -209,7 +210,7 @@ export async function backupsBench(log: (m: string) => void): Promise<string[]> 
       ages.push(a?.s ?? 0);
       await new Promise((r) => setTimeout(r, 1000));
     }
-    await new Promise((r) => load.once('exit', r));
+    await loadEnded;
 
     const ratio = median(pgherd) / median(plain);
     return [
