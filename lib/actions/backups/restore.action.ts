@@ -124,7 +124,7 @@ export const restoreAction = defineHerdAction({
         label: 'Expires after (hours)',
         kind: 'text',
         emptyLabel: 'kept',
-        help: 'pgherd stops and removes it then',
+        help: 'recorded on the new herd (expires_at); its teardown is yours',
       },
     ],
   },
