@@ -2,6 +2,8 @@
 // code), which warnings, and which steps, and that the steps the page lists are the steps the worker runs.
 import type { BackupPrepared } from '@/lib/actions/backups/backup-steps';
 import { appliedForm } from '@/lib/fleet/backups/policy';
+import { restoreAction } from '@/lib/actions/backups/restore.action';
+import { parseParams } from '@/lib/engine/define-action';
 import type { AppliedPolicy } from '@/lib/fleet/backups/tool';
 import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/patroni-pause.action';
 import { describe, expect, it } from 'vitest';
@@ -527,6 +529,7 @@ describe('an action is its plan', () => {
           },
           operationAt: new Map(),
           takenNames: new Set<string>(),
+          estimates: new Map([[h.id, { bytes: 10_000_000_000, bytesPerSecond: 100_000_000, drills: 3 }]]),
         };
         const params =
           a.name === 'restore'
@@ -634,5 +637,70 @@ describe('an action is its plan', () => {
     expect(
       planTarget([{ name: 'db-1', ssh: { hostKeyFingerprint: null } }], broken, () => broken.plan(primary, { members: [], params: {} })),
     ).toMatchObject({ refusalCode: 'unpinned-host-key' });
+  });
+});
+
+describe('restore to a new herd', () => {
+  const h = herd(three());
+  const server = {
+    id: 7,
+    hostname: 'scratch-1.example.com',
+    address: '10.0.9.7',
+    environmentId: h.environmentId,
+    environment: h.environment,
+    approval: null,
+    instances: 0,
+    ssh: { host: '10.0.9.7', port: 22, username: 'postgres', hostKeyFingerprint: `SHA256:${'d'.repeat(43)}`, serverId: 7 },
+  };
+  const base = { name: 'billing-restored', target: 'latest', serverId: 7, dataDirectory: '/var/lib/postgresql/15/restored' };
+  const prepared = (over: object = {}) => ({
+    ...backupPrepared(h),
+    server,
+    operationAt: new Map(),
+    takenNames: new Set<string>(),
+    estimates: new Map([[h.id, { bytes: 10_000_000_000, bytesPerSecond: 100_000_000, drills: 3 }]]),
+    ...over,
+  });
+  const fact = (p: { facts?: { label: string; value: string }[] }, label: string) => p.facts?.find((f) => f.label === label)?.value;
+
+  it('predicts its duration from the herd\u2019s last drills, and says when it cannot', () => {
+    expect(fact(restoreAction.plan(h, { params: base, prepared: prepared() }), 'Expected duration')).toMatch(/^about 100 s for /);
+    const none = prepared({ estimates: new Map([[h.id, { bytes: 10_000_000_000, bytesPerSecond: null, drills: 0 }]]) });
+    expect(fact(restoreAction.plan(h, { params: base, prepared: none }), 'Expected duration')).toMatch(
+      /^unknown: no restore drill of this herd has passed yet/,
+    );
+  });
+
+  it('refuses another environment\u2019s server, a server of the inventory, a name taken, a target without its value', () => {
+    const refused = (params: object, over: object = {}) =>
+      restoreAction.plan(h, { params: { ...base, ...params }, prepared: prepared(over) }).refused;
+    expect(refused({}, { server: { ...server, environmentId: h.environmentId + 1, environment: 'staging' } })).toMatch(
+      /is in staging, not /,
+    );
+    expect(refused({}, { server: { ...server, instances: 2 } })).toMatch(/holds 2 instance\(s\) of pgherd's inventory/);
+    expect(refused({}, { takenNames: new Set([`${h.environmentId}/billing-restored`]) })).toMatch(
+      /has a herd named billing-restored already/,
+    );
+    expect(refused({ target: 'time' })).toMatch(/target time needs a time/);
+    expect(refused({ target: 'before-operation', operationId: 9 })).toMatch(/operation #9 never ran a step on this herd/);
+    expect(refused({}, { server: null })).toMatch(/server 7 is not in the inventory/);
+  });
+
+  it('refuses bad input with a clear error', () => {
+    // Where parameters come in (the page, the form, the API): a 400 saying which and why, nothing planned.
+    for (const [params, message] of [
+      [{ dataDirectory: '/var/lib/../etc' }, /^dataDirectory: an absolute path/],
+      [{ dataDirectory: 'relative/dir' }, /^dataDirectory: an absolute path/],
+      [{ dataDirectory: '/data/a b' }, /^dataDirectory: an absolute path/],
+      [{ name: 'Bad Name!' }, /^name: the new herd/],
+      [{ port: '80' }, /^port: 1024 to 65535/],
+      [{ port: '1e4' }, /^port: a whole number/],
+      [{ lsn: 'zz' }, /^lsn: a WAL position/],
+      [{ time: 'yesterday' }, /^time: a date and time/],
+      [{ target: 'whenever' }, /^target: /],
+      [{ serverId: 'x' }, /^serverId: /],
+      [{ extra: 1 }, /Unrecognized key/],
+    ] as const)
+      expect(() => parseParams(restoreAction, { ...base, ...params })).toThrow(message);
   });
 });

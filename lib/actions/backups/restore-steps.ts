@@ -23,15 +23,12 @@ import { secretsOf, writeHostFile } from './backup-steps';
 
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
 const PATH = /^\/[A-Za-z0-9._@+/-]*$/;
-const absolutePath = (what: string) =>
+const absolutePath = () =>
   z
     .string()
     .trim()
     .max(500)
-    .refine(
-      (v) => PATH.test(v) && !v.split('/').includes('..') && v !== '/',
-      `${what}: an absolute path (letters, digits and . _ - + @ /)`,
-    );
+    .refine((v) => PATH.test(v) && !v.split('/').includes('..') && v !== '/', 'an absolute path (letters, digits and . _ - + @ /, no ..)');
 
 /** Where a restore goes and to what point: the parameters the restore and the drill share. */
 export const restoreTargetParams = {
@@ -40,24 +37,22 @@ export const restoreTargetParams = {
   time: z
     .string()
     .trim()
-    .refine((v) => !Number.isNaN(Date.parse(v)), 'time: a date and time such as 2026-11-25T21:00:00Z')
+    .refine((v) => !Number.isNaN(Date.parse(v)), 'a date and time such as 2026-11-25T21:00:00Z')
     .optional(),
-  lsn: z.string().trim().regex(LSN, 'lsn: a WAL position such as 0/3000028').optional(),
+  lsn: z.string().trim().regex(LSN, 'a WAL position such as 0/3000028').optional(),
   restorePoint: z
     .string()
     .trim()
-    .regex(/^[A-Za-z0-9_.-]{1,63}$/, 'restorePoint: the name given to pg_create_restore_point (letters, digits, _ . -)')
+    .regex(/^[A-Za-z0-9_.-]{1,63}$/, 'the name given to pg_create_restore_point (letters, digits, _ . -)')
     .optional(),
   operationId: idText('operationId', MAX_BIG_ID).optional(),
   /** The empty server to restore onto: a server of the herd's environment. */
   serverId: idText('serverId'),
-  port: wholeNumber(
-    z.number({ message: 'port: a whole number' }).int().min(1024, 'port: 1024 to 65535').max(65535, 'port: 1024 to 65535'),
-  ).optional(),
-  dataDirectory: absolutePath('dataDirectory'),
+  port: wholeNumber(z.number({ message: 'a whole number' }).int().min(1024, '1024 to 65535').max(65535, '1024 to 65535')).optional(),
+  dataDirectory: absolutePath(),
   /** The TLS certificate and key on the new server (left out: the source's paths, as on hosts laid out alike). */
-  sslCertFile: absolutePath('sslCertFile').optional(),
-  sslKeyFile: absolutePath('sslKeyFile').optional(),
+  sslCertFile: absolutePath().optional(),
+  sslKeyFile: absolutePath().optional(),
 };
 
 /** The point a restore recovers to, as pgBackRest's options and in words. */

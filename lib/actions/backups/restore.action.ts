@@ -5,6 +5,7 @@
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { wholeNumber } from '@/lib/adapters/validation/ids';
+import { formatBytes, formatDuration } from '@/lib/adapters/format/units';
 import type { Db } from '@/db/client';
 import { defineHerdAction, productionWarning } from '@/lib/engine/define-action';
 import { refuse } from '@/lib/fleet/refusal';
@@ -29,7 +30,7 @@ export const restoreParams = z
     name: z
       .string()
       .trim()
-      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'name: the new herd\u2019s name (lower-case letters, digits and -)'),
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'the new herd\u2019s name: lower-case letters, digits and -'),
     /** Hours after which the restored herd is marked expired (left out: kept). */
     expiresInHours: wholeNumber(
       z
@@ -45,6 +46,31 @@ interface Prepared extends BackupPrepared {
   server: RestoreServer | null;
   operationAt: Map<number, Date | null>;
   takenNames: Set<string>;
+  /** Per herd: the last full backup's size and the last passing drills' throughput (bytes a second), when known. */
+  estimates: Map<number, { bytes: number | null; bytesPerSecond: number | null; drills: number }>;
+}
+
+/** The last full backup's size, and what the herd's last three passing drills restored a second. */
+async function restoreEstimates(db: Db, herdIds: number[]): Promise<Prepared['estimates']> {
+  if (!herdIds.length) return new Map();
+  const r = await db.execute<{ herd_id: number; bytes: string | null; bps: number | null; drills: number }>(sql`
+    SELECT h.id AS herd_id,
+           (SELECT b.size_bytes::text FROM backups b WHERE b.herd_id = h.id AND b.type = 'full' AND b.gone_at IS NULL ORDER BY b.stopped_at DESC LIMIT 1) AS bytes,
+           (SELECT avg(d.restored_bytes * 1000.0 / d.restore_ms)::float8 FROM (SELECT restored_bytes, restore_ms FROM restore_drills
+              WHERE herd_id = h.id AND ok AND restore_ms > 0 AND restored_bytes > 0 ORDER BY id DESC LIMIT 3) d) AS bps,
+           (SELECT count(*)::int FROM restore_drills d WHERE d.herd_id = h.id AND d.ok) AS drills
+    FROM herds h WHERE h.id = ANY(${sql.param(herdIds)}::int[])`);
+  return new Map(
+    r.rows.map((x) => [x.herd_id, { bytes: x.bytes === null ? null : Number(x.bytes), bytesPerSecond: x.bps, drills: x.drills }]),
+  );
+}
+
+/** The confirmation page's prediction, in words. */
+function predicted(e: { bytes: number | null; bytesPerSecond: number | null; drills: number } | undefined): string {
+  if (!e?.bytes) return 'unknown: the herd has no full backup pgherd knows of';
+  if (!e.bytesPerSecond)
+    return `unknown: no restore drill of this herd has passed yet (a drill measures it); ${formatBytes(e.bytes)} to restore`;
+  return `about ${formatDuration(e.bytes / e.bytesPerSecond)} for ${formatBytes(e.bytes)}, at the ${formatBytes(e.bytesPerSecond)}/s its last drills restored, plus the WAL to replay`;
 }
 
 interface State {
@@ -57,7 +83,16 @@ async function prepare(herds: HerdRef[], params: z.output<typeof restoreParams>,
   if (params.operationId !== undefined) for (const h of herds) operationAt.set(h.id, await operationStart(db, params.operationId, h.id));
   const taken = await db.execute<{ key: string }>(sql`
     SELECT e.id || '/' || h.name AS key FROM herds h JOIN environments e ON e.id = h.environment_id WHERE h.name = ${params.name}`);
-  return { ...base, server: await loadRestoreServer(db, params.serverId), operationAt, takenNames: new Set(taken.rows.map((r) => r.key)) };
+  return {
+    ...base,
+    server: await loadRestoreServer(db, params.serverId),
+    operationAt,
+    takenNames: new Set(taken.rows.map((r) => r.key)),
+    estimates: await restoreEstimates(
+      db,
+      herds.map((h) => h.id),
+    ),
+  };
 }
 
 export const restoreAction = defineHerdAction({
@@ -198,6 +233,7 @@ export const restoreAction = defineHerdAction({
         { label: 'To', value: target.words },
         { label: 'Onto', value: `${server.hostname}:${place.port} ${place.dataDirectory}` },
         { label: 'New herd', value: `${h.environment}/${params.name}, ${expiresAt}` },
+        { label: 'Expected duration', value: predicted(prepared.estimates.get(h.id)) },
       ],
       warnings: [
         ...productionWarning(h),
