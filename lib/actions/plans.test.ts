@@ -494,6 +494,18 @@ function backupPrepared(h: HerdRef): BackupPrepared {
   };
 }
 
+/** An empty server of the herd's environment, pinned: where a restore or a drill may go. */
+const scratchServer = (h: HerdRef) => ({
+  id: 7,
+  hostname: 'scratch-1.example.com',
+  address: '10.0.9.7',
+  environmentId: h.environmentId,
+  environment: h.environment,
+  approval: null,
+  instances: 0,
+  ssh: { host: '10.0.9.7', port: 22, username: 'postgres', hostKeyFingerprint: `SHA256:${'d'.repeat(43)}`, serverId: 7 },
+});
+
 describe('an action is its plan', () => {
   const h = herd(three(), { poolers: [pooler] });
   const [primary, r2, r3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
@@ -517,16 +529,7 @@ describe('an action is its plan', () => {
       if (a.on === 'herd' && (a.name === 'restore' || a.name === 'restore-drill')) {
         const prepared = {
           ...backupPrepared(h),
-          server: {
-            id: 7,
-            hostname: 'scratch-1.example.com',
-            address: '10.0.9.7',
-            environmentId: h.environmentId,
-            environment: h.environment,
-            approval: null,
-            instances: 0,
-            ssh: { host: '10.0.9.7', port: 22, username: 'postgres', hostKeyFingerprint: `SHA256:${'d'.repeat(43)}`, serverId: 7 },
-          },
+          server: scratchServer(h),
           operationAt: new Map(),
           takenNames: new Set<string>(),
           estimates: new Map([[h.id, { bytes: 10_000_000_000, bytesPerSecond: 100_000_000, drills: 3 }]]),
@@ -642,16 +645,7 @@ describe('an action is its plan', () => {
 
 describe('restore to a new herd', () => {
   const h = herd(three());
-  const server = {
-    id: 7,
-    hostname: 'scratch-1.example.com',
-    address: '10.0.9.7',
-    environmentId: h.environmentId,
-    environment: h.environment,
-    approval: null,
-    instances: 0,
-    ssh: { host: '10.0.9.7', port: 22, username: 'postgres', hostKeyFingerprint: `SHA256:${'d'.repeat(43)}`, serverId: 7 },
-  };
+  const server = scratchServer(h);
   const base = { name: 'billing-restored', target: 'latest', serverId: 7, dataDirectory: '/var/lib/postgresql/15/restored' };
   const prepared = (over: object = {}) => ({
     ...backupPrepared(h),

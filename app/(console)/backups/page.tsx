@@ -1,11 +1,9 @@
 import Link from 'next/link';
-import { inArray } from 'drizzle-orm';
 import { getDb } from '@/db/client';
-import { environments } from '@/db/schema';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
-import { environmentsWith } from '@/lib/engine/access';
 import { requireAccess } from '@/lib/features/auth/session';
-import { parseId } from '@/lib/adapters/validation/ids';
+import { chooseEnvironment } from '@/lib/features/auth/environment-choice';
+import { EnvironmentTabs } from '@/components/fleet/environment-tabs';
 import { recoverabilityScorecard, restoreDrillMaxAgeDays } from '@/lib/features/backups/scorecard';
 
 export const dynamic = 'force-dynamic';
@@ -20,29 +18,15 @@ const when = (d: Date | null | undefined) => (d ? d.toISOString().replace('T', '
 export default async function RecoverabilityPage({ searchParams }: { searchParams: Promise<{ environment?: string }> }) {
   const access = await requireAccess();
   const db = getDb();
-  const visible = environmentsWith(access, 'viewer');
-  const envs = await db
-    .select({ id: environments.id, name: environments.name })
-    .from(environments)
-    .where(visible === null ? undefined : inArray(environments.id, visible.length ? visible : [-1]))
-    .orderBy(environments.name);
-  const asked = (await searchParams).environment;
-  const wanted = asked === undefined ? null : parseId(asked);
-  const env = envs.find((e) => e.id === wanted) ?? envs[0];
+  const choice = await chooseEnvironment(db, access, (await searchParams).environment);
+  const env = choice.chosen;
   const rows = env ? await recoverabilityScorecard(db, env.id) : [];
   const attention = rows.filter((r) => r.verdict !== 'protected').length;
   return (
     <>
       <Breadcrumbs items={[{ label: 'Recoverability' }]} />
       <h1>Recoverability{env ? `: ${env.name}` : ''}</h1>
-      <p>
-        {envs.map((e, k) => (
-          <span key={e.id}>
-            {k > 0 && ' · '}
-            {e.id === env?.id ? <strong>{e.name}</strong> : <Link href={`/backups?environment=${String(e.id)}`}>{e.name}</Link>}
-          </span>
-        ))}
-      </p>
+      <EnvironmentTabs choice={choice} href={(id) => `/backups?environment=${String(id)}`} />
       <p className="help">
         A restore drill restores the latest backup and the archive onto a scratch server, verifies the repository, checks the restored
         cluster and finds the marker it wrote, measures RTO (to the first accepted write) and RPO, and takes it away. A herd is protected

@@ -1,11 +1,9 @@
 import Link from 'next/link';
-import { inArray } from 'drizzle-orm';
 import { getDb } from '@/db/client';
-import { environments } from '@/db/schema';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
-import { environmentsWith } from '@/lib/engine/access';
 import { requireAccess } from '@/lib/features/auth/session';
-import { parseId } from '@/lib/adapters/validation/ids';
+import { chooseEnvironment } from '@/lib/features/auth/environment-choice';
+import { EnvironmentTabs } from '@/components/fleet/environment-tabs';
 import { drillMaxAgeDays, drScorecard, type DrillVerdict } from '@/lib/features/dr/scorecard';
 
 export const dynamic = 'force-dynamic';
@@ -27,29 +25,15 @@ const ms = (n: number | null) => (n === null ? '—' : `${String(n)} ms`);
 export default async function DrScorecardPage({ searchParams }: { searchParams: Promise<{ environment?: string }> }) {
   const access = await requireAccess();
   const db = getDb();
-  const visible = environmentsWith(access, 'viewer');
-  const envs = await db
-    .select({ id: environments.id, name: environments.name })
-    .from(environments)
-    .where(visible === null ? undefined : inArray(environments.id, visible.length ? visible : [-1]))
-    .orderBy(environments.name);
-  const asked = (await searchParams).environment;
-  const wanted = asked === undefined ? null : parseId(asked);
-  const env = envs.find((e) => e.id === wanted) ?? envs[0];
+  const choice = await chooseEnvironment(db, access, (await searchParams).environment);
+  const env = choice.chosen;
   const rows = env ? await drScorecard(db, env.id) : [];
   const attention = rows.filter((r) => r.verdict !== 'ok').length;
   return (
     <>
       <Breadcrumbs items={[{ label: 'DR scorecard' }]} />
       <h1>DR scorecard{env ? `: ${env.name}` : ''}</h1>
-      <p>
-        {envs.map((e, k) => (
-          <span key={e.id}>
-            {k > 0 && ' · '}
-            {e.id === env?.id ? <strong>{e.name}</strong> : <Link href={`/dr?environment=${String(e.id)}`}>{e.name}</Link>}
-          </span>
-        ))}
-      </p>
+      <EnvironmentTabs choice={choice} href={(id) => `/dr?environment=${String(id)}`} />
       <p className="help">
         A DR drill switches a herd over to its member in another site under a writer, measures, and switches back. A drill older than{' '}
         {drillMaxAgeDays()} days (PGHERD_DR_DRILL_MAX_AGE_DAYS) needs another. {attention} of {rows.length} herds need a look.

@@ -19,6 +19,7 @@ import { pgbackrest } from '@/lib/fleet/backups/pgbackrest';
 import { execNoted } from '@/lib/actions/steps/exec-noted';
 import { policyRefusal, prepareBackups, stanzaRunner, type BackupPrepared } from './backup-steps';
 import {
+  placeFields,
   loadRestoreServer,
   newRestoreState,
   restoredEndpoint,
@@ -109,23 +110,7 @@ export const restoreDrillAction = defineHerdAction({
   params: {
     schema: restoreDrillParams,
     fields: [
-      {
-        name: 'serverId',
-        label: 'Scratch server (id)',
-        kind: 'text',
-        emptyLabel: '',
-        help: 'an empty server of the herd\u2019s environment',
-      },
-      {
-        name: 'dataDirectory',
-        label: 'Data directory',
-        kind: 'text',
-        emptyLabel: '/var/lib/postgresql/15/drill',
-        help: 'absent or empty; removed after the drill',
-      },
-      { name: 'port', label: 'Port', kind: 'text', emptyLabel: 'the herd\u2019s port', help: '' },
-      { name: 'sslCertFile', label: 'TLS certificate', kind: 'text', emptyLabel: 'the source\u2019s path', help: 'on the scratch server' },
-      { name: 'sslKeyFile', label: 'TLS key', kind: 'text', emptyLabel: 'the source\u2019s path', help: 'on the scratch server' },
+      ...placeFields('Scratch server', { example: '/var/lib/postgresql/15/drill', help: 'absent or empty; removed after the drill' }),
     ],
   },
   state: (): DrillState => ({

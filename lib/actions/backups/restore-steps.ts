@@ -11,7 +11,7 @@ import type { Db } from '@/db/client';
 import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
 import { idText, MAX_BIG_ID, wholeNumber } from '@/lib/adapters/validation/ids';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
-import { pendingRefusal, unpinnedRefusal, type ActionDeps, type ActionStep } from '@/lib/engine/define-action';
+import { pendingRefusal, unpinnedRefusal, type ActionDeps, type ActionParamField, type ActionStep } from '@/lib/engine/define-action';
 import type { StepContext } from '@/lib/engine/pipeline';
 import { binDir } from '@/lib/fleet/drivers';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
@@ -54,6 +54,23 @@ export const restoreTargetParams = {
   sslCertFile: absolutePath().optional(),
   sslKeyFile: absolutePath().optional(),
 };
+
+/** The confirmation page's fields for where a restore goes (the restore's and the drill's). */
+export function placeFields(server: string, dataDirectory: { example: string; help: string }): ActionParamField[] {
+  return [
+    { name: 'serverId', label: `${server} (id)`, kind: 'text', emptyLabel: '', help: 'an empty server of the herd\u2019s environment' },
+    { name: 'dataDirectory', label: 'Data directory', kind: 'text', emptyLabel: dataDirectory.example, help: dataDirectory.help },
+    { name: 'port', label: 'Port', kind: 'text', emptyLabel: 'the herd\u2019s port', help: '' },
+    {
+      name: 'sslCertFile',
+      label: 'TLS certificate',
+      kind: 'text',
+      emptyLabel: 'the source\u2019s path',
+      help: `on the ${server.toLowerCase()}`,
+    },
+    { name: 'sslKeyFile', label: 'TLS key', kind: 'text', emptyLabel: 'the source\u2019s path', help: `on the ${server.toLowerCase()}` },
+  ];
+}
 
 /** The point a restore recovers to, as pgBackRest's options and in words. */
 export interface RecoveryTarget {

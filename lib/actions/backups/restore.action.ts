@@ -12,6 +12,7 @@ import { refuse } from '@/lib/fleet/refusal';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { policyRefusal, prepareBackups, type BackupPrepared } from './backup-steps';
 import {
+  placeFields,
   loadRestoreServer,
   newRestoreState,
   operationStart,
@@ -143,17 +144,7 @@ export const restoreAction = defineHerdAction({
         emptyLabel: '',
         help: 'with target before-operation: the operation to restore to just before',
       },
-      { name: 'serverId', label: 'Server (id)', kind: 'text', emptyLabel: '', help: 'an empty server of the herd\u2019s environment' },
-      {
-        name: 'dataDirectory',
-        label: 'Data directory',
-        kind: 'text',
-        emptyLabel: '/var/lib/postgresql/15/restored',
-        help: 'absent or empty on that server',
-      },
-      { name: 'port', label: 'Port', kind: 'text', emptyLabel: 'the herd\u2019s port', help: '' },
-      { name: 'sslCertFile', label: 'TLS certificate', kind: 'text', emptyLabel: 'the source\u2019s path', help: 'on the new server' },
-      { name: 'sslKeyFile', label: 'TLS key', kind: 'text', emptyLabel: 'the source\u2019s path', help: 'on the new server' },
+      ...placeFields('Server', { example: '/var/lib/postgresql/15/restored', help: 'absent or empty on that server' }),
       {
         name: 'expiresInHours',
         label: 'Expires after (hours)',
