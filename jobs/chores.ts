@@ -27,7 +27,13 @@ export interface Chore {
  * database: these and the conductor's (72_842_002) and the counts' compaction's (72_842_003, in SQL)
  * are pgherd's.
  */
-export const CHORE_LOCKS = { refresh: 72_842_001, discovery: 72_842_004, patroniFollow: 72_842_005, lagSample: 72_842_006 } as const;
+export const CHORE_LOCKS = {
+  refresh: 72_842_001,
+  discovery: 72_842_004,
+  patroniFollow: 72_842_005,
+  lagSample: 72_842_006,
+  restoresExpire: 72_842_007,
+} as const;
 
 export interface ChoreRunner {
   /** Runs the chore now (or once more after the run in flight, for an 'again' chore). */

@@ -17,6 +17,7 @@ import { DISCOVERY_CHANNEL, discoveryWanted, runDiscovery } from '@/lib/features
 import { followEveryMs, followPatroni } from '@/lib/features/patroni/follow';
 import { retryFailedTargets } from '@/lib/features/rules/fire';
 import { enqueueRun, type RuleJob } from '@/lib/features/rules/rule-queue';
+import { expireRestoredHerds } from '@/lib/features/backups/expire';
 import { RULES_CHANNEL } from '@/lib/features/rules/rules';
 import { reconcileRuns, type startRuleClock } from '@/lib/features/rules/scheduler';
 import { deliverDue, NOTIFICATIONS_CHANNEL, processEvents } from '@/lib/features/rules/webhooks';
@@ -112,6 +113,16 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; closeListener:
     { name: 'counts.compact', every: tick, run: async () => void (await db.execute(sql`SELECT pgherd_compact_instance_counts()`)) },
     // This process, as the console sees it: alive while it says so every few seconds.
     { name: 'worker.alive', every: WORKER_ALIVE_EVERY_MS, run: () => workerAlive(db, holder) },
+    // Restored herds past their expiry: torn down, as the system, one operation each.
+    {
+      name: 'restores.expire',
+      every: 60_000,
+      lock: CHORE_LOCKS.restoresExpire,
+      run: async () => {
+        const started = await expireRestoredHerds(db, queue);
+        if (started.length) log('restores.expire', { operations: started });
+      },
+    },
     {
       name: 'refresh',
       every: cfg.refreshEveryMs ?? setting('PGHERD_REFRESH_INTERVAL_MS'),

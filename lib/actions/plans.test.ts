@@ -540,6 +540,10 @@ describe('an action is its plan', () => {
             : { serverId: 7, dataDirectory: '/var/lib/postgresql/15/drill' };
         return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };
       }
+      if (a.on === 'herd' && a.name === 'tear-down-restored') {
+        const prepared = new Map([[h.id, { restoredFrom: 1, restoredTo: 'latest', expiresAt: null }]]);
+        return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
+      }
       if (a.on === 'herd') return { words: a.plan(h, { params: {} }).steps, steps: a.steps(h, deps, { params: {} }) };
       const t = a.name === 'promote' ? r2 : a.name === 'rebuild' || a.name === 'remaster' ? r3 : primary;
       const members = a.name === 'promote' ? [{ ...primary, state: 'stopped' }, r2, r3] : h.members;

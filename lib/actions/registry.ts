@@ -21,6 +21,7 @@ import { configureBackupsAction } from '@/lib/actions/backups/configure-backups.
 import { backupAction } from '@/lib/actions/backups/backup.action';
 import { restoreAction } from '@/lib/actions/backups/restore.action';
 import { restoreDrillAction } from '@/lib/actions/backups/restore-drill.action';
+import { tearDownRestoredAction } from '@/lib/actions/backups/tear-down.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -41,6 +42,7 @@ export const actions: AnyAction[] = [
   configureBackupsAction,
   restoreAction,
   restoreDrillAction,
+  tearDownRestoredAction,
   refreshDnsAction,
   patroniPauseAction,
   patroniResumeAction,

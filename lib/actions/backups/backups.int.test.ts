@@ -13,7 +13,7 @@ import { startLab, stopLab, PROJECT_ROOT, type LabInfo } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
 import { run as runAsLab, labIdentity } from '@/lib/lab/proc';
-import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
+import { runOperation, startTestWorker, waitForOperation, type TestWorker } from '@/lib/testing/operations';
 import { planOperation } from '@/lib/engine/plan';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { refreshFleet } from '@/lib/fleet/refresher';
@@ -27,6 +27,8 @@ import { configureBackupsAction } from './configure-backups.action';
 import { backupAction } from './backup.action';
 import { restoreAction } from './restore.action';
 import { restoreDrillAction } from './restore-drill.action';
+import { tearDownRestoredAction } from './tear-down.action';
+import { expireRestoredHerds } from '@/lib/features/backups/expire';
 import { recoverabilityScorecard, unverifiedByEnvironment } from '@/lib/features/backups/scorecard';
 import { defineHerdAction } from '@/lib/engine/define-action';
 import { registerAction } from '@/lib/actions/registry';
@@ -343,6 +345,31 @@ describe('Restore to a new herd', () => {
     expect(r.plan.targets[0]!.facts?.find((f) => f.label === 'To')?.value).toMatch(new RegExp(`^just before operation #${dropped.op.id}`));
     const [c] = await query<{ n: string }>(restoredDsn(1, port), 'SELECT count(*)::text AS n FROM precious');
     expect(c!.n).toBe('1234');
+  });
+
+  it('torn down when it expires: stopped, its files removed, the herd forgotten; a fleet herd is refused', async () => {
+    const [h] = await db.select().from(herds).where(eq(herds.name, 'alpha-before-drop'));
+    const [m] = await db.select().from(instances).where(eq(instances.herdId, h!.id));
+    // A herd of the fleet is never torn down, whatever is ticked.
+    const refused = await planOperation(db, SYSTEM_ACCESS, tearDownRestoredAction, [herdId]);
+    expect(refused.targets[0]!.refused).toMatch(/was not made by pgherd's Restore/);
+    // Not expired yet: nothing starts.
+    expect(await expireRestoredHerds(db, worker.queue)).toEqual([]);
+    await db
+      .update(herds)
+      .set({ expiresAt: new Date(Date.now() - 60_000) })
+      .where(eq(herds.id, h!.id));
+    const [op] = await expireRestoredHerds(db, worker.queue);
+    expect(op).toBeDefined();
+    // Once: asked again while it runs (or after), it starts no second one.
+    expect(await expireRestoredHerds(db, worker.queue)).toEqual([]);
+    const done = await waitForOperation(db, op!);
+    expect(done.op.status, JSON.stringify(done.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-300)]))).toBe('succeeded');
+    expect(done.op.requestedByName).toBe('system');
+    expect(await db.select().from(herds).where(eq(herds.id, h!.id))).toEqual([]);
+    const left = await runAsLab(labIdentity(), ['sh', '-c', 'test -e "$1" && echo left || echo gone', 'x', m!.dataDirectory]);
+    expect(left.stdout.trim()).toBe('gone');
+    await expect(query(restoredDsn(1, 25902), 'SELECT 1')).rejects.toThrow();
   });
 
   it('never over a running server: refused by the inventory, and over SSH when the inventory does not know', async () => {

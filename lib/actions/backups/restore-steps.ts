@@ -437,7 +437,11 @@ async function firstWrite(pl: RestorePlace, signal: AbortSignal): Promise<{ syst
 }
 
 /** Stops the restored cluster (if it runs) and removes what the restore laid down on its server. */
-export async function removeRestored(deps: ActionDeps, x: StepContext, pl: RestorePlace): Promise<void> {
+export async function removeRestored(
+  deps: ActionDeps,
+  x: StepContext,
+  pl: Pick<RestorePlace, 'dataDirectory' | 'pgVersion'> & { server: { ssh: SshTarget } },
+): Promise<void> {
   const srv = { ssh: pl.server.ssh };
   const st = await execNoted(deps, srv, x, [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, 'status'], 20_000);
   if (st.code === 0)

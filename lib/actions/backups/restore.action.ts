@@ -1,7 +1,8 @@
 // Restore to a new herd: the herd's backups and archive restored onto an empty server of its environment,
 // to the end of the archive, a time, an LSN, a named restore point, or just before an operation of
 // pgherd's; started, promoted, and registered as a herd of its own (never over a running one), with an
-// optional expiry recorded on it (expires_at). The source herd is not touched.
+// optional expiry after which the worker tears it down (lib/features/backups/expire.ts). The source herd is
+// not touched.
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { wholeNumber } from '@/lib/adapters/validation/ids';
@@ -32,7 +33,7 @@ export const restoreParams = z
       .string()
       .trim()
       .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'the new herd\u2019s name: lower-case letters, digits and -'),
-    /** Hours after which the restored herd is marked expired (left out: kept). */
+    /** Hours after which the worker tears the restored herd down (left out: kept). */
     expiresInHours: wholeNumber(
       z
         .number({ message: 'expiresInHours: a whole number of hours' })
@@ -150,7 +151,7 @@ export const restoreAction = defineHerdAction({
         label: 'Expires after (hours)',
         kind: 'text',
         emptyLabel: 'kept',
-        help: 'recorded on the new herd (expires_at); its teardown is yours',
+        help: 'then the worker tears it down (Tear down a restored herd, as the system)',
       },
     ],
   },
@@ -179,7 +180,7 @@ export const restoreAction = defineHerdAction({
       sslCertFile: params.sslCertFile,
       sslKeyFile: params.sslKeyFile,
     };
-    const expiresAt = params.expiresInHours ? `marked to expire ${params.expiresInHours} h after it is ready` : 'kept until deleted';
+    const expiresAt = params.expiresInHours ? `torn down ${params.expiresInHours} h after it is ready` : 'kept until torn down';
     return {
       steps: [
         ...restoreSteps<State>(h, p, setup.stanza, place, target),
