@@ -3,7 +3,9 @@
 import type { BackupPrepared } from '@/lib/actions/backups/backup-steps';
 import { appliedForm } from '@/lib/fleet/backups/policy';
 import { restoreAction } from '@/lib/actions/backups/restore.action';
-import { parseParams } from '@/lib/engine/define-action';
+import { parseParams, scheduleProblems } from '@/lib/engine/define-action';
+import { backupAction } from '@/lib/actions/backups/backup.action';
+import { restoreDrillAction } from '@/lib/actions/backups/restore-drill.action';
 import type { AppliedPolicy } from '@/lib/fleet/backups/tool';
 import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/patroni-pause.action';
 import { describe, expect, it } from 'vitest';
@@ -700,5 +702,15 @@ describe('restore to a new herd', () => {
       [{ extra: 1 }, /Unrecognized key/],
     ] as const)
       expect(() => parseParams(restoreAction, { ...base, ...params })).toThrow(message);
+  });
+});
+
+describe('backups on schedules', () => {
+  it('a rule may take backups and run drills; a restore is a person\u2019s decision', () => {
+    expect(scheduleProblems(backupAction, { type: 'full' })).toEqual([]);
+    expect(scheduleProblems(restoreDrillAction, {})).toEqual([]);
+    expect(scheduleProblems(restoreAction, {})).toEqual([
+      { path: 'action', message: 'Restore to a new herd cannot be scheduled: a person decides it at the moment, on the console' },
+    ]);
   });
 });
