@@ -972,6 +972,35 @@ export const restoreDrills = pgTable(
   (t) => [index('restore_drills_herd_idx').on(t.herdId, t.id), uniqueIndex('restore_drills_operation_key').on(t.operationId, t.herdId)],
 );
 
+// A folder a restore (or a drill) claimed on a server and lays a cluster out in: settled when the cluster is
+// kept (registered as a herd) or removed by the restore's cleanup. One left unsettled by a target that ended
+// without its cleanup (its worker killed) is removed by the next worker's reconcile: no restored copy of a
+// herd's data is ever left running untracked.
+export const restoreClaims = pgTable(
+  'restore_claims',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    targetId: bigint('target_id', { mode: 'number' })
+      .notNull()
+      .references(() => operationTargets.id, { onDelete: 'cascade' }),
+    serverId: integer('server_id')
+      .notNull()
+      .references(() => servers.id, { onDelete: 'cascade' }),
+    folder: text('folder').notNull(),
+    dataDirectory: text('data_directory').notNull(),
+    pgVersion: smallint('pg_version').notNull(),
+    settledAt: timestamp('settled_at', { withTimezone: true }),
+    settledHow: text('settled_how'),
+    lastError: text('last_error'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('restore_claims_open_idx')
+      .on(t.targetId)
+      .where(sql`settled_at IS NULL`),
+  ],
+);
+
 // A rule's runs: one row per fire, whatever came of it (an operation, a skip and why, a refusal, a
 // miss). Unique per rule and fire: however many workers see a due time, one of them runs it.
 export const ruleRuns = pgTable(

@@ -11,6 +11,7 @@ import { errorText } from '@/lib/engine/errors';
 import { reconcile } from '@/lib/engine/execute-target';
 import { getAction } from '@/lib/actions/registry';
 import { settleOwed } from '@/lib/actions/steps/settle-owed';
+import { settleRestoreClaims } from '@/lib/actions/backups/settle-claims';
 import { runConductor } from '@/lib/engine/conductor';
 import { enqueueTargets, queuePrefix, requeueTargets, targetQueue, workerConnection } from '@/lib/engine/queue';
 import { discoveryConfig } from '@/lib/features/discovery/discovery';
@@ -56,6 +57,8 @@ export async function startWorker(cfg: WorkerConfig) {
     if (requeued.length) log('reconcile.requeued', { targets: requeued });
     // What targets that ended (or died) owe clients: a PgBouncer left paused is resumed now, not at its bound.
     await settleOwed(db, ssh, log);
+    // A restore whose worker died: the copy it laid out is stopped and removed, never left running untracked.
+    await settleRestoreClaims(db, ssh, log);
   };
   await reconcileNow();
 

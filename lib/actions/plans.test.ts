@@ -696,12 +696,21 @@ describe('restore to a new herd', () => {
       [{ port: '80' }, /^port: 1024 to 65535/],
       [{ port: '1e4' }, /^port: a whole number/],
       [{ lsn: 'zz' }, /^lsn: a WAL position/],
-      [{ time: 'yesterday' }, /^time: a date and time/],
+      [{ time: 'yesterday' }, /^time: an ISO 8601 date and time/],
+      [{ time: '1' }, /^time: an ISO 8601/],
+      [{ time: 'March 7' }, /^time: an ISO 8601/],
+      [{ time: '12/11/2026' }, /^time: an ISO 8601/],
+      [{ time: '2026-02-30T00:00:00Z' }, /^time: an ISO 8601/],
+      [{ time: '2026-11-25 22:00:00' }, /^time: an ISO 8601/],
+      [{ time: '9999-12-31T00:00:00Z' }, /^time: an ISO 8601/],
       [{ target: 'whenever' }, /^target: /],
       [{ serverId: 'x' }, /^serverId: /],
       [{ extra: 1 }, /Unrecognized key/],
     ] as const)
       expect(() => parseParams(restoreAction, { ...base, ...params })).toThrow(message);
+    // Written in full with its zone, it is read as written.
+    for (const time of ['2026-11-25T21:00:00Z', '2026-11-25 22:00:00.5+01:00', '2026-11-25T21:00+0000'])
+      expect(parseParams(restoreAction, { ...base, target: 'time', time })).toMatchObject({ time });
   });
 });
 

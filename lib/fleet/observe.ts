@@ -102,16 +102,22 @@ const observationSql = (pending: boolean) => `
              (SELECT json_build_object('status', status, 'host', sender_host, 'port', sender_port, 'tli', received_tli)
                 FROM pg_stat_wal_receiver LIMIT 1) AS wal,
              CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE') THEN current_setting('data_directory') END AS dir,
-             -- A primary's archiving: written WAL waits when the segment being written is past the last one
-             -- archived (pg_walfile_name names a segment boundary by the segment before it: a quiet primary
-             -- just after a switch waits for nothing).
+             -- A primary's archiving. WAL waits when a whole segment past the last one archived is complete and
+             -- not archived: the segment being written is the archive_timeout's to switch (a quiet primary's
+             -- own background records never are, and owe the archive nothing). Positions, not names, so that
+             -- any server since 9.4 can say it.
              CASE WHEN NOT pg_is_in_recovery() THEN
                (SELECT json_build_object('archived', archived_count, 'lastWal', last_archived_wal, 'lastAt', last_archived_time,
                        'failed', failed_count, 'failedWal', last_failed_wal, 'failedAt', last_failed_time,
-                       'waiting', current_setting('archive_mode') <> 'off'
-                                  AND pg_walfile_name(pg_current_wal_lsn()) > coalesce(last_archived_wal, ''),
+                       'waiting', current_setting('archive_mode') <> 'off' AND CASE
+                          WHEN last_archived_wal IS NULL THEN true
+                          WHEN last_archived_wal !~ '^[0-9A-F]{24}' THEN false
+                          ELSE (pg_current_wal_lsn() - '0/0'::pg_lsn)
+                               - (((('x' || substr(last_archived_wal, 9, 8))::bit(32)::bigint * (4294967296 / seg.size))
+                                   + ('x' || substr(last_archived_wal, 17, 8))::bit(32)::bigint + 1) * seg.size)
+                               >= seg.size END,
                        'since', coalesce(last_archived_time, stats_reset))
-                  FROM pg_stat_archiver) END AS arch`;
+                  FROM pg_stat_archiver, (SELECT pg_size_bytes(current_setting('wal_segment_size')) AS size) seg) END AS arch`;
 
 /** Named statements: prepared once on a connection that reads again (the gate's kept ones). */
 const OBSERVATION = { name: 'pgherd_observation', text: observationSql(true) };

@@ -29,6 +29,8 @@ import { restoreAction } from './restore.action';
 import { restoreDrillAction } from './restore-drill.action';
 import { tearDownRestoredAction } from './tear-down.action';
 import { expireRestoredHerds } from '@/lib/features/backups/expire';
+import { settleRestoreClaims } from './settle-claims';
+import { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { recoverabilityScorecard, unverifiedByEnvironment } from '@/lib/features/backups/scorecard';
 import { defineHerdAction } from '@/lib/engine/define-action';
 import { registerAction } from '@/lib/actions/registry';
@@ -208,7 +210,7 @@ describe('Back up', () => {
       // Fleet health says it, with the segment that failed.
       const health = await fleetHealth(db, null);
       expect(health.archive.rows).toEqual([
-        expect.objectContaining({ herd: 'bk/alpha', failing: true, lastFailedWal: expect.stringMatching(/^[0-9A-F]{24}$/) }),
+        expect.objectContaining({ herd: 'bk/alpha', failing: true, lastFailedWal: expect.stringMatching(/^[0-9A-F]{24}/) }),
       ]);
     } finally {
       await runAsLab(labIdentity(), ['chmod', '-R', 'u+w', archiveDir]);
@@ -227,6 +229,15 @@ describe('Back up', () => {
       90_000,
     );
     expect((await fleetHealth(db, null)).archive.total).toBe(0);
+    // A write into the segment being written is the archive_timeout's to switch out: nothing waits for the
+    // archive yet (else every quiet primary's background records would read as an archive that lags).
+    await query(primary().dsn, 'INSERT INTO marker (n) VALUES (9002)');
+    await refreshFleet(db);
+    const [after] = await db
+      .select()
+      .from(instances)
+      .where(sql`herd_id = ${herdId} AND role = 'primary'`);
+    expect(after!.archivePendingSince).toBeNull();
   });
 
   it('refuses a herd not configured yet, saying what to run', async () => {
@@ -404,6 +415,63 @@ describe('Restore to a new herd', () => {
     // And it still runs, untouched.
     const [max] = await query<{ n: number }>(restoredDsn(0, 25901), 'SELECT max(n) AS n FROM pitr');
     expect(max!.n).toBe(60);
+    // Its worker killed before the cleanup (as if the restore had stopped there, the claim left open): the
+    // next worker's reconcile stops it and removes its folder; no copy of the herd is left running untracked.
+    await db.execute(
+      sql`UPDATE restore_claims SET settled_at = NULL, settled_how = NULL WHERE folder = ${path.join(scratch(0).dataRoot, 'alpha-pitr')}`,
+    );
+    const ssh = new SshPool({});
+    try {
+      expect(await settleRestoreClaims(db, ssh)).toHaveLength(1);
+    } finally {
+      await ssh.close();
+    }
+    await expect(query(restoredDsn(0, 25901), 'SELECT 1')).rejects.toThrow();
+    const gone = await runAsLab(labIdentity(), [
+      'sh',
+      '-c',
+      'test -e "$1" && echo left || echo gone',
+      'x',
+      path.join(scratch(0).dataRoot, 'alpha-pitr'),
+    ]);
+    expect(gone.stdout.trim()).toBe('gone');
+    const [claim] = await db
+      .execute<{ settled_how: string }>(
+        sql`SELECT settled_how FROM restore_claims WHERE folder = ${path.join(scratch(0).dataRoot, 'alpha-pitr')}`,
+      )
+      .then((r) => r.rows);
+    expect(claim!.settled_how).toMatch(/^removed by a worker's reconcile: its target ended succeeded without its cleanup/);
+    // A folder that exists already is not the restore's to claim: refused, and what is in it stays.
+    const taken = path.join(scratch(0).dataRoot, 'taken');
+    await runAsLab(labIdentity(), ['mkdir', '-p', taken]);
+    await runAsLab(labIdentity(), ['sh', '-c', 'echo precious > "$1/keep.txt"', 'x', taken]);
+    const r2 = await runOperation(
+      db,
+      worker.queue,
+      restoreAction,
+      { herdIds: [herdId] },
+      {
+        ...params(25904),
+        serverId: String(await scratchId(0)),
+        dataDirectory: path.join(taken, 'data'),
+      },
+    );
+    expect(r2.targets[0]!.refusal).toBe('not-applicable');
+    expect(r2.targets[0]!.error).toMatch(/exists already .*: a restore makes its own folder/);
+    expect((await runAsLab(labIdentity(), ['cat', path.join(taken, 'keep.txt')])).stdout.trim()).toBe('precious');
+    // Two herds in one restore would claim one name and one folder: refused whole.
+    const [otherHerd] = await db
+      .select({ id: herds.id })
+      .from(herds)
+      .where(sql`name = 'alpha' AND environment_id = (SELECT id FROM environments WHERE name = 'other')`);
+    const both = await planOperation(db, SYSTEM_ACCESS, restoreAction, [herdId, otherHerd!.id], {
+      ...params(25905),
+      serverId: String(await scratchId(0)),
+    });
+    expect(both.targets.map((t) => t.refused)).toEqual([
+      expect.stringMatching(/a restore takes one herd/),
+      expect.stringMatching(/a restore takes one herd/),
+    ]);
   });
 });
 
@@ -499,6 +567,19 @@ describe('Restore drill', () => {
       expect(left).toBe('gone');
     } finally {
       await runAsLab(labIdentity(), ['mv', `${file}.keep`, file]);
+    }
+  });
+
+  it('fails, naming the cause, when the stanza the herd is recorded with is not in the repository', async () => {
+    await db.update(herdBackupSetups).set({ stanza: 'bk-nope' }).where(eq(herdBackupSetups.herdId, herdId));
+    try {
+      const { r, left, last } = await drill(25914);
+      expect(r.op.status).toBe('failed');
+      expect(last).toMatchObject({ ok: false });
+      expect(last.cause).toMatch(/^restore to the end of the archive \(latest\): .*bk-nope/);
+      expect(left).toBe('gone');
+    } finally {
+      await db.update(herdBackupSetups).set({ stanza: 'bk-alpha' }).where(eq(herdBackupSetups.herdId, herdId));
     }
   });
 

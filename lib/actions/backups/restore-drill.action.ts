@@ -149,6 +149,7 @@ export const restoreDrillAction = defineHerdAction({
       pgVersion: primary.pgVersion,
       sslCertFile: params.sslCertFile,
       sslKeyFile: params.sslKeyFile,
+      clusterName: `${h.name}-drill`,
     };
     const target = { options: ['--type=default'], words: 'the end of the archive (latest)', kind: 'latest', value: null };
     const restore = restoreSteps<DrillState>(h, p, stanza, place, target);

@@ -30,6 +30,22 @@ const absolutePath = () =>
     .max(500)
     .refine((v) => PATH.test(v) && !v.split('/').includes('..') && v !== '/', 'an absolute path (letters, digits and . _ - + @ /, no ..)');
 
+/**
+ * A moment written in full, with its zone: "2026-11-25T21:00:00Z", "2026-11-25 22:00:00.5+01:00". Not
+ * "March 7", "12/11/2026" or a time without a zone (read in whose?), not a day that does not exist
+ * (2026-02-30), not in the future.
+ */
+export function isoInstant(v: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,6})?)?(Z|[+-]\d{2}(?::?\d{2})?)$/.exec(v);
+  if (!m) return false;
+  const [, y, mo, d, h, mi, sec] = m;
+  const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
+  if (day.getUTCMonth() !== Number(mo) - 1 || day.getUTCDate() !== Number(d)) return false;
+  if (Number(h) > 23 || Number(mi) > 59 || Number(sec ?? 0) > 59) return false;
+  const at = Date.parse(v.replace(' ', 'T'));
+  return !Number.isNaN(at) && at <= Date.now() + 60_000;
+}
+
 /** Where a restore goes and to what point: the parameters the restore and the drill share. */
 export const restoreTargetParams = {
   /** latest: the end of the archive; time, lsn, name (a restore point), or just before an operation of pgherd's. */
@@ -37,7 +53,10 @@ export const restoreTargetParams = {
   time: z
     .string()
     .trim()
-    .refine((v) => !Number.isNaN(Date.parse(v)), 'a date and time such as 2026-11-25T21:00:00Z')
+    .refine(
+      isoInstant,
+      'an ISO 8601 date and time with its zone, such as 2026-11-25T21:00:00Z or 2026-11-25 22:00:00+01:00, not in the future',
+    )
     .optional(),
   lsn: z.string().trim().regex(LSN, 'a WAL position such as 0/3000028').optional(),
   restorePoint: z
@@ -103,7 +122,7 @@ export function recoveryTarget(
       return { options: ['--type=default'], words: 'the end of the archive (latest)', kind: 'latest', value: null };
     case 'time': {
       if (!p.time) return refuse('params', 'target time needs a time');
-      const at = new Date(p.time);
+      const at = new Date(p.time.replace(' ', 'T'));
       return {
         options: ['--type=time', `--target=${pgbackrestTime(at)}`, ...promote],
         words: at.toISOString(),
@@ -212,6 +231,8 @@ export interface RestoreState {
   started: boolean;
   /** Set once the restored cluster is kept (registered as a herd): the cleanup then leaves it. */
   kept: boolean;
+  /** Its row in restore_claims (settled when kept or removed). */
+  claimId: number | null;
   startedAt: number | null;
   /** When the restored cluster first accepted a write (ms since startedAt): the RTO. */
   rtoMs: number | null;
@@ -222,6 +243,7 @@ export const newRestoreState = (): RestoreState => ({
   claimed: false,
   started: false,
   kept: false,
+  claimId: null,
   startedAt: null,
   rtoMs: null,
   systemIdentifier: null,
@@ -235,6 +257,8 @@ export interface RestorePlace {
   pgVersion: number;
   sslCertFile?: string;
   sslKeyFile?: string;
+  /** Its cluster_name (what its processes and logs are called). */
+  clusterName: string;
 }
 
 /** The restored cluster as pgherd connects to it. */
@@ -262,7 +286,7 @@ export function restoreSteps<S extends { restore: RestoreState }>(
     {
       name: `check that ${pl.server.hostname} is empty`,
       does: { kind: 'restore.check-empty', server: pl.server.id, port: pl.port, dataDirectory: pl.dataDirectory },
-      says: `ask ${pl.server.hostname} over SSH: nothing answers on port ${pl.port} (pg_isready) and ${pl.dataDirectory} is absent or empty; else refuse and change nothing`,
+      says: `ask ${pl.server.hostname} over SSH: nothing answers on port ${pl.port} (pg_isready); then claim ${path.dirname(pl.dataDirectory)} by making it (it must not exist); else refuse and change nothing`,
       timeoutMs: 30_000,
       run: async (x) => {
         x.state.restore.startedAt = Date.now();
@@ -283,34 +307,44 @@ export function restoreSteps<S extends { restore: RestoreState }>(
               ? `a Postgres answers on ${pl.server.address}:${pl.port}: a restore never goes over a running server; nothing was changed`
               : `pg_isready on ${pl.server.hostname} could not tell (exit ${String(ready.code)}): nothing was changed`,
           );
-        // The data directory absent or empty, and nothing yet where the restore puts its own files beside it:
-        // what the cleanup removes is only ever what this restore made.
-        const empty = await execNoted(x.deps, srv, x, [
+        // The claim: the data directory's folder is made now, by this restore alone (mkdir, not mkdir -p:
+        // it fails if the folder exists), and everything the restore lays down goes inside it. Two restores
+        // aimed at one place cannot both claim it, and what the cleanup removes is only ever what this restore
+        // made.
+        const claim = await execNoted(x.deps, srv, x, [
           'sh',
           '-c',
-          '(test ! -e "$1" || test -z "$(ls -A -- "$1")") && test ! -e "$2" && test ! -e "$3" && test ! -e "$4"',
-          'pgherd-empty',
-          pl.dataDirectory,
-          path.join(home, 'pgbackrest'),
-          socketDirOf(pl),
-          path.join(home, 'postgresql.log'),
+          'mkdir -p -- "$(dirname -- "$1")" && mkdir -m 0750 -- "$1"',
+          'pgherd-claim',
+          home,
         ]);
-        if (empty.code !== 0)
+        if (claim.code !== 0)
           throw refuse(
             'not-applicable',
-            `${pl.dataDirectory} on ${pl.server.hostname} is not empty (or pgbackrest/, run/ or postgresql.log is beside it): nothing was changed`,
+            `${home} on ${pl.server.hostname} exists already (${claim.stderr.trim().split('\n').pop() ?? ''}): a restore makes its own folder, and the data directory inside it; nothing was changed`,
           );
         x.state.restore.claimed = true;
+        // Recorded at once: should this worker die before the cleanup, the next one's reconcile removes it.
+        if (x.deps.targetId !== undefined) {
+          const r = await x.deps.db.execute<{ id: number }>(sql`
+            INSERT INTO restore_claims (target_id, server_id, folder, data_directory, pg_version)
+            VALUES (${x.deps.targetId}, ${pl.server.id}, ${home}, ${pl.dataDirectory}, ${pl.pgVersion}) RETURNING id`);
+          x.state.restore.claimId = r.rows[0]?.id ?? null;
+        }
       },
       always: {
         name: 'take the restore away unless it is kept',
         does: { kind: 'restore.cleanup', server: pl.server.id, dataDirectory: pl.dataDirectory },
-        says: `unless the restored cluster is kept: stop it and remove ${pl.dataDirectory} and pgBackRest's files beside it`,
+        says: `unless the restored cluster is kept: stop it and remove ${path.dirname(pl.dataDirectory)}`,
         timeoutMs: 180_000,
         givesBack: true,
         run: async (x) => {
           if (!x.state.restore.claimed || x.state.restore.kept) return;
           await removeRestored(x.deps, x, pl);
+          if (x.state.restore.claimId !== null)
+            await x.deps.db.execute(
+              sql`UPDATE restore_claims SET settled_at = now(), settled_how = 'removed by its cleanup' WHERE id = ${x.state.restore.claimId}`,
+            );
         },
       },
     },
@@ -348,7 +382,7 @@ export function restoreSteps<S extends { restore: RestoreState }>(
       says: `pgbackrest restore of stanza ${stanza} into ${pl.dataDirectory}, recovering to ${target.words}`,
       timeoutMs: 6 * 3600_000,
       run: async (x) => {
-        await execNotedOk(x.deps, srv, x, ['mkdir', '-p', '-m', '0700', '--', pl.dataDirectory], 20_000);
+        await execNotedOk(x.deps, srv, x, ['mkdir', '-m', '0700', '--', pl.dataDirectory], 20_000);
         await execNotedOk(x.deps, srv, x, pgbackrest(conf, stanza, ...target.options, 'restore'), 6 * 3600_000 - 60_000);
       },
     },
@@ -363,7 +397,7 @@ export function restoreSteps<S extends { restore: RestoreState }>(
           `port = ${pl.port}`,
           `listen_addresses = '${pl.server.address}'`,
           `unix_socket_directories = '${socketDirOf(pl)}'`,
-          `cluster_name = '${h.name}-restored'`,
+          `cluster_name = '${pl.clusterName}'`,
           `archive_mode = 'off'`,
           `archive_command = ''`,
           ...(pl.sslCertFile ? [`ssl_cert_file = '${pl.sslCertFile}'`] : []),
@@ -452,12 +486,6 @@ export async function removeRestored(
       [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, '-m', 'immediate', '-w', '-t', '60', 'stop'],
       90_000,
     );
-  const home = path.dirname(pl.dataDirectory);
-  await execNotedOk(
-    deps,
-    srv,
-    x,
-    ['rm', '-rf', '--', pl.dataDirectory, path.join(home, 'pgbackrest'), path.join(home, 'run'), path.join(home, 'postgresql.log')],
-    120_000,
-  );
+  // The folder the restore made (its claim), with everything it laid down inside.
+  await execNotedOk(deps, srv, x, ['rm', '-rf', '--', path.dirname(pl.dataDirectory)], 120_000);
 }

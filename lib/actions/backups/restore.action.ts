@@ -80,6 +80,12 @@ interface State {
 }
 
 async function prepare(herds: HerdRef[], params: z.output<typeof restoreParams>, db: Db): Promise<Prepared> {
+  // Its new herd's name and its place are the operation's: two herds would claim one name and one folder.
+  if (herds.length > 1)
+    throw refuse(
+      'params',
+      `a restore takes one herd (its new name, server and data directory are the operation's); ${herds.length} were given`,
+    );
   const base = await prepareBackups(herds, db);
   const operationAt = new Map<number, Date | null>();
   if (params.operationId !== undefined) for (const h of herds) operationAt.set(h.id, await operationStart(db, params.operationId, h.id));
@@ -179,6 +185,7 @@ export const restoreAction = defineHerdAction({
       pgVersion: source.pgVersion,
       sslCertFile: params.sslCertFile,
       sslKeyFile: params.sslKeyFile,
+      clusterName: params.name,
     };
     const expiresAt = params.expiresInHours ? `torn down ${params.expiresInHours} h after it is ready` : 'kept until torn down';
     return {
@@ -211,6 +218,10 @@ export const restoreAction = defineHerdAction({
               await tx.execute(sql`
                 INSERT INTO instances (herd_id, server_id, port, data_directory, pg_version, role, observed_role, state, last_observed_at)
                 VALUES (${herdId}, ${server.id}, ${place.port}, ${place.dataDirectory}, ${place.pgVersion}, 'primary', 'primary', 'running', now())`);
+              if (x.state.restore.claimId !== null)
+                await tx.execute(
+                  sql`UPDATE restore_claims SET settled_at = now(), settled_how = ${`kept as herd ${String(herdId)}`} WHERE id = ${x.state.restore.claimId}`,
+                );
               return herdId;
             });
             x.state.restore.kept = true;

@@ -1,0 +1,67 @@
+// Restores whose target ended without their cleanup (the worker running them was killed, or lost the
+// herd's lease): the folder each claimed is stopped and removed by the next worker's reconcile, as the
+// restore's own cleanup would have. Pooler pauses are settled beside it (lib/actions/steps/settle-owed.ts).
+import { sql } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
+import { errorText } from '@/lib/engine/errors';
+import { removeRestored } from './restore-steps';
+
+/** Removes what restores that ended without their cleanup left on their servers; the claims settled. */
+export async function settleRestoreClaims(
+  db: Db,
+  ssh: SshPool,
+  log: (e: string, f: object) => void = () => {},
+  limit = 10,
+): Promise<number[]> {
+  const rows = await db.execute<{
+    id: number;
+    target_id: number;
+    status: string;
+    data_directory: string;
+    pg_version: number;
+    host: string;
+    port: number;
+    username: string;
+    fingerprint: string | null;
+    server_id: number;
+    environment: string;
+  }>(sql`
+    SELECT c.id, c.target_id, t.status::text AS status, c.data_directory, c.pg_version,
+           coalesce(nullif(s.address, ''), s.hostname) AS host, s.ssh_port AS port, s.ssh_user AS username,
+           s.ssh_host_key_fingerprint AS fingerprint, s.id AS server_id, e.name AS environment
+    FROM restore_claims c JOIN operation_targets t ON t.id = c.target_id
+      JOIN servers s ON s.id = c.server_id JOIN environments e ON e.id = s.environment_id
+    WHERE c.settled_at IS NULL AND t.status::text NOT IN ('queued', 'running')
+    ORDER BY c.id LIMIT ${limit}`);
+  const settled: number[] = [];
+  for (const c of rows.rows) {
+    const x = { note: () => {}, signal: AbortSignal.timeout(180_000) };
+    try {
+      await removeRestored({ db, ssh }, x, {
+        server: {
+          ssh: {
+            host: c.host,
+            port: c.port,
+            username: c.username,
+            hostKeyFingerprint: c.fingerprint,
+            serverId: c.server_id,
+            environment: c.environment,
+          },
+        },
+        dataDirectory: c.data_directory,
+        pgVersion: c.pg_version,
+      });
+      await db.execute(sql`
+        UPDATE restore_claims SET settled_at = now(), last_error = NULL,
+          settled_how = ${`removed by a worker's reconcile: its target ended ${c.status} without its cleanup`}
+        WHERE id = ${c.id}`);
+      settled.push(c.id);
+      log('restore_claim.removed', { id: c.id, targetId: c.target_id, folder: c.data_directory });
+    } catch (err) {
+      await db.execute(sql`UPDATE restore_claims SET last_error = ${errorText(err)} WHERE id = ${c.id}`);
+      log('restore_claim.failed', { id: c.id, targetId: c.target_id, error: errorText(err) });
+    }
+  }
+  return settled;
+}
