@@ -10,8 +10,16 @@ import { query } from '../lib/lab/postgres';
 const lab = e2eLab();
 const url = lab.console.url;
 const members = lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'identity');
-const primary = members.find((i) => i.role === 'primary')!;
 const scratch = lab.backup!.scratch.find((s) => s.environment === 'staging')!;
+
+/** The member that is the primary now (an earlier test may have switched the herd over). */
+async function currentPrimary() {
+  for (const m of members) {
+    const [r] = await query<{ rec: boolean }>(m.dsn, 'SELECT pg_is_in_recovery() AS rec').catch(() => [undefined]);
+    if (r && !r.rec) return m;
+  }
+  throw new Error('staging/identity has no primary answering');
+}
 
 /** Ticks staging/identity in the herds changelist and picks `action`. */
 async function herdAction(page: Page, action: string) {
@@ -33,6 +41,7 @@ async function confirmAndWait(page: Page, button: string, timeout = 60_000) {
 
 test('backs a herd up from the changelist and restores it to a new herd from the confirmation page', async ({ page }) => {
   test.setTimeout(240_000);
+  const primary = await currentPrimary();
   await query(primary.dsn, 'CREATE TABLE e2e_backed_up (n int)');
   await query(primary.dsn, 'INSERT INTO e2e_backed_up SELECT generate_series(1, 321)');
   await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);

@@ -93,7 +93,7 @@ describe('connections to the fleet', () => {
           ? /does not support SSL/
           : kind === 'other-ca'
             ? /self.signed|unable to verify|unable to get local issuer/
-            : /IP: 127\.0\.1\.230 is not in the cert's list/,
+            : /IP: 127\.0\.1\.236 is not in the cert's list/,
       );
       expect(i.received().includes(password('production')), String(kind)).toBe(false);
       // Not even the startup message (user name, database): the client stopped at the SSL request.

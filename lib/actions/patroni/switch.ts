@@ -5,7 +5,7 @@
 // itself: the candidate leads and accepts writes, the others stream from it.
 import { inArray } from 'drizzle-orm';
 import { instances } from '@/db/schema';
-import { lsnToNumber } from '@/lib/adapters/format/lsn';
+import { lsnDiff, lsnToNumber } from '@/lib/adapters/format/lsn';
 import { refreshFleet } from '@/lib/fleet/refresher';
 import { formatBytes } from '@/lib/adapters/format/units';
 import { bytesOrUnknown, chooseCandidate, lagOf } from '@/lib/fleet/candidates';
@@ -299,12 +299,22 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
           lines,
           `Patroni has a switchover scheduled at ${now.scheduledSwitchover.at}${now.scheduledSwitchover.to ? ` to ${now.scheduledSwitchover.to}` : ''}: let it run, or flush it first (patronictl flush ${old.patroniScope} switchover)`,
         );
-      if (c.lag === 'unknown' || (typeof c.lag === 'number' && c.lag > maxLag))
-        throw fail(
-          lines,
-          `${cand.label} is ${c.lag === 'unknown' ? 'an unknown amount' : formatBytes(c.lag)} behind per Patroni (limit ${formatBytes(maxLag)})`,
-          'lag',
+      // Patroni's lag is its members' last report (a loop_wait old at most): a leader that wrote a segment
+      // since reads as far ahead. Over the limit by Patroni, it is asked of Postgres itself: the leader's
+      // position now against what the candidate has received; only that refuses.
+      if (c.lag === 'unknown' || (typeof c.lag === 'number' && c.lag > maxLag)) {
+        const [lo, co0] = await Promise.all([observe(old, 3000), observe(cand, 3000)]);
+        const seen = lo.reachable && co0.reachable ? lsnDiff(lo.lsn, co0.receiveLsn ?? co0.lsn) : null;
+        if (seen === null || seen > maxLag)
+          throw fail(
+            lines,
+            `${cand.label} is ${c.lag === 'unknown' ? 'an unknown amount' : formatBytes(c.lag)} behind per Patroni and ${seen === null ? 'an unknown amount' : formatBytes(Math.max(0, seen))} per Postgres (limit ${formatBytes(maxLag)})`,
+            'lag',
+          );
+        lines.push(
+          `${cand.label}: ${formatBytes(Math.max(0, seen))} behind per Postgres now (Patroni's last report said ${c.lag === 'unknown' ? 'unknown' : formatBytes(c.lag)})`,
         );
+      }
       // Patroni lists a replica as running (lag 0) before, and while, its WAL receiver is not streaming:
       // what the leader commits meanwhile is not on it. A switchover to it could lose acknowledged
       // commits; Postgres itself says whether it streams.
