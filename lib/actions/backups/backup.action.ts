@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { defineHerdAction, productionWarning } from '@/lib/engine/define-action';
 import { refuse } from '@/lib/fleet/refusal';
+import { refreshFleet } from '@/lib/fleet/refresher';
 import { appliedForm } from '@/lib/fleet/backups/policy';
 import { pgbackrest } from '@/lib/fleet/backups/pgbackrest';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
@@ -79,6 +80,8 @@ export const backupAction = defineHerdAction({
           run: async (x) => {
             const listing = await readListing(x.deps, runner, x, stanza);
             const added = await recordListing(x.deps.db, h.id, stanza, listing, x.deps.operation?.id ?? null);
+            // The members observed now: the changelist's Backups column says what the archive is after this.
+            await refreshFleet(x.deps.db, { ids: h.members.map((m) => m.id), timeoutMs: 3000 });
             const mine = listing.backups.filter((b) => added.includes(b.label));
             const last = mine[mine.length - 1];
             if (!last) throw new Error('the backup ran, yet the repository lists no new backup');

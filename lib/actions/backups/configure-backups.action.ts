@@ -10,6 +10,7 @@ import { refuse } from '@/lib/fleet/refusal';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { appliedForm, repositoryWords } from '@/lib/fleet/backups/policy';
+import { refreshFleet } from '@/lib/fleet/refresher';
 import {
   archiveCommand,
   memberConfig,
@@ -259,6 +260,8 @@ export const configureBackupsAction = defineHerdAction({
                 applied_at = excluded.applied_at, operation_id = excluded.operation_id`);
             const listing = await readListing(x.deps, runner, x, stanza);
             await recordListing(x.deps.db, h.id, stanza, listing, null);
+            // The members observed now: the changelist's Backups column says what the archive is after this.
+            await refreshFleet(x.deps.db, { ids: h.members.map((m) => m.id), timeoutMs: 3000 });
             x.deps.outcome?.(`stanza ${stanza} in ${where}: ${listing.status.message}; ${listing.backups.length} backup(s) listed`);
           },
         },
