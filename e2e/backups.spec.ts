@@ -87,4 +87,20 @@ test('backs a herd up from the changelist and restores it to a new herd from the
     `${url}/backups?environment=${String((await query<{ id: number }>(lab.database.url, "SELECT id FROM environments WHERE name = 'staging'"))[0]!.id)}`,
   );
   await expect(page.locator('tr[data-herd="identity"]')).toHaveAttribute('data-verdict', 'never drilled');
+
+  // Torn down from the changelist: stopped, its folder removed, the herd gone (the inventory as it was).
+  await page.goto(`${url}/admin/herds?q=identity-e2e`);
+  await page
+    .getByRole('row', { name: /identity-e2e/ })
+    .getByRole('checkbox')
+    .check();
+  await page.getByLabel('Action:').selectOption({ label: 'Tear down a restored herd' });
+  await page.getByRole('button', { name: 'Go' }).click();
+  await expect(page.locator('tr[data-target="staging/identity-e2e"]')).toContainText(
+    'remove staging/identity-e2e and its instances from the inventory',
+  );
+  await confirmAndWait(page, 'Tear down a restored herd 1 herd');
+  await expect(query(`postgres://postgres@${scratch.address}:25960/postgres`, 'SELECT 1')).rejects.toThrow();
+  await page.goto(`${url}/admin/herds?q=identity-e2e`);
+  await expect(page.getByRole('row', { name: /identity-e2e/ })).toHaveCount(0);
 });

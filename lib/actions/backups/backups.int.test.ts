@@ -420,9 +420,16 @@ describe('Restore to a new herd', () => {
     await db.execute(
       sql`UPDATE restore_claims SET settled_at = NULL, settled_how = NULL WHERE folder = ${path.join(scratch(0).dataRoot, 'alpha-pitr')}`,
     );
+    // Settled by whichever comes first: the test worker's own reconcile (every few seconds), or this one.
     const ssh = new SshPool({});
     try {
-      expect(await settleRestoreClaims(db, ssh)).toHaveLength(1);
+      await waitFor('the open claim settled', async () => {
+        await settleRestoreClaims(db, ssh);
+        const open = await db.execute(
+          sql`SELECT 1 FROM restore_claims WHERE settled_at IS NULL AND folder = ${path.join(scratch(0).dataRoot, 'alpha-pitr')}`,
+        );
+        return open.rows.length === 0 ? true : undefined;
+      });
     } finally {
       await ssh.close();
     }
