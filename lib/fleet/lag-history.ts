@@ -192,7 +192,13 @@ export async function fleetHistory(db: Db, scope: number[] | null, now = new Dat
       SELECT to_char(date_trunc('day', o.finished_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day, o.status::text AS status, count(*)::int AS n
       FROM operations o
       WHERE o.finished_at > date_trunc('day', ${now}::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '6 days'
-        AND EXISTS (SELECT 1 FROM operation_targets t JOIN herds h ON h.id = t.herd_id WHERE t.operation_id = o.id AND ${within(sql`h.environment_id`)})
+        AND ${
+          // The whole fleet counts every operation, those whose herds are gone since (a torn-down
+          // restore) too; a scope can only place an operation through a herd that is still there.
+          scope === null
+            ? sql`true`
+            : sql`EXISTS (SELECT 1 FROM operation_targets t JOIN herds h ON h.id = t.herd_id WHERE t.operation_id = o.id AND ${within(sql`h.environment_id`)})`
+        }
       GROUP BY 1, 2 ORDER BY 1`),
   ]);
   const points = new Map<number, FleetHistory['points'][number]>();
