@@ -141,6 +141,11 @@ export const herds = pgTable(
     restoredFromHerdId: integer('restored_from_herd_id'),
     restoredTo: text('restored_to').notNull().default(''),
     expiresAt: timestamp('expires_at', { withTimezone: true }),
+    // Since when a herd whose restore had been proven is no longer (its recoverability verdict left
+    // "protected": a drill failed or grew old, the archive fails); null while it is protected, or was never.
+    // Set once with its herd.restore_unverified event, cleared when it is protected again
+    // (lib/features/backups/lapse.ts).
+    restoreLapsedSince: timestamp('restore_lapsed_since', { withTimezone: true }),
     ...timestamps,
   },
   (t) => [

@@ -210,6 +210,7 @@ test('webhooks: refused when malformed, made with a secret shown once, listed wi
     'operation.failed',
     'herd.two_primaries',
     'herd.no_primary',
+    'herd.restore_unverified',
   ]);
   const listed = await (await request.get(`${url}/api/v1/webhooks`, { headers: operate })).text();
   expect(listed).toContain('"pager"');

@@ -33,6 +33,7 @@ export const CHORE_LOCKS = {
   patroniFollow: 72_842_005,
   lagSample: 72_842_006,
   restoresExpire: 72_842_007,
+  restoresJudge: 72_842_008,
 } as const;
 
 export interface ChoreRunner {

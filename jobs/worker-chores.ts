@@ -17,6 +17,7 @@ import { DISCOVERY_CHANNEL, discoveryWanted, runDiscovery } from '@/lib/features
 import { followEveryMs, followPatroni } from '@/lib/features/patroni/follow';
 import { retryFailedTargets } from '@/lib/features/rules/fire';
 import { enqueueRun, type RuleJob } from '@/lib/features/rules/rule-queue';
+import { judgeRecoverability } from '@/lib/features/backups/lapse';
 import { expireRestoredHerds } from '@/lib/features/backups/expire';
 import { RULES_CHANNEL } from '@/lib/features/rules/rules';
 import { reconcileRuns, type startRuleClock } from '@/lib/features/rules/scheduler';
@@ -121,6 +122,16 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; closeListener:
       run: async () => {
         const started = await expireRestoredHerds(db, queue);
         if (started.length) log('restores.expire', { operations: started });
+      },
+    },
+    // Herds whose restore was proven and is no longer: said once (herd.restore_unverified), cleared when proven again.
+    {
+      name: 'restores.judge',
+      every: 60_000,
+      lock: CHORE_LOCKS.restoresJudge,
+      run: async () => {
+        const j = await judgeRecoverability(db);
+        if (j.raised.length || j.cleared.length) log('restores.judge', j);
       },
     },
     {

@@ -3,12 +3,22 @@
 // WAL reaches the repository and the archive's health is observed, backups are taken from a replica and
 // recorded as `pgbackrest info` lists them, and a policy that points a herd's WAL at another environment's
 // backup host is refused with nothing changed. The repository's passphrase is in no step's record.
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { backupPolicies, backups, herdBackupSetups, herds, instances, restoreDrills, servers } from '@/db/schema';
+import {
+  backupPolicies,
+  backups,
+  herdBackupSetups,
+  herds,
+  instances,
+  restoreDrills,
+  servers,
+  webhookDeliveries,
+  webhooks,
+} from '@/db/schema';
 import { startLab, stopLab, PROJECT_ROOT, type LabInfo } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
@@ -29,6 +39,8 @@ import { restoreAction } from './restore.action';
 import { restoreDrillAction } from './restore-drill.action';
 import { tearDownRestoredAction } from './tear-down.action';
 import { expireRestoredHerds } from '@/lib/features/backups/expire';
+import { judgeRecoverability } from '@/lib/features/backups/lapse';
+import { startWebhookReceiver } from '@/lib/testing/webhook-receiver';
 import { settleRestoreClaims } from './settle-claims';
 import { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { recoverabilityScorecard, unverifiedByEnvironment } from '@/lib/features/backups/scorecard';
@@ -46,6 +58,11 @@ let herdId: number;
 
 const members = () => lab.instances.filter((i) => i.environment === 'bk' && i.herd === 'alpha');
 const primary = () => members().find((i) => i.role === 'primary')!;
+/** A file's modification time moved on, as an edit would (PGHERD_PG_CONFIG is read again when it changes). */
+const touch = (file: string) => {
+  const t = new Date(statSync(file).mtimeMs + 2000);
+  utimesSync(file, t, t);
+};
 const cipherPass = () => readFileSync(path.join(path.dirname(lab.pgAccess!.configFile), 'bk.backup-cipher'), 'utf8').trim();
 
 beforeAll(async () => {
@@ -499,9 +516,9 @@ describe('Restore drill', () => {
     (await runAsLab(labIdentity(), ['find', dir, '-type', 'f'])).stdout.trim().split('\n').filter(Boolean);
 
   /** Runs a drill and says what is left on the scratch server afterwards. */
-  async function drill(port: number) {
+  async function drill(port: number, to: Record<string, string> = {}) {
     // scratch-1 holds alpha-pitr, which the inventory no longer knows (the test above): a drill beside it on another port.
-    const params = await drillParams(0, port);
+    const params = { ...(await drillParams(0, port)), ...to };
     const r = await runOperation(db, worker.queue, restoreDrillAction, { herdIds: [herdId] }, params);
     const left = await runAsLab(labIdentity(), [
       'sh',
@@ -531,7 +548,12 @@ describe('Restore drill', () => {
     console.log(`restore drill: RTO ${String(last.rtoMs)} ms, RPO ${String(last.rpoMs)} ms, ${String(last.restoredBytes)} bytes restored`);
   });
 
-  it('fails, naming the cause, when a WAL segment is gone from the repository', async () => {
+  it('fails, naming the cause, when a WAL segment is gone from the repository; the herd.restore_unverified webhook says so once', async () => {
+    const receiver = await startWebhookReceiver();
+    const [hook] = await db
+      .insert(webhooks)
+      .values({ name: 'restores', url: receiver.url('/restores'), secret: 'backups-test', events: ['herd.restore_unverified'] })
+      .returning();
     await query(primary().dsn, 'INSERT INTO marker (n) VALUES (7001)');
     const [w] = await query<{ wal: string }>(primary().dsn, 'SELECT pg_walfile_name(pg_switch_wal()) AS wal');
     await waitFor('the segment archived', async () => {
@@ -549,8 +571,34 @@ describe('Restore drill', () => {
       // The scorecard says so, and the metric counts it.
       expect(await standing()).toMatchObject({ verdict: 'drill failed', last: { ok: false, cause: last.cause } });
       expect((await unverifiedByEnvironment(db)).find((e) => e.environment === 'bk')?.n).toBe(unverifiedAfterPass + 1);
+      // Proven before, not now: said once (by this judge or the worker's), with the cause.
+      await judgeRecoverability(db);
+      await waitFor('the herd.restore_unverified delivery', async () =>
+        receiver.received.some((r) => r.event === 'herd.restore_unverified'),
+      );
+      const [told] = receiver.received;
+      expect(told!.body).toMatchObject({
+        event: 'herd.restore_unverified',
+        herd: { id: herdId, name: 'alpha', environment: 'bk' },
+        text: expect.stringMatching(
+          new RegExp(
+            `^pgherd: herd bk/alpha is no longer proven restorable: the last restore drill \\(operation #${String(r.op.id)}, .*\\) failed: `,
+          ),
+        ) as unknown,
+      });
+      const [lapsed] = await db.select({ since: herds.restoreLapsedSince }).from(herds).where(eq(herds.id, herdId));
+      expect(lapsed!.since).toBeInstanceOf(Date);
+      // A second judge finds it the same and says nothing more.
+      expect((await judgeRecoverability(db)).raised).toEqual([]);
+      await waitFor('the delivery recorded', async () =>
+        (await db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook!.id))).every((d) => d.status === 'delivered'),
+      );
+      expect(await db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook!.id))).toHaveLength(1);
+      expect(receiver.received).toHaveLength(1);
     } finally {
       await runAsLab(labIdentity(), ['mv', `${segment}.away`, segment]);
+      await db.delete(webhooks).where(eq(webhooks.id, hook!.id));
+      await receiver.close();
     }
   });
 
@@ -590,13 +638,80 @@ describe('Restore drill', () => {
     }
   });
 
+  it('fails, naming the cause, when the repository does not decrypt with the environment\u2019s passphrase', async () => {
+    const file = path.join(path.dirname(lab.pgAccess!.configFile), 'bk.backup-cipher');
+    const right = readFileSync(file, 'utf8');
+    // The environment's passphrase changed in PGHERD_PG_CONFIG's file, the repository's did not.
+    writeFileSync(file, 'not-the-repository-passphrase\n');
+    touch(lab.pgAccess!.configFile);
+    try {
+      const { r, left, last } = await drill(25915);
+      expect(r.op.status, JSON.stringify(r.steps.filter((x) => /verify/.test(x.name)))).toBe('failed');
+      expect(last).toMatchObject({ ok: false });
+      expect(last.cause).toMatch(/^verify the repository: the repository does not decrypt with bk's passphrase as pgherd holds it now/);
+      expect(left).toBe('gone');
+      // Nor is either passphrase in any step's record.
+      const text = JSON.stringify(r.steps);
+      expect(text).not.toContain('not-the-repository-passphrase');
+      expect(text).not.toContain(right.trim());
+    } finally {
+      writeFileSync(file, right);
+      touch(lab.pgAccess!.configFile);
+    }
+  });
+
   it('fails, naming the cause, when archive_command says it archived and did not', async () => {
+    const [{ archive_command: was }] = (await query<{ archive_command: string }>(primary().dsn, 'SHOW archive_command')) as [
+      { archive_command: string },
+    ];
     await query(primary().dsn, `ALTER SYSTEM SET archive_command = 'true'`);
     await query(primary().dsn, 'SELECT pg_reload_conf()');
-    const { r, left, last } = await drill(25913);
-    expect(r.op.status).toBe('failed');
-    expect(last.ok).toBe(false);
-    expect(last.cause).toMatch(/marker|verify/);
-    expect(left).toBe('gone');
+    try {
+      const { r, left, last } = await drill(25913);
+      expect(r.op.status).toBe('failed');
+      expect(last.ok).toBe(false);
+      expect(last.cause).toMatch(/marker|verify/);
+      expect(left).toBe('gone');
+    } finally {
+      await query(primary().dsn, `ALTER SYSTEM SET archive_command = '${was.replace(/'/g, "''")}'`);
+      await query(primary().dsn, 'SELECT pg_reload_conf()');
+    }
+  });
+
+  it('fails, naming the cause, to a point in time older than retention keeps; passes to a later one, and the herd is protected again', async () => {
+    // Archiving that works again (the test above broke it on purpose), proven by a segment that reaches the repository.
+    const [w] = await query<{ wal: string }>(primary().dsn, 'SELECT pg_walfile_name(pg_switch_wal()) AS wal');
+    await waitFor('archiving again', async () => {
+      const [a] = await query<{ ok: boolean }>(primary().dsn, 'SELECT last_archived_wal >= $1 AS ok FROM pg_stat_archiver', [w!.wal]);
+      return a!.ok ? true : undefined;
+    });
+    const before = new Date();
+    await new Promise((res) => setTimeout(res, 1100));
+    // Two more full backups: the policy keeps two, so every backup that ended before `before` expires.
+    for (const _ of [1, 2]) await runOperation(db, worker.queue, backupAction, { herdIds: [herdId] }, { type: 'full' });
+    const tooOld = await drill(25916, { target: 'time', time: before.toISOString() });
+    expect(tooOld.r.op.status).toBe('failed');
+    expect(tooOld.last.cause).toMatch(
+      new RegExp(`^restore to ${before.toISOString().replace(/[.]/g, '\\.')}: no backup kept in stanza bk-alpha ended by .*retention`),
+    );
+    expect(tooOld.left).toBe('gone');
+    // A time after the newest backup: restored to it, and no further.
+    await query(primary().dsn, 'INSERT INTO marker (n) VALUES (7101)');
+    await new Promise((res) => setTimeout(res, 300));
+    const at = new Date();
+    await new Promise((res) => setTimeout(res, 300));
+    await query(primary().dsn, 'INSERT INTO marker (n) VALUES (7102)');
+    await query(primary().dsn, 'SELECT pg_switch_wal()');
+    const ok = await drill(25917, { target: 'time', time: at.toISOString() });
+    expect(ok.r.op.status, JSON.stringify(ok.r.steps.map((x) => [x.name, x.status, x.stderrTail.slice(-300)]))).toBe('succeeded');
+    expect(ok.last).toMatchObject({ ok: true });
+    expect(ok.last.rpoMs).toBeGreaterThanOrEqual(0);
+    expect(ok.last.rpoMs).toBeLessThan(1000);
+    expect(ok.left).toBe('gone');
+    expect((await standing()).verdict).toBe('protected');
+    // The lapse is cleared, silently.
+    await judgeRecoverability(db);
+    const [h] = await db.select({ since: herds.restoreLapsedSince }).from(herds).where(eq(herds.id, herdId));
+    expect(h!.since).toBeNull();
   });
 });

@@ -10,17 +10,18 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
 import { defineHerdAction, productionWarning, type ActionStep, type RunContext } from '@/lib/engine/define-action';
-import { refuse } from '@/lib/fleet/refusal';
+import { Refusal, refuse } from '@/lib/fleet/refusal';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { instanceClient } from '@/lib/fleet/pg-access';
 import { binDir } from '@/lib/fleet/drivers';
-import { pgbackrest } from '@/lib/fleet/backups/pgbackrest';
+import { pgbackrest, repositoryOnlyConfig } from '@/lib/fleet/backups/pgbackrest';
 import { execNoted } from '@/lib/actions/steps/exec-noted';
-import { policyRefusal, prepareBackups, stanzaRunner, type BackupPrepared } from './backup-steps';
+import { policyRefusal, prepareBackups, secretsOf, stanzaRunner, writeHostFile, type BackupPrepared } from './backup-steps';
 import {
   placeFields,
   loadRestoreServer,
+  recoveryTarget,
   newRestoreState,
   restoredEndpoint,
   restoreSteps,
@@ -33,13 +34,17 @@ import {
 
 export const restoreDrillParams = z
   .object({
+    /** latest (the default): the end of the archive, proven by a marker written now; time: a point in time. */
+    target: z.enum(['latest', 'time']).default('latest'),
+    time: restoreTargetParams.time,
     serverId: restoreTargetParams.serverId,
     port: restoreTargetParams.port,
     dataDirectory: restoreTargetParams.dataDirectory,
     sslCertFile: restoreTargetParams.sslCertFile,
     sslKeyFile: restoreTargetParams.sslKeyFile,
   })
-  .strict();
+  .strict()
+  .refine((p) => p.target !== 'time' || p.time, { message: 'a drill to a point in time needs the time', path: ['time'] });
 
 /** The table the drills write their markers to, on the source herd's primary. */
 export const MARKER_TABLE = 'pgherd_restore_drill_marker';
@@ -60,6 +65,29 @@ interface DrillState {
 
 interface Prepared extends BackupPrepared {
   server: RestoreServer | null;
+}
+
+/**
+ * What `pgbackrest verify --verbose` found for the stanza: 'ok', else its report's lines that are not (the
+ * stanza's status, the backups and archive ids with files missing or invalid), in one line.
+ */
+export function verifyVerdict(report: string, stanza: string): string {
+  const text = report.replace(/^\S+ \S+ P\d+ +\w+: /gm, '').replace(/\n\s+/g, '\n');
+  const at = text.indexOf(`stanza: ${stanza}\n`);
+  if (at < 0) return `no report for stanza ${stanza}: ${text.split('\n').filter(Boolean).slice(-3).join(' | ')}`;
+  const lines = text.slice(at).split('\n').slice(1);
+  const block: string[] = [];
+  for (const l of lines) {
+    if (!l || /^stanza: |verify command end/.test(l)) break;
+    block.push(l.trim());
+  }
+  if (block[0] === 'status: ok') return 'ok';
+  const clean = (l: string) =>
+    /^missing: 0, checksum invalid: 0, size invalid: 0, other: 0$/.test(l) ||
+    /status: valid\b/.test(l) ||
+    /total WAL checked: (\d+), total valid WAL: \1$/.test(l);
+  const bad = block.filter((l) => !clean(l));
+  return bad.join(' | ').slice(0, 800) || block.join(' | ');
 }
 
 /** Keeps what a failing step said: the drill's verdict names the check and what it found. */
@@ -110,6 +138,14 @@ export const restoreDrillAction = defineHerdAction({
   params: {
     schema: restoreDrillParams,
     fields: [
+      { name: 'target', label: 'Restore to', kind: 'text', emptyLabel: 'latest', help: 'latest (proven by a marker written now) or time' },
+      {
+        name: 'time',
+        label: 'Point in time',
+        kind: 'text',
+        emptyLabel: '2026-11-25T21:00:00Z',
+        help: 'with time: the drill restores to it; a backup kept must have ended by then',
+      },
       ...placeFields('Scratch server', { example: '/var/lib/postgresql/15/drill', help: 'absent or empty; removed after the drill' }),
     ],
   },
@@ -151,14 +187,39 @@ export const restoreDrillAction = defineHerdAction({
       sslKeyFile: params.sslKeyFile,
       clusterName: `${h.name}-drill`,
     };
-    const target = { options: ['--type=default'], words: 'the end of the archive (latest)', kind: 'latest', value: null };
+    const target = recoveryTarget(params, null);
+    if (target instanceof Refusal) return target;
+    const at = target.at;
     const restore = restoreSteps<DrillState>(h, p, stanza, place, target);
     const [checkEmpty, ...restRestore] = restore;
     if (!checkEmpty) return refuse('not-applicable', 'no restore steps');
     const timeout = p.policy.archiveTimeoutSeconds;
-    return {
-      steps: [
-        noting({
+    // Registered first, so it runs last: a drill that fails anywhere is recorded with its cause.
+    const recordFailure: ActionStep<DrillState> = {
+      name: 'record a drill that failed',
+      does: { kind: 'drill.record-failure', herd: h.id },
+      says: 'a drill that fails is recorded with its cause',
+      timeoutMs: 30_000,
+      givesBack: true,
+      run: async (x) => {
+        if (x.state.recorded) return;
+        await record(x.deps.db, h, x, false);
+        x.deps.outcome?.(`drill failed: ${x.state.cause ?? 'it stopped before it ended'}`);
+      },
+    };
+    const first: ActionStep<DrillState> = at
+      ? {
+          name: `drill to ${target.words}`,
+          does: { kind: 'drill.to-time', at: at.toISOString() },
+          says: `restore the herd as it was at ${target.words} (a backup kept must have ended by then), and check that it recovered to it`,
+          timeoutMs: 10_000,
+          run: (x) => {
+            x.note({ stdout: `drill to ${target.words}` });
+            return Promise.resolve();
+          },
+          always: recordFailure,
+        }
+      : {
           name: 'write the marker and archive it',
           does: { kind: 'drill.marker', instance: primary.id, table: MARKER_TABLE },
           says: `write a marker row on ${primary.label} (${MARKER_TABLE}), switch the WAL segment and wait for the archive to take it (up to ${2 * timeout + 30} s)`,
@@ -190,20 +251,11 @@ export const restoreDrillAction = defineHerdAction({
             }
             x.note({ stdout: `marker written at ${r.at?.toISOString() ?? '?'}; ${r.wal} archived` });
           },
-          // Registered first, so it runs last: a drill that fails anywhere is recorded with its cause.
-          always: {
-            name: 'record a drill that failed',
-            does: { kind: 'drill.record-failure', herd: h.id },
-            says: 'a drill that fails is recorded with its cause',
-            timeoutMs: 30_000,
-            givesBack: true,
-            run: async (x) => {
-              if (x.state.recorded) return;
-              await record(x.deps.db, h, x, false);
-              x.deps.outcome?.(`drill failed: ${x.state.cause ?? 'it stopped before it ended'}`);
-            },
-          },
-        }),
+          always: recordFailure,
+        };
+    return {
+      steps: [
+        noting(first),
         noting({
           ...checkEmpty,
           run: async (x) => {
@@ -215,18 +267,42 @@ export const restoreDrillAction = defineHerdAction({
         noting({
           name: 'verify the repository',
           does: { kind: 'drill.verify', stanza },
-          says: `pgbackrest verify: every backup's files and every archived WAL segment of stanza ${stanza} read back and checked`,
+          says: `pgbackrest verify, with the repository's configuration written afresh from the policy and ${h.environment}'s passphrase as pgherd holds them now: every backup's files and every archived WAL segment of stanza ${stanza} read back and checked`,
           timeoutMs: 6 * 3600_000,
           run: async (x) => {
-            const r = await execNoted(x.deps, runner, x, pgbackrest(runner.config(stanza), stanza, 'verify'), 6 * 3600_000 - 60_000);
-            if (r.code !== 0)
-              throw new Error(`the repository does not verify: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
+            const home = path.join(runner.config(stanza).replace(/\/[^/]+$/, ''), 'drill', stanza);
+            const conf = path.join(home, 'pgbackrest.conf');
+            await writeHostFile(x.deps, runner, x, conf, repositoryOnlyConfig(p.policy, stanza, home, secretsOf(h.environment)), [
+              path.join(home, 'log'),
+              path.join(home, 'lock'),
+            ]);
+            try {
+              // verify exits 0 whatever it finds (pgBackRest 2.45): its verdict is the stanza's status in its report.
+              const r = await execNoted(
+                x.deps,
+                runner,
+                x,
+                pgbackrest(conf, stanza, '--log-level-console=info', '--verbose', 'verify'),
+                6 * 3600_000 - 60_000,
+              );
+              const said = `${r.stdout}\n${r.stderr}`.trim();
+              const verdict = verifyVerdict(said, stanza);
+              if (r.code !== 0 || verdict !== 'ok') {
+                throw new Error(
+                  /CryptoError|cipher|decrypt|is or was the repo encrypted/i.test(said)
+                    ? `the repository does not decrypt with ${h.environment}'s passphrase as pgherd holds it now (PGHERD_PG_CONFIG backup.cipherPassFile): it was changed since the repository was made, or is another environment's; the next Configure backups would leave the herd's WAL with nowhere to go (${said.split('\n').slice(-2).join(' | ')})`
+                    : `the repository does not verify: ${verdict}`,
+                );
+              }
+            } finally {
+              await execNoted(x.deps, runner, x, ['rm', '-f', '--', conf], 20_000).catch(() => {});
+            }
           },
         }),
         noting({
           name: 'check the restored cluster',
           does: { kind: 'drill.amcheck', server: place.server.id, port: place.port },
-          says: `pg_amcheck on the restored cluster (every database; amcheck installed where missing), and look for the marker`,
+          says: `pg_amcheck on the restored cluster (every database; amcheck installed where missing), and ${at ? `check that it recovered to ${target.words} and no further` : 'look for the marker'}`,
           timeoutMs: 6 * 3600_000,
           run: async (x) => {
             const socket = path.join(path.dirname(place.dataDirectory), 'run');
@@ -257,6 +333,18 @@ export const restoreDrillAction = defineHerdAction({
             c.on('error', () => {});
             await c.connect();
             try {
+              if (at) {
+                // To a time: the last transaction replayed is at or before it (none after), and the RPO is how far before.
+                const t = await c.query<{ replayed: Date | null; bytes: string }>(
+                  `SELECT pg_last_xact_replay_timestamp() AS replayed, (SELECT sum(pg_database_size(oid))::text FROM pg_database) AS bytes`,
+                );
+                const replayed = t.rows[0]?.replayed ?? null;
+                x.state.restoredBytes = Number(t.rows[0]?.bytes ?? 0);
+                if (replayed && replayed.getTime() > at.getTime())
+                  throw new Error(`the restored cluster replayed a transaction of ${replayed.toISOString()}, after ${at.toISOString()}`);
+                x.state.rpoMs = replayed ? at.getTime() - replayed.getTime() : null;
+                return;
+              }
               const m = await c.query<{ at: Date | null; bytes: string }>(
                 `SELECT (SELECT max(at) FROM ${MARKER_TABLE}) AS at, (SELECT sum(pg_database_size(oid))::text FROM pg_database) AS bytes`,
               );

@@ -9,6 +9,7 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
 import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
+import { SshCommandError } from '@/lib/adapters/ssh/ssh-errors';
 import { idText, MAX_BIG_ID, wholeNumber } from '@/lib/adapters/validation/ids';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { pendingRefusal, unpinnedRefusal, type ActionDeps, type ActionParamField, type ActionStep } from '@/lib/engine/define-action';
@@ -17,7 +18,7 @@ import { binDir } from '@/lib/fleet/drivers';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { instanceClient } from '@/lib/fleet/pg-access';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
-import { memberConfig, memberConfigPath, memberDirs, pgbackrest } from '@/lib/fleet/backups/pgbackrest';
+import { memberConfig, memberConfigPath, memberDirs, parseInfo, pgbackrest } from '@/lib/fleet/backups/pgbackrest';
 import type { HerdPolicy } from '@/lib/fleet/backups/policy';
 import { secretsOf, writeHostFile } from './backup-steps';
 
@@ -98,6 +99,8 @@ export interface RecoveryTarget {
   /** For the record: what the target was. */
   kind: string;
   value: string | null;
+  /** A target in time (a time, just before an operation): a backup must have ended by then. */
+  at?: Date;
 }
 
 /** Just before an operation: the moment its first step on the herd began (no commit of it is at or before that). */
@@ -128,6 +131,7 @@ export function recoveryTarget(
         words: at.toISOString(),
         kind: 'time',
         value: at.toISOString(),
+        at,
       };
     }
     case 'lsn':
@@ -151,11 +155,47 @@ export function recoveryTarget(
         words: `just before operation #${p.operationId} (its first step began ${operationAt.toISOString()})`,
         kind: 'before-operation',
         value: `${p.operationId}@${operationAt.toISOString()}`,
+        at: operationAt,
       };
     }
     default:
       return refuse('params', `unknown target ${p.target}`);
   }
+}
+
+/**
+ * A restore to a time needs a backup that ended by then: pgBackRest would otherwise restore its latest
+ * backup and Postgres stop in recovery, saying only that the target is before its consistent point. Asked
+ * of the repository (`pgbackrest info`, the truth), before anything is laid down; a target older than
+ * what retention keeps is named as such.
+ */
+async function reachesBack(
+  deps: ActionDeps,
+  x: StepContext,
+  srv: { ssh: SshTarget },
+  conf: string,
+  stanza: string,
+  at: Date,
+  retentionFull: number,
+): Promise<void> {
+  const r = await execNotedOk(deps, srv, x, pgbackrest(conf, stanza, '--output=json', 'info'), 120_000);
+  const kept = parseInfo(r.stdout, stanza).backups.filter((b) => !b.error);
+  if (!kept.length) throw new Error(`the repository holds no backup of stanza ${stanza}: take one (Back up) first`);
+  if (kept.some((b) => b.stoppedAt.getTime() <= at.getTime())) return;
+  const oldest = kept.reduce((a, b) => (a.stoppedAt < b.stoppedAt ? a : b));
+  throw new Error(
+    `no backup kept in stanza ${stanza} ended by ${at.toISOString()}: the oldest, ${oldest.label}, ended at ${oldest.stoppedAt.toISOString()}; ` +
+      `the policy keeps ${String(retentionFull)} full backup${retentionFull === 1 ? '' : 's'} (retention), and those older have expired with the WAL only they needed`,
+  );
+}
+
+/** A repository that does not decrypt is said as such (pgBackRest says it as a failed read of an info file). */
+function repositoryError(err: unknown, environment: string): unknown {
+  if (err instanceof SshCommandError && /CryptoError|cipher|decrypt/i.test(err.stderr))
+    return new Error(
+      `the repository does not decrypt with ${environment}'s passphrase (PGHERD_PG_CONFIG backup.cipherPassFile): it was changed since the repository was made, or is another environment's (${err.stderr.trim().split('\n').slice(-2).join(' | ')})`,
+    );
+  return err;
 }
 
 /** The empty server a restore goes to, as the inventory has it. */
@@ -382,8 +422,13 @@ export function restoreSteps<S extends { restore: RestoreState }>(
       says: `pgbackrest restore of stanza ${stanza} into ${pl.dataDirectory}, recovering to ${target.words}`,
       timeoutMs: 6 * 3600_000,
       run: async (x) => {
-        await execNotedOk(x.deps, srv, x, ['mkdir', '-m', '0700', '--', pl.dataDirectory], 20_000);
-        await execNotedOk(x.deps, srv, x, pgbackrest(conf, stanza, ...target.options, 'restore'), 6 * 3600_000 - 60_000);
+        try {
+          if (target.at) await reachesBack(x.deps, x, srv, conf, stanza, target.at, p.policy.retentionFull);
+          await execNotedOk(x.deps, srv, x, ['mkdir', '-m', '0700', '--', pl.dataDirectory], 20_000);
+          await execNotedOk(x.deps, srv, x, pgbackrest(conf, stanza, ...target.options, 'restore'), 6 * 3600_000 - 60_000);
+        } catch (err) {
+          throw repositoryError(err, h.environment);
+        }
       },
     },
     {

@@ -29,15 +29,22 @@ export const WEBHOOK_EVENTS = [
   'operation.failed',
   'herd.two_primaries',
   'herd.no_primary',
+  'herd.restore_unverified',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 const DEFAULT_EVENTS: WebhookEvent[] = ['rule.run.failed', 'rule.run.skipped', 'rule.run.refused', 'rule.run.missed'];
 /** Events of the whole fleet, not of one rule's runs: a global webhook's only. */
-const GLOBAL_EVENTS: WebhookEvent[] = ['operation.failed', 'herd.two_primaries', 'herd.no_primary'];
+const GLOBAL_EVENTS: WebhookEvent[] = ['operation.failed', 'herd.two_primaries', 'herd.no_primary', 'herd.restore_unverified'];
 /** The events that name a herd and what was seen there (no rule, no run): told to every global webhook that asks. */
-const HERD_EVENTS = ['herd.two_primaries', 'herd.no_primary'] as const;
+const HERD_EVENTS = ['herd.two_primaries', 'herd.no_primary', 'herd.restore_unverified'] as const;
 type HerdEvent = (typeof HERD_EVENTS)[number];
 const isHerdEvent = (kind: string): kind is HerdEvent => (HERD_EVENTS as readonly string[]).includes(kind);
+
+const HERD_WORDS: Record<HerdEvent, string> = {
+  'herd.two_primaries': 'has two primaries',
+  'herd.no_primary': 'has no primary',
+  'herd.restore_unverified': 'is no longer proven restorable',
+};
 
 /** At most this many attempts a delivery; the waits between them grow threefold from the first. */
 export const MAX_ATTEMPTS = 6;
@@ -261,7 +268,7 @@ function payloadOf(event: WebhookEvent, e: EventRow, consoleUrl: string) {
     return {
       event,
       at: new Date().toISOString(),
-      text: `pgherd: herd ${where} has ${event === 'herd.two_primaries' ? 'two primaries' : 'no primary'}: ${e.detail ?? ''}`,
+      text: `pgherd: herd ${where} ${HERD_WORDS[event]}: ${e.detail ?? ''}`,
       herd,
       rule,
       run,

@@ -128,6 +128,26 @@ export function repoConfig(p: AppliedPolicy, stanza: string, members: BackupMemb
   ].join('\n');
 }
 
+/**
+ * A configuration of the repository alone, written afresh from the policy and the secrets pgherd holds now,
+ * into `home` (its own log and lock folders): what a drill verifies the repository with, so that a
+ * passphrase changed since the repository was made (or another environment's) is found by the drill, not
+ * by the next Configure backups, which would leave the herd's WAL with nowhere to go.
+ */
+export function repositoryOnlyConfig(p: AppliedPolicy, stanza: string, home: string, secrets: BackupSecrets): string {
+  return [
+    '# Written by pgherd (a restore drill) and removed after it.',
+    ...lines('global', [
+      ...repoEntries(p, secrets),
+      ['log-path', path.join(home, 'log')],
+      ['lock-path', path.join(home, 'lock')],
+      ['log-level-file', 'info'],
+    ]),
+    `[${v(stanza)}]`,
+    '',
+  ].join('\n');
+}
+
 /** pgBackRest runs on the members with their own configuration, on the backup host with the stanza's. */
 export const pgbackrest = (config: string, stanza: string, ...rest: string[]) => [
   'pgbackrest',

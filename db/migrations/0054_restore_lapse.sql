@@ -1,0 +1,1 @@
+ALTER TABLE "herds" ADD COLUMN "restore_lapsed_since" timestamp with time zone;
