@@ -874,6 +874,11 @@ export const backupPolicies = pgTable(
     s3Bucket: text('s3_bucket').notNull().default(''),
     s3Endpoint: text('s3_endpoint').notNull().default(''),
     s3Region: text('s3_region').notNull().default(''),
+    // For an S3-compatible store or a private endpoint: the address to connect to instead of the endpoint's
+    // (the store's certificate must name it), its port, and a CA file on the hosts to verify it with.
+    s3ConnectHost: text('s3_connect_host').notNull().default(''),
+    s3Port: integer('s3_port').notNull().default(443),
+    s3CaFile: text('s3_ca_file').notNull().default(''),
     // Full backups kept (older ones, and the WAL only they need, expire after each backup).
     retentionFull: integer('retention_full').notNull().default(2),
     compressType: text('compress_type').notNull().default('zst'),
@@ -893,6 +898,7 @@ export const backupPolicies = pgTable(
       .on(t.herdId)
       .where(sql`herd_id IS NOT NULL`),
     check('backup_policies_retention_check', sql`retention_full BETWEEN 1 AND 100`),
+    check('backup_policies_s3_port_check', sql`s3_port BETWEEN 1 AND 65535`),
     check('backup_policies_archive_timeout_check', sql`archive_timeout_seconds BETWEEN 10 AND 3600`),
     check('backup_policies_compress_check', sql`compress_type IN ('zst', 'lz4', 'gz', 'none')`),
     check(

@@ -19,10 +19,14 @@
 // - The Price List Query API (GetProducts), which moto lacks, answered from the price file pgherd
 //   ships, published LAB_PRICES_PUBLISHED; `pricing: { perHour: { "m6i.xlarge": 0.5 } }` in the
 //   capacity file changes a price, `pricing: { error: "AccessDeniedException" }` fails every call.
+// - S3 over TLS (`s3` in its configuration): every request passed to moto as it came (but for its Host:
+//   moto's own, so a path-style request is read as one), streamed both ways, on a certificate of the lab's
+//   CA; pgBackRest's S3 repositories talk to it.
 // Run as a daemon by the lab: `node --import tsx lib/lab/aws-front.ts CONFIG.json`.
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { DescribeInstancesCommand, EC2Client, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import shippedPrices from '@/lib/fleet/cloud/prices/ec2-on-demand.json';
 import { run, type Identity } from './proc';
@@ -37,6 +41,8 @@ export interface AwsFrontConfig {
   capacityFile: string;
   /** Each EC2 instance's Postgres instances (what its host runs). */
   hosts: Record<string, { dataDirectory: string; logFile: string }[]>;
+  /** S3 over TLS: moto's own TLS fails with pgBackRest ("unexpected eof"), so S3 is served here with the lab CA's certificate. */
+  s3?: { port: number; certFile: string; keyFile: string };
 }
 
 /** When the lab's Price List API says its offers were published. */
@@ -342,7 +348,31 @@ async function forward(motoUrl: string, req: http.IncomingMessage, body: Buffer)
   });
 }
 
+/** S3 over TLS in front of moto: each request passed on as it came (method, path, headers, body streamed). */
+export function startS3Front(cfg: AwsFrontConfig & { s3: NonNullable<AwsFrontConfig['s3']> }): Promise<https.Server> {
+  const moto = new URL(cfg.motoUrl);
+  const server = https.createServer({ cert: readFileSync(cfg.s3.certFile), key: readFileSync(cfg.s3.keyFile) }, (req, res) => {
+    const out = http.request(
+      // As moto's own address: moto reads a bucket from any other host name (virtual-hosted style), and it
+      // checks no signature (which covers the host).
+      { host: moto.hostname, port: moto.port, method: req.method, path: req.url, headers: { ...req.headers, host: moto.host } },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    out.on('error', (err) => {
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end(`lab S3 front: ${err.message}`);
+    });
+    req.pipe(out);
+  });
+  return new Promise((resolve) => server.listen(cfg.s3.port, '127.0.0.1', () => resolve(server)));
+}
+
 if (process.argv[1]?.endsWith('aws-front.ts') && process.argv[2]) {
   const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8')) as AwsFrontConfig;
   void startFront(cfg).then(() => console.log(`aws-front: listening on 127.0.0.1:${cfg.port}, moto at ${cfg.motoUrl}`));
+  const s3 = cfg.s3;
+  if (s3) void startS3Front({ ...cfg, s3 }).then(() => console.log(`aws-front: S3 over TLS on 127.0.0.1:${s3.port}`));
 }

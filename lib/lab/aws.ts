@@ -2,12 +2,14 @@
 // (aws-front.ts), with an EC2 instance per lab database server (tags for discovery, a type, an
 // availability zone per site). The SDK clients of pgherd talk to the front as their endpoint.
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { freePort } from './ports';
 import { type Identity } from './proc';
+import { issueCertificate, type LabCa } from './tls';
 import { waitFor } from '@/lib/testing/wait';
 import type { AwsFrontConfig } from './aws-front';
 import type { LabRoute53 } from './route53';
@@ -38,7 +40,23 @@ export interface LabAws {
   vpcs?: { environment: string; site: string; vpcId: string; subnetId: string; availabilityZone: string; cidr: string }[];
   /** The environment whose names Route 53 serves (a hosted zone in moto), when the lab has one. */
   route53?: LabRoute53;
+  /**
+   * S3 over TLS (the front, on a certificate of the lab's CA for `endpoint`, reached at `host`:`port`), and a
+   * bucket per environment for its backup repository (made as an admin would make it in AWS).
+   */
+  s3?: LabS3;
 }
+
+export interface LabS3 {
+  endpoint: string;
+  host: string;
+  port: number;
+  caFile: string;
+  buckets: Record<string, string>;
+}
+
+/** The name the lab's S3 certificate is for (pgBackRest verifies it; it connects to the front's address). */
+export const LAB_S3_ENDPOINT = 's3.lab.internal';
 
 export const LAB_REGION = 'eu-west-1';
 export const LAB_INSTANCE_TYPE = 'm6i.large';
@@ -59,6 +77,22 @@ export function motoServerPath(): string {
   );
 }
 
+/** The S3 front answers over TLS, its certificate verified for LAB_S3_ENDPOINT against the lab's CA. */
+function tlsAnswers(host: string, port: number, caFile: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = https.request(
+      { host, port, path: '/', method: 'GET', ca: readFileSync(caFile), servername: LAB_S3_ENDPOINT, timeout: 1000 },
+      (res) => {
+        res.resume();
+        resolve(true);
+      },
+    );
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
 async function answers(url: string): Promise<boolean> {
   try {
     const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
@@ -75,9 +109,12 @@ export async function startAws(
   sites: string[],
   pgBin: string,
   track: (p: { name: string; pid: number; program: string; signal: NodeJS.Signals }) => void,
+  /** With the lab's CA: S3 over TLS, and a bucket for each of these environments. */
+  s3?: { ca: LabCa; environments: string[] },
 ): Promise<LabAws> {
   const motoPort = await freePort();
   const frontPort = await freePort();
+  const s3Port = s3 ? await freePort() : 0;
   const log = openSync(path.join(dir, 'log', 'moto.log'), 'a');
   const moto = spawn(motoServerPath(), ['-H', '127.0.0.1', '-p', String(motoPort)], { detached: true, stdio: ['ignore', log, log] });
   moto.unref();
@@ -130,7 +167,24 @@ export async function startAws(
 
   const capacityFile = path.join(dir, 'aws-capacity.json');
   writeFileSync(capacityFile, JSON.stringify({ insufficient: [] }));
-  const cfg: AwsFrontConfig = { port: frontPort, motoUrl, region: LAB_REGION, pgBin, identity: id, capacityFile, hosts };
+  const s3Cert = s3
+    ? await issueCertificate(id, s3.ca, path.join(dir, 'aws-tls'), 's3', {
+        ips: ['127.0.0.1'],
+        // pgBackRest (2.45) checks the address it connects to (repo1-storage-host) against the certificate's
+        // names, as a string: never against its IP addresses.
+        names: [LAB_S3_ENDPOINT, '127.0.0.1'],
+      })
+    : null;
+  const cfg: AwsFrontConfig = {
+    port: frontPort,
+    motoUrl,
+    region: LAB_REGION,
+    pgBin,
+    identity: id,
+    capacityFile,
+    hosts,
+    ...(s3Cert ? { s3: { port: s3Port, certFile: s3Cert.certFile, keyFile: s3Cert.keyFile } } : {}),
+  };
   const cfgFile = path.join(dir, 'aws-front.json');
   writeFileSync(cfgFile, JSON.stringify(cfg));
   const root = path.resolve(__dirname, '..', '..');
@@ -144,7 +198,27 @@ export async function startAws(
   track({ name: 'aws-front', pid: front.pid!, program: 'aws-front.ts', signal: 'SIGTERM' });
   const endpoint = `http://127.0.0.1:${frontPort}`;
   await waitFor('the lab AWS front', async () => ((await answers(`${endpoint}/moto-api/`)) ? true : undefined), 30_000);
-  return { endpoint, motoUrl, region: LAB_REGION, ...credentials, capacityFile, instances, discoveryTags, vpcs };
+  let labS3: LabS3 | undefined;
+  if (s3) {
+    const buckets = Object.fromEntries(s3.environments.map((e) => [e, `pgherd-backups-${e.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`]));
+    for (const b of Object.values(buckets)) {
+      const r = await fetch(`${motoUrl}/${b}`, { method: 'PUT' });
+      if (!r.ok) throw new Error(`moto made no bucket ${b}: ${String(r.status)} ${await r.text()}`);
+    }
+    labS3 = { endpoint: LAB_S3_ENDPOINT, host: '127.0.0.1', port: s3Port, caFile: s3.ca.caFile, buckets };
+    await waitFor('the lab S3 front', async () => ((await tlsAnswers(labS3!.host, s3Port, s3.ca.caFile)) ? true : undefined), 30_000);
+  }
+  return {
+    endpoint,
+    motoUrl,
+    region: LAB_REGION,
+    ...credentials,
+    capacityFile,
+    instances,
+    discoveryTags,
+    vpcs,
+    ...(labS3 ? { s3: labS3 } : {}),
+  };
 }
 
 /** moto's account when no other is asked for: every lab instance is in it. */

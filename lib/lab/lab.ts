@@ -454,6 +454,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
           spec.sites,
           info.pgBin,
           track,
+          { ca: info.tls, environments: [...new Set(info.instances.map((i) => i.environment))] },
         );
         if (opts.route53 && info.dns) {
           const env = opts.route53;
@@ -566,6 +567,9 @@ function writePgAccess(dir: string, ca: LabCa, environments: string[]): LabPgAcc
     // The environment's backup repository passphrase (pgBackRest's repo1-cipher-pass).
     cipherFiles[env] = path.join(home, `${env}.backup-cipher`);
     writeFileSync(cipherFiles[env], `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
+    // Its S3 keys (moto takes any; a real store checks them).
+    writeFileSync(path.join(home, `${env}.s3-key`), `LAB${randomBytes(8).toString('hex').toUpperCase()}\n`, { mode: 0o600 });
+    writeFileSync(path.join(home, `${env}.s3-secret`), `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
   }
   const configFile = path.join(home, 'pg-access.json');
   writeFileSync(
@@ -579,7 +583,11 @@ function writePgAccess(dir: string, ca: LabCa, environments: string[]): LabPgAcc
               user: roles[env]!.user,
               passwordFile: roles[env]!.passwordFile,
               tls: { mode: 'verify-full', caFile: ca.caFile },
-              backup: { cipherPassFile: cipherFiles[env] },
+              backup: {
+                cipherPassFile: cipherFiles[env],
+                s3KeyFile: path.join(home, `${env}.s3-key`),
+                s3SecretFile: path.join(home, `${env}.s3-secret`),
+              },
             },
           ]),
         ),

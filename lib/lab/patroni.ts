@@ -130,6 +130,8 @@ function configOf(
             max_wal_senders: 10,
             max_replication_slots: 10,
             wal_keep_size: '256MB',
+            // As on the lab's other members: WAL archiving needs only an archive_command (Configure backups) to begin.
+            archive_mode: 'on',
           },
         },
       },

@@ -28,6 +28,8 @@ export const backupAction = defineHerdAction({
   label: 'Back up',
   permission: 'operator',
   dangerous: false,
+  // It reads the herd (pgBackRest on the backup host) and changes no member's settings or state: Patroni herds too.
+  onPatroniHerds: true,
   params: {
     schema: backupParams,
     fields: [

@@ -67,7 +67,7 @@ const cipherPass = () => readFileSync(path.join(path.dirname(lab.pgAccess!.confi
 
 beforeAll(async () => {
   lab = await startLab({
-    aws: false,
+    // moto for the S3 repository (behind the lab's TLS front).
     ldap: false,
     file: LAB_FILE,
     fleet: { environments: ['bk', 'other'], herds: ['alpha'], replicas: 1, sites: ['dc-east', 'dc-west'], subnet: '127.0.15' },
@@ -714,4 +714,118 @@ describe('Restore drill', () => {
     const [h] = await db.select({ since: herds.restoreLapsedSince }).from(herds).where(eq(herds.id, herdId));
     expect(h!.since).toBeNull();
   });
+
+  it('cut short (its worker stopped before its cleanup): the reconcile removes its cluster and records the drill as failed', async () => {
+    const { r } = await drill(25918);
+    expect(r.op.status).toBe('succeeded');
+    const [t] = r.targets;
+    // As a killed worker leaves it: no verdict, the claim open, the target ended by the reconcile.
+    await db.delete(restoreDrills).where(eq(restoreDrills.operationId, r.op.id));
+    await db.execute(sql`UPDATE restore_claims SET settled_at = NULL, settled_how = NULL WHERE target_id = ${t!.id}`);
+    await db.execute(sql`UPDATE operation_targets SET status = 'failed' WHERE id = ${t!.id}`);
+    const ssh = new SshPool({});
+    try {
+      await waitFor('the claim settled', async () => {
+        await settleRestoreClaims(db, ssh);
+        const open = await db.execute(sql`SELECT 1 FROM restore_claims WHERE settled_at IS NULL AND target_id = ${t!.id}`);
+        return open.rows.length === 0 ? true : undefined;
+      });
+    } finally {
+      await ssh.close();
+    }
+    const [d] = await db.select().from(restoreDrills).where(eq(restoreDrills.operationId, r.op.id));
+    expect(d).toMatchObject({ ok: false, herdId });
+    expect(d!.cause).toMatch(/^the drill stopped before it ended/);
+    expect((await standing()).verdict).toBe('drill failed');
+  });
+});
+
+describe('An S3 repository (moto behind the lab\u2019s TLS front)', () => {
+  let otherId: number;
+  const otherMembers = () => lab.instances.filter((i) => i.environment === 'other' && i.herd === 'alpha');
+  const otherPrimary = () => otherMembers().find((i) => i.role === 'primary')!;
+  /** The keys of the bucket's objects under `prefix`, as moto lists them. */
+  const objects = async (prefix: string) => {
+    const xml = await (
+      await fetch(`${lab.aws!.motoUrl}/${lab.aws!.s3!.buckets.other!}?list-type=2&prefix=${encodeURIComponent(prefix)}`)
+    ).text();
+    return [...xml.matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]!);
+  };
+
+  beforeAll(async () => {
+    otherId = (
+      await db.execute<{ id: number }>(
+        sql`SELECT h.id FROM herds h JOIN environments e ON e.id = h.environment_id WHERE e.name = 'other' AND h.name = 'alpha'`,
+      )
+    ).rows[0]!.id;
+    const s3 = lab.aws!.s3!;
+    // The environment's policy, as an admin sets it for a bucket in an S3-compatible store reached at its own address.
+    await db
+      .update(backupPolicies)
+      .set({
+        repoKind: 's3',
+        repoServerId: null,
+        repoPath: '/pgbackrest',
+        s3Bucket: s3.buckets.other!,
+        s3Endpoint: s3.endpoint,
+        s3Region: 'eu-west-1',
+        s3ConnectHost: s3.host,
+        s3Port: s3.port,
+        s3CaFile: s3.caFile,
+      })
+      .where(sql`herd_id IS NULL AND environment_id = (SELECT id FROM environments WHERE name = 'other')`);
+  });
+
+  it('configures the herd, archives its WAL to the bucket over verified TLS, backs up from the replica and proves a restore', async () => {
+    const c = await runOperation(db, worker.queue, configureBackupsAction, { herdIds: [otherId] });
+    expect(c.op.status, JSON.stringify(c.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-400)]))).toBe('succeeded');
+    const conf = readFileSync(memberConfigPath(otherPrimary().dataDirectory), 'utf8');
+    expect(conf).toContain('repo1-type=s3');
+    expect(conf).toContain(`repo1-storage-ca-file=${lab.aws!.s3!.caFile}`);
+    expect(conf).toContain('backup-standby=y');
+
+    // WAL reaches the bucket.
+    const [w] = await query<{ wal: string }>(otherPrimary().dsn, 'SELECT pg_walfile_name(pg_switch_wal()) AS wal');
+    await waitFor('the segment archived', async () => {
+      const [a] = await query<{ ok: boolean }>(otherPrimary().dsn, 'SELECT last_archived_wal >= $1 AS ok FROM pg_stat_archiver', [w!.wal]);
+      return a!.ok ? true : undefined;
+    });
+    expect((await objects('pgbackrest/archive/other-alpha/')).some((k) => k.includes(`/${w!.wal}-`))).toBe(true);
+
+    // A full backup, its files read from the replica: pgBackRest waited for the standby to replay the backup's start.
+    const b = await runOperation(db, worker.queue, backupAction, { herdIds: [otherId] }, { type: 'full' });
+    expect(b.op.status, JSON.stringify(b.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-400)]))).toBe('succeeded');
+    const [row] = await db.select().from(backups).where(eq(backups.herdId, otherId));
+    expect(row).toMatchObject({ type: 'full', operationId: b.op.id });
+    expect((await objects(`pgbackrest/backup/other-alpha/${row!.label}/`)).length).toBeGreaterThan(100);
+    const log = readFileSync(path.join(path.dirname(otherPrimary().dataDirectory), 'pgbackrest', 'log', 'other-alpha-backup.log'), 'utf8');
+    expect(log).toMatch(/wait for replay on the standby/);
+
+    // A drill onto the environment's scratch server restores it from the bucket.
+    const scratchOther = lab.backup!.scratch.find((x) => x.environment === 'other')!;
+    const [srv] = await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, scratchOther.server));
+    const d = await runOperation(
+      db,
+      worker.queue,
+      restoreDrillAction,
+      { herdIds: [otherId] },
+      {
+        serverId: String(srv!.id),
+        port: '25920',
+        dataDirectory: path.join(scratchOther.dataRoot, 'drill-s3', 'data'),
+        sslCertFile: scratchOther.tls!.certFile,
+        sslKeyFile: scratchOther.tls!.keyFile,
+      },
+    );
+    expect(d.op.status, JSON.stringify(d.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-400)]))).toBe('succeeded');
+    const [drilled] = await db.select().from(restoreDrills).where(eq(restoreDrills.herdId, otherId));
+    expect(drilled).toMatchObject({ ok: true });
+    // The S3 keys are in no step's record.
+    const key = readFileSync(path.join(path.dirname(lab.pgAccess!.configFile), 'other.s3-secret'), 'utf8').trim();
+    const leaked = await db.execute(sql`
+      SELECT s.name FROM operation_steps s JOIN operation_targets t ON t.id = s.target_id
+      WHERE t.operation_id = ANY(${sql.param([c.op.id, b.op.id, d.op.id])}::bigint[])
+        AND (s.command || s.stdout_tail || s.stderr_tail) LIKE ${`%${key}%`}`);
+    expect(leaked.rows).toEqual([]);
+  }, 240_000);
 });

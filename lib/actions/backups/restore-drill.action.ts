@@ -135,6 +135,8 @@ export const restoreDrillAction = defineHerdAction({
   // The drill lays a herd out on a scratch server: an admin says which.
   permission: 'admin',
   dangerous: false,
+  // It writes a marker row on the primary and restores elsewhere; no member's settings or state change: Patroni herds too.
+  onPatroniHerds: true,
   params: {
     schema: restoreDrillParams,
     fields: [

@@ -109,6 +109,8 @@ export const restoreAction = defineHerdAction({
   // A new herd on a server of the environment, from the environment's backups: an admin's act.
   permission: 'admin',
   dangerous: true,
+  // The source herd is only read (its repository); what it starts is a new herd of its own: Patroni herds too.
+  onPatroniHerds: true,
   // When to restore, and to what, is a person's decision (a drill is the scheduled kind).
   schedulable: false,
   runsAsConfirmed: true,

@@ -1,6 +1,6 @@
 // Restores whose target ended without their cleanup (the worker running them was killed, or lost the
 // herd's lease): the folder each claimed is stopped and removed by the next worker's reconcile, as the
-// restore's own cleanup would have. Pooler pauses are settled beside it (lib/actions/steps/settle-owed.ts).
+// restore's own cleanup would have; a drill's is recorded as a failed drill (it never said its verdict). Pooler pauses are settled beside it (lib/actions/steps/settle-owed.ts).
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
@@ -52,10 +52,20 @@ export async function settleRestoreClaims(
         dataDirectory: c.data_directory,
         pgVersion: c.pg_version,
       });
-      await db.execute(sql`
-        UPDATE restore_claims SET settled_at = now(), last_error = NULL,
-          settled_how = ${`removed by a worker's reconcile: its target ended ${c.status} without its cleanup`}
-        WHERE id = ${c.id}`);
+      await db.transaction(async (tx) => {
+        await tx.execute(sql`
+          UPDATE restore_claims SET settled_at = now(), last_error = NULL,
+            settled_how = ${`removed by a worker's reconcile: its target ended ${c.status} without its cleanup`}
+          WHERE id = ${c.id}`);
+        // A drill cut short never said its verdict: it failed, and the scorecard says so (not the drill before).
+        await tx.execute(sql`
+          INSERT INTO restore_drills (herd_id, operation_id, started_at, ok, cause)
+          SELECT t.herd_id, o.id, coalesce(o.started_at, t.created_at), false,
+                 ${`the drill stopped before it ended (its target ended ${c.status} without its cleanup: the worker running it stopped)`}
+          FROM operation_targets t JOIN operations o ON o.id = t.operation_id
+          WHERE t.id = ${c.target_id} AND o.action = 'restore-drill' AND t.herd_id IS NOT NULL
+          ON CONFLICT (operation_id, herd_id) DO NOTHING`);
+      });
       settled.push(c.id);
       log('restore_claim.removed', { id: c.id, targetId: c.target_id, folder: c.data_directory });
     } catch (err) {

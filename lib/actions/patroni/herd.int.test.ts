@@ -8,13 +8,15 @@ import { performance } from 'node:perf_hooks';
 import { and, desc, eq, gte } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { auditEntries, herds, instances, operations, operationTargets, servers } from '@/db/schema';
+import { auditEntries, backups, herds, instances, operations, operationTargets, servers } from '@/db/schema';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { lookup } from '@/lib/adapters/dns/rfc2136';
 import { herdNow } from '@/lib/fleet/herds/topology';
 import { killPatroniMember, startPatroniMember } from '@/lib/lab/faults';
 import { PROJECT_ROOT, startLab, stopLab, writeLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
-import { labLeader, waitNewLeader, waitSettled } from '@/lib/lab/patroni';
+import { labLeader, patroniGet, waitNewLeader, waitSettled } from '@/lib/lab/patroni';
+import { configureBackupsAction } from '@/lib/actions/backups/configure-backups.action';
+import { backupAction } from '@/lib/actions/backups/backup.action';
 import { followPatroni } from '@/lib/features/patroni/follow';
 import { herdsAdmin } from '@/lib/features/admin/models/herds.admin';
 import { query } from '@/lib/lab/postgres';
@@ -122,6 +124,29 @@ describe('a herd Patroni runs, through pgherd', () => {
       const plan = await planOperation(db, SYSTEM_ACCESS, getAction(name)!, [replica]);
       expect(plan.targets[0]!.refused, name).toMatch(/Patroni runs this herd/);
     }
+  });
+
+  it('is backed up through Patroni: archive_command in its dynamic configuration, run by every member, WAL in the repository, a full backup', async () => {
+    const r = await runOperation(db, worker!.queue, configureBackupsAction, { herdIds: [herdId] });
+    expect(r.op.status, JSON.stringify(r.steps.map((x) => [x.name, x.status, x.stderrTail.slice(-300)]))).toBe('succeeded');
+    // Patroni holds it, for every member; no member's postgresql.auto.conf does.
+    const config = await patroniGet<{ postgresql?: { parameters?: Record<string, string> } }>(pat(), pat().members[0]!.restUrl, '/config');
+    const command = config.postgresql?.parameters?.archive_command ?? '';
+    expect(command).toMatch(/^pgbackrest --config=.*--stanza=ha-ledger archive-push %p$/);
+    for (const m of members()) {
+      const [s] = await query<{ v: string }>(m.dsn, "SELECT current_setting('archive_command') AS v");
+      expect(s!.v).toBe(command);
+      expect(readFileSync(path.join(m.dataDirectory, 'postgresql.auto.conf'), 'utf8')).not.toContain('archive_command');
+    }
+    const leader = members()[0]!;
+    const [w] = await query<{ wal: string }>(leader.dsn, 'SELECT pg_walfile_name(pg_switch_wal()) AS wal');
+    await waitFor('the segment archived', async () => {
+      const [a] = await query<{ ok: boolean }>(leader.dsn, 'SELECT last_archived_wal >= $1 AS ok FROM pg_stat_archiver', [w!.wal]);
+      return a!.ok ? true : undefined;
+    });
+    const b = await runOperation(db, worker!.queue, backupAction, { herdIds: [herdId] }, { type: 'full' });
+    expect(b.op.status, JSON.stringify(b.steps.map((x) => [x.name, x.status, x.stderrTail.slice(-300)]))).toBe('succeeded');
+    expect(await db.select({ type: backups.type }).from(backups).where(eq(backups.herdId, herdId))).toEqual([{ type: 'full' }]);
   });
 
   it("is found by the agents: each member's Patroni from its process and configuration, proposed for an admin to accept", async () => {

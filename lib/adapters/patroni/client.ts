@@ -309,6 +309,19 @@ export async function reinitialize(restUrl: string, access: PatroniAccess): Prom
   return words(refusedUnlessOk(a, `reinitialize of ${restUrl}`, [200], restUrl));
 }
 
+/**
+ * PATCH /config: a change to the cluster's dynamic configuration (kept in the DCS, applied by every
+ * member on its next cycle); Patroni's whole dynamic configuration after it.
+ */
+export async function patchConfig(restUrl: string, access: PatroniAccess, patch: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const a = refusedUnlessOk(await request(restUrl, access, 'PATCH', '/config', patch), 'change of the cluster configuration', [200], restUrl);
+  try {
+    return JSON.parse(a.body) as Record<string, unknown>;
+  } catch {
+    throw new PatroniError('answer', `Patroni at ${restUrl} answered the change with no JSON: ${words(a)}`);
+  }
+}
+
 /** PATCH /config {pause}: Patroni's maintenance mode (no automatic failover while paused). */
 export async function setPaused(restUrl: string, access: PatroniAccess, paused: boolean): Promise<void> {
   refusedUnlessOk(

@@ -52,6 +52,9 @@ function repoEntries(p: AppliedPolicy, secrets: BackupSecrets, prefix = 'repo1')
       [`${prefix}-s3-key`, secrets.s3Key],
       [`${prefix}-s3-key-secret`, secrets.s3Secret],
       [`${prefix}-s3-uri-style`, 'path'],
+      ...(p.s3.connectHost ? [[`${prefix}-storage-host`, p.s3.connectHost] as [string, string]] : []),
+      ...(p.s3.port !== 443 ? [[`${prefix}-storage-port`, p.s3.port] as [string, number]] : []),
+      ...(p.s3.caFile ? [[`${prefix}-storage-ca-file`, p.s3.caFile] as [string, string]] : []),
     );
   } else out.push([`${prefix}-path`, p.repoPath]);
   out.push([`${prefix}-retention-full`, p.retentionFull]);
@@ -65,9 +68,17 @@ function repoEntries(p: AppliedPolicy, secrets: BackupSecrets, prefix = 'repo1')
 
 /**
  * A member's configuration: where its repository is (the backup host over SSH, or S3 directly), and
- * its own Postgres for archive-push and restore.
+ * its own Postgres for archive-push and restore. With S3 the stanza's backups run on the primary with it:
+ * the herd's `others` are listed too (reached over SSH), so that a backup can read a replica
+ * (backup-standby) whichever member is the primary by then.
  */
-export function memberConfig(p: AppliedPolicy, stanza: string, m: BackupMember, secrets: BackupSecrets): string {
+export function memberConfig(
+  p: AppliedPolicy,
+  stanza: string,
+  m: BackupMember,
+  secrets: BackupSecrets,
+  others: BackupMember[] = [],
+): string {
   const home = memberHome(m.dataDirectory);
   const global: [string, string | number][] = [
     ['log-path', path.join(home, 'log')],
@@ -84,7 +95,11 @@ export function memberConfig(p: AppliedPolicy, stanza: string, m: BackupMember, 
       ['repo1-host-user', p.repoHost.ssh.username],
       ['repo1-host-config', repoConfigPath(p, stanza)],
     );
-  } else global.push(...repoEntries(p, secrets));
+  } else {
+    global.push(...repoEntries(p, secrets));
+    if (others.length) global.push(['start-fast', 'y'], ['backup-standby', p.fromStandby ? 'y' : 'n']);
+  }
+  const rest = p.repoKind === 's3' ? others.filter((o) => o.dataDirectory !== m.dataDirectory || o.host !== m.host) : [];
   return [
     '# Written by pgherd (Configure backups); edits are overwritten by the next one.',
     ...lines('global', global),
@@ -93,6 +108,7 @@ export function memberConfig(p: AppliedPolicy, stanza: string, m: BackupMember, 
       ['pg1-port', m.port],
       ['pg1-socket-path', m.socketDirectory],
       ['pg1-user', 'postgres'],
+      ...rest.flatMap((o, k): [string, string | number][] => remotePg(k + 2, o)),
     ]),
   ].join('\n');
 }
@@ -114,19 +130,22 @@ export function repoConfig(p: AppliedPolicy, stanza: string, members: BackupMemb
     ]),
     ...lines(
       stanza,
-      members.flatMap((m, k): [string, string | number][] => [
-        [`pg${k + 1}-host`, m.host],
-        [`pg${k + 1}-host-port`, m.sshPort],
-        [`pg${k + 1}-host-user`, m.sshUser],
-        [`pg${k + 1}-host-config`, memberConfigPath(m.dataDirectory)],
-        [`pg${k + 1}-path`, m.dataDirectory],
-        [`pg${k + 1}-port`, m.port],
-        [`pg${k + 1}-socket-path`, m.socketDirectory],
-        [`pg${k + 1}-user`, 'postgres'],
-      ]),
+      members.flatMap((m, k) => remotePg(k + 1, m)),
     ),
   ].join('\n');
 }
+
+/** A member reached over SSH, as pgBackRest's pg<n>-host entries. */
+const remotePg = (n: number, m: BackupMember): [string, string | number][] => [
+  [`pg${n}-host`, m.host],
+  [`pg${n}-host-port`, m.sshPort],
+  [`pg${n}-host-user`, m.sshUser],
+  [`pg${n}-host-config`, memberConfigPath(m.dataDirectory)],
+  [`pg${n}-path`, m.dataDirectory],
+  [`pg${n}-port`, m.port],
+  [`pg${n}-socket-path`, m.socketDirectory],
+  [`pg${n}-user`, 'postgres'],
+];
 
 /**
  * A configuration of the repository alone, written afresh from the policy and the secrets pgherd holds now,
@@ -166,6 +185,16 @@ function shellSafe(x: string): string {
 /** archive_command for a member: push each segment to the repository (through the member's configuration). */
 export const archiveCommand = (dataDirectory: string, stanza: string) =>
   `pgbackrest --config=${shellSafe(memberConfigPath(dataDirectory))} --stanza=${shellSafe(stanza)} archive-push %p`;
+
+/**
+ * archive_command as one value for every member of a herd (a Patroni herd's, in its dynamic configuration):
+ * members laid out alike share the absolute path; otherwise each finds its configuration beside the data
+ * directory Postgres runs the command in (its working directory).
+ */
+export const sharedArchiveCommand = (dataDirectories: string[], stanza: string) =>
+  new Set(dataDirectories).size === 1 && dataDirectories[0]
+    ? archiveCommand(dataDirectories[0], stanza)
+    : `pgbackrest --config="$(pwd -P)/../pgbackrest/pgbackrest.conf" --stanza=${shellSafe(stanza)} archive-push %p`;
 
 /** restore_command for a member restored from (or seeded by) the repository. */
 export const restoreCommand = (dataDirectory: string, stanza: string) =>

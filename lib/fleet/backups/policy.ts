@@ -3,7 +3,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
-import type { AppliedPolicy } from './tool';
+import type { AppliedPolicy, S3Repository } from './tool';
 
 export interface HerdPolicy {
   policyId: number;
@@ -23,6 +23,9 @@ type Row = {
   s3_bucket: string;
   s3_endpoint: string;
   s3_region: string;
+  s3_connect_host: string;
+  s3_port: number;
+  s3_ca_file: string;
   retention_full: number;
   compress_type: AppliedPolicy['compressType'];
   encrypt: boolean;
@@ -47,7 +50,7 @@ export async function herdPolicies(db: Db, herdIds: number[]): Promise<Map<numbe
   if (!herdIds.length) return new Map();
   const r = await db.execute<Row>(sql`
     SELECT h.id AS herd_id, p.id, p.herd_id IS NOT NULL AS herd_scoped, p.repo_kind, p.repo_path, p.s3_bucket, p.s3_endpoint,
-           p.s3_region, p.retention_full, p.compress_type, p.encrypt, p.from_standby, p.archive_timeout_seconds,
+           p.s3_region, p.s3_connect_host, p.s3_port, p.s3_ca_file, p.retention_full, p.compress_type, p.encrypt, p.from_standby, p.archive_timeout_seconds,
            CASE WHEN s.id IS NOT NULL THEN json_build_object('id', s.id, 'hostname', s.hostname, 'address', s.address,
              'sshPort', s.ssh_port, 'sshUser', s.ssh_user, 'fingerprint', s.ssh_host_key_fingerprint,
              'environmentId', s.environment_id, 'environment', se.name, 'approval', s.approval) END AS server
@@ -83,7 +86,17 @@ function toHerdPolicy(x: Row): HerdPolicy {
           }
         : null,
       repoPath: x.repo_path,
-      s3: x.repo_kind === 's3' ? { bucket: x.s3_bucket, endpoint: x.s3_endpoint, region: x.s3_region } : null,
+      s3:
+        x.repo_kind === 's3'
+          ? {
+              bucket: x.s3_bucket,
+              endpoint: x.s3_endpoint,
+              region: x.s3_region,
+              connectHost: x.s3_connect_host,
+              port: x.s3_port,
+              caFile: x.s3_ca_file,
+            }
+          : null,
       retentionFull: x.retention_full,
       compressType: x.compress_type,
       encrypt: x.encrypt,
@@ -107,7 +120,7 @@ export type AppliedForm = {
   repoKind: string;
   repoHost: string | null;
   repoPath: string;
-  s3: { bucket: string; endpoint: string; region: string } | null;
+  s3: S3Repository | null;
   retentionFull: number;
   compressType: string;
   encrypt: boolean;

@@ -9,13 +9,26 @@ export interface AppliedPolicy {
   /** posix: the backup host holding the repository. */
   repoHost: { hostname: string; ssh: SshTarget } | null;
   repoPath: string;
-  s3: { bucket: string; endpoint: string; region: string } | null;
+  s3: S3Repository | null;
   retentionFull: number;
   compressType: 'zst' | 'lz4' | 'gz' | 'none';
   encrypt: boolean;
   fromStandby: boolean;
   archiveTimeoutSeconds: number;
 }
+
+/** An S3 repository's bucket and where it is reached. */
+// A type (not an interface): plain data, which a plan step's `does` may carry.
+export type S3Repository = {
+  bucket: string;
+  endpoint: string;
+  region: string;
+  /** Connect here instead of the endpoint ('' : the endpoint); the store's certificate must name it. */
+  connectHost: string;
+  port: number;
+  /** A CA file on the hosts ('' : the system's). */
+  caFile: string;
+};
 
 /** A member as the tool's configuration names it. */
 export interface BackupMember {

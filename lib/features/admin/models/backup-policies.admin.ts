@@ -108,6 +108,17 @@ export const backupPoliciesAdmin = defineAdmin({
         .regex(/^[a-z0-9-]*$/, 'A region such as eu-west-1.')
         .default(''),
     },
+    s3ConnectHost: {
+      label: 'S3 connect to',
+      help: 'An S3-compatible store or a private endpoint: the address to connect to instead of the endpoint (the store\u2019s certificate must name it). Empty: the endpoint.',
+      schema: f.address(),
+    },
+    s3Port: { label: 'S3 port', help: '443 unless the store says otherwise.', schema: f.int(1, 65535) },
+    s3CaFile: {
+      label: 'S3 CA file',
+      help: 'On the hosts: the CA that signed the store’s certificate. Empty: the system’s CAs.',
+      schema: f.path(),
+    },
     retentionFull: {
       label: 'Full backups kept',
       help: 'Older full backups, and the WAL only they need, expire after each backup.',
