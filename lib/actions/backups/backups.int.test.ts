@@ -715,6 +715,21 @@ describe('Restore drill', () => {
     expect(h!.since).toBeNull();
   });
 
+  it('of several herds at once: each its own folder and port on the scratch server, shown in the plan', async () => {
+    const otherAlpha = (
+      await db.execute<{ id: number }>(
+        sql`SELECT h.id FROM herds h JOIN environments e ON e.id = h.environment_id WHERE e.name = 'other' AND h.name = 'alpha'`,
+      )
+    ).rows[0]!.id;
+    const params = await drillParams(0, 25930);
+    const plan = await planOperation(db, SYSTEM_ACCESS, restoreDrillAction, [otherAlpha, herdId], params);
+    const mine = plan.targets.find((t) => t.herdId === herdId)!;
+    expect(mine.refused).toBeFalsy();
+    expect(mine.facts!.find((f) => f.label === 'Onto')!.value).toBe(
+      `${scratch(0).server}:25931 ${path.join(`${path.dirname(params.dataDirectory)}-bk-alpha`, 'data')} (taken away afterwards)`,
+    );
+  });
+
   it('cut short (its worker stopped before its cleanup): the reconcile removes its cluster and records the drill as failed', async () => {
     const { r } = await drill(25918);
     expect(r.op.status).toBe('succeeded');

@@ -65,6 +65,26 @@ interface DrillState {
 
 interface Prepared extends BackupPrepared {
   server: RestoreServer | null;
+  /** Each herd's place in the operation's list (0, 1, …): its own folder and port when there are several. */
+  slot: Map<number, number>;
+}
+
+/**
+ * Where one herd of a drill goes. One herd: as given. Several (a bulk drill, a rule's): each its own folder
+ * beside the one given (`<folder>-<stanza>`) and its own port (the port given plus its place in the list),
+ * so that drills running at once on one scratch server never meet; the plan shows each.
+ */
+export function drillPlace(
+  given: { dataDirectory: string; port: number },
+  stanza: string,
+  slot: number,
+  herds: number,
+): { dataDirectory: string; port: number } {
+  if (herds <= 1) return given;
+  return {
+    dataDirectory: path.join(`${path.dirname(given.dataDirectory)}-${stanza}`, path.basename(given.dataDirectory)),
+    port: given.port + slot,
+  };
 }
 
 /**
@@ -148,7 +168,10 @@ export const restoreDrillAction = defineHerdAction({
         emptyLabel: '2026-11-25T21:00:00Z',
         help: 'with time: the drill restores to it; a backup kept must have ended by then',
       },
-      ...placeFields('Scratch server', { example: '/var/lib/postgresql/15/drill', help: 'absent or empty; removed after the drill' }),
+      ...placeFields('Scratch server', {
+        example: '/var/lib/postgresql/15/drill',
+        help: 'absent or empty; removed after the drill. Several herds: each its own folder (<folder>-<stanza>) and port (the port plus its place in the list)',
+      }),
     ],
   },
   state: (): DrillState => ({
@@ -166,6 +189,7 @@ export const restoreDrillAction = defineHerdAction({
   prepare: async (herds, params, db): Promise<Prepared> => ({
     ...(await prepareBackups(herds, db)),
     server: await loadRestoreServer(db, params.serverId),
+    slot: new Map(herds.map((h, k) => [h.id, k])),
   }),
   plan: (h, { params, prepared }) => {
     const p = prepared.policies.get(h.id);
@@ -180,10 +204,18 @@ export const restoreDrillAction = defineHerdAction({
     const runner = stanzaRunner(p, primary);
     if (!runner) return refuse('topology', 'no host to verify the repository from');
     const stanza = setup.stanza;
+    const at_ = drillPlace(
+      { dataDirectory: params.dataDirectory, port: params.port ?? primary.port },
+      stanza,
+      prepared.slot.get(h.id) ?? 0,
+      prepared.slot.size,
+    );
+    if (at_.port > 65535)
+      return refuse('params', `its drill would listen on port ${at_.port} (the port given plus its place in the list): give a lower port`);
     const place: RestorePlace = {
       server: prepared.server,
-      port: params.port ?? primary.port,
-      dataDirectory: params.dataDirectory,
+      port: at_.port,
+      dataDirectory: at_.dataDirectory,
       pgVersion: primary.pgVersion,
       sslCertFile: params.sslCertFile,
       sslKeyFile: params.sslKeyFile,
