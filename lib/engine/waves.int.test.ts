@@ -37,7 +37,49 @@ let queue: ReturnType<typeof targetQueue>;
 let producer: ReturnType<typeof producerConnection>;
 const actor = { id: null, username: 'waves-test', access: SYSTEM_ACCESS };
 
-/** Real work that takes a while (a query on the instance, then 1.2 s), with a cleanup that always runs. */
+/**
+ * The touches a test holds: while `holding`, each touch waits after its query until the test releases it
+ * (work that takes as long as the test says, so "running" is a state the test reads, never a race with a
+ * clock). The worker runs in this process: the test sees who waits.
+ */
+const hold = {
+  holding: false,
+  waiting: new Map<number, () => void>(),
+  released: 0,
+  /** Releases one waiting touch (the first that began waiting). */
+  releaseOne() {
+    const [first] = this.waiting;
+    if (!first) return false;
+    this.waiting.delete(first[0]);
+    this.released++;
+    first[1]();
+    return true;
+  },
+  releaseAll() {
+    while (this.releaseOne());
+  },
+  reset(holding: boolean) {
+    this.releaseAll();
+    this.holding = holding;
+    this.released = 0;
+  },
+};
+
+/**
+ * Runs held targets to the end one release at a time, never releasing before as many as `cap` allow are
+ * waiting (or all that are left): each target is seen waiting, and how many wait at once is never above
+ * the cap. A cap broken would show here as more waiting than the cap (they cannot end until released).
+ */
+async function releaseInTurn(total: number, cap: number) {
+  while (hold.released < total) {
+    const want = Math.min(cap, total - hold.released);
+    await waitFor(`${String(want)} held at once`, async () => hold.waiting.size >= want || undefined, WAIT_MS);
+    expect(hold.waiting.size).toBeLessThanOrEqual(cap);
+    hold.releaseOne();
+  }
+}
+
+/** Real work that takes a while (a query on the instance, then as long as the test holds it), with a cleanup that always runs. */
 const slowAction: InstanceAction = defineAction({
   name: 'waves-test-slow',
   label: 'Slow touch',
@@ -48,11 +90,15 @@ const slowAction: InstanceAction = defineAction({
       {
         name: 'touch',
         does: { kind: 'touch' },
-        says: 'run SELECT 1 on it, then wait 1.2 s',
-        timeoutMs: 10_000,
-        run: async () => {
+        says: 'run SELECT 1 on it, then wait while the test holds it',
+        timeoutMs: 60_000,
+        run: async (x) => {
           await runSql(t, 'SELECT 1');
-          await new Promise((r) => setTimeout(r, 1200));
+          if (!hold.holding) return;
+          await new Promise<void>((r) => {
+            hold.waiting.set(t.id, r);
+            x.signal.addEventListener('abort', () => r(), { once: true });
+          });
         },
         always: {
           name: 'clean up (always)',
@@ -364,9 +410,11 @@ describe('rolling operations', () => {
   it('abort mid-wave: the running targets finish their step and run their cleanups, nothing else starts, the rest end cancelled', async () => {
     // Listed so that the first wave spans three herds (waves follow the order the targets were given in).
     const six = [member('a', 1), member('b', 1), member('c', 1), member('a', 2), member('b', 2), member('c', 2)];
+    hold.reset(true);
     const id = await submit(slowAction, six, { size: 3 });
-    await waitFor('wave 1 running', async () => (await targets(id)).filter((t) => t.status === 'running').length === 3, 30_000);
+    await waitFor('wave 1 running, held', async () => hold.waiting.size === 3 || undefined, 30_000);
     await cancelOperation(db, id, actor);
+    hold.reset(false);
     const op = await settled(id);
     expect(op.status).toBe('cancelled');
     const ts = await targets(id);
@@ -393,11 +441,13 @@ describe('rolling operations', () => {
 
   it('pause and resume by hand: paused, nothing new starts; resumed, it completes', async () => {
     const four = [member('a', 1), member('b', 1), member('c', 1), member('d', 1)];
+    hold.reset(true);
     const id = await submit(slowAction, four, { size: 2 });
-    await waitFor('wave 1 running', async () => (await targets(id)).some((t) => t.status === 'running'), WAIT_MS);
+    await waitFor('wave 1 running, held', async () => hold.waiting.size === 2 || undefined, WAIT_MS);
     await pauseOperation(db, id, actor);
     await expect(pauseOperation(db, id, actor)).rejects.toThrow(`operation #${id} is already paused`);
     // The running ones finish; the second wave never starts while paused.
+    hold.reset(false);
     await waitFor('wave 1 ended', async () => (await targets(id)).filter((t) => t.status === 'succeeded').length === 2, WAIT_MS);
     // The round that would start wave 2 once wave 1 ended, run now, releases nothing.
     await conductorRound();
@@ -421,7 +471,9 @@ describe('rolling operations', () => {
       expect(east).toHaveLength(8);
       const primaries = east.filter((i) => i.role === 'primary');
       const replicas = east.filter((i) => i.role === 'replica');
+      hold.reset(true);
       const [one, two] = await Promise.all([submit(slowAction, primaries, { size: 4 }), submit(slowAction, replicas, { size: 4 })]);
+      await releaseInTurn(8, 2);
       expect((await settled(one)).status).toBe('succeeded');
       expect((await settled(two)).status).toBe('succeeded');
       const ws = await windows([one, two]);
@@ -430,6 +482,7 @@ describe('rolling operations', () => {
       // The cap, from the step records; and it was used (two ran at once), not merely everything in turn.
       expect(mostAtOnce(ws)).toBe(2);
     } finally {
+      hold.reset(false);
       await db.update(sites).set({ maxRunning: null }).where(eq(sites.name, 'dc-east'));
     }
   }, 90_000);
@@ -437,10 +490,13 @@ describe('rolling operations', () => {
   it('an environment capped at 1: targets in three herds run one after another, never two at once', async () => {
     await db.update(environments).set({ maxRunning: 1 }).where(eq(environments.name, 'wave'));
     try {
+      hold.reset(true);
       const id = await submit(slowAction, [member('a', 1), member('b', 1), member('c', 1)], null);
+      await releaseInTurn(3, 1);
       expect((await settled(id)).status).toBe('succeeded');
       expect(mostAtOnce(await windows([id]))).toBe(1);
     } finally {
+      hold.reset(false);
       await db.update(environments).set({ maxRunning: null }).where(eq(environments.name, 'wave'));
     }
   }, 60_000);
