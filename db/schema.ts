@@ -1002,6 +1002,8 @@ export const restoreClaims = pgTable(
     pgVersion: smallint('pg_version').notNull(),
     settledAt: timestamp('settled_at', { withTimezone: true }),
     settledHow: text('settled_how'),
+    // The herd the restored cluster was registered as (kept): what Tear down removes, and only this.
+    keptHerdId: integer('kept_herd_id'),
     lastError: text('last_error'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   },

@@ -543,7 +543,16 @@ describe('an action is its plan', () => {
         return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };
       }
       if (a.on === 'herd' && a.name === 'tear-down-restored') {
-        const prepared = new Map([[h.id, { restoredFrom: 1, restoredTo: 'latest', expiresAt: null }]]);
+        // What its restore laid down: a claim for each member.
+        const claims = h.members.map((m, k) => ({
+          id: k + 1,
+          serverId: m.serverId,
+          hostname: m.label,
+          dataDirectory: m.dataDirectory,
+          pgVersion: m.pgVersion,
+          ssh: m.ssh,
+        }));
+        const prepared = new Map([[h.id, { restoredFrom: 1, restoredTo: 'latest', expiresAt: null, claims }]]);
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
       if (a.on === 'herd') return { words: a.plan(h, { params: {} }).steps, steps: a.steps(h, deps, { params: {} }) };

@@ -1,6 +1,5 @@
 // What the backup actions share: the policy's checks at planning, files written over SSH without their
 // contents in the record, and the repository's listing copied into pgherd's rows.
-import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
@@ -87,7 +86,7 @@ export function stanzaRunner(
 
 /**
  * Writes `text` to `file` on the host (mode 0600, in place at once: written aside and renamed), with
- * only its size and digest in the step's record: these files hold the repository's secrets.
+ * nothing of it in the step's record: these files hold the repository's secrets.
  */
 export async function writeHostFile(
   deps: ActionDeps,
@@ -102,8 +101,8 @@ export async function writeHostFile(
   const script =
     'umask 077 && f=$2 && mkdir -p -- "$1" && cat > "$f.pgherd-new" && mv -f -- "$f.pgherd-new" "$f" && shift 2 && mkdir -p -- "$@"';
   await execNotedOk(deps, t, x, ['sh', '-c', script, 'pgherd-write', dir, file, ...dirs], 30_000, text);
-  const digest = createHash('sha256').update(text).digest('hex').slice(0, 16);
-  x.note({ stdout: `${file}: ${text.length} bytes written (sha256 ${digest}); not recorded: it holds the repository's secrets` });
+  // Neither the text nor a digest of it (a viewer could test guesses of the passphrase against a digest).
+  x.note({ stdout: `${file} written; not recorded: it holds the repository's secrets` });
 }
 
 /** `pgbackrest info` for the stanza, read on the backup host. */

@@ -387,6 +387,22 @@ describe('Restore to a new herd', () => {
       .update(herds)
       .set({ expiresAt: new Date(Date.now() - 60_000) })
       .where(eq(herds.id, h!.id));
+    // A fleet member moved into the restored herd (an operator may edit an instance's herd): not the
+    // restore's to remove. Refused, by hand and by the expiry, and the member keeps running.
+    const [replica] = await db
+      .select()
+      .from(instances)
+      .where(sql`herd_id = ${herdId} AND role = 'replica'`);
+    await db.update(instances).set({ herdId: h!.id }).where(eq(instances.id, replica!.id));
+    try {
+      const plan = await planOperation(db, SYSTEM_ACCESS, tearDownRestoredAction, [h!.id]);
+      expect(plan.targets[0]!.refused).toMatch(/was not laid down by its restore: pgherd removes only what a restore made/);
+      expect(await expireRestoredHerds(db, worker.queue)).toEqual([]);
+    } finally {
+      await db.update(instances).set({ herdId }).where(eq(instances.id, replica!.id));
+    }
+    const stillThere = members().find((i) => i.role === 'replica')!;
+    expect((await query<{ one: number }>(stillThere.dsn, 'SELECT 1 AS one'))[0]!.one).toBe(1);
     const [op] = await expireRestoredHerds(db, worker.queue);
     expect(op).toBeDefined();
     // Once: asked again while it runs (or after), it starts no second one.
@@ -398,6 +414,33 @@ describe('Restore to a new herd', () => {
     const left = await runAsLab(labIdentity(), ['sh', '-c', 'test -e "$1" && echo left || echo gone', 'x', m!.dataDirectory]);
     expect(left.stdout.trim()).toBe('gone');
     await expect(query(restoredDsn(1, 25902), 'SELECT 1')).rejects.toThrow();
+  });
+
+  it('to a point the archive never reaches: fails at once quoting Postgres, nothing left, the herd not held for hours', async () => {
+    const folder = path.join(scratch(1).dataRoot, 'past-the-end');
+    const started = Date.now();
+    const r = await runOperation(
+      db,
+      worker.queue,
+      restoreAction,
+      { herdIds: [herdId] },
+      {
+        name: 'alpha-past',
+        target: 'lsn',
+        lsn: 'FFFF/0',
+        serverId: String(await scratchId(1)),
+        port: '25906',
+        dataDirectory: path.join(folder, 'data'),
+        sslCertFile: scratch(1).tls!.certFile,
+        sslKeyFile: scratch(1).tls!.keyFile,
+      },
+    );
+    expect(r.op.status).toBe('failed');
+    expect(r.targets[0]!.error).toMatch(/the restored cluster stopped: .*recovery ended before configured recovery target was reached/);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    const left = await runAsLab(labIdentity(), ['sh', '-c', 'test -e "$1" && echo left || echo gone', 'x', folder]);
+    expect(left.stdout.trim()).toBe('gone');
+    expect(await db.select().from(herds).where(eq(herds.name, 'alpha-past'))).toEqual([]);
   });
 
   it('never over a running server: refused by the inventory, and over SSH when the inventory does not know', async () => {
@@ -520,12 +563,13 @@ describe('Restore drill', () => {
     // scratch-1 holds alpha-pitr, which the inventory no longer knows (the test above): a drill beside it on another port.
     const params = { ...(await drillParams(0, port)), ...to };
     const r = await runOperation(db, worker.queue, restoreDrillAction, { herdIds: [herdId] }, params);
+    // The drill's own folder: beside the one given, with the herd's stanza.
     const left = await runAsLab(labIdentity(), [
       'sh',
       '-c',
       'test -e "$1" && echo left || echo gone',
       'x',
-      path.dirname(params.dataDirectory) + '/data',
+      `${path.dirname(params.dataDirectory)}-bk-alpha`,
     ]);
     return { r, left: left.stdout.trim(), last: (await drills()).at(-1)! };
   }
@@ -725,8 +769,9 @@ describe('Restore drill', () => {
     const plan = await planOperation(db, SYSTEM_ACCESS, restoreDrillAction, [otherAlpha, herdId], params);
     const mine = plan.targets.find((t) => t.herdId === herdId)!;
     expect(mine.refused).toBeFalsy();
+    // Its rank among the two herds (by id) gives its port.
     expect(mine.facts!.find((f) => f.label === 'Onto')!.value).toBe(
-      `${scratch(0).server}:25931 ${path.join(`${path.dirname(params.dataDirectory)}-bk-alpha`, 'data')} (taken away afterwards)`,
+      `${scratch(0).server}:${String(25930 + (herdId > otherAlpha ? 1 : 0))} ${path.join(`${path.dirname(params.dataDirectory)}-bk-alpha`, 'data')} (taken away afterwards)`,
     );
   });
 

@@ -192,7 +192,6 @@ export const configureBackupsAction = defineHerdAction({
     const archiveSteps: ActionStep<ConfigureState>[] = leader
       ? [
           // Patroni owns the herd's settings: they go through its dynamic configuration, never behind its back.
-          patroniPreflightStep(leader),
           {
             name: "set archive_command in Patroni's configuration",
             does: {
@@ -267,6 +266,8 @@ export const configureBackupsAction = defineHerdAction({
         ];
     return {
       steps: [
+        // On a Patroni herd, Patroni is asked first: nothing is written anywhere unless it answers as the herd's.
+        ...(leader ? [patroniPreflightStep<ConfigureState>(leader)] : []),
         {
           name: 'read every member',
           does: { kind: 'backup.read-members', members: h.members.map(memberArg) },

@@ -57,6 +57,8 @@ interface DrillState {
   failedAt: string | null;
   cause: string | null;
   recorded: boolean;
+  /** Why the drill did not run (its scratch place was not free): no verdict on the herd. */
+  notRun: string | null;
   rpoMs: number | null;
   restoredBytes: number | null;
   restoreMs: number | null;
@@ -65,27 +67,29 @@ interface DrillState {
 
 interface Prepared extends BackupPrepared {
   server: RestoreServer | null;
-  /** Each herd's place in the operation's list (0, 1, …): its own folder and port when there are several. */
-  slot: Map<number, number>;
+  /** The operation's herds (their ranks give each its own port). */
+  herdIds: number[];
 }
 
 /**
- * Where one herd of a drill goes. One herd: as given. Several (a bulk drill, a rule's): each its own folder
- * beside the one given (`<folder>-<stanza>`) and its own port (the port given plus its place in the list),
- * so that drills running at once on one scratch server never meet; the plan shows each.
+ * Where one herd of a drill goes: its own folder beside the one given (`<folder>-<stanza>`), and the port
+ * given plus the herd's rank among the operation's herds (by id), so that drills running at once on one
+ * scratch server (ticked together, or a rule's) never meet. The same at planning (the plan shows it) and
+ * when each target runs (alone: its rank is read from the operation's targets).
  */
 export function drillPlace(
   given: { dataDirectory: string; port: number },
   stanza: string,
-  slot: number,
-  herds: number,
+  rank: number,
 ): { dataDirectory: string; port: number } {
-  if (herds <= 1) return given;
   return {
     dataDirectory: path.join(`${path.dirname(given.dataDirectory)}-${stanza}`, path.basename(given.dataDirectory)),
-    port: given.port + slot,
+    port: given.port + rank,
   };
 }
+
+/** A herd's rank among `herdIds` (ascending ids). */
+const rankOf = (herdIds: number[], id: number) => Math.max(0, [...new Set(herdIds)].sort((a, b) => a - b).indexOf(id));
 
 /**
  * What `pgbackrest verify --verbose` found for the stanza: 'ok', else its report's lines that are not (the
@@ -169,8 +173,8 @@ export const restoreDrillAction = defineHerdAction({
         help: 'with time: the drill restores to it; a backup kept must have ended by then',
       },
       ...placeFields('Scratch server', {
-        example: '/var/lib/postgresql/15/drill',
-        help: 'absent or empty; removed after the drill. Several herds: each its own folder (<folder>-<stanza>) and port (the port plus its place in the list)',
+        example: '/var/lib/postgresql/drills/drill/data',
+        help: 'its folder must not exist; each herd gets <folder>-<stanza> and the port plus its rank among the herds; removed after the drill',
       }),
     ],
   },
@@ -181,6 +185,7 @@ export const restoreDrillAction = defineHerdAction({
     failedAt: null,
     cause: null,
     recorded: false,
+    notRun: null,
     rpoMs: null,
     restoredBytes: null,
     restoreMs: null,
@@ -189,7 +194,7 @@ export const restoreDrillAction = defineHerdAction({
   prepare: async (herds, params, db): Promise<Prepared> => ({
     ...(await prepareBackups(herds, db)),
     server: await loadRestoreServer(db, params.serverId),
-    slot: new Map(herds.map((h, k) => [h.id, k])),
+    herdIds: herds.map((h) => h.id),
   }),
   plan: (h, { params, prepared }) => {
     const p = prepared.policies.get(h.id);
@@ -204,12 +209,8 @@ export const restoreDrillAction = defineHerdAction({
     const runner = stanzaRunner(p, primary);
     if (!runner) return refuse('topology', 'no host to verify the repository from');
     const stanza = setup.stanza;
-    const at_ = drillPlace(
-      { dataDirectory: params.dataDirectory, port: params.port ?? primary.port },
-      stanza,
-      prepared.slot.get(h.id) ?? 0,
-      prepared.slot.size,
-    );
+    const basePort = params.port ?? primary.port;
+    const at_ = drillPlace({ dataDirectory: params.dataDirectory, port: basePort }, stanza, rankOf(prepared.herdIds, h.id));
     if (at_.port > 65535)
       return refuse('params', `its drill would listen on port ${at_.port} (the port given plus its place in the list): give a lower port`);
     const place: RestorePlace = {
@@ -237,6 +238,7 @@ export const restoreDrillAction = defineHerdAction({
       givesBack: true,
       run: async (x) => {
         if (x.state.recorded) return;
+        if (x.state.notRun !== null) return void x.deps.outcome?.(`drill not run: ${x.state.notRun}`);
         await record(x.deps.db, h, x, false);
         x.deps.outcome?.(`drill failed: ${x.state.cause ?? 'it stopped before it ended'}`);
       },
@@ -294,7 +296,28 @@ export const restoreDrillAction = defineHerdAction({
           ...checkEmpty,
           run: async (x) => {
             x.state.restoreFrom = Date.now();
-            await checkEmpty.run(x);
+            // Run alone, the target's port is its rank among the operation's herds, as the plan showed.
+            if (x.deps.operation) {
+              const r = await x.deps.db.execute<{ herd_id: number }>(
+                sql`SELECT herd_id FROM operation_targets WHERE operation_id = ${x.deps.operation.id} AND herd_id IS NOT NULL`,
+              );
+              place.port = drillPlace(
+                { dataDirectory: params.dataDirectory, port: basePort },
+                stanza,
+                rankOf(
+                  r.rows.map((t) => t.herd_id),
+                  h.id,
+                ),
+              ).port;
+            }
+            try {
+              await checkEmpty.run(x);
+            } catch (err) {
+              // The scratch place is not free (a folder there, something on the port): the drill did not run,
+              // which says nothing of the herd's backups. No verdict is recorded for it.
+              if (err instanceof Refusal) x.state.notRun = err.message;
+              throw err;
+            }
           },
         }),
         ...restRestore.map(noting),

@@ -183,9 +183,12 @@ async function reachesBack(
   if (!kept.length) throw new Error(`the repository holds no backup of stanza ${stanza}: take one (Back up) first`);
   if (kept.some((b) => b.stoppedAt.getTime() <= at.getTime())) return;
   const oldest = kept.reduce((a, b) => (a.stoppedAt < b.stoppedAt ? a : b));
+  const fulls = kept.filter((b) => b.type === 'full').length;
   throw new Error(
     `no backup kept in stanza ${stanza} ended by ${at.toISOString()}: the oldest, ${oldest.label}, ended at ${oldest.stoppedAt.toISOString()}; ` +
-      `the policy keeps ${String(retentionFull)} full backup${retentionFull === 1 ? '' : 's'} (retention), and those older have expired with the WAL only they needed`,
+      (fulls >= retentionFull
+        ? `the policy keeps ${String(retentionFull)} full backup${retentionFull === 1 ? '' : 's'} (retention), and those older have expired with the WAL only they needed`
+        : 'the repository holds nothing older'),
   );
 }
 
@@ -473,7 +476,15 @@ export function restoreSteps<S extends { restore: RestoreState }>(
           [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, '-l', path.join(home, 'postgresql.log'), '-w', '-t', '3600', 'start'],
           3600_000,
         );
-        const first = await firstWrite(pl, x.signal);
+        const first = await firstWrite(pl, x.signal, async () => {
+          // Asked when it does not take a write yet: a cluster that stopped (a recovery target it cannot
+          // reach, a setting it refuses) never will; say what its log said instead of waiting for hours.
+          const st = await execNoted(x.deps, srv, x, [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, 'status'], 20_000);
+          if (st.code === 0) return null;
+          const log = await execNoted(x.deps, srv, x, ['tail', '-n', '200', '--', path.join(home, 'postgresql.log')], 20_000);
+          const said = log.stdout.split('\n').filter((l) => /\b(FATAL|PANIC):/.test(l));
+          return `the restored cluster stopped: ${said.slice(-2).join(' | ') || log.stdout.trim().split('\n').slice(-2).join(' | ')}`;
+        });
         x.state.restore.rtoMs = Date.now() - (x.state.restore.startedAt ?? Date.now());
         x.state.restore.systemIdentifier = first.systemIdentifier;
         x.note({
@@ -484,9 +495,18 @@ export function restoreSteps<S extends { restore: RestoreState }>(
   ];
 }
 
-/** Waits until the restored cluster is out of recovery and takes a write; says what it is. */
-async function firstWrite(pl: RestorePlace, signal: AbortSignal): Promise<{ systemIdentifier: string; timeline: number }> {
+/**
+ * Waits until the restored cluster is out of recovery and takes a write; says what it is. `stopped` is
+ * asked (once a second at most) while it does not: a reason it never will ends the wait. A certificate
+ * that does not name the server is said at once: it will not change by waiting.
+ */
+async function firstWrite(
+  pl: RestorePlace,
+  signal: AbortSignal,
+  stopped: () => Promise<string | null>,
+): Promise<{ systemIdentifier: string; timeline: number }> {
   let last = '';
+  let askedAt = 0;
   while (!signal.aborted) {
     const c = instanceClient(restoredEndpoint(pl), { connectionTimeoutMillis: 3000, statement_timeout: 5000, application_name: 'pgherd' });
     c.on('error', () => {});
@@ -507,8 +527,17 @@ async function firstWrite(pl: RestorePlace, signal: AbortSignal): Promise<{ syst
       last = 'still recovering';
     } catch (err) {
       last = (err as Error).message;
+      if ((err as { code?: string }).code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+        throw new Error(
+          `the restored cluster's certificate does not name ${pl.server.address} (${last}): give the server's own TLS files (sslCertFile, sslKeyFile)`,
+        );
     } finally {
       await c.end().catch(() => {});
+    }
+    if (Date.now() - askedAt > 1000) {
+      askedAt = Date.now();
+      const why = await stopped();
+      if (why) throw new Error(why);
     }
     await new Promise((r) => setTimeout(r, 200));
   }

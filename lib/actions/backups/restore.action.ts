@@ -153,7 +153,10 @@ export const restoreAction = defineHerdAction({
         emptyLabel: '',
         help: 'with target before-operation: the operation to restore to just before',
       },
-      ...placeFields('Server', { example: '/var/lib/postgresql/15/restored', help: 'absent or empty on that server' }),
+      ...placeFields('Server', {
+        example: '/var/lib/postgresql/restores/orders-1/data',
+        help: 'its folder (orders-1 here) must not exist: the restore makes it, and lays everything down inside it',
+      }),
       {
         name: 'expiresInHours',
         label: 'Expires after (hours)',
@@ -222,7 +225,7 @@ export const restoreAction = defineHerdAction({
                 VALUES (${herdId}, ${server.id}, ${place.port}, ${place.dataDirectory}, ${place.pgVersion}, 'primary', 'primary', 'running', now())`);
               if (x.state.restore.claimId !== null)
                 await tx.execute(
-                  sql`UPDATE restore_claims SET settled_at = now(), settled_how = ${`kept as herd ${String(herdId)}`} WHERE id = ${x.state.restore.claimId}`,
+                  sql`UPDATE restore_claims SET settled_at = now(), settled_how = ${`kept as herd ${String(herdId)}`}, kept_herd_id = ${herdId} WHERE id = ${x.state.restore.claimId}`,
                 );
               return herdId;
             });

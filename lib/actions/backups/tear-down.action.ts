@@ -1,28 +1,83 @@
-// Tear down a restored herd: stops each member of a herd that pgherd's Restore made, removes what the
-// restore laid down on its server (its data directory, pgBackRest's files, socket folder and log beside it),
-// and forgets the herd. Only a herd pgherd restored (restored_from_herd_id set) is ever torn down: a herd
-// of the fleet is refused, whatever an admin ticks. Run by hand, or by the worker when the herd expires.
+// Tear down a restored herd: stops the cluster pgherd's Restore laid down and removes the folder it claimed
+// (its data directory, pgBackRest's files, socket folder and log inside it), and forgets the herd. What is
+// removed is what the restore recorded it made (its claim), never what the herd's rows point at now: an
+// instance moved into the herd since (an operator may edit instances) is not the restore's, and the herd is
+// refused until it is moved out. Only a herd pgherd restored is ever torn down. Run by hand, or by the
+// worker when the herd expires.
+import path from 'node:path';
 import { sql } from 'drizzle-orm';
+import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
 import type { Db } from '@/db/client';
 import { defineHerdAction, productionWarning, type ActionStep } from '@/lib/engine/define-action';
-import { memberArg } from '@/lib/engine/plan-identity';
 import { refuse } from '@/lib/fleet/refusal';
 import { removeRestored } from './restore-steps';
+
+interface Claim {
+  id: number;
+  serverId: number;
+  hostname: string;
+  dataDirectory: string;
+  pgVersion: number;
+  ssh: SshTarget;
+}
 
 interface Restored {
   restoredFrom: number | null;
   restoredTo: string;
   expiresAt: Date | null;
+  /** What its restore laid down (its kept claims). */
+  claims: Claim[];
 }
 
 async function prepare(herds: { id: number }[], _params: unknown, db: Db): Promise<Map<number, Restored>> {
   if (!herds.length) return new Map();
   const r = await db.execute<{ id: number; restored_from_herd_id: number | null; restored_to: string; expires_at: Date | null }>(sql`
     SELECT id, restored_from_herd_id, restored_to, expires_at FROM herds WHERE id = ANY(${sql.param(herds.map((h) => h.id))}::int[])`);
+  const c = await db.execute<{
+    id: number;
+    kept_herd_id: number;
+    server_id: number;
+    hostname: string;
+    host: string;
+    ssh_port: number;
+    ssh_user: string;
+    fingerprint: string | null;
+    environment: string;
+    data_directory: string;
+    pg_version: number;
+  }>(sql`
+    SELECT c.id, c.kept_herd_id, s.id AS server_id, s.hostname, coalesce(nullif(s.address, ''), s.hostname) AS host, s.ssh_port,
+           s.ssh_user, s.ssh_host_key_fingerprint AS fingerprint, e.name AS environment, c.data_directory, c.pg_version
+    FROM restore_claims c JOIN servers s ON s.id = c.server_id JOIN environments e ON e.id = s.environment_id
+    WHERE c.kept_herd_id = ANY(${sql.param(herds.map((h) => h.id))}::int[])
+    ORDER BY c.id`);
+  const claims = (herd: number): Claim[] =>
+    c.rows
+      .filter((x) => x.kept_herd_id === herd)
+      .map((x) => ({
+        id: x.id,
+        serverId: x.server_id,
+        hostname: x.hostname,
+        dataDirectory: x.data_directory,
+        pgVersion: x.pg_version,
+        ssh: {
+          host: x.host,
+          port: x.ssh_port,
+          username: x.ssh_user,
+          hostKeyFingerprint: x.fingerprint,
+          serverId: x.server_id,
+          environment: x.environment,
+        },
+      }));
   return new Map(
     r.rows.map((x) => [
       x.id,
-      { restoredFrom: x.restored_from_herd_id, restoredTo: x.restored_to, expiresAt: x.expires_at ? new Date(x.expires_at) : null },
+      {
+        restoredFrom: x.restored_from_herd_id,
+        restoredTo: x.restored_to,
+        expiresAt: x.expires_at ? new Date(x.expires_at) : null,
+        claims: claims(x.id),
+      },
     ]),
   );
 }
@@ -37,14 +92,24 @@ export const tearDownRestoredAction = defineHerdAction({
     const r = prepared.get(h.id);
     if (r?.restoredFrom === null || r?.restoredFrom === undefined)
       return refuse('not-applicable', `${h.label} was not made by pgherd's Restore: only a restored herd is torn down`);
-    const bad = h.members.find((m) => !m.dataDirectory.startsWith('/') || m.dataDirectory.split('/').length < 3);
-    if (bad) return refuse('not-applicable', `${bad.label} has no data directory pgherd can remove (${bad.dataDirectory || 'none'})`);
-    const steps: ActionStep[] = h.members.map((m) => ({
-      name: `stop ${m.label} and remove it`,
-      does: { kind: 'restore.tear-down-member', instance: memberArg(m), dataDirectory: m.dataDirectory },
-      says: `stop ${m.label} (immediate) and remove ${m.dataDirectory} and pgBackRest's files, socket folder and log beside it`,
+    // Every member must be what its restore laid down: the same server and data directory as a claim.
+    const stranger = h.members.find((m) => !r.claims.some((c) => c.serverId === m.serverId && c.dataDirectory === m.dataDirectory));
+    if (stranger)
+      return refuse(
+        'not-applicable',
+        `${stranger.label} (${stranger.dataDirectory}) is in ${h.label} but was not laid down by its restore: pgherd removes only what a restore made; move it out of the herd first`,
+      );
+    const steps: ActionStep[] = r.claims.map((c) => ({
+      name: `stop the restored cluster on ${c.hostname} and remove it`,
+      does: { kind: 'restore.tear-down-claim', claim: c.id, server: c.serverId, dataDirectory: c.dataDirectory },
+      says: `stop the cluster in ${c.dataDirectory} on ${c.hostname} (immediate) and remove ${path.dirname(c.dataDirectory)}, the folder its restore made`,
       timeoutMs: 180_000,
-      run: async (x) => removeRestored(x.deps, x, { server: { ssh: m.ssh }, dataDirectory: m.dataDirectory, pgVersion: m.pgVersion }),
+      run: async (x) => {
+        await removeRestored(x.deps, x, { server: { ssh: c.ssh }, dataDirectory: c.dataDirectory, pgVersion: c.pgVersion });
+        await x.deps.db.execute(
+          sql`UPDATE restore_claims SET settled_how = 'removed by Tear down', kept_herd_id = NULL WHERE id = ${c.id}`,
+        );
+      },
     }));
     return {
       steps: [

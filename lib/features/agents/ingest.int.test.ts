@@ -145,6 +145,62 @@ describe('ingest of real reports', () => {
     expect((await t.db.select().from(instances).where(eq(instances.serverId, s.id)))[0]!.state).toBe('running');
   });
 
+  it('keeps a restored copy in its restored herd, and leaves out a cluster a restore is still laying down', async () => {
+    // A restored copy shares its source's system identifier: on a server of its own, registered in a
+    // restored herd. Its agent reports it (and, beside it, a drill's copy whose claim is still open).
+    const source = t.lab.instances.find((i) => i.role === 'primary' && !isOpsTestHerd(i.environment, i.herd))!;
+    const [sourceRow] = await t.db
+      .select()
+      .from(instances)
+      .where(eq(instances.serverId, serverOf.get(source.server)!.id));
+    const [env] = await t.db.select().from(environments).where(eq(environments.name, 'lab-hosts'));
+    const [scratch] = await t.db
+      .insert(servers)
+      .values({ hostname: 'scratch-ingest', environmentId: env!.id, address: '127.0.99.230' })
+      .returning({ id: servers.id, hostname: servers.hostname, address: servers.address });
+    const [restored] = await t.db
+      .insert(herds)
+      .values({ environmentId: env!.id, name: 'copy', restoredFromHerdId: sourceRow!.herdId, restoredTo: 'latest' })
+      .returning();
+    const [copy] = await t.db
+      .insert(instances)
+      .values({
+        herdId: restored!.id,
+        serverId: scratch!.id,
+        port: 26001,
+        dataDirectory: '/srv/r/copy/data',
+        role: 'primary',
+        state: 'running',
+      })
+      .returning();
+    const [op] = await t.db
+      .execute<{ id: number }>(
+        sql`INSERT INTO operations (action, plan_digest, requested_by_name) VALUES ('restore-drill', 'x', 'test') RETURNING id`,
+      )
+      .then((r) => r.rows);
+    const [target] = await t.db
+      .execute<{ id: number }>(sql`INSERT INTO operation_targets (operation_id, label) VALUES (${op!.id}, 'drill') RETURNING id`)
+      .then((r) => r.rows);
+    await t.db.execute(sql`
+      INSERT INTO restore_claims (target_id, server_id, folder, data_directory, pg_version)
+      VALUES (${target!.id}, ${scratch!.id}, '/srv/r/drill', '/srv/r/drill/data', 15)`);
+    const sent = reports.get(source.server)!.instances[0]!;
+    await ingestReport(
+      t.db,
+      scratch!,
+      report([
+        { ...sent, port: 26001, dataDirectory: '/srv/r/copy/data' },
+        { ...sent, port: 26002, dataDirectory: '/srv/r/drill/data' },
+      ]),
+    );
+    const rows = await t.db.select().from(instances).where(eq(instances.serverId, scratch!.id));
+    expect(rows.map((r) => [r.port, r.herdId])).toEqual([[26001, restored!.id]]);
+    expect((await t.db.select().from(instances).where(eq(instances.id, copy!.id)))[0]!.herdId).toBe(restored!.id);
+    // The source herd keeps its one primary.
+    const sourceMembers = await t.db.select().from(instances).where(eq(instances.herdId, sourceRow!.herdId));
+    expect(sourceMembers.filter((m) => m.role === 'primary')).toHaveLength(1);
+  });
+
   it('stores strings with HTML and SQL as data', async () => {
     const s = serverOf.get(t.lab.instances[0]!.server)!;
     const sent = reports.get(t.lab.instances[0]!.server)!;

@@ -1,5 +1,5 @@
-// The recoverability scorecard, beside the DR scorecard: each herd with its standing as a restore would
-// find it. protected: its last restore drill passed within PGHERD_RESTORE_DRILL_MAX_AGE_DAYS and its archive
+// The recoverability scorecard, beside the DR scorecard: each herd of the fleet (a restored herd is a copy
+// for a while, not counted) with its standing as a restore would find it. protected: its last restore drill passed within PGHERD_RESTORE_DRILL_MAX_AGE_DAYS and its archive
 // is healthy; otherwise what needs a look, worst first: not configured, archive failing, drill failed,
 // never drilled, drill too old. With the last drill's RTO and RPO.
 import { sql } from 'drizzle-orm';
@@ -53,7 +53,7 @@ export async function recoverabilityScorecard(db: Queries, environmentId: number
            d.operation_id, d.finished_at, d.ok, d.cause, d.rto_ms, d.rpo_ms,
            (SELECT max(b.stopped_at) FROM backups b WHERE b.herd_id = h.id AND b.type = 'full' AND b.gone_at IS NULL) AS last_full
     FROM herds h JOIN environments e ON e.id = h.environment_id ${lastDrill}
-    WHERE ${environmentId === null ? sql`true` : sql`h.environment_id = ${environmentId}`}
+    WHERE h.restored_from_herd_id IS NULL AND ${environmentId === null ? sql`true` : sql`h.environment_id = ${environmentId}`}
     ORDER BY e.name, h.name`);
   return r.rows.map((x) => ({
     herdId: x.herd_id,
@@ -79,6 +79,6 @@ export async function recoverabilityScorecard(db: Queries, environmentId: number
 export async function unverifiedByEnvironment(db: Queries): Promise<{ environment: string; n: number }[]> {
   const r = await db.execute<{ environment: string; n: number }>(sql`
     SELECT e.name AS environment, (count(*) FILTER (WHERE ${recoverabilitySql(restoreDrillMaxAgeDays())} <> 'protected'))::int AS n
-    FROM herds h JOIN environments e ON e.id = h.environment_id ${lastDrill} GROUP BY e.name`);
+    FROM herds h JOIN environments e ON e.id = h.environment_id ${lastDrill} WHERE h.restored_from_herd_id IS NULL GROUP BY e.name`);
   return r.rows;
 }

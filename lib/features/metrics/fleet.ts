@@ -208,7 +208,9 @@ export function registerFleetGauges(
     async collect() {
       const rows = await rowsOf<{ environment: string; standing: string; n: number }>(sql`
         SELECT e.name AS environment, ${backupStatusSql(sql`h.id`)} AS standing, count(*)::int AS n
-        FROM herds h JOIN environments e ON e.id = h.environment_id GROUP BY 1, 2`);
+        FROM herds h JOIN environments e ON e.id = h.environment_id
+        -- A restored herd is a copy for a while, not the fleet's to back up.
+        WHERE h.restored_from_herd_id IS NULL GROUP BY 1, 2`);
       this.reset();
       for (const r of rows) this.set({ environment: r.environment, standing: r.standing }, r.n);
     },
