@@ -313,8 +313,17 @@ export async function reinitialize(restUrl: string, access: PatroniAccess): Prom
  * PATCH /config: a change to the cluster's dynamic configuration (kept in the DCS, applied by every
  * member on its next cycle); Patroni's whole dynamic configuration after it.
  */
-export async function patchConfig(restUrl: string, access: PatroniAccess, patch: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const a = refusedUnlessOk(await request(restUrl, access, 'PATCH', '/config', patch), 'change of the cluster configuration', [200], restUrl);
+export async function patchConfig(
+  restUrl: string,
+  access: PatroniAccess,
+  patch: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const a = refusedUnlessOk(
+    await request(restUrl, access, 'PATCH', '/config', patch),
+    'change of the cluster configuration',
+    [200],
+    restUrl,
+  );
   try {
     return JSON.parse(a.body) as Record<string, unknown>;
   } catch {
