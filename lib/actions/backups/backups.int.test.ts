@@ -4,6 +4,7 @@
 // recorded as `pgbackrest info` lists them, and a policy that points a herd's WAL at another environment's
 // backup host is refused with nothing changed. The repository's passphrase is in no step's record.
 import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -441,6 +442,38 @@ describe('Restore to a new herd', () => {
     const left = await runAsLab(labIdentity(), ['sh', '-c', 'test -e "$1" && echo left || echo gone', 'x', folder]);
     expect(left.stdout.trim()).toBe('gone');
     expect(await db.select().from(herds).where(eq(herds.name, 'alpha-past'))).toEqual([]);
+  });
+
+  it('onto a port something else listens on: fails saying what Postgres logged, nothing left', async () => {
+    // Not a Postgres: pg_isready cannot tell it from nothing. The start fails, and says why.
+    const squatter = net.createServer((c) => c.destroy());
+    await new Promise<void>((r) => squatter.listen(25907, scratch(1).address, r));
+    const folder = path.join(scratch(1).dataRoot, 'squatted');
+    try {
+      const r = await runOperation(
+        db,
+        worker.queue,
+        restoreAction,
+        { herdIds: [herdId] },
+        {
+          name: 'alpha-squatted',
+          target: 'latest',
+          serverId: String(await scratchId(1)),
+          port: '25907',
+          dataDirectory: path.join(folder, 'data'),
+          sslCertFile: scratch(1).tls!.certFile,
+          sslKeyFile: scratch(1).tls!.keyFile,
+        },
+      );
+      expect(r.op.status).toBe('failed');
+      expect(r.targets[0]!.error).toMatch(
+        /the restored cluster did not start: .*(could not bind|Address already in use|could not create any TCP\/IP sockets)/,
+      );
+      const left = await runAsLab(labIdentity(), ['sh', '-c', 'test -e "$1" && echo left || echo gone', 'x', folder]);
+      expect(left.stdout.trim()).toBe('gone');
+    } finally {
+      await new Promise((r) => squatter.close(r));
+    }
   });
 
   it('never over a running server: refused by the inventory, and over SSH when the inventory does not know', async () => {

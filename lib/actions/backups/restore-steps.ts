@@ -469,21 +469,26 @@ export function restoreSteps<S extends { restore: RestoreState }>(
       timeoutMs: 6 * 3600_000,
       run: async (x) => {
         x.state.restore.started = true;
-        await execNotedOk(
+        // What its log said last (its FATAL or PANIC lines): the cleanup removes the log with the folder.
+        const logSays = async () => {
+          const log = await execNoted(x.deps, srv, x, ['tail', '-n', '200', '--', path.join(home, 'postgresql.log')], 20_000);
+          const said = log.stdout.split('\n').filter((l) => /\b(FATAL|PANIC):/.test(l));
+          return said.slice(-2).join(' | ') || log.stdout.trim().split('\n').slice(-2).join(' | ');
+        };
+        const start = await execNoted(
           x.deps,
           srv,
           x,
           [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, '-l', path.join(home, 'postgresql.log'), '-w', '-t', '3600', 'start'],
           3600_000,
         );
+        if (start.code !== 0) throw new Error(`the restored cluster did not start: ${await logSays()}`);
         const first = await firstWrite(pl, x.signal, async () => {
           // Asked when it does not take a write yet: a cluster that stopped (a recovery target it cannot
           // reach, a setting it refuses) never will; say what its log said instead of waiting for hours.
           const st = await execNoted(x.deps, srv, x, [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, 'status'], 20_000);
           if (st.code === 0) return null;
-          const log = await execNoted(x.deps, srv, x, ['tail', '-n', '200', '--', path.join(home, 'postgresql.log')], 20_000);
-          const said = log.stdout.split('\n').filter((l) => /\b(FATAL|PANIC):/.test(l));
-          return `the restored cluster stopped: ${said.slice(-2).join(' | ') || log.stdout.trim().split('\n').slice(-2).join(' | ')}`;
+          return `the restored cluster stopped: ${await logSays()}`;
         });
         x.state.restore.rtoMs = Date.now() - (x.state.restore.startedAt ?? Date.now());
         x.state.restore.systemIdentifier = first.systemIdentifier;
