@@ -103,21 +103,39 @@ export interface RecoveryTarget {
   at?: Date;
 }
 
-/** Just before an operation: the moment its first step on the herd began (no commit of it is at or before that). */
-export async function operationStart(db: Db, operationId: number, herdId: number): Promise<Date | null> {
-  const r = await db.execute<{ at: Date | null }>(sql`
-    SELECT min(s.started_at) AS at FROM operation_steps s JOIN operation_targets t ON t.id = s.target_id
-    WHERE t.operation_id = ${operationId} AND (t.herd_id = ${herdId} OR t.instance_id IN (SELECT id FROM instances WHERE herd_id = ${herdId}))`);
-  const at = r.rows[0]?.at;
-  return at ? new Date(at) : null;
+/**
+ * A moment as pgherd compares it (`at`, to the millisecond) and as it is given to pgBackRest (`text`, in
+ * Postgres's format, to the microsecond: a commit a few microseconds before the moment is kept).
+ */
+export interface Instant {
+  at: Date;
+  text: string;
 }
 
-/** pgBackRest's time format: "2026-11-25 21:00:00.123+00". */
-const pgbackrestTime = (d: Date) => `${d.toISOString().replace('T', ' ').replace('Z', '')}+00`;
+/** Just before an operation: the moment its first step on the herd began (no commit of it is at or before that). */
+export async function operationStart(db: Db, operationId: number, herdId: number): Promise<Instant | null> {
+  const r = await db.execute<{ at: Date | null; text: string | null }>(sql`
+    SELECT min(s.started_at) AS at, to_char(min(s.started_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS text
+    FROM operation_steps s JOIN operation_targets t ON t.id = s.target_id
+    WHERE t.operation_id = ${operationId} AND (t.herd_id = ${herdId} OR t.instance_id IN (SELECT id FROM instances WHERE herd_id = ${herdId}))`);
+  const x = r.rows[0];
+  return x?.at && x.text ? { at: new Date(x.at), text: x.text } : null;
+}
+
+/**
+ * An ISO 8601 time as typed (isoInstant) in pgBackRest's format, in UTC, every digit of its fraction kept
+ * ("2026-11-25 21:00:00.123456+00"): a Date keeps milliseconds only, and zones are whole minutes, so the
+ * digits past the third are the same in any zone.
+ */
+export function pgbackrestTime(iso: string): string {
+  const utc = new Date(iso.replace(' ', 'T')).toISOString();
+  const fraction = (/:\d{2}\.(\d{1,6})/.exec(iso)?.[1] ?? '').padEnd(6, '0');
+  return `${utc.slice(0, 19).replace('T', ' ')}.${utc.slice(20, 23)}${fraction.slice(3)}+00`;
+}
 
 export function recoveryTarget(
   p: { target: string; time?: string; lsn?: string; restorePoint?: string; operationId?: number },
-  operationAt: Date | null,
+  operationAt: Instant | null,
 ): RecoveryTarget | Refusal {
   const promote = ['--target-action=promote'];
   switch (p.target) {
@@ -127,7 +145,7 @@ export function recoveryTarget(
       if (!p.time) return refuse('params', 'target time needs a time');
       const at = new Date(p.time.replace(' ', 'T'));
       return {
-        options: ['--type=time', `--target=${pgbackrestTime(at)}`, ...promote],
+        options: ['--type=time', `--target=${pgbackrestTime(p.time)}`, ...promote],
         words: at.toISOString(),
         kind: 'time',
         value: at.toISOString(),
@@ -151,11 +169,11 @@ export function recoveryTarget(
         return refuse('not-applicable', `operation #${p.operationId} never ran a step on this herd: there is no "before it" to restore to`);
       return {
         // Exclusive: a transaction that committed at the very moment the operation began is left out with it.
-        options: ['--type=time', `--target=${pgbackrestTime(operationAt)}`, '--target-exclusive', ...promote],
-        words: `just before operation #${p.operationId} (its first step began ${operationAt.toISOString()})`,
+        options: ['--type=time', `--target=${operationAt.text}`, '--target-exclusive', ...promote],
+        words: `just before operation #${p.operationId} (its first step began ${operationAt.at.toISOString()})`,
         kind: 'before-operation',
-        value: `${p.operationId}@${operationAt.toISOString()}`,
-        at: operationAt,
+        value: `${p.operationId}@${operationAt.at.toISOString()}`,
+        at: operationAt.at,
       };
     }
     default:

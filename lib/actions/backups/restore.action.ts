@@ -17,6 +17,7 @@ import {
   loadRestoreServer,
   newRestoreState,
   operationStart,
+  type Instant,
   recoveryTarget,
   restoreSteps,
   restoreTargetParams,
@@ -46,7 +47,7 @@ export const restoreParams = z
 
 interface Prepared extends BackupPrepared {
   server: RestoreServer | null;
-  operationAt: Map<number, Date | null>;
+  operationAt: Map<number, Instant | null>;
   takenNames: Set<string>;
   /** Per herd: the last full backup's size and the last passing drills' throughput (bytes a second), when known. */
   estimates: Map<number, { bytes: number | null; bytesPerSecond: number | null; drills: number }>;
@@ -87,7 +88,7 @@ async function prepare(herds: HerdRef[], params: z.output<typeof restoreParams>,
       `a restore takes one herd (its new name, server and data directory are the operation's); ${herds.length} were given`,
     );
   const base = await prepareBackups(herds, db);
-  const operationAt = new Map<number, Date | null>();
+  const operationAt = new Map<number, Instant | null>();
   if (params.operationId !== undefined) for (const h of herds) operationAt.set(h.id, await operationStart(db, params.operationId, h.id));
   const taken = await db.execute<{ key: string }>(sql`
     SELECT e.id || '/' || h.name AS key FROM herds h JOIN environments e ON e.id = h.environment_id WHERE h.name = ${params.name}`);
