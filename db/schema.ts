@@ -1014,6 +1014,40 @@ export const restoreClaims = pgTable(
   ],
 );
 
+// An EC2 instance pgherd launched for a target (a restore's or a drill's new server): recorded before the
+// launch (its client token: EC2 launches once per token), its id once EC2 gave one. Terminated by the
+// target's cleanup unless kept (then Tear down terminates it), or by the next worker's reconcile when the
+// target ended without its cleanup: no instance pgherd launched is left running, and paid for, untracked.
+export const launchedInstances = pgTable(
+  'launched_instances',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    targetId: bigint('target_id', { mode: 'number' })
+      .notNull()
+      .references(() => operationTargets.id, { onDelete: 'cascade' }),
+    environmentId: integer('environment_id')
+      .notNull()
+      .references(() => environments.id, { onDelete: 'cascade' }),
+    region: text('region').notNull(),
+    clientToken: text('client_token').notNull().unique(),
+    instanceType: text('instance_type').notNull(),
+    instanceId: text('instance_id'),
+    // Its server row, once registered (gone when the instance is terminated).
+    serverId: integer('server_id').references(() => servers.id, { onDelete: 'set null' }),
+    // The herd it became part of (a restore kept): what Tear down terminates.
+    keptHerdId: integer('kept_herd_id'),
+    terminatedAt: timestamp('terminated_at', { withTimezone: true }),
+    settledHow: text('settled_how'),
+    lastError: text('last_error'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('launched_instances_open_idx')
+      .on(t.targetId)
+      .where(sql`terminated_at IS NULL`),
+  ],
+);
+
 // A rule's runs: one row per fire, whatever came of it (an operation, a skip and why, a refusal, a
 // miss). Unique per rule and fire: however many workers see a due time, one of them runs it.
 export const ruleRuns = pgTable(

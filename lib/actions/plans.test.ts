@@ -529,16 +529,42 @@ describe('an action is its plan', () => {
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
       if (a.on === 'herd' && (a.name === 'restore' || a.name === 'restore-drill')) {
+        // The restore onto a new EC2 instance (its launch step and termination), the drill onto a server.
+        const launch = {
+          template: {
+            like: 'i-0source',
+            region: 'eu-west-1',
+            imageId: 'ami-0123',
+            subnetId: 'subnet-0abc',
+            vpcId: 'vpc-0abc',
+            account: '123456789012',
+            availabilityZone: 'eu-west-1a',
+            securityGroupIds: ['sg-0db'],
+            keyName: 'fleet',
+            instanceProfileArn: null,
+            architecture: 'x86_64',
+          },
+          instanceType: 'm6i.large',
+          vcpus: 2,
+          memoryGiB: 8,
+          perHour: 0.107,
+          priceSource: 'shipped price file, 2026-11-20',
+          environmentId: h.environmentId,
+          environment: h.environment,
+          like: { hostname: 'db-1', site: 'dc-east', sshUser: 'postgres', sshPort: 22 },
+        };
         const prepared = {
           ...backupPrepared(h),
-          server: scratchServer(h),
+          server: a.name === 'restore' ? null : scratchServer(h),
+          launch: a.name === 'restore' ? launch : null,
+          launches: new Map(),
           operationAt: new Map(),
           takenNames: new Set<string>(),
           estimates: new Map([[h.id, { bytes: 10_000_000_000, bytesPerSecond: 100_000_000, drills: 3 }]]),
         };
         const params =
           a.name === 'restore'
-            ? { name: 'billing-restored', target: 'latest', serverId: 7, dataDirectory: '/var/lib/postgresql/15/restored' }
+            ? { name: 'billing-restored', target: 'latest', instanceType: 'm6i.large', dataDirectory: '/var/lib/postgresql/15/restored' }
             : { serverId: 7, dataDirectory: '/var/lib/postgresql/15/drill' };
         return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };
       }
@@ -552,7 +578,18 @@ describe('an action is its plan', () => {
           pgVersion: m.pgVersion,
           ssh: m.ssh,
         }));
-        const prepared = new Map([[h.id, { restoredFrom: 1, restoredTo: 'latest', expiresAt: null, claims }]]);
+        const prepared = new Map([
+          [
+            h.id,
+            {
+              restoredFrom: 1,
+              restoredTo: 'latest',
+              expiresAt: null,
+              claims,
+              launched: [{ id: 1, instanceId: 'i-0abc', instanceType: 'm6i.large' }],
+            },
+          ],
+        ]);
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
       if (a.on === 'herd') return { words: a.plan(h, { params: {} }).steps, steps: a.steps(h, deps, { params: {} }) };

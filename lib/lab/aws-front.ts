@@ -19,6 +19,13 @@
 // - The Price List Query API (GetProducts), which moto lacks, answered from the price file pgherd
 //   ships, published LAB_PRICES_PUBLISHED; `pricing: { perHour: { "m6i.xlarge": 0.5 } }` in the
 //   capacity file changes a price, `pricing: { error: "AccessDeniedException" }` fails every call.
+// - RunInstances in an environment's subnet (`launch` in its configuration) gives the instance a free
+//   address of the environment's launch addresses, where an sshd answers as the new host would; none free
+//   is InsufficientFreeAddressesInSubnet. A ClientToken launches once (the same answer again, as AWS does;
+//   moto launches again). Types listed under `insufficient` are refused for capacity.
+// - GetConsoleOutput of a launched instance: cloud-init's block of SSH host key fingerprints (empty for
+//   its first second, as a booting host's console is); `console: "other-key"` in the capacity file prints
+//   another key than the host's.
 // - S3 over TLS (`s3` in its configuration): every request passed to moto as it came (but for its Host:
 //   moto's own, so a path-style request is read as one), streamed both ways, on a certificate of the lab's
 //   CA; pgBackRest's S3 repositories talk to it.
@@ -41,6 +48,12 @@ export interface AwsFrontConfig {
   capacityFile: string;
   /** Each EC2 instance's Postgres instances (what its host runs). */
   hosts: Record<string, { dataDirectory: string; logFile: string }[]>;
+  /**
+   * Instances launched (RunInstances) in an environment's subnet: each gets a free one of the environment's
+   * addresses as its private address (an sshd answers there with the environment's host key), and its
+   * console says that key as cloud-init prints it.
+   */
+  launch?: { slots: { environment: string; address: string; fingerprint: string }[]; subnets: Record<string, string> };
   /** S3 over TLS: moto's own TLS fails with pgBackRest ("unexpected eof"), so S3 is served here with the lab CA's certificate. */
   s3?: { port: number; certFile: string; keyFile: string };
 }
@@ -134,6 +147,7 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     slow?: Record<string, number>;
     route53?: { error?: string };
     pricing?: { error?: string; perHour?: Record<string, number> };
+    console?: 'other-key';
   };
   const capacity = (): Faults => {
     if (!existsSync(cfg.capacityFile)) return {};
@@ -176,6 +190,88 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
         console.error(`aws-front: ${verb} ${h.dataDirectory}: ${(err as Error).message}`);
       });
     }
+  };
+
+  // Launches: one at a time (two must not take one address), answered again for a ClientToken seen before.
+  let launching: Promise<unknown> = Promise.resolve();
+  const launchedBy = new Map<string, { status: number; headers: http.OutgoingHttpHeaders; body: Buffer }>();
+  const launchedAt = new Map<string, number>();
+  // moto keeps a terminated instance's private address in use for ever ("IP already in use"), where EC2
+  // frees it: a launched instance runs on the address moto gives it, and the front says the lab address it
+  // was given instead, in every answer.
+  const slotOf = new Map<string, { address: string; motoIp: string }>();
+  const asLaunched = (xml: string) =>
+    slotOf.size
+      ? eachInstance(xml, (item) => {
+          const s = slotOf.get(/<instanceId>([^<]+)<\/instanceId>/.exec(item)?.[1] ?? '');
+          if (!s) return item;
+          // The address, and its dashed form in the private DNS name, never a longer address it begins.
+          const dotted = new RegExp(`(?<![0-9.])${s.motoIp.replace(/\./g, '\\.')}(?![0-9])`, 'g');
+          const dashed = new RegExp(`(?<=ip-)${s.motoIp.replace(/\./g, '-')}(?![0-9])`, 'g');
+          return item.replace(dotted, s.address).replace(dashed, s.address.replace(/\./g, '-'));
+        })
+      : xml;
+  const runInstances = async (req: http.IncomingMessage, p: URLSearchParams, env: string) => {
+    const token = p.get('ClientToken');
+    const again = token ? launchedBy.get(token) : undefined;
+    if (again) return again;
+    const type = p.get('InstanceType') ?? '';
+    if (refused().includes(type))
+      return {
+        error: [
+          'InsufficientInstanceCapacity',
+          `We currently do not have sufficient ${type} capacity in the Availability Zone you requested.`,
+        ],
+      };
+    const slots = (cfg.launch?.slots ?? []).filter((x) => x.environment === env).map((x) => x.address);
+    const mine = [...slotOf].filter(([, s]) => slots.includes(s.address));
+    const live = mine.length ? await describe(mine.map(([id]) => id)) : [];
+    const taken = new Set(live.filter((i) => i.State?.Name !== 'terminated').map((i) => slotOf.get(i.InstanceId ?? '')?.address ?? ''));
+    const address = slots.find((a) => !taken.has(a));
+    if (!address)
+      return {
+        error: [
+          'InsufficientFreeAddressesInSubnet',
+          `The specified subnet does not have enough free addresses to satisfy the request (the lab has ${String(slots.length)} for ${env}).`,
+        ],
+      };
+    const answer = await forward(cfg.motoUrl, req, Buffer.from(p.toString()));
+    if (answer.status === 200) {
+      const xml = answer.body.toString('utf8');
+      const id = /<instanceId>([^<]+)<\/instanceId>/.exec(xml)?.[1];
+      const motoIp = /<privateIpAddress>([^<]+)<\/privateIpAddress>/.exec(xml)?.[1];
+      if (id && motoIp) {
+        slotOf.set(id, { address, motoIp });
+        launchedAt.set(id, Date.now());
+        answer.body = Buffer.from(asLaunched(xml));
+        answer.headers['content-length'] = String(answer.body.length);
+      }
+      if (token) launchedBy.set(token, answer);
+    }
+    return answer;
+  };
+  const consoleOutput = async (res: http.ServerResponse, id: string) => {
+    const at = slotOf.get(id);
+    const slot = cfg.launch?.slots.find((x) => x.address === at?.address);
+    if (!slot) return false;
+    const booted = Date.now() - (launchedAt.get(id) ?? 0) > 1000;
+    const key = capacity().console === 'other-key' ? 'SHA256:0000000000000000000000000000000000000000000' : slot.fingerprint;
+    const host = `ip-${slot.address.replace(/\./g, '-')}`;
+    const text = [
+      `[    0.000000] Linux version 6.1.0-lab (lab@${host})`,
+      `ec2: #############################################################`,
+      `ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----`,
+      `ec2: 256 ${key} root@${host} (ED25519)`,
+      `ec2: -----END SSH HOST KEY FINGERPRINTS-----`,
+      `ec2: #############################################################`,
+      `Cloud-init v. 22.4.2 finished.`,
+      '',
+    ].join('\n');
+    res.writeHead(200, { 'content-type': 'text/xml;charset=UTF-8' });
+    res.end(
+      `<?xml version="1.0" encoding="UTF-8"?>\n<GetConsoleOutputResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>${randomUUID()}</requestId><instanceId>${id}</instanceId><timestamp>${new Date().toISOString()}</timestamp>${booted ? `<output>${Buffer.from(text).toString('base64')}</output>` : ''}</GetConsoleOutputResponse>`,
+    );
+    return true;
   };
 
   // Route 53 changes still propagating: change id -> when they are INSYNC.
@@ -222,6 +318,17 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
         const p = isEc2 ? new URLSearchParams(body.toString('utf8')) : null;
         const action = p?.get('Action') ?? null;
         const ids = p ? instanceIds(p) : [];
+        const launchEnv =
+          p && action === 'RunInstances' && !p.has('PrivateIpAddress') ? cfg.launch?.subnets[p.get('SubnetId') ?? ''] : undefined;
+        if (p && launchEnv !== undefined) {
+          const next = launching.then(() => runInstances(req, p, launchEnv));
+          launching = next.catch(() => {});
+          const a = await next;
+          if ('error' in a) return void ec2Error(res, a.error[0] === 'InsufficientInstanceCapacity' ? 500 : 400, a.error[0]!, a.error[1]!);
+          res.writeHead(a.status, a.headers);
+          return void res.end(a.body);
+        }
+        if (p && action === 'GetConsoleOutput' && (await consoleOutput(res, p.get('InstanceId') ?? ''))) return;
         if (p && action === 'ModifyInstanceAttribute' && p.has('InstanceType.Value')) {
           const [i] = await describe(ids);
           const state = i?.State?.Name;
@@ -252,8 +359,8 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
           late.includes(i.InstanceType ?? '') || late.includes(`${i.InstanceType ?? ''}@${i.Placement?.AvailabilityZone ?? ''}`);
         const wasStopped = stoppedNow.map((i) => i.InstanceId ?? '');
         const answer = await forward(cfg.motoUrl, req, body);
-        if (action === 'DescribeInstances' && (booting.size || lateRefused.size) && answer.status === 200) {
-          answer.body = Buffer.from(reasonsOfLateRefused(pendingWhileBooting(answer.body.toString('utf8'))));
+        if (action === 'DescribeInstances' && (booting.size || lateRefused.size || slotOf.size) && answer.status === 200) {
+          answer.body = Buffer.from(asLaunched(reasonsOfLateRefused(pendingWhileBooting(answer.body.toString('utf8')))));
           answer.headers['content-length'] = String(answer.body.length);
         }
         res.writeHead(answer.status, answer.headers);
@@ -332,6 +439,8 @@ async function forward(motoUrl: string, req: http.IncomingMessage, body: Buffer)
   const u = new URL(req.url ?? '/', motoUrl);
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'connection') headers[k] = v;
+  // The body may have been changed here (a launch's address): its own length.
+  headers['content-length'] = String(body.length);
   return new Promise<{ status: number; headers: http.OutgoingHttpHeaders; body: Buffer }>((resolve, reject) => {
     const out = http.request(u, { method: req.method, headers: { ...headers, host: u.host } }, (r) => {
       const parts: Buffer[] = [];

@@ -111,6 +111,8 @@ export async function startAws(
   track: (p: { name: string; pid: number; program: string; signal: NodeJS.Signals }) => void,
   /** With the lab's CA: S3 over TLS, and a bucket for each of these environments. */
   s3?: { ca: LabCa; environments: string[] },
+  /** Addresses an instance launched in an environment's subnet gets, and the host key its sshd there presents. */
+  launch: { environment: string; address: string; fingerprint: string }[] = [],
 ): Promise<LabAws> {
   const motoPort = await freePort();
   const frontPort = await freePort();
@@ -183,6 +185,7 @@ export async function startAws(
     identity: id,
     capacityFile,
     hosts,
+    launch: { slots: launch, subnets: Object.fromEntries(vpcs.map((v) => [v.subnetId, v.environment])) },
     ...(s3Cert ? { s3: { port: s3Port, certFile: s3Cert.certFile, keyFile: s3Cert.keyFile } } : {}),
   };
   const cfgFile = path.join(dir, 'aws-front.json');

@@ -31,9 +31,29 @@ export interface LabScratchServer {
   tls?: LabCertificate;
 }
 
+/**
+ * An address an EC2 instance launched in the environment's subnet gets (the lab's AWS front gives it as the
+ * instance's private address): an sshd answers there with the environment's host key, as a new host of the
+ * environment's image would. Not in pgherd's inventory until something launches it.
+ */
+export interface LabLaunchSlot {
+  environment: string;
+  address: string;
+}
+
+/** What the environment's image holds for a Postgres on a launched instance: a folder for data, and a certificate naming every launch address. */
+export interface LabLaunchImage {
+  environment: string;
+  dataRoot: string;
+  tls?: LabCertificate;
+}
+
 export interface LabBackup {
   hosts: LabBackupHost[];
   scratch: LabScratchServer[];
+  /** Addresses for instances launched in EC2 (an sshd each), and each environment's image. */
+  launch: LabLaunchSlot[];
+  images: LabLaunchImage[];
 }
 
 /** Scratch servers per environment in a lab. */
@@ -64,12 +84,28 @@ export function planBackupHosts(dir: string, environments: string[], sites: stri
       };
     }),
   );
-  return { hosts, scratch };
+  // The rest of the scratch range (<subnet>.230-239), shared out: at most 2 an environment.
+  const free = 10 - scratch.length;
+  const each = Math.min(2, Math.floor(free / Math.max(1, environments.length)));
+  const launch = environments.flatMap((environment, k) =>
+    Array.from({ length: each }, (_, n) => ({ environment, address: `${subnet}.${String(239 - k * each - n)}` })),
+  );
+  const images = environments.map((environment) => ({ environment, dataRoot: path.join(dir, 'launched', shortEnv(environment)) }));
+  return { hosts, scratch, launch, images };
 }
 
 /** Creates the repositories' and scratch servers' directories, owned by the lab user, and the scratch servers' certificates. */
 export async function prepareBackupHosts(id: Identity, b: LabBackup, ca: LabCa | null): Promise<void> {
   for (const h of b.hosts) mkdirOwned(id, h.repoPath, 0o750);
+  for (const img of b.images) {
+    mkdirOwned(id, img.dataRoot, 0o750);
+    const addresses = b.launch.filter((l) => l.environment === img.environment).map((l) => l.address);
+    if (ca && addresses.length)
+      img.tls = await issueCertificate(id, ca, `${img.dataRoot}-tls`, 'server', {
+        ips: addresses,
+        names: [`launched-${shortEnv(img.environment)}.lab.internal`],
+      });
+  }
   for (const s of b.scratch) {
     mkdirOwned(id, s.dataRoot, 0o750);
     if (ca)

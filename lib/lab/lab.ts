@@ -421,6 +421,8 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
         ...members.map((m) => ({ address: m.address, environment: m.environment })),
         ...(info.backup?.hosts ?? []).map((h) => ({ address: h.address, environment: h.environment })),
         ...(info.backup?.scratch ?? []).map((h) => ({ address: h.address, environment: h.environment })),
+        // Where EC2 instances the lab's AWS launches answer.
+        ...(opts.aws === false ? [] : (info.backup?.launch ?? [])).map((h) => ({ address: h.address, environment: h.environment })),
         ...poolerHosts.map((p) => ({ address: p.address, environment: p.environment })),
         ...info.instances.filter((i) => i.patroniUrl).map((i) => ({ address: i.address, environment: i.environment })),
       ];
@@ -455,6 +457,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
           info.pgBin,
           track,
           { ca: info.tls, environments: [...new Set(info.instances.map((i) => i.environment))] },
+          (info.backup?.launch ?? []).map((l) => ({ ...l, fingerprint: info.ssh!.environments[l.environment]!.hostKeyFingerprint })),
         );
         if (opts.route53 && info.dns) {
           const env = opts.route53;

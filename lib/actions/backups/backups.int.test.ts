@@ -6,7 +6,8 @@
 import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { eq, sql } from 'drizzle-orm';
+import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
 import {
@@ -15,6 +16,8 @@ import {
   herdBackupSetups,
   herds,
   instances,
+  launchedInstances,
+  operationTargets,
   restoreDrills,
   servers,
   webhookDeliveries,
@@ -48,6 +51,11 @@ import { recoverabilityScorecard, unverifiedByEnvironment } from '@/lib/features
 import { defineHerdAction } from '@/lib/engine/define-action';
 import { registerAction } from '@/lib/actions/registry';
 import { memberConfigPath, repoConfigPath } from '@/lib/fleet/backups/pgbackrest';
+import { ec2Client } from '@/lib/adapters/aws/config';
+import { launchInstance, launchTemplateOf } from '@/lib/adapters/aws/ec2-launch';
+import { discoverEc2, discoveryConfig } from '@/lib/features/discovery/discovery';
+import { labAwsEnvironments } from '@/lib/lab/aws';
+import { priceList } from '@/lib/fleet/cloud/prices';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'backups-test.json');
 const PREFIX = 't-backups';
@@ -831,6 +839,200 @@ describe('Restore drill', () => {
     expect(d!.cause).toMatch(/^the drill stopped before it ended/);
     expect((await standing()).verdict).toBe('drill failed');
   });
+});
+
+describe('Onto a new EC2 instance (moto behind the lab front)', () => {
+  const image = () => lab.backup!.images.find((i) => i.environment === 'bk')!;
+  const slots = () => lab.backup!.launch.filter((l) => l.environment === 'bk').map((l) => l.address);
+  const where = (name: string, port: number, type = 'm6i.large') => ({
+    instanceType: type,
+    port: String(port),
+    dataDirectory: path.join(image().dataRoot, name, 'data'),
+    sslCertFile: image().tls!.certFile,
+    sslKeyFile: image().tls!.keyFile,
+  });
+  /** EC2's word on an instance (through the lab's front, as pgherd asks). */
+  const ec2State = async (id: string) => {
+    const c = ec2Client(lab.aws!.region);
+    try {
+      const r = await c.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+      return r.Reservations?.[0]?.Instances?.[0];
+    } finally {
+      c.destroy();
+    }
+  };
+  const launched = (targetIds: number[]) =>
+    db.select().from(launchedInstances).where(inArray(launchedInstances.targetId, targetIds)).orderBy(launchedInstances.id);
+  const steps = (r: { steps: { name: string; status: string; stderrTail: string; error?: string | null }[] }) =>
+    JSON.stringify(r.steps.map((s) => [s.name, s.status, s.error ?? '', s.stderrTail.slice(-300)]));
+  const folderLeft = async (dir: string) =>
+    (await runAsLab(labIdentity(), ['sh', '-c', 'test -e "$1" && echo left || echo gone', 'x', dir])).stdout.trim();
+
+  beforeAll(async () => {
+    // The servers' cloud identity, as EC2 discovery gives it: the primary is the template of a new instance.
+    const cfg = discoveryConfig({ PGHERD_AWS_DISCOVERY: JSON.stringify({ regions: [lab.aws!.region], tags: lab.aws!.discoveryTags }) })!;
+    await discoverEc2(db, cfg, (region) => ec2Client(region));
+  });
+
+  it('a restore: priced on the confirmation page, launched like the primary, its host key from its console, torn down with its instance', async () => {
+    const params = { name: 'alpha-on-ec2', target: 'latest', ...where('alpha-on-ec2', 25950) };
+    const plan = await planOperation(db, SYSTEM_ACCESS, restoreAction, [herdId], params);
+    const t = plan.targets[0]!;
+    expect(t.refused).toBeFalsy();
+    // The price from the shipped list (m6i.large in eu-west-1), per hour and per month, and added to the plan's cost.
+    const perHour = priceList().perHour(lab.aws!.region, 'm6i.large')!;
+    expect(perHour).toBeGreaterThan(0);
+    expect(t.facts!.find((f) => f.label === 'New instance')!.value).toContain(`$${perHour.toFixed(3)}/h on demand`);
+    expect(plan.cost).toMatchObject({ nowPerHour: 0, afterPerHour: perHour, targets: 1 });
+    expect(t.steps[0]).toMatch(
+      /^launch a m6i\.large \(\d+ vCPU, [\d.]+ GiB\) in subnet-\w+ \(eu-west-1\w\) from ami-\w+, like \S+ .*; pin its SSH host key from its console/,
+    );
+
+    const r = await runOperation(db, worker.queue, restoreAction, { herdIds: [herdId] }, params);
+    expect(r.op.status, steps(r)).toBe('succeeded');
+    const [l] = await launched(r.targets.map((x) => x.id));
+    expect(l).toMatchObject({ instanceType: 'm6i.large', terminatedAt: null });
+    expect(l!.instanceId).toMatch(/^i-/);
+    const i = await ec2State(l!.instanceId!);
+    expect(i?.State?.Name).toBe('running');
+    expect(slots()).toContain(i?.PrivateIpAddress);
+    // Launched like the primary: its image and subnet; tagged with the operation.
+    const [source] = await db.select().from(servers).where(eq(servers.hostname, primary().server));
+    const like = await ec2State(source!.cloudInstanceId!);
+    expect([i?.ImageId, i?.SubnetId]).toEqual([like?.ImageId, like?.SubnetId]);
+    expect(i?.Tags).toEqual(expect.arrayContaining([{ Key: 'pgherd:launched-by', Value: `operation ${String(r.op.id)}` }]));
+    // Its server: in bk, at its address, its host key the one its console printed (the lab's sshd's for bk).
+    const [s] = await db.select().from(servers).where(eq(servers.id, l!.serverId!));
+    expect(s).toMatchObject({
+      address: i?.PrivateIpAddress,
+      cloudInstanceId: l!.instanceId,
+      sshHostKeyFingerprint: lab.ssh!.environments.bk!.hostKeyFingerprint,
+    });
+    // The restored herd runs there, and has the source's data.
+    const [h] = await db.select().from(herds).where(eq(herds.name, 'alpha-on-ec2'));
+    expect(l!.keptHerdId).toBe(h!.id);
+    const dsn = `postgres://postgres@${i!.PrivateIpAddress!}:25950/postgres`;
+    expect((await query<{ n: number }>(dsn, 'SELECT count(*)::int AS n FROM pitr'))[0]!.n).toBe(100);
+
+    // Tear down: the cluster removed, the herd forgotten, the instance terminated and its server gone.
+    const down = await runOperation(db, worker.queue, tearDownRestoredAction, { herdIds: [h!.id] });
+    expect(down.op.status, steps(down)).toBe('succeeded');
+    expect((await ec2State(l!.instanceId!))?.State?.Name).toBe('terminated');
+    expect(await db.select().from(servers).where(eq(servers.id, l!.serverId!))).toEqual([]);
+    const [after] = await launched(r.targets.map((x) => x.id));
+    expect(after!.terminatedAt).not.toBeNull();
+    expect(after!.settledHow).toBe('terminated by Tear down');
+    expect(await folderLeft(path.join(image().dataRoot, 'alpha-on-ec2'))).toBe('gone');
+  });
+
+  it('a drill: launched, proven, terminated when it ends; no server left', async () => {
+    const r = await runOperation(db, worker.queue, restoreDrillAction, { herdIds: [herdId] }, where('drill-ec2', 25960));
+    expect(r.op.status, steps(r)).toBe('succeeded');
+    const [d] = await db.select().from(restoreDrills).where(eq(restoreDrills.operationId, r.op.id));
+    expect(d).toMatchObject({ ok: true, cause: '' });
+    const [l] = await launched(r.targets.map((x) => x.id));
+    expect(l!.settledHow).toBe('terminated by its cleanup');
+    expect((await ec2State(l!.instanceId!))?.State?.Name).toBe('terminated');
+    expect(l!.serverId).toBeNull();
+    expect(await db.select().from(servers).where(eq(servers.cloudInstanceId, l!.instanceId!))).toEqual([]);
+    expect(await folderLeft(path.join(image().dataRoot, 'drill-ec2-bk-alpha'))).toBe('gone');
+  });
+
+  it('a console that names another key than the host presents: refused at SSH, the instance terminated, nothing registered, no verdict', async () => {
+    writeFileSync(lab.aws!.capacityFile, JSON.stringify({ console: 'other-key' }));
+    try {
+      const before = await db.select().from(restoreDrills).where(eq(restoreDrills.herdId, herdId));
+      const r = await runOperation(db, worker.queue, restoreDrillAction, { herdIds: [herdId] }, where('drill-forged', 25961));
+      expect(r.op.status).toBe('failed');
+      expect(r.targets[0]!.error).toMatch(/host key/i);
+      const [l] = await launched(r.targets.map((x) => x.id));
+      expect(l!.settledHow).toBe('terminated by its cleanup');
+      expect((await ec2State(l!.instanceId!))?.State?.Name).toBe('terminated');
+      expect(await db.select().from(servers).where(eq(servers.cloudInstanceId, l!.instanceId!))).toEqual([]);
+      // The instance could not be had: nothing is said of the herd's backups.
+      expect(await db.select().from(restoreDrills).where(eq(restoreDrills.herdId, herdId))).toEqual(before);
+    } finally {
+      writeFileSync(lab.aws!.capacityFile, JSON.stringify({ insufficient: [] }));
+    }
+  });
+
+  it('refused at planning, nothing launched: no such type, a server and a type both, the VPC another environment\u2019s, no capacity', async () => {
+    const before = (await db.select().from(launchedInstances)).length;
+    const plan = (p: Record<string, unknown>) => planOperation(db, SYSTEM_ACCESS, restoreAction, [herdId], p);
+    const base = { name: 'alpha-refused', ...where('alpha-refused', 25951) };
+    expect((await plan({ ...base, instanceType: 'm6i.huge' })).targets[0]!.refused).toMatch(/eu-west-1 has no instance type m6i\.huge/);
+    await expect(plan({ ...base, serverId: String(await scratchId(0)) })).rejects.toThrow(/serverId .* or instanceType .*one of the two/);
+    await expect(plan({ ...base, instanceType: 'm6i.large; reboot' })).rejects.toThrow(/an EC2 instance type such as m6i\.large/);
+    // The configuration maps bk's VPC to another environment: a new instance there would not be bk's.
+    const was = process.env.PGHERD_AWS_ENVIRONMENTS;
+    process.env.PGHERD_AWS_ENVIRONMENTS = JSON.stringify(
+      JSON.parse(labAwsEnvironments(lab.aws!)).map((e: { environment: string }) => ({
+        ...e,
+        environment: e.environment === 'bk' ? 'other' : 'bk',
+      })),
+    );
+    try {
+      expect((await plan(base)).targets[0]!.refused).toMatch(/which PGHERD_AWS_ENVIRONMENTS maps to other, not bk/);
+    } finally {
+      process.env.PGHERD_AWS_ENVIRONMENTS = was;
+    }
+    // EC2 has no m6i.large now: the restore fails at its launch, and nothing is left.
+    writeFileSync(lab.aws!.capacityFile, JSON.stringify({ insufficient: ['m6i.large'] }));
+    try {
+      const r = await runOperation(db, worker.queue, restoreAction, { herdIds: [herdId] }, base);
+      expect(r.op.status).toBe('failed');
+      expect(r.targets[0]!.error).toMatch(/InsufficientInstanceCapacity|sufficient m6i\.large capacity/);
+      expect(await db.select().from(herds).where(eq(herds.name, 'alpha-refused'))).toEqual([]);
+      const [l] = await launched(r.targets.map((x) => x.id));
+      expect(l).toMatchObject({ instanceId: null, settledHow: 'terminated by its cleanup' });
+    } finally {
+      writeFileSync(lab.aws!.capacityFile, JSON.stringify({ insufficient: [] }));
+    }
+    expect((await db.select().from(launchedInstances)).length).toBe(before + 1);
+  });
+
+  it('an instance whose worker died before EC2 answered (its id never recorded): found by its launch token and terminated by the reconcile', async () => {
+    // A target that ended (any earlier one), and an instance launched for it whose id pgherd never learnt.
+    const [t] = await db
+      .select({ id: operationTargets.id })
+      .from(operationTargets)
+      .where(eq(operationTargets.status, 'succeeded'))
+      .limit(1);
+    const [source] = await db.select().from(servers).where(eq(servers.hostname, primary().server));
+    const client = ec2Client(lab.aws!.region);
+    const token = `pgherd-test-orphan-${String(Date.now())}`;
+    try {
+      const template = (await launchTemplateOf(client, lab.aws!.region, source!.cloudInstanceId!))!;
+      const orphan = await launchInstance(client, template, 'm6i.large', { 'pgherd:launch-token': token }, token);
+      const [{ id }] = (
+        await db.execute<{ id: number }>(sql`
+          INSERT INTO launched_instances (target_id, environment_id, region, client_token, instance_type)
+          VALUES (${t!.id}, ${source!.environmentId}, ${lab.aws!.region}, ${token}, 'm6i.large') RETURNING id`)
+      ).rows as [{ id: number }];
+      expect((await ec2State(orphan.instanceId))?.State?.Name).not.toBe('terminated');
+      const ssh = new SshPool({});
+      try {
+        expect(await settleRestoreClaimsAndLaunches(ssh)).toContain(id);
+      } finally {
+        await ssh.close();
+      }
+      expect((await ec2State(orphan.instanceId))?.State?.Name).toBe('terminated');
+      const [l] = await db.select().from(launchedInstances).where(eq(launchedInstances.id, id));
+      expect(l).toMatchObject({ instanceId: orphan.instanceId });
+      expect(l!.settledHow).toMatch(/^terminated by a worker's reconcile: its target ended succeeded without its cleanup/);
+    } finally {
+      client.destroy();
+    }
+  });
+  const settleRestoreClaimsAndLaunches = async (ssh: SshPool) => {
+    await settleRestoreClaims(db, ssh);
+    return (
+      await db
+        .select({ id: launchedInstances.id })
+        .from(launchedInstances)
+        .where(sql`terminated_at > now() - interval '1 minute'`)
+    ).map((x) => x.id);
+  };
 });
 
 describe('An S3 repository (moto behind the lab\u2019s TLS front)', () => {

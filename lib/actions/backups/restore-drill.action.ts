@@ -17,6 +17,15 @@ import { instanceClient } from '@/lib/fleet/pg-access';
 import { binDir } from '@/lib/fleet/drivers';
 import { pgbackrest, repositoryOnlyConfig } from '@/lib/fleet/backups/pgbackrest';
 import { execNoted } from '@/lib/actions/steps/exec-noted';
+import {
+  launchPrice,
+  launchStep,
+  newLaunchState,
+  planLaunch,
+  serverToLaunch,
+  type LaunchPlan,
+  type LaunchState,
+} from '@/lib/actions/steps/launch';
 import { policyRefusal, prepareBackups, secretsOf, stanzaRunner, writeHostFile, type BackupPrepared } from './backup-steps';
 import {
   placeFields,
@@ -26,6 +35,7 @@ import {
   restoredEndpoint,
   restoreSteps,
   restoreTargetParams,
+  oneServer,
   serverRefusal,
   type RestorePlace,
   type RestoreServer,
@@ -38,19 +48,22 @@ export const restoreDrillParams = z
     target: z.enum(['latest', 'time']).default('latest'),
     time: restoreTargetParams.time,
     serverId: restoreTargetParams.serverId,
+    instanceType: restoreTargetParams.instanceType,
     port: restoreTargetParams.port,
     dataDirectory: restoreTargetParams.dataDirectory,
     sslCertFile: restoreTargetParams.sslCertFile,
     sslKeyFile: restoreTargetParams.sslKeyFile,
   })
   .strict()
-  .refine((p) => p.target !== 'time' || p.time, { message: 'a drill to a point in time needs the time', path: ['time'] });
+  .refine((p) => p.target !== 'time' || p.time, { message: 'a drill to a point in time needs the time', path: ['time'] })
+  .refine(...oneServer);
 
 /** The table the drills write their markers to, on the source herd's primary. */
 export const MARKER_TABLE = 'pgherd_restore_drill_marker';
 
 interface DrillState {
   restore: RestoreState;
+  launch: LaunchState;
   markerAt: Date | null;
   /** When the restore (its first step) began: the RPO is measured from here. */
   restoreFrom: number | null;
@@ -67,6 +80,8 @@ interface DrillState {
 
 interface Prepared extends BackupPrepared {
   server: RestoreServer | null;
+  /** Per herd, a new instance to launch (instanceType), or why there can be none. */
+  launches: Map<number, LaunchPlan | Refusal>;
   /** The operation's herds (their ranks give each its own port). */
   herdIds: number[];
 }
@@ -153,6 +168,32 @@ async function record(db: Db, h: HerdRef, x: RunContext<DrillState>, ok: boolean
     ON CONFLICT (operation_id, herd_id) DO NOTHING`);
 }
 
+/** Per herd, its new instance's launch (or why there can be none); empty without a type. */
+async function launchesFor(db: Db, herds: HerdRef[], type: string | undefined): Promise<Map<number, LaunchPlan | Refusal>> {
+  if (!type) return new Map();
+  return new Map(await Promise.all(herds.map(async (h) => [h.id, await planLaunch(db, h, type)] as const)));
+}
+
+/**
+ * The drill's new instance: launched per herd and terminated when the drill ends. An instance that cannot
+ * be had (no capacity, a host key its console does not show) says nothing of the herd's backups: the drill
+ * did not run, and no verdict is recorded.
+ */
+function launchForDrill(l: LaunchPlan, server: RestoreServer, h: { name: string; environment: string }): ActionStep<DrillState> {
+  const step = launchStep<DrillState>(l, server, (s) => s.launch, { kind: 'drill', name: `${h.environment}-${h.name}-drill` });
+  return {
+    ...step,
+    run: async (x) => {
+      try {
+        await step.run(x);
+      } catch (err) {
+        x.state.notRun = `its new instance could not be had: ${(err as Error).message}`;
+        throw err;
+      }
+    },
+  };
+}
+
 export const restoreDrillAction = defineHerdAction({
   name: 'restore-drill',
   label: 'Restore drill',
@@ -180,6 +221,7 @@ export const restoreDrillAction = defineHerdAction({
   },
   state: (): DrillState => ({
     restore: newRestoreState(),
+    launch: newLaunchState(),
     markerAt: null,
     restoreFrom: null,
     failedAt: null,
@@ -194,6 +236,7 @@ export const restoreDrillAction = defineHerdAction({
   prepare: async (herds, params, db): Promise<Prepared> => ({
     ...(await prepareBackups(herds, db)),
     server: await loadRestoreServer(db, params.serverId),
+    launches: await launchesFor(db, herds, params.instanceType),
     herdIds: herds.map((h) => h.id),
   }),
   plan: (h, { params, prepared }) => {
@@ -202,8 +245,12 @@ export const restoreDrillAction = defineHerdAction({
     if (why || !p) return why ?? refuse('not-applicable', 'no backup policy');
     const setup = prepared.setups.get(h.id);
     if (!setup) return refuse('not-applicable', `${h.label} is not configured for backups: there is nothing to drill`);
-    const bad = serverRefusal(h, prepared.server, params.serverId);
-    if (bad || !prepared.server) return bad ?? refuse('gone', 'no server');
+    const launch = prepared.launches.get(h.id) ?? null;
+    if (launch instanceof Refusal) return launch;
+    // A new instance per herd: a server the launch step fills in (the later steps read it when they run).
+    const server = launch ? serverToLaunch(launch) : prepared.server;
+    const bad = launch ? undefined : serverRefusal(h, server, params.serverId);
+    if (bad || !server) return bad ?? refuse('gone', 'no server');
     const primary = h.members.find((m) => m.role === 'primary' && m.state === 'running');
     if (!primary) return refuse('topology', 'the herd has no running primary to write the drill\u2019s marker on');
     const runner = stanzaRunner(p, primary);
@@ -214,7 +261,7 @@ export const restoreDrillAction = defineHerdAction({
     if (at_.port > 65535)
       return refuse('params', `its drill would listen on port ${at_.port} (the port given plus its place in the list): give a lower port`);
     const place: RestorePlace = {
-      server: prepared.server,
+      server,
       port: at_.port,
       dataDirectory: at_.dataDirectory,
       pgVersion: primary.pgVersion,
@@ -292,6 +339,7 @@ export const restoreDrillAction = defineHerdAction({
     return {
       steps: [
         noting(first),
+        ...(launch ? [launchForDrill(launch, server, h)] : []),
         noting({
           ...checkEmpty,
           run: async (x) => {
@@ -438,7 +486,16 @@ export const restoreDrillAction = defineHerdAction({
       facts: [
         { label: 'Restores', value: `stanza ${stanza}: the latest backup and the archive` },
         { label: 'Onto', value: `${place.server.hostname}:${place.port} ${place.dataDirectory} (taken away afterwards)` },
+        ...(launch
+          ? [
+              {
+                label: 'New instance',
+                value: `${launch.instanceType} like ${launch.like.hostname}, in ${launch.template.subnetId} (${launch.template.availabilityZone}): ${launchPrice(launch)}, terminated when the drill ends`,
+              },
+            ]
+          : []),
       ],
+      ...(launch && launch.perHour !== null ? { cost: { nowPerHour: 0, afterPerHour: launch.perHour } } : {}),
       warnings: productionWarning(h),
     };
   },

@@ -20,6 +20,7 @@ import { instanceClient } from '@/lib/fleet/pg-access';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { memberConfig, memberConfigPath, memberDirs, parseInfo, pgbackrest } from '@/lib/fleet/backups/pgbackrest';
 import type { HerdPolicy } from '@/lib/fleet/backups/policy';
+import { instanceTypeParam } from '@/lib/actions/steps/launch';
 import { secretsOf, writeHostFile } from './backup-steps';
 
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
@@ -66,8 +67,10 @@ export const restoreTargetParams = {
     .regex(/^[A-Za-z0-9_.-]{1,63}$/, 'the name given to pg_create_restore_point (letters, digits, _ . -)')
     .optional(),
   operationId: idText('operationId', MAX_BIG_ID).optional(),
-  /** The empty server to restore onto: a server of the herd's environment. */
-  serverId: idText('serverId'),
+  /** The empty server to restore onto: a server of the herd's environment (or instanceType: a new one). */
+  serverId: idText('serverId').optional(),
+  /** A new EC2 instance of this type, launched like the herd's primary, instead of a server of the inventory. */
+  instanceType: instanceTypeParam.optional(),
   port: wholeNumber(z.number({ message: 'a whole number' }).int().min(1024, '1024 to 65535').max(65535, '1024 to 65535')).optional(),
   dataDirectory: absolutePath(),
   /** The TLS certificate and key on the new server (left out: the source's paths, as on hosts laid out alike). */
@@ -75,10 +78,26 @@ export const restoreTargetParams = {
   sslKeyFile: absolutePath().optional(),
 };
 
+/** A restore goes onto a server of the inventory, or a new instance: one of the two. */
+export const oneServer: [(p: { serverId?: number; instanceType?: string }) => boolean, { message: string; path: string[] }] = [
+  (p) => (p.serverId === undefined) !== (p.instanceType === undefined),
+  {
+    message: 'give serverId (an empty server of the environment) or instanceType (a new EC2 instance), one of the two',
+    path: ['serverId'],
+  },
+];
+
 /** The confirmation page's fields for where a restore goes (the restore's and the drill's). */
 export function placeFields(server: string, dataDirectory: { example: string; help: string }): ActionParamField[] {
   return [
     { name: 'serverId', label: `${server} (id)`, kind: 'text', emptyLabel: '', help: 'an empty server of the herd\u2019s environment' },
+    {
+      name: 'instanceType',
+      label: 'Or a new EC2 instance',
+      kind: 'text',
+      emptyLabel: 'm6i.large',
+      help: 'instead of a server: launched like the herd\u2019s primary (image, subnet, security groups), priced here, terminated when torn down',
+    },
     { name: 'dataDirectory', label: 'Data directory', kind: 'text', emptyLabel: dataDirectory.example, help: dataDirectory.help },
     { name: 'port', label: 'Port', kind: 'text', emptyLabel: 'the herd\u2019s port', help: '' },
     {
@@ -232,7 +251,8 @@ export interface RestoreServer {
   instances: number;
 }
 
-export async function loadRestoreServer(db: Db, id: number): Promise<RestoreServer | null> {
+export async function loadRestoreServer(db: Db, id: number | undefined): Promise<RestoreServer | null> {
+  if (id === undefined) return null;
   const r = await db.execute<{
     id: number;
     hostname: string;
@@ -270,8 +290,8 @@ export async function loadRestoreServer(db: Db, id: number): Promise<RestoreServ
 }
 
 /** Why a restore may not go to this server, or undefined. */
-export function serverRefusal(h: HerdRef, s: RestoreServer | null | undefined, serverId: number): Refusal | undefined {
-  if (!s) return refuse('gone', `server ${serverId} is not in the inventory`);
+export function serverRefusal(h: HerdRef, s: RestoreServer | null | undefined, serverId: number | undefined): Refusal | undefined {
+  if (!s) return refuse('gone', `server ${String(serverId)} is not in the inventory`);
   if (s.environmentId !== h.environmentId)
     return refuse(
       'not-applicable',

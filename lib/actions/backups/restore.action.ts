@@ -9,8 +9,17 @@ import { wholeNumber } from '@/lib/adapters/validation/ids';
 import { formatBytes, formatDuration } from '@/lib/adapters/format/units';
 import type { Db } from '@/db/client';
 import { defineHerdAction, productionWarning } from '@/lib/engine/define-action';
-import { refuse } from '@/lib/fleet/refusal';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
+import {
+  launchPrice,
+  launchStep,
+  newLaunchState,
+  planLaunch,
+  serverToLaunch,
+  type LaunchPlan,
+  type LaunchState,
+} from '@/lib/actions/steps/launch';
 import { policyRefusal, prepareBackups, type BackupPrepared } from './backup-steps';
 import {
   placeFields,
@@ -21,6 +30,7 @@ import {
   recoveryTarget,
   restoreSteps,
   restoreTargetParams,
+  oneServer,
   serverRefusal,
   type RestoreServer,
   type RestoreState,
@@ -43,10 +53,13 @@ export const restoreParams = z
         .max(24 * 90),
     ).optional(),
   })
-  .strict();
+  .strict()
+  .refine(...oneServer);
 
 interface Prepared extends BackupPrepared {
   server: RestoreServer | null;
+  /** A new instance to launch (instanceType), or why there can be none. */
+  launch: LaunchPlan | Refusal | null;
   operationAt: Map<number, Instant | null>;
   takenNames: Set<string>;
   /** Per herd: the last full backup's size and the last passing drills' throughput (bytes a second), when known. */
@@ -78,6 +91,7 @@ function predicted(e: { bytes: number | null; bytesPerSecond: number | null; dri
 
 interface State {
   restore: RestoreState;
+  launch: LaunchState;
 }
 
 async function prepare(herds: HerdRef[], params: z.output<typeof restoreParams>, db: Db): Promise<Prepared> {
@@ -95,6 +109,7 @@ async function prepare(herds: HerdRef[], params: z.output<typeof restoreParams>,
   return {
     ...base,
     server: await loadRestoreServer(db, params.serverId),
+    launch: params.instanceType && herds[0] ? await planLaunch(db, herds[0], params.instanceType) : null,
     operationAt,
     takenNames: new Set(taken.rows.map((r) => r.key)),
     estimates: await restoreEstimates(
@@ -167,7 +182,7 @@ export const restoreAction = defineHerdAction({
       },
     ],
   },
-  state: (): State => ({ restore: newRestoreState() }),
+  state: (): State => ({ restore: newRestoreState(), launch: newLaunchState() }),
   prepare,
   plan: (h, { params, prepared }) => {
     const p = prepared.policies.get(h.id);
@@ -175,8 +190,11 @@ export const restoreAction = defineHerdAction({
     if (why || !p) return why ?? refuse('not-applicable', 'no backup policy');
     const setup = prepared.setups.get(h.id);
     if (!setup) return refuse('not-applicable', `${h.label} is not configured for backups: there is nothing to restore from`);
-    const server = prepared.server;
-    const bad = serverRefusal(h, server, params.serverId);
+    const launch = prepared.launch;
+    if (launch instanceof Refusal) return launch;
+    // A new instance: a server the launch step fills in (the later steps read it when they run).
+    const server = launch ? serverToLaunch(launch) : prepared.server;
+    const bad = launch ? undefined : serverRefusal(h, server, params.serverId);
     if (bad || !server) return bad ?? refuse('gone', 'no server');
     if (prepared.takenNames.has(`${h.environmentId}/${params.name}`))
       return refuse('not-applicable', `${h.environment} has a herd named ${params.name} already`);
@@ -196,6 +214,9 @@ export const restoreAction = defineHerdAction({
     const expiresAt = params.expiresInHours ? `torn down ${params.expiresInHours} h after it is ready` : 'kept until torn down';
     return {
       steps: [
+        ...(launch
+          ? [launchStep<State>(launch, server, (s) => s.launch, { kind: 'restore', name: `${h.environment}-${params.name}` })]
+          : []),
         ...restoreSteps<State>(h, p, setup.stanza, place, target),
         {
           name: 'register the new herd',
@@ -228,9 +249,15 @@ export const restoreAction = defineHerdAction({
                 await tx.execute(
                   sql`UPDATE restore_claims SET settled_at = now(), settled_how = ${`kept as herd ${String(herdId)}`}, kept_herd_id = ${herdId} WHERE id = ${x.state.restore.claimId}`,
                 );
+              // Its new instance is the herd's now: Tear down terminates it.
+              if (x.state.launch.rowId !== null)
+                await tx.execute(
+                  sql`UPDATE launched_instances SET kept_herd_id = ${herdId}, settled_how = ${`kept for herd ${String(herdId)}`} WHERE id = ${x.state.launch.rowId}`,
+                );
               return herdId;
             });
             x.state.restore.kept = true;
+            x.state.launch.kept = true;
             x.deps.outcome?.(
               `${h.environment}/${params.name} (herd ${id}) on ${server.hostname}:${place.port}, restored to ${target.words}; ready in ${Math.round((x.state.restore.rtoMs ?? 0) / 100) / 10} s`,
             );
@@ -241,9 +268,18 @@ export const restoreAction = defineHerdAction({
         { label: 'Restored from', value: `${h.label} (stanza ${setup.stanza})` },
         { label: 'To', value: target.words },
         { label: 'Onto', value: `${server.hostname}:${place.port} ${place.dataDirectory}` },
+        ...(launch
+          ? [
+              {
+                label: 'New instance',
+                value: `${launch.instanceType} like ${launch.like.hostname}, in ${launch.template.subnetId} (${launch.template.availabilityZone}): ${launchPrice(launch, params.expiresInHours)}, until torn down`,
+              },
+            ]
+          : []),
         { label: 'New herd', value: `${h.environment}/${params.name}, ${expiresAt}` },
         { label: 'Expected duration', value: predicted(prepared.estimates.get(h.id)) },
       ],
+      ...(launch && launch.perHour !== null ? { cost: { nowPerHour: 0, afterPerHour: launch.perHour } } : {}),
       warnings: [
         ...productionWarning(h),
         'the source herd is not touched; the new herd starts with no replicas, no DNS names and no backups of its own',

@@ -5,6 +5,7 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { errorText } from '@/lib/engine/errors';
+import { terminateLaunched } from '@/lib/actions/steps/launch';
 import { removeRestored } from './restore-steps';
 
 /** Removes what restores that ended without their cleanup left on their servers; the claims settled. */
@@ -73,5 +74,36 @@ export async function settleRestoreClaims(
       log('restore_claim.failed', { id: c.id, targetId: c.target_id, error: errorText(err) });
     }
   }
+  await settleLaunchedInstances(db, log, limit);
   return settled;
+}
+
+/**
+ * Terminates the instances launched for targets that ended without their cleanup (and were not kept):
+ * once what was laid down on them is removed (no open claim on their server), or when nothing was.
+ */
+export async function settleLaunchedInstances(db: Db, log: (e: string, f: object) => void = () => {}, limit = 10): Promise<number[]> {
+  const rows = await db.execute<{ id: number; target_id: number; status: string; instance_id: string | null }>(sql`
+    SELECT l.id, l.target_id, t.status::text AS status, l.instance_id
+    FROM launched_instances l JOIN operation_targets t ON t.id = l.target_id
+    WHERE l.terminated_at IS NULL AND l.kept_herd_id IS NULL AND t.status::text NOT IN ('queued', 'running')
+      AND NOT EXISTS (SELECT 1 FROM restore_claims c WHERE c.server_id = l.server_id AND c.settled_at IS NULL)
+    ORDER BY l.id LIMIT ${limit}`);
+  const done: number[] = [];
+  for (const l of rows.rows) {
+    try {
+      await terminateLaunched(
+        db,
+        l.id,
+        `terminated by a worker's reconcile: its target ended ${l.status} without its cleanup`,
+        AbortSignal.timeout(600_000),
+      );
+      done.push(l.id);
+      log('launched_instance.terminated', { id: l.id, targetId: l.target_id, instanceId: l.instance_id });
+    } catch (err) {
+      await db.execute(sql`UPDATE launched_instances SET last_error = ${errorText(err)} WHERE id = ${l.id}`);
+      log('launched_instance.failed', { id: l.id, targetId: l.target_id, error: errorText(err) });
+    }
+  }
+  return done;
 }

@@ -10,6 +10,7 @@ import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
 import type { Db } from '@/db/client';
 import { defineHerdAction, productionWarning, type ActionStep } from '@/lib/engine/define-action';
 import { refuse } from '@/lib/fleet/refusal';
+import { terminateLaunched } from '@/lib/actions/steps/launch';
 import { removeRestored } from './restore-steps';
 
 interface Claim {
@@ -22,6 +23,8 @@ interface Claim {
 }
 
 interface Restored {
+  /** The instances its restore launched (terminated last). */
+  launched: { id: number; instanceId: string | null; instanceType: string }[];
   restoredFrom: number | null;
   restoredTo: string;
   expiresAt: Date | null;
@@ -51,6 +54,9 @@ async function prepare(herds: { id: number }[], _params: unknown, db: Db): Promi
     FROM restore_claims c JOIN servers s ON s.id = c.server_id JOIN environments e ON e.id = s.environment_id
     WHERE c.kept_herd_id = ANY(${sql.param(herds.map((h) => h.id))}::int[])
     ORDER BY c.id`);
+  const l = await db.execute<{ id: number; kept_herd_id: number; instance_id: string | null; instance_type: string }>(sql`
+    SELECT id, kept_herd_id, instance_id, instance_type FROM launched_instances
+    WHERE kept_herd_id = ANY(${sql.param(herds.map((h) => h.id))}::int[]) AND terminated_at IS NULL ORDER BY id`);
   const claims = (herd: number): Claim[] =>
     c.rows
       .filter((x) => x.kept_herd_id === herd)
@@ -77,6 +83,9 @@ async function prepare(herds: { id: number }[], _params: unknown, db: Db): Promi
         restoredTo: x.restored_to,
         expiresAt: x.expires_at ? new Date(x.expires_at) : null,
         claims: claims(x.id),
+        launched: l.rows
+          .filter((i) => i.kept_herd_id === x.id)
+          .map((i) => ({ id: i.id, instanceId: i.instance_id, instanceType: i.instance_type })),
       },
     ]),
   );
@@ -112,8 +121,18 @@ export const tearDownRestoredAction = defineHerdAction({
       },
     }));
     return {
+      // The instances its restore launched go before the herd is forgotten (no step of a target runs after its herd is gone).
       steps: [
         ...steps,
+        ...r.launched.map((i): ActionStep => ({
+          name: `terminate ${i.instanceId ?? 'the instance'} its restore launched`,
+          does: { kind: 'ec2.terminate-launched', launched: i.id },
+          says: `terminate ${i.instanceId ?? 'the instance'} (${i.instanceType}), which its restore launched, and remove its server from the inventory`,
+          timeoutMs: 900_000,
+          run: async (x) => {
+            await terminateLaunched(x.deps.db, i.id, 'terminated by Tear down', x.signal);
+          },
+        })),
         {
           name: 'forget the herd',
           does: { kind: 'inventory.delete-herd', herd: h.id },

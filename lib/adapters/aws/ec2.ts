@@ -244,6 +244,11 @@ const sleep = (ms: number, signal?: AbortSignal) =>
  */
 export async function startInstance(client: EC2Client, instanceId: string, b: WaitBounds = DEFAULT_WAIT): Promise<void> {
   await client.send(new StartInstancesCommand({ InstanceIds: [instanceId] }), b.signal ? { abortSignal: b.signal } : {});
+  await startInstanceWait(client, instanceId, b);
+}
+
+/** The wait of startInstance, after the call (or after RunInstances: a new instance starts as `pending`). */
+export async function startInstanceWait(client: EC2Client, instanceId: string, b: WaitBounds = DEFAULT_WAIT): Promise<void> {
   const t0 = Date.now();
   const deadline = t0 + b.maxWaitSeconds * 1000;
   const grace = t0 + Math.min(START_GRACE_SECONDS, b.maxWaitSeconds) * 1000;

@@ -1,0 +1,321 @@
+// A new EC2 instance as a step: launched like the herd's primary (its image, subnet, security groups, key
+// pair and instance profile), of the type the admin chose and priced on the confirmation page; its SSH host
+// key pinned from what cloud-init printed on its console (read through EC2, never taken on first contact);
+// registered as a server of the herd's environment; reached over SSH. Its cleanup terminates it and removes
+// its server unless what the target built on it is kept. Restores and drills use it; adding replicas will.
+import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Db } from '@/db/client';
+import { awsSettings, awsUnavailable, ec2Client } from '@/lib/adapters/aws/config';
+import { waitBounds } from '@/lib/adapters/aws/ec2';
+import {
+  consoleFingerprints,
+  consoleText,
+  launchInstance,
+  launchTemplateOf,
+  terminateInstance,
+  waitLaunched,
+  type HostKeyFingerprints,
+  type LaunchTemplate,
+} from '@/lib/adapters/aws/ec2-launch';
+import { awsEnvironments, environmentOfInstance, placeOf } from '@/lib/adapters/aws/environments';
+import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
+import { HostKeyMismatchError } from '@/lib/adapters/ssh/ssh-errors';
+import type { ActionStep, RunContext } from '@/lib/engine/define-action';
+import { typesIn } from '@/lib/fleet/cloud/catalogue';
+import { HOURS_PER_MONTH, priceListFor } from '@/lib/fleet/cloud/prices';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import { refuse, type Refusal } from '@/lib/fleet/refusal';
+
+/** The instance type of a new instance (left out: none is launched). */
+export const instanceTypeParam = z
+  .string()
+  .trim()
+  .regex(/^[a-z][a-z0-9-]*\.[a-z0-9-]+$/, 'an EC2 instance type such as m6i.large')
+  .max(40);
+
+/** What a launch will do, as planned: shown on the confirmation page and checked again when it runs. */
+export interface LaunchPlan {
+  template: LaunchTemplate;
+  instanceType: string;
+  vcpus: number;
+  memoryGiB: number;
+  /** On-demand, in USD; null when the price list has none for the type. */
+  perHour: number | null;
+  priceSource: string;
+  environmentId: number;
+  environment: string;
+  /** The server it is launched like (the herd's primary's), whose site, SSH user and port it gets. */
+  like: { hostname: string; site: string; sshUser: string; sshPort: number };
+}
+
+/**
+ * The launch of a new instance like the herd's primary, or why there can be none: AWS not configured,
+ * the primary not an EC2 instance pgherd knows, its VPC not the herd's environment's (as
+ * PGHERD_AWS_ENVIRONMENTS says), the type unknown in the region or of another architecture.
+ */
+export async function planLaunch(db: Db, h: HerdRef, instanceType: string): Promise<LaunchPlan | Refusal> {
+  const source = h.members.find((m) => m.role === 'primary') ?? h.members[0];
+  if (!source) return refuse('not-applicable', `${h.label} has no members: there is no host to launch one like`);
+  const r = await db.execute<{
+    hostname: string;
+    site: string;
+    ssh_user: string;
+    ssh_port: number;
+    cloud_provider: string | null;
+    cloud_region: string | null;
+    cloud_instance_id: string | null;
+  }>(
+    sql`SELECT hostname, site, ssh_user, ssh_port, cloud_provider, cloud_region, cloud_instance_id FROM servers WHERE id = ${source.serverId}`,
+  );
+  const s = r.rows[0];
+  if (!s?.cloud_instance_id || !s.cloud_region || s.cloud_provider !== 'aws')
+    return refuse(
+      'not-applicable',
+      `${source.hostname} (the herd's primary) is not an EC2 instance pgherd knows: a new instance is launched like it (its image, subnet, security groups), so there is nothing to launch it like`,
+    );
+  const unavailable = await awsUnavailable();
+  if (unavailable) return refuse('not-applicable', unavailable);
+  const client = ec2Client(s.cloud_region);
+  try {
+    const template = await launchTemplateOf(client, s.cloud_region, s.cloud_instance_id);
+    if (!template)
+      return refuse('gone', `EC2 no longer knows ${s.cloud_instance_id} (${source.hostname}): there is nothing to launch one like`);
+    const env = environmentOfInstance(awsEnvironments(), { vpcId: template.vpcId, account: template.account, region: template.region });
+    if (env?.environment !== h.environment)
+      return refuse(
+        'not-applicable',
+        `${source.hostname} runs in ${placeOf(template)}, which PGHERD_AWS_ENVIRONMENTS maps to ${env ? env.environment : 'no environment'}, not ${h.environment}: a new instance is launched only where the configuration says ${h.environment} is`,
+      );
+    const type = (await typesIn(client, s.cloud_region, awsSettings().endpoint ?? '')).get(instanceType);
+    if (!type) return refuse('params', `${s.cloud_region} has no instance type ${instanceType}`);
+    if (template.architecture && !type.architectures.includes(template.architecture))
+      return refuse(
+        'params',
+        `${instanceType} runs ${type.architectures.join(', ')}, not ${template.architecture} (the image ${template.imageId} of ${source.hostname})`,
+      );
+    const prices = await priceListFor([s.cloud_region]);
+    return {
+      template,
+      instanceType,
+      vcpus: type.vcpus,
+      memoryGiB: type.memoryGiB,
+      perHour: prices.perHour(s.cloud_region, instanceType),
+      priceSource: `${prices.source}, ${prices.date}`,
+      environmentId: h.environmentId,
+      environment: h.environment,
+      like: { hostname: s.hostname, site: s.site, sshUser: s.ssh_user, sshPort: s.ssh_port },
+    };
+  } finally {
+    client.destroy();
+  }
+}
+
+/** The price of a launch, in words: per hour and per month, and for `hours` when given. */
+export function launchPrice(l: LaunchPlan, hours?: number): string {
+  if (l.perHour === null) return `no price known for ${l.instanceType} in ${l.template.region} (${l.priceSource})`;
+  const d = (v: number) => `$${v < 1 ? v.toFixed(3) : v.toFixed(2)}`;
+  return `${d(l.perHour)}/h on demand (${d(l.perHour * HOURS_PER_MONTH)}/month)${hours ? `, about ${d(l.perHour * hours)} for ${hours < 1 ? `${Math.max(1, Math.round(hours * 60))} minutes` : `${Math.round(hours * 10) / 10} h`}` : ''}; ${l.priceSource}`;
+}
+
+/** The server a target lays out on: a placeholder until the launch fills it in (the steps read it when they run). */
+export interface LaunchedServer {
+  id: number;
+  hostname: string;
+  address: string;
+  ssh: SshTarget;
+}
+
+/** A server to be launched: what the steps say before it exists, filled in by the launch step. */
+export function serverToLaunch(
+  l: LaunchPlan,
+): LaunchedServer & { environmentId: number; environment: string; approval: null; instances: 0 } {
+  return {
+    id: 0,
+    hostname: `a new ${l.instanceType} instance`,
+    address: '',
+    environmentId: l.environmentId,
+    environment: l.environment,
+    approval: null,
+    instances: 0,
+    ssh: { host: '', port: l.like.sshPort, username: l.like.sshUser, hostKeyFingerprint: null, environment: l.environment },
+  };
+}
+
+/** What a launch has done so far (in the target's state). */
+export interface LaunchState {
+  rowId: number | null;
+  instanceId: string | null;
+  serverId: number | null;
+  /** What was built on it is kept (a restored herd): its cleanup leaves it. */
+  kept: boolean;
+}
+
+export const newLaunchState = (): LaunchState => ({ rowId: null, instanceId: null, serverId: null, kept: false });
+
+/** The host key to pin of those the console lists: the one ssh2 asks for first (ed25519, then ECDSA, then RSA). */
+export function keyToPin(f: HostKeyFingerprints): string | null {
+  return f.ed25519 ?? f.ecdsa ?? f.rsa ?? null;
+}
+
+/** The launch step, its cleanup the termination; `server` is filled in once the instance answers over SSH. */
+export function launchStep<S>(
+  l: LaunchPlan,
+  server: LaunchedServer,
+  state: (s: S) => LaunchState,
+  purpose: { kind: string; name: string },
+): ActionStep<S> {
+  const t = l.template;
+  return {
+    name: `launch a ${l.instanceType} instance`,
+    does: {
+      kind: 'ec2.launch',
+      like: t.like,
+      image: t.imageId,
+      subnet: t.subnetId,
+      type: l.instanceType,
+      groups: t.securityGroupIds,
+    },
+    says: `launch a ${l.instanceType} (${l.vcpus} vCPU, ${l.memoryGiB} GiB) in ${t.subnetId} (${t.availabilityZone}) from ${t.imageId}, like ${l.like.hostname} (its security groups${t.keyName ? `, key pair ${t.keyName}` : ''}); pin its SSH host key from its console (cloud-init's fingerprints); register it as a server of ${l.environment}; wait until it answers over SSH`,
+    timeoutMs: (waitBounds().maxWaitSeconds * 3 + 120) * 1000,
+    run: (x) => launch(x, l, server, state(x.state), purpose),
+    always: {
+      name: 'terminate the instance unless it is kept',
+      does: { kind: 'ec2.terminate-launched' },
+      says: `unless what was built on it is kept: terminate the instance and remove its server from the inventory`,
+      timeoutMs: (waitBounds().maxWaitSeconds + 60) * 1000,
+      givesBack: true,
+      run: async (x) => {
+        const st = state(x.state);
+        if (st.kept || st.rowId === null) return;
+        await terminateLaunched(x.deps.db, st.rowId, 'terminated by its cleanup', x.signal);
+      },
+    },
+  };
+}
+
+async function launch<S>(
+  x: RunContext<S>,
+  l: LaunchPlan,
+  server: LaunchedServer,
+  st: LaunchState,
+  purpose: { kind: string; name: string },
+) {
+  const { db } = x.deps;
+  const t = l.template;
+  const token = `pgherd-${String(x.deps.targetId ?? 'x')}-${purpose.kind}`.slice(0, 64);
+  // Recorded before EC2 is asked: a worker killed between the call and its answer leaves a row the next
+  // reconcile finds the instance by (its token is on the instance as a tag).
+  const row = await db.execute<{ id: number }>(sql`
+    INSERT INTO launched_instances (target_id, environment_id, region, client_token, instance_type)
+    VALUES (${x.deps.targetId ?? null}, ${l.environmentId}, ${t.region}, ${token}, ${l.instanceType})
+    ON CONFLICT (client_token) DO UPDATE SET client_token = excluded.client_token RETURNING id`);
+  st.rowId = row.rows[0]?.id ?? null;
+  const client = ec2Client(t.region);
+  try {
+    const bounds = { ...waitBounds(), signal: x.signal };
+    const launched = await launchInstance(
+      client,
+      t,
+      l.instanceType,
+      {
+        Name: purpose.name,
+        'pgherd:environment': l.environment,
+        'pgherd:launched-by': `operation ${String(x.deps.operation?.id ?? '?')}`,
+        'pgherd:purpose': purpose.kind,
+        'pgherd:launch-token': token,
+      },
+      token,
+    );
+    st.instanceId = launched.instanceId;
+    await db.execute(sql`UPDATE launched_instances SET instance_id = ${launched.instanceId} WHERE id = ${st.rowId}`);
+    x.note({ stdout: `EC2 launched ${launched.instanceId} (${l.instanceType}) in ${t.availabilityZone}` });
+    await waitLaunched(client, launched.instanceId, bounds);
+    const [running] = await client
+      .send(new DescribeInstancesCommand({ InstanceIds: [launched.instanceId] }))
+      .then((r) => (r.Reservations ?? []).flatMap((v) => v.Instances ?? []));
+    const address = running?.PrivateIpAddress;
+    if (!address) throw new Error(`${launched.instanceId} runs without a private address`);
+    const hostname = running.PrivateDnsName || `ip-${address.replace(/\./g, '-')}.${t.region}.compute.internal`;
+    // The host key, as the host itself printed it at first boot; waited for (cloud-init prints it once
+    // the keys are made, a little after EC2 says running).
+    const deadline = Date.now() + bounds.maxWaitSeconds * 1000;
+    let pin: string | null = null;
+    for (let wait = 1000; ; wait = Math.min(wait * 1.5, bounds.maxDelaySeconds * 1000)) {
+      pin = keyToPin(consoleFingerprints(await consoleText(client, launched.instanceId, x.signal)));
+      if (pin || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+    if (!pin)
+      throw new Error(
+        `${launched.instanceId}'s console shows no SSH host key fingerprints (cloud-init's) after ${bounds.maxWaitSeconds} s: its key cannot be known but by trusting the network, which pgherd does not`,
+      );
+    x.note({ stdout: `its console says its SSH host key is ${pin}` });
+    const srv = await db.execute<{ id: number }>(sql`
+      INSERT INTO servers (hostname, environment_id, address, site, ssh_port, ssh_user, ssh_host_key_fingerprint, cloud_provider, cloud_region,
+                           cloud_instance_id, cloud_instance_type, cloud_availability_zone, cloud_architecture, cloud_state,
+                           cloud_private_address, cloud_tags, cloud_seen_at)
+      VALUES (${hostname}, ${l.environmentId}, ${address}, ${l.like.site}, ${l.like.sshPort}, ${l.like.sshUser}, ${pin}, 'aws', ${t.region},
+              ${launched.instanceId}, ${l.instanceType}, ${t.availabilityZone}, ${t.architecture || null}, 'running', ${address},
+              ${JSON.stringify(launched.tags)}::jsonb, now())
+      RETURNING id`);
+    const serverId = srv.rows[0]?.id;
+    if (serverId === undefined) throw new Error(`${hostname} was not registered`);
+    st.serverId = serverId;
+    await db.execute(sql`UPDATE launched_instances SET server_id = ${serverId} WHERE id = ${st.rowId}`);
+    Object.assign(server, { id: serverId, hostname, address });
+    Object.assign(server.ssh, { host: address, hostKeyFingerprint: pin, serverId });
+    // Until its sshd answers (a host that boots takes a moment), with the pinned key: a host that
+    // presents another key than its console said is refused at once.
+    for (let wait = 500; ; wait = Math.min(wait * 2, 5000)) {
+      try {
+        const r = await x.deps.ssh.exec(server.ssh, ['true'], { timeoutMs: 15_000, signal: x.signal });
+        if (r.code === 0) break;
+      } catch (err) {
+        if (err instanceof HostKeyMismatchError || x.signal.aborted || Date.now() > deadline) throw err;
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
+    x.note({ stdout: `${hostname} (${address}) answers over SSH with the key its console printed` });
+  } finally {
+    client.destroy();
+  }
+}
+
+/**
+ * Terminates a launched instance (found by its id, else by its launch token's tag), and removes its
+ * server from the inventory; the row says how. Safe to run twice.
+ */
+export async function terminateLaunched(db: Db, rowId: number, how: string, signal?: AbortSignal): Promise<void> {
+  const r = await db.execute<{
+    region: string;
+    instance_id: string | null;
+    client_token: string;
+    server_id: number | null;
+    terminated_at: Date | null;
+  }>(sql`SELECT region, instance_id, client_token, server_id, terminated_at FROM launched_instances WHERE id = ${rowId}`);
+  const row = r.rows[0];
+  if (!row || row.terminated_at) return;
+  const client = ec2Client(row.region);
+  try {
+    let ids = row.instance_id ? [row.instance_id] : [];
+    if (!ids.length) {
+      const found = await client.send(
+        new DescribeInstancesCommand({ Filters: [{ Name: 'tag:pgherd:launch-token', Values: [row.client_token] }] }),
+      );
+      ids = (found.Reservations ?? [])
+        .flatMap((v) => v.Instances ?? [])
+        .flatMap((i) => (i.InstanceId && i.State?.Name !== 'terminated' ? [i.InstanceId] : []));
+    }
+    for (const id of ids) await terminateInstance(client, id, { ...waitBounds(), ...(signal ? { signal } : {}) });
+    await db.transaction(async (tx) => {
+      if (row.server_id !== null) await tx.execute(sql`DELETE FROM servers WHERE id = ${row.server_id}`);
+      await tx.execute(sql`
+        UPDATE launched_instances SET terminated_at = now(), settled_how = ${how}, last_error = NULL,
+          instance_id = coalesce(instance_id, ${ids[0] ?? null}) WHERE id = ${rowId}`);
+    });
+  } finally {
+    client.destroy();
+  }
+}
