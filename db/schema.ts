@@ -994,9 +994,8 @@ export const restoreClaims = pgTable(
     targetId: bigint('target_id', { mode: 'number' })
       .notNull()
       .references(() => operationTargets.id, { onDelete: 'cascade' }),
-    serverId: integer('server_id')
-      .notNull()
-      .references(() => servers.id, { onDelete: 'cascade' }),
+    // Null once its server is gone from the inventory (a launched instance terminated): the claim's record stays.
+    serverId: integer('server_id').references(() => servers.id, { onDelete: 'set null' }),
     folder: text('folder').notNull(),
     dataDirectory: text('data_directory').notNull(),
     pgVersion: smallint('pg_version').notNull(),

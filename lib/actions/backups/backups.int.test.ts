@@ -40,7 +40,7 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { configureBackupsAction } from './configure-backups.action';
 import { backupAction } from './backup.action';
 import { restoreAction } from './restore.action';
-import { restoreDrillAction } from './restore-drill.action';
+import { MARKER_TABLE, restoreDrillAction } from './restore-drill.action';
 import { tearDownRestoredAction } from './tear-down.action';
 import { expireRestoredHerds } from '@/lib/features/backups/expire';
 import { judgeRecoverability } from '@/lib/features/backups/lapse';
@@ -926,8 +926,18 @@ describe('Onto a new EC2 instance (moto behind the lab front)', () => {
   });
 
   it('a drill: launched, proven, terminated when it ends; no server left', async () => {
-    const r = await runOperation(db, worker.queue, restoreDrillAction, { herdIds: [herdId] }, where('drill-ec2', 25960));
+    // EC2 gives a terminated instance's address to a new one: the inventory still has servers of those
+    // names (discovery marks them gone, never deletes them). The new one is named by its instance id too.
+    const bk = (await db.execute<{ id: number }>(sql`SELECT id FROM environments WHERE name = 'bk'`)).rows[0]!.id;
+    const dead = slots().map((a) => `ip-${a.replace(/\./g, '-')}.${lab.aws!.region}.compute.internal`);
+    await db.insert(servers).values(dead.map((hostname) => ({ hostname, environmentId: bk, cloudState: 'gone', cloudGoneAt: new Date() })));
+    const r = await runOperation(db, worker.queue, restoreDrillAction, { herdIds: [herdId] }, where('drill-ec2', 25960)).finally(() =>
+      db.delete(servers).where(inArray(servers.hostname, dead)),
+    );
     expect(r.op.status, steps(r)).toBe('succeeded');
+    expect(r.steps.map((x) => x.stdoutTail).join('\n')).toMatch(
+      /i-\w+\.ip-127-0-15-23\d\.eu-west-1\.compute\.internal \(127\.0\.15\.23\d\) answers over SSH/,
+    );
     const [d] = await db.select().from(restoreDrills).where(eq(restoreDrills.operationId, r.op.id));
     expect(d).toMatchObject({ ok: true, cause: '' });
     const [l] = await launched(r.targets.map((x) => x.id));
@@ -961,6 +971,10 @@ describe('Onto a new EC2 instance (moto behind the lab front)', () => {
     const plan = (p: Record<string, unknown>) => planOperation(db, SYSTEM_ACCESS, restoreAction, [herdId], p);
     const base = { name: 'alpha-refused', ...where('alpha-refused', 25951) };
     expect((await plan({ ...base, instanceType: 'm6i.huge' })).targets[0]!.refused).toMatch(/eu-west-1 has no instance type m6i\.huge/);
+    // A type the price list does not price is counted as unpriced in the total, never left out.
+    expect((await plan({ ...base, instanceType: 't2.nano' })).cost).toMatchObject({ targets: 0, unpriced: 1 });
+    // A data directory whose folder would be / is refused before anything is launched.
+    await expect(plan({ ...base, dataDirectory: '/data' })).rejects.toThrow(/inside a folder of its own/);
     await expect(plan({ ...base, serverId: String(await scratchId(0)) })).rejects.toThrow(/serverId .* or instanceType .*one of the two/);
     await expect(plan({ ...base, instanceType: 'm6i.large; reboot' })).rejects.toThrow(/an EC2 instance type such as m6i\.large/);
     // The configuration maps bk's VPC to another environment: a new instance there would not be bk's.
@@ -985,10 +999,59 @@ describe('Onto a new EC2 instance (moto behind the lab front)', () => {
       expect(await db.select().from(herds).where(eq(herds.name, 'alpha-refused'))).toEqual([]);
       const [l] = await launched(r.targets.map((x) => x.id));
       expect(l).toMatchObject({ instanceId: null, settledHow: 'terminated by its cleanup' });
+      // A drill whose instance cannot be had leaves the herd as it was: no marker written on its primary, no verdict.
+      const markers = async () => (await query<{ n: number }>(primary().dsn, `SELECT count(*)::int AS n FROM ${MARKER_TABLE}`))[0]!.n;
+      const [m0, d0] = [await markers(), (await db.select().from(restoreDrills).where(eq(restoreDrills.herdId, herdId))).length];
+      const d = await runOperation(db, worker.queue, restoreDrillAction, { herdIds: [herdId] }, where('drill-no-capacity', 25962));
+      expect(d.op.status).toBe('failed');
+      expect([await markers(), (await db.select().from(restoreDrills).where(eq(restoreDrills.herdId, herdId))).length]).toEqual([m0, d0]);
     } finally {
       writeFileSync(lab.aws!.capacityFile, JSON.stringify({ insufficient: [] }));
     }
-    expect((await db.select().from(launchedInstances)).length).toBe(before + 1);
+    expect((await db.select().from(launchedInstances)).length).toBe(before + 2);
+  });
+
+  it('a restored herd deleted by hand from the inventory: the reconcile removes its cluster and terminates its instance; discovery kept it meanwhile', async () => {
+    // Discovery configured (as the demo's worker has it): a launch carries the tags it filters on.
+    const discovery = JSON.stringify({ regions: [lab.aws!.region], tags: lab.aws!.discoveryTags });
+    process.env.PGHERD_AWS_DISCOVERY = discovery;
+    const r = await runOperation(
+      db,
+      worker.queue,
+      restoreAction,
+      { herdIds: [herdId] },
+      { name: 'alpha-deleted', target: 'latest', ...where('alpha-deleted', 25952) },
+    ).finally(() => delete process.env.PGHERD_AWS_DISCOVERY);
+    expect(r.op.status, steps(r)).toBe('succeeded');
+    const [l] = await launched(r.targets.map((x) => x.id));
+    // EC2 discovery sees it (it carries the discovery tags): its server is not taken for gone.
+    const cfg = discoveryConfig({ PGHERD_AWS_DISCOVERY: discovery })!;
+    await discoverEc2(db, cfg, (region) => ec2Client(region));
+    const [seen] = await db.select().from(servers).where(eq(servers.id, l!.serverId!));
+    expect(seen).toMatchObject({ cloudState: 'running', cloudGoneAt: null });
+    const address = (await ec2State(l!.instanceId!))!.PrivateIpAddress!;
+    // An admin deletes the herd's row (Admin › Herds), not Tear down: nothing would track it any more.
+    await db.delete(herds).where(eq(herds.name, 'alpha-deleted'));
+    const ssh = new SshPool({});
+    try {
+      await settleRestoreClaims(db, ssh);
+    } finally {
+      await ssh.close();
+    }
+    expect((await ec2State(l!.instanceId!))?.State?.Name).toBe('terminated');
+    expect(await db.select().from(servers).where(eq(servers.id, l!.serverId!))).toEqual([]);
+    await expect(query(`postgres://postgres@${address}:25952/postgres`, 'SELECT 1')).rejects.toThrow();
+    expect(await folderLeft(path.join(image().dataRoot, 'alpha-deleted'))).toBe('gone');
+    // The claim's record outlives its server.
+    const [c] = await db
+      .execute<{ server_id: number | null; settled_how: string }>(
+        sql`SELECT server_id, settled_how FROM restore_claims WHERE target_id = ${r.targets[0]!.id}`,
+      )
+      .then((x) => x.rows);
+    expect(c).toEqual({
+      server_id: null,
+      settled_how: "removed by a worker's reconcile: the herd it was kept for was deleted from the inventory",
+    });
   });
 
   it('an instance whose worker died before EC2 answered (its id never recorded): found by its launch token and terminated by the reconcile', async () => {

@@ -338,8 +338,9 @@ export const restoreDrillAction = defineHerdAction({
         };
     return {
       steps: [
-        noting(first),
+        // The instance first: one that cannot be had leaves the herd untouched (no marker written on its primary).
         ...(launch ? [launchForDrill(launch, server, h)] : []),
+        noting(first),
         noting({
           ...checkEmpty,
           run: async (x) => {
@@ -495,7 +496,8 @@ export const restoreDrillAction = defineHerdAction({
             ]
           : []),
       ],
-      ...(launch && launch.perHour !== null ? { cost: { nowPerHour: 0, afterPerHour: launch.perHour } } : {}),
+      // A type with no price is counted as unpriced in the plan's total, never left out.
+      ...(launch ? { cost: { nowPerHour: 0, afterPerHour: launch.perHour } } : {}),
       warnings: productionWarning(h),
     };
   },

@@ -72,7 +72,10 @@ export const restoreTargetParams = {
   /** A new EC2 instance of this type, launched like the herd's primary, instead of a server of the inventory. */
   instanceType: instanceTypeParam.optional(),
   port: wholeNumber(z.number({ message: 'a whole number' }).int().min(1024, '1024 to 65535').max(65535, '1024 to 65535')).optional(),
-  dataDirectory: absolutePath(),
+  dataDirectory: absolutePath().refine((v) => path.dirname(v) !== '/', {
+    message:
+      'a data directory inside a folder of its own, such as /var/lib/postgresql/restores/orders-1/data: the restore claims that folder (it must not exist), never /',
+  }),
   /** The TLS certificate and key on the new server (left out: the source's paths, as on hosts laid out alike). */
   sslCertFile: absolutePath().optional(),
   sslKeyFile: absolutePath().optional(),

@@ -279,7 +279,8 @@ export const restoreAction = defineHerdAction({
         { label: 'New herd', value: `${h.environment}/${params.name}, ${expiresAt}` },
         { label: 'Expected duration', value: predicted(prepared.estimates.get(h.id)) },
       ],
-      ...(launch && launch.perHour !== null ? { cost: { nowPerHour: 0, afterPerHour: launch.perHour } } : {}),
+      // A type with no price is counted as unpriced in the plan's total, never left out.
+      ...(launch ? { cost: { nowPerHour: 0, afterPerHour: launch.perHour } } : {}),
       warnings: [
         ...productionWarning(h),
         'the source herd is not touched; the new herd starts with no replicas, no DNS names and no backups of its own',

@@ -1,6 +1,9 @@
 // Restores whose target ended without their cleanup (the worker running them was killed, or lost the
 // herd's lease): the folder each claimed is stopped and removed by the next worker's reconcile, as the
-// restore's own cleanup would have; a drill's is recorded as a failed drill (it never said its verdict). Pooler pauses are settled beside it (lib/actions/steps/settle-owed.ts).
+// restore's own cleanup would have; a drill's is recorded as a failed drill (it never said its verdict).
+// So are restored clusters kept for a herd since deleted from the inventory by hand (nothing tracks them
+// any more). Then the EC2 instances launched for such targets are terminated. Pooler pauses are settled
+// beside it (lib/actions/steps/settle-owed.ts).
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
@@ -27,13 +30,17 @@ export async function settleRestoreClaims(
     fingerprint: string | null;
     server_id: number;
     environment: string;
+    orphaned: boolean;
   }>(sql`
     SELECT c.id, c.target_id, t.status::text AS status, c.data_directory, c.pg_version,
            coalesce(nullif(s.address, ''), s.hostname) AS host, s.ssh_port AS port, s.ssh_user AS username,
-           s.ssh_host_key_fingerprint AS fingerprint, s.id AS server_id, e.name AS environment
+           s.ssh_host_key_fingerprint AS fingerprint, s.id AS server_id, e.name AS environment, c.settled_at IS NOT NULL AS orphaned
     FROM restore_claims c JOIN operation_targets t ON t.id = c.target_id
       JOIN servers s ON s.id = c.server_id JOIN environments e ON e.id = s.environment_id
-    WHERE c.settled_at IS NULL AND t.status::text NOT IN ('queued', 'running')
+    WHERE (c.settled_at IS NULL AND t.status::text NOT IN ('queued', 'running'))
+       -- Kept for a herd that is gone (deleted by hand from the inventory, or with its environment): nothing
+       -- tracks the restored cluster any more.
+       OR (c.kept_herd_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM herds h WHERE h.id = c.kept_herd_id))
     ORDER BY c.id LIMIT ${limit}`);
   const settled: number[] = [];
   for (const c of rows.rows) {
@@ -55,8 +62,12 @@ export async function settleRestoreClaims(
       });
       await db.transaction(async (tx) => {
         await tx.execute(sql`
-          UPDATE restore_claims SET settled_at = now(), last_error = NULL,
-            settled_how = ${`removed by a worker's reconcile: its target ended ${c.status} without its cleanup`}
+          UPDATE restore_claims SET settled_at = now(), last_error = NULL, kept_herd_id = NULL,
+            settled_how = ${
+              c.orphaned
+                ? "removed by a worker's reconcile: the herd it was kept for was deleted from the inventory"
+                : `removed by a worker's reconcile: its target ended ${c.status} without its cleanup`
+            }
           WHERE id = ${c.id}`);
         // A drill cut short never said its verdict: it failed, and the scorecard says so (not the drill before).
         await tx.execute(sql`
@@ -83,11 +94,14 @@ export async function settleRestoreClaims(
  * once what was laid down on them is removed (no open claim on their server), or when nothing was.
  */
 export async function settleLaunchedInstances(db: Db, log: (e: string, f: object) => void = () => {}, limit = 10): Promise<number[]> {
-  const rows = await db.execute<{ id: number; target_id: number; status: string; instance_id: string | null }>(sql`
-    SELECT l.id, l.target_id, t.status::text AS status, l.instance_id
+  const rows = await db.execute<{ id: number; target_id: number; status: string; instance_id: string | null; orphaned: boolean }>(sql`
+    SELECT l.id, l.target_id, t.status::text AS status, l.instance_id, l.kept_herd_id IS NOT NULL AS orphaned
     FROM launched_instances l JOIN operation_targets t ON t.id = l.target_id
-    WHERE l.terminated_at IS NULL AND l.kept_herd_id IS NULL AND t.status::text NOT IN ('queued', 'running')
-      AND NOT EXISTS (SELECT 1 FROM restore_claims c WHERE c.server_id = l.server_id AND c.settled_at IS NULL)
+    WHERE l.terminated_at IS NULL
+      AND ((l.kept_herd_id IS NULL AND t.status::text NOT IN ('queued', 'running'))
+           OR (l.kept_herd_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM herds h WHERE h.id = l.kept_herd_id)))
+      -- What was laid down on it is removed first.
+      AND NOT EXISTS (SELECT 1 FROM restore_claims c WHERE c.server_id = l.server_id AND (c.settled_at IS NULL OR c.kept_herd_id IS NOT NULL))
     ORDER BY l.id LIMIT ${limit}`);
   const done: number[] = [];
   for (const l of rows.rows) {
@@ -95,7 +109,9 @@ export async function settleLaunchedInstances(db: Db, log: (e: string, f: object
       await terminateLaunched(
         db,
         l.id,
-        `terminated by a worker's reconcile: its target ended ${l.status} without its cleanup`,
+        l.orphaned
+          ? "terminated by a worker's reconcile: the herd it was kept for was deleted from the inventory"
+          : `terminated by a worker's reconcile: its target ended ${l.status} without its cleanup`,
         AbortSignal.timeout(600_000),
       );
       done.push(l.id);

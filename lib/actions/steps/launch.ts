@@ -3,6 +3,7 @@
 // key pinned from what cloud-init printed on its console (read through EC2, never taken on first contact);
 // registered as a server of the herd's environment; reached over SSH. Its cleanup terminates it and removes
 // its server unless what the target built on it is kept. Restores and drills use it; adding replicas will.
+import { randomUUID } from 'node:crypto';
 import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
@@ -27,6 +28,7 @@ import { typesIn } from '@/lib/fleet/cloud/catalogue';
 import { HOURS_PER_MONTH, priceListFor } from '@/lib/fleet/cloud/prices';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { setting } from '@/lib/settings/settings';
 
 /** The instance type of a new instance (left out: none is launched). */
 export const instanceTypeParam = z
@@ -154,6 +156,14 @@ export interface LaunchState {
 
 export const newLaunchState = (): LaunchState => ({ rowId: null, instanceId: null, serverId: null, kept: false });
 
+/** The tags EC2 discovery filters on (PGHERD_AWS_DISCOVERY), a `*` given the template's own value. */
+function discoveryTags(template: Record<string, string>): Record<string, string> {
+  const wanted = setting('PGHERD_AWS_DISCOVERY')?.tags ?? {};
+  return Object.fromEntries(
+    Object.entries(wanted).flatMap(([k, v]) => (v !== '*' ? [[k, v]] : template[k] !== undefined ? [[k, template[k]]] : [])),
+  );
+}
+
 /** The host key to pin of those the console lists: the one ssh2 asks for first (ed25519, then ECDSA, then RSA). */
 export function keyToPin(f: HostKeyFingerprints): string | null {
   return f.ed25519 ?? f.ecdsa ?? f.rsa ?? null;
@@ -204,13 +214,15 @@ async function launch<S>(
 ) {
   const { db } = x.deps;
   const t = l.template;
-  const token = `pgherd-${String(x.deps.targetId ?? 'x')}-${purpose.kind}`.slice(0, 64);
+  // Its own token, never one another launch (another pgherd's, or this one's database restored from an
+  // older backup) could have used: EC2 answers a token it has seen with that launch's instance.
+  const token = `pgherd-${randomUUID()}`;
   // Recorded before EC2 is asked: a worker killed between the call and its answer leaves a row the next
   // reconcile finds the instance by (its token is on the instance as a tag).
   const row = await db.execute<{ id: number }>(sql`
     INSERT INTO launched_instances (target_id, environment_id, region, client_token, instance_type)
     VALUES (${x.deps.targetId ?? null}, ${l.environmentId}, ${t.region}, ${token}, ${l.instanceType})
-    ON CONFLICT (client_token) DO UPDATE SET client_token = excluded.client_token RETURNING id`);
+    RETURNING id`);
   st.rowId = row.rows[0]?.id ?? null;
   const client = ec2Client(t.region);
   try {
@@ -220,6 +232,9 @@ async function launch<S>(
       t,
       l.instanceType,
       {
+        // The tags EC2 discovery looks for (a value of * is the template's own): discovery then keeps the
+        // server's cloud identity, and does not take it for gone.
+        ...discoveryTags(t.tags),
         Name: purpose.name,
         'pgherd:environment': l.environment,
         'pgherd:launched-by': `operation ${String(x.deps.operation?.id ?? '?')}`,
@@ -228,6 +243,11 @@ async function launch<S>(
       },
       token,
     );
+    // The instance EC2 answered with is this launch's: it carries the token this launch made.
+    if (launched.tags['pgherd:launch-token'] !== token)
+      throw new Error(
+        `EC2 answered RunInstances with ${launched.instanceId}, which does not carry this launch's token (${token}): it is not this launch's, and nothing is done on it`,
+      );
     st.instanceId = launched.instanceId;
     await db.execute(sql`UPDATE launched_instances SET instance_id = ${launched.instanceId} WHERE id = ${st.rowId}`);
     x.note({ stdout: `EC2 launched ${launched.instanceId} (${l.instanceType}) in ${t.availabilityZone}` });
@@ -237,7 +257,11 @@ async function launch<S>(
       .then((r) => (r.Reservations ?? []).flatMap((v) => v.Instances ?? []));
     const address = running?.PrivateIpAddress;
     if (!address) throw new Error(`${launched.instanceId} runs without a private address`);
-    const hostname = running.PrivateDnsName || `ip-${address.replace(/\./g, '-')}.${t.region}.compute.internal`;
+    const privateName = running.PrivateDnsName || `ip-${address.replace(/\./g, '-')}.${t.region}.compute.internal`;
+    // EC2 gives a terminated instance's address to a new one: the inventory may keep a server of that name
+    // (discovery marks it gone, never deletes it). The new server is then named by its instance id too.
+    const clash = await db.execute(sql`SELECT 1 FROM servers WHERE hostname = ${privateName}`);
+    const hostname = clash.rows.length ? `${launched.instanceId}.${privateName}` : privateName;
     // The host key, as the host itself printed it at first boot; waited for (cloud-init prints it once
     // the keys are made, a little after EC2 says running).
     const deadline = Date.now() + bounds.maxWaitSeconds * 1000;
@@ -273,7 +297,11 @@ async function launch<S>(
         const r = await x.deps.ssh.exec(server.ssh, ['true'], { timeoutMs: 15_000, signal: x.signal });
         if (r.code === 0) break;
       } catch (err) {
-        if (err instanceof HostKeyMismatchError || x.signal.aborted || Date.now() > deadline) throw err;
+        if (err instanceof HostKeyMismatchError)
+          throw new Error(
+            `${hostname} presents the host key ${err.received}, not ${pin}, which its console printed at first boot: it is not taken for the instance launched, and is terminated`,
+          );
+        if (x.signal.aborted || Date.now() > deadline) throw err;
       }
       await new Promise((r) => setTimeout(r, wait));
     }

@@ -28,6 +28,8 @@ export interface LaunchTemplate {
   /** The instance profile's ARN, when it has one. */
   instanceProfileArn: string | null;
   architecture: string;
+  /** Its tags (a new instance carries those discovery looks for). */
+  tags: Record<string, string>;
 }
 
 /** The launch template of an instance, read from EC2 now; null when EC2 does not know it. */
@@ -52,6 +54,7 @@ export async function launchTemplateOf(client: EC2Client, region: string, instan
     keyName: i.KeyName ?? null,
     instanceProfileArn: i.IamInstanceProfile?.Arn ?? null,
     architecture: i.Architecture ?? '',
+    tags: Object.fromEntries((i.Tags ?? []).flatMap((t) => (t.Key ? [[t.Key, t.Value ?? '']] : []))),
   };
 }
 
