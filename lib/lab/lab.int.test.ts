@@ -18,8 +18,9 @@ describe('the lab', () => {
     expect(lab.processes.filter((p) => !opsMember(p.name) && !(alive(currentPid(p)) && pidRuns(currentPid(p), p.program)))).toEqual([]);
     // pgherd's database, Redis, BIND, on each of the 18 servers a postmaster and an sshd, and the
     // PgBouncer in front of production/billing on a server of its own (with its sshd), a backup host and
-    // two scratch servers per environment (an sshd each), OpenLDAP slapd,
-    // moto and the lab's AWS front, with an EC2 instance per database server
+    // two scratch servers and two launch addresses (where EC2 instances the lab launches answer) per
+    // environment (an sshd each), OpenLDAP slapd, moto and the lab's AWS front, with an EC2 instance per
+    // database server
     expect(lab.processes.map((p) => p.program).sort()).toEqual(
       [
         'postgres',
@@ -28,7 +29,7 @@ describe('the lab', () => {
         'named',
         'pgbouncer',
         'slapd',
-        ...Array(25).fill('sshd'),
+        ...Array(29).fill('sshd'),
         'moto_server',
         'aws-front.ts',
       ].sort(),

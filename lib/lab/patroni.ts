@@ -344,22 +344,48 @@ export async function labLeader(p: LabPatroniRest): Promise<string | null> {
 }
 
 /** Waits until every member runs and the replicas have no lag, as Patroni (any member that answers) says. */
-export function waitSettled(p: LabPatroniRest, timeoutMs = 120_000) {
-  return waitFor(
-    'every member of the Patroni herd running with no lag',
-    async () => {
-      for (const m of p.members) {
-        const c = await patroniGet<PatroniCluster>(p, m.restUrl, '/cluster').catch(() => null);
-        if (c)
-          return c.members.length === p.members.length &&
-            c.members.every((x) => x.state === 'running' && (x.role === 'leader' || x.lag === 0))
-            ? true
-            : undefined;
-      }
-      return undefined;
-    },
-    timeoutMs,
-  );
+export async function waitSettled(p: LabPatroniRest, timeoutMs = 120_000) {
+  let last: PatroniCluster | null = null;
+  try {
+    return await waitFor(
+      'every member of the Patroni herd running with no lag',
+      async () => {
+        for (const m of p.members) {
+          const c = await patroniGet<PatroniCluster>(p, m.restUrl, '/cluster').catch(() => null);
+          if (c) {
+            last = c;
+            return c.members.length === p.members.length &&
+              c.members.every((x) => x.state === 'running' && (x.role === 'leader' || x.lag === 0))
+              ? true
+              : undefined;
+          }
+        }
+        return undefined;
+      },
+      timeoutMs,
+    );
+  } catch (err) {
+    // Say what Patroni said last, and what the members not running logged last.
+    const seen = last as PatroniCluster | null;
+    const off = (seen?.members ?? []).filter((x) => x.state !== 'running' || (x.role !== 'leader' && x.lag !== 0));
+    const logs = off.map((x) => {
+      const m = (p.members as { name?: string; logFile?: string }[]).find((y) => y.name === x.name);
+      const tail = m?.logFile ? readTail(m.logFile) : '';
+      return `${x.name} (${x.role}, ${x.state}, lag ${String(x.lag)}):\n${tail}`;
+    });
+    throw new Error(
+      `${(err as Error).message}; Patroni said: ${JSON.stringify(seen?.members.map((x) => [x.name, x.role, x.state, x.lag]) ?? null)}\n${logs.join('\n')}`,
+    );
+  }
+}
+
+/** The last lines of a file ('' when it cannot be read). */
+function readTail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
 }
 
 /** Waits until Patroni names a leader other than `old`; returns it. */
