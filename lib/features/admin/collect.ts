@@ -100,18 +100,22 @@ export async function collectForDelete(db: Queries, def: AdminDef, ids: number[]
   }
   // A row both cascaded and unlinked is simply deleted.
   for (const [t, set] of unlinked) for (const id of seen.get(t) ?? []) set.delete(id);
-  const groups = async (m: Map<PgTable, Set<number>>, skipRoot: boolean) =>
-    Promise.all(
-      [...m.entries()]
-        .filter(([t, s]) => s.size && !(skipRoot && t === def.table))
-        .map(([t, s]) =>
-          describe(
-            db,
-            t,
-            [...s].sort((a, b) => a - b),
-          ),
+  // One after another: a delete collects inside its transaction, whose one connection runs one query at
+  // a time anyway (node-postgres queues the rest, and deprecates being handed them at once).
+  const groups = async (m: Map<PgTable, Set<number>>, skipRoot: boolean) => {
+    const out: Awaited<ReturnType<typeof describe>>[] = [];
+    for (const [t, s] of m.entries()) {
+      if (!s.size || (skipRoot && t === def.table)) continue;
+      out.push(
+        await describe(
+          db,
+          t,
+          [...s].sort((a, b) => a - b),
         ),
-    );
+      );
+    }
+    return out;
+  };
   return {
     deleted: [await describe(db, def.table, ids), ...(await groups(seen, true))],
     unlinked: await groups(unlinked, false),
