@@ -9,7 +9,7 @@ useLabSettings(readLab(inject('labFile')));
 
 // node-postgres deprecates a query sent on a client that has queries waiting (two queries at once on one
 // connection, or one sent before the connection is ready); it says so once a process with no caller.
-// Here each caller is named once, with the test and the stack (issue 47: "find the caller").
+// Here each caller is named once, with the test and the stack, so that it can be found and mended.
 {
   const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
   const original = proto.query;

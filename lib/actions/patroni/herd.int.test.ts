@@ -149,7 +149,7 @@ describe('a herd Patroni runs, through pgherd', () => {
     expect(await db.select({ type: backups.type }).from(backups).where(eq(backups.herdId, herdId))).toEqual([{ type: 'full' }]);
     // Archiving off again, as the herd was: the tests after this one are about leaders. With archiving on
     // (archive_timeout 30 s), the split brain below left both replicas "starting" past two minutes in 2 of
-    // 3 runs under load (noted for issue 47; Patroni's rejoin, not pgherd's).
+    // 3 runs under load: how Patroni rejoins members then is Patroni's, not what those tests prove.
     await runAs(labIdentity(), [
       '/usr/bin/patronictl',
       '-c',

@@ -11,7 +11,7 @@ import {
   waitUntilInstanceTerminated,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
-import { cloudInstance, Ec2StartFailed, Ec2WaitTimeout, startInstanceWait, type CloudInstance, type WaitBounds } from './ec2';
+import { cloudInstance, Ec2WaitTimeout, instanceNotFound, startInstanceWait, type CloudInstance, type WaitBounds } from './ec2';
 
 /** What a new instance copies from the instance it is launched like. */
 export interface LaunchTemplate {
@@ -35,8 +35,7 @@ export interface LaunchTemplate {
 /** The launch template of an instance, read from EC2 now; null when EC2 does not know it. */
 export async function launchTemplateOf(client: EC2Client, region: string, instanceId: string): Promise<LaunchTemplate | null> {
   const res = await client.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })).catch((err: unknown) => {
-    if ((err as Error).name === 'InvalidInstanceID.NotFound' || (err as { Code?: string }).Code === 'InvalidInstanceID.NotFound')
-      return null;
+    if (instanceNotFound(err)) return null;
     throw err;
   });
   const r = res?.Reservations?.find((x) => x.Instances?.length);
@@ -144,7 +143,7 @@ export async function terminateInstance(client: EC2Client, instanceId: string, b
   try {
     await client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
   } catch (err) {
-    if ((err as Error).name === 'InvalidInstanceID.NotFound' || (err as { Code?: string }).Code === 'InvalidInstanceID.NotFound') return;
+    if (instanceNotFound(err)) return;
     throw err;
   }
   try {
@@ -164,5 +163,3 @@ export async function terminateInstance(client: EC2Client, instanceId: string, b
     throw err;
   }
 }
-
-export { Ec2StartFailed };

@@ -262,11 +262,7 @@ export async function startInstanceWait(client: EC2Client, instanceId: string, b
       .send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }), b.signal ? { abortSignal: b.signal } : {})
       .catch((err: unknown) => {
         // Just started, EC2's reads may not know the id yet; anything else is AWS's answer.
-        if (
-          (err as Error & { Code?: string }).Code === 'InvalidInstanceID.NotFound' ||
-          (err as Error).name === 'InvalidInstanceID.NotFound'
-        )
-          return null;
+        if (instanceNotFound(err)) return null;
         throw err;
       });
     const i = res?.Reservations?.flatMap((r) => r.Instances ?? [])[0];
@@ -282,6 +278,11 @@ export async function startInstanceWait(client: EC2Client, instanceId: string, b
     if (Date.now() >= deadline) throw new Ec2WaitTimeout(instanceId, 'running', b.maxWaitSeconds);
     delay = delay === 0 ? b.minDelaySeconds * 1000 : Math.min(delay * 1.5, b.maxDelaySeconds * 1000);
   }
+}
+
+/** EC2 does not know the instance id (yet, just launched or started; or any more). */
+export function instanceNotFound(err: unknown): boolean {
+  return (err as Error & { Code?: string }).Code === 'InvalidInstanceID.NotFound' || (err as Error).name === 'InvalidInstanceID.NotFound';
 }
 
 /** Changes a stopped instance's type (EC2 refuses it on a running one: IncorrectInstanceState). */
