@@ -98,9 +98,12 @@ test('a paused replica rises on its herd\u2019s lag chart; the restart that resu
     await expect(chart.locator(`.lag-line-${replicaId} path, .lag-dot-${replicaId}`).filter({ visible: true }).first()).toBeVisible();
     const weekRows = chart.locator('[data-testid="lag-samples"] tr[data-t]');
     await expect(weekRows.first()).toBeAttached();
-    expect(
-      (await weekRows.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-t'))))).every((t) => t % 1_800_000 === 0),
-    ).toBe(true);
+    // The week's samples replace the day's once they have arrived: waited for, not read at the click.
+    await expect
+      .poll(async () =>
+        (await weekRows.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-t'))))).every((t) => t % 1_800_000 === 0),
+      )
+      .toBe(true);
   } finally {
     await query(dsn(replica), 'SELECT pg_wal_replay_resume()').catch(() => {});
     await query(dsn(primary), 'DROP TABLE IF EXISTS lag_chart_test').catch(() => {});
