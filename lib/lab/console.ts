@@ -130,12 +130,23 @@ export async function startWorkerProcess(
   child.once('exit', () => {
     exited = true;
   });
-  // Ready once it has reconciled and subscribed; a broken configuration exits at once.
-  await new Promise((r) => setTimeout(r, 1500));
-  throwIfCancelled();
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the 'exit' listener sets it, which TypeScript does not see
-  if (exited) throw new Error('the worker exited at start');
-  return Object.assign(child, { metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` });
+  // Ready once its metrics answer: the worker listens for them last, after it has reconciled, rebuilt
+  // the rules' schedulers and started its chores (a worker still starting when its database restarts
+  // exits, and a fixed wait was not always long enough on a loaded machine). A broken configuration
+  // exits at once.
+  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  await waitFor(
+    `the worker's metrics on ${metricsUrl}`,
+    async () => {
+      throwIfCancelled();
+      if (exited) throw new Error('the worker exited at start');
+      // Any answer will do (401 without the token): something listens.
+      const res = await fetch(metricsUrl).catch(() => null);
+      return res ? true : undefined;
+    },
+    120_000,
+  );
+  return Object.assign(child, { metricsUrl });
 }
 
 export function consoleEnv(lab: LabInfo, url: string, secret: string): NodeJS.ProcessEnv {

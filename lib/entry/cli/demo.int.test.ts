@@ -126,8 +126,9 @@ function under(pid: number, roots: Set<number>): boolean | 'gone' {
 }
 
 /** Everything the lab runs: the processes lab.json lists and theirs (backends, sessions, helpers). */
-function expectAllListed(lab: LabInfo) {
-  expect(untrue(lab)).toEqual([]);
+function expectAllListed(lab: LabInfo, demo: Demo) {
+  // What the demo printed says why a process it listed is gone (a worker's last words go to its stderr).
+  expect(untrue(lab), demo.out.slice(-40).join('\n')).toEqual([]);
   const roots = new Set(lab.processes.map((p) => p.pid));
   expect(processesUnder(lab.dir).filter((p) => under(p.pid, roots) === false)).toEqual([]);
 }
@@ -155,7 +156,7 @@ describe('the demo stops whole', () => {
     const names = lab.processes.map((p) => p.name);
     expect(names).toEqual(expect.arrayContaining(['pgherd-db', 'redis', 'worker', 'etcd', 'moto', 'aws-front', 'slapd', 'named']));
     if (BUILT) expect(names).toContain('console');
-    expectAllListed(lab);
+    expectAllListed(lab, demo);
 
     const before = lab.processes.find((p) => p.name === 'pgherd-db')!.pid;
     const pid = await restartDatabase(lab, demo.file);
@@ -164,7 +165,7 @@ describe('the demo stops whole', () => {
     const now = readLab(demo.file);
     expect(now.processes.find((p) => p.name === 'pgherd-db')!.pid).toBe(pid);
     expect(await query<{ n: number }>(lab.database.url, 'SELECT 1 AS n')).toEqual([{ n: 1 }]);
-    expectAllListed(now);
+    expectAllListed(now, demo);
 
     process.kill(-demo.pgid, 'SIGTERM');
     await expectStoppedWhole(demo, now.processes, lab.dir);
@@ -194,7 +195,7 @@ describe('the demo stops whole', () => {
     });
     expect(alive(entry.pid)).toBe(false);
     const now = readLab(demo.file);
-    expectAllListed(now);
+    expectAllListed(now, demo);
 
     process.kill(now.ownerPid!, 'SIGINT');
     await waitFor('the demo to stop', async () => (demo.out.some((l) => /SIGINT: stopping/.test(l)) ? true : undefined));
@@ -223,7 +224,7 @@ describe('the demo stops whole', () => {
   it('killed with SIGKILL: `npm run lab -- down` stops what it ran, console and worker included, from lab.json', async () => {
     const demo = startDemo();
     const lab = await up(demo);
-    expectAllListed(lab);
+    expectAllListed(lab, demo);
     process.kill(lab.ownerPid!, 'SIGKILL');
     await demo.exited;
     const orphans = lab.processes.filter((p) => ['worker', 'console'].includes(p.name));
