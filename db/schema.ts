@@ -146,10 +146,19 @@ export const herds = pgTable(
     // Set once with its herd.restore_unverified event, cleared when it is protected again
     // (lib/features/backups/lapse.ts).
     restoreLapsedSince: timestamp('restore_lapsed_since', { withTimezone: true }),
+    // The refresh's schedule, shared by every worker (lib/fleet/refresh-share.ts): when the herd's members
+    // are next due to be observed, and which worker claimed them last. A claim moves the time on by one
+    // interval, so that no two workers observe a herd in the same interval.
+    observeDueAt: timestamp('observe_due_at', { withTimezone: true })
+      .notNull()
+      .default(sql`'-infinity'`),
+    observedBy: text('observed_by'),
     ...timestamps,
   },
   (t) => [
     uniqueIndex('herds_environment_name_key').on(t.environmentId, t.name),
+    // The herds due for observation, oldest first, found without reading the others.
+    index('herds_observe_due_idx').on(t.observeDueAt),
     // The few herds with no primary, found without reading the others (the health page, the metric).
     index('herds_no_primary_idx')
       .on(t.noPrimarySince)
@@ -293,6 +302,9 @@ export const instances = pgTable(
     // its last pages read backwards.
     index('instances_lag_idx').on(t.lagBytes.desc().nullsLast(), t.id),
     index('instances_upstream_idx').on(t.upstreamInstanceId),
+    // The instances not observed for two refresh intervals (fleet health, the metric), oldest first:
+    // never observed counts from when the row was made.
+    index('instances_observed_idx').on(sql`coalesce(${t.lastObservedAt}, ${t.createdAt})`),
     // A herd's running primaries (one, or a split brain): the agent ingest's lag, fleet health.
     index('instances_running_primary_idx')
       .on(t.herdId)

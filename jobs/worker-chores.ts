@@ -10,7 +10,8 @@ import { ec2Client } from '@/lib/adapters/aws/config';
 import { setting } from '@/lib/settings/settings';
 import type { TargetJob } from '@/lib/engine/queue';
 import { WORKER_ALIVE_EVERY_MS, workerAlive } from '@/lib/engine/workers-alive';
-import { checkDnsRecords, refreshFleet } from '@/lib/fleet/refresher';
+import { checkDnsRecords } from '@/lib/fleet/refresher';
+import { refreshShare } from '@/lib/fleet/refresh-share';
 import { foldLagSamples, lagSampleEveryMs, sampleLag } from '@/lib/fleet/lag-history';
 import type { DiscoveryConfig } from '@/lib/features/discovery/discovery';
 import { DISCOVERY_CHANNEL, discoveryWanted, runDiscovery } from '@/lib/features/discovery/discovery-runs';
@@ -96,6 +97,11 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; closeListener:
   };
 
   const tick = cfg.reconcileEveryMs ?? 10_000;
+  const refreshEvery = cfg.refreshEveryMs ?? setting('PGHERD_REFRESH_INTERVAL_MS');
+  const startedAt = Date.now();
+  const share = refreshEvery
+    ? refreshShare(db, { holder, intervalMs: refreshEvery, keptAtMost: setting('PGHERD_REFRESH_KEPT_SESSIONS') })
+    : null;
   const ruleEvery = cfg.ruleReconcileEveryMs ?? 60_000;
   const discoverEvery = setting('PGHERD_AWS_DISCOVERY_EVERY_MS');
   // The worker's chores: each runs on its own clock, never twice at once here; those with a lock run on
@@ -134,15 +140,29 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; closeListener:
         if (j.raised.length || j.cleared.length) log('restores.judge', j);
       },
     },
-    {
-      name: 'refresh',
-      every: cfg.refreshEveryMs ?? setting('PGHERD_REFRESH_INTERVAL_MS'),
-      lock: CHORE_LOCKS.refresh,
-      run: async () => {
-        log('refresh.done', await refreshFleet(db));
-        log('refresh.dns', await checkDnsRecords(db));
-      },
-    },
+    // The refresh, shared by the workers: every second, the herds due now that this one may claim
+    // (lib/fleet/refresh-share.ts). The DNS records, by one worker at a time, once an interval.
+    ...(share
+      ? ([
+          {
+            name: 'refresh',
+            every: Math.min(1000, refreshEvery),
+            run: async () => {
+              // The first round one interval after the worker starts, as one pass an interval always began
+              // (what is due in between, the other workers claim).
+              if (Date.now() - startedAt < refreshEvery) return;
+              const r = await share.round();
+              if (r.herds) log('refresh.done', r);
+            },
+          },
+          {
+            name: 'refresh.dns',
+            every: refreshEvery,
+            lock: CHORE_LOCKS.refresh,
+            run: async () => log('refresh.dns', await checkDnsRecords(db)),
+          },
+        ] satisfies Chore[])
+      : []),
     // DNS follows Patroni: its herds' leaders read every few seconds (lib/features/patroni/follow.ts).
     {
       name: 'patroni.follow',
@@ -180,5 +200,11 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; closeListener:
         ] satisfies Chore[])
       : []),
   ];
-  return { chores, closeListener: async () => void (await listener?.end().catch(() => {})) };
+  return {
+    chores,
+    closeListener: async () => {
+      share?.close();
+      await listener?.end().catch(() => {});
+    },
+  };
 }

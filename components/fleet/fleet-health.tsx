@@ -1,6 +1,6 @@
 import Link from 'next/link';
 import { formatDuration } from '@/lib/adapters/format/units';
-import { healthy, SILENT_AFTER_INTERVALS, type FleetHealth as Health } from '@/lib/features/agents/health';
+import { healthy, SILENT_AFTER_INTERVALS, UNOBSERVED_AFTER_INTERVALS, type FleetHealth as Health } from '@/lib/features/agents/health';
 import { visibleEnds } from '@/lib/adapters/format/visible';
 
 const more = (shown: number, total: number) => (total > shown ? <li className="help">and {total - shown} more</li> : null);
@@ -11,12 +11,12 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
     return (
       <p className="health-ok" data-testid="fleet-health">
         {scope === 'fleet'
-          ? 'No agent is silent, no herd has two primaries or none, no replica streams from outside its herd, no instance is held, no EC2 tag disagrees with the agents, no archive fails or lags.'
+          ? 'No agent is silent, no herd has two primaries or none, no replica streams from outside its herd, no instance is held, no EC2 tag disagrees with the agents, no archive fails or lags, every instance was observed lately.'
           : 'The agents report nothing wrong with this herd.'}
       </p>
     );
   }
-  const { silent, twoPrimaries, noPrimary, foreignUpstreams, conflicts, tagDisagreements, archive } = health;
+  const { silent, twoPrimaries, noPrimary, foreignUpstreams, conflicts, tagDisagreements, archive, unobserved } = health;
   return (
     <div className="health" data-testid="fleet-health" role="alert">
       {archive.total > 0 && (
@@ -141,6 +141,32 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
               </li>
             ))}
             {more(tagDisagreements.rows.length, tagDisagreements.total)}
+          </ul>
+        </section>
+      )}
+      {unobserved.total > 0 && (
+        <section data-health="unobserved">
+          <h3>
+            {unobserved.total === 1 ? 'An instance' : `${unobserved.total} instances`} not observed for {UNOBSERVED_AFTER_INTERVALS} refresh
+            intervals: what the inventory says of {unobserved.total === 1 ? 'it' : 'them'} is old (are the workers running, and keeping up?)
+          </h3>
+          <ul>
+            {unobserved.rows.map((i) => (
+              <li key={i.id}>
+                <Link href={`/admin/instances/${i.id}`}>{i.label}</Link> (<Link href={`/herds/${i.herdId}`}>{i.herd}</Link>):{' '}
+                {i.lastObservedAt ? (
+                  <>
+                    last observed{' '}
+                    <time dateTime={i.lastObservedAt.toISOString()}>
+                      {i.lastObservedAt.toISOString().replace('T', ' ').slice(0, 19)} UTC
+                    </time>
+                  </>
+                ) : (
+                  'never observed'
+                )}
+              </li>
+            ))}
+            {more(unobserved.rows.length, unobserved.total)}
           </ul>
         </section>
       )}

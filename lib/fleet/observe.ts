@@ -124,7 +124,7 @@ const OBSERVATION = { name: 'pgherd_observation', text: observationSql(true) };
 const GATE_READING = { name: 'pgherd_gate_reading', text: observationSql(false) };
 
 /** A connection for observations, or why there is none (unreachable). */
-async function connectObserver(e: PgEndpoint, timeoutMs: number): Promise<pg.Client | Observed> {
+async function connectObserver(e: PgEndpoint, timeoutMs: number, applicationName = 'pgherd-observer'): Promise<pg.Client | Observed> {
   let c: pg.Client;
   try {
     c = instanceClient(e, {
@@ -132,7 +132,7 @@ async function connectObserver(e: PgEndpoint, timeoutMs: number): Promise<pg.Cli
       statement_timeout: timeoutMs,
       // A connection kept across observations may meet a network that stopped answering: never wait on it for ever.
       query_timeout: timeoutMs + 1000,
-      application_name: 'pgherd-observer',
+      application_name: applicationName,
     });
   } catch (err) {
     return { reachable: false, error: (err as Error).message };
@@ -229,43 +229,69 @@ export function postmasterAnswers(e: { host: string; port: number }, timeoutMs: 
   });
 }
 
-/** Connections an observation pool keeps at most; beyond them, an observation connects for itself. */
+/** Connections an observation pool keeps at most, by default; beyond them, an observation connects for itself. */
 const KEPT_AT_MOST = 1000;
 
+export interface ObservationPoolOptions {
+  /**
+   * Whether each reading over a kept session is made together with a postmasterAnswers probe, and an
+   * instance that takes no new connection is not reachable (the gate's: default). Without it, a kept
+   * session answers for its instance even while the postmaster is frozen (the refresh's: its reading is
+   * the inventory's picture, never a fence's or a liveness probe's, which open connections of their own).
+   */
+  probe?: boolean;
+  /** Whether readings include pendingRestart (the refresh's); the gate's leave it out (see observationSql). */
+  pending?: boolean;
+  keptAtMost?: number;
+  /** What its sessions are called in pg_stat_activity (default pgherd-observer). */
+  applicationName?: string;
+}
+
 /**
- * Observations over kept connections, one an endpoint: the wave conductor samples the same herds
- * every second through a soak, and a new connection (TLS and SCRAM on both sides) each time cost more
- * than the reading. A kept connection that fails (its instance restarted, say) is dropped and the
- * observation made again over a new one at once, so a reading is never older than the call. A kept
- * session answers even while its postmaster is frozen: each reading over one is made together with a
- * postmasterAnswers probe, and an instance that takes no new connection is not reachable. Readings
- * leave pendingRestart out (the gate does not judge it; see observationSql).
+ * Observations over kept connections, one an endpoint. The wave conductor samples the same herds every
+ * second through a soak, and the refresh reads the whole fleet every interval: a new connection (TLS
+ * and SCRAM on both sides) each time cost more than the reading. A kept connection that fails (its
+ * instance restarted, say) is dropped and the observation made again over a new one at once, so a
+ * reading is never older than the call. A kept session answers even while its postmaster is frozen: with
+ * `probe` (the default), each reading over one is made together with a postmasterAnswers probe, and an
+ * instance that takes no new connection is not reachable.
  */
-export function observationPool() {
-  const kept = new Map<string, { client: pg.Client; usedAt: number }>();
+export function observationPool(opts: ObservationPoolOptions = {}) {
+  const probe = opts.probe ?? true;
+  const pending = opts.pending ?? false;
+  const keptAtMost = opts.keptAtMost ?? KEPT_AT_MOST;
+  const kept = new Map<string, { client: pg.Client; usedAt: number; busy: boolean }>();
   const keyOf = (e: PgEndpoint) => `${e.serverEnvironment ?? ''}|${e.host}|${e.port}`;
   const drop = (key: string) => {
     const k = kept.get(key);
     kept.delete(key);
     void k?.client.end().catch(() => {});
   };
+  let opened = 0;
   return {
     async look(e: PgEndpoint, timeoutMs = 3000): Promise<Observed> {
       const key = keyOf(e);
       const k = kept.get(key);
-      if (k) {
+      // (One reading at a time on a session: a look at an endpoint already being read connects for itself.)
+      if (k && !k.busy) {
         k.usedAt = Date.now();
-        const [read, answers] = await Promise.all([readObservation(k.client, false).catch(() => null), postmasterAnswers(e, timeoutMs)]);
+        k.busy = true;
+        const [read, answers] = await Promise.all([
+          readObservation(k.client, pending).catch(() => null),
+          probe ? postmasterAnswers(e, timeoutMs) : null,
+        ]);
+        k.busy = false;
         if (read && answers === null) return read;
         drop(key);
         if (read) return { reachable: false, error: `${answers ?? ''} (an open session still answers)` };
         // The kept connection failed: observe again over a new one.
       }
-      const c = await connectObserver(e, timeoutMs);
+      const c = await connectObserver(e, timeoutMs, opts.applicationName);
       if (!(c instanceof pg.Client)) return c;
+      opened++;
       try {
-        const o = await readObservation(c, false);
-        if (kept.size < KEPT_AT_MOST && !kept.has(key)) kept.set(key, { client: c, usedAt: Date.now() });
+        const o = await readObservation(c, pending);
+        if (kept.size < keptAtMost && !kept.has(key)) kept.set(key, { client: c, usedAt: Date.now(), busy: false });
         else await c.end().catch(() => {});
         return o;
       } catch (err) {
@@ -276,9 +302,11 @@ export function observationPool() {
     /** Closes the connections not used for `idleMs`. */
     sweep(idleMs: number) {
       const before = Date.now() - idleMs;
-      for (const [key, k] of kept) if (k.usedAt < before) drop(key);
+      for (const [key, k] of kept) if (k.usedAt < before && !k.busy) drop(key);
     },
     size: () => kept.size,
+    /** Connections opened since the pool was made (kept or not). */
+    opened: () => opened,
     close() {
       for (const key of [...kept.keys()]) drop(key);
     },

@@ -120,7 +120,7 @@ export async function refreshFleet(
  * (stopped by hand, or by a stop that waited in a frozen postmaster) is said to have none, and one
  * where a primary answers again no longer is (lib/fleet/no-primary.ts).
  */
-const heldHerds = async (db: Db) =>
+export const heldHerds = async (db: Db) =>
   new Set(
     (
       await db
@@ -135,6 +135,7 @@ export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[]
   const readings = readPass(seen, (r) => r.controlDriver !== 'patroni' && !heldBefore.has(r.herdId) && !heldNow.has(r.herdId));
   const now = new Date();
   const answered = new Set<number>();
+  const plain: ReadingRow[] = [];
   for (const { r } of seen) {
     const reading = readings.get(r.id);
     if (!reading) continue; // readPass reads every member it is given
@@ -162,14 +163,95 @@ export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[]
         .where(eq(instances.id, r.id));
       continue;
     }
-    const v = values(reading, now);
-    await db
-      .update(instances)
-      .set({ ...v, state: keepDeliberate(v.state) })
-      .where(eq(instances.id, r.id));
+    plain.push(rowOf(r.id, reading));
   }
+  await writeReadings(db, plain, now);
   const silent = [...new Set(seen.map(({ r }) => r.herdId))].filter((h) => !answered.has(h));
   await judgeHerds(db, { answered: [...answered], silent });
+}
+
+/** A reading as one row of the pass's write (see writeReadings). */
+interface ReadingRow {
+  id: number;
+  answered: boolean;
+  state: InstanceState;
+  role: 'primary' | 'replica' | null;
+  timeline: number | null;
+  lsn: number | null;
+  lag_bytes: number | null;
+  lag_seconds: number | null;
+  pending: boolean;
+  upstream: number | null;
+  archived: number | null;
+  last_wal: string | null;
+  last_at: Date | null;
+  failed: number | null;
+  failed_wal: string | null;
+  failed_at: Date | null;
+  pending_since: Date | null;
+}
+
+function rowOf(id: number, x: Reading): ReadingRow {
+  const o = x.observed;
+  const a = archiveValues(o);
+  return {
+    id,
+    answered: x.role !== null,
+    state: x.state,
+    role: x.role,
+    timeline: o.timeline ?? null,
+    lsn: x.lsn,
+    lag_bytes: x.lagBytes,
+    lag_seconds: x.role === 'replica' ? (o.replayLagSeconds ?? null) : 0,
+    pending: !!o.pendingRestart,
+    upstream: x.upstream?.id ?? null,
+    archived: a.archivedCount,
+    last_wal: a.lastArchivedWal,
+    last_at: a.lastArchivedAt,
+    failed: a.archiveFailedCount,
+    failed_wal: a.lastArchiveFailedWal,
+    failed_at: a.lastArchiveFailedAt,
+    pending_since: a.archivePendingSince,
+  };
+}
+
+/**
+ * A pass's readings in one statement: a refresh over thousands of instances a second cannot afford a
+ * round trip an instance. What `values` sets, row by row: a member that did not answer gets its state and
+ * the time only; a state pgherd set on purpose stays (keepDeliberate's rule, as the row is when the write lands).
+ */
+async function writeReadings(db: Db, rows: ReadingRow[], now: Date): Promise<void> {
+  if (!rows.length) return;
+  await db.execute(sql`
+    WITH v AS (
+      SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS v(
+        id bigint, answered boolean, state text, role text, timeline integer, lsn bigint, lag_bytes bigint, lag_seconds real,
+        pending boolean, upstream bigint, archived bigint, last_wal text, last_at timestamptz, failed bigint, failed_wal text,
+        failed_at timestamptz, pending_since timestamptz)),
+    -- A row an operation holds locked now is left to the next pass: the refresh never waits on an
+    -- operation (nor can a lock taken in another order deadlock with it).
+    free AS (SELECT i.id FROM instances i JOIN v ON v.id = i.id ORDER BY i.id FOR UPDATE OF i SKIP LOCKED)
+    UPDATE instances AS i SET
+      state = CASE WHEN i.state IN ('fenced', 'needs_rebuild') THEN i.state ELSE v.state::instance_state END,
+      role = CASE WHEN v.answered THEN v.role::instance_role ELSE i.role END,
+      observed_role = CASE WHEN v.answered THEN v.role::instance_role ELSE i.observed_role END,
+      timeline = CASE WHEN v.answered THEN v.timeline ELSE i.timeline END,
+      lsn = CASE WHEN v.answered THEN v.lsn ELSE i.lsn END,
+      lag_bytes = CASE WHEN v.answered THEN v.lag_bytes ELSE i.lag_bytes END,
+      lag_seconds = CASE WHEN v.answered THEN v.lag_seconds ELSE i.lag_seconds END,
+      pending_restart = CASE WHEN v.answered THEN v.pending ELSE i.pending_restart END,
+      upstream_instance_id = CASE WHEN v.answered THEN v.upstream ELSE i.upstream_instance_id END,
+      archived_count = CASE WHEN v.answered THEN v.archived ELSE i.archived_count END,
+      last_archived_wal = CASE WHEN v.answered THEN v.last_wal ELSE i.last_archived_wal END,
+      last_archived_at = CASE WHEN v.answered THEN v.last_at ELSE i.last_archived_at END,
+      archive_failed_count = CASE WHEN v.answered THEN v.failed ELSE i.archive_failed_count END,
+      last_archive_failed_wal = CASE WHEN v.answered THEN v.failed_wal ELSE i.last_archive_failed_wal END,
+      last_archive_failed_at = CASE WHEN v.answered THEN v.failed_at ELSE i.last_archive_failed_at END,
+      archive_pending_since = CASE WHEN v.answered THEN v.pending_since ELSE i.archive_pending_since END,
+      last_observed_at = ${now}::timestamptz,
+      updated_at = now()
+    FROM v JOIN free ON free.id = v.id
+    WHERE i.id = v.id`);
 }
 
 function values(x: Reading, now: Date) {

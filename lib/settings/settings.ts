@@ -55,7 +55,13 @@ export const SETTINGS = {
     min: 0,
     max: DAY_MS,
     default: 30_000,
-    doc: "how often the fleet's state (role, LSNs, lag, pending restart) is read, by one worker at a time (0: only after actions)",
+    doc: "how often every instance's state (role, LSNs, lag, pending restart) is read: the workers share the fleet, each herd read by one of them an interval; one not read for two intervals is flagged in fleet health and `pgherd_instances_unobserved` (0: only after actions). Give the console the same value",
+  }),
+  PGHERD_REFRESH_KEPT_SESSIONS: int({
+    min: 0,
+    max: 1_000_000,
+    default: 10_000,
+    doc: 'sessions a worker keeps open to the instances it refreshes, one an instance (TLS and SCRAM paid once, not every interval); beyond them an observation connects for itself. Each is a backend on its instance, so count them in `max_connections`',
   }),
   PGHERD_PATRONI_FOLLOW_MS: int({
     min: 500,

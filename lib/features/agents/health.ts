@@ -8,6 +8,7 @@ import { archiveFailing, archiveLagging } from '@/lib/fleet/backups/status-sql';
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { discoveryConfig } from '@/lib/features/discovery/discovery';
+import { setting } from '@/lib/settings/settings';
 
 /** An agent silent for more than this many of its intervals is reported. */
 export const SILENT_AFTER_INTERVALS = 3;
@@ -78,6 +79,25 @@ export type TagDisagreement = {
   herd: string;
 };
 
+/** An instance the refresh has not observed for more than two of its intervals (its workers are gone, or behind). */
+export type Unobserved = {
+  id: number;
+  label: string;
+  herdId: number;
+  herd: string;
+  /** Null: never observed (counted from when the row was made). */
+  lastObservedAt: Date | null;
+};
+
+/** An instance not observed for this many refresh intervals is flagged. */
+export const UNOBSERVED_AFTER_INTERVALS = 2;
+
+/** The age past which an instance counts as unobserved, in seconds; null when the refresh is off (PGHERD_REFRESH_INTERVAL_MS=0). */
+export function unobservedAfterSeconds(): number | null {
+  const ms = setting('PGHERD_REFRESH_INTERVAL_MS');
+  return ms > 0 ? (UNOBSERVED_AFTER_INTERVALS * ms) / 1000 : null;
+}
+
 /** A configured herd whose primary's archive fails, or keeps written WAL waiting longer than twice archive_timeout. */
 export type ArchiveTrouble = {
   herdId: number;
@@ -98,6 +118,7 @@ export interface FleetHealth {
   conflicts: { rows: HeldConflict[]; total: number };
   tagDisagreements: { rows: TagDisagreement[]; total: number };
   archive: { rows: ArchiveTrouble[]; total: number };
+  unobserved: { rows: Unobserved[]; total: number };
 }
 
 export const healthy = (h: FleetHealth) =>
@@ -107,7 +128,8 @@ export const healthy = (h: FleetHealth) =>
     h.foreignUpstreams.total +
     h.conflicts.total +
     h.tagDisagreements.total +
-    h.archive.total ===
+    h.archive.total +
+    h.unobserved.total ===
   0;
 
 /** `col` within the environments in `scope` (null: all). */
@@ -141,7 +163,8 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
   const envTag = environmentTag();
   const now = opts.now ?? new Date();
   const herd = (col: SQL) => (opts.herdId === undefined ? sql`true` : sql`${col} = ${opts.herdId}`);
-  const [silent, two, none, foreign, held, tagged, archive] = await Promise.all([
+  const staleAfter = unobservedAfterSeconds();
+  const [silent, two, none, foreign, held, tagged, archive, unobserved] = await Promise.all([
     db.execute<SilentServer & { total: number }>(sql`
       SELECT s.id, s.hostname, e.name AS environment, s.last_seen_at AS "lastSeenAt", s.agent_interval_seconds AS "intervalSeconds",
              floor(extract(epoch FROM ${now}::timestamptz - s.last_seen_at))::int AS "silentSeconds", (count(*) OVER ())::int AS total
@@ -223,6 +246,17 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
       WHERE (${archiveFailing(sql`h.id`)} OR ${archiveLagging(sql`h.id`)}) AND ${within(sql`h.environment_id`, scope)} AND ${herd(sql`h.id`)}
       ORDER BY e.name, h.name
       LIMIT ${HEALTH_ROWS}`),
+    // Found by instances_observed_idx: the instances observed lately are never read.
+    staleAfter === null
+      ? { rows: [] }
+      : db.execute<Unobserved & { total: number }>(sql`
+      SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS "herdId", e.name || '/' || h.name AS herd,
+             i.last_observed_at AS "lastObservedAt", (count(*) OVER ())::int AS total
+      FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id JOIN servers s ON s.id = i.server_id
+      WHERE coalesce(i.last_observed_at, i.created_at) < ${now}::timestamptz - make_interval(secs => ${staleAfter})
+        AND ${within(sql`i.environment_id`, scope)} AND ${herd(sql`h.id`)}
+      ORDER BY coalesce(i.last_observed_at, i.created_at), s.hostname, i.port
+      LIMIT ${HEALTH_ROWS}`),
   ]);
   return {
     silent: counted(silent.rows.map((r) => ({ ...r, lastSeenAt: new Date(r.lastSeenAt) }))),
@@ -232,5 +266,11 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
     conflicts: counted(held.rows.map((r) => ({ ...r, firstSeenAt: new Date(r.firstSeenAt) }))),
     tagDisagreements: counted(tagged.rows),
     archive: counted(archive.rows.map((r) => ({ ...r, lastFailedAt: r.lastFailedAt ? new Date(r.lastFailedAt) : null }))),
+    unobserved: counted(
+      (unobserved.rows as (Unobserved & { total: number })[]).map((r) => ({
+        ...r,
+        lastObservedAt: r.lastObservedAt ? new Date(r.lastObservedAt) : null,
+      })),
+    ),
   };
 }

@@ -6,7 +6,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { Gauge, type Registry } from 'prom-client';
 import type { Db } from '@/db/client';
-import { DEFAULT_INTERVAL_SECONDS, SILENT_AFTER_INTERVALS } from '@/lib/features/agents/health';
+import { DEFAULT_INTERVAL_SECONDS, SILENT_AFTER_INTERVALS, unobservedAfterSeconds } from '@/lib/features/agents/health';
 import { WORKER_SILENT_MS } from '@/lib/engine/workers-alive';
 import { TWO_PRIMARIES } from '@/lib/features/patroni/follow';
 import { throttled } from '@/lib/adapters/log/log';
@@ -150,6 +150,25 @@ export function registerFleetGauges(
         SELECT e.name AS environment, (count(*) FILTER (WHERE h.no_primary_since IS NOT NULL))::int AS n
         FROM herds h JOIN environments e ON e.id = h.environment_id GROUP BY 1`);
       this.reset();
+      for (const r of rows) this.set({ environment: r.environment }, r.n);
+    },
+  });
+  new Gauge({
+    name: 'pgherd_instances_unobserved',
+    help: 'Instances the refresh has not observed for two of its intervals (PGHERD_REFRESH_INTERVAL_MS), by environment: their rows are old. Absent while the refresh is off.',
+    labelNames: ['environment'] as const,
+    registers,
+    async collect() {
+      const after = unobservedAfterSeconds();
+      this.reset();
+      if (after === null) return;
+      const rows = await rowsOf<{ environment: string; n: number }>(sql`
+        SELECT e.name AS environment, coalesce(u.n, 0)::int AS n
+        FROM environments e LEFT JOIN (
+          -- (instances_observed_idx: those observed lately are never read)
+          SELECT environment_id, count(*) AS n FROM instances
+          WHERE coalesce(last_observed_at, created_at) < now() - make_interval(secs => ${after})
+          GROUP BY 1) u ON u.environment_id = e.id`);
       for (const r of rows) this.set({ environment: r.environment }, r.n);
     },
   });

@@ -1,0 +1,111 @@
+// The refresh, shared by every worker. Each herd carries when its members are next due to be observed
+// (herds.observe_due_at); a worker claims due herds in batches, moving that time on by one interval as it
+// claims them, so no two workers observe a herd in the same interval, and a fleet larger than one worker
+// can read in an interval is read by as many as run. Each worker keeps one session an instance it
+// observes (TLS and SCRAM paid once, not every interval), and first claims the herds it claimed last
+// (its sessions are there); another worker's herds it takes only once they are overdue by half an
+// interval (that worker is gone, or behind). Herds are claimed whole: a pass reads a replica's lag
+// against its primary as seen in the same pass, and judges a herd by all its members.
+//
+// A kept session answers while its postmaster is frozen: the refresh's picture is the inventory's,
+// never a fence's or a liveness probe's, which open a connection of their own (observe(), postmasterAnswers).
+import { sql } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
+import { observationPool, type Observed } from '@/lib/fleet/observe';
+import { heldHerds, mapLimit, recordPass } from '@/lib/fleet/refresher';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+
+/** The refresh's kept sessions, as pg_stat_activity names them. */
+export const REFRESH_APPLICATION = 'pgherd-refresh';
+
+export interface ShareOptions {
+  /** The claiming worker (workers_alive's holder). */
+  holder: string;
+  intervalMs: number;
+  /** Observations at once (default 64). */
+  concurrency?: number;
+  /** Herds claimed at a time (default 256). */
+  batchHerds?: number;
+  timeoutMs?: number;
+  /** Sessions kept at most (PGHERD_REFRESH_KEPT_SESSIONS). */
+  keptAtMost?: number;
+}
+
+export interface RoundSummary {
+  herds: number;
+  observed: number;
+  reachable: number;
+  /** Connections opened in the round (kept or not): 0 once every session is open. */
+  opened: number;
+  /** Sessions kept after the round. */
+  kept: number;
+  ms: number;
+}
+
+/** What a round observed, herd by herd, with the database's time of each claim (for tests and the bench). */
+export interface Claim {
+  herdId: number;
+  claimedAt: Date;
+}
+
+/**
+ * Claims up to `limit` due herds for `holder`: its own first, then those never claimed, then another
+ * worker's overdue by half an interval. Each claimed herd is due again one interval from now.
+ */
+export async function claimDueHerds(db: Db, holder: string, intervalMs: number, limit: number): Promise<Claim[]> {
+  const r = await db.execute<{ id: number; at: Date }>(sql`
+    WITH due AS (
+      SELECT id FROM herds
+      WHERE observe_due_at <= now()
+        AND (observed_by IS NULL OR observed_by = ${holder} OR observe_due_at <= now() - make_interval(secs => ${intervalMs / 2000}))
+      ORDER BY observed_by IS DISTINCT FROM ${holder}, observe_due_at
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED)
+    UPDATE herds h SET observe_due_at = now() + make_interval(secs => ${intervalMs / 1000}), observed_by = ${holder}
+    FROM due WHERE h.id = due.id
+    RETURNING h.id, now() AS at`);
+  return r.rows.map((x) => ({ herdId: x.id, claimedAt: new Date(x.at) }));
+}
+
+/** One worker's share of the refresh: `round()` observes every herd due now that it may claim. */
+export function refreshShare(db: Db, opts: ShareOptions) {
+  const pool = observationPool({ probe: false, pending: true, keptAtMost: opts.keptAtMost, applicationName: REFRESH_APPLICATION });
+  const batch = opts.batchHerds ?? 256;
+  const concurrency = opts.concurrency ?? 64;
+  const claims: Claim[] = [];
+  return {
+    /** The claims made since the last call (each herd once an interval, whichever worker made it). */
+    takeClaims: () => claims.splice(0),
+    async round(): Promise<RoundSummary> {
+      const t0 = Date.now();
+      const opened0 = pool.opened();
+      let herds = 0;
+      let observed = 0;
+      let reachable = 0;
+      for (;;) {
+        const claimed = await claimDueHerds(db, opts.holder, opts.intervalMs, batch);
+        if (!claimed.length) break;
+        claims.push(...claimed);
+        herds += claimed.length;
+        const heldBefore = await heldHerds(db);
+        const refs = await loadInstanceRefs(db, [], { herdIds: claimed.map((c) => c.herdId) });
+        const seen: { r: InstanceRef; o: Observed }[] = await mapLimit(refs, concurrency, async (r) => ({
+          r,
+          o: await pool.look(r, opts.timeoutMs ?? 3000),
+        }));
+        await recordPass(db, seen, heldBefore);
+        observed += seen.length;
+        reachable += seen.filter((x) => x.o.reachable).length;
+        if (claimed.length < batch) break;
+      }
+      // A session unused for two intervals: its herd went to another worker, or is gone.
+      pool.sweep(2 * opts.intervalMs + 5000);
+      return { herds, observed, reachable, opened: pool.opened() - opened0, kept: pool.size(), ms: Date.now() - t0 };
+    },
+    keptSessions: () => pool.size(),
+    close: () => pool.close(),
+  };
+}
+
+export type RefreshShare = ReturnType<typeof refreshShare>;
