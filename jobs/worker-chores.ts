@@ -100,7 +100,7 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; closeListener:
   const refreshEvery = cfg.refreshEveryMs ?? setting('PGHERD_REFRESH_INTERVAL_MS');
   const startedAt = Date.now();
   const share = refreshEvery
-    ? refreshShare(db, { holder, intervalMs: refreshEvery, keptAtMost: setting('PGHERD_REFRESH_KEPT_SESSIONS') })
+    ? refreshShare(db, { holder, intervalMs: refreshEvery })
     : null;
   const ruleEvery = cfg.ruleReconcileEveryMs ?? 60_000;
   const discoverEvery = setting('PGHERD_AWS_DISCOVERY_EVERY_MS');

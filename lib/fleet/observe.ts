@@ -119,8 +119,11 @@ const observationSql = (pending: boolean) => `
                        'since', coalesce(last_archived_time, stats_reset))
                   FROM pg_stat_archiver, (SELECT pg_size_bytes(current_setting('wal_segment_size')) AS size) seg) END AS arch`;
 
-/** Named statements: prepared once on a connection that reads again (the gate's kept ones). */
-const OBSERVATION = { name: 'pgherd_observation', text: observationSql(true) };
+/** The refresh's observation statement (the benchmark's simulated endpoints answer it with a real instance's row). */
+export const OBSERVATION_SQL = observationSql(true);
+
+/** Named statements: prepared once on a connection that reads again (the gate's and the refresh's kept ones). */
+const OBSERVATION = { name: 'pgherd_observation', text: OBSERVATION_SQL };
 const GATE_READING = { name: 'pgherd_gate_reading', text: observationSql(false) };
 
 /** A connection for observations, or why there is none (unreachable). */

@@ -14,6 +14,7 @@ import type { Db } from '@/db/client';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 import { observationPool, type Observed } from '@/lib/fleet/observe';
 import { heldHerds, mapLimit, recordPass } from '@/lib/fleet/refresher';
+import { setting } from '@/lib/settings/settings';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 
 /** The refresh's kept sessions, as pg_stat_activity names them. */
@@ -28,7 +29,7 @@ export interface ShareOptions {
   /** Herds claimed at a time (default 256). */
   batchHerds?: number;
   timeoutMs?: number;
-  /** Sessions kept at most (PGHERD_REFRESH_KEPT_SESSIONS). */
+  /** Sessions kept at most (default PGHERD_REFRESH_KEPT_SESSIONS). */
   keptAtMost?: number;
 }
 
@@ -70,7 +71,12 @@ export async function claimDueHerds(db: Db, holder: string, intervalMs: number, 
 
 /** One worker's share of the refresh: `round()` observes every herd due now that it may claim. */
 export function refreshShare(db: Db, opts: ShareOptions) {
-  const pool = observationPool({ probe: false, pending: true, keptAtMost: opts.keptAtMost, applicationName: REFRESH_APPLICATION });
+  const pool = observationPool({
+    probe: false,
+    pending: true,
+    keptAtMost: opts.keptAtMost ?? setting('PGHERD_REFRESH_KEPT_SESSIONS'),
+    applicationName: REFRESH_APPLICATION,
+  });
   const batch = opts.batchHerds ?? 256;
   const concurrency = opts.concurrency ?? 64;
   const claims: Claim[] = [];
