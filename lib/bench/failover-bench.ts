@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
+import { sql } from 'drizzle-orm';
 import { createDb, type Db } from '@/db/client';
 import { migrateDatabase } from '@/db/migrate';
 import { herds } from '@/db/schema';
@@ -46,6 +47,7 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
   const producer = producerConnection(lab.redis!.url);
   const queue = targetQueue(producer, 'bench-failover');
   let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
+  const out: string[] = [];
   try {
     await migrateDatabase(lab.database.url);
     await seedLabFleet(db, lab);
@@ -60,7 +62,6 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
       quiet: true,
     });
     const ids = new Map((await db.select({ id: herds.id, name: herds.name }).from(herds)).map((h) => [h.name, h.id]));
-    const out: string[] = [];
 
     // 1. Switchover under load.
     const pooler = lab.pgbouncer[0];
@@ -69,9 +70,11 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
     await new Promise((r) => setTimeout(r, 500));
     const gaps: number[] = [];
     const took: number[] = [];
+    const switchovers: number[] = [];
     for (let i = 0; i < SWITCHOVERS; i++) {
       writer.resetGap();
-      const ms = await runOp(db, queue, switchoverAction, [ids.get('h1')!]);
+      const { ms, id } = await runOp(db, queue, switchoverAction, [ids.get('h1')!]);
+      switchovers.push(id);
       await new Promise((r) => setTimeout(r, 300)); // a gap ending after the operation is still counted
       gaps.push(writer.maxGapMs);
       took.push(ms);
@@ -90,13 +93,14 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
     out.push(
       `  confirm -> done (incl. the old primary rejoining as a replica): median ${median(took)!.toFixed(0)} ms, worst ${Math.max(...took).toFixed(0)} ms`,
     );
+    out.push('  where the time goes: each step\u2019s median over the rounds, in order', ...(await stepTimings(db, switchovers)));
 
     // 2. DR failover, primary killed, one herd at a time.
     const single: number[] = [];
     for (const h of ['h2', 'h3', 'h4']) {
       const old = await livePrimary(lab, h);
       await crash(lab, old);
-      const ms = await failoverUntilWritable(db, queue, lab, [h], ids);
+      const { ms } = await failoverUntilWritable(db, queue, lab, [h], ids);
       single.push(ms);
       log(`DR failover of ${h}: confirm -> writable and DNS answers ${ms.toFixed(0)} ms`);
     }
@@ -109,10 +113,9 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
 
     // 3. Six herds in one operation.
     await Promise.all((await Promise.all(HERDS.map((h) => livePrimary(lab, h)))).map((p) => crash(lab, p)));
-    const bulk = await failoverUntilWritable(db, queue, lab, HERDS, ids);
+    const { ms: bulk } = await failoverUntilWritable(db, queue, lab, HERDS, ids);
     log(`DR failover of 6 herds: ${bulk.toFixed(0)} ms`);
     out.push(`  6 herds in one operation: ${bulk.toFixed(0)} ms until all 6 write and answer (target < 10000 ms)`);
-    return out;
   } finally {
     await worker?.close();
     await queue.close();
@@ -120,9 +123,68 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
     await pool.end();
     await stopLab(FILE);
   }
+  out.push(...(await drMany(log)));
+  return out;
 }
 
-async function runOp(db: Db, queue: ReturnType<typeof targetQueue>, action: AnyAction, herdIds: number[]): Promise<number> {
+const MANY_FILE = path.join(PROJECT_ROOT, '.lab', 'bench-dr-many-lab.json');
+const MANY = Number(process.env.BENCH_DR_HERDS ?? 50);
+
+/**
+ * DR failover of MANY herds (a primary and one replica each, every primary killed) in one operation, on
+ * a lab of its own, one worker running every herd at once: confirm -> every write name answers a new
+ * primary that takes a write. Each herd's steps' medians say where the time goes.
+ */
+async function drMany(log: (m: string) => void): Promise<string[]> {
+  const names = Array.from({ length: MANY }, (_, k) => `m${k + 1}`);
+  const lab = await startLab({
+    aws: false,
+    file: MANY_FILE,
+    fleet: { environments: ['dr'], herds: names, replicas: 1, sites: ['dc-a', 'dc-b'], subnet: '127.0.40' },
+    pgbouncer: [],
+    log,
+  });
+  const { db, pool } = createDb(lab.database.url, 8);
+  const producer = producerConnection(lab.redis!.url);
+  const queue = targetQueue(producer, 'bench-dr-many');
+  let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
+  try {
+    await migrateDatabase(lab.database.url);
+    await seedLabFleet(db, lab);
+    useLabSettings(lab);
+    worker = await startWorker({
+      databaseUrl: lab.database.url,
+      redisUrl: lab.redis!.url,
+      sshKeyPath: lab.ssh!.privateKeyPath,
+      concurrency: MANY,
+      refreshEveryMs: 0,
+      queuePrefix: 'bench-dr-many',
+      quiet: true,
+    });
+    const ids = new Map((await db.select({ id: herds.id, name: herds.name }).from(herds)).map((h) => [h.name, h.id]));
+    await Promise.all((await Promise.all(names.map((h) => livePrimary(lab, h)))).map((p) => crash(lab, p)));
+    const { ms, id } = await failoverUntilWritable(db, queue, lab, names, ids, 25);
+    log(`DR failover of ${MANY} herds: ${ms.toFixed(0)} ms`);
+    return [
+      `  ${MANY} herds (a primary and a replica each) in one operation, one worker at concurrency ${MANY}: ${ms.toFixed(0)} ms until all ${MANY} write and answer (target \u2264 2000 ms)`,
+      '  where the time goes: each step\u2019s median over the herds, in order',
+      ...(await stepTimings(db, [id])),
+    ];
+  } finally {
+    await worker?.close();
+    await queue.close();
+    producer.disconnect();
+    await pool.end();
+    await stopLab(MANY_FILE);
+  }
+}
+
+async function runOp(
+  db: Db,
+  queue: ReturnType<typeof targetQueue>,
+  action: AnyAction,
+  herdIds: number[],
+): Promise<{ ms: number; id: number }> {
   const plan = await planOperation(db, SYSTEM_ACCESS, action, herdIds);
   const refused = plan.targets.filter((t) => t.refused);
   if (refused.length) throw new Error(`refused: ${refused.map((t) => `${t.label}: ${t.refused ?? ''}`).join('; ')}`);
@@ -135,7 +197,31 @@ async function runOp(db: Db, queue: ReturnType<typeof targetQueue>, action: AnyA
     actor,
   );
   await settle(db, id);
-  return performance.now() - t0;
+  return { ms: performance.now() - t0, id };
+}
+
+/**
+ * Where an operation's time went: each step's median duration over `operationIds`, in the order the
+ * steps ran, host names and ports folded so that the same step on another member counts together.
+ */
+async function stepTimings(db: Db, operationIds: number[]): Promise<string[]> {
+  const rows = (
+    await db.execute<{ name: string; seq: number; ms: number }>(sql`
+      SELECT s.name, s.seq, extract(epoch FROM s.finished_at - s.started_at) * 1000 AS ms
+      FROM operation_steps s JOIN operation_targets t ON t.id = s.target_id
+      WHERE t.operation_id = ANY(${`{${operationIds.join(',')}}`}::bigint[]) AND s.finished_at IS NOT NULL
+      ORDER BY s.seq`)
+  ).rows;
+  const byName = new Map<string, { seq: number; ms: number[] }>();
+  for (const r of rows) {
+    const name = r.name.replace(/[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:\d+)?/g, '<host>');
+    const e = byName.get(name) ?? { seq: r.seq, ms: [] };
+    e.ms.push(r.ms);
+    byName.set(name, e);
+  }
+  return [...byName.entries()]
+    .sort((a, b) => a[1].seq - b[1].seq)
+    .map(([name, e]) => `    ${median(e.ms)!.toFixed(0).padStart(6)} ms  ${name}`);
 }
 
 /** Submits a DR failover and measures until every herd's write name answers a member that takes a write. */
@@ -145,7 +231,8 @@ async function failoverUntilWritable(
   lab: LabInfo,
   names: string[],
   ids: Map<string, number>,
-): Promise<number> {
+  everyMs = 10,
+): Promise<{ ms: number; id: number }> {
   const herdIds = names.map((h) => ids.get(h)!);
   const plan = await planOperation(db, SYSTEM_ACCESS, drFailoverAction, herdIds);
   const before = new Map(await Promise.all(names.map(async (h) => [h, (await answer(lab, h))[0]] as const)));
@@ -171,12 +258,12 @@ async function failoverUntilWritable(
         )
           return performance.now() - t0;
         if (performance.now() - t0 > 60_000) throw new Error(`${h}: no writable new primary after 60 s`);
-        await new Promise((r) => setTimeout(r, 10));
+        await new Promise((r) => setTimeout(r, everyMs));
       }
     }),
   );
   await settle(db, id);
-  return Math.max(...ready);
+  return { ms: Math.max(...ready), id };
 }
 
 const answer = (lab: LabInfo, herd: string) =>
