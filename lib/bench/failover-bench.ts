@@ -207,7 +207,7 @@ async function runOp(
 async function stepTimings(db: Db, operationIds: number[]): Promise<string[]> {
   const rows = (
     await db.execute<{ name: string; seq: number; ms: number }>(sql`
-      SELECT s.name, s.seq, extract(epoch FROM s.finished_at - s.started_at) * 1000 AS ms
+      SELECT s.name, s.seq, (extract(epoch FROM s.finished_at - s.started_at) * 1000)::float8 AS ms
       FROM operation_steps s JOIN operation_targets t ON t.id = s.target_id
       WHERE t.operation_id = ANY(${`{${operationIds.join(',')}}`}::bigint[]) AND s.finished_at IS NOT NULL
       ORDER BY s.seq`)
