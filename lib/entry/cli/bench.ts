@@ -265,6 +265,25 @@ async function changelistBench({
     rows,
   ))
     console.log(l);
+  // What a row costs, before anything is tuned: page 1 at 10 and at 500 rows a page, uncompressed.
+  const rowCost = async (per: number) => {
+    const ms: number[] = [];
+    let bytes = 0;
+    for (let i = 0; i < WARMUP + RUNS; i++) {
+      t = performance.now();
+      const res = await fetch(`${url}/admin/instances?per=${per}`, { headers: { cookie, 'accept-encoding': 'identity' } });
+      bytes = (await res.text()).length;
+      if (i >= WARMUP) ms.push(performance.now() - t);
+    }
+    return { ...percentiles(ms), bytes };
+  };
+  const few = await rowCost(10);
+  const many = await rowCost(500);
+  console.log('');
+  console.log(
+    `a row of the instances changelist: ${((many.p50 - few.p50) / 490).toFixed(3)} ms and ${((many.bytes - few.bytes) / 490 / 1024).toFixed(2)} kB ` +
+      `(page 1 at 10 rows: ${few.p50.toFixed(1)} ms, ${(few.bytes / 1024).toFixed(0)} kB; at 500: ${many.p50.toFixed(1)} ms, ${(many.bytes / 1024).toFixed(0)} kB; medians, uncompressed)`,
+  );
   console.log('');
   if (typeof django === 'string') {
     console.log(`Django side by side: not run (${django})`);
