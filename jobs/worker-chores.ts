@@ -99,9 +99,7 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; closeListener:
   const tick = cfg.reconcileEveryMs ?? 10_000;
   const refreshEvery = cfg.refreshEveryMs ?? setting('PGHERD_REFRESH_INTERVAL_MS');
   const startedAt = Date.now();
-  const share = refreshEvery
-    ? refreshShare(db, { holder, intervalMs: refreshEvery })
-    : null;
+  const share = refreshEvery ? refreshShare(db, { holder, intervalMs: refreshEvery }) : null;
   const ruleEvery = cfg.ruleReconcileEveryMs ?? 60_000;
   const discoverEvery = setting('PGHERD_AWS_DISCOVERY_EVERY_MS');
   // The worker's chores: each runs on its own clock, never twice at once here; those with a lock run on
