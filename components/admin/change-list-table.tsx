@@ -199,7 +199,11 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
                     // A long value (an audit entry's changes) is cut at the column's width: all of it on hover, and on its page.
                     title={(r.original.values[i]?.length ?? 0) > LONG_CELL ? r.original.values[i] : undefined}
                   >
-                    <span className="cell">{cell(c, r.original, i, base)}</span>
+                    {(r.original.values[i]?.length ?? 0) > SHORT_CELL ? (
+                      <span className="cell">{cell(c, r.original, i, base)}</span>
+                    ) : (
+                      cell(c, r.original, i, base)
+                    )}
                   </td>
                 ))}
               </tr>
@@ -213,6 +217,11 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
 
 /** Characters past which a cell's text may be cut at the column's width (its title has all of it). */
 const LONG_CELL = 60;
+/**
+ * Characters that always fit the column's widest (36em, .cell in globals.css): a shorter text is drawn
+ * without the box that cuts it, most of a page's cells, and the page is lighter by that box each.
+ */
+const SHORT_CELL = 30;
 
 /** One body cell: its text, as a link (plain: the table routes their clicks) or a badge where the column says. */
 function cell(c: ColumnView, row: RowView, at: number, base: string): React.ReactNode {
