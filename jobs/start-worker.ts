@@ -121,6 +121,7 @@ export async function startWorker(cfg: WorkerConfig) {
       // quiet or not: a process that does not stop must say why.
       // Nothing new starts from here (a chore's clock, a notification); what runs is waited for below.
       chores.stop();
+      choreSet.stopRefresh();
       const phase = { now: 'conductor' };
       const waiting = setInterval(
         () => logLine('worker.closing', { holder, waitingFor: phase.now, targets: targets.running(), chores: chores.inFlight() }),

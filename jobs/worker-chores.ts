@@ -45,7 +45,7 @@ export interface ChoreContext {
   quietly: (event: string, fields: object) => void;
 }
 
-export function workerChores(x: ChoreContext): { chores: Chore[]; closeListener: () => Promise<void> } {
+export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: () => void; closeListener: () => Promise<void> } {
   const { cfg, db, queue, rulesQueue, clock, discovery, holder, log, quietly } = x;
   // Notifications: the outbox into deliveries, then the deliveries due (one pass at a time here; workers
   // share them). A rule's operation that failed: its failed targets again, when the rule retries.
@@ -138,13 +138,13 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; closeListener:
         if (j.raised.length || j.cleared.length) log('restores.judge', j);
       },
     },
-    // The refresh, shared by the workers: every second, the herds due now that this one may claim
+    // The refresh, shared by the workers: every quarter second, the herds due now that this one may claim
     // (lib/fleet/refresh-share.ts). The DNS records, by one worker at a time, once an interval.
     ...(share
       ? ([
           {
             name: 'refresh',
-            every: Math.min(1000, refreshEvery),
+            every: Math.min(250, refreshEvery),
             run: async () => {
               // The first round one interval after the worker starts, as one pass an interval always began
               // (what is due in between, the other workers claim).
@@ -200,6 +200,8 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; closeListener:
   ];
   return {
     chores,
+    /** The refresh claims nothing more (the worker is closing): a round in progress ends after its batch. */
+    stopRefresh: () => share?.stop(),
     closeListener: async () => {
       share?.close();
       await listener?.end().catch(() => {});

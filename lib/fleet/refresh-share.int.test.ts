@@ -10,7 +10,9 @@ import { environments, herds, instances, servers } from '@/db/schema';
 import { fleetHealth } from '@/lib/features/agents/health';
 import { registerFleetGauges } from '@/lib/features/metrics/fleet';
 import { observationPool, observe, postmasterAnswers } from '@/lib/fleet/observe';
-import { REFRESH_APPLICATION, refreshShare, type Claim, type RefreshShare } from '@/lib/fleet/refresh-share';
+import { claimDueHerds, REFRESH_APPLICATION, refreshShare, type Claim, type RefreshShare } from '@/lib/fleet/refresh-share';
+import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
+import { recordPass } from '@/lib/fleet/refresher';
 import { restoredCopy } from '@/lib/lab/faults';
 import { query } from '@/lib/lab/postgres';
 import { seedLabFleet } from '@/lib/lab/seed';
@@ -170,6 +172,74 @@ describe('the refresh, shared by three workers', () => {
     s.close();
     await expect.poll(async () => (await sessions()).filter((p) => !before.includes(p))).toEqual([]);
   }, 60_000);
+});
+
+describe('a worker past its capacity, a worker thawed, a fence cleared meanwhile', () => {
+  it('claims the oldest due first, never its own herds before one nobody has observed', async () => {
+    await allDue();
+    const [a, b] = await t.db.select({ id: herds.id }).from(herds).orderBy(herds.id).limit(2);
+    await t.db.update(herds).set({ observeDueAt: sql`'infinity'` });
+    // a: w1's own, due a second ago; b: never observed, due since for ever.
+    await t.db
+      .update(herds)
+      .set({ observeDueAt: sql`now() - interval '1 second'`, observedBy: 'w1' })
+      .where(eq(herds.id, a!.id));
+    await t.db
+      .update(herds)
+      .set({ observeDueAt: sql`'-infinity'`, observedBy: null })
+      .where(eq(herds.id, b!.id));
+    expect((await claimDueHerds(t.db, 'w1', 60_000, 1)).map((c) => c.herdId)).toEqual([b!.id]);
+    expect((await claimDueHerds(t.db, 'w1', 60_000, 1)).map((c) => c.herdId)).toEqual([a!.id]);
+    expect(await claimDueHerds(t.db, 'w1', 60_000, 1)).toEqual([]);
+  });
+
+  it('writes nothing for a herd another worker claimed meanwhile (a worker frozen past its claims, then thawed)', async () => {
+    await allDue();
+    const [one] = await t.db.select().from(instances).where(eq(instances.state, 'running')).limit(1);
+    await t.db.update(herds).set({ observeDueAt: sql`'infinity'` });
+    await t.db
+      .update(herds)
+      .set({ observeDueAt: sql`'-infinity'` })
+      .where(eq(herds.id, one!.herdId));
+    const [claimed] = await claimDueHerds(t.db, 'w1', 60_000, 10);
+    expect(claimed!.herdId).toBe(one!.herdId);
+    const refs = await loadInstanceRefs(t.db, [], { herdIds: [one!.herdId] });
+    // w1 read the herd: every member stopped (a reading to tell apart from the truth).
+    const old = refs.map((r) => ({ r, o: { reachable: false, refused: true, error: 'connection refused' } }));
+    await t.db
+      .update(instances)
+      .set({ lastObservedAt: sql`now() - interval '1 hour'` })
+      .where(eq(instances.herdId, one!.herdId));
+    // Meanwhile w2 took the herd.
+    await t.db.update(herds).set({ observedBy: 'w2' }).where(eq(herds.id, one!.herdId));
+    await recordPass(t.db, old, new Set(), { holder: 'w1' });
+    const after = await t.db.select().from(instances).where(eq(instances.herdId, one!.herdId));
+    for (const m of after) expect([m.state, m.lastObservedAt!.getTime() < Date.now() - 3_000_000]).toEqual(['running', true]);
+    // Still w1's: written, with the database's time.
+    await t.db.update(herds).set({ observedBy: 'w1' }).where(eq(herds.id, one!.herdId));
+    await recordPass(t.db, old, new Set(), { holder: 'w1' });
+    const written = await t.db.select().from(instances).where(eq(instances.herdId, one!.herdId));
+    for (const m of written) expect([m.state, m.lastObservedAt!.getTime() > Date.now() - 60_000]).toEqual(['stopped', true]);
+    await t.db.update(instances).set({ state: 'running' }).where(eq(instances.herdId, one!.herdId));
+  });
+
+  it('does not bring back a fence a rebuild cleared while the pass observed', async () => {
+    const [one] = await t.db.select().from(instances).where(eq(instances.state, 'running')).limit(1);
+    await t.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, one!.id));
+    const [ref] = await loadInstanceRefs(t.db, [one!.id]);
+    expect(ref!.state).toBe('fenced');
+    // The rebuild ends: the member runs as a replica again, cleared by the rebuild itself.
+    await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, one!.id));
+    await recordPass(t.db, [{ r: ref!, o: await observe(ref!) }]);
+    const [after] = await t.db.select().from(instances).where(eq(instances.id, one!.id));
+    expect(after!.state).toBe('running');
+    // A fence set while the pass observed stays.
+    await t.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, one!.id));
+    await recordPass(t.db, [{ r: { ...ref!, state: 'running' }, o: await observe(ref!) }]);
+    const [kept] = await t.db.select().from(instances).where(eq(instances.id, one!.id));
+    expect(kept!.state).toBe('fenced');
+    await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, one!.id));
+  });
 });
 
 describe('what the refresh has not observed lately', () => {

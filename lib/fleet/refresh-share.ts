@@ -51,8 +51,9 @@ export interface Claim {
 }
 
 /**
- * Claims up to `limit` due herds for `holder`: its own first, then those never claimed, then another
- * worker's overdue by half an interval. Each claimed herd is due again one interval from now.
+ * Claims up to `limit` due herds for `holder`, oldest due first: its own and those never claimed as soon
+ * as they are due, another worker's once overdue by half an interval. Each claimed herd is due again
+ * one interval from now.
  */
 export async function claimDueHerds(db: Db, holder: string, intervalMs: number, limit: number): Promise<Claim[]> {
   const r = await db.execute<{ id: number; at: Date }>(sql`
@@ -60,7 +61,8 @@ export async function claimDueHerds(db: Db, holder: string, intervalMs: number, 
       SELECT id FROM herds
       WHERE observe_due_at <= now()
         AND (observed_by IS NULL OR observed_by = ${holder} OR observe_due_at <= now() - make_interval(secs => ${intervalMs / 2000}))
-      ORDER BY observed_by IS DISTINCT FROM ${holder}, observe_due_at
+      -- Oldest due first: a worker that cannot keep up observes every herd less often, never some not at all.
+      ORDER BY observe_due_at
       LIMIT ${limit}
       FOR UPDATE SKIP LOCKED)
     UPDATE herds h SET observe_due_at = now() + make_interval(secs => ${intervalMs / 1000}), observed_by = ${holder}
@@ -80,6 +82,7 @@ export function refreshShare(db: Db, opts: ShareOptions) {
   const batch = opts.batchHerds ?? 256;
   const concurrency = opts.concurrency ?? 64;
   const claims: Claim[] = [];
+  let stopped = false;
   return {
     /** The claims made since the last call (each herd once an interval, whichever worker made it). */
     takeClaims: () => claims.splice(0),
@@ -89,7 +92,9 @@ export function refreshShare(db: Db, opts: ShareOptions) {
       let herds = 0;
       let observed = 0;
       let reachable = 0;
-      for (;;) {
+      // A round ends once nothing is due, or after an interval (a worker that cannot keep up goes on in the
+      // next round: it logs, sweeps, and stops when told), or when the worker stops.
+      while (!stopped && Date.now() - t0 < opts.intervalMs) {
         const claimed = await claimDueHerds(db, opts.holder, opts.intervalMs, batch);
         if (!claimed.length) break;
         claims.push(...claimed);
@@ -100,7 +105,9 @@ export function refreshShare(db: Db, opts: ShareOptions) {
           r,
           o: await pool.look(r, opts.timeoutMs ?? 3000),
         }));
-        await recordPass(db, seen, heldBefore);
+        // Written only while the claims are still this worker's (a worker frozen past them, then thawed,
+        // must not write its old readings over the newer ones another worker made meanwhile).
+        await recordPass(db, seen, heldBefore, { holder: opts.holder });
         observed += seen.length;
         reachable += seen.filter((x) => x.o.reachable).length;
         if (claimed.length < batch) break;
@@ -110,7 +117,14 @@ export function refreshShare(db: Db, opts: ShareOptions) {
       return { herds, observed, reachable, opened: pool.opened() - opened0, kept: pool.size(), ms: Date.now() - t0 };
     },
     keptSessions: () => pool.size(),
-    close: () => pool.close(),
+    /** Claims nothing more: a round in progress ends after the batch it observes. */
+    stop: () => {
+      stopped = true;
+    },
+    close: () => {
+      stopped = true;
+      pool.close();
+    },
   };
 }
 

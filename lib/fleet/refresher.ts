@@ -130,7 +130,12 @@ export const heldHerds = async (db: Db) =>
     ).map((x) => x.id),
   );
 
-export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[], heldBefore = new Set<number>()): Promise<void> {
+export async function recordPass(
+  db: Db,
+  seen: { r: InstanceRef; o: Observed }[],
+  heldBefore = new Set<number>(),
+  claim?: { holder: string },
+): Promise<void> {
   const heldNow = await heldHerds(db);
   const readings = readPass(seen, (r) => r.controlDriver !== 'patroni' && !heldBefore.has(r.herdId) && !heldNow.has(r.herdId));
   const now = new Date();
@@ -165,7 +170,7 @@ export async function recordPass(db: Db, seen: { r: InstanceRef; o: Observed }[]
     }
     plain.push(rowOf(r.id, reading));
   }
-  await writeReadings(db, plain, now);
+  await writeReadings(db, plain, claim);
   const silent = [...new Set(seen.map(({ r }) => r.herdId))].filter((h) => !answered.has(h));
   await judgeHerds(db, { answered: [...answered], silent });
 }
@@ -197,7 +202,9 @@ function rowOf(id: number, x: Reading): ReadingRow {
   return {
     id,
     answered: x.role !== null,
-    state: x.state,
+    // What the instance says; whether a deliberate state stays is the row's to say when the write lands
+    // (a fence a rebuild cleared during the pass must not come back from the state the pass loaded).
+    state: isDeliberate(x.state) ? stateFrom(o) : x.state,
     role: x.role,
     timeline: o.timeline ?? null,
     lsn: x.lsn,
@@ -218,19 +225,30 @@ function rowOf(id: number, x: Reading): ReadingRow {
 /**
  * A pass's readings in one statement: a refresh over thousands of instances a second cannot afford a
  * round trip an instance. What `values` sets, row by row: a member that did not answer gets its state and
- * the time only; a state pgherd set on purpose stays (keepDeliberate's rule, as the row is when the write lands).
+ * the time only; a state pgherd set on purpose stays (keepDeliberate's rule, as the row is when the write
+ * lands). The time is the database's (a worker's clock may be off). With `claim`, only the members of
+ * herds still claimed by that worker are written. A row an operation holds is left to the next pass, and
+ * the statement waits for no lock for long: when it cannot be written whole (a lock held, an upstream
+ * deleted meanwhile), each row is written on its own, and a row that fails loses only itself.
  */
-async function writeReadings(db: Db, rows: ReadingRow[], now: Date): Promise<void> {
+async function writeReadings(db: Db, rows: ReadingRow[], claim?: { holder: string }): Promise<void> {
   if (!rows.length) return;
-  await db.execute(sql`
+  const write = (part: ReadingRow[]) =>
+    db.transaction(async (tx) => {
+      await tx.execute(sql`SET LOCAL lock_timeout = '2s'`);
+      await tx.execute(sql`
     WITH v AS (
-      SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS v(
+      SELECT * FROM jsonb_to_recordset(${JSON.stringify(part)}::jsonb) AS v(
         id bigint, answered boolean, state text, role text, timeline integer, lsn bigint, lag_bytes bigint, lag_seconds real,
         pending boolean, upstream bigint, archived bigint, last_wal text, last_at timestamptz, failed bigint, failed_wal text,
         failed_at timestamptz, pending_since timestamptz)),
     -- A row an operation holds locked now is left to the next pass: the refresh never waits on an
-    -- operation (nor can a lock taken in another order deadlock with it).
-    free AS (SELECT i.id FROM instances i JOIN v ON v.id = i.id ORDER BY i.id FOR UPDATE OF i SKIP LOCKED)
+    -- operation (nor can a lock taken in another order deadlock with it). NO KEY: a row others only
+    -- reference (a foreign key's KEY SHARE) is written.
+    free AS (
+      SELECT i.id FROM instances i JOIN v ON v.id = i.id
+      WHERE ${claim ? sql`EXISTS (SELECT 1 FROM herds h WHERE h.id = i.herd_id AND h.observed_by = ${claim.holder} AND h.observe_due_at > now())` : sql`true`}
+      ORDER BY i.id FOR NO KEY UPDATE OF i SKIP LOCKED)
     UPDATE instances AS i SET
       state = CASE WHEN i.state IN ('fenced', 'needs_rebuild') THEN i.state ELSE v.state::instance_state END,
       role = CASE WHEN v.answered THEN v.role::instance_role ELSE i.role END,
@@ -248,10 +266,17 @@ async function writeReadings(db: Db, rows: ReadingRow[], now: Date): Promise<voi
       last_archive_failed_wal = CASE WHEN v.answered THEN v.failed_wal ELSE i.last_archive_failed_wal END,
       last_archive_failed_at = CASE WHEN v.answered THEN v.failed_at ELSE i.last_archive_failed_at END,
       archive_pending_since = CASE WHEN v.answered THEN v.pending_since ELSE i.archive_pending_since END,
-      last_observed_at = ${now}::timestamptz,
+      last_observed_at = now(),
       updated_at = now()
     FROM v JOIN free ON free.id = v.id
     WHERE i.id = v.id`);
+    });
+  try {
+    await write(rows);
+  } catch {
+    if (rows.length === 1) return;
+    for (const r of rows) await write([r]).catch(() => {});
+  }
 }
 
 function values(x: Reading, now: Date) {
