@@ -47,28 +47,32 @@ export async function promoteNow(
   opts: { onSent?: () => void; deadlineMs?: number } = {},
 ): Promise<Observed> {
   const deadline = opts.deadlineMs ?? 60_000;
-  ctx.note({ command: `SELECT pg_promote(true, 60) on ${t.label}` });
-  const c = instanceClient(t, { connectionTimeoutMillis: 3000, application_name: 'pgherd' });
-  c.on('error', () => {}); // connect() or the query rejects with it
+  ctx.note({ command: `SELECT pg_promote(false) on ${t.label}, then pg_is_in_recovery() until false` });
+  // A query that hangs (the instance frozen mid-promotion) fails rather than holding the step for ever.
+  const c = instanceClient(t, { connectionTimeoutMillis: 3000, query_timeout: 10_000, application_name: 'pgherd' });
+  c.on('error', () => {}); // connect() or the queries reject with it
   await c.connect();
-  let timer: NodeJS.Timeout | undefined;
   try {
     if (ctx.signal.aborted) throw new Error(`${t.label} was not promoted: the step was stopped before pg_promote was sent`);
     opts.onSent?.();
-    const q = c.query<{ ok: boolean }>('SELECT pg_promote(true, 60) AS ok');
-    q.catch(() => {}); // given up on below: the connection is closed under it
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`${t.label} did not finish its promotion within ${deadline / 1000} s of pg_promote`)),
-        deadline,
-      );
-    });
+    // pg_promote's own wait looks every 100 ms; this session looks every 5 ms (it was opened for this
+    // step: a new connection, not a kept one).
     const {
-      rows: [r],
-    } = await Promise.race([q, late]);
-    if (!r?.ok) throw new Error(`${t.label} did not finish its promotion within 60 s`);
+      rows: [sent],
+    } = await c.query<{ ok: boolean }>('SELECT pg_promote(false) AS ok');
+    if (!sent?.ok) throw new Error(`${t.label} did not take the promotion signal (pg_promote returned false)`);
+    const until = Date.now() + deadline;
+    for (;;) {
+      if (Date.now() > until) throw new Error(`${t.label} did not finish its promotion within ${deadline / 1000} s of pg_promote`);
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal aborts while the loop waits, which TypeScript does not see
+      if (ctx.signal.aborted) throw new Error(`stopped waiting for ${t.label} to finish its promotion`);
+      const {
+        rows: [r],
+      } = await c.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec');
+      if (r?.rec === false) break;
+      await new Promise((res) => setTimeout(res, 5));
+    }
   } finally {
-    clearTimeout(timer);
     await c.end().catch(() => {});
   }
   return waitObserved(t, 'out of recovery', (o) => o.reachable && o.inRecovery === false, {
