@@ -571,6 +571,9 @@ export const workers = pgTable(
     hostname: text('hostname').notNull(),
     pid: integer('pid').notNull(),
     concurrency: integer('concurrency').notNull(),
+    // Its PGHERD_REFRESH_INTERVAL_MS (0: it does not refresh): workers that disagree share the refresh
+    // at the slower one's pace, which the console says.
+    refreshIntervalMs: integer('refresh_interval_ms').notNull().default(0),
     startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
     stoppedAt: timestamp('stopped_at', { withTimezone: true }),

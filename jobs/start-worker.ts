@@ -16,7 +16,7 @@ import { runConductor } from '@/lib/engine/conductor';
 import { enqueueTargets, queuePrefix, requeueTargets, targetQueue, workerConnection } from '@/lib/engine/queue';
 import { discoveryConfig } from '@/lib/features/discovery/discovery';
 import { awsEnvironments } from '@/lib/adapters/aws/environments';
-import { registerWorker, workerStopped } from '@/lib/engine/workers-alive';
+import { liveWorkers, registerWorker, workerStopped } from '@/lib/engine/workers-alive';
 import { startRuleClock } from '@/lib/features/rules/scheduler';
 import { ruleQueue } from '@/lib/features/rules/rule-queue';
 import { metrics } from '@/lib/adapters/metrics/registry';
@@ -45,7 +45,16 @@ export async function startWorker(cfg: WorkerConfig) {
   queue.on('error', (err) => quietly('queue.error', { error: err.message }));
 
   // This process, as the console sees it: alive while it says so every few seconds.
-  await registerWorker(db, holder, cfg.concurrency ?? 8);
+  const refreshIntervalMs = cfg.refreshEveryMs ?? setting('PGHERD_REFRESH_INTERVAL_MS');
+  await registerWorker(db, holder, cfg.concurrency ?? 8, refreshIntervalMs);
+  // Workers that refresh at different intervals share the refresh at the slowest one's pace: said at
+  // start (and on the console's dashboard while they run).
+  const others = (await liveWorkers(db)).filter((w) => w.holder !== holder && w.refreshIntervalMs > 0);
+  if (refreshIntervalMs > 0 && others.some((w) => w.refreshIntervalMs !== refreshIntervalMs))
+    log('refresh.interval_mismatch', {
+      mine: refreshIntervalMs,
+      others: others.map((w) => ({ holder: w.holder, hostname: w.hostname, refreshIntervalMs: w.refreshIntervalMs })),
+    });
 
   const reconcileNow = async () => {
     const r = await reconcile(db);

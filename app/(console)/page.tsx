@@ -5,7 +5,8 @@ import { fleetHealth } from '@/lib/features/agents/health';
 import { dashboardData } from '@/lib/fleet/dashboard';
 import { environmentsWith } from '@/lib/engine/access';
 import { requireAccess } from '@/lib/features/auth/session';
-import { liveWorkers } from '@/lib/engine/workers-alive';
+import { liveWorkers, refreshIntervalsDisagree } from '@/lib/engine/workers-alive';
+import { setting } from '@/lib/settings/settings';
 import { fleetHistory } from '@/lib/fleet/lag-history';
 import { FleetCharts } from '@/components/charts/fleet-charts';
 import { AppIndex } from '@/components/admin/app-index';
@@ -20,6 +21,7 @@ export default async function Dashboard() {
     liveWorkers(getDb()),
     fleetHistory(getDb(), scope),
   ]);
+  const intervals = refreshIntervalsDisagree(workers, setting('PGHERD_REFRESH_INTERVAL_MS'));
   return (
     <>
       <h1>Fleet</h1>
@@ -37,6 +39,11 @@ export default async function Dashboard() {
           <Link href="/admin/instances">{d.totals.instances} instances</Link>
         </li>
       </ul>
+      {intervals && (
+        <p className="errornote" data-testid="refresh-intervals">
+          The refresh&rsquo;s intervals disagree: {intervals}.
+        </p>
+      )}
       {workers.length ? (
         <p className="muted" data-testid="workers">
           {workers.length} worker{workers.length === 1 ? '' : 's'} alive (

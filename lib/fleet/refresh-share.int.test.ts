@@ -3,6 +3,7 @@
 // session an instance across rounds, and what is old flagged in fleet health and the metrics. And a
 // frozen postmaster: the refresh's kept session still answers, a probe that opens a connection does not.
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { eq, inArray, sql } from 'drizzle-orm';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -192,6 +193,63 @@ describe('a worker past its capacity, a worker thawed, a fence cleared meanwhile
     expect((await claimDueHerds(t.db, 'w1', 60_000, 1)).map((c) => c.herdId)).toEqual([a!.id]);
     expect(await claimDueHerds(t.db, 'w1', 60_000, 1)).toEqual([]);
   });
+
+  it('a member that never answers holds its own batch only: every other herd is written meanwhile', async () => {
+    await allDue();
+    // A host that takes the connection and never says a word (a hung machine), in a herd of its own.
+    const tarpit = net.createServer(() => {});
+    await new Promise<void>((r) => tarpit.listen(0, '127.0.1.225', r));
+    const port = (tarpit.address() as net.AddressInfo).port;
+    try {
+      const [env] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
+      const [herd] = await t.db.insert(herds).values({ environmentId: env!.id, name: 'tarpit' }).returning();
+      const [srv] = await t.db
+        .insert(servers)
+        .values({ hostname: 'tarpit.lab.internal', environmentId: env!.id, address: '127.0.1.225', site: 'lab' })
+        .returning();
+      const [hung] = await t.db
+        .insert(instances)
+        .values({ herdId: herd!.id, serverId: srv!.id, port, role: 'primary', state: 'running' })
+        .returning();
+      // Its herd is claimed first, in a batch of its own.
+      await t.db.update(herds).set({ observeDueAt: sql`now() - interval '1 second'` });
+      await t.db
+        .update(herds)
+        .set({ observeDueAt: sql`'-infinity'` })
+        .where(eq(herds.id, herd!.id));
+      await t.db.update(instances).set({ lastObservedAt: null });
+      const s = refreshShare(t.db, { holder: 'w1', intervalMs: 60_000, batchHerds: 1, timeoutMs: 3000 });
+      made.push(s);
+      const t0 = Date.now();
+      const round = s.round();
+      // Every other instance is written long before the hung one's 3 s are up.
+      await expect
+        .poll(
+          async () =>
+            (
+              await t.db
+                .select({ id: instances.id })
+                .from(instances)
+                .where(sql`last_observed_at IS NULL AND id <> ${hung!.id}`)
+            ).length,
+          {
+            timeout: 2500,
+            interval: 50,
+          },
+        )
+        .toBe(0);
+      expect(Date.now() - t0).toBeLessThan(2500);
+      const [waiting] = await t.db.select().from(instances).where(eq(instances.id, hung!.id));
+      expect(waiting!.lastObservedAt).toBeNull();
+      await round;
+      const [after] = await t.db.select().from(instances).where(eq(instances.id, hung!.id));
+      expect(after).toMatchObject({ state: 'unreachable' });
+      await t.db.delete(herds).where(eq(herds.id, herd!.id));
+      await t.db.delete(servers).where(eq(servers.id, srv!.id));
+    } finally {
+      tarpit.close();
+    }
+  }, 60_000);
 
   it('writes nothing for a herd another worker claimed meanwhile (a worker frozen past its claims, then thawed)', async () => {
     await allDue();

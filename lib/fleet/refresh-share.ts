@@ -13,7 +13,7 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 import { observationPool, type Observed } from '@/lib/fleet/observe';
-import { heldHerds, mapLimit, recordPass } from '@/lib/fleet/refresher';
+import { heldHerds, recordPass } from '@/lib/fleet/refresher';
 import { setting } from '@/lib/settings/settings';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 
@@ -71,6 +71,30 @@ export async function claimDueHerds(db: Db, holder: string, intervalMs: number, 
   return r.rows.map((x) => ({ herdId: x.id, claimedAt: new Date(x.at) }));
 }
 
+/** Batches a round has claimed and not yet written, at most. */
+const MAX_BATCHES_IN_FLIGHT = 32;
+
+/** At most `n` calls of run() at once; the others wait their turn, in order. */
+function limiter(n: number) {
+  let active = 0;
+  const queue: (() => void)[] = [];
+  return {
+    waiting: () => queue.length,
+    async run<T>(fn: () => Promise<T>): Promise<T> {
+      // A slot ending is handed to the next in line as it is (never freed and taken by a newcomer meanwhile).
+      if (active >= n) await new Promise<void>((r) => queue.push(r));
+      else active++;
+      try {
+        return await fn();
+      } finally {
+        const next = queue.shift();
+        if (next) next();
+        else active--;
+      }
+    },
+  };
+}
+
 /** One worker's share of the refresh: `round()` observes every herd due now that it may claim. */
 export function refreshShare(db: Db, opts: ShareOptions) {
   const pool = observationPool({
@@ -80,7 +104,7 @@ export function refreshShare(db: Db, opts: ShareOptions) {
     applicationName: REFRESH_APPLICATION,
   });
   const batch = opts.batchHerds ?? 256;
-  const concurrency = opts.concurrency ?? 64;
+  const slots = limiter(opts.concurrency ?? 64);
   const claims: Claim[] = [];
   let stopped = false;
   return {
@@ -92,28 +116,47 @@ export function refreshShare(db: Db, opts: ShareOptions) {
       let herds = 0;
       let observed = 0;
       let reachable = 0;
-      // A round ends once nothing is due, or after an interval (a worker that cannot keep up goes on in the
-      // next round: it logs, sweeps, and stops when told), or when the worker stops.
-      while (!stopped && Date.now() - t0 < opts.intervalMs) {
-        const claimed = await claimDueHerds(db, opts.holder, opts.intervalMs, batch);
-        if (!claimed.length) break;
-        claims.push(...claimed);
-        herds += claimed.length;
+      // Batches overlap: each is written as soon as its own members are read, and the next is claimed as
+      // soon as no observation waits for a slot. A member that does not answer (a dead host, up to the
+      // timeout) holds one slot and its own batch's write, never the rest of the fleet's.
+      const inFlight = new Set<Promise<void>>();
+      const one = async (claimed: Claim[]) => {
         const heldBefore = await heldHerds(db);
         const refs = await loadInstanceRefs(db, [], { herdIds: claimed.map((c) => c.herdId) });
-        const seen: { r: InstanceRef; o: Observed }[] = await mapLimit(refs, concurrency, async (r) => ({
-          r,
-          o: await pool.look(r, opts.timeoutMs ?? 3000),
-        }));
+        const seen: { r: InstanceRef; o: Observed }[] = await Promise.all(
+          refs.map(async (r) => ({ r, o: await slots.run(() => pool.look(r, opts.timeoutMs ?? 3000)) })),
+        );
         // Written only while the claims are still this worker's (a worker frozen past them, then thawed,
         // must not write its old readings over the newer ones another worker made meanwhile).
         await recordPass(db, seen, heldBefore, { holder: opts.holder });
         observed += seen.length;
         reachable += seen.filter((x) => x.o.reachable).length;
+      };
+      // (Set by a batch that failed: the round claims nothing more and says why.)
+      const failure: { err: Error | null } = { err: null };
+      // A round ends once nothing is due, or after an interval (a worker that cannot keep up goes on in the
+      // next round: it logs, sweeps, and stops when told), or when the worker stops.
+      while (!stopped && failure.err === null && Date.now() - t0 < opts.intervalMs) {
+        if (slots.waiting() > 0 || inFlight.size >= MAX_BATCHES_IN_FLIGHT) {
+          await Promise.race([...inFlight, new Promise((r) => setTimeout(r, 5))]);
+          continue;
+        }
+        const claimed = await claimDueHerds(db, opts.holder, opts.intervalMs, batch);
+        if (!claimed.length) break;
+        claims.push(...claimed);
+        herds += claimed.length;
+        const p: Promise<void> = one(claimed)
+          .catch((err: unknown) => {
+            failure.err ??= err instanceof Error ? err : new Error(String(err));
+          })
+          .finally(() => inFlight.delete(p));
+        inFlight.add(p);
         if (claimed.length < batch) break;
       }
+      await Promise.all(inFlight);
       // A session unused for two intervals: its herd went to another worker, or is gone.
       pool.sweep(2 * opts.intervalMs + 5000);
+      if (failure.err) throw failure.err;
       return { herds, observed, reachable, opened: pool.opened() - opened0, kept: pool.size(), ms: Date.now() - t0 };
     },
     keptSessions: () => pool.size(),

@@ -1,0 +1,1 @@
+ALTER TABLE "workers" ADD COLUMN "refresh_interval_ms" integer DEFAULT 0 NOT NULL;
