@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { shellCommand } from '@/lib/adapters/ssh/quote';
-import { debianCluster, driverFor, guarded, notSentBecause, postmasterHeld, STOP_NOT_SENT } from '@/lib/fleet/drivers';
+import { debianCluster, driverFor, guarded, notSentBecause, postmasterHeld, STOP_NOT_SENT, stoppedWithin } from '@/lib/fleet/drivers';
 
 const t = { pgVersion: 15, dataDirectory: '/var/lib/postgresql/15/main' };
 
@@ -138,12 +138,57 @@ describe('the guard before a fence stop', () => {
     expect(r.status).toBe(STOP_NOT_SENT);
   });
 
+  it('waits for the postmaster to be gone after a stop sent without waiting, looking every 10 ms, as long as it was given', async () => {
+    const run = (argv: string[]) =>
+      new Promise<{ code: number | null; out: string; err: string; ms: number }>((resolve) => {
+        const t0 = Date.now();
+        const c = spawn('sh', ['-c', shellCommand(argv)]);
+        let out = '';
+        let err = '';
+        c.stdout.on('data', (b: Buffer) => (out += b.toString()));
+        c.stderr.on('data', (b: Buffer) => (err += b.toString()));
+        c.on('close', (code) => resolve({ code, out, err, ms: Date.now() - t0 }));
+      });
+    const pidFile = path.join(dir, 'postmaster.pid');
+    writeFileSync(pidFile, '1\n');
+    setTimeout(() => rmSync(pidFile, { force: true }), 150);
+    const gone = await run(stoppedWithin(dir, ['true']));
+    expect([gone.code, gone.out.trim()]).toEqual([0, 'server stopped']);
+    // Within a few looks of the file going, not pg_ctl's next 100 ms.
+    expect(gone.ms).toBeLessThan(400);
+    // The stop failing: its own exit code and words, and no wait.
+    const failed = await run(stoppedWithin(dir, ['sh', '-c', 'echo "pg_ctl: PID file does not exist" >&2; exit 3']));
+    expect([failed.code, failed.err.trim()]).toEqual([3, 'pg_ctl: PID file does not exist']);
+    // A postmaster that does not go within the time given: what pg_ctl -w -t says.
+    writeFileSync(pidFile, '1\n');
+    const argv = stoppedWithin(dir, ['true']);
+    argv[5] = '1'; // the seconds it may take
+    const stuck = await run(argv);
+    rmSync(pidFile, { force: true });
+    expect([stuck.code, stuck.err.trim()]).toEqual([1, 'pg_ctl: server does not shut down']);
+    expect(stuck.ms).toBeGreaterThanOrEqual(1000);
+  });
+
   it('puts each driver\u2019s stop behind it', () => {
     const t2 = { pgVersion: 15, dataDirectory: '/var/lib/postgresql/15/main' };
-    expect(driverFor('pg_ctl').fenceStop(t2, 'immediate').slice(3)).toEqual([
+    expect(driverFor('pg_ctl').fenceStop(t2, 'immediate').slice(3, 8)).toEqual([
       'pgherd-fence',
       t2.dataDirectory,
-      ...driverFor('pg_ctl').stop(t2, 'immediate'),
+      'sh',
+      '-c',
+      expect.any(String),
+    ]);
+    expect(driverFor('pg_ctl').fenceStop(t2, 'immediate').slice(8)).toEqual([
+      'pgherd-stop',
+      t2.dataDirectory,
+      '120',
+      '/usr/lib/postgresql/15/bin/pg_ctl',
+      '-D',
+      t2.dataDirectory,
+      '-m',
+      'immediate',
+      '-W',
+      'stop',
     ]);
     expect(driverFor('pg_ctlcluster').fenceStop(t2, 'immediate').slice(3)).toEqual([
       'pgherd-fence',

@@ -41,7 +41,9 @@ export class UnsupportedDriverError extends Refusal {
   }
 }
 
-const WAIT = ['-w', '-t', '120'];
+/** How long pg_ctl waits for a start or a stop (-t). */
+const WAIT_SECONDS = 120;
+const WAIT = ['-w', '-t', String(WAIT_SECONDS)];
 
 /** A fence stop's exit code when it sent nothing: a signal would wait in the postmaster (or the host cannot tell). */
 export const STOP_NOT_SENT = 75;
@@ -89,6 +91,33 @@ const GUARD = [
   'done',
   `echo "postmaster $pid is in state $st: a signal would wait in it; nothing sent" >&2; echo "$st"; exit ${STOP_NOT_SENT}`,
 ].join('\n');
+
+// Run as `sh -c STOPPED pgherd-stop DATA_DIRECTORY SECONDS COMMAND...`: runs COMMAND (a stop sent
+// without waiting; its exit code and words are the stop's when it fails), then waits for
+// DATA_DIRECTORY/postmaster.pid to go, looking every 10 ms (every second where sleep takes no fraction),
+// for at most SECONDS, as pg_ctl -w -t SECONDS would, and says what pg_ctl says.
+const STOPPED = [
+  'd=$1; s=$2; shift 2',
+  '"$@" || exit $?',
+  'step=0.01; max=$((s * 100)); n=0',
+  'while [ -e "$d/postmaster.pid" ]; do',
+  '  n=$((n + 1))',
+  '  if [ "$n" -gt "$max" ]; then echo "pg_ctl: server does not shut down" >&2; exit 1; fi',
+  '  sleep "$step" 2>/dev/null || { step=1; max=$s; n=1; sleep 1; }',
+  'done',
+  'echo "server stopped"',
+].join('\n');
+
+/** `stop` (sent without waiting), then a wait of at most 120 s for the postmaster to be gone, looking every 10 ms. */
+export const stoppedWithin = (dataDirectory: string, stop: string[]): string[] => [
+  'sh',
+  '-c',
+  STOPPED,
+  'pgherd-stop',
+  dataDirectory,
+  String(WAIT_SECONDS),
+  ...stop,
+];
 
 /** `command` behind the guard: run only when the postmaster of `dataDirectory` would act on a signal now. */
 export const guarded = (dataDirectory: string, command: string[]): string[] => [
@@ -140,9 +169,15 @@ export const pgCtl: ControlDriver = {
   reload: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, 'reload'],
   promote: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, ...WAIT, 'promote'],
   status: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, 'status'],
-  // pg_ctl stop reads the PID from postmaster.pid and kill()s it (immediate: SIGQUIT, fast: SIGINT), then
-  // waits for the file to go: the guard reads the same file, and pg_ctl replaces it in one script.
-  fenceStop: (t, mode) => guarded(t.dataDirectory, pgCtl.stop(t, mode)),
+  // pg_ctl stop reads the PID from postmaster.pid and kill()s it (immediate: SIGQUIT, fast: SIGINT): the
+  // guard reads the same file. pg_ctl's own wait (-w) looks for the file to go every 100 ms, about 50 ms
+  // of every switchover's pause: sent with -W, the file is looked for every 10 ms (stoppedWithin), for
+  // as long as -t gave.
+  fenceStop: (t, mode) =>
+    guarded(
+      t.dataDirectory,
+      stoppedWithin(t.dataDirectory, [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, '-m', mode, '-W', 'stop']),
+    ),
   // pg_ctl has no supervisor: a stopped postmaster stays stopped until someone runs pg_ctl start.
   keepStopped: () => null,
 };
