@@ -6,7 +6,7 @@
 // the pause budget runs out (lib/actions/steps/pooler-resume.ts).
 import { eq } from 'drizzle-orm';
 import { owedCleanups } from '@/db/schema';
-import { poolerAdmin, showDatabases } from '@/lib/adapters/pgbouncer/admin';
+import { databasesOf, poolerAdmin, showDatabases, withPoolerAdmin } from '@/lib/adapters/pgbouncer/admin';
 import { readEntries, repointEntries } from '@/lib/adapters/pgbouncer/ini';
 import type { ActionDeps, ActionStep, RunContext } from '@/lib/engine/define-action';
 import { memberArg, type Arg } from '@/lib/engine/plan-identity';
@@ -175,26 +175,44 @@ export async function resumePooler(p: PoolerRef, ctx: StepContext): Promise<stri
 
 /**
  * Points the pooler's entries at `to`: reads its configuration over SSH, rewrites the entries' host
- * and port, writes it back atomically (same owner and mode), RELOAD, then checks SHOW DATABASES.
+ * and port, writes it back atomically (same owner and mode), RELOAD, then checks SHOW DATABASES. With
+ * `resume`, the entries still paused are resumed over the same admin connection once the check holds
+ * (one connection, not three, inside a switchover's pause).
  */
-export async function repointPooler(p: PoolerRef, to: InstanceRef, deps: ActionDeps, ctx: StepContext): Promise<string> {
+export async function repointPooler(
+  p: PoolerRef,
+  to: InstanceRef,
+  deps: ActionDeps,
+  ctx: StepContext,
+  opts: { resume?: boolean } = {},
+): Promise<string> {
   const { stdout: before } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000, undefined, false);
   const after = repointEntries(before, p.databases, { host: to.host, port: to.port });
   const write = 'set -e; f=$1; cp -p -- "$f" "$f.pgherd-new"; cat > "$f.pgherd-new"; mv -- "$f.pgherd-new" "$f"';
   await execNotedOk(deps, p, ctx, ['sh', '-c', write, 'sh', p.configFile], 10_000, after);
-  await poolerAdmin(poolerConsole(p), ['RELOAD']);
-  const dbs = await showDatabases(poolerConsole(p));
-  const wrong = p.databases.filter((d) => dbs.get(d)?.host !== to.host || dbs.get(d)?.port !== to.port);
-  if (wrong.length)
-    throw new Error(
-      `${p.label}: after RELOAD, ${wrong
-        .map((d) => {
-          const e = dbs.get(d);
-          return e ? `${d} points at ${e.host}:${e.port}` : `${d} is not in SHOW DATABASES`;
-        })
-        .join(', ')}, not ${to.host}:${to.port}`,
-    );
+  const resumed = await withPoolerAdmin(poolerConsole(p), async (run) => {
+    await run('RELOAD');
+    const dbs = databasesOf(await run('SHOW DATABASES'));
+    const wrong = p.databases.filter((d) => dbs.get(d)?.host !== to.host || dbs.get(d)?.port !== to.port);
+    if (wrong.length)
+      throw new Error(
+        `${p.label}: after RELOAD, ${wrong
+          .map((d) => {
+            const e = dbs.get(d);
+            return e ? `${d} points at ${e.host}:${e.port}` : `${d} is not in SHOW DATABASES`;
+          })
+          .join(', ')}, not ${to.host}:${to.port}`,
+      );
+    if (!opts.resume) return [];
+    const paused = p.databases.filter((d) => dbs.get(d)?.paused);
+    for (const d of paused) await run(`RESUME ${d}`);
+    return paused;
+  });
   ctx.note({ command: `${p.configFile}: ${p.databases.join(', ')} -> host=${to.host} port=${to.port}; RELOAD` });
+  if (opts.resume)
+    ctx.note({
+      command: resumed.length ? resumed.map((d) => `RESUME ${d}`).join('; ') + ` on ${p.label}` : `nothing paused on ${p.label}`,
+    });
   return `${p.label}: ${p.databases.join(', ')} -> ${to.host}:${to.port}`;
 }
 
@@ -279,9 +297,9 @@ export function repointAndResumeSteps<S extends PoolerSwitchState>(
     run: async (x) => {
       const target = to(x.state);
       if (!target) throw new Error('no new primary was chosen');
-      const moved = await repointPooler(pl, target, x.deps, x);
+      const moved = await repointPooler(pl, target, x.deps, x, { resume: true });
       x.state.repointed.add(pl.id);
-      const resumed = await resumePooler(pl, x);
+      const resumed = await describePooler(pl);
       x.note({ stdout: [moved, resumed, await settlePause(pl, x, 'resumed by the flow')].filter(Boolean).join('\n') });
     },
   }));

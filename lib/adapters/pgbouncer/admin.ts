@@ -9,27 +9,49 @@ export type AdminConnector = (timeouts: { connectionTimeoutMillis: number; query
 
 export type AdminCommand = 'RELOAD' | `PAUSE ${string}` | `RESUME ${string}` | 'SHOW DATABASES';
 
+/** One admin connection for `fn`: each command it runs is checked (a database name PgBouncer can have) before it is sent. */
+export async function withPoolerAdmin<T>(
+  connect: AdminConnector,
+  fn: (run: (cmd: AdminCommand) => Promise<Record<string, unknown>[]>) => Promise<T>,
+  timeoutMs = 5000,
+): Promise<T> {
+  const c = connect({ connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs });
+  c.on('error', () => {}); // connect() or the query rejects with it
+  await c.connect();
+  try {
+    return await fn(async (cmd) => {
+      const name = /^(PAUSE|RESUME) (.+)$/.exec(cmd)?.[2];
+      if (name !== undefined && !ENTRY_NAME.test(name)) throw new Error(`not a PgBouncer database name: ${JSON.stringify(name)}`);
+      return (await c.query<Record<string, unknown>>(cmd)).rows;
+    });
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
 /** Runs the commands in order on one admin connection; returns the last one's rows. */
 export async function poolerAdmin(connect: AdminConnector, commands: AdminCommand[], timeoutMs = 5000): Promise<Record<string, unknown>[]> {
   for (const c of commands) {
     const name = /^(PAUSE|RESUME) (.+)$/.exec(c)?.[2];
     if (name !== undefined && !ENTRY_NAME.test(name)) throw new Error(`not a PgBouncer database name: ${JSON.stringify(name)}`);
   }
-  const c = connect({ connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs });
-  c.on('error', () => {}); // connect() or the query rejects with it
-  await c.connect();
-  try {
-    let rows: Record<string, unknown>[] = [];
-    for (const cmd of commands) rows = (await c.query<Record<string, unknown>>(cmd)).rows;
-    return rows;
-  } finally {
-    await c.end().catch(() => {});
-  }
+  return withPoolerAdmin(
+    connect,
+    async (run) => {
+      let rows: Record<string, unknown>[] = [];
+      for (const cmd of commands) rows = await run(cmd);
+      return rows;
+    },
+    timeoutMs,
+  );
 }
 
-/** Where PgBouncer itself says each entry points now (after a RELOAD, this is what it will use). */
-export async function showDatabases(connect: AdminConnector): Promise<Map<string, { host: string; port: number; paused: boolean }>> {
-  const rows = await poolerAdmin(connect, ['SHOW DATABASES']);
+/** SHOW DATABASES's rows by entry name: where each points, and whether it is paused. */
+export function databasesOf(rows: Record<string, unknown>[]): Map<string, { host: string; port: number; paused: boolean }> {
   const text = (v: unknown) => (typeof v === 'string' ? v : '');
   return new Map(rows.map((r) => [text(r.name), { host: text(r.host), port: Number(r.port), paused: Number(r.paused) === 1 }]));
+}
+
+export async function showDatabases(connect: AdminConnector): Promise<Map<string, { host: string; port: number; paused: boolean }>> {
+  return databasesOf(await poolerAdmin(connect, ['SHOW DATABASES']));
 }
