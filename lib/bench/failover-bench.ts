@@ -43,24 +43,13 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
     pgbouncer: [{ environment: 'bench', herd: 'h1' }],
     log,
   });
-  const { db, pool } = createDb(lab.database.url, 8);
-  const producer = producerConnection(lab.redis!.url);
-  const queue = targetQueue(producer, 'bench-failover');
-  let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
   const out: string[] = [];
+  const engine = await benchEngine(lab, 'bench-failover', 8).catch(async (err: unknown) => {
+    await stopLab(FILE);
+    throw err;
+  });
+  const { db, queue } = engine;
   try {
-    await migrateDatabase(lab.database.url);
-    await seedLabFleet(db, lab);
-    useLabSettings(lab);
-    worker = await startWorker({
-      databaseUrl: lab.database.url,
-      redisUrl: lab.redis!.url,
-      sshKeyPath: lab.ssh!.privateKeyPath,
-      concurrency: 8,
-      refreshEveryMs: 0,
-      queuePrefix: 'bench-failover',
-      quiet: true,
-    });
     const ids = new Map((await db.select({ id: herds.id, name: herds.name }).from(herds)).map((h) => [h.name, h.id]));
 
     // 1. Switchover under load.
@@ -117,10 +106,7 @@ export async function failoverBench(log: (m: string) => void): Promise<string[]>
     log(`DR failover of 6 herds: ${bulk.toFixed(0)} ms`);
     out.push(`  6 herds in one operation: ${bulk.toFixed(0)} ms until all 6 write and answer (target < 10000 ms)`);
   } finally {
-    await worker?.close();
-    await queue.close();
-    producer.disconnect();
-    await pool.end();
+    await engine.close();
     await stopLab(FILE);
   }
   out.push(...(await drMany(log)));
@@ -144,23 +130,12 @@ async function drMany(log: (m: string) => void): Promise<string[]> {
     pgbouncer: [],
     log,
   });
-  const { db, pool } = createDb(lab.database.url, 8);
-  const producer = producerConnection(lab.redis!.url);
-  const queue = targetQueue(producer, 'bench-dr-many');
-  let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
+  const engine = await benchEngine(lab, 'bench-dr-many', MANY).catch(async (err: unknown) => {
+    await stopLab(MANY_FILE);
+    throw err;
+  });
+  const { db, queue } = engine;
   try {
-    await migrateDatabase(lab.database.url);
-    await seedLabFleet(db, lab);
-    useLabSettings(lab);
-    worker = await startWorker({
-      databaseUrl: lab.database.url,
-      redisUrl: lab.redis!.url,
-      sshKeyPath: lab.ssh!.privateKeyPath,
-      concurrency: MANY,
-      refreshEveryMs: 0,
-      queuePrefix: 'bench-dr-many',
-      quiet: true,
-    });
     const ids = new Map((await db.select({ id: herds.id, name: herds.name }).from(herds)).map((h) => [h.name, h.id]));
     await Promise.all((await Promise.all(names.map((h) => livePrimary(lab, h)))).map((p) => crash(lab, p)));
     const { ms, id } = await failoverUntilWritable(db, queue, lab, names, ids, 25);
@@ -171,12 +146,44 @@ async function drMany(log: (m: string) => void): Promise<string[]> {
       ...(await stepTimings(db, [id])),
     ];
   } finally {
+    await engine.close();
+    await stopLab(MANY_FILE);
+  }
+}
+
+/**
+ * pgherd's database migrated and seeded with the lab's fleet, a queue and one worker (`concurrency`
+ * targets at once, no refresh) under `prefix`; close() stops and closes them all.
+ */
+async function benchEngine(lab: LabInfo, prefix: string, concurrency: number) {
+  const { db, pool } = createDb(lab.database.url, 8);
+  const producer = producerConnection(lab.redis!.url);
+  const queue = targetQueue(producer, prefix);
+  let worker: Awaited<ReturnType<typeof startWorker>> | null = null;
+  const close = async () => {
     await worker?.close();
     await queue.close();
     producer.disconnect();
     await pool.end();
-    await stopLab(MANY_FILE);
+  };
+  try {
+    await migrateDatabase(lab.database.url);
+    await seedLabFleet(db, lab);
+    useLabSettings(lab);
+    worker = await startWorker({
+      databaseUrl: lab.database.url,
+      redisUrl: lab.redis!.url,
+      sshKeyPath: lab.ssh!.privateKeyPath,
+      concurrency,
+      refreshEveryMs: 0,
+      queuePrefix: prefix,
+      quiet: true,
+    });
+  } catch (err) {
+    await close();
+    throw err;
   }
+  return { db, queue, close };
 }
 
 async function runOp(
