@@ -242,6 +242,12 @@ export const instances = pgTable(
     port: integer('port').notNull(),
     dataDirectory: text('data_directory').notNull().default(''),
     pgVersion: smallint('pg_version').notNull().default(15),
+    // The full version it answered with last (server_version_num: 150018 is 15.18); null: never observed.
+    serverVersionNum: integer('server_version_num'),
+    // The Postgres build it runs from (the bin directory of its pg_ctl and postgres): a minor upgrade
+    // moves it to another build on the host. Empty: the environment's template for its major
+    // (PGHERD_PG_BIN_TEMPLATE).
+    binDir: text('bin_dir').notNull().default(''),
     role: instanceRole('role').notNull().default('unknown'),
     // What the instance itself said last (pg_is_in_recovery), written only by observations and by the
     // steps that change it; an admin's edit of `role` leaves it. Power on trusts only this: a host
@@ -288,6 +294,7 @@ export const instances = pgTable(
   (t) => [
     uniqueIndex('instances_server_port_key').on(t.serverId, t.port),
     // An address, nothing else (no path, query or credentials in it): pgherd adds the endpoint's path.
+    check('instances_bin_dir_check', sql`bin_dir = '' OR bin_dir ~ '^/[^\\n]*$'`),
     check('instances_patroni_url_check', sql`patroni_url = '' OR patroni_url ~ '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$'`),
     index('instances_instance_type_idx').on(t.instanceType),
     index('instances_zone_idx').on(t.zone),
@@ -309,6 +316,30 @@ export const instances = pgTable(
     index('instances_running_primary_idx')
       .on(t.herdId)
       .where(sql`role = 'primary' AND state = 'running'`),
+  ],
+);
+
+// The Postgres builds installed on a server, as its agent reported them last: a build is a bin directory
+// (where pg_ctl and postgres are) and the full version its postgres says it is. A report replaces the
+// server's rows; what upgrades may move an instance to.
+export const postgresBuilds = pgTable(
+  'postgres_builds',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    serverId: integer('server_id')
+      .notNull()
+      .references(() => servers.id, { onDelete: 'cascade' }),
+    binDir: text('bin_dir').notNull(),
+    // 150018 for 15.18, as server_version_num says it; the major is versionNum / 10000.
+    versionNum: integer('version_num').notNull(),
+    // What `postgres --version` printed (the packager's words included).
+    versionText: text('version_text').notNull(),
+    reportedAt: timestamp('reported_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('postgres_builds_server_dir_key').on(t.serverId, t.binDir),
+    index('postgres_builds_version_idx').on(t.versionNum),
+    check('postgres_builds_bin_dir_check', sql`bin_dir ~ '^/[^\\n]*$'`),
   ],
 );
 

@@ -592,6 +592,22 @@ describe('an action is its plan', () => {
         ]);
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
+      if (a.on === 'herd' && a.name === 'upgrade-minor') {
+        // Every member's host has 15.17 and 15.18; the herd runs 15.17.
+        const older = h.members.map((m) => ({ ...m, serverVersionNum: 150017, binDir: '/opt/pg/15.17/bin' }));
+        const hh = { ...h, members: older };
+        const builds = new Map(
+          older.map((m) => [
+            m.serverId,
+            [
+              { binDir: '/opt/pg/15.17/bin', versionNum: 150017, versionText: 'postgres (PostgreSQL) 15.17' },
+              { binDir: '/usr/lib/postgresql/15/bin', versionNum: 150018, versionText: 'postgres (PostgreSQL) 15.18' },
+            ],
+          ]),
+        );
+        const prepared = { builds };
+        return { words: a.plan(hh, { params: {}, prepared }).steps, steps: a.steps(hh, deps, { params: {}, prepared }) };
+      }
       if (a.on === 'herd') return { words: a.plan(h, { params: {} }).steps, steps: a.steps(h, deps, { params: {} }) };
       const t = a.name === 'promote' ? r2 : a.name === 'rebuild' || a.name === 'remaster' ? r3 : primary;
       const members = a.name === 'promote' ? [{ ...primary, state: 'stopped' }, r2, r3] : h.members;

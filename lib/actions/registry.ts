@@ -16,6 +16,7 @@ import { replaceHostKeyAction } from '@/lib/actions/replace-host-key.action';
 import { resizeAction } from '@/lib/actions/resize.action';
 import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
 import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
+import { upgradeMinorAction } from '@/lib/actions/upgrade-minor.action';
 import { drDrillAction } from '@/lib/actions/dr-drill.action';
 import { configureBackupsAction } from '@/lib/actions/backups/configure-backups.action';
 import { backupAction } from '@/lib/actions/backups/backup.action';
@@ -38,6 +39,7 @@ export const actions: AnyAction[] = [
   drFailoverAction,
   drDrillAction,
   resizeHerdAction,
+  upgradeMinorAction,
   backupAction,
   configureBackupsAction,
   restoreAction,

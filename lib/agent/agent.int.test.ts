@@ -1,7 +1,7 @@
 // The agent as shipped: the bundled single file, run with plain node against the lab's instances,
 // discovering them from the lock files in their socket directories.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -65,6 +65,36 @@ describe('pgherd-agent', () => {
         expect(mine[0]!.replicas.length).toBe(lab.instances.filter((x) => x.upstream === i.server).length);
       }
     }
+  });
+
+  it('reports the build each instance runs and the builds installed, with their versions', async () => {
+    const older = lab.instances.find((x) => x.binDir);
+    const debian = lab.instances.find((x) => !x.binDir && !isOpsTestHerd(x.environment, x.herd))!;
+    expect(older, 'the lab fleet has a herd on another build').toBeDefined();
+    const buildsRoot = path.dirname(path.dirname(older!.binDir!));
+    for (const i of [older!, debian]) {
+      const res = agent(['--dry-run'], {
+        server: 'http://127.0.0.1:9',
+        tokenFile: '/nonexistent',
+        lsclusters: false,
+        user: PG_SUPERUSER,
+        socketDirectories: [i.socketDirectory],
+        buildDirectories: ['/usr/lib/postgresql/*/bin', `${buildsRoot}/*/bin`, '/nonexistent/*/bin'],
+      });
+      expect(res.status, res.stderr).toBe(0);
+      const report = JSON.parse(res.stdout) as Report;
+      const [real] = await query<{ vnum: number }>(i.dsn, `SELECT current_setting('server_version_num')::int AS vnum`);
+      const mine = report.instances.find((x) => x.port === i.port)!;
+      expect(mine.serverVersionNum).toBe(real!.vnum);
+      expect(mine.binDir).toBe(realpathSync(i.binDir ?? lab.pgBin));
+      const versions = (report.builds ?? []).map((b) => b.versionNum).sort();
+      // Debian's 15, and the lab's 15 a minor behind and 17.
+      expect(versions).toEqual(expect.arrayContaining([real!.vnum]));
+      expect(versions.filter((v) => Math.floor(v / 10000) === 15)).toHaveLength(2);
+      expect(versions.some((v) => Math.floor(v / 10000) === 17)).toBe(true);
+      for (const b of report.builds ?? []) expect(b.versionText).toMatch(/^postgres \(PostgreSQL\) \d+\.\d+/);
+    }
+    expect(older!.binDir).not.toBe(debian.binDir);
   });
 
   it('exits with a clear code: 2 bad configuration, 3 unsafe token file, 5 server unreachable', async () => {

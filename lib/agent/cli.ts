@@ -12,6 +12,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { hostname, loadavg } from 'node:os';
 import { collectInstance } from './collect';
+import { discoverBuilds } from './builds';
 import { agentConfigSchema, discover, type AgentConfig } from './discover';
 import { discoverPatroni, patroniFor } from './patroni';
 import type { InstanceReport, Report } from './report';
@@ -99,6 +100,7 @@ export async function buildReport(cfg: AgentConfig): Promise<Report> {
     intervalSeconds: cfg.intervalSeconds,
     loadAverage: loadavg(),
     instances,
+    builds: await discoverBuilds(cfg.buildDirectories),
   };
 }
 

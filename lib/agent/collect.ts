@@ -4,10 +4,29 @@
 import pg from 'pg';
 import { TIMELINE_SQL } from '@/lib/agent/timeline-sql';
 import type { InstanceReport } from './report';
+import { readFileSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * The bin directory the postmaster of `dataDirectory` runs from: its PID from postmaster.pid, its
+ * executable from /proc (readable by the agent when it runs as the instance's user or root); null when
+ * the host does not say.
+ */
+export function binDirOf(dataDirectory: string): string | null {
+  try {
+    const pid = readFileSync(path.join(dataDirectory, 'postmaster.pid'), 'utf8').split('\n')[0]?.trim();
+    if (!pid || !/^\d+$/.test(pid)) return null;
+    const exe = realpathSync(`/proc/${pid}/exe`);
+    return path.dirname(exe);
+  } catch {
+    return null;
+  }
+}
 
 const QUERY = `
   SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
          current_setting('server_version_num')::int / 10000 AS major,
+         current_setting('server_version_num')::int AS vnum,
          current_setting('data_directory') AS datadir,
          current_setting('port')::int AS port,
          pg_is_in_recovery() AS rec,
@@ -25,6 +44,7 @@ const QUERY = `
 interface Row {
   sysid: string;
   major: number;
+  vnum: number;
   datadir: string;
   port: number;
   rec: boolean;
@@ -37,6 +57,11 @@ interface Row {
   replicas: { clientAddr: string | null; applicationName: string; state: string; sentLsn: string | null; replayLsn: string | null }[];
   pending: string[];
   started: Date;
+}
+
+function binDirField(dataDirectory: string): { binDir?: string } {
+  const d = binDirOf(dataDirectory);
+  return d ? { binDir: d } : {};
 }
 
 export async function collectInstance(conn: pg.ClientConfig): Promise<InstanceReport> {
@@ -52,6 +77,8 @@ export async function collectInstance(conn: pg.ClientConfig): Promise<InstanceRe
       dataDirectory: r.datadir,
       state: 'running',
       majorVersion: r.major,
+      serverVersionNum: r.vnum,
+      ...binDirField(r.datadir),
       systemIdentifier: r.sysid,
       inRecovery: r.rec,
       timeline: r.tli,

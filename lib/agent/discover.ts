@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
+import { DEFAULT_BUILD_PATTERNS } from './builds';
 
 const execFileP = promisify(execFile);
 
@@ -31,6 +32,8 @@ export const agentConfigSchema = z
     lsclusters: z.boolean().default(true),
     socketDirectories: z.array(z.string()).default(['/var/run/postgresql', '/tmp']),
     dataDirectories: z.array(z.string()).default([]),
+    /** Where Postgres builds are installed: bin directories, one `*` allowed in a component (reported for upgrades). */
+    buildDirectories: z.array(z.string().startsWith('/')).max(32).default(DEFAULT_BUILD_PATTERNS),
     /** Look for Patroni (its running processes' configuration files, and these): its scope and REST address, per instance. */
     patroni: z.boolean().default(true),
     patroniConfigFiles: z.array(z.string()).max(32).default([]),

@@ -65,6 +65,14 @@ export const instanceReportSchema = z
     replicas: z.array(replicaSchema).max(256).default([]),
     /** Settings changed in the configuration that need a restart (pg_settings.pending_restart). */
     pendingRestart: z.array(z.string().max(100)).max(500).default([]),
+    /** server_version_num (150018: 15.18). */
+    serverVersionNum: z.number().int().min(90000).max(999999).optional(),
+    /** The bin directory its postmaster runs from (its executable's, as the host resolves it). */
+    binDir: z
+      .string()
+      .max(400)
+      .regex(/^\/[^\n\0]*$/, 'an absolute path')
+      .optional(),
     startedAt: z.iso.datetime({ offset: true }).optional(),
     /** The Patroni that runs it: its cluster's scope and its REST address. */
     patroni: z
@@ -111,6 +119,22 @@ export const reportSchema = z
     /** The host's load averages over 1, 5 and 15 minutes (os.loadavg()); absent from older agents. */
     loadAverage: z.array(z.number().min(0).max(1_000_000)).length(3).optional(),
     instances: z.array(instanceReportSchema).max(MAX_INSTANCES, `at most ${MAX_INSTANCES} instances`),
+    /** The Postgres builds installed on the host (absent from older agents: what is on record stays). */
+    builds: z
+      .array(
+        z
+          .object({
+            binDir: z
+              .string()
+              .max(400)
+              .regex(/^\/[^\n\0]*$/, 'an absolute path'),
+            versionNum: z.number().int().min(90000).max(999999),
+            versionText: z.string().max(200),
+          })
+          .strict(),
+      )
+      .max(64)
+      .optional(),
   })
   .strict()
   .superRefine((r, ctx) => {

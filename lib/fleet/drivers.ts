@@ -6,6 +6,8 @@ import { setting } from '@/lib/settings/settings';
 export interface ControlTarget {
   pgVersion: number;
   dataDirectory: string;
+  /** The build's bin directory it runs from; '' or absent: the template's for its major. */
+  binDir?: string;
 }
 
 export interface ControlDriver {
@@ -151,33 +153,23 @@ export function binDir(pgVersion: number): string {
   return setting('PGHERD_PG_BIN_TEMPLATE').replace('{version}', String(pgVersion));
 }
 
+/** The bin directory a member runs from: its own build when the inventory names one, else its major's. */
+export const binsOf = (t: ControlTarget): string => t.binDir || binDir(t.pgVersion);
+
 export const pgCtl: ControlDriver = {
   // -l: the postmaster's output goes to a file, not to the SSH channel (which would then never close).
-  start: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, '-l', `${t.dataDirectory}/pg_ctl.log`, ...WAIT, 'start'],
-  stop: (t, mode) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, '-m', mode, ...WAIT, 'stop'],
-  restart: (t) => [
-    `${binDir(t.pgVersion)}/pg_ctl`,
-    '-D',
-    t.dataDirectory,
-    '-l',
-    `${t.dataDirectory}/pg_ctl.log`,
-    '-m',
-    'fast',
-    ...WAIT,
-    'restart',
-  ],
-  reload: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, 'reload'],
-  promote: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, ...WAIT, 'promote'],
-  status: (t) => [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, 'status'],
+  start: (t) => [`${binsOf(t)}/pg_ctl`, '-D', t.dataDirectory, '-l', `${t.dataDirectory}/pg_ctl.log`, ...WAIT, 'start'],
+  stop: (t, mode) => [`${binsOf(t)}/pg_ctl`, '-D', t.dataDirectory, '-m', mode, ...WAIT, 'stop'],
+  restart: (t) => [`${binsOf(t)}/pg_ctl`, '-D', t.dataDirectory, '-l', `${t.dataDirectory}/pg_ctl.log`, '-m', 'fast', ...WAIT, 'restart'],
+  reload: (t) => [`${binsOf(t)}/pg_ctl`, '-D', t.dataDirectory, 'reload'],
+  promote: (t) => [`${binsOf(t)}/pg_ctl`, '-D', t.dataDirectory, ...WAIT, 'promote'],
+  status: (t) => [`${binsOf(t)}/pg_ctl`, '-D', t.dataDirectory, 'status'],
   // pg_ctl stop reads the PID from postmaster.pid and kill()s it (immediate: SIGQUIT, fast: SIGINT): the
   // guard reads the same file. pg_ctl's own wait (-w) looks for the file to go every 100 ms, about 50 ms
   // of every switchover's pause: sent with -W, the file is looked for every 10 ms (stoppedWithin), for
   // as long as -t gave.
   fenceStop: (t, mode) =>
-    guarded(
-      t.dataDirectory,
-      stoppedWithin(t.dataDirectory, [`${binDir(t.pgVersion)}/pg_ctl`, '-D', t.dataDirectory, '-m', mode, '-W', 'stop']),
-    ),
+    guarded(t.dataDirectory, stoppedWithin(t.dataDirectory, [`${binsOf(t)}/pg_ctl`, '-D', t.dataDirectory, '-m', mode, '-W', 'stop'])),
   // pg_ctl has no supervisor: a stopped postmaster stays stopped until someone runs pg_ctl start.
   keepStopped: () => null,
 };

@@ -26,6 +26,10 @@ export interface InstanceRef {
   port: number;
   dataDirectory: string;
   pgVersion: number;
+  /** The build it runs from (its bin directory); '' when the environment's template for its major says. */
+  binDir: string;
+  /** server_version_num as it answered last (150018: 15.18); null: never observed. */
+  serverVersionNum: number | null;
   controlDriver: string;
   role: 'primary' | 'replica' | 'unknown';
   /** What it said of itself last (observations only; an admin's edit of `role` leaves it); null: never observed. */
@@ -83,6 +87,8 @@ export interface RefRow {
   port: number;
   data_directory: string;
   pg_version: number;
+  bin_dir: string;
+  server_version_num: number | null;
   control_driver: string;
   role: InstanceRef['role'];
   observed_role: InstanceRef['observedRole'];
@@ -123,6 +129,8 @@ export function toRef(r: RefRow): InstanceRef {
     port: r.port,
     dataDirectory: r.data_directory,
     pgVersion: r.pg_version,
+    binDir: r.bin_dir,
+    serverVersionNum: r.server_version_num,
     controlDriver: r.control_driver,
     role: r.role,
     observedRole: r.observed_role,

@@ -23,6 +23,8 @@ export interface Observed {
   /** Replicas: how far behind replay is, in seconds (0 when it has replayed all it received). */
   replayLagSeconds?: number | null;
   pendingRestart?: boolean;
+  /** server_version_num: 150018 is 15.18 (the build it runs, minor included). */
+  serverVersionNum?: number;
   /** Replicas: replay stopped by pg_wal_replay_pause() (WAL still arrives, nothing is applied). */
   replayPaused?: boolean;
   walReceiver?: { status: string; senderHost: string | null; senderPort: number | null; receivedTli: number | null } | null;
@@ -57,6 +59,7 @@ interface ObservationRow {
   lsn: string;
   receive_lsn: string | null;
   pending: boolean | null;
+  vnum: number;
   paused: boolean | null;
   lag_s: string | number | null;
   wal: { status: string; host: string | null; port: number | null; tli: number | null } | null;
@@ -93,6 +96,7 @@ const observationSql = (pending: boolean) => `
              (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
              pg_last_wal_receive_lsn()::text AS receive_lsn,
              ${pending ? 'EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart)' : 'NULL::boolean'} AS pending,
+             current_setting('server_version_num')::int AS vnum,
              CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END AS paused,
              CASE WHEN NOT pg_is_in_recovery() THEN NULL
                   -- Nothing received beyond what is replayed (after a restart the receiver starts again at a
@@ -170,6 +174,7 @@ async function readObservation(c: pg.Client, pending = true): Promise<Observed> 
     lsn: r.lsn,
     receiveLsn: r.receive_lsn,
     ...(r.pending === null ? {} : { pendingRestart: r.pending }),
+    serverVersionNum: r.vnum,
     replayPaused: r.paused ?? false,
     replayLagSeconds: r.lag_s === null ? null : Number(r.lag_s),
     walReceiver: w ? { status: w.status, senderHost: w.host, senderPort: w.port, receivedTli: w.tli } : null,

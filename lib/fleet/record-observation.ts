@@ -53,6 +53,7 @@ export async function refreshInstance(db: Db, id: number, e: PgEndpoint, observe
             timeline: o.timeline,
             lsn: o.lsn ? lsnToNumber(o.lsn) : null,
             pendingRestart: !!o.pendingRestart,
+            serverVersionNum: o.serverVersionNum ?? null,
             ...archiveValues(o),
             lastObservedAt: now,
           }

@@ -186,6 +186,7 @@ interface ReadingRow {
   lag_bytes: number | null;
   lag_seconds: number | null;
   pending: boolean;
+  vnum: number | null;
   upstream: number | null;
   archived: number | null;
   last_wal: string | null;
@@ -211,6 +212,7 @@ function rowOf(id: number, x: Reading): ReadingRow {
     lag_bytes: x.lagBytes,
     lag_seconds: x.role === 'replica' ? (o.replayLagSeconds ?? null) : 0,
     pending: !!o.pendingRestart,
+    vnum: o.serverVersionNum ?? null,
     upstream: x.upstream?.id ?? null,
     archived: a.archivedCount,
     last_wal: a.lastArchivedWal,
@@ -240,7 +242,7 @@ async function writeReadings(db: Db, rows: ReadingRow[], claim?: { holder: strin
     WITH v AS (
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(part)}::jsonb) AS v(
         id bigint, answered boolean, state text, role text, timeline integer, lsn bigint, lag_bytes bigint, lag_seconds real,
-        pending boolean, upstream bigint, archived bigint, last_wal text, last_at timestamptz, failed bigint, failed_wal text,
+        pending boolean, vnum integer, upstream bigint, archived bigint, last_wal text, last_at timestamptz, failed bigint, failed_wal text,
         failed_at timestamptz, pending_since timestamptz)),
     -- A row an operation holds locked now is left to the next pass: the refresh never waits on an
     -- operation (nor can a lock taken in another order deadlock with it). NO KEY: a row others only
@@ -258,6 +260,7 @@ async function writeReadings(db: Db, rows: ReadingRow[], claim?: { holder: strin
       lag_bytes = CASE WHEN v.answered THEN v.lag_bytes ELSE i.lag_bytes END,
       lag_seconds = CASE WHEN v.answered THEN v.lag_seconds ELSE i.lag_seconds END,
       pending_restart = CASE WHEN v.answered THEN v.pending ELSE i.pending_restart END,
+      server_version_num = CASE WHEN v.answered THEN v.vnum ELSE i.server_version_num END,
       upstream_instance_id = CASE WHEN v.answered THEN v.upstream ELSE i.upstream_instance_id END,
       archived_count = CASE WHEN v.answered THEN v.archived ELSE i.archived_count END,
       last_archived_wal = CASE WHEN v.answered THEN v.last_wal ELSE i.last_archived_wal END,
@@ -292,6 +295,7 @@ function values(x: Reading, now: Date) {
     lagBytes: x.lagBytes,
     lagSeconds: x.role === 'replica' ? (o.replayLagSeconds ?? null) : 0,
     pendingRestart: !!o.pendingRestart,
+    serverVersionNum: o.serverVersionNum ?? null,
     upstreamInstanceId: x.upstream?.id ?? null,
     ...archiveValues(o),
     lastObservedAt: now,

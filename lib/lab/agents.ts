@@ -6,6 +6,8 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { readConfig, reportNow } from '@/lib/agent/cli';
 import type { AgentConfig } from '@/lib/agent/discover';
+import { DEFAULT_BUILD_PATTERNS } from '@/lib/agent/builds';
+import { setting } from '@/lib/settings/settings';
 import { PG_SUPERUSER } from './postgres';
 import type { LabInfo } from './lab';
 
@@ -38,6 +40,8 @@ export function writeLabAgents(lab: LabInfo, consoleUrl: string, tokens: Map<str
       intervalSeconds,
       lsclusters: false,
       socketDirectories: [i.socketDirectory],
+      // Debian's builds, and the lab's others (every lab server is this one machine).
+      buildDirectories: [...DEFAULT_BUILD_PATTERNS, `${setting('PGHERD_LAB_BUILDS_DIR')}/*/bin`],
     };
     writeFileSync(configFile, `${JSON.stringify(raw, null, 2)}\n`);
     agents.push({ server: i.server, configFile, config: readConfig(configFile) });

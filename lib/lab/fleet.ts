@@ -1,4 +1,5 @@
 // The sandbox fleet's shape: environments x herds x members, each member on its own loopback address.
+import type { LabBuildName } from './builds';
 
 export interface FleetSpec {
   environments: string[];
@@ -7,6 +8,8 @@ export interface FleetSpec {
   sites: string[];
   /** The first three octets of the members' loopback addresses (default 127.0.1): a second lab uses another. */
   subnet?: string;
+  /** Herds ("environment/herd") that run on another of the lab's Postgres builds than Debian's (lib/lab/builds.ts). */
+  builds?: Record<string, LabBuildName>;
 }
 
 export const DEFAULT_FLEET: FleetSpec = {
@@ -14,6 +17,8 @@ export const DEFAULT_FLEET: FleetSpec = {
   herds: ['billing', 'orders', 'identity'],
   replicas: 2,
   sites: ['dc-east', 'dc-west'],
+  // One herd a minor release behind Debian's 15.18: what the pending maintenance page lists.
+  builds: { 'staging/orders': '15-older' },
 };
 
 export interface PlannedMember {

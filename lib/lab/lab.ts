@@ -4,6 +4,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
+import { LAB_BUILD_PACKAGES, labBuild, type LabBuild, type LabBuildName } from './builds';
 import { DEFAULT_FLEET, planFleet, poolerServer, type FleetSpec, type PlannedMember } from './fleet';
 import { startPgbouncer, type LabPgbouncer } from './pgbouncer';
 import { startLdap, type LabLdap } from './ldap';
@@ -65,6 +66,8 @@ export interface LabInstance {
   role: 'primary' | 'replica';
   upstream: string | null;
   version: number;
+  /** The build it runs on when not Debian's (PGHERD_PG_BIN): its bin directory. */
+  binDir?: string;
   dsn: string;
   /** The server's agent token, once the demo has made one (its agents report with it). */
   agentToken?: string;
@@ -393,7 +396,10 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
         ...new Set([...members.map((m) => m.environment), ...(opts.patroni ?? []).map((p) => p.environment)]),
       ]);
       log(`starting the sandbox fleet: ${members.length} instances on port ${port} (TLS, pgherd's role per environment)`);
-      await startFleet(id, dir, members, port, info, track);
+      // Every build the lab has is installed (the agents report them all); some herds run on one.
+      for (const name of Object.keys(LAB_BUILD_PACKAGES) as LabBuildName[]) labBuild(name);
+      const builds = new Map(Object.entries(spec.builds ?? {}).map(([herd, name]) => [herd, labBuild(name)]));
+      await startFleet(id, dir, members, port, info, track, builds);
       if (opts.patroni?.length) await startLabPatroni(id, dir, opts.patroni, spec.sites, info, track, log);
       // In front of a fleet herd or a Patroni herd.
       const pooled = (opts.pgbouncer ?? [{ environment: 'production', herd: 'billing' }]).filter((h) =>
@@ -726,6 +732,7 @@ async function startFleet(
   port: number,
   info: LabInfo,
   track: (p: LabProcess) => void,
+  builds: Map<string, LabBuild>,
 ) {
   const herds = new Map<string, PlannedMember[]>();
   for (const m of members) {
@@ -744,18 +751,20 @@ async function startFleet(
     role: m.role,
     upstream,
     version: 15,
+    ...(builds.has(`${m.environment}/${m.herd}`) ? { binDir: builds.get(`${m.environment}/${m.herd}`)!.binDir } : {}),
     dsn: dsn(n),
   });
   // Herds come up in parallel; within a herd the primary first, then its replicas together.
   await settled(
     [...herds.values()].map(async (group) => {
       const [p, ...replicas] = group;
+      const bin = builds.get(`${p!.environment}/${p!.herd}`)?.binDir ?? info.pgBin;
       const primary = await fleetNodeSecurity(id, info, node(dir, p!.hostname, p!.address, port), p!.environment, p!.hostname);
       touchLog(id, primary.logFile);
-      await initPrimary(id, primary);
+      await initPrimary(id, primary, [], bin);
       track({
         name: p!.hostname,
-        pid: await startNode(id, primary),
+        pid: await startNode(id, primary, bin),
         program: 'postgres',
         signal: 'SIGINT',
         pidFile: path.join(primary.dataDirectory, 'postmaster.pid'),
@@ -771,7 +780,7 @@ async function startFleet(
           await cloneReplica(id, n, primary);
           track({
             name: r.hostname,
-            pid: await startNode(id, n),
+            pid: await startNode(id, n, bin),
             program: 'postgres',
             signal: 'SIGINT',
             pidFile: path.join(n.dataDirectory, 'postmaster.pid'),

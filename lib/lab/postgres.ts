@@ -82,10 +82,10 @@ function writeOwnSettings(id: Identity, node: PgNode, extra: string[] = []) {
   chownSync(conf, id.uid, id.gid);
 }
 
-export async function initPrimary(id: Identity, node: PgNode, extra: string[] = []): Promise<void> {
+export async function initPrimary(id: Identity, node: PgNode, extra: string[] = [], bin = PG_BIN): Promise<void> {
   prepareDirs(id, node);
   await run(id, [
-    `${PG_BIN}/initdb`,
+    `${bin}/initdb`,
     '-D',
     node.dataDirectory,
     '-U',
@@ -125,9 +125,9 @@ export async function cloneReplica(id: Identity, node: PgNode, upstream: PgNode)
   writeFileSync(auto, text);
 }
 
-/** Starts the node and returns the postmaster's PID. */
-export async function startNode(id: Identity, node: PgNode): Promise<number> {
-  await run(id, [`${PG_BIN}/pg_ctl`, '-D', node.dataDirectory, '-l', node.logFile, '-w', '-t', '60', 'start']);
+/** Starts the node (on `bin`'s build: Debian's unless said) and returns the postmaster's PID. */
+export async function startNode(id: Identity, node: PgNode, bin = PG_BIN): Promise<number> {
+  await run(id, [`${bin}/pg_ctl`, '-D', node.dataDirectory, '-l', node.logFile, '-w', '-t', '60', 'start']);
   const pid = Number(readFileSync(path.join(node.dataDirectory, 'postmaster.pid'), 'utf8').split('\n')[0]);
   return pid;
 }

@@ -13,6 +13,7 @@ interface Observed {
   inRecovery: boolean;
   timeline: number;
   lsn: number;
+  serverVersionNum: number;
 }
 
 /** The row an INSERT ... RETURNING (an upsert) gives back. */
@@ -79,13 +80,14 @@ async function observe(i: LabInstance): Promise<Observed | null> {
   try {
     const {
       rows: [r],
-    } = await c.query<{ sysid: string; rec: boolean; tli: number; lsn: string }>(`
+    } = await c.query<{ sysid: string; rec: boolean; tli: number; lsn: string; vnum: number }>(`
       SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
+             current_setting('server_version_num')::int AS vnum,
              pg_is_in_recovery() AS rec,
              (SELECT timeline_id FROM pg_control_checkpoint()) AS tli,
              (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn`);
     if (!r) throw new Error(`${i.server}: the query returned no row`);
-    return { systemIdentifier: r.sysid, inRecovery: r.rec, timeline: r.tli, lsn: lsnToNumber(r.lsn) };
+    return { systemIdentifier: r.sysid, inRecovery: r.rec, timeline: r.tli, lsn: lsnToNumber(r.lsn), serverVersionNum: r.vnum };
   } catch {
     return null; // it went away between connect and query (restarted by someone, say)
   } finally {
@@ -202,6 +204,8 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
         port: i.port,
         dataDirectory: i.dataDirectory,
         pgVersion: i.version,
+        binDir: i.binDir ?? '',
+        serverVersionNum: o?.serverVersionNum ?? null,
         patroniUrl: i.patroniUrl ?? '',
         role: o ? (o.inRecovery ? ('replica' as const) : ('primary' as const)) : i.role,
         observedRole: o ? (o.inRecovery ? ('replica' as const) : ('primary' as const)) : null,

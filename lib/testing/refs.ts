@@ -24,6 +24,8 @@ export function member(id: number, role: InstanceRef['role'], over: Partial<Inst
     port: 5432,
     dataDirectory: '/var/lib/postgresql/15/main',
     pgVersion: 15,
+    binDir: '',
+    serverVersionNum: 150018,
     controlDriver: 'pg_ctl',
     role,
     observedRole: role,

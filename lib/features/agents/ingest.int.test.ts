@@ -3,7 +3,7 @@
 // instances themselves; the same report twice changes nothing; bad reports are refused whole.
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditEntries, environments, herds, instances, servers } from '@/db/schema';
+import { auditEntries, environments, herds, instances, postgresBuilds, servers } from '@/db/schema';
 import { lsnToNumber } from '@/lib/adapters/format/lsn';
 import { query } from '@/lib/lab/postgres';
 import { ifAssigned } from '@/lib/testing/if-assigned';
@@ -201,6 +201,35 @@ describe('ingest of real reports', () => {
     expect(sourceMembers.filter((m) => m.role === 'primary')).toHaveLength(1);
   });
 
+  it('records the version and build each instance runs, and the builds a host has; a report without the list keeps them', async () => {
+    const i = t.lab.instances.find((x) => x.binDir) ?? t.lab.instances[0]!;
+    const srv = serverOf.get(i.server)!;
+    const r = report([await collectInstance({ connectionString: i.dsn })]);
+    const [real] = await query<{ v: number }>(i.dsn, `SELECT current_setting('server_version_num')::int AS v`);
+    const builds = [
+      { binDir: '/usr/lib/postgresql/15/bin', versionNum: 150018, versionText: 'postgres (PostgreSQL) 15.18' },
+      { binDir: '/opt/pg/15.17/bin', versionNum: 150017, versionText: 'postgres (PostgreSQL) 15.17' },
+    ];
+    await ingestReport(t.db, srv, { ...r, instances: r.instances.map((x) => ({ ...x, binDir: '/opt/pg/15.17/bin' })), builds });
+    const [row] = await t.db.select().from(instances).where(eq(instances.serverId, srv.id));
+    expect(row).toMatchObject({ serverVersionNum: real!.v, binDir: '/opt/pg/15.17/bin' });
+    const listed = async () =>
+      (await t.db.select().from(postgresBuilds).where(eq(postgresBuilds.serverId, srv.id))).map((b) => [b.binDir, b.versionNum]).sort();
+    expect(await listed()).toEqual([
+      ['/opt/pg/15.17/bin', 150017],
+      ['/usr/lib/postgresql/15/bin', 150018],
+    ]);
+    // The next report lists one build: the other is gone. One without a list (an older agent) keeps it.
+    await ingestReport(t.db, srv, { ...r, builds: builds.slice(0, 1) });
+    expect(await listed()).toEqual([['/usr/lib/postgresql/15/bin', 150018]]);
+    await ingestReport(t.db, srv, r);
+    expect(await listed()).toEqual([['/usr/lib/postgresql/15/bin', 150018]]);
+    // A report that names no build for the instance leaves the one on record.
+    await ingestReport(t.db, srv, { ...r, instances: r.instances.map(({ binDir: _, ...x }) => x) });
+    const [kept] = await t.db.select().from(instances).where(eq(instances.serverId, srv.id));
+    expect(kept!.binDir).toBe(r.instances[0]!.binDir ?? '/opt/pg/15.17/bin');
+  });
+
   it('stores strings with HTML and SQL as data', async () => {
     const s = serverOf.get(t.lab.instances[0]!.server)!;
     const sent = reports.get(t.lab.instances[0]!.server)!;
@@ -226,6 +255,15 @@ describe('refusals: the whole report, with what is wrong', () => {
     const wrongType = readReport(JSON.stringify({ ...good(), instances: [{ ...good().instances[0], port: '5432' }] }));
     expect(wrongType).toMatchObject({ ok: false, status: 422, details: [{ path: 'instances.0.port' }] });
     expect(readReport(JSON.stringify({ ...good(), extra: 1 }))).toMatchObject({ ok: false, status: 422 });
+    // A build is an absolute path of one line and a version server_version_num could be.
+    const build = { binDir: '/usr/lib/postgresql/15/bin', versionNum: 150018, versionText: 'x' };
+    expect(readReport(JSON.stringify({ ...good(), builds: [build] }))).toMatchObject({ ok: true });
+    for (const bad of [{ binDir: 'bin' }, { binDir: '/a\nb' }, { versionNum: 15 }, { extra: 1 }])
+      expect(readReport(JSON.stringify({ ...good(), builds: [{ ...build, ...bad }] }))).toMatchObject({ ok: false, status: 422 });
+    expect(readReport(JSON.stringify({ ...good(), instances: [{ ...good().instances[0], binDir: '../x' }] }))).toMatchObject({
+      ok: false,
+      status: 422,
+    });
     const running = { port: 5432, dataDirectory: '/d', state: 'running', majorVersion: 15 };
     expect(readReport(JSON.stringify({ ...good(), instances: [running] }))).toMatchObject({
       ok: false,

@@ -302,11 +302,13 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
         pending: i.pendingRestart.length > 0,
         up_host: i.inRecovery ? (i.upstream?.host ?? null) : null,
         up_port: i.inRecovery ? (i.upstream?.port ?? null) : null,
+        vnum: i.serverVersionNum ?? null,
+        bin_dir: i.binDir ?? null,
       })),
   );
   const args = [JSON.stringify(batch), JSON.stringify(facts), items.map((i) => i.server.id), UNASSIGNED_ENVIRONMENT];
   type Row = { serverId: number; unknown: string[]; created: number; updated: number; stopped: number; held: Conflict[] };
-  let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v4', INGEST_SQL, args);
+  let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v5', INGEST_SQL, args);
   const herdsCreated = new Map<number, number>();
   if (rows[0]?.unknown.length) {
     // Each new herd is counted for the first report that names it.
@@ -316,10 +318,11 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
       if (await createHerd(db, first.server, first.report, sysid))
         herdsCreated.set(first.server.id, (herdsCreated.get(first.server.id) ?? 0) + 1);
     }
-    rows = await prepared<Row>(db, 'pgherd_agent_ingest_v4', INGEST_SQL, args);
+    rows = await prepared<Row>(db, 'pgherd_agent_ingest_v5', INGEST_SQL, args);
     if (rows[0]?.unknown.length) throw new Error(`no herd for system identifier(s) ${rows[0].unknown.join(', ')}`);
   }
   await recordPatroni(db, items);
+  await recordBuilds(db, items);
   // Instances whose system identifier is a herd's in another environment were left out by the statement;
   // recorded after it stamped each server's last report (the health panel shows what its latest one held).
   const conflicts = rows.flatMap((r) => r.held);
@@ -339,4 +342,25 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
       ...(h ? { held: h } : {}),
     };
   });
+}
+
+/**
+ * The builds each report lists replace what its server had on record (a report without the list, from
+ * an older agent, leaves them). One statement for the batch.
+ */
+async function recordBuilds(db: Db, items: { server: AgentServer; report: Report }[]): Promise<void> {
+  const listed = items.filter((i) => i.report.builds !== undefined);
+  if (!listed.length) return;
+  const rows = listed.flatMap(({ server, report }) =>
+    (report.builds ?? []).map((b) => ({ server_id: server.id, bin_dir: b.binDir, version_num: b.versionNum, version_text: b.versionText })),
+  );
+  await db.execute(sql`
+    WITH r AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(server_id int, bin_dir text, version_num int, version_text text)),
+    gone AS (
+      DELETE FROM postgres_builds b
+      WHERE b.server_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(listed.map((i) => i.server.id))}::jsonb)::int)
+        AND NOT EXISTS (SELECT 1 FROM r WHERE r.server_id = b.server_id AND r.bin_dir = b.bin_dir))
+    INSERT INTO postgres_builds (server_id, bin_dir, version_num, version_text, reported_at)
+    SELECT server_id, bin_dir, version_num, version_text, now() FROM r
+    ON CONFLICT (server_id, bin_dir) DO UPDATE SET version_num = excluded.version_num, version_text = excluded.version_text, reported_at = now()`);
 }

@@ -1,0 +1,501 @@
+// Upgrade a herd to another minor release of its major: every member onto another Postgres build
+// installed on its host, while the herd keeps serving. The replicas first, one at a time: its names
+// drained, a clean stop, a start on the new build, then the gate (it answers with the new version and
+// streams with replay lag under the bound) before its names come back. A member that fails the gate is
+// put back on the build it ran before, streaming again, and the upgrade stops there. Then a switchover
+// to an upgraded replica (no acknowledged commit lost, as the switchover action does it), then the old
+// primary, now a replica, the same way; optionally a switchover back to it. A member already on the
+// target build is left as it is, so an upgrade cut short is finished by running it again; the same
+// action to the earlier release is the way back.
+import { eq, inArray, sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Db } from '@/db/client';
+import { instances, postgresBuilds } from '@/db/schema';
+import { idText, MAX_BIG_ID } from '@/lib/adapters/validation/ids';
+import { chooseCandidate } from '@/lib/fleet/candidates';
+import {
+  defineHerdAction,
+  flagParam,
+  productionWarning,
+  type ActionPlan,
+  type ActionStep,
+  type Fact,
+  type RunContext,
+} from '@/lib/engine/define-action';
+import { part } from '@/lib/engine/compose';
+import { memberArg } from '@/lib/engine/plan-identity';
+import { errorText } from '@/lib/engine/errors';
+import { binsOf, pgCtl } from '@/lib/fleet/drivers';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { observe, waitObserved, type Observed } from '@/lib/fleet/observe';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
+import { recordTargets } from '@/lib/fleet/dns-records';
+import { dnsSteps } from '@/lib/actions/steps/dns-steps';
+import { refreshStep } from '@/lib/actions/steps/control-steps';
+import { proveDirectoryServed } from '@/lib/actions/steps/data-directory';
+import { execNotedOk } from '@/lib/actions/steps/exec-noted';
+import { DEFAULT_MAX_LAG_SECONDS, drainTargets, recordsAt, waitOutTtlStep, withBacks } from '@/lib/actions/resize.action';
+import { membersAfterSwitchover, newSwitchoverState, planSwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
+
+/** "15.18" from 150018. */
+export const versionText = (num: number): string => `${Math.floor(num / 10000)}.${num % 10000}`;
+
+/** 150018 from "15.18"; null for anything else. */
+export function versionNum(text: string): number | null {
+  const m = /^(\d{2,3})\.(\d{1,4})$/.exec(text.trim());
+  return m ? Number(m[1]) * 10000 + Number(m[2]) : null;
+}
+
+const DEFAULT_GATE_SECONDS = 300;
+
+export const upgradeMinorParams = z
+  .object({
+    /** The release to run, "15.18"; left out: the newest of the herd's major installed on every member's host. */
+    toVersion: z.preprocess(
+      (v) => (typeof v === 'string' && !v.trim() ? undefined : v),
+      z
+        .string()
+        .regex(/^\s*\d{2,3}\.\d{1,4}\s*$/, 'a release such as 15.18')
+        .transform((v) => v.trim())
+        .optional(),
+    ),
+    /** The replica that becomes the primary; left out: the most up-to-date one when the plan is made. */
+    candidateInstanceId: idText('candidateInstanceId', MAX_BIG_ID).optional(),
+    /** Switch over again at the end, so the old primary is the primary again. */
+    switchBack: flagParam(),
+    /** Replay lag a member on the new build must be under for its gate. */
+    maxLagSeconds: z.preprocess(
+      (v) => (typeof v === 'string' ? (v.trim() ? Number(v) : undefined) : v),
+      z.number({ message: 'seconds: a number' }).int().min(0).max(3600).optional(),
+    ),
+    /** How long a member on the new build may take to pass its gate before it is put back. */
+    gateSeconds: z.preprocess(
+      (v) => (typeof v === 'string' ? (v.trim() ? Number(v) : undefined) : v),
+      z.number({ message: 'seconds: a number' }).int().min(5).max(3600).optional(),
+    ),
+  })
+  .strict();
+
+export interface Build {
+  binDir: string;
+  versionNum: number;
+  versionText: string;
+}
+
+/** The builds each member's server reports, by server id. */
+export interface UpgradePrepared {
+  builds: Map<number, Build[]>;
+}
+
+export async function loadBuilds(db: Db, serverIds: number[]): Promise<Map<number, Build[]>> {
+  const rows = serverIds.length
+    ? await db
+        .select({
+          serverId: postgresBuilds.serverId,
+          binDir: postgresBuilds.binDir,
+          versionNum: postgresBuilds.versionNum,
+          versionText: postgresBuilds.versionText,
+        })
+        .from(postgresBuilds)
+        .where(inArray(postgresBuilds.serverId, [...new Set(serverIds)]))
+        .orderBy(postgresBuilds.serverId, postgresBuilds.binDir)
+    : [];
+  const out = new Map<number, Build[]>();
+  for (const r of rows) out.set(r.serverId, [...(out.get(r.serverId) ?? []), r]);
+  return out;
+}
+
+interface MemberState {
+  /** The member put back on the build it ran before (its gate failed): the names stay where they are sent. */
+  rolledBack: boolean;
+}
+
+interface UpgradeState {
+  members: Map<number, MemberState>;
+  over: SwitchoverState;
+  back: SwitchoverState;
+}
+
+const streamsWithin = (v: Observed, maxLag: number) =>
+  v.reachable && v.inRecovery === true && v.walReceiver?.status === 'streaming' && (v.replayLagSeconds ?? 0) <= maxLag;
+
+/** The newest release of `major` that every server has a build of. */
+export function newestEverywhere(builds: Map<number, Build[]>, serverIds: number[], major: number): number | null {
+  let common: Set<number> | undefined;
+  for (const id of new Set(serverIds)) {
+    const here = new Set((builds.get(id) ?? []).filter((b) => Math.floor(b.versionNum / 10000) === major).map((b) => b.versionNum));
+    common = common ? new Set([...common].filter((v) => here.has(v))) : here;
+  }
+  const all = [...(common ?? [])];
+  return all.length ? Math.max(...all) : null;
+}
+
+async function recordBuild(db: Db, t: InstanceRef, binDir: string, num: number | null) {
+  await db
+    .update(instances)
+    .set({ binDir, ...(num === null ? {} : { serverVersionNum: num }), updatedAt: sql`now()` })
+    .where(eq(instances.id, t.id));
+}
+
+/** The steps that move one replica from `from` to `to`, its names drained meanwhile. */
+function memberSteps(
+  h: HerdRef,
+  members: InstanceRef[],
+  t: InstanceRef,
+  from: { binDir: string; num: number },
+  to: Build,
+  maxLag: number,
+  gateMs: number,
+): ActionStep<MemberState>[] {
+  const drained = recordsAt(h, members, t);
+  const isDrained = (rec: { id: number }) => drained.some((d) => d.id === rec.id);
+  const drains = dnsSteps<MemberState>(
+    h,
+    () => members,
+    (rec) => drainTargets(rec, members, t),
+    (rec) => {
+      const away = drainTargets(rec, members, t);
+      return `drain ${rec.name}: point it at ${typeof away === 'string' ? '?' : away.map((m) => m.hostname).join(', ')} instead of ${t.hostname}`;
+    },
+    isDrained,
+    { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
+  );
+  const backs = dnsSteps<MemberState>(
+    h,
+    () => members,
+    (rec) => recordTargets(rec, members),
+    (rec) => `${rec.name} back to ${t.hostname}`,
+    isDrained,
+    { name: (rec) => `DNS back: ${rec.name}` },
+  );
+  const ttl = Math.max(0, ...drained.map((d) => d.ttl));
+  const gate = `answers as ${versionText(to.versionNum)} and streams with replay lag under ${maxLag} s`;
+
+  /** Stop whatever runs, start on `b`, and wait for its gate; throws why it did not pass. */
+  const moveTo = async (x: RunContext<MemberState>, b: { binDir: string; num: number }, stopWith: string) => {
+    const o = await observe(t, 3000);
+    if (o.reachable && o.inRecovery === false)
+      throw refuse('topology', `${t.label} answers as a primary: a primary is not upgraded on its own; nothing was stopped`);
+    if (o.reachable) {
+      await proveDirectoryServed(x.deps, t, x, o);
+      await execNotedOk(x.deps, t, x, pgCtl.stop({ ...t, binDir: stopWith }, 'fast'));
+    }
+    await execNotedOk(x.deps, t, x, pgCtl.start({ ...t, binDir: b.binDir }));
+    // What runs there now is on this build, whether or not it passes: the inventory says so at once.
+    await recordBuild(x.deps.db, t, b.binDir, null);
+    const v = versionText(b.num);
+    const seen = await waitObserved(
+      t,
+      `answering as ${v}, streaming with replay lag under ${maxLag} s`,
+      (w) => w.reachable && w.serverVersionNum === b.num && streamsWithin(w, maxLag),
+      { timeoutMs: gateMs, signal: x.signal, everyMs: 250 },
+    ).catch(async (err: unknown) => {
+      const last = await observe(t, 3000);
+      if (last.reachable && last.serverVersionNum !== b.num)
+        throw new Error(
+          `it answers as ${versionText(last.serverVersionNum ?? 0)}, not ${v} (the build at ${b.binDir} is not what it says)`,
+        );
+      throw err;
+    });
+    await recordBuild(x.deps.db, t, b.binDir, seen.serverVersionNum ?? b.num);
+    return seen;
+  };
+
+  const upgrade: ActionStep<MemberState> = {
+    name: `onto ${versionText(to.versionNum)}`,
+    does: {
+      kind: 'pg.upgrade-minor',
+      instance: memberArg(t),
+      fromBinDir: from.binDir,
+      toBinDir: to.binDir,
+      toVersionNum: to.versionNum,
+      maxReplayLagSeconds: maxLag,
+      gateSeconds: gateMs / 1000,
+    },
+    says: `unless it answers as a primary: pg_ctl stop -m fast (${from.binDir}), pg_ctl start on ${to.binDir}; the gate: it ${gate} within ${gateMs / 1000} s, else it is stopped and started on ${from.binDir} again (${versionText(from.num)}) and the upgrade stops`,
+    timeoutMs: gateMs * 2 + 700_000,
+    run: async (x) => {
+      try {
+        const o = await moveTo(x, { binDir: to.binDir, num: to.versionNum }, from.binDir);
+        x.note({ stdout: `${versionText(to.versionNum)} on ${to.binDir}; streaming, replay lag ${o.replayLagSeconds ?? 0} s` });
+        x.deps.outcome?.(`now ${versionText(to.versionNum)}`);
+      } catch (err) {
+        if (err instanceof Refusal) throw err;
+        const why = errorText(err);
+        x.note({ stderr: `gate failed: ${why}; back onto ${from.binDir}` });
+        try {
+          // Stopped with the build it ran before: whatever the new build's pg_ctl is, it is not trusted now.
+          const back = await moveTo(x, from, from.binDir);
+          x.state.rolledBack = true;
+          x.deps.outcome?.(`back on ${versionText(from.num)}`);
+          x.note({ stdout: `back on ${versionText(from.num)} (${from.binDir}); streaming, replay lag ${back.replayLagSeconds ?? 0} s` });
+        } catch (again) {
+          throw new Error(
+            `${t.label} failed its gate on ${versionText(to.versionNum)} (${why}), and could not be put back on ${versionText(from.num)}: ${errorText(again)}; its names stay drained`,
+          );
+        }
+        throw new Error(
+          `${t.label} failed its gate on ${versionText(to.versionNum)}: ${why}; it runs ${versionText(from.num)} again (${from.binDir}), streaming, and the upgrade stops here`,
+        );
+      }
+    },
+  };
+  return [
+    ...withBacks(drains, backs, t, maxLag, () => null, 'fail'),
+    ...(drained.length ? [waitOutTtlStep<MemberState>(ttl, t.hostname)] : []),
+    upgrade,
+    refreshStep(t),
+  ];
+}
+
+const asReplicaOf = (m: InstanceRef, cand: InstanceRef): InstanceRef => ({
+  ...m,
+  role: 'replica',
+  observedRole: 'replica',
+  upstreamId: cand.id,
+});
+
+function planUpgrade(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p: UpgradePrepared): ActionPlan<UpgradeState> | Refusal {
+  const driver = h.members[0]?.controlDriver ?? 'pg_ctl';
+  if (driver !== 'pg_ctl')
+    return refuse(
+      'not-applicable',
+      driver === 'patroni'
+        ? "Patroni runs this herd: pgherd does not restart its members on another build behind Patroni's back"
+        : `control driver ${driver} picks the build by its packages: upgrade the package on each host (apt, dnf); pgherd moves pg_ctl herds between builds`,
+    );
+  const primaries = h.members.filter((m) => m.role === 'primary' && m.state === 'running');
+  if (primaries.length !== 1)
+    return refuse('topology', primaries.length ? `the herd has ${primaries.length} running primaries` : 'the herd has no running primary');
+  const old = primaries[0] as InstanceRef;
+  const away = h.members.filter((m) => m.state !== 'running');
+  if (away.length)
+    return refuse(
+      'not-applicable',
+      `${away.map((m) => `${m.label} is ${m.state}`).join('; ')}: start it, or take it out of the herd; an upgrade moves every running member`,
+    );
+  const unknown = h.members.filter((m) => m.serverVersionNum === null);
+  if (unknown.length)
+    return refuse(
+      'not-applicable',
+      `${unknown.map((m) => m.label).join(', ')}: its version is not known yet (never observed); refresh it first`,
+    );
+  const majors = new Set(h.members.map((m) => Math.floor((m.serverVersionNum ?? 0) / 10000)));
+  if (majors.size !== 1) return refuse('topology', `the herd's members run different majors (${[...majors].join(', ')})`);
+  const major = [...majors][0] as number;
+  let target: number;
+  if (params.toVersion) {
+    const n = versionNum(params.toVersion);
+    if (n === null) return refuse('not-applicable', `${params.toVersion} is not a release such as 15.18`);
+    if (Math.floor(n / 10000) !== major)
+      return refuse(
+        'not-applicable',
+        `${params.toVersion} is another major than the herd's ${major}: a major upgrade is a blue/green upgrade (a new herd on ${Math.floor(n / 10000)}, logical replication, a cut-over), not a restart on other binaries`,
+      );
+    target = n;
+  } else {
+    const newest = newestEverywhere(
+      p.builds,
+      h.members.map((m) => m.serverId),
+      major,
+    );
+    if (newest === null)
+      return refuse('not-applicable', `no build of ${major} is reported on every member's host (the agents report the builds installed)`);
+    target = newest;
+  }
+  const wanted = versionText(target);
+  const buildOf = new Map<number, Build>();
+  const missing: string[] = [];
+  for (const m of h.members) {
+    const b = (p.builds.get(m.serverId) ?? []).find((x) => x.versionNum === target);
+    if (b) buildOf.set(m.id, b);
+    else {
+      const has = (p.builds.get(m.serverId) ?? []).map((x) => versionText(x.versionNum));
+      missing.push(`${m.hostname} (its agent reports ${has.length ? has.join(', ') : 'no build'})`);
+    }
+  }
+  if (missing.length) return refuse('not-applicable', `no ${wanted} build on ${missing.join('; ')}: install it there first`);
+  const buildFor = (m: InstanceRef): Build => {
+    const b = buildOf.get(m.id);
+    if (!b) throw new Error(`upgrade-minor: no build found for ${m.label} after every member was checked`);
+    return b;
+  };
+  const done = (m: InstanceRef) => m.serverVersionNum === target && binsOf(m) === buildFor(m).binDir;
+  if (h.members.every(done)) return refuse('not-applicable', `every member runs ${wanted} already`);
+  const replicas = h.members.filter((m) => m.role === 'replica').sort((a, b) => a.id - b.id);
+  if (!replicas.length && !done(old))
+    return refuse(
+      'not-applicable',
+      'the herd has no replica to switch over to: upgrading its only member stops it (restart it on the new build by hand, or add a replica)',
+    );
+  const cand = chooseCandidate(h.members, params.candidateInstanceId);
+  if (typeof cand === 'string') return refuse('topology', cand);
+  const maxLag = params.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS;
+  const gateMs = (params.gateSeconds ?? DEFAULT_GATE_SECONDS) * 1000;
+  const stateOf = (s: UpgradeState, m: InstanceRef) => {
+    let r = s.members.get(m.id);
+    if (!r) s.members.set(m.id, (r = { rolledBack: false }));
+    return r;
+  };
+  const steps: ActionStep<UpgradeState>[] = [];
+  const order: string[] = [];
+  let settles = false;
+  // What a member runs now: its build's version as its host reports it (the inventory's reading may be older).
+  const fromOf = (m: InstanceRef) => ({
+    binDir: binsOf(m),
+    num: (p.builds.get(m.serverId) ?? []).find((b) => b.binDir === binsOf(m))?.versionNum ?? m.serverVersionNum ?? 0,
+  });
+  // A member once moved: a switchover that restarts it (the old primary, as a replica) starts it on its new build.
+  const moved = new Set<number>();
+  const asNow = (ms: InstanceRef[]) =>
+    ms.map((m) => (moved.has(m.id) ? { ...m, binDir: buildFor(m).binDir, serverVersionNum: target } : m));
+  const move = (m: InstanceRef, members: InstanceRef[]) => {
+    moved.add(m.id);
+    steps.push(
+      ...part<MemberState, UpgradeState>(
+        memberSteps(h, members, m, fromOf(m), buildFor(m), maxLag, gateMs),
+        (s) => stateOf(s, m),
+        (n) => `${m.hostname}: ${n}`,
+        settles,
+      ),
+    );
+    settles = true;
+    order.push(`${m.label} onto ${wanted}`);
+  };
+  for (const m of replicas) if (!done(m)) move(m, h.members);
+  if (!done(old)) {
+    const over = planSwitchover({ ...h, members: asNow(h.members) }, { candidateInstanceId: cand.id });
+    if (over instanceof Refusal) return refuse(over.code, `${cand.label}: ${over.reason}`);
+    if (over.refused) return refuse(over.refused.code, `${cand.label}: ${over.refused.reason}`);
+    steps.push(
+      ...part<SwitchoverState, UpgradeState>(
+        over.steps,
+        (s) => s.over,
+        (n) => `switchover: ${n}`,
+        settles,
+      ),
+    );
+    order.push(`switch over to ${cand.label}`);
+    settles = true;
+    const after = membersAfterSwitchover(h, old, cand);
+    move(asReplicaOf(old, cand), after);
+    if (params.switchBack) {
+      const back = planSwitchover({ ...h, members: asNow(after) }, { candidateInstanceId: old.id });
+      if (back instanceof Refusal) return refuse(back.code, `${old.label}: ${back.reason}`);
+      steps.push(
+        ...part<SwitchoverState, UpgradeState>(
+          back.steps,
+          (s) => s.back,
+          (n) => `switch back: ${n}`,
+          true,
+        ),
+      );
+      order.push(`switch back to ${old.label}`);
+    }
+  }
+  const primaryAtEnd = done(old) || params.switchBack ? old : cand;
+  steps.push({
+    name: 'the herd upgraded',
+    does: { kind: 'herd.report-upgraded', toVersionNum: target, primary: primaryAtEnd.id },
+    says: `what each member runs now; ${primaryAtEnd.label} is the primary`,
+    timeoutMs: 30_000,
+    settles: true,
+    run: async (x) => {
+      const seen = await Promise.all(h.members.map(async (m) => [m, await observe(m, 3000)] as const));
+      const text = seen
+        .map(([m, o]) => `${m.hostname}: ${o.reachable ? versionText(o.serverVersionNum ?? 0) : `not answering (${o.error ?? '?'})`}`)
+        .join(', ');
+      x.deps.outcome?.(`${wanted}: ${text}`);
+      x.note({ stdout: `${text}; ${primaryAtEnd.label} is the primary` });
+      const behind = seen.filter(([, o]) => o.serverVersionNum !== target);
+      if (behind.length) throw new Error(`${behind.map(([m]) => m.label).join(', ')} does not run ${wanted}`);
+    },
+  });
+  const facts: Fact[] = [
+    { label: 'In order', value: order.join('; then ') },
+    ...h.members.map((m) => ({
+      label: `${m.hostname} (${m.role})`,
+      value: done(m)
+        ? `runs ${wanted} already (${binsOf(m)}): left as it is`
+        : `${versionText(m.serverVersionNum ?? 0)} (${binsOf(m)}) to ${wanted} (${buildFor(m).binDir})`,
+    })),
+    { label: 'Gate for each member', value: `answers as ${wanted}, streams with replay lag under ${maxLag} s, within ${gateMs / 1000} s` },
+    { label: 'If a gate fails', value: 'that member is started on the build it ran before, streams again, and the upgrade stops' },
+    { label: 'Committed transactions lost', value: 'none: the switchover promotes a replica only once it has replayed all' },
+    { label: 'The way back', value: 'the same action with the release the herd runs now' },
+  ];
+  const downgrade = h.members.some((m) => (m.serverVersionNum ?? 0) > target);
+  return {
+    steps,
+    warnings: [
+      ...productionWarning(h),
+      ...(done(old)
+        ? []
+        : [
+            h.poolers.length
+              ? 'writes through PgBouncer wait during the switchover (about a second); direct connections to the primary are closed'
+              : 'clients connected to the primary lose their connections at the switchover; the herd has no PgBouncer to hold them',
+          ]),
+      ...(downgrade ? [`back to an earlier release (${wanted}): read its release notes for anything a downgrade must undo`] : []),
+    ],
+    facts,
+    before: { serverVersion: versionText(old.serverVersionNum ?? 0) },
+    state: () => ({ members: new Map(), over: newSwitchoverState(), back: newSwitchoverState() }),
+  };
+}
+
+export const upgradeMinorAction = defineHerdAction({
+  name: 'upgrade-minor',
+  label: 'Upgrade to another minor release',
+  permission: 'admin',
+  dangerous: true,
+  runsAsConfirmed: true,
+  params: {
+    schema: upgradeMinorParams,
+    fields: [
+      {
+        name: 'toVersion',
+        label: 'Release',
+        kind: 'text',
+        emptyLabel: "the newest of the herd's major on every member's host",
+        help: 'A release of the same major, such as 15.18; an earlier one is the way back.',
+      },
+      {
+        name: 'candidateInstanceId',
+        label: 'New primary',
+        kind: 'herd-member',
+        emptyLabel: 'the most up-to-date replica',
+        help: 'The replica the herd switches over to once the replicas are upgraded.',
+      },
+      {
+        name: 'switchBack',
+        label: 'Switch back at the end',
+        kind: 'flag',
+        emptyLabel: 'the upgraded replica stays the primary',
+        help: 'A second switchover, once the old primary is upgraded, makes it the primary again.',
+      },
+      {
+        name: 'maxLagSeconds',
+        label: 'Lag bound (s)',
+        kind: 'text',
+        emptyLabel: String(DEFAULT_MAX_LAG_SECONDS),
+        help: 'A member passes its gate with replay lag under this.',
+      },
+      {
+        name: 'gateSeconds',
+        label: 'Gate within (s)',
+        kind: 'text',
+        emptyLabel: String(DEFAULT_GATE_SECONDS),
+        help: 'How long a member on the new build may take to pass its gate before it is put back.',
+      },
+    ],
+  },
+  prepare: async (herds, _params, db): Promise<UpgradePrepared> => ({
+    builds: await loadBuilds(
+      db,
+      herds.flatMap((h) => h.members.map((m) => m.serverId)),
+    ),
+  }),
+  plan: (h, { params, prepared }) => planUpgrade(h, params, prepared),
+});
