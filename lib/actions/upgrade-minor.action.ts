@@ -213,7 +213,7 @@ function memberSteps(
       maxReplayLagSeconds: maxLag,
       gateSeconds: gateMs / 1000,
     },
-    says: `unless it answers as a primary: pg_ctl stop -m fast (${from.binDir}), pg_ctl start on ${to.binDir}; the gate: it ${gate} within ${gateMs / 1000} s, else it is stopped and started on ${from.binDir} again (${versionText(from.num)}) and the upgrade stops`,
+    says: `${t.label}, unless it answers as a primary: pg_ctl stop -m fast (${from.binDir}), pg_ctl start on ${to.binDir}; the gate: it ${gate} within ${gateMs / 1000} s, else it is stopped and started on ${from.binDir} again (${versionText(from.num)}) and the upgrade stops`,
     timeoutMs: gateMs * 2 + 700_000,
     run: async (x) => {
       try {

@@ -4,7 +4,6 @@
 // between: 15.17 (older than Debian's 15.18) and 17.10. Installed once per machine; every lab agent
 // reports them.
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { setting } from '@/lib/settings/settings';
 
@@ -20,11 +19,9 @@ export interface LabBuild {
   binDir: string;
 }
 
-const require = createRequire(import.meta.url);
-
+/** The package's directory in the project's node_modules (it exports only dist/index.js, not its package.json). */
 function packageDir(pkg: string): string {
-  // The package exports only dist/index.js: its directory is two up from it.
-  return path.dirname(path.dirname(require.resolve(pkg)));
+  return path.resolve(__dirname, '..', '..', 'node_modules', pkg);
 }
 
 /** The build's directory under PGHERD_LAB_BUILDS_DIR, installed from its package when missing. */

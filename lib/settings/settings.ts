@@ -248,6 +248,10 @@ export const SETTINGS = {
     shown: 'none: paths only',
     doc: "the console's public URL, the start of the links in webhook messages (`https://pgherd.example.com`)",
   }),
+  PGHERD_MINOR_TARGETS: text({
+    default: '',
+    doc: "pending maintenance: the minor release each major should run (`15.18, 17.10`); a major not named targets the newest release installed on every member's host",
+  }),
   PGHERD_DR_DRILL_MAX_AGE_DAYS: int({
     min: 1,
     max: 3650,

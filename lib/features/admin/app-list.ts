@@ -32,7 +32,12 @@ export const appGroups: readonly AppGroupDef[] = [
   {
     name: 'operations',
     label: 'Operations and rules',
-    entries: [operationsAdmin, { label: 'Rules', href: '/rules' }, { label: 'DR scorecard', href: '/dr' }],
+    entries: [
+      operationsAdmin,
+      { label: 'Rules', href: '/rules' },
+      { label: 'DR scorecard', href: '/dr' },
+      { label: 'Pending maintenance', href: '/upgrades' },
+    ],
   },
   { name: 'dns', label: 'DNS and poolers', entries: [dnsRecordsAdmin, poolersAdmin] },
   { name: 'backups', label: 'Backups', entries: [backupPoliciesAdmin, { label: 'Recoverability', href: '/backups' }] },

@@ -6,6 +6,7 @@ import { agentReportRoute } from './agent';
 import { discoveryStatusRoute, getDiscoveryRunRoute, requestDiscoveryRoute } from './cloud';
 import { listHerds, listInstances } from './inventory';
 import { herdLagRoute, instanceLagRoute } from './history';
+import { pendingMaintenanceRoute } from './upgrades';
 import { getOperationRoute, operationVerbRoute, planOperationRoute, submitOperationRoute } from './operations';
 import {
   createBlackoutRoute,
@@ -67,6 +68,7 @@ export const API_ROUTES: RouteSpec[] = [
   listHerds,
   herdLagRoute,
   instanceLagRoute,
+  pendingMaintenanceRoute,
   planOperationRoute,
   submitOperationRoute,
   getOperationRoute,
