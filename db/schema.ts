@@ -334,12 +334,47 @@ export const postgresBuilds = pgTable(
     versionNum: integer('version_num').notNull(),
     // What `postgres --version` printed (the packager's words included).
     versionText: text('version_text').notNull(),
+    // The extensions it ships, name: default_version (its share directory's control files).
+    extensions: jsonb('extensions').$type<Record<string, string>>().notNull().default({}),
     reportedAt: timestamp('reported_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
     uniqueIndex('postgres_builds_server_dir_key').on(t.serverId, t.binDir),
     index('postgres_builds_version_idx').on(t.versionNum),
     check('postgres_builds_bin_dir_check', sql`bin_dir ~ '^/[^\\n]*$'`),
+  ],
+);
+
+// A major upgrade by blue/green: the herd as it runs (blue), the new herd on the target major (green)
+// fed by logical replication from blue's primary, and where it stands. One open upgrade a herd.
+// building: green is being laid down and copied; ready: green is current, cut over when asked;
+// cut-over: green takes the writes, blue stays current through a reverse subscription (the way back);
+// cleaned: the side not kept was taken away; failed: green could not be built (nothing of it is kept).
+export const majorUpgrades = pgTable(
+  'major_upgrades',
+  {
+    id: serial('id').primaryKey(),
+    // Null once the side that was cleaned up is out of the inventory (the record stays).
+    blueHerdId: integer('blue_herd_id').references(() => herds.id, { onDelete: 'set null' }),
+    greenHerdId: integer('green_herd_id').references(() => herds.id, { onDelete: 'set null' }),
+    toVersionNum: integer('to_version_num').notNull(),
+    // The databases replicated (each has its publication on one side and subscription on the other).
+    databases: text('databases').array().notNull(),
+    status: text('status').notNull().default('building'),
+    sequenceGap: integer('sequence_gap').notNull().default(1000),
+    operationId: bigint('operation_id', { mode: 'number' }),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    readyAt: timestamp('ready_at', { withTimezone: true }),
+    cutOverAt: timestamp('cut_over_at', { withTimezone: true }),
+    rolledBackAt: timestamp('rolled_back_at', { withTimezone: true }),
+    cleanedAt: timestamp('cleaned_at', { withTimezone: true }),
+  },
+  (t) => [
+    check('major_upgrades_status_check', sql`status IN ('building', 'ready', 'cut-over', 'cleaned', 'failed')`),
+    uniqueIndex('major_upgrades_open_key')
+      .on(t.blueHerdId)
+      .where(sql`status IN ('building', 'ready', 'cut-over')`),
+    index('major_upgrades_green_idx').on(t.greenHerdId),
   ],
 );
 

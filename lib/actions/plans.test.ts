@@ -592,6 +592,63 @@ describe('an action is its plan', () => {
         ]);
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
+      if (a.on === 'herd' && a.name.startsWith('upgrade-') && a.name !== 'upgrade-minor') {
+        // A clean herd on 15.18, a 17.10 build on an empty server, and for the switches an upgrade ready
+        // (cut over, for the roll back and the clean up).
+        const facts = {
+          walLevel: 'logical',
+          freeSlots: 5,
+          freeSenders: 5,
+          serverVersionNum: 150018,
+          databases: [
+            {
+              name: 'postgres',
+              tables: 2,
+              noIdentity: [],
+              regColumns: [],
+              largeObjects: 0,
+              sequences: 1,
+              extensions: [{ name: 'plpgsql', version: '1.0' }],
+              encoding: 'UTF8',
+              collate: 'C.UTF-8',
+              ctype: 'C.UTF-8',
+            },
+          ],
+        };
+        const build = { serverId: 20, binDir: '/opt/pg/17.10/bin', versionNum: 170010, extensions: { plpgsql: '1.0' } };
+        const green = herd([{ ...member(9, 'primary'), herdId: 2, herd: 'orders-17' }], {
+          id: 2,
+          name: 'orders-17',
+          label: 'production/orders-17',
+        });
+        const status = a.name === 'upgrade-cutover' ? 'ready' : 'cut-over';
+        const open = { id: 1, status, blueHerdId: h.id, greenHerdId: 2, databases: ['postgres'], toVersionNum: 170010, sequenceGap: 1000 };
+        const server = {
+          id: 20,
+          hostname: 'db-20.example.com',
+          address: '10.0.0.20',
+          environmentId: h.environmentId,
+          environment: h.environment,
+          approval: null,
+          ssh: { host: '10.0.0.20', port: 22, username: 'postgres', hostKeyFingerprint: 'SHA256:key20' },
+          instances: 0,
+        };
+        const prepared = {
+          facts: new Map([[h.id, facts]]),
+          builds: new Map([[h.id, build]]),
+          open: new Map([[h.id, a.name === 'upgrade-major' ? null : open]]),
+          sides: new Map([[h.id, { blue: h, green }]]),
+          server,
+          taken: new Set<string>(),
+        };
+        const params =
+          a.name === 'upgrade-major'
+            ? { toVersion: '17', serverId: 20, dataDirectory: '/var/lib/postgresql/17/main' }
+            : a.name === 'upgrade-precheck'
+              ? { toVersion: '17' }
+              : {};
+        return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };
+      }
       if (a.on === 'herd' && a.name === 'upgrade-minor') {
         // Every member's host has 15.17 and 15.18; the herd runs 15.17.
         const older = h.members.map((m) => ({ ...m, serverVersionNum: 150017, binDir: '/opt/pg/15.17/bin' }));

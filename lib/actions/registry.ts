@@ -17,6 +17,13 @@ import { resizeAction } from '@/lib/actions/resize.action';
 import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
 import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
 import { upgradeMinorAction } from '@/lib/actions/upgrade-minor.action';
+import {
+  upgradeCleanupAction,
+  upgradeCutoverAction,
+  upgradeMajorAction,
+  upgradePrecheckAction,
+  upgradeRollbackAction,
+} from '@/lib/actions/upgrade/major.action';
 import { drDrillAction } from '@/lib/actions/dr-drill.action';
 import { configureBackupsAction } from '@/lib/actions/backups/configure-backups.action';
 import { backupAction } from '@/lib/actions/backups/backup.action';
@@ -40,6 +47,11 @@ export const actions: AnyAction[] = [
   drDrillAction,
   resizeHerdAction,
   upgradeMinorAction,
+  upgradePrecheckAction,
+  upgradeMajorAction,
+  upgradeCutoverAction,
+  upgradeRollbackAction,
+  upgradeCleanupAction,
   backupAction,
   configureBackupsAction,
   restoreAction,

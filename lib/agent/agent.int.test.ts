@@ -92,7 +92,11 @@ describe('pgherd-agent', () => {
       expect(versions).toEqual(expect.arrayContaining([real!.vnum]));
       expect(versions.filter((v) => Math.floor(v / 10000) === 15)).toHaveLength(2);
       expect(versions.some((v) => Math.floor(v / 10000) === 17)).toBe(true);
-      for (const b of report.builds ?? []) expect(b.versionText).toMatch(/^postgres \(PostgreSQL\) \d+\.\d+/);
+      for (const b of report.builds ?? []) {
+        expect(b.versionText).toMatch(/^postgres \(PostgreSQL\) \d+\.\d+/);
+        // Every build ships plpgsql and the contrib modules the lab's herds use.
+        expect(b.extensions).toMatchObject({ plpgsql: '1.0', pg_stat_statements: expect.any(String) });
+      }
     }
     expect(older!.binDir).not.toBe(debian.binDir);
   });

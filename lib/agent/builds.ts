@@ -3,7 +3,7 @@
 // one `*` in a path component (Debian's /usr/lib/postgresql/*/bin, PGDG's /usr/pgsql-*/bin). Each is
 // named by its real path, as the agent names the directory an instance's postmaster runs from.
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -15,6 +15,43 @@ export interface Build {
   versionNum: number;
   /** What `postgres --version` printed, e.g. "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)". */
   versionText: string;
+  /** The extensions it ships: name to default_version, from its share directory's control files. */
+  extensions: Record<string, string>;
+}
+
+/** Where a build's extensions are: beside it (a relocatable build), or Debian's share directory for its major. */
+function extensionDirs(binDir: string, major: number): string[] {
+  return [
+    path.join(binDir, '..', 'share', 'postgresql', 'extension'),
+    path.join(binDir, '..', 'share', 'extension'),
+    `/usr/share/postgresql/${String(major)}/extension`,
+  ];
+}
+
+/** name -> default_version of the control files in the first of `dirs` that has any (at most 1,000). */
+export function readExtensions(dirs: string[]): Record<string, string> {
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((n) => n.endsWith('.control'));
+    } catch {
+      continue;
+    }
+    if (!names.length) continue;
+    const out: Record<string, string> = {};
+    for (const n of names.sort().slice(0, 1000)) {
+      const name = n.slice(0, -'.control'.length);
+      if (!/^[A-Za-z0-9_.-]{1,63}$/.test(name)) continue;
+      try {
+        const m = /^\s*default_version\s*=\s*'([^']{1,40})'/m.exec(readFileSync(path.join(dir, n), 'utf8'));
+        out[name] = m?.[1] ?? '';
+      } catch {
+        // an unreadable control file is left out
+      }
+    }
+    return out;
+  }
+  return {};
 }
 
 export const DEFAULT_BUILD_PATTERNS = ['/usr/lib/postgresql/*/bin', '/usr/pgsql-*/bin'];
@@ -67,7 +104,13 @@ export async function discoverBuilds(patterns: string[]): Promise<Build[]> {
         const { stdout } = await execFileP(path.join(dir, 'postgres'), ['--version'], { timeout: 10_000 });
         const versionText = stdout.trim().slice(0, 200);
         const versionNum = versionNumOf(versionText);
-        if (versionNum !== null) out.push({ binDir: real, versionNum, versionText });
+        if (versionNum !== null)
+          out.push({
+            binDir: real,
+            versionNum,
+            versionText,
+            extensions: readExtensions(extensionDirs(real, Math.floor(versionNum / 10000))),
+          });
       } catch (err) {
         process.stderr.write(`pgherd-agent: ${dir}/postgres --version: ${(err as Error).message}\n`);
       }

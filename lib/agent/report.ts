@@ -130,6 +130,10 @@ export const reportSchema = z
               .regex(/^\/[^\n\0]*$/, 'an absolute path'),
             versionNum: z.number().int().min(90000).max(999999),
             versionText: z.string().max(200),
+            extensions: z
+              .record(z.string().regex(/^[A-Za-z0-9_.-]{1,63}$/, 'an extension name'), z.string().max(40))
+              .refine((r) => Object.keys(r).length <= 1000, 'at most 1,000 extensions')
+              .default({}),
           })
           .strict(),
       )

@@ -207,8 +207,18 @@ describe('ingest of real reports', () => {
     const r = report([await collectInstance({ connectionString: i.dsn })]);
     const [real] = await query<{ v: number }>(i.dsn, `SELECT current_setting('server_version_num')::int AS v`);
     const builds = [
-      { binDir: '/usr/lib/postgresql/15/bin', versionNum: 150018, versionText: 'postgres (PostgreSQL) 15.18' },
-      { binDir: '/opt/pg/15.17/bin', versionNum: 150017, versionText: 'postgres (PostgreSQL) 15.17' },
+      {
+        binDir: '/usr/lib/postgresql/15/bin',
+        versionNum: 150018,
+        versionText: 'postgres (PostgreSQL) 15.18',
+        extensions: { plpgsql: '1.0' },
+      },
+      {
+        binDir: '/opt/pg/15.17/bin',
+        versionNum: 150017,
+        versionText: 'postgres (PostgreSQL) 15.17',
+        extensions: {} as Record<string, string>,
+      },
     ];
     await ingestReport(t.db, srv, { ...r, instances: r.instances.map((x) => ({ ...x, binDir: '/opt/pg/15.17/bin' })), builds });
     const [row] = await t.db.select().from(instances).where(eq(instances.serverId, srv.id));
@@ -222,6 +232,8 @@ describe('ingest of real reports', () => {
     // The next report lists one build: the other is gone. One without a list (an older agent) keeps it.
     await ingestReport(t.db, srv, { ...r, builds: builds.slice(0, 1) });
     expect(await listed()).toEqual([['/usr/lib/postgresql/15/bin', 150018]]);
+    const [b] = await t.db.select().from(postgresBuilds).where(eq(postgresBuilds.serverId, srv.id));
+    expect(b!.extensions).toEqual({ plpgsql: '1.0' });
     await ingestReport(t.db, srv, r);
     expect(await listed()).toEqual([['/usr/lib/postgresql/15/bin', 150018]]);
     // A report that names no build for the instance leaves the one on record.

@@ -352,15 +352,22 @@ async function recordBuilds(db: Db, items: { server: AgentServer; report: Report
   const listed = items.filter((i) => i.report.builds !== undefined);
   if (!listed.length) return;
   const rows = listed.flatMap(({ server, report }) =>
-    (report.builds ?? []).map((b) => ({ server_id: server.id, bin_dir: b.binDir, version_num: b.versionNum, version_text: b.versionText })),
+    (report.builds ?? []).map((b) => ({
+      server_id: server.id,
+      bin_dir: b.binDir,
+      version_num: b.versionNum,
+      version_text: b.versionText,
+      extensions: b.extensions,
+    })),
   );
   await db.execute(sql`
-    WITH r AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(server_id int, bin_dir text, version_num int, version_text text)),
+    WITH r AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(server_id int, bin_dir text, version_num int, version_text text, extensions jsonb)),
     gone AS (
       DELETE FROM postgres_builds b
       WHERE b.server_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(listed.map((i) => i.server.id))}::jsonb)::int)
         AND NOT EXISTS (SELECT 1 FROM r WHERE r.server_id = b.server_id AND r.bin_dir = b.bin_dir))
-    INSERT INTO postgres_builds (server_id, bin_dir, version_num, version_text, reported_at)
-    SELECT server_id, bin_dir, version_num, version_text, now() FROM r
-    ON CONFLICT (server_id, bin_dir) DO UPDATE SET version_num = excluded.version_num, version_text = excluded.version_text, reported_at = now()`);
+    INSERT INTO postgres_builds (server_id, bin_dir, version_num, version_text, extensions, reported_at)
+    SELECT server_id, bin_dir, version_num, version_text, coalesce(extensions, '{}'), now() FROM r
+    ON CONFLICT (server_id, bin_dir) DO UPDATE SET version_num = excluded.version_num, version_text = excluded.version_text,
+      extensions = excluded.extensions, reported_at = now()`);
 }

@@ -1,0 +1,163 @@
+// What a major upgrade by logical replication needs of the herd it upgrades (blue): read from its
+// primary, database by database, and judged against the target build (its extensions as its host's
+// agent reports them). Blockers refuse the upgrade with their reason; warnings are said on the plan.
+import pg from 'pg';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { instanceClient } from '@/lib/fleet/pg-access';
+
+export interface DatabaseFacts {
+  name: string;
+  tables: number;
+  /** Tables that cannot send UPDATE and DELETE by logical replication: no primary key, replica identity default or nothing. */
+  noIdentity: string[];
+  /** Columns of a reg* type (OIDs of one cluster, meaningless in another). */
+  regColumns: string[];
+  largeObjects: number;
+  sequences: number;
+  extensions: { name: string; version: string }[];
+  encoding: string;
+  collate: string;
+  ctype: string;
+}
+
+export interface BlueFacts {
+  walLevel: string;
+  freeSlots: number;
+  freeSenders: number;
+  serverVersionNum: number;
+  databases: DatabaseFacts[];
+}
+
+/** Databases that take part: every one that accepts connections and is not a template. */
+const DATABASES = `SELECT datname AS name, pg_encoding_to_char(encoding) AS encoding, datcollate AS collate, datctype AS ctype
+                   FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname`;
+
+const SERVER = `SELECT current_setting('wal_level') AS wal_level,
+                       current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)::int AS free_slots,
+                       current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication)::int AS free_senders,
+                       current_setting('server_version_num')::int AS vnum`;
+
+const USER_RELS = `c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgherd') AND n.nspname !~ '^pg_toast'`;
+
+const PER_DATABASE = `
+  SELECT (SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${USER_RELS}) AS tables,
+         (SELECT coalesce(array_agg(format('%I.%I', n.nspname, c.relname) ORDER BY 1), '{}') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE ${USER_RELS}
+             AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))) AS no_identity,
+         (SELECT coalesce(array_agg(format('%I.%I.%I (%s)', n.nspname, c.relname, a.attname, t.typname) ORDER BY 1), '{}')
+            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid
+           WHERE ${USER_RELS} AND a.attnum > 0 AND NOT a.attisdropped
+             AND t.typname IN ('regproc', 'regprocedure', 'regoper', 'regoperator', 'regclass', 'regtype', 'regconfig', 'regdictionary',
+                               'regnamespace', 'regrole', 'regcollation')) AS reg_columns,
+         (SELECT count(*)::int FROM pg_largeobject_metadata) AS large_objects,
+         (SELECT count(*)::int FROM pg_sequences WHERE schemaname <> 'pgherd') AS sequences,
+         (SELECT coalesce(json_agg(json_build_object('name', extname, 'version', extversion) ORDER BY extname), '[]') FROM pg_extension) AS extensions`;
+
+async function withClient<T>(t: InstanceRef, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = instanceClient(t, { database, connectionTimeoutMillis: 5000, statement_timeout: 30_000, application_name: 'pgherd-upgrade' });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+/** Reads the facts from blue's primary: the server's, then each database's. */
+export async function readBlueFacts(primary: InstanceRef): Promise<BlueFacts> {
+  const { server, dbs } = await withClient(primary, 'postgres', async (c) => ({
+    server: (await c.query<{ wal_level: string; free_slots: number; free_senders: number; vnum: number }>(SERVER)).rows[0],
+    dbs: (await c.query<{ name: string; encoding: string; collate: string; ctype: string }>(DATABASES)).rows,
+  }));
+  if (!server) throw new Error(`${primary.label} answered nothing to the server query`);
+  const databases: DatabaseFacts[] = [];
+  for (const d of dbs) {
+    const r = await withClient(
+      primary,
+      d.name,
+      async (c) =>
+        (
+          await c.query<{
+            tables: number;
+            no_identity: string[];
+            reg_columns: string[];
+            large_objects: number;
+            sequences: number;
+            extensions: { name: string; version: string }[];
+          }>(PER_DATABASE)
+        ).rows[0],
+    );
+    if (!r) throw new Error(`${primary.label}/${d.name} answered nothing to the database query`);
+    databases.push({
+      name: d.name,
+      tables: r.tables,
+      noIdentity: r.no_identity,
+      regColumns: r.reg_columns,
+      largeObjects: r.large_objects,
+      sequences: r.sequences,
+      extensions: r.extensions,
+      encoding: d.encoding,
+      collate: d.collate,
+      ctype: d.ctype,
+    });
+  }
+  return {
+    walLevel: server.wal_level,
+    freeSlots: server.free_slots,
+    freeSenders: server.free_senders,
+    serverVersionNum: server.vnum,
+    databases,
+  };
+}
+
+/** The databases that are copied: those with tables or sequences, and `postgres` always. */
+export const copied = (f: BlueFacts): DatabaseFacts[] =>
+  f.databases.filter((d) => d.name === 'postgres' || d.tables > 0 || d.sequences > 0);
+
+/** What refuses the upgrade, and what only warns, judged against the target build's extensions. */
+export function judge(f: BlueFacts, targetExtensions: Record<string, string> | null): { blockers: string[]; warnings: string[] } {
+  const blockers: string[] = [];
+  const warnings: string[] = [];
+  const dbs = copied(f);
+  if (f.walLevel !== 'logical')
+    blockers.push(
+      `wal_level is ${f.walLevel}: logical replication needs logical (ALTER SYSTEM SET wal_level = logical on the primary, then restart it, or switch over to a replica restarted with it)`,
+    );
+  if (f.freeSlots < dbs.length)
+    blockers.push(
+      `${f.freeSlots} free replication slot(s) on the primary, ${dbs.length} needed (one a database): raise max_replication_slots (a restart)`,
+    );
+  if (f.freeSenders < dbs.length)
+    blockers.push(
+      `${f.freeSenders} free WAL sender(s) on the primary, ${dbs.length} needed (one a database): raise max_wal_senders (a restart)`,
+    );
+  for (const d of dbs) {
+    if (d.noIdentity.length)
+      blockers.push(
+        `${d.name}: ${d.noIdentity.length} table(s) without a primary key or replica identity (${d.noIdentity.slice(0, 5).join(', ')}${d.noIdentity.length > 5 ? ', ...' : ''}): their UPDATE and DELETE cannot be replicated; add a primary key or ALTER TABLE ... REPLICA IDENTITY FULL`,
+      );
+    if (d.regColumns.length)
+      blockers.push(
+        `${d.name}: column(s) of a reg* type (${d.regColumns.slice(0, 5).join(', ')}): they hold OIDs of this cluster, which mean nothing in the new one`,
+      );
+    if (d.largeObjects) blockers.push(`${d.name}: ${d.largeObjects} large object(s): logical replication does not copy large objects`);
+    if (targetExtensions)
+      for (const e of d.extensions) {
+        const there = targetExtensions[e.name];
+        if (there === undefined) blockers.push(`${d.name}: extension ${e.name} ${e.version} is not installed with the target build`);
+        else if (there !== e.version)
+          warnings.push(
+            `${d.name}: extension ${e.name} is ${e.version} here, ${there} with the target build: ALTER EXTENSION ${e.name} UPDATE after the cut-over`,
+          );
+      }
+  }
+  const seqs = dbs.reduce((n, d) => n + d.sequences, 0);
+  if (seqs)
+    warnings.push(
+      `${seqs} sequence(s): logical replication does not carry them; the cut-over sets each on green to at least blue's value plus the gap, and checks it`,
+    );
+  warnings.push('schema changes are not replicated: freeze them from now until the cut-over (or the roll back)');
+  return { blockers, warnings };
+}

@@ -1,0 +1,1286 @@
+// Major upgrades by blue/green through logical replication, as four herd actions and a pre-check:
+// - upgrade-precheck: what would refuse the upgrade (and what only warns), read from blue's primary.
+// - upgrade-major: a new herd (green) on the target major on an empty server of the environment: its
+//   roles, schema and settings copied, a subscription to blue's publication in each database, the
+//   initial copy and catch-up followed to "ready". Blue serves throughout.
+// - upgrade-cutover: PgBouncer paused, blue made read-only, a marker written on blue seen on green (every
+//   commit before it applied), sequences set on green to blue's values plus a gap (checked one by one),
+//   a reverse subscription from green to blue, the write name and PgBouncer moved to green, resumed.
+// - upgrade-rollback: the same the other way: green read-only, caught up on blue, blue writable again.
+// - upgrade-cleanup: the side not serving is taken away (its subscriptions and publications dropped,
+//   its members stopped and removed from the inventory; their data directories are left on disk).
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import pg from 'pg';
+import { z } from 'zod';
+import type { Db } from '@/db/client';
+import { dnsRecords, herds, instances, majorUpgrades, poolers, postgresBuilds } from '@/db/schema';
+import { idText, MAX_ID } from '@/lib/adapters/validation/ids';
+import {
+  defineHerdAction,
+  productionWarning,
+  type ActionDeps,
+  type ActionPlan,
+  type ActionStep,
+  type RunContext,
+} from '@/lib/engine/define-action';
+import type { StepContext } from '@/lib/engine/pipeline';
+import { errorText } from '@/lib/engine/errors';
+import { memberArg } from '@/lib/engine/plan-identity';
+import { writeAudit } from '@/lib/engine/write-audit';
+import { binDir } from '@/lib/fleet/drivers';
+import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { accessFor, instanceClient } from '@/lib/fleet/pg-access';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
+import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
+import { dnsSteps } from '@/lib/actions/steps/dns-steps';
+import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
+import { pauseSteps, repointAndResumeSteps, type PoolerSwitchState } from '@/lib/actions/steps/pooler-steps';
+import { DEFAULT_PAUSE_BUDGET_S } from '@/lib/actions/steps/pooler-resume';
+import { loadRestoreServer, type RestoreServer } from '@/lib/actions/backups/restore-steps';
+import { pendingRefusal, unpinnedRefusal } from '@/lib/engine/define-action';
+import { versionText } from '@/lib/actions/upgrade-minor.action';
+import { copied, judge, readBlueFacts, type BlueFacts } from './blue-facts';
+
+const PUBLICATION = 'pgherd_upgrade';
+const BACK_PUBLICATION = 'pgherd_upgrade_back';
+const subscription = (id: number) => `pgherd_upgrade_${String(id)}`;
+const backSubscription = (id: number) => `pgherd_back_${String(id)}`;
+/** A table of pgherd's in each copied database: a row written on one side and seen on the other proves every earlier commit applied. */
+const MARKER = 'pgherd.upgrade_marker';
+
+// --- Reading what there is -------------------------------------------------------------------------
+
+interface TargetBuild {
+  serverId: number;
+  binDir: string;
+  versionNum: number;
+  extensions: Record<string, string>;
+}
+
+/** The newest build of `major` (or the release `exact`) on a server, as its agent reports it. */
+async function targetBuild(db: Db, serverId: number, major: number, exact: number | null): Promise<TargetBuild | null> {
+  const rows = await db.select().from(postgresBuilds).where(eq(postgresBuilds.serverId, serverId));
+  const fit = rows
+    .filter((b) => (exact !== null ? b.versionNum === exact : Math.floor(b.versionNum / 10000) === major))
+    .sort((a, b) => b.versionNum - a.versionNum)[0];
+  return fit ? { serverId, binDir: fit.binDir, versionNum: fit.versionNum, extensions: fit.extensions } : null;
+}
+
+/** The target: "17" (its newest build there) or "17.10". */
+const toVersionParam = z
+  .string()
+  .trim()
+  .regex(/^\d{2,3}(\.\d{1,4})?$/, 'a major such as 17, or a release such as 17.10');
+
+function parseTarget(v: string): { major: number; exact: number | null } {
+  const [maj = '0', min] = v.split('.');
+  return { major: Number(maj), exact: min === undefined ? null : Number(maj) * 10000 + Number(min) };
+}
+
+const primaryOf = (h: HerdRef): InstanceRef | Refusal => {
+  const p = h.members.filter((m) => m.role === 'primary' && m.state === 'running');
+  if (p.length !== 1)
+    return refuse('topology', p.length ? `${h.label} has ${p.length} running primaries` : `${h.label} has no running primary`);
+  return p[0] as InstanceRef;
+};
+
+interface OpenUpgrade {
+  id: number;
+  status: string;
+  blueHerdId: number | null;
+  greenHerdId: number | null;
+  databases: string[];
+  toVersionNum: number;
+  sequenceGap: number;
+}
+
+/** The herd's open upgrade (as blue or as green). */
+async function openUpgradeOf(db: Db, herdId: number): Promise<OpenUpgrade | null> {
+  const [u] = await db
+    .select()
+    .from(majorUpgrades)
+    .where(
+      sql`(${majorUpgrades.blueHerdId} = ${herdId} OR ${majorUpgrades.greenHerdId} = ${herdId}) AND ${majorUpgrades.status} IN ('building', 'ready', 'cut-over')`,
+    )
+    .orderBy(sql`${majorUpgrades.id} DESC`)
+    .limit(1);
+  return u ?? null;
+}
+
+// --- SQL and SSH helpers ---------------------------------------------------------------------------
+
+interface Endpoint {
+  host: string;
+  port: number;
+  serverEnvironment: string | null;
+  label: string;
+}
+
+async function onDb<T>(e: Endpoint, database: string, fn: (c: pg.Client) => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  // A side made read-only for a switch still takes pgherd's own statements (its marker, its subscriptions).
+  const c = instanceClient(e, {
+    database,
+    connectionTimeoutMillis: 5000,
+    statement_timeout: timeoutMs,
+    application_name: 'pgherd-upgrade',
+    options: '-c default_transaction_read_only=off',
+  });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+const lit = (v: string) => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+
+/** The libpq connection string one side subscribes to the other with: pgherd's role, TLS required. */
+function conninfo(to: Endpoint, database: string, creds: { user: string; password: string | null }): string {
+  return [
+    `host=${lit(to.host)}`,
+    `port=${String(to.port)}`,
+    `dbname=${lit(database)}`,
+    `user=${lit(creds.user)}`,
+    ...(creds.password !== null ? [`password=${lit(creds.password)}`] : []),
+    'sslmode=require',
+    "application_name='pgherd-upgrade'",
+  ].join(' ');
+}
+
+/** The first of `dirs` on the host that has `tool`, or the error saying none has. */
+async function toolOn(deps: ActionDeps, t: { ssh: SshTarget }, ctx: StepContext, tool: string, dirs: string[]): Promise<string> {
+  const r = await execNoted(
+    deps,
+    t,
+    ctx,
+    [
+      'sh',
+      '-c',
+      'tool=$1; shift; for d; do if [ -x "$d/$tool" ]; then echo "$d/$tool"; exit 0; fi; done; exit 1',
+      'pgherd-which',
+      tool,
+      ...dirs,
+    ],
+    20_000,
+  );
+  const found = r.stdout.trim();
+  if (r.code !== 0 || !found) throw new Error(`no ${tool} on ${t.ssh.host} in ${dirs.join(', ')}`);
+  return found;
+}
+
+/** psql's and pg_dump's output has meta-commands a pg_dump from 15.14, 16.10 and 17.6 on adds; the SQL goes through without them. */
+const withoutRestrict = (ddl: string) =>
+  ddl
+    .split('\n')
+    .filter((l) => !/^\\(un)?restrict\b/.test(l))
+    .join('\n');
+
+// --- The pre-check --------------------------------------------------------------------------------
+
+const precheckParams = z
+  .object({
+    toVersion: toVersionParam,
+    /** The server green would go on (its build is checked); left out: blue's primary's. */
+    serverId: idText('serverId', MAX_ID).optional(),
+  })
+  .strict();
+
+interface PrecheckPrepared {
+  facts: Map<number, BlueFacts | string>;
+  builds: Map<number, TargetBuild | null>;
+}
+
+async function readFacts(herdList: HerdRef[]): Promise<Map<number, BlueFacts | string>> {
+  const facts = new Map<number, BlueFacts | string>();
+  for (const h of herdList) {
+    const p = primaryOf(h);
+    if (p instanceof Refusal) facts.set(h.id, p.reason);
+    else facts.set(h.id, await readBlueFacts(p).catch((err: unknown) => `${p.label} could not be read: ${errorText(err)}`));
+  }
+  return facts;
+}
+
+function precheckFacts(f: BlueFacts, build: TargetBuild) {
+  const { blockers, warnings } = judge(f, build.extensions);
+  return {
+    blockers,
+    warnings,
+    facts: [
+      { label: 'Target build', value: `${versionText(build.versionNum)} (${build.binDir})` },
+      { label: 'Blue runs', value: versionText(f.serverVersionNum) },
+      {
+        label: 'Databases copied',
+        value: copied(f)
+          .map((d) => `${d.name} (${String(d.tables)} tables, ${String(d.sequences)} sequences)`)
+          .join(', '),
+      },
+      { label: 'Blockers', value: blockers.length ? blockers.join('; ') : 'none' },
+    ],
+  };
+}
+
+export const upgradePrecheckAction = defineHerdAction({
+  name: 'upgrade-precheck',
+  label: 'Pre-check a major upgrade',
+  permission: 'viewer',
+  dangerous: false,
+  params: {
+    schema: precheckParams,
+    fields: [
+      {
+        name: 'toVersion',
+        label: 'Target major',
+        kind: 'text',
+        emptyLabel: '17',
+        help: 'A major (its newest build there) or a release, 17.10.',
+      },
+      {
+        name: 'serverId',
+        label: 'Green server (id)',
+        kind: 'text',
+        emptyLabel: "blue's primary's server",
+        help: 'Where the target build is looked for.',
+      },
+    ],
+  },
+  prepare: async (herdList, params, db): Promise<PrecheckPrepared> => {
+    const t = parseTarget(params.toVersion);
+    const builds = new Map<number, TargetBuild | null>();
+    for (const h of herdList) {
+      const p = primaryOf(h);
+      const sid = params.serverId ?? (p instanceof Refusal ? null : p.serverId);
+      builds.set(h.id, sid === null ? null : await targetBuild(db, sid, t.major, t.exact));
+    }
+    return { facts: await readFacts(herdList), builds };
+  },
+  plan: (h, { params, prepared }): ActionPlan<Record<string, never>> | Refusal => {
+    const f = prepared.facts.get(h.id);
+    if (typeof f === 'string' || !f) return refuse('topology', f ?? 'not read');
+    const build = prepared.builds.get(h.id);
+    if (!build)
+      return refuse(
+        'not-applicable',
+        `no build of ${params.toVersion} is reported on the green server (its agent lists the builds installed)`,
+      );
+    if (Math.floor(build.versionNum / 10000) <= Math.floor(f.serverVersionNum / 10000))
+      return refuse(
+        'not-applicable',
+        `${versionText(build.versionNum)} is not a later major than blue's ${versionText(f.serverVersionNum)}`,
+      );
+    const j = precheckFacts(f, build);
+    return {
+      steps: [
+        {
+          name: 'pre-check',
+          does: { kind: 'upgrade.precheck', herd: h.id, toVersionNum: build.versionNum },
+          says: "read blue's primary again and say what would refuse the upgrade; nothing is changed",
+          timeoutMs: 120_000,
+          run: async (x) => {
+            const p = primaryOf(h);
+            if (p instanceof Refusal) throw p;
+            const again = judge(await readBlueFacts(p), build.extensions);
+            x.note({ stdout: [...again.blockers.map((b) => `blocker: ${b}`), ...again.warnings.map((w) => `note: ${w}`)].join('\n') });
+            x.deps.outcome?.(
+              again.blockers.length ? `${String(again.blockers.length)} blocker(s): ${again.blockers.join('; ')}` : 'no blocker',
+            );
+            if (again.blockers.length) throw new Error(`${String(again.blockers.length)} blocker(s): ${again.blockers.join('; ')}`);
+          },
+        },
+      ],
+      warnings: j.warnings,
+      facts: j.facts,
+    };
+  },
+});
+
+// --- Green -----------------------------------------------------------------------------------------
+
+const majorParams = z
+  .object({
+    toVersion: toVersionParam,
+    /** An empty server of the environment, for green's primary. */
+    serverId: idText('serverId', MAX_ID),
+    dataDirectory: z
+      .string()
+      .trim()
+      .regex(/^\/[A-Za-z0-9._/-]{1,200}$/, 'an absolute path of letters, digits and . _ - /')
+      .refine((p) => !p.split('/').includes('..'), 'no .. in the path'),
+    port: z.preprocess(
+      (v) => (typeof v === 'string' ? (v.trim() ? Number(v) : undefined) : v),
+      z.number({ message: 'port: a number' }).int().min(1024).max(65535).optional(),
+    ),
+    /** Green's name in the environment; default: blue's name and the major ("orders-17"). */
+    name: z.preprocess(
+      (v) => (typeof v === 'string' && !v.trim() ? undefined : v),
+      z
+        .string()
+        .trim()
+        .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and -')
+        .optional(),
+    ),
+    sslCertFile: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      z
+        .string()
+        .regex(/^\/[^\n']{1,300}$/, 'an absolute path')
+        .optional(),
+    ),
+    sslKeyFile: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      z
+        .string()
+        .regex(/^\/[^\n']{1,300}$/, 'an absolute path')
+        .optional(),
+    ),
+    /** What each sequence on green is set ahead of blue's value at the cut-over. */
+    sequenceGap: z.preprocess(
+      (v) => (typeof v === 'string' ? (v.trim() ? Number(v) : undefined) : v),
+      z.number({ message: 'a number' }).int().min(1).max(1_000_000_000).optional(),
+    ),
+  })
+  .strict();
+
+interface MajorPrepared extends PrecheckPrepared {
+  server: RestoreServer | null;
+  taken: Set<string>;
+  open: Map<number, OpenUpgrade | null>;
+}
+
+interface GreenState {
+  /** The data directory is green's (found empty, then laid down): the cleanup takes it away unless kept. */
+  claimed: boolean;
+  kept: boolean;
+  herdId: number | null;
+  upgradeId: number | null;
+  psql: string | null;
+}
+
+/** Runs `sql` on green through psql on its host, over the local socket as the bootstrap superuser. */
+async function psqlOn(
+  x: RunContext<GreenState>,
+  srv: RestoreServer,
+  socketDir: string,
+  port: number,
+  database: string,
+  sqlText: string,
+): Promise<void> {
+  if (!x.state.psql) throw new Error('no psql was found on green');
+  await execNotedOk(
+    x.deps,
+    srv,
+    x,
+    [x.state.psql, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(port), '-U', 'postgres', '-d', database, '-f', '-'],
+    600_000,
+    sqlText,
+  );
+}
+
+function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBuild, srv: RestoreServer, p: z.output<typeof majorParams>) {
+  const port = p.port ?? blue.port;
+  const dir = p.dataDirectory;
+  const name = p.name ?? `${h.name}-${String(Math.floor(build.versionNum / 10000))}`;
+  const dbs = copied(f);
+  const green: Endpoint = { host: srv.address, port, serverEnvironment: srv.environment, label: `${srv.hostname}:${String(port)}` };
+  const blueEnd: Endpoint = { host: blue.host, port: blue.port, serverEnvironment: blue.serverEnvironment, label: blue.label };
+  const version = versionText(build.versionNum);
+  const locale = dbs.find((d) => d.name === 'postgres') ?? dbs[0];
+  const gap = p.sequenceGap ?? 1000;
+  const clientDirs = [build.binDir, binDir(Math.floor(build.versionNum / 10000)), binDir(blue.pgVersion)];
+  const steps: ActionStep<GreenState>[] = [
+    {
+      name: 'pre-check again',
+      does: { kind: 'upgrade.precheck', herd: h.id, toVersionNum: build.versionNum },
+      says: "read blue's primary again: any blocker stops the upgrade here, nothing changed",
+      timeoutMs: 120_000,
+      run: async (x) => {
+        const again = judge(await readBlueFacts(blue), build.extensions);
+        if (again.blockers.length) throw refuse('not-applicable', `${again.blockers.join('; ')}; nothing was changed`);
+        x.note({ stdout: again.warnings.join('\n') });
+      },
+    },
+    {
+      name: `check that ${srv.hostname}:${dir} is empty`,
+      does: { kind: 'upgrade.claim-directory', server: srv.id, dataDirectory: dir },
+      says: `check that ${dir} on ${srv.hostname} is absent or empty, then create it (mode 0700)`,
+      timeoutMs: 30_000,
+      run: async (x) => {
+        const r = await execNoted(x.deps, srv, x, ['sh', '-c', '[ ! -e "$1" ] || [ -z "$(ls -A -- "$1")" ]', 'pgherd-empty', dir], 20_000);
+        if (r.code !== 0)
+          throw refuse(
+            'not-applicable',
+            `${srv.hostname}:${dir} is not empty: green goes only into an empty directory; nothing was changed`,
+          );
+        await execNotedOk(x.deps, srv, x, ['mkdir', '-p', '-m', '0700', '--', dir], 20_000);
+        x.state.claimed = true;
+      },
+      always: {
+        name: 'take green away unless it is kept',
+        does: { kind: 'upgrade.unclaim', server: srv.id, dataDirectory: dir },
+        says: `should the upgrade stop before green is ready: green stopped, ${dir} removed, green taken out of the inventory`,
+        timeoutMs: 180_000,
+        run: async (x) => {
+          if (!x.state.claimed || x.state.kept) return;
+          await execNoted(x.deps, srv, x, [`${build.binDir}/pg_ctl`, '-D', dir, '-m', 'immediate', '-w', '-t', '60', 'stop'], 90_000);
+          await execNotedOk(x.deps, srv, x, ['rm', '-rf', '--', dir], 60_000);
+          if (x.state.upgradeId !== null)
+            await x.deps.db.update(majorUpgrades).set({ status: 'failed' }).where(eq(majorUpgrades.id, x.state.upgradeId));
+          if (x.state.herdId !== null) await x.deps.db.delete(herds).where(eq(herds.id, x.state.herdId));
+          // Blue's publications stay: harmless, and the next attempt uses them.
+          x.note({ stdout: `green removed from ${srv.hostname}:${dir} and from the inventory` });
+        },
+      },
+    },
+    {
+      name: `initdb (${version})`,
+      does: { kind: 'upgrade.initdb', server: srv.id, binDir: build.binDir, dataDirectory: dir, locale: locale?.collate ?? null },
+      says: `${build.binDir}/initdb -D ${dir} (encoding ${locale?.encoding ?? 'UTF8'}, locale ${locale?.collate ?? 'C.UTF-8'}, as blue's)`,
+      timeoutMs: 300_000,
+      run: async (x) => {
+        x.state.psql = await toolOn(x.deps, srv, x, 'psql', clientDirs);
+        await execNotedOk(
+          x.deps,
+          srv,
+          x,
+          [
+            `${build.binDir}/initdb`,
+            '-D',
+            dir,
+            '-U',
+            'postgres',
+            '--auth-local=trust',
+            '--auth-host=reject',
+            '-E',
+            locale?.encoding ?? 'UTF8',
+            `--lc-collate=${locale?.collate ?? 'C.UTF-8'}`,
+            `--lc-ctype=${locale?.ctype ?? 'C.UTF-8'}`,
+            '--no-sync',
+          ],
+          280_000,
+        );
+      },
+    },
+    {
+      name: "green's settings and blue's access rules",
+      does: { kind: 'upgrade.settings', port, address: srv.address, ssl: [p.sslCertFile ?? null, p.sslKeyFile ?? null] },
+      says: `port ${String(port)}, listen on ${srv.address}, wal_level logical (for the way back), its TLS certificate; pg_hba.conf as blue's primary has it`,
+      timeoutMs: 60_000,
+      run: async (x) => {
+        const hba = await onDb(
+          blueEnd,
+          'postgres',
+          async (c) => (await c.query<{ t: string }>(`SELECT pg_read_file(current_setting('hba_file')) AS t`)).rows[0]?.t ?? '',
+        );
+        if (!hba.trim()) throw new Error(`${blue.label}'s pg_hba.conf could not be read`);
+        const conf = [
+          '# pgherd: green of a major upgrade',
+          `listen_addresses = '${srv.address}'`,
+          `port = ${String(port)}`,
+          `unix_socket_directories = '${dir}'`,
+          `cluster_name = '${name}'`,
+          'wal_level = logical',
+          'max_wal_senders = 20',
+          'max_replication_slots = 20',
+          'max_logical_replication_workers = 8',
+          ...(p.sslCertFile && p.sslKeyFile ? ['ssl = on', `ssl_cert_file = '${p.sslCertFile}'`, `ssl_key_file = '${p.sslKeyFile}'`] : []),
+          '',
+        ].join('\n');
+        await execNotedOk(x.deps, srv, x, ['sh', '-c', 'cat >> "$1/postgresql.conf"', 'pgherd-settings', dir], 20_000, conf);
+        await execNotedOk(x.deps, srv, x, ['sh', '-c', 'cat > "$1/pg_hba.conf"', 'pgherd-hba', dir], 20_000, hba);
+      },
+    },
+    {
+      name: `start green (${version})`,
+      does: { kind: 'upgrade.start', server: srv.id, binDir: build.binDir, dataDirectory: dir },
+      says: `${build.binDir}/pg_ctl start`,
+      timeoutMs: 180_000,
+      run: async (x) => {
+        await execNotedOk(
+          x.deps,
+          srv,
+          x,
+          [`${build.binDir}/pg_ctl`, '-D', dir, '-l', `${dir}/pg_ctl.log`, '-w', '-t', '120', 'start'],
+          170_000,
+        );
+      },
+    },
+    {
+      name: "blue's roles, the marker table and the publications",
+      does: { kind: 'upgrade.roles-and-publications', blue: memberArg(blue), databases: dbs.map((d) => d.name) },
+      says: `copy blue's roles (pg_dumpall --roles-only on ${blue.ssh.host}); on blue, in ${dbs.map((d) => d.name).join(', ')}: table ${MARKER} and publication ${PUBLICATION} (FOR ALL TABLES)`,
+      timeoutMs: 300_000,
+      run: async (x) => {
+        const socket = await onDb(
+          blueEnd,
+          'postgres',
+          async (c) => (await c.query<{ s: string }>("SELECT current_setting('unix_socket_directories') AS s")).rows[0]?.s ?? '',
+        );
+        const dumpall = await toolOn(x.deps, blue, x, 'pg_dumpall', [binDir(blue.pgVersion), blue.binDir].filter(Boolean));
+        const roles = await execNotedOk(
+          x.deps,
+          blue,
+          x,
+          [
+            dumpall,
+            '--roles-only',
+            '--no-role-passwords',
+            '-h',
+            socket.split(',')[0]?.trim() ?? '/tmp',
+            '-p',
+            String(blue.port),
+            '-U',
+            'postgres',
+          ],
+          120_000,
+          undefined,
+          false,
+        );
+        // With their passwords' SCRAM secrets, read over TLS (never printed in the record).
+        const secrets = await onDb(blueEnd, 'postgres', async (c) =>
+          (
+            await c.query<{ stmt: string }>(
+              `SELECT format('ALTER ROLE %I PASSWORD %L;', rolname, rolpassword) AS stmt FROM pg_authid WHERE rolpassword IS NOT NULL AND rolname <> 'postgres'`,
+            )
+          ).rows.map((r) => r.stmt),
+        );
+        const script = withoutRestrict(roles.stdout)
+          .split('\n')
+          .filter((l) => !/^CREATE ROLE postgres;$/.test(l))
+          .concat(secrets)
+          .join('\n');
+        await psqlOn(x, srv, dir, port, 'postgres', script);
+        for (const d of dbs)
+          await onDb(blueEnd, d.name, async (c) => {
+            await c.query(`CREATE SCHEMA IF NOT EXISTS pgherd`);
+            await c.query(
+              `CREATE TABLE IF NOT EXISTS ${MARKER} (token text PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+            );
+            const has = await c.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [PUBLICATION]);
+            if (!has.rowCount) await c.query(`CREATE PUBLICATION ${PUBLICATION} FOR ALL TABLES`);
+          });
+        x.note({ stdout: `roles copied; ${dbs.map((d) => d.name).join(', ')}: ${MARKER} and ${PUBLICATION} on blue` });
+      },
+    },
+    {
+      name: 'register green in the inventory',
+      does: { kind: 'upgrade.register', environment: h.environmentId, name, server: srv.id, port, blue: h.id },
+      says: `register ${h.environment}/${name} (${version}, its primary ${srv.hostname}:${String(port)}) as blue's upgrade, building`,
+      timeoutMs: 30_000,
+      run: async (x) => {
+        const sysid = await onDb(
+          green,
+          'postgres',
+          async (c) => (await c.query<{ s: string }>('SELECT system_identifier::text AS s FROM pg_control_system()')).rows[0]?.s ?? null,
+        );
+        const ids = await x.deps.db.transaction(async (tx) => {
+          const [g] = await tx
+            .insert(herds)
+            .values({
+              environmentId: h.environmentId,
+              name,
+              description: `Green of ${h.label}'s upgrade to ${version} (operation #${String(x.deps.operation?.id ?? '?')})`,
+              defaultPort: port,
+              defaultDataDirectory: dir,
+              pgVersion: Math.floor(build.versionNum / 10000),
+              controlDriver: 'pg_ctl',
+              systemIdentifier: sysid,
+            })
+            .returning({ id: herds.id });
+          if (!g) throw new Error('green was not inserted');
+          await tx.insert(instances).values({
+            herdId: g.id,
+            serverId: srv.id,
+            port,
+            dataDirectory: dir,
+            pgVersion: Math.floor(build.versionNum / 10000),
+            binDir: build.binDir,
+            serverVersionNum: build.versionNum,
+            role: 'primary',
+            observedRole: 'primary',
+            state: 'running',
+            lastObservedAt: new Date(),
+          });
+          const [u] = await tx
+            .insert(majorUpgrades)
+            .values({
+              blueHerdId: h.id,
+              greenHerdId: g.id,
+              toVersionNum: build.versionNum,
+              databases: dbs.map((d) => d.name),
+              sequenceGap: gap,
+              operationId: x.deps.operation?.id ?? null,
+            })
+            .returning({ id: majorUpgrades.id });
+          if (!u) throw new Error('the upgrade was not recorded');
+          return { herd: g.id, upgrade: u.id };
+        });
+        x.state.herdId = ids.herd;
+        x.state.upgradeId = ids.upgrade;
+        x.note({ stdout: `herd ${String(ids.herd)}, upgrade ${String(ids.upgrade)}` });
+      },
+    },
+    {
+      name: 'schema and subscriptions',
+      does: { kind: 'upgrade.schema-and-subscribe', databases: dbs.map((d) => d.name), publication: PUBLICATION },
+      says: `for each database: pg_dump --schema-only on ${blue.ssh.host}, applied on green; on green a subscription to ${PUBLICATION} (initial copy) and publication ${BACK_PUBLICATION} for the way back`,
+      timeoutMs: 1_800_000,
+      run: async (x) => {
+        const upgradeId = x.state.upgradeId;
+        if (upgradeId === null) throw new Error('the upgrade is not recorded');
+        const socket = await onDb(
+          blueEnd,
+          'postgres',
+          async (c) => (await c.query<{ s: string }>("SELECT current_setting('unix_socket_directories') AS s")).rows[0]?.s ?? '',
+        );
+        const dump = await toolOn(x.deps, blue, x, 'pg_dump', [binDir(blue.pgVersion), blue.binDir].filter(Boolean));
+        const creds = credsOf(blueEnd);
+        for (const d of dbs) {
+          if (d.name !== 'postgres') await psqlOn(x, srv, dir, port, 'postgres', `CREATE DATABASE ${pg.escapeIdentifier(d.name)};`);
+          const ddl = await execNotedOk(
+            x.deps,
+            blue,
+            x,
+            [
+              dump,
+              '--schema-only',
+              '--no-publications',
+              '--no-subscriptions',
+              '-h',
+              socket.split(',')[0]?.trim() ?? '/tmp',
+              '-p',
+              String(blue.port),
+              '-U',
+              'postgres',
+              '-d',
+              d.name,
+            ],
+            600_000,
+            undefined,
+            false,
+          );
+          await psqlOn(x, srv, dir, port, d.name, withoutRestrict(ddl.stdout));
+          await onDb(green, d.name, async (c) => {
+            await c.query(`CREATE PUBLICATION ${BACK_PUBLICATION} FOR ALL TABLES`);
+            await c.query(
+              `CREATE SUBSCRIPTION ${subscription(upgradeId)} CONNECTION ${c.escapeLiteral(conninfo(blueEnd, d.name, creds))} PUBLICATION ${PUBLICATION} WITH (copy_data = true)`,
+            );
+          });
+        }
+      },
+    },
+    {
+      name: 'initial copy and catch-up',
+      does: { kind: 'upgrade.wait-ready', databases: dbs.map((d) => d.name) },
+      says: 'follow the initial copy (tables ready, bytes behind) until every table is copied and green is less than 16 MB behind',
+      timeoutMs: 24 * 3600_000,
+      run: async (x) => {
+        const upgradeId = x.state.upgradeId;
+        if (upgradeId === null) throw new Error('the upgrade is not recorded');
+        for (let last = 0; ;) {
+          const s = await progress(
+            blueEnd,
+            green,
+            dbs.map((d) => d.name),
+            upgradeId,
+          );
+          if (Date.now() - last > 5000) {
+            x.note({ stdout: `${String(s.ready)} of ${String(s.tables)} tables copied; ${String(s.behind)} bytes behind` });
+            last = Date.now();
+          }
+          if (s.ready === s.tables && s.behind < 16 * 1024 * 1024) break;
+          if (x.signal.aborted) throw new Error('stopped while green was catching up');
+          await new Promise((r) => setTimeout(r, 500));
+        }
+        await x.deps.db.update(majorUpgrades).set({ status: 'ready', readyAt: new Date() }).where(eq(majorUpgrades.id, upgradeId));
+        x.state.kept = true;
+        x.deps.outcome?.(`${h.environment}/${name} on ${version} is ready and current: cut over when you are ready (upgrade-cutover)`);
+      },
+    },
+  ];
+  return { steps, name, port };
+}
+
+const credsOf = (e: Endpoint) => {
+  const a = accessOf(e);
+  return { user: a.user, password: a.password };
+};
+
+const accessOf = (e: Endpoint) => accessFor(e.serverEnvironment).postgres;
+
+/** Tables copied of all, and the bytes green's slowest subscription is behind blue. */
+async function progress(from: Endpoint, to: Endpoint, databases: string[], upgradeId: number, sub = subscription(upgradeId)) {
+  let tables = 0;
+  let ready = 0;
+  for (const d of databases) {
+    const r = await onDb(
+      to,
+      d,
+      async (c) =>
+        (
+          await c.query<{ n: number; r: number }>(
+            `SELECT count(*)::int AS n, count(*) FILTER (WHERE srsubstate = 'r')::int AS r FROM pg_subscription_rel sr JOIN pg_subscription s ON s.oid = sr.srsubid WHERE s.subname = $1`,
+            [sub],
+          )
+        ).rows[0],
+    );
+    tables += r?.n ?? 0;
+    ready += r?.r ?? 0;
+  }
+  const behind = await onDb(from, 'postgres', async (c) =>
+    Number(
+      (
+        await c.query<{ b: string | null }>(
+          `SELECT max(pg_current_wal_lsn() - coalesce(confirmed_flush_lsn, '0/0'))::text AS b FROM pg_replication_slots WHERE slot_name = $1`,
+          [sub],
+        )
+      ).rows[0]?.b ?? 'NaN',
+    ),
+  );
+  return { tables, ready, behind: Number.isFinite(behind) ? behind : Number.MAX_SAFE_INTEGER };
+}
+
+export const upgradeMajorAction = defineHerdAction({
+  name: 'upgrade-major',
+  label: 'Upgrade to a new major (blue/green)',
+  permission: 'admin',
+  dangerous: true,
+  runsAsConfirmed: true,
+  params: {
+    schema: majorParams,
+    fields: [
+      {
+        name: 'toVersion',
+        label: 'Target major',
+        kind: 'text',
+        emptyLabel: '17',
+        help: 'A major (its newest build on the server) or a release, 17.10.',
+      },
+      {
+        name: 'serverId',
+        label: 'Green server (id)',
+        kind: 'text',
+        emptyLabel: '',
+        help: 'An empty server of the herd\u2019s environment.',
+      },
+      { name: 'dataDirectory', label: 'Data directory', kind: 'text', emptyLabel: '/var/lib/postgresql/17/main', help: 'Absent or empty.' },
+      { name: 'port', label: 'Port', kind: 'text', emptyLabel: 'blue\u2019s port', help: '' },
+      { name: 'name', label: 'Green\u2019s name', kind: 'text', emptyLabel: 'blue\u2019s name and the major', help: '' },
+      { name: 'sslCertFile', label: 'TLS certificate', kind: 'text', emptyLabel: '', help: 'On the green server, for its address.' },
+      { name: 'sslKeyFile', label: 'TLS key', kind: 'text', emptyLabel: '', help: '' },
+      {
+        name: 'sequenceGap',
+        label: 'Sequence gap',
+        kind: 'text',
+        emptyLabel: '1000',
+        help: 'Each sequence on green is set this far past blue\u2019s value at the cut-over.',
+      },
+    ],
+  },
+  prepare: async (herdList, params, db): Promise<MajorPrepared> => {
+    if (herdList.length > 1)
+      throw refuse('params', `a major upgrade takes one herd (its green server is the operation's); ${String(herdList.length)} were given`);
+    const t = parseTarget(params.toVersion);
+    const builds = new Map<number, TargetBuild | null>();
+    const open = new Map<number, OpenUpgrade | null>();
+    for (const h of herdList) {
+      builds.set(h.id, await targetBuild(db, params.serverId, t.major, t.exact));
+      open.set(h.id, await openUpgradeOf(db, h.id));
+    }
+    const taken = await db.select({ env: herds.environmentId, name: herds.name }).from(herds);
+    return {
+      facts: await readFacts(herdList),
+      builds,
+      open,
+      server: await loadRestoreServer(db, params.serverId),
+      taken: new Set(taken.map((r) => `${String(r.env)}/${r.name}`)),
+    };
+  },
+  plan: (h, { params, prepared }): ActionPlan<GreenState> | Refusal => {
+    const blue = primaryOf(h);
+    if (blue instanceof Refusal) return blue;
+    if (blue.controlDriver === 'patroni')
+      return refuse('not-applicable', 'Patroni runs this herd: its major upgrade is not pgherd\u2019s yet');
+    const o = prepared.open.get(h.id);
+    if (o)
+      return refuse(
+        'not-applicable',
+        `${h.label} has an upgrade under way (#${String(o.id)}, ${o.status}): cut over, roll back or clean it up first`,
+      );
+    const f = prepared.facts.get(h.id);
+    if (typeof f === 'string' || !f) return refuse('topology', f ?? 'not read');
+    const srv = prepared.server;
+    if (!srv) return refuse('gone', `server ${String(params.serverId)} is not in the inventory`);
+    if (srv.environmentId !== h.environmentId)
+      return refuse(
+        'not-applicable',
+        `${srv.hostname} is in ${srv.environment}, not ${h.environment}: green goes onto a server of blue's environment`,
+      );
+    if (srv.instances > 0)
+      return refuse(
+        'not-applicable',
+        `${srv.hostname} holds ${String(srv.instances)} instance(s) of pgherd's inventory: green goes onto an empty server`,
+      );
+    const held =
+      pendingRefusal([{ name: srv.hostname, approval: srv.approval }]) ?? unpinnedRefusal({}, [{ name: srv.hostname, ssh: srv.ssh }]);
+    if (held) return held;
+    const build = prepared.builds.get(h.id);
+    if (!build)
+      return refuse('not-applicable', `no build of ${params.toVersion} on ${srv.hostname} (its agent lists the builds installed)`);
+    if (Math.floor(build.versionNum / 10000) <= Math.floor(f.serverVersionNum / 10000))
+      return refuse(
+        'not-applicable',
+        `${versionText(build.versionNum)} is not a later major than blue's ${versionText(f.serverVersionNum)}: a minor release is upgrade-minor`,
+      );
+    const j = precheckFacts(f, build);
+    if (j.blockers.length) return refuse('not-applicable', `pre-check: ${j.blockers.join('; ')}`);
+    const g = greenSteps(h, blue, f, build, srv, params);
+    if (prepared.taken.has(`${String(h.environmentId)}/${g.name}`))
+      return refuse('params', `a herd named ${g.name} exists in ${h.environment}: give green another name`);
+    return {
+      steps: g.steps,
+      warnings: [...productionWarning(h), ...j.warnings],
+      facts: [
+        ...j.facts,
+        { label: 'Green', value: `${h.environment}/${g.name}: ${srv.hostname}:${String(g.port)} (${params.dataDirectory}), no replicas` },
+        {
+          label: 'Blue meanwhile',
+          value: 'serves as before; its primary gets a publication and a table pgherd.upgrade_marker in each copied database',
+        },
+        { label: 'Then', value: 'cut over (upgrade-cutover) when green is ready: its own confirmation' },
+      ],
+      state: () => ({ claimed: false, kept: false, herdId: null, upgradeId: null, psql: null }),
+    };
+  },
+});
+
+// --- Cut-over and roll back ------------------------------------------------------------------------
+
+const switchParams = z
+  .object({
+    /** How long PgBouncer may hold clients before its armed RESUME lets them through. */
+    pauseBudgetSeconds: z.preprocess(
+      (v) => (typeof v === 'string' ? (v.trim() ? Number(v) : undefined) : v),
+      z.number({ message: 'a number' }).int().min(5).max(900).optional(),
+    ),
+  })
+  .strict();
+
+interface SwitchPrepared {
+  open: Map<number, OpenUpgrade | null>;
+  /** Blue and green herds of each target's upgrade. */
+  sides: Map<number, { blue: HerdRef; green: HerdRef } | string>;
+}
+
+interface SwitchState extends PoolerSwitchState {
+  fenced: boolean;
+  switched: boolean;
+  to: InstanceRef | undefined;
+}
+
+async function prepareSwitch(herdList: HerdRef[], db: Db): Promise<SwitchPrepared> {
+  const open = new Map<number, OpenUpgrade | null>();
+  const sides = new Map<number, { blue: HerdRef; green: HerdRef } | string>();
+  for (const h of herdList) {
+    const u = await openUpgradeOf(db, h.id);
+    open.set(h.id, u);
+    if (!u) continue;
+    if (u.greenHerdId === null || u.blueHerdId === null) {
+      sides.set(h.id, `its ${u.greenHerdId === null ? 'green' : 'blue'} herd was deleted from the inventory`);
+      continue;
+    }
+    const refs = await loadHerdRefs(db, [u.blueHerdId, u.greenHerdId]);
+    const blue = refs.find((r) => r.id === u.blueHerdId);
+    const green = refs.find((r) => r.id === u.greenHerdId);
+    sides.set(h.id, blue && green ? { blue, green } : 'blue or green is gone from the inventory');
+  }
+  return { open, sides };
+}
+
+const endpointOf = (m: InstanceRef): Endpoint => ({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment, label: m.label });
+
+/**
+ * The switch from `from` (the side that takes the writes now) to `to`: PgBouncer paused, `from` made
+ * read-only, a marker written there seen on `to`, sequences carried, the replication turned around,
+ * names and poolers moved, resumed. `direction`: cut-over (blue to green) or roll back (green to blue).
+ */
+function switchPlan(
+  h: HerdRef,
+  u: OpenUpgrade,
+  fromHerd: HerdRef,
+  toHerd: HerdRef,
+  direction: 'cutover' | 'rollback',
+  budgetS: number,
+): ActionPlan<SwitchState> | Refusal {
+  const from = primaryOf(fromHerd);
+  if (from instanceof Refusal) return from;
+  const to = primaryOf(toHerd);
+  if (to instanceof Refusal) return to;
+  const fromEnd = endpointOf(from);
+  const toEnd = endpointOf(to);
+  // Where the writes go now: the pooler and the names are the serving herd's (blue before the cut-over, green after).
+  const serving = fromHerd;
+  const oldSub = direction === 'cutover' ? subscription(u.id) : backSubscription(u.id); // on `to`, fed by `from`
+  const newSub = direction === 'cutover' ? backSubscription(u.id) : subscription(u.id); // on `from`, fed by `to`
+  const newPub = direction === 'cutover' ? BACK_PUBLICATION : PUBLICATION; // on `to`
+  const token = `${direction}-${String(u.id)}-${String(Date.now())}`;
+  const writeNames = serving.dns.filter((r) => r.match === 'role');
+  const members = () => [{ ...to, role: 'primary' as const }];
+  const steps: ActionStep<SwitchState>[] = [
+    {
+      name: 'pre-flight',
+      does: { kind: 'upgrade.preflight', upgrade: u.id, direction, from: memberArg(from), to: memberArg(to) },
+      says: `${to.label} is current (every table copied, less than 16 MB behind ${from.label})`,
+      timeoutMs: 60_000,
+      run: async (x) => {
+        const s = await progress(fromEnd, toEnd, u.databases, u.id, oldSub);
+        x.note({ stdout: `${String(s.ready)} of ${String(s.tables)} tables ready; ${String(s.behind)} bytes behind` });
+        if (s.ready !== s.tables || s.behind >= 16 * 1024 * 1024)
+          throw refuse(
+            'topology',
+            `${to.label} is not current (${String(s.ready)} of ${String(s.tables)} tables ready, ${String(s.behind)} bytes behind); nothing was changed`,
+          );
+      },
+    },
+    ...pauseSteps<SwitchState>(serving.poolers, (s) => (s.switched ? s.to : undefined), budgetS),
+    {
+      name: `${from.label}: read-only`,
+      does: { kind: 'upgrade.fence-writes', instance: memberArg(from) },
+      says: `ALTER SYSTEM SET default_transaction_read_only = on on ${from.label}, reload: no client commits there from now on (replication still applies)`,
+      timeoutMs: 30_000,
+      run: async (x) => {
+        await onDb(fromEnd, 'postgres', async (c) => {
+          await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
+          await c.query('SELECT pg_reload_conf()');
+        });
+        x.state.fenced = true;
+      },
+      always: {
+        name: `${from.label}: writable again unless switched`,
+        does: { kind: 'upgrade.unfence-unless-switched', instance: from.id },
+        says: `should the switch stop before the names move: ${from.label} writable again`,
+        timeoutMs: 30_000,
+        givesBack: true,
+        run: async (x) => {
+          if (!x.state.fenced || x.state.switched) return;
+          await onDb(fromEnd, 'postgres', async (c) => {
+            await c.query('ALTER SYSTEM RESET default_transaction_read_only');
+            await c.query('SELECT pg_reload_conf()');
+          });
+          x.note({ stdout: `${from.label} takes writes again` });
+        },
+      },
+    },
+    {
+      name: `every commit of ${from.label} applied on ${to.label}`,
+      does: { kind: 'upgrade.marker', from: from.id, to: to.id, databases: u.databases },
+      says: `write a marker in ${MARKER} on ${from.label} in each database and wait until ${to.label} has it: every commit before it is applied`,
+      timeoutMs: 60_000,
+      run: async (x) => {
+        const t0 = Date.now();
+        for (const d of u.databases) {
+          await onDb(fromEnd, d, async (c) => {
+            await c.query('BEGIN READ WRITE');
+            await c.query(`INSERT INTO ${MARKER} (token) VALUES ($1)`, [token]);
+            await c.query('COMMIT');
+          });
+          await onDb(toEnd, d, async (c) => {
+            for (;;) {
+              if ((await c.query(`SELECT 1 FROM ${MARKER} WHERE token = $1`, [token])).rowCount) return;
+              if (x.signal.aborted || Date.now() - t0 > 50_000)
+                throw new Error(`${to.label}/${d} did not apply the marker in time: the switch stops, ${from.label} takes writes again`);
+              await new Promise((r) => setTimeout(r, 5));
+            }
+          });
+        }
+        x.note({ stdout: `applied on ${to.label} in ${String(Date.now() - t0)} ms` });
+      },
+    },
+    {
+      name: 'sequences',
+      does: { kind: 'upgrade.sequences', from: from.id, to: to.id, gap: u.sequenceGap },
+      says: `set each sequence on ${to.label} to ${from.label}'s value plus ${String(u.sequenceGap)}, then check each one`,
+      timeoutMs: 120_000,
+      run: async (x) => {
+        const lines: string[] = [];
+        for (const d of u.databases) {
+          const seqs = await onDb(
+            fromEnd,
+            d,
+            async (c) =>
+              (
+                await c.query<{ s: string; v: string | null }>(
+                  `SELECT format('%I.%I', schemaname, sequencename) AS s, last_value::text AS v FROM pg_sequences WHERE schemaname <> 'pgherd'`,
+                )
+              ).rows,
+          );
+          if (!seqs.length) continue;
+          await onDb(toEnd, d, async (c) => {
+            await c.query(
+              `SELECT setval(s::regclass, v::bigint + $2::bigint, true) FROM jsonb_to_recordset($1::jsonb) AS r(s text, v text) WHERE v IS NOT NULL`,
+              [JSON.stringify(seqs), u.sequenceGap],
+            );
+            const now = await c.query<{ s: string; v: string | null }>(
+              `SELECT format('%I.%I', schemaname, sequencename) AS s, last_value::text AS v FROM pg_sequences WHERE schemaname <> 'pgherd'`,
+            );
+            const at = new Map(now.rows.map((r) => [r.s, r.v]));
+            const short = seqs.filter((q) => q.v !== null && BigInt(at.get(q.s) ?? '0') < BigInt(q.v) + BigInt(u.sequenceGap));
+            if (short.length)
+              throw new Error(`${d}: ${short.map((q) => q.s).join(', ')} not set past ${from.label}'s value on ${to.label}`);
+          });
+          lines.push(`${d}: ${String(seqs.length)} sequence(s) set and checked`);
+        }
+        x.note({ stdout: lines.join('\n') || 'no sequences' });
+      },
+    },
+    {
+      name: 'turn the replication around',
+      does: { kind: 'upgrade.reverse', upgrade: u.id, drop: oldSub, create: newSub },
+      says: `on ${from.label}: subscription ${newSub} to ${to.label}'s ${newPub} (nothing copied: both hold the same rows), so that it stays current; on ${to.label}: ${oldSub} dropped`,
+      timeoutMs: 120_000,
+      run: async (x) => {
+        const creds = credsOf(toEnd);
+        for (const d of u.databases) {
+          await onDb(fromEnd, d, async (c) => {
+            const has = await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [newSub]);
+            if (!has.rowCount)
+              await c.query(
+                `CREATE SUBSCRIPTION ${newSub} CONNECTION ${c.escapeLiteral(conninfo(toEnd, d, creds))} PUBLICATION ${newPub} WITH (copy_data = false)`,
+              );
+          });
+          await onDb(toEnd, d, async (c) => {
+            if ((await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [oldSub])).rowCount)
+              await c.query(`DROP SUBSCRIPTION ${oldSub}`);
+          });
+        }
+        x.state.to = to;
+        x.state.switched = true;
+        x.state.promoted = true;
+      },
+    },
+    {
+      name: `${to.label}: writable`,
+      does: { kind: 'upgrade.unfence', instance: memberArg(to) },
+      says: `${to.label} takes writes (default_transaction_read_only reset)`,
+      timeoutMs: 30_000,
+      run: async () => {
+        await onDb(toEnd, 'postgres', async (c) => {
+          await c.query('ALTER SYSTEM RESET default_transaction_read_only');
+          await c.query('SELECT pg_reload_conf()');
+        });
+      },
+    },
+    ...dnsSteps<SwitchState>(
+      { ...serving, dns: writeNames },
+      () => members(),
+      () => [to],
+      (rec) => `point ${rec.name} at ${to.hostname}`,
+      undefined,
+      { targetsOf: () => [to], name: (rec) => `DNS: ${rec.name} to ${to.hostname}` },
+    ),
+    ...repointAndResumeSteps<SwitchState>(serving.poolers, (s) => s.to, to),
+    {
+      name: 'record where the writes go',
+      does: { kind: 'upgrade.record', upgrade: u.id, direction },
+      says: `the names and PgBouncer are ${toHerd.label}'s now; the upgrade is ${direction === 'cutover' ? 'cut over (blue stays current: roll back, or clean up)' : 'back on blue (green stays current: cut over again, or clean up)'}`,
+      timeoutMs: 30_000,
+      settles: true,
+      run: async (x) => {
+        await x.deps.db.transaction(async (tx) => {
+          await tx
+            .update(dnsRecords)
+            .set({ herdId: toHerd.id })
+            .where(and(eq(dnsRecords.herdId, fromHerd.id), eq(dnsRecords.match, 'role')));
+          await tx.update(poolers).set({ herdId: toHerd.id }).where(eq(poolers.herdId, fromHerd.id));
+          await tx
+            .update(majorUpgrades)
+            .set(direction === 'cutover' ? { status: 'cut-over', cutOverAt: new Date() } : { status: 'ready', rolledBackAt: new Date() })
+            .where(eq(majorUpgrades.id, u.id));
+        });
+        await writeAudit(x.deps.db, {
+          user: x.deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
+          action: direction === 'cutover' ? 'upgrade.cutover' : 'upgrade.rollback',
+          objectType: 'herds',
+          objectId: String(toHerd.id),
+          objectLabel: toHerd.label,
+          environmentId: toHerd.environmentId,
+          changes: { serving: [fromHerd.label, toHerd.label] },
+        });
+        x.deps.outcome?.(`${toHerd.label} (${to.label}) takes the writes; ${fromHerd.label} is read-only and stays current`);
+      },
+    },
+  ];
+  return {
+    steps,
+    warnings: [
+      ...productionWarning(h),
+      serving.poolers.length
+        ? 'writes through PgBouncer wait during the switch (about a second); direct connections to the old side get read-only errors'
+        : 'the herd has no PgBouncer: clients must reconnect through the write name, and the old side refuses writes from the switch on',
+    ],
+    facts: [
+      { label: 'From', value: `${fromHerd.label} (${from.label})` },
+      { label: 'To', value: `${toHerd.label} (${to.label})` },
+      { label: 'Committed transactions lost', value: 'none: the switch waits until a marker committed after the last write is applied' },
+      { label: 'Sequences', value: `set past the old side's values by ${String(u.sequenceGap)}, each checked` },
+      {
+        label: 'The way back',
+        value: direction === 'cutover' ? 'upgrade-rollback, as long as the upgrade is not cleaned up' : 'upgrade-cutover again',
+      },
+    ],
+    state: () => ({ fenced: false, switched: false, to: undefined, promoted: false, repointed: new Set() }),
+  };
+}
+
+function switchAction(direction: 'cutover' | 'rollback') {
+  return defineHerdAction({
+    name: direction === 'cutover' ? 'upgrade-cutover' : 'upgrade-rollback',
+    label: direction === 'cutover' ? 'Cut over to the upgraded herd' : 'Roll back to the herd before the upgrade',
+    permission: 'admin',
+    dangerous: true,
+    runsAsConfirmed: true,
+    params: {
+      schema: switchParams,
+      fields: [
+        {
+          name: 'pauseBudgetSeconds',
+          label: 'Pause at most (s)',
+          kind: 'text',
+          emptyLabel: String(DEFAULT_PAUSE_BUDGET_S),
+          help: 'PgBouncer resumes by itself after this.',
+        },
+      ],
+    },
+    prepare: (herdList, _p, db) => prepareSwitch(herdList, db),
+    plan: (h, { params, prepared }): ActionPlan<SwitchState> | Refusal => {
+      const u = prepared.open.get(h.id);
+      if (!u) return refuse('not-applicable', `${h.label} has no major upgrade under way (upgrade-major makes one)`);
+      const sides = prepared.sides.get(h.id);
+      if (!sides || typeof sides === 'string') return refuse('gone', sides ?? 'not read');
+      const want = direction === 'cutover' ? 'ready' : 'cut-over';
+      if (u.status !== want)
+        return refuse(
+          'not-applicable',
+          direction === 'cutover'
+            ? `the upgrade is ${u.status}: a cut-over takes a ready one${u.status === 'cut-over' ? ' (it is cut over already)' : ''}`
+            : `the upgrade is ${u.status}: only a cut-over is rolled back`,
+        );
+      const [from, to] = direction === 'cutover' ? [sides.blue, sides.green] : [sides.green, sides.blue];
+      return switchPlan(h, u, from, to, direction, params.pauseBudgetSeconds ?? DEFAULT_PAUSE_BUDGET_S);
+    },
+  });
+}
+
+export const upgradeCutoverAction = switchAction('cutover');
+export const upgradeRollbackAction = switchAction('rollback');
+
+// --- Clean up --------------------------------------------------------------------------------------
+
+interface CleanState {
+  done: boolean;
+}
+
+export const upgradeCleanupAction = defineHerdAction({
+  name: 'upgrade-cleanup',
+  label: 'Clean up a major upgrade',
+  permission: 'admin',
+  dangerous: true,
+  runsAsConfirmed: true,
+  params: { schema: z.object({}).strict(), fields: [] },
+  prepare: (herdList, _p, db) => prepareSwitch(herdList, db),
+  plan: (h, { prepared }): ActionPlan<CleanState> | Refusal => {
+    const u = prepared.open.get(h.id);
+    if (!u) return refuse('not-applicable', `${h.label} has no major upgrade under way`);
+    const sides = prepared.sides.get(h.id);
+    if (!sides || typeof sides === 'string') return refuse('gone', sides ?? 'not read');
+    if (u.status === 'building') return refuse('not-applicable', 'green is still being built: let upgrade-major finish (or fail) first');
+    // Cut over: blue goes. Ready (never cut over, or rolled back): green goes.
+    const [keep, drop] = u.status === 'cut-over' ? [sides.green, sides.blue] : [sides.blue, sides.green];
+    const keepP = primaryOf(keep);
+    if (keepP instanceof Refusal) return keepP;
+    const dropP = primaryOf(drop);
+    if (dropP instanceof Refusal) return dropP;
+    const keepEnd = endpointOf(keepP);
+    const dropEnd = endpointOf(dropP);
+    const steps: ActionStep<CleanState>[] = [
+      {
+        name: 'drop the replication between them',
+        does: { kind: 'upgrade.unsubscribe', upgrade: u.id, databases: u.databases },
+        says: `every subscription and publication of the upgrade dropped, on both sides; ${MARKER} dropped on ${keep.label}`,
+        timeoutMs: 300_000,
+        run: async (x) => {
+          for (const d of u.databases) {
+            for (const [e, sub] of [
+              [dropEnd, backSubscription(u.id)],
+              [dropEnd, subscription(u.id)],
+              [keepEnd, backSubscription(u.id)],
+              [keepEnd, subscription(u.id)],
+            ] as const)
+              await onDb(e, d, async (c) => {
+                if ((await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [sub])).rowCount)
+                  await c.query(`DROP SUBSCRIPTION ${sub}`);
+              });
+            await onDb(keepEnd, d, async (c) => {
+              await c.query(`DROP PUBLICATION IF EXISTS ${PUBLICATION}`);
+              await c.query(`DROP PUBLICATION IF EXISTS ${BACK_PUBLICATION}`);
+              await c.query(`DROP TABLE IF EXISTS ${MARKER}`);
+              await c.query(`DROP SCHEMA IF EXISTS pgherd`);
+            });
+          }
+          x.note({ stdout: `${u.databases.join(', ')}: no replication of the upgrade left` });
+        },
+      },
+      {
+        name: `stop ${drop.label}`,
+        does: { kind: 'upgrade.retire', herd: drop.id, members: drop.members.map(memberArg) },
+        says: `stop every member of ${drop.label} (pg_ctl stop -m fast) and take the herd out of the inventory; their data directories stay on disk`,
+        timeoutMs: 300_000,
+        run: async (x) => {
+          for (const m of drop.members) {
+            const bins = m.binDir || binDir(m.pgVersion);
+            const r = await execNoted(
+              x.deps,
+              m,
+              x,
+              [`${bins}/pg_ctl`, '-D', m.dataDirectory, '-m', 'fast', '-w', '-t', '120', 'stop'],
+              150_000,
+            );
+            if (r.code !== 0 && !/not running|No such file|does not exist/i.test(r.stderr))
+              throw new Error(`${m.label}: pg_ctl stop failed: ${r.stderr.trim()}`);
+          }
+          await x.deps.db.transaction(async (tx) => {
+            await tx.update(majorUpgrades).set({ status: 'cleaned', cleanedAt: new Date() }).where(eq(majorUpgrades.id, u.id));
+            await tx.delete(instances).where(inArray(instances.herdId, [drop.id]));
+            await tx.delete(herds).where(eq(herds.id, drop.id));
+          });
+          await writeAudit(x.deps.db, {
+            user: x.deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
+            action: 'upgrade.cleanup',
+            objectType: 'herds',
+            objectId: String(drop.id),
+            objectLabel: drop.label,
+            environmentId: drop.environmentId,
+            changes: { kept: [null, keep.label] },
+          });
+          x.deps.outcome?.(`${keep.label} kept; ${drop.label} stopped and out of the inventory`);
+        },
+      },
+    ];
+    return {
+      steps,
+      warnings: [
+        ...productionWarning(h),
+        `${drop.label} is stopped: after this, ${u.status === 'cut-over' ? 'there is no way back to blue' : 'green is gone'}`,
+      ],
+      facts: [
+        { label: 'Kept', value: `${keep.label} (${keepP.label})` },
+        {
+          label: 'Taken away',
+          value: `${drop.label} (${drop.members.map((m) => m.label).join(', ')}): stopped, out of the inventory, data left on disk`,
+        },
+      ],
+      state: () => ({ done: false }),
+    };
+  },
+});

@@ -1,0 +1,235 @@
+// A major upgrade by blue/green on a lab herd of its own (bg/shop: a primary and a replica on Debian's
+// 15, PgBouncer in front, on 127.0.71.x): the pre-check finds each seeded blocker; green is built on
+// the lab's 17 on a scratch server and catches up; the cut-over, the roll back and the cut-over again
+// run under a writer through PgBouncer whose rows take their keys from a sequence: no acknowledged
+// commit lost, no duplicate key, every row on the side that takes the writes; the clean up stops blue.
+import { realpathSync } from 'node:fs';
+import path from 'node:path';
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '@/db/client';
+import { herds, instances, majorUpgrades, servers } from '@/db/schema';
+import { seededDatabase } from '@/lib/lab/seed';
+import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
+import { query } from '@/lib/lab/postgres';
+import { labIdentity, run as runAs } from '@/lib/lab/proc';
+import { labBuild } from '@/lib/lab/builds';
+import { buildReport } from '@/lib/agent/cli';
+import { agentConfigSchema } from '@/lib/agent/discover';
+import { ingestReport } from '@/lib/features/agents/ingest';
+import { lookup } from '@/lib/adapters/dns/rfc2136';
+import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
+import { startWriter, type Writer } from '@/lib/testing/writer';
+import { waitFor } from '@/lib/testing/wait';
+import { planOperation } from '@/lib/engine/plan';
+import { SYSTEM_ACCESS } from '@/lib/engine/access';
+import type { AnyAction } from '@/lib/engine/define-action';
+import { setting } from '@/lib/settings/settings';
+import {
+  upgradeCleanupAction,
+  upgradeCutoverAction,
+  upgradeMajorAction,
+  upgradePrecheckAction,
+  upgradeRollbackAction,
+} from './major.action';
+
+const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-bluegreen-${process.pid}.json`);
+let lab: LabInfo;
+let db: Db;
+let closeDb: () => Promise<void> = () => Promise.resolve();
+let worker: TestWorker | null = null;
+let blueId: number;
+let scratchId: number;
+
+const url = (i: Pick<LabInstance, 'address' | 'port'>) => `postgres://postgres@${i.address}:${i.port}/postgres`;
+const bluePrimary = () => lab.instances.find((i) => i.herd === 'shop' && i.role === 'primary')!;
+const runOp = (action: AnyAction, params: Record<string, unknown> = {}, timeoutMs = 240_000) =>
+  runOperation(db, worker!.queue, action, { herdIds: [blueId] }, params, { username: 'bluegreen-test', timeoutMs });
+const refused = async (action: AnyAction, params: Record<string, unknown>) =>
+  (await planOperation(db, SYSTEM_ACCESS, action, [blueId], params)).targets[0]!.refused;
+const failedSteps = (r: Awaited<ReturnType<typeof runOp>>) =>
+  JSON.stringify(r.steps.filter((s) => s.status === 'failed').map((s) => [s.name, s.stderrTail.slice(-600)]));
+
+async function report(hostname: string, socketDirectories: string[]) {
+  const cfg = agentConfigSchema.parse({
+    server: 'http://127.0.0.1:9',
+    tokenFile: '/nonexistent',
+    hostname,
+    lsclusters: false,
+    user: 'postgres',
+    socketDirectories,
+    buildDirectories: ['/usr/lib/postgresql/*/bin', `${setting('PGHERD_LAB_BUILDS_DIR')}/*/bin`],
+  });
+  const [s] = await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, hostname));
+  await ingestReport(db, { id: s!.id, hostname }, await buildReport(cfg));
+  return s!.id;
+}
+
+async function restartPrimary() {
+  const p = bluePrimary();
+  await runAs(labIdentity(), [
+    `${lab.pgBin}/pg_ctl`,
+    '-D',
+    p.dataDirectory,
+    '-l',
+    path.join(p.dataDirectory, 'restart.log'),
+    '-m',
+    'fast',
+    '-w',
+    '-t',
+    '60',
+    'restart',
+  ]);
+}
+
+beforeAll(async () => {
+  lab = await startLab({
+    aws: false,
+    ldap: false,
+    file: LAB_FILE,
+    fleet: { environments: ['bg'], herds: ['shop'], replicas: 1, sites: ['dc-east', 'dc-west'], subnet: '127.0.71' },
+    pgbouncer: [{ environment: 'bg', herd: 'shop' }],
+  });
+  useLabSettings(lab);
+  const c = await seededDatabase(lab, 4);
+  db = c.db;
+  closeDb = () => c.pool.end();
+  blueId = (await db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'shop')))[0]!.id;
+  for (const i of lab.instances) await report(i.server, [i.socketDirectory]);
+  scratchId = await report(lab.backup!.scratch[0]!.server, []);
+  worker = await startTestWorker(lab, 'bluegreen', 4);
+}, 240_000);
+
+afterAll(async () => {
+  await worker?.close();
+  await closeDb();
+  await stopLab(LAB_FILE);
+});
+
+describe('blue/green major upgrade', () => {
+  const scratch = () => lab.backup!.scratch[0]!;
+  const place = () => ({
+    toVersion: '17',
+    serverId: scratchId,
+    dataDirectory: path.join(scratch().dataRoot, 'green17'),
+    sslCertFile: scratch().tls!.certFile,
+    sslKeyFile: scratch().tls!.keyFile,
+  });
+
+  it('pre-check: names each seeded blocker, and a clean herd passes', async () => {
+    const p = url(bluePrimary());
+    await query(p, 'CREATE TABLE no_key (v int)');
+    await query(p, 'CREATE TABLE regs (id int PRIMARY KEY, r regclass)');
+    await query(p, 'CREATE EXTENSION adminpack');
+    const why = await refused(upgradeMajorAction, place());
+    expect(why).toMatch(/wal_level is replica: logical replication needs logical/);
+    expect(why).toMatch(/postgres: 1 table\(s\) without a primary key or replica identity \(public\.no_key\)/);
+    expect(why).toMatch(/column\(s\) of a reg\* type \(public\.regs\.r \(regclass\)\)/);
+    expect(why).toMatch(/extension adminpack .* is not installed with the target build/);
+    // The pre-check action says the same, and changes nothing.
+    const pre = await planOperation(db, SYSTEM_ACCESS, upgradePrecheckAction, [blueId], { toVersion: '17', serverId: scratchId });
+    expect(pre.targets[0]!.facts?.find((f) => f.label === 'Blockers')?.value).toMatch(/wal_level.*no_key.*regclass.*adminpack/s);
+    // Mended: a key, no reg* column, no adminpack, wal_level logical (a restart of the primary).
+    await query(p, 'ALTER TABLE no_key REPLICA IDENTITY FULL');
+    await query(p, 'DROP TABLE regs');
+    await query(p, 'DROP EXTENSION adminpack');
+    await query(p, 'ALTER SYSTEM SET wal_level = logical');
+    await restartPrimary();
+    const ok = await planOperation(db, SYSTEM_ACCESS, upgradePrecheckAction, [blueId], { toVersion: '17', serverId: scratchId });
+    expect(ok.targets[0]!.refused).toBeUndefined();
+    expect(ok.targets[0]!.facts?.find((f) => f.label === 'Blockers')?.value).toBe('none');
+    // Bad input changes nothing.
+    await expect(
+      planOperation(db, SYSTEM_ACCESS, upgradeMajorAction, [blueId], { ...place(), dataDirectory: '/tmp/../etc' }),
+    ).rejects.toThrow(/absolute path|no \.\./);
+    expect(await refused(upgradeMajorAction, { ...place(), toVersion: '15' })).toMatch(/not a later major/);
+    expect(await refused(upgradeCutoverAction, {})).toMatch(/no major upgrade under way/);
+  });
+
+  let writer: Writer | null = null;
+  const pooler = () => lab.pgbouncer[0]!;
+
+  it('builds green on 17 and follows the copy until it is current, while blue takes writes', async () => {
+    await query(pooler().dsn, 'CREATE TABLE items (id bigserial PRIMARY KEY, n int NOT NULL)');
+    await query(pooler().dsn, 'INSERT INTO items (n) SELECT -g FROM generate_series(1, 20000) g');
+    writer = startWriter(pooler().dsn, 'items');
+    await waitFor('the writer commits', async () => writer!.acked.length > 100);
+    const r = await runOp(upgradeMajorAction, place(), 300_000);
+    expect(r.targets[0]!.error, failedSteps(r)).toBeNull();
+    expect(r.targets[0]!.outcome).toMatch(/bg\/shop-17 on 17\.10 is ready/);
+    const [u] = await db.select().from(majorUpgrades);
+    expect(u).toMatchObject({ status: 'ready', blueHerdId: blueId, toVersionNum: labBuild('17').versionNum });
+    const [g] = await db.select().from(instances).where(eq(instances.herdId, u!.greenHerdId!));
+    expect(g).toMatchObject({ binDir: realpathSync(labBuild('17').binDir), serverVersionNum: 170010, role: 'primary' });
+    const green = `postgres://postgres@${scratch().address}:${String(g!.port)}/postgres`;
+    const [v] = await query<{ v: number }>(green, `SELECT current_setting('server_version_num')::int AS v`);
+    expect(v!.v).toBe(170010);
+    await waitFor('green has the seeded rows', async () =>
+      Number((await query<{ n: string }>(green, 'SELECT count(*) AS n FROM items WHERE n < 0'))[0]!.n) === 20000 ? true : undefined,
+    );
+  });
+
+  it('cuts over, rolls back and cuts over again under the writer: nothing lost, no duplicate key, the names and PgBouncer follow', async () => {
+    const [u] = await db.select().from(majorUpgrades);
+    const [g] = await db.select().from(instances).where(eq(instances.herdId, u!.greenHerdId!));
+    const green = `postgres://postgres@${scratch().address}:${String(g!.port)}/postgres`;
+    const blue = url(bluePrimary());
+    const writeName = lab.dns!.herds.find((h) => h.herd === 'shop')!.writeName;
+    const gaps: number[] = [];
+    // The rows acknowledged so far (the writer goes on meanwhile): each one is there.
+    const everyAckedOn = async (dsn: string) => {
+      const acked = [...writer!.acked];
+      const n = Number((await query<{ n: string }>(dsn, 'SELECT count(*) AS n FROM items WHERE n = ANY($1::int[])', [acked]))[0]!.n);
+      expect(n).toBe(acked.length);
+    };
+    const switchUnderWriter = async (action: AnyAction) => {
+      const before = writer!.acked.length;
+      const gap0 = writer!.maxGapMs;
+      const r = await runOp(action);
+      expect(r.targets[0]!.error, failedSteps(r)).toBeNull();
+      await waitFor('the writer commits after the switch', async () => writer!.acked.length > before + 100);
+      gaps.push(writer!.maxGapMs > gap0 ? writer!.maxGapMs : gap0);
+      return r;
+    };
+
+    await switchUnderWriter(upgradeCutoverAction);
+    expect((await db.select().from(majorUpgrades))[0]!.status).toBe('cut-over');
+    expect(await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME')).toEqual([scratch().server]);
+    expect((await query<{ a: string }>(pooler().dsn, 'SELECT host(inet_server_addr()) AS a'))[0]!.a).toBe(scratch().address);
+    await expect(query(blue, 'INSERT INTO items (n) VALUES (0)')).rejects.toThrow(/read-only transaction/);
+    await everyAckedOn(green);
+
+    await switchUnderWriter(upgradeRollbackAction);
+    expect((await db.select().from(majorUpgrades))[0]!.status).toBe('ready');
+    expect((await query<{ a: string }>(pooler().dsn, 'SELECT host(inet_server_addr()) AS a'))[0]!.a).toBe(bluePrimary().address);
+    await everyAckedOn(blue);
+
+    await switchUnderWriter(upgradeCutoverAction);
+    await writer!.stop();
+    expect(writer!.errors).toEqual([]);
+    await everyAckedOn(green);
+    // Blue stays current through the reverse subscription: the way back keeps every row.
+    await waitFor('blue has every row', async () =>
+      Number((await query<{ n: string }>(blue, 'SELECT count(*) AS n FROM items WHERE n = ANY($1::int[])', [writer!.acked]))[0]!.n) ===
+      writer!.acked.length
+        ? true
+        : undefined,
+    );
+    console.log(
+      `blue/green under load: ${writer!.acked.length} commits, 0 lost, 0 errors; longest gap ${Math.max(...gaps).toFixed(0)} ms over three switches`,
+    );
+    expect(Math.max(...gaps)).toBeLessThan(5000); // the benchmark holds the 1 s target; this guards the mechanism
+  }, 600_000);
+
+  it('cleans up: blue stopped and out of the inventory, green kept with the names', async () => {
+    const r = await runOp(upgradeCleanupAction);
+    expect(r.targets[0]!.error, failedSteps(r)).toBeNull();
+    const [u] = await db.select().from(majorUpgrades);
+    expect(u!.status).toBe('cleaned');
+    expect(await db.select().from(herds).where(eq(herds.id, blueId))).toEqual([]);
+    await expect(query(url(bluePrimary()), 'SELECT 1')).rejects.toThrow();
+    const green = `postgres://postgres@${scratch().address}:${String((await db.select().from(instances).where(eq(instances.herdId, u!.greenHerdId!)))[0]!.port)}/postgres`;
+    expect((await query<{ n: number }>(green, 'SELECT count(*)::int AS n FROM pg_subscription'))[0]!.n).toBe(0);
+    await query(pooler().dsn, 'INSERT INTO items (n) VALUES (1)');
+  });
+});
