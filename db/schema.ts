@@ -583,7 +583,11 @@ export const owedCleanups = pgTable(
       .notNull()
       .references(() => herds.id, { onDelete: 'cascade' }),
     poolerId: integer('pooler_id').references(() => poolers.id, { onDelete: 'cascade' }),
-    kind: text('kind').$type<'pooler-resume'>().notNull(),
+    // pooler-resume: a PgBouncer paused; writes-fence: an instance a major upgrade's switch made
+    // read-only (default_transaction_read_only), owed back unless the switch went through.
+    kind: text('kind').$type<'pooler-resume' | 'writes-fence'>().notNull(),
+    instanceId: bigint('instance_id', { mode: 'number' }).references(() => instances.id, { onDelete: 'cascade' }),
+    upgradeId: integer('upgrade_id').references(() => majorUpgrades.id, { onDelete: 'cascade' }),
     // What it owes, in words (for the pages), and the entries it paused.
     says: text('says').notNull(),
     databases: text('databases').array().notNull(),

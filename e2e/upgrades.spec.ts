@@ -80,6 +80,9 @@ test('tick the herd on the pending maintenance page, plan the rolling upgrade, c
   await expect(row).toContainText('15.18');
   await expect(row).toContainText('3 of 3');
   await expect(page.getByTestId('plan-upgrade')).toHaveCount(0);
+  // The campaign: staging's herds on 15, whose end of life is the project's November 2027 release.
+  await expect(page.getByTestId('upgrade-campaign').locator('tr[data-major="15"]')).toContainText('2027-11-11');
+  await expect(page.getByTestId('upgrades-under-way')).toContainText('No major upgrade under way');
   await page.getByRole('checkbox', { name: 'Tick orders' }).check();
   await page.getByTestId('plan-upgrade').click();
 

@@ -7,14 +7,12 @@ import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { herds, instances, postgresBuilds, servers } from '@/db/schema';
+import { herds, instances, postgresBuilds } from '@/db/schema';
 import { seededDatabase } from '@/lib/lab/seed';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { labBuild } from '@/lib/lab/builds';
-import { buildReport } from '@/lib/agent/cli';
-import { agentConfigSchema } from '@/lib/agent/discover';
-import { ingestReport } from '@/lib/features/agents/ingest';
+import { ingestLabReports } from '@/lib/lab/agents';
 import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
 import { startWriter } from '@/lib/testing/writer';
 import { waitFor } from '@/lib/testing/wait';
@@ -42,23 +40,6 @@ const exeOf = async (i: LabInstance) => {
 const runOp = (params: Record<string, unknown>, timeoutMs = 180_000) =>
   runOperation(db, worker!.queue, upgradeMinorAction, { herdIds: [herdId] }, params, { username: 'upgrade-test', timeoutMs });
 
-/** Every lab server's agent reports once: the instances and the builds installed. */
-async function agentsReport() {
-  for (const i of lab.instances) {
-    const cfg = agentConfigSchema.parse({
-      server: 'http://127.0.0.1:9',
-      tokenFile: '/nonexistent',
-      hostname: i.server,
-      lsclusters: false,
-      user: 'postgres',
-      socketDirectories: [i.socketDirectory],
-      buildDirectories: ['/usr/lib/postgresql/*/bin', `${setting('PGHERD_LAB_BUILDS_DIR')}/*/bin`],
-    });
-    const [s] = await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, i.server));
-    await ingestReport(db, { id: s!.id, hostname: i.server }, await buildReport(cfg));
-  }
-}
-
 beforeAll(async () => {
   lab = await startLab({
     aws: false,
@@ -80,7 +61,7 @@ beforeAll(async () => {
   db = c.db;
   closeDb = () => c.pool.end();
   herdId = (await db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'ledger')))[0]!.id;
-  await agentsReport();
+  await ingestLabReports(db, lab);
   worker = await startTestWorker(lab, 'upgrade', 4);
 }, 240_000);
 

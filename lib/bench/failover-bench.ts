@@ -155,7 +155,7 @@ async function drMany(log: (m: string) => void): Promise<string[]> {
  * pgherd's database migrated and seeded with the lab's fleet, a queue and one worker (`concurrency`
  * targets at once, no refresh) under `prefix`; close() stops and closes them all.
  */
-async function benchEngine(lab: LabInfo, prefix: string, concurrency: number) {
+export async function benchEngine(lab: LabInfo, prefix: string, concurrency: number) {
   const { db, pool } = createDb(lab.database.url, 8);
   const producer = producerConnection(lab.redis!.url);
   const queue = targetQueue(producer, prefix);

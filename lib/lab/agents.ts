@@ -4,8 +4,12 @@
 // 18 Node processes would cost more than the fleet they watch.
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { readConfig, reportNow } from '@/lib/agent/cli';
-import type { AgentConfig } from '@/lib/agent/discover';
+import { eq } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import { servers } from '@/db/schema';
+import { buildReport, readConfig, reportNow } from '@/lib/agent/cli';
+import { ingestReport } from '@/lib/features/agents/ingest';
+import { agentConfigSchema, type AgentConfig } from '@/lib/agent/discover';
 import { DEFAULT_BUILD_PATTERNS } from '@/lib/agent/builds';
 import { setting } from '@/lib/settings/settings';
 import { PG_SUPERUSER } from './postgres';
@@ -82,4 +86,30 @@ export function runLabAgents(agents: LabAgent[], log: (m: string) => void): { st
       await round;
     },
   };
+}
+
+/**
+ * Each lab server's agent reports once, straight into the ingest (no console needed): the instances
+ * of the fleet's servers, and the builds of every server (the scratch servers' too). For the tests and
+ * benchmarks that start a lab of their own.
+ */
+export async function ingestLabReports(db: Db, lab: LabInfo): Promise<void> {
+  const hosts = [
+    ...lab.instances.map((i) => ({ server: i.server, sockets: [i.socketDirectory] })),
+    ...(lab.backup?.scratch ?? []).map((s) => ({ server: s.server, sockets: [] as string[] })),
+  ];
+  for (const h of hosts) {
+    const cfg = agentConfigSchema.parse({
+      server: 'http://127.0.0.1:9',
+      tokenFile: '/nonexistent',
+      hostname: h.server,
+      lsclusters: false,
+      user: PG_SUPERUSER,
+      socketDirectories: h.sockets,
+      buildDirectories: [...DEFAULT_BUILD_PATTERNS, `${setting('PGHERD_LAB_BUILDS_DIR')}/*/bin`],
+    });
+    const [s] = await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, h.server));
+    if (!s) throw new Error(`ingestLabReports: no server ${h.server} in the inventory`);
+    await ingestReport(db, { id: s.id, hostname: h.server }, await buildReport(cfg));
+  }
 }

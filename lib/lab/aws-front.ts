@@ -36,6 +36,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { DescribeInstancesCommand, EC2Client, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import shippedPrices from '@/lib/fleet/cloud/prices/ec2-on-demand.json';
+import { binDirOf } from '@/lib/agent/collect';
 import { run, type Identity } from './proc';
 
 export interface AwsFrontConfig {
@@ -46,8 +47,8 @@ export interface AwsFrontConfig {
   identity: Identity;
   /** JSON: { "insufficient": ["m6i.xlarge", "m6i.2xlarge@eu-west-1a"], "lateInsufficient": ["r6i.large"], "slow": { "i-0123": 30 }, "route53": { "error": "Throttling" } } */
   capacityFile: string;
-  /** Each EC2 instance's Postgres instances (what its host runs). */
-  hosts: Record<string, { dataDirectory: string; logFile: string }[]>;
+  /** Each EC2 instance's Postgres instances (what its host runs), and the build each starts on (default pgBin). */
+  hosts: Record<string, { dataDirectory: string; logFile: string; binDir?: string }[]>;
   /**
    * Instances launched (RunInstances) in an environment's subnet: each gets a free one of the environment's
    * addresses as its private address (an sshd answers there with the environment's host key), and its
@@ -179,12 +180,20 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
       const id = /<instanceId>([^<]+)<\/instanceId>/.exec(item)?.[1] ?? '';
       return lateRefused.has(id) ? item.replace(/<stateReason>[\s\S]*?<\/stateReason>/, LATE_REASON) : item;
     });
+  // A host boots its Postgres on the build it ran before it stopped (as its service would), read from the
+  // postmaster's executable when it is stopped; until then the build the lab started it on.
+  const ranOn = new Map<string, string>();
   const pgCtl = async (id: string, verb: 'stop' | 'start') => {
     for (const h of cfg.hosts[id] ?? []) {
+      if (verb === 'stop') {
+        const was = binDirOf(h.dataDirectory);
+        if (was) ranOn.set(h.dataDirectory, was);
+      }
+      const bin = ranOn.get(h.dataDirectory) ?? h.binDir ?? cfg.pgBin;
       const argv =
         verb === 'stop'
-          ? [`${cfg.pgBin}/pg_ctl`, '-D', h.dataDirectory, '-m', 'fast', '-w', '-t', '60', 'stop']
-          : [`${cfg.pgBin}/pg_ctl`, '-D', h.dataDirectory, '-l', h.logFile, '-w', '-t', '60', 'start'];
+          ? [`${bin}/pg_ctl`, '-D', h.dataDirectory, '-m', 'fast', '-w', '-t', '60', 'stop']
+          : [`${bin}/pg_ctl`, '-D', h.dataDirectory, '-l', h.logFile, '-w', '-t', '60', 'start'];
       await run(cfg.identity, argv).catch((err: unknown) => {
         // Already stopped (or already running): what a host's shutdown or boot finds sometimes.
         console.error(`aws-front: ${verb} ${h.dataDirectory}: ${(err as Error).message}`);

@@ -105,7 +105,16 @@ async function answers(url: string): Promise<boolean> {
 export async function startAws(
   id: Identity,
   dir: string,
-  servers: { hostname: string; address: string; site: string; environment: string; herd: string; dataDirectory: string; logFile: string }[],
+  servers: {
+    hostname: string;
+    address: string;
+    site: string;
+    environment: string;
+    herd: string;
+    dataDirectory: string;
+    logFile: string;
+    binDir?: string;
+  }[],
   sites: string[],
   pgBin: string,
   track: (p: { name: string; pid: number; program: string; signal: NodeJS.Signals }) => void,
@@ -163,7 +172,10 @@ export async function startAws(
     const instanceId = r.Instances?.[0]?.InstanceId;
     if (!instanceId) throw new Error(`moto ran no instance for ${s.hostname}`);
     instances.push({ server: s.hostname, instanceId, instanceType: LAB_INSTANCE_TYPE, availabilityZone });
-    hosts[instanceId] = [...(hosts[instanceId] ?? []), { dataDirectory: s.dataDirectory, logFile: s.logFile }];
+    hosts[instanceId] = [
+      ...(hosts[instanceId] ?? []),
+      { dataDirectory: s.dataDirectory, logFile: s.logFile, ...(s.binDir ? { binDir: s.binDir } : {}) },
+    ];
   }
   ec2.destroy();
 

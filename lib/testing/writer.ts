@@ -64,8 +64,8 @@ function tally() {
   };
 }
 
-/** Writes into `table` (n int), which must exist. */
-export function startWriter(dsn: string, table = 'writes'): Writer {
+/** Writes into `table` (n int), which must exist; `everyMs`: a commit that often at most (a paced client), else back to back. */
+export function startWriter(dsn: string, table = 'writes', opts: { everyMs?: number } = {}): Writer {
   const t = tally();
   const { errors, state } = t;
   const c = new pg.Client({ connectionString: dsn });
@@ -74,8 +74,11 @@ export function startWriter(dsn: string, table = 'writes'): Writer {
     await c.connect();
     for (let n = 1; !state.stopping; n++) {
       try {
+        const t0 = performance.now();
         await t.timed(c.query(`INSERT INTO ${table} (n) VALUES ($1)`, [n]));
         t.ack(n);
+        const rest = (opts.everyMs ?? 0) - (performance.now() - t0);
+        if (rest > 0) await new Promise((r) => setTimeout(r, rest));
       } catch (e) {
         errors.push((e as Error).message);
         await new Promise((r) => setTimeout(r, 20));

@@ -5,6 +5,7 @@ import { PendingUpgrades } from '@/components/ops/pending-upgrades';
 import { requireAccess } from '@/lib/features/auth/session';
 import { chooseEnvironment } from '@/lib/features/auth/environment-choice';
 import { pendingMaintenance } from '@/lib/features/upgrades/pending';
+import { upgradeCampaign } from '@/lib/features/upgrades/campaign';
 
 export const dynamic = 'force-dynamic';
 
@@ -18,6 +19,7 @@ export default async function PendingMaintenancePage({ searchParams }: { searchP
   const choice = await chooseEnvironment(db, access, (await searchParams).environment);
   const env = choice.chosen;
   const rows = env ? await pendingMaintenance(db, [env.id]) : [];
+  const campaign = env ? await upgradeCampaign(db, env.id) : { majors: [], upgrades: [] };
   return (
     <>
       <Breadcrumbs items={[{ label: 'Pending maintenance' }]} />
@@ -29,6 +31,65 @@ export default async function PendingMaintenancePage({ searchParams }: { searchP
         one at a time, switches over, then moves the old primary; a member that fails its gate goes back to the build it ran.
       </p>
       <PendingUpgrades rows={rows} />
+      <h2>Campaign</h2>
+      <p className="help">
+        The majors the herds run and the days left before each one&apos;s end of life (the project&apos;s last minor release). A major
+        upgrade is a blue/green one: Pre-check a major upgrade, then Upgrade to a new major on the herds changelist; its cut-over is
+        confirmed on its own.
+      </p>
+      <table className="result-list" data-testid="upgrade-campaign">
+        <thead>
+          <tr>
+            <th scope="col">Major</th>
+            <th scope="col">Herds</th>
+            <th scope="col">End of life</th>
+            <th scope="col">Days left</th>
+          </tr>
+        </thead>
+        <tbody>
+          {campaign.majors.map((m) => (
+            <tr key={m.major} data-major={m.major} className={m.daysLeft !== null && m.daysLeft < 365 ? 'warning' : undefined}>
+              <td>{m.major}</td>
+              <td>{m.herds}</td>
+              <td>{m.endOfLife ?? '\u2014'}</td>
+              <td>{m.daysLeft === null ? '\u2014' : m.daysLeft < 0 ? `ended ${String(-m.daysLeft)} days ago` : m.daysLeft}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <table className="result-list" data-testid="upgrades-under-way">
+        <thead>
+          <tr>
+            <th scope="col">Upgrade</th>
+            <th scope="col">Blue</th>
+            <th scope="col">Green</th>
+            <th scope="col">To</th>
+            <th scope="col">Where it stands</th>
+          </tr>
+        </thead>
+        <tbody>
+          {campaign.upgrades.length === 0 && (
+            <tr>
+              <td colSpan={5}>No major upgrade under way.</td>
+            </tr>
+          )}
+          {campaign.upgrades.map((u) => (
+            <tr key={u.id} data-status={u.status}>
+              <td>#{u.id}</td>
+              <td>{u.blue ?? '\u2014'}</td>
+              <td>{u.green ?? '\u2014'}</td>
+              <td>{u.toVersion}</td>
+              <td>
+                {u.status === 'building'
+                  ? 'green being built and copied'
+                  : u.status === 'ready'
+                    ? 'green current: cut over when ready'
+                    : 'cut over: blue stays current (roll back, or clean up)'}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </>
   );
 }

@@ -1,11 +1,14 @@
 // What targets owe clients and could not give back themselves (their worker killed, their lease lost,
 // the pooler away when their cleanup ran): settled by every worker's reconcile once the target no
-// longer runs and no one holds its herd. Each is done as the herd is now, not as the target left it:
+// longer runs and no one holds its herd. A major upgrade's fence (its old side made read-only) is given
+// back unless the switch went through. Each is done as the herd is now, not as the target left it:
 // the PgBouncer is pointed at the member that answers as the primary (when exactly one does and the
 // entries point elsewhere), its paused entries resumed, the resume armed on its host disarmed.
 import { eq, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
-import { owedCleanups } from '@/db/schema';
+import { majorUpgrades, owedCleanups } from '@/db/schema';
+import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
+import { instanceClient } from '@/lib/fleet/pg-access';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { showDatabases } from '@/lib/adapters/pgbouncer/admin';
 import type { ActionDeps } from '@/lib/engine/define-action';
@@ -29,6 +32,9 @@ async function claim(db: Db, limit: number) {
     pooler_id: number | null;
     databases: string[];
     resume_token: string;
+    kind: 'pooler-resume' | 'writes-fence';
+    instance_id: string | null;
+    upgrade_id: number | null;
   }>(sql`
     UPDATE owed_cleanups o SET claimed_until = now() + make_interval(secs => ${CLAIM_S}), attempts = o.attempts + 1
     WHERE o.id IN (
@@ -38,8 +44,8 @@ async function claim(db: Db, limit: number) {
         AND NOT EXISTS (SELECT 1 FROM herd_leases l WHERE l.herd_id = c.herd_id AND l.expires_at > now())
       ORDER BY c.id LIMIT ${limit}
       FOR UPDATE OF c SKIP LOCKED)
-    RETURNING o.id, o.herd_id, o.pooler_id, o.databases, o.resume_token`);
-  return rows.rows.map((r) => ({ ...r, id: Number(r.id) }));
+    RETURNING o.id, o.herd_id, o.pooler_id, o.databases, o.resume_token, o.kind, o.instance_id, o.upgrade_id`);
+  return rows.rows.map((r) => ({ ...r, id: Number(r.id), instance_id: r.instance_id === null ? null : Number(r.instance_id) }));
 }
 
 /** A record of what was done, for the owed row (no step to write it in: reconcile is no operation). */
@@ -97,6 +103,30 @@ async function settlePooler(
 }
 
 /**
+ * Settles a major upgrade's fence: the instance is made writable again when its herd is the one that
+ * serves the upgrade as it stands now (blue until the cut-over, green after it), i.e. the switch that
+ * fenced it did not go through; one the switch went past stays read-only, as it should.
+ */
+async function settleFence(db: Db, row: { instance_id: number | null; upgrade_id: number | null }): Promise<string> {
+  if (row.instance_id === null || row.upgrade_id === null) return 'nothing to give back: its instance or upgrade is gone';
+  const [u] = await db.select().from(majorUpgrades).where(eq(majorUpgrades.id, row.upgrade_id));
+  const [t] = await loadInstanceRefs(db, [row.instance_id]);
+  if (!u || !t) return 'nothing to give back: its instance or upgrade is gone';
+  const serving = u.status === 'cut-over' ? u.greenHerdId : u.blueHerdId;
+  if (u.status === 'cleaned' || t.herdId !== serving) return `the switch went through: ${t.label} stays read-only`;
+  const c = instanceClient(t, { connectionTimeoutMillis: 5000, statement_timeout: 10_000, application_name: 'pgherd-reconcile' });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    await c.query('ALTER SYSTEM RESET default_transaction_read_only');
+    await c.query('SELECT pg_reload_conf()');
+  } finally {
+    await c.end().catch(() => {});
+  }
+  return `${t.label} takes writes again (the switch that fenced it did not go through)`;
+}
+
+/**
  * Settles what may be settled now; each failure is recorded on its row (shown on the herd and the
  * operation) and tried again at the next reconcile.
  */
@@ -110,7 +140,7 @@ export async function settleOwed(
   const failed: number[] = [];
   for (const row of await claim(db, limit)) {
     try {
-      const how = await settlePooler(db, ssh, row);
+      const how = row.kind === 'writes-fence' ? await settleFence(db, row) : await settlePooler(db, ssh, row);
       await db
         .update(owedCleanups)
         .set({ settledAt: new Date(), settledHow: `by a worker's reconcile: ${how}`, lastError: null, claimedUntil: null })

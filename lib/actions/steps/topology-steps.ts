@@ -1,6 +1,7 @@
 // Moves of a herd's topology that several actions make: promote a replica, point a replica at an
 // upstream, bring an old primary back as a replica of the new one. Each is judged by what the
 // instances then say (pg_is_in_recovery(), pg_stat_wal_receiver), never by an exit code.
+import { performance } from 'node:perf_hooks';
 import { eq } from 'drizzle-orm';
 import { instances } from '@/db/schema';
 import { lsnDiff } from '@/lib/adapters/format/lsn';
@@ -55,22 +56,24 @@ export async function promoteNow(
   try {
     if (ctx.signal.aborted) throw new Error(`${t.label} was not promoted: the step was stopped before pg_promote was sent`);
     opts.onSent?.();
-    // pg_promote's own wait looks every 100 ms; this session looks every 5 ms (it was opened for this
-    // step: a new connection, not a kept one).
+    // The deadline runs from the moment pg_promote is sent. pg_promote's own wait looks every 100 ms;
+    // this session looks every 5 ms (it was opened for this step: a new connection, not a kept one),
+    // the first time 5 ms after the signal, each time only while the deadline has not passed: a
+    // deadline shorter than a look is missed, whatever the promotion does.
+    const until = performance.now() + deadline;
     const {
       rows: [sent],
     } = await c.query<{ ok: boolean }>('SELECT pg_promote(false) AS ok');
     if (!sent?.ok) throw new Error(`${t.label} did not take the promotion signal (pg_promote returned false)`);
-    const until = Date.now() + deadline;
     for (;;) {
-      if (Date.now() > until) throw new Error(`${t.label} did not finish its promotion within ${deadline / 1000} s of pg_promote`);
+      await new Promise((res) => setTimeout(res, 5));
+      if (performance.now() > until) throw new Error(`${t.label} did not finish its promotion within ${deadline / 1000} s of pg_promote`);
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal aborts while the loop waits, which TypeScript does not see
       if (ctx.signal.aborted) throw new Error(`stopped waiting for ${t.label} to finish its promotion`);
       const {
         rows: [r],
       } = await c.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec');
       if (r?.rec === false) break;
-      await new Promise((res) => setTimeout(res, 5));
     }
   } finally {
     await c.end().catch(() => {});

@@ -13,7 +13,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import pg from 'pg';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
-import { dnsRecords, herds, instances, majorUpgrades, poolers, postgresBuilds } from '@/db/schema';
+import { dnsRecords, herds, instances, majorUpgrades, owedCleanups, poolers, postgresBuilds } from '@/db/schema';
 import { idText, MAX_ID } from '@/lib/adapters/validation/ids';
 import {
   defineHerdAction,
@@ -225,7 +225,8 @@ function precheckFacts(f: BlueFacts, build: TargetBuild) {
 export const upgradePrecheckAction = defineHerdAction({
   name: 'upgrade-precheck',
   label: 'Pre-check a major upgrade',
-  permission: 'viewer',
+  // It changes nothing, but it is an operation: a read-only role runs none.
+  permission: 'operator',
   dangerous: false,
   params: {
     schema: precheckParams,
@@ -875,6 +876,8 @@ interface SwitchPrepared {
 
 interface SwitchState extends PoolerSwitchState {
   fenced: boolean;
+  /** Its owed_cleanups row: a worker's reconcile makes the old side writable again should this worker die before the switch. */
+  fenceOwed: number | null;
   switched: boolean;
   to: InstanceRef | undefined;
 }
@@ -950,11 +953,38 @@ function switchPlan(
       says: `ALTER SYSTEM SET default_transaction_read_only = on on ${from.label}, reload: no client commits there from now on (replication still applies)`,
       timeoutMs: 30_000,
       run: async (x) => {
-        await onDb(fromEnd, 'postgres', async (c) => {
+        if (x.deps.targetId === undefined) throw new Error('a fence is owed back by its target: it runs only as part of an operation');
+        // Owed before it is taken: should this worker die before the switch, another one's reconcile gives it back.
+        const [owed] = await x.deps.db
+          .insert(owedCleanups)
+          .values({
+            targetId: x.deps.targetId,
+            herdId: fromHerd.id,
+            kind: 'writes-fence',
+            says: `${from.label} writable again (default_transaction_read_only reset), unless the switch to ${to.label} went through`,
+            databases: [],
+            resumeToken: '',
+            dueBy: new Date(),
+            instanceId: from.id,
+            upgradeId: u.id,
+          })
+          .returning({ id: owedCleanups.id });
+        x.state.fenceOwed = owed?.id ?? null;
+        x.state.fenced = true;
+        const ended = await onDb(fromEnd, 'postgres', async (c) => {
           await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
           await c.query('SELECT pg_reload_conf()');
+          // A transaction begun before the reload could still commit after the marker: ended, its client told.
+          return (
+            await c.query<{ pid: number }>(
+              `WITH open AS MATERIALIZED (
+                 SELECT pid FROM pg_stat_activity
+                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND xact_start IS NOT NULL)
+               SELECT pid FROM open WHERE pg_terminate_backend(pid)`,
+            )
+          ).rowCount;
         });
-        x.state.fenced = true;
+        x.note({ stdout: `read-only; ${String(ended ?? 0)} open transaction(s) ended` });
       },
       always: {
         name: `${from.label}: writable again unless switched`,
@@ -968,6 +998,11 @@ function switchPlan(
             await c.query('ALTER SYSTEM RESET default_transaction_read_only');
             await c.query('SELECT pg_reload_conf()');
           });
+          if (x.state.fenceOwed !== null)
+            await x.deps.db
+              .update(owedCleanups)
+              .set({ settledAt: new Date(), settledHow: 'by its cleanup: writable again, the switch did not happen' })
+              .where(eq(owedCleanups.id, x.state.fenceOwed));
           x.note({ stdout: `${from.label} takes writes again` });
         },
       },
@@ -1054,6 +1089,24 @@ function switchPlan(
               await c.query(`DROP SUBSCRIPTION ${oldSub}`);
           });
         }
+        // The switch, in one transaction: where the upgrade stands, and the names and poolers rows now the
+        // serving herd's (a worker's reconcile then resumes a PgBouncer onto it, and leaves the old side fenced).
+        await x.deps.db.transaction(async (tx) => {
+          await tx
+            .update(majorUpgrades)
+            .set(direction === 'cutover' ? { status: 'cut-over', cutOverAt: new Date() } : { status: 'ready', rolledBackAt: new Date() })
+            .where(eq(majorUpgrades.id, u.id));
+          await tx
+            .update(dnsRecords)
+            .set({ herdId: toHerd.id })
+            .where(and(eq(dnsRecords.herdId, fromHerd.id), eq(dnsRecords.match, 'role')));
+          await tx.update(poolers).set({ herdId: toHerd.id }).where(eq(poolers.herdId, fromHerd.id));
+          if (x.state.fenceOwed !== null)
+            await tx
+              .update(owedCleanups)
+              .set({ settledAt: new Date(), settledHow: `the switch went through: ${from.label} stays read-only` })
+              .where(eq(owedCleanups.id, x.state.fenceOwed));
+        });
         x.state.to = to;
         x.state.switched = true;
         x.state.promoted = true;
@@ -1087,17 +1140,6 @@ function switchPlan(
       timeoutMs: 30_000,
       settles: true,
       run: async (x) => {
-        await x.deps.db.transaction(async (tx) => {
-          await tx
-            .update(dnsRecords)
-            .set({ herdId: toHerd.id })
-            .where(and(eq(dnsRecords.herdId, fromHerd.id), eq(dnsRecords.match, 'role')));
-          await tx.update(poolers).set({ herdId: toHerd.id }).where(eq(poolers.herdId, fromHerd.id));
-          await tx
-            .update(majorUpgrades)
-            .set(direction === 'cutover' ? { status: 'cut-over', cutOverAt: new Date() } : { status: 'ready', rolledBackAt: new Date() })
-            .where(eq(majorUpgrades.id, u.id));
-        });
         await writeAudit(x.deps.db, {
           user: x.deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
           action: direction === 'cutover' ? 'upgrade.cutover' : 'upgrade.rollback',
@@ -1129,7 +1171,7 @@ function switchPlan(
         value: direction === 'cutover' ? 'upgrade-rollback, as long as the upgrade is not cleaned up' : 'upgrade-cutover again',
       },
     ],
-    state: () => ({ fenced: false, switched: false, to: undefined, promoted: false, repointed: new Set() }),
+    state: () => ({ fenced: false, fenceOwed: null, switched: false, to: undefined, promoted: false, repointed: new Set() }),
   };
 }
 

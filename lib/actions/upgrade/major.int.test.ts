@@ -5,18 +5,20 @@
 // commit lost, no duplicate key, every row on the side that takes the writes; the clean up stops blue.
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
-import { eq } from 'drizzle-orm';
+import { readFileSync } from 'node:fs';
+import { desc, eq, inArray } from 'drizzle-orm';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
-import { herds, instances, majorUpgrades, servers } from '@/db/schema';
+import { herds, instances, majorUpgrades, operationTargets, owedCleanups, servers } from '@/db/schema';
+import { SshPool } from '@/lib/adapters/ssh/ssh-client';
+import { settleOwed } from '@/lib/actions/steps/settle-owed';
 import { seededDatabase } from '@/lib/lab/seed';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { labBuild } from '@/lib/lab/builds';
-import { buildReport } from '@/lib/agent/cli';
-import { agentConfigSchema } from '@/lib/agent/discover';
-import { ingestReport } from '@/lib/features/agents/ingest';
+import { ingestLabReports } from '@/lib/lab/agents';
 import { lookup } from '@/lib/adapters/dns/rfc2136';
 import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
 import { startWriter, type Writer } from '@/lib/testing/writer';
@@ -24,7 +26,6 @@ import { waitFor } from '@/lib/testing/wait';
 import { planOperation } from '@/lib/engine/plan';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import type { AnyAction } from '@/lib/engine/define-action';
-import { setting } from '@/lib/settings/settings';
 import {
   upgradeCleanupAction,
   upgradeCutoverAction,
@@ -49,21 +50,6 @@ const refused = async (action: AnyAction, params: Record<string, unknown>) =>
   (await planOperation(db, SYSTEM_ACCESS, action, [blueId], params)).targets[0]!.refused;
 const failedSteps = (r: Awaited<ReturnType<typeof runOp>>) =>
   JSON.stringify(r.steps.filter((s) => s.status === 'failed').map((s) => [s.name, s.stderrTail.slice(-600)]));
-
-async function report(hostname: string, socketDirectories: string[]) {
-  const cfg = agentConfigSchema.parse({
-    server: 'http://127.0.0.1:9',
-    tokenFile: '/nonexistent',
-    hostname,
-    lsclusters: false,
-    user: 'postgres',
-    socketDirectories,
-    buildDirectories: ['/usr/lib/postgresql/*/bin', `${setting('PGHERD_LAB_BUILDS_DIR')}/*/bin`],
-  });
-  const [s] = await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, hostname));
-  await ingestReport(db, { id: s!.id, hostname }, await buildReport(cfg));
-  return s!.id;
-}
 
 async function restartPrimary() {
   const p = bluePrimary();
@@ -95,8 +81,8 @@ beforeAll(async () => {
   db = c.db;
   closeDb = () => c.pool.end();
   blueId = (await db.select({ id: herds.id }).from(herds).where(eq(herds.name, 'shop')))[0]!.id;
-  for (const i of lab.instances) await report(i.server, [i.socketDirectory]);
-  scratchId = await report(lab.backup!.scratch[0]!.server, []);
+  await ingestLabReports(db, lab);
+  scratchId = (await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, lab.backup!.scratch[0]!.server)))[0]!.id;
   worker = await startTestWorker(lab, 'bluegreen', 4);
 }, 240_000);
 
@@ -192,8 +178,17 @@ describe('blue/green major upgrade', () => {
       return r;
     };
 
+    // A client of blue's own, in the middle of a transaction when the cut-over comes: ended, never acknowledged.
+    const direct = new pg.Client({ connectionString: blue });
+    direct.on('error', () => {});
+    await direct.connect();
+    await direct.query('BEGIN');
+    await direct.query('INSERT INTO items (n) VALUES (-999999)');
     await switchUnderWriter(upgradeCutoverAction);
     expect((await db.select().from(majorUpgrades))[0]!.status).toBe('cut-over');
+    await expect(direct.query('COMMIT')).rejects.toThrow(/terminat|connection error/);
+    await direct.end().catch(() => {});
+    for (const dsn of [blue, green]) expect(await query(dsn, 'SELECT 1 FROM items WHERE n = -999999')).toEqual([]);
     expect(await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME')).toEqual([scratch().server]);
     expect((await query<{ a: string }>(pooler().dsn, 'SELECT host(inet_server_addr()) AS a'))[0]!.a).toBe(scratch().address);
     await expect(query(blue, 'INSERT INTO items (n) VALUES (0)')).rejects.toThrow(/read-only transaction/);
@@ -220,6 +215,69 @@ describe('blue/green major upgrade', () => {
     );
     expect(Math.max(...gaps)).toBeLessThan(5000); // the benchmark holds the 1 s target; this guards the mechanism
   }, 600_000);
+
+  it('a fence a dead worker left is given back by the reconcile unless the switch went through', async () => {
+    const [u] = await db.select().from(majorUpgrades);
+    const [g] = await db.select().from(instances).where(eq(instances.herdId, u!.greenHerdId!));
+    const [b] = await db.select().from(instances).where(eq(instances.herdId, blueId));
+    const green = `postgres://postgres@${scratch().address}:${String(g!.port)}/postgres`;
+    // Green serves (cut over); as if a switch back had fenced it and its worker died: both sides read-only.
+    await query(green, 'ALTER SYSTEM SET default_transaction_read_only = on');
+    await query(green, 'SELECT pg_reload_conf()');
+    await waitFor('green refuses writes', async () =>
+      (await query(green, 'INSERT INTO items (n) VALUES (0)').then(
+        () => false,
+        (e: unknown) => /read-only/.test(String(e)),
+      ))
+        ? true
+        : undefined,
+    );
+    const [t] = await db.select({ id: operationTargets.id }).from(operationTargets).orderBy(desc(operationTargets.id)).limit(1);
+    const owed = await db
+      .insert(owedCleanups)
+      .values(
+        [g!, b!].map((i) => ({
+          targetId: t!.id,
+          herdId: i.herdId,
+          kind: 'writes-fence' as const,
+          says: 'test',
+          databases: [],
+          resumeToken: '',
+          dueBy: new Date(),
+          instanceId: i.id,
+          upgradeId: u!.id,
+        })),
+      )
+      .returning({ id: owedCleanups.id, instanceId: owedCleanups.instanceId });
+    const ssh = new SshPool({ privateKey: readFileSync(lab.ssh!.privateKeyPath) });
+    try {
+      const r = await settleOwed(db, ssh);
+      expect(r.failed).toEqual([]);
+    } finally {
+      await ssh.close();
+    }
+    const rows = await db
+      .select()
+      .from(owedCleanups)
+      .where(
+        inArray(
+          owedCleanups.id,
+          owed.map((o) => o.id),
+        ),
+      );
+    const how = (id: number) => rows.find((r) => r.instanceId === id)!.settledHow;
+    expect(how(g!.id)).toMatch(/takes writes again \(the switch that fenced it did not go through\)/);
+    expect(how(b!.id)).toMatch(/the switch went through: .* stays read-only/);
+    await waitFor('green takes writes again', async () =>
+      (await query(green, 'INSERT INTO items (n) VALUES (0)').then(
+        () => true,
+        () => false,
+      ))
+        ? true
+        : undefined,
+    );
+    await expect(query(url(bluePrimary()), 'INSERT INTO items (n) VALUES (0)')).rejects.toThrow(/read-only/);
+  });
 
   it('cleans up: blue stopped and out of the inventory, green kept with the names', async () => {
     const r = await runOp(upgradeCleanupAction);

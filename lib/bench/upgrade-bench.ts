@@ -1,0 +1,194 @@
+// Benchmarks of version upgrades on a lab of their own (127.0.72.x: herd "minor" of 3 on the lab's
+// 15.17 build, herd "major" of 2 on Debian's 15.18, PgBouncer in front of each, a scratch server for
+// green), through the engine as the console runs them, each under a writer committing every 20 ms
+// through PgBouncer, beside the baseline measured in the same run (a plain switchover of the same herd
+// under the same writer):
+// 1. minor rolling upgrade to 15.18 and back: the writer's longest gap, errors, lost commits;
+// 2. blue/green to 17: green built and caught up, then cut-over and roll back, twice: the longest gap,
+//    lost commits, duplicate-key errors (sequences), every row on the side that serves.
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+import { eq } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import { herds, servers } from '@/db/schema';
+import { PROJECT_ROOT, startLab, stopLab, type LabInfo } from '@/lib/lab/lab';
+import { query } from '@/lib/lab/postgres';
+import { labIdentity, run as runAs } from '@/lib/lab/proc';
+import { ingestLabReports } from '@/lib/lab/agents';
+import { switchoverAction } from '@/lib/actions/switchover.action';
+import { upgradeMinorAction } from '@/lib/actions/upgrade-minor.action';
+import { upgradeCutoverAction, upgradeMajorAction, upgradeRollbackAction } from '@/lib/actions/upgrade/major.action';
+import type { AnyAction } from '@/lib/engine/define-action';
+import { planOperation } from '@/lib/engine/plan';
+import type { targetQueue } from '@/lib/engine/queue';
+import { submitOperation } from '@/lib/engine/submit';
+import { SYSTEM_ACCESS } from '@/lib/engine/access';
+import { startWriter, type Writer } from '@/lib/testing/writer';
+import { settle } from './ops-bench';
+import { benchEngine } from './failover-bench';
+
+const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-upgrade-lab.json');
+const EVERY_MS = 20;
+const actor = { id: null, username: 'bench', access: SYSTEM_ACCESS };
+
+type Queue = ReturnType<typeof targetQueue>;
+
+async function runOp(db: Db, queue: Queue, action: AnyAction, herdId: number, params: Record<string, unknown> = {}) {
+  const plan = await planOperation(db, SYSTEM_ACCESS, action, [herdId], params);
+  const refused = plan.targets.filter((t) => t.refused);
+  if (refused.length) throw new Error(`${action.name} refused: ${refused.map((t) => t.refused ?? '').join('; ')}`);
+  const t0 = performance.now();
+  const { id } = await submitOperation(
+    db,
+    queue,
+    action,
+    {
+      herdIds: [herdId],
+      params,
+      digest: plan.digest,
+      confirmation: plan.typeToConfirm ?? '',
+      idempotencyKey: randomBytes(8).toString('hex'),
+    },
+    actor,
+  );
+  await settle(db, id);
+  return performance.now() - t0;
+}
+
+/** One operation under the writer: its longest gap (a gap ending just after the operation still counts). */
+async function underWriter(w: Writer, run: () => Promise<number>): Promise<{ gap: number; ms: number }> {
+  w.resetGap();
+  const ms = await run();
+  await new Promise((r) => setTimeout(r, 300));
+  return { gap: w.maxGapMs, ms };
+}
+
+const lostOn = async (dsn: string, table: string, acked: number[]) =>
+  acked.length - (await query<{ n: number }>(dsn, `SELECT count(*)::int AS n FROM ${table} WHERE n = ANY($1::int[])`, [acked]))[0]!.n;
+const worst = (xs: number[]) => Math.max(...xs).toFixed(0);
+
+export async function upgradeBench(log: (m: string) => void): Promise<string[]> {
+  const lab: LabInfo = await startLab({
+    aws: false,
+    ldap: false,
+    file: FILE,
+    fleet: {
+      environments: ['ub'],
+      herds: ['minor', 'major'],
+      replicas: 2,
+      sites: ['dc-a', 'dc-b'],
+      subnet: '127.0.72',
+      builds: { 'ub/minor': '15-older' },
+    },
+    pgbouncer: [
+      { environment: 'ub', herd: 'minor' },
+      { environment: 'ub', herd: 'major' },
+    ],
+    log,
+  });
+  const engine = await benchEngine(lab, 'bench-upgrade', 4).catch(async (err: unknown) => {
+    await stopLab(FILE);
+    throw err;
+  });
+  const { db, queue } = engine;
+  const out: string[] = [];
+  try {
+    await ingestLabReports(db, lab);
+    const ids = new Map((await db.select({ id: herds.id, name: herds.name }).from(herds)).map((h) => [h.name, h.id]));
+    const pooler = (herd: string) => lab.pgbouncer.find((p) => p.herd === herd)!.dsn;
+
+    // 1. Minor: a plain switchover, then the rolling upgrade to 15.18 and back, under one writer.
+    await query(pooler('minor'), 'CREATE TABLE writes (n int PRIMARY KEY)');
+    const w1 = startWriter(pooler('minor'), 'writes', { everyMs: EVERY_MS });
+    await new Promise((r) => setTimeout(r, 500));
+    const plain1 = await underWriter(w1, () => runOp(db, queue, switchoverAction, ids.get('minor')!));
+    log(`minor: plain switchover, longest gap ${plain1.gap.toFixed(0)} ms`);
+    const up = await underWriter(w1, () => runOp(db, queue, upgradeMinorAction, ids.get('minor')!, { toVersion: '15.18' }));
+    log(`minor: to 15.18, longest gap ${up.gap.toFixed(0)} ms, ${(up.ms / 1000).toFixed(1)} s`);
+    const down = await underWriter(w1, () =>
+      runOp(db, queue, upgradeMinorAction, ids.get('minor')!, { toVersion: '15.17', switchBack: true }),
+    );
+    log(`minor: back to 15.17, longest gap ${down.gap.toFixed(0)} ms, ${(down.ms / 1000).toFixed(1)} s`);
+    await w1.stop();
+    const lost1 = await lostOn(pooler('minor'), 'writes', w1.acked);
+    out.push(
+      `minor rolling upgrade of a 3-member herd behind PgBouncer, a writer committing every ${EVERY_MS} ms through it (${w1.acked.length} commits):`,
+    );
+    out.push(`  plain switchover (baseline): longest gap ${plain1.gap.toFixed(0)} ms, confirm -> done ${(plain1.ms / 1000).toFixed(1)} s`);
+    out.push(
+      `  15.17 -> 15.18: longest gap ${up.gap.toFixed(0)} ms, ${(up.ms / 1000).toFixed(1)} s; 15.18 -> 15.17 and switch back: ${down.gap.toFixed(0)} ms, ${(down.ms / 1000).toFixed(1)} s`,
+    );
+    out.push(
+      `  lost ${lost1}, errors ${w1.errors.length}; target: no worse than the plain switchover (${Math.max(up.gap, down.gap) <= plain1.gap * 1.25 + 50 ? 'met' : 'not met'}: worst ${worst([up.gap, down.gap])} ms vs ${plain1.gap.toFixed(0)} ms)`,
+    );
+
+    // 2. Major: wal_level logical (a restart, before the load), green built, then the switches.
+    const major = lab.instances.find((i) => i.herd === 'major' && i.role === 'primary')!;
+    const majorDsn = `postgres://postgres@${major.address}:${major.port}/postgres`;
+    await query(majorDsn, 'ALTER SYSTEM SET wal_level = logical');
+    await runAs(labIdentity(), [
+      `${lab.pgBin}/pg_ctl`,
+      '-D',
+      major.dataDirectory,
+      '-l',
+      path.join(major.dataDirectory, 'restart.log'),
+      '-m',
+      'fast',
+      '-w',
+      'restart',
+    ]);
+    await query(pooler('major'), 'CREATE TABLE items (id bigserial PRIMARY KEY, n int NOT NULL)');
+    await query(pooler('major'), 'INSERT INTO items (n) SELECT -g FROM generate_series(1, 100000) g');
+    const w2 = startWriter(pooler('major'), 'items', { everyMs: EVERY_MS });
+    await new Promise((r) => setTimeout(r, 500));
+    const plain2 = await underWriter(w2, () => runOp(db, queue, switchoverAction, ids.get('major')!));
+    log(`major: plain switchover, longest gap ${plain2.gap.toFixed(0)} ms`);
+    const scratch = lab.backup!.scratch[0]!;
+    const [srv] = await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, scratch.server));
+    const t0 = performance.now();
+    await runOp(db, queue, upgradeMajorAction, ids.get('major')!, {
+      toVersion: '17',
+      serverId: srv!.id,
+      dataDirectory: path.join(scratch.dataRoot, 'green17'),
+      sslCertFile: scratch.tls!.certFile,
+      sslKeyFile: scratch.tls!.keyFile,
+    });
+    const buildS = (performance.now() - t0) / 1000;
+    log(`major: green built and current in ${buildS.toFixed(1)} s`);
+    const green = `postgres://postgres@${scratch.address}:${major.port}/postgres`;
+    const cuts: number[] = [];
+    const backs: number[] = [];
+    const lost: { cut: number; back: number } = { cut: 0, back: 0 };
+    for (let round = 0; round < 2; round++) {
+      const c = await underWriter(w2, () => runOp(db, queue, upgradeCutoverAction, ids.get('major')!));
+      cuts.push(c.gap);
+      lost.cut = Math.max(lost.cut, await lostOn(green, 'items', [...w2.acked]));
+      log(`major: cut-over ${round + 1}, longest gap ${c.gap.toFixed(0)} ms, confirm -> done ${(c.ms / 1000).toFixed(1)} s`);
+      const b = await underWriter(w2, () => runOp(db, queue, upgradeRollbackAction, ids.get('major')!));
+      backs.push(b.gap);
+      lost.back = Math.max(lost.back, await lostOn(majorDsn, 'items', [...w2.acked]));
+      log(`major: roll back ${round + 1}, longest gap ${b.gap.toFixed(0)} ms, confirm -> done ${(b.ms / 1000).toFixed(1)} s`);
+    }
+    await w2.stop();
+    const dupes = w2.errors.filter((e) => /duplicate key/.test(e)).length;
+    out.push(
+      `blue/green 15.18 -> 17.10 of a herd behind PgBouncer (100,000 rows), a writer committing every ${EVERY_MS} ms through it (${w2.acked.length} commits):`,
+    );
+    out.push(`  plain switchover (baseline): longest gap ${plain2.gap.toFixed(0)} ms`);
+    out.push(`  green built and caught up: ${buildS.toFixed(1)} s`);
+    out.push(
+      `  cut-over: longest gap ${cuts.map((g) => g.toFixed(0)).join(', ')} ms; every row on green: ${lost.cut === 0 ? 'yes' : `no, ${lost.cut} missing`}`,
+    );
+    out.push(
+      `  roll back: longest gap ${backs.map((g) => g.toFixed(0)).join(', ')} ms; every row on blue: ${lost.back === 0 ? 'yes' : `no, ${lost.back} missing`}`,
+    );
+    out.push(
+      `  errors ${w2.errors.length}, duplicate-key ${dupes}; target: gap <= 1000 ms, 0 lost, 0 duplicate-key (${Math.max(...cuts, ...backs) <= 1000 && lost.cut + lost.back + dupes === 0 ? 'met' : 'not met'})`,
+    );
+  } finally {
+    await engine.close();
+    await stopLab(FILE);
+  }
+  return out;
+}
