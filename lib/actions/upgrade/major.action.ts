@@ -934,9 +934,28 @@ function switchPlan(
     {
       name: 'pre-flight',
       does: { kind: 'upgrade.preflight', upgrade: u.id, direction, from: memberArg(from), to: memberArg(to) },
-      says: `${to.label} is current (every table copied, less than 16 MB behind ${from.label})`,
+      says: `${to.label} is current (every table copied, less than 16 MB behind ${from.label}) and its subscription's worker runs, before anything is paused`,
       timeoutMs: 60_000,
       run: async (x) => {
+        // A subscription made a moment ago may not have its worker yet (Postgres 15 starts one every
+        // wal_retrieve_retry_interval at most): waited for here, where no client waits, not at the marker.
+        for (const d of u.databases)
+          await onDb(toEnd, d, async (c) => {
+            const t0 = Date.now();
+            for (;;) {
+              const r = await c.query(`SELECT 1 FROM pg_stat_subscription WHERE subname = $1 AND relid IS NULL AND pid IS NOT NULL`, [
+                oldSub,
+              ]);
+              if (r.rowCount) return;
+              if (Date.now() - t0 > 40_000)
+                throw refuse(
+                  'topology',
+                  `${to.label}/${d}: subscription ${oldSub} has no running worker (see its log); nothing was changed`,
+                );
+              if (x.signal.aborted) throw new Error('stopped waiting for the subscription worker');
+              await new Promise((r) => setTimeout(r, 100));
+            }
+          });
         const s = await progress(fromEnd, toEnd, u.databases, u.id, oldSub);
         x.note({ stdout: `${String(s.ready)} of ${String(s.tables)} tables ready; ${String(s.behind)} bytes behind` });
         if (s.ready !== s.tables || s.behind >= 16 * 1024 * 1024)
@@ -1017,6 +1036,8 @@ function switchPlan(
         for (const d of u.databases) {
           await onDb(fromEnd, d, async (c) => {
             await c.query('BEGIN READ WRITE');
+            // Flushed at its commit whatever the server's synchronous_commit: WAL is sent once flushed.
+            await c.query('SET LOCAL synchronous_commit = on');
             await c.query(`INSERT INTO ${MARKER} (token) VALUES ($1)`, [token]);
             await c.query('COMMIT');
           });
