@@ -14,7 +14,7 @@ import type { Db } from '@/db/client';
 import { herds, servers } from '@/db/schema';
 import { PROJECT_ROOT, startLab, stopLab, type LabInfo } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
-import { labIdentity, run as runAs } from '@/lib/lab/proc';
+import { restartInstance } from '@/lib/lab/faults';
 import { ingestLabReports } from '@/lib/lab/agents';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { upgradeMinorAction } from '@/lib/actions/upgrade-minor.action';
@@ -155,17 +155,7 @@ export async function upgradeBench(log: (m: string) => void): Promise<string[]> 
     // Every member, so that whichever is the primary after the baseline switchover can publish.
     for (const m of lab.instances.filter((i) => i.herd === 'major')) {
       await query(`postgres://postgres@${m.address}:${m.port}/postgres`, 'ALTER SYSTEM SET wal_level = logical');
-      await runAs(labIdentity(), [
-        `${lab.pgBin}/pg_ctl`,
-        '-D',
-        m.dataDirectory,
-        '-l',
-        path.join(m.dataDirectory, 'restart.log'),
-        '-m',
-        'fast',
-        '-w',
-        'restart',
-      ]);
+      await restartInstance(lab, m);
     }
     // Its replicas stream again before anything is measured (a WAL receiver retries every few seconds).
     await waitFor(

@@ -55,6 +55,16 @@ export async function restartDatabase(lab: LabInfo, file: string): Promise<numbe
   return p.pid;
 }
 
+/**
+ * Restarts an instance (`pg_ctl restart -m fast`, on the build it runs), as an admin does for a setting
+ * that only a restart applies; its replicas reconnect by themselves a few seconds later.
+ */
+export async function restartInstance(lab: LabInfo, i: LabInstance): Promise<void> {
+  const bin = i.binDir ?? lab.pgBin;
+  const log = path.join(lab.dir, 'log', `${i.server}.log`);
+  await run(labIdentity(), [`${bin}/pg_ctl`, '-D', i.dataDirectory, '-l', log, '-m', 'fast', '-w', '-t', '60', 'restart']);
+}
+
 /** Kills an instance's postmaster as a crash would (`-m immediate`: no shutdown checkpoint, nothing more sent). */
 export async function crash(lab: LabInfo, i: LabInstance): Promise<void> {
   await run(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', i.dataDirectory, '-m', 'immediate', '-w', 'stop']);

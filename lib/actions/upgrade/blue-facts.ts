@@ -54,8 +54,25 @@ const PER_DATABASE = `
          (SELECT count(*)::int FROM pg_sequences WHERE schemaname <> 'pgherd') AS sequences,
          (SELECT coalesce(json_agg(json_build_object('name', extname, 'version', extversion) ORDER BY extname), '[]') FROM pg_extension) AS extensions`;
 
-async function withClient<T>(t: InstanceRef, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = instanceClient(t, { database, connectionTimeoutMillis: 5000, statement_timeout: 30_000, application_name: 'pgherd-upgrade' });
+/** Where the upgrade's own statements go: an instance, or green before it is in the inventory. */
+export interface Endpoint {
+  host: string;
+  port: number;
+  serverEnvironment: string | null;
+}
+
+/**
+ * One connection of pgherd's role for `fn`, to `database` on `e`. A side made read-only for a switch
+ * still takes the upgrade's own statements (its marker, its subscriptions).
+ */
+export async function onDb<T>(e: Endpoint, database: string, fn: (c: pg.Client) => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const c = instanceClient(e, {
+    database,
+    connectionTimeoutMillis: 5000,
+    statement_timeout: timeoutMs,
+    application_name: 'pgherd-upgrade',
+    options: '-c default_transaction_read_only=off',
+  });
   c.on('error', () => {});
   await c.connect();
   try {
@@ -67,14 +84,14 @@ async function withClient<T>(t: InstanceRef, database: string, fn: (c: pg.Client
 
 /** Reads the facts from blue's primary: the server's, then each database's. */
 export async function readBlueFacts(primary: InstanceRef): Promise<BlueFacts> {
-  const { server, dbs } = await withClient(primary, 'postgres', async (c) => ({
+  const { server, dbs } = await onDb(primary, 'postgres', async (c) => ({
     server: (await c.query<{ wal_level: string; free_slots: number; free_senders: number; vnum: number }>(SERVER)).rows[0],
     dbs: (await c.query<{ name: string; encoding: string; collate: string; ctype: string }>(DATABASES)).rows,
   }));
   if (!server) throw new Error(`${primary.label} answered nothing to the server query`);
   const databases: DatabaseFacts[] = [];
   for (const d of dbs) {
-    const r = await withClient(
+    const r = await onDb(
       primary,
       d.name,
       async (c) =>

@@ -30,7 +30,7 @@ import { writeAudit } from '@/lib/engine/write-audit';
 import { binDir } from '@/lib/fleet/drivers';
 import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { accessFor, instanceClient } from '@/lib/fleet/pg-access';
+import { accessFor } from '@/lib/fleet/pg-access';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
 import { dnsSteps } from '@/lib/actions/steps/dns-steps';
@@ -40,7 +40,7 @@ import { DEFAULT_PAUSE_BUDGET_S } from '@/lib/actions/steps/pooler-resume';
 import { loadRestoreServer, type RestoreServer } from '@/lib/actions/backups/restore-steps';
 import { pendingRefusal, unpinnedRefusal } from '@/lib/engine/define-action';
 import { versionText } from '@/lib/actions/upgrade-minor.action';
-import { copied, judge, readBlueFacts, type BlueFacts } from './blue-facts';
+import { copied, judge, onDb, readBlueFacts, type BlueFacts, type Endpoint } from './blue-facts';
 
 const PUBLICATION = 'pgherd_upgrade';
 const BACK_PUBLICATION = 'pgherd_upgrade_back';
@@ -110,29 +110,18 @@ async function openUpgradeOf(db: Db, herdId: number): Promise<OpenUpgrade | null
 
 // --- SQL and SSH helpers ---------------------------------------------------------------------------
 
-interface Endpoint {
-  host: string;
-  port: number;
-  serverEnvironment: string | null;
+interface Labelled extends Endpoint {
   label: string;
 }
 
-async function onDb<T>(e: Endpoint, database: string, fn: (c: pg.Client) => Promise<T>, timeoutMs = 30_000): Promise<T> {
-  // A side made read-only for a switch still takes pgherd's own statements (its marker, its subscriptions).
-  const c = instanceClient(e, {
-    database,
-    connectionTimeoutMillis: 5000,
-    statement_timeout: timeoutMs,
-    application_name: 'pgherd-upgrade',
-    options: '-c default_transaction_read_only=off',
-  });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => {});
-  }
+/** How a client tool on blue's host reaches blue as the bootstrap superuser: its first socket directory. */
+async function localLogin(blue: Labelled): Promise<string[]> {
+  const socket = await onDb(
+    blue,
+    'postgres',
+    async (c) => (await c.query<{ s: string }>("SELECT current_setting('unix_socket_directories') AS s")).rows[0]?.s ?? '',
+  );
+  return ['-h', socket.split(',')[0]?.trim() || '/tmp', '-p', String(blue.port), '-U', 'postgres'];
 }
 
 const lit = (v: string) => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
@@ -384,8 +373,8 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
   const dir = p.dataDirectory;
   const name = p.name ?? `${h.name}-${String(Math.floor(build.versionNum / 10000))}`;
   const dbs = copied(f);
-  const green: Endpoint = { host: srv.address, port, serverEnvironment: srv.environment, label: `${srv.hostname}:${String(port)}` };
-  const blueEnd: Endpoint = { host: blue.host, port: blue.port, serverEnvironment: blue.serverEnvironment, label: blue.label };
+  const green: Labelled = { host: srv.address, port, serverEnvironment: srv.environment, label: `${srv.hostname}:${String(port)}` };
+  const blueEnd: Labelled = { host: blue.host, port: blue.port, serverEnvironment: blue.serverEnvironment, label: blue.label };
   const version = versionText(build.versionNum);
   const locale = dbs.find((d) => d.name === 'postgres') ?? dbs[0];
   const gap = p.sequenceGap ?? 1000;
@@ -513,27 +502,13 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
       says: `copy blue's roles (pg_dumpall --roles-only on ${blue.ssh.host}); on blue, in ${dbs.map((d) => d.name).join(', ')}: table ${MARKER} and publication ${PUBLICATION} (FOR ALL TABLES)`,
       timeoutMs: 300_000,
       run: async (x) => {
-        const socket = await onDb(
-          blueEnd,
-          'postgres',
-          async (c) => (await c.query<{ s: string }>("SELECT current_setting('unix_socket_directories') AS s")).rows[0]?.s ?? '',
-        );
+        const login = await localLogin(blueEnd);
         const dumpall = await toolOn(x.deps, blue, x, 'pg_dumpall', [binDir(blue.pgVersion), blue.binDir].filter(Boolean));
         const roles = await execNotedOk(
           x.deps,
           blue,
           x,
-          [
-            dumpall,
-            '--roles-only',
-            '--no-role-passwords',
-            '-h',
-            socket.split(',')[0]?.trim() ?? '/tmp',
-            '-p',
-            String(blue.port),
-            '-U',
-            'postgres',
-          ],
+          [dumpall, '--roles-only', '--no-role-passwords', ...login],
           120_000,
           undefined,
           false,
@@ -630,11 +605,7 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
       run: async (x) => {
         const upgradeId = x.state.upgradeId;
         if (upgradeId === null) throw new Error('the upgrade is not recorded');
-        const socket = await onDb(
-          blueEnd,
-          'postgres',
-          async (c) => (await c.query<{ s: string }>("SELECT current_setting('unix_socket_directories') AS s")).rows[0]?.s ?? '',
-        );
+        const login = await localLogin(blueEnd);
         const dump = await toolOn(x.deps, blue, x, 'pg_dump', [binDir(blue.pgVersion), blue.binDir].filter(Boolean));
         const creds = credsOf(blueEnd);
         for (const d of dbs) {
@@ -643,20 +614,7 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
             x.deps,
             blue,
             x,
-            [
-              dump,
-              '--schema-only',
-              '--no-publications',
-              '--no-subscriptions',
-              '-h',
-              socket.split(',')[0]?.trim() ?? '/tmp',
-              '-p',
-              String(blue.port),
-              '-U',
-              'postgres',
-              '-d',
-              d.name,
-            ],
+            [dump, '--schema-only', '--no-publications', '--no-subscriptions', ...login, '-d', d.name],
             600_000,
             undefined,
             false,
@@ -901,7 +859,7 @@ async function prepareSwitch(herdList: HerdRef[], db: Db): Promise<SwitchPrepare
   return { open, sides };
 }
 
-const endpointOf = (m: InstanceRef): Endpoint => ({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment, label: m.label });
+const endpointOf = (m: InstanceRef): Labelled => ({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment, label: m.label });
 
 /**
  * The switch from `from` (the side that takes the writes now) to `to`: PgBouncer paused, `from` made

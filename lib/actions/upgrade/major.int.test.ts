@@ -16,7 +16,7 @@ import { settleOwed } from '@/lib/actions/steps/settle-owed';
 import { seededDatabase } from '@/lib/lab/seed';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
-import { labIdentity, run as runAs } from '@/lib/lab/proc';
+import { restartInstance } from '@/lib/lab/faults';
 import { labBuild } from '@/lib/lab/builds';
 import { ingestLabReports } from '@/lib/lab/agents';
 import { lookup } from '@/lib/adapters/dns/rfc2136';
@@ -50,23 +50,6 @@ const refused = async (action: AnyAction, params: Record<string, unknown>) =>
   (await planOperation(db, SYSTEM_ACCESS, action, [blueId], params)).targets[0]!.refused;
 const failedSteps = (r: Awaited<ReturnType<typeof runOp>>) =>
   JSON.stringify(r.steps.filter((s) => s.status === 'failed').map((s) => [s.name, s.stderrTail.slice(-600)]));
-
-async function restartPrimary() {
-  const p = bluePrimary();
-  await runAs(labIdentity(), [
-    `${lab.pgBin}/pg_ctl`,
-    '-D',
-    p.dataDirectory,
-    '-l',
-    path.join(p.dataDirectory, 'restart.log'),
-    '-m',
-    'fast',
-    '-w',
-    '-t',
-    '60',
-    'restart',
-  ]);
-}
 
 beforeAll(async () => {
   lab = await startLab({
@@ -120,7 +103,7 @@ describe('blue/green major upgrade', () => {
     await query(p, 'DROP TABLE regs');
     await query(p, 'DROP EXTENSION adminpack');
     await query(p, 'ALTER SYSTEM SET wal_level = logical');
-    await restartPrimary();
+    await restartInstance(lab, bluePrimary());
     const ok = await planOperation(db, SYSTEM_ACCESS, upgradePrecheckAction, [blueId], { toVersion: '17', serverId: scratchId });
     expect(ok.targets[0]!.refused).toBeUndefined();
     expect(ok.targets[0]!.facts?.find((f) => f.label === 'Blockers')?.value).toBe('none');
