@@ -622,7 +622,16 @@ describe('an action is its plan', () => {
           label: 'production/orders-17',
         });
         const status = a.name === 'upgrade-cutover' ? 'ready' : 'cut-over';
-        const open = { id: 1, status, blueHerdId: h.id, greenHerdId: 2, databases: ['postgres'], toVersionNum: 170010, sequenceGap: 1000 };
+        const open = {
+          id: 1,
+          status,
+          blueHerdId: h.id,
+          greenHerdId: 2,
+          databases: ['postgres'],
+          toVersionNum: 170010,
+          sequenceGap: 1000,
+          operationId: null,
+        };
         const server = {
           id: 20,
           hostname: 'db-20.example.com',
@@ -637,13 +646,20 @@ describe('an action is its plan', () => {
           facts: new Map([[h.id, facts]]),
           builds: new Map([[h.id, build]]),
           open: new Map([[h.id, a.name === 'upgrade-major' ? null : open]]),
+          buildEnded: new Map([[h.id, true]]),
           sides: new Map([[h.id, { blue: h, green }]]),
           server,
           taken: new Set<string>(),
         };
         const params =
           a.name === 'upgrade-major'
-            ? { toVersion: '17', serverId: 20, dataDirectory: '/var/lib/postgresql/17/main' }
+            ? {
+                toVersion: '17',
+                serverId: 20,
+                dataDirectory: '/var/lib/postgresql/17/main',
+                sslCertFile: '/etc/ssl/db-20.pem',
+                sslKeyFile: '/etc/ssl/db-20.key',
+              }
             : a.name === 'upgrade-precheck'
               ? { toVersion: '17' }
               : {};

@@ -28,6 +28,7 @@ import { herdIdentity, identityProblem } from '@/lib/fleet/identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, waitObserved } from '@/lib/fleet/observe';
 import type { StepContext } from '@/lib/engine/pipeline';
+import { herdsUnderUpgrade } from '@/lib/actions/upgrade/open-upgrades';
 import { checkPooler, pauseBudgetFacts, pauseSteps, repointAndResumeSteps } from '@/lib/actions/steps/pooler-steps';
 import { DEFAULT_PAUSE_BUDGET_S, PAUSE_BUDGET_LIMITS_S } from '@/lib/actions/steps/pooler-resume';
 import { refuse, type Refusal, type RefusalCode } from '@/lib/fleet/refusal';
@@ -256,7 +257,17 @@ export const switchoverAction = defineHerdAction({
   // From the old primary the user confirmed, to the candidate they confirmed: a second switchover submitted
   // beside a first finds another primary when it starts, and is refused instead of switching again.
   runsAsConfirmed: true,
-  plan: (h, { params: p }) => (isPatroniHerd(h) ? planPatroniSwitchoverOf(h, p) : planSwitchover(h, p)),
+  prepare: async (herds, _p, db) => ({
+    held: await herdsUnderUpgrade(
+      db,
+      herds.map((h) => h.id),
+    ),
+  }),
+  plan: (h, { params: p, prepared }) => {
+    const held = (prepared as { held?: Map<number, string> } | undefined)?.held?.get(h.id);
+    if (held) return refuse('not-applicable', held);
+    return isPatroniHerd(h) ? planPatroniSwitchoverOf(h, p) : planSwitchover(h, p);
+  },
 });
 
 /** How far ahead a Patroni switchover may be scheduled. */

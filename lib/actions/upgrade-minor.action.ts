@@ -35,6 +35,7 @@ import { dnsSteps } from '@/lib/actions/steps/dns-steps';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
 import { proveDirectoryServed } from '@/lib/actions/steps/data-directory';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
+import { herdsUnderUpgrade } from '@/lib/actions/upgrade/open-upgrades';
 import { DEFAULT_MAX_LAG_SECONDS, drainTargets, recordsAt, waitOutTtlStep, withBacks } from '@/lib/actions/resize.action';
 import { membersAfterSwitchover, newSwitchoverState, planSwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
 
@@ -86,6 +87,8 @@ export interface Build {
 /** The builds each member's server reports, by server id. */
 export interface UpgradePrepared {
   builds: Map<number, Build[]>;
+  /** Herds a major upgrade holds, and why that refuses them. */
+  held?: Map<number, string>;
 }
 
 export async function loadBuilds(db: Db, serverIds: number[]): Promise<Map<number, Build[]>> {
@@ -257,6 +260,8 @@ const asReplicaOf = (m: InstanceRef, cand: InstanceRef): InstanceRef => ({
 });
 
 function planUpgrade(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p: UpgradePrepared): ActionPlan<UpgradeState> | Refusal {
+  const held = p.held?.get(h.id);
+  if (held) return refuse('not-applicable', held);
   const driver = h.members[0]?.controlDriver ?? 'pg_ctl';
   if (driver !== 'pg_ctl')
     return refuse(
@@ -495,6 +500,10 @@ export const upgradeMinorAction = defineHerdAction({
     builds: await loadBuilds(
       db,
       herds.flatMap((h) => h.members.map((m) => m.serverId)),
+    ),
+    held: await herdsUnderUpgrade(
+      db,
+      herds.map((h) => h.id),
     ),
   }),
   plan: (h, { params, prepared }) => planUpgrade(h, params, prepared),

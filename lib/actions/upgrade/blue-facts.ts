@@ -129,9 +129,8 @@ export async function readBlueFacts(primary: InstanceRef): Promise<BlueFacts> {
   };
 }
 
-/** The databases that are copied: those with tables or sequences, and `postgres` always. */
-export const copied = (f: BlueFacts): DatabaseFacts[] =>
-  f.databases.filter((d) => d.name === 'postgres' || d.tables > 0 || d.sequences > 0);
+/** The databases that are copied: every one that accepts connections (one empty now may not be at the cut-over). */
+export const copied = (f: BlueFacts): DatabaseFacts[] => f.databases;
 
 /** What refuses the upgrade, and what only warns, judged against the target build's extensions. */
 export function judge(f: BlueFacts, targetExtensions: Record<string, string> | null): { blockers: string[]; warnings: string[] } {

@@ -13,7 +13,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import pg from 'pg';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
-import { dnsRecords, herds, instances, majorUpgrades, owedCleanups, poolers, postgresBuilds } from '@/db/schema';
+import { dnsRecords, herds, instances, majorUpgrades, operations, owedCleanups, poolers, postgresBuilds } from '@/db/schema';
 import { idText, MAX_ID } from '@/lib/adapters/validation/ids';
 import {
   defineHerdAction,
@@ -44,8 +44,17 @@ import { copied, judge, onDb, readBlueFacts, type BlueFacts, type Endpoint } fro
 
 const PUBLICATION = 'pgherd_upgrade';
 const BACK_PUBLICATION = 'pgherd_upgrade_back';
-const subscription = (id: number) => `pgherd_upgrade_${String(id)}`;
-const backSubscription = (id: number) => `pgherd_back_${String(id)}`;
+// One subscription a database, named (and its slot with it) by the upgrade and the database's place in
+// the upgrade's list: a slot's name is the whole cluster's, so two databases never share one.
+type SubName = (k: number) => string;
+const subscription =
+  (id: number): SubName =>
+  (k) =>
+    `pgherd_upgrade_${String(id)}_${String(k)}`;
+const backSubscription =
+  (id: number): SubName =>
+  (k) =>
+    `pgherd_back_${String(id)}_${String(k)}`;
 /** A table of pgherd's in each copied database: a row written on one side and seen on the other proves every earlier commit applied. */
 const MARKER = 'pgherd.upgrade_marker';
 
@@ -93,6 +102,7 @@ interface OpenUpgrade {
   databases: string[];
   toVersionNum: number;
   sequenceGap: number;
+  operationId: number | null;
 }
 
 /** The herd's open upgrade (as blue or as green). */
@@ -123,6 +133,14 @@ async function localLogin(blue: Labelled): Promise<string[]> {
   );
   return ['-h', socket.split(',')[0]?.trim() || '/tmp', '-p', String(blue.port), '-U', 'postgres'];
 }
+
+/**
+ * Each sequence and its last value, read from the sequence itself: pg_sequences says null for one set
+ * with is_called false (setval(s, n, false)), whose next value is n all the same.
+ */
+const SEQUENCES = `SELECT format('%I.%I', schemaname, sequencename) AS s,
+  (xpath('/row/last_value/text()', query_to_xml(format('SELECT last_value FROM %I.%I', schemaname, sequencename), false, true, '')))[1]::text AS v
+  FROM pg_sequences WHERE schemaname <> 'pgherd'`;
 
 const lit = (v: string) => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 
@@ -239,10 +257,13 @@ export const upgradePrecheckAction = defineHerdAction({
   prepare: async (herdList, params, db): Promise<PrecheckPrepared> => {
     const t = parseTarget(params.toVersion);
     const builds = new Map<number, TargetBuild | null>();
+    const other = params.serverId === undefined ? null : await loadRestoreServer(db, params.serverId);
     for (const h of herdList) {
       const p = primaryOf(h);
       const sid = params.serverId ?? (p instanceof Refusal ? null : p.serverId);
-      builds.set(h.id, sid === null ? null : await targetBuild(db, sid, t.major, t.exact));
+      // A server of another environment is none of this herd's business: its builds are not read.
+      const foreign = other !== null && other.environmentId !== h.environmentId;
+      builds.set(h.id, sid === null || foreign ? null : await targetBuild(db, sid, t.major, t.exact));
     }
     return { facts: await readFacts(herdList), builds };
   },
@@ -311,20 +332,13 @@ const majorParams = z
         .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and -')
         .optional(),
     ),
-    sslCertFile: z.preprocess(
-      (v) => (v === '' ? undefined : v),
-      z
-        .string()
-        .regex(/^\/[^\n']{1,300}$/, 'an absolute path')
-        .optional(),
-    ),
-    sslKeyFile: z.preprocess(
-      (v) => (v === '' ? undefined : v),
-      z
-        .string()
-        .regex(/^\/[^\n']{1,300}$/, 'an absolute path')
-        .optional(),
-    ),
+    /** Green's TLS certificate and key on its server, for its address: pgherd connects only over TLS. */
+    sslCertFile: z
+      .string({ message: 'sslCertFile: green needs its TLS certificate' })
+      .regex(/^\/[^\n'\\]{1,300}$/, 'an absolute path, without quotes or backslashes'),
+    sslKeyFile: z
+      .string({ message: 'sslKeyFile: green needs its TLS key' })
+      .regex(/^\/[^\n'\\]{1,300}$/, 'an absolute path, without quotes or backslashes'),
     /** What each sequence on green is set ahead of blue's value at the cut-over. */
     sequenceGap: z.preprocess(
       (v) => (typeof v === 'string' ? (v.trim() ? Number(v) : undefined) : v),
@@ -415,6 +429,8 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
           if (!x.state.claimed || x.state.kept) return;
           await execNoted(x.deps, srv, x, [`${build.binDir}/pg_ctl`, '-D', dir, '-m', 'immediate', '-w', '-t', '60', 'stop'], 90_000);
           await execNotedOk(x.deps, srv, x, ['rm', '-rf', '--', dir], 60_000);
+          // The slots green's subscriptions made on blue would keep WAL there for ever.
+          if (x.state.upgradeId !== null) await dropSlots(blueEnd, x.state.upgradeId);
           if (x.state.upgradeId !== null)
             await x.deps.db.update(majorUpgrades).set({ status: 'failed' }).where(eq(majorUpgrades.id, x.state.upgradeId));
           if (x.state.herdId !== null) await x.deps.db.delete(herds).where(eq(herds.id, x.state.herdId));
@@ -446,7 +462,6 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
             locale?.encoding ?? 'UTF8',
             `--lc-collate=${locale?.collate ?? 'C.UTF-8'}`,
             `--lc-ctype=${locale?.ctype ?? 'C.UTF-8'}`,
-            '--no-sync',
           ],
           280_000,
         );
@@ -454,7 +469,7 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
     },
     {
       name: "green's settings and blue's access rules",
-      does: { kind: 'upgrade.settings', port, address: srv.address, ssl: [p.sslCertFile ?? null, p.sslKeyFile ?? null] },
+      does: { kind: 'upgrade.settings', port, address: srv.address, ssl: [p.sslCertFile, p.sslKeyFile] },
       says: `port ${String(port)}, listen on ${srv.address}, wal_level logical (for the way back), its TLS certificate; pg_hba.conf as blue's primary has it`,
       timeoutMs: 60_000,
       run: async (x) => {
@@ -474,7 +489,9 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
           'max_wal_senders = 20',
           'max_replication_slots = 20',
           'max_logical_replication_workers = 8',
-          ...(p.sslCertFile && p.sslKeyFile ? ['ssl = on', `ssl_cert_file = '${p.sslCertFile}'`, `ssl_key_file = '${p.sslKeyFile}'`] : []),
+          'ssl = on',
+          `ssl_cert_file = '${p.sslCertFile}'`,
+          `ssl_key_file = '${p.sslKeyFile}'`,
           '',
         ].join('\n');
         await execNotedOk(x.deps, srv, x, ['sh', '-c', 'cat >> "$1/postgresql.conf"', 'pgherd-settings', dir], 20_000, conf);
@@ -608,7 +625,7 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
         const login = await localLogin(blueEnd);
         const dump = await toolOn(x.deps, blue, x, 'pg_dump', [binDir(blue.pgVersion), blue.binDir].filter(Boolean));
         const creds = credsOf(blueEnd);
-        for (const d of dbs) {
+        for (const [k, d] of dbs.entries()) {
           if (d.name !== 'postgres') await psqlOn(x, srv, dir, port, 'postgres', `CREATE DATABASE ${pg.escapeIdentifier(d.name)};`);
           const ddl = await execNotedOk(
             x.deps,
@@ -622,8 +639,10 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
           await psqlOn(x, srv, dir, port, d.name, withoutRestrict(ddl.stdout));
           await onDb(green, d.name, async (c) => {
             await c.query(`CREATE PUBLICATION ${BACK_PUBLICATION} FOR ALL TABLES`);
+            // A failed statement is logged with its text, and this one holds a password.
+            await c.query(`SET log_min_error_statement = panic`);
             await c.query(
-              `CREATE SUBSCRIPTION ${subscription(upgradeId)} CONNECTION ${c.escapeLiteral(conninfo(blueEnd, d.name, creds))} PUBLICATION ${PUBLICATION} WITH (copy_data = true)`,
+              `CREATE SUBSCRIPTION ${subscription(upgradeId)(k)} CONNECTION ${c.escapeLiteral(conninfo(blueEnd, d.name, creds))} PUBLICATION ${PUBLICATION} WITH (copy_data = true)`,
             );
           });
         }
@@ -652,6 +671,11 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
           if (x.signal.aborted) throw new Error('stopped while green was catching up');
           await new Promise((r) => setTimeout(r, 500));
         }
+        // Green takes no client's writes before the cut-over (its subscriptions still apply).
+        await onDb(green, 'postgres', async (c) => {
+          await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
+          await c.query('SELECT pg_reload_conf()');
+        });
         await x.deps.db.update(majorUpgrades).set({ status: 'ready', readyAt: new Date() }).where(eq(majorUpgrades.id, upgradeId));
         x.state.kept = true;
         x.deps.outcome?.(`${h.environment}/${name} on ${version} is ready and current: cut over when you are ready (upgrade-cutover)`);
@@ -668,11 +692,22 @@ const credsOf = (e: Endpoint) => {
 
 const accessOf = (e: Endpoint) => accessFor(e.serverEnvironment).postgres;
 
+/** The upgrade's replication slots on `e` that nothing uses (a subscription gone with its side). */
+async function dropSlots(e: Endpoint, upgradeId: number): Promise<void> {
+  await onDb(e, 'postgres', async (c) => {
+    await c.query(
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+       WHERE NOT active AND (slot_name LIKE $1 OR slot_name LIKE $2)`,
+      [`pgherd\\_upgrade\\_${String(upgradeId)}\\_%`, `pgherd\\_back\\_${String(upgradeId)}\\_%`],
+    );
+  });
+}
+
 /** Tables copied of all, and the bytes green's slowest subscription is behind blue. */
-async function progress(from: Endpoint, to: Endpoint, databases: string[], upgradeId: number, sub = subscription(upgradeId)) {
+async function progress(from: Endpoint, to: Endpoint, databases: string[], upgradeId: number, sub: SubName = subscription(upgradeId)) {
   let tables = 0;
   let ready = 0;
-  for (const d of databases) {
+  for (const [k, d] of databases.entries()) {
     const r = await onDb(
       to,
       d,
@@ -680,7 +715,7 @@ async function progress(from: Endpoint, to: Endpoint, databases: string[], upgra
         (
           await c.query<{ n: number; r: number }>(
             `SELECT count(*)::int AS n, count(*) FILTER (WHERE srsubstate = 'r')::int AS r FROM pg_subscription_rel sr JOIN pg_subscription s ON s.oid = sr.srsubid WHERE s.subname = $1`,
-            [sub],
+            [sub(k)],
           )
         ).rows[0],
     );
@@ -691,8 +726,8 @@ async function progress(from: Endpoint, to: Endpoint, databases: string[], upgra
     Number(
       (
         await c.query<{ b: string | null }>(
-          `SELECT max(pg_current_wal_lsn() - coalesce(confirmed_flush_lsn, '0/0'))::text AS b FROM pg_replication_slots WHERE slot_name = $1`,
-          [sub],
+          `SELECT max(pg_current_wal_lsn() - coalesce(confirmed_flush_lsn, '0/0'))::text AS b FROM pg_replication_slots WHERE slot_name = ANY($1::text[])`,
+          [databases.map((_, k) => sub(k))],
         )
       ).rows[0]?.b ?? 'NaN',
     ),
@@ -828,6 +863,8 @@ const switchParams = z
 
 interface SwitchPrepared {
   open: Map<number, OpenUpgrade | null>;
+  /** Whether the operation that builds green has ended (a worker killed mid-build leaves it `building`). */
+  buildEnded: Map<number, boolean>;
   /** Blue and green herds of each target's upgrade. */
   sides: Map<number, { blue: HerdRef; green: HerdRef } | string>;
 }
@@ -836,17 +873,23 @@ interface SwitchState extends PoolerSwitchState {
   fenced: boolean;
   /** Its owed_cleanups row: a worker's reconcile makes the old side writable again should this worker die before the switch. */
   fenceOwed: number | null;
+  /** The new side's owed writability, from the switch until it is writable. */
+  toOwed: number | null;
   switched: boolean;
   to: InstanceRef | undefined;
 }
 
 async function prepareSwitch(herdList: HerdRef[], db: Db): Promise<SwitchPrepared> {
   const open = new Map<number, OpenUpgrade | null>();
+  const buildEnded = new Map<number, boolean>();
   const sides = new Map<number, { blue: HerdRef; green: HerdRef } | string>();
   for (const h of herdList) {
     const u = await openUpgradeOf(db, h.id);
     open.set(h.id, u);
     if (!u) continue;
+    const [op] =
+      u.operationId === null ? [] : await db.select({ f: operations.finishedAt }).from(operations).where(eq(operations.id, u.operationId));
+    buildEnded.set(h.id, u.operationId === null || !op || op.f !== null);
     if (u.greenHerdId === null || u.blueHerdId === null) {
       sides.set(h.id, `its ${u.greenHerdId === null ? 'green' : 'blue'} herd was deleted from the inventory`);
       continue;
@@ -856,10 +899,32 @@ async function prepareSwitch(herdList: HerdRef[], db: Db): Promise<SwitchPrepare
     const green = refs.find((r) => r.id === u.greenHerdId);
     sides.set(h.id, blue && green ? { blue, green } : 'blue or green is gone from the inventory');
   }
-  return { open, sides };
+  return { open, buildEnded, sides };
 }
 
 const endpointOf = (m: InstanceRef): Labelled => ({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment, label: m.label });
+
+/**
+ * Commits a marker row on `from` (flushed at its commit whatever synchronous_commit says: WAL is sent
+ * once flushed) and waits until `to` has it, looking every 5 ms: every commit before it is applied
+ * there. The time it took, or null when it did not arrive within `withinMs`.
+ */
+async function markerThrough(from: Endpoint, to: Endpoint, database: string, token: string, withinMs: number, signal: AbortSignal) {
+  const t0 = Date.now();
+  await onDb(from, database, async (c) => {
+    await c.query('BEGIN READ WRITE');
+    await c.query('SET LOCAL synchronous_commit = on');
+    await c.query(`INSERT INTO ${MARKER} (token) VALUES ($1)`, [token]);
+    await c.query('COMMIT');
+  });
+  return onDb(to, database, async (c) => {
+    for (;;) {
+      if ((await c.query(`SELECT 1 FROM ${MARKER} WHERE token = $1`, [token])).rowCount) return Date.now() - t0;
+      if (signal.aborted || Date.now() - t0 > withinMs) return null;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  });
+}
 
 /**
  * The switch from `from` (the side that takes the writes now) to `to`: PgBouncer paused, `from` made
@@ -897,23 +962,32 @@ function switchPlan(
       run: async (x) => {
         // A subscription made a moment ago may not have its worker yet (Postgres 15 starts one every
         // wal_retrieve_retry_interval at most): waited for here, where no client waits, not at the marker.
-        for (const d of u.databases)
+        // Then a marker through each database's subscription proves it applies now (a schema change on
+        // one side stops it): all before anything is paused.
+        for (const [k, d] of u.databases.entries()) {
           await onDb(toEnd, d, async (c) => {
             const t0 = Date.now();
             for (;;) {
               const r = await c.query(`SELECT 1 FROM pg_stat_subscription WHERE subname = $1 AND relid IS NULL AND pid IS NOT NULL`, [
-                oldSub,
+                oldSub(k),
               ]);
               if (r.rowCount) return;
               if (Date.now() - t0 > 40_000)
                 throw refuse(
                   'topology',
-                  `${to.label}/${d}: subscription ${oldSub} has no running worker (see its log); nothing was changed`,
+                  `${to.label}/${d}: subscription ${oldSub(k)} has no running worker (see its log); nothing was changed`,
                 );
               if (x.signal.aborted) throw new Error('stopped waiting for the subscription worker');
               await new Promise((r) => setTimeout(r, 100));
             }
           });
+          const probe = await markerThrough(fromEnd, toEnd, d, `${token}-preflight`, 10_000, x.signal);
+          if (probe === null)
+            throw refuse(
+              'topology',
+              `${to.label}/${d} does not apply ${from.label}'s changes (a marker did not arrive in 10 s: a schema change on one side? see ${to.label}'s log); nothing was changed`,
+            );
+        }
         const s = await progress(fromEnd, toEnd, u.databases, u.id, oldSub);
         x.note({ stdout: `${String(s.ready)} of ${String(s.tables)} tables ready; ${String(s.behind)} bytes behind` });
         if (s.ready !== s.tables || s.behind >= 16 * 1024 * 1024)
@@ -991,23 +1065,9 @@ function switchPlan(
       timeoutMs: 60_000,
       run: async (x) => {
         const t0 = Date.now();
-        for (const d of u.databases) {
-          await onDb(fromEnd, d, async (c) => {
-            await c.query('BEGIN READ WRITE');
-            // Flushed at its commit whatever the server's synchronous_commit: WAL is sent once flushed.
-            await c.query('SET LOCAL synchronous_commit = on');
-            await c.query(`INSERT INTO ${MARKER} (token) VALUES ($1)`, [token]);
-            await c.query('COMMIT');
-          });
-          await onDb(toEnd, d, async (c) => {
-            for (;;) {
-              if ((await c.query(`SELECT 1 FROM ${MARKER} WHERE token = $1`, [token])).rowCount) return;
-              if (x.signal.aborted || Date.now() - t0 > 50_000)
-                throw new Error(`${to.label}/${d} did not apply the marker in time: the switch stops, ${from.label} takes writes again`);
-              await new Promise((r) => setTimeout(r, 5));
-            }
-          });
-        }
+        for (const d of u.databases)
+          if ((await markerThrough(fromEnd, toEnd, d, token, 50_000 - (Date.now() - t0), x.signal)) === null)
+            throw new Error(`${to.label}/${d} did not apply the marker in time: the switch stops, ${from.label} takes writes again`);
         x.note({ stdout: `applied on ${to.label} in ${String(Date.now() - t0)} ms` });
       },
     },
@@ -1019,25 +1079,14 @@ function switchPlan(
       run: async (x) => {
         const lines: string[] = [];
         for (const d of u.databases) {
-          const seqs = await onDb(
-            fromEnd,
-            d,
-            async (c) =>
-              (
-                await c.query<{ s: string; v: string | null }>(
-                  `SELECT format('%I.%I', schemaname, sequencename) AS s, last_value::text AS v FROM pg_sequences WHERE schemaname <> 'pgherd'`,
-                )
-              ).rows,
-          );
+          const seqs = await onDb(fromEnd, d, async (c) => (await c.query<{ s: string; v: string | null }>(SEQUENCES)).rows);
           if (!seqs.length) continue;
           await onDb(toEnd, d, async (c) => {
             await c.query(
               `SELECT setval(s::regclass, v::bigint + $2::bigint, true) FROM jsonb_to_recordset($1::jsonb) AS r(s text, v text) WHERE v IS NOT NULL`,
               [JSON.stringify(seqs), u.sequenceGap],
             );
-            const now = await c.query<{ s: string; v: string | null }>(
-              `SELECT format('%I.%I', schemaname, sequencename) AS s, last_value::text AS v FROM pg_sequences WHERE schemaname <> 'pgherd'`,
-            );
+            const now = await c.query<{ s: string; v: string | null }>(SEQUENCES);
             const at = new Map(now.rows.map((r) => [r.s, r.v]));
             const short = seqs.filter((q) => q.v !== null && BigInt(at.get(q.s) ?? '0') < BigInt(q.v) + BigInt(u.sequenceGap));
             if (short.length)
@@ -1050,22 +1099,23 @@ function switchPlan(
     },
     {
       name: 'turn the replication around',
-      does: { kind: 'upgrade.reverse', upgrade: u.id, drop: oldSub, create: newSub },
-      says: `on ${from.label}: subscription ${newSub} to ${to.label}'s ${newPub} (nothing copied: both hold the same rows), so that it stays current; on ${to.label}: ${oldSub} dropped`,
+      does: { kind: 'upgrade.reverse', upgrade: u.id, drop: oldSub(0), create: newSub(0), databases: u.databases.length },
+      says: `on ${from.label}, in each database: a subscription (${newSub(0)}, ...) to ${to.label}'s ${newPub} (nothing copied: both hold the same rows), so that it stays current; on ${to.label}: ${oldSub(0)}, ... dropped`,
       timeoutMs: 120_000,
       run: async (x) => {
         const creds = credsOf(toEnd);
-        for (const d of u.databases) {
+        for (const [k, d] of u.databases.entries()) {
           await onDb(fromEnd, d, async (c) => {
-            const has = await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [newSub]);
+            const has = await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [newSub(k)]);
+            if (!has.rowCount) await c.query(`SET log_min_error_statement = panic`);
             if (!has.rowCount)
               await c.query(
-                `CREATE SUBSCRIPTION ${newSub} CONNECTION ${c.escapeLiteral(conninfo(toEnd, d, creds))} PUBLICATION ${newPub} WITH (copy_data = false)`,
+                `CREATE SUBSCRIPTION ${newSub(k)} CONNECTION ${c.escapeLiteral(conninfo(toEnd, d, creds))} PUBLICATION ${newPub} WITH (copy_data = false)`,
               );
           });
           await onDb(toEnd, d, async (c) => {
-            if ((await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [oldSub])).rowCount)
-              await c.query(`DROP SUBSCRIPTION ${oldSub}`);
+            if ((await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [oldSub(k)])).rowCount)
+              await c.query(`DROP SUBSCRIPTION ${oldSub(k)}`);
           });
         }
         // The switch, in one transaction: where the upgrade stands, and the names and poolers rows now the
@@ -1085,6 +1135,25 @@ function switchPlan(
               .update(owedCleanups)
               .set({ settledAt: new Date(), settledHow: `the switch went through: ${from.label} stays read-only` })
               .where(eq(owedCleanups.id, x.state.fenceOwed));
+          // From now on the new side owes its clients their writes: should the next step not make it
+          // writable (it fails, the worker dies), a worker's reconcile does.
+          if (x.deps.targetId !== undefined) {
+            const [owed] = await tx
+              .insert(owedCleanups)
+              .values({
+                targetId: x.deps.targetId,
+                herdId: toHerd.id,
+                kind: 'writes-fence',
+                says: `${to.label} writable (default_transaction_read_only reset): it serves since the switch`,
+                databases: [],
+                resumeToken: '',
+                dueBy: new Date(),
+                instanceId: to.id,
+                upgradeId: u.id,
+              })
+              .returning({ id: owedCleanups.id });
+            x.state.toOwed = owed?.id ?? null;
+          }
         });
         x.state.to = to;
         x.state.switched = true;
@@ -1096,11 +1165,16 @@ function switchPlan(
       does: { kind: 'upgrade.unfence', instance: memberArg(to) },
       says: `${to.label} takes writes (default_transaction_read_only reset)`,
       timeoutMs: 30_000,
-      run: async () => {
+      run: async (x) => {
         await onDb(toEnd, 'postgres', async (c) => {
           await c.query('ALTER SYSTEM RESET default_transaction_read_only');
           await c.query('SELECT pg_reload_conf()');
         });
+        if (x.state.toOwed !== null)
+          await x.deps.db
+            .update(owedCleanups)
+            .set({ settledAt: new Date(), settledHow: 'by the flow: writable' })
+            .where(eq(owedCleanups.id, x.state.toOwed));
       },
     },
     ...dnsSteps<SwitchState>(
@@ -1150,7 +1224,7 @@ function switchPlan(
         value: direction === 'cutover' ? 'upgrade-rollback, as long as the upgrade is not cleaned up' : 'upgrade-cutover again',
       },
     ],
-    state: () => ({ fenced: false, fenceOwed: null, switched: false, to: undefined, promoted: false, repointed: new Set() }),
+    state: () => ({ fenced: false, fenceOwed: null, toOwed: null, switched: false, to: undefined, promoted: false, repointed: new Set() }),
   };
 }
 
@@ -1215,8 +1289,9 @@ export const upgradeCleanupAction = defineHerdAction({
     if (!u) return refuse('not-applicable', `${h.label} has no major upgrade under way`);
     const sides = prepared.sides.get(h.id);
     if (!sides || typeof sides === 'string') return refuse('gone', sides ?? 'not read');
-    if (u.status === 'building') return refuse('not-applicable', 'green is still being built: let upgrade-major finish (or fail) first');
-    // Cut over: blue goes. Ready (never cut over, or rolled back): green goes.
+    if (u.status === 'building' && !prepared.buildEnded.get(h.id))
+      return refuse('not-applicable', 'green is still being built: let upgrade-major finish (or fail) first');
+    // Cut over: blue goes. Ready (never cut over, or rolled back), or a build its worker left: green goes.
     const [keep, drop] = u.status === 'cut-over' ? [sides.green, sides.blue] : [sides.blue, sides.green];
     const keepP = primaryOf(keep);
     if (keepP instanceof Refusal) return keepP;
@@ -1231,12 +1306,12 @@ export const upgradeCleanupAction = defineHerdAction({
         says: `every subscription and publication of the upgrade dropped, on both sides; ${MARKER} dropped on ${keep.label}`,
         timeoutMs: 300_000,
         run: async (x) => {
-          for (const d of u.databases) {
+          for (const [k, d] of u.databases.entries()) {
             for (const [e, sub] of [
-              [dropEnd, backSubscription(u.id)],
-              [dropEnd, subscription(u.id)],
-              [keepEnd, backSubscription(u.id)],
-              [keepEnd, subscription(u.id)],
+              [dropEnd, backSubscription(u.id)(k)],
+              [dropEnd, subscription(u.id)(k)],
+              [keepEnd, backSubscription(u.id)(k)],
+              [keepEnd, subscription(u.id)(k)],
             ] as const)
               await onDb(e, d, async (c) => {
                 if ((await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [sub])).rowCount)
@@ -1249,6 +1324,8 @@ export const upgradeCleanupAction = defineHerdAction({
               await c.query(`DROP SCHEMA IF EXISTS pgherd`);
             });
           }
+          // Slots a half-built green left on blue (its subscriptions never made, or gone with it).
+          await dropSlots(keepEnd, u.id);
           x.note({ stdout: `${u.databases.join(', ')}: no replication of the upgrade left` });
         },
       },

@@ -26,6 +26,7 @@ import { waitFor } from '@/lib/testing/wait';
 import { planOperation } from '@/lib/engine/plan';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import type { AnyAction } from '@/lib/engine/define-action';
+import { switchoverAction } from '@/lib/actions/switchover.action';
 import {
   upgradeCleanupAction,
   upgradeCutoverAction,
@@ -121,6 +122,16 @@ describe('blue/green major upgrade', () => {
   it('builds green on 17 and follows the copy until it is current, while blue takes writes', async () => {
     await query(pooler().dsn, 'CREATE TABLE items (id bigserial PRIMARY KEY, n int NOT NULL)');
     await query(pooler().dsn, 'INSERT INTO items (n) SELECT -g FROM generate_series(1, 20000) g');
+    // A sequence whose next value is set but not yet called: pg_sequences says null for it.
+    const p = url(bluePrimary());
+    await query(p, 'CREATE TABLE t2 (id serial PRIMARY KEY, v text)');
+    await query(p, `INSERT INTO t2 (id, v) SELECT g, 'x' FROM generate_series(1, 100) g`);
+    await query(p, `SELECT setval('t2_id_seq', 101, false)`);
+    // A second database: its own subscription and slot.
+    await query(p, 'CREATE DATABASE shop2');
+    const p2 = p.replace(/\/postgres$/, '/shop2');
+    await query(p2, 'CREATE TABLE notes (id int PRIMARY KEY, v text)');
+    await query(p2, `INSERT INTO notes SELECT g, 'n' FROM generate_series(1, 500) g`);
     writer = startWriter(pooler().dsn, 'items');
     await waitFor('the writer commits', async () => writer!.acked.length > 100);
     const r = await runOp(upgradeMajorAction, place(), 300_000);
@@ -133,6 +144,11 @@ describe('blue/green major upgrade', () => {
     const green = `postgres://postgres@${scratch().address}:${String(g!.port)}/postgres`;
     const [v] = await query<{ v: number }>(green, `SELECT current_setting('server_version_num')::int AS v`);
     expect(v!.v).toBe(170010);
+    await waitFor("green has the second database's rows", async () =>
+      Number((await query<{ n: string }>(green.replace(/\/postgres$/, '/shop2'), 'SELECT count(*) AS n FROM notes'))[0]!.n) === 500
+        ? true
+        : undefined,
+    );
     await waitFor('green has the seeded rows', async () =>
       Number((await query<{ n: string }>(green, 'SELECT count(*) AS n FROM items WHERE n < 0'))[0]!.n) === 20000 ? true : undefined,
     );
@@ -175,6 +191,10 @@ describe('blue/green major upgrade', () => {
     expect(await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME')).toEqual([scratch().server]);
     expect((await query<{ a: string }>(pooler().dsn, 'SELECT host(inet_server_addr()) AS a'))[0]!.a).toBe(scratch().address);
     await expect(query(blue, 'INSERT INTO items (n) VALUES (0)')).rejects.toThrow(/read-only transaction/);
+    // Neither side's primary moves while the upgrade is open.
+    expect(await refused(switchoverAction, {})).toMatch(/part of major upgrade #\d+ \(cut-over\)/);
+    // The sequence set but not called on blue is past blue's rows on green.
+    await query(green, `INSERT INTO t2 (v) VALUES ('after the cut-over')`);
     await everyAckedOn(green);
 
     await switchUnderWriter(upgradeRollbackAction);
@@ -271,6 +291,7 @@ describe('blue/green major upgrade', () => {
     await expect(query(url(bluePrimary()), 'SELECT 1')).rejects.toThrow();
     const green = `postgres://postgres@${scratch().address}:${String((await db.select().from(instances).where(eq(instances.herdId, u!.greenHerdId!)))[0]!.port)}/postgres`;
     expect((await query<{ n: number }>(green, 'SELECT count(*)::int AS n FROM pg_subscription'))[0]!.n).toBe(0);
+    expect(await query(green, `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgherd%'`)).toEqual([]);
     await query(pooler().dsn, 'INSERT INTO items (n) VALUES (1)');
   });
 });
