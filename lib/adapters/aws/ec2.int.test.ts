@@ -17,6 +17,7 @@ import { query } from '@/lib/lab/postgres';
 import { waitFor } from '@/lib/testing/wait';
 import { awsSettings, ec2Client } from './config';
 import { awsErrorText } from './errors';
+import { latestSpotPrices } from './ec2-spot';
 import {
   describeInstances,
   describeInstancesById,
@@ -83,6 +84,20 @@ describe('EC2 through lib/adapters/aws', () => {
     const offered = await typesOfferedIn(ec2(), 'eu-west-1a');
     expect(offered.has('m6i.xlarge')).toBe(true);
     expect(offered.size).toBeGreaterThan(100);
+  });
+});
+
+describe('spot prices', () => {
+  it('reads the latest spot price of each type asked for in a zone, and nothing for a type EC2 does not know', async () => {
+    const prices = await latestSpotPrices(ec2(), 'eu-west-1a', ['m6i.large', 'r6i.large', 'nonexistent.large']);
+    for (const t of ['m6i.large', 'r6i.large']) {
+      const p = prices.get(t);
+      expect(p, t).toBeDefined();
+      expect(p!.perHour).toBeGreaterThan(0);
+      expect(p!.availabilityZone).toBe('eu-west-1a');
+    }
+    expect(prices.has('nonexistent.large')).toBe(false);
+    expect((await latestSpotPrices(ec2(), 'eu-west-1a', [])).size).toBe(0);
   });
 });
 
