@@ -2,6 +2,7 @@
 // report their hosts' builds to the built console; the page lists the herd behind 15.18, an admin
 // ticks it and plans the rolling upgrade, confirms, and the herd runs 15.18 after; the page and the API
 // no longer list it.
+import { buildsRoot } from '../lib/lab/builds';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,7 +14,6 @@ import { environments, servers } from '../db/schema';
 import { createAgentToken } from '@/lib/features/agents/ingest';
 import { readConfig, reportNow } from '@/lib/agent/cli';
 import { PG_SUPERUSER, query } from '../lib/lab/postgres';
-import { setting } from '@/lib/settings/settings';
 import { e2eLab, signInAs } from './lab';
 
 const lab = e2eLab();
@@ -51,7 +51,7 @@ test('the agents report their hosts\u2019 builds: staging/orders is pending, 15.
           lsclusters: false,
           user: PG_SUPERUSER,
           socketDirectories: [i.socketDirectory],
-          buildDirectories: ['/usr/lib/postgresql/*/bin', `${setting('PGHERD_LAB_BUILDS_DIR')}/*/bin`],
+          buildDirectories: ['/usr/lib/postgresql/*/bin', `${buildsRoot()}/*/bin`],
         }),
       );
       await reportNow(readConfig(file));

@@ -2,6 +2,7 @@
 // with its configuration and token file under <lab>/agents/<server>/, so the sandbox fleet is
 // discovered the way a real one is. One loop in the calling process rather than a process per server:
 // 18 Node processes would cost more than the fleet they watch.
+import { buildsRoot } from './builds';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
@@ -11,7 +12,6 @@ import { buildReport, readConfig, reportNow } from '@/lib/agent/cli';
 import { ingestReport } from '@/lib/features/agents/ingest';
 import { agentConfigSchema, type AgentConfig } from '@/lib/agent/discover';
 import { DEFAULT_BUILD_PATTERNS } from '@/lib/agent/builds';
-import { setting } from '@/lib/settings/settings';
 import { PG_SUPERUSER } from './postgres';
 import type { LabInfo } from './lab';
 
@@ -45,7 +45,7 @@ export function writeLabAgents(lab: LabInfo, consoleUrl: string, tokens: Map<str
       lsclusters: false,
       socketDirectories: [i.socketDirectory],
       // Debian's builds, and the lab's others (every lab server is this one machine).
-      buildDirectories: [...DEFAULT_BUILD_PATTERNS, `${setting('PGHERD_LAB_BUILDS_DIR')}/*/bin`],
+      buildDirectories: [...DEFAULT_BUILD_PATTERNS, `${buildsRoot()}/*/bin`],
     };
     writeFileSync(configFile, `${JSON.stringify(raw, null, 2)}\n`);
     agents.push({ server: i.server, configFile, config: readConfig(configFile) });
@@ -106,7 +106,7 @@ export async function ingestLabReports(db: Db, lab: LabInfo): Promise<void> {
       lsclusters: false,
       user: PG_SUPERUSER,
       socketDirectories: h.sockets,
-      buildDirectories: [...DEFAULT_BUILD_PATTERNS, `${setting('PGHERD_LAB_BUILDS_DIR')}/*/bin`],
+      buildDirectories: [...DEFAULT_BUILD_PATTERNS, `${buildsRoot()}/*/bin`],
     });
     const [s] = await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, h.server));
     if (!s) throw new Error(`ingestLabReports: no server ${h.server} in the inventory`);

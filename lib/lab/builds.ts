@@ -3,7 +3,20 @@
 // version under PGHERD_LAB_BUILDS_DIR, beside Debian's own 15. What minor and major upgrades move
 // between: 15.17 (older than Debian's 15.18) and 17.10. Installed once per machine; every lab agent
 // reports them.
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { setting } from '@/lib/settings/settings';
 
@@ -24,6 +37,25 @@ function packageDir(pkg: string): string {
   return path.resolve(__dirname, '..', '..', 'node_modules', pkg);
 }
 
+/**
+ * PGHERD_LAB_BUILDS_DIR, made when missing; a user who may not make it (the default is under /opt, for
+ * root) gets ~/.cache/pgherd/postgres instead.
+ */
+export function buildsRoot(): string {
+  const root = setting('PGHERD_LAB_BUILDS_DIR');
+  try {
+    mkdirSync(root, { recursive: true, mode: 0o755 });
+    accessSync(root, constants.W_OK);
+    return root;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') throw err;
+    const mine = path.join(homedir(), '.cache', 'pgherd', 'postgres');
+    mkdirSync(mine, { recursive: true, mode: 0o755 });
+    return mine;
+  }
+}
+
 /** The build's directory under PGHERD_LAB_BUILDS_DIR, installed from its package when missing. */
 export function labBuild(name: LabBuildName): LabBuild {
   const pkgDir = packageDir(LAB_BUILD_PACKAGES[name]);
@@ -32,11 +64,10 @@ export function labBuild(name: LabBuildName): LabBuild {
   if (!m) throw new Error(`${LAB_BUILD_PACKAGES[name]}: cannot read a Postgres version from ${pkgVersion}`);
   const [, major = '', minor = ''] = m;
   const version = `${major}.${minor}`;
-  const root = setting('PGHERD_LAB_BUILDS_DIR');
+  const root = buildsRoot();
   const home = path.join(root, version);
   const binDir = path.join(home, 'bin');
   if (!existsSync(path.join(home, '.installed'))) {
-    mkdirSync(root, { recursive: true, mode: 0o755 });
     const tmp = `${home}.${process.pid}.tmp`;
     rmSync(tmp, { recursive: true, force: true });
     cpSync(path.join(pkgDir, 'native'), tmp, { recursive: true, verbatimSymlinks: true });

