@@ -711,7 +711,7 @@ export function waitOutTtlStep<S>(ttl: number, host: string): ActionStep<S> {
 }
 
 /** A replica that streams from its upstream with replay lag under `maxLag` seconds. */
-const streamsWithin = (v: Observed, maxLag: number) =>
+export const streamsWithin = (v: Observed, maxLag: number) =>
   v.reachable && v.inRecovery === true && v.walReceiver?.status === 'streaming' && (v.replayLagSeconds ?? 0) <= maxLag;
 
 /** Waits until the replica streams with replay lag under `maxLag` seconds. */

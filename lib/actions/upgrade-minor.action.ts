@@ -28,7 +28,7 @@ import { errorText } from '@/lib/engine/errors';
 import { binsOf, pgCtl } from '@/lib/fleet/drivers';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { observe, waitObserved, type Observed } from '@/lib/fleet/observe';
+import { observe, waitObserved } from '@/lib/fleet/observe';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { recordTargets } from '@/lib/fleet/dns-records';
 import { dnsSteps } from '@/lib/actions/steps/dns-steps';
@@ -36,7 +36,7 @@ import { refreshStep } from '@/lib/actions/steps/control-steps';
 import { proveDirectoryServed } from '@/lib/actions/steps/data-directory';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { herdsUnderUpgrade } from '@/lib/actions/upgrade/open-upgrades';
-import { DEFAULT_MAX_LAG_SECONDS, drainTargets, recordsAt, waitOutTtlStep, withBacks } from '@/lib/actions/resize.action';
+import { DEFAULT_MAX_LAG_SECONDS, drainTargets, recordsAt, streamsWithin, waitOutTtlStep, withBacks } from '@/lib/actions/resize.action';
 import { membersAfterSwitchover, newSwitchoverState, planSwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
 
 /** "15.18" from 150018. */
@@ -120,19 +120,23 @@ interface UpgradeState {
   back: SwitchoverState;
 }
 
-const streamsWithin = (v: Observed, maxLag: number) =>
-  v.reachable && v.inRecovery === true && v.walReceiver?.status === 'streaming' && (v.replayLagSeconds ?? 0) <= maxLag;
-
-/** The newest release of `major` that every server has a build of. */
-export function newestEverywhere(builds: Map<number, Build[]>, serverIds: number[], major: number): number | null {
+/** The newest release of `major` that every host has a build of: each host's releases, as versionNum. */
+export function newestOnEvery(hosts: number[][], major: number): number | null {
   let common: Set<number> | undefined;
-  for (const id of new Set(serverIds)) {
-    const here = new Set((builds.get(id) ?? []).filter((b) => Math.floor(b.versionNum / 10000) === major).map((b) => b.versionNum));
+  for (const releases of hosts) {
+    const here = new Set(releases.filter((v) => Math.floor(v / 10000) === major));
     common = common ? new Set([...common].filter((v) => here.has(v))) : here;
   }
   const all = [...(common ?? [])];
   return all.length ? Math.max(...all) : null;
 }
+
+/** newestOnEvery over these servers' reported builds. */
+export const newestEverywhere = (builds: Map<number, Build[]>, serverIds: number[], major: number): number | null =>
+  newestOnEvery(
+    [...new Set(serverIds)].map((id) => (builds.get(id) ?? []).map((b) => b.versionNum)),
+    major,
+  );
 
 async function recordBuild(db: Db, t: InstanceRef, binDir: string, num: number | null) {
   await db

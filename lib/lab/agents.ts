@@ -21,6 +21,9 @@ export interface LabAgent {
   config: AgentConfig;
 }
 
+/** Where a lab host's builds are: Debian's, and the lab's others (every lab server is this one machine). */
+const labBuildDirectories = () => [...DEFAULT_BUILD_PATTERNS, `${buildsRoot()}/*/bin`];
+
 /**
  * Writes each lab server's agent configuration (its socket directory, its name, the console's URL)
  * and token file (mode 600), as an admin would on a host. `tokens`: server -> agent token.
@@ -44,8 +47,7 @@ export function writeLabAgents(lab: LabInfo, consoleUrl: string, tokens: Map<str
       intervalSeconds,
       lsclusters: false,
       socketDirectories: [i.socketDirectory],
-      // Debian's builds, and the lab's others (every lab server is this one machine).
-      buildDirectories: [...DEFAULT_BUILD_PATTERNS, `${buildsRoot()}/*/bin`],
+      buildDirectories: labBuildDirectories(),
     };
     writeFileSync(configFile, `${JSON.stringify(raw, null, 2)}\n`);
     agents.push({ server: i.server, configFile, config: readConfig(configFile) });
@@ -106,7 +108,7 @@ export async function ingestLabReports(db: Db, lab: LabInfo): Promise<void> {
       lsclusters: false,
       user: PG_SUPERUSER,
       socketDirectories: h.sockets,
-      buildDirectories: [...DEFAULT_BUILD_PATTERNS, `${buildsRoot()}/*/bin`],
+      buildDirectories: labBuildDirectories(),
     });
     const [s] = await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, h.server));
     if (!s) throw new Error(`ingestLabReports: no server ${h.server} in the inventory`);

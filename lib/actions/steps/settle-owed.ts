@@ -8,7 +8,7 @@ import { eq, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { majorUpgrades, owedCleanups } from '@/db/schema';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
-import { instanceClient } from '@/lib/fleet/pg-access';
+import { setReadOnly } from '@/lib/actions/upgrade/blue-facts';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { showDatabases } from '@/lib/adapters/pgbouncer/admin';
 import type { ActionDeps } from '@/lib/engine/define-action';
@@ -114,15 +114,7 @@ async function settleFence(db: Db, row: { instance_id: number | null; upgrade_id
   if (!u || !t) return 'nothing to give back: its instance or upgrade is gone';
   const serving = u.status === 'cut-over' ? u.greenHerdId : u.blueHerdId;
   if (u.status === 'cleaned' || t.herdId !== serving) return `the switch went through: ${t.label} stays read-only`;
-  const c = instanceClient(t, { connectionTimeoutMillis: 5000, statement_timeout: 10_000, application_name: 'pgherd-reconcile' });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    await c.query('ALTER SYSTEM RESET default_transaction_read_only');
-    await c.query('SELECT pg_reload_conf()');
-  } finally {
-    await c.end().catch(() => {});
-  }
+  await setReadOnly(t, false);
   return `${t.label} takes writes again (the switch that fenced it did not go through)`;
 }
 

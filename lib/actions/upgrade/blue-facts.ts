@@ -82,6 +82,17 @@ export async function onDb<T>(e: Endpoint, database: string, fn: (c: pg.Client) 
   }
 }
 
+/**
+ * Makes `e` refuse (`on`) or take again (`off`) the writes of every client that does not ask otherwise
+ * (`default_transaction_read_only`, in postgresql.auto.conf, reloaded); replication applies either way.
+ */
+export async function setReadOnly(e: Endpoint, on: boolean): Promise<void> {
+  await onDb(e, 'postgres', async (c) => {
+    await c.query(on ? 'ALTER SYSTEM SET default_transaction_read_only = on' : 'ALTER SYSTEM RESET default_transaction_read_only');
+    await c.query('SELECT pg_reload_conf()');
+  });
+}
+
 /** Reads the facts from blue's primary: the server's, then each database's. */
 export async function readBlueFacts(primary: InstanceRef): Promise<BlueFacts> {
   const { server, dbs } = await onDb(primary, 'postgres', async (c) => ({

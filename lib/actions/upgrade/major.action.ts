@@ -40,7 +40,7 @@ import { DEFAULT_PAUSE_BUDGET_S } from '@/lib/actions/steps/pooler-resume';
 import { loadRestoreServer, type RestoreServer } from '@/lib/actions/backups/restore-steps';
 import { pendingRefusal, unpinnedRefusal } from '@/lib/engine/define-action';
 import { versionText } from '@/lib/actions/upgrade-minor.action';
-import { copied, judge, onDb, readBlueFacts, type BlueFacts, type Endpoint } from './blue-facts';
+import { copied, judge, onDb, readBlueFacts, setReadOnly, type BlueFacts, type Endpoint } from './blue-facts';
 
 const PUBLICATION = 'pgherd_upgrade';
 const BACK_PUBLICATION = 'pgherd_upgrade_back';
@@ -672,10 +672,7 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
           await new Promise((r) => setTimeout(r, 500));
         }
         // Green takes no client's writes before the cut-over (its subscriptions still apply).
-        await onDb(green, 'postgres', async (c) => {
-          await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
-          await c.query('SELECT pg_reload_conf()');
-        });
+        await setReadOnly(green, true);
         await x.deps.db.update(majorUpgrades).set({ status: 'ready', readyAt: new Date() }).where(eq(majorUpgrades.id, upgradeId));
         x.state.kept = true;
         x.deps.outcome?.(`${h.environment}/${name} on ${version} is ready and current: cut over when you are ready (upgrade-cutover)`);
@@ -904,6 +901,18 @@ async function prepareSwitch(herdList: HerdRef[], db: Db): Promise<SwitchPrepare
 
 const endpointOf = (m: InstanceRef): Labelled => ({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment, label: m.label });
 
+/** Records that `instance` owes its clients their writes (a writes-fence row): settled by the flow, else a worker's reconcile. */
+async function oweWritable(
+  db: Pick<Db, 'insert'>,
+  o: { targetId: number; herdId: number; instanceId: number; upgradeId: number; says: string },
+): Promise<number | null> {
+  const [owed] = await db
+    .insert(owedCleanups)
+    .values({ ...o, kind: 'writes-fence', databases: [], resumeToken: '', dueBy: new Date() })
+    .returning({ id: owedCleanups.id });
+  return owed?.id ?? null;
+}
+
 /**
  * Commits a marker row on `from` (flushed at its commit whatever synchronous_commit says: WAL is sent
  * once flushed) and waits until `to` has it, looking every 5 ms: every commit before it is applied
@@ -1006,21 +1015,13 @@ function switchPlan(
       run: async (x) => {
         if (x.deps.targetId === undefined) throw new Error('a fence is owed back by its target: it runs only as part of an operation');
         // Owed before it is taken: should this worker die before the switch, another one's reconcile gives it back.
-        const [owed] = await x.deps.db
-          .insert(owedCleanups)
-          .values({
-            targetId: x.deps.targetId,
-            herdId: fromHerd.id,
-            kind: 'writes-fence',
-            says: `${from.label} writable again (default_transaction_read_only reset), unless the switch to ${to.label} went through`,
-            databases: [],
-            resumeToken: '',
-            dueBy: new Date(),
-            instanceId: from.id,
-            upgradeId: u.id,
-          })
-          .returning({ id: owedCleanups.id });
-        x.state.fenceOwed = owed?.id ?? null;
+        x.state.fenceOwed = await oweWritable(x.deps.db, {
+          targetId: x.deps.targetId,
+          herdId: fromHerd.id,
+          instanceId: from.id,
+          upgradeId: u.id,
+          says: `${from.label} writable again (default_transaction_read_only reset), unless the switch to ${to.label} went through`,
+        });
         x.state.fenced = true;
         const ended = await onDb(fromEnd, 'postgres', async (c) => {
           await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
@@ -1045,10 +1046,7 @@ function switchPlan(
         givesBack: true,
         run: async (x) => {
           if (!x.state.fenced || x.state.switched) return;
-          await onDb(fromEnd, 'postgres', async (c) => {
-            await c.query('ALTER SYSTEM RESET default_transaction_read_only');
-            await c.query('SELECT pg_reload_conf()');
-          });
+          await setReadOnly(fromEnd, false);
           if (x.state.fenceOwed !== null)
             await x.deps.db
               .update(owedCleanups)
@@ -1138,21 +1136,13 @@ function switchPlan(
           // From now on the new side owes its clients their writes: should the next step not make it
           // writable (it fails, the worker dies), a worker's reconcile does.
           if (x.deps.targetId !== undefined) {
-            const [owed] = await tx
-              .insert(owedCleanups)
-              .values({
-                targetId: x.deps.targetId,
-                herdId: toHerd.id,
-                kind: 'writes-fence',
-                says: `${to.label} writable (default_transaction_read_only reset): it serves since the switch`,
-                databases: [],
-                resumeToken: '',
-                dueBy: new Date(),
-                instanceId: to.id,
-                upgradeId: u.id,
-              })
-              .returning({ id: owedCleanups.id });
-            x.state.toOwed = owed?.id ?? null;
+            x.state.toOwed = await oweWritable(tx, {
+              targetId: x.deps.targetId,
+              herdId: toHerd.id,
+              instanceId: to.id,
+              upgradeId: u.id,
+              says: `${to.label} writable (default_transaction_read_only reset): it serves since the switch`,
+            });
           }
         });
         x.state.to = to;
@@ -1166,10 +1156,7 @@ function switchPlan(
       says: `${to.label} takes writes (default_transaction_read_only reset)`,
       timeoutMs: 30_000,
       run: async (x) => {
-        await onDb(toEnd, 'postgres', async (c) => {
-          await c.query('ALTER SYSTEM RESET default_transaction_read_only');
-          await c.query('SELECT pg_reload_conf()');
-        });
+        await setReadOnly(toEnd, false);
         if (x.state.toOwed !== null)
           await x.deps.db
             .update(owedCleanups)

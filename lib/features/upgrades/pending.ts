@@ -5,7 +5,7 @@
 import { sql } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
 import { setting } from '@/lib/settings/settings';
-import { versionNum, versionText } from '@/lib/actions/upgrade-minor.action';
+import { newestOnEvery, versionNum, versionText } from '@/lib/actions/upgrade-minor.action';
 
 export interface PendingHerd {
   herdId: number;
@@ -75,10 +75,10 @@ export async function pendingMaintenance(
     if (!known.length) continue;
     const major = Math.floor(Math.min(...known.map((m) => m.version as number)) / 10000);
     const configured = targets.get(major);
-    const installed = r.members
-      .map((m) => new Set(m.builds.filter((v) => Math.floor(v / 10000) === major)))
-      .reduce<Set<number> | null>((acc, s) => (acc ? new Set([...acc].filter((v) => s.has(v))) : s), null);
-    const newest = installed && installed.size ? Math.max(...installed) : null;
+    const newest = newestOnEvery(
+      r.members.map((m) => m.builds),
+      major,
+    );
     const target = configured ?? newest;
     const behind = target === null ? 0 : known.filter((m) => (m.version as number) < target).length;
     if (!opts.all && !behind) continue;
