@@ -1120,6 +1120,10 @@ export const launchedInstances = pgTable(
     serverId: integer('server_id').references(() => servers.id, { onDelete: 'set null' }),
     // The herd it became part of (a restore kept): what Tear down terminates.
     keptHerdId: integer('kept_herd_id'),
+    // The member it became (a replica added): Retire terminates it; deleting the row by hand does not.
+    keptInstanceId: bigint('kept_instance_id', { mode: 'number' }),
+    // Bought on the spot market (a spot herd's replica): EC2 may take it back with two minutes' notice.
+    spot: boolean('spot').notNull().default(false),
     terminatedAt: timestamp('terminated_at', { withTimezone: true }),
     settledHow: text('settled_how'),
     lastError: text('last_error'),
@@ -1339,4 +1343,53 @@ export const fleetSamples = pgTable(
     instances: integer('instances').notNull(),
   },
   (t) => [primaryKey({ columns: [t.at, t.environmentId, t.role, t.state] }), index('fleet_samples_at_idx').on(t.at)],
+);
+
+// Members retired (Retire member, Replace member): the inventory's row is gone (a retired member is no
+// member), and this says what it was, what became of its host, and which operation did it.
+export const retiredMembers = pgTable(
+  'retired_members',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    herdId: integer('herd_id').references(() => herds.id, { onDelete: 'cascade' }),
+    instanceId: bigint('instance_id', { mode: 'number' }).notNull(),
+    label: text('label').notNull(),
+    hostname: text('hostname').notNull(),
+    port: integer('port').notNull(),
+    dataDirectory: text('data_directory').notNull(),
+    cloudInstanceId: text('cloud_instance_id'),
+    // terminated | kept stopped | stopped (not an EC2 instance)
+    host: text('host').notNull(),
+    operationId: bigint('operation_id', { mode: 'number' }).references(() => operations.id, { onDelete: 'set null' }),
+    retiredAt: timestamp('retired_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('retired_members_herd_idx').on(t.herdId)],
+);
+
+// Spot interruption notices (EC2's two-minute warning), as EventBridge or a host's agent delivered them:
+// what pgherd did about each (the evacuation it started), and per zone how often, which a replacement's
+// placement reads (a zone that keeps taking spot capacity back is avoided for a while).
+export const spotInterruptions = pgTable(
+  'spot_interruptions',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    cloudInstanceId: text('cloud_instance_id').notNull(),
+    region: text('region').notNull().default(''),
+    availabilityZone: text('availability_zone').notNull().default(''),
+    serverId: integer('server_id').references(() => servers.id, { onDelete: 'set null' }),
+    // eventbridge | agent
+    source: text('source').notNull(),
+    // terminate | stop | hibernate (EC2's instance-action)
+    instanceAction: text('instance_action').notNull(),
+    // When EC2 says the capacity goes (the notice's time plus two minutes); when pgherd heard of it.
+    dueAt: timestamp('due_at', { withTimezone: true }),
+    receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
+    operationId: bigint('operation_id', { mode: 'number' }).references(() => operations.id, { onDelete: 'set null' }),
+    // What was done, in words (an evacuation started, or why none).
+    outcome: text('outcome').notNull().default(''),
+  },
+  (t) => [
+    index('spot_interruptions_zone_idx').on(t.availabilityZone, t.receivedAt),
+    uniqueIndex('spot_interruptions_instance_key').on(t.cloudInstanceId),
+  ],
 );

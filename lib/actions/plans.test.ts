@@ -528,7 +528,7 @@ describe('an action is its plan', () => {
         const prepared = backupPrepared(h);
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
-      if (a.on === 'herd' && (a.name === 'restore' || a.name === 'restore-drill')) {
+      if (a.on === 'herd' && (a.name === 'restore' || a.name === 'restore-drill' || a.name === 'add-replica')) {
         // The restore onto a new EC2 instance (its launch step and termination), the drill onto a server.
         const launch = {
           template: {
@@ -553,6 +553,17 @@ describe('an action is its plan', () => {
           environment: h.environment,
           like: { hostname: 'db-1', site: 'dc-east', sshUser: 'postgres', sshPort: 22 },
         };
+        if (a.name === 'add-replica') {
+          // A new EC2 instance seeded from the repository, then the herd's read names.
+          const prepared = {
+            ...backupPrepared(h),
+            server: null,
+            launch: new Map([[h.id, launch]]),
+            lastFull: new Map([[h.id, 10_000_000]]),
+          };
+          const params = { instanceType: 'm6i.large', dataDirectory: '/var/lib/postgresql/replicas/orders-4/data' };
+          return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };
+        }
         const prepared = {
           ...backupPrepared(h),
           server: a.name === 'restore' ? null : scratchServer(h),
@@ -689,6 +700,53 @@ describe('an action is its plan', () => {
         return {
           words: a.plan(r3, { members: h.members, params: {}, prepared }).steps,
           steps: a.steps(r3, deps, { members: h.members, params: {}, prepared }),
+        };
+      }
+      if (a.name === 'replace' || a.name === 'spot-evacuate') {
+        // A replica replaced (its successor like it, seeded from the repository), and on a notice the primary evacuated (switched over first).
+        const t = { ...(a.name === 'replace' ? r3 : primary), cloud: { region: 'eu-west-1', instanceId: 'i-0r3' } };
+        const launch = {
+          template: {
+            like: 'i-0r3',
+            region: 'eu-west-1',
+            imageId: 'ami-0123',
+            subnetId: 'subnet-0abc',
+            vpcId: 'vpc-0abc',
+            account: '123456789012',
+            availabilityZone: 'eu-west-1a',
+            securityGroupIds: ['sg-0db'],
+            keyName: 'fleet',
+            instanceProfileArn: null,
+            architecture: 'x86_64',
+          },
+          instanceType: 'm6i.large',
+          vcpus: 2,
+          memoryGiB: 8,
+          perHour: 0.107,
+          priceSource: 'shipped price file, 2026-11-20',
+          environmentId: h.environmentId,
+          environment: h.environment,
+          like: { hostname: t.hostname, site: 'dc-east', sshUser: 'postgres', sshPort: 22 },
+        };
+        const prepared = {
+          herds: new Map([[h.id, h]]),
+          add: { ...backupPrepared(h), server: null, launch: new Map(), lastFull: new Map([[h.id, 10_000_000]]) },
+          retire: { herds: new Map([[h.id, h]]), hosts: new Map([[t.id, { launchedRowId: 3, neighbours: 0 }]]), needs: new Map() },
+          launch: new Map([[t.id, { plan: launch, like: t, avoided: null }]]),
+        };
+        const params = { dataDirectory: '/var/lib/postgresql/replicas/orders-5/data', host: 'terminate' };
+        return {
+          words: a.plan(t, { members: h.members, params, prepared }).steps,
+          steps: a.steps(t, deps, { members: h.members, params, prepared }),
+        };
+      }
+      if (a.name === 'retire') {
+        const prepared = { herds: new Map([[h.id, h]]), hosts: new Map([[r3.id, { launchedRowId: 1, neighbours: 0 }]]), needs: new Map() };
+        const params = { host: 'terminate' };
+        const t3 = { ...r3, cloud: { region: 'eu-west-1', instanceId: 'i-0abc' } };
+        return {
+          words: a.plan(t3, { members: h.members, params, prepared }).steps,
+          steps: a.steps(t3, deps, { members: h.members, params, prepared }),
         };
       }
       if (a.name === 'resize') {

@@ -30,6 +30,9 @@ import { backupAction } from '@/lib/actions/backups/backup.action';
 import { restoreAction } from '@/lib/actions/backups/restore.action';
 import { restoreDrillAction } from '@/lib/actions/backups/restore-drill.action';
 import { tearDownRestoredAction } from '@/lib/actions/backups/tear-down.action';
+import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
+import { retireAction } from '@/lib/actions/grow/retire.action';
+import { evacuateAction, replaceAction } from '@/lib/actions/grow/replace.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -57,6 +60,10 @@ export const actions: AnyAction[] = [
   restoreAction,
   restoreDrillAction,
   tearDownRestoredAction,
+  addReplicaAction,
+  retireAction,
+  replaceAction,
+  evacuateAction,
   refreshDnsAction,
   patroniPauseAction,
   patroniResumeAction,

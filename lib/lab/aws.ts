@@ -37,7 +37,16 @@ export interface LabAws {
    * with one subnet whose instances have their server's loopback address as private address: what
    * PGHERD_AWS_ENVIRONMENTS maps to the environment. moto's account is 123456789012.
    */
-  vpcs?: { environment: string; site: string; vpcId: string; subnetId: string; availabilityZone: string; cidr: string }[];
+  vpcs?: {
+    environment: string;
+    site: string;
+    vpcId: string;
+    subnetId: string;
+    availabilityZone: string;
+    cidr: string;
+    /** The TLS files the environment's image gives a launched instance (PGHERD_AWS_ENVIRONMENTS launchTls). */
+    launchTls?: { certFile: string; keyFile: string };
+  }[];
   /** The environment whose names Route 53 serves (a hosted zone in moto), when the lab has one. */
   route53?: LabRoute53;
   /**
@@ -256,7 +265,13 @@ async function labVpc(ec2: EC2Client, s: { environment: string; site: string; ad
  * an instance outside those VPCs (moto's default VPC) is nobody's.
  */
 export function labAwsEnvironments(aws: LabAws): string {
-  return JSON.stringify((aws.vpcs ?? []).map((v) => ({ environment: v.environment, vpc: v.vpcId })));
+  return JSON.stringify(
+    (aws.vpcs ?? []).map((v) => ({
+      environment: v.environment,
+      vpc: v.vpcId,
+      ...(v.launchTls ? { launchTls: v.launchTls } : {}),
+    })),
+  );
 }
 
 /** The settings that point pgherd's AWS clients at the lab (credentials through the SDK's environment provider). */

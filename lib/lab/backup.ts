@@ -84,9 +84,10 @@ export function planBackupHosts(dir: string, environments: string[], sites: stri
       };
     }),
   );
-  // The rest of the scratch range (<subnet>.230-239), shared out: at most 2 an environment.
+  // The rest of the scratch range (<subnet>.230-239), shared out: at most 4 an environment (a herd grown
+  // by a replica, another, and a replacement of one of them).
   const free = 10 - scratch.length;
-  const each = Math.min(2, Math.floor(free / Math.max(1, environments.length)));
+  const each = Math.min(4, Math.floor(free / Math.max(1, environments.length)));
   const launch = environments.flatMap((environment, k) =>
     Array.from({ length: each }, (_, n) => ({ environment, address: `${subnet}.${String(239 - k * each - n)}` })),
   );

@@ -465,6 +465,11 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
           { ca: info.tls, environments: [...new Set(info.instances.map((i) => i.environment))] },
           (info.backup?.launch ?? []).map((l) => ({ ...l, fingerprint: info.ssh!.environments[l.environment]!.hostKeyFingerprint })),
         );
+        // What the environment's image gives a launched instance: its certificate, naming every launch address.
+        for (const v of info.aws.vpcs ?? []) {
+          const tls = info.backup?.images.find((img) => img.environment === v.environment)?.tls;
+          if (tls) v.launchTls = { certFile: tls.certFile, keyFile: tls.keyFile };
+        }
         if (opts.route53 && info.dns) {
           const env = opts.route53;
           log(`serving ${env}'s names from Route 53 (a hosted zone in moto)`);

@@ -20,6 +20,17 @@ const entry = z
       .optional(),
     /** What discovery finds here waits for an admin's approval before pgherd acts on it. */
     approve: z.boolean().default(false),
+    /**
+     * The TLS certificate and key a new instance launched here holds (its image makes them, naming the
+     * instance's address): what a replica pgherd lays out on one is given, unless the action says others.
+     */
+    launchTls: z
+      .object({
+        certFile: z.string().regex(/^\/[A-Za-z0-9._@+/-]+$/, 'an absolute path'),
+        keyFile: z.string().regex(/^\/[A-Za-z0-9._@+/-]+$/, 'an absolute path'),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .refine((e) => !!e.vpc !== !!e.account, 'either a vpc, or an account (with a region or not)')

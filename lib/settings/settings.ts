@@ -202,7 +202,7 @@ export const SETTINGS = {
   }),
   PGHERD_AWS_ENVIRONMENTS: json(awsEnvironmentsSchema, {
     accepts: 'a JSON list of { environment, vpc } or { environment, account, region }',
-    doc: 'which pgherd environment each EC2 instance belongs to: `[{ "environment": "production", "vpc": "vpc-0123abcd" }, { "environment": "staging", "account": "123456789012", "region": "eu-west-1", "approve": true }]`. Each entry has a `vpc`, or an `account` with or without a `region`. An instance takes its VPC\'s entry, else its account\'s in its region, else its account\'s in every region; one none of these name is no environment\'s (pgherd neither powers, resizes nor discovers it). `approve: true`: servers discovery creates there wait for an admin\'s approval. A place mapped to two environments, or any other bad value, stops the worker at start, saying what is wrong. Unset: no instance is any environment\'s, so EC2 power and resize are refused everywhere',
+    doc: 'which pgherd environment each EC2 instance belongs to: `[{ "environment": "production", "vpc": "vpc-0123abcd" }, { "environment": "staging", "account": "123456789012", "region": "eu-west-1", "approve": true }]`. Each entry has a `vpc`, or an `account` with or without a `region`. An instance takes its VPC\'s entry, else its account\'s in its region, else its account\'s in every region; one none of these name is no environment\'s (pgherd neither powers, resizes nor discovers it). `approve: true`: servers discovery creates there wait for an admin\'s approval. `launchTls: { "certFile": "/etc/ssl/pg/server.crt", "keyFile": "/etc/ssl/pg/server.key" }`: the TLS files an instance pgherd launches there holds (its image makes them, naming its address), given to a replica laid out on it unless the action says others. A place mapped to two environments, or any other bad value, stops the worker at start, saying what is wrong. Unset: no instance is any environment\'s, so EC2 power and resize are refused everywhere',
   }),
   PGHERD_AWS_DISCOVERY: json(discoveryConfigSchema, {
     accepts: 'a JSON object { regions, tags, map }',
@@ -263,6 +263,13 @@ export const SETTINGS = {
     max: 3650,
     default: 7,
     doc: 'the recoverability scorecard: a herd whose last restore drill passed longer ago than this many days is not restore-proven (`pgherd_herds_unverified_restore` counts it)',
+  }),
+
+  PGHERD_SPOT_EVENTS_TOKEN: text({
+    secret: true,
+    pattern: /^\S{16,}$/,
+    accepts: 'at least 16 characters, with no spaces (openssl rand -hex 24 makes one)',
+    doc: "the bearer token EventBridge (an API destination's API key, sent as `Authorization: Bearer ...`) gives `POST /api/v1/spot/interruptions` with EC2's spot interruption warnings; unset, only the hosts' agents may send them (each for its own instance, with its agent token)",
   }),
 
   // Metrics and history

@@ -352,7 +352,116 @@ export const restoredEndpoint = (pl: RestorePlace) => ({
   serverEnvironment: pl.server.environment,
 });
 
-const socketDirOf = (pl: RestorePlace) => path.join(path.dirname(pl.dataDirectory), 'run');
+export const socketDirOf = (pl: RestorePlace) => path.join(path.dirname(pl.dataDirectory), 'run');
+
+/**
+ * Proves the server empty (nothing answers on the port) and claims the data directory's folder by making
+ * it; its cleanup stops what was started there and removes the folder, unless what was laid down is kept.
+ */
+export function claimStep<S extends { restore: RestoreState }>(pl: RestorePlace): ActionStep<S> {
+  const srv = { ssh: pl.server.ssh };
+  const home = path.dirname(pl.dataDirectory);
+  return {
+    name: `check that ${pl.server.hostname} is empty`,
+    does: { kind: 'restore.check-empty', server: pl.server.id, port: pl.port, dataDirectory: pl.dataDirectory },
+    says: `ask ${pl.server.hostname} over SSH: nothing answers on port ${pl.port} (pg_isready); then claim ${path.dirname(pl.dataDirectory)} by making it (it must not exist); else refuse and change nothing`,
+    timeoutMs: 30_000,
+    run: async (x) => {
+      x.state.restore.startedAt = Date.now();
+      const ready = await execNoted(x.deps, srv, x, [
+        `${binDir(pl.pgVersion)}/pg_isready`,
+        '-h',
+        pl.server.address,
+        '-p',
+        String(pl.port),
+        '-t',
+        '3',
+      ]);
+      // 2: no answer (nothing listens); 0 or 1: a server answers or starts there.
+      if (ready.code !== 2)
+        throw refuse(
+          'not-applicable',
+          ready.code === 0 || ready.code === 1
+            ? `a Postgres answers on ${pl.server.address}:${pl.port}: a restore never goes over a running server; nothing was changed`
+            : `pg_isready on ${pl.server.hostname} could not tell (exit ${String(ready.code)}): nothing was changed`,
+        );
+      // The claim: the data directory's folder is made now, by this restore alone (mkdir, not mkdir -p:
+      // it fails if the folder exists), and everything the restore lays down goes inside it. Two restores
+      // aimed at one place cannot both claim it, and what the cleanup removes is only ever what this restore
+      // made.
+      const claim = await execNoted(x.deps, srv, x, [
+        'sh',
+        '-c',
+        'mkdir -p -- "$(dirname -- "$1")" && mkdir -m 0750 -- "$1"',
+        'pgherd-claim',
+        home,
+      ]);
+      if (claim.code !== 0)
+        throw refuse(
+          'not-applicable',
+          `${home} on ${pl.server.hostname} exists already (${claim.stderr.trim().split('\n').pop() ?? ''}): a restore makes its own folder, and the data directory inside it; nothing was changed`,
+        );
+      x.state.restore.claimed = true;
+      // Recorded at once: should this worker die before the cleanup, the next one's reconcile removes it.
+      if (x.deps.targetId !== undefined) {
+        const r = await x.deps.db.execute<{ id: number }>(sql`
+            INSERT INTO restore_claims (target_id, server_id, folder, data_directory, pg_version)
+            VALUES (${x.deps.targetId}, ${pl.server.id}, ${home}, ${pl.dataDirectory}, ${pl.pgVersion}) RETURNING id`);
+        x.state.restore.claimId = r.rows[0]?.id ?? null;
+      }
+    },
+    always: {
+      name: 'take the restore away unless it is kept',
+      does: { kind: 'restore.cleanup', server: pl.server.id, dataDirectory: pl.dataDirectory },
+      says: `unless the restored cluster is kept: stop it and remove ${path.dirname(pl.dataDirectory)}`,
+      timeoutMs: 180_000,
+      givesBack: true,
+      run: async (x) => {
+        if (!x.state.restore.claimed || x.state.restore.kept) return;
+        await removeRestored(x.deps, x, pl);
+        if (x.state.restore.claimId !== null)
+          await x.deps.db.execute(
+            sql`UPDATE restore_claims SET settled_at = now(), settled_how = 'removed by its cleanup' WHERE id = ${x.state.restore.claimId}`,
+          );
+      },
+    },
+  };
+}
+
+/** pgBackRest's configuration for the stanza, written on the new server (its own paths). */
+export function memberConfigStep<S>(h: HerdRef, p: HerdPolicy, stanza: string, pl: RestorePlace): ActionStep<S> {
+  const where = `${pl.server.hostname}:${pl.port} (${pl.dataDirectory})`;
+  const conf = memberConfigPath(pl.dataDirectory);
+  const srv = { ssh: pl.server.ssh };
+  return {
+    name: `write pgBackRest's configuration on ${pl.server.hostname}`,
+    does: { kind: 'backup.write-member-config', server: pl.server.id, file: conf, stanza },
+    says: `write ${conf} on ${pl.server.hostname} (stanza ${stanza})`,
+    timeoutMs: 40_000,
+    run: async (x) =>
+      writeHostFile(
+        x.deps,
+        srv,
+        x,
+        conf,
+        memberConfig(
+          p.policy,
+          stanza,
+          {
+            label: where,
+            host: pl.server.address,
+            sshPort: pl.server.ssh.port,
+            sshUser: pl.server.ssh.username,
+            port: pl.port,
+            dataDirectory: pl.dataDirectory,
+            socketDirectory: socketDirOf(pl),
+          },
+          secretsOf(h.environment),
+        ),
+        [...memberDirs(pl.dataDirectory), socketDirOf(pl)],
+      ),
+  };
+}
 
 /** The restore's steps: prove the server empty, restore, configure, start, first write; and the cleanup. */
 export function restoreSteps<S extends { restore: RestoreState }>(
@@ -362,104 +471,12 @@ export function restoreSteps<S extends { restore: RestoreState }>(
   pl: RestorePlace,
   target: RecoveryTarget,
 ): ActionStep<S>[] {
-  const where = `${pl.server.hostname}:${pl.port} (${pl.dataDirectory})`;
   const conf = memberConfigPath(pl.dataDirectory);
   const srv = { ssh: pl.server.ssh };
   const home = path.dirname(pl.dataDirectory);
   return [
-    {
-      name: `check that ${pl.server.hostname} is empty`,
-      does: { kind: 'restore.check-empty', server: pl.server.id, port: pl.port, dataDirectory: pl.dataDirectory },
-      says: `ask ${pl.server.hostname} over SSH: nothing answers on port ${pl.port} (pg_isready); then claim ${path.dirname(pl.dataDirectory)} by making it (it must not exist); else refuse and change nothing`,
-      timeoutMs: 30_000,
-      run: async (x) => {
-        x.state.restore.startedAt = Date.now();
-        const ready = await execNoted(x.deps, srv, x, [
-          `${binDir(pl.pgVersion)}/pg_isready`,
-          '-h',
-          pl.server.address,
-          '-p',
-          String(pl.port),
-          '-t',
-          '3',
-        ]);
-        // 2: no answer (nothing listens); 0 or 1: a server answers or starts there.
-        if (ready.code !== 2)
-          throw refuse(
-            'not-applicable',
-            ready.code === 0 || ready.code === 1
-              ? `a Postgres answers on ${pl.server.address}:${pl.port}: a restore never goes over a running server; nothing was changed`
-              : `pg_isready on ${pl.server.hostname} could not tell (exit ${String(ready.code)}): nothing was changed`,
-          );
-        // The claim: the data directory's folder is made now, by this restore alone (mkdir, not mkdir -p:
-        // it fails if the folder exists), and everything the restore lays down goes inside it. Two restores
-        // aimed at one place cannot both claim it, and what the cleanup removes is only ever what this restore
-        // made.
-        const claim = await execNoted(x.deps, srv, x, [
-          'sh',
-          '-c',
-          'mkdir -p -- "$(dirname -- "$1")" && mkdir -m 0750 -- "$1"',
-          'pgherd-claim',
-          home,
-        ]);
-        if (claim.code !== 0)
-          throw refuse(
-            'not-applicable',
-            `${home} on ${pl.server.hostname} exists already (${claim.stderr.trim().split('\n').pop() ?? ''}): a restore makes its own folder, and the data directory inside it; nothing was changed`,
-          );
-        x.state.restore.claimed = true;
-        // Recorded at once: should this worker die before the cleanup, the next one's reconcile removes it.
-        if (x.deps.targetId !== undefined) {
-          const r = await x.deps.db.execute<{ id: number }>(sql`
-            INSERT INTO restore_claims (target_id, server_id, folder, data_directory, pg_version)
-            VALUES (${x.deps.targetId}, ${pl.server.id}, ${home}, ${pl.dataDirectory}, ${pl.pgVersion}) RETURNING id`);
-          x.state.restore.claimId = r.rows[0]?.id ?? null;
-        }
-      },
-      always: {
-        name: 'take the restore away unless it is kept',
-        does: { kind: 'restore.cleanup', server: pl.server.id, dataDirectory: pl.dataDirectory },
-        says: `unless the restored cluster is kept: stop it and remove ${path.dirname(pl.dataDirectory)}`,
-        timeoutMs: 180_000,
-        givesBack: true,
-        run: async (x) => {
-          if (!x.state.restore.claimed || x.state.restore.kept) return;
-          await removeRestored(x.deps, x, pl);
-          if (x.state.restore.claimId !== null)
-            await x.deps.db.execute(
-              sql`UPDATE restore_claims SET settled_at = now(), settled_how = 'removed by its cleanup' WHERE id = ${x.state.restore.claimId}`,
-            );
-        },
-      },
-    },
-    {
-      name: `write pgBackRest's configuration on ${pl.server.hostname}`,
-      does: { kind: 'backup.write-member-config', server: pl.server.id, file: conf, stanza },
-      says: `write ${conf} on ${pl.server.hostname} (stanza ${stanza})`,
-      timeoutMs: 40_000,
-      run: async (x) =>
-        writeHostFile(
-          x.deps,
-          srv,
-          x,
-          conf,
-          memberConfig(
-            p.policy,
-            stanza,
-            {
-              label: where,
-              host: pl.server.address,
-              sshPort: pl.server.ssh.port,
-              sshUser: pl.server.ssh.username,
-              port: pl.port,
-              dataDirectory: pl.dataDirectory,
-              socketDirectory: socketDirOf(pl),
-            },
-            secretsOf(h.environment),
-          ),
-          [...memberDirs(pl.dataDirectory), socketDirOf(pl)],
-        ),
-    },
+    claimStep<S>(pl),
+    memberConfigStep<S>(h, p, stanza, pl),
     {
       name: `restore to ${target.words}`,
       does: { kind: 'restore.pgbackrest', stanza, dataDirectory: pl.dataDirectory, target: target.options },

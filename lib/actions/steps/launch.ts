@@ -4,7 +4,7 @@
 // registered as a server of the herd's environment; reached over SSH. Its cleanup terminates it and removes
 // its server unless what the target built on it is kept. Restores and drills use it; adding replicas will.
 import { randomUUID } from 'node:crypto';
-import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
@@ -21,6 +21,8 @@ import {
   type LaunchTemplate,
 } from '@/lib/adapters/aws/ec2-launch';
 import { awsEnvironments, environmentOfInstance, placeOf } from '@/lib/adapters/aws/environments';
+import { latestSpotPrices } from '@/lib/adapters/aws/ec2-spot';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
 import { HostKeyMismatchError } from '@/lib/adapters/ssh/ssh-errors';
 import type { ActionStep, RunContext } from '@/lib/engine/define-action';
@@ -48,6 +50,10 @@ export interface LaunchPlan {
   priceSource: string;
   environmentId: number;
   environment: string;
+  /** The TLS files an instance launched there holds (PGHERD_AWS_ENVIRONMENTS launchTls), when the configuration says. */
+  tls?: { certFile: string; keyFile: string };
+  /** Bought on the spot market: EC2's latest spot price in its zone (null: none published). */
+  spot?: { perHour: number | null };
   /** The server it is launched like (the herd's primary's), whose site, SSH user and port it gets. */
   like: { hostname: string; site: string; sshUser: string; sshPort: number };
 }
@@ -57,9 +63,15 @@ export interface LaunchPlan {
  * the primary not an EC2 instance pgherd knows, its VPC not the herd's environment's (as
  * PGHERD_AWS_ENVIRONMENTS says), the type unknown in the region or of another architecture.
  */
-export async function planLaunch(db: Db, h: HerdRef, instanceType: string): Promise<LaunchPlan | Refusal> {
-  const source = h.members.find((m) => m.role === 'primary') ?? h.members[0];
+export async function planLaunch(
+  db: Db,
+  h: HerdRef,
+  instanceType: string,
+  opts: { like?: InstanceRef; spot?: boolean } = {},
+): Promise<LaunchPlan | Refusal> {
+  const source = opts.like ?? h.members.find((m) => m.role === 'primary') ?? h.members[0];
   if (!source) return refuse('not-applicable', `${h.label} has no members: there is no host to launch one like`);
+  const whose = opts.like ? source.label : `${source.hostname} (the herd's primary)`;
   const r = await db.execute<{
     hostname: string;
     site: string;
@@ -75,7 +87,7 @@ export async function planLaunch(db: Db, h: HerdRef, instanceType: string): Prom
   if (!s?.cloud_instance_id || !s.cloud_region || s.cloud_provider !== 'aws')
     return refuse(
       'not-applicable',
-      `${source.hostname} (the herd's primary) is not an EC2 instance pgherd knows: a new instance is launched like it (its image, subnet, security groups), so there is nothing to launch it like`,
+      `${whose} is not an EC2 instance pgherd knows: a new instance is launched like it (its image, subnet, security groups), so there is nothing to launch it like`,
     );
   const unavailable = await awsUnavailable();
   if (unavailable) return refuse('not-applicable', unavailable);
@@ -98,9 +110,12 @@ export async function planLaunch(db: Db, h: HerdRef, instanceType: string): Prom
         `${instanceType} runs ${type.architectures.join(', ')}, not ${template.architecture} (the image ${template.imageId} of ${source.hostname})`,
       );
     const prices = await priceListFor([s.cloud_region]);
+    const spot = opts.spot ? await spotPriceOf(client, instanceType, template.availabilityZone) : undefined;
     return {
       template,
       instanceType,
+      ...(opts.spot ? { spot: { perHour: spot ?? null } } : {}),
+      ...(env.launchTls ? { tls: env.launchTls } : {}),
       vcpus: type.vcpus,
       memoryGiB: type.memoryGiB,
       perHour: prices.perHour(s.cloud_region, instanceType),
@@ -114,8 +129,20 @@ export async function planLaunch(db: Db, h: HerdRef, instanceType: string): Prom
   }
 }
 
+/** EC2's latest spot price of the type in the zone; null when it publishes none. */
+async function spotPriceOf(client: EC2Client, instanceType: string, zone: string): Promise<number | null> {
+  return (await latestSpotPrices(client, zone, [instanceType])).get(instanceType)?.perHour ?? null;
+}
+
 /** The price of a launch, in words: per hour and per month, and for `hours` when given. */
 export function launchPrice(l: LaunchPlan, hours?: number): string {
+  if (l.spot) {
+    const d = (v: number) => `$${v < 1 ? v.toFixed(4) : v.toFixed(2)}`;
+    if (l.spot.perHour === null) return `spot, no spot price published for ${l.instanceType} in ${l.template.availabilityZone}`;
+    const saves =
+      l.perHour !== null ? `, saving ${d((l.perHour - l.spot.perHour) * HOURS_PER_MONTH)}/month on the on-demand ${d(l.perHour)}/h` : '';
+    return `${d(l.spot.perHour)}/h on spot (${d(l.spot.perHour * HOURS_PER_MONTH)}/month${saves}); EC2 may take it back with two minutes' notice`;
+  }
   if (l.perHour === null) return `no price known for ${l.instanceType} in ${l.template.region} (${l.priceSource})`;
   const d = (v: number) => `$${v < 1 ? v.toFixed(3) : v.toFixed(2)}`;
   return `${d(l.perHour)}/h on demand (${d(l.perHour * HOURS_PER_MONTH)}/month)${hours ? `, about ${d(l.perHour * hours)} for ${hours < 1 ? `${Math.max(1, Math.round(hours * 60))} minutes` : `${Math.round(hours * 10) / 10} h`}` : ''}; ${l.priceSource}`;
@@ -178,7 +205,7 @@ export function launchStep<S>(
 ): ActionStep<S> {
   const t = l.template;
   return {
-    name: `launch a ${l.instanceType} instance`,
+    name: `launch a ${l.spot ? 'spot ' : ''}${l.instanceType} instance`,
     does: {
       kind: 'ec2.launch',
       like: t.like,
@@ -186,8 +213,9 @@ export function launchStep<S>(
       subnet: t.subnetId,
       type: l.instanceType,
       groups: t.securityGroupIds,
+      ...(l.spot ? { market: 'spot' } : {}),
     },
-    says: `launch a ${l.instanceType} (${l.vcpus} vCPU, ${l.memoryGiB} GiB) in ${t.subnetId} (${t.availabilityZone}) from ${t.imageId}, like ${l.like.hostname} (its security groups${t.keyName ? `, key pair ${t.keyName}` : ''}); pin its SSH host key from its console (cloud-init's fingerprints); register it as a server of ${l.environment}; wait until it answers over SSH`,
+    says: `launch a ${l.spot ? 'spot ' : ''}${l.instanceType} (${l.vcpus} vCPU, ${l.memoryGiB} GiB) in ${t.subnetId} (${t.availabilityZone}) from ${t.imageId}, like ${l.like.hostname} (its security groups${t.keyName ? `, key pair ${t.keyName}` : ''}); pin its SSH host key from its console (cloud-init's fingerprints); register it as a server of ${l.environment}; wait until it answers over SSH`,
     timeoutMs: (waitBounds().maxWaitSeconds * 3 + 120) * 1000,
     run: (x) => launch(x, l, server, state(x.state), purpose),
     always: {
@@ -220,8 +248,8 @@ async function launch<S>(
   // Recorded before EC2 is asked: a worker killed between the call and its answer leaves a row the next
   // reconcile finds the instance by (its token is on the instance as a tag).
   const row = await db.execute<{ id: number }>(sql`
-    INSERT INTO launched_instances (target_id, environment_id, region, client_token, instance_type)
-    VALUES (${x.deps.targetId ?? null}, ${l.environmentId}, ${t.region}, ${token}, ${l.instanceType})
+    INSERT INTO launched_instances (target_id, environment_id, region, client_token, instance_type, spot)
+    VALUES (${x.deps.targetId ?? null}, ${l.environmentId}, ${t.region}, ${token}, ${l.instanceType}, ${!!l.spot})
     RETURNING id`);
   st.rowId = row.rows[0]?.id ?? null;
   const client = ec2Client(t.region);
@@ -240,8 +268,10 @@ async function launch<S>(
         'pgherd:launched-by': `operation ${String(x.deps.operation?.id ?? '?')}`,
         'pgherd:purpose': purpose.kind,
         'pgherd:launch-token': token,
+        ...(l.spot ? { 'pgherd:market': 'spot' } : {}),
       },
       token,
+      { spot: !!l.spot },
     );
     // The instance EC2 answered with is this launch's: it carries the token this launch made.
     if (launched.tags['pgherd:launch-token'] !== token)

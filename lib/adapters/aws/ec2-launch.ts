@@ -68,6 +68,7 @@ export async function launchInstance(
   instanceType: string,
   tags: Record<string, string>,
   clientToken: string,
+  opts: { spot?: boolean } = {},
 ): Promise<CloudInstance> {
   const res = await client.send(
     new RunInstancesCommand({
@@ -80,6 +81,15 @@ export async function launchInstance(
       ...(t.keyName ? { KeyName: t.keyName } : {}),
       ...(t.instanceProfileArn ? { IamInstanceProfile: { Arn: t.instanceProfileArn } } : {}),
       ClientToken: clientToken,
+      // A one-time spot request, terminated when EC2 takes the capacity back (its replacement is a new instance).
+      ...(opts.spot
+        ? {
+            InstanceMarketOptions: {
+              MarketType: 'spot',
+              SpotOptions: { SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate' },
+            },
+          }
+        : {}),
       TagSpecifications: [
         { ResourceType: 'instance', Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
         { ResourceType: 'volume', Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import type { RouteSpec } from './define';
 import { agentReportRoute } from './agent';
+import { spotNoticeRoute } from './spot';
 import { discoveryStatusRoute, getDiscoveryRunRoute, requestDiscoveryRoute } from './cloud';
 import { listHerds, listInstances } from './inventory';
 import { herdLagRoute, instanceLagRoute } from './history';
@@ -96,4 +97,5 @@ export const API_ROUTES: RouteSpec[] = [
   getDiscoveryRunRoute,
   openApiRoute,
   agentReportRoute,
+  spotNoticeRoute,
 ];

@@ -1,0 +1,269 @@
+// Add replica: a new member of the herd on an empty server of its environment, or on a new EC2 instance
+// launched like one of its members (on demand or on spot capacity), seeded from the herd's backup
+// repository where it has one (nothing read from the primary), else from a replica, else from the
+// primary; then streaming, registered, and in the herd's read names (lib/actions/grow/seed-steps.ts).
+import { sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Db } from '@/db/client';
+import { idText } from '@/lib/adapters/validation/ids';
+import { formatBytes } from '@/lib/adapters/format/units';
+import { defineHerdAction, productionWarning, type ActionPlan } from '@/lib/engine/define-action';
+import { dnsSteps } from '@/lib/actions/steps/dns-steps';
+import { launchPrice, launchStep, newLaunchState, planLaunch, serverToLaunch, type LaunchPlan } from '@/lib/actions/steps/launch';
+import {
+  loadRestoreServer,
+  newRestoreState,
+  oneServer,
+  placeFields,
+  restoreTargetParams,
+  serverRefusal,
+  type RestoreServer,
+} from '@/lib/actions/backups/restore-steps';
+import { prepareBackups, policyRefusal, type BackupPrepared } from '@/lib/actions/backups/backup-steps';
+import { recordTargets } from '@/lib/fleet/dns-records';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
+import { newSeedState, seedSteps, type Seed, type SeedState } from './seed-steps';
+
+const { serverId, instanceType, port, dataDirectory, sslCertFile, sslKeyFile } = restoreTargetParams;
+
+export const addReplicaParams = z
+  .object({
+    serverId,
+    instanceType,
+    /** The member a new instance is launched like (its image, subnet and zone, security groups); default the primary. */
+    like: idText('like').optional(),
+    /** spot: a new instance bought on the spot market (EC2 may take it back with two minutes' notice). */
+    market: z.enum(['on-demand', 'spot']).default('on-demand'),
+    /** Where its data comes from; auto: the repository, else a replica, else the primary. */
+    seed: z.enum(['auto', 'repository', 'replica', 'primary']).default('auto'),
+    port: port,
+    dataDirectory,
+    sslCertFile,
+    sslKeyFile,
+  })
+  .strict()
+  .refine(...oneServer)
+  .refine((p) => p.market === 'on-demand' || p.instanceType !== undefined, {
+    message: 'market spot is for a new EC2 instance (instanceType)',
+    path: ['market'],
+  });
+
+type Params = z.output<typeof addReplicaParams>;
+
+interface Prepared extends BackupPrepared {
+  server: RestoreServer | null;
+  launch: Map<number, LaunchPlan | Refusal>;
+  /** Per herd: its last full backup still in the repository (bytes), when there is one. */
+  lastFull: Map<number, number>;
+}
+
+/** How far behind the primary a new replica may be when it counts as caught up. */
+export const CATCH_UP_BYTES = 16 * 1024 * 1024;
+
+export interface AddState extends SeedState {
+  members?: InstanceRef[];
+}
+
+export async function prepareAddReplica(
+  herds: HerdRef[],
+  params: Pick<Params, 'instanceType' | 'like' | 'market' | 'serverId'>,
+  db: Db,
+): Promise<Prepared> {
+  const base = await prepareBackups(herds, db);
+  const launch = new Map<number, LaunchPlan | Refusal>();
+  if (params.instanceType)
+    for (const h of herds) {
+      const like = params.like === undefined ? undefined : h.members.find((m) => m.id === params.like);
+      if (params.like !== undefined && !like) {
+        launch.set(h.id, refuse('params', `instance ${params.like} (like) is not a member of ${h.label}`));
+        continue;
+      }
+      launch.set(h.id, await planLaunch(db, h, params.instanceType, { ...(like ? { like } : {}), spot: params.market === 'spot' }));
+    }
+  const ids = herds.map((h) => h.id);
+  const full = ids.length
+    ? await db.execute<{ herd_id: number; bytes: string }>(sql`
+        SELECT DISTINCT ON (herd_id) herd_id, size_bytes::text AS bytes FROM backups
+        WHERE herd_id = ANY(${sql.param(ids)}::int[]) AND type = 'full' AND gone_at IS NULL ORDER BY herd_id, stopped_at DESC`)
+    : { rows: [] };
+  return {
+    ...base,
+    server: await loadRestoreServer(db, params.serverId),
+    launch,
+    lastFull: new Map(full.rows.map((r) => [r.herd_id, Number(r.bytes)])),
+  };
+}
+
+/** Where the new replica's data comes from, and why; or why none can be used. */
+function chooseSeed(
+  h: HerdRef,
+  params: Pick<Params, 'seed'>,
+  prepared: Prepared,
+  primary: InstanceRef,
+): { seed: Seed; why: string } | Refusal {
+  const setup = prepared.setups.get(h.id);
+  const policy = prepared.policies.get(h.id);
+  const full = prepared.lastFull.get(h.id);
+  const repoProblem = !setup
+    ? `${h.label} has no backups configured (Configure backups)`
+    : (policyRefusal(h, policy)?.reason ?? (full === undefined ? `the repository holds no full backup of ${h.label} (Back up)` : null));
+  const replica = h.members.find((m) => m.role === 'replica' && m.state === 'running' && m.upstreamId === primary.id);
+  const want = params.seed;
+  if (want === 'repository' || (want === 'auto' && !repoProblem)) {
+    if (repoProblem || !setup) return refuse('not-applicable', `cannot seed from the repository: ${repoProblem ?? 'no setup'}`);
+    return {
+      seed: { kind: 'repository', stanza: setup.stanza },
+      why: `the herd's backup repository (stanza ${setup.stanza}, last full backup ${formatBytes(full ?? 0)}): the primary only sends the WAL written since, the rest comes from the archive`,
+    };
+  }
+  if (want === 'replica' || (want === 'auto' && replica)) {
+    if (!replica)
+      return refuse('not-applicable', `cannot seed from a replica: ${h.label} has no running replica streaming from ${primary.label}`);
+    return {
+      seed: { kind: 'replica', from: replica },
+      why: `${replica.label}, a replica (pg_basebackup from it: the primary is not read)${want === 'auto' ? `; not the repository: ${repoProblem ?? ''}` : ''}`,
+    };
+  }
+  return {
+    seed: { kind: 'primary', from: primary },
+    why: `the primary ${primary.label} (pg_basebackup: it reads the whole database from the primary, the last resort)${want === 'auto' ? `; not the repository (${repoProblem ?? ''}), and no replica to read instead` : ''}`,
+  };
+}
+
+export const addReplicaAction = defineHerdAction({
+  name: 'add-replica',
+  label: 'Add replica',
+  // A new host for the herd (an instance launched and paid for, a server laid out): an admin's act.
+  permission: 'admin',
+  dangerous: true,
+  schedulable: false,
+  runsAsConfirmed: true,
+  params: {
+    schema: addReplicaParams,
+    fields: [
+      ...placeFields('Server', {
+        example: '/var/lib/postgresql/replicas/orders-3/data',
+        help: 'its folder (orders-3 here) must not exist on the server: the new replica makes it, and lays everything down inside it',
+      }),
+      {
+        name: 'like',
+        label: 'Launched like (instance id)',
+        kind: 'text',
+        emptyLabel: 'the primary',
+        help: 'a member whose image, subnet and zone the new instance gets',
+      },
+      { name: 'market', label: 'Market', kind: 'text', emptyLabel: 'on-demand', help: 'on-demand or spot (a new instance only)' },
+      { name: 'seed', label: 'Seed from', kind: 'text', emptyLabel: 'auto', help: 'auto, repository, replica or primary' },
+    ],
+  },
+  state: (): AddState => newSeedState(newRestoreState(), newLaunchState()),
+  prepare: prepareAddReplica,
+  plan: (h, { params, prepared }) => planAddReplica<AddState>(h, params, prepared, params.instanceType ? prepared.launch.get(h.id) : null),
+});
+
+/** What an add plans with: the parameters it is given, and what prepare read. */
+export type AddReplicaParams = Pick<Params, 'serverId' | 'instanceType' | 'seed' | 'port' | 'dataDirectory' | 'sslCertFile' | 'sslKeyFile'>;
+export type AddReplicaPrepared = Prepared;
+
+/**
+ * The add's plan for herd `h` as it is when the add runs (a Replace may switch it over first: its members
+ * after that), with `launch` the instance to launch (none: the server of `prepared`).
+ */
+export function planAddReplica<S extends AddState>(
+  h: HerdRef,
+  params: AddReplicaParams,
+  prepared: Prepared,
+  launch: LaunchPlan | Refusal | null | undefined,
+): ActionPlan<S> | Refusal {
+  if (h.members.some((m) => m.controlDriver === 'patroni'))
+    return refuse(
+      'not-applicable',
+      `${h.label} is run by Patroni: a member is added by starting a Patroni on its host, which pgherd does not do yet`,
+    );
+  const primary = h.members.find((m) => m.role === 'primary' && m.state === 'running');
+  if (!primary) return refuse('topology', `${h.label} has no running primary for a new replica to stream from`);
+  if (primary.controlDriver !== 'pg_ctl')
+    return refuse(
+      'not-applicable',
+      `${h.label} is controlled by ${primary.controlDriver}: a new member is laid out in a folder of its own and run by pg_ctl, so only pg_ctl herds grow this way`,
+    );
+  if (launch instanceof Refusal) return launch;
+  const server = launch ? serverToLaunch(launch) : prepared.server;
+  const bad = launch ? undefined : serverRefusal(h, server, params.serverId);
+  if (bad || !server) return bad ?? refuse('gone', 'no server');
+  const chosen = chooseSeed(h, params, prepared, primary);
+  if (chosen instanceof Refusal) return chosen;
+  const policy = prepared.policies.get(h.id);
+  const setup = prepared.setups.get(h.id);
+  const backups = setup && policy && !policyRefusal(h, policy) ? { policy, stanza: setup.stanza } : null;
+  const pl = {
+    server,
+    port: params.port ?? primary.port,
+    dataDirectory: params.dataDirectory,
+    pgVersion: primary.pgVersion,
+    // Given, else those an instance launched there holds (the configuration's), else the seed's own.
+    sslCertFile: params.sslCertFile ?? launch?.tls?.certFile,
+    sslKeyFile: params.sslKeyFile ?? launch?.tls?.keyFile,
+    clusterName: h.name,
+  };
+  const readNames = h.dns.filter((r) => r.match === 'role' && r.matchRole === 'replica');
+  return {
+    steps: [
+      ...(launch ? [launchStep<S>(launch, server, (s) => s.launch, { kind: 'replica', name: `${h.environment}-${h.name}-replica` })] : []),
+      ...seedSteps<S>(h, primary, pl, chosen.seed, backups, {
+        catchUpBytes: CATCH_UP_BYTES,
+        register: async (x) => {
+          x.state.members = await loadInstanceRefs(x.deps.db, [], { herdIds: [h.id] });
+        },
+      }),
+      ...dnsSteps<S>(
+        h,
+        (s) => s.members ?? h.members,
+        () => ({ chosenWhenItRuns: 'the running replicas, the new one among them' }),
+        (r) => `point ${r.name} (${r.type}) at the herd's running replicas, the new one among them`,
+        (r) => readNames.includes(r),
+      ),
+    ],
+    facts: [
+      { label: 'Streams from', value: primary.label },
+      { label: 'Seeded from', value: chosen.why },
+      { label: 'Onto', value: `${server.hostname}:${pl.port} ${pl.dataDirectory}` },
+      ...(launch
+        ? [
+            {
+              label: 'New instance',
+              value: `${launch.instanceType} like ${launch.like.hostname}, in ${launch.template.subnetId} (${launch.template.availabilityZone}): ${launchPrice(launch)}`,
+            },
+          ]
+        : []),
+      {
+        label: 'WAL',
+        value: backups
+          ? `restore_command from the repository: it catches up however far behind the seed leaves it`
+          : `no restore_command (no backups configured): it must catch up from the WAL the primary still keeps`,
+      },
+      {
+        label: 'Read names',
+        value: readNames.length
+          ? readNames
+              .map(
+                (r) =>
+                  `${r.name} (now ${(() => {
+                    const t = recordTargets(r, h.members);
+                    return typeof t === 'string' ? t : t.map((m) => m.hostname).join(', ');
+                  })()})`,
+              )
+              .join('; ')
+          : 'the herd has none',
+      },
+    ],
+    ...(launch ? { cost: { nowPerHour: 0, afterPerHour: launch.spot ? launch.spot.perHour : launch.perHour } } : {}),
+    warnings: [
+      ...productionWarning(h),
+      ...(chosen.seed.kind === 'primary' ? ['the seed reads the whole database from the primary, loading it while it runs'] : []),
+      ...(backups ? ['backups keep reading the members Configure backups listed: run it again to have them read the new replica too'] : []),
+    ],
+  };
+}

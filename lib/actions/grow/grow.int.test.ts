@@ -1,0 +1,681 @@
+// Growing and healing a herd on a lab of its own (real Postgres, pgBackRest, OpenSSH, BIND; moto behind
+// the lab's EC2 front, where a launched instance is an sshd on a free loopback address): a replica added on
+// a new EC2 instance seeded from the backup repository reads next to nothing from the primary and streams
+// however much WAL the primary wrote and dropped meanwhile; the same restore without restore_command falls
+// off; a replica seeded from the primary reads the whole database from it; Retire drains, stops, terminates
+// and records; what may not be retired is refused with nothing changed.
+import { readFileSync, readdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { eq, inArray, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '@/db/client';
+import { dnsRecords, herds, instances, launchedInstances, retiredMembers, rules, servers, spotInterruptions } from '@/db/schema';
+import { startLab, stopLab, PROJECT_ROOT, writeNameOf, type LabInfo } from '@/lib/lab/lab';
+import { query } from '@/lib/lab/postgres';
+import { seededDatabase } from '@/lib/lab/seed';
+import { run as runAsLab, labIdentity } from '@/lib/lab/proc';
+import { runOperation, startTestWorker, waitForOperation, type TestWorker } from '@/lib/testing/operations';
+import { startWriter } from '@/lib/testing/writer';
+import { createAgentToken } from '@/lib/features/agents/ingest';
+import { receiveSpotNotice } from '@/lib/features/spot/notice';
+import { planOperation } from '@/lib/engine/plan';
+import { SYSTEM_ACCESS } from '@/lib/engine/access';
+import { ifAssigned } from '@/lib/testing/if-assigned';
+import { waitFor } from '@/lib/testing/wait';
+import { ec2Client } from '@/lib/adapters/aws/config';
+import { discoverEc2, discoveryConfig } from '@/lib/features/discovery/discovery';
+import { dnsProvider } from '@/lib/adapters/dns/provider';
+import { zoneConfig } from '@/lib/adapters/dns/config';
+import { configureBackupsAction } from '@/lib/actions/backups/configure-backups.action';
+import { backupAction } from '@/lib/actions/backups/backup.action';
+import { memberConfigPath, pgbackrest } from '@/lib/fleet/backups/pgbackrest';
+import { addReplicaAction } from './add-replica.action';
+import { retireAction } from './retire.action';
+
+const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'grow-test.json');
+const PREFIX = 't-grow';
+const ENV = 'gr';
+let lab: LabInfo;
+let db: Db;
+let closeDb: () => Promise<void>;
+let worker: TestWorker;
+let herdId: number;
+let readName: string;
+
+const members = () => lab.instances.filter((i) => i.environment === ENV && i.herd === 'alpha');
+const primary = () => members().find((i) => i.role === 'primary')!;
+const image = () => lab.backup!.images.find((i) => i.environment === ENV)!;
+const steps = (r: { steps: { name: string; status: string; stderrTail: string; error?: string | null }[] }) =>
+  JSON.stringify(r.steps.map((s) => [s.name, s.status, s.error ?? '', s.stderrTail.slice(-400)]));
+const where = (name: string, port: number) => ({
+  port: String(port),
+  dataDirectory: path.join(image().dataRoot, name, 'data'),
+  sslCertFile: image().tls!.certFile,
+  sslKeyFile: image().tls!.keyFile,
+});
+
+/** The bytes the primary's processes read (rchar), the archiver's subtree left out: what seeding reads of it. */
+function primaryReads(): number {
+  const pid = Number(readFileSync(path.join(primary().dataDirectory, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const parent = new Map<number, number>();
+  const names = new Map<number, string>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      names.set(Number(d), readFileSync(`/proc/${d}/cmdline`, 'utf8'));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const under = (p: number, top: number): boolean => {
+    for (let q = p, n = 0; q > 1 && n < 64; q = parent.get(q) ?? 0, n++) {
+      if (q === top) return true;
+      if (q !== p && /archiver/.test(names.get(q) ?? '')) return false;
+      if (/archiver/.test(names.get(q) ?? '')) return false;
+    }
+    return false;
+  };
+  let total = 0;
+  for (const p of parent.keys()) {
+    if (!under(p, pid)) continue;
+    try {
+      total += Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/${p}/io`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+const databaseBytes = async () =>
+  Number((await query<{ b: string }>(primary().dsn, 'SELECT sum(pg_database_size(datname))::text AS b FROM pg_database'))[0]!.b);
+
+/** EC2's word on an instance (through the lab's front). */
+const ec2State = async (id: string) => {
+  const c = ec2Client(lab.aws!.region);
+  try {
+    const r = await c.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+    return r.Reservations?.[0]?.Instances?.[0]?.State?.Name;
+  } finally {
+    c.destroy();
+  }
+};
+
+const answers = async (name: string) => {
+  const zone = zoneConfig(lab.dns!.zone);
+  return (await dnsProvider(zone).lookup(name, 'A')).sort();
+};
+
+beforeAll(async () => {
+  lab = await startLab({
+    ldap: false,
+    file: LAB_FILE,
+    fleet: { environments: [ENV], herds: ['alpha'], replicas: 1, sites: ['dc-east', 'dc-west'], subnet: '127.0.73' },
+    pgbouncer: [],
+  });
+  const c = await seededDatabase(lab, 4);
+  db = c.db;
+  closeDb = () => c.pool.end();
+  herdId = (
+    await db.execute<{ id: number }>(
+      sql`SELECT h.id FROM herds h JOIN environments e ON e.id = h.environment_id WHERE e.name = ${ENV} AND h.name = 'alpha'`,
+    )
+  ).rows[0]!.id;
+  // A read name for the herd's replicas (an A record of every running replica).
+  readName = writeNameOf(ENV, 'alpha-ro', lab.dns!.zone);
+  await db
+    .insert(dnsRecords)
+    .values({ herdId, name: readName, type: 'A', zone: lab.dns!.zone, provider: 'rfc2136', match: 'role', matchRole: 'replica', ttl: 5 });
+  worker = await startTestWorker(lab, PREFIX, 2);
+  const cfg = discoveryConfig({ PGHERD_AWS_DISCOVERY: JSON.stringify({ regions: [lab.aws!.region], tags: lab.aws!.discoveryTags }) })!;
+  await discoverEc2(db, cfg, (region) => ec2Client(region));
+  // A database worth seeding: about 120 MB, frozen and analyzed (no autovacuum reads it during the measure).
+  await query(primary().dsn, `CREATE TABLE bulk AS SELECT g AS id, repeat(md5(g::text), 30) AS pad FROM generate_series(1, 120000) g`);
+  await query(primary().dsn, 'VACUUM (FREEZE, ANALYZE) bulk');
+  await query(primary().dsn, 'CREATE TABLE writes (n int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
+  const conf = await runOperation(db, worker.queue, configureBackupsAction, { herdIds: [herdId] });
+  expect(conf.op.status, steps(conf)).toBe('succeeded');
+  const full = await runOperation(db, worker.queue, backupAction, { herdIds: [herdId] }, { type: 'full' });
+  expect(full.op.status, steps(full)).toBe('succeeded');
+}, 300_000);
+
+afterAll(async () => {
+  await ifAssigned(worker)?.close();
+  await ifAssigned(closeDb)?.();
+  await stopLab(LAB_FILE);
+}, 60_000);
+
+describe('Add replica', () => {
+  let launchedId: number;
+
+  it('plans a new EC2 instance seeded from the repository, saying why, priced, nothing done', async () => {
+    const plan = await planOperation(db, SYSTEM_ACCESS, addReplicaAction, [herdId], { instanceType: 'm6i.large', ...where('r1', 26001) });
+    const t = plan.targets[0]!;
+    expect(t.refused).toBeFalsy();
+    expect(t.facts!.find((f) => f.label === 'Seeded from')!.value).toMatch(/^the herd's backup repository \(stanza gr-alpha/);
+    expect(t.facts!.find((f) => f.label === 'WAL')!.value).toMatch(/restore_command from the repository/);
+    expect(t.facts!.find((f) => f.label === 'New instance')!.value).toMatch(/m6i\.large like .*\/h on demand/);
+    expect(t.steps[0]).toMatch(/^launch a m6i\.large/);
+    expect(await db.select().from(launchedInstances)).toEqual([]);
+  });
+
+  it('refuses bad input and impossible seeds, nothing launched', async () => {
+    await expect(planOperation(db, SYSTEM_ACCESS, addReplicaAction, [herdId], { ...where('x', 26002) })).rejects.toThrow(
+      /serverId.*instanceType/,
+    );
+    await expect(
+      planOperation(db, SYSTEM_ACCESS, addReplicaAction, [herdId], {
+        instanceType: 'm6i.large',
+        ...where('x', 26002),
+        dataDirectory: '/data',
+      }),
+    ).rejects.toThrow(/folder of its own/);
+    await expect(
+      planOperation(db, SYSTEM_ACCESS, addReplicaAction, [herdId], { serverId: '1', market: 'spot', ...where('x', 26002) }),
+    ).rejects.toThrow(/market spot is for a new EC2 instance/);
+    const other = await planOperation(db, SYSTEM_ACCESS, addReplicaAction, [herdId], {
+      instanceType: 'm6i.large',
+      like: '999999',
+      ...where('x', 26002),
+    });
+    expect(other.targets[0]!.refused).toMatch(/instance 999999 \(like\) is not a member/);
+    const [p] = await db.select().from(instances).where(eq(instances.herdId, herdId));
+    const occupied = await planOperation(db, SYSTEM_ACCESS, addReplicaAction, [herdId], {
+      serverId: String(p!.serverId),
+      ...where('x', 26002),
+    });
+    expect(occupied.targets[0]!.refused).toMatch(/holds 1 instance\(s\) of pgherd's inventory/);
+    expect(await db.select().from(launchedInstances)).toEqual([]);
+  });
+
+  it('from the repository onto a new instance: reads under 5% of the database from the primary, streams through more WAL than wal_keep_size', async () => {
+    // The primary keeps 16 MB of WAL for its replicas; 96 MB are written and checkpointed away after the backup.
+    await query(primary().dsn, `ALTER SYSTEM SET wal_keep_size = '16MB'`);
+    await query(primary().dsn, 'SELECT pg_reload_conf()');
+    const [oldest] = await query<{ w: string }>(primary().dsn, 'SELECT min(name) AS w FROM pg_ls_waldir() WHERE name ~ $1', [
+      '^[0-9A-F]{24}$',
+    ]);
+    for (let k = 0; k < 6; k++) {
+      await query(primary().dsn, `INSERT INTO writes (n) SELECT g FROM generate_series(${k * 100000 + 1}, ${(k + 1) * 100000}) g`);
+      await query(primary().dsn, `SELECT pg_switch_wal()`);
+      await query(primary().dsn, 'CHECKPOINT');
+    }
+    // Archived, and gone from the primary: a replica starting from the backup finds it only in the repository.
+    await waitFor(
+      'the primary to recycle the WAL of the backup',
+      async () => {
+        const [w] = await query<{ w: string }>(primary().dsn, 'SELECT min(name) AS w FROM pg_ls_waldir() WHERE name ~ $1', [
+          '^[0-9A-F]{24}$',
+        ]);
+        await query(primary().dsn, 'CHECKPOINT');
+        return w!.w > oldest!.w ? w : null;
+      },
+      60_000,
+    );
+
+    const size = await databaseBytes();
+    const before = primaryReads();
+    const r = await runOperation(
+      db,
+      worker.queue,
+      addReplicaAction,
+      { herdIds: [herdId] },
+      { instanceType: 'm6i.large', ...where('r1', 26001) },
+    );
+    const read = primaryReads() - before;
+    expect(r.op.status, steps(r)).toBe('succeeded');
+    console.log(
+      `seed from the repository: the primary read ${read} bytes of a ${size}-byte database (${((read / size) * 100).toFixed(2)}%)`,
+    );
+    expect(read).toBeLessThan(size * 0.05);
+
+    const [l] = await db.select().from(launchedInstances);
+    launchedId = l!.id;
+    expect(l!.keptInstanceId).not.toBeNull();
+    const [m] = await db.select().from(instances).where(eq(instances.id, l!.keptInstanceId!));
+    expect(m).toMatchObject({ herdId, role: 'replica', state: 'running', port: 26001, upstreamInstanceId: expect.any(Number) });
+    const [s] = await db.select().from(servers).where(eq(servers.id, m!.serverId));
+    const dsn = `postgres://postgres@${s!.address}:26001/postgres`;
+    // It streams from the primary, has every row, and takes the rows written now.
+    const [w] = await query<{ status: string; host: string }>(dsn, 'SELECT status, sender_host AS host FROM pg_stat_wal_receiver');
+    expect(w).toEqual({ status: 'streaming', host: primary().address });
+    await query(primary().dsn, 'INSERT INTO writes (n) VALUES (0)');
+    await waitFor(
+      'the new replica to replay the row written now',
+      async () => (await query<{ n: number }>(dsn, 'SELECT count(*)::int AS n FROM writes'))[0]!.n === 600001,
+      10_000,
+    );
+    const [cmd] = await query<{ c: string }>(dsn, `SELECT current_setting('restore_command') AS c`);
+    expect(cmd!.c).toContain('--stanza=gr-alpha archive-get');
+    // The read name answers it beside the first replica.
+    const first = members().find((i) => i.role === 'replica')!;
+    expect(await answers(readName)).toEqual([first.address, s!.address].sort());
+  }, 300_000);
+
+  it('a writer producing more WAL than wal_keep_size during the seed: the new replica streams at the end, every row there', async () => {
+    const lsn = async () => (await query<{ l: string }>(primary().dsn, 'SELECT pg_current_wal_lsn()::text AS l'))[0]!.l;
+    const from = await lsn();
+    const flag = { stop: false };
+    let rows = 0;
+    // About 2 MB of WAL a batch, a checkpoint every 4 batches: the primary recycles what wal_keep_size does
+    // not keep. At most 48 batches (about 100 MB): the lab's disk holds every segment the archive gets.
+    const writer = (async () => {
+      for (let k = 0; !flag.stop && k < 48; k++) {
+        await query(
+          primary().dsn,
+          `INSERT INTO writes (n) SELECT g FROM generate_series(${1_000_000 + k * 20000}, ${1_000_000 + k * 20000 + 19999}) g`,
+        );
+        rows += 20000;
+        if (k % 4 === 3) await query(primary().dsn, 'CHECKPOINT');
+      }
+    })();
+    const r = await runOperation(
+      db,
+      worker.queue,
+      addReplicaAction,
+      { herdIds: [herdId] },
+      { instanceType: 'm6i.large', ...where('r2', 26002) },
+    );
+    flag.stop = true;
+    await writer;
+    expect(r.op.status, steps(r)).toBe('succeeded');
+    const [{ b }] = (await query<{ b: string }>(primary().dsn, `SELECT (pg_current_wal_lsn() - $1::pg_lsn)::text AS b`, [from])) as [
+      { b: string },
+    ];
+    console.log(`during the seed: ${rows} rows, ${b} bytes of WAL (wal_keep_size 16 MB)`);
+    expect(Number(b)).toBeGreaterThan(16 * 1024 * 1024);
+    const m = (await db.select().from(instances).where(eq(instances.port, 26002)))[0]!;
+    const [s] = await db.select().from(servers).where(eq(servers.id, m.serverId));
+    const dsn = `postgres://postgres@${s!.address}:26002/postgres`;
+    const [w] = await query<{ status: string }>(dsn, 'SELECT status FROM pg_stat_wal_receiver');
+    expect(w!.status).toBe('streaming');
+    const total = (await query<{ n: number }>(primary().dsn, 'SELECT count(*)::int AS n FROM writes'))[0]!.n;
+    await waitFor(
+      'the new replica to have every row',
+      async () => (await query<{ n: number }>(dsn, 'SELECT count(*)::int AS n FROM writes'))[0]!.n === total,
+      30_000,
+    );
+  }, 300_000);
+
+  it('the same restore without restore_command falls off: the primary no longer has the WAL it asks for', async () => {
+    const dir = path.join(image().dataRoot, 'no-archive');
+    const data = path.join(dir, 'data');
+    const conf = memberConfigPath(path.join(image().dataRoot, 'r1', 'data'));
+    const lab$ = labIdentity();
+    await runAsLab(lab$, ['mkdir', '-p', '-m', '0700', data]);
+    try {
+      await runAsLab(lab$, pgbackrest(conf, 'gr-alpha', '--type=standby', `--pg1-path=${data}`, 'restore'));
+      const settings = [
+        `port = 26009`,
+        `listen_addresses = '127.0.0.1'`,
+        `unix_socket_directories = '${dir}'`,
+        `primary_conninfo = 'host=${primary().address} port=${primary().port} user=postgres'`,
+        `restore_command = ''`,
+        `archive_mode = off`,
+        `ssl = off`,
+      ].join('\n');
+      await runAsLab(lab$, ['sh', '-c', 'printf "%s\\n" "$1" >> "$2/postgresql.auto.conf"', 'x', settings, data]);
+      await runAsLab(lab$, ['/usr/lib/postgresql/15/bin/pg_ctl', '-D', data, '-l', path.join(dir, 'log'), '-W', 'start']);
+      await waitFor(
+        'the walreceiver to be refused the WAL the primary dropped',
+        () => /has already been removed/.test(readFileSync(path.join(dir, 'log'), 'utf8')),
+        30_000,
+      );
+    } finally {
+      await runAsLab(lab$, ['/usr/lib/postgresql/15/bin/pg_ctl', '-D', data, '-m', 'immediate', 'stop']).catch(() => undefined);
+      await runAsLab(lab$, ['rm', '-rf', '--', dir]);
+    }
+  }, 120_000);
+
+  it('from the primary onto a scratch server: the primary reads the whole database (the last resort, said as such)', async () => {
+    const scratch = lab.backup!.scratch.find((x) => x.environment === ENV)!;
+    const [srv] = await db.select().from(servers).where(eq(servers.hostname, scratch.server));
+    const params = {
+      serverId: String(srv!.id),
+      seed: 'primary',
+      port: '26003',
+      dataDirectory: path.join(scratch.dataRoot, 'r3', 'data'),
+      sslCertFile: scratch.tls!.certFile,
+      sslKeyFile: scratch.tls!.keyFile,
+    };
+    const plan = await planOperation(db, SYSTEM_ACCESS, addReplicaAction, [herdId], params);
+    expect(plan.targets[0]!.facts!.find((f) => f.label === 'Seeded from')!.value).toMatch(/^the primary .*the last resort/);
+    expect(plan.targets[0]!.warnings).toContain('the seed reads the whole database from the primary, loading it while it runs');
+    const size = await databaseBytes();
+    const before = primaryReads();
+    const r = await runOperation(db, worker.queue, addReplicaAction, { herdIds: [herdId] }, params);
+    const read = primaryReads() - before;
+    expect(r.op.status, steps(r)).toBe('succeeded');
+    console.log(`seed from the primary: the primary read ${read} bytes of a ${size}-byte database (${((read / size) * 100).toFixed(1)}%)`);
+    expect(read).toBeGreaterThan(size * 0.8);
+  }, 300_000);
+
+  it('a seed that fails leaves nothing: no folder, no instance, no server', async () => {
+    // Its port taken on every address an instance of the environment may get: the new replica cannot start.
+    const squatters = await Promise.all(
+      lab
+        .backup!.launch.filter((l) => l.environment === ENV)
+        .map(
+          (l) =>
+            new Promise<net.Server>((resolve, reject) => {
+              // Whoever connects is hung up on at once: a port taken, not a server that answers.
+              const srv = net.createServer((c) => c.destroy());
+              srv.once('error', reject);
+              srv.listen(26004, l.address, () => resolve(srv));
+            }),
+        ),
+    );
+    const r = await runOperation(
+      db,
+      worker.queue,
+      addReplicaAction,
+      { herdIds: [herdId] },
+      {
+        instanceType: 'm6i.large',
+        ...where('r-bad', 26004),
+        seed: 'repository',
+      },
+    );
+    await Promise.all(squatters.map((q) => new Promise((resolve) => q.close(resolve))));
+    expect(r.op.status, steps(r)).toBe('failed');
+    expect(r.targets[0]!.error).toMatch(/did not start: .*could not create any TCP\/IP sockets/);
+    const left = await runAsLab(labIdentity(), [
+      'sh',
+      '-c',
+      'test -e "$1" && echo left || echo gone',
+      'x',
+      path.join(image().dataRoot, 'r-bad'),
+    ]);
+    expect(left.stdout.trim()).toBe('gone');
+    const launched = await db
+      .select()
+      .from(launchedInstances)
+      .where(
+        inArray(
+          launchedInstances.targetId,
+          r.targets.map((t) => t.id),
+        ),
+      );
+    expect(launched[0]!.terminatedAt).not.toBeNull();
+    expect(await ec2State(launched[0]!.instanceId!)).toBe('terminated');
+    expect((await db.select().from(instances).where(eq(instances.herdId, herdId))).length).toBe(5);
+  }, 300_000);
+
+  describe('Retire member', () => {
+    const memberOn = async (port: number) => (await db.select().from(instances).where(eq(instances.port, port)))[0]!;
+
+    it('refuses the primary, a pinned name, terminating what pgherd did not launch unconfirmed, the last replica a rule needs', async () => {
+      const [p] = await db
+        .select()
+        .from(instances)
+        .where(sql`herd_id = ${herdId} AND role = 'primary'`);
+      expect((await planOperation(db, SYSTEM_ACCESS, retireAction, [p!.id])).targets[0]!.refused).toMatch(
+        /is the herd's primary: switch over first/,
+      );
+      const first = (
+        await db
+          .select()
+          .from(instances)
+          .where(sql`herd_id = ${herdId} AND role = 'replica' AND port = ${members().find((m) => m.role === 'replica')!.port}`)
+      )[0]!;
+      const t = await planOperation(db, SYSTEM_ACCESS, retireAction, [first.id], { host: 'terminate' });
+      expect(t.targets[0]!.refused).toMatch(/pgherd did not launch i-\w+ .* typing its id/);
+      const [pin] = await db
+        .insert(dnsRecords)
+        .values({
+          herdId,
+          name: writeNameOf(ENV, 'pinned', lab.dns!.zone),
+          type: 'CNAME',
+          zone: lab.dns!.zone,
+          provider: 'rfc2136',
+          match: 'instance',
+          matchInstanceId: first.id,
+          ttl: 5,
+        })
+        .returning();
+      try {
+        expect((await planOperation(db, SYSTEM_ACCESS, retireAction, [first.id])).targets[0]!.refused).toMatch(
+          /is pinned to .*point it elsewhere first/,
+        );
+      } finally {
+        await db.delete(dnsRecords).where(eq(dnsRecords.id, pin!.id));
+      }
+      // A herd left with one replica that a switchover rule needs: that one is not retired.
+      const [rule] = await db
+        .insert(rules)
+        .values({
+          name: 'weekly switchover',
+          ownerName: 'admin',
+          action: 'switchover',
+          scope: { herdIds: [herdId] },
+          schedule: { cron: ['0 3 * * 0'], timezone: 'UTC' },
+        })
+        .returning();
+      try {
+        const lone = await db
+          .select()
+          .from(instances)
+          .where(sql`herd_id = ${herdId} AND role = 'replica'`);
+        expect(lone.length).toBe(4);
+        // Four replicas: any one may go.
+        expect((await planOperation(db, SYSTEM_ACCESS, retireAction, [first.id])).targets[0]!.refused).toBeFalsy();
+        await db
+          .update(instances)
+          .set({ state: 'stopped' })
+          .where(
+            inArray(
+              instances.id,
+              lone.filter((x) => x.id !== first.id).map((x) => x.id),
+            ),
+          );
+        expect((await planOperation(db, SYSTEM_ACCESS, retireAction, [first.id])).targets[0]!.refused).toMatch(
+          /last running replica .* rule "weekly switchover" runs switchover/,
+        );
+      } finally {
+        await db.delete(rules).where(eq(rules.id, rule!.id));
+        await db
+          .update(instances)
+          .set({ state: 'running' })
+          .where(sql`herd_id = ${herdId}`);
+      }
+    });
+
+    it('a launched replica: its read name drained, stopped, its instance terminated, recorded as retired', async () => {
+      const m = await memberOn(26001);
+      const [srv] = await db.select().from(servers).where(eq(servers.id, m.serverId));
+      const [l] = await db.select().from(launchedInstances).where(eq(launchedInstances.id, launchedId));
+      const r = await runOperation(db, worker.queue, retireAction, { instanceIds: [m.id] }, { host: 'terminate' });
+      expect(r.op.status, steps(r)).toBe('succeeded');
+      expect(await answers(readName)).not.toContain(srv!.address);
+      expect(await ec2State(l!.instanceId!)).toBe('terminated');
+      expect(await db.select().from(instances).where(eq(instances.id, m.id))).toEqual([]);
+      expect(await db.select().from(servers).where(eq(servers.id, m.serverId))).toEqual([]);
+      const [ret] = await db.select().from(retiredMembers).where(eq(retiredMembers.instanceId, m.id));
+      expect(ret).toMatchObject({ herdId, host: 'terminated', port: 26001, cloudInstanceId: l!.instanceId, operationId: r.op.id });
+      // Nothing answers where it ran.
+      await expect(query(`postgres://postgres@${srv!.address}:26001/postgres`, 'SELECT 1')).rejects.toThrow();
+    }, 180_000);
+
+    it('a second launched replica: drained and terminated too', async () => {
+      const m = await memberOn(26002);
+      const r = await runOperation(db, worker.queue, retireAction, { instanceIds: [m.id] }, { host: 'terminate' });
+      expect(r.op.status, steps(r)).toBe('succeeded');
+      expect(await db.select().from(instances).where(eq(instances.id, m.id))).toEqual([]);
+    }, 180_000);
+
+    it('a replica on a server kept: stopped, its data left, out of the inventory, its herd intact', async () => {
+      const m = await memberOn(26003);
+      const r = await runOperation(db, worker.queue, retireAction, { instanceIds: [m.id] });
+      expect(r.op.status, steps(r)).toBe('succeeded');
+      const [ret] = await db.select().from(retiredMembers).where(eq(retiredMembers.instanceId, m.id));
+      expect(ret!.host).toMatch(/^kept/);
+      const st = await runAsLab(labIdentity(), [
+        'sh',
+        '-c',
+        '/usr/lib/postgresql/15/bin/pg_ctl -D "$1" status >/dev/null; echo $?; test -f "$1/PG_VERSION" && echo kept',
+        'x',
+        m.dataDirectory,
+      ]);
+      expect(st.stdout.trim().split('\n')).toEqual(['3', 'kept']);
+      expect((await db.select().from(herds).where(eq(herds.id, herdId))).length).toBe(1);
+      const left = await db.select().from(instances).where(eq(instances.herdId, herdId));
+      expect(left.map((x) => x.role).sort()).toEqual(['primary', 'replica']);
+    }, 120_000);
+  });
+});
+
+describe('Spot', () => {
+  const TOKEN = 'spot-events-token-0123456789';
+  const notice = (instanceId: string) => ({
+    version: '0',
+    id: `e-${instanceId}`,
+    'detail-type': 'EC2 Spot Instance Interruption Warning',
+    source: 'aws.ec2',
+    account: '123456789012',
+    time: new Date().toISOString(),
+    region: lab.aws!.region,
+    resources: [`arn:aws:ec2:${lab.aws!.region}:123456789012:instance/${instanceId}`],
+    detail: { 'instance-id': instanceId, 'instance-action': 'terminate' },
+  });
+  const send = (instanceId: string, token = TOKEN, body: unknown = notice(instanceId)) =>
+    receiveSpotNotice(db, worker.queue, { authorization: `Bearer ${token}`, body });
+  let spotId: number;
+  /** The operation, once it ended; its steps said when it does not end in time. */
+  const ended = async (id: number) => {
+    try {
+      return (await waitForOperation(db, id, { timeoutMs: 150_000 })).op;
+    } catch (err) {
+      const st = await db.execute(
+        sql`SELECT s.name, s.status, s.stdout_tail, s.stderr_tail FROM operation_steps s JOIN operation_targets t ON t.id = s.target_id WHERE t.operation_id = ${id} ORDER BY s.id`,
+      );
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(st.rows)}`);
+    }
+  };
+
+  beforeAll(() => {
+    process.env.PGHERD_SPOT_EVENTS_TOKEN = TOKEN;
+  });
+
+  it('a replica on spot capacity: priced from the spot price history, launched as a one-time spot request', async () => {
+    const params = { instanceType: 'm6i.large', market: 'spot', ...where('s1', 26011) };
+    const plan = await planOperation(db, SYSTEM_ACCESS, addReplicaAction, [herdId], params);
+    expect(plan.targets[0]!.facts!.find((f) => f.label === 'New instance')!.value).toMatch(
+      /\/h on spot \(.*\/month, saving \$[\d.]+\/month on the on-demand .*\); EC2 may take it back/,
+    );
+    const r = await runOperation(db, worker.queue, addReplicaAction, { herdIds: [herdId] }, params);
+    expect(r.op.status, steps(r)).toBe('succeeded');
+    const [l] = await db
+      .select()
+      .from(launchedInstances)
+      .where(
+        inArray(
+          launchedInstances.targetId,
+          r.targets.map((t) => t.id),
+        ),
+      );
+    expect(l!.spot).toBe(true);
+    const c = ec2Client(lab.aws!.region);
+    try {
+      const i = (await c.send(new DescribeInstancesCommand({ InstanceIds: [l!.instanceId!] }))).Reservations?.[0]?.Instances?.[0];
+      expect(i?.InstanceLifecycle).toBe('spot');
+    } finally {
+      c.destroy();
+    }
+    spotId = l!.keptInstanceId!;
+  }, 300_000);
+
+  it('refuses notices it cannot trust or place, evacuating nothing', async () => {
+    const [m] = await db.select().from(instances).where(eq(instances.id, spotId));
+    const [s] = await db.select().from(servers).where(eq(servers.id, m!.serverId));
+    expect((await receiveSpotNotice(db, worker.queue, { authorization: null, body: notice(s!.cloudInstanceId!) })).status).toBe(401);
+    expect((await send(s!.cloudInstanceId!, 'not-the-events-token-at-all')).status).toBe(403);
+    expect(
+      (await send(s!.cloudInstanceId!, TOKEN, { ...notice(s!.cloudInstanceId!), 'detail-type': 'EC2 Instance State-change Notification' }))
+        .status,
+    ).toBe(400);
+    expect((await send('i-0000000000000dead')).status).toBe(404);
+    // An agent speaks for its own instance only.
+    const other = (await db.select().from(servers).where(eq(servers.hostname, primary().server)))[0]!;
+    const agentToken = await createAgentToken(db, other.id, { id: null, username: 'test' });
+    expect((await send(s!.cloudInstanceId!, agentToken)).status).toBe(403);
+    expect(await db.select().from(spotInterruptions)).toEqual([]);
+  });
+
+  it('a notice for a spot replica: its read name leaves it within 10 s, a successor streams, the old one is retired and terminated', async () => {
+    const [m] = await db.select().from(instances).where(eq(instances.id, spotId));
+    const [s] = await db.select().from(servers).where(eq(servers.id, m!.serverId));
+    expect(await answers(readName)).toContain(s!.address);
+    const t0 = Date.now();
+    const a = await send(s!.cloudInstanceId!);
+    expect(a.status, JSON.stringify(a.body)).toBe(200);
+    expect(a.body.operations).toHaveLength(1);
+    await waitFor('the read name to leave the spot replica', async () => !(await answers(readName)).includes(s!.address), 10_000);
+    const drained = Date.now() - t0;
+    console.log(`spot replica: read name off it ${drained} ms after the notice`);
+    expect(drained).toBeLessThan(10_000);
+    // The same notice again starts nothing more.
+    const again = await send(s!.cloudInstanceId!);
+    expect(again.body).toMatchObject({ duplicate: true, operations: a.body.operations });
+    const op = await ended(a.body.operations![0]!);
+    expect(op.status, JSON.stringify(op)).toBe('succeeded');
+    console.log(`spot replica: successor streaming and the old one retired ${Date.now() - t0} ms after the notice`);
+    expect(await db.select().from(instances).where(eq(instances.id, spotId))).toEqual([]);
+    const successor = (
+      await db
+        .select()
+        .from(instances)
+        .where(sql`herd_id = ${herdId} AND id > ${spotId}`)
+    )[0]!;
+    expect(successor).toMatchObject({ role: 'replica', state: 'running' });
+    const [ss] = await db.select().from(servers).where(eq(servers.id, successor.serverId));
+    expect(await answers(readName)).toContain(ss!.address);
+    const [l] = await db.select().from(launchedInstances).where(eq(launchedInstances.keptInstanceId, successor.id));
+    expect(l!.spot).toBe(true);
+    expect(await ec2State(s!.cloudInstanceId!)).toBe('terminated');
+    const [row] = await db.select().from(spotInterruptions);
+    expect(row).toMatchObject({ cloudInstanceId: s!.cloudInstanceId, source: 'eventbridge', operationId: a.body.operations![0] });
+  }, 300_000);
+
+  it('a notice for the primary: switched over within 30 s, no acknowledged commit lost, its successor streaming from the new primary', async () => {
+    const old = primary();
+    const [p] = await db
+      .select()
+      .from(instances)
+      .where(sql`herd_id = ${herdId} AND role = 'primary'`);
+    const [ps] = await db.select().from(servers).where(eq(servers.id, p!.serverId));
+    const first = members().find((i) => i.role === 'replica')!;
+    await query(old.dsn, 'CREATE TABLE IF NOT EXISTS acked (n int PRIMARY KEY)');
+    await waitFor(
+      'the table on the replica',
+      async () => (await query(first.dsn, `SELECT to_regclass('acked') IS NOT NULL AS ok`))[0]!.ok === true,
+      10_000,
+    );
+    const writer = startWriter(old.dsn, 'acked', { everyMs: 20 });
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = Date.now();
+    const a = await send(ps!.cloudInstanceId!);
+    expect(a.status, JSON.stringify(a.body)).toBe(200);
+    await waitFor(
+      'the replica to be the primary',
+      async () => !(await query<{ rec: boolean }>(first.dsn, 'SELECT pg_is_in_recovery() AS rec'))[0]!.rec,
+      30_000,
+    );
+    const switched = Date.now() - t0;
+    await writer.stop();
+    const w = { acknowledged: writer.acked };
+    console.log(`spot primary: switched over ${switched} ms after the notice; ${w.acknowledged.length} commits acknowledged`);
+    expect(switched).toBeLessThan(30_000);
+    const have = new Set((await query<{ n: number }>(first.dsn, 'SELECT n FROM acked')).map((r) => r.n));
+    expect(w.acknowledged.filter((n) => !have.has(n))).toEqual([]);
+    const op = await ended(a.body.operations![0]!);
+    expect(op.status, JSON.stringify(op)).toBe('succeeded');
+    const now = await db.select().from(instances).where(eq(instances.herdId, herdId));
+    expect(now.find((i) => i.id === p!.id)).toBeUndefined();
+    const newPrimary = now.find((i) => i.role === 'primary')!;
+    expect(now.filter((i) => i.role === 'replica').every((i) => i.upstreamInstanceId === newPrimary.id)).toBe(true);
+  }, 300_000);
+});

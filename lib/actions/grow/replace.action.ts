@@ -1,0 +1,303 @@
+// Replace member: a member's successor is added like it (its instance type, image, subnet and zone, on
+// spot if it was), then the member is retired. A primary is switched over first, to the most up-to-date
+// replica, so that the successor streams from the new primary and the old one leaves as a replica.
+//
+// Evacuate (spot): the same, as the system runs it on EC2's two-minute notice that a spot instance is
+// taken back. Its read names are drained before anything else (the first step: the notice leaves two
+// minutes, the seed may take longer), a primary is switched over at once, and a zone that keeps taking
+// capacity back is avoided for the successor (launched like a member in another zone).
+import { sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Db } from '@/db/client';
+import { part } from '@/lib/engine/compose';
+import { defineAction, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
+import { dnsSteps } from '@/lib/actions/steps/dns-steps';
+import { newLaunchState, planLaunch, instanceTypeParam, type LaunchPlan } from '@/lib/actions/steps/launch';
+import { newRestoreState, restoreTargetParams } from '@/lib/actions/backups/restore-steps';
+import {
+  membersAfterSwitchover,
+  newSwitchoverState,
+  planSwitchover,
+  switchoverPair,
+  type SwitchoverState,
+} from '@/lib/actions/switchover.action';
+import { recordTargets, standIn } from '@/lib/fleet/dns-records';
+import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
+import { newSeedState } from './seed-steps';
+import { planAddReplica, prepareAddReplica, type AddReplicaPrepared, type AddState } from './add-replica.action';
+import { newRetireState, planRetire, prepareRetire, retireParams, type RetirePrepared, type RetireState } from './retire.action';
+
+const { serverId, port, dataDirectory, sslCertFile, sslKeyFile } = restoreTargetParams;
+
+export const replaceParams = z
+  .object({
+    /** An empty server of the environment for the successor; left out: a new EC2 instance like the member. */
+    serverId,
+    /** The successor's instance type; left out: the member's. */
+    instanceType: instanceTypeParam.optional(),
+    market: z.enum(['same', 'on-demand', 'spot']).default('same'),
+    seed: z.enum(['auto', 'repository', 'replica', 'primary']).default('auto'),
+    port,
+    dataDirectory,
+    sslCertFile,
+    sslKeyFile,
+    host: retireParams.shape.host,
+    confirmInstanceId: retireParams.shape.confirmInstanceId,
+  })
+  .strict();
+
+type Params = z.output<typeof replaceParams>;
+
+/** How many notices in a zone (within SPOT_ZONE_WINDOW_HOURS) make it avoided for a spot successor. */
+export const SPOT_ZONE_AVOID_AFTER = 2;
+export const SPOT_ZONE_WINDOW_HOURS = 6;
+
+interface Prepared {
+  herds: Map<number, HerdRef>;
+  add: AddReplicaPrepared;
+  retire: RetirePrepared;
+  /** Per member: the successor's launch (or why none), and the member it is launched like. */
+  launch: Map<number, { plan: LaunchPlan | Refusal; like: InstanceRef; avoided: string | null } | null>;
+}
+
+interface State {
+  over: SwitchoverState;
+  add: AddState;
+  retire: RetireState;
+  drain: Record<string, never>;
+}
+
+const newState = (): State => ({
+  over: newSwitchoverState(),
+  add: { ...newSeedState(newRestoreState(), newLaunchState()) },
+  retire: newRetireState(),
+  drain: {},
+});
+
+async function prepare(targets: InstanceRef[], params: Params, db: Db): Promise<Prepared> {
+  const herds = await loadHerdRefs(db, [...new Set(targets.map((t) => t.herdId))]);
+  const [add, retire] = await Promise.all([
+    prepareAddReplica(herds, { serverId: params.serverId, market: 'on-demand' }, db),
+    prepareRetire(targets, {}, db),
+  ]);
+  const facts = await db.execute<{ id: number; type: string | null; zone: string | null; spot: boolean }>(sql`
+    SELECT i.id, s.cloud_instance_type AS type, s.cloud_availability_zone AS zone,
+           coalesce((SELECT l.spot FROM launched_instances l WHERE l.server_id = s.id OR l.kept_instance_id = i.id ORDER BY l.id DESC LIMIT 1), false) AS spot
+    FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.id = ANY(${sql.param(targets.map((t) => t.id))}::bigint[])`);
+  const zones = await db.execute<{ zone: string; n: number }>(sql`
+    SELECT availability_zone AS zone, count(*)::int AS n FROM spot_interruptions
+    WHERE received_at > now() - make_interval(hours => ${SPOT_ZONE_WINDOW_HOURS}) GROUP BY availability_zone`);
+  const noticed = new Map(zones.rows.map((z) => [z.zone, z.n]));
+  const byId = new Map(facts.rows.map((f) => [f.id, f]));
+  const launch = new Map<number, Prepared['launch'] extends Map<number, infer V> ? V : never>();
+  const byHerd = new Map(herds.map((h) => [h.id, h]));
+  for (const t of targets) {
+    const h = byHerd.get(t.herdId);
+    const f = byId.get(t.id);
+    if (!h || params.serverId !== undefined) {
+      launch.set(t.id, null);
+      continue;
+    }
+    const type = params.instanceType ?? f?.type ?? null;
+    if (!t.cloud || !type) {
+      launch.set(t.id, {
+        plan: refuse('not-applicable', `${t.hostname} is not an EC2 instance pgherd knows: give the successor a server (serverId)`),
+        like: t,
+        avoided: null,
+      });
+      continue;
+    }
+    const spot = params.market === 'spot' || (params.market === 'same' && !!f?.spot);
+    // A zone that keeps taking spot capacity back: the successor goes like a member in another zone.
+    let like = t;
+    let avoided: string | null = null;
+    const zone = f?.zone ?? '';
+    if (spot && (noticed.get(zone) ?? 0) >= SPOT_ZONE_AVOID_AFTER) {
+      const zoneOf = await db.execute<{ id: number; zone: string }>(sql`
+        SELECT i.id, s.cloud_availability_zone AS zone FROM instances i JOIN servers s ON s.id = i.server_id
+        WHERE i.herd_id = ${h.id} AND s.cloud_instance_id IS NOT NULL AND s.cloud_availability_zone IS DISTINCT FROM ${zone}`);
+      const other = zoneOf.rows
+        .map((r) => ({ m: h.members.find((m) => m.id === r.id), zone: r.zone }))
+        .find((x) => x.m && (noticed.get(x.zone) ?? 0) < SPOT_ZONE_AVOID_AFTER);
+      avoided = `${zone} took spot capacity back ${noticed.get(zone) ?? 0} times in ${SPOT_ZONE_WINDOW_HOURS} h`;
+      if (other?.m) like = other.m;
+      else avoided += ', and no member runs in another zone: launched there anyway';
+    }
+    launch.set(t.id, { plan: await planLaunch(db, h, type, { like, spot }), like, avoided });
+  }
+  return { herds: byHerd, add, retire, launch };
+}
+
+function planReplace(
+  t: InstanceRef,
+  members: InstanceRef[],
+  params: Params,
+  prepared: Prepared,
+  evacuate: boolean,
+): ActionPlan<State> | Refusal {
+  const h0 = prepared.herds.get(t.herdId);
+  if (!h0) return refuse('gone', `${t.herd} is not in the inventory`);
+  const h = { ...h0, members };
+  const steps: ActionStep<State>[] = [];
+  const facts: { label: string; value: string }[] = [];
+  const warnings: string[] = [];
+  const readNames = h.dns.filter((r) => r.match === 'role' && r.matchRole === 'replica');
+  const isPrimary = t.role === 'primary';
+  if (evacuate && !isPrimary && readNames.length) {
+    // At once: its clients are sent elsewhere before the capacity goes.
+    const away = (rec: (typeof h.dns)[number], ms: InstanceRef[]) => {
+      const to = recordTargets(
+        rec,
+        ms.filter((m) => m.id !== t.id),
+      );
+      return typeof to === 'string' ? standIn(rec, ms, t) : to;
+    };
+    steps.push(
+      ...part(
+        dnsSteps<Record<string, never>>(
+          h,
+          () => members,
+          (r) => away(r, members),
+          (r) => `point ${r.name} away from ${t.hostname} now, before EC2 takes it back`,
+          (r) => readNames.includes(r),
+          { targetsOf: (r, ms) => away(r, ms), name: (r) => `drain ${r.name}` },
+        ),
+        (s: State) => s.drain,
+        (n) => n,
+        false,
+      ),
+    );
+  }
+  let after = members;
+  let leaving = t;
+  if (isPrimary) {
+    const pair = switchoverPair(h);
+    if (typeof pair === 'string') return refuse('topology', `${t.label} is the primary and cannot be switched over first: ${pair}`);
+    const newPrimary = pair.cand;
+    const over = planSwitchover(h, { candidateInstanceId: newPrimary.id });
+    if (over instanceof Refusal) return refuse(over.code, `${t.label} is the primary and cannot be switched over first: ${over.reason}`);
+    if (over.refused) return over.refused;
+    after = membersAfterSwitchover(h, t, newPrimary);
+    // As it will be when retired: a replica of the new primary (which it says of itself by then).
+    leaving = { ...t, role: 'replica', observedRole: 'replica', upstreamId: newPrimary.id };
+    steps.push(
+      ...part(
+        over.steps,
+        (s: State) => s.over,
+        (n) => `switchover: ${n}`,
+        false,
+      ),
+    );
+    facts.push({ label: 'First', value: `switch over to ${newPrimary.label}: ${t.label} leaves as a replica` });
+  }
+  const l = prepared.launch.get(t.id);
+  const add = planAddReplica<AddState>(
+    { ...h, members: after },
+    {
+      serverId: params.serverId,
+      seed: params.seed,
+      port: params.port ?? t.port,
+      dataDirectory: params.dataDirectory,
+      sslCertFile: params.sslCertFile,
+      sslKeyFile: params.sslKeyFile,
+    },
+    prepared.add,
+    l ? l.plan : null,
+  );
+  if (add instanceof Refusal) return refuse(add.code, `its successor: ${add.reason}`);
+  if (add.refused) return add.refused;
+  steps.push(
+    ...part(
+      add.steps,
+      (s: State) => s.add,
+      (n) => `successor: ${n}`,
+      isPrimary,
+    ),
+  );
+  // The successor is added first: the member is never its herd's last replica here.
+  const retire = planRetire(leaving, {
+    members: after,
+    params: { host: params.host, confirmInstanceId: params.confirmInstanceId },
+    prepared: { ...prepared.retire, needs: new Map() },
+  });
+  if (retire instanceof Refusal) return refuse(retire.code, `${t.label} cannot be retired: ${retire.reason}`);
+  if (retire.refused) return retire.refused;
+  steps.push(
+    ...part(
+      retire.steps,
+      (s: State) => s.retire,
+      (n) => `retire ${t.hostname}: ${n}`,
+      true,
+    ),
+  );
+  if (l?.avoided) facts.push({ label: 'Zone avoided', value: `${l.avoided}; launched like ${l.like.label}` });
+  return {
+    steps,
+    facts: [...facts, ...(add.facts ?? []), ...(retire.facts ?? []).filter((f) => f.label === 'Its host')],
+    ...(add.cost ? { cost: add.cost } : {}),
+    warnings: [...warnings, ...(add.warnings ?? []).filter((w): w is string => typeof w === 'string')],
+  };
+}
+
+const fields = [
+  {
+    name: 'dataDirectory',
+    label: 'Data directory',
+    kind: 'text' as const,
+    emptyLabel: '/var/lib/postgresql/replicas/orders-5/data',
+    help: 'the successor\u2019s: its folder must not exist',
+  },
+  { name: 'instanceType', label: 'Instance type', kind: 'text' as const, emptyLabel: 'the member\u2019s', help: '' },
+  {
+    name: 'serverId',
+    label: 'Or a server (id)',
+    kind: 'text' as const,
+    emptyLabel: '',
+    help: 'an empty server of the environment instead of a new instance',
+  },
+  { name: 'market', label: 'Market', kind: 'text' as const, emptyLabel: 'same', help: 'same, on-demand or spot' },
+  { name: 'host', label: 'The old host', kind: 'text' as const, emptyLabel: 'keep', help: 'keep (stopped) or terminate' },
+  {
+    name: 'confirmInstanceId',
+    label: 'Confirm its instance id',
+    kind: 'text' as const,
+    emptyLabel: '',
+    help: 'to terminate an instance pgherd did not launch',
+  },
+];
+
+export const replaceAction = defineAction({
+  name: 'replace',
+  label: 'Replace member',
+  permission: 'admin',
+  dangerous: true,
+  schedulable: false,
+  runsAsConfirmed: true,
+  params: { schema: replaceParams, fields },
+  state: newState,
+  prepare,
+  plan: (t, { members, params, prepared }) => planReplace(t, members, params, prepared, false),
+});
+
+/** Evacuate: run by the system on a spot interruption notice (lib/features/spot/notice.ts). */
+export const evacuateAction = defineAction({
+  name: 'spot-evacuate',
+  label: 'Evacuate (spot interruption)',
+  permission: 'admin',
+  dangerous: true,
+  schedulable: false,
+  params: { schema: replaceParams, fields },
+  state: newState,
+  prepare,
+  // EC2 takes the instance back: pgherd terminates it only where it launched it (its record then closed).
+  plan: (t, { members, params, prepared }) =>
+    planReplace(
+      t,
+      members,
+      { ...params, host: prepared.retire.hosts.get(t.id)?.launchedRowId != null ? 'terminate' : 'keep' },
+      prepared,
+      true,
+    ),
+});
