@@ -508,6 +508,32 @@ const scratchServer = (h: HerdRef) => ({
   ssh: { host: '10.0.9.7', port: 22, username: 'postgres', hostKeyFingerprint: `SHA256:${'d'.repeat(43)}`, serverId: 7 },
 });
 
+/** A launch like a member, as planLaunch gives it: m6i.large in eu-west-1a, priced. */
+const launchFixture = (h: HerdRef, like: string) => ({
+  template: {
+    like: 'i-0source',
+    region: 'eu-west-1',
+    imageId: 'ami-0123',
+    subnetId: 'subnet-0abc',
+    vpcId: 'vpc-0abc',
+    account: '123456789012',
+    availabilityZone: 'eu-west-1a',
+    securityGroupIds: ['sg-0db'],
+    keyName: 'fleet',
+    instanceProfileArn: null,
+    architecture: 'x86_64',
+    tags: {},
+  },
+  instanceType: 'm6i.large',
+  vcpus: 2,
+  memoryGiB: 8,
+  perHour: 0.107,
+  priceSource: 'shipped price file, 2026-11-20',
+  environmentId: h.environmentId,
+  environment: h.environment,
+  like: { hostname: like, site: 'dc-east', sshUser: 'postgres', sshPort: 22 },
+});
+
 describe('an action is its plan', () => {
   const h = herd(three(), { poolers: [pooler] });
   const [primary, r2, r3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
@@ -530,29 +556,7 @@ describe('an action is its plan', () => {
       }
       if (a.on === 'herd' && (a.name === 'restore' || a.name === 'restore-drill' || a.name === 'add-replica')) {
         // The restore onto a new EC2 instance (its launch step and termination), the drill onto a server.
-        const launch = {
-          template: {
-            like: 'i-0source',
-            region: 'eu-west-1',
-            imageId: 'ami-0123',
-            subnetId: 'subnet-0abc',
-            vpcId: 'vpc-0abc',
-            account: '123456789012',
-            availabilityZone: 'eu-west-1a',
-            securityGroupIds: ['sg-0db'],
-            keyName: 'fleet',
-            instanceProfileArn: null,
-            architecture: 'x86_64',
-          },
-          instanceType: 'm6i.large',
-          vcpus: 2,
-          memoryGiB: 8,
-          perHour: 0.107,
-          priceSource: 'shipped price file, 2026-11-20',
-          environmentId: h.environmentId,
-          environment: h.environment,
-          like: { hostname: 'db-1', site: 'dc-east', sshUser: 'postgres', sshPort: 22 },
-        };
+        const launch = launchFixture(h, 'db-1');
         if (a.name === 'add-replica') {
           // A new EC2 instance seeded from the repository, then the herd's read names.
           const prepared = {
@@ -705,29 +709,7 @@ describe('an action is its plan', () => {
       if (a.name === 'replace' || a.name === 'spot-evacuate') {
         // A replica replaced (its successor like it, seeded from the repository), and on a notice the primary evacuated (switched over first).
         const t = { ...(a.name === 'replace' ? r3 : primary), cloud: { region: 'eu-west-1', instanceId: 'i-0r3' } };
-        const launch = {
-          template: {
-            like: 'i-0r3',
-            region: 'eu-west-1',
-            imageId: 'ami-0123',
-            subnetId: 'subnet-0abc',
-            vpcId: 'vpc-0abc',
-            account: '123456789012',
-            availabilityZone: 'eu-west-1a',
-            securityGroupIds: ['sg-0db'],
-            keyName: 'fleet',
-            instanceProfileArn: null,
-            architecture: 'x86_64',
-          },
-          instanceType: 'm6i.large',
-          vcpus: 2,
-          memoryGiB: 8,
-          perHour: 0.107,
-          priceSource: 'shipped price file, 2026-11-20',
-          environmentId: h.environmentId,
-          environment: h.environment,
-          like: { hostname: t.hostname, site: 'dc-east', sshUser: 'postgres', sshPort: 22 },
-        };
+        const launch = launchFixture(h, t.hostname);
         const prepared = {
           herds: new Map([[h.id, h]]),
           add: { ...backupPrepared(h), server: null, launch: new Map(), lastFull: new Map([[h.id, 10_000_000]]) },

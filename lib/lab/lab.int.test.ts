@@ -18,7 +18,7 @@ describe('the lab', () => {
     expect(lab.processes.filter((p) => !opsMember(p.name) && !(alive(currentPid(p)) && pidRuns(currentPid(p), p.program)))).toEqual([]);
     // pgherd's database, Redis, BIND, on each of the 18 servers a postmaster and an sshd, and the
     // PgBouncer in front of production/billing on a server of its own (with its sshd), a backup host and
-    // two scratch servers and two launch addresses (where EC2 instances the lab launches answer) per
+    // two scratch servers and three launch addresses (where EC2 instances the lab launches answer) per
     // environment (an sshd each), OpenLDAP slapd, moto and the lab's AWS front, with an EC2 instance per
     // database server
     expect(lab.processes.map((p) => p.program).sort()).toEqual(
@@ -29,7 +29,7 @@ describe('the lab', () => {
         'named',
         'pgbouncer',
         'slapd',
-        ...Array(29).fill('sshd'),
+        ...Array(31).fill('sshd'),
         'moto_server',
         'aws-front.ts',
       ].sort(),

@@ -21,13 +21,12 @@ import {
   switchoverPair,
   type SwitchoverState,
 } from '@/lib/actions/switchover.action';
-import { recordTargets, standIn } from '@/lib/fleet/dns-records';
-import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
+import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { newSeedState } from './seed-steps';
 import { planAddReplica, prepareAddReplica, type AddReplicaPrepared, type AddState } from './add-replica.action';
-import { newRetireState, planRetire, prepareRetire, retireParams, type RetirePrepared, type RetireState } from './retire.action';
+import { awayFrom, newRetireState, planRetire, prepareRetire, retireParams, type RetirePrepared, type RetireState } from './retire.action';
 
 const { serverId, port, dataDirectory, sslCertFile, sslKeyFile } = restoreTargetParams;
 
@@ -147,13 +146,7 @@ function planReplace(
   const isPrimary = t.role === 'primary';
   if (evacuate && !isPrimary && readNames.length) {
     // At once: its clients are sent elsewhere before the capacity goes.
-    const away = (rec: (typeof h.dns)[number], ms: InstanceRef[]) => {
-      const to = recordTargets(
-        rec,
-        ms.filter((m) => m.id !== t.id),
-      );
-      return typeof to === 'string' ? standIn(rec, ms, t) : to;
-    };
+    const away = (rec: DnsRecordRef, ms: InstanceRef[]) => awayFrom(rec, ms, t);
     steps.push(
       ...part(
         dnsSteps<Record<string, never>>(

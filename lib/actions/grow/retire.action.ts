@@ -18,7 +18,7 @@ import { hostSaysRunning } from '@/lib/actions/steps/data-directory';
 import { terminateLaunched } from '@/lib/actions/steps/launch';
 import { recordTargets, standIn } from '@/lib/fleet/dns-records';
 import { driverFor } from '@/lib/fleet/drivers';
-import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
+import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '@/lib/fleet/herd-ref';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { instanceClient } from '@/lib/fleet/pg-access';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
@@ -26,6 +26,15 @@ import { herdPolicies } from '@/lib/fleet/backups/policy';
 
 /** Actions a rule runs that need a replica in the herd: its last one is not retired while such a rule is on. */
 export const NEEDS_A_REPLICA = ['switchover', 'dr-failover', 'dr-drill', 'upgrade-minor', 'resize-herd'];
+
+/** Where a read name points once `t` leaves it: the other running replicas it matches, else a stand-in. */
+export function awayFrom(rec: DnsRecordRef, members: InstanceRef[], t: InstanceRef): InstanceRef[] | string {
+  const to = recordTargets(
+    rec,
+    members.filter((m) => m.id !== t.id),
+  );
+  return typeof to === 'string' ? standIn(rec, members, t) : to;
+}
 
 export const retireParams = z
   .object({
@@ -180,11 +189,7 @@ export function planRetire(
   const d = driverFor(t.controlDriver);
   const keep = d.keepStopped(t);
   const readNames = h.dns.filter((r) => r.match === 'role' && r.matchRole === 'replica');
-  const away = (rec: (typeof h.dns)[number], ms: InstanceRef[]) => {
-    const rest = ms.filter((m) => m.id !== t.id);
-    const to = recordTargets(rec, rest);
-    return typeof to === 'string' ? standIn(rec, ms, t) : to;
-  };
+  const away = (rec: DnsRecordRef, ms: InstanceRef[]) => awayFrom(rec, ms, t);
   const steps: ActionStep<State>[] = [
     {
       name: 'read the herd as it is',

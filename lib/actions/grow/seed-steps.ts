@@ -158,7 +158,15 @@ export function seedSteps<S extends SeedState>(
           x.deps,
           srv,
           x,
-          ['sh', '-c', 'cat >> "$1/postgresql.auto.conf" && : > "$1/standby.signal"', 'pgherd-settings', pl.dataDirectory],
+          // Its socket directory too: made with pgBackRest's folders where the herd has backups, not otherwise.
+          [
+            'sh',
+            '-c',
+            'mkdir -p -m 0700 -- "$2" && cat >> "$1/postgresql.auto.conf" && : > "$1/standby.signal"',
+            'pgherd-settings',
+            pl.dataDirectory,
+            socketDirOf(pl),
+          ],
           20_000,
           lines,
         );

@@ -46,6 +46,11 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
             Change the herd
           </Link>
         )}
+        {can(access, 'admin', herd.environmentId) && (
+          <Link className="button" data-testid="add-replica" href={`/operations/new?action=add-replica&ids=${String(herd.id)}`}>
+            Add replica
+          </Link>
+        )}
       </div>
       {primaries.length > 1 && (
         <p className="errornote" role="alert">
