@@ -188,13 +188,22 @@ export function seedSteps<S extends SeedState>(
         };
         const start = await execNoted(x.deps, srv, x, driverFor('pg_ctl').start(control), 180_000);
         if (start.code !== 0) throw new Error(`the new replica did not start: ${await logSays()}`);
-        const o = await caughtUp(pl, primary, opts.catchUpBytes, x.signal, async () => {
-          const st = await execNoted(x.deps, srv, x, [`${bins}/pg_ctl`, '-D', pl.dataDirectory, 'status'], 20_000);
-          return st.code === 0 ? null : `the new replica stopped: ${await logSays()}`;
-        });
+        const up = Date.now() - started;
+        let streaming = 0;
+        const o = await caughtUp(
+          pl,
+          primary,
+          opts.catchUpBytes,
+          x.signal,
+          async () => {
+            const st = await execNoted(x.deps, srv, x, [`${bins}/pg_ctl`, '-D', pl.dataDirectory, 'status'], 20_000);
+            return st.code === 0 ? null : `the new replica stopped: ${await logSays()}`;
+          },
+          () => (streaming = Date.now() - started),
+        );
         x.state.catchUpMs = Date.now() - started;
         x.note({
-          stdout: `${where} streams from ${primary.label}, replayed ${shown(o.lsn)}, ${x.state.catchUpMs} ms after its start; system ${shown(o.systemIdentifier)}`,
+          stdout: `${where} accepted connections ${up} ms after pg_ctl start, streamed from ${primary.label} after ${streaming} ms, caught up (replayed ${shown(o.lsn)}) after ${x.state.catchUpMs} ms; system ${shown(o.systemIdentifier)}`,
         });
       },
     },
@@ -248,6 +257,7 @@ async function caughtUp(
   bytes: number,
   signal: AbortSignal,
   stopped: () => Promise<string | null>,
+  onStreaming: () => void = () => {},
 ): Promise<Observed> {
   const e = restoredEndpoint(pl);
   let target: string | null = null;
@@ -269,6 +279,7 @@ async function caughtUp(
         : `replaying from the archive, at ${shown(o.lsn)}`;
     else {
       if (target === null) {
+        onStreaming();
         const p = await observe(primary, 3000);
         if (!p.reachable || !p.lsn) throw new Error(`${primary.label} does not answer (${shown(p.error)})`);
         target = p.lsn;
