@@ -898,3 +898,32 @@ describe('backups on schedules', () => {
     ]);
   });
 });
+
+describe('Replace member and Evacuate', () => {
+  const h = herd(three({ 2: { upstreamId: 1 }, 3: { upstreamId: 1 } }));
+  const [, r2, r3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
+  // The first replica found streaming from the primary: the seed's default choice.
+  const t = { ...r2, cloud: { region: 'eu-west-1', instanceId: 'i-0r2' } };
+  const prepared = {
+    herds: new Map([[h.id, h]]),
+    // No backups: a successor is seeded from a replica.
+    add: { policies: new Map(), setups: new Map(), server: null, launch: new Map(), lastFull: new Map() },
+    retire: { herds: new Map([[h.id, h]]), hosts: new Map([[t.id, { launchedRowId: 3, neighbours: 0 }]]), needs: new Map() },
+    launch: new Map([[t.id, { plan: launchFixture(h, t.hostname), like: t, avoided: null }]]),
+  };
+  const seededFrom = (a: InstanceAction) => {
+    const p = a.plan(t, { members: h.members, params: { dataDirectory: '/var/lib/postgresql/r/data' }, prepared });
+    expect(p.refused).toBeUndefined();
+    return p.facts?.find((f) => f.label === 'Seeded from')?.value ?? '';
+  };
+
+  it('Evacuate never seeds the successor from the member EC2 is taking back', () => {
+    const evacuate = actions.find((a): a is InstanceAction => a.name === 'spot-evacuate')!;
+    expect(seededFrom(evacuate)).toMatch(new RegExp(`^${r3.label}, a replica`));
+  });
+
+  it('Replace member may seed from the member it replaces, which stays up until the successor streams', () => {
+    const replace = actions.find((a): a is InstanceAction => a.name === 'replace')!;
+    expect(seededFrom(replace)).toMatch(new RegExp(`^${r2.label}, a replica`));
+  });
+});

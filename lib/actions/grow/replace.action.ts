@@ -187,7 +187,8 @@ function planReplace(
   }
   const l = prepared.launch.get(t.id);
   const add = planAddReplica<AddState>(
-    { ...h, members: after },
+    // An instance EC2 is taking back is nobody's seed: it may be gone before the copy ends.
+    { ...h, members: evacuate ? after.map((m) => (m.id === t.id ? { ...m, state: 'stopped' } : m)) : after },
     {
       serverId: params.serverId,
       seed: params.seed,
