@@ -927,3 +927,70 @@ describe('Replace member and Evacuate', () => {
     expect(seededFrom(replace)).toMatch(new RegExp(`^${r2.label}, a replica`));
   });
 });
+
+describe('Retire and Evacuate with what points at the member', () => {
+  const readName = {
+    id: 2,
+    name: 'orders-ro.db.example.com',
+    type: 'A' as const,
+    zone: 'db.example.com',
+    provider: 'rfc2136' as const,
+    ttl: 30,
+    match: 'role' as const,
+    matchRole: 'replica' as const,
+    matchInstanceId: null,
+  };
+  const pinnedTo = (id: number) => ({
+    ...readName,
+    id: 3,
+    name: 'orders-3.db.example.com',
+    type: 'CNAME' as const,
+    match: 'instance' as const,
+    matchRole: null,
+    matchInstanceId: id,
+  });
+  const base = herd(three({ 2: { upstreamId: 1 }, 3: { upstreamId: 1 } }));
+  const h = { ...base, dns: [...base.dns, readName, pinnedTo(3)] };
+  const [p1, , m3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
+  const primary = { ...p1, cloud: { region: 'eu-west-1', instanceId: 'i-0p1' } };
+  const r3 = { ...m3, cloud: { region: 'eu-west-1', instanceId: 'i-0r3' } };
+  const retirePrepared = (t: InstanceRef) => ({
+    herds: new Map([[h.id, h]]),
+    hosts: new Map([[t.id, { launchedRowId: 3, neighbours: 0 }]]),
+    needs: new Map(),
+  });
+  const evacuatePrepared = (t: InstanceRef) => ({
+    herds: new Map([[h.id, h]]),
+    add: { policies: new Map(), setups: new Map(), server: null, launch: new Map(), lastFull: new Map() },
+    retire: retirePrepared(t),
+    launch: new Map([[t.id, { plan: launchFixture(h, t.hostname), like: t, avoided: null }]]),
+  });
+  const retire = actions.find((a): a is InstanceAction => a.name === 'retire')!;
+  const evacuate = actions.find((a): a is InstanceAction => a.name === 'spot-evacuate')!;
+  const params = { dataDirectory: '/var/lib/postgresql/r/data' };
+
+  it('Retire refuses a member another replica streams from, and one a name is pinned to', () => {
+    const cascading = h.members.map((m) => (m.id === 2 ? { ...m, upstreamId: 3 } : m));
+    expect(retire.plan(r3, { members: cascading, params: {}, prepared: retirePrepared(r3) }).refused).toMatch(
+      /streams from .*: re-point it at the primary first/,
+    );
+    expect(retire.plan(r3, { members: h.members, params: {}, prepared: retirePrepared(r3) }).refused).toMatch(
+      /orders-3\.db\.example\.com is pinned to/,
+    );
+  });
+
+  it('Evacuate drains the names pinned to the member first, never refusing for them', () => {
+    const p = evacuate.plan(r3, { members: h.members, params, prepared: evacuatePrepared(r3) });
+    expect(p.refused).toBeUndefined();
+    expect(p.steps[0]).toMatch(/^point orders-ro\.db\.example\.com away from/);
+    expect(p.steps[1]).toMatch(/^point orders-3\.db\.example\.com away from/);
+  });
+
+  it('Evacuate of a primary: the switchover moves the write name only, the read names never take the old host back', () => {
+    const p = evacuate.plan(primary, { members: h.members, params, prepared: evacuatePrepared(primary) });
+    expect(p.refused).toBeUndefined();
+    const names = evacuate.steps(primary, deps, { members: h.members, params, prepared: evacuatePrepared(primary) }).map((s) => s.name);
+    expect(names.filter((n) => n.startsWith('switchover: DNS'))).toEqual(['switchover: DNS: orders.db.example.com']);
+    expect(names).toContain('successor: DNS: orders-ro.db.example.com');
+  });
+});

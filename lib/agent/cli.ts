@@ -16,6 +16,7 @@ import { discoverBuilds } from './builds';
 import { agentConfigSchema, discover, type AgentConfig } from './discover';
 import { discoverPatroni, patroniFor } from './patroni';
 import type { InstanceReport, Report } from './report';
+import { relaySpotNotice } from './spot';
 
 export const AGENT_VERSION = '1.0.0';
 
@@ -156,6 +157,23 @@ async function once(cfg: AgentConfig, dryRun: boolean): Promise<void> {
   process.stdout.write(`pgherd-agent: reported ${report.instances.length} instance(s): ${answer}\n`);
 }
 
+/** Watches the instance metadata for a spot notice and relays it once pgherd has taken it (a daemon's side loop). */
+async function watchSpot(cfg: AgentConfig, everyMs: number): Promise<void> {
+  for (;;) {
+    try {
+      const answer = await relaySpotNotice(cfg, readToken(cfg.tokenFile));
+      if (answer && answer.status < 300) {
+        process.stdout.write(`pgherd-agent: relayed the spot interruption notice: ${answer.body}\n`);
+        return;
+      }
+      if (answer) process.stderr.write(`pgherd-agent: pgherd refused the spot notice (${answer.status}): ${answer.body.slice(0, 500)}\n`);
+    } catch (err) {
+      process.stderr.write(`pgherd-agent: spot watch: ${(err as Error).message}\n`);
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const args = new Set(argv.filter((a) => a.startsWith('--') && !a.includes('=')));
   const at = argv.indexOf('--config');
@@ -177,6 +195,7 @@ export async function main(argv: string[]): Promise<number> {
       await once(cfg, args.has('--dry-run'));
       return 0;
     }
+    if (cfg.spot) void watchSpot(cfg, cfg.spot.everySeconds * 1000);
     for (;;) {
       try {
         await once(cfg, false);

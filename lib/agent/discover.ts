@@ -37,6 +37,14 @@ export const agentConfigSchema = z
     /** Look for Patroni (its running processes' configuration files, and these): its scope and REST address, per instance. */
     patroni: z.boolean().default(true),
     patroniConfigFiles: z.array(z.string()).max(32).default([]),
+    /**
+     * On a spot instance: watch the instance metadata for EC2's interruption warning (IMDSv2,
+     * `/latest/meta-data/spot/instance-action`) every `everySeconds`, and relay it to pgherd once.
+     */
+    spot: z
+      .object({ metadataUrl: z.url().default('http://169.254.169.254'), everySeconds: z.number().int().min(1).max(60).default(5) })
+      .strict()
+      .optional(),
     /** Instances to report whatever discovery finds (port, and where its socket is). */
     instances: z
       .array(z.object({ port: z.number().int().min(1).max(65535), socketDirectory: z.string().default('/var/run/postgresql') }).strict())

@@ -176,6 +176,8 @@ export function planAddReplica<S extends AddState>(
   params: AddReplicaParams,
   prepared: Prepared,
   launch: LaunchPlan | Refusal | null | undefined,
+  /** notIn: a member the read names never point at (one being evacuated). */
+  opts: { notIn?: number } = {},
 ): ActionPlan<S> | Refusal {
   if (h.members.some((m) => m.controlDriver === 'patroni'))
     return refuse(
@@ -220,7 +222,7 @@ export function planAddReplica<S extends AddState>(
       }),
       ...dnsSteps<S>(
         h,
-        (s) => s.members ?? h.members,
+        (s) => (s.members ?? h.members).filter((m) => m.id !== opts.notIn),
         () => ({ chosenWhenItRuns: 'the running replicas, the new one among them' }),
         (r) => `point ${r.name} (${r.type}) at the herd's running replicas, the new one among them`,
         (r) => readNames.includes(r),

@@ -4,7 +4,10 @@
 // however much WAL the primary wrote and dropped meanwhile; the same restore without restore_command falls
 // off; a replica seeded from the primary reads the whole database from it; Retire drains, stops, terminates
 // and records; what may not be retired is refused with nothing changed.
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
@@ -20,6 +23,8 @@ import { runOperation, startTestWorker, waitForOperation, type TestWorker } from
 import { startWriter } from '@/lib/testing/writer';
 import { createAgentToken } from '@/lib/features/agents/ingest';
 import { receiveSpotNotice } from '@/lib/features/spot/notice';
+import { agentConfigSchema } from '@/lib/agent/discover';
+import { relaySpotNotice } from '@/lib/agent/spot';
 import { planOperation } from '@/lib/engine/plan';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { ifAssigned } from '@/lib/testing/if-assigned';
@@ -93,6 +98,17 @@ function primaryReads(): number {
 
 const databaseBytes = async () =>
   Number((await query<{ b: string }>(primary().dsn, 'SELECT sum(pg_database_size(datname))::text AS b FROM pg_database'))[0]!.b);
+
+/** An HTTP server on loopback, its URL, and how to close it. */
+function listen(handler: http.RequestListener): Promise<{ url: string; close: () => void }> {
+  const srv = http.createServer(handler);
+  return new Promise((resolve) =>
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      resolve({ url: `http://127.0.0.1:${String(port)}`, close: () => srv.close() });
+    }),
+  );
+}
 
 /** EC2's word on an instance (through the lab's front). */
 const ec2State = async (id: string) => {
@@ -593,6 +609,8 @@ describe('Spot', () => {
     const [s] = await db.select().from(servers).where(eq(servers.id, m!.serverId));
     expect((await receiveSpotNotice(db, worker.queue, { authorization: null, body: notice(s!.cloudInstanceId!) })).status).toBe(401);
     expect((await send(s!.cloudInstanceId!, 'not-the-events-token-at-all')).status).toBe(403);
+    // A stranger learns nothing of the body's shape: the token is asked first.
+    expect((await send(s!.cloudInstanceId!, 'not-the-events-token-at-all', { nothing: true })).status).toBe(403);
     expect(
       (await send(s!.cloudInstanceId!, TOKEN, { ...notice(s!.cloudInstanceId!), 'detail-type': 'EC2 Instance State-change Notification' }))
         .status,
@@ -624,6 +642,12 @@ describe('Spot', () => {
     expect(op.status, JSON.stringify(op)).toBe('succeeded');
     console.log(`spot replica: successor streaming and the old one retired ${Date.now() - t0} ms after the notice`);
     expect(await db.select().from(instances).where(eq(instances.id, spotId))).toEqual([]);
+    // No step pointed a read name back at the host EC2 takes back once it was drained.
+    const dnsSteps = await db.execute<{ name: string; out: string }>(sql`
+      SELECT s.name, s.stdout_tail AS out FROM operation_steps s JOIN operation_targets t ON t.id = s.target_id
+      WHERE t.operation_id = ${op.id} AND s.name LIKE '%DNS%' OR (t.operation_id = ${op.id} AND s.name LIKE 'drain%') ORDER BY s.id`);
+    expect(dnsSteps.rows.length).toBeGreaterThan(0);
+    for (const d of dnsSteps.rows) expect(d.out.split('now answers:')[1] ?? '', d.name).not.toContain(s!.address);
     const successor = (
       await db
         .select()
@@ -640,7 +664,7 @@ describe('Spot', () => {
     expect(row).toMatchObject({ cloudInstanceId: s!.cloudInstanceId, source: 'eventbridge', operationId: a.body.operations![0] });
   }, 300_000);
 
-  it('a notice for the primary: switched over within 30 s, no acknowledged commit lost, its successor streaming from the new primary', async () => {
+  it('a notice the primary host\u2019s agent relays from its metadata: switched over within 30 s, no acknowledged commit lost, its successor streaming from the new primary', async () => {
     const old = primary();
     const [p] = await db
       .select()
@@ -656,9 +680,41 @@ describe('Spot', () => {
     );
     const writer = startWriter(old.dsn, 'acked', { everyMs: 20 });
     await new Promise((r) => setTimeout(r, 500));
+    // The instance's metadata (the lab's front: EC2 writes the notice there) and pgherd's endpoint as the route answers it.
+    const imds = await listen((req, res) => {
+      const at = req.url ?? '';
+      const body =
+        req.method === 'PUT' && at === '/latest/api/token'
+          ? 'imds-session'
+          : req.headers['x-aws-ec2-metadata-token'] !== 'imds-session'
+            ? null
+            : at === '/latest/meta-data/spot/instance-action'
+              ? JSON.stringify({ action: 'terminate', time: new Date(Date.now() + 120_000).toISOString() })
+              : at === '/latest/meta-data/instance-id'
+                ? ps!.cloudInstanceId!
+                : at === '/latest/meta-data/placement/region'
+                  ? lab.aws!.region
+                  : null;
+      res.writeHead(body === null ? (at.startsWith('/latest/meta-data/') ? 404 : 401) : 200).end(body ?? '');
+    });
+    const endpoint = await listen((req, res) => {
+      let text = '';
+      req.on('data', (c: Buffer) => (text += c.toString()));
+      req.on('end', () => {
+        void receiveSpotNotice(db, worker.queue, { authorization: req.headers.authorization ?? null, body: JSON.parse(text) }).then((a) =>
+          res.writeHead(a.status, { 'content-type': 'application/json' }).end(JSON.stringify(a.body)),
+        );
+      });
+    });
+    const tokenFile = path.join(mkdtempSync(path.join(tmpdir(), 'agent-')), 'token');
+    writeFileSync(tokenFile, await createAgentToken(db, ps!.id, { id: null, username: 'test' }), { mode: 0o600 });
+    const cfg = agentConfigSchema.parse({ server: endpoint.url, tokenFile, spot: { metadataUrl: imds.url } });
     const t0 = Date.now();
-    const a = await send(ps!.cloudInstanceId!);
-    expect(a.status, JSON.stringify(a.body)).toBe(200);
+    const relayed = await relaySpotNotice(cfg, readFileSync(tokenFile, 'utf8').trim());
+    imds.close();
+    endpoint.close();
+    expect(relayed?.status, relayed?.body).toBe(200);
+    const a = { body: JSON.parse(relayed!.body) as { operations?: number[] } };
     await waitFor(
       'the replica to be the primary',
       async () => !(await query<{ rec: boolean }>(first.dsn, 'SELECT pg_is_in_recovery() AS rec'))[0]!.rec,
@@ -677,5 +733,7 @@ describe('Spot', () => {
     expect(now.find((i) => i.id === p!.id)).toBeUndefined();
     const newPrimary = now.find((i) => i.role === 'primary')!;
     expect(now.filter((i) => i.role === 'replica').every((i) => i.upstreamInstanceId === newPrimary.id)).toBe(true);
+    const [row] = await db.select().from(spotInterruptions).where(eq(spotInterruptions.cloudInstanceId, ps!.cloudInstanceId!));
+    expect(row).toMatchObject({ source: 'agent', instanceAction: 'terminate' });
   }, 300_000);
 });

@@ -142,9 +142,10 @@ function planReplace(
   const steps: ActionStep<State>[] = [];
   const facts: { label: string; value: string }[] = [];
   const warnings: string[] = [];
-  const readNames = h.dns.filter((r) => r.match === 'role' && r.matchRole === 'replica');
+  const pinned = h.dns.filter((r) => r.match === 'instance' && r.matchInstanceId === t.id);
+  const readNames = [...h.dns.filter((r) => r.match === 'role' && r.matchRole === 'replica'), ...(evacuate ? pinned : [])];
   const isPrimary = t.role === 'primary';
-  if (evacuate && !isPrimary && readNames.length) {
+  if (evacuate && (!isPrimary ? readNames.length : pinned.length)) {
     // At once: its clients are sent elsewhere before the capacity goes.
     const away = (rec: DnsRecordRef, ms: InstanceRef[]) => awayFrom(rec, ms, t);
     steps.push(
@@ -169,7 +170,11 @@ function planReplace(
     const pair = switchoverPair(h);
     if (typeof pair === 'string') return refuse('topology', `${t.label} is the primary and cannot be switched over first: ${pair}`);
     const newPrimary = pair.cand;
-    const over = planSwitchover(h, { candidateInstanceId: newPrimary.id });
+    // On an evacuation the read names stay off the host EC2 takes back: the switchover moves the write name
+    // only, the successor's step then points the read names at the replicas that stay.
+    const over = planSwitchover(evacuate ? { ...h, dns: h.dns.filter((r) => r.match === 'role' && r.matchRole === 'primary') } : h, {
+      candidateInstanceId: newPrimary.id,
+    });
     if (over instanceof Refusal) return refuse(over.code, `${t.label} is the primary and cannot be switched over first: ${over.reason}`);
     if (over.refused) return over.refused;
     after = membersAfterSwitchover(h, t, newPrimary);
@@ -199,6 +204,7 @@ function planReplace(
     },
     prepared.add,
     l ? l.plan : null,
+    evacuate ? { notIn: t.id } : {},
   );
   if (add instanceof Refusal) return refuse(add.code, `its successor: ${add.reason}`);
   if (add.refused) return add.refused;
@@ -211,11 +217,15 @@ function planReplace(
     ),
   );
   // The successor is added first: the member is never its herd's last replica here.
-  const retire = planRetire(leaving, {
-    members: after,
-    params: { host: params.host, confirmInstanceId: params.confirmInstanceId },
-    prepared: { ...prepared.retire, needs: new Map() },
-  });
+  const retire = planRetire(
+    leaving,
+    {
+      members: after,
+      params: { host: params.host, confirmInstanceId: params.confirmInstanceId },
+      prepared: { ...prepared.retire, needs: new Map() },
+    },
+    { evacuating: evacuate },
+  );
   if (retire instanceof Refusal) return refuse(retire.code, `${t.label} cannot be retired: ${retire.reason}`);
   if (retire.refused) return retire.refused;
   steps.push(
@@ -290,7 +300,7 @@ export const evacuateAction = defineAction({
     planReplace(
       t,
       members,
-      { ...params, host: prepared.retire.hosts.get(t.id)?.launchedRowId != null ? 'terminate' : 'keep' },
+      { ...params, host: t.cloud && prepared.retire.hosts.get(t.id)?.launchedRowId != null ? 'terminate' : 'keep' },
       prepared,
       true,
     ),

@@ -145,6 +145,8 @@ export const newRetireState = (): State => ({ slot: null, host: 'kept' });
 export function planRetire(
   t: InstanceRef,
   { members, params, prepared }: { members: InstanceRef[]; params: RetireParams; prepared: Prepared },
+  /** An evacuation (EC2 takes the host whatever pgherd does): names pinned to it are drained, not refused. */
+  opts: { evacuating?: boolean } = {},
 ): ActionPlan<State> | Refusal {
   const h = prepared.herds.get(t.herdId);
   if (!h) return refuse('gone', `${t.herd} is not in the inventory`);
@@ -161,7 +163,14 @@ export function planRetire(
       `${t.label} is the last running replica of ${h.label}, and ${need}: add a replica first (or Replace member)`,
     );
   const pinned = h.dns.filter((r) => r.match === 'instance' && r.matchInstanceId === t.id);
-  if (pinned.length)
+  // A replica streaming from it would be left streaming from nothing.
+  const downstream = members.filter((m) => m.upstreamId === t.id && m.id !== t.id);
+  if (downstream.length && !opts.evacuating)
+    return refuse(
+      'topology',
+      `${downstream.map((m) => m.label).join(', ')} ${downstream.length > 1 ? 'stream' : 'streams'} from ${t.label}: re-point ${downstream.length > 1 ? 'them' : 'it'} at the primary first (Re-point)`,
+    );
+  if (pinned.length && !opts.evacuating)
     return refuse(
       'not-applicable',
       `${pinned.map((r) => r.name).join(', ')} ${pinned.length > 1 ? 'are' : 'is'} pinned to ${t.label}: point ${pinned.length > 1 ? 'them' : 'it'} elsewhere first`,
@@ -188,7 +197,8 @@ export function planRetire(
   }
   const d = driverFor(t.controlDriver);
   const keep = d.keepStopped(t);
-  const readNames = h.dns.filter((r) => r.match === 'role' && r.matchRole === 'replica');
+  // Its read names, and on an evacuation the names pinned to it (pointed at a stand-in).
+  const readNames = [...h.dns.filter((r) => r.match === 'role' && r.matchRole === 'replica'), ...(opts.evacuating ? pinned : [])];
   const away = (rec: DnsRecordRef, ms: InstanceRef[]) => awayFrom(rec, ms, t);
   const steps: ActionStep<State>[] = [
     {

@@ -21,7 +21,7 @@ import {
 import type { LaunchState } from '@/lib/actions/steps/launch';
 import type { ActionStep, RunContext } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
-import { binsOf, driverFor } from '@/lib/fleet/drivers';
+import { binDir, binsOf, driverFor } from '@/lib/fleet/drivers';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, shown, type Observed } from '@/lib/fleet/observe';
@@ -93,7 +93,8 @@ export function seedSteps<S extends SeedState>(
             srv,
             x,
             [
-              `${bins}/pg_basebackup`,
+              // The major's own tools: a build a member runs from may ship the server alone.
+              `${binDir(primary.pgVersion)}/pg_basebackup`,
               '-h',
               seed.from.host,
               '-p',

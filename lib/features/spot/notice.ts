@@ -64,6 +64,13 @@ export async function receiveSpotNotice(
 ): Promise<NoticeAnswer> {
   const token = /^Bearer (\S+)$/.exec(req.authorization ?? '')?.[1];
   if (!token) return { status: 401, body: { error: 'authentication required: Authorization: Bearer <EventBridge token or agent token>' } };
+  // Who speaks first: a stranger learns nothing of what the body should be.
+  const events = setting('PGHERD_SPOT_EVENTS_TOKEN');
+  const fromEvents = !!events && sameSecret(token, events);
+  const agent = fromEvents ? null : await serverForToken(db, token);
+  if (!fromEvents && !agent)
+    return { status: 403, body: { error: 'the token is neither EventBridge\u2019s (PGHERD_SPOT_EVENTS_TOKEN) nor an agent\u2019s' } };
+  const source: 'eventbridge' | 'agent' = agent ? 'agent' : 'eventbridge';
   const parsed = spotNoticeSchema.safeParse(req.body);
   if (!parsed.success)
     return {
@@ -72,38 +79,32 @@ export async function receiveSpotNotice(
     };
   const n = parsed.data;
   const instanceId = n.detail['instance-id'];
-  const events = setting('PGHERD_SPOT_EVENTS_TOKEN');
-  let source: 'eventbridge' | 'agent';
   const server = await db.execute<{ id: number; region: string | null; zone: string | null }>(sql`
     SELECT id, cloud_region AS region, cloud_availability_zone AS zone FROM servers WHERE cloud_instance_id = ${instanceId}`);
   const s = server.rows[0];
-  if (events && sameSecret(token, events)) source = 'eventbridge';
-  else {
-    const agent = await serverForToken(db, token);
-    if (!agent)
-      return { status: 403, body: { error: 'the token is neither EventBridge\u2019s (PGHERD_SPOT_EVENTS_TOKEN) nor an agent\u2019s' } };
-    // An agent speaks for its own instance only: a notice for another would evacuate a member it does not run.
-    if (!s || agent.id !== s.id)
-      return { status: 403, body: { error: `this agent's server is not ${instanceId}: an agent sends notices for its own instance only` } };
-    source = 'agent';
-  }
+  // An agent speaks for its own instance only: a notice for another would evacuate a member it does not run.
+  if (agent && (!s || agent.id !== s.id))
+    return { status: 403, body: { error: `this agent's server is not ${instanceId}: an agent sends notices for its own instance only` } };
   if (!s) return { status: 404, body: { error: `no server of the inventory is EC2 instance ${instanceId}` } };
   const due = n.time ? new Date(new Date(n.time).getTime() + 120_000) : null;
   const row = await db.execute<{ id: number }>(sql`
     INSERT INTO spot_interruptions (cloud_instance_id, region, availability_zone, server_id, source, instance_action, due_at)
     VALUES (${instanceId}, ${n.region ?? s.region ?? ''}, ${s.zone ?? ''}, ${s.id}, ${source}, ${n.detail['instance-action']}, ${due})
     ON CONFLICT (cloud_instance_id) DO NOTHING RETURNING id`);
-  const id = row.rows[0]?.id;
+  let id = row.rows[0]?.id;
   if (id === undefined) {
     const [seen] = (
       await db.execute<{ id: number; operation_id: number | null; outcome: string }>(
         sql`SELECT id, operation_id, outcome FROM spot_interruptions WHERE cloud_instance_id = ${instanceId}`,
       )
     ).rows;
-    return {
-      status: 200,
-      body: { id: seen?.id, operations: seen?.operation_id ? [seen.operation_id] : [], outcome: seen?.outcome ?? '', duplicate: true },
-    };
+    // A notice that started nothing (every member refused) is tried again: what refused it may be mended.
+    if (seen && seen.operation_id === null) id = seen.id;
+    else
+      return {
+        status: 200,
+        body: { id: seen?.id, operations: seen?.operation_id ? [seen.operation_id] : [], outcome: seen?.outcome ?? '', duplicate: true },
+      };
   }
   const members = await db.execute<{ id: number; data_directory: string; label: string }>(sql`
     SELECT i.id, i.data_directory, s.hostname || ':' || i.port AS label FROM instances i JOIN servers s ON s.id = i.server_id
@@ -139,6 +140,8 @@ export async function receiveSpotNotice(
     }
   }
   const outcome = said.join('; ') || 'no member of the inventory runs there';
-  await db.execute(sql`UPDATE spot_interruptions SET operation_id = ${started[0] ?? null}, outcome = ${outcome} WHERE id = ${id}`);
+  await db.execute(
+    sql`UPDATE spot_interruptions SET operation_id = coalesce(${started[0] ?? null}, operation_id), outcome = ${outcome} WHERE id = ${id}`,
+  );
   return { status: 200, body: { id, operations: started, outcome } };
 }
