@@ -5,10 +5,8 @@ import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe } from '@/lib/fleet/observe';
 import { refuse } from '@/lib/fleet/refusal';
 import { checkpointStep, rejoinSteps, type RejoinState } from '@/lib/actions/steps/topology-steps';
-import { driverFor } from '@/lib/fleet/drivers';
 import { hostSaysRunning, proveDirectoryServed } from '@/lib/actions/steps/data-directory';
-import { refreshStep } from '@/lib/actions/steps/control-steps';
-import { execNotedOk } from '@/lib/actions/steps/exec-noted';
+import { refreshStep, stopIfRunningStep } from '@/lib/actions/steps/control-steps';
 import { planReinitialize } from '@/lib/actions/patroni/reinitialize';
 
 /** A replica that could not follow a new primary is copied afresh; an old primary that diverged is rewound. */
@@ -29,7 +27,6 @@ export const rebuildAction = defineAction({
     }
     const src = herdPrimary(t, members);
     if (typeof src === 'string') return refuse('topology', src);
-    const d = driverFor(t.controlDriver);
     return {
       steps: [
         {
@@ -60,23 +57,7 @@ export const rebuildAction = defineAction({
             x.note({ stdout: `source: ${src.label}; target ${o.reachable ? 'running as a replica' : 'not running (its host says so)'}` });
           },
         },
-        {
-          name: 'stop it',
-          does: {
-            kind: 'pg.stop',
-            instance: memberArg(t),
-            driver: t.controlDriver,
-            mode: 'fast',
-            onlyIfRunning: true,
-            dataDirectory: t.dataDirectory,
-          },
-          says: `stop ${t.label} (fast) if it runs`,
-          timeoutMs: 160_000,
-          run: async (x) => {
-            if (!(await hostSaysRunning(x.deps, t, x))) return void x.note({ stdout: 'skipped: not running (its host says so)' });
-            await execNotedOk(x.deps, t, x, d.stop(t, 'fast'));
-          },
-        },
+        stopIfRunningStep<RejoinState>(t),
         checkpointStep('checkpoint on the source', `CHECKPOINT on ${src.label}`, () => src, memberArg(src)),
         ...rejoinSteps(t, () => src, src, '', { fresh: freshCopy(t) }),
         refreshStep(t),

@@ -14,7 +14,7 @@ import { commonWarnings, defineAction, PRIMARY_WARNING, type ActionPlan, type Ac
 import { memberArg } from '@/lib/engine/plan-identity';
 import { dnsSteps } from '@/lib/actions/steps/dns-steps';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
-import { hostSaysRunning } from '@/lib/actions/steps/data-directory';
+import { stopIfRunningStep } from '@/lib/actions/steps/control-steps';
 import { terminateLaunched } from '@/lib/actions/steps/launch';
 import { recordTargets, standIn } from '@/lib/fleet/dns-records';
 import { driverFor } from '@/lib/fleet/drivers';
@@ -242,23 +242,7 @@ export function planRetire(
         }
       },
     },
-    {
-      name: 'stop it',
-      does: {
-        kind: 'pg.stop',
-        instance: memberArg(t),
-        driver: t.controlDriver,
-        mode: 'fast',
-        onlyIfRunning: true,
-        dataDirectory: t.dataDirectory,
-      },
-      says: `stop ${t.label} (fast) if it runs`,
-      timeoutMs: 160_000,
-      run: async (x) => {
-        if (!(await hostSaysRunning(x.deps, t, x))) return void x.note({ stdout: 'skipped: not running (its host says so)' });
-        await execNotedOk(x.deps, t, x, d.stop(t, 'fast'));
-      },
-    },
+    stopIfRunningStep<State>(t),
     ...(keep
       ? [
           {

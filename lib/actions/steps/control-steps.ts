@@ -6,7 +6,7 @@ import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import type { Observed } from '@/lib/fleet/observe';
 import { refreshInstance } from '@/lib/fleet/record-observation';
 import { observe, waitObserved } from '@/lib/fleet/observe';
-import { proveDirectoryIsInstances, proveDirectoryServed } from './data-directory';
+import { hostSaysRunning, proveDirectoryIsInstances, proveDirectoryServed } from './data-directory';
 import { execNotedOk } from './exec-noted';
 
 type Verb = 'start' | 'stop' | 'restart' | 'reload' | 'promote';
@@ -73,6 +73,28 @@ export function postgresUpStep<S>(t: InstanceRef): ActionStep<S> {
       if (up) return void x.note({ stdout: 'answering (started with its host)' });
       await sshControlStep<S>(t, 'start', 'start Postgres').run(x);
       await waitObserved(t, 'answering', (o) => o.reachable, { timeoutMs: BOOT_UP_MS, signal: x.signal });
+    },
+  };
+}
+
+/** A fast stop, sent only when the host says a server runs on the target's data directory. */
+export function stopIfRunningStep<S>(t: InstanceRef): ActionStep<S> {
+  const d = driverFor(t.controlDriver);
+  return {
+    name: 'stop it',
+    does: {
+      kind: 'pg.stop',
+      instance: memberArg(t),
+      driver: t.controlDriver,
+      mode: 'fast',
+      onlyIfRunning: true,
+      dataDirectory: t.dataDirectory,
+    },
+    says: `stop ${t.label} (fast) if it runs`,
+    timeoutMs: 160_000,
+    run: async (x) => {
+      if (!(await hostSaysRunning(x.deps, t, x))) return void x.note({ stdout: 'skipped: not running (its host says so)' });
+      await execNotedOk(x.deps, t, x, d.stop(t, 'fast'));
     },
   };
 }
