@@ -74,6 +74,8 @@ export const environments = pgTable(
     // At most this many operation targets running at once in the environment, over every operation and
     // worker (null: no cap). Enforced when a worker claims a target.
     maxRunning: integer('max_running'),
+    // The parameter group every instance of the environment inherits (null: none); see parameterGroups.
+    parameterGroupId: integer('parameter_group_id').references((): AnyPgColumn => parameterGroups.id, { onDelete: 'restrict' }),
     ...timestamps,
   },
   (t) => [uniqueIndex('environments_name_key').on(t.name)],
@@ -153,6 +155,10 @@ export const herds = pgTable(
       .notNull()
       .default(sql`'-infinity'`),
     observedBy: text('observed_by'),
+    // Its parameter group, in place of its environment's (null: the environment's), and settings of its
+    // own over the group's: postgresql.conf lines, as lib/fleet/settings/conf-text.ts writes them.
+    parameterGroupId: integer('parameter_group_id').references((): AnyPgColumn => parameterGroups.id, { onDelete: 'restrict' }),
+    settingOverrides: text('setting_overrides').notNull().default(''),
     ...timestamps,
   },
   (t) => [
@@ -214,6 +220,10 @@ export const servers = pgTable(
     // The host's 1-minute load average, as its agent's last report said (null: not reported), and when.
     loadAverage: real('load_average'),
     loadAverageAt: timestamp('load_average_at', { withTimezone: true }),
+    // The host's memory and cores, as its agent reports them (null: never reported): what a parameter
+    // group's formulas ({memory_mb / 4}MB) are computed from.
+    memoryMb: integer('memory_mb'),
+    cpus: integer('cpus'),
     ...timestamps,
   },
   (t) => [
@@ -289,6 +299,23 @@ export const instances = pgTable(
     // Likewise its server's EC2 instance type and availability zone ('' off the cloud).
     instanceType: text('instance_type').notNull().default(''),
     zone: text('zone').notNull().default(''),
+    // Its parameter group, over its herd's (null: the herd's).
+    parameterGroupId: integer('parameter_group_id').references((): AnyPgColumn => parameterGroups.id, { onDelete: 'restrict' }),
+    // When it last loaded its configuration (pg_conf_load_time(): every reload and start moves it), as the
+    // refresh read it: a time other than the one its settings were read at says they may have changed.
+    confLoadedAt: timestamp('conf_loaded_at', { withTimezone: true }),
+    // Its settings as last read (lib/fleet/settings/read-settings.ts): the snapshot, the load time it was
+    // read at, and how many of the settings its group says differ from what runs (null: no group, or not
+    // read yet), since when, and the digest of what the group said then (a group edited is judged again).
+    settingsSnapshotId: bigint('settings_snapshot_id', { mode: 'number' }),
+    settingsLoadedAt: timestamp('settings_loaded_at', { withTimezone: true }),
+    settingsDrift: integer('settings_drift'),
+    settingsDriftSince: timestamp('settings_drift_since', { withTimezone: true }),
+    settingsWantedDigest: text('settings_wanted_digest'),
+    // The changelist's facet, and the cell of instance_counts it is counted in.
+    settingsStatus: text('settings_status')
+      .notNull()
+      .generatedAlwaysAs(sql`CASE WHEN settings_drift > 0 THEN 'drifted' WHEN settings_drift = 0 THEN 'in line' ELSE 'no group' END`),
     ...timestamps,
   },
   (t) => [
@@ -391,6 +418,7 @@ export const instanceCounts = pgTable('instance_counts', {
   site: text('site').notNull(),
   instanceType: text('instance_type').notNull(),
   zone: text('zone').notNull(),
+  settingsStatus: text('settings_status').notNull().default('no group'),
   n: integer('n').notNull(),
 });
 
@@ -1392,4 +1420,89 @@ export const spotInterruptions = pgTable(
     index('spot_interruptions_zone_idx').on(t.availabilityZone, t.receivedAt),
     uniqueIndex('spot_interruptions_instance_key').on(t.cloudInstanceId),
   ],
+);
+
+// Parameter groups: named sets of Postgres settings (postgresql.conf lines, values may be formulas of the
+// host's memory and cores), assigned to an environment, a herd or an instance; the most specific one
+// wins, a herd's own overrides over its group (lib/fleet/settings/wanted.ts). Every version is kept.
+export const parameterGroups = pgTable(
+  'parameter_groups',
+  {
+    id: serial('id').primaryKey(),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    settings: text('settings').notNull().default(''),
+    version: integer('version').notNull().default(1),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex('parameter_groups_name_key').on(t.name)],
+);
+
+export const parameterGroupVersions = pgTable(
+  'parameter_group_versions',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    // No foreign key: a group deleted keeps its history.
+    groupId: integer('group_id').notNull(),
+    version: integer('version').notNull(),
+    name: text('name').notNull(),
+    settings: text('settings').notNull(),
+    author: text('author').notNull(),
+    // What made it: a save in the console or the API, or a drift accepted (the instance it came from).
+    note: text('note').notNull().default(''),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('parameter_group_versions_key').on(t.groupId, t.version)],
+);
+
+/** One setting as Postgres reported it (pg_settings): its value in its own unit, and where it came from. */
+export interface SettingReading {
+  /** pg_settings.setting */
+  v: string;
+  /** pg_settings.source, when not "default" */
+  s?: string;
+  /** sourcefile:sourceline, when Postgres says */
+  f?: string;
+  /** pending_restart */
+  p?: true;
+}
+
+// An instance's settings each time they were read and differed from the read before (the first read too):
+// what ran from when, for "its settings at any past time" and "what changed between two times". The time
+// a change took effect is Postgres's own (pg_conf_load_time(), or the postmaster's start).
+export const settingSnapshots = pgTable(
+  'setting_snapshots',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    // No foreign key: a retired member's history stays.
+    instanceId: bigint('instance_id', { mode: 'number' }).notNull(),
+    herdId: integer('herd_id').notNull(),
+    serverVersionNum: integer('server_version_num').notNull(),
+    settings: jsonb('settings').$type<Record<string, SettingReading>>().notNull(),
+    // The settings that differ from the snapshot before, with their values then (null: not set then).
+    changed: jsonb('changed').$type<Record<string, { from: string | null; to: string | null }>>().notNull(),
+    effectiveAt: timestamp('effective_at', { withTimezone: true }).notNull(),
+    readAt: timestamp('read_at', { withTimezone: true }).notNull().defaultNow(),
+    // The operation that held the herd when the change was read (null: none; a change made outside pgherd).
+    operationId: bigint('operation_id', { mode: 'number' }),
+  },
+  (t) => [index('setting_snapshots_instance_idx').on(t.instanceId, t.effectiveAt)],
+);
+
+// What a setting is in a Postgres major (pg_settings' columns that do not change while it runs): read
+// with an instance's first settings, used to check a group's values and to compare them with what runs.
+export const settingCatalog = pgTable(
+  'setting_catalog',
+  {
+    major: smallint('major').notNull(),
+    name: text('name').notNull(),
+    vartype: text('vartype').notNull(),
+    unit: text('unit'),
+    context: text('context').notNull(),
+    minVal: text('min_val'),
+    maxVal: text('max_val'),
+    enumVals: jsonb('enum_vals').$type<string[]>(),
+    bootVal: text('boot_val'),
+  },
+  (t) => [primaryKey({ columns: [t.major, t.name] })],
 );

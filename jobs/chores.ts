@@ -34,6 +34,7 @@ export const CHORE_LOCKS = {
   lagSample: 72_842_006,
   restoresExpire: 72_842_007,
   restoresJudge: 72_842_008,
+  settings: 72_842_009,
 } as const;
 
 export interface ChoreRunner {

@@ -12,6 +12,7 @@ import type { TargetJob } from '@/lib/engine/queue';
 import { WORKER_ALIVE_EVERY_MS, workerAlive } from '@/lib/engine/workers-alive';
 import { checkDnsRecords } from '@/lib/fleet/refresher';
 import { refreshShare } from '@/lib/fleet/refresh-share';
+import { settingsPass } from '@/lib/fleet/settings/drift-pass';
 import { foldLagSamples, lagSampleEveryMs, sampleLag } from '@/lib/fleet/lag-history';
 import type { DiscoveryConfig } from '@/lib/features/discovery/discovery';
 import { DISCOVERY_CHANNEL, discoveryWanted, runDiscovery } from '@/lib/features/discovery/discovery-runs';
@@ -161,6 +162,17 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
           },
         ] satisfies Chore[])
       : []),
+    // Settings: read again where the refresh saw the configuration loaded again, drift judged
+    // (lib/fleet/settings/drift-pass.ts).
+    {
+      name: 'settings',
+      every: cfg.settingsEveryMs ?? setting('PGHERD_SETTINGS_EVERY_MS'),
+      lock: CHORE_LOCKS.settings,
+      run: async () => {
+        const r = await settingsPass(db);
+        if (r.read || r.judged) log('settings.pass', r);
+      },
+    },
     // DNS follows Patroni: its herds' leaders read every few seconds (lib/features/patroni/follow.ts).
     {
       name: 'patroni.follow',

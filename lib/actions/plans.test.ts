@@ -33,6 +33,8 @@ import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
 import { primariesOrMaybe } from '@/lib/fleet/herd-primary';
 import { resizePrepared } from '@/lib/testing/cloud';
 import { confirmedSteps } from '@/lib/engine/plan-identity';
+import { wantedSettings } from '@/lib/fleet/settings/wanted';
+import type { MemberSettings } from '@/lib/actions/settings/apply-plan';
 
 // The steps are built, never run: nothing here touches a database or a host.
 const deps = {} as ActionDeps;
@@ -534,6 +536,60 @@ const launchFixture = (h: HerdRef, like: string) => ({
   like: { hostname: like, site: 'dc-east', sshUser: 'postgres', sshPort: 22 },
 });
 
+/** What Apply settings reads for each member: a group asking shared_buffers 1GB and work_mem 8MB of a herd on the defaults. */
+function settingsPrepared(h: HerdRef): Map<number, MemberSettings> {
+  const catalog = new Map([
+    [
+      'shared_buffers',
+      {
+        name: 'shared_buffers',
+        vartype: 'integer',
+        unit: '8kB',
+        context: 'postmaster',
+        minVal: '16',
+        maxVal: '1073741823',
+        enumVals: null,
+        bootVal: '16384',
+      },
+    ],
+    [
+      'work_mem',
+      {
+        name: 'work_mem',
+        vartype: 'integer',
+        unit: 'kB',
+        context: 'user',
+        minVal: '64',
+        maxVal: '2147483647',
+        enumVals: null,
+        bootVal: '4096',
+      },
+    ],
+    [
+      'max_connections',
+      {
+        name: 'max_connections',
+        vartype: 'integer',
+        unit: null,
+        context: 'postmaster',
+        minVal: '1',
+        maxVal: '262143',
+        enumVals: null,
+        bootVal: '100',
+      },
+    ],
+  ]);
+  const wanted = wantedSettings({
+    environmentGroup: { id: 1, name: 'oltp', version: 2, settings: "shared_buffers = '1GB'\nwork_mem = '8MB'" },
+    herdGroup: null,
+    herdOverrides: '',
+    instanceGroup: null,
+    host: { memoryMb: 8192, cpus: 2 },
+  });
+  const running = { shared_buffers: { v: '16384' }, work_mem: { v: '4096' }, max_connections: { v: '100' } };
+  return new Map(h.members.map((m) => [m.id, { wanted, running, catalog }]));
+}
+
 describe('an action is its plan', () => {
   const h = herd(three(), { poolers: [pooler] });
   const [primary, r2, r3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
@@ -544,6 +600,11 @@ describe('an action is its plan', () => {
         const params = { instanceType: 'm6i.xlarge', switchBack: true };
         const prepared = resizePrepared(h, h.members);
         return { words: a.plan(h, { params, prepared }).steps, steps: a.steps(h, deps, { params, prepared }) };
+      }
+      if (a.on === 'herd' && a.name === 'apply-settings') {
+        // shared_buffers (a restart: the replicas, then a switchover) and work_mem (a reload) on every member.
+        const prepared = settingsPrepared(h);
+        return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
       if (a.on === 'herd' && a.name.startsWith('patroni-')) {
         // Patroni's maintenance mode: a herd Patroni runs, its members with REST addresses.

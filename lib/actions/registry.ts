@@ -33,6 +33,7 @@ import { tearDownRestoredAction } from '@/lib/actions/backups/tear-down.action';
 import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
 import { retireAction } from '@/lib/actions/grow/retire.action';
 import { evacuateAction, replaceAction } from '@/lib/actions/grow/replace.action';
+import { applySettingsAction } from '@/lib/actions/settings/apply-settings.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -64,6 +65,7 @@ export const actions: AnyAction[] = [
   retireAction,
   replaceAction,
   evacuateAction,
+  applySettingsAction,
   refreshDnsAction,
   patroniPauseAction,
   patroniResumeAction,

@@ -266,9 +266,13 @@ export const switchoverAction = defineHerdAction({
   plan: (h, { params: p, prepared }) => {
     const held = (prepared as { held?: Map<number, string> } | undefined)?.held?.get(h.id);
     if (held) return refuse('not-applicable', held);
-    return isPatroniHerd(h) ? planPatroniSwitchoverOf(h, p) : planSwitchover(h, p);
+    return planAnySwitchover(h, p);
   },
 });
+
+/** A switchover's plan on either kind of herd (Patroni's, or pg_ctl's), for actions made of one. */
+export const planAnySwitchover = (h: HerdRef, p: z.output<typeof switchoverParams>): ActionPlan<SwitchoverState> | Refusal =>
+  isPatroniHerd(h) ? planPatroniSwitchoverOf(h, p) : planSwitchover(h, p);
 
 /** How far ahead a Patroni switchover may be scheduled. */
 const SCHEDULE_AHEAD_MS = { min: 30_000, max: 7 * 24 * 3_600_000 };

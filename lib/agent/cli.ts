@@ -10,7 +10,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { hostname, loadavg } from 'node:os';
+import { availableParallelism, hostname, loadavg, totalmem } from 'node:os';
 import { collectInstance } from './collect';
 import { discoverBuilds } from './builds';
 import { agentConfigSchema, discover, type AgentConfig } from './discover';
@@ -100,6 +100,8 @@ export async function buildReport(cfg: AgentConfig): Promise<Report> {
     observedAt: new Date().toISOString(),
     intervalSeconds: cfg.intervalSeconds,
     loadAverage: loadavg(),
+    memoryMb: Math.round(totalmem() / 1048576),
+    cpus: availableParallelism(),
     instances,
     builds: await discoverBuilds(cfg.buildDirectories),
   };

@@ -118,6 +118,9 @@ export const reportSchema = z
     intervalSeconds: z.number().int().min(0).max(86_400).default(0),
     /** The host's load averages over 1, 5 and 15 minutes (os.loadavg()); absent from older agents. */
     loadAverage: z.array(z.number().min(0).max(1_000_000)).length(3).optional(),
+    /** The host's memory in MiB and its cores (what a parameter group's formulas are computed from); absent from older agents. */
+    memoryMb: z.number().int().min(1).max(1_000_000_000).optional(),
+    cpus: z.number().int().min(1).max(100_000).optional(),
     instances: z.array(instanceReportSchema).max(MAX_INSTANCES, `at most ${MAX_INSTANCES} instances`),
     /** The Postgres builds installed on the host (absent from older agents: what is on record stays). */
     builds: z

@@ -195,6 +195,7 @@ interface ReadingRow {
   failed_wal: string | null;
   failed_at: Date | null;
   pending_since: Date | null;
+  conf_at: Date | null;
 }
 
 function rowOf(id: number, x: Reading): ReadingRow {
@@ -221,6 +222,7 @@ function rowOf(id: number, x: Reading): ReadingRow {
     failed_wal: a.lastArchiveFailedWal,
     failed_at: a.lastArchiveFailedAt,
     pending_since: a.archivePendingSince,
+    conf_at: o.confLoadTime ?? null,
   };
 }
 
@@ -243,7 +245,7 @@ async function writeReadings(db: Db, rows: ReadingRow[], claim?: { holder: strin
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(part)}::jsonb) AS v(
         id bigint, answered boolean, state text, role text, timeline integer, lsn bigint, lag_bytes bigint, lag_seconds real,
         pending boolean, vnum integer, upstream bigint, archived bigint, last_wal text, last_at timestamptz, failed bigint, failed_wal text,
-        failed_at timestamptz, pending_since timestamptz)),
+        failed_at timestamptz, pending_since timestamptz, conf_at timestamptz)),
     -- A row an operation holds locked now is left to the next pass: the refresh never waits on an
     -- operation (nor can a lock taken in another order deadlock with it). NO KEY: a row others only
     -- reference (a foreign key's KEY SHARE) is written.
@@ -269,6 +271,7 @@ async function writeReadings(db: Db, rows: ReadingRow[], claim?: { holder: strin
       last_archive_failed_wal = CASE WHEN v.answered THEN v.failed_wal ELSE i.last_archive_failed_wal END,
       last_archive_failed_at = CASE WHEN v.answered THEN v.failed_at ELSE i.last_archive_failed_at END,
       archive_pending_since = CASE WHEN v.answered THEN v.pending_since ELSE i.archive_pending_since END,
+      conf_loaded_at = CASE WHEN v.answered THEN v.conf_at ELSE i.conf_loaded_at END,
       last_observed_at = now(),
       updated_at = now()
     FROM v JOIN free ON free.id = v.id
@@ -296,6 +299,7 @@ function values(x: Reading, now: Date) {
     lagSeconds: x.role === 'replica' ? (o.replayLagSeconds ?? null) : 0,
     pendingRestart: !!o.pendingRestart,
     serverVersionNum: o.serverVersionNum ?? null,
+    confLoadedAt: o.confLoadTime ?? null,
     upstreamInstanceId: x.upstream?.id ?? null,
     ...archiveValues(o),
     lastObservedAt: now,

@@ -35,6 +35,8 @@ export type RefusalCode =
   | 'host-key'
   /** The cloud cannot do it: not an EC2 server, AWS not configured, a type the instance cannot run. */
   | 'cloud'
+  /** A setting Postgres would not take, or one that would stop a member (a replica below its primary). */
+  | 'settings'
   /** What it would do changed between the confirmation and its start (an action that runs only what was confirmed). */
   | 'stale'
   /** Refused before refusals had codes (targets recorded before migration 0016). */

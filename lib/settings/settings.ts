@@ -57,6 +57,12 @@ export const SETTINGS = {
     default: 30_000,
     doc: "how often every instance's state (role, LSNs, lag, pending restart) is read: the workers share the fleet, each herd read by one of them an interval; one not read for two intervals is flagged in fleet health and `pgherd_instances_unobserved` (0: only after actions). Give the console the same value",
   }),
+  PGHERD_SETTINGS_EVERY_MS: int({
+    min: 1000,
+    max: DAY_MS,
+    default: 10_000,
+    doc: 'how often a worker reads the settings (pg_settings) of the instances the refresh saw load their configuration again, and judges drift against their parameter groups: drift shows within this plus PGHERD_REFRESH_INTERVAL_MS',
+  }),
   PGHERD_REFRESH_KEPT_SESSIONS: int({
     min: 0,
     max: 1_000_000,

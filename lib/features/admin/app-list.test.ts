@@ -30,6 +30,7 @@ describe('appList', () => {
       operations: ['Operations', 'Rules', 'DR scorecard', 'Pending maintenance'],
       dns: ['DNS records', 'PgBouncers'],
       backups: ['Backup policies', 'Recoverability'],
+      settings: ['Parameter groups'],
       access: ['Role bindings', 'API tokens', 'Audit entries'],
       api: ['API reference'],
     });

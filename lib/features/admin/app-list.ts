@@ -14,6 +14,7 @@ import { instancesAdmin } from './models/instances.admin';
 import { operationsAdmin } from './models/operations.admin';
 import { poolersAdmin } from './models/poolers.admin';
 import { backupPoliciesAdmin } from './models/backup-policies.admin';
+import { parameterGroupsAdmin } from './models/parameter-groups.admin';
 import { roleBindingsAdmin } from './models/role-bindings.admin';
 import { serversAdmin } from './models/servers.admin';
 import { sitesAdmin } from './models/sites.admin';
@@ -41,6 +42,7 @@ export const appGroups: readonly AppGroupDef[] = [
   },
   { name: 'dns', label: 'DNS and poolers', entries: [dnsRecordsAdmin, poolersAdmin] },
   { name: 'backups', label: 'Backups', entries: [backupPoliciesAdmin, { label: 'Recoverability', href: '/backups' }] },
+  { name: 'settings', label: 'Settings', entries: [parameterGroupsAdmin] },
   {
     name: 'access',
     label: 'People and access',

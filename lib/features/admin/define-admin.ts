@@ -6,6 +6,7 @@ import { MAX_ID, maxIdOfType } from '@/lib/adapters/validation/ids';
 import type { Role } from '@/db/types';
 import type { ModelForm } from './form-fields';
 import type { Db, Queries } from '@/db/client';
+import type { Actor } from '@/lib/engine/access';
 
 /** A column, or an SQL expression over the model's table and joins. */
 export type Expr = SQL | PgColumn;
@@ -164,6 +165,22 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
     /** The form's columns before the change; null for a new object. */
     before: Record<string, unknown> | null,
   ) => Promise<Record<string, string> | null>;
+  /**
+   * What a save writes besides the row and its audit entry, in its transaction, once every check passed
+   * (a parameter group's new version, with its author).
+   */
+  afterSave?: (
+    tx: Queries,
+    id: number,
+    values: Record<string, unknown>,
+    before: Record<string, unknown> | null,
+    actor: Actor,
+  ) => Promise<void>;
+  /**
+   * Objects without an environment that whoever may change a referring object may choose (a parameter
+   * group for a herd), where otherwise a reference to a global object needs the role globally.
+   */
+  referableByAll?: boolean;
   /** Counts the database keeps, read in place of a scan where they can answer. */
   counts?: CountsDef;
   /** Bulk actions offered besides delete: each leads to its own confirmation page. */

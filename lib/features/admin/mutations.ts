@@ -83,7 +83,9 @@ async function checkReferences(
   const errors: Record<string, string> = {};
   for (const { field, target, id, label } of refs) {
     const env = await environmentOf(tx, target, id);
-    await demand(tx, actor.access, need, `${verb} this ${def.label} with ${field.label.toLowerCase()} ${label}`, [env]);
+    // A shared catalogue (parameter groups): whoever may change the referring object may choose any.
+    if (!target.referableByAll || env !== null)
+      await demand(tx, actor.access, need, `${verb} this ${def.label} with ${field.label.toLowerCase()} ${label}`, [env]);
     if (def.sameEnvironment?.includes(field.name) && target.environmentSql && env !== envAfter) {
       errors[field.name] =
         `${label} is in ${await environmentName(tx, env)}, and this ${def.label} in ${await environmentName(tx, envAfter)}: they must be in one environment.`;
@@ -153,6 +155,7 @@ export async function saveObject(db: Db, def: EditableModel, id: number | null, 
       const refused =
         (await checkReferences(tx, def, refs, envAfter, actor, need, verb)) ?? (await def.validate?.(tx, savedId, values, before)) ?? null;
       if (refused) throw new RefusedSave(refused);
+      await def.afterSave?.(tx, savedId, values, before, actor);
       const [saved] = await labelsFor(tx, def, [savedId]);
       if (!saved) throw new Error(`${def.label} #${savedId} is not there after its save`);
       const { label } = saved;

@@ -13,6 +13,7 @@ import { roleBindingsAdmin } from './models/role-bindings.admin';
 import { auditAdmin } from './models/audit.admin';
 import { sitesAdmin } from './models/sites.admin';
 import { backupPoliciesAdmin } from './models/backup-policies.admin';
+import { parameterGroupsAdmin } from './models/parameter-groups.admin';
 
 export const adminModels: readonly Model[] = [
   environmentsAdmin,
@@ -24,6 +25,7 @@ export const adminModels: readonly Model[] = [
   dnsRecordsAdmin,
   poolersAdmin,
   backupPoliciesAdmin,
+  parameterGroupsAdmin,
   operationsAdmin,
   roleBindingsAdmin,
   auditAdmin,

@@ -1,8 +1,10 @@
 WITH batch AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(server_id int, hostname text, interval_seconds int, observed_at timestamptz, ports int[], load1 real)
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(server_id int, hostname text, interval_seconds int, observed_at timestamptz, ports int[], load1 real, memory_mb int, cpus int)
 ), srv AS (
   UPDATE servers s SET last_seen_at = now(), (agent_interval_seconds, load_average, load_average_at) = (
-    SELECT b.interval_seconds, b.load1, CASE WHEN b.load1 IS NULL THEN NULL ELSE least(b.observed_at, now()) END FROM batch b WHERE b.server_id = s.id)
+    SELECT b.interval_seconds, b.load1, CASE WHEN b.load1 IS NULL THEN NULL ELSE least(b.observed_at, now()) END FROM batch b WHERE b.server_id = s.id),
+    -- An older agent says nothing of them: what is on record stays.
+    (memory_mb, cpus) = (SELECT coalesce(b.memory_mb, s.memory_mb), coalesce(b.cpus, s.cpus) FROM batch b WHERE b.server_id = s.id)
   WHERE s.id = ANY ($3::int[]) RETURNING s.id
 ), rep AS (
   SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(server_id int, server_env int, port int, data_directory text, pg_version int, sysid text, is_primary boolean, timeline int, lsn bigint, pending boolean, up_host text, up_port int, vnum int, bin_dir text)

@@ -284,6 +284,8 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
     interval_seconds: report.intervalSeconds,
     observed_at: report.observedAt,
     load1: report.loadAverage?.[0] ?? null,
+    memory_mb: report.memoryMb ?? null,
+    cpus: report.cpus ?? null,
     ports: report.instances.filter((i) => i.state === 'running').map((i) => i.port),
   }));
   const facts = items.flatMap(({ server, report }) =>

@@ -3,6 +3,7 @@ import { qualified } from '@/lib/fleet/qualified';
 import { environments } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
 import { f, tableForm } from '../form-fields';
+import { parameterGroupsAdmin } from './parameter-groups.admin';
 
 export const environmentsAdmin = defineAdmin({
   name: 'environments',
@@ -43,6 +44,12 @@ export const environmentsAdmin = defineAdmin({
       label: 'Running targets at most',
       help: 'How many operation targets may run at once here, over every operation and worker. Empty: no cap.',
       schema: f.optionalInt(1, 100_000),
+    },
+    parameterGroupId: {
+      label: 'Parameter group',
+      help: 'The settings every instance here should run, unless its herd or itself has a group (docs/parameter-groups.md).',
+      references: () => parameterGroupsAdmin,
+      schema: f.optionalRelation(),
     },
   }),
   uniqueErrors: { environments_name_key: ['name', 'An environment with this name already exists.'] },

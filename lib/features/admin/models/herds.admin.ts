@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { automationMode, controlDriver, environments, herds, hookHost } from '@/db/schema';
 import { f, tableForm } from '../form-fields';
 import { environmentsAdmin } from './environments.admin';
+import { parameterGroupsAdmin, settingsText } from './parameter-groups.admin';
 import { defineAdmin } from '../define-admin';
 import { herdDependents } from '../environment-rules';
 import { isHerdAction } from '@/lib/engine/define-action';
@@ -81,6 +82,12 @@ export const herdsAdmin = defineAdmin({
     // What the repository holds and how far the archive is behind (lib/fleet/backups/status-sql.ts).
     backups: { label: 'Backups', sql: backupSummarySql(qualified(herds.id)), sortable: false },
     backupStatus: { label: 'Backup standing', sql: backupStatusSql(qualified(herds.id)), format: 'badge', sortable: false },
+    settings: {
+      label: 'Settings',
+      sql: sql<string>`(SELECT CASE WHEN count(*) FILTER (WHERE i.settings_drift > 0) > 0 THEN count(*) FILTER (WHERE i.settings_drift > 0) || ' drifted'
+        WHEN bool_or(i.settings_drift = 0) THEN 'in line' END FROM instances i WHERE i.herd_id = ${qualified(herds.id)})`,
+      sortable: false,
+    },
     pgVersion: { label: 'Version', sql: herds.pgVersion, format: 'number' },
     controlDriver: { label: 'Control', sql: herds.controlDriver },
     automation: { label: 'Automation', sql: herds.automation, format: 'badge' },
@@ -96,6 +103,7 @@ export const herdsAdmin = defineAdmin({
     'dnsDrift',
     'patroni',
     'backups',
+    'settings',
     'pgVersion',
     'controlDriver',
     'automation',
@@ -106,6 +114,14 @@ export const herdsAdmin = defineAdmin({
     { key: 'driver', label: 'Control driver', kind: 'choice', sql: herds.controlDriver, choices: controlDriver.enumValues },
     { key: 'version', label: 'Version', kind: 'values', sql: herds.pgVersion, numeric: true },
     { key: 'backups', label: 'Backups', kind: 'choice', sql: backupStatusSql(qualified(herds.id)), choices: BACKUP_STATUSES },
+    {
+      key: 'settings',
+      label: 'Settings',
+      kind: 'choice',
+      sql: sql<string>`(SELECT CASE WHEN bool_or(i.settings_drift > 0) THEN 'drifted' WHEN bool_or(i.settings_drift = 0) THEN 'in line' ELSE 'no group' END
+        FROM instances i WHERE i.herd_id = ${qualified(herds.id)})`,
+      choices: ['drifted', 'in line', 'no group'],
+    },
   ],
   searchFields: ['name', 'dnsName', 'environment'],
   ordering: ['environment', 'name'],
@@ -152,6 +168,18 @@ export const herdsAdmin = defineAdmin({
       help: 'worker: the pgherd worker host; database: the member\u2019s host, over SSH as its SSH user.',
       schema: z.enum(hookHost.enumValues).default('database'),
     },
+    parameterGroupId: {
+      label: 'Parameter group',
+      help: 'The settings its members should run, in place of its environment’s group. Empty: the environment’s.',
+      references: () => parameterGroupsAdmin,
+      schema: f.optionalRelation(),
+    },
+    settingOverrides: {
+      label: 'Setting overrides',
+      help: "Settings of this herd over its group's, as postgresql.conf lines (name = 'value'). Apply settings puts them in place.",
+      input: { type: 'textarea' },
+      schema: settingsText,
+    },
     hookTimeoutSeconds: {
       label: 'Hook timeout (s)',
       help: 'A hook still running after this long is stopped and fails.',
@@ -159,6 +187,9 @@ export const herdsAdmin = defineAdmin({
     },
   }),
   validate: (tx, id) => herdDependents(tx, id),
+  // What its members' Postgres should run: Apply settings puts it in place.
+  adminFields: ['parameterGroupId', 'settingOverrides'],
+  adminOnAdd: ['parameterGroupId', 'settingOverrides'],
   actions: actions
     .filter(isHerdAction)
     .map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}`, role: a.permission })),

@@ -7,6 +7,7 @@ import { patroniUrlRules } from '../patroni-url-rules';
 import { f, tableForm } from '../form-fields';
 import { herdsAdmin } from './herds.admin';
 import { serversAdmin } from './servers.admin';
+import { parameterGroupsAdmin } from './parameter-groups.admin';
 import { actions } from '@/lib/actions/registry';
 import { isHerdAction } from '@/lib/engine/define-action';
 
@@ -37,7 +38,7 @@ export const instancesAdmin: Model = defineAdmin({
   // The refresher writes what it observes; what is set by hand is what pgherd keeps (fenced, needs
   // rebuild) or trusts when choosing an old primary: undoing a fence, or calling a replica the primary, is an admin's act.
   // The Patroni REST address is where pgherd sends the environment's Patroni credentials.
-  adminFields: ['role', 'state', 'patroniUrl'],
+  adminFields: ['role', 'state', 'patroniUrl', 'parameterGroupId'],
   fields: {
     server: { label: 'Server', sql: servers.hostname, link: 'self' },
     port: { label: 'Port', sql: instances.port, format: 'number' },
@@ -57,6 +58,12 @@ export const instancesAdmin: Model = defineAdmin({
     lag: { label: 'Lag', sql: instances.lagBytes, format: 'bytes' },
     lagSeconds: { label: 'Lag (s)', sql: instances.lagSeconds, format: 'seconds' },
     pendingRestart: { label: 'Pending restart', sql: instances.pendingRestart, format: 'bool' },
+    // Against what its parameter groups say (lib/fleet/settings/drift-pass.ts); the herd's page says which.
+    settings: {
+      label: 'Settings',
+      sql: sql<string>`CASE WHEN ${instances.settingsDrift} > 0 THEN ${instances.settingsDrift} || ' drifted' ELSE ${instances.settingsStatus} END`,
+      sortable: false,
+    },
     lastObservedAt: { label: 'Observed', sql: instances.lastObservedAt, format: 'datetime' },
   },
   listDisplay: [
@@ -76,6 +83,7 @@ export const instancesAdmin: Model = defineAdmin({
     'lag',
     'lagSeconds',
     'pendingRestart',
+    'settings',
   ],
   listFilter: [
     { key: 'environment', label: 'Environment', kind: 'relation', sql: instances.environmentId, labelSql: environments.name },
@@ -93,6 +101,7 @@ export const instancesAdmin: Model = defineAdmin({
     { key: 'site', label: 'Site', kind: 'values', sql: instances.site },
     { key: 'instanceType', label: 'Instance type', kind: 'values', sql: instances.instanceType },
     { key: 'zone', label: 'Availability zone', kind: 'values', sql: instances.zone },
+    { key: 'settings', label: 'Settings', kind: 'choice', sql: instances.settingsStatus, choices: ['drifted', 'in line', 'no group'] },
   ],
   // 100,000 instances: the total and the counts by environment, role, state, version, site, type and zone are
   // read from instance_counts (a few thousand rows) rather than counted over every instance.
@@ -109,6 +118,7 @@ export const instancesAdmin: Model = defineAdmin({
       site: { sql: instanceCounts.site },
       instanceType: { sql: instanceCounts.instanceType },
       zone: { sql: instanceCounts.zone },
+      settings: { sql: instanceCounts.settingsStatus },
     },
   },
   searchFields: ['server', 'herd', 'environment'],
@@ -126,6 +136,12 @@ export const instancesAdmin: Model = defineAdmin({
       label: 'Patroni REST address',
       help: 'On a herd run by Patroni: this member\u2019s Patroni REST API on its own server, https://<the server\u2019s address>:8008 (admins only; the credentials are the environment\u2019s, in PGHERD_PG_CONFIG).',
       schema: f.restUrl(),
+    },
+    parameterGroupId: {
+      label: 'Parameter group',
+      help: 'Settings of its own, over its herd’s (docs/parameter-groups.md). Empty: its herd’s.',
+      references: () => parameterGroupsAdmin,
+      schema: f.optionalRelation(),
     },
     upstreamInstanceId: {
       label: 'Upstream instance id',

@@ -1,0 +1,154 @@
+// What Apply settings will change on each member of a herd, and what it refuses: pure, from what the
+// settings pass read last (the first step reads every member again and stops if that moved).
+//
+// Refused, for the whole herd, before anything is written:
+// - a setting this Postgres does not have, a value it would not take (type, unit, bounds, choices), a
+//   formula that cannot be computed on the member's host, a setting no one may change (context internal);
+// - a replica whose max_connections, max_worker_processes, max_wal_senders, max_prepared_transactions or
+//   max_locks_per_transaction would be below its primary's: a hot standby does not start (or stops
+//   replaying) below the values its primary's WAL records;
+// - the same during the roll: replicas restart first, while the primary still runs its value, so a
+//   value lowered below what the primary runs is refused unless the primary restarts first, in place;
+// - on a Patroni herd, members that should run different values: Patroni's configuration is one for all.
+import type { SettingReading } from '@/db/schema';
+import { driftOf } from '@/lib/fleet/settings/drift';
+import type { SettingMeta } from '@/lib/fleet/settings/values';
+import type { WantedSetting } from '@/lib/fleet/settings/wanted';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+
+/** The settings a hot standby needs at least its primary's value of (Postgres's CheckRequiredParameterValues). */
+export const AT_LEAST_PRIMARY = [
+  'max_connections',
+  'max_worker_processes',
+  'max_wal_senders',
+  'max_prepared_transactions',
+  'max_locks_per_transaction',
+] as const;
+
+export interface MemberSettings {
+  wanted: Map<string, WantedSetting>;
+  /** The last reading (null: never read). */
+  running: Record<string, SettingReading> | null;
+  catalog: Map<string, SettingMeta>;
+}
+
+export interface SettingChange {
+  name: string;
+  /** As pg_settings shows it now and after. */
+  from: string;
+  to: string;
+  /** In words, with units: "128MB -> 1GB". */
+  words: string;
+  /** postmaster: only a restart applies it. */
+  restart: boolean;
+}
+
+export interface MemberChanges {
+  member: InstanceRef;
+  changes: SettingChange[];
+  /** Whether it must restart (a change of a postmaster setting, or one written before that waits for a restart). */
+  restart: boolean;
+}
+
+export type ApplyPlan =
+  { ok: true; members: MemberChanges[]; primary: InstanceRef; lowering: string[] } | { ok: false; problems: string[] };
+
+const num = (v: string | undefined) => (v === undefined ? NaN : Number(v));
+
+export function planChanges(
+  members: InstanceRef[],
+  settings: Map<number, MemberSettings>,
+  opts: { primaryFirst: boolean; patroni: boolean },
+): ApplyPlan {
+  const problems: string[] = [];
+  const down = members.filter((m) => m.state !== 'running');
+  if (down.length)
+    problems.push(
+      `${down.map((m) => `${m.label} is ${m.state}`).join('; ')}: every member must run (start it, or take it out of the herd)`,
+    );
+  const primaries = members.filter((m) => m.role === 'primary');
+  if (primaries.length !== 1) problems.push(`the herd has ${primaries.length} primaries: it needs one to judge its replicas against`);
+  if (problems.length) return { ok: false, problems };
+  const primary = primaries[0] as InstanceRef;
+
+  const out: MemberChanges[] = [];
+  for (const m of members) {
+    const s = settings.get(m.id);
+    if (!s?.running) {
+      problems.push(
+        `${m.label}: its settings have not been read yet (the settings pass reads them within a minute of the refresh seeing it)`,
+      );
+      continue;
+    }
+    const changes: SettingChange[] = [];
+    for (const d of driftOf(s.wanted, s.running, s.catalog)) {
+      if (d.kind === 'unknown-setting' || d.kind === 'invalid' || d.kind === 'unresolved') {
+        problems.push(`${m.label}: ${d.name}: ${d.why ?? d.kind}`);
+        continue;
+      }
+      const meta = s.catalog.get(d.name);
+      if (meta?.context === 'internal') {
+        problems.push(`${m.label}: ${d.name} is fixed when Postgres is built or initialised: no setting changes it`);
+        continue;
+      }
+      if (d.wanted === null || d.running === null) continue;
+      changes.push({
+        name: d.name,
+        from: d.running,
+        to: d.wanted,
+        words: `${d.runningShown ?? d.running} -> ${d.wantedShown ?? d.wanted}${d.kind === 'pending-restart' ? ' (waits for a restart)' : ''}`,
+        restart: meta?.context === 'postmaster' || d.kind === 'pending-restart',
+      });
+    }
+    // A setting written before (by hand, or an apply cut short) that waits for a restart: the restart is owed too.
+    const pending = Object.entries(s.running)
+      .filter(([, r]) => r.p)
+      .map(([n]) => n);
+    out.push({ member: m, changes, restart: changes.some((c) => c.restart) || pending.length > 0 });
+  }
+  if (problems.length) return { ok: false, problems };
+
+  // A hot standby's floor: its primary's value, after the change and during the roll.
+  const valueOf = (mc: MemberChanges, name: string, after: boolean) => {
+    const c = after ? mc.changes.find((x) => x.name === name) : undefined;
+    return num(c ? c.to : settings.get(mc.member.id)?.running?.[name]?.v);
+  };
+  const p = out.find((x) => x.member.id === primary.id) as MemberChanges;
+  const lowering: string[] = [];
+  for (const name of AT_LEAST_PRIMARY) {
+    const pNow = valueOf(p, name, false);
+    const pAfter = valueOf(p, name, true);
+    for (const r of out.filter((x) => x.member.role === 'replica')) {
+      const rAfter = valueOf(r, name, true);
+      if (rAfter < pAfter)
+        problems.push(
+          `${r.member.label}: ${name} would be ${rAfter}, below its primary's ${pAfter}: a hot standby does not start below its primary's value (give the replica at least the primary's)`,
+        );
+      else if (rAfter < pNow && !opts.primaryFirst)
+        problems.push(
+          `${r.member.label}: ${name} lowered to ${rAfter} while the primary runs ${pNow}: restarted first, as replicas are, it would not start. Tick "restart the primary first" (its writes stop while it restarts), or lower it in two applies`,
+        );
+      else if (rAfter < pNow) lowering.push(`${name} ${pNow} -> ${pAfter}`);
+    }
+  }
+  if (opts.patroni) {
+    // One configuration for every member: the same changes everywhere.
+    const key = (mc: MemberChanges) => JSON.stringify(mc.changes.map((c) => [c.name, c.to]));
+    const first = out[0];
+    const differing = out.filter((mc) => first && key(mc) !== key(first));
+    if (differing.length)
+      problems.push(
+        `Patroni keeps one configuration for every member, and these members should run other values: ${differing.map((d) => d.member.label).join(', ')} (give the herd one group, no instance groups)`,
+      );
+  }
+  if (problems.length) return { ok: false, problems };
+  return { ok: true, members: out, primary, lowering: [...new Set(lowering)] };
+}
+
+/** A member's changes in words, for the plan's facts. */
+export const changeWords = (mc: MemberChanges) =>
+  mc.changes.length
+    ? mc.changes.map((c) => `${c.name} ${c.words}${c.restart ? ' [restart]' : ''}`).join(', ')
+    : mc.restart
+      ? 'nothing to write; a restart is owed (a setting waits for it)'
+      : 'nothing to change';

@@ -1,0 +1,393 @@
+// Apply settings: puts a herd's members on what their parameter groups say. The plan says, member by
+// member, which settings change and which of them only a restart applies (apply-plan.ts refuses what
+// would break the herd). Then: every member read again (what was planned must still be what runs) and
+// every value handed to the member's own Postgres to parse; the settings written (ALTER SYSTEM, or on a
+// Patroni herd its configuration, PATCH /config) and reloaded; the replicas that need it restarted one at
+// a time, each streaming again before the next; the primary's restart by a switchover (no acknowledged
+// commit lost), its old primary restarted as it rejoins; then every member read again and its drift judged.
+import { z } from 'zod';
+import type { Db } from '@/db/client';
+import { PatroniError, patchConfig, restart as patroniRestart } from '@/lib/adapters/patroni/client';
+import { patroniCallStep, patroniEndpoint } from '@/lib/actions/patroni/steps';
+import { isPatroniHerd } from '@/lib/actions/patroni/switch';
+import { sshControlStep } from '@/lib/actions/steps/control-steps';
+import { execNoted } from '@/lib/actions/steps/exec-noted';
+import { newSwitchoverState, planAnySwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
+import { part } from '@/lib/engine/compose';
+import { defineHerdAction, flagParam, productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
+import { binsOf } from '@/lib/fleet/drivers';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { memberArg } from '@/lib/engine/plan-identity';
+import { instanceClient } from '@/lib/fleet/pg-access';
+import { observe, waitObserved } from '@/lib/fleet/observe';
+import { lsnToNumber } from '@/lib/adapters/format/lsn';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
+import { judgeDrift, loadSnapshot, loadWantedInputs, recordReading } from '@/lib/fleet/settings/drift-pass';
+import { loadCatalog, majorOf, readSettings } from '@/lib/fleet/settings/read-settings';
+import { wantedSettings } from '@/lib/fleet/settings/wanted';
+import { changeWords, planChanges, type MemberChanges, type MemberSettings } from './apply-plan';
+
+export const applySettingsParams = z
+  .object({
+    /** Restart the primary in place, before the replicas (its writes stop while it restarts), instead of a switchover. */
+    primaryFirst: flagParam(),
+  })
+  .strict();
+
+type Params = z.output<typeof applySettingsParams>;
+
+interface State {
+  over: SwitchoverState;
+  /** Per member: the postmaster's start time before its restart. */
+  startedBefore: Map<number, Date>;
+  restarted: string[];
+}
+
+const newState = (): State => ({ over: newSwitchoverState(), startedBefore: new Map(), restarted: [] });
+
+/** What the plans read: each member's wanted settings, its last reading, its major's catalogue. */
+type Prepared = Map<number, MemberSettings>;
+
+async function prepare(herds: HerdRef[], db: Db): Promise<Prepared> {
+  const ids = herds.flatMap((h) => h.members.map((m) => m.id));
+  const inputs = await loadWantedInputs(db, ids);
+  const catalogs = new Map<number, Awaited<ReturnType<typeof loadCatalog>>>();
+  const out: Prepared = new Map();
+  for (const id of ids) {
+    const row = inputs.get(id);
+    if (!row) continue;
+    const snap = row.settings_snapshot_id === null ? null : await loadSnapshot(db, row.settings_snapshot_id);
+    const major = snap ? majorOf(snap.serverVersionNum) : 0;
+    let catalog = catalogs.get(major);
+    if (!catalog) {
+      catalog = snap ? await loadCatalog(db, major) : new Map();
+      catalogs.set(major, catalog);
+    }
+    out.set(id, { wanted: wantedSettings(row.inputs), running: snap?.settings ?? null, catalog });
+  }
+  return out;
+}
+
+/** `name` as ALTER SYSTEM takes it (an extension's dotted name: each part quoted). */
+const identifier = (c: { escapeIdentifier: (s: string) => string }, name: string) =>
+  name
+    .split('.')
+    .map((p) => c.escapeIdentifier(p))
+    .join('.');
+
+/** The values the plan writes on a member, as data (the digest covers them). */
+const setOf = (mc: MemberChanges) => Object.fromEntries(mc.changes.map((c) => [c.name, c.to]));
+
+/**
+ * Every member read again: what the plan changes from must still be what runs (a value already there is
+ * fine), and each value is handed to the member's own postgres binary to parse (`postgres -C`, with no
+ * configuration file: nothing of the member is read or written).
+ */
+function checkStep(h: HerdRef, plan: MemberChanges[]): ActionStep<State> {
+  return {
+    name: 'read every member again; its Postgres parses each value',
+    does: { kind: 'settings.check', members: plan.map((mc) => ({ instance: memberArg(mc.member), set: setOf(mc) })) },
+    says: `read each member's settings again (they must still be what the plan read), then each member's own postgres binary parses the new values (postgres -C, given no configuration file: nothing is written)`,
+    timeoutMs: 60_000,
+    run: async (x) => {
+      const moved: string[] = [];
+      for (const mc of plan) {
+        const now = await readSettings(mc.member);
+        for (const c of mc.changes) {
+          const v = now.settings[c.name]?.v;
+          if (v !== c.from && v !== c.to) moved.push(`${mc.member.label}: ${c.name} is ${v ?? 'gone'} now, the plan read ${c.from}`);
+        }
+      }
+      if (moved.length) throw refuse('stale', `the settings changed since the plan: ${moved.join('; ')}. Nothing was written: plan again`);
+      for (const mc of plan) {
+        if (!mc.changes.length) continue;
+        const argv = [
+          `${binsOf(mc.member)}/postgres`,
+          '--config-file=/dev/null',
+          ...['data_directory=/pgherd-parse-check', 'hba_file=/dev/null', 'ident_file=/dev/null'].flatMap((s) => ['-c', s]),
+          ...mc.changes.flatMap((c) => ['-c', `${c.name}=${c.to}`]),
+          '-C',
+          (mc.changes[0] as { name: string }).name,
+        ];
+        const r = await execNoted(x.deps, mc.member, x, argv, 30_000);
+        if (r.code !== 0) {
+          const said = /(?:FATAL|ERROR):\s+(.*)/.exec(r.stderr)?.[1] ?? r.stderr.trim().split('\n').pop() ?? `exit ${String(r.code)}`;
+          throw refuse('settings', `${mc.member.label}: its Postgres does not take the new values: ${said}. Nothing was written`);
+        }
+      }
+      x.note({ stdout: `${plan.length} members read; every value parsed` });
+    },
+  };
+}
+
+/** ALTER SYSTEM on one member, then a reload; the values a reload applies must be running after it. */
+function writeStep(mc: MemberChanges): ActionStep<State> {
+  const m = mc.member;
+  return {
+    name: `write the settings on ${m.label}`,
+    does: { kind: 'settings.alter-system', instance: memberArg(m), set: setOf(mc) },
+    says: `on ${m.label}: ALTER SYSTEM SET ${mc.changes.map((c) => `${c.name} = '${c.to}'`).join(', ')}; pg_reload_conf(); wait until it has reloaded`,
+    timeoutMs: 60_000,
+    run: async (x) => {
+      const before = (await observe(m)).confLoadTime;
+      if (!before) throw new Error(`${m.label} did not say when it last loaded its configuration`);
+      const c = instanceClient(m, { connectionTimeoutMillis: 5000, statement_timeout: 10_000, application_name: 'pgherd-settings' });
+      c.on('error', () => {});
+      await c.connect();
+      try {
+        for (const ch of mc.changes) {
+          const text = `ALTER SYSTEM SET ${identifier(c, ch.name)} = ${c.escapeLiteral(ch.to)}`;
+          x.note({ command: text });
+          await c.query(text);
+        }
+        await c.query('SELECT pg_reload_conf()');
+      } finally {
+        await c.end().catch(() => {});
+      }
+      await waitObserved(m, 'configuration reloaded', (o) => o.reachable && !!o.confLoadTime && o.confLoadTime > before, {
+        signal: x.signal,
+        timeoutMs: 30_000,
+      });
+      const now = await readSettings(m);
+      const wrong = mc.changes.filter((ch) =>
+        ch.restart ? now.settings[ch.name]?.v !== ch.to && !now.settings[ch.name]?.p : now.settings[ch.name]?.v !== ch.to,
+      );
+      if (wrong.length)
+        throw new Error(
+          `${m.label} reloaded and does not run ${wrong.map((w) => `${w.name} = ${w.to} (it runs ${now.settings[w.name]?.v ?? '?'})`).join(', ')}`,
+        );
+      x.note({ stdout: mc.changes.map((ch) => `${ch.name}: ${ch.restart ? 'written, waits for the restart' : 'running'}`).join('\n') });
+    },
+  };
+}
+
+/** Patroni's configuration: one PATCH for the herd, then every member runs (or waits to restart into) the values. */
+function patroniWriteStep(h: HerdRef, primary: InstanceRef, plan: MemberChanges[]): ActionStep<State> {
+  const set = setOf(plan.find((mc) => mc.changes.length) ?? (plan[0] as MemberChanges));
+  return {
+    name: "change Patroni's configuration",
+    does: { kind: 'settings.patroni-config', patroni: primary.patroniUrl, scope: primary.patroniScope, set },
+    says: `PATCH /config {postgresql: {parameters: ${JSON.stringify(set)}}} through ${primary.label}'s Patroni; wait until every member runs the values (or marks the restart they need)`,
+    timeoutMs: 90_000,
+    run: async (x) => {
+      const { url, access } = patroniEndpoint(primary);
+      x.note({ command: `PATCH ${url}/config {"postgresql":{"parameters":${JSON.stringify(set)}}}` });
+      try {
+        await patchConfig(url, access, { postgresql: { parameters: set } });
+      } catch (err) {
+        throw err instanceof PatroniError ? new Error(`Patroni refused the change: ${err.message}`) : err;
+      }
+      for (const mc of plan) {
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          const now = await readSettings(mc.member);
+          const left = mc.changes.filter((c) => now.settings[c.name]?.v !== c.to && !now.settings[c.name]?.p);
+          if (!left.length) break;
+          if (x.signal.aborted || Date.now() > deadline)
+            throw new Error(
+              `${mc.member.label} does not run ${left.map((c) => `${c.name} = ${c.to}`).join(', ')} a minute after Patroni took the change`,
+            );
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+      x.note({ stdout: `every member runs the values, or marks the restart they wait for` });
+    },
+  };
+}
+
+/** A member restarted (by pg_ctl, or by its Patroni), then running again: a replica streaming. */
+function restartSteps(m: InstanceRef): ActionStep<State>[] {
+  const patroni = m.controlDriver === 'patroni';
+  return [
+    {
+      name: `${m.label}: read the postmaster start time`,
+      does: { kind: 'pg.read-start-time', instance: m.id },
+      says: `read ${m.label}'s postmaster start time`,
+      timeoutMs: 10_000,
+      run: async (x) => {
+        const o = await observe(m);
+        if (!o.reachable || !o.startTime) throw new Error(`${m.label} is not running (${o.error ?? 'no start time'})`);
+        x.state.startedBefore.set(m.id, o.startTime);
+      },
+    },
+    patroni
+      ? patroniCallStep<State>(
+          m,
+          `${m.label}: restart`,
+          { call: 'POST /restart' },
+          `ask ${m.label}'s Patroni to restart it (POST /restart)`,
+          (url, access) => patroniRestart(url, access, { pendingOnly: false }),
+        )
+      : sshControlStep<State>(m, 'restart', `${m.label}: restart`),
+    {
+      name: `${m.label}: wait until restarted${m.role === 'replica' ? ' and streaming' : ''}`,
+      does: { kind: 'pg.wait-restarted', instance: m.id, streaming: m.role === 'replica' },
+      says: `wait until ${m.label}'s postmaster start time has moved${m.role === 'replica' ? ' and it streams from its upstream again' : ' and it accepts writes'}`,
+      timeoutMs: 120_000,
+      run: async (x) => {
+        const before = x.state.startedBefore.get(m.id);
+        if (!before) throw new Error('the start time before the restart was not read');
+        const o = await waitObserved(
+          m,
+          m.role === 'replica' ? 'restarted and streaming' : 'restarted and accepting writes',
+          (y) =>
+            y.reachable &&
+            !!y.startTime &&
+            y.startTime > before &&
+            (m.role === 'replica' ? y.walReceiver?.status === 'streaming' : y.inRecovery === false),
+          { signal: x.signal, timeoutMs: 100_000 },
+        );
+        x.state.restarted.push(m.label);
+        x.note({ stdout: `started at ${o.startTime?.toISOString() ?? '?'}` });
+      },
+    },
+  ];
+}
+
+/**
+ * After the primary's restart in place: every replica has replayed past it before any is restarted. The
+ * primary's restart writes its new values into its WAL (a parameter change record); a replica that has not
+ * replayed it yet still records the old, higher values, and restarted below them it would not start.
+ */
+function replayedStep(primary: InstanceRef, replicas: InstanceRef[]): ActionStep<State> {
+  return {
+    name: `every replica replays past ${primary.label}'s restart`,
+    does: { kind: 'pg.wait-replayed', primary: memberArg(primary), replicas: replicas.map(memberArg) },
+    says: `wait until ${replicas.map((r) => r.label).join(', ')} have replayed ${primary.label}'s WAL since its restart (it carries the lowered values a replica checks its own against)`,
+    timeoutMs: 90_000,
+    run: async (x) => {
+      const p = await observe(primary);
+      if (!p.reachable || !p.lsn) throw new Error(`${primary.label} does not answer after its restart (${p.error ?? 'no position'})`);
+      const target = lsnToNumber(p.lsn);
+      for (const r of replicas)
+        await waitObserved(r, `replayed past ${p.lsn}`, (o) => o.reachable && !!o.lsn && lsnToNumber(o.lsn) >= target, {
+          signal: x.signal,
+          timeoutMs: 60_000,
+        });
+      x.note({ stdout: `${primary.label} at ${p.lsn}; every replica replayed past it` });
+    },
+  };
+}
+
+/** Every member read again: the planned values run; the readings kept, drift judged. */
+function verifyStep(h: HerdRef, plan: MemberChanges[]): ActionStep<State> {
+  return {
+    name: 'read every member again and judge its drift',
+    does: { kind: 'settings.verify', members: plan.map((mc) => ({ instance: mc.member.id, set: setOf(mc) })) },
+    says: 'read every member again: each runs the planned values, none waits for a restart of them; record what each runs',
+    timeoutMs: 60_000,
+    settles: true,
+    run: async (x) => {
+      const off: string[] = [];
+      for (const mc of plan) {
+        const now = await readSettings(mc.member);
+        for (const c of mc.changes) {
+          const r = now.settings[c.name];
+          if (r?.v !== c.to || r.p)
+            off.push(`${mc.member.label}: ${c.name} runs ${r?.v ?? '?'}${r?.p ? ' (a restart pending)' : ''}, not ${c.to}`);
+        }
+        await recordReading(x.deps.db, mc.member, now);
+      }
+      const j = await judgeDrift(x.deps.db, { ids: plan.map((mc) => mc.member.id) });
+      if (off.length) throw new Error(`not every member runs the values: ${off.join('; ')}`);
+      const n = plan.reduce((s, mc) => s + mc.changes.length, 0);
+      const text = `${n} setting${n === 1 ? '' : 's'} on ${plan.filter((mc) => mc.changes.length).length} member(s)${x.state.restarted.length ? `; restarted ${x.state.restarted.join(', ')}` : ''}${x.state.over.promoted ? '; switched over' : ''}; ${j.drifted} instance(s) of the fleet drifted`;
+      x.deps.outcome?.(text);
+      x.note({ stdout: text });
+    },
+  };
+}
+
+function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<State> | Refusal {
+  const patroni = isPatroniHerd(h);
+  const p = planChanges(h.members, prepared, { primaryFirst: params.primaryFirst === true, patroni });
+  if (!p.ok) return refuse('settings', p.problems.join('; '));
+  const { members: plan, primary } = p;
+  const writes = plan.filter((mc) => mc.changes.length);
+  const replicas = plan.filter((mc) => mc.member.id !== primary.id && mc.restart).sort((a, b) => a.member.id - b.member.id);
+  const primaryRestart = plan.some((mc) => mc.member.id === primary.id && mc.restart);
+  if (!writes.length && !replicas.length && !primaryRestart)
+    return refuse('not-applicable', 'every member already runs what its groups say');
+  const steps: ActionStep<State>[] = [checkStep(h, plan)];
+  if (patroni) {
+    if (writes.length) steps.push(patroniWriteStep(h, primary, plan));
+  } else steps.push(...writes.map(writeStep));
+  const order: string[] = [];
+  if (primaryRestart && params.primaryFirst) {
+    steps.push(...restartSteps(primary));
+    const followers = h.members.filter((m) => m.role === 'replica');
+    if (followers.length) steps.push(replayedStep(primary, followers));
+    order.push(`restart ${primary.label} in place (the primary: writes stop while it restarts)`);
+  }
+  for (const mc of replicas) {
+    steps.push(...restartSteps(mc.member));
+    order.push(`restart ${mc.member.label}`);
+  }
+  if (primaryRestart && !params.primaryFirst) {
+    const otherReplicas = h.members.filter((m) => m.role === 'replica');
+    if (!otherReplicas.length)
+      return refuse(
+        'settings',
+        `${primary.label} needs a restart and the herd has no replica to switch over to: tick "restart the primary first" (its writes stop while it restarts)`,
+      );
+    const over = planAnySwitchover(h, {});
+    if (over instanceof Refusal) return refuse(over.code, `the switchover that restarts the primary: ${over.reason}`);
+    if (over.refused) return refuse(over.refused.code, `the switchover that restarts the primary: ${over.refused.reason}`);
+    steps.push(
+      ...part<SwitchoverState, State>(
+        over.steps,
+        (s) => s.over,
+        (n) => `switchover: ${n}`,
+        true,
+      ),
+    );
+    order.push(`switch over (${primary.label} restarts as a replica as it rejoins)`);
+  }
+  steps.push(verifyStep(h, plan));
+  return {
+    steps,
+    warnings: [
+      ...productionWarning(h),
+      ...(primaryRestart && params.primaryFirst
+        ? [`${primary.label} (the primary) restarts in place: writes to the herd stop while it does`]
+        : []),
+      ...(p.lowering.length ? [`lowered with the primary first: ${p.lowering.join(', ')}`] : []),
+    ],
+    facts: [
+      {
+        label: 'Run by',
+        value: patroni ? "Patroni: pgherd changes Patroni's configuration and asks it to restart" : 'ALTER SYSTEM and pg_ctl over SSH',
+      },
+      ...plan.map((mc) => ({ label: `${mc.member.label} (${mc.member.role})`, value: changeWords(mc) })),
+      { label: 'In order', value: ['write and reload every member', ...order, 'read every member again'].join('; then ') },
+      ...(primaryRestart && !params.primaryFirst
+        ? [{ label: 'Committed transactions lost', value: 'none: the switchover promotes a replica only once it has replayed all' }]
+        : []),
+    ],
+  };
+}
+
+export const applySettingsAction = defineHerdAction({
+  name: 'apply-settings',
+  label: 'Apply settings',
+  permission: 'admin',
+  dangerous: true,
+  onPatroniHerds: true,
+  runsAsConfirmed: true,
+  params: {
+    schema: applySettingsParams,
+    fields: [
+      {
+        name: 'primaryFirst',
+        label: 'Restart the primary first, in place',
+        kind: 'flag',
+        emptyLabel: 'the primary is restarted by a switchover, after the replicas',
+        help: 'Needed to lower max_connections and the other settings a replica must have at least as high as its primary. Writes stop while the primary restarts.',
+      },
+    ],
+  },
+  state: newState,
+  prepare: (herds, _p, db) => prepare(herds, db),
+  plan: (h, { params, prepared }) => planHerd(h, params, prepared),
+});
