@@ -339,6 +339,10 @@ export const instances = pgTable(
     // The instances not observed for two refresh intervals (fleet health, the metric), oldest first:
     // never observed counts from when the row was made.
     index('instances_observed_idx').on(sql`coalesce(${t.lastObservedAt}, ${t.createdAt})`),
+    // The drifted instances (fleet health, the metric): the few, never a walk over the fleet.
+    index('instances_drifted_idx')
+      .on(t.settingsDriftSince)
+      .where(sql`${t.settingsDrift} > 0`),
     // A herd's running primaries (one, or a split brain): the agent ingest's lag, fleet health.
     index('instances_running_primary_idx')
       .on(t.herdId)

@@ -11,14 +11,36 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
     return (
       <p className="health-ok" data-testid="fleet-health">
         {scope === 'fleet'
-          ? 'No agent is silent, no herd has two primaries or none, no replica streams from outside its herd, no instance is held, no EC2 tag disagrees with the agents, no archive fails or lags, every instance was observed lately.'
+          ? 'No agent is silent, no herd has two primaries or none, no replica streams from outside its herd, no instance is held, no EC2 tag disagrees with the agents, no archive fails or lags, every instance was observed lately and runs what its parameter groups say.'
           : 'The agents report nothing wrong with this herd.'}
       </p>
     );
   }
-  const { silent, twoPrimaries, noPrimary, foreignUpstreams, conflicts, tagDisagreements, archive, unobserved } = health;
+  const { silent, twoPrimaries, noPrimary, foreignUpstreams, conflicts, tagDisagreements, archive, unobserved, drifted } = health;
   return (
     <div className="health" data-testid="fleet-health" role="alert">
+      {drifted.total > 0 && (
+        <section data-health="drifted">
+          <h3>
+            {drifted.total === 1 ? 'An instance that does' : `${drifted.total} instances that do`} not run what{' '}
+            {drifted.total === 1 ? 'its' : 'their'} parameter groups say
+          </h3>
+          <ul>
+            {drifted.rows.map((d) => (
+              <li key={d.id}>
+                <Link href={`/herds/${d.herdId}#settings`}>{d.label}</Link> ({d.herd}): {d.settings} setting{d.settings === 1 ? '' : 's'}
+                {d.since && (
+                  <>
+                    {' '}
+                    since <time dateTime={d.since.toISOString()}>{d.since.toISOString().replace('T', ' ').slice(0, 19)} UTC</time>
+                  </>
+                )}
+              </li>
+            ))}
+            {more(drifted.rows.length, drifted.total)}
+          </ul>
+        </section>
+      )}
       {archive.total > 0 && (
         <section data-health="archive">
           <h3>{archive.total === 1 ? 'A herd whose' : `${archive.total} herds whose`} WAL archive fails or lags</h3>

@@ -110,6 +110,17 @@ export type ArchiveTrouble = {
   lastFailedAt: Date | null;
 };
 
+/** An instance that does not run what its parameter groups say (lib/fleet/settings). */
+export type SettingsDrift = {
+  id: number;
+  label: string;
+  herdId: number;
+  herd: string;
+  /** How many of the settings its groups name differ. */
+  settings: number;
+  since: Date | null;
+};
+
 export interface FleetHealth {
   silent: { rows: SilentServer[]; total: number };
   twoPrimaries: { rows: TwoPrimaries[]; total: number };
@@ -119,6 +130,7 @@ export interface FleetHealth {
   tagDisagreements: { rows: TagDisagreement[]; total: number };
   archive: { rows: ArchiveTrouble[]; total: number };
   unobserved: { rows: Unobserved[]; total: number };
+  drifted: { rows: SettingsDrift[]; total: number };
 }
 
 export const healthy = (h: FleetHealth) =>
@@ -129,7 +141,8 @@ export const healthy = (h: FleetHealth) =>
     h.conflicts.total +
     h.tagDisagreements.total +
     h.archive.total +
-    h.unobserved.total ===
+    h.unobserved.total +
+    h.drifted.total ===
   0;
 
 /** `col` within the environments in `scope` (null: all). */
@@ -164,7 +177,7 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
   const now = opts.now ?? new Date();
   const herd = (col: SQL) => (opts.herdId === undefined ? sql`true` : sql`${col} = ${opts.herdId}`);
   const staleAfter = unobservedAfterSeconds();
-  const [silent, two, none, foreign, held, tagged, archive, unobserved] = await Promise.all([
+  const [silent, two, none, foreign, held, tagged, archive, unobserved, drifted] = await Promise.all([
     db.execute<SilentServer & { total: number }>(sql`
       SELECT s.id, s.hostname, e.name AS environment, s.last_seen_at AS "lastSeenAt", s.agent_interval_seconds AS "intervalSeconds",
              floor(extract(epoch FROM ${now}::timestamptz - s.last_seen_at))::int AS "silentSeconds", (count(*) OVER ())::int AS total
@@ -257,6 +270,14 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
         AND ${within(sql`i.environment_id`, scope)} AND ${herd(sql`h.id`)}
       ORDER BY coalesce(i.last_observed_at, i.created_at), s.hostname, i.port
       LIMIT ${HEALTH_ROWS}`),
+    // Found by instances_drifted_idx: the instances in line are never read.
+    db.execute<SettingsDrift & { total: number }>(sql`
+      SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS "herdId", e.name || '/' || h.name AS herd,
+             i.settings_drift AS settings, i.settings_drift_since AS since, (count(*) OVER ())::int AS total
+      FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id JOIN servers s ON s.id = i.server_id
+      WHERE i.settings_drift > 0 AND ${within(sql`i.environment_id`, scope)} AND ${herd(sql`h.id`)}
+      ORDER BY i.settings_drift_since, s.hostname, i.port
+      LIMIT ${HEALTH_ROWS}`),
   ]);
   return {
     silent: counted(silent.rows.map((r) => ({ ...r, lastSeenAt: new Date(r.lastSeenAt) }))),
@@ -266,6 +287,7 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
     conflicts: counted(held.rows.map((r) => ({ ...r, firstSeenAt: new Date(r.firstSeenAt) }))),
     tagDisagreements: counted(tagged.rows),
     archive: counted(archive.rows.map((r) => ({ ...r, lastFailedAt: r.lastFailedAt ? new Date(r.lastFailedAt) : null }))),
+    drifted: counted(drifted.rows.map((r) => ({ ...r, since: r.since ? new Date(r.since) : null }))),
     unobserved: counted(
       (unobserved.rows as (Unobserved & { total: number })[]).map((r) => ({
         ...r,

@@ -172,6 +172,21 @@ export function registerFleetGauges(
       for (const r of rows) this.set({ environment: r.environment }, r.n);
     },
   });
+  new Gauge({
+    name: 'pgherd_instances_settings_drifted',
+    help: 'Instances that do not run what their parameter groups say (a setting changed outside pgherd, or a group not applied yet), by environment.',
+    labelNames: ['environment'] as const,
+    registers,
+    async collect() {
+      const rows = await rowsOf<{ environment: string; n: number }>(sql`
+        SELECT e.name AS environment, coalesce(d.n, 0)::int AS n
+        FROM environments e LEFT JOIN (
+          -- (instances_drifted_idx: those in line are never read)
+          SELECT environment_id, count(*) AS n FROM instances WHERE settings_drift > 0 GROUP BY 1) d ON d.environment_id = e.id`);
+      this.reset();
+      for (const r of rows) this.set({ environment: r.environment }, r.n);
+    },
+  });
   // Backups (lib/fleet/backups): the measured RPO of each configured primary, the age of each herd's
   // last backups, and the herds by their standing, as the changelist's Backups facet reads it.
   new Gauge({

@@ -15,16 +15,32 @@ import { PatroniPanel } from '@/components/herds/patroni-panel';
 import { LagChart } from '@/components/charts/lag-chart';
 import { PatroniProposals } from '@/components/herds/patroni-proposals';
 import { patroniProposals } from '@/lib/features/agents/patroni-proposal';
-import { acceptPatroniProposalAction } from './actions';
+import { acceptDriftAction, acceptPatroniProposalAction } from './actions';
+import { HerdSettings } from '@/components/herds/herd-settings';
+import { herdSettingsView } from '@/lib/features/settings/herd-settings-view';
+
+/** A time from the URL (?changesFrom=2026-11-25T02:00:00Z); anything else: the default. */
+function timeParam(v: string | string[] | undefined): Date | undefined {
+  if (typeof v !== 'string' || v.length > 40) return undefined;
+  const t = new Date(v);
+  return Number.isNaN(t.getTime()) ? undefined : t;
+}
 import { OwedList } from '@/components/ops/owed-list';
 import { owedNow } from '@/lib/engine/owed';
 
 export const dynamic = 'force-dynamic';
 
 /** The herd as it is now: members observed live, DNS names asked at their server, recent operations. */
-export default async function HerdPage({ params }: { params: Promise<{ id: string }> }) {
+export default async function HerdPage({
+  params,
+  searchParams,
+}: {
+  params: Promise<{ id: string }>;
+  searchParams: Promise<Record<string, string | string[] | undefined>>;
+}) {
   const access = await requireAccess();
   const id = parseId((await params).id);
+  const q = await searchParams;
   const now = id === null ? null : await herdNow(getDb(), id);
   if (!now) notFound();
   await orDeny(() => demand(getDb(), access, 'viewer', 'This herd', [now.herd.environmentId]));
@@ -33,6 +49,7 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
   const primaries = members.filter((m) => m.role === 'primary');
   const proposals = await patroniProposals(getDb(), herd.id);
   const owed = await owedNow(getDb(), { herdIds: [herd.id] });
+  const settings = await herdSettingsView(getDb(), herd.id, { from: timeParam(q.changesFrom), to: timeParam(q.changesTo) });
   // A member on an earlier timeline than the one primary cannot follow it as it is (a switchover refuses it).
   const primaryTimeline = primaries.length === 1 ? (primaries[0]?.observed.timeline ?? null) : null;
   return (
@@ -122,6 +139,15 @@ export default async function HerdPage({ params }: { params: Promise<{ id: strin
           ))}
         </tbody>
       </table>
+
+      <HerdSettings
+        herdId={herd.id}
+        view={settings}
+        canApply={can(access, 'admin', herd.environmentId)}
+        canAcceptIntoHerd={can(access, 'admin', herd.environmentId)}
+        canAcceptIntoGroup={can(access, 'admin', null)}
+        accept={acceptDriftAction}
+      />
 
       <LagChart url={`/api/v1/herds/${herd.id}/lag`} />
 

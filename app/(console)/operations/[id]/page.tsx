@@ -1,4 +1,6 @@
+import Link from 'next/link';
 import { notFound } from 'next/navigation';
+import { herdsOfTargets } from '@/lib/features/settings/herds-of-targets';
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { OperationLive } from '@/components/ops/operation-live';
@@ -46,6 +48,13 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
     return { label: f.label, text };
   });
   const owed = await owedNow(getDb(), { operationId: view.id });
+  // "What changed before it": each herd it touched, its settings' changes in the hour before it began.
+  const herdsTouched = await herdsOfTargets(
+    getDb(),
+    view.targets.map((t) => ({ instanceId: t.instanceId, herdId: t.herdId })),
+  );
+  const began = new Date(view.startedAt ?? view.createdAt);
+  const hourBefore = new Date(began.getTime() - 3_600_000);
   return (
     <>
       <Breadcrumbs items={[{ label: 'Operations', href: '/admin/operations' }, { label: `#${view.id}` }]} />
@@ -60,6 +69,22 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
           <strong>{p.label}:</strong> {p.text}
         </p>
       ))}
+      {herdsTouched.length > 0 && (
+        <p className="op-param" data-testid="changed-before">
+          <strong>Settings changed in the hour before it:</strong>{' '}
+          {herdsTouched.map((h, k) => (
+            <span key={h.id}>
+              {k > 0 && ', '}
+              <Link
+                prefetch={false}
+                href={`/herds/${h.id}?changesFrom=${encodeURIComponent(hourBefore.toISOString())}&changesTo=${encodeURIComponent(began.toISOString())}#settings-history`}
+              >
+                {h.label}
+              </Link>
+            </span>
+          ))}
+        </p>
+      )}
       <OperationLive
         key={`${view.status}-${view.finishedAt ?? 'open'}-${view.pausedAt ?? 'going'}-${view.cancelRequested}`}
         initial={view}

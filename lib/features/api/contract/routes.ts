@@ -7,6 +7,7 @@ import { spotNoticeRoute } from './spot';
 import { discoveryStatusRoute, getDiscoveryRunRoute, requestDiscoveryRoute } from './cloud';
 import { listHerds, listInstances } from './inventory';
 import { herdLagRoute, instanceLagRoute } from './history';
+import { instanceSettingsRoute } from './settings';
 import { pendingMaintenanceRoute } from './upgrades';
 import { getOperationRoute, operationVerbRoute, planOperationRoute, submitOperationRoute } from './operations';
 import {
@@ -69,6 +70,7 @@ export const API_ROUTES: RouteSpec[] = [
   listHerds,
   herdLagRoute,
   instanceLagRoute,
+  instanceSettingsRoute,
   pendingMaintenanceRoute,
   planOperationRoute,
   submitOperationRoute,

@@ -1,0 +1,1 @@
+CREATE INDEX "instances_drifted_idx" ON "instances" USING btree ("settings_drift_since") WHERE "instances"."settings_drift" > 0;
