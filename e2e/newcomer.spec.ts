@@ -28,6 +28,8 @@ test('the top bar: one line at 1280 px, a menu a group, closed by Escape and by 
   const bar = topBar(page);
   for (const name of GROUPS) await expect(bar.getByRole('button', { name })).toBeVisible();
   await expect(bar.getByRole('link', { name: 'API', exact: true })).toBeVisible();
+  // A group of one is its link.
+  await expect(bar.getByRole('link', { name: 'Settings', exact: true })).toBeVisible();
   // One line: the brand, every group and the user's tools share a row, and nothing wraps.
   const tops = await page
     .locator('header.site-header')
@@ -64,7 +66,7 @@ test('the dashboard lists every group with its links, as the top bar has them, a
   await asAdmin(page);
   await page.goto(`${url}/`);
   const index = page.getByTestId('app-index');
-  await expect(index.locator('caption')).toHaveText([...GROUPS, 'API']);
+  await expect(index.locator('caption')).toHaveText([...GROUPS.slice(0, 4), 'Settings', ...GROUPS.slice(4), 'API']);
   const hrefs = async (where: ReturnType<Page['locator']>, selector: string) =>
     (await where.locator(selector).evaluateAll((as) => as.map((a) => a.getAttribute('href')))).sort();
   // The same links in both (the top bar's menus hold them while closed), the single link of a group of one too.

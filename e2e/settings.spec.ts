@@ -26,7 +26,7 @@ test('shows a drift, accepts it into the herd and applies it to every member', a
     await page.getByLabel('Name:').fill('e2e-billing');
     await page.getByLabel('Settings:').fill("work_mem = '4MB'\nport = 5433");
     await page.getByRole('button', { name: 'Save', exact: true }).click();
-    await expect(page.locator('.errorlist, .errornote').first()).toContainText('port is set per member by pgherd, not by a group');
+    await expect(page.locator('[data-field="settings"] .errorlist')).toContainText('port is set per member by pgherd, not by a group');
     await page.getByLabel('Settings:').fill("work_mem = '4MB'");
     await page.getByRole('button', { name: 'Save', exact: true }).click();
     await expect(page.getByRole('link', { name: 'e2e-billing' })).toBeVisible();

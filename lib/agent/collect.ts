@@ -39,7 +39,8 @@ const QUERY = `
          (SELECT coalesce(json_agg(json_build_object('clientAddr', host(client_addr), 'applicationName', application_name, 'state', state,
                   'sentLsn', sent_lsn::text, 'replayLsn', replay_lsn::text) ORDER BY pid), '[]'::json) FROM pg_stat_replication) AS replicas,
          (SELECT coalesce(array_agg(name ORDER BY name), '{}') FROM pg_settings WHERE pending_restart) AS pending,
-         pg_postmaster_start_time() AS started`;
+         pg_postmaster_start_time() AS started,
+         pg_conf_load_time() AS conf`;
 
 interface Row {
   sysid: string;
@@ -57,6 +58,7 @@ interface Row {
   replicas: { clientAddr: string | null; applicationName: string; state: string; sentLsn: string | null; replayLsn: string | null }[];
   pending: string[];
   started: Date;
+  conf: Date;
 }
 
 function binDirField(dataDirectory: string): { binDir?: string } {
@@ -89,6 +91,7 @@ export async function collectInstance(conn: pg.ClientConfig): Promise<InstanceRe
       replicas: r.replicas,
       pendingRestart: r.pending,
       startedAt: r.started.toISOString(),
+      confLoadedAt: r.conf.toISOString(),
     };
   } finally {
     await client.end().catch(() => undefined);

@@ -65,6 +65,8 @@ export const instanceReportSchema = z
     replicas: z.array(replicaSchema).max(256).default([]),
     /** Settings changed in the configuration that need a restart (pg_settings.pending_restart). */
     pendingRestart: z.array(z.string().max(100)).max(500).default([]),
+    /** pg_conf_load_time(): when it last loaded its configuration (a reload, a start); absent from older agents. */
+    confLoadedAt: z.iso.datetime({ offset: true }).optional(),
     /** server_version_num (150018: 15.18). */
     serverVersionNum: z.number().int().min(90000).max(999999).optional(),
     /** The bin directory its postmaster runs from (its executable's, as the host resolves it). */

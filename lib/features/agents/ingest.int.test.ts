@@ -404,6 +404,23 @@ describe('refusals: the whole report, with what is wrong', () => {
     expect(row!.agentIntervalSeconds).toBe(120);
     expect([row!.loadAverage, row!.loadAverageAt!.getTime() > Date.now() - 60_000]).toEqual([1.5, true]);
     expect(row!.lastSeenAt!.getTime()).toBeGreaterThan(Date.now() - 60_000);
+
+    // The host's memory and cores, and each instance's configuration load time (what the settings pass
+    // follows); an older agent's report without them leaves what is on record, an older load time too.
+    const conf = fromB.instances[0]!.confLoadedAt!;
+    expect(conf).toMatch(/^\d{4}-/);
+    expect(await send(tokenB, { ...fromB, memoryMb: 16384, cpus: 8 })).toMatchObject({ status: 200 });
+    const loaded = async () =>
+      (await t.db.select({ c: instances.confLoadedAt }).from(instances).where(eq(instances.serverId, sb.id)))[0]!.c!.toISOString();
+    expect(await loaded()).toBe(new Date(conf).toISOString());
+    const { memoryMb: _m, cpus: _c, ...older } = fromB as typeof fromB & { memoryMb?: number; cpus?: number };
+    const earlierConf = new Date(Date.parse(conf) - 3_600_000).toISOString();
+    expect(await send(tokenB, { ...older, instances: fromB.instances.map((i) => ({ ...i, confLoadedAt: earlierConf })) })).toMatchObject({
+      status: 200,
+    });
+    const [host] = await t.db.select().from(servers).where(eq(servers.id, sb.id));
+    expect([host!.memoryMb, host!.cpus]).toEqual([16384, 8]);
+    expect(await loaded()).toBe(new Date(conf).toISOString());
   });
 
   it('takes a host\u2019s short name, or the server\u2019s address, for the server\u2019s name; nothing else', () => {

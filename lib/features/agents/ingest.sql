@@ -7,7 +7,7 @@ WITH batch AS (
     (memory_mb, cpus) = (SELECT coalesce(b.memory_mb, s.memory_mb), coalesce(b.cpus, s.cpus) FROM batch b WHERE b.server_id = s.id)
   WHERE s.id = ANY ($3::int[]) RETURNING s.id
 ), rep AS (
-  SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(server_id int, server_env int, port int, data_directory text, pg_version int, sysid text, is_primary boolean, timeline int, lsn bigint, pending boolean, up_host text, up_port int, vnum int, bin_dir text)
+  SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(server_id int, server_env int, port int, data_directory text, pg_version int, sysid text, is_primary boolean, timeline int, lsn bigint, pending boolean, up_host text, up_port int, vnum int, bin_dir text, conf_at timestamptz)
 ), placed AS (
   -- Lateral with LIMIT (never flattened into a join): each herd by its index, where a join would hash
   -- the whole herds table for the few rows of a report. A herd in another environment than the
@@ -41,9 +41,9 @@ WITH batch AS (
   -- only updates, and a fleet reporting every minute would use up any sequence (a report that changes
   -- nothing still came at the same cost).
   SELECT i.id, f.server_id, f.port FROM fact f JOIN instances i ON i.server_id = f.server_id AND i.port = f.port
-  WHERE (i.herd_id, i.data_directory, i.pg_version, i.role, i.observed_role, i.upstream_instance_id, i.timeline, i.lsn, i.lag_bytes, i.pending_restart, i.last_observed_at, i.server_version_num, i.bin_dir)
+  WHERE (i.herd_id, i.data_directory, i.pg_version, i.role, i.observed_role, i.upstream_instance_id, i.timeline, i.lsn, i.lag_bytes, i.pending_restart, i.last_observed_at, i.server_version_num, i.bin_dir, i.conf_loaded_at)
         IS DISTINCT FROM (f.herd_id, f.data_directory, f.pg_version, f.role, f.role, f.upstream_id, f.timeline, f.lsn, coalesce(f.lag, i.lag_bytes), f.pending, f.observed_at,
-                          coalesce(f.vnum, i.server_version_num), coalesce(f.bin_dir, i.bin_dir))
+                          coalesce(f.vnum, i.server_version_num), coalesce(f.bin_dir, i.bin_dir), greatest(f.conf_at, i.conf_loaded_at))
      OR i.state NOT IN ('running', 'fenced', 'needs_rebuild')
   ORDER BY f.server_id, f.port
   FOR NO KEY UPDATE OF i
@@ -55,7 +55,9 @@ WITH batch AS (
     timeline = f.timeline, lsn = f.lsn, lag_bytes = coalesce(f.lag, i.lag_bytes),
     pending_restart = f.pending, last_observed_at = f.observed_at,
     -- The build it runs (the postmaster's executable, as its host resolved it) and the version it answers with.
-    server_version_num = coalesce(f.vnum, i.server_version_num), bin_dir = coalesce(f.bin_dir, i.bin_dir), updated_at = now()
+    server_version_num = coalesce(f.vnum, i.server_version_num), bin_dir = coalesce(f.bin_dir, i.bin_dir),
+    -- When it loaded its configuration last: the settings pass reads its settings again when this moves.
+    conf_loaded_at = greatest(f.conf_at, i.conf_loaded_at), updated_at = now()
   FROM changed c JOIN fact f USING (server_id, port)
   WHERE i.id = c.id
   RETURNING i.id, i.server_id, i.port, i.role, i.data_directory, false AS created
@@ -63,8 +65,8 @@ WITH batch AS (
   -- Only the instances the statement's snapshot does not know take an id. One that a concurrent report
   -- inserted meanwhile is updated with this report's facts instead (its value of the sequence is lost:
   -- only in that race).
-  INSERT INTO instances AS i (herd_id, server_id, port, data_directory, pg_version, role, observed_role, upstream_instance_id, state, timeline, lsn, lag_bytes, pending_restart, last_observed_at, server_version_num, bin_dir)
-  SELECT herd_id, server_id, port, data_directory, pg_version, role, role, upstream_id, 'running', timeline, lsn, lag, pending, observed_at, vnum, coalesce(bin_dir, '')
+  INSERT INTO instances AS i (herd_id, server_id, port, data_directory, pg_version, role, observed_role, upstream_instance_id, state, timeline, lsn, lag_bytes, pending_restart, last_observed_at, server_version_num, bin_dir, conf_loaded_at)
+  SELECT herd_id, server_id, port, data_directory, pg_version, role, role, upstream_id, 'running', timeline, lsn, lag, pending, observed_at, vnum, coalesce(bin_dir, ''), conf_at
   FROM fact f WHERE NOT EXISTS (SELECT 1 FROM instances x WHERE x.server_id = f.server_id AND x.port = f.port)
   ORDER BY server_id, port
   ON CONFLICT (server_id, port) DO UPDATE SET
@@ -73,7 +75,8 @@ WITH batch AS (
     state = CASE WHEN i.state IN ('fenced', 'needs_rebuild') THEN i.state ELSE 'running'::instance_state END,
     timeline = excluded.timeline, lsn = excluded.lsn, lag_bytes = coalesce(excluded.lag_bytes, i.lag_bytes),
     pending_restart = excluded.pending_restart, last_observed_at = excluded.last_observed_at,
-    server_version_num = coalesce(excluded.server_version_num, i.server_version_num), bin_dir = CASE WHEN excluded.bin_dir = '' THEN i.bin_dir ELSE excluded.bin_dir END, updated_at = now()
+    server_version_num = coalesce(excluded.server_version_num, i.server_version_num), bin_dir = CASE WHEN excluded.bin_dir = '' THEN i.bin_dir ELSE excluded.bin_dir END,
+    conf_loaded_at = greatest(excluded.conf_loaded_at, i.conf_loaded_at), updated_at = now()
   RETURNING i.id, i.server_id, i.port, i.role, i.data_directory, (xmax = 0) AS created
 ), up AS (
   SELECT * FROM updated UNION ALL SELECT * FROM inserted

@@ -306,11 +306,12 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
         up_port: i.inRecovery ? (i.upstream?.port ?? null) : null,
         vnum: i.serverVersionNum ?? null,
         bin_dir: i.binDir ?? null,
+        conf_at: i.confLoadedAt ?? null,
       })),
   );
   const args = [JSON.stringify(batch), JSON.stringify(facts), items.map((i) => i.server.id), UNASSIGNED_ENVIRONMENT];
   type Row = { serverId: number; unknown: string[]; created: number; updated: number; stopped: number; held: Conflict[] };
-  let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v5', INGEST_SQL, args);
+  let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v6', INGEST_SQL, args);
   const herdsCreated = new Map<number, number>();
   if (rows[0]?.unknown.length) {
     // Each new herd is counted for the first report that names it.
@@ -320,7 +321,7 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
       if (await createHerd(db, first.server, first.report, sysid))
         herdsCreated.set(first.server.id, (herdsCreated.get(first.server.id) ?? 0) + 1);
     }
-    rows = await prepared<Row>(db, 'pgherd_agent_ingest_v5', INGEST_SQL, args);
+    rows = await prepared<Row>(db, 'pgherd_agent_ingest_v6', INGEST_SQL, args);
     if (rows[0]?.unknown.length) throw new Error(`no herd for system identifier(s) ${rows[0].unknown.join(', ')}`);
   }
   await recordPatroni(db, items);
