@@ -26,7 +26,7 @@ import { percentiles, table } from './table';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-config-lab.json');
 const INSTANCES = Number(process.env.BENCH_CONFIG_INSTANCES ?? 5000);
-const TRIALS = Number(process.env.BENCH_CONFIG_TRIALS ?? 6);
+const TRIALS = Number(process.env.BENCH_CONFIG_TRIALS ?? 8);
 const QUIET_PASSES = 20;
 
 const GROUP = `checkpoint_completion_target = '0.9'
@@ -142,7 +142,8 @@ export async function configBench(log: (m: string) => void): Promise<string[]> {
     const detections: number[] = [];
     try {
       for (let k = 0; k < TRIALS; k++) {
-        const target = lab.instances[k % lab.instances.length]!;
+        // Each instance twice: drifted, then in line again.
+        const target = lab.instances[Math.floor(k / 2) % lab.instances.length]!;
         const [row] = (
           await db.execute<{ id: number }>(sql`
           SELECT i.id FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname = ${target.server} AND i.port = ${target.port}`)

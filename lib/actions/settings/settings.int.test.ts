@@ -18,7 +18,7 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { waitFor } from '@/lib/testing/wait';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { planOperation } from '@/lib/engine/plan';
-import { refreshFleet } from '@/lib/fleet/refresher';
+import { refreshShare, type RefreshShare } from '@/lib/fleet/refresh-share';
 import { driftFor, settingsPass } from '@/lib/fleet/settings/drift-pass';
 import { saveObject } from '@/lib/features/admin/mutations';
 import { parameterGroupsAdmin } from '@/lib/features/admin/models/parameter-groups.admin';
@@ -38,6 +38,7 @@ let closeDb: () => Promise<void>;
 let worker: TestWorker;
 const herdIds = new Map<string, number>();
 let envId: number;
+let share: RefreshShare;
 
 const members = (herd: string) => lab.instances.filter((i) => i.herd === herd);
 const url = (i: Pick<LabInstance, 'address' | 'port'>) => `postgres://postgres@${i.address}:${i.port}/postgres`;
@@ -66,9 +67,13 @@ const alterSystem = async (i: LabInstance, text: string) => {
   await query(url(i), text);
   await query(url(i), 'SELECT pg_reload_conf()');
 };
-/** What the worker's chores would do next: the refresh, then the settings pass. */
+/**
+ * What the worker's chores would do next: the refresh (the worker's own, over kept sessions, whose
+ * pg_conf_load_time() is each session's), then the settings pass.
+ */
 const observePass = async () => {
-  await refreshFleet(db);
+  await db.execute(sql`UPDATE herds SET observe_due_at = '-infinity'`);
+  await share.round();
   return settingsPass(db);
 };
 const plan = (herd: string, params: Record<string, unknown> = {}) =>
@@ -111,10 +116,12 @@ beforeAll(async () => {
   // What the agents would report: the formulas' host.
   await db.update(servers).set({ memoryMb: 8192, cpus: 2 });
   worker = await startTestWorker(lab, 'settings', 4);
+  share = refreshShare(db, { holder: 'settings-test', intervalMs: 60_000 });
   await observePass();
 }, 240_000);
 
 afterAll(async () => {
+  ifAssigned(share)?.close();
   await ifAssigned(worker)?.close();
   await ifAssigned(closeDb)?.();
   await stopLab(LAB_FILE);

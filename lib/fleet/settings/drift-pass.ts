@@ -28,8 +28,8 @@ export async function settingsPass(
   db: Db,
   opts: { limit?: number; concurrency?: number; timeoutMs?: number } = {},
 ): Promise<SettingsPassSummary> {
-  const due = await db.execute<{ id: string | number }>(sql`
-    SELECT id FROM instances
+  const due = await db.execute<{ id: string | number; conf: Date }>(sql`
+    SELECT id, conf_loaded_at AS conf FROM instances
     WHERE state = 'running' AND conf_loaded_at IS NOT NULL
       AND (settings_loaded_at IS NULL OR conf_loaded_at > settings_loaded_at + interval '1 millisecond')
     ORDER BY settings_loaded_at NULLS FIRST LIMIT ${opts.limit ?? 2000}`);
@@ -37,11 +37,12 @@ export async function settingsPass(
     db,
     due.rows.map((r) => Number(r.id)),
   );
+  const seen = new Map(due.rows.map((r) => [Number(r.id), new Date(r.conf)]));
   let changed = 0;
   let failed = 0;
   await mapLimit(refs, opts.concurrency ?? 16, async (r) => {
     try {
-      if (await recordReading(db, r, await readSettings(r, opts.timeoutMs ?? 5000))) changed++;
+      if (await recordReading(db, r, await readSettings(r, opts.timeoutMs ?? 5000), seen.get(r.id))) changed++;
     } catch {
       // Not answering now: the refresh will say so; read again on the next pass.
       failed++;
@@ -51,15 +52,27 @@ export async function settingsPass(
   return { read: refs.length - failed, changed, failed, ...j };
 }
 
-/** Keeps a reading: a snapshot when it differs from the last one (or is the first). Whether it did. */
-export async function recordReading(db: Db, r: Pick<InstanceRef, 'id' | 'herdId'>, reading: SettingsReading): Promise<boolean> {
+/**
+ * Keeps a reading: a snapshot when it differs from the last one (or is the first). Whether it did.
+ * `seen`: the load time that made it due. pg_conf_load_time() is each session's own: the refresh's kept
+ * session says when it re-read the files itself (at its next query after a reload), later than the time a
+ * new session gives (the postmaster's). A reading made after the refresh saw that time covers it: the
+ * later of the two is what the settings were read at, or the instance would be read again every pass.
+ */
+export async function recordReading(
+  db: Db,
+  r: Pick<InstanceRef, 'id' | 'herdId'>,
+  reading: SettingsReading,
+  seen?: Date,
+): Promise<boolean> {
   await saveCatalog(db, reading);
+  const loadedAt = seen && seen > reading.confLoadedAt ? seen : reading.confLoadedAt;
   const prev = await db.execute<{ id: number; settings: Record<string, SettingReading>; vnum: number }>(sql`
     SELECT s.id, s.settings, s.server_version_num AS vnum FROM instances i JOIN setting_snapshots s ON s.id = i.settings_snapshot_id WHERE i.id = ${r.id}`);
   const before = prev.rows[0] ?? null;
   const changes = changesBetween(before?.settings ?? null, reading.settings);
   if (before && !Object.keys(changes).length && before.vnum === reading.serverVersionNum) {
-    await db.execute(sql`UPDATE instances SET settings_loaded_at = ${reading.confLoadedAt} WHERE id = ${r.id}`);
+    await db.execute(sql`UPDATE instances SET settings_loaded_at = ${loadedAt} WHERE id = ${r.id}`);
     return false;
   }
   await db.transaction(async (tx) => {
@@ -75,7 +88,7 @@ export async function recordReading(db: Db, r: Pick<InstanceRef, 'id' | 'herdId'
       RETURNING id`)
     ).rows;
     await tx.execute(sql`
-      UPDATE instances SET settings_snapshot_id = ${snap?.id ?? null}, settings_loaded_at = ${reading.confLoadedAt}
+      UPDATE instances SET settings_snapshot_id = ${snap?.id ?? null}, settings_loaded_at = ${loadedAt}
       WHERE id = ${r.id}`);
   });
   return true;
@@ -170,18 +183,27 @@ export async function judgeDrift(db: Db, opts: { ids?: number[] } = {}): Promise
   const inputs = await loadWantedInputs(db, opts.ids);
   const catalog = catalogs(db);
   const writes: { id: number; drift: number | null; key: string }[] = [];
+  const toJudge: { id: number; row: InputRow & { inputs: WantedInputs }; key: string }[] = [];
   for (const [id, row] of inputs) {
     const key =
       governed(row.inputs) && row.settings_snapshot_id !== null ? `${wantedDigest(row.inputs)}:${row.settings_snapshot_id}` : 'none';
     if (key === row.settings_wanted_digest) continue;
-    if (key === 'none') {
-      writes.push({ id, drift: null, key });
-      continue;
+    if (key === 'none') writes.push({ id, drift: null, key });
+    else toJudge.push({ id, row, key });
+  }
+  // The snapshots read a few hundred at a time: a group edited re-judges every instance it is assigned to.
+  for (let k = 0; k < toJudge.length; k += JUDGE_BATCH) {
+    const part = toJudge.slice(k, k + JUDGE_BATCH);
+    const snaps = await loadSnapshots(
+      db,
+      part.map((x) => x.row.settings_snapshot_id as number),
+    );
+    for (const { id, row, key } of part) {
+      const snap = snaps.get(row.settings_snapshot_id as number);
+      if (!snap) continue;
+      const entries = driftOf(wantedSettings(row.inputs), snap.settings, await catalog(majorOf(snap.serverVersionNum)));
+      writes.push({ id, drift: entries.length, key });
     }
-    const snap = await loadSnapshot(db, row.settings_snapshot_id as number);
-    if (!snap) continue;
-    const entries = driftOf(wantedSettings(row.inputs), snap.settings, await catalog(majorOf(snap.serverVersionNum)));
-    writes.push({ id, drift: entries.length, key });
   }
   if (writes.length)
     await db.execute(sql`
@@ -191,4 +213,16 @@ export async function judgeDrift(db: Db, opts: { ids?: number[] } = {}): Promise
       WHERE i.id = w.id`);
   const drifted = await db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM instances WHERE settings_drift > 0`);
   return { judged: writes.length, drifted: drifted.rows[0]?.n ?? 0 };
+}
+
+const JUDGE_BATCH = 500;
+
+/** Snapshots by id. */
+async function loadSnapshots(
+  db: Db,
+  ids: number[],
+): Promise<Map<number, { settings: Record<string, SettingReading>; serverVersionNum: number }>> {
+  const r = await db.execute<{ id: string | number; settings: Record<string, SettingReading>; vnum: number }>(sql`
+    SELECT id, settings, server_version_num AS vnum FROM setting_snapshots WHERE id = ANY(${sql.param(ids)}::bigint[])`);
+  return new Map(r.rows.map((x) => [Number(x.id), { settings: x.settings, serverVersionNum: x.vnum }]));
 }
