@@ -41,6 +41,8 @@ export interface SettingChange {
   words: string;
   /** postmaster: only a restart applies it. */
   restart: boolean;
+  /** pg_settings' type: how a value running is compared with it. */
+  vartype: string;
 }
 
 export interface MemberChanges {
@@ -98,6 +100,7 @@ export function planChanges(
         to: d.wanted,
         words: `${d.runningShown ?? d.running} -> ${d.wantedShown ?? d.wanted}${d.kind === 'pending-restart' ? ' (waits for a restart)' : ''}`,
         restart: meta?.context === 'postmaster' || d.kind === 'pending-restart',
+        vartype: meta?.vartype ?? 'string',
       });
     }
     // A setting written before (by hand, or an apply cut short) that waits for a restart: the restart is owed too.

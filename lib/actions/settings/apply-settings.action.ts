@@ -26,7 +26,8 @@ import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { judgeDrift, loadSnapshot, loadWantedInputs, recordReading } from '@/lib/fleet/settings/drift-pass';
 import { loadCatalog, majorOf, readSettings } from '@/lib/fleet/settings/read-settings';
 import { wantedSettings } from '@/lib/fleet/settings/wanted';
-import { changeWords, planChanges, type MemberChanges, type MemberSettings } from './apply-plan';
+import { changeWords, planChanges, type MemberChanges, type MemberSettings, type SettingChange } from './apply-plan';
+import { sameValue } from '@/lib/fleet/settings/values';
 
 export const applySettingsParams = z
   .object({
@@ -76,6 +77,9 @@ const identifier = (c: { escapeIdentifier: (s: string) => string }, name: string
     .map((p) => c.escapeIdentifier(p))
     .join('.');
 
+/** Whether a member running `v` runs the change's value (or `value`): as a value, as drift compares them. */
+const runs = (c: SettingChange, v: string | undefined, value = c.to) => v !== undefined && sameValue({ vartype: c.vartype }, value, v);
+
 /** The values the plan writes on a member, as data (the digest covers them). */
 const setOf = (mc: MemberChanges) => Object.fromEntries(mc.changes.map((c) => [c.name, c.to]));
 
@@ -96,7 +100,8 @@ function checkStep(h: HerdRef, plan: MemberChanges[]): ActionStep<State> {
         const now = await readSettings(mc.member);
         for (const c of mc.changes) {
           const v = now.settings[c.name]?.v;
-          if (v !== c.from && v !== c.to) moved.push(`${mc.member.label}: ${c.name} is ${v ?? 'gone'} now, the plan read ${c.from}`);
+          if (!runs(c, v, c.from) && !runs(c, v, c.to))
+            moved.push(`${mc.member.label}: ${c.name} is ${v ?? 'gone'} now, the plan read ${c.from}`);
         }
       }
       if (moved.length) throw refuse('stale', `the settings changed since the plan: ${moved.join('; ')}. Nothing was written: plan again`);
@@ -151,7 +156,7 @@ function writeStep(mc: MemberChanges): ActionStep<State> {
       });
       const now = await readSettings(m);
       const wrong = mc.changes.filter((ch) =>
-        ch.restart ? now.settings[ch.name]?.v !== ch.to && !now.settings[ch.name]?.p : now.settings[ch.name]?.v !== ch.to,
+        ch.restart ? !runs(ch, now.settings[ch.name]?.v) && !now.settings[ch.name]?.p : !runs(ch, now.settings[ch.name]?.v),
       );
       if (wrong.length)
         throw new Error(
@@ -182,7 +187,7 @@ function patroniWriteStep(h: HerdRef, primary: InstanceRef, plan: MemberChanges[
         const deadline = Date.now() + 60_000;
         for (;;) {
           const now = await readSettings(mc.member);
-          const left = mc.changes.filter((c) => now.settings[c.name]?.v !== c.to && !now.settings[c.name]?.p);
+          const left = mc.changes.filter((c) => !runs(c, now.settings[c.name]?.v) && !now.settings[c.name]?.p);
           if (!left.length) break;
           if (x.signal.aborted || Date.now() > deadline)
             throw new Error(
@@ -284,7 +289,7 @@ function verifyStep(h: HerdRef, plan: MemberChanges[]): ActionStep<State> {
         const now = await readSettings(mc.member);
         for (const c of mc.changes) {
           const r = now.settings[c.name];
-          if (r?.v !== c.to || r.p)
+          if (!runs(c, r?.v) || r?.p)
             off.push(`${mc.member.label}: ${c.name} runs ${r?.v ?? '?'}${r?.p ? ' (a restart pending)' : ''}, not ${c.to}`);
         }
         await recordReading(x.deps.db, mc.member, now);

@@ -401,6 +401,28 @@ describe('Apply settings', () => {
     expect(applied.gap).toBeLessThan(Math.max(plain.gap * 2, plain.gap + 500));
   });
 
+  it('cut short after its writes (its worker gone): the restarts it owed are planned and done by running it again', async () => {
+    // What a worker killed after "write the settings" leaves: every member has the value written, none restarted.
+    await db
+      .update(herds)
+      .set({ settingOverrides: "max_connections = '35'\nshared_buffers = '32MB'\nwork_mem = '8MB'" })
+      .where(eq(herds.id, herdIds.get('alpha')!));
+    for (const m of members('alpha')) await alterSystem(m, "ALTER SYSTEM SET shared_buffers = '32MB'");
+    await observePass();
+    for (const m of members('alpha')) expect(await pending(m), m.server).toEqual(['shared_buffers']);
+    const p = await plan('alpha');
+    const primary = await primaryOf('alpha');
+    expect(p.targets[0]!.facts?.find((f) => f.label === `${primary.server}:${primary.port} (primary)`)?.value).toBe(
+      'shared_buffers 24MB -> 32MB (waits for a restart) [restart]',
+    );
+    const r = await apply('alpha');
+    expect(r.targets[0]!.status, stepsOf(r)).toBe('succeeded');
+    for (const m of members('alpha')) {
+      expect(await show(m, 'shared_buffers'), m.server).toBe('4096');
+      expect(await pending(m), m.server).toEqual([]);
+    }
+  });
+
   it('on a Patroni herd: through Patroni’s configuration, its replicas restarted by Patroni, then a switchover', async () => {
     const ledger = herdIds.get('ledger')!;
     await db.update(herds).set({ settingOverrides: "max_connections = '120'\nwork_mem = '6MB'" }).where(eq(herds.id, ledger));

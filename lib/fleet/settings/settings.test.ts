@@ -76,6 +76,9 @@ describe('values as Postgres takes them', () => {
     expect(checkValue(jit, 'yes')).toEqual({ ok: true, value: 'on' });
     expect(checkValue(jit, 'of')).toEqual({ ok: true, value: 'off' });
     expect(sameValue(cost, '1.1', '1.10')).toBe(true);
+    const dateStyle = meta({ name: 'datestyle', vartype: 'string' });
+    expect(sameValue(dateStyle, 'iso, mdy', 'ISO, MDY')).toBe(true);
+    expect(sameValue(dateStyle, 'iso, dmy', 'ISO, MDY')).toBe(false);
   });
 
   it('computes formulas from the host, and says why one cannot be', () => {

@@ -97,11 +97,19 @@ export function checkValue(meta: SettingMeta, v: string): Checked {
   }
 }
 
-/** Whether two values as pg_settings shows them are the same (reals by value). */
+/** Text as Postgres may give it back: some settings are shown canonicalised (DateStyle 'iso, mdy' reads 'ISO, MDY'). */
+const looseText = (v: string) =>
+  v
+    .trim()
+    .toLowerCase()
+    .replace(/\s*,\s*/g, ',');
+
+/** Whether two values as pg_settings shows them are the same (numbers by value, text as Postgres may canonicalise it). */
 export function sameValue(meta: Pick<SettingMeta, 'vartype'> | null, a: string, b: string): boolean {
   if (a === b) return true;
   if (meta && (meta.vartype === 'real' || meta.vartype === 'integer'))
     return Math.abs(Number(a) - Number(b)) <= 1e-9 * Math.max(1, Math.abs(Number(a)));
+  if (meta?.vartype === 'string') return looseText(a) === looseText(b);
   return false;
 }
 
