@@ -45,6 +45,7 @@ test('shows a drift, accepts it into the herd and applies it to every member', a
     await expect(row.locator('[data-col="runs"]')).toHaveText('32MB', { timeout: 120_000 });
     await expect(row.locator('[data-col="wanted"]')).toContainText('4MB (group e2e-billing v1 (herd))');
     await expect(row).toContainText('postgresql.auto.conf');
+    await expect(row.locator('[data-col="since"]')).toContainText('(outside pgherd)');
     await page.screenshot({ path: test.info().outputPath('settings-drift.png'), fullPage: true });
 
     // Accepted into the herd's overrides: the replica is in line, the others now drift the other way.

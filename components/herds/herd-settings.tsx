@@ -49,6 +49,7 @@ export function HerdSettings({
               <th scope="col">Setting</th>
               <th scope="col">Runs</th>
               <th scope="col">From</th>
+              <th scope="col">Since</th>
               <th scope="col">Groups say</th>
               <th scope="col">Why</th>
               <th scope="col">Accept</th>
@@ -62,6 +63,18 @@ export function HerdSettings({
                   <td>{d.name}</td>
                   <td data-col="runs">{d.runningShown ?? 'not set'}</td>
                   <td className="help">{d.source ?? ''}</td>
+                  <td data-col="since">
+                    {d.changedAt ? when(d.changedAt) : 'before its first reading'}
+                    {d.changedAt && !d.operationId && <span className="help"> (outside pgherd)</span>}
+                    {d.operationId && (
+                      <>
+                        {' '}
+                        <Link prefetch={false} href={`/operations/${d.operationId}`}>
+                          by #{d.operationId}
+                        </Link>
+                      </>
+                    )}
+                  </td>
                   <td data-col="wanted">
                     {d.written} <span className="help">({d.from})</span>
                   </td>

@@ -18,7 +18,7 @@ export interface MemberSettingsView {
   /** Its groups, in words ("group oltp v3 (environment), herd overrides"), or '' for none. */
   groups: string;
   readAt: Date | null;
-  drift: DriftEntry[];
+  drift: (DriftEntry & { changedAt: Date | null; operationId: number | null })[];
 }
 
 export interface HerdSettingsView {
@@ -33,6 +33,17 @@ export interface HerdSettingsView {
 /** Differences that are the member's role or pgherd's own session, not its configuration. */
 const NOT_CONFIGURATION = new Set(['in_hot_standby', 'transaction_read_only', 'transaction_isolation', 'transaction_deferrable']);
 const SESSION_SOURCES = new Set(['client', 'session', 'database', 'user', 'interactive']);
+
+/** When each setting last changed on the instance (as Postgres says it took effect), and by which operation. */
+async function lastChanges(db: Db, instanceId: number, names: string[]): Promise<Map<string, { at: Date; op: number | null }>> {
+  if (!names.length) return new Map();
+  const r = await db.execute<{ name: string; at: Date; op: string | number | null }>(sql`
+    SELECT DISTINCT ON (k) k AS name, s.effective_at AS at, s.operation_id AS op
+    FROM setting_snapshots s, jsonb_object_keys(s.changed) k
+    WHERE s.instance_id = ${instanceId} AND k = ANY(${sql.param(names)}::text[])
+    ORDER BY k, s.effective_at DESC`);
+  return new Map(r.rows.map((x) => [x.name, { at: new Date(x.at), op: x.op === null ? null : Number(x.op) }]));
+}
 
 export async function herdSettingsView(db: Db, herdId: number, window: { from?: Date; to?: Date } = {}): Promise<HerdSettingsView> {
   const to = window.to ?? new Date();
@@ -71,16 +82,22 @@ export async function herdSettingsView(db: Db, herdId: number, window: { from?: 
           .filter(Boolean)
           .join(', ')
       : '';
+    const drift =
+      x && snap && governed(x)
+        ? driftOf(wantedSettings(x), snap.settings, catalogs.get(majorOf(snap.serverVersionNum)) ?? new Map<string, SettingMeta>())
+        : [];
+    const when = await lastChanges(
+      db,
+      id,
+      drift.map((d) => d.name),
+    );
     members.push({
       id,
       label: r.label,
       role: r.role,
       groups,
       readAt: snap?.readAt ?? null,
-      drift:
-        x && snap && governed(x)
-          ? driftOf(wantedSettings(x), snap.settings, catalogs.get(majorOf(snap.serverVersionNum)) ?? new Map<string, SettingMeta>())
-          : [],
+      drift: drift.map((d) => ({ ...d, changedAt: when.get(d.name)?.at ?? null, operationId: when.get(d.name)?.op ?? null })),
     });
   }
   const differing: HerdSettingsView['differing'] = [];
