@@ -58,7 +58,7 @@ test('shows a drift, accepts it into the herd and applies it to every member', a
     const primary = members.find((m) => m.role === 'primary')!;
     const target = page.locator('tr[data-target="staging/billing"]');
     await expect(target).toContainText('work_mem 4MB -> 32MB');
-    await expect(target).toContainText(`ALTER SYSTEM SET work_mem = '32768'`);
+    await expect(target).toContainText(`ALTER SYSTEM SET work_mem = '32MB'`);
     await page.screenshot({ path: test.info().outputPath('apply-settings-confirmation.png'), fullPage: true });
     const typed = page.getByLabel('Confirmation');
     if (await typed.count()) await typed.fill('staging');

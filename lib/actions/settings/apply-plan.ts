@@ -37,6 +37,8 @@ export interface SettingChange {
   /** As pg_settings shows it now and after. */
   from: string;
   to: string;
+  /** What is written (ALTER SYSTEM, Patroni's configuration): the group's value, its formulas computed ('32MB'). */
+  write: string;
   /** In words, with units: "128MB -> 1GB". */
   words: string;
   /** postmaster: only a restart applies it. */
@@ -98,6 +100,7 @@ export function planChanges(
         name: d.name,
         from: d.running,
         to: d.wanted,
+        write: d.resolved ?? d.wanted,
         words: `${d.runningShown ?? d.running} -> ${d.wantedShown ?? d.wanted}${d.kind === 'pending-restart' ? ' (waits for a restart)' : ''}`,
         restart: meta?.context === 'postmaster' || d.kind === 'pending-restart',
         vartype: meta?.vartype ?? 'string',

@@ -81,7 +81,7 @@ const identifier = (c: { escapeIdentifier: (s: string) => string }, name: string
 const runs = (c: SettingChange, v: string | undefined, value = c.to) => v !== undefined && sameValue({ vartype: c.vartype }, value, v);
 
 /** The values the plan writes on a member, as data (the digest covers them). */
-const setOf = (mc: MemberChanges) => Object.fromEntries(mc.changes.map((c) => [c.name, c.to]));
+const setOf = (mc: MemberChanges) => Object.fromEntries(mc.changes.map((c) => [c.name, c.write]));
 
 /**
  * Every member read again: what the plan changes from must still be what runs (a value already there is
@@ -111,7 +111,7 @@ function checkStep(h: HerdRef, plan: MemberChanges[]): ActionStep<State> {
           `${binsOf(mc.member)}/postgres`,
           '--config-file=/dev/null',
           ...['data_directory=/pgherd-parse-check', 'hba_file=/dev/null', 'ident_file=/dev/null'].flatMap((s) => ['-c', s]),
-          ...mc.changes.flatMap((c) => ['-c', `${c.name}=${c.to}`]),
+          ...mc.changes.flatMap((c) => ['-c', `${c.name}=${c.write}`]),
           '-C',
           (mc.changes[0] as { name: string }).name,
         ];
@@ -132,7 +132,7 @@ function writeStep(mc: MemberChanges): ActionStep<State> {
   return {
     name: `write the settings on ${m.label}`,
     does: { kind: 'settings.alter-system', instance: memberArg(m), set: setOf(mc) },
-    says: `on ${m.label}: ALTER SYSTEM SET ${mc.changes.map((c) => `${c.name} = '${c.to}'`).join(', ')}; pg_reload_conf(); wait until it has reloaded`,
+    says: `on ${m.label}: ALTER SYSTEM SET ${mc.changes.map((c) => `${c.name} = '${c.write}'`).join(', ')}; pg_reload_conf(); wait until it has reloaded`,
     timeoutMs: 60_000,
     run: async (x) => {
       const before = (await observe(m)).confLoadTime;
@@ -142,7 +142,7 @@ function writeStep(mc: MemberChanges): ActionStep<State> {
       await c.connect();
       try {
         for (const ch of mc.changes) {
-          const text = `ALTER SYSTEM SET ${identifier(c, ch.name)} = ${c.escapeLiteral(ch.to)}`;
+          const text = `ALTER SYSTEM SET ${identifier(c, ch.name)} = ${c.escapeLiteral(ch.write)}`;
           x.note({ command: text });
           await c.query(text);
         }

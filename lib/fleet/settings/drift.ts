@@ -12,6 +12,8 @@ export interface DriftEntry {
   kind: DriftKind;
   /** What the group says, as written and as Postgres would show it (null: not a value it takes). */
   written: string;
+  /** As written, its formulas computed (what Apply writes): '4096MB'. Null: a formula that cannot be. */
+  resolved: string | null;
   wanted: string | null;
   /** What runs, as pg_settings shows it, and in words with its unit. */
   running: string | null;
@@ -38,6 +40,7 @@ export function driftOf(
     const base = {
       name,
       written: w.written,
+      resolved: w.value,
       from: w.from,
       running: r?.v ?? null,
       runningShown: r ? show(meta, r.v) : null,
