@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { member } from '@/lib/testing/refs';
 import type { SettingMeta } from '@/lib/fleet/settings/values';
 import { wantedSettings, type GroupText } from '@/lib/fleet/settings/wanted';
-import { planChanges, type MemberSettings } from './apply-plan';
+import { belowThePrimary, planChanges, type MemberSettings } from './apply-plan';
 
 const meta = (name: string, context: string, unit: string | null = null): SettingMeta => ({
   name,
@@ -89,10 +89,49 @@ describe('Apply settings: what it changes', () => {
       });
   });
 
+  it('refuses a restart that would apply a value written outside the groups, unseen', () => {
+    const pendingHere = new Map(
+      [...settings("work_mem = '8MB'")].map(([id, x]) => [
+        id,
+        id === 2 ? { ...x, running: { ...x.running, max_connections: { v: '200', p: true as const } } } : x,
+      ]),
+    );
+    expect(planChanges(members, pendingHere, { primaryFirst: false, patroni: false })).toMatchObject({
+      ok: false,
+      problems: [expect.stringMatching(/db-2.*max_connections written and waiting for a restart, not by its groups/)],
+    });
+  });
+
+  it('judges the replicas against the member the switchover makes the primary', () => {
+    const p = planChanges(members, settings("max_connections = '200'", "max_connections = '300'"), { primaryFirst: false, patroni: false });
+    expect(p.ok).toBe(true);
+    if (!p.ok) return;
+    expect(belowThePrimary(p.members, settings("max_connections = '200'", "max_connections = '300'"), 3)).toEqual([
+      expect.stringMatching(
+        /db-1.*max_connections would be 200, below its primary's 300 \(db-3.*, once the switchover has made it the primary\)/,
+      ),
+      expect.stringMatching(/db-2.*max_connections would be 200, below its primary's 300/),
+    ]);
+  });
+
   it('refuses members that should differ on a Patroni herd, and a member not running', () => {
     expect(planChanges(members, settings("work_mem = '8MB'", "work_mem = '16MB'"), { primaryFirst: false, patroni: true })).toMatchObject({
       ok: false,
       problems: [expect.stringMatching(/Patroni keeps one configuration/)],
+    });
+    const withHotStandby = new Map(
+      [...settings("hot_standby = 'off'")].map(([id, x]) => [
+        id,
+        {
+          ...x,
+          running: { ...x.running, hot_standby: { v: 'on' } },
+          catalog: new Map([...x.catalog, ['hot_standby', { ...meta('hot_standby', 'postmaster'), vartype: 'bool' }]]),
+        },
+      ]),
+    );
+    expect(planChanges(members, withHotStandby, { primaryFirst: false, patroni: true })).toMatchObject({
+      ok: false,
+      problems: expect.arrayContaining([expect.stringMatching(/hot_standby: Patroni keeps it on itself/)]),
     });
     const down = members.map((m) => (m.id === 2 ? { ...m, state: 'stopped' } : m));
     expect(planChanges(down, settings("work_mem = '8MB'"), { primaryFirst: false, patroni: false })).toMatchObject({

@@ -25,6 +25,9 @@ export const AT_LEAST_PRIMARY = [
   'max_locks_per_transaction',
 ] as const;
 
+/** Settings Patroni forces on every member it runs. */
+const PATRONI_SETS = new Set(['hot_standby', 'wal_log_hints']);
+
 export interface MemberSettings {
   wanted: Map<string, WantedSetting>;
   /** The last reading (null: never read). */
@@ -106,31 +109,31 @@ export function planChanges(
         vartype: meta?.vartype ?? 'string',
       });
     }
-    // A setting written before (by hand, or an apply cut short) that waits for a restart: the restart is owed too.
+    // A setting written before (by hand, or an apply cut short) that waits for a restart: the restart is owed
+    // too. One the groups do not say applies a value pgherd cannot see (pg_settings shows the running one).
     const pending = Object.entries(s.running)
       .filter(([, r]) => r.p)
       .map(([n]) => n);
+    const unseen = pending.filter((n) => !changes.some((c) => c.name === n));
+    if (unseen.length)
+      problems.push(
+        `${m.label}: ${unseen.join(', ')} written and waiting for a restart, not by its groups: a restart would apply a value pgherd cannot see (put it in a group, or RESET it)`,
+      );
     out.push({ member: m, changes, restart: changes.some((c) => c.restart) || pending.length > 0 });
   }
   if (problems.length) return { ok: false, problems };
 
   // A hot standby's floor: its primary's value, after the change and during the roll.
-  const valueOf = (mc: MemberChanges, name: string, after: boolean) => {
-    const c = after ? mc.changes.find((x) => x.name === name) : undefined;
-    return num(c ? c.to : settings.get(mc.member.id)?.running?.[name]?.v);
-  };
   const p = out.find((x) => x.member.id === primary.id) as MemberChanges;
+  problems.push(...belowThePrimary(out, settings, primary.id));
   const lowering: string[] = [];
   for (const name of AT_LEAST_PRIMARY) {
-    const pNow = valueOf(p, name, false);
-    const pAfter = valueOf(p, name, true);
+    const pNow = valueOf(settings, p, name, false);
+    const pAfter = valueOf(settings, p, name, true);
     for (const r of out.filter((x) => x.member.role === 'replica')) {
-      const rAfter = valueOf(r, name, true);
-      if (rAfter < pAfter)
-        problems.push(
-          `${r.member.label}: ${name} would be ${rAfter}, below its primary's ${pAfter}: a hot standby does not start below its primary's value (give the replica at least the primary's)`,
-        );
-      else if (rAfter < pNow && !opts.primaryFirst)
+      const rAfter = valueOf(settings, r, name, true);
+      if (rAfter < pAfter) continue; // said above
+      if (rAfter < pNow && !opts.primaryFirst)
         problems.push(
           `${r.member.label}: ${name} lowered to ${rAfter} while the primary runs ${pNow}: restarted first, as replicas are, it would not start. Tick "restart the primary first" (its writes stop while it restarts), or lower it in two applies`,
         );
@@ -138,6 +141,12 @@ export function planChanges(
     }
   }
   if (opts.patroni) {
+    // What Patroni sets itself, whatever its configuration says (its postgresql/config.py): asked of it, a
+    // change would be taken and never run.
+    for (const mc of out)
+      for (const c of mc.changes)
+        if (PATRONI_SETS.has(c.name))
+          problems.push(`${mc.member.label}: ${c.name}: Patroni keeps it on itself (leave it out of this herd's groups)`);
     // One configuration for every member: the same changes everywhere.
     const key = (mc: MemberChanges) => JSON.stringify(mc.changes.map((c) => [c.name, c.to]));
     const first = out[0];
@@ -149,6 +158,32 @@ export function planChanges(
   }
   if (problems.length) return { ok: false, problems };
   return { ok: true, members: out, primary, lowering: [...new Set(lowering)] };
+}
+
+const valueOf = (settings: Map<number, MemberSettings>, mc: MemberChanges, name: string, after: boolean) => {
+  const c = after ? mc.changes.find((x) => x.name === name) : undefined;
+  return num(c ? c.to : settings.get(mc.member.id)?.running?.[name]?.v);
+};
+
+/**
+ * Every member that will be a replica, against the member that will be the primary once the apply is done
+ * (after its switchover, the replica it promotes): none below it in a setting a hot standby needs.
+ */
+export function belowThePrimary(members: MemberChanges[], settings: Map<number, MemberSettings>, primaryId: number): string[] {
+  const p = members.find((x) => x.member.id === primaryId);
+  if (!p) return [];
+  const out: string[] = [];
+  for (const name of AT_LEAST_PRIMARY) {
+    const pAfter = valueOf(settings, p, name, true);
+    for (const r of members.filter((x) => x.member.id !== primaryId)) {
+      const rAfter = valueOf(settings, r, name, true);
+      if (rAfter < pAfter)
+        out.push(
+          `${r.member.label}: ${name} would be ${rAfter}, below its primary's ${pAfter}${primaryId === p.member.id && p.member.role !== 'primary' ? ` (${p.member.label}, once the switchover has made it the primary)` : ''}: a hot standby does not start below its primary's value (give the replica at least the primary's)`,
+        );
+    }
+  }
+  return out;
 }
 
 /** A member's changes in words, for the plan's facts. */

@@ -11,11 +11,11 @@ import { PatroniError, patchConfig, restart as patroniRestart } from '@/lib/adap
 import { patroniCallStep, patroniEndpoint } from '@/lib/actions/patroni/steps';
 import { isPatroniHerd } from '@/lib/actions/patroni/switch';
 import { sshControlStep } from '@/lib/actions/steps/control-steps';
-import { execNoted } from '@/lib/actions/steps/exec-noted';
-import { newSwitchoverState, planAnySwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
+import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
+import { newSwitchoverState, planAnySwitchover, switchoverPair, type SwitchoverState } from '@/lib/actions/switchover.action';
 import { part } from '@/lib/engine/compose';
 import { defineHerdAction, flagParam, productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
-import { binsOf } from '@/lib/fleet/drivers';
+import { binsOf, driverFor } from '@/lib/fleet/drivers';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { memberArg } from '@/lib/engine/plan-identity';
@@ -26,7 +26,7 @@ import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { judgeDrift, loadSnapshot, loadWantedInputs, recordReading } from '@/lib/fleet/settings/drift-pass';
 import { loadCatalog, majorOf, readSettings } from '@/lib/fleet/settings/read-settings';
 import { wantedSettings } from '@/lib/fleet/settings/wanted';
-import { changeWords, planChanges, type MemberChanges, type MemberSettings, type SettingChange } from './apply-plan';
+import { belowThePrimary, changeWords, planChanges, type MemberChanges, type MemberSettings, type SettingChange } from './apply-plan';
 import { sameValue } from '@/lib/fleet/settings/values';
 
 export const applySettingsParams = z
@@ -43,9 +43,15 @@ interface State {
   /** Per member: the postmaster's start time before its restart. */
   startedBefore: Map<number, Date>;
   restarted: string[];
+  /** A member that did not start with the new values, and why: every member's file is put back. */
+  startFailed?: string;
 }
 
 const newState = (): State => ({ over: newSwitchoverState(), startedBefore: new Map(), restarted: [] });
+
+/** postgresql.auto.conf as it was before the apply, kept beside it until the apply ends. */
+const autoConf = (m: InstanceRef) => `${m.dataDirectory}/postgresql.auto.conf`;
+const keptConf = (m: InstanceRef) => `${m.dataDirectory}/postgresql.auto.conf.pgherd-before-apply`;
 
 /** What the plans read: each member's wanted settings, its last reading, its major's catalogue. */
 type Prepared = Map<number, MemberSettings>;
@@ -134,9 +140,42 @@ function writeStep(mc: MemberChanges): ActionStep<State> {
     does: { kind: 'settings.alter-system', instance: memberArg(m), set: setOf(mc) },
     says: `on ${m.label}: ALTER SYSTEM SET ${mc.changes.map((c) => `${c.name} = '${c.write}'`).join(', ')}; pg_reload_conf(); wait until it has reloaded`,
     timeoutMs: 60_000,
+    always: {
+      name: `${m.label}: put its settings back if a member did not start with the new ones`,
+      does: { kind: 'settings.put-back-if-a-start-failed', instance: memberArg(m) },
+      says: `should a member not start with the new values: ${m.label}'s postgresql.auto.conf put back as it was, and it reloaded (started, if it is down); the copy removed either way`,
+      timeoutMs: 120_000,
+      run: async (x) => {
+        if (x.state.startFailed) {
+          await execNotedOk(x.deps, m, x, ['cp', '-p', keptConf(m), autoConf(m)], 30_000);
+          const o = await observe(m);
+          if (o.reachable) {
+            const c = instanceClient(m, { connectionTimeoutMillis: 5000, application_name: 'pgherd-settings' });
+            c.on('error', () => {});
+            await c.connect();
+            await c.query('SELECT pg_reload_conf()').finally(() => c.end().catch(() => {}));
+            const before = o.confLoadTime;
+            if (before)
+              await waitObserved(m, 'configuration reloaded', (y) => y.reachable && !!y.confLoadTime && y.confLoadTime > before, {
+                timeoutMs: 30_000,
+              });
+            x.note({
+              stdout: `${m.label}: its settings as they were, reloaded (a setting a restart applied stays until its next restart)`,
+            });
+          } else {
+            await execNotedOk(x.deps, m, x, driverFor(m.controlDriver).start(m), 150_000);
+            await waitObserved(m, 'running again', (y) => y.reachable, { timeoutMs: 90_000 });
+            x.note({ stdout: `${m.label}: its settings as they were, started again` });
+          }
+        }
+        await execNoted(x.deps, m, x, ['rm', '-f', keptConf(m)], 30_000);
+      },
+    },
     run: async (x) => {
       const before = (await observe(m)).confLoadTime;
       if (!before) throw new Error(`${m.label} did not say when it last loaded its configuration`);
+      // The file as it is, kept until the apply ends: what a member that does not start is given back.
+      await execNotedOk(x.deps, m, x, ['cp', '-p', autoConf(m), keptConf(m)], 30_000);
       const c = instanceClient(m, { connectionTimeoutMillis: 5000, statement_timeout: 10_000, application_name: 'pgherd-settings' });
       c.on('error', () => {});
       await c.connect();
@@ -201,6 +240,31 @@ function patroniWriteStep(h: HerdRef, primary: InstanceRef, plan: MemberChanges[
   };
 }
 
+/**
+ * A restart whose failure is recorded as a start that failed (the server's last words with it): the write
+ * steps' cleanups then put every member's file back, and this one is started on the old values.
+ */
+function failedStartNoted(m: InstanceRef, step: ActionStep<State>): ActionStep<State> {
+  return {
+    ...step,
+    run: async (x) => {
+      try {
+        await step.run(x);
+      } catch (err) {
+        if (x.signal.aborted) throw err;
+        const log = await execNoted(x.deps, m, x, ['tail', '-n', '5', `${m.dataDirectory}/pg_ctl.log`], 15_000).catch(() => null);
+        const said = (log?.stdout ?? '')
+          .split('\n')
+          .filter((l) => /FATAL|ERROR|PANIC/.test(l))
+          .map((l) => l.replace(/^.*?(FATAL|ERROR|PANIC):\s*/, ''))
+          .join('; ');
+        x.state.startFailed = `${m.label} did not start with the new values${said ? ` (${said})` : ''}`;
+        throw new Error(`${x.state.startFailed}: every member's settings are put back as they were, and it is started on them`);
+      }
+    },
+  };
+}
+
 /** A member restarted (by pg_ctl, or by its Patroni), then running again: a replica streaming. */
 function restartSteps(m: InstanceRef): ActionStep<State>[] {
   const patroni = m.controlDriver === 'patroni';
@@ -224,7 +288,7 @@ function restartSteps(m: InstanceRef): ActionStep<State>[] {
           `ask ${m.label}'s Patroni to restart it (POST /restart)`,
           (url, access) => patroniRestart(url, access, { pendingOnly: false }),
         )
-      : sshControlStep<State>(m, 'restart', `${m.label}: restart`),
+      : failedStartNoted(m, sshControlStep<State>(m, 'restart', `${m.label}: restart`)),
     {
       name: `${m.label}: wait until restarted${m.role === 'replica' ? ' and streaming' : ''}`,
       does: { kind: 'pg.wait-restarted', instance: m.id, streaming: m.role === 'replica' },
@@ -306,6 +370,12 @@ function verifyStep(h: HerdRef, plan: MemberChanges[]): ActionStep<State> {
 
 function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<State> | Refusal {
   const patroni = isPatroniHerd(h);
+  const noRest = patroni ? h.members.filter((m) => !m.patroniUrl) : [];
+  if (noRest.length)
+    return refuse(
+      'settings',
+      `${noRest.map((m) => m.label).join(', ')}: no Patroni REST address (set it on the instance): pgherd changes a Patroni herd's settings through Patroni`,
+    );
   const p = planChanges(h.members, prepared, { primaryFirst: params.primaryFirst === true, patroni });
   if (!p.ok) return refuse('settings', p.problems.join('; '));
   const { members: plan, primary } = p;
@@ -338,6 +408,12 @@ function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<St
       );
     const over = planAnySwitchover(h, {});
     if (over instanceof Refusal) return refuse(over.code, `the switchover that restarts the primary: ${over.reason}`);
+    // Once switched over, the candidate is the primary every other member must not be below.
+    const pair = switchoverPair(h);
+    if (typeof pair !== 'string') {
+      const below = belowThePrimary(plan, prepared, pair.cand.id);
+      if (below.length) return refuse('settings', below.join('; '));
+    }
     if (over.refused) return refuse(over.refused.code, `the switchover that restarts the primary: ${over.refused.reason}`);
     steps.push(
       ...part<SwitchoverState, State>(

@@ -423,6 +423,44 @@ describe('Apply settings', () => {
     }
   });
 
+  it('a value Postgres parses and then cannot start with: the replica started again on what it had, every member’s file as it was', async () => {
+    const confs = async () =>
+      Promise.all(members('alpha').map((m) => query<{ n: string }>(url(m), 'SELECT name AS n FROM pg_file_settings ORDER BY 1')));
+    const before = await confs();
+    await db
+      .update(herds)
+      .set({
+        settingOverrides: "max_connections = '35'\nshared_buffers = '32MB'\nshared_preload_libraries = 'no_such_library'\nwork_mem = '8MB'",
+      })
+      .where(eq(herds.id, herdIds.get('alpha')!));
+    await settingsPass(db);
+    const r = await apply('alpha');
+    expect(r.targets[0]!.status, stepsOf(r)).toBe('failed');
+    expect(r.targets[0]!.error).toMatch(
+      /did not start with the new values \(.*no_such_library.*\): every member's settings are put back as they were, and it is started on them/,
+    );
+    // Every member runs what it ran, its files as they were; Postgres may still flag the setting put back as
+    // pending (a reload does not clear it), pgherd's reading does not.
+    for (const m of members('alpha')) expect(await show(m, 'shared_preload_libraries'), m.server).toBe('');
+    expect(await confs()).toEqual(before);
+    await observePass();
+    for (const m of members('alpha')) {
+      const [snap] = await db
+        .select({ s: settingSnapshots.settings })
+        .from(settingSnapshots)
+        .innerJoin(instances, eq(instances.settingsSnapshotId, settingSnapshots.id))
+        .where(eq(instances.id, await idOf(m)));
+      expect(snap!.s.shared_preload_libraries, m.server).toEqual(expect.not.objectContaining({ p: true }));
+    }
+    const primary = await primaryOf('alpha');
+    for (const m of members('alpha').filter((x) => x.server !== primary.server))
+      await waitFor(`${m.server} streams`, () => streaming(m), 30_000);
+    await db
+      .update(herds)
+      .set({ settingOverrides: "max_connections = '35'\nshared_buffers = '32MB'\nwork_mem = '8MB'" })
+      .where(eq(herds.id, herdIds.get('alpha')!));
+  });
+
   it('on a Patroni herd: through Patroni’s configuration, its replicas restarted by Patroni, then a switchover', async () => {
     const ledger = herdIds.get('ledger')!;
     await db.update(herds).set({ settingOverrides: "max_connections = '120'\nwork_mem = '6MB'" }).where(eq(herds.id, ledger));

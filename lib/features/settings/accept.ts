@@ -10,6 +10,13 @@ import { driftFor, judgeDrift, loadWantedInputs } from '@/lib/fleet/settings/dri
 
 export class AcceptError extends Error {}
 
+/** Text a group or a herd can hold: what runs may be a value the group's syntax cannot (a backslash, say). */
+function keepable(text: string): string {
+  const p = parseConf(text);
+  if (!p.ok) throw new AcceptError(`what runs cannot be kept as a group's setting: ${p.errors.join('; ')}`);
+  return text;
+}
+
 export interface Accepted {
   name: string;
   value: string;
@@ -70,7 +77,7 @@ export async function acceptDrift(db: Db, actor: Actor, instanceId: number, name
         const p = parseConf(h?.o ?? '');
         if (!p.ok) throw new AcceptError(`the herd's overrides do not parse: ${p.errors.join('; ')}`);
         values(p.settings);
-        const text = renderConf(p.settings);
+        const text = keepable(renderConf(p.settings));
         await tx.execute(sql`UPDATE herds SET setting_overrides = ${text}, updated_at = now() WHERE id = ${me.herd_id}`);
         await writeAudit(tx, {
           user: actor,
@@ -96,7 +103,12 @@ export async function acceptDrift(db: Db, actor: Actor, instanceId: number, name
       const p = parseConf(g.settings);
       if (!p.ok) throw new AcceptError(`group ${g.name} does not parse: ${p.errors.join('; ')}`);
       values(p.settings);
-      const text = renderConf(p.settings);
+      const text = keepable(renderConf(p.settings));
+      // Accepted already (a second click, a concurrent accept): no version that changes nothing.
+      if (text === g.settings) {
+        for (const n of l.names) out.push({ name: n, value: valueOf(n), into: `group ${g.name} (already)` });
+        continue;
+      }
       const [v] = (
         await tx.execute<{ version: number }>(
           sql`UPDATE parameter_groups SET settings = ${text}, version = version + 1, updated_at = now() WHERE id = ${l.group} RETURNING version`,

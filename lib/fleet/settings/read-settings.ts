@@ -2,10 +2,11 @@
 // again (the refresh sees pg_conf_load_time() move: a reload, a restart, ALTER SYSTEM followed by either),
 // and kept as a snapshot when they differ from the last one: what ran from when.
 import { sql } from 'drizzle-orm';
+import type pg from 'pg';
 import type { Db } from '@/db/client';
 import type { SettingReading } from '@/db/schema';
 import { instanceClient } from '@/lib/fleet/pg-access';
-import type { SettingMeta } from './values';
+import { checkValue, sameValue, type SettingMeta } from './values';
 
 export interface SettingsReading {
   serverVersionNum: number;
@@ -42,21 +43,23 @@ export async function readSettings(
   e: { host: string; port: number; serverEnvironment: string | null },
   timeoutMs = 5000,
 ): Promise<SettingsReading> {
-  const c = instanceClient(e, { connectionTimeoutMillis: timeoutMs, statement_timeout: timeoutMs, application_name: 'pgherd-settings' });
+  // No statement_timeout for the session (a client-side deadline instead): it would be read back as the server's.
+  const c = instanceClient(e, { connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs, application_name: 'pgherd-settings' });
   c.on('error', () => {}); // connect() or the query rejects with it
   await c.connect();
   try {
     const { rows } = await c.query<Row>(SETTINGS_SQL);
     const first = rows[0];
     if (!first) throw new Error('pg_settings returned no row');
+    const inFiles = await fileValues(c);
     const settings: Record<string, SettingReading> = {};
     for (const r of rows) {
       // Setting names are case-insensitive (TimeZone, DateStyle): kept as a group writes them, lower case.
       settings[r.name.toLowerCase()] = {
-        v: r.setting ?? '',
+        v: withoutSecrets(r.setting ?? ''),
         ...(r.source !== 'default' ? { s: r.source } : {}),
         ...(r.sourcefile ? { f: `${r.sourcefile}:${r.sourceline ?? '?'}` } : {}),
-        ...(r.pending_restart ? { p: true as const } : {}),
+        ...(r.pending_restart && !revertedInFile(r, inFiles) ? { p: true as const } : {}),
       };
     }
     return {
@@ -77,6 +80,50 @@ export async function readSettings(
   } finally {
     await c.end().catch(() => {});
   }
+}
+
+/** A password in a value (primary_conninfo's, a restore_command's): never kept, never shown. */
+export const withoutSecrets = (v: string) => v.replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, '$1********');
+
+/**
+ * What the configuration files say now, setting by setting (the last line wins), where pgherd's role may
+ * read it (pg_file_settings: a superuser, or a role granted its function); null where it may not.
+ */
+async function fileValues(c: pg.Client): Promise<Map<string, string> | null> {
+  try {
+    const { rows } = await c.query<{ name: string; setting: string }>(
+      'SELECT name, setting FROM pg_file_settings WHERE name IS NOT NULL ORDER BY seqno',
+    );
+    return new Map(rows.map((r) => [r.name.toLowerCase(), r.setting]));
+  } catch (err) {
+    // Not granted: Postgres's pending_restart is taken as it is (see revertedInFile).
+    if ((err as { code?: string }).code === '42501') return null;
+    throw err;
+  }
+}
+
+/**
+ * Postgres may leave pending_restart set when a file's value is put back to what runs (seen with
+ * shared_preload_libraries after a line was removed and the files reloaded): a setting whose file value
+ * (or, set by no file, its built-in value) is what runs waits for nothing.
+ */
+function revertedInFile(r: Row, files: Map<string, string> | null): boolean {
+  if (!files || r.setting === null) return false;
+  const f = files.get(r.name.toLowerCase());
+  // No file sets it: what waits is its built-in value, if that is not what runs.
+  if (f === undefined) return r.boot_val !== null && r.setting === r.boot_val;
+  const meta = {
+    name: r.name,
+    vartype: r.vartype,
+    unit: r.unit,
+    context: r.context,
+    minVal: r.min_val,
+    maxVal: r.max_val,
+    enumVals: r.enumvals,
+    bootVal: r.boot_val,
+  };
+  const c = checkValue(meta, f);
+  return c.ok && sameValue(meta, c.value, r.setting);
 }
 
 export const majorOf = (serverVersionNum: number) => Math.floor(serverVersionNum / 10000);

@@ -63,6 +63,9 @@ describe('values as Postgres takes them', () => {
     expect(checkValue(timeout, '1.5s')).toEqual({ ok: true, value: '1500' });
     expect(show(sharedBuffers, '16384')).toBe('128MB');
     expect(show(timeout, '60000')).toBe('1min');
+    // As a group can hold it: no unit of its own for 0, the smallest unit for what no unit divides.
+    expect(show(timeout, '0')).toBe('0');
+    expect(show(meta({ name: 'vacuum_cost_delay', vartype: 'real', unit: 'ms' }), '2.5')).toBe('2.5ms');
   });
 
   it('refuses values outside the bounds, the wrong unit, unknown choices and non-booleans', () => {
@@ -165,5 +168,18 @@ describe('drift', () => {
       source: 'configuration file /d/postgresql.auto.conf:3',
     });
     expect(d.find((e) => e.name === 'shared_buffers')).toMatchObject({ runningShown: '128MB', wantedShown: '1GB' });
+  });
+});
+
+describe('what is kept of a reading', () => {
+  it('never a password: primary_conninfo and commands keep their shape without it', async () => {
+    const { withoutSecrets } = await import('./read-settings');
+    expect(withoutSecrets('host=10.0.0.1 port=5432 user=repl password=S3cret application_name=r1')).toBe(
+      'host=10.0.0.1 port=5432 user=repl password=******** application_name=r1',
+    );
+    // libpq's quoting: a quoted value, a quote inside escaped with a backslash.
+    expect(withoutSecrets("host=a password='it\\'s secret' sslmode=verify-full")).toBe('host=a password=******** sslmode=verify-full');
+    expect(withoutSecrets('PASSWORD = x')).toBe('PASSWORD = ********');
+    expect(withoutSecrets('4MB')).toBe('4MB');
   });
 });

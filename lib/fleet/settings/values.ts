@@ -113,17 +113,18 @@ export function sameValue(meta: Pick<SettingMeta, 'vartype'> | null, a: string, 
   return false;
 }
 
-/** A value in the setting's unit, for people: 16384 of 8kB reads "128MB", 60 of s reads "1min". */
+/** A value in the setting's unit, for people and as a group can hold it: 16384 of 8kB reads "128MB", 60 of s "1min", 0 "0". */
 export function show(meta: Pick<SettingMeta, 'unit'> | null, v: string): string {
   const base = baseOf(meta?.unit ?? null);
   const n = Number(v);
   if (!base || !Number.isFinite(n) || v.trim() === '') return v;
-  if (n < 0) return v; // -1: "use the default", "off"
+  if (n <= 0) return v; // 0, and -1: "use the default", "off"
   const total = n * base.size;
   const table = base.kind === 'memory' ? MEMORY : TIME;
   const units = Object.entries(table).sort(([, a], [, b]) => b - a);
   for (const [u, size] of units) if (total >= size && total % size === 0) return `${total / size}${u}`;
-  return `${v}${meta?.unit ? ` × ${meta.unit}` : ''}`;
+  // Not a whole number of any unit (2.5 ms): in the smallest one, which Postgres takes as it is.
+  return base.kind === 'memory' ? `${total}B` : `${total}ms`;
 }
 
 /** What a formula may use: the host's memory and cores. */

@@ -2,7 +2,7 @@
 // herd's own overrides over that, and its own group over everything (the most specific wins, setting by
 // setting), each value's formulas computed from its host. Pure: the database's part is in drift-pass.ts.
 import { createHash } from 'node:crypto';
-import { settingsOf } from './conf-text';
+import { parseConf } from './conf-text';
 import { evaluate, type Host } from './values';
 
 export interface GroupText {
@@ -34,7 +34,13 @@ export interface WantedSetting {
 export function wantedSettings(x: WantedInputs): Map<string, WantedSetting> {
   const out = new Map<string, WantedSetting>();
   const layer = (text: string, from: string) => {
-    for (const [name, written] of settingsOf(text)) {
+    const p = parseConf(text);
+    if (!p.ok) {
+      // Never saved so (the form checks it), but a row edited by hand: drift that says so, not an error for the fleet.
+      out.set(`(${from})`, { value: null, written: '', from, why: `its text does not parse: ${p.errors.join('; ')}` });
+      return;
+    }
+    for (const [name, written] of p.settings) {
       const e = evaluate(written, x.host);
       out.set(name, e.ok ? { value: e.value, written, from } : { value: null, written, from, why: e.why });
     }
