@@ -70,7 +70,7 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
         </p>
       ))}
       {herdsTouched.length > 0 && (
-        <p className="op-param" data-testid="changed-before">
+        <p className="op-changed-before" data-testid="changed-before">
           <strong>Settings changed in the hour before it:</strong>{' '}
           {herdsTouched.map((h, k) => (
             <span key={h.id}>
