@@ -34,8 +34,22 @@ test('shows a drift, accepts it into the herd and applies it to every member', a
     await page.getByLabel('Parameter group:').selectOption({ label: 'e2e-billing' });
     await page.getByRole('button', { name: 'Save', exact: true }).click();
 
-    // Behind pgherd's back, on one replica.
+    // Behind pgherd's back, on one replica, once pgherd has read its settings a first time (a change
+    // made before that is what it found, not a change it saw).
     const replica = members.find((m) => m.role === 'replica')!;
+    await expect
+      .poll(
+        async () =>
+          (
+            await query<{ id: string | null }>(
+              lab.database.url,
+              'SELECT i.settings_snapshot_id AS id FROM instances i JOIN servers s ON s.id = i.server_id WHERE s.hostname = $1 AND i.port = $2',
+              [replica.server, replica.port],
+            )
+          )[0]?.id ?? null,
+        { timeout: 120_000 },
+      )
+      .not.toBeNull();
     await query(dsn(replica), "ALTER SYSTEM SET work_mem = '32MB'");
     await query(dsn(replica), 'SELECT pg_reload_conf()');
 

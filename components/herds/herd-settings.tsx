@@ -86,8 +86,18 @@ export function HerdSettings({
                         <input type="hidden" name="instanceId" value={m.id} />
                         <input type="hidden" name="name" value={d.name} />
                         {canAcceptIntoGroup && d.from !== 'herd override' && (
-                          <button type="submit" name="into" value="source" data-testid="accept-into-group">
-                            Into the group
+                          <button
+                            type="submit"
+                            name="into"
+                            value="source"
+                            data-testid="accept-into-group"
+                            title={
+                              /\{[^{}]*\}/.test(d.written)
+                                ? `Replaces the formula ${d.written} with ${d.runningShown ?? ''} for every host of the group`
+                                : undefined
+                            }
+                          >
+                            {/\{[^{}]*\}/.test(d.written) ? 'Into the group (replaces its formula)' : 'Into the group'}
                           </button>
                         )}{' '}
                         {canAcceptIntoHerd && (
