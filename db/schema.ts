@@ -37,7 +37,8 @@ const timestamps = {
     .$onUpdate(() => new Date()),
 };
 
-export const controlDriver = pgEnum('control_driver', ['pg_ctl', 'pg_ctlcluster', 'systemd', 'patroni']);
+// rds: a herd RDS runs (its members are RDS DB instances, acted on through the RDS API only).
+export const controlDriver = pgEnum('control_driver', ['pg_ctl', 'pg_ctlcluster', 'systemd', 'patroni', 'rds']);
 export const automationMode = pgEnum('automation_mode', ['enabled', 'maintenance']);
 export const instanceRole = pgEnum('instance_role', ['primary', 'replica', 'unknown']);
 export const instanceState = pgEnum('instance_state', ['running', 'stopped', 'unreachable', 'fenced', 'needs_rebuild']);
@@ -64,6 +65,20 @@ export const userSource = pgEnum('user_source', ['local', 'ldap']);
 export const roleName = pgEnum('role_name', ['viewer', 'operator', 'admin']);
 export const bindingSubject = pgEnum('binding_subject', ['user', 'group']);
 export const tokenScope = pgEnum('token_scope', ['read', 'operate']);
+
+/** What RDS says of a DB instance besides its class, zone and status (servers.cloud_details). */
+export interface RdsDetails {
+  engineVersion: string;
+  allocatedStorageGiB: number;
+  storageType: string;
+  multiAz: boolean;
+  parameterGroup: string;
+  endpoint: string;
+  sourceIdentifier: string | null;
+  pendingClass: string | null;
+  account: string;
+  vpcId: string;
+}
 
 export const environments = pgTable(
   'environments',
@@ -205,6 +220,12 @@ export const servers = pgTable(
     /** The herd its tags name (discovery's `map.herd` tag), compared with the agents' by the health panel. */
     cloudHerdTag: text('cloud_herd_tag'),
     cloudSeenAt: timestamp('cloud_seen_at', { withTimezone: true }),
+    /**
+     * An RDS DB instance's facts as RDS discovery last read them (cloud_provider 'rds': the server is the DB
+     * instance, its instance id the identifier, its type the class): engine version, storage, Multi-AZ,
+     * parameter group, the endpoint, the source it replicates from, a class RDS has pending.
+     */
+    cloudDetails: jsonb('cloud_details').$type<RdsDetails>(),
     /** When discovery found the instance terminated or no longer listed: marked, never deleted. */
     cloudGoneAt: timestamp('cloud_gone_at', { withTimezone: true }),
     /**
@@ -865,6 +886,15 @@ export const discoveryRuns = pgTable(
       gone: string[];
       skipped: { instanceId: string; reason: string }[];
       problems?: { instanceId: string; problem: string }[];
+      rds?: {
+        found: number;
+        herds: string[];
+        created: string[];
+        updated: number;
+        gone: string[];
+        skipped: { instanceId: string; reason: string }[];
+        problems: { instanceId: string; problem: string }[];
+      };
     }>(),
     error: text('error'),
   },

@@ -51,9 +51,9 @@ test('a staging DBA restarts a staging instance; production shows no control and
     'Reload configuration',
     'Re-point (remaster)',
     'Rebuild from the primary',
-    'Resize (EC2)',
-    'Power off (EC2)',
-    'Power on (EC2)',
+    'Resize (EC2 or RDS)',
+    'Power off (EC2 or RDS)',
+    'Power on (EC2 or RDS)',
   ]);
   await expect(page.getByRole('checkbox', { name: /^Select db-stg-billing/ })).toHaveCount(3);
   // Production instances are listed (bob may look) but have no checkbox.

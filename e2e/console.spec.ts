@@ -396,7 +396,7 @@ test('the servers list: filtered by availability zone, and an EC2 discovery pass
   await expect(panel.locator(`[data-run="${id}"]`)).toContainText(`asked by ${lab.console.admin.username}`);
 });
 
-test('tick two replicas, Resize (EC2) to at least 4 vCPU / 16 GiB: the ranked types and the cost, confirmed, watched to the end', async ({
+test('tick two replicas, Resize (EC2 or RDS) to at least 4 vCPU / 16 GiB: the ranked types and the cost, confirmed, watched to the end', async ({
   page,
 }) => {
   const replicas = lab.instances.filter((i) => i.environment === 'staging' && i.herd === 'orders' && i.role === 'replica');
@@ -404,16 +404,16 @@ test('tick two replicas, Resize (EC2) to at least 4 vCPU / 16 GiB: the ranked ty
   await page.goto(`${url}/admin/instances?q=db-stg-orders&role=replica`);
   for (const cb of await page.getByRole('checkbox', { name: /^Select db-stg-orders/ }).all()) await cb.check();
   await expect(page.getByTestId('selection-count')).toHaveText('2 of 2 selected');
-  await page.getByLabel('Action:').selectOption({ label: 'Resize (EC2)' });
+  await page.getByLabel('Action:').selectOption({ label: 'Resize (EC2 or RDS)' });
   await page.getByRole('button', { name: 'Go' }).click();
 
   // No type asked for yet: the page asks for one, nothing is planned.
-  await expect(page.getByTestId('params-needed')).toContainText('Resize (EC2) needs its parameters');
+  await expect(page.getByTestId('params-needed')).toContainText('Resize (EC2 or RDS) needs its parameters');
   await page.getByLabel('At least vCPU').fill('4');
   await page.getByLabel('At least GiB').fill('16');
   await page.getByRole('button', { name: 'Update the plan' }).click();
 
-  await expect(page.getByRole('heading', { name: 'Resize (EC2): 2 of 2 instances' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Resize (EC2 or RDS): 2 of 2 instances' })).toBeVisible();
   for (const r of replicas) {
     const row = page.locator(`tr[data-target^="${r.server}"]`);
     await expect(row.locator('[data-fact="Type now"] dd')).toHaveText(/^m6i\.large: 2 vCPU, 8 GiB, \$0\.\d+\/h, \$\d+\.\d\d\/month$/);
@@ -431,7 +431,7 @@ test('tick two replicas, Resize (EC2) to at least 4 vCPU / 16 GiB: the ranked ty
   );
 
   await page.getByLabel('Confirmation').fill('2');
-  await page.getByRole('button', { name: 'Resize (EC2) 2 instances' }).click();
+  await page.getByRole('button', { name: 'Resize (EC2 or RDS) 2 instances' }).click();
   await expect(page).toHaveURL(/\/operations\/\d+$/);
   await expect(page.getByTestId('operation-status')).toHaveText('succeeded', { timeout: 90_000 });
   await expect(page.getByTestId('target-status')).toHaveText(['succeeded', 'succeeded']);

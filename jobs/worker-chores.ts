@@ -6,7 +6,7 @@ import type { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
-import { ec2Client } from '@/lib/adapters/aws/config';
+import { ec2Client, rdsClient } from '@/lib/adapters/aws/config';
 import { setting } from '@/lib/settings/settings';
 import type { TargetJob } from '@/lib/engine/queue';
 import { WORKER_ALIVE_EVERY_MS, workerAlive } from '@/lib/engine/workers-alive';
@@ -63,7 +63,10 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
   const discover = async (asked: ReadonlySet<string>) => {
     if (!discovery) return;
     const scheduled = asked.has('timer') || asked.has('start');
-    const summary = await runDiscovery(db, discovery, (region) => ec2Client(region), { scheduled });
+    const summary = await runDiscovery(db, discovery, (region) => ec2Client(region), {
+      scheduled,
+      rdsClientFor: (region) => rdsClient(region),
+    });
     if (summary) log('discovery.done', summary);
   };
   let foldedAt = 0;

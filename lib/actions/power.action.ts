@@ -27,17 +27,9 @@ import { execNoted } from '@/lib/actions/steps/exec-noted';
 import { driverFor, STATUS_NOT_RUNNING } from '@/lib/fleet/drivers';
 import { errorText } from '@/lib/engine/errors';
 import { refreshInstance } from '@/lib/fleet/record-observation';
-import {
-  DEFAULT_MAX_LAG_SECONDS,
-  drainTargets,
-  prepareCloud,
-  recordsAt,
-  recordType,
-  waitOutTtlStep,
-  withBacks,
-  type CloudTarget,
-  type ResizePrepared,
-} from '@/lib/actions/resize.action';
+import { planRdsPowerOff, planRdsPowerOn } from '@/lib/actions/rds/rds-power';
+import { prepareCloud, recordType, type CloudTarget, type ResizePrepared } from '@/lib/actions/resize.action';
+import { DEFAULT_MAX_LAG_SECONDS, drainTargets, recordsAt, waitOutTtlStep, withBacks } from '@/lib/actions/steps/drain-steps';
 import { dnsSteps, recordArg } from '@/lib/actions/steps/dns-steps';
 
 const STREAMING_TIMEOUT_MS = 300_000;
@@ -90,13 +82,16 @@ async function recordState(deps: ActionDeps, t: InstanceRef, state: string) {
 
 export const powerOffAction = defineAction({
   name: 'power-off',
-  label: 'Power off (EC2)',
+  label: 'Power off (EC2 or RDS)',
   permission: 'operator',
   dangerous: true,
   runsAsConfirmed: true,
+  // A lone RDS instance is stopped by RDS (lib/actions/rds/rds-power.ts).
+  onRdsHerds: true,
   prepare: (targets, _params, db) => prepareCloud(targets, db, null),
   state: (): PowerState => ({ wasUp: false }),
   plan: (t, { members, prepared }) => {
+    if (t.rds) return planRdsPowerOff<PowerState>(t, prepared.rds);
     const c = cloudOf(t, prepared, 'running');
     if (!('instanceId' in c)) return c;
     const bounds = waitBounds();
@@ -212,10 +207,11 @@ export const powerOffAction = defineAction({
 
 export const powerOnAction = defineAction({
   name: 'power-on',
-  label: 'Power on (EC2)',
+  label: 'Power on (EC2 or RDS)',
   permission: 'operator',
   dangerous: false,
   runsAsConfirmed: true,
+  onRdsHerds: true,
   prepare: (targets, _params, db) => prepareCloud(targets, db, null),
   plan: (t, { members, prepared }) => {
     // A host's boot starts its Postgres (and "Postgres up" would): an old primary would come up as a second one.
@@ -240,6 +236,7 @@ export const powerOnAction = defineAction({
         'split-brain',
         `${t.label} last answered as ${t.observedRole ?? 'nothing yet'} (timeline ${t.timeline ?? 'unknown'}), so its host may boot it as a primary, and ${others.map((m) => `${m.label} (${m.state}${m.state === 'stopped' ? `, last a primary on timeline ${m.timeline ?? 'unknown'}` : ''})`).join(', ')} is or may be the herd's primary: powered on, it could be a second one. Power that one on instead, and rebuild this one as a replica once its host is up`,
       );
+    if (t.rds) return planRdsPowerOn(t, members, prepared.herds.get(t.herdId), prepared.rds);
     const c = cloudOf(t, prepared, 'stopped');
     if (!('instanceId' in c)) return c;
     const bounds = waitBounds();

@@ -18,6 +18,7 @@ export const refreshDnsAction = defineHerdAction({
   permission: 'admin',
   dangerous: false,
   onPatroniHerds: true, // DNS only: it starts, stops and promotes nothing
+  onRdsHerds: true,
   state: (): RefreshDnsState => ({}),
   plan: (h) => {
     if (!h.dns.length) return refuse('not-applicable', 'the herd has no DNS records');

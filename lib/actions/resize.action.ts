@@ -39,7 +39,7 @@ import {
 import type { Db } from '@/db/client';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { dnsSteps } from '@/lib/actions/steps/dns-steps';
-import { recordTargets, standIn } from '@/lib/fleet/dns-records';
+import { recordTargets } from '@/lib/fleet/dns-records';
 import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '@/lib/fleet/herd-ref';
 import { checkHook, runHook, type HookConfig } from '@/lib/actions/steps/host-hooks';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
@@ -47,11 +47,20 @@ import { observe, waitObserved, type Observed } from '@/lib/fleet/observe';
 import { errorText } from '@/lib/engine/errors';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { postgresUpStep, refreshStep, sshControlStep } from '@/lib/actions/steps/control-steps';
+import { planRdsResize, prepareRds, type RdsTarget } from '@/lib/actions/rds/rds-resize';
+import {
+  DEFAULT_MAX_LAG_SECONDS,
+  drainTargets,
+  recordsAt,
+  streamingStep,
+  waitOutTtlStep,
+  withBacks,
+} from '@/lib/actions/steps/drain-steps';
 
 const typeName = z
   .string()
   .trim()
-  .regex(/^[a-z0-9-]+\.[a-z0-9-]+$/, 'an instance type such as m6i.xlarge');
+  .regex(/^(db\.)?[a-z0-9-]+\.[a-z0-9-]+$/, 'an instance type such as m6i.xlarge, or an RDS class such as db.m6i.xlarge');
 const blank = (v: unknown) => (v === '' || v === null ? undefined : v);
 /** A decimal number, as a form's text or a JSON number: never true, "0x10" or "1e3". */
 const num = (min: number, max: number, what: string) =>
@@ -107,8 +116,6 @@ export type ResizeParams = z.output<typeof resizeParams>;
 
 /** How long Postgres may take to answer after its host starts, and to stream again. */
 const UP_TIMEOUT_MS = 120_000;
-const STREAMING_TIMEOUT_MS = 300_000;
-export const DEFAULT_MAX_LAG_SECONDS = 30;
 
 /** What the plan needs of one target besides the inventory: its server's EC2 instance now, and the ranking. */
 export interface CloudTarget {
@@ -126,6 +133,8 @@ export interface CloudTarget {
 
 export interface ResizePrepared {
   byServer: Map<number, CloudTarget | null>;
+  /** The targets that are RDS DB instances, by server (RDS's own answer and ranking). */
+  rds: Map<number, RdsTarget>;
   herds: Map<number, HerdRef & { hooks: { pre: string; post: string; on: 'worker' | 'database'; timeoutSeconds: number } }>;
   prices: { source: string; date: string };
 }
@@ -147,25 +156,6 @@ export interface ResizeState {
 const money = (v: number | null) => (v === null ? 'price unknown' : `$${v.toFixed(4)}/h, $${(v * HOURS_PER_MONTH).toFixed(2)}/month`);
 const typeLine = (c: TypeChoice) => `${c.name}: ${c.vcpus} vCPU, ${c.memoryGiB} GiB, ${money(c.perHour)}`;
 const signed = (v: number) => `${v < 0 ? '-' : '+'}$${Math.abs(v).toFixed(2)}`;
-
-/** Where a record points while `t` is away, or why nowhere (the drain is refused then). */
-export function drainTargets(rec: DnsRecordRef, members: InstanceRef[], t: InstanceRef): InstanceRef[] | string {
-  if (rec.match === 'instance') return standIn(rec, members, t);
-  const others = members.filter((m) => m.id !== t.id && m.state === 'running');
-  const primary = others.filter((m) => m.role === 'primary');
-  const rest = recordTargets(rec, others);
-  if (typeof rest !== 'string') return rest;
-  // A read name with no other replica: the primary serves the reads meanwhile.
-  return primary.length === 1 ? primary : rest;
-}
-
-/** The records that point at `t` now (a name matched to it, or a role name it is one of the answers of). */
-export function recordsAt(h: HerdRef, members: InstanceRef[], t: InstanceRef): DnsRecordRef[] {
-  return h.dns.filter((rec) => {
-    const to = recordTargets(rec, members);
-    return typeof to !== 'string' && to.some((m) => m.id === t.id);
-  });
-}
 
 /**
  * A replica whose Postgres is down (stopped or silent) on a host that runs the type asked for already:
@@ -233,22 +223,27 @@ export async function prepareCloud(
   let prices = priceList();
   const prepared: ResizePrepared = {
     byServer: new Map(),
+    rds: new Map(),
     herds: new Map(
       herdRefs.map((h) => [h.id, { ...h, hooks: hooks.get(h.id) ?? { pre: '', post: '', on: 'database' as const, timeoutSeconds: 300 } }]),
     ),
     prices: { source: prices.source, date: prices.date },
   };
   const cloud = rows.filter((s) => s.cloudProvider === 'aws' && s.cloudInstanceId && s.cloudRegion);
-  for (const s of rows) if (!cloud.includes(s)) prepared.byServer.set(s.id, null);
-  if (!cloud.length) return prepared;
+  const rds = rows.filter((s) => s.cloudProvider === 'rds' && s.cloudInstanceId && s.cloudRegion);
+  for (const s of rows) if (!cloud.includes(s) && !rds.includes(s)) prepared.byServer.set(s.id, null);
+  if (!cloud.length && !rds.length) return prepared;
   const unavailable = await awsUnavailable();
   if (unavailable) throw new AwsNotConfiguredError(unavailable.replace(/^AWS is not configured: /, ''));
   const settings = awsSettings();
   if (wish) {
     // Prices only for a ranking: the Price List API's when configured (read once a region, kept).
-    prices = await priceListFor(cloud.map((s) => s.cloudRegion ?? ''));
+    prices = await priceListFor([...cloud, ...rds].map((s) => s.cloudRegion ?? ''));
     prepared.prices = { source: prices.source, date: prices.date };
   }
+  if (rds.length)
+    prepared.rds = await prepareRds(rds, (id) => envOf.get(id) ?? '', wishFor, wish !== null, prices, settings.endpoint ?? '');
+  if (!cloud.length) return prepared;
   const byRegion = new Map<string, typeof cloud>();
   for (const s of cloud) byRegion.set(s.cloudRegion ?? '', [...(byRegion.get(s.cloudRegion ?? '') ?? []), s]);
   for (const [region, list] of byRegion) {
@@ -341,10 +336,12 @@ export const resizeWishForm: ActionParamField[] = [
 
 export const resizeAction = defineAction({
   name: 'resize',
-  label: 'Resize (EC2)',
+  label: 'Resize (EC2 or RDS)',
   permission: 'operator',
   dangerous: true,
   runsAsConfirmed: true,
+  // An RDS replica is resized through the RDS API (lib/actions/rds/rds-resize.ts).
+  onRdsHerds: true,
   params: {
     schema: resizeParams,
     fields: resizeWishForm,
@@ -362,6 +359,7 @@ export function planResize(
   t: InstanceRef,
   { members, params, prepared: p }: InstancePlanContext<ResizeParams, ResizePrepared>,
 ): ActionPlan<ResizeState> | Refusal {
+  if (t.rds) return planRdsResize<ResizeState>(t, { members, params, prepared: p });
   const c = p.byServer.get(t.serverId);
   if (!c)
     return refuse(
@@ -646,90 +644,6 @@ export function planResize(
         value: drained.length ? drained.map((d) => `${d.name} (TTL ${d.ttl} s)`).join(', ') : 'no DNS name points at it',
       },
     ],
-  };
-}
-
-/**
- * Each drain step carrying, as its cleanup (run at the end whatever happened), the step that puts its
- * name back: only onto a replica that serves what the herd has, i.e. answers and streams with replay
- * lag under `maxLag` (a failed resize may leave it up but cut off from its upstream), and not when
- * `stays(state)` gives a reason. A name left drained fails the cleanup (`'fail'`) or is only noted.
- */
-export function withBacks<S>(
-  drains: ActionStep<S>[],
-  backs: ActionStep<S>[],
-  t: InstanceRef,
-  maxLag: number,
-  stays: (state: S) => string | null,
-  left: 'fail' | 'note',
-): ActionStep<S>[] {
-  return drains.map((drain, k) => {
-    const back = backs[k];
-    return {
-      ...drain,
-      always: back && {
-        ...back,
-        // Putting back a name pgherd drained is safe whoever holds the herd: done even once the lease is lost.
-        givesBack: true,
-        run: async (x) => {
-          const kept = stays(x.state);
-          if (kept) return void x.note({ stdout: kept });
-          const o = await observe(t);
-          const why = !o.reachable
-            ? `does not answer (${o.error ?? 'no reason given'})`
-            : t.role !== 'primary' && !streamsWithin(o, maxLag)
-              ? `does not stream with replay lag under ${maxLag} s (WAL receiver ${o.walReceiver?.status ?? 'none'}, replay lag ${o.replayLagSeconds ?? '?'} s)`
-              : null;
-          if (why) {
-            x.note({ stdout: `${t.label} ${why}: the name stays where the drain sent it` });
-            if (left === 'fail') throw new Error(`${back.name.replace(/^DNS back: /, '')} left drained: ${t.label} ${why}`);
-            return;
-          }
-          await back.run(x);
-        },
-      },
-    };
-  });
-}
-
-/** After a drain: waits out the longest TTL of the drained names, so that clients stop resolving them to `host`. */
-export function waitOutTtlStep<S>(ttl: number, host: string): ActionStep<S> {
-  return {
-    name: 'wait out the TTL',
-    does: { kind: 'dns.wait-out-ttl', seconds: ttl, host },
-    says: `wait ${ttl} s (the longest TTL of the drained names) for clients to stop resolving them to ${host}`,
-    timeoutMs: ttl * 1000 + 10_000,
-    run: (x) =>
-      new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(resolve, ttl * 1000);
-        x.signal.addEventListener('abort', () => {
-          clearTimeout(timer);
-          reject(new Error('stopped while waiting out the TTL'));
-        });
-      }),
-  };
-}
-
-/** A replica that streams from its upstream with replay lag under `maxLag` seconds. */
-export const streamsWithin = (v: Observed, maxLag: number) =>
-  v.reachable && v.inRecovery === true && v.walReceiver?.status === 'streaming' && (v.replayLagSeconds ?? 0) <= maxLag;
-
-/** Waits until the replica streams with replay lag under `maxLag` seconds. */
-function streamingStep<S>(t: InstanceRef, maxLag: number): ActionStep<S> {
-  return {
-    name: 'streaming',
-    does: { kind: 'pg.wait-streaming', instance: memberArg(t), maxReplayLagSeconds: maxLag },
-    says: `wait until it streams from its upstream with replay lag under ${maxLag} s`,
-    timeoutMs: STREAMING_TIMEOUT_MS + 10_000,
-    run: async (x) => {
-      const o = await waitObserved(t, `streaming with lag under ${maxLag} s`, (v) => streamsWithin(v, maxLag), {
-        timeoutMs: STREAMING_TIMEOUT_MS,
-        signal: x.signal,
-      });
-      x.note({
-        stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}, replay lag ${o.replayLagSeconds ?? 0} s`,
-      });
-    },
   };
 }
 

@@ -36,7 +36,14 @@ import { refreshStep } from '@/lib/actions/steps/control-steps';
 import { proveDirectoryServed } from '@/lib/actions/steps/data-directory';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { herdsUnderUpgrade } from '@/lib/actions/upgrade/open-upgrades';
-import { DEFAULT_MAX_LAG_SECONDS, drainTargets, recordsAt, streamsWithin, waitOutTtlStep, withBacks } from '@/lib/actions/resize.action';
+import {
+  DEFAULT_MAX_LAG_SECONDS,
+  drainTargets,
+  recordsAt,
+  streamsWithin,
+  waitOutTtlStep,
+  withBacks,
+} from '@/lib/actions/steps/drain-steps';
 import { membersAfterSwitchover, newSwitchoverState, planSwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
 
 /** "15.18" from 150018. */

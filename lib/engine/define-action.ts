@@ -186,21 +186,28 @@ interface ActionMeta {
    * action is refused there: pgherd never runs pg_ctl behind Patroni's back.
    */
   onPatroniHerds?: boolean;
+  /**
+   * It may run on a herd RDS runs: it acts there through the RDS API only (its plan says what RDS is
+   * asked), or over SQL and DNS. Every other action is refused there: RDS gives no shell.
+   */
+  onRdsHerds?: boolean;
 }
 
 /** Refuses (throws a Refusal) a target whose control driver `action` cannot act through. */
-export function checkDriver(action: { onPatroniHerds?: boolean }, controlDriver: string): void {
+export function checkDriver(action: { onPatroniHerds?: boolean; onRdsHerds?: boolean }, controlDriver: string): void {
   if (controlDriver === 'patroni' && action.onPatroniHerds) return;
+  if (controlDriver === 'rds' && action.onRdsHerds) return;
   driverFor(controlDriver);
 }
 
 /** Why `action` may not run on these servers (one without a pinned SSH host key), or undefined. */
 export function unpinnedRefusal(
   action: { pinsHostKey?: boolean },
-  servers: { name: string; ssh: { hostKeyFingerprint: string | null } }[],
+  /** `shell: false`: a server pgherd never opens a shell on (an RDS DB instance): no host key to pin. */
+  servers: { name: string; ssh: { hostKeyFingerprint: string | null }; shell?: boolean }[],
 ): Refusal | undefined {
   if (action.pinsHostKey) return undefined;
-  const unpinned = [...new Set(servers.filter((x) => !x.ssh.hostKeyFingerprint).map((x) => x.name))];
+  const unpinned = [...new Set(servers.filter((x) => x.shell !== false && !x.ssh.hostKeyFingerprint).map((x) => x.name))];
   if (!unpinned.length) return undefined;
   return refuse(
     'unpinned-host-key',
@@ -223,10 +230,10 @@ export function pendingRefusal(servers: { name: string; approval?: string | null
 
 /** The servers a herd action touches: each member's and each PgBouncer's. */
 export const herdServers = (h: {
-  members: { hostname: string; serverApproval?: string | null; ssh: { hostKeyFingerprint: string | null } }[];
+  members: { hostname: string; serverApproval?: string | null; ssh: { hostKeyFingerprint: string | null }; rds?: unknown }[];
   poolers: { label: string; ssh: { hostKeyFingerprint: string | null } }[];
 }) => [
-  ...h.members.map((m) => ({ name: m.hostname, ssh: m.ssh, approval: m.serverApproval })),
+  ...h.members.map((m) => ({ name: m.hostname, ssh: m.ssh, approval: m.serverApproval, shell: !m.rds })),
   ...h.poolers.map((p) => ({ name: p.label.replace(/:\d+$/, ''), ssh: p.ssh })),
 ];
 

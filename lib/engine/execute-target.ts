@@ -427,7 +427,7 @@ async function stepsNow(
   if (denied) return denied;
   const pending = pendingRefusal([{ name: loaded.ref.hostname, approval: loaded.ref.serverApproval }]);
   if (pending) return pending;
-  const unpinned = unpinnedRefusal(action, [{ name: loaded.ref.hostname, ssh: loaded.ref.ssh }]);
+  const unpinned = unpinnedRefusal(action, [{ name: loaded.ref.hostname, ssh: loaded.ref.ssh, shell: !loaded.ref.rds }]);
   if (unpinned) return unpinned;
   const prepared = await preparedFor(db, action, [loaded.ref], params);
   if (prepared instanceof Refusal) return prepared;

@@ -159,7 +159,7 @@ async function prepareAll(read: () => Promise<unknown> | undefined): Promise<unk
  * else thrown is a bug, and fails the whole plan rather than pass for a refusal.
  */
 export function planTarget(
-  servers: { name: string; approval?: string | null; ssh: { hostKeyFingerprint: string | null } }[],
+  servers: { name: string; approval?: string | null; ssh: { hostKeyFingerprint: string | null }; shell?: boolean }[],
   action: AnyAction,
   plan: () => TargetPlan,
 ): TargetPlan {
@@ -267,7 +267,7 @@ export async function planFrom(
     );
     const prepared = action.prepare ? await prepareAll(() => action.prepare?.(refs, params, db)) : undefined;
     targets = refs.map((r) => ({
-      ...planTarget([{ name: r.hostname, ssh: r.ssh, approval: r.serverApproval }], action, () => {
+      ...planTarget([{ name: r.hostname, ssh: r.ssh, approval: r.serverApproval, shell: !r.rds }], action, () => {
         checkDriver(action, r.controlDriver); // refuses drivers pgherd cannot act through, before anything else
         if (prepared instanceof Refusal) throw prepared;
         return action.plan(r, { members: members.get(r.herdId) ?? [r], params, prepared });

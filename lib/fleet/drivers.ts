@@ -218,6 +218,17 @@ export class PatroniOwnsError extends Refusal {
   }
 }
 
+/** The action is not one RDS offers: RDS runs the herd's members, and gives no shell on their hosts. */
+export class RdsOwnsError extends Refusal {
+  constructor() {
+    super(
+      'not-applicable',
+      'RDS runs this herd: pgherd acts on its members through the RDS API only (resize, power off and on, reboot, promote, add a replica); RDS gives no shell, pg_ctl or data directory, so actions that need them are refused',
+    );
+    this.name = 'RdsOwnsError';
+  }
+}
+
 /**
  * The control driver of a herd. `systemd` is not run yet: when it is, its fence stop goes behind the
  * same guard (`systemctl stop` queues a job in PID 1, KillSignal then SIGKILL after TimeoutStopSec:
@@ -230,5 +241,6 @@ export function driverFor(name: string): ControlDriver {
   if (name === 'pg_ctl') return pgCtl;
   if (name === 'pg_ctlcluster') return pgCtlcluster;
   if (name === 'patroni') throw new PatroniOwnsError();
+  if (name === 'rds') throw new RdsOwnsError();
   throw new UnsupportedDriverError(name);
 }

@@ -37,6 +37,8 @@ export interface InstanceRef {
   state: string;
   /** Its server's EC2 identity, when it has one. */
   cloud: { region: string; instanceId: string } | null;
+  /** The RDS DB instance it is (its herd's control driver is rds), when it is one: never reached over SSH. */
+  rds: { region: string; identifier: string } | null;
   /** The member it streams from, per the inventory. */
   upstreamId: number | null;
   /** As last observed (the refresher): WAL position (replayed, for a replica) and bytes behind its upstream. */
@@ -138,6 +140,10 @@ export function toRef(r: RefRow): InstanceRef {
     cloud:
       r.cloud_provider === 'aws' && r.cloud_region && r.cloud_instance_id
         ? { region: r.cloud_region, instanceId: r.cloud_instance_id }
+        : null,
+    rds:
+      r.cloud_provider === 'rds' && r.cloud_region && r.cloud_instance_id
+        ? { region: r.cloud_region, identifier: r.cloud_instance_id }
         : null,
     upstreamId: r.upstream_instance_id,
     lsn: r.lsn === null ? null : Number(r.lsn),

@@ -38,6 +38,7 @@ import { DescribeInstancesCommand, EC2Client, StopInstancesCommand } from '@aws-
 import shippedPrices from '@/lib/fleet/cloud/prices/ec2-on-demand.json';
 import { binDirOf } from '@/lib/agent/collect';
 import { run, type Identity } from './proc';
+import { rdsFront, type RdsBacking, type RdsFaults } from './rds-front';
 
 export interface AwsFrontConfig {
   port: number;
@@ -57,6 +58,8 @@ export interface AwsFrontConfig {
   launch?: { slots: { environment: string; address: string; fingerprint: string }[]; subnets: Record<string, string> };
   /** S3 over TLS: moto's own TLS fails with pgBackRest ("unexpected eof"), so S3 is served here with the lab CA's certificate. */
   s3?: { port: number; certFile: string; keyFile: string };
+  /** RDS: each DB instance's lab Postgres, by identifier (lib/lab/rds-front.ts), and how long a change says it is under way. */
+  rds?: { backing: Record<string, RdsBacking>; seconds?: number };
 }
 
 /** When the lab's Price List API says its offers were published. */
@@ -65,20 +68,29 @@ export const LAB_PRICES_PUBLISHED = '2026-11-20';
 /** GetProducts from the shipped price file: one product document per type of the filter's region. */
 function getProducts(body: Buffer, override: Record<string, number>): { PriceList: string[]; NextToken?: string; FormatVersion: string } {
   const req = JSON.parse(body.toString('utf8') || '{}') as {
+    ServiceCode?: string;
     Filters?: { Field: string; Value: string }[];
     NextToken?: string;
     MaxResults?: number;
   };
   const region = req.Filters?.find((f) => f.Field === 'regionCode')?.Value ?? '';
-  const prices = { ...(shippedPrices.regions as Record<string, Record<string, number>>)[region], ...override };
+  // RDS for PostgreSQL's classes (db.*) for AmazonRDS, EC2's types for AmazonEC2.
+  const rds = req.ServiceCode === 'AmazonRDS';
+  const prices = Object.fromEntries(
+    Object.entries({ ...(shippedPrices.regions as Record<string, Record<string, number>>)[region], ...override }).filter(
+      ([type]) => type.startsWith('db.') === rds,
+    ),
+  );
   const docs = Object.entries(prices).map(([type, usd], k) =>
     JSON.stringify({
       product: {
-        productFamily: 'Compute Instance',
-        attributes: { instanceType: type, regionCode: region, operatingSystem: 'Linux' },
+        productFamily: rds ? 'Database Instance' : 'Compute Instance',
+        attributes: rds
+          ? { instanceType: type, regionCode: region, databaseEngine: 'PostgreSQL', deploymentOption: 'Single-AZ' }
+          : { instanceType: type, regionCode: region, operatingSystem: 'Linux' },
         sku: `LAB${k}`,
       },
-      serviceCode: 'AmazonEC2',
+      serviceCode: rds ? 'AmazonRDS' : 'AmazonEC2',
       terms: {
         OnDemand: {
           [`LAB${k}.JRTCKXETXF`]: {
@@ -149,6 +161,7 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     route53?: { error?: string };
     pricing?: { error?: string; perHour?: Record<string, number> };
     console?: 'other-key';
+    rds?: RdsFaults;
   };
   const capacity = (): Faults => {
     if (!existsSync(cfg.capacityFile)) return {};
@@ -283,6 +296,20 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     return true;
   };
 
+  const rds = rdsFront(
+    {
+      identity: cfg.identity,
+      pgBin: cfg.pgBin,
+      region: cfg.region,
+      classes: Object.keys((shippedPrices.regions as Record<string, Record<string, number>>)[cfg.region] ?? {}).filter((c) =>
+        c.startsWith('db.'),
+      ),
+      backing: cfg.rds?.backing ?? {},
+      ...(cfg.rds?.seconds ? { seconds: cfg.rds.seconds } : {}),
+    },
+    () => capacity().rds ?? {},
+  );
+
   // Route 53 changes still propagating: change id -> when they are INSYNC.
   const syncing = new Map<string, number>();
   const pendingUntilSynced = (xml: string) => {
@@ -322,6 +349,13 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
           return void res.end(
             JSON.stringify(f.error ? { __type: f.error, Message: `lab: ${f.error}` } : getProducts(body, f.perHour ?? {})),
           );
+        }
+        if (/\/rds\/aws4_request/.test(req.headers.authorization ?? '') && req.method === 'POST') {
+          const a =
+            (await rds(new URLSearchParams(body.toString('utf8')), (b) => forward(cfg.motoUrl, req, b))) ??
+            (await forward(cfg.motoUrl, req, body));
+          res.writeHead(a.status, a.headers);
+          return void res.end(a.body);
         }
         const isEc2 = /\/ec2\/aws4_request/.test(req.headers.authorization ?? '') && req.method === 'POST';
         const p = isEc2 ? new URLSearchParams(body.toString('utf8')) : null;

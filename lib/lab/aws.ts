@@ -7,12 +7,15 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { CreateDBInstanceCommand, CreateDBInstanceReadReplicaCommand, CreateDBSubnetGroupCommand, RDSClient } from '@aws-sdk/client-rds';
+import { randomBytes } from 'node:crypto';
 import { freePort } from './ports';
 import { type Identity } from './proc';
 import { issueCertificate, type LabCa } from './tls';
 import { waitFor } from '@/lib/testing/wait';
 import type { AwsFrontConfig } from './aws-front';
 import type { LabRoute53 } from './route53';
+import type { LabRds } from './lab';
 import { setting } from '@/lib/settings/settings';
 
 // The SDK warns once per process that its 2027 releases need Node 22: true, and said in the README; the
@@ -54,6 +57,8 @@ export interface LabAws {
    * bucket per environment for its backup repository (made as an admin would make it in AWS).
    */
   s3?: LabS3;
+  /** The DB instances moto has for the lab's RDS herds (each backed by a lab Postgres the front drives). */
+  rds?: { environment: string; herd: string; identifiers: string[]; subnetGroup: string }[];
 }
 
 export interface LabS3 {
@@ -131,6 +136,8 @@ export async function startAws(
   s3?: { ca: LabCa; environments: string[] },
   /** Addresses an instance launched in an environment's subnet gets, and the host key its sshd there presents. */
   launch: { environment: string; address: string; fingerprint: string }[] = [],
+  /** RDS herds: a DB instance per member in moto, its endpoint the member's Postgres. */
+  rds: LabRds[] = [],
 ): Promise<LabAws> {
   const motoPort = await freePort();
   const frontPort = await freePort();
@@ -186,6 +193,60 @@ export async function startAws(
       { dataDirectory: s.dataDirectory, logFile: s.logFile, ...(s.binDir ? { binDir: s.binDir } : {}) },
     ];
   }
+  const rdsMade: NonNullable<LabAws['rds']> = [];
+  if (rds.length) {
+    const client = new RDSClient({ endpoint: motoUrl, region: LAB_REGION, credentials });
+    for (const h of rds) {
+      const source = h.members.find((m) => m.role === 'primary')!;
+      const zone = zoneOfSite(sites, source.site);
+      let vpc = vpcs.find((v) => v.environment === h.environment);
+      if (!vpc) {
+        vpc = await labVpc(ec2, { environment: h.environment, site: source.site, address: source.address }, zone);
+        vpcs.push(vpc);
+      }
+      const subnetGroup = `pgherd-lab-${h.environment}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
+      if (!rdsMade.some((r) => r.subnetGroup === subnetGroup))
+        await client.send(
+          new CreateDBSubnetGroupCommand({
+            DBSubnetGroupName: subnetGroup,
+            DBSubnetGroupDescription: `the lab's ${h.environment} subnets`,
+            SubnetIds: [vpc.subnetId],
+          }),
+        );
+      const tags = [
+        { Key: 'pgherd:environment', Value: h.environment },
+        { Key: 'pgherd:herd', Value: h.herd },
+      ];
+      await client.send(
+        new CreateDBInstanceCommand({
+          DBInstanceIdentifier: source.identifier,
+          DBInstanceClass: source.instanceClass,
+          Engine: 'postgres',
+          EngineVersion: '15.8',
+          AllocatedStorage: 100,
+          StorageType: 'gp3',
+          MasterUsername: 'postgres',
+          MasterUserPassword: randomBytes(18).toString('base64url'),
+          DBSubnetGroupName: subnetGroup,
+          AvailabilityZone: zone,
+          Port: source.port,
+          Tags: tags,
+        }),
+      );
+      for (const m of h.members.filter((x) => x !== source))
+        await client.send(
+          new CreateDBInstanceReadReplicaCommand({
+            DBInstanceIdentifier: m.identifier,
+            SourceDBInstanceIdentifier: source.identifier,
+            DBInstanceClass: m.instanceClass,
+            AvailabilityZone: zoneOfSite(sites, m.site),
+            Tags: tags,
+          }),
+        );
+      rdsMade.push({ environment: h.environment, herd: h.herd, identifiers: h.members.map((m) => m.identifier), subnetGroup });
+    }
+    client.destroy();
+  }
   ec2.destroy();
 
   const capacityFile = path.join(dir, 'aws-capacity.json');
@@ -208,6 +269,26 @@ export async function startAws(
     hosts,
     launch: { slots: launch, subnets: Object.fromEntries(vpcs.map((v) => [v.subnetId, v.environment])) },
     ...(s3Cert ? { s3: { port: s3Port, certFile: s3Cert.certFile, keyFile: s3Cert.keyFile } } : {}),
+    ...(rds.length
+      ? {
+          rds: {
+            backing: Object.fromEntries(
+              rds.flatMap((h) =>
+                h.members.map((m) => [
+                  m.identifier,
+                  {
+                    address: m.address,
+                    port: m.port,
+                    dataDirectory: m.dataDirectory,
+                    logFile: m.logFile,
+                    ...(m.binDir ? { binDir: m.binDir } : {}),
+                  },
+                ]),
+              ),
+            ),
+          },
+        }
+      : {}),
   };
   const cfgFile = path.join(dir, 'aws-front.json');
   writeFileSync(cfgFile, JSON.stringify(cfg));
@@ -242,6 +323,7 @@ export async function startAws(
     discoveryTags,
     vpcs,
     ...(labS3 ? { s3: labS3 } : {}),
+    ...(rdsMade.length ? { rds: rdsMade } : {}),
   };
 }
 
@@ -283,6 +365,9 @@ export function labAwsEnv(aws: LabAws): Record<string, string> {
     AWS_SECRET_ACCESS_KEY: aws.secretAccessKey,
     // The lab's EC2 answers at once: ask every second, not every 5.
     PGHERD_EC2_POLL_SECONDS: '1',
+    // So does the lab's RDS (its changes take the front's 2 s).
+    PGHERD_RDS_POLL_SECONDS: '1',
+    PGHERD_RDS_WAIT_SECONDS: '120',
     // A lab started before its VPCs were per environment has none: its instances are nobody's.
     ...(aws.vpcs?.length ? { PGHERD_AWS_ENVIRONMENTS: labAwsEnvironments(aws) } : {}),
     // The lab's Route 53 is INSYNC about a second after a change: ask five times a second.

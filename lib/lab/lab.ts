@@ -91,6 +91,13 @@ export interface LabPatroni {
   etcd: string;
 }
 
+/** An RDS herd of the lab: a source DB instance and its read replicas, each backed by a lab Postgres. */
+export interface LabRds {
+  environment: string;
+  herd: string;
+  members: (LabInstance & { identifier: string; instanceClass: string; logFile: string })[];
+}
+
 export interface LabInfo {
   name: string;
   dir: string;
@@ -107,6 +114,8 @@ export interface LabInfo {
   pgbouncer: LabPgbouncer[];
   /** Herds Patroni runs, with etcd as their DCS (their members are in `instances` too). */
   patroni?: LabPatroni[];
+  /** Herds RDS runs (moto's DB instances, each a lab Postgres behind the lab's AWS front): not in `instances`, never reached over SSH. */
+  rds?: LabRds[];
   /** A backup host per environment (its pgBackRest repository) and empty scratch servers for restores. */
   backup?: LabBackup;
   /** OpenLDAP slapd: ou=people, ou=groups, the service account, each user's password and groups. */
@@ -184,6 +193,12 @@ export interface LabOptions {
    * beside the fleet: `members` (default 3) on <subnet>.1-N (default 127.0.20).
    */
   patroni?: { environment: string; herd: string; members?: number; subnet?: string }[];
+  /**
+   * Herds RDS runs (needs aws): a source and `replicas` (default 1) read replicas, DB instances in moto, each
+   * backed by a lab Postgres on <subnet>.1-N (default 127.0.22) that the lab's AWS front starts, stops and
+   * promotes as RDS would. Found by RDS discovery, not seeded.
+   */
+  rds?: { environment: string; herd: string; replicas?: number; subnet?: string }[];
   log?: (msg: string) => void;
 }
 
@@ -393,7 +408,11 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
       );
       info.tls = await makeCa(id, path.join(dir, 'ca'));
       info.pgAccess = writePgAccess(dir, info.tls, [
-        ...new Set([...members.map((m) => m.environment), ...(opts.patroni ?? []).map((p) => p.environment)]),
+        ...new Set([
+          ...members.map((m) => m.environment),
+          ...(opts.patroni ?? []).map((p) => p.environment),
+          ...(opts.rds ?? []).map((p) => p.environment),
+        ]),
       ]);
       log(`starting the sandbox fleet: ${members.length} instances on port ${port} (TLS, pgherd's role per environment)`);
       // Every build the lab has is installed (the agents report them all); some herds run on one.
@@ -401,6 +420,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
       const builds = new Map(Object.entries(spec.builds ?? {}).map(([herd, name]) => [herd, labBuild(name)]));
       await startFleet(id, dir, members, port, info, track, builds);
       if (opts.patroni?.length) await startLabPatroni(id, dir, opts.patroni, spec.sites, info, track, log);
+      if (opts.rds?.length && opts.aws !== false) info.rds = await startRdsPostgres(id, dir, opts.rds, spec.sites, info, track, log);
       // In front of a fleet herd or a Patroni herd.
       const pooled = (opts.pgbouncer ?? [{ environment: 'production', herd: 'billing' }]).filter((h) =>
         info.instances.some((m) => m.environment === h.environment && m.herd === h.herd),
@@ -464,6 +484,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
           track,
           { ca: info.tls, environments: [...new Set(info.instances.map((i) => i.environment))] },
           (info.backup?.launch ?? []).map((l) => ({ ...l, fingerprint: info.ssh!.environments[l.environment]!.hostKeyFingerprint })),
+          info.rds ?? [],
         );
         // What the environment's image gives a launched instance: its certificate, naming every launch address.
         for (const v of info.aws.vpcs ?? []) {
@@ -717,6 +738,59 @@ async function startLabPatroni(
     });
     addPatroniAccess(info.pgAccess!, spec.environment, { user: herd.restUser, password: restPassword, caFile: herd.caFile, dir });
   }
+}
+
+/** The DB instance identifier of an RDS herd's member k (0: its source). */
+export const rdsIdentifierOf = (environment: string, herd: string, k: number) => `${shortEnv(environment)}-${herd}-${String(k + 1)}`;
+/** The class the lab's RDS instances are created with. */
+export const LAB_RDS_CLASS = 'db.m6i.large';
+
+/**
+ * The Postgres behind each of the lab's RDS herds: a source and its replicas streaming, with TLS and
+ * pgherd's role like the fleet's, on addresses of their own that no sshd answers at (RDS gives no shell).
+ */
+async function startRdsPostgres(
+  id: Identity,
+  dir: string,
+  specs: NonNullable<LabOptions['rds']>,
+  sites: string[],
+  info: LabInfo,
+  track: (p: LabProcess) => void,
+  log: (m: string) => void,
+): Promise<LabRds[]> {
+  const out: LabRds[] = [];
+  let n = 0;
+  for (const spec of specs) {
+    const planned: PlannedMember[] = Array.from({ length: (spec.replicas ?? 1) + 1 }, (_, k) => ({
+      environment: spec.environment,
+      herd: spec.herd,
+      hostname: rdsIdentifierOf(spec.environment, spec.herd, k),
+      address: `${spec.subnet ?? '127.0.22'}.${String(++n)}`,
+      site: sites[k % sites.length] ?? 'dc-east',
+      role: k === 0 ? 'primary' : 'replica',
+      index: k,
+    }));
+    const port = await portFreeOnAll(
+      planned.map((m) => m.address),
+      [5432, 5433, ...range(25432, 40)],
+    );
+    log(
+      `starting RDS herd ${spec.environment}/${spec.herd}'s Postgres: ${planned.map((m) => `${m.hostname} on ${m.address}:${String(port)}`).join(', ')}`,
+    );
+    const started: LabInfo = { ...info, instances: [] };
+    await startFleet(id, dir, planned, port, started, track, new Map());
+    out.push({
+      environment: spec.environment,
+      herd: spec.herd,
+      members: started.instances.map((i) => ({
+        ...i,
+        identifier: i.server,
+        instanceClass: LAB_RDS_CLASS,
+        logFile: path.join(dir, 'log', `${i.server}.log`),
+      })),
+    });
+  }
+  return out;
 }
 
 /** PGHERD_PG_CONFIG's entry for `environment` gains Patroni's REST credentials (the password in a file of its own). */

@@ -9,6 +9,8 @@ export const discoveryConfigSchema = z
     regions: z.array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'a region such as eu-west-1')).min(1),
     /** Instances carrying all of these (`*`: the tag with any value). */
     tags: z.record(tagKey, z.string().max(256)).refine((t) => Object.keys(t).length > 0, 'at least one tag to filter on'),
+    /** Also every Postgres DB instance RDS runs in the regions (a source and its read replicas: a herd run by RDS). */
+    rds: z.boolean().default(false),
     /** Which tags say the server's host name, environment and site. */
     map: z
       .object({

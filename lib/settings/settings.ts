@@ -206,6 +206,18 @@ export const SETTINGS = {
     default: 5,
     doc: 'how often EC2 is asked meanwhile (growing to 3 times that)',
   }),
+  PGHERD_RDS_WAIT_SECONDS: num({
+    min: 5,
+    max: 14_400,
+    default: 3600,
+    doc: 'how long RDS may take to apply a change (a new class, a stop, a start, a reboot, a promote, a new read replica) before its step fails: RDS takes minutes, a class change often tens of them',
+  }),
+  PGHERD_RDS_POLL_SECONDS: num({
+    min: 1,
+    max: 300,
+    default: 15,
+    doc: 'how often RDS is asked meanwhile (growing to 3 times that)',
+  }),
   PGHERD_AWS_ENVIRONMENTS: json(awsEnvironmentsSchema, {
     accepts: 'a JSON list of { environment, vpc } or { environment, account, region }',
     doc: 'which pgherd environment each EC2 instance belongs to: `[{ "environment": "production", "vpc": "vpc-0123abcd" }, { "environment": "staging", "account": "123456789012", "region": "eu-west-1", "approve": true }]`. Each entry has a `vpc`, or an `account` with or without a `region`. An instance takes its VPC\'s entry, else its account\'s in its region, else its account\'s in every region; one none of these name is no environment\'s (pgherd neither powers, resizes nor discovers it). `approve: true`: servers discovery creates there wait for an admin\'s approval. `launchTls: { "certFile": "/etc/ssl/pg/server.crt", "keyFile": "/etc/ssl/pg/server.key" }`: the TLS files an instance pgherd launches there holds (its image makes them, naming its address), given to a replica laid out on it unless the action says others. A place mapped to two environments, or any other bad value, stops the worker at start, saying what is wrong. Unset: no instance is any environment\'s, so EC2 power and resize are refused everywhere',
@@ -213,7 +225,7 @@ export const SETTINGS = {
   PGHERD_AWS_DISCOVERY: json(discoveryConfigSchema, {
     accepts: 'a JSON object { regions, tags, map }',
     shown: 'none',
-    doc: 'EC2 discovery: `{ "regions": ["eu-west-1"], "tags": { "Role": "PostgreSQL" }, "map": { "hostname": "Name", "environment": "pgherd:environment", "herd": "pgherd:herd", "site": "pgherd:site" } }` (`map` shows its defaults; a tag value `*` matches any). One worker at a time, at its start, every `PGHERD_AWS_DISCOVERY_EVERY_MS` and when a global admin asks (the servers page\'s button, `POST /api/v1/cloud/discovery`; each pass is kept in `discovery_runs` with its summary, the last 500). It gives the matching instances\' servers their cloud identity (instance id, type, zone, architecture, EC2 state, private address, tags), finding each server by instance id, else by private address among the servers of the instance\'s environment, never by name. For a new instance it creates a server in the environment `PGHERD_AWS_ENVIRONMENTS` gives it (audited as `server.discovered`; `approval` `pending` where that environment\'s entry says `approve`). An instance with no name tag, in no mapped environment, or named as an existing server it is not bound to is skipped, and the pass\'s `skipped` says why; an `map.environment` tag that disagrees with the configuration is listed in `problems` and not obeyed. A server whose instance is terminated or no longer listed is marked (`cloud_state` `terminated` or `gone`, with `cloud_gone_at`), never deleted. A bad value stops the worker at start, saying what is wrong',
+    doc: 'EC2 discovery: `{ "regions": ["eu-west-1"], "tags": { "Role": "PostgreSQL" }, "map": { "hostname": "Name", "environment": "pgherd:environment", "herd": "pgherd:herd", "site": "pgherd:site" } }` (`map` shows its defaults; a tag value `*` matches any). One worker at a time, at its start, every `PGHERD_AWS_DISCOVERY_EVERY_MS` and when a global admin asks (the servers page\'s button, `POST /api/v1/cloud/discovery`; each pass is kept in `discovery_runs` with its summary, the last 500). It gives the matching instances\' servers their cloud identity (instance id, type, zone, architecture, EC2 state, private address, tags), finding each server by instance id, else by private address among the servers of the instance\'s environment, never by name. For a new instance it creates a server in the environment `PGHERD_AWS_ENVIRONMENTS` gives it (audited as `server.discovered`; `approval` `pending` where that environment\'s entry says `approve`). An instance with no name tag, in no mapped environment, or named as an existing server it is not bound to is skipped, and the pass\'s `skipped` says why; an `map.environment` tag that disagrees with the configuration is listed in `problems` and not obeyed. A server whose instance is terminated or no longer listed is marked (`cloud_state` `terminated` or `gone`, with `cloud_gone_at`), never deleted. `"rds": true`: also every RDS DB instance of engine postgres in the regions, a source and its read replicas made a herd run by RDS (docs/rds.md). A bad value stops the worker at start, saying what is wrong',
   }),
   PGHERD_AWS_DISCOVERY_EVERY_MS: int({
     min: 0,

@@ -46,6 +46,7 @@ export function resizePrepared(h: HerdRef, t: InstanceRef | InstanceRef[], state
     { types, offered: new Set(types.keys()), perHour: (n) => prices.perHour('eu-west-1', n) },
   );
   return {
+    rds: new Map(),
     byServer: new Map(
       on.map((m, k) => [
         m.serverId,

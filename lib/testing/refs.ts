@@ -31,6 +31,7 @@ export function member(id: number, role: InstanceRef['role'], over: Partial<Inst
     observedRole: role,
     state: 'running',
     cloud: null,
+    rds: null,
     upstreamId: role === 'replica' ? 1 : null,
     lsn: 1000,
     lagBytes: 0,

@@ -4,6 +4,7 @@
 // an emulator (the lab's moto) or a private endpoint.
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { PricingClient } from '@aws-sdk/client-pricing';
+import { RDSClient } from '@aws-sdk/client-rds';
 import { Route53Client } from '@aws-sdk/client-route-53';
 import { setting, SETTINGS } from '@/lib/settings/settings';
 import { shortenErrors } from './errors';
@@ -47,8 +48,12 @@ function common(s: AwsSettings, region?: string) {
 }
 
 // One client per kind, region and endpoint for the process (clients keep their connections).
-const clients = new Map<string, EC2Client | Route53Client | PricingClient>();
-function cached<T extends EC2Client | Route53Client | PricingClient>(kind: string, c: ReturnType<typeof common>, make: () => T): T {
+const clients = new Map<string, EC2Client | Route53Client | PricingClient | RDSClient>();
+function cached<T extends EC2Client | Route53Client | PricingClient | RDSClient>(
+  kind: string,
+  c: ReturnType<typeof common>,
+  make: () => T,
+): T {
   const key = `${kind} ${c.region} ${c.endpoint ?? ''} ${c.requestHandler.requestTimeout}`;
   const found = clients.get(key) as T | undefined;
   if (found) return found;
@@ -61,6 +66,11 @@ function cached<T extends EC2Client | Route53Client | PricingClient>(kind: strin
 export function ec2Client(region?: string, s: AwsSettings = awsSettings()): EC2Client {
   const c = common(s, region);
   return cached('ec2', c, () => new EC2Client(c));
+}
+
+export function rdsClient(region?: string, s: AwsSettings = awsSettings()): RDSClient {
+  const c = common(s, region);
+  return cached('rds', c, () => new RDSClient(c));
 }
 
 /** Route 53 is global: its region is the settings' (us-east-1 when none is set and AWS is reached at all). */

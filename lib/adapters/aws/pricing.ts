@@ -29,25 +29,53 @@ export function onDemandPrice(doc: Product): { type: string; perHour: number } |
 /** At most this many pages (100 products each): a region has about a thousand types. */
 const MAX_PAGES = 100;
 
-export async function onDemandLinuxPrices(client: PricingClient, region: string, signal?: AbortSignal): Promise<OnDemandPrices> {
+export function onDemandLinuxPrices(client: PricingClient, region: string, signal?: AbortSignal): Promise<OnDemandPrices> {
+  return onDemandPrices(
+    client,
+    'AmazonEC2',
+    [
+      ['regionCode', region],
+      ['operatingSystem', 'Linux'],
+      ['tenancy', 'Shared'],
+      ['preInstalledSw', 'NA'],
+      ['capacitystatus', 'Used'],
+      ['licenseModel', 'No License required'],
+    ],
+    signal,
+  );
+}
+
+/** RDS for PostgreSQL's on-demand prices, Single-AZ (a Multi-AZ instance costs twice its class's), by class (db.m6i.large). */
+export function onDemandRdsPostgresPrices(client: PricingClient, region: string, signal?: AbortSignal): Promise<OnDemandPrices> {
+  return onDemandPrices(
+    client,
+    'AmazonRDS',
+    [
+      ['regionCode', region],
+      ['databaseEngine', 'PostgreSQL'],
+      ['deploymentOption', 'Single-AZ'],
+    ],
+    signal,
+  );
+}
+
+async function onDemandPrices(
+  client: PricingClient,
+  service: 'AmazonEC2' | 'AmazonRDS',
+  filters: [string, string][],
+  signal?: AbortSignal,
+): Promise<OnDemandPrices> {
   const perHour = new Map<string, number>();
   let published: string | null = null;
   let token: string | undefined;
   for (let page = 0; page < MAX_PAGES; page++) {
     const r = await client.send(
       new GetProductsCommand({
-        ServiceCode: 'AmazonEC2',
+        ServiceCode: service,
         FormatVersion: 'aws_v1',
         MaxResults: 100,
         NextToken: token,
-        Filters: [
-          { Type: 'TERM_MATCH', Field: 'regionCode', Value: region },
-          { Type: 'TERM_MATCH', Field: 'operatingSystem', Value: 'Linux' },
-          { Type: 'TERM_MATCH', Field: 'tenancy', Value: 'Shared' },
-          { Type: 'TERM_MATCH', Field: 'preInstalledSw', Value: 'NA' },
-          { Type: 'TERM_MATCH', Field: 'capacitystatus', Value: 'Used' },
-          { Type: 'TERM_MATCH', Field: 'licenseModel', Value: 'No License required' },
-        ],
+        Filters: filters.map(([Field, Value]) => ({ Type: 'TERM_MATCH', Field, Value })),
       }),
       { abortSignal: signal },
     );

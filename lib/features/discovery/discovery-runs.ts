@@ -8,7 +8,9 @@ import type { Db } from '@/db/client';
 import { discoveryRuns } from '@/db/schema';
 import { roleIn, type Access } from '@/lib/engine/access';
 import { awsErrorText } from '@/lib/adapters/aws/errors';
+import type { RDSClient } from '@aws-sdk/client-rds';
 import { discoverEc2, type DiscoveryConfig } from './discovery';
+import { discoverRds } from './rds-discovery';
 
 export const DISCOVERY_CHANNEL = 'pgherd_discovery';
 /** The passes kept; older ones are deleted after each pass. */
@@ -82,7 +84,7 @@ export async function runDiscovery(
   db: Db,
   cfg: DiscoveryConfig,
   clientFor: (region: string) => EC2Client,
-  opts: { scheduled: boolean },
+  opts: { scheduled: boolean; rdsClientFor?: (region: string) => RDSClient },
 ): Promise<DiscoveryRun['summary'] | null> {
   const now = new Date();
   let ids = (
@@ -99,6 +101,7 @@ export async function runDiscovery(
   )})`;
   try {
     const summary = await discoverEc2(db, cfg, clientFor);
+    if (cfg.rds && opts.rdsClientFor) summary.rds = await discoverRds(db, cfg, opts.rdsClientFor);
     await db.update(discoveryRuns).set({ finishedAt: new Date(), summary }).where(mine);
     return summary;
   } catch (err) {

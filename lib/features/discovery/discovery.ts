@@ -14,6 +14,7 @@ import { writeAudit } from '@/lib/engine/write-audit';
 import { describeInstances, tagFilters, type CloudInstance } from '@/lib/adapters/aws/ec2';
 import { awsEnvironments, environmentOfInstance, placeOf, type AwsEnvironments } from '@/lib/adapters/aws/environments';
 import type { DiscoveryConfig } from '@/lib/settings/aws-discovery-schema';
+import type { RdsDiscoverySummary } from './rds-discovery';
 import { setting } from '@/lib/settings/settings';
 
 export type { DiscoveryConfig } from '@/lib/settings/aws-discovery-schema';
@@ -33,6 +34,8 @@ export interface DiscoverySummary {
   skipped: { instanceId: string; reason: string }[];
   /** What discovery saw and did not obey: a tag that names another environment than the configuration's. */
   problems?: { instanceId: string; problem: string }[];
+  /** RDS's DB instances, when discovery reads them too (PGHERD_AWS_DISCOVERY's `rds`). */
+  rds?: RdsDiscoverySummary;
 }
 
 const SYSTEM = { id: null, username: 'pgherd (EC2 discovery)' };

@@ -2,7 +2,9 @@
 // needs them: read from EC2 once an hour per process (thousands of types; a 500-target plan must not
 // read them 500 times), priced from the process's price list.
 import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { RDSClient } from '@aws-sdk/client-rds';
 import { describeTypes, typesOfferedIn, type TypeInfo } from '@/lib/adapters/aws/ec2';
+import { ec2TypeOfClass, orderableClasses } from '@/lib/adapters/aws/rds';
 import type { Catalogue } from './rank';
 import { priceList, type PriceList } from './prices';
 
@@ -47,3 +49,43 @@ export async function catalogueFor(
   const [types, offered] = await Promise.all([typesIn(client, region, opts.endpoint), offeredIn(client, zone, opts.endpoint)]);
   return { types, offered, perHour: (name) => prices.perHour(region, name), prices };
 }
+
+/**
+ * What the ranking needs for an RDS DB instance: the classes RDS offers for its PostgreSQL version in its
+ * zone, each with its EC2 twin's vCPU and memory (db.m6i.large runs on m6i.large), priced from the price
+ * list's db.* entries (twice for a Multi-AZ instance, which runs a standby of the class). RDS picks the
+ * hardware: no architecture, ENA or virtualization stands between an instance and a class.
+ */
+export async function rdsCatalogueFor(
+  ec2: EC2Client,
+  rds: RDSClient,
+  region: string,
+  zone: string,
+  engineVersion: string,
+  opts: { endpoint?: string; prices?: PriceList; multiAz?: boolean } = {},
+): Promise<Catalogue & { prices: PriceList }> {
+  const prices = opts.prices ?? priceList();
+  const [twins, offered] = await Promise.all([
+    typesIn(ec2, region, opts.endpoint),
+    remembered(`rds ${zone} ${engineVersion} ${opts.endpoint ?? ''}`, () => orderableClasses(rds, engineVersion, zone)),
+  ]);
+  const types = new Map<string, TypeInfo>();
+  for (const name of offered) {
+    const twin = twins.get(ec2TypeOfClass(name));
+    if (twin) types.set(name, { ...twin, name, architectures: [RDS_ARCHITECTURE], virtualization: ['hvm'], ena: 'supported' });
+  }
+  const factor = opts.multiAz ? 2 : 1;
+  return {
+    types,
+    offered,
+    noun: 'an RDS class for PostgreSQL',
+    perHour: (name) => {
+      const p = prices.perHour(region, name);
+      return p === null ? null : Math.round(p * factor * 10000) / 10000;
+    },
+    prices,
+  };
+}
+
+/** What an RDS instance's architecture is to the ranking: any class RDS offers runs it. */
+export const RDS_ARCHITECTURE = 'rds';

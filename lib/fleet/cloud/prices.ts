@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { pricingClient } from '@/lib/adapters/aws/config';
 import { awsErrorText } from '@/lib/adapters/aws/errors';
-import { onDemandLinuxPrices, type OnDemandPrices } from '@/lib/adapters/aws/pricing';
+import { onDemandLinuxPrices, onDemandRdsPostgresPrices, type OnDemandPrices } from '@/lib/adapters/aws/pricing';
 import shipped from './prices/ec2-on-demand.json';
 import { setting } from '@/lib/settings/settings';
 
@@ -28,7 +28,7 @@ const priceFileSchema = z
       if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region))
         ctx.addIssue({ code: 'custom', path: ['regions', region], message: 'not a region such as eu-west-1' });
       for (const type of Object.keys(types))
-        if (!/^[a-z0-9-]+\.[a-z0-9-]+$/.test(type))
+        if (!/^(db\.)?[a-z0-9-]+\.[a-z0-9-]+$/.test(type))
           ctx.addIssue({ code: 'custom', path: ['regions', region, type], message: 'not an instance type such as m6i.large' });
     }
   });
@@ -103,6 +103,13 @@ function readApi(region: string, read: (region: string) => Promise<OnDemandPrice
   return value;
 }
 
+/** A region's EC2 types and RDS for PostgreSQL classes (db.*), read together. */
+async function readBoth(region: string): Promise<OnDemandPrices> {
+  const [ec2, rds] = await Promise.all([onDemandLinuxPrices(pricingClient(), region), onDemandRdsPostgresPrices(pricingClient(), region)]);
+  const days = [ec2.published, rds.published].filter((d): d is string => d !== null).sort();
+  return { perHour: new Map([...ec2.perHour, ...rds.perHour]), published: days.at(-1) ?? null };
+}
+
 /**
  * The prices for these regions: the Price List API's when PGHERD_PRICE_SOURCE=aws (a region whose read
  * fails takes the file's, and the source says so, with the AWS error), else the file's.
@@ -110,7 +117,7 @@ function readApi(region: string, read: (region: string) => Promise<OnDemandPrice
 export async function priceListFor(
   regions: string[],
   env: Record<string, string | undefined> = process.env,
-  read: (region: string) => Promise<OnDemandPrices> = (region) => onDemandLinuxPrices(pricingClient(), region),
+  read: (region: string) => Promise<OnDemandPrices> = readBoth,
 ): Promise<PriceList> {
   const file = priceList(env);
   if (setting('PGHERD_PRICE_SOURCE', env) === 'file') return file;

@@ -47,12 +47,14 @@ export interface Catalogue {
   /** The types offered in the instance's zone. */
   offered: Set<string>;
   perHour: (instanceType: string) => number | null;
+  /** What a type is called in refusals (default: an EC2 instance type). */
+  noun?: string;
 }
 
 /** Why this instance cannot run this type, or null when it can. */
 export function cannotRun(i: RankedInstance, name: string, c: Catalogue): string | null {
   const t = c.types.get(name);
-  if (!t) return `${name} is not an EC2 instance type in ${i.region}`;
+  if (!t) return `${name} is not ${c.noun ?? 'an EC2 instance type'} in ${i.region}`;
   if (!t.architectures.includes(i.architecture))
     return `${name} runs ${t.architectures.join(' or ')}, not ${i.architecture} (the instance's image would not boot)`;
   if (!t.virtualization.includes(i.virtualization)) return `${name} does not support ${i.virtualization} virtualization`;

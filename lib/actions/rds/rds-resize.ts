@@ -1,0 +1,335 @@
+// Resize an RDS read replica: the same action, parameters, ranking, cost preview, DNS drain and rules as
+// an EC2 replica's (resize.action.ts), through the RDS API only. Its names are drained and their TTL
+// waited out; RDS is asked for the new class, applied now (the fallback classes in order when RDS has no
+// capacity for one); RDS's own status is waited on until it says available with the new class; the
+// replica must stream again with lag under the bound before its names come back. Nothing runs on the
+// host: RDS gives none.
+import { eq } from 'drizzle-orm';
+import { servers } from '@/db/schema';
+import { awsErrorText } from '@/lib/adapters/aws/errors';
+import { ec2Client, rdsClient } from '@/lib/adapters/aws/config';
+import { describeRds, isRdsCapacityOrClassRefusal, modifyClass, rdsWaitBounds, waitRds, type RdsInstance } from '@/lib/adapters/aws/rds';
+import { awsEnvironments } from '@/lib/adapters/aws/environments';
+import { writeAudit } from '@/lib/engine/write-audit';
+import { commonWarnings, type ActionDeps, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
+import { dnsSteps } from '@/lib/actions/steps/dns-steps';
+import { refreshStep } from '@/lib/actions/steps/control-steps';
+import { recordTargets } from '@/lib/fleet/dns-records';
+import type { DnsRecordRef, HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { observe, type Observed } from '@/lib/fleet/observe';
+import { errorText } from '@/lib/engine/errors';
+import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { rdsCatalogueFor, RDS_ARCHITECTURE } from '@/lib/fleet/cloud/catalogue';
+import { HOURS_PER_MONTH, type PriceList } from '@/lib/fleet/cloud/prices';
+import { rankTypes, type Ranking, type ResizeWish, type TypeChoice } from '@/lib/fleet/cloud/rank';
+import { rdsIdentityProblem, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
+import { rdsDetails } from '@/lib/fleet/cloud/rds-identity';
+import {
+  DEFAULT_MAX_LAG_SECONDS,
+  drainTargets,
+  recordsAt,
+  streamingStep,
+  waitOutTtlStep,
+  withBacks,
+} from '@/lib/actions/steps/drain-steps';
+
+/** What the plan needs of one RDS target: the DB instance as RDS has it now, and the ranking of its classes. */
+export interface RdsTarget {
+  region: string;
+  identifier: string;
+  live: RdsInstance | null;
+  ranking: Ranking | null;
+  /** Why RDS does not confirm the DB instance as the server's (environment, endpoint), or null when it does. */
+  identity: string | null;
+}
+
+/** What the steps share (a resize's state has it all). */
+export interface RdsResizeState {
+  attempts: { type: string; error: string }[];
+  landed: string | null;
+  asked?: Promise<Observed>;
+}
+
+/** What planning an RDS resize reads: the resize's parameters and what its prepare read. */
+export interface RdsResizeContext {
+  members: InstanceRef[];
+  params: { maxLagSeconds?: number };
+  prepared: { rds: Map<number, RdsTarget>; herds: Map<number, HerdRef>; prices: { source: string; date: string } };
+}
+
+/** The servers' RDS DB instances as RDS has them now and, when a class is wished for, the ranking of each one's classes. */
+export async function prepareRds(
+  rows: { id: number; hostname: string; address: string; cloudRegion: string | null; cloudInstanceId: string | null }[],
+  environmentOf: (serverId: number) => string,
+  wishFor: (serverId: number) => ResizeWish | null,
+  wished: boolean,
+  prices: PriceList,
+  endpoint: string,
+): Promise<Map<number, RdsTarget>> {
+  const out = new Map<number, RdsTarget>();
+  const mapping = awsEnvironments();
+  for (const s of rows) {
+    const region = s.cloudRegion ?? '';
+    const identifier = s.cloudInstanceId ?? '';
+    const live = await describeRds(rdsClient(region), region, identifier);
+    let ranking: Ranking | null = null;
+    const w = wishFor(s.id);
+    if (live && wished && !w) ranking = { ok: false, reason: `backTo names no class for the DB instance ${identifier}` };
+    if (live && w) {
+      const c = await rdsCatalogueFor(ec2Client(region), rdsClient(region), region, live.availabilityZone, live.engineVersion, {
+        endpoint,
+        prices,
+        multiAz: live.multiAz,
+      });
+      ranking = rankTypes(
+        {
+          instanceId: identifier,
+          region,
+          availabilityZone: live.availabilityZone,
+          instanceType: live.instanceClass,
+          architecture: RDS_ARCHITECTURE,
+          enaSupport: true,
+          virtualization: 'hvm',
+        },
+        w,
+        c,
+      );
+    }
+    out.set(s.id, {
+      region,
+      identifier,
+      live,
+      ranking,
+      identity: live
+        ? rdsIdentityProblem({ hostname: s.hostname, address: s.address, environment: environmentOf(s.id) }, identifier, live, mapping)
+        : null,
+    });
+  }
+  return out;
+}
+
+const money = (v: number | null) => (v === null ? 'price unknown' : `$${v.toFixed(4)}/h, $${(v * HOURS_PER_MONTH).toFixed(2)}/month`);
+const classLine = (c: TypeChoice) => `${c.name}: ${c.vcpus} vCPU, ${c.memoryGiB} GiB, ${money(c.perHour)}`;
+const signed = (v: number) => `${v < 0 ? '-' : '+'}$${Math.abs(v).toFixed(2)}`;
+
+/** One RDS replica's resize, or why it is refused. */
+export function planRdsResize<S extends RdsResizeState>(
+  t: InstanceRef,
+  { members, params, prepared: p }: RdsResizeContext,
+): ActionPlan<S> | Refusal {
+  const c = p.rds.get(t.serverId);
+  if (!c) return refuse('cloud', `${t.hostname} has no RDS identity: run discovery`);
+  if (t.role === 'primary' || t.observedRole === 'primary')
+    return refuse(
+      'not-applicable',
+      `${t.label} is its herd's source (it takes the writes): RDS restarts an instance to change its class, so Resize takes read replicas only, drained first`,
+    );
+  if (!c.live) return refuse('cloud', `RDS does not know ${c.identifier} in ${c.region} (deleted, or another account)`);
+  if (c.identity) return refuse('cloud', c.identity);
+  if (c.live.status !== 'available')
+    return refuse('cloud', `RDS says ${c.identifier} is ${c.live.status}: a resize starts from an available instance`);
+  if (t.state !== 'running') return refuse('not-applicable', `${t.label} is ${t.state}: a resize drains and restarts a running replica`);
+  if (!c.ranking) return refuse('cloud', `no class catalogue for ${c.region}`);
+  if (!c.ranking.ok) return refuse('cloud', c.ranking.reason);
+  const r = c.ranking;
+  const herd = p.herds.get(t.herdId);
+  if (!herd) return refuse('gone', 'its herd was deleted from the inventory');
+  const maxLag = params.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS;
+  if (r.target.name === r.current.name) return finishRds<S>(t, members, herd, c, r.current, maxLag);
+  const drained = recordsAt(herd, members, t);
+  for (const rec of drained) {
+    const to = drainTargets(rec, members, t);
+    if (typeof to === 'string') return refuse('dns', `${rec.name} cannot be drained: ${to}`);
+  }
+  const ttl = Math.max(0, ...drained.map((d) => d.ttl));
+  const isDrained = (rec: DnsRecordRef) => drained.some((d) => d.id === rec.id);
+  const drainSteps = dnsSteps<S>(
+    herd,
+    () => members,
+    (rec) => drainTargets(rec, members, t),
+    (rec) => {
+      const to = drainTargets(rec, members, t);
+      return `drain ${rec.name}: point it at ${typeof to === 'string' ? '?' : to.map((m) => m.hostname).join(', ')} instead of ${t.hostname}`;
+    },
+    isDrained,
+    { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
+  );
+  const backSteps = dnsSteps<S>(
+    herd,
+    () => members,
+    (rec) => recordTargets(rec, members),
+    (rec) => `${rec.name} back to ${t.hostname}`,
+    isDrained,
+    { name: (rec) => `DNS back: ${rec.name}` },
+  );
+  const bounds = rdsWaitBounds();
+  const classes = [r.target.name, ...r.fallbacks.map((f) => f.name)];
+  const rds = () => rdsClient(c.region);
+  const arg = { identifier: c.identifier, region: c.region };
+  const steps: ActionStep<S>[] = [
+    {
+      name: 'check the RDS instance',
+      does: { kind: 'rds.check-available', ...arg, instanceClass: r.current.name },
+      says: `check that RDS says ${c.identifier} is available as ${r.current.name}`,
+      timeoutMs: 60_000,
+      run: async (x) => {
+        // Postgres asked now what it is, the answer awaited before RDS is asked to restart it.
+        x.state.asked = observe(t).catch((err: unknown): Observed => ({ reachable: false, error: errorText(err) }));
+        const now = await describeRds(rds(), c.region, c.identifier, x.signal);
+        if (!now) throw refuse('cloud', `RDS no longer knows ${c.identifier}; nothing was changed`);
+        const notOurs = await recheckRdsIdentity(x.deps.db, t.serverId, c.region, c.identifier);
+        if (notOurs) throw refuse('cloud', `${notOurs}; nothing was changed`);
+        if (now.status !== 'available' || now.instanceClass !== r.current.name)
+          throw refuse(
+            'cloud',
+            `${c.identifier} is now ${now.status}, ${now.instanceClass} (planned: available, ${r.current.name}); nothing was changed`,
+          );
+        x.note({ stdout: `${c.identifier}: available, ${now.instanceClass}${now.multiAz ? ', Multi-AZ' : ''}` });
+      },
+    },
+    ...withBacks(drainSteps, backSteps, t, maxLag, () => null, 'fail'),
+    ...(drained.length ? [waitOutTtlStep<S>(ttl, t.hostname)] : []),
+    {
+      name: 'RDS: new class',
+      does: { kind: 'rds.modify-class', ...arg, classes, applyImmediately: true },
+      says: `unless it answers as a primary: ask RDS for ${classes.join(', else ')}, applied now (RDS restarts it)`,
+      timeoutMs: 120_000,
+      run: async (x) => {
+        const o = await (x.state.asked ?? observe(t));
+        if (o.reachable && o.inRecovery === false)
+          throw refuse('topology', `${t.label} answers as a primary: Resize takes read replicas only; nothing was asked of RDS`);
+        const notOurs = await recheckRdsIdentity(x.deps.db, t.serverId, c.region, c.identifier);
+        if (notOurs) throw refuse('cloud', `${notOurs}; nothing was asked of RDS`);
+        const lines: string[] = [];
+        for (const cls of classes) {
+          try {
+            await modifyClass(rds(), c.identifier, cls, x.signal);
+            x.state.landed = cls;
+            lines.push(`${cls}: accepted`);
+            break;
+          } catch (err) {
+            if (!isRdsCapacityOrClassRefusal(err)) throw err;
+            x.state.attempts.push({ type: cls, error: awsErrorText(err) });
+            lines.push(`${cls}: ${awsErrorText(err)}`);
+          }
+        }
+        x.note({ stdout: lines.join('\n') });
+        if (!x.state.landed) {
+          x.deps.outcome?.(`still ${r.current.name}`);
+          throw new Error(
+            `RDS had no class to give: ${x.state.attempts.map((a) => `${a.type}: ${a.error}`).join('; ')}; ${c.identifier} was not changed and still runs ${r.current.name}`,
+          );
+        }
+      },
+    },
+    {
+      name: 'RDS: available again',
+      does: { kind: 'rds.wait-available', ...arg, maxWaitSeconds: bounds.maxWaitSeconds },
+      says: `wait until RDS says ${c.identifier} is available with its new class (at most ${bounds.maxWaitSeconds} s)`,
+      timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
+      run: async (x) => {
+        const seen: string[] = [];
+        const landed = x.state.landed ?? r.target.name;
+        const now = await waitRds(
+          rds(),
+          c.region,
+          c.identifier,
+          `available as ${landed}`,
+          (i) => i.status === 'available' && i.instanceClass === landed && !i.pendingClass,
+          { ...bounds, signal: x.signal },
+          (i) => {
+            if (seen.at(-1) !== i.status) seen.push(i.status);
+          },
+        ).finally(() => x.note({ stdout: `RDS said: ${seen.join(' -> ') || 'nothing'}` }));
+        await recordClass(x.deps, t, now);
+      },
+    },
+    streamingStep<S>(t, maxLag),
+    {
+      name: 'record the new class',
+      does: { kind: 'inventory.record-type', ...arg, server: t.serverId },
+      says: 'record the class RDS says it runs as in the inventory',
+      timeoutMs: 30_000,
+      run: async (x) => {
+        const now = await describeRds(rds(), c.region, c.identifier, x.signal);
+        if (!now) throw new Error(`RDS no longer knows ${c.identifier}`);
+        await recordClass(x.deps, t, now);
+        x.deps.outcome?.(`now ${now.instanceClass}`);
+      },
+    },
+    refreshStep(t),
+  ];
+  const change = r.target.perHour !== null && r.current.perHour !== null ? r.target.perHour - r.current.perHour : null;
+  return {
+    steps,
+    warnings: commonWarnings(t),
+    before: { instanceType: r.current.name },
+    cost: { nowPerHour: r.current.perHour, afterPerHour: r.target.perHour },
+    facts: [
+      {
+        label: 'RDS instance',
+        value: `${c.identifier} in ${c.live.availabilityZone} (PostgreSQL ${c.live.engineVersion}${c.live.multiAz ? ', Multi-AZ: priced twice' : ''})`,
+      },
+      { label: 'Class now', value: classLine(r.current) },
+      { label: 'Target class', value: classLine(r.target) },
+      { label: 'Fallbacks, in order', value: r.fallbacks.length ? r.fallbacks.map(classLine).join('; ') : 'none' },
+      {
+        label: 'Cost change',
+        value:
+          change === null
+            ? 'unknown (no price for one of the classes)'
+            : `${signed(change * HOURS_PER_MONTH)}/month (${signed(change)}/h), with the target class`,
+      },
+      { label: 'Prices', value: `${p.prices.source}, as of ${p.prices.date}` },
+      {
+        label: 'DNS drained',
+        value: drained.length ? drained.map((d) => `${d.name} (TTL ${d.ttl} s)`).join(', ') : 'no DNS name points at it',
+      },
+    ],
+  };
+}
+
+/** The replica runs the class asked for already: only made sure of (streaming, its names on it). */
+function finishRds<S>(t: InstanceRef, members: InstanceRef[], herd: HerdRef, c: RdsTarget, now: TypeChoice, maxLag: number): ActionPlan<S> {
+  const names = recordsAt(herd, members, t);
+  const back = dnsSteps<S>(
+    herd,
+    () => members,
+    (rec) => recordTargets(rec, members),
+    (rec) => `${rec.name} pointed at ${t.hostname} again (where a drain may have left it)`,
+    (rec) => names.some((n) => n.id === rec.id),
+    { name: (rec) => `DNS back: ${rec.name}` },
+  );
+  return {
+    steps: [streamingStep<S>(t, maxLag), ...back, refreshStep(t)],
+    warnings: [],
+    facts: [
+      {
+        label: 'Class now',
+        value: `${classLine(now)}: already the class asked for. Nothing is asked of RDS (${c.identifier}); its DNS names are pointed at it again once it streams`,
+      },
+    ],
+    cost: { nowPerHour: now.perHour, afterPerHour: now.perHour },
+  };
+}
+
+/** What RDS says the DB instance is now (class, status, details), into the inventory; a class change audited once. */
+export async function recordClass(deps: ActionDeps, t: InstanceRef, now: RdsInstance) {
+  const [before] = await deps.db.select({ type: servers.cloudInstanceType }).from(servers).where(eq(servers.id, t.serverId));
+  const was = before?.type ?? null;
+  await deps.db
+    .update(servers)
+    .set({ cloudInstanceType: now.instanceClass, cloudState: now.status, cloudDetails: rdsDetails(now), cloudSeenAt: new Date() })
+    .where(eq(servers.id, t.serverId));
+  if (was !== null && now.instanceClass !== was)
+    await writeAudit(deps.db, {
+      user: deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
+      action: 'server.resized',
+      objectType: 'servers',
+      objectId: String(t.serverId),
+      objectLabel: `${t.hostname}${deps.operation ? ` (operation #${deps.operation.id})` : ''}`,
+      environmentId: t.serverEnvironmentId,
+      changes: { instanceType: [was, now.instanceClass] },
+    });
+}

@@ -1,0 +1,497 @@
+// RDS beside EC2, on a lab of its own: environment "rd" has an EC2 herd (alpha, 127.0.80.x) and an RDS herd
+// (reports: a source and two read replicas, DB instances in moto, each a real lab Postgres on 127.0.79.x
+// that the lab's AWS front restarts, stops and promotes as RDS would). Discovery makes the herd; the
+// refresh observes it over Postgres at RDS's endpoints; actions that need a shell are refused; Resize
+// changes a replica's class through the RDS API, drained first, with the real outcome checked: the class
+// RDS says, the Postgres restarted and streaming, the read name back, the writer's commits all there.
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { AddTagsToResourceCommand, CreateDBInstanceCommand, DescribeDBInstancesCommand, RDSClient } from '@aws-sdk/client-rds';
+import { and, eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '@/db/client';
+import { auditEntries, dnsRecords, environments, herds, instances, ruleRuns, rules, servers, users } from '@/db/schema';
+import { rdsClient } from '@/lib/adapters/aws/config';
+import { describeRds } from '@/lib/adapters/aws/rds';
+import { lookup } from '@/lib/adapters/dns/rfc2136';
+import { SYSTEM_ACCESS } from '@/lib/engine/access';
+import { planOperation } from '@/lib/engine/plan';
+import type { AnyAction } from '@/lib/engine/define-action';
+import { discoveryConfig } from '@/lib/features/discovery/discovery';
+import { discoverRds } from '@/lib/features/discovery/rds-discovery';
+import { refreshInstance } from '@/lib/fleet/record-observation';
+import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
+import { PROJECT_ROOT, startLab, stopLab, writeNameOf, type LabInfo, type LabRds } from '@/lib/lab/lab';
+import { query } from '@/lib/lab/postgres';
+import { seededDatabase } from '@/lib/lab/seed';
+import { ifAssigned } from '@/lib/testing/if-assigned';
+import { runOperation, startTestWorker, waitForOperation, type TestWorker } from '@/lib/testing/operations';
+import { startWriter } from '@/lib/testing/writer';
+import { resizeAction } from '@/lib/actions/resize.action';
+import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
+import { restartAction } from '@/lib/actions/restart.action';
+import { stopAction } from '@/lib/actions/stop.action';
+import { rebuildAction } from '@/lib/actions/rebuild.action';
+import { switchoverAction } from '@/lib/actions/switchover.action';
+import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
+import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
+import { loadAccess, type Actor } from '@/lib/engine/access';
+import { fireRequested } from '@/lib/features/rules/fire';
+import { ruleBody } from '@/lib/features/rules/rule-body';
+import { createRule, requestRun } from '@/lib/features/rules/rules';
+import { waitFor } from '@/lib/testing/wait';
+
+const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-rds-${process.pid}.json`);
+const ENV = 'rd';
+let lab: LabInfo;
+let db: Db;
+let closeDb: () => Promise<void>;
+let worker: TestWorker | null = null;
+let herd: LabRds;
+let solo: LabRds['members'][number];
+const ids = new Map<string, number>();
+let herdId: number;
+
+const cfg = () =>
+  discoveryConfig({ PGHERD_AWS_DISCOVERY: JSON.stringify({ regions: [lab.aws!.region], tags: lab.aws!.discoveryTags, rds: true }) })!;
+const discover = () => discoverRds(db, cfg(), (region) => rdsClient(region));
+const member = (k: number) => herd.members[k]!;
+const url = (m: { address: string; port: number }) => `postgres://postgres@${m.address}:${String(m.port)}/postgres`;
+const startedAt = async (m: { address: string; port: number }) =>
+  (await query<{ t: Date }>(url(m), 'SELECT pg_postmaster_start_time() AS t'))[0]!.t.getTime();
+const streaming = async (m: { address: string; port: number }) =>
+  (await query<{ s: string }>(url(m), 'SELECT status AS s FROM pg_stat_wal_receiver').catch(() => []))[0]?.s ?? 'not streaming';
+const rds = () =>
+  new RDSClient({ endpoint: lab.aws!.endpoint, region: lab.aws!.region, credentials: { accessKeyId: 'lab', secretAccessKey: 'lab' } });
+const classOf = async (identifier: string) => (await describeRds(rdsClient(lab.aws!.region), lab.aws!.region, identifier))!;
+const faults = (rdsFaults: Record<string, unknown>) =>
+  writeFileSync(lab.aws!.capacityFile, JSON.stringify({ insufficient: [], rds: rdsFaults }));
+const readName = (k: number) => `${member(k).identifier}-ro.${ENV}.db.${lab.dns!.zone}`;
+const resolves = async (k: number) => (await lookup({ host: lab.dns!.server, port: lab.dns!.port }, readName(k), 'A'))[0];
+const plan = (action: AnyAction, targetIds: number[], params: Record<string, unknown> = {}) =>
+  planOperation(db, SYSTEM_ACCESS, action, targetIds, params);
+const run = (action: AnyAction, targetIds: number[], params: Record<string, unknown>) =>
+  runOperation(db, worker!.queue, action, { instanceIds: targetIds }, params, { username: 'rds-test', timeoutMs: 240_000 });
+const stepsOf = (r: { steps: { name: string; status: string; error?: string | null; stderrTail: string; stdoutTail?: string }[] }) =>
+  JSON.stringify(r.steps.map((s) => [s.name, s.status, s.error ?? '', s.stderrTail.slice(-300)]));
+
+beforeAll(async () => {
+  lab = await startLab({
+    file: LAB_FILE,
+    fleet: { environments: [ENV], herds: ['alpha'], replicas: 1, sites: ['dc-east', 'dc-west'], subnet: '127.0.80' },
+    ldap: false,
+    backup: false,
+    pgbouncer: [],
+    rds: [
+      { environment: ENV, herd: 'reports', replicas: 2, subnet: '127.0.79' },
+      { environment: ENV, herd: 'solo', replicas: 0, subnet: '127.0.79' },
+    ],
+  });
+  herd = lab.rds![0]!;
+  solo = lab.rds![1]!.members[0]!;
+  const c = await seededDatabase(lab, 4);
+  db = c.db;
+  closeDb = () => c.pool.end();
+  worker = await startTestWorker(lab, 'rds', 4);
+}, 180_000);
+
+afterAll(async () => {
+  await worker?.close();
+  await ifAssigned(closeDb)?.();
+  await stopLab(LAB_FILE);
+});
+
+describe('the lab', () => {
+  it("RDS's endpoints are the lab's Postgres: the source takes writes, its replicas stream from it", async () => {
+    const seen = (await rds().send(new DescribeDBInstancesCommand({}))).DBInstances ?? [];
+    for (const m of herd.members) {
+      const d = seen.find((x) => x.DBInstanceIdentifier === m.identifier);
+      expect(d).toMatchObject({ Engine: 'postgres', DBInstanceStatus: 'available', Endpoint: { Address: m.address, Port: m.port } });
+    }
+    expect(seen.find((x) => x.DBInstanceIdentifier === member(1).identifier)?.ReadReplicaSourceDBInstanceIdentifier).toBe(
+      member(0).identifier,
+    );
+    expect((await query<{ r: boolean }>(url(member(0)), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+    expect(await streaming(member(1))).toBe('streaming');
+    expect(await streaming(member(2))).toBe('streaming');
+  });
+});
+
+describe('discovery', () => {
+  it('makes the source and its read replicas one herd run by RDS, in the environment its VPC is mapped to', async () => {
+    const s = await discover();
+    expect(s.skipped).toEqual([]);
+    expect(s.herds.sort()).toEqual([`${ENV}/reports`, `${ENV}/solo`]);
+    expect(s.created.sort()).toEqual([...herd.members.map((m) => m.identifier), solo.identifier].sort());
+    const [h] = await db.select().from(herds).where(eq(herds.name, 'reports'));
+    expect(h).toMatchObject({ controlDriver: 'rds', pgVersion: 15, defaultPort: member(0).port });
+    herdId = h!.id;
+    const rows = await db
+      .select({
+        id: instances.id,
+        host: servers.hostname,
+        address: servers.address,
+        role: instances.role,
+        upstream: instances.upstreamInstanceId,
+        cls: servers.cloudInstanceType,
+        provider: servers.cloudProvider,
+        details: servers.cloudDetails,
+        env: environments.name,
+      })
+      .from(instances)
+      .innerJoin(servers, eq(servers.id, instances.serverId))
+      .innerJoin(environments, eq(environments.id, servers.environmentId))
+      .where(eq(instances.herdId, herdId));
+    for (const r of rows) ids.set(r.host, r.id);
+    expect(rows).toHaveLength(3);
+    const source = rows.find((r) => r.host === member(0).identifier)!;
+    expect(source).toMatchObject({
+      role: 'primary',
+      upstream: null,
+      cls: 'db.m6i.large',
+      provider: 'rds',
+      address: member(0).address,
+      env: ENV,
+    });
+    expect(source.details).toMatchObject({
+      engineVersion: '15.8',
+      allocatedStorageGiB: 100,
+      multiAz: false,
+      endpoint: `${member(0).address}:${String(member(0).port)}`,
+    });
+    for (const k of [1, 2])
+      expect(rows.find((r) => r.host === member(k).identifier)).toMatchObject({
+        role: 'replica',
+        upstream: source.id,
+        address: member(k).address,
+      });
+    // A second pass finds them all known.
+    const again = await discover();
+    expect(again).toMatchObject({ created: [], herds: [], updated: 4, skipped: [] });
+    const [so] = await db
+      .select({ id: instances.id })
+      .from(instances)
+      .innerJoin(servers, eq(servers.id, instances.serverId))
+      .where(eq(servers.hostname, solo.identifier));
+    ids.set(solo.identifier, so!.id);
+    // Read names for the replicas, as an admin adds them (A records, each matched to its instance).
+    for (const k of [1, 2])
+      await db.insert(dnsRecords).values({
+        herdId,
+        name: readName(k),
+        type: 'A',
+        zone: lab.dns!.zone,
+        provider: 'rfc2136',
+        match: 'instance',
+        matchInstanceId: ids.get(member(k).identifier)!,
+        ttl: 1,
+      });
+    await db.insert(dnsRecords).values({
+      herdId,
+      name: writeNameOf(ENV, 'reports', lab.dns!.zone),
+      type: 'A',
+      zone: lab.dns!.zone,
+      provider: 'rfc2136',
+      match: 'role',
+      matchRole: 'primary',
+      ttl: 1,
+    });
+    // Refresh DNS (DNS only: allowed on a herd RDS runs) puts them in the zone.
+    const r = await runOperation(db, worker!.queue, refreshDnsAction, { herdIds: [herdId] }, {}, { username: 'rds-test' });
+    expect(r.op.status, stepsOf(r)).toBe('succeeded');
+    expect(await resolves(1)).toBe(member(1).address);
+    expect(await resolves(2)).toBe(member(2).address);
+  });
+
+  it('reports a tag that names another environment, obeys the mapping, and skips a DB instance outside every mapped VPC', async () => {
+    const arn = (await rds().send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: member(2).identifier }))).DBInstances![0]!
+      .DBInstanceArn!;
+    await rds().send(new AddTagsToResourceCommand({ ResourceName: arn, Tags: [{ Key: 'pgherd:environment', Value: 'production' }] }));
+    // In moto's default VPC, which PGHERD_AWS_ENVIRONMENTS gives to no environment.
+    await rds().send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: 'stray',
+        DBInstanceClass: 'db.t3.micro',
+        Engine: 'postgres',
+        AllocatedStorage: 20,
+        MasterUsername: 'postgres',
+        MasterUserPassword: 'x'.repeat(12),
+      }),
+    );
+    const s = await discover();
+    expect(s.problems).toEqual([
+      { instanceId: member(2).identifier, problem: expect.stringMatching(/tag says production.*in rd: the tag is not obeyed/) },
+    ]);
+    expect(s.skipped).toEqual([
+      { instanceId: 'stray', reason: expect.stringMatching(/is in no environment PGHERD_AWS_ENVIRONMENTS names/) },
+    ]);
+    const [still] = await db
+      .select({ env: servers.environmentId })
+      .from(servers)
+      .where(eq(servers.hostname, member(2).identifier));
+    const [rd] = await db.select({ id: environments.id }).from(environments).where(eq(environments.name, ENV));
+    expect(still!.env).toBe(rd!.id);
+    expect(await db.select().from(servers).where(eq(servers.hostname, 'stray'))).toEqual([]);
+  });
+
+  it('the refresh observes each member over Postgres at its endpoint: role, state, lag', async () => {
+    const refs = await loadInstanceRefs(db, [...ids.values()]);
+    for (const r of refs) await refreshInstance(db, r.id, r);
+    const rows = await db
+      .select({
+        host: servers.hostname,
+        role: instances.observedRole,
+        state: instances.state,
+        lag: instances.lagBytes,
+        v: instances.serverVersionNum,
+      })
+      .from(instances)
+      .innerJoin(servers, eq(servers.id, instances.serverId))
+      .where(eq(instances.herdId, herdId));
+    expect(rows.find((r) => r.host === member(0).identifier)).toMatchObject({ role: 'primary', state: 'running' });
+    for (const k of [1, 2])
+      expect(rows.find((r) => r.host === member(k).identifier)).toMatchObject({
+        role: 'replica',
+        state: 'running',
+        lag: expect.any(Number),
+      });
+    expect(rows.every((r) => (r.v ?? 0) >= 150000)).toBe(true);
+  });
+});
+
+describe('what RDS gives no shell for', () => {
+  it('refuses pg_ctl, SSH and rebuild actions on an RDS member, and a herd switchover or resize, saying why', async () => {
+    const replica = ids.get(member(1).identifier)!;
+    for (const action of [restartAction, stopAction, rebuildAction] as AnyAction[]) {
+      const p = await plan(action, [replica]);
+      expect(p.targets[0], action.name).toMatchObject({
+        refused: expect.stringMatching(/^RDS runs this herd: pgherd acts on its members through the RDS API only/),
+      });
+    }
+    for (const action of [switchoverAction, resizeHerdAction] as AnyAction[]) {
+      const p = await plan(action, [herdId], action === resizeHerdAction ? { instanceType: 'db.m6i.xlarge' } : {});
+      expect(p.targets[0], action.name).toMatchObject({ refused: expect.stringMatching(/^RDS runs this herd/) });
+    }
+    // No host key is pinned, and none is asked for: RDS is reached over TLS at its endpoint, never SSH.
+    const p = await plan(resizeAction, [replica], { instanceType: 'db.m6i.xlarge' });
+    expect(p.targets[0]!.refused).toBeUndefined();
+  });
+
+  it("refuses resizing the herd's source, a DB instance RDS does not confirm as the server's, and one that is not available", async () => {
+    const source = ids.get(member(0).identifier)!;
+    expect((await plan(resizeAction, [source], { instanceType: 'db.m6i.xlarge' })).targets[0]!.refused).toMatch(
+      /its herd's source \(it takes the writes\)/,
+    );
+    const replica = ids.get(member(1).identifier)!;
+    // The row aimed at another member's endpoint (an edit behind pgherd's back): RDS says otherwise.
+    await db
+      .update(servers)
+      .set({ address: member(2).address })
+      .where(eq(servers.hostname, member(1).identifier));
+    try {
+      expect((await plan(resizeAction, [replica], { instanceType: 'db.m6i.xlarge' })).targets[0]!.refused).toMatch(
+        new RegExp(`RDS says ${member(1).identifier} answers at ${member(1).address.replace(/\./g, '\\.')}.*not this server's DB instance`),
+      );
+    } finally {
+      await db
+        .update(servers)
+        .set({ address: member(1).address })
+        .where(eq(servers.hostname, member(1).identifier));
+    }
+    faults({ storageFull: [member(1).identifier] });
+    try {
+      expect((await plan(resizeAction, [replica], { instanceType: 'db.m6i.xlarge' })).targets[0]!.refused).toMatch(
+        /RDS says .* is storage-full/,
+      );
+    } finally {
+      faults({});
+    }
+    expect((await plan(resizeAction, [replica], { instanceType: 'db.nope.large' })).targets[0]!.refused).toMatch(
+      /db\.nope\.large is not an RDS class for PostgreSQL/,
+    );
+  });
+});
+
+describe('resize through the RDS API', () => {
+  it('plans with the ranking and the cost of RDS classes', async () => {
+    const p = await plan(resizeAction, [ids.get(member(1).identifier)!], { minVcpus: 4, minMemoryGiB: 16 });
+    const facts = Object.fromEntries((p.targets[0]!.facts ?? []).map((f) => [f.label, f.value]));
+    expect(facts['Class now']).toBe('db.m6i.large: 2 vCPU, 8 GiB, $0.1985/h, $144.91/month');
+    expect(facts['Target class']).toMatch(/^db\.m\w+\.xlarge: 4 vCPU, 16 GiB, \$0\.\d+\/h/);
+    expect(p.targets[0]!.before).toEqual({ instanceType: 'db.m6i.large' });
+    expect(p.cost).toMatchObject({ targets: 1, unpriced: 0 });
+  });
+
+  it('drains the replica, asks RDS for the class, waits for RDS and for streaming, and puts the name back; the primary loses no commit', async () => {
+    const r = member(1);
+    const id = ids.get(r.identifier)!;
+    expect(await resolves(1)).toBe(r.address);
+    const before = await startedAt(r);
+    await query(url(member(0)), 'CREATE TABLE IF NOT EXISTS writes (n bigint PRIMARY KEY)');
+    const writer = startWriter(url(member(0)));
+    // What the read name answers while the resize runs, every 50 ms.
+    const answers: { at: number; to: string | undefined }[] = [];
+    const watching = { on: true };
+    const watchUntilStopped = async () => {
+      while (watching.on) {
+        answers.push({ at: Date.now(), to: await resolves(1).catch(() => 'error') });
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    };
+    const watch = watchUntilStopped();
+    const res = await run(resizeAction, [id], { instanceType: 'db.m6i.xlarge' });
+    watching.on = false;
+    await watch;
+    await writer.stop();
+    expect(res.op.status, stepsOf(res)).toBe('succeeded');
+    const step = (name: string) => res.steps.find((s) => s.name === name)!;
+    expect(res.steps.map((s) => s.name)).toEqual([
+      'check the RDS instance',
+      `DNS drain: ${readName(1)}`,
+      'wait out the TTL',
+      'RDS: new class',
+      'RDS: available again',
+      'streaming',
+      'record the new class',
+      'record the observed state in the inventory',
+      `DNS back: ${readName(1)}`,
+    ]);
+    // RDS says the class, its Postgres was restarted by it, it streams again.
+    expect(await classOf(r.identifier)).toMatchObject({ instanceClass: 'db.m6i.xlarge', status: 'available', pendingClass: null });
+    expect(await startedAt(r)).toBeGreaterThan(before);
+    expect(await streaming(r)).toBe('streaming');
+    expect(step('RDS: available again').stdoutTail).toMatch(/RDS said: modifying -> available/);
+    // Drained from before RDS was asked until after it streamed again, and back on it at the end.
+    const from = step('RDS: new class').startedAt.getTime();
+    const to = step('streaming').finishedAt!.getTime();
+    const during = answers.filter((a) => a.at >= from && a.at <= to);
+    expect(during.length).toBeGreaterThan(5);
+    expect(during.filter((a) => a.to === r.address)).toEqual([]);
+    expect(await resolves(1)).toBe(r.address);
+    // The inventory says the class, audited once; the primary took every commit the writer was told of.
+    const [s] = await db
+      .select({ cls: servers.cloudInstanceType, state: servers.cloudState })
+      .from(servers)
+      .where(eq(servers.hostname, r.identifier));
+    expect(s).toEqual({ cls: 'db.m6i.xlarge', state: 'available' });
+    const audits = await db
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.action, 'server.resized'), sql`${auditEntries.objectLabel} LIKE ${`${r.identifier}%`}`));
+    expect(audits.map((a) => a.changes)).toEqual([{ instanceType: ['db.m6i.large', 'db.m6i.xlarge'] }]);
+    const rows = await query<{ n: string }>(url(member(0)), 'SELECT n FROM writes');
+    const have = new Set(rows.map((x) => Number(x.n)));
+    expect(writer.acked.length).toBeGreaterThan(20);
+    expect(writer.acked.filter((n) => !have.has(n))).toEqual([]);
+  }, 240_000);
+
+  it('takes the next fallback class when RDS has no capacity for the target', async () => {
+    faults({ insufficient: ['db.m6i.2xlarge'] });
+    try {
+      const res = await run(resizeAction, [ids.get(member(2).identifier)!], {
+        instanceType: 'db.m6i.2xlarge',
+        fallbackTypes: 'db.r6i.large',
+      });
+      expect(res.op.status, stepsOf(res)).toBe('succeeded');
+      expect(res.steps.find((s) => s.name === 'RDS: new class')!.stdoutTail).toMatch(
+        /db\.m6i\.2xlarge: InsufficientDBInstanceCapacity.*\n.*db\.r6i\.large: accepted/,
+      );
+      expect(await classOf(member(2).identifier)).toMatchObject({ instanceClass: 'db.r6i.large', status: 'available' });
+      expect(await resolves(2)).toBe(member(2).address);
+    } finally {
+      faults({});
+    }
+  }, 240_000);
+
+  it('when RDS has no class to give, changes nothing, says so, and puts the name back', async () => {
+    faults({ insufficient: ['db.m6i.2xlarge'] });
+    try {
+      const res = await run(resizeAction, [ids.get(member(2).identifier)!], { instanceType: 'db.m6i.2xlarge', fallbackTypes: '' });
+      expect(res.op.status).toBe('failed');
+      expect(res.targets[0]!.error).toMatch(
+        /RDS had no class to give: db\.m6i\.2xlarge: InsufficientDBInstanceCapacity.*still runs db\.r6i\.large/,
+      );
+      expect(await classOf(member(2).identifier)).toMatchObject({ instanceClass: 'db.r6i.large', status: 'available' });
+      expect(await resolves(2)).toBe(member(2).address);
+      expect(await streaming(member(2))).toBe('streaming');
+    } finally {
+      faults({});
+    }
+  }, 240_000);
+});
+
+describe('power off and on through the RDS API', () => {
+  it('refuses what RDS will not stop: a read replica, a source that has read replicas', async () => {
+    const p = await plan(powerOffAction, [ids.get(member(1).identifier)!, ids.get(member(0).identifier)!]);
+    expect(p.targets.map((t) => t.refused)).toEqual([
+      expect.stringMatching(/is a read replica of .*: RDS does not stop a read replica/),
+      expect.stringMatching(/has read replicas \(.*\): RDS does not stop a DB instance that has read replicas/),
+    ]);
+  });
+
+  it('stops a lone DB instance (its Postgres with it) and starts it again', async () => {
+    const id = ids.get(solo.identifier)!;
+    const off = await run(powerOffAction, [id], {});
+    expect(off.op.status, stepsOf(off)).toBe('succeeded');
+    expect(off.steps.find((x) => x.name === 'RDS: stop')!.stdoutTail).toMatch(/RDS said: stopping -> stopped/);
+    expect(await classOf(solo.identifier)).toMatchObject({ status: 'stopped' });
+    await expect(query(url(solo), 'SELECT 1')).rejects.toThrow();
+    const [row] = await db.select({ state: instances.state }).from(instances).where(eq(instances.id, id));
+    expect(row!.state).toBe('stopped');
+    // Stopped: another stop is refused with what RDS says.
+    expect((await plan(powerOffAction, [id])).targets[0]!.refused).toMatch(/RDS says .* is stopped: power off needs it available/);
+    const on = await run(powerOnAction, [id], {});
+    expect(on.op.status, stepsOf(on)).toBe('succeeded');
+    expect(await classOf(solo.identifier)).toMatchObject({ status: 'available' });
+    expect((await query<{ r: boolean }>(url(solo), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+    const [after] = await db.select({ state: instances.state }).from(instances).where(eq(instances.id, id));
+    expect(after!.state).toBe('running');
+  }, 240_000);
+});
+
+describe("a rule's nightly scale-down and its morning reverse", () => {
+  it('resizes the RDS replica to the smaller class at night and back to the class it had in the morning, drained each time', async () => {
+    const r = member(1);
+    const id = ids.get(r.identifier)!;
+    const had = (await classOf(r.identifier)).instanceClass;
+    const [u] = await db.insert(users).values({ username: 'night-owl', source: 'local', isSuperuser: true }).returning();
+    const owl: Actor = { id: u!.id, username: 'night-owl', access: await loadAccess(db, u!.id) };
+    const rule = await createRule(
+      db,
+      owl,
+      ruleBody.parse({
+        name: 'reports smaller at night',
+        action: 'resize',
+        params: { instanceType: 'db.t3.medium', burstable: true },
+        instanceIds: [id],
+        schedule: { cron: ['0 22 1 1 *'], timezone: 'Europe/Paris' },
+        reverse: { schedule: { cron: ['0 6 2 1 *'], timezone: 'Europe/Paris' } },
+      }),
+    );
+    const [companion] = await db.select().from(rules).where(eq(rules.reverseOf, rule.id));
+    const deps = { db, queue: worker!.queue, log: () => {} };
+    const runNow = async (ruleId: number) => {
+      const { runId } = await requestRun(db, owl, ruleId);
+      await fireRequested(deps, runId);
+      return waitFor(`run #${String(runId)} decided`, async () => {
+        const [x] = await db.select().from(ruleRuns).where(eq(ruleRuns.id, runId));
+        return x && x.status !== 'firing' && x.status !== 'deciding' ? x : undefined;
+      });
+    };
+    const night = await runNow(rule.id);
+    expect(night.status, night.reason ?? '').toBe('started');
+    expect(night.targets).toEqual([{ id, label: expect.any(String), before: { instanceType: had } }]);
+    const down = await waitForOperation(db, night.operationId!);
+    expect(down.op.status, stepsOf(down)).toBe('succeeded');
+    expect(down.steps.map((x) => x.name)).toContain(`DNS drain: ${readName(1)}`);
+    expect(await classOf(r.identifier)).toMatchObject({ instanceClass: 'db.t3.medium', status: 'available' });
+    const morning = await runNow(companion!.id);
+    expect(morning.status, morning.reason ?? '').toBe('started');
+    const up = await waitForOperation(db, morning.operationId!);
+    expect(up.op.status, stepsOf(up)).toBe('succeeded');
+    expect(await classOf(r.identifier)).toMatchObject({ instanceClass: had, status: 'available' });
+    expect(await streaming(r)).toBe('streaming');
+    expect(await resolves(1)).toBe(r.address);
+    expect(await runNow(companion!.id)).toMatchObject({ status: 'nothing' });
+  }, 300_000);
+});
