@@ -35,6 +35,7 @@ import { SshTimeoutError } from '@/lib/adapters/ssh/ssh-errors';
 import { recordTwoPrimaries, TwoPrimariesError } from '@/lib/fleet/two-primaries';
 import { recordNoPrimary } from '@/lib/fleet/no-primary';
 import { isPatroniHerd, newPatroniSwitchState, planPatroniFailover, type PatroniSwitchState } from '@/lib/actions/patroni/switch';
+import { planRdsFailover } from '@/lib/actions/rds/rds-failover';
 
 export const drFailoverParams = z
   .object({
@@ -465,6 +466,8 @@ export const drFailoverAction = defineHerdAction({
   },
   // On a herd Patroni runs: Patroni's POST /failover (lib/actions/patroni/switch.ts); pgherd moves DNS and PgBouncers.
   onPatroniHerds: true,
+  // On a herd RDS runs: RDS promotes the read replica (lib/actions/rds/rds-failover.ts); pgherd moves DNS.
+  onRdsHerds: true,
   plan: (h, { params: p }) => {
     if (isPatroniHerd(h))
       return p.fencedByOperator
@@ -482,6 +485,28 @@ export const drFailoverAction = defineHerdAction({
     const pair = drPair(h, p.candidateInstanceId);
     if (typeof pair === 'string') return refuse('topology', pair);
     const { old, cand } = pair;
+    if (old.rds)
+      return planRdsFailover<DrState>(h, old, cand, p, {
+        state: () => ({
+          oldLastLsn: old.lsn === null ? null : formatLsn(old.lsn),
+          oldTimeline: old.timeline,
+          lastSeenHow: 'as last observed by pgherd',
+          leftBehind: [],
+          ...newPatroniSwitchState(),
+        }),
+        preflight: (x) => preflight(h, old, x),
+        pickCandidate: (x) => pickCandidate(h, old, p, x),
+        chosen,
+        lookAgain: (x) => lookAgain(h, old, x),
+        watchFence: (x) => watchFence(h, old, x),
+        outcome: (s) => outcomeOf(old, s),
+        membersAfter: (c) => membersAfterFailover(h, old, c),
+        sawOld: (s, o) => {
+          s.oldLastLsn = o.lsn ?? s.oldLastLsn;
+          s.oldTimeline = o.timeline ?? s.oldTimeline;
+          s.lastSeenHow = 'when it was fenced';
+        },
+      });
     const lag = lagOf(old, cand);
     const replicas = h.members.filter((m) => m.id !== old.id);
     const others = replicas.filter((m) => m.id !== cand.id && m.state === 'running');

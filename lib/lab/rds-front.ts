@@ -74,6 +74,8 @@ export function rdsFront(cfg: RdsFrontConfig, faults: () => RdsFaults) {
   const seconds = cfg.seconds ?? 2;
   // Changes under way: what RDS says until when.
   const under = new Map<string, { status: string; until: number; oldClass?: string }>();
+  // Read replicas promoted: no longer their source's (moto keeps saying they replicate from it).
+  const promoted = new Set<string>();
   // Classes accepted for the next reboot: the old one is said meanwhile.
   const pending = new Map<string, { oldClass: string; newClass: string }>();
   const pgCtl = async (id: string, verb: 'stop' | 'start' | 'restart' | 'promote') => {
@@ -129,6 +131,8 @@ export function rdsFront(cfg: RdsFrontConfig, faults: () => RdsFaults) {
           /<Endpoint>[\s\S]*?<\/Endpoint>/,
           `<Endpoint><Address>${b.address}</Address><Port>${String(b.port)}</Port></Endpoint>`,
         );
+      if (promoted.has(id)) out = out.replace(/<ReadReplicaSourceDBInstanceIdentifier>[^<]*<\/ReadReplicaSourceDBInstanceIdentifier>/, '');
+      for (const r of promoted) out = out.split(`<ReadReplicaDBInstanceIdentifier>${r}</ReadReplicaDBInstanceIdentifier>`).join('');
       const status = statusOf(id, field(item, 'DBInstanceStatus') ?? '');
       out = out.replace(/<DBInstanceStatus>[^<]*<\/DBInstanceStatus>/, `<DBInstanceStatus>${status}</DBInstanceStatus>`);
       const u = under.get(id);
@@ -235,7 +239,10 @@ export function rdsFront(cfg: RdsFrontConfig, faults: () => RdsFaults) {
     }
     // PromoteReadReplica
     const a = await forward(Buffer.from(p.toString()));
-    if (a.status === 200) underWay(id, 'modifying', () => pgCtl(id, 'promote'));
+    if (a.status === 200) {
+      promoted.add(id);
+      underWay(id, 'modifying', () => pgCtl(id, 'promote'));
+    }
     return a;
   };
 }

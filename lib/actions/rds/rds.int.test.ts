@@ -34,6 +34,8 @@ import { stopAction } from '@/lib/actions/stop.action';
 import { rebuildAction } from '@/lib/actions/rebuild.action';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
+import { drFailoverAction } from '@/lib/actions/dr-failover.action';
+import { crash } from '@/lib/lab/faults';
 import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
 import { loadAccess, type Actor } from '@/lib/engine/access';
 import { fireRequested } from '@/lib/features/rules/fire';
@@ -494,4 +496,99 @@ describe("a rule's nightly scale-down and its morning reverse", () => {
     expect(await resolves(1)).toBe(r.address);
     expect(await runNow(companion!.id)).toMatchObject({ status: 'nothing' });
   }, 300_000);
+});
+
+describe('DR failover: RDS promotes a read replica', () => {
+  it('refuses while the source answers and RDS calls it available: nothing promoted', async () => {
+    const res = await runOperation(
+      db,
+      worker!.queue,
+      drFailoverAction,
+      { herdIds: [herdId] },
+      { candidateInstanceId: String(ids.get(member(1).identifier)!) },
+      { username: 'rds-test' },
+    );
+    expect(res.op.status).toBe('failed');
+    expect(res.targets[0]).toMatchObject({
+      refusal: 'not-fenced',
+      error: expect.stringMatching(/is not proven fenced: RDS says it is available, and it answers/),
+    });
+    expect((await classOf(member(1).identifier)).sourceIdentifier).toBe(member(0).identifier);
+    expect((await query<{ r: boolean }>(url(member(1)), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(true);
+    const [src] = await db
+      .select({ state: instances.state })
+      .from(instances)
+      .where(eq(instances.id, ids.get(member(0).identifier)!));
+    expect(src!.state).toBe('running');
+  }, 120_000);
+
+  it('the source lost: promoted through RDS, writable, the write name on it; the other replica named as left on the old source', async () => {
+    const writeName = writeNameOf(ENV, 'reports', lab.dns!.zone);
+    const answers = async () => (await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'A'))[0];
+    expect(await answers()).toBe(member(0).address);
+    await query(url(member(0)), 'CREATE TABLE IF NOT EXISTS writes (n bigint PRIMARY KEY)');
+    await waitFor(
+      'the table on the replicas',
+      async () =>
+        (await Promise.all([1, 2].map((k) => query(url(member(k)), "SELECT to_regclass('writes') IS NOT NULL AS ok")))).every(
+          (r) => r[0]?.ok,
+        ) || undefined,
+    );
+    await crash(lab, member(0));
+    const t0 = Date.now();
+    // When the write name first answers the new primary and a write there commits, as a client sees it.
+    const ready = { at: 0 };
+    const clientUntilWritten = async () => {
+      while (!ready.at && Date.now() - t0 < 120_000) {
+        const to = await answers().catch(() => undefined);
+        const m = herd.members.find((x) => x.address === to && x !== member(0));
+        if (m) {
+          const ok = await query(url(m), 'INSERT INTO writes (n) VALUES (-1) ON CONFLICT DO NOTHING').then(
+            () => true,
+            () => false,
+          );
+          if (ok) ready.at = Date.now();
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const client = clientUntilWritten();
+    const res = await runOperation(db, worker!.queue, drFailoverAction, { herdIds: [herdId] }, {}, { username: 'rds-test' });
+    await client;
+    expect(res.op.status, stepsOf(res)).toBe('succeeded');
+    const promoted = herd.members.find(
+      (m) => m !== member(0) && res.targets[0]!.outcome?.startsWith(`${m.identifier}:${String(m.port)} is the primary`),
+    )!;
+    expect(promoted, res.targets[0]!.outcome ?? '').toBeDefined();
+    const other = herd.members.find((m) => m !== member(0) && m !== promoted)!;
+    expect(res.steps.map((s) => s.name).filter((n) => !n.startsWith('DNS'))).toEqual([
+      'ask the replicas and the DNS servers',
+      `fence ${member(0).identifier}:${String(member(0).port)}`,
+      'choose the candidate',
+      'RDS: promote the candidate',
+      'the other read replicas',
+      `watch ${member(0).identifier}:${String(member(0).port)} stay fenced`,
+      'look at the herd again if the failover stopped',
+    ]);
+    expect(res.steps.find((s) => s.name === 'RDS: promote the candidate')!.stdoutTail).toMatch(/RDS said: modifying -> available/);
+    expect(await classOf(promoted.identifier)).toMatchObject({ status: 'available', sourceIdentifier: null });
+    expect(await answers()).toBe(promoted.address);
+    expect((await query<{ r: boolean }>(url(promoted), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+    expect(res.targets[0]!.outcome).toMatch(
+      new RegExp(`still read replicas of .* in RDS, which cannot follow the new primary: ${other.identifier}:${String(other.port)}`),
+    );
+    const rows = await db
+      .select({ id: instances.id, role: instances.role, state: instances.state })
+      .from(instances)
+      .where(eq(instances.herdId, herdId));
+    expect(rows.find((r) => r.id === ids.get(promoted.identifier))).toMatchObject({ role: 'primary', state: 'running' });
+    expect(rows.find((r) => r.id === ids.get(member(0).identifier))).toMatchObject({ state: 'fenced' });
+    // From confirmation to the write name answering a writable primary, as a client saw it.
+    expect(ready.at).toBeGreaterThan(0);
+    const ms = ready.at - t0;
+    console.log(
+      `rds: DR failover by promote, confirmation to a write through the write name: ${String(ms)} ms (the lab's RDS says modifying for 2 s)`,
+    );
+    expect(ms).toBeLessThan(20_000);
+  }, 240_000);
 });

@@ -1,0 +1,219 @@
+// DR failover of a herd RDS runs: RDS promotes the chosen read replica (PromoteReadReplica), and the
+// write name moves to it once it accepts writes. The rules of a DR failover hold: the old source is
+// fenced first, and only proof counts. RDS offers no fence of a source that has read replicas (it stops
+// neither it nor them), so the proof is RDS's or Postgres's own: RDS says the source cannot take writes
+// (stopped, failed, storage full, being deleted...), or its endpoint refuses connections; or the operator
+// says it is fenced. A source RDS calls available that still answers is a primary: promoting beside it
+// would make two, and the failover is refused. The other read replicas replicate from their source in
+// RDS and cannot be pointed at another: the outcome names them (add replicas of the new primary, retire
+// them).
+import { eq } from 'drizzle-orm';
+import { instances } from '@/db/schema';
+import { rdsClient } from '@/lib/adapters/aws/config';
+import { describeRds, promoteReplica, rdsWaitBounds, waitRds } from '@/lib/adapters/aws/rds';
+import { productionWarning, type ActionPlan, type ActionStep, type RunContext } from '@/lib/engine/define-action';
+import { chosenWhenItRuns, memberArg } from '@/lib/engine/plan-identity';
+import { describeRecordMove, dnsSteps } from '@/lib/actions/steps/dns-steps';
+import { recordNewPrimary } from '@/lib/actions/steps/topology-steps';
+import { recordTargets } from '@/lib/fleet/dns-records';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { observe, waitObserved, type Observed } from '@/lib/fleet/observe';
+import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { rdsDetails, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
+import { servers } from '@/db/schema';
+
+/** RDS statuses in which a source takes no writes: proof enough that it is fenced. */
+export const RDS_FENCED_STATUSES = new Set([
+  'stopped',
+  'stopping',
+  'failed',
+  'storage-full',
+  'deleting',
+  'inaccessible-encryption-credentials',
+]);
+
+/** What the DR failover's own steps give the RDS plan (they live with the action). */
+export interface RdsFailoverKit<S> {
+  state: () => S;
+  preflight: (x: RunContext<S>) => Promise<void>;
+  pickCandidate: (x: RunContext<S>) => Promise<void>;
+  chosen: (s: S) => { m: InstanceRef; o: Observed };
+  lookAgain: (x: RunContext<S>) => Promise<void>;
+  watchFence: (x: RunContext<S>) => Promise<void>;
+  outcome: (s: S) => string;
+  membersAfter: (cand: InstanceRef) => InstanceRef[];
+  /** Where the old primary was last seen (for the outcome's data loss). */
+  sawOld: (s: S, o: Observed) => void;
+}
+
+const PROBE_MS = 1500;
+
+export function planRdsFailover<S>(
+  h: HerdRef,
+  old: InstanceRef,
+  cand: InstanceRef,
+  p: { candidateInstanceId?: number; fencedByOperator?: boolean },
+  kit: RdsFailoverKit<S>,
+): ActionPlan<S> | Refusal {
+  if (!old.rds) return refuse('cloud', `${old.label} has no RDS identity: run discovery`);
+  const { region, identifier } = old.rds;
+  const bounds = rdsWaitBounds();
+  const newPrimary = p.candidateInstanceId ? memberArg(cand) : chosenWhenItRuns('most WAL received');
+  const after = kit.membersAfter(cand);
+  const others = h.members.filter((m) => m.id !== old.id && m.id !== cand.id);
+  const steps: ActionStep<S>[] = [
+    {
+      name: 'ask the replicas and the DNS servers',
+      does: { kind: 'failover.preflight', replicas: h.members.filter((m) => m.id !== old.id).map(memberArg), dns: h.dns.map((r) => r.id) },
+      says: 'ask every replica for its received and replayed LSN, and the DNS servers whether they take pgherd\u2019s key (refused if no replica answers or a server refuses: nothing is changed)',
+      timeoutMs: 20_000,
+      run: kit.preflight,
+    },
+    {
+      name: `fence ${old.label}`,
+      does: { kind: 'rds.fence', instance: memberArg(old), identifier: old.rds.identifier, byOperator: !!p.fencedByOperator },
+      says: p.fencedByOperator
+        ? `fence ${old.label}: you confirm it takes no writes; pgherd does not check`
+        : `fence ${old.label}: proven when RDS says it cannot take writes (${[...RDS_FENCED_STATUSES].join(', ')}) or its endpoint refuses connections; anything else (RDS says available, no answer within ${PROBE_MS / 1000} s) stops the failover before anything is promoted`,
+      timeoutMs: 60_000,
+      run: async (x) => {
+        const lines: string[] = [];
+        if (p.fencedByOperator)
+          lines.push(`fenced by the operator (${x.deps.operation?.requestedBy.username ?? 'unknown'}); pgherd did not check`);
+        else {
+          const [o, r] = await Promise.all([observe(old, PROBE_MS), describeRds(rdsClient(region), region, identifier, x.signal)]);
+          if (o.reachable && o.inRecovery === false) kit.sawOld(x.state, o);
+          lines.push(
+            `${old.label}: ${o.reachable ? `answers as a ${o.inRecovery ? 'replica' : 'primary'}` : o.refused ? 'refuses connections' : `no answer (${o.error ?? 'no reason given'})`}`,
+          );
+          lines.push(`RDS says ${identifier} is ${r?.status ?? 'unknown to RDS'}`);
+          const rdsProof = !r || RDS_FENCED_STATUSES.has(r.status);
+          const refused = !o.reachable && o.refused;
+          if (!rdsProof && !refused) {
+            x.note({ stdout: lines.join('\n') });
+            throw refuse(
+              'not-fenced',
+              `${old.label} is not proven fenced: RDS says it is ${r.status}, and ${o.reachable ? 'it answers' : `it did not answer within ${PROBE_MS / 1000} s`}. It may still accept writes: promoting now could make two primaries. Nothing was promoted. ` +
+                'If it takes no writes (cut off from every client), run the failover again with "I have fenced the old primary myself"',
+            );
+          }
+        }
+        await x.deps.db.update(instances).set({ state: 'fenced' }).where(eq(instances.id, old.id));
+        x.note({ stdout: lines.join('\n') });
+      },
+      always: {
+        name: 'look at the herd again if the failover stopped',
+        does: { kind: 'herd.say-if-no-primary', herd: h.id },
+        says: 'if the failover stops from here on, ask every member again: when none answers as a primary, say the herd has no primary',
+        timeoutMs: PROBE_MS * 4 + 5_000,
+        run: kit.lookAgain,
+      },
+    },
+    {
+      name: 'choose the candidate',
+      does: { kind: 'failover.choose-candidate', candidate: newPrimary },
+      says: p.candidateInstanceId
+        ? `check that ${cand.label} answers as a replica of the herd (its system identifier and timeline)`
+        : 'choose the reachable replica with the highest received LSN among those that report the herd\u2019s system identifier and timeline',
+      timeoutMs: 15_000,
+      run: kit.pickCandidate,
+    },
+    {
+      name: 'RDS: promote the candidate',
+      does: { kind: 'rds.promote', instance: newPrimary, maxWaitSeconds: bounds.maxWaitSeconds },
+      says: `ask RDS to promote it (PromoteReadReplica), wait until RDS says it is available on its own and it accepts writes (at most ${bounds.maxWaitSeconds} s)`,
+      timeoutMs: (bounds.maxWaitSeconds + 60) * 1000,
+      run: async (x) => {
+        const { m } = kit.chosen(x.state);
+        if (!m.rds) throw refuse('cloud', `${m.label} has no RDS identity; nothing was promoted`);
+        const notOurs = await recheckRdsIdentity(x.deps.db, m.serverId, m.rds.region, m.rds.identifier);
+        if (notOurs) throw refuse('cloud', `${notOurs}; nothing was promoted`);
+        const client = rdsClient(m.rds.region);
+        await promoteReplica(client, m.rds.identifier, x.signal);
+        const seen: string[] = [];
+        const now = await waitRds(
+          client,
+          m.rds.region,
+          m.rds.identifier,
+          'available on its own',
+          (i) => i.status === 'available' && !i.sourceIdentifier,
+          { ...bounds, signal: x.signal },
+          (i) => {
+            if (seen.at(-1) !== i.status) seen.push(i.status);
+          },
+        ).finally(() => x.note({ stdout: `RDS said: ${seen.join(' -> ')}` }));
+        await x.deps.db
+          .update(servers)
+          .set({ cloudState: now.status, cloudDetails: rdsDetails(now), cloudSeenAt: new Date() })
+          .where(eq(servers.id, m.serverId));
+        const o = await waitObserved(m, 'accepting writes', (v) => v.reachable && v.inRecovery === false, {
+          timeoutMs: 120_000,
+          signal: x.signal,
+        });
+        await recordNewPrimary(x.deps, m, o.timeline ?? undefined);
+        x.deps.outcome?.(kit.outcome(x.state));
+        x.note({ stdout: `RDS said: ${seen.join(' -> ')}\n${m.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
+      },
+    },
+    ...dnsSteps(
+      h,
+      (s: S) => kit.membersAfter(kit.chosen(s).m),
+      (r) => (p.candidateInstanceId ? recordTargets(r, after) : { chosenWhenItRuns: 'most WAL received' }),
+      (r) =>
+        p.candidateInstanceId
+          ? describeRecordMove(r, after)
+          : `point ${r.name} (${r.type}, TTL ${r.ttl} s) at the new primary once it accepts writes, then ask the zone\u2019s server until it answers so`,
+    ),
+    {
+      name: 'the other read replicas',
+      does: { kind: 'rds.replicas-left', replicas: others.map(memberArg) },
+      says: others.length
+        ? `${others.map((m) => m.label).join(', ')}: RDS keeps a read replica on its source, it cannot follow the new primary: named in the outcome (add read replicas of the new primary, then retire these)`
+        : 'no other read replica',
+      timeoutMs: 15_000,
+      run: (x) => {
+        const { m: promoted } = kit.chosen(x.state);
+        const left = h.members.filter((m) => m.id !== old.id && m.id !== promoted.id);
+        x.deps.outcome?.(
+          `${kit.outcome(x.state)}${left.length ? `; still read replicas of ${old.label} in RDS, which cannot follow the new primary: ${left.map((m) => m.label).join(', ')}` : ''}`,
+        );
+        x.note({
+          stdout: left.length
+            ? left.map((m) => `${m.label}: still a read replica of ${old.label} in RDS`).join('\n')
+            : 'no other read replica',
+        });
+        return Promise.resolve();
+      },
+    },
+    {
+      name: `watch ${old.label} stay fenced`,
+      does: { kind: 'pg.watch-fenced', instance: memberArg(old) },
+      says: `for a few seconds after the promotion, connect to ${old.label} again and again: if it answers as a primary, the herd has two primaries: say so`,
+      timeoutMs: 30_000,
+      run: kit.watchFence,
+    },
+  ];
+  return {
+    state: kit.state,
+    change: { kind: 'failover', candidateId: cand.id },
+    steps,
+    facts: [
+      { label: 'Old primary', value: `${old.label} (RDS ${old.rds.identifier}, ${old.state})` },
+      { label: 'Candidate', value: `${cand.label}${p.candidateInstanceId ? '' : ', chosen again when it runs'}: RDS promotes it` },
+      ...h.dns.map((r) => ({ label: `DNS ${r.name}`, value: `${r.type} -> the new primary, TTL ${r.ttl} s` })),
+      {
+        label: 'RDS wait',
+        value: `at most ${bounds.maxWaitSeconds} s for RDS to say the promoted instance is available (PGHERD_RDS_WAIT_SECONDS)`,
+      },
+    ],
+    warnings: [
+      ...productionWarning(h),
+      'unplanned: transactions the old source committed that the candidate did not receive are lost',
+      ...(others.length
+        ? [`RDS keeps ${others.map((m) => m.label).join(', ')} on the old source: they will not follow the new primary`]
+        : []),
+      ...(p.fencedByOperator ? [`you confirm ${old.label} takes no writes: if it still does, the herd will have two primaries`] : []),
+    ],
+  };
+}
