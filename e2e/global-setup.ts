@@ -2,12 +2,12 @@
 // lab's processes so that the teardown (or the next run) stops them with everything else.
 import { randomBytes } from 'node:crypto';
 import { buildConsole, prepareDatabase, startConsole, startWorkerProcess } from '../lib/lab/console';
-import { DEMO_PATRONI, readLab, startLab, writeLab } from '../lib/lab/lab';
+import { DEMO_PATRONI, DEMO_RDS, readLab, startLab, writeLab } from '../lib/lab/lab';
 import { E2E_LAB_FILE } from './lab';
 import { setting } from '@/lib/settings/settings';
 
 export default async function globalSetup() {
-  const lab = await startLab({ file: E2E_LAB_FILE, patroni: DEMO_PATRONI });
+  const lab = await startLab({ file: E2E_LAB_FILE, patroni: DEMO_PATRONI, rds: DEMO_RDS });
   const admin = { username: 'e2e-admin', password: randomBytes(12).toString('base64url') };
   const { apiToken } = await prepareDatabase(lab, admin);
   if (!setting('PGHERD_SKIP_BUILD')) await buildConsole();

@@ -382,5 +382,7 @@ export function labAwsEnv(aws: LabAws): Record<string, string> {
  * start would write the shared lab's servers under the other tests).
  */
 export function labDiscoveryEnv(aws: LabAws): Record<string, string> {
-  return { PGHERD_AWS_DISCOVERY: JSON.stringify({ regions: [aws.region], tags: aws.discoveryTags }) };
+  return {
+    PGHERD_AWS_DISCOVERY: JSON.stringify({ regions: [aws.region], tags: aws.discoveryTags, ...(aws.rds?.length ? { rds: true } : {}) }),
+  };
 }

@@ -205,6 +205,8 @@ export interface LabOptions {
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 /** The demo's and the browser tests' herd run by Patroni (beside the default fleet's herds). */
 export const DEMO_PATRONI: NonNullable<LabOptions['patroni']> = [{ environment: 'staging', herd: 'ledger' }];
+/** The demo's and the browser tests' herd run by RDS: a source and a read replica, found by discovery. */
+export const DEMO_RDS: NonNullable<LabOptions['rds']> = [{ environment: 'staging', herd: 'reports', replicas: 1 }];
 export const DEFAULT_LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'lab.json');
 
 /** The settings that point pgherd (console, worker, a test process) at the lab's DNS and fleet credentials. */

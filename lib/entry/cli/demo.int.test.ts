@@ -50,7 +50,7 @@ function freshEnv(): NodeJS.ProcessEnv {
 
 function startDemo(): Demo {
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'pgherd-demo-test-')), 'lab.json');
-  // Addresses of its own (127.0.50.x, Patroni 127.0.51.x), as each test file's lab has, beside the shared lab.
+  // Addresses of its own (127.0.50.x, Patroni 127.0.51.x, RDS 127.0.52.x), as each test file's lab has, beside the shared lab.
   const args = ['run', '--silent', 'demo', '--', '--small', '--subnet', '127.0.50', '--file', file, ...(BUILT ? [] : ['--no-console'])];
   const child = spawn('npm', args, { cwd: PROJECT_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: freshEnv() });
   const out: string[] = [];

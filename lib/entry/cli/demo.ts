@@ -9,6 +9,7 @@ import { cancellable, StartCancelled, throwIfCancelled } from '@/lib/lab/proc';
 import {
   DEFAULT_LAB_FILE,
   DEMO_PATRONI,
+  DEMO_RDS,
   refreshPids,
   refuseIfOwned,
   startLab,
@@ -63,19 +64,22 @@ export function demoOptions(argv: string[]): DemoOptions {
   return opts;
 }
 
-/** A.B.C of a loopback /24 whose next /24 is one too (127.x.y, y < 255). */
+/** A.B.C of a loopback /24 whose next two /24s are loopback too (127.x.y, y < 254). */
 function loopbackSubnet(v: string): string {
   const m = /^127\.(\d{1,3})\.(\d{1,3})$/.exec(v);
-  if (!m || Number(m[1]) > 255 || Number(m[2]) > 254) throw new Error(`--subnet wants 127.X.Y with Y below 255, not ${JSON.stringify(v)}`);
+  if (!m || Number(m[1]) > 255 || Number(m[2]) > 253) throw new Error(`--subnet wants 127.X.Y with Y below 254, not ${JSON.stringify(v)}`);
   return v;
 }
 
-/** The fleet and the Patroni herds the options ask for. */
-function labShape(opts: DemoOptions): Required<Pick<LabOptions, 'fleet' | 'patroni'>> {
+/** The fleet, the Patroni herds and the RDS herd the options ask for. */
+function labShape(opts: DemoOptions): Required<Pick<LabOptions, 'fleet' | 'patroni' | 'rds'>> {
   const fleet = { ...(opts.small ? SMALL_FLEET : DEFAULT_FLEET), ...(opts.subnet ? { subnet: opts.subnet } : {}) };
-  const next = opts.subnet?.replace(/\d+$/, (c) => String(Number(c) + 1));
+  const after = (k: number) => opts.subnet?.replace(/\d+$/, (c) => String(Number(c) + k));
+  const next = after(1);
   const patroni = (opts.small ? SMALL_PATRONI : DEMO_PATRONI).map((h) => (next ? { ...h, subnet: next } : h));
-  return { fleet, patroni };
+  const rdsSubnet = after(2);
+  const rds = DEMO_RDS.map((h) => (rdsSubnet ? { ...h, subnet: rdsSubnet } : h));
+  return { fleet, patroni, rds };
 }
 
 async function main() {
