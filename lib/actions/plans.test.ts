@@ -783,6 +783,39 @@ describe('an action is its plan', () => {
           steps: a.steps(t, deps, { members: h.members, params, prepared }),
         };
       }
+      if (a.name === 'rds-reboot') {
+        // A read replica RDS runs, Multi-AZ: rebooted with failover.
+        const t3 = { ...r3, controlDriver: 'rds', rds: { region: 'eu-west-1', identifier: 'orders-3' } };
+        const live = {
+          identifier: 'orders-3',
+          region: 'eu-west-1',
+          account: '123456789012',
+          vpcId: 'vpc-0abc',
+          instanceClass: 'db.m6i.large',
+          engine: 'postgres',
+          engineVersion: '15.8',
+          status: 'available',
+          endpoint: { address: t3.host, port: t3.port },
+          availabilityZone: 'eu-west-1a',
+          multiAz: true,
+          allocatedStorageGiB: 100,
+          storageType: 'gp3',
+          parameterGroup: 'default.postgres15',
+          sourceIdentifier: 'orders-1',
+          replicaIdentifiers: [],
+          pendingClass: null,
+          tags: {},
+        };
+        const prepared = {
+          ...resizePrepared(h, r3),
+          rds: new Map([[r3.serverId, { region: 'eu-west-1', identifier: 'orders-3', live, ranking: null, identity: null }]]),
+        };
+        const params = { failover: true };
+        return {
+          words: a.plan(t3, { members: h.members, params, prepared }).steps,
+          steps: a.steps(t3, deps, { members: h.members, params, prepared }),
+        };
+      }
       if (a.name === 'retire') {
         const prepared = { herds: new Map([[h.id, h]]), hosts: new Map([[r3.id, { launchedRowId: 1, neighbours: 0 }]]), needs: new Map() };
         const params = { host: 'terminate' };

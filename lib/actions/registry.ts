@@ -34,6 +34,7 @@ import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
 import { retireAction } from '@/lib/actions/grow/retire.action';
 import { evacuateAction, replaceAction } from '@/lib/actions/grow/replace.action';
 import { applySettingsAction } from '@/lib/actions/settings/apply-settings.action';
+import { rdsRebootAction } from '@/lib/actions/rds/rds-reboot.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -46,6 +47,7 @@ export const actions: AnyAction[] = [
   resizeAction,
   powerOffAction,
   powerOnAction,
+  rdsRebootAction,
   switchoverAction,
   drFailoverAction,
   drDrillAction,

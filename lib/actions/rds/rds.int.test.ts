@@ -34,6 +34,7 @@ import { stopAction } from '@/lib/actions/stop.action';
 import { rebuildAction } from '@/lib/actions/rebuild.action';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
+import { rdsRebootAction } from '@/lib/actions/rds/rds-reboot.action';
 import { drFailoverAction } from '@/lib/actions/dr-failover.action';
 import { crash } from '@/lib/lab/faults';
 import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
@@ -449,6 +450,29 @@ describe('power off and on through the RDS API', () => {
     const [after] = await db.select({ state: instances.state }).from(instances).where(eq(instances.id, id));
     expect(after!.state).toBe('running');
   }, 240_000);
+});
+
+describe('reboot through the RDS API', () => {
+  it('refuses a failover on a Single-AZ instance; reboots a replica, which streams again', async () => {
+    const r = member(2);
+    const id = ids.get(r.identifier)!;
+    expect((await plan(rdsRebootAction, [id], { failover: true })).targets[0]!.refused).toMatch(
+      /is Single-AZ: RDS reboots with failover only a Multi-AZ instance/,
+    );
+    // Not an RDS member: Restart is the way.
+    const [ec2Member] = await db
+      .select({ id: instances.id })
+      .from(instances)
+      .innerJoin(herds, eq(herds.id, instances.herdId))
+      .where(eq(herds.name, 'alpha'));
+    expect((await plan(rdsRebootAction, [ec2Member!.id])).targets[0]!.refused).toMatch(/is not an RDS DB instance: use Restart/);
+    const before = await startedAt(r);
+    const res = await run(rdsRebootAction, [id], {});
+    expect(res.op.status, stepsOf(res)).toBe('succeeded');
+    expect(res.steps.find((x) => x.name === 'RDS: reboot')!.stdoutTail).toMatch(/RDS said: rebooting -> available/);
+    expect(await startedAt(r)).toBeGreaterThan(before);
+    expect(await streaming(r)).toBe('streaming');
+  }, 120_000);
 });
 
 describe("a rule's nightly scale-down and its morning reverse", () => {

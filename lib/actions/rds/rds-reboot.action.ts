@@ -1,0 +1,127 @@
+// Reboot an RDS DB instance through the RDS API (RebootDBInstance), with failover for a Multi-AZ one (its
+// standby in another zone takes over; RDS refuses it for a Single-AZ instance, and so does the plan).
+// RDS's status is waited on until it says available again, then Postgres must answer at the endpoint (a
+// replica: stream again). The RDS counterpart of Restart, which RDS gives no shell for.
+import { z } from 'zod';
+import { rdsClient } from '@/lib/adapters/aws/config';
+import { rdsWaitBounds, rebootRds, waitRds } from '@/lib/adapters/aws/rds';
+import { commonWarnings, defineAction, flagParam, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
+import { memberArg } from '@/lib/engine/plan-identity';
+import { prepareCloud } from '@/lib/actions/resize.action';
+import { refreshStep } from '@/lib/actions/steps/control-steps';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { waitObserved } from '@/lib/fleet/observe';
+import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { rdsDetails, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
+import type { RdsTarget } from './rds-resize';
+import { eq } from 'drizzle-orm';
+import { servers } from '@/db/schema';
+
+/** How long Postgres may take to answer (a replica: to stream) once RDS says available. */
+const UP_TIMEOUT_MS = 120_000;
+
+export const rdsRebootParams = z.object({ failover: flagParam() }).strict();
+
+export function planRdsReboot<S>(t: InstanceRef, rds: Map<number, RdsTarget>, failover: boolean): ActionPlan<S> | Refusal {
+  if (!t.rds) return refuse('not-applicable', `${t.label} is not an RDS DB instance: use Restart`);
+  const c = rds.get(t.serverId);
+  if (!c) return refuse('cloud', `${t.hostname} has no RDS identity: run discovery`);
+  if (!c.live) return refuse('cloud', `RDS does not know ${c.identifier} in ${c.region} (deleted, or another account)`);
+  if (c.identity) return refuse('cloud', c.identity);
+  if (c.live.status !== 'available')
+    return refuse('not-applicable', `RDS says ${c.identifier} is ${c.live.status}: a reboot starts from an available instance`);
+  if (failover && !c.live.multiAz)
+    return refuse(
+      'not-applicable',
+      `${c.identifier} is Single-AZ: RDS reboots with failover only a Multi-AZ instance (it has no standby to fail over to)`,
+    );
+  const bounds = rdsWaitBounds();
+  const replica = t.role === 'replica';
+  const steps: ActionStep<S>[] = [
+    {
+      name: failover ? 'RDS: reboot with failover' : 'RDS: reboot',
+      does: { kind: 'rds.reboot', identifier: c.identifier, region: c.region, failover },
+      says: `ask RDS to reboot ${c.identifier}${failover ? ' with failover (its standby takes over)' : ''} and wait until it says available again (at most ${bounds.maxWaitSeconds} s)`,
+      timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
+      run: async (x) => {
+        const notOurs = await recheckRdsIdentity(x.deps.db, t.serverId, c.region, c.identifier);
+        if (notOurs) throw refuse('cloud', `${notOurs}; nothing was asked of RDS`);
+        const client = rdsClient(c.region);
+        await rebootRds(client, c.identifier, failover, x.signal);
+        const seen: string[] = [];
+        // RDS says rebooting from its answer to the call: available after that is the reboot done.
+        const now = await waitRds(
+          client,
+          c.region,
+          c.identifier,
+          'available again',
+          (i) => i.status === 'available' && seen.some((s) => s !== 'available'),
+          { ...bounds, signal: x.signal },
+          (i) => {
+            if (seen.at(-1) !== i.status) seen.push(i.status);
+          },
+        ).finally(() => x.note({ stdout: `RDS said: ${seen.join(' -> ')}` }));
+        await x.deps.db
+          .update(servers)
+          .set({
+            cloudState: now.status,
+            cloudAvailabilityZone: now.availabilityZone,
+            cloudDetails: rdsDetails(now),
+            cloudSeenAt: new Date(),
+          })
+          .where(eq(servers.id, t.serverId));
+      },
+    },
+    {
+      name: replica ? 'streaming' : 'Postgres up',
+      does: { kind: replica ? 'pg.wait-streaming' : 'pg.wait-up', instance: memberArg(t) },
+      says: replica ? 'wait until it streams from its source again' : 'wait until Postgres answers at its endpoint',
+      timeoutMs: UP_TIMEOUT_MS + 10_000,
+      run: async (x) => {
+        const o = await waitObserved(
+          t,
+          replica ? 'streaming' : 'answering',
+          (v) => v.reachable && (!replica || v.walReceiver?.status === 'streaming'),
+          { timeoutMs: UP_TIMEOUT_MS, signal: x.signal },
+        );
+        x.note({
+          stdout: replica ? `streaming from ${o.walReceiver?.senderHost ?? '?'}` : `answers as a ${o.inRecovery ? 'replica' : 'primary'}`,
+        });
+      },
+    },
+    refreshStep(t),
+  ];
+  return {
+    steps,
+    warnings: [...commonWarnings(t), `clients of ${t.label} lose their connections while RDS restarts it; its DNS names stay on it`],
+    facts: [
+      {
+        label: 'RDS instance',
+        value: `${c.identifier} (${c.live.instanceClass}) in ${c.live.availabilityZone}${c.live.multiAz ? ', Multi-AZ' : ''}`,
+      },
+    ],
+  };
+}
+
+export const rdsRebootAction = defineAction({
+  name: 'rds-reboot',
+  label: 'Reboot (RDS)',
+  permission: 'operator',
+  dangerous: true,
+  runsAsConfirmed: true,
+  onRdsHerds: true,
+  params: {
+    schema: rdsRebootParams,
+    fields: [
+      {
+        name: 'failover',
+        label: 'With failover',
+        kind: 'flag',
+        emptyLabel: 'no: RDS restarts it where it is',
+        help: 'A Multi-AZ instance fails over to its standby in another zone; RDS refuses it for a Single-AZ instance.',
+      },
+    ],
+  },
+  prepare: (targets, _params, db) => prepareCloud(targets, db, null),
+  plan: (t, { params, prepared }) => planRdsReboot(t, prepared.rds, params.failover === true),
+});
