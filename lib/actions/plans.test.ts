@@ -606,6 +606,14 @@ describe('an action is its plan', () => {
         const prepared = settingsPrepared(h);
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
+      if (a.on === 'herd' && a.name === 'rds-add-replica') {
+        // A herd RDS runs: a new read replica of its source.
+        const rh = herd(
+          h.members.map((m, k) => ({ ...m, controlDriver: 'rds', rds: { region: 'eu-west-1', identifier: `orders-${String(k + 1)}` } })),
+        );
+        const params = { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-1b' };
+        return { words: a.plan(rh, { params }).steps, steps: a.steps(rh, deps, { params }) };
+      }
       if (a.on === 'herd' && a.name.startsWith('patroni-')) {
         // Patroni's maintenance mode: a herd Patroni runs, its members with REST addresses.
         const ph = herd(h.members.map((m) => ({ ...m, controlDriver: 'patroni', patroniUrl: `https://${m.host}:8008` })));

@@ -35,6 +35,7 @@ import { retireAction } from '@/lib/actions/grow/retire.action';
 import { evacuateAction, replaceAction } from '@/lib/actions/grow/replace.action';
 import { applySettingsAction } from '@/lib/actions/settings/apply-settings.action';
 import { rdsRebootAction } from '@/lib/actions/rds/rds-reboot.action';
+import { rdsAddReplicaAction } from '@/lib/actions/rds/rds-add-replica.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -64,6 +65,7 @@ export const actions: AnyAction[] = [
   restoreDrillAction,
   tearDownRestoredAction,
   addReplicaAction,
+  rdsAddReplicaAction,
   retireAction,
   replaceAction,
   evacuateAction,

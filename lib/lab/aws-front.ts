@@ -38,7 +38,7 @@ import { DescribeInstancesCommand, EC2Client, StopInstancesCommand } from '@aws-
 import shippedPrices from '@/lib/fleet/cloud/prices/ec2-on-demand.json';
 import { binDirOf } from '@/lib/agent/collect';
 import { run, type Identity } from './proc';
-import { rdsFront, type RdsBacking, type RdsFaults } from './rds-front';
+import { rdsFront, type RdsBacking, type RdsFaults, type RdsSpare } from './rds-front';
 
 export interface AwsFrontConfig {
   port: number;
@@ -59,7 +59,7 @@ export interface AwsFrontConfig {
   /** S3 over TLS: moto's own TLS fails with pgBackRest ("unexpected eof"), so S3 is served here with the lab CA's certificate. */
   s3?: { port: number; certFile: string; keyFile: string };
   /** RDS: each DB instance's lab Postgres, by identifier (lib/lab/rds-front.ts), and how long a change says it is under way. */
-  rds?: { backing: Record<string, RdsBacking>; seconds?: number };
+  rds?: { backing: Record<string, RdsBacking>; seconds?: number; dir?: string; spares?: RdsSpare[] };
 }
 
 /** When the lab's Price List API says its offers were published. */
@@ -305,6 +305,8 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
         c.startsWith('db.'),
       ),
       backing: cfg.rds?.backing ?? {},
+      dir: cfg.rds?.dir ?? '',
+      spares: cfg.rds?.spares ?? [],
       ...(cfg.rds?.seconds ? { seconds: cfg.rds.seconds } : {}),
     },
     () => capacity().rds ?? {},

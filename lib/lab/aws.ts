@@ -272,6 +272,8 @@ export async function startAws(
     ...(rds.length
       ? {
           rds: {
+            dir: path.join(dir, 'rds'),
+            spares: rds.flatMap((h) => h.spares.map((x) => ({ ...x, environment: h.environment }))),
             backing: Object.fromEntries(
               rds.flatMap((h) =>
                 h.members.map((m) => [

@@ -96,6 +96,8 @@ export interface LabRds {
   environment: string;
   herd: string;
   members: (LabInstance & { identifier: string; instanceClass: string; logFile: string })[];
+  /** Addresses where the lab's RDS puts a new read replica of the herd (CreateDBInstanceReadReplica), each with its certificate. */
+  spares: { address: string; port: number; certFile: string; keyFile: string; pgherdUser: string }[];
 }
 
 export interface LabInfo {
@@ -781,6 +783,17 @@ async function startRdsPostgres(
     );
     const started: LabInfo = { ...info, instances: [] };
     await startFleet(id, dir, planned, port, started, track, new Map());
+    // Two spare addresses for read replicas RDS is asked to create, certified like the members'.
+    const spares = await settled(
+      [1, 2].map(async () => {
+        const address = `${spec.subnet ?? '127.0.22'}.${String(++n)}`;
+        const tls = await issueCertificate(id, info.tls!, path.join(dir, 'rds-spares', address), 'server', {
+          ips: [address],
+          names: [address],
+        });
+        return { address, port, ...tls, pgherdUser: pgherdRoleOf(spec.environment) };
+      }),
+    );
     out.push({
       environment: spec.environment,
       herd: spec.herd,
@@ -790,6 +803,7 @@ async function startRdsPostgres(
         instanceClass: LAB_RDS_CLASS,
         logFile: path.join(dir, 'log', `${i.server}.log`),
       })),
+      spares,
     });
   }
   return out;

@@ -12,13 +12,18 @@
 // - StopDBInstance stops the Postgres (moto refuses a read replica, as RDS does), StartDBInstance starts
 //   it, RebootDBInstance restarts it (ForceFailover only on a Multi-AZ instance, as RDS says), and
 //   PromoteReadReplica promotes it (pg_ctl promote), after checking it is available.
+// - CreateDBInstanceReadReplica clones the source's Postgres (pg_basebackup) onto a spare address of the
+//   lab and starts it streaming; RDS says `creating`, with no endpoint, until it streams. No spare left
+//   is InsufficientDBInstanceCapacity.
 // - Faults from the capacity file's `rds`: `insufficient` classes are refused with
 //   InsufficientDBInstanceCapacity; an identifier listed under `storageFull` says storage-full (and its
 //   Postgres is not touched by anything asked).
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { binDirOf } from '@/lib/agent/collect';
+import path from 'node:path';
 import { run, type Identity } from './proc';
+import { cloneReplica, startNode } from './postgres';
 
 export interface RdsBacking {
   address: string;
@@ -28,8 +33,21 @@ export interface RdsBacking {
   binDir?: string;
 }
 
+/** An address where a new read replica's Postgres can answer, with its certificate. */
+export interface RdsSpare {
+  environment: string;
+  address: string;
+  port: number;
+  certFile: string;
+  keyFile: string;
+  pgherdUser: string;
+}
+
 export interface RdsFrontConfig {
   identity: Identity;
+  /** Where new read replicas' data goes, and the addresses they take (one each, while it lives). */
+  dir: string;
+  spares: RdsSpare[];
   region: string;
   /** The classes RDS offers for postgres in the region (moto answers DescribeOrderableDBInstanceOptions for Aurora only). */
   classes: string[];
@@ -74,6 +92,9 @@ export function rdsFront(cfg: RdsFrontConfig, faults: () => RdsFaults) {
   const seconds = cfg.seconds ?? 2;
   // Changes under way: what RDS says until when.
   const under = new Map<string, { status: string; until: number; oldClass?: string }>();
+  // New read replicas whose Postgres is being cloned (RDS says creating, with no endpoint), or failed to be.
+  const creating = new Set<string>();
+  const failed = new Set<string>();
   // Read replicas promoted: no longer their source's (moto keeps saying they replicate from it).
   const promoted = new Set<string>();
   // Classes accepted for the next reboot: the old one is said meanwhile.
@@ -115,6 +136,8 @@ export function rdsFront(cfg: RdsFrontConfig, faults: () => RdsFaults) {
     };
   };
   const statusOf = (id: string, motoStatus: string) => {
+    if (creating.has(id)) return 'creating';
+    if (failed.has(id)) return 'failed';
     if ((faults().storageFull ?? []).includes(id)) return 'storage-full';
     const u = under.get(id);
     return u && Date.now() < u.until ? u.status : motoStatus;
@@ -126,7 +149,8 @@ export function rdsFront(cfg: RdsFrontConfig, faults: () => RdsFaults) {
     eachDbInstance(xml, (item, id) => {
       let out = item;
       const b = cfg.backing[id];
-      if (b)
+      if (creating.has(id)) out = out.replace(/<Endpoint>[\s\S]*?<\/Endpoint>/, '');
+      else if (b)
         out = out.replace(
           /<Endpoint>[\s\S]*?<\/Endpoint>/,
           `<Endpoint><Address>${b.address}</Address><Port>${String(b.port)}</Port></Endpoint>`,
@@ -149,6 +173,65 @@ export function rdsFront(cfg: RdsFrontConfig, faults: () => RdsFaults) {
       }
       return out;
     });
+
+  /** A new read replica: moto records it; its Postgres is cloned from the source's on a spare address. */
+  const createReplica = async (p: URLSearchParams, forward: Forward): Promise<Answer> => {
+    const id = p.get('DBInstanceIdentifier') ?? '';
+    const source = cfg.backing[p.get('SourceDBInstanceIdentifier') ?? ''];
+    if (!source) return rdsError(404, 'DBInstanceNotFound', `DBInstance ${p.get('SourceDBInstanceIdentifier') ?? ''} not found.`);
+    const cls = p.get('DBInstanceClass') ?? '';
+    if ((faults().insufficient ?? []).includes(cls))
+      return rdsError(
+        400,
+        'InsufficientDBInstanceCapacity',
+        `Cannot create a ${cls} DB instance: there is not enough capacity in the Availability Zone.`,
+      );
+    const used = new Set(Object.values(cfg.backing).map((b) => b.address));
+    const spare = cfg.spares.find((x) => !used.has(x.address));
+    if (!spare)
+      return rdsError(
+        400,
+        'InsufficientDBInstanceCapacity',
+        `The lab has no spare address for another read replica (${String(cfg.spares.length)} in all).`,
+      );
+    const a = await forward(Buffer.from(p.toString()));
+    if (a.status !== 200) return a;
+    const home = path.join(cfg.dir, id);
+    const node = {
+      name: id,
+      address: spare.address,
+      port: spare.port,
+      dataDirectory: path.join(home, 'data'),
+      socketDirectory: path.join(home, 'run'),
+      logFile: path.join(home, 'postgres.log'),
+      tls: { certFile: spare.certFile, keyFile: spare.keyFile },
+      pgherdUser: spare.pgherdUser,
+    };
+    cfg.backing[id] = { address: node.address, port: node.port, dataDirectory: node.dataDirectory, logFile: node.logFile };
+    // Creating (no endpoint) until its Postgres runs; a clone that fails leaves it failed, as RDS would.
+    creating.add(id);
+    void (async () => {
+      try {
+        await cloneReplica(cfg.identity, node, {
+          name: id,
+          address: source.address,
+          port: source.port,
+          dataDirectory: source.dataDirectory,
+          socketDirectory: '',
+          logFile: source.logFile,
+        });
+        await startNode(cfg.identity, node, cfg.pgBin);
+      } catch (err) {
+        console.error(`rds-front: creating ${id}: ${(err as Error).message}`);
+        failed.add(id);
+      } finally {
+        creating.delete(id);
+      }
+    })();
+    a.body = Buffer.from(rewrite(a.body.toString('utf8')));
+    a.headers['content-length'] = String(a.body.length);
+    return a;
+  };
 
   /** DescribeOrderableDBInstanceOptions for postgres: every class of the region, in each of its three zones, Multi-AZ capable. */
   const orderable = (p: URLSearchParams): Answer => {
@@ -177,6 +260,7 @@ export function rdsFront(cfg: RdsFrontConfig, faults: () => RdsFaults) {
   return async (p: URLSearchParams, forward: Forward): Promise<Answer | null> => {
     const action = p.get('Action');
     if (action === 'DescribeOrderableDBInstanceOptions' && p.get('Engine') === 'postgres') return orderable(p);
+    if (action === 'CreateDBInstanceReadReplica') return createReplica(p, forward);
     const id = p.get('DBInstanceIdentifier') ?? '';
     if (action === 'DescribeDBInstances') {
       const a = await forward(Buffer.from(p.toString()));

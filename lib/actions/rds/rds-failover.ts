@@ -1,10 +1,10 @@
 // DR failover of a herd RDS runs: RDS promotes the chosen read replica (PromoteReadReplica), and the
 // write name moves to it once it accepts writes. The rules of a DR failover hold: the old source is
 // fenced first, and only proof counts. RDS offers no fence of a source that has read replicas (it stops
-// neither it nor them), so the proof is RDS's or Postgres's own: RDS says the source cannot take writes
-// (stopped, failed, storage full, being deleted...), or its endpoint refuses connections; or the operator
-// says it is fenced. A source RDS calls available that still answers is a primary: promoting beside it
-// would make two, and the failover is refused. The other read replicas replicate from their source in
+// neither it nor them), so the proof is Postgres's or RDS's own: its endpoint refuses connections, or it
+// does not answer and RDS says it cannot come back to taking writes by itself (stopped, failed, being
+// deleted); or the operator says it is fenced. A source that answers as a primary takes writes, whatever
+// RDS says of it: promoting beside it would make two, and the failover is refused. The other read replicas replicate from their source in
 // RDS and cannot be pointed at another: the outcome names them (add replicas of the new primary, retire
 // them).
 import { eq } from 'drizzle-orm';
@@ -23,15 +23,12 @@ import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { rdsDetails, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
 import { servers } from '@/db/schema';
 
-/** RDS statuses in which a source takes no writes: proof enough that it is fenced. */
-export const RDS_FENCED_STATUSES = new Set([
-  'stopped',
-  'stopping',
-  'failed',
-  'storage-full',
-  'deleting',
-  'inaccessible-encryption-credentials',
-]);
+/**
+ * RDS statuses in which a source cannot come back to taking writes by itself: with no answer from its
+ * endpoint, proof enough that it is fenced. Not storage-full (storage added, it writes again) nor stopping
+ * (it still runs), and never over a source that answers as a primary.
+ */
+export const RDS_FENCED_STATUSES = new Set(['stopped', 'failed', 'deleting', 'inaccessible-encryption-credentials']);
 
 /** What the DR failover's own steps give the RDS plan (they live with the action). */
 export interface RdsFailoverKit<S> {
@@ -75,7 +72,7 @@ export function planRdsFailover<S>(
       does: { kind: 'rds.fence', instance: memberArg(old), identifier: old.rds.identifier, byOperator: !!p.fencedByOperator },
       says: p.fencedByOperator
         ? `fence ${old.label}: you confirm it takes no writes; pgherd does not check`
-        : `fence ${old.label}: proven when RDS says it cannot take writes (${[...RDS_FENCED_STATUSES].join(', ')}) or its endpoint refuses connections; anything else (RDS says available, no answer within ${PROBE_MS / 1000} s) stops the failover before anything is promoted`,
+        : `fence ${old.label}: proven when its endpoint refuses connections, or it does not answer and RDS says it is ${[...RDS_FENCED_STATUSES].join(', ')}; anything else (it answers as a primary, whatever RDS says; RDS says available; RDS does not know it) stops the failover before anything is promoted`,
       timeoutMs: 60_000,
       run: async (x) => {
         const lines: string[] = [];
@@ -88,13 +85,15 @@ export function planRdsFailover<S>(
             `${old.label}: ${o.reachable ? `answers as a ${o.inRecovery ? 'replica' : 'primary'}` : o.refused ? 'refuses connections' : `no answer (${o.error ?? 'no reason given'})`}`,
           );
           lines.push(`RDS says ${identifier} is ${r?.status ?? 'unknown to RDS'}`);
-          const rdsProof = !r || RDS_FENCED_STATUSES.has(r.status);
+          // What the source says of itself beats what RDS says: one that answers as a primary takes writes.
+          const answersAsPrimary = o.reachable && o.inRecovery === false;
           const refused = !o.reachable && o.refused;
-          if (!rdsProof && !refused) {
+          const rdsProof = !o.reachable && r !== null && RDS_FENCED_STATUSES.has(r.status);
+          if (answersAsPrimary || (!refused && !rdsProof)) {
             x.note({ stdout: lines.join('\n') });
             throw refuse(
               'not-fenced',
-              `${old.label} is not proven fenced: RDS says it is ${r.status}, and ${o.reachable ? 'it answers' : `it did not answer within ${PROBE_MS / 1000} s`}. It may still accept writes: promoting now could make two primaries. Nothing was promoted. ` +
+              `${old.label} is not proven fenced: RDS says it is ${r?.status ?? 'unknown (RDS does not know it)'}, and ${o.reachable ? `it answers${answersAsPrimary ? ' as a primary' : ''}` : `it did not answer within ${PROBE_MS / 1000} s`}. It may still accept writes: promoting now could make two primaries. Nothing was promoted. ` +
                 'If it takes no writes (cut off from every client), run the failover again with "I have fenced the old primary myself"',
             );
           }

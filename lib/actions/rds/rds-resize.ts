@@ -201,6 +201,13 @@ export function planRdsResize<S extends RdsResizeState>(
           throw refuse('topology', `${t.label} answers as a primary: Resize takes read replicas only; nothing was asked of RDS`);
         const notOurs = await recheckRdsIdentity(x.deps.db, t.serverId, c.region, c.identifier);
         if (notOurs) throw refuse('cloud', `${notOurs}; nothing was asked of RDS`);
+        // Asked again at the last moment: a change made meanwhile (the drain's wait) is not overwritten.
+        const now = await describeRds(rds(), c.region, c.identifier, x.signal);
+        if (now?.status !== 'available' || now.instanceClass !== r.current.name || now.pendingClass)
+          throw refuse(
+            'cloud',
+            `${c.identifier} is now ${now?.status ?? 'unknown to RDS'}, ${now?.instanceClass ?? '?'}${now?.pendingClass ? ` (${now.pendingClass} pending)` : ''} (planned: available, ${r.current.name}); nothing was asked of RDS`,
+          );
         const lines: string[] = [];
         for (const cls of classes) {
           try {
@@ -281,7 +288,7 @@ export function planRdsResize<S extends RdsResizeState>(
             ? 'unknown (no price for one of the classes)'
             : `${signed(change * HOURS_PER_MONTH)}/month (${signed(change)}/h), with the target class`,
       },
-      { label: 'Prices', value: `${p.prices.source}, as of ${p.prices.date}` },
+      { label: 'Prices', value: `${p.prices.source} (RDS classes: PostgreSQL, Single-AZ), as of ${p.prices.date}` },
       {
         label: 'DNS drained',
         value: drained.length ? drained.map((d) => `${d.name} (TTL ${d.ttl} s)`).join(', ') : 'no DNS name points at it',

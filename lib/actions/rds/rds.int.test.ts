@@ -6,7 +6,14 @@
 // RDS says, the Postgres restarted and streaming, the read name back, the writer's commits all there.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { AddTagsToResourceCommand, CreateDBInstanceCommand, DescribeDBInstancesCommand, RDSClient } from '@aws-sdk/client-rds';
+import {
+  AddTagsToResourceCommand,
+  CreateDBInstanceCommand,
+  DescribeDBInstancesCommand,
+  ModifyDBInstanceCommand,
+  RDSClient,
+} from '@aws-sdk/client-rds';
+import { cloudIdentityRules } from '@/lib/features/admin/cloud-identity-rules';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
@@ -25,7 +32,7 @@ import { PROJECT_ROOT, startLab, stopLab, writeNameOf, type LabInfo, type LabRds
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
-import { runOperation, startTestWorker, waitForOperation, type TestWorker } from '@/lib/testing/operations';
+import { runOperation, startTestWorker, submitPlanned, waitForOperation, type TestWorker } from '@/lib/testing/operations';
 import { startWriter } from '@/lib/testing/writer';
 import { resizeAction } from '@/lib/actions/resize.action';
 import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
@@ -35,6 +42,7 @@ import { rebuildAction } from '@/lib/actions/rebuild.action';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
 import { rdsRebootAction } from '@/lib/actions/rds/rds-reboot.action';
+import { rdsAddReplicaAction } from '@/lib/actions/rds/rds-add-replica.action';
 import { drFailoverAction } from '@/lib/actions/dr-failover.action';
 import { crash } from '@/lib/lab/faults';
 import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
@@ -423,6 +431,94 @@ describe('resize through the RDS API', () => {
   }, 240_000);
 });
 
+describe("changes made behind pgherd's back", () => {
+  it('a class changed outside pgherd: discovery records and audits it as found', async () => {
+    const r = member(2);
+    const had = (await classOf(r.identifier)).instanceClass;
+    await rds().send(
+      new ModifyDBInstanceCommand({ DBInstanceIdentifier: r.identifier, DBInstanceClass: 'db.m6i.xlarge', ApplyImmediately: true }),
+    );
+    await waitFor('RDS says available', async () => ((await classOf(r.identifier)).status === 'available' ? true : undefined));
+    await discover();
+    const [s2] = await db.select({ cls: servers.cloudInstanceType }).from(servers).where(eq(servers.hostname, r.identifier));
+    expect(s2!.cls).toBe('db.m6i.xlarge');
+    const audits = await db
+      .select({ changes: auditEntries.changes, who: auditEntries.username })
+      .from(auditEntries)
+      .where(and(eq(auditEntries.action, 'server.resized'), eq(auditEntries.objectLabel, `${r.identifier} (found by RDS discovery)`)));
+    expect(audits).toEqual([{ changes: { instanceType: [had, 'db.m6i.xlarge'] }, who: 'pgherd (RDS discovery)' }]);
+    // Seen once: the next pass audits nothing more.
+    await discover();
+    expect(
+      await db
+        .select()
+        .from(auditEntries)
+        .where(eq(auditEntries.objectLabel, `${r.identifier} (found by RDS discovery)`)),
+    ).toHaveLength(1);
+  }, 60_000);
+
+  it('a class changed while the resize waits out the TTL: nothing asked of RDS, the change kept', async () => {
+    const r = member(2);
+    const id = ids.get(r.identifier)!;
+    await db
+      .update(dnsRecords)
+      .set({ ttl: 4 })
+      .where(eq(dnsRecords.name, readName(2)));
+    try {
+      const p = await plan(resizeAction, [id], { instanceType: 'db.m6i.large' });
+      const opId = await submitPlanned(db, worker!.queue, resizeAction, { instanceIds: [id] }, { instanceType: 'db.m6i.large' }, p, {
+        username: 'rds-test',
+      });
+      // Drained (its read name answers another member): the resize now waits out the TTL (4 s).
+      await waitFor('the read name drained', async () => ((await resolves(2)) !== r.address ? true : undefined), 60_000);
+      await rds().send(
+        new ModifyDBInstanceCommand({ DBInstanceIdentifier: r.identifier, DBInstanceClass: 'db.r6i.large', ApplyImmediately: true }),
+      );
+      const res = await waitForOperation(db, opId);
+      expect(res.op.status).toBe('failed');
+      expect(res.targets[0]).toMatchObject({
+        refusal: 'cloud',
+        error: expect.stringMatching(
+          /is now modifying, db\.m6i\.xlarge .*\(planned: available, db\.m6i\.xlarge\); nothing was asked of RDS|is now .*db\.r6i\.large.*nothing was asked of RDS/,
+        ),
+      });
+      await waitFor('RDS says available', async () => ((await classOf(r.identifier)).status === 'available' ? true : undefined));
+      expect((await classOf(r.identifier)).instanceClass).toBe('db.r6i.large');
+      // Its name came back if it streamed when the cleanup looked, else stayed drained: Refresh DNS puts it back once it streams.
+      await waitFor('streaming again', async () => ((await streaming(r)) === 'streaming' ? true : undefined));
+      const back = await runOperation(db, worker!.queue, refreshDnsAction, { herdIds: [herdId] }, {}, { username: 'rds-test' });
+      expect(back.op.status, stepsOf(back)).toBe('succeeded');
+      expect(await resolves(2)).toBe(r.address);
+    } finally {
+      await db
+        .update(dnsRecords)
+        .set({ ttl: 1 })
+        .where(eq(dnsRecords.name, readName(2)));
+    }
+  }, 120_000);
+
+  it("an RDS server's row edited to another DB instance's endpoint: the save is refused with what RDS says", async () => {
+    const [s1] = await db
+      .select({ id: servers.id, address: servers.address })
+      .from(servers)
+      .where(eq(servers.hostname, member(1).identifier));
+    await db
+      .update(servers)
+      .set({ address: member(2).address })
+      .where(eq(servers.id, s1!.id));
+    try {
+      expect(await cloudIdentityRules(db, s1!.id, { address: s1!.address })).toEqual({
+        cloudInstanceId: expect.stringMatching(
+          new RegExp(`RDS says ${member(1).identifier} answers at ${member(1).address.replace(/\./g, '\\.')}`),
+        ),
+      });
+    } finally {
+      await db.update(servers).set({ address: s1!.address }).where(eq(servers.id, s1!.id));
+    }
+    expect(await cloudIdentityRules(db, s1!.id, { address: member(2).address })).toBeNull();
+  });
+});
+
 describe('power off and on through the RDS API', () => {
   it('refuses what RDS will not stop: a read replica, a source that has read replicas', async () => {
     const p = await plan(powerOffAction, [ids.get(member(1).identifier)!, ids.get(member(0).identifier)!]);
@@ -523,6 +619,21 @@ describe("a rule's nightly scale-down and its morning reverse", () => {
 });
 
 describe('DR failover: RDS promotes a read replica', () => {
+  it('refuses while the source answers as a primary, whatever RDS says of it (storage-full): nothing promoted', async () => {
+    faults({ storageFull: [member(0).identifier] });
+    try {
+      const res = await runOperation(db, worker!.queue, drFailoverAction, { herdIds: [herdId] }, {}, { username: 'rds-test' });
+      expect(res.op.status).toBe('failed');
+      expect(res.targets[0]).toMatchObject({
+        refusal: 'not-fenced',
+        error: expect.stringMatching(/is not proven fenced: RDS says it is storage-full, and it answers as a primary/),
+      });
+      for (const k of [1, 2]) expect((await query<{ r: boolean }>(url(member(k)), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(true);
+    } finally {
+      faults({});
+    }
+  }, 120_000);
+
   it('refuses while the source answers and RDS calls it available: nothing promoted', async () => {
     const res = await runOperation(
       db,
@@ -615,4 +726,53 @@ describe('DR failover: RDS promotes a read replica', () => {
     );
     expect(ms).toBeLessThan(20_000);
   }, 240_000);
+});
+
+describe('a new read replica, made by RDS', () => {
+  it('of the new primary: created with its class and zone, entered in the herd, streaming from it', async () => {
+    const rows = await db
+      .select({ host: servers.hostname, role: instances.role, state: instances.state })
+      .from(instances)
+      .innerJoin(servers, eq(servers.id, instances.serverId))
+      .where(eq(instances.herdId, herdId));
+    // The primary RDS promoted (the old source is fenced).
+    const primary = herd.members.find((m) => rows.some((r) => r.host === m.identifier && r.role === 'primary' && r.state === 'running'))!;
+    expect(
+      (await plan(rdsAddReplicaAction, [herdId], { instanceClass: 'db.m6i.large', availabilityZone: 'us-east-1a' })).targets[0]!.refused,
+    ).toMatch(/us-east-1a is not a zone of eu-west-1/);
+    await expect(plan(rdsAddReplicaAction, [herdId], { instanceClass: 'm6i.large; rm -rf /' })).rejects.toThrow(
+      /an RDS class such as db\.m6i\.large/,
+    );
+    const p = await plan(rdsAddReplicaAction, [herdId], { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-1b' });
+    const facts = Object.fromEntries((p.targets[0]!.facts ?? []).map((f) => [f.label, f.value]));
+    expect(facts['New read replica']).toBe(`${primary.identifier}-r1, db.m6i.large in eu-west-1b`);
+    expect(facts.Cost).toMatch(/^\+\$144\.91\/month/);
+    const res = await runOperation(
+      db,
+      worker!.queue,
+      rdsAddReplicaAction,
+      { herdIds: [herdId] },
+      { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-1b' },
+      { username: 'rds-test' },
+    );
+    expect(res.op.status, stepsOf(res)).toBe('succeeded');
+    const id = `${primary.identifier}-r1`;
+    expect(res.steps.find((s) => s.name === 'RDS: create the read replica')!.stdoutTail).toMatch(/RDS said: creating -> available/);
+    const made = await classOf(id);
+    expect(made).toMatchObject({
+      status: 'available',
+      instanceClass: 'db.m6i.large',
+      availabilityZone: 'eu-west-1b',
+      sourceIdentifier: primary.identifier,
+    });
+    const [row] = await db
+      .select({ role: instances.role, upstream: instances.upstreamInstanceId, provider: servers.cloudProvider, address: servers.address })
+      .from(instances)
+      .innerJoin(servers, eq(servers.id, instances.serverId))
+      .where(and(eq(instances.herdId, herdId), eq(servers.hostname, id)));
+    expect(row).toMatchObject({ role: 'replica', upstream: ids.get(primary.identifier), provider: 'rds', address: made.endpoint!.address });
+    expect(await streaming({ address: made.endpoint!.address, port: made.endpoint!.port })).toBe('streaming');
+    // Discovery finds it known.
+    expect((await discover()).created).toEqual([]);
+  }, 180_000);
 });

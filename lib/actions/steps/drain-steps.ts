@@ -10,6 +10,8 @@ import { observe, waitObserved, type Observed } from '@/lib/fleet/observe';
 
 /** A resized (or upgraded) replica must stream with replay lag under this many seconds before its names come back. */
 export const DEFAULT_MAX_LAG_SECONDS = 30;
+/** How long the step that puts a name back gives the replica to be seen answering and streaming within its bound. */
+const BACK_SETTLE_MS = 5_000;
 /** How long a replica may take to stream again. */
 const STREAMING_TIMEOUT_MS = 300_000;
 
@@ -57,7 +59,15 @@ export function withBacks<S>(
         run: async (x) => {
           const kept = stays(x.state);
           if (kept) return void x.note({ stdout: kept });
-          const o = await observe(t);
+          // Looked at for a few seconds, not once: one look is a moment (a record an idle primary writes
+          // makes a replica look behind, by the age of its last transaction, until it is replayed).
+          const fine = (v: Observed) => v.reachable && (t.role === 'primary' || streamsWithin(v, maxLag));
+          const until = Date.now() + BACK_SETTLE_MS;
+          let o = await observe(t);
+          while (!fine(o) && Date.now() < until && !x.signal.aborted) {
+            await new Promise((r) => setTimeout(r, 250));
+            o = await observe(t);
+          }
           const why = !o.reachable
             ? `does not answer (${o.error ?? 'no reason given'})`
             : t.role !== 'primary' && !streamsWithin(o, maxLag)

@@ -4,7 +4,9 @@
 import { eq } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
 import { environments, servers } from '@/db/schema';
-import { awsUnavailable, ec2Client } from '@/lib/adapters/aws/config';
+import { awsUnavailable, ec2Client, rdsClient } from '@/lib/adapters/aws/config';
+import { describeRds } from '@/lib/adapters/aws/rds';
+import { rdsIdentityProblem } from '@/lib/fleet/cloud/rds-identity';
 import { awsErrorText } from '@/lib/adapters/aws/errors';
 import { describeInstancesById } from '@/lib/adapters/aws/ec2';
 import { identityProblem } from '@/lib/fleet/cloud/identity';
@@ -49,8 +51,9 @@ export async function cloudIdentityRules(
       cloudInstanceId: `EC2 discovery bound ${was} to this server (EC2 says ${s.boundState ?? 'unknown'}): a hand-entered id does not replace it. Discovery moves the server when that instance ends.`,
     };
   if (!s.instanceId && !s.provider) return null;
+  if (s.provider === 'rds') return rdsIdentityRules(s);
   if (s.provider !== 'aws')
-    return { cloudProvider: 'The only cloud provider pgherd acts on is aws (or leave it empty, with no instance id).' };
+    return { cloudProvider: 'pgherd acts on aws (EC2) and rds (an RDS DB instance); or leave it empty, with no instance id.' };
   if (!s.region) return { cloudRegion: 'The region of the instance (eu-west-1, say).' };
   if (!s.instanceId) return { cloudInstanceId: 'The EC2 instance id (i-0123456789abcdef0).' };
   const unavailable = await awsUnavailable();
@@ -63,5 +66,27 @@ export async function cloudIdentityRules(
     return { cloudInstanceId: `EC2 cannot confirm ${s.instanceId} in ${s.region}: ${awsErrorText(err)}` };
   }
   const problem = await identityProblem(s, s.instanceId, live ?? null);
+  return problem ? { cloudInstanceId: problem } : null;
+}
+
+/** An RDS server (the DB instance): RDS must confirm its identifier, environment and endpoint. */
+async function rdsIdentityRules(s: {
+  hostname: string;
+  address: string;
+  environment: string;
+  region: string | null;
+  instanceId: string | null;
+}): Promise<Record<string, string> | null> {
+  if (!s.region) return { cloudRegion: 'The region of the DB instance (eu-west-1, say).' };
+  if (!s.instanceId) return { cloudInstanceId: 'The RDS DB instance identifier.' };
+  const unavailable = await awsUnavailable();
+  if (unavailable) return { cloudInstanceId: `RDS cannot confirm the DB instance: ${unavailable}` };
+  let live;
+  try {
+    live = await describeRds(rdsClient(s.region), s.region, s.instanceId);
+  } catch (err) {
+    return { cloudInstanceId: `RDS cannot confirm ${s.instanceId} in ${s.region}: ${awsErrorText(err)}` };
+  }
+  const problem = rdsIdentityProblem(s, s.instanceId, live);
   return problem ? { cloudInstanceId: problem } : null;
 }

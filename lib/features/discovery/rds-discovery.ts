@@ -124,6 +124,18 @@ async function discoverRegion(
         .set({ ...rdsIdentity(i, now), ...(i.endpoint ? { address: i.endpoint.address } : {}) })
         .where(eq(servers.id, server.id));
       summary.updated++;
+      // A class that changed without pgherd recording it (outside pgherd, or a resize whose worker died
+      // before its record step): audited as found, once.
+      if (server.cloudInstanceType && server.cloudInstanceType !== i.instanceClass)
+        await writeAudit(tx, {
+          user: SYSTEM,
+          action: 'server.resized',
+          objectType: 'servers',
+          objectId: String(server.id),
+          objectLabel: `${server.hostname} (found by RDS discovery)`,
+          environmentId: server.environmentId,
+          changes: { instanceType: [server.cloudInstanceType, i.instanceClass] },
+        });
       const inst = onServer.get(server.id);
       if (inst) {
         herdOf.set(i.identifier, { herdId: inst.herdId, instanceId: inst.id, environmentId: server.environmentId });

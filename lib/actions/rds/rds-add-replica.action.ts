@@ -1,0 +1,205 @@
+// Add a read replica to a herd RDS runs: RDS creates it (CreateDBInstanceReadReplica) from the herd's
+// source, of a class and in a zone; RDS's status is waited on until it is available with an endpoint; the
+// new DB instance is entered in the herd (a server and its instance, as discovery would enter it), and must
+// stream from the source. The RDS counterpart of Add replica (RDS gives no host to lay a replica out on).
+import { eq } from 'drizzle-orm';
+import { z } from 'zod';
+import { instances, servers } from '@/db/schema';
+import { rdsClient } from '@/lib/adapters/aws/config';
+import { createReadReplica, rdsWaitBounds, waitRds } from '@/lib/adapters/aws/rds';
+import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
+import { writeAudit } from '@/lib/engine/write-audit';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
+import { waitObserved } from '@/lib/fleet/observe';
+import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { HOURS_PER_MONTH, priceList } from '@/lib/fleet/cloud/prices';
+import { rdsIdentity, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
+import { refreshStep } from '@/lib/actions/steps/control-steps';
+
+export const rdsAddReplicaParams = z
+  .object({
+    instanceClass: z
+      .string()
+      .trim()
+      .regex(/^db\.[a-z0-9-]+\.[a-z0-9-]+$/, 'an RDS class such as db.m6i.large'),
+    /** Left out: RDS picks one. */
+    availabilityZone: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      z
+        .string()
+        .trim()
+        .regex(/^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/, 'an availability zone such as eu-west-1b')
+        .optional(),
+    ),
+  })
+  .strict();
+
+/** How long the new replica may take to stream once RDS says it is available. */
+const STREAMING_MS = 120_000;
+
+/** The new DB instance's identifier: the source's, then -r and the first number no member has. */
+export function newReplicaIdentifier(source: string, taken: string[]): string {
+  for (let k = 1; ; k++) {
+    const id = `${source}-r${String(k)}`.slice(0, 63);
+    if (!taken.includes(id)) return id;
+  }
+}
+
+export function planRdsAddReplica<S>(h: HerdRef, p: z.output<typeof rdsAddReplicaParams>): ActionPlan<S> | Refusal {
+  const source = h.members.find((m) => m.role === 'primary' && m.state === 'running');
+  if (!h.members.some((m) => m.rds)) return refuse('not-applicable', `${h.label} is not run by RDS: use Add replica`);
+  if (!source?.rds) return refuse('topology', `${h.label} has no running source RDS DB instance for a read replica to be made from`);
+  const { region, identifier: sourceId } = source.rds;
+  const identifier = newReplicaIdentifier(
+    sourceId,
+    h.members.map((m) => m.hostname),
+  );
+  if (p.availabilityZone && !p.availabilityZone.startsWith(region))
+    return refuse('cloud', `${p.availabilityZone} is not a zone of ${region}, the source's region`);
+  const bounds = rdsWaitBounds();
+  const prices = priceList();
+  const perHour = prices.perHour(region, p.instanceClass);
+  const steps: ActionStep<S>[] = [
+    {
+      name: 'RDS: create the read replica',
+      does: {
+        kind: 'rds.create-read-replica',
+        source: sourceId,
+        identifier,
+        instanceClass: p.instanceClass,
+        zone: p.availabilityZone ?? null,
+      },
+      says: `ask RDS for ${identifier}, a read replica of ${sourceId}, ${p.instanceClass}${p.availabilityZone ? ` in ${p.availabilityZone}` : ''}, and wait until RDS says it is available (at most ${bounds.maxWaitSeconds} s)`,
+      timeoutMs: (bounds.maxWaitSeconds + 60) * 1000,
+      run: async (x) => {
+        const notOurs = await recheckRdsIdentity(x.deps.db, source.serverId, region, sourceId);
+        if (notOurs) throw refuse('cloud', `${notOurs}; nothing was asked of RDS`);
+        const client = rdsClient(region);
+        await createReadReplica(
+          client,
+          {
+            identifier,
+            source: sourceId,
+            instanceClass: p.instanceClass,
+            ...(p.availabilityZone ? { availabilityZone: p.availabilityZone } : {}),
+            tags: { 'pgherd:environment': h.environment, 'pgherd:herd': h.name, 'pgherd:operation': String(x.deps.operation?.id ?? '') },
+          },
+          x.signal,
+        );
+        const seen: string[] = [];
+        const now = await waitRds(
+          client,
+          region,
+          identifier,
+          'available with an endpoint',
+          (i) => i.status === 'available' && i.endpoint !== null,
+          { ...bounds, signal: x.signal },
+          (i) => {
+            if (seen.at(-1) !== i.status) seen.push(i.status);
+          },
+        ).finally(() => x.note({ stdout: `RDS said: ${seen.join(' -> ')}` }));
+        // Entered in the herd as discovery would enter it: its server (the DB instance), its instance at the endpoint.
+        const [srv] = await x.deps.db
+          .select({ environmentId: servers.environmentId, site: servers.site })
+          .from(servers)
+          .where(eq(servers.id, source.serverId));
+        const endpoint = now.endpoint;
+        if (!srv || !endpoint) throw new Error(`the source's server is gone from the inventory; ${identifier} runs in RDS`);
+        const at = new Date();
+        await x.deps.db.transaction(async (tx) => {
+          const [made] = await tx
+            .insert(servers)
+            .values({
+              hostname: identifier,
+              environmentId: srv.environmentId,
+              address: endpoint.address,
+              site: now.availabilityZone || srv.site,
+              ...rdsIdentity(now, at),
+            })
+            .returning({ id: servers.id });
+          if (!made) throw new Error(`server ${identifier} was not entered`);
+          await tx.insert(instances).values({
+            herdId: h.id,
+            serverId: made.id,
+            port: endpoint.port,
+            pgVersion: source.pgVersion,
+            role: 'replica',
+            state: 'running',
+            upstreamInstanceId: source.id,
+          });
+          await writeAudit(tx, {
+            user: x.deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
+            action: 'server.created',
+            objectType: 'servers',
+            objectId: String(made.id),
+            objectLabel: `${identifier}${x.deps.operation ? ` (operation #${String(x.deps.operation.id)})` : ''}`,
+            environmentId: srv.environmentId,
+            changes: { rds: [null, identifier], instanceClass: [null, now.instanceClass], source: [null, sourceId] },
+          });
+        });
+        x.deps.outcome?.(`${identifier} created (${now.instanceClass} in ${now.availabilityZone})`);
+      },
+    },
+    {
+      name: 'streaming',
+      does: { kind: 'pg.wait-streaming', identifier },
+      says: `wait until ${identifier} streams from ${sourceId}`,
+      timeoutMs: STREAMING_MS + 10_000,
+      run: async (x) => {
+        const [m] = (await loadInstanceRefs(x.deps.db, [], { herdIds: [h.id] })).filter((r) => r.hostname === identifier);
+        if (!m) throw new Error(`${identifier} is not in the herd`);
+        const o = await waitObserved(m, 'streaming', (v) => v.reachable && v.walReceiver?.status === 'streaming', {
+          timeoutMs: STREAMING_MS,
+          signal: x.signal,
+        });
+        x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}` });
+        await refreshStep(m).run(x);
+      },
+    },
+  ];
+  return {
+    steps,
+    warnings: productionWarning(h),
+    cost: { nowPerHour: 0, afterPerHour: perHour },
+    facts: [
+      {
+        label: 'New read replica',
+        value: `${identifier}, ${p.instanceClass}${p.availabilityZone ? ` in ${p.availabilityZone}` : ' (RDS picks the zone)'}`,
+      },
+      { label: 'Source', value: `${source.label} (RDS ${sourceId})` },
+      {
+        label: 'Cost',
+        value:
+          perHour === null
+            ? `unknown (no price for ${p.instanceClass} in ${region})`
+            : `+$${(perHour * HOURS_PER_MONTH).toFixed(2)}/month (+$${perHour.toFixed(4)}/h); ${prices.source}, as of ${prices.date}`,
+      },
+    ],
+  };
+}
+
+export const rdsAddReplicaAction = defineHerdAction({
+  name: 'rds-add-replica',
+  label: 'Add read replica (RDS)',
+  // A new DB instance, paid for: an admin's act, as Add replica is.
+  permission: 'admin',
+  dangerous: true,
+  schedulable: false,
+  runsAsConfirmed: true,
+  onRdsHerds: true,
+  params: {
+    schema: rdsAddReplicaParams,
+    fields: [
+      { name: 'instanceClass', label: 'Class', kind: 'text', emptyLabel: 'db.m6i.large', help: 'The RDS class of the new read replica.' },
+      {
+        name: 'availabilityZone',
+        label: 'Zone',
+        kind: 'text',
+        emptyLabel: 'RDS picks one',
+        help: 'An availability zone of the source\u2019s region.',
+      },
+    ],
+  },
+  plan: (h, { params }) => planRdsAddReplica(h, params),
+});
