@@ -40,22 +40,15 @@ import type { Db } from '@/db/client';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { dnsSteps } from '@/lib/actions/steps/dns-steps';
 import { recordTargets } from '@/lib/fleet/dns-records';
-import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '@/lib/fleet/herd-ref';
+import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
 import { checkHook, runHook, type HookConfig } from '@/lib/actions/steps/host-hooks';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, waitObserved, type Observed } from '@/lib/fleet/observe';
 import { errorText } from '@/lib/engine/errors';
-import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { postgresUpStep, refreshStep, sshControlStep } from '@/lib/actions/steps/control-steps';
 import { planRdsResize, prepareRds, type RdsTarget } from '@/lib/actions/rds/rds-resize';
-import {
-  DEFAULT_MAX_LAG_SECONDS,
-  drainTargets,
-  recordsAt,
-  streamingStep,
-  waitOutTtlStep,
-  withBacks,
-} from '@/lib/actions/steps/drain-steps';
+import { DEFAULT_MAX_LAG_SECONDS, recordsAt, replicaDrain, streamingStep } from '@/lib/actions/steps/drain-steps';
 
 const typeName = z
   .string()
@@ -386,39 +379,14 @@ export function planResize(
   const herd = p.herds.get(t.herdId);
   if (!herd) return refuse('gone', 'its herd was deleted from the inventory');
   if (r.target.name === r.current.name) return finishPlan(t, members, herd, c, r.current, params);
-  const drained = recordsAt(herd, members, t);
-  for (const rec of drained) {
-    const to = drainTargets(rec, members, t);
-    if (typeof to === 'string') return refuse('dns', `${rec.name} cannot be drained: ${to}`);
-  }
-  const ttl = Math.max(0, ...drained.map((d) => d.ttl));
   const hook = (path: string): HookConfig | null => (path ? { path, on: herd.hooks.on, timeoutSeconds: herd.hooks.timeoutSeconds } : null);
   const pre = hook(herd.hooks.pre);
   const post = hook(herd.hooks.post);
   const maxLag = params.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS;
   const ec2 = () => ec2Client(c.region);
-  const isDrained = (rec: DnsRecordRef) => drained.some((d) => d.id === rec.id);
-  const drainSteps = dnsSteps<ResizeState>(
-    herd,
-    () => members,
-    (rec) => drainTargets(rec, members, t),
-    (rec) => {
-      const to = drainTargets(rec, members, t);
-      return `drain ${rec.name}: point it at ${typeof to === 'string' ? '?' : to.map((m) => m.hostname).join(', ')} instead of ${t.hostname}`;
-    },
-    isDrained,
-    { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
-  );
-  const backSteps = dnsSteps<ResizeState>(
-    herd,
-    () => members,
-    (rec) => recordTargets(rec, members),
-    (rec) => `${rec.name} back to ${t.hostname}`,
-    isDrained,
-    {
-      name: (rec) => `DNS back: ${rec.name}`,
-    },
-  );
+  const drain = replicaDrain<ResizeState>(herd, members, t, maxLag);
+  if (drain instanceof Refusal) return drain;
+  const { drained } = drain;
   const bounds = waitBounds();
   const types = [r.target.name, ...r.fallbacks.map((f) => f.name)];
   const hookArgs = (phase: string, to: string) => [phase, t.hostname, String(t.port), c.instanceId, r.current.name, to];
@@ -456,8 +424,7 @@ export function planResize(
     },
     // Each drain carries the step that puts its name back, run at the end whatever happened: never
     // onto a replica that does not answer (its instance could not be started again, say).
-    ...withBacks(drainSteps, backSteps, t, maxLag, () => null, 'fail'),
-    ...(drained.length ? [waitOutTtlStep<ResizeState>(ttl, t.hostname)] : []),
+    ...drain.steps,
     ...(pre
       ? [
           {

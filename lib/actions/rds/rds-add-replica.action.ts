@@ -2,11 +2,12 @@
 // source, of a class and in a zone; RDS's status is waited on until it is available with an endpoint; the
 // new DB instance is entered in the herd (a server and its instance, as discovery would enter it), and must
 // stream from the source. The RDS counterpart of Add replica (RDS gives no host to lay a replica out on).
+import { waitRdsNoted } from './rds-steps';
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
 import { instances, servers } from '@/db/schema';
 import { rdsClient } from '@/lib/adapters/aws/config';
-import { createReadReplica, rdsWaitBounds, waitRds } from '@/lib/adapters/aws/rds';
+import { createReadReplica, rdsWaitBounds } from '@/lib/adapters/aws/rds';
 import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import { writeAudit } from '@/lib/engine/write-audit';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
@@ -87,18 +88,14 @@ export function planRdsAddReplica<S>(h: HerdRef, p: z.output<typeof rdsAddReplic
           },
           x.signal,
         );
-        const seen: string[] = [];
-        const now = await waitRds(
-          client,
+        const now = await waitRdsNoted(
+          x,
           region,
           identifier,
           'available with an endpoint',
           (i) => i.status === 'available' && i.endpoint !== null,
-          { ...bounds, signal: x.signal },
-          (i) => {
-            if (seen.at(-1) !== i.status) seen.push(i.status);
-          },
-        ).finally(() => x.note({ stdout: `RDS said: ${seen.join(' -> ')}` }));
+          bounds,
+        );
         // Entered in the herd as discovery would enter it: its server (the DB instance), its instance at the endpoint.
         const [srv] = await x.deps.db
           .select({ environmentId: servers.environmentId, site: servers.site })

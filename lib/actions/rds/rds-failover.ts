@@ -7,10 +7,11 @@
 // RDS says of it: promoting beside it would make two, and the failover is refused. The other read replicas replicate from their source in
 // RDS and cannot be pointed at another: the outcome names them (add replicas of the new primary, retire
 // them).
+import { waitRdsNoted } from './rds-steps';
 import { eq } from 'drizzle-orm';
 import { instances } from '@/db/schema';
 import { rdsClient } from '@/lib/adapters/aws/config';
-import { describeRds, promoteReplica, rdsWaitBounds, waitRds } from '@/lib/adapters/aws/rds';
+import { describeRds, promoteReplica, rdsWaitBounds } from '@/lib/adapters/aws/rds';
 import { productionWarning, type ActionPlan, type ActionStep, type RunContext } from '@/lib/engine/define-action';
 import { chosenWhenItRuns, memberArg } from '@/lib/engine/plan-identity';
 import { describeRecordMove, dnsSteps } from '@/lib/actions/steps/dns-steps';
@@ -130,18 +131,14 @@ export function planRdsFailover<S>(
         if (notOurs) throw refuse('cloud', `${notOurs}; nothing was promoted`);
         const client = rdsClient(m.rds.region);
         await promoteReplica(client, m.rds.identifier, x.signal);
-        const seen: string[] = [];
-        const now = await waitRds(
-          client,
+        const now = await waitRdsNoted(
+          x,
           m.rds.region,
           m.rds.identifier,
           'available on its own',
           (i) => i.status === 'available' && !i.sourceIdentifier,
-          { ...bounds, signal: x.signal },
-          (i) => {
-            if (seen.at(-1) !== i.status) seen.push(i.status);
-          },
-        ).finally(() => x.note({ stdout: `RDS said: ${seen.join(' -> ')}` }));
+          bounds,
+        );
         await x.deps.db
           .update(servers)
           .set({ cloudState: now.status, cloudDetails: rdsDetails(now), cloudSeenAt: new Date() })
@@ -152,7 +149,6 @@ export function planRdsFailover<S>(
         });
         await recordNewPrimary(x.deps, m, o.timeline ?? undefined);
         x.deps.outcome?.(kit.outcome(x.state));
-        x.note({ stdout: `RDS said: ${seen.join(' -> ')}\n${m.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
       },
     },
     ...dnsSteps(

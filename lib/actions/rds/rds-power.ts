@@ -3,11 +3,12 @@
 // read replica nor a source that has read replicas: those are refused with RDS's reason, before RDS is
 // asked. What the power actions' rules and reverse do with EC2 hosts (a dev herd parked at night) they do
 // with a lone RDS instance.
+import { waitRdsNoted } from './rds-steps';
 import { eq } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { instances, servers } from '@/db/schema';
 import { rdsClient } from '@/lib/adapters/aws/config';
-import { describeRds, rdsWaitBounds, startRds, stopRds, waitRds } from '@/lib/adapters/aws/rds';
+import { describeRds, rdsWaitBounds, startRds, stopRds } from '@/lib/adapters/aws/rds';
 import { commonWarnings, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
@@ -76,18 +77,7 @@ export function planRdsPowerOff<S>(t: InstanceRef, rds: Map<number, RdsTarget>):
         const notOurs = await recheckRdsIdentity(x.deps.db, t.serverId, c.region, c.identifier);
         if (notOurs) throw refuse('cloud', `${notOurs}; nothing was asked of RDS`);
         await stopRds(rdsClient(c.region), c.identifier, x.signal);
-        const seen: string[] = [];
-        await waitRds(
-          rdsClient(c.region),
-          c.region,
-          c.identifier,
-          'stopped',
-          (i) => i.status === 'stopped',
-          { ...bounds, signal: x.signal },
-          (i) => {
-            if (seen.at(-1) !== i.status) seen.push(i.status);
-          },
-        ).finally(() => x.note({ stdout: `RDS said: ${seen.join(' -> ')}` }));
+        await waitRdsNoted(x, c.region, c.identifier, 'stopped', (i) => i.status === 'stopped', bounds);
         await recordRds(x.deps.db, t, c);
         await x.deps.db.update(instances).set({ state: 'stopped' }).where(eq(instances.id, t.id));
         x.deps.outcome?.(`${c.identifier} stopped`);
@@ -132,18 +122,7 @@ export function planRdsPowerOn<S>(
         const notOurs = await recheckRdsIdentity(x.deps.db, t.serverId, c.region, c.identifier);
         if (notOurs) throw refuse('cloud', `${notOurs}; nothing was asked of RDS`);
         await startRds(rdsClient(c.region), c.identifier, x.signal);
-        const seen: string[] = [];
-        await waitRds(
-          rdsClient(c.region),
-          c.region,
-          c.identifier,
-          'available',
-          (i) => i.status === 'available',
-          { ...bounds, signal: x.signal },
-          (i) => {
-            if (seen.at(-1) !== i.status) seen.push(i.status);
-          },
-        ).finally(() => x.note({ stdout: `RDS said: ${seen.join(' -> ')}` }));
+        await waitRdsNoted(x, c.region, c.identifier, 'available', (i) => i.status === 'available', bounds);
         await recordRds(x.deps.db, t, c);
       },
     },

@@ -4,7 +4,8 @@
 // replica: stream again). The RDS counterpart of Restart, which RDS gives no shell for.
 import { z } from 'zod';
 import { rdsClient } from '@/lib/adapters/aws/config';
-import { rdsWaitBounds, rebootRds, waitRds } from '@/lib/adapters/aws/rds';
+import { rdsWaitBounds, rebootRds } from '@/lib/adapters/aws/rds';
+import { waitRdsNoted } from './rds-steps';
 import { commonWarnings, defineAction, flagParam, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { prepareCloud } from '@/lib/actions/resize.action';
@@ -48,19 +49,15 @@ export function planRdsReboot<S>(t: InstanceRef, rds: Map<number, RdsTarget>, fa
         if (notOurs) throw refuse('cloud', `${notOurs}; nothing was asked of RDS`);
         const client = rdsClient(c.region);
         await rebootRds(client, c.identifier, failover, x.signal);
-        const seen: string[] = [];
         // RDS says rebooting from its answer to the call: available after that is the reboot done.
-        const now = await waitRds(
-          client,
+        const now = await waitRdsNoted(
+          x,
           c.region,
           c.identifier,
           'available again',
-          (i) => i.status === 'available' && seen.some((s) => s !== 'available'),
-          { ...bounds, signal: x.signal },
-          (i) => {
-            if (seen.at(-1) !== i.status) seen.push(i.status);
-          },
-        ).finally(() => x.note({ stdout: `RDS said: ${seen.join(' -> ')}` }));
+          (i, seen) => i.status === 'available' && seen.some((st) => st !== 'available'),
+          bounds,
+        );
         await x.deps.db
           .update(servers)
           .set({

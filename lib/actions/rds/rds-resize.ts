@@ -8,31 +8,24 @@ import { eq } from 'drizzle-orm';
 import { servers } from '@/db/schema';
 import { awsErrorText } from '@/lib/adapters/aws/errors';
 import { ec2Client, rdsClient } from '@/lib/adapters/aws/config';
-import { describeRds, isRdsCapacityOrClassRefusal, modifyClass, rdsWaitBounds, waitRds, type RdsInstance } from '@/lib/adapters/aws/rds';
+import { describeRds, isRdsCapacityOrClassRefusal, modifyClass, rdsWaitBounds, type RdsInstance } from '@/lib/adapters/aws/rds';
+import { waitRdsNoted } from './rds-steps';
 import { awsEnvironments } from '@/lib/adapters/aws/environments';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { commonWarnings, type ActionDeps, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import { dnsSteps } from '@/lib/actions/steps/dns-steps';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
 import { recordTargets } from '@/lib/fleet/dns-records';
-import type { DnsRecordRef, HerdRef } from '@/lib/fleet/herd-ref';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, type Observed } from '@/lib/fleet/observe';
 import { errorText } from '@/lib/engine/errors';
-import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { rdsCatalogueFor, RDS_ARCHITECTURE } from '@/lib/fleet/cloud/catalogue';
 import { HOURS_PER_MONTH, type PriceList } from '@/lib/fleet/cloud/prices';
 import { rankTypes, type Ranking, type ResizeWish, type TypeChoice } from '@/lib/fleet/cloud/rank';
-import { rdsIdentityProblem, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
-import { rdsDetails } from '@/lib/fleet/cloud/rds-identity';
-import {
-  DEFAULT_MAX_LAG_SECONDS,
-  drainTargets,
-  recordsAt,
-  streamingStep,
-  waitOutTtlStep,
-  withBacks,
-} from '@/lib/actions/steps/drain-steps';
+import { rdsDetails, rdsIdentityProblem, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
+import { DEFAULT_MAX_LAG_SECONDS, recordsAt, replicaDrain, streamingStep } from '@/lib/actions/steps/drain-steps';
 
 /** What the plan needs of one RDS target: the DB instance as RDS has it now, and the ranking of its classes. */
 export interface RdsTarget {
@@ -137,32 +130,9 @@ export function planRdsResize<S extends RdsResizeState>(
   if (!herd) return refuse('gone', 'its herd was deleted from the inventory');
   const maxLag = params.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS;
   if (r.target.name === r.current.name) return finishRds<S>(t, members, herd, c, r.current, maxLag);
-  const drained = recordsAt(herd, members, t);
-  for (const rec of drained) {
-    const to = drainTargets(rec, members, t);
-    if (typeof to === 'string') return refuse('dns', `${rec.name} cannot be drained: ${to}`);
-  }
-  const ttl = Math.max(0, ...drained.map((d) => d.ttl));
-  const isDrained = (rec: DnsRecordRef) => drained.some((d) => d.id === rec.id);
-  const drainSteps = dnsSteps<S>(
-    herd,
-    () => members,
-    (rec) => drainTargets(rec, members, t),
-    (rec) => {
-      const to = drainTargets(rec, members, t);
-      return `drain ${rec.name}: point it at ${typeof to === 'string' ? '?' : to.map((m) => m.hostname).join(', ')} instead of ${t.hostname}`;
-    },
-    isDrained,
-    { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
-  );
-  const backSteps = dnsSteps<S>(
-    herd,
-    () => members,
-    (rec) => recordTargets(rec, members),
-    (rec) => `${rec.name} back to ${t.hostname}`,
-    isDrained,
-    { name: (rec) => `DNS back: ${rec.name}` },
-  );
+  const drain = replicaDrain<S>(herd, members, t, maxLag);
+  if (drain instanceof Refusal) return drain;
+  const { drained } = drain;
   const bounds = rdsWaitBounds();
   const classes = [r.target.name, ...r.fallbacks.map((f) => f.name)];
   const rds = () => rdsClient(c.region);
@@ -188,8 +158,7 @@ export function planRdsResize<S extends RdsResizeState>(
         x.note({ stdout: `${c.identifier}: available, ${now.instanceClass}${now.multiAz ? ', Multi-AZ' : ''}` });
       },
     },
-    ...withBacks(drainSteps, backSteps, t, maxLag, () => null, 'fail'),
-    ...(drained.length ? [waitOutTtlStep<S>(ttl, t.hostname)] : []),
+    ...drain.steps,
     {
       name: 'RDS: new class',
       does: { kind: 'rds.modify-class', ...arg, classes, applyImmediately: true },
@@ -236,19 +205,15 @@ export function planRdsResize<S extends RdsResizeState>(
       says: `wait until RDS says ${c.identifier} is available with its new class (at most ${bounds.maxWaitSeconds} s)`,
       timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
       run: async (x) => {
-        const seen: string[] = [];
         const landed = x.state.landed ?? r.target.name;
-        const now = await waitRds(
-          rds(),
+        const now = await waitRdsNoted(
+          x,
           c.region,
           c.identifier,
           `available as ${landed}`,
           (i) => i.status === 'available' && i.instanceClass === landed && !i.pendingClass,
-          { ...bounds, signal: x.signal },
-          (i) => {
-            if (seen.at(-1) !== i.status) seen.push(i.status);
-          },
-        ).finally(() => x.note({ stdout: `RDS said: ${seen.join(' -> ') || 'nothing'}` }));
+          bounds,
+        );
         await recordClass(x.deps, t, now);
       },
     },

@@ -33,7 +33,7 @@ import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { runOperation, startTestWorker, submitPlanned, waitForOperation, type TestWorker } from '@/lib/testing/operations';
-import { startWriter } from '@/lib/testing/writer';
+import { startReconnectingWriter } from '@/lib/testing/writer';
 import { resizeAction } from '@/lib/actions/resize.action';
 import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
 import { restartAction } from '@/lib/actions/restart.action';
@@ -339,7 +339,12 @@ describe('resize through the RDS API', () => {
     expect(await resolves(1)).toBe(r.address);
     const before = await startedAt(r);
     await query(url(member(0)), 'CREATE TABLE IF NOT EXISTS writes (n bigint PRIMARY KEY)');
-    const writer = startWriter(url(member(0)));
+    // The synthetic writer through the herd's write name, resolved for each connection.
+    const writeName = writeNameOf(ENV, 'reports', lab.dns!.zone);
+    const writer = startReconnectingWriter(async () => {
+      const to = (await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'A'))[0];
+      return `postgres://postgres@${to ?? 'nowhere'}:${String(member(0).port)}/postgres`;
+    });
     // What the read name answers while the resize runs, every 50 ms.
     const answers: { at: number; to: string | undefined }[] = [];
     const watching = { on: true };
@@ -394,6 +399,7 @@ describe('resize through the RDS API', () => {
     const have = new Set(rows.map((x) => Number(x.n)));
     expect(writer.acked.length).toBeGreaterThan(20);
     expect(writer.acked.filter((n) => !have.has(n))).toEqual([]);
+    expect(writer.errors).toEqual([]);
   }, 240_000);
 
   it('takes the next fallback class when RDS has no capacity for the target', async () => {

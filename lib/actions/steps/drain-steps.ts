@@ -2,6 +2,8 @@
 // upgrade): where each DNS name points meanwhile, the TTL waited out, the wait until it streams again,
 // and the name put back as the cleanup of its drain, only onto a replica that answers and streams.
 import type { ActionStep } from '@/lib/engine/define-action';
+import { dnsSteps } from '@/lib/actions/steps/dns-steps';
+import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { recordTargets, standIn } from '@/lib/fleet/dns-records';
 import type { DnsRecordRef, HerdRef } from '@/lib/fleet/herd-ref';
@@ -123,5 +125,48 @@ export function streamingStep<S>(t: InstanceRef, maxLag: number): ActionStep<S> 
         stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}, replay lag ${o.replayLagSeconds ?? 0} s`,
       });
     },
+  };
+}
+
+/**
+ * A replica's drain as a resize runs it: the names that point at it now, each step pointing one at
+ * another member (carrying, as its cleanup, the step that puts it back once the replica streams within
+ * `maxLag`), then the wait out of their longest TTL; or why a name cannot be drained.
+ */
+export function replicaDrain<S>(
+  herd: HerdRef,
+  members: InstanceRef[],
+  t: InstanceRef,
+  maxLag: number,
+): { drained: DnsRecordRef[]; steps: ActionStep<S>[] } | Refusal {
+  const drained = recordsAt(herd, members, t);
+  for (const rec of drained) {
+    const to = drainTargets(rec, members, t);
+    if (typeof to === 'string') return refuse('dns', `${rec.name} cannot be drained: ${to}`);
+  }
+  const isDrained = (rec: DnsRecordRef) => drained.some((d) => d.id === rec.id);
+  const drains = dnsSteps<S>(
+    herd,
+    () => members,
+    (rec) => drainTargets(rec, members, t),
+    (rec) => {
+      const to = drainTargets(rec, members, t);
+      return `drain ${rec.name}: point it at ${typeof to === 'string' ? '?' : to.map((m) => m.hostname).join(', ')} instead of ${t.hostname}`;
+    },
+    isDrained,
+    { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
+  );
+  const backs = dnsSteps<S>(
+    herd,
+    () => members,
+    (rec) => recordTargets(rec, members),
+    (rec) => `${rec.name} back to ${t.hostname}`,
+    isDrained,
+    { name: (rec) => `DNS back: ${rec.name}` },
+  );
+  const ttl = Math.max(0, ...drained.map((d) => d.ttl));
+  return {
+    drained,
+    steps: [...withBacks(drains, backs, t, maxLag, () => null, 'fail'), ...(drained.length ? [waitOutTtlStep<S>(ttl, t.hostname)] : [])],
   };
 }

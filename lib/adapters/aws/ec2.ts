@@ -16,6 +16,7 @@ import {
   paginateDescribeInstanceTypes,
 } from '@aws-sdk/client-ec2';
 import { setting } from '@/lib/settings/settings';
+import { sleep } from './sleep';
 
 /** What pgherd records of an EC2 instance: its cloud identity. */
 export interface CloudInstance {
@@ -216,23 +217,6 @@ export class Ec2StartFailed extends Error {
 
 /** How long a start may go on saying `stopped` with the old stop's reason, as EC2's reads catch up. */
 export const START_GRACE_SECONDS = 30;
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-      return;
-    }
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 
 /**
  * Starts the instance and waits until EC2 says running (at most `b.maxWaitSeconds`). Unlike the SDK's

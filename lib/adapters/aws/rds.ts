@@ -15,6 +15,7 @@ import {
   type RDSClient,
 } from '@aws-sdk/client-rds';
 import type { WaitBounds } from './ec2';
+import { sleep } from './sleep';
 import { setting } from '@/lib/settings/settings';
 
 /** What pgherd records of an RDS DB instance: its cloud identity. */
@@ -140,23 +141,6 @@ const STUCK = new Set([
   'restore-error',
   'deleting',
 ]);
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-      return;
-    }
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 
 /**
  * Waits until RDS says the instance is what `done` wants (at most `b.maxWaitSeconds`, asking every
