@@ -10,7 +10,7 @@ import { and, eq } from 'drizzle-orm';
 import { createDb } from '../db/client';
 import { environments, instances, servers } from '../db/schema';
 import { query } from '../lib/lab/postgres';
-import { e2eLab, signInAs as signInWith, submitSignIn } from './lab';
+import { allInstances, e2eLab, signInAs as signInWith, submitSignIn } from './lab';
 
 const lab = e2eLab();
 const url = lab.console.url;
@@ -137,7 +137,7 @@ test('API tokens: created on the tokens page and shown once, scoped, used as the
   expect((await no.json()).error).toBe('Reload configuration needs the operator role in production (you have viewer there)');
   // The list the token sees is bob's: staging and production, nothing else exists in the lab.
   expect((await (await request.get(`${url}/api/v1/instances?per=500`, { headers: auth(operate) })).json()).total).toBe(
-    lab.instances.length,
+    await allInstances(),
   );
 
   const read = await create('dashboards', 'read');
@@ -170,7 +170,7 @@ test('a read-only auditor sees everything and no control; the audit log and an i
 }) => {
   await signInAs(page, 'carol');
   await page.goto(`${url}/admin/instances`);
-  await expect(page.locator('table.result-list tbody tr')).toHaveCount(lab.instances.length);
+  await expect(page.locator('table.result-list tbody tr')).toHaveCount(await allInstances());
   await expect(page.getByLabel('Action:')).toHaveCount(0);
   await expect(page.getByRole('checkbox')).toHaveCount(0);
   await page.goto(`${url}/admin/herds`);

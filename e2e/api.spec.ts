@@ -55,12 +55,13 @@ test('EC2 discovery: its passes listed, one asked for (202) and followed to its 
   }
   expect(seen).toMatchObject({ status: 'done', error: null, requestedBy: lab.console.admin.username });
   expect(seen.summary.updated).toBeGreaterThanOrEqual(lab.aws!.instances.length);
-  // The instances list says each one's type and zone.
+  // The instances list says each one's type and zone: the EC2 instances', and the RDS herd's source (its class).
+  expect(seen.summary).toMatchObject({ rds: { found: 2, skipped: [] } });
   const list = await (await request.get(`${url}/api/v1/instances?zone=eu-west-1a&per=100`, { headers: operate })).json();
   const east = new Set(lab.aws!.instances.filter((i) => i.availabilityZone === 'eu-west-1a').map((i) => i.server));
-  expect(list.total).toBe(lab.instances.filter((i) => east.has(i.server)).length);
+  expect(list.total).toBe(lab.instances.filter((i) => east.has(i.server)).length + 1);
   expect(new Set(list.items.map((i: { zone: string; instanceType: string }) => `${i.zone} ${i.instanceType}`))).toEqual(
-    new Set(['eu-west-1a m6i.large']),
+    new Set(['eu-west-1a m6i.large', 'eu-west-1a db.m6i.large']),
   );
 
   const { db, pool } = createDb(lab.database.url, 1);

@@ -1,6 +1,8 @@
 import { expect, type APIRequestContext, type Page } from '@playwright/test';
 import path from 'node:path';
 import { readLab } from '../lib/lab/lab';
+import { query } from '../lib/lab/postgres';
+import { waitFor } from '../lib/testing/wait';
 
 export const E2E_LAB_FILE = path.join(__dirname, '..', '.lab', 'e2e-lab.json');
 
@@ -46,4 +48,26 @@ export async function settledOperation(
     if (!ENDED.includes(op.status)) await new Promise((r) => setTimeout(r, 200));
   }
   return op;
+}
+
+/**
+ * Every instance of the lab in the inventory, the RDS herd's included: the worker's discovery brings those
+ * in a few seconds after its start (waited for here, once). The fleet's and Patroni's are seeded.
+ */
+export async function allInstances(): Promise<number> {
+  const lab = e2eLab();
+  const rds = (lab.rds ?? []).flatMap((h) => h.members.map((m) => m.identifier));
+  await waitFor(
+    'the RDS herds discovered',
+    async () =>
+      (
+        await query<{ n: string }>(
+          lab.database.url,
+          "SELECT count(*) AS n FROM servers WHERE cloud_provider = 'rds' AND hostname = ANY($1)",
+          [rds],
+        )
+      )[0]?.n === String(rds.length) || undefined,
+    60_000,
+  );
+  return lab.instances.length + rds.length;
 }

@@ -19,14 +19,16 @@ test('an RDS replica resized from the changelist: the classes and the cost, conf
   await waitFor(
     'the RDS herd in the inventory, observed',
     async () =>
-      (
-        await query<{ n: string }>(
-          lab.database.url,
-          `SELECT count(*) AS n FROM instances i JOIN servers s ON s.id = i.server_id
+      Number(
+        (
+          await query<{ n: string }>(
+            lab.database.url,
+            `SELECT count(*) AS n FROM instances i JOIN servers s ON s.id = i.server_id
            WHERE s.cloud_provider = 'rds' AND s.hostname = $1 AND i.last_observed_at IS NOT NULL AND i.observed_role = 'replica'`,
-          [replica.identifier],
-        )
-      )[0]?.n === '1' || undefined,
+            [replica.identifier],
+          )
+        )[0]?.n,
+      ) === 1 || undefined,
     90_000,
   );
   await signInAs(page, url, lab.console.admin.username, lab.console.admin.password);

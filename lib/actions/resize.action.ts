@@ -142,8 +142,6 @@ export interface ResizeState {
   allRefused: boolean;
   /** The type was recorded and said (the last step): the cleanup says it otherwise. */
   recorded: boolean;
-  /** What Postgres said of itself, asked by the first step and awaited before it is stopped. */
-  asked?: Promise<Observed>;
 }
 
 const money = (v: number | null) => (v === null ? 'price unknown' : `$${v.toFixed(4)}/h, $${(v * HOURS_PER_MONTH).toFixed(2)}/month`);
@@ -235,7 +233,15 @@ export async function prepareCloud(
     prepared.prices = { source: prices.source, date: prices.date };
   }
   if (rds.length)
-    prepared.rds = await prepareRds(rds, (id) => envOf.get(id) ?? '', wishFor, wish !== null, prices, settings.endpoint ?? '');
+    prepared.rds = await prepareRds(
+      rds,
+      (id) => envOf.get(id) ?? '',
+      (id) => onServer.filter((x) => x.serverId === id).map((x) => x.port),
+      wishFor,
+      wish !== null,
+      prices,
+      settings.endpoint ?? '',
+    );
   if (!cloud.length) return prepared;
   const byRegion = new Map<string, typeof cloud>();
   for (const s of cloud) byRegion.set(s.cloudRegion ?? '', [...(byRegion.get(s.cloudRegion ?? '') ?? []), s]);
@@ -405,8 +411,6 @@ export function planResize(
       says: `check that ${c.instanceId} still runs as ${r.current.name}${pre || post ? ', and that the hooks are executables where they run' : ''}`,
       timeoutMs: 60_000,
       run: async (x) => {
-        // Postgres asked now what it is, the answer awaited before it is stopped (the drain's wait hides it).
-        x.state.asked = observe(t).catch((err: unknown): Observed => ({ reachable: false, error: errorText(err) }));
         const [now] = await describeInstancesById(ec2(), c.region, [c.instanceId]);
         if (!now) throw refuse('cloud', `EC2 no longer knows ${c.instanceId}; nothing was changed`);
         const notOurs = await recheckIdentity(x.deps.db, t.serverId, c.region, c.instanceId);
@@ -622,7 +626,8 @@ function stopUnlessPrimary(t: InstanceRef): ActionStep<ResizeState> {
     does: { ...stop.does, unlessPrimary: true },
     says: `unless it answers as a primary: ${stop.says}`,
     run: async (x) => {
-      const o = await (x.state.asked ?? observe(t));
+      // Asked now, not at the first step: a replica promoted during the drain's wait is a primary now.
+      const o = await observe(t).catch((err: unknown): Observed => ({ reachable: false, error: errorText(err) }));
       if (o.reachable && o.inRecovery === false)
         throw refuse('topology', `${t.label} answers as a primary: a primary is not resized on its own; nothing was stopped`);
       await stop.run(x);

@@ -7,13 +7,15 @@ import { eq } from 'drizzle-orm';
 import { z } from 'zod';
 import { instances, servers } from '@/db/schema';
 import { rdsClient } from '@/lib/adapters/aws/config';
-import { createReadReplica, rdsWaitBounds } from '@/lib/adapters/aws/rds';
+import { createReadReplica, orderableClasses, rdsWaitBounds } from '@/lib/adapters/aws/rds';
+import { awsErrorText } from '@/lib/adapters/aws/errors';
+import type { Db } from '@/db/client';
 import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import { writeAudit } from '@/lib/engine/write-audit';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 import { waitObserved } from '@/lib/fleet/observe';
-import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { HOURS_PER_MONTH, priceList } from '@/lib/fleet/cloud/prices';
 import { rdsIdentity, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
@@ -30,7 +32,10 @@ export const rdsAddReplicaParams = z
       z
         .string()
         .trim()
-        .regex(/^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/, 'an availability zone such as eu-west-1b')
+        .regex(
+          /^[a-z]{2}(-[a-z]+)+-\d+([a-z]|-[a-z]+-\d+[a-z])$/,
+          'an availability zone such as eu-west-1b (or a Local Zone, us-west-2-lax-1a)',
+        )
         .optional(),
     ),
   })
@@ -47,7 +52,31 @@ export function newReplicaIdentifier(source: string, taken: string[]): string {
   }
 }
 
-export function planRdsAddReplica<S>(h: HerdRef, p: z.output<typeof rdsAddReplicaParams>): ActionPlan<S> | Refusal {
+/** What RDS offers for each herd's source: the classes for its PostgreSQL version, by zone of its region. */
+export type RdsOffers = Map<number, { engineVersion: string; zones: Map<string, Set<string>> } | Refusal>;
+
+/** The classes RDS offers for each RDS herd's source, in the zone asked for (else the source's), read from RDS. */
+export async function prepareRdsOffers(herds: HerdRef[], p: z.output<typeof rdsAddReplicaParams>, db: Db): Promise<RdsOffers> {
+  const out: RdsOffers = new Map();
+  for (const h of herds) {
+    const source = h.members.find((m) => m.role === 'primary' && m.state === 'running' && m.rds);
+    if (!source?.rds) continue;
+    const [row] = await db
+      .select({ details: servers.cloudDetails, zone: servers.cloudAvailabilityZone })
+      .from(servers)
+      .where(eq(servers.id, source.serverId));
+    const engineVersion = row?.details?.engineVersion ?? '';
+    const zone = p.availabilityZone ?? row?.zone ?? '';
+    try {
+      out.set(h.id, { engineVersion, zones: new Map([[zone, await orderableClasses(rdsClient(source.rds.region), engineVersion, zone)]]) });
+    } catch (err) {
+      out.set(h.id, refuse('cloud', `RDS cannot say which classes it offers in ${zone}: ${awsErrorText(err)}`));
+    }
+  }
+  return out;
+}
+
+export function planRdsAddReplica<S>(h: HerdRef, p: z.output<typeof rdsAddReplicaParams>, offers?: RdsOffers): ActionPlan<S> | Refusal {
   const source = h.members.find((m) => m.role === 'primary' && m.state === 'running');
   if (!h.members.some((m) => m.rds)) return refuse('not-applicable', `${h.label} is not run by RDS: use Add replica`);
   if (!source?.rds) return refuse('topology', `${h.label} has no running source RDS DB instance for a read replica to be made from`);
@@ -56,8 +85,18 @@ export function planRdsAddReplica<S>(h: HerdRef, p: z.output<typeof rdsAddReplic
     sourceId,
     h.members.map((m) => m.hostname),
   );
-  if (p.availabilityZone && !p.availabilityZone.startsWith(region))
+  // A zone of the region: the region and a letter, or a Local Zone's name under it.
+  if (p.availabilityZone && !new RegExp(`^${region}([a-z]|-[a-z]+-\\d+[a-z])$`).test(p.availabilityZone))
     return refuse('cloud', `${p.availabilityZone} is not a zone of ${region}, the source's region`);
+  const offered = offers?.get(h.id);
+  if (offered instanceof Refusal) return offered;
+  if (offered) {
+    const [zone, classes] = [...offered.zones][0] ?? ['', new Set<string>()];
+    if (!classes.size)
+      return refuse('cloud', `RDS offers no class for PostgreSQL ${offered.engineVersion} in ${zone || 'the source\u2019s zone'}`);
+    if (!classes.has(p.instanceClass))
+      return refuse('cloud', `${p.instanceClass} is not an RDS class for PostgreSQL ${offered.engineVersion} in ${zone}`);
+  }
   const bounds = rdsWaitBounds();
   const prices = priceList();
   const perHour = prices.perHour(region, p.instanceClass);
@@ -198,5 +237,6 @@ export const rdsAddReplicaAction = defineHerdAction({
       },
     ],
   },
-  plan: (h, { params }) => planRdsAddReplica(h, params),
+  prepare: prepareRdsOffers,
+  plan: (h, { params, prepared }) => planRdsAddReplica(h, params, prepared),
 });

@@ -80,6 +80,10 @@ export function planRdsFailover<S>(
         if (p.fencedByOperator)
           lines.push(`fenced by the operator (${x.deps.operation?.requestedBy.username ?? 'unknown'}); pgherd did not check`);
         else {
+          // Looked at where RDS says it is: a row edited to another address or port would make a refused
+          // connection elsewhere pass for a fence.
+          const notOurs = await recheckRdsIdentity(x.deps.db, old.serverId, region, identifier);
+          if (notOurs) throw refuse('not-fenced', `${old.label} cannot be proven fenced: ${notOurs}. Nothing was promoted`);
           const [o, r] = await Promise.all([observe(old, PROBE_MS), describeRds(rdsClient(region), region, identifier, x.signal)]);
           if (o.reachable && o.inRecovery === false) kit.sawOld(x.state, o);
           lines.push(

@@ -41,7 +41,6 @@ export interface RdsTarget {
 export interface RdsResizeState {
   attempts: { type: string; error: string }[];
   landed: string | null;
-  asked?: Promise<Observed>;
 }
 
 /** What planning an RDS resize reads: the resize's parameters and what its prepare read. */
@@ -55,6 +54,7 @@ export interface RdsResizeContext {
 export async function prepareRds(
   rows: { id: number; hostname: string; address: string; cloudRegion: string | null; cloudInstanceId: string | null }[],
   environmentOf: (serverId: number) => string,
+  portsOf: (serverId: number) => number[],
   wishFor: (serverId: number) => ResizeWish | null,
   wished: boolean,
   prices: PriceList,
@@ -95,7 +95,12 @@ export async function prepareRds(
       live,
       ranking,
       identity: live
-        ? rdsIdentityProblem({ hostname: s.hostname, address: s.address, environment: environmentOf(s.id) }, identifier, live, mapping)
+        ? rdsIdentityProblem(
+            { hostname: s.hostname, address: s.address, environment: environmentOf(s.id), ports: portsOf(s.id) },
+            identifier,
+            live,
+            mapping,
+          )
         : null,
     });
   }
@@ -144,8 +149,6 @@ export function planRdsResize<S extends RdsResizeState>(
       says: `check that RDS says ${c.identifier} is available as ${r.current.name}`,
       timeoutMs: 60_000,
       run: async (x) => {
-        // Postgres asked now what it is, the answer awaited before RDS is asked to restart it.
-        x.state.asked = observe(t).catch((err: unknown): Observed => ({ reachable: false, error: errorText(err) }));
         const now = await describeRds(rds(), c.region, c.identifier, x.signal);
         if (!now) throw refuse('cloud', `RDS no longer knows ${c.identifier}; nothing was changed`);
         const notOurs = await recheckRdsIdentity(x.deps.db, t.serverId, c.region, c.identifier);
@@ -165,13 +168,19 @@ export function planRdsResize<S extends RdsResizeState>(
       says: `unless it answers as a primary: ask RDS for ${classes.join(', else ')}, applied now (RDS restarts it)`,
       timeoutMs: 120_000,
       run: async (x) => {
-        const o = await (x.state.asked ?? observe(t));
+        // Asked now, not at the first step: a replica promoted during the drain's wait is a primary now.
+        const o = await observe(t).catch((err: unknown): Observed => ({ reachable: false, error: errorText(err) }));
         if (o.reachable && o.inRecovery === false)
           throw refuse('topology', `${t.label} answers as a primary: Resize takes read replicas only; nothing was asked of RDS`);
         const notOurs = await recheckRdsIdentity(x.deps.db, t.serverId, c.region, c.identifier);
         if (notOurs) throw refuse('cloud', `${notOurs}; nothing was asked of RDS`);
         // Asked again at the last moment: a change made meanwhile (the drain's wait) is not overwritten.
         const now = await describeRds(rds(), c.region, c.identifier, x.signal);
+        if (now && !now.sourceIdentifier)
+          throw refuse(
+            'topology',
+            `RDS says ${c.identifier} is no read replica now (promoted?): Resize takes read replicas only; nothing was asked of RDS`,
+          );
         if (now?.status !== 'available' || now.instanceClass !== r.current.name || now.pendingClass)
           throw refuse(
             'cloud',

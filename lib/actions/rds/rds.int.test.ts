@@ -11,6 +11,7 @@ import {
   CreateDBInstanceCommand,
   DescribeDBInstancesCommand,
   ModifyDBInstanceCommand,
+  PromoteReadReplicaCommand,
   RDSClient,
 } from '@aws-sdk/client-rds';
 import { cloudIdentityRules } from '@/lib/features/admin/cloud-identity-rules';
@@ -27,6 +28,7 @@ import type { AnyAction } from '@/lib/engine/define-action';
 import { discoveryConfig } from '@/lib/features/discovery/discovery';
 import { discoverRds } from '@/lib/features/discovery/rds-discovery';
 import { refreshInstance } from '@/lib/fleet/record-observation';
+import { refreshShare } from '@/lib/fleet/refresh-share';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 import { PROJECT_ROOT, startLab, stopLab, writeNameOf, type LabInfo, type LabRds } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
@@ -243,6 +245,25 @@ describe('discovery', () => {
     const [rd] = await db.select({ id: environments.id }).from(environments).where(eq(environments.name, ENV));
     expect(still!.env).toBe(rd!.id);
     expect(await db.select().from(servers).where(eq(servers.hostname, 'stray'))).toEqual([]);
+  });
+
+  it("the worker's shared refresh observes the RDS herd like any herd", async () => {
+    await db.update(instances).set({ observedRole: null, lastObservedAt: null }).where(eq(instances.herdId, herdId));
+    await db.execute(sql`UPDATE herds SET observe_due_at = '-infinity'`);
+    const share = refreshShare(db, { holder: 'rds-test', intervalMs: 60_000 });
+    try {
+      await share.round();
+    } finally {
+      share.close();
+    }
+    const rows = await db
+      .select({ host: servers.hostname, role: instances.observedRole, at: instances.lastObservedAt })
+      .from(instances)
+      .innerJoin(servers, eq(servers.id, instances.serverId))
+      .where(eq(instances.herdId, herdId));
+    expect(rows.map((r) => [r.host, r.role, r.at !== null]).sort()).toEqual(
+      herd.members.map((m) => [m.identifier, m.role === 'primary' ? 'primary' : 'replica', true]).sort(),
+    );
   });
 
   it('the refresh observes each member over Postgres at its endpoint: role, state, lag', async () => {
@@ -640,6 +661,27 @@ describe('DR failover: RDS promotes a read replica', () => {
     }
   }, 120_000);
 
+  it("refuses when the inventory's port for the source is not RDS's endpoint's (a refused connection there proves nothing)", async () => {
+    const id = ids.get(member(0).identifier)!;
+    await db.update(instances).set({ port: 5499 }).where(eq(instances.id, id));
+    try {
+      const res = await runOperation(db, worker!.queue, drFailoverAction, { herdIds: [herdId] }, {}, { username: 'rds-test' });
+      expect(res.op.status).toBe('failed');
+      expect(res.targets[0]).toMatchObject({
+        refusal: 'not-fenced',
+        error: expect.stringMatching(
+          /cannot be proven fenced: RDS says rd-reports-1 answers on port \d+, and the inventory has rd-reports-1:5499/,
+        ),
+      });
+      for (const k of [1, 2]) expect((await query<{ r: boolean }>(url(member(k)), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(true);
+    } finally {
+      await db
+        .update(instances)
+        .set({ port: member(0).port })
+        .where(eq(instances.id, id));
+    }
+  }, 120_000);
+
   it('refuses while the source answers and RDS calls it available: nothing promoted', async () => {
     const res = await runOperation(
       db,
@@ -749,6 +791,12 @@ describe('a new read replica, made by RDS', () => {
     await expect(plan(rdsAddReplicaAction, [herdId], { instanceClass: 'm6i.large; rm -rf /' })).rejects.toThrow(
       /an RDS class such as db\.m6i\.large/,
     );
+    expect(
+      (await plan(rdsAddReplicaAction, [herdId], { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-12a' })).targets[0]!.refused,
+    ).toMatch(/eu-west-12a is not a zone of eu-west-1/);
+    expect(
+      (await plan(rdsAddReplicaAction, [herdId], { instanceClass: 'db.bogus.huge', availabilityZone: 'eu-west-1b' })).targets[0]!.refused,
+    ).toMatch(/db\.bogus\.huge is not an RDS class for PostgreSQL 15\.8 in eu-west-1b/);
     const p = await plan(rdsAddReplicaAction, [herdId], { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-1b' });
     const facts = Object.fromEntries((p.targets[0]!.facts ?? []).map((f) => [f.label, f.value]));
     expect(facts['New read replica']).toBe(`${primary.identifier}-r1, db.m6i.large in eu-west-1b`);
@@ -781,4 +829,43 @@ describe('a new read replica, made by RDS', () => {
     // Discovery finds it known.
     expect((await discover()).created).toEqual([]);
   }, 180_000);
+});
+
+describe('a replica promoted outside pgherd while its resize waits', () => {
+  it('is not resized: refused right before RDS is asked, its postmaster untouched', async () => {
+    const rows = await db
+      .select({ id: instances.id, host: servers.hostname, address: servers.address, port: instances.port })
+      .from(instances)
+      .innerJoin(servers, eq(servers.id, instances.serverId))
+      .where(and(eq(instances.herdId, herdId), sql`${servers.hostname} LIKE '%-r1'`));
+    const r = rows[0]!;
+    const name = `${r.host}-ro.${ENV}.db.${lab.dns!.zone}`;
+    await db
+      .insert(dnsRecords)
+      .values({ herdId, name, type: 'A', zone: lab.dns!.zone, provider: 'rfc2136', match: 'instance', matchInstanceId: r.id, ttl: 4 });
+    const put = await runOperation(db, worker!.queue, refreshDnsAction, { herdIds: [herdId] }, {}, { username: 'rds-test' });
+    expect(put.op.status, stepsOf(put)).toBe('succeeded');
+    const at = { address: r.address, port: r.port };
+    const before = await startedAt(at);
+    const p = await plan(resizeAction, [r.id], { instanceType: 'db.m6i.xlarge' });
+    expect(p.targets[0]!.refused).toBeUndefined();
+    const opId = await submitPlanned(db, worker!.queue, resizeAction, { instanceIds: [r.id] }, { instanceType: 'db.m6i.xlarge' }, p, {
+      username: 'rds-test',
+    });
+    const resolvesName = async () => (await lookup({ host: lab.dns!.server, port: lab.dns!.port }, name, 'A'))[0];
+    await waitFor('its read name drained', async () => ((await resolvesName()) !== r.address ? true : undefined), 60_000);
+    await rds().send(new PromoteReadReplicaCommand({ DBInstanceIdentifier: r.host }));
+    const res = await waitForOperation(db, opId);
+    expect(res.op.status).toBe('failed');
+    expect(res.targets[0]).toMatchObject({
+      refusal: 'topology',
+      error: expect.stringMatching(/answers as a primary: Resize takes read replicas only|is no read replica now/),
+    });
+    expect((await classOf(r.host)).instanceClass).toBe('db.m6i.large');
+    // Promoted by RDS (a restart of its own is not pgherd's): no class change was asked, so none restarted it after.
+    expect(
+      (await query<{ r: boolean }>(`postgres://postgres@${r.address}:${String(r.port)}/postgres`, 'SELECT pg_is_in_recovery() AS r'))[0]!.r,
+    ).toBe(false);
+    expect(await startedAt(at)).toBe(before);
+  }, 120_000);
 });

@@ -3,7 +3,7 @@
 // its account; never a tag) is the server's, and the endpoint RDS gives it is where pgherd connects.
 import { and, eq } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
-import { environments, servers, type RdsDetails } from '@/db/schema';
+import { environments, instances, servers, type RdsDetails } from '@/db/schema';
 import { rdsClient } from '@/lib/adapters/aws/config';
 import { describeRds, type RdsInstance } from '@/lib/adapters/aws/rds';
 import { awsEnvironments, environmentOfInstance, placeOf, type AwsEnvironments } from '@/lib/adapters/aws/environments';
@@ -11,7 +11,7 @@ import type { ServerFacts } from './identity';
 
 /** Why `live` (RDS's answer for `identifier`) is not this server's DB instance, or null when RDS confirms it is. */
 export function rdsIdentityProblem(
-  s: ServerFacts,
+  s: ServerFacts & { ports?: number[] },
   identifier: string,
   live: RdsInstance | null,
   map: AwsEnvironments | null = awsEnvironments(),
@@ -24,6 +24,11 @@ export function rdsIdentityProblem(
   const at = (s.address || s.hostname).toLowerCase().replace(/\.$/, '');
   if (live.endpoint && live.endpoint.address.toLowerCase().replace(/\.$/, '') !== at)
     return `RDS says ${identifier} answers at ${live.endpoint.address}, and ${s.hostname} is at ${at}: it is not this server's DB instance`;
+  // Its one instance is at the endpoint's port: another port would be probed and acted on as if it were this.
+  const port = live.endpoint?.port;
+  const other = port === undefined ? undefined : s.ports?.find((p) => p !== port);
+  if (other !== undefined)
+    return `RDS says ${identifier} answers on port ${String(port)}, and the inventory has ${s.hostname}:${String(other)}: it is not this DB instance's endpoint`;
   return null;
 }
 
@@ -45,7 +50,8 @@ export async function recheckRdsIdentity(db: Queries, serverId: number, region: 
       ),
     );
   if (!s) return `the inventory no longer says server ${serverId} is RDS's ${identifier} in ${region}`;
-  return rdsIdentityProblem(s, identifier, await describeRds(rdsClient(region), region, identifier));
+  const ports = (await db.select({ port: instances.port }).from(instances).where(eq(instances.serverId, serverId))).map((r) => r.port);
+  return rdsIdentityProblem({ ...s, ports }, identifier, await describeRds(rdsClient(region), region, identifier));
 }
 
 export function rdsDetails(i: RdsInstance): RdsDetails {

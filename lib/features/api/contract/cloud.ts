@@ -1,4 +1,4 @@
-// EC2 discovery: whether it can run here, its passes, and asking for one now.
+// EC2 (and RDS) discovery: whether it can run here, its passes, and asking for one now.
 import { z } from 'zod';
 import { defineRoute, idParams } from './define';
 
@@ -26,6 +26,18 @@ const runShape = {
         .array(z.object({ instanceId: z.string(), problem: z.string() }))
         .optional()
         .meta({ description: 'What it saw and did not obey: an environment tag that disagrees with PGHERD_AWS_ENVIRONMENTS, say.' }),
+      rds: z
+        .object({
+          found: z.number().int().meta({ description: 'The Postgres DB instances RDS listed.' }),
+          herds: z.array(z.string()).meta({ description: 'The herds it made (environment/herd), one a source and its read replicas.' }),
+          created: z.array(z.string()).meta({ description: 'The DB instances it made servers of.' }),
+          updated: z.number().int(),
+          gone: z.array(z.string()).meta({ description: 'Servers whose DB instance RDS no longer lists, marked this pass.' }),
+          skipped: z.array(z.object({ instanceId: z.string(), reason: z.string() })),
+          problems: z.array(z.object({ instanceId: z.string(), problem: z.string() })),
+        })
+        .optional()
+        .meta({ description: 'RDS, when discovery reads it too (PGHERD_AWS_DISCOVERY rds): the same, for DB instances.' }),
     })
     .nullable()
     .meta({
