@@ -59,14 +59,14 @@ export async function allInstances(): Promise<number> {
   const rds = (lab.rds ?? []).flatMap((h) => h.members.map((m) => m.identifier));
   await waitFor(
     'the RDS herds discovered',
-    async () =>
-      (
-        await query<{ n: string }>(
-          lab.database.url,
-          "SELECT count(*) AS n FROM servers WHERE cloud_provider = 'rds' AND hostname = ANY($1)",
-          [rds],
-        )
-      )[0]?.n === String(rds.length) || undefined,
+    async () => {
+      const found = new Set(
+        (await query<{ hostname: string }>(lab.database.url, "SELECT hostname FROM servers WHERE cloud_provider = 'rds'")).map(
+          (r) => r.hostname,
+        ),
+      );
+      return rds.every((id) => found.has(id)) || undefined;
+    },
     60_000,
   );
   return lab.instances.length + rds.length;
