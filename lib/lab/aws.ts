@@ -228,7 +228,7 @@ export async function startAws(
           MasterUsername: 'postgres',
           MasterUserPassword: randomBytes(18).toString('base64url'),
           DBSubnetGroupName: subnetGroup,
-          AvailabilityZone: zone,
+          ...(h.multiAz ? { MultiAZ: true } : { AvailabilityZone: zone }),
           Port: source.port,
           Tags: tags,
         }),

@@ -96,6 +96,8 @@ export interface LabRds {
   environment: string;
   herd: string;
   members: (LabInstance & { identifier: string; instanceClass: string; logFile: string })[];
+  /** The source is Multi-AZ (RDS says so; the lab runs no standby: a failover reboot restarts it). */
+  multiAz?: boolean;
   /** Addresses where the lab's RDS puts a new read replica of the herd (CreateDBInstanceReadReplica), each with its certificate. */
   spares: { address: string; port: number; certFile: string; keyFile: string; pgherdUser: string }[];
 }
@@ -200,7 +202,7 @@ export interface LabOptions {
    * backed by a lab Postgres on <subnet>.1-N (default 127.0.22) that the lab's AWS front starts, stops and
    * promotes as RDS would. Found by RDS discovery, not seeded.
    */
-  rds?: { environment: string; herd: string; replicas?: number; subnet?: string }[];
+  rds?: { environment: string; herd: string; replicas?: number; subnet?: string; multiAz?: boolean }[];
   log?: (msg: string) => void;
 }
 
@@ -797,6 +799,7 @@ async function startRdsPostgres(
     out.push({
       environment: spec.environment,
       herd: spec.herd,
+      ...(spec.multiAz ? { multiAz: true } : {}),
       members: started.instances.map((i) => ({
         ...i,
         identifier: i.server,

@@ -29,6 +29,7 @@ import { discoveryConfig } from '@/lib/features/discovery/discovery';
 import { discoverRds } from '@/lib/features/discovery/rds-discovery';
 import { refreshInstance } from '@/lib/fleet/record-observation';
 import { refreshShare } from '@/lib/fleet/refresh-share';
+import { forgetApiPrices } from '@/lib/fleet/cloud/prices';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 import { PROJECT_ROOT, startLab, stopLab, writeNameOf, type LabInfo, type LabRds } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
@@ -97,7 +98,7 @@ beforeAll(async () => {
     pgbouncer: [],
     rds: [
       { environment: ENV, herd: 'reports', replicas: 2, subnet: '127.0.79' },
-      { environment: ENV, herd: 'solo', replicas: 0, subnet: '127.0.79' },
+      { environment: ENV, herd: 'solo', replicas: 0, subnet: '127.0.79', multiAz: true },
     ],
   });
   herd = lab.rds![0]!;
@@ -345,6 +346,20 @@ describe('what RDS gives no shell for', () => {
 });
 
 describe('resize through the RDS API', () => {
+  it("prices RDS classes from the Price List API's AmazonRDS offers when PGHERD_PRICE_SOURCE=aws", async () => {
+    process.env.PGHERD_PRICE_SOURCE = 'aws';
+    forgetApiPrices();
+    try {
+      const p = await plan(resizeAction, [ids.get(member(1).identifier)!], { instanceType: 'db.m6i.xlarge' });
+      const facts = Object.fromEntries((p.targets[0]!.facts ?? []).map((f) => [f.label, f.value]));
+      expect(facts.Prices).toMatch(/^the AWS Price List Query API/);
+      expect(facts['Target class']).toMatch(/^db\.m6i\.xlarge: 4 vCPU, 16 GiB, \$0\.3969\/h/);
+    } finally {
+      delete process.env.PGHERD_PRICE_SOURCE;
+      forgetApiPrices();
+    }
+  });
+
   it('plans with the ranking and the cost of RDS classes', async () => {
     const p = await plan(resizeAction, [ids.get(member(1).identifier)!], { minVcpus: 4, minMemoryGiB: 16 });
     const facts = Object.fromEntries((p.targets[0]!.facts ?? []).map((f) => [f.label, f.value]));
@@ -598,6 +613,19 @@ describe('reboot through the RDS API', () => {
   }, 120_000);
 });
 
+describe('reboot with failover of a Multi-AZ instance', () => {
+  it('asks RDS for a failover reboot and waits until it is available again, Postgres answering', async () => {
+    const id = ids.get(solo.identifier)!;
+    expect((await classOf(solo.identifier)).multiAz).toBe(true);
+    const before = await startedAt(solo);
+    const res = await run(rdsRebootAction, [id], { failover: true });
+    expect(res.op.status, stepsOf(res)).toBe('succeeded');
+    expect(res.steps.find((x) => x.name === 'RDS: reboot with failover')!.stdoutTail).toMatch(/RDS said: rebooting -> available/);
+    expect(await startedAt(solo)).toBeGreaterThan(before);
+    expect((await query<{ r: boolean }>(url(solo), 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+  }, 120_000);
+});
+
 describe("a rule's nightly scale-down and its morning reverse", () => {
   it('resizes the RDS replica to the smaller class at night and back to the class it had in the morning, drained each time', async () => {
     const r = member(1);
@@ -627,6 +655,13 @@ describe("a rule's nightly scale-down and its morning reverse", () => {
         return x && x.status !== 'firing' && x.status !== 'deciding' ? x : undefined;
       });
     };
+    // The synthetic writer through the herd's write name, all night and all morning.
+    const writeName = writeNameOf(ENV, 'reports', lab.dns!.zone);
+    const writer = startReconnectingWriter(async () => {
+      const to = (await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'A'))[0];
+      return `postgres://postgres@${to ?? 'nowhere'}:${String(member(0).port)}/postgres`;
+    }, 'nightly');
+    await query(url(member(0)), 'CREATE TABLE IF NOT EXISTS nightly (n bigint PRIMARY KEY)');
     const night = await runNow(rule.id);
     expect(night.status, night.reason ?? '').toBe('started');
     expect(night.targets).toEqual([{ id, label: expect.any(String), before: { instanceType: had } }]);
@@ -642,6 +677,12 @@ describe("a rule's nightly scale-down and its morning reverse", () => {
     expect(await streaming(r)).toBe('streaming');
     expect(await resolves(1)).toBe(r.address);
     expect(await runNow(companion!.id)).toMatchObject({ status: 'nothing' });
+    await writer.stop();
+    const kept = new Set((await query<{ n: string }>(url(member(0)), 'SELECT n FROM nightly')).map((x) => Number(x.n)));
+    expect(writer.acked.length).toBeGreaterThan(20);
+    expect(writer.acked.filter((n) => !kept.has(n))).toEqual([]);
+    expect(down.steps.map((x) => x.name)).toEqual(expect.arrayContaining([`DNS drain: ${readName(1)}`, `DNS back: ${readName(1)}`]));
+    expect(up.steps.map((x) => x.name)).toEqual(expect.arrayContaining([`DNS drain: ${readName(1)}`, `DNS back: ${readName(1)}`]));
   }, 300_000);
 });
 
