@@ -29,7 +29,7 @@ import { errorText } from '@/lib/engine/errors';
 import { refreshInstance } from '@/lib/fleet/record-observation';
 import { planRdsPowerOff, planRdsPowerOn } from '@/lib/actions/rds/rds-power';
 import { prepareCloud, recordType, type CloudTarget, type ResizePrepared } from '@/lib/actions/resize.action';
-import { DEFAULT_MAX_LAG_SECONDS, drainTargets, recordsAt, waitOutTtlStep, withBacks } from '@/lib/actions/steps/drain-steps';
+import { DEFAULT_MAX_LAG_SECONDS, drainTargets, namesBack, recordsAt, waitOutTtlStep, withBacks } from '@/lib/actions/steps/drain-steps';
 import { dnsSteps, recordArg } from '@/lib/actions/steps/dns-steps';
 
 const STREAMING_TIMEOUT_MS = 300_000;
@@ -243,9 +243,8 @@ export const powerOnAction = defineAction({
     const ec2 = () => ec2Client(c.region);
     const back = c.recordedType && c.live && c.recordedType !== c.live.instanceType ? c.recordedType : null;
     const herd = prepared.herds.get(t.herdId);
-    // The herd once it runs again: the names that should then answer it.
-    const up = members.map((m) => (m.id === t.id ? { ...m, state: 'running' } : m));
-    const names = herd ? recordsAt(herd, up, { ...t, state: 'running' }) : [];
+    // The names that answer it once it runs again, pointed at it at the end.
+    const { names, steps: namesBackSteps } = namesBack(herd, members, t, (rec) => `point ${rec.name} at it again`);
     const steps: ActionStep[] = [
       {
         name: 'no other primary',
@@ -324,16 +323,7 @@ export const powerOnAction = defineAction({
           ]
         : []),
       // Its DNS names back on it (a resize that could not start it again left them drained, say).
-      ...(herd
-        ? dnsSteps(
-            herd,
-            () => up,
-            (rec) => recordTargets(rec, up),
-            (rec) => `point ${rec.name} at it again`,
-            (rec) => names.some((n) => n.id === rec.id),
-            { name: (rec) => `DNS back: ${rec.name}` },
-          )
-        : []),
+      ...namesBackSteps,
       refreshStep(t),
     ];
     return {

@@ -38,8 +38,6 @@ import {
 } from '@/lib/engine/define-action';
 import type { Db } from '@/db/client';
 import { memberArg } from '@/lib/engine/plan-identity';
-import { dnsSteps } from '@/lib/actions/steps/dns-steps';
-import { recordTargets } from '@/lib/fleet/dns-records';
 import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
 import { checkHook, runHook, type HookConfig } from '@/lib/actions/steps/host-hooks';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
@@ -48,7 +46,7 @@ import { errorText } from '@/lib/engine/errors';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { postgresUpStep, refreshStep, sshControlStep } from '@/lib/actions/steps/control-steps';
 import { planRdsResize, prepareRds, type RdsTarget } from '@/lib/actions/rds/rds-resize';
-import { DEFAULT_MAX_LAG_SECONDS, recordsAt, replicaDrain, streamingStep } from '@/lib/actions/steps/drain-steps';
+import { DEFAULT_MAX_LAG_SECONDS, namesBack, replicaDrain, streamingStep } from '@/lib/actions/steps/drain-steps';
 
 const typeName = z
   .string()
@@ -648,17 +646,12 @@ function finishPlan(
   now: TypeChoice,
   params: ResizeParams,
 ): ActionPlan<ResizeState> {
-  // The herd once it runs again (it may be down now: a name matched to it points elsewhere meanwhile).
-  const up = members.map((m) => (m.id === t.id ? { ...m, state: 'running' } : m));
-  const names = recordsAt(herd, up, { ...t, state: 'running' });
-  const back = dnsSteps<ResizeState>(
+  const back = namesBack<ResizeState>(
     herd,
-    () => up,
-    (rec) => recordTargets(rec, up),
+    members,
+    t,
     (rec) => `${rec.name} pointed at ${t.hostname} again (where the drain may have left it)`,
-    (rec) => names.some((n) => n.id === rec.id),
-    { name: (rec) => `DNS back: ${rec.name}` },
-  );
+  ).steps;
   return {
     steps: [
       {

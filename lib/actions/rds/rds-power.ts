@@ -12,8 +12,7 @@ import { describeRds, rdsWaitBounds, startRds, stopRds } from '@/lib/adapters/aw
 import { commonWarnings, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
-import { dnsSteps } from '@/lib/actions/steps/dns-steps';
-import { recordTargets } from '@/lib/fleet/dns-records';
+import { namesBack } from '@/lib/actions/steps/drain-steps';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { waitObserved } from '@/lib/fleet/observe';
@@ -105,13 +104,8 @@ export function planRdsPowerOn<S>(
   const c = rdsOf(t, rds, 'stopped');
   if (c instanceof Refusal) return c;
   const bounds = rdsWaitBounds();
-  const up = members.map((m) => (m.id === t.id ? { ...m, state: 'running' } : m));
-  const names = herd
-    ? herd.dns.filter((rec) => {
-        const to = recordTargets(rec, up);
-        return typeof to !== 'string' && to.some((m) => m.id === t.id);
-      })
-    : [];
+  const back = namesBack<S>(herd, members, t, (rec) => `point ${rec.name} at it again`);
+  const { names } = back;
   const steps: ActionStep<S>[] = [
     {
       name: 'RDS: start',
@@ -136,16 +130,7 @@ export function planRdsPowerOn<S>(
         x.note({ stdout: `answers as a ${o.inRecovery ? 'replica' : 'primary'}` });
       },
     },
-    ...(herd
-      ? dnsSteps<S>(
-          herd,
-          () => up,
-          (rec) => recordTargets(rec, up),
-          (rec) => `point ${rec.name} at it again`,
-          (rec) => names.some((n) => n.id === rec.id),
-          { name: (rec) => `DNS back: ${rec.name}` },
-        )
-      : []),
+    ...back.steps,
     refreshStep(t),
   ];
   return {

@@ -13,9 +13,7 @@ import { waitRdsNoted } from './rds-steps';
 import { awsEnvironments } from '@/lib/adapters/aws/environments';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { commonWarnings, type ActionDeps, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
-import { dnsSteps } from '@/lib/actions/steps/dns-steps';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
-import { recordTargets } from '@/lib/fleet/dns-records';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, type Observed } from '@/lib/fleet/observe';
@@ -25,7 +23,7 @@ import { rdsCatalogueFor, RDS_ARCHITECTURE } from '@/lib/fleet/cloud/catalogue';
 import { HOURS_PER_MONTH, type PriceList } from '@/lib/fleet/cloud/prices';
 import { rankTypes, type Ranking, type ResizeWish, type TypeChoice } from '@/lib/fleet/cloud/rank';
 import { rdsDetails, rdsIdentityProblem, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
-import { DEFAULT_MAX_LAG_SECONDS, recordsAt, replicaDrain, streamingStep } from '@/lib/actions/steps/drain-steps';
+import { DEFAULT_MAX_LAG_SECONDS, namesBack, replicaDrain, streamingStep } from '@/lib/actions/steps/drain-steps';
 
 /** What the plan needs of one RDS target: the DB instance as RDS has it now, and the ranking of its classes. */
 export interface RdsTarget {
@@ -273,15 +271,7 @@ export function planRdsResize<S extends RdsResizeState>(
 
 /** The replica runs the class asked for already: only made sure of (streaming, its names on it). */
 function finishRds<S>(t: InstanceRef, members: InstanceRef[], herd: HerdRef, c: RdsTarget, now: TypeChoice, maxLag: number): ActionPlan<S> {
-  const names = recordsAt(herd, members, t);
-  const back = dnsSteps<S>(
-    herd,
-    () => members,
-    (rec) => recordTargets(rec, members),
-    (rec) => `${rec.name} pointed at ${t.hostname} again (where a drain may have left it)`,
-    (rec) => names.some((n) => n.id === rec.id),
-    { name: (rec) => `DNS back: ${rec.name}` },
-  );
+  const back = namesBack<S>(herd, members, t, (rec) => `${rec.name} pointed at ${t.hostname} again (where a drain may have left it)`).steps;
   return {
     steps: [streamingStep<S>(t, maxLag), ...back, refreshStep(t)],
     warnings: [],

@@ -170,3 +170,28 @@ export function replicaDrain<S>(
     steps: [...withBacks(drains, backs, t, maxLag, () => null, 'fail'), ...(drained.length ? [waitOutTtlStep<S>(ttl, t.hostname)] : [])],
   };
 }
+
+/**
+ * The names that answer `t` once it runs, and the steps that point each at it again (where a drain may
+ * have left it): what a power on, and a resize found done already, end with.
+ */
+export function namesBack<S>(
+  herd: HerdRef | undefined,
+  members: InstanceRef[],
+  t: InstanceRef,
+  says: (rec: DnsRecordRef) => string,
+): { names: DnsRecordRef[]; steps: ActionStep<S>[] } {
+  if (!herd) return { names: [], steps: [] };
+  // The herd once it runs again (it may be down now: a name matched to it points elsewhere meanwhile).
+  const up = members.map((m) => (m.id === t.id ? { ...m, state: 'running' } : m));
+  const names = recordsAt(herd, up, { ...t, state: 'running' });
+  const steps = dnsSteps<S>(
+    herd,
+    () => up,
+    (rec) => recordTargets(rec, up),
+    says,
+    (rec) => names.some((n) => n.id === rec.id),
+    { name: (rec) => `DNS back: ${rec.name}` },
+  );
+  return { names, steps };
+}

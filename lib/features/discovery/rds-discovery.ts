@@ -9,7 +9,7 @@
 import { and, eq, inArray, or, sql } from 'drizzle-orm';
 import type { RDSClient } from '@aws-sdk/client-rds';
 import type { Db, Queries } from '@/db/client';
-import { environments, herds, instances, servers } from '@/db/schema';
+import { discoveryRuns, environments, herds, instances, servers } from '@/db/schema';
 import { rdsIdentity } from '@/lib/fleet/cloud/rds-identity';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { addressTakenElsewhere } from '@/lib/fleet/host-binding';
@@ -17,17 +17,8 @@ import { describeRdsPostgres, type RdsInstance } from '@/lib/adapters/aws/rds';
 import { awsEnvironments, environmentOfInstance, placeOf, type AwsEnvironments } from '@/lib/adapters/aws/environments';
 import type { DiscoveryConfig } from '@/lib/settings/aws-discovery-schema';
 
-export interface RdsDiscoverySummary {
-  found: number;
-  /** Herds made (environment/herd). */
-  herds: string[];
-  /** DB instances made servers of. */
-  created: string[];
-  updated: number;
-  gone: string[];
-  skipped: { instanceId: string; reason: string }[];
-  problems: { instanceId: string; problem: string }[];
-}
+/** What a pass did with RDS's DB instances: the `rds` part of a discovery pass's summary (discovery_runs). */
+export type RdsDiscoverySummary = NonNullable<NonNullable<(typeof discoveryRuns.$inferSelect)['summary']>['rds']>;
 
 const SYSTEM = { id: null, username: 'pgherd (RDS discovery)' };
 
