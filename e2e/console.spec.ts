@@ -388,7 +388,16 @@ test('the servers list: filtered by availability zone, and an EC2 discovery pass
   await page.goto(`${url}/admin/servers`);
   await page.locator('[data-facet=zone]').getByRole('link', { name: 'eu-west-1b' }).click();
   await expect(page).toHaveURL(/zone=eu-west-1b/);
-  const west = lab.aws!.instances.filter((i) => i.availabilityZone === 'eu-west-1b').map((i) => i.server);
+  // The EC2 instances there, and the RDS herd's DB instances RDS put there (discovered by the worker).
+  await allInstances();
+  const rdsWest = (
+    await query<{ hostname: string }>(
+      lab.database.url,
+      "SELECT hostname FROM servers WHERE cloud_provider = 'rds' AND cloud_availability_zone = 'eu-west-1b'",
+    )
+  ).map((r) => r.hostname);
+  const west = [...lab.aws!.instances.filter((i) => i.availabilityZone === 'eu-west-1b').map((i) => i.server), ...rdsWest];
+  expect(rdsWest).not.toEqual([]);
   expect((await serversShown(page)).sort()).toEqual(west.sort());
   const panel = page.getByTestId('ec2-discovery');
   await panel.getByRole('button', { name: 'Discover EC2 instances now' }).click();
