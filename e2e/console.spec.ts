@@ -555,8 +555,11 @@ test('DR failover from the DR pairs list: the primary is gone, the confirmation 
 
   await signIn(page);
   await page.goto(`${url}/admin/dr`);
-  // Every herd of the lab: three in each environment, and staging's ledger that Patroni runs.
-  await expect(page.locator('table.result-list tbody tr')).toHaveCount(7);
+  // Every herd of the lab: three in each environment, staging's ledger that Patroni runs, and staging's reports
+  // that RDS runs (once the worker's discovery brought it in).
+  await allInstances();
+  await page.reload();
+  await expect(page.locator('table.result-list tbody tr')).toHaveCount(8);
   await page.getByRole('complementary', { name: 'Filters' }).getByRole('link', { name: 'production', exact: true }).click();
   await expect(page.locator('table.result-list tbody tr')).toHaveCount(3);
   const row = page.getByRole('row', { name: /orders/ });
