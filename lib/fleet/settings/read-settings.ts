@@ -66,16 +66,7 @@ export async function readSettings(
       serverVersionNum: first.vnum,
       confLoadedAt: first.conf,
       settings,
-      catalog: rows.map((r) => ({
-        name: r.name.toLowerCase(),
-        vartype: r.vartype,
-        unit: r.unit,
-        context: r.context,
-        minVal: r.min_val,
-        maxVal: r.max_val,
-        enumVals: r.enumvals,
-        bootVal: r.boot_val,
-      })),
+      catalog: rows.map((r) => ({ ...metaOf(r), name: r.name.toLowerCase() })),
     };
   } finally {
     await c.end().catch(() => {});
@@ -107,21 +98,24 @@ async function fileValues(c: pg.Client): Promise<Map<string, string> | null> {
  * shared_preload_libraries after a line was removed and the files reloaded): a setting whose file value
  * (or, set by no file, its built-in value) is what runs waits for nothing.
  */
+/** A pg_settings row's metadata, as the values module reads it. */
+const metaOf = (r: Row) => ({
+  name: r.name,
+  vartype: r.vartype,
+  unit: r.unit,
+  context: r.context,
+  minVal: r.min_val,
+  maxVal: r.max_val,
+  enumVals: r.enumvals,
+  bootVal: r.boot_val,
+});
+
 function revertedInFile(r: Row, files: Map<string, string> | null): boolean {
   if (!files || r.setting === null) return false;
   const f = files.get(r.name.toLowerCase());
   // No file sets it: what waits is its built-in value, if that is not what runs.
   if (f === undefined) return r.boot_val !== null && r.setting === r.boot_val;
-  const meta = {
-    name: r.name,
-    vartype: r.vartype,
-    unit: r.unit,
-    context: r.context,
-    minVal: r.min_val,
-    maxVal: r.max_val,
-    enumVals: r.enumvals,
-    bootVal: r.boot_val,
-  };
+  const meta = metaOf(r);
   const c = checkValue(meta, f);
   return c.ok && sameValue(meta, c.value, r.setting);
 }
