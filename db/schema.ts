@@ -1150,6 +1150,13 @@ export const restoreClaims = pgTable(
     settledHow: text('settled_how'),
     // The herd the restored cluster was registered as (kept): what Tear down removes, and only this.
     keptHerdId: integer('kept_herd_id'),
+    // A copy made into a new herd (a restore or a drill), not a member of its source (a seeded replica): it
+    // shares its source's system identifier, so an agent's report of it is never filed by that identifier.
+    isCopy: boolean('is_copy').notNull().default(false),
+    // The restored cluster's system identifier, once it answered: nothing is removed from a folder that holds another.
+    systemIdentifier: text('system_identifier'),
+    // When what it laid down was removed (by its cleanup, Tear down or a reconcile); null while it is on its server.
+    removedAt: timestamp('removed_at', { withTimezone: true }),
     lastError: text('last_error'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   },

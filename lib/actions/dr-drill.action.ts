@@ -11,7 +11,7 @@ import { rankReplicas } from '@/lib/fleet/candidates';
 import { part } from '@/lib/engine/compose';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep, type RunContext } from '@/lib/engine/define-action';
-import { longestGap, onPrimary, scratchTable, startDrillWriter, type DrillWriter } from '@/lib/actions/steps/drill-writer';
+import { createScratchTable, longestGap, onPrimary, startDrillWriter, type DrillWriter } from '@/lib/actions/steps/drill-writer';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
@@ -108,7 +108,7 @@ export function planDrill(h: HerdRef, p: z.output<typeof drDrillParams>): Action
     {
       name: 'scratch table and writer',
       does: { kind: 'drill.start-writer', on: memberArg(old), everyMs: 20, members: everyone.map((m) => m.id) },
-      says: `create a scratch table on ${old.label} and start a writer committing a numbered row every 20 ms into it, on whichever member accepts writes`,
+      says: `create a scratch table in pgherd's own schema on ${old.label} (refused when another role owns the schema or planted the table) and start a writer committing a numbered row every 20 ms into it, on whichever member accepts writes`,
       timeoutMs: 30_000,
       always: {
         name: 'stop the writer and drop the scratch table',
@@ -140,11 +140,7 @@ export function planDrill(h: HerdRef, p: z.output<typeof drDrillParams>): Action
         },
       },
       run: async (x) => {
-        const table = scratchTable(x.deps.operation?.id ?? Date.now());
-        await onPrimary(
-          [old],
-          `CREATE TABLE IF NOT EXISTS ${table} (seq bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
-        );
+        const table = await createScratchTable([old], x.deps.operation?.id ?? Date.now());
         x.state.table = table;
         x.state.startedAt = new Date();
         x.state.writer = startDrillWriter(everyone, table);

@@ -322,7 +322,10 @@ describe('DR drill', () => {
       expect(await inRecovery(m)).toBe(true);
       await waitFor(`${m.server} streaming from ${old.server}`, async () => (await senderOf(m)) === old.address);
     }
-    const left = await query<{ n: number }>(url(old), "SELECT count(*)::int AS n FROM pg_tables WHERE tablename LIKE 'pgherd_drill_%'");
+    const left = await query<{ n: number }>(
+      url(old),
+      "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'pgherd' AND tablename LIKE 'drill_%'",
+    );
     expect(left[0]!.n).toBe(0);
     expect(await card()).toMatchObject({ verdict: 'ok', last: { operationId: op.id, status: 'succeeded', lost: 0 } });
     // A later drill that a refusal stopped part way (its target failed with a refusal code) is the last one: failed.
@@ -335,6 +338,78 @@ describe('DR drill', () => {
       .values({ operationId: failed!.id, herdId: h, label: 'dr/beta', status: 'failed', refusal: 'unreachable', attempts: 1 });
     expect(await card()).toMatchObject({ verdict: 'failed', note: 'its last drill failed', last: { operationId: failed!.id } });
   }, 240_000);
+
+  it('writes nothing where another role planted the scratch table: a trigger that would make its owner SUPERUSER never runs as pgherd', async () => {
+    const old = await livePrimary('beta');
+    const h = herdIds.get('beta')!;
+    const su = url(old);
+    const isSuper = async () => (await query<{ s: boolean }>(su, "SELECT rolsuper AS s FROM pg_roles WHERE rolname = 'mallory'"))[0]!.s;
+    // The next operation's id is public (viewers see ids), and so is the scratch table's name of old.
+    const nextId = async () =>
+      Number(
+        (
+          await db.execute<{ n: string }>(
+            sql`SELECT (last_value + CASE WHEN is_called THEN 1 ELSE 0 END)::text AS n FROM operations_id_seq`,
+          )
+        ).rows[0]!.n,
+      );
+    const planted = (schema: string, table: string) => `
+      SET ROLE mallory;
+      CREATE TABLE ${schema}.${table} (seq bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp());
+      CREATE TRIGGER pwn BEFORE INSERT ON ${schema}.${table} FOR EACH ROW EXECUTE FUNCTION public.mallory_pwn();
+      RESET ROLE;`;
+    await query(
+      su,
+      `CREATE ROLE mallory NOLOGIN; GRANT CREATE ON SCHEMA public TO mallory;
+       CREATE FUNCTION public.mallory_pwn() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN ALTER ROLE mallory SUPERUSER; RETURN NEW; END$$;
+       ALTER FUNCTION public.mallory_pwn() OWNER TO mallory;
+       CREATE SCHEMA pgherd_planted AUTHORIZATION mallory;`,
+    );
+    try {
+      // 1. A schema named pgherd that mallory made first (a database owner can): refused before any write.
+      await query(su, `ALTER SCHEMA pgherd RENAME TO pgherd_own_kept`).catch(() => {});
+      await query(su, `ALTER SCHEMA pgherd_planted RENAME TO pgherd; ${planted('pgherd', `drill_${String(await nextId())}`)}`);
+      const refused = await runOperation(
+        db,
+        worker!.queue,
+        drDrillAction,
+        { herdIds: [h] },
+        {},
+        { username: 'drill-test', timeoutMs: 120_000 },
+      );
+      expect(refused.op.status).toBe('failed');
+      expect(refused.targets[0]!.error).toMatch(/schema pgherd belongs to role mallory, not to \w+: pgherd writes nothing there/);
+      expect(await isSuper()).toBe(false);
+      expect((await query<{ n: number }>(su, `SELECT count(*)::int AS n FROM pgherd.drill_${String(refused.op.id)}`))[0]!.n).toBe(0);
+      expect((await livePrimary('beta')).server).toBe(old.server);
+      await query(su, 'DROP SCHEMA pgherd CASCADE');
+      await query(su, `ALTER SCHEMA pgherd_own_kept RENAME TO pgherd`).catch(() => {});
+      // 2. The unqualified name of old, planted in public: the drill writes to its own schema and never there.
+      const id = await nextId();
+      await query(su, planted('public', `pgherd_drill_${String(id)}`));
+      const ran = await runOperation(
+        db,
+        worker!.queue,
+        drDrillAction,
+        { herdIds: [h] },
+        {},
+        { username: 'drill-test', timeoutMs: 180_000 },
+      );
+      expect([ran.op.id, ran.op.status, ran.targets[0]!.error]).toEqual([id, 'succeeded', null]);
+      expect(await isSuper()).toBe(false);
+      expect((await query<{ n: number }>(su, `SELECT count(*)::int AS n FROM public.pgherd_drill_${String(id)}`))[0]!.n).toBe(0);
+    } finally {
+      await query(
+        su,
+        `DO $$DECLARE t text; BEGIN
+           FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'pgherd\\_drill\\_%' LOOP
+             EXECUTE format('DROP TABLE public.%I', t);
+           END LOOP; END$$;
+         DROP SCHEMA IF EXISTS pgherd_planted CASCADE;
+         DROP FUNCTION IF EXISTS public.mallory_pwn() CASCADE; REVOKE ALL ON SCHEMA public FROM mallory; DROP ROLE IF EXISTS mallory;`,
+      );
+    }
+  }, 360_000);
 
   it("is refused for a herd with no member outside its primary's site, saying so; the scorecard says it cannot be drilled", async () => {
     const h = herdIds.get('gamma')!;

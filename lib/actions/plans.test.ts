@@ -661,6 +661,7 @@ describe('an action is its plan', () => {
           dataDirectory: m.dataDirectory,
           pgVersion: m.pgVersion,
           ssh: m.ssh,
+          adopted: null,
         }));
         const prepared = new Map([
           [
@@ -671,6 +672,7 @@ describe('an action is its plan', () => {
               expiresAt: null,
               claims,
               launched: [{ id: 1, instanceId: 'i-0abc', instanceType: 'm6i.large' }],
+              launchedLeft: [],
             },
           ],
         ]);

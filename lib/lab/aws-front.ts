@@ -22,7 +22,9 @@
 // - RunInstances in an environment's subnet (`launch` in its configuration) gives the instance a free
 //   address of the environment's launch addresses, where an sshd answers as the new host would; none free
 //   is InsufficientFreeAddressesInSubnet. A ClientToken launches once (the same answer again, as AWS does;
-//   moto launches again). Types listed under `insufficient` are refused for capacity.
+//   moto launches again). Types listed under `insufficient` are refused for capacity. Each instance it
+//   launched says its ClientToken in RunInstances' and DescribeInstances' answers, and DescribeInstances
+//   takes the `client-token` filter, as EC2 does (moto does neither).
 // - GetConsoleOutput of a launched instance: cloud-init's block of SSH host key fingerprints (empty for
 //   its first second, as a booting host's console is); `console: "other-key"` in the capacity file prints
 //   another key than the host's.
@@ -136,6 +138,29 @@ function ec2Error(res: http.ServerResponse, status: number, code: string, messag
 }
 
 /** InstanceId.1, InstanceId.2, ... (StartInstances, StopInstances) or InstanceId (ModifyInstanceAttribute). */
+/**
+ * Takes DescribeInstances' `client-token` filters out of `p` (moto does not know the filter); the tokens
+ * asked for, or null when there was none.
+ */
+export function takeClientTokenFilter(p: URLSearchParams): string[] | null {
+  const ns = [...p].flatMap(([k, v]) => (v === 'client-token' ? (/^Filter\.(\d+)\.Name$/.exec(k)?.slice(1, 2) ?? []) : []));
+  if (!ns.length) return null;
+  const tokens: string[] = [];
+  for (const n of ns)
+    for (const k of [...p.keys()])
+      if (k.startsWith(`Filter.${n}.`)) {
+        if (k.startsWith(`Filter.${n}.Value`)) tokens.push(p.get(k) ?? '');
+        p.delete(k);
+      }
+  return tokens;
+}
+
+/** An instance's `<item>` saying its client token, as EC2 does (after its instanceId). */
+export function withClientToken(item: string, token: string): string {
+  if (item.includes('<clientToken>')) return item;
+  return item.replace(/(<instanceId>[^<]+<\/instanceId>)/, `$1<clientToken>${token}</clientToken>`);
+}
+
 function instanceIds(p: URLSearchParams): string[] {
   const out: string[] = [];
   for (const [k, v] of p) if (k === 'InstanceId' || /^InstanceId\.\d+$/.test(k)) out.push(v);
@@ -222,10 +247,15 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
   // frees it: a launched instance runs on the address moto gives it, and the front says the lab address it
   // was given instead, in every answer.
   const slotOf = new Map<string, { address: string; motoIp: string }>();
+  // The client token each launch was made with (moto keeps it and says it nowhere).
+  const tokenOf = new Map<string, string>();
   const asLaunched = (xml: string) =>
-    slotOf.size
+    slotOf.size || tokenOf.size
       ? eachInstance(xml, (item) => {
-          const s = slotOf.get(/<instanceId>([^<]+)<\/instanceId>/.exec(item)?.[1] ?? '');
+          const id = /<instanceId>([^<]+)<\/instanceId>/.exec(item)?.[1] ?? '';
+          const token = tokenOf.get(id);
+          const s = slotOf.get(id);
+          if (token) item = withClientToken(item, token);
           if (!s) return item;
           // The address, and its dashed form in the private DNS name, never a longer address it begins.
           const dotted = new RegExp(`(?<![0-9.])${s.motoIp.replace(/\./g, '\\.')}(?![0-9])`, 'g');
@@ -262,6 +292,7 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
       const xml = answer.body.toString('utf8');
       const id = /<instanceId>([^<]+)<\/instanceId>/.exec(xml)?.[1];
       const motoIp = /<privateIpAddress>([^<]+)<\/privateIpAddress>/.exec(xml)?.[1];
+      if (id && token) tokenOf.set(id, token);
       if (id && motoIp) {
         slotOf.set(id, { address, motoIp });
         launchedAt.set(id, Date.now());
@@ -403,9 +434,16 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
         const refusedLate = (i: (typeof stoppedNow)[number]) =>
           late.includes(i.InstanceType ?? '') || late.includes(`${i.InstanceType ?? ''}@${i.Placement?.AvailabilityZone ?? ''}`);
         const wasStopped = stoppedNow.map((i) => i.InstanceId ?? '');
-        const answer = await forward(cfg.motoUrl, req, body);
-        if (action === 'DescribeInstances' && (booting.size || lateRefused.size || slotOf.size) && answer.status === 200) {
-          answer.body = Buffer.from(asLaunched(reasonsOfLateRefused(pendingWhileBooting(answer.body.toString('utf8')))));
+        const tokens = p && action === 'DescribeInstances' ? takeClientTokenFilter(p) : null;
+        const answer = await forward(cfg.motoUrl, req, tokens && p ? Buffer.from(p.toString()) : body);
+        if (action === 'DescribeInstances' && (booting.size || lateRefused.size || slotOf.size || tokens) && answer.status === 200) {
+          let xml = asLaunched(reasonsOfLateRefused(pendingWhileBooting(answer.body.toString('utf8'))));
+          // Only the instances launched with one of the tokens asked for.
+          if (tokens)
+            xml = eachInstance(xml, (item) =>
+              tokens.includes(tokenOf.get(/<instanceId>([^<]+)<\/instanceId>/.exec(item)?.[1] ?? '') ?? '') ? item : '',
+            );
+          answer.body = Buffer.from(xml);
           answer.headers['content-length'] = String(answer.body.length);
         }
         res.writeHead(answer.status, answer.headers);

@@ -6,11 +6,12 @@
 import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';
 import {
+  agentConflicts,
   backupPolicies,
   backups,
   herdBackupSetups,
@@ -37,6 +38,9 @@ import { changeList } from '@/lib/features/admin/list-query';
 import { getAdmin } from '@/lib/features/admin/registry';
 import { parseListParams } from '@/lib/features/admin/list-params';
 import { ifAssigned } from '@/lib/testing/if-assigned';
+import { ingestReport } from '@/lib/features/agents/ingest';
+import { collectInstance } from '@/lib/agent/collect';
+import type { InstanceReport, Report } from '@/lib/agent/report';
 import { configureBackupsAction } from './configure-backups.action';
 import { backupAction } from './backup.action';
 import { restoreAction } from './restore.action';
@@ -58,6 +62,14 @@ import { labAwsEnvironments } from '@/lib/lab/aws';
 import { priceList } from '@/lib/fleet/cloud/prices';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'backups-test.json');
+const agentReport = (list: InstanceReport[]): Report => ({
+  format: 1,
+  agentVersion: 'test',
+  hostname: 'scratch',
+  observedAt: new Date().toISOString(),
+  intervalSeconds: 60,
+  instances: list,
+});
 const PREFIX = 't-backups';
 let lab: LabInfo;
 let db: Db;
@@ -581,6 +593,131 @@ describe('Restore to a new herd', () => {
       expect.stringMatching(/a restore takes one herd/),
     ]);
   });
+
+  it('leaves a copy the team adopted: its expiry stops and removes nothing of it, and no agent files it into its source', async () => {
+    const port = 25913;
+    const dir = path.join(scratch(1).dataRoot, 'alpha-adopted', 'data');
+    const r = await runOperation(
+      db,
+      worker.queue,
+      restoreAction,
+      { herdIds: [herdId] },
+      {
+        name: 'alpha-adopted',
+        target: 'latest',
+        serverId: String(await scratchId(1)),
+        port: String(port),
+        dataDirectory: dir,
+        sslCertFile: scratch(1).tls!.certFile,
+        sslKeyFile: scratch(1).tls!.keyFile,
+        expiresInHours: '2',
+      },
+    );
+    expect(r.op.status, JSON.stringify(r.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-400)]))).toBe('succeeded');
+    const [h] = await db.select().from(herds).where(eq(herds.name, 'alpha-adopted'));
+    const [m] = await db.select().from(instances).where(eq(instances.herdId, h!.id));
+    const claimOf = async () =>
+      (
+        await db.execute<{ id: number; system_identifier: string | null; settled_how: string; removed_at: Date | null; is_copy: boolean }>(
+          sql`SELECT id, system_identifier, settled_how, removed_at, is_copy FROM restore_claims WHERE target_id = ${r.targets[0]!.id}`,
+        )
+      ).rows[0]!;
+    const [sys] = await query<{ s: string }>(restoredDsn(1, port), 'SELECT system_identifier::text AS s FROM pg_control_system()');
+    // The claim knows what it laid down: a copy, and which cluster.
+    expect(await claimOf()).toMatchObject({ system_identifier: sys!.s, is_copy: true, removed_at: null });
+    const scratchServer = { id: await scratchId(1), hostname: scratch(1).server, address: scratch(1).address };
+    const sourceMembers = async () => (await db.select({ id: instances.id }).from(instances).where(eq(instances.herdId, herdId))).length;
+    const before = await sourceMembers();
+    // The team adopts the copy: its instance moved into a herd in service (Admin › Instances), and written to.
+    const [adopters] = await db.insert(herds).values({ environmentId: h!.environmentId, name: 'adopters' }).returning();
+    try {
+      await db.update(instances).set({ herdId: adopters!.id }).where(eq(instances.id, m!.id));
+      await query(restoredDsn(1, port), 'CREATE TABLE adopted_rows (n int); INSERT INTO adopted_rows VALUES (1), (2), (3)');
+      // Its agent reports it: it stays in the herd that adopted it, never re-homed into its source by identifier.
+      await ingestReport(db, scratchServer, agentReport([await collectInstance({ connectionString: restoredDsn(1, port) })]));
+      expect((await db.select().from(instances).where(eq(instances.id, m!.id)))[0]).toMatchObject({ herdId: adopters!.id });
+      // The restored herd expires: Tear down, run by the worker as the system, leaves the adopted copy, saying so.
+      await db
+        .update(herds)
+        .set({ expiresAt: new Date(Date.now() - 60_000) })
+        .where(eq(herds.id, h!.id));
+      const plan = await planOperation(db, SYSTEM_ACCESS, tearDownRestoredAction, [h!.id]);
+      expect(plan.targets[0]!.facts).toContainEqual({
+        label: 'Left as it is',
+        value: expect.stringMatching(/is a member of bk\/adopters \(instance \d+\) now \(adopted\)$/),
+      });
+      const [op] = await expireRestoredHerds(db, worker.queue);
+      const done = await waitForOperation(db, op!);
+      expect(done.op.status, JSON.stringify(done.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-300)]))).toBe('succeeded');
+      expect(await db.select().from(herds).where(eq(herds.id, h!.id))).toEqual([]);
+      // Nor does the reconcile take it: the claim was left as found, and its herd gone changes nothing.
+      const ssh = new SshPool({});
+      try {
+        await settleRestoreClaims(db, ssh);
+      } finally {
+        await ssh.close();
+      }
+      expect(await claimOf()).toMatchObject({
+        settled_how: expect.stringMatching(/^left as found: .* is a member of bk\/adopters/),
+        removed_at: null,
+      });
+      expect((await query<{ n: number }>(restoredDsn(1, port), 'SELECT count(*)::int AS n FROM adopted_rows'))[0]!.n).toBe(3);
+      // The adopting herd deleted by hand too: the copy is placed nowhere by its next report, held as a conflict
+      // of its source, which keeps the members it had.
+      await db.delete(herds).where(eq(herds.id, adopters!.id));
+      const res = await ingestReport(db, scratchServer, agentReport([await collectInstance({ connectionString: restoredDsn(1, port) })]));
+      expect(res).toMatchObject({ created: 0, held: 1 });
+      expect(await sourceMembers()).toBe(before);
+      expect(await db.select().from(instances).where(eq(instances.port, port))).toEqual([]);
+      const held = await db.select().from(agentConflicts).where(eq(agentConflicts.serverId, scratchServer.id));
+      expect(held).toEqual([expect.objectContaining({ port, herdId, systemIdentifier: sys!.s })]);
+    } finally {
+      await db.delete(herds).where(eq(herds.id, adopters!.id));
+      await runAsLab(labIdentity(), ['/usr/lib/postgresql/15/bin/pg_ctl', '-D', dir, '-m', 'immediate', '-w', 'stop']).catch(() => {});
+      await runAsLab(labIdentity(), ['rm', '-rf', '--', path.dirname(dir)]);
+      await db.execute(sql`UPDATE restore_claims SET removed_at = now() WHERE target_id = ${r.targets[0]!.id}`);
+    }
+  });
+
+  it('removes nothing from a folder that holds another cluster than the one its restore laid down', async () => {
+    const port = 25914;
+    const dir = path.join(scratch(1).dataRoot, 'alpha-swapped', 'data');
+    const r = await runOperation(
+      db,
+      worker.queue,
+      restoreAction,
+      { herdIds: [herdId] },
+      {
+        name: 'alpha-swapped',
+        target: 'latest',
+        serverId: String(await scratchId(1)),
+        port: String(port),
+        dataDirectory: dir,
+        sslCertFile: scratch(1).tls!.certFile,
+        sslKeyFile: scratch(1).tls!.keyFile,
+      },
+    );
+    expect(r.op.status, JSON.stringify(r.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-400)]))).toBe('succeeded');
+    const [h] = await db.select().from(herds).where(eq(herds.name, 'alpha-swapped'));
+    try {
+      // What the claim recorded is not what the folder holds (another cluster was put there since).
+      await db.execute(sql`UPDATE restore_claims SET system_identifier = '7000000000000000001' WHERE target_id = ${r.targets[0]!.id}`);
+      const done = await runOperation(db, worker.queue, tearDownRestoredAction, { herdIds: [h!.id] });
+      expect(done.op.status).toBe('failed');
+      expect(done.targets[0]!.error).toMatch(
+        /holds the cluster \d+, not 7000000000000000001, which the restore laid down there: pgherd removes only what is still its restore's; nothing was stopped or removed/,
+      );
+      expect((await query<{ one: number }>(restoredDsn(1, port), 'SELECT 1 AS one'))[0]!.one).toBe(1);
+      expect(await db.select({ id: herds.id }).from(herds).where(eq(herds.id, h!.id))).toHaveLength(1);
+    } finally {
+      await db.delete(herds).where(eq(herds.id, h!.id));
+      await runAsLab(labIdentity(), ['/usr/lib/postgresql/15/bin/pg_ctl', '-D', dir, '-m', 'immediate', '-w', 'stop']).catch(() => {});
+      await runAsLab(labIdentity(), ['rm', '-rf', '--', path.dirname(dir)]);
+      await db.execute(
+        sql`UPDATE restore_claims SET removed_at = now(), settled_at = now(), kept_herd_id = NULL WHERE target_id = ${r.targets[0]!.id}`,
+      );
+    }
+  });
 });
 
 describe('Restore drill', () => {
@@ -1054,7 +1191,7 @@ describe('Onto a new EC2 instance (moto behind the lab front)', () => {
     });
   });
 
-  it('an instance whose worker died before EC2 answered (its id never recorded): found by its launch token and terminated by the reconcile', async () => {
+  it('an instance whose worker died before EC2 answered (its id never recorded): found by its client token and terminated by the reconcile; one that only carries the token as a tag is left', async () => {
     // A target that ended (any earlier one), and an instance launched for it whose id pgherd never learnt.
     const [t] = await db
       .select({ id: operationTargets.id })
@@ -1066,12 +1203,15 @@ describe('Onto a new EC2 instance (moto behind the lab front)', () => {
     const token = `pgherd-test-orphan-${String(Date.now())}`;
     try {
       const template = (await launchTemplateOf(client, lab.aws!.region, source!.cloudInstanceId!))!;
-      const orphan = await launchInstance(client, template, 'm6i.large', { 'pgherd:launch-token': token }, token);
+      // The row is written before EC2 is asked, as a launch does.
       const [{ id }] = (
         await db.execute<{ id: number }>(sql`
           INSERT INTO launched_instances (target_id, environment_id, region, client_token, instance_type)
           VALUES (${t!.id}, ${source!.environmentId}, ${lab.aws!.region}, ${token}, 'm6i.large') RETURNING id`)
       ).rows as [{ id: number }];
+      // Anyone allowed ec2:CreateTags can put the token on an instance as a tag: that one is not the launch's.
+      const decoy = await launchInstance(client, template, 'm6i.large', { 'pgherd:launch-token': token }, `decoy-${token}`);
+      const orphan = await launchInstance(client, template, 'm6i.large', { 'pgherd:launch-token': token }, token);
       expect((await ec2State(orphan.instanceId))?.State?.Name).not.toBe('terminated');
       const ssh = new SshPool({});
       try {
@@ -1080,6 +1220,8 @@ describe('Onto a new EC2 instance (moto behind the lab front)', () => {
         await ssh.close();
       }
       expect((await ec2State(orphan.instanceId))?.State?.Name).toBe('terminated');
+      expect((await ec2State(decoy.instanceId))?.State?.Name).toBe('running');
+      await client.send(new TerminateInstancesCommand({ InstanceIds: [decoy.instanceId] }));
       const [l] = await db.select().from(launchedInstances).where(eq(launchedInstances.id, id));
       expect(l).toMatchObject({ instanceId: orphan.instanceId });
       expect(l!.settledHow).toMatch(/^terminated by a worker's reconcile: its target ended succeeded without its cleanup/);

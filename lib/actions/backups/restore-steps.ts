@@ -22,6 +22,7 @@ import { memberConfig, memberConfigPath, memberDirs, parseInfo, pgbackrest } fro
 import type { HerdPolicy } from '@/lib/fleet/backups/policy';
 import { instanceTypeParam } from '@/lib/actions/steps/launch';
 import { secretsOf, writeHostFile } from './backup-steps';
+import { claimNotOurs, leaveClaim, recordedIdentifier, type ClaimPlace } from './claim-guard';
 
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
 const PATH = /^\/[A-Za-z0-9._@+/-]*$/;
@@ -358,7 +359,7 @@ export const socketDirOf = (pl: RestorePlace) => path.join(path.dirname(pl.dataD
  * Proves the server empty (nothing answers on the port) and claims the data directory's folder by making
  * it; its cleanup stops what was started there and removes the folder, unless what was laid down is kept.
  */
-export function claimStep<S extends { restore: RestoreState }>(pl: RestorePlace): ActionStep<S> {
+export function claimStep<S extends { restore: RestoreState }>(pl: RestorePlace, copy = false): ActionStep<S> {
   const srv = { ssh: pl.server.ssh };
   const home = path.dirname(pl.dataDirectory);
   return {
@@ -405,8 +406,8 @@ export function claimStep<S extends { restore: RestoreState }>(pl: RestorePlace)
       // Recorded at once: should this worker die before the cleanup, the next one's reconcile removes it.
       if (x.deps.targetId !== undefined) {
         const r = await x.deps.db.execute<{ id: number }>(sql`
-            INSERT INTO restore_claims (target_id, server_id, folder, data_directory, pg_version)
-            VALUES (${x.deps.targetId}, ${pl.server.id}, ${home}, ${pl.dataDirectory}, ${pl.pgVersion}) RETURNING id`);
+            INSERT INTO restore_claims (target_id, server_id, folder, data_directory, pg_version, is_copy)
+            VALUES (${x.deps.targetId}, ${pl.server.id}, ${home}, ${pl.dataDirectory}, ${pl.pgVersion}, ${copy}) RETURNING id`);
         x.state.restore.claimId = r.rows[0]?.id ?? null;
       }
     },
@@ -418,7 +419,15 @@ export function claimStep<S extends { restore: RestoreState }>(pl: RestorePlace)
       givesBack: true,
       run: async (x) => {
         if (!x.state.restore.claimed || x.state.restore.kept) return;
-        await removeRestored(x.deps, x, pl);
+        await removeRestored(x.deps, x, pl, {
+          claimId: x.state.restore.claimId,
+          serverId: pl.server.id,
+          hostname: pl.server.hostname,
+          dataDirectory: pl.dataDirectory,
+          pgVersion: pl.pgVersion,
+          ssh: pl.server.ssh,
+          keptHerdId: null,
+        });
         if (x.state.restore.claimId !== null)
           await x.deps.db.execute(
             sql`UPDATE restore_claims SET settled_at = now(), settled_how = 'removed by its cleanup' WHERE id = ${x.state.restore.claimId}`,
@@ -475,7 +484,7 @@ export function restoreSteps<S extends { restore: RestoreState }>(
   const srv = { ssh: pl.server.ssh };
   const home = path.dirname(pl.dataDirectory);
   return [
-    claimStep<S>(pl),
+    claimStep<S>(pl, true),
     memberConfigStep<S>(h, p, stanza, pl),
     {
       name: `restore to ${target.words}`,
@@ -550,6 +559,11 @@ export function restoreSteps<S extends { restore: RestoreState }>(
         });
         x.state.restore.rtoMs = Date.now() - (x.state.restore.startedAt ?? Date.now());
         x.state.restore.systemIdentifier = first.systemIdentifier;
+        // What Tear down and the reconcile check the folder still holds before they remove anything.
+        if (x.state.restore.claimId !== null)
+          await x.deps.db.execute(
+            sql`UPDATE restore_claims SET system_identifier = ${first.systemIdentifier} WHERE id = ${x.state.restore.claimId}`,
+          );
         x.note({
           stdout: `first write accepted after ${x.state.restore.rtoMs} ms; system ${first.systemIdentifier}, timeline ${first.timeline}`,
         });
@@ -607,12 +621,21 @@ async function firstWrite(
   throw new Error(`the restored cluster did not take a write (${last})`);
 }
 
-/** Stops the restored cluster (if it runs) and removes what the restore laid down on its server. */
+/**
+ * Stops the restored cluster (if it runs) and removes what the restore laid down on its server, once `claim`
+ * is proven still the restore's (claim-guard.ts); else the claim is left as found and this refuses.
+ */
 export async function removeRestored(
   deps: ActionDeps,
   x: StepContext,
   pl: Pick<RestorePlace, 'dataDirectory' | 'pgVersion'> & { server: { ssh: SshTarget } },
+  claim: ClaimPlace,
 ): Promise<void> {
+  const why = await claimNotOurs(deps, x, claim, await recordedIdentifier(deps.db, claim.claimId));
+  if (why) {
+    if (claim.claimId !== null) await leaveClaim(deps.db, claim.claimId, why);
+    throw refuse('not-applicable', `${why}: pgherd removes only what is still its restore's; nothing was stopped or removed`);
+  }
   const srv = { ssh: pl.server.ssh };
   const st = await execNoted(deps, srv, x, [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, 'status'], 20_000);
   if (st.code === 0)
@@ -625,4 +648,5 @@ export async function removeRestored(
     );
   // The folder the restore made (its claim), with everything it laid down inside.
   await execNotedOk(deps, srv, x, ['rm', '-rf', '--', path.dirname(pl.dataDirectory)], 120_000);
+  if (claim.claimId !== null) await deps.db.execute(sql`UPDATE restore_claims SET removed_at = now() WHERE id = ${claim.claimId}`);
 }

@@ -8,6 +8,7 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { errorText } from '@/lib/engine/errors';
+import { Refusal } from '@/lib/fleet/refusal';
 import { terminateLaunched } from '@/lib/actions/steps/launch';
 import { removeRestored } from './restore-steps';
 
@@ -31,8 +32,10 @@ export async function settleRestoreClaims(
     server_id: number;
     environment: string;
     orphaned: boolean;
+    hostname: string;
+    kept_herd_id: number | null;
   }>(sql`
-    SELECT c.id, c.target_id, t.status::text AS status, c.data_directory, c.pg_version,
+    SELECT c.id, c.target_id, t.status::text AS status, c.data_directory, c.pg_version, s.hostname, c.kept_herd_id,
            coalesce(nullif(s.address, ''), s.hostname) AS host, s.ssh_port AS port, s.ssh_user AS username,
            s.ssh_host_key_fingerprint AS fingerprint, s.id AS server_id, e.name AS environment, c.settled_at IS NOT NULL AS orphaned
     FROM restore_claims c JOIN operation_targets t ON t.id = c.target_id
@@ -45,21 +48,30 @@ export async function settleRestoreClaims(
   const settled: number[] = [];
   for (const c of rows.rows) {
     const x = { note: () => {}, signal: AbortSignal.timeout(180_000) };
+    const target = {
+      host: c.host,
+      port: c.port,
+      username: c.username,
+      hostKeyFingerprint: c.fingerprint,
+      serverId: c.server_id,
+      environment: c.environment,
+    };
     try {
-      await removeRestored({ db, ssh }, x, {
-        server: {
-          ssh: {
-            host: c.host,
-            port: c.port,
-            username: c.username,
-            hostKeyFingerprint: c.fingerprint,
-            serverId: c.server_id,
-            environment: c.environment,
-          },
+      await removeRestored(
+        { db, ssh },
+        x,
+        { server: { ssh: target }, dataDirectory: c.data_directory, pgVersion: c.pg_version },
+        {
+          claimId: c.id,
+          serverId: c.server_id,
+          hostname: c.hostname,
+          dataDirectory: c.data_directory,
+          pgVersion: c.pg_version,
+          ssh: target,
+          // Its herd deleted by hand: an instance of any herd sitting there now adopted it.
+          keptHerdId: c.orphaned ? null : c.kept_herd_id,
         },
-        dataDirectory: c.data_directory,
-        pgVersion: c.pg_version,
-      });
+      );
       await db.transaction(async (tx) => {
         await tx.execute(sql`
           UPDATE restore_claims SET settled_at = now(), last_error = NULL, kept_herd_id = NULL,
@@ -81,6 +93,11 @@ export async function settleRestoreClaims(
       settled.push(c.id);
       log('restore_claim.removed', { id: c.id, targetId: c.target_id, folder: c.data_directory });
     } catch (err) {
+      if (err instanceof Refusal) {
+        // Not the restore's any more (claim-guard.ts): left as found, and settled so.
+        log('restore_claim.left', { id: c.id, targetId: c.target_id, folder: c.data_directory, why: err.reason });
+        continue;
+      }
       await db.execute(sql`UPDATE restore_claims SET last_error = ${errorText(err)} WHERE id = ${c.id}`);
       log('restore_claim.failed', { id: c.id, targetId: c.target_id, error: errorText(err) });
     }
@@ -103,7 +120,8 @@ export async function settleLaunchedInstances(db: Db, log: (e: string, f: object
       AND ((l.kept_herd_id IS NULL AND t.status::text NOT IN ('queued', 'running'))
            OR (l.kept_herd_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM herds h WHERE h.id = l.kept_herd_id)))
       -- What was laid down on it is removed first.
-      AND NOT EXISTS (SELECT 1 FROM restore_claims c WHERE c.server_id = l.server_id AND (c.settled_at IS NULL OR c.kept_herd_id IS NOT NULL))
+      -- (A claim left as found, its folder adopted or another's, keeps its server.)
+      AND NOT EXISTS (SELECT 1 FROM restore_claims c WHERE c.server_id = l.server_id AND c.removed_at IS NULL)
     ORDER BY l.id LIMIT ${limit}`);
   const done: number[] = [];
   for (const l of rows.rows) {
@@ -119,6 +137,10 @@ export async function settleLaunchedInstances(db: Db, log: (e: string, f: object
       done.push(l.id);
       log('launched_instance.terminated', { id: l.id, targetId: l.target_id, instanceId: l.instance_id });
     } catch (err) {
+      if (err instanceof Refusal) {
+        log('launched_instance.left', { id: l.id, targetId: l.target_id, instanceId: l.instance_id, why: err.reason });
+        continue;
+      }
       await db.execute(sql`UPDATE launched_instances SET last_error = ${errorText(err)} WHERE id = ${l.id}`);
       log('launched_instance.failed', { id: l.id, targetId: l.target_id, error: errorText(err) });
     }

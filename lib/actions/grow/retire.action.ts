@@ -22,6 +22,7 @@ import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '@/lib/fleet/herd-
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { instanceClient } from '@/lib/fleet/pg-access';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { recheckIdentity } from '@/lib/fleet/cloud/identity';
 import { herdPolicies } from '@/lib/fleet/backups/policy';
 
 /** Actions a rule runs that need a replica in the herd: its last one is not retired while such a rule is on. */
@@ -290,12 +291,17 @@ export function planRetire(
             says: `terminate the EC2 instance ${cloud.instanceId} (${t.hostname}${facts.launchedRowId !== null ? ', launched by pgherd' : ', confirmed by the admin'}) and remove its server from the inventory`,
             timeoutMs: (waitBounds().maxWaitSeconds + 60) * 1000,
             run: async (x) => {
+              // Asked again at the last moment, as power and resize do: the row may have been edited, or the
+              // instance moved, since the plan.
+              const notOurs = await recheckIdentity(x.deps.db, t.serverId, cloud.region, cloud.instanceId);
+              if (notOurs) throw refuse('cloud', `${notOurs}; the instance was not terminated`);
               if (facts.launchedRowId !== null)
                 await terminateLaunched(
                   x.deps.db,
                   facts.launchedRowId,
                   `terminated by Retire member (operation ${String(x.deps.operation?.id ?? '?')})`,
                   x.signal,
+                  [t.id],
                 );
               else {
                 const client = ec2Client(cloud.region);

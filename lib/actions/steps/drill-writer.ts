@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { instanceClient } from '@/lib/fleet/pg-access';
+import { ownName, ownTable } from '@/lib/fleet/own-schema';
 
 export interface Ack {
   seq: number;
@@ -22,8 +23,23 @@ export interface DrillWriter {
   stop(): Promise<void>;
 }
 
-/** A scratch table's name: the drill's operation, digits only (it is written into SQL). */
-export const scratchTable = (operationId: number) => `pgherd_drill_${String(Math.trunc(Math.abs(operationId)))}`;
+/**
+ * A scratch table's name in pgherd's own schema (qualified): the drill's operation, digits only. Viewers see
+ * operation ids, so the name is predictable: it lives where no other role can make it first.
+ */
+export const scratchTable = (operationId: number) => ownName(`drill_${String(Math.trunc(Math.abs(operationId)))}`);
+
+/** Makes the scratch table on the member that accepts writes, proven pgherd's own; returns its qualified name. */
+export async function createScratchTable(members: InstanceRef[], operationId: number): Promise<string> {
+  const base = scratchTable(operationId).slice('pgherd.'.length);
+  const at = await writable(members);
+  if (!at) throw new Error('no member of the herd accepts writes');
+  try {
+    return await ownTable(at.c, base, 'seq bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp()');
+  } finally {
+    await at.c.end().catch(() => {});
+  }
+}
 
 const PAUSE_MS = 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -40,6 +56,8 @@ async function writable(members: InstanceRef[]): Promise<{ c: pg.Client; m: Inst
     c.on('error', () => {});
     try {
       await c.connect();
+      // pgherd writes as superuser: no name in its statements may resolve to another role's object.
+      await c.query('SET search_path = pg_catalog, pg_temp');
       const { rows } = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
       if (rows[0]?.r === false) return { c, m };
     } catch {
@@ -50,7 +68,7 @@ async function writable(members: InstanceRef[]): Promise<{ c: pg.Client; m: Inst
   return null;
 }
 
-/** Starts writing into `table` (which must exist on the primary) until stopped. */
+/** Starts writing into `table` (qualified, made by `createScratchTable`) until stopped. */
 export function startDrillWriter(members: InstanceRef[], table: string): DrillWriter {
   const acks: Ack[] = [];
   let errors = 0;

@@ -9,7 +9,7 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
 import { awsSettings, awsUnavailable, ec2Client } from '@/lib/adapters/aws/config';
-import { waitBounds } from '@/lib/adapters/aws/ec2';
+import { describeInstances, waitBounds } from '@/lib/adapters/aws/ec2';
 import {
   consoleFingerprints,
   consoleText,
@@ -342,30 +342,46 @@ async function launch<S>(
 }
 
 /**
- * Terminates a launched instance (found by its id, else by its launch token's tag), and removes its
- * server from the inventory; the row says how. Safe to run twice.
+ * Terminates a launched instance and removes its server from the inventory; the row says how. Safe to run
+ * twice. Its instance is the id EC2 answered the launch with, else (a worker that died before it heard the
+ * answer) the instance EC2 says it launched with the row's client token, in a VPC or account mapped to the
+ * row's environment, launched after the row was made: never one found by a tag, which anyone allowed
+ * `ec2:CreateTags` can put on any instance. Refused, changing nothing, while an instance of the inventory
+ * other than `leaving` (and its kept herd's) runs on its server: that server was adopted, and is left.
  */
-export async function terminateLaunched(db: Db, rowId: number, how: string, signal?: AbortSignal): Promise<void> {
+export async function terminateLaunched(db: Db, rowId: number, how: string, signal?: AbortSignal, leaving: number[] = []): Promise<void> {
   const r = await db.execute<{
     region: string;
     instance_id: string | null;
     client_token: string;
     server_id: number | null;
     terminated_at: Date | null;
-  }>(sql`SELECT region, instance_id, client_token, server_id, terminated_at FROM launched_instances WHERE id = ${rowId}`);
+    created_at: Date;
+    environment: string;
+    adopted: string | null;
+    adopted_id: number | null;
+  }>(sql`
+    SELECT l.region, l.instance_id, l.client_token, l.server_id, l.terminated_at, l.created_at, e.name AS environment,
+           a.label AS adopted, a.id AS adopted_id
+    FROM launched_instances l JOIN environments e ON e.id = l.environment_id
+    LEFT JOIN LATERAL (
+      SELECT i.id, e2.name || '/' || h.name || ' (instance ' || i.id || ')' AS label
+      FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e2 ON e2.id = h.environment_id
+      WHERE i.server_id = l.server_id AND i.herd_id IS DISTINCT FROM l.kept_herd_id AND i.id <> ALL(${sql.param(leaving)}::bigint[])
+      ORDER BY i.id LIMIT 1) a ON true
+    WHERE l.id = ${rowId}`);
   const row = r.rows[0];
   if (!row || row.terminated_at) return;
+  if (row.adopted) {
+    const why = `its server runs ${row.adopted} now (adopted)`;
+    await db.execute(sql`
+      UPDATE launched_instances SET kept_instance_id = ${row.adopted_id}, settled_how = ${`left as found: ${why}`}, last_error = NULL
+      WHERE id = ${rowId} AND terminated_at IS NULL`);
+    throw refuse('not-applicable', `${row.instance_id ?? 'the launched instance'}: ${why}; it was not terminated`);
+  }
   const client = ec2Client(row.region);
   try {
-    let ids = row.instance_id ? [row.instance_id] : [];
-    if (!ids.length) {
-      const found = await client.send(
-        new DescribeInstancesCommand({ Filters: [{ Name: 'tag:pgherd:launch-token', Values: [row.client_token] }] }),
-      );
-      ids = (found.Reservations ?? [])
-        .flatMap((v) => v.Instances ?? [])
-        .flatMap((i) => (i.InstanceId && i.State?.Name !== 'terminated' ? [i.InstanceId] : []));
-    }
+    const ids = row.instance_id ? [row.instance_id] : await launchedByToken(client, row);
     for (const id of ids) await terminateInstance(client, id, { ...waitBounds(), ...(signal ? { signal } : {}) });
     await db.transaction(async (tx) => {
       if (row.server_id !== null) await tx.execute(sql`DELETE FROM servers WHERE id = ${row.server_id}`);
@@ -376,4 +392,26 @@ export async function terminateLaunched(db: Db, rowId: number, how: string, sign
   } finally {
     client.destroy();
   }
+}
+
+/** Clock skew allowed between pgherd's database and EC2 when a launch is matched to its row. */
+const SKEW_MS = 60_000;
+
+/** The live instances EC2 launched with the row's client token, where and when that launch could have put them. */
+async function launchedByToken(
+  client: EC2Client,
+  row: { region: string; client_token: string; created_at: Date; environment: string },
+): Promise<string[]> {
+  const found = await describeInstances(client, row.region, [{ Name: 'client-token', Values: [row.client_token] }]);
+  const map = awsEnvironments();
+  const made = new Date(row.created_at).getTime();
+  return found
+    .filter(
+      (i) =>
+        i.state !== 'terminated' &&
+        i.clientToken === row.client_token &&
+        environmentOfInstance(map, i)?.environment === row.environment &&
+        (i.launchTime?.getTime() ?? 0) >= made - SKEW_MS,
+    )
+    .map((i) => i.instanceId);
 }

@@ -39,6 +39,10 @@ export interface CloudInstance {
   vpcId: string;
   /** The AWS account that owns it (its reservation's OwnerId). */
   account: string;
+  /** The idempotency token it was launched with ('' when none): unlike a tag, nobody can set it afterwards. */
+  clientToken?: string;
+  /** When EC2 launched it, or null. */
+  launchTime?: Date | null;
 }
 
 export function cloudInstance(i: Instance, region: string, account = ''): CloudInstance {
@@ -57,6 +61,8 @@ export function cloudInstance(i: Instance, region: string, account = ''): CloudI
     enaSupport: i.EnaSupport ?? true,
     virtualization: i.VirtualizationType ?? 'hvm',
     stateReason: i.StateReason?.Code ?? '',
+    clientToken: i.ClientToken ?? '',
+    launchTime: i.LaunchTime ?? null,
   };
 }
 
