@@ -516,8 +516,24 @@ describe('Add replica', () => {
       await expect(query(`postgres://postgres@${srv!.address}:26001/postgres`, 'SELECT 1')).rejects.toThrow();
     }, 180_000);
 
-    it('a second launched replica: drained and terminated too', async () => {
+    it('a second launched replica: EC2 asked again right before TerminateInstances; terminated once it says the instance is the server\u2019s', async () => {
       const m = await memberOn(26002);
+      const [l] = await db.select().from(launchedInstances).where(eq(launchedInstances.serverId, m.serverId));
+      // Between the plan and the termination, the instance stopped being this environment's (its VPC is
+      // another's now): nothing is terminated, and the step says why.
+      const saved = process.env.PGHERD_AWS_ENVIRONMENTS!;
+      process.env.PGHERD_AWS_ENVIRONMENTS = JSON.stringify(
+        (JSON.parse(saved) as { environment: string }[]).map((e) => ({ ...e, environment: 'elsewhere' })),
+      );
+      try {
+        const refused = await runOperation(db, worker.queue, retireAction, { instanceIds: [m.id] }, { host: 'terminate' });
+        expect(refused.op.status, steps(refused)).toBe('failed');
+        expect(refused.targets[0]!.error).toMatch(/is elsewhere's .*: refused; the instance was not terminated/);
+      } finally {
+        process.env.PGHERD_AWS_ENVIRONMENTS = saved;
+      }
+      expect(await ec2State(l!.instanceId!)).not.toBe('terminated');
+      expect(await db.select({ id: instances.id }).from(instances).where(eq(instances.id, m.id))).toHaveLength(1);
       const r = await runOperation(db, worker.queue, retireAction, { instanceIds: [m.id] }, { host: 'terminate' });
       expect(r.op.status, steps(r)).toBe('succeeded');
       expect(await db.select().from(instances).where(eq(instances.id, m.id))).toEqual([]);
