@@ -594,26 +594,37 @@ describe('Restore to a new herd', () => {
     ]);
   });
 
-  it('leaves a copy the team adopted: its expiry stops and removes nothing of it, and no agent files it into its source', async () => {
-    const port = 25913;
-    const dir = path.join(scratch(1).dataRoot, 'alpha-adopted', 'data');
+  /** A restore of alpha onto the second scratch server, succeeded. */
+  const restoreOnScratch1 = async (name: string, port: number, dir: string, more: Record<string, string> = {}) => {
     const r = await runOperation(
       db,
       worker.queue,
       restoreAction,
       { herdIds: [herdId] },
       {
-        name: 'alpha-adopted',
+        name,
         target: 'latest',
         serverId: String(await scratchId(1)),
         port: String(port),
         dataDirectory: dir,
         sslCertFile: scratch(1).tls!.certFile,
         sslKeyFile: scratch(1).tls!.keyFile,
-        expiresInHours: '2',
+        ...more,
       },
     );
     expect(r.op.status, JSON.stringify(r.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-400)]))).toBe('succeeded');
+    return r;
+  };
+  /** What a test's restore left on the scratch server, gone. */
+  const dropRestored = async (dir: string) => {
+    await runAsLab(labIdentity(), ['/usr/lib/postgresql/15/bin/pg_ctl', '-D', dir, '-m', 'immediate', '-w', 'stop']).catch(() => {});
+    await runAsLab(labIdentity(), ['rm', '-rf', '--', path.dirname(dir)]);
+  };
+
+  it('leaves a copy the team adopted: its expiry stops and removes nothing of it, and no agent files it into its source', async () => {
+    const port = 25913;
+    const dir = path.join(scratch(1).dataRoot, 'alpha-adopted', 'data');
+    const r = await restoreOnScratch1('alpha-adopted', port, dir, { expiresInHours: '2' });
     const [h] = await db.select().from(herds).where(eq(herds.name, 'alpha-adopted'));
     const [m] = await db.select().from(instances).where(eq(instances.herdId, h!.id));
     const claimOf = async () =>
@@ -673,8 +684,7 @@ describe('Restore to a new herd', () => {
       expect(held).toEqual([expect.objectContaining({ port, herdId, systemIdentifier: sys!.s })]);
     } finally {
       await db.delete(herds).where(eq(herds.id, adopters!.id));
-      await runAsLab(labIdentity(), ['/usr/lib/postgresql/15/bin/pg_ctl', '-D', dir, '-m', 'immediate', '-w', 'stop']).catch(() => {});
-      await runAsLab(labIdentity(), ['rm', '-rf', '--', path.dirname(dir)]);
+      await dropRestored(dir);
       await db.execute(sql`UPDATE restore_claims SET removed_at = now() WHERE target_id = ${r.targets[0]!.id}`);
     }
   });
@@ -682,22 +692,7 @@ describe('Restore to a new herd', () => {
   it('removes nothing from a folder that holds another cluster than the one its restore laid down', async () => {
     const port = 25914;
     const dir = path.join(scratch(1).dataRoot, 'alpha-swapped', 'data');
-    const r = await runOperation(
-      db,
-      worker.queue,
-      restoreAction,
-      { herdIds: [herdId] },
-      {
-        name: 'alpha-swapped',
-        target: 'latest',
-        serverId: String(await scratchId(1)),
-        port: String(port),
-        dataDirectory: dir,
-        sslCertFile: scratch(1).tls!.certFile,
-        sslKeyFile: scratch(1).tls!.keyFile,
-      },
-    );
-    expect(r.op.status, JSON.stringify(r.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-400)]))).toBe('succeeded');
+    const r = await restoreOnScratch1('alpha-swapped', port, dir);
     const [h] = await db.select().from(herds).where(eq(herds.name, 'alpha-swapped'));
     try {
       // What the claim recorded is not what the folder holds (another cluster was put there since).
@@ -711,8 +706,7 @@ describe('Restore to a new herd', () => {
       expect(await db.select({ id: herds.id }).from(herds).where(eq(herds.id, h!.id))).toHaveLength(1);
     } finally {
       await db.delete(herds).where(eq(herds.id, h!.id));
-      await runAsLab(labIdentity(), ['/usr/lib/postgresql/15/bin/pg_ctl', '-D', dir, '-m', 'immediate', '-w', 'stop']).catch(() => {});
-      await runAsLab(labIdentity(), ['rm', '-rf', '--', path.dirname(dir)]);
+      await dropRestored(dir);
       await db.execute(
         sql`UPDATE restore_claims SET removed_at = now(), settled_at = now(), kept_herd_id = NULL WHERE target_id = ${r.targets[0]!.id}`,
       );
