@@ -162,6 +162,34 @@ export const networks = <O extends Common>(o: O) =>
     true,
   );
 
+/**
+ * Postgres setting names, separated by commas or spaces, kept in lower case; none when unset. `refuse`
+ * says why a name may never be listed (null: it may).
+ */
+export const settingNames = <O extends Common & { refuse: (name: string) => string | null }>(o: O) =>
+  declare<string[], O & { default: string[] }>(
+    { ...o, default: [], shown: o.shown ?? 'none' },
+    'setting names',
+    'Postgres setting names (work_mem, pg_stat_statements.max), separated by commas',
+    z
+      .string()
+      .transform((s) =>
+        s
+          .toLowerCase()
+          .split(/[\s,]+/)
+          .filter(Boolean),
+      )
+      .superRefine((items, ctx) => {
+        for (const item of items) {
+          const why = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/.test(item)
+            ? o.refuse(item)
+            : `${JSON.stringify(item)} is not a setting's name`;
+          if (why) ctx.addIssue({ code: 'custom', message: why });
+        }
+      }),
+    true,
+  );
+
 const LISTEN = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
 const BARE_PORT = /^()()(\d{1,5})$/;
 

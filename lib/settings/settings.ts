@@ -8,7 +8,22 @@
 import { z } from 'zod';
 import { discoveryConfigSchema } from '@/lib/settings/aws-discovery-schema';
 import { awsEnvironmentsSchema } from '@/lib/settings/aws-environments-schema';
-import { flag, int, json, listen, networks, num, oneOf, path, readSetting, retired, text, url, type Setting } from '@/lib/settings/kinds';
+import {
+  flag,
+  int,
+  json,
+  listen,
+  networks,
+  num,
+  oneOf,
+  path,
+  readSetting,
+  retired,
+  settingNames,
+  text,
+  url,
+  type Setting,
+} from '@/lib/settings/kinds';
 
 export { SettingError, type Setting } from '@/lib/settings/kinds';
 
@@ -150,6 +165,13 @@ export const SETTINGS = {
     max: 3650,
     shown: 'no limit',
     doc: 'the longest an API token lives; longer or open-ended tokens are capped when made, older ones refused',
+  }),
+  PGHERD_SETTINGS_ALLOWED: settingNames({
+    refuse: (n) =>
+      /_command$/.test(n)
+        ? `${n} runs a command as the database's operating system user: no configuration lets a parameter group set it`
+        : null,
+    doc: "Postgres settings parameter groups and herds' overrides may set beyond pgherd's tunables (memory, planner, WAL, vacuum, timeouts, what to log): `shared_preload_libraries, pg_stat_statements.track`. Whoever may edit a group then sets them on every member as a superuser would; a `*_command` is refused at start",
   }),
   PGHERD_TRUSTED_PROXIES: networks({
     doc: "the load balancers or proxies in front of the console, as addresses or CIDR blocks (`10.0.0.0/8, 192.168.1.10`): only their `X-Forwarded-For` hops are believed (unset: none; the client's address is the TCP peer's)",

@@ -77,10 +77,10 @@ describe('Apply settings: what it changes', () => {
 
   it('refuses a setting Postgres does not have, a value it would not take, one fixed at initdb, a formula it cannot compute', () => {
     for (const [text, why] of [
-      ["no_such_setting = '1'", /no setting no_such_setting/],
+      ["vacuum_buffer_usage_limit = '1MB'", /no setting vacuum_buffer_usage_limit/],
       ["max_connections = 'lots'", /not a number/],
       ["max_connections = '0'", /outside 1 \.\. 262143/],
-      ["block_size = '16384'", /fixed when Postgres is built/],
+      ["block_size = '16384'", /block_size is not among the tunables/],
       ["work_mem = '{1 / 0}MB'", /division by zero/],
     ] as const)
       expect(planChanges(members, settings(text), { primaryFirst: false, patroni: false }), text).toMatchObject({
@@ -138,5 +138,32 @@ describe('Apply settings: what it changes', () => {
       ok: false,
       problems: [expect.stringMatching(/db-2.* is stopped/)],
     });
+  });
+});
+
+describe('Apply settings: what it never writes', () => {
+  it('refuses a setting that runs a command or loads code, however it came to be stored, and plans nothing', () => {
+    for (const [text, why] of [
+      ["archive_cleanup_command = 'touch /tmp/owned'", /archive_cleanup_command runs a command as the database's operating system user/],
+      ["shared_preload_libraries = 'evil'", /shared_preload_libraries loads code into the server/],
+      ["log_directory = '/etc'", /log_directory is not among the tunables/],
+    ] as const) {
+      const withIt = new Map(
+        [...settings(text)].map(([id, x]) => [
+          id,
+          {
+            ...x,
+            // What a member reports of it: the setting exists and runs something else.
+            running: { ...x.running, [text.split(' ')[0] as string]: { v: '' } },
+            catalog: new Map([
+              ...x.catalog,
+              [text.split(' ')[0] as string, { ...meta(text.split(' ')[0] as string, 'sighup'), vartype: 'string' }],
+            ]),
+          },
+        ]),
+      );
+      const p = planChanges(members, withIt, { primaryFirst: false, patroni: false });
+      expect(p, text).toMatchObject({ ok: false, problems: expect.arrayContaining([expect.stringMatching(why)]) });
+    }
   });
 });

@@ -2,6 +2,8 @@
 // settings pass read last (the first step reads every member again and stops if that moved).
 //
 // Refused, for the whole herd, before anything is written:
+// - a setting that is not a tunable (lib/fleet/settings/tunables.ts: one that runs a command, loads code,
+//   names a file), however it came to be stored;
 // - a setting this Postgres does not have, a value it would not take (type, unit, bounds, choices), a
 //   formula that cannot be computed on the member's host, a setting no one may change (context internal);
 // - a replica whose max_connections, max_worker_processes, max_wal_senders, max_prepared_transactions or
@@ -13,6 +15,7 @@
 import type { SettingReading } from '@/db/schema';
 import { driftOf } from '@/lib/fleet/settings/drift';
 import type { SettingMeta } from '@/lib/fleet/settings/values';
+import { notTunable } from '@/lib/fleet/settings/tunables';
 import type { WantedSetting } from '@/lib/fleet/settings/wanted';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 
@@ -89,6 +92,12 @@ export function planChanges(
     }
     const changes: SettingChange[] = [];
     for (const d of driftOf(s.wanted, s.running, s.catalog)) {
+      // Checked here again, whatever the groups' saves said: a stored row may predate the list.
+      const refused = notTunable(d.name);
+      if (refused) {
+        problems.push(`${m.label}: ${refused}`);
+        continue;
+      }
       if (d.kind === 'unknown-setting' || d.kind === 'invalid' || d.kind === 'unresolved') {
         problems.push(`${m.label}: ${d.name}: ${d.why ?? d.kind}`);
         continue;

@@ -3,6 +3,8 @@
 // with what changed and when; accepted into a group; Apply settings reloads, restarts replicas and switches
 // over with no acknowledged commit lost; and every refusal tried on the real herd, beside what a naive
 // apply of the same values does to it.
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +24,8 @@ import { refreshShare, type RefreshShare } from '@/lib/fleet/refresh-share';
 import { driftFor, settingsPass } from '@/lib/fleet/settings/drift-pass';
 import { saveObject } from '@/lib/features/admin/mutations';
 import { parameterGroupsAdmin } from '@/lib/features/admin/models/parameter-groups.admin';
+import { herdsAdmin } from '@/lib/features/admin/models/herds.admin';
+import { loadObject } from '@/lib/features/admin/change-form-data';
 import { acceptDrift } from '@/lib/features/settings/accept';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { getCluster } from '@/lib/adapters/patroni/client';
@@ -318,6 +322,69 @@ describe('Apply settings refuses what would break the herd, where a naive apply 
   });
 });
 
+describe('a parameter group or a herd’s overrides cannot run a command on the members', () => {
+  const herdId = () => herdIds.get('alpha')!;
+  const overrides = async () => (await db.select({ o: herds.settingOverrides }).from(herds).where(eq(herds.id, herdId())))[0]!.o;
+  afterAll(async () => {
+    await db.update(herds).set({ settingOverrides: '' }).where(eq(herds.id, herdId()));
+    await settingsPass(db);
+  });
+
+  it('an environment admin’s archive_cleanup_command: refused at save; stored by hand, refused by the plan, nothing run at a restartpoint', async () => {
+    const marker = path.join(tmpdir(), `pgherd-owned-${process.pid}-${Date.now()}`);
+    const attack = `archive_cleanup_command = 'touch ${marker}'`;
+    const envAdmin = {
+      id: null,
+      username: 'cf-admin',
+      remoteAddr: '127.0.0.1',
+      access: { userId: null, username: 'cf-admin', superuser: false, global: null, byEnvironment: new Map([[envId, 'admin' as const]]) },
+    };
+    const form = (await loadObject(db, herdsAdmin as never, herdId()))!.values;
+    const before = await overrides();
+    expect(await saveObject(db, herdsAdmin as never, herdId(), { ...form, settingOverrides: attack }, envAdmin)).toEqual({
+      ok: false,
+      fieldErrors: {
+        settingOverrides: "archive_cleanup_command runs a command as the database's operating system user: no group sets it.",
+      },
+    });
+    expect(await overrides()).toBe(before);
+    // A global admin's group: refused the same way, no group made.
+    const groups = await db.$count(parameterGroups);
+    await expect(saveGroup('cf-owned', attack)).rejects.toThrow(/archive_cleanup_command runs a command/);
+    expect(await db.$count(parameterGroups)).toBe(groups);
+
+    // As an older version could have stored it: the plan refuses it, and there is nothing to confirm.
+    await db
+      .update(herds)
+      .set({ settingOverrides: `${attack}\nwork_mem = '5MB'` })
+      .where(eq(herds.id, herdId()));
+    await settingsPass(db);
+    expect((await plan('alpha')).targets[0]!.refused).toMatch(
+      /archive_cleanup_command runs a command as the database's operating system user/,
+    );
+    await expect(apply('alpha')).rejects.toThrow(/every target was refused/);
+    // Nothing written on any member, and a restartpoint on each replica (after one the primary makes) runs no command.
+    const primary = await primaryOf('alpha');
+    await query(url(primary), 'CHECKPOINT');
+    const [{ lsn }] = (await query<{ lsn: string }>(url(primary), 'SELECT checkpoint_lsn::text AS lsn FROM pg_control_checkpoint()')) as [
+      { lsn: string },
+    ];
+    for (const m of members('alpha')) {
+      expect(await show(m, 'archive_cleanup_command'), m.server).toBe('');
+      expect(await show(m, 'work_mem'), m.server).not.toBe('5120');
+      if (m.server === primary.server) continue;
+      await waitFor(`${m.server} replays the primary's checkpoint`, async () => {
+        await query(url(m), 'CHECKPOINT');
+        const [r] = await query<{ done: boolean }>(url(m), 'SELECT checkpoint_lsn >= $1::pg_lsn AS done FROM pg_control_checkpoint()', [
+          lsn,
+        ]);
+        return r!.done;
+      });
+    }
+    expect(existsSync(marker)).toBe(false);
+  });
+});
+
 describe('Apply settings', () => {
   it('a reload setting: every member runs it, each reading kept with the operation that made it, no drift', async () => {
     await db
@@ -427,6 +494,8 @@ describe('Apply settings', () => {
     const confs = async () =>
       Promise.all(members('alpha').map((m) => query<{ n: string }>(url(m), 'SELECT name AS n FROM pg_file_settings ORDER BY 1')));
     const before = await confs();
+    // Not a tunable: allowed here as a global admin allows it, in the configuration.
+    process.env.PGHERD_SETTINGS_ALLOWED = 'shared_preload_libraries';
     await db
       .update(herds)
       .set({
@@ -434,7 +503,7 @@ describe('Apply settings', () => {
       })
       .where(eq(herds.id, herdIds.get('alpha')!));
     await settingsPass(db);
-    const r = await apply('alpha');
+    const r = await apply('alpha').finally(() => delete process.env.PGHERD_SETTINGS_ALLOWED);
     expect(r.targets[0]!.status, stepsOf(r)).toBe('failed');
     expect(r.targets[0]!.error).toMatch(
       /did not start with the new values \(.*no_such_library.*\): every member's settings are put back as they were, and it is started on them/,

@@ -7,13 +7,17 @@ import { demand, type Actor } from '@/lib/engine/access';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { parseConf, renderConf } from '@/lib/fleet/settings/conf-text';
 import { driftFor, judgeDrift, loadWantedInputs } from '@/lib/fleet/settings/drift-pass';
+import { notTunable } from '@/lib/fleet/settings/tunables';
 
 export class AcceptError extends Error {}
 
 /** Text a group or a herd can hold: what runs may be a value the group's syntax cannot (a backslash, say). */
-function keepable(text: string): string {
+function keepable(text: string, where: string): string {
   const p = parseConf(text);
   if (!p.ok) throw new AcceptError(`what runs cannot be kept as a group's setting: ${p.errors.join('; ')}`);
+  // What the layer held before is written again with it: a setting stored there by an older version is not kept.
+  const refused = [...p.settings.keys()].map(notTunable).filter((x) => x !== null);
+  if (refused.length) throw new AcceptError(`${where} holds what no group may set (${refused.join('; ')}): take it out first`);
   return text;
 }
 
@@ -35,6 +39,8 @@ export async function acceptDrift(db: Db, actor: Actor, instanceId: number, name
   /** What each accepted setting runs (as people write it), and the layer it comes from. */
   const running = new Map<string, { value: string; from: string }>();
   for (const n of wanted) {
+    const refused = notTunable(n);
+    if (refused) throw new AcceptError(refused);
     const e = entries.get(n);
     if (!e) throw new AcceptError(`${n} is not drifted on this instance`);
     if (e.kind !== 'differs' || e.running === null)
@@ -77,7 +83,7 @@ export async function acceptDrift(db: Db, actor: Actor, instanceId: number, name
         const p = parseConf(h?.o ?? '');
         if (!p.ok) throw new AcceptError(`the herd's overrides do not parse: ${p.errors.join('; ')}`);
         values(p.settings);
-        const text = keepable(renderConf(p.settings));
+        const text = keepable(renderConf(p.settings), `herd ${me.herd}'s overrides`);
         await tx.execute(sql`UPDATE herds SET setting_overrides = ${text}, updated_at = now() WHERE id = ${me.herd_id}`);
         await writeAudit(tx, {
           user: actor,
@@ -103,7 +109,7 @@ export async function acceptDrift(db: Db, actor: Actor, instanceId: number, name
       const p = parseConf(g.settings);
       if (!p.ok) throw new AcceptError(`group ${g.name} does not parse: ${p.errors.join('; ')}`);
       values(p.settings);
-      const text = keepable(renderConf(p.settings));
+      const text = keepable(renderConf(p.settings), `group ${g.name}`);
       // Accepted already (a second click, a concurrent accept): no version that changes nothing.
       if (text === g.settings) {
         for (const n of l.names) out.push({ name: n, value: valueOf(n), into: `group ${g.name} (already)` });

@@ -138,7 +138,7 @@ describe('drift', () => {
         name: 'g',
         version: 1,
         settings:
-          "shared_buffers = '1GB'\nwork_mem = '4MB'\njit = 'off'\nmax_connections = 'many'\nno_such = '1'\neffective_cache_size = '{memory_mb}MB'",
+          "shared_buffers = '1GB'\nwork_mem = '4MB'\njit = 'off'\nmax_connections = 'many'\nvacuum_buffer_usage_limit = '1MB'\neffective_cache_size = '{memory_mb}MB'",
       },
       host: { memoryMb: null, cpus: null },
     }),
@@ -159,8 +159,8 @@ describe('drift', () => {
       ['effective_cache_size', 'unresolved'],
       ['jit', 'differs'],
       ['max_connections', 'invalid'],
-      ['no_such', 'unknown-setting'],
       ['shared_buffers', 'pending-restart'],
+      ['vacuum_buffer_usage_limit', 'unknown-setting'],
     ]);
     expect(d.find((e) => e.name === 'jit')).toMatchObject({
       runningShown: 'on',

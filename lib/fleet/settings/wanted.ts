@@ -3,6 +3,7 @@
 // setting), each value's formulas computed from its host. Pure: the database's part is in drift-pass.ts.
 import { createHash } from 'node:crypto';
 import { parseConf } from './conf-text';
+import { notTunable } from './tunables';
 import { evaluate, type Host } from './values';
 
 export interface GroupText {
@@ -41,6 +42,12 @@ export function wantedSettings(x: WantedInputs): Map<string, WantedSetting> {
       return;
     }
     for (const [name, written] of p.settings) {
+      // A row written before the list of tunables was kept, or by hand: shown as drift, never applied.
+      const refused = notTunable(name);
+      if (refused) {
+        out.set(name, { value: null, written, from, why: refused });
+        continue;
+      }
       const e = evaluate(written, x.host);
       out.set(name, e.ok ? { value: e.value, written, from } : { value: null, written, from, why: e.why });
     }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { parameterGroups } from '@/db/schema';
 import { qualified } from '@/lib/fleet/qualified';
 import { parseConf, renderConf } from '@/lib/fleet/settings/conf-text';
+import { notTunable } from '@/lib/fleet/settings/tunables';
 import { evaluate, hasFormula } from '@/lib/fleet/settings/values';
 import { defineAdmin } from '../define-admin';
 import { f, tableForm } from '../form-fields';
@@ -28,6 +29,9 @@ export const settingsText = z
       return z.NEVER;
     }
     for (const [name, v] of p.settings) {
+      const refused = notTunable(name);
+      // A setting's name leads the message as Postgres spells it, lower case.
+      if (refused) ctx.addIssue({ code: 'custom', message: `${refused}.` });
       if (!hasFormula(v)) continue;
       const e = evaluate(v, TRY_HOST);
       if (!e.ok) ctx.addIssue({ code: 'custom', message: sentence(`${name}: ${e.why}`) });
@@ -75,7 +79,7 @@ export const parameterGroupsAdmin = defineAdmin({
     description: { label: 'Description', input: { type: 'textarea' } },
     settings: {
       label: 'Settings',
-      help: "postgresql.conf lines: name = 'value'. A value may compute from the host: '{memory_mb / 4}MB', '{max(cpus / 2, 1)}' (numbers, memory_mb, cpus, min, max, + - * /). Settings pgherd sets per member (port, primary_conninfo, archive_command...) are refused.",
+      help: "postgresql.conf lines: name = 'value'. A value may compute from the host: '{memory_mb / 4}MB', '{max(cpus / 2, 1)}' (numbers, memory_mb, cpus, min, max, + - * /). Only tunables (memory, planner, WAL, vacuum, timeouts, what to log): settings pgherd sets per member (port, primary_conninfo...) and those that run commands or load code are refused.",
       input: { type: 'textarea' },
       schema: settingsText,
     },
