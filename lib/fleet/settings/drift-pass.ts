@@ -13,6 +13,7 @@ import { mapLimit } from '@/lib/fleet/refresher';
 import { driftOf, type DriftEntry } from './drift';
 import { changesBetween, loadCatalog, majorOf, readSettings, saveCatalog, type SettingsReading } from './read-settings';
 import type { SettingMeta } from './values';
+import { keptSettings } from './secrets';
 import { governed, wantedDigest, wantedSettings, type GroupText, type WantedInputs } from './wanted';
 
 export interface SettingsPassSummary {
@@ -69,7 +70,9 @@ export async function recordReading(
   const loadedAt = seen && seen > reading.confLoadedAt ? seen : reading.confLoadedAt;
   const prev = await db.execute<{ id: number; settings: Record<string, SettingReading>; vnum: number }>(sql`
     SELECT s.id, s.settings, s.server_version_num AS vnum FROM instances i JOIN setting_snapshots s ON s.id = i.settings_snapshot_id WHERE i.id = ${r.id}`);
-  const before = prev.rows[0] ?? null;
+  const first = prev.rows[0];
+  // Kept by an older version, it may hold what is no longer kept: compared as it would be kept now.
+  const before = first ? { ...first, settings: keptSettings(first.settings) } : null;
   const changes = changesBetween(before?.settings ?? null, reading.settings);
   if (before && !Object.keys(changes).length && before.vnum === reading.serverVersionNum) {
     await db.execute(sql`UPDATE instances SET settings_loaded_at = ${loadedAt} WHERE id = ${r.id}`);
@@ -172,7 +175,9 @@ export async function loadSnapshot(
   const r = await db.execute<{ settings: Record<string, SettingReading>; vnum: number; read_at: Date; effective_at: Date }>(sql`
     SELECT settings, server_version_num AS vnum, read_at, effective_at FROM setting_snapshots WHERE id = ${id}`);
   const x = r.rows[0];
-  return x ? { settings: x.settings, serverVersionNum: x.vnum, readAt: new Date(x.read_at), effectiveAt: new Date(x.effective_at) } : null;
+  return x
+    ? { settings: keptSettings(x.settings), serverVersionNum: x.vnum, readAt: new Date(x.read_at), effectiveAt: new Date(x.effective_at) }
+    : null;
 }
 
 /**
@@ -224,5 +229,5 @@ async function loadSnapshots(
 ): Promise<Map<number, { settings: Record<string, SettingReading>; serverVersionNum: number }>> {
   const r = await db.execute<{ id: string | number; settings: Record<string, SettingReading>; vnum: number }>(sql`
     SELECT id, settings, server_version_num AS vnum FROM setting_snapshots WHERE id = ANY(${sql.param(ids)}::bigint[])`);
-  return new Map(r.rows.map((x) => [Number(x.id), { settings: x.settings, serverVersionNum: x.vnum }]));
+  return new Map(r.rows.map((x) => [Number(x.id), { settings: keptSettings(x.settings), serverVersionNum: x.vnum }]));
 }

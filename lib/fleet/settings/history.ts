@@ -4,6 +4,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import type { SettingReading } from '@/db/schema';
+import { keptChanges, keptSettings } from './secrets';
 
 export interface SettingsAt {
   instanceId: number;
@@ -22,7 +23,13 @@ export async function settingsAt(db: Db, instanceId: number, at: Date): Promise<
     ORDER BY effective_at DESC, id DESC LIMIT 1`);
   const x = r.rows[0];
   return x
-    ? { instanceId, effectiveAt: new Date(x.effective_at), readAt: new Date(x.read_at), serverVersionNum: x.vnum, settings: x.settings }
+    ? {
+        instanceId,
+        effectiveAt: new Date(x.effective_at),
+        readAt: new Date(x.read_at),
+        serverVersionNum: x.vnum,
+        settings: keptSettings(x.settings),
+      }
     : null;
 }
 
@@ -63,7 +70,7 @@ export async function changesWithin(
     label: x.label ?? '',
     at: new Date(x.effective_at),
     readAt: new Date(x.read_at),
-    changes: x.changed,
+    changes: keptChanges(x.changed),
     operationId: x.operation_id === null ? null : Number(x.operation_id),
   }));
 }

@@ -6,6 +6,7 @@ import type pg from 'pg';
 import type { Db } from '@/db/client';
 import type { SettingReading } from '@/db/schema';
 import { instanceClient } from '@/lib/fleet/pg-access';
+import { keptValue } from './secrets';
 import { checkValue, sameValue, type SettingMeta } from './values';
 
 export interface SettingsReading {
@@ -56,7 +57,7 @@ export async function readSettings(
     for (const r of rows) {
       // Setting names are case-insensitive (TimeZone, DateStyle): kept as a group writes them, lower case.
       settings[r.name.toLowerCase()] = {
-        v: withoutSecrets(r.setting ?? ''),
+        v: keptValue(r.name.toLowerCase(), r.setting ?? ''),
         ...(r.source !== 'default' ? { s: r.source } : {}),
         ...(r.sourcefile ? { f: `${r.sourcefile}:${r.sourceline ?? '?'}` } : {}),
         ...(r.pending_restart && !revertedInFile(r, inFiles) ? { p: true as const } : {}),
@@ -73,8 +74,7 @@ export async function readSettings(
   }
 }
 
-/** A password in a value (primary_conninfo's, a restore_command's): never kept, never shown. */
-export const withoutSecrets = (v: string) => v.replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, '$1********');
+export { withoutSecrets } from './secrets';
 
 /**
  * What the configuration files say now, setting by setting (the last line wins), where pgherd's role may
