@@ -70,11 +70,21 @@ export async function herdDependents(db: Queries, id: number): Promise<Record<st
     JOIN servers s ON s.id = x.server_id JOIN environments e ON e.id = s.environment_id
     WHERE s.environment_id <> (SELECT environment_id FROM herds WHERE id = ${id})`,
   );
-  return m.length
-    ? {
-        environmentId: `Members or poolers of this herd run on servers of other environments: ${described(m)}. A server and what runs on it are in one environment: move the servers first.`,
-      }
-    : null;
+  if (m.length)
+    return {
+      environmentId: `Members or poolers of this herd run on servers of other environments: ${described(m)}. A server and what runs on it are in one environment: move the servers first.`,
+    };
+  // A herd's own backup policy is its environment's (its backup host, its secrets): moved along, it would
+  // send the herd's WAL where the old environment's admins decided.
+  const policies = await db.execute<{ n: number }>(sql`
+    SELECT count(*)::int AS n FROM backup_policies p
+    WHERE p.herd_id = ${id} AND p.environment_id <> (SELECT environment_id FROM herds WHERE id = ${id})`);
+  if ((policies.rows[0]?.n ?? 0) > 0)
+    return {
+      environmentId:
+        'This herd has a backup policy of its own, which stays in its environment: an admin there deletes it before the herd can move.',
+    };
+  return null;
 }
 
 /**

@@ -106,6 +106,12 @@ function formColumns(def: EditableModel): Record<string, PgColumn> {
   return out;
 }
 
+/** A column's value default as text ('' where it has none, or where SQL computes it). */
+function columnDefault(def: EditableModel, name: string): string {
+  const d: unknown = getTableColumns(def.table)[name]?.default;
+  return typeof d === 'string' || typeof d === 'number' || typeof d === 'boolean' || typeof d === 'bigint' ? String(d) : '';
+}
+
 export async function saveObject(db: Db, def: EditableModel, id: number | null, input: unknown, actor: Actor): Promise<SaveResult> {
   const parsed = def.form.schema.safeParse(input);
   if (!parsed.success) {
@@ -150,7 +156,9 @@ export async function saveObject(db: Db, def: EditableModel, id: number | null, 
       if (sensitive.length) await demand(tx, actor.access, 'admin', `Changing ${sensitive.join(', ')} of this ${def.label}`, [envAfter]);
       // Fields an admin alone may give a value, on a new object too (where pgherd connects: a new place
       // it sends its credentials to; a server's cloud identity: what EC2 stops).
-      const adminSet = id === null ? (def.adminOnAdd ?? []).filter((k) => k in values && valueText(values[k]) !== '') : [];
+      // A value other than the column's own default counts (an instance's role other than 'unknown').
+      const adminSet =
+        id === null ? (def.adminOnAdd ?? []).filter((k) => k in values && valueText(values[k]) !== columnDefault(def, k)) : [];
       if (adminSet.length) await demand(tx, actor.access, 'admin', `Setting ${adminSet.join(', ')} of a new ${def.label}`, [envAfter]);
       const refused =
         (await checkReferences(tx, def, refs, envAfter, actor, need, verb)) ?? (await def.validate?.(tx, savedId, values, before)) ?? null;

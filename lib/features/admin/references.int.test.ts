@@ -3,7 +3,7 @@
 // through what an object refers to. Each is refused, naming what is missing, and nothing is written.
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditEntries, dnsRecords, environments, herds, instances, poolers, servers } from '@/db/schema';
+import { auditEntries, backupPolicies, dnsRecords, environments, herds, instances, parameterGroups, poolers, servers } from '@/db/schema';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
@@ -14,7 +14,7 @@ import { ldapConfigSchema } from '@/lib/adapters/ldap/ldap';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
 import { planOperation } from '@/lib/engine/plan';
 import { lookup } from '@/lib/adapters/dns/rfc2136';
-import { saveObject } from './mutations';
+import { deleteObjects, saveObject } from './mutations';
 import type { Actor } from '@/lib/engine/access';
 import { getEditable } from './registry';
 
@@ -78,7 +78,7 @@ describe('a staging operator reaching production through a reference', () => {
         t.db,
         def('instances'),
         null,
-        { herdId: (await herdIn('staging')).id, serverId: prodServer.id, port: 6543, pgVersion: 15, role: 'replica', state: 'stopped' },
+        { herdId: (await herdIn('staging')).id, serverId: prodServer.id, port: 6543, pgVersion: 15, role: 'unknown', state: 'stopped' },
         bob,
       );
     const denials = () =>
@@ -212,6 +212,60 @@ describe('where pgherd connects to', () => {
     } finally {
       await t.db.update(instances).set({ state: row.state }).where(eq(instances.id, row.id));
     }
+  });
+});
+
+describe('what an admin alone gives a new instance', () => {
+  it('a staging operator adds one as the refresher will find it; its role, state, Patroni address or group are refused, nothing added', async () => {
+    const h = await herdIn('staging');
+    const s = await serverIn('staging');
+    const [group] = await t.db.insert(parameterGroups).values({ name: 'refs-group', settings: '' }).returning({ id: parameterGroups.id });
+    const base = { herdId: h.id, serverId: s.id, port: 6547, pgVersion: 15, role: 'unknown', state: 'stopped' };
+    const before = await count(instances);
+    for (const [over, field] of [
+      [{ role: 'primary' }, 'role'],
+      [{ state: 'running' }, 'state'],
+      [{ patroniUrl: `https://${s.address}:8008` }, 'patroniUrl'],
+      [{ parameterGroupId: String(group!.id) }, 'parameterGroupId'],
+    ] as const) {
+      expect(await refusal(saveObject(t.db, def('instances'), null, { ...base, ...over }, bob)), field).toBe(
+        `Setting ${field} of a new instance needs the admin role in staging (you have operator there)`,
+      );
+      expect(await count(instances)).toBe(before);
+    }
+    const added = await saveObject(t.db, def('instances'), null, base, bob);
+    expect(added).toMatchObject({ ok: true });
+    const [row] = await t.db
+      .select()
+      .from(instances)
+      .where(eq(instances.id, (added as { id: number }).id));
+    expect(row).toMatchObject({ role: 'unknown', state: 'stopped', patroniUrl: '', parameterGroupId: null });
+    await deleteObjects(t.db, def('instances'), [row!.id], admin);
+  });
+});
+
+describe('a herd with a backup policy of its own', () => {
+  it('cannot move to another environment, even by an admin; without one, it can', async () => {
+    const [h] = await t.db
+      .insert(herds)
+      .values({ name: 'refs-movable', environmentId: env.get('staging')!, controlDriver: 'pg_ctl' })
+      .returning();
+    const [policy] = await t.db
+      .insert(backupPolicies)
+      .values({ environmentId: env.get('staging')!, herdId: h!.id, repoKind: 's3', repoPath: '/refs', s3Bucket: 'refs-bucket' })
+      .returning({ id: backupPolicies.id });
+    const move = () => saveObject(t.db, def('herds'), h!.id, { ...h!, environmentId: env.get('production')! }, admin);
+    expect(await move()).toEqual({
+      ok: false,
+      fieldErrors: {
+        environmentId:
+          'This herd has a backup policy of its own, which stays in its environment: an admin there deletes it before the herd can move.',
+      },
+    });
+    expect((await t.db.select({ e: herds.environmentId }).from(herds).where(eq(herds.id, h!.id)))[0]!.e).toBe(env.get('staging'));
+    await t.db.delete(backupPolicies).where(eq(backupPolicies.id, policy!.id));
+    expect(await move()).toMatchObject({ ok: true });
+    await t.db.delete(herds).where(eq(herds.id, h!.id));
   });
 });
 

@@ -39,6 +39,9 @@ export const instancesAdmin: Model = defineAdmin({
   // rebuild) or trusts when choosing an old primary: undoing a fence, or calling a replica the primary, is an admin's act.
   // The Patroni REST address is where pgherd sends the environment's Patroni credentials.
   adminFields: ['role', 'state', 'patroniUrl', 'parameterGroupId'],
+  // On a new instance as on a change: an operator adds one as the refresher will find it (role unknown,
+  // stopped), with no Patroni address and its herd's settings.
+  adminOnAdd: ['role', 'state', 'patroniUrl', 'parameterGroupId'],
   fields: {
     server: { label: 'Server', sql: servers.hostname, link: 'self' },
     port: { label: 'Port', sql: instances.port, format: 'number' },
