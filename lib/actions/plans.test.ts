@@ -10,6 +10,7 @@ import type { AppliedPolicy } from '@/lib/fleet/backups/tool';
 import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/patroni-pause.action';
 import { describe, expect, it } from 'vitest';
 import { herd, member } from '@/lib/testing/refs';
+import { configureBackupsAction } from './backups/configure-backups.action';
 import { defineAction, type ActionDeps, type AnyAction, type HerdAction, type InstanceAction } from '@/lib/engine/define-action';
 import type { HerdRef, PoolerRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
@@ -620,7 +621,7 @@ describe('an action is its plan', () => {
         return { words: a.plan(ph, { params: {} }).steps, steps: a.steps(ph, deps, { params: {} }) };
       }
       if (a.on === 'herd' && (a.name === 'backup' || a.name === 'configure-backups')) {
-        const prepared = backupPrepared(h);
+        const prepared = { ...backupPrepared(h), stanzaHolders: new Map<string, number>() };
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
       if (a.on === 'herd' && (a.name === 'restore' || a.name === 'restore-drill' || a.name === 'add-replica')) {
@@ -928,6 +929,23 @@ describe('an action is its plan', () => {
   });
 });
 
+describe('configure backups: one stanza a herd', () => {
+  // production + eu-orders and production-eu + orders both make the stanza production-eu-orders.
+  const h = herd(three(), { name: 'eu-orders', label: 'production/eu-orders' });
+  const plan = (holders: [string, number][]) =>
+    configureBackupsAction.plan(h, { params: {}, prepared: { ...backupPrepared(h), stanzaHolders: new Map(holders) } });
+
+  it('refuses a stanza another herd\u2019s backups use, naming neither that herd nor its environment', () => {
+    const refused = plan([['production-eu-orders', 42]]).refused;
+    expect(refused).toBe("stanza production-eu-orders is another herd's already: rename this herd to configure its backups");
+  });
+
+  it('takes a stanza no herd uses, or its own', () => {
+    expect(plan([]).refused).toBeUndefined();
+    expect(plan([['production-eu-orders', h.id]]).refused).toBeUndefined();
+  });
+});
+
 describe('restore to a new herd', () => {
   const h = herd(three());
   const server = scratchServer(h);
@@ -953,16 +971,16 @@ describe('restore to a new herd', () => {
   it('refuses another environment\u2019s server, a server of the inventory, a name taken, a target without its value', () => {
     const refused = (params: object, over: object = {}) =>
       restoreAction.plan(h, { params: { ...base, ...params }, prepared: prepared(over) }).refused;
-    expect(refused({}, { server: { ...server, environmentId: h.environmentId + 1, environment: 'staging' } })).toMatch(
-      /is in staging, not /,
-    );
+    // Another environment's server is not named, nor its environment: the same answer as an id that is none.
+    const foreign = refused({}, { server: { ...server, environmentId: h.environmentId + 1, environment: 'staging' } });
+    expect(foreign).toBe('server 7 is not a server of this environment');
+    expect(refused({}, { server: null })).toBe(foreign);
     expect(refused({}, { server: { ...server, instances: 2 } })).toMatch(/holds 2 instance\(s\) of pgherd's inventory/);
     expect(refused({}, { takenNames: new Set([`${h.environmentId}/billing-restored`]) })).toMatch(
       /has a herd named billing-restored already/,
     );
     expect(refused({ target: 'time' })).toMatch(/target time needs a time/);
     expect(refused({ target: 'before-operation', operationId: 9 })).toMatch(/operation #9 never ran a step on this herd/);
-    expect(refused({}, { server: null })).toMatch(/server 7 is not in the inventory/);
   });
 
   it('refuses bad input with a clear error', () => {

@@ -3,6 +3,7 @@
 // member (the replicas too, so that whichever becomes primary archives), and `pgbackrest check` proves a
 // segment reaches the repository. Nothing is configured by hand; applying it again rewrites the same files.
 import { sql } from 'drizzle-orm';
+import type { Db } from '@/db/client';
 import { defineHerdAction, productionWarning, type ActionStep } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { instanceClient } from '@/lib/fleet/pg-access';
@@ -103,6 +104,18 @@ function settingsOf(x: { state: ConfigureState }, m: InstanceRef): MemberSetting
   return s;
 }
 
+interface ConfigurePrepared extends BackupPrepared {
+  /** Each stanza name the herds would have, and the herd whose backups already use it. */
+  stanzaHolders: Map<string, number>;
+}
+
+async function stanzaHolders(db: Db, stanzas: string[]): Promise<Map<string, number>> {
+  const r = await db.execute<{ stanza: string; herd_id: number }>(
+    sql`SELECT stanza, herd_id FROM herd_backup_setups WHERE stanza = ANY(${sql.param(stanzas)}::text[])`,
+  );
+  return new Map(r.rows.map((x) => [x.stanza, x.herd_id]));
+}
+
 export const configureBackupsAction = defineHerdAction({
   name: 'configure-backups',
   label: 'Configure backups',
@@ -113,7 +126,13 @@ export const configureBackupsAction = defineHerdAction({
   // On a Patroni herd its settings go through Patroni's dynamic configuration (PATCH /config).
   onPatroniHerds: true,
   state: (): ConfigureState => ({ read: new Map(), archiveModeOff: [] }),
-  prepare: (herds, _params, db): Promise<BackupPrepared> => prepareBackups(herds, db),
+  prepare: async (herds, _params, db): Promise<ConfigurePrepared> => ({
+    ...(await prepareBackups(herds, db)),
+    stanzaHolders: await stanzaHolders(
+      db,
+      herds.map((h) => stanzaOf(h.environment, h.name)),
+    ),
+  }),
   plan: (h: HerdRef, { prepared }) => {
     const p = prepared.policies.get(h.id);
     const why = policyRefusal(h, p);
@@ -122,6 +141,11 @@ export const configureBackupsAction = defineHerdAction({
     const bad = h.members.find((m) => !m.dataDirectory.startsWith('/'));
     if (bad) return refuse('not-applicable', `${bad.label} has no data directory in the inventory: pgBackRest needs it`);
     const stanza = stanzaOf(h.environment, h.name);
+    // `<environment>-<herd>` is ambiguous (prod + eu-orders, prod-eu + orders): a stanza already another
+    // herd's would mix two herds' WAL and backups in one. That herd is not named (it may be another environment's).
+    const holder = prepared.stanzaHolders.get(stanza);
+    if (holder !== undefined && holder !== h.id)
+      return refuse('not-applicable', `stanza ${stanza} is another herd's already: rename this herd to configure its backups`);
     try {
       for (const m of h.members) archiveCommand(m.dataDirectory, stanza);
     } catch (err) {
@@ -330,11 +354,15 @@ export const configureBackupsAction = defineHerdAction({
           says: `record that ${h.label} is backed up to ${where} as stanza ${stanza}, and read the repository's listing`,
           timeoutMs: 60_000,
           run: async (x) => {
-            await x.deps.db.execute(sql`
+            const recorded = await x.deps.db.execute(sql`
               INSERT INTO herd_backup_setups (herd_id, policy_id, stanza, applied, applied_at, operation_id)
-              VALUES (${h.id}, ${p.policyId}, ${stanza}, ${JSON.stringify(policy)}::jsonb, now(), ${x.deps.operation?.id ?? null})
+              SELECT ${h.id}, ${p.policyId}, ${stanza}, ${JSON.stringify(policy)}::jsonb, now(), ${x.deps.operation?.id ?? null}
+              WHERE NOT EXISTS (SELECT 1 FROM herd_backup_setups WHERE stanza = ${stanza} AND herd_id <> ${h.id})
               ON CONFLICT (herd_id) DO UPDATE SET policy_id = excluded.policy_id, stanza = excluded.stanza, applied = excluded.applied,
-                applied_at = excluded.applied_at, operation_id = excluded.operation_id`);
+                applied_at = excluded.applied_at, operation_id = excluded.operation_id
+              RETURNING herd_id`);
+            // Another herd took the stanza since the plan: not recorded as this herd's.
+            if (!recorded.rows.length) throw refuse('stale', `stanza ${stanza} became another herd's meanwhile: nothing recorded`);
             const listing = await readListing(x.deps, runner, x, stanza);
             await recordListing(x.deps.db, h.id, stanza, listing, null);
             // The members observed now: the changelist's Backups column says what the archive is after this.

@@ -294,13 +294,14 @@ export async function loadRestoreServer(db: Db, id: number | undefined): Promise
 }
 
 /** Why a restore may not go to this server, or undefined. */
+/** A server id that is not one of the herd's environment, as every plan answers it. */
+export const notThisEnvironment = (serverId: number | undefined) =>
+  refuse('not-applicable', `server ${String(serverId)} is not a server of this environment`);
+
 export function serverRefusal(h: HerdRef, s: RestoreServer | null | undefined, serverId: number | undefined): Refusal | undefined {
-  if (!s) return refuse('gone', `server ${String(serverId)} is not in the inventory`);
-  if (s.environmentId !== h.environmentId)
-    return refuse(
-      'not-applicable',
-      `${s.hostname} is in ${s.environment}, not ${h.environment}: a herd is restored onto servers of its own environment`,
-    );
+  // One answer for a server that is gone and one of another environment, naming neither: a plan is no
+  // way to learn another environment's servers.
+  if (!s || s.environmentId !== h.environmentId) return notThisEnvironment(serverId);
   if (s.instances > 0)
     return refuse(
       'not-applicable',

@@ -37,7 +37,7 @@ import { dnsSteps } from '@/lib/actions/steps/dns-steps';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { pauseSteps, repointAndResumeSteps, type PoolerSwitchState } from '@/lib/actions/steps/pooler-steps';
 import { DEFAULT_PAUSE_BUDGET_S } from '@/lib/actions/steps/pooler-resume';
-import { loadRestoreServer, type RestoreServer } from '@/lib/actions/backups/restore-steps';
+import { loadRestoreServer, notThisEnvironment, type RestoreServer } from '@/lib/actions/backups/restore-steps';
 import { pendingRefusal, unpinnedRefusal } from '@/lib/engine/define-action';
 import { versionText } from '@/lib/actions/upgrade-minor.action';
 import { copied, judge, onDb, readBlueFacts, setReadOnly, type BlueFacts, type Endpoint } from './blue-facts';
@@ -802,12 +802,8 @@ export const upgradeMajorAction = defineHerdAction({
     const f = prepared.facts.get(h.id);
     if (typeof f === 'string' || !f) return refuse('topology', f ?? 'not read');
     const srv = prepared.server;
-    if (!srv) return refuse('gone', `server ${String(params.serverId)} is not in the inventory`);
-    if (srv.environmentId !== h.environmentId)
-      return refuse(
-        'not-applicable',
-        `${srv.hostname} is in ${srv.environment}, not ${h.environment}: green goes onto a server of blue's environment`,
-      );
+    // Green goes onto a server of blue's environment; another's is not named.
+    if (!srv || srv.environmentId !== h.environmentId) return notThisEnvironment(params.serverId);
     if (srv.instances > 0)
       return refuse(
         'not-applicable',
