@@ -25,8 +25,8 @@ describe('a whole-number setting', () => {
     expect(() => setting('PGHERD_PATRONI_FOLLOW_MS', { PGHERD_PATRONI_FOLLOW_MS: '100' })).toThrow(SettingError);
   });
 
-  it('is null when unset and has no default', () => {
-    expect(setting('PGHERD_API_TOKEN_MAX_DAYS', {})).toBeNull();
+  it('API tokens live a year at most unless configured otherwise', () => {
+    expect(setting('PGHERD_API_TOKEN_MAX_DAYS', {})).toBe(365);
     expect(setting('PGHERD_API_TOKEN_MAX_DAYS', { PGHERD_API_TOKEN_MAX_DAYS: '30' })).toBe(30);
   });
 });

@@ -163,8 +163,8 @@ export const SETTINGS = {
   PGHERD_API_TOKEN_MAX_DAYS: int({
     min: 1,
     max: 3650,
-    shown: 'no limit',
-    doc: 'the longest an API token lives; longer or open-ended tokens are capped when made, older ones refused',
+    default: 365,
+    doc: 'the longest an API token lives, in days; longer or open-ended tokens are capped when made, older ones refused (a token is a password no one rotates unless it ends)',
   }),
   PGHERD_SETTINGS_ALLOWED: settingNames({
     refuse: (n) =>

@@ -37,13 +37,13 @@ export const newTokenForm = z.object({
 });
 
 /**
- * PGHERD_API_TOKEN_MAX_DAYS: the longest a token may live (unset: no limit). A token asked for without
- * an expiry, or a longer one, gets this; a token older than it is refused, whatever it was made with.
+ * PGHERD_API_TOKEN_MAX_DAYS: the longest a token may live (365 days unless configured). A token asked for
+ * without an expiry, or a longer one, gets this; a token older than it is refused, whatever it was made with.
  */
-export const tokenMaxDays = (): number | null => setting('PGHERD_API_TOKEN_MAX_DAYS');
+export const tokenMaxDays = (): number => setting('PGHERD_API_TOKEN_MAX_DAYS');
 
 /** The expiry a token gets: the one asked for, capped by the maximum lifetime from `now`. */
-export function cappedExpiry(asked: Date | null, now: Date, maxDays = tokenMaxDays()): Date | null {
+export function cappedExpiry(asked: Date | null, now: Date, maxDays: number | null = tokenMaxDays()): Date | null {
   if (maxDays === null) return asked;
   const cap = new Date(now.getTime() + maxDays * 86_400_000);
   return asked && asked < cap ? asked : cap;
@@ -154,7 +154,7 @@ export async function verifyApiToken(db: Db, token: string): Promise<TokenUser |
         eq(apiTokens.tokenHash, hashToken(token)),
         isNull(apiTokens.revokedAt),
         or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`)),
-        maxDays === null ? undefined : gt(apiTokens.createdAt, sql`now() - make_interval(days => ${maxDays})`),
+        gt(apiTokens.createdAt, sql`now() - make_interval(days => ${maxDays})`),
       ),
     )
     .returning({ userId: apiTokens.userId, scope: apiTokens.scope });
