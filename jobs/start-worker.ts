@@ -4,6 +4,7 @@ import os from 'node:os';
 import { createDb } from '@/db/client';
 import { logLine, throttled } from '@/lib/adapters/log/log';
 import { pgAccessConfig } from '@/lib/fleet/pg-access';
+import { readBackupSecretsInThisProcess } from '@/lib/fleet/backups/secrets';
 import { parseSshKeys } from '@/lib/adapters/ssh/keys';
 import { setting } from '@/lib/settings/settings';
 import { fleetSsh } from '@/lib/fleet/fleet-ssh';
@@ -32,6 +33,8 @@ export async function startWorker(cfg: WorkerConfig) {
   const log = cfg.quiet ? () => {} : logLine;
   const holder = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   pgAccessConfig(); // a broken PGHERD_PG_CONFIG stops the worker at start, saying what is wrong
+  // The one process that reads the backup repositories' secrets (the web process plans with their file names).
+  readBackupSecretsInThisProcess();
   const discovery = discoveryConfig(); // so does a bad PGHERD_AWS_DISCOVERY
   awsEnvironments(); // and a bad PGHERD_AWS_ENVIRONMENTS
   const { db, pool } = createDb(cfg.databaseUrl, (cfg.concurrency ?? 8) + 4);

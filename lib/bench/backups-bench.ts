@@ -93,7 +93,7 @@ export async function backupsBench(log: (m: string) => void): Promise<string[]> 
           dataDirectory: dir,
           socketDirectory: path.join(path.dirname(dir), 'run'),
         },
-        secretsOf('bench'),
+        secretsOf({ environment: 'bench', name: 'h1' }),
       );
       await runAsLab(id, ['mkdir', '-p', ...memberDirs(dir), path.join(path.dirname(dir), 'run')]);
       await writeAsLab(id, conf, text);

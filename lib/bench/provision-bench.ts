@@ -107,7 +107,7 @@ export async function provisionBench(log: (m: string) => void): Promise<string[]
             policy.policy,
             `${ENV}-h1`,
             { label: 'plain', host: address, sshPort: 22, sshUser: id.user, port, dataDirectory: dir, socketDirectory: socket },
-            secretsOf(ENV),
+            secretsOf({ environment: ENV, name: 'h1' }),
           ),
           conf,
         ]);

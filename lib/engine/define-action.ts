@@ -155,6 +155,11 @@ interface ActionMeta {
   label: string;
   /** The role needed on the target's environment. */
   permission: Role;
+  /**
+   * A higher role than `permission` for some parameters (a full backup, which can push older backups out
+   * of retention, is an admin's): asked at planning and again when each target runs.
+   */
+  permissionFor?: (params: ActionParams) => Role;
   /** Needs the confirmation typed even for a single non-production target. */
   dangerous: boolean;
   /**
@@ -192,6 +197,10 @@ interface ActionMeta {
    */
   onRdsHerds?: boolean;
 }
+
+/** The role `action` needs with these parameters. */
+export const roleNeeded = (action: Pick<ActionMeta, 'permission' | 'permissionFor'>, params: ActionParams): Role =>
+  action.permissionFor?.(params) ?? action.permission;
 
 /** Refuses (throws a Refusal) a target whose control driver `action` cannot act through. */
 export function checkDriver(action: { onPatroniHerds?: boolean; onRdsHerds?: boolean }, controlDriver: string): void {

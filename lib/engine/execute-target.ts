@@ -11,6 +11,7 @@ import {
   herdServers,
   isHerdAction,
   pendingRefusal,
+  roleNeeded,
   unpinnedRefusal,
   type ActionDeps,
   type ActionParams,
@@ -348,7 +349,13 @@ async function executeIn(
  * queued, the requester may have lost a binding): the herd's, each member's server's, each
  * PgBouncer's server's. pgherd's own operations have no user to check; a user who is gone has no roles.
  */
-async function authorizeNow(db: Db, action: AnyAction, target: ClaimedTarget, environmentIds: number[]): Promise<Refusal | null> {
+async function authorizeNow(
+  db: Db,
+  action: AnyAction,
+  target: ClaimedTarget,
+  environmentIds: number[],
+  params: ActionParams,
+): Promise<Refusal | null> {
   if (target.requested_by_system) return null;
   const access = target.requested_by === null ? noAccess(target.requested_by_name) : await loadAccess(db, target.requested_by);
   // The worker is where this refusal is answered (a refused target): recorded here, with no request to name an address.
@@ -356,7 +363,7 @@ async function authorizeNow(db: Db, action: AnyAction, target: ClaimedTarget, en
     db,
     { id: target.requested_by, username: target.requested_by_name },
     async () => {
-      await demand(db, access, action.permission, `${action.label} (requested by ${target.requested_by_name})`, [
+      await demand(db, access, roleNeeded(action, params), `${action.label} (requested by ${target.requested_by_name})`, [
         ...new Set(environmentIds),
       ]);
       return null;
@@ -399,11 +406,13 @@ async function stepsNow(
     if (!herd) return refuse('gone', 'the herd was deleted from the inventory');
     names.instances.push(...herd.members.map((x) => x.label));
     names.poolers.push(...herd.poolers.map((p) => p.label));
-    const denied = await authorizeNow(db, action, target, [
-      herd.environmentId,
-      ...herd.members.map((m) => m.serverEnvironmentId),
-      ...herd.poolers.map((p) => p.serverEnvironmentId),
-    ]);
+    const denied = await authorizeNow(
+      db,
+      action,
+      target,
+      [herd.environmentId, ...herd.members.map((m) => m.serverEnvironmentId), ...herd.poolers.map((p) => p.serverEnvironmentId)],
+      params,
+    );
     if (denied) return denied;
     const pending = pendingRefusal(herdServers(herd));
     if (pending) return pending;
@@ -423,7 +432,7 @@ async function stepsNow(
       : ((target.members && instanceWithHerd(target.instance_id, target.members)) ?? (await loadInstanceWithHerd(db, target.instance_id)));
   if (!loaded) return refuse('gone', 'the instance was deleted from the inventory');
   names.instances.push(loaded.ref.label, ...loaded.members.map((x) => x.label));
-  const denied = await authorizeNow(db, action, target, [loaded.ref.environmentId, loaded.ref.serverEnvironmentId]);
+  const denied = await authorizeNow(db, action, target, [loaded.ref.environmentId, loaded.ref.serverEnvironmentId], params);
   if (denied) return denied;
   const pending = pendingRefusal([{ name: loaded.ref.hostname, approval: loaded.ref.serverApproval }]);
   if (pending) return pending;

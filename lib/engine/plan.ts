@@ -11,6 +11,7 @@ import {
   parseParams,
   pendingRefusal,
   refusedPlan,
+  roleNeeded,
   unpinnedRefusal,
   type ActionParams,
   type AnyAction,
@@ -228,7 +229,7 @@ export async function planFrom(
     await demand(
       db,
       access,
-      action.permission,
+      roleNeeded(action, params),
       action.label,
       herds.map((h) => h.environmentId),
     );
@@ -261,7 +262,7 @@ export async function planFrom(
     await demand(
       db,
       access,
-      action.permission,
+      roleNeeded(action, params),
       action.label,
       refs.map((r) => r.environmentId),
     );

@@ -69,19 +69,54 @@ const patroniSchema = z
   .refine((e) => e.password || e.passwordFile, 'give password or passwordFile')
   .refine((e) => !!e.caFile, PASSWORD_NEEDS_CA.replace('tls.caFile', 'caFile'));
 
+/** Files holding a repository's secrets: read by the worker when it writes pgBackRest's configuration, never here. */
+const credentialFields = {
+  cipherPassFile: path.optional(),
+  s3KeyFile: path.optional(),
+  s3SecretFile: path.optional(),
+};
+const BOTH_KEYS = 'give both s3KeyFile and s3SecretFile, or neither';
+const backupCredentials = z
+  .object(credentialFields)
+  .strict()
+  .refine((b) => !b.s3KeyFile === !b.s3SecretFile, BOTH_KEYS);
+
+const hostName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9.:-]+$/, 'a host name or address');
+
+/** Where the environment's S3 repositories are: the configuration's, never a policy's fields. */
+const s3PlaceSchema = z
+  .object({
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name'),
+    endpoint: hostName,
+    region: z.string().regex(/^[a-z0-9-]{1,40}$/, 'a region such as eu-west-1'),
+    connectHost: hostName.optional(),
+    port: z.number().int().min(1).max(65535).default(443),
+    caFile: path.optional(),
+  })
+  .strict();
+
 /**
- * The environment's backup secrets (lib/fleet/backups): the repository's cipher passphrase and S3 keys,
- * written by Configure backups into the tool's configuration on the hosts (mode 0600), never shown and
- * never in a step's record.
+ * The environment's backups (lib/fleet/backups): where its S3 repositories are, and the files holding the
+ * repository's cipher passphrase and S3 keys, per environment and per herd (`herds`, in place of the
+ * environment's for that herd's stanza). `s3KeyType: "auto"`: the hosts' instance role, no keys written.
+ * The files are read by the worker only, when it writes pgBackRest's configuration (mode 0600).
  */
 const backupSchema = z
   .object({
-    cipherPassFile: path.optional(),
-    s3KeyFile: path.optional(),
-    s3SecretFile: path.optional(),
+    ...credentialFields,
+    s3KeyType: z.enum(['shared', 'auto']).default('shared'),
+    s3: s3PlaceSchema.optional(),
+    herds: z.record(z.string().min(1).max(63), backupCredentials).default({}),
   })
   .strict()
-  .refine((b) => !b.s3KeyFile === !b.s3SecretFile, 'give both s3KeyFile and s3SecretFile, or neither');
+  .refine((b) => !b.s3KeyFile === !b.s3SecretFile, BOTH_KEYS)
+  .refine((b) => b.s3KeyType === 'shared' || (!b.s3KeyFile && Object.values(b.herds).every((h) => !h.s3KeyFile)), {
+    message: 's3KeyType "auto" takes the hosts\' instance role: give no S3 key files with it',
+  });
 
 const entrySchema = passwordRules(
   z
@@ -100,8 +135,17 @@ const entrySchema = passwordRules(
 export const pgAccessSchema = z
   .object({
     environments: z.record(z.string().min(1).max(63), entrySchema).default({}),
-    /** For environments not listed; without it, an environment not listed is not connected to at all. */
-    default: entrySchema.optional(),
+    /**
+     * For environments not listed; without it, an environment not listed is not connected to at all. No
+     * backup block: one there would hand the same keys and passphrase to every environment not listed.
+     */
+    default: entrySchema
+      .refine((e) => !e.backup, {
+        message:
+          'no backup block in default: it would share its keys and passphrase with every environment not listed; give each environment its own',
+        path: ['backup'],
+      })
+      .optional(),
   })
   .strict();
 
@@ -119,9 +163,12 @@ export interface EnvironmentAccess {
   pgbouncer: Omit<Access, 'user'>;
   /** Patroni's REST API on this environment's servers (null: none configured; Patroni herds are then read only). */
   patroni: { user: string; password: string; caFile: string | null } | null;
-  /** The backup repository's secrets (null each: none configured). */
-  backup: { cipherPass: string | null; s3Key: string | null; s3Secret: string | null };
+  /** The environment's backups: where its S3 repositories are and which files hold its secrets (null: none configured). */
+  backup: BackupConfig | null;
 }
+
+export type BackupCredentialFiles = z.infer<typeof backupCredentials>;
+export type BackupConfig = z.infer<typeof backupSchema>;
 
 export interface PgAccessConfig {
   environments: Map<string, EnvironmentAccess>;
@@ -154,11 +201,8 @@ function toAccess(e: z.infer<typeof entrySchema>, read: Reader): EnvironmentAcce
       ? { password: passwordOf(e.pgbouncer, read), tls: tlsOptions(e.pgbouncer.tls, read) }
       : { password: null, tls: null },
     patroni: e.patroni ? { user: e.patroni.user, password: passwordOf(e.patroni, read) ?? '', caFile: e.patroni.caFile ?? null } : null,
-    backup: {
-      cipherPass: passwordOf({ passwordFile: e.backup?.cipherPassFile }, read),
-      s3Key: passwordOf({ passwordFile: e.backup?.s3KeyFile }, read),
-      s3Secret: passwordOf({ passwordFile: e.backup?.s3SecretFile }, read),
-    },
+    // Paths only: the secrets are read by the worker when it needs them (lib/fleet/backups/secrets.ts).
+    backup: e.backup ?? null,
   };
 }
 
@@ -193,7 +237,7 @@ function legacy(): PgAccessConfig {
       postgres: { user, password: null, tls: null },
       pgbouncer: { password: null, tls: null },
       patroni: null,
-      backup: { cipherPass: null, s3Key: null, s3Secret: null },
+      backup: null,
     },
   };
 }

@@ -492,6 +492,8 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
           (info.backup?.launch ?? []).map((l) => ({ ...l, fingerprint: info.ssh!.environments[l.environment]!.hostKeyFingerprint })),
           info.rds ?? [],
         );
+        // Each environment's S3 repository, where PGHERD_PG_CONFIG says backups to S3 go (its bucket in the store).
+        if (info.aws.s3) addS3Places(info.pgAccess, info.aws.s3);
         // What the environment's image gives a launched instance: its certificate, naming every launch address.
         for (const v of info.aws.vpcs ?? []) {
           const tls = info.backup?.images.find((img) => img.environment === v.environment)?.tls;
@@ -810,6 +812,19 @@ async function startRdsPostgres(
     });
   }
   return out;
+}
+
+/** PGHERD_PG_CONFIG's backup entries gain their environment's S3 repository (its bucket in the lab's store). */
+function addS3Places(access: LabPgAccess, s3: NonNullable<NonNullable<LabInfo['aws']>['s3']>) {
+  const config = JSON.parse(readFileSync(access.configFile, 'utf8')) as {
+    environments: Record<string, { backup?: Record<string, unknown> }>;
+  };
+  for (const [environment, entry] of Object.entries(config.environments)) {
+    const bucket = s3.buckets[environment];
+    if (bucket && entry.backup)
+      entry.backup.s3 = { bucket, endpoint: s3.endpoint, region: 'eu-west-1', connectHost: s3.host, port: s3.port, caFile: s3.caFile };
+  }
+  writeFileSync(access.configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
 }
 
 /** PGHERD_PG_CONFIG's entry for `environment` gains Patroni's REST credentials (the password in a file of its own). */

@@ -298,6 +298,12 @@ export const SETTINGS = {
     default: 31,
     doc: 'the DR scorecard: a herd whose last DR drill is older than this many days needs another',
   }),
+  PGHERD_BACKUP_KEEP_DAYS: int({
+    min: 1,
+    max: 3650,
+    default: 7,
+    doc: "the floor under a backup policy's retention: pgherd's expire keeps every full backup (and the WAL it needs) taken in the last this many days, and the newest one before them, whatever the policy's count",
+  }),
   PGHERD_RESTORE_DRILL_MAX_AGE_DAYS: int({
     min: 1,
     max: 3650,

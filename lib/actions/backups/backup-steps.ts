@@ -8,7 +8,7 @@ import { pendingRefusal, unpinnedRefusal, type ActionDeps } from '@/lib/engine/d
 import type { StepContext } from '@/lib/engine/pipeline';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { accessFor } from '@/lib/fleet/pg-access';
+import { credentialFilesOf, readBackupSecrets, s3PlaceOf } from '@/lib/fleet/backups/secrets';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { herdPolicies, herdSetups, type HerdBackupSetup, type HerdPolicy } from '@/lib/fleet/backups/policy';
 import { memberConfigPath, parseInfo, pgbackrest, repoConfigPath } from '@/lib/fleet/backups/pgbackrest';
@@ -23,22 +23,33 @@ export interface BackupPrepared {
 export async function prepareBackups(herds: HerdRef[], db: Db): Promise<BackupPrepared> {
   const ids = herds.map((h) => h.id);
   const [policies, setups] = await Promise.all([herdPolicies(db, ids), herdSetups(db, ids)]);
+  // An S3 repository goes where PGHERD_PG_CONFIG says for the herd's environment, never where a policy's
+  // fields say (an environment admin could otherwise ship the herd's backups to any host).
+  for (const h of herds) {
+    const p = policies.get(h.id);
+    if (p?.policy.repoKind === 's3') policies.set(h.id, { ...p, policy: { ...p.policy, s3: s3Place(h.environment) } });
+  }
   return { policies, setups };
 }
 
-/** The environment's backup secrets; none when PGHERD_PG_CONFIG has no entry for it. */
-export function secretsOf(environment: string): BackupSecrets {
+function s3Place(environment: string) {
   try {
-    return accessFor(environment).backup;
+    return s3PlaceOf(environment);
   } catch {
-    return { cipherPass: null, s3Key: null, s3Secret: null };
+    return null;
   }
+}
+
+/** The secrets of the herd's stanza, read now: in the worker only (lib/fleet/backups/secrets.ts). */
+export function secretsOf(h: Pick<HerdRef, 'environment' | 'name'>): BackupSecrets {
+  return readBackupSecrets(h.environment, h.name);
 }
 
 /**
  * Why the herd's policy cannot be used as it is, or undefined: none applies, its backup host is another
  * environment's (a staging admin's policy must not point production's WAL at a staging host), not pinned
- * or not approved, or a secret it needs is not configured.
+ * or not approved, an S3 repository the configuration does not place or that is not encrypted, or a
+ * secret it needs is not configured (the file names are asked, not read: planning holds no secret).
  */
 export function policyRefusal(h: HerdRef, p: HerdPolicy | undefined): Refusal | undefined {
   if (!p)
@@ -59,16 +70,30 @@ export function policyRefusal(h: HerdRef, p: HerdPolicy | undefined): Refusal | 
       unpinnedRefusal({}, [{ name: s.hostname, ssh: p.policy.repoHost.ssh }]);
     if (why) return why;
   }
-  const secrets = secretsOf(h.environment);
-  if (p.policy.encrypt && !secrets.cipherPass)
+  let files: ReturnType<typeof credentialFilesOf>;
+  try {
+    files = credentialFilesOf(h.environment, h.name);
+  } catch {
+    files = { s3KeyType: 'shared' };
+  }
+  if (p.policy.repoKind === 's3') {
+    if (!p.policy.s3)
+      return refuse(
+        'not-applicable',
+        `PGHERD_PG_CONFIG names no S3 repository for ${h.environment} (backup.s3: bucket, endpoint, region): S3 backups go only where the configuration says`,
+      );
+    if (!p.policy.encrypt)
+      return refuse('not-applicable', 'an S3 repository is always encrypted: the policy turns encryption off (set Encrypt to true)');
+    if (files.s3KeyType !== 'auto' && (!files.s3KeyFile || !files.s3SecretFile))
+      return refuse(
+        'not-applicable',
+        `an S3 repository needs ${h.environment}'s S3 keys in PGHERD_PG_CONFIG (backup.s3KeyFile, backup.s3SecretFile), or s3KeyType "auto"`,
+      );
+  }
+  if (p.policy.encrypt && !files.cipherPassFile)
     return refuse(
       'not-applicable',
       `the policy encrypts the repository, and PGHERD_PG_CONFIG has no passphrase for ${h.environment} (backup.cipherPassFile)`,
-    );
-  if (p.policy.repoKind === 's3' && (!secrets.s3Key || !secrets.s3Secret))
-    return refuse(
-      'not-applicable',
-      `an S3 repository needs ${h.environment}'s S3 keys in PGHERD_PG_CONFIG (backup.s3KeyFile, backup.s3SecretFile)`,
     );
   return undefined;
 }

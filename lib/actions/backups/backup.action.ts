@@ -8,6 +8,8 @@ import { refuse } from '@/lib/fleet/refusal';
 import { refreshFleet } from '@/lib/fleet/refresher';
 import { appliedForm } from '@/lib/fleet/backups/policy';
 import { pgbackrest } from '@/lib/fleet/backups/pgbackrest';
+import { fullsToKeep } from '@/lib/fleet/backups/retention';
+import { setting } from '@/lib/settings/settings';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { formatBytes } from '@/lib/adapters/format/units';
 import { policyRefusal, prepareBackups, readListing, recordListing, stanzaRunner, type BackupPrepared } from './backup-steps';
@@ -27,6 +29,9 @@ export const backupAction = defineHerdAction({
   name: 'backup',
   label: 'Back up',
   permission: 'operator',
+  // A full backup is an admin's: by the policy's count alone it would be what pushes older backups out of
+  // retention (pgherd's expire keeps a time floor too, so this is the second guard, not the only one).
+  permissionFor: (p) => (p.type === 'full' ? 'admin' : 'operator'),
   dangerous: false,
   // It reads the herd (pgBackRest on the backup host) and changes no member's settings or state: Patroni herds too.
   onPatroniHerds: true,
@@ -57,6 +62,8 @@ export const backupAction = defineHerdAction({
     const replicas = h.members.filter((m) => m.role === 'replica' && m.state === 'running');
     const from = p.policy.fromStandby && replicas.length ? `a replica (${replicas.map((r) => r.label).join(' or ')})` : primary.label;
     const type = params.type;
+    const keepDays = setting('PGHERD_BACKUP_KEEP_DAYS');
+    const retention = p.policy.retentionFull;
     return {
       steps: [
         {
@@ -69,9 +76,30 @@ export const backupAction = defineHerdAction({
               x.deps,
               runner,
               x,
-              pgbackrest(runner.config(stanza), stanza, `--type=${type}`, 'backup'),
+              // Never expire by count alone after a backup: the next step expires with the time floor.
+              pgbackrest(runner.config(stanza), stanza, `--type=${type}`, '--no-expire-auto', 'backup'),
               BACKUP_TIMEOUT_MS - 60_000,
             );
+          },
+        },
+        {
+          name: 'expire what retention lets go',
+          does: { kind: 'backup.expire', stanza, retentionFull: retention, keepDays },
+          says: `expire backups past retention: keep the policy's ${String(retention)} full backup(s), and every one taken in the last ${String(keepDays)} day(s) with the newest before them (PGHERD_BACKUP_KEEP_DAYS), and the WAL they need`,
+          timeoutMs: 600_000,
+          run: async (x) => {
+            const listing = await readListing(x.deps, runner, x, stanza);
+            const keep = fullsToKeep(listing.backups, retention, keepDays, new Date());
+            await execNotedOk(
+              x.deps,
+              runner,
+              x,
+              pgbackrest(runner.config(stanza), stanza, `--repo1-retention-full=${String(keep)}`, 'expire'),
+              540_000,
+            );
+            x.note({
+              stdout: `kept ${String(keep)} full backup(s) and the WAL they need (the policy's ${String(retention)}, ${String(keepDays)}-day floor)`,
+            });
           },
         },
         {

@@ -157,7 +157,7 @@ export const configureBackupsAction = defineHerdAction({
     const policy = appliedForm(p.policy);
     const where = repositoryWords(p.policy);
     const host = p.policy.repoHost;
-    const secrets = () => secretsOf(h.environment);
+    const secrets = () => secretsOf(h);
     const memberSteps: ActionStep<ConfigureState>[] = h.members.map((m) => ({
       name: `write pgBackRest's configuration on ${m.label}`,
       does: { kind: 'backup.write-member-config', instance: memberArg(m), file: memberConfigPath(m.dataDirectory), stanza, policy },

@@ -14,6 +14,7 @@ import { Refusal, refuse } from '@/lib/fleet/refusal';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { instanceClient } from '@/lib/fleet/pg-access';
+import { ownName, ownTable, provenOwnTable, useOwnSchema } from '@/lib/fleet/own-schema';
 import { binDir } from '@/lib/fleet/drivers';
 import { pgbackrest, repositoryOnlyConfig } from '@/lib/fleet/backups/pgbackrest';
 import { execNoted } from '@/lib/actions/steps/exec-noted';
@@ -58,8 +59,14 @@ export const restoreDrillParams = z
   .refine((p) => p.target !== 'time' || p.time, { message: 'a drill to a point in time needs the time', path: ['time'] })
   .refine(...oneServer);
 
-/** The table the drills write their markers to, on the source herd's primary. */
-export const MARKER_TABLE = 'pgherd_restore_drill_marker';
+/**
+ * The table the drills write their markers to, on the source herd's primary: in pgherd's own schema, since
+ * the marker is written (and read back in the restored copy) as pgherd's superuser role, and a table another
+ * role made first could run its trigger as that role.
+ */
+export const MARKER_NAME = 'restore_drill_marker';
+export const MARKER_TABLE = ownName(MARKER_NAME);
+const MARKER_COLUMNS = 'id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), operation bigint';
 
 interface DrillState {
   restore: RestoreState;
@@ -309,9 +316,8 @@ export const restoreDrillAction = defineHerdAction({
           timeoutMs: (2 * timeout + 60) * 1000,
           run: async (x) => {
             const r = await onPrimary(primary, async (c) => {
-              await c.query(
-                `CREATE TABLE IF NOT EXISTS ${MARKER_TABLE} (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), operation bigint)`,
-              );
+              // search_path pinned, schema and table proven pgherd's own plain table before the write.
+              await ownTable(c, MARKER_NAME, MARKER_COLUMNS);
               const m = await c.query<{ at: Date }>(`INSERT INTO ${MARKER_TABLE} (operation) VALUES ($1) RETURNING at`, [
                 x.deps.operation?.id ?? null,
               ]);
@@ -378,7 +384,7 @@ export const restoreDrillAction = defineHerdAction({
           run: async (x) => {
             const home = path.join(runner.config(stanza).replace(/\/[^/]+$/, ''), 'drill', stanza);
             const conf = path.join(home, 'pgbackrest.conf');
-            await writeHostFile(x.deps, runner, x, conf, repositoryOnlyConfig(p.policy, stanza, home, secretsOf(h.environment)), [
+            await writeHostFile(x.deps, runner, x, conf, repositoryOnlyConfig(p.policy, stanza, home, secretsOf(h)), [
               path.join(home, 'log'),
               path.join(home, 'lock'),
             ]);
@@ -451,6 +457,15 @@ export const restoreDrillAction = defineHerdAction({
                 x.state.rpoMs = replayed ? at.getTime() - replayed.getTime() : null;
                 return;
               }
+              // The copy holds whatever the source held: the marker's schema and table are proven pgherd's own
+              // there too before pgherd's superuser reads them (a view or a rule would run as the reader).
+              await useOwnSchema(c, false).catch((err: unknown) => {
+                if (err instanceof Refusal && /does not exist/.test(err.message))
+                  throw new Error(`the marker table is not in the restored cluster: the archive does not hold the WAL up to it`);
+                throw err;
+              });
+              if (!(await provenOwnTable(c, MARKER_NAME)))
+                throw new Error(`the marker table is not in the restored cluster: the archive does not hold the WAL up to it`);
               const m = await c.query<{ at: Date | null; bytes: string }>(
                 `SELECT (SELECT max(at) FROM ${MARKER_TABLE}) AS at, (SELECT sum(pg_database_size(oid))::text FROM pg_database) AS bytes`,
               );

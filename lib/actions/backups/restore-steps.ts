@@ -466,7 +466,7 @@ export function memberConfigStep<S>(h: HerdRef, p: HerdPolicy, stanza: string, p
             dataDirectory: pl.dataDirectory,
             socketDirectory: socketDirOf(pl),
           },
-          secretsOf(h.environment),
+          secretsOf(h),
         ),
         [...memberDirs(pl.dataDirectory), socketDirOf(pl)],
       ),
@@ -505,9 +505,16 @@ export function restoreSteps<S extends { restore: RestoreState }>(
     {
       name: 'give the restored cluster its own settings',
       does: { kind: 'restore.settings', port: pl.port, address: pl.server.address, ssl: [pl.sslCertFile ?? null, pl.sslKeyFile ?? null] },
-      says: `set its port ${pl.port}, listen address ${pl.server.address}, socket directory, no archiving (it is a new herd, never the source's stanza)${pl.sslCertFile ? ', its TLS certificate' : ''}`,
+      says: `set its port ${pl.port}, listen address ${pl.server.address}, socket directory, no archiving (it is a new herd, never the source's stanza)${pl.sslCertFile ? ', its TLS certificate' : ''}; cut off from what the source talks to: max_logical_replication_workers = 0 (no subscription connects to its publisher) and pg_cron left out of shared_preload_libraries (none of its jobs runs)`,
       timeoutMs: 20_000,
       run: async (x) => {
+        const preload = await execNotedOk(
+          x.deps,
+          srv,
+          x,
+          [`${binDir(pl.pgVersion)}/postgres`, '-D', pl.dataDirectory, '-C', 'shared_preload_libraries'],
+          20_000,
+        );
         const lines = [
           '# pgherd: the restored cluster on its own server (a new herd).',
           `port = ${pl.port}`,
@@ -516,6 +523,10 @@ export function restoreSteps<S extends { restore: RestoreState }>(
           `cluster_name = '${pl.clusterName}'`,
           `archive_mode = 'off'`,
           `archive_command = ''`,
+          // A copy must not act as the source: a subscription would connect to its publisher and take the
+          // source's slot (the source's subscriber then misses changes), pg_cron would run the source's jobs.
+          'max_logical_replication_workers = 0',
+          `shared_preload_libraries = '${withoutPgCron(preload.stdout)}'`,
           ...(pl.sslCertFile ? [`ssl_cert_file = '${pl.sslCertFile}'`] : []),
           ...(pl.sslKeyFile ? [`ssl_key_file = '${pl.sslKeyFile}'`] : []),
           '',
@@ -570,7 +581,76 @@ export function restoreSteps<S extends { restore: RestoreState }>(
         });
       },
     },
+    {
+      name: 'cut the copy off from the source’s publishers',
+      does: { kind: 'restore.cut-off', server: pl.server.id, port: pl.port },
+      says: `disable every subscription the copy holds and set its slot to none (never dropped: the publisher's slot stays the source's), before the copy is anyone's`,
+      timeoutMs: 120_000,
+      run: async (x) => {
+        const done = await cutOffSubscriptions(pl);
+        x.note({ stdout: done.length ? done.join('\n') : 'no subscription' });
+      },
+    },
   ];
+}
+
+/** shared_preload_libraries as Postgres reported it, without pg_cron (its jobs are the source's). */
+export function withoutPgCron(value: string): string {
+  const kept = value
+    .trim()
+    .split(',')
+    .map((l) => l.trim().replace(/^"(.*)"$/, '$1'))
+    .filter((l) => l !== '' && l !== 'pg_cron');
+  for (const l of kept)
+    if (!/^[A-Za-z0-9_.$/-]+$/.test(l))
+      throw new Error(`shared_preload_libraries holds ${JSON.stringify(l)}: not a library name pgherd writes back`);
+  return kept.join(',');
+}
+
+/**
+ * The restored cluster's subscriptions, in every database, disabled and their slots set to none (never
+ * dropped: DROP SUBSCRIPTION would drop the publisher's slot the source uses). It started with
+ * max_logical_replication_workers = 0, so none ran before this; it keeps that setting, so none runs after
+ * until an admin decides otherwise. Returns what it did, in words.
+ */
+export async function cutOffSubscriptions(pl: RestorePlace): Promise<string[]> {
+  const done: string[] = [];
+  const dbs = await onRestored(pl, 'postgres', async (c) =>
+    (await c.query<{ datname: string }>('SELECT datname FROM pg_catalog.pg_database WHERE datallowconn ORDER BY datname')).rows.map(
+      (r) => r.datname,
+    ),
+  );
+  for (const db of dbs)
+    await onRestored(pl, db, async (c) => {
+      const subs = await c.query<{ subname: string; enabled: boolean; slot: string | null }>(
+        `SELECT subname, subenabled AS enabled, subslotname AS slot FROM pg_catalog.pg_subscription
+          WHERE subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) ORDER BY subname`,
+      );
+      for (const sub of subs.rows) {
+        const name = c.escapeIdentifier(sub.subname);
+        if (sub.enabled) await c.query(`ALTER SUBSCRIPTION ${name} DISABLE`);
+        if (sub.slot !== null) await c.query(`ALTER SUBSCRIPTION ${name} SET (slot_name = NONE)`);
+        done.push(`${db}.${sub.subname}: disabled, slot ${sub.slot ?? '(none)'} let go (not dropped on the publisher)`);
+      }
+    });
+  return done;
+}
+
+async function onRestored<T>(pl: RestorePlace, database: string, f: (c: ReturnType<typeof instanceClient>) => Promise<T>): Promise<T> {
+  const c = instanceClient(restoredEndpoint(pl), {
+    database,
+    connectionTimeoutMillis: 3000,
+    statement_timeout: 10_000,
+    application_name: 'pgherd',
+  });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    await c.query('SET search_path = pg_catalog, pg_temp');
+    return await f(c);
+  } finally {
+    await c.end().catch(() => {});
+  }
 }
 
 /**

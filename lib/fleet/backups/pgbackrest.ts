@@ -41,16 +41,23 @@ function repoEntries(p: AppliedPolicy, secrets: BackupSecrets, prefix = 'repo1')
   const out: [string, string | number][] = [];
   if (p.repoKind === 's3') {
     if (!p.s3) throw new Error('an S3 repository needs its bucket');
-    if (!secrets.s3Key || !secrets.s3Secret)
+    const auto = secrets.s3KeyType === 'auto';
+    if (!auto && (!secrets.s3Key || !secrets.s3Secret))
       throw new Error('an S3 repository needs the environment\u2019s S3 keys (PGHERD_PG_CONFIG backup.s3KeyFile)');
+    // An S3 repository is always encrypted: its bucket is reached from every member, and read by whoever holds the keys.
+    if (!p.encrypt) throw new Error('an S3 repository is always encrypted');
     out.push(
       [`${prefix}-type`, 's3'],
       [`${prefix}-path`, p.repoPath],
       [`${prefix}-s3-bucket`, p.s3.bucket],
       [`${prefix}-s3-endpoint`, p.s3.endpoint],
       [`${prefix}-s3-region`, p.s3.region],
-      [`${prefix}-s3-key`, secrets.s3Key],
-      [`${prefix}-s3-key-secret`, secrets.s3Secret],
+      ...(auto
+        ? [[`${prefix}-s3-key-type`, 'auto'] as [string, string]]
+        : [
+            [`${prefix}-s3-key`, secrets.s3Key ?? ''] as [string, string],
+            [`${prefix}-s3-key-secret`, secrets.s3Secret ?? ''] as [string, string],
+          ]),
       [`${prefix}-s3-uri-style`, 'path'],
       ...(p.s3.connectHost ? [[`${prefix}-storage-host`, p.s3.connectHost] as [string, string]] : []),
       ...(p.s3.port !== 443 ? [[`${prefix}-storage-port`, p.s3.port] as [string, number]] : []),
@@ -58,6 +65,9 @@ function repoEntries(p: AppliedPolicy, secrets: BackupSecrets, prefix = 'repo1')
     );
   } else out.push([`${prefix}-path`, p.repoPath]);
   out.push([`${prefix}-retention-full`, p.retentionFull]);
+  // Expire is pgherd's own step, with a time floor under the count (./retention.ts): a backup never
+  // expires older ones by count alone.
+  out.push(['expire-auto', 'n']);
   if (p.encrypt) {
     if (!secrets.cipherPass)
       throw new Error('an encrypted repository needs the environment\u2019s passphrase (PGHERD_PG_CONFIG backup.cipherPassFile)');

@@ -48,6 +48,8 @@ export interface BackupSecrets {
   cipherPass: string | null;
   s3Key: string | null;
   s3Secret: string | null;
+  /** auto: the hosts' instance role (pgBackRest's repo1-s3-key-type=auto), no keys written. */
+  s3KeyType?: 'shared' | 'auto';
 }
 
 /** One backup as the tool lists it. */

@@ -5,6 +5,8 @@ import { eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { backupPolicies, backupRepoKind, environments, servers } from '@/db/schema';
 import { qualified } from '@/lib/fleet/qualified';
+import { s3PlaceOf } from '@/lib/fleet/backups/secrets';
+import type { S3Repository } from '@/lib/fleet/backups/tool';
 import { defineAdmin } from '../define-admin';
 import { f, tableForm } from '../form-fields';
 import { environmentsAdmin } from './environments.admin';
@@ -26,6 +28,49 @@ const yesNo = {
   ),
   input: { type: 'select' as const, choices: ['true', 'false'] },
 };
+
+/**
+ * An S3 policy goes only where PGHERD_PG_CONFIG says for its environment (backup.s3), always encrypted: its
+ * S3 fields, when given, must be the configuration's (what runs takes them from the configuration anyway).
+ */
+function s3Refusal(p: {
+  bucket: string;
+  endpoint: string;
+  region: string;
+  connect_host: string;
+  port: number;
+  ca_file: string;
+  encrypt: boolean;
+  environment: string;
+}): Record<string, string> | null {
+  if (!p.encrypt) return { encrypt: 'An S3 repository is always encrypted: its bucket is read by whoever holds the keys.' };
+  let place: S3Repository | null;
+  try {
+    place = s3PlaceOf(p.environment);
+  } catch (err) {
+    return { repoKind: (err as Error).message };
+  }
+  if (!place)
+    return {
+      repoKind: `PGHERD_PG_CONFIG names no S3 repository for ${p.environment} (backup.s3): S3 backups go only where the configuration says.`,
+    };
+  const given: [string, string, string, string][] = [
+    ['s3Bucket', 'bucket', p.bucket, place.bucket],
+    ['s3Endpoint', 'endpoint', p.endpoint, place.endpoint],
+    ['s3Region', 'region', p.region, place.region],
+    ['s3ConnectHost', 'connect-to address', p.connect_host, place.connectHost],
+    ['s3Port', 'port', p.port === 443 ? '' : String(p.port), place.port === 443 ? '' : String(place.port)],
+    ['s3CaFile', 'CA file', p.ca_file, place.caFile],
+  ];
+  const wrong = given.filter(([, , v, want]) => v !== '' && v !== want);
+  if (!wrong.length) return null;
+  return Object.fromEntries(
+    wrong.map(([field, words, , want]) => [
+      field,
+      `${p.environment}'s S3 ${words} is ${want === '' ? 'not set' : want} (PGHERD_PG_CONFIG backup.s3): S3 backups go only where the configuration says.`,
+    ]),
+  );
+}
 
 export const backupPoliciesAdmin = defineAdmin({
   name: 'backup-policies',
@@ -83,7 +128,7 @@ export const backupPoliciesAdmin = defineAdmin({
     tool: { label: 'Tool', help: 'pgBackRest.' },
     repoKind: {
       label: 'Repository',
-      help: 'posix: a directory on a backup host reached over SSH. s3: a bucket (the environment\u2019s S3 keys are in PGHERD_PG_CONFIG).',
+      help: 'posix: a directory on a backup host reached over SSH. s3: the environment\u2019s bucket as PGHERD_PG_CONFIG places it (backup.s3), always encrypted.',
       schema: z.enum(backupRepoKind.enumValues).default('posix'),
     },
     repoServerId: {
@@ -142,12 +187,25 @@ export const backupPoliciesAdmin = defineAdmin({
     },
   }),
   validate: async (tx, id): Promise<Record<string, string> | null> => {
-    const r = await tx.execute<{ kind: string; server: number | null; bucket: string }>(
-      sql`SELECT repo_kind AS kind, repo_server_id AS server, s3_bucket AS bucket FROM backup_policies WHERE id = ${id}`,
+    const r = await tx.execute<{
+      kind: string;
+      server: number | null;
+      bucket: string;
+      endpoint: string;
+      region: string;
+      connect_host: string;
+      port: number;
+      ca_file: string;
+      encrypt: boolean;
+      environment: string;
+    }>(
+      sql`SELECT p.repo_kind AS kind, p.repo_server_id AS server, p.s3_bucket AS bucket, p.s3_endpoint AS endpoint, p.s3_region AS region,
+                 p.s3_connect_host AS connect_host, p.s3_port AS port, p.s3_ca_file AS ca_file, p.encrypt, e.name AS environment
+          FROM backup_policies p JOIN environments e ON e.id = p.environment_id WHERE p.id = ${id}`,
     );
     const p = r.rows[0];
     if (p?.kind === 'posix' && p.server === null) return { repoServerId: 'A posix repository needs its backup host.' };
-    if (p?.kind === 's3' && p.bucket === '') return { s3Bucket: 'An S3 repository needs its bucket.' };
+    if (p?.kind === 's3') return s3Refusal(p);
     return null;
   },
   uniqueErrors: {

@@ -1,0 +1,14 @@
+import { describe, expect, it } from 'vitest';
+import { withoutPgCron } from './restore-steps';
+
+describe('a restored copy starts without pg_cron', () => {
+  it('leaves pg_cron out of shared_preload_libraries and keeps the rest', () => {
+    expect(withoutPgCron('pg_stat_statements, pg_cron,auto_explain\n')).toBe('pg_stat_statements,auto_explain');
+    expect(withoutPgCron('"pg_cron"')).toBe('');
+    expect(withoutPgCron('\n')).toBe('');
+  });
+
+  it('writes back nothing that is not a library name', () => {
+    expect(() => withoutPgCron("pg_cron, x'; archive_command = 'sh")).toThrow(/not a library name/);
+  });
+});
