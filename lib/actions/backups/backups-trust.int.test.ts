@@ -4,6 +4,7 @@
 // window out (an operator may not take one; the time floor keeps the older backup and a restore before the
 // newer ones still works); a restored copy starts cut off from the source's publisher (its subscription
 // disabled, slot none), and the publisher's slot keeps serving the source.
+import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,10 +16,12 @@ import { seededDatabase } from '@/lib/lab/seed';
 import { run as runAsLab, labIdentity } from '@/lib/lab/proc';
 import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/operations';
 import { planOperation } from '@/lib/engine/plan';
-import type { Access } from '@/lib/engine/access';
+import { SYSTEM_ACCESS, type Access } from '@/lib/engine/access';
 import { waitFor } from '@/lib/testing/wait';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { repoConfigPath } from '@/lib/fleet/backups/pgbackrest';
+import { getEditable } from '@/lib/features/admin/registry';
+import { saveObject } from '@/lib/features/admin/mutations';
 import { configureBackupsAction } from './configure-backups.action';
 import { backupAction } from './backup.action';
 import { restoreAction } from './restore.action';
@@ -242,7 +245,6 @@ describe('A restored copy starts cut off', () => {
         { name: 'alpha-copy', target: 'latest', ...(await place(1, 26321, 'alpha-copy')), expiresInHours: '2' },
       );
       expect(r.op.status, stepsOf(r)).toBe('succeeded');
-      expect(r.plan.targets[0]!.steps.join('\n')).toMatch(/disable every subscription the copy holds and set its slot to none/);
       const copy = `postgres://postgres@${scratch(1).address}:26321/postgres`;
       const subs = await query<{ subname: string; subenabled: boolean; subslotname: string | null }>(
         copy,
@@ -255,6 +257,8 @@ describe('A restored copy starts cut off', () => {
       );
       expect(workers!.v).toBe('0');
       expect(workers!.preload).not.toContain('pg_cron');
+      // The plan says so.
+      expect(r.plan.targets[0]!.steps.join('\n')).toMatch(/disable every subscription the copy holds and set its slot to none/);
 
       // The publisher's slot is the source's still: a row published now reaches the source.
       await query(pub, 'INSERT INTO feed VALUES (2)');
@@ -272,4 +276,95 @@ describe('A restored copy starts cut off', () => {
       await runAsLab(labIdentity(), [`${lab.pgBin}/pg_ctl`, '-D', publisher.dataDirectory, '-m', 'immediate', 'stop']).catch(() => {});
     }
   }, 240_000);
+});
+
+describe('S3 backups go only where the configuration says', () => {
+  it('the policy save refuses another bucket, endpoint or CA and an unencrypted S3 repository; the plan takes the configuration\u2019s place', async () => {
+    const file = lab.pgAccess!.configFile;
+    const original = readFileSync(file, 'utf8');
+    const config = JSON.parse(original) as { environments: Record<string, { backup: Record<string, unknown> }> };
+    const place = {
+      bucket: 'bk-backups',
+      endpoint: 's3.internal.example',
+      region: 'eu-west-1',
+      connectHost: '10.1.2.3',
+      caFile: '/etc/ssl/store.pem',
+    };
+    const [before] = await db.select().from(backupPolicies).where(eq(backupPolicies.environmentId, envId));
+    const input = (over: Record<string, unknown>) => ({
+      environmentId: envId,
+      herdId: '',
+      tool: 'pgbackrest',
+      repoKind: 's3',
+      repoServerId: '',
+      repoPath: '/pgbackrest',
+      s3Bucket: place.bucket,
+      s3Endpoint: place.endpoint,
+      s3Region: place.region,
+      s3ConnectHost: '',
+      s3Port: 443,
+      s3CaFile: '',
+      retentionFull: 2,
+      compressType: 'zst',
+      encrypt: 'true',
+      fromStandby: 'true',
+      archiveTimeoutSeconds: 60,
+      ...over,
+    });
+    const save = (over: Record<string, unknown>) =>
+      saveObject(db, getEditable('backup-policies')!, before!.id, input(over), {
+        id: null,
+        username: 'admin-tester',
+        access: SYSTEM_ACCESS,
+      });
+    const refusal = async (over: Record<string, unknown>) => {
+      const r = await save(over);
+      return r.ok ? 'saved' : r.fieldErrors;
+    };
+    // No place configured for bk: no S3 policy at all.
+    expect(await refusal({})).toEqual({ repoKind: expect.stringMatching(/PGHERD_PG_CONFIG names no S3 repository for bk/) as unknown });
+    config.environments.bk!.backup.s3 = place;
+    writeFileSync(file, JSON.stringify(config));
+    const t = new Date(statSync(file).mtimeMs + 2000);
+    utimesSync(file, t, t);
+    try {
+      expect(await refusal({ s3Endpoint: 'attacker.example.net' })).toEqual({
+        s3Endpoint:
+          "bk's S3 endpoint is s3.internal.example (PGHERD_PG_CONFIG backup.s3): S3 backups go only where the configuration says.",
+      });
+      expect(await refusal({ s3Bucket: 'someone-elses', s3ConnectHost: '203.0.113.9', s3CaFile: '/tmp/mine.pem' })).toEqual({
+        s3Bucket: expect.stringMatching(/bk's S3 bucket is bk-backups/) as unknown,
+        s3ConnectHost: expect.stringMatching(/connect-to address is 10\.1\.2\.3/) as unknown,
+        s3CaFile: expect.stringMatching(/CA file is \/etc\/ssl\/store\.pem/) as unknown,
+      });
+      expect(await refusal({ encrypt: 'false' })).toEqual({ encrypt: expect.stringMatching(/always encrypted/) as unknown });
+      // Nothing of it was written.
+      expect((await db.select().from(backupPolicies).where(eq(backupPolicies.id, before!.id)))[0]).toEqual(before);
+
+      // Fields written around the save (an older row, a hand edit) are not where the plan goes: the configuration is.
+      await db
+        .update(backupPolicies)
+        .set({
+          repoKind: 's3',
+          repoServerId: null,
+          s3Bucket: 'someone-elses',
+          s3Endpoint: 'attacker.example.net',
+          s3CaFile: '/tmp/mine.pem',
+        })
+        .where(eq(backupPolicies.id, before!.id));
+      const plan = await planOperation(db, SYSTEM_ACCESS, configureBackupsAction, [herdId]);
+      const does = JSON.stringify(plan.targets[0]!.does);
+      expect(does).toContain('"endpoint":"s3.internal.example"');
+      expect(does).not.toMatch(/attacker|someone-elses|mine\.pem/);
+      await db.update(backupPolicies).set({ encrypt: false }).where(eq(backupPolicies.id, before!.id));
+      expect((await planOperation(db, SYSTEM_ACCESS, configureBackupsAction, [herdId])).targets[0]!.refused).toMatch(
+        /an S3 repository is always encrypted/,
+      );
+    } finally {
+      await db.update(backupPolicies).set(before!).where(eq(backupPolicies.id, before!.id));
+      writeFileSync(file, original);
+      const t2 = new Date(statSync(file).mtimeMs + 4000);
+      utimesSync(file, t2, t2);
+    }
+  });
 });

@@ -903,8 +903,16 @@ describe('Restore drill', () => {
     });
     const before = new Date();
     await new Promise((res) => setTimeout(res, 1100));
-    // Two more full backups: the policy keeps two, so every backup that ended before `before` expires.
+    // Two more full backups: the policy keeps two. pgherd's expire keeps this week's too (PGHERD_BACKUP_KEEP_DAYS);
+    // once those days have passed, pgBackRest's count lets every backup that ended before `before` go: done here by hand.
     for (const _ of [1, 2]) await runOperation(db, worker.queue, backupAction, { herdIds: [herdId] }, { type: 'full' });
+    await runAsLab(labIdentity(), [
+      'pgbackrest',
+      `--config=${repoConfigPath({ repoPath: repo() }, 'bk-alpha')}`,
+      '--stanza=bk-alpha',
+      '--repo1-retention-full=2',
+      'expire',
+    ]);
     const tooOld = await drill(25916, { target: 'time', time: before.toISOString() });
     expect(tooOld.r.op.status).toBe('failed');
     expect(tooOld.last.cause).toMatch(
