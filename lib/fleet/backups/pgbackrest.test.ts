@@ -38,6 +38,8 @@ describe('pgBackRest configuration', () => {
     expect(r).toContain('repo1-cipher-pass=pass-phrase');
     expect(r).toContain('pg2-host=10.0.0.2');
     expect(r).toContain('backup-standby=y');
+    // A backup never expires by count alone: pgherd's own expire step keeps the time floor.
+    expect(r).toContain('expire-auto=n');
     // One member: there is no replica to read from.
     expect(repoConfig(policy, 's', [member(1)], secrets)).toContain('backup-standby=n');
   });
