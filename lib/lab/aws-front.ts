@@ -28,6 +28,10 @@
 // - GetConsoleOutput of a launched instance: cloud-init's block of SSH host key fingerprints (empty for
 //   its first second, as a booting host's console is); `console: "other-key"` in the capacity file prints
 //   another key than the host's.
+// - A spot interruption pending (`interruptions: { "i-0123": "terminate" }` in the capacity file): for a
+//   spot instance (InstanceLifecycle spot in moto) DescribeSpotInstanceRequests answers its request marked
+//   for termination (or stop, hibernation), as EC2 does while its two-minute warning runs; moto keeps no
+//   spot request for an instance launched with InstanceMarketOptions. An on-demand instance listed has none.
 // - S3 over TLS (`s3` in its configuration): every request passed to moto as it came (but for its Host:
 //   moto's own, so a path-style request is read as one), streamed both ways, on a certificate of the lab's
 //   CA; pgBackRest's S3 repositories talk to it.
@@ -187,6 +191,7 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     pricing?: { error?: string; perHour?: Record<string, number> };
     console?: 'other-key';
     rds?: RdsFaults;
+    interruptions?: Record<string, 'terminate' | 'stop' | 'hibernate'>;
   };
   const capacity = (): Faults => {
     if (!existsSync(cfg.capacityFile)) return {};
@@ -327,6 +332,26 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     return true;
   };
 
+  // The spot requests of the listed spot instances that the filter names, marked as EC2 marks them.
+  const MARKED = { terminate: 'marked-for-termination', stop: 'marked-for-stop', hibernate: 'marked-for-hibernation' } as const;
+  const spotRequests = async (res: http.ServerResponse, p: URLSearchParams) => {
+    const pending = capacity().interruptions ?? {};
+    const named = [...p].filter(([k]) => /^Filter\.\d+\.Value\.\d+$/.test(k) && p.get(k.replace(/Value\.\d+$/, 'Name')) === 'instance-id');
+    const ids = named.map(([, v]) => v).filter((id) => id in pending);
+    if (!ids.length) return false;
+    const spot = (await describe(ids)).filter((i) => i.InstanceLifecycle === 'spot' && i.State?.Name === 'running');
+    const items = spot.map((i) => {
+      const id = i.InstanceId ?? '';
+      const code = MARKED[pending[id] ?? 'terminate'];
+      return `<item><spotInstanceRequestId>sir-${id.slice(2, 10)}</spotInstanceRequestId><instanceId>${id}</instanceId><state>active</state><type>one-time</type><productDescription>Linux/UNIX</productDescription><launchedAvailabilityZone>${i.Placement?.AvailabilityZone ?? ''}</launchedAvailabilityZone><status><code>${code}</code><updateTime>${new Date().toISOString()}</updateTime><message>Your Spot Instance has been marked for ${pending[id] === 'stop' ? 'stop' : pending[id] === 'hibernate' ? 'hibernation' : 'termination'} because there is no more capacity available.</message></status><instanceInterruptionBehavior>${pending[id] ?? 'terminate'}</instanceInterruptionBehavior></item>`;
+    });
+    res.writeHead(200, { 'content-type': 'text/xml;charset=UTF-8' });
+    res.end(
+      `<?xml version="1.0" encoding="UTF-8"?>\n<DescribeSpotInstanceRequestsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>${randomUUID()}</requestId><spotInstanceRequestSet>${items.join('')}</spotInstanceRequestSet></DescribeSpotInstanceRequestsResponse>`,
+    );
+    return true;
+  };
+
   const rds = rdsFront(
     {
       identity: cfg.identity,
@@ -404,6 +429,7 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
           res.writeHead(a.status, a.headers);
           return void res.end(a.body);
         }
+        if (p && action === 'DescribeSpotInstanceRequests' && (await spotRequests(res, p))) return;
         if (p && action === 'GetConsoleOutput' && (await consoleOutput(res, p.get('InstanceId') ?? ''))) return;
         if (p && action === 'ModifyInstanceAttribute' && p.has('InstanceType.Value')) {
           const [i] = await describe(ids);

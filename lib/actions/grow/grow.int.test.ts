@@ -639,6 +639,41 @@ describe('Spot', () => {
     expect(await db.select().from(spotInterruptions)).toEqual([]);
   });
 
+  it('an agent\u2019s notice EC2 does not confirm is held: a forged one for its own on-demand instance moves nothing, audited', async () => {
+    // The primary's host is on-demand capacity; its agent token is what a database superuser there can read.
+    const p = (await db.select().from(servers).where(eq(servers.hostname, primary().server)))[0]!;
+    const [m] = await db.select().from(instances).where(eq(instances.id, spotId));
+    const [s] = await db.select().from(servers).where(eq(servers.id, m!.serverId));
+    const before = {
+      members: (await db.select().from(instances).where(eq(instances.herdId, herdId))).map((i) => [i.id, i.role, i.state]),
+      operations: (await db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM operations`)).rows[0]!.n,
+    };
+    const forged = await send(p.cloudInstanceId!, await createAgentToken(db, p.id, { id: null, username: 'test' }));
+    expect(forged.status, JSON.stringify(forged.body)).toBe(409);
+    expect(forged.body.error).toBe(
+      `spot notice held, nothing moved: EC2 says ${p.cloudInstanceId!} is on-demand capacity, not spot: it has no interruption to give`,
+    );
+    // A spot instance's own agent, while EC2 has no interruption pending for it: held as well.
+    const early = await send(s!.cloudInstanceId!, await createAgentToken(db, s!.id, { id: null, username: 'test' }));
+    expect(early.status, JSON.stringify(early.body)).toBe(409);
+    expect(early.body.error).toMatch(
+      /^spot notice held, nothing moved: EC2 has no interruption pending for i-\w+ \(its spot request is not found/,
+    );
+    expect(await db.select().from(spotInterruptions)).toEqual([]);
+    expect((await db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM operations`)).rows[0]!.n).toBe(before.operations);
+    expect((await db.select().from(instances).where(eq(instances.herdId, herdId))).map((i) => [i.id, i.role, i.state])).toEqual(
+      before.members,
+    );
+    expect(await ec2State(p.cloudInstanceId!)).toBe('running');
+    const audited = await db.execute<{ username: string; object_id: string; label: string }>(
+      sql`SELECT username, object_id, object_label AS label FROM audit_entries WHERE action = 'spot.notice.refused' ORDER BY id`,
+    );
+    expect(audited.rows).toEqual([
+      { username: `agent:${p.hostname}`, object_id: String(p.id), label: `${p.cloudInstanceId!}: ${forged.body.error!}` },
+      { username: `agent:${s!.hostname}`, object_id: String(s!.id), label: `${s!.cloudInstanceId!}: ${early.body.error!}` },
+    ]);
+  });
+
   it('a notice for a spot replica: its read name leaves it within 10 s, a successor streams, the old one is retired and terminated', async () => {
     const [m] = await db.select().from(instances).where(eq(instances.id, spotId));
     const [s] = await db.select().from(servers).where(eq(servers.id, m!.serverId));
@@ -680,23 +715,15 @@ describe('Spot', () => {
     expect(row).toMatchObject({ cloudInstanceId: s!.cloudInstanceId, source: 'eventbridge', operationId: a.body.operations![0] });
   }, 300_000);
 
-  it('a notice the primary host\u2019s agent relays from its metadata: switched over within 30 s, no acknowledged commit lost, its successor streaming from the new primary', async () => {
-    const old = primary();
-    const [p] = await db
+  it('a notice a spot replica\u2019s agent relays from its metadata, once EC2 has its interruption pending: evacuated', async () => {
+    const [l] = await db
       .select()
-      .from(instances)
-      .where(sql`herd_id = ${herdId} AND role = 'primary'`);
-    const [ps] = await db.select().from(servers).where(eq(servers.id, p!.serverId));
-    const first = members().find((i) => i.role === 'replica')!;
-    await query(old.dsn, 'CREATE TABLE IF NOT EXISTS acked (n int PRIMARY KEY)');
-    await waitFor(
-      'the table on the replica',
-      async () => (await query(first.dsn, `SELECT to_regclass('acked') IS NOT NULL AS ok`))[0]!.ok === true,
-      10_000,
-    );
-    const writer = startWriter(old.dsn, 'acked', { everyMs: 20 });
-    await new Promise((r) => setTimeout(r, 500));
-    // The instance's metadata (the lab's front: EC2 writes the notice there) and pgherd's endpoint as the route answers it.
+      .from(launchedInstances)
+      .where(sql`spot AND kept_instance_id IN (SELECT id FROM instances WHERE herd_id = ${herdId})`);
+    const [m] = await db.select().from(instances).where(eq(instances.id, l!.keptInstanceId!));
+    const [s] = await db.select().from(servers).where(eq(servers.id, m!.serverId));
+    const id = s!.cloudInstanceId!;
+    // The instance's metadata (EC2 writes the notice there) and pgherd's endpoint as the route answers it.
     const imds = await listen((req, res) => {
       const at = req.url ?? '';
       const body =
@@ -707,7 +734,7 @@ describe('Spot', () => {
             : at === '/latest/meta-data/spot/instance-action'
               ? JSON.stringify({ action: 'terminate', time: new Date(Date.now() + 120_000).toISOString() })
               : at === '/latest/meta-data/instance-id'
-                ? ps!.cloudInstanceId!
+                ? id
                 : at === '/latest/meta-data/placement/region'
                   ? lab.aws!.region
                   : null;
@@ -723,14 +750,48 @@ describe('Spot', () => {
       });
     });
     const tokenFile = path.join(mkdtempSync(path.join(tmpdir(), 'agent-')), 'token');
-    writeFileSync(tokenFile, await createAgentToken(db, ps!.id, { id: null, username: 'test' }), { mode: 0o600 });
+    writeFileSync(tokenFile, await createAgentToken(db, s!.id, { id: null, username: 'test' }), { mode: 0o600 });
     const cfg = agentConfigSchema.parse({ server: endpoint.url, tokenFile, spot: { metadataUrl: imds.url } });
+    const faults = JSON.parse(readFileSync(lab.aws!.capacityFile, 'utf8')) as Record<string, unknown>;
+    // EC2 (the lab's front) marks the instance's spot request for termination, as it does with the warning.
+    writeFileSync(lab.aws!.capacityFile, JSON.stringify({ ...faults, interruptions: { [id]: 'terminate' } }));
+    try {
+      const relayed = await relaySpotNotice(cfg, readFileSync(tokenFile, 'utf8').trim());
+      expect(relayed?.status, relayed?.body).toBe(200);
+      const a = JSON.parse(relayed!.body) as { operations?: number[] };
+      expect(a.operations).toHaveLength(1);
+      const op = await ended(a.operations![0]!);
+      expect(op.status, JSON.stringify(op)).toBe('succeeded');
+    } finally {
+      imds.close();
+      endpoint.close();
+      writeFileSync(lab.aws!.capacityFile, JSON.stringify(faults));
+    }
+    expect(await db.select().from(instances).where(eq(instances.id, m!.id))).toEqual([]);
+    expect(await ec2State(id)).toBe('terminated');
+    const [row] = await db.select().from(spotInterruptions).where(eq(spotInterruptions.cloudInstanceId, id));
+    expect(row).toMatchObject({ source: 'agent', instanceAction: 'terminate' });
+  }, 300_000);
+
+  it('a notice for the primary\u2019s instance: switched over within 30 s, no acknowledged commit lost, its successor streaming from the new primary', async () => {
+    const old = primary();
+    const [p] = await db
+      .select()
+      .from(instances)
+      .where(sql`herd_id = ${herdId} AND role = 'primary'`);
+    const [ps] = await db.select().from(servers).where(eq(servers.id, p!.serverId));
+    const first = members().find((i) => i.role === 'replica')!;
+    await query(old.dsn, 'CREATE TABLE IF NOT EXISTS acked (n int PRIMARY KEY)');
+    await waitFor(
+      'the table on the replica',
+      async () => (await query(first.dsn, `SELECT to_regclass('acked') IS NOT NULL AS ok`))[0]!.ok === true,
+      10_000,
+    );
+    const writer = startWriter(old.dsn, 'acked', { everyMs: 20 });
+    await new Promise((r) => setTimeout(r, 500));
     const t0 = Date.now();
-    const relayed = await relaySpotNotice(cfg, readFileSync(tokenFile, 'utf8').trim());
-    imds.close();
-    endpoint.close();
-    expect(relayed?.status, relayed?.body).toBe(200);
-    const a = { body: JSON.parse(relayed!.body) as { operations?: number[] } };
+    const a = await send(ps!.cloudInstanceId!);
+    expect(a.status, JSON.stringify(a.body)).toBe(200);
     await waitFor(
       'the replica to be the primary',
       async () => !(await query<{ rec: boolean }>(first.dsn, 'SELECT pg_is_in_recovery() AS rec'))[0]!.rec,
@@ -750,6 +811,6 @@ describe('Spot', () => {
     const newPrimary = now.find((i) => i.role === 'primary')!;
     expect(now.filter((i) => i.role === 'replica').every((i) => i.upstreamInstanceId === newPrimary.id)).toBe(true);
     const [row] = await db.select().from(spotInterruptions).where(eq(spotInterruptions.cloudInstanceId, ps!.cloudInstanceId!));
-    expect(row).toMatchObject({ source: 'agent', instanceAction: 'terminate' });
+    expect(row).toMatchObject({ source: 'eventbridge', instanceAction: 'terminate' });
   }, 300_000);
 });

@@ -1,6 +1,12 @@
 // EC2's spot prices: the latest price of each instance type in a zone, from the spot price history
-// (DescribeSpotPriceHistory, Linux/UNIX), for choosing a spot replica's type beside on-demand prices.
-import { DescribeSpotPriceHistoryCommand, type EC2Client } from '@aws-sdk/client-ec2';
+// (DescribeSpotPriceHistory, Linux/UNIX), for choosing a spot replica's type beside on-demand prices; and
+// whether EC2 itself has an interruption pending for an instance (its spot request's status).
+import {
+  DescribeInstancesCommand,
+  DescribeSpotInstanceRequestsCommand,
+  DescribeSpotPriceHistoryCommand,
+  type EC2Client,
+} from '@aws-sdk/client-ec2';
 
 export interface SpotPrice {
   instanceType: string;
@@ -44,4 +50,41 @@ export async function latestSpotPrices(client: EC2Client, availabilityZone: stri
     token = page.NextToken || undefined;
   } while (token);
   return out;
+}
+
+/** What EC2 does to a spot instance it takes back (its instance-action). */
+export type SpotAction = 'terminate' | 'stop' | 'hibernate';
+
+/** What EC2 itself says of an instance: whether it is spot capacity, and the interruption it has pending. */
+export interface SpotStanding {
+  /** EC2 has no such instance. */
+  found: boolean;
+  /** InstanceLifecycle: 'spot', 'scheduled', 'capacity-block', or null for on-demand. */
+  lifecycle: string | null;
+  /** The interruption EC2 marked its spot request for; null while none is pending. */
+  pending: SpotAction | null;
+  /** The spot request's status code as EC2 says it (null: no spot request). */
+  status: string | null;
+}
+
+/**
+ * EC2 marks a spot request `marked-for-termination` (or -stop, -hibernation) at the moment it writes the
+ * interruption warning to the instance's metadata: the same fact, asked of EC2 instead of the host.
+ */
+const PENDING: Record<string, SpotAction> = {
+  'marked-for-termination': 'terminate',
+  'marked-for-stop': 'stop',
+  'marked-for-hibernation': 'hibernate',
+};
+
+export async function spotStanding(client: EC2Client, instanceId: string): Promise<SpotStanding> {
+  const d = await client.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: [instanceId] }] }));
+  const i = (d.Reservations ?? []).flatMap((r) => r.Instances ?? []).find((x) => x.InstanceId === instanceId);
+  if (!i) return { found: false, lifecycle: null, pending: null, status: null };
+  const lifecycle = i.InstanceLifecycle ?? null;
+  if (lifecycle !== 'spot') return { found: true, lifecycle, pending: null, status: null };
+  const r = await client.send(new DescribeSpotInstanceRequestsCommand({ Filters: [{ Name: 'instance-id', Values: [instanceId] }] }));
+  const req = (r.SpotInstanceRequests ?? []).find((x) => x.InstanceId === instanceId);
+  const status = req?.Status?.Code ?? null;
+  return { found: true, lifecycle, pending: status ? (PENDING[status] ?? null) : null, status };
 }

@@ -3,6 +3,9 @@
 // what its instance metadata says: recorded once per instance, and an evacuation started at once for
 // each member on the instance (Evacuate: its read names drained first, a primary switched over, a
 // successor launched like it, the member retired), as the system, audited like any operation.
+// An agent's token is within reach of whoever is a superuser of its host's Postgres (`COPY ... TO
+// PROGRAM` reads the token file): its notice moves nothing until EC2 itself says the instance is spot
+// capacity with an interruption pending. Only EventBridge's token, which no host holds, is taken as is.
 import path from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import type { Queue } from 'bullmq';
@@ -15,6 +18,9 @@ import type { TargetJob } from '@/lib/engine/queue';
 import { writeOperations } from '@/lib/engine/submit';
 import { errorText } from '@/lib/engine/errors';
 import { evacuateAction } from '@/lib/actions/grow/replace.action';
+import { writeAudit } from '@/lib/engine/write-audit';
+import { ec2Client } from '@/lib/adapters/aws/config';
+import { spotStanding, type SpotAction } from '@/lib/adapters/aws/ec2-spot';
 import { serverForToken } from '@/lib/features/agents/ingest';
 import { setting } from '@/lib/settings/settings';
 
@@ -52,10 +58,32 @@ export const successorDirectory = (dataDirectory: string, noticeId: number) => {
 };
 
 /**
+ * Why EC2 does not confirm an agent's notice (null: it does, and says the action it will take). A notice
+ * EC2 cannot be asked about is not confirmed either: evacuating retires the member and buys an instance.
+ */
+async function unconfirmedByEc2(instanceId: string, region: string): Promise<{ why: string } | { action: SpotAction }> {
+  let standing;
+  try {
+    standing = await spotStanding(ec2Client(region || undefined), instanceId);
+  } catch (err) {
+    return { why: `EC2 could not be asked about ${instanceId}: ${errorText(err)}` };
+  }
+  if (!standing.found) return { why: `EC2 has no instance ${instanceId}` };
+  if (standing.lifecycle !== 'spot')
+    return { why: `EC2 says ${instanceId} is ${standing.lifecycle ?? 'on-demand'} capacity, not spot: it has no interruption to give` };
+  if (!standing.pending)
+    return {
+      why: `EC2 has no interruption pending for ${instanceId} (its spot request is ${standing.status ?? 'not found'}, not marked for termination, stop or hibernation)`,
+    };
+  return { action: standing.pending };
+}
+
+/**
  * One notice, from the bearer token to the answer: 401 without a token, 403 for an agent speaking for
  * another instance than its own (or EventBridge's token unset or wrong), 400 for a body that is not the
- * event, 404 for an instance pgherd does not know, 200 with the operations started (or the same answer
- * again for a notice already received).
+ * event, 404 for an instance pgherd does not know, 409 for an agent's notice EC2 does not confirm (held:
+ * nothing recorded as an interruption, nothing moved, the refusal audited), 200 with the operations
+ * started (or the same answer again for a notice already received).
  */
 export async function receiveSpotNotice(
   db: Db,
@@ -86,10 +114,29 @@ export async function receiveSpotNotice(
   if (agent && (!s || agent.id !== s.id))
     return { status: 403, body: { error: `this agent's server is not ${instanceId}: an agent sends notices for its own instance only` } };
   if (!s) return { status: 404, body: { error: `no server of the inventory is EC2 instance ${instanceId}` } };
+  let action: SpotAction = n.detail['instance-action'];
+  if (agent) {
+    const ec2 = await unconfirmedByEc2(instanceId, n.region ?? s.region ?? '');
+    if ('why' in ec2) {
+      const error = `spot notice held, nothing moved: ${ec2.why}`;
+      await writeAudit(db, {
+        user: { id: null, username: `agent:${agent.hostname}` },
+        action: 'spot.notice.refused',
+        objectType: 'servers',
+        objectId: String(s.id),
+        objectLabel: `${instanceId}: ${error}`,
+        environmentId: agent.environment_id ?? null,
+        changes: { reason: [null, error] },
+      });
+      return { status: 409, body: { error } };
+    }
+    // EC2's word, not the host's, on what happens to the instance.
+    action = ec2.action;
+  }
   const due = n.time ? new Date(new Date(n.time).getTime() + 120_000) : null;
   const row = await db.execute<{ id: number }>(sql`
     INSERT INTO spot_interruptions (cloud_instance_id, region, availability_zone, server_id, source, instance_action, due_at)
-    VALUES (${instanceId}, ${n.region ?? s.region ?? ''}, ${s.zone ?? ''}, ${s.id}, ${source}, ${n.detail['instance-action']}, ${due})
+    VALUES (${instanceId}, ${n.region ?? s.region ?? ''}, ${s.zone ?? ''}, ${s.id}, ${source}, ${action}, ${due})
     ON CONFLICT (cloud_instance_id) DO NOTHING RETURNING id`);
   let id = row.rows[0]?.id;
   if (id === undefined) {
