@@ -117,6 +117,8 @@ export const tearDownRestoredAction = defineHerdAction({
   label: 'Tear down a restored herd',
   permission: 'admin',
   dangerous: true,
+  // It destroys a herd's data: a person's decision, never a schedule's.
+  schedulable: false,
   prepare,
   plan: (h, { prepared }) => {
     const r = prepared.get(h.id);

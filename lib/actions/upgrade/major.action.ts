@@ -1217,6 +1217,8 @@ function switchAction(direction: 'cutover' | 'rollback') {
     label: direction === 'cutover' ? 'Cut over to the upgraded herd' : 'Roll back to the herd before the upgrade',
     permission: 'admin',
     dangerous: true,
+    // Moving the clients to the other side (or back) is a person's call on the day, after looking at it.
+    schedulable: false,
     runsAsConfirmed: true,
     params: {
       schema: switchParams,
@@ -1264,6 +1266,8 @@ export const upgradeCleanupAction = defineHerdAction({
   label: 'Clean up a major upgrade',
   permission: 'admin',
   dangerous: true,
+  // It drops the side not kept and with it the way back: a person's decision, never a schedule's.
+  schedulable: false,
   runsAsConfirmed: true,
   params: { schema: z.object({}).strict(), fields: [] },
   prepare: (herdList, _p, db) => prepareSwitch(herdList, db),

@@ -1,5 +1,5 @@
-// What a rule may carry to a later fire: no attestation and no unschedulable action (refused when saved
-// and again when it fires), no environment nobody confirmed, nothing pending from before it was saved
+// What a rule may carry to a later fire: no attestation and no unschedulable action (a DR failover, an
+// upgrade's cut-over, roll back and cleanup, Tear down: refused when saved and again when it fires), no environment nobody confirmed, nothing pending from before it was saved
 // or disabled, and no webhook its new owner did not keep.
 import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -120,6 +120,37 @@ describe('a rule replays no attestation', () => {
       .from(operationTargets)
       .where(eq(operationTargets.operationId, run.operationId!));
     expect(planned.map((x) => x.id)).toEqual([stg]);
+  });
+});
+
+describe('a person\u2019s decisions stay a person\u2019s', () => {
+  const decisions = [
+    ['upgrade-cutover', 'Cut over to the upgraded herd'],
+    ['upgrade-rollback', 'Roll back to the herd before the upgrade'],
+    ['upgrade-cleanup', 'Clean up a major upgrade'],
+    ['tear-down-restored', 'Tear down a restored herd'],
+  ] as const;
+
+  it.each(decisions)('%s: refused when a rule is saved with it, and when a stored rule with it fires', async (action, label) => {
+    const [herd] = await t.db.select({ id: herds.id }).from(herds).where(eq(herds.environmentId, env.staging)).limit(1);
+    const name = `scheduled ${action}`;
+    const err = await createRule(t.db, root, body({ name, action, herdIds: [herd!.id] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RuleError);
+    expect((err as RuleError).status).toBe(400);
+    expect((err as RuleError).details).toEqual([
+      { path: 'action', message: `${label} cannot be scheduled: a person decides it at the moment, on the console` },
+    ]);
+    expect(await t.db.$count(rules, eq(rules.name, name))).toBe(0);
+    // A row that got past the save (written by hand, or saved before the action was a person's): refused at its fire.
+    const rule = await createRule(t.db, root, body({ name: `became ${action}`, instanceIds: [await replicaIn(env.staging)] }));
+    await t.db
+      .update(rules)
+      .set({ action, params: {}, scope: { herdIds: [herd!.id] } })
+      .where(eq(rules.id, rule.id));
+    const run = await runOf(await fireNow(rule.id));
+    expect(run.status).toBe('refused');
+    expect(run.reason).toBe(`refused: ${label} cannot be scheduled: a person decides it at the moment, on the console`);
+    expect(await t.db.$count(operations, eq(operations.ruleId, rule.id))).toBe(0);
   });
 });
 
