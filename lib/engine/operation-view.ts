@@ -86,10 +86,24 @@ export interface OperationDelta extends Omit<OperationView, 'targets'> {
 // commit later than the poll that set the cursor, and a worker's clock may run behind the database's.
 const OVERLAP_MS = 5000;
 
+/** Whether the operation is the viewer's own: asked for by them, while they are an active user. */
+export const ownOperation = (access: Access, requestedBy: number | null): boolean =>
+  requestedBy !== null && requestedBy === access.userId && !access.inactive;
+
+/**
+ * Whether the viewer may see a target in environment `env`. A target whose herd was deleted since
+ * (a Tear down ends by deleting its herd) belongs to no environment: a global viewer sees it, and so
+ * does whoever asked for the operation, whose own record it stays; a target in an environment where
+ * they hold no role now stays hidden from them all the same.
+ */
+export const seesTarget = (access: Access, env: number | null, own: boolean): boolean =>
+  can(access, 'viewer', env) || (env === null && own);
+
 /**
  * The operation as `access` may see it: only the targets in environments where it has a role (an
  * operation may span several; a staging operator must not read production's commands and data
- * directories). A target whose herd is gone belongs to no environment: global viewers only. Null
+ * directories). A target whose herd is gone belongs to no environment: global viewers only, and the
+ * person who asked for the operation (seesTarget). Null
  * when the operation does not exist. With `since` (a cursor from an earlier answer), only the targets
  * that changed after it are sent in full: the page of a 1,000-target operation polls without
  * re-sending every target each second.
@@ -117,11 +131,12 @@ export async function operationView(db: Db, id: number, access: Access, since?: 
     .leftJoin(herds, eq(herds.id, operationTargets.herdId))
     .where(eq(operationTargets.operationId, id))
     .orderBy(asc(operationTargets.id));
-  const visible = all.filter((r) => can(access, 'viewer', r.env));
+  const own = ownOperation(access, op.requestedBy);
+  const visible = all.filter((r) => seesTarget(access, r.env, own));
   const withheld = await withholding(
     db,
     access,
-    all.filter((r) => !can(access, 'viewer', r.env)),
+    all.filter((r) => !seesTarget(access, r.env, own)),
   );
   const after = since ? new Date(since.getTime() - OVERLAP_MS) : null;
   const changedIds = after

@@ -1,7 +1,8 @@
 // What a user with a role in staging only may read through the API (and the functions the console's
 // pages draw from): no production blackout, window or environment name, no EC2 discovery findings, no
 // parameter or note of a mixed operation that names a production target; and what no caller may send:
-// a body past the cap to a route that takes none.
+// a body past the cap to a route that takes none. And what its requester may still read: their own
+// operation once the herd it targeted is deleted.
 import { and, eq } from 'drizzle-orm';
 import { NextRequest } from 'next/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,7 @@ import {
   instances,
   maintenanceWindows,
   operations,
+  operationSteps,
   operationTargets,
   operationWaves,
   roleBindings,
@@ -28,6 +30,7 @@ import { createApiToken } from '@/lib/features/auth/api-tokens';
 import { latestDiscoveryRuns, runView } from '@/lib/features/discovery/discovery-runs';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { WITHHELD } from '@/lib/engine/operation-withheld';
+import { operationView } from '@/lib/engine/operation-view';
 import { listBlackouts } from '@/lib/features/rules/blackouts';
 import { ruleBody } from '@/lib/features/rules/rule-body';
 import { createRule } from '@/lib/features/rules/rules';
@@ -43,7 +46,7 @@ import * as operationRoute from './operations/[id]/route';
 import * as ruleRunRoute from './rules/[id]/run/route';
 
 let t: TestDb;
-let stg: { access: Access; read: string; operate: string };
+let stg: { id: number; access: Access; read: string; operate: string };
 let root: { id: number; username: string; access: Access; read: string };
 const env = new Map<string, number>();
 let opId = 0;
@@ -96,6 +99,7 @@ beforeAll(async () => {
     read: (await createApiToken(t.db, r!.id, 'r', 'read')).token,
   };
   stg = {
+    id: s!.id,
     access: await loadAccess(t.db, s!.id),
     read: (await createApiToken(t.db, s!.id, 'r', 'read')).token,
     operate: (await createApiToken(t.db, s!.id, 'o', 'operate')).token,
@@ -254,6 +258,70 @@ describe('a user with a role in staging only', () => {
     ) as typeof op;
     expect(whole.params.upstreamInstanceId).toBe(String(prodInstance));
     expect(whole.pausedReason).toContain(prodHost);
+  });
+});
+
+describe('an operation whose herd was deleted since', () => {
+  it('its requester still reads it, with its target and steps; another staging admin, not its requester, is refused', async () => {
+    // A Tear down's end: the restored herd it targeted is deleted by its last step.
+    const [torn] = await t.db
+      .insert(herds)
+      .values({ environmentId: env.get('staging')!, name: 'restored-torn', systemIdentifier: '7399999999999999001', pgVersion: 15 })
+      .returning();
+    const [op] = await t.db
+      .insert(operations)
+      .values({
+        action: 'tear-down-restored',
+        actionParams: {},
+        planDigest: 'x',
+        requestedBy: stg.id,
+        requestedByName: 'stg-only',
+        status: 'succeeded',
+        finishedAt: new Date(),
+      })
+      .returning();
+    const [target] = await t.db
+      .insert(operationTargets)
+      .values({ operationId: op!.id, herdId: torn!.id, label: 'staging/restored-torn', status: 'succeeded' })
+      .returning();
+    await t.db.insert(operationSteps).values({
+      targetId: target!.id,
+      seq: 1,
+      name: 'delete the herd from the inventory',
+      status: 'succeeded',
+      startedAt: new Date(),
+      finishedAt: new Date(),
+    });
+    await t.db.delete(herds).where(eq(herds.id, torn!.id));
+    const [other] = await t.db.insert(users).values({ username: 'stg-other', source: 'local' }).returning();
+    await t.db
+      .insert(roleBindings)
+      .values({ role: 'admin', subjectType: 'user', subject: 'stg-other', environmentId: env.get('staging')! });
+    const path = `/api/v1/operations/${op!.id}`;
+    const mine = await call(operationRoute.GET, path, stg.read, { params: { id: String(op!.id) } });
+    expect(mine.status, mine.text).toBe(200);
+    const body = JSON.parse(mine.text) as {
+      status: string;
+      targets: { herdId: number | null; label: string; steps: { name: string }[] }[];
+    };
+    expect(body.status).toBe('succeeded');
+    expect(body.targets).toEqual([
+      expect.objectContaining({
+        herdId: null,
+        label: 'staging/restored-torn',
+        steps: [expect.objectContaining({ name: 'delete the herd from the inventory' })],
+      }),
+    ]);
+    // The console's page and its poll read the same view.
+    const view = (await operationView(t.db, op!.id, stg.access))!;
+    expect(view.hiddenTargets).toBe(0);
+    expect(view.targets.map((x) => x.label)).toEqual(['staging/restored-torn']);
+    // Not its requester: a herd that is gone belongs to no environment, global viewers only.
+    const theirs = await call(operationRoute.GET, path, (await createApiToken(t.db, other!.id, 'r', 'read')).token, {
+      params: { id: String(op!.id) },
+    });
+    expect(theirs.status).toBe(403);
+    expect((await operationView(t.db, op!.id, await loadAccess(t.db, other!.id)))!.targets).toEqual([]);
   });
 });
 

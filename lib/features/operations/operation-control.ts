@@ -5,26 +5,44 @@ import type { Db } from '@/db/client';
 import { herds, operations, operationTargets } from '@/db/schema';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { can, demand, type Access } from '@/lib/engine/access';
+import { ownOperation } from '@/lib/engine/operation-view';
 import { holdOperation, OperationStateError, resumePaused, whyNot } from '@/lib/engine/hold';
 import type { TargetJob } from '@/lib/engine/queue';
 import { getAction } from '@/lib/actions/registry';
 import type { Actor } from '@/lib/engine/access';
 
-/** The operation's action and the environments of its targets (what access to it is judged on). */
-/** An operation whose herds have all been deleted belongs to no environment ([null]): global roles only. */
-export async function operationScope(db: Db, id: number): Promise<{ action: string; environmentIds: (number | null)[] } | null> {
-  const [op] = await db.select({ action: operations.action }).from(operations).where(eq(operations.id, id));
+/**
+ * The operation's action and the environments of its targets (what access to it is judged on). An
+ * operation whose herds have all been deleted belongs to no environment ([null]): global roles only, but
+ * for reading by whoever asked for it (`herdless`: a target's herd is gone; `requestedBy`: who asked).
+ */
+export async function operationScope(
+  db: Db,
+  id: number,
+): Promise<{ action: string; environmentIds: (number | null)[]; requestedBy: number | null; herdless: boolean } | null> {
+  const [op] = await db
+    .select({ action: operations.action, requestedBy: operations.requestedBy })
+    .from(operations)
+    .where(eq(operations.id, id));
   if (!op) return null;
   const envs = await db
     .selectDistinct({ env: herds.environmentId })
     .from(operationTargets)
     .innerJoin(herds, eq(operationTargets.herdId, herds.id))
     .where(eq(operationTargets.operationId, id));
-  return { action: op.action, environmentIds: envs.length ? envs.map((e) => e.env) : [null] };
+  const herdless = await db.$count(operationTargets, and(eq(operationTargets.operationId, id), isNull(operationTargets.herdId)));
+  return {
+    action: op.action,
+    environmentIds: envs.length ? envs.map((e) => e.env) : [null],
+    requestedBy: op.requestedBy,
+    herdless: herdless > 0,
+  };
 }
 
 /**
- * Seeing an operation needs a role in one of its targets' environments; cancelling or retrying it
+ * Seeing an operation needs a role in one of its targets' environments (or to have asked for it, once a
+ * herd it targeted is gone: it then shows the targets without a herd, and those where a role is held);
+ * cancelling or retrying it
  * needs the action's own role in all of them. Throws AccessDenied.
  */
 export async function demandOnOperation(db: Db, access: Access, id: number, need: 'view' | 'control'): Promise<void> {
@@ -33,6 +51,8 @@ export async function demandOnOperation(db: Db, access: Access, id: number, need
   const envs = scope.environmentIds;
   if (need === 'view') {
     if (envs.some((e) => can(access, 'viewer', e))) return;
+    // Their own operation, after its herd was deleted (a Tear down's last step): its record stays theirs.
+    if (scope.herdless && ownOperation(access, scope.requestedBy)) return;
     return demand(db, access, 'viewer', `Operation #${id}`, envs.slice(0, 1));
   }
   const action = getAction(scope.action);
