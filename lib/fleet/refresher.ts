@@ -1,14 +1,16 @@
 // The state refresher: reads every instance's role, state, timeline, LSN, lag, upstream and pending
-// restarts, with bounded concurrency, and writes them to the inventory.
+// restarts, with bounded concurrency, and writes them to the inventory; a herd found with two members
+// accepting writes at once is said to have two primaries (lib/fleet/two-primaries.ts).
 import { and, eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
-import { dnsRecords, herdLeases, instances, instanceState } from '@/db/schema';
+import { dnsRecords, herdLeases, herds, instances, instanceState } from '@/db/schema';
 import { checkRecord } from '@/lib/fleet/dns-records';
 import { loadHerdRefs } from '@/lib/fleet/herd-ref';
 import { lsnToNumber } from '@/lib/adapters/format/lsn';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, type Observed } from '@/lib/fleet/observe';
 import { judgeHerds } from '@/lib/fleet/no-primary';
+import { acceptingWrites, recordTwoPrimaries } from '@/lib/fleet/two-primaries';
 import { archiveValues, isDeliberate, keepDeliberate, stateFrom } from '@/lib/fleet/record-observation';
 
 /** `fn` over `items`, at most `limit` at a time, results in order. */
@@ -171,8 +173,34 @@ export async function recordPass(
     plain.push(rowOf(r.id, reading));
   }
   await writeReadings(db, plain, claim);
+  await tellTwoPrimaries(db, seen, readings);
   const silent = [...new Set(seen.map(({ r }) => r.herdId))].filter((h) => !answered.has(h));
   await judgeHerds(db, { answered: [...answered], silent });
+}
+
+/**
+ * Two members of a herd answered as primary in this pass, one of them not recorded as a running primary
+ * before it (a replica promoted by hand, a copy started on its own): asked again, both at once, and if
+ * both still accept writes, the herd has two primaries and the webhooks are told (once: the inventory
+ * says so from then on). An operation's own records never raise it; only Postgres does.
+ */
+async function tellTwoPrimaries(db: Db, seen: { r: InstanceRef; o: Observed }[], readings: Map<number, Reading>): Promise<void> {
+  const byHerd = new Map<number, InstanceRef[]>();
+  for (const { r } of seen) if (readings.get(r.id)?.role === 'primary') byHerd.set(r.herdId, [...(byHerd.get(r.herdId) ?? []), r]);
+  for (const [herdId, members] of byHerd) {
+    const fresh = members.find((r) => r.role !== 'primary' || r.state !== 'running');
+    if (members.length < 2 || !fresh) continue;
+    const [h] = await db.select({ sysid: herds.systemIdentifier }).from(herds).where(eq(herds.id, herdId));
+    const writable = await acceptingWrites(members, () => h?.sysid ?? null);
+    if (writable.length < 2 || !writable.some((m) => m.id === fresh.id)) continue;
+    const labels = writable.map((m) => m.label);
+    await recordTwoPrimaries(db, {
+      herdId,
+      instanceId: fresh.id,
+      operationId: null,
+      detail: `${labels.join(' and ')} accept writes at once, each asked: the herd has two primaries. Clients may write to either: stop one and rebuild it from the other, or find out first which one they wrote to`,
+    });
+  }
 }
 
 /** A reading as one row of the pass's write (see writeReadings). */

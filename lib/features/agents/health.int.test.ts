@@ -1,14 +1,17 @@
 // Fleet health from the agents' reports, on the lab's inventory with real reports from its instances:
-// a restored copy of a primary reported by another server makes two primaries in the herd, an agent
-// that stops reporting is silent after three of its own intervals, a replica an admin put in the
-// wrong herd streams from outside it; each is seen only by those who may see its environment.
+// a restored copy of a primary, started on its own and reported by another server, makes two primaries
+// in the herd (both accept writes, asked of Postgres), an agent that stops reporting is silent after
+// three of its own intervals, a replica an admin put in the wrong herd streams from outside it; each is
+// seen only by those who may see its environment.
 import { eq, sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { auditEntries, environments, herds, instances, servers } from '@/db/schema';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { planOperation } from '@/lib/engine/plan';
 import { seedLabFleet } from '@/lib/lab/seed';
+import { restoredCopy } from '@/lib/lab/faults';
+import { dsn } from '@/lib/lab/postgres';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { collectInstance } from '@/lib/agent/collect';
@@ -78,11 +81,13 @@ describe('fleet health', () => {
 
   it('a second instance running as primary in a herd: the herd, both primaries; gone when the copy stops', async () => {
     const p = stagingPrimary();
-    // A server that is not in the herd reports a running primary with the herd's system identifier
-    // (the primary's own facts: a copy restored from its backup and started on its own).
-    const copyHost = t.lab.instances.find((i) => i.environment === 'staging' && i.herd !== p.herd && i.role === 'replica')!.server;
-    const facts = await collectInstance({ connectionString: p.dsn });
-    const spare = { ...facts, port: facts.port + 1000, dataDirectory: '/srv/restored' };
+    // A server that is not in the herd reports a running primary with the herd's system identifier: a
+    // copy of the primary restored from a base backup and started on its own there, accepting writes
+    // (the finding asks Postgres: an inventory row alone is no second primary).
+    const host = t.lab.instances.find((i) => i.environment === 'staging' && i.herd !== p.herd && i.role === 'replica')!;
+    const copyHost = host.server;
+    const copy = await restoredCopy(t.lab, inject('labFile'), p, 'db-health-copy.lab.internal', host.address);
+    const spare = await collectInstance({ connectionString: dsn(copy.node) });
     const [before] = await t.db
       .select()
       .from(instances)
@@ -107,6 +112,7 @@ describe('fleet health', () => {
     expect((await fleetHealth(t.db, [envId.get('staging')!])).twoPrimaries.total).toBe(1);
 
     // The copy is stopped: its server's next report no longer lists it, the instance is marked stopped.
+    await copy.remove();
     await send(copyHost, [await collectInstance({ connectionString: t.lab.instances.find((i) => i.server === copyHost)!.dsn })]);
     expect(healthy(await fleetHealth(t.db, null))).toBe(true);
   });

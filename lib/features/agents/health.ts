@@ -1,5 +1,6 @@
 // Fleet health from what the agents report: servers whose agent has gone silent, herds where more than
-// one instance runs as a primary (a split brain, or a restored copy started on its own), replicas
+// one instance accepts writes as a primary, asked of Postgres (a split brain, or a restored copy started
+// on its own), replicas
 // that stream from an instance outside their herd, and instances whose server's EC2 tags name another
 // herd than the one the agents put them in; and herds pgherd found with no primary at all (the
 // refresher, or a DR failover that stopped: lib/fleet/no-primary.ts). For the dashboard (the whole
@@ -8,6 +9,7 @@ import { archiveFailing, archiveLagging } from '@/lib/fleet/backups/status-sql';
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { discoveryConfig } from '@/lib/features/discovery/discovery';
+import { writablePrimaries } from '@/lib/fleet/two-primaries';
 import { setting } from '@/lib/settings/settings';
 
 /** An agent silent for more than this many of its intervals is reported. */
@@ -279,9 +281,19 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
       ORDER BY i.settings_drift_since, s.hostname, i.port
       LIMIT ${HEALTH_ROWS}`),
   ]);
+  // The inventory names the suspects; Postgres decides: a herd in the middle of its own switchover records
+  // its new primary before its old one is recorded otherwise, with one primary all along.
+  const writable = await writablePrimaries(
+    db,
+    two.rows.map((r) => r.herdId),
+  );
+  const twoNow = two.rows
+    .filter((r) => writable.has(r.herdId))
+    .map((r) => ({ ...r, primaries: r.primaries.filter((p) => writable.get(r.herdId)?.includes(p.id)) }));
   return {
     silent: counted(silent.rows.map((r) => ({ ...r, lastSeenAt: new Date(r.lastSeenAt) }))),
-    twoPrimaries: counted(two.rows),
+    // Counted among the herds asked (the first HEALTH_ROWS the inventory suspects).
+    twoPrimaries: { rows: twoNow.map(({ total: _t, ...r }) => r), total: twoNow.length },
     noPrimary: counted(none.rows.map((r) => ({ ...r, since: new Date(r.since) }))),
     foreignUpstreams: counted(foreign.rows),
     conflicts: counted(held.rows.map((r) => ({ ...r, firstSeenAt: new Date(r.firstSeenAt) }))),

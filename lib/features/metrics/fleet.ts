@@ -11,6 +11,7 @@ import { WORKER_SILENT_MS } from '@/lib/engine/workers-alive';
 import { TWO_PRIMARIES } from '@/lib/features/patroni/follow';
 import { throttled } from '@/lib/adapters/log/log';
 import { backupStatusSql } from '@/lib/fleet/backups/status-sql';
+import { writablePrimaries } from '@/lib/fleet/two-primaries';
 import { unverifiedByEnvironment } from '@/lib/features/backups/scorecard';
 
 /** A queue as the gauges read it (BullMQ's Queue has this). */
@@ -127,17 +128,26 @@ export function registerFleetGauges(
   });
   new Gauge({
     name: 'pgherd_herds_two_primaries',
-    help: 'Herds with more than one primary: running as primary in the inventory, or accepting writes as Patroni\u2019s follower last saw.',
+    help: 'Herds with more than one member accepting writes: asked of Postgres where the inventory records two running as primary, or as Patroni\u2019s follower last saw.',
     labelNames: ['environment'] as const,
     registers,
     async collect() {
-      const rows = await rowsOf<{ environment: string; n: number }>(sql`
-        SELECT e.name AS environment, count(*) FILTER (WHERE
-          (SELECT count(*) FROM instances i WHERE i.herd_id = h.id AND i.role = 'primary' AND i.state = 'running') > 1
-          OR h.patroni_problem LIKE ${`${TWO_PRIMARIES}%`})::int AS n
+      // The inventory names the suspects; Postgres decides (a switchover records its new primary before
+      // its old one is recorded otherwise, with one primary all along).
+      const rows = await rowsOf<{ environment: string; patroni: number; suspects: number[] }>(sql`
+        SELECT e.name AS environment, (count(*) FILTER (WHERE h.patroni_problem LIKE ${`${TWO_PRIMARIES}%`}))::int AS patroni,
+          coalesce(array_agg(h.id) FILTER (WHERE (h.patroni_problem IS NULL OR h.patroni_problem NOT LIKE ${`${TWO_PRIMARIES}%`}) AND
+            (SELECT count(*) FROM instances i WHERE i.herd_id = h.id AND i.role = 'primary' AND i.state = 'running') > 1), '{}') AS suspects
         FROM herds h JOIN environments e ON e.id = h.environment_id GROUP BY 1`);
+      const writable = await bounded(() =>
+        writablePrimaries(
+          db(),
+          rows.flatMap((r) => r.suspects),
+        ),
+      );
       this.reset();
-      for (const r of rows) this.set({ environment: r.environment }, r.n);
+      if (!writable) return;
+      for (const r of rows) this.set({ environment: r.environment }, r.patroni + r.suspects.filter((h) => writable.has(h)).length);
     },
   });
   new Gauge({
