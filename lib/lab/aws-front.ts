@@ -333,7 +333,11 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
   };
 
   // The spot requests of the listed spot instances that the filter names, marked as EC2 marks them.
-  const MARKED = { terminate: 'marked-for-termination', stop: 'marked-for-stop', hibernate: 'marked-for-hibernation' } as const;
+  const MARKED = {
+    terminate: ['marked-for-termination', 'termination'],
+    stop: ['marked-for-stop', 'stop'],
+    hibernate: ['marked-for-hibernation', 'hibernation'],
+  } as const;
   const spotRequests = async (res: http.ServerResponse, p: URLSearchParams) => {
     const pending = capacity().interruptions ?? {};
     const named = [...p].filter(([k]) => /^Filter\.\d+\.Value\.\d+$/.test(k) && p.get(k.replace(/Value\.\d+$/, 'Name')) === 'instance-id');
@@ -342,8 +346,9 @@ export function startFront(cfg: AwsFrontConfig): Promise<http.Server> {
     const spot = (await describe(ids)).filter((i) => i.InstanceLifecycle === 'spot' && i.State?.Name === 'running');
     const items = spot.map((i) => {
       const id = i.InstanceId ?? '';
-      const code = MARKED[pending[id] ?? 'terminate'];
-      return `<item><spotInstanceRequestId>sir-${id.slice(2, 10)}</spotInstanceRequestId><instanceId>${id}</instanceId><state>active</state><type>one-time</type><productDescription>Linux/UNIX</productDescription><launchedAvailabilityZone>${i.Placement?.AvailabilityZone ?? ''}</launchedAvailabilityZone><status><code>${code}</code><updateTime>${new Date().toISOString()}</updateTime><message>Your Spot Instance has been marked for ${pending[id] === 'stop' ? 'stop' : pending[id] === 'hibernate' ? 'hibernation' : 'termination'} because there is no more capacity available.</message></status><instanceInterruptionBehavior>${pending[id] ?? 'terminate'}</instanceInterruptionBehavior></item>`;
+      const behavior = pending[id] ?? 'terminate';
+      const [code, word] = MARKED[behavior];
+      return `<item><spotInstanceRequestId>sir-${id.slice(2, 10)}</spotInstanceRequestId><instanceId>${id}</instanceId><state>active</state><type>one-time</type><productDescription>Linux/UNIX</productDescription><launchedAvailabilityZone>${i.Placement?.AvailabilityZone ?? ''}</launchedAvailabilityZone><status><code>${code}</code><updateTime>${new Date().toISOString()}</updateTime><message>Your Spot Instance has been marked for ${word} because there is no more capacity available.</message></status><instanceInterruptionBehavior>${behavior}</instanceInterruptionBehavior></item>`;
     });
     res.writeHead(200, { 'content-type': 'text/xml;charset=UTF-8' });
     res.end(

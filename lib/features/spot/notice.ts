@@ -58,7 +58,7 @@ export const successorDirectory = (dataDirectory: string, noticeId: number) => {
 };
 
 /**
- * Why EC2 does not confirm an agent's notice (null: it does, and says the action it will take). A notice
+ * Why EC2 does not confirm an agent's notice, or the action EC2 says it will take when it does. A notice
  * EC2 cannot be asked about is not confirmed either: evacuating retires the member and buys an instance.
  */
 async function unconfirmedByEc2(instanceId: string, region: string): Promise<{ why: string } | { action: SpotAction }> {

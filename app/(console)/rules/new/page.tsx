@@ -14,7 +14,10 @@ export default async function NewRulePage() {
       <Breadcrumbs items={[{ label: 'Rules', href: '/rules' }, { label: 'New rule' }]} />
       <h1>New rule</h1>
       <p>You will own it: each time it fires, your roles at that moment decide whether it runs.</p>
-      <RuleForm create={createRuleAction} actions={actions.map((a) => ({ name: a.name, label: a.label, onHerds: isHerdAction(a) }))} />
+      <RuleForm
+        create={createRuleAction}
+        actions={actions.filter((a) => a.schedulable !== false).map((a) => ({ name: a.name, label: a.label, onHerds: isHerdAction(a) }))}
+      />
     </>
   );
 }
