@@ -1,0 +1,34 @@
+// What the schema copy hands psql on green's host comes from blue, which may be hostile (a role there
+// can name objects to break out of pg_dump's comments). pg_dump 15.14, 16.10 and 17.6 and later open
+// their output with `\restrict <key>`: psql then runs no meta-command until `\unrestrict <key>`, so
+// a line smuggled into the dump cannot reach the shell (`\!`) or another database (`\connect`). The
+// guard is kept as pg_dump wrote it; a dump without it is accepted only when it holds no meta-command.
+// And a database's name goes to libpq as `dbname='…'`: a bare `-d name` with an `=` in it would be read
+// as a whole connection string (another host, another user).
+import { conninfoValue } from '@/lib/actions/steps/libpq-rule';
+import { Refusal } from '@/lib/fleet/refusal';
+
+const RESTRICT = /^\\restrict [A-Za-z0-9]+$/;
+
+/**
+ * The script psql runs for a dump: as it came when pg_dump guarded it (its `\restrict` line first),
+ * else refused if any line would be read as a meta-command. `what` names the dump in the refusal.
+ */
+export function guardedScript(dump: string, what: string): string {
+  const lines = dump.split('\n');
+  const first = lines.findIndex((l) => l.trim() !== '' && !l.startsWith('--'));
+  if (first >= 0 && RESTRICT.test(lines[first] ?? '')) return dump;
+  const meta = lines.find((l) => /^\s*\\/.test(l));
+  if (meta !== undefined)
+    throw new Refusal(
+      'not-applicable',
+      `${what} holds a psql meta-command (${JSON.stringify(meta.slice(0, 40))}) and no \\restrict guard: it is not run (use pg_dump 15.14, 16.10, 17.6 or later on blue's host)`,
+    );
+  return dump;
+}
+
+/** Whether libpq would read `name`, given as a database name, as a connection string or URI. */
+export const readAsConnectionString = (name: string) => name.includes('=') || /^postgres(ql)?:\/\//i.test(name);
+
+/** A database name for `-d`, as data: libpq parses `dbname='…'` and takes the quoted value as the name whatever it holds. */
+export const dbnameArg = (name: string) => `dbname=${conninfoValue(name)}`;
