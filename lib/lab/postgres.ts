@@ -59,7 +59,13 @@ export function hbaFor(node: Pick<PgNode, 'pgherdUser'>): string {
   return [
     'local all all trust',
     ...(node.pgherdUser
-      ? [`hostssl all ${node.pgherdUser} 127.0.0.0/8 scram-sha-256`, `host all ${node.pgherdUser} 0.0.0.0/0 reject`]
+      ? [
+          `hostssl all ${node.pgherdUser} 127.0.0.0/8 scram-sha-256`,
+          `host all ${node.pgherdUser} 0.0.0.0/0 reject`,
+          // The roles a major upgrade's subscriptions connect as (group pgherd_upgrade): as pgherd's own.
+          'hostssl all +pgherd_upgrade 127.0.0.0/8 scram-sha-256',
+          'host all +pgherd_upgrade 0.0.0.0/0 reject',
+        ]
       : []),
     'host all all 127.0.0.0/8 trust',
     'local replication all trust',

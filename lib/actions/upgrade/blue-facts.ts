@@ -4,6 +4,7 @@
 import pg from 'pg';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { instanceClient } from '@/lib/fleet/pg-access';
+import { readAsConnectionString } from './dump-guard';
 
 export interface DatabaseFacts {
   name: string;
@@ -161,6 +162,10 @@ export function judge(f: BlueFacts, targetExtensions: Record<string, string> | n
       `${f.freeSenders} free WAL sender(s) on the primary, ${dbs.length} needed (one a database): raise max_wal_senders (a restart)`,
     );
   for (const d of dbs) {
+    if (readAsConnectionString(d.name))
+      blockers.push(
+        `database ${JSON.stringify(d.name)}: libpq reads a name with "=" (or a postgres:// prefix) as a connection string, not a database: rename it before the upgrade`,
+      );
     if (d.noIdentity.length)
       blockers.push(
         `${d.name}: ${d.noIdentity.length} table(s) without a primary key or replica identity (${d.noIdentity.slice(0, 5).join(', ')}${d.noIdentity.length > 5 ? ', ...' : ''}): their UPDATE and DELETE cannot be replicated; add a primary key or ALTER TABLE ... REPLICA IDENTITY FULL`,

@@ -30,7 +30,6 @@ import { writeAudit } from '@/lib/engine/write-audit';
 import { binDir } from '@/lib/fleet/drivers';
 import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { accessFor } from '@/lib/fleet/pg-access';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
 import { dnsSteps } from '@/lib/actions/steps/dns-steps';
@@ -41,22 +40,22 @@ import { loadRestoreServer, notThisEnvironment, type RestoreServer } from '@/lib
 import { pendingRefusal, unpinnedRefusal } from '@/lib/engine/define-action';
 import { versionText } from '@/lib/actions/upgrade-minor.action';
 import { copied, judge, onDb, readBlueFacts, setReadOnly, type BlueFacts, type Endpoint } from './blue-facts';
-
-const PUBLICATION = 'pgherd_upgrade';
-const BACK_PUBLICATION = 'pgherd_upgrade_back';
-// One subscription a database, named (and its slot with it) by the upgrade and the database's place in
-// the upgrade's list: a slot's name is the whole cluster's, so two databases never share one.
-type SubName = (k: number) => string;
-const subscription =
-  (id: number): SubName =>
-  (k) =>
-    `pgherd_upgrade_${String(id)}_${String(k)}`;
-const backSubscription =
-  (id: number): SubName =>
-  (k) =>
-    `pgherd_back_${String(id)}_${String(k)}`;
-/** A table of pgherd's in each copied database: a row written on one side and seen on the other proves every earlier commit applied. */
-const MARKER = 'pgherd.upgrade_marker';
+import { ownTable, provenOwnTable, useOwnSchema } from '@/lib/fleet/own-schema';
+import { dbnameArg, guardedScript } from './dump-guard';
+import { newLogin, subscribe } from './subscribe';
+import { abandonPlan, type AbandonState } from './abandon';
+import {
+  BACK_PUBLICATION,
+  backSubscription,
+  dropRoleOn,
+  dropSlots,
+  MARKER,
+  MARKER_COLUMNS,
+  MARKER_TABLE,
+  PUBLICATION,
+  subscription,
+  type SubName,
+} from './replication';
 
 // --- Reading what there is -------------------------------------------------------------------------
 
@@ -142,21 +141,6 @@ const SEQUENCES = `SELECT format('%I.%I', schemaname, sequencename) AS s,
   (xpath('/row/last_value/text()', query_to_xml(format('SELECT last_value FROM %I.%I', schemaname, sequencename), false, true, '')))[1]::text AS v
   FROM pg_sequences WHERE schemaname <> 'pgherd'`;
 
-const lit = (v: string) => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-
-/** The libpq connection string one side subscribes to the other with: pgherd's role, TLS required. */
-function conninfo(to: Endpoint, database: string, creds: { user: string; password: string | null }): string {
-  return [
-    `host=${lit(to.host)}`,
-    `port=${String(to.port)}`,
-    `dbname=${lit(database)}`,
-    `user=${lit(creds.user)}`,
-    ...(creds.password !== null ? [`password=${lit(creds.password)}`] : []),
-    'sslmode=require',
-    "application_name='pgherd-upgrade'",
-  ].join(' ');
-}
-
 /** The first of `dirs` on the host that has `tool`, or the error saying none has. */
 async function toolOn(deps: ActionDeps, t: { ssh: SshTarget }, ctx: StepContext, tool: string, dirs: string[]): Promise<string> {
   const r = await execNoted(
@@ -177,13 +161,6 @@ async function toolOn(deps: ActionDeps, t: { ssh: SshTarget }, ctx: StepContext,
   if (r.code !== 0 || !found) throw new Error(`no ${tool} on ${t.ssh.host} in ${dirs.join(', ')}`);
   return found;
 }
-
-/** psql's and pg_dump's output has meta-commands a pg_dump from 15.14, 16.10 and 17.6 on adds; the SQL goes through without them. */
-const withoutRestrict = (ddl: string) =>
-  ddl
-    .split('\n')
-    .filter((l) => !/^\\(un)?restrict\b/.test(l))
-    .join('\n');
 
 // --- The pre-check --------------------------------------------------------------------------------
 
@@ -376,7 +353,23 @@ async function psqlOn(
     x.deps,
     srv,
     x,
-    [x.state.psql, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(port), '-U', 'postgres', '-d', database, '-f', '-'],
+    [
+      x.state.psql,
+      '-X',
+      '-q',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-h',
+      socketDir,
+      '-p',
+      String(port),
+      '-U',
+      'postgres',
+      '-d',
+      dbnameArg(database),
+      '-f',
+      '-',
+    ],
     600_000,
     sqlText,
   );
@@ -431,6 +424,12 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
           await execNotedOk(x.deps, srv, x, ['rm', '-rf', '--', dir], 60_000);
           // The slots green's subscriptions made on blue would keep WAL there for ever.
           if (x.state.upgradeId !== null) await dropSlots(blueEnd, x.state.upgradeId);
+          if (x.state.upgradeId !== null)
+            await dropRoleOn(
+              blueEnd,
+              dbs.map((d) => d.name),
+              x.state.upgradeId,
+            );
           if (x.state.upgradeId !== null)
             await x.deps.db.update(majorUpgrades).set({ status: 'failed' }).where(eq(majorUpgrades.id, x.state.upgradeId));
           if (x.state.herdId !== null) await x.deps.db.delete(herds).where(eq(herds.id, x.state.herdId));
@@ -538,7 +537,7 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
             )
           ).rows.map((r) => r.stmt),
         );
-        const script = withoutRestrict(roles.stdout)
+        const script = guardedScript(roles.stdout, `the roles of ${blue.label} (pg_dumpall --roles-only)`)
           .split('\n')
           .filter((l) => !/^CREATE ROLE postgres;$/.test(l))
           .concat(secrets)
@@ -546,10 +545,11 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
         await psqlOn(x, srv, dir, port, 'postgres', script);
         for (const d of dbs)
           await onDb(blueEnd, d.name, async (c) => {
-            await c.query(`CREATE SCHEMA IF NOT EXISTS pgherd`);
-            await c.query(
-              `CREATE TABLE IF NOT EXISTS ${MARKER} (token text PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
-            );
+            // Written as superuser at every switch: proven pgherd's own plain table first (a role that made
+            // schema pgherd before could own the table and hang a trigger on it), else refused.
+            await ownTable(c, MARKER_TABLE, MARKER_COLUMNS).catch((err: unknown) => {
+              throw err instanceof Refusal ? refuse(err.code, `${blue.label}/${d.name}: ${err.reason}; nothing was copied`) : err;
+            });
             const has = await c.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [PUBLICATION]);
             if (!has.rowCount) await c.query(`CREATE PUBLICATION ${PUBLICATION} FOR ALL TABLES`);
           });
@@ -617,33 +617,39 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
     {
       name: 'schema and subscriptions',
       does: { kind: 'upgrade.schema-and-subscribe', databases: dbs.map((d) => d.name), publication: PUBLICATION },
-      says: `for each database: pg_dump --schema-only on ${blue.ssh.host}, applied on green; on green a subscription to ${PUBLICATION} (initial copy) and publication ${BACK_PUBLICATION} for the way back`,
+      says: `for each database: pg_dump --schema-only on ${blue.ssh.host}, applied on green (pg_dump's \\restrict guard kept); on green a subscription to ${PUBLICATION} (initial copy) as the upgrade's own role, TLS verified, and publication ${BACK_PUBLICATION} for the way back`,
       timeoutMs: 1_800_000,
       run: async (x) => {
         const upgradeId = x.state.upgradeId;
         if (upgradeId === null) throw new Error('the upgrade is not recorded');
         const login = await localLogin(blueEnd);
         const dump = await toolOn(x.deps, blue, x, 'pg_dump', [binDir(blue.pgVersion), blue.binDir].filter(Boolean));
-        const creds = credsOf(blueEnd);
+        // One password for all of green's subscriptions: each new one replaces the one before.
+        const upgradeLogin = await newLogin(blueEnd, upgradeId);
         for (const [k, d] of dbs.entries()) {
           if (d.name !== 'postgres') await psqlOn(x, srv, dir, port, 'postgres', `CREATE DATABASE ${pg.escapeIdentifier(d.name)};`);
           const ddl = await execNotedOk(
             x.deps,
             blue,
             x,
-            [dump, '--schema-only', '--no-publications', '--no-subscriptions', ...login, '-d', d.name],
+            [dump, '--schema-only', '--no-publications', '--no-subscriptions', ...login, '-d', dbnameArg(d.name)],
             600_000,
             undefined,
             false,
           );
-          await psqlOn(x, srv, dir, port, d.name, withoutRestrict(ddl.stdout));
+          await psqlOn(x, srv, dir, port, d.name, guardedScript(ddl.stdout, `the schema of ${blue.label}/${d.name} (pg_dump)`));
           await onDb(green, d.name, async (c) => {
             await c.query(`CREATE PUBLICATION ${BACK_PUBLICATION} FOR ALL TABLES`);
-            // A failed statement is logged with its text, and this one holds a password.
-            await c.query(`SET log_min_error_statement = panic`);
-            await c.query(
-              `CREATE SUBSCRIPTION ${subscription(upgradeId)(k)} CONNECTION ${c.escapeLiteral(conninfo(blueEnd, d.name, creds))} PUBLICATION ${PUBLICATION} WITH (copy_data = true)`,
-            );
+          });
+          await subscribe(x.deps, x, {
+            sub: { ...green, ssh: srv.ssh, dataDirectory: dir },
+            pub: blueEnd,
+            login: upgradeLogin,
+            database: d.name,
+            name: subscription(upgradeId)(k),
+            publication: PUBLICATION,
+            upgradeId,
+            copyData: true,
           });
         }
       },
@@ -680,24 +686,6 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
     },
   ];
   return { steps, name, port };
-}
-
-const credsOf = (e: Endpoint) => {
-  const a = accessOf(e);
-  return { user: a.user, password: a.password };
-};
-
-const accessOf = (e: Endpoint) => accessFor(e.serverEnvironment).postgres;
-
-/** The upgrade's replication slots on `e` that nothing uses (a subscription gone with its side). */
-async function dropSlots(e: Endpoint, upgradeId: number): Promise<void> {
-  await onDb(e, 'postgres', async (c) => {
-    await c.query(
-      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-       WHERE NOT active AND (slot_name LIKE $1 OR slot_name LIKE $2)`,
-      [`pgherd\\_upgrade\\_${String(upgradeId)}\\_%`, `pgherd\\_back\\_${String(upgradeId)}\\_%`],
-    );
-  });
 }
 
 /** Tables copied of all, and the bytes green's slowest subscription is behind blue. */
@@ -860,6 +848,10 @@ interface SwitchPrepared {
   buildEnded: Map<number, boolean>;
   /** Blue and green herds of each target's upgrade. */
   sides: Map<number, { blue: HerdRef; green: HerdRef } | string>;
+  /** Blue, read on its own: an upgrade whose green is gone can still be abandoned. */
+  blues: Map<number, HerdRef | null>;
+  /** Green when it is still in the inventory. */
+  greens: Map<number, HerdRef | null>;
 }
 
 interface SwitchState extends PoolerSwitchState {
@@ -876,6 +868,8 @@ async function prepareSwitch(herdList: HerdRef[], db: Db): Promise<SwitchPrepare
   const open = new Map<number, OpenUpgrade | null>();
   const buildEnded = new Map<number, boolean>();
   const sides = new Map<number, { blue: HerdRef; green: HerdRef } | string>();
+  const blues = new Map<number, HerdRef | null>();
+  const greens = new Map<number, HerdRef | null>();
   for (const h of herdList) {
     const u = await openUpgradeOf(db, h.id);
     open.set(h.id, u);
@@ -883,16 +877,19 @@ async function prepareSwitch(herdList: HerdRef[], db: Db): Promise<SwitchPrepare
     const [op] =
       u.operationId === null ? [] : await db.select({ f: operations.finishedAt }).from(operations).where(eq(operations.id, u.operationId));
     buildEnded.set(h.id, u.operationId === null || !op || op.f !== null);
-    if (u.greenHerdId === null || u.blueHerdId === null) {
+    const refs = await loadHerdRefs(
+      db,
+      [u.blueHerdId, u.greenHerdId].filter((id): id is number => id !== null),
+    );
+    const blue = refs.find((r) => r.id === u.blueHerdId) ?? null;
+    const green = refs.find((r) => r.id === u.greenHerdId) ?? null;
+    blues.set(h.id, blue);
+    greens.set(h.id, green);
+    if (u.greenHerdId === null || u.blueHerdId === null)
       sides.set(h.id, `its ${u.greenHerdId === null ? 'green' : 'blue'} herd was deleted from the inventory`);
-      continue;
-    }
-    const refs = await loadHerdRefs(db, [u.blueHerdId, u.greenHerdId]);
-    const blue = refs.find((r) => r.id === u.blueHerdId);
-    const green = refs.find((r) => r.id === u.greenHerdId);
-    sides.set(h.id, blue && green ? { blue, green } : 'blue or green is gone from the inventory');
+    else sides.set(h.id, blue && green ? { blue, green } : 'blue or green is gone from the inventory');
   }
-  return { open, buildEnded, sides };
+  return { open, buildEnded, sides, blues, greens };
 }
 
 const endpointOf = (m: InstanceRef): Labelled => ({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment, label: m.label });
@@ -917,12 +914,16 @@ async function oweWritable(
 async function markerThrough(from: Endpoint, to: Endpoint, database: string, token: string, withinMs: number, signal: AbortSignal) {
   const t0 = Date.now();
   await onDb(from, database, async (c) => {
+    await useOwnSchema(c, false);
+    if (!(await provenOwnTable(c, MARKER_TABLE))) throw refuse('not-applicable', `${database}: ${MARKER} is missing`);
     await c.query('BEGIN READ WRITE');
     await c.query('SET LOCAL synchronous_commit = on');
     await c.query(`INSERT INTO ${MARKER} (token) VALUES ($1)`, [token]);
     await c.query('COMMIT');
   });
   return onDb(to, database, async (c) => {
+    await useOwnSchema(c, false);
+    if (!(await provenOwnTable(c, MARKER_TABLE))) throw refuse('not-applicable', `${database}: ${MARKER} is missing`);
     for (;;) {
       if ((await c.query(`SELECT 1 FROM ${MARKER} WHERE token = $1`, [token])).rowCount) return Date.now() - t0;
       if (signal.aborted || Date.now() - t0 > withinMs) return null;
@@ -1097,15 +1098,24 @@ function switchPlan(
       says: `on ${from.label}, in each database: a subscription (${newSub(0)}, ...) to ${to.label}'s ${newPub} (nothing copied: both hold the same rows), so that it stays current; on ${to.label}: ${oldSub(0)}, ... dropped`,
       timeoutMs: 120_000,
       run: async (x) => {
-        const creds = credsOf(toEnd);
-        for (const [k, d] of u.databases.entries()) {
+        // One new password for all of them (each replaces the one before): a subscription an earlier attempt
+        // left is made again with it. Nothing is lost: the new side takes no writes before the switch.
+        for (const [k, d] of u.databases.entries())
           await onDb(fromEnd, d, async (c) => {
-            const has = await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [newSub(k)]);
-            if (!has.rowCount) await c.query(`SET log_min_error_statement = panic`);
-            if (!has.rowCount)
-              await c.query(
-                `CREATE SUBSCRIPTION ${newSub(k)} CONNECTION ${c.escapeLiteral(conninfo(toEnd, d, creds))} PUBLICATION ${newPub} WITH (copy_data = false)`,
-              );
+            if ((await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [newSub(k)])).rowCount)
+              await c.query(`DROP SUBSCRIPTION ${newSub(k)}`);
+          });
+        const login = await newLogin(toEnd, u.id);
+        for (const [k, d] of u.databases.entries()) {
+          await subscribe(x.deps, x, {
+            sub: { ...fromEnd, ssh: from.ssh, dataDirectory: from.dataDirectory },
+            pub: toEnd,
+            login,
+            database: d,
+            name: newSub(k),
+            publication: newPub,
+            upgradeId: u.id,
+            copyData: false,
           });
           await onDb(toEnd, d, async (c) => {
             if ((await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [oldSub(k)])).rowCount)
@@ -1271,15 +1281,24 @@ export const upgradeCleanupAction = defineHerdAction({
   runsAsConfirmed: true,
   params: { schema: z.object({}).strict(), fields: [] },
   prepare: (herdList, _p, db) => prepareSwitch(herdList, db),
-  plan: (h, { prepared }): ActionPlan<CleanState> | Refusal => {
+  plan: (h, { prepared }): ActionPlan<CleanState> | ActionPlan<AbandonState> | Refusal => {
     const u = prepared.open.get(h.id);
     if (!u) return refuse('not-applicable', `${h.label} has no major upgrade under way`);
-    const sides = prepared.sides.get(h.id);
-    if (!sides || typeof sides === 'string') return refuse('gone', sides ?? 'not read');
     if (u.status === 'building' && !prepared.buildEnded.get(h.id))
       return refuse('not-applicable', 'green is still being built: let upgrade-major finish (or fail) first');
-    // Cut over: blue goes. Ready (never cut over, or rolled back), or a build its worker left: green goes.
-    const [keep, drop] = u.status === 'cut-over' ? [sides.green, sides.blue] : [sides.blue, sides.green];
+    // Never cut over (or rolled back): blue serves, green goes, and nothing of green is needed for that
+    // (it may be deleted, unreachable, or recorded as stopped while it answers).
+    if (u.status !== 'cut-over') {
+      const blue = prepared.blues.get(h.id);
+      if (!blue) return refuse('gone', 'its blue herd was deleted from the inventory: nothing to keep');
+      const blueP = primaryOf(blue);
+      if (blueP instanceof Refusal) return blueP;
+      return abandonPlan(h, u, blue, blueP, prepared.greens.get(h.id) ?? null);
+    }
+    const sides = prepared.sides.get(h.id);
+    if (!sides || typeof sides === 'string') return refuse('gone', sides ?? 'not read');
+    // Cut over: blue goes, green is kept (both sides are needed: green must serve).
+    const [keep, drop] = [sides.green, sides.blue];
     const keepP = primaryOf(keep);
     if (keepP instanceof Refusal) return keepP;
     const dropP = primaryOf(drop);
@@ -1308,11 +1327,11 @@ export const upgradeCleanupAction = defineHerdAction({
               await c.query(`DROP PUBLICATION IF EXISTS ${PUBLICATION}`);
               await c.query(`DROP PUBLICATION IF EXISTS ${BACK_PUBLICATION}`);
               await c.query(`DROP TABLE IF EXISTS ${MARKER}`);
-              await c.query(`DROP SCHEMA IF EXISTS pgherd`);
             });
           }
           // Slots a half-built green left on blue (its subscriptions never made, or gone with it).
           await dropSlots(keepEnd, u.id);
+          for (const e of [dropEnd, keepEnd]) await dropRoleOn(e, u.databases, u.id);
           x.note({ stdout: `${u.databases.join(', ')}: no replication of the upgrade left` });
         },
       },
@@ -1354,10 +1373,7 @@ export const upgradeCleanupAction = defineHerdAction({
     ];
     return {
       steps,
-      warnings: [
-        ...productionWarning(h),
-        `${drop.label} is stopped: after this, ${u.status === 'cut-over' ? 'there is no way back to blue' : 'green is gone'}`,
-      ],
+      warnings: [...productionWarning(h), `${drop.label} is stopped: after this, there is no way back to blue`],
       facts: [
         { label: 'Kept', value: `${keep.label} (${keepP.label})` },
         {

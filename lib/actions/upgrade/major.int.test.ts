@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { desc, eq, inArray } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accessFor } from '@/lib/fleet/pg-access';
 import type { Db } from '@/db/client';
 import { herds, instances, majorUpgrades, operationTargets, owedCleanups, servers } from '@/db/schema';
 import { SshPool } from '@/lib/adapters/ssh/ssh-client';
@@ -17,6 +18,7 @@ import { seededDatabase } from '@/lib/lab/seed';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { restartInstance } from '@/lib/lab/faults';
+import { labIdentity, run } from '@/lib/lab/proc';
 import { labBuild } from '@/lib/lab/builds';
 import { ingestLabReports } from '@/lib/lab/agents';
 import { lookup } from '@/lib/adapters/dns/rfc2136';
@@ -49,6 +51,8 @@ const runOp = (action: AnyAction, params: Record<string, unknown> = {}, timeoutM
   runOperation(db, worker!.queue, action, { herdIds: [blueId] }, params, { username: 'bluegreen-test', timeoutMs });
 const refused = async (action: AnyAction, params: Record<string, unknown>) =>
   (await planOperation(db, SYSTEM_ACCESS, action, [blueId], params)).targets[0]!.refused;
+/** The newest upgrade: an abandoned one stays on record before it. */
+const latestUpgrade = async () => (await db.select().from(majorUpgrades).orderBy(desc(majorUpgrades.id)).limit(1))[0]!;
 const failedSteps = (r: Awaited<ReturnType<typeof runOp>>) =>
   JSON.stringify(r.steps.filter((s) => s.status === 'failed').map((s) => [s.name, s.stderrTail.slice(-600)]));
 
@@ -91,7 +95,11 @@ describe('blue/green major upgrade', () => {
     await query(p, 'CREATE TABLE no_key (v int)');
     await query(p, 'CREATE TABLE regs (id int PRIMARY KEY, r regclass)');
     await query(p, 'CREATE EXTENSION adminpack');
+    // A database libpq would read as a connection string (another host) if it were passed bare.
+    await query(p, 'CREATE DATABASE "host=127.0.0.1 dbname=x"');
     const why = await refused(upgradeMajorAction, place());
+    expect(why).toMatch(/database "host=127\.0\.0\.1 dbname=x": libpq reads a name with "=" .* as a connection string/);
+    await query(p, 'DROP DATABASE "host=127.0.0.1 dbname=x"');
     expect(why).toMatch(/wal_level is replica: logical replication needs logical/);
     expect(why).toMatch(/postgres: 1 table\(s\) without a primary key or replica identity \(public\.no_key\)/);
     expect(why).toMatch(/column\(s\) of a reg\* type \(public\.regs\.r \(regclass\)\)/);
@@ -116,8 +124,70 @@ describe('blue/green major upgrade', () => {
     expect(await refused(upgradeCutoverAction, {})).toMatch(/no major upgrade under way/);
   });
 
+  it('refuses to write a marker table another role made: a trigger there would run as pgherd\u2019s superuser', async () => {
+    const p = url(bluePrimary());
+    await query(p, `CREATE ROLE mallory LOGIN`);
+    await query(p, `GRANT CREATE ON DATABASE postgres TO mallory`);
+    const asMallory = p.replace('postgres@', 'mallory@');
+    await query(asMallory, `CREATE SCHEMA pgherd`);
+    await query(
+      asMallory,
+      `CREATE TABLE pgherd.upgrade_marker (token text PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+    );
+    await query(
+      asMallory,
+      `CREATE FUNCTION pgherd.lift() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; RETURN NEW; END $$`,
+    );
+    await query(
+      asMallory,
+      `CREATE TRIGGER lift BEFORE INSERT OR UPDATE OR DELETE ON pgherd.upgrade_marker FOR EACH ROW EXECUTE FUNCTION pgherd.lift()`,
+    );
+    const herdsBefore = (await db.select({ id: herds.id }).from(herds)).length;
+    const r = await runOp(upgradeMajorAction, place(), 300_000);
+    expect(r.targets[0]!.error).toMatch(/schema pgherd belongs to role mallory, not to pgherd_bg: pgherd writes nothing there/);
+    expect((await query<{ s: boolean }>(p, `SELECT rolsuper AS s FROM pg_roles WHERE rolname = 'mallory'`))[0]!.s).toBe(false);
+    // Nothing of green stays: no herd, no upgrade, its directory gone, the table left as it was.
+    expect((await db.select({ id: herds.id }).from(herds)).length).toBe(herdsBefore);
+    expect(await db.select().from(majorUpgrades)).toEqual([]);
+    expect((await query<{ n: number }>(p, 'SELECT count(*)::int AS n FROM pgherd.upgrade_marker'))[0]!.n).toBe(0);
+    await query(p, 'DROP SCHEMA pgherd CASCADE');
+    await query(p, 'REVOKE CREATE ON DATABASE postgres FROM mallory');
+  });
+
+  it('abandons an upgrade whose green its agent does not see and whose herd was then deleted: blue writable and unlocked', async () => {
+    const dir = path.join(scratch().dataRoot, 'green17-abandoned');
+    const r = await runOp(upgradeMajorAction, { ...place(), dataDirectory: dir, port: 5433 }, 300_000);
+    expect(r.targets[0]!.error, failedSteps(r)).toBeNull();
+    const u = await latestUpgrade();
+    expect(u.status).toBe('ready');
+    const green = `postgres://postgres@${scratch().address}:5433/postgres`;
+    expect((await query<{ r: boolean }>(green, 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+    // Green's server's agent looks in no socket directory of green's: its report says nothing of green.
+    // Postgres answers as a primary there, and that is what the inventory keeps.
+    await ingestLabReports(db, lab);
+    const [g] = await db.select().from(instances).where(eq(instances.herdId, u.greenHerdId!));
+    expect(g!.state).toBe('running');
+    expect(await refused(upgradeCutoverAction, {})).toBeUndefined();
+    // Green's herd deleted from the inventory: blue is held by the upgrade until it is abandoned.
+    await db.delete(herds).where(eq(herds.id, u.greenHerdId!));
+    expect(await refused(switchoverAction, {})).toMatch(/part of major upgrade #\d+ \(ready\)/);
+    const c = await runOp(upgradeCleanupAction);
+    expect(c.targets[0]!.error, failedSteps(c)).toBeNull();
+    expect((await latestUpgrade()).status).toBe('cleaned');
+    const blue = url(bluePrimary());
+    await query(blue, 'CREATE TABLE abandoned_ok (id int PRIMARY KEY)');
+    await query(blue, 'DROP TABLE abandoned_ok');
+    expect(await refused(switchoverAction, {})).toBeUndefined();
+    expect(await query(blue, `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgherd%'`)).toEqual([]);
+    expect(await query(blue, `SELECT pubname FROM pg_publication`)).toEqual([]);
+    expect(await query(blue, `SELECT rolname FROM pg_roles WHERE rolname LIKE 'pgherd\\_upgrade\\_%'`)).toEqual([]);
+    // The green pgherd no longer knew of is stopped by hand, as its operator would.
+    await run(labIdentity(), [path.join(labBuild('17').binDir, 'pg_ctl'), '-D', dir, '-m', 'fast', '-w', 'stop']);
+  });
+
   let writer: Writer | null = null;
   const pooler = () => lab.pgbouncer[0]!;
+  const envPassword = () => accessFor('bg').postgres.password!;
 
   it('builds green on 17 and follows the copy until it is current, while blue takes writes', async () => {
     await query(pooler().dsn, 'CREATE TABLE items (id bigserial PRIMARY KEY, n int NOT NULL)');
@@ -137,13 +207,31 @@ describe('blue/green major upgrade', () => {
     const r = await runOp(upgradeMajorAction, place(), 300_000);
     expect(r.targets[0]!.error, failedSteps(r)).toBeNull();
     expect(r.targets[0]!.outcome).toMatch(/bg\/shop-17 on 17\.10 is ready/);
-    const [u] = await db.select().from(majorUpgrades);
+    const u = await latestUpgrade();
     expect(u).toMatchObject({ status: 'ready', blueHerdId: blueId, toVersionNum: labBuild('17').versionNum });
-    const [g] = await db.select().from(instances).where(eq(instances.herdId, u!.greenHerdId!));
+    const [g] = await db.select().from(instances).where(eq(instances.herdId, u.greenHerdId!));
     expect(g).toMatchObject({ binDir: realpathSync(labBuild('17').binDir), serverVersionNum: 170010, role: 'primary' });
     const green = `postgres://postgres@${scratch().address}:${String(g!.port)}/postgres`;
     const [v] = await query<{ v: number }>(green, `SELECT current_setting('server_version_num')::int AS v`);
     expect(v!.v).toBe(170010);
+    // Green's subscriptions connect as the upgrade's own role, never with pgherd's environment-wide password,
+    // and keep pgherd's rule: the certificate verified against the environment's CA, SCRAM bound to the channel.
+    const subs = await query<{ c: string }>(green, 'SELECT subconninfo AS c FROM pg_subscription');
+    expect(subs).toHaveLength(2);
+    for (const { c } of subs) {
+      expect(c).not.toContain(envPassword());
+      expect(c).toMatch(new RegExp(`user='pgherd_upgrade_${String(u.id)}'`));
+      expect(c).toMatch(/sslmode='verify-full'/);
+      expect(c).toMatch(/sslrootcert='[^']+pgherd-upgrade-ca\.crt'/);
+      expect(c).toMatch(/channel_binding='require'/);
+      expect(c).toMatch(/require_auth='scram-sha-256'/);
+    }
+    const [role] = await query<{ super: boolean; repl: boolean }>(
+      p,
+      `SELECT rolsuper AS super, rolreplication AS repl FROM pg_roles WHERE rolname = $1`,
+      [`pgherd_upgrade_${String(u.id)}`],
+    );
+    expect(role).toEqual({ super: false, repl: true });
     await waitFor("green has the second database's rows", async () =>
       Number((await query<{ n: string }>(green.replace(/\/postgres$/, '/shop2'), 'SELECT count(*) AS n FROM notes'))[0]!.n) === 500
         ? true
@@ -155,8 +243,13 @@ describe('blue/green major upgrade', () => {
   });
 
   it('cuts over, rolls back and cuts over again under the writer: nothing lost, no duplicate key, the names and PgBouncer follow', async () => {
-    const [u] = await db.select().from(majorUpgrades);
-    const [g] = await db.select().from(instances).where(eq(instances.herdId, u!.greenHerdId!));
+    const u = await latestUpgrade();
+    // Blue logs every statement: the cut-over's subscription on blue must leave no password there.
+    const blueLog = path.join(lab.dir, 'log', `${bluePrimary().server}.log`);
+    await query(url(bluePrimary()), `ALTER SYSTEM SET log_statement = 'all'`);
+    await query(url(bluePrimary()), 'SELECT pg_reload_conf()');
+    const logFrom = readFileSync(blueLog, 'utf8').length;
+    const [g] = await db.select().from(instances).where(eq(instances.herdId, u.greenHerdId!));
     const green = `postgres://postgres@${scratch().address}:${String(g!.port)}/postgres`;
     const blue = url(bluePrimary());
     const writeName = lab.dns!.herds.find((h) => h.herd === 'shop')!.writeName;
@@ -184,7 +277,20 @@ describe('blue/green major upgrade', () => {
     await direct.query('BEGIN');
     await direct.query('INSERT INTO items (n) VALUES (-999999)');
     await switchUnderWriter(upgradeCutoverAction);
-    expect((await db.select().from(majorUpgrades))[0]!.status).toBe('cut-over');
+    expect((await latestUpgrade()).status).toBe('cut-over');
+    const [back] = await query<{ c: string }>(
+      blue,
+      `SELECT subconninfo AS c FROM pg_subscription WHERE subname LIKE 'pgherd_back_%' LIMIT 1`,
+    );
+    expect(back!.c).toMatch(new RegExp(`user='pgherd_upgrade_${String(u.id)}'`));
+    expect(back!.c).toMatch(/sslmode='verify-full'.*channel_binding='require'/);
+    expect(back!.c).not.toContain(envPassword());
+    const logged = readFileSync(blueLog, 'utf8').slice(logFrom);
+    expect(logged).toMatch(/statement: /); // it does log statements
+    expect(logged).not.toMatch(/CREATE SUBSCRIPTION|CREATE ROLE pgherd_upgrade|ALTER ROLE pgherd_upgrade/);
+    expect(logged).not.toContain(envPassword());
+    await query(blue, 'ALTER SYSTEM RESET log_statement');
+    await query(blue, 'SELECT pg_reload_conf()');
     await expect(direct.query('COMMIT')).rejects.toThrow(/terminat|connection error/);
     await direct.end().catch(() => {});
     for (const dsn of [blue, green]) expect(await query(dsn, 'SELECT 1 FROM items WHERE n = -999999')).toEqual([]);
@@ -198,7 +304,7 @@ describe('blue/green major upgrade', () => {
     await everyAckedOn(green);
 
     await switchUnderWriter(upgradeRollbackAction);
-    expect((await db.select().from(majorUpgrades))[0]!.status).toBe('ready');
+    expect((await latestUpgrade()).status).toBe('ready');
     expect((await query<{ a: string }>(pooler().dsn, 'SELECT host(inet_server_addr()) AS a'))[0]!.a).toBe(bluePrimary().address);
     await everyAckedOn(blue);
 
@@ -220,8 +326,8 @@ describe('blue/green major upgrade', () => {
   }, 600_000);
 
   it('a fence a dead worker left is given back by the reconcile unless the switch went through', async () => {
-    const [u] = await db.select().from(majorUpgrades);
-    const [g] = await db.select().from(instances).where(eq(instances.herdId, u!.greenHerdId!));
+    const u = await latestUpgrade();
+    const [g] = await db.select().from(instances).where(eq(instances.herdId, u.greenHerdId!));
     const [b] = await db.select().from(instances).where(eq(instances.herdId, blueId));
     const green = `postgres://postgres@${scratch().address}:${String(g!.port)}/postgres`;
     // Green serves (cut over); as if a switch back had fenced it and its worker died: both sides read-only.
@@ -248,7 +354,7 @@ describe('blue/green major upgrade', () => {
           resumeToken: '',
           dueBy: new Date(),
           instanceId: i.id,
-          upgradeId: u!.id,
+          upgradeId: u.id,
         })),
       )
       .returning({ id: owedCleanups.id, instanceId: owedCleanups.instanceId });
@@ -285,13 +391,15 @@ describe('blue/green major upgrade', () => {
   it('cleans up: blue stopped and out of the inventory, green kept with the names', async () => {
     const r = await runOp(upgradeCleanupAction);
     expect(r.targets[0]!.error, failedSteps(r)).toBeNull();
-    const [u] = await db.select().from(majorUpgrades);
-    expect(u!.status).toBe('cleaned');
+    const u = await latestUpgrade();
+    expect(u.status).toBe('cleaned');
     expect(await db.select().from(herds).where(eq(herds.id, blueId))).toEqual([]);
     await expect(query(url(bluePrimary()), 'SELECT 1')).rejects.toThrow();
-    const green = `postgres://postgres@${scratch().address}:${String((await db.select().from(instances).where(eq(instances.herdId, u!.greenHerdId!)))[0]!.port)}/postgres`;
+    const green = `postgres://postgres@${scratch().address}:${String((await db.select().from(instances).where(eq(instances.herdId, u.greenHerdId!)))[0]!.port)}/postgres`;
     expect((await query<{ n: number }>(green, 'SELECT count(*)::int AS n FROM pg_subscription'))[0]!.n).toBe(0);
     expect(await query(green, `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgherd%'`)).toEqual([]);
+    // The upgrade's role is gone with it.
+    expect(await query(green, `SELECT rolname FROM pg_roles WHERE rolname LIKE 'pgherd\\_upgrade\\_%'`)).toEqual([]);
     await query(pooler().dsn, 'INSERT INTO items (n) VALUES (1)');
   });
 });
