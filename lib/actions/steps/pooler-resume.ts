@@ -11,12 +11,15 @@
 // The process runs in a session of its own (setsid), so neither the SSH channel closing nor the step
 // that armed it being killed takes it down; its command line carries a token (never the password,
 // which it reads on stdin and hands to psql in its environment), by which it is found and disarmed.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { ActionDeps } from '@/lib/engine/define-action';
 import type { PoolerRef } from '@/lib/fleet/herd-ref';
 import { accessFor } from '@/lib/fleet/pg-access';
 import type { StepContext } from '@/lib/engine/pipeline';
 import { execNoted, execNotedOk } from './exec-noted';
+import { caPemOf } from './host-ca';
+import { errorText } from '@/lib/engine/errors';
+import { libpqMajorOf, ruledConninfo } from './libpq-rule';
 
 /** The resume's process name on the host (its $0): `pgherd-resume-<token>`. */
 const NAME = 'pgherd-resume-';
@@ -27,31 +30,57 @@ export const PAUSE_BUDGET_LIMITS_S = { min: 5, max: 900 } as const;
 
 export const newResumeToken = () => randomBytes(9).toString('hex');
 
-/** The admin console as seen from the pooler's own host: its listen address, TLS when the environment uses it. */
-function consoleConninfo(p: PoolerRef): string {
-  const a = accessFor(p.serverEnvironment).pgbouncer;
-  const parts = {
-    host: p.host,
-    port: String(p.port),
-    user: p.adminUser,
-    dbname: 'pgbouncer',
-    connect_timeout: '5',
-    // From the pooler's host to itself: encrypted where the environment's poolers speak TLS (SCRAM
-    // never sends the password itself); the certificate is the host's own.
-    sslmode: a.tls ? 'require' : 'prefer',
-    application_name: 'pgherd-resume',
-  };
-  return Object.entries(parts)
-    .map(([k, v]) => `${k}='${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`)
-    .join(' ');
+/** What the pooler's host offers the RESUME's connection string: its libpq's major and where the environment's CA is. */
+export interface ResumeHost {
+  libpqMajor: number;
+  caPath: string | null;
 }
 
-const psqlArgv = (p: PoolerRef, commands: string[]) => [
+/**
+ * The admin console as seen from the pooler's own host: its listen address, under pgherd's rule for
+ * strings a host's libpq reads (verify-full against the environment's CA where its poolers speak
+ * TLS, the password only through SCRAM). PgBouncer binds no channel to SCRAM, so a password needs
+ * require_auth there: libpq 16.
+ */
+export function consoleConninfo(p: PoolerRef, host: ResumeHost, access = accessFor(p.serverEnvironment).pgbouncer): string {
+  return ruledConninfo(
+    { host: p.host, port: String(p.port), user: p.adminUser, dbname: 'pgbouncer', connect_timeout: '5', application_name: 'pgherd-resume' },
+    {
+      caPem: caPemOf(access.tls),
+      caPath: host.caPath,
+      password: access.password !== null,
+      libpqMajor: host.libpqMajor,
+      channelBinding: false,
+      what: `${p.label}: the armed RESUME's connection from its host`,
+    },
+  );
+}
+
+/**
+ * Reads the pooler host's libpq (psql's version) and, when the environment's poolers verify TLS, puts
+ * the environment's CA in a file of the SSH user's (~/.pgherd/ca-<digest>.crt) for psql to verify with.
+ */
+export async function resumeHost(p: PoolerRef, deps: ActionDeps, ctx: StepContext): Promise<ResumeHost> {
+  const ca = caPemOf(accessFor(p.serverEnvironment).pgbouncer.tls);
+  const name = ca === null ? '' : `ca-${createHash('sha256').update(ca).digest('hex').slice(0, 16)}.crt`;
+  const script = [
+    'v=$(psql --version 2>&1) || { echo "no psql: $v" >&2; exit 3; }',
+    'set -e',
+    'if [ -n "$1" ]; then umask 022; mkdir -p "$HOME/.pgherd"; f="$HOME/.pgherd/$1"; cat > "$f.part"; mv -f "$f.part" "$f"; echo "ca: $f"; fi',
+    'echo "libpq: $v"',
+  ].join('\n');
+  const r = await execNotedOk(deps, p, ctx, ['sh', '-c', script, 'pgherd-libpq', name], 15_000, ca ?? '');
+  const major = libpqMajorOf(/^libpq: (.*)$/m.exec(r.stdout)?.[1] ?? '');
+  if (major === null) throw new Error(`${p.label}: psql --version on its host said nothing pgherd can read`);
+  return { libpqMajor: major, caPath: /^ca: (.*)$/m.exec(r.stdout)?.[1] ?? null };
+}
+
+const psqlArgv = (p: PoolerRef, host: ResumeHost, commands: string[]) => [
   'psql',
   '-X',
   '-w',
   '-q',
-  consoleConninfo(p),
+  consoleConninfo(p, host),
   ...commands.flatMap((c) => ['-c', c]),
 ];
 
@@ -62,8 +91,20 @@ const passwordLine = (p: PoolerRef) => `${accessFor(p.serverEnvironment).pgbounc
  * reaches the admin console with the environment's credentials. Returns the line for the record.
  */
 export async function checkResumeArmable(p: PoolerRef, deps: ActionDeps, ctx: StepContext): Promise<string> {
+  const host = await resumeHost(p, deps, ctx).catch((err: unknown) => {
+    throw new Error(
+      `${p.label}: the resume that bounds the pause cannot be armed on its host (${errorText(err)}); install psql there and let the SSH user reach the console`,
+    );
+  });
   const script = 'IFS= read -r pw || pw=; PGPASSWORD=$pw exec "$@"';
-  const r = await execNoted(deps, p, ctx, ['sh', '-c', script, 'pgherd-check', ...psqlArgv(p, ['SHOW VERSION'])], 15_000, passwordLine(p));
+  const r = await execNoted(
+    deps,
+    p,
+    ctx,
+    ['sh', '-c', script, 'pgherd-check', ...psqlArgv(p, host, ['SHOW VERSION'])],
+    15_000,
+    passwordLine(p),
+  );
   if (r.code !== 0) {
     const why = r.stderr.trim().split('\n').pop() || `exit ${r.code ?? 'unknown'}`;
     throw new Error(
@@ -91,11 +132,12 @@ export async function armResume(p: PoolerRef, token: string, budgetS: number, de
     'echo "armed: $name pid $!"',
   ].join('\n');
   const commands = p.databases.map((d) => `RESUME ${d}`);
+  const host = await resumeHost(p, deps, ctx);
   await execNotedOk(
     deps,
     p,
     ctx,
-    ['sh', '-c', outer, inner, `${NAME}${token}`, String(budgetS), ...psqlArgv(p, commands)],
+    ['sh', '-c', outer, inner, `${NAME}${token}`, String(budgetS), ...psqlArgv(p, host, commands)],
     15_000,
     passwordLine(p),
   );
