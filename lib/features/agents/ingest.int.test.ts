@@ -135,14 +135,40 @@ describe('ingest of real reports', () => {
     expect(await everything()).toEqual(before);
   });
 
-  it('marks an instance missing from its server\u2019s report stopped, never deleting it, and running again when it is back', async () => {
+  it('takes an agent\u2019s silence about an instance for nothing: what Postgres answers sets its state', async () => {
     const i = t.lab.instances.find((x) => x.role === 'replica' && !isOpsTestHerd(x.environment, x.herd))!;
     const s = serverOf.get(i.server)!;
-    expect(await ingestReport(t.db, s, report([]))).toMatchObject({ stopped: 1 });
+    // The server in its lab environment, whose credentials pgherd has (this database's fixture has none).
+    const [was] = await t.db.select({ env: servers.environmentId }).from(servers).where(eq(servers.id, s.id));
+    const [env] = await t.db.insert(environments).values({ name: i.environment }).returning({ id: environments.id });
+    await t.db.update(servers).set({ environmentId: env!.id }).where(eq(servers.id, s.id));
     const [row] = await t.db.select().from(instances).where(eq(instances.serverId, s.id));
-    expect(row!.state).toBe('stopped');
-    expect(await ingestReport(t.db, s, { ...reports.get(i.server)!, observedAt: new Date().toISOString() })).toMatchObject({ updated: 1 });
-    expect((await t.db.select().from(instances).where(eq(instances.serverId, s.id)))[0]!.state).toBe('running');
+    // Beside it on the same server, a cluster the inventory has at a port where nothing listens.
+    const [gone] = await t.db
+      .insert(instances)
+      .values({
+        herdId: row!.herdId,
+        serverId: s.id,
+        port: 64999,
+        dataDirectory: '/gone',
+        pgVersion: row!.pgVersion,
+        role: 'replica',
+        state: 'running',
+      })
+      .returning({ id: instances.id });
+    // An agent that sees neither (a socket directory it does not look in): the one that answers stays
+    // running, the one whose port refuses connections is stopped; neither is deleted.
+    const stateOf = async (id: number) => (await t.db.select({ s: instances.state }).from(instances).where(eq(instances.id, id)))[0]!.s;
+    try {
+      const r = await ingestReport(t.db, s, report([]));
+      expect([await stateOf(row!.id), await stateOf(gone!.id)]).toEqual(['running', 'stopped']);
+      expect(r).toMatchObject({ stopped: 1 });
+    } finally {
+      await t.db.delete(instances).where(eq(instances.id, gone!.id));
+      await t.db.update(servers).set({ environmentId: was!.env }).where(eq(servers.id, s.id));
+    }
+    expect(await ingestReport(t.db, s, { ...reports.get(i.server)!, observedAt: new Date().toISOString() })).toMatchObject({ stopped: 0 });
+    expect(await stateOf(row!.id)).toBe('running');
   });
 
   it('keeps a restored copy in its restored herd, and leaves out a cluster a restore is still laying down', async () => {

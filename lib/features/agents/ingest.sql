@@ -85,14 +85,14 @@ WITH batch AS (
   RETURNING i.id, i.server_id, i.port, i.role, i.data_directory, (xmax = 0) AS created
 ), up AS (
   SELECT * FROM updated UNION ALL SELECT * FROM inserted
-), stopped AS (
-  -- What a report does not list as running is not running (stopped by hand, or gone): never deleted.
+), silent AS (
+  -- What a report does not list is not proven stopped: the agent may not see every cluster on its host
+  -- (a socket directory it does not look in). These are observed over Postgres next, and that decides.
   -- By the (server, port) index: state is compared as text so that no plan reads the state index (all
   -- running instances) on a stale estimate.
-  UPDATE instances i SET state = 'stopped', updated_at = now()
+  SELECT i.id, i.server_id FROM instances i
   WHERE i.server_id = ANY ($3::int[]) AND i.state::text IN ('running', 'unreachable') AND NOT EXISTS (SELECT 1 FROM unknown)
     AND i.port <> ALL (coalesce((SELECT b.ports FROM batch b WHERE b.server_id = i.server_id), '{}'::int[]))
-  RETURNING i.server_id
 ), audited AS (
   INSERT INTO audit_entries (user_id, username, remote_addr, action, object_type, object_id, object_label, environment_id, changes)
   SELECT NULL, 'agent:' || fact.hostname, '', 'agent.create', 'instances', up.id::text, fact.hostname || ':' || up.port, fact.environment_id,
@@ -104,7 +104,7 @@ SELECT b.server_id AS "serverId",
        (SELECT coalesce(array_agg(sysid), '{}') FROM unknown) AS unknown,
        (SELECT count(*) FILTER (WHERE created) FROM up WHERE up.server_id = b.server_id)::int AS created,
        (SELECT count(*) FILTER (WHERE NOT created) FROM up WHERE up.server_id = b.server_id)::int AS updated,
-       (SELECT count(*) FROM stopped WHERE stopped.server_id = b.server_id)::int AS stopped,
+       (SELECT coalesce(array_agg(silent.id::text ORDER BY silent.id), '{}') FROM silent WHERE silent.server_id = b.server_id) AS silent,
        (SELECT coalesce(json_agg(json_build_object('server_id', p.server_id, 'port', p.port, 'sysid', p.sysid, 'herd_id', p.herd_id)), '[]')
           FROM placed p WHERE p.conflict AND p.server_id = b.server_id AND NOT EXISTS (SELECT 1 FROM unknown)) AS held
 FROM batch b

@@ -4,13 +4,15 @@
 // admin to place), the role comes from pg_is_in_recovery(), the upstream is the instance that listens
 // where the replica streams from, the lag is measured against the herd's primary. Idempotent: the same
 // report twice changes no row (updates are skipped when nothing differs). Instances missing from a
-// report are marked stopped, never deleted; states pgherd set itself (fenced, needs rebuild) stay.
+// report are observed over Postgres, whose answer sets their state (never deleted); states pgherd set
+// itself (fenced, needs rebuild) stay.
 import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { addressesOf, addressTakenElsewhere, HostBindingError } from '@/lib/fleet/host-binding';
 import { randomBytes } from 'node:crypto';
-import { eq, sql } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import { prepared, type Db } from '@/db/client';
-import { servers } from '@/db/schema';
+import { instances, servers } from '@/db/schema';
+import { refreshFleet } from '@/lib/fleet/refresher';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { hashToken } from '@/lib/features/auth/api-tokens';
 import { lsnToNumber } from '@/lib/adapters/format/lsn';
@@ -144,7 +146,7 @@ export async function receiveReport(
 }
 
 export interface IngestResult {
-  /** Instances this report created, changed, and marked stopped. */
+  /** Instances this report created, changed, and (missing from it) found stopped over Postgres. */
   created: number;
   updated: number;
   stopped: number;
@@ -162,7 +164,7 @@ const num = (l: string | null | undefined) => (l ? lsnToNumber(l) : null);
  * (role, upstream, LSN, lag against the herd's single running primary, timeline, pending restart;
  * updated when known, skipped when nothing differs, inserted when new: only a new instance takes a
  * value of the id sequence); an audit entry for each instance created; each server's other
- * instances marked stopped. When a system identifier names no herd it writes no instance and returns
+ * instances returned, for the caller to observe over Postgres. When a system identifier names no herd it writes no instance and returns
  * those identifiers, for the caller to create their herds and run it again. Rows are written in
  * (server, port) order, so that two batches never wait on each other in opposite orders. Named, so
  * each connection parses and plans it once.
@@ -310,8 +312,8 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
       })),
   );
   const args = [JSON.stringify(batch), JSON.stringify(facts), items.map((i) => i.server.id), UNASSIGNED_ENVIRONMENT];
-  type Row = { serverId: number; unknown: string[]; created: number; updated: number; stopped: number; held: Conflict[] };
-  let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v6', INGEST_SQL, args);
+  type Row = { serverId: number; unknown: string[]; created: number; updated: number; silent: string[]; held: Conflict[] };
+  let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v7', INGEST_SQL, args);
   const herdsCreated = new Map<number, number>();
   if (rows[0]?.unknown.length) {
     // Each new herd is counted for the first report that names it.
@@ -321,7 +323,7 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
       if (await createHerd(db, first.server, first.report, sysid))
         herdsCreated.set(first.server.id, (herdsCreated.get(first.server.id) ?? 0) + 1);
     }
-    rows = await prepared<Row>(db, 'pgherd_agent_ingest_v6', INGEST_SQL, args);
+    rows = await prepared<Row>(db, 'pgherd_agent_ingest_v7', INGEST_SQL, args);
     if (rows[0]?.unknown.length) throw new Error(`no herd for system identifier(s) ${rows[0].unknown.join(', ')}`);
   }
   await recordPatroni(db, items);
@@ -332,6 +334,15 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
   const held = new Map<number, number>();
   for (const c of conflicts) held.set(c.server_id, (held.get(c.server_id) ?? 0) + 1);
   if (conflicts.length) await holdConflicts(db, conflicts);
+  // An agent's silence about an instance is not "stopped": what Postgres answers decides (the refresh's
+  // reading: refused, stopped; answering, running; neither, unreachable), as for every other instance.
+  const silent = rows.flatMap((r) => r.silent.map(Number));
+  const stoppedNow = new Set<number>();
+  if (silent.length) {
+    await refreshFleet(db, { ids: silent });
+    for (const r of await db.select({ id: instances.id, state: instances.state }).from(instances).where(inArray(instances.id, silent)))
+      if (r.state === 'stopped') stoppedNow.add(r.id);
+  }
   const byServer = new Map(rows.map((r) => [r.serverId, r]));
   return items.map(({ server }) => {
     const r = byServer.get(server.id);
@@ -340,7 +351,7 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
     return {
       created: r.created,
       updated: r.updated,
-      stopped: r.stopped,
+      stopped: r.silent.filter((id) => stoppedNow.has(Number(id))).length,
       herdsCreated: herdsCreated.get(server.id) ?? 0,
       ...(h ? { held: h } : {}),
     };
