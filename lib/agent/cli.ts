@@ -150,12 +150,30 @@ export async function reportNow(cfg: AgentConfig): Promise<{ report: Report; ans
   return { report, answer: res.body };
 }
 
-async function once(cfg: AgentConfig, dryRun: boolean): Promise<void> {
+/**
+ * The data directories pgherd's answer names (the clusters it has on record on this host: one it made,
+ * whose socket directory the configuration does not list, included): absolute paths only, at most 64.
+ */
+export function learnedDirectories(answer: string): string[] {
+  try {
+    const body = JSON.parse(answer) as { dataDirectories?: unknown };
+    if (!Array.isArray(body.dataDirectories)) return [];
+    return body.dataDirectories
+      .filter((d): d is string => typeof d === 'string' && /^\/[^\0\n]{0,4095}$/.test(d) && !d.split('/').includes('..'))
+      .slice(0, 64);
+  } catch {
+    return [];
+  }
+}
+
+async function once(cfg: AgentConfig, dryRun: boolean, configured: string[] = cfg.dataDirectories): Promise<void> {
   if (dryRun) {
     process.stdout.write(`${JSON.stringify(await buildReport(cfg), null, 2)}\n`);
     return;
   }
   const { report, answer } = await reportNow(cfg);
+  // The next round also reads the lock files of the clusters pgherd knows here.
+  cfg.dataDirectories = [...new Set([...configured, ...learnedDirectories(answer)])];
   process.stdout.write(`pgherd-agent: reported ${report.instances.length} instance(s): ${answer}\n`);
 }
 
@@ -198,9 +216,10 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (cfg.spot) void watchSpot(cfg, cfg.spot.everySeconds * 1000);
+    const configured = [...cfg.dataDirectories];
     for (;;) {
       try {
-        await once(cfg, false);
+        await once(cfg, false, configured);
       } catch (err) {
         // A daemon keeps going: the next report may get through. Configuration errors stop it.
         if (err instanceof AgentExit && err.code <= 3) throw err;

@@ -424,7 +424,8 @@ describe('refusals: the whole report, with what is wrong', () => {
     // b's own token: accepted, and the server's interval is kept for the silence count, its load for rules' conditions.
     expect(await send(tokenB, { ...fromB, intervalSeconds: 120, loadAverage: [1.5, 0.8, 0.25] })).toMatchObject({
       status: 200,
-      body: { server: b!.server },
+      // The clusters pgherd has on record there: the agent looks for their lock files too.
+      body: { server: b!.server, dataDirectories: expect.arrayContaining([fromB.instances[0]!.dataDirectory]) },
     });
     const [row] = await t.db.select().from(servers).where(eq(servers.id, sb.id));
     expect(row!.agentIntervalSeconds).toBe(120);

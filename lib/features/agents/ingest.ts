@@ -99,7 +99,25 @@ export function namesServer(server: AgentServer, reported: string): boolean {
 
 export interface Received {
   status: number;
-  body: { error: string; details: unknown } | ({ server: string } & IngestResult);
+  body: { error: string; details: unknown } | ({ server: string; dataDirectories: string[] } & IngestResult);
+}
+
+/** At most this many data directories are told back to an agent. */
+export const MAX_KNOWN_DIRECTORIES = 64;
+
+/**
+ * The data directories of the instances pgherd has on record on a server (those it made there, a
+ * blue/green upgrade's green, included): its agent looks for their lock files too, so that a cluster
+ * whose socket directory it does not watch is still reported.
+ */
+async function knownDataDirectories(db: Db, serverId: number): Promise<string[]> {
+  const rows = await db
+    .select({ d: instances.dataDirectory })
+    .from(instances)
+    .where(eq(instances.serverId, serverId))
+    .orderBy(instances.port)
+    .limit(MAX_KNOWN_DIRECTORIES);
+  return [...new Set(rows.map((r) => r.d).filter((d) => d.startsWith('/')))];
 }
 
 /**
@@ -142,7 +160,7 @@ export async function receiveReport(
   );
   if (foreign.length) return refuse(422, 'invalid report: nothing was written', foreign);
   const result = await write(server, read.report);
-  return { status: 200, body: { server: server.hostname, ...result } };
+  return { status: 200, body: { server: server.hostname, ...result, dataDirectories: await knownDataDirectories(db, server.id) } };
 }
 
 export interface IngestResult {

@@ -26,6 +26,10 @@ export const agentReportRoute = defineRoute({
             .int()
             .optional()
             .meta({ description: "Instances held as conflicts (their system identifier is a herd's in another environment)." }),
+          dataDirectories: z.array(z.string()).meta({
+            description:
+              'The data directories of the instances pgherd has on record on this server: the agent looks for their lock files too.',
+          }),
         })
         .meta({ id: 'ReportResult' }),
     },
