@@ -63,7 +63,8 @@ export function policyRefusal(h: HerdRef, p: HerdPolicy | undefined): Refusal | 
     if (s.environmentId !== h.environmentId)
       return refuse(
         'not-applicable',
-        `the backup host ${s.hostname} is in ${s.environment}, not ${h.environment}: a herd's backups stay in its environment`,
+        // Neither its name nor its environment: a staging admin learns nothing of production's hosts this way.
+        `the policy's backup host (server ${String(s.id)}) is not a server of ${h.environment}: a herd's backups stay in its environment`,
       );
     const why =
       pendingRefusal([{ name: s.hostname, approval: s.approval }]) ??

@@ -1,7 +1,7 @@
 // The admin declarations against real Postgres: pgherd's database seeded from the running lab fleet.
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditEntries, dnsRecords, environments, herds, instances, poolers, servers } from '@/db/schema';
+import { auditEntries, dnsRecords, environments, herds, instances, majorUpgrades, poolers, servers } from '@/db/schema';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { query } from '@/lib/lab/postgres';
 import { ifAssigned } from '@/lib/testing/if-assigned';
@@ -284,6 +284,38 @@ describe('delete', () => {
     expect(byModel.instances).toHaveLength(3);
     expect(byModel['dns-records']).toEqual([`${herd!.dnsName} CNAME`]);
     expect(c.protectedBy).toEqual([]);
+  });
+
+  it('keeps a herd an open major upgrade holds, and its environment: the upgrade can always be finished or abandoned', async () => {
+    const [blue] = await t.db.select().from(herds).where(eq(herds.name, 'identity')).limit(1);
+    const [green] = await t.db
+      .insert(herds)
+      .values({ environmentId: blue!.environmentId, name: 'identity-green', pgVersion: 17 })
+      .returning();
+    const [u] = await t.db
+      .insert(majorUpgrades)
+      .values({ blueHerdId: blue!.id, greenHerdId: green!.id, toVersionNum: 170010, databases: ['postgres'], status: 'ready' })
+      .returning();
+    try {
+      for (const [model, id] of [
+        ['herds', green!.id],
+        ['herds', blue!.id],
+        ['environments', blue!.environmentId],
+      ] as const) {
+        const c = await collectForDelete(t.db, admin(model), [id]);
+        expect(c.protectedBy.map((g) => [g.label, g.ids])).toEqual([['major upgrades', [u!.id]]]);
+        await expect(deleteObjects(t.db, editable(model), [id], actor)).rejects.toThrow(
+          /cannot delete: 1 major upgrades still refer to it/,
+        );
+      }
+      expect(await t.db.$count(herds, sql`${herds.id} IN (${blue!.id}, ${green!.id})`)).toBe(2);
+      // Cleaned up, the upgrade no longer holds them.
+      await t.db.update(majorUpgrades).set({ status: 'cleaned' }).where(eq(majorUpgrades.id, u!.id));
+      expect(await deleteObjects(t.db, editable('herds'), [green!.id], actor)).toEqual({ deleted: 1, cascaded: 0 });
+    } finally {
+      await t.db.delete(majorUpgrades).where(eq(majorUpgrades.id, u!.id));
+      await t.db.delete(herds).where(eq(herds.id, green!.id));
+    }
   });
 
   it('deletes an environment with everything in it, and audits each object that went', async () => {

@@ -100,6 +100,22 @@ export async function collectForDelete(db: Queries, def: AdminDef, ids: number[]
   }
   // A row both cascaded and unlinked is simply deleted.
   for (const [t, set] of unlinked) for (const id of seen.get(t) ?? []) set.delete(id);
+  // A herd an open major upgrade holds (as blue or green) stays: its subscriptions, its fence and the names
+  // it took follow it, and without it the upgrade could be neither finished nor abandoned. Its upgrade is
+  // cleaned up, rolled back or cut over first.
+  const herdIds = [...(seen.get(schema.herds) ?? [])];
+  if (herdIds.length) {
+    const open = await db
+      .select({ id: schema.majorUpgrades.id })
+      .from(schema.majorUpgrades)
+      .where(
+        sql`${schema.majorUpgrades.status} IN ('building', 'ready', 'cut-over') AND (${inArray(schema.majorUpgrades.blueHerdId, herdIds)} OR ${inArray(schema.majorUpgrades.greenHerdId, herdIds)})`,
+      );
+    if (open.length) {
+      blocked.set(schema.majorUpgrades, new Set(open.map((r) => r.id)));
+      for (const r of open) unlinked.get(schema.majorUpgrades)?.delete(r.id);
+    }
+  }
   // One after another: a delete collects inside its transaction, whose one connection runs one query at
   // a time anyway (node-postgres queues the rest, and deprecates being handed them at once).
   const groups = async (m: Map<PgTable, Set<number>>, skipRoot: boolean) => {
