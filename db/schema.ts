@@ -1155,6 +1155,8 @@ export const restoreClaims = pgTable(
     isCopy: boolean('is_copy').notNull().default(false),
     // The restored cluster's system identifier, once it answered: nothing is removed from a folder that holds another.
     systemIdentifier: text('system_identifier'),
+    // The port it was laid down for: an instance of another herd on that server and port adopted it too.
+    port: integer('port'),
     // When what it laid down was removed (by its cleanup, Tear down or a reconcile); null while it is on its server.
     removedAt: timestamp('removed_at', { withTimezone: true }),
     lastError: text('last_error'),

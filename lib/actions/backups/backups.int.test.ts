@@ -650,6 +650,8 @@ describe('Restore to a new herd', () => {
       // Its agent reports it: it stays in the herd that adopted it, never re-homed into its source by identifier.
       await ingestReport(db, scratchServer, agentReport([await collectInstance({ connectionString: restoredDsn(1, port) })]));
       expect((await db.select().from(instances).where(eq(instances.id, m!.id)))[0]).toMatchObject({ herdId: adopters!.id });
+      // Its data directory edited in the inventory too (an operator may): still the restore's port on that server.
+      await db.update(instances).set({ dataDirectory: '/srv/elsewhere/data' }).where(eq(instances.id, m!.id));
       // The restored herd expires: Tear down, run by the worker as the system, leaves the adopted copy, saying so.
       await db
         .update(herds)

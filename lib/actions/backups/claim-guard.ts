@@ -26,13 +26,20 @@ export interface ClaimPlace {
   keptHerdId: number | null;
 }
 
-/** The instance of a herd other than `keptHerdId` that sits at the claim's place, in words, or null. */
-export async function adoptedBy(db: Db, c: Pick<ClaimPlace, 'serverId' | 'dataDirectory' | 'keptHerdId'>): Promise<string | null> {
+/**
+ * The instance of a herd other than `keptHerdId` that sits at the claim's place (its server, and its data
+ * directory or the port the restore laid it down for: an edited data directory hides nothing), in words, or null.
+ */
+export async function adoptedBy(
+  db: Db,
+  c: Pick<ClaimPlace, 'serverId' | 'dataDirectory' | 'keptHerdId'> & { claimId?: number | null },
+): Promise<string | null> {
   if (c.serverId === null) return null;
   const r = await db.execute<{ id: number; label: string }>(sql`
     SELECT i.id, e.name || '/' || h.name || ' (instance ' || i.id || ')' AS label
     FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id
-    WHERE i.server_id = ${c.serverId} AND i.data_directory = ${c.dataDirectory} AND i.herd_id IS DISTINCT FROM ${c.keptHerdId}
+    WHERE i.server_id = ${c.serverId} AND i.herd_id IS DISTINCT FROM ${c.keptHerdId}
+      AND (i.data_directory = ${c.dataDirectory} OR i.port = (SELECT port FROM restore_claims WHERE id = ${c.claimId ?? null}))
     ORDER BY i.id LIMIT 1`);
   const row = r.rows[0];
   return row ? `${c.dataDirectory} is a member of ${row.label} now (adopted)` : null;

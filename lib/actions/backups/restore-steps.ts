@@ -407,8 +407,8 @@ export function claimStep<S extends { restore: RestoreState }>(pl: RestorePlace,
       // Recorded at once: should this worker die before the cleanup, the next one's reconcile removes it.
       if (x.deps.targetId !== undefined) {
         const r = await x.deps.db.execute<{ id: number }>(sql`
-            INSERT INTO restore_claims (target_id, server_id, folder, data_directory, pg_version, is_copy)
-            VALUES (${x.deps.targetId}, ${pl.server.id}, ${home}, ${pl.dataDirectory}, ${pl.pgVersion}, ${copy}) RETURNING id`);
+            INSERT INTO restore_claims (target_id, server_id, folder, data_directory, pg_version, is_copy, port)
+            VALUES (${x.deps.targetId}, ${pl.server.id}, ${home}, ${pl.dataDirectory}, ${pl.pgVersion}, ${copy}, ${pl.port}) RETURNING id`);
         x.state.restore.claimId = r.rows[0]?.id ?? null;
       }
     },

@@ -73,7 +73,10 @@ async function prepare(herds: { id: number }[], _params: unknown, db: Db): Promi
     WHERE l.kept_herd_id = ANY(${sql.param(herds.map((h) => h.id))}::int[]) AND l.terminated_at IS NULL ORDER BY l.id`);
   const adopted = new Map<number, string | null>();
   for (const x of c.rows)
-    adopted.set(x.id, await adoptedBy(db, { serverId: x.server_id, dataDirectory: x.data_directory, keptHerdId: x.kept_herd_id }));
+    adopted.set(
+      x.id,
+      await adoptedBy(db, { serverId: x.server_id, dataDirectory: x.data_directory, keptHerdId: x.kept_herd_id, claimId: x.id }),
+    );
   const claims = (herd: number): Claim[] =>
     c.rows
       .filter((x) => x.kept_herd_id === herd)
@@ -173,7 +176,7 @@ export const tearDownRestoredAction = defineHerdAction({
           run: async (x) => {
             // The adopted claims are settled as left (asked again: adopted still, or the herd is planned again).
             for (const c of left) {
-              const why = await adoptedBy(x.deps.db, { ...c, keptHerdId: h.id });
+              const why = await adoptedBy(x.deps.db, { ...c, keptHerdId: h.id, claimId: c.id });
               if (!why) throw refuse('stale', `${c.dataDirectory} on ${c.hostname} is no longer adopted: plan the tear down again`);
               await leaveClaim(x.deps.db, c.id, why);
             }
