@@ -515,7 +515,9 @@ describe('Restore to a new herd', () => {
     const otherScratch = lab.backup!.scratch.find((x) => x.environment === 'other')!;
     const otherId = (await db.select({ id: servers.id }).from(servers).where(eq(servers.hostname, otherScratch.server)))[0]!.id;
     plan = await planOperation(db, SYSTEM_ACCESS, restoreAction, [herdId], { ...params(25903), serverId: String(otherId) });
-    expect(plan.targets[0]!.refused).toMatch(/is in other, not bk/);
+    // Said without its name or its environment: a plan tells nobody of another environment's servers.
+    expect(plan.targets[0]!.refused).toMatch(new RegExp(`^server ${String(otherId)} is not a server of this environment`));
+    expect(plan.targets[0]!.refused).not.toContain(otherScratch.server);
     // The restored herd's instance forgotten by the inventory: the server is asked, and a Postgres answers on the port.
     const [h] = await db.select().from(herds).where(eq(herds.name, 'alpha-pitr'));
     await db.delete(instances).where(eq(instances.herdId, h!.id));
