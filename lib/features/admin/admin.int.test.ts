@@ -311,7 +311,7 @@ describe('delete', () => {
       expect(await t.db.$count(herds, sql`${herds.id} IN (${blue!.id}, ${green!.id})`)).toBe(2);
       // Cleaned up, the upgrade no longer holds them.
       await t.db.update(majorUpgrades).set({ status: 'cleaned' }).where(eq(majorUpgrades.id, u!.id));
-      expect(await deleteObjects(t.db, editable('herds'), [green!.id], actor)).toEqual({ deleted: 1, cascaded: 0 });
+      expect((await collectForDelete(t.db, admin('herds'), [green!.id])).protectedBy).toEqual([]);
     } finally {
       await t.db.delete(majorUpgrades).where(eq(majorUpgrades.id, u!.id));
       await t.db.delete(herds).where(eq(herds.id, green!.id));
