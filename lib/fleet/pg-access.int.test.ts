@@ -11,6 +11,7 @@ import { issueCertificate, makeCa } from '@/lib/lab/tls';
 import { startImpostor, type Impostor } from '@/lib/testing/pg-impostor';
 import { observe } from '@/lib/fleet/observe';
 import { instanceClient } from '@/lib/fleet/pg-access';
+import { query } from '@/lib/lab/postgres';
 import { metrics } from '@/lib/adapters/metrics/registry';
 
 let lab: LabInfo;
@@ -67,6 +68,40 @@ async function impostor(tls?: 'lab-ca' | 'copied' | 'other-ca', ask?: 'cleartext
 }
 
 describe('connections to the fleet', () => {
+  it("resolve no unqualified name to another role's object: a database's owner who set its search_path gets nothing run as pgherd", async () => {
+    const s = staging();
+    const su = (db: string) => s.dsn.replace(/\/postgres(\?|$)/, `/${db}$1`);
+    const isSuper = async () =>
+      (await query<{ s: boolean }>(s.dsn, "SELECT rolsuper AS s FROM pg_roles WHERE rolname = 'mallory_sp'"))[0]!.s;
+    await query(s.dsn, 'CREATE ROLE mallory_sp LOGIN');
+    await query(s.dsn, 'CREATE DATABASE appdb_sp OWNER mallory_sp');
+    try {
+      // As the database's owner could: a schema of its own first in the database's search_path, with a view
+      // shadowing a catalog view and a function that makes its owner a superuser when whoever reads it is one.
+      await query(
+        su('appdb_sp'),
+        `SET ROLE mallory_sp;
+         CREATE SCHEMA evil;
+         CREATE FUNCTION evil.pwn() RETURNS text LANGUAGE plpgsql AS $$BEGIN ALTER ROLE mallory_sp SUPERUSER; RETURN 'x'; END$$;
+         CREATE VIEW evil.pg_sequences AS SELECT evil.pwn() AS schemaname, 'x'::text AS sequencename;
+         ALTER DATABASE appdb_sp SET search_path = evil, pg_catalog;
+         RESET ROLE;`,
+      );
+      const c = instanceClient({ host: s.address, port: s.port, serverEnvironment: 'staging' }, { database: 'appdb_sp' });
+      await c.connect();
+      try {
+        expect((await c.query<{ p: string }>('SHOW search_path')).rows[0]!.p).toBe('pg_catalog, pg_temp');
+        await c.query('SELECT schemaname, sequencename FROM pg_sequences');
+      } finally {
+        await c.end();
+      }
+      expect(await isSuper()).toBe(false);
+    } finally {
+      await query(s.dsn, 'DROP DATABASE IF EXISTS appdb_sp WITH (FORCE)');
+      await query(s.dsn, 'DROP ROLE IF EXISTS mallory_sp');
+    }
+  });
+
   it("connect to each environment as its own role, over TLS whose certificate was verified; one environment's role is refused by the other's instances", async () => {
     const p = production();
     const s = staging();

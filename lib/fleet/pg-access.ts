@@ -352,10 +352,15 @@ export function instanceClient(
   e: { host: string; port: number; serverEnvironment: string | null },
   extra: Extra & { database?: string } = {},
 ): pg.Client {
-  const { database = 'postgres', ...rest } = extra;
+  const { database = 'postgres', options, ...rest } = extra;
   const a = accessFor(e.serverEnvironment).postgres;
-  return client(e.host, e.port, a.user, a, database, rest);
+  // pgherd is a superuser there: no unqualified name it uses may resolve to an object another role made (a
+  // database's owner can set its search_path, and a function or view of theirs would run as pgherd).
+  return client(e.host, e.port, a.user, a, database, { ...rest, options: [PINNED_SEARCH_PATH, options].filter(Boolean).join(' ') });
 }
+
+/** Every session pgherd opens on a member starts with this search_path (pg_temp last, where it cannot shadow). */
+export const PINNED_SEARCH_PATH = '-c search_path=pg_catalog,pg_temp';
 
 /** A client for a PgBouncer's admin console on one of `environment`'s servers. */
 export function poolerClient(

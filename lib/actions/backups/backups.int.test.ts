@@ -689,6 +689,11 @@ describe('Restore to a new herd', () => {
       expect(await db.select().from(instances).where(eq(instances.port, port))).toEqual([]);
       const held = await db.select().from(agentConflicts).where(eq(agentConflicts.serverId, scratchServer.id));
       expect(held).toEqual([expect.objectContaining({ port, herdId, systemIdentifier: sys!.s })]);
+      // Removed by a reconcile, then a report made before the removal arrives late: still held, not filed.
+      const late = agentReport([await collectInstance({ connectionString: restoredDsn(1, port) })]);
+      await db.execute(sql`UPDATE restore_claims SET removed_at = now() WHERE target_id = ${r.targets[0]!.id}`);
+      expect(await ingestReport(db, scratchServer, late)).toMatchObject({ created: 0, held: 1 });
+      expect(await sourceMembers()).toBe(before);
     } finally {
       await db.delete(herds).where(eq(herds.id, adopters!.id));
       await dropRestored(dir);
@@ -711,6 +716,18 @@ describe('Restore to a new herd', () => {
       );
       expect((await query<{ one: number }>(restoredDsn(1, port), 'SELECT 1 AS one'))[0]!.one).toBe(1);
       expect(await db.select({ id: herds.id }).from(herds).where(eq(herds.id, h!.id))).toHaveLength(1);
+      // The right cluster in its data directory, and another one made beside it in the folder the claim made:
+      // removing the folder would take that one too.
+      const [sys] = await query<{ s: string }>(restoredDsn(1, port), 'SELECT system_identifier::text AS s FROM pg_control_system()');
+      await db.execute(
+        sql`UPDATE restore_claims SET system_identifier = ${sys!.s}, kept_herd_id = ${h!.id}, settled_how = 'kept', last_error = NULL WHERE target_id = ${r.targets[0]!.id}`,
+      );
+      const beside = path.join(path.dirname(dir), 'other');
+      await runAsLab(labIdentity(), ['/usr/lib/postgresql/15/bin/initdb', '-D', beside, '-A', 'trust', '-U', 'postgres']);
+      const again = await runOperation(db, worker.queue, tearDownRestoredAction, { herdIds: [h!.id] });
+      expect(again.op.status).toBe('failed');
+      expect(again.targets[0]!.error).toContain(`holds another cluster beside the restored one (${beside})`);
+      expect((await runAsLab(labIdentity(), ['cat', path.join(beside, 'PG_VERSION')])).stdout.trim()).toBe('15');
     } finally {
       await db.delete(herds).where(eq(herds.id, h!.id));
       await dropRestored(dir);

@@ -70,6 +70,28 @@ async function systemIdentifierOn(
 export async function claimNotOurs(deps: ActionDeps, x: StepContext, c: ClaimPlace, recorded: string | null): Promise<string | null> {
   const adopted = await adoptedBy(deps.db, c);
   if (adopted) return adopted;
+  // What is removed is the whole folder the claim made: another cluster put beside the restored one is not
+  // the restore's either (its PG_VERSION or postmaster.pid anywhere outside the restored data directory).
+  const folder = claimFolder(c.dataDirectory);
+  const others = await execNoted(
+    deps,
+    { ssh: c.ssh },
+    x,
+    [
+      'sh',
+      '-c',
+      '[ -d "$1" ] || exit 0; find "$1" \\( -name PG_VERSION -o -name postmaster.pid \\) -not -path "$2/*" -print 2>/dev/null | head -n 3',
+      'pgherd-claim-folder',
+      folder,
+      c.dataDirectory,
+    ],
+    60_000,
+  );
+  const found = others.stdout.trim().split('\n').filter(Boolean);
+  if (found.length)
+    return `${folder} on ${c.hostname} holds another cluster beside the restored one (${found.map((f) => path.dirname(f)).join(', ')})`;
+  if (others.code !== 0)
+    return `what ${folder} on ${c.hostname} holds could not be read (exit ${String(others.code)}), so it is not proven the restore's`;
   if (recorded === null) return null;
   const on = await systemIdentifierOn(deps, x, c);
   if ('absent' in on) return null;

@@ -600,7 +600,8 @@ export function withoutPgCron(value: string): string {
     .trim()
     .split(',')
     .map((l) => l.trim().replace(/^"(.*)"$/, '$1'))
-    .filter((l) => l !== '' && l !== 'pg_cron');
+    // Whatever path or suffix it is written with ($libdir/pg_cron, /usr/lib/.../pg_cron.so): its file's name decides.
+    .filter((l) => l !== '' && path.basename(l).replace(/\.(so|dylib|dll)$/, '') !== 'pg_cron');
   for (const l of kept)
     if (!/^[A-Za-z0-9_.$/-]+$/.test(l))
       throw new Error(`shared_preload_libraries holds ${JSON.stringify(l)}: not a library name pgherd writes back`);
@@ -615,11 +616,47 @@ export function withoutPgCron(value: string): string {
  */
 export async function cutOffSubscriptions(pl: RestorePlace): Promise<string[]> {
   const done: string[] = [];
-  const dbs = await onRestored(pl, 'postgres', async (c) =>
-    (await c.query<{ datname: string }>('SELECT datname FROM pg_catalog.pg_database WHERE datallowconn ORDER BY datname')).rows.map(
-      (r) => r.datname,
-    ),
+  // pg_subscription is shared: every database that holds one is found from here, including one that
+  // refuses connections (opened for the moment it takes, then closed again).
+  const dbs = await onRestored(
+    pl,
+    'postgres',
+    async (c) =>
+      (
+        await c.query<{ datname: string; allow: boolean }>(
+          `SELECT d.datname, d.datallowconn AS allow FROM pg_catalog.pg_database d
+          WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.subdbid = d.oid) ORDER BY d.datname`,
+        )
+      ).rows,
   );
+  const closed = dbs.filter((d) => !d.allow).map((d) => d.datname);
+  const allow = (on: boolean) =>
+    onRestored(pl, 'postgres', async (c) => {
+      for (const d of closed) await c.query(`ALTER DATABASE ${c.escapeIdentifier(d)} ALLOW_CONNECTIONS ${on ? 'true' : 'false'}`);
+    });
+  await allow(true);
+  try {
+    await cutOffIn(
+      pl,
+      dbs.map((d) => d.datname),
+      done,
+    );
+  } finally {
+    await allow(false);
+  }
+  // Proven: none is left enabled or holding a slot, in any database.
+  const left = await onRestored(pl, 'postgres', async (c) =>
+    (
+      await c.query<{ n: string }>(
+        `SELECT s.subname AS n FROM pg_catalog.pg_subscription s WHERE s.subenabled OR s.subslotname IS NOT NULL`,
+      )
+    ).rows.map((r) => r.n),
+  );
+  if (left.length) throw new Error(`subscriptions still enabled or holding a slot on the copy: ${left.join(', ')}`);
+  return done;
+}
+
+async function cutOffIn(pl: RestorePlace, dbs: string[], done: string[]): Promise<void> {
   for (const db of dbs)
     await onRestored(pl, db, async (c) => {
       const subs = await c.query<{ subname: string; enabled: boolean; slot: string | null }>(
@@ -633,7 +670,6 @@ export async function cutOffSubscriptions(pl: RestorePlace): Promise<string[]> {
         done.push(`${db}.${sub.subname}: disabled, slot ${sub.slot ?? '(none)'} let go (not dropped on the publisher)`);
       }
     });
-  return done;
 }
 
 async function onRestored<T>(pl: RestorePlace, database: string, f: (c: ReturnType<typeof instanceClient>) => Promise<T>): Promise<T> {

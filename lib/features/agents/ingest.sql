@@ -15,7 +15,7 @@ WITH batch AS (
   -- A restored copy shares its source's system identifier: a member of a restored herd, or one a team
   -- adopted into another herd (a copy's claim at its place), stays in its herd (k), never re-homed into the
   -- source. A copy no instance row holds (its herd deleted by hand) is placed nowhere: held as a conflict
-  -- (cp), never filed into its source as a second primary. A cluster a restore or a drill is laying down (its
+  -- (cp), never filed into its source as a second primary, nor by a late report once it was removed. A cluster a restore or a drill is laying down (its
   -- claim still open) is not the inventory's yet: left out.
   SELECT rep.*, coalesce(k.herd_id, h.id) AS herd_id, coalesce(k.environment_id, h.environment_id) AS environment_id,
          k.herd_id IS NULL
@@ -24,7 +24,9 @@ WITH batch AS (
                           AND h.environment_id IS DISTINCT FROM (SELECT id FROM environments WHERE name = $4), false)) AS conflict
   FROM rep LEFT JOIN LATERAL (SELECT id, environment_id FROM herds WHERE system_identifier = rep.sysid LIMIT 1) h ON true
   LEFT JOIN LATERAL (SELECT true AS copy FROM restore_claims c
-                     WHERE c.server_id = rep.server_id AND c.data_directory = rep.data_directory AND c.is_copy AND c.removed_at IS NULL LIMIT 1) cp ON true
+                     WHERE c.server_id = rep.server_id AND c.data_directory = rep.data_directory AND c.is_copy
+                       -- Removed a moment ago: a report made before the removal may still arrive.
+                       AND (c.removed_at IS NULL OR c.removed_at > now() - interval '15 minutes') LIMIT 1) cp ON true
   LEFT JOIN LATERAL (SELECT i.herd_id, rh.environment_id FROM instances i JOIN herds rh ON rh.id = i.herd_id
                      WHERE i.server_id = rep.server_id AND i.port = rep.port AND (rh.restored_from_herd_id IS NOT NULL OR cp.copy) LIMIT 1) k ON true
   WHERE NOT EXISTS (SELECT 1 FROM restore_claims c WHERE c.server_id = rep.server_id AND c.data_directory = rep.data_directory AND c.settled_at IS NULL)
