@@ -9,10 +9,9 @@ import type { ActionPlan, ActionStep } from '@/lib/engine/define-action';
 import { productionWarning } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { writeAudit } from '@/lib/engine/write-audit';
-import { binDir } from '@/lib/fleet/drivers';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { execNoted } from '@/lib/actions/steps/exec-noted';
+import { stopSide } from './stop-side';
 import { onDb, setReadOnly } from './blue-facts';
 import {
   BACK_PUBLICATION,
@@ -49,18 +48,7 @@ export function abandonPlan(
         : 'nothing to stop: green was deleted from the inventory (its slots on blue are dropped once nothing uses them)',
       timeoutMs: 300_000,
       run: async (x) => {
-        for (const m of greenMembers) {
-          const bins = m.binDir || binDir(m.pgVersion);
-          const r = await execNoted(
-            x.deps,
-            m,
-            x,
-            [`${bins}/pg_ctl`, '-D', m.dataDirectory, '-m', 'fast', '-w', '-t', '120', 'stop'],
-            150_000,
-          );
-          if (r.code !== 0 && !/not running|No such file|does not exist/i.test(r.stderr))
-            throw new Error(`${m.label}: pg_ctl stop failed: ${r.stderr.trim()}`);
-        }
+        await stopSide(x.deps, x, greenMembers);
       },
     },
     {

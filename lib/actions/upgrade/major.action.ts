@@ -34,6 +34,7 @@ import { refuse, Refusal } from '@/lib/fleet/refusal';
 import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
 import { dnsSteps } from '@/lib/actions/steps/dns-steps';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
+import { stopSide } from './stop-side';
 import { pauseSteps, repointAndResumeSteps, type PoolerSwitchState } from '@/lib/actions/steps/pooler-steps';
 import { DEFAULT_PAUSE_BUDGET_S } from '@/lib/actions/steps/pooler-resume';
 import { loadRestoreServer, notThisEnvironment, type RestoreServer } from '@/lib/actions/backups/restore-steps';
@@ -1341,18 +1342,7 @@ export const upgradeCleanupAction = defineHerdAction({
         says: `stop every member of ${drop.label} (pg_ctl stop -m fast) and take the herd out of the inventory; their data directories stay on disk`,
         timeoutMs: 300_000,
         run: async (x) => {
-          for (const m of drop.members) {
-            const bins = m.binDir || binDir(m.pgVersion);
-            const r = await execNoted(
-              x.deps,
-              m,
-              x,
-              [`${bins}/pg_ctl`, '-D', m.dataDirectory, '-m', 'fast', '-w', '-t', '120', 'stop'],
-              150_000,
-            );
-            if (r.code !== 0 && !/not running|No such file|does not exist/i.test(r.stderr))
-              throw new Error(`${m.label}: pg_ctl stop failed: ${r.stderr.trim()}`);
-          }
+          await stopSide(x.deps, x, drop.members);
           await x.deps.db.transaction(async (tx) => {
             await tx.update(majorUpgrades).set({ status: 'cleaned', cleanedAt: new Date() }).where(eq(majorUpgrades.id, u.id));
             await tx.delete(instances).where(inArray(instances.herdId, [drop.id]));

@@ -33,7 +33,8 @@ const yesNo = {
  * An S3 policy goes only where PGHERD_PG_CONFIG says for its environment (backup.s3), always encrypted: its
  * S3 fields, when given, must be the configuration's (what runs takes them from the configuration anyway).
  */
-function s3Refusal(p: {
+/** A policy's S3 fields as its row has them, with its environment's name. */
+interface S3Row {
   bucket: string;
   endpoint: string;
   region: string;
@@ -42,7 +43,9 @@ function s3Refusal(p: {
   ca_file: string;
   encrypt: boolean;
   environment: string;
-}): Record<string, string> | null {
+}
+
+function s3Refusal(p: S3Row): Record<string, string> | null {
   if (!p.encrypt) return { encrypt: 'An S3 repository is always encrypted: its bucket is read by whoever holds the keys.' };
   let place: S3Repository | null;
   try {
@@ -187,18 +190,7 @@ export const backupPoliciesAdmin = defineAdmin({
     },
   }),
   validate: async (tx, id): Promise<Record<string, string> | null> => {
-    const r = await tx.execute<{
-      kind: string;
-      server: number | null;
-      bucket: string;
-      endpoint: string;
-      region: string;
-      connect_host: string;
-      port: number;
-      ca_file: string;
-      encrypt: boolean;
-      environment: string;
-    }>(
+    const r = await tx.execute<S3Row & { kind: string; server: number | null }>(
       sql`SELECT p.repo_kind AS kind, p.repo_server_id AS server, p.s3_bucket AS bucket, p.s3_endpoint AS endpoint, p.s3_region AS region,
                  p.s3_connect_host AS connect_host, p.s3_port AS port, p.s3_ca_file AS ca_file, p.encrypt, e.name AS environment
           FROM backup_policies p JOIN environments e ON e.id = p.environment_id WHERE p.id = ${id}`,
