@@ -34,7 +34,7 @@ const yesNo = {
  * S3 fields, when given, must be the configuration's (what runs takes them from the configuration anyway).
  */
 /** A policy's S3 fields as its row has them, with its environment's name. */
-interface S3Row {
+type S3Row = {
   bucket: string;
   endpoint: string;
   region: string;
@@ -43,7 +43,7 @@ interface S3Row {
   ca_file: string;
   encrypt: boolean;
   environment: string;
-}
+};
 
 function s3Refusal(p: S3Row): Record<string, string> | null {
   if (!p.encrypt) return { encrypt: 'An S3 repository is always encrypted: its bucket is read by whoever holds the keys.' };
