@@ -80,16 +80,26 @@ export async function claimNotOurs(deps: ActionDeps, x: StepContext, c: ClaimPla
     [
       'sh',
       '-c',
-      '[ -d "$1" ] || exit 0; find "$1" \\( -name PG_VERSION -o -name postmaster.pid \\) -not -path "$2/*" -print 2>/dev/null | head -n 3',
+      '[ -d "$1" ] || exit 0; find "$1" \\( -name PG_VERSION -o -name postmaster.pid \\) -not -path "$2/*" -not -path "*/base/*/PG_VERSION" -print 2>/dev/null | head -n 20',
       'pgherd-claim-folder',
       folder,
       c.dataDirectory,
     ],
     60_000,
   );
-  const found = others.stdout.trim().split('\n').filter(Boolean);
-  if (found.length)
-    return `${folder} on ${c.hostname} holds another cluster beside the restored one (${found.map((f) => path.dirname(f)).join(', ')})`;
+  // A cluster's own folder, not each of its databases' (base/<oid>/PG_VERSION).
+  const found = [
+    ...new Set(
+      others.stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((f) => path.dirname(f)),
+    ),
+  ]
+    .sort()
+    .filter((d, k, all) => !all.slice(0, k).some((up) => d.startsWith(`${up}/`)));
+  if (found.length) return `${folder} on ${c.hostname} holds another cluster beside the restored one (${found.join(', ')})`;
   if (others.code !== 0)
     return `what ${folder} on ${c.hostname} holds could not be read (exit ${String(others.code)}), so it is not proven the restore's`;
   if (recorded === null) return null;
