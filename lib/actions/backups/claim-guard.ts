@@ -80,7 +80,7 @@ export async function claimNotOurs(deps: ActionDeps, x: StepContext, c: ClaimPla
     [
       'sh',
       '-c',
-      '[ -d "$1" ] || exit 0; find "$1" \\( -name PG_VERSION -o -name postmaster.pid \\) -not -path "$2/*" -not -path "*/base/*/PG_VERSION" -print 2>/dev/null | head -n 20',
+      '[ -d "$1" ] || exit 0; find "$1" \\( -name PG_VERSION -o -name postmaster.pid \\) -not -path "$2/*" -not -path "*/base/[0-9]*/PG_VERSION" -print 2>/dev/null | head -n 20',
       'pgherd-claim-folder',
       folder,
       c.dataDirectory,
