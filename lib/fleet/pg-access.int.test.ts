@@ -90,7 +90,7 @@ describe('connections to the fleet', () => {
       const c = instanceClient({ host: s.address, port: s.port, serverEnvironment: 'staging' }, { database: 'appdb_sp' });
       await c.connect();
       try {
-        expect((await c.query<{ p: string }>("SELECT current_setting('search_path') AS p")).rows[0]!.p).toBe('pg_catalog, pg_temp');
+        expect((await c.query<{ p: string }>("SELECT current_setting('search_path') AS p")).rows[0]!.p).toBe('pg_catalog,pg_temp');
         await c.query('SELECT schemaname, sequencename FROM pg_sequences');
       } finally {
         await c.end();
