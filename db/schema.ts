@@ -1166,6 +1166,8 @@ export const restoreClaims = pgTable(
     index('restore_claims_open_idx')
       .on(t.targetId)
       .where(sql`settled_at IS NULL`),
+    // The agents' ingest asks it for every reported instance: is a copy there?
+    index('restore_claims_place_idx').on(t.serverId, t.dataDirectory),
   ],
 );
 
