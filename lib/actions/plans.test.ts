@@ -735,6 +735,7 @@ describe('an action is its plan', () => {
           open: new Map([[h.id, a.name === 'upgrade-major' ? null : open]]),
           buildEnded: new Map([[h.id, true]]),
           sides: new Map([[h.id, { blue: h, green }]]),
+          greenLost: new Map<number, string>(),
           server,
           taken: new Set<string>(),
         };

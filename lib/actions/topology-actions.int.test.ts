@@ -32,6 +32,19 @@ let elsewhere: InstanceRef;
 
 const run = (action: InstanceAction, targetId: number) => runAction(t.db, ssh, action, targetId);
 const dsn = (r: InstanceRef) => `postgres://postgres@${r.host}:${r.port}/postgres`;
+/**
+ * The replica's primary_conninfo keeps pgherd's rule (the upstream's certificate verified against the
+ * environment's CA, in a file on the replica's host), and its upstream sees it connected over TLS.
+ */
+async function expectVerifiedReplication(replica: InstanceRef, upstream: InstanceRef) {
+  const [{ c } = { c: '' }] = await query<{ c: string }>(dsn(replica), `SELECT current_setting('primary_conninfo') AS c`);
+  expect(c).toMatch(/sslmode='verify-full'/);
+  const caFile = /sslrootcert='([^']+)'/.exec(c)?.[1];
+  expect(readFileSync(caFile!, 'utf8').trim()).toBe(readFileSync(t.lab.tls!.caFile, 'utf8').trim());
+  const ssl = await query<{ ssl: boolean }>(dsn(upstream), 'SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)');
+  expect(ssl.length).toBeGreaterThan(0);
+  expect(ssl.every((r) => r.ssl)).toBe(true);
+}
 const inRecovery = async (r: InstanceRef) => (await query<{ rec: boolean }>(dsn(r), 'SELECT pg_is_in_recovery() AS rec'))[0]!.rec;
 
 beforeAll(async () => {
@@ -99,6 +112,7 @@ describe('remaster', () => {
     expect(rows).toEqual([{ v: 'after promote' }]);
     const [inv] = await t.db.select().from(instances).where(eq(instances.id, r3.id));
     expect(inv!.upstreamInstanceId).toBe(r2.id);
+    await expectVerifiedReplication(r3, r2);
   });
 
   it('is refused for a primary', async () => {
@@ -160,6 +174,7 @@ describe('rebuild', () => {
     expect(rows).toEqual([{ v: 'after promote' }, { v: 'second' }]);
     const [inv] = await t.db.select().from(instances).where(eq(instances.id, primary.id));
     expect(inv).toMatchObject({ role: 'replica', state: 'running', upstreamInstanceId: r2.id });
+    await expectVerifiedReplication(primary, r2); // pg_rewind -R wrote the string it connected with
   });
 
   it('falls back to pg_basebackup when pg_rewind cannot work, into a fresh directory', async () => {
@@ -179,6 +194,7 @@ describe('rebuild', () => {
     expect((await query<{ v: string }>(dsn(r3), 'SELECT v FROM promoted ORDER BY v')).map((r) => r.v)).toEqual(['after promote', 'second']);
     const parent = path.dirname(r3.dataDirectory);
     expect(readdirSync(parent).filter((f) => f.includes('pgherd-'))).toEqual([]); // nothing left aside
+    await expectVerifiedReplication(r3, r2); // pg_basebackup -R wrote the string it connected with
   });
 });
 

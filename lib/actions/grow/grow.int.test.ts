@@ -368,6 +368,16 @@ describe('Add replica', () => {
     expect(r.op.status, steps(r)).toBe('succeeded');
     console.log(`seed from the primary: the primary read ${read} bytes of a ${size}-byte database (${((read / size) * 100).toFixed(1)}%)`);
     expect(read).toBeGreaterThan(size * 0.8);
+    // Its primary_conninfo verifies the primary's certificate against the environment's CA, and it streams over TLS.
+    const dsn = `postgres://postgres@${scratch.address}:26003/postgres`;
+    const [{ c } = { c: '' }] = await query<{ c: string }>(dsn, `SELECT current_setting('primary_conninfo') AS c`);
+    expect(c).toMatch(/sslmode='verify-full' sslrootcert='[^']+\/\.pgherd\/ca-[0-9a-f]{16}\.crt'/);
+    const [w] = await query<{ ssl: boolean }>(
+      `postgres://postgres@${primary().address}:${primary().port}/postgres`,
+      `SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) WHERE r.application_name = $1`,
+      [scratch.server.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 63)],
+    );
+    expect(w).toEqual({ ssl: true });
   }, 300_000);
 
   it('a seed that fails leaves nothing: no folder, no instance, no server', async () => {

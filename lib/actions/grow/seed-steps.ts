@@ -8,7 +8,8 @@
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { lsnDiff } from '@/lib/adapters/format/lsn';
-import { conninfo, replicationUser } from '@/lib/actions/steps/topology-steps';
+import { replicationUser } from '@/lib/actions/steps/topology-steps';
+import { replicationConninfo } from '@/lib/actions/steps/replication-conninfo';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
 import {
   claimStep,
@@ -95,12 +96,8 @@ export function seedSteps<S extends SeedState>(
             [
               // The major's own tools: a build a member runs from may ship the server alone.
               `${binDir(primary.pgVersion)}/pg_basebackup`,
-              '-h',
-              seed.from.host,
-              '-p',
-              String(seed.from.port),
-              '-U',
-              replicationUser(),
+              '-d',
+              await replicationConninfo(x.deps, srv, x, seed.from, { user: replicationUser() }),
               '-D',
               pl.dataDirectory,
               '-X',
@@ -126,7 +123,7 @@ export function seedSteps<S extends SeedState>(
         restoreCommand: !!backups,
         ssl: [pl.sslCertFile ?? null, pl.sslKeyFile ?? null],
       },
-      says: `set its port ${pl.port}, listen address ${pl.server.address}, socket directory, primary_conninfo to ${primary.label} (user ${replicationUser()})${backups ? `, restore_command and archive_command through the repository (stanza ${backups.stanza})` : ', no restore_command (the herd has no backups configured)'}${pl.sslCertFile ? ', its TLS certificate' : ''}; standby.signal`,
+      says: `set its port ${pl.port}, listen address ${pl.server.address}, socket directory, primary_conninfo to ${primary.label} (user ${replicationUser()}, the server's certificate verified where its environment has a CA)${backups ? `, restore_command and archive_command through the repository (stanza ${backups.stanza})` : ', no restore_command (the herd has no backups configured)'}${pl.sslCertFile ? ', its TLS certificate' : ''}; standby.signal`,
       timeoutMs: 30_000,
       run: async (x) => {
         const lines = [
@@ -136,12 +133,12 @@ export function seedSteps<S extends SeedState>(
           `unix_socket_directories = '${socketDirOf(pl)}'`,
           `cluster_name = '${pl.clusterName}'`,
           `hot_standby = on`,
-          `primary_conninfo = '${conninfo({
-            host: primary.host,
-            port: primary.port,
-            user: replicationUser(),
-            application_name: walReceiverName(pl.server.hostname),
-          })
+          `primary_conninfo = '${(
+            await replicationConninfo(x.deps, srv, x, primary, {
+              user: replicationUser(),
+              application_name: walReceiverName(pl.server.hostname),
+            })
+          )
             .replace(/\\/g, '\\\\')
             .replace(/'/g, "''")}'`,
           `primary_slot_name = ''`,

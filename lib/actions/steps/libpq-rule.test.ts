@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { PoolerRef } from '@/lib/fleet/herd-ref';
 import { Refusal } from '@/lib/fleet/refusal';
 import { libpqMajorOf, ruledConninfo } from './libpq-rule';
+import { replicationConninfoWith } from './replication-conninfo';
 import { consoleConninfo } from './pooler-resume';
 
 const CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
@@ -92,5 +93,16 @@ describe('the armed PgBouncer RESUME', () => {
   it('sends no TLS it cannot verify where the environment\u2019s poolers have none, and no password', () => {
     expect(words(consoleConninfo(p, { libpqMajor: 15, caPath: null }, { password: null, tls: null })).sslmode).toBe('disable');
     expect(words(consoleConninfo(p, { libpqMajor: 16, caPath: null }, { password: null, tls: null })).require_auth).toBe('none');
+  });
+});
+
+describe('replication strings', () => {
+  it('verify the upstream against the CA where there is one, quote every value, and hold no password', () => {
+    const up = { host: "10.0.0.5' sslmode='disable", port: 5432, serverEnvironment: 'production' };
+    const s = replicationConninfoWith(up, { user: 'replicator', application_name: 'db-2' }, '/home/postgres/.pgherd/ca-1.crt');
+    expect(s).toBe(
+      "host='10.0.0.5\\' sslmode=\\'disable' port='5432' user='replicator' application_name='db-2' sslmode='verify-full' sslrootcert='/home/postgres/.pgherd/ca-1.crt'",
+    );
+    expect(replicationConninfoWith({ ...up, host: '10.0.0.5' }, { user: 'r' }, null)).toBe("host='10.0.0.5' port='5432' user='r'");
   });
 });

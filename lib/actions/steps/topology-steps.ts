@@ -17,6 +17,7 @@ import { execNoted, execNotedOk } from './exec-noted';
 import { refuse } from '@/lib/fleet/refusal';
 import { proveReplaceable } from './data-directory';
 import { setting } from '@/lib/settings/settings';
+import { replicationConninfo } from './replication-conninfo';
 
 /** primary_conninfo as libpq reads it: values quoted, quotes and backslashes escaped. */
 export function conninfo(parts: Record<string, string | number>): string {
@@ -126,7 +127,7 @@ export async function pointAt(
       `${t.label} is on timeline ${to.timeline}, ahead of ${up.label}'s ${uo.timeline}: it cannot follow it (rebuild it)`,
     );
   }
-  const value = conninfo({ host: up.host, port: up.port, user: replicationUser(), application_name: t.label.replace(/:.*$/, '') });
+  const value = await replicationConninfo(deps, t, ctx, up, { user: replicationUser(), application_name: t.label.replace(/:.*$/, '') });
   const c = instanceClient(t, { connectionTimeoutMillis: 3000, application_name: 'pgherd' });
   c.on('error', () => {}); // connect() or the queries reject with it
   await c.connect();
@@ -234,7 +235,7 @@ export function rejoinSteps<S extends RejoinState>(
       run: async (x) => {
         if (opts.fresh) return void x.note({ stdout: 'skipped: a fresh copy is made instead' });
         const src = source(x.state);
-        const conn = conninfo({ host: src.host, port: src.port, user: replicationUser(), dbname: 'postgres' });
+        const conn = await replicationConninfo(x.deps, t, x, src, { user: replicationUser(), dbname: 'postgres' });
         const r = await execNoted(
           x.deps,
           t,
@@ -267,12 +268,8 @@ export function rejoinSteps<S extends RejoinState>(
           x,
           [
             `${binDir(t.pgVersion)}/pg_basebackup`,
-            '-h',
-            src.host,
-            '-p',
-            String(src.port),
-            '-U',
-            replicationUser(),
+            '-d',
+            await replicationConninfo(x.deps, t, x, src, { user: replicationUser() }),
             '-D',
             t.dataDirectory,
             '-X',

@@ -3,8 +3,13 @@
 // from the inventory, be unreachable, or be recorded as stopped while it still answers. What is on blue
 // (subscriptions, publications, slots, the marker, the upgrade's role) is taken away from blue alone,
 // blue is made writable, and the upgrade is closed, so that nothing about it holds blue any more.
+//
+// A cut-over upgrade whose green is lost (no member answers as a primary, or its herd was deleted) is
+// abandoned the same way, and blue's write names and PgBouncer, which the cut-over pointed at green, are
+// pointed back at blue: blue takes the writes from what its subscription to green had applied. A green
+// that answers as a primary again when it runs is not abandoned: Roll back keeps its writes.
 import { eq, inArray } from 'drizzle-orm';
-import { herds, instances, majorUpgrades } from '@/db/schema';
+import { dnsRecords, herds, instances, majorUpgrades, poolers } from '@/db/schema';
 import type { ActionPlan, ActionStep } from '@/lib/engine/define-action';
 import { productionWarning } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
@@ -25,6 +30,11 @@ import {
   subscription,
 } from './replication';
 import { provenOwnTable, useOwnSchema } from '@/lib/fleet/own-schema';
+import { observe, shown } from '@/lib/fleet/observe';
+import { refuse } from '@/lib/fleet/refusal';
+import { errorText } from '@/lib/engine/errors';
+import { dnsSteps } from '@/lib/actions/steps/dns-steps';
+import { poolerArg, repointPooler } from '@/lib/actions/steps/pooler-steps';
 
 export interface AbandonState {
   done: boolean;
@@ -36,19 +46,48 @@ export function abandonPlan(
   blue: HerdRef,
   blueP: InstanceRef,
   green: HerdRef | null,
+  /** Set for a cut-over upgrade: why green is taken for lost (its clients are moved back to blue). */
+  greenLost: string | null = null,
 ): ActionPlan<AbandonState> {
   const blueEnd = { host: blueP.host, port: blueP.port, serverEnvironment: blueP.serverEnvironment, label: blueP.label };
   const greenMembers = green?.members ?? [];
+  // The cut-over made blue's write names and PgBouncers green's (their rows moved with the writes).
+  const writeNames = greenLost === null ? [] : (green?.dns ?? []).filter((r) => r.match === 'role');
+  const movedPoolers = greenLost === null ? [] : (green?.poolers ?? []);
+  const clients = [...writeNames.map((r) => r.name), ...movedPoolers.map((p) => `PgBouncer ${p.label}`)];
   const steps: ActionStep<AbandonState>[] = [
+    ...(greenLost === null
+      ? []
+      : [
+          {
+            name: 'green is lost',
+            does: { kind: 'upgrade.green-lost', upgrade: u.id, members: greenMembers.map(memberArg) },
+            says: `ask each member of green again: refused if one answers as a primary (Roll back keeps its writes); ${greenLost}`,
+            timeoutMs: 30_000,
+            run: async (x) => {
+              for (const m of greenMembers) {
+                const o = await observe(m, 3000);
+                if (o.reachable && o.inRecovery === false)
+                  throw refuse(
+                    'not-applicable',
+                    `${m.label} answers as a primary again: roll back (upgrade-rollback) instead, which keeps the writes green took; nothing was changed`,
+                  );
+                x.note({ stdout: `${m.label}: ${o.reachable ? 'answers as a replica' : `does not answer (${shown(o.error)})`}` });
+              }
+            },
+          } satisfies ActionStep<AbandonState>,
+        ]),
     {
       name: green ? `stop ${green.label}` : 'green is gone from the inventory',
       does: { kind: 'upgrade.retire', herd: green?.id ?? null, members: greenMembers.map(memberArg) },
       says: green
-        ? `stop every member of ${green.label} (pg_ctl stop -m fast), whatever the inventory says of it; their data directories stay on disk`
+        ? `stop every member of ${green.label} (pg_ctl stop -m fast), whatever the inventory says of it${greenLost === null ? '' : ' (one whose host does not answer is left as it is)'}; their data directories stay on disk`
         : 'nothing to stop: green was deleted from the inventory (its slots on blue are dropped once nothing uses them)',
       timeoutMs: 300_000,
       run: async (x) => {
-        await stopSide(x.deps, x, greenMembers);
+        if (greenLost === null) return stopSide(x.deps, x, greenMembers);
+        for (const m of greenMembers)
+          await stopSide(x.deps, x, [m]).catch((err: unknown) => x.note({ stderr: `${m.label}: left as it is (${errorText(err)})` }));
       },
     },
     {
@@ -79,6 +118,27 @@ export function abandonPlan(
         x.note({ stdout: `${blueP.label}: no replication of the upgrade left; writable` });
       },
     },
+    ...(greenLost === null
+      ? []
+      : [
+          ...dnsSteps<AbandonState>(
+            { ...blue, dns: writeNames },
+            () => [{ ...blueP, role: 'primary' as const }],
+            () => [blueP],
+            (rec) => `point ${rec.name} back at ${blueP.hostname} (the cut-over pointed it at green)`,
+            undefined,
+            { targetsOf: () => [blueP], name: (rec) => `DNS: ${rec.name} back to ${blueP.hostname}` },
+          ),
+          ...movedPoolers.map((p): ActionStep<AbandonState> => ({
+            name: `PgBouncer ${p.label}: back to ${blueP.label}`,
+            does: { kind: 'pgbouncer.point-and-resume', pooler: poolerArg(p), to: memberArg(blueP) },
+            says: `point PgBouncer ${p.label} back at ${blueP.label} (${p.configFile}, RELOAD), RESUME what is paused`,
+            timeoutMs: 30_000,
+            run: async (x) => {
+              x.note({ stdout: await repointPooler(p, blueP, x.deps, x, { resume: true }) });
+            },
+          })),
+        ]),
     {
       name: 'close the upgrade',
       does: { kind: 'upgrade.abandon', upgrade: u.id, green: green?.id ?? null },
@@ -88,6 +148,27 @@ export function abandonPlan(
       run: async (x) => {
         await x.deps.db.transaction(async (tx) => {
           await tx.update(majorUpgrades).set({ status: 'cleaned', cleanedAt: new Date() }).where(eq(majorUpgrades.id, u.id));
+          // Back where they were before the cut-over: blue's.
+          if (writeNames.length)
+            await tx
+              .update(dnsRecords)
+              .set({ herdId: blue.id })
+              .where(
+                inArray(
+                  dnsRecords.id,
+                  writeNames.map((r) => r.id),
+                ),
+              );
+          if (movedPoolers.length)
+            await tx
+              .update(poolers)
+              .set({ herdId: blue.id })
+              .where(
+                inArray(
+                  poolers.id,
+                  movedPoolers.map((p) => p.id),
+                ),
+              );
           if (green) {
             await tx.delete(instances).where(inArray(instances.herdId, [green.id]));
             await tx.delete(herds).where(eq(herds.id, green.id));
@@ -108,8 +189,26 @@ export function abandonPlan(
   ];
   return {
     steps,
-    warnings: [...productionWarning(h), 'green is stopped and out of the inventory: the upgrade would start again from the beginning'],
+    warnings: [
+      ...productionWarning(h),
+      'green is stopped and out of the inventory: the upgrade would start again from the beginning',
+      ...(greenLost === null
+        ? []
+        : [
+            `the upgrade was cut over and green is lost (${greenLost}): blue takes the writes again from what its subscription to green had applied; writes green took after that stay on green's disk, not on blue`,
+          ]),
+    ],
     facts: [
+      ...(greenLost === null
+        ? []
+        : [
+            {
+              label: 'Clients',
+              value: clients.length
+                ? `${clients.join(', ')} back to ${blueP.label}`
+                : `none known (green's herd was deleted with them): point the clients at ${blueP.label} by hand`,
+            },
+          ]),
       { label: 'Kept', value: `${blue.label} (${blueP.label})` },
       {
         label: 'Taken away',

@@ -25,7 +25,16 @@ describe('the schema copy keeps pg_dump\u2019s guards', () => {
     expect(() => guardedScript('CREATE TABLE t (id int);\n\\! touch /tmp/owned\n', 'the dump of shop')).toThrow(
       /the dump of shop holds a psql meta-command \("\\\\! touch \/tmp\/owned"\) and no \\restrict guard/,
     );
-    expect(guardedScript('CREATE TABLE t (id int);\n', 'x')).toBe('CREATE TABLE t (id int);\n');
+  });
+
+  it('wraps a dump without the guard in one of its own, so a meta-command hidden mid-line is refused by psql too', () => {
+    const s = guardedScript("CREATE TABLE t (id int); \\! touch /tmp/owned\nCOMMENT ON TABLE t IS 'x';", 'x');
+    const lines = s.split('\n');
+    const key = /^\\restrict ([0-9a-f]{48})$/.exec(lines[0]!)?.[1];
+    expect(key).toBeDefined();
+    expect(lines.slice(1, 3)).toEqual(['CREATE TABLE t (id int); \\! touch /tmp/owned', "COMMENT ON TABLE t IS 'x';"]);
+    expect(lines[3]).toBe(`\\unrestrict ${key!}`);
+    expect(guardedScript('SELECT 1;\n', 'x')).not.toContain(key);
   });
 
   it('gives libpq a database name as data, and knows one it would read as a connection string', () => {

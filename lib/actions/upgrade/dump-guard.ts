@@ -2,9 +2,13 @@
 // can name objects to break out of pg_dump's comments). pg_dump 15.14, 16.10 and 17.6 and later open
 // their output with `\restrict <key>`: psql then runs no meta-command until `\unrestrict <key>`, so
 // a line smuggled into the dump cannot reach the shell (`\!`) or another database (`\connect`). The
-// guard is kept as pg_dump wrote it; a dump without it is accepted only when it holds no meta-command.
+// guard is kept as pg_dump wrote it. A dump without it (an older pg_dump) is refused when a line opens
+// with a meta-command, and is otherwise wrapped in a guard of pgherd's own (`\restrict` with a random
+// key, which nothing in the dump can know): a meta-command hidden mid-line (`SELECT 1 \! id`) is then
+// refused by psql too, and a psql too old to know `\restrict` stops at the first line (ON_ERROR_STOP).
 // And a database's name goes to libpq as `dbname='…'`: a bare `-d name` with an `=` in it would be read
 // as a whole connection string (another host, another user).
+import { randomBytes } from 'node:crypto';
 import { conninfoValue } from '@/lib/actions/steps/libpq-rule';
 import { Refusal } from '@/lib/fleet/refusal';
 
@@ -12,7 +16,8 @@ const RESTRICT = /^\\restrict [A-Za-z0-9]+$/;
 
 /**
  * The script psql runs for a dump: as it came when pg_dump guarded it (its `\restrict` line first),
- * else refused if any line would be read as a meta-command. `what` names the dump in the refusal.
+ * else refused if any line opens with a meta-command, else wrapped in pgherd's own guard. `what` names
+ * the dump in the refusal.
  */
 export function guardedScript(dump: string, what: string): string {
   const lines = dump.split('\n');
@@ -24,7 +29,8 @@ export function guardedScript(dump: string, what: string): string {
       'not-applicable',
       `${what} holds a psql meta-command (${JSON.stringify(meta.slice(0, 40))}) and no \\restrict guard: it is not run (use pg_dump 15.14, 16.10, 17.6 or later on blue's host)`,
     );
-  return dump;
+  const key = randomBytes(24).toString('hex');
+  return `\\restrict ${key}\n${dump}${dump.endsWith('\n') ? '' : '\n'}\\unrestrict ${key}\n`;
 }
 
 /** Whether libpq would read `name`, given as a database name, as a connection string or URI. */

@@ -33,6 +33,7 @@ import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
 import { dnsSteps } from '@/lib/actions/steps/dns-steps';
+import { observe, shown } from '@/lib/fleet/observe';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { stopSide } from './stop-side';
 import { pauseSteps, repointAndResumeSteps, type PoolerSwitchState } from '@/lib/actions/steps/pooler-steps';
@@ -853,6 +854,8 @@ interface SwitchPrepared {
   blues: Map<number, HerdRef | null>;
   /** Green when it is still in the inventory. */
   greens: Map<number, HerdRef | null>;
+  /** For a cut-over upgrade whose green is lost: why (its herd deleted, or no member answers as a primary). */
+  greenLost: Map<number, string>;
 }
 
 interface SwitchState extends PoolerSwitchState {
@@ -865,12 +868,21 @@ interface SwitchState extends PoolerSwitchState {
   to: InstanceRef | undefined;
 }
 
+/** Why green is lost (no member answers as a primary, Postgres asked now), or null when one does. */
+async function lostWhy(green: HerdRef): Promise<string | null> {
+  if (!green.members.length) return `${green.label} has no member left in the inventory`;
+  const seen = await Promise.all(green.members.map(async (m) => [m, await observe(m, 3000)] as const));
+  if (seen.some(([, o]) => o.reachable && o.inRecovery === false)) return null;
+  return seen.map(([m, o]) => `${m.label} ${o.reachable ? 'answers as a replica' : `does not answer (${shown(o.error)})`}`).join('; ');
+}
+
 async function prepareSwitch(herdList: HerdRef[], db: Db): Promise<SwitchPrepared> {
   const open = new Map<number, OpenUpgrade | null>();
   const buildEnded = new Map<number, boolean>();
   const sides = new Map<number, { blue: HerdRef; green: HerdRef } | string>();
   const blues = new Map<number, HerdRef | null>();
   const greens = new Map<number, HerdRef | null>();
+  const greenLost = new Map<number, string>();
   for (const h of herdList) {
     const u = await openUpgradeOf(db, h.id);
     open.set(h.id, u);
@@ -889,8 +901,12 @@ async function prepareSwitch(herdList: HerdRef[], db: Db): Promise<SwitchPrepare
     if (u.greenHerdId === null || u.blueHerdId === null)
       sides.set(h.id, `its ${u.greenHerdId === null ? 'green' : 'blue'} herd was deleted from the inventory`);
     else sides.set(h.id, blue && green ? { blue, green } : 'blue or green is gone from the inventory');
+    if (u.status === 'cut-over') {
+      const lost = green ? await lostWhy(green) : 'its herd was deleted from the inventory';
+      if (lost !== null) greenLost.set(h.id, lost);
+    }
   }
-  return { open, buildEnded, sides, blues, greens };
+  return { open, buildEnded, sides, blues, greens, greenLost };
 }
 
 const endpointOf = (m: InstanceRef): Labelled => ({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment, label: m.label });
@@ -1257,6 +1273,12 @@ function switchAction(direction: 'cutover' | 'rollback') {
             ? `the upgrade is ${u.status}: a cut-over takes a ready one${u.status === 'cut-over' ? ' (it is cut over already)' : ''}`
             : `the upgrade is ${u.status}: only a cut-over is rolled back`,
         );
+      const lost = prepared.greenLost.get(h.id);
+      if (direction === 'rollback' && lost !== undefined)
+        return refuse(
+          'not-applicable',
+          `green is lost (${lost}): a roll back needs it; Clean up abandons it and points the write names and PgBouncer back at blue`,
+        );
       const [from, to] = direction === 'cutover' ? [sides.blue, sides.green] : [sides.green, sides.blue];
       return switchPlan(h, u, from, to, direction, params.pauseBudgetSeconds ?? DEFAULT_PAUSE_BUDGET_S);
     },
@@ -1295,6 +1317,15 @@ export const upgradeCleanupAction = defineHerdAction({
       const blueP = primaryOf(blue);
       if (blueP instanceof Refusal) return blueP;
       return abandonPlan(h, u, blue, blueP, prepared.greens.get(h.id) ?? null);
+    }
+    // Cut over, and green lost: green goes and the clients go back to blue (Roll back would need green).
+    const lost = prepared.greenLost.get(h.id);
+    if (lost !== undefined) {
+      const blue = prepared.blues.get(h.id);
+      if (!blue) return refuse('gone', `green is lost (${lost}) and its blue herd was deleted from the inventory: nothing to keep`);
+      const blueP = primaryOf(blue);
+      if (blueP instanceof Refusal) return blueP;
+      return abandonPlan(h, u, blue, blueP, prepared.greens.get(h.id) ?? null, lost);
     }
     const sides = prepared.sides.get(h.id);
     if (!sides || typeof sides === 'string') return refuse('gone', sides ?? 'not read');

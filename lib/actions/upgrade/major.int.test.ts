@@ -188,6 +188,59 @@ describe('blue/green major upgrade', () => {
   let writer: Writer | null = null;
   const pooler = () => lab.pgbouncer[0]!;
   const envPassword = () => accessFor('bg').postgres.password!;
+  const servedBy = async () => (await query<{ a: string }>(pooler().dsn, 'SELECT host(inet_server_addr()) AS a'))[0]!.a;
+
+  it('abandons a cut-over upgrade whose green is lost: roll back refused, the write name and PgBouncer back on blue, blue writable', async () => {
+    const dir = path.join(scratch().dataRoot, 'green17-lost');
+    const r = await runOp(upgradeMajorAction, { ...place(), dataDirectory: dir, port: 5434 }, 300_000);
+    expect(r.targets[0]!.error, failedSteps(r)).toBeNull();
+    const cut = await runOp(upgradeCutoverAction);
+    expect(cut.targets[0]!.error, failedSteps(cut)).toBeNull();
+    expect((await latestUpgrade()).status).toBe('cut-over');
+    expect(await servedBy()).toBe(scratch().address);
+    const writeName = lab.dns!.herds.find((h) => h.herd === 'shop')!.writeName;
+    expect(await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME')).toEqual([scratch().server]);
+    // Green's machine is lost: its postmaster killed, nothing answers on its port.
+    process.kill(Number(readFileSync(path.join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]), 'SIGKILL');
+    const green = `postgres://postgres@${scratch().address}:5434/postgres`;
+    await waitFor('green answers nothing', async () =>
+      (await query(green, 'SELECT 1').then(
+        () => false,
+        () => true,
+      ))
+        ? true
+        : undefined,
+    );
+    expect(await refused(upgradeRollbackAction, {})).toMatch(
+      /green is lost \(.*does not answer.*\): a roll back needs it; Clean up abandons it/,
+    );
+    const plan = await planOperation(db, SYSTEM_ACCESS, upgradeCleanupAction, [blueId], {});
+    const t = plan.targets[0]!;
+    expect(t.refused).toBeUndefined();
+    expect(t.steps.join('\n')).toMatch(/point .* back at .*the cut-over pointed it at green/);
+    expect(t.warnings.join('\n')).toMatch(/writes green took after that stay on green's disk/);
+
+    const c = await runOp(upgradeCleanupAction);
+    expect(c.targets[0]!.error, failedSteps(c)).toBeNull();
+    const u = await latestUpgrade();
+    expect(u.status).toBe('cleaned');
+    expect(
+      await db
+        .select()
+        .from(herds)
+        .where(eq(herds.id, u.greenHerdId ?? -1)),
+    ).toEqual([]);
+    expect(await lookup({ host: lab.dns!.server, port: lab.dns!.port }, writeName, 'CNAME')).toEqual([bluePrimary().server]);
+    expect(await servedBy()).toBe(bluePrimary().address);
+    const blue = url(bluePrimary());
+    await query(blue, 'CREATE TABLE lost_ok (id int PRIMARY KEY)');
+    await query(pooler().dsn, 'INSERT INTO lost_ok VALUES (1)');
+    await query(blue, 'DROP TABLE lost_ok');
+    expect(await refused(switchoverAction, {})).toBeUndefined();
+    expect(await query(blue, `SELECT subname FROM pg_subscription`)).toEqual([]);
+    expect(await query(blue, `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgherd%'`)).toEqual([]);
+    expect(await query(blue, `SELECT rolname FROM pg_roles WHERE rolname LIKE 'pgherd\\_upgrade\\_%'`)).toEqual([]);
+  });
 
   it('builds green on 17 and follows the copy until it is current, while blue takes writes', async () => {
     await query(pooler().dsn, 'CREATE TABLE items (id bigserial PRIMARY KEY, n int NOT NULL)');

@@ -10,7 +10,7 @@ export async function stopSide(deps: ActionDeps, x: StepContext, members: Instan
   for (const m of members) {
     const bins = m.binDir || binDir(m.pgVersion);
     const r = await execNoted(deps, m, x, [`${bins}/pg_ctl`, '-D', m.dataDirectory, '-m', 'fast', '-w', '-t', '120', 'stop'], 150_000);
-    if (r.code !== 0 && !/not running|No such file|does not exist/i.test(r.stderr))
+    if (r.code !== 0 && !/not running|No such file|No such process|does not exist/i.test(r.stderr))
       throw new Error(`${m.label}: pg_ctl stop failed: ${r.stderr.trim()}`);
   }
 }
