@@ -130,6 +130,8 @@ describe('ingest of real reports', () => {
         updated: 0,
         stopped: 0,
         herdsCreated: 0,
+        // What the server holds, told back to its agent.
+        dataDirectories: [i.dataDirectory],
       });
     }
     expect(await everything()).toEqual(before);

@@ -108,5 +108,11 @@ SELECT b.server_id AS "serverId",
        (SELECT count(*) FILTER (WHERE NOT created) FROM up WHERE up.server_id = b.server_id)::int AS updated,
        (SELECT coalesce(array_agg(silent.id::text ORDER BY silent.id), '{}') FROM silent WHERE silent.server_id = b.server_id) AS silent,
        (SELECT coalesce(json_agg(json_build_object('server_id', p.server_id, 'port', p.port, 'sysid', p.sysid, 'herd_id', p.herd_id)), '[]')
-          FROM placed p WHERE p.conflict AND p.server_id = b.server_id AND NOT EXISTS (SELECT 1 FROM unknown)) AS held
+          FROM placed p WHERE p.conflict AND p.server_id = b.server_id AND NOT EXISTS (SELECT 1 FROM unknown)) AS held,
+       -- The data directories pgherd has on record on the server (as the statement began: the instances it
+       -- just created are the report's own), for its agent to look for their lock files too. By the
+       -- (server, port) index, at most 64.
+       (SELECT coalesce(array_agg(DISTINCT d.data_directory), '{}') FROM
+          (SELECT i.data_directory FROM instances i WHERE i.server_id = b.server_id AND i.data_directory LIKE '/%'
+           ORDER BY i.port LIMIT 64) d) AS "dataDirectories"
 FROM batch b

@@ -99,26 +99,11 @@ export function namesServer(server: AgentServer, reported: string): boolean {
 
 export interface Received {
   status: number;
-  body: { error: string; details: unknown } | ({ server: string; dataDirectories: string[] } & IngestResult);
+  body: { error: string; details: unknown } | ({ server: string } & IngestResult);
 }
 
-/** At most this many data directories are told back to an agent. */
+/** At most this many data directories are told back to an agent (ingest.sql's LIMIT). */
 export const MAX_KNOWN_DIRECTORIES = 64;
-
-/**
- * The data directories of the instances pgherd has on record on a server (those it made there, a
- * blue/green upgrade's green, included): its agent looks for their lock files too, so that a cluster
- * whose socket directory it does not watch is still reported.
- */
-async function knownDataDirectories(db: Db, serverId: number): Promise<string[]> {
-  const rows = await db
-    .select({ d: instances.dataDirectory })
-    .from(instances)
-    .where(eq(instances.serverId, serverId))
-    .orderBy(instances.port)
-    .limit(MAX_KNOWN_DIRECTORIES);
-  return [...new Set(rows.map((r) => r.d).filter((d) => d.startsWith('/')))];
-}
 
 /**
  * A report request, from the bearer token to the answer: 401 without a current token, 413/400/422
@@ -160,7 +145,7 @@ export async function receiveReport(
   );
   if (foreign.length) return refuse(422, 'invalid report: nothing was written', foreign);
   const result = await write(server, read.report);
-  return { status: 200, body: { server: server.hostname, ...result, dataDirectories: await knownDataDirectories(db, server.id) } };
+  return { status: 200, body: { server: server.hostname, ...result } };
 }
 
 export interface IngestResult {
@@ -172,6 +157,12 @@ export interface IngestResult {
   herdsCreated: number;
   /** Instances held as conflicts (their system identifier is a herd's in another environment); absent when none. */
   held?: number;
+  /**
+   * The data directories of the instances pgherd has on record on the server (those it made there, a
+   * blue/green upgrade's green, included): its agent looks for their lock files too, so that a cluster
+   * whose socket directory it does not watch is still reported.
+   */
+  dataDirectories: string[];
 }
 
 const num = (l: string | null | undefined) => (l ? lsnToNumber(l) : null);
@@ -330,8 +321,16 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
       })),
   );
   const args = [JSON.stringify(batch), JSON.stringify(facts), items.map((i) => i.server.id), UNASSIGNED_ENVIRONMENT];
-  type Row = { serverId: number; unknown: string[]; created: number; updated: number; silent: string[]; held: Conflict[] };
-  let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v7', INGEST_SQL, args);
+  type Row = {
+    serverId: number;
+    unknown: string[];
+    created: number;
+    updated: number;
+    silent: string[];
+    held: Conflict[];
+    dataDirectories: string[];
+  };
+  let rows = await prepared<Row>(db, 'pgherd_agent_ingest_v8', INGEST_SQL, args);
   const herdsCreated = new Map<number, number>();
   if (rows[0]?.unknown.length) {
     // Each new herd is counted for the first report that names it.
@@ -341,7 +340,7 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
       if (await createHerd(db, first.server, first.report, sysid))
         herdsCreated.set(first.server.id, (herdsCreated.get(first.server.id) ?? 0) + 1);
     }
-    rows = await prepared<Row>(db, 'pgherd_agent_ingest_v7', INGEST_SQL, args);
+    rows = await prepared<Row>(db, 'pgherd_agent_ingest_v8', INGEST_SQL, args);
     if (rows[0]?.unknown.length) throw new Error(`no herd for system identifier(s) ${rows[0].unknown.join(', ')}`);
   }
   await recordPatroni(db, items);
@@ -372,6 +371,7 @@ export async function ingestReports(db: Db, items: { server: AgentServer; report
       stopped: r.silent.filter((id) => stoppedNow.has(Number(id))).length,
       herdsCreated: herdsCreated.get(server.id) ?? 0,
       ...(h ? { held: h } : {}),
+      dataDirectories: r.dataDirectories,
     };
   });
 }
