@@ -3,7 +3,7 @@
 // WAL reaches the repository and the archive's health is observed, backups are taken from a replica and
 // recorded as `pgbackrest info` lists them, and a policy that points a herd's WAL at another environment's
 // backup host is refused with nothing changed. The repository's passphrase is in no step's record.
-import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { DescribeInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
@@ -367,6 +367,58 @@ describe('Restore to a new herd', () => {
     // The source is untouched: it still archives to its stanza, the restored herd does not.
     const [cmd] = await query<{ archive_mode: string }>(restoredDsn(0, port), 'SHOW archive_mode');
     expect(cmd!.archive_mode).toBe('off');
+  });
+
+  it("a copy's own timeline pushed into the source's archive: the source's restore does not follow it, and the copy keeps no configuration for it", async () => {
+    const copy = restoredDsn(0, 25901); // the copy the test before restored (promoted: a timeline of its own)
+    const copyDir = path.join(scratch(0).dataRoot, 'alpha-pitr', 'data');
+    // pgherd left the copy nothing that names the source's stanza or repository.
+    expect(existsSync(memberConfigPath(copyDir))).toBe(false);
+    // As the copy's superuser: a table of its own, its WAL closed, then pushed into the source's stanza with a
+    // configuration made for the purpose (the source member's, as anyone on a host of the environment could write it).
+    await query(copy, `CREATE TABLE leaked_from_copy (t text); INSERT INTO leaked_from_copy VALUES ('written in the copy')`);
+    const walfile = async (dsn: string) => (await query<{ w: string }>(dsn, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS w'))[0]!.w;
+    const w = await walfile(copy);
+    await query(copy, 'SELECT pg_switch_wal()');
+    // The timeline each writes (the first 8 hex digits of its WAL file's name).
+    const tli = parseInt(w.slice(0, 8), 16);
+    const src = parseInt((await walfile(primary().dsn)).slice(0, 8), 16);
+    expect(tli).toBeGreaterThan(src);
+    const history = `${w.slice(0, 8)}.history`;
+    for (const f of [history, w])
+      await runAsLab(labIdentity(), [
+        'pgbackrest',
+        `--config=${memberConfigPath(primary().dataDirectory)}`,
+        '--stanza=bk-alpha',
+        'archive-push',
+        path.join(copyDir, 'pg_wal', f),
+      ]);
+    const port = 25905;
+    const r = await runOperation(
+      db,
+      worker.queue,
+      restoreAction,
+      { herdIds: [herdId] },
+      {
+        name: 'alpha-latest',
+        target: 'latest',
+        serverId: String(await scratchId(1)),
+        port: String(port),
+        dataDirectory: path.join(scratch(1).dataRoot, 'alpha-latest', 'data'),
+        sslCertFile: scratch(1).tls!.certFile,
+        sslKeyFile: scratch(1).tls!.keyFile,
+        expiresInHours: '1',
+      },
+    );
+    expect(r.op.status, JSON.stringify(r.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-400)]))).toBe('succeeded');
+    expect(await query(restoredDsn(1, port), `SELECT to_regclass('leaked_from_copy') AS t`)).toEqual([{ t: null }]);
+    // It followed the source's timeline to its end: every row the source has, where the copy had 60.
+    const rows = await query<{ n: number }>(restoredDsn(1, port), 'SELECT count(*)::int AS n FROM pitr');
+    expect(rows).toEqual([{ n: 100 }]);
+    // The scratch server is empty again for the tests after.
+    const [h] = await db.select().from(herds).where(eq(herds.name, 'alpha-latest'));
+    const down = await runOperation(db, worker.queue, tearDownRestoredAction, { herdIds: [h!.id] });
+    expect(down.op.status).toBe('succeeded');
   });
 
   it('just before operation #N: the table that operation dropped is back, whole', async () => {

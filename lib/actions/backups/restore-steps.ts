@@ -17,6 +17,7 @@ import type { StepContext } from '@/lib/engine/pipeline';
 import { binDir } from '@/lib/fleet/drivers';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { instanceClient } from '@/lib/fleet/pg-access';
+import { observe } from '@/lib/fleet/observe';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { memberConfig, memberConfigPath, memberDirs, parseInfo, pgbackrest } from '@/lib/fleet/backups/pgbackrest';
 import type { HerdPolicy } from '@/lib/fleet/backups/policy';
@@ -473,6 +474,26 @@ export function memberConfigStep<S>(h: HerdRef, p: HerdPolicy, stanza: string, p
   };
 }
 
+/**
+ * The timeline the source herd's primary writes: Postgres asked now, else as last observed. A restore
+ * recovers along it, never along "the latest timeline in the archive": a restored copy shares the
+ * source's system identifier, and a superuser of one, on a host that reaches the repository, can push
+ * its own timeline's history and WAL into the source's stanza. Recovery along the source's timeline
+ * ignores every timeline that is not its ancestry.
+ */
+async function sourceTimeline(h: HerdRef): Promise<number> {
+  const p = h.members.find((m) => m.role === 'primary');
+  if (p) {
+    const o = await observe(p, 3000);
+    if (o.reachable && o.inRecovery === false && o.timeline !== undefined) return o.timeline;
+    if (p.timeline !== null) return p.timeline;
+  }
+  throw refuse(
+    'not-applicable',
+    `${h.label}'s timeline is not known (no primary answers, none was observed): a restore follows the source's own timeline, never the archive's latest`,
+  );
+}
+
 /** The restore's steps: prove the server empty, restore, configure, start, first write; and the cleanup. */
 export function restoreSteps<S extends { restore: RestoreState }>(
   h: HerdRef,
@@ -505,9 +526,10 @@ export function restoreSteps<S extends { restore: RestoreState }>(
     {
       name: 'give the restored cluster its own settings',
       does: { kind: 'restore.settings', port: pl.port, address: pl.server.address, ssl: [pl.sslCertFile ?? null, pl.sslKeyFile ?? null] },
-      says: `set its port ${pl.port}, listen address ${pl.server.address}, socket directory, no archiving (it is a new herd, never the source's stanza)${pl.sslCertFile ? ', its TLS certificate' : ''}; cut off from what the source talks to: max_logical_replication_workers = 0 (no subscription connects to its publisher) and pg_cron left out of shared_preload_libraries (none of its jobs runs)`,
+      says: `set its port ${pl.port}, listen address ${pl.server.address}, socket directory, no archiving (it is a new herd, never the source's stanza)${pl.sslCertFile ? ', its TLS certificate' : ''}; recovering along ${h.label}'s own timeline (never another one found in the archive); cut off from what the source talks to: max_logical_replication_workers = 0 (no subscription connects to its publisher) and pg_cron left out of shared_preload_libraries (none of its jobs runs)`,
       timeoutMs: 20_000,
       run: async (x) => {
+        const timeline = await sourceTimeline(h);
         const preload = await execNotedOk(
           x.deps,
           srv,
@@ -523,6 +545,7 @@ export function restoreSteps<S extends { restore: RestoreState }>(
           `cluster_name = '${pl.clusterName}'`,
           `archive_mode = 'off'`,
           `archive_command = ''`,
+          `recovery_target_timeline = '${String(timeline)}'`,
           // A copy must not act as the source: a subscription would connect to its publisher and take the
           // source's slot (the source's subscriber then misses changes), pg_cron would run the source's jobs.
           'max_logical_replication_workers = 0',
@@ -584,10 +607,11 @@ export function restoreSteps<S extends { restore: RestoreState }>(
     {
       name: 'cut the copy off from the source’s publishers',
       does: { kind: 'restore.cut-off', server: pl.server.id, port: pl.port },
-      says: `disable every subscription the copy holds and set its slot to none (never dropped: the publisher's slot stays the source's), before the copy is anyone's`,
+      says: `disable every subscription the copy holds and set its slot to none (never dropped: the publisher's slot stays the source's), before the copy is anyone's; remove ${conf} (the source's stanza and repository: nothing on the copy's host names them any more)`,
       timeoutMs: 120_000,
       run: async (x) => {
         const done = await cutOffSubscriptions(pl);
+        await execNotedOk(x.deps, srv, x, ['rm', '-f', '--', conf], 20_000);
         x.note({ stdout: done.length ? done.join('\n') : 'no subscription' });
       },
     },
