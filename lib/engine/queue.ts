@@ -1,7 +1,7 @@
 // The queue transport: one BullMQ queue of operation targets. Payloads carry ids, never secrets;
 // the job id is the target's id, so enqueuing a target twice is a no-op.
 import { Queue } from 'bullmq';
-import IORedis from 'ioredis';
+import IORedis, { type RedisOptions } from 'ioredis';
 import { setting } from '@/lib/settings/settings';
 
 export const TARGET_QUEUE = 'pgherd-targets';
@@ -20,14 +20,53 @@ export interface TargetJob {
 
 export const jobId = (targetId: number) => `target-${targetId}`;
 
+/** The master Redis Sentinel names: `redis+sentinel://[:password@]host:port,host:port,.../<master name>[/<db>]`. */
+export interface SentinelUrl {
+  sentinels: { host: string; port: number }[];
+  name: string;
+  password?: string;
+  db?: number;
+}
+
+/**
+ * Reads REDIS_URL's Sentinel form (null for a plain `redis://` URL): every connection then asks the
+ * sentinels where the master is, and asks again when it is lost (ioredis's Sentinel support), so a
+ * failover moves the queue's connections without a restart. Throws, saying why, on a malformed one.
+ */
+export function sentinelUrl(url: string): SentinelUrl | null {
+  if (!url.startsWith('redis+sentinel:')) return null;
+  const m = /^redis\+sentinel:\/\/(?:(?:[^:@/]*):(?<password>[^@/]*)@)?(?<hosts>[^/@]+)\/(?<name>[^/]+)(?:\/(?<db>\d+))?\/?$/.exec(
+    url,
+  )?.groups;
+  if (!m?.hosts || !m.name)
+    throw new Error('REDIS_URL: a Sentinel URL is redis+sentinel://[:password@]host:port,host:port/<master name>[/<db>]');
+  const sentinels = m.hosts.split(',').map((hp) => {
+    const at = /^\[?(?<host>[^\]]+?)\]?:(?<port>\d{1,5})$/.exec(hp.trim())?.groups;
+    if (!at?.host || !at.port) throw new Error(`REDIS_URL: "${hp}" is not host:port`);
+    return { host: at.host, port: Number(at.port) };
+  });
+  return {
+    sentinels,
+    name: decodeURIComponent(m.name),
+    ...(m.password ? { password: decodeURIComponent(m.password) } : {}),
+    ...(m.db ? { db: Number(m.db) } : {}),
+  };
+}
+
+/** A connection to REDIS_URL with `opts`: to the master its sentinels name, for the Sentinel form. */
+function connect(url: string, opts: RedisOptions): IORedis {
+  const s = sentinelUrl(url);
+  return s ? new IORedis({ ...opts, ...s }) : new IORedis(url, opts);
+}
+
 /** Workers block on Redis: no per-request retry limit (BullMQ requires it). */
 export function workerConnection(url: string): IORedis {
-  return new IORedis(url, { maxRetriesPerRequest: null });
+  return connect(url, { maxRetriesPerRequest: null });
 }
 
 /** Producers fail fast when Redis is down: the operation is in Postgres, the worker's reconcile enqueues it. */
 export function producerConnection(url: string): IORedis {
-  return new IORedis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000, lazyConnect: false });
+  return connect(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000, lazyConnect: false });
 }
 
 export function targetQueue(connection: IORedis, prefix = queuePrefix()): Queue<TargetJob> {

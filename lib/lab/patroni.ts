@@ -34,6 +34,10 @@ export interface PatroniHerd {
   etcd: string;
   /** pgherd's role in the herd's environment: TLS and a password (scram) only; everyone else trusted on loopback. */
   pgherdUser?: string;
+  /** Patroni's synchronous_mode: a commit waits for a replica, and only that replica may be promoted. */
+  synchronous?: boolean;
+  /** Patroni's ttl, loop_wait and retry_timeout (s); the lab's short ones (10, 2, 3) when not said. */
+  timings?: { ttl: number; loop_wait: number; retry_timeout: number };
 }
 
 /** The members' REST answer to GET /cluster (what `patronictl list` shows). */
@@ -114,13 +118,13 @@ function configOf(
     },
     // What a member (and patronictl) verifies the others' REST certificates with.
     ctl: { cacert: herd.caFile },
-    etcd3: { hosts: herd.etcd.replace(/^http:\/\//, '') },
+    // One etcd, or an etcd cluster's client URLs separated by commas.
+    etcd3: { hosts: herd.etcd.replace(/http:\/\//g, '') },
     bootstrap: {
       dcs: {
-        ttl: 10,
-        loop_wait: 2,
-        retry_timeout: 3,
+        ...(herd.timings ?? { ttl: 10, loop_wait: 2, retry_timeout: 3 }),
         maximum_lag_on_failover: 16 << 20,
+        ...(herd.synchronous ? { synchronous_mode: true } : {}),
         postgresql: {
           use_pg_rewind: true,
           parameters: {
@@ -261,10 +265,14 @@ export async function startPatroniHerd(
     pgherd?: { user: string; password: string };
     /** Called with each member's Patroni as soon as it runs (the lab tracks it for its stop). */
     started?: (m: PatroniHerd['members'][number]) => void;
+    synchronous?: boolean;
+    timings?: PatroniHerd['timings'];
   },
 ): Promise<PatroniHerd> {
   const base = {
     scope: spec.scope,
+    ...(spec.synchronous ? { synchronous: true } : {}),
+    ...(spec.timings ? { timings: spec.timings } : {}),
     etcd: spec.etcd,
     restUser: spec.restUser,
     restPassword: spec.restPassword,

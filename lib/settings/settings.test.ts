@@ -119,7 +119,7 @@ describe('reading from the process', () => {
     process.env.PGHERD_LEASE_TTL_MS = '8000';
     expect(setting('PGHERD_LEASE_TTL_MS')).toBe(8000);
     delete process.env.PGHERD_LEASE_TTL_MS;
-    expect(setting('PGHERD_LEASE_TTL_MS')).toBe(15_000);
+    expect(setting('PGHERD_LEASE_TTL_MS')).toBe(45_000);
     process.env.PGHERD_LEASE_TTL_MS = 'soon';
     expect(() => setting('PGHERD_LEASE_TTL_MS')).toThrow(/PGHERD_LEASE_TTL_MS/);
   });

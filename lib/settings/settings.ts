@@ -97,8 +97,8 @@ export const SETTINGS = {
   PGHERD_LEASE_TTL_MS: int({
     min: 1000,
     max: 3_600_000,
-    default: 15_000,
-    doc: "how long a herd lease outlives a dead worker's last heartbeat",
+    default: 45_000,
+    doc: "how long a herd lease outlives a dead worker's last heartbeat. A worker that cannot renew its lease for 3/4 of it (pgherd's database away) stops its step: keep 3/4 of it above the longest failover of pgherd's database (docs/deployment.md: 30 s with Patroni's ttl 20 and loop_wait 5), and know that another worker takes a dead worker's herds only once it has passed",
   }),
   PGHERD_WAVE_ROUND_MS: int({
     min: 10,

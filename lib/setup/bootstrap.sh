@@ -23,6 +23,10 @@ declare -A NEEDS=(
   [patroni]=/usr/bin/patroni
   [etcd-server]=/usr/bin/etcd
   [pgbackrest]=/usr/bin/pgbackrest
+  # pgherd's own control plane across sites (lib/lab/control-plane.ts): HAProxy in front of its
+  # database's Patroni members, Redis Sentinel for its queue.
+  [haproxy]=/usr/sbin/haproxy
+  [redis-sentinel]=/usr/bin/redis-sentinel
   # patronictl's https client (urllib3 with pyOpenSSL) reads a certificate's DNS names with idna, which
   # Debian's patroni does not pull in: without it patronictl switchover "falls back to DCS" silently.
   [python3-idna]=/usr/lib/python3/dist-packages/idna/__init__.py
