@@ -17,11 +17,13 @@ import { registerAction } from '@/lib/actions/registry';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { defineAction, type InstanceAction } from '@/lib/engine/define-action';
 import { writeAudit } from '@/lib/engine/write-audit';
-import { sentinelMaster, startControlPlane, stopControlPlane, type ControlPlane } from '@/lib/lab/control-plane';
+import { workerConnection } from '@/lib/engine/queue';
+import { readiness } from '@/lib/features/health/ready';
+import { postmasterPid, sentinelMaster, startControlPlane, stopControlPlane, type ControlPlane } from '@/lib/lab/control-plane';
 import { readLab, type LabInfo } from '@/lib/lab/lab';
 import { labLeader, waitNewLeader } from '@/lib/lab/patroni';
 import { query } from '@/lib/lab/postgres';
-import { descendants, labIdentity, run } from '@/lib/lab/proc';
+import { alive, descendants, labIdentity, run } from '@/lib/lab/proc';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { openQueue, runOperation, type TestWorker } from '@/lib/testing/operations';
 import { ifAssigned } from '@/lib/testing/if-assigned';
@@ -130,6 +132,37 @@ afterAll(async () => {
 }, 120_000);
 
 describe("pgherd's database on Patroni across sites", () => {
+  it('/readyz: ready through HAProxy and Sentinel; not ready on a replica, or with the queue away, saying why', async () => {
+    const viaHaproxy = createDb(cp.databaseUrls.b!, 1).pool;
+    const onReplica = createDb(cp.memberUrls['pgherd-b']!, 1).pool;
+    const redis = workerConnection(cp.redisUrl);
+    const nowhere = workerConnection('redis://127.0.81.9:6399');
+    nowhere.on('error', () => {});
+    try {
+      expect(await readiness(viaHaproxy, () => redis.ping(), false)).toEqual({ ready: true, database: 'writable', queue: 'reachable' });
+      expect(await readiness(onReplica, () => redis.ping(), false)).toMatchObject({
+        ready: false,
+        database: 'in recovery (a replica): not writable',
+      });
+      expect(await readiness(viaHaproxy, () => nowhere.ping(), false)).toMatchObject({
+        ready: false,
+        queue: expect.stringMatching(/did not answer|ECONNREFUSED|Connection/),
+      });
+      // Told to stop: not ready, whatever else is true.
+      expect(await readiness(viaHaproxy, () => redis.ping(), true)).toEqual({
+        ready: false,
+        database: 'writable',
+        queue: 'reachable',
+        stopping: true,
+      });
+    } finally {
+      redis.disconnect();
+      nowhere.disconnect();
+      await viaHaproxy.end();
+      await onReplica.end();
+    }
+  });
+
   it('its primary lost during a long step: the step goes on, the operation succeeds, no lease given up, nothing written is lost', async () => {
     const [inst] = await db.select({ id: instances.id }).from(instances).limit(1);
     const leader = await labLeader(cp.patroni);
@@ -153,10 +186,14 @@ describe("pgherd's database on Patroni across sites", () => {
       },
       30_000,
     );
-    const member = cp.patroni.members.find((m) => m.name === 'pgherd-a')!;
+    // The machine goes: its Patroni and its Postgres (which Patroni detached: not its child).
+    const machine = cp.processes.filter((p) => p.site === 'a' && ['patroni', 'postgres'].includes(p.name));
+    const pids = machine.map((p) => (p.pidFile ? postmasterPid(p.pidFile) : p.pid)).filter((p): p is number => p !== null);
+    expect(pids).toHaveLength(2);
     const lostAt = performance.now();
     const lostAtDate = new Date();
-    killTree(member.pid);
+    for (const pid of pids) killTree(pid);
+    await waitFor('its Patroni and Postgres gone', () => (pids.some(alive) ? undefined : true), 10_000);
     const next = await waitNewLeader(cp.patroni, 'pgherd-a', 60_000);
     // The first write through site A's HAProxy after the loss.
     await waitFor(

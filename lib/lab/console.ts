@@ -85,7 +85,7 @@ export async function buildConsole(log: (m: string) => void = () => {}): Promise
 }
 
 /** Enters `child` in the lab file's processes; a lab whose file is gone (stopped meanwhile) gets no orphan. */
-async function tracked(labFile: string, child: ChildProcess, p: { name: string; program: string }): Promise<void> {
+async function tracked(labFile: string, child: ChildProcess, p: { name: string; program: string; site?: string }): Promise<void> {
   if (!child.pid) throw new Error(`${p.name} did not start (${p.program})`);
   if (trackProcess(labFile, { ...p, pid: child.pid, signal: 'SIGTERM' })) return;
   await stopPid(child.pid, 'SIGTERM', 10_000);
@@ -109,15 +109,17 @@ export const WORKER_PROGRAM = 'jobs/worker.ts';
  */
 export async function startWorkerProcess(
   lab: LabInfo,
-  opts: { quiet?: boolean; labFile?: string; name?: string } = {},
+  /** `site`: the control plane's site it runs on, and so reaches pgherd's database through (`--ha`). */
+  opts: { quiet?: boolean; labFile?: string; name?: string; site?: string } = {},
 ): Promise<ChildProcess & { metricsUrl: string }> {
   if (!lab.redis || !lab.ssh) throw new Error("the worker needs the lab's Redis and SSH");
+  const databaseUrl = (opts.site && lab.controlPlane?.databaseUrls[opts.site]) || lab.database.url;
   const metricsPort = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, WORKER_PROGRAM)], {
     cwd: PROJECT_ROOT,
     env: {
       ...process.env,
-      DATABASE_URL: lab.database.url,
+      DATABASE_URL: databaseUrl,
       REDIS_URL: lab.redis.url,
       PGHERD_WORKER_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
       ...labSettings(lab),
@@ -125,7 +127,8 @@ export async function startWorkerProcess(
     },
     stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
   });
-  if (opts.labFile) await tracked(opts.labFile, child, { name: opts.name ?? 'worker', program: WORKER_PROGRAM });
+  if (opts.labFile)
+    await tracked(opts.labFile, child, { name: opts.name ?? 'worker', program: WORKER_PROGRAM, ...(opts.site ? { site: opts.site } : {}) });
   let exited = false;
   child.once('exit', () => {
     exited = true;
@@ -170,22 +173,37 @@ export const CONSOLE_PROGRAM = 'lib/entry/web/server.ts';
 /** The console's server over the lab; with `labFile`, entered in that lab's processes as `console` once spawned. */
 export async function startConsole(
   lab: LabInfo,
-  opts: { port?: number; log?: (m: string) => void; quiet?: boolean; labFile?: string } = {},
+  opts: {
+    port?: number;
+    log?: (m: string) => void;
+    quiet?: boolean;
+    labFile?: string;
+    /** `--ha`: its site (pgherd's database through that site's HAProxy), the consoles' shared secret, their public URL. */
+    site?: string;
+    secret?: string;
+    publicUrl?: string;
+  } = {},
 ): Promise<RunningConsole> {
   const port = opts.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
-  const secret = randomBytes(32).toString('base64url');
+  const secret = opts.secret ?? randomBytes(32).toString('base64url');
+  const databaseUrl = (opts.site && lab.controlPlane?.databaseUrls[opts.site]) || lab.database.url;
   // pgherd's own server (it derives each client's address from the socket), not `next start`.
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', path.join(PROJECT_ROOT, CONSOLE_PROGRAM), '-p', String(port), '-H', '127.0.0.1'],
     {
       cwd: PROJECT_ROOT,
-      env: consoleEnv(lab, url, secret),
+      env: { ...consoleEnv(lab, opts.publicUrl ?? url, secret), DATABASE_URL: databaseUrl },
       stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
     },
   );
-  if (opts.labFile) await tracked(opts.labFile, child, { name: 'console', program: CONSOLE_PROGRAM });
+  if (opts.labFile)
+    await tracked(opts.labFile, child, {
+      name: opts.site ? `console-${opts.site}` : 'console',
+      program: CONSOLE_PROGRAM,
+      ...(opts.site ? { site: opts.site } : {}),
+    });
   let exited = false;
   child.once('exit', () => {
     exited = true;

@@ -8,13 +8,14 @@
 // pgherd's processes; site C is the tie-breaker (an etcd and a Patroni member, no pgherd process).
 // A "site" is a loopback address; losing it is SIGKILL of everything on it.
 import { spawn } from 'node:child_process';
-import { chownSync, openSync, writeFileSync } from 'node:fs';
+import { chownSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { waitFor } from '@/lib/testing/wait';
 import { PG_SUPERUSER, query } from './postgres';
 import { asLabUser, mkdirOwned, stopPid, type Identity } from './proc';
 import { startPatroniHerd, type PatroniHerd } from './patroni';
+import { redisServerArgv } from './redis';
 import type { LabCa } from './tls';
 
 export interface ControlPlaneSite {
@@ -22,10 +23,21 @@ export interface ControlPlaneSite {
   address: string;
 }
 
+/**
+ * A process of the control plane. A Patroni member's Postgres is not Patroni's child (Patroni detaches
+ * it): it is listed on its own, by its postmaster.pid (its PID once it has started).
+ */
+export interface ControlPlaneProcess {
+  site: string;
+  name: string;
+  pid: number;
+  pidFile?: string;
+}
+
 export interface ControlPlane {
   sites: ControlPlaneSite[];
   /** Every process the control plane runs, by site: what `kill-site` kills. */
-  processes: { site: string; name: string; pid: number }[];
+  processes: ControlPlaneProcess[];
   etcd: string[];
   patroni: PatroniHerd;
   /** pgherd's database through each site's HAProxy (sites A and B). */
@@ -165,19 +177,7 @@ function spawnRedis(id: Identity, dir: string, site: ControlPlaneSite, of: Contr
   mkdirOwned(id, home);
   const out = openSync(path.join(dir, `redis-${site.name}.log`), 'a');
   const [cmd, ...args] = asLabUser(id, [
-    '/usr/bin/redis-server',
-    '--port',
-    String(REDIS_PORT),
-    '--bind',
-    site.address,
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--dir',
-    home,
-    '--maxmemory-policy',
-    'noeviction',
+    ...redisServerArgv(REDIS_PORT, site.address, home),
     // Its own address, not the one its connections leave from (127.0.0.1 on loopback): what Sentinel records.
     '--replica-announce-ip',
     site.address,
@@ -263,12 +263,12 @@ export async function startControlPlane(
   dir: string,
   ca: LabCa,
   sites: ControlPlaneSite[],
-  onProcess: (p: { site: string; name: string; pid: number }) => void = () => {},
+  onProcess: (p: ControlPlaneProcess) => void = () => {},
 ): Promise<ControlPlane> {
   if (sites.length !== 3) throw new Error('the control plane runs on three sites (two and a tie-breaker)');
   mkdirOwned(id, dir, 0o755);
   const processes: ControlPlane['processes'] = [];
-  const track = (p: { site: string; name: string; pid: number }) => {
+  const track = (p: ControlPlaneProcess) => {
     processes.push(p);
     onProcess(p);
   };
@@ -297,7 +297,11 @@ export async function startControlPlane(
     ca,
     synchronous: true,
     timings: CONTROL_PATRONI_TIMINGS,
-    started: (m) => track({ site: sites.find((s) => s.address === m.address)!.name, name: 'patroni', pid: m.pid }),
+    started: (m) => {
+      const site = sites.find((s) => s.address === m.address)!.name;
+      track({ site, name: 'patroni', pid: m.pid });
+      track({ site, name: 'postgres', pid: m.pid, pidFile: path.join(m.dataDirectory, 'postmaster.pid') });
+    },
   });
   const leader = patroni.members[0]!;
   await query(`postgres://${PG_SUPERUSER}@${leader.address}:${String(PG_PORT)}/postgres`, `CREATE DATABASE ${CONTROL_DATABASE}`);
@@ -366,5 +370,79 @@ export async function startControlPlane(
 export async function stopControlPlane(cp: ControlPlane): Promise<void> {
   const of = (name: string) => cp.processes.filter((p) => p.name === name);
   await Promise.all(of('patroni').map((p) => stopPid(p.pid, 'SIGTERM', 30_000)));
-  await Promise.all(cp.processes.filter((p) => p.name !== 'patroni').map((p) => stopPid(p.pid, 'SIGTERM', 10_000)));
+  // A Postgres whose Patroni was killed outlives it: stopped by its postmaster.pid.
+  for (const p of of('postgres')) {
+    const pid = postmasterPid(p.pidFile);
+    if (pid !== null) await stopPid(pid, 'SIGINT', 30_000);
+  }
+  await Promise.all(cp.processes.filter((p) => !['patroni', 'postgres'].includes(p.name)).map((p) => stopPid(p.pid, 'SIGTERM', 10_000)));
+}
+
+/**
+ * The load balancer in front of the consoles (`npm run demo -- --ha`): HAProxy in HTTP mode on
+ * 127.0.0.1:`port`, sending to the consoles whose GET /readyz answers 200 (checked twice a second; down
+ * after two misses), so that a console whose site is lost, or that drains before it stops, gets no
+ * request. Returns its PID.
+ */
+export async function startConsoleFront(
+  id: Identity,
+  dir: string,
+  port: number,
+  consoles: { name: string; port: number }[],
+): Promise<number> {
+  mkdirOwned(id, dir, 0o755);
+  const file = path.join(dir, 'haproxy-front.cfg');
+  writeFileSync(
+    file,
+    [
+      'global',
+      '  maxconn 400',
+      'defaults',
+      '  mode http',
+      '  timeout connect 2s',
+      '  timeout client 60s',
+      '  timeout server 60s',
+      '  timeout check 2s',
+      '  option redispatch',
+      '  retries 2',
+      'listen consoles',
+      `  bind 127.0.0.1:${String(port)}`,
+      '  balance roundrobin',
+      '  option httpchk',
+      '  http-check send meth GET uri /readyz',
+      '  http-check expect status 200',
+      '  default-server inter 500ms fall 2 rise 2',
+      ...consoles.map((c) => `  server ${c.name} 127.0.0.1:${String(c.port)} check`),
+      '',
+    ].join('\n'),
+    { mode: 0o644 },
+  );
+  chownSync(file, id.uid, id.gid);
+  const out = openSync(path.join(dir, 'haproxy-front.log'), 'a');
+  const [cmd, ...args] = asLabUser(id, ['/usr/sbin/haproxy', '-db', '-f', file]);
+  const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
+  child.unref();
+  await waitFor(
+    `the consoles behind 127.0.0.1:${String(port)}`,
+    async () =>
+      (await fetch(`http://127.0.0.1:${String(port)}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+        ? true
+        : undefined,
+    30_000,
+  );
+  return child.pid!;
+}
+
+/** The PID in a postmaster.pid (null when there is none to read). */
+export function postmasterPid(pidFile: string | undefined): number | null {
+  if (!pidFile) return null;
+  try {
+    const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
 }

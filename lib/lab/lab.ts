@@ -13,6 +13,7 @@ import { cloneReplica, dsn, initPrimary, query, startNode, touchLog, waitStreami
 import {
   alive,
   labIdentity,
+  mkdirOwned,
   pidRuns,
   processesUnder,
   stopPid,
@@ -23,6 +24,7 @@ import {
 } from './proc';
 import { freePort, portFreeOnAll } from './ports';
 import { startRedis } from './redis';
+import { startControlPlane } from './control-plane';
 import { startBind, type LabDns } from './bind';
 import { startSshd, type LabSsh } from './sshd';
 import { labAwsEnv, startAws, type LabAws } from './aws';
@@ -40,6 +42,8 @@ export interface LabProcess {
   signal: NodeJS.Signals;
   /** Where the current PID is, for daemons that pgherd itself restarts (postmaster.pid). */
   pidFile?: string;
+  /** The control plane's site it runs on (`npm run demo -- --ha`): what `npm run lab -- kill-site` kills. */
+  site?: string;
 }
 
 /** The servers, stopped after their clients (the console, the workers, Patroni, moto) so that no client logs them going away. */
@@ -137,6 +141,11 @@ export interface LabInfo {
   metrics?: { token: string; web?: string; workers: string[] };
   instances: LabInstance[];
   processes: LabProcess[];
+  /**
+   * pgherd's own state across sites (`controlPlane`): its database on Patroni behind each site's HAProxy,
+   * its queue under Sentinel; `database.url` and `redis.url` are site A's.
+   */
+  controlPlane?: { sites: { name: string; address: string }[]; databaseUrls: Record<string, string>; redisUrl: string };
   /** The process that started the lab (the demo, a test run): another start refuses while it lives. */
   ownerPid?: number;
 }
@@ -178,6 +187,11 @@ export function refuseIfOwned(file: string): void {
 export interface LabOptions {
   /** Where lab.json goes; its directory is created. */
   file: string;
+  /**
+   * pgherd's database and queue on three sites (lib/lab/control-plane.ts) instead of one Postgres and
+   * one Redis: sites a, b and c on <subnet>.1-3.
+   */
+  controlPlane?: { subnet: string };
   fleet?: FleetSpec | false;
   redis?: boolean;
   /** BIND 9 for the fleet (default: with the fleet). */
@@ -381,28 +395,60 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
     throwIfCancelled();
   };
   try {
-    const dbPort = await freePort();
-    const db: PgNode = node(dir, 'pgherd-db', '127.0.0.1', dbPort);
-    log(`starting pgherd's database on 127.0.0.1:${dbPort}`);
-    // pgherd's own database gets Postgres's default memory, not the small fleet instances' 16 MB.
-    await initPrimary(id, db, ["shared_buffers = '128MB'", 'max_connections = 100']);
-    touchLog(id, db.logFile);
-    track({
-      name: 'pgherd-db',
-      pid: await startNode(id, db),
-      program: 'postgres',
-      signal: 'SIGINT',
-      pidFile: path.join(db.dataDirectory, 'postmaster.pid'),
-    });
-    await query(dsn(db), 'CREATE DATABASE pgherd');
-    info.database = { url: dsn(db, 'pgherd'), adminUrl: dsn(db) };
+    // Every Postgres of the lab logs here (pgherd's own database made it first before it had sites).
+    mkdirOwned(id, path.join(dir, 'log'), 0o755);
+    if (opts.controlPlane) {
+      info.tls = await makeCa(id, path.join(dir, 'ca'));
+      const sites = ['a', 'b', 'c'].map((name, i) => ({ name, address: `${opts.controlPlane!.subnet}.${String(i + 1)}` }));
+      log(
+        `starting pgherd's control plane on sites ${sites.map((x) => `${x.name} (${x.address})`).join(', ')}: etcd, Patroni, HAProxy, Redis and Sentinel`,
+      );
+      const programs: Record<string, { program: string; signal: NodeJS.Signals }> = {
+        etcd: { program: 'etcd', signal: 'SIGTERM' },
+        patroni: { program: 'patroni', signal: 'SIGTERM' },
+        haproxy: { program: 'haproxy', signal: 'SIGTERM' },
+        redis: { program: 'redis-server', signal: 'SIGTERM' },
+        sentinel: { program: 'redis-sentinel', signal: 'SIGTERM' },
+        postgres: { program: 'postgres', signal: 'SIGINT' },
+      };
+      const cp = await startControlPlane(id, path.join(dir, 'control-plane'), info.tls, sites, (p) =>
+        track({
+          name: `${p.name}-${p.site}`,
+          pid: p.pid,
+          site: p.site,
+          ...programs[p.name]!,
+          ...(p.pidFile ? { pidFile: p.pidFile } : {}),
+        }),
+      );
+      info.database = { url: cp.databaseUrls.a!, adminUrl: cp.databaseUrls.a!.replace(/\/[^/]+$/, '/postgres') };
+      info.redis = { url: cp.redisUrl };
+      info.controlPlane = { sites, databaseUrls: cp.databaseUrls, redisUrl: cp.redisUrl };
+      writeLab(opts.file, info);
+    }
+    if (!opts.controlPlane) {
+      const dbPort = await freePort();
+      const db: PgNode = node(dir, 'pgherd-db', '127.0.0.1', dbPort);
+      log(`starting pgherd's database on 127.0.0.1:${dbPort}`);
+      // pgherd's own database gets Postgres's default memory, not the small fleet instances' 16 MB.
+      await initPrimary(id, db, ["shared_buffers = '128MB'", 'max_connections = 100']);
+      touchLog(id, db.logFile);
+      track({
+        name: 'pgherd-db',
+        pid: await startNode(id, db),
+        program: 'postgres',
+        signal: 'SIGINT',
+        pidFile: path.join(db.dataDirectory, 'postmaster.pid'),
+      });
+      await query(dsn(db), 'CREATE DATABASE pgherd');
+      info.database = { url: dsn(db, 'pgherd'), adminUrl: dsn(db) };
 
-    if (opts.redis !== false) {
-      const port = await freePort();
-      log(`starting Redis on 127.0.0.1:${port}`);
-      const pid = await startRedis(id, dir, port);
-      track({ name: 'redis', pid, program: 'redis-server', signal: 'SIGTERM' });
-      info.redis = { url: `redis://127.0.0.1:${port}` };
+      if (opts.redis !== false) {
+        const port = await freePort();
+        log(`starting Redis on 127.0.0.1:${port}`);
+        const pid = await startRedis(id, dir, port);
+        track({ name: 'redis', pid, program: 'redis-server', signal: 'SIGTERM' });
+        info.redis = { url: `redis://127.0.0.1:${port}` };
+      }
     }
 
     if (opts.fleet !== false) {
@@ -412,7 +458,7 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
         members.map((m) => m.address),
         [5432, 5433, ...range(25432, 40)],
       );
-      info.tls = await makeCa(id, path.join(dir, 'ca'));
+      info.tls ??= await makeCa(id, path.join(dir, 'ca'));
       info.pgAccess = writePgAccess(dir, info.tls, [
         ...new Set([
           ...members.map((m) => m.environment),

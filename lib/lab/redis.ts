@@ -17,27 +17,32 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
+/** redis-server as the queue's transport only: no RDB, no AOF, never evicting (BullMQ's keys must stay). */
+export function redisServerArgv(port: number, bind: string, dir: string): string[] {
+  return [
+    '/usr/bin/redis-server',
+    '--port',
+    String(port),
+    '--bind',
+    bind,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--maxmemory-policy',
+    'noeviction',
+  ];
+}
+
 /** Redis as the queue transport only: no RDB, no AOF. Returns the server's PID. */
 export async function startRedis(id: Identity, dir: string, port: number): Promise<number> {
   const home = path.join(dir, 'redis');
   mkdirSync(home, { recursive: true });
   chownSync(home, id.uid, id.gid);
   const out = openSync(path.join(dir, 'redis.log'), 'a');
-  const [cmd, ...args] = asLabUser(id, [
-    '/usr/bin/redis-server',
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--dir',
-    home,
-    '--maxmemory-policy',
-    'noeviction',
-  ]);
+  const [cmd, ...args] = asLabUser(id, redisServerArgv(port, '127.0.0.1', home));
   const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   await waitFor(`redis on port ${port}`, async () => ((await ping(port)) ? true : undefined), 15_000);

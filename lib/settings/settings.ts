@@ -328,6 +328,12 @@ export const SETTINGS = {
   PGHERD_METRICS_LISTEN: listen({
     doc: "an address of its own for the web process's `/metrics` (`0.0.0.0:9464`, `[::1]:9464`, `127.0.0.1:0`), reachable only from the monitoring network; the token is still asked for when set",
   }),
+  PGHERD_WEB_DRAIN_MS: int({
+    min: 0,
+    max: 120_000,
+    default: 0,
+    doc: "how long a console told to stop (SIGTERM) answers `GET /readyz` with 503 while it still serves, before it closes: set it above the load balancer's check interval times its fall count (docs/deployment.md), so that no request meets a closed console during a rolling upgrade",
+  }),
   PGHERD_WORKER_METRICS_LISTEN: listen({
     shown: 'none: the worker serves no metrics',
     doc: 'where a worker answers `GET /metrics` (`host:port`; port 0: any free one, said in its `worker.ready` line)',

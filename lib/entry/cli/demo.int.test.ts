@@ -48,10 +48,23 @@ function freshEnv(): NodeJS.ProcessEnv {
   return { ...env, PGHERD_SKIP_BUILD: '1', NEXT_TELEMETRY_DISABLED: '1' } as unknown as NodeJS.ProcessEnv;
 }
 
-function startDemo(): Demo {
+function startDemo(extra: string[] = []): Demo {
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'pgherd-demo-test-')), 'lab.json');
-  // Addresses of its own (127.0.50.x, Patroni 127.0.51.x, RDS 127.0.52.x), as each test file's lab has, beside the shared lab.
-  const args = ['run', '--silent', 'demo', '--', '--small', '--subnet', '127.0.50', '--file', file, ...(BUILT ? [] : ['--no-console'])];
+  // Addresses of its own (127.0.50.x, Patroni 127.0.51.x, RDS 127.0.52.x, --ha's sites 127.0.53.x), as each
+  // test file's lab has, beside the shared lab.
+  const args = [
+    'run',
+    '--silent',
+    'demo',
+    '--',
+    '--small',
+    '--subnet',
+    '127.0.50',
+    '--file',
+    file,
+    ...(BUILT ? [] : ['--no-console']),
+    ...extra,
+  ];
   const child = spawn('npm', args, { cwd: PROJECT_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: freshEnv() });
   const out: string[] = [];
   for (const s of [child.stdout, child.stderr]) s.on('data', (b: Buffer) => out.push(...b.toString('utf8').split('\n').filter(Boolean)));
@@ -241,4 +254,39 @@ describe('the demo stops whole', () => {
     expect(leftOf(demo, lab.processes, lab.dir)).toEqual([]);
     expect(existsSync(lab.dir)).toBe(false);
   }, 300_000);
+
+  it('--ha: pgherd on three sites; site a lost (kill-site): the consoles\u2019 front answers ready from site b, and the stop leaves nothing', async () => {
+    const demo = startDemo(['--ha']);
+    const lab = await up(demo);
+    expectAllListed(lab, demo);
+    expect(lab.controlPlane?.sites.map((x) => x.address)).toEqual(['127.0.53.1', '127.0.53.2', '127.0.53.3']);
+    const onA = lab.processes.filter((p) => p.site === 'a').map((p) => p.name);
+    expect(onA).toEqual(expect.arrayContaining(['etcd-a', 'patroni-a', 'haproxy-a', 'redis-a', 'sentinel-a', 'worker-a']));
+    expect(demo.out.some((l) => /npm run lab -- kill-site a/.test(l))).toBe(true);
+    const ready = async () => {
+      const res = await fetch(`${lab.console!.url}/readyz`).catch(() => null);
+      return res?.status === 200 ? ((await res.json()) as object) : undefined;
+    };
+    if (BUILT) expect(await ready()).toEqual({ ready: true, database: 'writable', queue: 'reachable' });
+    const kill = spawn('npm', ['run', '--silent', 'lab', '--', 'kill-site', 'a', '--file', demo.file], {
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: freshEnv(),
+    });
+    const said: string[] = [];
+    for (const x of [kill.stdout, kill.stderr]) x.on('data', (b: Buffer) => said.push(b.toString('utf8')));
+    const lostAt = Date.now();
+    expect(await new Promise((r) => kill.once('exit', r)), said.join('')).toBe(0);
+    const killed = lab.processes.filter((p) => p.site === 'a');
+    expect(killed.filter((p) => alive(p.pid)).map((p) => p.name)).toEqual([]);
+    expect(readLab(demo.file).processes.filter((p) => p.site === 'a')).toEqual([]);
+    if (BUILT) {
+      // Served by site b's console: its database (the promoted replica) writable, its queue (Sentinel's new master) reachable.
+      await waitFor('the consoles\u2019 front ready again', ready, 60_000);
+      console.log(`--ha demo: site a lost; the console ready again from site b after ${((Date.now() - lostAt) / 1000).toFixed(1)} s`);
+    }
+    const now = readLab(demo.file);
+    process.kill(-demo.pgid, 'SIGTERM');
+    await expectStoppedWhole(demo, now.processes, lab.dir);
+  }, 420_000);
 });

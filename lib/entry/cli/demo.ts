@@ -1,11 +1,15 @@
-// npm run demo [-- --small] [--no-console] [--file FILE] [--subnet A.B.C]: the lab, pgherd's database with the sandbox
+// npm run demo [-- --small] [--no-console] [--ha] [--file FILE] [--subnet A.B.C]: the lab, pgherd's database with the sandbox
 // fleet's environments, herds and servers, a worker, the console, and an agent for every lab server
 // that discovers the instances and keeps reporting them. Everything it starts is in lab.json as it
-// starts; Ctrl-C or SIGTERM (to the demo, or to its whole process group) stops all of it.
+// starts; Ctrl-C or SIGTERM (to the demo, or to its whole process group) stops all of it. `--ha`: pgherd itself
+// on three sites (its database on Patroni behind each site's HAProxy, its queue under Sentinel), a console
+// and a worker on sites a and b, HAProxy in front of the consoles; `npm run lab -- kill-site a` loses one.
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { buildConsole, prepareDatabase, startConsole, startWorkerProcess } from '@/lib/lab/console';
-import { cancellable, StartCancelled, throwIfCancelled } from '@/lib/lab/proc';
+import { cancellable, labIdentity, StartCancelled, throwIfCancelled } from '@/lib/lab/proc';
+import { freePort } from '@/lib/lab/ports';
+import { startConsoleFront } from '@/lib/lab/control-plane';
 import {
   DEFAULT_LAB_FILE,
   DEMO_PATRONI,
@@ -14,6 +18,7 @@ import {
   refuseIfOwned,
   startLab,
   stopLab,
+  trackProcess,
   updateLab,
   type LabInfo,
   type LabOptions,
@@ -25,7 +30,9 @@ import { createDb } from '@/db/client';
 import { checkSettings, setting } from '@/lib/settings/settings';
 
 const log = (m: string) => console.log(`demo: ${m}`);
-const USAGE = 'usage: npm run demo -- [--small] [--no-console] [--file FILE] [--subnet A.B.C]';
+const USAGE = 'usage: npm run demo -- [--small] [--no-console] [--ha] [--file FILE] [--subnet A.B.C]';
+/** Where `--ha` puts pgherd's own sites (a, b, c on .1-.3): beside the fleet's subnets, never one of them. */
+const HA_SUBNET = '127.0.86';
 
 export interface DemoOptions {
   /** Where lab.json goes (default .lab/lab.json). */
@@ -39,6 +46,8 @@ export interface DemoOptions {
    * this machine (a test run's) does not race it for the same addresses and ports.
    */
   subnet?: string;
+  /** pgherd's own control plane on three sites, two consoles and two workers (`--ha`). */
+  ha: boolean;
 }
 
 const SMALL_FLEET: FleetSpec = {
@@ -52,11 +61,12 @@ const SMALL_FLEET: FleetSpec = {
 const SMALL_PATRONI = DEMO_PATRONI.map((h) => ({ ...h, members: 1 }));
 
 export function demoOptions(argv: string[]): DemoOptions {
-  const opts: DemoOptions = { file: DEFAULT_LAB_FILE, small: false, console: true };
+  const opts: DemoOptions = { file: DEFAULT_LAB_FILE, small: false, console: true, ha: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--small') opts.small = true;
     else if (a === '--no-console') opts.console = false;
+    else if (a === '--ha') opts.ha = true;
     else if (a === '--file' && argv[i + 1]) opts.file = path.resolve(argv[++i]!);
     else if (a === '--subnet' && argv[i + 1]) opts.subnet = loopbackSubnet(argv[++i]!);
     else throw new Error(`unknown argument ${JSON.stringify(a)}`);
@@ -64,10 +74,10 @@ export function demoOptions(argv: string[]): DemoOptions {
   return opts;
 }
 
-/** A.B.C of a loopback /24 whose next two /24s are loopback too (127.x.y, y < 254). */
+/** A.B.C of a loopback /24 whose next three /24s are loopback too (127.x.y, y < 253). */
 function loopbackSubnet(v: string): string {
   const m = /^127\.(\d{1,3})\.(\d{1,3})$/.exec(v);
-  if (!m || Number(m[1]) > 255 || Number(m[2]) > 253) throw new Error(`--subnet wants 127.X.Y with Y below 254, not ${JSON.stringify(v)}`);
+  if (!m || Number(m[1]) > 255 || Number(m[2]) > 252) throw new Error(`--subnet wants 127.X.Y with Y below 253, not ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -182,7 +192,9 @@ interface Hooks {
 async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
   const t0 = Date.now();
   const file = opts.file;
-  const lab = await startLab({ file, log, ...labShape(opts) });
+  // With --subnet, pgherd's own sites take the /24 after the RDS herd's (its fleet's, Patroni's and RDS's are the three before).
+  const haSubnet = opts.subnet?.replace(/\d+$/, (c) => String(Number(c) + 3)) ?? HA_SUBNET;
+  const lab = await startLab({ file, log, ...labShape(opts), ...(opts.ha ? { controlPlane: { subnet: haSubnet } } : {}) });
   hooks.labUp();
   const admin = {
     username: setting('PGHERD_ADMIN_USERNAME') ?? 'admin',
@@ -193,8 +205,12 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
   const { apiToken, agentTokens } = await prepareDatabase(lab, admin, { discover: opts.console });
   throwIfCancelled();
   if (opts.console && !setting('PGHERD_SKIP_BUILD')) await buildConsole(log);
-  log('starting a worker');
-  const worker = await startWorkerProcess(lab, { quiet: true, labFile: file });
+  const sites = opts.ha ? ['a', 'b'] : [undefined];
+  log(opts.ha ? 'starting a worker on sites a and b' : 'starting a worker');
+  const workers: Awaited<ReturnType<typeof startWorkerProcess>>[] = [];
+  for (const site of sites)
+    workers.push(await startWorkerProcess(lab, { quiet: true, labFile: file, ...(site ? { site, name: `worker-${site}` } : {}) }));
+  const worker = workers[0]!;
   const relative = path.relative(process.cwd(), file);
   const shown = relative && !relative.startsWith('..') ? relative : file;
   if (!opts.console) {
@@ -207,11 +223,12 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
     console.log(`  (up in ${((Date.now() - t0) / 1000).toFixed(0)} s; Ctrl-C stops everything)`);
     return;
   }
-  const web = await startConsole(lab, { port: process.env.PORT ? Number(process.env.PORT) : undefined, log, labFile: file });
-  web.child.once('exit', (code) => hooks.consoleExited(code));
+  const port = process.env.PORT ? Number(process.env.PORT) : undefined;
+  const web = opts.ha ? await haConsoles(lab, file, port, hooks) : await startConsole(lab, { port, log, labFile: file });
+  if (!opts.ha) web.child.once('exit', (code) => hooks.consoleExited(code));
   updateLab(file, (now: LabInfo) => {
     now.console = { url: web.url, admin, apiToken };
-    now.metrics = now.metrics && { ...now.metrics, web: `${web.url}/metrics`, workers: [worker.metricsUrl] };
+    now.metrics = now.metrics && { ...now.metrics, web: `${web.url}/metrics`, workers: workers.map((w) => w.metricsUrl) };
     now.instances = now.instances.map((i) => ({ ...i, agentToken: agentTokens.get(i.server) }));
   });
   // The agents discover the fleet: two rounds, so that a replica reported before its upstream gets it.
@@ -240,7 +257,46 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
   console.log(
     `  sandbox fleet: ${lab.instances.length} PostgreSQL instances, discovered by their agents (every ${labAgents[0]?.config.intervalSeconds ?? 30} s; configurations in ${lab.dir}/agents); everything the lab started is described in ${shown}`,
   );
+  if (lab.controlPlane) {
+    const [a, b, c] = lab.controlPlane.sites;
+    console.log(
+      `  pgherd across sites: a (${a!.address}: its database's primary, Redis's master, a console, a worker), b (${b!.address}: replicas, a console, a worker), c (${c!.address}: the tie-breaker); ${web.url} is HAProxy in front of both consoles`,
+    );
+    console.log(`  lose site a the way a machine goes: npm run lab -- kill-site a   (the console answers from site b within about 30 s)`);
+  }
   console.log(`  (up in ${((Date.now() - t0) / 1000).toFixed(0)} s; Ctrl-C stops everything)`);
+}
+
+/**
+ * `--ha`: a console on sites a and b (one secret: a session signed by either is good on both), each
+ * through its site's HAProxy to pgherd's database, and HAProxy in front of both on the demo's port.
+ * The demo stops when both have exited.
+ */
+async function haConsoles(lab: LabInfo, file: string, port: number | undefined, hooks: Hooks) {
+  const front = port ?? (await freePort());
+  const publicUrl = `http://127.0.0.1:${String(front)}`;
+  const secret = randomBytes(32).toString('base64url');
+  const consoles = [];
+  for (const site of ['a', 'b']) {
+    log(`starting the console on site ${site}`);
+    consoles.push({ site, ...(await startConsole(lab, { log, labFile: file, site, secret, publicUrl, quiet: true })) });
+  }
+  // A console lost with its site is what --ha is for: the demo goes on while one console is left.
+  let left = consoles.length;
+  for (const c of consoles)
+    c.child.once('exit', (code, signal) => {
+      left -= 1;
+      if (left === 0) hooks.consoleExited(code);
+      else log(`the console on site ${c.site} exited (${signal ?? String(code)}): the other one serves`);
+    });
+  const pid = await startConsoleFront(
+    labIdentity(),
+    path.join(lab.dir, 'control-plane'),
+    front,
+    consoles.map((c) => ({ name: `console-${c.site}`, port: Number(new URL(c.url).port) })),
+  );
+  trackProcess(file, { name: 'haproxy-consoles', pid, program: 'haproxy', signal: 'SIGTERM' });
+  return { url: publicUrl, child: consoles[0]!.child };
 }
 
 void main();

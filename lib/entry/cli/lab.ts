@@ -1,6 +1,7 @@
-// npm run lab -- up [--file F] [--no-fleet] | down [--file F] | status [--file F] | worker [--file F]
+// npm run lab -- up [--file F] [--no-fleet] | down [--file F] | status [--file F] | worker [--file F] | kill-site SITE [--file F]
 import { startWorkerProcess } from '@/lib/lab/console';
 import { DEFAULT_LAB_FILE, readLab, refreshPids, startLab, stopLab, updateLab } from '@/lib/lab/lab';
+import { killSite } from '@/lib/lab/kill-site';
 
 async function main() {
   const [cmd = 'status', ...rest] = process.argv.slice(2);
@@ -27,11 +28,17 @@ async function main() {
       info.processes = info.processes.filter((p) => p.name !== name);
     });
     process.exit(code);
+  } else if (cmd === 'kill-site') {
+    // A site lost the way a machine goes: every process of it SIGKILLed, with what it started, no goodbye.
+    const site = rest[0];
+    if (!site || site.startsWith('--')) throw new Error('kill-site needs a site: a, b or c (lab.json `controlPlane.sites`)');
+    const killed = killSite(file, site);
+    log(`site ${site} lost: ${killed.map((p) => `${p.name} (${String(p.pid)})`).join(', ')} SIGKILLed`);
   } else if (cmd === 'status') {
     refreshPids(file); // postmasters restarted since lab.json was written: their PIDs now
     console.log(JSON.stringify(readLab(file), null, 2));
   } else {
-    console.error('usage: npm run lab -- up|down|status|worker [--file FILE] [--no-fleet]');
+    console.error('usage: npm run lab -- up|down|status|worker|kill-site SITE [--file FILE] [--no-fleet]');
     process.exit(2);
   }
 }

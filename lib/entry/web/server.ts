@@ -13,7 +13,8 @@ import { createDb } from '@/db/client';
 import { registerFleetGauges, type CountedQueue } from '@/lib/features/metrics/fleet';
 import { metrics } from '@/lib/adapters/metrics/registry';
 import { listenForMetrics, METRICS_PATH, serveMetrics } from '@/lib/features/metrics/serve';
-import { webQueue, webRuleQueue } from '@/lib/entry/web/web-queue';
+import { webQueue, webRedisPing, webRuleQueue } from '@/lib/entry/web/web-queue';
+import { readiness, serveHealth } from '@/lib/features/health/ready';
 import { checkSettings, setting } from '@/lib/settings/settings';
 
 function arg(flag: string, fallback: string): string {
@@ -39,8 +40,18 @@ async function main() {
   const registry = fleetMetrics();
   // /metrics on this port only behind the token; without one, on its own address or not at all.
   const ownMetrics = metricsListen ? await listenForMetrics(metricsListen, registry, token) : null;
+  // /healthz and /readyz (lib/features/health/ready.ts): a pool of their own, bounded, made on first use.
+  let stopping = false;
+  let healthPool: ReturnType<typeof createDb>['pool'] | null = null;
+  const ready = () => {
+    const url = process.env.DATABASE_URL;
+    if (url)
+      healthPool ??= createDb(url, 1, { application_name: 'pgherd-readyz', connectionTimeoutMillis: 2000, query_timeout: 2000 }).pool;
+    return readiness(healthPool, webRedisPing(), stopping);
+  };
   const server = createServer((req, res) => {
     const where = req.url?.split('?')[0];
+    if (serveHealth(req, res, where, ready)) return;
     if (reports && req.method === 'POST' && where === AGENT_REPORT_PATH) {
       void reports.serve(req, res);
       return;
@@ -69,13 +80,21 @@ async function main() {
       }),
     ),
   );
-  // Keep-alive connections would hold close() open for ever: end them, and do not wait past 5 s.
-  const stop = () => {
+  // Told to stop: not ready at once, still serving for the drain (the balancer moves the clients away),
+  // then closed. Keep-alive connections would hold close() open for ever: end them, and do not wait past 5 s.
+  const drainMs = setting('PGHERD_WEB_DRAIN_MS');
+  const close = () => {
     void ownMetrics?.close();
     server.close(() => process.exit(0));
     server.closeIdleConnections();
     setTimeout(() => server.closeAllConnections(), 1000).unref();
     setTimeout(() => process.exit(0), 5000).unref();
+  };
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    if (drainMs > 0) console.log(JSON.stringify({ event: 'web.draining', ms: drainMs }));
+    setTimeout(close, drainMs);
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

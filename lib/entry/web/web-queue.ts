@@ -46,3 +46,28 @@ export function webRuleQueue(): Queue<RuleJob> | null {
   }
   return g.__pgherdRuleQueue;
 }
+
+/**
+ * PING through the producer connection (null without REDIS_URL): what /readyz asks of the queue. A
+ * connection still being made (the first probe after the start, or after a failover) is waited for up
+ * to `waitMs`: the producer queues no command while it connects.
+ */
+export function webRedisPing(waitMs = 1500): (() => Promise<string>) | null {
+  const conn = connection();
+  if (!conn) return null;
+  return async () => {
+    if (conn.status !== 'ready')
+      await new Promise<void>((resolve, reject) => {
+        const ready = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          conn.off('ready', ready);
+          reject(new Error(`Redis is ${conn.status}`));
+        }, waitMs);
+        conn.once('ready', ready);
+      });
+    return conn.ping();
+  };
+}
