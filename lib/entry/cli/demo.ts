@@ -220,6 +220,7 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
     console.log('');
     console.log(`pgherd's lab is ready, with its database and a worker (no console: --no-console)`);
     console.log(`  the worker's metrics: ${worker.metricsUrl}; everything the lab started is described in ${shown}`);
+    sayHa(lab, null);
     console.log(`  (up in ${((Date.now() - t0) / 1000).toFixed(0)} s; Ctrl-C stops everything)`);
     return;
   }
@@ -257,14 +258,21 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
   console.log(
     `  sandbox fleet: ${lab.instances.length} PostgreSQL instances, discovered by their agents (every ${labAgents[0]?.config.intervalSeconds ?? 30} s; configurations in ${lab.dir}/agents); everything the lab started is described in ${shown}`,
   );
-  if (lab.controlPlane) {
-    const [a, b, c] = lab.controlPlane.sites;
-    console.log(
-      `  pgherd across sites: a (${a!.address}: its database's primary, Redis's master, a console, a worker), b (${b!.address}: replicas, a console, a worker), c (${c!.address}: the tie-breaker); ${web.url} is HAProxy in front of both consoles`,
-    );
-    console.log(`  lose site a the way a machine goes: npm run lab -- kill-site a   (the console answers from site b within about 30 s)`);
-  }
+  sayHa(lab, web.url);
   console.log(`  (up in ${((Date.now() - t0) / 1000).toFixed(0)} s; Ctrl-C stops everything)`);
+}
+
+/** With --ha: what runs on which site, and how to lose one (`front`: the consoles' balancer, when there are consoles). */
+function sayHa(lab: LabInfo, front: string | null) {
+  if (!lab.controlPlane) return;
+  const [a, b, c] = lab.controlPlane.sites;
+  const what = front ? 'a console, a worker' : 'a worker';
+  console.log(
+    `  pgherd across sites: a (${a!.address}: its database's primary, Redis's master, ${what}), b (${b!.address}: replicas, ${what}), c (${c!.address}: the tie-breaker)${front ? `; ${front} is HAProxy in front of both consoles` : ''}`,
+  );
+  console.log(
+    `  lose site a the way a machine goes: npm run lab -- kill-site a${front ? '   (the console answers from site b within about 30 s)' : ''}`,
+  );
 }
 
 /**
