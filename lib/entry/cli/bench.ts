@@ -1,4 +1,4 @@
-// npm run bench [changelist [--scale 100000]|operation-pages [--scale 100000]|glance [--scale 100000]|ingest|ops|waves|schedules|failover|patroni|backups|upgrade|provision|config]: the instances changelist at 10,000
+// npm run bench [changelist [--scale 100000]|operation-pages [--scale 100000]|glance [--scale 100000]|ingest|ops|waves|schedules|failover|patroni|backups|upgrade|provision|config|control-plane]: the instances changelist at 10,000
 // instances / 2,000 herds / 20 environments (or 100,000 / 20,000 / 50), served by the built console (signed in, 100 rows a page), next to the same
 // SQL run alone and beside Django 3.2's admin over the same tables (lib/bench/django); the agents' ingest API under
 // many concurrent agents; the operations engine; failover.
@@ -25,6 +25,7 @@ import { getAdmin } from '@/lib/features/admin/registry';
 import { opsBench } from '@/lib/bench/ops-bench';
 import { failoverBench } from '@/lib/bench/failover-bench';
 import { patroniBench } from '@/lib/bench/patroni-bench';
+import { controlPlaneBench } from '@/lib/bench/control-plane-bench';
 import { observeBench } from '@/lib/bench/observe-bench';
 import { wavesBench } from '@/lib/bench/waves-bench';
 import { schedulesBench } from '@/lib/bench/schedules-bench';
@@ -525,6 +526,11 @@ async function main() {
   }
   if (which === 'all' || which === 'failover') {
     const lines = await failoverBench((m) => console.log(`bench: ${m}`));
+    console.log('');
+    for (const l of lines) console.log(l);
+  }
+  if (which === 'all' || which === 'control-plane') {
+    const lines = await controlPlaneBench((m) => console.log(`bench: ${m}`));
     console.log('');
     for (const l of lines) console.log(l);
   }

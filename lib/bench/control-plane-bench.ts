@@ -1,0 +1,139 @@
+// `npm run bench -- control-plane`: pgherd's own state across three sites (lib/lab/control-plane.ts), each
+// of its failovers measured beside the engine's own in the same run:
+// 1. pgherd's database: its primary's Patroni and Postgres SIGKILLed (the machine lost); from the kill to
+//    the first write a client of site A's HAProxy gets through (a writer every 50 ms, reconnecting), beside
+//    Patroni's own failover (the first surviving member whose REST API says GET /primary 200). Target ≤ 30 s.
+// 2. The queue: Redis's master SIGKILLed while jobs are added every 100 ms; from the kill to the next job a
+//    BullMQ worker on the Sentinel URL takes, beside Sentinel's own promotion (the first sentinel that
+//    names another master). Target ≤ 15 s.
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Queue, Worker } from 'bullmq';
+import pg from 'pg';
+import { workerConnection } from '@/lib/engine/queue';
+import { postmasterPid, sentinelMaster } from '@/lib/lab/control-plane';
+import { PROJECT_ROOT, readLab, startLab, stopLab } from '@/lib/lab/lab';
+import { descendants } from '@/lib/lab/proc';
+import { table } from './table';
+
+const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-control-plane-lab.json');
+const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+function killTree(pid: number) {
+  for (const p of [pid, ...descendants(pid)])
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+}
+
+/** Whether a member's Patroni says it is the primary (GET /primary 200), asked with the lab's CA. */
+function isPrimary(address: string, ca: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = https.get(`https://${address}:8008/primary`, { ca, timeout: 500 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+/** Calls `fn` every `everyMs` until it gives true; the time (performance.now()) it first did. */
+async function firstTrue(fn: () => Promise<boolean>, everyMs: number, timeoutMs: number): Promise<number> {
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    if (await fn()) return performance.now();
+    if (performance.now() > until) throw new Error('not within the bench\u2019s bound');
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export async function controlPlaneBench(log: (m: string) => void): Promise<string[]> {
+  const lab = await startLab({ file: FILE, controlPlane: { subnet: '127.0.87' }, fleet: false, aws: false, ldap: false, dns: false, log });
+  try {
+    const cp = lab.controlPlane!;
+    const ca = readFileSync(lab.tls!.caFile);
+    const rows: string[][] = [];
+
+    // 1. pgherd's database.
+    const pool = new pg.Pool({ connectionString: cp.databaseUrls.a, max: 1, connectionTimeoutMillis: 1000, query_timeout: 1000 });
+    pool.on('error', () => {});
+    await pool.query('CREATE TABLE IF NOT EXISTS bench_writes (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())');
+    const write = () =>
+      pool.query('INSERT INTO bench_writes DEFAULT VALUES').then(
+        () => true,
+        () => false,
+      );
+    const machine = readLab(FILE).processes.filter((p) => p.site === 'a' && ['patroni', 'postgres'].includes(p.program));
+    log(`pgherd's database: killing site a's Patroni and Postgres (${machine.map((p) => p.name).join(', ')})`);
+    const pids = machine.map((p) => (p.pidFile ? postmasterPid(p.pidFile) : p.pid)).filter((p): p is number => p !== null);
+    const k0 = performance.now();
+    for (const pid of pids) killTree(pid);
+    const [patroniAt, writeAt] = await Promise.all([
+      firstTrue(async () => (await Promise.all(cp.sites.slice(1).map((x) => isPrimary(x.address, ca)))).some(Boolean), 100, 120_000),
+      firstTrue(write, 50, 120_000),
+    ]);
+    await pool.end();
+    rows.push([
+      'pgherd\u2019s database: primary lost \u2192 first write through HAProxy',
+      s(writeAt - k0),
+      s(patroniAt - k0),
+      '\u2264 30 s',
+    ]);
+
+    // 2. The queue.
+    const name = 'bench-control-plane';
+    const producer = workerConnection(cp.redisUrl);
+    producer.on('error', () => {});
+    const queue = new Queue(name, { connection: producer, prefix: 'bench' });
+    queue.on('error', () => {});
+    let lastTaken = 0;
+    const consumerConnection = workerConnection(cp.redisUrl);
+    consumerConnection.on('error', () => {});
+    const consumer = new Worker(
+      name,
+      async () => {
+        lastTaken = performance.now();
+      },
+      { connection: consumerConnection, prefix: 'bench', concurrency: 4 },
+    );
+    consumer.on('error', () => {});
+    const adding = setInterval(() => void queue.add('tick', {}).catch(() => {}), 100);
+    await firstTrue(async () => lastTaken > 0, 50, 30_000);
+    const master = readLab(FILE).processes.find((p) => p.site === 'a' && p.program === 'redis-server')!;
+    const was = await sentinelMaster(cp.sites[2]!.address);
+    log(`the queue: killing Redis's master on site a (${was ?? 'unknown'})`);
+    const r0 = performance.now();
+    killTree(master.pid);
+    const [sentinelAt, takenAt] = await Promise.all([
+      firstTrue(
+        async () => {
+          const now = await sentinelMaster(cp.sites[2]!.address);
+          return now !== null && now !== was;
+        },
+        100,
+        60_000,
+      ),
+      firstTrue(async () => lastTaken > r0 + 50, 50, 60_000),
+    ]);
+    clearInterval(adding);
+    await consumer.close();
+    await queue.close();
+    // BullMQ closes the connections it made, not the ones it was given.
+    producer.disconnect();
+    consumerConnection.disconnect();
+    rows.push(['the queue: Redis master lost \u2192 next job taken (Sentinel URL)', s(takenAt - r0), s(sentinelAt - r0), '\u2264 15 s']);
+
+    return [
+      "pgherd's control plane on three sites (Patroni ttl 20 / loop_wait 5 behind HAProxy; Redis under three sentinels, down-after 2 s); one loss each",
+      ...table(['failover', 'pgherd', 'the engine itself', 'target'], rows),
+      'the engine itself: Patroni names a new primary (GET /primary 200 on a surviving member); Sentinel names another master',
+    ];
+  } finally {
+    await stopLab(FILE, log);
+  }
+}
