@@ -621,6 +621,18 @@ export const herdLeases = pgTable(
   (t) => [index('herd_leases_target_idx').on(t.targetId)],
 );
 
+// A chore that must run on one worker at a time (the settings pass, Patroni's leaders followed, the
+// wave conductor...): whose turn it is, until when, and the turn's generation (its fencing token). A
+// worker takes the turn when it is free or expired, renews it while the chore runs, and confirms the
+// generation in the same transaction as each write that acts (an operation started, an event raised):
+// one frozen past its turn (SIGSTOP, a paused host) and thawed is refused there (jobs/turns.ts).
+export const choreTurns = pgTable('chore_turns', {
+  name: text('name').primaryKey(),
+  holder: text('holder').notNull(),
+  generation: bigint('generation', { mode: 'number' }).notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+});
+
 // What a target took away from clients and owes them back (a PgBouncer it paused), written before it is
 // taken: the target's own cleanup settles it; one the target could not settle (its worker killed, its
 // lease lost, the pooler away) is settled by the next worker's reconcile once no one holds the herd,

@@ -1,5 +1,5 @@
-import { Pool } from 'pg';
 import { describe, expect, it, vi } from 'vitest';
+import { createDb } from '@/db/client';
 import { choreRunner, type Chore } from './chores';
 
 /** A promise and the hand that settles it: a chore that runs until the test lets it finish. */
@@ -9,12 +9,12 @@ function gate() {
   return { p, open };
 }
 
-// Chores without a lock never touch the pool.
-const noPool = new Pool({ max: 1 });
+// Chores without a turn never touch the database (this one has no server behind it).
+const { db: noDb } = createDb('postgres://nobody@127.0.0.1:1/none', 1);
 
 function runner(chores: Chore[]) {
   const logged: string[] = [];
-  const r = choreRunner(chores, { pool: noPool, log: (e, f) => logged.push(`${e} ${JSON.stringify(f)}`) });
+  const r = choreRunner(chores, { db: noDb, holder: 'unit', log: (e, f) => logged.push(`${e} ${JSON.stringify(f)}`) });
   return { r, logged };
 }
 

@@ -1,16 +1,20 @@
-// A worker's chores: each one a name, how often it runs, whether one worker at a time runs it (a
-// session advisory lock), and what it does. One runner starts them all the same way: a chore never
+// A worker's chores: each one a name, how often it runs, whether one worker at a time runs it (in its
+// turn, lib/engine/turns.ts), and what it does. One runner starts them all the same way: a chore never
 // runs twice at once in a process, its errors are logged as `<name>.error` and never stop the others,
 // and closing waits for the runs in flight before the pool they use is ended.
-import type pg from 'pg';
+import type { Db } from '@/db/client';
 import { errorText } from '@/lib/engine/errors';
+import { inTurn, type Turn } from '@/lib/engine/turns';
 
 export interface Chore {
   name: string;
   /** Milliseconds between runs; null or 0: only when asked (a notification, another chore, the start). */
   every: number | null;
-  /** A session advisory lock: the workers share the chore, run by whoever takes the lock first. */
-  lock?: number;
+  /**
+   * The workers share the chore: it runs on one at a time, in its turn (a row of chore_turns named as
+   * the chore), and is given the turn to fence what it writes that acts.
+   */
+  turn?: true;
   /**
    * Asked again while it runs: 'skip' (the default) drops the ask, for chores that look at everything
    * each time; 'again' runs it once more right after, for chores asked because something new happened.
@@ -19,23 +23,8 @@ export interface Chore {
   /** Run once when the runner starts ('await': before start() returns). */
   atStart?: 'run' | 'await';
   /** What it does; `asked` says who asked since the run before ('timer', 'start', or what ask() was given). */
-  run: (asked: ReadonlySet<string>) => Promise<void>;
+  run: (asked: ReadonlySet<string>, turn?: Turn) => Promise<void>;
 }
-
-/**
- * The locks of the chores pgherd's workers share. Postgres advisory locks are one number space per
- * database: these and the conductor's (72_842_002) and the counts' compaction's (72_842_003, in SQL)
- * are pgherd's.
- */
-export const CHORE_LOCKS = {
-  refresh: 72_842_001,
-  discovery: 72_842_004,
-  patroniFollow: 72_842_005,
-  lagSample: 72_842_006,
-  restoresExpire: 72_842_007,
-  restoresJudge: 72_842_008,
-  settings: 72_842_009,
-} as const;
 
 export interface ChoreRunner {
   /** Runs the chore now (or once more after the run in flight, for an 'again' chore). */
@@ -53,12 +42,13 @@ export interface ChoreRunner {
 }
 
 export interface ChoreDeps {
-  pool: pg.Pool;
+  db: Db;
+  /** This worker, as its turns name it. */
+  holder: string;
   log: (event: string, fields: object) => void;
-  /** How often the session holding a chore's lock speaks while the chore runs (default 10 s). */
-  lockBeatMs?: number;
-  /** How long that session may stay silent before Postgres ends it, giving the lock up (default 3 beats). */
-  lockIdleMs?: number;
+  /** A turn's TTL (default PGHERD_LEASE_TTL_MS) and how often it is renewed while its chore runs (a quarter of it). */
+  turnTtlMs?: number;
+  turnBeatMs?: number;
 }
 
 export function choreRunner(chores: Chore[], deps: ChoreDeps): ChoreRunner {
@@ -78,43 +68,14 @@ export function choreRunner(chores: Chore[], deps: ChoreDeps): ChoreRunner {
     for (const t of timers) clearInterval(t);
   };
 
-  // A chore several workers share: run by whoever takes its session advisory lock first, skipped by the
-  // others. The session that holds the lock says a word every few seconds while the chore runs, and
-  // Postgres ends it when it has been silent for longer (idle_session_timeout): a worker frozen with the
-  // lock (SIGSTOP, a host paused; its kernel still answers TCP, so no keepalive notices) gives it up
-  // within that time instead of holding the chore from every worker until it thaws.
-  const beatMs = deps.lockBeatMs ?? 10_000;
-  const alone = async (lock: number, fn: () => Promise<void>) => {
-    const client = await deps.pool.connect();
-    let broken: Error | undefined;
-    // Postgres ending the session is an error event on the client: kept here, never thrown at the process.
-    const onError = (err: Error) => (broken ??= err);
-    client.on('error', onError);
-    try {
-      const {
-        rows: [row],
-      } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lock]);
-      if (!row?.ok) return;
-      // (Postgres before 14 has no idle_session_timeout: there the lock lasts as long as the session.)
-      await client.query(`SET idle_session_timeout = ${String(deps.lockIdleMs ?? 3 * beatMs)}`).catch(() => {});
-      const beat = setInterval(() => {
-        client.query('SELECT 1').catch((err: unknown) => (broken ??= err instanceof Error ? err : new Error(String(err))));
-      }, beatMs);
-      try {
-        await fn();
-      } finally {
-        clearInterval(beat);
-        if (!broken)
-          await client
-            .query('SELECT pg_advisory_unlock($1)', [lock])
-            .then(() => client.query('RESET idle_session_timeout'))
-            .catch((err: unknown) => (broken = err instanceof Error ? err : new Error(String(err))));
-      }
-    } finally {
-      client.off('error', onError);
-      // A session Postgres ended (or one left with the timeout set) is not given back to the pool.
-      client.release(broken);
-    }
+  // A chore several workers share: run in its turn, by whoever takes it first, skipped by the others.
+  // A worker frozen in its turn loses it when it expires; thawed, its chore's next fence refuses it.
+  const inItsTurn = async (c: Chore, asked: ReadonlySet<string>) => {
+    await inTurn(deps.db, c.name, deps.holder, (turn) => c.run(asked, turn), {
+      ttlMs: deps.turnTtlMs,
+      beatMs: deps.turnBeatMs,
+      log: deps.log,
+    });
   };
 
   const runOnce = async (c: Chore) => {
@@ -125,7 +86,7 @@ export function choreRunner(chores: Chore[], deps: ChoreDeps): ChoreRunner {
       while (s.asked.size && !closed) {
         const asked = new Set(s.asked);
         s.asked.clear();
-        await (c.lock === undefined ? c.run(asked) : alone(c.lock, () => c.run(asked)));
+        await (c.turn ? inItsTurn(c, asked) : c.run(asked));
       }
     } finally {
       s.running = false;

@@ -116,10 +116,10 @@ export async function startWorker(cfg: WorkerConfig) {
     log,
     quietly,
   });
-  const chores = choreRunner(choreSet.chores, { pool, log });
+  const chores = choreRunner(choreSet.chores, { db, holder, log });
   await chores.start();
   // Rolling operations: one worker at a time moves them from wave to wave.
-  const conductor = runConductor(cfg.databaseUrl, db, queue, { everyMs: cfg.waveRoundMs, log });
+  const conductor = runConductor(cfg.databaseUrl, db, queue, { holder, everyMs: cfg.waveRoundMs, log });
   // Its own metrics (targets, steps, lease waits, and the process's), on an address of its own.
   const ownMetrics = cfg.metricsListen ? await listenForMetrics(cfg.metricsListen, metrics().registry, cfg.metricsToken ?? null) : null;
   log('worker.ready', { holder, concurrency: cfg.concurrency ?? 8, metrics: ownMetrics?.url ?? 'off' });

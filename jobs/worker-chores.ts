@@ -24,7 +24,7 @@ import { expireRestoredHerds } from '@/lib/features/backups/expire';
 import { RULES_CHANNEL } from '@/lib/features/rules/rules';
 import { reconcileRuns, type startRuleClock } from '@/lib/features/rules/scheduler';
 import { deliverDue, NOTIFICATIONS_CHANNEL, processEvents } from '@/lib/features/rules/webhooks';
-import { CHORE_LOCKS, type Chore, type ChoreRunner } from './chores';
+import type { Chore, ChoreRunner } from './chores';
 import type { WorkerConfig } from './worker-config';
 
 /** How often the lag samples older than a day are folded, and those past the retention deleted. */
@@ -106,8 +106,8 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
   const share = refreshEvery ? refreshShare(db, { holder, intervalMs: refreshEvery }) : null;
   const ruleEvery = cfg.ruleReconcileEveryMs ?? 60_000;
   const discoverEvery = setting('PGHERD_AWS_DISCOVERY_EVERY_MS');
-  // The worker's chores: each runs on its own clock, never twice at once here; those with a lock run on
-  // one worker at a time.
+  // The worker's chores: each runs on its own clock, never twice at once here; those with a turn run on
+  // one worker at a time, in its turn (lib/engine/turns.ts).
   const chores: Chore[] = [
     { name: 'reconcile', every: tick, run: x.reconcileNow },
     // The listener (rule changes, notifications, discovery asked for), and again on every tick if it was lost.
@@ -126,9 +126,9 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
     {
       name: 'restores.expire',
       every: 60_000,
-      lock: CHORE_LOCKS.restoresExpire,
-      run: async () => {
-        const started = await expireRestoredHerds(db, queue);
+      turn: true,
+      run: async (_, turn) => {
+        const started = await expireRestoredHerds(db, queue, turn);
         if (started.length) log('restores.expire', { operations: started });
       },
     },
@@ -136,9 +136,9 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
     {
       name: 'restores.judge',
       every: 60_000,
-      lock: CHORE_LOCKS.restoresJudge,
-      run: async () => {
-        const j = await judgeRecoverability(db);
+      turn: true,
+      run: async (_, turn) => {
+        const j = await judgeRecoverability(db, turn);
         if (j.raised.length || j.cleared.length) log('restores.judge', j);
       },
     },
@@ -160,7 +160,7 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
           {
             name: 'refresh.dns',
             every: refreshEvery,
-            lock: CHORE_LOCKS.refresh,
+            turn: true,
             run: async () => log('refresh.dns', await checkDnsRecords(db)),
           },
         ] satisfies Chore[])
@@ -170,9 +170,9 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
     {
       name: 'settings',
       every: cfg.settingsEveryMs ?? setting('PGHERD_SETTINGS_EVERY_MS'),
-      lock: CHORE_LOCKS.settings,
-      run: async () => {
-        const r = await settingsPass(db);
+      turn: true,
+      run: async (_, turn) => {
+        const r = await settingsPass(db, { fence: turn?.fence });
         if (r.read || r.judged) log('settings.pass', r);
       },
     },
@@ -180,9 +180,9 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
     {
       name: 'patroni.follow',
       every: cfg.patroniFollowEveryMs ?? followEveryMs(),
-      lock: CHORE_LOCKS.patroniFollow,
-      run: async () => {
-        for (const r of await followPatroni(db, queue))
+      turn: true,
+      run: async (_, turn) => {
+        for (const r of await followPatroni(db, queue, { turn }))
           if (r.operationId || r.reobserved || r.outcome.startsWith('error')) log('patroni.follow', r);
       },
     },
@@ -190,7 +190,7 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
     {
       name: 'lag.sample',
       every: cfg.lagSampleEveryMs ?? lagSampleEveryMs(),
-      lock: CHORE_LOCKS.lagSample,
+      turn: true,
       run: async () => {
         await sampleLag(db);
         if (Date.now() - foldedAt < LAG_FOLD_EVERY_MS) return;
@@ -202,7 +202,7 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
     ...(discovery
       ? ([
           // A pass asked for while one runs is run right after it (that one may have claimed the asked-for rows before).
-          { name: 'discovery', every: discoverEvery, lock: CHORE_LOCKS.discovery, whileRunning: 'again', atStart: 'run', run: discover },
+          { name: 'discovery', every: discoverEvery, turn: true, whileRunning: 'again', atStart: 'run', run: discover },
           {
             name: 'discovery.tick',
             every: tick,

@@ -1,6 +1,8 @@
 // The wave conductor: moves rolling operations from one wave to the next. One worker at a time holds
-// the role (a session advisory lock on its own connection, which also LISTENs for the database's
-// "a wave's last target ended" notification); a worker that dies frees it for another.
+// the role, in its turn (lib/engine/turns.ts: renewed every round, lost when it expires); every worker
+// LISTENs for the database's "a wave's last target ended" notification, and the one whose turn it is
+// acts on it. A worker that dies or freezes loses the turn to another; thawed, the next wave it would
+// start is refused by the turn's fence.
 //
 // A wave's life: running (its targets are released) -> soaking (they all ended; the health gate is
 // sampled until every herd the wave touched has been healthy for the soak time without a break) ->
@@ -22,8 +24,8 @@ import { gateSchema, judgeHerd, type GateMember, type GateSpec } from '@/lib/eng
 import { herdWindowAt, outsideWords, windowsOfHerds } from '@/lib/engine/windows';
 import { holdOperation, resumePaused } from './hold';
 import { setting } from '@/lib/settings/settings';
+import { takeTurn, turnTtlMs, type Executor, type HeldTurn } from './turns';
 
-const CONDUCTOR_LOCK = 72_842_002;
 export const WAVES_CHANNEL = 'pgherd_waves';
 
 /** How the conductor reaches the instances (tests and benchmarks may pass their own). */
@@ -117,8 +119,15 @@ export async function sampleGate(
  * first and stops this, or comes after and holds what this released), marks this wave passed and the
  * next one running, and releases its targets; then enqueues them. Returns the targets released.
  */
-export async function startNextWave(db: Db, queue: Queue<TargetJob> | null, operationId: number, wave: number): Promise<number[]> {
+export async function startNextWave(
+  db: Db,
+  queue: Queue<TargetJob> | null,
+  operationId: number,
+  wave: number,
+  fence?: (tx: Executor) => Promise<void>,
+): Promise<number[]> {
   const released = await db.transaction(async (tx) => {
+    await fence?.(tx);
     const { rows: ok } = await tx.execute(
       sql`SELECT id FROM operations WHERE id = ${operationId} AND current_wave = ${wave} AND finished_at IS NULL AND paused_at IS NULL AND NOT cancel_requested FOR UPDATE`,
     );
@@ -146,7 +155,13 @@ export async function startNextWave(db: Db, queue: Queue<TargetJob> | null, oper
 export async function conductWaves(
   db: Db,
   queue: Queue<TargetJob> | null,
-  opts: { look?: Observer; log?: (e: string, f: object) => void; maxGapMs?: number } = {},
+  opts: {
+    look?: Observer;
+    log?: (e: string, f: object) => void;
+    maxGapMs?: number;
+    /** The conductor's turn confirmed in each transaction that starts a wave. */
+    fence?: (tx: Executor) => Promise<void>;
+  } = {},
 ): Promise<void> {
   const log = opts.log ?? (() => {});
   const maxGapMs = opts.maxGapMs ?? MAX_READING_GAP_MS;
@@ -166,7 +181,7 @@ export async function conductWaves(
     if (!gate) {
       if (await waitsForWindow(db, w, log)) continue;
       log('wave.passed', { operationId: w.id, wave: w.wave });
-      await startNextWave(db, queue, w.id, w.wave);
+      await startNextWave(db, queue, w.id, w.wave, opts.fence);
       continue;
     }
     if (w.status === 'running') {
@@ -195,7 +210,7 @@ export async function conductWaves(
       ]);
       if (r?.soaked && !(await waitsForWindow(db, w, log))) {
         log('wave.passed', { operationId: w.id, wave: w.wave });
-        await startNextWave(db, queue, w.id, w.wave);
+        await startNextWave(db, queue, w.id, w.wave, opts.fence);
       }
       continue;
     }
@@ -258,20 +273,22 @@ async function resumeInsideWindows(db: Db, queue: Queue<TargetJob> | null, log: 
 }
 
 /**
- * Runs the conductor while this process holds its lock: a round on every notification and every
- * `everyMs` (the soak's samples, and a safety net for a notification lost with a connection).
+ * Runs the conductor while this process holds its turn: a round on every notification and every
+ * `everyMs` (the soak's samples, and a safety net for a notification lost with a connection), the turn
+ * renewed before each timed round.
  */
 export function runConductor(
   url: string,
   db: Db,
   queue: Queue<TargetJob> | null,
-  opts: { everyMs?: number; look?: Observer; log: (e: string, f: object) => void },
+  opts: { holder: string; everyMs?: number; look?: Observer; log: (e: string, f: object) => void },
 ): { close: () => Promise<void> } {
   let client: pg.Client | null = null;
-  let leading = false;
+  let turn: HeldTurn | null = null;
   const life = { closed: false };
   // Read through a call: the flag changes while lead() awaits, which narrowing does not see.
   const closed = () => life.closed;
+  const leading = () => turn?.held() === true && !closed();
   let round: Promise<void> | null = null;
   let again = false;
   const everyMs = opts.everyMs ?? setting('PGHERD_WAVE_ROUND_MS');
@@ -282,12 +299,13 @@ export function runConductor(
     opts.look ?? ((m: InstanceRef) => observations.look({ host: m.host, port: m.port, serverEnvironment: m.serverEnvironment }, 3000));
 
   const roundNow = () => {
-    if (!leading || closed()) return;
+    const t = turn;
+    if (!t || !leading()) return;
     if (round) {
       again = true;
       return;
     }
-    round = conductWaves(db, queue, { look, log: opts.log, maxGapMs: Math.max(MAX_READING_GAP_MS, 3 * everyMs) })
+    round = conductWaves(db, queue, { look, log: opts.log, maxGapMs: Math.max(MAX_READING_GAP_MS, 3 * everyMs), fence: t.fence })
       .catch((err: unknown) => opts.log('conductor.error', { error: errorText(err) }))
       .finally(() => {
         observations.sweep(Math.max(10_000, 3 * everyMs));
@@ -299,8 +317,9 @@ export function runConductor(
       });
   };
 
+  // The notifications' connection (kept by every worker, so that whoever takes the turn hears them), then the turn.
   const lead = async () => {
-    if (leading || closed()) return;
+    if (closed()) return;
     try {
       if (!client) {
         const c = new pg.Client({ connectionString: url, application_name: 'pgherd-conductor' });
@@ -308,33 +327,34 @@ export function runConductor(
           if (!closed()) opts.log('conductor.connection_error', { error: err.message });
         });
         c.on('end', () => {
-          if (client === c) {
-            client = null;
-            leading = false;
-          }
+          if (client === c) client = null;
         });
         c.on('notification', () => roundNow());
         await c.connect();
         // Closed while connecting (the database was slow to answer): this connection is not needed.
         if (closed()) return void (await c.end().catch(() => {}));
+        await c.query(`LISTEN ${WAVES_CHANNEL}`);
         client = c;
       }
-      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [CONDUCTOR_LOCK]);
-      if (!rows[0]?.ok || closed()) return;
-      await client.query(`LISTEN ${WAVES_CHANNEL}`);
-      leading = true;
-      opts.log('conductor.leading', {});
+      // Renewed a few times a TTL (not every round: a write a second for nothing).
+      if ((turn?.held() && turn.age() < turnTtlMs() / 4) || (turn && (await turn.renew()))) {
+        roundNow();
+        return;
+      }
+      if (turn) opts.log('conductor.turn_lost', {});
+      turn = await takeTurn(db, 'conductor', opts.holder);
+      if (!turn || closed()) return;
+      opts.log('conductor.leading', { generation: turn.generation });
       roundNow();
     } catch (err) {
       opts.log('conductor.error', { error: errorText(err) });
       const c = client;
       client = null;
-      leading = false;
       await c?.end().catch(() => {});
     }
   };
 
-  // One attempt to lead at a time: a database that is slow to answer must not pile up connections.
+  // One attempt at a time: a database that is slow to answer must not pile up connections.
   let trying: Promise<void> | null = null;
   const tryLead = () => {
     trying ??= lead().finally(() => {
@@ -342,10 +362,7 @@ export function runConductor(
     });
   };
   tryLead();
-  const timer = setInterval(() => {
-    if (leading) roundNow();
-    else tryLead();
-  }, everyMs);
+  const timer = setInterval(tryLead, everyMs);
 
   return {
     async close() {
@@ -353,6 +370,7 @@ export function runConductor(
       clearInterval(timer);
       await Promise.all([round, trying]);
       observations.close();
+      if (turn?.held()) await turn.release().catch(() => {});
       await client?.end().catch(() => {});
       client = null;
     },

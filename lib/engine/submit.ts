@@ -1,5 +1,6 @@
 // Confirm -> enqueue: re-plan, compare digests, check what was typed, then write the operation, its
 // targets and an audit entry in one transaction, and put one job per target on the queue.
+import type { Executor } from '@/lib/engine/turns';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
@@ -204,6 +205,8 @@ export async function writeOperations(
   queue: Queue<TargetJob> | null,
   items: OperationToWrite[],
   log: (e: string, f: object) => void = () => {},
+  /** Run first in the transaction that writes them: a chore's turn confirmed (lib/engine/turns.ts), or they are not written. */
+  fence?: (tx: Executor) => Promise<void>,
 ): Promise<(number | null)[]> {
   if (!items.length) return [];
   if (new Set(items.map((x) => JSON.stringify([x.actor.username, x.idempotencyKey]))).size !== items.length)
@@ -237,6 +240,7 @@ export async function writeOperations(
   );
 
   const created = await db.transaction(async (tx) => {
+    await fence?.(tx);
     const col = <T>(f: (x: (typeof prepared)[number]) => T) => sql.param(prepared.map(f));
     // Any unique key refusing a row drops that row only: the requester's key, or a rule's one open operation.
     const ops = await tx.execute<{ id: number; key: string; who: string }>(sql`

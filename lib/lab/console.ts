@@ -110,7 +110,14 @@ export const WORKER_PROGRAM = 'jobs/worker.ts';
 export async function startWorkerProcess(
   lab: LabInfo,
   /** `site`: the control plane's site it runs on, and so reaches pgherd's database through (`--ha`). */
-  opts: { quiet?: boolean; labFile?: string; name?: string; site?: string } = {},
+  opts: {
+    quiet?: boolean;
+    labFile?: string;
+    name?: string;
+    site?: string;
+    /** Over the lab's settings (a test's own database, queue prefix or lease TTL). */
+    env?: Record<string, string>;
+  } = {},
 ): Promise<ChildProcess & { metricsUrl: string }> {
   if (!lab.redis || !lab.ssh) throw new Error("the worker needs the lab's Redis and SSH");
   const databaseUrl = (opts.site && lab.controlPlane?.databaseUrls[opts.site]) || lab.database.url;
@@ -124,6 +131,7 @@ export async function startWorkerProcess(
       PGHERD_WORKER_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
       ...labSettings(lab),
       ...(lab.aws ? labDiscoveryEnv(lab.aws) : {}),
+      ...opts.env,
     },
     stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
   });

@@ -5,6 +5,7 @@
 import type { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
+import type { Turn } from '@/lib/engine/turns';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { planOperation } from '@/lib/engine/plan';
 import type { TargetJob } from '@/lib/engine/queue';
@@ -12,7 +13,7 @@ import { writeOperations } from '@/lib/engine/submit';
 import { tearDownRestoredAction } from '@/lib/actions/backups/tear-down.action';
 
 /** Starts the teardown of every expired restored herd; returns the operations started. */
-export async function expireRestoredHerds(db: Db, queue: Queue<TargetJob> | null): Promise<number[]> {
+export async function expireRestoredHerds(db: Db, queue: Queue<TargetJob> | null, turn?: Turn): Promise<number[]> {
   const due = await db.execute<{ id: number; restored_to: string }>(sql`
     SELECT h.id, h.restored_to FROM herds h
     WHERE h.restored_from_herd_id IS NOT NULL AND h.expires_at < now()
@@ -22,17 +23,23 @@ export async function expireRestoredHerds(db: Db, queue: Queue<TargetJob> | null
   for (const h of due.rows) {
     const plan = await planOperation(db, SYSTEM_ACCESS, tearDownRestoredAction, [h.id]);
     if (!plan.targets.some((t) => !t.refused)) continue;
-    const [id] = await writeOperations(db, queue, [
-      {
-        action: tearDownRestoredAction,
-        plan,
-        actor: { id: null, username: 'system', access: SYSTEM_ACCESS },
-        reason: `restored herd expired (restored to ${h.restored_to})`,
-        confirmation: plan.typeToConfirm ?? '',
-        idempotencyKey: `restore-expire:${String(h.id)}`,
-        waves: null,
-      },
-    ]);
+    const [id] = await writeOperations(
+      db,
+      queue,
+      [
+        {
+          action: tearDownRestoredAction,
+          plan,
+          actor: { id: null, username: 'system', access: SYSTEM_ACCESS },
+          reason: `restored herd expired (restored to ${h.restored_to})`,
+          confirmation: plan.typeToConfirm ?? '',
+          idempotencyKey: `restore-expire:${String(h.id)}`,
+          waves: null,
+        },
+      ],
+      undefined,
+      turn?.fence,
+    );
     if (id) started.push(id);
   }
   return started;

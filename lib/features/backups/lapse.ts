@@ -6,13 +6,15 @@
 // A herd never proven is not "falling": the scorecard and pgherd_herds_unverified_restore show it.
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
+import type { Turn } from '@/lib/engine/turns';
 import { NOTIFICATIONS_CHANNEL } from '@/lib/features/rules/webhooks';
 import { recoverabilitySql, restoreDrillMaxAgeDays } from './scorecard';
 
 /** Judges every herd; returns the herds raised (told) and cleared now. */
-export async function judgeRecoverability(db: Db): Promise<{ raised: number[]; cleared: number[] }> {
+export async function judgeRecoverability(db: Db, turn?: Turn): Promise<{ raised: number[]; cleared: number[] }> {
   const days = restoreDrillMaxAgeDays();
   return db.transaction(async (tx) => {
+    await turn?.fence(tx);
     const { rows } = await tx.execute<{ id: number; raised: boolean }>(sql`
       WITH v AS (
         SELECT h.id, h.restore_lapsed_since, ${recoverabilitySql(days)} AS verdict, d.operation_id, d.finished_at, d.cause

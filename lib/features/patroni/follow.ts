@@ -4,6 +4,7 @@
 // when Patroni names a leader that accepts writes and a name does not answer it, pgherd starts a
 // Refresh DNS operation on the herd, requested by "system": planned, audited, leased and recorded like
 // anyone's, shown on the herd page, never two at once on a herd.
+import type { Turn } from '@/lib/engine/turns';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
@@ -196,7 +197,7 @@ async function toMove(h: HerdRef, now: PatroniNow): Promise<Move> {
 }
 
 /** One herd: its view recorded, then in step or a Refresh DNS started by the system; never throws (the reason is the outcome). */
-async function followHerd(db: Db, queue: Queue<TargetJob> | null, h: HerdRef): Promise<FollowResult> {
+async function followHerd(db: Db, queue: Queue<TargetJob> | null, h: HerdRef, turn?: Turn): Promise<FollowResult> {
   let reobserved: string[] = [];
   const out = (outcome: string, operationId?: number): FollowResult => ({
     herdId: h.id,
@@ -232,19 +233,25 @@ async function followHerd(db: Db, queue: Queue<TargetJob> | null, h: HerdRef): P
     const plan = await planOperation(db, SYSTEM_ACCESS, refreshDnsAction, [h.id]);
     if (!plan.targets.some((t) => !t.refused)) return out(`Refresh DNS refused: ${plan.targets[0]?.refused ?? '?'}`);
     const answers = off.map((d) => `${d.record.name} answers ${d.answers?.join(', ') || 'nothing'}`).join('; ');
-    const [id] = await writeOperations(db, queue, [
-      {
-        action: refreshDnsAction,
-        plan,
-        actor: { id: null, username: 'system', access: SYSTEM_ACCESS },
-        reason: `Patroni names ${leader.name} the leader (timeline ${String(leader.timeline ?? '?')}); ${answers}`,
-        confirmation: plan.typeToConfirm ?? '',
-        // One per herd, leader and 10 s (one worker follows at a time, under its lock; the key also holds
-        // if two ever did). One that failed (two members briefly answering as primaries) is tried again soon.
-        idempotencyKey: `patroni-follow:${String(h.id)}:${leader.name}:${String(leader.timeline ?? 0)}:${String(Math.floor(Date.now() / 10_000))}`,
-        waves: null,
-      },
-    ]);
+    const [id] = await writeOperations(
+      db,
+      queue,
+      [
+        {
+          action: refreshDnsAction,
+          plan,
+          actor: { id: null, username: 'system', access: SYSTEM_ACCESS },
+          reason: `Patroni names ${leader.name} the leader (timeline ${String(leader.timeline ?? '?')}); ${answers}`,
+          confirmation: plan.typeToConfirm ?? '',
+          // One per herd, leader and 10 s (one worker follows at a time, under its lock; the key also holds
+          // if two ever did). One that failed (two members briefly answering as primaries) is tried again soon.
+          idempotencyKey: `patroni-follow:${String(h.id)}:${leader.name}:${String(leader.timeline ?? 0)}:${String(Math.floor(Date.now() / 10_000))}`,
+          waves: null,
+        },
+      ],
+      undefined,
+      turn?.fence,
+    );
     return id ? out(`moved: Patroni's leader is ${lead.label}; ${answers}`, id) : out('another worker started it');
   } catch (err) {
     return out(`error: ${errorText(err)}`);
@@ -252,9 +259,13 @@ async function followHerd(db: Db, queue: Queue<TargetJob> | null, h: HerdRef): P
 }
 
 /** Every Patroni herd: its view recorded; those with a write name in step with Patroni's leader, or a Refresh DNS started. */
-export async function followPatroni(db: Db, queue: Queue<TargetJob> | null, opts: { herdIds?: number[] } = {}): Promise<FollowResult[]> {
+export async function followPatroni(
+  db: Db,
+  queue: Queue<TargetJob> | null,
+  opts: { herdIds?: number[]; turn?: Turn } = {},
+): Promise<FollowResult[]> {
   const ids = opts.herdIds ?? (await db.select({ id: herds.id }).from(herds).where(eq(herds.controlDriver, 'patroni'))).map((r) => r.id);
   if (!ids.length) return [];
   const refs = await loadHerdRefs(db, ids);
-  return mapLimit(refs, 16, (h) => followHerd(db, queue, h));
+  return mapLimit(refs, 16, (h) => followHerd(db, queue, h, opts.turn));
 }

@@ -27,7 +27,13 @@ export interface SettingsPassSummary {
 /** Reads the settings of the instances whose configuration was loaded again, then judges drift. */
 export async function settingsPass(
   db: Db,
-  opts: { limit?: number; concurrency?: number; timeoutMs?: number } = {},
+  opts: {
+    limit?: number;
+    concurrency?: number;
+    timeoutMs?: number;
+    /** A chore's turn confirmed in each transaction that keeps a reading (lib/engine/turns.ts). */
+    fence?: (tx: Pick<Db, 'execute'>) => Promise<void>;
+  } = {},
 ): Promise<SettingsPassSummary> {
   const due = await db.execute<{ id: string | number; conf: Date }>(sql`
     SELECT id, conf_loaded_at AS conf FROM instances
@@ -43,7 +49,7 @@ export async function settingsPass(
   let failed = 0;
   await mapLimit(refs, opts.concurrency ?? 16, async (r) => {
     try {
-      if (await recordReading(db, r, await readSettings(r, opts.timeoutMs ?? 5000), seen.get(r.id))) changed++;
+      if (await recordReading(db, r, await readSettings(r, opts.timeoutMs ?? 5000), seen.get(r.id), opts.fence)) changed++;
     } catch {
       // Not answering now: the refresh will say so; read again on the next pass.
       failed++;
@@ -65,6 +71,7 @@ export async function recordReading(
   r: Pick<InstanceRef, 'id' | 'herdId'>,
   reading: SettingsReading,
   seen?: Date,
+  fence?: (tx: Pick<Db, 'execute'>) => Promise<void>,
 ): Promise<boolean> {
   await saveCatalog(db, reading);
   const loadedAt = seen && seen > reading.confLoadedAt ? seen : reading.confLoadedAt;
@@ -79,6 +86,7 @@ export async function recordReading(
     return false;
   }
   await db.transaction(async (tx) => {
+    await fence?.(tx);
     // The operation holding the herd as it is read: what made the change, where pgherd made it.
     const held = await tx.execute<{ op: number }>(sql`
       SELECT t.operation_id AS op FROM herd_leases l JOIN operation_targets t ON t.id = l.target_id
