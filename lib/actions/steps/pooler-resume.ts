@@ -11,13 +11,13 @@
 // The process runs in a session of its own (setsid), so neither the SSH channel closing nor the step
 // that armed it being killed takes it down; its command line carries a token (never the password,
 // which it reads on stdin and hands to psql in its environment), by which it is found and disarmed.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { ActionDeps } from '@/lib/engine/define-action';
 import type { PoolerRef } from '@/lib/fleet/herd-ref';
 import { accessFor } from '@/lib/fleet/pg-access';
 import type { StepContext } from '@/lib/engine/pipeline';
 import { execNoted, execNotedOk } from './exec-noted';
-import { caPemOf } from './host-ca';
+import { caFileName, caPemOf, WRITE_CA_SH } from './host-ca';
 import { errorText } from '@/lib/engine/errors';
 import { libpqMajorOf, ruledConninfo } from './libpq-rule';
 
@@ -62,11 +62,11 @@ export function consoleConninfo(p: PoolerRef, host: ResumeHost, access = accessF
  */
 export async function resumeHost(p: PoolerRef, deps: ActionDeps, ctx: StepContext): Promise<ResumeHost> {
   const ca = caPemOf(accessFor(p.serverEnvironment).pgbouncer.tls);
-  const name = ca === null ? '' : `ca-${createHash('sha256').update(ca).digest('hex').slice(0, 16)}.crt`;
+  const name = ca === null ? '' : caFileName(ca);
   const script = [
     'v=$(psql --version 2>&1) || { echo "no psql: $v" >&2; exit 3; }',
     'set -e',
-    'if [ -n "$1" ]; then umask 022; mkdir -p "$HOME/.pgherd"; f="$HOME/.pgherd/$1"; cat > "$f.part"; mv -f "$f.part" "$f"; echo "ca: $f"; fi',
+    `if [ -n "$1" ]; then ${WRITE_CA_SH}; echo "ca: $f"; fi`,
     'echo "libpq: $v"',
   ].join('\n');
   const r = await execNotedOk(deps, p, ctx, ['sh', '-c', script, 'pgherd-libpq', name], 15_000, ca ?? '');

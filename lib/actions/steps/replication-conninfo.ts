@@ -5,13 +5,12 @@
 // in a file on that host). pgherd writes no password into them: the replication user authenticates
 // as the host is set up to (a client certificate, ~/.pgpass, pg_hba), which pgherd neither sees nor
 // weakens. Without a CA for the environment the string says nothing of TLS (the host's defaults).
-import { createHash } from 'node:crypto';
 import type { SshTarget } from '@/lib/adapters/ssh/ssh-client';
 import type { ActionDeps } from '@/lib/engine/define-action';
 import type { StepContext } from '@/lib/engine/pipeline';
 import { accessFor } from '@/lib/fleet/pg-access';
 import { execNotedOk } from './exec-noted';
-import { caPemOf } from './host-ca';
+import { caFileName, caPemOf, WRITE_CA_SH } from './host-ca';
 import { conninfoValue } from './libpq-rule';
 
 export interface Upstream {
@@ -37,9 +36,8 @@ export function replicationConninfoWith(up: Upstream, fields: Record<string, str
 export async function caFileOnHost(deps: ActionDeps, host: { ssh: SshTarget }, ctx: StepContext, up: Upstream): Promise<string | null> {
   const ca = caPemOf(accessFor(up.serverEnvironment).postgres.tls);
   if (ca === null) return null;
-  const name = `ca-${createHash('sha256').update(ca).digest('hex').slice(0, 16)}.crt`;
-  const script = 'set -e; umask 022; mkdir -p "$HOME/.pgherd"; f="$HOME/.pgherd/$1"; cat > "$f.part"; mv -f "$f.part" "$f"; echo "$f"';
-  const r = await execNotedOk(deps, host, ctx, ['sh', '-c', script, 'pgherd-ca', name], 15_000, ca);
+  const script = `set -e; ${WRITE_CA_SH}; echo "$f"`;
+  const r = await execNotedOk(deps, host, ctx, ['sh', '-c', script, 'pgherd-ca', caFileName(ca)], 15_000, ca);
   const path = r.stdout.trim().split('\n').pop() ?? '';
   if (!path.startsWith('/')) throw new Error(`the CA's file on the host: its path was not said (${r.stdout.trim() || 'nothing'})`);
   return path;
