@@ -12,6 +12,7 @@ import { ensureAdmin } from '@/lib/features/auth/superuser';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { labDiscoveryEnv } from './aws';
 import { labSettings, PROJECT_ROOT, trackProcess, type LabInfo } from './lab';
+import { readEnvFile, readUnit, unitEnv, writeEnvFile } from './units';
 import { freePort } from './ports';
 import { cancelSignal, descendants, stopPid, throwIfCancelled } from './proc';
 import { waitFor } from '@/lib/testing/wait';
@@ -117,22 +118,30 @@ export async function startWorkerProcess(
     site?: string;
     /** Over the lab's settings (a test's own database, queue prefix or lease TTL). */
     env?: Record<string, string>;
+    /** Started as pgherd-worker.service starts it, with this EnvironmentFile (writeSiteEnv's) and nothing else. */
+    unitEnvFile?: string;
   } = {},
 ): Promise<ChildProcess & { metricsUrl: string }> {
   if (!lab.redis || !lab.ssh) throw new Error("the worker needs the lab's Redis and SSH");
   const databaseUrl = (opts.site && lab.controlPlane?.databaseUrls[opts.site]) || lab.database.url;
-  const metricsPort = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, WORKER_PROGRAM)], {
+  const unit = opts.unitEnvFile ? readUnit('pgherd-worker.service') : null;
+  const fromFile = opts.unitEnvFile ? readEnvFile(opts.unitEnvFile) : null;
+  const metricsListen = fromFile?.PGHERD_WORKER_METRICS_LISTEN ?? `127.0.0.1:${String(await freePort())}`;
+  const [cmd, ...args] = unit?.start ?? [process.execPath, '--import', 'tsx', path.join(PROJECT_ROOT, WORKER_PROGRAM)];
+  const child = spawn(cmd!, args, {
     cwd: PROJECT_ROOT,
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      REDIS_URL: lab.redis.url,
-      PGHERD_WORKER_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
-      ...labSettings(lab),
-      ...(lab.aws ? labDiscoveryEnv(lab.aws) : {}),
-      ...opts.env,
-    },
+    env:
+      unit && opts.unitEnvFile
+        ? unitEnv(unit, opts.unitEnvFile)
+        : {
+            ...process.env,
+            DATABASE_URL: databaseUrl,
+            REDIS_URL: lab.redis.url,
+            PGHERD_WORKER_METRICS_LISTEN: metricsListen,
+            ...labSettings(lab),
+            ...(lab.aws ? labDiscoveryEnv(lab.aws) : {}),
+            ...opts.env,
+          },
     stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
   });
   if (opts.labFile)
@@ -145,7 +154,7 @@ export async function startWorkerProcess(
   // the rules' schedulers and started its chores (a worker still starting when its database restarts
   // exits, and a fixed wait was not always long enough on a loaded machine). A broken configuration
   // exits at once.
-  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  const metricsUrl = `http://${metricsListen}/metrics`;
   await waitFor(
     `the worker's metrics on ${metricsUrl}`,
     async () => {
@@ -190,22 +199,41 @@ export async function startConsole(
     site?: string;
     secret?: string;
     publicUrl?: string;
+    /** Started as pgherd-web.service starts it (ExecStartPre, then ExecStart), with this EnvironmentFile (writeSiteEnv's). */
+    unitEnvFile?: string;
   } = {},
 ): Promise<RunningConsole> {
-  const port = opts.port ?? (await freePort());
-  const url = `http://127.0.0.1:${port}`;
+  const fromFile = opts.unitEnvFile ? readEnvFile(opts.unitEnvFile) : null;
+  const port = fromFile?.PORT ? Number(fromFile.PORT) : (opts.port ?? (await freePort()));
+  const url = `http://127.0.0.1:${String(port)}`;
   const secret = opts.secret ?? randomBytes(32).toString('base64url');
   const databaseUrl = (opts.site && lab.controlPlane?.databaseUrls[opts.site]) || lab.database.url;
+  const unit = opts.unitEnvFile ? readUnit('pgherd-web.service') : null;
+  const unitEnvironment = unit && opts.unitEnvFile ? unitEnv(unit, opts.unitEnvFile) : null;
+  for (const [cmd, ...args] of unit?.pre ?? []) {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const pre = spawn(cmd!, args, { cwd: PROJECT_ROOT, env: unitEnvironment ?? process.env, stdio: ['ignore', 'ignore', 'inherit'] });
+      pre.once('error', reject);
+      pre.once('close', resolve);
+    });
+    if (code !== 0) throw new Error(`pgherd-web.service's ExecStartPre (${[cmd, ...args].join(' ')}) exited ${String(code)}`);
+  }
   // pgherd's own server (it derives each client's address from the socket), not `next start`.
-  const child = spawn(
+  const [cmd, ...args] = unit?.start ?? [
     process.execPath,
-    ['--import', 'tsx', path.join(PROJECT_ROOT, CONSOLE_PROGRAM), '-p', String(port), '-H', '127.0.0.1'],
-    {
-      cwd: PROJECT_ROOT,
-      env: { ...consoleEnv(lab, opts.publicUrl ?? url, secret), DATABASE_URL: databaseUrl },
-      stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
-    },
-  );
+    '--import',
+    'tsx',
+    path.join(PROJECT_ROOT, CONSOLE_PROGRAM),
+    '-p',
+    String(port),
+    '-H',
+    '127.0.0.1',
+  ];
+  const child = spawn(cmd!, args, {
+    cwd: PROJECT_ROOT,
+    env: unitEnvironment ?? { ...consoleEnv(lab, opts.publicUrl ?? url, secret), DATABASE_URL: databaseUrl },
+    stdio: ['ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'],
+  });
   if (opts.labFile)
     await tracked(opts.labFile, child, {
       name: opts.site ? `console-${opts.site}` : 'console',
@@ -232,4 +260,32 @@ export async function startConsole(
       if (!exited && child.pid) await stopPid(child.pid, 'SIGTERM', 10_000);
     },
   };
+}
+
+/**
+ * A site's /etc/pgherd/pgherd.env, as an install on that machine would write it: pgherd's database through
+ * the site's HAProxy, the queue through the sentinels, the consoles' public URL and shared secret, where
+ * this site's console and worker listen, and the lab's settings. Read by both units (startConsole's and
+ * startWorkerProcess's `unitEnvFile`).
+ */
+export function writeSiteEnv(
+  lab: LabInfo,
+  site: string,
+  file: string,
+  o: { secret: string; publicUrl: string; consolePort: number; metricsPort: number },
+): void {
+  const databaseUrl = lab.controlPlane?.databaseUrls[site];
+  if (!databaseUrl || !lab.redis) throw new Error(`the lab has no site ${site} with pgherd's database and queue`);
+  writeEnvFile(file, {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: lab.redis.url,
+    NEXTAUTH_URL: o.publicUrl,
+    NEXTAUTH_SECRET: o.secret,
+    PORT: String(o.consolePort),
+    HOST: '127.0.0.1',
+    PGHERD_WORKER_METRICS_LISTEN: `127.0.0.1:${String(o.metricsPort)}`,
+    PGHERD_LDAP_CONFIG: lab.ldap?.configFile ?? '',
+    ...labSettings(lab),
+    ...(lab.aws ? labDiscoveryEnv(lab.aws) : {}),
+  });
 }

@@ -389,9 +389,15 @@ export async function startConsoleFront(
   dir: string,
   port: number,
   consoles: { name: string; port: number }[],
+  /**
+   * `retries: 0`: a load balancer that never tries a request again (on a connection refused or a closed
+   * keep-alive), as many do: a console that stops without draining first fails the requests sent to it.
+   */
+  opts: { retries?: number } = {},
 ): Promise<number> {
   mkdirOwned(id, dir, 0o755);
   const file = path.join(dir, 'haproxy-front.cfg');
+  const retries = opts.retries ?? 2;
   writeFileSync(
     file,
     [
@@ -403,8 +409,7 @@ export async function startConsoleFront(
       '  timeout client 60s',
       '  timeout server 60s',
       '  timeout check 2s',
-      '  option redispatch',
-      '  retries 2',
+      ...(retries > 0 ? ['  option redispatch', `  retries ${String(retries)}`] : ['  retries 0']),
       'listen consoles',
       `  bind 127.0.0.1:${String(port)}`,
       '  balance roundrobin',

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test: type check, lint (with the layer rule), unit tests (no lab), integration tests (vitest,
-# against the lab), browser (Playwright + Debian Chromium).
+# against the lab; the console built first for those that run it), browser (Playwright + Debian Chromium).
 # Ends with one line "tests: N passed, N failed" and a non-zero exit when anything failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -22,11 +22,16 @@ npx prettier --check . --log-level warn || { status=1; lint=FAILED; }
 echo "== unit tests (vitest, no lab)"
 npx vitest run --project unit --reporter=default --reporter=json --outputFile.json=.lab/vitest-unit-report.json || status=1
 
+# Built once, here: the integration tests that run consoles (the --ha demo, a rolling upgrade of pgherd)
+# and the browser tests use this build.
+echo "== the console's build (next build)"
+npx next build || status=1
+
 echo "== integration tests (vitest, against the lab)"
 npx vitest run --project integration --reporter=default --reporter=json --outputFile.json=.lab/vitest-report.json || status=1
 
 echo "== browser tests (Playwright, Debian Chromium)"
-PLAYWRIGHT_JSON_OUTPUT_NAME=.lab/playwright-report.json npx playwright test --reporter=list,json || status=1
+PGHERD_SKIP_BUILD=1 PLAYWRIGHT_JSON_OUTPUT_NAME=.lab/playwright-report.json npx playwright test --reporter=list,json || status=1
 
 node -e '
 const fs = require("fs");

@@ -12,6 +12,7 @@ import { PROJECT_ROOT, readLab, stopLab, type LabInfo, type LabProcess } from '@
 import { query } from '@/lib/lab/postgres';
 import { alive, labIdentity, pidRuns, processesUnder, run } from '@/lib/lab/proc';
 import { waitFor } from '@/lib/testing/wait';
+import { readEnvFile, readUnit, type UnitName } from '@/lib/lab/units';
 
 // A console built beforehand (`npm test` builds one for the browser tests; `npm run build`) is started
 // with the demo and asked for its sign-in page; without one the demo runs without it (--no-console).
@@ -263,6 +264,30 @@ describe('the demo stops whole', () => {
     const onA = lab.processes.filter((p) => p.site === 'a').map((p) => p.name);
     expect(onA).toEqual(expect.arrayContaining(['etcd-a', 'patroni-a', 'haproxy-a', 'redis-a', 'sentinel-a', 'worker-a']));
     expect(demo.out.some((l) => /npm run lab -- kill-site a/.test(l))).toBe(true);
+    // Each site's console and worker run as deploy/systemd's units start them, from the site's environment file.
+    for (const site of ['a', 'b']) {
+      const env = readEnvFile(path.join(lab.dir, `site-${site}`, 'pgherd.env'));
+      expect(env.DATABASE_URL).toBe(lab.controlPlane?.databaseUrls[site]);
+      const units: [string, UnitName][] = [
+        [`worker-${site}`, 'pgherd-worker.service'],
+        ...(BUILT ? [[`console-${site}`, 'pgherd-web.service'] as [string, UnitName]] : []),
+      ];
+      for (const [name, unit] of units) {
+        const p = lab.processes.find((x) => x.name === name)!;
+        expect(
+          readFileSync(`/proc/${String(p.pid)}/cmdline`, 'utf8')
+            .split('\0')
+            .filter(Boolean),
+        ).toEqual(readUnit(unit).start);
+        const environ = Object.fromEntries(
+          readFileSync(`/proc/${String(p.pid)}/environ`, 'utf8')
+            .split('\0')
+            .filter(Boolean)
+            .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+        );
+        expect(environ).toMatchObject({ ...env, NODE_ENV: 'production' });
+      }
+    }
     const ready = async () => {
       const res = await fetch(`${lab.console!.url}/readyz`).catch(() => null);
       return res?.status === 200 ? ((await res.json()) as object) : undefined;

@@ -5,8 +5,9 @@
 // on three sites (its database on Patroni behind each site's HAProxy, its queue under Sentinel), a console
 // and a worker on sites a and b, HAProxy in front of the consoles; `npm run lab -- kill-site a` loses one.
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { buildConsole, prepareDatabase, startConsole, startWorkerProcess } from '@/lib/lab/console';
+import { buildConsole, prepareDatabase, startConsole, startWorkerProcess, writeSiteEnv } from '@/lib/lab/console';
 import { cancellable, labIdentity, StartCancelled, throwIfCancelled } from '@/lib/lab/proc';
 import { freePort } from '@/lib/lab/ports';
 import { startConsoleFront } from '@/lib/lab/control-plane';
@@ -205,11 +206,20 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
   const { apiToken, agentTokens } = await prepareDatabase(lab, admin, { discover: opts.console });
   throwIfCancelled();
   if (opts.console && !setting('PGHERD_SKIP_BUILD')) await buildConsole(log);
+  // --ha: each site's console and worker run as pgherd-web.service and pgherd-worker.service do, from
+  // that site's environment file (deploy/systemd/; lib/lab/units.ts).
+  const ha = opts.ha ? await haSites(lab) : null;
   const sites = opts.ha ? ['a', 'b'] : [undefined];
-  log(opts.ha ? 'starting a worker on sites a and b' : 'starting a worker');
+  log(opts.ha ? 'starting a worker on sites a and b (pgherd-worker.service)' : 'starting a worker');
   const workers: Awaited<ReturnType<typeof startWorkerProcess>>[] = [];
   for (const site of sites)
-    workers.push(await startWorkerProcess(lab, { quiet: true, labFile: file, ...(site ? { site, name: `worker-${site}` } : {}) }));
+    workers.push(
+      await startWorkerProcess(lab, {
+        quiet: true,
+        labFile: file,
+        ...(site ? { site, name: `worker-${site}`, unitEnvFile: ha?.envFiles[site] } : {}),
+      }),
+    );
   const worker = workers[0]!;
   const relative = path.relative(process.cwd(), file);
   const shown = relative && !relative.startsWith('..') ? relative : file;
@@ -225,7 +235,7 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
     return;
   }
   const port = process.env.PORT ? Number(process.env.PORT) : undefined;
-  const web = opts.ha ? await haConsoles(lab, file, port, hooks) : await startConsole(lab, { port, log, labFile: file });
+  const web = ha ? await haConsoles(lab, file, ha, hooks) : await startConsole(lab, { port, log, labFile: file });
   if (!opts.ha) web.child.once('exit', (code) => hooks.consoleExited(code));
   updateLab(file, (now: LabInfo) => {
     now.console = { url: web.url, admin, apiToken };
@@ -275,19 +285,43 @@ function sayHa(lab: LabInfo, front: string | null) {
   );
 }
 
+interface HaSites {
+  front: number;
+  publicUrl: string;
+  secret: string;
+  /** Each site's /etc/pgherd/pgherd.env, in the lab's directory (site-a/pgherd.env...). */
+  envFiles: Record<string, string>;
+}
+
 /**
- * `--ha`: a console on sites a and b (one secret: a session signed by either is good on both), each
- * through its site's HAProxy to pgherd's database, and HAProxy in front of both on the demo's port.
- * The demo stops when both have exited.
+ * `--ha`: the front's port (PORT, else a free one), the consoles' public URL and shared secret (a session
+ * signed by either console is good on both), and each site's environment file, written as an install
+ * writes /etc/pgherd/pgherd.env on that machine.
  */
-async function haConsoles(lab: LabInfo, file: string, port: number | undefined, hooks: Hooks) {
-  const front = port ?? (await freePort());
+async function haSites(lab: LabInfo): Promise<HaSites> {
+  const front = process.env.PORT ? Number(process.env.PORT) : await freePort();
   const publicUrl = `http://127.0.0.1:${String(front)}`;
   const secret = randomBytes(32).toString('base64url');
+  const envFiles: Record<string, string> = {};
+  for (const site of ['a', 'b']) {
+    const dir = path.join(lab.dir, `site-${site}`);
+    mkdirSync(dir, { recursive: true });
+    envFiles[site] = path.join(dir, 'pgherd.env');
+    writeSiteEnv(lab, site, envFiles[site], { secret, publicUrl, consolePort: await freePort(), metricsPort: await freePort() });
+  }
+  return { front, publicUrl, secret, envFiles };
+}
+
+/**
+ * `--ha`: a console on sites a and b, each started as pgherd-web.service starts it from its site's
+ * environment file (through its site's HAProxy to pgherd's database), and HAProxy in front of both on
+ * the demo's port. The demo stops when both have exited.
+ */
+async function haConsoles(lab: LabInfo, file: string, ha: HaSites, hooks: Hooks) {
   const consoles = [];
   for (const site of ['a', 'b']) {
-    log(`starting the console on site ${site}`);
-    consoles.push({ site, ...(await startConsole(lab, { log, labFile: file, site, secret, publicUrl, quiet: true })) });
+    log(`starting the console on site ${site} (pgherd-web.service)`);
+    consoles.push({ site, ...(await startConsole(lab, { log, labFile: file, site, quiet: true, unitEnvFile: ha.envFiles[site] })) });
   }
   // A console lost with its site is what --ha is for: the demo goes on while one console is left.
   let left = consoles.length;
@@ -300,11 +334,11 @@ async function haConsoles(lab: LabInfo, file: string, port: number | undefined, 
   const pid = await startConsoleFront(
     labIdentity(),
     path.join(lab.dir, 'control-plane'),
-    front,
+    ha.front,
     consoles.map((c) => ({ name: `console-${c.site}`, port: Number(new URL(c.url).port) })),
   );
   trackProcess(file, { name: 'haproxy-consoles', pid, program: 'haproxy', signal: 'SIGTERM' });
-  return { url: publicUrl, child: consoles[0]!.child };
+  return { url: ha.publicUrl, child: consoles[0]!.child };
 }
 
 void main();

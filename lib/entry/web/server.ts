@@ -3,7 +3,7 @@
 // throttle and the audit log must not believe a header the client controls. This server works the
 // client's address out from the socket and PGHERD_TRUSTED_PROXIES (lib/features/auth/client-address.ts) and
 // hands it to the app in a header of its own, overwritten on every request.
-// Usage: tsx lib/entry/web/server.ts [-p PORT] [-H HOST]
+// Usage: tsx lib/entry/web/server.ts [-p PORT] [-H HOST] (else the environment's PORT and HOST; 3000, 0.0.0.0)
 import { createServer } from 'node:http';
 import path from 'node:path';
 import next from 'next';
@@ -27,7 +27,7 @@ async function main() {
   // Every setting checked before anything starts: a bad one stops the console here, saying which.
   checkSettings('web');
   const port = Number(arg('-p', process.env.PORT ?? '3000'));
-  const hostname = arg('-H', '0.0.0.0');
+  const hostname = arg('-H', process.env.HOST ?? '0.0.0.0');
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`-p: ${port} is not a port`);
   const proxies = trustedProxies(setting('PGHERD_TRUSTED_PROXIES'));
   const token = setting('PGHERD_METRICS_TOKEN');
