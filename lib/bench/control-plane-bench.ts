@@ -11,7 +11,6 @@
 //    as site B answers (lib/testing/site-loss.ts). From the kill to the operation accepted (target ≤ 45 s),
 //    beside Patroni leading pgherd's database again; to every herd writable with its write name moved
 //    (target ≤ 60 s), beside the DR failover itself (accepted -> writable).
-import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,35 +21,13 @@ import { environments, roleBindings, users } from '@/db/schema';
 import { producerConnection, targetQueue, workerConnection } from '@/lib/engine/queue';
 import { startWorkerProcess } from '@/lib/lab/console';
 import { seededDatabase } from '@/lib/lab/seed';
-import { loseSiteAndFleet } from '@/lib/testing/site-loss';
+import { loseSiteAndFleet, patroniSaysPrimary, sigkillTree } from '@/lib/testing/site-loss';
 import { postmasterPid, sentinelMaster } from '@/lib/lab/control-plane';
 import { PROJECT_ROOT, readLab, startLab, stopLab } from '@/lib/lab/lab';
-import { descendants } from '@/lib/lab/proc';
 import { table } from './table';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-control-plane-lab.json');
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-
-function killTree(pid: number) {
-  for (const p of [pid, ...descendants(pid)])
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      // gone already
-    }
-}
-
-/** Whether a member's Patroni says it is the primary (GET /primary 200), asked with the lab's CA. */
-function isPrimary(address: string, ca: Buffer): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = https.get(`https://${address}:8008/primary`, { ca, timeout: 500 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-  });
-}
 
 /** Calls `fn` every `everyMs` until it gives true; the time (performance.now()) it first did. */
 async function firstTrue(fn: () => Promise<boolean>, everyMs: number, timeoutMs: number): Promise<number> {
@@ -82,9 +59,13 @@ export async function controlPlaneBench(log: (m: string) => void): Promise<strin
     log(`pgherd's database: killing site a's Patroni and Postgres (${machine.map((p) => p.name).join(', ')})`);
     const pids = machine.map((p) => (p.pidFile ? postmasterPid(p.pidFile) : p.pid)).filter((p): p is number => p !== null);
     const k0 = performance.now();
-    for (const pid of pids) killTree(pid);
+    for (const pid of pids) sigkillTree(pid);
     const [patroniAt, writeAt] = await Promise.all([
-      firstTrue(async () => (await Promise.all(cp.sites.slice(1).map((x) => isPrimary(x.address, ca)))).some(Boolean), 100, 120_000),
+      firstTrue(
+        async () => (await Promise.all(cp.sites.slice(1).map((x) => patroniSaysPrimary(x.address, ca)))).some(Boolean),
+        100,
+        120_000,
+      ),
       firstTrue(write, 50, 120_000),
     ]);
     await pool.end();
@@ -118,7 +99,7 @@ export async function controlPlaneBench(log: (m: string) => void): Promise<strin
     const was = await sentinelMaster(cp.sites[2]!.address);
     log(`the queue: killing Redis's master on site a (${was ?? 'unknown'})`);
     const r0 = performance.now();
-    killTree(master.pid);
+    sigkillTree(master.pid);
     const [sentinelAt, takenAt] = await Promise.all([
       firstTrue(
         async () => {

@@ -57,7 +57,8 @@ export function patroniSaysPrimary(address: string, ca: Buffer): Promise<boolean
   });
 }
 
-function sigkillTree(pid: number) {
+/** SIGKILL, a process and everything it started: a machine lost. */
+export function sigkillTree(pid: number) {
   for (const p of [pid, ...descendants(pid)])
     try {
       process.kill(p, 'SIGKILL');
