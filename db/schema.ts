@@ -621,6 +621,13 @@ export const herdLeases = pgTable(
   (t) => [index('herd_leases_target_idx').on(t.targetId)],
 );
 
+// The consoles' readiness probe (GET /readyz): one row, written on every probe, because only a commit
+// that waited for the synchronous standby says that pgherd's database takes writes now.
+export const readinessProbe = pgTable('readiness_probe', {
+  id: smallint('id').primaryKey(),
+  at: timestamp('at', { withTimezone: true }).notNull(),
+});
+
 // A chore that must run on one worker at a time (the settings pass, Patroni's leaders followed, the
 // wave conductor...): whose turn it is, until when, and the turn's generation (its fencing token). A
 // worker takes the turn when it is free or expired, renews it while the chore runs, and confirms the

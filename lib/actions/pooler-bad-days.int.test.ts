@@ -386,4 +386,61 @@ describe('PgBouncer paused mid-switchover', () => {
     }
     await mend();
   }, 180_000);
+
+  it('the worker frozen (SIGSTOP) while PgBouncer is paused, thawed after the next worker settled the pause: its cleanup resumes nothing', async () => {
+    const BUDGET_S = 60;
+    let child: ChildProcess | null = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'jobs/worker.ts')], {
+      cwd: PROJECT_ROOT,
+      env: {
+        ...process.env,
+        DATABASE_URL: lab.database.url,
+        REDIS_URL: lab.redis!.url,
+        PGHERD_SSH_KEY: lab.ssh!.privateKeyPath,
+        PGHERD_QUEUE_PREFIX: PREFIX,
+        PGHERD_REFRESH_INTERVAL_MS: '0',
+        PGHERD_LEASE_TTL_MS: String(TTL_MS),
+      },
+      stdio: 'ignore',
+    });
+    const pid = child.pid!;
+    const old = await labPrimary(lab, 'alpha');
+    try {
+      const { id } = await submitSwitchover({ pauseBudgetSeconds: BUDGET_S });
+      await waitFor('PgBouncer paused', async () => (await paused()).paused, 60_000);
+      process.kill(pid, 'SIGSTOP');
+      // The next worker: once the frozen one's lease expired, its reconcile ends the target and settles the pause.
+      const w = await startWorker(workerOpts(lab.database.url));
+      try {
+        const { targets } = await waitForOperation(db, id, { timeoutMs: 60_000 });
+        expect(targets[0]!.status).toBe('interrupted');
+        if (!(await labPrimary(lab, 'alpha').catch(() => null))) await startByHand(old);
+        await waitFor('the owed resume settled by the reconcile', async () => {
+          const [r] = await owedRows();
+          return r?.settledAt ? r : undefined;
+        });
+        expect((await paused()).paused).toBe(false);
+        // Thawed: its gate finds the lease gone, and the resume it still had to run finds the pause settled.
+        process.kill(pid, 'SIGCONT');
+        const step = await waitFor('the thawed worker\u2019s resume cleanup recorded', async () => {
+          const rows = await db.execute<{ stdout_tail: string | null }>(
+            sql`SELECT s.stdout_tail FROM operation_steps s JOIN operation_targets t ON t.id = s.target_id
+                WHERE t.operation_id = ${id} AND s.name LIKE '%: resume (always)'`,
+          );
+          return rows.rows[0];
+        });
+        expect(step.stdout_tail).toMatch(/^nothing done: what this pause owed was settled by another worker meanwhile/);
+      } finally {
+        await w.close();
+      }
+    } finally {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone
+      }
+      child.kill('SIGKILL');
+      child = null;
+    }
+    await mend();
+  }, 180_000);
 });

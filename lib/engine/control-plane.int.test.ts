@@ -148,6 +148,25 @@ describe("pgherd's database on Patroni across sites", () => {
         ready: false,
         queue: expect.stringMatching(/did not answer|ECONNREFUSED|Connection/),
       });
+      // The synchronous standby frozen (SIGSTOP): a primary whose commits hang is not writable.
+      const [sync] = await query<{ name: string }>(
+        cp.databaseUrls.a!,
+        "SELECT application_name AS name FROM pg_stat_replication WHERE sync_state = 'sync'",
+      );
+      const standby = cp.processes.find((p) => p.name === 'postgres' && p.pidFile?.includes(`/${sync!.name}/`));
+      const frozen = postmasterPid(standby?.pidFile);
+      expect(frozen).not.toBeNull();
+      const all = [frozen!, ...descendants(frozen!)];
+      for (const pid of all) process.kill(pid, 'SIGSTOP');
+      try {
+        expect(await readiness(viaHaproxy, () => redis.ping(), false)).toMatchObject({
+          ready: false,
+          database: expect.stringMatching(/a commit on pgherd's database .* did not answer within 2000 ms/),
+        });
+      } finally {
+        for (const pid of all) process.kill(pid, 'SIGCONT');
+      }
+      await waitFor('writable again', async () => ((await readiness(viaHaproxy, () => redis.ping(), false)).ready ? true : undefined));
       // Told to stop: not ready, whatever else is true.
       expect(await readiness(viaHaproxy, () => redis.ping(), true)).toEqual({
         ready: false,

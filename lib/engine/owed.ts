@@ -1,7 +1,7 @@
 // What a target owes its clients back (a PgBouncer pause, a drained DNS name), as recorded before it took
 // them: the engine names it when a target ends, the herd and operation pages list it. Settling it is the
 // reconcile's (lib/actions/steps/settle-owed.ts).
-import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { operationTargets, owedCleanups } from '@/db/schema';
 
@@ -48,4 +48,24 @@ export async function owedBy(db: Db, targetId: number): Promise<string[]> {
     .from(owedCleanups)
     .where(and(eq(owedCleanups.targetId, targetId), isNull(owedCleanups.settledAt)));
   return rows.map((r) => r.says);
+}
+
+/**
+ * Before a target's own cleanup gives back what it owes (a RESUME, writes allowed again): claims its
+ * owed row, as the reconcile claims it (for 30 s), so that the two never both act. 'ours': still owed and
+ * now this cleanup's; 'settled': another settled it or is settling it (a worker frozen past its lease
+ * and thawed finds this: by then the herd may be another operation's, paused again on purpose), so the
+ * cleanup does nothing; 'unknown': pgherd's database did not answer within half a second, the case such
+ * cleanups run for after a lost lease (the worker cut off from it), so the cleanup acts, and soon: what it
+ * gives back must be given back before the lease expires.
+ */
+export async function claimOwedForCleanup(db: Db, owedId: number): Promise<'ours' | 'settled' | 'unknown'> {
+  const claim = db
+    .execute(
+      sql`UPDATE owed_cleanups SET claimed_until = now() + interval '30 seconds'
+          WHERE id = ${owedId} AND settled_at IS NULL AND (claimed_until IS NULL OR claimed_until < now()) RETURNING id`,
+    )
+    .then((r) => (r.rows.length ? ('ours' as const) : ('settled' as const)))
+    .catch(() => 'unknown' as const);
+  return Promise.race([claim, new Promise<'unknown'>((r) => setTimeout(() => r('unknown'), 500).unref())]);
 }

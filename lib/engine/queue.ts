@@ -24,6 +24,7 @@ export const jobId = (targetId: number) => `target-${targetId}`;
 export interface SentinelUrl {
   sentinels: { host: string; port: number }[];
   name: string;
+  username?: string;
   password?: string;
   db?: number;
 }
@@ -34,20 +35,24 @@ export interface SentinelUrl {
  * failover moves the queue's connections without a restart. Throws, saying why, on a malformed one.
  */
 export function sentinelUrl(url: string): SentinelUrl | null {
-  if (!url.startsWith('redis+sentinel:')) return null;
-  const m = /^redis\+sentinel:\/\/(?:(?:[^:@/]*):(?<password>[^@/]*)@)?(?<hosts>[^/@]+)\/(?<name>[^/]+)(?:\/(?<db>\d+))?\/?$/.exec(
-    url,
-  )?.groups;
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  if (scheme !== undefined && scheme !== 'redis+sentinel' && scheme.startsWith('redis+'))
+    throw new Error(`REDIS_URL: ${scheme}:// is not a form pgherd reads (redis://, rediss:// or redis+sentinel://)`);
+  if (scheme !== 'redis+sentinel') return null;
+  if (url.includes('?')) throw new Error('REDIS_URL: a Sentinel URL takes no query string (its password goes before the hosts)');
+  const m = /^[^:]+:\/\/(?:(?<user>[^:@/]*):(?<password>[^@/]*)@)?(?<hosts>[^/@]+)\/(?<name>[^/]+)(?:\/(?<db>\d+))?\/?$/.exec(url)?.groups;
   if (!m?.hosts || !m.name)
-    throw new Error('REDIS_URL: a Sentinel URL is redis+sentinel://[:password@]host:port,host:port/<master name>[/<db>]');
+    throw new Error('REDIS_URL: a Sentinel URL is redis+sentinel://[[user]:password@]host:port,host:port/<master name>[/<db>]');
   const sentinels = m.hosts.split(',').map((hp) => {
     const at = /^\[?(?<host>[^\]]+?)\]?:(?<port>\d{1,5})$/.exec(hp.trim())?.groups;
-    if (!at?.host || !at.port) throw new Error(`REDIS_URL: "${hp}" is not host:port`);
-    return { host: at.host, port: Number(at.port) };
+    const port = Number(at?.port);
+    if (!at?.host || !(port >= 1 && port <= 65535)) throw new Error(`REDIS_URL: "${hp}" is not host:port (a port 1 to 65535)`);
+    return { host: at.host, port };
   });
   return {
     sentinels,
     name: decodeURIComponent(m.name),
+    ...(m.user ? { username: decodeURIComponent(m.user) } : {}),
     ...(m.password ? { password: decodeURIComponent(m.password) } : {}),
     ...(m.db ? { db: Number(m.db) } : {}),
   };

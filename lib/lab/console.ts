@@ -284,6 +284,10 @@ export function writeSiteEnv(
     PORT: String(o.consolePort),
     HOST: '127.0.0.1',
     PGHERD_WORKER_METRICS_LISTEN: `127.0.0.1:${String(o.metricsPort)}`,
+    // Behind the front (startConsoleFront, on loopback): its X-Forwarded-For is believed, so a client is
+    // throttled and audited by its own address, not the front's. A console drains before it stops.
+    PGHERD_TRUSTED_PROXIES: '127.0.0.1',
+    PGHERD_WEB_DRAIN_MS: '2000',
     PGHERD_LDAP_CONFIG: lab.ldap?.configFile ?? '',
     ...labSettings(lab),
     ...(lab.aws ? labDiscoveryEnv(lab.aws) : {}),

@@ -413,6 +413,8 @@ export async function startConsoleFront(
       'listen consoles',
       `  bind 127.0.0.1:${String(port)}`,
       '  balance roundrobin',
+      // The client's address for the consoles (sign-in throttling, the audit): they trust this front (PGHERD_TRUSTED_PROXIES).
+      '  option forwardfor',
       '  option httpchk',
       '  http-check send meth GET uri /readyz',
       '  http-check expect status 200',

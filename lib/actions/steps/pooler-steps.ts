@@ -4,6 +4,7 @@
 // its cleanup (which runs even after the herd's lease is lost), by the next worker's reconcile (what is
 // owed is recorded before the pause), and at the latest by the resume armed on the pooler's host when
 // the pause budget runs out (lib/actions/steps/pooler-resume.ts).
+import { claimOwedForCleanup } from '@/lib/engine/owed';
 import { eq } from 'drizzle-orm';
 import { owedCleanups } from '@/db/schema';
 import { databasesOf, poolerAdmin, showDatabases, withPoolerAdmin } from '@/lib/adapters/pgbouncer/admin';
@@ -240,6 +241,13 @@ export interface PoolerSwitchState extends PauseState {
 
 /** The pause's undo: resumed always; once the new primary is promoted, pointed at it first. */
 async function resumeAlways<S extends PoolerSwitchState>(pl: PoolerRef, to: InstanceRef | undefined, x: RunContext<S>): Promise<void> {
+  const armed = x.state.paused?.get(pl.id);
+  // Settled meanwhile by another worker (this one was frozen past its lease, say): the pooler may be
+  // paused again by whoever holds the herd now, and is not this cleanup's to resume.
+  if (armed?.owedId != null && (await claimOwedForCleanup(x.deps.db, armed.owedId)) === 'settled') {
+    x.state.paused?.delete(pl.id);
+    return void x.note({ stdout: 'nothing done: what this pause owed was settled by another worker meanwhile' });
+  }
   const lines: string[] = [];
   let failed: Error | null = null;
   try {

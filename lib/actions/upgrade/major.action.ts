@@ -9,6 +9,7 @@
 // - upgrade-rollback: the same the other way: green read-only, caught up on blue, blue writable again.
 // - upgrade-cleanup: the side not serving is taken away (its subscriptions and publications dropped,
 //   its members stopped and removed from the inventory; their data directories are left on disk).
+import { claimOwedForCleanup } from '@/lib/engine/owed';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import pg from 'pg';
 import { z } from 'zod';
@@ -1060,6 +1061,9 @@ function switchPlan(
         givesBack: true,
         run: async (x) => {
           if (!x.state.fenced || x.state.switched) return;
+          // Settled meanwhile by another worker's reconcile (this one frozen past its lease): not this cleanup's.
+          if (x.state.fenceOwed !== null && (await claimOwedForCleanup(x.deps.db, x.state.fenceOwed)) === 'settled')
+            return void x.note({ stdout: 'nothing done: the fence was settled by another worker meanwhile' });
           await setReadOnly(fromEnd, false);
           if (x.state.fenceOwed !== null)
             await x.deps.db

@@ -29,7 +29,12 @@ function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   ]);
 }
 
-/** Whether the database behind `pool` takes writes: a primary, its transactions read-write by default. */
+/**
+ * Whether the database behind `pool` takes writes: a primary, its transactions read-write by default,
+ * and a write commits: one row of readiness_probe, whose commit waits, as every write of pgherd's does,
+ * for the synchronous standby, so a primary whose standby hangs (Patroni has not yet moved it) is not
+ * called writable while every write hangs. (A transaction that writes no WAL does not wait for it.)
+ */
 export async function databaseState(pool: pg.Pool, timeoutMs = 2000): Promise<string> {
   try {
     const { rows } = await within(
@@ -41,6 +46,9 @@ export async function databaseState(pool: pg.Pool, timeoutMs = 2000): Promise<st
     if (!r) return 'no answer';
     if (r.rec) return 'in recovery (a replica): not writable';
     if (r.ro === 'on') return 'read-only (default_transaction_read_only)';
+    const commit = pool.query('INSERT INTO readiness_probe (id, at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at');
+    commit.catch(() => {});
+    await within(timeoutMs, "a commit on pgherd's database (its synchronous standby?)", commit);
     return 'writable';
   } catch (err) {
     return errorText(err);
