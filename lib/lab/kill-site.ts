@@ -1,9 +1,9 @@
 // A site of the lab's control plane lost the way a machine goes: every process lab.json places on it
 // (pgherd's console and worker there, its Patroni member with its Postgres, etcd, HAProxy, Redis,
 // Sentinel) SIGKILLed with everything it started, no goodbye. What was killed leaves lab.json, so the
-// lab's stop does not look for it again.
+// lab's stop does not look for it again. It returns once every one of them is gone.
 import { readLab, refreshPids, updateLab, type LabProcess } from './lab';
-import { descendants, pidRuns } from './proc';
+import { alive, descendants, pidRuns } from './proc';
 
 export function killSite(file: string, site: string): LabProcess[] {
   refreshPids(file); // a Postgres Patroni restarted since has another PID (its postmaster.pid says which)
@@ -24,6 +24,11 @@ export function killSite(file: string, site: string): LabProcess[] {
     } catch {
       // gone already
     }
+  // Gone before this returns: a process SIGKILLed takes a moment to die (a large one unmaps its memory
+  // first), and whoever looks next must not find it still running.
+  const until = Date.now() + 10_000;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  while (pids.some(alive) && Date.now() < until) Atomics.wait(nap, 0, 0, 20);
   updateLab(file, (info) => {
     info.processes = info.processes.filter((p) => p.site !== site);
   });

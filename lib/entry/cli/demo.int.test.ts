@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import http from 'node:http';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { restartDatabase } from '@/lib/lab/faults';
@@ -47,6 +48,36 @@ function freshEnv(): NodeJS.ProcessEnv {
     if (!/^(PGHERD_|AWS_|VITEST|DATABASE_URL$|REDIS_URL$|NODE_ENV$|NODE_OPTIONS$)/.test(k)) env[k] = v;
   // No NODE_ENV (vitest's `test`): the demo's processes set their own.
   return { ...env, PGHERD_SKIP_BUILD: '1', NEXT_TELEMETRY_DISABLED: '1' } as unknown as NodeJS.ProcessEnv;
+}
+
+/** One request from `localAddress` (a client of its own), its status, cookies and body. */
+function requestFrom(
+  localAddress: string,
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; cookies: string[]; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, localAddress }, (res) => {
+      let body = '';
+      res.on('data', (b: Buffer) => (body += b.toString('utf8')));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, cookies: (res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]!), body }),
+      );
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** A sign-in with a wrong password, as a browser at `from` sends it (its CSRF token and cookie first). */
+async function failedSignIn(url: string, from: string): Promise<void> {
+  const csrf = await requestFrom(from, `${url}/api/auth/csrf`);
+  const { csrfToken } = JSON.parse(csrf.body) as { csrfToken: string };
+  await requestFrom(from, `${url}/api/auth/callback/credentials`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: csrf.cookies.join('; ') },
+    body: new URLSearchParams({ csrfToken, username: 'nobody-here', password: 'wrong-password', json: 'true' }).toString(),
+  });
 }
 
 function startDemo(extra: string[] = []): Demo {
@@ -292,7 +323,17 @@ describe('the demo stops whole', () => {
       const res = await fetch(`${lab.console!.url}/readyz`).catch(() => null);
       return res?.status === 200 ? ((await res.json()) as object) : undefined;
     };
-    if (BUILT) expect(await ready()).toEqual({ ready: true, database: 'writable', queue: 'reachable' });
+    if (BUILT) {
+      expect(await ready()).toEqual({ ready: true, database: 'writable', queue: 'reachable' });
+      // A failed sign-in through the front from 127.0.0.77: audited (and throttled) as that address, which
+      // the front passes on and the consoles trust, not as the front's own.
+      await failedSignIn(lab.console!.url, '127.0.0.77');
+      const [row] = await query<{ remote_addr: string }>(
+        lab.controlPlane!.databaseUrls.b!,
+        "SELECT remote_addr FROM audit_entries WHERE action = 'auth.sign_in_failed' ORDER BY id DESC LIMIT 1",
+      );
+      expect(row?.remote_addr).toBe('127.0.0.77');
+    }
     const kill = spawn('npm', ['run', '--silent', 'lab', '--', 'kill-site', 'a', '--file', demo.file], {
       cwd: PROJECT_ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
