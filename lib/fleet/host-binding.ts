@@ -3,6 +3,7 @@
 // aim those credentials there. An address (the name resolved) and a host key are each bound to the
 // servers of at most one environment: checked when a server is saved, and again on every SSH
 // connection, after the host proved which key it holds and before any command runs.
+import { isDatabaseUnavailable } from '@/db/client';
 import { lookup } from 'node:dns/promises';
 import { sql } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
@@ -83,12 +84,29 @@ export async function hostKeyTakenElsewhere(db: Queries, serverId: number, finge
 
 /** The host a connection reached may serve server `serverId`'s environment: throws HostBindingError otherwise. */
 export async function checkHostBinding(db: Queries, serverId: number, host: string, fingerprint: string): Promise<void> {
-  const [env] = (await db.execute<{ id: number }>(sql`SELECT environment_id AS id FROM servers WHERE id = ${serverId}`)).rows;
-  if (!env) throw new HostBindingError(`server ${serverId} is not in the inventory`);
-  const problem =
-    (await hostKeyTakenElsewhere(db, serverId, fingerprint)) ??
-    (await addressTakenElsewhere(db, env.id, await addressesOf(host), serverId));
-  if (problem) throw new HostBindingError(problem);
+  // Asked when a step opens an SSH connection: pgherd's database failing over meanwhile (30 s at most,
+  // docs/deployment.md) is waited out, as the step's lease waits it out, rather than failing the step.
+  await rideOverFailover(async () => {
+    const [env] = (await db.execute<{ id: number }>(sql`SELECT environment_id AS id FROM servers WHERE id = ${serverId}`)).rows;
+    if (!env) throw new HostBindingError(`server ${serverId} is not in the inventory`);
+    const problem =
+      (await hostKeyTakenElsewhere(db, serverId, fingerprint)) ??
+      (await addressTakenElsewhere(db, env.id, await addressesOf(host), serverId));
+    if (problem) throw new HostBindingError(problem);
+  });
+}
+
+/** Runs `fn` again while pgherd's database is unavailable (a failover), for `ms` at most. */
+async function rideOverFailover<T>(fn: () => Promise<T>, ms = 40_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 export class HostBindingError extends Error {
