@@ -92,3 +92,103 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   }
   return false;
 }
+
+/** Statements asked again on a new connection when the one they were sent on was lost: they change nothing. */
+const RIDES = /^\s*(select|show|values|begin)\b/i;
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+/**
+ * The pool behind `db` as a running step sees it: while pgherd's database fails over (Patroni promotes
+ * a replica within 30 s, docs/deployment.md) a statement waits for a connection, for `rideMs` at most,
+ * rather than failing the step. A connection's first statement that finds it lost (the pool gave out
+ * one the failover had already closed) is asked again on a new one when it is a read or a BEGIN; a
+ * write is not (it may have committed before the connection went), nor is a statement inside a
+ * transaction (the transaction went with the connection).
+ * Named `…Pool` because drizzle decides by the class's name that a transaction needs a connection of its own.
+ */
+class RidingPool {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly rideMs: number,
+  ) {}
+
+  get options() {
+    return this.pool.options;
+  }
+
+  /** A connection of the pool, waited for while the database cannot give one, until `until`. */
+  async acquire(until: number): Promise<pg.PoolClient> {
+    for (let wait = 100; ; wait = Math.min(2 * wait, 1000)) {
+      try {
+        return await this.pool.connect();
+      } catch (err) {
+        if (!isDatabaseUnavailable(err) || Date.now() >= until) throw err;
+        await pause(Math.min(wait, until - Date.now()));
+      }
+    }
+  }
+
+  async connect(): Promise<pg.PoolClient> {
+    const until = Date.now() + this.rideMs;
+    return new RidingClient(this, await this.acquire(until), until) as unknown as pg.PoolClient;
+  }
+
+  async query(config: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult> {
+    const client = await this.connect();
+    try {
+      const res = await client.query(config as pg.QueryConfig, values);
+      client.release();
+      return res;
+    } catch (err) {
+      // As pg's own pool.query: a connection whose statement failed is not given to another.
+      client.release(err as Error);
+      throw err;
+    }
+  }
+}
+
+/** A connection of a RidingPool: its first statement, a read or a BEGIN, is asked again on a new connection if this one was lost. */
+class RidingClient {
+  private fresh = true;
+  constructor(
+    private readonly pool: RidingPool,
+    private client: pg.PoolClient | null,
+    private readonly until: number,
+  ) {}
+
+  async query(config: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult> {
+    const text = typeof config === 'string' ? config : config.text;
+    const first = this.fresh;
+    this.fresh = false;
+    for (let wait = 100; ; wait = Math.min(2 * wait, 1000)) {
+      if (!this.client) throw new Error('the connection was released');
+      try {
+        return await this.client.query(config as pg.QueryConfig, values);
+      } catch (err) {
+        if (!first || !isDatabaseUnavailable(err) || !RIDES.test(text) || Date.now() >= this.until) throw err;
+        this.client.release(err as Error);
+        this.client = null;
+        await pause(Math.min(wait, this.until - Date.now()));
+        this.client = await this.pool.acquire(this.until);
+      }
+    }
+  }
+
+  release(err?: Error | boolean): void {
+    this.client?.release(err);
+    this.client = null;
+  }
+}
+
+const riding = new WeakMap<Db, { rideMs: number; db: Db }>();
+
+/** `db` for a running step's statements: they ride over a failover of pgherd's database (RidingPool), for `rideMs` at most. */
+export function ridingOverFailover(db: Db, rideMs: number): Db {
+  let r = riding.get(db);
+  if (r?.rideMs !== rideMs) {
+    r = { rideMs, db: drizzle<typeof schema>(new RidingPool(db.$client, rideMs) as unknown as pg.Pool, { schema }) };
+    riding.set(db, r);
+  }
+  return r.db;
+}

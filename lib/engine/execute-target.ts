@@ -1,7 +1,7 @@
 // Execute: one operation target, under its herd's lease, re-checking the plan's facts first.
 import { AwsNotConfiguredError } from '@/lib/adapters/aws/config';
 import { and, eq, max, sql } from 'drizzle-orm';
-import { isDatabaseUnavailable, prepared, type Db } from '@/db/client';
+import { isDatabaseUnavailable, prepared, ridingOverFailover, type Db } from '@/db/client';
 import { coalescer, type Coalescer } from '@/lib/engine/coalesce';
 import { operationSteps, operationTargets } from '@/db/schema';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
@@ -247,7 +247,9 @@ async function executeIn(
     log('target.start', { operationId, targetId, action: target.action });
     await beforeSteps?.();
     const deps: ActionDeps = {
-      db,
+      // The steps' own statements wait out a failover of pgherd's database as the lease does: until
+      // the watchdog gives the lease up, which stops the step anyway.
+      db: ridingOverFailover(db, giveUpAfterMs),
       ssh,
       operation: { id: operationId, requestedBy: { id: target.requested_by, username: target.requested_by_name } },
       targetId,

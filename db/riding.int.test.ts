@@ -1,0 +1,179 @@
+// A running step's statements ride over a failover of pgherd's database (ridingOverFailover): a
+// statement waits for a connection while none can be had, a read that lost its connection is asked
+// again, a write that lost its connection is not (it may have committed). The database's address is
+// a TCP front this test opens and closes, as HAProxy is while Patroni has no primary.
+import net from 'node:net';
+import { sql } from 'drizzle-orm';
+import { afterAll, afterEach, beforeAll, describe, expect, it, inject } from 'vitest';
+import { createDb, isDatabaseUnavailable, ridingOverFailover, type Db } from './client';
+import { readLab } from '@/lib/lab/lab';
+import { query } from '@/lib/lab/postgres';
+
+/** What HAProxy is to pgherd: open (passes bytes to Postgres) or with no primary (accepts, then closes). */
+class Front {
+  open = true;
+  accepted = 0;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly server: net.Server;
+  private readonly waiting: { n: number; resolve: () => void }[] = [];
+  constructor(private readonly to: { host: string; port: number }) {
+    this.server = net.createServer((c) => {
+      this.accepted++;
+      for (const w of this.waiting.filter((w) => this.accepted >= w.n)) {
+        this.waiting.splice(this.waiting.indexOf(w), 1);
+        w.resolve();
+      }
+      if (!this.open) return void c.destroy();
+      const up = net.connect(this.to);
+      for (const s of [c, up]) {
+        this.sockets.add(s);
+        s.on('error', () => {});
+        s.on('close', () => {
+          this.sockets.delete(s);
+          c.destroy();
+          up.destroy();
+        });
+      }
+      c.pipe(up).pipe(c);
+    });
+  }
+  listen(): Promise<number> {
+    return new Promise((resolve) => this.server.listen(0, '127.0.0.1', () => resolve((this.server.address() as net.AddressInfo).port)));
+  }
+  /** The primary lost: every session ended, new ones closed at once. */
+  lose(): void {
+    this.open = false;
+    for (const s of this.sockets) s.destroy();
+  }
+  /** Resolves once `n` more connections were attempted from now. */
+  attempts(n: number): Promise<void> {
+    return new Promise((resolve) => this.waiting.push({ n: this.accepted + n, resolve }));
+  }
+  close(): Promise<void> {
+    this.lose();
+    return new Promise((r) => this.server.close(() => r()));
+  }
+}
+
+const name = `t_riding_${process.pid}`;
+let adminUrl = '';
+let url = '';
+let front: Front;
+let made: ReturnType<typeof createDb>;
+let riding: Db;
+
+beforeAll(async () => {
+  adminUrl = readLab(inject('labFile')).database.adminUrl;
+  await query(adminUrl, `CREATE DATABASE ${name}`);
+  const direct = new URL(adminUrl.replace(/\/postgres$/, `/${name}`));
+  await query(direct.toString(), 'CREATE TABLE writes (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())');
+  front = new Front({ host: direct.hostname, port: Number(direct.port || 5432) });
+  direct.port = String(await front.listen());
+  direct.hostname = '127.0.0.1';
+  url = direct.toString();
+  made = createDb(url, 4);
+  riding = ridingOverFailover(made.db, 20_000);
+});
+afterEach(() => {
+  front.open = true;
+});
+afterAll(async () => {
+  await made.pool.end();
+  await front.close();
+  await query(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+});
+
+/** The backend running `text` on the test's database, once it runs. */
+async function runningBackend(text: string): Promise<void> {
+  for (;;) {
+    const rows = await query<{ n: number }>(
+      adminUrl,
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query = $2 AND state = 'active'`,
+      [name, text],
+    );
+    if (rows[0]!.n > 0) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('statements of a running step across a failover of pgherd database', () => {
+  it('a read asked while there is no primary waits and is answered once there is one', async () => {
+    front.lose();
+    // Without the ride, the step's statement fails at once.
+    const plain = await made.db.execute(sql`SELECT 1`).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(isDatabaseUnavailable(plain)).toBe(true);
+    // (drizzle's query runs once it is awaited or then'd.)
+    const asked = riding.execute<{ v: number }>(sql`SELECT 42 AS v`).then((r) => r.rows[0]!.v);
+    // It keeps asking (two attempts after the first), then the new primary is there.
+    await front.attempts(3);
+    front.open = true;
+    expect(await asked).toBe(42);
+  });
+
+  it('a transaction begun while there is no primary waits for one and commits', async () => {
+    front.lose();
+    const done = riding.transaction(async (tx) => {
+      await tx.execute(sql`INSERT INTO writes DEFAULT VALUES`);
+      return (await tx.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM writes`)).rows[0]!.n;
+    });
+    await front.attempts(2);
+    const before = (await query<{ n: number }>(adminUrl.replace(/\/postgres$/, `/${name}`), 'SELECT count(*)::int AS n FROM writes'))[0]!.n;
+    front.open = true;
+    expect(await done).toBe(before + 1);
+  });
+
+  it('a read that loses its connection mid-statement is asked again', async () => {
+    const text = 'SELECT pg_sleep(0.3), 7 AS v';
+    const asked = riding.$client.query<{ v: number }>(text);
+    await runningBackend(text);
+    front.lose();
+    front.open = true;
+    expect((await asked).rows[0]!.v).toBe(7);
+  });
+
+  it('a write that loses its connection mid-statement is not asked again: it may have committed', async () => {
+    const directUrl = adminUrl.replace(/\/postgres$/, `/${name}`);
+    const count = async () => (await query<{ n: number }>(directUrl, 'SELECT count(*)::int AS n FROM writes'))[0]!.n;
+    const before = await count();
+    const text = 'INSERT INTO writes (at) SELECT now() FROM pg_sleep(0.3)';
+    const asked = riding.$client.query(text).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    await runningBackend(text);
+    front.lose();
+    front.open = true;
+    expect(isDatabaseUnavailable(await asked)).toBe(true);
+    // The server finishes the statement its client left: it committed once, and only once.
+    for (;;) {
+      const still = await query<{ n: number }>(
+        adminUrl,
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query = $2`,
+        [name, text],
+      );
+      if (still[0]!.n === 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await count()).toBe(before + 1);
+  });
+
+  it('gives up after its bound, and never rides over an error of the statement itself', async () => {
+    const short = ridingOverFailover(made.db, 300);
+    front.lose();
+    const t0 = Date.now();
+    const err = await short.execute(sql`SELECT 1`).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(isDatabaseUnavailable(err)).toBe(true);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+    front.open = true;
+    const attempts = front.accepted;
+    await expect(riding.execute(sql`SELECT * FROM no_such_table`)).rejects.toThrow(/no_such_table/);
+    // One connection at most (the pool may hold one already): the failed statement was not asked again.
+    expect(front.accepted - attempts).toBeLessThanOrEqual(1);
+  });
+});
