@@ -6,14 +6,15 @@
 import { eq } from 'drizzle-orm';
 import { servers } from '@/db/schema';
 import { defineAction } from '@/lib/engine/define-action';
+import { asks } from '@/lib/actions/drivers';
 
 export const checkSshAction = defineAction({
   name: 'check-ssh',
+  control: asks('shell'),
   label: 'Check SSH (pin the host key)',
   // Trusting a host key is an admin's act.
   permission: 'admin',
   pinsHostKey: true,
-  onPatroniHerds: true, // it reads the host key: nothing of Postgres
   dangerous: false,
   plan: (t) => ({
     steps: [

@@ -16,6 +16,7 @@ import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { membersAfterSwitchover, newSwitchoverState, planSwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
+import { asks } from '@/lib/actions/drivers';
 
 /** How long the DR member (then the primary of before) has to take the writer's first commit. */
 const FIRST_WRITE_TIMEOUT_MS = 30_000;
@@ -243,6 +244,7 @@ export function planDrill(h: HerdRef, p: z.output<typeof drDrillParams>): Action
 
 export const drDrillAction = defineHerdAction({
   name: 'dr-drill',
+  control: asks('failover-drill'),
   label: 'DR drill',
   permission: 'admin',
   dangerous: true,

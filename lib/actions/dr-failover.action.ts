@@ -34,8 +34,9 @@ import { execNoted } from '@/lib/actions/steps/exec-noted';
 import { SshTimeoutError } from '@/lib/adapters/ssh/ssh-errors';
 import { recordTwoPrimaries, TwoPrimariesError } from '@/lib/fleet/two-primaries';
 import { recordNoPrimary } from '@/lib/fleet/no-primary';
-import { isPatroniHerd, newPatroniSwitchState, planPatroniFailover, type PatroniSwitchState } from '@/lib/actions/patroni/switch';
-import { planRdsFailover } from '@/lib/actions/rds/rds-failover';
+import { isPatroniHerd, newPatroniSwitchState, planPatroniFailover, type PatroniSwitchState } from '@/lib/actions/drivers/patroni/switch';
+import { planRdsFailover } from '@/lib/actions/drivers/rds/failover';
+import { asks } from '@/lib/actions/drivers';
 
 export const drFailoverParams = z
   .object({
@@ -439,6 +440,7 @@ async function repointOthers(replicas: InstanceRef[], x: RunContext<DrState>): P
 
 export const drFailoverAction = defineHerdAction({
   name: 'dr-failover',
+  control: asks('failover'),
   label: 'DR failover',
   permission: 'admin',
   dangerous: true,
@@ -464,10 +466,6 @@ export const drFailoverAction = defineHerdAction({
       },
     ],
   },
-  // On a herd Patroni runs: Patroni's POST /failover (lib/actions/patroni/switch.ts); pgherd moves DNS and PgBouncers.
-  onPatroniHerds: true,
-  // On a herd RDS runs: RDS promotes the read replica (lib/actions/rds/rds-failover.ts); pgherd moves DNS.
-  onRdsHerds: true,
   plan: (h, { params: p }) => {
     if (isPatroniHerd(h))
       return p.fencedByOperator

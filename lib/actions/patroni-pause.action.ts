@@ -2,11 +2,12 @@
 // leaves Postgres to whoever acts on it) and resume. Asked of any member's REST API (the setting is the
 // cluster's, in the DCS: PATCH /config {"pause": ...}); done once /cluster says so.
 import { checkCredentials, PatroniError, setPaused, type PatroniAccess } from '@/lib/adapters/patroni/client';
-import { patroniEndpoint, sleepUnlessStopped, verifyMember } from '@/lib/actions/patroni/steps';
+import { patroniEndpoint, sleepUnlessStopped, verifyMember } from '@/lib/actions/drivers/patroni/steps';
 import { patroniNow } from '@/lib/fleet/patroni-view';
 import { defineHerdAction, productionWarning, type HerdAction } from '@/lib/engine/define-action';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { refuse } from '@/lib/fleet/refusal';
+import { asks } from '@/lib/actions/drivers';
 
 interface PauseState {
   /** The member whose REST API answered the pre-flight, and its access. */
@@ -18,18 +19,15 @@ function pauseAction(paused: boolean): HerdAction {
   const verb = paused ? 'pause' : 'resume';
   return defineHerdAction({
     name: paused ? 'patroni-pause' : 'patroni-resume',
+    control: asks('pause'),
     label: paused ? 'Pause Patroni (maintenance mode)' : 'Resume Patroni',
     // Turning a herd's automatic failover off and on is an admin's act.
     permission: 'admin',
     dangerous: paused,
-    onPatroniHerds: true,
     state: (): PauseState => ({}),
     plan: (h: HerdRef) => {
-      if (!h.members.length || h.members.some((m) => m.controlDriver !== 'patroni'))
-        return refuse(
-          'not-applicable',
-          `${verb} is for a herd Patroni runs (its control driver is ${h.members[0]?.controlDriver ?? 'unknown'})`,
-        );
+      // Another driver's herd was refused in its own words (it lacks `pause`).
+      if (!h.members.length) return refuse('not-applicable', `${verb} is for a herd Patroni runs: this herd has no members`);
       const withUrl = h.members.filter((m) => m.patroniUrl);
       if (!withUrl.length) return refuse('not-applicable', "no member has a Patroni REST address: set one on an instance's form");
       return {

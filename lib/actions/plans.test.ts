@@ -11,7 +11,14 @@ import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/patroni-p
 import { describe, expect, it } from 'vitest';
 import { herd, member } from '@/lib/testing/refs';
 import { configureBackupsAction } from './backups/configure-backups.action';
-import { defineAction, type ActionDeps, type AnyAction, type HerdAction, type InstanceAction } from '@/lib/engine/define-action';
+import {
+  checkDriver,
+  defineAction,
+  type ActionDeps,
+  type AnyAction,
+  type HerdAction,
+  type InstanceAction,
+} from '@/lib/engine/define-action';
 import type { HerdRef, PoolerRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { planTarget } from '@/lib/engine/plan';
@@ -27,6 +34,7 @@ import { reloadAction } from '@/lib/actions/reload.action';
 import { remasterAction } from '@/lib/actions/remaster.action';
 import { replaceHostKeyAction } from '@/lib/actions/replace-host-key.action';
 import { restartAction } from '@/lib/actions/restart.action';
+import { rdsDriver } from '@/lib/actions/drivers/rds';
 import { startAction } from '@/lib/actions/start.action';
 import { stopAction } from '@/lib/actions/stop.action';
 import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
@@ -36,6 +44,7 @@ import { resizePrepared } from '@/lib/testing/cloud';
 import { confirmedSteps } from '@/lib/engine/plan-identity';
 import { wantedSettings } from '@/lib/fleet/settings/wanted';
 import type { MemberSettings } from '@/lib/actions/settings/apply-plan';
+import { asks } from '@/lib/actions/drivers';
 
 // The steps are built, never run: nothing here touches a database or a host.
 const deps = {} as ActionDeps;
@@ -594,6 +603,45 @@ function settingsPrepared(h: HerdRef): Map<number, MemberSettings> {
 describe('an action is its plan', () => {
   const h = herd(three(), { poolers: [pooler] });
   const [primary, r2, r3] = h.members as [InstanceRef, InstanceRef, InstanceRef];
+  // Restart on a member RDS runs: RDS reboots it (a read replica, Multi-AZ, with failover).
+  const rdsRestart = () => {
+    // A read replica RDS runs, Multi-AZ: rebooted with failover.
+    const t3 = { ...r3, controlDriver: 'rds', rds: { region: 'eu-west-1', identifier: 'orders-3' } };
+    const live = {
+      identifier: 'orders-3',
+      region: 'eu-west-1',
+      account: '123456789012',
+      vpcId: 'vpc-0abc',
+      instanceClass: 'db.m6i.large',
+      engine: 'postgres',
+      engineVersion: '15.8',
+      status: 'available',
+      endpoint: { address: t3.host, port: t3.port },
+      availabilityZone: 'eu-west-1a',
+      multiAz: true,
+      allocatedStorageGiB: 100,
+      storageType: 'gp3',
+      parameterGroup: 'default.postgres15',
+      sourceIdentifier: 'orders-1',
+      replicaIdentifiers: [],
+      pendingClass: null,
+      tags: {},
+    };
+    const prepared = new Map([
+      [
+        rdsDriver,
+        {
+          ...resizePrepared(h, r3),
+          rds: new Map([[r3.serverId, { region: 'eu-west-1', identifier: 'orders-3', live, ranking: null, identity: null }]]),
+        },
+      ],
+    ]);
+    const params = { failover: true };
+    return {
+      words: restartAction.plan(t3, { members: h.members, params, prepared }).steps,
+      steps: restartAction.steps(t3, deps, { members: h.members, params, prepared }),
+    };
+  };
   const cases: { a: AnyAction; run: () => { words: string[]; steps: { name: string; defer?: unknown }[] } }[] = actions.map((a) => ({
     a,
     run: () => {
@@ -664,6 +712,7 @@ describe('an action is its plan', () => {
           ssh: m.ssh,
           adopted: null,
         }));
+        cases.push({ a: restartAction, run: rdsRestart });
         const prepared = new Map([
           [
             h.id,
@@ -795,39 +844,6 @@ describe('an action is its plan', () => {
           steps: a.steps(t, deps, { members: h.members, params, prepared }),
         };
       }
-      if (a.name === 'rds-reboot') {
-        // A read replica RDS runs, Multi-AZ: rebooted with failover.
-        const t3 = { ...r3, controlDriver: 'rds', rds: { region: 'eu-west-1', identifier: 'orders-3' } };
-        const live = {
-          identifier: 'orders-3',
-          region: 'eu-west-1',
-          account: '123456789012',
-          vpcId: 'vpc-0abc',
-          instanceClass: 'db.m6i.large',
-          engine: 'postgres',
-          engineVersion: '15.8',
-          status: 'available',
-          endpoint: { address: t3.host, port: t3.port },
-          availabilityZone: 'eu-west-1a',
-          multiAz: true,
-          allocatedStorageGiB: 100,
-          storageType: 'gp3',
-          parameterGroup: 'default.postgres15',
-          sourceIdentifier: 'orders-1',
-          replicaIdentifiers: [],
-          pendingClass: null,
-          tags: {},
-        };
-        const prepared = {
-          ...resizePrepared(h, r3),
-          rds: new Map([[r3.serverId, { region: 'eu-west-1', identifier: 'orders-3', live, ranking: null, identity: null }]]),
-        };
-        const params = { failover: true };
-        return {
-          words: a.plan(t3, { members: h.members, params, prepared }).steps,
-          steps: a.steps(t3, deps, { members: h.members, params, prepared }),
-        };
-      }
       if (a.name === 'retire') {
         const prepared = { herds: new Map([[h.id, h]]), hosts: new Map([[r3.id, { launchedRowId: 1, neighbours: 0 }]]), needs: new Map() };
         const params = { host: 'terminate' };
@@ -862,7 +878,9 @@ describe('an action is its plan', () => {
 
   it("Patroni's pause and resume are only for a herd Patroni runs, with a member's REST address", () => {
     for (const a of [patroniPauseAction, patroniResumeAction]) {
-      expect(a.plan(h, { params: {} }).refused).toMatch(/is for a herd Patroni runs \(its control driver is pg_ctl\)/);
+      // The engine asks the herd's driver first: pg_ctl's lacks `pause`, and says why.
+      expect(() => checkDriver(a, 'pg_ctl')).toThrow(/nothing fails it over on its own, so there is no automatic failover to pause/);
+      expect(() => checkDriver(a, 'patroni')).not.toThrow();
       const bare = herd(h.members.map((m) => ({ ...m, controlDriver: 'patroni' })));
       expect(a.plan(bare, { params: {} }).refused).toMatch(/no member has a Patroni REST address/);
     }
@@ -902,6 +920,7 @@ describe('an action is its plan', () => {
     const servers = [{ name: 'db-1', ssh: { hostKeyFingerprint: 'SHA256:x' } }];
     const refusing = defineAction({
       name: 't1',
+      control: asks(null),
       label: 'T',
       permission: 'operator',
       dangerous: false,
@@ -915,6 +934,7 @@ describe('an action is its plan', () => {
     });
     const broken = defineAction({
       name: 't2',
+      control: asks(null),
       label: 'T',
       permission: 'operator',
       dangerous: false,

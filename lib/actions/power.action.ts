@@ -27,10 +27,12 @@ import { execNoted } from '@/lib/actions/steps/exec-noted';
 import { driverFor, STATUS_NOT_RUNNING } from '@/lib/fleet/drivers';
 import { errorText } from '@/lib/engine/errors';
 import { refreshInstance } from '@/lib/fleet/record-observation';
-import { planRdsPowerOff, planRdsPowerOn } from '@/lib/actions/rds/rds-power';
-import { prepareCloud, recordType, type CloudTarget, type ResizePrepared } from '@/lib/actions/resize.action';
+import { planRdsPowerOff, planRdsPowerOn } from '@/lib/actions/drivers/rds/power';
+import { recordType } from '@/lib/actions/resize.action';
+import { prepareCloud, type CloudTarget, type ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
 import { DEFAULT_MAX_LAG_SECONDS, drainTargets, namesBack, recordsAt, waitOutTtlStep, withBacks } from '@/lib/actions/steps/drain-steps';
 import { dnsSteps, recordArg } from '@/lib/actions/steps/dns-steps';
+import { asks } from '@/lib/actions/drivers';
 
 const STREAMING_TIMEOUT_MS = 300_000;
 
@@ -82,12 +84,11 @@ async function recordState(deps: ActionDeps, t: InstanceRef, state: string) {
 
 export const powerOffAction = defineAction({
   name: 'power-off',
+  control: asks('power'),
   label: 'Power off (EC2 or RDS)',
   permission: 'operator',
   dangerous: true,
   runsAsConfirmed: true,
-  // A lone RDS instance is stopped by RDS (lib/actions/rds/rds-power.ts).
-  onRdsHerds: true,
   prepare: (targets, _params, db) => prepareCloud(targets, db, null),
   state: (): PowerState => ({ wasUp: false }),
   plan: (t, { members, prepared }) => {
@@ -207,11 +208,11 @@ export const powerOffAction = defineAction({
 
 export const powerOnAction = defineAction({
   name: 'power-on',
+  control: asks('power'),
   label: 'Power on (EC2 or RDS)',
   permission: 'operator',
   dangerous: false,
   runsAsConfirmed: true,
-  onRdsHerds: true,
   prepare: (targets, _params, db) => prepareCloud(targets, db, null),
   plan: (t, { members, prepared }) => {
     // A host's boot starts its Postgres (and "Postgres up" would): an old primary would come up as a second one.

@@ -7,6 +7,7 @@ import { observe, waitObserved } from '@/lib/fleet/observe';
 import { refuse } from '@/lib/fleet/refusal';
 import { checkpointStep } from '@/lib/actions/steps/topology-steps';
 import { refreshStep, sshControlStep } from '@/lib/actions/steps/control-steps';
+import { asks } from '@/lib/actions/drivers';
 
 /** The checks before a promote, on what the members say now: none answers as a primary, `t` is the herd's and up to date. */
 async function checkPromotable(t: InstanceRef, members: InstanceRef[]): Promise<string> {
@@ -31,6 +32,7 @@ async function checkPromotable(t: InstanceRef, members: InstanceRef[]): Promise<
 
 export const promoteAction = defineAction({
   name: 'promote',
+  control: asks('promote'),
   label: 'Promote to primary',
   permission: 'admin',
   dangerous: true,

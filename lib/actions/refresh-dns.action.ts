@@ -4,6 +4,7 @@ import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse } from '@/lib/fleet/refusal';
 import { recordTargets } from '@/lib/fleet/dns-records';
 import { refreshFleet } from '@/lib/fleet/refresher';
+import { asks } from '@/lib/actions/drivers';
 
 interface RefreshDnsState {
   /** The members as observed by the first step: where the records point. */
@@ -13,12 +14,11 @@ interface RefreshDnsState {
 /** Points a herd's DNS names at what its members are now (observed first, not taken from the inventory). */
 export const refreshDnsAction = defineHerdAction({
   name: 'refresh-dns',
+  control: asks(null),
   label: 'Refresh DNS',
   // Changing DNS is an admin's act, here as in a switchover or failover.
   permission: 'admin',
   dangerous: false,
-  onPatroniHerds: true, // DNS only: it starts, stops and promotes nothing
-  onRdsHerds: true,
   state: (): RefreshDnsState => ({}),
   plan: (h) => {
     if (!h.dns.length) return refuse('not-applicable', 'the herd has no DNS records');

@@ -34,8 +34,7 @@ import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
 import { retireAction } from '@/lib/actions/grow/retire.action';
 import { evacuateAction, replaceAction } from '@/lib/actions/grow/replace.action';
 import { applySettingsAction } from '@/lib/actions/settings/apply-settings.action';
-import { rdsRebootAction } from '@/lib/actions/rds/rds-reboot.action';
-import { rdsAddReplicaAction } from '@/lib/actions/rds/rds-add-replica.action';
+import { rdsAddReplicaAction } from '@/lib/actions/drivers/rds/add-replica';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -48,7 +47,6 @@ export const actions: AnyAction[] = [
   resizeAction,
   powerOffAction,
   powerOnAction,
-  rdsRebootAction,
   switchoverAction,
   drFailoverAction,
   drDrillAction,
@@ -77,8 +75,24 @@ export const actions: AnyAction[] = [
   replaceHostKeyAction,
 ];
 
+/**
+ * Names of actions folded into another, accepted for one release more (until pgherd 0.9): the API
+ * answers them with a Deprecation header and says the new name; rules that name them keep working.
+ */
+const FOLDED: Record<string, { into: string; says: string }> = {
+  'rds-reboot': { into: 'restart', says: 'rds-reboot is now restart, which reboots an RDS DB instance (failover: true as before)' },
+};
+
+/** What to say of a deprecated action name, or null for a current one. */
+export const deprecatedName = (name: string): string | null => FOLDED[name]?.says ?? null;
+
+/** The headers an API answer to a deprecated action name carries (RFC 9745: deprecated since this date). */
+export const deprecationHeaders = (name: string): Record<string, string> =>
+  FOLDED[name] ? { deprecation: '@1795737600', warning: `299 pgherd "${FOLDED[name].says}"` } : {};
+
 export function getAction(name: string): AnyAction | undefined {
-  return actions.find((a) => a.name === name);
+  const current = FOLDED[name]?.into ?? name;
+  return actions.find((a) => a.name === current);
 }
 
 /** For the benchmark and tests: an action that is not offered in the console (a no-op, say). */

@@ -8,6 +8,7 @@ import { observe } from '@/lib/fleet/observe';
 import { refuse } from '@/lib/fleet/refusal';
 import { pointAt } from '@/lib/actions/steps/topology-steps';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
+import { asks } from '@/lib/actions/drivers';
 
 export const remasterParams = z
   .object({
@@ -41,6 +42,7 @@ export function chooseUpstream(t: InstanceRef, members: InstanceRef[], upstreamI
 
 export const remasterAction = defineAction({
   name: 'remaster',
+  control: asks('remaster'),
   label: 'Re-point (remaster)',
   permission: 'operator',
   dangerous: true,

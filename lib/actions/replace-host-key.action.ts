@@ -9,6 +9,7 @@ import { servers } from '@/db/schema';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { defineAction } from '@/lib/engine/define-action';
 import { refuse } from '@/lib/fleet/refusal';
+import { asks } from '@/lib/actions/drivers';
 
 /** What fingerprint() gives and `ssh-keygen -lf` prints: SHA256 and the unpadded base64 of the key's hash. */
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
@@ -28,11 +29,11 @@ export const replaceHostKeyParams = z
 
 export const replaceHostKeyAction = defineAction({
   name: 'replace-host-key',
+  control: asks('shell'),
   label: 'Replace the pinned SSH host key',
   // Deciding which key a host is trusted by is an admin's act, and typed: a wrong key is a way in.
   permission: 'admin',
   pinsHostKey: true,
-  onPatroniHerds: true, // it reads the host key: nothing of Postgres
   dangerous: true,
   params: {
     schema: replaceHostKeyParams,

@@ -20,14 +20,14 @@ import {
   oneWish,
   oneWishError,
   planResize,
-  prepareCloud,
   resizeWishFields,
   resizeWishForm,
-  type ResizePrepared,
   type ResizeState,
 } from '@/lib/actions/resize.action';
+import { prepareCloud, type ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
 import { membersAfterSwitchover, newSwitchoverState, planSwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
 import { part } from '@/lib/engine/compose';
+import { asks } from '@/lib/actions/drivers';
 
 export const resizeHerdParams = z
   .object({
@@ -243,6 +243,7 @@ function stateOf(s: HerdResizeState, m: InstanceRef): ResizeState {
 
 export const resizeHerdAction = defineHerdAction({
   name: 'resize-herd',
+  control: asks('resize-herd'),
   label: 'Resize a herd (EC2)',
   permission: 'admin',
   dangerous: true,

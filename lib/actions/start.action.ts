@@ -4,6 +4,7 @@ import { answeringAsPrimary, observeOthers } from '@/lib/fleet/herd-primary';
 import { observe, waitObserved, type Observed } from '@/lib/fleet/observe';
 import { refuse } from '@/lib/fleet/refusal';
 import { refreshStep, sshControlStep } from '@/lib/actions/steps/control-steps';
+import { asks } from '@/lib/actions/drivers';
 
 interface StartState {
   running: boolean;
@@ -12,6 +13,7 @@ interface StartState {
 
 export const startAction = defineAction({
   name: 'start',
+  control: asks('start'),
   label: 'Start',
   permission: 'operator',
   dangerous: false,

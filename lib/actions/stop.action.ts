@@ -3,6 +3,7 @@ import { commonWarnings, defineAction } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { waitObserved } from '@/lib/fleet/observe';
 import { refreshStep, sshControlStep } from '@/lib/actions/steps/control-steps';
+import { asks } from '@/lib/actions/drivers';
 
 interface StopState {
   after?: Observed;
@@ -10,6 +11,7 @@ interface StopState {
 
 export const stopAction = defineAction({
   name: 'stop',
+  control: asks('stop'),
   label: 'Stop (fast)',
   permission: 'operator',
   dangerous: true,

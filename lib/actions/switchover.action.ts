@@ -44,7 +44,8 @@ import {
 } from '@/lib/actions/steps/topology-steps';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { SshCommandError } from '@/lib/adapters/ssh/ssh-errors';
-import { isPatroniHerd, planPatroniSwitchover, type PatroniSwitchState } from '@/lib/actions/patroni/switch';
+import { isPatroniHerd, planPatroniSwitchover, type PatroniSwitchState } from '@/lib/actions/drivers/patroni/switch';
+import { asks } from '@/lib/actions/drivers';
 
 export const DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024;
 /** How long the undo waits for a promotion that was sent to show whether it went through. */
@@ -222,6 +223,7 @@ export const newSwitchoverState = (): SwitchoverState => ({
 
 export const switchoverAction = defineHerdAction({
   name: 'switchover',
+  control: asks('switchover'),
   label: 'Switchover',
   permission: 'admin',
   dangerous: true,
@@ -252,8 +254,6 @@ export const switchoverAction = defineHerdAction({
     ],
   },
   state: newSwitchoverState,
-  // On a herd Patroni runs: Patroni's POST /switchover (lib/actions/patroni/switch.ts); pgherd moves DNS and PgBouncers.
-  onPatroniHerds: true,
   // From the old primary the user confirmed, to the candidate they confirmed: a second switchover submitted
   // beside a first finds another primary when it starts, and is refused instead of switching again.
   runsAsConfirmed: true,

@@ -45,6 +45,7 @@ import {
   withBacks,
 } from '@/lib/actions/steps/drain-steps';
 import { membersAfterSwitchover, newSwitchoverState, planSwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
+import { asks } from '@/lib/actions/drivers';
 
 /** "15.18" from 150018. */
 export const versionText = (num: number): string => `${Math.floor(num / 10000)}.${num % 10000}`;
@@ -463,6 +464,7 @@ function planUpgrade(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p:
 
 export const upgradeMinorAction = defineHerdAction({
   name: 'upgrade-minor',
+  control: asks('upgrade-minor'),
   label: 'Upgrade to another minor release',
   permission: 'admin',
   dangerous: true,

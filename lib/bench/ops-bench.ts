@@ -22,12 +22,14 @@ import { registerAction } from '@/lib/actions/registry';
 import { submitOperation } from '@/lib/engine/submit';
 import { startWorker } from '@/jobs/start-worker';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
+import { asks } from '@/lib/actions/drivers';
 
 const FILE = path.join(PROJECT_ROOT, '.lab', 'bench-ops-lab.json');
 const actor = { id: null, username: 'bench', access: SYSTEM_ACCESS };
 
 export const noopAction: InstanceAction = defineAction({
   name: 'noop',
+  control: asks(null),
   label: 'No-op',
   permission: 'operator',
   dangerous: false,

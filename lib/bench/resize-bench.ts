@@ -12,7 +12,8 @@ import { ec2Client } from '@/lib/adapters/aws/config';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { forgetCatalogues } from '@/lib/fleet/cloud/catalogue';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings } from '@/lib/lab/lab';
-import { describeInChunks, resizeAction } from '@/lib/actions/resize.action';
+import { resizeAction } from '@/lib/actions/resize.action';
+import { describeInChunks } from '@/lib/actions/steps/cloud-prepare';
 import { planOperation } from '@/lib/engine/plan';
 import { seedScale } from './seed-scale';
 

@@ -28,6 +28,7 @@ import { seedLabFleet } from '@/lib/lab/seed';
 import { openQueue, runOperation, type TestWorker } from '@/lib/testing/operations';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { waitFor } from '@/lib/testing/wait';
+import { asks } from '@/lib/actions/drivers';
 
 const STEP_S = 40;
 let lab: LabInfo;
@@ -50,6 +51,7 @@ function killTree(pid: number) {
 
 const longStep: InstanceAction = defineAction({
   name: 'control-plane-test-long-step',
+  control: asks(null),
   label: 'A long command on the host',
   permission: 'operator',
   dangerous: false,
@@ -80,6 +82,7 @@ const longStep: InstanceAction = defineAction({
 const MARKS = `/tmp/pgherd-cp-marks-${String(process.pid)}`;
 const markAction: InstanceAction = defineAction({
   name: 'control-plane-test-mark',
+  control: asks(null),
   label: 'Leave a mark on the host',
   permission: 'operator',
   dangerous: false,

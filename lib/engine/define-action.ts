@@ -5,7 +5,6 @@
 // ones use (a candidate chosen when the failover runs) live in the action's typed state, made fresh for
 // each run.
 import type { DiagramChange } from '@/lib/fleet/herds/diagram-after';
-import { driverFor } from '@/lib/fleet/drivers';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
 import type { Role } from '@/db/types';
@@ -186,27 +185,21 @@ interface ActionMeta {
    */
   runsAsConfirmed?: boolean;
   /**
-   * It may run on a herd Patroni runs: it acts there through Patroni's REST API (its plan says what
-   * Patroni is asked), or starts, stops and promotes nothing (Check SSH, Refresh DNS). Every other
-   * action is refused there: pgherd never runs pg_ctl behind Patroni's back.
+   * What it asks of the control plane that runs each member it touches (pg_ctl over SSH, Patroni, RDS):
+   * made with `asks(capability)` of the driver port (lib/actions/drivers). Asked before anything else,
+   * at planning and again when a target runs: a Refusal (in the driver's own words) refuses the target.
    */
-  onPatroniHerds?: boolean;
-  /**
-   * It may run on a herd RDS runs: it acts there through the RDS API only (its plan says what RDS is
-   * asked), or over SQL and DNS. Every other action is refused there: RDS gives no shell.
-   */
-  onRdsHerds?: boolean;
+  control: (controlDriver: string) => Refusal | null;
 }
 
 /** The role `action` needs with these parameters. */
 export const roleNeeded = (action: Pick<ActionMeta, 'permission' | 'permissionFor'>, params: ActionParams): Role =>
   action.permissionFor?.(params) ?? action.permission;
 
-/** Refuses (throws a Refusal) a target whose control driver `action` cannot act through. */
-export function checkDriver(action: { onPatroniHerds?: boolean; onRdsHerds?: boolean }, controlDriver: string): void {
-  if (controlDriver === 'patroni' && action.onPatroniHerds) return;
-  if (controlDriver === 'rds' && action.onRdsHerds) return;
-  driverFor(controlDriver);
+/** Refuses (throws the Refusal) a target one of whose control drivers `action` cannot act through. */
+export function checkDriver(action: Pick<ActionMeta, 'control'>, controlDriver: string): void {
+  const refused = action.control(controlDriver);
+  if (refused) throw refused;
 }
 
 /** Why `action` may not run on these servers (one without a pinned SSH host key), or undefined. */

@@ -50,6 +50,7 @@ import { startWorker } from '@/jobs/start-worker';
 import { operationView } from '@/lib/engine/operation-view';
 import { startTcpProxy } from '@/lib/testing/tcp-proxy';
 import { loadAccess, SYSTEM_ACCESS } from '@/lib/engine/access';
+import { asks } from '@/lib/actions/drivers';
 
 let t: TestDb;
 let refs: InstanceRef[] = [];
@@ -377,6 +378,7 @@ describe('what a command prints is recorded, whatever it prints', () => {
   // byte in text, and a statement that tries fails whole, with the record of how the target ended.
   const binaryAction: InstanceAction = defineAction({
     name: 'engine-test-binary',
+    control: asks(null),
     label: 'Print NUL bytes',
     permission: 'operator',
     dangerous: false,
@@ -419,6 +421,7 @@ describe('a failed cleanup is never hidden', () => {
   const pausing = (name: string, then: () => Promise<void>): InstanceAction =>
     defineAction({
       name,
+      control: asks(null),
       label: name,
       permission: 'operator',
       dangerous: false,
@@ -797,6 +800,7 @@ describe('pgherd\u2019s database away for a moment', () => {
     };
     const blinkAction: InstanceAction = defineAction({
       name: 'engine-test-blink',
+      control: asks(null),
       label: 'Blink the database',
       permission: 'operator',
       dangerous: false,
@@ -846,6 +850,7 @@ describe('a worker that comes back after its lease was taken', () => {
     const held = new Promise<void>((r) => (letGo = r));
     const holdAction: InstanceAction = defineAction({
       name: 'engine-test-hold',
+      control: asks(null),
       label: 'Hold, with a cleanup',
       permission: 'operator',
       dangerous: false,
@@ -914,6 +919,7 @@ describe('a worker cut off from pgherd\u2019s database during a long step', () =
     // A stalled base backup, as far as the worker can tell: a command on the host that runs on and on.
     const longAction: InstanceAction = defineAction({
       name: 'engine-test-long-step',
+      control: asks(null),
       label: 'A long step on the host',
       permission: 'operator',
       dangerous: false,

@@ -25,6 +25,7 @@ import { identityProblem } from '@/lib/fleet/identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { digestOf, typeToConfirm, type PlannedTarget } from '@/lib/engine/plan';
 import { reloadAction } from '@/lib/actions/reload.action';
+import { asks } from '@/lib/actions/drivers';
 
 /** The digest planOperation computes for one herd action on one herd. */
 function herdDigest(action: HerdAction, h: HerdRef, params: Record<string, unknown> = {}) {
@@ -123,6 +124,7 @@ describe('a plan is what it does, not its words', () => {
   /** The switchover with every sentence of its plan said otherwise (steps, cleanups, warnings), and nothing else changed. */
   const reworded = defineHerdAction({
     name: switchoverAction.name,
+    control: asks(null),
     label: switchoverAction.label,
     permission: 'admin',
     dangerous: true,

@@ -27,6 +27,7 @@ import { StalePlanError, submitOperation } from '@/lib/engine/submit';
 import { wavesSchema } from '@/lib/engine/waves';
 import { conductWaves } from '@/lib/engine/conductor';
 import { startWorker } from '@/jobs/start-worker';
+import { asks } from '@/lib/actions/drivers';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-waves-${process.pid}.json`);
 let lab: LabInfo;
@@ -98,6 +99,7 @@ async function releaseInTurn(operationIds: number[], cap: number) {
 /** Real work that takes a while (a query on the instance, then as long as the test holds it), with a cleanup that always runs. */
 const slowAction: InstanceAction = defineAction({
   name: 'waves-test-slow',
+  control: asks(null),
   label: 'Slow touch',
   permission: 'operator',
   dangerous: false,

@@ -13,6 +13,7 @@ import { setting } from '@/lib/settings/settings';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { formatBytes } from '@/lib/adapters/format/units';
 import { policyRefusal, prepareBackups, readListing, recordListing, stanzaRunner, type BackupPrepared } from './backup-steps';
+import { asks } from '@/lib/actions/drivers';
 
 export const backupParams = z
   .object({
@@ -27,14 +28,13 @@ const BACKUP_TIMEOUT_MS = 6 * 3600_000;
 
 export const backupAction = defineHerdAction({
   name: 'backup',
+  control: asks('backups'),
   label: 'Back up',
   permission: 'operator',
   // A full backup is an admin's: by the policy's count alone it would be what pushes older backups out of
   // retention (pgherd's expire keeps a time floor too, so this is the second guard, not the only one).
   permissionFor: (p) => (p.type === 'full' ? 'admin' : 'operator'),
   dangerous: false,
-  // It reads the herd (pgBackRest on the backup host) and changes no member's settings or state: Patroni herds too.
-  onPatroniHerds: true,
   params: {
     schema: backupParams,
     fields: [

@@ -60,6 +60,7 @@ import { launchInstance, launchTemplateOf } from '@/lib/adapters/aws/ec2-launch'
 import { discoverEc2, discoveryConfig } from '@/lib/features/discovery/discovery';
 import { labAwsEnvironments } from '@/lib/lab/aws';
 import { priceList } from '@/lib/fleet/cloud/prices';
+import { asks } from '@/lib/actions/drivers';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'backups-test.json');
 const agentReport = (list: InstanceReport[]): Report => ({
@@ -294,6 +295,7 @@ describe('Back up', () => {
 /** A herd action that drops a table on the primary: an operation to restore to just before. */
 const dropTable = defineHerdAction({
   name: 'test-drop-precious',
+  control: asks(null),
   label: 'Drop the precious table (test)',
   permission: 'operator',
   dangerous: false,

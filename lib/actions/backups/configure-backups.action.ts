@@ -27,7 +27,7 @@ import {
 import type { BackupMember } from '@/lib/fleet/backups/tool';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { patchConfig } from '@/lib/adapters/patroni/client';
-import { patroniArg, patroniEndpoint, patroniPreflightStep, sleepUnlessStopped } from '@/lib/actions/patroni/steps';
+import { patroniArg, patroniEndpoint, patroniPreflightStep, sleepUnlessStopped } from '@/lib/actions/drivers/patroni/steps';
 import {
   policyRefusal,
   prepareBackups,
@@ -38,6 +38,7 @@ import {
   writeHostFile,
   type BackupPrepared,
 } from './backup-steps';
+import { asks } from '@/lib/actions/drivers';
 
 interface MemberSettings {
   socketDirectory: string;
@@ -118,13 +119,12 @@ async function stanzaHolders(db: Db, stanzas: string[]): Promise<Map<string, num
 
 export const configureBackupsAction = defineHerdAction({
   name: 'configure-backups',
+  control: asks('backups'),
   label: 'Configure backups',
   // Where a herd's WAL goes and who holds its keys: an admin's decision, like the policy itself.
   permission: 'admin',
   dangerous: false,
   runsAsConfirmed: true,
-  // On a Patroni herd its settings go through Patroni's dynamic configuration (PATCH /config).
-  onPatroniHerds: true,
   state: (): ConfigureState => ({ read: new Map(), archiveModeOff: [] }),
   prepare: async (herds, _params, db): Promise<ConfigurePrepared> => ({
     ...(await prepareBackups(herds, db)),

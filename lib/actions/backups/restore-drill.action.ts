@@ -42,6 +42,7 @@ import {
   type RestoreServer,
   type RestoreState,
 } from './restore-steps';
+import { asks } from '@/lib/actions/drivers';
 
 export const restoreDrillParams = z
   .object({
@@ -203,12 +204,11 @@ function launchForDrill(l: LaunchPlan, server: RestoreServer, h: { name: string;
 
 export const restoreDrillAction = defineHerdAction({
   name: 'restore-drill',
+  control: asks('backups'),
   label: 'Restore drill',
   // The drill lays a herd out on a scratch server: an admin says which.
   permission: 'admin',
   dangerous: false,
-  // It writes a marker row on the primary and restores elsewhere; no member's settings or state change: Patroni herds too.
-  onPatroniHerds: true,
   params: {
     schema: restoreDrillParams,
     fields: [

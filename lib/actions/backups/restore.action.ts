@@ -35,6 +35,7 @@ import {
   type RestoreServer,
   type RestoreState,
 } from './restore-steps';
+import { asks } from '@/lib/actions/drivers';
 
 export const restoreParams = z
   .object({
@@ -121,12 +122,11 @@ async function prepare(herds: HerdRef[], params: z.output<typeof restoreParams>,
 
 export const restoreAction = defineHerdAction({
   name: 'restore',
+  control: asks('backups'),
   label: 'Restore to a new herd',
   // A new herd on a server of the environment, from the environment's backups: an admin's act.
   permission: 'admin',
   dangerous: true,
-  // The source herd is only read (its repository); what it starts is a new herd of its own: Patroni herds too.
-  onPatroniHerds: true,
   // When to restore, and to what, is a person's decision (a drill is the scheduled kind).
   schedulable: false,
   runsAsConfirmed: true,

@@ -13,6 +13,7 @@ import { refuse } from '@/lib/fleet/refusal';
 import { terminateLaunched } from '@/lib/actions/steps/launch';
 import { removeRestored } from './restore-steps';
 import { adoptedBy, leaveClaim } from './claim-guard';
+import { asks } from '@/lib/actions/drivers';
 
 interface Claim {
   id: number;
@@ -117,6 +118,7 @@ async function prepare(herds: { id: number }[], _params: unknown, db: Db): Promi
 
 export const tearDownRestoredAction = defineHerdAction({
   name: 'tear-down-restored',
+  control: asks('backups'),
   label: 'Tear down a restored herd',
   permission: 'admin',
   dangerous: true,

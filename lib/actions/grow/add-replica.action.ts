@@ -25,6 +25,7 @@ import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { newSeedState, seedSteps, type Seed, type SeedState } from './seed-steps';
+import { asks } from '@/lib/actions/drivers';
 
 const { serverId, instanceType, port, dataDirectory, sslCertFile, sslKeyFile } = restoreTargetParams;
 
@@ -134,6 +135,7 @@ function chooseSeed(
 
 export const addReplicaAction = defineHerdAction({
   name: 'add-replica',
+  control: asks('add-replica'),
   label: 'Add replica',
   // A new host for the herd (an instance launched and paid for, a server laid out): an admin's act.
   permission: 'admin',

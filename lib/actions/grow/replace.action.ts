@@ -27,6 +27,7 @@ import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { newSeedState } from './seed-steps';
 import { planAddReplica, prepareAddReplica, type AddReplicaPrepared, type AddState } from './add-replica.action';
 import { awayFrom, newRetireState, planRetire, prepareRetire, retireParams, type RetirePrepared, type RetireState } from './retire.action';
+import { asks } from '@/lib/actions/drivers';
 
 const { serverId, port, dataDirectory, sslCertFile, sslKeyFile } = restoreTargetParams;
 
@@ -274,6 +275,7 @@ const fields = [
 
 export const replaceAction = defineAction({
   name: 'replace',
+  control: asks('replace'),
   label: 'Replace member',
   permission: 'admin',
   dangerous: true,
@@ -288,6 +290,7 @@ export const replaceAction = defineAction({
 /** Evacuate: run by the system on a spot interruption notice (lib/features/spot/notice.ts). */
 export const evacuateAction = defineAction({
   name: 'spot-evacuate',
+  control: asks('replace'),
   label: 'Evacuate (spot interruption)',
   permission: 'admin',
   dangerous: true,

@@ -24,6 +24,7 @@ import { instanceClient } from '@/lib/fleet/pg-access';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { recheckIdentity } from '@/lib/fleet/cloud/identity';
 import { herdPolicies } from '@/lib/fleet/backups/policy';
+import { asks } from '@/lib/actions/drivers';
 
 /** Actions a rule runs that need a replica in the herd: its last one is not retired while such a rule is on. */
 export const NEEDS_A_REPLICA = ['switchover', 'dr-failover', 'dr-drill', 'upgrade-minor', 'resize-herd'];
@@ -107,6 +108,7 @@ interface State {
 
 export const retireAction = defineAction({
   name: 'retire',
+  control: asks('retire'),
   label: 'Retire member',
   // Its host may be terminated: an admin's act, like launching one.
   permission: 'admin',

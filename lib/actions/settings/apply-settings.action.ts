@@ -8,8 +8,8 @@
 import { z } from 'zod';
 import type { Db } from '@/db/client';
 import { PatroniError, patchConfig, restart as patroniRestart } from '@/lib/adapters/patroni/client';
-import { patroniCallStep, patroniEndpoint } from '@/lib/actions/patroni/steps';
-import { isPatroniHerd } from '@/lib/actions/patroni/switch';
+import { patroniCallStep, patroniEndpoint } from '@/lib/actions/drivers/patroni/steps';
+import { isPatroniHerd } from '@/lib/actions/drivers/patroni/switch';
 import { sshControlStep } from '@/lib/actions/steps/control-steps';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { newSwitchoverState, planAnySwitchover, switchoverPair, type SwitchoverState } from '@/lib/actions/switchover.action';
@@ -28,6 +28,7 @@ import { loadCatalog, majorOf, readSettings } from '@/lib/fleet/settings/read-se
 import { wantedSettings } from '@/lib/fleet/settings/wanted';
 import { belowThePrimary, changeWords, planChanges, type MemberChanges, type MemberSettings, type SettingChange } from './apply-plan';
 import { sameValue } from '@/lib/fleet/settings/values';
+import { asks } from '@/lib/actions/drivers';
 
 export const applySettingsParams = z
   .object({
@@ -451,10 +452,10 @@ function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<St
 
 export const applySettingsAction = defineHerdAction({
   name: 'apply-settings',
+  control: asks('set-parameters'),
   label: 'Apply settings',
   permission: 'admin',
   dangerous: true,
-  onPatroniHerds: true,
   runsAsConfirmed: true,
   params: {
     schema: applySettingsParams,

@@ -31,7 +31,7 @@ import { herdSettingsView } from '@/lib/features/settings/herd-settings-view';
 import { changesWithin, settingsAt } from '@/lib/fleet/settings/history';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { getCluster } from '@/lib/adapters/patroni/client';
-import { patroniEndpoint } from '@/lib/actions/patroni/steps';
+import { patroniEndpoint } from '@/lib/actions/drivers/patroni/steps';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 import { applySettingsAction } from './apply-settings.action';
 

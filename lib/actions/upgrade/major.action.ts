@@ -59,6 +59,7 @@ import {
   subscription,
   type SubName,
 } from './replication';
+import { asks } from '@/lib/actions/drivers';
 
 // --- Reading what there is -------------------------------------------------------------------------
 
@@ -211,6 +212,7 @@ function precheckFacts(f: BlueFacts, build: TargetBuild) {
 
 export const upgradePrecheckAction = defineHerdAction({
   name: 'upgrade-precheck',
+  control: asks('upgrade-major'),
   label: 'Pre-check a major upgrade',
   // It changes nothing, but it is an operation: a read-only role runs none.
   permission: 'operator',
@@ -725,6 +727,7 @@ async function progress(from: Endpoint, to: Endpoint, databases: string[], upgra
 
 export const upgradeMajorAction = defineHerdAction({
   name: 'upgrade-major',
+  control: asks('upgrade-major'),
   label: 'Upgrade to a new major (blue/green)',
   permission: 'admin',
   dangerous: true,
@@ -1245,6 +1248,7 @@ function switchPlan(
 function switchAction(direction: 'cutover' | 'rollback') {
   return defineHerdAction({
     name: direction === 'cutover' ? 'upgrade-cutover' : 'upgrade-rollback',
+    control: asks('upgrade-major'),
     label: direction === 'cutover' ? 'Cut over to the upgraded herd' : 'Roll back to the herd before the upgrade',
     permission: 'admin',
     dangerous: true,
@@ -1300,6 +1304,7 @@ interface CleanState {
 
 export const upgradeCleanupAction = defineHerdAction({
   name: 'upgrade-cleanup',
+  control: asks('upgrade-major'),
   label: 'Clean up a major upgrade',
   permission: 'admin',
   dangerous: true,

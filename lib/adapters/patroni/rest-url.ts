@@ -1,7 +1,7 @@
 // Where pgherd may send Patroni's REST credentials: only to the member's own server. TLS proves the
 // host, never the port, so the host is compared exactly (a first label or a prefix could be anyone's
 // host) and the scheme must be https; which port is the member's Patroni is for its peers to confirm
-// (lib/actions/patroni/steps.ts).
+// (lib/actions/drivers/patroni/steps.ts).
 
 /** A host as compared: lower case, no trailing dot, no IPv6 brackets. */
 export const normalHost = (h: string) =>

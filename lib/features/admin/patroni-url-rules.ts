@@ -2,11 +2,11 @@
 // instance's own server (https, that server's address exactly, else its host name), and the herd's
 // other members' Patroni must not list the member's REST API elsewhere (TLS proves the host, not the
 // port: another listener on that server would otherwise pass). The same is checked again before any
-// request carries credentials (lib/actions/patroni/steps.ts, lib/adapters/patroni/client.ts); this is the field error.
+// request carries credentials (lib/actions/drivers/patroni/steps.ts, lib/adapters/patroni/client.ts); this is the field error.
 import { sql } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
 import { restUrlProblem } from '@/lib/adapters/patroni/rest-url';
-import { peersSay } from '@/lib/actions/patroni/steps';
+import { peersSay } from '@/lib/actions/drivers/patroni/steps';
 
 interface Row extends Record<string, unknown> {
   id: number;

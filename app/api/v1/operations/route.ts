@@ -4,7 +4,7 @@ import { getDb } from '@/db/client';
 import { apiUser, handle, jsonBody } from '@/lib/features/api/respond';
 import { ApiError } from '@/lib/features/api/request-errors';
 import { IDEMPOTENCY_KEY, submitBody } from '@/lib/engine/operation-schemas';
-import { getAction } from '@/lib/actions/registry';
+import { deprecatedName, deprecationHeaders, getAction } from '@/lib/actions/registry';
 import { submitOperation } from '@/lib/engine/submit';
 import { webQueue } from '@/lib/entry/web/web-queue';
 
@@ -36,8 +36,9 @@ export const POST = handle(async (req) => {
     },
     user,
   );
+  const deprecated = deprecatedName(body.action);
   return NextResponse.json(
-    { id: res.id, duplicate: res.duplicate },
-    { status: 202, headers: { location: `/api/v1/operations/${res.id}` } },
+    { id: res.id, duplicate: res.duplicate, ...(deprecated ? { deprecated } : {}) },
+    { status: 202, headers: { location: `/api/v1/operations/${res.id}`, ...deprecationHeaders(body.action) } },
   );
 });

@@ -54,6 +54,12 @@ export const planResponse = z
         ),
       })
       .optional(),
+    deprecated: z
+      .string()
+      .optional()
+      .meta({
+        description: 'Set when `action` is a deprecated name (rds-reboot): what it is now. The answer also has a Deprecation header.',
+      }),
   })
   .meta({ id: 'Plan' });
 
@@ -89,7 +95,11 @@ export const submitOperationRoute = defineRoute({
   responses: {
     202: {
       description: 'Accepted: the workers run it. Follow it at Location.',
-      schema: z.object({ id: z.number().int(), duplicate: z.boolean().meta({ description: 'True when this key was submitted before.' }) }),
+      schema: z.object({
+        id: z.number().int(),
+        duplicate: z.boolean().meta({ description: 'True when this key was submitted before.' }),
+        deprecated: z.string().optional().meta({ description: 'Set when `action` is a deprecated name: what it is now.' }),
+      }),
       headers: { location: '/api/v1/operations/{id}' },
     },
   },

@@ -4,7 +4,7 @@ import { apiUser, handle, jsonBody } from '@/lib/features/api/respond';
 import { ApiError } from '@/lib/features/api/request-errors';
 import { planBody } from '@/lib/engine/operation-schemas';
 import { planOperation } from '@/lib/engine/plan';
-import { getAction } from '@/lib/actions/registry';
+import { deprecatedName, deprecationHeaders, getAction } from '@/lib/actions/registry';
 import { targetIdsFor } from '@/lib/engine/submit';
 import { wavePlan } from '@/lib/engine/waves';
 
@@ -21,39 +21,43 @@ export const POST = handle(async (req) => {
     });
   const rolling = body.waves ? wavePlan(plan, body.waves) : null;
   const waveOf = new Map(rolling?.waves.flatMap((w) => w.targets.map((t) => [t, w.wave] as const)));
-  return NextResponse.json({
-    action: plan.action,
-    params: plan.params,
-    digest: plan.digest,
-    confirm: plan.typeToConfirm,
-    targets: plan.targets.map((t) => ({
-      instanceId: t.instanceId,
-      herdId: t.herdId,
-      label: t.label,
-      environment: t.environment,
-      herd: t.herd,
-      steps: t.steps,
-      refused: t.refused ?? null,
-      warnings: t.warnings,
-      facts: t.facts ?? [],
-      ...(t.cost ? { cost: t.cost } : {}),
-      ...(rolling ? { wave: waveOf.get(t) ?? null } : {}),
-    })),
-    // What the runnable targets cost an hour now and after, added up (a resize).
-    ...(plan.cost ? { cost: plan.cost } : {}),
-    // The waves as submit will run them (absent without a waves object): the spec with its defaults
-    // filled in, in words, and the targets of each wave in order.
-    ...(rolling
-      ? {
-          waves: {
-            spec: rolling.spec,
-            summary: rolling.summary,
-            waves: rolling.waves.map((w) => ({
-              wave: w.wave,
-              targets: w.targets.map((t) => ({ instanceId: t.instanceId, herdId: t.herdId, label: t.label, site: t.site })),
-            })),
-          },
-        }
-      : {}),
-  });
+  return NextResponse.json(
+    {
+      action: plan.action,
+      params: plan.params,
+      digest: plan.digest,
+      confirm: plan.typeToConfirm,
+      targets: plan.targets.map((t) => ({
+        instanceId: t.instanceId,
+        herdId: t.herdId,
+        label: t.label,
+        environment: t.environment,
+        herd: t.herd,
+        steps: t.steps,
+        refused: t.refused ?? null,
+        warnings: t.warnings,
+        facts: t.facts ?? [],
+        ...(t.cost ? { cost: t.cost } : {}),
+        ...(rolling ? { wave: waveOf.get(t) ?? null } : {}),
+      })),
+      // What the runnable targets cost an hour now and after, added up (a resize).
+      ...(plan.cost ? { cost: plan.cost } : {}),
+      // The waves as submit will run them (absent without a waves object): the spec with its defaults
+      // filled in, in words, and the targets of each wave in order.
+      ...(rolling
+        ? {
+            waves: {
+              spec: rolling.spec,
+              summary: rolling.summary,
+              waves: rolling.waves.map((w) => ({
+                wave: w.wave,
+                targets: w.targets.map((t) => ({ instanceId: t.instanceId, herdId: t.herdId, label: t.label, site: t.site })),
+              })),
+            },
+          }
+        : {}),
+      ...(deprecatedName(body.action) ? { deprecated: deprecatedName(body.action) } : {}),
+    },
+    { headers: deprecationHeaders(body.action) },
+  );
 });

@@ -188,7 +188,7 @@ describe('a herd Patroni runs, through pgherd', () => {
     await db.update(herds).set({ controlDriver: 'pg_ctl', patroniScope: '' }).where(eq(herds.id, herdId));
     const [srv] = await db.select({ id: servers.id, hostname: servers.hostname }).from(servers).where(eq(servers.hostname, m.server));
     await ingestReports(db, [{ server: srv!, report }]);
-    // A proposal, not a change (lib/actions/patroni/trust.int.test.ts has the accept).
+    // A proposal, not a change (lib/actions/drivers/patroni/trust.int.test.ts has the accept).
     const [row] = await db
       .select({ url: instances.patroniUrl, proposed: instances.patroniProposedUrl })
       .from(instances)

@@ -2,7 +2,7 @@
 // source, of a class and in a zone; RDS's status is waited on until it is available with an endpoint; the
 // new DB instance is entered in the herd (a server and its instance, as discovery would enter it), and must
 // stream from the source. The RDS counterpart of Add replica (RDS gives no host to lay a replica out on).
-import { waitRdsNoted } from './rds-steps';
+import { waitRdsNoted } from './steps';
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
 import { instances, servers } from '@/db/schema';
@@ -19,6 +19,7 @@ import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { HOURS_PER_MONTH, priceList } from '@/lib/fleet/cloud/prices';
 import { rdsIdentity, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
+import { asks } from '@/lib/actions/drivers';
 
 export const rdsAddReplicaParams = z
   .object({
@@ -217,13 +218,13 @@ export function planRdsAddReplica<S>(h: HerdRef, p: z.output<typeof rdsAddReplic
 
 export const rdsAddReplicaAction = defineHerdAction({
   name: 'rds-add-replica',
+  control: asks('add-read-replica'),
   label: 'Add read replica (RDS)',
   // A new DB instance, paid for: an admin's act, as Add replica is.
   permission: 'admin',
   dangerous: true,
   schedulable: false,
   runsAsConfirmed: true,
-  onRdsHerds: true,
   params: {
     schema: rdsAddReplicaParams,
     fields: [

@@ -9,7 +9,7 @@ import { servers } from '@/db/schema';
 import { awsErrorText } from '@/lib/adapters/aws/errors';
 import { ec2Client, rdsClient } from '@/lib/adapters/aws/config';
 import { describeRds, isRdsCapacityOrClassRefusal, modifyClass, rdsWaitBounds, type RdsInstance } from '@/lib/adapters/aws/rds';
-import { waitRdsNoted } from './rds-steps';
+import { waitRdsNoted } from './steps';
 import { awsEnvironments } from '@/lib/adapters/aws/environments';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { commonWarnings, type ActionDeps, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';

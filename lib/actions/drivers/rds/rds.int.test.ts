@@ -4,6 +4,7 @@
 // refresh observes it over Postgres at RDS's endpoints; actions that need a shell are refused; Resize
 // changes a replica's class through the RDS API, drained first, with the real outcome checked: the class
 // RDS says, the Postgres restarted and streaming, the read name back, the writer's commits all there.
+import { getAction } from '@/lib/actions/registry';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -44,8 +45,7 @@ import { stopAction } from '@/lib/actions/stop.action';
 import { rebuildAction } from '@/lib/actions/rebuild.action';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
-import { rdsRebootAction } from '@/lib/actions/rds/rds-reboot.action';
-import { rdsAddReplicaAction } from '@/lib/actions/rds/rds-add-replica.action';
+import { rdsAddReplicaAction } from '@/lib/actions/drivers/rds/add-replica';
 import { drFailoverAction } from '@/lib/actions/dr-failover.action';
 import { crash } from '@/lib/lab/faults';
 import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
@@ -295,7 +295,7 @@ describe('discovery', () => {
 describe('what RDS gives no shell for', () => {
   it('refuses pg_ctl, SSH and rebuild actions on an RDS member, and a herd switchover or resize, saying why', async () => {
     const replica = ids.get(member(1).identifier)!;
-    for (const action of [restartAction, stopAction, rebuildAction] as AnyAction[]) {
+    for (const action of [stopAction, rebuildAction] as AnyAction[]) {
       const p = await plan(action, [replica]);
       expect(p.targets[0], action.name).toMatchObject({
         refused: expect.stringMatching(/^RDS runs this herd: pgherd acts on its members through the RDS API only/),
@@ -590,22 +590,31 @@ describe('power off and on through the RDS API', () => {
   }, 240_000);
 });
 
-describe('reboot through the RDS API', () => {
+describe('restart through the RDS API (a reboot)', () => {
   it('refuses a failover on a Single-AZ instance; reboots a replica, which streams again', async () => {
     const r = member(2);
     const id = ids.get(r.identifier)!;
-    expect((await plan(rdsRebootAction, [id], { failover: true })).targets[0]!.refused).toMatch(
+    expect((await plan(restartAction, [id], { failover: true })).targets[0]!.refused).toMatch(
       /is Single-AZ: RDS reboots with failover only a Multi-AZ instance/,
     );
-    // Not an RDS member: Restart is the way.
+    // RDS's driver answers what it cannot do in its own words.
+    expect((await plan(restartAction, [id], { pendingOnly: true })).targets[0]!.refused).toMatch(/RDS keeps what waits for a reboot/);
+    // Restart of a member pgherd runs with pg_ctl, in the same plan: pg_ctl's restart; a failover there is refused.
     const [ec2Member] = await db
       .select({ id: instances.id })
       .from(instances)
       .innerJoin(herds, eq(herds.id, instances.herdId))
       .where(eq(herds.name, 'alpha'));
-    expect((await plan(rdsRebootAction, [ec2Member!.id])).targets[0]!.refused).toMatch(/is not an RDS DB instance: use Restart/);
+    const both = await plan(restartAction, [id, ec2Member!.id]);
+    expect(both.targets.map((t) => t.steps.some((s) => /^pg_ctl(cluster)? restart -m fast on /.test(s)))).toEqual([false, true]);
+    expect(both.targets[0]!.steps[0]).toMatch(/^ask RDS to reboot /);
+    expect((await plan(restartAction, [ec2Member!.id], { failover: true })).targets[0]!.refused).toMatch(
+      /a restart with failover is what RDS Multi-AZ does: here, use Switchover/,
+    );
+    // The old name plans the same restart, for one release.
+    expect(getAction('rds-reboot')).toBe(restartAction);
     const before = await startedAt(r);
-    const res = await run(rdsRebootAction, [id], {});
+    const res = await run(restartAction, [id], {});
     expect(res.op.status, stepsOf(res)).toBe('succeeded');
     expect(res.steps.find((x) => x.name === 'RDS: reboot')!.stdoutTail).toMatch(/RDS said: rebooting -> available/);
     expect(await startedAt(r)).toBeGreaterThan(before);
@@ -618,7 +627,7 @@ describe('reboot with failover of a Multi-AZ instance', () => {
     const id = ids.get(solo.identifier)!;
     expect((await classOf(solo.identifier)).multiAz).toBe(true);
     const before = await startedAt(solo);
-    const res = await run(rdsRebootAction, [id], { failover: true });
+    const res = await run(restartAction, [id], { failover: true });
     expect(res.op.status, stepsOf(res)).toBe('succeeded');
     expect(res.steps.find((x) => x.name === 'RDS: reboot with failover')!.stdoutTail).toMatch(/RDS said: rebooting -> available/);
     expect(await startedAt(solo)).toBeGreaterThan(before);

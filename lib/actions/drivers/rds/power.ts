@@ -3,7 +3,7 @@
 // read replica nor a source that has read replicas: those are refused with RDS's reason, before RDS is
 // asked. What the power actions' rules and reverse do with EC2 hosts (a dev herd parked at night) they do
 // with a lone RDS instance.
-import { waitRdsNoted } from './rds-steps';
+import { waitRdsNoted } from './steps';
 import { eq } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { instances, servers } from '@/db/schema';
@@ -18,7 +18,7 @@ import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { waitObserved } from '@/lib/fleet/observe';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { rdsDetails, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
-import type { RdsTarget } from './rds-resize';
+import type { RdsTarget } from './resize';
 
 /** How long Postgres may take to answer once RDS says available. */
 const UP_TIMEOUT_MS = 120_000;

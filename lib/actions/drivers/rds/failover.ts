@@ -7,7 +7,7 @@
 // RDS says of it: promoting beside it would make two, and the failover is refused. The other read replicas replicate from their source in
 // RDS and cannot be pointed at another: the outcome names them (add replicas of the new primary, retire
 // them).
-import { waitRdsNoted } from './rds-steps';
+import { waitRdsNoted } from './steps';
 import { eq } from 'drizzle-orm';
 import { instances } from '@/db/schema';
 import { rdsClient } from '@/lib/adapters/aws/config';

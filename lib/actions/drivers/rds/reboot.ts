@@ -1,30 +1,26 @@
 // Reboot an RDS DB instance through the RDS API (RebootDBInstance), with failover for a Multi-AZ one (its
 // standby in another zone takes over; RDS refuses it for a Single-AZ instance, and so does the plan).
 // RDS's status is waited on until it says available again, then Postgres must answer at the endpoint (a
-// replica: stream again). The RDS counterpart of Restart, which RDS gives no shell for.
-import { z } from 'zod';
+// replica: stream again). RDS's Restart: it gives no shell for pg_ctl.
 import { rdsClient } from '@/lib/adapters/aws/config';
 import { rdsWaitBounds, rebootRds } from '@/lib/adapters/aws/rds';
-import { waitRdsNoted } from './rds-steps';
-import { commonWarnings, defineAction, flagParam, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
+import { waitRdsNoted } from './steps';
+import { commonWarnings, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
-import { prepareCloud } from '@/lib/actions/resize.action';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { waitObserved } from '@/lib/fleet/observe';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { rdsDetails, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
-import type { RdsTarget } from './rds-resize';
+import type { RdsTarget } from './resize';
 import { eq } from 'drizzle-orm';
 import { servers } from '@/db/schema';
 
 /** How long Postgres may take to answer (a replica: to stream) once RDS says available. */
 const UP_TIMEOUT_MS = 120_000;
 
-export const rdsRebootParams = z.object({ failover: flagParam() }).strict();
-
 export function planRdsReboot<S>(t: InstanceRef, rds: Map<number, RdsTarget>, failover: boolean): ActionPlan<S> | Refusal {
-  if (!t.rds) return refuse('not-applicable', `${t.label} is not an RDS DB instance: use Restart`);
+  if (!t.rds) return refuse('not-applicable', `${t.label} is not an RDS DB instance: RDS cannot reboot it`);
   const c = rds.get(t.serverId);
   if (!c) return refuse('cloud', `${t.hostname} has no RDS identity: run discovery`);
   if (!c.live) return refuse('cloud', `RDS does not know ${c.identifier} in ${c.region} (deleted, or another account)`);
@@ -99,26 +95,3 @@ export function planRdsReboot<S>(t: InstanceRef, rds: Map<number, RdsTarget>, fa
     ],
   };
 }
-
-export const rdsRebootAction = defineAction({
-  name: 'rds-reboot',
-  label: 'Reboot (RDS)',
-  permission: 'operator',
-  dangerous: true,
-  runsAsConfirmed: true,
-  onRdsHerds: true,
-  params: {
-    schema: rdsRebootParams,
-    fields: [
-      {
-        name: 'failover',
-        label: 'With failover',
-        kind: 'flag',
-        emptyLabel: 'no: RDS restarts it where it is',
-        help: 'A Multi-AZ instance fails over to its standby in another zone; RDS refuses it for a Single-AZ instance.',
-      },
-    ],
-  },
-  prepare: (targets, _params, db) => prepareCloud(targets, db, null),
-  plan: (t, { params, prepared }) => planRdsReboot(t, prepared.rds, params.failover === true),
-});

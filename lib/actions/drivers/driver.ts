@@ -1,0 +1,107 @@
+// The port between the actions and the control planes pgherd acts through (pg_ctl over SSH,
+// Patroni's REST API, the RDS API). A herd has one driver; an action asks it for a capability and
+// never says which control plane runs the herd: the driver says whether it can, and if not why, in
+// its own words. As a Kubernetes controller asks its cloud provider `Instances() (Instances, bool)`.
+// docs/extending.md says how to add a control plane.
+import type { Db } from '@/db/client';
+import type { ActionParams, ActionPlan } from '@/lib/engine/define-action';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import type { Observed } from '@/lib/fleet/observe';
+import { Refusal, refuse } from '@/lib/fleet/refusal';
+
+/**
+ * What an action asks of the control plane that runs a herd. Each names a verb a person sees on the
+ * console, so that a driver that lacks one can say so in words.
+ */
+export const CAPABILITIES = {
+  start: 'start',
+  stop: 'stop',
+  restart: 'restart',
+  reload: 'reload its configuration',
+  promote: 'promote',
+  remaster: 'follow another upstream',
+  rebuild: 'rebuild from the primary',
+  switchover: 'switch over',
+  failover: 'DR failover',
+  'failover-drill': 'DR drill',
+  resize: 'resize',
+  'resize-herd': 'resize a herd member by member',
+  power: 'power off and on',
+  'add-replica': 'add a replica',
+  'add-read-replica': 'add a read replica',
+  retire: 'retire a member',
+  replace: 'replace a member',
+  'set-parameters': 'apply settings',
+  backups: 'back up and restore with pgBackRest',
+  'upgrade-minor': 'upgrade to a newer minor',
+  'upgrade-major': 'upgrade to a newer major',
+  pause: 'pause automatic failover',
+  shell: 'open a shell on its hosts',
+} as const;
+
+export type Capability = keyof typeof CAPABILITIES;
+
+/** What a capability's plan for one member looks at: its herd as the inventory has it, the action's parameters, what the driver's `prepare` read. */
+export interface MemberVerb<P> {
+  members: InstanceRef[];
+  params: P;
+  prepared: unknown;
+}
+
+/** A restart: what the action asks, and what its steps share (each driver uses what it needs). */
+export interface RestartParams {
+  /** Only a member whose settings wait for a restart (whoever decides that on this control plane). */
+  pendingOnly: boolean;
+  /** With failover to a standby (RDS Multi-AZ's reboot). */
+  failover: boolean;
+}
+export interface RestartState {
+  before?: Date;
+  after?: Observed;
+  /** Why it was left alone (only a pending restart was asked for, and none is). */
+  leftAlone?: string;
+}
+
+export interface ReloadState {
+  before?: Date;
+  after?: Observed;
+}
+
+export interface RebuildState {
+  rewound: boolean;
+  startedBefore?: Date;
+}
+
+/**
+ * One control plane, as the actions see it. A capability with a plan (`restart`, ...) returns the steps
+ * the driver takes for it, or a refusal in its own words; an action asks `driverOf(target)` for it and
+ * never names a driver. A capability in `capabilities` without a plan here is one whose action plans
+ * it the same way on every driver that has it (a backup over SSH, say).
+ */
+export interface HerdDriver {
+  /** Its name in docs and messages. */
+  readonly name: string;
+  /** The inventory's `control_driver` values it runs (pg_ctl and pg_ctlcluster are one driver). */
+  readonly controls: readonly string[];
+  /** What it can do. */
+  readonly capabilities: ReadonlySet<Capability>;
+  /** Why it does not do `capability`, in its own words (never shown for one it has). */
+  lacks(capability: Capability): string;
+  /** Reads what its plans for `capability` need beyond the inventory (RDS's view of its instances), once for all its targets. */
+  prepare?(capability: Capability, targets: InstanceRef[], db: Db): Promise<unknown>;
+  restart?<S extends RestartState>(t: InstanceRef, v: MemberVerb<RestartParams>): ActionPlan<S> | Refusal;
+  reload?<S extends ReloadState>(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<S> | Refusal;
+  rebuild?<S extends RebuildState>(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<S> | Refusal;
+}
+
+/** The capabilities a driver plans itself (HerdDriver's plan members). */
+export type PlannedCapability = 'restart' | 'reload' | 'rebuild';
+
+/** The refusal a driver gives for a capability it lacks. */
+export const lacking = (d: HerdDriver, c: Capability): Refusal => refuse('not-applicable', d.lacks(c));
+
+/** A driver's capabilities in words, in the order CAPABILITIES lists them. */
+export const capabilityWords = (d: HerdDriver): string[] =>
+  (Object.keys(CAPABILITIES) as Capability[]).filter((c) => d.capabilities.has(c)).map((c) => CAPABILITIES[c]);
+
+export { Refusal };

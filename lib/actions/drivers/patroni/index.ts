@@ -1,0 +1,57 @@
+// The driver of herds Patroni runs: pgherd asks Patroni's REST API (switchover, failover, restart,
+// reload, reinitialize, its dynamic configuration) and never runs pg_ctl behind Patroni's back
+// (Patroni would start again what pgherd stopped, demote what it promoted, and might fail over while
+// pgherd moves DNS). Its hosts give a shell: pgBackRest, SSH checks and host keys work as on pg_ctl's.
+import { PatroniError, reload, restart } from '@/lib/adapters/patroni/client';
+import { refuse } from '@/lib/fleet/refusal';
+import { reloadFlow, restartFlow } from '@/lib/actions/steps/verb-flows';
+import { CAPABILITIES, type Capability, type HerdDriver, type RestartState } from '../driver';
+import { planReinitialize } from './reinitialize';
+import { patroniCallStep, patroniPreflightStep } from './steps';
+
+const CAN: Capability[] = ['restart', 'reload', 'rebuild', 'switchover', 'failover', 'set-parameters', 'backups', 'pause', 'shell'];
+
+export const patroniDriver: HerdDriver = {
+  name: 'Patroni',
+  controls: ['patroni'],
+  capabilities: new Set(CAN),
+  lacks: (c) =>
+    `Patroni runs this herd: pgherd does not run pg_ctl behind Patroni's back (Patroni would undo it); its members are started, stopped and promoted by Patroni, and pgherd cannot ${CAPABILITIES[c]} them through it yet`,
+  // POST /restart; Patroni says whether a restart is pending (the postmaster's start time still tells it happened).
+  restart: (t, { params }) =>
+    params.failover
+      ? refuse('not-applicable', 'a restart with failover is what RDS Multi-AZ does: on a Patroni herd, use Switchover to move the leader')
+      : restartFlow(t, {
+          pendingOnly: params.pendingOnly,
+          pendingSaidBy: 'driver',
+          before: [patroniPreflightStep(t)],
+          ask: patroniCallStep<RestartState>(
+            t,
+            'restart',
+            { call: 'POST /restart', pendingOnly: params.pendingOnly },
+            `ask Patroni to restart it (POST /restart${params.pendingOnly ? ', only if Patroni marks a restart pending' : ''})`,
+            async (url, access, state) => {
+              try {
+                return await restart(url, access, { pendingOnly: params.pendingOnly });
+              } catch (err) {
+                // What Patroni answers when nothing is pending: the member is left alone, as asked.
+                if (params.pendingOnly && err instanceof PatroniError && err.code === 'NOT_PENDING') {
+                  state.leftAlone = 'Patroni marks no restart pending: left alone';
+                  return state.leftAlone;
+                }
+                throw err;
+              }
+            },
+          ),
+        }),
+  // POST /reload: Patroni reloads its configuration and Postgres's.
+  reload: (t) =>
+    reloadFlow(t, {
+      before: [patroniPreflightStep(t)],
+      ask: patroniCallStep(t, 'reload', { call: 'POST /reload' }, 'ask Patroni to reload (POST /reload)', (url, access) =>
+        reload(url, access),
+      ),
+    }),
+  // POST /reinitialize.
+  rebuild: (t, { members }) => planReinitialize(t, members),
+};

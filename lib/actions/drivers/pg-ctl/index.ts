@@ -1,0 +1,54 @@
+// The driver of herds pgherd runs itself, over SSH: pg_ctl (or Debian's pg_ctlcluster) on each member's
+// host, the data directory and pg_hba/postgresql.conf as files, EC2 for the machine under it.
+import { refuse } from '@/lib/fleet/refusal';
+import { sshControlStep } from '@/lib/actions/steps/control-steps';
+import { reloadFlow, restartFlow } from '@/lib/actions/steps/verb-flows';
+import { CAPABILITIES, type Capability, type HerdDriver } from '../driver';
+import { planRebuild } from './rebuild';
+
+const CAN: Capability[] = [
+  'start',
+  'stop',
+  'restart',
+  'reload',
+  'promote',
+  'remaster',
+  'rebuild',
+  'switchover',
+  'failover',
+  'failover-drill',
+  'resize',
+  'resize-herd',
+  'power',
+  'add-replica',
+  'retire',
+  'replace',
+  'set-parameters',
+  'backups',
+  'upgrade-minor',
+  'upgrade-major',
+  'shell',
+];
+
+export const pgCtlDriver: HerdDriver = {
+  name: 'pg_ctl',
+  controls: ['pg_ctl', 'pg_ctlcluster'],
+  capabilities: new Set(CAN),
+  lacks: (c) =>
+    c === 'pause'
+      ? 'pgherd runs this herd with pg_ctl: nothing fails it over on its own, so there is no automatic failover to pause'
+      : c === 'add-read-replica'
+        ? `${CAPABILITIES[c]} is what RDS calls it: pgherd runs this herd with pg_ctl over SSH; use Add replica`
+        : `pgherd runs this herd with pg_ctl, and cannot ${CAPABILITIES[c]} it yet`,
+  // pg_ctl restart over SSH; Postgres says whether a restart is pending.
+  restart: (t, { params }) =>
+    params.failover
+      ? refuse('not-applicable', 'a restart with failover is what RDS Multi-AZ does: here, use Switchover to move the primary')
+      : restartFlow(t, {
+          pendingOnly: params.pendingOnly,
+          pendingSaidBy: 'postgres',
+          ask: sshControlStep(t, 'restart', 'restart', (state) => state.leftAlone ?? false),
+        }),
+  reload: (t) => reloadFlow(t, { ask: sshControlStep(t, 'reload', 'reload') }),
+  rebuild: (t, { members }) => planRebuild(t, members),
+};

@@ -1,0 +1,27 @@
+// The driver of herds RDS runs: pgherd asks the RDS API (modify, stop and start, reboot, promote a
+// read replica, create one) and reads Postgres over SQL. RDS gives no shell, pg_ctl or data
+// directory: said here, once, for every action that needs them.
+import { prepareCloud, type ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
+import { refuse } from '@/lib/fleet/refusal';
+import { capabilityWords, type Capability, type HerdDriver } from '../driver';
+import { planRdsReboot } from './reboot';
+
+const CAN: Capability[] = ['restart', 'resize', 'power', 'failover', 'add-read-replica'];
+
+export const rdsDriver: HerdDriver = {
+  name: 'RDS',
+  controls: ['rds'],
+  capabilities: new Set(CAN),
+  lacks: () =>
+    `RDS runs this herd: pgherd acts on its members through the RDS API only (${capabilityWords(rdsDriver).join(', ')}, and Refresh DNS); RDS gives no shell, pg_ctl or data directory, so this action, which needs them, is refused`,
+  // What RDS has now of each DB instance (its status, class, Multi-AZ), read once for all the targets.
+  prepare: (_c, targets, db) => prepareCloud(targets, db, null),
+  // RebootDBInstance (with failover for a Multi-AZ instance).
+  restart: (t, { params, prepared }) =>
+    params.pendingOnly
+      ? refuse(
+          'not-applicable',
+          'RDS keeps what waits for a reboot in its parameter group, which pgherd does not read yet: untick "Only if a restart is pending"',
+        )
+      : planRdsReboot(t, (prepared as ResizePrepared).rds, params.failover),
+};

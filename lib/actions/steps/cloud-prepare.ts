@@ -1,0 +1,169 @@
+// What a plan on cloud servers reads before it is made, once for all its targets: each server's EC2
+// instance (or RDS DB instance) as the cloud has it now, its herd's hooks, and, when a type is wished
+// for, the ranking of the types it can run. Resize, power off and on, and RDS's restart read it.
+import { inArray } from 'drizzle-orm';
+import { herds, instances, servers } from '@/db/schema';
+import type { Db } from '@/db/client';
+import { awsSettings, awsUnavailable, AwsNotConfiguredError, ec2Client } from '@/lib/adapters/aws/config';
+import { describeInstancesById, type CloudInstance } from '@/lib/adapters/aws/ec2';
+import { awsEnvironments } from '@/lib/adapters/aws/environments';
+import { catalogueFor } from '@/lib/fleet/cloud/catalogue';
+import { identityProblem } from '@/lib/fleet/cloud/identity';
+import { priceList, priceListFor } from '@/lib/fleet/cloud/prices';
+import { rankTypes, type Ranking, type ResizeWish } from '@/lib/fleet/cloud/rank';
+import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { prepareRds, type RdsTarget } from '@/lib/actions/drivers/rds/resize';
+
+/** What the plan needs of one target besides the inventory: its server's EC2 instance now, and the ranking. */
+export interface CloudTarget {
+  region: string;
+  instanceId: string;
+  live: CloudInstance | null;
+  ranking: Ranking | null;
+  /** The type the inventory last recorded: the original one, when a resize was cut short after the type changed. */
+  recordedType: string | null;
+  /** Other instances on the same server: a resize stops the whole host. */
+  neighbours: string[];
+  /** Why EC2 does not confirm the instance as the server's (address, environment), or null when it does. */
+  identity: string | null;
+}
+
+export interface ResizePrepared {
+  byServer: Map<number, CloudTarget | null>;
+  /** The targets that are RDS DB instances, by server (RDS's own answer and ranking). */
+  rds: Map<number, RdsTarget>;
+  herds: Map<number, HerdRef & { hooks: { pre: string; post: string; on: 'worker' | 'database'; timeoutSeconds: number } }>;
+  prices: { source: string; date: string };
+}
+
+/** DescribeInstances takes at most 1000 ids a call: 200 a call, the calls at once (as a plan asks). */
+export async function describeInChunks(client: ReturnType<typeof ec2Client>, region: string, ids: string[]): Promise<CloudInstance[]> {
+  const chunks: string[][] = [];
+  for (let k = 0; k < ids.length; k += 200) chunks.push(ids.slice(k, k + 200));
+  return (await Promise.all(chunks.map((c) => describeInstancesById(client, region, c)))).flat();
+}
+
+/**
+ * The targets' servers' EC2 instances as EC2 has them now, their herds (DNS names, hooks) and, when a
+ * type is wished for, the ranking of the types each can run. Shared by resize and power off / on.
+ */
+export async function prepareCloud(
+  targets: InstanceRef[],
+  db: Db,
+  wish: (ResizeWish & { backTo?: Record<string, string> }) | null,
+): Promise<ResizePrepared> {
+  // backTo: each server's own type (its target's), the rest of the wish (fallbacks, burstable) the same for all.
+  const targetOn = new Map(targets.map((t) => [t.serverId, t.id]));
+  const envOf = new Map(targets.map((t) => [t.serverId, t.serverEnvironment]));
+  const wishFor = (serverId: number): ResizeWish | null => {
+    if (!wish?.backTo) return wish;
+    const to = wish.backTo[String(targetOn.get(serverId))];
+    return to ? { ...wish, instanceType: to } : null;
+  };
+  const serverIds = [...new Set(targets.map((t) => t.serverId))];
+  const rows = serverIds.length ? await db.select().from(servers).where(inArray(servers.id, serverIds)) : [];
+  const onServer = serverIds.length
+    ? await db
+        .select({ serverId: instances.serverId, id: instances.id, port: instances.port })
+        .from(instances)
+        .where(inArray(instances.serverId, serverIds))
+    : [];
+  const herdIds = [...new Set(targets.map((t) => t.herdId))];
+  const [herdRefs, hookRows] = await Promise.all([
+    loadHerdRefs(db, herdIds),
+    herdIds.length
+      ? db
+          .select({
+            id: herds.id,
+            pre: herds.resizePreHook,
+            post: herds.resizePostHook,
+            on: herds.hooksRunOn,
+            timeoutSeconds: herds.hookTimeoutSeconds,
+          })
+          .from(herds)
+          .where(inArray(herds.id, herdIds))
+      : [],
+  ]);
+  const hooks = new Map(hookRows.map((h) => [h.id, h]));
+  let prices = priceList();
+  const prepared: ResizePrepared = {
+    byServer: new Map(),
+    rds: new Map(),
+    herds: new Map(
+      herdRefs.map((h) => [h.id, { ...h, hooks: hooks.get(h.id) ?? { pre: '', post: '', on: 'database' as const, timeoutSeconds: 300 } }]),
+    ),
+    prices: { source: prices.source, date: prices.date },
+  };
+  const cloud = rows.filter((s) => s.cloudProvider === 'aws' && s.cloudInstanceId && s.cloudRegion);
+  const rds = rows.filter((s) => s.cloudProvider === 'rds' && s.cloudInstanceId && s.cloudRegion);
+  for (const s of rows) if (!cloud.includes(s) && !rds.includes(s)) prepared.byServer.set(s.id, null);
+  if (!cloud.length && !rds.length) return prepared;
+  const unavailable = await awsUnavailable();
+  if (unavailable) throw new AwsNotConfiguredError(unavailable.replace(/^AWS is not configured: /, ''));
+  const settings = awsSettings();
+  if (wish) {
+    // Prices only for a ranking: the Price List API's when configured (read once a region, kept).
+    prices = await priceListFor([...cloud, ...rds].map((s) => s.cloudRegion ?? ''));
+    prepared.prices = { source: prices.source, date: prices.date };
+  }
+  if (rds.length)
+    prepared.rds = await prepareRds(
+      rds,
+      (id) => envOf.get(id) ?? '',
+      (id) => onServer.filter((x) => x.serverId === id).map((x) => x.port),
+      wishFor,
+      wish !== null,
+      prices,
+      settings.endpoint ?? '',
+    );
+  if (!cloud.length) return prepared;
+  const byRegion = new Map<string, typeof cloud>();
+  for (const s of cloud) byRegion.set(s.cloudRegion ?? '', [...(byRegion.get(s.cloudRegion ?? '') ?? []), s]);
+  for (const [region, list] of byRegion) {
+    const client = ec2Client(region);
+    const seen = await describeInChunks(
+      client,
+      region,
+      list.map((s) => s.cloudInstanceId ?? ''),
+    );
+    const live = new Map(seen.map((i) => [i.instanceId, i]));
+    const mapping = awsEnvironments();
+    // Instances alike (zone, type, architecture, ENA, virtualization) rank alike: ranked once.
+    const ranked = new Map<string, Ranking>();
+    for (const s of list) {
+      const i = live.get(s.cloudInstanceId ?? '') ?? null;
+      let ranking: Ranking | null = null;
+      const w = wishFor(s.id);
+      if (i && wish && !w) ranking = { ok: false, reason: `backTo names no type for the instance on ${s.hostname}` };
+      if (i && w) {
+        const key = [i.availabilityZone, i.instanceType, i.architecture, i.enaSupport, i.virtualization, w.instanceType ?? ''].join(' ');
+        // (A refusal names its instance: ranked again for each.)
+        ranking = ranked.get(key) ?? null;
+        if (!ranking) {
+          const c = await catalogueFor(client, region, i.availabilityZone, { endpoint: settings.endpoint ?? '', prices });
+          ranking = rankTypes(i, w, c);
+          if (ranking.ok) ranked.set(key, ranking);
+        }
+      }
+      const others = onServer.filter((x) => x.serverId === s.id);
+      prepared.byServer.set(s.id, {
+        region,
+        instanceId: s.cloudInstanceId ?? '',
+        live: i,
+        ranking,
+        recordedType: s.cloudInstanceType,
+        neighbours: others.length > 1 ? others.map((x) => `${s.hostname}:${x.port}`) : [],
+        identity: i
+          ? await identityProblem(
+              { hostname: s.hostname, address: s.address, environment: envOf.get(s.id) ?? '' },
+              i.instanceId,
+              i,
+              mapping,
+            )
+          : null,
+      });
+    }
+  }
+  return prepared;
+}
