@@ -54,7 +54,6 @@ test('a staging DBA restarts a staging instance; production shows no control and
     'Resize (EC2 or RDS)',
     'Power off (EC2 or RDS)',
     'Power on (EC2 or RDS)',
-    'Reboot (RDS)',
   ]);
   await expect(page.getByRole('checkbox', { name: /^Select db-stg-billing/ })).toHaveCount(3);
   // Production instances are listed (bob may look) but have no checkbox.

@@ -15,8 +15,8 @@ import { createScratchTable, longestGap, onPrimary, startDrillWriter, type Drill
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
-import { membersAfterSwitchover, newSwitchoverState, planSwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
-import { asks } from '@/lib/actions/drivers';
+import { membersAfterSwitchover, newSwitchoverState, type SwitchoverState } from '@/lib/actions/drivers/switchover';
+import { asks, planSwitchoverOf } from '@/lib/actions/drivers';
 
 /** How long the DR member (then the primary of before) has to take the writer's first commit. */
 const FIRST_WRITE_TIMEOUT_MS = 30_000;
@@ -99,10 +99,10 @@ export function planDrill(h: HerdRef, p: z.output<typeof drDrillParams>): Action
   const pair = drillPair(h, p.candidateInstanceId);
   if (pair instanceof Refusal) return pair;
   const { old, cand } = pair;
-  const over = planSwitchover(h, { candidateInstanceId: cand.id });
+  const over = planSwitchoverOf(h, { candidateInstanceId: cand.id });
   if (over instanceof Refusal) return refuse(over.code, `the switchover to ${cand.label}: ${over.reason}`);
   if (over.refused) return refuse(over.refused.code, `the switchover to ${cand.label}: ${over.refused.reason}`);
-  const back = planSwitchover({ ...h, members: membersAfterSwitchover(h, old, cand) }, { candidateInstanceId: old.id });
+  const back = planSwitchoverOf({ ...h, members: membersAfterSwitchover(h, old, cand) }, { candidateInstanceId: old.id });
   if (back instanceof Refusal) return refuse(back.code, `the switchover back to ${old.label}: ${back.reason}`);
   const everyone = h.members;
   const steps: ActionStep<DrillState>[] = [

@@ -25,9 +25,9 @@ import {
   type ResizeState,
 } from '@/lib/actions/resize.action';
 import { prepareCloud, type ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
-import { membersAfterSwitchover, newSwitchoverState, planSwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
+import { membersAfterSwitchover, newSwitchoverState, type SwitchoverState } from '@/lib/actions/drivers/switchover';
 import { part } from '@/lib/engine/compose';
-import { asks } from '@/lib/actions/drivers';
+import { asks, planSwitchoverOf } from '@/lib/actions/drivers';
 
 export const resizeHerdParams = z
   .object({
@@ -132,7 +132,7 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
     const oldAfter = asReplicaOf(old, cand);
     const oldPlan = planResize(oldAfter, { members: after, params: wish, prepared: p });
     if (oldPlan instanceof Refusal) return refusedFor(old, oldPlan);
-    const over = planSwitchover(h, { candidateInstanceId: cand.id });
+    const over = planSwitchoverOf(h, { candidateInstanceId: cand.id });
     if (over instanceof Refusal) return refusedFor(cand, over);
     if (over.refused) return refusedFor(cand, over.refused);
     steps.push(
@@ -153,7 +153,7 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
     );
     order.push(`switch over to ${cand.label}`, `resize ${old.label}`);
     if (params.switchBack) {
-      const back = planSwitchover({ ...h, members: after }, { candidateInstanceId: old.id });
+      const back = planSwitchoverOf({ ...h, members: after }, { candidateInstanceId: old.id });
       if (back instanceof Refusal) return refusedFor(old, back);
       steps.push(
         ...part<SwitchoverState, HerdResizeState>(

@@ -18,9 +18,7 @@ import {
   stopInstance,
   waitBounds,
   waitSettled,
-  type CloudInstance,
 } from '@/lib/adapters/aws/ec2';
-import { writeAudit } from '@/lib/engine/write-audit';
 import { recheckIdentity } from '@/lib/fleet/cloud/identity';
 import { HOURS_PER_MONTH } from '@/lib/fleet/cloud/prices';
 import type { TypeChoice } from '@/lib/fleet/cloud/rank';
@@ -43,7 +41,7 @@ import { errorText } from '@/lib/engine/errors';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { postgresUpStep, refreshStep, sshControlStep } from '@/lib/actions/steps/control-steps';
 import { planRdsResize } from '@/lib/actions/drivers/rds/resize';
-import { prepareCloud, type CloudTarget, type ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
+import { prepareCloud, recordType, type CloudTarget, type ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
 import { DEFAULT_MAX_LAG_SECONDS, namesBack, replicaDrain, streamingStep } from '@/lib/actions/steps/drain-steps';
 import { asks } from '@/lib/actions/drivers';
 
@@ -536,28 +534,4 @@ function finishPlan(
 async function markStopped(deps: ActionDeps, t: InstanceRef) {
   await deps.db.update(servers).set({ cloudState: 'stopped', cloudSeenAt: new Date() }).where(eq(servers.id, t.serverId));
   await deps.db.update(instances).set({ state: 'stopped' }).where(eq(instances.id, t.id));
-}
-
-/**
- * What EC2 says the instance is now (type and state), into the inventory. A type other than the one the
- * inventory had is audited, once (the record step and the cleanup after it both write).
- */
-export async function recordType(deps: ActionDeps, t: InstanceRef, now: CloudInstance) {
-  const type = now.instanceType;
-  const [before] = await deps.db.select({ type: servers.cloudInstanceType }).from(servers).where(eq(servers.id, t.serverId));
-  const was = before?.type ?? null;
-  await deps.db
-    .update(servers)
-    .set({ cloudInstanceType: type, cloudState: now.state, cloudSeenAt: new Date() })
-    .where(eq(servers.id, t.serverId));
-  if (was !== null && type !== was)
-    await writeAudit(deps.db, {
-      user: deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
-      action: 'server.resized',
-      objectType: 'servers',
-      objectId: String(t.serverId),
-      objectLabel: `${t.hostname}${deps.operation ? ` (operation #${deps.operation.id})` : ''}`,
-      environmentId: t.serverEnvironmentId,
-      changes: { instanceType: [was, type] },
-    });
 }

@@ -44,8 +44,8 @@ import {
   waitOutTtlStep,
   withBacks,
 } from '@/lib/actions/steps/drain-steps';
-import { membersAfterSwitchover, newSwitchoverState, planSwitchover, type SwitchoverState } from '@/lib/actions/switchover.action';
-import { asks } from '@/lib/actions/drivers';
+import { membersAfterSwitchover, newSwitchoverState, type SwitchoverState } from '@/lib/actions/drivers/switchover';
+import { asks, planSwitchoverOf } from '@/lib/actions/drivers';
 
 /** "15.18" from 150018. */
 export const versionText = (num: number): string => `${Math.floor(num / 10000)}.${num % 10000}`;
@@ -382,7 +382,7 @@ function planUpgrade(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p:
   };
   for (const m of replicas) if (!done(m)) move(m, h.members);
   if (!done(old)) {
-    const over = planSwitchover({ ...h, members: asNow(h.members) }, { candidateInstanceId: cand.id });
+    const over = planSwitchoverOf({ ...h, members: asNow(h.members) }, { candidateInstanceId: cand.id });
     if (over instanceof Refusal) return refuse(over.code, `${cand.label}: ${over.reason}`);
     if (over.refused) return refuse(over.refused.code, `${cand.label}: ${over.refused.reason}`);
     steps.push(
@@ -398,7 +398,7 @@ function planUpgrade(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p:
     const after = membersAfterSwitchover(h, old, cand);
     move(asReplicaOf(old, cand), after);
     if (params.switchBack) {
-      const back = planSwitchover({ ...h, members: asNow(after) }, { candidateInstanceId: old.id });
+      const back = planSwitchoverOf({ ...h, members: asNow(after) }, { candidateInstanceId: old.id });
       if (back instanceof Refusal) return refuse(back.code, `${old.label}: ${back.reason}`);
       steps.push(
         ...part<SwitchoverState, UpgradeState>(

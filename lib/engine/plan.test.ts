@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { drFailoverAction } from '@/lib/actions/dr-failover.action';
 import { restartAction } from '@/lib/actions/restart.action';
-import { newSwitchoverState, planSwitchover, switchoverAction, switchoverParams } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/switchover.action';
+import { newSwitchoverState, switchoverParams } from '@/lib/actions/drivers/switchover';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
 import { resizeAction } from '@/lib/actions/resize.action';
 import { confirmedSteps } from '@/lib/engine/plan-identity';
@@ -25,7 +26,7 @@ import { identityProblem } from '@/lib/fleet/identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { digestOf, typeToConfirm, type PlannedTarget } from '@/lib/engine/plan';
 import { reloadAction } from '@/lib/actions/reload.action';
-import { asks } from '@/lib/actions/drivers';
+import { asks, planSwitchoverOf } from '@/lib/actions/drivers';
 
 /** The digest planOperation computes for one herd action on one herd. */
 function herdDigest(action: HerdAction, h: HerdRef, params: Record<string, unknown> = {}) {
@@ -131,7 +132,7 @@ describe('a plan is what it does, not its words', () => {
     params: { schema: switchoverParams, fields: [] },
     state: newSwitchoverState,
     plan: (h, { params }) => {
-      const p = planSwitchover(h, params);
+      const p = planSwitchoverOf(h, params);
       if (p instanceof Refusal) return p;
       const say = <S>(x: ActionStep<S>): ActionStep<S> => ({
         ...x,

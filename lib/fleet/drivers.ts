@@ -223,7 +223,7 @@ export class RdsOwnsError extends Refusal {
   constructor() {
     super(
       'not-applicable',
-      'RDS runs this herd: pgherd acts on its members through the RDS API only (Resize, Power off and on, Reboot (RDS), DR failover, Add read replica (RDS), Refresh DNS); RDS gives no shell, pg_ctl or data directory, so this action, which needs them, is refused',
+      'RDS runs this herd: pgherd acts on its members through the RDS API only (Restart, Resize, Power off and on, DR failover, Add read replica (RDS), Refresh DNS); RDS gives no shell, pg_ctl or data directory, so this action, which needs them, is refused',
     );
     this.name = 'RdsOwnsError';
   }

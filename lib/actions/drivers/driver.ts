@@ -5,9 +5,11 @@
 // docs/extending.md says how to add a control plane.
 import type { Db } from '@/db/client';
 import type { ActionParams, ActionPlan } from '@/lib/engine/define-action';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import type { Observed } from '@/lib/fleet/observe';
 import { Refusal, refuse } from '@/lib/fleet/refusal';
+import type { SwitchoverParams, SwitchoverState } from './switchover';
 
 /**
  * What an action asks of the control plane that runs a herd. Each names a verb a person sees on the
@@ -67,6 +69,13 @@ export interface ReloadState {
   after?: Observed;
 }
 
+export interface PowerState {
+  /** Postgres answered before the power off (else there is nothing to stop cleanly). */
+  wasUp: boolean;
+  /** The cloud was asked to stop the host: its names stay drained (power on puts them back). */
+  hostStopped?: boolean;
+}
+
 export interface RebuildState {
   rewound: boolean;
   startedBefore?: Date;
@@ -92,10 +101,14 @@ export interface HerdDriver {
   restart?<S extends RestartState>(t: InstanceRef, v: MemberVerb<RestartParams>): ActionPlan<S> | Refusal;
   reload?<S extends ReloadState>(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<S> | Refusal;
   rebuild?<S extends RebuildState>(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<S> | Refusal;
+  switchover?(h: HerdRef, params: SwitchoverParams): ActionPlan<SwitchoverState> | Refusal;
+  /** Power off and on: `prepared` is what the action's cloud preparation read (each server's machine now). */
+  powerOff?(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<PowerState> | Refusal;
+  powerOn?(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<unknown> | Refusal;
 }
 
 /** The capabilities a driver plans itself (HerdDriver's plan members). */
-export type PlannedCapability = 'restart' | 'reload' | 'rebuild';
+export type PlannedCapability = 'restart' | 'reload' | 'rebuild' | 'switchover' | 'powerOff' | 'powerOn';
 
 /** The refusal a driver gives for a capability it lacks. */
 export const lacking = (d: HerdDriver, c: Capability): Refusal => refuse('not-applicable', d.lacks(c));

@@ -1,4 +1,5 @@
 // The drivers pgherd has, and the one place that knows which runs a herd: driverOf.
+import type { ActionPlan } from '@/lib/engine/define-action';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import type { Db } from '@/db/client';
@@ -7,12 +8,14 @@ import { lacking, type Capability, type HerdDriver } from './driver';
 import { patroniDriver } from './patroni';
 import { pgCtlDriver } from './pg-ctl';
 import { rdsDriver } from './rds';
+import type { SwitchoverParams, SwitchoverState } from './switchover';
 
 export {
   lacking,
   type Capability,
   type HerdDriver,
   type MemberVerb,
+  type PowerState,
   type RebuildState,
   type ReloadState,
   type RestartState,
@@ -79,4 +82,11 @@ export async function prepareDrivers(capability: Capability, targets: InstanceRe
   const out: DriversPrepared = new Map();
   for (const [d, ts] of mine) out.set(d, await d.prepare?.(capability, ts, db));
   return out;
+}
+
+/** A switchover of `h` as its driver plans it (pg_ctl's, Patroni's), or the driver's refusal: what actions made of one ask. */
+export function planSwitchoverOf(h: Pick<HerdRef, 'members'> & HerdRef, params: SwitchoverParams): ActionPlan<SwitchoverState> | Refusal {
+  const d = driverOf(h);
+  if (d instanceof Refusal) return d;
+  return d.switchover ? d.switchover(h, params) : lacking(d, 'switchover');
 }

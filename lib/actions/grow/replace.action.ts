@@ -14,20 +14,14 @@ import { defineAction, type ActionPlan, type ActionStep } from '@/lib/engine/def
 import { dnsSteps } from '@/lib/actions/steps/dns-steps';
 import { newLaunchState, planLaunch, instanceTypeParam, type LaunchPlan } from '@/lib/actions/steps/launch';
 import { newRestoreState, restoreTargetParams } from '@/lib/actions/backups/restore-steps';
-import {
-  membersAfterSwitchover,
-  newSwitchoverState,
-  planSwitchover,
-  switchoverPair,
-  type SwitchoverState,
-} from '@/lib/actions/switchover.action';
+import { membersAfterSwitchover, newSwitchoverState, switchoverPair, type SwitchoverState } from '@/lib/actions/drivers/switchover';
 import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { newSeedState } from './seed-steps';
 import { planAddReplica, prepareAddReplica, type AddReplicaPrepared, type AddState } from './add-replica.action';
 import { awayFrom, newRetireState, planRetire, prepareRetire, retireParams, type RetirePrepared, type RetireState } from './retire.action';
-import { asks } from '@/lib/actions/drivers';
+import { asks, planSwitchoverOf } from '@/lib/actions/drivers';
 
 const { serverId, port, dataDirectory, sslCertFile, sslKeyFile } = restoreTargetParams;
 
@@ -173,7 +167,7 @@ function planReplace(
     const newPrimary = pair.cand;
     // On an evacuation the read names stay off the host EC2 takes back: the switchover moves the write name
     // only, the successor's step then points the read names at the replicas that stay.
-    const over = planSwitchover(evacuate ? { ...h, dns: h.dns.filter((r) => r.match === 'role' && r.matchRole === 'primary') } : h, {
+    const over = planSwitchoverOf(evacuate ? { ...h, dns: h.dns.filter((r) => r.match === 'role' && r.matchRole === 'primary') } : h, {
       candidateInstanceId: newPrimary.id,
     });
     if (over instanceof Refusal) return refuse(over.code, `${t.label} is the primary and cannot be switched over first: ${over.reason}`);

@@ -12,7 +12,7 @@ import { patroniCallStep, patroniEndpoint } from '@/lib/actions/drivers/patroni/
 import { isPatroniHerd } from '@/lib/actions/drivers/patroni/switch';
 import { sshControlStep } from '@/lib/actions/steps/control-steps';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
-import { newSwitchoverState, planAnySwitchover, switchoverPair, type SwitchoverState } from '@/lib/actions/switchover.action';
+import { newSwitchoverState, switchoverPair, type SwitchoverState } from '@/lib/actions/drivers/switchover';
 import { part } from '@/lib/engine/compose';
 import { defineHerdAction, flagParam, productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import { binsOf, driverFor } from '@/lib/fleet/drivers';
@@ -28,7 +28,7 @@ import { loadCatalog, majorOf, readSettings } from '@/lib/fleet/settings/read-se
 import { wantedSettings } from '@/lib/fleet/settings/wanted';
 import { belowThePrimary, changeWords, planChanges, type MemberChanges, type MemberSettings, type SettingChange } from './apply-plan';
 import { sameValue } from '@/lib/fleet/settings/values';
-import { asks } from '@/lib/actions/drivers';
+import { asks, planSwitchoverOf } from '@/lib/actions/drivers';
 
 export const applySettingsParams = z
   .object({
@@ -407,7 +407,7 @@ function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<St
         'settings',
         `${primary.label} needs a restart and the herd has no replica to switch over to: tick "restart the primary first" (its writes stop while it restarts)`,
       );
-    const over = planAnySwitchover(h, {});
+    const over = planSwitchoverOf(h, {});
     if (over instanceof Refusal) return refuse(over.code, `the switchover that restarts the primary: ${over.reason}`);
     // Once switched over, the candidate is the primary every other member must not be below.
     const pair = switchoverPair(h);

@@ -1,7 +1,8 @@
 // What a plan on cloud servers reads before it is made, once for all its targets: each server's EC2
 // instance (or RDS DB instance) as the cloud has it now, its herd's hooks, and, when a type is wished
-// for, the ranking of the types it can run. Resize, power off and on, and RDS's restart read it.
-import { inArray } from 'drizzle-orm';
+// for, the ranking of the types it can run. Resize, power off and on, and RDS's restart read it; and
+// what EC2 says an instance is after they ran, recorded.
+import { eq, inArray } from 'drizzle-orm';
 import { herds, instances, servers } from '@/db/schema';
 import type { Db } from '@/db/client';
 import { awsSettings, awsUnavailable, AwsNotConfiguredError, ec2Client } from '@/lib/adapters/aws/config';
@@ -13,6 +14,8 @@ import { priceList, priceListFor } from '@/lib/fleet/cloud/prices';
 import { rankTypes, type Ranking, type ResizeWish } from '@/lib/fleet/cloud/rank';
 import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import type { ActionDeps } from '@/lib/engine/define-action';
+import { writeAudit } from '@/lib/engine/write-audit';
 import { prepareRds, type RdsTarget } from '@/lib/actions/drivers/rds/resize';
 
 /** What the plan needs of one target besides the inventory: its server's EC2 instance now, and the ranking. */
@@ -166,4 +169,28 @@ export async function prepareCloud(
     }
   }
   return prepared;
+}
+
+/**
+ * What EC2 says the instance is now (type and state), into the inventory. A type other than the one the
+ * inventory had is audited, once (the record step and the cleanup after it both write).
+ */
+export async function recordType(deps: ActionDeps, t: InstanceRef, now: CloudInstance) {
+  const type = now.instanceType;
+  const [before] = await deps.db.select({ type: servers.cloudInstanceType }).from(servers).where(eq(servers.id, t.serverId));
+  const was = before?.type ?? null;
+  await deps.db
+    .update(servers)
+    .set({ cloudInstanceType: type, cloudState: now.state, cloudSeenAt: new Date() })
+    .where(eq(servers.id, t.serverId));
+  if (was !== null && type !== was)
+    await writeAudit(deps.db, {
+      user: deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
+      action: 'server.resized',
+      objectType: 'servers',
+      objectId: String(t.serverId),
+      objectLabel: `${t.hostname}${deps.operation ? ` (operation #${deps.operation.id})` : ''}`,
+      environmentId: t.serverEnvironmentId,
+      changes: { instanceType: [was, type] },
+    });
 }

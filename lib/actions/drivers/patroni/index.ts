@@ -8,8 +8,28 @@ import { reloadFlow, restartFlow } from '@/lib/actions/steps/verb-flows';
 import { CAPABILITIES, type Capability, type HerdDriver, type RestartState } from '../driver';
 import { planReinitialize } from './reinitialize';
 import { patroniCallStep, patroniPreflightStep } from './steps';
+import { planPatroniSwitchover } from './switch';
+import { DEFAULT_MAX_LAG_BYTES, switchoverPair, type SwitchoverParams, type SwitchoverState } from '../switchover';
+import type { ActionPlan } from '@/lib/engine/define-action';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import type { Refusal } from '@/lib/fleet/refusal';
 
 const CAN: Capability[] = ['restart', 'reload', 'rebuild', 'switchover', 'failover', 'set-parameters', 'backups', 'pause', 'shell'];
+
+/** How far ahead a Patroni switchover may be scheduled. */
+const SCHEDULE_AHEAD_MS = { min: 30_000, max: 7 * 24 * 3_600_000 };
+
+/** POST /switchover (at a time, when asked: Patroni's scheduled switchover). */
+function planPatroniSwitchoverOf(h: HerdRef, p: SwitchoverParams): ActionPlan<SwitchoverState> | Refusal {
+  const chosen = switchoverPair(h, p.candidateInstanceId);
+  if (typeof chosen === 'string') return refuse('topology', chosen);
+  if (p.scheduledAt) {
+    const ahead = new Date(p.scheduledAt).getTime() - Date.now();
+    if (ahead < SCHEDULE_AHEAD_MS.min || ahead > SCHEDULE_AHEAD_MS.max)
+      return refuse('not-applicable', `scheduledAt must be between 30 seconds and 7 days from now (it is ${p.scheduledAt})`);
+  }
+  return planPatroniSwitchover(h, p, chosen, p.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES);
+}
 
 export const patroniDriver: HerdDriver = {
   name: 'Patroni',
@@ -54,4 +74,5 @@ export const patroniDriver: HerdDriver = {
     }),
   // POST /reinitialize.
   rebuild: (t, { members }) => planReinitialize(t, members),
+  switchover: planPatroniSwitchoverOf,
 };

@@ -5,6 +5,9 @@ import { sshControlStep } from '@/lib/actions/steps/control-steps';
 import { reloadFlow, restartFlow } from '@/lib/actions/steps/verb-flows';
 import { CAPABILITIES, type Capability, type HerdDriver } from '../driver';
 import { planRebuild } from './rebuild';
+import { planSwitchover } from './switchover';
+import { planEc2PowerOff, planEc2PowerOn } from './power';
+import type { ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
 
 const CAN: Capability[] = [
   'start',
@@ -51,4 +54,9 @@ export const pgCtlDriver: HerdDriver = {
         }),
   reload: (t) => reloadFlow(t, { ask: sshControlStep(t, 'reload', 'reload') }),
   rebuild: (t, { members }) => planRebuild(t, members),
+  // Stop the old primary once its poolers hold new queries; promote the candidate once it replayed the shutdown checkpoint.
+  switchover: planSwitchover,
+  // Through the server's EC2 instance.
+  powerOff: (t, { members, prepared }) => planEc2PowerOff(t, members, prepared as ResizePrepared),
+  powerOn: (t, { members, prepared }) => planEc2PowerOn(t, members, prepared as ResizePrepared),
 };

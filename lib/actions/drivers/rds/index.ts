@@ -5,6 +5,7 @@ import { prepareCloud, type ResizePrepared } from '@/lib/actions/steps/cloud-pre
 import { refuse } from '@/lib/fleet/refusal';
 import { capabilityWords, type Capability, type HerdDriver } from '../driver';
 import { planRdsReboot } from './reboot';
+import { planRdsPowerOff, planRdsPowerOn } from './power';
 
 const CAN: Capability[] = ['restart', 'resize', 'power', 'failover', 'add-read-replica'];
 
@@ -24,4 +25,10 @@ export const rdsDriver: HerdDriver = {
           'RDS keeps what waits for a reboot in its parameter group, which pgherd does not read yet: untick "Only if a restart is pending"',
         )
       : planRdsReboot(t, (prepared as ResizePrepared).rds, params.failover),
+  // StopDBInstance and StartDBInstance.
+  powerOff: (t, { prepared }) => planRdsPowerOff(t, (prepared as ResizePrepared).rds),
+  powerOn: (t, { members, prepared }) => {
+    const p = prepared as ResizePrepared;
+    return planRdsPowerOn(t, members, p.herds.get(t.herdId), p.rds);
+  },
 };
