@@ -10,6 +10,7 @@ import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import type { Observed } from '@/lib/fleet/observe';
 import { Refusal, refuse } from '@/lib/fleet/refusal';
 import type { SwitchoverParams, SwitchoverState } from './switchover';
+import type { DrState, Params as FailoverParams } from '@/lib/actions/steps/failover-steps';
 
 /**
  * What an action asks of the control plane that runs a herd. Each names a verb a person sees on the
@@ -102,13 +103,14 @@ export interface HerdDriver {
   reload?<S extends ReloadState>(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<S> | Refusal;
   rebuild?<S extends RebuildState>(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<S> | Refusal;
   switchover?(h: HerdRef, params: SwitchoverParams): ActionPlan<SwitchoverState> | Refusal;
+  failover?(h: HerdRef, params: FailoverParams): ActionPlan<DrState> | Refusal;
   /** Power off and on: `prepared` is what the action's cloud preparation read (each server's machine now). */
   powerOff?(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<PowerState> | Refusal;
   powerOn?(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<unknown> | Refusal;
 }
 
 /** The capabilities a driver plans itself (HerdDriver's plan members). */
-export type PlannedCapability = 'restart' | 'reload' | 'rebuild' | 'switchover' | 'powerOff' | 'powerOn';
+export type PlannedCapability = 'restart' | 'reload' | 'rebuild' | 'switchover' | 'failover' | 'powerOff' | 'powerOn';
 
 /** The refusal a driver gives for a capability it lacks. */
 export const lacking = (d: HerdDriver, c: Capability): Refusal => refuse('not-applicable', d.lacks(c));

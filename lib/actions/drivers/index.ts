@@ -9,6 +9,7 @@ import { patroniDriver } from './patroni';
 import { pgCtlDriver } from './pg-ctl';
 import { rdsDriver } from './rds';
 import type { SwitchoverParams, SwitchoverState } from './switchover';
+import type { DrState, Params as FailoverParams } from '@/lib/actions/steps/failover-steps';
 
 export {
   lacking,
@@ -89,4 +90,11 @@ export function planSwitchoverOf(h: Pick<HerdRef, 'members'> & HerdRef, params: 
   const d = driverOf(h);
   if (d instanceof Refusal) return d;
   return d.switchover ? d.switchover(h, params) : lacking(d, 'switchover');
+}
+
+/** A DR failover of `h` as its driver plans it (pg_ctl's fence and promote, Patroni's POST /failover, RDS's promotion), or its refusal. */
+export function planFailoverOf(h: HerdRef, params: FailoverParams): ActionPlan<DrState> | Refusal {
+  const d = driverOf(h);
+  if (d instanceof Refusal) return d;
+  return d.failover ? d.failover(h, params) : lacking(d, 'failover');
 }

@@ -8,7 +8,8 @@ import { reloadFlow, restartFlow } from '@/lib/actions/steps/verb-flows';
 import { CAPABILITIES, type Capability, type HerdDriver, type RestartState } from '../driver';
 import { planReinitialize } from './reinitialize';
 import { patroniCallStep, patroniPreflightStep } from './steps';
-import { planPatroniSwitchover } from './switch';
+import { newPatroniSwitchState, planPatroniFailover, planPatroniSwitchover } from './switch';
+import type { DrState, Params as FailoverParams } from '@/lib/actions/steps/failover-steps';
 import { DEFAULT_MAX_LAG_BYTES, switchoverPair, type SwitchoverParams, type SwitchoverState } from '../switchover';
 import type { ActionPlan } from '@/lib/engine/define-action';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
@@ -29,6 +30,22 @@ function planPatroniSwitchoverOf(h: HerdRef, p: SwitchoverParams): ActionPlan<Sw
       return refuse('not-applicable', `scheduledAt must be between 30 seconds and 7 days from now (it is ${p.scheduledAt})`);
   }
   return planPatroniSwitchover(h, p, chosen, p.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES);
+}
+
+/** POST /failover: Patroni's leader key is the fence. */
+function planPatroniDrFailover(h: HerdRef, p: FailoverParams): ActionPlan<DrState> | Refusal {
+  return p.fencedByOperator
+    ? refuse(
+        'not-applicable',
+        'on a herd Patroni runs, Patroni\u2019s leader key is the fence: leave "I have fenced the old primary myself" unticked',
+      )
+    : planPatroniFailover<DrState>(h, p, () => ({
+        oldLastLsn: null,
+        oldTimeline: null,
+        lastSeenHow: '',
+        leftBehind: [],
+        ...newPatroniSwitchState(),
+      }));
 }
 
 export const patroniDriver: HerdDriver = {
@@ -75,4 +92,5 @@ export const patroniDriver: HerdDriver = {
   // POST /reinitialize.
   rebuild: (t, { members }) => planReinitialize(t, members),
   switchover: planPatroniSwitchoverOf,
+  failover: planPatroniDrFailover,
 };

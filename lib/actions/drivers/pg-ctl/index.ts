@@ -7,6 +7,7 @@ import { CAPABILITIES, type Capability, type HerdDriver } from '../driver';
 import { planRebuild } from './rebuild';
 import { planSwitchover } from './switchover';
 import { planEc2PowerOff, planEc2PowerOn } from './power';
+import { planFailover } from './failover';
 import type { ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
 
 const CAN: Capability[] = [
@@ -59,4 +60,6 @@ export const pgCtlDriver: HerdDriver = {
   // Through the server's EC2 instance.
   powerOff: (t, { members, prepared }) => planEc2PowerOff(t, members, prepared as ResizePrepared),
   powerOn: (t, { members, prepared }) => planEc2PowerOn(t, members, prepared as ResizePrepared),
+  // Fence the old primary over SSH, promote the replica with the most WAL when it runs.
+  failover: planFailover,
 };

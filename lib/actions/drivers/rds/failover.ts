@@ -7,6 +7,20 @@
 // RDS says of it: promoting beside it would make two, and the failover is refused. The other read replicas replicate from their source in
 // RDS and cannot be pointed at another: the outcome names them (add replicas of the new primary, retire
 // them).
+import { formatLsn } from '@/lib/adapters/format/units';
+import {
+  chosen,
+  drPair,
+  lookAgain,
+  membersAfterFailover,
+  outcomeOf,
+  pickCandidate,
+  preflight,
+  watchFence,
+  type DrState,
+  type Params,
+} from '@/lib/actions/steps/failover-steps';
+import { newPatroniSwitchState } from '../patroni/switch';
 import { waitRdsNoted } from './steps';
 import { eq } from 'drizzle-orm';
 import { instances } from '@/db/schema';
@@ -215,4 +229,33 @@ export function planRdsFailover<S>(
       ...(p.fencedByOperator ? [`you confirm ${old.label} takes no writes: if it still does, the herd will have two primaries`] : []),
     ],
   };
+}
+
+/** RDS's DR failover of `h`: RDS promotes a read replica (planRdsFailover), around pgherd's own pre-flight, choice and watch. */
+export function planRdsDrFailover(h: HerdRef, p: Params): ActionPlan<DrState> | Refusal {
+  const pair = drPair(h, p.candidateInstanceId);
+  if (typeof pair === 'string') return refuse('topology', pair);
+  const { old, cand } = pair;
+  if (!old.rds) return refuse('not-applicable', `${old.label} is not an RDS DB instance`);
+  return planRdsFailover<DrState>(h, old, cand, p, {
+    state: () => ({
+      oldLastLsn: old.lsn === null ? null : formatLsn(old.lsn),
+      oldTimeline: old.timeline,
+      lastSeenHow: 'as last observed by pgherd',
+      leftBehind: [],
+      ...newPatroniSwitchState(),
+    }),
+    preflight: (x) => preflight(h, old, x),
+    pickCandidate: (x) => pickCandidate(h, old, p, x),
+    chosen,
+    lookAgain: (x) => lookAgain(h, old, x),
+    watchFence: (x) => watchFence(h, old, x),
+    outcome: (s) => outcomeOf(old, s),
+    membersAfter: (c) => membersAfterFailover(h, old, c),
+    sawOld: (s, o) => {
+      s.oldLastLsn = o.lsn ?? s.oldLastLsn;
+      s.oldTimeline = o.timeline ?? s.oldTimeline;
+      s.lastSeenHow = 'when it was fenced';
+    },
+  });
 }

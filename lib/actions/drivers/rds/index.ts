@@ -6,6 +6,7 @@ import { refuse } from '@/lib/fleet/refusal';
 import { capabilityWords, type Capability, type HerdDriver } from '../driver';
 import { planRdsReboot } from './reboot';
 import { planRdsPowerOff, planRdsPowerOn } from './power';
+import { planRdsDrFailover } from './failover';
 
 const CAN: Capability[] = ['restart', 'resize', 'power', 'failover', 'add-read-replica'];
 
@@ -31,4 +32,6 @@ export const rdsDriver: HerdDriver = {
     const p = prepared as ResizePrepared;
     return planRdsPowerOn(t, members, p.herds.get(t.herdId), p.rds);
   },
+  // RDS promotes a read replica.
+  failover: planRdsDrFailover,
 };
