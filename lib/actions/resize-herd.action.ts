@@ -14,16 +14,8 @@ import { defineHerdAction, flagParam, productionWarning, type ActionPlan, type A
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
-import {
-  newResizeState,
-  onlyToFinish,
-  oneWish,
-  oneWishError,
-  planResize,
-  resizeWishFields,
-  resizeWishForm,
-  type ResizeState,
-} from '@/lib/actions/resize.action';
+import { planResize, resizeWishForm } from '@/lib/actions/resize.action';
+import { newResizeState, onlyToFinish, oneWish, oneWishError, resizeWishFields, type ResizeState } from '@/lib/actions/drivers/resize';
 import { prepareCloud, type ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
 import { membersAfterSwitchover, newSwitchoverState, type SwitchoverState } from '@/lib/actions/drivers/switchover';
 import { part } from '@/lib/engine/compose';

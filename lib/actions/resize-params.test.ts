@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { planBody } from '@/lib/engine/operation-schemas';
-import { resizeParams } from '@/lib/actions/resize.action';
+import { resizeParams } from '@/lib/actions/drivers/resize';
 
 describe('resize parameters', () => {
   const ok = (p: unknown) => resizeParams.safeParse(p);

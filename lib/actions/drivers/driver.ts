@@ -10,6 +10,8 @@ import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import type { Observed } from '@/lib/fleet/observe';
 import { Refusal, refuse } from '@/lib/fleet/refusal';
 import type { SwitchoverParams, SwitchoverState } from './switchover';
+import type { ResizeParams, ResizeState } from './resize';
+import type { ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
 import type { DrState, Params as FailoverParams } from '@/lib/actions/steps/failover-steps';
 
 /**
@@ -104,13 +106,15 @@ export interface HerdDriver {
   rebuild?<S extends RebuildState>(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<S> | Refusal;
   switchover?(h: HerdRef, params: SwitchoverParams): ActionPlan<SwitchoverState> | Refusal;
   failover?(h: HerdRef, params: FailoverParams): ActionPlan<DrState> | Refusal;
+  /** A replica's machine to another type: `prepared` is the action's cloud preparation (the machine now, the ranking of types). */
+  resize?(t: InstanceRef, v: { members: InstanceRef[]; params: ResizeParams; prepared: ResizePrepared }): ActionPlan<ResizeState> | Refusal;
   /** Power off and on: `prepared` is what the action's cloud preparation read (each server's machine now). */
   powerOff?(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<PowerState> | Refusal;
   powerOn?(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<unknown> | Refusal;
 }
 
 /** The capabilities a driver plans itself (HerdDriver's plan members). */
-export type PlannedCapability = 'restart' | 'reload' | 'rebuild' | 'switchover' | 'failover' | 'powerOff' | 'powerOn';
+export type PlannedCapability = 'restart' | 'reload' | 'rebuild' | 'switchover' | 'failover' | 'resize' | 'powerOff' | 'powerOn';
 
 /** The refusal a driver gives for a capability it lacks. */
 export const lacking = (d: HerdDriver, c: Capability): Refusal => refuse('not-applicable', d.lacks(c));

@@ -8,6 +8,7 @@ import { planRebuild } from './rebuild';
 import { planSwitchover } from './switchover';
 import { planEc2PowerOff, planEc2PowerOn } from './power';
 import { planFailover } from './failover';
+import { planEc2Resize } from './resize';
 import type { ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
 
 const CAN: Capability[] = [
@@ -62,4 +63,6 @@ export const pgCtlDriver: HerdDriver = {
   powerOn: (t, { members, prepared }) => planEc2PowerOn(t, members, prepared as ResizePrepared),
   // Fence the old primary over SSH, promote the replica with the most WAL when it runs.
   failover: planFailover,
+  // The EC2 instance's type, its clients drained first.
+  resize: planEc2Resize,
 };

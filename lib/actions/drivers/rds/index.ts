@@ -7,6 +7,8 @@ import { capabilityWords, type Capability, type HerdDriver } from '../driver';
 import { planRdsReboot } from './reboot';
 import { planRdsPowerOff, planRdsPowerOn } from './power';
 import { planRdsDrFailover } from './failover';
+import { planRdsResize } from './resize';
+import type { ResizeState } from '../resize';
 
 const CAN: Capability[] = ['restart', 'resize', 'power', 'failover', 'add-read-replica'];
 
@@ -34,4 +36,6 @@ export const rdsDriver: HerdDriver = {
   },
   // RDS promotes a read replica.
   failover: planRdsDrFailover,
+  // ModifyDBInstance to the class asked for.
+  resize: (t, v) => planRdsResize<ResizeState>(t, v),
 };
