@@ -181,11 +181,6 @@ export function planAddReplica<S extends AddState>(
   /** notIn: a member the read names never point at (one being evacuated). */
   opts: { notIn?: number } = {},
 ): ActionPlan<S> | Refusal {
-  if (h.members.some((m) => m.controlDriver === 'patroni'))
-    return refuse(
-      'not-applicable',
-      `${h.label} is run by Patroni: a member is added by starting a Patroni on its host, which pgherd does not do yet`,
-    );
   const primary = h.members.find((m) => m.role === 'primary' && m.state === 'running');
   if (!primary) return refuse('topology', `${h.label} has no running primary for a new replica to stream from`);
   if (primary.controlDriver !== 'pg_ctl')

@@ -153,8 +153,6 @@ export function planRetire(
 ): ActionPlan<State> | Refusal {
   const h = prepared.herds.get(t.herdId);
   if (!h) return refuse('gone', `${t.herd} is not in the inventory`);
-  if (t.controlDriver === 'patroni')
-    return refuse('not-applicable', 'a Patroni member leaves its herd through Patroni, which pgherd does not do yet');
   if (t.role === 'primary' || t.observedRole === 'primary')
     return refuse('not-applicable', `${t.label} is the herd's primary: switch over first (Replace member does), then retire it`);
   const primary = members.find((m) => m.role === 'primary' && m.state === 'running');

@@ -785,8 +785,6 @@ export const upgradeMajorAction = defineHerdAction({
   plan: (h, { params, prepared }): ActionPlan<GreenState> | Refusal => {
     const blue = primaryOf(h);
     if (blue instanceof Refusal) return blue;
-    if (blue.controlDriver === 'patroni')
-      return refuse('not-applicable', 'Patroni runs this herd: its major upgrade is not pgherd\u2019s yet');
     const o = prepared.open.get(h.id);
     if (o)
       return refuse(

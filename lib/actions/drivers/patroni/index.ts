@@ -48,12 +48,21 @@ function planPatroniDrFailover(h: HerdRef, p: FailoverParams): ActionPlan<DrStat
       }));
 }
 
+/** Why Patroni's herds are refused a capability: its members are Patroni's to start, stop and promote. */
+const PATRONI_OWNS = (c: Capability) =>
+  `pgherd does not run pg_ctl behind Patroni's back (Patroni would undo it); its members are started, stopped and promoted by Patroni, and pgherd cannot ${CAPABILITIES[c]} them through it yet`;
+const PATRONI_LACKS: Partial<Record<Capability, string>> = {
+  'add-replica': 'a member is added by starting a Patroni on its host, which pgherd does not do yet',
+  replace: 'a member is replaced by starting a Patroni on a new host, which pgherd does not do yet',
+  retire: 'a Patroni member leaves its herd through Patroni, which pgherd does not do yet',
+  'upgrade-major': 'its major upgrade is not pgherd\u2019s yet',
+};
+
 export const patroniDriver: HerdDriver = {
   name: 'Patroni',
   controls: ['patroni'],
   capabilities: new Set(CAN),
-  lacks: (c) =>
-    `Patroni runs this herd: pgherd does not run pg_ctl behind Patroni's back (Patroni would undo it); its members are started, stopped and promoted by Patroni, and pgherd cannot ${CAPABILITIES[c]} them through it yet`,
+  lacks: (c) => `Patroni runs this herd: ${PATRONI_LACKS[c] ?? PATRONI_OWNS(c)}`,
   // POST /restart; Patroni says whether a restart is pending (the postmaster's start time still tells it happened).
   restart: (t, { params }) =>
     params.failover
