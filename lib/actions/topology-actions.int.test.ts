@@ -16,7 +16,7 @@ import type { InstanceAction } from '@/lib/engine/define-action';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { ParamsError, planOperation } from '@/lib/engine/plan';
 import { promoteAction } from '@/lib/actions/promote.action';
-import { conninfo } from '@/lib/actions/steps/topology-steps';
+import { conninfo } from '@/lib/adapters/libpq/conninfo';
 import { remasterAction } from '@/lib/actions/remaster.action';
 import { stopAction } from '@/lib/actions/stop.action';
 import { startAction } from '@/lib/actions/start.action';

@@ -6,6 +6,7 @@
 // clear or as an MD5 hash; libpq 16 adds require_auth, which says so by name and also refuses a server
 // that asks for nothing. A host whose libpq is older than 13 cannot keep the rule: refused, saying why.
 import { Refusal } from '@/lib/fleet/refusal';
+import { conninfo } from '@/lib/adapters/libpq/conninfo';
 
 export interface LibpqRule {
   /** The environment's CA (PEM) when its connections verify TLS; null when they do not use TLS. */
@@ -21,9 +22,6 @@ export interface LibpqRule {
   /** Names the string in a refusal: "blue's subscription to green". */
   what: string;
 }
-
-/** A libpq conninfo value, quoted for every byte. */
-export const conninfoValue = (v: string) => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 
 /** The security words of a connection string written onto a host, or the refusal saying why the host cannot keep them. */
 export function libpqRuleWords(r: LibpqRule): Record<string, string> {
@@ -61,9 +59,7 @@ export function libpqRuleWords(r: LibpqRule): Record<string, string> {
 
 /** A whole connection string: `fields` (host, port, dbname, user, ...) and the rule's words, each value quoted. */
 export function ruledConninfo(fields: Record<string, string>, rule: LibpqRule): string {
-  return Object.entries({ ...fields, ...libpqRuleWords(rule) })
-    .map(([k, v]) => `${k}=${conninfoValue(v)}`)
-    .join(' ');
+  return conninfo({ ...fields, ...libpqRuleWords(rule) });
 }
 
 /** The major version in `psql --version`'s or `pg_config --version`'s answer ("psql (PostgreSQL) 15.18 (Debian ...)"). */

@@ -11,7 +11,7 @@ import type { StepContext } from '@/lib/engine/pipeline';
 import { accessFor } from '@/lib/fleet/pg-access';
 import { execNotedOk } from './exec-noted';
 import { caFileName, caPemOf, WRITE_CA_SH } from './host-ca';
-import { conninfoValue } from './libpq-rule';
+import { conninfo } from '@/lib/adapters/libpq/conninfo';
 
 export interface Upstream {
   host: string;
@@ -24,9 +24,7 @@ export interface Upstream {
 export function replicationConninfoWith(up: Upstream, fields: Record<string, string | number>, caPath: string | null): string {
   const words: Record<string, string | number> = { host: up.host, port: up.port, ...fields };
   if (caPath !== null) Object.assign(words, { sslmode: 'verify-full', sslrootcert: caPath });
-  return Object.entries(words)
-    .map(([k, v]) => `${k}=${conninfoValue(String(v))}`)
-    .join(' ');
+  return conninfo(words);
 }
 
 /**

@@ -19,13 +19,6 @@ import { proveReplaceable } from './data-directory';
 import { setting } from '@/lib/settings/settings';
 import { replicationConninfo } from './replication-conninfo';
 
-/** primary_conninfo as libpq reads it: values quoted, quotes and backslashes escaped. */
-export function conninfo(parts: Record<string, string | number>): string {
-  return Object.entries(parts)
-    .map(([k, v]) => `${k}='${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`)
-    .join(' ');
-}
-
 export const replicationUser = () => setting('PGHERD_REPLICATION_USER');
 
 /** What a member said, in one line for a step's record. */

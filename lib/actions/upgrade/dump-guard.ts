@@ -9,7 +9,7 @@
 // And a database's name goes to libpq as `dbname='…'`: a bare `-d name` with an `=` in it would be read
 // as a whole connection string (another host, another user).
 import { randomBytes } from 'node:crypto';
-import { conninfoValue } from '@/lib/actions/steps/libpq-rule';
+import { conninfoValue } from '@/lib/adapters/libpq/conninfo';
 import { Refusal } from '@/lib/fleet/refusal';
 
 const RESTRICT = /^\\restrict [A-Za-z0-9]+$/;
