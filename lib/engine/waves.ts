@@ -131,7 +131,7 @@ export function describeWaves(spec: WaveSpec, waveCount: number): string {
     spec.canary ? `a canary of ${spec.canary} first` : null,
     `then ${waveSize(spec)} at a time${spec.order === 'listed' ? '' : `, ${spec.order} by ${spec.order}`}`,
     spec.gate
-      ? `between waves every herd touched stays healthy for ${spec.gate.soakSeconds} s (a writable primary, replicas streaming, lag under ${formatBytes(spec.gate.maxLagBytes)} and ${spec.gate.maxLagSeconds} s), or the operation pauses after ${spec.gate.deadlineSeconds} s`
+      ? `between waves every herd touched stays healthy for ${spec.gate.soakSeconds} s (a writable primary, replicas streaming, lag under ${exactBytes(spec.gate.maxLagBytes)} and ${spec.gate.maxLagSeconds} s), or the operation pauses after ${spec.gate.deadlineSeconds} s`
       : 'each wave starts when the last one ended',
     spec.budget?.failures !== undefined
       ? `pauses after ${spec.budget.failures} failed target${spec.budget.failures === 1 ? '' : 's'}`
@@ -141,7 +141,8 @@ export function describeWaves(spec: WaveSpec, waveCount: number): string {
   return parts.filter(Boolean).join('; ');
 }
 
-export function formatBytes(n: number): string {
+/** A byte count as a bound is written: "16 MiB" when it is a whole number of a unit, else bytes. */
+function exactBytes(n: number): string {
   if (n >= 1024 ** 3 && n % 1024 ** 3 === 0) return `${n / 1024 ** 3} GiB`;
   if (n >= 1024 ** 2 && n % 1024 ** 2 === 0) return `${n / 1024 ** 2} MiB`;
   if (n >= 1024 && n % 1024 === 0) return `${n / 1024} kiB`;
@@ -184,7 +185,7 @@ export function judgeHerd(herd: string, members: GateMember[], gate: Pick<GateSp
       const bytes = lsnDiff(primary.observed.lsn, o.lsn);
       const seconds = o.replayLagSeconds ?? 0;
       if (bytes === null) problems.push(`${m.label} lag unknown`);
-      else if (bytes > gate.maxLagBytes) problems.push(`${m.label} ${formatBytes(bytes)} behind (limit ${formatBytes(gate.maxLagBytes)})`);
+      else if (bytes > gate.maxLagBytes) problems.push(`${m.label} ${exactBytes(bytes)} behind (limit ${exactBytes(gate.maxLagBytes)})`);
       else if (bytes > 0 && seconds > gate.maxLagSeconds)
         problems.push(`${m.label} ${seconds.toFixed(1)} s behind (limit ${gate.maxLagSeconds} s)`);
     }

@@ -160,7 +160,6 @@ export function cost(perHour: number | null): { perHour: number | null; perMonth
 }
 
 const dollars = (v: number) => `$${v.toFixed(2)}`;
-const signedDollars = (v: number) => `${v < 0 ? '-' : '+'}${dollars(Math.abs(v))}`;
 
 /** A plan's cost total in one line: what the targets cost a month now and after, and the change. */
 export function costTotalText(t: { nowPerHour: number; afterPerHour: number; targets: number; unpriced: number }): string {
@@ -171,3 +170,10 @@ export function costTotalText(t: { nowPerHour: number; afterPerHour: number; tar
   const left = t.unpriced ? `; ${t.unpriced} more with no price, not counted` : '';
   return `${priced}: ${dollars(month(t.nowPerHour))}/month now, ${dollars(month(t.afterPerHour))}/month after (${signedDollars(month(t.afterPerHour - t.nowPerHour))}/month, ${signedDollars(t.afterPerHour - t.nowPerHour)}/h)${left}`;
 }
+
+/** A price an hour, and a month of it ("$0.1920/h, $140.16/month"). */
+export const priceLine = (perHour: number | null): string =>
+  perHour === null ? 'price unknown' : `$${perHour.toFixed(4)}/h, $${(perHour * HOURS_PER_MONTH).toFixed(2)}/month`;
+
+/** A difference in dollars, with its sign ("+$12.40", "-$3.00"). */
+export const signedDollars = (v: number): string => `${v < 0 ? '-' : '+'}$${Math.abs(v).toFixed(2)}`;

@@ -19,7 +19,7 @@ import {
   waitSettled,
 } from '@/lib/adapters/aws/ec2';
 import { recheckIdentity } from '@/lib/fleet/cloud/identity';
-import { HOURS_PER_MONTH } from '@/lib/fleet/cloud/prices';
+import { HOURS_PER_MONTH, priceLine, signedDollars } from '@/lib/fleet/cloud/prices';
 import type { TypeChoice } from '@/lib/fleet/cloud/rank';
 import { commonWarnings, type ActionDeps, type ActionPlan, type ActionStep, type InstancePlanContext } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
@@ -38,9 +38,7 @@ import { onlyToFinish, type ResizeParams, type ResizeState } from '../resize';
 /** How long Postgres may take to answer after its host starts, and to stream again. */
 const UP_TIMEOUT_MS = 120_000;
 
-const money = (v: number | null) => (v === null ? 'price unknown' : `$${v.toFixed(4)}/h, $${(v * HOURS_PER_MONTH).toFixed(2)}/month`);
-const typeLine = (c: TypeChoice) => `${c.name}: ${c.vcpus} vCPU, ${c.memoryGiB} GiB, ${money(c.perHour)}`;
-const signed = (v: number) => `${v < 0 ? '-' : '+'}$${Math.abs(v).toFixed(2)}`;
+const typeLine = (c: TypeChoice) => `${c.name}: ${c.vcpus} vCPU, ${c.memoryGiB} GiB, ${priceLine(c.perHour)}`;
 /**
  * One replica's resize, as the instance action plans it and as a herd resize plans each member: the
  * steps, the facts, the cost now and after; or why it is refused.
@@ -297,7 +295,7 @@ export function planEc2Resize(
         value:
           change === null
             ? 'unknown (no price for one of the types)'
-            : `${signed(change * HOURS_PER_MONTH)}/month (${signed(change)}/h), with the target type`,
+            : `${signedDollars(change * HOURS_PER_MONTH)}/month (${signedDollars(change)}/h), with the target type`,
       },
       { label: 'Prices', value: `${p.prices.source}, as of ${p.prices.date}` },
       {

@@ -20,7 +20,7 @@ import { observe, type Observed } from '@/lib/fleet/observe';
 import { errorText } from '@/lib/engine/errors';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { rdsCatalogueFor, RDS_ARCHITECTURE } from '@/lib/fleet/cloud/catalogue';
-import { HOURS_PER_MONTH, type PriceList } from '@/lib/fleet/cloud/prices';
+import { HOURS_PER_MONTH, priceLine, signedDollars, type PriceList } from '@/lib/fleet/cloud/prices';
 import { rankTypes, type Ranking, type ResizeWish, type TypeChoice } from '@/lib/fleet/cloud/rank';
 import { rdsDetails, rdsIdentityProblem, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
 import { DEFAULT_MAX_LAG_SECONDS, namesBack, replicaDrain, streamingStep } from '@/lib/actions/steps/drain-steps';
@@ -105,9 +105,7 @@ export async function prepareRds(
   return out;
 }
 
-const money = (v: number | null) => (v === null ? 'price unknown' : `$${v.toFixed(4)}/h, $${(v * HOURS_PER_MONTH).toFixed(2)}/month`);
-const classLine = (c: TypeChoice) => `${c.name}: ${c.vcpus} vCPU, ${c.memoryGiB} GiB, ${money(c.perHour)}`;
-const signed = (v: number) => `${v < 0 ? '-' : '+'}$${Math.abs(v).toFixed(2)}`;
+const classLine = (c: TypeChoice) => `${c.name}: ${c.vcpus} vCPU, ${c.memoryGiB} GiB, ${priceLine(c.perHour)}`;
 
 /** One RDS replica's resize, or why it is refused. */
 export function planRdsResize<S extends RdsResizeState>(
@@ -258,7 +256,7 @@ export function planRdsResize<S extends RdsResizeState>(
         value:
           change === null
             ? 'unknown (no price for one of the classes)'
-            : `${signed(change * HOURS_PER_MONTH)}/month (${signed(change)}/h), with the target class`,
+            : `${signedDollars(change * HOURS_PER_MONTH)}/month (${signedDollars(change)}/h), with the target class`,
       },
       { label: 'Prices', value: `${p.prices.source} (RDS classes: PostgreSQL, Single-AZ), as of ${p.prices.date}` },
       {
