@@ -17,7 +17,7 @@ import { PROJECT_ROOT, startLab, stopLab, useLabSettings } from '@/lib/lab/lab';
 import { seededDatabase } from '@/lib/lab/seed';
 import { query } from '@/lib/lab/postgres';
 import { refreshShare } from '@/lib/fleet/refresh-share';
-import { mapLimit } from '@/lib/fleet/refresher';
+import { mapLimit } from '@/lib/adapters/async/map-limit';
 import { instanceClient } from '@/lib/fleet/pg-access';
 import { judgeDrift, settingsPass } from '@/lib/fleet/settings/drift-pass';
 import { setting } from '@/lib/settings/settings';

@@ -14,7 +14,7 @@ import { PROJECT_ROOT, startLab, stopLab, useLabSettings, type LabInfo } from '@
 import { seededDatabase } from '@/lib/lab/seed';
 import { observationPool, observe, type Observed, type PgEndpoint } from '@/lib/fleet/observe';
 import { refreshShare } from '@/lib/fleet/refresh-share';
-import { mapLimit } from '@/lib/fleet/refresher';
+import { mapLimit } from '@/lib/adapters/async/map-limit';
 import { SIM_ENVIRONMENT, startSimFleet, type SimFleet } from './sim-fleet';
 import { percentiles, table } from './table';
 

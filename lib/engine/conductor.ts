@@ -18,7 +18,7 @@ import { prepared, type Db } from '@/db/client';
 import { errorText } from '@/lib/engine/errors';
 import { REF_SELECT, toRef, type InstanceRef, type RefRow } from '@/lib/fleet/instance-ref';
 import { observationPool, observe, type Observed } from '@/lib/fleet/observe';
-import { mapLimit } from '@/lib/fleet/refresher';
+import { mapLimit } from '@/lib/adapters/async/map-limit';
 import { enqueueTargets, type TargetJob } from '@/lib/engine/queue';
 import { gateSchema, judgeHerd, type GateMember, type GateSpec } from '@/lib/engine/waves';
 import { herdWindowAt, outsideWords, windowsOfHerds } from '@/lib/engine/windows';

@@ -7,23 +7,12 @@ import { dnsRecords, herdLeases, herds, instances, instanceState } from '@/db/sc
 import { checkRecord } from '@/lib/fleet/dns-records';
 import { loadHerdRefs } from '@/lib/fleet/herd-ref';
 import { lsnToNumber } from '@/lib/adapters/format/lsn';
+import { mapLimit } from '@/lib/adapters/async/map-limit';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, type Observed } from '@/lib/fleet/observe';
 import { judgeHerds } from '@/lib/fleet/no-primary';
 import { acceptingWrites, recordTwoPrimaries } from '@/lib/fleet/two-primaries';
 import { archiveValues, isDeliberate, keepDeliberate, stateFrom } from '@/lib/fleet/record-observation';
-
-/** `fn` over `items`, at most `limit` at a time, results in order. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  const queue = items.entries();
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      for (const [i, item] of queue) out[i] = await fn(item);
-    }),
-  );
-  return out;
-}
 
 export interface RefreshSummary {
   observed: number;

@@ -9,7 +9,7 @@ import type { SettingReading } from '@/db/schema';
 import { prepared } from '@/db/client';
 import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
-import { mapLimit } from '@/lib/fleet/refresher';
+import { mapLimit } from '@/lib/adapters/async/map-limit';
 import { driftOf, type DriftEntry } from './drift';
 import { changesBetween, loadCatalog, majorOf, readSettings, saveCatalog, type SettingsReading } from './read-settings';
 import type { SettingMeta } from './values';
