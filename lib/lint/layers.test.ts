@@ -61,7 +61,7 @@ describe('the floor rule', () => {
       ['lib/fleet/probe.ts', 'executeTarget', '@/lib/engine/execute-target'],
       ['lib/engine/probe.ts', 'switchoverAction', '@/lib/actions/switchover.action'],
       ['lib/engine/probe.ts', 'getAction', '@/lib/actions/registry'],
-      ['lib/actions/probe.ts', 'createWindow', '@/lib/features/rules/windows'],
+      ['lib/actions/probe.ts', 'createWindow', '@/lib/features/rules/maintenance-windows'],
       ['lib/features/probe.ts', 'startWorker', '@/jobs/start-worker'],
       ['lib/features/probe.ts', 'webQueue', '@/lib/entry/web/web-queue'],
     ];
@@ -75,7 +75,7 @@ describe('the floor rule', () => {
       ['lib/engine/probe.ts', 'observe', '@/lib/fleet/observe'],
       ['lib/actions/probe.ts', 'pipeline', '@/lib/engine/pipeline'],
       ['lib/features/probe.ts', 'getAction', '@/lib/actions/registry'],
-      ['lib/entry/probe.ts', 'createWindow', '@/lib/features/rules/windows'],
+      ['lib/entry/probe.ts', 'createWindow', '@/lib/features/rules/maintenance-windows'],
     ];
     for (const [file, name, from] of down) {
       expect(await layerErrors(file, `import { ${name} } from '${from}';\nexport const x = ${name};\n`), `${file} -> ${from}`).toEqual([]);

@@ -19,7 +19,7 @@ import { SubmitError } from '@/lib/engine/submit-errors';
 import type { RuleFormState } from '@/components/rules/rule-form';
 import type { BlackoutFormState } from '@/components/rules/blackout-form';
 import type { WindowFormState } from '@/components/rules/window-form';
-import { createWindow, deleteWindow, windowBody } from '@/lib/features/rules/windows';
+import { createWindow, deleteWindow, windowBody } from '@/lib/features/rules/maintenance-windows';
 import type { WebhookFormState } from '@/components/rules/webhook-form';
 import { createWebhook, deleteWebhook, keepWebhook, webhookBody } from '@/lib/features/rules/webhooks';
 

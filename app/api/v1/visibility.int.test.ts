@@ -34,7 +34,7 @@ import { operationView } from '@/lib/engine/operation-view';
 import { listBlackouts } from '@/lib/features/rules/blackouts';
 import { ruleBody } from '@/lib/features/rules/rule-body';
 import { createRule } from '@/lib/features/rules/rules';
-import { listWindows } from '@/lib/features/rules/windows';
+import { listWindows } from '@/lib/features/rules/maintenance-windows';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import * as blackoutsRoute from './blackouts/route';

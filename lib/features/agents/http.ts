@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createDb, isDatabaseUnavailable, type Db } from '@/db/client';
 import { receiveReport } from './ingest';
-import { IngestQueue } from './queue';
+import { IngestQueue } from './ingest-batcher';
 import { MAX_REPORT_BYTES } from '@/lib/agent/report';
 import { ingestResult, metrics } from '@/lib/adapters/metrics/registry';
 

@@ -1,7 +1,7 @@
 // What an agent reports of Patroni is a proposal, never a change: the REST address is where pgherd
 // sends the environment's Patroni credentials and the control driver decides what pgherd runs, so an
 // admin of the herd's environment accepts it on the herd's page (audited as theirs), after the same
-// checks a hand edit of the address gets (lib/features/admin/patroni-url-rules.ts).
+// checks a hand edit of the address gets (lib/features/admin/patroni-url-checks.ts).
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import type { Access } from '@/lib/engine/access';

@@ -5,7 +5,7 @@ import { Breadcrumbs } from '@/components/admin/breadcrumbs';
 import { WindowForm } from '@/components/rules/window-form';
 import { visibleEnvironments } from '@/lib/engine/access';
 import { requireAccess } from '@/lib/features/auth/session';
-import { listWindows } from '@/lib/features/rules/windows';
+import { listWindows } from '@/lib/features/rules/maintenance-windows';
 import { windowAt, windowWords } from '@/lib/engine/windows';
 import { createWindowAction, deleteWindowAction } from '../actions';
 

@@ -2,7 +2,7 @@ import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { apiUser, handle, jsonBody } from '@/lib/features/api/respond';
 import { queryOf } from '@/lib/features/api/request-errors';
-import { blackoutsQuery, createBlackoutRoute } from '@/lib/features/api/contract/schedules';
+import { blackoutsQuery, createBlackoutRoute } from '@/lib/features/api/contract/rules';
 import { createBlackout, listBlackouts } from '@/lib/features/rules/blackouts';
 
 const view = (b: Awaited<ReturnType<typeof listBlackouts>>[number]) => ({

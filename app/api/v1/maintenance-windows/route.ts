@@ -1,8 +1,8 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { apiUser, handle, jsonBody } from '@/lib/features/api/respond';
-import { createWindowRoute } from '@/lib/features/api/contract/schedules';
-import { createWindow, listWindows } from '@/lib/features/rules/windows';
+import { createWindowRoute } from '@/lib/features/api/contract/rules';
+import { createWindow, listWindows } from '@/lib/features/rules/maintenance-windows';
 import { windowWords, type WindowRow } from '@/lib/engine/windows';
 
 const view = (w: WindowRow) => ({

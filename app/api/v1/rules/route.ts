@@ -4,7 +4,7 @@ import { getDb } from '@/db/client';
 import { rules } from '@/db/schema';
 import { apiUser, handle, jsonBody } from '@/lib/features/api/respond';
 import { ApiError } from '@/lib/features/api/request-errors';
-import { createRuleRoute } from '@/lib/features/api/contract/schedules';
+import { createRuleRoute } from '@/lib/features/api/contract/rules';
 import { createRule, mayRead, ruleView } from '@/lib/features/rules/rules';
 
 /** GET /api/v1/rules: the rules the caller may read (docs/rules.md, "Rules"), with their next fires and last runs. */

@@ -2,7 +2,7 @@ import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { apiUser, handle, jsonBody } from '@/lib/features/api/respond';
 import { ApiError } from '@/lib/features/api/request-errors';
-import { createWebhookRoute } from '@/lib/features/api/contract/schedules';
+import { createWebhookRoute } from '@/lib/features/api/contract/rules';
 import { createWebhook, manageableWebhooks, webhookView } from '@/lib/features/rules/webhooks';
 
 /** GET /api/v1/webhooks: the webhooks you may manage (a global admin: all), never their secrets. */

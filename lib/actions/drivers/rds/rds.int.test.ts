@@ -15,7 +15,7 @@ import {
   PromoteReadReplicaCommand,
   RDSClient,
 } from '@aws-sdk/client-rds';
-import { cloudIdentityRules } from '@/lib/features/admin/cloud-identity-rules';
+import { cloudIdentityRules } from '@/lib/features/admin/cloud-identity-checks';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '@/db/client';

@@ -1,7 +1,7 @@
 import { eq, sql } from 'drizzle-orm';
 import { dnsMatch, dnsProvider, dnsRecords, environments, herds } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
-import { dnsRecordRules } from '../environment-rules';
+import { dnsRecordRules } from '../environment-checks';
 import { f, tableForm } from '../form-fields';
 import { herdsAdmin } from './herds.admin';
 import { instancesAdmin } from './instances.admin';

@@ -6,7 +6,7 @@ import { f, tableForm } from '../form-fields';
 import { environmentsAdmin } from './environments.admin';
 import { parameterGroupsAdmin, settingsText } from './parameter-groups.admin';
 import { defineAdmin } from '../define-admin';
-import { herdDependents } from '../environment-rules';
+import { herdDependents } from '../environment-checks';
 import { isHerdAction } from '@/lib/engine/define-action';
 import { actions } from '@/lib/actions/registry';
 import { BACKUP_STATUSES, backupStatusSql, backupSummarySql } from '@/lib/fleet/backups/status-sql';

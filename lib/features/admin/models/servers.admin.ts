@@ -2,8 +2,8 @@ import { eq, sql } from 'drizzle-orm';
 import { qualified } from '@/lib/fleet/qualified';
 import { environments, servers } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
-import { cloudIdentityRules, CLOUD_FIELDS } from '../cloud-identity-rules';
-import { serverAddressRules, serverDependents } from '../environment-rules';
+import { cloudIdentityRules, CLOUD_FIELDS } from '../cloud-identity-checks';
+import { serverAddressRules, serverDependents } from '../environment-checks';
 import { f, tableForm } from '../form-fields';
 import { environmentsAdmin } from './environments.admin';
 

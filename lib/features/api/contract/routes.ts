@@ -29,7 +29,7 @@ import {
   listWindowsRoute,
   runRuleRoute,
   updateRuleRoute,
-} from './schedules';
+} from './rules';
 
 export const openApiRoute = {
   method: 'get',

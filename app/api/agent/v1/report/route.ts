@@ -1,7 +1,7 @@
 import { NextResponse, type NextRequest } from 'next/server';
 import { getDb } from '@/db/client';
 import { answerReport } from '@/lib/features/agents/http';
-import { ingestQueue } from '@/lib/features/agents/queue';
+import { ingestQueue } from '@/lib/features/agents/ingest-batcher';
 import { MAX_REPORT_BYTES } from '@/lib/agent/report';
 import { readCapped } from '@/lib/features/api/body';
 

@@ -1,7 +1,7 @@
 import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { apiUser, handle, jsonBody, pathId } from '@/lib/features/api/respond';
-import { updateRuleRoute } from '@/lib/features/api/contract/schedules';
+import { updateRuleRoute } from '@/lib/features/api/contract/rules';
 import { deleteRule, readableRule, ruleView, updateRule } from '@/lib/features/rules/rules';
 
 export const GET = handle(async (req, ctx) => {

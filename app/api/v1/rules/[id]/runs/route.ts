@@ -2,7 +2,7 @@ import { NextResponse } from 'next/server';
 import { getDb } from '@/db/client';
 import { apiUser, handle, pathId } from '@/lib/features/api/respond';
 import { queryOf } from '@/lib/features/api/request-errors';
-import { ruleRunsQuery } from '@/lib/features/api/contract/schedules';
+import { ruleRunsQuery } from '@/lib/features/api/contract/rules';
 import { readableRule, ruleRunsView } from '@/lib/features/rules/rules';
 
 /** GET /api/v1/rules/{id}/runs: its runs, newest first: when, what came of it, each target's fate, the operation. */

@@ -9,7 +9,7 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { collectInstance } from '@/lib/agent/collect';
 import { ingestReports, UNASSIGNED_ENVIRONMENT, type AgentServer } from './ingest';
-import { IngestQueue } from './queue';
+import { IngestQueue } from './ingest-batcher';
 import type { Report } from '@/lib/agent/report';
 
 let t: TestDb;

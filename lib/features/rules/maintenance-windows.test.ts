@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { windowBody } from './windows';
+import { windowBody } from './maintenance-windows';
 import { herdWindowAt, windowAt, windowWords } from '@/lib/engine/windows';
 
 const w = (x: Partial<{ days: number[]; starts: string; durationMinutes: number; timezone: string }>) => ({

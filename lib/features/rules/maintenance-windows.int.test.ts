@@ -24,7 +24,7 @@ import { fireRequested } from './fire';
 import { ruleBody } from './rule-body';
 import { createRule, requestRun } from './rules';
 import type { Actor } from '@/lib/engine/access';
-import { createWindow, windowBody } from './windows';
+import { createWindow, windowBody } from './maintenance-windows';
 
 let t: TestDb;
 let root: Actor;

@@ -6,7 +6,7 @@ import { blackoutBody } from '@/lib/features/rules/blackouts';
 import { ruleBody } from '@/lib/features/rules/rule-body';
 import { MAX_RULE_TARGETS } from '@/lib/features/rules/rules';
 import { WEBHOOK_EVENTS, webhookBody } from '@/lib/features/rules/webhooks';
-import { windowBody } from '@/lib/features/rules/windows';
+import { windowBody } from '@/lib/features/rules/maintenance-windows';
 import { idText, MAX_BIG_ID } from '@/lib/adapters/validation/ids';
 import { defineRoute, idParams } from './define';
 
