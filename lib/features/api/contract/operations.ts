@@ -54,12 +54,9 @@ export const planResponse = z
         ),
       })
       .optional(),
-    deprecated: z
-      .string()
-      .optional()
-      .meta({
-        description: 'Set when `action` is a deprecated name (rds-reboot): what it is now. The answer also has a Deprecation header.',
-      }),
+    deprecated: z.string().optional().meta({
+      description: 'Set when `action` is a deprecated name (rds-reboot): what it is now. The answer also has a Deprecation header.',
+    }),
   })
   .meta({ id: 'Plan' });
 
