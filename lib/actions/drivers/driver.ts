@@ -113,14 +113,9 @@ export interface HerdDriver {
   powerOn?(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<unknown> | Refusal;
 }
 
-/** The capabilities a driver plans itself (HerdDriver's plan members). */
-export type PlannedCapability = 'restart' | 'reload' | 'rebuild' | 'switchover' | 'failover' | 'resize' | 'powerOff' | 'powerOn';
-
 /** The refusal a driver gives for a capability it lacks. */
 export const lacking = (d: HerdDriver, c: Capability): Refusal => refuse('not-applicable', d.lacks(c));
 
 /** A driver's capabilities in words, in the order CAPABILITIES lists them. */
 export const capabilityWords = (d: HerdDriver): string[] =>
   (Object.keys(CAPABILITIES) as Capability[]).filter((c) => d.capabilities.has(c)).map((c) => CAPABILITIES[c]);
-
-export { Refusal };

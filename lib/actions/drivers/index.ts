@@ -86,7 +86,7 @@ export async function prepareDrivers(capability: Capability, targets: InstanceRe
 }
 
 /** A switchover of `h` as its driver plans it (pg_ctl's, Patroni's), or the driver's refusal: what actions made of one ask. */
-export function planSwitchoverOf(h: Pick<HerdRef, 'members'> & HerdRef, params: SwitchoverParams): ActionPlan<SwitchoverState> | Refusal {
+export function planSwitchoverOf(h: HerdRef, params: SwitchoverParams): ActionPlan<SwitchoverState> | Refusal {
   const d = driverOf(h);
   if (d instanceof Refusal) return d;
   return d.switchover ? d.switchover(h, params) : lacking(d, 'switchover');
