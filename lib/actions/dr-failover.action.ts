@@ -4,7 +4,7 @@
 // have committed that no replica received is reported.
 import { asks, planFailoverOf } from '@/lib/actions/drivers';
 import { defineHerdAction } from '@/lib/engine/define-action';
-import { drFailoverParams } from '@/lib/actions/steps/failover-steps';
+import { drFailoverParams } from '@/lib/actions/drivers/failover';
 
 export const drFailoverAction = defineHerdAction({
   name: 'dr-failover',

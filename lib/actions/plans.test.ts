@@ -7,7 +7,7 @@ import { parseParams, scheduleProblems } from '@/lib/engine/define-action';
 import { backupAction } from '@/lib/actions/backups/backup.action';
 import { restoreDrillAction } from '@/lib/actions/backups/restore-drill.action';
 import type { AppliedPolicy } from '@/lib/fleet/backups/tool';
-import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/patroni-pause.action';
+import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/drivers/patroni/pause.action';
 import { describe, expect, it } from 'vitest';
 import { herd, member } from '@/lib/testing/refs';
 import { configureBackupsAction } from './backups/configure-backups.action';

@@ -3,7 +3,7 @@
 // RDS's through StopDBInstance and StartDBInstance. Every wait bounded. The building block schedules
 // use to park dev fleets at night. A primary is warned about, as stop warns, not refused.
 import { asks, driverOf, lacking, type PowerState } from '@/lib/actions/drivers';
-import { prepareCloud } from '@/lib/actions/steps/cloud-prepare';
+import { prepareCloud } from '@/lib/actions/drivers/cloud-prepare';
 import { defineAction } from '@/lib/engine/define-action';
 import { mayComeUpAsPrimary, stoppedPrimaryNotOlder } from '@/lib/fleet/herd-primary';
 import { Refusal, refuse } from '@/lib/fleet/refusal';

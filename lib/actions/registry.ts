@@ -8,7 +8,7 @@ import { promoteAction } from '@/lib/actions/promote.action';
 import { remasterAction } from '@/lib/actions/remaster.action';
 import { rebuildAction } from '@/lib/actions/rebuild.action';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
-import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/patroni-pause.action';
+import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/drivers/patroni/pause.action';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { drFailoverAction } from '@/lib/actions/dr-failover.action';
 import { checkSshAction } from '@/lib/actions/check-ssh.action';

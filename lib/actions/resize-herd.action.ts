@@ -16,7 +16,7 @@ import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { planResize, resizeWishForm } from '@/lib/actions/resize.action';
 import { newResizeState, onlyToFinish, oneWish, oneWishError, resizeWishFields, type ResizeState } from '@/lib/actions/drivers/resize';
-import { prepareCloud, type ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
+import { prepareCloud, type ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
 import { membersAfterSwitchover, newSwitchoverState, type SwitchoverState } from '@/lib/actions/drivers/switchover';
 import { part } from '@/lib/engine/compose';
 import { asks, planSwitchoverOf } from '@/lib/actions/drivers';

@@ -3,7 +3,7 @@
 // with the way: resize its herd.
 import { asks, driverOf, lacking } from '@/lib/actions/drivers';
 import { newResizeState, resizeParams, type ResizeParams, type ResizeState } from '@/lib/actions/drivers/resize';
-import { prepareCloud, type ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
+import { prepareCloud, type ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
 import { defineAction, type ActionParamField, type ActionPlan, type InstancePlanContext } from '@/lib/engine/define-action';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { Refusal } from '@/lib/fleet/refusal';

@@ -3,7 +3,7 @@
 import type { TypeInfo } from '@/lib/adapters/aws/ec2';
 import { priceList } from '@/lib/fleet/cloud/prices';
 import { rankTypes } from '@/lib/fleet/cloud/rank';
-import type { ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
+import type { ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 

@@ -11,8 +11,8 @@ import type { Observed } from '@/lib/fleet/observe';
 import { Refusal, refuse } from '@/lib/fleet/refusal';
 import type { SwitchoverParams, SwitchoverState } from './switchover';
 import type { ResizeParams, ResizeState } from './resize';
-import type { ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
-import type { DrState, Params as FailoverParams } from '@/lib/actions/steps/failover-steps';
+import type { ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
+import type { DrState, Params as FailoverParams } from '@/lib/actions/drivers/failover';
 
 /**
  * What an action asks of the control plane that runs a herd. Each names a verb a person sees on the

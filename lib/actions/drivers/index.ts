@@ -9,7 +9,7 @@ import { patroniDriver } from './patroni';
 import { pgCtlDriver } from './pg-ctl';
 import { rdsDriver } from './rds';
 import type { SwitchoverParams, SwitchoverState } from './switchover';
-import type { DrState, Params as FailoverParams } from '@/lib/actions/steps/failover-steps';
+import type { DrState, Params as FailoverParams } from '@/lib/actions/drivers/failover';
 
 export {
   lacking,

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { flagParam } from '@/lib/engine/define-action';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import type { CloudTarget } from '@/lib/actions/steps/cloud-prepare';
+import type { CloudTarget } from '@/lib/actions/drivers/cloud-prepare';
 
 const typeName = z
   .string()

@@ -30,7 +30,7 @@ import { rebuildAction } from '@/lib/actions/rebuild.action';
 import { randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { operations, operationSteps, operationTargets } from '@/db/schema';
-import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/patroni-pause.action';
+import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/drivers/patroni/pause.action';
 import { producerConnection, targetQueue } from '@/lib/engine/queue';
 import { submitOperation } from '@/lib/engine/submit';
 import { startWorker } from '@/jobs/start-worker';

@@ -4,12 +4,12 @@
 // pgherd moves DNS). Its hosts give a shell: pgBackRest, SSH checks and host keys work as on pg_ctl's.
 import { PatroniError, reload, restart } from '@/lib/adapters/patroni/client';
 import { refuse } from '@/lib/fleet/refusal';
-import { reloadFlow, restartFlow } from '@/lib/actions/steps/verb-flows';
+import { reloadFlow, restartFlow } from '@/lib/actions/drivers/verb-flows';
 import { CAPABILITIES, type Capability, type HerdDriver, type RestartState } from '../driver';
 import { planReinitialize } from './reinitialize';
 import { patroniCallStep, patroniPreflightStep } from './steps';
 import { newPatroniSwitchState, planPatroniFailover, planPatroniSwitchover } from './switch';
-import type { DrState, Params as FailoverParams } from '@/lib/actions/steps/failover-steps';
+import type { DrState, Params as FailoverParams } from '@/lib/actions/drivers/failover';
 import { DEFAULT_MAX_LAG_BYTES, switchoverPair, type SwitchoverParams, type SwitchoverState } from '../switchover';
 import type { ActionPlan } from '@/lib/engine/define-action';
 import type { HerdRef } from '@/lib/fleet/herd-ref';

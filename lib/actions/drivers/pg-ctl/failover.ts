@@ -35,7 +35,7 @@ import {
   repointOthers,
   type DrState,
   type Params,
-} from '@/lib/actions/steps/failover-steps';
+} from '@/lib/actions/drivers/failover';
 
 /** pg_ctl's DR failover of `h`, or why not. */
 export function planFailover(h: HerdRef, p: Params): ActionPlan<DrState> | Refusal {

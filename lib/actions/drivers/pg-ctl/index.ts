@@ -2,14 +2,14 @@
 // host, the data directory and pg_hba/postgresql.conf as files, EC2 for the machine under it.
 import { refuse } from '@/lib/fleet/refusal';
 import { sshControlStep } from '@/lib/actions/steps/control-steps';
-import { reloadFlow, restartFlow } from '@/lib/actions/steps/verb-flows';
+import { reloadFlow, restartFlow } from '@/lib/actions/drivers/verb-flows';
 import { CAPABILITIES, type Capability, type HerdDriver } from '../driver';
 import { planRebuild } from './rebuild';
 import { planSwitchover } from './switchover';
 import { planEc2PowerOff, planEc2PowerOn } from './power';
 import { planFailover } from './failover';
 import { planEc2Resize } from './resize';
-import type { ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
+import type { ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
 
 const CAN: Capability[] = [
   'start',

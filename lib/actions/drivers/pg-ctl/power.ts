@@ -27,7 +27,7 @@ import { execNoted } from '@/lib/actions/steps/exec-noted';
 import { driverFor, STATUS_NOT_RUNNING } from '@/lib/fleet/drivers';
 import { errorText } from '@/lib/engine/errors';
 import { refreshInstance } from '@/lib/fleet/record-observation';
-import { recordType, type CloudTarget, type ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
+import { recordType, type CloudTarget, type ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
 import { DEFAULT_MAX_LAG_SECONDS, drainTargets, namesBack, recordsAt, waitOutTtlStep, withBacks } from '@/lib/actions/steps/drain-steps';
 import { dnsSteps, recordArg } from '@/lib/actions/steps/dns-steps';
 import type { PowerState } from '../driver';

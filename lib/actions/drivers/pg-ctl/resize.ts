@@ -30,7 +30,7 @@ import { observe, waitObserved, type Observed } from '@/lib/fleet/observe';
 import { errorText } from '@/lib/engine/errors';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { postgresUpStep, refreshStep, sshControlStep } from '@/lib/actions/steps/control-steps';
-import { recordType, type CloudTarget, type ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
+import { recordType, type CloudTarget, type ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
 import { DEFAULT_MAX_LAG_SECONDS, namesBack, replicaDrain, streamingStep } from '@/lib/actions/steps/drain-steps';
 
 import { onlyToFinish, type ResizeParams, type ResizeState } from '../resize';

@@ -19,7 +19,7 @@ import {
   watchFence,
   type DrState,
   type Params,
-} from '@/lib/actions/steps/failover-steps';
+} from '@/lib/actions/drivers/failover';
 import { newPatroniSwitchState } from '../patroni/switch';
 import { waitRdsNoted } from './steps';
 import { eq } from 'drizzle-orm';

@@ -1,7 +1,7 @@
 // The driver of herds RDS runs: pgherd asks the RDS API (modify, stop and start, reboot, promote a
 // read replica, create one) and reads Postgres over SQL. RDS gives no shell, pg_ctl or data
 // directory: said here, once, for every action that needs them.
-import { prepareCloud, type ResizePrepared } from '@/lib/actions/steps/cloud-prepare';
+import { prepareCloud, type ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
 import { refuse } from '@/lib/fleet/refusal';
 import { capabilityWords, type Capability, type HerdDriver } from '../driver';
 import { planRdsReboot } from './reboot';

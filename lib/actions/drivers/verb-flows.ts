@@ -5,8 +5,8 @@
 import { commonWarnings, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, waitObserved } from '@/lib/fleet/observe';
-import type { ReloadState, RestartState } from '@/lib/actions/drivers/driver';
-import { refreshStep } from './control-steps';
+import type { ReloadState, RestartState } from './driver';
+import { refreshStep } from '@/lib/actions/steps/control-steps';
 
 /**
  * A restart: `ask` asks the control plane, after `before` (its pre-flight). With `pendingOnly`, who
