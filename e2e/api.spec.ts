@@ -262,6 +262,43 @@ test('action parameters: validated by the action, part of the plan and its diges
   expect((await settled(request, (await again.json()).id)).status).toBe('succeeded');
 });
 
+test('the old names rds-reboot and rds-add-replica plan restart and add-replica, and say so in a Deprecation header', async ({
+  request,
+}) => {
+  const herd = (
+    (await (await request.get(`${url}/api/v1/herds?q=identity`, { headers: operate })).json()).items as {
+      id: number;
+      environment: string;
+      members: { id: number }[];
+    }[]
+  ).find((h) => h.environment === 'staging')!;
+  const added = await request.post(`${url}/api/v1/operations/plan`, {
+    headers: operate,
+    data: { action: 'rds-add-replica', herdIds: [herd.id], params: { instanceClass: 'db.m6i.large' } },
+  });
+  expect(added.status()).toBe(200);
+  expect(added.headers().deprecation).toBe('@1795737600');
+  expect(added.headers().warning).toMatch(/^299 pgherd "rds-add-replica is now add-replica/);
+  const body = await added.json();
+  expect(body).toMatchObject({ action: 'add-replica', deprecated: expect.stringMatching(/^rds-add-replica is now add-replica/) });
+  // A herd pgherd runs over SSH: its new member goes on a server or a new EC2 instance, not an RDS class.
+  expect(body.targets[0].refused).toMatch(/instanceClass and availabilityZone are for a herd whose control plane makes its replicas/);
+  const rebooted = await request.post(`${url}/api/v1/operations/plan`, {
+    headers: operate,
+    data: { action: 'rds-reboot', instanceIds: [herd.members[0]!.id] },
+  });
+  expect(rebooted.status()).toBe(200);
+  expect(rebooted.headers().deprecation).toBe('@1795737600');
+  expect(await rebooted.json()).toMatchObject({ action: 'restart', deprecated: expect.stringMatching(/^rds-reboot is now restart/) });
+  // The current names carry no such header.
+  const now = await request.post(`${url}/api/v1/operations/plan`, {
+    headers: operate,
+    data: { action: 'restart', instanceIds: [herd.members[0]!.id] },
+  });
+  expect(now.headers().deprecation).toBeUndefined();
+  expect((await now.json()).deprecated).toBeUndefined();
+});
+
 test('lists herds with their primary, members and DNS; switches one over to the candidate the body names', async ({ request }) => {
   const herds = async (qs: string) => request.get(`${url}/api/v1/herds${qs}`, { headers: operate });
   expect((await herds('?driver=nope')).status()).toBe(400);

@@ -46,6 +46,7 @@ import { confirmedSteps } from '@/lib/engine/plan-identity';
 import { wantedSettings } from '@/lib/fleet/settings/wanted';
 import type { MemberSettings } from '@/lib/actions/settings/apply-plan';
 import { asks } from '@/lib/actions/drivers';
+import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
 
 // The steps are built, never run: nothing here touches a database or a host.
 const deps = {} as ActionDeps;
@@ -656,14 +657,6 @@ describe('an action is its plan', () => {
         const prepared = settingsPrepared(h);
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
-      if (a.on === 'herd' && a.name === 'rds-add-replica') {
-        // A herd RDS runs: a new read replica of its source.
-        const rh = herd(
-          h.members.map((m, k) => ({ ...m, controlDriver: 'rds', rds: { region: 'eu-west-1', identifier: `orders-${String(k + 1)}` } })),
-        );
-        const params = { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-1b' };
-        return { words: a.plan(rh, { params }).steps, steps: a.steps(rh, deps, { params }) };
-      }
       if (a.on === 'herd' && a.name.startsWith('patroni-')) {
         // Patroni's maintenance mode: a herd Patroni runs, its members with REST addresses.
         const ph = herd(h.members.map((m) => ({ ...m, controlDriver: 'patroni', patroniUrl: `https://${m.host}:8008` })));
@@ -713,7 +706,6 @@ describe('an action is its plan', () => {
           ssh: m.ssh,
           adopted: null,
         }));
-        cases.push({ a: restartAction, run: rdsRestart });
         const prepared = new Map([
           [
             h.id,
@@ -866,6 +858,18 @@ describe('an action is its plan', () => {
       return { words: a.plan(t, { members, params }).steps, steps: a.steps(t, deps, { members, params }) };
     },
   }));
+
+  // Add replica on a herd RDS runs: its driver plans it, a new read replica of its source.
+  const rdsAddReplica = () => {
+    const rh = herd(
+      h.members.map((m, k) => ({ ...m, controlDriver: 'rds', rds: { region: 'eu-west-1', identifier: `orders-${String(k + 1)}` } })),
+    );
+    const params = { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-1b', market: 'on-demand', seed: 'auto' };
+    const prepared = { makers: new Map() };
+    return { words: addReplicaAction.plan(rh, { params, prepared }).steps, steps: addReplicaAction.steps(rh, deps, { params, prepared }) };
+  };
+  // Cases beyond one per action: the same action on another driver.
+  cases.push({ a: restartAction, run: rdsRestart }, { a: addReplicaAction, run: rdsAddReplica });
 
   it.each(cases.map((c) => [c.a.name, c] as const))(
     '%s: the page lists one line per step the worker runs, cleanups included in their step\u2019s line',

@@ -34,7 +34,6 @@ import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
 import { retireAction } from '@/lib/actions/grow/retire.action';
 import { evacuateAction, replaceAction } from '@/lib/actions/grow/replace.action';
 import { applySettingsAction } from '@/lib/actions/settings/apply-settings.action';
-import { rdsAddReplicaAction } from '@/lib/actions/drivers/rds/add-replica';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -63,7 +62,6 @@ export const actions: AnyAction[] = [
   restoreDrillAction,
   tearDownRestoredAction,
   addReplicaAction,
-  rdsAddReplicaAction,
   retireAction,
   replaceAction,
   evacuateAction,
@@ -81,6 +79,10 @@ export const actions: AnyAction[] = [
  */
 const FOLDED: Record<string, { into: string; says: string }> = {
   'rds-reboot': { into: 'restart', says: 'rds-reboot is now restart, which reboots an RDS DB instance (failover: true as before)' },
+  'rds-add-replica': {
+    into: 'add-replica',
+    says: 'rds-add-replica is now add-replica, which asks RDS for a read replica on a herd RDS runs (instanceClass, availabilityZone as before)',
+  },
 };
 
 /** What to say of a deprecated action name, or null for a current one. */

@@ -25,7 +25,7 @@ import {
 import { part } from '@/lib/engine/compose';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { errorText } from '@/lib/engine/errors';
-import { binsOf, pgCtl } from '@/lib/fleet/drivers';
+import { binsOf, driverFor, pgCtl } from '@/lib/fleet/drivers';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, waitObserved } from '@/lib/fleet/observe';
@@ -274,14 +274,10 @@ const asReplicaOf = (m: InstanceRef, cand: InstanceRef): InstanceRef => ({
 function planUpgrade(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p: UpgradePrepared): ActionPlan<UpgradeState> | Refusal {
   const held = p.held?.get(h.id);
   if (held) return refuse('not-applicable', held);
-  const driver = h.members[0]?.controlDriver ?? 'pg_ctl';
-  if (driver !== 'pg_ctl')
-    return refuse(
-      'not-applicable',
-      driver === 'patroni'
-        ? "Patroni runs this herd: pgherd does not restart its members on another build behind Patroni's back"
-        : `control driver ${driver} picks the build by its packages: upgrade the package on each host (apt, dnf); pgherd moves pg_ctl herds between builds`,
-    );
+  // The engine asked the herd's driver for upgrade-minor; a member whose control tool runs what its packages laid out moves with them.
+  const packaged = h.members.map((m) => driverFor(m.controlDriver).packaged).find(Boolean);
+  if (packaged)
+    return refuse('not-applicable', `${packaged}: upgrade the package on each host (apt, dnf); pgherd moves pg_ctl herds between builds`);
   const primaries = h.members.filter((m) => m.role === 'primary' && m.state === 'running');
   if (primaries.length !== 1)
     return refuse('topology', primaries.length ? `the herd has ${primaries.length} running primaries` : 'the herd has no running primary');

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { herd, member } from '@/lib/testing/refs';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { checkDriver } from '@/lib/engine/define-action';
 import { newestEverywhere, upgradeMinorAction, versionNum, versionText, type Build } from './upgrade-minor.action';
 
 const OLD = '/opt/pg/15.17/bin';
@@ -40,12 +41,10 @@ describe('upgrade-minor plan', () => {
 
   it('refuses a major, a herd Patroni or packages run, a member down or never observed, a herd of one', () => {
     expect(plan(members(), { toVersion: '16.9' }).refused).toMatch(/another major .* blue\/green/);
-    expect(
-      plan(
-        members().map((m) => ({ ...m, controlDriver: 'patroni' })),
-        {},
-      ).refused,
-    ).toMatch(/Patroni runs this herd/);
+    // A herd Patroni runs: its driver lacks the capability, and the engine refuses before any plan is made.
+    expect(() => checkDriver(upgradeMinorAction, 'patroni')).toThrow(
+      /Patroni runs this herd: pgherd does not restart its members on another build/,
+    );
     expect(
       plan(
         members().map((m) => ({ ...m, controlDriver: 'pg_ctlcluster' })),

@@ -34,8 +34,9 @@ describe('control drivers', () => {
 
   it('refuses drivers it cannot run yet, by name', () => {
     expect(() => driverFor('systemd')).toThrow(/systemd is not supported yet/);
-    // Patroni's herds: never pg_ctl behind Patroni's back, and the refusal says why.
-    expect(() => driverFor('patroni')).toThrow(/^refused: Patroni runs this herd: pgherd does not run pg_ctl behind Patroni's back/);
+    // Patroni's and RDS's members get no pg_ctl, whatever asks (their drivers say what they do instead).
+    for (const d of ['patroni', 'rds'])
+      expect(() => driverFor(d)).toThrow(new RegExp(`^refused: ${d} runs this member: pgherd sends it no pg_ctl`));
   });
 });
 

@@ -30,6 +30,8 @@ export interface ControlDriver {
    * its argv and the stdin it reads, or null when nothing but pgherd would start it.
    */
   keepStopped(t: ControlTarget): { argv: string[]; stdin: string; says: string } | null;
+  /** Set where the tool runs clusters its OS packages laid out (their build, their folders): what it is, in words. */
+  packaged?: string;
 }
 
 /** pg_ctl status's exit code for "no server running" (pg_ctlcluster passes it through). */
@@ -195,6 +197,7 @@ export const pgCtlcluster: ControlDriver = {
   // postmaster that would not act on it now. The cluster's data directory is the instance's (its name
   // is read from it), so the guard reads the postmaster.pid pg_ctl will.
   fenceStop: (t, mode) => guarded(t.dataDirectory, pgCtlcluster.stop(t, mode)),
+  packaged: "pg_ctlcluster runs clusters Debian's packages laid out (their build, their folders)",
   // Debian's start.conf: "manual" keeps the postgresql@ units (at boot, and `systemctl start
   // postgresql`) from starting the cluster; pg_ctlcluster start by hand still does.
   keepStopped: (t) => {
@@ -204,43 +207,29 @@ export const pgCtlcluster: ControlDriver = {
 };
 
 /**
- * A herd Patroni runs: pgherd never starts, stops, restarts or promotes its members behind Patroni's
- * back (Patroni would start again what pgherd stopped, demote what it promoted, and might fail over
- * while pgherd moves DNS). Refused with the reason; what Patroni allows goes through its REST API.
+ * A member whose control plane is not a command on its host (Patroni's REST API, the RDS API): pgherd
+ * sends it no pg_ctl. Its herd's driver (`driverOf` in the actions) says what it does instead, and the
+ * engine refuses an action its driver lacks before any step runs: reaching this is a bug, refused.
  */
-export class PatroniOwnsError extends Refusal {
-  constructor() {
-    super(
-      'not-applicable',
-      "Patroni runs this herd: pgherd does not run pg_ctl behind Patroni's back (Patroni would undo it); its members are started, stopped and promoted by Patroni",
-    );
-    this.name = 'PatroniOwnsError';
+export class NoHostControlError extends Refusal {
+  constructor(readonly driver: string) {
+    super('not-applicable', `${driver} runs this member: pgherd sends it no pg_ctl (its driver decides how it is started and stopped)`);
+    this.name = 'NoHostControlError';
   }
 }
 
-/** The action is not one RDS offers: RDS runs the herd's members, and gives no shell on their hosts. */
-export class RdsOwnsError extends Refusal {
-  constructor() {
-    super(
-      'not-applicable',
-      'RDS runs this herd: pgherd acts on its members through the RDS API only (Restart, Resize, Power off and on, DR failover, Add read replica (RDS), Refresh DNS); RDS gives no shell, pg_ctl or data directory, so this action, which needs them, is refused',
-    );
-    this.name = 'RdsOwnsError';
-  }
-}
+/** Whether `postgres -D <its data directory>` reads the member's own configuration: pg_ctl's layout (not Debian's /etc/postgresql). */
+export const confInDataDirectory = (controlDriver: string): boolean => controlDriver === 'pg_ctl';
 
 /**
  * The control driver of a herd. `systemd` is not run yet: when it is, its fence stop goes behind the
  * same guard (`systemctl stop` queues a job in PID 1, KillSignal then SIGKILL after TimeoutStopSec:
  * to a stopped postmaster the first waits and the second lands whenever PID 1's clock says). Patroni's
- * herds are refused here: their DR failover goes through Patroni's POST /failover, whose leader key is
- * the fence (a leader that cannot renew it demotes itself, or its watchdog resets the host); pgherd
- * sends their postmasters no signal.
+ * and RDS's members are refused here (NoHostControlError).
  */
 export function driverFor(name: string): ControlDriver {
   if (name === 'pg_ctl') return pgCtl;
   if (name === 'pg_ctlcluster') return pgCtlcluster;
-  if (name === 'patroni') throw new PatroniOwnsError();
-  if (name === 'rds') throw new RdsOwnsError();
+  if (name === 'patroni' || name === 'rds') throw new NoHostControlError(name);
   throw new UnsupportedDriverError(name);
 }

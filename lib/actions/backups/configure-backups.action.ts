@@ -7,14 +7,13 @@ import type { Db } from '@/db/client';
 import { defineHerdAction, productionWarning, type ActionStep } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { instanceClient } from '@/lib/fleet/pg-access';
-import { refuse } from '@/lib/fleet/refusal';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { appliedForm, repositoryWords } from '@/lib/fleet/backups/policy';
 import { refreshFleet } from '@/lib/fleet/refresher';
 import {
   archiveCommand,
-  sharedArchiveCommand,
   memberConfig,
   memberConfigPath,
   memberDirs,
@@ -26,8 +25,6 @@ import {
 } from '@/lib/fleet/backups/pgbackrest';
 import type { BackupMember } from '@/lib/fleet/backups/tool';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
-import { patchConfig } from '@/lib/adapters/patroni/client';
-import { patroniArg, patroniEndpoint, patroniPreflightStep, sleepUnlessStopped } from '@/lib/actions/drivers/patroni/steps';
 import {
   policyRefusal,
   prepareBackups,
@@ -38,7 +35,7 @@ import {
   writeHostFile,
   type BackupPrepared,
 } from './backup-steps';
-import { asks } from '@/lib/actions/drivers';
+import { asks, driverOf, lacking } from '@/lib/actions/drivers';
 
 interface MemberSettings {
   socketDirectory: string;
@@ -71,19 +68,6 @@ async function readMember(m: InstanceRef): Promise<MemberSettings> {
       inRecovery: row.rec,
       systemIdentifier: row.sysid,
     };
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
-
-/** One setting as the member runs it now. */
-async function showSetting(m: InstanceRef, name: string): Promise<string> {
-  const c = instanceClient(m, { connectionTimeoutMillis: 3000, application_name: 'pgherd' });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    const r = await c.query<{ v: string }>('SELECT current_setting($1) AS v', [name]);
-    return r.rows[0]?.v ?? '';
   } finally {
     await c.end().catch(() => {});
   }
@@ -204,94 +188,20 @@ export const configureBackupsAction = defineHerdAction({
             },
           ]
         : [];
-    const patroni = h.members.some((m) => m.controlDriver === 'patroni');
-    const leader = patroni ? h.members.find((m) => m.role === 'primary' && m.patroniUrl) : undefined;
-    if (patroni && !leader)
-      return refuse('not-applicable', "no primary of the herd has a Patroni REST address: set one on its instance's form");
-    const shared = sharedArchiveCommand(
-      h.members.map((m) => m.dataDirectory),
-      stanza,
-    );
-    const timeoutSetting = `${p.policy.archiveTimeoutSeconds}s`;
-    const archiveSteps: ActionStep<ConfigureState>[] = leader
-      ? [
-          // Patroni owns the herd's settings: they go through its dynamic configuration, never behind its back.
-          {
-            name: "set archive_command in Patroni's configuration",
-            does: {
-              kind: 'patroni.call',
-              call: 'PATCH /config',
-              stanza,
-              archiveTimeout: p.policy.archiveTimeoutSeconds,
-              patroni: patroniArg(leader),
-            },
-            says: `ask Patroni to set archive_command (pgbackrest archive-push, stanza ${stanza}) and archive_timeout = ${timeoutSetting} for every member (PATCH /config postgresql.parameters; archive_mode on where it is off, applied at each member's next restart); wait until every member runs it`,
-            timeoutMs: 90_000,
-            run: async (x) => {
-              const { url, access } = patroniEndpoint(leader);
-              const off = x.state.archiveModeOff.length > 0;
-              const parameters = { archive_command: shared, archive_timeout: timeoutSetting, ...(off ? { archive_mode: 'on' } : {}) };
-              x.note({ command: `PATCH ${url}/config ${JSON.stringify({ postgresql: { parameters } })}` });
-              await patchConfig(url, access, { postgresql: { parameters } });
-              // Each member applies it on its next cycle (loop_wait): wait until every one reports it.
-              const deadline = Date.now() + 80_000;
-              for (;;) {
-                const behind: string[] = [];
-                for (const m of h.members) {
-                  const got = await showSetting(m, 'archive_command').catch((err: unknown) => `(${(err as Error).message})`);
-                  if (got !== shared) behind.push(`${m.label}: ${got}`);
-                }
-                if (!behind.length) break;
-                if (Date.now() > deadline || x.signal.aborted)
-                  throw new Error(`Patroni took the change, and these members do not run it yet: ${behind.join('; ')}`);
-                await sleepUnlessStopped(500, x.signal);
-              }
-              x.note({
-                stdout: `every member runs archive_command ${shared}${off ? `; archive_mode on at the next restart of ${x.state.archiveModeOff.join(', ')}` : ''}`,
-              });
-            },
-          },
-        ]
-      : [
-          {
-            name: 'set archive_command on every member',
-            does: {
-              kind: 'backup.archive-command',
-              stanza,
-              archiveTimeout: p.policy.archiveTimeoutSeconds,
-              members: h.members.map(memberArg),
-            },
-            says: `set archive_command (pgbackrest archive-push) and archive_timeout = ${timeoutSetting} on every member, then reload`,
-            timeoutMs: 30_000,
-            run: async (x) => {
-              const out: string[] = [];
-              for (const m of h.members) {
-                const c = instanceClient(m, { connectionTimeoutMillis: 3000, application_name: 'pgherd' });
-                c.on('error', () => {});
-                await c.connect();
-                try {
-                  await c.query(`ALTER SYSTEM SET archive_command = ${c.escapeLiteral(archiveCommand(m.dataDirectory, stanza))}`);
-                  await c.query(`ALTER SYSTEM SET archive_timeout = ${c.escapeLiteral(timeoutSetting)}`);
-                  if (settingsOf(x, m).archiveMode === 'off') await c.query(`ALTER SYSTEM SET archive_mode = 'on'`);
-                  await c.query('SELECT pg_reload_conf()');
-                } finally {
-                  await c.end().catch(() => {});
-                }
-                out.push(
-                  `${m.label}: archive_command set${settingsOf(x, m).archiveMode === 'off' ? '; archive_mode on at its next restart' : ''}`,
-                );
-              }
-              x.note({
-                command: `ALTER SYSTEM SET archive_command, archive_timeout; pg_reload_conf() on ${h.members.length} member(s)`,
-                stdout: out.join('\n'),
-              });
-            },
-          },
-        ];
+    const d = driverOf(h);
+    if (d instanceof Refusal) return d;
+    const archiving = d.archiving
+      ? d.archiving<ConfigureState>(h, {
+          stanza,
+          timeoutSeconds: p.policy.archiveTimeoutSeconds,
+          modeOff: (x, m) => settingsOf(x, m).archiveMode === 'off',
+        })
+      : lacking(d, 'backups');
+    if (archiving instanceof Refusal) return archiving;
     return {
       steps: [
-        // On a Patroni herd, Patroni is asked first: nothing is written anywhere unless it answers as the herd's.
-        ...(leader ? [patroniPreflightStep<ConfigureState>(leader)] : []),
+        // The driver's own preflight first (Patroni answering as the herd's): nothing is written anywhere before it.
+        ...archiving.before,
         {
           name: 'read every member',
           does: { kind: 'backup.read-members', members: h.members.map(memberArg) },
@@ -334,7 +244,7 @@ export const configureBackupsAction = defineHerdAction({
             await execNotedOk(x.deps, runner, x, pgbackrest(runner.config(stanza), stanza, 'stanza-create'), 110_000);
           },
         },
-        ...archiveSteps,
+        archiving.set,
         {
           name: 'check that WAL reaches the repository',
           does: { kind: 'backup.check', stanza },

@@ -13,6 +13,9 @@ import type { SwitchoverParams, SwitchoverState } from './switchover';
 import type { ResizeParams, ResizeState } from './resize';
 import type { ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
 import type { DrState, Params as FailoverParams } from '@/lib/actions/drivers/failover';
+import type { ArchivingAsk, ArchivingPlan } from './archiving';
+import type { ParameterPlane } from './parameters';
+import type { AddReplicaAsk, ReplicaMaker } from './add-replica';
 
 /**
  * What an action asks of the control plane that runs a herd. Each names a verb a person sees on the
@@ -33,7 +36,6 @@ export const CAPABILITIES = {
   'resize-herd': 'resize a herd member by member',
   power: 'power off and on',
   'add-replica': 'add a replica',
-  'add-read-replica': 'add a read replica',
   retire: 'retire a member',
   replace: 'replace a member',
   'set-parameters': 'apply settings',
@@ -111,6 +113,12 @@ export interface HerdDriver {
   /** Power off and on: `prepared` is what the action's cloud preparation read (each server's machine now). */
   powerOff?(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<PowerState> | Refusal;
   powerOn?(t: InstanceRef, v: MemberVerb<ActionParams>): ActionPlan<unknown> | Refusal;
+  /** archive_command and archive_timeout on every member of `h` (Configure backups writes the rest over SSH). */
+  archiving?<S>(h: HerdRef, a: ArchivingAsk<S>): ArchivingPlan<S> | Refusal;
+  /** Where a herd's settings live and how a member is restarted into them (Apply settings). */
+  parameters?: ParameterPlane;
+  /** A control plane that makes a herd's new replica itself (RDS's read replica); absent: Add replica lays one out over SSH. */
+  addReplica?: ReplicaMaker<AddReplicaAsk>;
 }
 
 /** The refusal a driver gives for a capability it lacks. */

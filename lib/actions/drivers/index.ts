@@ -72,6 +72,16 @@ export type DriversPrepared = Map<HerdDriver, unknown>;
 /** What `d`'s prepare read (undefined where nothing was prepared: a plan made outside the engine, in a test). */
 export const preparedBy = (p: DriversPrepared | undefined, d: HerdDriver): unknown => p?.get(d);
 
+/** The herds each driver runs (a herd no driver runs is left out: the engine refuses it with its own words). */
+export function herdsByDriver(herds: HerdRef[]): Map<HerdDriver, HerdRef[]> {
+  const out = new Map<HerdDriver, HerdRef[]>();
+  for (const h of herds) {
+    const d = driverOf(h);
+    if (!(d instanceof Refusal)) out.set(d, [...(out.get(d) ?? []), h]);
+  }
+  return out;
+}
+
 /** Runs each targets' driver's `prepare` for `capability` on its own targets: what an action that asks a driver to plan prepares. */
 export async function prepareDrivers(capability: Capability, targets: InstanceRef[], db: Db): Promise<DriversPrepared> {
   const mine = new Map<HerdDriver, InstanceRef[]>();

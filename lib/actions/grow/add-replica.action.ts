@@ -1,7 +1,8 @@
 // Add replica: a new member of the herd on an empty server of its environment, or on a new EC2 instance
 // launched like one of its members (on demand or on spot capacity), seeded from the herd's backup
 // repository where it has one (nothing read from the primary), else from a replica, else from the
-// primary; then streaming, registered, and in the herd's read names (lib/actions/grow/seed-steps.ts).
+// primary; then streaming, registered, and in the herd's read names (seedSteps). A herd whose control
+// plane makes its replicas itself (RDS's read replicas) is planned by its driver (`addReplica`).
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
@@ -13,7 +14,6 @@ import { launchPrice, launchStep, newLaunchState, planLaunch, serverToLaunch, ty
 import {
   loadRestoreServer,
   newRestoreState,
-  oneServer,
   placeFields,
   restoreTargetParams,
   serverRefusal,
@@ -25,7 +25,9 @@ import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { newSeedState, seedSteps, type Seed, type SeedState } from './seed-steps';
-import { asks } from '@/lib/actions/drivers';
+import { asks, driverOf, herdsByDriver, preparedBy, type DriversPrepared } from '@/lib/actions/drivers';
+import { madeReplicaFields } from '@/lib/actions/drivers/add-replica';
+import { driverFor } from '@/lib/fleet/drivers';
 
 const { serverId, instanceType, port, dataDirectory, sslCertFile, sslKeyFile } = restoreTargetParams;
 
@@ -40,18 +42,34 @@ export const addReplicaParams = z
     /** Where its data comes from; auto: the repository, else a replica, else the primary. */
     seed: z.enum(['auto', 'repository', 'replica', 'primary']).default('auto'),
     port: port,
-    dataDirectory,
+    /** Required where pgherd lays the replica out (not where the control plane makes it: instanceClass). */
+    dataDirectory: dataDirectory.optional(),
     sslCertFile,
     sslKeyFile,
+    // A herd whose control plane makes the replica itself (RDS): its class and zone.
+    ...madeReplicaFields,
   })
   .strict()
-  .refine(...oneServer)
+  .refine((p) => [p.serverId, p.instanceType, p.instanceClass].filter((v) => v !== undefined).length === 1, {
+    message:
+      'give serverId (an empty server of the environment), instanceType (a new EC2 instance) or, on a herd RDS runs, instanceClass (the class of its read replica): one of them',
+    path: ['serverId'],
+  })
+  .refine((p) => p.instanceClass !== undefined || p.dataDirectory !== undefined, {
+    message: "the new member's data directory (its folder must not exist on the server)",
+    path: ['dataDirectory'],
+  })
   .refine((p) => p.market === 'on-demand' || p.instanceType !== undefined, {
     message: 'market spot is for a new EC2 instance (instanceType)',
     path: ['market'],
   });
 
 type Params = z.output<typeof addReplicaParams>;
+
+interface AddPrepared extends Prepared {
+  /** What each driver that makes its own replicas read for its herds. */
+  makers: DriversPrepared;
+}
 
 interface Prepared extends BackupPrepared {
   server: RestoreServer | null;
@@ -158,11 +176,43 @@ export const addReplicaAction = defineHerdAction({
       },
       { name: 'market', label: 'Market', kind: 'text', emptyLabel: 'on-demand', help: 'on-demand or spot (a new instance only)' },
       { name: 'seed', label: 'Seed from', kind: 'text', emptyLabel: 'auto', help: 'auto, repository, replica or primary' },
+      {
+        name: 'instanceClass',
+        label: 'Class (RDS)',
+        kind: 'text',
+        emptyLabel: 'db.m6i.large',
+        help: 'on a herd RDS runs, the class of the read replica RDS makes (instead of a server or an instance type)',
+      },
+      {
+        name: 'availabilityZone',
+        label: 'Zone (RDS)',
+        kind: 'text',
+        emptyLabel: 'RDS picks one',
+        help: 'an availability zone of the source\u2019s region',
+      },
     ],
   },
   state: (): AddState => newSeedState(newRestoreState(), newLaunchState()),
-  prepare: prepareAddReplica,
-  plan: (h, { params, prepared }) => planAddReplica<AddState>(h, params, prepared, params.instanceType ? prepared.launch.get(h.id) : null),
+  prepare: async (herds, params, db): Promise<AddPrepared> => {
+    // A driver that makes replicas itself prepares its own herds; the others get a new member laid out over SSH.
+    const makers: DriversPrepared = new Map();
+    const own: HerdRef[] = [];
+    for (const [d, hs] of herdsByDriver(herds))
+      if (d.addReplica) makers.set(d, await d.addReplica.prepare(hs, params, db));
+      else own.push(...hs);
+    return { ...(await prepareAddReplica(own, params, db)), makers };
+  },
+  plan: (h, { params, prepared }) => {
+    const d = driverOf(h);
+    if (d instanceof Refusal) return d;
+    if (d.addReplica) return d.addReplica.plan<AddState>(h, params, preparedBy(prepared.makers, d));
+    if (params.instanceClass !== undefined || params.availabilityZone !== undefined)
+      return refuse(
+        'params',
+        `instanceClass and availabilityZone are for a herd whose control plane makes its replicas; ${h.label}'s new member goes on a server (serverId) or a new EC2 instance (instanceType)`,
+      );
+    return planAddReplica<AddState>(h, params, prepared, params.instanceType ? prepared.launch.get(h.id) : null);
+  },
 });
 
 /** What an add plans with: the parameters it is given, and what prepare read. */
@@ -181,12 +231,16 @@ export function planAddReplica<S extends AddState>(
   /** notIn: a member the read names never point at (one being evacuated). */
   opts: { notIn?: number } = {},
 ): ActionPlan<S> | Refusal {
+  const dataDirectory = params.dataDirectory;
+  if (dataDirectory === undefined)
+    return refuse('params', "dataDirectory: the new member's data directory (its folder must not exist on the server)");
   const primary = h.members.find((m) => m.role === 'primary' && m.state === 'running');
   if (!primary) return refuse('topology', `${h.label} has no running primary for a new replica to stream from`);
-  if (primary.controlDriver !== 'pg_ctl')
+  const packaged = driverFor(primary.controlDriver).packaged;
+  if (packaged)
     return refuse(
       'not-applicable',
-      `${h.label} is controlled by ${primary.controlDriver}: a new member is laid out in a folder of its own and run by pg_ctl, so only pg_ctl herds grow this way`,
+      `${h.label}: ${packaged}; a new member is laid out in a folder of its own and run by pg_ctl, so only pg_ctl herds grow this way`,
     );
   if (launch instanceof Refusal) return launch;
   const server = launch ? serverToLaunch(launch) : prepared.server;
@@ -200,7 +254,7 @@ export function planAddReplica<S extends AddState>(
   const pl = {
     server,
     port: params.port ?? primary.port,
-    dataDirectory: params.dataDirectory,
+    dataDirectory,
     pgVersion: primary.pgVersion,
     // Given, else those an instance launched there holds (the configuration's), else the seed's own.
     sslCertFile: params.sslCertFile ?? launch?.tls?.certFile,

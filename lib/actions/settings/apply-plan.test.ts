@@ -3,6 +3,7 @@ import { member } from '@/lib/testing/refs';
 import type { SettingMeta } from '@/lib/fleet/settings/values';
 import { wantedSettings, type GroupText } from '@/lib/fleet/settings/wanted';
 import { belowThePrimary, planChanges, type MemberSettings } from './apply-plan';
+import { patroniParameters } from '@/lib/actions/drivers/patroni/parameters';
 
 const meta = (name: string, context: string, unit: string | null = null): SettingMeta => ({
   name,
@@ -48,7 +49,7 @@ function settings(herd: string, own = ''): Map<number, MemberSettings> {
 
 describe('Apply settings: what it changes', () => {
   it('reloads a reload setting, restarts for a postmaster one, on every member', () => {
-    const p = planChanges(members, settings("work_mem = '8MB'\nmax_connections = '300'"), { primaryFirst: false, patroni: false });
+    const p = planChanges(members, settings("work_mem = '8MB'\nmax_connections = '300'"), { primaryFirst: false });
     expect(p.ok).toBe(true);
     if (!p.ok) return;
     expect(p.members.map((m) => [m.member.id, m.changes.map((c) => `${c.name}:${c.to}:${String(c.restart)}`), m.restart])).toEqual([
@@ -59,17 +60,17 @@ describe('Apply settings: what it changes', () => {
   });
 
   it('refuses a replica left below its primary, for each setting a hot standby needs', () => {
-    const p = planChanges(members, settings("max_wal_senders = '10'", "max_wal_senders = '5'"), { primaryFirst: false, patroni: false });
+    const p = planChanges(members, settings("max_wal_senders = '10'", "max_wal_senders = '5'"), { primaryFirst: false });
     expect(p).toMatchObject({ ok: false, problems: [expect.stringMatching(/db-3.*max_wal_senders would be 5, below its primary's 10/)] });
   });
 
   it('refuses lowering during the roll (replicas restart first) unless the primary restarts first', () => {
     const lower = settings("max_connections = '100'");
-    expect(planChanges(members, lower, { primaryFirst: false, patroni: false })).toMatchObject({
+    expect(planChanges(members, lower, { primaryFirst: false })).toMatchObject({
       ok: false,
       problems: [expect.stringMatching(/lowered to 100 while the primary runs 200/), expect.anything()],
     });
-    expect(planChanges(members, lower, { primaryFirst: true, patroni: false })).toMatchObject({
+    expect(planChanges(members, lower, { primaryFirst: true })).toMatchObject({
       ok: true,
       lowering: ['max_connections 200 -> 100'],
     });
@@ -83,7 +84,7 @@ describe('Apply settings: what it changes', () => {
       ["block_size = '16384'", /block_size is not among the tunables/],
       ["work_mem = '{1 / 0}MB'", /division by zero/],
     ] as const)
-      expect(planChanges(members, settings(text), { primaryFirst: false, patroni: false }), text).toMatchObject({
+      expect(planChanges(members, settings(text), { primaryFirst: false }), text).toMatchObject({
         ok: false,
         problems: expect.arrayContaining([expect.stringMatching(why)]),
       });
@@ -96,14 +97,14 @@ describe('Apply settings: what it changes', () => {
         id === 2 ? { ...x, running: { ...x.running, max_connections: { v: '200', p: true as const } } } : x,
       ]),
     );
-    expect(planChanges(members, pendingHere, { primaryFirst: false, patroni: false })).toMatchObject({
+    expect(planChanges(members, pendingHere, { primaryFirst: false })).toMatchObject({
       ok: false,
       problems: [expect.stringMatching(/db-2.*max_connections written and waiting for a restart, not by its groups/)],
     });
   });
 
   it('judges the replicas against the member the switchover makes the primary', () => {
-    const p = planChanges(members, settings("max_connections = '200'", "max_connections = '300'"), { primaryFirst: false, patroni: false });
+    const p = planChanges(members, settings("max_connections = '200'", "max_connections = '300'"), { primaryFirst: false });
     expect(p.ok).toBe(true);
     if (!p.ok) return;
     expect(belowThePrimary(p.members, settings("max_connections = '200'", "max_connections = '300'"), 3)).toEqual([
@@ -115,7 +116,9 @@ describe('Apply settings: what it changes', () => {
   });
 
   it('refuses members that should differ on a Patroni herd, and a member not running', () => {
-    expect(planChanges(members, settings("work_mem = '8MB'", "work_mem = '16MB'"), { primaryFirst: false, patroni: true })).toMatchObject({
+    expect(
+      planChanges(members, settings("work_mem = '8MB'", "work_mem = '16MB'"), { primaryFirst: false, ...patroniParameters }),
+    ).toMatchObject({
       ok: false,
       problems: [expect.stringMatching(/Patroni keeps one configuration/)],
     });
@@ -129,12 +132,12 @@ describe('Apply settings: what it changes', () => {
         },
       ]),
     );
-    expect(planChanges(members, withHotStandby, { primaryFirst: false, patroni: true })).toMatchObject({
+    expect(planChanges(members, withHotStandby, { primaryFirst: false, ...patroniParameters })).toMatchObject({
       ok: false,
       problems: expect.arrayContaining([expect.stringMatching(/hot_standby: Patroni keeps it on itself/)]),
     });
     const down = members.map((m) => (m.id === 2 ? { ...m, state: 'stopped' } : m));
-    expect(planChanges(down, settings("work_mem = '8MB'"), { primaryFirst: false, patroni: false })).toMatchObject({
+    expect(planChanges(down, settings("work_mem = '8MB'"), { primaryFirst: false })).toMatchObject({
       ok: false,
       problems: [expect.stringMatching(/db-2.* is stopped/)],
     });
@@ -162,7 +165,7 @@ describe('Apply settings: what it never writes', () => {
           },
         ]),
       );
-      const p = planChanges(members, withIt, { primaryFirst: false, patroni: false });
+      const p = planChanges(members, withIt, { primaryFirst: false });
       expect(p, text).toMatchObject({ ok: false, problems: expect.arrayContaining([expect.stringMatching(why)]) });
     }
   });

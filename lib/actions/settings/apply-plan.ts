@@ -11,7 +11,8 @@
 //   replaying) below the values its primary's WAL records;
 // - the same during the roll: replicas restart first, while the primary still runs its value, so a
 //   value lowered below what the primary runs is refused unless the primary restarts first, in place;
-// - on a Patroni herd, members that should run different values: Patroni's configuration is one for all.
+// - where the herd's driver keeps one configuration for all (Patroni), members that should run different
+//   values; and a setting the driver sets itself.
 import type { SettingReading } from '@/db/schema';
 import { driftOf } from '@/lib/fleet/settings/drift';
 import type { SettingMeta } from '@/lib/fleet/settings/values';
@@ -27,9 +28,6 @@ export const AT_LEAST_PRIMARY = [
   'max_prepared_transactions',
   'max_locks_per_transaction',
 ] as const;
-
-/** Settings Patroni forces on every member it runs. */
-const PATRONI_SETS = new Set(['hot_standby', 'wal_log_hints']);
 
 export interface MemberSettings {
   wanted: Map<string, WantedSetting>;
@@ -68,7 +66,8 @@ const num = (v: string | undefined) => (v === undefined ? NaN : Number(v));
 export function planChanges(
   members: InstanceRef[],
   settings: Map<number, MemberSettings>,
-  opts: { primaryFirst: boolean; patroni: boolean },
+  /** keeps: settings the control plane sets itself (refused, in its words); oneConfig: every member must run the same values (why). */
+  opts: { primaryFirst: boolean; keeps?: { names: ReadonlySet<string>; says: string }; oneConfig?: string },
 ): ApplyPlan {
   const problems: string[] = [];
   const down = members.filter((m) => m.state !== 'running');
@@ -149,20 +148,18 @@ export function planChanges(
       else if (rAfter < pNow) lowering.push(`${name} ${pNow} -> ${pAfter}`);
     }
   }
-  if (opts.patroni) {
-    // What Patroni sets itself, whatever its configuration says (its postgresql/config.py): asked of it, a
-    // change would be taken and never run.
+  const keeps = opts.keeps;
+  if (keeps)
     for (const mc of out)
-      for (const c of mc.changes)
-        if (PATRONI_SETS.has(c.name))
-          problems.push(`${mc.member.label}: ${c.name}: Patroni keeps it on itself (leave it out of this herd's groups)`);
+      for (const c of mc.changes) if (keeps.names.has(c.name)) problems.push(`${mc.member.label}: ${c.name}: ${keeps.says}`);
+  if (opts.oneConfig) {
     // One configuration for every member: the same changes everywhere.
     const key = (mc: MemberChanges) => JSON.stringify(mc.changes.map((c) => [c.name, c.to]));
     const first = out[0];
     const differing = out.filter((mc) => first && key(mc) !== key(first));
     if (differing.length)
       problems.push(
-        `Patroni keeps one configuration for every member, and these members should run other values: ${differing.map((d) => d.member.label).join(', ')} (give the herd one group, no instance groups)`,
+        `${opts.oneConfig}, and these members should run other values: ${differing.map((d) => d.member.label).join(', ')} (give the herd one group, no instance groups)`,
       );
   }
   if (problems.length) return { ok: false, problems };

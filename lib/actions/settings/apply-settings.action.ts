@@ -7,10 +7,6 @@
 // commit lost), its old primary restarted as it rejoins; then every member read again and its drift judged.
 import { z } from 'zod';
 import type { Db } from '@/db/client';
-import { PatroniError, patchConfig, restart as patroniRestart } from '@/lib/adapters/patroni/client';
-import { patroniCallStep, patroniEndpoint } from '@/lib/actions/drivers/patroni/steps';
-import { isPatroniHerd } from '@/lib/actions/drivers/patroni/switch';
-import { sshControlStep } from '@/lib/actions/steps/control-steps';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { newSwitchoverState, switchoverPair, type SwitchoverState } from '@/lib/actions/drivers/switchover';
 import { part } from '@/lib/engine/compose';
@@ -28,7 +24,8 @@ import { loadCatalog, majorOf, readSettings } from '@/lib/fleet/settings/read-se
 import { wantedSettings } from '@/lib/fleet/settings/wanted';
 import { belowThePrimary, changeWords, planChanges, type MemberChanges, type MemberSettings, type SettingChange } from './apply-plan';
 import { sameValue } from '@/lib/fleet/settings/values';
-import { asks, planSwitchoverOf } from '@/lib/actions/drivers';
+import { asks, driverOf, lacking, planSwitchoverOf } from '@/lib/actions/drivers';
+import type { ParameterPlane } from '@/lib/actions/drivers/parameters';
 
 export const applySettingsParams = z
   .object({
@@ -207,22 +204,18 @@ function writeStep(mc: MemberChanges): ActionStep<State> {
   };
 }
 
-/** Patroni's configuration: one PATCH for the herd, then every member runs (or waits to restart into) the values. */
-function patroniWriteStep(h: HerdRef, primary: InstanceRef, plan: MemberChanges[]): ActionStep<State> {
+/** One configuration for the herd (its driver's one write), then every member runs (or waits to restart into) the values. */
+function herdWriteStep(plane: ParameterPlane, primary: InstanceRef, plan: MemberChanges[]): ActionStep<State> | Refusal {
   const set = setOf(plan.find((mc) => mc.changes.length) ?? (plan[0] as MemberChanges));
+  const w = plane.writeHerd?.(primary, set);
+  if (!w) return refuse('not-applicable', `${plane.runBy}: no write for the herd`);
   return {
-    name: "change Patroni's configuration",
-    does: { kind: 'settings.patroni-config', patroni: primary.patroniUrl, scope: primary.patroniScope, set },
-    says: `PATCH /config {postgresql: {parameters: ${JSON.stringify(set)}}} through ${primary.label}'s Patroni; wait until every member runs the values (or marks the restart they need)`,
+    name: w.name,
+    does: w.does,
+    says: `${w.says}; wait until every member runs the values (or marks the restart they need)`,
     timeoutMs: 90_000,
     run: async (x) => {
-      const { url, access } = patroniEndpoint(primary);
-      x.note({ command: `PATCH ${url}/config {"postgresql":{"parameters":${JSON.stringify(set)}}}` });
-      try {
-        await patchConfig(url, access, { postgresql: { parameters: set } });
-      } catch (err) {
-        throw err instanceof PatroniError ? new Error(`Patroni refused the change: ${err.message}`) : err;
-      }
+      await w.write(x);
       for (const mc of plan) {
         const deadline = Date.now() + 60_000;
         for (;;) {
@@ -231,7 +224,7 @@ function patroniWriteStep(h: HerdRef, primary: InstanceRef, plan: MemberChanges[
           if (!left.length) break;
           if (x.signal.aborted || Date.now() > deadline)
             throw new Error(
-              `${mc.member.label} does not run ${left.map((c) => `${c.name} = ${c.to}`).join(', ')} a minute after Patroni took the change`,
+              `${mc.member.label} does not run ${left.map((c) => `${c.name} = ${c.to}`).join(', ')} a minute after the change was taken`,
             );
           await new Promise((r) => setTimeout(r, 250));
         }
@@ -266,9 +259,8 @@ function failedStartNoted(m: InstanceRef, step: ActionStep<State>): ActionStep<S
   };
 }
 
-/** A member restarted (by pg_ctl, or by its Patroni), then running again: a replica streaming. */
-function restartSteps(m: InstanceRef): ActionStep<State>[] {
-  const patroni = m.controlDriver === 'patroni';
+/** A member restarted (as its driver restarts one), then running again: a replica streaming. */
+function restartSteps(plane: ParameterPlane, m: InstanceRef): ActionStep<State>[] {
   return [
     {
       name: `${m.label}: read the postmaster start time`,
@@ -281,15 +273,8 @@ function restartSteps(m: InstanceRef): ActionStep<State>[] {
         x.state.startedBefore.set(m.id, o.startTime);
       },
     },
-    patroni
-      ? patroniCallStep<State>(
-          m,
-          `${m.label}: restart`,
-          { call: 'POST /restart' },
-          `ask ${m.label}'s Patroni to restart it (POST /restart)`,
-          (url, access) => patroniRestart(url, access, { pendingOnly: false }),
-        )
-      : failedStartNoted(m, sshControlStep<State>(m, 'restart', `${m.label}: restart`)),
+    // A member's own file: one that does not start is put back (writeStep's cleanup) and started on the old values.
+    plane.scope === 'member' ? failedStartNoted(m, plane.restart<State>(m)) : plane.restart<State>(m),
     {
       name: `${m.label}: wait until restarted${m.role === 'replica' ? ' and streaming' : ''}`,
       does: { kind: 'pg.wait-restarted', instance: m.id, streaming: m.role === 'replica' },
@@ -370,14 +355,17 @@ function verifyStep(h: HerdRef, plan: MemberChanges[]): ActionStep<State> {
 }
 
 function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<State> | Refusal {
-  const patroni = isPatroniHerd(h);
-  const noRest = patroni ? h.members.filter((m) => !m.patroniUrl) : [];
-  if (noRest.length)
-    return refuse(
-      'settings',
-      `${noRest.map((m) => m.label).join(', ')}: no Patroni REST address (set it on the instance): pgherd changes a Patroni herd's settings through Patroni`,
-    );
-  const p = planChanges(h.members, prepared, { primaryFirst: params.primaryFirst === true, patroni });
+  const d = driverOf(h);
+  if (d instanceof Refusal) return d;
+  const plane = d.parameters;
+  if (!plane) return lacking(d, 'set-parameters');
+  const unready = plane.unready?.(h.members);
+  if (unready) return refuse('settings', unready);
+  const p = planChanges(h.members, prepared, {
+    primaryFirst: params.primaryFirst === true,
+    ...(plane.keeps ? { keeps: plane.keeps } : {}),
+    ...(plane.oneConfig ? { oneConfig: plane.oneConfig } : {}),
+  });
   if (!p.ok) return refuse('settings', p.problems.join('; '));
   const { members: plan, primary } = p;
   const writes = plan.filter((mc) => mc.changes.length);
@@ -386,18 +374,20 @@ function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<St
   if (!writes.length && !replicas.length && !primaryRestart)
     return refuse('not-applicable', 'every member already runs what its groups say');
   const steps: ActionStep<State>[] = [checkStep(h, plan)];
-  if (patroni) {
-    if (writes.length) steps.push(patroniWriteStep(h, primary, plan));
+  if (plane.scope === 'herd') {
+    const write = writes.length ? herdWriteStep(plane, primary, plan) : null;
+    if (write instanceof Refusal) return write;
+    if (write) steps.push(write);
   } else steps.push(...writes.map(writeStep));
   const order: string[] = [];
   if (primaryRestart && params.primaryFirst) {
-    steps.push(...restartSteps(primary));
+    steps.push(...restartSteps(plane, primary));
     const followers = h.members.filter((m) => m.role === 'replica');
     if (followers.length) steps.push(replayedStep(primary, followers));
     order.push(`restart ${primary.label} in place (the primary: writes stop while it restarts)`);
   }
   for (const mc of replicas) {
-    steps.push(...restartSteps(mc.member));
+    steps.push(...restartSteps(plane, mc.member));
     order.push(`restart ${mc.member.label}`);
   }
   if (primaryRestart && !params.primaryFirst) {
@@ -439,7 +429,7 @@ function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<St
     facts: [
       {
         label: 'Run by',
-        value: patroni ? "Patroni: pgherd changes Patroni's configuration and asks it to restart" : 'ALTER SYSTEM and pg_ctl over SSH',
+        value: plane.runBy,
       },
       ...plan.map((mc) => ({ label: `${mc.member.label} (${mc.member.role})`, value: changeWords(mc) })),
       { label: 'In order', value: ['write and reload every member', ...order, 'read every member again'].join('; then ') },

@@ -4,7 +4,7 @@
 // postmaster.pid and asks the kernel), and only the directory's own pg_control can prove whose data it
 // holds (its system identifier).
 import type { ActionDeps } from '@/lib/engine/define-action';
-import { binDir, binsOf, driverFor, STATUS_NOT_RUNNING } from '@/lib/fleet/drivers';
+import { binDir, binsOf, confInDataDirectory, driverFor, STATUS_NOT_RUNNING } from '@/lib/fleet/drivers';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import type { Observed } from '@/lib/fleet/observe';
 import type { StepContext } from '@/lib/engine/pipeline';
@@ -106,7 +106,7 @@ export async function proveDirectoryIsInstances(deps: ActionDeps, t: InstanceRef
       'identity',
       `${t.ssh.host}:${t.dataDirectory} holds system ${d.system}, not the herd's ${t.herdSystemIdentifier}: another cluster's data directory; nothing was run`,
     );
-  if (t.controlDriver !== 'pg_ctl') return;
+  if (!confInDataDirectory(t.controlDriver)) return;
   const r = await execNoted(deps, t, ctx, [`${binsOf(t)}/postgres`, '-D', t.dataDirectory, '-C', 'port'], 30_000);
   const port = r.stdout.trim();
   if (r.code === 0 && /^\d+$/.test(port) && Number(port) !== t.port)

@@ -47,8 +47,6 @@ export default async function HerdPage({
   const { herd, members, dns, poolers, operations, patroni } = now;
   const health = await fleetHealth(getDb(), environmentsWith(access, 'viewer'), { herdId: herd.id });
   const primaries = members.filter((m) => m.role === 'primary');
-  // A herd RDS runs grows by RDS's own read replicas.
-  const rdsRun = members.some((m) => m.ref.controlDriver === 'rds');
   const proposals = await patroniProposals(getDb(), herd.id);
   const owed = await owedNow(getDb(), { herdIds: [herd.id] });
   const settings = await herdSettingsView(getDb(), herd.id, { from: timeParam(q.changesFrom), to: timeParam(q.changesTo) });
@@ -66,12 +64,8 @@ export default async function HerdPage({
           </Link>
         )}
         {can(access, 'admin', herd.environmentId) && (
-          <Link
-            className="button"
-            data-testid="add-replica"
-            href={`/operations/new?action=${rdsRun ? 'rds-add-replica' : 'add-replica'}&ids=${String(herd.id)}`}
-          >
-            {rdsRun ? 'Add read replica (RDS)' : 'Add replica'}
+          <Link className="button" data-testid="add-replica" href={`/operations/new?action=add-replica&ids=${String(herd.id)}`}>
+            Add replica
           </Link>
         )}
       </div>

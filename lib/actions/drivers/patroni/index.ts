@@ -7,6 +7,8 @@ import { refuse } from '@/lib/fleet/refusal';
 import { reloadFlow, restartFlow } from '@/lib/actions/drivers/verb-flows';
 import { CAPABILITIES, type Capability, type HerdDriver, type RestartState } from '../driver';
 import { planReinitialize } from './reinitialize';
+import { planPatroniArchiving } from './archiving';
+import { patroniParameters } from './parameters';
 import { patroniCallStep, patroniPreflightStep } from './steps';
 import { newPatroniSwitchState, planPatroniFailover, planPatroniSwitchover } from './switch';
 import type { DrState, Params as FailoverParams } from '@/lib/actions/drivers/failover';
@@ -55,6 +57,7 @@ const PATRONI_LACKS: Partial<Record<Capability, string>> = {
   'add-replica': 'a member is added by starting a Patroni on its host, which pgherd does not do yet',
   replace: 'a member is replaced by starting a Patroni on a new host, which pgherd does not do yet',
   retire: 'a Patroni member leaves its herd through Patroni, which pgherd does not do yet',
+  'upgrade-minor': 'pgherd does not restart its members on another build behind Patroni\u2019s back',
   'upgrade-major': 'its major upgrade is not pgherd\u2019s yet',
 };
 
@@ -102,4 +105,7 @@ export const patroniDriver: HerdDriver = {
   rebuild: (t, { members }) => planReinitialize(t, members),
   switchover: planPatroniSwitchoverOf,
   failover: planPatroniDrFailover,
+  // PATCH /config: the same command on every member, through Patroni's dynamic configuration.
+  archiving: planPatroniArchiving,
+  parameters: patroniParameters,
 };

@@ -9,6 +9,8 @@ import { planSwitchover } from './switchover';
 import { planEc2PowerOff, planEc2PowerOn } from './power';
 import { planFailover } from './failover';
 import { planEc2Resize } from './resize';
+import { planPgCtlArchiving } from './archiving';
+import { pgCtlParameters } from './parameters';
 import type { ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
 
 const CAN: Capability[] = [
@@ -42,9 +44,7 @@ export const pgCtlDriver: HerdDriver = {
   lacks: (c) =>
     c === 'pause'
       ? 'pgherd runs this herd with pg_ctl: nothing fails it over on its own, so there is no automatic failover to pause'
-      : c === 'add-read-replica'
-        ? `${CAPABILITIES[c]} is what RDS calls it: pgherd runs this herd with pg_ctl over SSH; use Add replica`
-        : `pgherd runs this herd with pg_ctl, and cannot ${CAPABILITIES[c]} it yet`,
+      : `pgherd runs this herd with pg_ctl, and cannot ${CAPABILITIES[c]} it yet`,
   // pg_ctl restart over SSH; Postgres says whether a restart is pending.
   restart: (t, { params }) =>
     params.failover
@@ -65,4 +65,7 @@ export const pgCtlDriver: HerdDriver = {
   failover: planFailover,
   // The EC2 instance's type, its clients drained first.
   resize: planEc2Resize,
+  // ALTER SYSTEM on every member, then a reload.
+  archiving: planPgCtlArchiving,
+  parameters: pgCtlParameters,
 };

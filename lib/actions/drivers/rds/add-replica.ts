@@ -4,13 +4,12 @@
 // stream from the source. The RDS counterpart of Add replica (RDS gives no host to lay a replica out on).
 import { waitRdsNoted } from './steps';
 import { eq } from 'drizzle-orm';
-import { z } from 'zod';
 import { instances, servers } from '@/db/schema';
 import { rdsClient } from '@/lib/adapters/aws/config';
 import { createReadReplica, orderableClasses, rdsWaitBounds } from '@/lib/adapters/aws/rds';
 import { awsErrorText } from '@/lib/adapters/aws/errors';
 import type { Db } from '@/db/client';
-import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
+import { productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import { writeAudit } from '@/lib/engine/write-audit';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
@@ -19,28 +18,7 @@ import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { HOURS_PER_MONTH, priceList } from '@/lib/fleet/cloud/prices';
 import { rdsIdentity, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
-import { asks } from '@/lib/actions/drivers';
-
-export const rdsAddReplicaParams = z
-  .object({
-    instanceClass: z
-      .string()
-      .trim()
-      .regex(/^db\.[a-z0-9-]+\.[a-z0-9-]+$/, 'an RDS class such as db.m6i.large'),
-    /** Left out: RDS picks one. */
-    availabilityZone: z.preprocess(
-      (v) => (v === '' ? undefined : v),
-      z
-        .string()
-        .trim()
-        .regex(
-          /^[a-z]{2}(-[a-z]+)+-\d+([a-z]|-[a-z]+-\d+[a-z])$/,
-          'an availability zone such as eu-west-1b (or a Local Zone, us-west-2-lax-1a)',
-        )
-        .optional(),
-    ),
-  })
-  .strict();
+import type { AddReplicaAsk, ReplicaMaker } from '../add-replica';
 
 /** How long the new replica may take to stream once RDS says it is available. */
 const STREAMING_MS = 120_000;
@@ -57,7 +35,7 @@ export function newReplicaIdentifier(source: string, taken: string[]): string {
 export type RdsOffers = Map<number, { engineVersion: string; zones: Map<string, Set<string>> } | Refusal>;
 
 /** The classes RDS offers for each RDS herd's source, in the zone asked for (else the source's), read from RDS. */
-export async function prepareRdsOffers(herds: HerdRef[], p: z.output<typeof rdsAddReplicaParams>, db: Db): Promise<RdsOffers> {
+export async function prepareRdsOffers(herds: HerdRef[], p: AddReplicaAsk, db: Db): Promise<RdsOffers> {
   const out: RdsOffers = new Map();
   for (const h of herds) {
     const source = h.members.find((m) => m.role === 'primary' && m.state === 'running' && m.rds);
@@ -77,7 +55,19 @@ export async function prepareRdsOffers(herds: HerdRef[], p: z.output<typeof rdsA
   return out;
 }
 
-export function planRdsAddReplica<S>(h: HerdRef, p: z.output<typeof rdsAddReplicaParams>, offers?: RdsOffers): ActionPlan<S> | Refusal {
+/** What Add replica takes only where pgherd lays the replica out itself, and RDS does not. */
+const NOT_FOR_RDS = ['serverId', 'instanceType', 'like', 'port', 'dataDirectory', 'sslCertFile', 'sslKeyFile'] as const;
+
+export function planRdsAddReplica<S>(h: HerdRef, ask: AddReplicaAsk, offers?: RdsOffers): ActionPlan<S> | Refusal {
+  const given = NOT_FOR_RDS.filter((k) => ask[k] !== undefined);
+  if (given.length || ask.market !== 'on-demand' || ask.seed !== 'auto')
+    return refuse(
+      'params',
+      `RDS makes ${h.label}'s read replica itself: give instanceClass (and availabilityZone), not ${[...given, ...(ask.market !== 'on-demand' ? ['market'] : []), ...(ask.seed !== 'auto' ? ['seed'] : [])].join(', ')} (for a herd pgherd lays replicas out on)`,
+    );
+  if (!ask.instanceClass)
+    return refuse('params', `RDS makes ${h.label}'s read replica: give instanceClass, an RDS class such as db.m6i.large`);
+  const p = { instanceClass: ask.instanceClass, availabilityZone: ask.availabilityZone };
   const source = h.members.find((m) => m.role === 'primary' && m.state === 'running');
   if (!h.members.some((m) => m.rds)) return refuse('not-applicable', `${h.label} is not run by RDS: use Add replica`);
   if (!source?.rds) return refuse('topology', `${h.label} has no running source RDS DB instance for a read replica to be made from`);
@@ -216,28 +206,8 @@ export function planRdsAddReplica<S>(h: HerdRef, p: z.output<typeof rdsAddReplic
   };
 }
 
-export const rdsAddReplicaAction = defineHerdAction({
-  name: 'rds-add-replica',
-  control: asks('add-read-replica'),
-  label: 'Add read replica (RDS)',
-  // A new DB instance, paid for: an admin's act, as Add replica is.
-  permission: 'admin',
-  dangerous: true,
-  schedulable: false,
-  runsAsConfirmed: true,
-  params: {
-    schema: rdsAddReplicaParams,
-    fields: [
-      { name: 'instanceClass', label: 'Class', kind: 'text', emptyLabel: 'db.m6i.large', help: 'The RDS class of the new read replica.' },
-      {
-        name: 'availabilityZone',
-        label: 'Zone',
-        kind: 'text',
-        emptyLabel: 'RDS picks one',
-        help: 'An availability zone of the source\u2019s region.',
-      },
-    ],
-  },
+/** Add replica on a herd RDS runs: CreateDBInstanceReadReplica of the class and zone asked for. */
+export const rdsReplicaMaker: ReplicaMaker<AddReplicaAsk> = {
   prepare: prepareRdsOffers,
-  plan: (h, { params, prepared }) => planRdsAddReplica(h, params, prepared),
-});
+  plan: (h, ask, prepared) => planRdsAddReplica(h, ask, prepared as RdsOffers),
+};

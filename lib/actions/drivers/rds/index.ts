@@ -9,8 +9,9 @@ import { planRdsPowerOff, planRdsPowerOn } from './power';
 import { planRdsDrFailover } from './failover';
 import { planRdsResize } from './resize';
 import type { ResizeState } from '../resize';
+import { rdsReplicaMaker } from './add-replica';
 
-const CAN: Capability[] = ['restart', 'resize', 'power', 'failover', 'add-read-replica'];
+const CAN: Capability[] = ['restart', 'resize', 'power', 'failover', 'add-replica'];
 
 export const rdsDriver: HerdDriver = {
   name: 'RDS',
@@ -38,4 +39,6 @@ export const rdsDriver: HerdDriver = {
   failover: planRdsDrFailover,
   // ModifyDBInstance to the class asked for.
   resize: (t, v) => planRdsResize<ResizeState>(t, v),
+  // CreateDBInstanceReadReplica: RDS makes the replica, of the class asked for.
+  addReplica: rdsReplicaMaker,
 };

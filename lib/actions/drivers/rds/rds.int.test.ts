@@ -45,7 +45,7 @@ import { stopAction } from '@/lib/actions/stop.action';
 import { rebuildAction } from '@/lib/actions/rebuild.action';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
-import { rdsAddReplicaAction } from '@/lib/actions/drivers/rds/add-replica';
+import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
 import { drFailoverAction } from '@/lib/actions/dr-failover.action';
 import { crash } from '@/lib/lab/faults';
 import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
@@ -836,25 +836,35 @@ describe('a new read replica, made by RDS', () => {
     // The primary RDS promoted (the old source is fenced).
     const primary = herd.members.find((m) => rows.some((r) => r.host === m.identifier && r.role === 'primary' && r.state === 'running'))!;
     expect(
-      (await plan(rdsAddReplicaAction, [herdId], { instanceClass: 'db.m6i.large', availabilityZone: 'us-east-1a' })).targets[0]!.refused,
+      (await plan(addReplicaAction, [herdId], { instanceClass: 'db.m6i.large', availabilityZone: 'us-east-1a' })).targets[0]!.refused,
     ).toMatch(/us-east-1a is not a zone of eu-west-1/);
-    await expect(plan(rdsAddReplicaAction, [herdId], { instanceClass: 'm6i.large; rm -rf /' })).rejects.toThrow(
+    await expect(plan(addReplicaAction, [herdId], { instanceClass: 'm6i.large; rm -rf /' })).rejects.toThrow(
       /an RDS class such as db\.m6i\.large/,
     );
     expect(
-      (await plan(rdsAddReplicaAction, [herdId], { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-12a' })).targets[0]!.refused,
+      (await plan(addReplicaAction, [herdId], { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-12a' })).targets[0]!.refused,
     ).toMatch(/eu-west-12a is not a zone of eu-west-1/);
     expect(
-      (await plan(rdsAddReplicaAction, [herdId], { instanceClass: 'db.bogus.huge', availabilityZone: 'eu-west-1b' })).targets[0]!.refused,
+      (await plan(addReplicaAction, [herdId], { instanceClass: 'db.bogus.huge', availabilityZone: 'eu-west-1b' })).targets[0]!.refused,
     ).toMatch(/db\.bogus\.huge is not an RDS class for PostgreSQL 15\.8 in eu-west-1b/);
-    const p = await plan(rdsAddReplicaAction, [herdId], { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-1b' });
+    // Add replica asks the herd's driver: RDS makes the replica, so a server or an EC2 type is not its to take.
+    expect(
+      (await plan(addReplicaAction, [herdId], { instanceType: 'm6i.large', dataDirectory: '/var/lib/postgresql/r/data' })).targets[0]!
+        .refused,
+    ).toMatch(
+      /RDS makes .*'s read replica itself: give instanceClass \(and availabilityZone\), not instanceType, dataDirectory \(for a herd pgherd lays/,
+    );
+    await expect(plan(addReplicaAction, [herdId], { instanceClass: 'db.m6i.large', serverId: 7 })).rejects.toThrow(/one of them/);
+    // The old name plans the same action, for one release.
+    expect(getAction('rds-add-replica')).toBe(addReplicaAction);
+    const p = await plan(addReplicaAction, [herdId], { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-1b' });
     const facts = Object.fromEntries((p.targets[0]!.facts ?? []).map((f) => [f.label, f.value]));
     expect(facts['New read replica']).toBe(`${primary.identifier}-r1, db.m6i.large in eu-west-1b`);
     expect(facts.Cost).toMatch(/^\+\$144\.91\/month/);
     const res = await runOperation(
       db,
       worker!.queue,
-      rdsAddReplicaAction,
+      addReplicaAction,
       { herdIds: [herdId] },
       { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-1b' },
       { username: 'rds-test' },

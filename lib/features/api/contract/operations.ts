@@ -55,7 +55,8 @@ export const planResponse = z
       })
       .optional(),
     deprecated: z.string().optional().meta({
-      description: 'Set when `action` is a deprecated name (rds-reboot): what it is now. The answer also has a Deprecation header.',
+      description:
+        'Set when `action` is a deprecated name (rds-reboot, rds-add-replica): what it is now. The answer also has a Deprecation header.',
     }),
   })
   .meta({ id: 'Plan' });
