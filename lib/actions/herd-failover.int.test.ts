@@ -50,7 +50,7 @@ import { drDrillAction } from '@/lib/actions/dr-drill.action';
 import { drScorecard } from '@/lib/features/dr/scorecard';
 import { rebuildAction } from '@/lib/actions/rebuild.action';
 import { remasterAction } from '@/lib/actions/remaster.action';
-import { startAction } from '@/lib/actions/start.action';
+import { startAction } from '@/lib/actions/control/start.action';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 

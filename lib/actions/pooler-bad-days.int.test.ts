@@ -27,7 +27,7 @@ import { poolerConsole } from '@/lib/fleet/pooler';
 import { refreshFleet } from '@/lib/fleet/refresher';
 import { startWorker } from '@/jobs/start-worker';
 import { switchoverAction } from '@/lib/actions/switchover.action';
-import { startAction } from '@/lib/actions/start.action';
+import { startAction } from '@/lib/actions/control/start.action';
 import { rebuildAction } from '@/lib/actions/rebuild.action';
 import { remasterAction } from '@/lib/actions/remaster.action';
 

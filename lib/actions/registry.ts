@@ -1,9 +1,9 @@
 // Every action pgherd can run, by name.
 import type { AnyAction } from '@/lib/engine/define-action';
-import { reloadAction } from '@/lib/actions/reload.action';
-import { restartAction } from '@/lib/actions/restart.action';
-import { startAction } from '@/lib/actions/start.action';
-import { stopAction } from '@/lib/actions/stop.action';
+import { reloadAction } from '@/lib/actions/control/reload.action';
+import { restartAction } from '@/lib/actions/control/restart.action';
+import { startAction } from '@/lib/actions/control/start.action';
+import { stopAction } from '@/lib/actions/control/stop.action';
 import { promoteAction } from '@/lib/actions/promote.action';
 import { remasterAction } from '@/lib/actions/remaster.action';
 import { rebuildAction } from '@/lib/actions/rebuild.action';
@@ -11,11 +11,11 @@ import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
 import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/drivers/patroni/pause.action';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { drFailoverAction } from '@/lib/actions/dr-failover.action';
-import { checkSshAction } from '@/lib/actions/check-ssh.action';
-import { replaceHostKeyAction } from '@/lib/actions/replace-host-key.action';
-import { resizeAction } from '@/lib/actions/resize.action';
-import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
-import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
+import { checkSshAction } from '@/lib/actions/control/check-ssh.action';
+import { replaceHostKeyAction } from '@/lib/actions/control/replace-host-key.action';
+import { resizeAction } from '@/lib/actions/cloud/resize.action';
+import { powerOffAction, powerOnAction } from '@/lib/actions/cloud/power.action';
+import { resizeHerdAction } from '@/lib/actions/cloud/resize-herd.action';
 import { upgradeMinorAction } from '@/lib/actions/upgrade-minor.action';
 import {
   upgradeCleanupAction,

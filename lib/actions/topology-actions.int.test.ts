@@ -18,8 +18,8 @@ import { ParamsError, planOperation } from '@/lib/engine/plan';
 import { promoteAction } from '@/lib/actions/promote.action';
 import { conninfo } from '@/lib/adapters/libpq/conninfo';
 import { remasterAction } from '@/lib/actions/remaster.action';
-import { stopAction } from '@/lib/actions/stop.action';
-import { startAction } from '@/lib/actions/start.action';
+import { stopAction } from '@/lib/actions/control/stop.action';
+import { startAction } from '@/lib/actions/control/start.action';
 import { rebuildAction } from '@/lib/actions/rebuild.action';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 

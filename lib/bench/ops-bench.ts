@@ -12,7 +12,7 @@ import { instances, operations } from '@/db/schema';
 import { seededDatabase } from '@/lib/lab/seed';
 import { PROJECT_ROOT, startLab, stopLab, type LabInfo } from '@/lib/lab/lab';
 import { shellCommand } from '@/lib/adapters/ssh/quote';
-import { restartAction } from '@/lib/actions/restart.action';
+import { restartAction } from '@/lib/actions/control/restart.action';
 import { defineAction, type InstanceAction } from '@/lib/engine/define-action';
 import { pgCtl } from '@/lib/fleet/drivers';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';

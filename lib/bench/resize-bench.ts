@@ -12,7 +12,7 @@ import { ec2Client } from '@/lib/adapters/aws/config';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { forgetCatalogues } from '@/lib/fleet/cloud/catalogue';
 import { PROJECT_ROOT, startLab, stopLab, useLabSettings } from '@/lib/lab/lab';
-import { resizeAction } from '@/lib/actions/resize.action';
+import { resizeAction } from '@/lib/actions/cloud/resize.action';
 import { describeInChunks } from '@/lib/actions/drivers/cloud-prepare';
 import { planOperation } from '@/lib/engine/plan';
 import { seedScale } from './seed-scale';

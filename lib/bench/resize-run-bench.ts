@@ -19,7 +19,7 @@ import { zoneConfig } from '@/lib/adapters/dns/config';
 import { lookup, replaceRecordSet, waitAnswers } from '@/lib/adapters/dns/rfc2136';
 import { PROJECT_ROOT, startLab, stopLab } from '@/lib/lab/lab';
 import { seededDatabase } from '@/lib/lab/seed';
-import { resizeAction } from '@/lib/actions/resize.action';
+import { resizeAction } from '@/lib/actions/cloud/resize.action';
 import { driverFor } from '@/lib/fleet/drivers';
 import { loadHerdRefs } from '@/lib/fleet/herd-ref';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';

@@ -12,7 +12,7 @@ import { createRule, requestRun, ruleRunsView } from '@/lib/features/rules/rules
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { submitPlanned, waitForOperation } from '@/lib/testing/operations';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
-import { reloadAction } from '@/lib/actions/reload.action';
+import { reloadAction } from '@/lib/actions/control/reload.action';
 import { operationView } from '@/lib/engine/operation-view';
 import { planOperation } from '@/lib/engine/plan';
 import { producerConnection, targetQueue } from '@/lib/engine/queue';

@@ -2,11 +2,11 @@
 // because its words did.
 import { describe, expect, it } from 'vitest';
 import { drFailoverAction } from '@/lib/actions/dr-failover.action';
-import { restartAction } from '@/lib/actions/restart.action';
+import { restartAction } from '@/lib/actions/control/restart.action';
 import { switchoverAction } from '@/lib/actions/switchover.action';
 import { newSwitchoverState, switchoverParams } from '@/lib/actions/drivers/switchover';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
-import { resizeAction } from '@/lib/actions/resize.action';
+import { resizeAction } from '@/lib/actions/cloud/resize.action';
 import { confirmedSteps } from '@/lib/engine/plan-identity';
 import { Refusal } from '@/lib/fleet/refusal';
 import { resizePrepared } from '@/lib/testing/cloud';
@@ -25,7 +25,7 @@ import { herd, member } from '@/lib/testing/refs';
 import { identityProblem } from '@/lib/fleet/identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { digestOf, typeToConfirm, type PlannedTarget } from '@/lib/engine/plan';
-import { reloadAction } from '@/lib/actions/reload.action';
+import { reloadAction } from '@/lib/actions/control/reload.action';
 import { asks, planSwitchoverOf } from '@/lib/actions/drivers';
 
 /** The digest planOperation computes for one herd action on one herd. */

@@ -16,7 +16,7 @@ import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { waitFor } from '@/lib/testing/wait';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
-import { restartAction } from '@/lib/actions/restart.action';
+import { restartAction } from '@/lib/actions/control/restart.action';
 import { defineAction, type InstanceAction } from '@/lib/engine/define-action';
 import { cancelOperation, pauseOperation, resumeOperation } from '@/lib/features/operations/operation-control';
 import { runSql } from '@/lib/fleet/observe';

@@ -2,7 +2,7 @@
 // what refresh DNS, DR failover, the drift check and power off / on all read.
 import { describe, expect, it } from 'vitest';
 import { herd, member } from '@/lib/testing/refs';
-import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
+import { powerOffAction, powerOnAction } from '@/lib/actions/cloud/power.action';
 import { recordTargets } from '@/lib/fleet/dns-records';
 import type { DnsRecordRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';

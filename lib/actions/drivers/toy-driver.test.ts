@@ -8,7 +8,7 @@ import { runPipeline, type StepRecord } from '@/lib/engine/pipeline';
 import { checkDriver } from '@/lib/engine/define-action';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { actions } from '@/lib/actions/registry';
-import { restartAction } from '@/lib/actions/restart.action';
+import { restartAction } from '@/lib/actions/control/restart.action';
 import { herd, member } from '@/lib/testing/refs';
 import { driverOf, registerDriver, type HerdDriver } from '.';
 

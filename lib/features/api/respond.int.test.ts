@@ -4,7 +4,7 @@ import { NextRequest } from 'next/server';
 import { describe, expect, it } from 'vitest';
 import { createDb, isDatabaseUnavailable } from '@/db/client';
 import { z } from 'zod';
-import { restartAction } from '@/lib/actions/restart.action';
+import { restartAction } from '@/lib/actions/control/restart.action';
 import { ParamsError, type Plan } from '@/lib/engine/plan';
 import { ConfirmationError, NothingToRunError, StalePlanError, WrongTargetsError } from '@/lib/engine/submit';
 import { handle, jsonBody } from './respond';

@@ -11,7 +11,7 @@ import { saveObject } from '@/lib/features/admin/mutations';
 import type { Actor } from '@/lib/engine/access';
 import { getEditable } from '@/lib/features/admin/registry';
 import { labAwsEnvironments } from '@/lib/lab/aws';
-import { checkSshAction } from '@/lib/actions/check-ssh.action';
+import { checkSshAction } from '@/lib/actions/control/check-ssh.action';
 import { planOperation } from '@/lib/engine/plan';
 import { refusal } from '@/lib/testing/denials';
 import { fleetHealth } from '@/lib/features/agents/health';

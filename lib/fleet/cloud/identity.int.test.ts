@@ -16,7 +16,7 @@ import { getEditable } from '@/lib/features/admin/registry';
 import { PROJECT_ROOT, startLab, stopLab, type LabInfo, type LabInstance } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
-import { powerOffAction } from '@/lib/actions/power.action';
+import { powerOffAction } from '@/lib/actions/cloud/power.action';
 import { planOperation } from '@/lib/engine/plan';
 import { startWorker } from '@/jobs/start-worker';
 import { refusal } from '@/lib/testing/denials';

@@ -29,7 +29,7 @@ import { labIdentity } from '@/lib/lab/proc';
 import { waitFor } from '@/lib/testing/wait';
 import { seededDatabase } from '@/lib/lab/seed';
 import { issueCertificate, makeCa } from '@/lib/lab/tls';
-import { reloadAction } from '@/lib/actions/reload.action';
+import { reloadAction } from '@/lib/actions/control/reload.action';
 import { planOperation } from '@/lib/engine/plan';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { runOperation, startTestWorker, submitPlanned, type TestWorker } from '@/lib/testing/operations';

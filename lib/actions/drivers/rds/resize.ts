@@ -1,5 +1,5 @@
 // Resize an RDS read replica: the same action, parameters, ranking, cost preview, DNS drain and rules as
-// an EC2 replica's (resize.action.ts), through the RDS API only. Its names are drained and their TTL
+// an EC2 replica's (Resize's EC2 plan, planEc2Resize), through the RDS API only. Its names are drained and their TTL
 // waited out; RDS is asked for the new class, applied now (the fallback classes in order when RDS has no
 // capacity for one); RDS's own status is waited on until it says available with the new class; the
 // replica must stream again with lag under the bound before its names come back. Nothing runs on the

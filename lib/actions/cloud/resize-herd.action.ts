@@ -14,7 +14,7 @@ import { defineHerdAction, flagParam, productionWarning, type ActionPlan, type A
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
-import { planResize, resizeWishForm } from '@/lib/actions/resize.action';
+import { planResize, resizeWishForm } from './resize.action';
 import { newResizeState, onlyToFinish, oneWish, oneWishError, resizeWishFields, type ResizeState } from '@/lib/actions/drivers/resize';
 import { prepareCloud, type ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
 import { membersAfterSwitchover, newSwitchoverState, type SwitchoverState } from '@/lib/actions/drivers/switchover';

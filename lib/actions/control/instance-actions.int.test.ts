@@ -13,10 +13,10 @@ import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import type { InstanceAction } from '@/lib/engine/define-action';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
-import { reloadAction } from '@/lib/actions/reload.action';
-import { restartAction } from '@/lib/actions/restart.action';
-import { startAction } from '@/lib/actions/start.action';
-import { stopAction } from '@/lib/actions/stop.action';
+import { reloadAction } from './reload.action';
+import { restartAction } from './restart.action';
+import { startAction } from './start.action';
+import { stopAction } from './stop.action';
 
 let t: TestDb;
 let ssh: SshPool;

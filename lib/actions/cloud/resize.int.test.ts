@@ -26,9 +26,9 @@ import { openQueue, runOperation, startTestWorker, submitPlanned, waitForOperati
 import { startReconnectingWriter } from '@/lib/testing/writer';
 import { waitFor } from '@/lib/testing/wait';
 import { ParamsError, planOperation } from '@/lib/engine/plan';
-import { resizeAction } from '@/lib/actions/resize.action';
-import { resizeHerdAction } from '@/lib/actions/resize-herd.action';
-import { powerOffAction, powerOnAction } from '@/lib/actions/power.action';
+import { resizeAction } from './resize.action';
+import { resizeHerdAction } from './resize-herd.action';
+import { powerOffAction, powerOnAction } from './power.action';
 import { promoteAction } from '@/lib/actions/promote.action';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
 import { checkDnsRecords } from '@/lib/fleet/refresher';
