@@ -21,7 +21,7 @@ import { startTestWorker, submitPlanned, waitForOperation, type TestWorker } fro
 import { waitFor } from '@/lib/testing/wait';
 import { operationView } from '@/lib/engine/operation-view';
 import { planOperation } from '@/lib/engine/plan';
-import { drFailoverAction } from '@/lib/actions/dr-failover.action';
+import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-fence-${process.pid}.json`);
 let lab: LabInfo;

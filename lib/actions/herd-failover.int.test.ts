@@ -45,13 +45,13 @@ import type { AnyAction } from '@/lib/engine/define-action';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { planOperation } from '@/lib/engine/plan';
 import { refreshFleet } from '@/lib/fleet/refresher';
-import { drFailoverAction } from '@/lib/actions/dr-failover.action';
-import { drDrillAction } from '@/lib/actions/dr-drill.action';
+import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
+import { drDrillAction } from '@/lib/actions/topology/dr-drill.action';
 import { drScorecard } from '@/lib/features/dr/scorecard';
 import { rebuildAction } from '@/lib/actions/rebuild.action';
 import { remasterAction } from '@/lib/actions/remaster.action';
 import { startAction } from '@/lib/actions/control/start.action';
-import { switchoverAction } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-failover-${process.pid}.json`);

@@ -26,7 +26,7 @@ import { planOperation } from '@/lib/engine/plan';
 import { poolerConsole } from '@/lib/fleet/pooler';
 import { refreshFleet } from '@/lib/fleet/refresher';
 import { startWorker } from '@/jobs/start-worker';
-import { switchoverAction } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { startAction } from '@/lib/actions/control/start.action';
 import { rebuildAction } from '@/lib/actions/rebuild.action';
 import { remasterAction } from '@/lib/actions/remaster.action';

@@ -9,8 +9,8 @@ import { remasterAction } from '@/lib/actions/remaster.action';
 import { rebuildAction } from '@/lib/actions/rebuild.action';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
 import { patroniPauseAction, patroniResumeAction } from '@/lib/actions/drivers/patroni/pause.action';
-import { switchoverAction } from '@/lib/actions/switchover.action';
-import { drFailoverAction } from '@/lib/actions/dr-failover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
+import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
 import { checkSshAction } from '@/lib/actions/control/check-ssh.action';
 import { replaceHostKeyAction } from '@/lib/actions/control/replace-host-key.action';
 import { resizeAction } from '@/lib/actions/cloud/resize.action';
@@ -24,7 +24,7 @@ import {
   upgradePrecheckAction,
   upgradeRollbackAction,
 } from '@/lib/actions/upgrade/major.action';
-import { drDrillAction } from '@/lib/actions/dr-drill.action';
+import { drDrillAction } from '@/lib/actions/topology/dr-drill.action';
 import { configureBackupsAction } from '@/lib/actions/backups/configure-backups.action';
 import { backupAction } from '@/lib/actions/backups/backup.action';
 import { restoreAction } from '@/lib/actions/backups/restore.action';

@@ -21,9 +21,9 @@ import { runOperation, startTestWorker, type TestWorker } from '@/lib/testing/op
 import { startReconnectingWriter } from '@/lib/testing/writer';
 import { waitFor } from '@/lib/testing/wait';
 import type { AnyAction } from '@/lib/engine/define-action';
-import { drFailoverAction } from '@/lib/actions/dr-failover.action';
+import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
-import { switchoverAction } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-route53-${process.pid}.json`);
 let lab: LabInfo;

@@ -35,7 +35,7 @@ import { dnsSteps } from '@/lib/actions/steps/dns-steps';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
 import { proveDirectoryServed } from '@/lib/actions/steps/data-directory';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
-import { herdsUnderUpgrade } from '@/lib/actions/upgrade/open-upgrades';
+import { herdsUnderUpgrade } from '@/lib/actions/steps/open-upgrades';
 import {
   DEFAULT_MAX_LAG_SECONDS,
   drainTargets,

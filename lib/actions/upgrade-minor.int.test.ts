@@ -19,7 +19,7 @@ import { waitFor } from '@/lib/testing/wait';
 import { planOperation } from '@/lib/engine/plan';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { upgradeMinorAction } from '@/lib/actions/upgrade-minor.action';
-import { switchoverAction } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { setting } from '@/lib/settings/settings';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-upgrade-${process.pid}.json`);

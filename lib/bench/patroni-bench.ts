@@ -22,7 +22,7 @@ import { query } from '@/lib/lab/postgres';
 import { labIdentity, run as runAs } from '@/lib/lab/proc';
 import { waitFor } from '@/lib/testing/wait';
 import { seedLabFleet } from '@/lib/lab/seed';
-import { switchoverAction } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { planOperation } from '@/lib/engine/plan';
 import { producerConnection, targetQueue } from '@/lib/engine/queue';
 import { submitOperation } from '@/lib/engine/submit';

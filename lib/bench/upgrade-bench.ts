@@ -16,7 +16,7 @@ import { PROJECT_ROOT, startLab, stopLab, type LabInfo } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 import { restartInstance } from '@/lib/lab/faults';
 import { ingestLabReports } from '@/lib/lab/agents';
-import { switchoverAction } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { upgradeMinorAction } from '@/lib/actions/upgrade-minor.action';
 import { upgradeCutoverAction, upgradeMajorAction, upgradeRollbackAction } from '@/lib/actions/upgrade/major.action';
 import type { AnyAction } from '@/lib/engine/define-action';

@@ -10,7 +10,7 @@ import { changeList, matchingIds } from '@/lib/features/admin/list-query';
 import { deleteObjects, saveObject } from '@/lib/features/admin/mutations';
 import { restartAction } from '@/lib/actions/control/restart.action';
 import { reloadAction } from '@/lib/actions/control/reload.action';
-import { switchoverAction } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { cancelOperation, retryInput } from '@/lib/features/operations/operation-control';
 import { planOperation } from '@/lib/engine/plan';
 import { submitOperation } from '@/lib/engine/submit';

@@ -1,9 +1,9 @@
 // The digest: a plan goes stale when what it would do changes, never because an observation moved, nor
 // because its words did.
 import { describe, expect, it } from 'vitest';
-import { drFailoverAction } from '@/lib/actions/dr-failover.action';
+import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
 import { restartAction } from '@/lib/actions/control/restart.action';
-import { switchoverAction } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { newSwitchoverState, switchoverParams } from '@/lib/actions/drivers/switchover';
 import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
 import { resizeAction } from '@/lib/actions/cloud/resize.action';

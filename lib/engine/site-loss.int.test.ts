@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '@/db/client';
 import { auditEntries, herdLeases, herds, operationSteps, operationTargets } from '@/db/schema';
 import { showDatabases } from '@/lib/adapters/pgbouncer/admin';
-import { switchoverAction } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { planOperation } from '@/lib/engine/plan';
 import { workerConnection } from '@/lib/engine/queue';

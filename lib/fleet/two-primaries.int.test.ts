@@ -20,7 +20,7 @@ import { registerFleetGauges } from '@/lib/features/metrics/fleet';
 import { fleetHealth } from '@/lib/features/agents/health';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { planOperation } from '@/lib/engine/plan';
-import { switchoverAction } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { refreshFleet } from '@/lib/fleet/refresher';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { runOperation, startTestWorker, submitPlanned, waitForOperation, openQueue, type TestWorker } from '@/lib/testing/operations';

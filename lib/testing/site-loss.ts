@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { sql } from 'drizzle-orm';
 import { createDb, type Db } from '@/db/client';
 import { lookup } from '@/lib/adapters/dns/rfc2136';
-import { drFailoverAction } from '@/lib/actions/dr-failover.action';
+import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
 import { loadAccess } from '@/lib/engine/access';
 import { planOperation } from '@/lib/engine/plan';
 import type { targetQueue } from '@/lib/engine/queue';

@@ -29,7 +29,7 @@ import { loadObject } from '@/lib/features/admin/change-form-data';
 import { acceptDrift } from '@/lib/features/settings/accept';
 import { herdSettingsView } from '@/lib/features/settings/herd-settings-view';
 import { changesWithin, settingsAt } from '@/lib/fleet/settings/history';
-import { switchoverAction } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { getCluster } from '@/lib/adapters/patroni/client';
 import { patroniEndpoint } from '@/lib/actions/drivers/patroni/steps';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';

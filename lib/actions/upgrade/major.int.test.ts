@@ -28,7 +28,7 @@ import { waitFor } from '@/lib/testing/wait';
 import { planOperation } from '@/lib/engine/plan';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import type { AnyAction } from '@/lib/engine/define-action';
-import { switchoverAction } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import {
   upgradeCleanupAction,
   upgradeCutoverAction,

@@ -7,7 +7,7 @@ import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { auditEntries, environments, herds, instances, servers } from '@/db/schema';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
-import { switchoverAction } from '@/lib/actions/switchover.action';
+import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { planOperation } from '@/lib/engine/plan';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { restoredCopy } from '@/lib/lab/faults';

@@ -6,7 +6,7 @@ import { qualified } from '@/lib/fleet/qualified';
 import { environments, herds } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
 import { herdRows } from './herds.admin';
-import { drFailoverAction } from '@/lib/actions/dr-failover.action';
+import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
 
 const herdId = () => qualified(herds.id);
 // The same order as rankReplicas (lib/fleet/candidates.ts): most WAL, then least lag, then id.

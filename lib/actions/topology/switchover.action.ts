@@ -5,7 +5,7 @@
 import { asks, planSwitchoverOf } from '@/lib/actions/drivers';
 import { newSwitchoverState, switchoverParams } from '@/lib/actions/drivers/switchover';
 import { defineHerdAction } from '@/lib/engine/define-action';
-import { herdsUnderUpgrade } from '@/lib/actions/upgrade/open-upgrades';
+import { herdsUnderUpgrade } from '@/lib/actions/steps/open-upgrades';
 import { DEFAULT_PAUSE_BUDGET_S, PAUSE_BUDGET_LIMITS_S } from '@/lib/actions/steps/pooler-resume';
 import { refuse } from '@/lib/fleet/refusal';
 
