@@ -32,7 +32,7 @@ import { startRedis } from '@/lib/lab/redis';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, isOpsTestHerd, type TestDb } from '@/lib/testing/test-db';
 import { restartAction } from '@/lib/actions/control/restart.action';
-import { remasterAction } from '@/lib/actions/remaster.action';
+import { remasterAction } from '@/lib/actions/topology/remaster.action';
 import { reloadAction } from '@/lib/actions/control/reload.action';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { defineAction, type InstanceAction } from '@/lib/engine/define-action';

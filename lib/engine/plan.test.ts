@@ -5,7 +5,7 @@ import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
 import { restartAction } from '@/lib/actions/control/restart.action';
 import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { newSwitchoverState, switchoverParams } from '@/lib/actions/drivers/switchover';
-import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
+import { refreshDnsAction } from '@/lib/actions/topology/refresh-dns.action';
 import { resizeAction } from '@/lib/actions/cloud/resize.action';
 import { confirmedSteps } from '@/lib/engine/plan-identity';
 import { Refusal } from '@/lib/fleet/refusal';

@@ -11,7 +11,7 @@ import { SYSTEM_ACCESS, loadAccess } from '@/lib/engine/access';
 import { refusal, refusedAtBoundary } from '@/lib/testing/denials';
 import { authenticate } from '@/lib/features/auth/authenticate';
 import { ldapConfigSchema } from '@/lib/adapters/ldap/ldap';
-import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
+import { refreshDnsAction } from '@/lib/actions/topology/refresh-dns.action';
 import { planOperation } from '@/lib/engine/plan';
 import { lookup } from '@/lib/adapters/dns/rfc2136';
 import { deleteObjects, saveObject } from './mutations';

@@ -16,7 +16,7 @@ import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
 import { observe } from '@/lib/fleet/observe';
 import { planOperation } from '@/lib/engine/plan';
 import type { TargetJob } from '@/lib/engine/queue';
-import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
+import { refreshDnsAction } from '@/lib/actions/topology/refresh-dns.action';
 import { isDeliberate } from '@/lib/fleet/record-observation';
 import { mapLimit } from '@/lib/adapters/async/map-limit';
 import { refreshFleet } from '@/lib/fleet/refresher';

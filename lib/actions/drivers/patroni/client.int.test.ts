@@ -26,7 +26,7 @@ import { runAction } from '@/lib/testing/run-action';
 import { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { reloadAction } from '@/lib/actions/control/reload.action';
 import { restartAction } from '@/lib/actions/control/restart.action';
-import { rebuildAction } from '@/lib/actions/rebuild.action';
+import { rebuildAction } from '@/lib/actions/topology/rebuild.action';
 import { randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { operations, operationSteps, operationTargets } from '@/db/schema';

@@ -15,7 +15,7 @@ import { planOperation } from '@/lib/engine/plan';
 import { producerConnection, targetQueue } from '@/lib/engine/queue';
 import { submitOperation } from '@/lib/engine/submit';
 import { startWorker } from '@/jobs/start-worker';
-import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
+import { refreshDnsAction } from './refresh-dns.action';
 import { checkDnsRecords } from '@/lib/fleet/refresher';
 import { changeList } from '@/lib/features/admin/list-query';
 import { getAdmin } from '@/lib/features/admin/registry';

@@ -28,8 +28,8 @@ import { refreshFleet } from '@/lib/fleet/refresher';
 import { startWorker } from '@/jobs/start-worker';
 import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { startAction } from '@/lib/actions/control/start.action';
-import { rebuildAction } from '@/lib/actions/rebuild.action';
-import { remasterAction } from '@/lib/actions/remaster.action';
+import { rebuildAction } from './rebuild.action';
+import { remasterAction } from './remaster.action';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-pooler-bad-${process.pid}.json`);
 const PREFIX = 'pooler-bad';

@@ -22,7 +22,7 @@ import { startReconnectingWriter } from '@/lib/testing/writer';
 import { waitFor } from '@/lib/testing/wait';
 import type { AnyAction } from '@/lib/engine/define-action';
 import { drFailoverAction } from '@/lib/actions/topology/dr-failover.action';
-import { refreshDnsAction } from '@/lib/actions/refresh-dns.action';
+import { refreshDnsAction } from './refresh-dns.action';
 import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-route53-${process.pid}.json`);

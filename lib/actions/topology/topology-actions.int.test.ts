@@ -15,12 +15,12 @@ import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import type { InstanceAction } from '@/lib/engine/define-action';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { ParamsError, planOperation } from '@/lib/engine/plan';
-import { promoteAction } from '@/lib/actions/promote.action';
+import { promoteAction } from './promote.action';
 import { conninfo } from '@/lib/adapters/libpq/conninfo';
-import { remasterAction } from '@/lib/actions/remaster.action';
+import { remasterAction } from './remaster.action';
 import { stopAction } from '@/lib/actions/control/stop.action';
 import { startAction } from '@/lib/actions/control/start.action';
-import { rebuildAction } from '@/lib/actions/rebuild.action';
+import { rebuildAction } from './rebuild.action';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 
 let t: TestDb;
