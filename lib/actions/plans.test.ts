@@ -44,7 +44,7 @@ import { primariesOrMaybe } from '@/lib/fleet/herd-primary';
 import { resizePrepared } from '@/lib/testing/cloud';
 import { confirmedSteps } from '@/lib/engine/plan-identity';
 import { wantedSettings } from '@/lib/fleet/settings/wanted';
-import type { MemberSettings } from '@/lib/actions/settings/apply-plan';
+import type { MemberSettings } from '@/lib/actions/parameters/apply-plan';
 import { asks } from '@/lib/actions/drivers';
 import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
 

@@ -16,7 +16,7 @@ import { replaceHostKeyAction } from '@/lib/actions/control/replace-host-key.act
 import { resizeAction } from '@/lib/actions/cloud/resize.action';
 import { powerOffAction, powerOnAction } from '@/lib/actions/cloud/power.action';
 import { resizeHerdAction } from '@/lib/actions/cloud/resize-herd.action';
-import { upgradeMinorAction } from '@/lib/actions/upgrade-minor.action';
+import { upgradeMinorAction } from '@/lib/actions/upgrade/minor.action';
 import {
   upgradeCleanupAction,
   upgradeCutoverAction,
@@ -33,7 +33,7 @@ import { tearDownRestoredAction } from '@/lib/actions/backups/tear-down.action';
 import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
 import { retireAction } from '@/lib/actions/grow/retire.action';
 import { evacuateAction, replaceAction } from '@/lib/actions/grow/replace.action';
-import { applySettingsAction } from '@/lib/actions/settings/apply-settings.action';
+import { applySettingsAction } from '@/lib/actions/parameters/apply-settings.action';
 
 export const actions: AnyAction[] = [
   startAction,

@@ -17,7 +17,7 @@ import { query } from '@/lib/lab/postgres';
 import { restartInstance } from '@/lib/lab/faults';
 import { ingestLabReports } from '@/lib/lab/agents';
 import { switchoverAction } from '@/lib/actions/topology/switchover.action';
-import { upgradeMinorAction } from '@/lib/actions/upgrade-minor.action';
+import { upgradeMinorAction } from '@/lib/actions/upgrade/minor.action';
 import { upgradeCutoverAction, upgradeMajorAction, upgradeRollbackAction } from '@/lib/actions/upgrade/major.action';
 import type { AnyAction } from '@/lib/engine/define-action';
 import { planOperation } from '@/lib/engine/plan';

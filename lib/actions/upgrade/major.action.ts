@@ -41,7 +41,7 @@ import { pauseSteps, repointAndResumeSteps, type PoolerSwitchState } from '@/lib
 import { DEFAULT_PAUSE_BUDGET_S } from '@/lib/actions/steps/pooler-resume';
 import { loadRestoreServer, notThisEnvironment, type RestoreServer } from '@/lib/actions/backups/restore-steps';
 import { pendingRefusal, unpinnedRefusal } from '@/lib/engine/define-action';
-import { versionText } from '@/lib/actions/upgrade-minor.action';
+import { versionText } from './minor.action';
 import { copied, judge, onDb, readBlueFacts, setReadOnly, type BlueFacts, type Endpoint } from './blue-facts';
 import { ownTable, provenOwnTable, useOwnSchema } from '@/lib/fleet/own-schema';
 import { dbnameArg, guardedScript } from './dump-guard';

@@ -5,7 +5,7 @@
 import { sql } from 'drizzle-orm';
 import type { Queries } from '@/db/client';
 import { setting } from '@/lib/settings/settings';
-import { newestOnEvery, versionNum, versionText } from '@/lib/actions/upgrade-minor.action';
+import { newestOnEvery, versionNum, versionText } from '@/lib/actions/upgrade/minor.action';
 
 export interface PendingHerd {
   herdId: number;

@@ -18,7 +18,7 @@ import { startWriter } from '@/lib/testing/writer';
 import { waitFor } from '@/lib/testing/wait';
 import { planOperation } from '@/lib/engine/plan';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
-import { upgradeMinorAction } from '@/lib/actions/upgrade-minor.action';
+import { upgradeMinorAction } from './minor.action';
 import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { setting } from '@/lib/settings/settings';
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { herd, member } from '@/lib/testing/refs';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { checkDriver } from '@/lib/engine/define-action';
-import { newestEverywhere, upgradeMinorAction, versionNum, versionText, type Build } from './upgrade-minor.action';
+import { newestEverywhere, upgradeMinorAction, versionNum, versionText, type Build } from './minor.action';
 
 const OLD = '/opt/pg/15.17/bin';
 const NEW = '/usr/lib/postgresql/15/bin';
