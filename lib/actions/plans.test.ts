@@ -1,6 +1,6 @@
 // Each action's decision on hand-made herds, with no lab: which candidate, which refusal (by its
 // code), which warnings, and which steps, and that the steps the page lists are the steps the worker runs.
-import type { BackupPrepared } from '@/lib/actions/backups/backup-steps';
+import type { BackupPrepared } from '@/lib/actions/steps/backup-steps';
 import { appliedForm } from '@/lib/fleet/backups/policy';
 import { restoreAction } from '@/lib/actions/backups/restore.action';
 import { parseParams, scheduleProblems } from '@/lib/engine/define-action';

@@ -19,7 +19,7 @@ import { restoreAction } from '@/lib/actions/backups/restore.action';
 import { restoreDrillAction } from '@/lib/actions/backups/restore-drill.action';
 import { memberConfig, memberConfigPath, memberDirs } from '@/lib/fleet/backups/pgbackrest';
 import { herdPolicies } from '@/lib/fleet/backups/policy';
-import { secretsOf } from '@/lib/actions/backups/backup-steps';
+import { secretsOf } from '@/lib/actions/steps/backup-steps';
 import { refreshFleet } from '@/lib/fleet/refresher';
 import { setting } from '@/lib/settings/settings';
 

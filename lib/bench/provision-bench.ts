@@ -24,7 +24,7 @@ import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
 import { retireAction } from '@/lib/actions/grow/retire.action';
 import { memberConfig, memberConfigPath, memberDirs, restoreCommand } from '@/lib/fleet/backups/pgbackrest';
 import { herdPolicies } from '@/lib/fleet/backups/policy';
-import { secretsOf } from '@/lib/actions/backups/backup-steps';
+import { secretsOf } from '@/lib/actions/steps/backup-steps';
 import { ec2Client } from '@/lib/adapters/aws/config';
 import { consoleFingerprints, consoleText } from '@/lib/adapters/aws/ec2-launch';
 import { discoverEc2, discoveryConfig } from '@/lib/features/discovery/discovery';

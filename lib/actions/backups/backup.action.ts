@@ -12,7 +12,14 @@ import { fullsToKeep } from '@/lib/fleet/backups/retention';
 import { setting } from '@/lib/settings/settings';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { formatBytes } from '@/lib/adapters/format/units';
-import { policyRefusal, prepareBackups, readListing, recordListing, stanzaRunner, type BackupPrepared } from './backup-steps';
+import {
+  policyRefusal,
+  prepareBackups,
+  readListing,
+  recordListing,
+  stanzaRunner,
+  type BackupPrepared,
+} from '@/lib/actions/steps/backup-steps';
 import { asks } from '@/lib/actions/drivers';
 
 export const backupParams = z

@@ -34,7 +34,7 @@ import {
   stanzaRunner,
   writeHostFile,
   type BackupPrepared,
-} from './backup-steps';
+} from '@/lib/actions/steps/backup-steps';
 import { asks, driverOf, lacking } from '@/lib/actions/drivers';
 
 interface MemberSettings {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { withoutPgCron } from './restore-steps';
+import { withoutPgCron } from '@/lib/actions/steps/restore-steps';
 
 describe('a restored copy starts without pg_cron', () => {
   it('leaves pg_cron out of shared_preload_libraries and keeps the rest', () => {

@@ -27,7 +27,14 @@ import {
   type LaunchPlan,
   type LaunchState,
 } from '@/lib/actions/steps/launch';
-import { policyRefusal, prepareBackups, secretsOf, stanzaRunner, writeHostFile, type BackupPrepared } from './backup-steps';
+import {
+  policyRefusal,
+  prepareBackups,
+  secretsOf,
+  stanzaRunner,
+  writeHostFile,
+  type BackupPrepared,
+} from '@/lib/actions/steps/backup-steps';
 import {
   placeFields,
   loadRestoreServer,
@@ -41,7 +48,7 @@ import {
   type RestorePlace,
   type RestoreServer,
   type RestoreState,
-} from './restore-steps';
+} from '@/lib/actions/steps/restore-steps';
 import { asks } from '@/lib/actions/drivers';
 
 export const restoreDrillParams = z

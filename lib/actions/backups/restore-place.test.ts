@@ -3,7 +3,7 @@
 // restore's own claim would refuse all but one). A target time: every digit typed reaches pgBackRest.
 import { describe, expect, it } from 'vitest';
 import { drillPlace } from './restore-drill.action';
-import { pgbackrestTime } from './restore-steps';
+import { pgbackrestTime } from '@/lib/actions/steps/restore-steps';
 
 describe('drillPlace', () => {
   const given = { dataDirectory: '/srv/scratch/drill/data', port: 25910 };

@@ -20,7 +20,7 @@ import {
   type LaunchPlan,
   type LaunchState,
 } from '@/lib/actions/steps/launch';
-import { policyRefusal, prepareBackups, type BackupPrepared } from './backup-steps';
+import { policyRefusal, prepareBackups, type BackupPrepared } from '@/lib/actions/steps/backup-steps';
 import {
   placeFields,
   loadRestoreServer,
@@ -34,7 +34,7 @@ import {
   serverRefusal,
   type RestoreServer,
   type RestoreState,
-} from './restore-steps';
+} from '@/lib/actions/steps/restore-steps';
 import { asks } from '@/lib/actions/drivers';
 
 export const restoreParams = z

@@ -10,7 +10,7 @@ import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { errorText } from '@/lib/engine/errors';
 import { Refusal } from '@/lib/fleet/refusal';
 import { terminateLaunched } from '@/lib/actions/steps/launch';
-import { removeRestored } from './restore-steps';
+import { removeRestored } from '@/lib/actions/steps/restore-steps';
 
 /** Removes what restores that ended without their cleanup left on their servers; the claims settled. */
 export async function settleRestoreClaims(

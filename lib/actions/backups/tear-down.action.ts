@@ -11,8 +11,8 @@ import type { Db } from '@/db/client';
 import { defineHerdAction, productionWarning, type ActionStep } from '@/lib/engine/define-action';
 import { refuse } from '@/lib/fleet/refusal';
 import { terminateLaunched } from '@/lib/actions/steps/launch';
-import { removeRestored } from './restore-steps';
-import { adoptedBy, leaveClaim } from './claim-guard';
+import { removeRestored } from '@/lib/actions/steps/restore-steps';
+import { adoptedBy, leaveClaim } from '@/lib/actions/steps/claim-guard';
 import { asks } from '@/lib/actions/drivers';
 
 interface Claim {

@@ -18,13 +18,13 @@ import {
   restoreTargetParams,
   serverRefusal,
   type RestoreServer,
-} from '@/lib/actions/backups/restore-steps';
-import { prepareBackups, policyRefusal, type BackupPrepared } from '@/lib/actions/backups/backup-steps';
+} from '@/lib/actions/steps/restore-steps';
+import { prepareBackups, policyRefusal, type BackupPrepared } from '@/lib/actions/steps/backup-steps';
 import { recordTargets } from '@/lib/fleet/dns-records';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
-import { newSeedState, seedSteps, type Seed, type SeedState } from './seed-steps';
+import { newSeedState, seedSteps, type Seed, type SeedState } from '@/lib/actions/steps/seed-steps';
 import { asks, driverOf, herdsByDriver, preparedBy, type DriversPrepared } from '@/lib/actions/drivers';
 import { madeReplicaFields } from '@/lib/actions/drivers/add-replica';
 import { driverFor } from '@/lib/fleet/drivers';

@@ -39,7 +39,7 @@ import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { stopSide } from './stop-side';
 import { pauseSteps, repointAndResumeSteps, type PoolerSwitchState } from '@/lib/actions/steps/pooler-steps';
 import { DEFAULT_PAUSE_BUDGET_S } from '@/lib/actions/steps/pooler-resume';
-import { loadRestoreServer, notThisEnvironment, type RestoreServer } from '@/lib/actions/backups/restore-steps';
+import { loadRestoreServer, notThisEnvironment, type RestoreServer } from '@/lib/actions/steps/restore-steps';
 import { pendingRefusal, unpinnedRefusal } from '@/lib/engine/define-action';
 import { versionText } from './minor.action';
 import { copied, judge, onDb, readBlueFacts, setReadOnly, type BlueFacts, type Endpoint } from './blue-facts';

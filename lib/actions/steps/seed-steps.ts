@@ -11,14 +11,7 @@ import { lsnDiff } from '@/lib/adapters/format/lsn';
 import { replicationUser } from '@/lib/actions/steps/topology-steps';
 import { replicationConninfo } from '@/lib/actions/steps/replication-conninfo';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
-import {
-  claimStep,
-  memberConfigStep,
-  restoredEndpoint,
-  socketDirOf,
-  type RestorePlace,
-  type RestoreState,
-} from '@/lib/actions/backups/restore-steps';
+import { claimStep, memberConfigStep, restoredEndpoint, socketDirOf, type RestorePlace, type RestoreState } from './restore-steps';
 import type { LaunchState } from '@/lib/actions/steps/launch';
 import type { ActionStep, RunContext } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
