@@ -59,7 +59,7 @@ describe('the floor rule', () => {
   it('fails each floor importing the one above it, and lets it import the ones below', async () => {
     const up: [string, string, string][] = [
       ['lib/fleet/probe.ts', 'executeTarget', '@/lib/engine/execute-target'],
-      ['lib/engine/probe.ts', 'switchoverAction', '@/lib/actions/switchover.action'],
+      ['lib/engine/probe.ts', 'switchoverAction', '@/lib/actions/topology/switchover.action'],
       ['lib/engine/probe.ts', 'getAction', '@/lib/actions/registry'],
       ['lib/actions/probe.ts', 'createWindow', '@/lib/features/rules/maintenance-windows'],
       ['lib/features/probe.ts', 'startWorker', '@/jobs/start-worker'],
