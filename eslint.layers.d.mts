@@ -5,3 +5,4 @@ export const TEST_SIDE: string[];
 export const floorConfigs: Linter.Config[];
 export const cycleConfigs: Linter.Config[];
 export const layerConfigs: Linter.Config[];
+export const ACTION_FAMILIES: string[];

@@ -1,3 +1,6 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+
 // pgherd's floors, lowest first; an import may only point down (docs/architecture.md, "Floors"):
 //   settings    lib/settings: every PGHERD_* setting declared once, read and checked there; imports
 //               nothing of pgherd's, so every floor (the database's client too) reads settings one way
@@ -18,6 +21,14 @@
 // Each import also keeps out of cycles (import-x/no-cycle): no file reaches itself through others.
 // The lab and the test helpers (lib/lab, lib/testing, lib/bench) are never reachable from what runs
 // in production: only tests, benchmarks and the demo/lab/bench commands import them.
+//
+// Inside lib/actions (docs/architecture.md, "Actions"), three kinds of folder:
+//   steps/      the step libraries the actions share: import nothing else of lib/actions
+//   drivers/    one driver per control plane, and the contracts of what actions ask of them: import
+//               steps/ and nothing else of lib/actions
+//   a family    control/, topology/, cloud/, backups/, grow/, upgrade/, parameters/: its actions, which
+//               import steps/ and drivers/, never another family (composition goes through the engine)
+// and registry.ts at the top, which imports every action and is imported by none of them.
 export const FLOORS = ['adapters', 'fleet', 'engine', 'actions', 'features', 'entry'];
 // Files that may use the lab: tests, benchmarks, the lab itself and the commands that start it.
 export const TEST_SIDE = [
@@ -34,6 +45,34 @@ export const TEST_SIDE = [
 ];
 
 const CONSOLE = ['./app', './components', './jobs'];
+
+/** lib/actions' family folders: every folder of it with a module in it, but steps/ and drivers/. */
+const ACTIONS_DIR = path.join(import.meta.dirname, 'lib', 'actions');
+export const ACTION_FAMILIES = readdirSync(ACTIONS_DIR, { withFileTypes: true })
+  .filter((d) => d.isDirectory() && !['steps', 'drivers'].includes(d.name))
+  .filter((d) => readdirSync(path.join(ACTIONS_DIR, d.name)).some((f) => /\.tsx?$/.test(f)))
+  .map((d) => d.name)
+  .sort();
+const actionZones = [
+  {
+    target: './lib/actions/steps',
+    from: './lib/actions',
+    except: ['./steps'],
+    message: 'steps/ is what every action shares: it imports nothing else of lib/actions (no driver, no family).',
+  },
+  {
+    target: './lib/actions/drivers',
+    from: './lib/actions',
+    except: ['./drivers', './steps'],
+    message: 'a driver imports steps/ and the other drivers, never an action family (an action asks the driver, not the other way).',
+  },
+  ...ACTION_FAMILIES.map((family) => ({
+    target: `./lib/actions/${family}`,
+    from: './lib/actions',
+    except: [`./${family}`, './steps', './drivers'],
+    message: `lib/actions/${family} imports steps/ and drivers/, never another family nor the registry: composition goes through the engine.`,
+  })),
+];
 const below = (i) => FLOORS.slice(0, i + 1).map((f) => `./${f}`);
 const floorZones = FLOORS.flatMap((floor, i) => [
   {
@@ -69,6 +108,7 @@ const zones = [
     message: 'the agent ships to database hosts: it imports nothing of the server.',
   },
   ...floorZones,
+  ...actionZones,
   ...CONSOLE.map((from) => ({ target: './lib', from, message: 'lib/ is below the console and the worker.' })),
   { target: './components', from: './app', message: 'components get server actions as props.' },
   { target: './components', from: './db', message: 'components never import the database: a page hands them their rows.' },

@@ -34,28 +34,89 @@ function sources(dir: string): string[] {
     .filter((f) => /\.(ts|tsx)$/.test(f) && !f.endsWith('.d.ts') && !NOT_PRODUCTION.some((re) => re.test(f)));
 }
 
-/** Every import of production code between two floors, as (from floor, to floor) -> how many. */
-export function floorImports(): Map<string, number> {
+/** Every import of production code under `dirs`, resolved as TypeScript resolves it: [importer, imported], paths from the root. */
+export function fileImports(dirs: string[] = ['db', 'lib', 'jobs', 'app', 'components']): [string, string][] {
   const parsed = ts.parseJsonConfigFileContent(
     ts.readConfigFile(path.join(ROOT, 'tsconfig.json'), (f) => ts.sys.readFile(f)).config,
     ts.sys,
     ROOT,
   );
-  const files = ['db', 'lib', 'jobs', 'app', 'components'].flatMap(sources);
-  const counts = new Map<string, number>();
-  for (const file of files) {
-    const from = floorOf(file);
+  const out: [string, string][] = [];
+  for (const file of dirs.flatMap(sources)) {
     const { importedFiles } = ts.preProcessFile(readFileSync(path.join(ROOT, file), 'utf8'), true, true);
     for (const imp of importedFiles) {
       const resolved = ts.resolveModuleName(imp.fileName, path.join(ROOT, file), parsed.options, ts.sys).resolvedModule;
       if (!resolved || resolved.isExternalLibraryImport) continue;
-      const to = floorOf(path.relative(ROOT, resolved.resolvedFileName).split(path.sep).join('/'));
-      if (!from || !to || from === to) continue;
-      const key = `${from} -> ${to}`;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
+      out.push([file, path.relative(ROOT, resolved.resolvedFileName).split(path.sep).join('/')]);
     }
   }
+  return out;
+}
+
+/** Every import of production code between two floors, as (from floor, to floor) -> how many. */
+export function floorImports(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const [file, imported] of fileImports()) {
+    const from = floorOf(file);
+    const to = floorOf(imported);
+    if (!from || !to || from === to) continue;
+    const key = `${from} -> ${to}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
   return counts;
+}
+
+/** The folder of `file` directly under `dir` ('.' for a file of `dir` itself), or null outside it. */
+export function folderUnder(dir: string, file: string): string | null {
+  if (!file.startsWith(`${dir}/`)) return null;
+  const rest = file.slice(dir.length + 1).split('/');
+  return rest.length > 1 ? (rest[0] ?? null) : '.';
+}
+
+/** The folders that import each other round, directly or through others (each cycle's folders, sorted), from folder-to-folder edges. */
+export function folderCycles(edges: [string, string][]): string[][] {
+  const next = new Map<string, Set<string>>();
+  for (const [a, b] of edges) if (a !== b) next.set(a, (next.get(a) ?? new Set()).add(b));
+  // Tarjan's strongly connected components: a component of two folders or more is a cycle.
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const on = new Set<string>();
+  const out: string[][] = [];
+  const visit = (v: string) => {
+    index.set(v, index.size);
+    low.set(v, index.get(v)!);
+    stack.push(v);
+    on.add(v);
+    for (const w of next.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (on.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) === index.get(v)) {
+      const part: string[] = [];
+      for (let w = stack.pop(); w !== undefined; w = stack.pop()) {
+        on.delete(w);
+        part.push(w);
+        if (w === v) break;
+      }
+      if (part.length > 1) out.push(part.sort());
+    }
+  };
+  for (const v of new Set(edges.flat())) if (!index.has(v)) visit(v);
+  return out;
+}
+
+/** The folder-to-folder imports of production code under `dir` (lib/actions: steps -> ..., grow -> steps). */
+export function folderEdges(dir: string): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [file, imported] of fileImports([dir])) {
+    const a = folderUnder(dir, file);
+    const b = folderUnder(dir, imported);
+    if (a !== null && b !== null && a !== b) out.push([a, b]);
+  }
+  return out;
 }
 
 /** The imports that run up a floor ("fleet -> engine"). */

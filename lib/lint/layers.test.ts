@@ -1,13 +1,14 @@
 // The floor rule (eslint.layers.mjs) as `npm run lint` runs it: an import that points up a floor, one
 // that closes a cycle, or one from production code into the lab, is an error; what the floors allow is not.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ESLint } from 'eslint';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 import { describe, expect, it } from 'vitest';
-import { cycleConfigs, floorConfigs } from '../../eslint.layers.mjs';
+import { ACTION_FAMILIES, cycleConfigs, floorConfigs } from '../../eslint.layers.mjs';
+import { folderCycles, folderEdges } from './import-map';
 
 const root = path.resolve(__dirname, '../..');
 
@@ -168,5 +169,66 @@ describe('the floor rule', () => {
     };
     expect(config.rules['import-x/no-restricted-paths']?.[0]).toBe(2);
     expect(config.rules['import-x/no-cycle']?.[0]).toBe(2);
+  });
+});
+
+describe('the rooms of lib/actions', () => {
+  // A probe's import must name a module that exists: one that resolves to nothing is no error, and would pass for the wrong reason.
+  const probe = async (file: string, name: string, from: string) => {
+    expect(
+      existsSync(path.join(root, `${from.replace(/^@\//, '')}.ts`)) || existsSync(path.join(root, from.replace(/^@\//, ''), 'index.ts')),
+      from,
+    ).toBe(true);
+    return layerErrors(file, `import { ${name} } from '${from}';\nexport const x = ${name};\n`);
+  };
+
+  it('knows every family folder', () => {
+    expect(ACTION_FAMILIES).toEqual(['backups', 'cloud', 'control', 'grow', 'parameters', 'topology', 'upgrade']);
+  });
+
+  it('fails a family importing another family or the registry, and steps/ or drivers/ importing a family', async () => {
+    const wrong: [string, string, string, RegExp][] = [
+      ['lib/actions/grow/probe.ts', 'backupAction', '@/lib/actions/backups/backup.action', /never another family/],
+      ['lib/actions/upgrade/probe.ts', 'switchoverAction', '@/lib/actions/topology/switchover.action', /never another family/],
+      ['lib/actions/control/probe.ts', 'getAction', '@/lib/actions/registry', /never another family nor the registry/],
+      ['lib/actions/drivers/probe.ts', 'addReplicaAction', '@/lib/actions/grow/add-replica.action', /never an action family/],
+      ['lib/actions/steps/probe.ts', 'restartAction', '@/lib/actions/control/restart.action', /imports nothing else of lib\/actions/],
+      ['lib/actions/steps/probe.ts', 'driverOf', '@/lib/actions/drivers', /imports nothing else of lib\/actions/],
+    ];
+    for (const [file, name, from, says] of wrong)
+      expect(await probe(file, name, from), `${file} -> ${from}`).toEqual([expect.stringMatching(says)]);
+  });
+
+  it('lets a family import its own folder, steps/ and drivers/; drivers import steps/', async () => {
+    const right: [string, string, string][] = [
+      ['lib/actions/grow/probe.ts', 'retireAction', '@/lib/actions/grow/retire.action'],
+      ['lib/actions/grow/probe.ts', 'planLaunch', '@/lib/actions/steps/launch'],
+      ['lib/actions/topology/probe.ts', 'driverOf', '@/lib/actions/drivers'],
+      ['lib/actions/drivers/probe.ts', 'sshControlStep', '@/lib/actions/steps/control-steps'],
+      ['lib/actions/probe.ts', 'restartAction', '@/lib/actions/control/restart.action'],
+    ];
+    for (const [file, name, from] of right) expect(await probe(file, name, from), `${file} -> ${from}`).toEqual([]);
+  });
+
+  it('has no folder cycle: the folders of lib/actions import each other one way', () => {
+    // The finder itself: a cycle through three folders is one, a chain is none.
+    expect(
+      folderCycles([
+        ['grow', 'steps'],
+        ['steps', 'drivers'],
+        ['drivers', 'grow'],
+        ['upgrade', 'steps'],
+      ]),
+    ).toEqual([['drivers', 'grow', 'steps']]);
+    expect(
+      folderCycles([
+        ['grow', 'steps'],
+        ['steps', 'drivers'],
+        ['upgrade', 'drivers'],
+      ]),
+    ).toEqual([]);
+    const edges = folderEdges('lib/actions');
+    expect(edges.length).toBeGreaterThan(20);
+    expect(folderCycles(edges)).toEqual([]);
   });
 });

@@ -8,7 +8,7 @@ import { eq, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { majorUpgrades, owedCleanups } from '@/db/schema';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
-import { setReadOnly } from '@/lib/actions/upgrade/blue-facts';
+import { setReadOnly } from './endpoint-db';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { showDatabases } from '@/lib/adapters/pgbouncer/admin';
 import type { ActionDeps } from '@/lib/engine/define-action';

@@ -17,7 +17,7 @@ import { writeAudit } from '@/lib/engine/write-audit';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { stopSide } from './stop-side';
-import { onDb, setReadOnly } from './blue-facts';
+import { onDb, setReadOnly } from '@/lib/actions/steps/endpoint-db';
 import {
   BACK_PUBLICATION,
   backSubscription,

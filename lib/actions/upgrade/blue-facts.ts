@@ -1,10 +1,10 @@
 // What a major upgrade by logical replication needs of the herd it upgrades (blue): read from its
 // primary, database by database, and judged against the target build (its extensions as its host's
 // agent reports them). Blockers refuse the upgrade with their reason; warnings are said on the plan.
-import pg from 'pg';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { instanceClient } from '@/lib/fleet/pg-access';
 import { readAsConnectionString } from './dump-guard';
+import { onDb } from '@/lib/actions/steps/endpoint-db';
+
 
 export interface DatabaseFacts {
   name: string;
@@ -54,45 +54,6 @@ const PER_DATABASE = `
          (SELECT count(*)::int FROM pg_largeobject_metadata) AS large_objects,
          (SELECT count(*)::int FROM pg_sequences WHERE schemaname <> 'pgherd') AS sequences,
          (SELECT coalesce(json_agg(json_build_object('name', extname, 'version', extversion) ORDER BY extname), '[]') FROM pg_extension) AS extensions`;
-
-/** Where the upgrade's own statements go: an instance, or green before it is in the inventory. */
-export interface Endpoint {
-  host: string;
-  port: number;
-  serverEnvironment: string | null;
-}
-
-/**
- * One connection of pgherd's role for `fn`, to `database` on `e`. A side made read-only for a switch
- * still takes the upgrade's own statements (its marker, its subscriptions).
- */
-export async function onDb<T>(e: Endpoint, database: string, fn: (c: pg.Client) => Promise<T>, timeoutMs = 30_000): Promise<T> {
-  const c = instanceClient(e, {
-    database,
-    connectionTimeoutMillis: 5000,
-    statement_timeout: timeoutMs,
-    application_name: 'pgherd-upgrade',
-    options: '-c default_transaction_read_only=off',
-  });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
-
-/**
- * Makes `e` refuse (`on`) or take again (`off`) the writes of every client that does not ask otherwise
- * (`default_transaction_read_only`, in postgresql.auto.conf, reloaded); replication applies either way.
- */
-export async function setReadOnly(e: Endpoint, on: boolean): Promise<void> {
-  await onDb(e, 'postgres', async (c) => {
-    await c.query(on ? 'ALTER SYSTEM SET default_transaction_read_only = on' : 'ALTER SYSTEM RESET default_transaction_read_only');
-    await c.query('SELECT pg_reload_conf()');
-  });
-}
 
 /** Reads the facts from blue's primary: the server's, then each database's. */
 export async function readBlueFacts(primary: InstanceRef): Promise<BlueFacts> {

@@ -1,6 +1,6 @@
 // The names a major upgrade gives its replication (publications, subscriptions and their slots, the
 // marker table, its role) and the helpers that take them away again, from either side.
-import { onDb, type Endpoint } from './blue-facts';
+import { onDb, type Endpoint } from '@/lib/actions/steps/endpoint-db';
 import { dropUpgradeRole, revokeUpgradeRole } from './upgrade-role';
 
 export const PUBLICATION = 'pgherd_upgrade';

@@ -9,7 +9,7 @@ import { accessFor } from '@/lib/fleet/pg-access';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { caPemOf } from '@/lib/actions/steps/host-ca';
 import { ruledConninfo } from '@/lib/actions/steps/libpq-rule';
-import { onDb, type Endpoint } from './blue-facts';
+import { onDb, type Endpoint } from '@/lib/actions/steps/endpoint-db';
 import { grantPublished, quietSession, upgradeRoleWithNewPassword } from './upgrade-role';
 
 export interface Subscriber extends Endpoint {
