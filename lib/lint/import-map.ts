@@ -83,16 +83,17 @@ export function folderCycles(edges: [string, string][]): string[][] {
   const stack: string[] = [];
   const on = new Set<string>();
   const out: string[][] = [];
+  const at = (m: Map<string, number>, v: string) => m.get(v) ?? Infinity;
   const visit = (v: string) => {
     index.set(v, index.size);
-    low.set(v, index.get(v)!);
+    low.set(v, at(index, v));
     stack.push(v);
     on.add(v);
     for (const w of next.get(v) ?? []) {
       if (!index.has(w)) {
         visit(w);
-        low.set(v, Math.min(low.get(v)!, low.get(w)!));
-      } else if (on.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+        low.set(v, Math.min(at(low, v), at(low, w)));
+      } else if (on.has(w)) low.set(v, Math.min(at(low, v), at(index, w)));
     }
     if (low.get(v) === index.get(v)) {
       const part: string[] = [];
