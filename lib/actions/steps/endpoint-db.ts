@@ -41,4 +41,3 @@ export async function setReadOnly(e: Endpoint, on: boolean): Promise<void> {
     await c.query('SELECT pg_reload_conf()');
   });
 }
-

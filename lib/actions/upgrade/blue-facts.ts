@@ -5,7 +5,6 @@ import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { readAsConnectionString } from './dump-guard';
 import { onDb } from '@/lib/actions/steps/endpoint-db';
 
-
 export interface DatabaseFacts {
   name: string;
   tables: number;
