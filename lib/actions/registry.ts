@@ -17,13 +17,11 @@ import { resizeAction } from '@/lib/actions/cloud/resize.action';
 import { powerOffAction, powerOnAction } from '@/lib/actions/cloud/power.action';
 import { resizeHerdAction } from '@/lib/actions/cloud/resize-herd.action';
 import { upgradeMinorAction } from '@/lib/actions/upgrade/minor.action';
-import {
-  upgradeCleanupAction,
-  upgradeCutoverAction,
-  upgradeMajorAction,
-  upgradePrecheckAction,
-  upgradeRollbackAction,
-} from '@/lib/actions/upgrade/major.action';
+import { upgradeCleanupAction } from '@/lib/actions/upgrade/cleanup.action';
+import { upgradeCutoverAction } from '@/lib/actions/upgrade/cut-over.action';
+import { upgradeMajorAction } from '@/lib/actions/upgrade/build.action';
+import { upgradePrecheckAction } from '@/lib/actions/upgrade/precheck.action';
+import { upgradeRollbackAction } from '@/lib/actions/upgrade/roll-back.action';
 import { drDrillAction } from '@/lib/actions/topology/dr-drill.action';
 import { configureBackupsAction } from '@/lib/actions/backups/configure-backups.action';
 import { backupAction } from '@/lib/actions/backups/backup.action';

@@ -29,13 +29,11 @@ import { planOperation } from '@/lib/engine/plan';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import type { AnyAction } from '@/lib/engine/define-action';
 import { switchoverAction } from '@/lib/actions/topology/switchover.action';
-import {
-  upgradeCleanupAction,
-  upgradeCutoverAction,
-  upgradeMajorAction,
-  upgradePrecheckAction,
-  upgradeRollbackAction,
-} from './major.action';
+import { upgradeCleanupAction } from './cleanup.action';
+import { upgradeCutoverAction } from './cut-over.action';
+import { upgradeMajorAction } from './build.action';
+import { upgradePrecheckAction } from './precheck.action';
+import { upgradeRollbackAction } from './roll-back.action';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-bluegreen-${process.pid}.json`);
 let lab: LabInfo;
