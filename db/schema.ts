@@ -307,7 +307,7 @@ export const instances = pgTable(
     // Its Patroni's REST address (https://host:8008) when its herd's control driver is patroni; empty: none.
     patroniUrl: text('patroni_url').notNull().default(''),
     // What its agent reports of the Patroni running it (REST address and scope), until an admin accepts
-    // it (lib/agent/patroni-proposal.ts): a report never sets the address or the herd's driver itself.
+    // it (acceptPatroniProposal): a report never sets the address or the herd's driver itself.
     // Empty: nothing proposed.
     patroniProposedUrl: text('patroni_proposed_url').notNull().default(''),
     patroniProposedScope: text('patroni_proposed_scope').notNull().default(''),
@@ -632,7 +632,7 @@ export const readinessProbe = pgTable('readiness_probe', {
 // wave conductor...): whose turn it is, until when, and the turn's generation (its fencing token). A
 // worker takes the turn when it is free or expired, renews it while the chore runs, and confirms the
 // generation in the same transaction as each write that acts (an operation started, an event raised):
-// one frozen past its turn (SIGSTOP, a paused host) and thawed is refused there (jobs/turns.ts).
+// one frozen past its turn (SIGSTOP, a paused host) and thawed is refused there (takeTurn and its generation).
 export const choreTurns = pgTable('chore_turns', {
   name: text('name').primaryKey(),
   holder: text('holder').notNull(),

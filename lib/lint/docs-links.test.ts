@@ -6,6 +6,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = path.resolve(__dirname, '../..');
+/** A path into this repository, as docs and comments name one. */
+const REPO_PATH = /^(?:lib|app|components|jobs|db|e2e|docs|deploy)\//;
 const README_MAX_LINES = 220;
 
 const docs = [
@@ -116,29 +118,61 @@ describe('README.md and docs/', () => {
     expect(missing).toEqual([]);
   });
 
+  it('every repository path in a code span names a file or folder that exists (an example says <family>)', () => {
+    const missing = docs.flatMap((file) =>
+      prose(read(file)).flatMap((line, i) =>
+        [...line.matchAll(/`([^`]+)`/g)]
+          .map((m) => (m[1] ?? '').trim().split(/[:#]/)[0] ?? '')
+          .filter((p) => REPO_PATH.test(p) && !/[*<>{}\s$]/.test(p) && !fs.existsSync(path.join(root, p)))
+          .map((p) => `${file}:${String(i + 1)}: ${p}`),
+      ),
+    );
+    expect(missing).toEqual([]);
+  });
+
   it(`README.md is a front page: at most ${README_MAX_LINES} lines`, () => {
     expect(read('README.md').trimEnd().split('\n').length).toBeLessThanOrEqual(README_MAX_LINES);
   });
 });
 
+/** The code's files whose names match `ext`: its folders' (the build's and the lab's output left out), then the root's. */
+function codeFiles(ext: RegExp): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
+      const rel = path.posix.join(dir, e.name);
+      if (e.isDirectory()) {
+        if (!['node_modules', '.next', '.lab', 'migrations', 'assets'].includes(e.name)) walk(rel);
+      } else if (ext.test(e.name)) out.push(rel);
+    }
+  };
+  for (const dir of ['app', 'components', 'db', 'deploy', 'e2e', 'jobs', 'lib']) walk(dir);
+  return [...out, ...fs.readdirSync(root).filter((f) => ext.test(f) && fs.statSync(path.join(root, f)).isFile())];
+}
+
 describe('the code', () => {
   // Error messages and comments send people to a docs page; it must be there.
   it('names only docs pages that exist', () => {
-    const named = new Set<string>();
-    const walk = (dir: string): void => {
-      for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
-        const rel = path.posix.join(dir, e.name);
-        if (e.isDirectory()) {
-          if (!['node_modules', '.next', '.lab', 'migrations', 'assets'].includes(e.name)) walk(rel);
-        } else if (/\.(ts|tsx|mts|mjs|json|yml|yaml|sh)$/.test(e.name)) {
-          for (const m of read(rel).matchAll(/\bdocs\/[\w-]+\.md\b/g)) named.add(`${m[0]} (${rel})`);
-        }
-      }
-    };
-    for (const dir of ['app', 'components', 'db', 'deploy', 'e2e', 'jobs', 'lib']) walk(dir);
-    for (const f of fs.readdirSync(root).filter((f) => /\.(ts|mts|mjs|yml|json)$/.test(f))) {
-      for (const m of read(f).matchAll(/\bdocs\/[\w-]+\.md\b/g)) named.add(`${m[0]} (${f})`);
-    }
-    expect([...named].filter((n) => !fs.existsSync(path.join(root, n.split(' ')[0] ?? '')))).toEqual([]);
+    const named = codeFiles(/\.(ts|tsx|mts|mjs|json|yml|yaml|sh)$/).flatMap((f) =>
+      [...read(f).matchAll(/\bdocs\/[\w-]+\.md\b/g)].map((m) => `${m[0]} (${f})`),
+    );
+    expect(named.filter((n) => !fs.existsSync(path.join(root, n.split(' ')[0] ?? '')))).toEqual([]);
+  });
+
+  // A comment names the export it means (a file moves, the name goes with it); a path it names must still be there.
+  it('names only files that exist in its comments', () => {
+    const missing = codeFiles(/\.(ts|tsx|mts|mjs)$/).flatMap((f) =>
+      read(f)
+        .split('\n')
+        .flatMap((line, i) =>
+          /^\s*(\/\/|\/?\*)/.test(line)
+            ? [...line.matchAll(/(?<![\w@/.-])((?:lib|app|components|jobs|db)\/[\w./[\]()-]*\.(?:ts|tsx|sql|mjs|sh|json|md))\b/g)]
+                .map((m) => m[1] ?? '')
+                .filter((p) => !fs.existsSync(path.join(root, p)))
+                .map((p) => `${f}:${String(i + 1)}: ${p}`)
+            : [],
+        ),
+    );
+    expect(missing).toEqual([]);
   });
 });

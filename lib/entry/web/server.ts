@@ -35,7 +35,7 @@ async function main() {
   const app = next({ dev: false, dir: path.join(__dirname, '..', '..', '..'), hostname, port });
   const handle = app.getRequestHandler();
   await app.prepare();
-  // The agents' reports are answered here, before Next (see lib/agent/http.ts).
+  // The agents' reports are answered here, before Next (answerReport).
   const reports = agentReportsHere();
   const registry = fleetMetrics();
   // /metrics on this port only behind the token; without one, on its own address or not at all.
@@ -122,7 +122,7 @@ function fleetMetrics() {
   return registry;
 }
 
-/** Answers agent reports before Next (lib/agent/http.ts); null (Next answers them) when no database is configured. */
+/** Answers agent reports before Next (answerReport); null (Next answers them) when no database is configured. */
 function agentReportsHere() {
   const url = process.env.DATABASE_URL;
   if (!url) return null;

@@ -190,7 +190,7 @@ type Conflict = { server_id: number; port: number; sysid: string; herd_id: numbe
 /**
  * What the agents say of Patroni, in one statement and only when a report says something: each
  * instance's REST address and scope, recorded as a proposal an admin accepts on the herd's page
- * (lib/agent/patroni-proposal.ts). A report never sets the address or the herd's control driver itself:
+ * (acceptPatroniProposal). A report never sets the address or the herd's control driver itself:
  * the address is where pgherd sends Patroni's credentials, and the driver decides what pgherd runs, so
  * a host (or whoever holds its agent's token) must not choose either. A proposal is audited as the
  * agent's when it changes; one already so (the address and the herd's scope as reported) is not made.

@@ -10,7 +10,7 @@ import { readCapped } from '@/lib/features/api/body';
  * server, so a report can only speak for its own. A report is refused whole (4xx, nothing written)
  * when it is too large, not JSON, does not fit the schema, or comes from another host. Accepted reports
  * go through the process's ingest queue, which writes those arriving together in one statement.
- * The console's own server answers this path before it reaches Next (lib/agent/http.ts); this route
+ * The console's own server answers this path before it reaches Next (answerReport); this route
  * answers it the same way where that server is not in front.
  */
 export async function POST(req: NextRequest) {
