@@ -16,6 +16,7 @@ import { getEditable } from '@/lib/features/admin/registry';
 import { serversAdmin } from '@/lib/features/admin/models/servers.admin';
 import type { SaveOutcome } from '@/lib/features/admin/save-outcome';
 import { currentActor } from '@/lib/features/auth/actor';
+import { formAction } from '@/lib/features/auth/server-action';
 import { malformed, orAnswer, orDeny } from '@/lib/features/auth/session';
 import type { Intent } from '@/components/admin/object-form';
 import type { AgentTokenState } from '@/components/admin/agent-token-form';
@@ -53,17 +54,18 @@ export async function saveAction(model: string, id: number | null, values: unkno
 // The delete page posts the ids it listed (never "all": it computed them), in the shared selection's bounds.
 const deleteForm = z.object({ model: z.string().min(1).max(50), ids: z.string() });
 
-export async function deleteAction(form: FormData): Promise<void> {
-  const who = await currentActor();
-  const parsed = deleteForm.safeParse({ model: form.get('model'), ids: form.get('ids') });
-  if (!parsed.success) malformed();
-  const def = getEditable(parsed.data.model);
-  if (!def) malformed();
-  const ids = idList(maxIdOf(def.id)).safeParse(parsed.data.ids);
-  if (!ids.success) malformed();
-  const res = await orDeny(() => deleteObjects(getDb(), def, ids.data, who));
-  redirect(`/admin/${def.name}?deleted=${res.deleted}`);
-}
+export const deleteAction = formAction(
+  deleteForm,
+  async (who, input) => {
+    const def = getEditable(input.model);
+    if (!def) malformed();
+    const ids = idList(maxIdOf(def.id)).safeParse(input.ids);
+    if (!ids.success) malformed();
+    const res = await orDeny(() => deleteObjects(getDb(), def, ids.data, who));
+    redirect(`/admin/${def.name}?deleted=${res.deleted}`);
+  },
+  (form) => ({ model: form.get('model'), ids: form.get('ids') }),
+);
 
 const agentTokenForm = z.object({ serverId: idText() });
 

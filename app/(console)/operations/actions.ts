@@ -17,6 +17,8 @@ import { paramsFromForm, paramsQuery } from '@/lib/engine/params-form';
 import { wavesFromForm, wavesToForm } from '@/lib/engine/waves-form';
 import { currentActor } from '@/lib/features/auth/actor';
 import { malformed, orDeny } from '@/lib/features/auth/session';
+import { formAction } from '@/lib/features/auth/server-action';
+import type { SignedInActor } from '@/lib/engine/access';
 
 const confirmForm = z.object({
   action: z.string().min(1).max(50),
@@ -97,11 +99,7 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
 
 const idForm = z.object({ id: idText('id', MAX_BIG_ID) });
 
-export async function cancelOperationAction(form: FormData): Promise<void> {
-  const who = await currentActor();
-  const parsed = idForm.safeParse(Object.fromEntries(form.entries()));
-  if (!parsed.success) malformed();
-  const { id } = parsed.data;
+export const cancelOperationAction = formAction(idForm, async (who, { id }) => {
   try {
     await orDeny(() => cancelOperation(getDb(), id, who));
   } catch (err) {
@@ -109,39 +107,28 @@ export async function cancelOperationAction(form: FormData): Promise<void> {
     if (!(err instanceof OperationStateError)) throw err;
   }
   redirect(`/operations/${id}`);
-}
+});
 
 /** Pause or resume from the operation page; one that already finished (or was already paused) just shows the page again. */
-async function pauseOrResume(form: FormData, act: (id: number, who: Awaited<ReturnType<typeof currentActor>>) => Promise<void>) {
-  const who = await currentActor();
-  const parsed = idForm.safeParse(Object.fromEntries(form.entries()));
-  if (!parsed.success) malformed();
-  const { id } = parsed.data;
-  try {
-    await orDeny(() => act(id, who));
-  } catch (err) {
-    if (!(err instanceof OperationStateError)) throw err;
-  }
-  redirect(`/operations/${id}`);
-}
+const pauseOrResume = (act: (id: number, who: SignedInActor) => Promise<void>) =>
+  formAction(idForm, async (who, { id }) => {
+    try {
+      await orDeny(() => act(id, who));
+    } catch (err) {
+      if (!(err instanceof OperationStateError)) throw err;
+    }
+    redirect(`/operations/${id}`);
+  });
 
-export async function pauseOperationAction(form: FormData): Promise<void> {
-  await pauseOrResume(form, (id, who) => pauseOperation(getDb(), id, who));
-}
+export const pauseOperationAction = pauseOrResume((id, who) => pauseOperation(getDb(), id, who));
 
-export async function resumeOperationAction(form: FormData): Promise<void> {
-  await pauseOrResume(form, (id, who) => resumeOperation(getDb(), webQueue(), id, who));
-}
+export const resumeOperationAction = pauseOrResume((id, who) => resumeOperation(getDb(), webQueue(), id, who));
 
 /** A retry is a new confirmation: to the confirmation page, with the targets to run again. */
-export async function retryOperationAction(form: FormData): Promise<void> {
-  const who = await currentActor();
-  const parsed = idForm.safeParse(Object.fromEntries(form.entries()));
-  if (!parsed.success) malformed();
-  const { id } = parsed.data;
+export const retryOperationAction = formAction(idForm, async (who, { id }) => {
   const input = await orDeny(() => retryInput(getDb(), who.access, id));
   if (!input || !input.ids.length) redirect(`/operations/${id}`);
   redirect(
     `/operations/new?action=${encodeURIComponent(input.action)}&ids=${input.ids.join(',')}${paramsQuery(input.params)}&retryOf=${id}`,
   );
-}
+});

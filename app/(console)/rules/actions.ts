@@ -6,6 +6,8 @@ import { redirect } from 'next/navigation';
 import { z } from 'zod';
 import { getDb } from '@/db/client';
 import { currentActor } from '@/lib/features/auth/actor';
+import { formAction, stateAction } from '@/lib/features/auth/server-action';
+import type { SignedInActor } from '@/lib/engine/access';
 import { malformed, orAnswer } from '@/lib/features/auth/session';
 import { webRuleQueue } from '@/lib/entry/web/web-queue';
 import { logLine } from '@/lib/adapters/log/log';
@@ -80,7 +82,7 @@ export async function updateRuleAction(id: number, _prev: RuleFormState, form: F
 
 const oneRule = z.object({ id: idText() });
 
-async function runNow(who: Awaited<ReturnType<typeof currentActor>>, id: number) {
+async function runNow(who: SignedInActor, id: number) {
   const { runId } = await requestRun(getDb(), who, id);
   const queue = webRuleQueue();
   // Redis away: the run waits in Postgres; a worker hears of it anyway (NOTIFY) or finds it on its tick.
@@ -88,48 +90,43 @@ async function runNow(who: Awaited<ReturnType<typeof currentActor>>, id: number)
     await enqueueRun(queue, runId).catch((err: unknown) => logLine('rule.run.enqueue.deferred', { runId, error: (err as Error).message }));
 }
 
-export async function runRuleAction(form: FormData): Promise<void> {
-  const who = await currentActor();
-  const parsed = oneRule.safeParse(Object.fromEntries(form.entries()));
-  if (!parsed.success) malformed();
-  await runNow(who, parsed.data.id).catch((err: unknown) => {
-    if (err instanceof RuleError) malformed();
-    throw err;
-  });
-  revalidatePath(`/rules/${String(parsed.data.id)}`);
-}
+/** A rule that is not there (deleted meanwhile, or an id no page offers) is a bad request. */
+const noRule = (err: unknown): never => {
+  if (err instanceof RuleError) malformed();
+  throw err;
+};
 
-export async function deleteRuleAction(form: FormData): Promise<void> {
-  const who = await currentActor();
-  const parsed = oneRule.safeParse(Object.fromEntries(form.entries()));
-  if (!parsed.success) malformed();
-  await deleteRule(getDb(), who, parsed.data.id).catch((err: unknown) => {
-    if (err instanceof RuleError) malformed();
-    throw err;
-  });
+export const runRuleAction = formAction(oneRule, async (who, { id }) => {
+  await runNow(who, id).catch(noRule);
+  revalidatePath(`/rules/${String(id)}`);
+});
+
+export const deleteRuleAction = formAction(oneRule, async (who, { id }) => {
+  await deleteRule(getDb(), who, id).catch(noRule);
   revalidatePath('/rules');
   redirect('/rules');
-}
+});
 
 const bulk = z.object({ verb: z.enum(['enable', 'disable', 'run']), ids: z.array(idText()).min(1).max(1000) });
 
 /** Enable, disable or run now the rules ticked (each as its own change: one refused leaves the others done). */
-export async function bulkRulesAction(form: FormData): Promise<void> {
-  const who = await currentActor();
-  const parsed = bulk.safeParse({ verb: form.get('verb'), ids: form.getAll('ids') });
-  if (!parsed.success) malformed();
-  const db = getDb();
-  for (const id of parsed.data.ids) {
-    try {
-      if (parsed.data.verb === 'run') await runNow(who, id);
-      else await setRuleEnabled(db, who, id, parsed.data.verb === 'enable');
-    } catch (err) {
-      if (!(err instanceof SubmitError) && (err as Error).name !== 'AccessDenied') throw err;
-      logLine('rule.bulk.refused', { rule: id, verb: parsed.data.verb, error: (err as Error).message });
+export const bulkRulesAction = formAction(
+  bulk,
+  async (who, { verb, ids }) => {
+    const db = getDb();
+    for (const id of ids) {
+      try {
+        if (verb === 'run') await runNow(who, id);
+        else await setRuleEnabled(db, who, id, verb === 'enable');
+      } catch (err) {
+        if (!(err instanceof SubmitError) && (err as Error).name !== 'AccessDenied') throw err;
+        logLine('rule.bulk.refused', { rule: id, verb, error: (err as Error).message });
+      }
     }
-  }
-  revalidatePath('/rules');
-}
+    revalidatePath('/rules');
+  },
+  (form) => ({ verb: form.get('verb'), ids: form.getAll('ids') }),
+);
 
 /** A form's "Applies to": every one, an environment ("env:ID") or a herd ("herd:ID"). */
 const scopeOfForm = (scope: string) => ({
@@ -138,116 +135,109 @@ const scopeOfForm = (scope: string) => ({
 });
 
 /** A blackout or a window from its page's form: its errors by field, a refusal said, or its name once saved. */
-async function saveScoped<B>(
-  parsed: { success: true; data: B } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } },
-  create: (who: Awaited<ReturnType<typeof currentActor>>, body: B) => Promise<{ name: string }>,
+function saveScoped<S extends z.ZodType>(
+  schema: S,
+  read: (form: FormData) => unknown,
+  create: (who: SignedInActor, body: z.output<S>) => Promise<{ name: string }>,
   page: string,
-): Promise<BlackoutFormState> {
-  const who = await currentActor();
-  if (!parsed.success) {
-    const errors: Record<string, string> = {};
-    for (const i of parsed.error.issues) errors[String(i.path.at(-1) ?? 'form')] ??= i.message;
-    return { errors };
-  }
-  try {
-    const made = await orAnswer<{ name: string } | { denied: string }>(
-      () => create(who, parsed.data),
-      (err) => ({ denied: err.message }),
-    );
-    if ('denied' in made) return { errors: { form: made.denied } };
-    revalidatePath(page);
-    return { saved: made.name };
-  } catch (err) {
-    return formError(err);
-  }
+): (prev: BlackoutFormState, form: FormData) => Promise<BlackoutFormState> {
+  return stateAction(
+    schema,
+    async (who, body): Promise<BlackoutFormState> => {
+      try {
+        const made = await orAnswer<{ name: string } | { denied: string }>(
+          () => create(who, body),
+          (err) => ({ denied: err.message }),
+        );
+        if ('denied' in made) return { errors: { form: made.denied } };
+        revalidatePath(page);
+        return { saved: made.name };
+      } catch (err) {
+        return formError(err);
+      }
+    },
+    { read, key: (path) => String(path.at(-1) ?? 'form') },
+  );
 }
 
-export async function createBlackoutAction(_prev: BlackoutFormState, form: FormData): Promise<BlackoutFormState> {
-  const f = Object.fromEntries(form.entries()) as Record<string, string>;
-  const parsed = blackoutBody.safeParse({
-    name: f.name ?? '',
-    reason: f.reason ?? '',
-    dates: { from: f.from ?? '', to: f.to || f.from || '' },
-    timezone: f.timezone || 'UTC',
-    ...scopeOfForm(f.scope ?? ''),
-  });
-  return saveScoped(parsed, (who, body) => createBlackout(getDb(), who, body), '/rules/blackouts');
-}
+export const createBlackoutAction = saveScoped(
+  blackoutBody,
+  (form) => {
+    const f = Object.fromEntries(form.entries()) as Record<string, string>;
+    return {
+      name: f.name ?? '',
+      reason: f.reason ?? '',
+      dates: { from: f.from ?? '', to: f.to || f.from || '' },
+      timezone: f.timezone || 'UTC',
+      ...scopeOfForm(f.scope ?? ''),
+    };
+  },
+  (who, body) => createBlackout(getDb(), who, body),
+  '/rules/blackouts',
+);
 
-export async function createWindowAction(_prev: WindowFormState, form: FormData): Promise<WindowFormState> {
-  const f = Object.fromEntries(form.entries()) as Record<string, string>;
-  const number = (v: string | undefined) => (v !== undefined && /^\s*\d+\s*$/.test(v) ? Number(v) : v);
-  const parsed = windowBody.safeParse({
-    name: f.name ?? '',
-    days: form.getAll('days').map((d) => number(typeof d === 'string' ? d : '')),
-    starts: (f.starts ?? '').trim(),
-    durationMinutes: number(f.durationMinutes),
-    timezone: f.timezone || 'UTC',
-    ...scopeOfForm(f.scope ?? ''),
-  });
-  return saveScoped(parsed, (who, body) => createWindow(getDb(), who, body), '/rules/windows');
-}
+export const createWindowAction: (prev: WindowFormState, form: FormData) => Promise<WindowFormState> = saveScoped(
+  windowBody,
+  (form) => {
+    const f = Object.fromEntries(form.entries()) as Record<string, string>;
+    const number = (v: string | undefined) => (v !== undefined && /^\s*\d+\s*$/.test(v) ? Number(v) : v);
+    return {
+      name: f.name ?? '',
+      days: form.getAll('days').map((d) => number(typeof d === 'string' ? d : '')),
+      starts: (f.starts ?? '').trim(),
+      durationMinutes: number(f.durationMinutes),
+      timezone: f.timezone || 'UTC',
+      ...scopeOfForm(f.scope ?? ''),
+    };
+  },
+  (who, body) => createWindow(getDb(), who, body),
+  '/rules/windows',
+);
 
 /** A delete from a list's row: the id checked, the refusal recorded (orAnswer), a missing one a bad request. */
-async function deleteFromRow(
-  form: FormData,
-  remove: (who: Awaited<ReturnType<typeof currentActor>>, id: number) => Promise<void>,
-  page: string,
-) {
-  const who = await currentActor();
-  const parsed = oneRule.safeParse(Object.fromEntries(form.entries()));
-  if (!parsed.success) malformed();
-  await orAnswer(
-    () => remove(who, parsed.data.id),
-    () => undefined,
-  ).catch((err: unknown) => {
-    if (err instanceof RuleError) malformed();
-    throw err;
+const deleteFromRow = (remove: (who: SignedInActor, id: number) => Promise<void>, page: string) =>
+  formAction(oneRule, async (who, { id }) => {
+    await orAnswer(
+      () => remove(who, id),
+      () => undefined,
+    ).catch(noRule);
+    revalidatePath(page);
   });
-  revalidatePath(page);
-}
 
-export async function deleteBlackoutAction(form: FormData): Promise<void> {
-  await deleteFromRow(form, (who, id) => deleteBlackout(getDb(), who, id), '/rules/blackouts');
-}
+export const deleteBlackoutAction = deleteFromRow((who, id) => deleteBlackout(getDb(), who, id), '/rules/blackouts');
 
-export async function deleteWindowAction(form: FormData): Promise<void> {
-  await deleteFromRow(form, (who, id) => deleteWindow(getDb(), who, id), '/rules/windows');
-}
+export const deleteWindowAction = deleteFromRow((who, id) => deleteWindow(getDb(), who, id), '/rules/windows');
 
 /** A webhook from the webhooks page: the API's body, its secret in the answer this once. */
-export async function createWebhookAction(_prev: WebhookFormState, form: FormData): Promise<WebhookFormState> {
-  const who = await currentActor();
-  const ruleId = form.get('ruleId');
-  const parsed = webhookBody.safeParse({
-    name: form.get('name') ?? '',
-    url: form.get('url') ?? '',
-    ...(typeof ruleId === 'string' && ruleId !== '' ? { ruleId: /^\d+$/.test(ruleId) ? Number(ruleId) : ruleId } : {}),
-    ...(form.getAll('events').length ? { events: form.getAll('events') } : {}),
-  });
-  if (!parsed.success) {
-    const errors: Record<string, string> = {};
-    for (const i of parsed.error.issues) errors[String(i.path[0] ?? 'form')] ??= i.message;
-    return { errors };
-  }
-  try {
-    const made = await orAnswer<{ name: string; secret: string } | { denied: string }>(
-      () => createWebhook(getDb(), who, parsed.data),
-      (err) => ({ denied: err.message }),
-    );
-    if ('denied' in made) return { errors: { form: made.denied } };
-    revalidatePath('/rules/webhooks');
-    return { made: { name: made.name, secret: made.secret } };
-  } catch (err) {
-    return formError(err);
-  }
-}
+export const createWebhookAction = stateAction(
+  webhookBody,
+  async (who, body): Promise<WebhookFormState> => {
+    try {
+      const made = await orAnswer<{ name: string; secret: string } | { denied: string }>(
+        () => createWebhook(getDb(), who, body),
+        (err) => ({ denied: err.message }),
+      );
+      if ('denied' in made) return { errors: { form: made.denied } };
+      revalidatePath('/rules/webhooks');
+      return { made: { name: made.name, secret: made.secret } };
+    } catch (err) {
+      return formError(err);
+    }
+  },
+  {
+    read: (form) => {
+      const ruleId = form.get('ruleId');
+      return {
+        name: form.get('name') ?? '',
+        url: form.get('url') ?? '',
+        ...(typeof ruleId === 'string' && ruleId !== '' ? { ruleId: /^\d+$/.test(ruleId) ? Number(ruleId) : ruleId } : {}),
+        ...(form.getAll('events').length ? { events: form.getAll('events') } : {}),
+      };
+    },
+  },
+);
 
-export async function deleteWebhookAction(form: FormData): Promise<void> {
-  await deleteFromRow(form, (who, id) => deleteWebhook(getDb(), who, id), '/rules/webhooks');
-}
+export const deleteWebhookAction = deleteFromRow((who, id) => deleteWebhook(getDb(), who, id), '/rules/webhooks');
 
 /** The rule's new owner keeps its webhook: delivered again. */
-export async function keepWebhookAction(form: FormData): Promise<void> {
-  await deleteFromRow(form, (who, id) => keepWebhook(getDb(), who, id), '/rules/webhooks');
-}
+export const keepWebhookAction = deleteFromRow((who, id) => keepWebhook(getDb(), who, id), '/rules/webhooks');
