@@ -31,13 +31,12 @@ export function consumeTargets(d: ConsumerDeps) {
   const running = new Set<number>();
   const consumer = workerConnection(d.redisUrl);
   consumer.on('error', (err) => quietly('redis.error', { connection: 'consumer', error: err.message }));
+  const runner = { db, ssh, actionNamed: d.actionNamed, holder, log, ...(d.beforeSteps ? { beforeSteps: d.beforeSteps } : {}) };
   const worker = new Worker<TargetJob>(
     TARGET_QUEUE,
     async (job: Job<TargetJob>, token?: string) => {
       running.add(job.data.targetId);
-      const outcome = await executeTarget(db, ssh, d.actionNamed, job.data.targetId, holder, log, d.beforeSteps).finally(() =>
-        running.delete(job.data.targetId),
-      );
+      const outcome = await executeTarget(runner, job.data.targetId).finally(() => running.delete(job.data.targetId));
       if (outcome === 'wait') {
         // The herd is busy, or its site or environment is at its cap: come back later without holding
         // a worker slot, a little later each time (a cap of 2 over 500 targets must not poll 500 times

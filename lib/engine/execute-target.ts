@@ -101,12 +101,7 @@ const finishers = new WeakMap<Db, Coalescer<Ending, null>>();
  */
 async function finishTarget(
   db: Db,
-  operationId: number,
-  targetId: number,
-  status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted',
-  error: string | null,
-  outcome: string | null,
-  refusal: RefusalCode | null,
+  { operationId, targetId, status, error, outcome, refusal }: Omit<Ending, 'step'>,
   recorder: DbRecorder,
 ) {
   let finish = finishers.get(db);
@@ -125,29 +120,26 @@ async function finishTarget(
  * targets this process claims or ends at the same moment; one more for each further step's record
  * (and for a herd target's inventory), plus a write when a step runs long enough to be seen running.
  */
-export async function executeTarget(
-  db: Db,
-  ssh: SshPool,
-  actionNamed: ActionLookup,
-  targetId: number,
-  holder: string,
-  log: (e: string, f: object) => void = () => {},
-  beforeSteps?: () => Promise<void>,
-): Promise<ExecuteOutcome> {
+export async function executeTarget(run: TargetRunner, targetId: number): Promise<ExecuteOutcome> {
   // Every log line written while the target runs (an SSH connection's, a heartbeat's) says which target it is.
-  return withLogContext({ targetId }, (ctx) => executeIn(ctx, db, ssh, actionNamed, targetId, holder, log, beforeSteps));
+  return withLogContext({ targetId }, (ctx) => executeIn(ctx, run, targetId));
 }
 
-async function executeIn(
-  ctx: LogContext,
-  db: Db,
-  ssh: SshPool,
-  actionNamed: ActionLookup,
-  targetId: number,
-  holder: string,
-  log: (e: string, f: object) => void,
-  beforeSteps?: () => Promise<void>,
-): Promise<ExecuteOutcome> {
+/** What runs a target: the worker's connections, its actions, its name as a lease holder, its log. */
+export interface TargetRunner {
+  db: Db;
+  ssh: SshPool;
+  actionNamed: ActionLookup;
+  /** The lease holder's name (the worker's). */
+  holder: string;
+  log?: (e: string, f: object) => void;
+  /** Run once the target holds its herd, before its first step (a test holds it there). */
+  beforeSteps?: () => Promise<void>;
+}
+
+async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number): Promise<ExecuteOutcome> {
+  const { db, ssh, actionNamed, holder, beforeSteps } = runner;
+  const log = runner.log ?? (() => {});
   const claimedAt = Date.now();
   const target = await claimTarget(db, targetId, holder);
   // Only a queued target is run: a running one is someone's (or was, and reconcile will say so).
@@ -184,7 +176,7 @@ async function executeIn(
   ) => {
     const failure = await whileHeld(
       () =>
-        finishTarget(db, operationId, targetId, status, error, outcome, refusal, recorder).then(
+        finishTarget(db, { operationId, targetId, status, error, outcome, refusal }, recorder).then(
           () => null,
           (err: unknown) => ({ err }),
         ),

@@ -313,7 +313,7 @@ export function keepStoppedWords(old: InstanceRef): string {
 export async function keepStopped(old: InstanceRef, x: RunContext<DrState>): Promise<void> {
   const how = driverFor(old.controlDriver).keepStopped(old);
   if (!how) return void x.note({ stdout: `${old.controlDriver}: no supervisor starts it again; stopped is enough` });
-  const r = await execNoted(x.deps, old, x, how.argv, 15_000, how.stdin).catch(sshFailed);
+  const r = await execNoted(x.deps, old, x, how.argv, 15_000, { stdin: how.stdin }).catch(sshFailed);
   if (r.code === 0) return void x.note({ stdout: `done: ${how.says}` });
   const why = r.stderr.trim().split('\n').pop() || `exit ${r.code ?? 'unknown'}`;
   x.state.notKeptStopped = `${old.label} may be started again by its host (${how.says} failed: ${why})`;

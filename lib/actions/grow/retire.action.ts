@@ -252,7 +252,7 @@ export function planRetire(
             says: keep.says,
             timeoutMs: 30_000,
             run: async (x) => {
-              await execNotedOk(x.deps, t, x, keep.argv, 25_000, keep.stdin);
+              await execNotedOk(x.deps, t, x, keep.argv, 25_000, { stdin: keep.stdin });
             },
           } satisfies ActionStep<State>,
         ]

@@ -126,7 +126,7 @@ export async function writeHostFile(
   // $1: the file's folder; $2: the file; the rest: folders the tool writes in (its log, lock and spool).
   const script =
     'umask 077 && f=$2 && mkdir -p -- "$1" && cat > "$f.pgherd-new" && mv -f -- "$f.pgherd-new" "$f" && shift 2 && mkdir -p -- "$@"';
-  await execNotedOk(deps, t, x, ['sh', '-c', script, 'pgherd-write', dir, file, ...dirs], 30_000, text);
+  await execNotedOk(deps, t, x, ['sh', '-c', script, 'pgherd-write', dir, file, ...dirs], 30_000, { stdin: text });
   // Neither the text nor a digest of it (a viewer could test guesses of the passphrase against a digest).
   x.note({ stdout: `${file} written; not recorded: it holds the repository's secrets` });
 }

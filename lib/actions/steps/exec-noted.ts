@@ -5,18 +5,21 @@ import { SshCommandError } from '@/lib/adapters/ssh/ssh-errors';
 import type { ActionDeps } from '@/lib/engine/define-action';
 import type { StepContext } from '@/lib/engine/pipeline';
 
-/**
- * Runs argv on the target's host and writes the command, exit code and output into the step's record.
- * `recordOutput: false` for what may hold secrets (a configuration file read back): its size is recorded instead.
- */
+/** What a command is given beyond its argv: its stdin, and whether its output may be recorded. */
+export interface ExecOptions {
+  stdin?: string | undefined;
+  /** false for what may hold secrets (a configuration file read back): its size is recorded instead. */
+  recordOutput?: boolean;
+}
+
+/** Runs argv on the target's host and writes the command, exit code and output into the step's record. */
 export async function execNoted(
   deps: ActionDeps,
   t: { ssh: SshTarget },
   ctx: StepContext,
   argv: string[],
   timeoutMs = 150_000,
-  stdin?: string,
-  recordOutput = true,
+  { stdin, recordOutput = true }: ExecOptions = {},
 ) {
   ctx.note({ command: shellCommand(argv) });
   // The step's signal: a step stopped (its lease lost, its deadline passed) kills the command on the host.
@@ -36,10 +39,9 @@ export async function execNotedOk(
   ctx: StepContext,
   argv: string[],
   timeoutMs = 150_000,
-  stdin?: string,
-  recordOutput = true,
+  opts: ExecOptions = {},
 ) {
-  const r = await execNoted(deps, t, ctx, argv, timeoutMs, stdin, recordOutput);
+  const r = await execNoted(deps, t, ctx, argv, timeoutMs, opts);
   if (r.code !== 0) throw new SshCommandError(t.ssh.host, shellCommand(argv), r.code, r.signal, r.stderr);
   return r;
 }

@@ -69,7 +69,7 @@ export async function resumeHost(p: PoolerRef, deps: ActionDeps, ctx: StepContex
     `if [ -n "$1" ]; then ${WRITE_CA_SH}; echo "ca: $f"; fi`,
     'echo "libpq: $v"',
   ].join('\n');
-  const r = await execNotedOk(deps, p, ctx, ['sh', '-c', script, 'pgherd-libpq', name], 15_000, ca ?? '');
+  const r = await execNotedOk(deps, p, ctx, ['sh', '-c', script, 'pgherd-libpq', name], 15_000, { stdin: ca ?? '' });
   const major = libpqMajorOf(/^libpq: (.*)$/m.exec(r.stdout)?.[1] ?? '');
   if (major === null) throw new Error(`${p.label}: psql --version on its host said nothing pgherd can read`);
   return { libpqMajor: major, caPath: /^ca: (.*)$/m.exec(r.stdout)?.[1] ?? null };
@@ -97,14 +97,9 @@ export async function checkResumeArmable(p: PoolerRef, deps: ActionDeps, ctx: St
     );
   });
   const script = 'IFS= read -r pw || pw=; PGPASSWORD=$pw exec "$@"';
-  const r = await execNoted(
-    deps,
-    p,
-    ctx,
-    ['sh', '-c', script, 'pgherd-check', ...psqlArgv(p, host, ['SHOW VERSION'])],
-    15_000,
-    passwordLine(p),
-  );
+  const r = await execNoted(deps, p, ctx, ['sh', '-c', script, 'pgherd-check', ...psqlArgv(p, host, ['SHOW VERSION'])], 15_000, {
+    stdin: passwordLine(p),
+  });
   if (r.code !== 0) {
     const why = r.stderr.trim().split('\n').pop() || `exit ${r.code ?? 'unknown'}`;
     throw new Error(
@@ -133,14 +128,9 @@ export async function armResume(p: PoolerRef, token: string, budgetS: number, de
   ].join('\n');
   const commands = p.databases.map((d) => `RESUME ${d}`);
   const host = await resumeHost(p, deps, ctx);
-  await execNotedOk(
-    deps,
-    p,
-    ctx,
-    ['sh', '-c', outer, inner, `${NAME}${token}`, String(budgetS), ...psqlArgv(p, host, commands)],
-    15_000,
-    passwordLine(p),
-  );
+  await execNotedOk(deps, p, ctx, ['sh', '-c', outer, inner, `${NAME}${token}`, String(budgetS), ...psqlArgv(p, host, commands)], 15_000, {
+    stdin: passwordLine(p),
+  });
 }
 
 /**
@@ -154,6 +144,6 @@ export async function disarmResume(p: PoolerRef, token: string, deps: ActionDeps
     `for pid in $(pgrep -f -- "${NAME}$t"); do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"; n=$((n+1)); done`,
     'echo "disarmed: $n"',
   ].join('\n');
-  const r = await execNotedOk(deps, p, ctx, ['sh', '-c', script, 'pgherd-disarm'], 15_000, `${token}\n`);
+  const r = await execNotedOk(deps, p, ctx, ['sh', '-c', script, 'pgherd-disarm'], 15_000, { stdin: `${token}\n` });
   return r.stdout.includes('disarmed: 0') ? 'the armed resume had already ended' : 'the armed resume was disarmed';
 }

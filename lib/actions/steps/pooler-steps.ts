@@ -27,7 +27,7 @@ import { armResume, checkResumeArmable, disarmResume, newResumeToken } from './p
  */
 export async function checkPooler(p: PoolerRef, deps: ActionDeps, ctx: StepContext, opts: { pauses?: boolean } = {}): Promise<string> {
   const seen = await describePooler(p);
-  const { stdout } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000, undefined, false);
+  const { stdout } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000, { recordOutput: false });
   const entries = readEntries(stdout);
   const missing = p.databases.filter((d) => !entries.has(d));
   if (missing.length)
@@ -187,10 +187,10 @@ export async function repointPooler(
   ctx: StepContext,
   opts: { resume?: boolean } = {},
 ): Promise<string> {
-  const { stdout: before } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000, undefined, false);
+  const { stdout: before } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000, { recordOutput: false });
   const after = repointEntries(before, p.databases, { host: to.host, port: to.port });
   const write = 'set -e; f=$1; cp -p -- "$f" "$f.pgherd-new"; cat > "$f.pgherd-new"; mv -- "$f.pgherd-new" "$f"';
-  await execNotedOk(deps, p, ctx, ['sh', '-c', write, 'sh', p.configFile], 10_000, after);
+  await execNotedOk(deps, p, ctx, ['sh', '-c', write, 'sh', p.configFile], 10_000, { stdin: after });
   const resumed = await withPoolerAdmin(poolerConsole(p), async (run) => {
     await run('RELOAD');
     const dbs = databasesOf(await run('SHOW DATABASES'));

@@ -35,7 +35,7 @@ export async function caFileOnHost(deps: ActionDeps, host: { ssh: SshTarget }, c
   const ca = caPemOf(accessFor(up.serverEnvironment).postgres.tls);
   if (ca === null) return null;
   const script = `set -e; ${WRITE_CA_SH}; echo "$f"`;
-  const r = await execNotedOk(deps, host, ctx, ['sh', '-c', script, 'pgherd-ca', caFileName(ca)], 15_000, ca);
+  const r = await execNotedOk(deps, host, ctx, ['sh', '-c', script, 'pgherd-ca', caFileName(ca)], 15_000, { stdin: ca });
   const path = r.stdout.trim().split('\n').pop() ?? '';
   if (!path.startsWith('/')) throw new Error(`the CA's file on the host: its path was not said (${r.stdout.trim() || 'nothing'})`);
   return path;

@@ -554,14 +554,9 @@ export function restoreSteps<S extends { restore: RestoreState }>(
           ...(pl.sslKeyFile ? [`ssl_key_file = '${pl.sslKeyFile}'`] : []),
           '',
         ].join('\n');
-        await execNotedOk(
-          x.deps,
-          srv,
-          x,
-          ['sh', '-c', 'cat >> "$1/postgresql.auto.conf"', 'pgherd-settings', pl.dataDirectory],
-          20_000,
-          lines,
-        );
+        await execNotedOk(x.deps, srv, x, ['sh', '-c', 'cat >> "$1/postgresql.auto.conf"', 'pgherd-settings', pl.dataDirectory], 20_000, {
+          stdin: lines,
+        });
       },
     },
     {

@@ -159,7 +159,7 @@ export function seedSteps<S extends SeedState>(
             socketDirOf(pl),
           ],
           20_000,
-          lines,
+          { stdin: lines },
         );
       },
     },

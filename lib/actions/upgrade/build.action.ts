@@ -125,7 +125,7 @@ async function psqlOn(
       '-',
     ],
     600_000,
-    sqlText,
+    { stdin: sqlText },
   );
 }
 
@@ -247,8 +247,8 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
           `ssl_key_file = '${p.sslKeyFile}'`,
           '',
         ].join('\n');
-        await execNotedOk(x.deps, srv, x, ['sh', '-c', 'cat >> "$1/postgresql.conf"', 'pgherd-settings', dir], 20_000, conf);
-        await execNotedOk(x.deps, srv, x, ['sh', '-c', 'cat > "$1/pg_hba.conf"', 'pgherd-hba', dir], 20_000, hba);
+        await execNotedOk(x.deps, srv, x, ['sh', '-c', 'cat >> "$1/postgresql.conf"', 'pgherd-settings', dir], 20_000, { stdin: conf });
+        await execNotedOk(x.deps, srv, x, ['sh', '-c', 'cat > "$1/pg_hba.conf"', 'pgherd-hba', dir], 20_000, { stdin: hba });
       },
     },
     {
@@ -274,15 +274,9 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
       run: async (x) => {
         const login = await localLogin(blueEnd);
         const dumpall = await toolOn(x.deps, blue, x, 'pg_dumpall', [binDir(blue.pgVersion), blue.binDir].filter(Boolean));
-        const roles = await execNotedOk(
-          x.deps,
-          blue,
-          x,
-          [dumpall, '--roles-only', '--no-role-passwords', ...login],
-          120_000,
-          undefined,
-          false,
-        );
+        const roles = await execNotedOk(x.deps, blue, x, [dumpall, '--roles-only', '--no-role-passwords', ...login], 120_000, {
+          recordOutput: false,
+        });
         // With their passwords' SCRAM secrets, read over TLS (never printed in the record).
         const secrets = await onDb(blueEnd, 'postgres', async (c) =>
           (
@@ -388,8 +382,7 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
             x,
             [dump, '--schema-only', '--no-publications', '--no-subscriptions', ...login, '-d', dbnameArg(d.name)],
             600_000,
-            undefined,
-            false,
+            { recordOutput: false },
           );
           await psqlOn(x, srv, dir, port, d.name, guardedScript(ddl.stdout, `the schema of ${blue.label}/${d.name} (pg_dump)`));
           await onDb(green, d.name, async (c) => {

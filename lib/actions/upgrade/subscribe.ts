@@ -53,7 +53,7 @@ export async function subscribe(
       ctx,
       ['sh', '-c', 'umask 022; cat > "$1.part" && mv -f -- "$1.part" "$1"', 'pgherd-ca', caFileOf(o.sub)],
       20_000,
-      ca,
+      { stdin: ca },
     );
   const login = o.login;
   if (o.copyData) await onDb(o.pub, o.database, (c) => grantPublished(c, o.upgradeId, o.publication));

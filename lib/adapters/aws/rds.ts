@@ -142,20 +142,23 @@ const STUCK = new Set([
   'deleting',
 ]);
 
+/** What a wait for an RDS instance waits for: which instance, what it should come to (in words, and as `done`), how long. */
+export interface RdsWait {
+  region: string;
+  identifier: string;
+  wanted: string;
+  done: (i: RdsInstance) => boolean;
+  bounds: WaitBounds;
+  seen?: (i: RdsInstance) => void;
+}
+
 /**
  * Waits until RDS says the instance is what `done` wants (at most `b.maxWaitSeconds`, asking every
  * minDelay growing to maxDelay); throws RdsStatusError at once on a status RDS does not leave by itself,
  * RdsWaitTimeout when the bound runs out. `seen` is told every status read (a step's record).
  */
-export async function waitRds(
-  client: RDSClient,
-  region: string,
-  identifier: string,
-  wanted: string,
-  done: (i: RdsInstance) => boolean,
-  b: WaitBounds,
-  seen: (i: RdsInstance) => void = () => {},
-): Promise<RdsInstance> {
+export async function waitRds(client: RDSClient, w: RdsWait): Promise<RdsInstance> {
+  const { region, identifier, wanted, done, bounds: b, seen = () => {} } = w;
   const deadline = Date.now() + b.maxWaitSeconds * 1000;
   let delay = 0;
   let last = 'unknown';

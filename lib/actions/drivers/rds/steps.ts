@@ -18,17 +18,16 @@ export async function waitRdsNoted<S>(
 ): Promise<RdsInstance> {
   const seen: string[] = [];
   try {
-    return await waitRds(
-      rdsClient(region),
+    return await waitRds(rdsClient(region), {
       region,
       identifier,
       wanted,
-      (i) => done(i, seen),
-      { ...bounds, signal: x.signal },
-      (i) => {
+      done: (i) => done(i, seen),
+      bounds: { ...bounds, signal: x.signal },
+      seen: (i) => {
         if (seen.at(-1) !== i.status) seen.push(i.status);
       },
-    );
+    });
   } finally {
     x.note({ stdout: `RDS said: ${seen.join(' -> ') || 'nothing'}` });
   }
