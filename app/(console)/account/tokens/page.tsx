@@ -1,5 +1,6 @@
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { ResultTable } from '@/components/tables/result-table';
 import { NewTokenForm } from '@/components/auth/new-token-form';
 import { formatValue } from '@/lib/features/admin/format';
 import { listApiTokens } from '@/lib/features/auth/api-tokens';
@@ -24,52 +25,34 @@ export default async function TokensPage() {
       <h1>API tokens</h1>
       <p>A token acts as you, with your roles, and never beyond its scope. Revoke one as soon as it is not needed.</p>
       <NewTokenForm create={createTokenAction} />
-      <table className="result-list" data-testid="tokens">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Starts with</th>
-            <th scope="col">Scope</th>
-            <th scope="col">Status</th>
-            <th scope="col">Created</th>
-            <th scope="col">Expires</th>
-            <th scope="col">Last used</th>
-            <th scope="col" />
-          </tr>
-        </thead>
-        <tbody>
-          {tokens.length === 0 && (
-            <tr>
-              <td colSpan={8}>No tokens yet.</td>
-            </tr>
-          )}
-          {tokens.map((t) => (
-            <tr key={t.id} data-token={t.prefix}>
-              <td>{t.name}</td>
-              <td>
-                <code>{t.prefix}…</code>
-              </td>
-              <td>{t.scope}</td>
-              <td>
-                <span className={`badge badge-${status(t)}`}>{status(t)}</span>
-              </td>
-              <td>{formatValue('datetime', t.createdAt)}</td>
-              <td>{t.expiresAt ? formatValue('datetime', t.expiresAt) : 'never'}</td>
-              <td>{t.lastUsedAt ? formatValue('datetime', t.lastUsedAt) : 'never'}</td>
-              <td>
-                {status(t) === 'active' && (
-                  <form action={revokeTokenAction}>
-                    <input type="hidden" name="id" value={t.id} />
-                    <button type="submit" className="button cancel-link">
-                      Revoke
-                    </button>
-                  </form>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <ResultTable
+        testId="tokens"
+        rows={tokens}
+        rowKey={(t) => t.id}
+        rowData={(t) => ({ token: t.prefix })}
+        empty="No tokens yet."
+        columns={[
+          { header: 'Name', cell: (t) => t.name },
+          { header: 'Starts with', cell: (t) => <code>{t.prefix}…</code> },
+          { header: 'Scope', cell: (t) => t.scope },
+          { header: 'Status', cell: (t) => <span className={`badge badge-${status(t)}`}>{status(t)}</span> },
+          { header: 'Created', cell: (t) => formatValue('datetime', t.createdAt) },
+          { header: 'Expires', cell: (t) => (t.expiresAt ? formatValue('datetime', t.expiresAt) : 'never') },
+          { header: 'Last used', cell: (t) => (t.lastUsedAt ? formatValue('datetime', t.lastUsedAt) : 'never') },
+          {
+            header: '',
+            cell: (t) =>
+              status(t) === 'active' && (
+                <form action={revokeTokenAction}>
+                  <input type="hidden" name="id" value={t.id} />
+                  <button type="submit" className="button cancel-link">
+                    Revoke
+                  </button>
+                </form>
+              ),
+          },
+        ]}
+      />
     </>
   );
 }

@@ -2,6 +2,7 @@ import { inArray } from 'drizzle-orm';
 import { getDb } from '@/db/client';
 import { herds } from '@/db/schema';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { ResultTable } from '@/components/tables/result-table';
 import { BlackoutForm } from '@/components/rules/blackout-form';
 import { visibleEnvironments } from '@/lib/engine/access';
 import { requireAccess } from '@/lib/features/auth/session';
@@ -28,48 +29,39 @@ export default async function BlackoutsPage() {
     <>
       <Breadcrumbs items={[{ label: 'Rules', href: '/rules' }, { label: 'Blackout calendar' }]} />
       <h1>Blackout calendar</h1>
-      <table className="result-list" data-testid="blackouts">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">From</th>
-            <th scope="col">Until</th>
-            <th scope="col">Applies to</th>
-            <th scope="col">Reason</th>
-            <th scope="col" />
-          </tr>
-        </thead>
-        <tbody>
-          {list.length === 0 && (
-            <tr>
-              <td colSpan={6}>No blackout ahead.</td>
-            </tr>
-          )}
-          {list.map((b) => (
-            <tr key={b.id} data-blackout={b.name}>
-              <td>{b.name}</td>
-              <td>{b.startsAt.toISOString().replace('T', ' ').slice(0, 16)} UTC</td>
-              <td>{b.endsAt.toISOString().replace('T', ' ').slice(0, 16)} UTC</td>
-              <td>
-                {b.herdId !== null
-                  ? `herd ${herdName.get(b.herdId) ?? `#${String(b.herdId)}`}`
-                  : b.environmentId !== null
-                    ? `environment ${envName.get(b.environmentId) ?? `#${String(b.environmentId)}`}`
-                    : 'every rule'}
-              </td>
-              <td>{b.reason}</td>
-              <td>
-                <form action={deleteBlackoutAction}>
-                  <input type="hidden" name="id" value={b.id} />
-                  <button type="submit" className="button cancel-link">
-                    Lift
-                  </button>
-                </form>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <ResultTable
+        testId="blackouts"
+        rows={list}
+        rowKey={(b) => b.id}
+        rowData={(b) => ({ blackout: b.name })}
+        empty="No blackout ahead."
+        columns={[
+          { header: 'Name', cell: (b) => b.name },
+          { header: 'From', cell: (b) => `${b.startsAt.toISOString().replace('T', ' ').slice(0, 16)} UTC` },
+          { header: 'Until', cell: (b) => `${b.endsAt.toISOString().replace('T', ' ').slice(0, 16)} UTC` },
+          {
+            header: 'Applies to',
+            cell: (b) =>
+              b.herdId !== null
+                ? `herd ${herdName.get(b.herdId) ?? `#${String(b.herdId)}`}`
+                : b.environmentId !== null
+                  ? `environment ${envName.get(b.environmentId) ?? `#${String(b.environmentId)}`}`
+                  : 'every rule',
+          },
+          { header: 'Reason', cell: (b) => b.reason },
+          {
+            header: '',
+            cell: (b) => (
+              <form action={deleteBlackoutAction}>
+                <input type="hidden" name="id" value={b.id} />
+                <button type="submit" className="button cancel-link">
+                  Lift
+                </button>
+              </form>
+            ),
+          },
+        ]}
+      />
       <h2>New blackout</h2>
       <BlackoutForm
         create={createBlackoutAction}

@@ -3,6 +3,7 @@ import { asc } from 'drizzle-orm';
 import { getDb } from '@/db/client';
 import { rules } from '@/db/schema';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { ResultTable } from '@/components/tables/result-table';
 import { WebhookForm } from '@/components/rules/webhook-form';
 import { currentActor } from '@/lib/features/auth/actor';
 import { mayManage } from '@/lib/features/rules/rules';
@@ -31,33 +32,25 @@ export default async function WebhooksPage() {
         Each delivery is a signed JSON POST (docs/rules.md, “Webhooks”), tried again with backoff; private addresses are refused unless the
         operator allows them.
       </p>
-      <table className="result-list" data-testid="webhooks">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">URL</th>
-            <th scope="col">For</th>
-            <th scope="col">Events</th>
-            <th scope="col">Made by</th>
-            <th scope="col" />
-          </tr>
-        </thead>
-        <tbody>
-          {list.length === 0 && (
-            <tr>
-              <td colSpan={6}>No webhook yet.</td>
-            </tr>
-          )}
-          {list.map((w) => (
-            <tr key={w.id} data-webhook={w.name}>
-              <td>
-                <Link href={`/rules/webhooks/${String(w.id)}`}>{w.name}</Link>
-              </td>
-              <td>{w.url}</td>
-              <td>{w.ruleId === null ? 'every rule (global)' : `rule ${ruleName.get(w.ruleId) ?? `#${String(w.ruleId)}`}`}</td>
-              <td>{w.events.join(', ')}</td>
-              <td>{w.createdBy}</td>
-              <td>
+      <ResultTable
+        testId="webhooks"
+        rows={list}
+        rowKey={(w) => w.id}
+        rowData={(w) => ({ webhook: w.name })}
+        empty="No webhook yet."
+        columns={[
+          { header: 'Name', cell: (w) => <Link href={`/rules/webhooks/${String(w.id)}`}>{w.name}</Link> },
+          { header: 'URL', cell: (w) => w.url },
+          {
+            header: 'For',
+            cell: (w) => (w.ruleId === null ? 'every rule (global)' : `rule ${ruleName.get(w.ruleId) ?? `#${String(w.ruleId)}`}`),
+          },
+          { header: 'Events', cell: (w) => w.events.join(', ') },
+          { header: 'Made by', cell: (w) => w.createdBy },
+          {
+            header: '',
+            cell: (w) => (
+              <>
                 {held(w) && (
                   <form action={keepWebhookAction}>
                     <span>held: its rule changed owner</span> <input type="hidden" name="id" value={w.id} />
@@ -74,11 +67,11 @@ export default async function WebhooksPage() {
                     Delete
                   </button>
                 </form>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+              </>
+            ),
+          },
+        ]}
+      />
       <h2>New webhook</h2>
       <WebhookForm
         create={createWebhookAction}
