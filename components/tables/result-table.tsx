@@ -47,10 +47,7 @@ export function ResultTable<T>({
           </tr>
         )}
         {rows.map((r) => (
-          <tr
-            key={rowKey(r)}
-            {...Object.fromEntries(Object.entries(rowData?.(r) ?? {}).map(([k, v]) => [`data-${k}`, String(v)]))}
-          >
+          <tr key={rowKey(r)} {...Object.fromEntries(Object.entries(rowData?.(r) ?? {}).map(([k, v]) => [`data-${k}`, String(v)]))}>
             {columns.map((c, i) => (
               <td key={i} className={c.className}>
                 {c.cell(r)}
