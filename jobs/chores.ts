@@ -8,8 +8,12 @@ import { inTurn, type Turn } from '@/lib/engine/turns';
 
 export interface Chore {
   name: string;
+  /** What it does, in a line: docs/architecture.md's table of the worker's chores is made of these (a test's own chore needs none). */
+  says?: string;
   /** Milliseconds between runs; null or 0: only when asked (a notification, another chore, the start). */
   every: number | null;
+  /** How often, in words, where a setting decides it (its name) or the number alone would mislead. */
+  everySays?: string;
   /**
    * The workers share the chore: it runs on one at a time, in its turn (a row of chore_turns named as
    * the chore), and is given the turn to fence what it writes that acts.

@@ -109,22 +109,45 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
   // The worker's chores: each runs on its own clock, never twice at once here; those with a turn run on
   // one worker at a time, in its turn (lib/engine/turns.ts).
   const chores: Chore[] = [
-    { name: 'reconcile', every: tick, run: x.reconcileNow },
+    {
+      name: 'reconcile',
+      says: 'interrupted targets, queued targets without a job, what ended targets owe',
+      every: tick,
+      run: x.reconcileNow,
+    },
     // The listener (rule changes, notifications, discovery asked for), and again on every tick if it was lost.
-    { name: 'listen', every: tick, atStart: 'run', run: listen },
+    {
+      name: 'listen',
+      says: 'the LISTEN client (rule changes, notifications, discovery asked for), again if it was lost',
+      every: tick,
+      atStart: 'run',
+      run: listen,
+    },
     // Run-now requests left without a job; runs a worker died deciding.
-    { name: 'rules.runs', every: tick, run: () => reconcileRuns(db, rulesQueue) },
-    { name: 'notifications', every: tick, whileRunning: 'again', run: notify },
+    { name: 'rules.runs', says: 'run-now requests of rules, queued', every: tick, run: () => reconcileRuns(db, rulesQueue) },
+    {
+      name: 'notifications',
+      says: 'the outbox into webhook deliveries, and the deliveries due',
+      every: tick,
+      whileRunning: 'again',
+      run: notify,
+    },
     // A rule changed while its schedulers were being rebuilt: rebuilt once more right after.
-    { name: 'rules.reconcile', every: ruleEvery, whileRunning: 'again', run: () => clock.reconcile() },
-    { name: 'rules.catch_up', every: ruleEvery, run: () => clock.catchUp() },
+    { name: 'rules.reconcile', says: "the rules' schedulers", every: ruleEvery, whileRunning: 'again', run: () => clock.reconcile() },
+    { name: 'rules.catch_up', says: 'fires a rule missed while no worker ran', every: ruleEvery, run: () => clock.catchUp() },
     // The changelists' kept counts: fold the journal the instances' triggers append to (one worker at a time, in SQL).
-    { name: 'counts.compact', every: tick, run: async () => void (await db.execute(sql`SELECT pgherd_compact_instance_counts()`)) },
+    {
+      name: 'counts.compact',
+      says: "the changelists' kept counts (one worker at a time, in SQL)",
+      every: tick,
+      run: async () => void (await db.execute(sql`SELECT pgherd_compact_instance_counts()`)),
+    },
     // This process, as the console sees it: alive while it says so every few seconds.
-    { name: 'worker.alive', every: WORKER_ALIVE_EVERY_MS, run: () => workerAlive(db, holder) },
+    { name: 'worker.alive', says: 'this worker, as the console sees it', every: WORKER_ALIVE_EVERY_MS, run: () => workerAlive(db, holder) },
     // Restored herds past their expiry: torn down, as the system, one operation each.
     {
       name: 'restores.expire',
+      says: 'restored herds past their expiry torn down, one operation each',
       every: 60_000,
       turn: true,
       run: async (_, turn) => {
@@ -135,6 +158,7 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
     // Herds whose restore was proven and is no longer: said once (herd.restore_unverified), cleared when proven again.
     {
       name: 'restores.judge',
+      says: 'herds no longer restore-proven said once (herd.restore_unverified), cleared when proven again',
       every: 60_000,
       turn: true,
       run: async (_, turn) => {
@@ -148,7 +172,9 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
       ? ([
           {
             name: 'refresh',
+            says: 'the herds due now, observed over kept sessions and recorded (shared by herd, below)',
             every: Math.min(250, refreshEvery),
+            everySays: '250 ms (first round one interval after start)',
             run: async () => {
               // The first round one interval after the worker starts, as one pass an interval always began
               // (what is due in between, the other workers claim).
@@ -159,7 +185,9 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
           },
           {
             name: 'refresh.dns',
+            says: "every herd's DNS records asked and checked",
             every: refreshEvery,
+            everySays: '`PGHERD_REFRESH_INTERVAL_MS`',
             turn: true,
             run: async () => log('refresh.dns', await checkDnsRecords(db)),
           },
@@ -169,7 +197,9 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
     // (lib/fleet/settings/drift-pass.ts).
     {
       name: 'settings',
+      says: 'settings read again where the refresh saw the configuration loaded again, drift judged',
       every: cfg.settingsEveryMs ?? setting('PGHERD_SETTINGS_EVERY_MS'),
+      everySays: '`PGHERD_SETTINGS_EVERY_MS`',
       turn: true,
       run: async (_, turn) => {
         const r = await settingsPass(db, { fence: turn?.fence });
@@ -179,7 +209,9 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
     // DNS follows Patroni: its herds' leaders read every few seconds (lib/features/patroni/follow.ts).
     {
       name: 'patroni.follow',
+      says: "DNS follows Patroni's leaders",
       every: cfg.patroniFollowEveryMs ?? followEveryMs(),
+      everySays: '`PGHERD_PATRONI_FOLLOW_MS`',
       turn: true,
       run: async (_, turn) => {
         for (const r of await followPatroni(db, queue, { turn }))
@@ -189,7 +221,9 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
     // Lag history: a sample of the fleet every minute, folded after a day (lib/fleet/lag-history.ts).
     {
       name: 'lag.sample',
+      says: "the lag charts' samples, folded after a day",
       every: cfg.lagSampleEveryMs ?? lagSampleEveryMs(),
+      everySays: '`PGHERD_LAG_SAMPLE_MS`',
       turn: true,
       run: async () => {
         await sampleLag(db);
@@ -202,9 +236,19 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
     ...(discovery
       ? ([
           // A pass asked for while one runs is run right after it (that one may have claimed the asked-for rows before).
-          { name: 'discovery', every: discoverEvery, turn: true, whileRunning: 'again', atStart: 'run', run: discover },
+          {
+            name: 'discovery',
+            says: 'EC2 and RDS discovery, scheduled and asked for',
+            every: discoverEvery,
+            everySays: '`PGHERD_AWS_DISCOVERY_EVERY_MS`',
+            turn: true,
+            whileRunning: 'again',
+            atStart: 'run',
+            run: discover,
+          },
           {
             name: 'discovery.tick',
+            says: 'a discovery pass asked for in the console, started',
             every: tick,
             run: async () => {
               if (await discoveryWanted(db)) x.runner().ask('discovery', 'wanted');
