@@ -90,8 +90,15 @@ test('the ingest endpoint refuses whole, writing nothing: no token, a rotated to
     });
   const report = JSON.parse(runAgent(['--dry-run']).stdout);
   // What a report writes and the refresh never does: the server's last report and host facts, and each
-  // instance's row without what the refresh also observes (it may look at the instance meanwhile).
+  // instance's row without what the refresh and the settings pass also record (the worker's chores may
+  // look at the instance meanwhile: the settings pass reads it when the refresh saw its configuration loaded).
   const observedToo = new Set([
+    'settingsSnapshotId',
+    'settingsLoadedAt',
+    'settingsDrift',
+    'settingsDriftSince',
+    'settingsWantedDigest',
+    'settingsStatus',
     'lsn',
     'lagBytes',
     'lagSeconds',
