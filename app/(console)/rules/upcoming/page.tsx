@@ -3,6 +3,7 @@ import { getDb } from '@/db/client';
 import { rules } from '@/db/schema';
 import { eq } from 'drizzle-orm';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { ResultTable } from '@/components/tables/result-table';
 import { requireAccess } from '@/lib/features/auth/session';
 import { fireTimeText, nextFires } from '@/lib/features/rules/cron';
 import { mayRead, scheduleOf } from '@/lib/features/rules/rules';
@@ -27,35 +28,19 @@ export default async function UpcomingPage() {
     <>
       <Breadcrumbs items={[{ label: 'Rules', href: '/rules' }, { label: 'Next 24 hours' }]} />
       <h1>What fires in the next 24 hours</h1>
-      <table className="result-list" data-testid="upcoming">
-        <thead>
-          <tr>
-            <th scope="col">When (UTC)</th>
-            <th scope="col">In the rule&apos;s zone</th>
-            <th scope="col">Rule</th>
-            <th scope="col">Action</th>
-            <th scope="col">Runs on</th>
-          </tr>
-        </thead>
-        <tbody>
-          {fires.length === 0 && (
-            <tr>
-              <td colSpan={5}>Nothing is due.</td>
-            </tr>
-          )}
-          {fires.map(({ r, d, tz }) => (
-            <tr key={`${String(r.id)}-${String(d.getTime())}`}>
-              <td>{d.toISOString().replace('T', ' ').slice(0, 19)}</td>
-              <td>{fireTimeText(d, tz)}</td>
-              <td>
-                <Link href={`/rules/${String(r.id)}`}>{r.name}</Link>
-              </td>
-              <td>{r.action}</td>
-              <td>{scopeWords(r.scope)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <ResultTable
+        testId="upcoming"
+        rows={fires}
+        rowKey={({ r, d }) => `${String(r.id)}-${String(d.getTime())}`}
+        empty="Nothing is due."
+        columns={[
+          { header: 'When (UTC)', cell: ({ d }) => d.toISOString().replace('T', ' ').slice(0, 19) },
+          { header: "In the rule's zone", cell: ({ d, tz }) => fireTimeText(d, tz) },
+          { header: 'Rule', cell: ({ r }) => <Link href={`/rules/${String(r.id)}`}>{r.name}</Link> },
+          { header: 'Action', cell: ({ r }) => r.action },
+          { header: 'Runs on', cell: ({ r }) => scopeWords(r.scope) },
+        ]}
+      />
     </>
   );
 }

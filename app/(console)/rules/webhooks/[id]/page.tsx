@@ -1,6 +1,7 @@
 import { notFound } from 'next/navigation';
 import { getDb } from '@/db/client';
 import { Breadcrumbs } from '@/components/admin/breadcrumbs';
+import { ResultTable } from '@/components/tables/result-table';
 import { formatValue } from '@/lib/features/admin/format';
 import { currentActor } from '@/lib/features/auth/actor';
 import { parseId } from '@/lib/adapters/validation/ids';
@@ -29,40 +30,30 @@ export default async function WebhookPage({ params }: { params: Promise<{ id: st
       <p>
         {w.url} · {w.events.join(', ')}
       </p>
-      <table className="result-list" data-testid="deliveries">
-        <thead>
-          <tr>
-            <th scope="col">Delivery</th>
-            <th scope="col">Event</th>
-            <th scope="col">Status</th>
-            <th scope="col">Attempts</th>
-            <th scope="col">Last answer</th>
-            <th scope="col">Made</th>
-            <th scope="col">Text</th>
-          </tr>
-        </thead>
-        <tbody>
-          {list.length === 0 && (
-            <tr>
-              <td colSpan={7}>Nothing sent yet.</td>
-            </tr>
-          )}
-          {list.map((d) => (
-            <tr key={d.id} data-delivery={d.id}>
-              <td>#{d.id}</td>
-              <td>{d.event}</td>
-              <td>
+      <ResultTable
+        testId="deliveries"
+        rows={list}
+        rowKey={(d) => d.id}
+        rowData={(d) => ({ delivery: d.id })}
+        empty="Nothing sent yet."
+        columns={[
+          { header: 'Delivery', cell: (d) => `#${String(d.id)}` },
+          { header: 'Event', cell: (d) => d.event },
+          {
+            header: 'Status',
+            cell: (d) => (
+              <>
                 <span className={`badge badge-${d.status}`}>{d.status}</span>
                 {d.nextAttemptAt ? ` (next ${formatValue('datetime', d.nextAttemptAt)})` : ''}
-              </td>
-              <td>{d.attempts}</td>
-              <td>{d.error ?? (d.responseStatus === null ? '—' : String(d.responseStatus))}</td>
-              <td>{formatValue('datetime', d.createdAt)}</td>
-              <td>{textOf(d.payload)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+              </>
+            ),
+          },
+          { header: 'Attempts', cell: (d) => d.attempts },
+          { header: 'Last answer', cell: (d) => d.error ?? (d.responseStatus === null ? '—' : String(d.responseStatus)) },
+          { header: 'Made', cell: (d) => formatValue('datetime', d.createdAt) },
+          { header: 'Text', cell: (d) => textOf(d.payload) },
+        ]}
+      />
     </>
   );
 }
