@@ -17,11 +17,11 @@ import { execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { stopIfRunningStep } from '@/lib/actions/steps/control-steps';
 import { terminateLaunched } from '@/lib/actions/steps/launch';
 import { recordTargets, standIn } from '@/lib/fleet/dns-records';
-import { driverFor } from '@/lib/fleet/drivers';
+import { driverFor, type ControlDriver } from '@/lib/fleet/drivers';
 import { loadHerdRefs, type DnsRecordRef, type HerdRef } from '@/lib/fleet/herd-ref';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { instanceClient } from '@/lib/fleet/pg-access';
-import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { recheckIdentity } from '@/lib/fleet/cloud/identity';
 import { herdPolicies } from '@/lib/fleet/backups/policy';
 import { asks } from '@/lib/actions/drivers';
@@ -151,6 +151,70 @@ export function planRetire(
   /** An evacuation (EC2 takes the host whatever pgherd does): names pinned to it are drained, not refused. */
   opts: { evacuating?: boolean } = {},
 ): ActionPlan<State> | Refusal {
+  const z = retireOf(t, members, params, prepared, opts);
+  if (z instanceof Refusal) return z;
+  const { h, primary, others, facts, terminate, cloud, keep, readNames } = z;
+  const away = (rec: DnsRecordRef, ms: InstanceRef[]) => awayFrom(rec, ms, t);
+  const steps: ActionStep<State>[] = [
+    readHerdStep(t, h),
+    ...dnsSteps<State>(
+      h,
+      (s) => s.members ?? members,
+      (r) => away(r, members),
+      (r) => {
+        const to = away(r, members);
+        return `point ${r.name} away from ${t.hostname}: at ${typeof to === 'string' ? `nothing (${to})` : to.map((m) => m.hostname).join(', ')}`;
+      },
+      (r) => readNames.includes(r),
+      { targetsOf: (r, ms) => away(r, ms), name: (r) => `drain ${r.name}` },
+    ),
+    readSlotStep(t),
+    stopIfRunningStep<State>(t),
+    ...(keep ? [keepStoppedStep(t, keep)] : []),
+    dropSlotStep(primary),
+    ...(terminate && cloud ? [terminateStep(t, cloud, facts)] : []),
+    markRetiredStep(z),
+  ];
+  return {
+    steps,
+    facts: [
+      { label: 'Read names', value: readNames.length ? readNames.map((r) => r.name).join(', ') : 'none' },
+      {
+        label: 'Its host',
+        value: terminate
+          ? `${t.cloud?.instanceId ?? ''} terminated${facts.launchedRowId !== null ? ' (pgherd launched it)' : ' (confirmed by its id)'}`
+          : `kept: ${t.hostname}, the cluster stopped and its data directory left`,
+      },
+      { label: 'Replicas left', value: String(others.length) },
+    ],
+    warnings: [
+      ...commonWarnings(t).filter((w) => typeof w === 'string' || w.does.kind !== PRIMARY_WARNING),
+      ...(others.length ? [] : [`it is the herd's last running replica: ${h.label} is left with its primary alone`]),
+    ],
+  };
+}
+
+/** What a retirement works with once nothing refuses it: the member, its herd and primary, its host's fate, its read names. */
+interface Retirement {
+  t: InstanceRef;
+  h: HerdRef;
+  primary: InstanceRef | undefined;
+  others: InstanceRef[];
+  facts: { launchedRowId: number | null; neighbours: number };
+  terminate: boolean;
+  cloud: InstanceRef['cloud'];
+  keep: ReturnType<ControlDriver['keepStopped']>;
+  readNames: DnsRecordRef[];
+}
+
+/** Why `t` cannot be retired as asked, or what its retirement works with. */
+function retireOf(
+  t: InstanceRef,
+  members: InstanceRef[],
+  params: RetireParams,
+  prepared: Prepared,
+  opts: { evacuating?: boolean },
+): Retirement | Refusal {
   const h = prepared.herds.get(t.herdId);
   if (!h) return refuse('gone', `${t.herd} is not in the inventory`);
   if (t.role === 'primary' || t.observedRole === 'primary')
@@ -196,164 +260,146 @@ export function planRetire(
         `pgherd did not launch ${t.cloud.instanceId} (${t.hostname}): it is terminated only when an admin confirms it, typing its id (confirmInstanceId)`,
       );
   }
-  const d = driverFor(t.controlDriver);
-  const keep = d.keepStopped(t);
+  const keep = driverFor(t.controlDriver).keepStopped(t);
   // Its read names, and on an evacuation the names pinned to it (pointed at a stand-in).
   const readNames = [...h.dns.filter((r) => r.match === 'role' && r.matchRole === 'replica'), ...(opts.evacuating ? pinned : [])];
-  const away = (rec: DnsRecordRef, ms: InstanceRef[]) => awayFrom(rec, ms, t);
-  const steps: ActionStep<State>[] = [
-    {
-      name: 'read the herd as it is',
-      does: { kind: 'inventory.read-herd', herd: h.id },
-      says: `read ${h.label}'s members from the inventory: where its read names point once ${t.hostname} is out of them`,
-      timeoutMs: 10_000,
-      run: async (x) => {
-        x.state.members = await loadInstanceRefs(x.deps.db, [], { herdIds: [h.id] });
-        x.note({ stdout: x.state.members.map((m) => `${m.label}: ${m.role}, ${m.state}`).join('\n') });
-      },
-    },
-    ...dnsSteps<State>(
-      h,
-      (s) => s.members ?? members,
-      (r) => away(r, members),
-      (r) => {
-        const to = away(r, members);
-        return `point ${r.name} away from ${t.hostname}: at ${typeof to === 'string' ? `nothing (${to})` : to.map((m) => m.hostname).join(', ')}`;
-      },
-      (r) => readNames.includes(r),
-      { targetsOf: (r, ms) => away(r, ms), name: (r) => `drain ${r.name}` },
-    ),
-    {
-      name: 'read the slot it streams through',
-      does: { kind: 'pg.read-slot', instance: memberArg(t) },
-      says: `read ${t.label}'s primary_slot_name (if it answers), to drop that slot once it is stopped`,
-      timeoutMs: 15_000,
-      run: async (x) => {
-        const c = instanceClient(t, { connectionTimeoutMillis: 3000, statement_timeout: 3000, application_name: 'pgherd' });
-        c.on('error', () => {});
-        try {
-          await c.connect();
-          const r = await c.query<{ slot: string }>(`SELECT current_setting('primary_slot_name') AS slot`);
-          x.state.slot = r.rows[0]?.slot || null;
-          x.note({ stdout: x.state.slot ? `it streams through slot ${x.state.slot}` : 'it uses no replication slot' });
-        } catch (err) {
-          x.note({ stdout: `it does not answer (${(err as Error).message}): no slot read` });
-        } finally {
-          await c.end().catch(() => {});
-        }
-      },
-    },
-    stopIfRunningStep<State>(t),
-    ...(keep
-      ? [
-          {
-            name: 'keep it stopped',
-            does: { kind: 'pg.keep-stopped', instance: memberArg(t) },
-            says: keep.says,
-            timeoutMs: 30_000,
-            run: async (x) => {
-              await execNotedOk(x.deps, t, x, keep.argv, 25_000, { stdin: keep.stdin });
-            },
-          } satisfies ActionStep<State>,
-        ]
-      : []),
-    {
-      name: 'drop its replication slot',
-      does: { kind: 'pg.drop-slot', on: primary ? memberArg(primary) : null },
-      says: `drop the slot it streamed through on ${primary?.label ?? 'the primary'}, if it used one (a slot nobody reads keeps WAL on the primary for ever)`,
-      timeoutMs: 15_000,
-      run: async (x) => {
-        if (!x.state.slot) return void x.note({ stdout: 'skipped: it used no slot' });
-        if (!primary) return void x.note({ stderr: `no running primary: slot ${x.state.slot} is left` });
-        const c = instanceClient(primary, { connectionTimeoutMillis: 3000, statement_timeout: 5000, application_name: 'pgherd' });
-        c.on('error', () => {});
-        await c.connect();
-        try {
-          const r = await c.query(
-            `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND slot_type = 'physical' AND NOT active`,
-            [x.state.slot],
-          );
-          x.note({
-            stdout: r.rowCount
-              ? `dropped slot ${x.state.slot} on ${primary.label}`
-              : `no inactive slot ${x.state.slot} on ${primary.label}`,
-          });
-        } finally {
-          await c.end().catch(() => {});
-        }
-      },
-    },
-    ...(terminate && cloud
-      ? [
-          {
-            name: `terminate ${cloud.instanceId}`,
-            does: { kind: 'ec2.terminate-member', instance: cloud.instanceId, launchedByPgherd: facts.launchedRowId !== null },
-            says: `terminate the EC2 instance ${cloud.instanceId} (${t.hostname}${facts.launchedRowId !== null ? ', launched by pgherd' : ', confirmed by the admin'}) and remove its server from the inventory`,
-            timeoutMs: (waitBounds().maxWaitSeconds + 60) * 1000,
-            run: async (x) => {
-              // Asked again at the last moment, as power and resize do: the row may have been edited, or the
-              // instance moved, since the plan.
-              const notOurs = await recheckIdentity(x.deps.db, t.serverId, cloud.region, cloud.instanceId);
-              if (notOurs) throw refuse('cloud', `${notOurs}; the instance was not terminated`);
-              if (facts.launchedRowId !== null)
-                await terminateLaunched(
-                  x.deps.db,
-                  facts.launchedRowId,
-                  `terminated by Retire member (operation ${String(x.deps.operation?.id ?? '?')})`,
-                  x.signal,
-                  [t.id],
-                );
-              else {
-                const client = ec2Client(cloud.region);
-                try {
-                  x.note({ command: `TerminateInstances ${cloud.instanceId} (${cloud.region}), then wait until terminated` });
-                  await terminateInstance(client, cloud.instanceId, { ...waitBounds(), signal: x.signal });
-                } finally {
-                  client.destroy();
-                }
-              }
-              x.state.host = 'terminated';
-            },
-          } satisfies ActionStep<State>,
-        ]
-      : []),
-    {
-      name: 'mark it retired',
-      does: { kind: 'inventory.retire', instance: memberArg(t) },
-      says: `take ${t.label} out of the herd's members, recording it as retired${terminate ? ' with its host terminated' : ' (its host and data kept, stopped)'}`,
-      timeoutMs: 15_000,
-      run: async (x) => {
-        await x.deps.db.transaction(async (tx) => {
-          await tx.execute(sql`
-            INSERT INTO retired_members (herd_id, instance_id, label, hostname, port, data_directory, cloud_instance_id, host, operation_id)
-            VALUES (${t.herdId}, ${t.id}, ${t.label}, ${t.hostname}, ${t.port}, ${t.dataDirectory}, ${t.cloud?.instanceId ?? null},
-                    ${x.state.host === 'terminated' ? 'terminated' : keep ? 'kept stopped' : 'kept (stopped)'}, ${x.deps.operation?.id ?? null})`);
-          await tx.update(instances).set({ upstreamInstanceId: null }).where(eq(instances.upstreamInstanceId, t.id));
-          await tx.delete(instances).where(eq(instances.id, t.id));
-          // A host terminated that pgherd did not launch: its server goes too (a launched one's went with its row).
-          if (x.state.host === 'terminated' && facts.launchedRowId === null) await tx.delete(servers).where(eq(servers.id, t.serverId));
-        });
-        x.deps.outcome?.(
-          `${t.label} retired from ${h.label}; its host ${x.state.host === 'terminated' ? 'terminated' : 'kept, the cluster stopped'}`,
-        );
-      },
-    },
-  ];
+  return { t, h, primary, others, facts, terminate, cloud, keep, readNames };
+}
+
+/** The herd's members read again: where its read names point once the member is out of them. */
+function readHerdStep(t: InstanceRef, h: HerdRef): ActionStep<State> {
   return {
-    steps,
-    facts: [
-      { label: 'Read names', value: readNames.length ? readNames.map((r) => r.name).join(', ') : 'none' },
-      {
-        label: 'Its host',
-        value: terminate
-          ? `${t.cloud?.instanceId ?? ''} terminated${facts.launchedRowId !== null ? ' (pgherd launched it)' : ' (confirmed by its id)'}`
-          : `kept: ${t.hostname}, the cluster stopped and its data directory left`,
-      },
-      { label: 'Replicas left', value: String(others.length) },
-    ],
-    warnings: [
-      ...commonWarnings(t).filter((w) => typeof w === 'string' || w.does.kind !== PRIMARY_WARNING),
-      ...(others.length ? [] : [`it is the herd's last running replica: ${h.label} is left with its primary alone`]),
-    ],
+    name: 'read the herd as it is',
+    does: { kind: 'inventory.read-herd', herd: h.id },
+    says: `read ${h.label}'s members from the inventory: where its read names point once ${t.hostname} is out of them`,
+    timeoutMs: 10_000,
+    run: async (x) => {
+      x.state.members = await loadInstanceRefs(x.deps.db, [], { herdIds: [h.id] });
+      x.note({ stdout: x.state.members.map((m) => `${m.label}: ${m.role}, ${m.state}`).join('\n') });
+    },
+  };
+}
+
+/** Its primary_slot_name, read while it answers: the slot to drop once it is stopped. */
+function readSlotStep(t: InstanceRef): ActionStep<State> {
+  return {
+    name: 'read the slot it streams through',
+    does: { kind: 'pg.read-slot', instance: memberArg(t) },
+    says: `read ${t.label}'s primary_slot_name (if it answers), to drop that slot once it is stopped`,
+    timeoutMs: 15_000,
+    run: async (x) => {
+      const c = instanceClient(t, { connectionTimeoutMillis: 3000, statement_timeout: 3000, application_name: 'pgherd' });
+      c.on('error', () => {});
+      try {
+        await c.connect();
+        const r = await c.query<{ slot: string }>(`SELECT current_setting('primary_slot_name') AS slot`);
+        x.state.slot = r.rows[0]?.slot || null;
+        x.note({ stdout: x.state.slot ? `it streams through slot ${x.state.slot}` : 'it uses no replication slot' });
+      } catch (err) {
+        x.note({ stdout: `it does not answer (${(err as Error).message}): no slot read` });
+      } finally {
+        await c.end().catch(() => {});
+      }
+    },
+  };
+}
+
+/** Whatever would start it again on its own (Debian's start.conf) told to leave it stopped. */
+function keepStoppedStep(t: InstanceRef, keep: NonNullable<Retirement['keep']>): ActionStep<State> {
+  return {
+    name: 'keep it stopped',
+    does: { kind: 'pg.keep-stopped', instance: memberArg(t) },
+    says: keep.says,
+    timeoutMs: 30_000,
+    run: async (x) => {
+      await execNotedOk(x.deps, t, x, keep.argv, 25_000, { stdin: keep.stdin });
+    },
+  };
+}
+
+/** The slot it streamed through dropped on the primary (a slot nobody reads keeps WAL there for ever). */
+function dropSlotStep(primary: InstanceRef | undefined): ActionStep<State> {
+  return {
+    name: 'drop its replication slot',
+    does: { kind: 'pg.drop-slot', on: primary ? memberArg(primary) : null },
+    says: `drop the slot it streamed through on ${primary?.label ?? 'the primary'}, if it used one (a slot nobody reads keeps WAL on the primary for ever)`,
+    timeoutMs: 15_000,
+    run: async (x) => {
+      if (!x.state.slot) return void x.note({ stdout: 'skipped: it used no slot' });
+      if (!primary) return void x.note({ stderr: `no running primary: slot ${x.state.slot} is left` });
+      const c = instanceClient(primary, { connectionTimeoutMillis: 3000, statement_timeout: 5000, application_name: 'pgherd' });
+      c.on('error', () => {});
+      await c.connect();
+      try {
+        const r = await c.query(
+          `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND slot_type = 'physical' AND NOT active`,
+          [x.state.slot],
+        );
+        x.note({
+          stdout: r.rowCount ? `dropped slot ${x.state.slot} on ${primary.label}` : `no inactive slot ${x.state.slot} on ${primary.label}`,
+        });
+      } finally {
+        await c.end().catch(() => {});
+      }
+    },
+  };
+}
+
+/** Its EC2 instance terminated (one pgherd launched, or one the admin confirmed by its id), its identity asked again first. */
+function terminateStep(t: InstanceRef, cloud: NonNullable<InstanceRef['cloud']>, facts: Retirement['facts']): ActionStep<State> {
+  return {
+    name: `terminate ${cloud.instanceId}`,
+    does: { kind: 'ec2.terminate-member', instance: cloud.instanceId, launchedByPgherd: facts.launchedRowId !== null },
+    says: `terminate the EC2 instance ${cloud.instanceId} (${t.hostname}${facts.launchedRowId !== null ? ', launched by pgherd' : ', confirmed by the admin'}) and remove its server from the inventory`,
+    timeoutMs: (waitBounds().maxWaitSeconds + 60) * 1000,
+    run: async (x) => {
+      // Asked again at the last moment, as power and resize do: the row may have been edited, or the
+      // instance moved, since the plan.
+      const notOurs = await recheckIdentity(x.deps.db, t.serverId, cloud.region, cloud.instanceId);
+      if (notOurs) throw refuse('cloud', `${notOurs}; the instance was not terminated`);
+      if (facts.launchedRowId !== null)
+        await terminateLaunched(
+          x.deps.db,
+          facts.launchedRowId,
+          `terminated by Retire member (operation ${String(x.deps.operation?.id ?? '?')})`,
+          x.signal,
+          [t.id],
+        );
+      else {
+        const client = ec2Client(cloud.region);
+        try {
+          x.note({ command: `TerminateInstances ${cloud.instanceId} (${cloud.region}), then wait until terminated` });
+          await terminateInstance(client, cloud.instanceId, { ...waitBounds(), signal: x.signal });
+        } finally {
+          client.destroy();
+        }
+      }
+      x.state.host = 'terminated';
+    },
+  };
+}
+
+/** Out of the herd's members, recorded as retired with what became of its host. */
+function markRetiredStep({ t, h, terminate, keep, facts }: Retirement): ActionStep<State> {
+  return {
+    name: 'mark it retired',
+    does: { kind: 'inventory.retire', instance: memberArg(t) },
+    says: `take ${t.label} out of the herd's members, recording it as retired${terminate ? ' with its host terminated' : ' (its host and data kept, stopped)'}`,
+    timeoutMs: 15_000,
+    run: async (x) => {
+      await x.deps.db.transaction(async (tx) => {
+        await tx.execute(sql`
+          INSERT INTO retired_members (herd_id, instance_id, label, hostname, port, data_directory, cloud_instance_id, host, operation_id)
+          VALUES (${t.herdId}, ${t.id}, ${t.label}, ${t.hostname}, ${t.port}, ${t.dataDirectory}, ${t.cloud?.instanceId ?? null},
+                  ${x.state.host === 'terminated' ? 'terminated' : keep ? 'kept stopped' : 'kept (stopped)'}, ${x.deps.operation?.id ?? null})`);
+        await tx.update(instances).set({ upstreamInstanceId: null }).where(eq(instances.upstreamInstanceId, t.id));
+        await tx.delete(instances).where(eq(instances.id, t.id));
+        // A host terminated that pgherd did not launch: its server goes too (a launched one's went with its row).
+        if (x.state.host === 'terminated' && facts.launchedRowId === null) await tx.delete(servers).where(eq(servers.id, t.serverId));
+      });
+      x.deps.outcome?.(
+        `${t.label} retired from ${h.label}; its host ${x.state.host === 'terminated' ? 'terminated' : 'kept, the cluster stopped'}`,
+      );
+    },
   };
 }
