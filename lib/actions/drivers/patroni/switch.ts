@@ -227,7 +227,56 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
   const after = membersAfterLeaderChange(h, cand);
   const at = p.scheduledAt ? new Date(p.scheduledAt) : null;
   const budgetS = p.pauseBudgetSeconds ?? DEFAULT_PAUSE_BUDGET_S;
-  const facts = [
+  const facts = switchoverFacts(h, pair, { lag, maxLag, at, budgetS });
+  const refusedForLag =
+    lag !== null && lag > maxLag ? refuse('lag', `${cand.label} is ${formatBytes(lag)} behind (limit ${formatBytes(maxLag)})`) : undefined;
+  const preflight = switchoverPreflightStep<S>(h, pair, maxLag);
+  const ask = askSwitchover<S>(pair, at);
+  if (at)
+    return {
+      facts,
+      refused: refusedForLag,
+      warnings: [
+        ...productionWarning(h),
+        'the switchover happens at the scheduled time, whatever the herd looks like then: Patroni checks it, not pgherd',
+      ],
+      steps: [preflight, scheduleSwitchoverStep<S>(h, pair, at, ask)],
+    };
+  return {
+    change: { kind: 'switchover', candidateId: cand.id },
+    facts,
+    refused: refusedForLag,
+    warnings: [
+      ...productionWarning(h),
+      h.poolers.length
+        ? 'writes through PgBouncer wait during the switch; direct connections to the old leader are closed'
+        : 'clients connected to the old leader lose their connections; the herd has no PgBouncer to hold them',
+    ],
+    steps: [
+      preflight,
+      ...pauseSteps<S>(h.poolers, (st) => st.cand, budgetS),
+      switchStep<S>(h, pair, ask),
+      ...dnsSteps(
+        h,
+        () => after,
+        (r) => recordTargets(r, after),
+        (r) => describeRecordMove(r, after),
+      ),
+      ...repointAndResumeSteps<S>(h.poolers, (st) => st.cand, cand),
+      followStep(h, cand.label, memberArg(cand)),
+    ],
+  };
+}
+
+type Pair = { old: InstanceRef; cand: InstanceRef };
+
+/** The confirmation page's facts of a switchover through Patroni. */
+function switchoverFacts(
+  h: HerdRef,
+  { old, cand }: Pair,
+  { lag, maxLag, at, budgetS }: { lag: number | null; maxLag: number; at: Date | null; budgetS: number },
+) {
+  return [
     { label: 'Run by', value: 'Patroni: pgherd asks, Patroni switches over (pgherd stops, starts and promotes nothing itself)' },
     { label: 'Old leader', value: old.label },
     { label: 'New leader', value: `${cand.label}${cand.site ? ` (site ${cand.site})` : ''}` },
@@ -252,9 +301,11 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
     },
     ...(at ? [] : pauseBudgetFacts(h.poolers, budgetS)),
   ];
-  const refusedForLag =
-    lag !== null && lag > maxLag ? refuse('lag', `${cand.label} is ${formatBytes(lag)} behind (limit ${formatBytes(maxLag)})`) : undefined;
-  const preflight: ActionStep<S> = {
+}
+
+/** What pgherd checks before it asks anything of Patroni: its leader and candidate as planned, Patroni and Postgres agreeing the candidate streams within the limit. */
+function switchoverPreflightStep<S extends PatroniSwitchState>(h: HerdRef, { old, cand }: Pair, maxLag: number): ActionStep<S> {
+  return {
     name: 'pre-flight',
     does: {
       kind: 'patroni.switchover-preflight',
@@ -334,7 +385,11 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
       x.note({ stdout: lines.join('\n') });
     },
   };
-  const ask = async (x: RunContext<S>) => {
+}
+
+/** POST /switchover to the Patroni the pre-flight found answering, with the names it read (at a time, when scheduled). */
+function askSwitchover<S extends PatroniSwitchState>({ old, cand }: Pair, at: Date | null): (x: RunContext<S>) => Promise<string> {
+  return async (x: RunContext<S>) => {
     const leader = x.state.names?.get(old.id);
     const candidate = x.state.names?.get(cand.id);
     if (!leader || !candidate) throw new Error('the pre-flight did not run');
@@ -343,80 +398,62 @@ export function planPatroniSwitchover<S extends PatroniSwitchState>(
     x.note({ command: `POST ${url}/switchover {leader: ${leader}, candidate: ${candidate}}` });
     return switchover(url, access, { leader, candidate, ...(at ? { scheduledAt: at } : {}) });
   };
-  if (at)
-    return {
-      facts,
-      refused: refusedForLag,
-      warnings: [
-        ...productionWarning(h),
-        'the switchover happens at the scheduled time, whatever the herd looks like then: Patroni checks it, not pgherd',
-      ],
-      steps: [
-        preflight,
-        {
-          name: 'schedule the switchover',
-          does: {
-            kind: 'patroni.call',
-            call: 'POST /switchover',
-            leader: memberArg(old),
-            candidate: memberArg(cand),
-            scheduledAt: at.toISOString(),
-          },
-          says: `ask Patroni to switch over at ${at.toISOString()} (POST /switchover with scheduled_at)`,
-          timeoutMs: 30_000,
-          run: async (x) => {
-            const answer = await ask(x);
-            const now = await clusterOf(h);
-            if (!now.scheduledSwitchover) throw new Error(`Patroni answered "${answer}" but /cluster shows no scheduled switchover`);
-            x.deps.outcome?.(
-              `Patroni will switch over to ${cand.label} at ${now.scheduledSwitchover.at}; the refresher moves the DNS names when it does`,
-            );
-            x.note({
-              stdout: `Patroni answered: ${answer}\n/cluster: scheduled at ${now.scheduledSwitchover.at} to ${now.scheduledSwitchover.to ?? '?'}`,
-            });
-          },
-        },
-      ],
-    };
+}
+
+/** A scheduled switchover: asked of Patroni, then seen in its /cluster. */
+function scheduleSwitchoverStep<S extends PatroniSwitchState>(
+  h: HerdRef,
+  { cand, old }: Pair,
+  at: Date,
+  ask: (x: RunContext<S>) => Promise<string>,
+): ActionStep<S> {
   return {
-    change: { kind: 'switchover', candidateId: cand.id },
-    facts,
-    refused: refusedForLag,
-    warnings: [
-      ...productionWarning(h),
-      h.poolers.length
-        ? 'writes through PgBouncer wait during the switch; direct connections to the old leader are closed'
-        : 'clients connected to the old leader lose their connections; the herd has no PgBouncer to hold them',
-    ],
-    steps: [
-      preflight,
-      ...pauseSteps<S>(h.poolers, (st) => st.cand, budgetS),
-      {
-        name: `switch over to ${cand.label} through Patroni`,
-        does: { kind: 'patroni.call', call: 'POST /switchover', leader: memberArg(old), candidate: memberArg(cand) },
-        says: `POST /switchover to Patroni, then wait until its /cluster names ${cand.label} the leader and it accepts writes`,
-        timeoutMs: PATRONI_SWITCH_MS + 90_000,
-        run: async (x) => {
-          let answer = '';
-          let sent: { error: unknown } = { error: null };
-          try {
-            answer = await ask(x);
-          } catch (err) {
-            sent = { error: err }; // what it did is read from /cluster, never from the answer alone
-            answer = errorText(err);
-          }
-          await promoted(x, cand, await waitLeader(h, cand, x, sent), answer);
-        },
-      },
-      ...dnsSteps(
-        h,
-        () => after,
-        (r) => recordTargets(r, after),
-        (r) => describeRecordMove(r, after),
-      ),
-      ...repointAndResumeSteps<S>(h.poolers, (st) => st.cand, cand),
-      followStep(h, cand.label, memberArg(cand)),
-    ],
+    name: 'schedule the switchover',
+    does: {
+      kind: 'patroni.call',
+      call: 'POST /switchover',
+      leader: memberArg(old),
+      candidate: memberArg(cand),
+      scheduledAt: at.toISOString(),
+    },
+    says: `ask Patroni to switch over at ${at.toISOString()} (POST /switchover with scheduled_at)`,
+    timeoutMs: 30_000,
+    run: async (x) => {
+      const answer = await ask(x);
+      const now = await clusterOf(h);
+      if (!now.scheduledSwitchover) throw new Error(`Patroni answered "${answer}" but /cluster shows no scheduled switchover`);
+      x.deps.outcome?.(
+        `Patroni will switch over to ${cand.label} at ${now.scheduledSwitchover.at}; the refresher moves the DNS names when it does`,
+      );
+      x.note({
+        stdout: `Patroni answered: ${answer}\n/cluster: scheduled at ${now.scheduledSwitchover.at} to ${now.scheduledSwitchover.to ?? '?'}`,
+      });
+    },
+  };
+}
+
+/** The switchover now: asked, then Patroni's /cluster and Postgres watched until the candidate leads and takes writes. */
+function switchStep<S extends PatroniSwitchState>(
+  h: HerdRef,
+  { old, cand }: Pair,
+  ask: (x: RunContext<S>) => Promise<string>,
+): ActionStep<S> {
+  return {
+    name: `switch over to ${cand.label} through Patroni`,
+    does: { kind: 'patroni.call', call: 'POST /switchover', leader: memberArg(old), candidate: memberArg(cand) },
+    says: `POST /switchover to Patroni, then wait until its /cluster names ${cand.label} the leader and it accepts writes`,
+    timeoutMs: PATRONI_SWITCH_MS + 90_000,
+    run: async (x) => {
+      let answer = '';
+      let sent: { error: unknown } = { error: null };
+      try {
+        answer = await ask(x);
+      } catch (err) {
+        sent = { error: err }; // what it did is read from /cluster, never from the answer alone
+        answer = errorText(err);
+      }
+      await promoted(x, cand, await waitLeader(h, cand, x, sent), answer);
+    },
   };
 }
 
