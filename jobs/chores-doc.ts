@@ -4,12 +4,11 @@
 //   node --import tsx jobs/chores-doc.ts --write   rewrites the table in place
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { withSection } from '@/lib/adapters/format/generated-section';
 import type { Chore } from './chores';
 import { workerChores, type ChoreContext } from './worker-chores';
 
 export const ARCHITECTURE_MD = path.resolve(__dirname, '../docs/architecture.md');
-const START = '<!-- chores:start -->';
-const END = '<!-- chores:end -->';
 
 const every = (c: Chore): string => {
   if (c.everySays) return c.everySays;
@@ -55,13 +54,8 @@ export function renderChores(chores: Chore[] = workerChoreList()): string {
   ].join('\n');
 }
 
-/** `doc` with `table` between its markers. */
-export function withChores(doc: string, table: string): string {
-  const a = doc.indexOf(START);
-  const b = doc.indexOf(END);
-  if (a < 0 || b < a) throw new Error(`${ARCHITECTURE_MD} has no ${START} … ${END}`);
-  return `${doc.slice(0, a + START.length)}\n\n${table}\n\n${doc.slice(b)}`;
-}
+/** `doc` with `table` between its chores markers. */
+export const withChores = (doc: string, table: string): string => withSection(doc, 'chores', table);
 
 if (process.argv[1] && path.resolve(process.argv[1]) === __filename) {
   const doc = readFileSync(ARCHITECTURE_MD, 'utf8');

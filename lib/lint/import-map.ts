@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
+import { withSection } from '@/lib/adapters/format/generated-section';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -143,16 +144,8 @@ export function drawing(counts: Map<string, number>): string {
 }
 
 export const DOC = path.join(ROOT, 'docs', 'architecture.md');
-const START = '<!-- import-map:start -->';
-const END = '<!-- import-map:end -->';
-
-/** docs/architecture.md with `picture` between its markers. */
-export function withPicture(doc: string, picture: string): string {
-  const a = doc.indexOf(START);
-  const b = doc.indexOf(END);
-  if (a < 0 || b < a) throw new Error(`${DOC} has no ${START} … ${END}`);
-  return `${doc.slice(0, a + START.length)}\n\n${picture}\n\n${doc.slice(b)}`;
-}
+/** docs/architecture.md with `picture` between its import-map markers. */
+export const withPicture = (doc: string, picture: string): string => withSection(doc, 'import-map', picture);
 
 if (process.argv[1] && path.resolve(process.argv[1]) === __filename) {
   const counts = floorImports();

@@ -5,26 +5,35 @@ import type { ActionStep, RunContext } from '@/lib/engine/define-action';
 import type { Does } from '@/lib/engine/plan-identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 
-export interface ParameterPlane {
+interface PlaneBase {
   /** Who writes the settings and restarts the members, in words (the plan's "Run by"). */
   runBy: string;
-  /**
-   * member: each member's own settings (ALTER SYSTEM and a reload; a copy of its file kept to put back
-   * when a member does not start with them); herd: one configuration for every member, written once
-   * (`writeHerd`), so every member must be given the same values.
-   */
-  scope: 'member' | 'herd';
   /** Settings the control plane sets itself, whatever it is given: a change of one is refused with these words. */
   keeps?: { names: ReadonlySet<string>; says: string };
-  /** Where every member must run the same values: why, in the driver's words. */
-  oneConfig?: string;
   /** Why the herd's settings cannot be changed through it now (a member it cannot reach), or null. */
   unready?(members: InstanceRef[]): string | null;
-  /** herd scope: the one write of `set` (the action then waits until every member runs it). */
-  writeHerd?(
-    primary: InstanceRef,
-    set: Record<string, string>,
-  ): { name: string; does: Does; says: string; write: (x: RunContext<unknown>) => Promise<void> };
   /** A member restarted into the values written (the action waits for its new start time). */
   restart<S>(m: InstanceRef): ActionStep<S>;
 }
+
+/**
+ * member: each member's own settings (ALTER SYSTEM and a reload; a copy of its file kept to put back when
+ * a member does not start with them). herd: one configuration for every member (why, in the driver's
+ * words: `oneConfig`), written once by `writeHerd`, so every member must be given the same values.
+ */
+export type ParameterPlane = PlaneBase &
+  (
+    | { scope: 'member' }
+    | {
+        scope: 'herd';
+        oneConfig: string;
+        /** The one write of `set` (the action then waits until every member runs it). */
+        writeHerd(
+          primary: InstanceRef,
+          set: Record<string, string>,
+        ): { name: string; does: Does; says: string; write: (x: RunContext<unknown>) => Promise<void> };
+      }
+  );
+
+/** A plane whose herd keeps one configuration for every member. */
+export type HerdPlane = Extract<ParameterPlane, { scope: 'herd' }>;

@@ -25,7 +25,7 @@ import { wantedSettings } from '@/lib/fleet/settings/wanted';
 import { belowThePrimary, changeWords, planChanges, type MemberChanges, type MemberSettings, type SettingChange } from './apply-plan';
 import { sameValue } from '@/lib/fleet/settings/values';
 import { asks, driverOf, lacking, planSwitchoverOf } from '@/lib/actions/drivers';
-import type { ParameterPlane } from '@/lib/actions/drivers/parameters';
+import type { HerdPlane, ParameterPlane } from '@/lib/actions/drivers/parameters';
 
 export const applySettingsParams = z
   .object({
@@ -205,10 +205,9 @@ function writeStep(mc: MemberChanges): ActionStep<State> {
 }
 
 /** One configuration for the herd (its driver's one write), then every member runs (or waits to restart into) the values. */
-function herdWriteStep(plane: ParameterPlane, primary: InstanceRef, plan: MemberChanges[]): ActionStep<State> | Refusal {
+function herdWriteStep(plane: HerdPlane, primary: InstanceRef, plan: MemberChanges[]): ActionStep<State> {
   const set = setOf(plan.find((mc) => mc.changes.length) ?? (plan[0] as MemberChanges));
-  const w = plane.writeHerd?.(primary, set);
-  if (!w) return refuse('not-applicable', `${plane.runBy}: no write for the herd`);
+  const w = plane.writeHerd(primary, set);
   return {
     name: w.name,
     does: w.does,
@@ -364,7 +363,7 @@ function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<St
   const p = planChanges(h.members, prepared, {
     primaryFirst: params.primaryFirst === true,
     ...(plane.keeps ? { keeps: plane.keeps } : {}),
-    ...(plane.oneConfig ? { oneConfig: plane.oneConfig } : {}),
+    ...(plane.scope === 'herd' ? { oneConfig: plane.oneConfig } : {}),
   });
   if (!p.ok) return refuse('settings', p.problems.join('; '));
   const { members: plan, primary } = p;
@@ -375,9 +374,7 @@ function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<St
     return refuse('not-applicable', 'every member already runs what its groups say');
   const steps: ActionStep<State>[] = [checkStep(h, plan)];
   if (plane.scope === 'herd') {
-    const write = writes.length ? herdWriteStep(plane, primary, plan) : null;
-    if (write instanceof Refusal) return write;
-    if (write) steps.push(write);
+    if (writes.length) steps.push(herdWriteStep(plane, primary, plan));
   } else steps.push(...writes.map(writeStep));
   const order: string[] = [];
   if (primaryRestart && params.primaryFirst) {
