@@ -5,6 +5,7 @@
 import { useEffect, useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ReferenceArea, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { formatBytes } from '@/lib/adapters/format/units';
+import { ResultTable } from '@/components/tables/result-table';
 
 type Range = 'hour' | 'day' | 'week';
 
@@ -154,30 +155,19 @@ export function LagChart({ url, refreshSeconds = 30 }: { url: string; refreshSec
           <summary>
             Samples ({data.series.reduce((n, s) => n + s.points.length, 0)}) and operations ({data.operations.length})
           </summary>
-          <table className="result-list" data-testid="lag-samples">
-            <thead>
-              <tr>
-                <th scope="col">Instance</th>
-                <th scope="col">Time (UTC)</th>
-                <th scope="col">Lag (bytes)</th>
-                <th scope="col">Lag (s)</th>
-                <th scope="col">State</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.series.flatMap((s) =>
-                s.points.map((p) => (
-                  <tr key={`${s.instanceId}-${p.t}`} data-instance={s.label} data-t={p.t} data-bytes={p.bytes ?? ''}>
-                    <td>{s.label}</td>
-                    <td>{new Date(p.t).toISOString().replace('T', ' ').slice(0, 19)}</td>
-                    <td className="num">{p.bytes ?? ''}</td>
-                    <td className="num">{p.seconds?.toFixed(1) ?? ''}</td>
-                    <td>{p.state}</td>
-                  </tr>
-                )),
-              )}
-            </tbody>
-          </table>
+          <ResultTable
+            testId="lag-samples"
+            rows={data.series.flatMap((s) => s.points.map((p) => ({ s, p })))}
+            rowKey={({ s, p }) => `${s.instanceId}-${p.t}`}
+            rowData={({ s, p }) => ({ instance: s.label, t: p.t, bytes: p.bytes ?? '' })}
+            columns={[
+              { header: 'Instance', cell: ({ s }) => s.label },
+              { header: 'Time (UTC)', cell: ({ p }) => new Date(p.t).toISOString().replace('T', ' ').slice(0, 19) },
+              { header: 'Lag (bytes)', className: 'num', cell: ({ p }) => p.bytes ?? '' },
+              { header: 'Lag (s)', className: 'num', cell: ({ p }) => p.seconds?.toFixed(1) ?? '' },
+              { header: 'State', cell: ({ p }) => p.state },
+            ]}
+          />
           <ul data-testid="lag-operations">
             {data.operations.map((o) => (
               <li key={o.id} data-operation={o.id}>

@@ -2,6 +2,9 @@
 // Apply settings), the settings its members run differently, and what changed between two times.
 import Link from 'next/link';
 import type { HerdSettingsView } from '@/lib/features/settings/herd-settings-view';
+import { ResultTable } from '@/components/tables/result-table';
+
+type Drift = HerdSettingsView['members'][number]['drift'][number];
 
 const when = (d: Date) => `${d.toISOString().replace('T', ' ').slice(0, 19)} UTC`;
 
@@ -42,103 +45,60 @@ export function HerdSettings({
         </p>
       )}
       {drifted.length > 0 && (
-        <table className="result-list" data-testid="settings-drift">
-          <thead>
-            <tr>
-              <th scope="col">Member</th>
-              <th scope="col">Setting</th>
-              <th scope="col">Runs</th>
-              <th scope="col">From</th>
-              <th scope="col">Since</th>
-              <th scope="col">Groups say</th>
-              <th scope="col">Why</th>
-              <th scope="col">Accept</th>
-            </tr>
-          </thead>
-          <tbody>
-            {drifted.flatMap((m) =>
-              m.drift.map((d) => (
-                <tr key={`${m.id}/${d.name}`} data-member={m.label} data-setting={d.name}>
-                  <td>{m.label}</td>
-                  <td>{d.name}</td>
-                  <td data-col="runs">{d.runningShown ?? 'not set'}</td>
-                  <td className="help">{d.source ?? ''}</td>
-                  <td data-col="since">
-                    {d.changedAt ? when(d.changedAt) : 'before its first reading'}
-                    {d.changedAt && !d.operationId && <span className="help"> (outside pgherd)</span>}
-                    {d.operationId && (
-                      <>
-                        {' '}
-                        <Link prefetch={false} href={`/operations/${d.operationId}`}>
-                          by #{d.operationId}
-                        </Link>
-                      </>
-                    )}
-                  </td>
-                  <td data-col="wanted">
-                    {d.written} <span className="help">({d.from})</span>
-                  </td>
-                  <td>{d.why ?? (d.kind === 'differs' ? 'changed outside its groups' : d.kind)}</td>
-                  <td>
-                    {d.kind === 'differs' && (canAcceptIntoGroup || canAcceptIntoHerd) ? (
-                      <form action={accept} style={{ display: 'inline' }}>
-                        <input type="hidden" name="herdId" value={herdId} />
-                        <input type="hidden" name="instanceId" value={m.id} />
-                        <input type="hidden" name="name" value={d.name} />
-                        {canAcceptIntoGroup && d.from !== 'herd override' && (
-                          <button
-                            type="submit"
-                            name="into"
-                            value="source"
-                            data-testid="accept-into-group"
-                            title={
-                              /\{[^{}]*\}/.test(d.written)
-                                ? `Replaces the formula ${d.written} with ${d.runningShown ?? ''} for every host of the group`
-                                : undefined
-                            }
-                          >
-                            {/\{[^{}]*\}/.test(d.written) ? 'Into the group (replaces its formula)' : 'Into the group'}
-                          </button>
-                        )}{' '}
-                        {canAcceptIntoHerd && (
-                          <button type="submit" name="into" value="herd" data-testid="accept-into-herd">
-                            Into the herd&apos;s overrides
-                          </button>
-                        )}
-                      </form>
-                    ) : null}
-                  </td>
-                </tr>
-              )),
-            )}
-          </tbody>
-        </table>
+        <ResultTable
+          testId="settings-drift"
+          rows={drifted.flatMap((m) => m.drift.map((d) => ({ m, d })))}
+          rowKey={({ m, d }) => `${m.id}/${d.name}`}
+          rowData={({ m, d }) => ({ member: m.label, setting: d.name })}
+          columns={[
+            { header: 'Member', cell: ({ m }) => m.label },
+            { header: 'Setting', cell: ({ d }) => d.name },
+            { header: 'Runs', col: 'runs', cell: ({ d }) => d.runningShown ?? 'not set' },
+            { header: 'From', cell: ({ d }) => <span className="help">{d.source ?? ''}</span> },
+            { header: 'Since', col: 'since', cell: ({ d }) => <DriftSince d={d} /> },
+            {
+              header: 'Groups say',
+              col: 'wanted',
+              cell: ({ d }) => (
+                <>
+                  {d.written} <span className="help">({d.from})</span>
+                </>
+              ),
+            },
+            { header: 'Why', cell: ({ d }) => d.why ?? (d.kind === 'differs' ? 'changed outside its groups' : d.kind) },
+            {
+              header: 'Accept',
+              cell: ({ m, d }) =>
+                d.kind === 'differs' && (canAcceptIntoGroup || canAcceptIntoHerd) ? (
+                  <AcceptDrift
+                    accept={accept}
+                    herdId={herdId}
+                    instanceId={m.id}
+                    d={d}
+                    intoGroup={canAcceptIntoGroup}
+                    intoHerd={canAcceptIntoHerd}
+                  />
+                ) : null,
+            },
+          ]}
+        />
       )}
       {view.differing.length > 0 && (
         <>
           <h3>Run differently by its members</h3>
-          <table className="result-list" data-testid="settings-differing">
-            <thead>
-              <tr>
-                <th scope="col">Setting</th>
-                {view.differing[0]?.values.map((v) => (
-                  <th scope="col" key={v.label}>
-                    {v.label}
-                  </th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {view.differing.map((d) => (
-                <tr key={d.name} data-setting={d.name}>
-                  <td>{d.name}</td>
-                  {d.values.map((v) => (
-                    <td key={v.label}>{v.value}</td>
-                  ))}
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <ResultTable
+            testId="settings-differing"
+            rows={view.differing}
+            rowKey={(d) => d.name}
+            rowData={(d) => ({ setting: d.name })}
+            columns={[
+              { header: 'Setting', cell: (d) => d.name },
+              ...(view.differing[0]?.values ?? []).map((v, i) => ({
+                header: v.label,
+                cell: (d: (typeof view.differing)[number]) => d.values[i]?.value,
+              })),
+            ]}
+          />
         </>
       )}
       <h3 id="settings-history">
@@ -166,5 +126,65 @@ export function HerdSettings({
         </ul>
       )}
     </section>
+  );
+}
+
+/** When a member's setting changed, and by which operation or outside pgherd. */
+function DriftSince({ d }: { d: Drift }) {
+  return (
+    <>
+      {d.changedAt ? when(d.changedAt) : 'before its first reading'}
+      {d.changedAt && !d.operationId && <span className="help"> (outside pgherd)</span>}
+      {d.operationId && (
+        <>
+          {' '}
+          <Link prefetch={false} href={`/operations/${d.operationId}`}>
+            by #{d.operationId}
+          </Link>
+        </>
+      )}
+    </>
+  );
+}
+
+/** Accepting what a member runs: into the group that says otherwise, or into the herd's overrides. */
+function AcceptDrift({
+  accept,
+  herdId,
+  instanceId,
+  d,
+  intoGroup,
+  intoHerd,
+}: {
+  accept: (form: FormData) => Promise<void>;
+  herdId: number;
+  instanceId: number;
+  d: Drift;
+  intoGroup: boolean;
+  intoHerd: boolean;
+}) {
+  const formula = /\{[^{}]*\}/.test(d.written);
+  return (
+    <form action={accept} style={{ display: 'inline' }}>
+      <input type="hidden" name="herdId" value={herdId} />
+      <input type="hidden" name="instanceId" value={instanceId} />
+      <input type="hidden" name="name" value={d.name} />
+      {intoGroup && d.from !== 'herd override' && (
+        <button
+          type="submit"
+          name="into"
+          value="source"
+          data-testid="accept-into-group"
+          title={formula ? `Replaces the formula ${d.written} with ${d.runningShown ?? ''} for every host of the group` : undefined}
+        >
+          {formula ? 'Into the group (replaces its formula)' : 'Into the group'}
+        </button>
+      )}{' '}
+      {intoHerd && (
+        <button type="submit" name="into" value="herd" data-testid="accept-into-herd">
+          Into the herd&apos;s overrides
+        </button>
+      )}
+    </form>
   );
 }

@@ -4,6 +4,7 @@
 import Link from 'next/link';
 import { formatBytes } from '@/lib/adapters/format/units';
 import type { PatroniNow } from '@/lib/fleet/patroni-view';
+import { ResultTable } from '@/components/tables/result-table';
 
 export function PatroniPanel({ patroni }: { patroni: PatroniNow }) {
   return (
@@ -34,40 +35,31 @@ export function PatroniPanel({ patroni }: { patroni: PatroniNow }) {
             )}{' '}
             <span className="help">(asked of {patroni.askedOf})</span>
           </p>
-          <table className="result-list" data-testid="patroni-members">
-            <thead>
-              <tr>
-                <th scope="col">Patroni member</th>
-                <th scope="col">pgherd instance</th>
-                <th scope="col">Role</th>
-                <th scope="col">State</th>
-                <th scope="col">TL</th>
-                <th scope="col">Lag</th>
-                <th scope="col">Pending restart</th>
-              </tr>
-            </thead>
-            <tbody>
-              {patroni.members.map((m) => (
-                <tr key={m.name} data-patroni-member={m.name}>
-                  <td>{m.name}</td>
-                  <td>
-                    {m.instanceId === null ? (
-                      <span className="warn">{m.label} (not in pgherd&apos;s inventory)</span>
-                    ) : (
-                      <Link prefetch={false} href={`/admin/instances/${m.instanceId}`}>
-                        {m.label}
-                      </Link>
-                    )}
-                  </td>
-                  <td data-col="role">{m.role}</td>
-                  <td data-col="state">{m.state}</td>
-                  <td>{m.timeline ?? ''}</td>
-                  <td>{m.lag === null ? '' : m.lag === 'unknown' ? 'unknown' : formatBytes(m.lag)}</td>
-                  <td>{m.pendingRestart ? 'yes' : ''}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <ResultTable
+            testId="patroni-members"
+            rows={patroni.members}
+            rowKey={(m) => m.name}
+            rowData={(m) => ({ 'patroni-member': m.name })}
+            columns={[
+              { header: 'Patroni member', cell: (m) => m.name },
+              {
+                header: 'pgherd instance',
+                cell: (m) =>
+                  m.instanceId === null ? (
+                    <span className="warn">{m.label} (not in pgherd&apos;s inventory)</span>
+                  ) : (
+                    <Link prefetch={false} href={`/admin/instances/${m.instanceId}`}>
+                      {m.label}
+                    </Link>
+                  ),
+              },
+              { header: 'Role', col: 'role', cell: (m) => m.role },
+              { header: 'State', col: 'state', cell: (m) => m.state },
+              { header: 'TL', cell: (m) => m.timeline ?? '' },
+              { header: 'Lag', cell: (m) => (m.lag === null ? '' : m.lag === 'unknown' ? 'unknown' : formatBytes(m.lag)) },
+              { header: 'Pending restart', cell: (m) => (m.pendingRestart ? 'yes' : '') },
+            ]}
+          />
           {patroni.unknownToPatroni.length > 0 && (
             <p className="warn">Not in Patroni&apos;s cluster: {patroni.unknownToPatroni.map((u) => u.label).join(', ')}.</p>
           )}

@@ -3,6 +3,7 @@
 import { useEffect, useState } from 'react';
 import type { OperationDelta, OperationView } from '@/lib/engine/operation-view';
 import { OperationTimeline } from './operation-timeline';
+import { IdButton } from '@/components/tables/id-button';
 
 function duration(from: string, to: string | null): string {
   const ms = (to ? Date.parse(to) : Date.now()) - Date.parse(from);
@@ -69,40 +70,29 @@ export function OperationLive({
     <div className="operation">
       <div className="operation-controls">
         {pause && !op.finishedAt && !op.cancelRequested && !op.pausedAt && (
-          <form action={pause}>
-            <input type="hidden" name="id" value={op.id} />
-            <button type="submit" className="button" title="Nothing new starts; running targets finish">
-              Pause
-            </button>
-          </form>
+          <IdButton action={pause} id={op.id} title="Nothing new starts; running targets finish">
+            Pause
+          </IdButton>
         )}
         {resume && !op.finishedAt && !op.cancelRequested && op.pausedAt && (
-          <form action={resume}>
-            <input type="hidden" name="id" value={op.id} />
-            <button type="submit" className="button">
-              Resume
-            </button>
-          </form>
+          <IdButton action={resume} id={op.id}>
+            Resume
+          </IdButton>
         )}
         {cancel && !op.finishedAt && !op.cancelRequested && (
-          <form action={cancel}>
-            <input type="hidden" name="id" value={op.id} />
-            <button
-              type="submit"
-              className="button cancel-link"
-              title="Nothing new starts; running targets finish their current step and run their cleanups; the rest end cancelled"
-            >
-              Abort
-            </button>
-          </form>
+          <IdButton
+            action={cancel}
+            id={op.id}
+            quiet
+            title="Nothing new starts; running targets finish their current step and run their cleanups; the rest end cancelled"
+          >
+            Abort
+          </IdButton>
         )}
         {retry && op.finishedAt && retryable && (
-          <form action={retry}>
-            <input type="hidden" name="id" value={op.id} />
-            <button type="submit" className="button">
-              Retry failed targets
-            </button>
-          </form>
+          <IdButton action={retry} id={op.id}>
+            Retry failed targets
+          </IdButton>
         )}
       </div>
       <p>

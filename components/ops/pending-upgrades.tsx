@@ -4,6 +4,7 @@
 import Link from 'next/link';
 import { useState } from 'react';
 import type { PendingHerd } from '@/lib/features/upgrades/pending';
+import { ResultTable } from '@/components/tables/result-table';
 
 export function PendingUpgrades({ rows }: { rows: PendingHerd[] }) {
   const plannable = rows.filter((r) => r.behind > 0 && r.blocked === null);
@@ -19,10 +20,15 @@ export function PendingUpgrades({ rows }: { rows: PendingHerd[] }) {
   const ids = [...ticked].sort((a, b) => a - b);
   return (
     <>
-      <table className="result-list" data-testid="pending-maintenance">
-        <thead>
-          <tr>
-            <th scope="col" className="action-checkbox">
+      <ResultTable
+        testId="pending-maintenance"
+        rows={rows}
+        rowKey={(r) => r.herdId}
+        rowData={(r) => ({ herd: r.herd, blocked: r.blocked === null ? 'no' : 'yes' })}
+        empty="Every herd runs its target release."
+        columns={[
+          {
+            header: (
               <input
                 type="checkbox"
                 aria-label="Tick every herd that can be planned"
@@ -30,49 +36,30 @@ export function PendingUpgrades({ rows }: { rows: PendingHerd[] }) {
                 disabled={!plannable.length}
                 onChange={() => setTicked(all ? new Set() : new Set(plannable.map((r) => r.herdId)))}
               />
-            </th>
-            <th scope="col">Herd</th>
-            <th scope="col">Runs</th>
-            <th scope="col">Target</th>
-            <th scope="col">Behind</th>
-            <th scope="col">What upgrading means</th>
-            <th scope="col">In its way</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.length === 0 && (
-            <tr>
-              <td colSpan={7}>Every herd runs its target release.</td>
-            </tr>
-          )}
-          {rows.map((r) => (
-            <tr key={r.herdId} data-herd={r.herd} data-blocked={r.blocked === null ? 'no' : 'yes'}>
-              <td className="action-checkbox">
-                <input
-                  type="checkbox"
-                  aria-label={`Tick ${r.herd}`}
-                  checked={ticked.has(r.herdId)}
-                  disabled={r.blocked !== null || r.behind === 0}
-                  onChange={() => toggle(r.herdId)}
-                />
-              </td>
-              <td>
-                <Link href={`/herds/${String(r.herdId)}`}>{r.herd}</Link>
-              </td>
-              <td>{r.runs.map((v) => `${v.version} \u00d7${String(v.members)}`).join(', ')}</td>
-              <td title={r.targetFrom === 'configured' ? 'PGHERD_MINOR_TARGETS' : "the newest installed on every member's host"}>
-                {r.target ?? '\u2014'}
-                {r.targetFrom === 'configured' ? ' (configured)' : ''}
-              </td>
-              <td>
-                {r.behind} of {r.members}
-              </td>
-              <td>{r.means}</td>
-              <td>{r.blocked ?? '\u2014'}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+            ),
+            className: 'action-checkbox',
+            cell: (r) => (
+              <input
+                type="checkbox"
+                aria-label={`Tick ${r.herd}`}
+                checked={ticked.has(r.herdId)}
+                disabled={r.blocked !== null || r.behind === 0}
+                onChange={() => toggle(r.herdId)}
+              />
+            ),
+          },
+          { header: 'Herd', cell: (r) => <Link href={`/herds/${String(r.herdId)}`}>{r.herd}</Link> },
+          { header: 'Runs', cell: (r) => r.runs.map((v) => `${v.version} \u00d7${String(v.members)}`).join(', ') },
+          {
+            header: 'Target',
+            title: (r) => (r.targetFrom === 'configured' ? 'PGHERD_MINOR_TARGETS' : "the newest installed on every member's host"),
+            cell: (r) => `${r.target ?? '\u2014'}${r.targetFrom === 'configured' ? ' (configured)' : ''}`,
+          },
+          { header: 'Behind', cell: (r) => `${String(r.behind)} of ${String(r.members)}` },
+          { header: 'What upgrading means', cell: (r) => r.means },
+          { header: 'In its way', cell: (r) => r.blocked ?? '\u2014' },
+        ]}
+      />
       <p>
         {ids.length ? (
           <Link className="button" data-testid="plan-upgrade" href={`/operations/new?action=upgrade-minor&ids=${ids.join(',')}`}>

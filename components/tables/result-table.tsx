@@ -8,6 +8,10 @@ export interface Column<T> {
   cell: (row: T) => ReactNode;
   /** Where a number is right-aligned, say. */
   className?: string;
+  /** The cell's data-col attribute, where tests and scripts read one cell of a row. */
+  col?: string;
+  /** The cell's tooltip: the whole of what the cell shortens. */
+  title?: (row: T) => string | undefined;
 }
 
 export function ResultTable<T>({
@@ -16,6 +20,7 @@ export function ResultTable<T>({
   rows,
   rowKey,
   rowData,
+  rowClass,
   empty,
   className,
 }: {
@@ -25,8 +30,10 @@ export function ResultTable<T>({
   rowKey: (row: T) => string | number;
   /** Each row's data-* attributes, named without the prefix ({ token: 'pgh_ab' } is data-token). */
   rowData?: (row: T) => Record<string, string | number>;
-  /** What the table says when there is no row. */
-  empty: ReactNode;
+  /** A row's class, where a row stands out (refused, warning). */
+  rowClass?: (row: T) => string | undefined;
+  /** What the table says when there is no row (no line at all when a table is never empty). */
+  empty?: ReactNode;
   className?: string;
 }) {
   return (
@@ -41,15 +48,19 @@ export function ResultTable<T>({
         </tr>
       </thead>
       <tbody>
-        {rows.length === 0 && (
+        {rows.length === 0 && empty !== undefined && (
           <tr>
             <td colSpan={columns.length}>{empty}</td>
           </tr>
         )}
         {rows.map((r) => (
-          <tr key={rowKey(r)} {...Object.fromEntries(Object.entries(rowData?.(r) ?? {}).map(([k, v]) => [`data-${k}`, String(v)]))}>
+          <tr
+            key={rowKey(r)}
+            className={rowClass?.(r)}
+            {...Object.fromEntries(Object.entries(rowData?.(r) ?? {}).map(([k, v]) => [`data-${k}`, String(v)]))}
+          >
             {columns.map((c, i) => (
-              <td key={i} className={c.className}>
+              <td key={i} className={c.className} title={c.title?.(r)} data-col={c.col}>
                 {c.cell(r)}
               </td>
             ))}

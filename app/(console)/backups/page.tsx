@@ -5,6 +5,7 @@ import { requireAccess } from '@/lib/features/auth/session';
 import { chooseEnvironment } from '@/lib/features/auth/environment-choice';
 import { EnvironmentTabs } from '@/components/fleet/environment-tabs';
 import { recoverabilityScorecard, restoreDrillMaxAgeDays } from '@/lib/features/backups/scorecard';
+import { ResultTable } from '@/components/tables/result-table';
 
 export const dynamic = 'force-dynamic';
 
@@ -33,48 +34,35 @@ export default async function RecoverabilityPage({ searchParams }: { searchParam
         when its last drill passed within {restoreDrillMaxAgeDays()} days (PGHERD_RESTORE_DRILL_MAX_AGE_DAYS) and its archive is healthy.{' '}
         {attention} of {rows.length} herds need a look. See <Link href="/admin/backup-policies">backup policies</Link>.
       </p>
-      <table className="result-list" data-testid="recoverability-scorecard">
-        <thead>
-          <tr>
-            <th scope="col">Herd</th>
-            <th scope="col">Standing</th>
-            <th scope="col">Last drill</th>
-            <th scope="col">RTO</th>
-            <th scope="col">RPO</th>
-            <th scope="col">Last full backup</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.length === 0 && (
-            <tr>
-              <td colSpan={6}>No herds here.</td>
-            </tr>
-          )}
-          {rows.map((r) => (
-            <tr key={r.herdId} data-herd={r.herd} data-verdict={r.verdict}>
-              <td>
-                <Link href={`/herds/${String(r.herdId)}`}>{r.herd}</Link>
-              </td>
-              <td title={r.last?.cause ?? ''}>
-                {r.verdict}
-                {r.verdict === 'drill failed' && r.last?.cause ? `: ${r.last.cause}` : ''}
-              </td>
-              <td>
-                {r.last?.operationId ? (
-                  <Link href={`/operations/${String(r.last.operationId)}`}>
-                    {when(r.last.finishedAt)} ({r.last.ok ? 'passed' : 'failed'})
-                  </Link>
-                ) : (
-                  when(r.last?.finishedAt)
-                )}
-              </td>
-              <td>{seconds(r.last?.rtoMs)}</td>
-              <td>{seconds(r.last?.rpoMs)}</td>
-              <td>{when(r.lastFull)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <ResultTable
+        testId="recoverability-scorecard"
+        rows={rows}
+        rowKey={(r) => r.herdId}
+        rowData={(r) => ({ herd: r.herd, verdict: r.verdict })}
+        empty="No herds here."
+        columns={[
+          { header: 'Herd', cell: (r) => <Link href={`/herds/${String(r.herdId)}`}>{r.herd}</Link> },
+          {
+            header: 'Standing',
+            title: (r) => r.last?.cause ?? '',
+            cell: (r) => `${r.verdict}${r.verdict === 'drill failed' && r.last?.cause ? `: ${r.last.cause}` : ''}`,
+          },
+          {
+            header: 'Last drill',
+            cell: (r) =>
+              r.last?.operationId ? (
+                <Link href={`/operations/${String(r.last.operationId)}`}>
+                  {when(r.last.finishedAt)} ({r.last.ok ? 'passed' : 'failed'})
+                </Link>
+              ) : (
+                when(r.last?.finishedAt)
+              ),
+          },
+          { header: 'RTO', cell: (r) => seconds(r.last?.rtoMs) },
+          { header: 'RPO', cell: (r) => seconds(r.last?.rpoMs) },
+          { header: 'Last full backup', cell: (r) => when(r.lastFull) },
+        ]}
+      />
     </>
   );
 }

@@ -5,6 +5,7 @@ import { requireAccess } from '@/lib/features/auth/session';
 import { chooseEnvironment } from '@/lib/features/auth/environment-choice';
 import { EnvironmentTabs } from '@/components/fleet/environment-tabs';
 import { drillMaxAgeDays, drScorecard, type DrillVerdict } from '@/lib/features/dr/scorecard';
+import { ResultTable } from '@/components/tables/result-table';
 
 export const dynamic = 'force-dynamic';
 
@@ -38,52 +39,40 @@ export default async function DrScorecardPage({ searchParams }: { searchParams: 
         A DR drill switches a herd over to its member in another site under a writer, measures, and switches back. A drill older than{' '}
         {drillMaxAgeDays()} days (PGHERD_DR_DRILL_MAX_AGE_DAYS) needs another. {attention} of {rows.length} herds need a look.
       </p>
-      <table className="result-list" data-testid="dr-scorecard">
-        <thead>
-          <tr>
-            <th scope="col">Herd</th>
-            <th scope="col">Sites</th>
-            <th scope="col">Verdict</th>
-            <th scope="col">Last drill</th>
-            <th scope="col">DR member</th>
-            <th scope="col">First write</th>
-            <th scope="col">Longest gap</th>
-            <th scope="col">Commits (lost)</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.length === 0 && (
-            <tr>
-              <td colSpan={8}>No herds here.</td>
-            </tr>
-          )}
-          {rows.map((r) => (
-            <tr key={r.herdId} data-herd={r.herd} data-verdict={r.verdict}>
-              <td>
-                <Link href={`/admin/herds/${String(r.herdId)}`}>{r.herd}</Link>
-              </td>
-              <td>{r.sites.join(', ') || '—'}</td>
-              <td title={r.note}>
-                {VERDICT[r.verdict]}
-                {r.note && r.verdict !== 'ok' && r.verdict !== 'never' ? `: ${r.note}` : ''}
-              </td>
-              <td>
-                {r.last ? (
-                  <Link href={`/operations/${String(r.last.operationId)}`}>
-                    {r.last.finishedAt.replace('T', ' ').slice(0, 16)} ({r.last.status})
-                  </Link>
-                ) : (
-                  '—'
-                )}
-              </td>
-              <td>{r.last?.candidate ? `${r.last.candidate} (${r.last.candidateSite ?? '?'})` : '—'}</td>
-              <td>{ms(r.last?.firstWriteMs ?? null)}</td>
-              <td>{ms(r.last?.longestGapMs ?? null)}</td>
-              <td>{r.last?.acknowledged === null || !r.last ? '—' : `${String(r.last.acknowledged)} (${String(r.last.lost ?? 0)})`}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <ResultTable
+        testId="dr-scorecard"
+        rows={rows}
+        rowKey={(r) => r.herdId}
+        rowData={(r) => ({ herd: r.herd, verdict: r.verdict })}
+        empty="No herds here."
+        columns={[
+          { header: 'Herd', cell: (r) => <Link href={`/admin/herds/${String(r.herdId)}`}>{r.herd}</Link> },
+          { header: 'Sites', cell: (r) => r.sites.join(', ') || '—' },
+          {
+            header: 'Verdict',
+            title: (r) => r.note,
+            cell: (r) => `${VERDICT[r.verdict]}${r.note && r.verdict !== 'ok' && r.verdict !== 'never' ? `: ${r.note}` : ''}`,
+          },
+          {
+            header: 'Last drill',
+            cell: (r) =>
+              r.last ? (
+                <Link href={`/operations/${String(r.last.operationId)}`}>
+                  {r.last.finishedAt.replace('T', ' ').slice(0, 16)} ({r.last.status})
+                </Link>
+              ) : (
+                '—'
+              ),
+          },
+          { header: 'DR member', cell: (r) => (r.last?.candidate ? `${r.last.candidate} (${r.last.candidateSite ?? '?'})` : '—') },
+          { header: 'First write', cell: (r) => ms(r.last?.firstWriteMs ?? null) },
+          { header: 'Longest gap', cell: (r) => ms(r.last?.longestGapMs ?? null) },
+          {
+            header: 'Commits (lost)',
+            cell: (r) => (r.last?.acknowledged === null || !r.last ? '—' : `${String(r.last.acknowledged)} (${String(r.last.lost ?? 0)})`),
+          },
+        ]}
+      />
     </>
   );
 }

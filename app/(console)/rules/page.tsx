@@ -9,6 +9,7 @@ import { fireTimeText } from '@/lib/features/rules/cron';
 import { mayRead, ruleView, scheduleOf } from '@/lib/features/rules/rules';
 import { scheduleWords, scopeWords, zoneOf } from '@/lib/features/rules/words';
 import { bulkRulesAction } from './actions';
+import { ResultTable } from '@/components/tables/result-table';
 
 export const dynamic = 'force-dynamic';
 
@@ -44,43 +45,26 @@ export default async function RulesPage() {
             Go
           </button>
         </div>
-        <table className="result-list" data-testid="rules">
-          <thead>
-            <tr>
-              <th scope="col" />
-              <th scope="col">Name</th>
-              <th scope="col">Action</th>
-              <th scope="col">Runs on</th>
-              <th scope="col">Schedule</th>
-              <th scope="col">Next fire</th>
-              <th scope="col">Last run</th>
-              <th scope="col">Enabled</th>
-            </tr>
-          </thead>
-          <tbody>
-            {views.length === 0 && (
-              <tr>
-                <td colSpan={8}>No rules yet.</td>
-              </tr>
-            )}
-            {views.map(({ r, v, s }) => (
-              <tr key={r.id} data-rule={r.name}>
-                <td>
-                  <input type="checkbox" name="ids" value={r.id} aria-label={`Select ${r.name}`} />
-                </td>
-                <td>
-                  <Link href={`/rules/${String(r.id)}`}>{r.name}</Link>
-                </td>
-                <td>{r.action}</td>
-                <td>{scopeWords(r.scope)}</td>
-                <td>{scheduleWords(s)}</td>
-                <td>{v.nextFires[0] ? fireTimeText(new Date(v.nextFires[0]), zoneOf(s)) : '—'}</td>
-                <td>{v.lastRun ? `${v.lastRun.status}, ${formatValue('datetime', v.lastRun.at)}` : 'never'}</td>
-                <td>{r.enabled ? 'yes' : 'no'}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <ResultTable
+          testId="rules"
+          rows={views}
+          rowKey={({ r }) => r.id}
+          rowData={({ r }) => ({ rule: r.name })}
+          empty="No rules yet."
+          columns={[
+            { header: '', cell: ({ r }) => <input type="checkbox" name="ids" value={r.id} aria-label={`Select ${r.name}`} /> },
+            { header: 'Name', cell: ({ r }) => <Link href={`/rules/${String(r.id)}`}>{r.name}</Link> },
+            { header: 'Action', cell: ({ r }) => r.action },
+            { header: 'Runs on', cell: ({ r }) => scopeWords(r.scope) },
+            { header: 'Schedule', cell: ({ s }) => scheduleWords(s) },
+            { header: 'Next fire', cell: ({ v, s }) => (v.nextFires[0] ? fireTimeText(new Date(v.nextFires[0]), zoneOf(s)) : '—') },
+            {
+              header: 'Last run',
+              cell: ({ v }) => (v.lastRun ? `${v.lastRun.status}, ${formatValue('datetime', v.lastRun.at)}` : 'never'),
+            },
+            { header: 'Enabled', cell: ({ r }) => (r.enabled ? 'yes' : 'no') },
+          ]}
+        />
       </form>
     </>
   );

@@ -6,6 +6,7 @@ import { requireAccess } from '@/lib/features/auth/session';
 import { chooseEnvironment } from '@/lib/features/auth/environment-choice';
 import { pendingMaintenance } from '@/lib/features/upgrades/pending';
 import { upgradeCampaign } from '@/lib/features/upgrades/campaign';
+import { ResultTable } from '@/components/tables/result-table';
 
 export const dynamic = 'force-dynamic';
 
@@ -37,59 +38,44 @@ export default async function PendingMaintenancePage({ searchParams }: { searchP
         upgrade is a blue/green one: Pre-check a major upgrade, then Upgrade to a new major on the herds changelist; its cut-over is
         confirmed on its own.
       </p>
-      <table className="result-list" data-testid="upgrade-campaign">
-        <thead>
-          <tr>
-            <th scope="col">Major</th>
-            <th scope="col">Herds</th>
-            <th scope="col">End of life</th>
-            <th scope="col">Days left</th>
-          </tr>
-        </thead>
-        <tbody>
-          {campaign.majors.map((m) => (
-            <tr key={m.major} data-major={m.major} className={m.daysLeft !== null && m.daysLeft < 365 ? 'warning' : undefined}>
-              <td>{m.major}</td>
-              <td>{m.herds}</td>
-              <td>{m.endOfLife ?? '\u2014'}</td>
-              <td>{m.daysLeft === null ? '\u2014' : m.daysLeft < 0 ? `ended ${String(-m.daysLeft)} days ago` : m.daysLeft}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <table className="result-list" data-testid="upgrades-under-way">
-        <thead>
-          <tr>
-            <th scope="col">Upgrade</th>
-            <th scope="col">Blue</th>
-            <th scope="col">Green</th>
-            <th scope="col">To</th>
-            <th scope="col">Where it stands</th>
-          </tr>
-        </thead>
-        <tbody>
-          {campaign.upgrades.length === 0 && (
-            <tr>
-              <td colSpan={5}>No major upgrade under way.</td>
-            </tr>
-          )}
-          {campaign.upgrades.map((u) => (
-            <tr key={u.id} data-status={u.status}>
-              <td>#{u.id}</td>
-              <td>{u.blue ?? '\u2014'}</td>
-              <td>{u.green ?? '\u2014'}</td>
-              <td>{u.toVersion}</td>
-              <td>
-                {u.status === 'building'
-                  ? 'green being built and copied'
-                  : u.status === 'ready'
-                    ? 'green current: cut over when ready'
-                    : 'cut over: blue stays current (roll back, or clean up)'}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <ResultTable
+        testId="upgrade-campaign"
+        rows={campaign.majors}
+        rowKey={(m) => m.major}
+        rowData={(m) => ({ major: m.major })}
+        rowClass={(m) => (m.daysLeft !== null && m.daysLeft < 365 ? 'warning' : undefined)}
+        columns={[
+          { header: 'Major', cell: (m) => m.major },
+          { header: 'Herds', cell: (m) => m.herds },
+          { header: 'End of life', cell: (m) => m.endOfLife ?? '\u2014' },
+          {
+            header: 'Days left',
+            cell: (m) => (m.daysLeft === null ? '\u2014' : m.daysLeft < 0 ? `ended ${String(-m.daysLeft)} days ago` : m.daysLeft),
+          },
+        ]}
+      />
+      <ResultTable
+        testId="upgrades-under-way"
+        rows={campaign.upgrades}
+        rowKey={(u) => u.id}
+        rowData={(u) => ({ status: u.status })}
+        empty="No major upgrade under way."
+        columns={[
+          { header: 'Upgrade', cell: (u) => `#${String(u.id)}` },
+          { header: 'Blue', cell: (u) => u.blue ?? '\u2014' },
+          { header: 'Green', cell: (u) => u.green ?? '\u2014' },
+          { header: 'To', cell: (u) => u.toVersion },
+          {
+            header: 'Where it stands',
+            cell: (u) =>
+              u.status === 'building'
+                ? 'green being built and copied'
+                : u.status === 'ready'
+                  ? 'green current: cut over when ready'
+                  : 'cut over: blue stays current (roll back, or clean up)',
+          },
+        ]}
+      />
     </>
   );
 }

@@ -6,6 +6,7 @@ import { formatValue } from '@/lib/features/admin/format';
 import { listApiTokens } from '@/lib/features/auth/api-tokens';
 import { requireUser } from '@/lib/features/auth/session';
 import { createTokenAction, revokeTokenAction } from './actions';
+import { IdButton } from '@/components/tables/id-button';
 
 export const dynamic = 'force-dynamic';
 
@@ -43,12 +44,9 @@ export default async function TokensPage() {
             header: '',
             cell: (t) =>
               status(t) === 'active' && (
-                <form action={revokeTokenAction}>
-                  <input type="hidden" name="id" value={t.id} />
-                  <button type="submit" className="button cancel-link">
-                    Revoke
-                  </button>
-                </form>
+                <IdButton action={revokeTokenAction} id={t.id} quiet>
+                  Revoke
+                </IdButton>
               ),
           },
         ]}

@@ -7,7 +7,7 @@ import { formatBytes } from '@/lib/adapters/format/units';
 import { parseId } from '@/lib/adapters/validation/ids';
 import { orDeny, requireAccess } from '@/lib/features/auth/session';
 import { can, demand, environmentsWith } from '@/lib/engine/access';
-import { diagramOf, herdNow } from '@/lib/fleet/herds/topology';
+import { diagramOf, herdNow, type MemberNow } from '@/lib/fleet/herds/topology';
 import { TopologyDiagram } from '@/components/herds/topology-diagram';
 import { FleetHealth } from '@/components/fleet/fleet-health';
 import { fleetHealth } from '@/lib/features/agents/health';
@@ -27,6 +27,7 @@ function timeParam(v: string | string[] | undefined): Date | undefined {
 }
 import { OwedList } from '@/components/ops/owed-list';
 import { owedNow } from '@/lib/engine/owed';
+import { ResultTable } from '@/components/tables/result-table';
 
 export const dynamic = 'force-dynamic';
 
@@ -90,55 +91,46 @@ export default async function HerdPage({
       <div className="diagram-box">
         <TopologyDiagram input={diagramOf(now)} title={`${herd.label} now`} />
       </div>
-      <table className="result-list topology" data-testid="members">
-        <thead>
-          <tr>
-            <th scope="col">Member</th>
-            <th scope="col">Site</th>
-            <th scope="col">Role</th>
-            <th scope="col">State</th>
-            <th scope="col">TL</th>
-            <th scope="col">Received LSN</th>
-            <th scope="col">Replayed LSN</th>
-            <th scope="col">Lag</th>
-            <th scope="col">Lag (s)</th>
-            <th scope="col">Upstream</th>
-            <th scope="col">Pending restart</th>
-          </tr>
-        </thead>
-        <tbody>
-          {members.map((m) => (
-            <tr key={m.ref.id} data-member={m.ref.hostname}>
-              <td>
-                <Link prefetch={false} href={`/admin/instances/${m.ref.id}`}>
-                  {m.ref.label}
-                </Link>
-              </td>
-              <td>{m.ref.site}</td>
-              <td data-col="role">{m.role ?? 'unknown'}</td>
-              <td data-col="state">
+      <ResultTable
+        className="topology"
+        testId="members"
+        rows={members}
+        rowKey={(m) => m.ref.id}
+        rowData={(m) => ({ member: m.ref.hostname })}
+        columns={[
+          {
+            header: 'Member',
+            cell: (m) => (
+              <Link prefetch={false} href={`/admin/instances/${m.ref.id}`}>
+                {m.ref.label}
+              </Link>
+            ),
+          },
+          { header: 'Site', cell: (m) => m.ref.site },
+          { header: 'Role', col: 'role', cell: (m) => m.role ?? 'unknown' },
+          {
+            header: 'State',
+            col: 'state',
+            cell: (m) => (
+              <>
                 {m.state}
                 {!m.observed.reachable && m.observed.error ? <span className="help"> ({m.observed.error})</span> : null}
-              </td>
-              <td data-col="timeline">
-                {m.observed.timeline ?? ''}
-                {primaryTimeline !== null &&
-                m.observed.reachable &&
-                m.observed.timeline !== undefined &&
-                m.observed.timeline < primaryTimeline ? (
-                  <span className="help"> (earlier than the primary&apos;s {primaryTimeline}: Remaster it, or Rebuild it)</span>
-                ) : null}
-              </td>
-              <td>{m.observed.receiveLsn ?? ''}</td>
-              <td>{m.observed.lsn ?? ''}</td>
-              <td data-col="lag">{m.lagBytes === null ? '' : formatBytes(m.lagBytes)}</td>
-              <td>{m.observed.replayLagSeconds == null ? '' : m.observed.replayLagSeconds.toFixed(1)}</td>
-              <td data-col="upstream">{m.upstream?.label ?? (m.upstreamEndpoint ? `${m.upstreamEndpoint} (not in the herd)` : '')}</td>
-              <td>{m.observed.pendingRestart ? 'yes' : ''}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+              </>
+            ),
+          },
+          { header: 'TL', col: 'timeline', cell: (m) => <MemberTimeline m={m} primaryTimeline={primaryTimeline} /> },
+          { header: 'Received LSN', cell: (m) => m.observed.receiveLsn ?? '' },
+          { header: 'Replayed LSN', cell: (m) => m.observed.lsn ?? '' },
+          { header: 'Lag', col: 'lag', cell: (m) => (m.lagBytes === null ? '' : formatBytes(m.lagBytes)) },
+          { header: 'Lag (s)', cell: (m) => (m.observed.replayLagSeconds == null ? '' : m.observed.replayLagSeconds.toFixed(1)) },
+          {
+            header: 'Upstream',
+            col: 'upstream',
+            cell: (m) => m.upstream?.label ?? (m.upstreamEndpoint ? `${m.upstreamEndpoint} (not in the herd)` : ''),
+          },
+          { header: 'Pending restart', cell: (m) => (m.observed.pendingRestart ? 'yes' : '') },
+        ]}
+      />
 
       <HerdSettings
         herdId={herd.id}
@@ -157,37 +149,33 @@ export default async function HerdPage({
       {dns.length === 0 ? (
         <p>No DNS records follow this herd.</p>
       ) : (
-        <table className="result-list" data-testid="dns">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Follows</th>
-              <th scope="col">Answers now</th>
-              <th scope="col">Should answer</th>
-              <th scope="col">OK</th>
-            </tr>
-          </thead>
-          <tbody>
-            {dns.map((d) => (
-              <tr key={d.record.id} data-dns={d.record.name}>
-                <td>
+        <ResultTable
+          testId="dns"
+          rows={dns}
+          rowKey={(d) => d.record.id}
+          rowData={(d) => ({ dns: d.record.name })}
+          columns={[
+            {
+              header: 'Name',
+              cell: (d) => (
+                <>
                   {d.record.name}{' '}
                   <span className="help">
                     {d.record.type}, TTL {d.record.ttl} s
                   </span>
-                </td>
-                <td>
-                  {d.record.match === 'instance'
-                    ? `instance ${d.record.matchInstanceId ?? 'none'}`
-                    : `the ${d.record.matchRole ?? 'primary'}`}
-                </td>
-                <td data-col="answers">{d.answers ? d.answers.join(', ') || 'nothing' : d.error}</td>
-                <td>{Array.isArray(d.expected) ? d.expected.join(', ') : d.expected}</td>
-                <td data-col="ok">{d.ok ? 'yes' : <strong className="warn">no</strong>}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+                </>
+              ),
+            },
+            {
+              header: 'Follows',
+              cell: (d) =>
+                d.record.match === 'instance' ? `instance ${d.record.matchInstanceId ?? 'none'}` : `the ${d.record.matchRole ?? 'primary'}`,
+            },
+            { header: 'Answers now', col: 'answers', cell: (d) => (d.answers ? d.answers.join(', ') || 'nothing' : d.error) },
+            { header: 'Should answer', cell: (d) => (Array.isArray(d.expected) ? d.expected.join(', ') : d.expected) },
+            { header: 'OK', col: 'ok', cell: (d) => (d.ok ? 'yes' : <strong className="warn">no</strong>) },
+          ]}
+        />
       )}
 
       {poolers.length > 0 && (
@@ -219,6 +207,18 @@ export default async function HerdPage({
           ))}
         </ul>
       )}
+    </>
+  );
+}
+
+/** A member's timeline, and the way out when it is behind the primary's. */
+function MemberTimeline({ m, primaryTimeline }: { m: MemberNow; primaryTimeline: number | null }) {
+  const behind =
+    primaryTimeline !== null && m.observed.reachable && m.observed.timeline !== undefined && m.observed.timeline < primaryTimeline;
+  return (
+    <>
+      {m.observed.timeline ?? ''}
+      {behind ? <span className="help"> (earlier than the primary&apos;s {primaryTimeline}: Remaster it, or Rebuild it)</span> : null}
     </>
   );
 }

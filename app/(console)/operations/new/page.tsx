@@ -8,6 +8,7 @@ import type { RawParams } from '@/lib/features/admin/list-params';
 import { orDeny, requireAccess } from '@/lib/features/auth/session';
 import { confirmationView, type ConfirmationView, type PlanView } from '@/lib/features/operations/confirmation-view';
 import { confirmOperationAction } from '../actions';
+import { ResultTable } from '@/components/tables/result-table';
 
 /** The confirmation page: every target with its plan, refusals with reasons, warnings. Nothing runs here. */
 export default async function PlanPage({ searchParams }: { searchParams: Promise<RawParams> }) {
@@ -163,62 +164,35 @@ function PlanBody({ view }: { view: Extract<ConfirmationView, { kind: 'plan' }> 
 function PlanTable({ view }: { view: PlanView }) {
   const rolling = view.waves !== null;
   return (
-    <table className="plan result-list">
-      <thead>
-        <tr>
-          <th scope="col">{view.onHerds ? 'Herd' : 'Instance'}</th>
-          <th scope="col">Environment / herd</th>
-          {rolling && <th scope="col">Wave</th>}
-          <th scope="col">What will happen</th>
-          <th scope="col">Warnings</th>
-        </tr>
-      </thead>
-      <tbody>
-        {view.targets.map(({ key, target: t, href, wave }) => (
-          <tr key={key} className={t.refused ? 'refused' : undefined} data-target={t.label}>
-            <td>
-              <Link prefetch={false} href={href}>
-                {t.label}
-              </Link>
-            </td>
-            <td>
-              {t.environment} / {t.herd}
-            </td>
-            {rolling && <td>{wave ?? ''}</td>}
-            <td>
-              {t.refused ? (
-                <strong className="warn">Refused: {t.refused}</strong>
-              ) : (
-                <>
-                  {t.facts && (
-                    <dl className="plan-facts">
-                      {t.facts.map((f) => (
-                        <div key={f.label} data-fact={f.label}>
-                          <dt>{f.label}</dt>
-                          <dd>{f.value}</dd>
-                        </div>
-                      ))}
-                    </dl>
-                  )}
-                  <ol className="plan-steps">
-                    {t.steps.map((s, i) => (
-                      <li key={i}>{s}</li>
-                    ))}
-                  </ol>
-                </>
-              )}
-            </td>
-            <td>
-              {t.warnings.map((w, i) => (
-                <div key={i} className="warn">
-                  {w}
-                </div>
-              ))}
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+    <ResultTable
+      className="plan"
+      rows={view.targets}
+      rowKey={({ key }) => key}
+      rowData={({ target: t }) => ({ target: t.label })}
+      rowClass={({ target: t }) => (t.refused ? 'refused' : undefined)}
+      columns={[
+        {
+          header: view.onHerds ? 'Herd' : 'Instance',
+          cell: ({ target: t, href }) => (
+            <Link prefetch={false} href={href}>
+              {t.label}
+            </Link>
+          ),
+        },
+        { header: 'Environment / herd', cell: ({ target: t }) => `${t.environment} / ${t.herd}` },
+        ...(rolling ? [{ header: 'Wave', cell: ({ wave }: Row) => wave ?? '' }] : []),
+        { header: 'What will happen', cell: ({ target: t }) => <TargetPlan target={t} /> },
+        {
+          header: 'Warnings',
+          cell: ({ target: t }) =>
+            t.warnings.map((w, i) => (
+              <div key={i} className="warn">
+                {w}
+              </div>
+            )),
+        },
+      ]}
+    />
   );
 }
 
@@ -261,5 +235,31 @@ function WavesForm({ keep, values }: { keep: [string, string][]; values: Record<
         </button>
       </fieldset>
     </form>
+  );
+}
+
+type Row = PlanView['targets'][number];
+
+/** One target's plan as the page lists it: its refusal, or its facts and its steps in order. */
+function TargetPlan({ target: t }: { target: Row['target'] }) {
+  if (t.refused) return <strong className="warn">Refused: {t.refused}</strong>;
+  return (
+    <>
+      {t.facts && (
+        <dl className="plan-facts">
+          {t.facts.map((f) => (
+            <div key={f.label} data-fact={f.label}>
+              <dt>{f.label}</dt>
+              <dd>{f.value}</dd>
+            </div>
+          ))}
+        </dl>
+      )}
+      <ol className="plan-steps">
+        {t.steps.map((s, i) => (
+          <li key={i}>{s}</li>
+        ))}
+      </ol>
+    </>
   );
 }

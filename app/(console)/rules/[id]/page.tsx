@@ -12,6 +12,8 @@ import { eq } from 'drizzle-orm';
 import { scheduleWords, scopeWords, zoneOf } from '@/lib/features/rules/words';
 import { nextFires } from '@/lib/features/rules/cron';
 import { deleteRuleAction, runRuleAction } from '../actions';
+import { IdButton } from '@/components/tables/id-button';
+import { ResultTable } from '@/components/tables/result-table';
 
 export const dynamic = 'force-dynamic';
 
@@ -88,62 +90,47 @@ export default async function RulePage({ params }: { params: Promise<{ id: strin
         )}
       </form>
       <h2>History</h2>
-      <table className="result-list" data-testid="rule-runs">
-        <thead>
-          <tr>
-            <th scope="col">Run</th>
-            <th scope="col">Kind</th>
-            <th scope="col">Due</th>
-            <th scope="col">Outcome</th>
-            <th scope="col">Why</th>
-            <th scope="col">Operation</th>
-            <th scope="col">Targets</th>
-          </tr>
-        </thead>
-        <tbody>
-          {runs.length === 0 && (
-            <tr>
-              <td colSpan={7}>It has not fired yet.</td>
-            </tr>
-          )}
-          {runs.map((r) => (
-            <tr key={r.id} data-run={r.id}>
-              <td>#{r.id}</td>
-              <td>
-                {r.kind}
-                {r.requestedBy ? ` (${r.requestedBy})` : ''}
-              </td>
-              <td>{formatValue('datetime', new Date(r.dueAt))}</td>
-              <td>
-                <span className={`badge badge-${r.outcome ?? r.status}`}>{r.outcome ?? r.status}</span>
-              </td>
-              <td>{r.reason}</td>
-              <td>{r.operationId ? <Link href={`/operations/${String(r.operationId)}`}>#{r.operationId}</Link> : '—'}</td>
-              <td>
-                <ul>
-                  {(r.targets as RunTarget[]).map((t) => (
-                    <li key={t.id}>
-                      {t.label}
-                      {t.skipped ? `: skipped, ${t.skipped}` : ''}
-                      {t.values
-                        ? ` [${Object.entries(t.values)
-                            .map(([k, v]) => `${k} ${v === null ? '?' : String(Math.round(v * 100) / 100)}`)
-                            .join(', ')}]`
-                        : ''}
-                    </li>
-                  ))}
-                </ul>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <form action={deleteRuleAction}>
-        <input type="hidden" name="id" value={rule.id} />
-        <button type="submit" className="button cancel-link">
-          Delete this rule
-        </button>
-      </form>
+      <ResultTable
+        testId="rule-runs"
+        rows={runs}
+        rowKey={(r) => r.id}
+        rowData={(r) => ({ run: r.id })}
+        empty="It has not fired yet."
+        columns={[
+          { header: 'Run', cell: (r) => `#${String(r.id)}` },
+          { header: 'Kind', cell: (r) => `${r.kind}${r.requestedBy ? ` (${r.requestedBy})` : ''}` },
+          { header: 'Due', cell: (r) => formatValue('datetime', new Date(r.dueAt)) },
+          { header: 'Outcome', cell: (r) => <span className={`badge badge-${r.outcome ?? r.status}`}>{r.outcome ?? r.status}</span> },
+          { header: 'Why', cell: (r) => r.reason },
+          {
+            header: 'Operation',
+            cell: (r) => (r.operationId ? <Link href={`/operations/${String(r.operationId)}`}>#{r.operationId}</Link> : '—'),
+          },
+          { header: 'Targets', cell: (r) => <RunTargets targets={r.targets as RunTarget[]} /> },
+        ]}
+      />
+      <IdButton action={deleteRuleAction} id={rule.id} quiet>
+        Delete this rule
+      </IdButton>
     </>
+  );
+}
+
+/** What a run did to each target: skipped and why, and the values its condition read. */
+function RunTargets({ targets }: { targets: RunTarget[] }) {
+  return (
+    <ul>
+      {targets.map((t) => (
+        <li key={t.id}>
+          {t.label}
+          {t.skipped ? `: skipped, ${t.skipped}` : ''}
+          {t.values
+            ? ` [${Object.entries(t.values)
+                .map(([k, v]) => `${k} ${v === null ? '?' : String(Math.round(v * 100) / 100)}`)
+                .join(', ')}]`
+            : ''}
+        </li>
+      ))}
+    </ul>
   );
 }

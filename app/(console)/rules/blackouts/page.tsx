@@ -8,6 +8,7 @@ import { visibleEnvironments } from '@/lib/engine/access';
 import { requireAccess } from '@/lib/features/auth/session';
 import { listBlackouts } from '@/lib/features/rules/blackouts';
 import { createBlackoutAction, deleteBlackoutAction } from '../actions';
+import { IdButton } from '@/components/tables/id-button';
 
 export const dynamic = 'force-dynamic';
 
@@ -52,12 +53,9 @@ export default async function BlackoutsPage() {
           {
             header: '',
             cell: (b) => (
-              <form action={deleteBlackoutAction}>
-                <input type="hidden" name="id" value={b.id} />
-                <button type="submit" className="button cancel-link">
-                  Lift
-                </button>
-              </form>
+              <IdButton action={deleteBlackoutAction} id={b.id} quiet>
+                Lift
+              </IdButton>
             ),
           },
         ]}

@@ -9,6 +9,7 @@ import { currentActor } from '@/lib/features/auth/actor';
 import { mayManage } from '@/lib/features/rules/rules';
 import { manageableWebhooks, WEBHOOK_EVENTS } from '@/lib/features/rules/webhooks';
 import { createWebhookAction, deleteWebhookAction, keepWebhookAction } from '../actions';
+import { IdButton } from '@/components/tables/id-button';
 
 export const dynamic = 'force-dynamic';
 
@@ -61,12 +62,9 @@ export default async function WebhooksPage() {
                     )}
                   </form>
                 )}
-                <form action={deleteWebhookAction}>
-                  <input type="hidden" name="id" value={w.id} />
-                  <button type="submit" className="button cancel-link">
-                    Delete
-                  </button>
-                </form>
+                <IdButton action={deleteWebhookAction} id={w.id} quiet>
+                  Delete
+                </IdButton>
               </>
             ),
           },

@@ -7,6 +7,8 @@ import { visibleEnvironments } from '@/lib/engine/access';
 import { requireAccess } from '@/lib/features/auth/session';
 import { listWindows } from '@/lib/features/rules/maintenance-windows';
 import { windowAt, windowWords } from '@/lib/engine/windows';
+import { ResultTable } from '@/components/tables/result-table';
+import { IdButton } from '@/components/tables/id-button';
 import { createWindowAction, deleteWindowAction } from '../actions';
 
 export const dynamic = 'force-dynamic';
@@ -34,57 +36,35 @@ export default async function WindowsPage() {
         environment&apos;s, or one for every herd) is open; a rolling operation it started waits between waves until the next wave&apos;s
         herds are inside one, then goes on by itself.
       </p>
-      <table className="result-list" data-testid="windows">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">When</th>
-            <th scope="col">Applies to</th>
-            <th scope="col">Now</th>
-            <th scope="col" />
-          </tr>
-        </thead>
-        <tbody>
-          {list.length === 0 && (
-            <tr>
-              <td colSpan={5}>No maintenance window.</td>
-            </tr>
-          )}
-          {list.map((w) => {
-            let state: string;
-            try {
-              const at = windowAt(w, now);
-              state = at.open
-                ? `open until ${at.until?.toISOString().replace('T', ' ').slice(0, 16) ?? '?'} UTC`
-                : `closed; opens ${at.next.toISOString().replace('T', ' ').slice(0, 16)} UTC`;
-            } catch (err) {
-              state = `cannot be read (${err instanceof Error ? err.message : String(err)}): counted as closed`;
-            }
-            return (
-              <tr key={w.id} data-window={w.name}>
-                <td>{w.name}</td>
-                <td>{windowWords(w)}</td>
-                <td>
-                  {w.herdId !== null
-                    ? `herd ${herdName.get(w.herdId) ?? `#${String(w.herdId)}`}`
-                    : w.environmentId !== null
-                      ? `environment ${envName.get(w.environmentId) ?? `#${String(w.environmentId)}`}`
-                      : 'every herd'}
-                </td>
-                <td>{state}</td>
-                <td>
-                  <form action={deleteWindowAction}>
-                    <input type="hidden" name="id" value={w.id} />
-                    <button type="submit" className="button cancel-link">
-                      Remove
-                    </button>
-                  </form>
-                </td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
+      <ResultTable
+        testId="windows"
+        rows={list}
+        rowKey={(w) => w.id}
+        rowData={(w) => ({ window: w.name })}
+        empty="No maintenance window."
+        columns={[
+          { header: 'Name', cell: (w) => w.name },
+          { header: 'When', cell: (w) => windowWords(w) },
+          {
+            header: 'Applies to',
+            cell: (w) =>
+              w.herdId !== null
+                ? `herd ${herdName.get(w.herdId) ?? `#${String(w.herdId)}`}`
+                : w.environmentId !== null
+                  ? `environment ${envName.get(w.environmentId) ?? `#${String(w.environmentId)}`}`
+                  : 'every herd',
+          },
+          { header: 'Now', cell: (w) => windowState(w, now) },
+          {
+            header: '',
+            cell: (w) => (
+              <IdButton action={deleteWindowAction} id={w.id} quiet>
+                Remove
+              </IdButton>
+            ),
+          },
+        ]}
+      />
       <h2>New window</h2>
       <WindowForm
         create={createWindowAction}
@@ -92,4 +72,16 @@ export default async function WindowsPage() {
       />
     </>
   );
+}
+
+/** Whether the window is open now and until when, or when it opens next; a window that cannot be read counts as closed. */
+function windowState(w: Parameters<typeof windowAt>[0], now: Date): string {
+  try {
+    const at = windowAt(w, now);
+    return at.open
+      ? `open until ${at.until?.toISOString().replace('T', ' ').slice(0, 16) ?? '?'} UTC`
+      : `closed; opens ${at.next.toISOString().replace('T', ' ').slice(0, 16)} UTC`;
+  } catch (err) {
+    return `cannot be read (${err instanceof Error ? err.message : String(err)}): counted as closed`;
+  }
 }
