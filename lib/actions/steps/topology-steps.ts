@@ -184,6 +184,20 @@ export interface RejoinState {
   rewound: boolean;
 }
 
+/** What the rejoin steps of one node share: the node, its source (asked when they run, and as planned), the words and arguments. */
+interface Rejoin<S> {
+  t: InstanceRef;
+  source: (state: S) => InstanceRef;
+  prefix: string;
+  opts: { fresh?: boolean };
+  d: ReturnType<typeof driverFor>;
+  /** Where its own settings are kept meanwhile. */
+  save: string;
+  sourceLabel: string;
+  on: { instance: Arg; dataDirectory: string };
+  from: Arg;
+}
+
 /**
  * Turns stopped `t` into a streaming replica of `source(state)` (asked when the steps run; `planned` is
  * the source the plan foresees, named in its words and arguments): pg_rewind (which also says "no
@@ -198,135 +212,170 @@ export function rejoinSteps<S extends RejoinState>(
   prefix = '',
   opts: { fresh?: boolean } = {},
 ): ActionStep<S>[] {
-  const d = driverFor(t.controlDriver);
-  const save = `${t.dataDirectory}.pgherd-own`;
-  const sourceLabel = planned.label;
-  const on = { instance: memberArg(t), dataDirectory: t.dataDirectory };
-  const from = memberArg(planned);
-  return [
-    {
-      name: `${prefix}save the node\u2019s own settings`,
-      does: { kind: 'pg.save-own-settings', ...on, files: OWN_FILES, to: save },
-      says: `${prefix}prove that no server runs on ${t.dataDirectory} and that it holds the herd's data (pg_ctl status, pg_controldata), then copy its own ${OWN_FILES.join(', ')} aside (the rebuild overwrites them with the source's)`,
-      timeoutMs: 40_000,
-      run: async (x) => {
-        await proveReplaceable(x.deps, t, x, await herdSystem(t, source(x.state)));
-        // Files that live elsewhere (Debian keeps them in /etc) are not copied over by the rebuild anyway.
-        const script =
-          'set -e; save=$1; dd=$2; shift 2; mkdir -p "$save"; for f in "$@"; do if [ -e "$dd/$f" ]; then cp -p "$dd/$f" "$save/"; fi; done';
-        const r = await execNoted(x.deps, t, x, ['sh', '-c', script, 'sh', save, t.dataDirectory, ...OWN_FILES], 30_000);
-        if (r.code !== 0) throw new Error(`could not save the settings: ${r.stderr}`);
-      },
+  const z: Rejoin<S> = {
+    t,
+    source,
+    prefix,
+    opts,
+    d: driverFor(t.controlDriver),
+    save: `${t.dataDirectory}.pgherd-own`,
+    sourceLabel: planned.label,
+    on: { instance: memberArg(t), dataDirectory: t.dataDirectory },
+    from: memberArg(planned),
+  };
+  return [saveOwnSettingsStep(z), rewindStep(z), basebackupStep(z), restoreOwnSettingsStep(z), rejoinStartStep(z), waitStreamingStep(z)];
+}
+
+/** Proven not running and the herd's, then its own settings copied aside (the rebuild overwrites them with the source's). */
+function saveOwnSettingsStep<S extends RejoinState>(z: Rejoin<S>): ActionStep<S> {
+  const { t, source, prefix, save, on } = z;
+  return {
+    name: `${prefix}save the node\u2019s own settings`,
+    does: { kind: 'pg.save-own-settings', ...on, files: OWN_FILES, to: save },
+    says: `${prefix}prove that no server runs on ${t.dataDirectory} and that it holds the herd's data (pg_ctl status, pg_controldata), then copy its own ${OWN_FILES.join(', ')} aside (the rebuild overwrites them with the source's)`,
+    timeoutMs: 40_000,
+    run: async (x) => {
+      await proveReplaceable(x.deps, t, x, await herdSystem(t, source(x.state)));
+      // Files that live elsewhere (Debian keeps them in /etc) are not copied over by the rebuild anyway.
+      const script =
+        'set -e; save=$1; dd=$2; shift 2; mkdir -p "$save"; for f in "$@"; do if [ -e "$dd/$f" ]; then cp -p "$dd/$f" "$save/"; fi; done';
+      const r = await execNoted(x.deps, t, x, ['sh', '-c', script, 'sh', save, t.dataDirectory, ...OWN_FILES], 30_000);
+      if (r.code !== 0) throw new Error(`could not save the settings: ${r.stderr}`);
     },
-    {
-      name: `${prefix}pg_rewind`,
-      does: opts.fresh ? { kind: 'pg.no-rewind', ...on } : { kind: 'pg.rewind', ...on, source: from },
-      says: opts.fresh
-        ? `${prefix}no pg_rewind: it is marked needs rebuild (it may hold WAL that pg_rewind would find nothing to rewind in), so a fresh copy is made`
-        : `${prefix}pg_rewind from ${sourceLabel}`,
-      timeoutMs: 3_700_000,
-      run: async (x) => {
-        if (opts.fresh) return void x.note({ stdout: 'skipped: a fresh copy is made instead' });
-        const src = source(x.state);
-        const conn = await replicationConninfo(x.deps, t, x, src, { user: replicationUser(), dbname: 'postgres' });
-        const r = await execNoted(
-          x.deps,
-          t,
-          x,
-          [`${binDir(t.pgVersion)}/pg_rewind`, '-D', t.dataDirectory, `--source-server=${conn}`, '-R', '--no-sync'],
-          3_600_000,
-        );
-        x.state.rewound = r.code === 0;
-        if (!x.state.rewound) x.note({ stdout: 'pg_rewind could not rewind: falling back to pg_basebackup' });
-      },
+  };
+}
+
+/** pg_rewind from the source, unless a fresh copy is asked for; says whether it rewound. */
+function rewindStep<S extends RejoinState>(z: Rejoin<S>): ActionStep<S> {
+  const { t, source, prefix, opts, sourceLabel, on, from } = z;
+  return {
+    name: `${prefix}pg_rewind`,
+    does: opts.fresh ? { kind: 'pg.no-rewind', ...on } : { kind: 'pg.rewind', ...on, source: from },
+    says: opts.fresh
+      ? `${prefix}no pg_rewind: it is marked needs rebuild (it may hold WAL that pg_rewind would find nothing to rewind in), so a fresh copy is made`
+      : `${prefix}pg_rewind from ${sourceLabel}`,
+    timeoutMs: 3_700_000,
+    run: async (x) => {
+      if (opts.fresh) return void x.note({ stdout: 'skipped: a fresh copy is made instead' });
+      const src = source(x.state);
+      const conn = await replicationConninfo(x.deps, t, x, src, { user: replicationUser(), dbname: 'postgres' });
+      const r = await execNoted(
+        x.deps,
+        t,
+        x,
+        [`${binDir(t.pgVersion)}/pg_rewind`, '-D', t.dataDirectory, `--source-server=${conn}`, '-R', '--no-sync'],
+        3_600_000,
+      );
+      x.state.rewound = r.code === 0;
+      if (!x.state.rewound) x.note({ stdout: 'pg_rewind could not rewind: falling back to pg_basebackup' });
     },
-    {
-      name: `${prefix}pg_basebackup (when pg_rewind could not)`,
-      does: { kind: 'pg.basebackup', ...on, source: from, onlyIfNotRewound: !opts.fresh },
-      says: `${prefix}${opts.fresh ? '' : 'when pg_rewind could not: '}move the data directory aside and pg_basebackup -X stream -R from ${sourceLabel}`,
-      timeoutMs: 86_400_000,
-      run: async (x) => {
-        if (x.state.rewound) return void x.note({ stdout: 'skipped: rewound' });
-        const src = source(x.state);
-        // Proven again right before the move: a server may have been started on it since.
-        const { exists } = await proveReplaceable(x.deps, t, x, await herdSystem(t, src));
-        const aside = `${t.dataDirectory}.pgherd-old-${Date.now()}`;
-        if (exists) {
-          const mv = await execNoted(x.deps, t, x, ['mv', t.dataDirectory, aside], 60_000);
-          if (mv.code !== 0) throw new Error(`could not move the data directory aside: ${mv.stderr}`);
-        }
-        const r = await execNoted(
-          x.deps,
-          t,
-          x,
-          [
-            `${binDir(t.pgVersion)}/pg_basebackup`,
-            '-d',
-            await replicationConninfo(x.deps, t, x, src, { user: replicationUser() }),
-            '-D',
-            t.dataDirectory,
-            '-X',
-            'stream',
-            '-R',
-            '-c',
-            'fast',
-          ],
-          86_400_000,
-        );
-        if (r.code !== 0)
-          throw new Error(`pg_basebackup failed${exists ? ` (the old data directory is kept at ${aside})` : ''}: ${r.stderr}`);
-        if (exists) await execNoted(x.deps, t, x, ['rm', '-rf', '--', aside], 600_000);
-      },
+  };
+}
+
+/** When pg_rewind could not (or a fresh copy): the data directory moved aside, pg_basebackup from the source, the old one removed. */
+function basebackupStep<S extends RejoinState>(z: Rejoin<S>): ActionStep<S> {
+  const { t, source, prefix, opts, sourceLabel, on, from } = z;
+  return {
+    name: `${prefix}pg_basebackup (when pg_rewind could not)`,
+    does: { kind: 'pg.basebackup', ...on, source: from, onlyIfNotRewound: !opts.fresh },
+    says: `${prefix}${opts.fresh ? '' : 'when pg_rewind could not: '}move the data directory aside and pg_basebackup -X stream -R from ${sourceLabel}`,
+    timeoutMs: 86_400_000,
+    run: async (x) => {
+      if (x.state.rewound) return void x.note({ stdout: 'skipped: rewound' });
+      const src = source(x.state);
+      // Proven again right before the move: a server may have been started on it since.
+      const { exists } = await proveReplaceable(x.deps, t, x, await herdSystem(t, src));
+      const aside = `${t.dataDirectory}.pgherd-old-${Date.now()}`;
+      if (exists) {
+        const mv = await execNoted(x.deps, t, x, ['mv', t.dataDirectory, aside], 60_000);
+        if (mv.code !== 0) throw new Error(`could not move the data directory aside: ${mv.stderr}`);
+      }
+      const r = await execNoted(
+        x.deps,
+        t,
+        x,
+        [
+          `${binDir(t.pgVersion)}/pg_basebackup`,
+          '-d',
+          await replicationConninfo(x.deps, t, x, src, { user: replicationUser() }),
+          '-D',
+          t.dataDirectory,
+          '-X',
+          'stream',
+          '-R',
+          '-c',
+          'fast',
+        ],
+        86_400_000,
+      );
+      if (r.code !== 0)
+        throw new Error(`pg_basebackup failed${exists ? ` (the old data directory is kept at ${aside})` : ''}: ${r.stderr}`);
+      if (exists) await execNoted(x.deps, t, x, ['rm', '-rf', '--', aside], 600_000);
     },
-    {
-      name: `${prefix}restore the node\u2019s own settings`,
-      does: { kind: 'pg.restore-own-settings', ...on, files: OWN_FILES, from: save },
-      says: `${prefix}restore its own ${OWN_FILES.join(', ')}`,
-      timeoutMs: 40_000,
-      run: async (x) => {
-        const script = 'set -e; for f in "$1"/*; do [ -e "$f" ] || continue; cp -p "$f" "$2"/; done; rm -rf -- "$1"';
-        const r = await execNoted(x.deps, t, x, ['sh', '-c', script, 'sh', save, t.dataDirectory], 30_000);
-        if (r.code !== 0) throw new Error(`could not restore the settings: ${r.stderr}`);
-      },
+  };
+}
+
+/** Its own settings copied back from where they were kept. */
+function restoreOwnSettingsStep<S extends RejoinState>(z: Rejoin<S>): ActionStep<S> {
+  const { t, prefix, save, on } = z;
+  return {
+    name: `${prefix}restore the node\u2019s own settings`,
+    does: { kind: 'pg.restore-own-settings', ...on, files: OWN_FILES, from: save },
+    says: `${prefix}restore its own ${OWN_FILES.join(', ')}`,
+    timeoutMs: 40_000,
+    run: async (x) => {
+      const script = 'set -e; for f in "$1"/*; do [ -e "$f" ] || continue; cp -p "$f" "$2"/; done; rm -rf -- "$1"';
+      const r = await execNoted(x.deps, t, x, ['sh', '-c', script, 'sh', save, t.dataDirectory], 30_000);
+      if (r.code !== 0) throw new Error(`could not restore the settings: ${r.stderr}`);
     },
-    {
-      name: `${prefix}start`,
-      does: { kind: 'pg.start', ...on, driver: t.controlDriver },
-      says: `${prefix}start it (${t.controlDriver})`,
-      timeoutMs: 160_000,
-      run: async (x) => {
-        await execNotedOk(x.deps, t, x, d.start(t));
-      },
+  };
+}
+
+/** Started by its control driver. */
+function rejoinStartStep<S extends RejoinState>(z: Rejoin<S>): ActionStep<S> {
+  const { t, prefix, d, on } = z;
+  return {
+    name: `${prefix}start`,
+    does: { kind: 'pg.start', ...on, driver: t.controlDriver },
+    says: `${prefix}start it (${t.controlDriver})`,
+    timeoutMs: 160_000,
+    run: async (x) => {
+      await execNotedOk(x.deps, t, x, d.start(t));
     },
-    {
-      name: `${prefix}wait until it streams from the primary`,
-      does: { kind: 'pg.wait-streaming', instance: memberArg(t), source: from },
-      says: `${prefix}wait until it streams from ${sourceLabel}`,
-      timeoutMs: 130_000,
-      run: async (x) => {
-        const src = source(x.state);
-        // Streaming is not enough: a rewound replica first streams the timeline it forked from, then its
-        // WAL receiver restarts on the source's own timeline. Done once it receives that one.
-        const so = await observe(src, 3000);
-        const tli = so.reachable ? so.timeline : undefined;
-        await waitObserved(
-          t,
-          `streaming timeline ${shown(tli)} from ${src.label}`,
-          (o) =>
-            o.reachable &&
-            o.inRecovery === true &&
-            o.walReceiver?.status === 'streaming' &&
-            o.walReceiver.senderHost === src.host &&
-            (tli === undefined || o.walReceiver.receivedTli === tli),
-          { signal: x.signal, timeoutMs: 120_000 },
-        );
-        await x.deps.db
-          .update(instances)
-          .set({ upstreamInstanceId: src.id, role: 'replica', observedRole: 'replica', state: 'running' })
-          .where(eq(instances.id, t.id));
-      },
+  };
+}
+
+/** Waited for until it receives the source's own timeline; then recorded as the source's running replica. */
+function waitStreamingStep<S extends RejoinState>(z: Rejoin<S>): ActionStep<S> {
+  const { t, source, prefix, sourceLabel, from } = z;
+  return {
+    name: `${prefix}wait until it streams from the primary`,
+    does: { kind: 'pg.wait-streaming', instance: memberArg(t), source: from },
+    says: `${prefix}wait until it streams from ${sourceLabel}`,
+    timeoutMs: 130_000,
+    run: async (x) => {
+      const src = source(x.state);
+      // Streaming is not enough: a rewound replica first streams the timeline it forked from, then its
+      // WAL receiver restarts on the source's own timeline. Done once it receives that one.
+      const so = await observe(src, 3000);
+      const tli = so.reachable ? so.timeline : undefined;
+      await waitObserved(
+        t,
+        `streaming timeline ${shown(tli)} from ${src.label}`,
+        (o) =>
+          o.reachable &&
+          o.inRecovery === true &&
+          o.walReceiver?.status === 'streaming' &&
+          o.walReceiver.senderHost === src.host &&
+          (tli === undefined || o.walReceiver.receivedTli === tli),
+        { signal: x.signal, timeoutMs: 120_000 },
+      );
+      await x.deps.db
+        .update(instances)
+        .set({ upstreamInstanceId: src.id, role: 'replica', observedRole: 'replica', state: 'running' })
+        .where(eq(instances.id, t.id));
     },
-  ];
+  };
 }
 
 /**
