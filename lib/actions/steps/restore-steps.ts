@@ -494,6 +494,20 @@ async function sourceTimeline(h: HerdRef): Promise<number> {
   );
 }
 
+/** What the restore's steps share: the source herd, its policy and stanza, where the restore goes, the point it recovers to. */
+interface Restore {
+  h: HerdRef;
+  p: HerdPolicy;
+  stanza: string;
+  pl: RestorePlace;
+  target: RecoveryTarget;
+  /** pgBackRest's configuration on the server, which the cut-off removes. */
+  conf: string;
+  srv: { ssh: SshTarget };
+  /** The folder the restore claims: everything it lays down is inside. */
+  home: string;
+}
+
 /** The restore's steps: prove the server empty, restore, configure, start, first write; and the cleanup. */
 export function restoreSteps<S extends { restore: RestoreState }>(
   h: HerdRef,
@@ -502,115 +516,146 @@ export function restoreSteps<S extends { restore: RestoreState }>(
   pl: RestorePlace,
   target: RecoveryTarget,
 ): ActionStep<S>[] {
-  const conf = memberConfigPath(pl.dataDirectory);
-  const srv = { ssh: pl.server.ssh };
-  const home = path.dirname(pl.dataDirectory);
+  const z: Restore = {
+    h,
+    p,
+    stanza,
+    pl,
+    target,
+    conf: memberConfigPath(pl.dataDirectory),
+    srv: { ssh: pl.server.ssh },
+    home: path.dirname(pl.dataDirectory),
+  };
   return [
     claimStep<S>(pl, true),
     memberConfigStep<S>(h, p, stanza, pl),
-    {
-      name: `restore to ${target.words}`,
-      does: { kind: 'restore.pgbackrest', stanza, dataDirectory: pl.dataDirectory, target: target.options },
-      says: `pgbackrest restore of stanza ${stanza} into ${pl.dataDirectory}, recovering to ${target.words}`,
-      timeoutMs: 6 * 3600_000,
-      run: async (x) => {
-        try {
-          if (target.at) await reachesBack(x.deps, x, srv, conf, stanza, target.at, p.policy.retentionFull);
-          await execNotedOk(x.deps, srv, x, ['mkdir', '-m', '0700', '--', pl.dataDirectory], 20_000);
-          await execNotedOk(x.deps, srv, x, pgbackrest(conf, stanza, ...target.options, 'restore'), 6 * 3600_000 - 60_000);
-        } catch (err) {
-          throw repositoryError(err, h.environment);
-        }
-      },
-    },
-    {
-      name: 'give the restored cluster its own settings',
-      does: { kind: 'restore.settings', port: pl.port, address: pl.server.address, ssl: [pl.sslCertFile ?? null, pl.sslKeyFile ?? null] },
-      says: `set its port ${pl.port}, listen address ${pl.server.address}, socket directory, no archiving (it is a new herd, never the source's stanza)${pl.sslCertFile ? ', its TLS certificate' : ''}; recovering along ${h.label}'s own timeline (never another one found in the archive); cut off from what the source talks to: max_logical_replication_workers = 0 (no subscription connects to its publisher) and pg_cron left out of shared_preload_libraries (none of its jobs runs)`,
-      timeoutMs: 20_000,
-      run: async (x) => {
-        const timeline = await sourceTimeline(h);
-        const preload = await execNotedOk(
-          x.deps,
-          srv,
-          x,
-          [`${binDir(pl.pgVersion)}/postgres`, '-D', pl.dataDirectory, '-C', 'shared_preload_libraries'],
-          20_000,
-        );
-        const lines = [
-          '# pgherd: the restored cluster on its own server (a new herd).',
-          `port = ${pl.port}`,
-          `listen_addresses = '${pl.server.address}'`,
-          `unix_socket_directories = '${socketDirOf(pl)}'`,
-          `cluster_name = '${pl.clusterName}'`,
-          `archive_mode = 'off'`,
-          `archive_command = ''`,
-          `recovery_target_timeline = '${String(timeline)}'`,
-          // A copy must not act as the source: a subscription would connect to its publisher and take the
-          // source's slot (the source's subscriber then misses changes), pg_cron would run the source's jobs.
-          'max_logical_replication_workers = 0',
-          `shared_preload_libraries = '${withoutPgCron(preload.stdout)}'`,
-          ...(pl.sslCertFile ? [`ssl_cert_file = '${pl.sslCertFile}'`] : []),
-          ...(pl.sslKeyFile ? [`ssl_key_file = '${pl.sslKeyFile}'`] : []),
-          '',
-        ].join('\n');
-        await execNotedOk(x.deps, srv, x, ['sh', '-c', 'cat >> "$1/postgresql.auto.conf"', 'pgherd-settings', pl.dataDirectory], 20_000, {
-          stdin: lines,
-        });
-      },
-    },
-    {
-      name: 'start it and wait for its first write',
-      does: { kind: 'restore.start', server: pl.server.id, dataDirectory: pl.dataDirectory, port: pl.port },
-      says: `start it (pg_ctl), let it recover and promote, and write to it: the first accepted write ends the restore's time (RTO)`,
-      timeoutMs: 6 * 3600_000,
-      run: async (x) => {
-        x.state.restore.started = true;
-        // What its log said last (its FATAL or PANIC lines): the cleanup removes the log with the folder.
-        const logSays = async () => {
-          const log = await execNoted(x.deps, srv, x, ['tail', '-n', '200', '--', path.join(home, 'postgresql.log')], 20_000);
-          const said = log.stdout.split('\n').filter((l) => /\b(FATAL|PANIC):/.test(l));
-          return said.slice(-2).join(' | ') || log.stdout.trim().split('\n').slice(-2).join(' | ');
-        };
-        const start = await execNoted(
-          x.deps,
-          srv,
-          x,
-          [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, '-l', path.join(home, 'postgresql.log'), '-w', '-t', '3600', 'start'],
-          3600_000,
-        );
-        if (start.code !== 0) throw new Error(`the restored cluster did not start: ${await logSays()}`);
-        const first = await firstWrite(pl, x.signal, async () => {
-          // Asked when it does not take a write yet: a cluster that stopped (a recovery target it cannot
-          // reach, a setting it refuses) never will; say what its log said instead of waiting for hours.
-          const st = await execNoted(x.deps, srv, x, [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, 'status'], 20_000);
-          if (st.code === 0) return null;
-          return `the restored cluster stopped: ${await logSays()}`;
-        });
-        x.state.restore.rtoMs = Date.now() - (x.state.restore.startedAt ?? Date.now());
-        x.state.restore.systemIdentifier = first.systemIdentifier;
-        // What Tear down and the reconcile check the folder still holds before they remove anything.
-        if (x.state.restore.claimId !== null)
-          await x.deps.db.execute(
-            sql`UPDATE restore_claims SET system_identifier = ${first.systemIdentifier} WHERE id = ${x.state.restore.claimId}`,
-          );
-        x.note({
-          stdout: `first write accepted after ${x.state.restore.rtoMs} ms; system ${first.systemIdentifier}, timeline ${first.timeline}`,
-        });
-      },
-    },
-    {
-      name: 'cut the copy off from the source’s publishers',
-      does: { kind: 'restore.cut-off', server: pl.server.id, port: pl.port },
-      says: `disable every subscription the copy holds and set its slot to none (never dropped: the publisher's slot stays the source's), before the copy is anyone's; remove ${conf} (the source's stanza and repository: nothing on the copy's host names them any more)`,
-      timeoutMs: 120_000,
-      run: async (x) => {
-        const done = await cutOffSubscriptions(pl);
-        await execNotedOk(x.deps, srv, x, ['rm', '-f', '--', conf], 20_000);
-        x.note({ stdout: done.length ? done.join('\n') : 'no subscription' });
-      },
-    },
+    pgbackrestRestoreStep<S>(z),
+    restoredSettingsStep<S>(z),
+    firstWriteStep<S>(z),
+    cutOffStep<S>(z),
   ];
+}
+
+/** pgbackrest restore into the data directory, to the target; a target in time first proven reachable by a backup kept. */
+function pgbackrestRestoreStep<S extends { restore: RestoreState }>(z: Restore): ActionStep<S> {
+  const { h, p, stanza, pl, target, conf, srv } = z;
+  return {
+    name: `restore to ${target.words}`,
+    does: { kind: 'restore.pgbackrest', stanza, dataDirectory: pl.dataDirectory, target: target.options },
+    says: `pgbackrest restore of stanza ${stanza} into ${pl.dataDirectory}, recovering to ${target.words}`,
+    timeoutMs: 6 * 3600_000,
+    run: async (x) => {
+      try {
+        if (target.at) await reachesBack(x.deps, x, srv, conf, stanza, target.at, p.policy.retentionFull);
+        await execNotedOk(x.deps, srv, x, ['mkdir', '-m', '0700', '--', pl.dataDirectory], 20_000);
+        await execNotedOk(x.deps, srv, x, pgbackrest(conf, stanza, ...target.options, 'restore'), 6 * 3600_000 - 60_000);
+      } catch (err) {
+        throw repositoryError(err, h.environment);
+      }
+    },
+  };
+}
+
+/** The restored cluster's own settings: its port, address, socket, no archiving, the source's timeline, cut off from what the source talks to. */
+function restoredSettingsStep<S extends { restore: RestoreState }>(z: Restore): ActionStep<S> {
+  const { h, pl, srv } = z;
+  return {
+    name: 'give the restored cluster its own settings',
+    does: { kind: 'restore.settings', port: pl.port, address: pl.server.address, ssl: [pl.sslCertFile ?? null, pl.sslKeyFile ?? null] },
+    says: `set its port ${pl.port}, listen address ${pl.server.address}, socket directory, no archiving (it is a new herd, never the source's stanza)${pl.sslCertFile ? ', its TLS certificate' : ''}; recovering along ${h.label}'s own timeline (never another one found in the archive); cut off from what the source talks to: max_logical_replication_workers = 0 (no subscription connects to its publisher) and pg_cron left out of shared_preload_libraries (none of its jobs runs)`,
+    timeoutMs: 20_000,
+    run: async (x) => {
+      const timeline = await sourceTimeline(h);
+      const preload = await execNotedOk(
+        x.deps,
+        srv,
+        x,
+        [`${binDir(pl.pgVersion)}/postgres`, '-D', pl.dataDirectory, '-C', 'shared_preload_libraries'],
+        20_000,
+      );
+      const lines = [
+        '# pgherd: the restored cluster on its own server (a new herd).',
+        `port = ${pl.port}`,
+        `listen_addresses = '${pl.server.address}'`,
+        `unix_socket_directories = '${socketDirOf(pl)}'`,
+        `cluster_name = '${pl.clusterName}'`,
+        `archive_mode = 'off'`,
+        `archive_command = ''`,
+        `recovery_target_timeline = '${String(timeline)}'`,
+        // A copy must not act as the source: a subscription would connect to its publisher and take the
+        // source's slot (the source's subscriber then misses changes), pg_cron would run the source's jobs.
+        'max_logical_replication_workers = 0',
+        `shared_preload_libraries = '${withoutPgCron(preload.stdout)}'`,
+        ...(pl.sslCertFile ? [`ssl_cert_file = '${pl.sslCertFile}'`] : []),
+        ...(pl.sslKeyFile ? [`ssl_key_file = '${pl.sslKeyFile}'`] : []),
+        '',
+      ].join('\n');
+      await execNotedOk(x.deps, srv, x, ['sh', '-c', 'cat >> "$1/postgresql.auto.conf"', 'pgherd-settings', pl.dataDirectory], 20_000, {
+        stdin: lines,
+      });
+    },
+  };
+}
+
+/** Started, recovered and promoted; its first accepted write ends the restore's time (RTO). */
+function firstWriteStep<S extends { restore: RestoreState }>(z: Restore): ActionStep<S> {
+  const { pl, srv, home } = z;
+  return {
+    name: 'start it and wait for its first write',
+    does: { kind: 'restore.start', server: pl.server.id, dataDirectory: pl.dataDirectory, port: pl.port },
+    says: `start it (pg_ctl), let it recover and promote, and write to it: the first accepted write ends the restore's time (RTO)`,
+    timeoutMs: 6 * 3600_000,
+    run: async (x) => {
+      x.state.restore.started = true;
+      // What its log said last (its FATAL or PANIC lines): the cleanup removes the log with the folder.
+      const logSays = async () => {
+        const log = await execNoted(x.deps, srv, x, ['tail', '-n', '200', '--', path.join(home, 'postgresql.log')], 20_000);
+        const said = log.stdout.split('\n').filter((l) => /\b(FATAL|PANIC):/.test(l));
+        return said.slice(-2).join(' | ') || log.stdout.trim().split('\n').slice(-2).join(' | ');
+      };
+      const start = await execNoted(
+        x.deps,
+        srv,
+        x,
+        [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, '-l', path.join(home, 'postgresql.log'), '-w', '-t', '3600', 'start'],
+        3600_000,
+      );
+      if (start.code !== 0) throw new Error(`the restored cluster did not start: ${await logSays()}`);
+      const first = await firstWrite(pl, x.signal, async () => {
+        // Asked when it does not take a write yet: a cluster that stopped (a recovery target it cannot
+        // reach, a setting it refuses) never will; say what its log said instead of waiting for hours.
+        const st = await execNoted(x.deps, srv, x, [`${binDir(pl.pgVersion)}/pg_ctl`, '-D', pl.dataDirectory, 'status'], 20_000);
+        if (st.code === 0) return null;
+        return `the restored cluster stopped: ${await logSays()}`;
+      });
+      x.state.restore.rtoMs = Date.now() - (x.state.restore.startedAt ?? Date.now());
+      x.state.restore.systemIdentifier = first.systemIdentifier;
+      // What Tear down and the reconcile check the folder still holds before they remove anything.
+      if (x.state.restore.claimId !== null)
+        await x.deps.db.execute(
+          sql`UPDATE restore_claims SET system_identifier = ${first.systemIdentifier} WHERE id = ${x.state.restore.claimId}`,
+        );
+      x.note({
+        stdout: `first write accepted after ${x.state.restore.rtoMs} ms; system ${first.systemIdentifier}, timeline ${first.timeline}`,
+      });
+    },
+  };
+}
+
+/** Its subscriptions disabled and let go of their slots, and the source's pgBackRest configuration removed. */
+function cutOffStep<S extends { restore: RestoreState }>(z: Restore): ActionStep<S> {
+  const { pl, conf, srv } = z;
+  return {
+    name: 'cut the copy off from the source’s publishers',
+    does: { kind: 'restore.cut-off', server: pl.server.id, port: pl.port },
+    says: `disable every subscription the copy holds and set its slot to none (never dropped: the publisher's slot stays the source's), before the copy is anyone's; remove ${conf} (the source's stanza and repository: nothing on the copy's host names them any more)`,
+    timeoutMs: 120_000,
+    run: async (x) => {
+      const done = await cutOffSubscriptions(pl);
+      await execNotedOk(x.deps, srv, x, ['rm', '-f', '--', conf], 20_000);
+      x.note({ stdout: done.length ? done.join('\n') : 'no subscription' });
+    },
+  };
 }
 
 /** shared_preload_libraries as Postgres reported it, without pg_cron (its jobs are the source's). */
