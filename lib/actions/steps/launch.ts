@@ -9,7 +9,7 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
 import { awsSettings, awsUnavailable, ec2Client } from '@/lib/adapters/aws/config';
-import { describeInstances, waitBounds } from '@/lib/adapters/aws/ec2';
+import { describeInstances, waitBounds, type CloudInstance, type WaitBounds } from '@/lib/adapters/aws/ec2';
 import {
   consoleFingerprints,
   consoleText,
@@ -233,6 +233,7 @@ export function launchStep<S>(
   };
 }
 
+/** The launch as it runs: the row first, RunInstances, its key pinned from its console, its server registered, then SSH; each recorded in `st` as it is done. */
 async function launch<S>(
   x: RunContext<S>,
   l: LaunchPlan,
@@ -255,39 +256,12 @@ async function launch<S>(
   const client = ec2Client(t.region);
   try {
     const bounds = { ...waitBounds(), signal: x.signal };
-    const launched = await launchInstance(
-      client,
-      t,
-      l.instanceType,
-      {
-        // The tags EC2 discovery looks for (a value of * is the template's own): discovery then keeps the
-        // server's cloud identity, and does not take it for gone.
-        ...discoveryTags(t.tags),
-        Name: purpose.name,
-        'pgherd:environment': l.environment,
-        'pgherd:launched-by': `operation ${String(x.deps.operation?.id ?? '?')}`,
-        'pgherd:purpose': purpose.kind,
-        'pgherd:launch-token': token,
-        ...(l.spot ? { 'pgherd:market': 'spot' } : {}),
-      },
-      token,
-      { spot: !!l.spot },
-    );
-    // The instance EC2 answered with is this launch's: it carries the token this launch made.
-    if (launched.tags['pgherd:launch-token'] !== token)
-      throw new Error(
-        `EC2 answered RunInstances with ${launched.instanceId}, which does not carry this launch's token (${token}): it is not this launch's, and nothing is done on it`,
-      );
+    const launched = await launchTokened(x, client, l, token, purpose);
     st.instanceId = launched.instanceId;
     await db.execute(sql`UPDATE launched_instances SET instance_id = ${launched.instanceId} WHERE id = ${st.rowId}`);
     x.note({ stdout: `EC2 launched ${launched.instanceId} (${l.instanceType}) in ${t.availabilityZone}` });
     await waitLaunched(client, launched.instanceId, bounds);
-    const [running] = await client
-      .send(new DescribeInstancesCommand({ InstanceIds: [launched.instanceId] }))
-      .then((r) => (r.Reservations ?? []).flatMap((v) => v.Instances ?? []));
-    const address = running?.PrivateIpAddress;
-    if (!address) throw new Error(`${launched.instanceId} runs without a private address`);
-    const privateName = running.PrivateDnsName || `ip-${address.replace(/\./g, '-')}.${t.region}.compute.internal`;
+    const { address, privateName } = await privateAddressOf(client, launched.instanceId, t.region);
     // EC2 gives a terminated instance's address to a new one: the inventory may keep a server of that name
     // (discovery marks it gone, never deletes it). The new server is then named by its instance id too.
     const clash = await db.execute(sql`SELECT 1 FROM servers WHERE hostname = ${privateName}`);
@@ -295,16 +269,7 @@ async function launch<S>(
     // The host key, as the host itself printed it at first boot; waited for (cloud-init prints it once
     // the keys are made, a little after EC2 says running).
     const deadline = Date.now() + bounds.maxWaitSeconds * 1000;
-    let pin: string | null = null;
-    for (let wait = 1000; ; wait = Math.min(wait * 1.5, bounds.maxDelaySeconds * 1000)) {
-      pin = keyToPin(consoleFingerprints(await consoleText(client, launched.instanceId, x.signal)));
-      if (pin || Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, wait));
-    }
-    if (!pin)
-      throw new Error(
-        `${launched.instanceId}'s console shows no SSH host key fingerprints (cloud-init's) after ${bounds.maxWaitSeconds} s: its key cannot be known but by trusting the network, which pgherd does not`,
-      );
+    const pin = await consoleHostKey(x, client, launched.instanceId, bounds, deadline);
     x.note({ stdout: `its console says its SSH host key is ${pin}` });
     const srv = await db.execute<{ id: number }>(sql`
       INSERT INTO servers (hostname, environment_id, address, site, ssh_port, ssh_user, ssh_host_key_fingerprint, cloud_provider, cloud_region,
@@ -320,24 +285,102 @@ async function launch<S>(
     await db.execute(sql`UPDATE launched_instances SET server_id = ${serverId} WHERE id = ${st.rowId}`);
     Object.assign(server, { id: serverId, hostname, address });
     Object.assign(server.ssh, { host: address, hostKeyFingerprint: pin, serverId });
-    // Until its sshd answers (a host that boots takes a moment), with the pinned key: a host that
-    // presents another key than its console said is refused at once.
-    for (let wait = 500; ; wait = Math.min(wait * 2, 5000)) {
-      try {
-        const r = await x.deps.ssh.exec(server.ssh, ['true'], { timeoutMs: 15_000, signal: x.signal });
-        if (r.code === 0) break;
-      } catch (err) {
-        if (err instanceof HostKeyMismatchError)
-          throw new Error(
-            `${hostname} presents the host key ${err.received}, not ${pin}, which its console printed at first boot: it is not taken for the instance launched, and is terminated`,
-          );
-        if (x.signal.aborted || Date.now() > deadline) throw err;
-      }
-      await new Promise((r) => setTimeout(r, wait));
-    }
+    await untilSshAnswers(x, server, hostname, pin, deadline);
     x.note({ stdout: `${hostname} (${address}) answers over SSH with the key its console printed` });
   } finally {
     client.destroy();
+  }
+}
+
+/** RunInstances like the template, tagged for discovery and with this launch's token; the instance proven this launch's by it. */
+async function launchTokened<S>(
+  x: RunContext<S>,
+  client: EC2Client,
+  l: LaunchPlan,
+  token: string,
+  purpose: { kind: string; name: string },
+): Promise<CloudInstance> {
+  const t = l.template;
+  const launched = await launchInstance(
+    client,
+    t,
+    l.instanceType,
+    {
+      // The tags EC2 discovery looks for (a value of * is the template's own): discovery then keeps the
+      // server's cloud identity, and does not take it for gone.
+      ...discoveryTags(t.tags),
+      Name: purpose.name,
+      'pgherd:environment': l.environment,
+      'pgherd:launched-by': `operation ${String(x.deps.operation?.id ?? '?')}`,
+      'pgherd:purpose': purpose.kind,
+      'pgherd:launch-token': token,
+      ...(l.spot ? { 'pgherd:market': 'spot' } : {}),
+    },
+    token,
+    { spot: !!l.spot },
+  );
+  // The instance EC2 answered with is this launch's: it carries the token this launch made.
+  if (launched.tags['pgherd:launch-token'] !== token)
+    throw new Error(
+      `EC2 answered RunInstances with ${launched.instanceId}, which does not carry this launch's token (${token}): it is not this launch's, and nothing is done on it`,
+    );
+  return launched;
+}
+
+/** Its private address as EC2 describes it running, and its private DNS name (made from the address when EC2 gives none). */
+async function privateAddressOf(client: EC2Client, instanceId: string, region: string): Promise<{ address: string; privateName: string }> {
+  const [running] = await client
+    .send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }))
+    .then((r) => (r.Reservations ?? []).flatMap((v) => v.Instances ?? []));
+  const address = running?.PrivateIpAddress;
+  if (!address) throw new Error(`${instanceId} runs without a private address`);
+  const privateName = running.PrivateDnsName || `ip-${address.replace(/\./g, '-')}.${region}.compute.internal`;
+  return { address, privateName };
+}
+
+/** The SSH host key to pin, as cloud-init printed it on the console; waited for until `deadline`, else the launch fails. */
+async function consoleHostKey<S>(
+  x: RunContext<S>,
+  client: EC2Client,
+  instanceId: string,
+  bounds: WaitBounds,
+  deadline: number,
+): Promise<string> {
+  let pin: string | null = null;
+  for (let wait = 1000; ; wait = Math.min(wait * 1.5, bounds.maxDelaySeconds * 1000)) {
+    pin = keyToPin(consoleFingerprints(await consoleText(client, instanceId, x.signal)));
+    if (pin || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, wait));
+  }
+  if (!pin)
+    throw new Error(
+      `${instanceId}'s console shows no SSH host key fingerprints (cloud-init's) after ${bounds.maxWaitSeconds} s: its key cannot be known but by trusting the network, which pgherd does not`,
+    );
+  return pin;
+}
+
+/** Waits until the new host's sshd answers with the pinned key; another key is refused at once. */
+async function untilSshAnswers<S>(
+  x: RunContext<S>,
+  server: LaunchedServer,
+  hostname: string,
+  pin: string,
+  deadline: number,
+): Promise<void> {
+  // Until its sshd answers (a host that boots takes a moment), with the pinned key: a host that
+  // presents another key than its console said is refused at once.
+  for (let wait = 500; ; wait = Math.min(wait * 2, 5000)) {
+    try {
+      const r = await x.deps.ssh.exec(server.ssh, ['true'], { timeoutMs: 15_000, signal: x.signal });
+      if (r.code === 0) break;
+    } catch (err) {
+      if (err instanceof HostKeyMismatchError)
+        throw new Error(
+          `${hostname} presents the host key ${err.received}, not ${pin}, which its console printed at first boot: it is not taken for the instance launched, and is terminated`,
+        );
+      if (x.signal.aborted || Date.now() > deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, wait));
   }
 }
 
