@@ -6,7 +6,7 @@ import { and, eq } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
 import { dnsRecords, majorUpgrades, operations, owedCleanups, poolers } from '@/db/schema';
-import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
+import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep, type RunContext } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
@@ -19,9 +19,9 @@ import { DEFAULT_PAUSE_BUDGET_S } from '@/lib/actions/steps/pooler-resume';
 import { onDb, setReadOnly, type Endpoint } from '@/lib/actions/steps/endpoint-db';
 import { provenOwnTable, useOwnSchema } from '@/lib/fleet/own-schema';
 import { newLogin, subscribe } from './subscribe';
-import { BACK_PUBLICATION, backSubscription, MARKER, MARKER_TABLE, PUBLICATION, subscription } from './replication';
+import { BACK_PUBLICATION, backSubscription, MARKER, MARKER_TABLE, PUBLICATION, subscription, type SubName } from './replication';
 import { asks } from '@/lib/actions/drivers';
-import { primaryOf, type OpenUpgrade, openUpgradeOf, SEQUENCES, progress, endpointOf } from './major-parts';
+import { primaryOf, type OpenUpgrade, openUpgradeOf, SEQUENCES, progress, endpointOf, type Labelled } from './major-parts';
 
 export const switchParams = z
   .object({
@@ -136,6 +136,25 @@ export async function markerThrough(from: Endpoint, to: Endpoint, database: stri
   });
 }
 
+/** What the steps of one switch share: the upgrade, both sides (herd, primary, endpoint), the replication's names, the marker's token. */
+interface Switch {
+  u: OpenUpgrade;
+  direction: 'cutover' | 'rollback';
+  fromHerd: HerdRef;
+  toHerd: HerdRef;
+  from: InstanceRef;
+  to: InstanceRef;
+  fromEnd: Labelled;
+  toEnd: Labelled;
+  /** On `to`, fed by `from`. */
+  oldSub: SubName;
+  /** On `from`, fed by `to`. */
+  newSub: SubName;
+  /** On `to`. */
+  newPub: string;
+  token: string;
+}
+
 /**
  * The switch from `from` (the side that takes the writes now) to `to`: PgBouncer paused, `from` made
  * read-only, a marker written there seen on `to`, sequences carried, the replication turned around,
@@ -153,278 +172,340 @@ export function switchPlan(
   if (from instanceof Refusal) return from;
   const to = primaryOf(toHerd);
   if (to instanceof Refusal) return to;
-  const fromEnd = endpointOf(from);
-  const toEnd = endpointOf(to);
+  const z: Switch = {
+    u,
+    direction,
+    fromHerd,
+    toHerd,
+    from,
+    to,
+    fromEnd: endpointOf(from),
+    toEnd: endpointOf(to),
+    oldSub: direction === 'cutover' ? subscription(u.id) : backSubscription(u.id),
+    newSub: direction === 'cutover' ? backSubscription(u.id) : subscription(u.id),
+    newPub: direction === 'cutover' ? BACK_PUBLICATION : PUBLICATION,
+    token: `${direction}-${String(u.id)}-${String(Date.now())}`,
+  };
   // Where the writes go now: the pooler and the names are the serving herd's (blue before the cut-over, green after).
   const serving = fromHerd;
-  const oldSub = direction === 'cutover' ? subscription(u.id) : backSubscription(u.id); // on `to`, fed by `from`
-  const newSub = direction === 'cutover' ? backSubscription(u.id) : subscription(u.id); // on `from`, fed by `to`
-  const newPub = direction === 'cutover' ? BACK_PUBLICATION : PUBLICATION; // on `to`
-  const token = `${direction}-${String(u.id)}-${String(Date.now())}`;
   const writeNames = serving.dns.filter((r) => r.match === 'role');
   const members = () => [{ ...to, role: 'primary' as const }];
-  const steps: ActionStep<SwitchState>[] = [
-    {
-      name: 'pre-flight',
-      does: { kind: 'upgrade.preflight', upgrade: u.id, direction, from: memberArg(from), to: memberArg(to) },
-      says: `${to.label} is current (every table copied, less than 16 MB behind ${from.label}) and its subscription's worker runs, before anything is paused`,
-      timeoutMs: 60_000,
-      run: async (x) => {
-        // A subscription made a moment ago may not have its worker yet (Postgres 15 starts one every
-        // wal_retrieve_retry_interval at most): waited for here, where no client waits, not at the marker.
-        // Then a marker through each database's subscription proves it applies now (a schema change on
-        // one side stops it): all before anything is paused.
-        for (const [k, d] of u.databases.entries()) {
-          await onDb(toEnd, d, async (c) => {
-            const t0 = Date.now();
-            for (;;) {
-              const r = await c.query(`SELECT 1 FROM pg_stat_subscription WHERE subname = $1 AND relid IS NULL AND pid IS NOT NULL`, [
-                oldSub(k),
-              ]);
-              if (r.rowCount) return;
-              if (Date.now() - t0 > 40_000)
-                throw refuse(
-                  'topology',
-                  `${to.label}/${d}: subscription ${oldSub(k)} has no running worker (see its log); nothing was changed`,
-                );
-              if (x.signal.aborted) throw new Error('stopped waiting for the subscription worker');
-              await new Promise((r) => setTimeout(r, 100));
-            }
-          });
-          const probe = await markerThrough(fromEnd, toEnd, d, `${token}-preflight`, 10_000, x.signal);
-          if (probe === null)
-            throw refuse(
-              'topology',
-              `${to.label}/${d} does not apply ${from.label}'s changes (a marker did not arrive in 10 s: a schema change on one side? see ${to.label}'s log); nothing was changed`,
-            );
-        }
-        const s = await progress(fromEnd, toEnd, u.databases, u.id, oldSub);
-        x.note({ stdout: `${String(s.ready)} of ${String(s.tables)} tables ready; ${String(s.behind)} bytes behind` });
-        if (s.ready !== s.tables || s.behind >= 16 * 1024 * 1024)
-          throw refuse(
-            'topology',
-            `${to.label} is not current (${String(s.ready)} of ${String(s.tables)} tables ready, ${String(s.behind)} bytes behind); nothing was changed`,
-          );
-      },
-    },
-    ...pauseSteps<SwitchState>(serving.poolers, (s) => (s.switched ? s.to : undefined), budgetS),
-    {
-      name: `${from.label}: read-only`,
-      does: { kind: 'upgrade.fence-writes', instance: memberArg(from) },
-      says: `ALTER SYSTEM SET default_transaction_read_only = on on ${from.label}, reload: no client commits there from now on (replication still applies)`,
-      timeoutMs: 30_000,
-      run: async (x) => {
-        if (x.deps.targetId === undefined) throw new Error('a fence is owed back by its target: it runs only as part of an operation');
-        // Owed before it is taken: should this worker die before the switch, another one's reconcile gives it back.
-        x.state.fenceOwed = await oweWritable(x.deps.db, {
-          targetId: x.deps.targetId,
-          herdId: fromHerd.id,
-          instanceId: from.id,
-          upgradeId: u.id,
-          says: `${from.label} writable again (default_transaction_read_only reset), unless the switch to ${to.label} went through`,
-        });
-        x.state.fenced = true;
-        const ended = await onDb(fromEnd, 'postgres', async (c) => {
-          await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
-          await c.query('SELECT pg_reload_conf()');
-          // A transaction begun before the reload could still commit after the marker: ended, its client told.
-          return (
-            await c.query<{ pid: number }>(
-              `WITH open AS MATERIALIZED (
-                 SELECT pid FROM pg_stat_activity
-                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND xact_start IS NOT NULL)
-               SELECT pid FROM open WHERE pg_terminate_backend(pid)`,
-            )
-          ).rowCount;
-        });
-        x.note({ stdout: `read-only; ${String(ended ?? 0)} open transaction(s) ended` });
-      },
-      always: {
-        name: `${from.label}: writable again unless switched`,
-        does: { kind: 'upgrade.unfence-unless-switched', instance: from.id },
-        says: `should the switch stop before the names move: ${from.label} writable again`,
-        timeoutMs: 30_000,
-        givesBack: true,
-        run: async (x) => {
-          if (!x.state.fenced || x.state.switched) return;
-          // Settled meanwhile by another worker's reconcile (this one frozen past its lease): not this cleanup's.
-          if (x.state.fenceOwed !== null && (await claimOwedForCleanup(x.deps.db, x.state.fenceOwed)) === 'settled')
-            return void x.note({ stdout: 'nothing done: the fence was settled by another worker meanwhile' });
-          await setReadOnly(fromEnd, false);
-          if (x.state.fenceOwed !== null)
-            await x.deps.db
-              .update(owedCleanups)
-              .set({ settledAt: new Date(), settledHow: 'by its cleanup: writable again, the switch did not happen' })
-              .where(eq(owedCleanups.id, x.state.fenceOwed));
-          x.note({ stdout: `${from.label} takes writes again` });
-        },
-      },
-    },
-    {
-      name: `every commit of ${from.label} applied on ${to.label}`,
-      does: { kind: 'upgrade.marker', from: from.id, to: to.id, databases: u.databases },
-      says: `write a marker in ${MARKER} on ${from.label} in each database and wait until ${to.label} has it: every commit before it is applied`,
-      timeoutMs: 60_000,
-      run: async (x) => {
-        const t0 = Date.now();
-        for (const d of u.databases)
-          if ((await markerThrough(fromEnd, toEnd, d, token, 50_000 - (Date.now() - t0), x.signal)) === null)
-            throw new Error(`${to.label}/${d} did not apply the marker in time: the switch stops, ${from.label} takes writes again`);
-        x.note({ stdout: `applied on ${to.label} in ${String(Date.now() - t0)} ms` });
-      },
-    },
-    {
-      name: 'sequences',
-      does: { kind: 'upgrade.sequences', from: from.id, to: to.id, gap: u.sequenceGap },
-      says: `set each sequence on ${to.label} to ${from.label}'s value plus ${String(u.sequenceGap)}, then check each one`,
-      timeoutMs: 120_000,
-      run: async (x) => {
-        const lines: string[] = [];
-        for (const d of u.databases) {
-          const seqs = await onDb(fromEnd, d, async (c) => (await c.query<{ s: string; v: string | null }>(SEQUENCES)).rows);
-          if (!seqs.length) continue;
-          await onDb(toEnd, d, async (c) => {
-            await c.query(
-              `SELECT setval(s::regclass, v::bigint + $2::bigint, true) FROM jsonb_to_recordset($1::jsonb) AS r(s text, v text) WHERE v IS NOT NULL`,
-              [JSON.stringify(seqs), u.sequenceGap],
-            );
-            const now = await c.query<{ s: string; v: string | null }>(SEQUENCES);
-            const at = new Map(now.rows.map((r) => [r.s, r.v]));
-            const short = seqs.filter((q) => q.v !== null && BigInt(at.get(q.s) ?? '0') < BigInt(q.v) + BigInt(u.sequenceGap));
-            if (short.length)
-              throw new Error(`${d}: ${short.map((q) => q.s).join(', ')} not set past ${from.label}'s value on ${to.label}`);
-          });
-          lines.push(`${d}: ${String(seqs.length)} sequence(s) set and checked`);
-        }
-        x.note({ stdout: lines.join('\n') || 'no sequences' });
-      },
-    },
-    {
-      name: 'turn the replication around',
-      does: { kind: 'upgrade.reverse', upgrade: u.id, drop: oldSub(0), create: newSub(0), databases: u.databases.length },
-      says: `on ${from.label}, in each database: a subscription (${newSub(0)}, ...) to ${to.label}'s ${newPub} (nothing copied: both hold the same rows), so that it stays current; on ${to.label}: ${oldSub(0)}, ... dropped`,
-      timeoutMs: 120_000,
-      run: async (x) => {
-        // One new password for all of them (each replaces the one before): a subscription an earlier attempt
-        // left is made again with it. Nothing is lost: the new side takes no writes before the switch.
-        for (const [k, d] of u.databases.entries())
-          await onDb(fromEnd, d, async (c) => {
-            if ((await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [newSub(k)])).rowCount)
-              await c.query(`DROP SUBSCRIPTION ${newSub(k)}`);
-          });
-        const login = await newLogin(toEnd, u.id);
-        for (const [k, d] of u.databases.entries()) {
-          await subscribe(x.deps, x, {
-            sub: { ...fromEnd, ssh: from.ssh, dataDirectory: from.dataDirectory },
-            pub: toEnd,
-            login,
-            database: d,
-            name: newSub(k),
-            publication: newPub,
-            upgradeId: u.id,
-            copyData: false,
-          });
-          await onDb(toEnd, d, async (c) => {
-            if ((await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [oldSub(k)])).rowCount)
-              await c.query(`DROP SUBSCRIPTION ${oldSub(k)}`);
-          });
-        }
-        // The switch, in one transaction: where the upgrade stands, and the names and poolers rows now the
-        // serving herd's (a worker's reconcile then resumes a PgBouncer onto it, and leaves the old side fenced).
-        await x.deps.db.transaction(async (tx) => {
-          await tx
-            .update(majorUpgrades)
-            .set(direction === 'cutover' ? { status: 'cut-over', cutOverAt: new Date() } : { status: 'ready', rolledBackAt: new Date() })
-            .where(eq(majorUpgrades.id, u.id));
-          await tx
-            .update(dnsRecords)
-            .set({ herdId: toHerd.id })
-            .where(and(eq(dnsRecords.herdId, fromHerd.id), eq(dnsRecords.match, 'role')));
-          await tx.update(poolers).set({ herdId: toHerd.id }).where(eq(poolers.herdId, fromHerd.id));
-          if (x.state.fenceOwed !== null)
-            await tx
-              .update(owedCleanups)
-              .set({ settledAt: new Date(), settledHow: `the switch went through: ${from.label} stays read-only` })
-              .where(eq(owedCleanups.id, x.state.fenceOwed));
-          // From now on the new side owes its clients their writes: should the next step not make it
-          // writable (it fails, the worker dies), a worker's reconcile does.
-          if (x.deps.targetId !== undefined) {
-            x.state.toOwed = await oweWritable(tx, {
-              targetId: x.deps.targetId,
-              herdId: toHerd.id,
-              instanceId: to.id,
-              upgradeId: u.id,
-              says: `${to.label} writable (default_transaction_read_only reset): it serves since the switch`,
-            });
-          }
-        });
-        x.state.to = to;
-        x.state.switched = true;
-        x.state.promoted = true;
-      },
-    },
-    {
-      name: `${to.label}: writable`,
-      does: { kind: 'upgrade.unfence', instance: memberArg(to) },
-      says: `${to.label} takes writes (default_transaction_read_only reset)`,
-      timeoutMs: 30_000,
-      run: async (x) => {
-        await setReadOnly(toEnd, false);
-        if (x.state.toOwed !== null)
-          await x.deps.db
-            .update(owedCleanups)
-            .set({ settledAt: new Date(), settledHow: 'by the flow: writable' })
-            .where(eq(owedCleanups.id, x.state.toOwed));
-      },
-    },
-    ...dnsSteps<SwitchState>(
-      { ...serving, dns: writeNames },
-      () => members(),
-      () => [to],
-      (rec) => `point ${rec.name} at ${to.hostname}`,
-      undefined,
-      { targetsOf: () => [to], name: (rec) => `DNS: ${rec.name} to ${to.hostname}` },
-    ),
-    ...repointAndResumeSteps<SwitchState>(serving.poolers, (s) => s.to, to),
-    {
-      name: 'record where the writes go',
-      does: { kind: 'upgrade.record', upgrade: u.id, direction },
-      says: `the names and PgBouncer are ${toHerd.label}'s now; the upgrade is ${direction === 'cutover' ? 'cut over (blue stays current: roll back, or clean up)' : 'back on blue (green stays current: cut over again, or clean up)'}`,
-      timeoutMs: 30_000,
-      settles: true,
-      run: async (x) => {
-        await writeAudit(x.deps.db, {
-          user: x.deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
-          action: direction === 'cutover' ? 'upgrade.cutover' : 'upgrade.rollback',
-          objectType: 'herds',
-          objectId: String(toHerd.id),
-          objectLabel: toHerd.label,
-          environmentId: toHerd.environmentId,
-          changes: { serving: [fromHerd.label, toHerd.label] },
-        });
-        x.deps.outcome?.(`${toHerd.label} (${to.label}) takes the writes; ${fromHerd.label} is read-only and stays current`);
-      },
-    },
-  ];
   return {
-    steps,
+    steps: [
+      preflightStep(z),
+      ...pauseSteps<SwitchState>(serving.poolers, (s) => (s.switched ? s.to : undefined), budgetS),
+      { ...fenceWritesStep(z), always: unfenceUnlessSwitchedStep(z) },
+      markerStep(z),
+      sequencesStep(z),
+      turnAroundStep(z),
+      writableStep(z),
+      ...dnsSteps<SwitchState>(
+        { ...serving, dns: writeNames },
+        () => members(),
+        () => [to],
+        (rec) => `point ${rec.name} at ${to.hostname}`,
+        undefined,
+        { targetsOf: () => [to], name: (rec) => `DNS: ${rec.name} to ${to.hostname}` },
+      ),
+      ...repointAndResumeSteps<SwitchState>(serving.poolers, (s) => s.to, to),
+      recordStep(z),
+    ],
     warnings: [
       ...productionWarning(h),
       serving.poolers.length
         ? 'writes through PgBouncer wait during the switch (about a second); direct connections to the old side get read-only errors'
         : 'the herd has no PgBouncer: clients must reconnect through the write name, and the old side refuses writes from the switch on',
     ],
-    facts: [
-      { label: 'From', value: `${fromHerd.label} (${from.label})` },
-      { label: 'To', value: `${toHerd.label} (${to.label})` },
-      { label: 'Committed transactions lost', value: 'none: the switch waits until a marker committed after the last write is applied' },
-      { label: 'Sequences', value: `set past the old side's values by ${String(u.sequenceGap)}, each checked` },
-      {
-        label: 'The way back',
-        value: direction === 'cutover' ? 'upgrade-rollback, as long as the upgrade is not cleaned up' : 'upgrade-cutover again',
-      },
-    ],
+    facts: switchFacts(z),
     state: () => ({ fenced: false, fenceOwed: null, toOwed: null, switched: false, to: undefined, promoted: false, repointed: new Set() }),
+  };
+}
+
+/** What the plan says of a switch: from where to where, what is lost (nothing), the sequences, the way back. */
+function switchFacts({ u, direction, fromHerd, toHerd, from, to }: Switch) {
+  return [
+    { label: 'From', value: `${fromHerd.label} (${from.label})` },
+    { label: 'To', value: `${toHerd.label} (${to.label})` },
+    { label: 'Committed transactions lost', value: 'none: the switch waits until a marker committed after the last write is applied' },
+    { label: 'Sequences', value: `set past the old side's values by ${String(u.sequenceGap)}, each checked` },
+    {
+      label: 'The way back',
+      value: direction === 'cutover' ? 'upgrade-rollback, as long as the upgrade is not cleaned up' : 'upgrade-cutover again',
+    },
+  ];
+}
+
+/** The new side is current and its subscriptions apply now (a marker through each), before anything is paused: else nothing is changed. */
+function preflightStep(z: Switch): ActionStep<SwitchState> {
+  const { u, direction, from, to, fromEnd, toEnd, oldSub, token } = z;
+  return {
+    name: 'pre-flight',
+    does: { kind: 'upgrade.preflight', upgrade: u.id, direction, from: memberArg(from), to: memberArg(to) },
+    says: `${to.label} is current (every table copied, less than 16 MB behind ${from.label}) and its subscription's worker runs, before anything is paused`,
+    timeoutMs: 60_000,
+    run: async (x) => {
+      // A subscription made a moment ago may not have its worker yet (Postgres 15 starts one every
+      // wal_retrieve_retry_interval at most): waited for here, where no client waits, not at the marker.
+      // Then a marker through each database's subscription proves it applies now (a schema change on
+      // one side stops it): all before anything is paused.
+      for (const [k, d] of u.databases.entries()) {
+        await waitSubscriptionWorker(z, x, k, d);
+        const probe = await markerThrough(fromEnd, toEnd, d, `${token}-preflight`, 10_000, x.signal);
+        if (probe === null)
+          throw refuse(
+            'topology',
+            `${to.label}/${d} does not apply ${from.label}'s changes (a marker did not arrive in 10 s: a schema change on one side? see ${to.label}'s log); nothing was changed`,
+          );
+      }
+      const s = await progress(fromEnd, toEnd, u.databases, u.id, oldSub);
+      x.note({ stdout: `${String(s.ready)} of ${String(s.tables)} tables ready; ${String(s.behind)} bytes behind` });
+      if (s.ready !== s.tables || s.behind >= 16 * 1024 * 1024)
+        throw refuse(
+          'topology',
+          `${to.label} is not current (${String(s.ready)} of ${String(s.tables)} tables ready, ${String(s.behind)} bytes behind); nothing was changed`,
+        );
+    },
+  };
+}
+
+/** Waits (40 s at most) until the subscription of database `d` (the `k`th) on the new side has a running worker. */
+async function waitSubscriptionWorker({ to, toEnd, oldSub }: Switch, x: RunContext<SwitchState>, k: number, d: string): Promise<void> {
+  await onDb(toEnd, d, async (c) => {
+    const t0 = Date.now();
+    for (;;) {
+      const r = await c.query(`SELECT 1 FROM pg_stat_subscription WHERE subname = $1 AND relid IS NULL AND pid IS NOT NULL`, [oldSub(k)]);
+      if (r.rowCount) return;
+      if (Date.now() - t0 > 40_000)
+        throw refuse('topology', `${to.label}/${d}: subscription ${oldSub(k)} has no running worker (see its log); nothing was changed`);
+      if (x.signal.aborted) throw new Error('stopped waiting for the subscription worker');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+}
+
+/** The serving side made read-only (its writability owed back first), every transaction still open there ended. */
+function fenceWritesStep({ u, fromHerd, from, to, fromEnd }: Switch): ActionStep<SwitchState> {
+  return {
+    name: `${from.label}: read-only`,
+    does: { kind: 'upgrade.fence-writes', instance: memberArg(from) },
+    says: `ALTER SYSTEM SET default_transaction_read_only = on on ${from.label}, reload: no client commits there from now on (replication still applies)`,
+    timeoutMs: 30_000,
+    run: async (x) => {
+      if (x.deps.targetId === undefined) throw new Error('a fence is owed back by its target: it runs only as part of an operation');
+      // Owed before it is taken: should this worker die before the switch, another one's reconcile gives it back.
+      x.state.fenceOwed = await oweWritable(x.deps.db, {
+        targetId: x.deps.targetId,
+        herdId: fromHerd.id,
+        instanceId: from.id,
+        upgradeId: u.id,
+        says: `${from.label} writable again (default_transaction_read_only reset), unless the switch to ${to.label} went through`,
+      });
+      x.state.fenced = true;
+      const ended = await onDb(fromEnd, 'postgres', async (c) => {
+        await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
+        await c.query('SELECT pg_reload_conf()');
+        // A transaction begun before the reload could still commit after the marker: ended, its client told.
+        return (
+          await c.query<{ pid: number }>(
+            `WITH open AS MATERIALIZED (
+               SELECT pid FROM pg_stat_activity
+               WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND xact_start IS NOT NULL)
+             SELECT pid FROM open WHERE pg_terminate_backend(pid)`,
+          )
+        ).rowCount;
+      });
+      x.note({ stdout: `read-only; ${String(ended ?? 0)} open transaction(s) ended` });
+    },
+  };
+}
+
+/** The fence's undo: should the switch stop before the names move, the old side takes writes again (and its owed row is settled). */
+function unfenceUnlessSwitchedStep({ from, fromEnd }: Switch): ActionStep<SwitchState> {
+  return {
+    name: `${from.label}: writable again unless switched`,
+    does: { kind: 'upgrade.unfence-unless-switched', instance: from.id },
+    says: `should the switch stop before the names move: ${from.label} writable again`,
+    timeoutMs: 30_000,
+    givesBack: true,
+    run: async (x) => {
+      if (!x.state.fenced || x.state.switched) return;
+      // Settled meanwhile by another worker's reconcile (this one frozen past its lease): not this cleanup's.
+      if (x.state.fenceOwed !== null && (await claimOwedForCleanup(x.deps.db, x.state.fenceOwed)) === 'settled')
+        return void x.note({ stdout: 'nothing done: the fence was settled by another worker meanwhile' });
+      await setReadOnly(fromEnd, false);
+      if (x.state.fenceOwed !== null)
+        await x.deps.db
+          .update(owedCleanups)
+          .set({ settledAt: new Date(), settledHow: 'by its cleanup: writable again, the switch did not happen' })
+          .where(eq(owedCleanups.id, x.state.fenceOwed));
+      x.note({ stdout: `${from.label} takes writes again` });
+    },
+  };
+}
+
+/** A marker written on the old side in each database and seen on the new one: every commit before it is applied there. */
+function markerStep({ u, from, to, fromEnd, toEnd, token }: Switch): ActionStep<SwitchState> {
+  return {
+    name: `every commit of ${from.label} applied on ${to.label}`,
+    does: { kind: 'upgrade.marker', from: from.id, to: to.id, databases: u.databases },
+    says: `write a marker in ${MARKER} on ${from.label} in each database and wait until ${to.label} has it: every commit before it is applied`,
+    timeoutMs: 60_000,
+    run: async (x) => {
+      const t0 = Date.now();
+      for (const d of u.databases)
+        if ((await markerThrough(fromEnd, toEnd, d, token, 50_000 - (Date.now() - t0), x.signal)) === null)
+          throw new Error(`${to.label}/${d} did not apply the marker in time: the switch stops, ${from.label} takes writes again`);
+      x.note({ stdout: `applied on ${to.label} in ${String(Date.now() - t0)} ms` });
+    },
+  };
+}
+
+/** Each sequence on the new side set to the old side's value plus the upgrade's gap, then checked. */
+function sequencesStep({ u, from, to, fromEnd, toEnd }: Switch): ActionStep<SwitchState> {
+  return {
+    name: 'sequences',
+    does: { kind: 'upgrade.sequences', from: from.id, to: to.id, gap: u.sequenceGap },
+    says: `set each sequence on ${to.label} to ${from.label}'s value plus ${String(u.sequenceGap)}, then check each one`,
+    timeoutMs: 120_000,
+    run: async (x) => {
+      const lines: string[] = [];
+      for (const d of u.databases) {
+        const seqs = await onDb(fromEnd, d, async (c) => (await c.query<{ s: string; v: string | null }>(SEQUENCES)).rows);
+        if (!seqs.length) continue;
+        await onDb(toEnd, d, async (c) => {
+          await c.query(
+            `SELECT setval(s::regclass, v::bigint + $2::bigint, true) FROM jsonb_to_recordset($1::jsonb) AS r(s text, v text) WHERE v IS NOT NULL`,
+            [JSON.stringify(seqs), u.sequenceGap],
+          );
+          const now = await c.query<{ s: string; v: string | null }>(SEQUENCES);
+          const at = new Map(now.rows.map((r) => [r.s, r.v]));
+          const short = seqs.filter((q) => q.v !== null && BigInt(at.get(q.s) ?? '0') < BigInt(q.v) + BigInt(u.sequenceGap));
+          if (short.length) throw new Error(`${d}: ${short.map((q) => q.s).join(', ')} not set past ${from.label}'s value on ${to.label}`);
+        });
+        lines.push(`${d}: ${String(seqs.length)} sequence(s) set and checked`);
+      }
+      x.note({ stdout: lines.join('\n') || 'no sequences' });
+    },
+  };
+}
+
+/** The old side subscribes to the new one (nothing copied), the new side's subscriptions dropped; then the switch recorded. */
+function turnAroundStep(z: Switch): ActionStep<SwitchState> {
+  const { u, from, to, oldSub, newSub, newPub } = z;
+  return {
+    name: 'turn the replication around',
+    does: { kind: 'upgrade.reverse', upgrade: u.id, drop: oldSub(0), create: newSub(0), databases: u.databases.length },
+    says: `on ${from.label}, in each database: a subscription (${newSub(0)}, ...) to ${to.label}'s ${newPub} (nothing copied: both hold the same rows), so that it stays current; on ${to.label}: ${oldSub(0)}, ... dropped`,
+    timeoutMs: 120_000,
+    run: async (x) => {
+      await reverseSubscriptions(z, x);
+      await recordSwitch(z, x);
+      x.state.to = to;
+      x.state.switched = true;
+      x.state.promoted = true;
+    },
+  };
+}
+
+/** In each database: a subscription on the old side to the new side's publication, then the new side's own subscription dropped. */
+async function reverseSubscriptions({ u, from, fromEnd, toEnd, oldSub, newSub, newPub }: Switch, x: RunContext<SwitchState>) {
+  // One new password for all of them (each replaces the one before): a subscription an earlier attempt
+  // left is made again with it. Nothing is lost: the new side takes no writes before the switch.
+  for (const [k, d] of u.databases.entries())
+    await onDb(fromEnd, d, async (c) => {
+      if ((await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [newSub(k)])).rowCount)
+        await c.query(`DROP SUBSCRIPTION ${newSub(k)}`);
+    });
+  const login = await newLogin(toEnd, u.id);
+  for (const [k, d] of u.databases.entries()) {
+    await subscribe(x.deps, x, {
+      sub: { ...fromEnd, ssh: from.ssh, dataDirectory: from.dataDirectory },
+      pub: toEnd,
+      login,
+      database: d,
+      name: newSub(k),
+      publication: newPub,
+      upgradeId: u.id,
+      copyData: false,
+    });
+    await onDb(toEnd, d, async (c) => {
+      if ((await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [oldSub(k)])).rowCount)
+        await c.query(`DROP SUBSCRIPTION ${oldSub(k)}`);
+    });
+  }
+}
+
+/** The switch in the inventory: the upgrade's status, the write names and poolers the new side's, the fence settled, the new side's writability owed. */
+async function recordSwitch({ u, direction, fromHerd, toHerd, from, to }: Switch, x: RunContext<SwitchState>) {
+  // The switch, in one transaction: where the upgrade stands, and the names and poolers rows now the
+  // serving herd's (a worker's reconcile then resumes a PgBouncer onto it, and leaves the old side fenced).
+  await x.deps.db.transaction(async (tx) => {
+    await tx
+      .update(majorUpgrades)
+      .set(direction === 'cutover' ? { status: 'cut-over', cutOverAt: new Date() } : { status: 'ready', rolledBackAt: new Date() })
+      .where(eq(majorUpgrades.id, u.id));
+    await tx
+      .update(dnsRecords)
+      .set({ herdId: toHerd.id })
+      .where(and(eq(dnsRecords.herdId, fromHerd.id), eq(dnsRecords.match, 'role')));
+    await tx.update(poolers).set({ herdId: toHerd.id }).where(eq(poolers.herdId, fromHerd.id));
+    if (x.state.fenceOwed !== null)
+      await tx
+        .update(owedCleanups)
+        .set({ settledAt: new Date(), settledHow: `the switch went through: ${from.label} stays read-only` })
+        .where(eq(owedCleanups.id, x.state.fenceOwed));
+    // From now on the new side owes its clients their writes: should the next step not make it
+    // writable (it fails, the worker dies), a worker's reconcile does.
+    if (x.deps.targetId !== undefined) {
+      x.state.toOwed = await oweWritable(tx, {
+        targetId: x.deps.targetId,
+        herdId: toHerd.id,
+        instanceId: to.id,
+        upgradeId: u.id,
+        says: `${to.label} writable (default_transaction_read_only reset): it serves since the switch`,
+      });
+    }
+  });
+}
+
+/** The new side takes writes, and what it owed is settled by the flow. */
+function writableStep({ to, toEnd }: Switch): ActionStep<SwitchState> {
+  return {
+    name: `${to.label}: writable`,
+    does: { kind: 'upgrade.unfence', instance: memberArg(to) },
+    says: `${to.label} takes writes (default_transaction_read_only reset)`,
+    timeoutMs: 30_000,
+    run: async (x) => {
+      await setReadOnly(toEnd, false);
+      if (x.state.toOwed !== null)
+        await x.deps.db
+          .update(owedCleanups)
+          .set({ settledAt: new Date(), settledHow: 'by the flow: writable' })
+          .where(eq(owedCleanups.id, x.state.toOwed));
+    },
+  };
+}
+
+/** The switch in the audit log, and the operation's outcome: which side takes the writes now. */
+function recordStep({ u, direction, fromHerd, toHerd, to }: Switch): ActionStep<SwitchState> {
+  return {
+    name: 'record where the writes go',
+    does: { kind: 'upgrade.record', upgrade: u.id, direction },
+    says: `the names and PgBouncer are ${toHerd.label}'s now; the upgrade is ${direction === 'cutover' ? 'cut over (blue stays current: roll back, or clean up)' : 'back on blue (green stays current: cut over again, or clean up)'}`,
+    timeoutMs: 30_000,
+    settles: true,
+    run: async (x) => {
+      await writeAudit(x.deps.db, {
+        user: x.deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
+        action: direction === 'cutover' ? 'upgrade.cutover' : 'upgrade.rollback',
+        objectType: 'herds',
+        objectId: String(toHerd.id),
+        objectLabel: toHerd.label,
+        environmentId: toHerd.environmentId,
+        changes: { serving: [fromHerd.label, toHerd.label] },
+      });
+      x.deps.outcome?.(`${toHerd.label} (${to.label}) takes the writes; ${fromHerd.label} is read-only and stays current`);
+    },
   };
 }
 
