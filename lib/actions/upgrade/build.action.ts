@@ -1,27 +1,18 @@
 // upgrade-major: a new herd (green) on the target major on an empty server of the environment: its roles,
 // schema and settings copied, a subscription to blue's publication in each database, the initial copy and
 // catch-up followed to "ready". Blue serves throughout.
-import { eq } from 'drizzle-orm';
-import pg from 'pg';
 import { z } from 'zod';
-import { herds, instances, majorUpgrades } from '@/db/schema';
+import { herds } from '@/db/schema';
 import { idText, MAX_ID } from '@/lib/adapters/validation/ids';
-import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep, type RunContext } from '@/lib/engine/define-action';
-import { memberArg } from '@/lib/engine/plan-identity';
+import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import { binDir } from '@/lib/fleet/drivers';
 import { type HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
-import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { loadRestoreServer, notThisEnvironment, type RestoreServer } from '@/lib/actions/steps/restore-steps';
 import { pendingRefusal, unpinnedRefusal } from '@/lib/engine/define-action';
 import { versionText } from './minor.action';
-import { copied, judge, readBlueFacts, type BlueFacts } from './blue-facts';
-import { onDb, setReadOnly } from '@/lib/actions/steps/endpoint-db';
-import { ownTable } from '@/lib/fleet/own-schema';
-import { dbnameArg, guardedScript } from './dump-guard';
-import { newLogin, subscribe } from './subscribe';
-import { BACK_PUBLICATION, dropRoleOn, dropSlots, MARKER, MARKER_COLUMNS, MARKER_TABLE, PUBLICATION, subscription } from './replication';
+import { copied, type BlueFacts } from './blue-facts';
 import { asks } from '@/lib/actions/drivers';
 import {
   type TargetBuild,
@@ -31,14 +22,24 @@ import {
   primaryOf,
   type OpenUpgrade,
   openUpgradeOf,
-  type Labelled,
-  localLogin,
-  toolOn,
   type PrecheckPrepared,
   readFacts,
   precheckFacts,
-  progress,
 } from './major-parts';
+import {
+  type Green,
+  type GreenState,
+  precheckAgainStep,
+  claimDirectoryStep,
+  unclaimStep,
+  initdbStep,
+  settingsStep,
+  startGreenStep,
+  rolesAndPublicationsStep,
+  registerGreenStep,
+  schemaAndSubscribeStep,
+  waitReadyStep,
+} from './green-steps';
 
 const majorParams = z
   .object({
@@ -84,355 +85,44 @@ interface MajorPrepared extends PrecheckPrepared {
   open: Map<number, OpenUpgrade | null>;
 }
 
-interface GreenState {
-  /** The data directory is green's (found empty, then laid down): the cleanup takes it away unless kept. */
-  claimed: boolean;
-  kept: boolean;
-  herdId: number | null;
-  upgradeId: number | null;
-  psql: string | null;
-}
-
-/** Runs `sql` on green through psql on its host, over the local socket as the bootstrap superuser. */
-async function psqlOn(
-  x: RunContext<GreenState>,
-  srv: RestoreServer,
-  socketDir: string,
-  port: number,
-  database: string,
-  sqlText: string,
-): Promise<void> {
-  if (!x.state.psql) throw new Error('no psql was found on green');
-  await execNotedOk(
-    x.deps,
-    srv,
-    x,
-    [
-      x.state.psql,
-      '-X',
-      '-q',
-      '-v',
-      'ON_ERROR_STOP=1',
-      '-h',
-      socketDir,
-      '-p',
-      String(port),
-      '-U',
-      'postgres',
-      '-d',
-      dbnameArg(database),
-      '-f',
-      '-',
-    ],
-    600_000,
-    { stdin: sqlText },
-  );
-}
-
+/**
+ * Green's steps, as its pipeline: the pre-check again, the directory claimed (green taken away should the
+ * upgrade stop before it is ready), initdb, settings, start, roles and publications, the registration,
+ * schema and subscriptions, the copy followed to ready. With green's name and port, for the plan's checks.
+ */
 function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBuild, srv: RestoreServer, p: z.output<typeof majorParams>) {
   const port = p.port ?? blue.port;
-  const dir = p.dataDirectory;
-  const name = p.name ?? `${h.name}-${String(Math.floor(build.versionNum / 10000))}`;
   const dbs = copied(f);
-  const green: Labelled = { host: srv.address, port, serverEnvironment: srv.environment, label: `${srv.hostname}:${String(port)}` };
-  const blueEnd: Labelled = { host: blue.host, port: blue.port, serverEnvironment: blue.serverEnvironment, label: blue.label };
-  const version = versionText(build.versionNum);
-  const locale = dbs.find((d) => d.name === 'postgres') ?? dbs[0];
-  const gap = p.sequenceGap ?? 1000;
-  const clientDirs = [build.binDir, binDir(Math.floor(build.versionNum / 10000)), binDir(blue.pgVersion)];
+  const g: Green = {
+    h,
+    blue,
+    build,
+    srv,
+    port,
+    dir: p.dataDirectory,
+    name: p.name ?? `${h.name}-${String(Math.floor(build.versionNum / 10000))}`,
+    dbs,
+    green: { host: srv.address, port, serverEnvironment: srv.environment, label: `${srv.hostname}:${String(port)}` },
+    blueEnd: { host: blue.host, port: blue.port, serverEnvironment: blue.serverEnvironment, label: blue.label },
+    version: versionText(build.versionNum),
+    locale: dbs.find((d) => d.name === 'postgres') ?? dbs[0],
+    gap: p.sequenceGap ?? 1000,
+    clientDirs: [build.binDir, binDir(Math.floor(build.versionNum / 10000)), binDir(blue.pgVersion)],
+    sslCertFile: p.sslCertFile,
+    sslKeyFile: p.sslKeyFile,
+  };
   const steps: ActionStep<GreenState>[] = [
-    {
-      name: 'pre-check again',
-      does: { kind: 'upgrade.precheck', herd: h.id, toVersionNum: build.versionNum },
-      says: "read blue's primary again: any blocker stops the upgrade here, nothing changed",
-      timeoutMs: 120_000,
-      run: async (x) => {
-        const again = judge(await readBlueFacts(blue), build.extensions);
-        if (again.blockers.length) throw refuse('not-applicable', `${again.blockers.join('; ')}; nothing was changed`);
-        x.note({ stdout: again.warnings.join('\n') });
-      },
-    },
-    {
-      name: `check that ${srv.hostname}:${dir} is empty`,
-      does: { kind: 'upgrade.claim-directory', server: srv.id, dataDirectory: dir },
-      says: `check that ${dir} on ${srv.hostname} is absent or empty, then create it (mode 0700)`,
-      timeoutMs: 30_000,
-      run: async (x) => {
-        const r = await execNoted(x.deps, srv, x, ['sh', '-c', '[ ! -e "$1" ] || [ -z "$(ls -A -- "$1")" ]', 'pgherd-empty', dir], 20_000);
-        if (r.code !== 0)
-          throw refuse(
-            'not-applicable',
-            `${srv.hostname}:${dir} is not empty: green goes only into an empty directory; nothing was changed`,
-          );
-        await execNotedOk(x.deps, srv, x, ['mkdir', '-p', '-m', '0700', '--', dir], 20_000);
-        x.state.claimed = true;
-      },
-      always: {
-        name: 'take green away unless it is kept',
-        does: { kind: 'upgrade.unclaim', server: srv.id, dataDirectory: dir },
-        says: `should the upgrade stop before green is ready: green stopped, ${dir} removed, green taken out of the inventory`,
-        timeoutMs: 180_000,
-        run: async (x) => {
-          if (!x.state.claimed || x.state.kept) return;
-          await execNoted(x.deps, srv, x, [`${build.binDir}/pg_ctl`, '-D', dir, '-m', 'immediate', '-w', '-t', '60', 'stop'], 90_000);
-          await execNotedOk(x.deps, srv, x, ['rm', '-rf', '--', dir], 60_000);
-          // The slots green's subscriptions made on blue would keep WAL there for ever.
-          if (x.state.upgradeId !== null) await dropSlots(blueEnd, x.state.upgradeId);
-          if (x.state.upgradeId !== null)
-            await dropRoleOn(
-              blueEnd,
-              dbs.map((d) => d.name),
-              x.state.upgradeId,
-            );
-          if (x.state.upgradeId !== null)
-            await x.deps.db.update(majorUpgrades).set({ status: 'failed' }).where(eq(majorUpgrades.id, x.state.upgradeId));
-          if (x.state.herdId !== null) await x.deps.db.delete(herds).where(eq(herds.id, x.state.herdId));
-          // Blue's publications stay: harmless, and the next attempt uses them.
-          x.note({ stdout: `green removed from ${srv.hostname}:${dir} and from the inventory` });
-        },
-      },
-    },
-    {
-      name: `initdb (${version})`,
-      does: { kind: 'upgrade.initdb', server: srv.id, binDir: build.binDir, dataDirectory: dir, locale: locale?.collate ?? null },
-      says: `${build.binDir}/initdb -D ${dir} (encoding ${locale?.encoding ?? 'UTF8'}, locale ${locale?.collate ?? 'C.UTF-8'}, as blue's)`,
-      timeoutMs: 300_000,
-      run: async (x) => {
-        x.state.psql = await toolOn(x.deps, srv, x, 'psql', clientDirs);
-        await execNotedOk(
-          x.deps,
-          srv,
-          x,
-          [
-            `${build.binDir}/initdb`,
-            '-D',
-            dir,
-            '-U',
-            'postgres',
-            '--auth-local=trust',
-            '--auth-host=reject',
-            '-E',
-            locale?.encoding ?? 'UTF8',
-            `--lc-collate=${locale?.collate ?? 'C.UTF-8'}`,
-            `--lc-ctype=${locale?.ctype ?? 'C.UTF-8'}`,
-          ],
-          280_000,
-        );
-      },
-    },
-    {
-      name: "green's settings and blue's access rules",
-      does: { kind: 'upgrade.settings', port, address: srv.address, ssl: [p.sslCertFile, p.sslKeyFile] },
-      says: `port ${String(port)}, listen on ${srv.address}, wal_level logical (for the way back), its TLS certificate; pg_hba.conf as blue's primary has it`,
-      timeoutMs: 60_000,
-      run: async (x) => {
-        const hba = await onDb(
-          blueEnd,
-          'postgres',
-          async (c) => (await c.query<{ t: string }>(`SELECT pg_read_file(current_setting('hba_file')) AS t`)).rows[0]?.t ?? '',
-        );
-        if (!hba.trim()) throw new Error(`${blue.label}'s pg_hba.conf could not be read`);
-        const conf = [
-          '# pgherd: green of a major upgrade',
-          `listen_addresses = '${srv.address}'`,
-          `port = ${String(port)}`,
-          `unix_socket_directories = '${dir}'`,
-          `cluster_name = '${name}'`,
-          'wal_level = logical',
-          'max_wal_senders = 20',
-          'max_replication_slots = 20',
-          'max_logical_replication_workers = 8',
-          'ssl = on',
-          `ssl_cert_file = '${p.sslCertFile}'`,
-          `ssl_key_file = '${p.sslKeyFile}'`,
-          '',
-        ].join('\n');
-        await execNotedOk(x.deps, srv, x, ['sh', '-c', 'cat >> "$1/postgresql.conf"', 'pgherd-settings', dir], 20_000, { stdin: conf });
-        await execNotedOk(x.deps, srv, x, ['sh', '-c', 'cat > "$1/pg_hba.conf"', 'pgherd-hba', dir], 20_000, { stdin: hba });
-      },
-    },
-    {
-      name: `start green (${version})`,
-      does: { kind: 'upgrade.start', server: srv.id, binDir: build.binDir, dataDirectory: dir },
-      says: `${build.binDir}/pg_ctl start`,
-      timeoutMs: 180_000,
-      run: async (x) => {
-        await execNotedOk(
-          x.deps,
-          srv,
-          x,
-          [`${build.binDir}/pg_ctl`, '-D', dir, '-l', `${dir}/pg_ctl.log`, '-w', '-t', '120', 'start'],
-          170_000,
-        );
-      },
-    },
-    {
-      name: "blue's roles, the marker table and the publications",
-      does: { kind: 'upgrade.roles-and-publications', blue: memberArg(blue), databases: dbs.map((d) => d.name) },
-      says: `copy blue's roles (pg_dumpall --roles-only on ${blue.ssh.host}); on blue, in ${dbs.map((d) => d.name).join(', ')}: table ${MARKER} and publication ${PUBLICATION} (FOR ALL TABLES)`,
-      timeoutMs: 300_000,
-      run: async (x) => {
-        const login = await localLogin(blueEnd);
-        const dumpall = await toolOn(x.deps, blue, x, 'pg_dumpall', [binDir(blue.pgVersion), blue.binDir].filter(Boolean));
-        const roles = await execNotedOk(x.deps, blue, x, [dumpall, '--roles-only', '--no-role-passwords', ...login], 120_000, {
-          recordOutput: false,
-        });
-        // With their passwords' SCRAM secrets, read over TLS (never printed in the record).
-        const secrets = await onDb(blueEnd, 'postgres', async (c) =>
-          (
-            await c.query<{ stmt: string }>(
-              `SELECT format('ALTER ROLE %I PASSWORD %L;', rolname, rolpassword) AS stmt FROM pg_authid WHERE rolpassword IS NOT NULL AND rolname <> 'postgres'`,
-            )
-          ).rows.map((r) => r.stmt),
-        );
-        const script = guardedScript(roles.stdout, `the roles of ${blue.label} (pg_dumpall --roles-only)`)
-          .split('\n')
-          .filter((l) => !/^CREATE ROLE postgres;$/.test(l))
-          .concat(secrets)
-          .join('\n');
-        await psqlOn(x, srv, dir, port, 'postgres', script);
-        for (const d of dbs)
-          await onDb(blueEnd, d.name, async (c) => {
-            // Written as superuser at every switch: proven pgherd's own plain table first (a role that made
-            // schema pgherd before could own the table and hang a trigger on it), else refused.
-            await ownTable(c, MARKER_TABLE, MARKER_COLUMNS).catch((err: unknown) => {
-              throw err instanceof Refusal ? refuse(err.code, `${blue.label}/${d.name}: ${err.reason}; nothing was copied`) : err;
-            });
-            const has = await c.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [PUBLICATION]);
-            if (!has.rowCount) await c.query(`CREATE PUBLICATION ${PUBLICATION} FOR ALL TABLES`);
-          });
-        x.note({ stdout: `roles copied; ${dbs.map((d) => d.name).join(', ')}: ${MARKER} and ${PUBLICATION} on blue` });
-      },
-    },
-    {
-      name: 'register green in the inventory',
-      does: { kind: 'upgrade.register', environment: h.environmentId, name, server: srv.id, port, blue: h.id },
-      says: `register ${h.environment}/${name} (${version}, its primary ${srv.hostname}:${String(port)}) as blue's upgrade, building`,
-      timeoutMs: 30_000,
-      run: async (x) => {
-        const sysid = await onDb(
-          green,
-          'postgres',
-          async (c) => (await c.query<{ s: string }>('SELECT system_identifier::text AS s FROM pg_control_system()')).rows[0]?.s ?? null,
-        );
-        const ids = await x.deps.db.transaction(async (tx) => {
-          const [g] = await tx
-            .insert(herds)
-            .values({
-              environmentId: h.environmentId,
-              name,
-              description: `Green of ${h.label}'s upgrade to ${version} (operation #${String(x.deps.operation?.id ?? '?')})`,
-              defaultPort: port,
-              defaultDataDirectory: dir,
-              pgVersion: Math.floor(build.versionNum / 10000),
-              controlDriver: 'pg_ctl',
-              systemIdentifier: sysid,
-            })
-            .returning({ id: herds.id });
-          if (!g) throw new Error('green was not inserted');
-          await tx.insert(instances).values({
-            herdId: g.id,
-            serverId: srv.id,
-            port,
-            dataDirectory: dir,
-            pgVersion: Math.floor(build.versionNum / 10000),
-            binDir: build.binDir,
-            serverVersionNum: build.versionNum,
-            role: 'primary',
-            observedRole: 'primary',
-            state: 'running',
-            lastObservedAt: new Date(),
-          });
-          const [u] = await tx
-            .insert(majorUpgrades)
-            .values({
-              blueHerdId: h.id,
-              greenHerdId: g.id,
-              toVersionNum: build.versionNum,
-              databases: dbs.map((d) => d.name),
-              sequenceGap: gap,
-              operationId: x.deps.operation?.id ?? null,
-            })
-            .returning({ id: majorUpgrades.id });
-          if (!u) throw new Error('the upgrade was not recorded');
-          return { herd: g.id, upgrade: u.id };
-        });
-        x.state.herdId = ids.herd;
-        x.state.upgradeId = ids.upgrade;
-        x.note({ stdout: `herd ${String(ids.herd)}, upgrade ${String(ids.upgrade)}` });
-      },
-    },
-    {
-      name: 'schema and subscriptions',
-      does: { kind: 'upgrade.schema-and-subscribe', databases: dbs.map((d) => d.name), publication: PUBLICATION },
-      says: `for each database: pg_dump --schema-only on ${blue.ssh.host}, applied on green (pg_dump's \\restrict guard kept); on green a subscription to ${PUBLICATION} (initial copy) as the upgrade's own role, TLS verified, and publication ${BACK_PUBLICATION} for the way back`,
-      timeoutMs: 1_800_000,
-      run: async (x) => {
-        const upgradeId = x.state.upgradeId;
-        if (upgradeId === null) throw new Error('the upgrade is not recorded');
-        const login = await localLogin(blueEnd);
-        const dump = await toolOn(x.deps, blue, x, 'pg_dump', [binDir(blue.pgVersion), blue.binDir].filter(Boolean));
-        // One password for all of green's subscriptions: each new one replaces the one before.
-        const upgradeLogin = await newLogin(blueEnd, upgradeId);
-        for (const [k, d] of dbs.entries()) {
-          if (d.name !== 'postgres') await psqlOn(x, srv, dir, port, 'postgres', `CREATE DATABASE ${pg.escapeIdentifier(d.name)};`);
-          const ddl = await execNotedOk(
-            x.deps,
-            blue,
-            x,
-            [dump, '--schema-only', '--no-publications', '--no-subscriptions', ...login, '-d', dbnameArg(d.name)],
-            600_000,
-            { recordOutput: false },
-          );
-          await psqlOn(x, srv, dir, port, d.name, guardedScript(ddl.stdout, `the schema of ${blue.label}/${d.name} (pg_dump)`));
-          await onDb(green, d.name, async (c) => {
-            await c.query(`CREATE PUBLICATION ${BACK_PUBLICATION} FOR ALL TABLES`);
-          });
-          await subscribe(x.deps, x, {
-            sub: { ...green, ssh: srv.ssh, dataDirectory: dir },
-            pub: blueEnd,
-            login: upgradeLogin,
-            database: d.name,
-            name: subscription(upgradeId)(k),
-            publication: PUBLICATION,
-            upgradeId,
-            copyData: true,
-          });
-        }
-      },
-    },
-    {
-      name: 'initial copy and catch-up',
-      does: { kind: 'upgrade.wait-ready', databases: dbs.map((d) => d.name) },
-      says: 'follow the initial copy (tables ready, bytes behind) until every table is copied and green is less than 16 MB behind',
-      timeoutMs: 24 * 3600_000,
-      run: async (x) => {
-        const upgradeId = x.state.upgradeId;
-        if (upgradeId === null) throw new Error('the upgrade is not recorded');
-        for (let last = 0; ;) {
-          const s = await progress(
-            blueEnd,
-            green,
-            dbs.map((d) => d.name),
-            upgradeId,
-          );
-          if (Date.now() - last > 5000) {
-            x.note({ stdout: `${String(s.ready)} of ${String(s.tables)} tables copied; ${String(s.behind)} bytes behind` });
-            last = Date.now();
-          }
-          if (s.ready === s.tables && s.behind < 16 * 1024 * 1024) break;
-          if (x.signal.aborted) throw new Error('stopped while green was catching up');
-          await new Promise((r) => setTimeout(r, 500));
-        }
-        // Green takes no client's writes before the cut-over (its subscriptions still apply).
-        await setReadOnly(green, true);
-        await x.deps.db.update(majorUpgrades).set({ status: 'ready', readyAt: new Date() }).where(eq(majorUpgrades.id, upgradeId));
-        x.state.kept = true;
-        x.deps.outcome?.(`${h.environment}/${name} on ${version} is ready and current: cut over when you are ready (upgrade-cutover)`);
-      },
-    },
+    precheckAgainStep(g),
+    { ...claimDirectoryStep(g), always: unclaimStep(g) },
+    initdbStep(g),
+    settingsStep(g),
+    startGreenStep(g),
+    rolesAndPublicationsStep(g),
+    registerGreenStep(g),
+    schemaAndSubscribeStep(g),
+    waitReadyStep(g),
   ];
-  return { steps, name, port };
+  return { steps, name: g.name, port };
 }
 
 export const upgradeMajorAction = defineHerdAction({
