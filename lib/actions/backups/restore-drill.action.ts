@@ -9,13 +9,14 @@ import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '@/db/client';
-import { defineHerdAction, productionWarning, type ActionStep, type RunContext } from '@/lib/engine/define-action';
+import { defineHerdAction, productionWarning, type ActionStep, type Fact, type RunContext } from '@/lib/engine/define-action';
 import { Refusal, refuse } from '@/lib/fleet/refusal';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { instanceClient } from '@/lib/fleet/pg-access';
 import { ownName, ownTable, provenOwnTable, useOwnSchema } from '@/lib/fleet/own-schema';
 import { binDir } from '@/lib/fleet/drivers';
+import type { HerdPolicy } from '@/lib/fleet/backups/policy';
 import { pgbackrest, repositoryOnlyConfig } from '@/lib/fleet/backups/pgbackrest';
 import { execNoted } from '@/lib/actions/steps/exec-noted';
 import {
@@ -39,6 +40,7 @@ import {
   placeFields,
   loadRestoreServer,
   recoveryTarget,
+  type RecoveryTarget,
   newRestoreState,
   restoredEndpoint,
   restoreSteps,
@@ -271,256 +273,322 @@ export const restoreDrillAction = defineHerdAction({
     if (!runner) return refuse('topology', 'no host to verify the repository from');
     const stanza = setup.stanza;
     const basePort = params.port ?? primary.port;
-    const at_ = drillPlace({ dataDirectory: params.dataDirectory, port: basePort }, stanza, rankOf(prepared.herdIds, h.id));
-    if (at_.port > 65535)
-      return refuse('params', `its drill would listen on port ${at_.port} (the port given plus its place in the list): give a lower port`);
-    const place: RestorePlace = {
-      server,
-      port: at_.port,
-      dataDirectory: at_.dataDirectory,
-      pgVersion: primary.pgVersion,
-      sslCertFile: params.sslCertFile,
-      sslKeyFile: params.sslKeyFile,
-      clusterName: `${h.name}-drill`,
-    };
+    const place = scratchPlace(h, params, primary, server, stanza, basePort, rankOf(prepared.herdIds, h.id));
+    if (place instanceof Refusal) return place;
     const target = recoveryTarget(params, null);
     if (target instanceof Refusal) return target;
-    const at = target.at;
     const restore = restoreSteps<DrillState>(h, p, stanza, place, target);
     const [checkEmpty, ...restRestore] = restore;
     if (!checkEmpty) return refuse('not-applicable', 'no restore steps');
-    const timeout = p.policy.archiveTimeoutSeconds;
+    const d: Drill = { h, p, params, primary, runner, stanza, basePort, place, target };
     // Registered first, so it runs last: a drill that fails anywhere is recorded with its cause.
-    const recordFailure: ActionStep<DrillState> = {
-      name: 'record a drill that failed',
-      does: { kind: 'drill.record-failure', herd: h.id },
-      says: 'a drill that fails is recorded with its cause',
-      timeoutMs: 30_000,
-      givesBack: true,
-      run: async (x) => {
-        if (x.state.recorded) return;
-        if (x.state.notRun !== null) return void x.deps.outcome?.(`drill not run: ${x.state.notRun}`);
-        await record(x.deps.db, h, x, false);
-        x.deps.outcome?.(`drill failed: ${x.state.cause ?? 'it stopped before it ended'}`);
-      },
-    };
-    const first: ActionStep<DrillState> = at
-      ? {
-          name: `drill to ${target.words}`,
-          does: { kind: 'drill.to-time', at: at.toISOString() },
-          says: `restore the herd as it was at ${target.words} (a backup kept must have ended by then), and check that it recovered to it`,
-          timeoutMs: 10_000,
-          run: (x) => {
-            x.note({ stdout: `drill to ${target.words}` });
-            return Promise.resolve();
-          },
-          always: recordFailure,
-        }
-      : {
-          name: 'write the marker and archive it',
-          does: { kind: 'drill.marker', instance: primary.id, table: MARKER_TABLE },
-          says: `write a marker row on ${primary.label} (${MARKER_TABLE}), switch the WAL segment and wait for the archive to take it (up to ${2 * timeout + 30} s)`,
-          timeoutMs: (2 * timeout + 60) * 1000,
-          run: async (x) => {
-            const r = await onPrimary(primary, async (c) => {
-              // search_path pinned, schema and table proven pgherd's own plain table before the write.
-              await ownTable(c, MARKER_NAME, MARKER_COLUMNS);
-              const m = await c.query<{ at: Date }>(`INSERT INTO ${MARKER_TABLE} (operation) VALUES ($1) RETURNING at`, [
-                x.deps.operation?.id ?? null,
-              ]);
-              const w = await c.query<{ wal: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS wal');
-              return { at: m.rows[0]?.at ?? null, wal: w.rows[0]?.wal ?? '' };
-            });
-            x.state.markerAt = r.at;
-            const deadline = Date.now() + (2 * timeout + 30) * 1000;
-            for (;;) {
-              const archived = await onPrimary(primary, async (c) => {
-                const a = await c.query<{ ok: boolean }>('SELECT coalesce(last_archived_wal >= $1, false) AS ok FROM pg_stat_archiver', [
-                  r.wal,
-                ]);
-                return a.rows[0]?.ok === true;
-              });
-              if (archived) break;
-              if (Date.now() > deadline || x.signal.aborted)
-                throw new Error(`${r.wal}, which holds the marker, was not archived within ${2 * timeout + 30} s: archiving fails or lags`);
-              await new Promise((res) => setTimeout(res, 250));
-            }
-            x.note({ stdout: `marker written at ${r.at?.toISOString() ?? '?'}; ${r.wal} archived` });
-          },
-          always: recordFailure,
-        };
+    const recordFailure = recordFailureStep(h);
     return {
       steps: [
         // The instance first: one that cannot be had leaves the herd untouched (no marker written on its primary).
         ...(launch ? [launchForDrill(launch, server, h)] : []),
-        noting(first),
-        noting({
-          ...checkEmpty,
-          run: async (x) => {
-            x.state.restoreFrom = Date.now();
-            // Run alone, the target's port is its rank among the operation's herds, as the plan showed.
-            if (x.deps.operation) {
-              const r = await x.deps.db.execute<{ herd_id: number }>(
-                sql`SELECT herd_id FROM operation_targets WHERE operation_id = ${x.deps.operation.id} AND herd_id IS NOT NULL`,
-              );
-              place.port = drillPlace(
-                { dataDirectory: params.dataDirectory, port: basePort },
-                stanza,
-                rankOf(
-                  r.rows.map((t) => t.herd_id),
-                  h.id,
-                ),
-              ).port;
-            }
-            try {
-              await checkEmpty.run(x);
-            } catch (err) {
-              // The scratch place is not free (a folder there, something on the port): the drill did not run,
-              // which says nothing of the herd's backups. No verdict is recorded for it.
-              if (err instanceof Refusal) x.state.notRun = err.message;
-              throw err;
-            }
-          },
-        }),
+        noting(target.at ? drillToTimeStep(d, target.at, recordFailure) : markerStep(d, recordFailure)),
+        noting(scratchFreeStep(d, checkEmpty)),
         ...restRestore.map(noting),
-        noting({
-          name: 'verify the repository',
-          does: { kind: 'drill.verify', stanza },
-          says: `pgbackrest verify, with the repository's configuration written afresh from the policy and ${h.environment}'s passphrase as pgherd holds them now: every backup's files and every archived WAL segment of stanza ${stanza} read back and checked`,
-          timeoutMs: 6 * 3600_000,
-          run: async (x) => {
-            const home = path.join(runner.config(stanza).replace(/\/[^/]+$/, ''), 'drill', stanza);
-            const conf = path.join(home, 'pgbackrest.conf');
-            await writeHostFile(x.deps, runner, x, conf, repositoryOnlyConfig(p.policy, stanza, home, secretsOf(h)), [
-              path.join(home, 'log'),
-              path.join(home, 'lock'),
-            ]);
-            try {
-              // verify exits 0 whatever it finds (pgBackRest 2.45): its verdict is the stanza's status in its report.
-              const r = await execNoted(
-                x.deps,
-                runner,
-                x,
-                pgbackrest(conf, stanza, '--log-level-console=info', '--verbose', 'verify'),
-                6 * 3600_000 - 60_000,
-              );
-              const said = `${r.stdout}\n${r.stderr}`.trim();
-              const verdict = verifyVerdict(said, stanza);
-              if (r.code !== 0 || verdict !== 'ok') {
-                throw new Error(
-                  /CryptoError|cipher|decrypt|is or was the repo encrypted/i.test(said)
-                    ? `the repository does not decrypt with ${h.environment}'s passphrase as pgherd holds it now (PGHERD_PG_CONFIG backup.cipherPassFile): it was changed since the repository was made, or is another environment's; the next Configure backups would leave the herd's WAL with nowhere to go (${said.split('\n').slice(-2).join(' | ')})`
-                    : `the repository does not verify: ${verdict}`,
-                );
-              }
-            } finally {
-              await execNoted(x.deps, runner, x, ['rm', '-f', '--', conf], 20_000).catch(() => {});
-            }
-          },
-        }),
-        noting({
-          name: 'check the restored cluster',
-          does: { kind: 'drill.amcheck', server: place.server.id, port: place.port },
-          says: `pg_amcheck on the restored cluster (every database; amcheck installed where missing), and ${at ? `check that it recovered to ${target.words} and no further` : 'look for the marker'}`,
-          timeoutMs: 6 * 3600_000,
-          run: async (x) => {
-            const socket = path.join(path.dirname(place.dataDirectory), 'run');
-            const r = await execNoted(
-              x.deps,
-              { ssh: place.server.ssh },
-              x,
-              [
-                `${binDir(place.pgVersion)}/pg_amcheck`,
-                '-h',
-                socket,
-                '-p',
-                String(place.port),
-                '-U',
-                'postgres',
-                '--all',
-                '--install-missing',
-              ],
-              6 * 3600_000 - 60_000,
-            );
-            if (r.code !== 0)
-              throw new Error(`pg_amcheck found corruption: ${(r.stdout || r.stderr).trim().split('\n').slice(0, 3).join(' ')}`);
-            const c = instanceClient(restoredEndpoint(place), {
-              connectionTimeoutMillis: 3000,
-              statement_timeout: 10_000,
-              application_name: 'pgherd-drill',
-            });
-            c.on('error', () => {});
-            await c.connect();
-            try {
-              if (at) {
-                // To a time: the last transaction replayed is at or before it (none after), and the RPO is how far before.
-                const t = await c.query<{ replayed: Date | null; bytes: string }>(
-                  `SELECT pg_last_xact_replay_timestamp() AS replayed, (SELECT sum(pg_database_size(oid))::text FROM pg_database) AS bytes`,
-                );
-                const replayed = t.rows[0]?.replayed ?? null;
-                x.state.restoredBytes = Number(t.rows[0]?.bytes ?? 0);
-                if (replayed && replayed.getTime() > at.getTime())
-                  throw new Error(`the restored cluster replayed a transaction of ${replayed.toISOString()}, after ${at.toISOString()}`);
-                x.state.rpoMs = replayed ? at.getTime() - replayed.getTime() : null;
-                return;
-              }
-              // The copy holds whatever the source held: the marker's schema and table are proven pgherd's own
-              // there too before pgherd's superuser reads them (a view or a rule would run as the reader).
-              await useOwnSchema(c, false).catch((err: unknown) => {
-                if (err instanceof Refusal && /does not exist/.test(err.message))
-                  throw new Error(`the marker table is not in the restored cluster: the archive does not hold the WAL up to it`);
-                throw err;
-              });
-              if (!(await provenOwnTable(c, MARKER_NAME)))
-                throw new Error(`the marker table is not in the restored cluster: the archive does not hold the WAL up to it`);
-              const m = await c.query<{ at: Date | null; bytes: string }>(
-                `SELECT (SELECT max(at) FROM ${MARKER_TABLE}) AS at, (SELECT sum(pg_database_size(oid))::text FROM pg_database) AS bytes`,
-              );
-              const newest = m.rows[0]?.at ?? null;
-              x.state.restoredBytes = Number(m.rows[0]?.bytes ?? 0);
-              if (!newest || !x.state.markerAt || newest.getTime() < x.state.markerAt.getTime())
-                throw new Error(
-                  `the marker written at ${x.state.markerAt?.toISOString() ?? '?'} is not in the restored cluster (newest found: ${newest?.toISOString() ?? 'none'}): the archive does not hold the WAL up to it`,
-                );
-              x.state.rpoMs = Math.max(0, (x.state.restoreFrom ?? Date.now()) - newest.getTime());
-            } catch (err) {
-              if ((err as { code?: string }).code === '42P01')
-                throw new Error(`the marker table is not in the restored cluster: the archive does not hold the WAL up to it`);
-              throw err;
-            } finally {
-              await c.end().catch(() => {});
-            }
-          },
-        }),
-        {
-          name: 'record the drill',
-          does: { kind: 'drill.record', herd: h.id },
-          says: 'record the verdict, RTO and RPO (the restored cluster is then taken away)',
-          timeoutMs: 30_000,
-          run: async (x) => {
-            x.state.restoreMs = x.state.restore.rtoMs;
-            await record(x.deps.db, h, x, true);
-            x.deps.outcome?.(
-              `restore proven: RTO ${((x.state.restore.rtoMs ?? 0) / 1000).toFixed(1)} s, RPO ${((x.state.rpoMs ?? 0) / 1000).toFixed(1)} s`,
-            );
-          },
-        },
+        noting(verifyStep(d)),
+        noting(checkRestoredStep(d)),
+        recordDrillStep(h),
       ],
-      facts: [
-        { label: 'Restores', value: `stanza ${stanza}: the latest backup and the archive` },
-        { label: 'Onto', value: `${place.server.hostname}:${place.port} ${place.dataDirectory} (taken away afterwards)` },
-        ...(launch
-          ? [
-              {
-                label: 'New instance',
-                value: `${launch.instanceType} like ${launch.like.hostname}, in ${launch.template.subnetId} (${launch.template.availabilityZone}): ${launchPrice(launch)}, terminated when the drill ends`,
-              },
-            ]
-          : []),
-      ],
+      facts: drillFacts(d, launch),
       // A type with no price is counted as unpriced in the plan's total, never left out.
       ...(launch ? { cost: { nowPerHour: 0, afterPerHour: launch.perHour } } : {}),
       warnings: productionWarning(h),
     };
   },
 });
+
+type DrillParams = z.output<typeof restoreDrillParams>;
+
+/** What the steps of one herd's drill share: the herd, its policy and primary, where the repository is read, the scratch place, the target. */
+interface Drill {
+  h: HerdRef;
+  p: HerdPolicy;
+  params: DrillParams;
+  /** Where the marker is written. */
+  primary: InstanceRef;
+  /** Where the repository is verified from. */
+  runner: NonNullable<ReturnType<typeof stanzaRunner>>;
+  stanza: string;
+  /** The port given (else the primary's): each herd's is this plus its rank. */
+  basePort: number;
+  /** Where the restored cluster runs: its port set again from the operation's targets when the drill runs alone. */
+  place: RestorePlace;
+  target: RecoveryTarget;
+}
+
+/** The herd's scratch place on the server (its own folder and port), or why its port would be out of range. */
+function scratchPlace(
+  h: HerdRef,
+  params: DrillParams,
+  primary: InstanceRef,
+  server: RestoreServer,
+  stanza: string,
+  basePort: number,
+  rank: number,
+): RestorePlace | Refusal {
+  const at_ = drillPlace({ dataDirectory: params.dataDirectory, port: basePort }, stanza, rank);
+  if (at_.port > 65535)
+    return refuse('params', `its drill would listen on port ${at_.port} (the port given plus its place in the list): give a lower port`);
+  return {
+    server,
+    port: at_.port,
+    dataDirectory: at_.dataDirectory,
+    pgVersion: primary.pgVersion,
+    sslCertFile: params.sslCertFile,
+    sslKeyFile: params.sslKeyFile,
+    clusterName: `${h.name}-drill`,
+  };
+}
+
+/** Records a drill that failed, with its cause (or says it did not run): once, whatever happened. */
+function recordFailureStep(h: HerdRef): ActionStep<DrillState> {
+  return {
+    name: 'record a drill that failed',
+    does: { kind: 'drill.record-failure', herd: h.id },
+    says: 'a drill that fails is recorded with its cause',
+    timeoutMs: 30_000,
+    givesBack: true,
+    run: async (x) => {
+      if (x.state.recorded) return;
+      if (x.state.notRun !== null) return void x.deps.outcome?.(`drill not run: ${x.state.notRun}`);
+      await record(x.deps.db, h, x, false);
+      x.deps.outcome?.(`drill failed: ${x.state.cause ?? 'it stopped before it ended'}`);
+    },
+  };
+}
+
+/** A drill to a point in time writes no marker: it says where it restores to. */
+function drillToTimeStep({ target }: Drill, at: Date, recordFailure: ActionStep<DrillState>): ActionStep<DrillState> {
+  return {
+    name: `drill to ${target.words}`,
+    does: { kind: 'drill.to-time', at: at.toISOString() },
+    says: `restore the herd as it was at ${target.words} (a backup kept must have ended by then), and check that it recovered to it`,
+    timeoutMs: 10_000,
+    run: (x) => {
+      x.note({ stdout: `drill to ${target.words}` });
+      return Promise.resolve();
+    },
+    always: recordFailure,
+  };
+}
+
+/** Writes a marker row on the primary, switches the WAL segment and waits until the archive has it. */
+function markerStep({ p, primary }: Drill, recordFailure: ActionStep<DrillState>): ActionStep<DrillState> {
+  const timeout = p.policy.archiveTimeoutSeconds;
+  return {
+    name: 'write the marker and archive it',
+    does: { kind: 'drill.marker', instance: primary.id, table: MARKER_TABLE },
+    says: `write a marker row on ${primary.label} (${MARKER_TABLE}), switch the WAL segment and wait for the archive to take it (up to ${2 * timeout + 30} s)`,
+    timeoutMs: (2 * timeout + 60) * 1000,
+    run: async (x) => {
+      const r = await onPrimary(primary, async (c) => {
+        // search_path pinned, schema and table proven pgherd's own plain table before the write.
+        await ownTable(c, MARKER_NAME, MARKER_COLUMNS);
+        const m = await c.query<{ at: Date }>(`INSERT INTO ${MARKER_TABLE} (operation) VALUES ($1) RETURNING at`, [
+          x.deps.operation?.id ?? null,
+        ]);
+        const w = await c.query<{ wal: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS wal');
+        return { at: m.rows[0]?.at ?? null, wal: w.rows[0]?.wal ?? '' };
+      });
+      x.state.markerAt = r.at;
+      const deadline = Date.now() + (2 * timeout + 30) * 1000;
+      for (;;) {
+        const archived = await onPrimary(primary, async (c) => {
+          const a = await c.query<{ ok: boolean }>('SELECT coalesce(last_archived_wal >= $1, false) AS ok FROM pg_stat_archiver', [r.wal]);
+          return a.rows[0]?.ok === true;
+        });
+        if (archived) break;
+        if (Date.now() > deadline || x.signal.aborted)
+          throw new Error(`${r.wal}, which holds the marker, was not archived within ${2 * timeout + 30} s: archiving fails or lags`);
+        await new Promise((res) => setTimeout(res, 250));
+      }
+      x.note({ stdout: `marker written at ${r.at?.toISOString() ?? '?'}; ${r.wal} archived` });
+    },
+    always: recordFailure,
+  };
+}
+
+/**
+ * The restore's first step (the scratch place proven free), the drill's port set from its rank among the
+ * operation's herds first; a place that is not free means the drill did not run.
+ */
+function scratchFreeStep({ h, params, stanza, basePort, place }: Drill, checkEmpty: ActionStep<DrillState>): ActionStep<DrillState> {
+  return {
+    ...checkEmpty,
+    run: async (x) => {
+      x.state.restoreFrom = Date.now();
+      // Run alone, the target's port is its rank among the operation's herds, as the plan showed.
+      if (x.deps.operation) {
+        const r = await x.deps.db.execute<{ herd_id: number }>(
+          sql`SELECT herd_id FROM operation_targets WHERE operation_id = ${x.deps.operation.id} AND herd_id IS NOT NULL`,
+        );
+        place.port = drillPlace(
+          { dataDirectory: params.dataDirectory, port: basePort },
+          stanza,
+          rankOf(
+            r.rows.map((t) => t.herd_id),
+            h.id,
+          ),
+        ).port;
+      }
+      try {
+        await checkEmpty.run(x);
+      } catch (err) {
+        // The scratch place is not free (a folder there, something on the port): the drill did not run,
+        // which says nothing of the herd's backups. No verdict is recorded for it.
+        if (err instanceof Refusal) x.state.notRun = err.message;
+        throw err;
+      }
+    },
+  };
+}
+
+/** pgbackrest verify with the repository's configuration written afresh: every backup and archived segment read back. */
+function verifyStep({ h, p, runner, stanza }: Drill): ActionStep<DrillState> {
+  return {
+    name: 'verify the repository',
+    does: { kind: 'drill.verify', stanza },
+    says: `pgbackrest verify, with the repository's configuration written afresh from the policy and ${h.environment}'s passphrase as pgherd holds them now: every backup's files and every archived WAL segment of stanza ${stanza} read back and checked`,
+    timeoutMs: 6 * 3600_000,
+    run: async (x) => {
+      const home = path.join(runner.config(stanza).replace(/\/[^/]+$/, ''), 'drill', stanza);
+      const conf = path.join(home, 'pgbackrest.conf');
+      await writeHostFile(x.deps, runner, x, conf, repositoryOnlyConfig(p.policy, stanza, home, secretsOf(h)), [
+        path.join(home, 'log'),
+        path.join(home, 'lock'),
+      ]);
+      try {
+        // verify exits 0 whatever it finds (pgBackRest 2.45): its verdict is the stanza's status in its report.
+        const r = await execNoted(
+          x.deps,
+          runner,
+          x,
+          pgbackrest(conf, stanza, '--log-level-console=info', '--verbose', 'verify'),
+          6 * 3600_000 - 60_000,
+        );
+        const said = `${r.stdout}\n${r.stderr}`.trim();
+        const verdict = verifyVerdict(said, stanza);
+        if (r.code !== 0 || verdict !== 'ok') {
+          throw new Error(
+            /CryptoError|cipher|decrypt|is or was the repo encrypted/i.test(said)
+              ? `the repository does not decrypt with ${h.environment}'s passphrase as pgherd holds it now (PGHERD_PG_CONFIG backup.cipherPassFile): it was changed since the repository was made, or is another environment's; the next Configure backups would leave the herd's WAL with nowhere to go (${said.split('\n').slice(-2).join(' | ')})`
+              : `the repository does not verify: ${verdict}`,
+          );
+        }
+      } finally {
+        await execNoted(x.deps, runner, x, ['rm', '-f', '--', conf], 20_000).catch(() => {});
+      }
+    },
+  };
+}
+
+/** pg_amcheck on the restored cluster, then what it recovered to: the time and no further, or the marker. */
+function checkRestoredStep({ place, target }: Drill): ActionStep<DrillState> {
+  const at = target.at;
+  return {
+    name: 'check the restored cluster',
+    does: { kind: 'drill.amcheck', server: place.server.id, port: place.port },
+    says: `pg_amcheck on the restored cluster (every database; amcheck installed where missing), and ${at ? `check that it recovered to ${target.words} and no further` : 'look for the marker'}`,
+    timeoutMs: 6 * 3600_000,
+    run: async (x) => {
+      const socket = path.join(path.dirname(place.dataDirectory), 'run');
+      const r = await execNoted(
+        x.deps,
+        { ssh: place.server.ssh },
+        x,
+        [`${binDir(place.pgVersion)}/pg_amcheck`, '-h', socket, '-p', String(place.port), '-U', 'postgres', '--all', '--install-missing'],
+        6 * 3600_000 - 60_000,
+      );
+      if (r.code !== 0) throw new Error(`pg_amcheck found corruption: ${(r.stdout || r.stderr).trim().split('\n').slice(0, 3).join(' ')}`);
+      const c = instanceClient(restoredEndpoint(place), {
+        connectionTimeoutMillis: 3000,
+        statement_timeout: 10_000,
+        application_name: 'pgherd-drill',
+      });
+      c.on('error', () => {});
+      await c.connect();
+      try {
+        await checkRecovered(c, x, at);
+      } catch (err) {
+        if ((err as { code?: string }).code === '42P01')
+          throw new Error(`the marker table is not in the restored cluster: the archive does not hold the WAL up to it`);
+        throw err;
+      } finally {
+        await c.end().catch(() => {});
+      }
+    },
+  };
+}
+
+/** In the restored cluster: recovered to the time `at` and no further, else the marker there; the RPO and size recorded. */
+async function checkRecovered(c: ReturnType<typeof instanceClient>, x: RunContext<DrillState>, at: Date | undefined): Promise<void> {
+  if (at) {
+    // To a time: the last transaction replayed is at or before it (none after), and the RPO is how far before.
+    const t = await c.query<{ replayed: Date | null; bytes: string }>(
+      `SELECT pg_last_xact_replay_timestamp() AS replayed, (SELECT sum(pg_database_size(oid))::text FROM pg_database) AS bytes`,
+    );
+    const replayed = t.rows[0]?.replayed ?? null;
+    x.state.restoredBytes = Number(t.rows[0]?.bytes ?? 0);
+    if (replayed && replayed.getTime() > at.getTime())
+      throw new Error(`the restored cluster replayed a transaction of ${replayed.toISOString()}, after ${at.toISOString()}`);
+    x.state.rpoMs = replayed ? at.getTime() - replayed.getTime() : null;
+    return;
+  }
+  // The copy holds whatever the source held: the marker's schema and table are proven pgherd's own
+  // there too before pgherd's superuser reads them (a view or a rule would run as the reader).
+  await useOwnSchema(c, false).catch((err: unknown) => {
+    if (err instanceof Refusal && /does not exist/.test(err.message))
+      throw new Error(`the marker table is not in the restored cluster: the archive does not hold the WAL up to it`);
+    throw err;
+  });
+  if (!(await provenOwnTable(c, MARKER_NAME)))
+    throw new Error(`the marker table is not in the restored cluster: the archive does not hold the WAL up to it`);
+  const m = await c.query<{ at: Date | null; bytes: string }>(
+    `SELECT (SELECT max(at) FROM ${MARKER_TABLE}) AS at, (SELECT sum(pg_database_size(oid))::text FROM pg_database) AS bytes`,
+  );
+  const newest = m.rows[0]?.at ?? null;
+  x.state.restoredBytes = Number(m.rows[0]?.bytes ?? 0);
+  if (!newest || !x.state.markerAt || newest.getTime() < x.state.markerAt.getTime())
+    throw new Error(
+      `the marker written at ${x.state.markerAt?.toISOString() ?? '?'} is not in the restored cluster (newest found: ${newest?.toISOString() ?? 'none'}): the archive does not hold the WAL up to it`,
+    );
+  x.state.rpoMs = Math.max(0, (x.state.restoreFrom ?? Date.now()) - newest.getTime());
+}
+
+/** Records the drill's verdict, RTO and RPO; the restored cluster is then taken away. */
+function recordDrillStep(h: HerdRef): ActionStep<DrillState> {
+  return {
+    name: 'record the drill',
+    does: { kind: 'drill.record', herd: h.id },
+    says: 'record the verdict, RTO and RPO (the restored cluster is then taken away)',
+    timeoutMs: 30_000,
+    run: async (x) => {
+      x.state.restoreMs = x.state.restore.rtoMs;
+      await record(x.deps.db, h, x, true);
+      x.deps.outcome?.(
+        `restore proven: RTO ${((x.state.restore.rtoMs ?? 0) / 1000).toFixed(1)} s, RPO ${((x.state.rpoMs ?? 0) / 1000).toFixed(1)} s`,
+      );
+    },
+  };
+}
+
+/** The confirmation page's facts: what is restored, onto where, and the new instance when there is one. */
+function drillFacts({ stanza, place }: Drill, launch: LaunchPlan | null): Fact[] {
+  return [
+    { label: 'Restores', value: `stanza ${stanza}: the latest backup and the archive` },
+    { label: 'Onto', value: `${place.server.hostname}:${place.port} ${place.dataDirectory} (taken away afterwards)` },
+    ...(launch
+      ? [
+          {
+            label: 'New instance',
+            value: `${launch.instanceType} like ${launch.like.hostname}, in ${launch.template.subnetId} (${launch.template.availabilityZone}): ${launchPrice(launch)}, terminated when the drill ends`,
+          },
+        ]
+      : []),
+  ];
+}
