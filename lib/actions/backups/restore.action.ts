@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { wholeNumber } from '@/lib/adapters/validation/ids';
 import { formatBytes, formatDuration } from '@/lib/adapters/format/units';
 import type { Db } from '@/db/client';
-import { defineHerdAction, productionWarning } from '@/lib/engine/define-action';
+import { defineHerdAction, productionWarning, type ActionStep, type Fact } from '@/lib/engine/define-action';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import {
@@ -28,10 +28,12 @@ import {
   operationStart,
   type Instant,
   recoveryTarget,
+  type RecoveryTarget,
   restoreSteps,
   restoreTargetParams,
   oneServer,
   serverRefusal,
+  type RestorePlace,
   type RestoreServer,
   type RestoreState,
 } from '@/lib/actions/steps/restore-steps';
@@ -202,83 +204,32 @@ export const restoreAction = defineHerdAction({
     if (!('options' in target)) return target;
     const source = h.members.find((m) => m.role === 'primary') ?? h.members[0];
     if (!source) return refuse('not-applicable', 'the herd has no members: pgherd does not know its version or port');
-    const place = {
+    const r: NewHerd = {
+      h,
+      params,
+      launch,
       server,
-      port: params.port ?? source.port,
-      dataDirectory: params.dataDirectory,
-      pgVersion: source.pgVersion,
-      sslCertFile: params.sslCertFile,
-      sslKeyFile: params.sslKeyFile,
-      clusterName: params.name,
+      target,
+      place: {
+        server,
+        port: params.port ?? source.port,
+        dataDirectory: params.dataDirectory,
+        pgVersion: source.pgVersion,
+        sslCertFile: params.sslCertFile,
+        sslKeyFile: params.sslKeyFile,
+        clusterName: params.name,
+      },
+      expiresAt: params.expiresInHours ? `torn down ${params.expiresInHours} h after it is ready` : 'kept until torn down',
     };
-    const expiresAt = params.expiresInHours ? `torn down ${params.expiresInHours} h after it is ready` : 'kept until torn down';
     return {
       steps: [
         ...(launch
           ? [launchStep<State>(launch, server, (s) => s.launch, { kind: 'restore', name: `${h.environment}-${params.name}` })]
           : []),
-        ...restoreSteps<State>(h, p, setup.stanza, place, target),
-        {
-          name: 'register the new herd',
-          does: {
-            kind: 'restore.register',
-            environment: h.environmentId,
-            name: params.name,
-            server: server.id,
-            port: place.port,
-            expires: params.expiresInHours ?? null,
-          },
-          says: `register ${h.environment}/${params.name} in the inventory: its primary ${server.hostname}:${place.port}, restored from ${h.label} to ${target.words}; ${expiresAt}`,
-          timeoutMs: 30_000,
-          run: async (x) => {
-            const db = x.deps.db;
-            const id = await db.transaction(async (tx) => {
-              const r = await tx.execute<{ id: number }>(sql`
-                INSERT INTO herds (environment_id, name, description, default_port, default_data_directory, pg_version, control_driver,
-                                   restored_from_herd_id, restored_to, expires_at)
-                VALUES (${h.environmentId}, ${params.name}, ${`Restored from ${h.label} to ${target.words} by operation #${x.deps.operation?.id ?? '?'}`},
-                        ${place.port}, ${place.dataDirectory}, ${place.pgVersion}, 'pg_ctl', ${h.id}, ${target.words},
-                        ${params.expiresInHours ? sql`now() + make_interval(hours => ${params.expiresInHours})` : null})
-                RETURNING id`);
-              const herdId = r.rows[0]?.id;
-              if (herdId === undefined) throw new Error('the new herd was not inserted');
-              await tx.execute(sql`
-                INSERT INTO instances (herd_id, server_id, port, data_directory, pg_version, role, observed_role, state, last_observed_at)
-                VALUES (${herdId}, ${server.id}, ${place.port}, ${place.dataDirectory}, ${place.pgVersion}, 'primary', 'primary', 'running', now())`);
-              if (x.state.restore.claimId !== null)
-                await tx.execute(
-                  sql`UPDATE restore_claims SET settled_at = now(), settled_how = ${`kept as herd ${String(herdId)}`}, kept_herd_id = ${herdId} WHERE id = ${x.state.restore.claimId}`,
-                );
-              // Its new instance is the herd's now: Tear down terminates it.
-              if (x.state.launch.rowId !== null)
-                await tx.execute(
-                  sql`UPDATE launched_instances SET kept_herd_id = ${herdId}, settled_how = ${`kept for herd ${String(herdId)}`} WHERE id = ${x.state.launch.rowId}`,
-                );
-              return herdId;
-            });
-            x.state.restore.kept = true;
-            x.state.launch.kept = true;
-            x.deps.outcome?.(
-              `${h.environment}/${params.name} (herd ${id}) on ${server.hostname}:${place.port}, restored to ${target.words}; ready in ${Math.round((x.state.restore.rtoMs ?? 0) / 100) / 10} s`,
-            );
-          },
-        },
+        ...restoreSteps<State>(h, p, setup.stanza, r.place, target),
+        registerHerdStep(r),
       ],
-      facts: [
-        { label: 'Restored from', value: `${h.label} (stanza ${setup.stanza})` },
-        { label: 'To', value: target.words },
-        { label: 'Onto', value: `${server.hostname}:${place.port} ${place.dataDirectory}` },
-        ...(launch
-          ? [
-              {
-                label: 'New instance',
-                value: `${launch.instanceType} like ${launch.like.hostname}, in ${launch.template.subnetId} (${launch.template.availabilityZone}): ${launchPrice(launch, params.expiresInHours)}, until torn down`,
-              },
-            ]
-          : []),
-        { label: 'New herd', value: `${h.environment}/${params.name}, ${expiresAt}` },
-        { label: 'Expected duration', value: predicted(prepared.estimates.get(h.id)) },
-      ],
+      facts: restoreFacts(r, setup.stanza, prepared.estimates.get(h.id)),
       // A type with no price is counted as unpriced in the plan's total, never left out.
       ...(launch ? { cost: { nowPerHour: 0, afterPerHour: launch.perHour } } : {}),
       warnings: [
@@ -288,3 +239,87 @@ export const restoreAction = defineHerdAction({
     };
   },
 });
+
+/** What the steps and facts of one restore to a new herd share: the source, the new herd's name and place, the target. */
+interface NewHerd {
+  h: HerdRef;
+  params: z.output<typeof restoreParams>;
+  launch: LaunchPlan | null;
+  server: RestoreServer;
+  target: RecoveryTarget;
+  place: RestorePlace;
+  /** When the new herd goes, in words. */
+  expiresAt: string;
+}
+
+/** Registers the restored cluster as a herd of its own; its claim and its new instance become the herd's. */
+function registerHerdStep({ h, params, server, target, place, expiresAt }: NewHerd): ActionStep<State> {
+  return {
+    name: 'register the new herd',
+    does: {
+      kind: 'restore.register',
+      environment: h.environmentId,
+      name: params.name,
+      server: server.id,
+      port: place.port,
+      expires: params.expiresInHours ?? null,
+    },
+    says: `register ${h.environment}/${params.name} in the inventory: its primary ${server.hostname}:${place.port}, restored from ${h.label} to ${target.words}; ${expiresAt}`,
+    timeoutMs: 30_000,
+    run: async (x) => {
+      const db = x.deps.db;
+      const id = await db.transaction(async (tx) => {
+        const r = await tx.execute<{ id: number }>(sql`
+                INSERT INTO herds (environment_id, name, description, default_port, default_data_directory, pg_version, control_driver,
+                                   restored_from_herd_id, restored_to, expires_at)
+                VALUES (${h.environmentId}, ${params.name}, ${`Restored from ${h.label} to ${target.words} by operation #${x.deps.operation?.id ?? '?'}`},
+                        ${place.port}, ${place.dataDirectory}, ${place.pgVersion}, 'pg_ctl', ${h.id}, ${target.words},
+                        ${params.expiresInHours ? sql`now() + make_interval(hours => ${params.expiresInHours})` : null})
+                RETURNING id`);
+        const herdId = r.rows[0]?.id;
+        if (herdId === undefined) throw new Error('the new herd was not inserted');
+        await tx.execute(sql`
+                INSERT INTO instances (herd_id, server_id, port, data_directory, pg_version, role, observed_role, state, last_observed_at)
+                VALUES (${herdId}, ${server.id}, ${place.port}, ${place.dataDirectory}, ${place.pgVersion}, 'primary', 'primary', 'running', now())`);
+        if (x.state.restore.claimId !== null)
+          await tx.execute(
+            sql`UPDATE restore_claims SET settled_at = now(), settled_how = ${`kept as herd ${String(herdId)}`}, kept_herd_id = ${herdId} WHERE id = ${x.state.restore.claimId}`,
+          );
+        // Its new instance is the herd's now: Tear down terminates it.
+        if (x.state.launch.rowId !== null)
+          await tx.execute(
+            sql`UPDATE launched_instances SET kept_herd_id = ${herdId}, settled_how = ${`kept for herd ${String(herdId)}`} WHERE id = ${x.state.launch.rowId}`,
+          );
+        return herdId;
+      });
+      x.state.restore.kept = true;
+      x.state.launch.kept = true;
+      x.deps.outcome?.(
+        `${h.environment}/${params.name} (herd ${id}) on ${server.hostname}:${place.port}, restored to ${target.words}; ready in ${Math.round((x.state.restore.rtoMs ?? 0) / 100) / 10} s`,
+      );
+    },
+  };
+}
+
+/** The confirmation page's facts: from where, to what, onto which server, the new instance, the new herd, how long. */
+function restoreFacts(
+  { h, params, launch, server, target, place, expiresAt }: NewHerd,
+  stanza: string,
+  estimate: Parameters<typeof predicted>[0],
+): Fact[] {
+  return [
+    { label: 'Restored from', value: `${h.label} (stanza ${stanza})` },
+    { label: 'To', value: target.words },
+    { label: 'Onto', value: `${server.hostname}:${place.port} ${place.dataDirectory}` },
+    ...(launch
+      ? [
+          {
+            label: 'New instance',
+            value: `${launch.instanceType} like ${launch.like.hostname}, in ${launch.template.subnetId} (${launch.template.availabilityZone}): ${launchPrice(launch, params.expiresInHours)}, until torn down`,
+          },
+        ]
+      : []),
+    { label: 'New herd', value: `${h.environment}/${params.name}, ${expiresAt}` },
+    { label: 'Expected duration', value: predicted(estimate) },
+  ];
+}
