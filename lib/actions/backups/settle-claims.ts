@@ -47,31 +47,8 @@ export async function settleRestoreClaims(
     ORDER BY c.id LIMIT ${limit}`);
   const settled: number[] = [];
   for (const c of rows.rows) {
-    const x = { note: () => {}, signal: AbortSignal.timeout(180_000) };
-    const target = {
-      host: c.host,
-      port: c.port,
-      username: c.username,
-      hostKeyFingerprint: c.fingerprint,
-      serverId: c.server_id,
-      environment: c.environment,
-    };
     try {
-      await removeRestored(
-        { db, ssh },
-        x,
-        { server: { ssh: target }, dataDirectory: c.data_directory, pgVersion: c.pg_version },
-        {
-          claimId: c.id,
-          serverId: c.server_id,
-          hostname: c.hostname,
-          dataDirectory: c.data_directory,
-          pgVersion: c.pg_version,
-          ssh: target,
-          // Its herd deleted by hand: an instance of any herd sitting there now adopted it.
-          keptHerdId: c.orphaned ? null : c.kept_herd_id,
-        },
-      );
+      await removeClaimed(db, ssh, c);
       await db.transaction(async (tx) => {
         await tx.execute(sql`
           UPDATE restore_claims SET settled_at = now(), last_error = NULL, kept_herd_id = NULL,
@@ -104,6 +81,50 @@ export async function settleRestoreClaims(
   }
   await settleLaunchedInstances(db, log, limit);
   return settled;
+}
+
+/** What a claim's row says of the folder it claimed and of its server: what removing it needs. */
+interface ClaimedFolder {
+  id: number;
+  data_directory: string;
+  pg_version: number;
+  host: string;
+  port: number;
+  username: string;
+  fingerprint: string | null;
+  server_id: number;
+  environment: string;
+  orphaned: boolean;
+  hostname: string;
+  kept_herd_id: number | null;
+}
+
+/** Stops the restored cluster of claim `c` and removes its folder (refused, and left as found, when it is not the restore's any more). */
+async function removeClaimed(db: Db, ssh: SshPool, c: ClaimedFolder): Promise<void> {
+  const x = { note: () => {}, signal: AbortSignal.timeout(180_000) };
+  const target = {
+    host: c.host,
+    port: c.port,
+    username: c.username,
+    hostKeyFingerprint: c.fingerprint,
+    serverId: c.server_id,
+    environment: c.environment,
+  };
+  await removeRestored(
+    { db, ssh },
+    x,
+    { server: { ssh: target }, dataDirectory: c.data_directory, pgVersion: c.pg_version },
+    {
+      claimId: c.id,
+      serverId: c.server_id,
+      hostname: c.hostname,
+      dataDirectory: c.data_directory,
+      pgVersion: c.pg_version,
+      ssh: target,
+      // Its herd deleted by hand: an instance of any herd sitting there now adopted it.
+      keptHerdId: c.orphaned ? null : c.kept_herd_id,
+    },
+  );
 }
 
 /**
