@@ -994,6 +994,18 @@ describe('restore to a new herd', () => {
     );
   });
 
+  it('a drill says what it restores: the latest backup, or one that ended by the time asked for', () => {
+    const drill = (params: object) =>
+      restoreDrillAction.plan(h, {
+        params: { serverId: 7, dataDirectory: '/var/lib/postgresql/15/drill', ...params },
+        prepared: { ...prepared(), launch: null, launches: new Map() },
+      });
+    expect(fact(drill({}), 'Restores')).toMatch(/the latest backup and the archive$/);
+    expect(fact(drill({ target: 'time', time: '2026-11-25T21:00:00Z' }), 'Restores')).toMatch(
+      /a backup that ended by .*2026-11-25.*, and the archive up to then$/,
+    );
+  });
+
   it('refuses another environment\u2019s server, a server of the inventory, a name taken, a target without its value', () => {
     const refused = (params: object, over: object = {}) =>
       restoreAction.plan(h, { params: { ...base, ...params }, prepared: prepared(over) }).refused;

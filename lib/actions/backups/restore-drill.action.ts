@@ -578,9 +578,14 @@ function recordDrillStep(h: HerdRef): ActionStep<DrillState> {
 }
 
 /** The confirmation page's facts: what is restored, onto where, and the new instance when there is one. */
-function drillFacts({ stanza, place }: Drill, launch: LaunchPlan | null): Fact[] {
+function drillFacts({ stanza, place, target }: Drill, launch: LaunchPlan | null): Fact[] {
   return [
-    { label: 'Restores', value: `stanza ${stanza}: the latest backup and the archive` },
+    {
+      label: 'Restores',
+      value: target.at
+        ? `stanza ${stanza}: a backup that ended by ${target.words}, and the archive up to then`
+        : `stanza ${stanza}: the latest backup and the archive`,
+    },
     { label: 'Onto', value: `${place.server.hostname}:${place.port} ${place.dataDirectory} (taken away afterwards)` },
     ...(launch
       ? [
