@@ -255,6 +255,8 @@ describe('Add replica', () => {
     const [m] = await db.select().from(instances).where(eq(instances.id, l!.keptInstanceId!));
     expect(m).toMatchObject({ herdId, role: 'replica', state: 'running', port: 26001, upstreamInstanceId: expect.any(Number) });
     const [s] = await db.select().from(servers).where(eq(servers.id, m!.serverId));
+    // The outcome names the launched instance, not the plan's words for it ("a new m6i.large instance").
+    expect(r.targets[0]!.outcome).toMatch(new RegExp(`^${s!.hostname.replace(/\./g, '\\.')}:26001 \\(instance \\d+\\) streams from`));
     const dsn = `postgres://postgres@${s!.address}:26001/postgres`;
     // It streams from the primary, has every row, and takes the rows written now.
     const [w] = await query<{ status: string; host: string }>(dsn, 'SELECT status, sender_host AS host FROM pg_stat_wal_receiver');

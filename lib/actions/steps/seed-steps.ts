@@ -58,8 +58,8 @@ interface ReplicaSeed<S extends SeedState> {
   opts: { catchUpBytes: number; register: (x: RunContext<S>, id: number) => Promise<void> | void };
   /** Its server over SSH (filled in by a launch when it runs). */
   srv: { ssh: SshTarget };
-  /** Its server and port, as the plan names them. */
-  where: string;
+  /** Its server and port: the launched instance's hostname once a launch has run, the plan's words before. */
+  where: () => string;
 }
 
 /** The steps that lay out, seed, start and register a replica of `h` at `pl`. */
@@ -71,7 +71,16 @@ export function seedSteps<S extends SeedState>(
   backups: { policy: HerdPolicy; stanza: string } | null,
   opts: { catchUpBytes: number; register: (x: RunContext<S>, id: number) => Promise<void> | void },
 ): ActionStep<S>[] {
-  const z: ReplicaSeed<S> = { h, primary, pl, seed, backups, opts, srv: { ssh: pl.server.ssh }, where: `${pl.server.hostname}:${pl.port}` };
+  const z: ReplicaSeed<S> = {
+    h,
+    primary,
+    pl,
+    seed,
+    backups,
+    opts,
+    srv: { ssh: pl.server.ssh },
+    where: () => `${pl.server.hostname}:${pl.port}`,
+  };
   return [
     claimStep<S>(pl),
     ...(backups ? [memberConfigStep<S>(h, backups.policy, backups.stanza, pl)] : []),
@@ -228,7 +237,7 @@ function startCaughtUpStep<S extends SeedState>(z: ReplicaSeed<S>): ActionStep<S
       );
       x.state.catchUpMs = Date.now() - started;
       x.note({
-        stdout: `${where} accepted connections ${up} ms after pg_ctl start, streamed from ${primary.label} after ${streaming} ms, caught up (replayed ${shown(o.lsn)}) after ${x.state.catchUpMs} ms; system ${shown(o.systemIdentifier)}`,
+        stdout: `${where()} accepted connections ${up} ms after pg_ctl start, streamed from ${primary.label} after ${streaming} ms, caught up (replayed ${shown(o.lsn)}) after ${x.state.catchUpMs} ms; system ${shown(o.systemIdentifier)}`,
       });
     },
   };
@@ -240,7 +249,7 @@ function registerStep<S extends SeedState>(z: ReplicaSeed<S>): ActionStep<S> {
   return {
     name: 'register it as a member of the herd',
     does: { kind: 'replica.register', herd: h.id, server: pl.server.id, port: pl.port, dataDirectory: pl.dataDirectory },
-    says: `register ${where} in the inventory: a replica of ${h.label} streaming from ${primary.label}`,
+    says: `register ${where()} in the inventory: a replica of ${h.label} streaming from ${primary.label}`,
     timeoutMs: 30_000,
     run: async (x) => {
       const id = await x.deps.db.transaction(async (tx) => {
@@ -269,7 +278,7 @@ function registerStep<S extends SeedState>(z: ReplicaSeed<S>): ActionStep<S> {
       await refreshFleet(x.deps.db, { ids: [...h.members.map((m) => m.id), id], timeoutMs: 3000 });
       await opts.register(x, id);
       x.deps.outcome?.(
-        `${where} (instance ${id}) streams from ${primary.label}: seeded by ${seed.kind === 'repository' ? 'the repository' : seed.from.label} in ${Math.round((x.state.seedMs ?? 0) / 100) / 10} s, caught up ${Math.round((x.state.catchUpMs ?? 0) / 100) / 10} s after its start`,
+        `${where()} (instance ${id}) streams from ${primary.label}: seeded by ${seed.kind === 'repository' ? 'the repository' : seed.from.label} in ${Math.round((x.state.seedMs ?? 0) / 100) / 10} s, caught up ${Math.round((x.state.catchUpMs ?? 0) / 100) / 10} s after its start`,
       );
     },
   };
