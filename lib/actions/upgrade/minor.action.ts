@@ -153,16 +153,22 @@ async function recordBuild(db: Db, t: InstanceRef, binDir: string, num: number |
     .where(eq(instances.id, t.id));
 }
 
+/** One member's move: the member, the build it runs and the one it goes to, its gate's bounds. */
+interface MemberMove {
+  t: InstanceRef;
+  from: { binDir: string; num: number };
+  to: Build;
+  maxLag: number;
+  gateMs: number;
+}
+
 /** The steps that move one replica from `from` to `to`, its names drained meanwhile. */
-function memberSteps(
-  h: HerdRef,
-  members: InstanceRef[],
-  t: InstanceRef,
-  from: { binDir: string; num: number },
-  to: Build,
-  maxLag: number,
-  gateMs: number,
-): ActionStep<MemberState>[] {
+function memberSteps(h: HerdRef, members: InstanceRef[], mv: MemberMove): ActionStep<MemberState>[] {
+  return [...memberDrainSteps(h, members, mv.t, mv.maxLag), ontoBuildStep(mv), refreshStep(mv.t)];
+}
+
+/** Its names pointed at other members, each put back once it streams (the cleanup of its drain); then their TTL waited out. */
+function memberDrainSteps(h: HerdRef, members: InstanceRef[], t: InstanceRef, maxLag: number): ActionStep<MemberState>[] {
   const drained = recordsAt(h, members, t);
   const isDrained = (rec: { id: number }) => drained.some((d) => d.id === rec.id);
   const drains = dnsSteps<MemberState>(
@@ -185,39 +191,45 @@ function memberSteps(
     { name: (rec) => `DNS back: ${rec.name}` },
   );
   const ttl = Math.max(0, ...drained.map((d) => d.ttl));
+  return [
+    ...withBacks(drains, backs, t, maxLag, () => null, 'fail'),
+    ...(drained.length ? [waitOutTtlStep<MemberState>(ttl, t.hostname)] : []),
+  ];
+}
+
+/** Stop whatever runs, start on `b`, and wait for its gate; throws why it did not pass. */
+async function moveTo(x: RunContext<MemberState>, { t, maxLag, gateMs }: MemberMove, b: { binDir: string; num: number }, stopWith: string) {
+  const o = await observe(t, 3000);
+  if (o.reachable && o.inRecovery === false)
+    throw refuse('topology', `${t.label} answers as a primary: a primary is not upgraded on its own; nothing was stopped`);
+  if (o.reachable) {
+    await proveDirectoryServed(x.deps, t, x, o);
+    await execNotedOk(x.deps, t, x, pgCtl.stop({ ...t, binDir: stopWith }, 'fast'));
+  }
+  await execNotedOk(x.deps, t, x, pgCtl.start({ ...t, binDir: b.binDir }));
+  // What runs there now is on this build, whether or not it passes: the inventory says so at once.
+  await recordBuild(x.deps.db, t, b.binDir, null);
+  const v = versionText(b.num);
+  const seen = await waitObserved(
+    t,
+    `answering as ${v}, streaming with replay lag under ${maxLag} s`,
+    (w) => w.reachable && w.serverVersionNum === b.num && streamsWithin(w, maxLag),
+    { timeoutMs: gateMs, signal: x.signal, everyMs: 250 },
+  ).catch(async (err: unknown) => {
+    const last = await observe(t, 3000);
+    if (last.reachable && last.serverVersionNum !== b.num)
+      throw new Error(`it answers as ${versionText(last.serverVersionNum ?? 0)}, not ${v} (the build at ${b.binDir} is not what it says)`);
+    throw err;
+  });
+  await recordBuild(x.deps.db, t, b.binDir, seen.serverVersionNum ?? b.num);
+  return seen;
+}
+
+/** The member stopped and started on the new build, then its gate; one that fails it runs the build of before again, and the upgrade stops. */
+function ontoBuildStep(mv: MemberMove): ActionStep<MemberState> {
+  const { t, from, to, maxLag, gateMs } = mv;
   const gate = `answers as ${versionText(to.versionNum)} and streams with replay lag under ${maxLag} s`;
-
-  /** Stop whatever runs, start on `b`, and wait for its gate; throws why it did not pass. */
-  const moveTo = async (x: RunContext<MemberState>, b: { binDir: string; num: number }, stopWith: string) => {
-    const o = await observe(t, 3000);
-    if (o.reachable && o.inRecovery === false)
-      throw refuse('topology', `${t.label} answers as a primary: a primary is not upgraded on its own; nothing was stopped`);
-    if (o.reachable) {
-      await proveDirectoryServed(x.deps, t, x, o);
-      await execNotedOk(x.deps, t, x, pgCtl.stop({ ...t, binDir: stopWith }, 'fast'));
-    }
-    await execNotedOk(x.deps, t, x, pgCtl.start({ ...t, binDir: b.binDir }));
-    // What runs there now is on this build, whether or not it passes: the inventory says so at once.
-    await recordBuild(x.deps.db, t, b.binDir, null);
-    const v = versionText(b.num);
-    const seen = await waitObserved(
-      t,
-      `answering as ${v}, streaming with replay lag under ${maxLag} s`,
-      (w) => w.reachable && w.serverVersionNum === b.num && streamsWithin(w, maxLag),
-      { timeoutMs: gateMs, signal: x.signal, everyMs: 250 },
-    ).catch(async (err: unknown) => {
-      const last = await observe(t, 3000);
-      if (last.reachable && last.serverVersionNum !== b.num)
-        throw new Error(
-          `it answers as ${versionText(last.serverVersionNum ?? 0)}, not ${v} (the build at ${b.binDir} is not what it says)`,
-        );
-      throw err;
-    });
-    await recordBuild(x.deps.db, t, b.binDir, seen.serverVersionNum ?? b.num);
-    return seen;
-  };
-
-  const upgrade: ActionStep<MemberState> = {
+  return {
     name: `onto ${versionText(to.versionNum)}`,
     does: {
       kind: 'pg.upgrade-minor',
@@ -232,7 +244,7 @@ function memberSteps(
     timeoutMs: gateMs * 2 + 700_000,
     run: async (x) => {
       try {
-        const o = await moveTo(x, { binDir: to.binDir, num: to.versionNum }, from.binDir);
+        const o = await moveTo(x, mv, { binDir: to.binDir, num: to.versionNum }, from.binDir);
         x.note({ stdout: `${versionText(to.versionNum)} on ${to.binDir}; streaming, replay lag ${o.replayLagSeconds ?? 0} s` });
         x.deps.outcome?.(`now ${versionText(to.versionNum)}`);
       } catch (err) {
@@ -241,7 +253,7 @@ function memberSteps(
         x.note({ stderr: `gate failed: ${why}; back onto ${from.binDir}` });
         try {
           // Stopped with the build it ran before: whatever the new build's pg_ctl is, it is not trusted now.
-          const back = await moveTo(x, from, from.binDir);
+          const back = await moveTo(x, mv, from, from.binDir);
           x.state.rolledBack = true;
           x.deps.outcome?.(`back on ${versionText(from.num)}`);
           x.note({ stdout: `back on ${versionText(from.num)} (${from.binDir}); streaming, replay lag ${back.replayLagSeconds ?? 0} s` });
@@ -256,12 +268,6 @@ function memberSteps(
       }
     },
   };
-  return [
-    ...withBacks(drains, backs, t, maxLag, () => null, 'fail'),
-    ...(drained.length ? [waitOutTtlStep<MemberState>(ttl, t.hostname)] : []),
-    upgrade,
-    refreshStep(t),
-  ];
 }
 
 const asReplicaOf = (m: InstanceRef, cand: InstanceRef): InstanceRef => ({
@@ -271,7 +277,84 @@ const asReplicaOf = (m: InstanceRef, cand: InstanceRef): InstanceRef => ({
   upstreamId: cand.id,
 });
 
+/** What the upgrade's parts share: the herd, the release it goes to and each member's build of it, the gate's bounds. */
+interface MinorUpgrade {
+  h: HerdRef;
+  p: UpgradePrepared;
+  target: number;
+  /** The target release in words, "15.18". */
+  wanted: string;
+  buildFor: (m: InstanceRef) => Build;
+  /** A member on the target build already: left as it is. */
+  done: (m: InstanceRef) => boolean;
+  maxLag: number;
+  gateMs: number;
+  /** A member once moved: a switchover that restarts it (the old primary, as a replica) starts it on its new build. */
+  moved: Set<number>;
+}
+
+/** A part of the upgrade (a member's move, a switchover): its words in the order, and its steps, the first settling the parts before when `settles`. */
+interface Part {
+  order: string;
+  steps: (settles: boolean) => ActionStep<UpgradeState>[];
+}
+
+/** The parts' steps one after another: each part after the first finishes the parts before it first. */
+const inTurn = (parts: Part[]) => parts.flatMap((x, k) => x.steps(k > 0));
+
+/**
+ * The minor upgrade of herd `h`: what refuses it first; then the replicas moved one at a time, the old primary's turn
+ * (a switchover, its move, the switch back when asked for), and every member seen on the release.
+ */
 function planUpgrade(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p: UpgradePrepared): ActionPlan<UpgradeState> | Refusal {
+  const fit = upgradableHerd(h, p);
+  if (fit instanceof Refusal) return fit;
+  const { old, major } = fit;
+  const target = targetRelease(h, params, p, major);
+  if (target instanceof Refusal) return target;
+  const buildFor = targetBuilds(h, p, target);
+  if (buildFor instanceof Refusal) return buildFor;
+  const wanted = versionText(target);
+  const done = (m: InstanceRef) => m.serverVersionNum === target && binsOf(m) === buildFor(m).binDir;
+  if (h.members.every(done)) return refuse('not-applicable', `every member runs ${wanted} already`);
+  const replicas = h.members.filter((m) => m.role === 'replica').sort((a, b) => a.id - b.id);
+  if (!replicas.length && !done(old))
+    return refuse(
+      'not-applicable',
+      'the herd has no replica to switch over to: upgrading its only member stops it (restart it on the new build by hand, or add a replica)',
+    );
+  const cand = chooseCandidate(h.members, params.candidateInstanceId);
+  if (typeof cand === 'string') return refuse('topology', cand);
+  const z: MinorUpgrade = {
+    h,
+    p,
+    target,
+    wanted,
+    buildFor,
+    done,
+    maxLag: params.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS,
+    gateMs: (params.gateSeconds ?? DEFAULT_GATE_SECONDS) * 1000,
+    moved: new Set(),
+  };
+  const parts = replicas.filter((m) => !done(m)).map((m) => memberPart(z, m, h.members));
+  const oldParts = done(old) ? [] : oldPrimaryParts(z, old, cand, params.switchBack);
+  if (oldParts instanceof Refusal) return oldParts;
+  parts.push(...oldParts);
+  const primaryAtEnd = done(old) || params.switchBack ? old : cand;
+  return {
+    steps: [...inTurn(parts), upgradedStep(z, primaryAtEnd)],
+    warnings: upgradeWarnings(z, old),
+    facts: upgradeFacts(
+      z,
+      parts.map((x) => x.order),
+    ),
+    before: { serverVersion: versionText(old.serverVersionNum ?? 0) },
+    state: () => ({ members: new Map(), over: newSwitchoverState(), back: newSwitchoverState() }),
+  };
+}
+
+/** The herd's one running primary and its one major; or why the herd is not upgraded (held, packaged, a member down or never observed). */
+function upgradableHerd(h: HerdRef, p: UpgradePrepared): { old: InstanceRef; major: number } | Refusal {
   const held = p.held?.get(h.id);
   if (held) return refuse('not-applicable', held);
   // The engine asked the herd's driver for upgrade-minor; a member whose control tool runs what its packages laid out moves with them.
@@ -296,8 +379,11 @@ function planUpgrade(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p:
     );
   const majors = new Set(h.members.map((m) => Math.floor((m.serverVersionNum ?? 0) / 10000)));
   if (majors.size !== 1) return refuse('topology', `the herd's members run different majors (${[...majors].join(', ')})`);
-  const major = [...majors][0] as number;
-  let target: number;
+  return { old, major: [...majors][0] as number };
+}
+
+/** The release asked for, of the herd's major; left out, the newest of it on every member's host; or why none. */
+function targetRelease(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p: UpgradePrepared, major: number): number | Refusal {
   if (params.toVersion) {
     const n = versionNum(params.toVersion);
     if (n === null) return refuse('not-applicable', `${params.toVersion} is not a release such as 15.18`);
@@ -306,18 +392,20 @@ function planUpgrade(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p:
         'not-applicable',
         `${params.toVersion} is another major than the herd's ${major}: a major upgrade is a blue/green upgrade (a new herd on ${Math.floor(n / 10000)}, logical replication, a cut-over), not a restart on other binaries`,
       );
-    target = n;
-  } else {
-    const newest = newestEverywhere(
-      p.builds,
-      h.members.map((m) => m.serverId),
-      major,
-    );
-    if (newest === null)
-      return refuse('not-applicable', `no build of ${major} is reported on every member's host (the agents report the builds installed)`);
-    target = newest;
+    return n;
   }
-  const wanted = versionText(target);
+  const newest = newestEverywhere(
+    p.builds,
+    h.members.map((m) => m.serverId),
+    major,
+  );
+  if (newest === null)
+    return refuse('not-applicable', `no build of ${major} is reported on every member's host (the agents report the builds installed)`);
+  return newest;
+}
+
+/** Each member's build of the target release, as its host reports it; or the hosts that have none. */
+function targetBuilds(h: HerdRef, p: UpgradePrepared, target: number): ((m: InstanceRef) => Build) | Refusal {
   const buildOf = new Map<number, Build>();
   const missing: string[] = [];
   for (const m of h.members) {
@@ -328,87 +416,78 @@ function planUpgrade(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p:
       missing.push(`${m.hostname} (its agent reports ${has.length ? has.join(', ') : 'no build'})`);
     }
   }
-  if (missing.length) return refuse('not-applicable', `no ${wanted} build on ${missing.join('; ')}: install it there first`);
-  const buildFor = (m: InstanceRef): Build => {
+  if (missing.length) return refuse('not-applicable', `no ${versionText(target)} build on ${missing.join('; ')}: install it there first`);
+  return (m: InstanceRef): Build => {
     const b = buildOf.get(m.id);
     if (!b) throw new Error(`upgrade-minor: no build found for ${m.label} after every member was checked`);
     return b;
   };
-  const done = (m: InstanceRef) => m.serverVersionNum === target && binsOf(m) === buildFor(m).binDir;
-  if (h.members.every(done)) return refuse('not-applicable', `every member runs ${wanted} already`);
-  const replicas = h.members.filter((m) => m.role === 'replica').sort((a, b) => a.id - b.id);
-  if (!replicas.length && !done(old))
-    return refuse(
-      'not-applicable',
-      'the herd has no replica to switch over to: upgrading its only member stops it (restart it on the new build by hand, or add a replica)',
-    );
-  const cand = chooseCandidate(h.members, params.candidateInstanceId);
-  if (typeof cand === 'string') return refuse('topology', cand);
-  const maxLag = params.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS;
-  const gateMs = (params.gateSeconds ?? DEFAULT_GATE_SECONDS) * 1000;
-  const stateOf = (s: UpgradeState, m: InstanceRef) => {
-    let r = s.members.get(m.id);
-    if (!r) s.members.set(m.id, (r = { rolledBack: false }));
-    return r;
-  };
-  const steps: ActionStep<UpgradeState>[] = [];
-  const order: string[] = [];
-  let settles = false;
-  // What a member runs now: its build's version as its host reports it (the inventory's reading may be older).
-  const fromOf = (m: InstanceRef) => ({
-    binDir: binsOf(m),
-    num: (p.builds.get(m.serverId) ?? []).find((b) => b.binDir === binsOf(m))?.versionNum ?? m.serverVersionNum ?? 0,
-  });
-  // A member once moved: a switchover that restarts it (the old primary, as a replica) starts it on its new build.
-  const moved = new Set<number>();
-  const asNow = (ms: InstanceRef[]) =>
-    ms.map((m) => (moved.has(m.id) ? { ...m, binDir: buildFor(m).binDir, serverVersionNum: target } : m));
-  const move = (m: InstanceRef, members: InstanceRef[]) => {
-    moved.add(m.id);
-    steps.push(
-      ...part<MemberState, UpgradeState>(
-        memberSteps(h, members, m, fromOf(m), buildFor(m), maxLag, gateMs),
-        (s) => stateOf(s, m),
+}
+
+// What a member runs now: its build's version as its host reports it (the inventory's reading may be older).
+const runsNow = (p: UpgradePrepared, m: InstanceRef) => ({
+  binDir: binsOf(m),
+  num: (p.builds.get(m.serverId) ?? []).find((b) => b.binDir === binsOf(m))?.versionNum ?? m.serverVersionNum ?? 0,
+});
+
+/** The members as they run once the moves so far are done: a moved member on its new build. */
+const asNow = (z: MinorUpgrade, ms: InstanceRef[]) =>
+  ms.map((m) => (z.moved.has(m.id) ? { ...m, binDir: z.buildFor(m).binDir, serverVersionNum: z.target } : m));
+
+/** A member's part of the state, made when first asked for. */
+function memberState(s: UpgradeState, m: InstanceRef): MemberState {
+  let r = s.members.get(m.id);
+  if (!r) s.members.set(m.id, (r = { rolledBack: false }));
+  return r;
+}
+
+/** One member moved onto its build of the target, as a part: its steps named for it, on its own state. */
+function memberPart(z: MinorUpgrade, m: InstanceRef, members: InstanceRef[]): Part {
+  z.moved.add(m.id);
+  const steps = memberSteps(z.h, members, { t: m, from: runsNow(z.p, m), to: z.buildFor(m), maxLag: z.maxLag, gateMs: z.gateMs });
+  return {
+    order: `${m.label} onto ${z.wanted}`,
+    steps: (settles) =>
+      part<MemberState, UpgradeState>(
+        steps,
+        (s) => memberState(s, m),
         (n) => `${m.hostname}: ${n}`,
         settles,
       ),
-    );
-    settles = true;
-    order.push(`${m.label} onto ${wanted}`);
   };
-  for (const m of replicas) if (!done(m)) move(m, h.members);
-  if (!done(old)) {
-    const over = planSwitchoverOf({ ...h, members: asNow(h.members) }, { candidateInstanceId: cand.id });
-    if (over instanceof Refusal) return refuse(over.code, `${cand.label}: ${over.reason}`);
-    if (over.refused) return refuse(over.refused.code, `${cand.label}: ${over.refused.reason}`);
-    steps.push(
-      ...part<SwitchoverState, UpgradeState>(
-        over.steps,
-        (s) => s.over,
-        (n) => `switchover: ${n}`,
-        settles,
-      ),
-    );
-    order.push(`switch over to ${cand.label}`);
-    settles = true;
-    const after = membersAfterSwitchover(h, old, cand);
-    move(asReplicaOf(old, cand), after);
-    if (params.switchBack) {
-      const back = planSwitchoverOf({ ...h, members: asNow(after) }, { candidateInstanceId: old.id });
-      if (back instanceof Refusal) return refuse(back.code, `${old.label}: ${back.reason}`);
-      steps.push(
-        ...part<SwitchoverState, UpgradeState>(
-          back.steps,
-          (s) => s.back,
-          (n) => `switch back: ${n}`,
-          true,
-        ),
-      );
-      order.push(`switch back to ${old.label}`);
-    }
-  }
-  const primaryAtEnd = done(old) || params.switchBack ? old : cand;
-  steps.push({
+}
+
+/** A switchover's steps as a part, on its part of the state, named with `prefix`. */
+function switchoverPart(
+  steps: ActionStep<SwitchoverState>[],
+  pick: (s: UpgradeState) => SwitchoverState,
+  prefix: string,
+  order: string,
+): Part {
+  return {
+    order,
+    steps: (settles) => part<SwitchoverState, UpgradeState>(steps, pick, (n) => `${prefix}: ${n}`, settles),
+  };
+}
+
+/** The old primary's turn: a switchover to `cand`, its move as a replica, and the switch back when asked for; or why not. */
+function oldPrimaryParts(z: MinorUpgrade, old: InstanceRef, cand: InstanceRef, switchBack: boolean | undefined): Part[] | Refusal {
+  const { h } = z;
+  const over = planSwitchoverOf({ ...h, members: asNow(z, h.members) }, { candidateInstanceId: cand.id });
+  if (over instanceof Refusal) return refuse(over.code, `${cand.label}: ${over.reason}`);
+  if (over.refused) return refuse(over.refused.code, `${cand.label}: ${over.refused.reason}`);
+  const parts = [switchoverPart(over.steps, (s) => s.over, 'switchover', `switch over to ${cand.label}`)];
+  const after = membersAfterSwitchover(h, old, cand);
+  parts.push(memberPart(z, asReplicaOf(old, cand), after));
+  if (!switchBack) return parts;
+  const back = planSwitchoverOf({ ...h, members: asNow(z, after) }, { candidateInstanceId: old.id });
+  if (back instanceof Refusal) return refuse(back.code, `${old.label}: ${back.reason}`);
+  return [...parts, switchoverPart(back.steps, (s) => s.back, 'switch back', `switch back to ${old.label}`)];
+}
+
+/** Every member seen again: what each runs, and whether all run the target release. */
+function upgradedStep({ h, target, wanted }: MinorUpgrade, primaryAtEnd: InstanceRef): ActionStep<UpgradeState> {
+  return {
     name: 'the herd upgraded',
     does: { kind: 'herd.report-upgraded', toVersionNum: target, primary: primaryAtEnd.id },
     says: `what each member runs now; ${primaryAtEnd.label} is the primary`,
@@ -424,8 +503,12 @@ function planUpgrade(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p:
       const behind = seen.filter(([, o]) => o.serverVersionNum !== target);
       if (behind.length) throw new Error(`${behind.map(([m]) => m.label).join(', ')} does not run ${wanted}`);
     },
-  });
-  const facts: Fact[] = [
+  };
+}
+
+/** The confirmation page's facts: the order, each member's build before and after, the gate, the way back. */
+function upgradeFacts({ h, done, wanted, buildFor, maxLag, gateMs }: MinorUpgrade, order: string[]): Fact[] {
+  return [
     { label: 'In order', value: order.join('; then ') },
     ...h.members.map((m) => ({
       label: `${m.hostname} (${m.role})`,
@@ -438,24 +521,22 @@ function planUpgrade(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p:
     { label: 'Committed transactions lost', value: 'none: the switchover promotes a replica only once it has replayed all' },
     { label: 'The way back', value: 'the same action with the release the herd runs now' },
   ];
+}
+
+/** Production; the clients' connections at the switchover (none when the primary stays as it is); a downgrade. */
+function upgradeWarnings({ h, done, target, wanted }: MinorUpgrade, old: InstanceRef) {
   const downgrade = h.members.some((m) => (m.serverVersionNum ?? 0) > target);
-  return {
-    steps,
-    warnings: [
-      ...productionWarning(h),
-      ...(done(old)
-        ? []
-        : [
-            h.poolers.length
-              ? 'writes through PgBouncer wait during the switchover (about a second); direct connections to the primary are closed'
-              : 'clients connected to the primary lose their connections at the switchover; the herd has no PgBouncer to hold them',
-          ]),
-      ...(downgrade ? [`back to an earlier release (${wanted}): read its release notes for anything a downgrade must undo`] : []),
-    ],
-    facts,
-    before: { serverVersion: versionText(old.serverVersionNum ?? 0) },
-    state: () => ({ members: new Map(), over: newSwitchoverState(), back: newSwitchoverState() }),
-  };
+  return [
+    ...productionWarning(h),
+    ...(done(old)
+      ? []
+      : [
+          h.poolers.length
+            ? 'writes through PgBouncer wait during the switchover (about a second); direct connections to the primary are closed'
+            : 'clients connected to the primary lose their connections at the switchover; the herd has no PgBouncer to hold them',
+        ]),
+    ...(downgrade ? [`back to an earlier release (${wanted}): read its release notes for anything a downgrade must undo`] : []),
+  ];
 }
 
 export const upgradeMinorAction = defineHerdAction({
