@@ -49,7 +49,70 @@ const asReplicaOf = (m: InstanceRef, cand: InstanceRef): InstanceRef => ({
   upstreamId: cand.id,
 });
 
+/** What the herd resize's parts share: the herd, each member's type now and the one chosen for it, the wish each resize is planned with. */
+interface HerdResize {
+  h: HerdRef;
+  p: ResizePrepared;
+  chosen: Map<number, { now: TypeChoice; to: TypeChoice }>;
+  /** A member on the target type already: not resized. */
+  staying: (m: InstanceRef) => boolean;
+  wish: z.output<typeof resizeHerdParams>;
+}
+
+/** A part of the herd resize (a member's resize, a switchover): its words in the order, and its steps, the first settling the parts before when `settles`. */
+interface Part {
+  order: string;
+  steps: (settles: boolean) => ActionStep<HerdResizeState>[];
+}
+
+/** The parts' steps one after another: each part after the first finishes the parts before it first. */
+const inTurn = (parts: Part[]) => parts.flatMap((x, k) => x.steps(k > 0));
+
+const refusedFor = (m: InstanceRef, r: Refusal) => refuse(r.code, `${m.label}: ${r.reason}`);
+
+/**
+ * The resize of herd `h`: what refuses it first; then each replica resized (or its resize finished), the old
+ * primary's turn (a switchover, its resize, the switch back when asked for), and what each member runs.
+ */
 function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: ResizePrepared): ActionPlan<HerdResizeState> | Refusal {
+  const fit = resizableHerd(h, p);
+  if (fit instanceof Refusal) return fit;
+  const { old, replicas } = fit;
+  const cand = chooseCandidate(h.members, params.candidateInstanceId);
+  if (typeof cand === 'string') return refuse('topology', cand);
+  const chosen = typesChosen(h, p);
+  const staying = (m: InstanceRef) => {
+    const x = chosen.get(m.id);
+    return !!x && x.now.name === x.to.name;
+  };
+  const z: HerdResize = { h, p, chosen, staying, wish: { ...params, candidateInstanceId: undefined, switchBack: undefined } };
+  const parts: Part[] = [];
+  for (const m of replicas) {
+    const x = replicaPart(z, m);
+    if (x instanceof Refusal) return x;
+    parts.push(x);
+  }
+  const oldParts = staying(old) ? [] : oldPrimaryParts(z, old, cand, params.switchBack);
+  if (oldParts instanceof Refusal) return oldParts;
+  parts.push(...oldParts);
+  const primaryAtEnd = staying(old) || params.switchBack ? old : cand;
+  const costs = herdCosts(z);
+  return {
+    steps: [...inTurn(parts), resizedStep(z, primaryAtEnd)],
+    warnings: resizeWarnings(z, old),
+    facts: resizeFacts(
+      z,
+      parts.map((x) => x.order),
+      costs,
+      old,
+    ),
+    cost: { nowPerHour: costs.now, afterPerHour: costs.then },
+    state: () => ({ resized: new Map(), over: newSwitchoverState(), back: newSwitchoverState() }),
+  };
+}
+
+/** The herd's one running primary and its replicas; or why the herd is not resized (no primary, a member down, no replica). */
+function resizableHerd(h: HerdRef, p: ResizePrepared): { old: InstanceRef; replicas: InstanceRef[] } | Refusal {
   const primaries = h.members.filter((m) => m.role === 'primary' && m.state === 'running');
   if (primaries.length > 1) return refuse('topology', `the herd has ${primaries.length} running primaries`);
   if (!primaries.length) {
@@ -83,83 +146,82 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
   const replicas = h.members.filter((m) => m.role === 'replica').sort((a, b) => a.id - b.id);
   if (!replicas.length)
     return refuse('not-applicable', 'the herd has no replica to switch over to: resizing its only member stops it (power it off and on)');
-  const cand = chooseCandidate(h.members, params.candidateInstanceId);
-  if (typeof cand === 'string') return refuse('topology', cand);
+  return { old, replicas };
+}
 
-  // Each member's ranking, from what EC2 says now; a member already on the target is left as it is.
+/** Each member's ranking, from what EC2 says now; a member already on the target is left as it is. */
+function typesChosen(h: HerdRef, p: ResizePrepared): Map<number, { now: TypeChoice; to: TypeChoice }> {
   const chosen = new Map<number, { now: TypeChoice; to: TypeChoice }>();
   for (const m of h.members) {
     const c = p.byServer.get(m.serverId);
     if (c?.ranking?.ok) chosen.set(m.id, { now: c.ranking.current, to: c.ranking.target });
   }
-  const staying = (m: InstanceRef) => {
-    const x = chosen.get(m.id);
-    return !!x && x.now.name === x.to.name;
-  };
-  const wish = { ...params, candidateInstanceId: undefined, switchBack: undefined };
-  const steps: ActionStep<HerdResizeState>[] = [];
-  const order: string[] = [];
-  const refusedFor = (m: InstanceRef, r: Refusal) => refuse(r.code, `${m.label}: ${r.reason}`);
-  let settles = false;
+  return chosen;
+}
 
-  for (const m of replicas) {
-    // A replica on the type already: its resize's finish (what one cut short leaves undone), nothing resized.
-    const plan = planResize(m, { members: h.members, params: wish, prepared: p });
-    if (plan instanceof Refusal) return refusedFor(m, plan);
-    steps.push(
-      ...part<ResizeState, HerdResizeState>(
-        plan.steps,
+/** One member's resize as a part: its steps named for it, on its own state. */
+function memberPart(steps: ActionStep<ResizeState>[], m: InstanceRef, order: string): Part {
+  return {
+    order,
+    steps: (settles) =>
+      part<ResizeState, HerdResizeState>(
+        steps,
         (s) => stateOf(s, m),
         (n) => `${m.hostname}: ${n}`,
         settles,
       ),
-    );
-    settles = true;
-    order.push(staying(m) ? `finish ${m.label} (already ${chosen.get(m.id)?.now.name ?? '?'})` : `resize ${m.label}`);
-  }
-  let after = h.members;
-  if (!staying(old)) {
-    // The primary is checked like a replica before anything runs: a refusal for it refuses the herd now.
-    after = membersAfterSwitchover(h, old, cand);
-    const oldAfter = asReplicaOf(old, cand);
-    const oldPlan = planResize(oldAfter, { members: after, params: wish, prepared: p });
-    if (oldPlan instanceof Refusal) return refusedFor(old, oldPlan);
-    const over = planSwitchoverOf(h, { candidateInstanceId: cand.id });
-    if (over instanceof Refusal) return refusedFor(cand, over);
-    if (over.refused) return refusedFor(cand, over.refused);
-    steps.push(
-      ...part<SwitchoverState, HerdResizeState>(
-        over.steps,
-        (s) => s.over,
-        (n) => `switchover: ${n}`,
-        settles,
-      ),
-    );
-    steps.push(
-      ...part<ResizeState, HerdResizeState>(
-        oldPlan.steps,
-        (s) => stateOf(s, old),
-        (n) => `${old.hostname}: ${n}`,
-        true,
-      ),
-    );
-    order.push(`switch over to ${cand.label}`, `resize ${old.label}`);
-    if (params.switchBack) {
-      const back = planSwitchoverOf({ ...h, members: after }, { candidateInstanceId: old.id });
-      if (back instanceof Refusal) return refusedFor(old, back);
-      steps.push(
-        ...part<SwitchoverState, HerdResizeState>(
-          back.steps,
-          (s) => s.back,
-          (n) => `switch back: ${n}`,
-          true,
-        ),
-      );
-      order.push(`switch back to ${old.label}`);
-    }
-  }
-  const primaryAtEnd = staying(old) || params.switchBack ? old : cand;
-  steps.push({
+  };
+}
+
+/** A switchover's steps as a part, on its part of the state, named with `prefix`. */
+function switchoverPart(
+  steps: ActionStep<SwitchoverState>[],
+  pick: (s: HerdResizeState) => SwitchoverState,
+  prefix: string,
+  order: string,
+): Part {
+  return {
+    order,
+    steps: (settles) => part<SwitchoverState, HerdResizeState>(steps, pick, (n) => `${prefix}: ${n}`, settles),
+  };
+}
+
+/** A replica's resize as a part; or why it is refused (which refuses the herd). */
+function replicaPart({ h, p, wish, staying, chosen }: HerdResize, m: InstanceRef): Part | Refusal {
+  // A replica on the type already: its resize's finish (what one cut short leaves undone), nothing resized.
+  const plan = planResize(m, { members: h.members, params: wish, prepared: p });
+  if (plan instanceof Refusal) return refusedFor(m, plan);
+  return memberPart(plan.steps, m, staying(m) ? `finish ${m.label} (already ${chosen.get(m.id)?.now.name ?? '?'})` : `resize ${m.label}`);
+}
+
+/** The old primary's turn: a switchover to `cand`, its resize as a replica, and the switch back when asked for; or why not. */
+function oldPrimaryParts(
+  { h, p, wish }: HerdResize,
+  old: InstanceRef,
+  cand: InstanceRef,
+  switchBack: boolean | undefined,
+): Part[] | Refusal {
+  // The primary is checked like a replica before anything runs: a refusal for it refuses the herd now.
+  const after = membersAfterSwitchover(h, old, cand);
+  const oldAfter = asReplicaOf(old, cand);
+  const oldPlan = planResize(oldAfter, { members: after, params: wish, prepared: p });
+  if (oldPlan instanceof Refusal) return refusedFor(old, oldPlan);
+  const over = planSwitchoverOf(h, { candidateInstanceId: cand.id });
+  if (over instanceof Refusal) return refusedFor(cand, over);
+  if (over.refused) return refusedFor(cand, over.refused);
+  const parts = [
+    switchoverPart(over.steps, (s) => s.over, 'switchover', `switch over to ${cand.label}`),
+    memberPart(oldPlan.steps, old, `resize ${old.label}`),
+  ];
+  if (!switchBack) return parts;
+  const back = planSwitchoverOf({ ...h, members: after }, { candidateInstanceId: old.id });
+  if (back instanceof Refusal) return refusedFor(old, back);
+  return [...parts, switchoverPart(back.steps, (s) => s.back, 'switch back', `switch back to ${old.label}`)];
+}
+
+/** Once the last member's names are back: the type each member runs now, and the primary. */
+function resizedStep({ h, chosen }: HerdResize, primaryAtEnd: InstanceRef): ActionStep<HerdResizeState> {
+  return {
     name: 'the herd resized',
     does: { kind: 'herd.report-resized', primary: primaryAtEnd.id },
     says: `once the last member's names are back: what each member runs now; ${primaryAtEnd.label} is the primary`,
@@ -172,9 +234,11 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
       x.note({ stdout: text });
       return Promise.resolve();
     },
-  });
+  };
+}
 
-  // One cost for the herd: each member now and after (a member left as it is costs the same after).
+/** One cost for the herd: each member now and after (a member left as it is costs the same after), and each member's fact. */
+function herdCosts({ h, chosen, staying }: HerdResize): { now: number | null; then: number | null; memberFacts: Fact[] } {
   let now: number | null = 0;
   let then: number | null = 0;
   const memberFacts: Fact[] = [];
@@ -190,38 +254,47 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
         : `${x.now.name} (${perMonth(x.now)}) to ${x.to.name} (${perMonth(x.to)})`,
     });
   }
+  return { now, then, memberFacts };
+}
+
+/** Production; the clients' connections at the switchover (none when the primary stays as it is). */
+function resizeWarnings({ h, staying }: HerdResize, old: InstanceRef) {
+  return [
+    ...productionWarning(h),
+    ...(staying(old)
+      ? []
+      : [
+          h.poolers.length
+            ? 'writes through PgBouncer wait during the switchover (about a second); direct connections to the primary are closed'
+            : 'clients connected to the primary lose their connections at the switchover; the herd has no PgBouncer to hold them',
+        ]),
+  ];
+}
+
+/** The confirmation page's facts: the order, each member's type before and after, the herd's cost, the prices' source. */
+function resizeFacts(
+  { p, staying }: HerdResize,
+  order: string[],
+  { now, then, memberFacts }: ReturnType<typeof herdCosts>,
+  old: InstanceRef,
+): Fact[] {
   const month = (v: number) => `$${(v * HOURS_PER_MONTH).toFixed(2)}/month`;
   const change = now !== null && then !== null ? then - now : null;
-  return {
-    steps,
-    warnings: [
-      ...productionWarning(h),
-      ...(staying(old)
-        ? []
-        : [
-            h.poolers.length
-              ? 'writes through PgBouncer wait during the switchover (about a second); direct connections to the primary are closed'
-              : 'clients connected to the primary lose their connections at the switchover; the herd has no PgBouncer to hold them',
-          ]),
-    ],
-    facts: [
-      { label: 'In order', value: order.join('; then ') },
-      ...memberFacts,
-      {
-        label: 'Cost of the herd',
-        value:
-          now === null || then === null || change === null
-            ? 'unknown (no price for one of the types)'
-            : `${month(now)} now, ${month(then)} after (${change < 0 ? '-' : '+'}${month(Math.abs(change))})`,
-      },
-      { label: 'Prices', value: `${p.prices.source}, as of ${p.prices.date}` },
-      ...(staying(old)
-        ? []
-        : [{ label: 'Committed transactions lost', value: 'none: the switchover promotes a replica only once it has replayed all' }]),
-    ],
-    cost: { nowPerHour: now, afterPerHour: then },
-    state: () => ({ resized: new Map(), over: newSwitchoverState(), back: newSwitchoverState() }),
-  };
+  return [
+    { label: 'In order', value: order.join('; then ') },
+    ...memberFacts,
+    {
+      label: 'Cost of the herd',
+      value:
+        now === null || then === null || change === null
+          ? 'unknown (no price for one of the types)'
+          : `${month(now)} now, ${month(then)} after (${change < 0 ? '-' : '+'}${month(Math.abs(change))})`,
+    },
+    { label: 'Prices', value: `${p.prices.source}, as of ${p.prices.date}` },
+    ...(staying(old)
+      ? []
+      : [{ label: 'Committed transactions lost', value: 'none: the switchover promotes a replica only once it has replayed all' }]),
+  ];
 }
 
 function stateOf(s: HerdResizeState, m: InstanceRef): ResizeState {
