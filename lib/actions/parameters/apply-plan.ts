@@ -63,12 +63,38 @@ export type ApplyPlan =
 
 const num = (v: string | undefined) => (v === undefined ? NaN : Number(v));
 
+/**
+ * What Apply settings changes on each member, or every problem that refuses it: the herd first (every member
+ * running, one primary), then each member's changes, then what the herd as a whole must keep (a hot standby's
+ * floor, the settings the control plane keeps, one configuration for all).
+ */
 export function planChanges(
   members: InstanceRef[],
   settings: Map<number, MemberSettings>,
   /** keeps: settings the control plane sets itself (refused, in its words); oneConfig: every member must run the same values (why). */
   opts: { primaryFirst: boolean; keeps?: { names: ReadonlySet<string>; says: string }; oneConfig?: string },
 ): ApplyPlan {
+  const problems = herdProblems(members);
+  if (problems.length) return { ok: false, problems };
+  const primary = members.filter((m) => m.role === 'primary')[0] as InstanceRef;
+
+  const out: MemberChanges[] = [];
+  for (const m of members) {
+    const one = memberChanges(m, settings.get(m.id));
+    problems.push(...one.problems);
+    if (one.changes) out.push(one.changes);
+  }
+  if (problems.length) return { ok: false, problems };
+
+  // A hot standby's floor: its primary's value, after the change and during the roll.
+  const floor = floorProblems(out, settings, primary, opts.primaryFirst);
+  problems.push(...floor.problems, ...keptProblems(out, opts.keeps), ...oneConfigProblems(out, opts.oneConfig));
+  if (problems.length) return { ok: false, problems };
+  return { ok: true, members: out, primary, lowering: [...new Set(floor.lowering)] };
+}
+
+/** Why the herd cannot be judged at all: a member that does not run, not exactly one primary. */
+function herdProblems(members: InstanceRef[]): string[] {
   const problems: string[] = [];
   const down = members.filter((m) => m.state !== 'running');
   if (down.length)
@@ -77,63 +103,70 @@ export function planChanges(
     );
   const primaries = members.filter((m) => m.role === 'primary');
   if (primaries.length !== 1) problems.push(`the herd has ${primaries.length} primaries: it needs one to judge its replicas against`);
-  if (problems.length) return { ok: false, problems };
-  const primary = primaries[0] as InstanceRef;
+  return problems;
+}
 
-  const out: MemberChanges[] = [];
-  for (const m of members) {
-    const s = settings.get(m.id);
-    if (!s?.running) {
-      problems.push(
-        `${m.label}: its settings have not been read yet (the settings pass reads them within a minute of the refresh seeing it)`,
-      );
+/** One member's changes, from its drift between what its groups say and what it runs; and what refuses them. */
+function memberChanges(m: InstanceRef, s: MemberSettings | undefined): { changes: MemberChanges | null; problems: string[] } {
+  if (!s?.running)
+    return {
+      changes: null,
+      problems: [`${m.label}: its settings have not been read yet (the settings pass reads them within a minute of the refresh seeing it)`],
+    };
+  const problems: string[] = [];
+  const changes: SettingChange[] = [];
+  for (const d of driftOf(s.wanted, s.running, s.catalog)) {
+    // Checked here again, whatever the groups' saves said: a stored row may predate the list.
+    const refused = notTunable(d.name);
+    if (refused) {
+      problems.push(`${m.label}: ${refused}`);
       continue;
     }
-    const changes: SettingChange[] = [];
-    for (const d of driftOf(s.wanted, s.running, s.catalog)) {
-      // Checked here again, whatever the groups' saves said: a stored row may predate the list.
-      const refused = notTunable(d.name);
-      if (refused) {
-        problems.push(`${m.label}: ${refused}`);
-        continue;
-      }
-      if (d.kind === 'unknown-setting' || d.kind === 'invalid' || d.kind === 'unresolved') {
-        problems.push(`${m.label}: ${d.name}: ${d.why ?? d.kind}`);
-        continue;
-      }
-      const meta = s.catalog.get(d.name);
-      if (meta?.context === 'internal') {
-        problems.push(`${m.label}: ${d.name} is fixed when Postgres is built or initialised: no setting changes it`);
-        continue;
-      }
-      if (d.wanted === null || d.running === null) continue;
-      changes.push({
-        name: d.name,
-        from: d.running,
-        to: d.wanted,
-        write: d.resolved ?? d.wanted,
-        words: `${d.runningShown ?? d.running} -> ${d.wantedShown ?? d.wanted}${d.kind === 'pending-restart' ? ' (waits for a restart)' : ''}`,
-        restart: meta?.context === 'postmaster' || d.kind === 'pending-restart',
-        vartype: meta?.vartype ?? 'string',
-      });
+    if (d.kind === 'unknown-setting' || d.kind === 'invalid' || d.kind === 'unresolved') {
+      problems.push(`${m.label}: ${d.name}: ${d.why ?? d.kind}`);
+      continue;
     }
-    // A setting written before (by hand, or an apply cut short) that waits for a restart: the restart is owed
-    // too. One the groups do not say applies a value pgherd cannot see (pg_settings shows the running one).
-    const pending = Object.entries(s.running)
-      .filter(([, r]) => r.p)
-      .map(([n]) => n);
-    const unseen = pending.filter((n) => !changes.some((c) => c.name === n));
-    if (unseen.length)
-      problems.push(
-        `${m.label}: ${unseen.join(', ')} written and waiting for a restart, not by its groups: a restart would apply a value pgherd cannot see (put it in a group, or RESET it)`,
-      );
-    out.push({ member: m, changes, restart: changes.some((c) => c.restart) || pending.length > 0 });
+    const meta = s.catalog.get(d.name);
+    if (meta?.context === 'internal') {
+      problems.push(`${m.label}: ${d.name} is fixed when Postgres is built or initialised: no setting changes it`);
+      continue;
+    }
+    if (d.wanted === null || d.running === null) continue;
+    changes.push({
+      name: d.name,
+      from: d.running,
+      to: d.wanted,
+      write: d.resolved ?? d.wanted,
+      words: `${d.runningShown ?? d.running} -> ${d.wantedShown ?? d.wanted}${d.kind === 'pending-restart' ? ' (waits for a restart)' : ''}`,
+      restart: meta?.context === 'postmaster' || d.kind === 'pending-restart',
+      vartype: meta?.vartype ?? 'string',
+    });
   }
-  if (problems.length) return { ok: false, problems };
+  // A setting written before (by hand, or an apply cut short) that waits for a restart: the restart is owed
+  // too. One the groups do not say applies a value pgherd cannot see (pg_settings shows the running one).
+  const pending = Object.entries(s.running)
+    .filter(([, r]) => r.p)
+    .map(([n]) => n);
+  const unseen = pending.filter((n) => !changes.some((c) => c.name === n));
+  if (unseen.length)
+    problems.push(
+      `${m.label}: ${unseen.join(', ')} written and waiting for a restart, not by its groups: a restart would apply a value pgherd cannot see (put it in a group, or RESET it)`,
+    );
+  return { changes: { member: m, changes, restart: changes.some((c) => c.restart) || pending.length > 0 }, problems };
+}
 
-  // A hot standby's floor: its primary's value, after the change and during the roll.
+/**
+ * A hot standby's floor: no replica below the primary once the apply is done, nor during the roll (replicas
+ * restart first, while the primary still runs its value) unless the primary restarts first; what that lowers.
+ */
+function floorProblems(
+  out: MemberChanges[],
+  settings: Map<number, MemberSettings>,
+  primary: InstanceRef,
+  primaryFirst: boolean,
+): { problems: string[]; lowering: string[] } {
   const p = out.find((x) => x.member.id === primary.id) as MemberChanges;
-  problems.push(...belowThePrimary(out, settings, primary.id));
+  const problems = belowThePrimary(out, settings, primary.id);
   const lowering: string[] = [];
   for (const name of AT_LEAST_PRIMARY) {
     const pNow = valueOf(settings, p, name, false);
@@ -141,29 +174,37 @@ export function planChanges(
     for (const r of out.filter((x) => x.member.role === 'replica')) {
       const rAfter = valueOf(settings, r, name, true);
       if (rAfter < pAfter) continue; // said above
-      if (rAfter < pNow && !opts.primaryFirst)
+      if (rAfter < pNow && !primaryFirst)
         problems.push(
           `${r.member.label}: ${name} lowered to ${rAfter} while the primary runs ${pNow}: restarted first, as replicas are, it would not start. Tick "restart the primary first" (its writes stop while it restarts), or lower it in two applies`,
         );
       else if (rAfter < pNow) lowering.push(`${name} ${pNow} -> ${pAfter}`);
     }
   }
-  const keeps = opts.keeps;
+  return { problems, lowering };
+}
+
+/** A change of a setting the control plane sets itself: refused, in its words. */
+function keptProblems(out: MemberChanges[], keeps: { names: ReadonlySet<string>; says: string } | undefined): string[] {
+  const problems: string[] = [];
   if (keeps)
     for (const mc of out)
       for (const c of mc.changes) if (keeps.names.has(c.name)) problems.push(`${mc.member.label}: ${c.name}: ${keeps.says}`);
-  if (opts.oneConfig) {
-    // One configuration for every member: the same changes everywhere.
-    const key = (mc: MemberChanges) => JSON.stringify(mc.changes.map((c) => [c.name, c.to]));
-    const first = out[0];
-    const differing = out.filter((mc) => first && key(mc) !== key(first));
-    if (differing.length)
-      problems.push(
-        `${opts.oneConfig}, and these members should run other values: ${differing.map((d) => d.member.label).join(', ')} (give the herd one group, no instance groups)`,
-      );
-  }
-  if (problems.length) return { ok: false, problems };
-  return { ok: true, members: out, primary, lowering: [...new Set(lowering)] };
+  return problems;
+}
+
+/** Where the driver keeps one configuration for every member (`oneConfig`, why): the members whose changes differ. */
+function oneConfigProblems(out: MemberChanges[], oneConfig: string | undefined): string[] {
+  if (!oneConfig) return [];
+  // One configuration for every member: the same changes everywhere.
+  const key = (mc: MemberChanges) => JSON.stringify(mc.changes.map((c) => [c.name, c.to]));
+  const first = out[0];
+  const differing = out.filter((mc) => first && key(mc) !== key(first));
+  return differing.length
+    ? [
+        `${oneConfig}, and these members should run other values: ${differing.map((d) => d.member.label).join(', ')} (give the herd one group, no instance groups)`,
+      ]
+    : [];
 }
 
 const valueOf = (settings: Map<number, MemberSettings>, mc: MemberChanges, name: string, after: boolean) => {

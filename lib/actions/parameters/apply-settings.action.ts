@@ -10,7 +10,7 @@ import type { Db } from '@/db/client';
 import { execNoted, execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { newSwitchoverState, switchoverPair, type SwitchoverState } from '@/lib/actions/drivers/switchover';
 import { part } from '@/lib/engine/compose';
-import { defineHerdAction, flagParam, productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
+import { defineHerdAction, flagParam, productionWarning, type ActionPlan, type ActionStep, type Fact } from '@/lib/engine/define-action';
 import { binsOf, driverFor } from '@/lib/fleet/drivers';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
@@ -353,6 +353,11 @@ function verifyStep(h: HerdRef, plan: MemberChanges[]): ActionStep<State> {
   };
 }
 
+/**
+ * Apply settings on herd `h`: what refuses it first (its driver, the changes planChanges refuses); then every
+ * member checked, the values written, the primary restarted in place when asked for, the replicas restarted one
+ * at a time, the primary's restart by a switchover otherwise, and every member read again.
+ */
 function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<State> | Refusal {
   const d = driverOf(h);
   if (d instanceof Refusal) return d;
@@ -372,69 +377,88 @@ function planHerd(h: HerdRef, params: Params, prepared: Prepared): ActionPlan<St
   const primaryRestart = plan.some((mc) => mc.member.id === primary.id && mc.restart);
   if (!writes.length && !replicas.length && !primaryRestart)
     return refuse('not-applicable', 'every member already runs what its groups say');
-  const steps: ActionStep<State>[] = [checkStep(h, plan)];
-  if (plane.scope === 'herd') {
-    if (writes.length) steps.push(herdWriteStep(plane, primary, plan));
-  } else steps.push(...writes.map(writeStep));
-  const order: string[] = [];
-  if (primaryRestart && params.primaryFirst) {
-    steps.push(...restartSteps(plane, primary));
-    const followers = h.members.filter((m) => m.role === 'replica');
-    if (followers.length) steps.push(replayedStep(primary, followers));
-    order.push(`restart ${primary.label} in place (the primary: writes stop while it restarts)`);
-  }
-  for (const mc of replicas) {
-    steps.push(...restartSteps(plane, mc.member));
-    order.push(`restart ${mc.member.label}`);
-  }
-  if (primaryRestart && !params.primaryFirst) {
-    const otherReplicas = h.members.filter((m) => m.role === 'replica');
-    if (!otherReplicas.length)
-      return refuse(
-        'settings',
-        `${primary.label} needs a restart and the herd has no replica to switch over to: tick "restart the primary first" (its writes stop while it restarts)`,
-      );
-    const over = planSwitchoverOf(h, {});
-    if (over instanceof Refusal) return refuse(over.code, `the switchover that restarts the primary: ${over.reason}`);
-    // Once switched over, the candidate is the primary every other member must not be below.
-    const pair = switchoverPair(h);
-    if (typeof pair !== 'string') {
-      const below = belowThePrimary(plan, prepared, pair.cand.id);
-      if (below.length) return refuse('settings', below.join('; '));
-    }
-    if (over.refused) return refuse(over.refused.code, `the switchover that restarts the primary: ${over.refused.reason}`);
-    steps.push(
-      ...part<SwitchoverState, State>(
-        over.steps,
-        (s) => s.over,
-        (n) => `switchover: ${n}`,
-        true,
-      ),
-    );
-    order.push(`switch over (${primary.label} restarts as a replica as it rejoins)`);
-  }
-  steps.push(verifyStep(h, plan));
+  const inPlace = primaryRestart && params.primaryFirst;
+  const bySwitchover = primaryRestart && !params.primaryFirst;
+  const over = bySwitchover ? switchoverRestartSteps(h, plan, prepared, primary) : [];
+  if (over instanceof Refusal) return over;
+  const order = [
+    ...(inPlace ? [`restart ${primary.label} in place (the primary: writes stop while it restarts)`] : []),
+    ...replicas.map((mc) => `restart ${mc.member.label}`),
+    ...(bySwitchover ? [`switch over (${primary.label} restarts as a replica as it rejoins)`] : []),
+  ];
   return {
-    steps,
+    steps: [
+      checkStep(h, plan),
+      ...writeSteps(plane, primary, plan, writes),
+      ...(inPlace ? primaryInPlaceSteps(h, plane, primary) : []),
+      ...replicas.flatMap((mc) => restartSteps(plane, mc.member)),
+      ...over,
+      verifyStep(h, plan),
+    ],
     warnings: [
       ...productionWarning(h),
-      ...(primaryRestart && params.primaryFirst
-        ? [`${primary.label} (the primary) restarts in place: writes to the herd stop while it does`]
-        : []),
+      ...(inPlace ? [`${primary.label} (the primary) restarts in place: writes to the herd stop while it does`] : []),
       ...(p.lowering.length ? [`lowered with the primary first: ${p.lowering.join(', ')}`] : []),
     ],
-    facts: [
-      {
-        label: 'Run by',
-        value: plane.runBy,
-      },
-      ...plan.map((mc) => ({ label: `${mc.member.label} (${mc.member.role})`, value: changeWords(mc) })),
-      { label: 'In order', value: ['write and reload every member', ...order, 'read every member again'].join('; then ') },
-      ...(primaryRestart && !params.primaryFirst
-        ? [{ label: 'Committed transactions lost', value: 'none: the switchover promotes a replica only once it has replayed all' }]
-        : []),
-    ],
+    facts: applyFacts(plane, plan, order, bySwitchover),
   };
+}
+
+/** The values written: the herd's one write where its driver keeps one configuration for all, else each member's own. */
+function writeSteps(plane: ParameterPlane, primary: InstanceRef, plan: MemberChanges[], writes: MemberChanges[]): ActionStep<State>[] {
+  if (plane.scope === 'herd') return writes.length ? [herdWriteStep(plane, primary, plan)] : [];
+  return writes.map(writeStep);
+}
+
+/** The primary restarted in place, before the replicas; then every replica replays past its restart. */
+function primaryInPlaceSteps(h: HerdRef, plane: ParameterPlane, primary: InstanceRef): ActionStep<State>[] {
+  const followers = h.members.filter((m) => m.role === 'replica');
+  return [...restartSteps(plane, primary), ...(followers.length ? [replayedStep(primary, followers)] : [])];
+}
+
+/** The primary's restart by a switchover, after the replicas (its old primary restarts as it rejoins); or why not. */
+function switchoverRestartSteps(
+  h: HerdRef,
+  plan: MemberChanges[],
+  prepared: Prepared,
+  primary: InstanceRef,
+): ActionStep<State>[] | Refusal {
+  const otherReplicas = h.members.filter((m) => m.role === 'replica');
+  if (!otherReplicas.length)
+    return refuse(
+      'settings',
+      `${primary.label} needs a restart and the herd has no replica to switch over to: tick "restart the primary first" (its writes stop while it restarts)`,
+    );
+  const over = planSwitchoverOf(h, {});
+  if (over instanceof Refusal) return refuse(over.code, `the switchover that restarts the primary: ${over.reason}`);
+  // Once switched over, the candidate is the primary every other member must not be below.
+  const pair = switchoverPair(h);
+  if (typeof pair !== 'string') {
+    const below = belowThePrimary(plan, prepared, pair.cand.id);
+    if (below.length) return refuse('settings', below.join('; '));
+  }
+  if (over.refused) return refuse(over.refused.code, `the switchover that restarts the primary: ${over.refused.reason}`);
+  return part<SwitchoverState, State>(
+    over.steps,
+    (s) => s.over,
+    (n) => `switchover: ${n}`,
+    true,
+  );
+}
+
+/** The confirmation page's facts: who runs it, each member's changes, the order, and no commit lost by the switchover. */
+function applyFacts(plane: ParameterPlane, plan: MemberChanges[], order: string[], bySwitchover: boolean): Fact[] {
+  return [
+    {
+      label: 'Run by',
+      value: plane.runBy,
+    },
+    ...plan.map((mc) => ({ label: `${mc.member.label} (${mc.member.role})`, value: changeWords(mc) })),
+    { label: 'In order', value: ['write and reload every member', ...order, 'read every member again'].join('; then ') },
+    ...(bySwitchover
+      ? [{ label: 'Committed transactions lost', value: 'none: the switchover promotes a replica only once it has replayed all' }]
+      : []),
+  ];
 }
 
 export const applySettingsAction = defineHerdAction({
