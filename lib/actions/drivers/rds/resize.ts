@@ -14,7 +14,7 @@ import { awsEnvironments } from '@/lib/adapters/aws/environments';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { commonWarnings, type ActionDeps, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
-import type { HerdRef } from '@/lib/fleet/herd-ref';
+import type { DnsRecordRef, HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, type Observed } from '@/lib/fleet/observe';
 import { errorText } from '@/lib/engine/errors';
@@ -107,6 +107,19 @@ export async function prepareRds(
 
 const classLine = (c: TypeChoice) => `${c.name}: ${c.vcpus} vCPU, ${c.memoryGiB} GiB, ${priceLine(c.perHour)}`;
 
+/** What the steps of one RDS replica's resize share: the replica, its DB instance as RDS and the ranking have it, the bounds. */
+interface RdsResize {
+  t: InstanceRef;
+  c: RdsTarget;
+  live: RdsInstance;
+  r: Extract<Ranking, { ok: true }>;
+  bounds: ReturnType<typeof rdsWaitBounds>;
+  /** The target class, then the fallbacks in order. */
+  classes: string[];
+  rds: () => ReturnType<typeof rdsClient>;
+  arg: { identifier: string; region: string };
+}
+
 /** One RDS replica's resize, or why it is refused. */
 export function planRdsResize<S extends RdsResizeState>(
   t: InstanceRef,
@@ -133,138 +146,167 @@ export function planRdsResize<S extends RdsResizeState>(
   if (r.target.name === r.current.name) return finishRds<S>(t, members, herd, c, r.current, maxLag);
   const drain = replicaDrain<S>(herd, members, t, maxLag);
   if (drain instanceof Refusal) return drain;
-  const { drained } = drain;
-  const bounds = rdsWaitBounds();
-  const classes = [r.target.name, ...r.fallbacks.map((f) => f.name)];
-  const rds = () => rdsClient(c.region);
-  const arg = { identifier: c.identifier, region: c.region };
-  const steps: ActionStep<S>[] = [
-    {
-      name: 'check the RDS instance',
-      does: { kind: 'rds.check-available', ...arg, instanceClass: r.current.name },
-      says: `check that RDS says ${c.identifier} is available as ${r.current.name}`,
-      timeoutMs: 60_000,
-      run: async (x) => {
-        const now = await describeRds(rds(), c.region, c.identifier, x.signal);
-        if (!now) throw refuse('cloud', `RDS no longer knows ${c.identifier}; nothing was changed`);
-        const notOurs = await recheckRdsIdentity(x.deps.db, t.serverId, c.region, c.identifier);
-        if (notOurs) throw refuse('cloud', `${notOurs}; nothing was changed`);
-        if (now.status !== 'available' || now.instanceClass !== r.current.name)
-          throw refuse(
-            'cloud',
-            `${c.identifier} is now ${now.status}, ${now.instanceClass} (planned: available, ${r.current.name}); nothing was changed`,
-          );
-        x.note({ stdout: `${c.identifier}: available, ${now.instanceClass}${now.multiAz ? ', Multi-AZ' : ''}` });
-      },
-    },
-    ...drain.steps,
-    {
-      name: 'RDS: new class',
-      does: { kind: 'rds.modify-class', ...arg, classes, applyImmediately: true },
-      says: `unless it answers as a primary: ask RDS for ${classes.join(', else ')}, applied now (RDS restarts it)`,
-      timeoutMs: 120_000,
-      run: async (x) => {
-        // Asked now, not at the first step: a replica promoted during the drain's wait is a primary now.
-        const o = await observe(t).catch((err: unknown): Observed => ({ reachable: false, error: errorText(err) }));
-        if (o.reachable && o.inRecovery === false)
-          throw refuse('topology', `${t.label} answers as a primary: Resize takes read replicas only; nothing was asked of RDS`);
-        const notOurs = await recheckRdsIdentity(x.deps.db, t.serverId, c.region, c.identifier);
-        if (notOurs) throw refuse('cloud', `${notOurs}; nothing was asked of RDS`);
-        // Asked again at the last moment: a change made meanwhile (the drain's wait) is not overwritten.
-        const now = await describeRds(rds(), c.region, c.identifier, x.signal);
-        if (now && !now.sourceIdentifier)
-          throw refuse(
-            'topology',
-            `RDS says ${c.identifier} is no read replica now (promoted?): Resize takes read replicas only; nothing was asked of RDS`,
-          );
-        if (now?.status !== 'available' || now.instanceClass !== r.current.name || now.pendingClass)
-          throw refuse(
-            'cloud',
-            `${c.identifier} is now ${now?.status ?? 'unknown to RDS'}, ${now?.instanceClass ?? '?'}${now?.pendingClass ? ` (${now.pendingClass} pending)` : ''} (planned: available, ${r.current.name}); nothing was asked of RDS`,
-          );
-        const lines: string[] = [];
-        for (const cls of classes) {
-          try {
-            await modifyClass(rds(), c.identifier, cls, x.signal);
-            x.state.landed = cls;
-            lines.push(`${cls}: accepted`);
-            break;
-          } catch (err) {
-            if (!isRdsCapacityOrClassRefusal(err)) throw err;
-            x.state.attempts.push({ type: cls, error: awsErrorText(err) });
-            lines.push(`${cls}: ${awsErrorText(err)}`);
-          }
-        }
-        x.note({ stdout: lines.join('\n') });
-        if (!x.state.landed) {
-          x.deps.outcome?.(`still ${r.current.name}`);
-          throw new Error(
-            `RDS had no class to give: ${x.state.attempts.map((a) => `${a.type}: ${a.error}`).join('; ')}; ${c.identifier} was not changed and still runs ${r.current.name}`,
-          );
-        }
-      },
-    },
-    {
-      name: 'RDS: available again',
-      does: { kind: 'rds.wait-available', ...arg, maxWaitSeconds: bounds.maxWaitSeconds },
-      says: `wait until RDS says ${c.identifier} is available with its new class (at most ${bounds.maxWaitSeconds} s)`,
-      timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
-      run: async (x) => {
-        const landed = x.state.landed ?? r.target.name;
-        const now = await waitRdsNoted(
-          x,
-          c.region,
-          c.identifier,
-          `available as ${landed}`,
-          (i) => i.status === 'available' && i.instanceClass === landed && !i.pendingClass,
-          bounds,
-        );
-        await recordClass(x.deps, t, now);
-      },
-    },
-    streamingStep<S>(t, maxLag),
-    {
-      name: 'record the new class',
-      does: { kind: 'inventory.record-type', ...arg, server: t.serverId },
-      says: 'record the class RDS says it runs as in the inventory',
-      timeoutMs: 30_000,
-      run: async (x) => {
-        const now = await describeRds(rds(), c.region, c.identifier, x.signal);
-        if (!now) throw new Error(`RDS no longer knows ${c.identifier}`);
-        await recordClass(x.deps, t, now);
-        x.deps.outcome?.(`now ${now.instanceClass}`);
-      },
-    },
-    refreshStep(t),
-  ];
-  const change = r.target.perHour !== null && r.current.perHour !== null ? r.target.perHour - r.current.perHour : null;
+  const z: RdsResize = {
+    t,
+    c,
+    live: c.live,
+    r,
+    bounds: rdsWaitBounds(),
+    classes: [r.target.name, ...r.fallbacks.map((f) => f.name)],
+    rds: () => rdsClient(c.region),
+    arg: { identifier: c.identifier, region: c.region },
+  };
   return {
-    steps,
+    steps: [
+      checkRdsStep<S>(z),
+      ...drain.steps,
+      newClassStep<S>(z),
+      availableAgainStep<S>(z),
+      streamingStep<S>(t, maxLag),
+      recordClassStep<S>(z),
+      refreshStep(t),
+    ],
     warnings: commonWarnings(t),
     before: { instanceType: r.current.name },
     cost: { nowPerHour: r.current.perHour, afterPerHour: r.target.perHour },
-    facts: [
-      {
-        label: 'RDS instance',
-        value: `${c.identifier} in ${c.live.availabilityZone} (PostgreSQL ${c.live.engineVersion}${c.live.multiAz ? ', Multi-AZ: priced twice' : ''})`,
-      },
-      { label: 'Class now', value: classLine(r.current) },
-      { label: 'Target class', value: classLine(r.target) },
-      { label: 'Fallbacks, in order', value: r.fallbacks.length ? r.fallbacks.map(classLine).join('; ') : 'none' },
-      {
-        label: 'Cost change',
-        value:
-          change === null
-            ? 'unknown (no price for one of the classes)'
-            : `${signedDollars(change * HOURS_PER_MONTH)}/month (${signedDollars(change)}/h), with the target class`,
-      },
-      { label: 'Prices', value: `${p.prices.source} (RDS classes: PostgreSQL, Single-AZ), as of ${p.prices.date}` },
-      {
-        label: 'DNS drained',
-        value: drained.length ? drained.map((d) => `${d.name} (TTL ${d.ttl} s)`).join(', ') : 'no DNS name points at it',
-      },
-    ],
+    facts: rdsResizeFacts(z, p.prices, drain.drained),
   };
+}
+
+/** Still available as planned, and still the server's: else nothing is changed. */
+function checkRdsStep<S extends RdsResizeState>({ t, c, r, rds, arg }: RdsResize): ActionStep<S> {
+  return {
+    name: 'check the RDS instance',
+    does: { kind: 'rds.check-available', ...arg, instanceClass: r.current.name },
+    says: `check that RDS says ${c.identifier} is available as ${r.current.name}`,
+    timeoutMs: 60_000,
+    run: async (x) => {
+      const now = await describeRds(rds(), c.region, c.identifier, x.signal);
+      if (!now) throw refuse('cloud', `RDS no longer knows ${c.identifier}; nothing was changed`);
+      const notOurs = await recheckRdsIdentity(x.deps.db, t.serverId, c.region, c.identifier);
+      if (notOurs) throw refuse('cloud', `${notOurs}; nothing was changed`);
+      if (now.status !== 'available' || now.instanceClass !== r.current.name)
+        throw refuse(
+          'cloud',
+          `${c.identifier} is now ${now.status}, ${now.instanceClass} (planned: available, ${r.current.name}); nothing was changed`,
+        );
+      x.note({ stdout: `${c.identifier}: available, ${now.instanceClass}${now.multiAz ? ', Multi-AZ' : ''}` });
+    },
+  };
+}
+
+/** Unless it answers as a primary (or RDS says it is no read replica now): the new class asked of RDS, else each fallback in turn. */
+function newClassStep<S extends RdsResizeState>({ t, c, r, classes, rds, arg }: RdsResize): ActionStep<S> {
+  return {
+    name: 'RDS: new class',
+    does: { kind: 'rds.modify-class', ...arg, classes, applyImmediately: true },
+    says: `unless it answers as a primary: ask RDS for ${classes.join(', else ')}, applied now (RDS restarts it)`,
+    timeoutMs: 120_000,
+    run: async (x) => {
+      // Asked now, not at the first step: a replica promoted during the drain's wait is a primary now.
+      const o = await observe(t).catch((err: unknown): Observed => ({ reachable: false, error: errorText(err) }));
+      if (o.reachable && o.inRecovery === false)
+        throw refuse('topology', `${t.label} answers as a primary: Resize takes read replicas only; nothing was asked of RDS`);
+      const notOurs = await recheckRdsIdentity(x.deps.db, t.serverId, c.region, c.identifier);
+      if (notOurs) throw refuse('cloud', `${notOurs}; nothing was asked of RDS`);
+      // Asked again at the last moment: a change made meanwhile (the drain's wait) is not overwritten.
+      const now = await describeRds(rds(), c.region, c.identifier, x.signal);
+      if (now && !now.sourceIdentifier)
+        throw refuse(
+          'topology',
+          `RDS says ${c.identifier} is no read replica now (promoted?): Resize takes read replicas only; nothing was asked of RDS`,
+        );
+      if (now?.status !== 'available' || now.instanceClass !== r.current.name || now.pendingClass)
+        throw refuse(
+          'cloud',
+          `${c.identifier} is now ${now?.status ?? 'unknown to RDS'}, ${now?.instanceClass ?? '?'}${now?.pendingClass ? ` (${now.pendingClass} pending)` : ''} (planned: available, ${r.current.name}); nothing was asked of RDS`,
+        );
+      const lines: string[] = [];
+      for (const cls of classes) {
+        try {
+          await modifyClass(rds(), c.identifier, cls, x.signal);
+          x.state.landed = cls;
+          lines.push(`${cls}: accepted`);
+          break;
+        } catch (err) {
+          if (!isRdsCapacityOrClassRefusal(err)) throw err;
+          x.state.attempts.push({ type: cls, error: awsErrorText(err) });
+          lines.push(`${cls}: ${awsErrorText(err)}`);
+        }
+      }
+      x.note({ stdout: lines.join('\n') });
+      if (!x.state.landed) {
+        x.deps.outcome?.(`still ${r.current.name}`);
+        throw new Error(
+          `RDS had no class to give: ${x.state.attempts.map((a) => `${a.type}: ${a.error}`).join('; ')}; ${c.identifier} was not changed and still runs ${r.current.name}`,
+        );
+      }
+    },
+  };
+}
+
+/** RDS's status waited on until it says available with the class it took; what it says recorded. */
+function availableAgainStep<S extends RdsResizeState>({ t, c, r, bounds, arg }: RdsResize): ActionStep<S> {
+  return {
+    name: 'RDS: available again',
+    does: { kind: 'rds.wait-available', ...arg, maxWaitSeconds: bounds.maxWaitSeconds },
+    says: `wait until RDS says ${c.identifier} is available with its new class (at most ${bounds.maxWaitSeconds} s)`,
+    timeoutMs: (bounds.maxWaitSeconds + 30) * 1000,
+    run: async (x) => {
+      const landed = x.state.landed ?? r.target.name;
+      const now = await waitRdsNoted(
+        x,
+        c.region,
+        c.identifier,
+        `available as ${landed}`,
+        (i) => i.status === 'available' && i.instanceClass === landed && !i.pendingClass,
+        bounds,
+      );
+      await recordClass(x.deps, t, now);
+    },
+  };
+}
+
+/** The class RDS says it runs as, into the inventory. */
+function recordClassStep<S extends RdsResizeState>({ t, c, rds, arg }: RdsResize): ActionStep<S> {
+  return {
+    name: 'record the new class',
+    does: { kind: 'inventory.record-type', ...arg, server: t.serverId },
+    says: 'record the class RDS says it runs as in the inventory',
+    timeoutMs: 30_000,
+    run: async (x) => {
+      const now = await describeRds(rds(), c.region, c.identifier, x.signal);
+      if (!now) throw new Error(`RDS no longer knows ${c.identifier}`);
+      await recordClass(x.deps, t, now);
+      x.deps.outcome?.(`now ${now.instanceClass}`);
+    },
+  };
+}
+
+/** The confirmation page's facts of an RDS resize: the DB instance, the classes, the cost change, the names drained. */
+function rdsResizeFacts({ c, live, r }: RdsResize, prices: { source: string; date: string }, drained: DnsRecordRef[]) {
+  const change = r.target.perHour !== null && r.current.perHour !== null ? r.target.perHour - r.current.perHour : null;
+  return [
+    {
+      label: 'RDS instance',
+      value: `${c.identifier} in ${live.availabilityZone} (PostgreSQL ${live.engineVersion}${live.multiAz ? ', Multi-AZ: priced twice' : ''})`,
+    },
+    { label: 'Class now', value: classLine(r.current) },
+    { label: 'Target class', value: classLine(r.target) },
+    { label: 'Fallbacks, in order', value: r.fallbacks.length ? r.fallbacks.map(classLine).join('; ') : 'none' },
+    {
+      label: 'Cost change',
+      value:
+        change === null
+          ? 'unknown (no price for one of the classes)'
+          : `${signedDollars(change * HOURS_PER_MONTH)}/month (${signedDollars(change)}/h), with the target class`,
+    },
+    { label: 'Prices', value: `${prices.source} (RDS classes: PostgreSQL, Single-AZ), as of ${prices.date}` },
+    {
+      label: 'DNS drained',
+      value: drained.length ? drained.map((d) => `${d.name} (TTL ${d.ttl} s)`).join(', ') : 'no DNS name points at it',
+    },
+  ];
 }
 
 /** The replica runs the class asked for already: only made sure of (streaming, its names on it). */
