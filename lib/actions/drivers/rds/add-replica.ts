@@ -6,16 +6,16 @@ import { waitRdsNoted } from './steps';
 import { eq } from 'drizzle-orm';
 import { instances, servers } from '@/db/schema';
 import { rdsClient } from '@/lib/adapters/aws/config';
-import { createReadReplica, orderableClasses, rdsWaitBounds } from '@/lib/adapters/aws/rds';
+import { createReadReplica, orderableClasses, rdsWaitBounds, type RdsInstance } from '@/lib/adapters/aws/rds';
 import { awsErrorText } from '@/lib/adapters/aws/errors';
 import type { Db } from '@/db/client';
-import { productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
+import { productionWarning, type ActionPlan, type ActionStep, type RunContext } from '@/lib/engine/define-action';
 import { writeAudit } from '@/lib/engine/write-audit';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
-import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
+import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { waitObserved } from '@/lib/fleet/observe';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
-import { HOURS_PER_MONTH, priceList } from '@/lib/fleet/cloud/prices';
+import { HOURS_PER_MONTH, priceList, type PriceList } from '@/lib/fleet/cloud/prices';
 import { rdsIdentity, recheckRdsIdentity } from '@/lib/fleet/cloud/rds-identity';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
 import type { AddReplicaAsk, ReplicaMaker } from '../add-replica';
@@ -58,6 +58,23 @@ export async function prepareRdsOffers(herds: HerdRef[], p: AddReplicaAsk, db: D
 /** What Add replica takes only where pgherd lays the replica out itself, and RDS does not. */
 const NOT_FOR_RDS = ['serverId', 'instanceType', 'like', 'port', 'dataDirectory', 'sslCertFile', 'sslKeyFile'] as const;
 
+/** What the steps of a new RDS read replica share: the herd, its source and RDS's names for it and the new one, the class and zone. */
+interface RdsNewReplica {
+  h: HerdRef;
+  source: InstanceRef;
+  region: string;
+  sourceId: string;
+  /** The new DB instance's identifier. */
+  identifier: string;
+  p: { instanceClass: string; availabilityZone: string | undefined };
+  bounds: ReturnType<typeof rdsWaitBounds>;
+}
+
+/**
+ * A read replica of `h`'s source, made by RDS of the class (and in the zone) asked for, entered in the
+ * herd, then streaming; or why not (what only a herd pgherd lays replicas out on takes, a class RDS
+ * does not offer there, a zone of another region).
+ */
 export function planRdsAddReplica<S>(h: HerdRef, ask: AddReplicaAsk, offers?: RdsOffers): ActionPlan<S> | Refusal {
   const given = NOT_FOR_RDS.filter((k) => ask[k] !== undefined);
   if (given.length || ask.market !== 'on-demand' || ask.seed !== 'auto')
@@ -88,122 +105,138 @@ export function planRdsAddReplica<S>(h: HerdRef, ask: AddReplicaAsk, offers?: Rd
     if (!classes.has(p.instanceClass))
       return refuse('cloud', `${p.instanceClass} is not an RDS class for PostgreSQL ${offered.engineVersion} in ${zone}`);
   }
-  const bounds = rdsWaitBounds();
+  const z: RdsNewReplica = { h, source, region, sourceId, identifier, p, bounds: rdsWaitBounds() };
   const prices = priceList();
   const perHour = prices.perHour(region, p.instanceClass);
-  const steps: ActionStep<S>[] = [
-    {
-      name: 'RDS: create the read replica',
-      does: {
-        kind: 'rds.create-read-replica',
-        source: sourceId,
-        identifier,
-        instanceClass: p.instanceClass,
-        zone: p.availabilityZone ?? null,
-      },
-      says: `ask RDS for ${identifier}, a read replica of ${sourceId}, ${p.instanceClass}${p.availabilityZone ? ` in ${p.availabilityZone}` : ''}, and wait until RDS says it is available (at most ${bounds.maxWaitSeconds} s)`,
-      timeoutMs: (bounds.maxWaitSeconds + 60) * 1000,
-      run: async (x) => {
-        const notOurs = await recheckRdsIdentity(x.deps.db, source.serverId, region, sourceId);
-        if (notOurs) throw refuse('cloud', `${notOurs}; nothing was asked of RDS`);
-        const client = rdsClient(region);
-        await createReadReplica(
-          client,
-          {
-            identifier,
-            source: sourceId,
-            instanceClass: p.instanceClass,
-            ...(p.availabilityZone ? { availabilityZone: p.availabilityZone } : {}),
-            tags: { 'pgherd:environment': h.environment, 'pgherd:herd': h.name, 'pgherd:operation': String(x.deps.operation?.id ?? '') },
-          },
-          x.signal,
-        );
-        const now = await waitRdsNoted(
-          x,
-          region,
-          identifier,
-          'available with an endpoint',
-          (i) => i.status === 'available' && i.endpoint !== null,
-          bounds,
-        );
-        // Entered in the herd as discovery would enter it: its server (the DB instance), its instance at the endpoint.
-        const [srv] = await x.deps.db
-          .select({ environmentId: servers.environmentId, site: servers.site })
-          .from(servers)
-          .where(eq(servers.id, source.serverId));
-        const endpoint = now.endpoint;
-        if (!srv || !endpoint) throw new Error(`the source's server is gone from the inventory; ${identifier} runs in RDS`);
-        const at = new Date();
-        await x.deps.db.transaction(async (tx) => {
-          const [made] = await tx
-            .insert(servers)
-            .values({
-              hostname: identifier,
-              environmentId: srv.environmentId,
-              address: endpoint.address,
-              site: now.availabilityZone || srv.site,
-              ...rdsIdentity(now, at),
-            })
-            .returning({ id: servers.id });
-          if (!made) throw new Error(`server ${identifier} was not entered`);
-          await tx.insert(instances).values({
-            herdId: h.id,
-            serverId: made.id,
-            port: endpoint.port,
-            pgVersion: source.pgVersion,
-            role: 'replica',
-            state: 'running',
-            upstreamInstanceId: source.id,
-          });
-          await writeAudit(tx, {
-            user: x.deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
-            action: 'server.created',
-            objectType: 'servers',
-            objectId: String(made.id),
-            objectLabel: `${identifier}${x.deps.operation ? ` (operation #${String(x.deps.operation.id)})` : ''}`,
-            environmentId: srv.environmentId,
-            changes: { rds: [null, identifier], instanceClass: [null, now.instanceClass], source: [null, sourceId] },
-          });
-        });
-        x.deps.outcome?.(`${identifier} created (${now.instanceClass} in ${now.availabilityZone})`);
-      },
-    },
-    {
-      name: 'streaming',
-      does: { kind: 'pg.wait-streaming', identifier },
-      says: `wait until ${identifier} streams from ${sourceId}`,
-      timeoutMs: STREAMING_MS + 10_000,
-      run: async (x) => {
-        const [m] = (await loadInstanceRefs(x.deps.db, [], { herdIds: [h.id] })).filter((r) => r.hostname === identifier);
-        if (!m) throw new Error(`${identifier} is not in the herd`);
-        const o = await waitObserved(m, 'streaming', (v) => v.reachable && v.walReceiver?.status === 'streaming', {
-          timeoutMs: STREAMING_MS,
-          signal: x.signal,
-        });
-        x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}` });
-        await refreshStep(m).run(x);
-      },
-    },
-  ];
   return {
-    steps,
+    steps: [createReplicaStep<S>(z), newReplicaStreamingStep<S>(z)],
     warnings: productionWarning(h),
     cost: { nowPerHour: 0, afterPerHour: perHour },
-    facts: [
-      {
-        label: 'New read replica',
-        value: `${identifier}, ${p.instanceClass}${p.availabilityZone ? ` in ${p.availabilityZone}` : ' (RDS picks the zone)'}`,
-      },
-      { label: 'Source', value: `${source.label} (RDS ${sourceId})` },
-      {
-        label: 'Cost',
-        value:
-          perHour === null
-            ? `unknown (no price for ${p.instanceClass} in ${region})`
-            : `+$${(perHour * HOURS_PER_MONTH).toFixed(2)}/month (+$${perHour.toFixed(4)}/h); ${prices.source}, as of ${prices.date}`,
-      },
-    ],
+    facts: newReplicaFacts(z, prices, perHour),
   };
+}
+
+/** RDS asked for the read replica (CreateDBInstanceReadReplica), waited on until available with an endpoint, then entered in the herd. */
+function createReplicaStep<S>(z: RdsNewReplica): ActionStep<S> {
+  const { h, source, region, sourceId, identifier, p, bounds } = z;
+  return {
+    name: 'RDS: create the read replica',
+    does: {
+      kind: 'rds.create-read-replica',
+      source: sourceId,
+      identifier,
+      instanceClass: p.instanceClass,
+      zone: p.availabilityZone ?? null,
+    },
+    says: `ask RDS for ${identifier}, a read replica of ${sourceId}, ${p.instanceClass}${p.availabilityZone ? ` in ${p.availabilityZone}` : ''}, and wait until RDS says it is available (at most ${bounds.maxWaitSeconds} s)`,
+    timeoutMs: (bounds.maxWaitSeconds + 60) * 1000,
+    run: async (x) => {
+      const notOurs = await recheckRdsIdentity(x.deps.db, source.serverId, region, sourceId);
+      if (notOurs) throw refuse('cloud', `${notOurs}; nothing was asked of RDS`);
+      const client = rdsClient(region);
+      await createReadReplica(
+        client,
+        {
+          identifier,
+          source: sourceId,
+          instanceClass: p.instanceClass,
+          ...(p.availabilityZone ? { availabilityZone: p.availabilityZone } : {}),
+          tags: { 'pgherd:environment': h.environment, 'pgherd:herd': h.name, 'pgherd:operation': String(x.deps.operation?.id ?? '') },
+        },
+        x.signal,
+      );
+      const now = await waitRdsNoted(
+        x,
+        region,
+        identifier,
+        'available with an endpoint',
+        (i) => i.status === 'available' && i.endpoint !== null,
+        bounds,
+      );
+      await enterInHerd(x, z, now);
+      x.deps.outcome?.(`${identifier} created (${now.instanceClass} in ${now.availabilityZone})`);
+    },
+  };
+}
+
+/** The new DB instance entered in the herd as discovery would enter it: its server (the DB instance), its instance at the endpoint; audited. */
+async function enterInHerd<S>(x: RunContext<S>, { h, source, sourceId, identifier }: RdsNewReplica, now: RdsInstance): Promise<void> {
+  const [srv] = await x.deps.db
+    .select({ environmentId: servers.environmentId, site: servers.site })
+    .from(servers)
+    .where(eq(servers.id, source.serverId));
+  const endpoint = now.endpoint;
+  if (!srv || !endpoint) throw new Error(`the source's server is gone from the inventory; ${identifier} runs in RDS`);
+  const at = new Date();
+  await x.deps.db.transaction(async (tx) => {
+    const [made] = await tx
+      .insert(servers)
+      .values({
+        hostname: identifier,
+        environmentId: srv.environmentId,
+        address: endpoint.address,
+        site: now.availabilityZone || srv.site,
+        ...rdsIdentity(now, at),
+      })
+      .returning({ id: servers.id });
+    if (!made) throw new Error(`server ${identifier} was not entered`);
+    await tx.insert(instances).values({
+      herdId: h.id,
+      serverId: made.id,
+      port: endpoint.port,
+      pgVersion: source.pgVersion,
+      role: 'replica',
+      state: 'running',
+      upstreamInstanceId: source.id,
+    });
+    await writeAudit(tx, {
+      user: x.deps.operation?.requestedBy ?? { id: null, username: 'pgherd' },
+      action: 'server.created',
+      objectType: 'servers',
+      objectId: String(made.id),
+      objectLabel: `${identifier}${x.deps.operation ? ` (operation #${String(x.deps.operation.id)})` : ''}`,
+      environmentId: srv.environmentId,
+      changes: { rds: [null, identifier], instanceClass: [null, now.instanceClass], source: [null, sourceId] },
+    });
+  });
+}
+
+/** The new replica, as the inventory now has it, streaming from the source; then its row refreshed. */
+function newReplicaStreamingStep<S>({ h, sourceId, identifier }: RdsNewReplica): ActionStep<S> {
+  return {
+    name: 'streaming',
+    does: { kind: 'pg.wait-streaming', identifier },
+    says: `wait until ${identifier} streams from ${sourceId}`,
+    timeoutMs: STREAMING_MS + 10_000,
+    run: async (x) => {
+      const [m] = (await loadInstanceRefs(x.deps.db, [], { herdIds: [h.id] })).filter((r) => r.hostname === identifier);
+      if (!m) throw new Error(`${identifier} is not in the herd`);
+      const o = await waitObserved(m, 'streaming', (v) => v.reachable && v.walReceiver?.status === 'streaming', {
+        timeoutMs: STREAMING_MS,
+        signal: x.signal,
+      });
+      x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}` });
+      await refreshStep(m).run(x);
+    },
+  };
+}
+
+/** The confirmation page's facts of a new RDS read replica: its name, class and zone, its source, its cost. */
+function newReplicaFacts({ source, region, sourceId, identifier, p }: RdsNewReplica, prices: PriceList, perHour: number | null) {
+  return [
+    {
+      label: 'New read replica',
+      value: `${identifier}, ${p.instanceClass}${p.availabilityZone ? ` in ${p.availabilityZone}` : ' (RDS picks the zone)'}`,
+    },
+    { label: 'Source', value: `${source.label} (RDS ${sourceId})` },
+    {
+      label: 'Cost',
+      value:
+        perHour === null
+          ? `unknown (no price for ${p.instanceClass} in ${region})`
+          : `+$${(perHour * HOURS_PER_MONTH).toFixed(2)}/month (+$${perHour.toFixed(4)}/h); ${prices.source}, as of ${prices.date}`,
+    },
+  ];
 }
 
 /** Add replica on a herd RDS runs: CreateDBInstanceReadReplica of the class and zone asked for. */
