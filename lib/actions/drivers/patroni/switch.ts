@@ -318,7 +318,7 @@ function switchoverPreflightStep<S extends PatroniSwitchState>(h: HerdRef, { old
     says: `pre-flight: Patroni takes pgherd's credentials and names ${old.label} the leader, ${cand.label} runs within ${formatBytes(maxLag)}, the DNS servers answer${h.poolers.length ? ', the PgBouncers answer' : ''} (changes nothing)`,
     timeoutMs: 45_000,
     run: async (x) => {
-      const fail = (lines: string[], why: string, code: Parameters<typeof refuse>[0] = 'topology') => {
+      const fail: PreflightFail = (lines, why, code = 'topology') => {
         x.note({ stdout: lines.join('\n') });
         return refuse(code, `${why}; nothing was changed`);
       };
@@ -350,22 +350,7 @@ function switchoverPreflightStep<S extends PatroniSwitchState>(h: HerdRef, { old
           lines,
           `Patroni has a switchover scheduled at ${now.scheduledSwitchover.at}${now.scheduledSwitchover.to ? ` to ${now.scheduledSwitchover.to}` : ''}: let it run, or flush it first (patronictl flush ${old.patroniScope} switchover)`,
         );
-      // Patroni's lag is its members' last report (a loop_wait old at most): a leader that wrote a segment
-      // since reads as far ahead. Over the limit by Patroni, it is asked of Postgres itself: the leader's
-      // position now against what the candidate has received; only that refuses.
-      if (c.lag === 'unknown' || (typeof c.lag === 'number' && c.lag > maxLag)) {
-        const [lo, co0] = await Promise.all([observe(old, 3000), observe(cand, 3000)]);
-        const seen = lo.reachable && co0.reachable ? lsnDiff(lo.lsn, co0.receiveLsn ?? co0.lsn) : null;
-        if (seen === null || seen > maxLag)
-          throw fail(
-            lines,
-            `${cand.label} is ${c.lag === 'unknown' ? 'an unknown amount' : formatBytes(c.lag)} behind per Patroni and ${seen === null ? 'an unknown amount' : formatBytes(Math.max(0, seen))} per Postgres (limit ${formatBytes(maxLag)})`,
-            'lag',
-          );
-        lines.push(
-          `${cand.label}: ${formatBytes(Math.max(0, seen))} behind per Postgres now (Patroni's last report said ${c.lag === 'unknown' ? 'unknown' : formatBytes(c.lag)})`,
-        );
-      }
+      await lagPerPostgres({ old, cand }, c.lag, maxLag, lines, fail);
       // Patroni lists a replica as running (lag 0) before, and while, its WAL receiver is not streaming:
       // what the leader commits meanwhile is not on it. A switchover to it could lose acknowledged
       // commits; Postgres itself says whether it streams.
@@ -385,6 +370,29 @@ function switchoverPreflightStep<S extends PatroniSwitchState>(h: HerdRef, { old
       x.note({ stdout: lines.join('\n') });
     },
   };
+}
+
+/** How a pre-flight refuses: its lines noted, then the refusal (nothing was changed). */
+type PreflightFail = (lines: string[], why: string, code?: Parameters<typeof refuse>[0]) => Refusal;
+
+/** The switchover pre-flight's lag check, when Patroni's report is over the limit (or unknown): Postgres asked itself. */
+async function lagPerPostgres({ old, cand }: Pair, lag: number | 'unknown' | null, maxLag: number, lines: string[], fail: PreflightFail) {
+  // Patroni's lag is its members' last report (a loop_wait old at most): a leader that wrote a segment
+  // since reads as far ahead. Over the limit by Patroni, it is asked of Postgres itself: the leader's
+  // position now against what the candidate has received; only that refuses.
+  if (lag === 'unknown' || (typeof lag === 'number' && lag > maxLag)) {
+    const [lo, co0] = await Promise.all([observe(old, 3000), observe(cand, 3000)]);
+    const seen = lo.reachable && co0.reachable ? lsnDiff(lo.lsn, co0.receiveLsn ?? co0.lsn) : null;
+    if (seen === null || seen > maxLag)
+      throw fail(
+        lines,
+        `${cand.label} is ${lag === 'unknown' ? 'an unknown amount' : formatBytes(lag)} behind per Patroni and ${seen === null ? 'an unknown amount' : formatBytes(Math.max(0, seen))} per Postgres (limit ${formatBytes(maxLag)})`,
+        'lag',
+      );
+    lines.push(
+      `${cand.label}: ${formatBytes(Math.max(0, seen))} behind per Postgres now (Patroni's last report said ${lag === 'unknown' ? 'unknown' : formatBytes(lag)})`,
+    );
+  }
 }
 
 /** POST /switchover to the Patroni the pre-flight found answering, with the names it read (at a time, when scheduled). */
@@ -485,107 +493,15 @@ export function planPatroniFailover<S extends PatroniSwitchState>(
   const likely = named ?? [...replicas].sort((a, b) => (a.lagBytes ?? Infinity) - (b.lagBytes ?? Infinity))[0];
   return {
     ...(likely ? { change: { kind: 'failover' as const, candidateId: likely.id } } : {}),
-    facts: [
-      {
-        label: 'Run by',
-        value: 'Patroni: pgherd asks, Patroni fails over (its leader key is the fence: a leader that loses it is demoted)',
-      },
-      { label: 'Old leader', value: old?.label ?? 'none recorded' },
-      { label: 'New leader', value: named ? named.label : 'the replica with the most WAL received, measured when it runs' },
-      { label: 'Patroni will be asked', value: `POST /failover {candidate: ${label}}, at the candidate's own Patroni` },
-      {
-        label: 'pgherd checks afterwards',
-        value: `Patroni's /cluster names the candidate the leader, it accepts writes, every other member streams from it`,
-      },
-      ...h.dns.map((r) => ({ label: `DNS ${r.name}`, value: `${r.type} -> the new leader, TTL ${r.ttl} s` })),
-      { label: 'Committed transactions lost', value: 'what the old leader had that the candidate never received: measured and reported' },
-    ],
+    facts: failoverFacts(h, old, named, label),
     warnings: [
       ...productionWarning(h),
       'a failover may lose the commits the candidate never received: prefer a switchover while the leader is healthy',
     ],
     ...(state ? { state } : {}),
     steps: [
-      {
-        name: 'pre-flight',
-        does: {
-          kind: 'patroni.failover-preflight',
-          candidate: planned,
-          dns: h.dns.map((r) => r.id),
-          poolers: h.poolers.map((pl) => pl.id),
-        },
-        says: `pre-flight: choose ${label}, check that its Patroni takes pgherd's credentials and lists it running, the DNS servers answer (changes nothing)`,
-        timeoutMs: 45_000,
-        run: async (x) => {
-          const now = await clusterOf(h);
-          const { seen, lines } = await seenLines(h, now, x);
-          const fail = (why: string, code: Parameters<typeof refuse>[0] = 'topology') => {
-            x.note({ stdout: lines.join('\n') });
-            return refuse(code, `${why}; nothing was changed`);
-          };
-          const pos = (o: Observed) => {
-            const at = o.receiveLsn ?? o.lsn;
-            return at ? lsnToNumber(at) : -1;
-          };
-          const listedRunning = (m: InstanceRef) => {
-            const pm = now.members.find((y) => y.instanceId === m.id);
-            return !!pm && ['running', 'streaming'].includes(pm.state) && pm.role !== 'leader';
-          };
-          const candidates = seen
-            .filter(
-              ({ m, o }) => (named ? m.id === named.id : m.role === 'replica') && o.reachable && o.inRecovery === true && listedRunning(m),
-            )
-            .sort((a, b) => pos(b.o) - pos(a.o));
-          // Paused, Patroni neither demotes an old leader that comes back nor keeps it out: two primaries.
-          if (now.paused)
-            throw fail(
-              'Patroni is paused (maintenance mode): a leader that is only slow would keep its lock and stay writable beside the new one. Resume Patroni first (or, if the old leader is surely gone, resume and let Patroni fail over)',
-            );
-          const chosen = candidates.find(({ m }) => !now.members.find((y) => y.instanceId === m.id)?.noFailover);
-          if (!chosen)
-            throw fail(
-              named ? `${named.label} is not a running replica that Patroni lists` : 'no replica answers as one that Patroni lists running',
-            );
-          const endpoint = await reachableEndpoint([chosen.m], h.members).catch((err: unknown) => {
-            throw fail(`pre-flight: ${errorText(err)}`, 'unreachable');
-          });
-          const oldSeen = old ? seen.find(({ m }) => m.id === old.id)?.o : undefined;
-          x.state.oldLsn = oldSeen?.reachable && oldSeen.inRecovery === false ? oldSeen.lsn : null;
-          x.state.cand = chosen.m;
-          x.state.names = new Map([[chosen.m.id, nameIn(now, chosen.m)]]);
-          lines.unshift(
-            `${endpoint.url} takes pgherd's credentials; candidate ${chosen.m.label} (received ${chosen.o.receiveLsn ?? chosen.o.lsn ?? '?'})`,
-          );
-          x.note({ stdout: lines.join('\n') });
-        },
-      },
-      {
-        name: 'fail over through Patroni',
-        does: { kind: 'patroni.call', call: 'POST /failover', candidate: planned },
-        says: `POST /failover to the candidate's Patroni, then wait until its /cluster names the candidate the leader and it accepts writes`,
-        timeoutMs: PATRONI_SWITCH_MS + 90_000,
-        run: async (x) => {
-          const cand = x.state.cand;
-          const name = cand ? x.state.names?.get(cand.id) : undefined;
-          if (!cand || !name) throw new Error('the pre-flight did not run');
-          const { url, access } = patroniEndpoint(cand);
-          x.note({ command: `POST ${url}/failover {candidate: ${name}}` });
-          let answer = '';
-          let sent: { error: unknown } = { error: null };
-          try {
-            answer = await failover(url, access, name);
-          } catch (err) {
-            sent = { error: err };
-            answer = errorText(err);
-          }
-          const o = await waitLeader(h, cand, x, sent);
-          await promoted(x, cand, o, answer);
-          const lost = x.state.oldLsn && o.lsn ? lsnToNumber(x.state.oldLsn) - lsnToNumber(o.lsn) : null;
-          x.deps.outcome?.(
-            `${cand.label} leads${lost !== null && lost > 0 ? `; the old leader was ${formatBytes(lost)} ahead when last seen: those commits may be lost` : ''}`,
-          );
-        },
-      },
+      failoverPreflightStep<S>(h, { old, named, label, planned }),
+      failoverStep<S>(h, planned),
       ...dnsSteps(
         h,
         after,
@@ -603,5 +519,119 @@ export function planPatroniFailover<S extends PatroniSwitchState>(
       ),
       followStep(h, 'the new leader', planned),
     ],
+  };
+}
+
+/** The confirmation page's facts of a DR failover through Patroni. */
+function failoverFacts(h: HerdRef, old: InstanceRef | null, named: InstanceRef | null, label: string) {
+  return [
+    {
+      label: 'Run by',
+      value: 'Patroni: pgherd asks, Patroni fails over (its leader key is the fence: a leader that loses it is demoted)',
+    },
+    { label: 'Old leader', value: old?.label ?? 'none recorded' },
+    { label: 'New leader', value: named ? named.label : 'the replica with the most WAL received, measured when it runs' },
+    { label: 'Patroni will be asked', value: `POST /failover {candidate: ${label}}, at the candidate's own Patroni` },
+    {
+      label: 'pgherd checks afterwards',
+      value: `Patroni's /cluster names the candidate the leader, it accepts writes, every other member streams from it`,
+    },
+    ...h.dns.map((r) => ({ label: `DNS ${r.name}`, value: `${r.type} -> the new leader, TTL ${r.ttl} s` })),
+    { label: 'Committed transactions lost', value: 'what the old leader had that the candidate never received: measured and reported' },
+  ];
+}
+
+/**
+ * The failover's pre-flight (changes nothing): Patroni not paused, the candidate (the one named, else the
+ * replica with the most WAL received) a running replica Patroni lists and may make leader, its own
+ * Patroni taking the credentials; the old leader's last position kept, for what the failover may lose.
+ */
+function failoverPreflightStep<S extends PatroniSwitchState>(
+  h: HerdRef,
+  { old, named, label, planned }: { old: InstanceRef | null; named: InstanceRef | null; label: string; planned: Arg },
+): ActionStep<S> {
+  return {
+    name: 'pre-flight',
+    does: {
+      kind: 'patroni.failover-preflight',
+      candidate: planned,
+      dns: h.dns.map((r) => r.id),
+      poolers: h.poolers.map((pl) => pl.id),
+    },
+    says: `pre-flight: choose ${label}, check that its Patroni takes pgherd's credentials and lists it running, the DNS servers answer (changes nothing)`,
+    timeoutMs: 45_000,
+    run: async (x) => {
+      const now = await clusterOf(h);
+      const { seen, lines } = await seenLines(h, now, x);
+      const fail = (why: string, code: Parameters<typeof refuse>[0] = 'topology') => {
+        x.note({ stdout: lines.join('\n') });
+        return refuse(code, `${why}; nothing was changed`);
+      };
+      const pos = (o: Observed) => {
+        const at = o.receiveLsn ?? o.lsn;
+        return at ? lsnToNumber(at) : -1;
+      };
+      const listedRunning = (m: InstanceRef) => {
+        const pm = now.members.find((y) => y.instanceId === m.id);
+        return !!pm && ['running', 'streaming'].includes(pm.state) && pm.role !== 'leader';
+      };
+      const candidates = seen
+        .filter(
+          ({ m, o }) => (named ? m.id === named.id : m.role === 'replica') && o.reachable && o.inRecovery === true && listedRunning(m),
+        )
+        .sort((a, b) => pos(b.o) - pos(a.o));
+      // Paused, Patroni neither demotes an old leader that comes back nor keeps it out: two primaries.
+      if (now.paused)
+        throw fail(
+          'Patroni is paused (maintenance mode): a leader that is only slow would keep its lock and stay writable beside the new one. Resume Patroni first (or, if the old leader is surely gone, resume and let Patroni fail over)',
+        );
+      const chosen = candidates.find(({ m }) => !now.members.find((y) => y.instanceId === m.id)?.noFailover);
+      if (!chosen)
+        throw fail(
+          named ? `${named.label} is not a running replica that Patroni lists` : 'no replica answers as one that Patroni lists running',
+        );
+      const endpoint = await reachableEndpoint([chosen.m], h.members).catch((err: unknown) => {
+        throw fail(`pre-flight: ${errorText(err)}`, 'unreachable');
+      });
+      const oldSeen = old ? seen.find(({ m }) => m.id === old.id)?.o : undefined;
+      x.state.oldLsn = oldSeen?.reachable && oldSeen.inRecovery === false ? oldSeen.lsn : null;
+      x.state.cand = chosen.m;
+      x.state.names = new Map([[chosen.m.id, nameIn(now, chosen.m)]]);
+      lines.unshift(
+        `${endpoint.url} takes pgherd's credentials; candidate ${chosen.m.label} (received ${chosen.o.receiveLsn ?? chosen.o.lsn ?? '?'})`,
+      );
+      x.note({ stdout: lines.join('\n') });
+    },
+  };
+}
+
+/** POST /failover to the candidate's own Patroni; done once its /cluster names the candidate and it takes writes, with what may be lost said. */
+function failoverStep<S extends PatroniSwitchState>(h: HerdRef, planned: Arg): ActionStep<S> {
+  return {
+    name: 'fail over through Patroni',
+    does: { kind: 'patroni.call', call: 'POST /failover', candidate: planned },
+    says: `POST /failover to the candidate's Patroni, then wait until its /cluster names the candidate the leader and it accepts writes`,
+    timeoutMs: PATRONI_SWITCH_MS + 90_000,
+    run: async (x) => {
+      const cand = x.state.cand;
+      const name = cand ? x.state.names?.get(cand.id) : undefined;
+      if (!cand || !name) throw new Error('the pre-flight did not run');
+      const { url, access } = patroniEndpoint(cand);
+      x.note({ command: `POST ${url}/failover {candidate: ${name}}` });
+      let answer = '';
+      let sent: { error: unknown } = { error: null };
+      try {
+        answer = await failover(url, access, name);
+      } catch (err) {
+        sent = { error: err };
+        answer = errorText(err);
+      }
+      const o = await waitLeader(h, cand, x, sent);
+      await promoted(x, cand, o, answer);
+      const lost = x.state.oldLsn && o.lsn ? lsnToNumber(x.state.oldLsn) - lsnToNumber(o.lsn) : null;
+      x.deps.outcome?.(
+        `${cand.label} leads${lost !== null && lost > 0 ? `; the old leader was ${formatBytes(lost)} ahead when last seen: those commits may be lost` : ''}`,
+      );
+    },
   };
 }
