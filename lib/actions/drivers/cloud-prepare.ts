@@ -5,12 +5,12 @@
 import { eq, inArray } from 'drizzle-orm';
 import { herds, instances, servers } from '@/db/schema';
 import type { Db } from '@/db/client';
-import { awsSettings, awsUnavailable, AwsNotConfiguredError, ec2Client } from '@/lib/adapters/aws/config';
+import { awsSettings, awsUnavailable, AwsNotConfiguredError, ec2Client, type AwsSettings } from '@/lib/adapters/aws/config';
 import { describeInstancesById, type CloudInstance } from '@/lib/adapters/aws/ec2';
 import { awsEnvironments } from '@/lib/adapters/aws/environments';
 import { catalogueFor } from '@/lib/fleet/cloud/catalogue';
 import { identityProblem } from '@/lib/fleet/cloud/identity';
-import { priceList, priceListFor } from '@/lib/fleet/cloud/prices';
+import { priceList, priceListFor, type PriceList } from '@/lib/fleet/cloud/prices';
 import { rankTypes, type Ranking, type ResizeWish } from '@/lib/fleet/cloud/rank';
 import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
@@ -47,55 +47,27 @@ export async function describeInChunks(client: ReturnType<typeof ec2Client>, reg
   return (await Promise.all(chunks.map((c) => describeInstancesById(client, region, c)))).flat();
 }
 
+/** A server row as the inventory has it. */
+type ServerRow = typeof servers.$inferSelect;
+/** An instance on one of the targets' servers (a server running more than one is stopped whole by a resize). */
+type OnServer = { serverId: number; id: number; port: number };
+/** A wish for a type: the same for all, or (`backTo`) each target's own type, the rest of the wish the same. */
+type CloudWish = (ResizeWish & { backTo?: Record<string, string> }) | null;
+
 /**
  * The targets' servers' EC2 instances as EC2 has them now, their herds (DNS names, hooks) and, when a
  * type is wished for, the ranking of the types each can run. Shared by resize and power off / on.
  */
-export async function prepareCloud(
-  targets: InstanceRef[],
-  db: Db,
-  wish: (ResizeWish & { backTo?: Record<string, string> }) | null,
-): Promise<ResizePrepared> {
-  // backTo: each server's own type (its target's), the rest of the wish (fallbacks, burstable) the same for all.
-  const targetOn = new Map(targets.map((t) => [t.serverId, t.id]));
+export async function prepareCloud(targets: InstanceRef[], db: Db, wish: CloudWish): Promise<ResizePrepared> {
+  const wishFor = wishPerServer(targets, wish);
   const envOf = new Map(targets.map((t) => [t.serverId, t.serverEnvironment]));
-  const wishFor = (serverId: number): ResizeWish | null => {
-    if (!wish?.backTo) return wish;
-    const to = wish.backTo[String(targetOn.get(serverId))];
-    return to ? { ...wish, instanceType: to } : null;
-  };
-  const serverIds = [...new Set(targets.map((t) => t.serverId))];
-  const rows = serverIds.length ? await db.select().from(servers).where(inArray(servers.id, serverIds)) : [];
-  const onServer = serverIds.length
-    ? await db
-        .select({ serverId: instances.serverId, id: instances.id, port: instances.port })
-        .from(instances)
-        .where(inArray(instances.serverId, serverIds))
-    : [];
-  const herdIds = [...new Set(targets.map((t) => t.herdId))];
-  const [herdRefs, hookRows] = await Promise.all([
-    loadHerdRefs(db, herdIds),
-    herdIds.length
-      ? db
-          .select({
-            id: herds.id,
-            pre: herds.resizePreHook,
-            post: herds.resizePostHook,
-            on: herds.hooksRunOn,
-            timeoutSeconds: herds.hookTimeoutSeconds,
-          })
-          .from(herds)
-          .where(inArray(herds.id, herdIds))
-      : [],
-  ]);
-  const hooks = new Map(hookRows.map((h) => [h.id, h]));
+  const { rows, onServer } = await loadServers(db, [...new Set(targets.map((t) => t.serverId))]);
+  const herdsWithHooks = await loadHerdsWithHooks(db, [...new Set(targets.map((t) => t.herdId))]);
   let prices = priceList();
   const prepared: ResizePrepared = {
     byServer: new Map(),
     rds: new Map(),
-    herds: new Map(
-      herdRefs.map((h) => [h.id, { ...h, hooks: hooks.get(h.id) ?? { pre: '', post: '', on: 'database' as const, timeoutSeconds: 300 } }]),
-    ),
+    herds: herdsWithHooks,
     prices: { source: prices.source, date: prices.date },
   };
   const cloud = rows.filter((s) => s.cloudProvider === 'aws' && s.cloudInstanceId && s.cloudRegion);
@@ -123,52 +95,108 @@ export async function prepareCloud(
   if (!cloud.length) return prepared;
   const byRegion = new Map<string, typeof cloud>();
   for (const s of cloud) byRegion.set(s.cloudRegion ?? '', [...(byRegion.get(s.cloudRegion ?? '') ?? []), s]);
-  for (const [region, list] of byRegion) {
-    const client = ec2Client(region);
-    const seen = await describeInChunks(
-      client,
-      region,
-      list.map((s) => s.cloudInstanceId ?? ''),
-    );
-    const live = new Map(seen.map((i) => [i.instanceId, i]));
-    const mapping = awsEnvironments();
-    // Instances alike (zone, type, architecture, ENA, virtualization) rank alike: ranked once.
-    const ranked = new Map<string, Ranking>();
-    for (const s of list) {
-      const i = live.get(s.cloudInstanceId ?? '') ?? null;
-      let ranking: Ranking | null = null;
-      const w = wishFor(s.id);
-      if (i && wish && !w) ranking = { ok: false, reason: `backTo names no type for the instance on ${s.hostname}` };
-      if (i && w) {
-        const key = [i.availabilityZone, i.instanceType, i.architecture, i.enaSupport, i.virtualization, w.instanceType ?? ''].join(' ');
-        // (A refusal names its instance: ranked again for each.)
-        ranking = ranked.get(key) ?? null;
-        if (!ranking) {
-          const c = await catalogueFor(client, region, i.availabilityZone, { endpoint: settings.endpoint ?? '', prices });
-          ranking = rankTypes(i, w, c);
-          if (ranking.ok) ranked.set(key, ranking);
-        }
-      }
-      const others = onServer.filter((x) => x.serverId === s.id);
-      prepared.byServer.set(s.id, {
-        region,
-        instanceId: s.cloudInstanceId ?? '',
-        live: i,
-        ranking,
-        recordedType: s.cloudInstanceType,
-        neighbours: others.length > 1 ? others.map((x) => `${s.hostname}:${x.port}`) : [],
-        identity: i
-          ? await identityProblem(
-              { hostname: s.hostname, address: s.address, environment: envOf.get(s.id) ?? '' },
-              i.instanceId,
-              i,
-              mapping,
-            )
-          : null,
-      });
-    }
-  }
+  for (const [region, list] of byRegion)
+    await prepareRegion(prepared.byServer, region, list, { wish, wishFor, settings, prices, onServer, envOf });
   return prepared;
+}
+
+/** Each server's wish: the one wish for all, or with `backTo` its target's own type (none when `backTo` names none). */
+function wishPerServer(targets: InstanceRef[], wish: CloudWish): (serverId: number) => ResizeWish | null {
+  // backTo: each server's own type (its target's), the rest of the wish (fallbacks, burstable) the same for all.
+  const targetOn = new Map(targets.map((t) => [t.serverId, t.id]));
+  return (serverId: number): ResizeWish | null => {
+    if (!wish?.backTo) return wish;
+    const to = wish.backTo[String(targetOn.get(serverId))];
+    return to ? { ...wish, instanceType: to } : null;
+  };
+}
+
+/** The servers' rows, and every instance on them (their ports). */
+async function loadServers(db: Db, serverIds: number[]): Promise<{ rows: ServerRow[]; onServer: OnServer[] }> {
+  const rows = serverIds.length ? await db.select().from(servers).where(inArray(servers.id, serverIds)) : [];
+  const onServer = serverIds.length
+    ? await db
+        .select({ serverId: instances.serverId, id: instances.id, port: instances.port })
+        .from(instances)
+        .where(inArray(instances.serverId, serverIds))
+    : [];
+  return { rows, onServer };
+}
+
+/** The herds, each with its resize hooks (none, on the database's host, 300 s, when its row is gone). */
+async function loadHerdsWithHooks(db: Db, herdIds: number[]): Promise<ResizePrepared['herds']> {
+  const [herdRefs, hookRows] = await Promise.all([
+    loadHerdRefs(db, herdIds),
+    herdIds.length
+      ? db
+          .select({
+            id: herds.id,
+            pre: herds.resizePreHook,
+            post: herds.resizePostHook,
+            on: herds.hooksRunOn,
+            timeoutSeconds: herds.hookTimeoutSeconds,
+          })
+          .from(herds)
+          .where(inArray(herds.id, herdIds))
+      : [],
+  ]);
+  const hooks = new Map(hookRows.map((h) => [h.id, h]));
+  return new Map(
+    herdRefs.map((h) => [h.id, { ...h, hooks: hooks.get(h.id) ?? { pre: '', post: '', on: 'database' as const, timeoutSeconds: 300 } }]),
+  );
+}
+
+/** What ranking one region's EC2 instances reads, the same for every region. */
+interface RegionReading {
+  wish: CloudWish;
+  wishFor: (serverId: number) => ResizeWish | null;
+  settings: AwsSettings;
+  prices: PriceList;
+  onServer: OnServer[];
+  envOf: Map<number, string>;
+}
+
+/** One region's servers: their EC2 instances described (in chunks, at once), each ranked when a type is wished for, its identity checked. */
+async function prepareRegion(byServer: ResizePrepared['byServer'], region: string, list: ServerRow[], g: RegionReading): Promise<void> {
+  const { wish, wishFor, settings, prices, onServer, envOf } = g;
+  const client = ec2Client(region);
+  const seen = await describeInChunks(
+    client,
+    region,
+    list.map((s) => s.cloudInstanceId ?? ''),
+  );
+  const live = new Map(seen.map((i) => [i.instanceId, i]));
+  const mapping = awsEnvironments();
+  // Instances alike (zone, type, architecture, ENA, virtualization) rank alike: ranked once.
+  const ranked = new Map<string, Ranking>();
+  for (const s of list) {
+    const i = live.get(s.cloudInstanceId ?? '') ?? null;
+    let ranking: Ranking | null = null;
+    const w = wishFor(s.id);
+    if (i && wish && !w) ranking = { ok: false, reason: `backTo names no type for the instance on ${s.hostname}` };
+    if (i && w) {
+      const key = [i.availabilityZone, i.instanceType, i.architecture, i.enaSupport, i.virtualization, w.instanceType ?? ''].join(' ');
+      // (A refusal names its instance: ranked again for each.)
+      ranking = ranked.get(key) ?? null;
+      if (!ranking) {
+        const c = await catalogueFor(client, region, i.availabilityZone, { endpoint: settings.endpoint ?? '', prices });
+        ranking = rankTypes(i, w, c);
+        if (ranking.ok) ranked.set(key, ranking);
+      }
+    }
+    const others = onServer.filter((x) => x.serverId === s.id);
+    byServer.set(s.id, {
+      region,
+      instanceId: s.cloudInstanceId ?? '',
+      live: i,
+      ranking,
+      recordedType: s.cloudInstanceType,
+      neighbours: others.length > 1 ? others.map((x) => `${s.hostname}:${x.port}`) : [],
+      identity: i
+        ? await identityProblem({ hostname: s.hostname, address: s.address, environment: envOf.get(s.id) ?? '' }, i.instanceId, i, mapping)
+        : null,
+    });
+  }
 }
 
 /**
