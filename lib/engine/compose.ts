@@ -16,3 +16,12 @@ export function lift<A, S>(s: ActionStep<A>, pick: (whole: S) => A, name: (n: st
 export function part<A, S>(steps: ActionStep<A>[], pick: (whole: S) => A, name: (n: string) => string, settles: boolean): ActionStep<S>[] {
   return steps.map((s, k) => ({ ...lift(s, pick, name), ...(k === 0 && settles ? { settles: true } : {}) }));
 }
+
+/** A part of a whole action (a member's move, a switchover): its words in the order, and its steps, the first settling the parts before when `settles`. */
+export interface Part<S> {
+  order: string;
+  steps: (settles: boolean) => ActionStep<S>[];
+}
+
+/** The parts' steps one after another: each part after the first finishes the parts before it first. */
+export const inTurn = <S>(parts: Part<S>[]): ActionStep<S>[] => parts.flatMap((x, k) => x.steps(k > 0));

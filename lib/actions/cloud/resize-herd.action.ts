@@ -18,7 +18,7 @@ import { planResize, resizeWishForm } from './resize.action';
 import { newResizeState, onlyToFinish, oneWish, oneWishError, resizeWishFields, type ResizeState } from '@/lib/actions/drivers/resize';
 import { prepareCloud, type ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
 import { membersAfterSwitchover, newSwitchoverState, type SwitchoverState } from '@/lib/actions/drivers/switchover';
-import { part } from '@/lib/engine/compose';
+import { inTurn, part, type Part } from '@/lib/engine/compose';
 import { asks, planSwitchoverOf } from '@/lib/actions/drivers';
 
 export const resizeHerdParams = z
@@ -59,15 +59,6 @@ interface HerdResize {
   wish: z.output<typeof resizeHerdParams>;
 }
 
-/** A part of the herd resize (a member's resize, a switchover): its words in the order, and its steps, the first settling the parts before when `settles`. */
-interface Part {
-  order: string;
-  steps: (settles: boolean) => ActionStep<HerdResizeState>[];
-}
-
-/** The parts' steps one after another: each part after the first finishes the parts before it first. */
-const inTurn = (parts: Part[]) => parts.flatMap((x, k) => x.steps(k > 0));
-
 const refusedFor = (m: InstanceRef, r: Refusal) => refuse(r.code, `${m.label}: ${r.reason}`);
 
 /**
@@ -86,7 +77,7 @@ function planHerd(h: HerdRef, params: z.output<typeof resizeHerdParams>, p: Resi
     return !!x && x.now.name === x.to.name;
   };
   const z: HerdResize = { h, p, chosen, staying, wish: { ...params, candidateInstanceId: undefined, switchBack: undefined } };
-  const parts: Part[] = [];
+  const parts: Part<HerdResizeState>[] = [];
   for (const m of replicas) {
     const x = replicaPart(z, m);
     if (x instanceof Refusal) return x;
@@ -160,7 +151,7 @@ function typesChosen(h: HerdRef, p: ResizePrepared): Map<number, { now: TypeChoi
 }
 
 /** One member's resize as a part: its steps named for it, on its own state. */
-function memberPart(steps: ActionStep<ResizeState>[], m: InstanceRef, order: string): Part {
+function memberPart(steps: ActionStep<ResizeState>[], m: InstanceRef, order: string): Part<HerdResizeState> {
   return {
     order,
     steps: (settles) =>
@@ -179,7 +170,7 @@ function switchoverPart(
   pick: (s: HerdResizeState) => SwitchoverState,
   prefix: string,
   order: string,
-): Part {
+): Part<HerdResizeState> {
   return {
     order,
     steps: (settles) => part<SwitchoverState, HerdResizeState>(steps, pick, (n) => `${prefix}: ${n}`, settles),
@@ -187,7 +178,7 @@ function switchoverPart(
 }
 
 /** A replica's resize as a part; or why it is refused (which refuses the herd). */
-function replicaPart({ h, p, wish, staying, chosen }: HerdResize, m: InstanceRef): Part | Refusal {
+function replicaPart({ h, p, wish, staying, chosen }: HerdResize, m: InstanceRef): Part<HerdResizeState> | Refusal {
   // A replica on the type already: its resize's finish (what one cut short leaves undone), nothing resized.
   const plan = planResize(m, { members: h.members, params: wish, prepared: p });
   if (plan instanceof Refusal) return refusedFor(m, plan);
@@ -200,7 +191,7 @@ function oldPrimaryParts(
   old: InstanceRef,
   cand: InstanceRef,
   switchBack: boolean | undefined,
-): Part[] | Refusal {
+): Part<HerdResizeState>[] | Refusal {
   // The primary is checked like a replica before anything runs: a refusal for it refuses the herd now.
   const after = membersAfterSwitchover(h, old, cand);
   const oldAfter = asReplicaOf(old, cand);

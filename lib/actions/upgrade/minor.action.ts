@@ -22,7 +22,7 @@ import {
   type Fact,
   type RunContext,
 } from '@/lib/engine/define-action';
-import { part } from '@/lib/engine/compose';
+import { inTurn, part, type Part } from '@/lib/engine/compose';
 import { memberArg } from '@/lib/engine/plan-identity';
 import { errorText } from '@/lib/engine/errors';
 import { binsOf, driverFor, pgCtl } from '@/lib/fleet/drivers';
@@ -30,20 +30,11 @@ import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, waitObserved } from '@/lib/fleet/observe';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
-import { recordTargets } from '@/lib/fleet/dns-records';
-import { dnsSteps } from '@/lib/actions/steps/dns-steps';
 import { refreshStep } from '@/lib/actions/steps/control-steps';
 import { proveDirectoryServed } from '@/lib/actions/steps/data-directory';
 import { execNotedOk } from '@/lib/actions/steps/exec-noted';
 import { herdsUnderUpgrade } from '@/lib/actions/steps/open-upgrades';
-import {
-  DEFAULT_MAX_LAG_SECONDS,
-  drainTargets,
-  recordsAt,
-  streamsWithin,
-  waitOutTtlStep,
-  withBacks,
-} from '@/lib/actions/steps/drain-steps';
+import { DEFAULT_MAX_LAG_SECONDS, replicaDrain, streamsWithin } from '@/lib/actions/steps/drain-steps';
 import { membersAfterSwitchover, newSwitchoverState, type SwitchoverState } from '@/lib/actions/drivers/switchover';
 import { asks, planSwitchoverOf } from '@/lib/actions/drivers';
 
@@ -162,39 +153,14 @@ interface MemberMove {
   gateMs: number;
 }
 
-/** The steps that move one replica from `from` to `to`, its names drained meanwhile. */
-function memberSteps(h: HerdRef, members: InstanceRef[], mv: MemberMove): ActionStep<MemberState>[] {
-  return [...memberDrainSteps(h, members, mv.t, mv.maxLag), ontoBuildStep(mv), refreshStep(mv.t)];
-}
-
-/** Its names pointed at other members, each put back once it streams (the cleanup of its drain); then their TTL waited out. */
-function memberDrainSteps(h: HerdRef, members: InstanceRef[], t: InstanceRef, maxLag: number): ActionStep<MemberState>[] {
-  const drained = recordsAt(h, members, t);
-  const isDrained = (rec: { id: number }) => drained.some((d) => d.id === rec.id);
-  const drains = dnsSteps<MemberState>(
-    h,
-    () => members,
-    (rec) => drainTargets(rec, members, t),
-    (rec) => {
-      const away = drainTargets(rec, members, t);
-      return `drain ${rec.name}: point it at ${typeof away === 'string' ? '?' : away.map((m) => m.hostname).join(', ')} instead of ${t.hostname}`;
-    },
-    isDrained,
-    { targetsOf: (rec, ms) => drainTargets(rec, ms, t), name: (rec) => `DNS drain: ${rec.name}` },
-  );
-  const backs = dnsSteps<MemberState>(
-    h,
-    () => members,
-    (rec) => recordTargets(rec, members),
-    (rec) => `${rec.name} back to ${t.hostname}`,
-    isDrained,
-    { name: (rec) => `DNS back: ${rec.name}` },
-  );
-  const ttl = Math.max(0, ...drained.map((d) => d.ttl));
-  return [
-    ...withBacks(drains, backs, t, maxLag, () => null, 'fail'),
-    ...(drained.length ? [waitOutTtlStep<MemberState>(ttl, t.hostname)] : []),
-  ];
+/**
+ * The steps that move one replica from `from` to `to`, its names drained meanwhile (each put back once it
+ * streams, then their TTL waited out); or why a name of it cannot be drained.
+ */
+function memberSteps(h: HerdRef, members: InstanceRef[], mv: MemberMove): ActionStep<MemberState>[] | Refusal {
+  const drain = replicaDrain<MemberState>(h, members, mv.t, mv.maxLag);
+  if (drain instanceof Refusal) return drain;
+  return [...drain.steps, ontoBuildStep(mv), refreshStep(mv.t)];
 }
 
 /** Stop whatever runs, start on `b`, and wait for its gate; throws why it did not pass. */
@@ -293,15 +259,6 @@ interface MinorUpgrade {
   moved: Set<number>;
 }
 
-/** A part of the upgrade (a member's move, a switchover): its words in the order, and its steps, the first settling the parts before when `settles`. */
-interface Part {
-  order: string;
-  steps: (settles: boolean) => ActionStep<UpgradeState>[];
-}
-
-/** The parts' steps one after another: each part after the first finishes the parts before it first. */
-const inTurn = (parts: Part[]) => parts.flatMap((x, k) => x.steps(k > 0));
-
 /**
  * The minor upgrade of herd `h`: what refuses it first; then the replicas moved one at a time, the old primary's turn
  * (a switchover, its move, the switch back when asked for), and every member seen on the release.
@@ -336,7 +293,12 @@ function planUpgrade(h: HerdRef, params: z.output<typeof upgradeMinorParams>, p:
     gateMs: (params.gateSeconds ?? DEFAULT_GATE_SECONDS) * 1000,
     moved: new Set(),
   };
-  const parts = replicas.filter((m) => !done(m)).map((m) => memberPart(z, m, h.members));
+  const parts: Part<UpgradeState>[] = [];
+  for (const m of replicas.filter((r) => !done(r))) {
+    const p = memberPart(z, m, h.members);
+    if (p instanceof Refusal) return p;
+    parts.push(p);
+  }
   const oldParts = done(old) ? [] : oldPrimaryParts(z, old, cand, params.switchBack);
   if (oldParts instanceof Refusal) return oldParts;
   parts.push(...oldParts);
@@ -442,9 +404,10 @@ function memberState(s: UpgradeState, m: InstanceRef): MemberState {
 }
 
 /** One member moved onto its build of the target, as a part: its steps named for it, on its own state. */
-function memberPart(z: MinorUpgrade, m: InstanceRef, members: InstanceRef[]): Part {
+function memberPart(z: MinorUpgrade, m: InstanceRef, members: InstanceRef[]): Part<UpgradeState> | Refusal {
   z.moved.add(m.id);
   const steps = memberSteps(z.h, members, { t: m, from: runsNow(z.p, m), to: z.buildFor(m), maxLag: z.maxLag, gateMs: z.gateMs });
+  if (steps instanceof Refusal) return refuse(steps.code, `${m.label}: ${steps.reason}`);
   return {
     order: `${m.label} onto ${z.wanted}`,
     steps: (settles) =>
@@ -463,7 +426,7 @@ function switchoverPart(
   pick: (s: UpgradeState) => SwitchoverState,
   prefix: string,
   order: string,
-): Part {
+): Part<UpgradeState> {
   return {
     order,
     steps: (settles) => part<SwitchoverState, UpgradeState>(steps, pick, (n) => `${prefix}: ${n}`, settles),
@@ -471,14 +434,20 @@ function switchoverPart(
 }
 
 /** The old primary's turn: a switchover to `cand`, its move as a replica, and the switch back when asked for; or why not. */
-function oldPrimaryParts(z: MinorUpgrade, old: InstanceRef, cand: InstanceRef, switchBack: boolean | undefined): Part[] | Refusal {
+function oldPrimaryParts(
+  z: MinorUpgrade,
+  old: InstanceRef,
+  cand: InstanceRef,
+  switchBack: boolean | undefined,
+): Part<UpgradeState>[] | Refusal {
   const { h } = z;
   const over = planSwitchoverOf({ ...h, members: asNow(z, h.members) }, { candidateInstanceId: cand.id });
   if (over instanceof Refusal) return refuse(over.code, `${cand.label}: ${over.reason}`);
   if (over.refused) return refuse(over.refused.code, `${cand.label}: ${over.refused.reason}`);
-  const parts = [switchoverPart(over.steps, (s) => s.over, 'switchover', `switch over to ${cand.label}`)];
   const after = membersAfterSwitchover(h, old, cand);
-  parts.push(memberPart(z, asReplicaOf(old, cand), after));
+  const oldMove = memberPart(z, asReplicaOf(old, cand), after);
+  if (oldMove instanceof Refusal) return oldMove;
+  const parts = [switchoverPart(over.steps, (s) => s.over, 'switchover', `switch over to ${cand.label}`), oldMove];
   if (!switchBack) return parts;
   const back = planSwitchoverOf({ ...h, members: asNow(z, after) }, { candidateInstanceId: old.id });
   if (back instanceof Refusal) return refuse(back.code, `${old.label}: ${back.reason}`);
