@@ -137,6 +137,18 @@ async function recordTopology(h: HerdRef, { old, cand }: Pair, others: InstanceR
   deps.outcome?.(`${cand.label} is the primary; ${old.label} streams from it; no committed transaction lost`);
 }
 
+/** What the steps of a pg_ctl switchover share: the pair and its lag limit, the herd, the other members, the deadlines. */
+interface Switchover extends Pair {
+  h: HerdRef;
+  p: z.output<typeof switchoverParams>;
+  /** The members other than the old primary and the candidate. */
+  others: InstanceRef[];
+  /** The herd once the candidate is its primary. */
+  after: InstanceRef[];
+  catchUpMs: number;
+  budgetS: number;
+}
+
 /** A switchover's plan: its facts, its steps, refused when its candidate lags too far. A herd resize plans its own with it. */
 export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>): ActionPlan<SwitchoverState> | Refusal {
   if (p.scheduledAt)
@@ -144,129 +156,34 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
   const maxLag = p.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES;
   const chosen = switchoverPair(h, p.candidateInstanceId);
   if (typeof chosen === 'string') return refuse('topology', chosen);
-  const pair = { ...chosen, maxLag };
-  const { old, cand } = pair;
+  const { old, cand } = chosen;
   const lag = lagOf(old, cand);
-  const others = h.members.filter((m) => m.id !== old.id && m.id !== cand.id);
-  const after = membersAfterSwitchover(h, old, cand);
-  const catchUpMs = p.catchUpDeadlineMs ?? 30_000;
-  const budgetS = p.pauseBudgetSeconds ?? DEFAULT_PAUSE_BUDGET_S;
+  const sw: Switchover = {
+    ...chosen,
+    maxLag,
+    h,
+    p,
+    others: h.members.filter((m) => m.id !== old.id && m.id !== cand.id),
+    after: membersAfterSwitchover(h, old, cand),
+    catchUpMs: p.catchUpDeadlineMs ?? 30_000,
+    budgetS: p.pauseBudgetSeconds ?? DEFAULT_PAUSE_BUDGET_S,
+  };
+  const { after } = sw;
   return {
     change: { kind: 'switchover', candidateId: cand.id },
-    facts: [
-      { label: 'Old primary', value: old.label },
-      { label: 'New primary', value: `${cand.label}${cand.site ? ` (site ${cand.site})` : ''}` },
-      { label: 'Lag now', value: `${bytesOrUnknown(lag)} (limit ${formatBytes(maxLag)})` },
-      ...h.dns.map((r) => ({ label: `DNS ${r.name}`, value: `${r.type} -> ${cand.hostname}, TTL ${r.ttl} s` })),
-      {
-        label: 'Committed transactions lost',
-        value: 'none: the candidate replays everything the old primary wrote before it is promoted',
-      },
-      ...pauseBudgetFacts(h.poolers, budgetS),
-    ],
+    facts: switchoverFacts(sw, lag),
     refused:
       lag !== null && lag > maxLag
         ? refuse('lag', `${cand.label} is ${formatBytes(lag)} behind (limit ${formatBytes(maxLag)})`)
         : undefined,
-    warnings: [
-      ...productionWarning(h),
-      h.poolers.length
-        ? 'writes through PgBouncer wait during the switch (about a second); direct connections to the old primary are closed'
-        : 'clients connected to the old primary lose their connections; the herd has no PgBouncer to hold them',
-      ...(h.poolers.length && catchUpMs / 1000 + 10 > budgetS
-        ? [
-            `the catch-up deadline (${catchUpMs / 1000} s) is near or past the PgBouncer pause budget (${budgetS} s): should the candidate take that long, PgBouncer resumes before the switch is done and its clients meet the stopped old primary`,
-          ]
-        : []),
-    ],
+    warnings: switchoverWarnings(sw),
     steps: [
-      {
-        name: 'pre-flight',
-        does: {
-          kind: 'switchover.preflight',
-          old: memberArg(old),
-          candidate: memberArg(cand),
-          maxLagBytes: maxLag,
-          members: h.members.map(memberArg),
-          dns: h.dns.map((r) => r.id),
-          poolers: h.poolers.map((pl) => pl.id),
-        },
-        says: `pre-flight: every member answers, ${cand.label} streams and is less than ${formatBytes(maxLag)} behind, the DNS servers answer${h.poolers.length ? ', the PgBouncers answer' : ''}`,
-        timeoutMs: 30_000,
-        run: async (x) => x.note({ stdout: (await preflight(h, pair, x)).join('\n') }),
-      },
+      preflightStep(sw),
       checkpointStep(`checkpoint on ${old.label}`, `CHECKPOINT on ${old.label} (keeps its clean stop short)`, () => old, memberArg(old)),
-      ...pauseSteps<SwitchoverState>(h.poolers, () => cand, budgetS),
-      {
-        name: `stop ${old.label} (fast, clean)`,
-        does: {
-          kind: 'pg.fence-stop',
-          instance: memberArg(old),
-          driver: old.controlDriver,
-          mode: 'fast',
-          dataDirectory: old.dataDirectory,
-        },
-        says: `stop ${old.label} cleanly (${old.controlDriver} stop -m fast)`,
-        timeoutMs: 160_000,
-        run: async (x) => {
-          x.state.stopping = true;
-          // Behind a look at the postmaster: a stop sent to a frozen one would wait in it and strike
-          // whenever it runs again, long after this switchover gave up and resumed its clients.
-          const r = await execNoted(x.deps, old, x, driverFor(old.controlDriver).fenceStop(old, 'fast'));
-          const notSent = notSentBecause(r);
-          if (notSent) {
-            x.state.stopping = false;
-            throw refuse('unreachable', `${old.label}: ${notSent}, so no stop was sent; nothing was changed`);
-          }
-          if (r.code !== 0) throw new SshCommandError(old.ssh.host, `${old.controlDriver} stop -m fast`, r.code, r.signal, r.stderr);
-        },
-        always: {
-          name: `start ${old.label} again as primary if no replica was promoted`,
-          does: { kind: 'pg.start-unless-promoted', instance: memberArg(old), promoted: memberArg(cand) },
-          says: `should the switchover stop before pg_promote is sent to ${cand.label}, it is started again as primary (once it is sent, never: it stays stopped and fenced)`,
-          timeoutMs: 180_000,
-          // After a lost lease, still done while the herd cannot be anyone else's yet: left stopped with
-          // nothing promoted, the herd would have no primary.
-          whileHeld: true,
-          run: (x) => startOldUnlessPromoted(pair, x),
-        },
-      },
-      {
-        name: `wait until ${cand.label} has replayed everything ${old.label} wrote`,
-        does: { kind: 'pg.wait-replayed-shutdown', instance: memberArg(cand), of: memberArg(old), catchUpMs },
-        says: `wait until ${cand.label} has replayed ${old.label}\u2019s shutdown checkpoint (pg_controldata)`,
-        timeoutMs: catchUpMs + 30_000,
-        run: async (x) => {
-          const last = await shutdownCheckpoint(old, x.deps, x);
-          // The candidate has replayed the shutdown checkpoint record once its replay position is past its start.
-          const o = await waitObserved(
-            cand,
-            `replayed past ${last}`,
-            (y) => y.reachable && !!y.lsn && lsnToNumber(y.lsn) > lsnToNumber(last),
-            { signal: x.signal, timeoutMs: catchUpMs, everyMs: 10 },
-          );
-          x.note({ stdout: `${old.label} shut down at ${last}; ${cand.label} replayed ${o.lsn ?? 'unknown'}` });
-        },
-      },
-      {
-        name: `promote ${cand.label}`,
-        does: { kind: 'pg.promote', instance: memberArg(cand), deadlineMs: p.promoteDeadlineMs },
-        says: `promote ${cand.label} (pg_promote) and wait until it accepts writes`,
-        timeoutMs: 90_000,
-        run: async (x) => {
-          const attempt = promoteNow(cand, x, {
-            onSent: () => {
-              x.state.promoteSent = true;
-            },
-            deadlineMs: p.promoteDeadlineMs,
-          });
-          x.state.promoteAttempt = attempt;
-          const o = await attempt;
-          x.state.promoted = true;
-          await recordNewPrimary(x.deps, cand, o.timeline);
-          x.note({ stdout: `${cand.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
-        },
-      },
+      ...pauseSteps<SwitchoverState>(h.poolers, () => cand, sw.budgetS),
+      stopOldStep(sw),
+      replayedShutdownStep(sw),
+      promoteStep(sw),
       ...dnsSteps(
         h,
         () => after,
@@ -275,24 +192,167 @@ export function planSwitchover(h: HerdRef, p: z.output<typeof switchoverParams>)
       ),
       ...repointAndResumeSteps<SwitchoverState>(h.poolers, () => cand, cand),
       checkpointStep(`checkpoint on ${cand.label}`, `CHECKPOINT on ${cand.label}`, () => cand, memberArg(cand)),
-      ...others.map((m): ActionStep<SwitchoverState> => ({
-        name: `re-point ${m.label} to ${cand.label}`,
-        does: { kind: 'pg.point-at', instance: memberArg(m), upstream: memberArg(cand), resumeReplay: true },
-        says: `re-point ${m.label} to ${cand.label}`,
-        timeoutMs: 200_000,
-        run: async (x) => {
-          const o = await pointAt(m, cand, x.deps, x, { resumeReplay: true });
-          x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}` });
-        },
-      })),
+      ...sw.others.map((m) => repointStep(m, cand)),
       ...rejoinSteps<SwitchoverState>(old, () => cand, cand, `${old.label}: `),
-      {
-        name: 'record the new topology',
-        does: { kind: 'inventory.record-topology', primary: cand.id, replicas: [old.id, ...others.map((m) => m.id)] },
-        says: `record the new topology: ${cand.label} the primary, every other member its replica`,
-        timeoutMs: 20_000,
-        run: (x) => recordTopology(h, pair, others, x.deps),
-      },
+      recordTopologyStep(sw),
     ],
+  };
+}
+
+/** The confirmation page's facts of a switchover: the old and new primary, the lag, the DNS names, nothing lost, the pause budget. */
+function switchoverFacts({ h, old, cand, maxLag, budgetS }: Switchover, lag: number | null) {
+  return [
+    { label: 'Old primary', value: old.label },
+    { label: 'New primary', value: `${cand.label}${cand.site ? ` (site ${cand.site})` : ''}` },
+    { label: 'Lag now', value: `${bytesOrUnknown(lag)} (limit ${formatBytes(maxLag)})` },
+    ...h.dns.map((r) => ({ label: `DNS ${r.name}`, value: `${r.type} -> ${cand.hostname}, TTL ${r.ttl} s` })),
+    {
+      label: 'Committed transactions lost',
+      value: 'none: the candidate replays everything the old primary wrote before it is promoted',
+    },
+    ...pauseBudgetFacts(h.poolers, budgetS),
+  ];
+}
+
+/** What its clients go through, and a catch-up deadline the PgBouncer pause budget may not cover. */
+function switchoverWarnings({ h, catchUpMs, budgetS }: Switchover) {
+  return [
+    ...productionWarning(h),
+    h.poolers.length
+      ? 'writes through PgBouncer wait during the switch (about a second); direct connections to the old primary are closed'
+      : 'clients connected to the old primary lose their connections; the herd has no PgBouncer to hold them',
+    ...(h.poolers.length && catchUpMs / 1000 + 10 > budgetS
+      ? [
+          `the catch-up deadline (${catchUpMs / 1000} s) is near or past the PgBouncer pause budget (${budgetS} s): should the candidate take that long, PgBouncer resumes before the switch is done and its clients meet the stopped old primary`,
+        ]
+      : []),
+  ];
+}
+
+/** Every member, DNS server and PgBouncer asked; refused, with nothing changed, unless the switch can go ahead. */
+function preflightStep(sw: Switchover): ActionStep<SwitchoverState> {
+  const { h, old, cand, maxLag } = sw;
+  return {
+    name: 'pre-flight',
+    does: {
+      kind: 'switchover.preflight',
+      old: memberArg(old),
+      candidate: memberArg(cand),
+      maxLagBytes: maxLag,
+      members: h.members.map(memberArg),
+      dns: h.dns.map((r) => r.id),
+      poolers: h.poolers.map((pl) => pl.id),
+    },
+    says: `pre-flight: every member answers, ${cand.label} streams and is less than ${formatBytes(maxLag)} behind, the DNS servers answer${h.poolers.length ? ', the PgBouncers answer' : ''}`,
+    timeoutMs: 30_000,
+    run: async (x) => x.note({ stdout: (await preflight(h, sw, x)).join('\n') }),
+  };
+}
+
+/** The old primary stopped cleanly; should no replica be promoted, it is started again as primary. */
+function stopOldStep(sw: Switchover): ActionStep<SwitchoverState> {
+  const { old, cand } = sw;
+  return {
+    name: `stop ${old.label} (fast, clean)`,
+    does: {
+      kind: 'pg.fence-stop',
+      instance: memberArg(old),
+      driver: old.controlDriver,
+      mode: 'fast',
+      dataDirectory: old.dataDirectory,
+    },
+    says: `stop ${old.label} cleanly (${old.controlDriver} stop -m fast)`,
+    timeoutMs: 160_000,
+    run: async (x) => {
+      x.state.stopping = true;
+      // Behind a look at the postmaster: a stop sent to a frozen one would wait in it and strike
+      // whenever it runs again, long after this switchover gave up and resumed its clients.
+      const r = await execNoted(x.deps, old, x, driverFor(old.controlDriver).fenceStop(old, 'fast'));
+      const notSent = notSentBecause(r);
+      if (notSent) {
+        x.state.stopping = false;
+        throw refuse('unreachable', `${old.label}: ${notSent}, so no stop was sent; nothing was changed`);
+      }
+      if (r.code !== 0) throw new SshCommandError(old.ssh.host, `${old.controlDriver} stop -m fast`, r.code, r.signal, r.stderr);
+    },
+    always: {
+      name: `start ${old.label} again as primary if no replica was promoted`,
+      does: { kind: 'pg.start-unless-promoted', instance: memberArg(old), promoted: memberArg(cand) },
+      says: `should the switchover stop before pg_promote is sent to ${cand.label}, it is started again as primary (once it is sent, never: it stays stopped and fenced)`,
+      timeoutMs: 180_000,
+      // After a lost lease, still done while the herd cannot be anyone else's yet: left stopped with
+      // nothing promoted, the herd would have no primary.
+      whileHeld: true,
+      run: (x) => startOldUnlessPromoted(sw, x),
+    },
+  };
+}
+
+/** Waits until the candidate has replayed the old primary's shutdown checkpoint: everything it ever committed. */
+function replayedShutdownStep({ old, cand, catchUpMs }: Switchover): ActionStep<SwitchoverState> {
+  return {
+    name: `wait until ${cand.label} has replayed everything ${old.label} wrote`,
+    does: { kind: 'pg.wait-replayed-shutdown', instance: memberArg(cand), of: memberArg(old), catchUpMs },
+    says: `wait until ${cand.label} has replayed ${old.label}\u2019s shutdown checkpoint (pg_controldata)`,
+    timeoutMs: catchUpMs + 30_000,
+    run: async (x) => {
+      const last = await shutdownCheckpoint(old, x.deps, x);
+      // The candidate has replayed the shutdown checkpoint record once its replay position is past its start.
+      const o = await waitObserved(cand, `replayed past ${last}`, (y) => y.reachable && !!y.lsn && lsnToNumber(y.lsn) > lsnToNumber(last), {
+        signal: x.signal,
+        timeoutMs: catchUpMs,
+        everyMs: 10,
+      });
+      x.note({ stdout: `${old.label} shut down at ${last}; ${cand.label} replayed ${o.lsn ?? 'unknown'}` });
+    },
+  };
+}
+
+/** The candidate promoted, what the undo needs to know said as it goes (sent, attempted, promoted), and recorded the primary. */
+function promoteStep({ cand, p }: Switchover): ActionStep<SwitchoverState> {
+  return {
+    name: `promote ${cand.label}`,
+    does: { kind: 'pg.promote', instance: memberArg(cand), deadlineMs: p.promoteDeadlineMs },
+    says: `promote ${cand.label} (pg_promote) and wait until it accepts writes`,
+    timeoutMs: 90_000,
+    run: async (x) => {
+      const attempt = promoteNow(cand, x, {
+        onSent: () => {
+          x.state.promoteSent = true;
+        },
+        deadlineMs: p.promoteDeadlineMs,
+      });
+      x.state.promoteAttempt = attempt;
+      const o = await attempt;
+      x.state.promoted = true;
+      await recordNewPrimary(x.deps, cand, o.timeline);
+      x.note({ stdout: `${cand.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
+    },
+  };
+}
+
+/** Another replica re-pointed to the new primary, its replay resumed. */
+function repointStep(m: InstanceRef, cand: InstanceRef): ActionStep<SwitchoverState> {
+  return {
+    name: `re-point ${m.label} to ${cand.label}`,
+    does: { kind: 'pg.point-at', instance: memberArg(m), upstream: memberArg(cand), resumeReplay: true },
+    says: `re-point ${m.label} to ${cand.label}`,
+    timeoutMs: 200_000,
+    run: async (x) => {
+      const o = await pointAt(m, cand, x.deps, x, { resumeReplay: true });
+      x.note({ stdout: `streaming from ${o.walReceiver?.senderHost ?? '?'}:${o.walReceiver?.senderPort ?? '?'}` });
+    },
+  };
+}
+
+/** The new topology in the inventory: the candidate the primary, every other member its replica. */
+function recordTopologyStep(sw: Switchover): ActionStep<SwitchoverState> {
+  const { h, old, cand, others } = sw;
+  return {
+    name: 'record the new topology',
+    does: { kind: 'inventory.record-topology', primary: cand.id, replicas: [old.id, ...others.map((m) => m.id)] },
+    says: `record the new topology: ${cand.label} the primary, every other member its replica`,
+    timeoutMs: 20_000,
+    run: (x) => recordTopology(h, sw, others, x.deps),
   };
 }
