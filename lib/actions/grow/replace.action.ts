@@ -124,6 +124,20 @@ async function prepare(targets: InstanceRef[], params: Params, db: Db): Promise<
   return { herds: byHerd, add, retire, launch };
 }
 
+/** What the parts of a replacement share: the member, its herd with its members as planned, whether EC2 is taking it back. */
+interface Replacement {
+  t: InstanceRef;
+  h: HerdRef;
+  members: InstanceRef[];
+  params: Params;
+  prepared: Prepared;
+  evacuate: boolean;
+}
+
+/**
+ * A member's replacement: on an evacuation its names drained at once, a primary switched over first,
+ * the successor added, then the member retired; or why not.
+ */
 function planReplace(
   t: InstanceRef,
   members: InstanceRef[],
@@ -133,59 +147,104 @@ function planReplace(
 ): ActionPlan<State> | Refusal {
   const h0 = prepared.herds.get(t.herdId);
   if (!h0) return refuse('gone', `${t.herd} is not in the inventory`);
-  const h = { ...h0, members };
-  const steps: ActionStep<State>[] = [];
-  const facts: { label: string; value: string }[] = [];
-  const warnings: string[] = [];
+  const z: Replacement = { t, h: { ...h0, members }, members, params, prepared, evacuate };
+  const isPrimary = t.role === 'primary';
+  const first = isPrimary ? switchoverFirst(z) : null;
+  if (first instanceof Refusal) return first;
+  const after = first?.after ?? members;
+  const l = prepared.launch.get(t.id);
+  const add = successorPlan(z, after, l);
+  if (add instanceof Refusal) return add;
+  const retire = retirePlan(z, first?.leaving ?? t, after);
+  if (retire instanceof Refusal) return retire;
+  const steps: ActionStep<State>[] = [
+    ...evacuateDrainSteps(z),
+    ...(first
+      ? part(
+          first.steps,
+          (s: State) => s.over,
+          (n) => `switchover: ${n}`,
+          false,
+        )
+      : []),
+    ...part(
+      add.steps,
+      (s: State) => s.add,
+      (n) => `successor: ${n}`,
+      isPrimary,
+    ),
+    ...part(
+      retire.steps,
+      (s: State) => s.retire,
+      (n) => `retire ${t.hostname}: ${n}`,
+      true,
+    ),
+  ];
+  const facts: { label: string; value: string }[] = [
+    ...(first ? [{ label: 'First', value: `switch over to ${first.newPrimary.label}: ${t.label} leaves as a replica` }] : []),
+    ...(l?.avoided ? [{ label: 'Zone avoided', value: `${l.avoided}; launched like ${l.like.label}` }] : []),
+  ];
+  return {
+    steps,
+    facts: [...facts, ...(add.facts ?? []), ...(retire.facts ?? []).filter((f) => f.label === 'Its host')],
+    ...(add.cost ? { cost: add.cost } : {}),
+    warnings: (add.warnings ?? []).filter((w): w is string => typeof w === 'string'),
+  };
+}
+
+/** On an evacuation, at once: the read names (a replica's) or those pinned to it pointed away before EC2 takes it back. */
+function evacuateDrainSteps({ t, h, members, evacuate }: Replacement): ActionStep<State>[] {
   const pinned = h.dns.filter((r) => r.match === 'instance' && r.matchInstanceId === t.id);
   const readNames = [...h.dns.filter((r) => r.match === 'role' && r.matchRole === 'replica'), ...(evacuate ? pinned : [])];
-  const isPrimary = t.role === 'primary';
-  if (evacuate && (!isPrimary ? readNames.length : pinned.length)) {
-    // At once: its clients are sent elsewhere before the capacity goes.
-    const away = (rec: DnsRecordRef, ms: InstanceRef[]) => awayFrom(rec, ms, t);
-    steps.push(
-      ...part(
-        dnsSteps<Record<string, never>>(
-          h,
-          () => members,
-          (r) => away(r, members),
-          (r) => `point ${r.name} away from ${t.hostname} now, before EC2 takes it back`,
-          (r) => readNames.includes(r),
-          { targetsOf: (r, ms) => away(r, ms), name: (r) => `drain ${r.name}` },
-        ),
-        (s: State) => s.drain,
-        (n) => n,
-        false,
-      ),
-    );
-  }
-  let after = members;
-  let leaving = t;
-  if (isPrimary) {
-    const pair = switchoverPair(h);
-    if (typeof pair === 'string') return refuse('topology', `${t.label} is the primary and cannot be switched over first: ${pair}`);
-    const newPrimary = pair.cand;
-    // On an evacuation the read names stay off the host EC2 takes back: the switchover moves the write name
-    // only, the successor's step then points the read names at the replicas that stay.
-    const over = planSwitchoverOf(evacuate ? { ...h, dns: h.dns.filter((r) => r.match === 'role' && r.matchRole === 'primary') } : h, {
-      candidateInstanceId: newPrimary.id,
-    });
-    if (over instanceof Refusal) return refuse(over.code, `${t.label} is the primary and cannot be switched over first: ${over.reason}`);
-    if (over.refused) return over.refused;
-    after = membersAfterSwitchover(h, t, newPrimary);
+  if (!(evacuate && (t.role !== 'primary' ? readNames.length : pinned.length))) return [];
+  // At once: its clients are sent elsewhere before the capacity goes.
+  const away = (rec: DnsRecordRef, ms: InstanceRef[]) => awayFrom(rec, ms, t);
+  return part(
+    dnsSteps<Record<string, never>>(
+      h,
+      () => members,
+      (r) => away(r, members),
+      (r) => `point ${r.name} away from ${t.hostname} now, before EC2 takes it back`,
+      (r) => readNames.includes(r),
+      { targetsOf: (r, ms) => away(r, ms), name: (r) => `drain ${r.name}` },
+    ),
+    (s: State) => s.drain,
+    (n) => n,
+    false,
+  );
+}
+
+/** A primary's switchover to its most up-to-date replica, first: its steps, the herd after it, the member as it leaves; or why not. */
+function switchoverFirst({
+  t,
+  h,
+  evacuate,
+}: Replacement): { steps: ActionStep<SwitchoverState>[]; newPrimary: InstanceRef; after: InstanceRef[]; leaving: InstanceRef } | Refusal {
+  const pair = switchoverPair(h);
+  if (typeof pair === 'string') return refuse('topology', `${t.label} is the primary and cannot be switched over first: ${pair}`);
+  const newPrimary = pair.cand;
+  // On an evacuation the read names stay off the host EC2 takes back: the switchover moves the write name
+  // only, the successor's step then points the read names at the replicas that stay.
+  const over = planSwitchoverOf(evacuate ? { ...h, dns: h.dns.filter((r) => r.match === 'role' && r.matchRole === 'primary') } : h, {
+    candidateInstanceId: newPrimary.id,
+  });
+  if (over instanceof Refusal) return refuse(over.code, `${t.label} is the primary and cannot be switched over first: ${over.reason}`);
+  if (over.refused) return over.refused;
+  return {
+    steps: over.steps,
+    newPrimary,
+    after: membersAfterSwitchover(h, t, newPrimary),
     // As it will be when retired: a replica of the new primary (which it says of itself by then).
-    leaving = { ...t, role: 'replica', observedRole: 'replica', upstreamId: newPrimary.id };
-    steps.push(
-      ...part(
-        over.steps,
-        (s: State) => s.over,
-        (n) => `switchover: ${n}`,
-        false,
-      ),
-    );
-    facts.push({ label: 'First', value: `switch over to ${newPrimary.label}: ${t.label} leaves as a replica` });
-  }
-  const l = prepared.launch.get(t.id);
+    leaving: { ...t, role: 'replica', observedRole: 'replica', upstreamId: newPrimary.id },
+  };
+}
+
+/** The successor's add, on the herd as it is once a primary is switched over (`after`); or why it cannot be added. */
+function successorPlan(
+  { t, h, params, prepared, evacuate }: Replacement,
+  after: InstanceRef[],
+  l: ReturnType<Prepared['launch']['get']>,
+): ActionPlan<AddState> | Refusal {
   const add = planAddReplica<AddState>(
     // An instance EC2 is taking back is nobody's seed: it may be gone before the copy ends.
     { ...h, members: evacuate ? after.map((m) => (m.id === t.id ? { ...m, state: 'stopped' } : m)) : after },
@@ -202,15 +261,15 @@ function planReplace(
     evacuate ? { notIn: t.id } : {},
   );
   if (add instanceof Refusal) return refuse(add.code, `its successor: ${add.reason}`);
-  if (add.refused) return add.refused;
-  steps.push(
-    ...part(
-      add.steps,
-      (s: State) => s.add,
-      (n) => `successor: ${n}`,
-      isPrimary,
-    ),
-  );
+  return add.refused ?? add;
+}
+
+/** The member's retirement as it leaves (`leaving`), from the herd as it is then; or why it cannot be retired. */
+function retirePlan(
+  { t, params, prepared, evacuate }: Replacement,
+  leaving: InstanceRef,
+  after: InstanceRef[],
+): ActionPlan<RetireState> | Refusal {
   // The successor is added first: the member is never its herd's last replica here.
   const retire = planRetire(
     leaving,
@@ -222,22 +281,7 @@ function planReplace(
     { evacuating: evacuate },
   );
   if (retire instanceof Refusal) return refuse(retire.code, `${t.label} cannot be retired: ${retire.reason}`);
-  if (retire.refused) return retire.refused;
-  steps.push(
-    ...part(
-      retire.steps,
-      (s: State) => s.retire,
-      (n) => `retire ${t.hostname}: ${n}`,
-      true,
-    ),
-  );
-  if (l?.avoided) facts.push({ label: 'Zone avoided', value: `${l.avoided}; launched like ${l.like.label}` });
-  return {
-    steps,
-    facts: [...facts, ...(add.facts ?? []), ...(retire.facts ?? []).filter((f) => f.label === 'Its host')],
-    ...(add.cost ? { cost: add.cost } : {}),
-    warnings: [...warnings, ...(add.warnings ?? []).filter((w): w is string => typeof w === 'string')],
-  };
+  return retire.refused ?? retire;
 }
 
 const fields = [
