@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { Db } from '@/db/client';
 import { idText } from '@/lib/adapters/validation/ids';
 import { formatBytes } from '@/lib/adapters/format/units';
-import { defineHerdAction, productionWarning, type ActionPlan } from '@/lib/engine/define-action';
+import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep } from '@/lib/engine/define-action';
 import { dnsSteps } from '@/lib/actions/steps/dns-steps';
 import { launchPrice, launchStep, newLaunchState, planLaunch, serverToLaunch, type LaunchPlan } from '@/lib/actions/steps/launch';
 import {
@@ -17,11 +17,13 @@ import {
   placeFields,
   restoreTargetParams,
   serverRefusal,
+  type RestorePlace,
   type RestoreServer,
 } from '@/lib/actions/steps/restore-steps';
 import { prepareBackups, policyRefusal, type BackupPrepared } from '@/lib/actions/steps/backup-steps';
 import { recordTargets } from '@/lib/fleet/dns-records';
-import type { HerdRef } from '@/lib/fleet/herd-ref';
+import type { DnsRecordRef, HerdRef } from '@/lib/fleet/herd-ref';
+import type { HerdPolicy } from '@/lib/fleet/backups/policy';
 import { loadInstanceRefs, type InstanceRef } from '@/lib/fleet/instance-ref';
 import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { newSeedState, seedSteps, type Seed, type SeedState } from '@/lib/actions/steps/seed-steps';
@@ -250,73 +252,102 @@ export function planAddReplica<S extends AddState>(
   if (chosen instanceof Refusal) return chosen;
   const policy = prepared.policies.get(h.id);
   const setup = prepared.setups.get(h.id);
-  const backups = setup && policy && !policyRefusal(h, policy) ? { policy, stanza: setup.stanza } : null;
-  const pl = {
-    server,
-    port: params.port ?? primary.port,
-    dataDirectory,
-    pgVersion: primary.pgVersion,
-    // Given, else those an instance launched there holds (the configuration's), else the seed's own.
-    sslCertFile: params.sslCertFile ?? launch?.tls?.certFile,
-    sslKeyFile: params.sslKeyFile ?? launch?.tls?.keyFile,
-    clusterName: h.name,
+  const z: NewReplica = {
+    h,
+    primary,
+    launch,
+    chosen,
+    backups: setup && policy && !policyRefusal(h, policy) ? { policy, stanza: setup.stanza } : null,
+    pl: {
+      server,
+      port: params.port ?? primary.port,
+      dataDirectory,
+      pgVersion: primary.pgVersion,
+      // Given, else those an instance launched there holds (the configuration's), else the seed's own.
+      sslCertFile: params.sslCertFile ?? launch?.tls?.certFile,
+      sslKeyFile: params.sslKeyFile ?? launch?.tls?.keyFile,
+      clusterName: h.name,
+    },
+    readNames: h.dns.filter((r) => r.match === 'role' && r.matchRole === 'replica'),
   };
-  const readNames = h.dns.filter((r) => r.match === 'role' && r.matchRole === 'replica');
   return {
     steps: [
       ...(launch ? [launchStep<S>(launch, server, (s) => s.launch, { kind: 'replica', name: `${h.environment}-${h.name}-replica` })] : []),
-      ...seedSteps<S>(h, primary, pl, chosen.seed, backups, {
+      ...seedSteps<S>(h, primary, z.pl, chosen.seed, z.backups, {
         catchUpBytes: CATCH_UP_BYTES,
         register: async (x) => {
           x.state.members = await loadInstanceRefs(x.deps.db, [], { herdIds: [h.id] });
         },
       }),
-      ...dnsSteps<S>(
-        h,
-        (s) => (s.members ?? h.members).filter((m) => m.id !== opts.notIn),
-        () => ({ chosenWhenItRuns: 'the running replicas, the new one among them' }),
-        (r) => `point ${r.name} (${r.type}) at the herd's running replicas, the new one among them`,
-        (r) => readNames.includes(r),
-      ),
+      ...readNamesSteps<S>(z, opts),
     ],
-    facts: [
-      { label: 'Streams from', value: primary.label },
-      { label: 'Seeded from', value: chosen.why },
-      { label: 'Onto', value: `${server.hostname}:${pl.port} ${pl.dataDirectory}` },
-      ...(launch
-        ? [
-            {
-              label: 'New instance',
-              value: `${launch.instanceType} like ${launch.like.hostname}, in ${launch.template.subnetId} (${launch.template.availabilityZone}): ${launchPrice(launch)}`,
-            },
-          ]
-        : []),
-      {
-        label: 'WAL',
-        value: backups
-          ? `restore_command from the repository: it catches up however far behind the seed leaves it`
-          : `no restore_command (no backups configured): it must catch up from the WAL the primary still keeps`,
-      },
-      {
-        label: 'Read names',
-        value: readNames.length
-          ? readNames
-              .map(
-                (r) =>
-                  `${r.name} (now ${(() => {
-                    const t = recordTargets(r, h.members);
-                    return typeof t === 'string' ? t : t.map((m) => m.hostname).join(', ');
-                  })()})`,
-              )
-              .join('; ')
-          : 'the herd has none',
-      },
-    ],
+    facts: addFacts(z),
     ...(launch ? { cost: { nowPerHour: 0, afterPerHour: launch.spot ? launch.spot.perHour : launch.perHour } } : {}),
     warnings: [
       ...productionWarning(h),
       ...(chosen.seed.kind === 'primary' ? ['the seed reads the whole database from the primary, loading it while it runs'] : []),
-      ...(backups ? ['backups keep reading the members Configure backups listed: run it again to have them read the new replica too'] : []),
+      ...(z.backups
+        ? ['backups keep reading the members Configure backups listed: run it again to have them read the new replica too']
+        : []),
     ],
   };
+}
+
+/** What a new replica's steps and facts share once nothing refuses it: its herd and primary, its launch, place and seed, the read names. */
+interface NewReplica {
+  h: HerdRef;
+  primary: InstanceRef;
+  launch: LaunchPlan | null | undefined;
+  chosen: { seed: Seed; why: string };
+  backups: { policy: HerdPolicy; stanza: string } | null;
+  pl: RestorePlace;
+  readNames: DnsRecordRef[];
+}
+
+/** The herd's read names pointed at its running replicas, the new one among them (never at `opts.notIn`). */
+function readNamesSteps<S extends AddState>({ h, readNames }: NewReplica, opts: { notIn?: number }): ActionStep<S>[] {
+  return dnsSteps<S>(
+    h,
+    (s) => (s.members ?? h.members).filter((m) => m.id !== opts.notIn),
+    () => ({ chosenWhenItRuns: 'the running replicas, the new one among them' }),
+    (r) => `point ${r.name} (${r.type}) at the herd's running replicas, the new one among them`,
+    (r) => readNames.includes(r),
+  );
+}
+
+/** The confirmation page's facts of an add: its upstream, its seed, where it goes, the instance launched, its WAL, the read names. */
+function addFacts({ h, primary, launch, chosen, backups, pl, readNames }: NewReplica) {
+  return [
+    { label: 'Streams from', value: primary.label },
+    { label: 'Seeded from', value: chosen.why },
+    { label: 'Onto', value: `${pl.server.hostname}:${pl.port} ${pl.dataDirectory}` },
+    ...(launch
+      ? [
+          {
+            label: 'New instance',
+            value: `${launch.instanceType} like ${launch.like.hostname}, in ${launch.template.subnetId} (${launch.template.availabilityZone}): ${launchPrice(launch)}`,
+          },
+        ]
+      : []),
+    {
+      label: 'WAL',
+      value: backups
+        ? `restore_command from the repository: it catches up however far behind the seed leaves it`
+        : `no restore_command (no backups configured): it must catch up from the WAL the primary still keeps`,
+    },
+    {
+      label: 'Read names',
+      value: readNames.length
+        ? readNames
+            .map(
+              (r) =>
+                `${r.name} (now ${(() => {
+                  const t = recordTargets(r, h.members);
+                  return typeof t === 'string' ? t : t.map((m) => m.hostname).join(', ');
+                })()})`,
+            )
+            .join('; ')
+        : 'the herd has none',
+    },
+  ];
 }
