@@ -1,4 +1,5 @@
 // One pool per process. Next's dev server reloads modules, so the pool lives on globalThis.
+import { sql, type SQL } from 'drizzle-orm';
 import { drizzle, type NodePgDatabase, type NodePgQueryResultHKT } from 'drizzle-orm/node-postgres';
 import type { PgDatabase } from 'drizzle-orm/pg-core';
 import pg from 'pg';
@@ -60,6 +61,37 @@ export function getDb(): Db {
 export async function prepared<R>(db: Db, name: string, text: string, values: unknown[]): Promise<R[]> {
   const res = await db.$client.query({ name, text, values });
   return res.rows as R[];
+}
+
+// What in a statement's text is not a parameter marker, whatever it holds: a quoted string or name, a comment.
+const SQL_TOKENS = /('(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|\/\*[\s\S]*?\*\/|\$\d+)/;
+
+/**
+ * A statement whose parameters are $1, $2 ... (a .sql file's: lib/adapters/sql/sql-file.ts) with `values`
+ * bound, for drizzle to run as it runs its own, in a transaction too, its rows read as drizzle reads them
+ * (timestamps as text): `db.execute(withParams(sqlFile('lib/engine/insert-targets.sql'), [ids, ...]))`.
+ * `values[n - 1]` is $n, sent as one parameter whatever it is (an array is one array parameter, never a
+ * list). Each marker is a parameter of its own (drizzle numbers them in order): a marker written twice
+ * sends its value twice, as a value interpolated twice into sql`` does, so each place types it as it would.
+ */
+export function withParams(text: string, values: unknown[]): SQL {
+  const used = new Set<number>();
+  const out = sql.empty();
+  for (const part of text.split(SQL_TOKENS)) {
+    const m = /^\$(\d+)$/.exec(part);
+    if (!m) {
+      out.append(sql.raw(part));
+      continue;
+    }
+    const n = Number(m[1]);
+    if (n < 1 || n > values.length) throw new Error(`withParams: the statement has $${n}, and ${values.length} value(s) were given`);
+    // sql`` writes nothing for an undefined value: say null.
+    if (values[n - 1] === undefined) throw new Error(`withParams: $${n} is undefined`);
+    used.add(n);
+    out.append(sql`${sql.param(values[n - 1])}`);
+  }
+  if (used.size !== values.length) throw new Error(`withParams: ${values.length} value(s) were given, and the statement uses ${used.size}`);
+  return out;
 }
 
 // Connection-level failures: pgherd's own database is down, restarting or unreachable (not a bad query).
