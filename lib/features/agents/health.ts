@@ -7,7 +7,8 @@
 // fleet one may see) and the herd page (that herd).
 import { archiveFailing, archiveLagging } from '@/lib/fleet/backups/status-sql';
 import { sql, type SQL } from 'drizzle-orm';
-import type { Db } from '@/db/client';
+import { withParams, type Db } from '@/db/client';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { discoveryConfig } from '@/lib/features/discovery/discovery';
 import { writablePrimaries } from '@/lib/fleet/two-primaries';
 import { setting } from '@/lib/settings/settings';
@@ -178,78 +179,40 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
   const envTag = environmentTag();
   const now = opts.now ?? new Date();
   const herd = (col: SQL) => (opts.herdId === undefined ? sql`true` : sql`${col} = ${opts.herdId}`);
+  // The statements in health-*.sql take the scope (the environments' ids, null: all) and the herd (null: any) as parameters.
+  const herdId = opts.herdId ?? null;
   const staleAfter = unobservedAfterSeconds();
   const [silent, two, none, foreign, held, tagged, archive, unobserved, drifted] = await Promise.all([
-    db.execute<SilentServer & { total: number }>(sql`
-      SELECT s.id, s.hostname, e.name AS environment, s.last_seen_at AS "lastSeenAt", s.agent_interval_seconds AS "intervalSeconds",
-             floor(extract(epoch FROM ${now}::timestamptz - s.last_seen_at))::int AS "silentSeconds", (count(*) OVER ())::int AS total
-      FROM servers s JOIN environments e ON e.id = s.environment_id
-      WHERE s.agent_token_hash IS NOT NULL AND s.last_seen_at IS NOT NULL
-        AND s.last_seen_at < ${now}::timestamptz - make_interval(secs => ${SILENT_AFTER_INTERVALS} * CASE WHEN s.agent_interval_seconds > 0 THEN s.agent_interval_seconds ELSE ${DEFAULT_INTERVAL_SECONDS} END)
-        AND ${within(sql`s.environment_id`, scope)}
-        AND ${opts.herdId === undefined ? sql`true` : sql`EXISTS (SELECT 1 FROM instances i WHERE i.server_id = s.id AND i.herd_id = ${opts.herdId})`}
-      ORDER BY s.last_seen_at, s.hostname
-      LIMIT ${HEALTH_ROWS}`),
-    db.execute<TwoPrimaries & { total: number }>(sql`
-      SELECT h.id AS "herdId", e.name || '/' || h.name AS herd,
-             json_agg(json_build_object('id', i.id, 'label', s.hostname || ':' || i.port) ORDER BY s.hostname, i.port) AS primaries,
-             (count(*) OVER ())::int AS total
-      FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id JOIN servers s ON s.id = i.server_id
-      WHERE i.role = 'primary' AND i.state = 'running' AND ${within(sql`h.environment_id`, scope)} AND ${herd(sql`h.id`)}
-      GROUP BY h.id, e.name, h.name
-      HAVING count(*) > 1
-      ORDER BY e.name, h.name
-      LIMIT ${HEALTH_ROWS}`),
+    db.execute<SilentServer & { total: number }>(
+      withParams(sqlFile('lib/features/agents/health-silent.sql'), [
+        now,
+        SILENT_AFTER_INTERVALS,
+        DEFAULT_INTERVAL_SECONDS,
+        scope,
+        herdId,
+        HEALTH_ROWS,
+      ]),
+    ),
+    db.execute<TwoPrimaries & { total: number }>(
+      withParams(sqlFile('lib/features/agents/health-two-primaries.sql'), [scope, herdId, HEALTH_ROWS]),
+    ),
     // Found by the partial index on no_primary_since: the herds with a primary are never read.
-    db.execute<NoPrimary & { total: number }>(sql`
-      SELECT h.id AS "herdId", e.name || '/' || h.name AS herd, h.no_primary_since AS since, h.no_primary_detail AS detail,
-             coalesce((SELECT json_agg(json_build_object('id', i.id, 'label', s.hostname || ':' || i.port, 'state', i.state) ORDER BY s.hostname, i.port)
-                       FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.herd_id = h.id AND i.role = 'primary'), '[]') AS primaries,
-             (count(*) OVER ())::int AS total
-      FROM herds h JOIN environments e ON e.id = h.environment_id
-      WHERE h.no_primary_since IS NOT NULL AND ${within(sql`h.environment_id`, scope)} AND ${herd(sql`h.id`)}
-      ORDER BY h.no_primary_since, e.name, h.name
-      LIMIT ${HEALTH_ROWS}`),
-    db.execute<ForeignUpstream & { total: number }>(sql`
-      SELECT r.id, rs.hostname || ':' || r.port AS label, rh.id AS "herdId", re.name || '/' || rh.name AS herd,
-             u.id AS "upstreamId", us.hostname || ':' || u.port AS upstream,
-             CASE WHEN ${within(sql`uh.environment_id`, scope)} THEN ue.name || '/' || uh.name END AS "upstreamHerd",
-             (count(*) OVER ())::int AS total
-      FROM instances r
-        JOIN herds rh ON rh.id = r.herd_id JOIN environments re ON re.id = rh.environment_id JOIN servers rs ON rs.id = r.server_id
-        JOIN instances u ON u.id = r.upstream_instance_id
-        JOIN herds uh ON uh.id = u.herd_id JOIN environments ue ON ue.id = uh.environment_id JOIN servers us ON us.id = u.server_id
-      WHERE r.role = 'replica' AND u.herd_id <> r.herd_id AND ${within(sql`rh.environment_id`, scope)} AND ${herd(sql`rh.id`)}
-      ORDER BY re.name, rh.name, rs.hostname, r.port
-      LIMIT ${HEALTH_ROWS}`),
+    db.execute<NoPrimary & { total: number }>(
+      withParams(sqlFile('lib/features/agents/health-no-primary.sql'), [scope, herdId, HEALTH_ROWS]),
+    ),
+    db.execute<ForeignUpstream & { total: number }>(
+      withParams(sqlFile('lib/features/agents/health-foreign-upstreams.sql'), [scope, herdId, HEALTH_ROWS]),
+    ),
     // Held in the server's latest report (a conflict its agent no longer reports is over).
-    db.execute<HeldConflict & { total: number }>(sql`
-      SELECT s.id AS "serverId", s.hostname || ':' || c.port AS label, se.name AS "serverEnvironment", c.system_identifier AS "systemIdentifier",
-             c.herd_id AS "herdId", CASE WHEN ${within(sql`h.environment_id`, scope)} THEN he.name || '/' || h.name END AS herd,
-             c.first_seen_at AS "firstSeenAt", (count(*) OVER ())::int AS total
-      FROM agent_conflicts c JOIN servers s ON s.id = c.server_id JOIN environments se ON se.id = s.environment_id
-        JOIN herds h ON h.id = c.herd_id JOIN environments he ON he.id = h.environment_id
-      WHERE c.last_seen_at >= s.last_seen_at AND (${within(sql`s.environment_id`, scope)} OR ${within(sql`h.environment_id`, scope)}) AND ${herd(sql`h.id`)}
-      ORDER BY s.hostname, c.port
-      LIMIT ${HEALTH_ROWS}`),
+    db.execute<HeldConflict & { total: number }>(
+      withParams(sqlFile('lib/features/agents/health-conflicts.sql'), [scope, herdId, HEALTH_ROWS]),
+    ),
     // The tags say where the instance should be; the agents say where its data belongs. Not on a server
     // EC2 no longer has (its tags are history). A tag that is gone counts when another member of the
     // herd still carries it (deleted, not a fleet that never tags herds or environments).
-    db.execute<TagDisagreement & { total: number }>(sql`
-      SELECT s.id AS "serverId", s.hostname, s.cloud_instance_id AS "cloudInstanceId",
-             coalesce(s.cloud_tags ->> ${envTag}, '?') || '/' || coalesce(s.cloud_herd_tag, '?') AS "taggedHerd",
-             i.id, s.hostname || ':' || i.port AS label, h.id AS "herdId", e.name || '/' || h.name AS herd, (count(*) OVER ())::int AS total
-      FROM servers s JOIN instances i ON i.server_id = s.id JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id
-      WHERE s.cloud_gone_at IS NULL AND s.cloud_tags IS NOT NULL
-        AND (h.name <> s.cloud_herd_tag OR e.name <> s.cloud_tags ->> ${envTag}
-          OR ((s.cloud_herd_tag IS NULL OR s.cloud_tags ->> ${envTag} IS NULL) AND EXISTS (
-            SELECT 1 FROM instances o JOIN servers os ON os.id = o.server_id
-            WHERE o.herd_id = h.id AND os.id <> s.id AND os.cloud_gone_at IS NULL
-              AND ((s.cloud_herd_tag IS NULL AND os.cloud_herd_tag IS NOT NULL)
-                OR (s.cloud_tags ->> ${envTag} IS NULL AND os.cloud_tags ->> ${envTag} IS NOT NULL)))))
-        AND ${within(sql`i.environment_id`, scope)} AND ${herd(sql`h.id`)}
-      ORDER BY s.hostname, i.port
-      LIMIT ${HEALTH_ROWS}`),
+    db.execute<TagDisagreement & { total: number }>(
+      withParams(sqlFile('lib/features/agents/health-tags.sql'), [envTag, scope, herdId, HEALTH_ROWS]),
+    ),
     // Configured herds only: a primary nobody archives from is the Backups facet's "not configured".
     db.execute<ArchiveTrouble & { total: number }>(sql`
       SELECT h.id AS "herdId", e.name || '/' || h.name AS herd, s.hostname || ':' || i.port AS primary,
@@ -264,22 +227,13 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
     // Found by instances_observed_idx: the instances observed lately are never read.
     staleAfter === null
       ? { rows: [] }
-      : db.execute<Unobserved & { total: number }>(sql`
-      SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS "herdId", e.name || '/' || h.name AS herd,
-             i.last_observed_at AS "lastObservedAt", (count(*) OVER ())::int AS total
-      FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id JOIN servers s ON s.id = i.server_id
-      WHERE coalesce(i.last_observed_at, i.created_at) < ${now}::timestamptz - make_interval(secs => ${staleAfter})
-        AND ${within(sql`i.environment_id`, scope)} AND ${herd(sql`h.id`)}
-      ORDER BY coalesce(i.last_observed_at, i.created_at), s.hostname, i.port
-      LIMIT ${HEALTH_ROWS}`),
+      : db.execute<Unobserved & { total: number }>(
+          withParams(sqlFile('lib/features/agents/health-unobserved.sql'), [now, staleAfter, scope, herdId, HEALTH_ROWS]),
+        ),
     // Found by instances_drifted_idx: the instances in line are never read.
-    db.execute<SettingsDrift & { total: number }>(sql`
-      SELECT i.id, s.hostname || ':' || i.port AS label, h.id AS "herdId", e.name || '/' || h.name AS herd,
-             i.settings_drift AS settings, i.settings_drift_since AS since, (count(*) OVER ())::int AS total
-      FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id JOIN servers s ON s.id = i.server_id
-      WHERE i.settings_drift > 0 AND ${within(sql`i.environment_id`, scope)} AND ${herd(sql`h.id`)}
-      ORDER BY i.settings_drift_since, s.hostname, i.port
-      LIMIT ${HEALTH_ROWS}`),
+    db.execute<SettingsDrift & { total: number }>(
+      withParams(sqlFile('lib/features/agents/health-drifted.sql'), [scope, herdId, HEALTH_ROWS]),
+    ),
   ]);
   // The inventory names the suspects; Postgres decides: a herd in the middle of its own switchover records
   // its new primary before its old one is recorded otherwise, with one primary all along.

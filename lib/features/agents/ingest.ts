@@ -10,7 +10,7 @@ import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { addressesOf, addressTakenElsewhere, HostBindingError } from '@/lib/fleet/host-binding';
 import { randomBytes } from 'node:crypto';
 import { eq, inArray, sql } from 'drizzle-orm';
-import { prepared, type Db } from '@/db/client';
+import { prepared, withParams, type Db } from '@/db/client';
 import { instances, servers } from '@/db/schema';
 import { refreshFleet } from '@/lib/fleet/refresher';
 import { writeAudit } from '@/lib/engine/write-audit';
@@ -204,23 +204,7 @@ async function recordPatroni(db: Db, items: { server: AgentServer; report: Repor
     ),
   );
   if (!rows.length) return;
-  await db.execute(sql`
-    WITH r AS (
-      SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(server_id int, port int, url text, scope text, hostname text)
-    ), prop AS (
-      UPDATE instances i SET patroni_proposed_url = r.url, patroni_proposed_scope = r.scope, updated_at = now()
-      FROM r, instances old, herds h
-      WHERE i.server_id = r.server_id AND i.port = r.port AND old.id = i.id AND h.id = i.herd_id
-        AND (i.patroni_proposed_url, i.patroni_proposed_scope) IS DISTINCT FROM (r.url, r.scope)
-        AND NOT (i.patroni_url = r.url AND h.control_driver = 'patroni' AND h.patroni_scope = r.scope)
-      RETURNING i.id, i.herd_id, i.port, r.hostname, old.patroni_proposed_url AS was_url, old.patroni_proposed_scope AS was_scope, r.url, r.scope
-    )
-    INSERT INTO audit_entries (user_id, username, remote_addr, action, object_type, object_id, object_label, environment_id, changes)
-    SELECT NULL::int, 'agent:' || prop.hostname, '', 'agent.patroni_proposal', 'instances', prop.id::text, prop.hostname || ':' || prop.port,
-           (SELECT environment_id FROM herds WHERE id = prop.herd_id),
-           jsonb_build_object('patroniProposedUrl', jsonb_build_array(nullif(prop.was_url, ''), prop.url),
-                              'patroniProposedScope', jsonb_build_array(nullif(prop.was_scope, ''), prop.scope))
-    FROM prop`);
+  await db.execute(withParams(sqlFile('lib/features/agents/patroni-proposals.sql'), [JSON.stringify(rows)]));
 }
 
 /**
@@ -229,20 +213,7 @@ async function recordPatroni(db: Db, items: { server: AgentServer; report: Repor
  * panel lists them while their agent reports them.
  */
 async function holdConflicts(db: Db, conflicts: Conflict[]): Promise<void> {
-  await db.execute(sql`
-    WITH held AS (
-      INSERT INTO agent_conflicts AS c (server_id, port, system_identifier, herd_id)
-      SELECT server_id, port, sysid, herd_id FROM jsonb_to_recordset(${JSON.stringify(conflicts)}::jsonb) AS r(server_id int, port int, sysid text, herd_id int)
-      ORDER BY server_id, port
-      ON CONFLICT (server_id, port, system_identifier) DO UPDATE SET last_seen_at = now(), herd_id = excluded.herd_id
-      RETURNING c.server_id, c.port, c.system_identifier, c.herd_id, (xmax = 0) AS created)
-    INSERT INTO audit_entries (user_id, username, remote_addr, action, object_type, object_id, object_label, environment_id, changes)
-    SELECT NULL, 'agent:' || s.hostname, '', 'agent.conflict', 'herds', held.herd_id::text, s.hostname || ':' || held.port, h.environment_id,
-           jsonb_build_object('systemIdentifier', jsonb_build_array(NULL, held.system_identifier),
-                              'heldFrom', jsonb_build_array(NULL, e.name || '/' || h.name || ' (reported by ' || s.hostname || ', in ' || se.name || ')'))
-    FROM held JOIN servers s ON s.id = held.server_id JOIN environments se ON se.id = s.environment_id
-    JOIN herds h ON h.id = held.herd_id JOIN environments e ON e.id = h.environment_id
-    WHERE held.created`);
+  await db.execute(withParams(sqlFile('lib/features/agents/hold-conflicts.sql'), [JSON.stringify(conflicts)]));
 }
 
 /** A herd for a system identifier no herd has: `pg-<sysid>` in the reserved environment, audited. False when another report made it first. */
@@ -392,14 +363,7 @@ async function recordBuilds(db: Db, items: { server: AgentServer; report: Report
       extensions: b.extensions,
     })),
   );
-  await db.execute(sql`
-    WITH r AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(server_id int, bin_dir text, version_num int, version_text text, extensions jsonb)),
-    gone AS (
-      DELETE FROM postgres_builds b
-      WHERE b.server_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(listed.map((i) => i.server.id))}::jsonb)::int)
-        AND NOT EXISTS (SELECT 1 FROM r WHERE r.server_id = b.server_id AND r.bin_dir = b.bin_dir))
-    INSERT INTO postgres_builds (server_id, bin_dir, version_num, version_text, extensions, reported_at)
-    SELECT server_id, bin_dir, version_num, version_text, coalesce(extensions, '{}'), now() FROM r
-    ON CONFLICT (server_id, bin_dir) DO UPDATE SET version_num = excluded.version_num, version_text = excluded.version_text,
-      extensions = excluded.extensions, reported_at = now()`);
+  await db.execute(
+    withParams(sqlFile('lib/features/agents/record-builds.sql'), [JSON.stringify(rows), JSON.stringify(listed.map((i) => i.server.id))]),
+  );
 }
