@@ -5,7 +5,8 @@ import { isDatabaseUnavailable, prepared, ridingOverFailover, type Db } from '@/
 import { coalescer, type Coalescer } from '@/lib/engine/coalesce';
 import { operationSteps, operationTargets } from '@/db/schema';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
-import { dbRecorder, STEP_END_COLUMNS, STEP_END_CONFLICT, storable, type DbRecorder, type StepEnd } from '@/lib/engine/db-recorder';
+import { dbRecorder, storable, type DbRecorder, type StepEnd } from '@/lib/engine/db-recorder';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import {
   checkDriver,
   herdServers,
@@ -56,16 +57,7 @@ export type ExecuteOutcome = 'done' | 'wait' | 'skipped';
 // over two operations could lock them in one order while another locks them in the other.
 export const FINISH = {
   name: 'pgherd_finish_targets_v2',
-  text: `WITH s AS (INSERT INTO operation_steps (target_id, ${STEP_END_COLUMNS})
-                SELECT * FROM unnest($6::bigint[], $7::int[], $8::text[], $9::step_status[], $10::text[], $11::int[], $12::text[],
-                                     $13::text[], $14::timestamptz[], $15::timestamptz[])
-                ${STEP_END_CONFLICT}),
-         t AS (UPDATE operation_targets x
-               SET status = ($2::operation_status[])[array_position($1::bigint[], x.id)], error = ($3::text[])[array_position($1::bigint[], x.id)],
-                   outcome = coalesce(($4::text[])[array_position($1::bigint[], x.id)], x.outcome),
-                   refusal = ($5::text[])[array_position($1::bigint[], x.id)], updated_at = now()
-               WHERE x.id = ANY ($1::bigint[]) AND x.status::text = 'running' RETURNING x.id)
-         DELETE FROM herd_leases WHERE target_id = ANY ($1::bigint[])`,
+  text: sqlFile('lib/engine/finish-targets.sql'),
 };
 
 interface Ending {

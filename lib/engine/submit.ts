@@ -3,7 +3,8 @@
 import type { Executor } from '@/lib/engine/turns';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
-import type { Db } from '@/db/client';
+import { withParams, type Db } from '@/db/client';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { instances, operations, operationWaves } from '@/db/schema';
 import { writeAudit, type AuditInput } from '@/lib/engine/write-audit';
 import type { Actor } from '@/lib/engine/access';
@@ -241,24 +242,27 @@ export async function writeOperations(
 
   const created = await db.transaction(async (tx) => {
     await fence?.(tx);
-    const col = <T>(f: (x: (typeof prepared)[number]) => T) => sql.param(prepared.map(f));
+    const col = <T>(f: (x: (typeof prepared)[number]) => T) => prepared.map(f);
     // Any unique key refusing a row drops that row only: the requester's key, or a rule's one open operation.
-    const ops = await tx.execute<{ id: number; key: string; who: string }>(sql`
-      INSERT INTO operations (action, params, action_params, status, waves, gate_excused, plan_digest, requested_by, requested_by_name,
-        requested_by_system, confirmation, idempotency_key, rule_id, window_bound)
-      SELECT u.action, u.params, u.action_params, 'queued', u.waves, u.excused::bigint[], u.digest, u.requested_by, u.requested_by_name,
-        u.system, u.confirmation, u.key, u.rule_id, u.window_bound
-      FROM unnest(${col((x) => x.action.name)}::text[],
-        ${col((x) => JSON.stringify({ [x.plan.on === 'herd' ? 'herdIds' : 'instanceIds']: x.plan.targets.map((t) => t.instanceId ?? t.herdId) }))}::jsonb[],
-        ${col((x) => JSON.stringify(x.plan.params))}::jsonb[], ${col((x) => (x.spec ? JSON.stringify(x.spec) : null))}::jsonb[],
-        ${col((x) => `{${x.excused.join(',')}}`)}::text[], ${col((x) => x.plan.digest)}::text[], ${col((x) => x.actor.id)}::int[],
-        ${col((x) => x.actor.username)}::text[], ${col((x) => x.actor.id === null && x.actor.access.superuser)}::bool[],
-        ${col((x) => x.confirmation.slice(0, 200))}::text[], ${col((x) => x.idempotencyKey)}::text[], ${col((x) => x.ruleId ?? null)}::int[],
-        ${col((x) => x.windowBound ?? false)}::bool[])
-        WITH ORDINALITY AS u(action, params, action_params, waves, excused, digest, requested_by, requested_by_name, system, confirmation, key, rule_id, window_bound, n)
-      ORDER BY u.n
-      ON CONFLICT DO NOTHING
-      RETURNING id, idempotency_key AS key, requested_by_name AS who`);
+    const ops = await tx.execute<{ id: number; key: string; who: string }>(
+      withParams(sqlFile('lib/engine/insert-operations.sql'), [
+        col((x) => x.action.name),
+        col((x) =>
+          JSON.stringify({ [x.plan.on === 'herd' ? 'herdIds' : 'instanceIds']: x.plan.targets.map((t) => t.instanceId ?? t.herdId) }),
+        ),
+        col((x) => JSON.stringify(x.plan.params)),
+        col((x) => (x.spec ? JSON.stringify(x.spec) : null)),
+        col((x) => `{${x.excused.join(',')}}`),
+        col((x) => x.plan.digest),
+        col((x) => x.actor.id),
+        col((x) => x.actor.username),
+        col((x) => x.actor.id === null && x.actor.access.superuser),
+        col((x) => x.confirmation.slice(0, 200)),
+        col((x) => x.idempotencyKey),
+        col((x) => x.ruleId ?? null),
+        col((x) => x.windowBound ?? false),
+      ]),
+    );
     // Each row back to its item by requester and key (unique in the batch, as in the table).
     const byKey = new Map(ops.rows.map((r) => [JSON.stringify([r.who, r.key]), r.id]));
     const idOf = new Map(
@@ -275,17 +279,22 @@ export async function writeOperations(
     // One statement for every target of every operation: a column an array (as rows of parameters, 10
     // a target, it took slices under Postgres's 65,535 and most of a large submit's time).
     const rows = written.flatMap((x) => x.ordered.map((t) => ({ x, t, wave: x.waveOf.get(t) ?? 1 })));
-    const column = <T>(f: (r: (typeof rows)[number]) => T) => sql.param(rows.map(f));
-    const made = await tx.execute<{ id: number; status: string; held: boolean }>(sql`
-      INSERT INTO operation_targets (operation_id, instance_id, herd_id, label, site, wave, held, status, error, refusal, confirmed_steps)
-      SELECT u.operation_id, u.instance_id, u.herd_id, u.label, u.site, u.wave, u.held, u.status, u.error, u.refusal, u.confirmed::jsonb
-      FROM unnest(${column((r) => r.x.id)}::bigint[], ${column((r) => r.t.instanceId)}::bigint[], ${column((r) => r.t.herdId)}::int[],
-        ${column((r) => r.t.label)}::text[], ${column((r) => r.t.site)}::text[], ${column((r) => r.wave)}::int[], ${column((r) => r.wave > 1)}::bool[],
-        ${column((r) => (r.t.refused ? 'cancelled' : 'queued'))}::operation_status[], ${column((r) => (r.t.refused ? `refused: ${r.t.refused}` : null))}::text[],
-        ${column((r) => (r.t.refused ? (r.t.refusalCode ?? 'unclassified') : null))}::text[],
-        ${column((r) => (r.x.action.runsAsConfirmed && !r.t.refused ? JSON.stringify(confirmedSteps(r.t)) : null))}::text[])
-        WITH ORDINALITY AS u(operation_id, instance_id, herd_id, label, site, wave, held, status, error, refusal, confirmed, n) ORDER BY u.n
-      RETURNING id, status, held`);
+    const column = <T>(f: (r: (typeof rows)[number]) => T) => rows.map(f);
+    const made = await tx.execute<{ id: number; status: string; held: boolean }>(
+      withParams(sqlFile('lib/engine/insert-targets.sql'), [
+        column((r) => r.x.id),
+        column((r) => r.t.instanceId),
+        column((r) => r.t.herdId),
+        column((r) => r.t.label),
+        column((r) => r.t.site),
+        column((r) => r.wave),
+        column((r) => r.wave > 1),
+        column((r) => (r.t.refused ? 'cancelled' : 'queued')),
+        column((r) => (r.t.refused ? `refused: ${r.t.refused}` : null)),
+        column((r) => (r.t.refused ? (r.t.refusalCode ?? 'unclassified') : null)),
+        column((r) => (r.x.action.runsAsConfirmed && !r.t.refused ? JSON.stringify(confirmedSteps(r.t)) : null)),
+      ]),
+    );
     const waveRows = written.flatMap((x) =>
       (x.assigned ?? []).map((w) => ({
         operationId: x.id,
