@@ -5,7 +5,8 @@
 // any more). Then the EC2 instances launched for such targets are terminated. Pooler pauses are settled
 // beside it (lib/actions/steps/settle-owed.ts).
 import { sql } from 'drizzle-orm';
-import type { Db } from '@/db/client';
+import { withParams, type Db } from '@/db/client';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { errorText } from '@/lib/engine/errors';
 import { Refusal } from '@/lib/fleet/refusal';
@@ -34,30 +35,20 @@ export async function settleRestoreClaims(
     orphaned: boolean;
     hostname: string;
     kept_herd_id: number | null;
-  }>(sql`
-    SELECT c.id, c.target_id, t.status::text AS status, c.data_directory, c.pg_version, s.hostname, c.kept_herd_id,
-           coalesce(nullif(s.address, ''), s.hostname) AS host, s.ssh_port AS port, s.ssh_user AS username,
-           s.ssh_host_key_fingerprint AS fingerprint, s.id AS server_id, e.name AS environment, c.settled_at IS NOT NULL AS orphaned
-    FROM restore_claims c JOIN operation_targets t ON t.id = c.target_id
-      JOIN servers s ON s.id = c.server_id JOIN environments e ON e.id = s.environment_id
-    WHERE (c.settled_at IS NULL AND t.status::text NOT IN ('queued', 'running'))
-       -- Kept for a herd that is gone (deleted by hand from the inventory, or with its environment): nothing
-       -- tracks the restored cluster any more.
-       OR (c.kept_herd_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM herds h WHERE h.id = c.kept_herd_id))
-    ORDER BY c.id LIMIT ${limit}`);
+  }>(withParams(sqlFile('lib/actions/backups/unsettled-restore-claims.sql'), [limit]));
   const settled: number[] = [];
   for (const c of rows.rows) {
     try {
       await removeClaimed(db, ssh, c);
       await db.transaction(async (tx) => {
-        await tx.execute(sql`
-          UPDATE restore_claims SET settled_at = now(), last_error = NULL, kept_herd_id = NULL,
-            settled_how = ${
-              c.orphaned
-                ? "removed by a worker's reconcile: the herd it was kept for was deleted from the inventory"
-                : `removed by a worker's reconcile: its target ended ${c.status} without its cleanup`
-            }
-          WHERE id = ${c.id}`);
+        await tx.execute(
+          withParams(sqlFile('lib/actions/backups/settle-restore-claim.sql'), [
+            c.orphaned
+              ? "removed by a worker's reconcile: the herd it was kept for was deleted from the inventory"
+              : `removed by a worker's reconcile: its target ended ${c.status} without its cleanup`,
+            c.id,
+          ]),
+        );
         // A drill cut short never said its verdict: it failed, and the scorecard says so (not the drill before).
         await tx.execute(sql`
           INSERT INTO restore_drills (herd_id, operation_id, started_at, ok, cause)
@@ -132,18 +123,9 @@ async function removeClaimed(db: Db, ssh: SshPool, c: ClaimedFolder): Promise<vo
  * once what was laid down on them is removed (no open claim on their server), or when nothing was.
  */
 export async function settleLaunchedInstances(db: Db, log: (e: string, f: object) => void = () => {}, limit = 10): Promise<number[]> {
-  const rows = await db.execute<{ id: number; target_id: number; status: string; instance_id: string | null; orphaned: boolean }>(sql`
-    SELECT l.id, l.target_id, t.status::text AS status, l.instance_id, l.kept_herd_id IS NOT NULL AS orphaned
-    FROM launched_instances l JOIN operation_targets t ON t.id = l.target_id
-    WHERE l.terminated_at IS NULL
-      -- A replica added (kept as a member) is its herd's: only Retire member terminates it.
-      AND l.kept_instance_id IS NULL
-      AND ((l.kept_herd_id IS NULL AND t.status::text NOT IN ('queued', 'running'))
-           OR (l.kept_herd_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM herds h WHERE h.id = l.kept_herd_id)))
-      -- What was laid down on it is removed first.
-      -- (A claim left as found, its folder adopted or another's, keeps its server.)
-      AND NOT EXISTS (SELECT 1 FROM restore_claims c WHERE c.server_id = l.server_id AND c.removed_at IS NULL)
-    ORDER BY l.id LIMIT ${limit}`);
+  const rows = await db.execute<{ id: number; target_id: number; status: string; instance_id: string | null; orphaned: boolean }>(
+    withParams(sqlFile('lib/actions/backups/unsettled-launched-instances.sql'), [limit]),
+  );
   const done: number[] = [];
   for (const l of rows.rows) {
     try {

@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
-import type { Db } from '@/db/client';
+import { withParams, type Db } from '@/db/client';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { awsSettings, awsUnavailable, ec2Client } from '@/lib/adapters/aws/config';
 import { describeInstances, waitBounds, type CloudInstance, type WaitBounds } from '@/lib/adapters/aws/ec2';
 import {
@@ -271,14 +272,23 @@ async function launch<S>(
     const deadline = Date.now() + bounds.maxWaitSeconds * 1000;
     const pin = await consoleHostKey(x, client, launched.instanceId, bounds, deadline);
     x.note({ stdout: `its console says its SSH host key is ${pin}` });
-    const srv = await db.execute<{ id: number }>(sql`
-      INSERT INTO servers (hostname, environment_id, address, site, ssh_port, ssh_user, ssh_host_key_fingerprint, cloud_provider, cloud_region,
-                           cloud_instance_id, cloud_instance_type, cloud_availability_zone, cloud_architecture, cloud_state,
-                           cloud_private_address, cloud_tags, cloud_seen_at)
-      VALUES (${hostname}, ${l.environmentId}, ${address}, ${l.like.site}, ${l.like.sshPort}, ${l.like.sshUser}, ${pin}, 'aws', ${t.region},
-              ${launched.instanceId}, ${l.instanceType}, ${t.availabilityZone}, ${t.architecture || null}, 'running', ${address},
-              ${JSON.stringify(launched.tags)}::jsonb, now())
-      RETURNING id`);
+    const srv = await db.execute<{ id: number }>(
+      withParams(sqlFile('lib/actions/steps/register-launched-server.sql'), [
+        hostname,
+        l.environmentId,
+        address,
+        l.like.site,
+        l.like.sshPort,
+        l.like.sshUser,
+        pin,
+        t.region,
+        launched.instanceId,
+        l.instanceType,
+        t.availabilityZone,
+        t.architecture || null,
+        JSON.stringify(launched.tags),
+      ]),
+    );
     const serverId = srv.rows[0]?.id;
     if (serverId === undefined) throw new Error(`${hostname} was not registered`);
     st.serverId = serverId;
@@ -403,16 +413,7 @@ export async function terminateLaunched(db: Db, rowId: number, how: string, sign
     environment: string;
     adopted: string | null;
     adopted_id: number | null;
-  }>(sql`
-    SELECT l.region, l.instance_id, l.client_token, l.server_id, l.terminated_at, l.created_at, e.name AS environment,
-           a.label AS adopted, a.id AS adopted_id
-    FROM launched_instances l JOIN environments e ON e.id = l.environment_id
-    LEFT JOIN LATERAL (
-      SELECT i.id, e2.name || '/' || h.name || ' (instance ' || i.id || ')' AS label
-      FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e2 ON e2.id = h.environment_id
-      WHERE i.server_id = l.server_id AND i.herd_id IS DISTINCT FROM l.kept_herd_id AND i.id <> ALL(${sql.param(leaving)}::bigint[])
-      ORDER BY i.id LIMIT 1) a ON true
-    WHERE l.id = ${rowId}`);
+  }>(withParams(sqlFile('lib/actions/steps/launched-instance.sql'), [leaving, rowId]));
   const row = r.rows[0];
   if (!row || row.terminated_at) return;
   if (row.adopted) {

@@ -4,8 +4,9 @@
 // back unless the switch went through. Each is done as the herd is now, not as the target left it:
 // the PgBouncer is pointed at the member that answers as the primary (when exactly one does and the
 // entries point elsewhere), its paused entries resumed, the resume armed on its host disarmed.
-import { eq, sql } from 'drizzle-orm';
-import type { Db } from '@/db/client';
+import { eq } from 'drizzle-orm';
+import { withParams, type Db } from '@/db/client';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { majorUpgrades, owedCleanups } from '@/db/schema';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 import { setReadOnly } from './endpoint-db';
@@ -35,16 +36,7 @@ async function claim(db: Db, limit: number) {
     kind: 'pooler-resume' | 'writes-fence';
     instance_id: string | null;
     upgrade_id: number | null;
-  }>(sql`
-    UPDATE owed_cleanups o SET claimed_until = now() + make_interval(secs => ${CLAIM_S}), attempts = o.attempts + 1
-    WHERE o.id IN (
-      SELECT c.id FROM owed_cleanups c JOIN operation_targets t ON t.id = c.target_id
-      WHERE c.settled_at IS NULL AND (c.claimed_until IS NULL OR c.claimed_until < now())
-        AND t.status <> 'running'
-        AND NOT EXISTS (SELECT 1 FROM herd_leases l WHERE l.herd_id = c.herd_id AND l.expires_at > now())
-      ORDER BY c.id LIMIT ${limit}
-      FOR UPDATE OF c SKIP LOCKED)
-    RETURNING o.id, o.herd_id, o.pooler_id, o.databases, o.resume_token, o.kind, o.instance_id, o.upgrade_id`);
+  }>(withParams(sqlFile('lib/actions/steps/claim-owed-cleanups.sql'), [CLAIM_S, limit]));
   return rows.rows.map((r) => ({ ...r, id: Number(r.id), instance_id: r.instance_id === null ? null : Number(r.instance_id) }));
 }
 

@@ -4,6 +4,7 @@
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { readAsConnectionString } from './dump-guard';
 import { onDb } from '@/lib/actions/steps/endpoint-db';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 
 export interface DatabaseFacts {
   name: string;
@@ -37,22 +38,8 @@ const SERVER = `SELECT current_setting('wal_level') AS wal_level,
                        current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication)::int AS free_senders,
                        current_setting('server_version_num')::int AS vnum`;
 
-const USER_RELS = `c.relkind IN ('r', 'p') AND NOT c.relispartition
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgherd') AND n.nspname !~ '^pg_toast'`;
-
-const PER_DATABASE = `
-  SELECT (SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${USER_RELS}) AS tables,
-         (SELECT coalesce(array_agg(format('%I.%I', n.nspname, c.relname) ORDER BY 1), '{}') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE ${USER_RELS}
-             AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))) AS no_identity,
-         (SELECT coalesce(array_agg(format('%I.%I.%I (%s)', n.nspname, c.relname, a.attname, t.typname) ORDER BY 1), '{}')
-            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid
-           WHERE ${USER_RELS} AND a.attnum > 0 AND NOT a.attisdropped
-             AND t.typname IN ('regproc', 'regprocedure', 'regoper', 'regoperator', 'regclass', 'regtype', 'regconfig', 'regdictionary',
-                               'regnamespace', 'regrole', 'regcollation')) AS reg_columns,
-         (SELECT count(*)::int FROM pg_largeobject_metadata) AS large_objects,
-         (SELECT count(*)::int FROM pg_sequences WHERE schemaname <> 'pgherd') AS sequences,
-         (SELECT coalesce(json_agg(json_build_object('name', extname, 'version', extversion) ORDER BY extname), '[]') FROM pg_extension) AS extensions`;
+/** Each database's facts (its user tables: tables and partitioned ones outside the catalogs and pgherd's schema). */
+const PER_DATABASE = sqlFile('lib/actions/upgrade/blue-database-facts.sql');
 
 /** Reads the facts from blue's primary: the server's, then each database's. */
 export async function readBlueFacts(primary: InstanceRef): Promise<BlueFacts> {
