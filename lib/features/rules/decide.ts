@@ -6,7 +6,8 @@
 // targets' herds, the inventory a plan needs), and the operations, targets and audit entries are
 // written in one transaction a chunk; only a filter's scope and the live conditions are per rule.
 import { eq, inArray, sql } from 'drizzle-orm';
-import type { Db } from '@/db/client';
+import { withParams, type Db } from '@/db/client';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { ruleRuns, rules } from '@/db/schema';
 import { writeAudit, type AuditInput } from '@/lib/engine/write-audit';
 import { AccessDenied, canSomewhere, loadAccess, noAccess, type Access } from '@/lib/engine/access';
@@ -433,15 +434,16 @@ function need<T>(v: T | undefined): T {
 async function settleMany(deps: FireDeps, pending: Pending[]) {
   const done = pending.filter((p): p is Pending & { done: Outcome } => p.done !== undefined);
   if (!done.length) return;
-  const col = <T>(f: (p: (typeof done)[number]) => T) => sql.param(done.map(f));
-  const settled = await deps.db.execute<{ id: number; status: string }>(sql`
-    UPDATE rule_runs r SET status = u.status, reason = u.reason, operation_id = u.operation_id,
-      targets = COALESCE(u.targets, r.targets), decided_at = clock_timestamp()
-    FROM unnest(${col((p) => p.run.id)}::bigint[], ${col((p) => p.done.status)}::text[], ${col((p) => p.done.reason.slice(0, 2000))}::text[],
-      ${col((p) => p.done.operationId ?? null)}::bigint[], ${col((p) => (p.done.targets ? JSON.stringify(p.done.targets.slice(0, MAX_RULE_TARGETS)) : null))}::jsonb[])
-      AS u(id, status, reason, operation_id, targets)
-    WHERE r.id = u.id AND (r.status = 'deciding' OR u.status = 'started')
-    RETURNING r.id, r.status`);
+  const col = <T>(f: (p: (typeof done)[number]) => T) => done.map(f);
+  const settled = await deps.db.execute<{ id: number; status: string }>(
+    withParams(sqlFile('lib/features/rules/settle-rule-runs.sql'), [
+      col((p) => p.run.id),
+      col((p) => p.done.status),
+      col((p) => p.done.reason.slice(0, 2000)),
+      col((p) => p.done.operationId ?? null),
+      col((p) => (p.done.targets ? JSON.stringify(p.done.targets.slice(0, MAX_RULE_TARGETS)) : null)),
+    ]),
+  );
   const audits = done.flatMap((p) => (p.audit ? [p.audit] : []));
   if (audits.length) await writeAudit(deps.db, audits);
   await notifyRunsEnded(

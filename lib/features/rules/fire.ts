@@ -3,6 +3,8 @@
 // cron expression and time zone at once), a one-time rule's job, a worker catching up, run now, or a
 // retry; they are recorded and decided in batches, so 10,000 rules due at 02:00 are a few statements.
 import { and, eq, sql } from 'drizzle-orm';
+import { withParams } from '@/db/client';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { operations, ruleRuns, rules } from '@/db/schema';
 import { firesBetween } from './cron';
 import { decideMany } from './decide';
@@ -37,30 +39,22 @@ export async function fireDueMany(
   now = new Date(),
 ): Promise<number[]> {
   if (!dues.length) return [];
-  const col = <T>(f: (d: Due) => T) => sql.param(dues.map(f));
+  const col = <T>(f: (d: Due) => T) => dues.map(f);
   const recorded = await deps.db.transaction(async (tx) => {
     // The rules' rows locked in id order (two batches sharing rules wait for each other, never deadlock);
     // the latest due time moves under the lock, so a second worker with the same due time finds it taken.
-    await tx.execute(sql`SELECT id FROM rules WHERE id = ANY(${col((d) => d.ruleId)}::int[]) ORDER BY id FOR UPDATE`);
-    const { rows } = await tx.execute<{ id: number; status: string }>(sql`
-      WITH want AS (
-        SELECT DISTINCT ON (rule_id) rule_id, version, due_at, grp FROM unnest(${col((d) => d.ruleId)}::int[], ${col((d) => d.version)}::int[],
-          ${col((d) => d.dueAt.toISOString())}::timestamptz[], ${col((d) => d.group ?? null)}::text[]) AS w(rule_id, version, due_at, grp)
-        ORDER BY rule_id, due_at DESC
-      ), moved AS (
-        UPDATE rules r SET last_due_at = w.due_at FROM want w
-        WHERE r.id = w.rule_id AND r.enabled AND (w.version IS NULL OR r.version = w.version) AND (w.grp IS NULL OR r.fire_groups @> ARRAY[w.grp])
-          AND w.due_at >= r.fires_from AND (r.last_due_at IS NULL OR r.last_due_at < w.due_at)
-        RETURNING r.id, r.grace_seconds, w.due_at, (extract(epoch FROM (${now.toISOString()}::timestamptz - w.due_at)) * 1000)::bigint AS late_ms
-      )
-      INSERT INTO rule_runs (rule_id, kind, fire_key, due_at, status, reason)
-      SELECT id, ${kind}, 'at:' || (extract(epoch FROM due_at) * 1000)::bigint, due_at,
-        CASE WHEN late_ms >= grace_seconds * 1000 + ${onTimeMs} THEN 'missed' ELSE 'deciding' END,
-        CASE WHEN late_ms >= grace_seconds * 1000 + ${onTimeMs}
-          THEN 'missed: no worker fired it in time (' || round(late_ms / 1000.0) || ' s late, beyond the rule''s grace of ' || grace_seconds || ' s)' END
-      FROM moved
-      ON CONFLICT DO NOTHING
-      RETURNING id, status`);
+    await tx.execute(sql`SELECT id FROM rules WHERE id = ANY(${sql.param(col((d) => d.ruleId))}::int[]) ORDER BY id FOR UPDATE`);
+    const { rows } = await tx.execute<{ id: number; status: string }>(
+      withParams(sqlFile('lib/features/rules/record-due-fires.sql'), [
+        col((d) => d.ruleId),
+        col((d) => d.version),
+        col((d) => d.dueAt.toISOString()),
+        col((d) => d.group ?? null),
+        now.toISOString(),
+        kind,
+        onTimeMs,
+      ]),
+    );
     return rows;
   });
   const missed = recorded.filter((r) => r.status === 'missed').map((r) => r.id);

@@ -4,8 +4,8 @@
 // its rule, so that it fires, skips, misses and shows its history as any rule does. Its targets are
 // read at each fire from the runs themselves: each fire of the rule records, per target, what the plan
 // saw before it.
-import { sql } from 'drizzle-orm';
-import type { Db } from '@/db/client';
+import { withParams, type Db } from '@/db/client';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 
 /** The actions that can be put back, and the action that does it. */
 export const REVERSE_ACTION: Readonly<Record<string, string>> = { resize: 'resize', 'power-off': 'power-on', 'power-on': 'power-off' };
@@ -51,18 +51,7 @@ export async function toPutBack(
     operation_id: number;
     op_status: string;
     statuses: Record<string, string> | null;
-  }>(sql`
-    SELECT * FROM (
-      SELECT rr.id, rr.rule_id, rr.targets, o.id AS operation_id, o.status AS op_status,
-        (SELECT jsonb_object_agg(ot.instance_id, CASE WHEN ot.refusal IS NOT NULL THEN 'refused'
-                                                      WHEN ot.status = 'cancelled' AND ot.attempts > 0 THEN 'attempted'
-                                                      ELSE ot.status::text END)
-           FROM operation_targets ot WHERE ot.operation_id = o.id AND ot.instance_id IS NOT NULL) AS statuses
-      FROM rule_runs rr JOIN operations o ON o.id = rr.operation_id
-      WHERE rr.status = 'started'
-        AND (rr.rule_id = ${companion.id} OR (rr.rule_id = ${ruleId} AND o.action = ${rule.action} AND rr.fired_at >= ${companion.createdAt}))
-      ORDER BY rr.id DESC LIMIT ${RUNS_READ}
-    ) latest ORDER BY id`);
+  }>(withParams(sqlFile('lib/features/rules/runs-to-put-back.sql'), [companion.id, ruleId, rule.action, companion.createdAt, RUNS_READ]));
   const targets = new Map<number, ToPutBack>();
   let busy: number | null = null;
   for (const r of rows.rows) {

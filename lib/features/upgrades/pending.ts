@@ -2,8 +2,8 @@
 // minor release than the target of their major. The target is PGHERD_MINOR_TARGETS' release for the
 // major when it names one, else the newest release of the major installed on every member's host (as
 // the agents report the builds). Each herd says what upgrading means, and what stands in its way.
-import { sql } from 'drizzle-orm';
-import type { Queries } from '@/db/client';
+import { withParams, type Queries } from '@/db/client';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { setting } from '@/lib/settings/settings';
 import { newestOnEvery, versionNum, versionText } from '@/lib/actions/upgrade/minor.action';
 
@@ -61,14 +61,7 @@ export async function pendingMaintenance(
   opts: { all?: boolean } = {},
 ): Promise<PendingHerd[]> {
   const targets = minorTargets();
-  const rows = await db.execute<Row>(sql`
-    SELECT h.id AS herd_id, h.name AS herd, e.id AS environment_id, e.name AS environment, h.control_driver,
-           json_agg(json_build_object('version', i.server_version_num, 'state', i.state, 'role', i.role,
-             'builds', (SELECT coalesce(json_agg(b.version_num), '[]') FROM postgres_builds b WHERE b.server_id = i.server_id))
-             ORDER BY i.id) AS members
-    FROM herds h JOIN environments e ON e.id = h.environment_id JOIN instances i ON i.herd_id = h.id
-    WHERE ${environmentIds === null ? sql`true` : sql`h.environment_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(environmentIds)}::jsonb)::int)`}
-    GROUP BY h.id, e.id ORDER BY e.name, h.name`);
+  const rows = await db.execute<Row>(withParams(sqlFile('lib/features/upgrades/pending-herds.sql'), [environmentIds]));
   const out: PendingHerd[] = [];
   for (const r of rows.rows) {
     const known = r.members.filter((m) => m.version !== null);
