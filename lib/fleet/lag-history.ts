@@ -3,7 +3,8 @@
 // after the retention. And what the charts read: a herd's or an instance's samples over the last hour,
 // day or week, with the operations on the herd in that time.
 import { sql, type SQL } from 'drizzle-orm';
-import type { Db } from '@/db/client';
+import { withParams, type Db } from '@/db/client';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { setting } from '@/lib/settings/settings';
 
 /** How often a sample is taken (ms; PGHERD_LAG_SAMPLE_MS, default a minute; 0: never). */
@@ -21,17 +22,7 @@ const FRESH = '5 minutes';
  * and the fleet's counts by environment, role and state. Returns how many instances were sampled.
  */
 export async function sampleLag(db: Db, at = new Date()): Promise<number> {
-  const res = await db.execute(sql`
-    WITH fleet AS (
-      INSERT INTO fleet_samples (at, environment_id, role, state, instances)
-      SELECT ${at}::timestamptz, i.environment_id, i.role, i.state, count(*)::int FROM instances i GROUP BY 2, 3, 4
-      ON CONFLICT DO NOTHING)
-    INSERT INTO lag_samples (instance_id, herd_id, at, lag_bytes, lag_seconds, role, state)
-    SELECT i.id, i.herd_id, ${at}::timestamptz, CASE WHEN i.role = 'replica' THEN i.lag_bytes END,
-           CASE WHEN i.role = 'replica' THEN i.lag_seconds END, i.role, i.state
-    FROM instances i
-    WHERE i.last_observed_at > ${at}::timestamptz - ${FRESH}::interval
-    ON CONFLICT DO NOTHING`);
+  const res = await db.execute(withParams(sqlFile('lib/fleet/sample-lag.sql'), [at, FRESH]));
   return res.rowCount ?? 0;
 }
 
@@ -180,14 +171,9 @@ export async function fleetHistory(db: Db, scope: number[] | null, now = new Dat
         : sql`false`;
   const from = new Date(now.getTime() - LAG_RANGES.day.ms);
   const [samples, ops] = await Promise.all([
-    db.execute<{ t: string; state: string; role: string; n: number }>(sql`
-      WITH last AS (
-        SELECT date_bin('30 minutes'::interval, at, '2000-01-01'::timestamptz) AS b, max(at) AS at
-        FROM fleet_samples WHERE at > ${from}::timestamptz AND at <= ${now}::timestamptz GROUP BY 1)
-      SELECT l.b AS t, f.state::text AS state, f.role::text AS role, sum(f.instances)::int AS n
-      FROM last l JOIN fleet_samples f ON f.at = l.at
-      WHERE ${within(sql`f.environment_id`)}
-      GROUP BY 1, 2, 3 ORDER BY 1`),
+    db.execute<{ t: string; state: string; role: string; n: number }>(
+      withParams(sqlFile('lib/fleet/fleet-history-samples.sql'), [from, now, scope]),
+    ),
     db.execute<{ day: string; status: string; n: number }>(sql`
       SELECT to_char(date_trunc('day', o.finished_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day, o.status::text AS status, count(*)::int AS n
       FROM operations o

@@ -4,7 +4,8 @@
 // pgherd_herds_no_primary read them) and a herd.no_primary event in the webhooks' outbox, so that
 // neither is said without the other. Cleared, silently, when a member is seen answering as a primary.
 import { sql } from 'drizzle-orm';
-import type { Db } from '@/db/client';
+import { withParams, type Db } from '@/db/client';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 
 /** The channel the worker listens on for the outbox (the one migration 0032's trigger notifies). */
 const NOTIFICATIONS_CHANNEL = 'pgherd_notifications';
@@ -45,21 +46,7 @@ export async function judgeHerds(db: Db, pass: { answered: number[]; silent: num
     : [];
   if (!pass.silent.length) return { raised: [], cleared };
   const raised = await db.transaction(async (tx) => {
-    const { rows } = await tx.execute<{ herd_id: number }>(sql`
-      WITH found AS (
-        SELECT h.id, 'no member answers as a primary; recorded as primary: ' ||
-               (SELECT string_agg(s.hostname || ':' || i.port || ' (' || i.state || ')', ', ' ORDER BY s.hostname, i.port)
-                FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.herd_id = h.id AND i.role = 'primary') AS detail
-        FROM herds h
-        WHERE h.id = ANY(${sql.param(pass.silent)}::int[]) AND h.no_primary_since IS NULL
-          AND EXISTS (SELECT 1 FROM instances i WHERE i.herd_id = h.id AND i.role = 'primary')
-          AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.herd_id = h.id AND i.role = 'primary' AND i.state = 'running')
-          AND NOT EXISTS (SELECT 1 FROM herd_leases l WHERE l.herd_id = h.id AND l.expires_at > now())),
-      -- Checked again on the locked row: of two passes at once, one raises it.
-      raised AS (
-        UPDATE herds h SET no_primary_since = now(), no_primary_detail = f.detail FROM found f
-        WHERE h.id = f.id AND h.no_primary_since IS NULL RETURNING h.id, f.detail)
-      INSERT INTO notification_events (kind, herd_id, detail) SELECT 'herd.no_primary', id, detail FROM raised RETURNING herd_id`);
+    const { rows } = await tx.execute<{ herd_id: number }>(withParams(sqlFile('lib/fleet/raise-no-primary.sql'), [pass.silent]));
     if (rows.length) await tx.execute(sql`SELECT pg_notify(${NOTIFICATIONS_CHANNEL}, '')`);
     return rows.map((r) => r.herd_id);
   });

@@ -9,8 +9,8 @@
 //
 // A kept session answers while its postmaster is frozen: the refresh's picture is the inventory's,
 // never a fence's or a liveness probe's, which open a connection of their own (observe(), postmasterAnswers).
-import { sql } from 'drizzle-orm';
-import type { Db } from '@/db/client';
+import { withParams, type Db } from '@/db/client';
+import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 import { observationPool, type Observed } from '@/lib/fleet/observe';
 import { heldHerds, recordPass } from '@/lib/fleet/refresher';
@@ -56,18 +56,9 @@ export interface Claim {
  * one interval from now.
  */
 export async function claimDueHerds(db: Db, holder: string, intervalMs: number, limit: number): Promise<Claim[]> {
-  const r = await db.execute<{ id: number; at: Date }>(sql`
-    WITH due AS (
-      SELECT id FROM herds
-      WHERE observe_due_at <= now()
-        AND (observed_by IS NULL OR observed_by = ${holder} OR observe_due_at <= now() - make_interval(secs => ${intervalMs / 2000}))
-      -- Oldest due first: a worker that cannot keep up observes every herd less often, never some not at all.
-      ORDER BY observe_due_at
-      LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED)
-    UPDATE herds h SET observe_due_at = now() + make_interval(secs => ${intervalMs / 1000}), observed_by = ${holder}
-    FROM due WHERE h.id = due.id
-    RETURNING h.id, now() AS at`);
+  const r = await db.execute<{ id: number; at: Date }>(
+    withParams(sqlFile('lib/fleet/claim-due-herds.sql'), [holder, intervalMs / 2000, limit, intervalMs / 1000]),
+  );
   return r.rows.map((x) => ({ herdId: x.id, claimedAt: new Date(x.at) }));
 }
 
