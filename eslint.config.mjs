@@ -6,7 +6,7 @@ import importX from 'eslint-plugin-import-x';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 import reactHooks from 'eslint-plugin-react-hooks';
 import prettier from 'eslint-config-prettier';
-import { layerConfigs, TEST_SIDE } from './eslint.layers.mjs';
+import { layerConfigs, shortPlans, TEST_SIDE } from './eslint.layers.mjs';
 
 export default tseslint.config(
   { ignores: ['.next/**', '.lab/**', 'dist/**', 'node_modules/**', 'test-results/**', 'db/migrations/**', 'next-env.d.ts'] },
@@ -44,6 +44,7 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
     },
   },
+  shortPlans,
   {
     files: ['**/*.tsx'],
     plugins: { 'react-hooks': reactHooks },

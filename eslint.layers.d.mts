@@ -6,3 +6,4 @@ export const floorConfigs: Linter.Config[];
 export const cycleConfigs: Linter.Config[];
 export const layerConfigs: Linter.Config[];
 export const ACTION_FAMILIES: string[];
+export const shortPlans: Linter.Config;

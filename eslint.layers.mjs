@@ -130,3 +130,13 @@ export const floorConfigs = [{ files: ['**/*.{ts,tsx,mts}'], ignores: TEST_SIDE,
 /** No cycles, in production code and in the lab's own. */
 export const cycleConfigs = [{ files: ['**/*.{ts,tsx,mts}'], ignores: ['**/*.test.ts', 'e2e/**'], rules: noCycle }];
 export const layerConfigs = [...floorConfigs, ...cycleConfigs];
+
+/**
+ * An action's plan reads as its pipeline (docs/extending.md, "Adding an action"): its checks, then steps from
+ * named factories, each short enough to read whole. No function of lib/actions passes 80 lines.
+ */
+export const shortPlans = {
+  files: ['lib/actions/**/*.ts'],
+  ignores: TEST_SIDE,
+  rules: { 'max-lines-per-function': ['error', { max: 80, skipBlankLines: false, skipComments: false }] },
+};

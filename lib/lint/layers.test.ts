@@ -7,7 +7,7 @@ import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescrip
 import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 import { describe, expect, it } from 'vitest';
-import { ACTION_FAMILIES, cycleConfigs, floorConfigs } from '../../eslint.layers.mjs';
+import { ACTION_FAMILIES, cycleConfigs, floorConfigs, shortPlans } from '../../eslint.layers.mjs';
 import { folderCycles, folderEdges } from './import-map';
 
 const root = path.resolve(__dirname, '../..');
@@ -169,6 +169,10 @@ describe('the floor rule', () => {
     };
     expect(config.rules['import-x/no-restricted-paths']?.[0]).toBe(2);
     expect(config.rules['import-x/no-cycle']?.[0]).toBe(2);
+    const actions = (await new ESLint({ cwd: root }).calculateConfigForFile(path.join(root, 'lib/actions/grow/retire.action.ts'))) as {
+      rules: Record<string, unknown[]>;
+    };
+    expect(actions.rules['max-lines-per-function']).toEqual([2, expect.objectContaining({ max: 80 })]);
   });
 });
 
@@ -230,5 +234,23 @@ describe('the rooms of lib/actions', () => {
     const edges = folderEdges('lib/actions');
     expect(edges.length).toBeGreaterThan(20);
     expect(folderCycles(edges)).toEqual([]);
+  });
+});
+
+describe('plans that read as their pipeline', () => {
+  const lengths = linter([shortPlans]);
+  const fn = (lines: number) => `export function plan(): number {\n${'  let x = 1;\n'.repeat(lines - 3)}  return 1;\n}\n`;
+  const errors = async (file: string, code: string) =>
+    ((await lengths.lintText(code, { filePath: path.join(root, file) }))[0]?.messages ?? [])
+      .map((m) => m.ruleId)
+      .filter((r) => r === 'max-lines-per-function');
+
+  it('fails a function of lib/actions over 80 lines; not one of 80, nor a test or another floor', async () => {
+    expect(fn(81).split('\n').length - 1).toBe(81);
+    expect(await errors('lib/actions/grow/probe.ts', fn(81))).toEqual(['max-lines-per-function']);
+    expect(await errors('lib/actions/steps/probe.ts', fn(81))).toEqual(['max-lines-per-function']);
+    expect(await errors('lib/actions/grow/probe.ts', fn(80))).toEqual([]);
+    expect(await errors('lib/actions/grow/probe.test.ts', fn(81))).toEqual([]);
+    expect(await errors('lib/engine/probe.ts', fn(81))).toEqual([]);
   });
 });
