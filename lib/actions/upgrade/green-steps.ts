@@ -356,7 +356,7 @@ export function schemaAndSubscribeStep(z: Green): ActionStep<GreenState> {
   return {
     name: 'schema and subscriptions',
     does: { kind: 'upgrade.schema-and-subscribe', databases: dbs.map((d) => d.name), publication: PUBLICATION },
-    says: `for each database: pg_dump --schema-only on ${blue.ssh.host}, applied on green (pg_dump's \\restrict guard kept); on green a subscription to ${PUBLICATION} (initial copy) as the upgrade's own role, TLS verified, and publication ${BACK_PUBLICATION} for the way back`,
+    says: `for each database: made on green with blue's encoding and locale, pg_dump --schema-only on ${blue.ssh.host}, applied on green (pg_dump's \\restrict guard kept); on green a subscription to ${PUBLICATION} (initial copy) as the upgrade's own role, TLS verified, and publication ${BACK_PUBLICATION} for the way back`,
     timeoutMs: 1_800_000,
     run: async (x) => {
       const upgradeId = x.state.upgradeId;
@@ -366,7 +366,16 @@ export function schemaAndSubscribeStep(z: Green): ActionStep<GreenState> {
       // One password for all of green's subscriptions: each new one replaces the one before.
       const upgradeLogin = await newLogin(blueEnd, upgradeId);
       for (const [k, d] of dbs.entries()) {
-        if (d.name !== 'postgres') await psqlOn(x, srv, dir, port, 'postgres', `CREATE DATABASE ${pg.escapeIdentifier(d.name)};`);
+        // Each with blue's encoding and locale (green's initdb took the postgres database's; another may differ).
+        if (d.name !== 'postgres')
+          await psqlOn(
+            x,
+            srv,
+            dir,
+            port,
+            'postgres',
+            `CREATE DATABASE ${pg.escapeIdentifier(d.name)} TEMPLATE template0 ENCODING ${pg.escapeLiteral(d.encoding)} LC_COLLATE ${pg.escapeLiteral(d.collate)} LC_CTYPE ${pg.escapeLiteral(d.ctype)};`,
+          );
         const ddl = await execNotedOk(
           x.deps,
           blue,

@@ -248,8 +248,9 @@ describe('blue/green major upgrade', () => {
     await query(p, 'CREATE TABLE t2 (id serial PRIMARY KEY, v text)');
     await query(p, `INSERT INTO t2 (id, v) SELECT g, 'x' FROM generate_series(1, 100) g`);
     await query(p, `SELECT setval('t2_id_seq', 101, false)`);
-    // A second database: its own subscription and slot.
-    await query(p, 'CREATE DATABASE shop2');
+    // A second database, in another encoding and locale than the postgres database: its own subscription
+    // and slot, and green's copy made in its encoding and locale (not green's defaults).
+    await query(p, `CREATE DATABASE shop2 TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'`);
     const p2 = p.replace(/\/postgres$/, '/shop2');
     await query(p2, 'CREATE TABLE notes (id int PRIMARY KEY, v text)');
     await query(p2, `INSERT INTO notes SELECT g, 'n' FROM generate_series(1, 500) g`);
@@ -288,6 +289,11 @@ describe('blue/green major upgrade', () => {
         ? true
         : undefined,
     );
+    const [shop2] = await query<{ encoding: string; collate: string; ctype: string }>(
+      green,
+      `SELECT pg_encoding_to_char(encoding) AS encoding, datcollate AS collate, datctype AS ctype FROM pg_database WHERE datname = 'shop2'`,
+    );
+    expect(shop2).toEqual({ encoding: 'LATIN1', collate: 'C', ctype: 'C' });
     await waitFor('green has the seeded rows', async () =>
       Number((await query<{ n: string }>(green, 'SELECT count(*) AS n FROM items WHERE n < 0'))[0]!.n) === 20000 ? true : undefined,
     );
