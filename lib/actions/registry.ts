@@ -1,5 +1,8 @@
 // Every action pgherd can run, by name.
-import type { AnyAction } from '@/lib/engine/define-action';
+import type { AnyAction, HerdAction, InstanceAction } from '@/lib/engine/define-action';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { reloadAction } from '@/lib/actions/control/reload.action';
 import { restartAction } from '@/lib/actions/control/restart.action';
 import { startAction } from '@/lib/actions/control/start.action';
@@ -75,11 +78,28 @@ export const actions: AnyAction[] = [
  * Names of actions folded into another, accepted for one release more (until pgherd 0.9): the API
  * answers them with a Deprecation header and says the new name; rules that name them keep working.
  */
-const FOLDED: Record<string, { into: string; says: string }> = {
-  'rds-reboot': { into: 'restart', says: 'rds-reboot is now restart, which reboots an RDS DB instance (failover: true as before)' },
+/**
+ * A name folded into another action: what it is now, what to say of it, and which targets it acted on. Asked
+ * by its old name, the action still refuses what the old one refused (a rule that reboots "rds-reboot"'s
+ * instances never restarts a pg_ctl member through it), in the old one's words.
+ */
+interface Folded {
+  into: string;
+  says: string;
+  only: (target: InstanceRef | HerdRef) => Refusal | null;
+}
+
+const FOLDED: Record<string, Folded> = {
+  'rds-reboot': {
+    into: 'restart',
+    says: 'rds-reboot is now restart, which reboots an RDS DB instance (failover: true as before)',
+    only: (t) => ('rds' in t && t.rds ? null : refuse('not-applicable', `${t.label} is not an RDS DB instance: use Restart`)),
+  },
   'rds-add-replica': {
     into: 'add-replica',
     says: 'rds-add-replica is now add-replica, which asks RDS for a read replica on a herd RDS runs (instanceClass, availabilityZone as before)',
+    only: (h) =>
+      'members' in h && h.members.some((m) => m.rds) ? null : refuse('not-applicable', `${h.label} is not run by RDS: use Add replica`),
   },
 };
 
@@ -91,8 +111,31 @@ export const deprecationHeaders = (name: string): Record<string, string> =>
   FOLDED[name] ? { deprecation: '@1795737600', warning: `299 pgherd "${FOLDED[name].says}"` } : {};
 
 export function getAction(name: string): AnyAction | undefined {
-  const current = FOLDED[name]?.into ?? name;
-  return actions.find((a) => a.name === current);
+  const folded = FOLDED[name];
+  const current = actions.find((a) => a.name === (folded?.into ?? name));
+  return current && folded ? oldTargetsOnly(current, folded) : current;
+}
+
+/** The action as its old name asks for it: the targets the old action refused, refused (a Refusal thrown while planning refuses its target). */
+function oldTargetsOnly(a: AnyAction, f: Folded): AnyAction {
+  const check = (t: InstanceRef | HerdRef) => {
+    const no = f.only(t);
+    if (no) throw no;
+  };
+  if (a.on === 'herd') {
+    const herd: HerdAction = {
+      ...a,
+      plan: (h, ctx) => (check(h), a.plan(h, ctx)),
+      steps: (h, deps, ctx, confirmed) => (check(h), a.steps(h, deps, ctx, confirmed)),
+    };
+    return herd;
+  }
+  const instance: InstanceAction = {
+    ...a,
+    plan: (t, ctx) => (check(t), a.plan(t, ctx)),
+    steps: (t, deps, ctx, confirmed) => (check(t), a.steps(t, deps, ctx, confirmed)),
+  };
+  return instance;
 }
 
 /** For the benchmark and tests: an action that is not offered in the console (a no-op, say). */
