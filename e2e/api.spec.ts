@@ -281,15 +281,39 @@ test('the old names rds-reboot and rds-add-replica plan restart and add-replica,
   expect(added.headers().warning).toMatch(/^299 pgherd "rds-add-replica is now add-replica/);
   const body = await added.json();
   expect(body).toMatchObject({ action: 'add-replica', deprecated: expect.stringMatching(/^rds-add-replica is now add-replica/) });
-  // A herd pgherd runs over SSH: its new member goes on a server or a new EC2 instance, not an RDS class.
-  expect(body.targets[0].refused).toMatch(/instanceClass and availabilityZone are for a herd whose control plane makes its replicas/);
+  // A herd pgherd runs over SSH: the old name refuses it in the old action's words (Add replica is the way).
+  expect(body.targets[0].refused).toMatch(/is not run by RDS: use Add replica/);
+  // The old reboot refuses a member pgherd restarts over SSH, as it did, and reboots the member RDS runs.
   const rebooted = await request.post(`${url}/api/v1/operations/plan`, {
     headers: operate,
     data: { action: 'rds-reboot', instanceIds: [herd.members[0]!.id] },
   });
   expect(rebooted.status()).toBe(200);
   expect(rebooted.headers().deprecation).toBe('@1795737600');
-  expect(await rebooted.json()).toMatchObject({ action: 'restart', deprecated: expect.stringMatching(/^rds-reboot is now restart/) });
+  const onSsh = await rebooted.json();
+  expect(onSsh).toMatchObject({ action: 'restart', deprecated: expect.stringMatching(/^rds-reboot is now restart/) });
+  expect(onSsh.targets[0].refused).toMatch(/is not an RDS DB instance: use Restart/);
+  const reports = (
+    (await (await request.get(`${url}/api/v1/herds?driver=rds`, { headers: operate })).json()).items as {
+      name: string;
+      members: { id: number; role: string }[];
+    }[]
+  ).find((h) => h.name === 'reports')!;
+  const onRds = await (
+    await request.post(`${url}/api/v1/operations/plan`, {
+      headers: operate,
+      data: { action: 'rds-reboot', instanceIds: [reports.members.find((m) => m.role === 'replica')!.id] },
+    })
+  ).json();
+  expect(onRds.targets[0].refused).toBeNull();
+  expect(onRds.targets[0].steps.join('\n')).toMatch(/reboot/i);
+  // An answer that refuses the request says the name is deprecated too.
+  const bad = await request.post(`${url}/api/v1/operations/plan`, {
+    headers: operate,
+    data: { action: 'rds-reboot', instanceIds: [herd.members[0]!.id], params: { bogus: 1 } },
+  });
+  expect(bad.status()).toBe(400);
+  expect(bad.headers().deprecation).toBe('@1795737600');
   // The current names carry no such header.
   const now = await request.post(`${url}/api/v1/operations/plan`, {
     headers: operate,

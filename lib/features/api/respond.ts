@@ -133,25 +133,52 @@ export function handle(fn: Handler): Handler {
       }
       return await fn(req, ctx);
     } catch (err) {
-      if (err instanceof ApiError) return NextResponse.json({ error: err.message, details: err.details ?? null }, { status: err.status });
-      if (err instanceof SubmitError) return NextResponse.json({ error: err.summary, details: err.details }, { status: err.status });
-      // The API is where a refusal becomes the caller's answer: recorded here, once (the domain only throws).
-      if (err instanceof AccessDenied) {
-        await auditDenial(getDb(), err);
-        return NextResponse.json({ error: err.message, details: null }, { status: 403 });
-      }
-      // A cloud feature asked for where AWS cannot be used (no region, no credentials): say why.
-      if (err instanceof AwsNotConfiguredError)
-        return NextResponse.json({ error: err.message, details: null }, { status: 503, headers: { 'retry-after': '60' } });
-      if (isDatabaseUnavailable(err)) {
-        console.error(JSON.stringify({ event: 'api.database_unavailable', path: req.nextUrl.pathname, message: (err as Error).message }));
-        return NextResponse.json(
-          { error: "pgherd's database is unavailable; nothing was changed. Try again shortly.", details: null },
-          { status: 503, headers: { 'retry-after': '5' } },
-        );
-      }
-      console.error(JSON.stringify({ event: 'api.error', path: req.nextUrl.pathname, message: (err as Error).message }));
-      return NextResponse.json({ error: 'internal error', details: null }, { status: 500 });
+      const { inner, headers } = err instanceof AnswerHeaders ? err : { inner: err, headers: {} };
+      const res = await errorAnswer(req, inner);
+      for (const [k, v] of Object.entries(headers)) res.headers.set(k, v);
+      return res;
     }
   };
+}
+
+/** An error a route meant to answer with headers of its own (a deprecated name's, say): handle() adds them to the error's answer. */
+export class AnswerHeaders extends Error {
+  constructor(
+    readonly inner: unknown,
+    readonly headers: Record<string, string>,
+  ) {
+    super(inner instanceof Error ? inner.message : String(inner));
+  }
+}
+
+/** `fn`'s answer; an error it throws is answered (by handle) with `headers` too. */
+export async function answeringWith(headers: Record<string, string>, fn: () => Promise<NextResponse>): Promise<NextResponse> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw Object.keys(headers).length ? new AnswerHeaders(err, headers) : err;
+  }
+}
+
+/** The answer to an error: its status and words, or a 500 that says nothing of it. */
+async function errorAnswer(req: NextRequest, err: unknown): Promise<NextResponse> {
+  if (err instanceof ApiError) return NextResponse.json({ error: err.message, details: err.details ?? null }, { status: err.status });
+  if (err instanceof SubmitError) return NextResponse.json({ error: err.summary, details: err.details }, { status: err.status });
+  // The API is where a refusal becomes the caller's answer: recorded here, once (the domain only throws).
+  if (err instanceof AccessDenied) {
+    await auditDenial(getDb(), err);
+    return NextResponse.json({ error: err.message, details: null }, { status: 403 });
+  }
+  // A cloud feature asked for where AWS cannot be used (no region, no credentials): say why.
+  if (err instanceof AwsNotConfiguredError)
+    return NextResponse.json({ error: err.message, details: null }, { status: 503, headers: { 'retry-after': '60' } });
+  if (isDatabaseUnavailable(err)) {
+    console.error(JSON.stringify({ event: 'api.database_unavailable', path: req.nextUrl.pathname, message: (err as Error).message }));
+    return NextResponse.json(
+      { error: "pgherd's database is unavailable; nothing was changed. Try again shortly.", details: null },
+      { status: 503, headers: { 'retry-after': '5' } },
+    );
+  }
+  console.error(JSON.stringify({ event: 'api.error', path: req.nextUrl.pathname, message: (err as Error).message }));
+  return NextResponse.json({ error: 'internal error', details: null }, { status: 500 });
 }
