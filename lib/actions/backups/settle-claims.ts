@@ -20,22 +20,9 @@ export async function settleRestoreClaims(
   log: (e: string, f: object) => void = () => {},
   limit = 10,
 ): Promise<number[]> {
-  const rows = await db.execute<{
-    id: number;
-    target_id: number;
-    status: string;
-    data_directory: string;
-    pg_version: number;
-    host: string;
-    port: number;
-    username: string;
-    fingerprint: string | null;
-    server_id: number;
-    environment: string;
-    orphaned: boolean;
-    hostname: string;
-    kept_herd_id: number | null;
-  }>(withParams(sqlFile('lib/actions/backups/unsettled-restore-claims.sql'), [limit]));
+  const rows = await db.execute<ClaimedFolder & { target_id: number; status: string }>(
+    withParams(sqlFile('lib/actions/backups/unsettled-restore-claims.sql'), [limit]),
+  );
   const settled: number[] = [];
   for (const c of rows.rows) {
     try {
@@ -75,7 +62,7 @@ export async function settleRestoreClaims(
 }
 
 /** What a claim's row says of the folder it claimed and of its server: what removing it needs. */
-interface ClaimedFolder {
+type ClaimedFolder = {
   id: number;
   data_directory: string;
   pg_version: number;
@@ -88,7 +75,7 @@ interface ClaimedFolder {
   orphaned: boolean;
   hostname: string;
   kept_herd_id: number | null;
-}
+};
 
 /** Stops the restored cluster of claim `c` and removes its folder (refused, and left as found, when it is not the restore's any more). */
 async function removeClaimed(db: Db, ssh: SshPool, c: ClaimedFolder): Promise<void> {

@@ -10,9 +10,9 @@ import { idText, MAX_BIG_ID } from '@/lib/adapters/validation/ids';
 import { instances } from '@/db/schema';
 import { lsnToNumber } from '@/lib/adapters/format/lsn';
 import { driverFor, notSentBecause, postmasterHeld, STATUS_NOT_RUNNING } from '@/lib/fleet/drivers';
-import { flagParam, type RunContext } from '@/lib/engine/define-action';
+import { flagParam, type ActionStep, type RunContext } from '@/lib/engine/define-action';
 import { dnsPreflight } from '@/lib/actions/steps/dns-steps';
-import { memberArg, type Does } from '@/lib/engine/plan-identity';
+import { memberArg, type Arg, type Does } from '@/lib/engine/plan-identity';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, type Observed } from '@/lib/fleet/observe';
@@ -426,4 +426,25 @@ export async function repointOthers(replicas: InstanceRef[], x: RunContext<DrSta
     }
   }
   x.note({ command: `ALTER SYSTEM SET primary_conninfo on ${others.length} replica(s)`, stdout: lines.join('\n') || 'no other replica' });
+}
+
+/**
+ * The DR failover's choice of its new primary, as every driver that fails over over SQL makes it: the replica
+ * named checked as one of the herd (its system identifier and timeline), else the reachable replica with the
+ * most WAL received among those of the herd's identity and timeline. `run` makes the choice.
+ */
+export function chooseCandidateStep<S>(
+  named: InstanceRef | null,
+  newPrimary: Arg,
+  run: (x: RunContext<S>) => Promise<void>,
+): ActionStep<S> {
+  return {
+    name: 'choose the candidate',
+    does: { kind: 'failover.choose-candidate', candidate: newPrimary },
+    says: named
+      ? `check that ${named.label} answers as a replica of the herd (its system identifier and timeline)`
+      : 'choose the reachable replica with the highest received LSN among those that report the herd\u2019s system identifier and timeline',
+    timeoutMs: 15_000,
+    run,
+  };
 }

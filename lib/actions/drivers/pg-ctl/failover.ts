@@ -17,6 +17,7 @@ import { replayWhatItCan } from '@/lib/actions/steps/replay';
 import { newPatroniSwitchState } from '@/lib/actions/drivers/patroni/switch';
 
 import {
+  chooseCandidateStep,
   FENCE_PROBE_MS,
   FENCE_FAST_MS,
   FENCE_STOP_MS,
@@ -77,7 +78,7 @@ export function planFailover(h: HerdRef, p: Params): ActionPlan<DrState> | Refus
     preflightStep(z),
     fenceStep(z),
     keepStoppedStep(old),
-    chooseCandidateStep(z),
+    chooseCandidateStep(p.candidateInstanceId ? cand : null, z.newPrimary, (x) => pickCandidate(h, old, p, x)),
     replayStep(z),
     promoteStep(z),
     checkpointStep('checkpoint on the new primary', 'CHECKPOINT on the new primary', (s: DrState) => chosen(s).m, z.newPrimary),
@@ -152,19 +153,6 @@ function keepStoppedStep(old: InstanceRef): ActionStep<DrState> {
     says: keepStoppedWords(old),
     timeoutMs: 20_000,
     run: (x) => keepStopped(old, x),
-  };
-}
-
-/** The candidate checked when named, else chosen by the WAL it received, among the replicas of the herd's identity and timeline. */
-function chooseCandidateStep({ h, p, old, cand, newPrimary }: Failover): ActionStep<DrState> {
-  return {
-    name: 'choose the candidate',
-    does: { kind: 'failover.choose-candidate', candidate: newPrimary },
-    says: p.candidateInstanceId
-      ? `check that ${cand.label} answers as a replica of the herd (its system identifier and timeline)`
-      : 'choose the reachable replica with the highest received LSN among those that report the herd\u2019s system identifier and timeline',
-    timeoutMs: 15_000,
-    run: (x) => pickCandidate(h, old, p, x),
   };
 }
 

@@ -9,6 +9,7 @@
 // them).
 import { formatLsn } from '@/lib/adapters/format/units';
 import {
+  chooseCandidateStep,
   chosen,
   drPair,
   lookAgain,
@@ -112,7 +113,7 @@ export function planRdsFailover<S>(
     steps: [
       preflightStep(z),
       { ...fenceStep(z), always: lookAgainStep(z) },
-      chooseCandidateStep(z),
+      chooseCandidateStep(p.candidateInstanceId ? cand : null, z.newPrimary, kit.pickCandidate),
       promoteStep(z),
       ...namesToNewPrimarySteps(z),
       otherReplicasStep(z),
@@ -185,19 +186,6 @@ function lookAgainStep<S>({ h, kit }: RdsFailover<S>): ActionStep<S> {
     says: 'if the failover stops from here on, ask every member again: when none answers as a primary, say the herd has no primary',
     timeoutMs: PROBE_MS * 4 + 5_000,
     run: kit.lookAgain,
-  };
-}
-
-/** The candidate: the one named checked as a replica of the herd, else the replica with the most WAL received. */
-function chooseCandidateStep<S>({ cand, p, kit, newPrimary }: RdsFailover<S>): ActionStep<S> {
-  return {
-    name: 'choose the candidate',
-    does: { kind: 'failover.choose-candidate', candidate: newPrimary },
-    says: p.candidateInstanceId
-      ? `check that ${cand.label} answers as a replica of the herd (its system identifier and timeline)`
-      : 'choose the reachable replica with the highest received LSN among those that report the herd\u2019s system identifier and timeline',
-    timeoutMs: 15_000,
-    run: kit.pickCandidate,
   };
 }
 
