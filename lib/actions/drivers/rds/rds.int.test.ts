@@ -611,8 +611,11 @@ describe('restart through the RDS API (a reboot)', () => {
     expect((await plan(restartAction, [ec2Member!.id], { failover: true })).targets[0]!.refused).toMatch(
       /a restart with failover is what RDS Multi-AZ does: here, use Switchover/,
     );
-    // The old name plans the same restart, for one release.
-    expect(getAction('rds-reboot')).toBe(restartAction);
+    // The old name plans the same restart of an RDS member, for one release, and refuses a member over SSH as it did.
+    const viaOld = await plan(getAction('rds-reboot')!, [id, ec2Member!.id]);
+    expect(viaOld.action).toBe('restart');
+    expect(viaOld.targets[0]!.steps).toEqual(both.targets[0]!.steps);
+    expect(viaOld.targets[1]!.refused).toMatch(/is not an RDS DB instance: use Restart/);
     const before = await startedAt(r);
     const res = await run(restartAction, [id], {});
     expect(res.op.status, stepsOf(res)).toBe('succeeded');
@@ -855,8 +858,10 @@ describe('a new read replica, made by RDS', () => {
       /RDS makes .*'s read replica itself: give instanceClass \(and availabilityZone\), not instanceType, dataDirectory \(for a herd pgherd lays/,
     );
     await expect(plan(addReplicaAction, [herdId], { instanceClass: 'db.m6i.large', serverId: 7 })).rejects.toThrow(/one of them/);
-    // The old name plans the same action, for one release.
-    expect(getAction('rds-add-replica')).toBe(addReplicaAction);
+    // The old name plans the same action on a herd RDS runs, for one release.
+    const viaOld = await plan(getAction('rds-add-replica')!, [herdId], { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-1b' });
+    expect(viaOld.action).toBe('add-replica');
+    expect(viaOld.targets[0]!.refused).toBeUndefined();
     const p = await plan(addReplicaAction, [herdId], { instanceClass: 'db.m6i.large', availabilityZone: 'eu-west-1b' });
     const facts = Object.fromEntries((p.targets[0]!.facts ?? []).map((f) => [f.label, f.value]));
     expect(facts['New read replica']).toBe(`${primary.identifier}-r1, db.m6i.large in eu-west-1b`);
