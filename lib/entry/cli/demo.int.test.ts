@@ -202,6 +202,21 @@ describe('the demo stops whole', () => {
     expect(names).toEqual(expect.arrayContaining(['pgherd-db', 'redis', 'worker', 'etcd', 'moto', 'aws-front', 'slapd', 'named']));
     if (BUILT) expect(names).toContain('console');
     expectAllListed(lab, demo);
+    if (BUILT) {
+      // The agents' Patroni addresses were accepted as the seed's admin: the Patroni herd is run through Patroni.
+      const members = await query<{ url: string; driver: string }>(
+        lab.database.url,
+        `SELECT i.patroni_url AS url, h.control_driver::text AS driver FROM instances i JOIN herds h ON h.id = i.herd_id
+         WHERE h.name = 'ledger'`,
+      );
+      expect(members.length).toBeGreaterThan(0);
+      for (const m of members) expect(m).toEqual({ url: expect.stringMatching(/^https:\/\//), driver: 'patroni' });
+      const [accepted] = await query<{ n: number }>(
+        lab.database.url,
+        `SELECT count(*)::int AS n FROM audit_entries WHERE action = 'patroni.accept' AND username = 'admin' AND object_type = 'instances'`,
+      );
+      expect(accepted!.n).toBe(members.length);
+    }
 
     const before = lab.processes.find((p) => p.name === 'pgherd-db')!.pid;
     const pid = await restartDatabase(lab, demo.file);

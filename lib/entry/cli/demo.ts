@@ -26,8 +26,13 @@ import {
 } from '@/lib/lab/lab';
 import { reportAll, runLabAgents, writeLabAgents } from '@/lib/lab/agents';
 import { addLabReadNames } from '@/lib/lab/seed';
+import { showBackups } from '@/lib/lab/demo-backups';
 import { DEFAULT_FLEET, type FleetSpec } from '@/lib/lab/fleet';
-import { createDb } from '@/db/client';
+import { eq, ne } from 'drizzle-orm';
+import { createDb, type Db } from '@/db/client';
+import { instances, users } from '@/db/schema';
+import { loadAccess } from '@/lib/engine/access';
+import { acceptPatroniProposal, patroniProposals } from '@/lib/features/agents/patroni-proposal';
 import { checkSettings, setting } from '@/lib/settings/settings';
 
 const log = (m: string) => console.log(`demo: ${m}`);
@@ -255,6 +260,7 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
   const { db, pool } = createDb(lab.database.url, 2);
   try {
     log(`read names: ${await addLabReadNames(db, lab)} replicas' names follow them (a resize drains them)`);
+    log(`Patroni: ${await acceptPatroniProposals(db, admin.username)} members' REST addresses accepted, as ${admin.username}`);
   } finally {
     await pool.end();
   }
@@ -270,6 +276,31 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
   );
   sayHa(lab, web.url);
   console.log(`  (up in ${((Date.now() - t0) / 1000).toFixed(0)} s; Ctrl-C stops everything)`);
+  // Staging's backups configured, backed up and drilled in the background: Recoverability shows them working.
+  if (lab.backup?.scratch.some((s) => s.environment === 'staging')) {
+    log("backups: configuring staging's, a full backup each, then a restore drill (operations by 'demo', in the background)");
+    void showBackups(lab, log).catch((err: unknown) => log(`backups: not shown (${err instanceof Error ? err.message : String(err)})`));
+  }
+}
+
+/**
+ * What the agents reported of Patroni, accepted as the seed's admin would on each herd's page (audited as
+ * theirs): the Patroni herd is run through Patroni from the start, as a newcomer trying a switchover expects.
+ * A proposal with a problem (an address not on the member's server) is left for a person to look at.
+ */
+async function acceptPatroniProposals(db: Db, username: string): Promise<number> {
+  const [admin] = await db.select({ id: users.id }).from(users).where(eq(users.username, username));
+  if (!admin) return 0;
+  const actor = { id: admin.id, username, access: await loadAccess(db, admin.id) };
+  const proposing = await db.selectDistinct({ herdId: instances.herdId }).from(instances).where(ne(instances.patroniProposedUrl, ''));
+  let accepted = 0;
+  for (const { herdId } of proposing)
+    for (const p of await patroniProposals(db, herdId))
+      if (!p.problem) {
+        await acceptPatroniProposal(db, actor, p.instanceId, p.url);
+        accepted++;
+      }
+  return accepted;
 }
 
 /** With --ha: what runs on which site, and how to lose one (`front`: the consoles' balancer, when there are consoles). */
