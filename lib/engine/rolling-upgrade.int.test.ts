@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '@/db/client';
 import { instances, operations } from '@/db/schema';
 import { buildConsole, prepareDatabase, startConsole, startWorkerProcess, type RunningConsole } from '@/lib/lab/console';
-import { startConsoleFront } from '@/lib/lab/control-plane';
+import { frontServers, startConsoleFront } from '@/lib/lab/control-plane';
 import { PROJECT_ROOT, startLab, stopLab, trackProcess, type LabInfo } from '@/lib/lab/lab';
 import { freePort } from '@/lib/lab/ports';
 import { labIdentity, stopPid } from '@/lib/lab/proc';
@@ -62,7 +62,7 @@ beforeAll(async () => {
   const frontPort = await freePort();
   const pid = await startConsoleFront(
     labIdentity(),
-    path.join(lab.dir, 'front'),
+    frontDir(),
     frontPort,
     consoles.map((x) => ({ name: `console-${x.site}`, port: x.port })),
     // No second try: a request sent to a console that closed fails, as with many load balancers.
@@ -79,6 +79,8 @@ afterAll(async () => {
   await closeDb();
   await stopLab(LAB_FILE);
 }, 120_000);
+
+const frontDir = () => path.join(lab.dir, 'front');
 
 const startWorker = (n: number) =>
   startWorkerProcess(lab, { quiet: true, labFile: LAB_FILE, name: `worker-${String(n)}`, env: { PGHERD_REFRESH_INTERVAL_MS: '0' } });
@@ -169,15 +171,19 @@ describe('a rolling upgrade of pgherd', () => {
         await stopPid(old.pid!, 'SIGTERM', 60_000);
         workers[k] = await startWorker(k + 1);
       }
-      // Each console in turn: it drains (503 on /readyz while it serves), closes, and a new one takes its port.
+      // Each console in turn: it drains (503 on /readyz while it serves), closes, and a new one takes its
+      // port; the next is stopped once the front sends requests to the new one (as an operator waits for
+      // the balancer's green light), not when the new one first answers: the front needs two checks.
       for (const x of consoles) {
         expect(await running()).toBe(true);
         await x.run.stop();
+        await waitFor(`the front to take console ${x.site} out`, async () =>
+          (await frontServers(frontDir())).get(`console-${x.site}`)?.startsWith('DOWN') ? true : undefined,
+        );
         x.run = await startConsole(lab, { port: x.port, quiet: true, labFile: LAB_FILE, site: x.site, secret });
-        await waitFor(`console ${x.site} back behind the front`, async () => {
-          const r = await fetch(`http://127.0.0.1:${String(x.port)}/readyz`).catch(() => null);
-          return r?.ok ? true : undefined;
-        });
+        await waitFor(`console ${x.site} back behind the front`, async () =>
+          (await frontServers(frontDir())).get(`console-${x.site}`) === 'UP' ? true : undefined,
+        );
       }
       const op = await waitFor(
         'the rolling restart to end',

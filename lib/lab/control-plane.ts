@@ -403,6 +403,8 @@ export async function startConsoleFront(
     [
       'global',
       '  maxconn 400',
+      // What its health checks say of each console (frontServers): read on this socket, never over HTTP.
+      `  stats socket ${path.join(dir, 'admin.sock')} mode 600 level user`,
       'defaults',
       '  mode http',
       '  timeout connect 2s',
@@ -441,6 +443,33 @@ export async function startConsoleFront(
     30_000,
   );
   return child.pid!;
+}
+
+/**
+ * What the front's health checks say of each console now, by server name (`UP`, `DOWN`, `UP 1/2`, …): HAProxy's
+ * `show stat` on the front's stats socket. A rolling upgrade moves to the next console only once the front
+ * sends requests to the one it replaced: its own `/readyz` answering is not that (the front needs two checks).
+ */
+export function frontServers(dir: string): Promise<Map<string, string>> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(path.join(dir, 'admin.sock'));
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.setTimeout(5000, () => socket.destroy(new Error("the front's stats socket did not answer in 5 s")));
+    socket.on('connect', () => socket.write('show stat\n'));
+    socket.on('data', (d: string) => (text += d));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const [head, ...rows] = text.trim().split('\n');
+      const cols = (head ?? '').replace(/^# /, '').split(',');
+      const [name, status] = [cols.indexOf('svname'), cols.indexOf('status')];
+      const out = new Map<string, string>();
+      for (const r of rows.map((l) => l.split(','))) {
+        if (r[name] && r[name] !== 'FRONTEND' && r[name] !== 'BACKEND') out.set(r[name], r[status] ?? '');
+      }
+      resolve(out);
+    });
+  });
 }
 
 /** The PID in a postmaster.pid (null when there is none to read). */

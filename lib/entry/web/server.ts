@@ -70,6 +70,11 @@ async function main() {
     req.headers['x-forwarded-for'] = client;
     void handle(req, res);
   });
+  // A balancer keeps idle connections to the console and reuses them: Node's 5 s default would close one
+  // as the balancer sends on it (a 502 where the balancer does not try again). Idle connections are the
+  // balancer's to close (HAProxy purges its idle ones within seconds; an ALB after 60 s).
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   server.listen(port, hostname, () =>
     console.log(
       JSON.stringify({
