@@ -64,6 +64,10 @@ export interface RestartParams {
 }
 export interface RestartState {
   before?: Date;
+  /** What the instance said when the start time was read (the restart's own check reuses it). */
+  seen?: Observed;
+  /** Over SSH: the postmaster before the restart, and whether its file proved it serves the instance's address. */
+  host?: { pid: number; startedAt: number; servesAddress: boolean };
   after?: Observed;
   /** Why it was left alone (only a pending restart was asked for, and none is). */
   leftAlone?: string;

@@ -31,6 +31,7 @@ export function restartFlow<S extends RestartState>(
           if (!seen.reachable) throw new Error(`${t.label} is not running (${seen.error ?? 'no reason given'}); use start`);
           if (!seen.startTime) throw new Error(`${t.label} did not say when its postmaster started`);
           x.state.before = seen.startTime;
+          x.state.seen = seen;
           x.note({ stdout: `started at ${seen.startTime.toISOString()}` });
           if (pendingOnly && o.pendingSaidBy === 'postgres' && !seen.pendingRestart)
             x.state.leftAlone = 'no setting waits for a restart: left alone';

@@ -15,7 +15,17 @@ type Verb = 'start' | 'stop' | 'restart' | 'reload' | 'promote';
  * The driver's command for `verb` on the target's host. `unless` is asked when the step runs: a
  * reason skips the command (and the record says why).
  */
-export function sshControlStep<S>(t: InstanceRef, verb: Verb, name: string, unless?: (state: S) => string | false): ActionStep<S> {
+export function sshControlStep<S>(
+  t: InstanceRef,
+  verb: Verb,
+  name: string,
+  unless?: (state: S) => string | false,
+  /**
+   * What the step before found, moments ago: Postgres's observation (its data directory is checked), or
+   * that the host proved the directory serves the instance's address (postmaster.pid). Else observed here.
+   */
+  seen?: (state: S) => Observed | 'proven by the host' | undefined,
+): ActionStep<S> {
   const d = driverFor(t.controlDriver);
   return {
     name,
@@ -34,8 +44,10 @@ export function sshControlStep<S>(t: InstanceRef, verb: Verb, name: string, unle
       if (why) return void x.note({ stdout: `skipped: ${why}` });
       // The data directory pg_ctl is given must be this instance's: the one Postgres at its address runs
       // from, or, where nothing answers there (a start, a stop of one that hangs), one the host proves.
-      const o = verb === 'start' ? null : await observe(t, 3000);
-      if (o?.reachable) await proveDirectoryServed(x.deps, t, x, o);
+      const found = seen?.(x.state);
+      const o = verb === 'start' || found === 'proven by the host' ? null : (found ?? (await observe(t, 3000)));
+      if (found === 'proven by the host') x.note({ stdout: `${t.dataDirectory} serves ${t.host}:${String(t.port)} (postmaster.pid)` });
+      else if (o?.reachable) await proveDirectoryServed(x.deps, t, x, o);
       else await proveDirectoryIsInstances(x.deps, t, x);
       await execNotedOk(x.deps, t, x, verb === 'stop' ? d.stop(t, 'fast') : d[verb](t));
     },

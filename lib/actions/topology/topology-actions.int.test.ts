@@ -20,6 +20,7 @@ import { conninfo } from '@/lib/adapters/libpq/conninfo';
 import { remasterAction } from './remaster.action';
 import { stopAction } from '@/lib/actions/control/stop.action';
 import { startAction } from '@/lib/actions/control/start.action';
+import { restartAction } from '@/lib/actions/control/restart.action';
 import { rebuildAction } from './rebuild.action';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 
@@ -235,7 +236,7 @@ describe('rebuild destroys nothing its host has not proven', () => {
     await t.db.update(instances).set({ state: 'running' }).where(eq(instances.id, r3.id));
   });
 
-  it('refuses to stop or rebuild through a row pointed at another cluster\u2019s running data directory (a shared host): nothing run on it', async () => {
+  it('refuses to stop, restart or rebuild through a row pointed at another cluster\u2019s running data directory (a shared host): nothing run on it', async () => {
     // The row's address is r3's, whose Postgres answers from its own directory; the row names another
     // herd's. On a host that runs both, pg_ctl would stop (or replace) the other cluster.
     const [row] = await t.db.select().from(instances).where(eq(instances.id, r3.id));
@@ -246,6 +247,12 @@ describe('rebuild destroys nothing its host has not proven', () => {
         `Postgres at ${r3.host}:${r3.port} runs from ${r3.dataDirectory}, not the recorded ${elsewhere.dataDirectory}: pgherd does not act on a data directory it cannot tie to this instance; nothing was run`,
       );
       expect(stopped.steps.map((s) => s.command).join('\n')).not.toContain('pg_ctl');
+      // A restart reads the other cluster's postmaster.pid over SSH: its listen address is not the row's,
+      // so Postgres at the row's address is asked which directory it runs from, and it is not this one.
+      const restarted = await run(restartAction, r3.id);
+      expect(restarted.res.error?.message).toMatch(/runs from .* not the recorded .*nothing was run/);
+      expect(restarted.steps.map((s) => s.command).join('\n')).not.toMatch(/pg_ctl\S* .*restart/);
+      expect(restarted.steps.map((s) => s.name)).toEqual(['read the postmaster', 'restart']);
       const rebuilt = await run(rebuildAction, r3.id);
       expect(rebuilt.res.error?.message).toMatch(/runs from .* not the recorded .*nothing was run/);
       expect(rebuilt.steps.map((s) => s.status)).toEqual(['failed']);

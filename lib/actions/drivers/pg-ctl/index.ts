@@ -2,7 +2,8 @@
 // host, the data directory and pg_hba/postgresql.conf as files, EC2 for the machine under it.
 import { refuse } from '@/lib/fleet/refusal';
 import { sshControlStep } from '@/lib/actions/steps/control-steps';
-import { reloadFlow, restartFlow } from '@/lib/actions/drivers/verb-flows';
+import { reloadFlow } from '@/lib/actions/drivers/verb-flows';
+import { pgCtlRestart } from './restart';
 import { CAPABILITIES, type Capability, type HerdDriver } from '../driver';
 import { planRebuild } from './rebuild';
 import { planSwitchover } from './switchover';
@@ -49,11 +50,7 @@ export const pgCtlDriver: HerdDriver = {
   restart: (t, { params }) =>
     params.failover
       ? refuse('not-applicable', 'a restart with failover is what RDS Multi-AZ does: here, use Switchover to move the primary')
-      : restartFlow(t, {
-          pendingOnly: params.pendingOnly,
-          pendingSaidBy: 'postgres',
-          ask: sshControlStep(t, 'restart', 'restart', (state) => state.leftAlone ?? false),
-        }),
+      : pgCtlRestart(t, params.pendingOnly),
   reload: (t) => reloadFlow(t, { ask: sshControlStep(t, 'reload', 'reload') }),
   rebuild: (t, { members }) => planRebuild(t, members),
   // Stop the old primary once its poolers hold new queries; promote the candidate once it replayed the shutdown checkpoint.
