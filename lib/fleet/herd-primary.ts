@@ -1,9 +1,13 @@
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe, type Observed } from '@/lib/fleet/observe';
 
-/** Every member of the herd but `t`, as each answers now. */
-export function observeOthers(t: { id: number }, members: InstanceRef[]): Promise<{ m: InstanceRef; o: Observed }[]> {
-  return Promise.all(members.filter((m) => m.id !== t.id).map(async (m) => ({ m, o: await observe(m, 2000) })));
+/** Every member of the herd but `t`, as each answers now (over a connection of its own, unless `look` says otherwise). */
+export function observeOthers(
+  t: { id: number },
+  members: InstanceRef[],
+  look: (m: InstanceRef) => Promise<Observed> = (m) => observe(m, 2000),
+): Promise<{ m: InstanceRef; o: Observed }[]> {
+  return Promise.all(members.filter((m) => m.id !== t.id).map(async (m) => ({ m, o: await look(m) })));
 }
 
 /** Those of `seen` that accept writes: primaries, whatever the inventory calls them. */

@@ -196,6 +196,83 @@ function archiveFrom(a: NonNullable<ObservationRow['arch']>): ArchiveReading {
   };
 }
 
+/**
+ * One connection asked again and again, for the steps that watch one instance for a while (a DR
+ * failover's candidate, from the pre-flight through its replay): a new connection for each look (TLS
+ * and SCRAM on both sides) costs more than the look, and a DR failover of many herds watches them all
+ * at once. A look is made together with a postmasterAnswers probe, as the gate's kept sessions are: a
+ * kept session answers while its postmaster is frozen, and such an instance is not reachable. A
+ * statement over a failed session throws (a look says unreachable), and the next one connects again. A
+ * session not used for `idleMs` closes itself: a run that stops between two uses leaves none open.
+ */
+export function sessionTo(e: PgEndpoint, opts: { timeoutMs?: number; idleMs?: number } = {}) {
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  let c: pg.Client | null = null;
+  let idle: NodeJS.Timeout | undefined;
+  const drop = () => {
+    clearTimeout(idle);
+    void c?.end().catch(() => {});
+    c = null;
+  };
+  const client = async (): Promise<pg.Client | Observed> => {
+    clearTimeout(idle);
+    idle = setTimeout(drop, opts.idleMs ?? 5000).unref();
+    if (c) return c;
+    const n = await connectObserver(e, timeoutMs);
+    if (n instanceof pg.Client) c = n;
+    return n;
+  };
+  return {
+    /** A statement of the caller's (its rows; throws when it cannot be read). */
+    async query<R extends pg.QueryResultRow>(text: string): Promise<R[]> {
+      const k = await client();
+      if (!(k instanceof pg.Client)) throw new Error(k.error ?? `${e.host}:${String(e.port)} does not answer`);
+      try {
+        return (await k.query<R>(text)).rows;
+      } catch (err) {
+        drop();
+        throw err;
+      }
+    },
+    /** An observation (without pendingRestart), unreachable when the postmaster takes no new connection. */
+    async look(): Promise<Observed> {
+      const k = await client();
+      if (!(k instanceof pg.Client)) return k;
+      const [read, answers] = await Promise.all([
+        readObservation(k, false).catch((err: unknown) => (err as Error).message),
+        postmasterAnswers(e, timeoutMs),
+      ]);
+      if (typeof read === 'string') {
+        drop();
+        return { reachable: false, error: read };
+      }
+      return answers === null ? read : { reachable: false, error: `${answers} (an open session still answers)` };
+    },
+    close: drop,
+  };
+}
+
+export type Session = ReturnType<typeof sessionTo>;
+
+/** The sessions of one run, one an endpoint: `of` opens (or finds) one, `close` ends them all. */
+export function sessionsOfRun() {
+  const open = new Map<string, Session>();
+  return {
+    of(e: PgEndpoint): Session {
+      const key = `${e.serverEnvironment ?? ''}|${e.host}|${String(e.port)}`;
+      let s = open.get(key);
+      if (!s) open.set(key, (s = sessionTo(e)));
+      return s;
+    },
+    close(): void {
+      for (const s of open.values()) s.close();
+      open.clear();
+    },
+  };
+}
+
+export type RunSessions = ReturnType<typeof sessionsOfRun>;
+
 /** Observes an instance over a connection of its own. */
 export async function observe(e: PgEndpoint, timeoutMs = 3000): Promise<Observed> {
   const c = await connectObserver(e, timeoutMs);

@@ -15,7 +15,7 @@ import { dnsPreflight } from '@/lib/actions/steps/dns-steps';
 import { memberArg, type Arg, type Does } from '@/lib/engine/plan-identity';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { observe, type Observed } from '@/lib/fleet/observe';
+import { observe, sessionsOfRun, type Observed, type RunSessions } from '@/lib/fleet/observe';
 import { answeringAsPrimary, observeOthers } from '@/lib/fleet/herd-primary';
 import { refuse } from '@/lib/fleet/refusal';
 import { errorText } from '@/lib/engine/errors';
@@ -98,7 +98,18 @@ export interface DrState extends PatroniSwitchState {
   notKeptStopped?: string;
   /** Every step ran: the herd has the new primary it watched for. */
   finished?: boolean;
+  /**
+   * The sessions the pre-flight opened to the replicas, looked over again to choose the candidate and to
+   * watch its replay (closed once it is promoted, or by themselves when idle): one connection a replica.
+   */
+  sessions?: RunSessions;
 }
+
+/** The run's sessions to the replicas (made on first use). */
+export const sessionsOf = (s: DrState): RunSessions => (s.sessions ??= sessionsOfRun());
+
+/** A look at a replica over the run's session to it. */
+const lookOver = (s: DrState) => (m: InstanceRef) => sessionsOf(s).of(m).look();
 
 export type Params = z.output<typeof drFailoverParams>;
 
@@ -133,7 +144,7 @@ export function refuseSplitBrain(old: InstanceRef, seen: { m: InstanceRef; o: Ob
 
 /** Before anything changes: some replica answers, none is a second primary, the DNS servers take pgherd's key. */
 export async function preflight(h: HerdRef, old: InstanceRef, x: RunContext<DrState>): Promise<void> {
-  const seen = await observeOthers(old, h.members);
+  const seen = await observeOthers(old, h.members, lookOver(x.state));
   const lines = seen.map(({ m, o }) => describeObserved(m, o));
   x.note({ stdout: lines.join('\n') });
   refuseSplitBrain(old, seen, 'Nothing was changed.');
@@ -264,6 +275,7 @@ export async function fence(old: InstanceRef, p: Params, x: RunContext<DrState>)
  * webhook). A stop that reaches the old primary later, after this look, is the refresher's to see.
  */
 export async function lookAgain(h: HerdRef, old: InstanceRef, x: RunContext<DrState>): Promise<void> {
+  x.state.sessions?.close();
   if (x.state.finished) return void x.note({ stdout: 'the failover finished: nothing to look at' });
   const seen = await Promise.all(h.members.map(async (m) => ({ m, o: await observe(m, FENCE_PROBE_MS) })));
   const lines = seen.map(({ m, o }) => describeObserved(m, o));
@@ -357,7 +369,7 @@ export async function watchFence(h: HerdRef, old: InstanceRef, x: RunContext<DrS
  * identifier and timeline.
  */
 export async function pickCandidate(h: HerdRef, old: InstanceRef, p: Params, x: RunContext<DrState>): Promise<void> {
-  const all = await observeOthers(old, h.members);
+  const all = await observeOthers(old, h.members, lookOver(x.state));
   refuseSplitBrain(old, all, `${old.label} was fenced; nothing was promoted.`);
   const id = herdIdentity(
     h.systemIdentifier,

@@ -3,9 +3,11 @@
 // boundary past its last complete record; that tail is received but can never be replayed, and a
 // wait for "replayed >= received" then runs out its whole deadline on a healthy candidate (seen: 30 s
 // for one herd of six in four benchmark runs of five). So: done when replay reaches what was
-// received, or when neither what it receives nor what it replays has moved for QUIET_MS.
+// received; or when its startup process waits for WAL to arrive (it replayed all it has) twice in a row
+// at the same positions; or, where pgherd may not see that wait, when neither what it receives nor
+// what it replays has moved for QUIET_MS.
 import { lsnToNumber } from '@/lib/adapters/format/lsn';
-import { observe, type Observed, type PgEndpoint } from '@/lib/fleet/observe';
+import type { Session } from '@/lib/fleet/observe';
 
 /** Replay of WAL already on disk moves many times within this; a still stream and a still replay mean the end. */
 export const QUIET_MS = 300;
@@ -14,11 +16,26 @@ export interface ReplayResult {
   how: 'all' | 'stalled' | 'deadline';
   /** The replay position when it ended. */
   replayed: string | null;
-  observed: Observed;
 }
 
+/** The startup process's waits for WAL that is not there yet (PostgreSQL 13 and later; needs pg_monitor to be seen). */
+const WAITING_FOR_WAL = ['RecoveryWalStream', 'RecoveryRetrieveRetryInterval'];
+
+const REPLAY_SQL = `SELECT pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed,
+  (SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'startup' LIMIT 1) AS wait`;
+
+interface ReplayRow {
+  received: string | null;
+  replayed: string | null;
+  wait: string | null;
+}
+
+/**
+ * Waits until the replica `session` reaches has replayed all it can of what it received (`received`,
+ * as seen when it was chosen), or `deadlineMs` has passed.
+ */
 export async function replayWhatItCan(
-  e: PgEndpoint,
+  session: Session,
   received: string,
   opts: { signal?: AbortSignal; deadlineMs: number; everyMs?: number; quietMs?: number },
 ): Promise<ReplayResult> {
@@ -26,21 +43,27 @@ export async function replayWhatItCan(
   const deadline = Date.now() + opts.deadlineMs;
   let last = '';
   let since = Date.now();
+  let waitedAt = '';
   for (;;) {
-    const o = await observe(e, 2000);
-    if (o.reachable && o.lsn) {
-      if (lsnToNumber(o.lsn) >= lsnToNumber(o.receiveLsn ?? received) && lsnToNumber(o.lsn) >= lsnToNumber(received))
-        return { how: 'all', replayed: o.lsn, observed: o };
-      const position = `${o.receiveLsn ?? '-'}/${o.lsn ?? '-'}`;
+    const [r] = await session.query<ReplayRow>(REPLAY_SQL).catch(() => [] as ReplayRow[]);
+    if (r?.replayed) {
+      const got = r.received ?? received;
+      if (lsnToNumber(r.replayed) >= lsnToNumber(got) && lsnToNumber(r.replayed) >= lsnToNumber(received))
+        return { how: 'all', replayed: r.replayed };
+      const position = `${got}/${r.replayed}`;
+      if (r.wait && WAITING_FOR_WAL.includes(r.wait)) {
+        if (waitedAt === position) return { how: 'stalled', replayed: r.replayed };
+        waitedAt = position;
+      } else waitedAt = '';
       if (position !== last) {
         last = position;
         since = Date.now();
       } else if (Date.now() - since >= quiet) {
-        return { how: 'stalled', replayed: o.lsn, observed: o };
+        return { how: 'stalled', replayed: r.replayed };
       }
     }
     if (opts.signal?.aborted) throw new Error('stopped waiting for the replay');
-    if (Date.now() > deadline) return { how: 'deadline', replayed: o.lsn ?? null, observed: o };
-    await new Promise((r) => setTimeout(r, opts.everyMs ?? 20));
+    if (Date.now() > deadline) return { how: 'deadline', replayed: r?.replayed ?? null };
+    await new Promise((res) => setTimeout(res, opts.everyMs ?? 20));
   }
 }

@@ -9,7 +9,7 @@ import { binDir, driverFor } from '@/lib/fleet/drivers';
 import type { ActionDeps, ActionStep } from '@/lib/engine/define-action';
 import { memberArg, type Arg } from '@/lib/engine/plan-identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { observe, runSql, shown, waitObserved, type Observed } from '@/lib/fleet/observe';
+import { observe, runSql, sessionTo, shown, waitObserved, type Observed, type Session } from '@/lib/fleet/observe';
 import { identityProblem } from '@/lib/fleet/identity';
 import { instanceClient } from '@/lib/fleet/pg-access';
 import type { StepContext } from '@/lib/engine/pipeline';
@@ -34,49 +34,51 @@ export function describeObserved(m: InstanceRef, o: Observed): string {
  * accepts writes. A paused replay is resumed by the promotion itself. `onSent` is called just before
  * pg_promote goes out (once it has, the promotion may complete whatever happens to this call: a
  * caller undoing a switchover must know); nothing is sent once the step has been stopped.
- * `deadlineMs`: how long to wait for the promotion once sent (default 60 s).
+ * `deadlineMs`: how long to wait for the promotion once sent (default 60 s). `over`: a session the
+ * steps before kept to it (a DR failover's, which watched its replay), else a connection of its own;
+ * either way it is promoted only while its postmaster takes new connections, and it must still do
+ * once promoted.
  */
 export async function promoteNow(
   t: InstanceRef,
   ctx: StepContext,
-  opts: { onSent?: () => void; deadlineMs?: number } = {},
+  opts: { onSent?: () => void; deadlineMs?: number; over?: Session } = {},
 ): Promise<Observed> {
   const deadline = opts.deadlineMs ?? 60_000;
   ctx.note({ command: `SELECT pg_promote(false) on ${t.label}, then pg_is_in_recovery() until false` });
-  // A query that hangs (the instance frozen mid-promotion) fails rather than holding the step for ever.
-  const c = instanceClient(t, { connectionTimeoutMillis: 3000, query_timeout: 10_000, application_name: 'pgherd' });
-  c.on('error', () => {}); // connect() or the queries reject with it
-  await c.connect();
+  const s = opts.over ?? sessionTo(t, { timeoutMs: 3000 });
   try {
+    // A candidate whose postmaster takes no new connection would be a primary no client reaches (a
+    // session of its own proves it by connecting; one kept from the steps before is asked).
+    const before = opts.over ? await s.look() : null;
+    if (before && !before.reachable) throw new Error(`${t.label} was not promoted: ${before.error ?? 'it does not answer'}`);
     if (ctx.signal.aborted) throw new Error(`${t.label} was not promoted: the step was stopped before pg_promote was sent`);
     opts.onSent?.();
     // The deadline runs from the moment pg_promote is sent. pg_promote's own wait looks every 100 ms;
-    // this session looks every 5 ms (it was opened for this step: a new connection, not a kept one),
-    // the first time 5 ms after the signal, each time only while the deadline has not passed: a
-    // deadline shorter than a look is missed, whatever the promotion does.
+    // this session looks every 5 ms for the first 50 ms (a promotion's usual length, on the switchover's
+    // pause), then twice as long each time up to 50 ms: fifty promotions at once (a site's DR failover)
+    // take seconds on two cores, and a look every 5 ms each was CPU taken from them. Each look only
+    // while the deadline has not passed; a query that hangs (frozen mid-promotion) fails at its timeout.
     const until = performance.now() + deadline;
-    const {
-      rows: [sent],
-    } = await c.query<{ ok: boolean }>('SELECT pg_promote(false) AS ok');
+    const [sent] = await s.query<{ ok: boolean }>('SELECT pg_promote(false) AS ok');
     if (!sent?.ok) throw new Error(`${t.label} did not take the promotion signal (pg_promote returned false)`);
-    for (;;) {
-      await new Promise((res) => setTimeout(res, 5));
+    const started = performance.now();
+    for (let every = 5; ; every = performance.now() - started < 50 ? 5 : Math.min(50, every * 2)) {
+      await new Promise((res) => setTimeout(res, every));
       if (performance.now() > until) throw new Error(`${t.label} did not finish its promotion within ${deadline / 1000} s of pg_promote`);
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal aborts while the loop waits, which TypeScript does not see
       if (ctx.signal.aborted) throw new Error(`stopped waiting for ${t.label} to finish its promotion`);
-      const {
-        rows: [r],
-      } = await c.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec');
+      const [r] = await s.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec');
       if (r?.rec === false) break;
     }
+    // What it is now, over the same session, with its postmaster asked whether it takes new connections.
+    const o = await s.look();
+    if (!o.reachable || o.inRecovery !== false)
+      throw new Error(`${t.label} is not answering as a primary after its promotion: ${o.error ?? 'still in recovery'}`);
+    return o;
   } finally {
-    await c.end().catch(() => {});
+    s.close();
   }
-  return waitObserved(t, 'out of recovery', (o) => o.reachable && o.inRecovery === false, {
-    signal: ctx.signal,
-    timeoutMs: 30_000,
-    everyMs: 20,
-  });
 }
 
 /**

@@ -53,6 +53,8 @@ import { remasterAction } from './remaster.action';
 import { startAction } from '@/lib/actions/control/start.action';
 import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
+import { sessionTo } from '@/lib/fleet/observe';
+import { promoteNow } from '@/lib/actions/steps/topology-steps';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-failover-${process.pid}.json`);
 let lab: LabInfo;
@@ -914,6 +916,30 @@ describe('DR failover', () => {
     ).toMatchObject({ host: alpha.address, port: alpha.port });
     await query(pooler!.dsn, 'INSERT INTO writes (n) VALUES (-2)');
   }, 180_000);
+
+  it('promotes over the session that watched the candidate only while its postmaster takes new connections', async () => {
+    // The DR failover looks at its replicas, chooses and watches the replay over one session each, and
+    // promotes over it: a postmaster frozen meanwhile keeps that session answering, yet no client could
+    // connect to the primary it would become. Nothing is promoted then.
+    let cand: LabInstance | undefined;
+    for (const i of members('alpha')) if (await inRecovery(i).catch(() => false)) cand = i;
+    const ref = (await byServer('alpha')).get(cand!.server)!;
+    const session = sessionTo(ref);
+    expect((await session.look()).inRecovery).toBe(true);
+    const pid = postmasterPid(cand!);
+    const noted: string[] = [];
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await expect(
+        promoteNow(ref, { note: (r) => noted.push(r.command ?? r.stdout ?? ''), signal: new AbortController().signal }, { over: session }),
+      ).rejects.toThrow(new RegExp(`^${ref.label} was not promoted: .*\\(an open session still answers\\)$`));
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      session.close();
+    }
+    expect(await inRecovery(cand!)).toBe(true);
+    expect(noted.join('\n')).toContain('pg_promote(false)');
+  });
 
   it('is refused, changing nothing, for a herd with no reachable replica', async () => {
     const primary = await livePrimary('gamma');
