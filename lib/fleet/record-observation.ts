@@ -52,7 +52,8 @@ export async function refreshInstance(db: Db, id: number, e: PgEndpoint, observe
             observedRole: o.inRecovery ? 'replica' : 'primary',
             timeline: o.timeline,
             lsn: o.lsn ? lsnToNumber(o.lsn) : null,
-            pendingRestart: !!o.pendingRestart,
+            // Not read (a look without it): what the inventory has stays.
+            ...(o.pendingRestart === undefined ? {} : { pendingRestart: o.pendingRestart }),
             serverVersionNum: o.serverVersionNum ?? null,
             ...archiveValues(o),
             lastObservedAt: now,

@@ -88,6 +88,8 @@ export function membersAfterFailover(h: HerdRef, old: InstanceRef, cand: Instanc
 export interface DrState extends PatroniSwitchState {
   /** The replica chosen when it runs, and what it said then. */
   chosen?: { m: InstanceRef; o: Observed };
+  /** What the candidate said once promoted (the inventory records it, with no new connection). */
+  promotedAs?: Observed;
   /** The old primary's last LSN and timeline: as the inventory had them, or as seen by the fence. */
   oldLastLsn: string | null;
   oldTimeline: number | null;

@@ -5,6 +5,7 @@ import { idText, MAX_BIG_ID } from '@/lib/adapters/validation/ids';
 import { chooseCandidate } from '@/lib/fleet/candidates';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import type { Session } from '@/lib/fleet/observe';
 import { PAUSE_BUDGET_LIMITS_S } from '@/lib/actions/steps/pooler-resume';
 import type { RejoinState } from '@/lib/actions/steps/topology-steps';
 import type { PatroniSwitchState } from './patroni/switch';
@@ -65,6 +66,13 @@ export interface SwitchoverState extends RejoinState, PatroniSwitchState {
   promoteAttempt: Promise<unknown> | null;
   /** The poolers already pointed at the candidate. */
   repointed: Set<number>;
+  /**
+   * A session to the candidate, opened by the pre-flight (pg_ctl's switchover): the pause then waits for
+   * its replay and promotes it over it, with no TLS handshake while the clients wait.
+   */
+  candidate?: Session;
+  /** The old primary's shutdown checkpoint, as pg_controldata said right after its stop. */
+  shutdownAt?: string;
 }
 
 export const newSwitchoverState = (): SwitchoverState => ({

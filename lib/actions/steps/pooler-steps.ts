@@ -17,7 +17,9 @@ import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { observe } from '@/lib/fleet/observe';
 import type { StepContext } from '@/lib/engine/pipeline';
 import { refuse } from '@/lib/fleet/refusal';
-import { execNotedOk } from './exec-noted';
+import { execNoted, execNotedOk } from './exec-noted';
+import { createHash } from 'node:crypto';
+import { SshCommandError } from '@/lib/adapters/ssh/ssh-errors';
 import { describePooler, poolerConsole } from '@/lib/fleet/pooler';
 import { armResume, checkResumeArmable, disarmResume, newResumeToken } from './pooler-resume';
 
@@ -27,8 +29,10 @@ import { armResume, checkResumeArmable, disarmResume, newResumeToken } from './p
  */
 export async function checkPooler(p: PoolerRef, deps: ActionDeps, ctx: StepContext, opts: { pauses?: boolean } = {}): Promise<string> {
   const seen = await describePooler(p);
-  const { stdout } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000, { recordOutput: false });
-  const entries = readEntries(stdout);
+  const ini = await readIni(p, deps, ctx).catch((err: unknown) => {
+    throw err instanceof SshCommandError ? err : refuse('pooler', errorText(err));
+  });
+  const entries = readEntries(ini);
   const missing = p.databases.filter((d) => !entries.has(d));
   if (missing.length)
     throw refuse('pooler', `${p.configFile} on ${p.label} has no [databases] entry ${missing.join(', ')}; nothing was changed`);
@@ -63,6 +67,8 @@ export const pauseBudgetFacts = (poolers: PoolerRef[], budgetS: number) =>
 /** What the pause steps keep between the pause and its resume: each pooler's armed resume and its owed row. */
 export interface PauseState {
   paused?: Map<number, { token: string; owedId: number | null }>;
+  /** Each pooler's ini as read before its pause: the re-point writes it in one round trip while clients wait. */
+  iniBefore?: Map<number, string>;
 }
 
 /**
@@ -87,6 +93,7 @@ export async function pausePooler(p: PoolerRef, budgetS: number, x: RunContext<P
     })
     .returning({ id: owedCleanups.id });
   (x.state.paused ??= new Map()).set(p.id, { token, owedId: owed?.id ?? null });
+  (x.state.iniBefore ??= new Map()).set(p.id, await readIni(p, x.deps, x));
   const armedAt = Date.now();
   await armResume(p, token, budgetS, x.deps, x);
   x.note({ command: p.databases.map((d) => `PAUSE ${d}`).join('; ') + ` on ${p.label} (a RESUME armed there fires in ${budgetS} s)` });
@@ -180,17 +187,52 @@ export async function resumePooler(p: PoolerRef, ctx: StepContext): Promise<stri
  * `resume`, the entries still paused are resumed over the same admin connection once the check holds
  * (one connection, not three, inside a switchover's pause).
  */
+/**
+ * The pooler's ini as its host has it, whole: its size in bytes is read with it, and a file that did not
+ * come back whole (larger than the 64 KiB of output an SSH command keeps) is refused, never rewritten
+ * cut short.
+ */
+async function readIni(p: PoolerRef, deps: ActionDeps, ctx: StepContext): Promise<string> {
+  const argv = ['sh', '-c', 'wc -c < "$1" && cat -- "$1"', 'sh', p.configFile];
+  const { stdout } = await execNotedOk(deps, p, ctx, argv, 10_000, { recordOutput: false });
+  const nl = stdout.indexOf('\n');
+  const [bytes, text] = [Number(stdout.slice(0, nl).trim()), stdout.slice(nl + 1)];
+  if (nl < 0 || !Number.isSafeInteger(bytes) || Buffer.byteLength(text) !== bytes)
+    throw new Error(
+      `${p.label}: ${p.configFile} did not come back whole over SSH (${Number.isSafeInteger(bytes) ? `${String(bytes)} bytes` : 'larger than 64 KiB'}): pgherd rewrites only a file it read whole; nothing was changed`,
+    );
+  return text;
+}
+
+/** The pooler's ini replaced by stdin, in place (its owner and mode kept). */
+const WRITE_INI = 'set -e; f=$1; cp -p -- "$f" "$f.pgherd-new"; cat > "$f.pgherd-new"; mv -- "$f.pgherd-new" "$f"';
+/** The same, only while the file is still the one read (its SHA-256, $2); exit 9 when it changed. */
+const WRITE_INI_IF = `set -e; f=$1; have=$(sha256sum -- "$f"); [ "\${have%% *}" = "$2" ] || exit ${String(9)}; ${WRITE_INI.replace('set -e; f=$1; ', '')}`;
+
+/** Writes the ini re-pointed from `known` when the file is still `known`; false when it changed since. */
+async function writeIfUnchanged(p: PoolerRef, known: string, to: InstanceRef, deps: ActionDeps, ctx: StepContext): Promise<boolean> {
+  const after = repointEntries(known, p.databases, { host: to.host, port: to.port });
+  const sha = createHash('sha256').update(known).digest('hex');
+  const r = await execNoted(deps, p, ctx, ['sh', '-c', WRITE_INI_IF, 'sh', p.configFile, sha], 10_000, { stdin: after });
+  if (r.code === 9) return false;
+  if (r.code !== 0) throw new SshCommandError(p.ssh.host, `write ${p.configFile}`, r.code, r.signal, r.stderr);
+  return true;
+}
+
 export async function repointPooler(
   p: PoolerRef,
   to: InstanceRef,
   deps: ActionDeps,
   ctx: StepContext,
-  opts: { resume?: boolean } = {},
+  opts: { resume?: boolean; known?: string } = {},
 ): Promise<string> {
-  const { stdout: before } = await execNotedOk(deps, p, ctx, ['cat', '--', p.configFile], 10_000, { recordOutput: false });
-  const after = repointEntries(before, p.databases, { host: to.host, port: to.port });
-  const write = 'set -e; f=$1; cp -p -- "$f" "$f.pgherd-new"; cat > "$f.pgherd-new"; mv -- "$f.pgherd-new" "$f"';
-  await execNotedOk(deps, p, ctx, ['sh', '-c', write, 'sh', p.configFile], 10_000, { stdin: after });
+  // Read before the pause (`known`): written in one round trip, unless the file changed since.
+  const written = opts.known !== undefined && (await writeIfUnchanged(p, opts.known, to, deps, ctx));
+  if (!written) {
+    const before = await readIni(p, deps, ctx);
+    const after = repointEntries(before, p.databases, { host: to.host, port: to.port });
+    await execNotedOk(deps, p, ctx, ['sh', '-c', WRITE_INI, 'sh', p.configFile], 10_000, { stdin: after });
+  }
   const resumed = await withPoolerAdmin(poolerConsole(p), async (run) => {
     await run('RELOAD');
     const dbs = databasesOf(await run('SHOW DATABASES'));
@@ -305,7 +347,7 @@ export function repointAndResumeSteps<S extends PoolerSwitchState>(
     run: async (x) => {
       const target = to(x.state);
       if (!target) throw new Error('no new primary was chosen');
-      const moved = await repointPooler(pl, target, x.deps, x, { resume: true });
+      const moved = await repointPooler(pl, target, x.deps, x, { resume: true, known: x.state.iniBefore?.get(pl.id) });
       x.state.repointed.add(pl.id);
       const resumed = await describePooler(pl);
       x.note({ stdout: [moved, resumed, await settlePause(pl, x, 'resumed by the flow')].filter(Boolean).join('\n') });

@@ -67,3 +67,28 @@ export async function replayWhatItCan(
     await new Promise((res) => setTimeout(res, opts.everyMs ?? 20));
   }
 }
+
+/**
+ * Waits until the replica `session` reaches has replayed past `lsn` (a switchover's candidate, past the
+ * old primary's shutdown checkpoint), asking every `everyMs` over the one session, up to `deadlineMs`.
+ */
+export async function replayedPast(
+  session: Session,
+  lsn: string,
+  opts: { signal?: AbortSignal; deadlineMs: number; everyMs?: number },
+): Promise<string> {
+  const deadline = Date.now() + opts.deadlineMs;
+  let last = 'nothing';
+  for (;;) {
+    const [r] = await session
+      .query<{ lsn: string | null }>('SELECT pg_last_wal_replay_lsn()::text AS lsn')
+      .catch((err: unknown) => ((last = (err as Error).message), []));
+    if (r?.lsn) {
+      if (lsnToNumber(r.lsn) > lsnToNumber(lsn)) return r.lsn;
+      last = `replayed ${r.lsn}`;
+    }
+    if (opts.signal?.aborted) throw new Error('stopped waiting for the replay');
+    if (Date.now() > deadline) throw new Error(`did not reach "replayed past ${lsn}" in time (last seen: ${last})`);
+    await new Promise((res) => setTimeout(res, opts.everyMs ?? 5));
+  }
+}

@@ -2,7 +2,7 @@
 // alpha, beta and gamma on 127.0.4.x, PgBouncer in front of alpha, BIND for their write names):
 // these tests kill primaries and refuse SSH, which the shared lab's other users must not see.
 import pg from 'pg';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { eq, sql } from 'drizzle-orm';
 import { Registry } from 'prom-client';
@@ -55,6 +55,10 @@ import { switchoverAction } from '@/lib/actions/topology/switchover.action';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { sessionTo } from '@/lib/fleet/observe';
 import { promoteNow } from '@/lib/actions/steps/topology-steps';
+import { repointPooler } from '@/lib/actions/steps/pooler-steps';
+import { repointEntries } from '@/lib/adapters/pgbouncer/ini';
+import { SshPool } from '@/lib/adapters/ssh/ssh-client';
+import { loadHerdRefs } from '@/lib/fleet/herd-ref';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-failover-${process.pid}.json`);
 let lab: LabInfo;
@@ -219,6 +223,51 @@ describe('switchover', () => {
     // PgBouncer's configuration (it may hold passwords) was read and rewritten, never recorded.
     expect(steps.filter((s) => s.stdoutTail.includes('[databases]') || s.command.includes('[databases]')).map((s) => s.name)).toEqual([]);
   }, 120_000);
+
+  it('refuses at the pre-flight a PgBouncer ini too large to read whole over SSH, and leaves the file as it was', async () => {
+    // An SSH command's output is kept up to 64 KiB: a larger ini read through it would be rewritten cut short.
+    const pooler = lab.pgbouncer[0]!;
+    const original = readFileSync(pooler.configFile);
+    appendFileSync(pooler.configFile, Array.from({ length: 2000 }, (_, i) => `; padding ${String(i)} ${'x'.repeat(40)}\n`).join(''));
+    const grown = readFileSync(pooler.configFile);
+    const primary = await livePrimary('alpha');
+    try {
+      const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('alpha')!]);
+      expect(op.status).toBe('failed');
+      expect(targets[0]!.error).toMatch(
+        /^refused: .*pgbouncer\.ini did not come back whole over SSH \(larger than 64 KiB\): pgherd rewrites only a file it read whole; nothing was changed$/,
+      );
+      expect(steps.map((s) => s.name)).toEqual(['pre-flight']);
+      expect(readFileSync(pooler.configFile).equals(grown)).toBe(true);
+      expect(await inRecovery(primary)).toBe(false);
+    } finally {
+      writeFileSync(pooler.configFile, original);
+    }
+  }, 60_000);
+
+  it('re-points PgBouncer from its ini as it is when the file changed after the pause read it: nothing of the change is lost', async () => {
+    const pooler = lab.pgbouncer[0]!;
+    const [herd] = await loadHerdRefs(db, [herdIds.get('alpha')!]);
+    const to = (await byServer('alpha')).get((await livePrimary('alpha')).server)!;
+    const known = readFileSync(pooler.configFile, 'utf8');
+    const original = Buffer.from(known);
+    appendFileSync(pooler.configFile, '; added by hand while the pause held\n');
+    const changed = readFileSync(pooler.configFile, 'utf8');
+    const ssh = new SshPool({ privateKey: readFileSync(lab.ssh!.privateKeyPath) });
+    try {
+      const notes: string[] = [];
+      const ctx = { note: (r: { command?: string }) => void (r.command && notes.push(r.command)), signal: new AbortController().signal };
+      await repointPooler(herd!.poolers[0]!, to, { db, ssh }, ctx, { known });
+      expect(readFileSync(pooler.configFile, 'utf8')).toBe(repointEntries(changed, pooler.databases, { host: to.host, port: to.port }));
+      expect(readFileSync(pooler.configFile, 'utf8')).toContain('; added by hand while the pause held');
+      // Tried in one round trip against what was read, found changed, read again and written.
+      expect(notes.filter((c) => c.includes('sha256sum'))).toHaveLength(1);
+      expect(notes.filter((c) => c.includes('wc -c'))).toHaveLength(1);
+    } finally {
+      await ssh.close();
+      writeFileSync(pooler.configFile, original);
+    }
+  }, 60_000);
 
   it('is refused with a lagging candidate: at execution by the pre-flight, at planning once the inventory knows; nothing changes', async () => {
     const primary = await livePrimary('beta');

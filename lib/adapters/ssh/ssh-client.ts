@@ -201,6 +201,15 @@ export class SshPool {
   }
 
   /**
+   * Opens the connection to `t` now, for a command that will need it soon (a DR failover's fence, while
+   * its pre-flight asks the replicas): the handshake overlaps the wait. Only to a pinned host key; a
+   * connection that fails is the command's to see, when it runs.
+   */
+  warm(t: SshTarget): void {
+    if (t.hostKeyFingerprint) this.conn(t).ready.catch(() => {});
+  }
+
+  /**
    * Runs argv (quoted) on the host. Resolves with the exit status whatever it is; see execOk. On a
    * host without a pinned key only a command its caller declares `readOnly` runs (the first contact,
    * which pins the key); anything else is refused before connecting.

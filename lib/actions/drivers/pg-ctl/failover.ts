@@ -11,6 +11,7 @@ import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { repointPoolerSteps } from '@/lib/actions/steps/pooler-steps';
 import { bytesOrUnknown, lagOf } from '@/lib/fleet/candidates';
 import { refreshFleet } from '@/lib/fleet/refresher';
+import { refreshInstance } from '@/lib/fleet/record-observation';
 import { lsnDiff } from '@/lib/adapters/format/lsn';
 import { promoteNow, recordNewPrimary } from '@/lib/actions/steps/topology-steps';
 import { replayWhatItCan } from '@/lib/actions/steps/replay';
@@ -123,7 +124,11 @@ function preflightStep({ h, old, replicas }: Failover): ActionStep<DrState> {
     does: { kind: 'failover.preflight', replicas: replicas.map(memberArg), dns: h.dns.map((r) => r.id) },
     says: 'ask every replica for its received and replayed LSN, and the DNS servers whether they take pgherd\u2019s key (refused if no replica answers or a server refuses: nothing is changed)',
     timeoutMs: 20_000,
-    run: (x) => preflight(h, old, x),
+    run: (x) => {
+      // The fence asks the old primary's host next: its SSH handshake overlaps the replicas' answers.
+      x.deps.ssh.warm(old.ssh);
+      return preflight(h, old, x);
+    },
   };
 }
 
@@ -195,6 +200,7 @@ function promoteStep({ old, newPrimary }: Failover): ActionStep<DrState> {
       // Over the session that watched its replay; the other replicas' are closed.
       const over = sessionsOf(x.state).of(m);
       const o = await promoteNow(m, x, { over }).finally(() => x.state.sessions?.close());
+      x.state.promotedAs = o;
       await recordNewPrimary(x.deps, m, o.timeline);
       x.deps.outcome?.(outcomeOf(old, x.state));
       x.note({ stdout: `${m.label} accepts writes on timeline ${o.timeline ?? 'unknown'}` });
@@ -245,7 +251,11 @@ function reportLossStep({ old, replicas }: Failover): ActionStep<DrState> {
     says: `report the possible data loss: ${old.label}\u2019s last LSN seen minus what the new primary received`,
     timeoutMs: 20_000,
     run: async (x) => {
-      await refreshFleet(x.deps.db, { ids: replicas.map((m) => m.id), timeoutMs: 2000 });
+      // The new primary as its promotion left it (no new connection while other herds still fail over); the others asked.
+      const { m: cand } = chosen(x.state);
+      if (x.state.promotedAs) await refreshInstance(x.deps.db, cand.id, cand, x.state.promotedAs);
+      const others = replicas.filter((m) => m.id !== cand.id || !x.state.promotedAs);
+      if (others.length) await refreshFleet(x.deps.db, { ids: others.map((m) => m.id), timeoutMs: 2000 });
       x.note({ stdout: outcomeOf(old, x.state) });
     },
   };

@@ -8,7 +8,6 @@ import { eq, inArray } from 'drizzle-orm';
 import { z } from 'zod';
 import { instances } from '@/db/schema';
 import { formatBytes } from '@/lib/adapters/format/units';
-import { lsnToNumber } from '@/lib/adapters/format/lsn';
 import { bytesOrUnknown, lagOf } from '@/lib/fleet/candidates';
 import { productionWarning, type ActionDeps, type ActionPlan, type ActionStep, type RunContext } from '@/lib/engine/define-action';
 import { describeRecordMove, dnsPreflight, dnsSteps } from '@/lib/actions/steps/dns-steps';
@@ -18,7 +17,8 @@ import { binDir, driverFor, notSentBecause } from '@/lib/fleet/drivers';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import { herdIdentity, identityProblem } from '@/lib/fleet/identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { observe, waitObserved } from '@/lib/fleet/observe';
+import { observe, sessionTo, waitObserved } from '@/lib/fleet/observe';
+import { replayedPast } from '@/lib/actions/steps/replay';
 import type { StepContext } from '@/lib/engine/pipeline';
 import { checkPooler, pauseBudgetFacts, pauseSteps, repointAndResumeSteps } from '@/lib/actions/steps/pooler-steps';
 import { DEFAULT_PAUSE_BUDGET_S } from '@/lib/actions/steps/pooler-resume';
@@ -32,13 +32,28 @@ import { membersAfterSwitchover, switchoverPair, switchoverParams, DEFAULT_MAX_L
 /** How long the undo waits for a promotion that was sent to show whether it went through. */
 const PROMOTE_SETTLE_MS = 10_000;
 
+/** "Latest checkpoint location" of a cluster shut down cleanly, from pg_controldata's words; null when it was not. */
+function shutdownIn(stdout: string): { lsn: string | null; state: string | null } {
+  const state = /^Database cluster state:\s+(.+)$/m.exec(stdout)?.[1]?.trim() ?? null;
+  const lsn = /^Latest checkpoint location:\s+([0-9A-F]+\/[0-9A-F]+)$/m.exec(stdout)?.[1] ?? null;
+  return { lsn: state === 'shut down' ? lsn : null, state };
+}
+
 /** "Latest checkpoint location" of a stopped cluster, read with pg_controldata; refuses one not shut down cleanly. */
 async function shutdownCheckpoint(t: InstanceRef, deps: ActionDeps, ctx: StepContext): Promise<string> {
   const { stdout } = await execNotedOk(deps, t, ctx, [`${binDir(t.pgVersion)}/pg_controldata`, '-D', t.dataDirectory], 15_000);
-  const state = /^Database cluster state:\s+(.+)$/m.exec(stdout)?.[1]?.trim();
-  const lsn = /^Latest checkpoint location:\s+([0-9A-F]+\/[0-9A-F]+)$/m.exec(stdout)?.[1];
-  if (state !== 'shut down' || !lsn) throw new Error(`${t.label} is not cleanly shut down (pg_controldata says "${state ?? 'nothing'}")`);
+  const { lsn, state } = shutdownIn(stdout);
+  if (!lsn) throw new Error(`${t.label} is not cleanly shut down (pg_controldata says "${state ?? 'nothing'}")`);
   return lsn;
+}
+
+/**
+ * The stop, then (once it stopped, in the same command) pg_controldata, whose shutdown checkpoint the
+ * candidate must replay: the pause waits for one SSH round trip less. Its exit code is the stop's.
+ */
+function stopThenControlData(t: InstanceRef, stop: string[]): string[] {
+  const script = 'c=$1; d=$2; shift 2; "$@" || exit $?; echo; LC_ALL=C "$c" -D "$d" || true';
+  return ['sh', '-c', script, 'sh', `${binDir(t.pgVersion)}/pg_controldata`, t.dataDirectory, ...stop];
 }
 
 interface Pair {
@@ -52,8 +67,11 @@ interface Pair {
  * answers as the primary, the candidate as a streaming replica less than `maxLag` behind, and every
  * DNS server and PgBouncer answers. Returns the record's lines.
  */
-async function preflight(h: HerdRef, { old, cand, maxLag }: Pair, x: RunContext<unknown>): Promise<string[]> {
-  const seen = await Promise.all(h.members.map(async (m) => ({ m, o: await observe(m, 2000) })));
+async function preflight(h: HerdRef, { old, cand, maxLag }: Pair, x: RunContext<SwitchoverState>): Promise<string[]> {
+  // The candidate over a session kept for the pause: its replay is waited for and it is promoted over it.
+  x.state.candidate?.close();
+  const session = (x.state.candidate = sessionTo(cand, { idleMs: 60_000 }));
+  const seen = await Promise.all(h.members.map(async (m) => ({ m, o: await (m.id === cand.id ? session.look() : observe(m, 2000)) })));
   const lines = seen.map(({ m, o }) => describeObserved(m, o));
   const fail = (code: RefusalCode, why: string) => {
     x.note({ stdout: lines.join('\n') });
@@ -92,10 +110,13 @@ async function preflight(h: HerdRef, { old, cand, maxLag }: Pair, x: RunContext<
  */
 async function startOldUnlessPromoted({ old, cand }: Pair, x: RunContext<SwitchoverState>): Promise<void> {
   const { state } = x;
-  if (!state.stopping || state.promoted)
+  if (!state.stopping || state.promoted) {
+    state.candidate?.close();
     return void x.note({ stdout: `skipped: ${state.promoted ? `${cand.label} was promoted` : `${old.label} was not stopped`}` });
+  }
   // A promotion given up on may still be under way: let the attempt settle (it sends nothing once stopped).
   if (state.promoteAttempt) await Promise.race([state.promoteAttempt.catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
+  state.candidate?.close();
   if (state.promoteSent) {
     // A promotion sent usually completes within a second: give it PROMOTE_SETTLE_MS to show which way it went.
     const co = await waitObserved(cand, 'out of recovery', (o) => o.reachable && o.inRecovery === false, {
@@ -267,13 +288,14 @@ function stopOldStep(sw: Switchover): ActionStep<SwitchoverState> {
       x.state.stopping = true;
       // Behind a look at the postmaster: a stop sent to a frozen one would wait in it and strike
       // whenever it runs again, long after this switchover gave up and resumed its clients.
-      const r = await execNoted(x.deps, old, x, driverFor(old.controlDriver).fenceStop(old, 'fast'));
+      const r = await execNoted(x.deps, old, x, stopThenControlData(old, driverFor(old.controlDriver).fenceStop(old, 'fast')));
       const notSent = notSentBecause(r);
       if (notSent) {
         x.state.stopping = false;
         throw refuse('unreachable', `${old.label}: ${notSent}, so no stop was sent; nothing was changed`);
       }
       if (r.code !== 0) throw new SshCommandError(old.ssh.host, `${old.controlDriver} stop -m fast`, r.code, r.signal, r.stderr);
+      x.state.shutdownAt = shutdownIn(r.stdout).lsn ?? undefined;
     },
     always: {
       name: `start ${old.label} again as primary if no replica was promoted`,
@@ -296,14 +318,13 @@ function replayedShutdownStep({ old, cand, catchUpMs }: Switchover): ActionStep<
     says: `wait until ${cand.label} has replayed ${old.label}\u2019s shutdown checkpoint (pg_controldata)`,
     timeoutMs: catchUpMs + 30_000,
     run: async (x) => {
-      const last = await shutdownCheckpoint(old, x.deps, x);
+      const last = x.state.shutdownAt ?? (await shutdownCheckpoint(old, x.deps, x));
       // The candidate has replayed the shutdown checkpoint record once its replay position is past its start.
-      const o = await waitObserved(cand, `replayed past ${last}`, (y) => y.reachable && !!y.lsn && lsnToNumber(y.lsn) > lsnToNumber(last), {
-        signal: x.signal,
-        timeoutMs: catchUpMs,
-        everyMs: 10,
+      const session = (x.state.candidate ??= sessionTo(cand, { idleMs: 60_000 }));
+      const replayed = await replayedPast(session, last, { signal: x.signal, deadlineMs: catchUpMs }).catch((err: unknown) => {
+        throw new Error(`${cand.host}:${String(cand.port)} ${(err as Error).message}`);
       });
-      x.note({ stdout: `${old.label} shut down at ${last}; ${cand.label} replayed ${o.lsn ?? 'unknown'}` });
+      x.note({ stdout: `${old.label} shut down at ${last}; ${cand.label} replayed ${replayed}` });
     },
   };
 }
@@ -321,6 +342,7 @@ function promoteStep({ cand, p }: Switchover): ActionStep<SwitchoverState> {
           x.state.promoteSent = true;
         },
         deadlineMs: p.promoteDeadlineMs,
+        over: x.state.candidate,
       });
       x.state.promoteAttempt = attempt;
       const o = await attempt;
