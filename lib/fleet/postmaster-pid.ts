@@ -28,12 +28,12 @@ const normal = (p: string) => p.replace(/\/+$/, '') || '/';
 
 /**
  * Whether the file proves that the server running on `t`'s recorded data directory is the one at
- * `t.host:t.port`: it runs from that directory, on that port, listening on that address or on every
- * address (then no other server on the host can have the port). Anything else (a host name where the
- * file has an address, a second listen address not written there) proves nothing: false, and the
- * caller asks Postgres at the address which directory it runs from.
+ * `t.host:t.port`: it runs from that directory, on that port, listening on that very address. Anything
+ * else proves nothing: `*` (a second server with `*` on a port another holds on IPv4 still starts, on
+ * IPv6 alone, and writes `*` too), a host name where the file has an address, a second listen address
+ * not written there: false, and the caller asks Postgres at the address which directory it runs from.
  */
 export function servesAddress(f: PostmasterPid, t: { host: string; port: number; dataDirectory: string }): boolean {
   if (normal(f.dataDirectory) !== normal(t.dataDirectory) || f.port !== t.port) return false;
-  return f.listenAddress === '*' || f.listenAddress === t.host;
+  return f.listenAddress === t.host;
 }

@@ -188,26 +188,32 @@ export async function resumePooler(p: PoolerRef, ctx: StepContext): Promise<stri
  * (one connection, not three, inside a switchover's pause).
  */
 /**
- * The pooler's ini as its host has it, whole: its size in bytes is read with it, and a file that did not
- * come back whole (larger than the 64 KiB of output an SSH command keeps) is refused, never rewritten
- * cut short.
+ * The pooler's ini as its host has it, whole: its SHA-256 is read after it, and a file whose text does
+ * not hash to it is refused, never rewritten (one larger than the 64 KiB of output an SSH command keeps
+ * comes back cut short; one not in UTF-8 comes back changed).
  */
 async function readIni(p: PoolerRef, deps: ActionDeps, ctx: StepContext): Promise<string> {
-  const argv = ['sh', '-c', 'wc -c < "$1" && cat -- "$1"', 'sh', p.configFile];
+  const argv = ['sh', '-c', 'cat -- "$1" && printf \'\\n\' && sha256sum -- "$1"', 'sh', p.configFile];
   const { stdout } = await execNotedOk(deps, p, ctx, argv, 10_000, { recordOutput: false });
-  const nl = stdout.indexOf('\n');
-  const [bytes, text] = [Number(stdout.slice(0, nl).trim()), stdout.slice(nl + 1)];
-  if (nl < 0 || !Number.isSafeInteger(bytes) || Buffer.byteLength(text) !== bytes)
+  const end = stdout.trimEnd().lastIndexOf('\n');
+  const [text, sha] = [
+    stdout.slice(0, Math.max(0, end)),
+    stdout
+      .slice(end + 1)
+      .trim()
+      .split(/\s+/)[0],
+  ];
+  if (end < 0 || createHash('sha256').update(text).digest('hex') !== sha)
     throw new Error(
-      `${p.label}: ${p.configFile} did not come back whole over SSH (${Number.isSafeInteger(bytes) ? `${String(bytes)} bytes` : 'larger than 64 KiB'}): pgherd rewrites only a file it read whole; nothing was changed`,
+      `${p.label}: ${p.configFile} did not come back whole over SSH (larger than 64 KiB, or not UTF-8): pgherd rewrites only a file it read whole; nothing was changed`,
     );
   return text;
 }
 
-/** The pooler's ini replaced by stdin, in place (its owner and mode kept). */
-const WRITE_INI = 'set -e; f=$1; cp -p -- "$f" "$f.pgherd-new"; cat > "$f.pgherd-new"; mv -- "$f.pgherd-new" "$f"';
+/** The pooler's ini replaced by stdin, in place (its owner and mode kept; through a symbolic link, the file it names). */
+const WRITE_INI = 'set -e; f=$(readlink -f -- "$1"); cp -p -- "$f" "$f.pgherd-new"; cat > "$f.pgherd-new"; mv -- "$f.pgherd-new" "$f"';
 /** The same, only while the file is still the one read (its SHA-256, $2); exit 9 when it changed. */
-const WRITE_INI_IF = `set -e; f=$1; have=$(sha256sum -- "$f"); [ "\${have%% *}" = "$2" ] || exit ${String(9)}; ${WRITE_INI.replace('set -e; f=$1; ', '')}`;
+const WRITE_INI_IF = `set -e; f=$(readlink -f -- "$1"); have=$(sha256sum -- "$f"); [ "\${have%% *}" = "$2" ] || exit ${String(9)}; ${WRITE_INI.replace('set -e; f=$(readlink -f -- "$1"); ', '')}`;
 
 /** Writes the ini re-pointed from `known` when the file is still `known`; false when it changed since. */
 async function writeIfUnchanged(p: PoolerRef, known: string, to: InstanceRef, deps: ActionDeps, ctx: StepContext): Promise<boolean> {

@@ -13,7 +13,8 @@ import type { Session } from '@/lib/fleet/observe';
 export const QUIET_MS = 300;
 
 export interface ReplayResult {
-  how: 'all' | 'stalled' | 'deadline';
+  /** `paused`: its replay is paused (pg_wal_replay_pause): the promotion replays the rest. */
+  how: 'all' | 'stalled' | 'paused' | 'deadline';
   /** The replay position when it ended. */
   replayed: string | null;
 }
@@ -51,6 +52,8 @@ export async function replayWhatItCan(
       if (lsnToNumber(r.replayed) >= lsnToNumber(got) && lsnToNumber(r.replayed) >= lsnToNumber(received))
         return { how: 'all', replayed: r.replayed };
       const position = `${got}/${r.replayed}`;
+      // Paused, it replays nothing more until promoted: not a tail that can never be replayed.
+      if (r.wait === 'RecoveryPause') return { how: 'paused', replayed: r.replayed };
       if (r.wait && WAITING_FOR_WAL.includes(r.wait)) {
         if (waitedAt === position) return { how: 'stalled', replayed: r.replayed };
         waitedAt = position;
@@ -59,7 +62,10 @@ export async function replayWhatItCan(
         last = position;
         since = Date.now();
       } else if (Date.now() - since >= quiet) {
-        return { how: 'stalled', replayed: r.replayed };
+        return {
+          how: (await session.query<{ p: boolean }>('SELECT pg_is_wal_replay_paused() AS p').catch(() => []))[0]?.p ? 'paused' : 'stalled',
+          replayed: r.replayed,
+        };
       }
     }
     if (opts.signal?.aborted) throw new Error('stopped waiting for the replay');

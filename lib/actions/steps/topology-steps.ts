@@ -68,11 +68,13 @@ export async function promoteNow(
       if (performance.now() > until) throw new Error(`${t.label} did not finish its promotion within ${deadline / 1000} s of pg_promote`);
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the signal aborts while the loop waits, which TypeScript does not see
       if (ctx.signal.aborted) throw new Error(`stopped waiting for ${t.label} to finish its promotion`);
-      const [r] = await s.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec');
+      // Sent: a look that fails (its session ended: the next one connects again) is not a failed promotion.
+      const [r] = await s.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec').catch(() => []);
       if (r?.rec === false) break;
     }
     // What it is now, over the same session, with its postmaster asked whether it takes new connections.
-    const o = await s.look();
+    let o = await s.look();
+    if (!o.reachable) o = await s.look();
     if (!o.reachable || o.inRecovery !== false)
       throw new Error(`${t.label} is not answering as a primary after its promotion: ${o.error ?? 'still in recovery'}`);
     return o;

@@ -2,7 +2,7 @@
 // alpha, beta and gamma on 127.0.4.x, PgBouncer in front of alpha, BIND for their write names):
 // these tests kill primaries and refuse SSH, which the shared lab's other users must not see.
 import pg from 'pg';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, lstatSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { eq, sql } from 'drizzle-orm';
 import { Registry } from 'prom-client';
@@ -224,26 +224,37 @@ describe('switchover', () => {
     expect(steps.filter((s) => s.stdoutTail.includes('[databases]') || s.command.includes('[databases]')).map((s) => s.name)).toEqual([]);
   }, 120_000);
 
-  it('refuses at the pre-flight a PgBouncer ini too large to read whole over SSH, and leaves the file as it was', async () => {
+  it.each([
     // An SSH command's output is kept up to 64 KiB: a larger ini read through it would be rewritten cut short.
-    const pooler = lab.pgbouncer[0]!;
-    const original = readFileSync(pooler.configFile);
-    appendFileSync(pooler.configFile, Array.from({ length: 2000 }, (_, i) => `; padding ${String(i)} ${'x'.repeat(40)}\n`).join(''));
-    const grown = readFileSync(pooler.configFile);
-    const primary = await livePrimary('alpha');
-    try {
-      const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('alpha')!]);
-      expect(op.status).toBe('failed');
-      expect(targets[0]!.error).toMatch(
-        /^refused: .*pgbouncer\.ini did not come back whole over SSH \(larger than 64 KiB\): pgherd rewrites only a file it read whole; nothing was changed$/,
-      );
-      expect(steps.map((s) => s.name)).toEqual(['pre-flight']);
-      expect(readFileSync(pooler.configFile).equals(grown)).toBe(true);
-      expect(await inRecovery(primary)).toBe(false);
-    } finally {
-      writeFileSync(pooler.configFile, original);
-    }
-  }, 60_000);
+    [
+      'too large to read whole over SSH',
+      Buffer.from(Array.from({ length: 2000 }, (_, i) => `; padding ${String(i)} ${'x'.repeat(40)}\n`).join('')),
+    ],
+    // Bytes that are not UTF-8 come back as U+FFFD (three bytes for three here): the size alone would not tell.
+    ['not in UTF-8', Buffer.from([0x3b, 0x20, 0xf0, 0x9f, 0x98, 0x0a])],
+  ])(
+    'refuses at the pre-flight a PgBouncer ini %s, and leaves the file as it was',
+    async (_what, tail) => {
+      const pooler = lab.pgbouncer[0]!;
+      const original = readFileSync(pooler.configFile);
+      appendFileSync(pooler.configFile, tail);
+      const grown = readFileSync(pooler.configFile);
+      const primary = await livePrimary('alpha');
+      try {
+        const { op, targets, steps } = await runOp(switchoverAction, [herdIds.get('alpha')!]);
+        expect(op.status).toBe('failed');
+        expect(targets[0]!.error).toMatch(
+          /^refused: .*pgbouncer\.ini did not come back whole over SSH \(larger than 64 KiB, or not UTF-8\): pgherd rewrites only a file it read whole; nothing was changed$/,
+        );
+        expect(steps.map((s) => s.name)).toEqual(['pre-flight']);
+        expect(readFileSync(pooler.configFile).equals(grown)).toBe(true);
+        expect(await inRecovery(primary)).toBe(false);
+      } finally {
+        writeFileSync(pooler.configFile, original);
+      }
+    },
+    60_000,
+  );
 
   it('re-points PgBouncer from its ini as it is when the file changed after the pause read it: nothing of the change is lost', async () => {
     const pooler = lab.pgbouncer[0]!;
@@ -253,6 +264,10 @@ describe('switchover', () => {
     const original = Buffer.from(known);
     appendFileSync(pooler.configFile, '; added by hand while the pause held\n');
     const changed = readFileSync(pooler.configFile, 'utf8');
+    // Kept where a symbolic link names it: the file it names is rewritten, the link stays.
+    const real = `${pooler.configFile}.real`;
+    renameSync(pooler.configFile, real);
+    symlinkSync(real, pooler.configFile);
     const ssh = new SshPool({ privateKey: readFileSync(lab.ssh!.privateKeyPath) });
     try {
       const notes: string[] = [];
@@ -261,10 +276,13 @@ describe('switchover', () => {
       expect(readFileSync(pooler.configFile, 'utf8')).toBe(repointEntries(changed, pooler.databases, { host: to.host, port: to.port }));
       expect(readFileSync(pooler.configFile, 'utf8')).toContain('; added by hand while the pause held');
       // Tried in one round trip against what was read, found changed, read again and written.
-      expect(notes.filter((c) => c.includes('sha256sum'))).toHaveLength(1);
-      expect(notes.filter((c) => c.includes('wc -c'))).toHaveLength(1);
+      expect(notes.filter((c) => c.includes('exit 9'))).toHaveLength(1);
+      expect(notes.filter((c) => c.includes('cat -- '))).toHaveLength(1);
+      expect(lstatSync(pooler.configFile).isSymbolicLink()).toBe(true);
     } finally {
       await ssh.close();
+      rmSync(pooler.configFile);
+      renameSync(real, pooler.configFile);
       writeFileSync(pooler.configFile, original);
     }
   }, 60_000);

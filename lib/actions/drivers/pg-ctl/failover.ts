@@ -179,10 +179,12 @@ function replayStep({ replayMs, newPrimary }: Failover): ActionStep<DrState> {
         stdout:
           r.how === 'all'
             ? `received ${received}, replayed all of it (${r.replayed ?? 'unknown'})`
-            : r.how === 'stalled'
-              ? `received ${received}, replayed ${r.replayed ?? 'unknown'}: replay stopped there (${lsnDiff(received, r.replayed) ?? '?'} bytes short, the end of the last complete record; the rest can never be replayed)`
-              : // Not lost: the promotion replays what is on disk before it ends recovery. It just takes longer.
-                `still replaying after ${replayMs / 1000} s (at ${r.replayed ?? 'unknown'}): the promotion finishes the replay`,
+            : r.how === 'paused'
+              ? `received ${received}, replayed ${r.replayed ?? 'unknown'}: its replay is paused (pg_wal_replay_pause); the promotion replays the rest`
+              : r.how === 'stalled'
+                ? `received ${received}, replayed ${r.replayed ?? 'unknown'}: replay stopped there (${lsnDiff(received, r.replayed) ?? '?'} bytes short, the end of the last complete record; the rest can never be replayed)`
+                : // Not lost: the promotion replays what is on disk before it ends recovery. It just takes longer.
+                  `still replaying after ${replayMs / 1000} s (at ${r.replayed ?? 'unknown'}): the promotion finishes the replay`,
       });
     },
   };

@@ -14,6 +14,7 @@ import { parsePostmasterPid, servesAddress } from '@/lib/fleet/postmaster-pid';
 import { execNoted } from '@/lib/actions/steps/exec-noted';
 import { refreshStep, sshControlStep } from '@/lib/actions/steps/control-steps';
 import { restartFlow } from '@/lib/actions/drivers/verb-flows';
+import { refuse } from '@/lib/fleet/refusal';
 import type { RestartState } from '../driver';
 
 const MARK = '--pgherd-status--';
@@ -63,6 +64,17 @@ function readPostmasterStep<S extends RestartState>(t: InstanceRef): ActionStep<
       if (r.code !== 0 || !r.file)
         throw new Error(
           `${t.ssh.host}: cannot tell whether ${t.dataDirectory} runs (status exited ${String(r.code)}: ${r.status.slice(0, 300)})`,
+        );
+      if (r.file.status === 'stopping' || r.file.status === 'starting')
+        throw new Error(
+          `${t.label} is ${r.file.status} (postmaster.pid says so): a restart now would undo what is under way; nothing was run`,
+        );
+      // pg_ctlcluster finds its cluster by version and name, not by this directory: it must be the same postmaster.
+      const said = /\(PID: (\d+)\)/.exec(r.status)?.[1];
+      if (said && Number(said) !== r.file.pid)
+        throw refuse(
+          'identity',
+          `${t.ssh.host}: ${t.controlDriver} status names postmaster ${said}, while ${t.dataDirectory}/postmaster.pid names ${String(r.file.pid)}: it would act on another cluster; nothing was run`,
         );
       const proven = servesAddress(r.file, t);
       x.state.host = { pid: r.file.pid, startedAt: r.file.startedAt, servesAddress: proven };

@@ -266,7 +266,13 @@ function preflightStep(sw: Switchover): ActionStep<SwitchoverState> {
     },
     says: `pre-flight: every member answers, ${cand.label} streams and is less than ${formatBytes(maxLag)} behind, the DNS servers answer${h.poolers.length ? ', the PgBouncers answer' : ''}`,
     timeoutMs: 30_000,
-    run: async (x) => x.note({ stdout: (await preflight(h, sw, x)).join('\n') }),
+    run: async (x) => {
+      const lines = await preflight(h, sw, x).catch((err: unknown) => {
+        x.state.candidate?.close(); // refused: nothing follows that would use it
+        throw err;
+      });
+      x.note({ stdout: lines.join('\n') });
+    },
   };
 }
 
