@@ -22,18 +22,29 @@ export interface SimAnswer {
 }
 
 export interface SimConfig {
-  /** Each endpoint and which answer it gives. */
-  endpoints: { host: string; port: number; answer: 'primary' | 'replica' }[];
+  /** Each endpoint, which answer it gives, and which of `scram` its role's password has (its herd's). */
+  endpoints: { host: string; port: number; answer: 'primary' | 'replica'; secret: number }[];
   /** The certificate and key for an address, by its first three octets ("127.30.4"). */
   certs: Record<string, { cert: string; key: string }>;
   user: string;
-  /** SCRAM-SHA-256 as pg_authid keeps it: salt and the two keys (base64), and the iterations. */
-  scram: { salt: string; iterations: number; storedKey: string; serverKey: string };
+  /**
+   * SCRAM-SHA-256 as pg_authid keeps it: salt and the two keys (base64), and the iterations. One a
+   * herd: its replicas replay the primary's pg_authid, so a herd's members share salt and keys, and
+   * herds do not (each primary drew its own salt when the password was set).
+   */
+  scram: ScramSecret[];
   answers: Record<'primary' | 'replica', SimAnswer>;
 }
 
+export interface ScramSecret {
+  salt: string;
+  iterations: number;
+  storedKey: string;
+  serverKey: string;
+}
+
 /** The SCRAM secret of `password` (what a server keeps; the bench gives it to the simulated endpoints). */
-export function scramSecret(password: string, iterations = 4096): SimConfig['scram'] {
+export function scramSecret(password: string, iterations = 4096): ScramSecret {
   const salt = randomBytes(16);
   // Hi() of RFC 5802 is PBKDF2 with HMAC-SHA-256 (RFC 7677).
   const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256');
@@ -90,7 +101,7 @@ const error = (code: string, text: string) =>
   msg('E', Buffer.concat([Buffer.from('SFATAL\0', 'latin1'), cstr(`C${code}`), cstr(`M${text}`), Buffer.from([0])]));
 
 /** One client's session: startup (TLS required), SCRAM, then the extended and simple query protocols. */
-function serve(raw: net.Socket, cfg: SimConfig, ctx: tls.SecureContext, answer: SimAnswer) {
+function serve(raw: net.Socket, cfg: SimConfig, ctx: tls.SecureContext, answer: SimAnswer, secret: ScramSecret) {
   raw.on('error', () => {});
   const precomputed = { row: Buffer.concat([dataRow(answer), msg('C', cstr('SELECT 1'))]), desc: rowDescription(answer) };
   let sock: net.Socket | tls.TLSSocket = raw;
@@ -149,7 +160,7 @@ function serve(raw: net.Socket, cfg: SimConfig, ctx: tls.SecureContext, answer: 
         const clientFirstBare = first.replace(/^[^,]*,[^,]*,/, '');
         const clientNonce = /(?:^|,)r=([^,]+)/.exec(clientFirstBare)?.[1] ?? '';
         const nonce = clientNonce + randomBytes(18).toString('base64');
-        const serverFirst = `r=${nonce},s=${cfg.scram.salt},i=${cfg.scram.iterations}`;
+        const serverFirst = `r=${nonce},s=${secret.salt},i=${secret.iterations}`;
         scram = { clientFirstBare, serverFirst, nonce };
         sock.write(msg('R', Buffer.concat([int32(11), Buffer.from(serverFirst, 'utf8')])));
         phase = 'sasl-final';
@@ -160,7 +171,7 @@ function serve(raw: net.Socket, cfg: SimConfig, ctx: tls.SecureContext, answer: 
         const withoutProof = final.replace(/,p=[^,]*$/, '');
         const proof = Buffer.from(/,p=([^,]+)$/.exec(final)?.[1] ?? '', 'base64');
         const authMessage = `${scram!.clientFirstBare},${scram!.serverFirst},${withoutProof}`;
-        const storedKey = Buffer.from(cfg.scram.storedKey, 'base64');
+        const storedKey = Buffer.from(secret.storedKey, 'base64');
         const signature = createHmac('sha256', storedKey).update(authMessage).digest();
         const clientKey = Buffer.alloc(signature.length);
         for (let i = 0; i < signature.length; i++) clientKey[i] = (proof[i] ?? 0) ^ signature[i]!;
@@ -172,7 +183,7 @@ function serve(raw: net.Socket, cfg: SimConfig, ctx: tls.SecureContext, answer: 
           sock.end(error('28P01', `password authentication failed for user "${cfg.user}"`));
           return;
         }
-        const serverSignature = createHmac('sha256', Buffer.from(cfg.scram.serverKey, 'base64')).update(authMessage).digest();
+        const serverSignature = createHmac('sha256', Buffer.from(secret.serverKey, 'base64')).update(authMessage).digest();
         sock.write(
           Buffer.concat([
             msg('R', Buffer.concat([int32(12), Buffer.from(`v=${serverSignature.toString('base64')}`, 'utf8')])),
@@ -234,7 +245,7 @@ async function main() {
         new Promise<void>((resolve, reject) => {
           const ctx = contexts.get(e.host.split('.').slice(0, 3).join('.'));
           if (!ctx) return void reject(new Error(`no certificate for ${e.host}`));
-          const s = net.createServer((sock) => serve(sock, cfg, ctx, cfg.answers[e.answer]));
+          const s = net.createServer((sock) => serve(sock, cfg, ctx, cfg.answers[e.answer], cfg.scram[e.secret]!));
           s.once('error', reject);
           s.listen({ host: e.host, port: e.port, backlog: 64 }, () => resolve());
           servers.push(s);

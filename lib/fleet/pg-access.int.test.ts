@@ -13,6 +13,7 @@ import { observe } from '@/lib/fleet/observe';
 import { instanceClient } from '@/lib/fleet/pg-access';
 import { query } from '@/lib/lab/postgres';
 import { metrics } from '@/lib/adapters/metrics/registry';
+import { scramCacheCounts } from '@/lib/fleet/scram-cache';
 
 let lab: LabInfo;
 let dir: string;
@@ -115,6 +116,28 @@ describe('connections to the fleet', () => {
     expect(crossed).toMatchObject({ reachable: false, error: 'role "pgherd_production" does not exist' });
     // Not a fence: only a refused connection is.
     expect(crossed.refused).toBeFalsy();
+  });
+
+  it("log in again to an instance without computing SCRAM's salted password again, and compute it anew once the password changed", async () => {
+    const s = staging();
+    const at = { host: s.address, port: s.port, serverEnvironment: 'staging' };
+    await who(at);
+    const before = scramCacheCounts();
+    expect(await who(at)).toMatchObject({ user: 'pgherd_staging', ssl: true });
+    const after = scramCacheCounts();
+    expect(after.derived - before.derived).toBe(0);
+    expect(after.reused - before.reused).toBe(1);
+    // The same password set again: the server draws a new salt, so what was kept no longer fits.
+    const verifier = async () =>
+      (await query<{ v: string }>(s.dsn, "SELECT rolpassword AS v FROM pg_authid WHERE rolname = 'pgherd_staging'"))[0]!.v;
+    const old = await verifier();
+    await query(s.dsn, `ALTER ROLE pgherd_staging PASSWORD '${password('staging').replaceAll("'", "''")}'`);
+    expect(await verifier()).not.toBe(old);
+    const mid = scramCacheCounts();
+    expect(await who(at)).toMatchObject({ user: 'pgherd_staging', ssl: true });
+    const changed = scramCacheCounts();
+    expect(changed.derived - mid.derived).toBe(1);
+    expect(changed.reused - mid.reused).toBe(0);
   });
 
   it("give a server without TLS, or whose certificate is not the address's (another CA, or a real one copied), nothing: no password, not even asked", async () => {

@@ -13,6 +13,10 @@ import { z } from 'zod';
 import { metrics } from '@/lib/adapters/metrics/registry';
 import { logLine } from '@/lib/adapters/log/log';
 import { setting } from '@/lib/settings/settings';
+import { installScramCache } from '@/lib/fleet/scram-cache';
+
+// A SCRAM login to an instance pgherd logged in to before skips PBKDF2 (lib/fleet/scram-cache.ts).
+installScramCache();
 
 const path = z.string().startsWith('/', 'an absolute path').max(4096);
 const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
