@@ -3,7 +3,7 @@
 import { type Page } from '@playwright/test';
 import { expect, test } from './fixtures';
 import { readFileSync } from 'node:fs';
-import { allInstances, e2eLab, submitSignIn } from './lab';
+import { allInstances, changelistRows, e2eLab, submitSignIn } from './lab';
 import { query } from '../lib/lab/postgres';
 import { lookup, replaceRecordSet } from '@/lib/adapters/dns/rfc2136';
 import { crash } from '../lib/lab/faults';
@@ -19,7 +19,7 @@ async function signIn(page: Page) {
   await expect(page.getByTestId('current-user')).toHaveText(lab.console.admin.username);
 }
 
-const serversShown = (page: Page) => page.locator('table.result-list tbody tr td:nth-child(2) a').allTextContents();
+const serversShown = async (page: Page) => (await changelistRows(page)).locator('td:nth-child(2) a').allTextContents();
 
 test.describe.configure({ mode: 'serial' });
 

@@ -27,6 +27,16 @@ export async function signInAs(page: Page, url: string, username: string, passwo
   await expect(page.getByTestId('current-user')).toHaveText(username);
 }
 
+/**
+ * A changelist's body rows, once every row is drawn: the page's HTML has a screenful and the table draws
+ * the rest as it starts in the browser (saying aria-busy until then). For reading them all at once.
+ */
+export async function changelistRows(page: Page) {
+  await expect(page.locator('table.result-list')).toHaveCount(1);
+  await expect(page.locator('table.result-list[aria-busy]')).toHaveCount(0);
+  return page.locator('table.result-list tbody tr');
+}
+
 export interface ApiOperation {
   status: string;
   params: object;

@@ -13,7 +13,14 @@ export default async function ConsoleLayout({ children }: { children: React.Reac
         <Link href="/" className="brand">
           pgherd
         </Link>
-        <TopNav groups={appList(access)} />
+        {/* What the bar draws and no more: the groups travel in the page's data on every page. */}
+        <TopNav
+          groups={appList(access).map((g) => ({
+            name: g.name,
+            label: g.label,
+            links: g.links.map((l) => ({ label: l.label, href: l.href })),
+          }))}
+        />
         <div className="user-tools">
           Signed in as <strong data-testid="current-user">{user.username}</strong> <SignOutButton />
         </div>

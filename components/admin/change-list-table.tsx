@@ -3,15 +3,16 @@
 import { flexRender, getCoreRowModel, useReactTable, type ColumnDef, type RowSelectionState } from '@tanstack/react-table';
 import Link from 'next/link';
 import { useRouter } from 'next/navigation';
-import { useMemo, useState } from 'react';
-import type { ActionView, ColumnView, RowView } from '@/lib/features/admin/types';
+import { useEffect, useMemo, useState } from 'react';
+import type { ActionView, ColumnView, PackedRows, RowView } from '@/lib/features/admin/types';
+import { unpackRows } from '@/lib/features/admin/packed-rows';
 import { useLinkClicks } from '@/components/client-nav';
 
 interface Props {
   /** Where objects' own pages are: rows link to <base>/<id>. */
   base: string;
   columns: ColumnView[];
-  rows: RowView[];
+  rows: PackedRows;
   total: number;
   labelPlural: string;
   actions: ActionView[];
@@ -19,7 +20,22 @@ interface Props {
   query: string;
 }
 
-export function ChangeListTable({ base, columns, rows, total, labelPlural, actions, query }: Props) {
+/**
+ * Rows drawn into the page's HTML: a screenful (a 1080-pixel screen shows 25 to 30 under the page's
+ * head). The page's data carries every row; the rest are drawn as the table starts in the browser, so
+ * a page of 100 is not sent twice over (HTML and data) for rows below the fold. Until then the table
+ * says aria-busy.
+ */
+const FIRST_PAINT_ROWS = 25;
+
+export function ChangeListTable({ base, columns, rows: packed, total, labelPlural, actions, query }: Props) {
+  const rows = useMemo(() => unpackRows(packed), [packed]);
+  // The server and the browser's first render draw the same rows (hydration compares them), then all.
+  const [started, setStarted] = useState(false);
+  useEffect(() => {
+    setStarted(true);
+  }, []);
+  const drawn = started ? rows.length : Math.min(rows.length, FIRST_PAINT_ROWS);
   const router = useRouter();
   const linkClicks = useLinkClicks();
   const [selection, setSelection] = useState<RowSelectionState>({});
@@ -160,9 +176,11 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
           )}
         </div>
       )}
+      {/* Numbers right-aligned by column, said once rather than by a class on each of a page's cells. */}
+      {numericCss(columns, actions.length > 0) && <style>{numericCss(columns, actions.length > 0)}</style>}
       {/* A box of its own: a list wider than the page scrolls sideways here, its scrollbar in view and its header kept. */}
       <div className="results-box" data-testid="results-box">
-        <table className="result-list" onClick={linkClicks}>
+        <table className="result-list" onClick={linkClicks} aria-busy={drawn < rows.length || undefined}>
           <thead>
             {table.getHeaderGroups().map((hg) => (
               <tr key={hg.id}>
@@ -175,44 +193,52 @@ export function ChangeListTable({ base, columns, rows, total, labelPlural, actio
             ))}
           </thead>
           <tbody>
-            {table.getRowModel().rows.map((r) => (
-              <tr key={r.id} className={r.getIsSelected() ? 'selected' : undefined}>
-                {actions.length > 0 && (
-                  <td className="action-checkbox">
-                    {!r.original.locked && (
-                      <input
-                        type="checkbox"
-                        aria-label={`Select ${r.original.values[0] ?? r.original.id}`}
-                        checked={r.getIsSelected()}
-                        onChange={(e) => {
-                          r.toggleSelected(e.target.checked);
-                          if (!e.target.checked) setAllMatching(false);
-                        }}
-                      />
-                    )}
-                  </td>
-                )}
-                {columns.map((c, i) => (
-                  <td
-                    key={c.key}
-                    className={c.numeric ? 'num' : undefined}
-                    // A long value (an audit entry's changes) is cut at the column's width: all of it on hover, and on its page.
-                    title={(r.original.values[i]?.length ?? 0) > LONG_CELL ? r.original.values[i] : undefined}
-                  >
-                    {(r.original.values[i]?.length ?? 0) > SHORT_CELL ? (
-                      <span className="cell">{cell(c, r.original, i, base)}</span>
-                    ) : (
-                      cell(c, r.original, i, base)
-                    )}
-                  </td>
-                ))}
-              </tr>
-            ))}
+            {table
+              .getRowModel()
+              .rows.slice(0, drawn)
+              .map((r) => (
+                <tr key={r.id} className={r.getIsSelected() ? 'selected' : undefined}>
+                  {actions.length > 0 && (
+                    <td>
+                      {!r.original.locked && (
+                        <input
+                          type="checkbox"
+                          aria-label={`Select ${r.original.values[0] ?? r.original.id}`}
+                          checked={r.getIsSelected()}
+                          onChange={(e) => {
+                            r.toggleSelected(e.target.checked);
+                            if (!e.target.checked) setAllMatching(false);
+                          }}
+                        />
+                      )}
+                    </td>
+                  )}
+                  {columns.map((c, i) => (
+                    <td
+                      key={c.key}
+                      // A long value (an audit entry's changes) is cut at the column's width: all of it on hover, and on its page.
+                      title={(r.original.values[i]?.length ?? 0) > LONG_CELL ? r.original.values[i] : undefined}
+                    >
+                      {(r.original.values[i]?.length ?? 0) > SHORT_CELL ? (
+                        <span className="cell">{cell(c, r.original, i, base)}</span>
+                      ) : (
+                        cell(c, r.original, i, base)
+                      )}
+                    </td>
+                  ))}
+                </tr>
+              ))}
           </tbody>
         </table>
       </div>
     </form>
   );
+}
+
+/** The rule that right-aligns the numeric columns' cells (nth-child counts the checkbox column). */
+function numericCss(columns: ColumnView[], checkboxes: boolean): string {
+  const at = columns.flatMap((c, i) => (c.numeric ? [`.changelist-form .result-list td:nth-child(${i + 1 + (checkboxes ? 1 : 0)})`] : []));
+  return at.length ? `${at.join(',')}{text-align:right;font-variant-numeric:tabular-nums}` : '';
 }
 
 /** Characters past which a cell's text may be cut at the column's width (its title has all of it). */

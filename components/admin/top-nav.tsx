@@ -3,7 +3,6 @@
 import Link from 'next/link';
 import { usePathname } from 'next/navigation';
 import { useEffect, useRef, useState, type KeyboardEvent, type MouseEvent } from 'react';
-import type { AppGroup } from '@/lib/features/admin/app-list';
 
 const under = (pathname: string, href: string) => pathname === href || pathname.startsWith(`${href}/`);
 
@@ -12,7 +11,7 @@ const under = (pathname: string, href: string) => pathname === href || pathname.
  * line: one menu open at a time, closed by Escape, a click elsewhere or following one of its links (the
  * layout, and this bar, stay mounted from page to page). A group of one link is that link.
  */
-export function TopNav({ groups }: { groups: AppGroup[] }) {
+export function TopNav({ groups }: { groups: { name: string; label: string; links: { label: string; href: string }[] }[] }) {
   const pathname = usePathname();
   const [open, setOpen] = useState<string | null>(null);
   const nav = useRef<HTMLElement>(null);

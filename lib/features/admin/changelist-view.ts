@@ -65,19 +65,23 @@ export function facetViews(def: AdminDef, p: ListParams, facets: Facet[]): Facet
   const base = changelistBase(def);
   return facets.map((f) => {
     const { [f.key]: _dropped, ...without } = p.filters;
+    const hrefFor = (value: string) => base + toQueryString(def, p, { filters: { ...p.filters, [f.key]: value }, page: 1 });
+    // Where an option's value goes in its link: found by a value no query string otherwise holds.
+    const [before, after, ...more] = hrefFor('\u0000').split('%00');
+    const hrefAround: [string, string] | null = before !== undefined && after !== undefined && !more.length ? [before, after] : null;
     return {
       key: f.key,
       label: f.label,
       searchable: f.searchable,
       selected: f.selected,
       allHref: base + toQueryString(def, p, { filters: without, page: 1 }),
-      options: f.options.map((o) => ({
-        value: o.value,
-        label: o.label || '(empty)',
-        count: o.count,
-        active: f.selected === o.value,
-        href: base + toQueryString(def, p, { filters: { ...p.filters, [f.key]: o.value }, page: 1 }),
-      })),
+      hrefAround,
+      // An empty value is no parameter at all (toQueryString leaves it out): its own link.
+      options: f.options.map((o) =>
+        hrefAround && o.value !== ''
+          ? [o.value, o.label || '(empty)', o.count]
+          : [o.value, o.label || '(empty)', o.count, hrefFor(o.value)],
+      ),
     };
   });
 }

@@ -24,6 +24,17 @@ export interface RowView {
   locked?: boolean;
 }
 
+/**
+ * A page's rows as they travel to the browser, inside the page's RSC payload: every distinct text once
+ * (`texts`), and each row as [id, its cells' indexes into `texts`, its links, locked]. A changelist's
+ * texts repeat down a page (the environment, the role, the state, the version): this is about half
+ * the bytes of the rows as lists of strings, and the payload is most of a page's weight.
+ */
+export interface PackedRows {
+  texts: string[];
+  rows: [id: number, cells: number[], links?: Record<number, number> | 0, locked?: 1][];
+}
+
 export interface ActionView {
   name: string;
   label: string;
@@ -37,6 +48,11 @@ export interface FacetView {
   searchable: boolean;
   allHref: string;
   selected: string | null;
-  selectedLabel?: string;
-  options: { value: string; label: string; count: number; href: string; active: boolean }[];
+  /**
+   * An option's link: hrefAround[0], its value encoded as a query string encodes it, hrefAround[1]. The
+   * links of a facet differ only there, and the page's data carries every option of every facet.
+   */
+  hrefAround: [string, string] | null;
+  /** [value, label, count], and the option's own link where it is not assembled from hrefAround. */
+  options: [value: string, label: string, count: number, href?: string][];
 }

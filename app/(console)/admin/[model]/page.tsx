@@ -15,6 +15,7 @@ import { capitalize } from '@/lib/features/admin/text';
 import { deny, requireAccess } from '@/lib/features/auth/session';
 import { parseId } from '@/lib/adapters/validation/ids';
 import { ListPanel } from './list-panels';
+import { packRows } from '@/lib/features/admin/packed-rows';
 
 export default async function ChangeListPage({
   params,
@@ -96,7 +97,7 @@ export default async function ChangeListPage({
           <ChangeListTable
             base={def.objectHref ?? base}
             columns={columnViews(def, shown)}
-            rows={rowViews(def, list.rows, access, actions)}
+            rows={packRows(rowViews(def, list.rows, access, actions))}
             total={list.total}
             labelPlural={def.labelPlural}
             actions={actions.map(({ name, label, href }) => ({ name, label, href }))}
