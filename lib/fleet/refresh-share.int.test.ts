@@ -176,9 +176,9 @@ describe('the refresh, shared by three workers', () => {
 });
 
 describe('a worker past its capacity, a worker thawed, a fence cleared meanwhile', () => {
-  it('claims the oldest due first, never its own herds before one nobody has observed', async () => {
+  it("claims the oldest due first, never its own herds before one nobody has observed, another worker's overdue ones last", async () => {
     await allDue();
-    const [a, b] = await t.db.select({ id: herds.id }).from(herds).orderBy(herds.id).limit(2);
+    const [a, b, c] = await t.db.select({ id: herds.id }).from(herds).orderBy(herds.id).limit(3);
     await t.db.update(herds).set({ observeDueAt: sql`'infinity'` });
     // a: w1's own, due a second ago; b: never observed, due since for ever.
     await t.db
@@ -189,8 +189,14 @@ describe('a worker past its capacity, a worker thawed, a fence cleared meanwhile
       .update(herds)
       .set({ observeDueAt: sql`'-infinity'`, observedBy: null })
       .where(eq(herds.id, b!.id));
-    expect((await claimDueHerds(t.db, 'w1', 60_000, 1)).map((c) => c.herdId)).toEqual([b!.id]);
-    expect((await claimDueHerds(t.db, 'w1', 60_000, 1)).map((c) => c.herdId)).toEqual([a!.id]);
+    // c: w2's, overdue far longer than a: w1 observes its own first (its sessions are there).
+    await t.db
+      .update(herds)
+      .set({ observeDueAt: sql`now() - interval '1 hour'`, observedBy: 'w2' })
+      .where(eq(herds.id, c!.id));
+    expect((await claimDueHerds(t.db, 'w1', 60_000, 1)).map((x) => x.herdId)).toEqual([b!.id]);
+    expect((await claimDueHerds(t.db, 'w1', 60_000, 1)).map((x) => x.herdId)).toEqual([a!.id]);
+    expect((await claimDueHerds(t.db, 'w1', 60_000, 1)).map((x) => x.herdId)).toEqual([c!.id]);
     expect(await claimDueHerds(t.db, 'w1', 60_000, 1)).toEqual([]);
   });
 
@@ -248,6 +254,49 @@ describe('a worker past its capacity, a worker thawed, a fence cleared meanwhile
       await t.db.delete(servers).where(eq(servers.id, srv!.id));
     } finally {
       tarpit.close();
+    }
+  }, 60_000);
+
+  it('claims no further ahead than it observes: its one slot held by a hung member, one herd claimed next and none after', async () => {
+    await allDue();
+    const tarpit = net.createServer(() => {});
+    await new Promise<void>((r) => tarpit.listen(0, '127.0.1.226', r));
+    const port = (tarpit.address() as net.AddressInfo).port;
+    const [env] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
+    const [herd] = await t.db.insert(herds).values({ environmentId: env!.id, name: 'tarpit-ahead' }).returning();
+    const [srv] = await t.db
+      .insert(servers)
+      .values({ hostname: 'tarpit-ahead.lab.internal', environmentId: env!.id, address: '127.0.1.226', site: 'lab' })
+      .returning();
+    try {
+      await t.db.insert(instances).values({ herdId: herd!.id, serverId: srv!.id, port, role: 'primary', state: 'running' });
+      // Every herd due; the hung one first.
+      await t.db.update(herds).set({ observeDueAt: sql`now() - interval '1 second'`, observedBy: null });
+      await t.db
+        .update(herds)
+        .set({ observeDueAt: sql`'-infinity'` })
+        .where(eq(herds.id, herd!.id));
+      const s = refreshShare(t.db, { holder: 'ahead', intervalMs: 60_000, batchHerds: 1, concurrency: 1, timeoutMs: 3000 });
+      made.push(s);
+      const round = s.round();
+      // While the hung member holds the slot (3 s): its herd, and the next one waiting for the slot.
+      await sleep(1500);
+      const claimed = await t.db.select({ id: herds.id }).from(herds).where(eq(herds.observedBy, 'ahead'));
+      expect(claimed.length).toBe(2);
+      await round;
+      // And the round goes on to every herd once the slot is free.
+      expect(
+        (
+          await t.db
+            .select({ id: herds.id })
+            .from(herds)
+            .where(sql`observed_by IS DISTINCT FROM 'ahead'`)
+        ).length,
+      ).toBe(0);
+    } finally {
+      tarpit.close();
+      await t.db.delete(herds).where(eq(herds.id, herd!.id));
+      await t.db.delete(servers).where(eq(servers.id, srv!.id));
     }
   }, 60_000);
 

@@ -111,24 +111,39 @@ export function refreshShare(db: Db, opts: ShareOptions) {
       // soon as no observation waits for a slot. A member that does not answer (a dead host, up to the
       // timeout) holds one slot and its own batch's write, never the rest of the fleet's.
       const inFlight = new Set<Promise<void>>();
+      // Batches claimed whose observations are not yet waiting for a slot (their members are being read):
+      // the next claim waits for them, or a worker whose sessions are all new (a cold start: a TLS
+      // handshake and SCRAM each) would claim herds faster than it can observe them, they would fall due
+      // again before their first observation, and other workers would take them, opening sessions again.
+      let preparing = 0;
       const one = async (claimed: Claim[]) => {
-        const heldBefore = await heldHerds(db);
-        const refs = await loadInstanceRefs(db, [], { herdIds: claimed.map((c) => c.herdId) });
-        const seen: { r: InstanceRef; o: Observed }[] = await Promise.all(
-          refs.map(async (r) => ({ r, o: await slots.run(() => pool.look(r, opts.timeoutMs ?? 3000)) })),
-        );
-        // Written only while the claims are still this worker's (a worker frozen past them, then thawed,
-        // must not write its old readings over the newer ones another worker made meanwhile).
-        await recordPass(db, seen, heldBefore, { holder: opts.holder });
-        observed += seen.length;
-        reachable += seen.filter((x) => x.o.reachable).length;
+        let queued = false;
+        const nowQueued = () => {
+          if (!queued) preparing--;
+          queued = true;
+        };
+        try {
+          const heldBefore = await heldHerds(db);
+          const refs = await loadInstanceRefs(db, [], { herdIds: claimed.map((c) => c.herdId) });
+          // Each look is in line for a slot as it is made (slots.run queues synchronously).
+          const looks = refs.map(async (r) => ({ r, o: await slots.run(() => pool.look(r, opts.timeoutMs ?? 3000)) }));
+          nowQueued();
+          const seen: { r: InstanceRef; o: Observed }[] = await Promise.all(looks);
+          // Written only while the claims are still this worker's (a worker frozen past them, then thawed,
+          // must not write its old readings over the newer ones another worker made meanwhile).
+          await recordPass(db, seen, heldBefore, { holder: opts.holder });
+          observed += seen.length;
+          reachable += seen.filter((x) => x.o.reachable).length;
+        } finally {
+          nowQueued();
+        }
       };
       // (Set by a batch that failed: the round claims nothing more and says why.)
       const failure: { err: Error | null } = { err: null };
       // A round ends once nothing is due, or after an interval (a worker that cannot keep up goes on in the
       // next round: it logs, sweeps, and stops when told), or when the worker stops.
       while (!stopped && failure.err === null && Date.now() - t0 < opts.intervalMs) {
-        if (slots.waiting() > 0 || inFlight.size >= MAX_BATCHES_IN_FLIGHT) {
+        if (slots.waiting() > 0 || preparing > 0 || inFlight.size >= MAX_BATCHES_IN_FLIGHT) {
           await Promise.race([...inFlight, new Promise((r) => setTimeout(r, 5))]);
           continue;
         }
@@ -136,6 +151,7 @@ export function refreshShare(db: Db, opts: ShareOptions) {
         if (!claimed.length) break;
         claims.push(...claimed);
         herds += claimed.length;
+        preparing++;
         const p: Promise<void> = one(claimed)
           .catch((err: unknown) => {
             failure.err ??= err instanceof Error ? err : new Error(String(err));
