@@ -175,6 +175,39 @@ describe('the refresh, shared by three workers', () => {
   }, 60_000);
 });
 
+/**
+ * A herd of its own in staging whose one member is a host that takes the connection and never says a
+ * word (a hung machine), due before every other herd; `drop` removes it and closes the host.
+ */
+async function hungHerd(name: string, address: string) {
+  const tarpit = net.createServer(() => {});
+  await new Promise<void>((r) => tarpit.listen(0, address, r));
+  const port = (tarpit.address() as net.AddressInfo).port;
+  const [env] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
+  const [herd] = await t.db.insert(herds).values({ environmentId: env!.id, name }).returning();
+  const [srv] = await t.db
+    .insert(servers)
+    .values({ hostname: `${name}.lab.internal`, environmentId: env!.id, address, site: 'lab' })
+    .returning();
+  const [hung] = await t.db
+    .insert(instances)
+    .values({ herdId: herd!.id, serverId: srv!.id, port, role: 'primary', state: 'running' })
+    .returning();
+  await t.db.update(herds).set({ observeDueAt: sql`now() - interval '1 second'`, observedBy: null });
+  await t.db
+    .update(herds)
+    .set({ observeDueAt: sql`'-infinity'` })
+    .where(eq(herds.id, herd!.id));
+  return {
+    hung: hung!,
+    drop: async () => {
+      tarpit.close();
+      await t.db.delete(herds).where(eq(herds.id, herd!.id));
+      await t.db.delete(servers).where(eq(servers.id, srv!.id));
+    },
+  };
+}
+
 describe('a worker past its capacity, a worker thawed, a fence cleared meanwhile', () => {
   it("claims the oldest due first, never its own herds before one nobody has observed, another worker's overdue ones last", async () => {
     await allDue();
@@ -202,27 +235,9 @@ describe('a worker past its capacity, a worker thawed, a fence cleared meanwhile
 
   it('a member that never answers holds its own batch only: every other herd is written meanwhile', async () => {
     await allDue();
-    // A host that takes the connection and never says a word (a hung machine), in a herd of its own.
-    const tarpit = net.createServer(() => {});
-    await new Promise<void>((r) => tarpit.listen(0, '127.0.1.225', r));
-    const port = (tarpit.address() as net.AddressInfo).port;
+    // Its herd is claimed first, in a batch of its own.
+    const { hung, drop } = await hungHerd('tarpit', '127.0.1.225');
     try {
-      const [env] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
-      const [herd] = await t.db.insert(herds).values({ environmentId: env!.id, name: 'tarpit' }).returning();
-      const [srv] = await t.db
-        .insert(servers)
-        .values({ hostname: 'tarpit.lab.internal', environmentId: env!.id, address: '127.0.1.225', site: 'lab' })
-        .returning();
-      const [hung] = await t.db
-        .insert(instances)
-        .values({ herdId: herd!.id, serverId: srv!.id, port, role: 'primary', state: 'running' })
-        .returning();
-      // Its herd is claimed first, in a batch of its own.
-      await t.db.update(herds).set({ observeDueAt: sql`now() - interval '1 second'` });
-      await t.db
-        .update(herds)
-        .set({ observeDueAt: sql`'-infinity'` })
-        .where(eq(herds.id, herd!.id));
       await t.db.update(instances).set({ lastObservedAt: null });
       const s = refreshShare(t.db, { holder: 'w1', intervalMs: 60_000, batchHerds: 1, timeoutMs: 3000 });
       made.push(s);
@@ -236,7 +251,7 @@ describe('a worker past its capacity, a worker thawed, a fence cleared meanwhile
               await t.db
                 .select({ id: instances.id })
                 .from(instances)
-                .where(sql`last_observed_at IS NULL AND id <> ${hung!.id}`)
+                .where(sql`last_observed_at IS NULL AND id <> ${hung.id}`)
             ).length,
           {
             timeout: 2500,
@@ -245,37 +260,21 @@ describe('a worker past its capacity, a worker thawed, a fence cleared meanwhile
         )
         .toBe(0);
       expect(Date.now() - t0).toBeLessThan(2500);
-      const [waiting] = await t.db.select().from(instances).where(eq(instances.id, hung!.id));
+      const [waiting] = await t.db.select().from(instances).where(eq(instances.id, hung.id));
       expect(waiting!.lastObservedAt).toBeNull();
       await round;
-      const [after] = await t.db.select().from(instances).where(eq(instances.id, hung!.id));
+      const [after] = await t.db.select().from(instances).where(eq(instances.id, hung.id));
       expect(after).toMatchObject({ state: 'unreachable' });
-      await t.db.delete(herds).where(eq(herds.id, herd!.id));
-      await t.db.delete(servers).where(eq(servers.id, srv!.id));
     } finally {
-      tarpit.close();
+      await drop();
     }
   }, 60_000);
 
   it('claims no further ahead than it observes: its one slot held by a hung member, one herd claimed next and none after', async () => {
     await allDue();
-    const tarpit = net.createServer(() => {});
-    await new Promise<void>((r) => tarpit.listen(0, '127.0.1.226', r));
-    const port = (tarpit.address() as net.AddressInfo).port;
-    const [env] = await t.db.select().from(environments).where(eq(environments.name, 'staging'));
-    const [herd] = await t.db.insert(herds).values({ environmentId: env!.id, name: 'tarpit-ahead' }).returning();
-    const [srv] = await t.db
-      .insert(servers)
-      .values({ hostname: 'tarpit-ahead.lab.internal', environmentId: env!.id, address: '127.0.1.226', site: 'lab' })
-      .returning();
+    // Every herd due; the hung one first.
+    const { drop } = await hungHerd('tarpit-ahead', '127.0.1.226');
     try {
-      await t.db.insert(instances).values({ herdId: herd!.id, serverId: srv!.id, port, role: 'primary', state: 'running' });
-      // Every herd due; the hung one first.
-      await t.db.update(herds).set({ observeDueAt: sql`now() - interval '1 second'`, observedBy: null });
-      await t.db
-        .update(herds)
-        .set({ observeDueAt: sql`'-infinity'` })
-        .where(eq(herds.id, herd!.id));
       const s = refreshShare(t.db, { holder: 'ahead', intervalMs: 60_000, batchHerds: 1, concurrency: 1, timeoutMs: 3000 });
       made.push(s);
       const round = s.round();
@@ -294,9 +293,7 @@ describe('a worker past its capacity, a worker thawed, a fence cleared meanwhile
         ).length,
       ).toBe(0);
     } finally {
-      tarpit.close();
-      await t.db.delete(herds).where(eq(herds.id, herd!.id));
-      await t.db.delete(servers).where(eq(servers.id, srv!.id));
+      await drop();
     }
   }, 60_000);
 
