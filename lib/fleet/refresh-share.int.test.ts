@@ -277,12 +277,12 @@ describe('a worker past its capacity, a worker thawed, a fence cleared meanwhile
     try {
       const s = refreshShare(t.db, { holder: 'ahead', intervalMs: 60_000, batchHerds: 1, concurrency: 1, timeoutMs: 3000 });
       made.push(s);
-      const round = s.round();
-      // While the hung member holds the slot (3 s): its herd, and the next one waiting for the slot.
-      await sleep(1500);
-      const claimed = await t.db.select({ id: herds.id }).from(herds).where(eq(herds.observedBy, 'ahead'));
-      expect(claimed.length).toBe(2);
-      await round;
+      await s.round();
+      // The claims' own times (the database's): the hung herd first, the next one at once (it waits for
+      // the slot), and the third only once the hung member's 3 s freed the slot.
+      const [hung, next, third] = s.takeClaims().map((c) => c.claimedAt.getTime());
+      expect(next! - hung!).toBeLessThan(1000);
+      expect(third! - hung!).toBeGreaterThanOrEqual(2500);
       // And the round goes on to every herd once the slot is free.
       expect(
         (
