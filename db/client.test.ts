@@ -1,7 +1,8 @@
+import net from 'node:net';
 import { sql } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
-import { describe, expect, it } from 'vitest';
-import { withParams } from './client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { getDb, isDatabaseUnavailable, withParams } from './client';
 
 const dialect = new PgDialect();
 const built = (text: string, values: unknown[]) => dialect.sqlToQuery(withParams(text, values));
@@ -27,5 +28,37 @@ describe('withParams', () => {
     expect(() => built('SELECT $2', [1])).toThrow(/has \$2/);
     expect(() => built('SELECT $1', [1, 2])).toThrow(/uses 1/);
     expect(() => built('SELECT $1', [undefined])).toThrow(/undefined/);
+  });
+});
+
+describe('getDb', () => {
+  const g = globalThis as unknown as { __pgherdDb?: unknown; __pgherdPool?: unknown };
+  const env = { ...process.env };
+  afterEach(async () => {
+    await getDb().$client.end();
+    delete g.__pgherdDb;
+    delete g.__pgherdPool;
+    process.env = { ...env };
+  });
+
+  it('gives up on a database address that accepts and never answers (a lost site) after PGHERD_DB_CONNECT_TIMEOUT_MS', async () => {
+    const silent = net.createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      process.env.DATABASE_URL = `postgres://pgherd:x@127.0.0.1:${(silent.address() as net.AddressInfo).port}/pgherd`;
+      process.env.PGHERD_DB_CONNECT_TIMEOUT_MS = '600';
+      const t0 = Date.now();
+      const err = await getDb()
+        .execute(sql`SELECT 1`)
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
+      expect(isDatabaseUnavailable(err)).toBe(true);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(550);
+      expect(Date.now() - t0).toBeLessThan(3000);
+    } finally {
+      silent.close();
+    }
   });
 });

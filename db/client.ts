@@ -1,9 +1,11 @@
 // One pool per process. Next's dev server reloads modules, so the pool lives on globalThis.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { sql, type SQL } from 'drizzle-orm';
 import { drizzle, type NodePgDatabase, type NodePgQueryResultHKT } from 'drizzle-orm/node-postgres';
 import type { PgDatabase } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { setting } from '@/lib/settings/settings';
+import { pgError } from './pg-error';
 import * as schema from './schema';
 
 export type Db = NodePgDatabase<typeof schema> & { $client: pg.Pool };
@@ -46,7 +48,9 @@ export function getDb(): Db {
   if (!g.__pgherdDb) {
     const url = process.env.DATABASE_URL;
     if (!url) throw new Error('DATABASE_URL is not set (see docs/configuration.md)');
-    const { db, pool } = createDb(url, setting('PGHERD_DB_POOL'));
+    // A connection is given up after PGHERD_DB_CONNECT_TIMEOUT_MS: an address that drops packets (a
+    // lost site) would otherwise hold it for the system's TCP timeout, two minutes and more.
+    const { db, pool } = createDb(url, setting('PGHERD_DB_POOL'), { connectionTimeoutMillis: setting('PGHERD_DB_CONNECT_TIMEOUT_MS') });
     g.__pgherdPool = pool;
     g.__pgherdDb = db;
   }
@@ -125,18 +129,81 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return false;
 }
 
-/** Statements asked again on a new connection when the one they were sent on was lost: they change nothing. */
-const RIDES = /^\s*(select|show|values|begin)\b/i;
+/**
+ * Statements asked again on a new connection when the one they were sent on was lost: one statement
+ * (nothing after a `;`) that reads, or a BEGIN. A SELECT that calls a function which writes would pass
+ * for a read here: steps send none through `ridingOverFailover` (their writes are INSERT, UPDATE,
+ * DELETE and WITH statements, and pgherd's own functions are called from those).
+ */
+const RIDES = /^\s*(select|show|values|begin)\b[^;]*;?\s*$/i;
+// Answered without a connection once the connection was lost: the transaction went with it.
+const ROLLBACK = /^\s*rollback\b/i;
+// The server refused the connection for having too many: a new primary while every client reconnects.
+const TOO_MANY_CONNECTIONS = '53300';
+// A statement refused by a server that is read-only now (a primary demoted under the connection): it
+// ran nothing, and is asked again on another connection.
+const READ_ONLY = '25006';
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 /**
+ * How long a running step's statements may wait out a failover of pgherd's database, set for the
+ * step's run (lib/engine/execute-target.ts): until shortly before the herd's lease could be another
+ * worker's, and no longer once it is known to be (`stopped`). No statement is sent after `until()`,
+ * whatever the database's state: a write that waited out the failover cannot land after another
+ * worker took the herd.
+ */
+export interface RideBound {
+  until(): number;
+  stopped(): boolean;
+}
+const rideBounds = new AsyncLocalStorage<RideBound>();
+
+/** Runs `fn` with its statements through `ridingOverFailover` bounded by `bound`. */
+export function withRideBound<T>(bound: RideBound, fn: () => Promise<T>): Promise<T> {
+  return rideBounds.run(bound, fn);
+}
+
+/** A statement not sent: the herd's lease may be another worker's by now (RideBound). */
+export class RideOverError extends Error {
+  constructor() {
+    super("not sent: the herd's lease could not be confirmed in time (pgherd's database did not answer), so it may be another worker's");
+    this.name = 'RideOverError';
+  }
+}
+
+/** One statement's or one transaction's ride: its own bound (`rideMs` from its start) and the step's. */
+class Ride {
+  constructor(
+    private readonly own: number,
+    private readonly bound: RideBound | undefined,
+  ) {}
+
+  private get until(): number {
+    return Math.min(this.own, this.bound?.until() ?? Infinity);
+  }
+
+  /** Waits `ms` (less if the ride ends sooner): false when the ride is over, before or after. */
+  async pause(ms: number): Promise<boolean> {
+    if (Date.now() >= this.until || this.bound?.stopped()) return false;
+    await pause(Math.min(ms, this.until - Date.now()));
+    return Date.now() < this.until && !this.bound?.stopped();
+  }
+
+  /** Throws unless the step's bound still lets a statement be sent. */
+  check(): void {
+    if (this.bound && (Date.now() >= this.bound.until() || this.bound.stopped())) throw new RideOverError();
+  }
+}
+
+/**
  * The pool behind `db` as a running step sees it: while pgherd's database fails over (Patroni promotes
- * a replica within 30 s, docs/deployment.md) a statement waits for a connection, for `rideMs` at most,
- * rather than failing the step. A connection's first statement that finds it lost (the pool gave out
- * one the failover had already closed) is asked again on a new one when it is a read or a BEGIN; a
- * write is not (it may have committed before the connection went), nor is a statement inside a
- * transaction (the transaction went with the connection).
+ * a replica within 30 s, docs/deployment.md) a statement waits for a connection, for `rideMs` and
+ * within the step's RideBound at most, rather than failing the step. A connection's first statement
+ * that finds it lost (the pool gave out one the failover had already closed) is asked again on a new
+ * one when it is a read or a BEGIN, or when a read-only server refused it; a write is not (it may have
+ * committed before the connection went), nor is a statement inside a transaction (the transaction
+ * went with the connection).
  * Named `…Pool` because drizzle decides by the class's name that a transaction needs a connection of its own.
  */
 class RidingPool {
@@ -149,21 +216,21 @@ class RidingPool {
     return this.pool.options;
   }
 
-  /** A connection of the pool, waited for while the database cannot give one, until `until`. */
-  async acquire(until: number): Promise<pg.PoolClient> {
+  /** A connection of the pool, waited for while the database cannot give one, for the ride's length. */
+  async acquire(ride: Ride): Promise<pg.PoolClient> {
     for (let wait = 100; ; wait = Math.min(2 * wait, 1000)) {
       try {
         return await this.pool.connect();
       } catch (err) {
-        if (!isDatabaseUnavailable(err) || Date.now() >= until) throw err;
-        await pause(Math.min(wait, until - Date.now()));
+        const waitable = isDatabaseUnavailable(err) || pgError(err).code === TOO_MANY_CONNECTIONS;
+        if (!waitable || !(await ride.pause(wait))) throw err;
       }
     }
   }
 
   async connect(): Promise<pg.PoolClient> {
-    const until = Date.now() + this.rideMs;
-    return new RidingClient(this, await this.acquire(until), until) as unknown as pg.PoolClient;
+    const ride = new Ride(Date.now() + this.rideMs, rideBounds.getStore());
+    return new RidingClient(this, await this.acquire(ride), ride) as unknown as pg.PoolClient;
   }
 
   async query(config: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult> {
@@ -183,26 +250,47 @@ class RidingPool {
 /** A connection of a RidingPool: its first statement, a read or a BEGIN, is asked again on a new connection if this one was lost. */
 class RidingClient {
   private fresh = true;
+  // Set once the connection was lost (it is given back to the pool at once, to be closed): nothing
+  // more is sent on it, and a ROLLBACK is answered here (drizzle sends one, before giving the
+  // transaction's own error, and would give the ROLLBACK's instead).
+  private lostTo: Error | null = null;
+
   constructor(
     private readonly pool: RidingPool,
     private client: pg.PoolClient | null,
-    private readonly until: number,
+    private readonly ride: Ride,
   ) {}
 
   async query(config: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult> {
     const text = typeof config === 'string' ? config : config.text;
+    if (this.lostTo) {
+      if (ROLLBACK.test(text)) return { command: 'ROLLBACK', rowCount: null, oid: 0, rows: [], fields: [] };
+      throw this.lostTo;
+    }
     const first = this.fresh;
     this.fresh = false;
     for (let wait = 100; ; wait = Math.min(2 * wait, 1000)) {
       if (!this.client) throw new Error('the connection was released');
+      // A ROLLBACK is always sent: a transaction refused mid-way is not left open on the connection.
+      if (!ROLLBACK.test(text)) this.ride.check();
       try {
         return await this.client.query(config as pg.QueryConfig, values);
       } catch (err) {
-        if (!first || !isDatabaseUnavailable(err) || !RIDES.test(text) || Date.now() >= this.until) throw err;
-        this.client.release(err as Error);
-        this.client = null;
-        await pause(Math.min(wait, this.until - Date.now()));
-        this.client = await this.pool.acquire(this.until);
+        const lost = isDatabaseUnavailable(err);
+        const again = first && ((lost && RIDES.test(text)) || pgError(err).code === READ_ONLY);
+        if (lost || again) {
+          // Closed, not given to another: lost, or on a server that is read-only now.
+          this.client.release(err as Error);
+          this.client = null;
+        }
+        if (!again || !(await this.ride.pause(wait))) {
+          if (lost || again) this.lostTo = err as Error;
+          throw err;
+        }
+        this.client = await this.pool.acquire(this.ride).catch((e: unknown) => {
+          this.lostTo = e as Error;
+          throw e;
+        });
       }
     }
   }

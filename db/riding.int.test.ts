@@ -5,7 +5,8 @@
 import net from 'node:net';
 import { sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it, inject } from 'vitest';
-import { createDb, isDatabaseUnavailable, ridingOverFailover, type Db } from './client';
+import { createDb, isDatabaseUnavailable, RideOverError, ridingOverFailover, withRideBound, type Db } from './client';
+import { pgError } from './pg-error';
 import { readLab } from '@/lib/lab/lab';
 import { query } from '@/lib/lab/postgres';
 
@@ -83,6 +84,17 @@ afterAll(async () => {
   await query(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
 });
 
+const directUrl = () => adminUrl.replace(/\/postgres$/, `/${name}`);
+const count = async () => (await query<{ n: number }>(directUrl(), 'SELECT count(*)::int AS n FROM writes'))[0]!.n;
+const failure = (p: PromiseLike<unknown>) =>
+  p.then(
+    () => null,
+    (err: unknown) => err,
+  );
+
+// What drizzle wraps (a statement's error is its cause).
+const pgCause = (err: unknown) => (err as { cause?: unknown }).cause ?? err;
+
 /** The backend running `text` on the test's database, once it runs. */
 async function runningBackend(text: string): Promise<void> {
   for (;;) {
@@ -135,8 +147,6 @@ describe('statements of a running step across a failover of pgherd database', ()
   });
 
   it('a write that loses its connection mid-statement is not asked again: it may have committed', async () => {
-    const directUrl = adminUrl.replace(/\/postgres$/, `/${name}`);
-    const count = async () => (await query<{ n: number }>(directUrl, 'SELECT count(*)::int AS n FROM writes'))[0]!.n;
     const before = await count();
     const text = 'INSERT INTO writes (at) SELECT now() FROM pg_sleep(0.3)';
     const asked = riding.$client.query(text).then(
@@ -175,5 +185,122 @@ describe('statements of a running step across a failover of pgherd database', ()
     await expect(riding.execute(sql`SELECT * FROM no_such_table`)).rejects.toThrow(/no_such_table/);
     // One connection at most (the pool may hold one already): the failed statement was not asked again.
     expect(front.accepted - attempts).toBeLessThanOrEqual(1);
+  });
+  it("stops waiting at the step's bound, at once when the lease is found taken, and sends nothing after it", async () => {
+    // The bound a step's lease sets (execute-target.ts): shorter than the pool's own 20 s.
+    let until = Date.now() + 400;
+    let taken = false;
+    const bound = { until: () => until, stopped: () => taken };
+    front.lose();
+    const t0 = Date.now();
+    const waited = await failure(withRideBound(bound, async () => await riding.execute(sql`SELECT 1`)));
+    expect(isDatabaseUnavailable(waited)).toBe(true);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(350);
+    expect(Date.now() - t0).toBeLessThan(5000);
+
+    // Found taken while it waits: it stops at its next look, not at its bound.
+    until = Date.now() + 15_000;
+    const t1 = Date.now();
+    const asked = failure(withRideBound(bound, async () => await riding.execute(sql`SELECT 1`)));
+    await front.attempts(1);
+    taken = true;
+    expect(isDatabaseUnavailable(await asked)).toBe(true);
+    expect(Date.now() - t1).toBeLessThan(3000);
+
+    // The database back, a write whose bound has passed is not sent: the row is not there.
+    front.open = true;
+    taken = false;
+    until = Date.now() - 1;
+    const before = await count();
+    const late = await failure(withRideBound(bound, async () => await riding.execute(sql`INSERT INTO writes DEFAULT VALUES`)));
+    expect(pgCause(late)).toBeInstanceOf(RideOverError);
+    // Nor inside a transaction begun in time: the statement after the bound is refused, the rest rolled back.
+    until = Date.now() + 10_000;
+    const tx = await failure(
+      withRideBound(bound, () =>
+        riding.transaction(async (t) => {
+          await t.execute(sql`INSERT INTO writes DEFAULT VALUES`);
+          until = Date.now() - 1;
+          await t.execute(sql`INSERT INTO writes DEFAULT VALUES`);
+        }),
+      ),
+    );
+    expect(pgCause(tx)).toBeInstanceOf(RideOverError);
+    expect(await count()).toBe(before);
+  });
+
+  it('a transaction that loses its connection fails with the loss, and its connection is not given out again', async () => {
+    const before = await count();
+    const text = 'SELECT pg_sleep(0.3)';
+    const done = failure(
+      riding.transaction(async (tx) => {
+        await tx.execute(sql`INSERT INTO writes DEFAULT VALUES`);
+        await tx.execute(sql.raw(text));
+      }),
+    );
+    await runningBackend(text);
+    front.lose();
+    front.open = true;
+    const err = await done;
+    // The loss itself, not the ROLLBACK's failure on a closed connection.
+    expect(isDatabaseUnavailable(err)).toBe(true);
+    expect((err as Error).message).not.toMatch(/not queryable/);
+    // The pool holds no connection of the lost ones: each of its connections answers.
+    const answers = await Promise.all(Array.from({ length: 4 }, () => riding.$client.query<{ v: number }>('SELECT 5 AS v')));
+    expect(answers.map((r) => r.rows[0]!.v)).toEqual([5, 5, 5, 5]);
+    expect(await count()).toBe(before);
+  });
+
+  it('two statements in one string are not asked again after a loss: the second may have run', async () => {
+    const text = 'SELECT pg_sleep(0.3); INSERT INTO writes DEFAULT VALUES';
+    const asked = failure(riding.$client.query(text));
+    await runningBackend(text);
+    front.lose();
+    front.open = true;
+    expect(isDatabaseUnavailable(await asked)).toBe(true);
+  });
+
+  it('waits out a server with no connection to spare (53300) and a read-only one (25006): a new primary', async () => {
+    const role = `t_riding_role_${process.pid}`;
+    await query(adminUrl, `CREATE ROLE ${role} LOGIN PASSWORD 'riding-test' CONNECTION LIMIT 0`);
+    await query(directUrl(), `GRANT INSERT, SELECT ON writes TO ${role}; GRANT USAGE ON SEQUENCE writes_id_seq TO ${role}`);
+    const asRole = new URL(url);
+    asRole.username = role;
+    asRole.password = 'riding-test';
+    const mine = createDb(asRole.toString(), 2);
+    try {
+      const rides = ridingOverFailover(mine.db, 20_000);
+      const plain = await failure(mine.db.execute(sql`SELECT 1`));
+      expect(pgError(plain).code).toBe('53300');
+      // (drizzle's query runs once it is then'd.)
+      const answered = rides.execute<{ v: number }>(sql`SELECT 9 AS v`).then((r) => r.rows[0]!.v);
+      await front.attempts(2);
+      await query(adminUrl, `ALTER ROLE ${role} CONNECTION LIMIT -1`);
+      expect(await answered).toBe(9);
+
+      // Read-only (a primary demoted under its connections): the write ran nothing and is asked again
+      // on a new connection, which finds the new primary.
+      await query(adminUrl, `ALTER ROLE ${role} SET default_transaction_read_only = on`);
+      await mine.pool.end();
+      const again = createDb(asRole.toString(), 2);
+      try {
+        const before = await count();
+        const refused = await failure(again.db.execute(sql`INSERT INTO writes DEFAULT VALUES`));
+        expect(pgError(refused).code).toBe('25006');
+        const write = ridingOverFailover(again.db, 20_000)
+          .execute(sql`INSERT INTO writes DEFAULT VALUES`)
+          .then(() => null);
+        await front.attempts(2);
+        await query(adminUrl, `ALTER ROLE ${role} RESET default_transaction_read_only`);
+        await write;
+        expect(await count()).toBe(before + 1);
+      } finally {
+        await again.pool.end();
+      }
+    } finally {
+      await mine.pool.end().catch(() => {});
+      await query(directUrl(), `DROP OWNED BY ${role}`);
+      await query(adminUrl, `DROP ROLE ${role}`);
+    }
   });
 });

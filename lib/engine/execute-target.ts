@@ -1,7 +1,7 @@
 // Execute: one operation target, under its herd's lease, re-checking the plan's facts first.
 import { AwsNotConfiguredError } from '@/lib/adapters/aws/config';
 import { and, eq, max, sql } from 'drizzle-orm';
-import { isDatabaseUnavailable, prepared, ridingOverFailover, type Db } from '@/db/client';
+import { isDatabaseUnavailable, prepared, ridingOverFailover, withRideBound, type Db, type RideBound } from '@/db/client';
 import { coalescer, type Coalescer } from '@/lib/engine/coalesce';
 import { operationSteps, operationTargets } from '@/db/schema';
 import type { SshPool } from '@/lib/adapters/ssh/ssh-client';
@@ -230,10 +230,15 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
   try {
     log('target.start', { operationId, targetId, action: target.action });
     await beforeSteps?.();
+    // The steps' own statements (their cleanups' too) wait out a failover of pgherd's database while
+    // the lease is surely still this worker's: until shortly before it could expire, and not once it
+    // was found gone. None is sent after that, so none lands after another worker took the herd.
+    const ride: RideBound = {
+      until: () => lease.confirmedAt + leaseTtlMs() - 500,
+      stopped: () => lost.signal.aborted && lost.signal.reason instanceof LeaseLostError && lost.signal.reason.mayBeTaken,
+    };
     const deps: ActionDeps = {
-      // The steps' own statements wait out a failover of pgherd's database as the lease does: until
-      // the watchdog gives the lease up, which stops the step anyway.
-      db: ridingOverFailover(db, giveUpAfterMs),
+      db: ridingOverFailover(db, leaseTtlMs()),
       ssh,
       operation: { id: operationId, requestedBy: { id: target.requested_by, username: target.requested_by_name } },
       targetId,
@@ -243,7 +248,7 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
     };
     // Whom the steps name (their names become a metric's label with these taken out).
     const names = { instances: [] as string[], poolers: [] as string[] };
-    const steps = await stepsNow(db, action, target, herdId, deps, names);
+    const steps = await withRideBound(ride, () => stepsNow(db, action, target, herdId, deps, names));
     if (steps instanceof Refusal) return await end('failed', `refused at execution: ${steps.reason}`, steps.code);
     // A retry appends its steps after those of earlier attempts.
     const firstSeq =
@@ -284,16 +289,18 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
         return recorder.finish(seq, rec);
       },
     };
-    const res = await runPipeline(steps, timed, {
-      gate: stepGate,
-      firstSeq,
-      stop: lost.signal,
-      leaveCleanups: (e) => e instanceof LeaseLostError,
-      // Given up unconfirmed, the lease is still this worker's until it expires: an undo of the target's
-      // own change may run until shortly before then.
-      heldForMs: (e) => (e instanceof LeaseLostError && !e.mayBeTaken ? lease.confirmedAt + leaseTtlMs() - Date.now() - 500 : 0),
-      around: (seq, stepName, fn) => withLogContext({ step: seq, stepName }, fn),
-    });
+    const res = await withRideBound(ride, () =>
+      runPipeline(steps, timed, {
+        gate: stepGate,
+        firstSeq,
+        stop: lost.signal,
+        leaveCleanups: (e) => e instanceof LeaseLostError,
+        // Given up unconfirmed, the lease is still this worker's until it expires: an undo of the target's
+        // own change may run until shortly before then.
+        heldForMs: (e) => (e instanceof LeaseLostError && !e.mayBeTaken ? lease.confirmedAt + leaseTtlMs() - Date.now() - 500 : 0),
+        around: (seq, stepName, fn) => withLogContext({ step: seq, stepName }, fn),
+      }),
+    );
     if (res.error instanceof LeaseLostError) {
       log('target.lease_lost', { operationId, targetId, herdId, cleanupsLeft: res.cleanupsLeft });
       outcome = (await observedNow(db, { instanceId: target.instance_id, herdId: target.herd_id }, new Date(claimedAt))) ?? outcome;

@@ -40,6 +40,12 @@ export const SETTINGS = {
     doc: "that admin's password, at least 10 characters (`createsuperuser --username` takes it too, instead of asking; the demo: a random one)",
   }),
   PGHERD_DB_POOL: int({ min: 1, max: 1000, default: 10, doc: 'connections per web process' }),
+  PGHERD_DB_CONNECT_TIMEOUT_MS: int({
+    min: 500,
+    max: 600_000,
+    default: 10_000,
+    doc: "how long a console or a worker waits for a connection to pgherd's database (a free one of its pool, or a new one) before the statement fails; an address that drops packets, a lost site, is otherwise waited on for the system's TCP timeout. A running step's statements wait out a failover of that database anyway (docs/deployment.md)",
+  }),
   PGHERD_AGENT_DB_POOL: int({
     min: 1,
     max: 1000,
