@@ -313,7 +313,16 @@ export async function startAws(
       if (!r.ok) throw new Error(`moto made no bucket ${b}: ${String(r.status)} ${await r.text()}`);
     }
     labS3 = { endpoint: LAB_S3_ENDPOINT, host: '127.0.0.1', port: s3Port, caFile: s3.ca.caFile, buckets };
-    await waitFor('the lab S3 front', async () => ((await tlsAnswers(labS3!.host, s3Port, s3.ca.caFile)) ? true : undefined), 30_000);
+    await waitFor('the lab S3 front', async () => ((await tlsAnswers(labS3!.host, s3Port, s3.ca.caFile)) ? true : undefined), 30_000).catch(
+      (err: unknown) => {
+        // What moto and the front said, for a start that failed once on a fresh machine and could not be read after.
+        const said = readFileSync(path.join(dir, 'log', 'moto.log'), 'utf8')
+          .split('\n')
+          .slice(-30)
+          .join('\n');
+        throw new Error(`${err instanceof Error ? err.message : String(err)}; the last of ${path.join(dir, 'log', 'moto.log')}:\n${said}`);
+      },
+    );
   }
   return {
     endpoint,
