@@ -115,7 +115,7 @@ const UNAVAILABLE_CODES = new Set([
   '08006',
 ]);
 const UNAVAILABLE_TEXT =
-  /Connection terminated|timeout exceeded when trying to connect|the database system is (starting up|shutting down|in recovery mode)/;
+  /Connection terminated|timeout exceeded when trying to connect|the database system is (starting up|shutting down|in recovery mode)|and is not queryable/;
 
 /** Whether an error (or one it wraps: drizzle puts the driver's on `cause`) says the database cannot be reached now. */
 export function isDatabaseUnavailable(err: unknown): boolean {
@@ -162,6 +162,14 @@ const rideBounds = new AsyncLocalStorage<RideBound>();
 /** Runs `fn` with its statements through `ridingOverFailover` bounded by `bound`. */
 export function withRideBound<T>(bound: RideBound, fn: () => Promise<T>): Promise<T> {
   return rideBounds.run(bound, fn);
+}
+
+/**
+ * Runs `fn` (and what it starts) with no step's bound: for a statement fenced by its own WHERE (an owed
+ * row's claim), which must reach the database to say that the herd is another's now.
+ */
+export function outsideRideBound<T>(fn: () => T): T {
+  return rideBounds.exit(fn);
 }
 
 /** A statement not sent: the herd's lease may be another worker's by now (RideBound). */
@@ -230,6 +238,7 @@ class RidingPool {
 
   async connect(): Promise<pg.PoolClient> {
     const ride = new Ride(Date.now() + this.rideMs, rideBounds.getStore());
+    ride.check();
     return new RidingClient(this, await this.acquire(ride), ride) as unknown as pg.PoolClient;
   }
 
@@ -272,7 +281,14 @@ class RidingClient {
     for (let wait = 100; ; wait = Math.min(2 * wait, 1000)) {
       if (!this.client) throw new Error('the connection was released');
       // A ROLLBACK is always sent: a transaction refused mid-way is not left open on the connection.
-      if (!ROLLBACK.test(text)) this.ride.check();
+      if (!ROLLBACK.test(text)) {
+        try {
+          this.ride.check();
+        } catch (err) {
+          if (first) this.release(undefined, err as Error);
+          throw err;
+        }
+      }
       try {
         return await this.client.query(config as pg.QueryConfig, values);
       } catch (err) {
@@ -285,6 +301,9 @@ class RidingClient {
         }
         if (!again || !(await this.ride.pause(wait))) {
           if (lost || again) this.lostTo = err as Error;
+          // A first statement that failed gives its connection back now: drizzle sends a transaction's
+          // BEGIN outside the block that releases the connection, and would keep it for good.
+          if (first) this.release(lost || again ? (err as Error) : undefined, err as Error);
           throw err;
         }
         this.client = await this.pool.acquire(this.ride).catch((e: unknown) => {
@@ -295,9 +314,11 @@ class RidingClient {
     }
   }
 
-  release(err?: Error | boolean): void {
+  /** `refused`: what anything sent on it from now on is told (it was given back early). */
+  release(err?: Error | boolean, refused?: Error): void {
     this.client?.release(err);
     this.client = null;
+    if (refused) this.lostTo ??= refused;
   }
 }
 

@@ -227,6 +227,16 @@ describe('statements of a running step across a failover of pgherd database', ()
     );
     expect(pgCause(tx)).toBeInstanceOf(RideOverError);
     expect(await count()).toBe(before);
+    // Transactions begun past the bound, more than the pool holds (half of them given a connection
+    // before the bound passed, their BEGIN refused): refused, and no connection kept.
+    for (let i = 0; i < 6; i++) {
+      let looks = 0;
+      const passing = { until: () => (i % 2 === 1 && looks++ === 0 ? Date.now() + 10_000 : Date.now() - 1), stopped: () => false };
+      const refused = await failure(withRideBound(passing, () => riding.transaction(async (t) => void (await t.execute(sql`SELECT 1`)))));
+      expect(pgCause(refused)).toBeInstanceOf(RideOverError);
+    }
+    expect(made.pool.totalCount - made.pool.idleCount).toBe(0);
+    expect((await riding.execute<{ v: number }>(sql`SELECT 3 AS v`)).rows[0]!.v).toBe(3);
   });
 
   it('a transaction that loses its connection fails with the loss, and its connection is not given out again', async () => {
@@ -248,6 +258,7 @@ describe('statements of a running step across a failover of pgherd database', ()
     // The pool holds no connection of the lost ones: each of its connections answers.
     const answers = await Promise.all(Array.from({ length: 4 }, () => riding.$client.query<{ v: number }>('SELECT 5 AS v')));
     expect(answers.map((r) => r.rows[0]!.v)).toEqual([5, 5, 5, 5]);
+    expect(made.pool.totalCount - made.pool.idleCount).toBe(0);
     expect(await count()).toBe(before);
   });
 

@@ -50,6 +50,7 @@ import { replaceHostKeyAction } from '@/lib/actions/control/replace-host-key.act
 import { startWorker } from '@/jobs/start-worker';
 import { operationView } from '@/lib/engine/operation-view';
 import { startTcpProxy } from '@/lib/testing/tcp-proxy';
+import { RideOverError } from '@/db/client';
 import { loadAccess, SYSTEM_ACCESS } from '@/lib/engine/access';
 import { asks } from '@/lib/actions/drivers';
 
@@ -856,6 +857,7 @@ describe('a worker that comes back after its lease was taken', () => {
     // The step holds until the test lets it go: it still runs when the paused worker resumes.
     let letGo = () => {};
     const held = new Promise<void>((r) => (letGo = r));
+    let lateWrite: unknown = null;
     const holdAction: InstanceAction = defineAction({
       name: 'engine-test-hold',
       control: asks(null),
@@ -869,10 +871,17 @@ describe('a worker that comes back after its lease was taken', () => {
             does: { kind: 'hold' },
             says: 'wait until the test lets it go (an EC2 wait, say)',
             timeoutMs: 30_000,
-            run: async () => {
+            run: async ({ deps }) => {
               ran.push('hold started');
               await held;
               ran.push('hold ended');
+              // What it writes, resumed long after its lease: refused before it is sent.
+              lateWrite = await deps.db
+                .execute(sql`UPDATE operation_targets SET outcome = 'written after the lease' WHERE id = ${deps.targetId}`)
+                .then(
+                  () => 'written',
+                  (err: unknown) => (err as { cause?: unknown }).cause ?? err,
+                );
             },
             always: {
               name: 'undo hold',
@@ -907,8 +916,12 @@ describe('a worker that comes back after its lease was taken', () => {
       expect(steps.map((x) => x.name)).toEqual(['hold']);
       // The step's own work, abandoned, ends in the background; still no cleanup after it.
       letGo();
-      await waitFor('the abandoned step to end', async () => (ran.includes('hold ended') ? true : undefined));
+      await waitFor('the abandoned step to end', async () => (lateWrite ? true : undefined));
       expect(ran).toEqual(['hold started', 'hold ended']);
+      // Its write, past the lease's bound, was never sent (RideBound): the row is as reconcile left it.
+      expect(lateWrite).toBeInstanceOf(RideOverError);
+      const [after] = await t.db.select().from(operationTargets).where(eq(operationTargets.id, target!.id));
+      expect(after!.outcome).not.toBe('written after the lease');
     } finally {
       letGo();
       proxy.restore();

@@ -238,7 +238,7 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
       stopped: () => lost.signal.aborted && lost.signal.reason instanceof LeaseLostError && lost.signal.reason.mayBeTaken,
     };
     const deps: ActionDeps = {
-      db: ridingOverFailover(db, leaseTtlMs()),
+      db: ridingOverFailover(db, giveUpAfterMs),
       ssh,
       operation: { id: operationId, requestedBy: { id: target.requested_by, username: target.requested_by_name } },
       targetId,

@@ -2,7 +2,7 @@
 // them: the engine names it when a target ends, the herd and operation pages list it. Settling it is the
 // reconcile's (lib/actions/steps/settle-owed.ts).
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
-import type { Db } from '@/db/client';
+import { outsideRideBound, type Db } from '@/db/client';
 import { operationTargets, owedCleanups } from '@/db/schema';
 
 export interface OwedView {
@@ -60,12 +60,16 @@ export async function owedBy(db: Db, targetId: number): Promise<string[]> {
  * gives back must be given back before the lease expires.
  */
 export async function claimOwedForCleanup(db: Db, owedId: number): Promise<'ours' | 'settled' | 'unknown'> {
-  const claim = db
-    .execute(
-      sql`UPDATE owed_cleanups SET claimed_until = now() + interval '30 seconds'
-          WHERE id = ${owedId} AND settled_at IS NULL AND (claimed_until IS NULL OR claimed_until < now()) RETURNING id`,
-    )
-    .then((r) => (r.rows.length ? ('ours' as const) : ('settled' as const)))
-    .catch(() => 'unknown' as const);
+  // Outside the step's ride bound (and sent from inside it: drizzle's query starts when then'd): past
+  // the bound (a worker frozen beyond its lease, thawed) the claim must still be asked, and its WHERE is
+  // the fence: a row reconcile settled, or another claimed, is not ours.
+  const claim = outsideRideBound(() =>
+    db
+      .execute(
+        sql`UPDATE owed_cleanups SET claimed_until = now() + interval '30 seconds'
+            WHERE id = ${owedId} AND settled_at IS NULL AND (claimed_until IS NULL OR claimed_until < now()) RETURNING id`,
+      )
+      .then((r) => (r.rows.length ? ('ours' as const) : ('settled' as const))),
+  ).catch(() => 'unknown' as const);
   return Promise.race([claim, new Promise<'unknown'>((r) => setTimeout(() => r('unknown'), 500).unref())]);
 }
