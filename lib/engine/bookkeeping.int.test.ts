@@ -3,7 +3,8 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { herdLeases, instances, operations, operationSteps, operationTargets } from '@/db/schema';
+import { herdLeases, instances, operations, operationSteps, operationTargets, owedCleanups } from '@/db/schema';
+import { claimOwedForCleanup } from '@/lib/engine/owed';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
@@ -451,5 +452,55 @@ describe("a herd's recent operations", () => {
     const now = await herdNow(t.db, herdId);
     expect(now!.operations.filter((o) => o.id === op!.id)).toHaveLength(1);
     expect(new Set(now!.operations.map((o) => o.id)).size).toBe(now!.operations.length);
+  });
+});
+
+describe("a cleanup's claim of what its target owes", () => {
+  it('is refused while another target holds the herd, and once the row is settled or claimed; granted otherwise', async () => {
+    const herd = members[1]!.herdId;
+    const sameHerd = members.filter((m) => m.herdId === herd).map((m) => m.id);
+    const {
+      targets: [owing, next],
+    } = await operation(sameHerd.slice(0, 2));
+    const owe = async () =>
+      (
+        await t.db
+          .insert(owedCleanups)
+          .values({
+            targetId: owing!.id,
+            herdId: herd,
+            kind: 'pooler-resume',
+            says: 'RESUME',
+            databases: ['app'],
+            resumeToken: `t${Date.now()}`,
+            dueBy: new Date(Date.now() + 60_000),
+          })
+          .returning()
+      )[0]!.id;
+    // The herd another target's now (the owing worker frozen past its lease, the next target granted):
+    // not this cleanup's to give back, and the row is left for reconcile.
+    await t.db.delete(herdLeases).where(eq(herdLeases.herdId, herd));
+    await t.db.insert(herdLeases).values({ herdId: herd, targetId: next!.id, holder: 'w2', expiresAt: new Date(Date.now() + 60_000) });
+    const held = await owe();
+    expect(await claimOwedForCleanup(t.db, held)).toBe('not ours');
+    expect((await t.db.select().from(owedCleanups).where(eq(owedCleanups.id, held)))[0]!.claimedUntil).toBeNull();
+    // The other's lease expired (no one holds the herd), or its own lease: the cleanup's, once.
+    await t.db
+      .update(herdLeases)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(herdLeases.herdId, herd));
+    expect(await claimOwedForCleanup(t.db, held)).toBe('ours');
+    expect(await claimOwedForCleanup(t.db, held)).toBe('not ours');
+    await t.db
+      .update(herdLeases)
+      .set({ targetId: owing!.id, expiresAt: new Date(Date.now() + 60_000) })
+      .where(eq(herdLeases.herdId, herd));
+    const own = await owe();
+    expect(await claimOwedForCleanup(t.db, own)).toBe('ours');
+    // Settled by reconcile: not ours.
+    const settled = await owe();
+    await t.db.update(owedCleanups).set({ settledAt: new Date(), settledHow: 'reconcile' }).where(eq(owedCleanups.id, settled));
+    expect(await claimOwedForCleanup(t.db, settled)).toBe('not ours');
+    await t.db.delete(herdLeases).where(eq(herdLeases.herdId, herd));
   });
 });

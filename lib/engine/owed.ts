@@ -52,24 +52,27 @@ export async function owedBy(db: Db, targetId: number): Promise<string[]> {
 
 /**
  * Before a target's own cleanup gives back what it owes (a RESUME, writes allowed again): claims its
- * owed row, as the reconcile claims it (for 30 s), so that the two never both act. 'ours': still owed and
- * now this cleanup's; 'settled': another settled it or is settling it (a worker frozen past its lease
- * and thawed finds this: by then the herd may be another operation's, paused again on purpose), so the
- * cleanup does nothing; 'unknown': pgherd's database did not answer within half a second, the case such
- * cleanups run for after a lost lease (the worker cut off from it), so the cleanup acts, and soon: what it
- * gives back must be given back before the lease expires.
+ * owed row, as the reconcile claims it (for 30 s), so that the two never both act. 'ours': still owed,
+ * no other target holds the herd, and now this cleanup's; 'not ours': another settled it or is settling
+ * it, or the herd is another target's now (a worker frozen past its lease and thawed finds this: the
+ * pooler may be paused again on purpose by whoever holds the herd; reconcile settles the row once the
+ * herd is free, as the herd is then), so the cleanup does nothing; 'unknown': pgherd's database did not
+ * answer within half a second, the case such cleanups run for after a lost lease (the worker cut off from
+ * it), so the cleanup acts, and soon: what it gives back must be given back before the lease expires.
  */
-export async function claimOwedForCleanup(db: Db, owedId: number): Promise<'ours' | 'settled' | 'unknown'> {
+export async function claimOwedForCleanup(db: Db, owedId: number): Promise<'ours' | 'not ours' | 'unknown'> {
   // Outside the step's ride bound (and sent from inside it: drizzle's query starts when then'd): past
   // the bound (a worker frozen beyond its lease, thawed) the claim must still be asked, and its WHERE is
-  // the fence: a row reconcile settled, or another claimed, is not ours.
+  // the fence.
   const claim = outsideRideBound(() =>
     db
       .execute(
-        sql`UPDATE owed_cleanups SET claimed_until = now() + interval '30 seconds'
-            WHERE id = ${owedId} AND settled_at IS NULL AND (claimed_until IS NULL OR claimed_until < now()) RETURNING id`,
+        sql`UPDATE owed_cleanups o SET claimed_until = now() + interval '30 seconds'
+            WHERE o.id = ${owedId} AND o.settled_at IS NULL AND (o.claimed_until IS NULL OR o.claimed_until < now())
+              AND NOT EXISTS (SELECT 1 FROM herd_leases l WHERE l.herd_id = o.herd_id AND l.target_id <> o.target_id AND l.expires_at > now())
+            RETURNING o.id`,
       )
-      .then((r) => (r.rows.length ? ('ours' as const) : ('settled' as const))),
+      .then((r) => (r.rows.length ? ('ours' as const) : ('not ours' as const))),
   ).catch(() => 'unknown' as const);
   return Promise.race([claim, new Promise<'unknown'>((r) => setTimeout(() => r('unknown'), 500).unref())]);
 }

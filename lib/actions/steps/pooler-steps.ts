@@ -4,6 +4,7 @@
 // its cleanup (which runs even after the herd's lease is lost), by the next worker's reconcile (what is
 // owed is recorded before the pause), and at the latest by the resume armed on the pooler's host when
 // the pause budget runs out (lib/actions/steps/pooler-resume.ts).
+import { outsideRideBound } from '@/db/client';
 import { claimOwedForCleanup } from '@/lib/engine/owed';
 import { eq } from 'drizzle-orm';
 import { owedCleanups } from '@/db/schema';
@@ -155,12 +156,17 @@ async function settlePause(p: PoolerRef, x: RunContext<PauseState>, how: string)
   const astray = await astrayFromPrimary(p).catch((err: unknown) => `not checked: ${errorText(err)}`);
   if (armed.owedId !== null) {
     const open = astray ? `resumed, but ${astray}: the next reconcile points it at the herd's primary once one answers` : null;
-    const write = x.deps.db
-      .update(owedCleanups)
-      .set(open ? { lastError: open } : { settledAt: new Date(), settledHow: how })
-      .where(eq(owedCleanups.id, armed.owedId))
-      .then(() => true)
-      .catch(() => false);
+    // Outside the step's ride bound, as the owed row's claim (lib/engine/owed.ts): the pooler was resumed,
+    // and the row says so even when this lands after the herd's lease ran out (else it stays claimed,
+    // and reconcile waits out the claim before it settles what is already given back).
+    const owedId = armed.owedId;
+    const write = outsideRideBound(() =>
+      x.deps.db
+        .update(owedCleanups)
+        .set(open ? { lastError: open } : { settledAt: new Date(), settledHow: how })
+        .where(eq(owedCleanups.id, owedId))
+        .then(() => true),
+    ).catch(() => false);
     const ok = await Promise.race([write, new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);
     if (!ok) return `${disarmed}; not recorded as settled (pgherd's database did not answer): the next reconcile settles it`;
     if (open) return `${disarmed}; still owed: ${open}`;
@@ -290,11 +296,13 @@ export interface PoolerSwitchState extends PauseState {
 /** The pause's undo: resumed always; once the new primary is promoted, pointed at it first. */
 async function resumeAlways<S extends PoolerSwitchState>(pl: PoolerRef, to: InstanceRef | undefined, x: RunContext<S>): Promise<void> {
   const armed = x.state.paused?.get(pl.id);
-  // Settled meanwhile by another worker (this one was frozen past its lease, say): the pooler may be
-  // paused again by whoever holds the herd now, and is not this cleanup's to resume.
-  if (armed?.owedId != null && (await claimOwedForCleanup(x.deps.db, armed.owedId)) === 'settled') {
+  // Settled meanwhile by another worker, or the herd another target's (this one was frozen past its
+  // lease, say): the pooler may be paused again by whoever holds the herd now, and is not this cleanup's to resume.
+  if (armed?.owedId != null && (await claimOwedForCleanup(x.deps.db, armed.owedId)) === 'not ours') {
     x.state.paused?.delete(pl.id);
-    return void x.note({ stdout: 'nothing done: what this pause owed was settled by another worker meanwhile' });
+    return void x.note({
+      stdout: 'nothing done: what this pause owed was settled by another worker meanwhile, or the herd is held by another target',
+    });
   }
   const lines: string[] = [];
   let failed: Error | null = null;

@@ -4,7 +4,7 @@
 import { claimOwedForCleanup } from '@/lib/engine/owed';
 import { and, eq } from 'drizzle-orm';
 import { z } from 'zod';
-import type { Db } from '@/db/client';
+import { outsideRideBound, type Db } from '@/db/client';
 import { dnsRecords, majorUpgrades, operations, owedCleanups, poolers } from '@/db/schema';
 import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep, type RunContext } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
@@ -329,15 +329,23 @@ function unfenceUnlessSwitchedStep({ from, fromEnd }: Switch): ActionStep<Switch
     givesBack: true,
     run: async (x) => {
       if (!x.state.fenced || x.state.switched) return;
-      // Settled meanwhile by another worker's reconcile (this one frozen past its lease): not this cleanup's.
-      if (x.state.fenceOwed !== null && (await claimOwedForCleanup(x.deps.db, x.state.fenceOwed)) === 'settled')
-        return void x.note({ stdout: 'nothing done: the fence was settled by another worker meanwhile' });
+      // Settled meanwhile by another worker's reconcile, or the herd another target's (this one frozen
+      // past its lease): not this cleanup's.
+      if (x.state.fenceOwed !== null && (await claimOwedForCleanup(x.deps.db, x.state.fenceOwed)) === 'not ours')
+        return void x.note({
+          stdout: 'nothing done: the fence was settled by another worker meanwhile, or the herd is held by another target',
+        });
       await setReadOnly(fromEnd, false);
-      if (x.state.fenceOwed !== null)
-        await x.deps.db
-          .update(owedCleanups)
-          .set({ settledAt: new Date(), settledHow: 'by its cleanup: writable again, the switch did not happen' })
-          .where(eq(owedCleanups.id, x.state.fenceOwed));
+      // Outside the ride bound, as its claim: it is given back, and the row says so however late.
+      const owed = x.state.fenceOwed;
+      if (owed !== null)
+        await outsideRideBound(() =>
+          x.deps.db
+            .update(owedCleanups)
+            .set({ settledAt: new Date(), settledHow: 'by its cleanup: writable again, the switch did not happen' })
+            .where(eq(owedCleanups.id, owed))
+            .then(() => undefined),
+        );
       x.note({ stdout: `${from.label} takes writes again` });
     },
   };
