@@ -200,6 +200,9 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
   // worker): it is given up before it expires, so the step is stopped, and its command killed on the
   // host, before any other worker may take the herd (a claim, and reconcile, wait for the expiry).
   const lost = new AbortController();
+  // Until when no other worker may hold the herd yet, with half a second to spare: the lease's last
+  // confirmation plus its TTL.
+  const heldUntil = () => lease.confirmedAt + leaseTtlMs() - 500;
   const giveUpAfterMs = leaseTtlMs() * 0.75;
   // A local clock, no round trip: checked often, so that the give-up is on time.
   const watchdog = setInterval(
@@ -234,7 +237,7 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
     // the lease is surely still this worker's: until shortly before it could expire, and not once it
     // was found gone. None is sent after that, so none lands after another worker took the herd.
     const ride: RideBound = {
-      until: () => lease.confirmedAt + leaseTtlMs() - 500,
+      until: heldUntil,
       stopped: () => lost.signal.aborted && lost.signal.reason instanceof LeaseLostError && lost.signal.reason.mayBeTaken,
     };
     const deps: ActionDeps = {
@@ -297,7 +300,7 @@ async function executeIn(ctx: LogContext, runner: TargetRunner, targetId: number
         leaveCleanups: (e) => e instanceof LeaseLostError,
         // Given up unconfirmed, the lease is still this worker's until it expires: an undo of the target's
         // own change may run until shortly before then.
-        heldForMs: (e) => (e instanceof LeaseLostError && !e.mayBeTaken ? lease.confirmedAt + leaseTtlMs() - Date.now() - 500 : 0),
+        heldForMs: (e) => (e instanceof LeaseLostError && !e.mayBeTaken ? heldUntil() - Date.now() : 0),
         around: (seq, stepName, fn) => withLogContext({ step: seq, stepName }, fn),
       }),
     );

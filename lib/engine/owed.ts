@@ -76,3 +76,22 @@ export async function claimOwedForCleanup(db: Db, owedId: number): Promise<'ours
   ).catch(() => 'unknown' as const);
   return Promise.race([claim, new Promise<'unknown'>((r) => setTimeout(() => r('unknown'), 500).unref())]);
 }
+
+/**
+ * Records what a target's own cleanup did with an owed row (settled, or what is still open), outside
+ * the step's ride bound as the claim is: what it gave back was given back, and the row says so however
+ * late this lands (else the row stays claimed, and reconcile waits out the claim to settle what is done).
+ */
+export async function recordOwed(
+  db: Db,
+  owedId: number,
+  values: { settledAt: Date; settledHow: string } | { lastError: string },
+): Promise<void> {
+  await outsideRideBound(() =>
+    db
+      .update(owedCleanups)
+      .set(values)
+      .where(eq(owedCleanups.id, owedId))
+      .then(() => undefined),
+  );
+}

@@ -4,9 +4,7 @@
 // its cleanup (which runs even after the herd's lease is lost), by the next worker's reconcile (what is
 // owed is recorded before the pause), and at the latest by the resume armed on the pooler's host when
 // the pause budget runs out (lib/actions/steps/pooler-resume.ts).
-import { outsideRideBound } from '@/db/client';
-import { claimOwedForCleanup } from '@/lib/engine/owed';
-import { eq } from 'drizzle-orm';
+import { claimOwedForCleanup, recordOwed } from '@/lib/engine/owed';
 import { owedCleanups } from '@/db/schema';
 import { databasesOf, poolerAdmin, showDatabases, withPoolerAdmin } from '@/lib/adapters/pgbouncer/admin';
 import { readEntries, repointEntries } from '@/lib/adapters/pgbouncer/ini';
@@ -156,17 +154,10 @@ async function settlePause(p: PoolerRef, x: RunContext<PauseState>, how: string)
   const astray = await astrayFromPrimary(p).catch((err: unknown) => `not checked: ${errorText(err)}`);
   if (armed.owedId !== null) {
     const open = astray ? `resumed, but ${astray}: the next reconcile points it at the herd's primary once one answers` : null;
-    // Outside the step's ride bound, as the owed row's claim (lib/engine/owed.ts): the pooler was resumed,
-    // and the row says so even when this lands after the herd's lease ran out (else it stays claimed,
-    // and reconcile waits out the claim before it settles what is already given back).
-    const owedId = armed.owedId;
-    const write = outsideRideBound(() =>
-      x.deps.db
-        .update(owedCleanups)
-        .set(open ? { lastError: open } : { settledAt: new Date(), settledHow: how })
-        .where(eq(owedCleanups.id, owedId))
-        .then(() => true),
-    ).catch(() => false);
+    const write = recordOwed(x.deps.db, armed.owedId, open ? { lastError: open } : { settledAt: new Date(), settledHow: how }).then(
+      () => true,
+      () => false,
+    );
     const ok = await Promise.race([write, new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);
     if (!ok) return `${disarmed}; not recorded as settled (pgherd's database did not answer): the next reconcile settles it`;
     if (open) return `${disarmed}; still owed: ${open}`;

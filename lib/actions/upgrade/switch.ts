@@ -1,10 +1,10 @@
 // The switch between blue and green, one way (cut-over) or back (roll back): PgBouncer paused, the serving
 // side made read-only, a marker written on it seen on the other (every commit before it applied), sequences
 // set with a gap, a reverse subscription, the write name and PgBouncer moved, resumed.
-import { claimOwedForCleanup } from '@/lib/engine/owed';
+import { claimOwedForCleanup, recordOwed } from '@/lib/engine/owed';
 import { and, eq } from 'drizzle-orm';
 import { z } from 'zod';
-import { outsideRideBound, type Db } from '@/db/client';
+import type { Db } from '@/db/client';
 import { dnsRecords, majorUpgrades, operations, owedCleanups, poolers } from '@/db/schema';
 import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep, type RunContext } from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
@@ -336,16 +336,11 @@ function unfenceUnlessSwitchedStep({ from, fromEnd }: Switch): ActionStep<Switch
           stdout: 'nothing done: the fence was settled by another worker meanwhile, or the herd is held by another target',
         });
       await setReadOnly(fromEnd, false);
-      // Outside the ride bound, as its claim: it is given back, and the row says so however late.
-      const owed = x.state.fenceOwed;
-      if (owed !== null)
-        await outsideRideBound(() =>
-          x.deps.db
-            .update(owedCleanups)
-            .set({ settledAt: new Date(), settledHow: 'by its cleanup: writable again, the switch did not happen' })
-            .where(eq(owedCleanups.id, owed))
-            .then(() => undefined),
-        );
+      if (x.state.fenceOwed !== null)
+        await recordOwed(x.deps.db, x.state.fenceOwed, {
+          settledAt: new Date(),
+          settledHow: 'by its cleanup: writable again, the switch did not happen',
+        });
       x.note({ stdout: `${from.label} takes writes again` });
     },
   };
