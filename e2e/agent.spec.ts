@@ -13,7 +13,7 @@ import { environments, instances, servers } from '../db/schema';
 import { createAgentToken } from '@/lib/features/agents/ingest';
 import { restoredCopy } from '../lib/lab/faults';
 import { PG_SUPERUSER, query } from '../lib/lab/postgres';
-import { E2E_LAB_FILE, e2eLab, signInAs } from './lab';
+import { E2E_LAB_FILE, E2E_SUBNETS, e2eLab, signInAs } from './lab';
 
 const lab = e2eLab();
 const url = lab.console.url;
@@ -153,12 +153,16 @@ test('a restored copy of a herd\u2019s primary, started on its own and reported 
 }) => {
   const primary = lab.instances.find((i) => i.environment === target.environment && i.herd === target.herd && i.role === 'primary')!;
   const copyHost = 'db-restored.lab.internal';
-  const copy = await restoredCopy(lab, E2E_LAB_FILE, primary, 'restored-orders', '127.0.1.240');
+  const copyAddress = `${E2E_SUBNETS.fleet}.240`;
+  const copy = await restoredCopy(lab, E2E_LAB_FILE, primary, 'restored-orders', copyAddress);
   const { db, pool } = createDb(lab.database.url, 1);
   try {
     // A real split brain: the copy shares the herd's system identifier and is not in recovery.
     const facts = 'SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, pg_is_in_recovery() AS rec';
-    const [mine] = await query<{ sysid: string; rec: boolean }>(`postgres://${PG_SUPERUSER}@127.0.1.240:${copy.node.port}/postgres`, facts);
+    const [mine] = await query<{ sysid: string; rec: boolean }>(
+      `postgres://${PG_SUPERUSER}@${copyAddress}:${copy.node.port}/postgres`,
+      facts,
+    );
     const [real] = await query<{ sysid: string; rec: boolean }>(primary.dsn, facts);
     expect(mine).toEqual({ sysid: real!.sysid, rec: false });
 
@@ -166,7 +170,7 @@ test('a restored copy of a herd\u2019s primary, started on its own and reported 
     const [staging] = await db.select().from(environments).where(eq(environments.name, target.environment));
     const [srv] = await db
       .insert(servers)
-      .values({ hostname: copyHost, environmentId: staging!.id, address: '127.0.1.240', site: 'lab' })
+      .values({ hostname: copyHost, environmentId: staging!.id, address: copyAddress, site: 'lab' })
       .returning();
     const copyToken = await createAgentToken(db, srv!.id, { id: null, username: 'e2e' });
     const res = runAgent(['--once'], copyToken, copyHost, copy.node.socketDirectory);
@@ -211,7 +215,7 @@ test('strings in a report are data: HTML in a data directory is stored as sent a
     const [staging] = await db.select().from(environments).where(eq(environments.name, target.environment));
     const [srv] = await db
       .insert(servers)
-      .values({ hostname: host, environmentId: staging!.id, address: '127.0.1.238', site: 'lab' })
+      .values({ hostname: host, environmentId: staging!.id, address: `${E2E_SUBNETS.fleet}.238`, site: 'lab' })
       .returning();
     const oddToken = await createAgentToken(db, srv!.id, { id: null, username: 'e2e' });
     const [sysid] = await query<{ s: string }>(target.dsn, 'SELECT system_identifier::text AS s FROM pg_control_system()');

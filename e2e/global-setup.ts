@@ -3,11 +3,17 @@
 import { randomBytes } from 'node:crypto';
 import { buildConsole, prepareDatabase, startConsole, startWorkerProcess } from '../lib/lab/console';
 import { DEMO_PATRONI, DEMO_RDS, readLab, startLab, writeLab } from '../lib/lab/lab';
-import { E2E_LAB_FILE } from './lab';
+import { DEFAULT_FLEET } from '../lib/lab/fleet';
+import { E2E_LAB_FILE, E2E_SUBNETS } from './lab';
 import { setting } from '@/lib/settings/settings';
 
 export default async function globalSetup() {
-  const lab = await startLab({ file: E2E_LAB_FILE, patroni: DEMO_PATRONI, rds: DEMO_RDS });
+  const lab = await startLab({
+    file: E2E_LAB_FILE,
+    fleet: { ...DEFAULT_FLEET, subnet: E2E_SUBNETS.fleet },
+    patroni: DEMO_PATRONI.map((p) => ({ ...p, subnet: E2E_SUBNETS.patroni })),
+    rds: DEMO_RDS.map((r) => ({ ...r, subnet: E2E_SUBNETS.rds })),
+  });
   const admin = { username: 'e2e-admin', password: randomBytes(12).toString('base64url') };
   const { apiToken } = await prepareDatabase(lab, admin);
   if (!setting('PGHERD_SKIP_BUILD')) await buildConsole();

@@ -6,6 +6,12 @@ import { waitFor } from '../lib/testing/wait';
 
 export const E2E_LAB_FILE = path.join(__dirname, '..', '.lab', 'e2e-lab.json');
 
+/**
+ * The browser tests' lab on loopback addresses of its own (the integration tests' lab and theirs use
+ * 127.0.1-99): `npm test` runs the two suites at once.
+ */
+export const E2E_SUBNETS = { fleet: '127.0.101', patroni: '127.0.120', rds: '127.0.122' };
+
 export function e2eLab() {
   const lab = readLab(E2E_LAB_FILE);
   if (!lab.console) throw new Error('the e2e console is not running (global setup failed?)');

@@ -10,28 +10,52 @@ mkdir -p .lab
 rm -f .lab/vitest-unit-report.json .lab/vitest-report.json .lab/playwright-report.json
 status=0
 
-echo "== type check"
-typecheck=passed
-npx tsc --noEmit -p tsconfig.json || { status=1; typecheck=FAILED; }
+# Two stages, each of independent parts at once (the two cores are seldom both busy with one of them):
+# the checks that need no lab with the console's build, then the integration and the browser tests,
+# each on a lab of its own (the browser tests' on loopback addresses of their own, e2e/lab.ts).
+# Each part writes to its own log, printed whole when the stage ends.
+part() { # part NAME COMMAND...: runs in the background, its output to .lab/part-NAME.log
+  local name=$1
+  shift
+  ( "$@" > ".lab/part-$name.log" 2>&1; echo $? > ".lab/part-$name.rc" ) &
+}
+ended() { # ended NAME HEADER: prints the part's log under its header; false when it failed
+  echo "== $2"
+  cat ".lab/part-$1.log"
+  [ "$(cat ".lab/part-$1.rc" 2>/dev/null)" = 0 ]
+}
+lint() {
+  local rc=0
+  npx eslint . --max-warnings 0 || rc=1
+  npx prettier --check . --log-level warn || rc=1
+  return $rc
+}
+rm -f .lab/part-*.log .lab/part-*.rc
 
-echo "== lint (ESLint: typescript-eslint strict type-checked, pgherd's layers; then prettier --check)"
-lint=passed
-npx eslint . --max-warnings 0 || { status=1; lint=FAILED; }
-npx prettier --check . --log-level warn || { status=1; lint=FAILED; }
-
-echo "== unit tests (vitest, no lab)"
-npx vitest run --project unit --reporter=default --reporter=json --outputFile.json=.lab/vitest-unit-report.json || status=1
-
+stage=$(date +%s)
+echo "== type check, lint, unit tests and the console's build, at once"
+part typecheck npx tsc --noEmit -p tsconfig.json
+part lint lint
+part unit npx vitest run --project unit --reporter=default --reporter=json --outputFile.json=.lab/vitest-unit-report.json
 # Built once, here: the integration tests that run consoles (the --ha demo, a rolling upgrade of pgherd)
 # and the browser tests use this build.
-echo "== the console's build (next build)"
-npx next build || status=1
+part build npx next build
+wait
+typecheck=passed lint=passed
+ended typecheck "type check" || { status=1; typecheck=FAILED; }
+ended lint "lint (ESLint: typescript-eslint strict type-checked, pgherd's layers; then prettier --check)" || { status=1; lint=FAILED; }
+ended unit "unit tests (vitest, no lab)" || status=1
+ended build "the console's build (next build)" || status=1
+echo "== (the first stage took $(( $(date +%s) - stage )) s)"
 
-echo "== integration tests (vitest, against the lab)"
-npx vitest run --project integration --reporter=default --reporter=json --outputFile.json=.lab/vitest-report.json || status=1
-
-echo "== browser tests (Playwright, Debian Chromium)"
-PGHERD_SKIP_BUILD=1 PLAYWRIGHT_JSON_OUTPUT_NAME=.lab/playwright-report.json npx playwright test --reporter=list,json || status=1
+stage=$(date +%s)
+echo "== integration tests (vitest, against the lab) and browser tests (Playwright, Debian Chromium), at once"
+PGHERD_SKIP_BUILD=1 PLAYWRIGHT_JSON_OUTPUT_NAME=.lab/playwright-report.json part e2e npx playwright test --reporter=list,json
+part integration npx vitest run --project integration --reporter=default --reporter=json --outputFile.json=.lab/vitest-report.json
+wait
+ended integration "integration tests (vitest, against the lab)" || status=1
+ended e2e "browser tests (Playwright, Debian Chromium)" || status=1
+echo "== (the second stage took $(( $(date +%s) - stage )) s)"
 
 node -e '
 const fs = require("fs");

@@ -3,6 +3,8 @@ import { ingestResult, metrics, stepLabel } from '@/lib/adapters/metrics/registr
 import { setting } from '@/lib/settings/settings';
 import { hasToken } from './serve';
 import { logLine, withLogContext } from '@/lib/adapters/log/log';
+import { Registry } from 'prom-client';
+import { registerFleetGauges } from './fleet';
 
 describe('step labels', () => {
   it('take the instance and PgBouncer names out, longest first', () => {
@@ -96,8 +98,6 @@ describe('log lines', () => {
 
 describe("the fleet's gauges with a database that never answers", () => {
   it('leave the fleet out within the bound, say inventory_up 0, and claim no worker count', async () => {
-    const { Registry } = await import('prom-client');
-    const { registerFleetGauges } = await import('./fleet');
     const registry = new Registry();
     const hung = { execute: () => new Promise(() => {}) } as unknown;
     registerFleetGauges(

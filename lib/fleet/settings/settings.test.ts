@@ -3,6 +3,7 @@ import { parseConf, renderConf } from './conf-text';
 import { driftOf } from './drift';
 import { checkValue, evaluate, sameValue, show, type SettingMeta } from './values';
 import { wantedDigest, wantedSettings, type WantedInputs } from './wanted';
+import { withoutSecrets } from './read-settings';
 
 // As pg_settings describes them on Postgres 15.
 const meta = (m: Partial<SettingMeta> & { name: string; vartype: string }): SettingMeta => ({
@@ -173,7 +174,6 @@ describe('drift', () => {
 
 describe('what is kept of a reading', () => {
   it('never a password: primary_conninfo and commands keep their shape without it', async () => {
-    const { withoutSecrets } = await import('./read-settings');
     expect(withoutSecrets('host=10.0.0.1 port=5432 user=repl password=S3cret application_name=r1')).toBe(
       'host=10.0.0.1 port=5432 user=repl password=******** application_name=r1',
     );

@@ -6,6 +6,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
 import { contractChecker } from '@/lib/testing/contract';
 import { openApiDocument } from './document';
+import { routeFor } from './routes';
 
 const ROOT = path.join(__dirname, '..', '..', '..', '..');
 
@@ -100,7 +101,6 @@ describe('the contract checker', () => {
 
 describe('routeFor', () => {
   it('finds the declared route of a request, literal paths before templated ones', async () => {
-    const { routeFor } = await import('./routes');
     expect(routeFor('GET', '/api/v1/operations/7')?.path).toBe('/api/v1/operations/{id}');
     expect(routeFor('POST', '/api/v1/operations/plan')?.path).toBe('/api/v1/operations/plan');
     expect(routeFor('POST', '/api/v1/operations/7/pause')?.path).toBe('/api/v1/operations/{id}/{verb}');
