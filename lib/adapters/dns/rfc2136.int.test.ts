@@ -5,7 +5,7 @@ import { inject } from 'vitest';
 import { describe, expect, it } from 'vitest';
 import { readLab } from '@/lib/lab/lab';
 import { parseDnsConfig } from './config';
-import { buildUpdate, DnsUpdateError, lookup, replaceRecordSet, sendSigned, waitAnswers } from './rfc2136';
+import { buildUpdate, DnsUpdateError, lookup, replaceRecordSet, sendSigned, soaSerial, waitAnswers } from './rfc2136';
 import { verify } from './tsig';
 
 const lab = readLab(inject('labFile'));
@@ -27,8 +27,11 @@ describe('the lab zone', () => {
 describe('replaceRecordSet', () => {
   it('moves a CNAME in one signed update, and the server\u2019s answer carries a MAC that checks', async () => {
     const name = scratch();
+    const serial = await soaSerial(server, dns.zone);
     await replaceRecordSet(server, dns.zone, key, { name, type: 'CNAME', ttl: 30, values: [first!.server] });
     expect(await lookup(server, name, 'CNAME')).toEqual([first!.server]);
+    // The zone's serial moved with the update: what the failover bench watches instead of every name.
+    expect(await soaSerial(server, dns.zone)).toBeGreaterThan(serial);
     await replaceRecordSet(server, dns.zone, key, { name, type: 'CNAME', ttl: 30, values: [second!.server] });
     expect(await waitAnswers(server, { name, type: 'CNAME', ttl: 30, values: [second!.server] })).toEqual([second!.server]);
   });

@@ -185,6 +185,19 @@ export async function lookup(server: DnsServer, name: string, type: RecordType, 
 }
 
 /**
+ * The zone's SOA serial as `server` answers it: it moves with every change to the zone, so one question
+ * says whether any of its names may answer otherwise than before.
+ */
+export async function soaSerial(server: DnsServer, zone: string, timeoutMs = 2000): Promise<number> {
+  const id = randomInt(0, 65536);
+  const wire = dnsPacket.encode({ type: 'query', id, flags: 0, questions: [{ name: fqdn(zone), type: 'SOA', class: 'IN' }] });
+  const answer = dnsPacket.decode(await exchange(server, wire, id, timeoutMs));
+  const soa = (answer.answers ?? []).find((a) => a.type === 'SOA');
+  if (!soa) throw new Error(`${server.host}:${server.port} answered no SOA for ${fqdn(zone)}`);
+  return (soa as dnsPacket.Answer & { data: { serial: number } }).data.serial;
+}
+
+/**
  * Asks until `name` answers exactly `values` (a deadline: DNS that does not follow is a failure). A
  * lookup that fails is asked again; if the last one failed, the error says so, not "still answers".
  */
