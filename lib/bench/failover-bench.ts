@@ -279,27 +279,39 @@ async function failoverUntilWritable(
   );
   // Every herd's write name asked every `everyMs` would be 2,000 questions a second for 50 herds, the
   // bench's own load on the two cores it measures: the zone's SOA serial is asked instead, and the names
-  // still pending only once it moved (or while a name moved to a member that does not take a write yet).
+  // still pending only once it moved (or when it could not be read), as well as those asked again: a
+  // name whose lookup failed, or that moved to a member that does not take a write yet.
   const ready = new Map<string, number>();
-  const moved = new Set<string>();
+  const again = new Set<string>();
   let serial = -1;
   while (ready.size < names.length) {
-    const now = await soaSerial(dnsServer(lab), LAB_ZONE).catch(() => serial);
-    const changed = now !== serial;
-    serial = now;
+    const now = await soaSerial(dnsServer(lab), LAB_ZONE, 200).catch(() => null);
+    const changed = now === null || now !== serial;
+    if (now !== null) serial = now;
     await Promise.all(
       names
-        .filter((h) => !ready.has(h) && (changed || moved.has(h)))
+        .filter((h) => !ready.has(h) && (changed || again.has(h)))
         .map(async (h) => {
-          const to = (await answer(lab, h).catch(() => []))[0];
+          const to = await answer(lab, h).then(
+            (a) => a[0],
+            () => null,
+          );
+          again.delete(h);
+          if (to === null) {
+            again.add(h);
+            return;
+          }
           const m = to && to !== before.get(h) ? lab.instances.find((i) => i.server === to) : undefined;
           if (!m) return;
-          moved.add(h);
+          again.add(h);
           const writes = await query(url(m), 'CREATE TABLE IF NOT EXISTS bench_dr (x int); INSERT INTO bench_dr VALUES (1)').then(
             () => true,
             () => false,
           );
-          if (writes) ready.set(h, performance.now() - t0);
+          if (writes) {
+            ready.set(h, performance.now() - t0);
+            again.delete(h);
+          }
         }),
     );
     if (performance.now() - t0 > 60_000)

@@ -1,8 +1,8 @@
 // Records a target's steps in operation_steps as they run, so the operation page can show them.
 // A step is written when it has run for `startDelayMs` (so the page shows it running) and again when
-// it ends; a step that ends sooner is written once. The operation's page asks every second, so a step
-// of less than half a second would seldom be seen running anyway: writing its start would cost a
-// statement for nothing (a DR failover of 50 herds writes about 600 steps at once). Its end is written when the next step starts, or,
+// it ends; a step that ends sooner is written once. Not later: a worker lost mid-step leaves only the
+// start of the step it was in to say where it stopped (recovery marks it interrupted), and a promotion
+// or a fence takes 100-500 ms. Its end is written when the next step starts, or,
 // for the target's last step, by the statement that ends the target (one round trip less a target:
 // see executeTarget). Named statements: every step of every target writes here.
 import { prepared, type Db } from '@/db/client';
@@ -53,7 +53,7 @@ export interface DbRecorder extends StepRecorder {
 
 export function dbRecorder(db: Db, targetId: number, opts: { secrets?: string[]; startDelayMs?: number } = {}): DbRecorder {
   const secrets = opts.secrets ?? [];
-  const delay = opts.startDelayMs ?? 500;
+  const delay = opts.startDelayMs ?? 100;
   const running = new Map<number, { startedAt: Date; timer: NodeJS.Timeout; written?: Promise<unknown> }>();
   let ended: StepEnd | null = null;
   const flush = async () => {

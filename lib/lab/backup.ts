@@ -137,17 +137,21 @@ export async function labInternalSsh(id: Identity, authorizedFiles: string[]): P
     const aside = mkdtempSync(path.join(dotSsh, 'new-'));
     chownSync(aside, id.uid, id.gid);
     await run(id, ['/usr/bin/ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'pgherd-lab-internal', '-f', path.join(aside, 'k')]);
-    for (const [from, to] of [
-      ['k', 'id_ed25519'],
-      ['k.pub', 'id_ed25519.pub'],
-    ] as const) {
-      try {
-        linkSync(path.join(aside, from), path.join(dotSsh, to));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
+    // Only the lab whose private key was linked links its public half: the two halves are one pair.
+    let ours = true;
+    try {
+      linkSync(path.join(aside, 'k'), key);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      ours = false;
     }
+    if (ours) linkSync(path.join(aside, 'k.pub'), `${key}.pub`);
     rmSync(aside, { recursive: true, force: true });
+  }
+  // Another lab linked the private key a moment ago: its public half follows.
+  for (let i = 0; !existsSync(`${key}.pub`); i++) {
+    if (i >= 100) throw new Error(`${key}.pub did not appear beside ${key}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
   const config = path.join(dotSsh, 'config');
   const wanted = 'Host 127.*\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n  BatchMode yes\n';

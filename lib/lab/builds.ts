@@ -80,8 +80,16 @@ export function labBuild(name: LabBuildName): LabBuild {
     // Readable and runnable by the lab's own user, as a package's files are on a host.
     chmodSync(tmp, 0o755);
     writeFileSync(path.join(tmp, '.installed'), `${pkgVersion}\n`);
-    rmSync(home, { recursive: true, force: true });
-    renameSync(tmp, home);
+    // Another process may install the same build at the same moment (the two labs of `npm test`): the
+    // first rename wins and the other's copy is dropped; what is installed is never removed, since a lab
+    // may be starting Postgres from it. Only a folder left half-made by an older install is replaced.
+    if (existsSync(home) && !existsSync(path.join(home, '.installed'))) rmSync(home, { recursive: true, force: true });
+    try {
+      renameSync(tmp, home);
+    } catch (err) {
+      if (!existsSync(path.join(home, '.installed'))) throw err;
+      rmSync(tmp, { recursive: true, force: true });
+    }
   }
   return { version, versionNum: Number(major) * 10000 + Number(minor), binDir };
 }

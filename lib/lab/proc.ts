@@ -22,9 +22,14 @@ export function labIdentity(): Identity {
   if (!isRoot) {
     return { user: process.env.USER ?? 'me', uid: process.getuid!(), gid: process.getgid!() };
   }
-  if (spawnSync('id', ['-u', LAB_USER]).status !== 0) {
+  // Two labs starting at once (the integration and the browser tests' in `npm test`) may both find no
+  // user: the second useradd then fails (the user exists, or /etc/passwd is locked), and is not an error
+  // once the user is there.
+  for (let attempt = 1; spawnSync('id', ['-u', LAB_USER]).status !== 0; attempt++) {
     const made = spawnSync('useradd', ['--create-home', '--user-group', '--shell', '/bin/bash', LAB_USER]);
-    if (made.status !== 0) throw new Error(`useradd ${LAB_USER} failed: ${made.stderr.toString()}`);
+    if (made.status === 0) break;
+    if (attempt >= 20) throw new Error(`useradd ${LAB_USER} failed: ${made.stderr.toString()}`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
   }
   // The lab's sshd refuses a locked account ('!') even for key logins with UsePAM no: a usable password
   // field that matches no password ('*') lets the SSH tests log in with their key.

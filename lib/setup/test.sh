@@ -16,9 +16,9 @@ status=0
 # by the checks that need no lab (type check, lint, unit tests), which take the cores the integration
 # tests leave idle once the browser tests are done. One lane after the other, the suite took 1,666 s
 # on the 2-core development machine. Each part writes its own log, printed whole at the end.
-# Each lane runs in a process group of its own (job control), so that a Ctrl-C here reaches it as it
-# would reach a command run in the foreground: vitest and Playwright then stop their labs themselves.
-set -m
+# Each lane runs in a process group of its own (job control, turned on for the lanes only), so that a
+# Ctrl-C here reaches it as it would reach a command run in the foreground: vitest and Playwright then
+# stop their labs themselves.
 lanes=()
 lane() { # lane FUNCTION: runs it in the background, in a process group of its own; stopped, it goes no further
   (
@@ -44,14 +44,18 @@ running() { # true while a process of any lane's group is left
   return 1
 }
 stop_lanes() {
-  trap - INT TERM
+  # Once stopping, a second Ctrl-C does not cut the clean-up short; what runs from here runs in this
+  # script's process group.
+  trap '' INT TERM
+  set +m
   echo "== stopped: the lanes are asked to stop (SIGINT), then made to (SIGTERM), then their labs are taken down"
   local p f
   for p in "${lanes[@]}"; do kill -INT -- "-$p" 2>/dev/null; done
   for _ in $(seq 60); do running || break; sleep 1; done
   for p in "${lanes[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done
-  # The labs the suites start (never lab.json, the demo's, nor a benchmark's).
-  for f in .lab/e2e-lab.json .lab/vitest-*.json .lab/*-test.json; do
+  # The labs the suites start (never lab.json, the demo's, nor a benchmark's); vitest leaves its files'
+  # afterAll hooks unrun when stopped, the demo test's demo among them.
+  for f in .lab/e2e-lab.json .lab/vitest-*.json .lab/*-test.json /tmp/pgherd-demo-test-*/lab.json; do
     [[ -f $f && $f != *report.json ]] && npx tsx lib/entry/cli/lab.ts down --file "$f" > /dev/null 2>&1
   done
   exit 130
@@ -79,9 +83,11 @@ npx next build || status=1
 
 echo "== integration tests, and browser tests then type check, lint and unit tests, at once (each one's output follows)"
 lanes_started=$(date +%s)
+set -m
 lane integration
 lane browser_then_checks
 wait
+set +m
 typecheck=passed lint=passed
 ended typecheck "type check" || { status=1; typecheck=FAILED; }
 ended lint "lint (ESLint: typescript-eslint strict type-checked, pgherd's layers; then prettier --check)" || { status=1; lint=FAILED; }
