@@ -140,10 +140,10 @@ describe('the guard before a fence stop', () => {
   });
 
   it('waits for the postmaster to be gone after a stop sent without waiting, looking every 10 ms, as long as it was given', async () => {
-    const run = (argv: string[]) =>
+    const run = (argv: string[], env: NodeJS.ProcessEnv = process.env) =>
       new Promise<{ code: number | null; out: string; err: string; ms: number }>((resolve) => {
         const t0 = Date.now();
-        const c = spawn('sh', ['-c', shellCommand(argv)]);
+        const c = spawn('sh', ['-c', shellCommand(argv)], { env });
         let out = '';
         let err = '';
         c.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -152,11 +152,20 @@ describe('the guard before a fence stop', () => {
       });
     const pidFile = path.join(dir, 'postmaster.pid');
     writeFileSync(pidFile, '1\n');
-    setTimeout(() => rmSync(pidFile, { force: true }), 150);
-    const gone = await run(stoppedWithin(dir, ['true']));
+    // Its looks counted, not timed (a timed bound fails on a busy machine): a `sleep` first on the PATH
+    // writes down each pause it is asked for, and the postmaster goes during the third. Done at the
+    // look right after, each pause 10 ms (not pg_ctl's 100).
+    const bin = mkdtempSync(path.join(tmpdir(), 'pgherd-sleep-'));
+    const pauses = path.join(bin, 'pauses');
+    writeFileSync(
+      path.join(bin, 'sleep'),
+      `#!/bin/sh\necho "$1" >> '${pauses}'\n[ "$(wc -l < '${pauses}')" -ge 3 ] && rm -f '${pidFile}'\nexit 0\n`,
+      { mode: 0o755 },
+    );
+    const gone = await run(stoppedWithin(dir, ['true']), { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` });
     expect([gone.code, gone.out.trim()]).toEqual([0, 'server stopped']);
-    // Within a few looks of the file going, not pg_ctl's next 100 ms.
-    expect(gone.ms).toBeLessThan(400);
+    expect(readFileSync(pauses, 'utf8').split('\n').filter(Boolean)).toEqual(['0.01', '0.01', '0.01']);
+    rmSync(bin, { recursive: true, force: true });
     // The stop failing: its own exit code and words, and no wait.
     const failed = await run(stoppedWithin(dir, ['sh', '-c', 'echo "pg_ctl: PID file does not exist" >&2; exit 3']));
     expect([failed.code, failed.err.trim()]).toEqual([3, 'pg_ctl: PID file does not exist']);
