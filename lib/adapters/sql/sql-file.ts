@@ -12,7 +12,7 @@ const texts = new Map<string, string>();
 function projectRoot(): string {
   let dir = process.cwd();
   for (;;) {
-    if (existsSync(path.join(dir, 'lib', 'adapters', 'sql', 'sql-file.ts'))) return dir;
+    if (existsSync(/* turbopackIgnore: true */ path.join(dir, 'lib', 'adapters', 'sql', 'sql-file.ts'))) return dir;
     const up = path.dirname(dir);
     if (up === dir) return process.cwd();
     dir = up;
@@ -23,7 +23,7 @@ function projectRoot(): string {
 export function sqlFile(file: string): string {
   let text = texts.get(file);
   if (text === undefined) {
-    text = resolveIncludes(path.join(projectRoot(), file), []);
+    text = resolveIncludes(path.join(/* turbopackIgnore: true */ projectRoot(), file), []);
     texts.set(file, text);
   }
   return text;
@@ -31,7 +31,9 @@ export function sqlFile(file: string): string {
 
 function resolveIncludes(abs: string, seen: string[]): string {
   if (seen.includes(abs)) throw new Error(`${abs} includes itself (through ${seen.join(' -> ')})`);
-  const text = readFileSync(abs, 'utf8');
+  // Read from the checkout at run time (the console runs from it, not from a traced bundle): the build's
+  // file tracer is told not to follow this path, which it would take for the whole project.
+  const text = readFileSync(/* turbopackIgnore: true */ abs, 'utf8');
   return text
     .split('\n')
     .map((line) => {

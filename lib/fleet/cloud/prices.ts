@@ -69,7 +69,7 @@ export function priceList(env: Record<string, string | undefined> = process.env)
   if (file) {
     let raw: unknown;
     try {
-      raw = JSON.parse(readFileSync(file, 'utf8'));
+      raw = JSON.parse(readFileSync(/* turbopackIgnore: true */ file, 'utf8'));
     } catch (err) {
       throw new Error(`PGHERD_PRICE_FILE ${file}: ${(err as Error).message}`);
     }
