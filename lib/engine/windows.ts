@@ -15,6 +15,9 @@ export type WindowTimes = Pick<WindowRow, 'days' | 'starts' | 'durationMinutes' 
 
 const DAY_MS = 86_400_000;
 const formatters = new Map<string, Intl.DateTimeFormat>();
+// A window is read for each of its herds on every round, each time over the same three weeks of days:
+// each day's opening is worked out once (four to six readings of the zone's clock each) and kept.
+const instants = new Map<string, number>();
 
 /** The wall clock of `tz` at instant `t`, as the instant it would be in UTC (milliseconds dropped). */
 function wallClock(tz: string, t: number): number {
@@ -46,10 +49,16 @@ const offsetAt = (tz: string, t: number) => wallClock(tz, t) - Math.floor(t / 10
  * jump as `local` is past the jump's start (what Temporal calls "compatible").
  */
 export function wallClockInstant(tz: string, local: number): number {
+  const key = `${tz}|${String(local)}`;
+  const known = instants.get(key);
+  if (known !== undefined) return known;
   const before = offsetAt(tz, local - DAY_MS);
   const after = offsetAt(tz, local + DAY_MS);
   const valid = [local - before, local - after].filter((t) => offsetAt(tz, t) === local - t);
-  return valid.length ? Math.min(...valid) : local - before;
+  const at = valid.length ? Math.min(...valid) : local - before;
+  if (instants.size >= 50_000) instants.clear();
+  instants.set(key, at);
+  return at;
 }
 
 /** When the window last opened at or before `now`, and when it opens next after it. */
