@@ -59,6 +59,11 @@ export const operationStatus = pgEnum('operation_status', [
   'interrupted',
   // An operation some of whose targets succeeded and some did not.
   'partial',
+  // Confirmed by one person where an approval policy asks for another's (lib/features/operations/approvals.ts):
+  // nothing queued, nothing held, until approved; then queued. Denied or expired, it ends so.
+  'awaiting_approval',
+  'denied',
+  'expired',
 ]);
 export const stepStatus = pgEnum('step_status', ['running', 'succeeded', 'failed', 'skipped']);
 export const userSource = pgEnum('user_source', ['local', 'ldap']);
@@ -579,6 +584,16 @@ export const operations = pgTable(
     ruleId: integer('rule_id').references((): AnyPgColumn => rules.id, { onDelete: 'set null' }),
     // Made by a rule marked insideWindow: its next wave starts only inside its herds' maintenance windows.
     windowBound: boolean('window_bound').notNull().default(false),
+    // Approval (lib/features/operations/approvals.ts). How many people other than the requester must approve it (null:
+    // none was asked for); until when; the environments of its targets (what access to it is judged on
+    // while it has no targets); what writing it needs once approved (waves, retry); how it ended short of
+    // running (a denial's or the plan's change, in words); an admin's reason for running it unapproved.
+    approvalsRequired: integer('approvals_required'),
+    approvalExpiresAt: timestamp('approval_expires_at', { withTimezone: true }),
+    environmentIds: integer('environment_ids').array(),
+    pending: jsonb('pending').$type<{ waves: unknown; retryOf: number | null; typed?: boolean }>(),
+    endedReason: text('ended_reason'),
+    breakGlassReason: text('break_glass_reason'),
     ...timestamps,
   },
   (t) => [
@@ -593,10 +608,77 @@ export const operations = pgTable(
     index('operations_created_idx').on(t.createdAt),
     // A key answers only its own user's operation (another user's key is just a new key for them).
     uniqueIndex('operations_user_idempotency_key').on(t.requestedByName, t.idempotencyKey),
+    // What waits for approval: the expiry chore's and the approvers' list.
+    index('operations_awaiting_idx')
+      .on(t.approvalExpiresAt)
+      .where(sql`approvals_required IS NOT NULL AND finished_at IS NULL`),
     // The wave conductor's round: rolling operations not finished yet.
     index('operations_rolling_idx')
       .on(t.id)
       .where(sql`finished_at IS NULL AND waves IS NOT NULL`),
+  ],
+);
+
+// Two people for production (lib/features/operations/approvals.ts, docs/approvals.md): in an environment, which actions
+// need how many approvals before they run, from whom, for how long. Global admins edit them; whoever
+// has a role in the environment reads them. Several in one environment add up: the most approvals asked,
+// every one's approvers, the shortest time, break glass forbidden where any forbids it.
+export const approvalPolicies = pgTable(
+  'approval_policies',
+  {
+    id: serial('id').primaryKey(),
+    environmentId: integer('environment_id')
+      .notNull()
+      .references(() => environments.id, { onDelete: 'cascade' }),
+    // The actions it covers, by name; and every action whose confirmation asks for something typed.
+    actions: text('actions')
+      .array()
+      .notNull()
+      .default(sql`'{}'::text[]`),
+    typedConfirmation: boolean('typed_confirmation').notNull().default(false),
+    approvalsRequired: integer('approvals_required').notNull().default(1),
+    // Who may approve: this role at least in every environment of the plan's targets, or (when set) a
+    // member of this directory group who may see them all.
+    approverRole: roleName('approver_role').notNull().default('operator'),
+    approverGroup: text('approver_group'),
+    ttlSeconds: integer('ttl_seconds').notNull().default(3600),
+    // Never by default: a person's second token or second session is the same person.
+    requesterMayApprove: boolean('requester_may_approve').notNull().default(false),
+    // Actions an admin may not run unapproved here (break glass), by name.
+    breakGlassForbidden: text('break_glass_forbidden')
+      .array()
+      .notNull()
+      .default(sql`'{}'::text[]`),
+    ...timestamps,
+  },
+  (t) => [
+    index('approval_policies_environment_idx').on(t.environmentId),
+    check('approval_policies_required_check', sql`${t.approvalsRequired} BETWEEN 1 AND 5`),
+    check('approval_policies_ttl_check', sql`${t.ttlSeconds} BETWEEN 60 AND 604800`),
+    check('approval_policies_role_check', sql`${t.approverRole} <> 'viewer'`),
+  ],
+);
+
+// Each person's decision on an operation awaiting approval: the digest they approved, how they did it.
+export const operationApprovals = pgTable(
+  'operation_approvals',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    operationId: bigint('operation_id', { mode: 'number' })
+      .notNull()
+      .references(() => operations.id, { onDelete: 'cascade' }),
+    userId: integer('user_id').references(() => users.id, { onDelete: 'set null' }),
+    username: text('username').notNull(),
+    decision: text('decision', { enum: ['approved', 'denied'] }).notNull(),
+    comment: text('comment').notNull().default(''),
+    digest: text('digest').notNull(),
+    via: text('via', { enum: ['console', 'api'] }).notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    // One decision a person: a second session or token of theirs is the same person.
+    uniqueIndex('operation_approvals_person_key').on(t.operationId, sql`lower(${t.username})`),
+    check('operation_approvals_decision_check', sql`${t.decision} IN ('approved', 'denied')`),
   ],
 );
 

@@ -129,14 +129,14 @@ test('plans, submits (202), refuses a stale digest (409), enqueues a repeated ke
   const first = await submit();
   expect(first.status()).toBe(202);
   const { id } = await first.json();
-  expect(await (await submit()).json()).toEqual({ id, duplicate: true });
+  expect(await (await submit()).json()).toMatchObject({ id, duplicate: true });
   // The Idempotency-Key header works as the body's key does; a bad or contradicting one is a 400.
   const byHeader = (key: string, extra: Record<string, unknown> = {}) =>
     request.post(`${url}/api/v1/operations`, {
       headers: { ...operate, 'Idempotency-Key': key },
       data: { action: 'reload', instanceIds: ids, digest: plan.digest, confirm: plan.confirm ?? '', ...extra },
     });
-  expect(await (await byHeader('api-test-1')).json()).toEqual({ id, duplicate: true });
+  expect(await (await byHeader('api-test-1')).json()).toMatchObject({ id, duplicate: true });
   expect((await byHeader('api-test-1', { instanceIds: ids.slice(1) })).status()).toBe(409);
   expect((await byHeader('bad key!')).status()).toBe(400);
   expect((await byHeader('api-test-2', { idempotencyKey: 'api-test-3' })).status()).toBe(400);

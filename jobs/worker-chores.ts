@@ -1,6 +1,7 @@
 // The worker's chores, as one table: what each does, how often, and which run on one worker at a time
 // (jobs/chores.ts runs them). The listener is one of them: rule changes, notifications and discovery
 // asked for arrive as Postgres notifications and ask the chore concerned.
+import { expireApprovals } from '@/lib/features/operations/approvals';
 import pg from 'pg';
 import type { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
@@ -153,6 +154,16 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
       run: async (_, turn) => {
         const started = await expireRestoredHerds(db, queue, turn);
         if (started.length) log('restores.expire', { operations: started });
+      },
+    },
+    // Operations not approved in time: ended expired, audited (the database's clock decides; any worker may).
+    {
+      name: 'approvals.expire',
+      says: 'operations not approved in time, ended expired',
+      every: 15_000,
+      run: async () => {
+        const n = await expireApprovals(db);
+        if (n) log('approvals.expire', { expired: n });
       },
     },
     // Herds whose restore was proven and is no longer: said once (herd.restore_unverified), cleared when proven again.

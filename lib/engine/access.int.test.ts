@@ -216,7 +216,7 @@ describe('roles from the directory', () => {
         { instanceIds: [staging], digest: stg.digest, confirmation: stg.typeToConfirm ?? '', idempotencyKey: 'shared-key-1' },
         bob,
       ),
-    ).toEqual({ id: his.id, duplicate: true });
+    ).toEqual({ id: his.id, duplicate: true, status: 'queued' });
     // The same key for another action: a 409 naming the earlier operation, nothing made.
     const reload = await planOperation(t.db, bob.access, reloadAction, [staging]);
     await expect(

@@ -27,7 +27,8 @@ export async function holdOperation(db: Queries, operationId: number, reason: st
   return db.transaction(async (tx) => {
     const { rows } = await tx.execute(
       sql`UPDATE operations SET paused_at = now(), paused_reason = ${reason}, updated_at = now()
-          WHERE id = ${operationId} AND finished_at IS NULL AND paused_at IS NULL AND NOT cancel_requested RETURNING id`,
+          WHERE id = ${operationId} AND finished_at IS NULL AND paused_at IS NULL AND NOT cancel_requested
+            AND status <> 'awaiting_approval' RETURNING id`,
     );
     if (!rows.length) return false;
     await tx.execute(
@@ -90,10 +91,17 @@ export async function resumePaused(
 
 export async function whyNot(db: Queries, id: number, verb: 'paused' | 'resumed' | 'aborted'): Promise<string> {
   const [op] = await db
-    .select({ finishedAt: operations.finishedAt, pausedAt: operations.pausedAt, cancel: operations.cancelRequested })
+    .select({
+      finishedAt: operations.finishedAt,
+      pausedAt: operations.pausedAt,
+      cancel: operations.cancelRequested,
+      status: operations.status,
+    })
     .from(operations)
     .where(eq(operations.id, id));
   if (!op) return `operation #${id} does not exist`;
+  if (op.status === 'awaiting_approval')
+    return `operation #${id} is awaiting approval: nothing runs yet, it cannot be ${verb} (abort withdraws it)`;
   if (op.finishedAt) return `operation #${id} has finished: it cannot be ${verb}`;
   if (op.cancel)
     return verb === 'aborted' ? `operation #${id} is already being aborted` : `operation #${id} is being aborted: it cannot be ${verb}`;

@@ -72,3 +72,9 @@ export const submitBody = z
   .strict()
   .refine(oneKind, oneKindMessage)
   .transform(withCandidate);
+
+/** An approver's decision (POST /api/v1/operations/{id}/approve | deny): a comment, kept with it. */
+export const decisionBody = z
+  .object({ comment: z.string().max(500, 'At most 500 characters.').default('') })
+  .strict()
+  .meta({ id: 'Decision' });

@@ -14,6 +14,7 @@ import { confirmedSteps } from '@/lib/engine/plan-identity';
 import { enqueueTargets, type TargetJob } from '@/lib/engine/queue';
 import { SubmitError } from '@/lib/engine/submit-errors';
 import { describeWaves, wavesOf, type WaveSpec } from '@/lib/engine/waves';
+import { planEnvironments, policiesSql, requirementOf, type PolicyRow, type Requirement } from '@/lib/engine/approval-policies';
 
 const ANALYZE_FROM = 500;
 
@@ -92,13 +93,14 @@ export function targetIdsFor(action: AnyAction, input: { instanceIds?: number[];
   return ids;
 }
 
-interface KeyedOperation {
+type KeyedOperation = {
   id: number;
   action: string;
   digest: string;
   params: unknown;
   actionParams: unknown;
-}
+  status: string;
+};
 
 /** What a submit asks for, comparable: action, digest, targets, parameters (sorted by name). */
 const request = (action: string, digest: string, ids: unknown, params: unknown) =>
@@ -117,7 +119,7 @@ function sameKeyAnswer(found: KeyedOperation, action: string, digest: string, id
       `this idempotency key was used for operation #${found.id} (${found.action}) with another plan: use a fresh key for another operation`,
       { operationId: found.id },
     );
-  return { id: found.id, duplicate: true };
+  return { id: found.id, duplicate: true, status: found.status };
 }
 
 const keyed = {
@@ -126,6 +128,7 @@ const keyed = {
   digest: operations.planDigest,
   params: operations.params,
   actionParams: operations.actionParams,
+  status: operations.status,
 };
 
 export async function submitOperation(
@@ -135,7 +138,7 @@ export async function submitOperation(
   input: SubmitInput,
   actor: Actor,
   log: (e: string, f: object) => void = () => {},
-): Promise<{ id: number; duplicate: boolean }> {
+): Promise<{ id: number; duplicate: boolean; status: string }> {
   const ids = targetIdsFor(action, input);
   // Authorization first: a key never tells anyone who may not run this whether an operation exists.
   // A refusal (AccessDenied) goes up to whoever answers it, the console or the API, which records it.
@@ -143,16 +146,31 @@ export async function submitOperation(
   // The same page (or API call) submitted again by the same user: the operation it made, even if the
   // inventory has moved since (that operation ran on it).
   const mine = and(eq(operations.requestedByName, actor.username), eq(operations.idempotencyKey, input.idempotencyKey));
-  const existing = await db.select(keyed).from(operations).where(mine);
-  const [first] = existing;
+  // The operation this key made, and the approval policies covering the plan, in one statement: a plan
+  // that needs no approval costs no round trip more than before there were policies.
+  const envs = planEnvironments(plan);
+  const found = await db.execute<KeyedOperation & { policies: PolicyRow[] }>(sql`
+    SELECT o.id, o.action, o.plan_digest AS digest, o.params, o.action_params AS "actionParams", o.status,
+      ${policiesSql(action.name, envs, plan.typeToConfirm !== null)} AS policies
+    FROM (SELECT 1) one LEFT JOIN operations o ON o.requested_by_name = ${actor.username} AND o.idempotency_key = ${input.idempotencyKey}`);
+  const row = found.rows[0];
   // The same key for something else (another action, other targets or parameters) is a client's
   // mistake: answered as such, not with the earlier operation as if this one had been made.
-  if (first) return sameKeyAnswer(first, action.name, input.digest, ids, plan.params);
+  if (row?.id != null) return sameKeyAnswer(row, action.name, input.digest, ids, plan.params);
   if (plan.digest !== input.digest || plan.missing.length) throw new StalePlanError(plan);
   if (plan.typeToConfirm !== null && input.confirmation.trim() !== plan.typeToConfirm) throw new ConfirmationError(plan.typeToConfirm);
   const runnable = plan.targets.filter((t) => !t.refused);
   if (!runnable.length)
     throw new NothingToRunError(plan.targets.flatMap((t) => (t.refused ? [{ id: t.instanceId ?? t.herdId, reason: t.refused }] : [])));
+  // Policies are for people: pgherd itself (seeding, tests, its own chores: no user) is not asked.
+  const requirement = actor.id === null ? null : requirementOf(row?.policies ?? [], envs);
+  if (requirement) {
+    const waiting = await writeAwaiting(db, { action, plan, actor, input, requirement });
+    if (waiting !== null) return { id: waiting, duplicate: false, status: 'awaiting_approval' };
+    const [again] = await db.select(keyed).from(operations).where(mine);
+    if (!again) throw new Error('the operation another submit of this page made is gone');
+    return sameKeyAnswer(again, action.name, input.digest, ids, plan.params);
+  }
   const [made] = await writeOperations(
     db,
     queue,
@@ -176,7 +194,56 @@ export async function submitOperation(
     if (!again) throw new Error('the operation another submit of this page made is gone');
     return sameKeyAnswer(again, action.name, input.digest, ids, plan.params);
   }
-  return { id: made, duplicate: false };
+  return { id: made, duplicate: false, status: 'queued' };
+}
+
+/**
+ * An operation that waits for approval: the plan as confirmed (its digest, targets, parameters, waves)
+ * and what the policies ask, with its audit entry; no targets, nothing queued, no herd held. Its id, or
+ * null when the requester's key made one already (a second submit racing this one).
+ */
+async function writeAwaiting(
+  db: Db,
+  w: { action: AnyAction; plan: Plan; actor: Actor; input: SubmitInput; requirement: Requirement },
+): Promise<number | null> {
+  const { plan, actor, input, requirement: req } = w;
+  return db.transaction(async (tx) => {
+    const made = await tx.execute<{ id: number }>(sql`
+      INSERT INTO operations (action, params, action_params, status, plan_digest, requested_by, requested_by_name, requested_by_system,
+        confirmation, idempotency_key, approvals_required, approval_expires_at, environment_ids, pending)
+      VALUES (${w.action.name}, ${JSON.stringify({ [plan.on === 'herd' ? 'herdIds' : 'instanceIds']: plan.targets.map((t) => t.instanceId ?? t.herdId) })}::jsonb,
+        ${JSON.stringify(plan.params)}::jsonb, 'awaiting_approval', ${plan.digest}, ${actor.id}, ${actor.username},
+        ${actor.id === null && actor.access.superuser}, ${input.confirmation.slice(0, 200)}, ${input.idempotencyKey}, ${req.approvalsRequired},
+        now() + make_interval(secs => ${req.ttlSeconds}), ${sql.param(req.environmentIds)}::int[],
+        ${JSON.stringify({ waves: input.waves ?? null, retryOf: input.retryOf ?? null, typed: plan.typeToConfirm !== null })}::jsonb)
+      ON CONFLICT DO NOTHING RETURNING id`);
+    const id = made.rows[0]?.id;
+    if (id === undefined) return null;
+    const runnable = plan.targets.filter((t) => !t.refused);
+    await writeAudit(tx, {
+      user: actor,
+      remoteAddr: actor.remoteAddr,
+      action: 'approval.requested',
+      objectType: 'operations',
+      objectId: String(id),
+      objectLabel: `${w.action.label}: ${runnable.length} ${plan.on === 'herd' ? 'herd' : 'target'}${runnable.length === 1 ? '' : 's'}`,
+      environmentId: req.environmentIds.length === 1 ? req.environmentIds[0] : null,
+      changes: {
+        digest: [null, plan.digest],
+        targets: [
+          null,
+          runnable
+            .map((t) => t.label)
+            .join(', ')
+            .slice(0, 2000),
+        ],
+        approvalsRequired: [null, req.approvalsRequired],
+        policies: [null, req.policies.map((p) => p.id).join(', ')],
+        ...(input.retryOf ? { retryOf: [null, input.retryOf] } : {}),
+      },
+    });
+    return id;
+  });
 }
 
 /** One operation to write: a plan checked and confirmed (by a person, or by the rule that fired it). */
@@ -193,6 +260,8 @@ export interface OperationToWrite {
   windowBound?: boolean;
   /** Why the system started it (DNS following Patroni's leader): recorded in its audit entry. */
   reason?: string;
+  /** An operation that waited for approval and now has it: written in place of a new one (alone in its batch). */
+  approved?: { operationId: number; by: string[] };
 }
 
 /**
@@ -240,28 +309,36 @@ export async function writeOperations(
     }),
   );
 
+  const approved = prepared.find((x) => x.approved);
+  if (approved && prepared.length > 1) throw new Error('an approved operation is written alone');
   const created = await db.transaction(async (tx) => {
     await fence?.(tx);
     const col = <T>(f: (x: (typeof prepared)[number]) => T) => prepared.map(f);
     // Any unique key refusing a row drops that row only: the requester's key, or a rule's one open operation.
+    // An approved operation is there already: it takes its waves and starts (if it still waits).
     const ops = await tx.execute<{ id: number; key: string; who: string }>(
-      withParams(sqlFile('lib/engine/insert-operations.sql'), [
-        col((x) => x.action.name),
-        col((x) =>
-          JSON.stringify({ [x.plan.on === 'herd' ? 'herdIds' : 'instanceIds']: x.plan.targets.map((t) => t.instanceId ?? t.herdId) }),
-        ),
-        col((x) => JSON.stringify(x.plan.params)),
-        col((x) => (x.spec ? JSON.stringify(x.spec) : null)),
-        col((x) => `{${x.excused.join(',')}}`),
-        col((x) => x.plan.digest),
-        col((x) => x.actor.id),
-        col((x) => x.actor.username),
-        col((x) => x.actor.id === null && x.actor.access.superuser),
-        col((x) => x.confirmation.slice(0, 200)),
-        col((x) => x.idempotencyKey),
-        col((x) => x.ruleId ?? null),
-        col((x) => x.windowBound ?? false),
-      ]),
+      approved
+        ? sql`UPDATE operations SET status = 'queued', waves = ${approved.spec ? JSON.stringify(approved.spec) : null}::jsonb,
+                gate_excused = ${sql.param(approved.excused)}::bigint[], updated_at = now()
+              WHERE id = ${approved.approved?.operationId} AND status = 'awaiting_approval'
+              RETURNING id, ${approved.idempotencyKey}::text AS key, ${approved.actor.username}::text AS who`
+        : withParams(sqlFile('lib/engine/insert-operations.sql'), [
+            col((x) => x.action.name),
+            col((x) =>
+              JSON.stringify({ [x.plan.on === 'herd' ? 'herdIds' : 'instanceIds']: x.plan.targets.map((t) => t.instanceId ?? t.herdId) }),
+            ),
+            col((x) => JSON.stringify(x.plan.params)),
+            col((x) => (x.spec ? JSON.stringify(x.spec) : null)),
+            col((x) => `{${x.excused.join(',')}}`),
+            col((x) => x.plan.digest),
+            col((x) => x.actor.id),
+            col((x) => x.actor.username),
+            col((x) => x.actor.id === null && x.actor.access.superuser),
+            col((x) => x.confirmation.slice(0, 200)),
+            col((x) => x.idempotencyKey),
+            col((x) => x.ruleId ?? null),
+            col((x) => x.windowBound ?? false),
+          ]),
     );
     // Each row back to its item by requester and key (unique in the batch, as in the table).
     const byKey = new Map(ops.rows.map((r) => [JSON.stringify([r.who, r.key]), r.id]));
@@ -374,6 +451,7 @@ function auditOf(
         confirmation: [null, x.confirmation.slice(0, 200)],
         ...(x.spec && x.assigned ? { waves: [null, describeWaves(x.spec, x.assigned.length)] } : {}),
         ...(x.retryOf ? { retryOf: [null, x.retryOf] } : {}),
+        ...(x.approved ? { approvedBy: [null, x.approved.by.join(', ')] } : {}),
       },
     },
     ...perTarget,

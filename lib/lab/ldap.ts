@@ -49,10 +49,12 @@ export const LAB_PEOPLE: { username: string; name: string; groups: string[] }[] 
   { username: 'dave', name: 'Dave Nobody', groups: [] },
   // Admin in staging only: the one who would aim staging's rows at production's hosts.
   { username: 'erin', name: 'Erin Staging-Admin', groups: ['admins-staging'] },
+  // Operator in production: who approves what a production DBA asks for (docs/approvals.md).
+  { username: 'frank', name: 'Frank Prod-Operator', groups: ['ops-prod'] },
   // A directory person named as pgherd names itself: sign-in must refuse him, however he is bound.
   { username: 'system', name: 'Sys Impostor', groups: [] },
 ];
-export const LAB_GROUPS = ['dba-prod', 'dba-staging', 'admins-staging', 'readonly'];
+export const LAB_GROUPS = ['dba-prod', 'dba-staging', 'admins-staging', 'readonly', 'ops-prod'];
 
 /** {SSHA} as OpenLDAP checks it: base64(sha1(password + salt) + salt). */
 export function ssha(password: string): string {

@@ -270,6 +270,7 @@ export async function seedLabFleet(db: Db, lab: LabInfo, opts: { instances?: boo
         { group: g('dba-staging'), role: 'operator' as const, env: 'staging' },
         { group: g('dba-staging'), role: 'viewer' as const, env: 'production' },
         { group: g('admins-staging'), role: 'admin' as const, env: 'staging' },
+        { group: g('ops-prod'), role: 'operator' as const, env: 'production' },
         { group: g('readonly'), role: 'viewer' as const, env: null },
       ];
       for (const b of bindings) {

@@ -30,7 +30,7 @@ import { showBackups } from '@/lib/lab/demo-backups';
 import { DEFAULT_FLEET, type FleetSpec } from '@/lib/lab/fleet';
 import { eq, ne } from 'drizzle-orm';
 import { createDb, type Db } from '@/db/client';
-import { instances, users } from '@/db/schema';
+import { approvalPolicies, environments, instances, users } from '@/db/schema';
 import { loadAccess } from '@/lib/engine/access';
 import { acceptPatroniProposal, patroniProposals } from '@/lib/features/agents/patroni-proposal';
 import { checkSettings, setting } from '@/lib/settings/settings';
@@ -261,6 +261,7 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
   try {
     log(`read names: ${await addLabReadNames(db, lab)} replicas' names follow them (a resize drains them)`);
     log(`Patroni: ${await acceptPatroniProposals(db, admin.username)} members' REST addresses accepted, as ${admin.username}`);
+    log(`approvals: ${await demoApprovalPolicy(db)}`);
   } finally {
     await pool.end();
   }
@@ -281,6 +282,22 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
     log("backups: configuring staging's, a full backup each, then a restore drill (operations by 'demo', in the background)");
     void showBackups(lab, log).catch((err: unknown) => log(`backups: not shown (${err instanceof Error ? err.message : String(err)})`));
   }
+}
+
+/**
+ * Production's approval policy, as a regulated team would set it (docs/approvals.md): every action whose
+ * confirmation asks for something typed waits for one approval from a production operator or admin
+ * other than its requester. alice asks; frank (production operator) approves.
+ */
+async function demoApprovalPolicy(db: Db): Promise<string> {
+  const [production] = await db.select({ id: environments.id }).from(environments).where(eq(environments.name, 'production'));
+  if (!production) return 'no production environment: no policy';
+  const [had] = await db
+    .select({ id: approvalPolicies.id })
+    .from(approvalPolicies)
+    .where(eq(approvalPolicies.environmentId, production.id));
+  if (!had) await db.insert(approvalPolicies).values({ environmentId: production.id, typedConfirmation: true, approvalsRequired: 1 });
+  return "production's typed confirmations wait for a second person (try as alice, approve as frank)";
 }
 
 /**

@@ -30,7 +30,7 @@ describe('appList', () => {
       operations: ['Operations', 'Rules', 'DR scorecard', 'Pending maintenance'],
       dns: ['DNS records', 'PgBouncers'],
       backups: ['Backup policies', 'Recoverability'],
-      settings: ['Parameter groups'],
+      settings: ['Parameter groups', 'Approval policies'],
       access: ['Role bindings', 'API tokens', 'Audit entries'],
       api: ['API reference'],
     });
@@ -55,5 +55,13 @@ describe('appList', () => {
     expect(adds(operator)).not.toContain('/admin/role-bindings/add');
     // Where a herd's WAL goes is an admin's decision.
     expect(adds(operator)).not.toContain('/admin/backup-policies/add');
+  });
+
+  it('offers Add of an approval policy to global admins only: an environment\u2019s admin sees them, adds none', () => {
+    const envAdmin = bound({ 1: 'admin' });
+    expect(labels(envAdmin).settings).toContain('Approval policies');
+    expect(adds(envAdmin)).toContain('/admin/backup-policies/add');
+    expect(adds(envAdmin)).not.toContain('/admin/approval-policies/add');
+    expect(adds(SYSTEM_ACCESS)).toContain('/admin/approval-policies/add');
   });
 });

@@ -1,7 +1,7 @@
 // The console's pages in groups, as Django's admin index groups its models by app: one declaration that
 // the top bar (a menu a group) and the dashboard's index (every group with its links) both draw, each
 // link shown only to those who may follow it.
-import { canSomewhere, type Access } from '@/lib/engine/access';
+import { can, canSomewhere, type Access } from '@/lib/engine/access';
 import { changelistBase } from './changelist-view';
 import { isEditable, permissionFor, type Model } from './define-admin';
 import { capitalize } from './text';
@@ -15,6 +15,7 @@ import { operationsAdmin } from './models/operations.admin';
 import { poolersAdmin } from './models/poolers.admin';
 import { backupPoliciesAdmin } from './models/backup-policies.admin';
 import { parameterGroupsAdmin } from './models/parameter-groups.admin';
+import { approvalPoliciesAdmin } from './models/approval-policies.admin';
 import { roleBindingsAdmin } from './models/role-bindings.admin';
 import { serversAdmin } from './models/servers.admin';
 import { sitesAdmin } from './models/sites.admin';
@@ -42,7 +43,7 @@ export const appGroups: readonly AppGroupDef[] = [
   },
   { name: 'dns', label: 'DNS and poolers', entries: [dnsRecordsAdmin, poolersAdmin] },
   { name: 'backups', label: 'Backups', entries: [backupPoliciesAdmin, { label: 'Recoverability', href: '/backups' }] },
-  { name: 'settings', label: 'Settings', entries: [parameterGroupsAdmin] },
+  { name: 'settings', label: 'Settings', entries: [parameterGroupsAdmin, approvalPoliciesAdmin] },
   {
     name: 'access',
     label: 'People and access',
@@ -76,7 +77,10 @@ export function appList(access: Access): AppGroup[] {
       links: g.entries.flatMap((e): AppLink[] => {
         if (!isModel(e)) return [{ label: e.label, href: e.href, addHref: null, addLabel: '' }];
         if (!canSomewhere(access, permissionFor(e, 'view'))) return [];
-        const mayAdd = isEditable(e) && !e.readOnlyAdd && canSomewhere(access, permissionFor(e, 'add'));
+        const mayAdd =
+          isEditable(e) &&
+          !e.readOnlyAdd &&
+          (e.globalWrites ? can(access, permissionFor(e, 'add'), null) : canSomewhere(access, permissionFor(e, 'add')));
         return [
           {
             label: capitalize(e.labelPlural),

@@ -127,6 +127,11 @@ export interface AdminDef<F extends Record<string, ListField> = Record<string, L
   auditAs?: string;
   /** The role each kind of use needs, in the object's environment. */
   permissions?: Partial<Record<Permission, Role>>;
+  /**
+   * Adding, changing and deleting need their role globally, not in the object's environment (which
+   * still decides who reads it): rules over an environment that its own admins must not lift (approval policies).
+   */
+  globalWrites?: boolean;
   fields: F;
   listDisplay: (keyof F & string)[];
   listFilter: FilterDef[];
@@ -233,3 +238,7 @@ export function defineAdmin<F extends Record<string, ListField>, T extends PgTab
   // by field, where it cannot tell the generic declaration's variance).
   return { ...def };
 }
+
+/** Where a write's role must hold: the object's environment, or everywhere for a model of global writes. */
+export const writeScope = (def: Pick<AdminDef, 'globalWrites'>, environmentId: number | null): (number | null)[] =>
+  def.globalWrites ? [null] : [environmentId];

@@ -9,7 +9,7 @@ import { diffChanges, writeAudit, type AuditInput } from '@/lib/engine/write-aud
 import { demand, type Actor } from '@/lib/engine/access';
 import { environments } from '@/db/schema';
 import type { Role } from '@/db/types';
-import { permissionFor, type EditableModel, type Model } from './define-admin';
+import { permissionFor, writeScope, type EditableModel, type Model } from './define-admin';
 import type { FormField } from './form-fields';
 import { collectForDelete } from './collect';
 import { idOf, labelsFor, selectFrom } from './list-query';
@@ -133,7 +133,13 @@ export async function saveObject(db: Db, def: EditableModel, id: number | null, 
         const [current] = await tx.select(formColumns(def)).from(def.table).where(eq(def.id, id)).for('update');
         if (!current) return { ok: false as const, fieldErrors: {}, formError: `This ${def.label} no longer exists.` };
         before = current;
-        await demand(tx, actor.access, permissionFor(def, 'change'), `Changing this ${def.label}`, [await environmentOf(tx, def, id)]);
+        await demand(
+          tx,
+          actor.access,
+          permissionFor(def, 'change'),
+          `Changing this ${def.label}`,
+          writeScope(def, await environmentOf(tx, def, id)),
+        );
         await tx.update(def.table).set(values).where(eq(def.id, id));
         savedId = id;
       } else {
@@ -148,7 +154,7 @@ export async function saveObject(db: Db, def: EditableModel, id: number | null, 
       const envAfter = await environmentOf(tx, def, savedId);
       const need = permissionFor(def, id === null ? 'add' : 'change');
       const verb = id === null ? 'Adding' : 'Changing';
-      await demand(tx, actor.access, need, `${verb} this ${def.label}`, [envAfter]);
+      await demand(tx, actor.access, need, `${verb} this ${def.label}`, writeScope(def, envAfter));
       // Every row it refers to, and the model's own rules, as the row now is.
       // Fields only an admin may change (a server's address: where pgherd sends passwords and commands).
       const sensitive =
@@ -226,7 +232,13 @@ export async function deleteObjects(db: Db, def: EditableModel, ids: number[], a
     }
     const envs = new Map<number, number | null>();
     for (const id of root.ids) envs.set(id, await environmentOf(txDb, def, id));
-    await demand(txDb, actor.access, permissionFor(def, 'delete'), `Deleting ${def.labelPlural}`, [...envs.values()]);
+    await demand(
+      txDb,
+      actor.access,
+      permissionFor(def, 'delete'),
+      `Deleting ${def.labelPlural}`,
+      [...envs.values()].flatMap((e) => writeScope(def, e)),
+    );
     const rootLabels = `${def.label} ${root.items.map((r) => r.label).join(', ')}`.slice(0, 500);
     const entries: AuditInput[] = collected.deleted.flatMap((g) =>
       g.items.map((it): AuditInput => ({

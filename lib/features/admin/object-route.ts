@@ -6,7 +6,7 @@ import { getDb } from '@/db/client';
 import { auditEntries } from '@/db/schema';
 import { demand, type Access } from '@/lib/engine/access';
 import { orDeny, requireAccess, requireUser, type CurrentUser } from '@/lib/features/auth/session';
-import { maxIdOf, permissionFor, type EditableModel, type Permission } from './define-admin';
+import { maxIdOf, permissionFor, writeScope, type EditableModel, type Permission } from './define-admin';
 import { environmentOf } from './mutations';
 import { parseId } from '@/lib/adapters/validation/ids';
 import { getEditable } from './registry';
@@ -42,9 +42,13 @@ export async function objectRoute(params: Promise<{ model: string; id: string }>
   }
   const role = permissionFor(def, need);
   await orDeny(() =>
-    demand(db, access, role, need === 'view' ? `This ${def.label}` : `${need === 'delete' ? 'Deleting' : 'Changing'} this ${def.label}`, [
-      environmentId,
-    ]),
+    demand(
+      db,
+      access,
+      role,
+      need === 'view' ? `This ${def.label}` : `${need === 'delete' ? 'Deleting' : 'Changing'} this ${def.label}`,
+      need === 'view' ? [environmentId] : writeScope(def, environmentId),
+    ),
   );
   return { user, access, def, id, environmentId };
 }

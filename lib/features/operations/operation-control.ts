@@ -10,6 +10,7 @@ import { holdOperation, OperationStateError, resumePaused, whyNot } from '@/lib/
 import type { TargetJob } from '@/lib/engine/queue';
 import { getAction } from '@/lib/actions/registry';
 import type { Actor } from '@/lib/engine/access';
+import { withdrawWaiting } from '@/lib/features/operations/approvals';
 
 /**
  * The operation's action and the environments of its targets (what access to it is judged on). An
@@ -21,10 +22,13 @@ export async function operationScope(
   id: number,
 ): Promise<{ action: string; environmentIds: (number | null)[]; requestedBy: number | null; herdless: boolean } | null> {
   const [op] = await db
-    .select({ action: operations.action, requestedBy: operations.requestedBy })
+    .select({ action: operations.action, requestedBy: operations.requestedBy, environmentIds: operations.environmentIds })
     .from(operations)
     .where(eq(operations.id, id));
   if (!op) return null;
+  // One that waited for approval has its environments from its plan: it may have no targets (yet, or ever).
+  if (op.environmentIds?.length)
+    return { action: op.action, environmentIds: op.environmentIds, requestedBy: op.requestedBy, herdless: false };
   const envs = await db
     .selectDistinct({ env: herds.environmentId })
     .from(operationTargets)
@@ -95,6 +99,8 @@ export async function resumeOperation(db: Db, queue: Queue<TargetJob> | null, id
  */
 export async function cancelOperation(db: Db, id: number, actor: Actor): Promise<void> {
   await demandOnOperation(db, actor.access, id, 'control');
+  // Still waiting for approval: it has nothing to stop, it ends cancelled now.
+  if (await withdrawWaiting(db, id, actor)) return;
   await db.transaction(async (tx) => {
     const marked = await tx
       .update(operations)

@@ -40,7 +40,7 @@ export const POST = handle(async (req) => {
     );
     const deprecated = deprecatedName(body.action);
     return NextResponse.json(
-      { id: res.id, duplicate: res.duplicate, ...(deprecated ? { deprecated } : {}) },
+      { id: res.id, duplicate: res.duplicate, status: res.status, ...(deprecated ? { deprecated } : {}) },
       { status: 202, headers: { location: `/api/v1/operations/${res.id}`, ...deprecationHeaders(body.action) } },
     );
   });

@@ -2,7 +2,7 @@
 // pause, resume, abort.
 import { z } from 'zod';
 import { operationStatus, stepStatus } from '@/db/schema';
-import { IDEMPOTENCY_KEY, planBody, submitBody } from '@/lib/engine/operation-schemas';
+import { decisionBody, IDEMPOTENCY_KEY, planBody, submitBody } from '@/lib/engine/operation-schemas';
 import { bigIdParams, defineRoute } from './define';
 
 const when = z.iso.datetime({ offset: true });
@@ -92,10 +92,14 @@ export const submitOperationRoute = defineRoute({
   }),
   responses: {
     202: {
-      description: 'Accepted: the workers run it. Follow it at Location.',
+      description: 'Accepted: the workers run it (or, awaiting approval, once it is approved). Follow it at Location.',
       schema: z.object({
         id: z.number().int(),
         duplicate: z.boolean().meta({ description: 'True when this key was submitted before.' }),
+        status: z.enum(operationStatus.enumValues).meta({
+          description:
+            'queued; or awaiting_approval where an approval policy covers the action in an environment of its targets: nothing runs until other people approve it (POST /api/v1/operations/{id}/approve).',
+        }),
         deprecated: z.string().optional().meta({ description: 'Set when `action` is a deprecated name: what it is now.' }),
       }),
       headers: { location: '/api/v1/operations/{id}' },
@@ -113,6 +117,26 @@ const step = z.object({
   startedAt: when,
   finishedAt: when.nullable(),
 });
+
+const approvalSchema = z
+  .object({
+    required: z.number().int().meta({ description: 'How many people other than the requester must approve it.' }),
+    expiresAt: when.nullable().meta({ description: 'Not approved by then, it ends expired.' }),
+    approvers: z.string().meta({ description: 'Who may approve it, in words.' }),
+    decisions: z.array(
+      z.object({
+        username: z.string(),
+        decision: z.enum(['approved', 'denied']),
+        comment: z.string(),
+        via: z.string(),
+        at: when,
+      }),
+    ),
+    viewerRefusal: z.string().nullable().meta({ description: 'Why the caller may not decide on it; null: they may.' }),
+    endedReason: z.string().nullable().meta({ description: 'How it ended without running (denied, expired, its plan changed).' }),
+    breakGlassReason: z.string().nullable(),
+  })
+  .meta({ id: 'Approval' });
 
 export const operationResponse = z
   .object({
@@ -143,6 +167,7 @@ export const operationResponse = z
         ),
       })
       .nullable(),
+    approval: approvalSchema.nullable().meta({ description: 'Its approval, when a policy asked for one; null otherwise.' }),
     targets: z.array(
       z.object({
         instanceId: z.number().int().nullable(),
@@ -197,4 +222,68 @@ export const operationVerbRoute = defineRoute({
     },
   },
   errors: { 404: 'No such operation, or no such verb.', 409: 'It has ended, or it is already (or not) paused.' },
+});
+
+const decisionAnswer = z.object({
+  id: z.number().int(),
+  status: z
+    .enum(operationStatus.enumValues)
+    .meta({ description: 'awaiting_approval (more approvals needed), queued (approved: it runs), or denied.' }),
+  approvals: z.number().int(),
+  required: z.number().int(),
+});
+
+const decisionRouteSpec = (verb: 'approve' | 'deny') =>
+  defineRoute({
+    method: 'post',
+    path: `/api/v1/operations/{id}/${verb}`,
+    tag: 'Approvals',
+    summary: verb === 'approve' ? 'Approve an operation' : 'Deny an operation',
+    description:
+      verb === 'approve'
+        ? "Approves the plan the requester confirmed, as the token's person (never the requester, whatever token or session). The plan is made again as the requester: a plan that changed since is refused (409) and the operation ends; the approval that completes the count queues it."
+        : 'Denies it: it ends denied, with the comment.',
+    auth: 'operate',
+    params: bigIdParams,
+    body: decisionBody,
+    responses: { 200: { description: 'The decision, recorded.', schema: decisionAnswer } },
+    errors: {
+      403: 'The approval policies do not let the caller decide on it (the requester, a role or group missing).',
+      404: 'No such operation.',
+      409: 'It is not awaiting approval, it has expired, the caller decided already, or its plan changed since it was confirmed.',
+    },
+  });
+
+export const approveOperationRoute = decisionRouteSpec('approve');
+export const denyOperationRoute = decisionRouteSpec('deny');
+
+export const listApprovalsRoute = defineRoute({
+  method: 'get',
+  path: '/api/v1/approvals',
+  tag: 'Approvals',
+  summary: 'Operations awaiting approval',
+  description:
+    'What waits for approval in environments the caller sees, the soonest to expire first (at most 500); mine=1: only what the caller may decide on now.',
+  auth: 'read',
+  query: z.object({ mine: z.enum(['0', '1']).optional().meta({ description: '1: only what the caller may approve or deny now.' }) }),
+  responses: {
+    200: {
+      description: 'The list.',
+      schema: z.object({
+        items: z.array(
+          z.object({
+            id: z.number().int(),
+            action: z.string(),
+            requestedBy: z.string(),
+            createdAt: when,
+            expiresAt: when.nullable(),
+            required: z.number().int(),
+            approvals: z.number().int(),
+            environments: z.array(z.string()),
+            yours: z.boolean().meta({ description: 'Whether the caller may decide on it now.' }),
+          }),
+        ),
+      }),
+    },
+  },
 });

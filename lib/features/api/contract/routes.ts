@@ -9,7 +9,15 @@ import { listHerds, listInstances } from './inventory';
 import { herdLagRoute, instanceLagRoute } from './history';
 import { instanceSettingsRoute } from './settings';
 import { pendingMaintenanceRoute } from './upgrades';
-import { getOperationRoute, operationVerbRoute, planOperationRoute, submitOperationRoute } from './operations';
+import {
+  approveOperationRoute,
+  denyOperationRoute,
+  getOperationRoute,
+  listApprovalsRoute,
+  operationVerbRoute,
+  planOperationRoute,
+  submitOperationRoute,
+} from './operations';
 import {
   createBlackoutRoute,
   createRuleRoute,
@@ -76,6 +84,9 @@ export const API_ROUTES: RouteSpec[] = [
   submitOperationRoute,
   getOperationRoute,
   operationVerbRoute,
+  approveOperationRoute,
+  denyOperationRoute,
+  listApprovalsRoute,
   listRulesRoute,
   createRuleRoute,
   getRuleRoute,

@@ -5,6 +5,7 @@ import { ApiError } from '@/lib/features/api/request-errors';
 import { MAX_BIG_ID } from '@/lib/adapters/validation/ids';
 import { operationView } from '@/lib/engine/operation-view';
 import { demandOnOperation } from '@/lib/features/operations/operation-control';
+import { approvalView } from '@/lib/features/operations/approvals';
 
 export const GET = handle(async (req, ctx) => {
   const user = await apiUser(req, 'read');
@@ -23,6 +24,7 @@ export const GET = handle(async (req, ctx) => {
     pausedAt: op.pausedAt,
     pausedReason: op.pausedReason,
     waves: op.waves,
+    approval: await approvalView(getDb(), op.id, user),
     targets: op.targets.map((t) => ({
       instanceId: t.instanceId,
       herdId: t.herdId,
