@@ -69,7 +69,7 @@ export function OperationLive({
   return (
     <div className="operation">
       <div className="operation-controls">
-        {pause && !op.finishedAt && !op.cancelRequested && !op.pausedAt && (
+        {pause && !op.finishedAt && !op.cancelRequested && !op.pausedAt && op.status !== 'awaiting_approval' && (
           <IdButton action={pause} id={op.id} title="Nothing new starts; running targets finish">
             Pause
           </IdButton>
@@ -98,7 +98,7 @@ export function OperationLive({
       <p>
         Status:{' '}
         <span className={`badge badge-op-${op.status}`} data-testid="operation-status">
-          {op.status}
+          {op.status.replace('_', ' ')}
         </span>
         {op.cancelRequested && !op.finishedAt && <span className="muted"> (aborting: running targets stop after their current step)</span>}{' '}
         · requested by {op.requestedBy} at {op.createdAt.replace('T', ' ').slice(0, 19)}Z

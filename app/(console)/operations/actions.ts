@@ -18,7 +18,8 @@ import { wavesFromForm, wavesToForm } from '@/lib/engine/waves-form';
 import { currentActor } from '@/lib/features/auth/actor';
 import { malformed, orDeny } from '@/lib/features/auth/session';
 import { formAction } from '@/lib/features/auth/server-action';
-import type { SignedInActor } from '@/lib/engine/access';
+import { AccessDenied, auditDenial, type SignedInActor } from '@/lib/engine/access';
+import { decideOperation } from '@/lib/features/operations/approvals';
 
 const confirmForm = z.object({
   action: z.string().min(1).max(50),
@@ -123,6 +124,30 @@ const pauseOrResume = (act: (id: number, who: SignedInActor) => Promise<void>) =
 export const pauseOperationAction = pauseOrResume((id, who) => pauseOperation(getDb(), id, who));
 
 export const resumeOperationAction = pauseOrResume((id, who) => resumeOperation(getDb(), webQueue(), id, who));
+
+const decisionForm = z.object({
+  id: idText('id', MAX_BIG_ID),
+  decision: z.enum(['approved', 'denied']),
+  comment: z.string().max(500).default(''),
+});
+
+/**
+ * Approve or deny from the operation page. Refused (the plan went stale, it no longer waits, the person
+ * may not decide): the page again, saying which by a code, never by text carried in the URL.
+ */
+export const decideOperationAction = formAction(decisionForm, async (who, { id, decision, comment }) => {
+  let refused = '';
+  try {
+    await decideOperation(getDb(), webQueue(), id, who, { decision, comment, via: 'console' });
+  } catch (err) {
+    if (err instanceof AccessDenied) {
+      await auditDenial(getDb(), err, who);
+      refused = 'denied';
+    } else if (err instanceof SubmitError) refused = err.code === 'stale' ? 'stale' : 'state';
+    else throw err;
+  }
+  redirect(`/operations/${id}${refused ? `?refused=${refused}` : ''}`);
+});
 
 /** A retry is a new confirmation: to the confirmation page, with the targets to run again. */
 export const retryOperationAction = formAction(idForm, async (who, { id }) => {

@@ -7,7 +7,7 @@ import { FilterSidebar } from '@/components/admin/filter-sidebar';
 import { Pagination } from '@/components/admin/pagination';
 import { actionViews, changelistBase, columnViews, facetViews, rowViews } from '@/lib/features/admin/changelist-view';
 import { isEditable, maxIdOf, permissionFor } from '@/lib/features/admin/define-admin';
-import { canSomewhere } from '@/lib/engine/access';
+import { can, canSomewhere } from '@/lib/engine/access';
 import { PAGE_SIZES, parseListParams, toQueryString, type RawParams } from '@/lib/features/admin/list-params';
 import { changeList, labelsFor } from '@/lib/features/admin/list-query';
 import { getAdmin } from '@/lib/features/admin/registry';
@@ -39,7 +39,10 @@ export default async function ChangeListPage({
   const savedId = typeof raw.saved === 'string' ? parseId(raw.saved, maxIdOf(def.id)) : null;
   const saved = savedId !== null ? (await labelsFor(db, def, [savedId], p.scope))[0] : undefined;
   const actions = actionViews(def, access);
-  const canAdd = isEditable(def) && !def.readOnlyAdd && canSomewhere(access, permissionFor(def, 'add'));
+  const canAdd =
+    isEditable(def) &&
+    !def.readOnlyAdd &&
+    (def.globalWrites ? can(access, permissionFor(def, 'add'), null) : canSomewhere(access, permissionFor(def, 'add')));
   const deleted = typeof raw.deleted === 'string' && /^\d+$/.test(raw.deleted) ? Number(raw.deleted) : null;
   const title = isEditable(def) ? `Select ${def.label} to change` : capitalize(def.labelPlural);
 

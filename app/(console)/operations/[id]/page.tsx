@@ -15,9 +15,24 @@ import { canOnAll } from '@/lib/engine/access';
 import { demandOnOperation, operationScope } from '@/lib/features/operations/operation-control';
 import { OwedList } from '@/components/ops/owed-list';
 import { owedNow } from '@/lib/engine/owed';
-import { cancelOperationAction, pauseOperationAction, resumeOperationAction, retryOperationAction } from '../actions';
+import { ApprovalPanel } from '@/components/ops/approval-panel';
+import { PlanBody } from '@/components/ops/plan-body';
+import { approvalView, requestedPlan } from '@/lib/features/operations/approvals';
+import {
+  cancelOperationAction,
+  decideOperationAction,
+  pauseOperationAction,
+  resumeOperationAction,
+  retryOperationAction,
+} from '../actions';
 
-export default async function OperationPage({ params }: { params: Promise<{ id: string }> }) {
+export default async function OperationPage({
+  params,
+  searchParams,
+}: {
+  params: Promise<{ id: string }>;
+  searchParams: Promise<{ refused?: string | string[] }>;
+}) {
   const access = await requireAccess();
   const id = parseId((await params).id, MAX_BIG_ID);
   const view = id === null ? null : await operationView(getDb(), id, access);
@@ -53,6 +68,10 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
     getDb(),
     view.targets.map((t) => ({ instanceId: t.instanceId, herdId: t.herdId })),
   );
+  const viewer = { id: access.userId, username: access.username, access };
+  const approval = await approvalView(getDb(), view.id, viewer);
+  const requested = view.status === 'awaiting_approval' ? await requestedPlan(getDb(), view.id, access) : null;
+  const refused = (await searchParams).refused;
   const began = new Date(view.startedAt ?? view.createdAt);
   const hourBefore = new Date(began.getTime() - 3_600_000);
   return (
@@ -64,6 +83,32 @@ export default async function OperationPage({ params }: { params: Promise<{ id: 
         </h1>
       </div>
       <OwedList owed={owed} linkOperations={false} />
+      {approval && (
+        <ApprovalPanel
+          id={view.id}
+          approval={approval}
+          status={view.status}
+          refused={typeof refused === 'string' ? refused : null}
+          decide={decideOperationAction}
+        />
+      )}
+      {requested !== null &&
+        (typeof requested === 'string' ? (
+          <p className="help" data-testid="requested-plan-hidden">
+            The plan is not shown: {requested}.
+          </p>
+        ) : (
+          <section aria-label="The plan as confirmed" data-testid="requested-plan">
+            <h2>The plan as {view.requestedBy} confirmed it</h2>
+            {requested.stale && (
+              <p className="errornote" role="alert" data-testid="requested-plan-stale">
+                The inventory changed since it was confirmed: this is the plan now, and it is not the one confirmed. Approving it is
+                refused; its requester must plan again.
+              </p>
+            )}
+            <PlanBody view={requested.view} />
+          </section>
+        ))}
       {shown.map((p) => (
         <p key={p.label} className="op-param">
           <strong>{p.label}:</strong> {p.text}

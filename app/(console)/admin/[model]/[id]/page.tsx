@@ -9,8 +9,8 @@ import { capitalize } from '@/lib/features/admin/text';
 import { fieldViews } from '@/lib/features/admin/form-fields';
 import { saveAction } from '../../actions';
 import { ObjectPanel } from './panels';
-import { permissionFor } from '@/lib/features/admin/define-admin';
-import { can, environmentsWith } from '@/lib/engine/access';
+import { permissionFor, writeScope } from '@/lib/features/admin/define-admin';
+import { canOnAll, environmentsWith } from '@/lib/engine/access';
 
 export default async function ChangePage({
   params,
@@ -25,7 +25,7 @@ export default async function ChangePage({
   if (!obj) notFound();
   const saved = (await searchParams).saved === '1';
   const changeRole = permissionFor(def, 'change');
-  const mayChange = can(access, changeRole, environmentId);
+  const mayChange = canOnAll(access, changeRole, writeScope(def, environmentId));
   return (
     <>
       <Breadcrumbs items={[{ label: capitalize(def.labelPlural), href: `/admin/${def.name}` }, { label: obj.label }]} />
@@ -51,8 +51,12 @@ export default async function ChangePage({
         initial={obj.values}
         options={await relationOptions(db, def, environmentsWith(access, mayChange ? changeRole : 'viewer'))}
         save={saveAction}
-        readOnlyReason={mayChange ? undefined : `You may look at this ${def.label}; changing it needs the ${changeRole} role here.`}
-        canDelete={can(access, permissionFor(def, 'delete'), environmentId)}
+        readOnlyReason={
+          mayChange
+            ? undefined
+            : `You may look at this ${def.label}; changing it needs the ${changeRole} role ${def.globalWrites ? 'globally' : 'here'}.`
+        }
+        canDelete={canOnAll(access, permissionFor(def, 'delete'), writeScope(def, environmentId))}
       />
     </>
   );

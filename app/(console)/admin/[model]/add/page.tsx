@@ -8,7 +8,7 @@ import { labelsFor } from '@/lib/features/admin/list-query';
 import { getEditable } from '@/lib/features/admin/registry';
 import { capitalize } from '@/lib/features/admin/text';
 import { deny, requireAccess } from '@/lib/features/auth/session';
-import { canSomewhere, environmentsWith } from '@/lib/engine/access';
+import { can, canSomewhere, environmentsWith } from '@/lib/engine/access';
 import { permissionFor } from '@/lib/features/admin/define-admin';
 import { saveAction } from '../../actions';
 
@@ -23,7 +23,8 @@ export default async function AddPage({
   const def = getEditable((await params).model);
   if (!def || def.readOnlyAdd) notFound();
   const need = permissionFor(def, 'add');
-  if (!canSomewhere(access, need)) await deny(`Adding ${def.labelPlural} needs the ${need} role`);
+  if (def.globalWrites ? !can(access, need, null) : !canSomewhere(access, need))
+    await deny(`Adding ${def.labelPlural} needs the ${need} role${def.globalWrites ? ' globally' : ''}`);
   const db = getDb();
   const savedId = Number((await searchParams).saved);
   const saved =
