@@ -672,7 +672,7 @@ export const operationApprovals = pgTable(
     decision: text('decision', { enum: ['approved', 'denied'] }).notNull(),
     comment: text('comment').notNull().default(''),
     digest: text('digest').notNull(),
-    via: text('via', { enum: ['console', 'api'] }).notNull(),
+    via: text('via', { enum: ['console', 'api', 'link'] }).notNull(),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
@@ -681,6 +681,24 @@ export const operationApprovals = pgTable(
     check('operation_approvals_decision_check', sql`${t.decision} IN ('approved', 'denied')`),
   ],
 );
+
+// The signed links an approval.requested webhook carries (lib/features/operations/approval-links.ts):
+// each one's nonce once used, so a link works once; and the key that signs them (made at first use, never
+// shown, read by the workers that sign and the consoles that check).
+export const approvalLinkUses = pgTable('approval_link_uses', {
+  nonce: text('nonce').primaryKey(),
+  operationId: bigint('operation_id', { mode: 'number' })
+    .notNull()
+    .references(() => operations.id, { onDelete: 'cascade' }),
+  usedBy: text('used_by').notNull(),
+  usedAt: timestamp('used_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const signingKeys = pgTable('signing_keys', {
+  name: text('name').primaryKey(),
+  key: text('key').notNull(),
+  createdAt: timestamps.createdAt,
+});
 
 // At most one mutating operation per herd at a time. A lease whose heartbeat stops expires.
 export const herdLeases = pgTable(
@@ -1066,6 +1084,12 @@ export const rules = pgTable(
       .array()
       .notNull()
       .default(sql`'{}'::int[]`),
+    // Its approval, where a policy covers its action (docs/approvals.md): the shape approved (its action,
+    // parameters, scope, waves and environments, hashed), by whom, when. A save that changes the shape
+    // leaves it unmatched: its fires are skipped until it is approved again.
+    approvedShape: text('approved_shape'),
+    approvedBy: text('approved_by'),
+    approvedAt: timestamp('approved_at', { withTimezone: true }),
     ...timestamps,
   },
   (t) => [
@@ -1432,9 +1456,14 @@ export const webhooks = pgTable(
     // is still the rule's owner: a new owner keeps it (or not) before it hears of their runs.
     keeperId: integer('keeper_id').references(() => users.id, { onDelete: 'set null' }),
     createdBy: text('created_by').notNull().default(''),
+    // What a delivery's body looks like: pgherd's JSON (with a Slack-compatible `text`), or Slack's Block
+    // Kit (`text` and `blocks`, an approval's Approve and Deny as buttons).
+    format: text('format', { enum: ['pgherd', 'slack'] })
+      .notNull()
+      .default('pgherd'),
     ...timestamps,
   },
-  (t) => [index('webhooks_rule_idx').on(t.ruleId)],
+  (t) => [index('webhooks_rule_idx').on(t.ruleId), check('webhooks_format_check', sql`${t.format} IN ('pgherd', 'slack')`)],
 );
 
 export const notificationEvents = pgTable(

@@ -11,15 +11,17 @@ import { fleetHistory } from '@/lib/fleet/lag-history';
 import { FleetCharts } from '@/components/charts/fleet-charts';
 import { AppIndex } from '@/components/admin/app-index';
 import { appList } from '@/lib/features/admin/app-list';
+import { breakGlassUses } from '@/lib/features/operations/approvals';
 
 export default async function Dashboard() {
   const access = await requireAccess();
   const scope = environmentsWith(access, 'viewer');
-  const [d, health, workers, history] = await Promise.all([
+  const [d, health, workers, history, brokenGlass] = await Promise.all([
     dashboardData(getDb(), scope),
     fleetHealth(getDb(), scope),
     liveWorkers(getDb()),
     fleetHistory(getDb(), scope),
+    breakGlassUses(getDb(), scope),
   ]);
   const intervals = refreshIntervalsDisagree(workers, setting('PGHERD_REFRESH_INTERVAL_MS'));
   return (
@@ -57,6 +59,21 @@ export default async function Dashboard() {
         <p className="errornote" data-testid="workers">
           No worker is alive: operations will not run until one starts (<code>npm run worker</code>).
         </p>
+      )}
+      {brokenGlass.length > 0 && (
+        <section className="module errornote" data-testid="break-glass-uses" aria-label="Break glass">
+          <h2>Break glass in the last 30 days</h2>
+          <ul>
+            {brokenGlass.map((b) => (
+              <li key={b.id}>
+                <Link href={`/operations/${b.id}`}>
+                  {b.action} #{b.id}
+                </Link>{' '}
+                by {b.by} at {b.at.replace('T', ' ').slice(0, 16)} UTC ({b.status}): “{b.reason}”
+              </li>
+            ))}
+          </ul>
+        </section>
       )}
       <AppIndex groups={appList(access)} />
       <FleetHealth health={health} scope="fleet" />

@@ -9,7 +9,11 @@ export const REFUSED: Record<string, string> = {
   stale: 'The plan changed since it was confirmed (the inventory moved): it cannot be approved, and its requester must plan again.',
   state: 'It is no longer awaiting approval, or you have decided on it already.',
   denied: 'You may not decide on it.',
+  link: 'The link was refused (changed, for another plan, expired or used already).',
 };
+
+/** A link from chat this page was opened with: the decision it offers, or why it is refused. */
+export type LinkState = { token: string; decision: 'approved' | 'denied' } | { refused: string } | null;
 
 export function ApprovalPanel({
   id,
@@ -17,13 +21,26 @@ export function ApprovalPanel({
   status,
   refused,
   decide,
+  link = null,
 }: {
   id: number;
   approval: ApprovalView;
   status: string;
   refused: string | null;
   decide?: (form: FormData) => Promise<void>;
+  link?: LinkState;
 }) {
+  const offered = link && 'token' in link ? link : null;
+  if (approval.breakGlassReason !== null)
+    return (
+      <section className="approval errornote" aria-label="Approval" data-testid="approval">
+        <h2>Break glass</h2>
+        <p data-testid="break-glass-reason">
+          Run without the approval it needs, by its requester (an admin): “{approval.breakGlassReason}”. The audit log and the
+          approval.break_glass webhook carry the reason.
+        </p>
+      </section>
+    );
   const waiting = status === 'awaiting_approval';
   const granted = approval.decisions.filter((d) => d.decision === 'approved').length;
   return (
@@ -32,6 +49,17 @@ export function ApprovalPanel({
       {refused && REFUSED[refused] && (
         <p className="errornote" role="alert" data-testid="approval-refused">
           {REFUSED[refused]} Nothing has been run.
+        </p>
+      )}
+      {link && 'refused' in link && (
+        <p className="errornote" role="alert" data-testid="link-refused">
+          This link is refused: {link.refused}. Nothing has been decided; the page below is as anyone would see it.
+        </p>
+      )}
+      {offered && waiting && (
+        <p className="help" data-testid="link-opened">
+          You opened the {offered.decision === 'approved' ? 'Approve' : 'Deny'} link from chat. Nothing is decided until you read the plan
+          below and click {offered.decision === 'approved' ? 'Approve' : 'Deny'} yourself.
         </p>
       )}
       {waiting ? (
@@ -60,6 +88,7 @@ export function ApprovalPanel({
         (decide && approval.viewerRefusal === null ? (
           <form action={decide} className="approval-form">
             <input type="hidden" name="id" value={id} />
+            {offered && <input type="hidden" name="link" value={offered.token} />}
             <p>
               <label>
                 Comment (kept with your decision in the audit log):
@@ -67,12 +96,16 @@ export function ApprovalPanel({
                 <textarea name="comment" rows={2} maxLength={500} aria-label="Comment" />
               </label>
             </p>
-            <button type="submit" name="decision" value="approved" className="button danger">
-              Approve
-            </button>{' '}
-            <button type="submit" name="decision" value="denied" className="button">
-              Deny
-            </button>
+            {offered?.decision !== 'denied' && (
+              <button type="submit" name="decision" value="approved" className="button danger">
+                Approve
+              </button>
+            )}{' '}
+            {offered?.decision !== 'approved' && (
+              <button type="submit" name="decision" value="denied" className="button">
+                Deny
+              </button>
+            )}
           </form>
         ) : (
           approval.viewerRefusal && (

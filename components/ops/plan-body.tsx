@@ -84,6 +84,18 @@ export function PlanBody({
         </p>
       )}
       <PlanTable view={view} />
+      {view.approval && (
+        <p className="approval" data-testid="plan-needs-approval">
+          <strong>This plan needs approval:</strong> {view.approval.approvers}. Confirming it asks for that approval; nothing runs, nothing
+          is queued and no herd is held until then.
+        </p>
+      )}
+      {view.notices.breakGlass && (
+        <p className="errornote" role="alert" data-testid="break-glass-refused">
+          Break glass was refused (not an admin in every environment of the plan, a policy forbids it, or no reason given). Nothing has been
+          run.
+        </p>
+      )}
       {view.confirm && confirmAction && (
         <form action={confirmAction} className="confirm-form">
           {view.confirm.hidden.map(([k, v]) => (
@@ -97,8 +109,30 @@ export function PlanBody({
               </label>
             </p>
           )}
+          {view.approval?.breakGlass === 'offered' && (
+            <details className="break-glass" data-testid="break-glass">
+              <summary>Break glass: run it now, without approval</summary>
+              <p className="help">
+                For the worst day, when no approver can be reached. It runs at once; the operation, the audit log, the approval.break_glass
+                webhook and the dashboard say so, with your reason.
+              </p>
+              <p>
+                <label>
+                  <input type="checkbox" name="breakGlassNow" value="1" /> Run it now without approval
+                </label>
+              </p>
+              <p>
+                <label>
+                  Reason (at least 10 characters):
+                  <br />
+                  <textarea name="breakGlassReason" rows={2} maxLength={500} aria-label="Break glass reason" />
+                </label>
+              </p>
+            </details>
+          )}
           <button type="submit" className="button danger">
             {view.confirm.button}
+            {view.approval ? ' (after approval)' : ''}
           </button>{' '}
           <Link className="button cancel-link" href={view.back}>
             No, take me back

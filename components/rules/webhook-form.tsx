@@ -57,6 +57,14 @@ export function WebhookForm({
         </select>
         {e.ruleId && <p className="errorlist">{e.ruleId}</p>}
       </div>
+      <div className="form-row">
+        <label htmlFor="webhook-format">Format</label>
+        <select id="webhook-format" name="format" defaultValue="pgherd">
+          <option value="pgherd">pgherd&apos;s JSON (with a Slack-compatible text)</option>
+          <option value="slack">Slack (Block Kit: an approval&apos;s Approve and Deny as buttons)</option>
+        </select>
+        {e.format && <p className="errorlist">{e.format}</p>}
+      </div>
       <fieldset className="form-row">
         <legend>Events (none ticked: the failures, skips, refusals and misses)</legend>
         {events.map((ev) => (

@@ -8,7 +8,7 @@ import { canOnAll, type Access } from '@/lib/engine/access';
 import type { Plan } from '@/lib/engine/plan';
 
 /** One policy as the decisions read it (a row of approval_policies). */
-export interface PolicyRow {
+export type PolicyRow = {
   id: number;
   approvalsRequired: number;
   approverRole: Role;
@@ -16,7 +16,7 @@ export interface PolicyRow {
   ttlSeconds: number;
   requesterMayApprove: boolean;
   breakGlassForbidden: string[];
-}
+};
 
 /** What the policies covering a plan ask, added up. */
 export interface Requirement {

@@ -68,6 +68,11 @@ export const submitBody = z
     confirm: z.string().max(200).default(''),
     /** Repeat a submit with the same key and it is enqueued once; without one, every submit is new. */
     idempotencyKey: z.string().regex(IDEMPOTENCY_KEY).optional(),
+    /** Break glass: an admin runs a plan that needs approval at once, saying why (docs/approvals.md). */
+    breakGlass: z
+      .object({ reason: z.string().trim().min(10, 'say why, in at least 10 characters').max(500) })
+      .strict()
+      .optional(),
   })
   .strict()
   .refine(oneKind, oneKindMessage)

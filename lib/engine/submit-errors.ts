@@ -1,7 +1,8 @@
 // Why a plan or a submit was not taken, said once: the API answers { error, details } with `status`,
 // the console's confirmation form reads `code`. Nobody maps the kinds by hand.
 
-export type SubmitErrorCode = 'stale' | 'mistyped' | 'nothing' | 'wrong-targets' | 'params' | 'waves' | 'state' | 'rule' | 'not-found';
+export type SubmitErrorCode =
+  'stale' | 'mistyped' | 'nothing' | 'wrong-targets' | 'params' | 'waves' | 'state' | 'rule' | 'not-found' | 'break-glass';
 
 export class SubmitError extends Error {
   constructor(

@@ -7,7 +7,7 @@ import { withParams, type Db } from '@/db/client';
 import { sqlFile } from '@/lib/adapters/sql/sql-file';
 import { instances, operations, operationWaves } from '@/db/schema';
 import { writeAudit, type AuditInput } from '@/lib/engine/write-audit';
-import type { Actor } from '@/lib/engine/access';
+import { canOnAll, type Actor } from '@/lib/engine/access';
 import { isHerdAction, type AnyAction } from '@/lib/engine/define-action';
 import { planOperation, type Plan, type PlannedTarget } from '@/lib/engine/plan';
 import { confirmedSteps } from '@/lib/engine/plan-identity';
@@ -72,6 +72,16 @@ export interface SubmitInput {
   waves?: WaveSpec | null;
   /** The rule whose run this is (lib/features/rules/fire.ts). */
   ruleId?: number;
+  /** Break glass: an admin's reason for running at once a plan that needs approval. */
+  breakGlass?: string;
+}
+
+/** Break glass asked for where it cannot be had: not an admin everywhere the plan runs, or a policy forbids it. */
+export class BreakGlassError extends SubmitError {
+  constructor(message: string) {
+    super('break-glass', 403, message);
+    this.name = 'BreakGlassError';
+  }
 }
 
 export class WrongTargetsError extends SubmitError {
@@ -164,7 +174,8 @@ export async function submitOperation(
     throw new NothingToRunError(plan.targets.flatMap((t) => (t.refused ? [{ id: t.instanceId ?? t.herdId, reason: t.refused }] : [])));
   // Policies are for people: pgherd itself (seeding, tests, its own chores: no user) is not asked.
   const requirement = actor.id === null ? null : requirementOf(row?.policies ?? [], envs);
-  if (requirement) {
+  const breakGlass = requirement && input.breakGlass !== undefined ? breakGlassReason(action, requirement, actor, input.breakGlass) : null;
+  if (requirement && breakGlass === null) {
     const waiting = await writeAwaiting(db, { action, plan, actor, input, requirement });
     if (waiting !== null) return { id: waiting, duplicate: false, status: 'awaiting_approval' };
     const [again] = await db.select(keyed).from(operations).where(mine);
@@ -184,6 +195,7 @@ export async function submitOperation(
         waves: input.waves ?? null,
         retryOf: input.retryOf,
         ruleId: input.ruleId,
+        ...(breakGlass !== null ? { breakGlass } : {}),
       },
     ],
     log,
@@ -195,6 +207,23 @@ export async function submitOperation(
     return sameKeyAnswer(again, action.name, input.digest, ids, plan.params);
   }
   return { id: made, duplicate: false, status: 'queued' };
+}
+
+/**
+ * The reason for breaking glass, once it may be: the requester holds admin in every environment of the
+ * plan, and no policy covering it forbids break glass for this action. BreakGlassError otherwise.
+ */
+function breakGlassReason(action: AnyAction, req: Requirement, actor: Actor, reason: string): string {
+  const why = reason
+    .replace(/[\u0000-\u001f\u007f]/g, ' ')
+    .trim()
+    .slice(0, 500);
+  if (why.length < 10) throw new BreakGlassError('break glass needs a reason, in at least 10 characters');
+  if (!canOnAll(actor.access, 'admin', req.environmentIds))
+    throw new BreakGlassError('break glass is an admin\u2019s, in every environment of the plan: ask for approval instead');
+  if (req.policies.some((p) => p.breakGlassForbidden.includes(action.name)))
+    throw new BreakGlassError(`an approval policy here forbids break glass for ${action.name}: it needs its approval`);
+  return why;
 }
 
 /**
@@ -219,6 +248,9 @@ async function writeAwaiting(
       ON CONFLICT DO NOTHING RETURNING id`);
     const id = made.rows[0]?.id;
     if (id === undefined) return null;
+    // Told to the webhooks that ask (approval.requested, with its signed links), once this commits.
+    await tx.execute(sql`INSERT INTO notification_events (kind, operation_id) VALUES ('approval.requested', ${id})`);
+    await tx.execute(sql`SELECT pg_notify('pgherd_notifications', '')`);
     const runnable = plan.targets.filter((t) => !t.refused);
     await writeAudit(tx, {
       user: actor,
@@ -262,6 +294,10 @@ export interface OperationToWrite {
   reason?: string;
   /** An operation that waited for approval and now has it: written in place of a new one (alone in its batch). */
   approved?: { operationId: number; by: string[] };
+  /** Run without the approval a policy asks for: an admin's reason (break glass). */
+  breakGlass?: string;
+  /** A rule's fire where a policy asks for approval: who approved the rule (recorded in its audit entry). */
+  ruleApprovedBy?: string;
 }
 
 /**
@@ -338,6 +374,7 @@ export async function writeOperations(
             col((x) => x.idempotencyKey),
             col((x) => x.ruleId ?? null),
             col((x) => x.windowBound ?? false),
+            col((x) => x.breakGlass ?? null),
           ]),
     );
     // Each row back to its item by requester and key (unique in the batch, as in the table).
@@ -384,6 +421,27 @@ export async function writeOperations(
     if (waveRows.length) await tx.insert(operationWaves).values(waveRows);
     // Each operation itself, then one entry per target: each instance's (or herd's) history shows it.
     await writeAudit(tx, written.flatMap(auditOf));
+    // Break glass is said aloud: its own audit entry, and the approval.break_glass webhook.
+    const broken = written.filter((x) => x.breakGlass);
+    if (broken.length) {
+      await writeAudit(
+        tx,
+        broken.map((x) => ({
+          user: x.actor,
+          remoteAddr: x.actor.remoteAddr,
+          action: 'approval.break_glass',
+          objectType: 'operations',
+          objectId: String(x.id),
+          objectLabel: `${x.action.label}: break glass`,
+          changes: { reason: [null, x.breakGlass] },
+        })),
+      );
+      await tx.execute(
+        sql`INSERT INTO notification_events (kind, operation_id, detail)
+            SELECT 'approval.break_glass', unnest(${sql.param(broken.map((x) => x.id))}::bigint[]), unnest(${sql.param(broken.map((x) => JSON.stringify({ by: x.actor.username, comment: x.breakGlass })))}::text[])`,
+      );
+      await tx.execute(sql`SELECT pg_notify('pgherd_notifications', '')`);
+    }
     return {
       ids: prepared.map((_, k) => idOf.get(k) ?? null),
       queued: made.rows.filter((r) => r.status === 'queued' && !r.held).map((r) => r.id),
@@ -452,6 +510,8 @@ function auditOf(
         ...(x.spec && x.assigned ? { waves: [null, describeWaves(x.spec, x.assigned.length)] } : {}),
         ...(x.retryOf ? { retryOf: [null, x.retryOf] } : {}),
         ...(x.approved ? { approvedBy: [null, x.approved.by.join(', ')] } : {}),
+        ...(x.breakGlass ? { breakGlass: [null, x.breakGlass] } : {}),
+        ...(x.ruleApprovedBy !== undefined ? { ruleApprovedBy: [null, x.ruleApprovedBy] } : {}),
       },
     },
     ...perTarget,

@@ -20,6 +20,7 @@ import { malformed, orDeny } from '@/lib/features/auth/session';
 import { formAction } from '@/lib/features/auth/server-action';
 import { AccessDenied, auditDenial, type SignedInActor } from '@/lib/engine/access';
 import { decideOperation } from '@/lib/features/operations/approvals';
+import { auditLinkRefusal, checkLink } from '@/lib/features/operations/approval-links';
 
 const confirmForm = z.object({
   action: z.string().min(1).max(50),
@@ -29,6 +30,9 @@ const confirmForm = z.object({
   digest: z.string().regex(/^[0-9a-f]{32}$/),
   key: z.string().regex(/^[0-9a-f]{32}$/),
   confirmation: z.string().max(200).default(''),
+  /** Break glass (an admin, a plan that needs approval): ticked, and the reason. */
+  breakGlassNow: z.literal('1').optional(),
+  breakGlassReason: z.string().max(500).optional(),
   /** The operation this one retries (recorded in its audit entry). */
   retryOf: idText('retryOf', MAX_BIG_ID).optional(),
   /** The changelist the selection came from (the way back after a stale plan). */
@@ -49,6 +53,7 @@ const backFlag: Record<SubmitErrorCode, string> = {
   state: '',
   rule: '',
   'not-found': '',
+  'break-glass': '&breakglass=refused',
 };
 
 export async function confirmOperationAction(form: FormData): Promise<void> {
@@ -57,7 +62,7 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
   const params = paramsFromForm(entries);
   const parsed = confirmForm.safeParse(entries);
   if (!parsed.success) malformed();
-  const { action: name, digest, key, confirmation, from, retryOf } = parsed.data;
+  const { action: name, digest, key, confirmation, from, retryOf, breakGlassNow, breakGlassReason } = parsed.data;
   const action = getAction(name);
   if (!action) malformed();
   const picked = idList(isHerdAction(action) ? MAX_ID : MAX_BIG_ID).safeParse(parsed.data.ids);
@@ -86,6 +91,7 @@ export async function confirmOperationAction(form: FormData): Promise<void> {
             idempotencyKey: key,
             retryOf,
             waves: waves.spec,
+            ...(breakGlassNow ? { breakGlass: breakGlassReason ?? '' } : {}),
           },
           who,
         ),
@@ -129,16 +135,28 @@ const decisionForm = z.object({
   id: idText('id', MAX_BIG_ID),
   decision: z.enum(['approved', 'denied']),
   comment: z.string().max(500).default(''),
+  /** The chat link the page was opened with: spent by this decision. */
+  link: z.string().max(600).optional(),
 });
 
 /**
  * Approve or deny from the operation page. Refused (the plan went stale, it no longer waits, the person
  * may not decide): the page again, saying which by a code, never by text carried in the URL.
  */
-export const decideOperationAction = formAction(decisionForm, async (who, { id, decision, comment }) => {
+export const decideOperationAction = formAction(decisionForm, async (who, { id, decision, comment, link }) => {
   let refused = '';
   try {
-    await decideOperation(getDb(), webQueue(), id, who, { decision, comment, via: 'console' });
+    const check = link ? await checkLink(getDb(), link, id) : null;
+    if (check && (!check.ok || check.claims.a !== decision)) {
+      await auditLinkRefusal(getDb(), who, check.ok ? { ok: false, why: 'the link offers the other decision', operationId: id } : check);
+      redirect(`/operations/${id}?refused=link`);
+    }
+    await decideOperation(getDb(), webQueue(), id, who, {
+      decision,
+      comment,
+      via: check?.ok ? 'link' : 'console',
+      ...(check?.ok ? { link: check.claims } : {}),
+    });
   } catch (err) {
     if (err instanceof AccessDenied) {
       await auditDenial(getDb(), err, who);

@@ -18,6 +18,7 @@ import { OperationStateError } from '@/lib/engine/hold';
 import type { TargetJob } from '@/lib/engine/queue';
 import { wavesSchema } from '@/lib/engine/waves';
 import { writeOperations } from '@/lib/engine/submit';
+import { spendLink, type LinkClaims } from '@/lib/features/operations/approval-links';
 import { wavesToForm } from '@/lib/engine/waves-form';
 import { confirmationView, type ConfirmationView, type PlanView } from '@/lib/features/operations/confirmation-view';
 
@@ -80,7 +81,9 @@ const envOf = (op: Waiting) => (op.environmentIds?.length === 1 ? op.environment
 export interface Decision {
   decision: 'approved' | 'denied';
   comment: string;
-  via: 'console' | 'api';
+  via: 'console' | 'api' | 'link';
+  /** A chat link's claims, checked by whoever read it (checkLink): spent with the decision. */
+  link?: LinkClaims;
 }
 
 /** The idea of a comment: plain text, at most 500 characters. */
@@ -149,6 +152,12 @@ export async function decideOperation(
       VALUES (${id}, ${actor.id}, ${actor.username}, ${d.decision}, ${comment}, ${op.planDigest}, ${d.via})
       ON CONFLICT DO NOTHING RETURNING id`);
     if (!inserted.rows.length) throw new OperationStateError(`you have decided on operation #${id} already`);
+    // A decision through a chat link spends it: a second use (or one racing this) finds it spent.
+    if (d.link && !(await spendLink(tx, d.link, actor.username))) throw new OperationStateError('the link has been used already');
+    await tx.execute(sql`
+      INSERT INTO notification_events (kind, operation_id, detail)
+      VALUES (${d.decision === 'approved' ? 'approval.granted' : 'approval.denied'}, ${id}, ${JSON.stringify({ by: actor.username, comment })})`);
+    await tx.execute(sql`SELECT pg_notify('pgherd_notifications', '')`);
     await writeAudit(
       tx,
       audit(d.decision === 'approved' ? 'approval.granted' : 'approval.denied', { digest: [null, op.planDigest], via: [null, d.via] }),
@@ -465,4 +474,34 @@ export async function listWaiting(db: Db, actor: Actor, mine: boolean): Promise<
     if (out.length >= 500) break;
   }
   return out;
+}
+
+/** One operation an admin ran without the approval it needed (break glass). */
+export interface BreakGlassUse {
+  id: number;
+  action: string;
+  by: string;
+  reason: string;
+  at: string;
+  status: string;
+}
+
+/**
+ * Break glass in the last 30 days, where the reader sees (scope: environment ids, null for all): the
+ * dashboard lists them, newest first, at most 20.
+ */
+export async function breakGlassUses(db: Db, scope: number[] | null): Promise<BreakGlassUse[]> {
+  if (scope !== null && !scope.length) return [];
+  const r = await db.execute<{ id: number; action: string; by: string; reason: string; at: Date; status: string }>(sql`
+    SELECT o.id, o.action, o.requested_by_name AS by, o.break_glass_reason AS reason, o.created_at AS at, o.status::text AS status
+    FROM operations o
+    WHERE o.break_glass_reason IS NOT NULL AND o.created_at > now() - interval '30 days'
+      ${
+        scope === null
+          ? sql``
+          : sql`AND (o.environment_ids && ${sql.param(scope)}::int[] OR EXISTS (SELECT 1 FROM operation_targets t JOIN herds h ON h.id = t.herd_id
+              WHERE t.operation_id = o.id AND h.environment_id = ANY(${sql.param(scope)}::int[])))`
+      }
+    ORDER BY o.created_at DESC LIMIT 20`);
+  return r.rows.map((x) => ({ ...x, at: new Date(x.at).toISOString() }));
 }

@@ -12,7 +12,8 @@ import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 import { paramsFromForm } from '@/lib/engine/params-form';
 import { getAction } from '@/lib/actions/registry';
 import { isHerdAction, type ActionParamField, type AnyAction } from '@/lib/engine/define-action';
-import { environmentsWith, type Access } from '@/lib/engine/access';
+import { canOnAll, environmentsWith, type Access } from '@/lib/engine/access';
+import { approversText, requirementFor } from '@/lib/engine/approval-policies';
 import { MAX_BIG_ID, MAX_ID, parseId } from '@/lib/adapters/validation/ids';
 import { MAX_SELECTION, parseSelection } from '@/lib/adapters/validation/selection';
 import { wavePlan, WavesError } from '@/lib/engine/waves';
@@ -76,7 +77,7 @@ export interface PlanView {
   title: string;
   actionName: string;
   retryOf: number | null;
-  notices: { stale: boolean; mistyped: boolean; nothing: boolean };
+  notices: { stale: boolean; mistyped: boolean; nothing: boolean; breakGlass?: boolean };
   missing: number[];
   paramsForm: ParamsFormView | null;
   /** The waves form (shown for more than one runnable target): the query to keep and each field's value. */
@@ -91,9 +92,14 @@ export interface PlanView {
   targets: PlanTargetView[];
   /** The confirmation form: null when nothing can run (every target refused, or the waves unreadable). */
   confirm: { hidden: [string, string][]; typeToConfirm: string | null; button: string } | null;
+  /**
+   * The approval policies covering it (null: none): who must approve, in words, and whether this person
+   * may break glass (run it at once with a reason): 'offered', or why not (a sentence).
+   */
+  approval: { approvers: string; breakGlass: string } | null;
 }
 
-const noticeKeys = ['stale', 'mistyped', 'nothing'];
+const noticeKeys = ['stale', 'mistyped', 'nothing', 'breakglass'];
 const stringEntries = (raw: RawParams, keep: (k: string) => boolean) =>
   Object.entries(raw).filter(([k, v]) => keep(k) && typeof v === 'string') as [string, string][];
 
@@ -185,7 +191,8 @@ export async function confirmationView(db: Db, access: Access, raw: RawParams): 
           : `Invalid ${err instanceof WavesError ? 'waves' : 'parameters'}: ${err.message}.`,
     };
   }
-  return { ...page, kind: 'plan', ...(await planView(db, action, raw, plan, asked, noun, def.name !== kind ? def.name : null)) };
+  const view = await planView(db, action, raw, plan, asked, noun, def.name !== kind ? def.name : null);
+  return { ...page, kind: 'plan', ...view, approval: await approvalNeeded(db, access, action, plan) };
 }
 
 async function planView(
@@ -196,7 +203,7 @@ async function planView(
   asked: ReturnType<typeof wavesFromForm>,
   noun: (n: number) => string,
   from: string | null,
-): Promise<PlanView> {
+): Promise<Omit<PlanView, 'approval'>> {
   const onHerds = isHerdAction(action);
   const runnable = plan.targets.filter((t) => !t.refused);
   // A change of a herd's shape (switchover, failover, remaster): the herd as observed now, and as the
@@ -230,7 +237,12 @@ async function planView(
     title: `${action.label}: ${String(runnable.length)} of ${String(plan.targets.length)} ${noun(plan.targets.length)}`,
     actionName: action.name,
     retryOf,
-    notices: { stale: raw.stale === '1', mistyped: raw.mistyped === '1', nothing: raw.nothing === '1' },
+    notices: {
+      stale: raw.stale === '1',
+      mistyped: raw.mistyped === '1',
+      nothing: raw.nothing === '1',
+      breakGlass: raw.breakglass === 'refused',
+    },
     missing: plan.missing,
     paramsForm: action.params
       ? {
@@ -294,5 +306,22 @@ async function planView(
               (rolling ? ` in ${String(rolling.waves.length)} wave${rolling.waves.length === 1 ? '' : 's'}` : ''),
           }
         : null,
+  };
+}
+
+/** What the approval policies ask of this plan, as its confirmation page says it (null: nothing). */
+async function approvalNeeded(db: Db, access: Access, action: AnyAction, plan: Plan): Promise<PlanView['approval']> {
+  if (access.userId === null) return null;
+  const req = await requirementFor(db, plan);
+  if (!req) return null;
+  const names = [...new Set(plan.targets.filter((t) => !t.refused).map((t) => t.environment))].sort();
+  const forbidden = req.policies.some((p) => p.breakGlassForbidden.includes(action.name));
+  return {
+    approvers: approversText(req, names, access.username),
+    breakGlass: !canOnAll(access, 'admin', req.environmentIds)
+      ? 'break glass is an admin\u2019s, in every environment of the plan'
+      : forbidden
+        ? `an approval policy forbids break glass for ${action.name} here`
+        : 'offered',
   };
 }

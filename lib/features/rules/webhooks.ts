@@ -17,6 +17,7 @@ import { getRule, mayManage, mayRead, RuleError, type RuleRow } from './rules';
 import type { Actor } from '@/lib/engine/access';
 import { postGuarded, urlProblem, WebhookAddressError } from './webhook-address';
 import { setting } from '@/lib/settings/settings';
+import { linkUrl, signLink } from '@/lib/features/operations/approval-links';
 
 export const NOTIFICATIONS_CHANNEL = 'pgherd_notifications';
 
@@ -30,11 +31,26 @@ export const WEBHOOK_EVENTS = [
   'herd.two_primaries',
   'herd.no_primary',
   'herd.restore_unverified',
+  'approval.requested',
+  'approval.granted',
+  'approval.denied',
+  'approval.break_glass',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+/** An operation awaiting approval, approved or denied (docs/approvals.md): a global webhook's. */
+const APPROVAL_EVENTS = ['approval.requested', 'approval.granted', 'approval.denied', 'approval.break_glass'] as const;
+type ApprovalEvent = (typeof APPROVAL_EVENTS)[number];
+const isApprovalEvent = (kind: string): kind is ApprovalEvent => (APPROVAL_EVENTS as readonly string[]).includes(kind);
+export const WEBHOOK_FORMATS = ['pgherd', 'slack'] as const;
 const DEFAULT_EVENTS: WebhookEvent[] = ['rule.run.failed', 'rule.run.skipped', 'rule.run.refused', 'rule.run.missed'];
 /** Events of the whole fleet, not of one rule's runs: a global webhook's only. */
-const GLOBAL_EVENTS: WebhookEvent[] = ['operation.failed', 'herd.two_primaries', 'herd.no_primary', 'herd.restore_unverified'];
+const GLOBAL_EVENTS: WebhookEvent[] = [
+  'operation.failed',
+  'herd.two_primaries',
+  'herd.no_primary',
+  'herd.restore_unverified',
+  ...APPROVAL_EVENTS,
+];
 /** The events that name a herd and what was seen there (no rule, no run): told to every global webhook that asks. */
 const HERD_EVENTS = ['herd.two_primaries', 'herd.no_primary', 'herd.restore_unverified'] as const;
 type HerdEvent = (typeof HERD_EVENTS)[number];
@@ -74,6 +90,8 @@ export const webhookBody = z
       .transform((e) => [...new Set(e)])
       .optional(),
     enabled: z.boolean().default(true),
+    /** pgherd's JSON (with a Slack-compatible `text`), or Slack's Block Kit (`text` and `blocks`). */
+    format: z.enum(WEBHOOK_FORMATS).default('pgherd'),
   })
   .strict()
   .refine((b) => !(b.ruleId && b.events?.some((e) => GLOBAL_EVENTS.includes(e))), {
@@ -117,6 +135,7 @@ export async function createWebhook(db: Db, actor: Actor, b: WebhookBody) {
         ruleId,
         events: b.events ?? (ruleId ? DEFAULT_EVENTS : [...DEFAULT_EVENTS, ...GLOBAL_EVENTS]),
         enabled: b.enabled,
+        format: b.format,
         // Made for the rule as it is owned now (by its owner, or by a global admin for them).
         keeperId: rule?.ownerId ?? null,
         createdBy: actor.username,
@@ -200,6 +219,7 @@ export const webhookView = (w: typeof webhooks.$inferSelect) => ({
   ruleId: w.ruleId,
   events: w.events,
   enabled: w.enabled,
+  format: w.format,
   /** The rule owner it is delivered for: none, or another than the rule's owner now, and it is held. */
   keeperId: w.keeperId,
   createdBy: w.createdBy,
@@ -212,7 +232,7 @@ export const signature = (secret: string, timestamp: string, body: string) =>
 
 type EventRow = {
   id: number;
-  kind: 'operation.finished' | 'run.ended' | HerdEvent;
+  kind: 'operation.finished' | 'run.ended' | HerdEvent | ApprovalEvent;
   herd_id: number | null;
   herd_name: string | null;
   herd_environment: string | null;
@@ -230,6 +250,11 @@ type EventRow = {
   rule_id: number | null;
   rule_name: string | null;
   rule_owner_id: number | null;
+  op_digest: string | null;
+  op_expires_at: Date | null;
+  op_required: number | null;
+  op_environments: string[] | null;
+  op_targets: number | null;
 };
 
 /** What an event is called, for a webhook's list: a run's end in words, or an operation's failure. */
@@ -248,7 +273,86 @@ function eventsOf(e: EventRow): { ruleEvent: WebhookEvent | null; operationFaile
   return { ruleEvent, operationFailed: e.kind === 'operation.finished' && failed };
 }
 
-function payloadOf(event: WebhookEvent, e: EventRow, consoleUrl: string) {
+/** A delivery's body as pgherd makes it (before a format reshapes it). */
+type Payload = { event: WebhookEvent; at: string; text: string } & Record<string, unknown>;
+
+/**
+ * An approval's message. approval.requested carries the signed Approve and Deny links (they open the
+ * operation's page for a person signed in; the person decides there): valid while the request is.
+ */
+async function approvalPayload(db: Pick<Db, 'execute'>, event: ApprovalEvent, e: EventRow, consoleUrl: string): Promise<Payload> {
+  const id = e.op_id ?? 0;
+  const url = `${consoleUrl}/operations/${String(id)}`;
+  const detail = (e.detail ? JSON.parse(e.detail) : {}) as { by?: string; comment?: string };
+  const where = (e.op_environments ?? []).join(', ') || 'its environments';
+  const what = `${e.op_action ?? '?'} of ${String(e.op_targets ?? 0)} target${e.op_targets === 1 ? '' : 's'} in ${where}`;
+  const operation = { id, action: e.op_action, status: e.op_status, requestedBy: e.op_requested_by, url };
+  if (event === 'approval.break_glass')
+    return {
+      event,
+      at: new Date().toISOString(),
+      text: `pgherd: BREAK GLASS: ${detail.by ?? '?'} ran operation #${String(id)} (${what}) without the approval it needs: ${detail.comment ?? ''}`,
+      operation,
+      approval: { breakGlass: true, by: detail.by ?? null, reason: detail.comment ?? '' },
+    };
+  if (event !== 'approval.requested') {
+    const verb = event === 'approval.granted' ? 'approved' : 'denied';
+    return {
+      event,
+      at: new Date().toISOString(),
+      text: `pgherd: ${detail.by ?? '?'} ${verb} operation #${String(id)} (${what}, asked by ${e.op_requested_by ?? '?'})${detail.comment ? `: ${detail.comment}` : ''}`,
+      operation,
+      approval: { by: detail.by ?? null, comment: detail.comment ?? '' },
+    };
+  }
+  const expires = e.op_expires_at ? new Date(e.op_expires_at) : new Date(Date.now() + 3_600_000);
+  const links =
+    e.op_digest && e.op_status === 'awaiting_approval'
+      ? {
+          approveUrl: linkUrl(consoleUrl, id, await signLink(db, { id, digest: e.op_digest }, 'approved', expires)),
+          denyUrl: linkUrl(consoleUrl, id, await signLink(db, { id, digest: e.op_digest }, 'denied', expires)),
+        }
+      : { approveUrl: null, denyUrl: null };
+  return {
+    event,
+    at: new Date().toISOString(),
+    text: `pgherd: ${e.op_requested_by ?? '?'} asks for approval of operation #${String(id)}: ${what}; ${String(e.op_required ?? 1)} approval${e.op_required === 1 ? '' : 's'} needed by ${expires.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+    operation,
+    approval: { required: e.op_required, expiresAt: expires.toISOString(), ...links },
+  };
+}
+
+/**
+ * Slack's Block Kit: the message as a section, and for an approval request its Approve and Deny links as
+ * buttons (a button only opens the page: the person decides there, signed in as themselves).
+ */
+export function slackBody(p: Payload): Record<string, unknown> {
+  const text = p.text.replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;'));
+  const op = p.operation as { url?: string } | null | undefined;
+  const approval = p.approval as { approveUrl?: string | null; denyUrl?: string | null } | undefined;
+  const button = (label: string, url: string, style?: 'primary' | 'danger') => ({
+    type: 'button',
+    text: { type: 'plain_text', text: label },
+    url,
+    ...(style ? { style } : {}),
+  });
+  const buttons = [
+    ...(approval?.approveUrl ? [button('Approve…', approval.approveUrl, 'primary')] : []),
+    ...(approval?.denyUrl ? [button('Deny…', approval.denyUrl, 'danger')] : []),
+    ...(op?.url ? [button('Open in pgherd', op.url)] : []),
+  ];
+  return {
+    text: p.text,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text } },
+      ...(buttons.length ? [{ type: 'actions', elements: buttons }] : []),
+      { type: 'context', elements: [{ type: 'mrkdwn', text: `${p.event} · ${p.at}` }] },
+    ],
+    event: p.event,
+  };
+}
+
+function payloadOf(event: WebhookEvent, e: EventRow, consoleUrl: string): Payload {
   const op =
     e.op_id !== null
       ? {
@@ -298,12 +402,21 @@ export async function processEvents(
     if (!rows.length) return 0;
     const hooks = await tx.select().from(webhooks).where(eq(webhooks.enabled, true));
     const out: (typeof webhookDeliveries.$inferInsert)[] = [];
+    const push = (h: (typeof hooks)[number], event: WebhookEvent, payload: Payload) =>
+      out.push({ webhookId: h.id, event, payload: h.format === 'slack' ? slackBody(payload) : payload });
     for (const e of rows) {
+      if (isApprovalEvent(e.kind)) {
+        const kind = e.kind;
+        const wanted = hooks.filter((h) => h.ruleId === null && h.events.includes(kind));
+        if (!wanted.length) continue;
+        // One pair of links an event, the same for every channel told (a link names no approver).
+        const payload = await approvalPayload(tx, kind, e, consoleUrl);
+        for (const h of wanted) push(h, kind, payload);
+        continue;
+      }
       // Told to every global webhook that asks for it, whoever's operation saw it.
       if (isHerdEvent(e.kind)) {
-        for (const h of hooks)
-          if (h.ruleId === null && h.events.includes(e.kind))
-            out.push({ webhookId: h.id, event: e.kind, payload: payloadOf(e.kind, e, consoleUrl) });
+        for (const h of hooks) if (h.ruleId === null && h.events.includes(e.kind)) push(h, e.kind, payloadOf(e.kind, e, consoleUrl));
         continue;
       }
       const { ruleEvent, operationFailed } = eventsOf(e);
@@ -315,7 +428,7 @@ export async function processEvents(
             : operationFailed && h.ruleId === null && h.events.includes('operation.failed')
               ? 'operation.failed'
               : null;
-        if (event) out.push({ webhookId: h.id, event, payload: payloadOf(event, e, consoleUrl) });
+        if (event) push(h, event, payloadOf(event, e, consoleUrl));
       }
     }
     if (out.length) await tx.insert(webhookDeliveries).values(out);

@@ -10,7 +10,9 @@ import { operationView } from '@/lib/engine/operation-view';
 import { WITHHELD } from '@/lib/engine/operation-withheld';
 import { getAction } from '@/lib/actions/registry';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
-import { orDeny, requireAccess } from '@/lib/features/auth/session';
+import { redirect } from 'next/navigation';
+import { getCurrentAccess, orDeny } from '@/lib/features/auth/session';
+import { auditLinkRefusal, checkLink } from '@/lib/features/operations/approval-links';
 import { canOnAll } from '@/lib/engine/access';
 import { demandOnOperation, operationScope } from '@/lib/features/operations/operation-control';
 import { OwedList } from '@/components/ops/owed-list';
@@ -31,10 +33,16 @@ export default async function OperationPage({
   searchParams,
 }: {
   params: Promise<{ id: string }>;
-  searchParams: Promise<{ refused?: string | string[] }>;
+  searchParams: Promise<{ refused?: string | string[]; link?: string | string[] }>;
 }) {
-  const access = await requireAccess();
-  const id = parseId((await params).id, MAX_BIG_ID);
+  const query = await searchParams;
+  const token = typeof query.link === 'string' ? query.link : null;
+  const rawId = (await params).id;
+  // A link from chat opened signed out: sign in, then back here with it (the link decides nothing by itself).
+  const access =
+    (await getCurrentAccess()) ??
+    redirect(`/login?next=${encodeURIComponent(`/operations/${rawId}${token ? `?link=${encodeURIComponent(token)}` : ''}`)}`);
+  const id = parseId(rawId, MAX_BIG_ID);
   const view = id === null ? null : await operationView(getDb(), id, access);
   if (!view) notFound();
   await orDeny(() => demandOnOperation(getDb(), access, view.id, 'view'));
@@ -71,7 +79,9 @@ export default async function OperationPage({
   const viewer = { id: access.userId, username: access.username, access };
   const approval = await approvalView(getDb(), view.id, viewer);
   const requested = view.status === 'awaiting_approval' ? await requestedPlan(getDb(), view.id, access) : null;
-  const refused = (await searchParams).refused;
+  const refused = query.refused;
+  const link = token === null || view.status !== 'awaiting_approval' ? null : await checkLink(getDb(), token, view.id);
+  if (link && !link.ok) await auditLinkRefusal(getDb(), viewer, link);
   const began = new Date(view.startedAt ?? view.createdAt);
   const hourBefore = new Date(began.getTime() - 3_600_000);
   return (
@@ -90,6 +100,7 @@ export default async function OperationPage({
           status={view.status}
           refused={typeof refused === 'string' ? refused : null}
           decide={decideOperationAction}
+          link={link === null ? null : link.ok ? { token: token ?? '', decision: link.claims.a } : { refused: link.why }}
         />
       )}
       {requested !== null &&

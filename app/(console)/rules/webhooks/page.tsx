@@ -47,6 +47,7 @@ export default async function WebhooksPage() {
             cell: (w) => (w.ruleId === null ? 'every rule (global)' : `rule ${ruleName.get(w.ruleId) ?? `#${String(w.ruleId)}`}`),
           },
           { header: 'Events', cell: (w) => w.events.join(', ') },
+          { header: 'Format', cell: (w) => w.format },
           { header: 'Made by', cell: (w) => w.createdBy },
           {
             header: '',

@@ -35,6 +35,7 @@ export const POST = handle(async (req) => {
         confirmation: body.confirm,
         idempotencyKey: key,
         waves: body.waves ?? null,
+        ...(body.breakGlass ? { breakGlass: body.breakGlass.reason } : {}),
       },
       user,
     );
