@@ -2,14 +2,17 @@
 // (production's DBA) confirms a restart and it waits, nothing run; bob (viewer there) sees why he cannot
 // approve it, erin (staging's admin) cannot open it; frank (production operator) sees the plan alice
 // saw, approves it, and the instance really restarts.
+import path from 'node:path';
 import { type Browser, type Page } from '@playwright/test';
+import { and, eq } from 'drizzle-orm';
 import { expect, test } from './fixtures';
 import { createDb } from '../db/client';
-import { approvalPolicies } from '../db/schema';
+import { approvalPolicies, auditEntries, environments, webhookDeliveries, webhooks } from '../db/schema';
 import { query } from '../lib/lab/postgres';
 import { e2eLab, signInAs } from './lab';
 
 const lab = e2eLab();
+const PICTURES = path.join(__dirname, '..', 'docs', 'pictures');
 const url = lab.console.url;
 const password = (u: string) => lab.ldap!.users.find((x) => x.username === u)!.password;
 const target = lab.instances.find((i) => i.environment === 'production' && i.herd === 'billing' && i.role === 'replica')!;
@@ -92,3 +95,115 @@ test('alice asks for a production restart; bob and erin cannot approve it, frank
     decisions: [{ username: 'frank', decision: 'approved', comment: 'lag is fine, go' }],
   });
 });
+
+/** A Slack message's blocks drawn as Slack lays them out, near enough to show what arrives (docs/rules.md). */
+function slackHtml(body: {
+  blocks: { type: string; text?: { text: string }; elements?: { text: { text: string } | string; style?: string }[] }[];
+}) {
+  const esc = (t: string) => t.replace(/&(?!amp;|lt;|gt;)/g, '&amp;');
+  const rows = body.blocks
+    .map((b) => {
+      if (b.type === 'section') return `<div class="section">${esc(b.text?.text ?? '')}</div>`;
+      if (b.type === 'actions')
+        return `<div class="actions">${(b.elements ?? [])
+          .map((e) => `<span class="btn ${e.style ?? ''}">${typeof e.text === 'string' ? e.text : e.text.text}</span>`)
+          .join('')}</div>`;
+      return `<div class="context">${(b.elements ?? []).map((e) => (typeof e.text === 'string' ? e.text : e.text.text)).join(' ')}</div>`;
+    })
+    .join('');
+  return `<html><body style="font: 15px system-ui, sans-serif; margin: 0; padding: 16px; width: 720px; background: #fff">
+    <style>.msg{display:flex;gap:10px}.avatar{width:36px;height:36px;border-radius:6px;background:#3b5b8c;color:#fff;display:flex;align-items:center;justify-content:center;font-weight:700}
+    .name{font-weight:700}.name small{font-weight:400;color:#616061;margin-left:6px}.section{margin:4px 0 8px;line-height:1.45}
+    .btn{display:inline-block;border:1px solid #bbb;border-radius:4px;padding:5px 12px;margin-right:8px;font-weight:600;font-size:14px}
+    .btn.primary{background:#007a5a;border-color:#007a5a;color:#fff}.btn.danger{color:#e01e5a;border-color:#e01e5a}.context{color:#616061;font-size:12px;margin-top:8px}</style>
+    <div class="msg"><div class="avatar">pg</div><div><div class="name">pgherd <small>APP</small></div>${rows}</div></div></body></html>`;
+}
+
+test('from chat: the Slack message’s Approve opens the page, a changed link is refused; break glass runs at once and says so', async ({
+  browser,
+}) => {
+  const { db, pool } = createDb(lab.database.url, 1);
+  try {
+    await db.insert(approvalPolicies).values({ environmentId: (await productionId(db))!, actions: ['restart', 'reload'] });
+    // A Slack webhook (its address unreachable from here: what it would have been sent is kept with the delivery).
+    const [hook] = await db
+      .insert(webhooks)
+      .values({
+        name: 'approvals',
+        url: 'https://hooks.slack.invalid/T0/B0/x',
+        secret: 'e2e',
+        events: ['approval.requested'],
+        format: 'slack',
+      })
+      .returning();
+    const alice = await as(browser, 'alice');
+    await alice.goto(`${url}/admin/instances?q=${target.server}`);
+    await alice.getByRole('checkbox', { name: `Select ${target.server}` }).check();
+    await alice.getByLabel('Action:').selectOption({ label: 'Reload configuration' });
+    await alice.getByRole('button', { name: 'Go' }).click();
+    await expect(alice.getByTestId('plan-needs-approval')).toContainText(
+      '1 approval from an operator or admin of production, other than alice',
+    );
+    const typed = alice.getByLabel('Confirmation');
+    if (await typed.count()) await typed.fill('production');
+    await alice.getByRole('button', { name: /^Reload configuration 1 instance/ }).click();
+    await expect(alice.getByTestId('operation-status')).toHaveText('awaiting approval');
+    const id = Number(/\/operations\/(\d+)/.exec(alice.url())![1]);
+
+    const delivery = async () => (await db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook!.id)))[0];
+    await expect.poll(async () => (await delivery()) !== undefined, { timeout: 30_000 }).toBe(true);
+    const payload = (await delivery())!.payload as Parameters<typeof slackHtml>[0];
+    const picture = await (await browser.newContext()).newPage();
+    await picture.setContent(slackHtml(payload));
+    await picture.locator('.msg').screenshot({ path: path.join(PICTURES, 'approval-slack.png') });
+    const buttons = payload.blocks.find((b) => b.type === 'actions')!.elements as unknown as { url: string }[];
+    const approveUrl = new URL(buttons[0]!.url, url);
+    expect(approveUrl.pathname).toBe(`/operations/${id}`);
+    const link = approveUrl.searchParams.get('link')!;
+
+    // A link changed on its way (another operation's id in it) is refused, and the refusal is audited.
+    const frank = await as(browser, 'frank');
+    const [body, sig] = link.split('.');
+    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(body!, 'base64url').toString()), a: 'denied' })).toString(
+      'base64url',
+    );
+    await frank.goto(`${url}/operations/${id}?link=${encodeURIComponent(`${forged}.${sig!}`)}`);
+    await expect(frank.getByTestId('link-refused')).toContainText('not one pgherd signed');
+    const refusals = await db
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.action, 'approval.link_refused'), eq(auditEntries.username, 'frank')));
+    expect(refusals.length).toBeGreaterThan(0);
+    // The real one opens the page; nothing is decided until frank clicks, as himself.
+    await frank.goto(`${url}/operations/${id}?link=${encodeURIComponent(link)}`);
+    await expect(frank.getByTestId('link-opened')).toContainText('Nothing is decided until you read the plan below');
+    await expect(frank.getByTestId('operation-status')).toHaveText('awaiting approval');
+    await expect(frank.getByRole('button', { name: 'Deny' })).toHaveCount(0);
+    await frank.getByRole('button', { name: 'Approve' }).click();
+    await expect(frank.getByTestId('operation-status')).toHaveText('succeeded', { timeout: 60_000 });
+    await expect(frank.getByTestId('approval-decisions')).toContainText('frank approved it');
+    await expect(frank.getByTestId('approval-decisions')).toContainText('(link)');
+    // Break glass: alice (production's admin) runs a reload now, with her reason; everything says so.
+    await alice.goto(`${url}/admin/instances?q=${target.server}`);
+    await alice.getByRole('checkbox', { name: `Select ${target.server}` }).check();
+    await alice.getByLabel('Action:').selectOption({ label: 'Reload configuration' });
+    await alice.getByRole('button', { name: 'Go' }).click();
+    await alice.getByTestId('break-glass').locator('summary').click();
+    await alice.getByLabel('Run it now without approval').check();
+    await alice.getByLabel('Break glass reason').fill('replica lagging, approvers unreachable');
+    if (await typed.count()) await typed.fill('production');
+    await alice.getByRole('button', { name: /^Reload configuration 1 instance/ }).click();
+    await expect(alice.getByTestId('operation-status')).toHaveText('succeeded', { timeout: 60_000 });
+    await expect(alice.getByTestId('break-glass-reason')).toContainText('replica lagging, approvers unreachable');
+    await alice.goto(`${url}/`);
+    await expect(alice.getByTestId('break-glass-uses')).toContainText('replica lagging, approvers unreachable');
+  } finally {
+    await db.delete(webhooks);
+    await pool.end();
+  }
+});
+
+async function productionId(db: ReturnType<typeof createDb>['db']) {
+  const [p] = await db.select({ id: environments.id }).from(environments).where(eq(environments.name, 'production'));
+  return p?.id;
+}

@@ -8,7 +8,8 @@ import { getDb } from '@/db/client';
 import { currentActor } from '@/lib/features/auth/actor';
 import { formAction, stateAction } from '@/lib/features/auth/server-action';
 import type { SignedInActor } from '@/lib/engine/access';
-import { malformed, orAnswer } from '@/lib/features/auth/session';
+import { malformed, orAnswer, orDeny } from '@/lib/features/auth/session';
+import { approveRule } from '@/lib/features/rules/rule-approval';
 import { webRuleQueue } from '@/lib/entry/web/web-queue';
 import { logLine } from '@/lib/adapters/log/log';
 import { idText } from '@/lib/adapters/validation/ids';
@@ -98,6 +99,15 @@ const noRule = (err: unknown): never => {
 
 export const runRuleAction = formAction(oneRule, async (who, { id }) => {
   await runNow(who, id).catch(noRule);
+  revalidatePath(`/rules/${String(id)}`);
+});
+
+/** Approve the rule as saved (an approval policy covers it): refused to its owner and to who the policies do not name. */
+export const approveRuleAction = formAction(oneRule, async (who, { id }) => {
+  await orDeny(() => approveRule(getDb(), who, id)).catch((err: unknown) => {
+    // Approved already, or saved meanwhile: the page says where it stands.
+    if (!(err instanceof RuleError && err.status === 409)) noRule(err);
+  });
   revalidatePath(`/rules/${String(id)}`);
 });
 
@@ -232,6 +242,7 @@ export const createWebhookAction = stateAction(
         url: form.get('url') ?? '',
         ...(typeof ruleId === 'string' && ruleId !== '' ? { ruleId: /^\d+$/.test(ruleId) ? Number(ruleId) : ruleId } : {}),
         ...(form.getAll('events').length ? { events: form.getAll('events') } : {}),
+        ...(typeof form.get('format') === 'string' ? { format: form.get('format') } : {}),
       };
     },
   },

@@ -3,14 +3,35 @@
 // staging-only admin cannot approve it, a production operator can; a plan that changed, an expiry, a
 // denial each end it with nothing run; approved, it runs. Policies are a global admin's alone.
 import { randomBytes } from 'node:crypto';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approvalPolicies, auditEntries, environments, herdLeases, instances, operations, operationTargets } from '@/db/schema';
+import {
+  approvalPolicies,
+  auditEntries,
+  environments,
+  herdLeases,
+  instances,
+  operationApprovals,
+  operations,
+  operationTargets,
+  ruleRuns,
+  rules,
+  webhooks,
+} from '@/db/schema';
+import { checkLink, signLink, type LinkClaims } from '@/lib/features/operations/approval-links';
+import { deliverDue, processEvents } from '@/lib/features/rules/webhooks';
+import { startWebhookReceiver, type WebhookReceiver } from '@/lib/testing/webhook-receiver';
+import { waitFor } from '@/lib/testing/wait';
+import { ruleBody } from '@/lib/features/rules/rule-body';
+import { createRule, updateRule } from '@/lib/features/rules/rules';
+import { fireGroup } from '@/lib/features/rules/fire';
+import { approveRule } from '@/lib/features/rules/rule-approval';
+import { ruleApproval } from '@/lib/features/rules/rule-shape';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { restartAction } from '@/lib/actions/control/restart.action';
 import { reloadAction } from '@/lib/actions/control/reload.action';
 import { planOperation } from '@/lib/engine/plan';
-import { submitOperation } from '@/lib/engine/submit';
+import { BreakGlassError, submitOperation } from '@/lib/engine/submit';
 import { AccessDenied, loadAccess, SYSTEM_ACCESS, type Actor } from '@/lib/engine/access';
 import { OperationStateError } from '@/lib/engine/hold';
 import { SubmitError } from '@/lib/engine/submit-errors';
@@ -19,7 +40,7 @@ import { ldapConfigSchema, type LdapConfig } from '@/lib/adapters/ldap/ldap';
 import { saveObject, deleteObjects } from '@/lib/features/admin/mutations';
 import { getEditable } from '@/lib/features/admin/registry';
 import { cancelOperation } from '@/lib/features/operations/operation-control';
-import { decideOperation, expireApprovals, listWaiting } from '@/lib/features/operations/approvals';
+import { approvalView, breakGlassUses, decideOperation, expireApprovals, listWaiting } from '@/lib/features/operations/approvals';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { startTestWorker, waitForOperation, type TestWorker } from '@/lib/testing/operations';
@@ -227,6 +248,158 @@ describe('a production restart that needs a second person', () => {
   });
 });
 
+describe('approve from chat', () => {
+  it('a Slack webhook hears of the request with signed links that open the page; each misuse of a link is refused', async () => {
+    const receiver = await startWebhookReceiver();
+    try {
+      await t.db.insert(webhooks).values({
+        name: 'approvals channel',
+        url: receiver.url('/slack'),
+        secret: 'chat-test',
+        events: ['approval.requested', 'approval.granted', 'approval.denied'],
+        format: 'slack',
+      });
+      const res = await request(await signIn('alice'), reloadAction, [replica]);
+      await processEvents(t.db, 'https://pgherd.example');
+      await deliverDue(t.db);
+      const asked = await waitFor('the approval.requested delivery', () =>
+        receiver.received.find((r) => r.event === 'approval.requested' && (r.body.text as string).includes(`#${res.id}`)),
+      );
+      type Block = { type: string; elements?: { text: { text: string }; url: string }[]; text?: { text: string } };
+      const blocks = asked.body.blocks as Block[];
+      expect(blocks[0]!.text!.text).toContain(`alice asks for approval of operation #${res.id}: reload of 1 target in production`);
+      const buttons = blocks.find((b) => b.type === 'actions')!.elements!;
+      expect(buttons.map((b) => b.text.text)).toEqual(['Approve…', 'Deny…', 'Open in pgherd']);
+      const approve = new URL(buttons[0]!.url);
+      expect(approve.origin + approve.pathname).toBe(`https://pgherd.example/operations/${res.id}`);
+      const token = approve.searchParams.get('link')!;
+      const denyToken = new URL(buttons[1]!.url).searchParams.get('link')!;
+
+      // The link is good for this operation only, unchanged, and decides nothing by being opened.
+      expect(await checkLink(t.db, token, res.id)).toMatchObject({ ok: true, claims: { o: res.id, a: 'approved' } });
+      expect((await opRow(res.id)).status).toBe('awaiting_approval');
+      const other = await request(await signIn('alice'), reloadAction, [replica]);
+      expect(await checkLink(t.db, token, other.id)).toMatchObject({ ok: false, why: expect.stringMatching(/not this one/) });
+      const [body, sig] = token.split('.');
+      const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(body!, 'base64url').toString()), o: other.id })).toString(
+        'base64url',
+      );
+      expect(await checkLink(t.db, `${forged}.${sig!}`, other.id)).toMatchObject({ ok: false, why: expect.stringMatching(/changed/) });
+      const otherDigest = await signLink(t.db, { id: res.id, digest: 'f'.repeat(32) }, 'approved', new Date(Date.now() + 60_000));
+      expect(await checkLink(t.db, otherDigest, res.id)).toMatchObject({ ok: false, why: expect.stringMatching(/another plan/) });
+      const [op] = await t.db.select({ d: operations.planDigest }).from(operations).where(eq(operations.id, res.id));
+      const expired = await signLink(t.db, { id: res.id, digest: op!.d }, 'approved', new Date(Date.now() - 1000));
+      expect(await checkLink(t.db, expired, res.id)).toMatchObject({ ok: false, why: expect.stringMatching(/expired/) });
+
+      // The person who opened it decides, as themselves: a viewer's click is refused, the link stays unspent.
+      const claims = ((await checkLink(t.db, token, res.id)) as { claims: LinkClaims }).claims;
+      await expect(
+        decideOperation(t.db, null, res.id, await signIn('bob'), { decision: 'approved', comment: '', via: 'link', link: claims }),
+      ).rejects.toThrow(AccessDenied);
+      expect((await checkLink(t.db, token, res.id)).ok).toBe(true);
+      const frank = await signIn('frank');
+      const done = await decideOperation(t.db, null, res.id, frank, {
+        decision: 'approved',
+        comment: 'from chat',
+        via: 'link',
+        link: claims,
+      });
+      expect(done.status).toBe('queued');
+      // Used once: replayed (its twin, the Deny link, names another nonce and a decision no longer possible).
+      expect(await checkLink(t.db, token, res.id)).toMatchObject({ ok: false, why: expect.stringMatching(/used already/) });
+      expect((await checkLink(t.db, denyToken, res.id)).ok).toBe(true);
+      await expect(
+        decideOperation(t.db, null, res.id, await signIn('carol'), { decision: 'approved', comment: '', via: 'link', link: claims }),
+      ).rejects.toThrow();
+      const [decision] = await t.db.select().from(operationApprovals).where(eq(operationApprovals.operationId, res.id));
+      expect(decision).toMatchObject({ username: 'frank', via: 'link', comment: 'from chat' });
+      await processEvents(t.db, 'https://pgherd.example');
+      await deliverDue(t.db);
+      await waitFor('the approval.granted delivery', () =>
+        receiver.received.find(
+          (r) => r.event === 'approval.granted' && (r.body.text as string).includes(`frank approved operation #${res.id}`),
+        ),
+      );
+      await cancelOperation(t.db, res.id, await signIn('alice'));
+      await cancelOperation(t.db, other.id, await signIn('alice'));
+    } finally {
+      await t.db.delete(webhooks);
+      await receiver.close();
+    }
+  });
+});
+
+describe('break glass', () => {
+  let receiver: WebhookReceiver;
+  beforeAll(async () => {
+    receiver = await startWebhookReceiver();
+    await t.db
+      .insert(webhooks)
+      .values({ name: 'alarms', url: receiver.url('/alarms'), secret: 'glass-test', events: ['approval.break_glass'] });
+  });
+  afterAll(async () => {
+    await t.db.delete(webhooks);
+    await receiver.close();
+  });
+
+  it('runs at once for an admin with a reason, said everywhere; refused to an operator and where a policy forbids it', async () => {
+    const alice = await signIn('alice');
+    const plan = await planOperation(t.db, alice.access, reloadAction, [replica]);
+    const input = (reason: string) => ({
+      instanceIds: [replica],
+      digest: plan.digest,
+      confirmation: plan.typeToConfirm ?? '',
+      idempotencyKey: randomBytes(8).toString('hex'),
+      breakGlass: reason,
+    });
+    // Too short a reason, or an operator: refused, nothing made.
+    const before = await t.db.$count(operations);
+    await expect(submitOperation(t.db, null, reloadAction, input('now'), alice)).rejects.toThrow(BreakGlassError);
+    const frank = await signIn('frank');
+    const franks = await planOperation(t.db, frank.access, reloadAction, [replica]);
+    await expect(
+      submitOperation(t.db, null, reloadAction, { ...input('the pager says so'), digest: franks.digest }, frank),
+    ).rejects.toThrow(/admin/);
+    expect(await t.db.$count(operations)).toBe(before);
+
+    const res = await submitOperation(t.db, worker?.queue ?? null, reloadAction, input('primary disk full, approvers asleep'), alice);
+    expect(res.status).toBe('queued');
+    const op = await opRow(res.id);
+    expect(op.breakGlassReason).toBe('primary disk full, approvers asleep');
+    expect(await targetsOf(res.id)).toBe(1);
+    const [entry] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(and(eq(auditEntries.action, 'approval.break_glass'), eq(auditEntries.objectId, String(res.id))));
+    expect(entry).toMatchObject({ username: 'alice', changes: { reason: [null, 'primary disk full, approvers asleep'] } });
+    await processEvents(t.db, 'https://pgherd.example');
+    await deliverDue(t.db);
+    const heard = await waitFor('the approval.break_glass delivery', () =>
+      receiver.received.find((r) => r.event === 'approval.break_glass' && (r.body.text as string).includes(`#${res.id}`)),
+    );
+    expect(heard.body.text).toContain('BREAK GLASS: alice ran operation');
+    expect(heard.body).toMatchObject({ approval: { breakGlass: true, by: 'alice', reason: 'primary disk full, approvers asleep' } });
+    expect((await breakGlassUses(t.db, [env.get('production')!])).map((b) => b.id)).toContain(res.id);
+    expect((await breakGlassUses(t.db, [env.get('staging')!])).map((b) => b.id)).not.toContain(res.id);
+    const view = await approvalView(t.db, res.id, frank);
+    expect(view?.breakGlassReason).toBe('primary disk full, approvers asleep');
+    await waitForOperation(t.db, res.id);
+
+    // A policy that forbids it for this action: even an admin asks for approval.
+    const [strict] = await t.db
+      .insert(approvalPolicies)
+      .values({ environmentId: env.get('production')!, actions: ['reload'], breakGlassForbidden: ['reload'] })
+      .returning();
+    try {
+      await expect(submitOperation(t.db, null, reloadAction, input('the pager says so again'), alice)).rejects.toThrow(
+        /forbids break glass/,
+      );
+    } finally {
+      await t.db.delete(approvalPolicies).where(eq(approvalPolicies.id, strict!.id));
+    }
+  });
+});
+
 describe('two approvals asked for', () => {
   it('queues it once when both approvers decide at the same moment', async () => {
     const [policy] = await t.db
@@ -250,6 +423,65 @@ describe('two approvals asked for', () => {
     } finally {
       await t.db.delete(approvalPolicies).where(eq(approvalPolicies.id, policy!.id));
     }
+  });
+});
+
+describe('a rule under a policy', () => {
+  it('is approved once by an approver, never its owner; edited, its next fire is skipped until approved again', async () => {
+    const [alice, frank, bob] = [await signIn('alice'), await signIn('frank'), await signIn('bob')];
+    const group = 'UTC|0 4 * * *';
+    const make = (name: string, ids: number[]) =>
+      ruleBody.parse({
+        name,
+        schedule: { cron: ['0 4 * * *'], timezone: 'UTC' },
+        action: 'reload',
+        instanceIds: ids,
+        confirmation: 'production',
+      });
+    const rule = await createRule(t.db, alice, make('nightly production reload', [replica]));
+    expect(await ruleApproval(t.db, rule)).toMatchObject({ approved: false, again: false });
+    let due = Date.now() + 1000;
+    const fire = async () => {
+      due += 60_000;
+      await fireGroup({ db: t.db, queue: null, log: () => {} }, group, new Date(due), 5000, new Date(due));
+      const [run] = await t.db.select().from(ruleRuns).where(eq(ruleRuns.ruleId, rule.id)).orderBy(desc(ruleRuns.id)).limit(1);
+      return run!;
+    };
+    expect(await fire()).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^needs approval: /) });
+
+    // Its owner (any session or token of hers) and a production viewer cannot approve it.
+    await expect(approveRule(t.db, await signIn('alice'), rule.id)).rejects.toThrow(/another person must approve it/);
+    // bob may not even read it (a 404, as for a rule that does not exist).
+    await expect(approveRule(t.db, bob, rule.id)).rejects.toThrow(/no rule/);
+    expect((await t.db.select().from(rules).where(eq(rules.id, rule.id)))[0]!.approvedShape).toBeNull();
+    await approveRule(t.db, frank, rule.id);
+    expect(await ruleApproval(t.db, (await t.db.select().from(rules).where(eq(rules.id, rule.id)))[0]!)).toMatchObject({
+      approved: true,
+      approvedBy: 'frank',
+    });
+    const ran = await fire();
+    expect(ran.status).toBe('started');
+    const [entry] = await t.db
+      .select()
+      .from(auditEntries)
+      .where(
+        and(
+          eq(auditEntries.action, 'operation.reload'),
+          eq(auditEntries.objectType, 'operations'),
+          eq(auditEntries.objectId, String(ran.operationId)),
+        ),
+      );
+    expect(entry!.changes).toMatchObject({ ruleApprovedBy: [null, 'frank'] });
+    await cancelOperation(t.db, ran.operationId!, alice);
+    await waitForOperation(t.db, ran.operationId!);
+
+    // Alice changes what it runs on: approval again before any fire runs.
+    const other = await t.db.execute<{ id: number }>(sql`
+      SELECT i.id FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id
+      WHERE e.name = 'production' AND h.name = 'orders' AND i.id <> ${replica} ORDER BY i.id LIMIT 1`);
+    await updateRule(t.db, alice, rule.id, make('nightly production reload', [other.rows[0]!.id]));
+    expect(await fire()).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^needs approval again/) });
+    await t.db.delete(rules).where(eq(rules.id, rule.id));
   });
 });
 

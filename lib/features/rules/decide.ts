@@ -5,6 +5,7 @@
 // 10,000 rules due at 02:00): each fact is read once for all of them (blackouts, overlaps, owners, the
 // targets' herds, the inventory a plan needs), and the operations, targets and audit entries are
 // written in one transaction a chunk; only a filter's scope and the live conditions are per rule.
+import { allPolicies, covering, ruleShape } from './rule-shape';
 import { eq, inArray, sql } from 'drizzle-orm';
 import { withParams, type Db } from '@/db/client';
 import { sqlFile } from '@/lib/adapters/sql/sql-file';
@@ -47,6 +48,8 @@ interface Pending {
   plan?: Plan;
   done?: Outcome;
   audit?: AuditInput;
+  /** Who approved the rule, where a policy asks for an approval (its operation names them). */
+  approvedBy?: string;
 }
 
 /** Decides these runs (each one 'deciding'); every one ends in a recorded outcome, whatever happens. */
@@ -163,6 +166,7 @@ async function decideChunk(deps: FireDeps, pending: Pending[], now: Date): Promi
   await checkConditions(deps, open(pending), now);
   // The conditions took a while to measure (live, on each target): plan on the inventory as it is now.
   await plan(db, open(pending), measured ? await readSources(db, open(pending), (p) => p.runnable) : sources);
+  await needsApproval(db, open(pending));
   await write(deps, open(pending));
 }
 
@@ -357,6 +361,34 @@ async function plan(db: Db, pending: Pending[], sources: Sources) {
   }
 }
 
+/**
+ * A plan an approval policy covers runs only for a rule approved as it is saved (docs/approvals.md); one
+ * changed since its approval, or never approved, is skipped, saying so. The policies are read once for
+ * the whole batch.
+ */
+async function needsApproval(db: Db, pending: Pending[]) {
+  if (!pending.length) return;
+  const policies = await allPolicies(db);
+  if (!policies.length) return;
+  for (const p of pending) {
+    const plan = need(p.plan);
+    const envs = [...new Set(plan.targets.filter((t) => !t.refused).map((t) => t.environmentId))];
+    if (!covering(policies, p.rule.action, envs, plan.typeToConfirm !== null).length) continue;
+    if (p.rule.approvedShape !== null && p.rule.approvedShape === ruleShape(p.rule)) {
+      p.approvedBy = p.rule.approvedBy ?? '';
+      continue;
+    }
+    p.done = {
+      status: 'skipped',
+      reason:
+        p.rule.approvedShape === null
+          ? 'needs approval: an approval policy covers its action there, and no approver has approved the rule yet'
+          : 'needs approval again: the rule was changed since it was approved',
+      targets: p.targets,
+    };
+  }
+}
+
 /** The operations, written together; a run whose rule started one meanwhile is an overlap. */
 async function write(deps: FireDeps, pending: Pending[]) {
   const made = await writeOperations(
@@ -371,6 +403,7 @@ async function write(deps: FireDeps, pending: Pending[]) {
       waves: p.waves ?? null,
       ruleId: p.rule.id,
       windowBound: p.rule.insideWindow,
+      ...(p.approvedBy !== undefined ? { ruleApprovedBy: p.approvedBy } : {}),
     })),
     deps.log,
   );

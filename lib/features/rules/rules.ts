@@ -18,6 +18,7 @@ import { SubmitError } from '@/lib/engine/submit-errors';
 import { fireGroupsOf, intervalProblem, nextFires, scheduleSchema, type Schedule } from './cron';
 import { filterPairs, scopeOf, type ReverseScope, type RuleBody, type RuleScope } from './rule-body';
 import { REVERSE_ACTION, reverseName } from './reverse';
+import { ruleApproval } from './rule-shape';
 
 /** The workers listen here: a rule changed (its id), so the job schedulers are reconciled at once. */
 export const RULES_CHANNEL = 'pgherd_rules';
@@ -559,6 +560,8 @@ export async function ruleView(db: Queries, r: RuleRow, now = new Date()) {
     nextFires: r.enabled ? nextFiresOf(r, now, 5).map((d) => d.toISOString()) : [],
     problem: scheduleProblem(r),
     lastRun: last ?? null,
+    /** Where an approval policy covers it: whether it is approved as saved, by whom (null: none needed). */
+    approval: await ruleApproval(db, r),
     createdAt: r.createdAt,
     updatedAt: r.updatedAt,
   };

@@ -11,7 +11,9 @@ import { rules } from '@/db/schema';
 import { eq } from 'drizzle-orm';
 import { scheduleWords, scopeWords, zoneOf } from '@/lib/features/rules/words';
 import { nextFires } from '@/lib/features/rules/cron';
-import { deleteRuleAction, runRuleAction } from '../actions';
+import { approveRuleAction, deleteRuleAction, runRuleAction } from '../actions';
+import { ruleApproval } from '@/lib/features/rules/rule-shape';
+import { mayApproveRule } from '@/lib/features/rules/rule-approval';
 import { IdButton } from '@/components/tables/id-button';
 import { ResultTable } from '@/components/tables/result-table';
 
@@ -26,10 +28,14 @@ export default async function RulePage({ params }: { params: Promise<{ id: strin
   if (id === null) notFound();
   const db = getDb();
   const rule = await getRule(db, id).catch(() => null);
-  if (!rule || !mayRead(access, rule)) notFound();
+  // An approver the policies name reads the rule they are to approve.
+  const approverRefusalNow = rule ? await mayApproveRule(db, { id: access.userId, access }, rule) : 'no rule';
+  if (!rule || (!mayRead(access, rule) && approverRefusalNow !== null)) notFound();
   const s = scheduleOf(rule);
   const tz = zoneOf(s);
   const runs = await ruleRunsView(db, id, 100);
+  const approval = await ruleApproval(db, rule);
+  const mayApprove = approverRefusalNow;
   // Its reverse (the companion that puts back what it changes), or the rule it is the reverse of.
   const [linked] = await db
     .select({ id: rules.id, name: rules.name })
@@ -78,6 +84,31 @@ export default async function RulePage({ params }: { params: Promise<{ id: strin
           </ol>
         </dd>
       </dl>
+      {approval && (
+        <div className="approval" data-testid="rule-approval">
+          <p>
+            <strong>Approval:</strong>{' '}
+            {approval.approved
+              ? `approved as it is saved, by ${approval.approvedBy ?? '?'} at ${(approval.approvedAt ?? '').replace('T', ' ').slice(0, 16)} UTC: its fires run without asking.`
+              : approval.again
+                ? 'needs approval again: it was changed since it was approved. Its fires are skipped until then.'
+                : 'needs approval: an approval policy covers its action there. Its fires are skipped until an approver approves it.'}
+          </p>
+          {!approval.approved &&
+            (mayApprove === null ? (
+              <form action={approveRuleAction}>
+                <input type="hidden" name="id" value={rule.id} />
+                <button type="submit" className="button danger">
+                  Approve this rule as it is
+                </button>
+              </form>
+            ) : (
+              <p className="help" data-testid="rule-approval-not-yours">
+                You cannot approve it: {mayApprove}.
+              </p>
+            ))}
+        </div>
+      )}
       <form action={runRuleAction}>
         <input type="hidden" name="id" value={rule.id} />
         <button type="submit" className="button default">

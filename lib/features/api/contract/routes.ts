@@ -36,6 +36,7 @@ import {
   listWebhooksRoute,
   listWindowsRoute,
   runRuleRoute,
+  approveRuleRoute,
   updateRuleRoute,
 } from './rules';
 
@@ -93,6 +94,7 @@ export const API_ROUTES: RouteSpec[] = [
   updateRuleRoute,
   deleteRuleRoute,
   runRuleRoute,
+  approveRuleRoute,
   listRuleRunsRoute,
   listBlackoutsRoute,
   createBlackoutRoute,

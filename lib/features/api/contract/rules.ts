@@ -5,7 +5,7 @@ import { operationStatus, ruleRuns, rules, webhookDeliveries } from '@/db/schema
 import { blackoutBody } from '@/lib/features/rules/blackouts';
 import { ruleBody } from '@/lib/features/rules/rule-body';
 import { MAX_RULE_TARGETS } from '@/lib/features/rules/rules';
-import { WEBHOOK_EVENTS, webhookBody } from '@/lib/features/rules/webhooks';
+import { WEBHOOK_EVENTS, WEBHOOK_FORMATS, webhookBody } from '@/lib/features/rules/webhooks';
 import { windowBody } from '@/lib/features/rules/maintenance-windows';
 import { idText, MAX_BIG_ID } from '@/lib/adapters/validation/ids';
 import { defineRoute, idParams } from './define';
@@ -62,6 +62,15 @@ export const ruleResponse = z
         operationId: z.number().int().nullable(),
       })
       .nullable(),
+    approval: z
+      .object({
+        approved: z.boolean().meta({ description: 'Approved as it is saved: its fires run.' }),
+        again: z.boolean().meta({ description: 'Approved before and changed since: its fires are skipped until approved again.' }),
+        approvedBy: z.string().nullable(),
+        approvedAt: when.nullable(),
+      })
+      .nullable()
+      .meta({ description: 'Where an approval policy covers its action in its environments; null: none needed.' }),
     createdAt: when,
     updatedAt: when,
   })
@@ -184,6 +193,24 @@ export const runRuleRoute = defineRoute({
     },
   },
   errors: { 404: 'No such rule.' },
+});
+
+export const approveRuleRoute = defineRoute({
+  method: 'post',
+  path: '/api/v1/rules/{id}/approve',
+  tag: 'Approvals',
+  summary: 'Approve a rule',
+  description:
+    'Approves the rule as it is saved now, where an approval policy covers its action in its environments: its fires then run without asking, each operation naming the approval. Never its owner; a save that changes it needs approval again.',
+  auth: 'operate',
+  params: idParams,
+  noBody: true,
+  responses: { 200: { description: 'Approved.', schema: z.object({ id: z.number().int(), approved: z.literal(true) }) } },
+  errors: {
+    403: 'The approval policies do not let the caller approve it (its owner, a role or group missing).',
+    404: 'No such rule.',
+    409: 'No policy covers it, it is approved as it is already, or it was saved meanwhile.',
+  },
 });
 
 export const ruleRunsQuery = z
@@ -327,6 +354,9 @@ const webhookShape = {
     .meta({ description: "The rule whose runs it hears of; null: every rule's runs and every operation." }),
   events: z.array(z.enum(WEBHOOK_EVENTS)),
   enabled: z.boolean(),
+  format: z
+    .enum(WEBHOOK_FORMATS)
+    .meta({ description: "pgherd's JSON (with a Slack-compatible text), or Slack's Block Kit (text and blocks)." }),
   keeperId: z.number().int().nullable().meta({
     description:
       "The user it is delivered for: a rule's webhook is delivered only while this is the rule's owner (another owner keeps it with POST /api/v1/webhooks/{id}/keep).",
@@ -369,7 +399,7 @@ export const createWebhookRoute = defineRoute({
   tag: 'Webhooks',
   summary: 'Create a webhook',
   description:
-    '{ name, url, ruleId?, events?, enabled? }. Answers with the webhook and its `secret`, shown this once: receivers check X-Pgherd-Signature with it.',
+    '{ name, url, ruleId?, events?, enabled?, format? }. Answers with the webhook and its `secret`, shown this once: receivers check X-Pgherd-Signature with it.',
   auth: 'operate',
   body: webhookBody,
   responses: {

@@ -1,0 +1,67 @@
+// A rule's approval as a fire and its page read it (docs/approvals.md): its shape, hashed, and the
+// policies that cover it. Approving one is lib/features/rules/rule-approval.ts.
+import { createHash } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import type { rules } from '@/db/schema';
+import type { PolicyRow } from '@/lib/engine/approval-policies';
+
+type RuleRow = typeof rules.$inferSelect;
+
+/** Keys sorted at every depth: the same value always hashes the same. */
+const canonical = (v: unknown): unknown =>
+  Array.isArray(v)
+    ? v.map(canonical)
+    : v && typeof v === 'object'
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>)
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([k, x]) => [k, canonical(x)]),
+        )
+      : v;
+
+/** The rule's shape, hashed: what an approval binds. */
+export function ruleShape(r: Pick<RuleRow, 'action' | 'params' | 'scope' | 'waves' | 'confirmedEnvironments'>): string {
+  const shape = [r.action, r.params, r.scope, r.waves ?? null, [...r.confirmedEnvironments].sort((a, b) => a - b)];
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(shape)))
+    .digest('hex')
+    .slice(0, 32);
+}
+
+/** Every approval policy (a short table), for a batch of fires to judge in memory. */
+export async function allPolicies(
+  db: Pick<Db, 'execute'>,
+): Promise<(PolicyRow & { environmentId: number; actions: string[]; typed: boolean })[]> {
+  const r = await db.execute<PolicyRow & { environmentId: number; actions: string[]; typed: boolean }>(sql`
+    SELECT id, environment_id AS "environmentId", actions, typed_confirmation AS typed, approvals_required AS "approvalsRequired",
+      approver_role AS "approverRole", approver_group AS "approverGroup", ttl_seconds AS "ttlSeconds",
+      requester_may_approve AS "requesterMayApprove", break_glass_forbidden AS "breakGlassForbidden"
+    FROM approval_policies ORDER BY id`);
+  return r.rows;
+}
+
+/** The policies covering `action` in these environments (a rule's confirmation is typed: typed-confirmation policies count). */
+export const covering = (all: Awaited<ReturnType<typeof allPolicies>>, action: string, environmentIds: number[], typed = true) =>
+  all.filter((p) => environmentIds.includes(p.environmentId) && (p.actions.includes(action) || (p.typed && typed)));
+
+/** What a rule's page and the API say of its approval: null where no policy covers it. */
+export interface RuleApproval {
+  /** Whether its shape as saved is the one approved. */
+  approved: boolean;
+  /** Approved before, and changed since. */
+  again: boolean;
+  approvedBy: string | null;
+  approvedAt: string | null;
+}
+
+export async function ruleApproval(db: Pick<Db, 'execute'>, r: RuleRow): Promise<RuleApproval | null> {
+  if (!covering(await allPolicies(db), r.action, r.confirmedEnvironments).length) return null;
+  const approved = r.approvedShape === ruleShape(r);
+  return {
+    approved,
+    again: !approved && r.approvedShape !== null,
+    approvedBy: approved ? r.approvedBy : null,
+    approvedAt: approved && r.approvedAt ? r.approvedAt.toISOString() : null,
+  };
+}
