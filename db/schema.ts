@@ -1090,6 +1090,8 @@ export const rules = pgTable(
     approvedShape: text('approved_shape'),
     approvedBy: text('approved_by'),
     approvedAt: timestamp('approved_at', { withTimezone: true }),
+    // The approvals given so far to its shape now, when the policies ask for more than one.
+    approvalVotes: jsonb('approval_votes').$type<{ shape: string; by: string[] }>(),
     ...timestamps,
   },
   (t) => [

@@ -9,7 +9,7 @@ import { expect, test } from './fixtures';
 import { createDb } from '../db/client';
 import { approvalPolicies, auditEntries, environments, webhookDeliveries, webhooks } from '../db/schema';
 import { query } from '../lib/lab/postgres';
-import { e2eLab, signInAs } from './lab';
+import { e2eLab, signInAs, submitSignIn } from './lab';
 
 const lab = e2eLab();
 const PICTURES = path.join(__dirname, '..', 'docs', 'pictures');
@@ -158,8 +158,8 @@ test('from chat: the Slack message’s Approve opens the page, a changed link is
     await picture.locator('.msg').screenshot({ path: path.join(PICTURES, 'approval-slack.png') });
     const buttons = payload.blocks.find((b) => b.type === 'actions')!.elements as unknown as { url: string }[];
     const approveUrl = new URL(buttons[0]!.url, url);
-    expect(approveUrl.pathname).toBe(`/operations/${id}`);
-    const link = approveUrl.searchParams.get('link')!;
+    expect(approveUrl.pathname).toBe('/approval-link');
+    const link = approveUrl.searchParams.get('t')!;
 
     // A link changed on its way (another operation's id in it) is refused, and the refusal is audited.
     const frank = await as(browser, 'frank');
@@ -174,8 +174,15 @@ test('from chat: the Slack message’s Approve opens the page, a changed link is
       .from(auditEntries)
       .where(and(eq(auditEntries.action, 'approval.link_refused'), eq(auditEntries.username, 'frank')));
     expect(refusals.length).toBeGreaterThan(0);
-    // The real one opens the page; nothing is decided until frank clicks, as himself.
-    await frank.goto(`${url}/operations/${id}?link=${encodeURIComponent(link)}`);
+    // The real one, as chat has it: signed out, it asks to sign in first, then opens the page; nothing is
+    // decided until frank clicks, as himself.
+    const signedOut = await (await browser.newContext()).newPage();
+    await signedOut.goto(`${url}${approveUrl.pathname}${approveUrl.search}`);
+    await expect(signedOut).toHaveURL(/\/login\?next=/);
+    await submitSignIn(signedOut, 'frank', password('frank'));
+    await expect(signedOut).toHaveURL(new RegExp(`/operations/${id}\\?link=`));
+    await frank.goto(`${url}${approveUrl.pathname}${approveUrl.search}`);
+    await expect(frank).toHaveURL(new RegExp(`/operations/${id}\\?link=`));
     await expect(frank.getByTestId('link-opened')).toContainText('Nothing is decided until you read the plan below');
     await expect(frank.getByTestId('operation-status')).toHaveText('awaiting approval');
     await expect(frank.getByRole('button', { name: 'Deny' })).toHaveCount(0);

@@ -14,6 +14,7 @@ CREATE TABLE "signing_keys" (
 ALTER TABLE "rules" ADD COLUMN "approved_shape" text;--> statement-breakpoint
 ALTER TABLE "rules" ADD COLUMN "approved_by" text;--> statement-breakpoint
 ALTER TABLE "rules" ADD COLUMN "approved_at" timestamp with time zone;--> statement-breakpoint
+ALTER TABLE "rules" ADD COLUMN "approval_votes" jsonb;--> statement-breakpoint
 ALTER TABLE "webhooks" ADD COLUMN "format" text DEFAULT 'pgherd' NOT NULL;--> statement-breakpoint
 ALTER TABLE "approval_link_uses" ADD CONSTRAINT "approval_link_uses_operation_id_operations_id_fk" FOREIGN KEY ("operation_id") REFERENCES "public"."operations"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "webhooks" ADD CONSTRAINT "webhooks_format_check" CHECK ("webhooks"."format" IN ('pgherd', 'slack'));

@@ -108,3 +108,18 @@ export function approverRefusal(
   }
   return null;
 }
+
+/**
+ * A person's words kept with a decision (a comment, a break glass reason): control, format, line and
+ * direction characters are spaces (they could hide or reorder what a reader sees), runs of space one,
+ * at most 500 characters.
+ */
+export const plainWords = (text: string): string =>
+  text
+    .replace(/[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0]/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 500);
+
+/** Text from a person, for Slack's mrkdwn (where <...> is a link or a mention): &, < and > escaped. */
+export const slackEscaped = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

@@ -3,6 +3,10 @@ import { idNumber, MAX_BIG_ID, MAX_ID } from '@/lib/adapters/validation/ids';
 import { MAX_SELECTION } from '@/lib/adapters/validation/selection';
 import { wavesSchema } from '@/lib/engine/waves';
 
+/** Postgres keeps no NUL in text: refused as input, never a 500 at the write. */
+const noNul = (s: string) => !s.includes('\u0000');
+const NUL_MESSAGE = 'no NUL characters';
+
 /** An idempotency key, in the body or the Idempotency-Key header. */
 export const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{8,64}$/;
 
@@ -65,12 +69,12 @@ export const submitBody = z
     candidateInstanceId: candidate,
     waves: wavesSchema.optional(),
     digest: z.string().regex(/^[0-9a-f]{32}$/, 'the digest from /api/v1/operations/plan'),
-    confirm: z.string().max(200).default(''),
+    confirm: z.string().max(200).refine(noNul, NUL_MESSAGE).default(''),
     /** Repeat a submit with the same key and it is enqueued once; without one, every submit is new. */
     idempotencyKey: z.string().regex(IDEMPOTENCY_KEY).optional(),
     /** Break glass: an admin runs a plan that needs approval at once, saying why (docs/approvals.md). */
     breakGlass: z
-      .object({ reason: z.string().trim().min(10, 'say why, in at least 10 characters').max(500) })
+      .object({ reason: z.string().trim().min(10, 'say why, in at least 10 characters').max(500).refine(noNul, NUL_MESSAGE) })
       .strict()
       .optional(),
   })
@@ -80,6 +84,6 @@ export const submitBody = z
 
 /** An approver's decision (POST /api/v1/operations/{id}/approve | deny): a comment, kept with it. */
 export const decisionBody = z
-  .object({ comment: z.string().max(500, 'At most 500 characters.').default('') })
+  .object({ comment: z.string().max(500, 'At most 500 characters.').refine(noNul, NUL_MESSAGE).default('') })
   .strict()
   .meta({ id: 'Decision' });

@@ -14,7 +14,7 @@ import { confirmedSteps } from '@/lib/engine/plan-identity';
 import { enqueueTargets, type TargetJob } from '@/lib/engine/queue';
 import { SubmitError } from '@/lib/engine/submit-errors';
 import { describeWaves, wavesOf, type WaveSpec } from '@/lib/engine/waves';
-import { planEnvironments, policiesSql, requirementOf, type PolicyRow, type Requirement } from '@/lib/engine/approval-policies';
+import { plainWords, planEnvironments, policiesSql, requirementOf, type PolicyRow, type Requirement } from '@/lib/engine/approval-policies';
 
 const ANALYZE_FROM = 500;
 
@@ -214,11 +214,9 @@ export async function submitOperation(
  * plan, and no policy covering it forbids break glass for this action. BreakGlassError otherwise.
  */
 function breakGlassReason(action: AnyAction, req: Requirement, actor: Actor, reason: string): string {
-  const why = reason
-    .replace(/[\u0000-\u001f\u007f]/g, ' ')
-    .trim()
-    .slice(0, 500);
-  if (why.length < 10) throw new BreakGlassError('break glass needs a reason, in at least 10 characters');
+  const why = plainWords(reason);
+  // Ten characters a reader can see: spaces, control and invisible characters do not count.
+  if (why.replace(/\s/g, '').length < 10) throw new BreakGlassError('break glass needs a reason, in at least 10 characters');
   if (!canOnAll(actor.access, 'admin', req.environmentIds))
     throw new BreakGlassError('break glass is an admin\u2019s, in every environment of the plan: ask for approval instead');
   if (req.policies.some((p) => p.breakGlassForbidden.includes(action.name)))
@@ -433,6 +431,7 @@ export async function writeOperations(
           objectType: 'operations',
           objectId: String(x.id),
           objectLabel: `${x.action.label}: break glass`,
+          environmentId: singleEnvironment(x.plan),
           changes: { reason: [null, x.breakGlass] },
         })),
       );
@@ -516,4 +515,10 @@ function auditOf(
     },
     ...perTarget,
   ];
+}
+
+/** The one environment of a plan's runnable targets, or null when they span several (or none). */
+function singleEnvironment(plan: Plan): number | null {
+  const envs = planEnvironments(plan);
+  return envs.length === 1 ? (envs[0] ?? null) : null;
 }

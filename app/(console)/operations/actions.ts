@@ -29,7 +29,11 @@ const confirmForm = z.object({
   ids: z.string(),
   digest: z.string().regex(/^[0-9a-f]{32}$/),
   key: z.string().regex(/^[0-9a-f]{32}$/),
-  confirmation: z.string().max(200).default(''),
+  confirmation: z
+    .string()
+    .max(200)
+    .refine((c) => !c.includes('\u0000'))
+    .default(''),
   /** Break glass (an admin, a plan that needs approval): ticked, and the reason. */
   breakGlassNow: z.literal('1').optional(),
   breakGlassReason: z.string().max(500).optional(),
@@ -134,7 +138,11 @@ export const resumeOperationAction = pauseOrResume((id, who) => resumeOperation(
 const decisionForm = z.object({
   id: idText('id', MAX_BIG_ID),
   decision: z.enum(['approved', 'denied']),
-  comment: z.string().max(500).default(''),
+  comment: z
+    .string()
+    .max(500)
+    .refine((c) => !c.includes('\u0000'))
+    .default(''),
   /** The chat link the page was opened with: spent by this decision. */
   link: z.string().max(600).optional(),
 });

@@ -462,9 +462,70 @@ async function operationPagesBench({ db, url, cookie, apiToken }: { db: Db; url:
     200,
     (deltaBytes / 1024).toFixed(1),
   );
+  await approvalPages({ db, url, apiToken, page, row });
   console.log('');
   console.log(`a 1,000-target restart in this fleet; no worker runs (the targets stay queued)`);
   for (const l of table(['case', 'median ms', 'p95 ms', 'kB', 'target ms', 'p95 < target'], rows)) console.log(l);
+}
+
+/**
+ * 1,000 operations awaiting approval (asked by someone else, in an environment with a policy): the
+ * console's Approvals page, with only the caller's, and the API's list; beside them, as baselines in the
+ * same run, the Operations changelist of the same rows and the bare SQL that lists them.
+ */
+async function approvalPages(x: {
+  db: Db;
+  url: string;
+  apiToken: string;
+  page: (path: string, expect: string) => Promise<string>;
+  row: (name: string, r: { p50: number; p95: number }, target: number, size?: string) => void;
+}) {
+  const { db, url, apiToken, page, row } = x;
+  const [env] = (await db.execute<{ id: number }>(sql`SELECT id FROM environments ORDER BY id LIMIT 1`)).rows;
+  if (!env) throw new Error('no environment');
+  await db.execute(sql`INSERT INTO approval_policies (environment_id, actions) VALUES (${env.id}, ARRAY['restart'])`);
+  await db.execute(sql`
+    INSERT INTO operations (action, params, status, plan_digest, requested_by_name, approvals_required, approval_expires_at, environment_ids, pending)
+    SELECT 'restart', jsonb_build_object('instanceIds', jsonb_build_array(i)), 'awaiting_approval', md5(i::text), 'bench-requester', 1,
+      now() + make_interval(secs => 3600 + i), ARRAY[${env.id}]::int[], '{"waves": null, "retryOf": null, "typed": true}'::jsonb
+    FROM generate_series(1, 1000) i`);
+  let bytes = 0;
+  row(
+    'approvals page, 1,000 waiting',
+    await timed(RUNS, WARMUP, async () => {
+      bytes = (await page('/approvals', 'data-testid="approvals"')).length;
+    }),
+    200,
+    (bytes / 1024).toFixed(0),
+  );
+  row(
+    'approvals page, mine=1 (1,000 mine)',
+    await timed(RUNS, WARMUP, async () => void (await page('/approvals?mine=1', 'data-testid="approvals"'))),
+    200,
+  );
+  row(
+    'API GET /approvals?mine=1',
+    await timed(RUNS, WARMUP, async () => {
+      const res = await fetch(`${url}/api/v1/approvals?mine=1`, { headers: { authorization: `Bearer ${apiToken}` } });
+      const body = (await res.json()) as { items: unknown[] };
+      if (res.status !== 200 || body.items.length !== 1000) throw new Error(`approvals: HTTP ${res.status}, ${body.items.length} items`);
+    }),
+    200,
+  );
+  row(
+    'baseline: operations list, 500 of them',
+    await timed(RUNS, WARMUP, async () => void (await page('/admin/operations?status=awaiting_approval&per=500', 'result-list'))),
+    200,
+  );
+  row(
+    'baseline: the bare SQL listing them',
+    await timed(RUNS, WARMUP, async () => {
+      await db.execute(
+        sql`SELECT o.id, o.action, o.requested_by_name FROM operations o WHERE o.status = 'awaiting_approval' ORDER BY o.approval_expires_at LIMIT 1000`,
+      );
+    }),
+    200,
+  );
 }
 
 async function main() {

@@ -36,6 +36,7 @@ export const appGroups: readonly AppGroupDef[] = [
     label: 'Operations and rules',
     entries: [
       operationsAdmin,
+      { label: 'Approvals', href: '/approvals' },
       { label: 'Rules', href: '/rules' },
       { label: 'DR scorecard', href: '/dr' },
       { label: 'Pending maintenance', href: '/upgrades' },

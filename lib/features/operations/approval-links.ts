@@ -117,7 +117,13 @@ export async function checkLink(db: Db, token: string, expected: number | null):
 
 /** Records a refused link, with who brought it. */
 export async function auditLinkRefusal(db: Db, who: Requester, check: Extract<LinkCheck, { ok: false }>): Promise<void> {
+  // Kept with the operation's environment: its own people read it in the audit log.
+  const [op] =
+    check.operationId === null
+      ? []
+      : await db.select({ envs: operations.environmentIds }).from(operations).where(eq(operations.id, check.operationId));
   await writeAudit(db, {
+    environmentId: op?.envs?.length === 1 ? op.envs[0] : null,
     user: { id: who.id, username: who.username },
     remoteAddr: who.remoteAddr,
     action: 'approval.link_refused',
@@ -138,6 +144,19 @@ export async function spendLink(tx: Pick<Db, 'execute'>, claims: LinkClaims, use
   return r.rows.length > 0;
 }
 
-/** The console address of a link: its operation's page, carrying the token. */
-export const linkUrl = (consoleUrl: string, operationId: number, token: string) =>
-  `${consoleUrl}/operations/${operationId}?link=${encodeURIComponent(token)}`;
+/**
+ * The console address of a link: /approval-link, which sends a signed-in person to the operation's page
+ * with the token, and anyone else to sign in first and then there.
+ */
+export const linkUrl = (consoleUrl: string, _operationId: number, token: string) =>
+  `${consoleUrl}/approval-link?t=${encodeURIComponent(token)}`;
+
+/** The operation a token names, read without trusting it (the page it leads to checks it): only to know where to go. */
+export function linkOperation(token: string): number | null {
+  try {
+    const c = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8')) as { o?: unknown };
+    return Number.isSafeInteger(c.o) && (c.o as number) > 0 ? (c.o as number) : null;
+  } catch {
+    return null;
+  }
+}

@@ -14,11 +14,12 @@ import {
   operationApprovals,
   operations,
   operationTargets,
+  roleBindings,
   ruleRuns,
   rules,
   webhooks,
 } from '@/db/schema';
-import { checkLink, signLink, type LinkClaims } from '@/lib/features/operations/approval-links';
+import { checkLink, linkOperation, signLink, type LinkClaims } from '@/lib/features/operations/approval-links';
 import { deliverDue, processEvents } from '@/lib/features/rules/webhooks';
 import { startWebhookReceiver, type WebhookReceiver } from '@/lib/testing/webhook-receiver';
 import { waitFor } from '@/lib/testing/wait';
@@ -69,6 +70,14 @@ async function request(who: Actor, action: typeof restartAction, ids: number[]) 
   );
 }
 
+/** The first replica (or, `other`, another member than `replica`) of a lab herd, by id. */
+async function memberOf(environment: string, herd: string, other = false): Promise<number> {
+  const r = await t.db.execute<{ id: number }>(sql`
+    SELECT i.id FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id
+    WHERE e.name = ${environment} AND h.name = ${herd} AND ${other ? sql`i.id <> ${replica}` : sql`i.role = 'replica'`} ORDER BY i.id LIMIT 1`);
+  return r.rows[0]!.id;
+}
+
 const opRow = async (id: number) => (await t.db.select().from(operations).where(eq(operations.id, id)))[0]!;
 const targetsOf = (id: number) => t.db.$count(operationTargets, eq(operationTargets.operationId, id));
 const decide = (id: number, who: Actor, decision: 'approved' | 'denied', comment = '') =>
@@ -86,10 +95,7 @@ beforeAll(async () => {
   });
   await seedLabFleet(t.db, t.lab);
   for (const e of await t.db.select().from(environments)) env.set(e.name, e.id);
-  const rows = await t.db.execute<{ id: number }>(sql`
-    SELECT i.id FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id
-    WHERE e.name = 'production' AND h.name = 'orders' AND i.role = 'replica' ORDER BY i.id LIMIT 1`);
-  replica = rows.rows[0]!.id;
+  replica = await memberOf('production', 'orders');
   // Production: restarts and reloads need one approval from an operator (or higher) there.
   await t.db.insert(approvalPolicies).values({ environmentId: env.get('production')!, actions: ['restart', 'reload'] });
 });
@@ -231,15 +237,13 @@ describe('a production restart that needs a second person', () => {
 
   it('runs at once where no policy covers the action', async () => {
     const bob = await signIn('bob');
-    const staging = await t.db.execute<{ id: number }>(sql`
-      SELECT i.id FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id
-      WHERE e.name = 'staging' AND h.name = 'identity' AND i.role = 'replica' ORDER BY i.id LIMIT 1`);
-    const plan = await planOperation(t.db, bob.access, reloadAction, [staging.rows[0]!.id]);
+    const staging = await memberOf('staging', 'identity');
+    const plan = await planOperation(t.db, bob.access, reloadAction, [staging]);
     const res = await submitOperation(
       t.db,
       null,
       reloadAction,
-      { instanceIds: [staging.rows[0]!.id], digest: plan.digest, confirmation: '', idempotencyKey: randomBytes(8).toString('hex') },
+      { instanceIds: [staging], digest: plan.digest, confirmation: '', idempotencyKey: randomBytes(8).toString('hex') },
       bob,
     );
     expect(res.status).toBe('queued');
@@ -271,9 +275,10 @@ describe('approve from chat', () => {
       const buttons = blocks.find((b) => b.type === 'actions')!.elements!;
       expect(buttons.map((b) => b.text.text)).toEqual(['Approve…', 'Deny…', 'Open in pgherd']);
       const approve = new URL(buttons[0]!.url);
-      expect(approve.origin + approve.pathname).toBe(`https://pgherd.example/operations/${res.id}`);
-      const token = approve.searchParams.get('link')!;
-      const denyToken = new URL(buttons[1]!.url).searchParams.get('link')!;
+      expect(approve.origin + approve.pathname).toBe('https://pgherd.example/approval-link');
+      const token = approve.searchParams.get('t')!;
+      expect(linkOperation(token)).toBe(res.id);
+      const denyToken = new URL(buttons[1]!.url).searchParams.get('t')!;
 
       // The link is good for this operation only, unchanged, and decides nothing by being opened.
       expect(await checkLink(t.db, token, res.id)).toMatchObject({ ok: true, claims: { o: res.id, a: 'approved' } });
@@ -355,6 +360,8 @@ describe('break glass', () => {
     // Too short a reason, or an operator: refused, nothing made.
     const before = await t.db.$count(operations);
     await expect(submitOperation(t.db, null, reloadAction, input('now'), alice)).rejects.toThrow(BreakGlassError);
+    await expect(submitOperation(t.db, null, reloadAction, input('\u200b'.repeat(12)), alice)).rejects.toThrow(/at least 10/);
+    await expect(submitOperation(t.db, null, reloadAction, input(`ab${'\u0007'.repeat(9)}cd`), alice)).rejects.toThrow(/at least 10/);
     const frank = await signIn('frank');
     const franks = await planOperation(t.db, frank.access, reloadAction, [replica]);
     await expect(
@@ -407,11 +414,8 @@ describe('two approvals asked for', () => {
       .values({ environmentId: env.get('staging')!, actions: ['reload'], approvalsRequired: 2 })
       .returning();
     try {
-      const staging = await t.db.execute<{ id: number }>(sql`
-        SELECT i.id FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id
-        WHERE e.name = 'staging' AND h.name = 'identity' AND i.role = 'replica' ORDER BY i.id LIMIT 1`);
       const bob = await signIn('bob');
-      const res = await request(bob, reloadAction, [staging.rows[0]!.id]);
+      const res = await request(bob, reloadAction, [await memberOf('staging', 'identity')]);
       expect(res.status).toBe('awaiting_approval');
       const [alice, erin] = [await signIn('alice'), await signIn('erin')];
       const outs = await Promise.all([decide(res.id, alice, 'approved'), decide(res.id, erin, 'approved')]);
@@ -476,11 +480,35 @@ describe('a rule under a policy', () => {
     await waitForOperation(t.db, ran.operationId!);
 
     // Alice changes what it runs on: approval again before any fire runs.
-    const other = await t.db.execute<{ id: number }>(sql`
-      SELECT i.id FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id
-      WHERE e.name = 'production' AND h.name = 'orders' AND i.id <> ${replica} ORDER BY i.id LIMIT 1`);
-    await updateRule(t.db, alice, rule.id, make('nightly production reload', [other.rows[0]!.id]));
+    await updateRule(t.db, alice, rule.id, make('nightly production reload', [await memberOf('production', 'orders', true)]));
     expect(await fire()).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^needs approval again/) });
+    // Approved again, then widened in when it runs only (its grace): approval again all the same.
+    await approveRule(t.db, frank, rule.id);
+    await updateRule(t.db, alice, rule.id, {
+      ...make('nightly production reload', [await memberOf('production', 'orders', true)]),
+      graceSeconds: 0,
+    });
+    expect(await fire()).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^needs approval again/) });
+
+    // Where a policy asks for two approvals, one is not enough, and one person twice is one.
+    const [two] = await t.db
+      .insert(approvalPolicies)
+      .values({ environmentId: env.get('production')!, actions: ['reload'], approvalsRequired: 2 })
+      .returning();
+    await t.db
+      .insert(roleBindings)
+      .values({ role: 'operator', subjectType: 'user', subject: 'dave', environmentId: env.get('production')! });
+    try {
+      await approveRule(t.db, frank, rule.id);
+      expect(await fire()).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/^needs approval again/) });
+      await expect(approveRule(t.db, await signIn('frank'), rule.id)).rejects.toThrow(/another person's approval too/);
+      await approveRule(t.db, await signIn('dave'), rule.id);
+      const row = (await t.db.select().from(rules).where(eq(rules.id, rule.id)))[0]!;
+      expect(await ruleApproval(t.db, row)).toMatchObject({ approved: true, approvals: 2, required: 2, approvedBy: 'frank, dave' });
+    } finally {
+      await t.db.delete(approvalPolicies).where(eq(approvalPolicies.id, two!.id));
+      await t.db.delete(roleBindings).where(eq(roleBindings.subject, 'dave'));
+    }
     await t.db.delete(rules).where(eq(rules.id, rule.id));
   });
 });
@@ -504,6 +532,15 @@ describe('approval policies', () => {
     const [existing] = await t.db.select().from(approvalPolicies);
     await expect(deleteObjects(t.db, def, [existing!.id], await signIn('alice'))).rejects.toThrow(AccessDenied);
     expect(await t.db.$count(approvalPolicies)).toBe(1);
+    // Nor can she choose her approvers: binding a role in production (which has a policy) is a global admin's.
+    const bindings = getEditable('role-bindings')!;
+    const binding = { role: 'operator', subjectType: 'user', subject: 'dave', environmentId: String(env.get('production')) };
+    await expect(saveObject(t.db, bindings, null, binding, await signIn('alice'))).rejects.toThrow(/needs the admin role globally/);
+    expect(await t.db.$count(roleBindings, eq(roleBindings.subject, 'dave'))).toBe(0);
+    // In staging (no policy) her operator role there is not enough anyway; erin, staging's admin, still binds there.
+    const staged = await saveObject(t.db, bindings, null, { ...binding, environmentId: String(env.get('staging')) }, await signIn('erin'));
+    expect(staged.ok).toBe(true);
+    await t.db.delete(roleBindings).where(eq(roleBindings.subject, 'dave'));
     const admin: Actor = { id: null, username: 'system', access: SYSTEM_ACCESS };
     const bad = await saveObject(t.db, def, null, { ...form, actions: 'restart, drop-everything' }, admin);
     expect(bad.ok).toBe(false);

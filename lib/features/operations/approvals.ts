@@ -8,7 +8,7 @@ import type { Queue } from 'bullmq';
 import type { Db } from '@/db/client';
 import { environments, operationApprovals, operations, users } from '@/db/schema';
 import { AccessDenied, can, demand, loadAccess, type Access, type Actor } from '@/lib/engine/access';
-import { approverRefusal, approversText, policiesSql, type PolicyRow } from '@/lib/engine/approval-policies';
+import { approverRefusal, approversText, plainWords, policiesSql, type PolicyRow } from '@/lib/engine/approval-policies';
 import { standingOf } from '@/lib/engine/directory';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { planOperation, type Plan } from '@/lib/engine/plan';
@@ -87,11 +87,7 @@ export interface Decision {
 }
 
 /** The idea of a comment: plain text, at most 500 characters. */
-export const cleanComment = (c: string) =>
-  c
-    .replace(/[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069]/g, ' ')
-    .trim()
-    .slice(0, 500);
+export const cleanComment = plainWords;
 
 /**
  * Approves or denies an operation awaiting approval, as `actor`. Refused (AccessDenied) for someone the
@@ -145,8 +141,12 @@ export async function decideOperation(
   });
   // Recorded first in whichever transaction carries the decision: the operation locked and still waiting.
   const record = async (tx: Pick<Db, 'execute'>) => {
-    const locked = await tx.execute<{ status: string }>(sql`SELECT status FROM operations WHERE id = ${id} FOR UPDATE`);
+    const locked = await tx.execute<{ status: string; live: boolean }>(
+      sql`SELECT status, approval_expires_at IS NULL OR approval_expires_at > now() AS live FROM operations WHERE id = ${id} FOR UPDATE`,
+    );
     if (locked.rows[0]?.status !== 'awaiting_approval') throw new OperationStateError(`operation #${id} is not awaiting approval any more`);
+    // The database's clock is the one that counts: a decision that reaches it late is refused (the chore ends it expired).
+    if (!locked.rows[0].live) throw new OperationStateError(`operation #${id} was not approved in time: it has expired`);
     const inserted = await tx.execute(sql`
       INSERT INTO operation_approvals (operation_id, user_id, username, decision, comment, digest, via)
       VALUES (${id}, ${actor.id}, ${actor.username}, ${d.decision}, ${comment}, ${op.planDigest}, ${d.via})
@@ -294,14 +294,19 @@ export async function expireApprovals(db: Db, ids?: number[]): Promise<number> {
 export async function withdrawWaiting(db: Db, id: number, actor: Actor): Promise<boolean> {
   return db.transaction(async (tx) => {
     const ended = await endWaiting(tx, id, 'cancelled', `withdrawn by ${actor.username} before approval`);
-    if (ended)
+    if (ended) {
+      const [op] = await tx.select().from(operations).where(eq(operations.id, id));
       await writeAudit(tx, {
         user: actor,
         remoteAddr: actor.remoteAddr,
         action: 'approval.withdrawn',
         objectType: 'operations',
         objectId: String(id),
+        objectLabel: op ? `${op.action} asked by ${op.requestedByName}` : '',
+        environmentId: op ? envOf(op) : null,
+        changes: { requester: [null, op?.requestedByName ?? null], withdrawnBy: [null, actor.username] },
       });
+    }
     return ended;
   });
 }
@@ -419,7 +424,7 @@ export interface WaitingItem {
 
 /**
  * What waits for approval where `actor` may see it (every environment of it), the soonest to expire
- * first; `mine`: only what they may decide on now (not theirs to approve, not decided by them). At most 500.
+ * first; `mine`: only what they may decide on now (not theirs to approve, not decided by them). At most 1,000.
  */
 export async function listWaiting(db: Db, actor: Actor, mine: boolean): Promise<WaitingItem[]> {
   const rows = await db.execute<{
@@ -443,7 +448,7 @@ export async function listWaiting(db: Db, actor: Actor, mine: boolean): Promise<
     FROM operations o
     WHERE o.status = 'awaiting_approval' AND o.approvals_required IS NOT NULL AND o.finished_at IS NULL AND o.approval_expires_at > now()
     ORDER BY o.approval_expires_at, o.id
-    LIMIT 2000`);
+    LIMIT 4000`);
   const seen = rows.rows.filter((r) => r.envs.every((e) => can(actor.access, 'viewer', e)));
   const groups = seen.length ? await groupsOf(db, actor.id) : [];
   const out: WaitingItem[] = [];
@@ -471,7 +476,7 @@ export async function listWaiting(db: Db, actor: Actor, mine: boolean): Promise<
       environments: r.names,
       yours,
     });
-    if (out.length >= 500) break;
+    if (out.length >= 1000) break;
   }
   return out;
 }

@@ -33,12 +33,27 @@ export async function approveRule(db: Db, actor: Actor, id: number): Promise<voi
       username: actor.username,
       remoteAddr: actor.remoteAddr,
     });
+  const required = Math.max(...policies.map((p) => p.approvalsRequired));
   await db.transaction(async (tx) => {
     // As it was read: a save meanwhile (another shape, another owner) is not approved by this.
-    const r = await tx.execute(sql`
-      UPDATE rules SET approved_shape = ${shape}, approved_by = ${actor.username}, approved_at = now()
-      WHERE id = ${id} AND version = ${rule.version} AND owner_id IS NOT DISTINCT FROM ${rule.ownerId} RETURNING id`);
-    if (!r.rows.length) throw new RuleError(409, `rule ${JSON.stringify(rule.name)} was saved meanwhile: read it again, then approve`);
+    const locked = await tx.execute<{ votes: { shape: string; by: string[] } | null }>(sql`
+      SELECT approval_votes AS votes FROM rules
+      WHERE id = ${id} AND version = ${rule.version} AND owner_id IS NOT DISTINCT FROM ${rule.ownerId} FOR UPDATE`);
+    if (!locked.rows.length) throw new RuleError(409, `rule ${JSON.stringify(rule.name)} was saved meanwhile: read it again, then approve`);
+    const votes = locked.rows[0]?.votes ?? null;
+    const before = votes !== null && votes.shape === shape ? votes.by : [];
+    if (before.some((b) => b.toLowerCase() === actor.username.toLowerCase()))
+      throw new RuleError(
+        409,
+        `you have approved rule ${JSON.stringify(rule.name)} as it is already: it needs another person's approval too`,
+      );
+    const by = [...before, actor.username];
+    // Enough people: approved as it is; else one more approval kept for this shape.
+    await tx.execute(
+      by.length >= required
+        ? sql`UPDATE rules SET approved_shape = ${shape}, approved_by = ${by.join(', ')}, approved_at = now(), approval_votes = NULL WHERE id = ${id}`
+        : sql`UPDATE rules SET approval_votes = ${JSON.stringify({ shape, by })}::jsonb WHERE id = ${id}`,
+    );
     await writeAudit(tx, {
       user: actor,
       remoteAddr: actor.remoteAddr,
@@ -46,7 +61,13 @@ export async function approveRule(db: Db, actor: Actor, id: number): Promise<voi
       objectType: 'rules',
       objectId: String(id),
       objectLabel: rule.name,
-      changes: { owner: [null, rule.ownerName], approver: [null, actor.username], shape: [rule.approvedShape, shape] },
+      environmentId: rule.confirmedEnvironments.length === 1 ? rule.confirmedEnvironments[0] : null,
+      changes: {
+        owner: [null, rule.ownerName],
+        approver: [null, actor.username],
+        approvals: [null, `${String(by.length)} of ${String(required)}`],
+        shape: [rule.approvedShape, shape],
+      },
     });
   });
 }

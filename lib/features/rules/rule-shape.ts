@@ -20,9 +20,43 @@ const canonical = (v: unknown): unknown =>
         )
       : v;
 
-/** The rule's shape, hashed: what an approval binds. */
-export function ruleShape(r: Pick<RuleRow, 'action' | 'params' | 'scope' | 'waves' | 'confirmedEnvironments'>): string {
-  const shape = [r.action, r.params, r.scope, r.waves ?? null, [...r.confirmedEnvironments].sort((a, b) => a - b)];
+/**
+ * The rule's shape, hashed: what an approval binds. Everything that decides what its fires run, on
+ * what, when and how often: its action, parameters, scope, waves and environments, its schedule, its
+ * conditions and their logic, its retries, its grace, its reverse and whether it waits for maintenance
+ * windows. Not its name, description or whether it is enabled.
+ */
+export function ruleShape(
+  r: Pick<
+    RuleRow,
+    | 'action'
+    | 'params'
+    | 'scope'
+    | 'waves'
+    | 'confirmedEnvironments'
+    | 'schedule'
+    | 'conditions'
+    | 'logic'
+    | 'retry'
+    | 'graceSeconds'
+    | 'reverse'
+    | 'insideWindow'
+  >,
+): string {
+  const shape = [
+    r.action,
+    r.params,
+    r.scope,
+    r.waves ?? null,
+    [...r.confirmedEnvironments].sort((a, b) => a - b),
+    r.schedule,
+    r.conditions,
+    r.logic,
+    r.retry ?? null,
+    r.graceSeconds,
+    r.reverse ?? null,
+    r.insideWindow,
+  ];
   return createHash('sha256')
     .update(JSON.stringify(canonical(shape)))
     .digest('hex')
@@ -49,6 +83,9 @@ export const covering = (all: Awaited<ReturnType<typeof allPolicies>>, action: s
 export interface RuleApproval {
   /** Whether its shape as saved is the one approved. */
   approved: boolean;
+  /** Approvals its shape now has, and needs (the most any covering policy asks). */
+  approvals: number;
+  required: number;
   /** Approved before, and changed since. */
   again: boolean;
   approvedBy: string | null;
@@ -56,10 +93,15 @@ export interface RuleApproval {
 }
 
 export async function ruleApproval(db: Pick<Db, 'execute'>, r: RuleRow): Promise<RuleApproval | null> {
-  if (!covering(await allPolicies(db), r.action, r.confirmedEnvironments).length) return null;
-  const approved = r.approvedShape === ruleShape(r);
+  const policies = covering(await allPolicies(db), r.action, r.confirmedEnvironments);
+  if (!policies.length) return null;
+  const shape = ruleShape(r);
+  const approved = r.approvedShape === shape;
+  const required = Math.max(...policies.map((p) => p.approvalsRequired));
   return {
     approved,
+    approvals: approved ? required : r.approvalVotes?.shape === shape ? r.approvalVotes.by.length : 0,
+    required,
     again: !approved && r.approvedShape !== null,
     approvedBy: approved ? r.approvedBy : null,
     approvedAt: approved && r.approvedAt ? r.approvedAt.toISOString() : null,

@@ -18,6 +18,7 @@ import type { Actor } from '@/lib/engine/access';
 import { postGuarded, urlProblem, WebhookAddressError } from './webhook-address';
 import { setting } from '@/lib/settings/settings';
 import { linkUrl, signLink } from '@/lib/features/operations/approval-links';
+import { slackEscaped } from '@/lib/engine/approval-policies';
 
 export const NOTIFICATIONS_CHANNEL = 'pgherd_notifications';
 
@@ -283,7 +284,12 @@ type Payload = { event: WebhookEvent; at: string; text: string } & Record<string
 async function approvalPayload(db: Pick<Db, 'execute'>, event: ApprovalEvent, e: EventRow, consoleUrl: string): Promise<Payload> {
   const id = e.op_id ?? 0;
   const url = `${consoleUrl}/operations/${String(id)}`;
-  const detail = (e.detail ? JSON.parse(e.detail) : {}) as { by?: string; comment?: string };
+  const raw = (e.detail ? JSON.parse(e.detail) : {}) as { by?: string; comment?: string };
+  // A person's words go to chat as words: Slack's <...> links and mentions in them are escaped.
+  const detail = {
+    by: raw.by === undefined ? undefined : slackEscaped(raw.by),
+    comment: raw.comment === undefined ? undefined : slackEscaped(raw.comment),
+  };
   const where = (e.op_environments ?? []).join(', ') || 'its environments';
   const what = `${e.op_action ?? '?'} of ${String(e.op_targets ?? 0)} target${e.op_targets === 1 ? '' : 's'} in ${where}`;
   const operation = { id, action: e.op_action, status: e.op_status, requestedBy: e.op_requested_by, url };
@@ -327,7 +333,8 @@ async function approvalPayload(db: Pick<Db, 'execute'>, event: ApprovalEvent, e:
  * buttons (a button only opens the page: the person decides there, signed in as themselves).
  */
 export function slackBody(p: Payload): Record<string, unknown> {
-  const text = p.text.replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;'));
+  // An approval's text has a person's words escaped already (approvalPayload); the others, escaped here.
+  const text = p.event.startsWith('approval.') ? p.text : slackEscaped(p.text);
   const op = p.operation as { url?: string } | null | undefined;
   const approval = p.approval as { approveUrl?: string | null; denyUrl?: string | null } | undefined;
   const button = (label: string, url: string, style?: 'primary' | 'danger') => ({

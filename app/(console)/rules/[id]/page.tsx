@@ -92,7 +92,8 @@ export default async function RulePage({ params }: { params: Promise<{ id: strin
               ? `approved as it is saved, by ${approval.approvedBy ?? '?'} at ${(approval.approvedAt ?? '').replace('T', ' ').slice(0, 16)} UTC: its fires run without asking.`
               : approval.again
                 ? 'needs approval again: it was changed since it was approved. Its fires are skipped until then.'
-                : 'needs approval: an approval policy covers its action there. Its fires are skipped until an approver approves it.'}
+                : 'needs approval: an approval policy covers its action there. Its fires are skipped until an approver approves it.'}{' '}
+            {!approval.approved && `(${String(approval.approvals)} of ${String(approval.required)} approvals)`}
           </p>
           {!approval.approved &&
             (mayApprove === null ? (

@@ -9,15 +9,7 @@ import { actions as allActions } from '@/lib/actions/registry';
 import { defineAdmin } from '../define-admin';
 import { f, tableForm } from '../form-fields';
 import { environmentsAdmin } from './environments.admin';
-
-/** A yes-or-no field, chosen in a select ("true", "false") and stored as a boolean. */
-const yesNo = {
-  schema: z.preprocess(
-    (v) => (v === 'true' || v === true ? true : v === 'false' || v === false ? false : v),
-    z.boolean({ message: 'Choose true or false.' }),
-  ),
-  input: { type: 'select' as const, choices: ['true', 'false'] },
-};
+import { yesNo } from './backup-policies.admin';
 
 /** Action names, typed as a list ("restart, switchover"): each one pgherd knows, each once. */
 const actionList = z.preprocess(

@@ -21,7 +21,7 @@ const bucket = z
   .default('');
 
 /** A yes-or-no field, chosen in a select ("true", "false") and stored as a boolean. */
-const yesNo = {
+export const yesNo = {
   schema: z.preprocess(
     (v) => (v === 'true' || v === true ? true : v === 'false' || v === false ? false : v),
     z.boolean({ message: 'Choose true or false.' }),

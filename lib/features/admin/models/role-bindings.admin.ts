@@ -2,6 +2,7 @@
 // admins (an environment's admins for bindings in it; global bindings need a global admin).
 import { sql } from 'drizzle-orm';
 import { environments, roleBindings, roleName, bindingSubject } from '@/db/schema';
+import { AccessDenied, can } from '@/lib/engine/access';
 import { defineAdmin } from '../define-admin';
 import { f, tableForm } from '../form-fields';
 import { environmentsAdmin } from './environments.admin';
@@ -68,4 +69,18 @@ export const roleBindingsAdmin = defineAdmin({
     },
   ),
   uniqueErrors: { role_bindings_key: ['subject', 'This binding exists already.'] },
+  // Where an approval policy holds, the bindings choose the approvers: an environment's own admin who
+  // could bind a second account of theirs would approve their own plans. A global admin's alone there.
+  afterSave: async (tx, _id, values, before, actor) => {
+    const envs = [values.environmentId, before?.environmentId].filter((e): e is number => typeof e === 'number');
+    if (!envs.length || can(actor.access, 'admin', null)) return;
+    const r = await tx.execute<{ name: string }>(sql`
+      SELECT DISTINCT e.name FROM approval_policies p JOIN environments e ON e.id = p.environment_id
+      WHERE p.environment_id = ANY(${sql.param(envs)}::int[]) ORDER BY e.name`);
+    if (r.rows.length)
+      throw new AccessDenied(
+        `Binding roles in ${r.rows.map((x) => x.name).join(', ')}, where an approval policy holds, needs the admin role globally (the bindings choose who may approve)`,
+        { id: actor.id, username: actor.username, remoteAddr: actor.remoteAddr },
+      );
+  },
 });

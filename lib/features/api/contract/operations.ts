@@ -263,7 +263,7 @@ export const listApprovalsRoute = defineRoute({
   tag: 'Approvals',
   summary: 'Operations awaiting approval',
   description:
-    'What waits for approval in environments the caller sees, the soonest to expire first (at most 500); mine=1: only what the caller may decide on now.',
+    'What waits for approval in environments the caller sees, the soonest to expire first (at most 1,000); mine=1: only what the caller may decide on now.',
   auth: 'read',
   query: z.object({ mine: z.enum(['0', '1']).optional().meta({ description: '1: only what the caller may approve or deny now.' }) }),
   responses: {

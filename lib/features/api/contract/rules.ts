@@ -65,6 +65,8 @@ export const ruleResponse = z
     approval: z
       .object({
         approved: z.boolean().meta({ description: 'Approved as it is saved: its fires run.' }),
+        approvals: z.number().int().meta({ description: 'Approvals its shape now has.' }),
+        required: z.number().int().meta({ description: 'Approvals it needs (the most any covering policy asks).' }),
         again: z.boolean().meta({ description: 'Approved before and changed since: its fires are skipped until approved again.' }),
         approvedBy: z.string().nullable(),
         approvedAt: when.nullable(),
