@@ -211,6 +211,10 @@ test('webhooks: refused when malformed, made with a secret shown once, listed wi
     'herd.two_primaries',
     'herd.no_primary',
     'herd.restore_unverified',
+    'approval.requested',
+    'approval.granted',
+    'approval.denied',
+    'approval.break_glass',
   ]);
   const listed = await (await request.get(`${url}/api/v1/webhooks`, { headers: operate })).text();
   expect(listed).toContain('"pager"');
