@@ -19,8 +19,8 @@ import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import { AccessDenied, accessFrom, can, loadAccess, SYSTEM_ACCESS, type Access } from '@/lib/engine/access';
 import { refusal, refusedAtBoundary } from '@/lib/testing/denials';
 import { operationView } from '@/lib/engine/operation-view';
-import { authenticate } from '@/lib/features/auth/authenticate';
-import { ldapConfigSchema, type LdapConfig } from '@/lib/adapters/ldap/ldap';
+import type { LdapConfig } from '@/lib/adapters/ldap/ldap';
+import { labLdapConfig, signInLab } from '@/lib/testing/lab-people';
 
 let t: TestDb;
 let cfg: LdapConfig;
@@ -37,21 +37,12 @@ const instancesIn = async (name: string) =>
 
 /** Signs in against slapd (as the console does) and returns what the user may do. */
 async function signIn(username: string): Promise<{ id: number; username: string; access: Access; remoteAddr: string }> {
-  const res = await authenticate(t.db, username, t.lab.ldap!.users.find((u) => u.username === username)!.password, '10.7.0.1', cfg);
-  if (!res.ok) throw new Error(`${username}: ${res.code}`);
-  return { id: res.user.id, username, access: await loadAccess(t.db, res.user.id), remoteAddr: '10.7.0.1' };
+  return signInLab(t.db, t.lab, cfg, username, '10.7.0.1');
 }
 
 beforeAll(async () => {
   t = await freshDatabase();
-  const l = t.lab.ldap!;
-  cfg = ldapConfigSchema.parse({
-    urls: [l.url],
-    bindDn: l.bindDn,
-    bindPassword: l.bindPassword,
-    userBase: l.userBase,
-    groupBase: l.groupBase,
-  });
+  cfg = labLdapConfig(t.lab);
   await seedLabFleet(t.db, t.lab);
   for (const e of await t.db.select().from(environments)) env.set(e.name, e.id);
 });

@@ -148,8 +148,7 @@ export async function spendLink(tx: Pick<Db, 'execute'>, claims: LinkClaims, use
  * The console address of a link: /approval-link, which sends a signed-in person to the operation's page
  * with the token, and anyone else to sign in first and then there.
  */
-export const linkUrl = (consoleUrl: string, _operationId: number, token: string) =>
-  `${consoleUrl}/approval-link?t=${encodeURIComponent(token)}`;
+export const linkUrl = (consoleUrl: string, token: string) => `${consoleUrl}/approval-link?t=${encodeURIComponent(token)}`;
 
 /** The operation a token names, read without trusting it (the page it leads to checks it): only to know where to go. */
 export function linkOperation(token: string): number | null {

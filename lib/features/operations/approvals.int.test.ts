@@ -33,11 +33,11 @@ import { restartAction } from '@/lib/actions/control/restart.action';
 import { reloadAction } from '@/lib/actions/control/reload.action';
 import { planOperation } from '@/lib/engine/plan';
 import { BreakGlassError, submitOperation } from '@/lib/engine/submit';
-import { AccessDenied, loadAccess, SYSTEM_ACCESS, type Actor } from '@/lib/engine/access';
+import { AccessDenied, SYSTEM_ACCESS, type Actor } from '@/lib/engine/access';
 import { OperationStateError } from '@/lib/engine/hold';
 import { SubmitError } from '@/lib/engine/submit-errors';
-import { authenticate } from '@/lib/features/auth/authenticate';
-import { ldapConfigSchema, type LdapConfig } from '@/lib/adapters/ldap/ldap';
+import type { LdapConfig } from '@/lib/adapters/ldap/ldap';
+import { labLdapConfig, signInLab } from '@/lib/testing/lab-people';
 import { saveObject, deleteObjects } from '@/lib/features/admin/mutations';
 import { getEditable } from '@/lib/features/admin/registry';
 import { cancelOperation } from '@/lib/features/operations/operation-control';
@@ -53,9 +53,7 @@ const env = new Map<string, number>();
 let replica: number;
 
 async function signIn(username: string): Promise<Actor & { id: number }> {
-  const res = await authenticate(t.db, username, t.lab.ldap!.users.find((u) => u.username === username)!.password, '10.7.0.2', cfg);
-  if (!res.ok) throw new Error(`${username}: ${res.code}`);
-  return { id: res.user.id, username, access: await loadAccess(t.db, res.user.id), remoteAddr: '10.7.0.2' };
+  return signInLab(t.db, t.lab, cfg, username, '10.7.0.2');
 }
 
 /** What `who` confirms on the confirmation page for `action` on these instances. */
@@ -85,14 +83,7 @@ const decide = (id: number, who: Actor, decision: 'approved' | 'denied', comment
 
 beforeAll(async () => {
   t = await freshDatabase();
-  const l = t.lab.ldap!;
-  cfg = ldapConfigSchema.parse({
-    urls: [l.url],
-    bindDn: l.bindDn,
-    bindPassword: l.bindPassword,
-    userBase: l.userBase,
-    groupBase: l.groupBase,
-  });
+  cfg = labLdapConfig(t.lab);
   await seedLabFleet(t.db, t.lab);
   for (const e of await t.db.select().from(environments)) env.set(e.name, e.id);
   replica = await memberOf('production', 'orders');

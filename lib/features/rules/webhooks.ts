@@ -315,8 +315,8 @@ async function approvalPayload(db: Pick<Db, 'execute'>, event: ApprovalEvent, e:
   const links =
     e.op_digest && e.op_status === 'awaiting_approval'
       ? {
-          approveUrl: linkUrl(consoleUrl, id, await signLink(db, { id, digest: e.op_digest }, 'approved', expires)),
-          denyUrl: linkUrl(consoleUrl, id, await signLink(db, { id, digest: e.op_digest }, 'denied', expires)),
+          approveUrl: linkUrl(consoleUrl, await signLink(db, { id, digest: e.op_digest }, 'approved', expires)),
+          denyUrl: linkUrl(consoleUrl, await signLink(db, { id, digest: e.op_digest }, 'denied', expires)),
         }
       : { approveUrl: null, denyUrl: null };
   return {
