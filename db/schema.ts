@@ -96,6 +96,8 @@ export const environments = pgTable(
     maxRunning: integer('max_running'),
     // The parameter group every instance of the environment inherits (null: none); see parameterGroups.
     parameterGroupId: integer('parameter_group_id').references((): AnyPgColumn => parameterGroups.id, { onDelete: 'restrict' }),
+    // The object set (roles, databases, extensions, access rules) every herd of the environment inherits; see objectSets.
+    objectSetId: integer('object_set_id').references((): AnyPgColumn => objectSets.id, { onDelete: 'restrict' }),
     ...timestamps,
   },
   (t) => [uniqueIndex('environments_name_key').on(t.name)],
@@ -179,6 +181,9 @@ export const herds = pgTable(
     // own over the group's: postgresql.conf lines, as lib/fleet/settings/conf-text.ts writes them.
     parameterGroupId: integer('parameter_group_id').references((): AnyPgColumn => parameterGroups.id, { onDelete: 'restrict' }),
     settingOverrides: text('setting_overrides').notNull().default(''),
+    // Its object set, in place of its environment's, and lines of its own over it (lib/fleet/objects/declaration.ts).
+    objectSetId: integer('object_set_id').references((): AnyPgColumn => objectSets.id, { onDelete: 'restrict' }),
+    objectOverrides: text('object_overrides').notNull().default(''),
     ...timestamps,
   },
   (t) => [
@@ -338,6 +343,13 @@ export const instances = pgTable(
     settingsDrift: integer('settings_drift'),
     settingsDriftSince: timestamp('settings_drift_since', { withTimezone: true }),
     settingsWantedDigest: text('settings_wanted_digest'),
+    // A primary's roles, memberships and databases as a digest, read by every refresh (cheap): when it
+    // moves, the objects pass reads them whole (object_readings). The differences from what is declared,
+    // since when, and the key of what they were judged from (lib/fleet/objects/objects-pass.ts).
+    objectsFingerprint: text('objects_fingerprint'),
+    objectsDrift: integer('objects_drift'),
+    objectsDriftSince: timestamp('objects_drift_since', { withTimezone: true }),
+    objectsJudgedKey: text('objects_judged_key'),
     // The changelist's facet, and the cell of instance_counts it is counted in.
     settingsStatus: text('settings_status')
       .notNull()
@@ -1683,3 +1695,49 @@ export const settingCatalog = pgTable(
   },
   (t) => [primaryKey({ columns: [t.major, t.name] })],
 );
+
+// Object sets: roles, databases, extensions and access rules (pg_hba lines) declared once for the fleet,
+// assigned to an environment or a herd (a herd's own lines over its set); lib/fleet/objects/declaration.ts
+// reads the text. Global, like parameter groups: only global admins change one. Every version is kept.
+export const objectSets = pgTable(
+  'object_sets',
+  {
+    id: serial('id').primaryKey(),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    declaration: text('declaration').notNull().default(''),
+    version: integer('version').notNull().default(1),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex('object_sets_name_key').on(t.name)],
+);
+
+export const objectSetVersions = pgTable(
+  'object_set_versions',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    // No foreign key: a set deleted keeps its history.
+    setId: integer('set_id').notNull(),
+    version: integer('version').notNull(),
+    name: text('name').notNull(),
+    declaration: text('declaration').notNull(),
+    author: text('author').notNull(),
+    note: text('note').notNull().default(''),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('object_set_versions_key').on(t.setId, t.version)],
+);
+
+// What a primary has inside (lib/fleet/objects/read-objects.ts): its roles and memberships, databases,
+// the extensions of the databases declared, its pg_hba rules, and who connects to it (pgherd, its
+// replicas) as it saw them. One row an instance, replaced at each reading.
+export const objectReadings = pgTable('object_readings', {
+  instanceId: bigint('instance_id', { mode: 'number' })
+    .primaryKey()
+    .references(() => instances.id, { onDelete: 'cascade' }),
+  reading: jsonb('reading').notNull(),
+  // The refresh's fingerprint and configuration load time it was read at: due again when either moves.
+  fingerprint: text('fingerprint'),
+  confLoadedAt: timestamp('conf_loaded_at', { withTimezone: true }),
+  readAt: timestamp('read_at', { withTimezone: true }).notNull().defaultNow(),
+});

@@ -14,6 +14,7 @@ import { WORKER_ALIVE_EVERY_MS, workerAlive } from '@/lib/engine/workers-alive';
 import { checkDnsRecords } from '@/lib/fleet/refresher';
 import { refreshShare } from '@/lib/fleet/refresh-share';
 import { settingsPass } from '@/lib/fleet/settings/drift-pass';
+import { objectsPass } from '@/lib/fleet/objects/objects-pass';
 import { foldLagSamples, lagSampleEveryMs, sampleLag } from '@/lib/fleet/lag-history';
 import type { DiscoveryConfig } from '@/lib/features/discovery/discovery';
 import { DISCOVERY_CHANNEL, discoveryWanted, runDiscovery } from '@/lib/features/discovery/discovery-runs';
@@ -215,6 +216,19 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
       run: async (_, turn) => {
         const r = await settingsPass(db, { fence: turn?.fence });
         if (r.read || r.judged) log('settings.pass', r);
+      },
+    },
+    // Fleet objects: a primary's roles, databases, extensions and pg_hba read again where the refresh saw
+    // them change, drift judged against its herd's declaration (lib/fleet/objects/objects-pass.ts).
+    {
+      name: 'objects',
+      says: 'roles, databases, extensions and pg_hba read again where the refresh saw them change, drift judged',
+      every: cfg.objectsEveryMs ?? setting('PGHERD_OBJECTS_EVERY_MS'),
+      everySays: '`PGHERD_OBJECTS_EVERY_MS`',
+      turn: true,
+      run: async () => {
+        const r = await objectsPass(db);
+        if (r.read || r.judged) log('objects.pass', r);
       },
     },
     // DNS follows Patroni: its herds' leaders read every few seconds (lib/features/patroni/follow.ts).

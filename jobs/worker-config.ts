@@ -23,6 +23,7 @@ export interface WorkerConfig {
   /** How often Patroni herds' /cluster is read for DNS to follow their leader (default PGHERD_PATRONI_FOLLOW_MS, else 5 s); 0: never. */
   patroniFollowEveryMs?: number;
   settingsEveryMs?: number;
+  objectsEveryMs?: number;
   /** How often the fleet's lag and state are sampled for the charts (default PGHERD_LAG_SAMPLE_MS, else 60 s); 0: never. */
   lagSampleEveryMs?: number;
   /** Where this worker answers GET /metrics (PGHERD_WORKER_METRICS_LISTEN); none: not served. */

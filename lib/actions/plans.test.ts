@@ -47,6 +47,47 @@ import { wantedSettings } from '@/lib/fleet/settings/wanted';
 import type { MemberSettings } from '@/lib/actions/parameters/apply-plan';
 import { asks } from '@/lib/actions/drivers';
 import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
+import { declarationOf } from '@/lib/fleet/objects/declaration';
+import type { ObjectsReading } from '@/lib/fleet/objects/read-objects';
+
+/** Apply fleet objects' preparation: a herd that declares a role its primary lacks, and access rules. */
+function objectsPrepared(h: HerdRef) {
+  const inputs = {
+    environmentSet: null,
+    herdSet: null,
+    herdOverrides: 'role app login\nhba local all all trust\nhba host all all 0.0.0.0/0 trust\nhba host replication all 0.0.0.0/0 trust',
+  };
+  const reading: ObjectsReading = {
+    serverVersionNum: 160000,
+    asked: { databases: [], extensions: [] },
+    roles: [
+      {
+        name: 'postgres',
+        login: true,
+        superuser: true,
+        createdb: true,
+        createrole: true,
+        replication: true,
+        bypassrls: true,
+        inherit: true,
+        connlimit: -1,
+        validUntil: null,
+        memberOf: [],
+        bootstrap: true,
+      },
+    ],
+    databases: [{ name: 'postgres', owner: 'postgres', encoding: 'UTF8', locale: 'C.UTF-8', connect: null }],
+    extensions: {},
+    available: {},
+    hba: [],
+    hbaFile: null,
+    me: { user: 'pgherd', address: '10.0.0.9', ssl: true, database: 'postgres' },
+    replication: [],
+  };
+  return new Map([
+    [h.id, { decl: declarationOf(inputs), declared: true, ctx: { members: h.members.map((m) => m.host), poolers: [] }, reading }],
+  ]);
+}
 
 // The steps are built, never run: nothing here touches a database or a host.
 const deps = {} as ActionDeps;
@@ -655,6 +696,11 @@ describe('an action is its plan', () => {
       if (a.on === 'herd' && a.name === 'apply-settings') {
         // shared_buffers (a restart: the replicas, then a switchover) and work_mem (a reload) on every member.
         const prepared = settingsPrepared(h);
+        return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
+      }
+      if (a.on === 'herd' && a.name === 'apply-objects') {
+        // A role to create, and pg_hba written on every member.
+        const prepared = objectsPrepared(h);
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
       if (a.on === 'herd' && a.name.startsWith('patroni-')) {

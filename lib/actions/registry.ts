@@ -35,6 +35,7 @@ import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
 import { retireAction } from '@/lib/actions/grow/retire.action';
 import { evacuateAction, replaceAction } from '@/lib/actions/grow/replace.action';
 import { applySettingsAction } from '@/lib/actions/parameters/apply-settings.action';
+import { applyObjectsAction } from '@/lib/actions/objects/apply-objects.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -67,6 +68,7 @@ export const actions: AnyAction[] = [
   replaceAction,
   evacuateAction,
   applySettingsAction,
+  applyObjectsAction,
   refreshDnsAction,
   patroniPauseAction,
   patroniResumeAction,

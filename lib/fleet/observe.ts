@@ -4,6 +4,7 @@ import net from 'node:net';
 import pg from 'pg';
 import { TIMELINE_SQL } from '@/lib/agent/timeline-sql';
 import { instanceClient } from '@/lib/fleet/pg-access';
+import { OBJECTS_FINGERPRINT_SQL } from '@/lib/fleet/objects/fingerprint-sql';
 
 export interface Observed {
   reachable: boolean;
@@ -32,6 +33,8 @@ export interface Observed {
   dataDirectory?: string | null;
   /** A primary's WAL archiving (pg_stat_archiver); null on a replica. */
   archive?: ArchiveReading | null;
+  /** A primary's roles, memberships and databases as a digest (OBJECTS_FINGERPRINT_SQL); the refresh's reading alone. */
+  objectsFingerprint?: string | null;
 }
 
 /** What pg_stat_archiver says on a primary, and whether written WAL waits for the archive. */
@@ -59,6 +62,7 @@ interface ObservationRow {
   lsn: string;
   receive_lsn: string | null;
   pending: boolean | null;
+  objfp: string | null;
   vnum: number;
   paused: boolean | null;
   lag_s: string | number | null;
@@ -86,8 +90,9 @@ export interface PgEndpoint {
 
 /**
  * What an observation reads. `pending` (a setting changed that only a restart applies) costs more than
- * all the rest (pg_settings formats every setting, about 0.3 ms): the health gate, which reads its
- * herds every second through a soak and never looks at it, reads without it.
+ * all the rest (pg_settings formats every setting, about 0.3 ms), and a primary's objects' fingerprint is
+ * the refresh's alone: the health gate, which reads its herds every second through a soak and never looks
+ * at either, reads without them.
  */
 const observationSql = (pending: boolean) => `
       SELECT pg_is_in_recovery() AS rec, pg_postmaster_start_time() AS start, pg_conf_load_time() AS conf,
@@ -96,6 +101,7 @@ const observationSql = (pending: boolean) => `
              (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
              pg_last_wal_receive_lsn()::text AS receive_lsn,
              ${pending ? 'EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart)' : 'NULL::boolean'} AS pending,
+             ${pending ? OBJECTS_FINGERPRINT_SQL : 'NULL::text'} AS objfp,
              current_setting('server_version_num')::int AS vnum,
              CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END AS paused,
              CASE WHEN NOT pg_is_in_recovery() THEN NULL
@@ -180,6 +186,7 @@ async function readObservation(c: pg.Client, pending = true): Promise<Observed> 
     walReceiver: w ? { status: w.status, senderHost: w.host, senderPort: w.port, receivedTli: w.tli } : null,
     dataDirectory: r.dir,
     archive: r.arch ? archiveFrom(r.arch) : null,
+    ...(pending ? { objectsFingerprint: r.objfp } : {}),
   };
 }
 

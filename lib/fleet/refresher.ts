@@ -213,6 +213,9 @@ interface ReadingRow {
   failed_at: Date | null;
   pending_since: Date | null;
   conf_at: Date | null;
+  objects_fp: string | null;
+  /** The fingerprint was read (an observation without it keeps the last one). */
+  objects_known: boolean;
 }
 
 function rowOf(id: number, x: Reading): ReadingRow {
@@ -240,6 +243,8 @@ function rowOf(id: number, x: Reading): ReadingRow {
     failed_at: a.lastArchiveFailedAt,
     pending_since: a.archivePendingSince,
     conf_at: o.confLoadTime ?? null,
+    objects_fp: o.objectsFingerprint ?? null,
+    objects_known: o.objectsFingerprint !== undefined,
   };
 }
 
@@ -262,7 +267,7 @@ async function writeReadings(db: Db, rows: ReadingRow[], claim?: { holder: strin
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(part)}::jsonb) AS v(
         id bigint, answered boolean, state text, role text, timeline integer, lsn bigint, lag_bytes bigint, lag_seconds real,
         pending boolean, vnum integer, upstream bigint, archived bigint, last_wal text, last_at timestamptz, failed bigint, failed_wal text,
-        failed_at timestamptz, pending_since timestamptz, conf_at timestamptz)),
+        failed_at timestamptz, pending_since timestamptz, conf_at timestamptz, objects_fp text, objects_known boolean)),
     -- A row an operation holds locked now is left to the next pass: the refresh never waits on an
     -- operation (nor can a lock taken in another order deadlock with it). NO KEY: a row others only
     -- reference (a foreign key's KEY SHARE) is written.
@@ -289,6 +294,7 @@ async function writeReadings(db: Db, rows: ReadingRow[], claim?: { holder: strin
       last_archive_failed_at = CASE WHEN v.answered THEN v.failed_at ELSE i.last_archive_failed_at END,
       archive_pending_since = CASE WHEN v.answered THEN v.pending_since ELSE i.archive_pending_since END,
       conf_loaded_at = CASE WHEN v.answered THEN v.conf_at ELSE i.conf_loaded_at END,
+      objects_fingerprint = CASE WHEN v.answered AND v.objects_known THEN v.objects_fp ELSE i.objects_fingerprint END,
       last_observed_at = now(),
       updated_at = now()
     FROM v JOIN free ON free.id = v.id
@@ -317,6 +323,7 @@ function values(x: Reading, now: Date) {
     pendingRestart: !!o.pendingRestart,
     serverVersionNum: o.serverVersionNum ?? null,
     confLoadedAt: o.confLoadTime ?? null,
+    ...(o.objectsFingerprint !== undefined ? { objectsFingerprint: o.objectsFingerprint } : {}),
     upstreamInstanceId: x.upstream?.id ?? null,
     ...archiveValues(o),
     lastObservedAt: now,

@@ -84,6 +84,18 @@ export const SETTINGS = {
     default: 10_000,
     doc: 'how often a worker reads the settings (pg_settings) of the instances the refresh saw load their configuration again, and judges drift against their parameter groups: drift shows within this plus PGHERD_REFRESH_INTERVAL_MS',
   }),
+  PGHERD_OBJECTS_EVERY_MS: int({
+    min: 1000,
+    max: DAY_MS,
+    default: 10_000,
+    doc: 'how often a worker reads the roles, databases, extensions and pg_hba of the primaries whose herds declare them (object sets) where the refresh saw them change, and judges their drift: drift shows within this plus PGHERD_REFRESH_INTERVAL_MS',
+  }),
+  PGHERD_OBJECTS_MAX_AGE_MS: int({
+    min: 10_000,
+    max: 7 * DAY_MS,
+    default: 600_000,
+    doc: "a primary's objects are read again when its last reading is this old, changed or not (an extension updated in another database moves nothing the refresh reads)",
+  }),
   PGHERD_REFRESH_KEPT_SESSIONS: int({
     min: 0,
     max: 1_000_000,

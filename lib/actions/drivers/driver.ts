@@ -15,6 +15,7 @@ import type { ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
 import type { DrState, Params as FailoverParams } from '@/lib/actions/drivers/failover';
 import type { ArchivingAsk, ArchivingPlan } from './archiving';
 import type { ParameterPlane } from './parameters';
+import type { AccessRulesPlane } from './access-rules';
 import type { AddReplicaAsk, ReplicaMaker } from './add-replica';
 
 /**
@@ -39,6 +40,7 @@ export const CAPABILITIES = {
   retire: 'retire a member',
   replace: 'replace a member',
   'set-parameters': 'apply settings',
+  'access-rules': 'write its access rules (pg_hba)',
   backups: 'back up and restore with pgBackRest',
   'upgrade-minor': 'upgrade to a newer minor',
   'upgrade-major': 'upgrade to a newer major',
@@ -121,6 +123,8 @@ export interface HerdDriver {
   archiving?<S>(h: HerdRef, a: ArchivingAsk<S>): ArchivingPlan<S> | Refusal;
   /** Where a herd's settings live and how a member is restarted into them (Apply settings). */
   parameters?: ParameterPlane;
+  /** Where a herd's pg_hba lives and who writes it (Apply fleet objects); absent: the driver says why in `lacks('access-rules')`. */
+  accessRules?: AccessRulesPlane;
   /** A control plane that makes a herd's new replica itself (RDS's read replica); absent: Add replica lays one out over SSH. */
   addReplica?: ReplicaMaker<AddReplicaAsk>;
 }

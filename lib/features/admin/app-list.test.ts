@@ -30,7 +30,7 @@ describe('appList', () => {
       operations: ['Operations', 'Approvals', 'Rules', 'DR scorecard', 'Pending maintenance'],
       dns: ['DNS records', 'PgBouncers'],
       backups: ['Backup policies', 'Recoverability'],
-      settings: ['Parameter groups', 'Approval policies'],
+      settings: ['Parameter groups', 'Object sets', 'Approval policies'],
       access: ['Role bindings', 'API tokens', 'Audit entries'],
       api: ['API reference'],
     });

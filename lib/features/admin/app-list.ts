@@ -15,6 +15,7 @@ import { operationsAdmin } from './models/operations.admin';
 import { poolersAdmin } from './models/poolers.admin';
 import { backupPoliciesAdmin } from './models/backup-policies.admin';
 import { parameterGroupsAdmin } from './models/parameter-groups.admin';
+import { objectSetsAdmin } from './models/object-sets.admin';
 import { approvalPoliciesAdmin } from './models/approval-policies.admin';
 import { roleBindingsAdmin } from './models/role-bindings.admin';
 import { serversAdmin } from './models/servers.admin';
@@ -44,7 +45,7 @@ export const appGroups: readonly AppGroupDef[] = [
   },
   { name: 'dns', label: 'DNS and poolers', entries: [dnsRecordsAdmin, poolersAdmin] },
   { name: 'backups', label: 'Backups', entries: [backupPoliciesAdmin, { label: 'Recoverability', href: '/backups' }] },
-  { name: 'settings', label: 'Settings', entries: [parameterGroupsAdmin, approvalPoliciesAdmin] },
+  { name: 'settings', label: 'Settings', entries: [parameterGroupsAdmin, objectSetsAdmin, approvalPoliciesAdmin] },
   {
     name: 'access',
     label: 'People and access',

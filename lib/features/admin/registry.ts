@@ -14,6 +14,7 @@ import { auditAdmin } from './models/audit.admin';
 import { sitesAdmin } from './models/sites.admin';
 import { backupPoliciesAdmin } from './models/backup-policies.admin';
 import { parameterGroupsAdmin } from './models/parameter-groups.admin';
+import { objectSetsAdmin } from './models/object-sets.admin';
 import { approvalPoliciesAdmin } from './models/approval-policies.admin';
 
 export const adminModels: readonly Model[] = [
@@ -27,6 +28,7 @@ export const adminModels: readonly Model[] = [
   poolersAdmin,
   backupPoliciesAdmin,
   parameterGroupsAdmin,
+  objectSetsAdmin,
   approvalPoliciesAdmin,
   operationsAdmin,
   roleBindingsAdmin,

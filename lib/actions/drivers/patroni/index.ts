@@ -2,6 +2,7 @@
 // reload, reinitialize, its dynamic configuration) and never runs pg_ctl behind Patroni's back
 // (Patroni would start again what pgherd stopped, demote what it promoted, and might fail over while
 // pgherd moves DNS). Its hosts give a shell: pgBackRest, SSH checks and host keys work as on pg_ctl's.
+import { patroniAccessRules } from './access-rules';
 import { PatroniError, reload, restart } from '@/lib/adapters/patroni/client';
 import { refuse } from '@/lib/fleet/refusal';
 import { reloadFlow, restartFlow } from '@/lib/actions/drivers/verb-flows';
@@ -17,7 +18,18 @@ import type { ActionPlan } from '@/lib/engine/define-action';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { Refusal } from '@/lib/fleet/refusal';
 
-const CAN: Capability[] = ['restart', 'reload', 'rebuild', 'switchover', 'failover', 'set-parameters', 'backups', 'pause', 'shell'];
+const CAN: Capability[] = [
+  'restart',
+  'reload',
+  'rebuild',
+  'switchover',
+  'failover',
+  'set-parameters',
+  'access-rules',
+  'backups',
+  'pause',
+  'shell',
+];
 
 /** How far ahead a Patroni switchover may be scheduled. */
 const SCHEDULE_AHEAD_MS = { min: 30_000, max: 7 * 24 * 3_600_000 };
@@ -108,4 +120,5 @@ export const patroniDriver: HerdDriver = {
   // PATCH /config: the same command on every member, through Patroni's dynamic configuration.
   archiving: planPatroniArchiving,
   parameters: patroniParameters,
+  accessRules: patroniAccessRules,
 };

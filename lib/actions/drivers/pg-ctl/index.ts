@@ -12,6 +12,7 @@ import { planFailover } from './failover';
 import { planEc2Resize } from './resize';
 import { planPgCtlArchiving } from './archiving';
 import { pgCtlParameters } from './parameters';
+import { pgCtlAccessRules } from './access-rules';
 import type { ResizePrepared } from '@/lib/actions/drivers/cloud-prepare';
 
 const CAN: Capability[] = [
@@ -32,6 +33,7 @@ const CAN: Capability[] = [
   'retire',
   'replace',
   'set-parameters',
+  'access-rules',
   'backups',
   'upgrade-minor',
   'upgrade-major',
@@ -65,4 +67,5 @@ export const pgCtlDriver: HerdDriver = {
   // ALTER SYSTEM on every member, then a reload.
   archiving: planPgCtlArchiving,
   parameters: pgCtlParameters,
+  accessRules: pgCtlAccessRules,
 };

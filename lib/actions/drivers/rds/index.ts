@@ -17,8 +17,10 @@ export const rdsDriver: HerdDriver = {
   name: 'RDS',
   controls: ['rds'],
   capabilities: new Set(CAN),
-  lacks: () =>
-    `RDS runs this herd: pgherd acts on its members through the RDS API only (${capabilityWords(rdsDriver).join(', ')}, and Refresh DNS); RDS gives no shell, pg_ctl or data directory, so this action, which needs them, is refused`,
+  lacks: (c) =>
+    c === 'access-rules'
+      ? 'RDS has no pg_hba file: who may connect to an RDS instance is its security groups and its parameter group (rds.force_ssl), not lines pgherd writes'
+      : `RDS runs this herd: pgherd acts on its members through the RDS API only (${capabilityWords(rdsDriver).join(', ')}, and Refresh DNS); RDS gives no shell, pg_ctl or data directory, so this action, which needs them, is refused`,
   // What RDS has now of each DB instance (its status, class, Multi-AZ), read once for all the targets.
   prepare: (_c, targets, db) => prepareCloud(targets, db, null),
   // RebootDBInstance (with failover for a Multi-AZ instance).

@@ -4,6 +4,7 @@ import { environments } from '@/db/schema';
 import { defineAdmin } from '../define-admin';
 import { f, tableForm } from '../form-fields';
 import { parameterGroupsAdmin } from './parameter-groups.admin';
+import { objectSetsAdmin } from './object-sets.admin';
 
 export const environmentsAdmin = defineAdmin({
   name: 'environments',
@@ -49,6 +50,12 @@ export const environmentsAdmin = defineAdmin({
       label: 'Parameter group',
       help: 'The settings every instance here should run, unless its herd or itself has a group (docs/parameter-groups.md).',
       references: () => parameterGroupsAdmin,
+      schema: f.optionalRelation(),
+    },
+    objectSetId: {
+      label: 'Object set',
+      help: 'The roles, databases, extensions and access rules every herd here should have, unless the herd has a set (docs/fleet-objects.md).',
+      references: () => objectSetsAdmin,
       schema: f.optionalRelation(),
     },
   }),

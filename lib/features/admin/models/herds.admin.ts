@@ -5,6 +5,7 @@ import { automationMode, controlDriver, environments, herds, hookHost } from '@/
 import { f, tableForm } from '../form-fields';
 import { environmentsAdmin } from './environments.admin';
 import { parameterGroupsAdmin, settingsText } from './parameter-groups.admin';
+import { declarationText, DECLARATION_HELP, objectSetsAdmin } from './object-sets.admin';
 import { defineAdmin } from '../define-admin';
 import { herdDependents } from '../environment-checks';
 import { isHerdAction } from '@/lib/engine/define-action';
@@ -180,6 +181,18 @@ export const herdsAdmin = defineAdmin({
       input: { type: 'textarea' },
       schema: settingsText,
     },
+    objectSetId: {
+      label: 'Object set',
+      help: 'The roles, databases, extensions and access rules it should have, in place of its environment\u2019s set. Empty: the environment\u2019s.',
+      references: () => objectSetsAdmin,
+      schema: f.optionalRelation(),
+    },
+    objectOverrides: {
+      label: 'Object overrides',
+      help: `Objects of this herd over its set's (a role or database named again replaces the set's; its hba lines come first). No superuser here. ${DECLARATION_HELP}`,
+      input: { type: 'textarea' },
+      schema: declarationText(false),
+    },
     hookTimeoutSeconds: {
       label: 'Hook timeout (s)',
       help: 'A hook still running after this long is stopped and fails.',
@@ -187,9 +200,9 @@ export const herdsAdmin = defineAdmin({
     },
   }),
   validate: (tx, id) => herdDependents(tx, id),
-  // What its members' Postgres should run: Apply settings puts it in place.
-  adminFields: ['parameterGroupId', 'settingOverrides'],
-  adminOnAdd: ['parameterGroupId', 'settingOverrides'],
+  // What its members' Postgres should run and have: Apply settings and Apply fleet objects put it in place.
+  adminFields: ['parameterGroupId', 'settingOverrides', 'objectSetId', 'objectOverrides'],
+  adminOnAdd: ['parameterGroupId', 'settingOverrides', 'objectSetId', 'objectOverrides'],
   actions: actions
     .filter(isHerdAction)
     .map((a) => ({ name: a.name, label: a.label, href: `/operations/new?action=${a.name}`, role: a.permission })),

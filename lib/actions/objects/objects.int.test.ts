@@ -1,0 +1,275 @@
+// Fleet objects on a lab of their own (environment "ob": herds alpha, behind a PgBouncer, and beta, each a
+// primary and a replica on 127.0.94.x): a role, a database with an extension and access rules declared
+// for the environment and applied in waves; a role made behind pgherd's back found as drift, accepted,
+// and dropped only when asked; access rules that would shut out pgherd, a replica or the pooler refused
+// with the line, nothing written; hostile names refused where they are typed.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '@/db/client';
+import { environments, herds, objectSetVersions } from '@/db/schema';
+import { startLab, stopLab, PROJECT_ROOT, type LabInfo, type LabInstance } from '@/lib/lab/lab';
+import { query } from '@/lib/lab/postgres';
+import { seededDatabase } from '@/lib/lab/seed';
+import { randomBytes } from 'node:crypto';
+import { runOperation, startTestWorker, waitForOperation, type TestWorker } from '@/lib/testing/operations';
+import { submitOperation } from '@/lib/engine/submit';
+import { ifAssigned } from '@/lib/testing/if-assigned';
+import { SYSTEM_ACCESS } from '@/lib/engine/access';
+import { planOperation } from '@/lib/engine/plan';
+import { wavesSchema } from '@/lib/engine/waves';
+import { refreshShare, type RefreshShare } from '@/lib/fleet/refresh-share';
+import { saveObject } from '@/lib/features/admin/mutations';
+import { objectSetsAdmin } from '@/lib/features/admin/models/object-sets.admin';
+import { herdsAdmin } from '@/lib/features/admin/models/herds.admin';
+import { loadObject } from '@/lib/features/admin/change-form-data';
+import { objectsPass } from '@/lib/fleet/objects/objects-pass';
+import { acceptObjects } from '@/lib/features/objects/accept';
+import { applyObjectsAction } from './apply-objects.action';
+
+const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'objects-test.json');
+const ENV = 'ob';
+const dba = { id: null, username: 'dba-test', access: SYSTEM_ACCESS, remoteAddr: '127.0.0.1' };
+let lab: LabInfo;
+let db: Db;
+let closeDb: () => Promise<void>;
+let worker: TestWorker;
+let share: RefreshShare;
+const herdIds = new Map<string, number>();
+
+const BASE = [
+  'role app_owner',
+  'role app login connlimit=20 in=app_owner',
+  'database app owner=app_owner encoding=UTF8 locale=C.UTF-8 connect=app',
+  'extension app pg_trgm',
+  'ignore role replicator',
+  'hba local all all trust',
+  'hba hostssl all pgherd_ob {pgherd} scram-sha-256',
+  'hba host all pgherd_ob 0.0.0.0/0 reject',
+  'hba hostssl all +pgherd_upgrade 127.0.0.0/8 scram-sha-256',
+  'hba host all +pgherd_upgrade 0.0.0.0/0 reject',
+  'hba host app app 127.0.0.0/8 scram-sha-256',
+  'hba host all all 127.0.0.0/8 trust',
+  'hba local replication all trust',
+  'hba host replication all {members} trust',
+  // The lab's replicas connect from 127.0.0.1, whatever their own address.
+  'hba host replication all 127.0.0.1/32 trust',
+].join('\n');
+
+const members = (herd: string) => lab.instances.filter((i) => i.herd === herd);
+const url = (i: Pick<LabInstance, 'address' | 'port'>, database = 'postgres') => `postgres://postgres@${i.address}:${i.port}/${database}`;
+const primaryOf = (herd: string) => members(herd).find((m) => m.role === 'primary')!;
+const replicaOf = (herd: string) => members(herd).find((m) => m.role === 'replica')!;
+const hbaText = (i: LabInstance) => readFileSync(path.join(i.dataDirectory, 'pg_hba.conf'), 'utf8');
+const roles = async (i: LabInstance) =>
+  (await query<{ n: string }>(url(i), 'SELECT rolname AS n FROM pg_roles ORDER BY 1')).map((r) => r.n);
+/** The refresh (its fingerprint of the primaries' objects), then the objects pass: what the worker's chores do next. */
+const observePass = async () => {
+  await db.execute(sql`UPDATE herds SET observe_due_at = '-infinity'`);
+  await share.round();
+  return objectsPass(db);
+};
+const driftOf = async (herd: string) =>
+  (
+    await db.execute<{ d: number | null }>(
+      sql`SELECT i.objects_drift AS d FROM instances i WHERE i.herd_id = ${herdIds.get(herd)!} AND i.role = 'primary'`,
+    )
+  ).rows[0]?.d;
+const plan = (names: string[], params: Record<string, unknown> = {}) =>
+  planOperation(
+    db,
+    SYSTEM_ACCESS,
+    applyObjectsAction,
+    names.map((n) => herdIds.get(n)!),
+    params,
+  );
+const refusalOf = async (herd: string, params: Record<string, unknown> = {}) => (await plan([herd], params)).targets[0]?.refused ?? null;
+const stepsOf = (r: { steps: { name: string; status: string; error?: string | null }[] }) =>
+  JSON.stringify(r.steps.map((s) => [s.name, s.status, s.error ?? '']));
+async function saveOverrides(herd: string, text: string) {
+  const id = herdIds.get(herd)!;
+  const current = (await loadObject(db, herdsAdmin as never, id))!.values;
+  const r = await saveObject(db, herdsAdmin as never, id, { ...current, objectOverrides: text }, dba);
+  return r;
+}
+
+beforeAll(async () => {
+  lab = await startLab({
+    file: LAB_FILE,
+    aws: false,
+    ldap: false,
+    backup: false,
+    fleet: { environments: [ENV], herds: ['alpha', 'beta'], replicas: 1, sites: ['dc-east', 'dc-west'], subnet: '127.0.94' },
+    pgbouncer: [{ environment: ENV, herd: 'alpha' }],
+  });
+  const c = await seededDatabase(lab, 4);
+  db = c.db;
+  closeDb = () => c.pool.end();
+  for (const h of await db.select({ id: herds.id, name: herds.name }).from(herds)) herdIds.set(h.name, h.id);
+  worker = await startTestWorker(lab, 'objects', 4);
+  share = refreshShare(db, { holder: 'objects-test', intervalMs: 60_000 });
+  await observePass();
+}, 240_000);
+
+afterAll(async () => {
+  ifAssigned(share)?.close();
+  await ifAssigned(worker)?.close();
+  await ifAssigned(closeDb)?.();
+  await stopLab(LAB_FILE);
+});
+
+describe('a declaration for the environment', () => {
+  it('is drift until applied; applied in waves, every primary has the role, database, extension and grants, and every member the same pg_hba', async () => {
+    const saved = await saveObject(db, objectSetsAdmin as never, null, { name: 'ob-base', description: '', declaration: BASE }, dba);
+    if (!saved.ok) throw new Error(JSON.stringify(saved));
+    expect((await db.select().from(objectSetVersions).where(eq(objectSetVersions.setId, saved.id)))[0]).toMatchObject({
+      version: 1,
+      author: 'dba-test',
+    });
+    await db.update(environments).set({ objectSetId: saved.id }).where(eq(environments.name, ENV));
+    await observePass();
+    expect(await driftOf('alpha')).toBeGreaterThan(0);
+
+    const p = await plan(['alpha', 'beta']);
+    const alphaPlan = p.targets.find((t) => t.herdId === herdIds.get('alpha'));
+    expect(alphaPlan?.refused ?? null).toBeNull();
+    const words = JSON.stringify(alphaPlan);
+    expect(words).toContain('CREATE ROLE \\"app\\" LOGIN CONNECTION LIMIT 20');
+    expect(words).toContain('CREATE DATABASE \\"app\\" OWNER \\"app_owner\\"');
+    expect(words).toContain('in app: CREATE EXTENSION IF NOT EXISTS \\"pg_trgm\\"');
+    expect(words).toContain('host app app 127.0.0.0/8 scram-sha-256');
+
+    const waves = wavesSchema.parse({ size: 1 });
+    const ids = [herdIds.get('alpha')!, herdIds.get('beta')!];
+    const inWaves = await planOperation(db, SYSTEM_ACCESS, applyObjectsAction, ids, {}, waves);
+    const { id } = await submitOperation(
+      db,
+      worker.queue,
+      applyObjectsAction,
+      {
+        herdIds: ids,
+        digest: inWaves.digest,
+        confirmation: inWaves.typeToConfirm ?? '',
+        idempotencyKey: randomBytes(8).toString('hex'),
+        waves,
+      },
+      { id: null, username: 'dba-test', access: SYSTEM_ACCESS },
+    );
+    const r = await waitForOperation(db, id, { timeoutMs: 180_000 });
+    expect(r.op.status, stepsOf(r)).toBe('succeeded');
+    for (const herd of ['alpha', 'beta']) {
+      const primary = primaryOf(herd);
+      expect(await roles(primary)).toEqual(expect.arrayContaining(['app', 'app_owner']));
+      const [role] = await query<{ login: boolean; limit: number; groups: string[] }>(
+        url(primary),
+        `SELECT rolcanlogin AS login, rolconnlimit AS limit, ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid) AS groups FROM pg_roles r WHERE rolname = 'app'`,
+      );
+      expect(role).toEqual({ login: true, limit: 20, groups: ['app_owner'] });
+      const [dbRow] = await query<{ owner: string; connect: boolean; pub: boolean }>(
+        url(primary),
+        `SELECT pg_get_userbyid(datdba) AS owner, has_database_privilege('app', datname, 'CONNECT') AS connect,
+                EXISTS (SELECT 1 FROM aclexplode(datacl) a WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT') AS pub FROM pg_database WHERE datname = 'app'`,
+      );
+      expect(dbRow).toEqual({ owner: 'app_owner', connect: true, pub: false });
+      expect(
+        (await query<{ v: string }>(url(primary, 'app'), "SELECT extversion AS v FROM pg_extension WHERE extname = 'pg_trgm'"))[0]?.v,
+      ).toMatch(/^\d/);
+      // The replica's pg_hba is the same file, and it runs it.
+      expect(hbaText(replicaOf(herd))).toBe(hbaText(primary));
+      const rules = await query<{ n: number }>(
+        url(replicaOf(herd)),
+        "SELECT count(*)::int AS n FROM pg_hba_file_rules WHERE 'app' = ANY(database) AND auth_method = 'scram-sha-256'",
+      );
+      expect(rules[0]?.n).toBe(1);
+    }
+    // The waves: one herd after the other.
+    expect(new Set(r.targets.map((t) => t.wave)).size).toBe(2);
+    expect(await driftOf('alpha')).toBe(0);
+    expect(await driftOf('beta')).toBe(0);
+  }, 240_000);
+});
+
+describe('drift behind pgherd\u2019s back', () => {
+  it('is found by the next refresh and pass, accepted into the herd\u2019s lines, and dropped only with "drop what is not declared"', async () => {
+    await query(url(primaryOf('alpha')), 'CREATE ROLE sneaky LOGIN');
+    await observePass();
+    expect(await driftOf('alpha')).toBe(1);
+    expect(await driftOf('beta')).toBe(0);
+
+    expect(await acceptObjects(db, dba, herdIds.get('alpha')!, ['role sneaky'])).toEqual(['role sneaky login']);
+    expect(
+      (
+        await db
+          .select({ o: herds.objectOverrides })
+          .from(herds)
+          .where(eq(herds.id, herdIds.get('alpha')!))
+      )[0]?.o,
+    ).toBe('role sneaky login');
+    expect(await driftOf('alpha')).toBe(0);
+
+    // Taken out of the declaration again: drift, and Apply leaves it unless told to drop it.
+    const emptied = await saveOverrides('alpha', '');
+    expect(emptied.ok, JSON.stringify(emptied)).toBe(true);
+    await observePass();
+    expect(await driftOf('alpha')).toBe(1);
+    expect(await refusalOf('alpha')).toMatch(/has what it declares \(left as they are: role sneaky\)/);
+    const r = await runOperation(
+      db,
+      worker.queue,
+      applyObjectsAction,
+      { herdIds: [herdIds.get('alpha')!] },
+      { dropUndeclared: true },
+      { username: 'dba-test', timeoutMs: 120_000 },
+    );
+    expect(r.op.status, stepsOf(r)).toBe('succeeded');
+    expect(await roles(primaryOf('alpha'))).not.toContain('sneaky');
+    expect(await roles(primaryOf('alpha'))).toContain('app');
+    expect(await driftOf('alpha')).toBe(0);
+  }, 180_000);
+});
+
+describe('access rules that would shut someone out', () => {
+  it('are refused at plan, naming the line, and nothing is written', async () => {
+    const before = hbaText(primaryOf('alpha'));
+    const cases: [string, RegExp][] = [
+      [
+        'hba host all all 127.0.0.0/8 reject',
+        /hba host all all 127\.0\.0\.0\/8 reject \(herd override\) would shut out pgherd \(pgherd_ob from 127\.0\.0\.1/,
+      ],
+      ['hba host replication all 127.0.0.0/8 reject', /would shut out the replication of/],
+      ['hba host all all {poolers} reject', /would shut out the pooler on 127\.0\.94\./],
+      ['hba local all all reject', /would shut out the control plane's local connections/],
+    ];
+    for (const [line, refused] of cases) {
+      const saved = await saveOverrides('alpha', `${line}\nrole app_extra`);
+      expect(saved.ok, JSON.stringify(saved)).toBe(true);
+      await observePass();
+      expect(await refusalOf('alpha')).toMatch(refused);
+    }
+    expect(hbaText(primaryOf('alpha'))).toBe(before);
+    expect(await roles(primaryOf('alpha'))).not.toContain('app_extra');
+    expect((await saveOverrides('alpha', '')).ok).toBe(true);
+  }, 120_000);
+
+  it('hostile names and lines are refused where they are typed, and the herd keeps what it had', async () => {
+    for (const text of [
+      'role "x"; DROP ROLE app; --',
+      "database a'b",
+      'hba host all all 127.0.0.1/32 trust\nhba host all all 0.0.0.0/0 trust include_dir=/etc',
+      'role boss superuser',
+      'extension app "$(rm -rf /)"',
+    ]) {
+      const r = await saveOverrides('beta', text);
+      expect(r.ok, text).toBe(false);
+    }
+    expect(
+      (
+        await db
+          .select({ o: herds.objectOverrides })
+          .from(herds)
+          .where(eq(herds.id, herdIds.get('beta')!))
+      )[0]?.o,
+    ).toBe('');
+  }, 60_000);
+});
