@@ -16,9 +16,32 @@ export function FleetHealth({ health, scope }: { health: Health; scope: 'fleet' 
       </p>
     );
   }
-  const { silent, twoPrimaries, noPrimary, foreignUpstreams, conflicts, tagDisagreements, archive, unobserved, drifted } = health;
+  const { silent, twoPrimaries, noPrimary, foreignUpstreams, conflicts, tagDisagreements, archive, unobserved, drifted, objectsDrifted } =
+    health;
   return (
     <div className="health" data-testid="fleet-health" role="alert">
+      {objectsDrifted.total > 0 && (
+        <section data-health="objects-drifted">
+          <h3>
+            {objectsDrifted.total === 1 ? 'A herd whose primary does' : `${objectsDrifted.total} herds whose primaries do`} not have what{' '}
+            {objectsDrifted.total === 1 ? 'its' : 'their'} object sets declare
+          </h3>
+          <ul>
+            {objectsDrifted.rows.map((d) => (
+              <li key={d.herdId}>
+                <Link href={`/herds/${d.herdId}#objects`}>{d.herd}</Link>: {d.objects} difference{d.objects === 1 ? '' : 's'}
+                {d.since && (
+                  <>
+                    {' '}
+                    since <time dateTime={d.since.toISOString()}>{d.since.toISOString().replace('T', ' ').slice(0, 19)} UTC</time>
+                  </>
+                )}
+              </li>
+            ))}
+            {more(objectsDrifted.rows.length, objectsDrifted.total)}
+          </ul>
+        </section>
+      )}
       {drifted.total > 0 && (
         <section data-health="drifted">
           <h3>

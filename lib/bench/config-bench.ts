@@ -5,6 +5,7 @@
 //   instances and per instance, beside the plain way of finding drift (read pg_settings of every instance
 //   each pass), whose cost an instance is measured over the real ones in the same run;
 // - a group edited: every instance judged again;
+// - the objects pass when nothing changed, beside the settings pass in the same run (issue 66's target);
 // - the time from an ALTER SYSTEM and its reload on a real instance to its drift in the inventory, with the
 //   worker's own loops (the shared refresh every 250 ms at its default interval, the settings pass at its
 //   default), over several trials: the 60 s target.
@@ -20,6 +21,7 @@ import { refreshShare } from '@/lib/fleet/refresh-share';
 import { mapLimit } from '@/lib/adapters/async/map-limit';
 import { instanceClient } from '@/lib/fleet/pg-access';
 import { judgeDrift, settingsPass } from '@/lib/fleet/settings/drift-pass';
+import { objectsPass } from '@/lib/fleet/objects/objects-pass';
 import { setting } from '@/lib/settings/settings';
 import { SIM_ENVIRONMENT, startSimFleet, type SimFleet } from './sim-fleet';
 import { percentiles, table } from './table';
@@ -34,6 +36,11 @@ effective_cache_size = '{memory_mb * 3 / 4}MB'
 maintenance_work_mem = '{min(memory_mb / 16, 2048)}MB'
 random_page_cost = '1.1'
 work_mem = '4MB'`;
+
+const OBJECTS = `role app_owner
+role app login in=app_owner
+database app owner=app_owner
+ignore role replicator`;
 
 export async function configBench(log: (m: string) => void): Promise<string[]> {
   const lab = await startLab({
@@ -98,6 +105,29 @@ export async function configBench(log: (m: string) => void): Promise<string[]> {
       const r = await settingsPass(db);
       quiet.push(performance.now() - t);
       if (r.read || r.judged) throw new Error(`a quiet pass read or judged something: ${JSON.stringify(r)}`);
+    }
+    // Fleet objects (lib/fleet/objects): one object set for every environment, the real primaries read, the
+    // simulated ones given a copy of a real reading at their own fingerprint (they answer the refresh only).
+    await db.execute(sql`INSERT INTO object_sets (name, declaration) VALUES ('bench', ${OBJECTS})`);
+    await db.execute(sql`UPDATE environments SET object_set_id = (SELECT id FROM object_sets WHERE name = 'bench')`);
+    const objectsFirst = await objectsPass(db);
+    log(`objects: ${objectsFirst.read} real primaries read, ${objectsFirst.failed} failed`);
+    await db.execute(sql`
+      WITH src AS (SELECT reading FROM object_readings ORDER BY instance_id LIMIT 1)
+      INSERT INTO object_readings (instance_id, reading, fingerprint, conf_loaded_at, read_at)
+      SELECT i.id, src.reading, i.objects_fingerprint, i.conf_loaded_at, now() FROM instances i, src
+      WHERE i.environment_id = ${simEnv} AND i.role = 'primary'
+      ON CONFLICT (instance_id) DO NOTHING`);
+    const o0 = performance.now();
+    const objectsJudged = await objectsPass(db);
+    const objectsFirstJudgeMs = performance.now() - o0;
+    log(`objects: first judgement of ${objectsJudged.judged} instances in ${objectsFirstJudgeMs.toFixed(0)} ms`);
+    const objectsQuiet: number[] = [];
+    for (let k = 0; k < QUIET_PASSES; k++) {
+      const t = performance.now();
+      const r = await objectsPass(db);
+      objectsQuiet.push(performance.now() - t);
+      if (r.read || r.judged || r.failed) throw new Error(`a quiet objects pass read or judged something: ${JSON.stringify(r)}`);
     }
     // A group edited: every instance judged again.
     await db.execute(sql`UPDATE parameter_groups SET version = version + 1 WHERE name = 'bench'`);
@@ -173,6 +203,7 @@ export async function configBench(log: (m: string) => void): Promise<string[]> {
       share.close();
     }
     const q = percentiles(quiet);
+    const oq = percentiles(objectsQuiet);
     const d = percentiles(detections);
     const plainPassMs = plainPerInstanceMs * total;
     return [
@@ -187,6 +218,21 @@ export async function configBench(log: (m: string) => void): Promise<string[]> {
             `plain: read every instance's pg_settings each pass (kept sessions, concurrency 16; measured on the ${lab.instances.length} real ones)`,
             plainPassMs.toFixed(0),
             (plainPerInstanceMs * 1000).toFixed(0),
+          ],
+        ],
+      ),
+      '',
+      `fleet objects at ${total} instances, every herd under one object set (the target: a quiet objects pass costs no more than the quiet settings pass above)`,
+      ...table(
+        ['objects pass', 'ms', 'µs an instance', 'settings pass, same run (ms)'],
+        [
+          [`nothing changed (median of ${QUIET_PASSES})`, oq.p50.toFixed(1), ((oq.p50 * 1000) / total).toFixed(1), q.p50.toFixed(1)],
+          [`nothing changed (p95 of ${QUIET_PASSES})`, oq.p95.toFixed(1), ((oq.p95 * 1000) / total).toFixed(1), q.p95.toFixed(1)],
+          [
+            'the first judgement of every primary',
+            objectsFirstJudgeMs.toFixed(0),
+            ((objectsFirstJudgeMs * 1000) / total).toFixed(0),
+            firstJudgeMs.toFixed(0),
           ],
         ],
       ),

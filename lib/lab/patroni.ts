@@ -127,6 +127,17 @@ function configOf(
         ...(herd.synchronous ? { synchronous_mode: true } : {}),
         postgresql: {
           use_pg_rewind: true,
+          // Patroni's shared configuration, written by Patroni on every member: pgherd's Apply fleet objects
+          // changes it there (a member's own postgresql.pg_hba would win over it).
+          pg_hba: [
+            ...(herd.pgherdUser
+              ? [`hostssl all ${herd.pgherdUser} 127.0.0.0/8 scram-sha-256`, `host all ${herd.pgherdUser} 0.0.0.0/0 reject`]
+              : []),
+            'local all all trust',
+            'host all all 127.0.0.0/8 trust',
+            'local replication all trust',
+            'host replication all 127.0.0.0/8 trust',
+          ],
           parameters: {
             wal_level: 'replica',
             hot_standby: 'on',
@@ -147,16 +158,6 @@ function configOf(
       data_dir: dataDirectory,
       bin_dir: PG_BIN,
       pgpass: path.join(path.dirname(dataDirectory), 'pgpass'),
-      // Written by Patroni on every member (not only at the bootstrap).
-      pg_hba: [
-        ...(herd.pgherdUser
-          ? [`hostssl all ${herd.pgherdUser} 127.0.0.0/8 scram-sha-256`, `host all ${herd.pgherdUser} 0.0.0.0/0 reject`]
-          : []),
-        'local all all trust',
-        'host all all 127.0.0.0/8 trust',
-        'local replication all trust',
-        'host replication all 127.0.0.0/8 trust',
-      ],
       authentication: {
         superuser: { username: PG_SUPERUSER, password: 'lab' },
         replication: { username: 'replicator', password: 'lab' },

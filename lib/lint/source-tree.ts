@@ -50,6 +50,7 @@ export const SOURCE_TREE: { folder: string; says: string }[] = [
   { folder: 'lib/fleet/cloud', says: 'the cloud catalogue, identities, ranks and prices' },
   { folder: 'lib/fleet/backups', says: 'backup policies and pgBackRest’s configuration and reports' },
   { folder: 'lib/fleet/settings', says: 'parameter groups: what a member should run, what it runs (read and drift), its history' },
+  { folder: 'lib/fleet/objects', says: 'fleet objects: roles, databases, extensions and pg_hba declared, read and compared' },
   {
     folder: 'lib/engine',
     says: 'an operation’s life: define-action, plan, submit, queue, execute-target, pipeline, lease, waves, the conductor, hold (pause/resume), access and audit, maintenance windows, what a target owes',
@@ -62,6 +63,7 @@ export const SOURCE_TREE: { folder: string; says: string }[] = [
   { folder: 'lib/actions/grow', says: 'add a replica, replace and evacuate a member, retire one' },
   { folder: 'lib/actions/upgrade', says: 'minor upgrades, and a major’s blue/green: precheck, build, cut over, roll back, clean up' },
   { folder: 'lib/actions/parameters', says: 'apply settings: parameter groups onto members' },
+  { folder: 'lib/actions/objects', says: 'apply fleet objects: declared roles, databases and pg_hba onto herds' },
   { folder: 'lib/actions/steps', says: 'the step libraries every family shares (control, drain, DNS, pooler, restore, seed, ...)' },
   {
     folder: 'lib/actions/drivers',
@@ -81,6 +83,7 @@ export const SOURCE_TREE: { folder: string; says: string }[] = [
   { folder: 'lib/features/patroni', says: 'the leader follower' },
   { folder: 'lib/features/rules', says: 'rules, schedules, blackouts, windows, webhooks' },
   { folder: 'lib/features/settings', says: 'a herd’s settings page and accepting drift' },
+  { folder: 'lib/features/objects', says: 'a herd’s fleet objects and accepting their drift' },
   { folder: 'lib/features/spot', says: 'spot interruption notices' },
   { folder: 'lib/features/upgrades', says: 'pending maintenance and the upgrade campaign' },
   { folder: 'lib/entry', says: 'the processes’ entry points:' },

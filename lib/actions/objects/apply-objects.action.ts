@@ -18,7 +18,7 @@ import { refuse, Refusal } from '@/lib/fleet/refusal';
 import { asks, driverOf, lacking } from '@/lib/actions/drivers';
 import { declared, type Declaration } from '@/lib/fleet/objects/declaration';
 import type { ObjectChange, Statement } from '@/lib/fleet/objects/diff';
-import { hbaFileText, ruleKey, shutOut, type Essential, type HbaContext, type RenderedLine } from '@/lib/fleet/objects/hba';
+import { hbaFileText, ruleKey, shutOut, type Essential, type RenderedLine } from '@/lib/fleet/objects/hba';
 import {
   changesOf,
   hbaContexts,
@@ -27,6 +27,7 @@ import {
   loadDeclarations,
   loadReading,
   recordObjects,
+  type HerdContext,
 } from '@/lib/fleet/objects/objects-pass';
 import { readHbaRules, type ObjectsReading } from '@/lib/fleet/objects/read-objects';
 
@@ -47,7 +48,7 @@ interface State {
 interface HerdPrepared {
   decl: { declaration: Declaration; errors: string[] } | null;
   declared: boolean;
-  ctx: Omit<HbaContext, 'pgherd'> | null;
+  ctx: HerdContext | null;
   reading: ObjectsReading | null;
 }
 
@@ -81,13 +82,7 @@ function planned(changes: ObjectChange[], hba: RenderedLine[] | null, params: Pa
 }
 
 /** The connections the herd cannot lose, as its primary saw them (and the inventory says). */
-function essentials(
-  h: HerdRef,
-  ctx: Omit<HbaContext, 'pgherd'>,
-  reading: ObjectsReading,
-  declaredDatabases: string[],
-  viaSsh: boolean,
-): Essential[] {
+function essentials(h: HerdRef, ctx: HerdContext, reading: ObjectsReading, declaredDatabases: string[], viaSsh: boolean): Essential[] {
   const me = reading.me;
   const roleOf = new Map(reading.roles.map((r) => [r.name, r.memberOf]));
   const bootstrap = reading.roles.find((r) => r.bootstrap)?.name ?? 'postgres';
@@ -182,7 +177,7 @@ function checkStep(
   return {
     name: `read ${primary.label}'s objects again`,
     does: { kind: 'objects.check', member: memberArg(primary) },
-    says: `read ${primary.label}'s roles, databases, extensions and pg_hba again: what the plan changes must still be what differs, else nothing is written`,
+    says: `read ${primary.label}'s roles, databases, extensions${plan.hba ? ' and pg_hba' : ''} again: what the plan changes must still be what differs, else nothing is written`,
     run: async (x) => {
       const reading = await recordObjects(x.deps.db, primary.id, p.decl.declaration);
       const hba = hbaLinesOf(p.decl.declaration, p.ctx, reading);
@@ -295,20 +290,18 @@ function planHerd(h: HerdRef, params: Params, prepared: Map<number, HerdPrepared
       'unreachable',
       `${primary.label}'s objects have not been read yet: the objects pass reads them within PGHERD_OBJECTS_EVERY_MS`,
     );
-  const decl = { ...p, decl: p.decl, ctx: p.ctx };
   const driver = driverOf(h);
   if (driver instanceof Refusal) return driver;
-  let runBy: string | null = null;
-  if (p.decl.declaration.hba.length) {
-    if (!driver.accessRules)
-      return refuse('not-applicable', `its declaration has access rules (pg_hba): ${lacking(driver, 'access-rules').reason}`);
-    runBy = driver.accessRules.runBy;
-  }
-  const { changes, errors } = changesOf(p.decl, p.ctx, p.reading);
+  // A control plane with no pg_hba file (RDS) gets the rest: its access rules are said to be left, and why.
+  const hbaLeft = p.decl.declaration.hba.length && !driver.accessRules ? lacking(driver, 'access-rules').reason : null;
+  const ctx = { ...p.ctx, hbaFile: p.ctx.hbaFile && !!driver.accessRules };
+  const decl = { ...p, decl: p.decl, ctx };
+  const runBy = driver.accessRules?.runBy ?? null;
+  const { changes, errors } = changesOf(p.decl, ctx, p.reading);
   if (errors.length) return refuse('params', errors.join('; '));
-  const hba = hbaLinesOf(p.decl.declaration, p.ctx, p.reading);
+  const hba = hbaLinesOf(p.decl.declaration, ctx, p.reading);
   if (hba) {
-    const shut = shutOut(hba.lines, essentials(h, p.ctx, p.reading, [...p.decl.declaration.databases.keys()], !primary.rds));
+    const shut = shutOut(hba.lines, essentials(h, ctx, p.reading, [...p.decl.declaration.databases.keys()], !primary.rds));
     if (shut.length) return refuse('params', `${shut.join('; ')}. Nothing written`);
   }
   const missingGroup = changes.filter((c) => c.kind === 'membership' && c.what === 'cannot');
@@ -339,6 +332,7 @@ function planHerd(h: HerdRef, params: Params, prepared: Map<number, HerdPrepared
     ],
     warnings: [
       ...productionWarning(h),
+      ...(hbaLeft ? [`its access rules (pg_hba lines) are not written: ${hbaLeft}`] : []),
       ...(drops.length
         ? [
             {

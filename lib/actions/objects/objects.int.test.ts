@@ -1,5 +1,5 @@
 // Fleet objects on a lab of their own (environment "ob": herds alpha, behind a PgBouncer, and beta, each a
-// primary and a replica on 127.0.94.x): a role, a database with an extension and access rules declared
+// primary and a replica on 127.0.94.x; gamma, two members Patroni runs on 127.0.95.x): a role, a database with an extension and access rules declared
 // for the environment and applied in waves; a role made behind pgherd's back found as drift, accepted,
 // and dropped only when asked; access rules that would shut out pgherd, a replica or the pooler refused
 // with the line, nothing written; hostile names refused where they are typed.
@@ -26,6 +26,10 @@ import { herdsAdmin } from '@/lib/features/admin/models/herds.admin';
 import { loadObject } from '@/lib/features/admin/change-form-data';
 import { objectsPass } from '@/lib/fleet/objects/objects-pass';
 import { acceptObjects } from '@/lib/features/objects/accept';
+import { herdObjectsView } from '@/lib/features/objects/herd-objects-view';
+import { fleetHealth } from '@/lib/features/agents/health';
+import { changeList } from '@/lib/features/admin/list-query';
+import { parseListParams } from '@/lib/features/admin/list-params';
 import { applyObjectsAction } from './apply-objects.action';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'objects-test.json');
@@ -85,8 +89,8 @@ const plan = (names: string[], params: Record<string, unknown> = {}) =>
     params,
   );
 const refusalOf = async (herd: string, params: Record<string, unknown> = {}) => (await plan([herd], params)).targets[0]?.refused ?? null;
-const stepsOf = (r: { steps: { name: string; status: string; error?: string | null }[] }) =>
-  JSON.stringify(r.steps.map((s) => [s.name, s.status, s.error ?? '']));
+const stepsOf = (r: { steps: { name: string; status: string; stderrTail: string }[] }) =>
+  JSON.stringify(r.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-300)]));
 async function saveOverrides(herd: string, text: string) {
   const id = herdIds.get(herd)!;
   const current = (await loadObject(db, herdsAdmin as never, id))!.values;
@@ -102,6 +106,7 @@ beforeAll(async () => {
     backup: false,
     fleet: { environments: [ENV], herds: ['alpha', 'beta'], replicas: 1, sites: ['dc-east', 'dc-west'], subnet: '127.0.94' },
     pgbouncer: [{ environment: ENV, herd: 'alpha' }],
+    patroni: [{ environment: ENV, herd: 'gamma', members: 2, subnet: '127.0.95' }],
   });
   const c = await seededDatabase(lab, 4);
   db = c.db;
@@ -196,6 +201,16 @@ describe('drift behind pgherd\u2019s back', () => {
     await observePass();
     expect(await driftOf('alpha')).toBe(1);
     expect(await driftOf('beta')).toBe(0);
+    // Where people look: fleet health, the herds changelist's facet, the metric, the herd's page.
+    // (gamma, which Patroni runs, is applied last: drifted until then.)
+    const health = (await fleetHealth(db, null)).objectsDrifted.rows.filter((r) => r.herd !== `${ENV}/gamma`);
+    expect(health.map((r) => [r.herd, r.objects])).toEqual([[`${ENV}/alpha`, 1]]);
+    const facet = await changeList(db, herdsAdmin, parseListParams(herdsAdmin, { objects: 'drifted' }, SYSTEM_ACCESS));
+    expect(facet.rows.map((r) => r.name).filter((n) => n !== 'gamma')).toEqual(['alpha']);
+    const view = await herdObjectsView(db, herdIds.get('alpha')!);
+    expect(view.changes.map((c) => [c.name, c.what, c.sql.map((s) => s.text), c.acceptable])).toEqual([
+      ['role sneaky', 'undeclared', ['DROP ROLE "sneaky"'], true],
+    ]);
 
     expect(await acceptObjects(db, dba, herdIds.get('alpha')!, ['role sneaky'])).toEqual(['role sneaky login']);
     expect(
@@ -272,4 +287,29 @@ describe('access rules that would shut someone out', () => {
       )[0]?.o,
     ).toBe('');
   }, 60_000);
+});
+
+describe('access rules on a herd Patroni runs', () => {
+  it("are written through Patroni's configuration, and every member runs them", async () => {
+    const gamma = herdIds.get('gamma')!;
+    await observePass();
+    const r = await runOperation(
+      db,
+      worker.queue,
+      applyObjectsAction,
+      { herdIds: [gamma] },
+      {},
+      { username: 'dba-test', timeoutMs: 180_000 },
+    );
+    expect(r.op.status, stepsOf(r)).toBe('succeeded');
+    expect(r.steps.map((s) => s.name)).toContain("change Patroni's pg_hba");
+    for (const m of members('gamma')) {
+      const rules = await query<{ n: number }>(
+        url(m),
+        "SELECT count(*)::int AS n FROM pg_hba_file_rules WHERE 'app' = ANY(database) AND auth_method = 'scram-sha-256'",
+      );
+      expect(rules[0]?.n, m.server).toBe(1);
+    }
+    expect(await driftOf('gamma')).toBe(0);
+  }, 240_000);
 });

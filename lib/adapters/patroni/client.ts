@@ -331,6 +331,16 @@ export async function patchConfig(
   }
 }
 
+/** GET /config: the cluster's dynamic configuration as the DCS keeps it. */
+export async function getConfig(restUrl: string, access: PatroniAccess): Promise<Record<string, unknown>> {
+  const a = refusedUnlessOk(await request(restUrl, access, 'GET', '/config'), 'read of the cluster configuration', [200], restUrl);
+  try {
+    return JSON.parse(a.body) as Record<string, unknown>;
+  } catch {
+    throw new PatroniError('answer', `Patroni at ${restUrl} answered GET /config with no JSON: ${words(a)}`);
+  }
+}
+
 /** PATCH /config {pause}: Patroni's maintenance mode (no automatic failover while paused). */
 export async function setPaused(restUrl: string, access: PatroniAccess, paused: boolean): Promise<void> {
   refusedUnlessOk(

@@ -27,6 +27,7 @@ import {
 import { reportAll, runLabAgents, writeLabAgents } from '@/lib/lab/agents';
 import { addLabReadNames } from '@/lib/lab/seed';
 import { showBackups } from '@/lib/lab/demo-backups';
+import { showObjects } from '@/lib/lab/demo-objects';
 import { DEFAULT_FLEET, type FleetSpec } from '@/lib/lab/fleet';
 import { eq, ne } from 'drizzle-orm';
 import { createDb, type Db } from '@/db/client';
@@ -277,11 +278,19 @@ async function up(opts: DemoOptions, hooks: Hooks): Promise<void> {
   );
   sayHa(lab, web.url);
   console.log(`  (up in ${((Date.now() - t0) / 1000).toFixed(0)} s; Ctrl-C stops everything)`);
-  // Staging's backups configured, backed up and drilled in the background: Recoverability shows them working.
-  if (lab.backup?.scratch.some((s) => s.environment === 'staging')) {
-    log("backups: configuring staging's, a full backup each, then a restore drill (operations by 'demo', in the background)");
-    void showBackups(lab, log).catch((err: unknown) => log(`backups: not shown (${err instanceof Error ? err.message : String(err)})`));
-  }
+  // Staging's objects applied, then its backups configured, backed up and drilled, in the background: the
+  // herd pages and Recoverability show them working (one after the other: each holds the herds it runs on).
+  const said = (what: string) => (err: unknown) => log(`${what}: not shown (${err instanceof Error ? err.message : String(err)})`);
+  void (async () => {
+    log(
+      "fleet objects: staging declares a role, a database and an access rule (Settings > Object sets); applying them (an operation by 'demo')",
+    );
+    await showObjects(lab, log).catch(said('fleet objects'));
+    if (lab.backup?.scratch.some((s) => s.environment === 'staging')) {
+      log("backups: configuring staging's, a full backup each, then a restore drill (operations by 'demo', in the background)");
+      await showBackups(lab, log).catch(said('backups'));
+    }
+  })();
 }
 
 /**

@@ -124,6 +124,15 @@ export type SettingsDrift = {
   since: Date | null;
 };
 
+/** A herd whose primary does not have what its object sets declare (lib/fleet/objects). */
+export type ObjectsDrift = {
+  herdId: number;
+  herd: string;
+  /** How many differences. */
+  objects: number;
+  since: Date | null;
+};
+
 export interface FleetHealth {
   silent: { rows: SilentServer[]; total: number };
   twoPrimaries: { rows: TwoPrimaries[]; total: number };
@@ -134,6 +143,7 @@ export interface FleetHealth {
   archive: { rows: ArchiveTrouble[]; total: number };
   unobserved: { rows: Unobserved[]; total: number };
   drifted: { rows: SettingsDrift[]; total: number };
+  objectsDrifted: { rows: ObjectsDrift[]; total: number };
 }
 
 export const healthy = (h: FleetHealth) =>
@@ -145,7 +155,8 @@ export const healthy = (h: FleetHealth) =>
     h.tagDisagreements.total +
     h.archive.total +
     h.unobserved.total +
-    h.drifted.total ===
+    h.drifted.total +
+    h.objectsDrifted.total ===
   0;
 
 /** `col` within the environments in `scope` (null: all). */
@@ -182,7 +193,7 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
   // The statements in health-*.sql take the scope (the environments' ids, null: all) and the herd (null: any) as parameters.
   const herdId = opts.herdId ?? null;
   const staleAfter = unobservedAfterSeconds();
-  const [silent, two, none, foreign, held, tagged, archive, unobserved, drifted] = await Promise.all([
+  const [silent, two, none, foreign, held, tagged, archive, unobserved, drifted, objectsDrifted] = await Promise.all([
     db.execute<SilentServer & { total: number }>(
       withParams(sqlFile('lib/features/agents/health-silent.sql'), [
         now,
@@ -234,6 +245,13 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
     db.execute<SettingsDrift & { total: number }>(
       withParams(sqlFile('lib/features/agents/health-drifted.sql'), [scope, herdId, HEALTH_ROWS]),
     ),
+    db.execute<ObjectsDrift & { total: number }>(sql`
+      SELECT h.id AS "herdId", e.name || '/' || h.name AS herd, i.objects_drift AS objects, i.objects_drift_since AS since,
+             (count(*) OVER ())::int AS total
+      FROM instances i JOIN herds h ON h.id = i.herd_id JOIN environments e ON e.id = h.environment_id
+      WHERE i.objects_drift > 0 AND i.role = 'primary' AND ${within(sql`h.environment_id`, scope)} AND ${herd(sql`h.id`)}
+      ORDER BY i.objects_drift_since, e.name, h.name
+      LIMIT ${HEALTH_ROWS}`),
   ]);
   // The inventory names the suspects; Postgres decides: a herd in the middle of its own switchover records
   // its new primary before its old one is recorded otherwise, with one primary all along.
@@ -254,6 +272,7 @@ export async function fleetHealth(db: Db, scope: number[] | null, opts: { herdId
     tagDisagreements: counted(tagged.rows),
     archive: counted(archive.rows.map((r) => ({ ...r, lastFailedAt: r.lastFailedAt ? new Date(r.lastFailedAt) : null }))),
     drifted: counted(drifted.rows.map((r) => ({ ...r, since: r.since ? new Date(r.since) : null }))),
+    objectsDrifted: counted(objectsDrifted.rows.map((r) => ({ ...r, since: r.since ? new Date(r.since) : null }))),
     unobserved: counted(
       (unobserved.rows as (Unobserved & { total: number })[]).map((r) => ({
         ...r,

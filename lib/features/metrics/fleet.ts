@@ -180,6 +180,16 @@ const GAUGES: GaugeRow[] = [
         -- (instances_drifted_idx: those in line are never read)
         SELECT environment_id, count(*) AS n FROM instances WHERE settings_drift > 0 GROUP BY 1) d ON d.environment_id = e.id`,
   ),
+  counted(
+    'pgherd_herds_objects_drifted',
+    'Herds whose primary does not have what their object sets declare (a role, database, extension or pg_hba line changed outside pgherd, or a set not applied yet), by environment.',
+    ENV,
+    () => sql`
+      SELECT e.name AS environment, coalesce(d.n, 0)::int AS n
+      FROM environments e LEFT JOIN (
+        SELECT h.environment_id, count(DISTINCT h.id) AS n FROM instances i JOIN herds h ON h.id = i.herd_id
+        WHERE i.objects_drift > 0 AND i.role = 'primary' GROUP BY 1) d ON d.environment_id = e.id`,
+  ),
   // Backups (lib/fleet/backups): the measured RPO of each configured primary, the age of each herd's
   // last backups, and the herds by their standing, as the changelist's Backups facet reads it.
   counted(

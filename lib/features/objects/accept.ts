@@ -88,7 +88,7 @@ export async function acceptObjects(db: Db, actor: Actor, herdId: number, names:
   const decl = (await loadDeclarations(db, [herdId])).get(herdId);
   const got = herd.primary_id === null ? null : await loadReading(db, herd.primary_id);
   if (!decl || !got) throw new AcceptObjectsError(`${herd.name}'s primary has not had its objects read yet`);
-  const ctx = (await hbaContexts(db, [herdId])).get(herdId) ?? { members: [], poolers: [] };
+  const ctx = (await hbaContexts(db, [herdId])).get(herdId) ?? { members: [], poolers: [], hbaFile: false };
   const drift = new Set(
     changesOf(decl, ctx, got.reading)
       .changes.filter((c) => c.what === 'undeclared' || c.what === 'differs' || c.what === 'cannot')

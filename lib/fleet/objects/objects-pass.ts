@@ -3,13 +3,12 @@
 // configuration was loaded again (pg_hba), or the last reading is older than PGHERD_OBJECTS_MAX_AGE_MS;
 // then judges drift where the reading, the declaration or the herd's shape moved. A quiet fleet costs one
 // indexed query and the judging of nothing.
-import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { mapLimit } from '@/lib/adapters/async/map-limit';
 import { loadInstanceRefs } from '@/lib/fleet/instance-ref';
 import { setting } from '@/lib/settings/settings';
-import { declarationOf, declared, declaredDigest, type DeclaredInputs, type Declaration, type SetText } from './declaration';
+import { declarationOf, type DeclaredInputs, type Declaration, type SetText } from './declaration';
 import { objectChanges, type ObjectChange } from './diff';
 import { renderHba, type HbaContext, type RenderedLine } from './hba';
 import { readObjects, type ObjectsReading } from './read-objects';
@@ -75,16 +74,22 @@ export async function loadDeclarations(
   return out;
 }
 
-/** The herd's addresses its access rules' placeholders stand for (pgherd's own: as its primary saw it). */
-export async function hbaContexts(db: Db, herdIds: number[]): Promise<Map<number, Omit<HbaContext, 'pgherd'>>> {
-  const r = await db.execute<{ herd_id: number; members: string[]; poolers: string[] }>(sql`
-    SELECT h.id AS herd_id,
+/**
+ * What a herd's access rules are made with: the addresses their placeholders stand for (pgherd's own: as
+ * its primary saw it), and whether it has a pg_hba file at all (RDS has none: its driver lacks
+ * access-rules, and says why; its declared lines are neither drift nor written).
+ */
+export type HerdContext = Omit<HbaContext, 'pgherd'> & { hbaFile: boolean };
+
+export async function hbaContexts(db: Db, herdIds: number[]): Promise<Map<number, HerdContext>> {
+  const r = await db.execute<{ herd_id: number; members: string[]; poolers: string[]; hba_file: boolean }>(sql`
+    SELECT h.id AS herd_id, h.control_driver <> 'rds' AS hba_file,
       coalesce((SELECT array_agg(DISTINCT coalesce(nullif(s.address, ''), s.hostname)) FROM instances i JOIN servers s ON s.id = i.server_id
                 WHERE i.herd_id = h.id), '{}') AS members,
       coalesce((SELECT array_agg(DISTINCT coalesce(nullif(s.address, ''), s.hostname)) FROM poolers p JOIN servers s ON s.id = p.server_id
                 WHERE p.herd_id = h.id), '{}') AS poolers
     FROM herds h WHERE h.id = ANY(${sql.param(herdIds)}::int[])`);
-  return new Map(r.rows.map((x) => [x.herd_id, { members: [...x.members].sort(), poolers: [...x.poolers].sort() }]));
+  return new Map(r.rows.map((x) => [x.herd_id, { members: [...x.members].sort(), poolers: [...x.poolers].sort(), hbaFile: x.hba_file }]));
 }
 
 /** The names a declaration needs read beyond the catalogue: its databases (for their extensions) and its extensions. */
@@ -118,19 +123,15 @@ export async function loadReading(db: Db, instanceId: number): Promise<{ reading
 }
 
 /** A herd's access rules as they would be written, or null where it declares none. */
-export function hbaLinesOf(
-  d: Declaration,
-  ctx: Omit<HbaContext, 'pgherd'>,
-  reading: ObjectsReading,
-): { lines: RenderedLine[]; errors: string[] } | null {
-  if (!d.hba.length) return null;
+export function hbaLinesOf(d: Declaration, ctx: HerdContext, reading: ObjectsReading): { lines: RenderedLine[]; errors: string[] } | null {
+  if (!d.hba.length || !ctx.hbaFile) return null;
   return renderHba(d.hba, { ...ctx, pgherd: reading.me.address });
 }
 
 /** What differs on one primary, from its last reading (and the errors of a declaration that cannot be used). */
 export function changesOf(
   decl: { declaration: Declaration; errors: string[] },
-  ctx: Omit<HbaContext, 'pgherd'>,
+  ctx: HerdContext,
   reading: ObjectsReading,
 ): { changes: ObjectChange[]; errors: string[] } {
   const hba = hbaLinesOf(decl.declaration, ctx, reading);
@@ -166,26 +167,49 @@ export async function objectsPass(
 }
 
 /**
+ * What a primary's drift is judged from, as one digest computed by the database: its herd's declaration
+ * (sets by id and version, its own lines), its last reading's time, its control plane, and the addresses
+ * its access rules' placeholders stand for. 'none' for a replica, a herd that declares nothing, or a
+ * primary never read. Only the rows whose digest moved are returned, so a quiet fleet costs one scan.
+ */
+const JUDGE_KEY = sql`CASE WHEN i.role = 'primary' AND r.read_at IS NOT NULL
+    AND (e.object_set_id IS NOT NULL OR h.object_set_id IS NOT NULL OR h.object_overrides <> '')
+  THEN md5(concat_ws('|', es.id, es.version, hs.id, hs.version, md5(h.object_overrides), r.read_at, h.control_driver,
+    (SELECT string_agg(coalesce(nullif(s.address, ''), s.hostname), ',' ORDER BY coalesce(nullif(s.address, ''), s.hostname))
+       FROM instances m JOIN servers s ON s.id = m.server_id WHERE m.herd_id = h.id),
+    (SELECT string_agg(coalesce(nullif(s.address, ''), s.hostname), ',' ORDER BY coalesce(nullif(s.address, ''), s.hostname))
+       FROM poolers p JOIN servers s ON s.id = p.server_id WHERE p.herd_id = h.id)))
+  ELSE 'none' END`;
+
+/**
  * Judges drift again where the declaration, the reading or the herd's addresses moved since it was last
- * judged (a key of all three kept on the instance). A replica, or a herd that declares nothing: none.
+ * judged (JUDGE_KEY, kept on the instance). A replica, or a herd that declares nothing: none.
  */
 export async function judgeObjects(db: Db, opts: { herdIds?: number[] } = {}): Promise<{ judged: number; drifted: number }> {
-  const rows = await loadInputs(db, opts.herdIds ? sql`i.herd_id = ANY(${sql.param(opts.herdIds)}::int[])` : sql`true`);
-  const herdIds = [...new Set(rows.filter((r) => r.role === 'primary' && declared(r.inputs)).map((r) => r.herd_id))];
-  const contexts = herdIds.length ? await hbaContexts(db, herdIds) : new Map<number, Omit<HbaContext, 'pgherd'>>();
+  const rows = (
+    await db.execute<InputRow & { key: string }>(sql`
+    SELECT * FROM (
+      SELECT i.id, i.herd_id, i.role, i.objects_judged_key, ${JUDGE_KEY} AS key,
+             es.id AS es_id, es.name AS es_name, es.version AS es_version, es.declaration AS es_declaration,
+             hs.id AS hs_id, hs.name AS hs_name, hs.version AS hs_version, hs.declaration AS hs_declaration,
+             h.object_overrides, r.read_at
+      FROM instances i
+      JOIN herds h ON h.id = i.herd_id
+      JOIN environments e ON e.id = h.environment_id
+      LEFT JOIN object_sets es ON es.id = e.object_set_id
+      LEFT JOIN object_sets hs ON hs.id = h.object_set_id
+      LEFT JOIN object_readings r ON r.instance_id = i.id
+      WHERE ${opts.herdIds ? sql`i.herd_id = ANY(${sql.param(opts.herdIds)}::int[])` : sql`true`}) x
+    WHERE x.key IS DISTINCT FROM x.objects_judged_key`)
+  ).rows.map((x) => ({ ...x, inputs: inputsOf(x) }));
+  const herdIds = [...new Set(rows.filter((r) => r.key !== 'none').map((r) => r.herd_id))];
+  const contexts = herdIds.length ? await hbaContexts(db, herdIds) : new Map<number, HerdContext>();
   const writes: { id: number; drift: number | null; key: string }[] = [];
   for (const r of rows) {
     const id = Number(r.id);
     const ctx = contexts.get(r.herd_id);
-    const judgeable = r.role === 'primary' && declared(r.inputs) && r.read_at !== null && ctx;
-    const key = judgeable
-      ? createHash('sha1')
-          .update(JSON.stringify([declaredDigest(r.inputs), new Date(r.read_at as Date).toISOString(), ctx]))
-          .digest('base64url')
-      : 'none';
-    if (key === r.objects_judged_key) continue;
-    if (!judgeable) {
-      writes.push({ id, drift: null, key });
+    if (r.key === 'none' || !ctx) {
+      writes.push({ id, drift: null, key: 'none' });
       continue;
     }
     const got = await loadReading(db, id);
@@ -197,7 +221,7 @@ export async function judgeObjects(db: Db, opts: { herdIds?: number[] } = {}): P
       continue;
     }
     const { changes, errors } = changesOf(d, ctx, got.reading);
-    writes.push({ id, drift: changes.length + errors.length, key });
+    writes.push({ id, drift: changes.length + errors.length, key: r.key });
   }
   if (writes.length)
     await db.execute(sql`
@@ -205,6 +229,9 @@ export async function judgeObjects(db: Db, opts: { herdIds?: number[] } = {}): P
         objects_drift_since = CASE WHEN coalesce(w.drift, 0) = 0 THEN NULL ELSE coalesce(i.objects_drift_since, now()) END
       FROM jsonb_to_recordset(${JSON.stringify(writes)}::jsonb) AS w(id bigint, drift integer, key text)
       WHERE i.id = w.id`);
-  const drifted = await db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM instances WHERE objects_drift > 0`);
-  return { judged: writes.length, drifted: drifted.rows[0]?.n ?? 0 };
+  // Counted only when something was judged: a quiet pass reads nothing more.
+  const drifted = writes.length
+    ? await db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM instances WHERE objects_drift > 0`)
+    : null;
+  return { judged: writes.length, drifted: drifted?.rows[0]?.n ?? 0 };
 }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { getDb } from '@/db/client';
 import { acceptPatroniProposal } from '@/lib/features/agents/patroni-proposal';
 import { AcceptError, acceptDrift } from '@/lib/features/settings/accept';
+import { AcceptObjectsError, acceptObjects } from '@/lib/features/objects/accept';
 import { orDeny } from '@/lib/features/auth/session';
 import { formAction } from '@/lib/features/auth/server-action';
 import { idText, MAX_BIG_ID } from '@/lib/adapters/validation/ids';
@@ -32,6 +33,21 @@ export const acceptDriftAction = formAction(acceptDriftForm, async (who, input) 
     } catch (err) {
       // Accepted meanwhile (a second click), or no longer drifted: the page shows what is now.
       if (!(err instanceof AcceptError)) throw err;
+    }
+  });
+  revalidatePath(`/herds/${String(input.herdId)}`);
+});
+
+const acceptObjectsForm = z.object({ herdId: idText(), name: z.string().max(200) });
+
+/** An admin keeps what the herd's primary has for one object, as a line of the herd's own. */
+export const acceptObjectsAction = formAction(acceptObjectsForm, async (who, input) => {
+  await orDeny(async () => {
+    try {
+      await acceptObjects(getDb(), who, input.herdId, [input.name]);
+    } catch (err) {
+      // Accepted meanwhile (a second click), or no longer drift: the page shows what is now.
+      if (!(err instanceof AcceptObjectsError)) throw err;
     }
   });
   revalidatePath(`/herds/${String(input.herdId)}`);

@@ -15,7 +15,9 @@ import { PatroniPanel } from '@/components/herds/patroni-panel';
 import { LagChart } from '@/components/charts/lag-chart';
 import { PatroniProposals } from '@/components/herds/patroni-proposals';
 import { patroniProposals } from '@/lib/features/agents/patroni-proposal';
-import { acceptDriftAction, acceptPatroniProposalAction } from './actions';
+import { acceptDriftAction, acceptObjectsAction, acceptPatroniProposalAction } from './actions';
+import { HerdObjects } from '@/components/herds/herd-objects';
+import { herdObjectsView } from '@/lib/features/objects/herd-objects-view';
 import { HerdSettings } from '@/components/herds/herd-settings';
 import { herdSettingsView } from '@/lib/features/settings/herd-settings-view';
 
@@ -51,6 +53,7 @@ export default async function HerdPage({
   const proposals = await patroniProposals(getDb(), herd.id);
   const owed = await owedNow(getDb(), { herdIds: [herd.id] });
   const settings = await herdSettingsView(getDb(), herd.id, { from: timeParam(q.changesFrom), to: timeParam(q.changesTo) });
+  const objects = await herdObjectsView(getDb(), herd.id);
   // A member on an earlier timeline than the one primary cannot follow it as it is (a switchover refuses it).
   const primaryTimeline = primaries.length === 1 ? (primaries[0]?.observed.timeline ?? null) : null;
   return (
@@ -140,6 +143,8 @@ export default async function HerdPage({
         canAcceptIntoGroup={can(access, 'admin', null)}
         accept={acceptDriftAction}
       />
+
+      <HerdObjects herdId={herd.id} view={objects} canApply={can(access, 'admin', herd.environmentId)} accept={acceptObjectsAction} />
 
       <LagChart url={`/api/v1/herds/${herd.id}/lag`} />
 

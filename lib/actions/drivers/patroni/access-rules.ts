@@ -2,7 +2,7 @@
 // changes that (PATCH /config {postgresql: {pg_hba}}) and waits until every member runs the new rules;
 // what it replaced is put back the same way should a member not take them. A member whose own patroni.yml
 // sets postgresql.pg_hba keeps its own lines (Patroni's local configuration wins): the wait says so.
-import { patchConfig, PatroniError } from '@/lib/adapters/patroni/client';
+import { getConfig, patchConfig, PatroniError } from '@/lib/adapters/patroni/client';
 import type { ActionStep } from '@/lib/engine/define-action';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { readHbaRules } from '@/lib/fleet/objects/read-objects';
@@ -35,7 +35,7 @@ export const patroniAccessRules: AccessRulesPlane = {
       run: async (x) => {
         const { url, access } = patroniEndpoint(primary);
         try {
-          const now = await patchConfig(url, access, {});
+          const now = await getConfig(url, access);
           before = (now.postgresql as { pg_hba?: unknown } | undefined)?.pg_hba ?? null;
           x.note({ command: `PATCH ${url}/config {"postgresql":{"pg_hba":[${w.lines.length} lines]}}` });
           await patchConfig(url, access, { postgresql: { pg_hba: w.lines } });

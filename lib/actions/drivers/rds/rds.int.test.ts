@@ -54,6 +54,8 @@ import { fireRequested } from '@/lib/features/rules/fire';
 import { ruleBody } from '@/lib/features/rules/rule-body';
 import { createRule, requestRun } from '@/lib/features/rules/rules';
 import { waitFor } from '@/lib/testing/wait';
+import { applyObjectsAction } from '@/lib/actions/objects/apply-objects.action';
+import { objectsPass } from '@/lib/fleet/objects/objects-pass';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-rds-${process.pid}.json`);
 const ENV = 'rd';
@@ -289,6 +291,61 @@ describe('discovery', () => {
         lag: expect.any(Number),
       });
     expect(rows.every((r) => (r.v ?? 0) >= 150000)).toBe(true);
+  });
+});
+
+describe('fleet objects on RDS', () => {
+  it('roles and databases are applied through SQL as the master user; pg_hba is refused with the reason, nothing written', async () => {
+    const source = member(0);
+    const objects = 'role rd_app_owner\nrole rd_app login in=rd_app_owner\ndatabase rd_app owner=rd_app_owner connect=rd_app';
+    await db
+      .update(herds)
+      .set({ objectOverrides: `${objects}\nhba hostssl all all 0.0.0.0/0 reject` })
+      .where(eq(herds.id, herdId));
+    await objectsPass(db);
+    const rules = async () =>
+      (
+        await query<{ r: string }>(
+          url(source),
+          "SELECT string_agg(concat_ws(' ', type, database, user_name, address, auth_method), '; ') AS r FROM pg_hba_file_rules",
+        )
+      )[0]?.r;
+    const hbaBefore = await rules();
+    const plan = (await planOperation(db, SYSTEM_ACCESS, applyObjectsAction, [herdId], {})).targets[0];
+    expect(plan?.refused).toBeUndefined();
+    expect(plan?.warnings.join(' ')).toMatch(
+      /its access rules \(pg_hba lines\) are not written: RDS has no pg_hba file: who may connect to an RDS instance is its security groups/,
+    );
+    expect(plan?.steps.join(' ')).not.toMatch(/pg_hba/);
+    const r = await runOperation(
+      db,
+      worker!.queue,
+      applyObjectsAction,
+      { herdIds: [herdId] },
+      {},
+      { username: 'dba-test', timeoutMs: 120_000 },
+    );
+    expect(r.op.status, JSON.stringify(r.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-300)]))).toBe('succeeded');
+    const [row] = await query<{ owner: string; member: boolean }>(
+      url(source),
+      "SELECT pg_get_userbyid(datdba)::text AS owner, pg_has_role('rd_app', 'rd_app_owner', 'MEMBER') AS member FROM pg_database WHERE datname = 'rd_app'",
+    );
+    expect(row).toEqual({ owner: 'rd_app_owner', member: true });
+    expect(await rules()).toBe(hbaBefore);
+    // Its declared lines are not drift where there is no file to write them to.
+    await objectsPass(db);
+    expect(
+      (await db.execute<{ d: number }>(sql`SELECT objects_drift AS d FROM instances WHERE herd_id = ${herdId} AND role = 'primary'`))
+        .rows[0]?.d,
+    ).toBe(0);
+    // A replica has them too: RDS replicates them as Postgres does.
+    await waitFor(
+      'the replica to have the role',
+      async () =>
+        (await query<{ n: number }>(url(member(1)), "SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'rd_app'"))[0]?.n === 1 ||
+        undefined,
+    );
+    await db.update(herds).set({ objectOverrides: '' }).where(eq(herds.id, herdId));
   });
 });
 

@@ -89,6 +89,12 @@ export const herdsAdmin = defineAdmin({
         WHEN bool_or(i.settings_drift = 0) THEN 'in line' END FROM instances i WHERE i.herd_id = ${qualified(herds.id)})`,
       sortable: false,
     },
+    objects: {
+      label: 'Objects',
+      sql: sql<string>`(SELECT CASE WHEN i.objects_drift > 0 THEN i.objects_drift || ' drifted' WHEN i.objects_drift = 0 THEN 'in line' END
+        FROM instances i WHERE i.herd_id = ${qualified(herds.id)} AND i.role = 'primary' ORDER BY i.id LIMIT 1)`,
+      sortable: false,
+    },
     pgVersion: { label: 'Version', sql: herds.pgVersion, format: 'number' },
     controlDriver: { label: 'Control', sql: herds.controlDriver },
     automation: { label: 'Automation', sql: herds.automation, format: 'badge' },
@@ -105,6 +111,7 @@ export const herdsAdmin = defineAdmin({
     'patroni',
     'backups',
     'settings',
+    'objects',
     'pgVersion',
     'controlDriver',
     'automation',
@@ -122,6 +129,14 @@ export const herdsAdmin = defineAdmin({
       sql: sql<string>`(SELECT CASE WHEN bool_or(i.settings_drift > 0) THEN 'drifted' WHEN bool_or(i.settings_drift = 0) THEN 'in line' ELSE 'no group' END
         FROM instances i WHERE i.herd_id = ${qualified(herds.id)})`,
       choices: ['drifted', 'in line', 'no group'],
+    },
+    {
+      key: 'objects',
+      label: 'Objects',
+      kind: 'choice',
+      sql: sql<string>`(SELECT CASE WHEN bool_or(i.objects_drift > 0) THEN 'drifted' WHEN bool_or(i.objects_drift = 0) THEN 'in line' ELSE 'not declared' END
+        FROM instances i WHERE i.herd_id = ${qualified(herds.id)} AND i.role = 'primary')`,
+      choices: ['drifted', 'in line', 'not declared'],
     },
   ],
   searchFields: ['name', 'dnsName', 'environment'],
