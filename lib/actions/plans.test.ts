@@ -50,6 +50,20 @@ import { addReplicaAction } from '@/lib/actions/grow/add-replica.action';
 import { declarationOf } from '@/lib/fleet/objects/declaration';
 import type { ObjectsReading } from '@/lib/fleet/objects/read-objects';
 
+/** Rotate credentials' preparation: a herd whose primary has the login's group and users. */
+function rotatePrepared(h: HerdRef) {
+  const { declaration } = declarationOf({
+    environmentSet: null,
+    herdSet: null,
+    herdOverrides: 'rotate app users=app_a,app_b secret=aws:pgherd/{herd}/app grace=1h',
+  });
+  const reading = objectsPrepared(h).get(h.id)!.reading;
+  const role = (name: string) => ({ ...reading.roles[0]!, name, superuser: false, bootstrap: false });
+  return new Map([
+    [h.id, { declaration, errors: [], reading: { ...reading, roles: [...reading.roles, role('app'), role('app_a'), role('app_b')] } }],
+  ]);
+}
+
 /** Apply fleet objects' preparation: a herd that declares a role its primary lacks, and access rules. */
 function objectsPrepared(h: HerdRef) {
   const inputs = {
@@ -696,6 +710,11 @@ describe('an action is its plan', () => {
       if (a.on === 'herd' && a.name === 'apply-settings') {
         // shared_buffers (a restart: the replicas, then a switchover) and work_mem (a reload) on every member.
         const prepared = settingsPrepared(h);
+        return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
+      }
+      if (a.on === 'herd' && a.name === 'rotate-credentials') {
+        // One login, its two users and group on the primary, its secret in AWS Secrets Manager.
+        const prepared = rotatePrepared(h);
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
       if (a.on === 'herd' && a.name === 'apply-objects') {

@@ -36,6 +36,7 @@ import { retireAction } from '@/lib/actions/grow/retire.action';
 import { evacuateAction, replaceAction } from '@/lib/actions/grow/replace.action';
 import { applySettingsAction } from '@/lib/actions/parameters/apply-settings.action';
 import { applyObjectsAction } from '@/lib/actions/objects/apply-objects.action';
+import { rotateCredentialsAction } from '@/lib/actions/objects/rotate-credentials.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -69,6 +70,7 @@ export const actions: AnyAction[] = [
   evacuateAction,
   applySettingsAction,
   applyObjectsAction,
+  rotateCredentialsAction,
   refreshDnsAction,
   patroniPauseAction,
   patroniResumeAction,

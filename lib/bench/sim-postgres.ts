@@ -11,7 +11,7 @@
 // Run as its own process (node --import tsx lib/bench/sim-postgres.ts <config.json>): it prints
 // "ready <n>" once every endpoint listens, and stops on SIGTERM. One process holds a listening and an
 // accepted socket an endpoint: the bench gives each at most what its file descriptor limit allows.
-import { createHmac, createHash, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -36,23 +36,8 @@ export interface SimConfig {
   answers: Record<'primary' | 'replica', SimAnswer>;
 }
 
-export interface ScramSecret {
-  salt: string;
-  iterations: number;
-  storedKey: string;
-  serverKey: string;
-}
-
-/** The SCRAM secret of `password` (what a server keeps; the bench gives it to the simulated endpoints). */
-export function scramSecret(password: string, iterations = 4096): ScramSecret {
-  const salt = randomBytes(16);
-  // Hi() of RFC 5802 is PBKDF2 with HMAC-SHA-256 (RFC 7677).
-  const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256');
-  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
-  const storedKey = createHash('sha256').update(clientKey).digest();
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
-  return { salt: salt.toString('base64'), iterations, storedKey: storedKey.toString('base64'), serverKey: serverKey.toString('base64') };
-}
+export { scramSecret, type ScramSecret } from '../fleet/objects/scram';
+import type { ScramSecret } from '../fleet/objects/scram';
 
 /** A backend message: its type byte, then its length (itself included) and body. */
 function msg(type: string, body: Buffer = Buffer.alloc(0)): Buffer {

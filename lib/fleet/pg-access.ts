@@ -363,6 +363,20 @@ export function instanceClient(
   return client(e.host, e.port, a.user, a, database, { ...rest, options: [PINNED_SEARCH_PATH, options].filter(Boolean).join(' ') });
 }
 
+/**
+ * A client that logs in as `user` with `password` (a login pgherd rotates, proven before its secret points
+ * at it): the environment's TLS, and the password given only through SCRAM over it, as pgherd's own.
+ */
+export function loginClient(
+  e: { host: string; port: number; serverEnvironment: string | null },
+  login: { user: string; password: string },
+  extra: Extra & { database?: string } = {},
+): pg.Client {
+  const { database = 'postgres', ...rest } = extra;
+  const a = accessFor(e.serverEnvironment).postgres;
+  return client(e.host, e.port, login.user, { ...a, password: login.password }, database, rest);
+}
+
 /** Every session pgherd opens on a member starts with this search_path (pg_temp last, where it cannot shadow). */
 export const PINNED_SEARCH_PATH = '-c search_path=pg_catalog,pg_temp';
 

@@ -65,6 +65,10 @@ export const SETTINGS = {
       doc: 'SSH keys per environment, as JSON: `{"production": "/run/secrets/ssh-production", "staging": "/run/secrets/ssh-staging"}` (absolute paths). Each environment\'s hosts should authorize their own key only, so a row of one environment cannot authenticate to another\'s host. A bad value, or an unreadable file, stops the worker at start; an environment with no key and no `PGHERD_SSH_KEY` is refused at its first connection, naming both settings',
     },
   ),
+  PGHERD_SECRET_FILES: json(z.record(z.string().min(1).max(63), z.string().startsWith('/', 'an absolute path to a folder').max(4096)), {
+    accepts: 'a JSON object of environment name to the absolute path of a folder',
+    doc: 'where the `file:` secrets of each environment live, as JSON: `{"staging": "/var/lib/pgherd/secrets/staging"}`: a role\'s password a rotation sets is written there as `NAME` (JSON `{"username", "password"}`, mode 0600, replaced at once), for its clients to read at each connect. Readable by the worker and the clients alone; pgherd never shows what it holds (docs/credentials.md)',
+  }),
   PGHERD_SSH_PUBLIC_KEY: text({
     shown: 'derived from `PGHERD_SSH_KEY`',
     doc: "the public key a server's page shows for the environments `PGHERD_SSH_KEYS` does not list (`ssh-ed25519 AAAA… pgherd`), so that the web process need not hold the private key",

@@ -3,7 +3,8 @@
 // for the environment and applied in waves; a role made behind pgherd's back found as drift, accepted,
 // and dropped only when asked; access rules that would shut out pgherd, a replica or the pooler refused
 // with the line, nothing written; hostile names refused where they are typed.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +32,8 @@ import { fleetHealth } from '@/lib/features/agents/health';
 import { changeList } from '@/lib/features/admin/list-query';
 import { parseListParams } from '@/lib/features/admin/list-params';
 import { applyObjectsAction } from './apply-objects.action';
+import { rotateCredentialsAction } from './rotate-credentials.action';
+import { loginClient } from '@/lib/fleet/pg-access';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'objects-test.json');
 const ENV = 'ob';
@@ -48,12 +51,15 @@ const BASE = [
   'database app owner=app_owner encoding=UTF8 locale=C.UTF-8 connect=app',
   'extension app pg_trgm',
   'ignore role replicator',
+  // A login its clients read from a file secret, rotated by alternating users.
+  'rotate app_rw users=app_rw_blue,app_rw_green secret=file:{herd}-app_rw grace=3s',
   'hba local all all trust',
   'hba hostssl all pgherd_ob {pgherd} scram-sha-256',
   'hba host all pgherd_ob 0.0.0.0/0 reject',
   'hba hostssl all +pgherd_upgrade 127.0.0.0/8 scram-sha-256',
   'hba host all +pgherd_upgrade 0.0.0.0/0 reject',
   'hba host app app 127.0.0.0/8 scram-sha-256',
+  'hba host all +app_rw 127.0.0.0/8 scram-sha-256',
   'hba host all all 127.0.0.0/8 trust',
   'hba local replication all trust',
   'hba host replication all {members} trust',
@@ -98,7 +104,10 @@ async function saveOverrides(herd: string, text: string) {
   return r;
 }
 
+const SECRETS = mkdtempSync(path.join(tmpdir(), 'pgherd-secrets-'));
+
 beforeAll(async () => {
+  process.env.PGHERD_SECRET_FILES = JSON.stringify({ [ENV]: SECRETS });
   lab = await startLab({
     file: LAB_FILE,
     aws: false,
@@ -312,4 +321,88 @@ describe('access rules on a herd Patroni runs', () => {
     }
     expect(await driftOf('gamma')).toBe(0);
   }, 240_000);
+});
+
+describe('a login rotated by alternating users', () => {
+  /** What a client does at each connect: read the secret, log in with it over TLS, run a query. */
+  const secretOf = () => JSON.parse(readFileSync(path.join(SECRETS, 'alpha-app_rw'), 'utf8')) as { username: string; password: string };
+  const login = async (user: string, password: string) => {
+    const p = primaryOf('alpha');
+    const c = loginClient({ host: p.address, port: p.port, serverEnvironment: ENV }, { user, password }, { connectionTimeoutMillis: 5000 });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      await c.query('SELECT 1');
+    } finally {
+      await c.end().catch(() => {});
+    }
+  };
+  const rotate = async () => {
+    const r = await runOperation(
+      db,
+      worker.queue,
+      rotateCredentialsAction,
+      { herdIds: [herdIds.get('alpha')!] },
+      {},
+      { username: 'dba-test', timeoutMs: 60_000 },
+    );
+    expect(r.op.status, stepsOf(r)).toBe('succeeded');
+    return r;
+  };
+
+  it('never fails a client that reads the secret at each connect; the old password is refused after the grace; no password is kept anywhere', async () => {
+    const primary = primaryOf('alpha');
+    await query(url(primary), "ALTER SYSTEM SET log_statement = 'all'");
+    await query(url(primary), 'SELECT pg_reload_conf()');
+    await observePass();
+    const first = await rotate();
+    const before = secretOf();
+    expect(before.username).toBe('app_rw_blue');
+    await login(before.username, before.password);
+
+    // A client that reconnects every 50 ms through a rotation.
+    const run = { on: true };
+    let logins = 0;
+    const failures: string[] = [];
+    const client = (async () => {
+      while (run.on) {
+        try {
+          const s = secretOf();
+          await login(s.username, s.password);
+          logins++;
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const second = await rotate();
+    await new Promise((r) => setTimeout(r, 500));
+    run.on = false;
+    await client;
+    const after = secretOf();
+    expect(after.username).toBe('app_rw_green');
+    expect(failures).toEqual([]);
+    expect(logins).toBeGreaterThan(3);
+    // Within the grace the old login still works; after it, it is refused.
+    await new Promise((r) => setTimeout(r, 3500));
+    await expect(login(before.username, before.password)).rejects.toThrow(/password authentication failed/);
+    await login(after.username, after.password);
+
+    // No password in a step's record, the audit log, the operation's plan, or the server's log (log_statement = all).
+    const passwords = [before.password, after.password];
+    const kept = JSON.stringify([
+      (await db.execute(sql`SELECT * FROM operation_steps`)).rows,
+      (await db.execute(sql`SELECT * FROM audit_entries`)).rows,
+      (await db.execute(sql`SELECT * FROM operations WHERE id IN (${first.op.id}, ${second.op.id})`)).rows,
+    ]);
+    const serverLog = readFileSync(path.join(lab.dir, 'log', `${primary.server}.log`), 'utf8');
+    expect(serverLog).toContain('ALTER ROLE "app_rw_green" PASSWORD \'SCRAM-SHA-256$4096:');
+    for (const pw of passwords) {
+      expect(kept.includes(pw)).toBe(false);
+      expect(serverLog.includes(pw)).toBe(false);
+    }
+    await query(url(primary), 'ALTER SYSTEM RESET log_statement');
+    await query(url(primary), 'SELECT pg_reload_conf()');
+  }, 120_000);
 });

@@ -6,6 +6,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { PricingClient } from '@aws-sdk/client-pricing';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { Route53Client } from '@aws-sdk/client-route-53';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { setting, SETTINGS } from '@/lib/settings/settings';
 import { shortenErrors } from './errors';
 
@@ -48,8 +49,8 @@ function common(s: AwsSettings, region?: string) {
 }
 
 // One client per kind, region and endpoint for the process (clients keep their connections).
-const clients = new Map<string, EC2Client | Route53Client | PricingClient | RDSClient>();
-function cached<T extends EC2Client | Route53Client | PricingClient | RDSClient>(
+const clients = new Map<string, EC2Client | Route53Client | PricingClient | RDSClient | SecretsManagerClient>();
+function cached<T extends EC2Client | Route53Client | PricingClient | RDSClient | SecretsManagerClient>(
   kind: string,
   c: ReturnType<typeof common>,
   make: () => T,
@@ -71,6 +72,12 @@ export function ec2Client(region?: string, s: AwsSettings = awsSettings()): EC2C
 export function rdsClient(region?: string, s: AwsSettings = awsSettings()): RDSClient {
   const c = common(s, region);
   return cached('rds', c, () => new RDSClient(c));
+}
+
+/** Secrets Manager, where the roles pgherd rotates keep their passwords (lib/fleet/objects/secret-store.ts). */
+export function secretsClient(region?: string, s: AwsSettings = awsSettings()): SecretsManagerClient {
+  const c = common(s, region);
+  return cached('secretsmanager', c, () => new SecretsManagerClient(c));
 }
 
 /** Route 53 is global: its region is the settings' (us-east-1 when none is set and AWS is reached at all). */

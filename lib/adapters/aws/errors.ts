@@ -7,6 +7,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { PricingClient } from '@aws-sdk/client-pricing';
 import type { Route53Client } from '@aws-sdk/client-route-53';
 import type { RDSClient } from '@aws-sdk/client-rds';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 
 const ENCODED = /[\s.;,]*Encoded authorization failure message:[\s\S]*$/i;
 const ARN = /\barn:aws[\w-]*:[^\s"',;()]*/g;
@@ -39,8 +40,8 @@ export function awsErrorText(err: unknown): string {
  * discovery pass, a page) can show the whole. The error stays the SDK's own (its name, Code and
  * metadata), for the code that tells a capacity refusal from a throttle.
  */
-export function shortenErrors(client: EC2Client | Route53Client | PricingClient | RDSClient, service: string): void {
-  // The three clients' stacks differ only in their input and output types, which this one never reads.
+export function shortenErrors(client: EC2Client | Route53Client | PricingClient | RDSClient | SecretsManagerClient, service: string): void {
+  // The clients' stacks differ only in their input and output types, which this one never reads.
   (client.middlewareStack as EC2Client['middlewareStack']).add(
     (next, context) => async (args) => {
       try {

@@ -228,3 +228,56 @@ describe('its differences', () => {
     expect(objectChanges(decl('role a'), r, null).map((x) => x.name)).toEqual(['role a']);
   });
 });
+
+describe('a rotated login', () => {
+  it("declares its group (no login) and its two users (login, in the group), and its users' VALID UNTIL is never drift", () => {
+    const { declaration: d, errors } = declarationOf({
+      environmentSet: null,
+      herdSet: null,
+      herdOverrides: 'rotate app_rw users=app_rw_a,app_rw_b secret=aws:pgherd/{herd}/app_rw grace=15m',
+    });
+    expect(errors).toEqual([]);
+    expect(d.rotations.get('app_rw')).toMatchObject({ users: ['app_rw_a', 'app_rw_b'], graceSeconds: 900 });
+    expect(d.roles.get('app_rw')).toMatchObject({ attributes: [] });
+    expect(d.roles.get('app_rw_b')).toMatchObject({ attributes: ['login'], memberOf: ['app_rw'] });
+    const base = reading();
+    const user = (name: string, validUntil: string | null) => ({
+      name,
+      login: true,
+      superuser: false,
+      createdb: false,
+      createrole: false,
+      replication: false,
+      bypassrls: false,
+      inherit: true,
+      connlimit: -1,
+      validUntil,
+      memberOf: ['app_rw'],
+      bootstrap: false,
+    });
+    const r = {
+      ...base,
+      roles: [
+        ...base.roles,
+        { ...user('app_rw', null), login: false, memberOf: [] },
+        user('app_rw_a', null),
+        user('app_rw_b', '2026-01-01T00:00:00+00:00'),
+      ],
+    };
+    expect(objectChanges(d, r, null)).toEqual([]);
+  });
+
+  it('refuses what would not alternate, or names no store', () => {
+    expect(errorsOf('rotate app users=a,a secret=file:x')[0]).toMatch(/two different users/);
+    expect(errorsOf('rotate app users=a,b')[0]).toMatch(/needs secret=/);
+    expect(errorsOf('rotate app users=a,b secret=vault:x')[0]).toMatch(/not something a rotation has/);
+    expect(errorsOf('rotate app users=a,b secret=file:x grace=40d')[0]).toMatch(/grace is between/);
+    expect(errorsOf('rotate app users=app,b secret=file:x')[0]).toMatch(/cannot be one of its users/);
+    const { errors } = declarationOf({
+      environmentSet: null,
+      herdSet: null,
+      herdOverrides: 'role app login\nrotate app users=a,b secret=file:x',
+    });
+    expect(errors[0]).toMatch(/its group cannot log in/);
+  });
+});

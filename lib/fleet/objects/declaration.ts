@@ -10,7 +10,6 @@
 //   extension app pg_trgm 1.6
 //   hba hostssl app app {members} scram-sha-256
 //   ignore role replicator
-import { createHash } from 'node:crypto';
 
 export const ROLE_ATTRIBUTES = ['login', 'superuser', 'createdb', 'createrole', 'replication', 'bypassrls'] as const;
 export type RoleAttribute = (typeof ROLE_ATTRIBUTES)[number];
@@ -84,7 +83,21 @@ export interface IgnoreDecl {
   pattern: string;
 }
 
-export type ObjectDecl = RoleDecl | DatabaseDecl | ExtensionDecl | HbaDecl | IgnoreDecl;
+/**
+ * A login rotated by alternating users: a group role (no login) and two login roles in it, one of them the
+ * one its secret names; a rotation sets a new password on the other, points the secret at it, and lets
+ * the old one's password expire after `graceSeconds` (lib/actions/objects/rotate-credentials.action.ts).
+ */
+export interface RotateDecl {
+  kind: 'rotate';
+  group: string;
+  users: [string, string];
+  /** A secret reference (lib/fleet/objects/secret-store.ts), `{herd}` and `{environment}` filled in per herd. */
+  secret: string;
+  graceSeconds: number;
+}
+
+export type ObjectDecl = RoleDecl | DatabaseDecl | ExtensionDecl | HbaDecl | IgnoreDecl | RotateDecl;
 
 export interface Declaration {
   roles: Map<string, RoleDecl & { from: string }>;
@@ -93,6 +106,8 @@ export interface Declaration {
   extensions: Map<string, ExtensionDecl & { from: string }>;
   hba: (HbaDecl & { from: string })[];
   ignore: IgnoreDecl[];
+  /** By group. Their users' VALID UNTIL and passwords are the rotation's: never drift. */
+  rotations: Map<string, RotateDecl & { from: string }>;
 }
 
 /** A role or database name as pgherd writes it (always quoted in SQL, and in pg_hba where it must be). */
@@ -280,6 +295,39 @@ function parseHba(words: string[], errors: string[], at: string, text: string): 
   };
 }
 
+const SECRET = /^(aws|file):[A-Za-z0-9_./{}+=@-]{1,200}$/;
+const GRACE = /^(\d{1,6})(s|m|h|d)$/;
+
+function parseRotate(words: string[], errors: string[], at: string): RotateDecl | null {
+  const [group = '', ...rest] = words;
+  const bad = badName(group, 'role');
+  if (bad) return (void errors.push(`${at}: ${bad}`), null);
+  let users: string[] = [];
+  let secret = '';
+  let graceSeconds = 3600;
+  for (const w of rest) {
+    const eq = w.indexOf('=');
+    const key = w.slice(0, Math.max(eq, 0));
+    const value = w.slice(eq + 1);
+    const g = GRACE.exec(value);
+    if (key === 'users') users = list(value);
+    else if (key === 'secret' && SECRET.test(value)) secret = value;
+    else if (key === 'grace' && g) graceSeconds = Number(g[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[g[2] as 's' | 'm' | 'h' | 'd'];
+    else errors.push(`${at}: ${JSON.stringify(w)} is not something a rotation has (users=A,B secret=aws:ID|file:NAME grace=30s|15m|1h|7d)`);
+  }
+  if (users.length !== 2 || users[0] === users[1])
+    return (void errors.push(`${at}: a rotation alternates two different users: users=A,B`), null);
+  for (const u of users) {
+    const b = badName(u, 'role');
+    if (b) return (void errors.push(`${at}: users=${b}`), null);
+  }
+  if (users.includes(group)) return (void errors.push(`${at}: the group ${group} cannot be one of its users`), null);
+  if (!secret)
+    return (void errors.push(`${at}: a rotation needs secret=aws:ID or secret=file:NAME (where its clients read the login)`), null);
+  if (graceSeconds < 1 || graceSeconds > 30 * 86400) return (void errors.push(`${at}: grace is between 1 s and 30 days`), null);
+  return { kind: 'rotate', group, users: [users[0] ?? '', users[1] ?? ''], secret, graceSeconds };
+}
+
 /** A CIDR (IPv4 or IPv6), a keyword pg_hba knows, or a placeholder. */
 export function validAddress(a: string): boolean {
   if ((HBA_PLACEHOLDERS as readonly string[]).includes(a) || ['samehost', 'samenet', 'all'].includes(a)) return true;
@@ -308,12 +356,13 @@ export function parseDeclaration(text: string, opts: { allowSuperuser?: boolean 
     else if (kind === 'database') o = parseDatabase(words, errors, at);
     else if (kind === 'extension') o = parseExtension(words, errors, at);
     else if (kind === 'hba') o = parseHba(words, errors, at, line);
+    else if (kind === 'rotate') o = parseRotate(words, errors, at);
     else if (kind === 'ignore') {
       const [what = '', pattern = '', ...rest] = words;
       if (!['role', 'database', 'extension'].includes(what) || !PATTERN.test(pattern) || rest.length)
         errors.push(`${at}: an ignore line is: ignore role|database|extension PATTERN (letters, digits, _, $, - and *)`);
       else o = { kind: 'ignore', what: what as IgnoreDecl['what'], pattern };
-    } else errors.push(`${at}: ${JSON.stringify(kind)} is not an object pgherd declares (role, database, extension, hba, ignore)`);
+    } else errors.push(`${at}: ${JSON.stringify(kind)} is not an object pgherd declares (role, database, extension, hba, rotate, ignore)`);
     if (o?.kind === 'role' && o.attributes.includes('superuser') && !opts.allowSuperuser)
       errors.push(`${at}: ${o.name}: superuser is declared only in an object set, which only a global admin writes`);
     if (o) objects.push(o);
@@ -328,7 +377,13 @@ export function parseDeclaration(text: string, opts: { allowSuperuser?: boolean 
 }
 
 const keyOf = (o: ObjectDecl): string | null =>
-  o.kind === 'role' || o.kind === 'database' ? `${o.kind}:${o.name}` : o.kind === 'extension' ? `extension:${o.database}.${o.name}` : null;
+  o.kind === 'role' || o.kind === 'database'
+    ? `${o.kind}:${o.name}`
+    : o.kind === 'extension'
+      ? `extension:${o.database}.${o.name}`
+      : o.kind === 'rotate'
+        ? `rotate:${o.group}`
+        : null;
 
 export interface SetText {
   id: number;
@@ -351,7 +406,7 @@ export const declared = (x: DeclaredInputs) => !!(x.environmentSet || x.herdSet 
  * A layer that does not parse (a row edited by hand) is returned as errors, and nothing of it is used.
  */
 export function declarationOf(x: DeclaredInputs): { declaration: Declaration; errors: string[] } {
-  const d: Declaration = { roles: new Map(), databases: new Map(), extensions: new Map(), hba: [], ignore: [] };
+  const d: Declaration = { roles: new Map(), databases: new Map(), extensions: new Map(), hba: [], ignore: [], rotations: new Map() };
   const errors: string[] = [];
   const base = x.herdSet ?? x.environmentSet;
   const layer = (text: string, from: string, allowSuperuser: boolean): (HbaDecl & { from: string })[] => {
@@ -366,6 +421,7 @@ export function declarationOf(x: DeclaredInputs): { declaration: Declaration; er
       else if (o.kind === 'database') d.databases.set(o.name, { ...o, from });
       else if (o.kind === 'extension') d.extensions.set(`${o.database}.${o.name}`, { ...o, from });
       else if (o.kind === 'hba') hba.push({ ...o, from });
+      else if (o.kind === 'rotate') d.rotations.set(o.group, { ...o, from });
       else d.ignore.push(o);
     }
     return hba;
@@ -374,11 +430,48 @@ export function declarationOf(x: DeclaredInputs): { declaration: Declaration; er
   const ownHba = x.herdOverrides.trim() ? layer(x.herdOverrides, 'herd override', false) : [];
   // The herd's own rules first: pg_hba takes the first line that matches.
   d.hba = [...ownHba, ...baseHba];
+  // A rotation's group and users are roles it declares: the group with no login, each user a login in it
+  // (a line that declares one of them otherwise is refused: the rotation needs them so).
+  for (const r of d.rotations.values()) {
+    const group = d.roles.get(r.group);
+    if (group && group.attributes.includes('login')) errors.push(`${r.from}: rotate ${r.group}: its group cannot log in`);
+    if (!group)
+      d.roles.set(r.group, {
+        kind: 'role',
+        name: r.group,
+        attributes: [],
+        inherit: true,
+        connlimit: -1,
+        validUntil: null,
+        memberOf: [],
+        from: r.from,
+      });
+    for (const u of r.users) {
+      const user = d.roles.get(u);
+      if (user && (!user.attributes.includes('login') || !user.memberOf.includes(r.group)))
+        errors.push(`${r.from}: rotate ${r.group}: ${u} is declared without login or outside ${r.group}`);
+      if (!user)
+        d.roles.set(u, {
+          kind: 'role',
+          name: u,
+          attributes: ['login'],
+          inherit: true,
+          connlimit: -1,
+          validUntil: null,
+          memberOf: [r.group],
+          from: r.from,
+        });
+    }
+  }
   for (const e of d.extensions.values())
     if (!d.databases.has(e.database) && e.database !== 'postgres')
       errors.push(`${e.from}: extension ${e.name} is in database ${e.database}, which is not declared`);
   return { declaration: d, errors };
 }
+
+/** The rotation that alternates `role` as one of its users, if any. */
+export const rotationOf = (d: Pick<Declaration, 'rotations'>, role: string) =>
+  [...d.rotations.values()].find((r) => r.users.includes(role)) ?? null;
 
 /** Whether `name` is one the declaration says to leave alone. */
 export function ignored(d: Pick<Declaration, 'ignore'>, what: IgnoreDecl['what'], name: string): boolean {
@@ -411,11 +504,3 @@ export function databaseLine(d: Omit<DatabaseDecl, 'kind'>): string {
 
 export const extensionLine = (e: Omit<ExtensionDecl, 'kind'>) =>
   ['extension', e.database, e.name, ...(e.version ? [e.version] : [])].join(' ');
-
-/** A digest of what a herd's declaration is made of: when it moves, the herd is judged again. */
-export function declaredDigest(x: DeclaredInputs): string {
-  const s = (t: SetText | null) => (t ? [t.id, t.version] : null);
-  return createHash('sha1')
-    .update(JSON.stringify([s(x.environmentSet), s(x.herdSet), x.herdOverrides]))
-    .digest('base64url');
-}

@@ -2,7 +2,7 @@
 // puts it as declared (in the order Apply runs it: roles, memberships, databases, their CONNECT grants,
 // extensions; then, only with "drop what is not declared", what is there undeclared). Names read from a
 // server are quoted whatever they hold; declared ones were checked when saved. Pure.
-import { ignored, ROLE_ATTRIBUTES, type Declaration, type RoleDecl } from './declaration';
+import { ignored, ROLE_ATTRIBUTES, rotationOf, type Declaration, type RoleDecl } from './declaration';
 import { ruleKey, type RenderedLine } from './hba';
 import type { ObjectsReading, RoleRead } from './read-objects';
 
@@ -92,7 +92,10 @@ function roleChanges(d: Declaration, reading: ObjectsReading, drop: ObjectChange
   const grants: ObjectChange[] = [];
   const byName = new Map(reading.roles.map((r) => [r.name, r]));
   for (const r of d.roles.values()) {
-    const run = byName.get(r.name);
+    // A rotated user's VALID UNTIL is its rotation's (the old one expires after the grace): never drift.
+    const rotated = rotationOf(d, r.name) !== null;
+    const found = byName.get(r.name);
+    const run = found && rotated ? { ...found, validUntil: r.validUntil } : found;
     const want = roleWords(r);
     if (!run)
       out.push({

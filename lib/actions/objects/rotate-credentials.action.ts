@@ -1,0 +1,210 @@
+// Rotate credentials: each login a herd declares with `rotate GROUP users=A,B secret=... grace=...` gets a
+// new password by alternating users, so that a client that reads the secret at each connect never fails
+// to log in. The secret names the user clients log in as now; the other one (idle) gets a new password
+// (a SCRAM verifier pgherd computes: no cleartext reaches the server), proven by logging in with it; the
+// secret is then pointed at it; and the old user's password expires after the grace (VALID UNTIL), by
+// when every client has read the secret again. The password lives in the secret store and this step's
+// memory alone: no step output, audit row, page or argv holds it.
+import type pg from 'pg';
+import type { Db } from '@/db/client';
+import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep, type Fact } from '@/lib/engine/define-action';
+import { memberArg } from '@/lib/engine/plan-identity';
+import type { HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { instanceClient, loginClient } from '@/lib/fleet/pg-access';
+import { refuse, type Refusal } from '@/lib/fleet/refusal';
+import { asks } from '@/lib/actions/drivers';
+import { declared, type Declaration, type RotateDecl } from '@/lib/fleet/objects/declaration';
+import { quoteIdent, quoteLiteral } from '@/lib/fleet/objects/diff';
+import { loadDeclarations, loadReading } from '@/lib/fleet/objects/objects-pass';
+import type { ObjectsReading } from '@/lib/fleet/objects/read-objects';
+import { newPassword, scramVerifier } from '@/lib/fleet/objects/scram';
+import { readSecret, secretFor, writeSecret, type SecretValue } from '@/lib/fleet/objects/secret-store';
+import { setting } from '@/lib/settings/settings';
+
+interface Turn {
+  /** Who clients log in as now (null: the secret does not exist yet). */
+  current: string | null;
+  idle?: string;
+  /** The new password, between its setting and the secret's write; never noted. */
+  password?: string;
+}
+
+interface State {
+  turns: Map<string, Turn>;
+}
+
+interface HerdPrepared {
+  declaration: Declaration | null;
+  errors: string[];
+  reading: ObjectsReading | null;
+}
+
+async function prepare(herds: HerdRef[], db: Db): Promise<Map<number, HerdPrepared>> {
+  const decls = await loadDeclarations(
+    db,
+    herds.map((h) => h.id),
+  );
+  const out = new Map<number, HerdPrepared>();
+  for (const h of herds) {
+    const d = decls.get(h.id);
+    const primary = h.members.find((m) => m.role === 'primary');
+    out.set(h.id, {
+      declaration: d && declared(d.inputs) ? d.declaration : null,
+      errors: d?.errors ?? [],
+      reading: primary ? ((await loadReading(db, primary.id))?.reading ?? null) : null,
+    });
+  }
+  return out;
+}
+
+async function onPrimary<T>(primary: InstanceRef, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = instanceClient(primary, { connectionTimeoutMillis: 5000, statement_timeout: 30_000, application_name: 'pgherd-rotate' });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+type Where = { store: 'aws' | 'file'; name: string };
+const turnOf = (x: { state: State }, r: RotateDecl) => {
+  const t = x.state.turns.get(r.group) ?? { current: null };
+  x.state.turns.set(r.group, t);
+  return t;
+};
+
+/** A new password on the idle user (a verifier pgherd computes), proven by a login before anything points at it. */
+function setStep(primary: InstanceRef, r: RotateDecl): ActionStep<State> {
+  return {
+    name: `${r.group}: a new password on the idle user`,
+    does: { kind: 'rotate.set', group: r.group, member: memberArg(primary) },
+    says: `on ${primary.label}: ALTER ROLE <idle user> PASSWORD '<a SCRAM verifier pgherd computes>' VALID UNTIL 'infinity'; then log in as it with the new password, proving it`,
+    run: async (x) => {
+      const t = turnOf(x, r);
+      const idle = t.idle;
+      if (!idle) throw new Error('no idle user was read');
+      const password = newPassword();
+      await onPrimary(primary, (c) =>
+        c.query(`ALTER ROLE ${quoteIdent(idle)} PASSWORD ${quoteLiteral(scramVerifier(password))} VALID UNTIL 'infinity'`),
+      );
+      const login = loginClient(primary, { user: idle, password }, { connectionTimeoutMillis: 5000, application_name: 'pgherd-rotate' });
+      login.on('error', () => {});
+      try {
+        await login.connect();
+      } catch (err) {
+        throw new Error(
+          `${idle} cannot log in to ${primary.label} with its new password (${(err as Error).message}): the secret still names ${t.current ?? 'nobody'}`,
+        );
+      } finally {
+        await login.end().catch(() => {});
+      }
+      t.password = password;
+      x.note({
+        stdout: `${idle}: a new password set (a SCRAM verifier computed by pgherd) and proven by a login; the password itself is in no record`,
+      });
+    },
+  };
+}
+
+function rotationSteps(h: HerdRef, primary: InstanceRef, r: RotateDecl, where: Where): ActionStep<State>[] {
+  const [a, b] = r.users;
+  const secretWords = `${where.store === 'aws' ? 'Secrets Manager secret' : 'file secret'} ${where.name}`;
+  return [
+    {
+      name: `${r.group}: read who logs in now`,
+      does: { kind: 'rotate.read', group: r.group, store: where.store, secret: where.name },
+      says: `read the ${secretWords}: which of ${a} and ${b} its clients log in as now (the other is idle)`,
+      run: async (x) => {
+        const v = await readSecret(h.environment, where);
+        if (v && v.username !== a && v.username !== b)
+          throw new Error(`the ${secretWords} names ${v.username}, neither ${a} nor ${b}: nothing was changed`);
+        const t = turnOf(x, r);
+        t.current = v?.username ?? null;
+        t.idle = t.current === a ? b : a;
+        x.note({ stdout: `clients log in as ${t.current ?? 'nobody yet (no secret)'}; ${t.idle} is idle` });
+      },
+    },
+    setStep(primary, r),
+    {
+      name: `${r.group}: point the secret at it`,
+      does: { kind: 'rotate.write', group: r.group, store: where.store, secret: where.name },
+      says: `write the ${secretWords}: the idle user and its new password (clients that read it at connect log in as it from now)`,
+      run: async (x) => {
+        const t = turnOf(x, r);
+        if (!t.idle || !t.password) throw new Error('no new password was set');
+        const v: SecretValue = { username: t.idle, password: t.password };
+        await writeSecret(h.environment, where, v);
+        t.password = undefined;
+        x.note({ stdout: `the ${secretWords} names ${t.idle} now` });
+      },
+    },
+    {
+      name: `${r.group}: the old user's password expires after the grace`,
+      does: { kind: 'rotate.expire', group: r.group, member: memberArg(primary), graceSeconds: r.graceSeconds },
+      says: `on ${primary.label}: ALTER ROLE <the old user> VALID UNTIL now() + ${r.graceSeconds} s (the database's clock): a client still on it logs in until then`,
+      run: async (x) => {
+        const t = turnOf(x, r);
+        if (!t.current) {
+          x.note({ stdout: 'no old user: this was the first rotation' });
+          return;
+        }
+        const old = t.current;
+        const until = await onPrimary(primary, async (c) => {
+          const [row] = (await c.query<{ at: string }>(`SELECT (now() + make_interval(secs => $1))::text AS at`, [r.graceSeconds])).rows;
+          await c.query(`ALTER ROLE ${quoteIdent(old)} VALID UNTIL ${quoteLiteral(row?.at ?? 'now')}`);
+          return row?.at;
+        });
+        x.note({ stdout: `${old}'s password is valid until ${until ?? '?'}` });
+      },
+    },
+  ];
+}
+
+function planHerd(h: HerdRef, prepared: Map<number, HerdPrepared> | undefined): ActionPlan<State> | Refusal {
+  const p = prepared?.get(h.id);
+  const primary = h.members.find((m) => m.role === 'primary');
+  if (!primary) return refuse('topology', `${h.name} has no primary: a login's password is set on its primary`);
+  if (!p?.declaration || !p.declaration.rotations.size)
+    return refuse('not-applicable', `${h.name} declares no login to rotate (a rotate line in its object set or its own lines)`);
+  if (p.errors.length) return refuse('params', `its declaration cannot be used: ${p.errors.join('; ')}`);
+  if (!p.reading) return refuse('unreachable', `${primary.label}'s objects have not been read yet`);
+  const has = new Set(p.reading.roles.map((r) => r.name));
+  const steps: ActionStep<State>[] = [];
+  const facts: Fact[] = [];
+  for (const r of p.declaration.rotations.values()) {
+    const missing = [r.group, ...r.users].filter((u) => !has.has(u));
+    if (missing.length) return refuse('not-applicable', `${missing.join(', ')} not on ${primary.label} yet: Apply fleet objects first`);
+    const where = secretFor(r.secret, { environment: h.environment, herd: h.name });
+    if (typeof where === 'string') return refuse('params', where);
+    if (where.store === 'file' && !(setting('PGHERD_SECRET_FILES') ?? {})[h.environment])
+      return refuse('params', `${r.secret}: environment ${h.environment} has no folder for file secrets (PGHERD_SECRET_FILES)`);
+    steps.push(...rotationSteps(h, primary, r, where));
+    facts.push({
+      label: `Login ${r.group}`,
+      value: `${r.users.join(' and ')} alternate; the secret ${r.secret.startsWith('aws:') ? '' : 'file '}${where.name} (${where.store === 'aws' ? 'AWS Secrets Manager' : 'PGHERD_SECRET_FILES'}) is pointed at the one that gets the new password; the other's expires ${r.graceSeconds} s later`,
+    });
+  }
+  facts.push(
+    { label: 'Hosts', value: `${primary.label} (the primary: its replicas replay the change)` },
+    {
+      label: 'What a client must do',
+      value:
+        'read the secret (username and password) at each connect: one that keeps a password from before has the grace to read it again',
+    },
+  );
+  return { steps, warnings: productionWarning(h), facts };
+}
+
+export const rotateCredentialsAction = defineHerdAction({
+  name: 'rotate-credentials',
+  control: asks(null),
+  label: 'Rotate credentials',
+  permission: 'admin',
+  dangerous: false,
+  state: (): State => ({ turns: new Map() }),
+  prepare: (herds, _p, db) => prepare(herds, db),
+  plan: (h, { prepared }) => planHerd(h, prepared),
+});
