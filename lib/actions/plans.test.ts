@@ -55,7 +55,7 @@ function rotatePrepared(h: HerdRef) {
   const { declaration } = declarationOf({
     environmentSet: null,
     herdSet: null,
-    herdOverrides: 'rotate app users=app_a,app_b secret=aws:pgherd/{herd}/app grace=1h',
+    herdOverrides: 'rotate app users=app_a,app_b secret=aws:pgherd/{environment}/{herd}/app grace=1h',
   });
   const reading = objectsPrepared(h).get(h.id)!.reading;
   const role = (name: string) => ({ ...reading.roles[0]!, name, superuser: false, bootstrap: false });
@@ -67,9 +67,14 @@ function rotatePrepared(h: HerdRef) {
 /** Apply fleet objects' preparation: a herd that declares a role its primary lacks, and access rules. */
 function objectsPrepared(h: HerdRef) {
   const inputs = {
-    environmentSet: null,
+    environmentSet: {
+      id: 1,
+      name: 'base',
+      version: 1,
+      declaration: 'role app login\nhba local all all trust\nhba host all all 0.0.0.0/0 trust\nhba host replication all 0.0.0.0/0 trust',
+    },
     herdSet: null,
-    herdOverrides: 'role app login\nhba local all all trust\nhba host all all 0.0.0.0/0 trust\nhba host replication all 0.0.0.0/0 trust',
+    herdOverrides: '',
   };
   const reading: ObjectsReading = {
     serverVersionNum: 160000,

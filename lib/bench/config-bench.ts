@@ -127,6 +127,7 @@ export async function configBench(log: (m: string) => void): Promise<string[]> {
       const t = performance.now();
       const r = await objectsPass(db);
       objectsQuiet.push(performance.now() - t);
+      if (k === QUIET_PASSES - 1) log(`objects: a quiet pass's parts: due ${r.ms.due.toFixed(1)} ms, judge ${r.ms.judge.toFixed(1)} ms`);
       if (r.read || r.judged || r.failed) throw new Error(`a quiet objects pass read or judged something: ${JSON.stringify(r)}`);
     }
     // A group edited: every instance judged again.

@@ -82,9 +82,27 @@ function planned(changes: ObjectChange[], hba: RenderedLine[] | null, params: Pa
 }
 
 /** The connections the herd cannot lose, as its primary saw them (and the inventory says). */
+/** How pgherd logs in: SCRAM (md5 lines take a SCRAM password too), a client certificate, or trust. */
+const PGHERD_METHODS = ['scram-sha-256', 'md5', 'cert', 'trust'] as const;
+
 function essentials(h: HerdRef, ctx: HerdContext, reading: ObjectsReading, declaredDatabases: string[], viaSsh: boolean): Essential[] {
   const me = reading.me;
-  const roleOf = new Map(reading.roles.map((r) => [r.name, r.memberOf]));
+  const direct = new Map(reading.roles.map((r) => [r.name, r.memberOf]));
+  // +group in pg_hba matches members of members too.
+  const roleOf = new Map(
+    reading.roles.map((r) => {
+      const all = new Set<string>();
+      const walk = (n: string): void => {
+        for (const g of direct.get(n) ?? [])
+          if (!all.has(g)) {
+            all.add(g);
+            walk(g);
+          }
+      };
+      walk(r.name);
+      return [r.name, [...all]];
+    }),
+  );
   const bootstrap = reading.roles.find((r) => r.bootstrap)?.name ?? 'postgres';
   const out: Essential[] = [...new Set([me.database, ...declaredDatabases])].map((database) => ({
     who: `pgherd (${me.user}${me.address ? ` from ${me.address}` : ' over the socket'}, database ${database})`,
@@ -94,6 +112,7 @@ function essentials(h: HerdRef, ctx: HerdContext, reading: ObjectsReading, decla
     user: me.user,
     database,
     memberOf: roleOf.get(me.user) ?? [],
+    methods: PGHERD_METHODS,
   }));
   const streaming = new Set<string>();
   for (const r of reading.replication) {
@@ -355,6 +374,8 @@ export const applyObjectsAction = defineHerdAction({
   runsAsConfirmed: true,
   params: {
     schema: applyObjectsParams,
+    // A person ticks it, seeing what goes: no rule carries it to a later fire, whose plan nobody reads.
+    attestations: ['dropUndeclared'],
     fields: [
       {
         name: 'dropUndeclared',

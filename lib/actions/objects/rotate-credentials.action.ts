@@ -120,10 +120,24 @@ function rotationSteps(h: HerdRef, primary: InstanceRef, r: RotateDecl, where: W
       run: async (x) => {
         const v = await readSecret(h.environment, where);
         if (v && v.username !== a && v.username !== b)
-          throw new Error(`the ${secretWords} names ${v.username}, neither ${a} nor ${b}: nothing was changed`);
+          throw new Error(`the ${secretWords} names neither ${a} nor ${b}: nothing was changed`);
         const t = turnOf(x, r);
         t.current = v?.username ?? null;
         t.idle = t.current === a ? b : a;
+        // The idle user still in its grace (the last rotation's old one): its clients may hold its password.
+        const idle = t.idle;
+        const until = await onPrimary(primary, async (c) => {
+          const q = await c.query<{ until: string | null }>(
+            "SELECT rolvaliduntil::text AS until FROM pg_roles WHERE rolname = $1 AND rolvaliduntil > now() AND rolvaliduntil < 'infinity'",
+            [idle],
+          );
+          return q.rows[0]?.until ?? null;
+        });
+        if (until)
+          throw refuse(
+            'not-applicable',
+            `${idle}'s password is in its grace until ${until} (clients may still hold it): rotate again after it. Nothing was changed`,
+          );
         x.note({ stdout: `clients log in as ${t.current ?? 'nobody yet (no secret)'}; ${t.idle} is idle` });
       },
     },

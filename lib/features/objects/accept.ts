@@ -6,11 +6,20 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { demand, type Actor } from '@/lib/engine/access';
 import { writeAudit } from '@/lib/engine/write-audit';
-import { databaseLine, extensionLine, parseDeclaration, roleLine, ROLE_ATTRIBUTES } from '@/lib/fleet/objects/declaration';
+import { badName, databaseLine, extensionLine, parseDeclaration, roleLine, ROLE_ATTRIBUTES } from '@/lib/fleet/objects/declaration';
 import { changesOf, hbaContexts, judgeObjects, loadDeclarations, loadReading } from '@/lib/fleet/objects/objects-pass';
 import type { ObjectsReading } from '@/lib/fleet/objects/read-objects';
 
 export class AcceptObjectsError extends Error {}
+
+/** Every name a line would hold must be one pgherd writes: a name planted on the server could hold a line of its own. */
+function checked(names: (string | null)[], what: string): void {
+  for (const n of names) {
+    if (n === null || n === 'public') continue;
+    const bad = badName(n, 'member-of');
+    if (bad) throw new AcceptObjectsError(`${what} cannot be accepted: ${bad}`);
+  }
+}
 
 /** The declaration line of `name` (`role app`, `database app`, `extension app.pg_trgm`) as the primary has it. */
 function lineOf(name: string, reading: ObjectsReading, declaredConnect: (db: string) => string[] | null): { key: string; line: string } {
@@ -20,6 +29,7 @@ function lineOf(name: string, reading: ObjectsReading, declaredConnect: (db: str
     if (!r) throw new AcceptObjectsError(`${name}: the primary has no such role`);
     if (r.superuser)
       throw new AcceptObjectsError(`${name} is a superuser: a superuser is declared only in an object set, which a global admin writes`);
+    checked([r.name, ...r.memberOf], name);
     return {
       key: name,
       line: roleLine({
@@ -35,6 +45,7 @@ function lineOf(name: string, reading: ObjectsReading, declaredConnect: (db: str
   if (kind === 'database') {
     const d = reading.databases.find((x) => x.name === rest);
     if (!d) throw new AcceptObjectsError(`${name}: the primary has no such database`);
+    checked([d.name, d.owner, ...(d.connect ?? [])], name);
     return {
       key: name,
       line: databaseLine({
@@ -50,6 +61,7 @@ function lineOf(name: string, reading: ObjectsReading, declaredConnect: (db: str
     const [database = '', ext = ''] = rest.split('.');
     const version = reading.extensions[database]?.[ext];
     if (!version) throw new AcceptObjectsError(`${name}: the primary has no such extension there`);
+    checked([database], name);
     return { key: name, line: extensionLine({ database, name: ext, version }) };
   }
   throw new AcceptObjectsError(
@@ -116,6 +128,11 @@ export async function acceptObjects(db: Db, actor: Actor, herdId: number, names:
         .trim();
       const p = parseDeclaration(text, { allowSuperuser: false });
       if (!p.ok) throw new AcceptObjectsError(`the herd's lines would not parse: ${p.errors.join('; ')}`);
+      // Exactly what was accepted, and no more: each accepted line is one object.
+      for (const l of lines) {
+        const one = parseDeclaration(l.line, { allowSuperuser: false });
+        if (!one.ok || one.objects.length !== 1) throw new AcceptObjectsError(`${l.key} cannot be written as one line of the herd's own`);
+      }
       await tx.execute(sql`UPDATE herds SET object_overrides = ${text}, updated_at = now() WHERE id = ${herdId}`);
       await writeAudit(tx, {
         user: actor,

@@ -85,7 +85,7 @@ describe('a declaration', () => {
     expect(errorsOf('hba host all all 10.0.0.0/8 ldap ldapbindpasswd=secret')[0]).toMatch(/none that holds a secret/);
     expect(errorsOf('hba hostssl all all 10.0.0.0/8 cert clientcert=verify-full')).toEqual([]);
     expect(errorsOf('hba host @/etc/passwd all 10.0.0.0/8 trust')[0]).toMatch(/includes a file/);
-    expect(errorsOf('role a\u0000b')).toEqual(['it holds a control character']);
+    expect(errorsOf('role a\u0000b')).toEqual(['it holds a tab or a control character']);
     expect(errorsOf("role a valid_until=2027-01-01'")[0]).toMatch(/not something a role has/);
     expect(errorsOf('role a\nrole a')).toEqual(['role a is declared twice']);
     expect(errorsOf('role a in=a')[0]).toMatch(/member of itself/);
@@ -96,6 +96,22 @@ describe('a declaration', () => {
     expect(errorsOf('role boss login superuser', true)).toEqual([]);
     const { errors } = declarationOf({ environmentSet: null, herdSet: null, herdOverrides: 'role boss superuser' });
     expect(errors[0]).toMatch(/^herd override: line 1: boss: superuser/);
+    // Nor what leads to it: a membership in a role that reaches the server, the attributes that grant it,
+    // a rule that asks no password.
+    for (const [line, why] of [
+      ['role mallory login in=postgres', /mallory: in=postgres/],
+      ['role mallory login in=pg_execute_server_program', /in=pg_execute_server_program/],
+      ['role mallory login in=rds_superuser', /in=rds_superuser/],
+      ['role mallory login createrole', /mallory: createrole/],
+      ['role mallory login replication', /mallory: replication/],
+      ['hba host all all 0.0.0.0/0 trust', /trust \(no password asked\)/],
+    ] as const) {
+      expect(errorsOf(line)[0], line).toMatch(why);
+      expect(errorsOf(line, true), line).toEqual([]);
+    }
+    // pg_hba reads a quoted +"group" as a role's name: such a group is refused.
+    expect(errorsOf('hba host all +ops-team 10.0.0.0/8 scram-sha-256')[0]).toMatch(/a group in pg_hba is letters, digits and _ only/);
+    expect(errorsOf('role a\tb')).toEqual(['it holds a tab or a control character']);
   });
 
   it("lays a herd's lines over its set: a role named again replaces it, the herd's rules come first", () => {
@@ -158,7 +174,7 @@ describe('its differences', () => {
       'CREATE ROLE "app" LOGIN',
       'GRANT "app_owner" TO "app"',
       'CREATE DATABASE "app" OWNER "app_owner" TEMPLATE template0',
-      'CREATE EXTENSION IF NOT EXISTS "pg_trgm" VERSION \'1.6\'',
+      'CREATE EXTENSION IF NOT EXISTS "pg_trgm" SCHEMA public VERSION \'1.6\'',
       'DROP ROLE "stray"',
     ]);
   });

@@ -173,6 +173,25 @@ export function badName(name: string, what: 'role' | 'database' | 'member-of'): 
 
 const list = (v: string) => v.split(',').filter((x) => x !== '');
 
+/** Roles whose members reach the server's files, programs or every session (and RDS's stand-in for a superuser). */
+const SERVER_ROLES =
+  /^(postgres|pg_execute_server_program|pg_write_server_files|pg_read_server_files|pg_signal_backend|pg_checkpoint|pg_create_subscription|rds_superuser|rdsadmin)$/;
+
+/**
+ * What a line gives that only a global admin may (an object set): superuser and the attributes that lead
+ * to it, membership in a role that reaches the server, an access rule that asks no password. Null: none.
+ */
+export function privileged(o: ObjectDecl): string | null {
+  if (o.kind === 'role') {
+    const attr = o.attributes.find((a) => a === 'superuser' || a === 'createrole' || a === 'replication' || a === 'bypassrls');
+    if (attr) return `${o.name}: ${attr}`;
+    const role = o.memberOf.find((g) => SERVER_ROLES.test(g));
+    if (role) return `${o.name}: in=${role}`;
+  }
+  if (o.kind === 'hba' && o.method === 'trust') return `${o.text}: trust (no password asked)`;
+  return null;
+}
+
 function parseRole(words: string[], errors: string[], at: string): RoleDecl | null {
   const [name = '', ...rest] = words;
   const bad = badName(name, 'role');
@@ -249,6 +268,9 @@ function hbaNames(v: string, users: boolean, errors: string[], at: string): stri
     if (raw.startsWith('@')) errors.push(`${at}: ${raw}: pgherd writes no line that includes a file`);
     else if (keywords.includes(raw)) out.push(raw);
     else if (!NAME.test(n)) errors.push(`${at}: ${JSON.stringify(raw)} is not a ${users ? 'role' : 'database'} name pgherd writes`);
+    // pg_hba reads a quoted +"name" as a role of that name, not a group: a group is written unquoted.
+    else if (raw.startsWith('+') && !/^[A-Za-z0-9_]+$/.test(n))
+      errors.push(`${at}: ${raw}: a group in pg_hba is letters, digits and _ only`);
     else out.push(raw);
   }
   if (!out.length && !errors.length) errors.push(`${at}: no ${users ? 'role' : 'database'}`);
@@ -345,7 +367,8 @@ export function validAddress(a: string): boolean {
 export function parseDeclaration(text: string, opts: { allowSuperuser?: boolean } = {}): Parsed {
   const errors: string[] = [];
   const objects: ObjectDecl[] = [];
-  if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(text.replaceAll('\r', ''))) return { ok: false, errors: ['it holds a control character'] };
+  if (/[\u0000-\u0009\u000b-\u001f\u007f]/.test(text.replaceAll('\r', '')))
+    return { ok: false, errors: ['it holds a tab or a control character'] };
   text.split('\n').forEach((raw, i) => {
     const line = raw.replace(/#.*$/, '').trim();
     if (!line) return;
@@ -363,8 +386,10 @@ export function parseDeclaration(text: string, opts: { allowSuperuser?: boolean 
         errors.push(`${at}: an ignore line is: ignore role|database|extension PATTERN (letters, digits, _, $, - and *)`);
       else o = { kind: 'ignore', what: what as IgnoreDecl['what'], pattern };
     } else errors.push(`${at}: ${JSON.stringify(kind)} is not an object pgherd declares (role, database, extension, hba, rotate, ignore)`);
-    if (o?.kind === 'role' && o.attributes.includes('superuser') && !opts.allowSuperuser)
-      errors.push(`${at}: ${o.name}: superuser is declared only in an object set, which only a global admin writes`);
+    if (o && !opts.allowSuperuser) {
+      const why = privileged(o);
+      if (why) errors.push(`${at}: ${why}: declared only in an object set, which only a global admin writes`);
+    }
     if (o) objects.push(o);
   });
   const seen = new Set<string>();

@@ -223,8 +223,9 @@ function databaseChanges(d: Declaration, reading: ObjectsReading, drop: ObjectCh
         });
     }
     if (db.connect) {
-      const has = new Set(run ? (run.connect ?? ['public']) : ['public']);
-      const want = new Set(db.connect);
+      const owner = run?.owner ?? db.owner;
+      const has = new Set([...(run ? (run.connect ?? ['public']) : ['public']), ...(owner ? [owner] : [])]);
+      const want = new Set([...db.connect, ...(owner ? [owner] : [])]);
       const sql = [
         ...[...want]
           .filter((r) => !has.has(r))
@@ -290,7 +291,7 @@ function extensionChanges(d: Declaration, reading: ObjectsReading, drop: ObjectC
     if (runs === want) continue;
     const stmt =
       runs === null
-        ? `CREATE EXTENSION IF NOT EXISTS ${quoteIdent(e.name)} VERSION ${quoteLiteral(want)}`
+        ? `CREATE EXTENSION IF NOT EXISTS ${quoteIdent(e.name)} SCHEMA public VERSION ${quoteLiteral(want)}`
         : `ALTER EXTENSION ${quoteIdent(e.name)} UPDATE TO ${quoteLiteral(want)}`;
     out.push({
       kind: 'extension',

@@ -3,7 +3,11 @@ import { declarationOf } from './declaration';
 import { renderHba, shutOut, splitCidr, type Essential } from './hba';
 
 const lines = (text: string, ctx = { members: ['127.0.0.2', '127.0.0.3'], pgherd: '127.0.0.1', poolers: ['127.0.0.9'] }) =>
-  renderHba(declarationOf({ environmentSet: null, herdSet: null, herdOverrides: text }).declaration.hba, ctx);
+  renderHba(
+    declarationOf({ environmentSet: { id: 1, name: 'base', version: 1, declaration: text }, herdSet: null, herdOverrides: '' }).declaration
+      .hba,
+    ctx,
+  );
 
 const pgherd: Essential = { who: 'pgherd', local: false, address: '127.0.0.1', ssl: true, user: 'pgherd', database: 'postgres' };
 const replica: Essential = {
@@ -36,7 +40,7 @@ describe('access rules', () => {
     );
     expect(shutOut(ok.lines, [pgherd, replica, pooler])).toEqual([]);
     const bad = lines('hba host all all 127.0.0.0/8 reject\nhba hostssl all pgherd {pgherd} scram-sha-256');
-    expect(shutOut(bad.lines, [pgherd])).toEqual(['hba host all all 127.0.0.0/8 reject (herd override) would shut out pgherd']);
+    expect(shutOut(bad.lines, [pgherd])).toEqual(['hba host all all 127.0.0.0/8 reject (set base v1 (environment)) would shut out pgherd']);
     expect(shutOut(lines('hba host replication all 127.0.0.2/32 trust').lines, [replica])).toEqual([
       'no line lets in the replication of 127.0.0.3',
     ]);
@@ -47,6 +51,23 @@ describe('access rules', () => {
     );
     // A reject for one named role does not shut out a pooler whose users are not known.
     expect(shutOut(lines('hba host all pgherd 0.0.0.0/0 reject\nhba host all all 127.0.0.0/8 trust').lines, [pooler])).toEqual([]);
+    // samehost, samenet: a reject there may match; an allow there is not counted on.
+    expect(shutOut(lines('hba host all all samenet reject\nhba host all all 0.0.0.0/0 trust').lines, [pooler])[0]).toMatch(
+      /samenet reject .* would shut out/,
+    );
+    expect(shutOut(lines('hba host all all samehost trust').lines, [pooler])).toEqual(['no line lets in the pooler on 127.0.0.9']);
+    // A method pgherd cannot log in by shuts it out as surely as a reject.
+    expect(
+      shutOut(lines('hba host all all 0.0.0.0/0 ldap ldapserver=x').lines, [
+        { ...pgherd, methods: ['scram-sha-256', 'md5', 'cert', 'trust'] },
+      ])[0],
+    ).toMatch(/it logs in by scram-sha-256, md5, cert, trust, not ldap/);
+    // +group matches a member of a member.
+    expect(
+      shutOut(lines('hba host all +ops 0.0.0.0/0 reject\nhba host all all 0.0.0.0/0 trust').lines, [
+        { ...pgherd, memberOf: ['dba', 'ops'] },
+      ])[0],
+    ).toMatch(/would shut out pgherd/);
     // hostnossl: pgherd comes over TLS, so this line is not its.
     expect(shutOut(lines('hba hostnossl all all 0.0.0.0/0 trust').lines, [pgherd])).toEqual(['no line lets in pgherd']);
   });

@@ -137,8 +137,10 @@ export interface Essential {
   ssl: boolean | null;
   user: string | null;
   database: string;
-  /** The roles `user` is a member of (for +group), when known. */
+  /** The roles `user` is a member of, directly or not (for +group), when known. */
   memberOf?: string[];
+  /** The methods it can log in by (absent: any but reject). pgherd's own: SCRAM, a certificate, trust. */
+  methods?: readonly string[];
 }
 
 type Match = 'yes' | 'no' | 'maybe';
@@ -205,8 +207,20 @@ export function shutOut(lines: RenderedLine[], essentials: Essential[]): string[
     let verdict: string | null = `no line lets in ${e.who}`;
     for (const l of lines) {
       const m = matches(l, e);
-      if (m === 'no' || (m === 'maybe' && l.method === 'reject')) continue;
-      verdict = l.method === 'reject' ? `${l.source} would shut out ${e.who}` : null;
+      // samehost and samenet depend on the server's own addresses, which pgherd does not read: a reject
+      // there may match, an allow may not.
+      const byHost = l.address === 'samehost' || l.address === 'samenet';
+      if (m === 'no') continue;
+      if (l.method === 'reject') {
+        if (m === 'maybe' && !byHost) continue;
+        verdict = `${l.source} would shut out ${e.who}`;
+        break;
+      }
+      if (byHost) continue;
+      verdict =
+        e.methods && !e.methods.includes(l.method)
+          ? `${l.source} would shut out ${e.who}: it logs in by ${e.methods.join(', ')}, not ${l.method}`
+          : null;
       break;
     }
     if (verdict) out.push(verdict);

@@ -18,6 +18,8 @@ export interface ObjectsPassSummary {
   failed: number;
   judged: number;
   drifted: number;
+  /** How long finding the due primaries took, and judging (the bench reads them). */
+  ms: { due: number; judge: number };
 }
 
 type InputRow = {
@@ -143,6 +145,7 @@ export async function objectsPass(
   db: Db,
   opts: { limit?: number; concurrency?: number; timeoutMs?: number } = {},
 ): Promise<ObjectsPassSummary> {
+  const t0 = performance.now();
   const maxAge = setting('PGHERD_OBJECTS_MAX_AGE_MS');
   const due = await loadInputs(
     db,
@@ -153,6 +156,7 @@ export async function objectsPass(
            OR r.read_at < now() - ${maxAge} * interval '1 millisecond')
     ORDER BY r.read_at NULLS FIRST LIMIT ${opts.limit ?? 500}`,
   );
+  const dueMs = performance.now() - t0;
   let failed = 0;
   await mapLimit(due, opts.concurrency ?? 8, async (r) => {
     try {
@@ -162,8 +166,9 @@ export async function objectsPass(
       failed++;
     }
   });
+  const t1 = performance.now();
   const j = await judgeObjects(db);
-  return { read: due.length - failed, failed, ...j };
+  return { read: due.length - failed, failed, ...j, ms: { due: dueMs, judge: performance.now() - t1 } };
 }
 
 /**
@@ -174,12 +179,15 @@ export async function objectsPass(
  */
 const JUDGE_KEY = sql`CASE WHEN i.role = 'primary' AND r.read_at IS NOT NULL
     AND (e.object_set_id IS NOT NULL OR h.object_set_id IS NOT NULL OR h.object_overrides <> '')
-  THEN md5(concat_ws('|', es.id, es.version, hs.id, hs.version, md5(h.object_overrides), r.read_at, h.control_driver,
-    (SELECT string_agg(coalesce(nullif(s.address, ''), s.hostname), ',' ORDER BY coalesce(nullif(s.address, ''), s.hostname))
-       FROM instances m JOIN servers s ON s.id = m.server_id WHERE m.herd_id = h.id),
-    (SELECT string_agg(coalesce(nullif(s.address, ''), s.hostname), ',' ORDER BY coalesce(nullif(s.address, ''), s.hostname))
-       FROM poolers p JOIN servers s ON s.id = p.server_id WHERE p.herd_id = h.id)))
+  THEN md5(concat_ws('|', es.id, es.version, hs.id, hs.version, md5(h.object_overrides), r.read_at, h.control_driver, a.members, pl.poolers))
   ELSE 'none' END`;
+
+/** Each herd's member and pooler addresses, aggregated once for the whole judgement (not a subquery a row). */
+const HERD_ADDRESSES = sql`
+  a AS (SELECT m.herd_id, string_agg(coalesce(nullif(s.address, ''), s.hostname), ',' ORDER BY coalesce(nullif(s.address, ''), s.hostname)) AS members
+        FROM instances m JOIN servers s ON s.id = m.server_id GROUP BY m.herd_id),
+  pl AS (SELECT p.herd_id, string_agg(coalesce(nullif(s.address, ''), s.hostname), ',' ORDER BY coalesce(nullif(s.address, ''), s.hostname)) AS poolers
+        FROM poolers p JOIN servers s ON s.id = p.server_id GROUP BY p.herd_id)`;
 
 /**
  * Judges drift again where the declaration, the reading or the herd's addresses moved since it was last
@@ -188,6 +196,7 @@ const JUDGE_KEY = sql`CASE WHEN i.role = 'primary' AND r.read_at IS NOT NULL
 export async function judgeObjects(db: Db, opts: { herdIds?: number[] } = {}): Promise<{ judged: number; drifted: number }> {
   const rows = (
     await db.execute<InputRow & { key: string }>(sql`
+    WITH ${HERD_ADDRESSES}
     SELECT * FROM (
       SELECT i.id, i.herd_id, i.role, i.objects_judged_key, ${JUDGE_KEY} AS key,
              es.id AS es_id, es.name AS es_name, es.version AS es_version, es.declaration AS es_declaration,
@@ -199,6 +208,8 @@ export async function judgeObjects(db: Db, opts: { herdIds?: number[] } = {}): P
       LEFT JOIN object_sets es ON es.id = e.object_set_id
       LEFT JOIN object_sets hs ON hs.id = h.object_set_id
       LEFT JOIN object_readings r ON r.instance_id = i.id
+      LEFT JOIN a ON a.herd_id = h.id
+      LEFT JOIN pl ON pl.herd_id = h.id
       WHERE ${opts.herdIds ? sql`i.herd_id = ANY(${sql.param(opts.herdIds)}::int[])` : sql`true`}) x
     WHERE x.key IS DISTINCT FROM x.objects_judged_key`)
   ).rows.map((x) => ({ ...x, inputs: inputsOf(x) }));

@@ -21,6 +21,8 @@ describe('a secret reference', () => {
     expect(secretFor('file:a/b', { environment: 'staging', herd: 'orders' })).toMatch(/no \//);
     expect(secretFor('file:{user}', { environment: 'staging', herd: 'orders' })).toMatch(/only \{environment\} and \{herd\}/);
     expect(secretFor('env:X', { environment: 'staging', herd: 'orders' })).toMatch(/not a secret reference/);
+    // A staging declaration cannot name production's secret.
+    expect(secretFor('aws:pgherd/production/orders/app', { environment: 'staging', herd: 'orders' })).toMatch(/is named pgherd\/staging\//);
   });
 
   it('a file secret is written whole, 0600, and read back; none yet reads as null', async () => {

@@ -3,7 +3,7 @@
 // environment's folder, PGHERD_SECRET_FILES). The value is JSON `{"username", "password", ...}`, as RDS and
 // Secrets Manager's rotation templates keep it: a client reads both at each connect. `{herd}` and
 // `{environment}` in a reference are filled in per herd, so each herd's login has its own secret.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   GetSecretValueCommand,
@@ -30,6 +30,9 @@ export function secretFor(ref: string, where: { environment: string; herd: strin
   if (/[{}]/.test(name)) return `${ref}: only {environment} and {herd} are filled in`;
   if (m[1] === 'file' && (name.includes('/') || name.startsWith('.')))
     return `${ref}: a file secret is a name in the environment's folder, with no / and not beginning with a dot`;
+  // One worker writes every environment's secrets: an environment's are under its own prefix, never another's.
+  if (m[1] === 'aws' && !name.startsWith(`pgherd/${where.environment}/`))
+    return `${ref}: an AWS secret of environment ${where.environment} is named pgherd/${where.environment}/... (write aws:pgherd/{environment}/...)`;
   return { store: m[1] as 'aws' | 'file', name };
 }
 
@@ -80,7 +83,9 @@ export async function writeSecret(environment: string, s: { store: 'aws' | 'file
     const file = fileOf(environment, s.name);
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.pgherd-new`;
-    writeFileSync(tmp, text, { mode: 0o600 });
+    // Made anew (O_EXCL: a file or link left there is not written through), 0600 from its first byte.
+    rmSync(tmp, { force: true });
+    writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
     renameSync(tmp, file);
     return;
   }

@@ -8,6 +8,7 @@ import { memberArg } from '@/lib/engine/plan-identity';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { instanceClient } from '@/lib/fleet/pg-access';
 import type { AccessRulesPlane } from '../access-rules';
+import { driverFor } from '@/lib/fleet/drivers';
 
 /** The member's pg_hba: the primary's file's name in the member's own data directory, else the same path. */
 export function hbaPath(m: InstanceRef, primary: InstanceRef, hbaFile: string | null): string {
@@ -60,7 +61,8 @@ export const pgCtlAccessRules: AccessRulesPlane = {
             if (!w.kept(x)) {
               const back = 'f=$1 && if [ -f "$f.pgherd-before-apply" ]; then cp -p -- "$f.pgherd-before-apply" "$f"; fi';
               await execNotedOk(x.deps, m, x, ['sh', '-c', back, 'pgherd-hba', file], 30_000);
-              await reloadAndCheck(m).catch(() => []);
+              // Reloaded over SSH: the rules being put back may be the ones that shut pgherd's SQL out.
+              await execNotedOk(x.deps, m, x, driverFor(m.controlDriver).reload(m), 60_000);
               x.note({ stdout: `${m.label}: pg_hba as it was, reloaded` });
             }
             await execNoted(x.deps, m, x, ['rm', '-f', '--', kept(file)], 30_000);

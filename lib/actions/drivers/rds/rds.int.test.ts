@@ -55,6 +55,10 @@ import { ruleBody } from '@/lib/features/rules/rule-body';
 import { createRule, requestRun } from '@/lib/features/rules/rules';
 import { waitFor } from '@/lib/testing/wait';
 import { applyObjectsAction } from '@/lib/actions/objects/apply-objects.action';
+import { rotateCredentialsAction } from '@/lib/actions/objects/rotate-credentials.action';
+import { secretsClient } from '@/lib/adapters/aws/config';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import { objectsPass } from '@/lib/fleet/objects/objects-pass';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', `vitest-rds-${process.pid}.json`);
@@ -345,6 +349,42 @@ describe('fleet objects on RDS', () => {
         (await query<{ n: number }>(url(member(1)), "SELECT count(*)::int AS n FROM pg_roles WHERE rolname = 'rd_app'"))[0]?.n === 1 ||
         undefined,
     );
+    await db.update(herds).set({ objectOverrides: '' }).where(eq(herds.id, herdId));
+  });
+
+  it("rotates a login through AWS Secrets Manager: the secret names the user whose SCRAM verifier is its password's; the old one expires", async () => {
+    const source = member(0);
+    await db
+      .update(herds)
+      .set({ objectOverrides: 'rotate rd_rw users=rd_rw_a,rd_rw_b secret=aws:pgherd/{environment}/{herd}/rd_rw grace=1h' })
+      .where(eq(herds.id, herdId));
+    await objectsPass(db);
+    const run = async (action: AnyAction) => {
+      const r = await runOperation(db, worker!.queue, action, { herdIds: [herdId] }, {}, { username: 'dba-test', timeoutMs: 120_000 });
+      expect(r.op.status, JSON.stringify(r.steps.map((s) => [s.name, s.status, s.stderrTail.slice(-300)]))).toBe('succeeded');
+    };
+    await run(applyObjectsAction);
+    await objectsPass(db);
+    const [h] = await db.select({ name: herds.name }).from(herds).where(eq(herds.id, herdId));
+    const secretName = `pgherd/${ENV}/${h!.name}/rd_rw`;
+    const secret = async () =>
+      JSON.parse((await secretsClient(lab.aws!.region).send(new GetSecretValueCommand({ SecretId: secretName }))).SecretString ?? '{}') as {
+        username: string;
+        password: string;
+      };
+    await run(rotateCredentialsAction);
+    expect((await secret()).username).toBe('rd_rw_a');
+    await run(rotateCredentialsAction);
+    const now = await secret();
+    expect(now.username).toBe('rd_rw_b');
+    const [b] = await query<{ p: string }>(url(source), "SELECT rolpassword AS p FROM pg_authid WHERE rolname = 'rd_rw_b'");
+    // SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>: the StoredKey is the secret's password's.
+    const [, iter = '', salt = '', stored = ''] = /^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):/.exec(b?.p ?? '') ?? [];
+    const salted = pbkdf2Sync(now.password, Buffer.from(salt, 'base64'), Number(iter), 32, 'sha256');
+    const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+    expect(createHash('sha256').update(clientKey).digest('base64')).toBe(stored);
+    const [a] = await query<{ until: Date | null }>(url(source), "SELECT rolvaliduntil AS until FROM pg_roles WHERE rolname = 'rd_rw_a'");
+    expect(a?.until?.getTime() ?? Infinity).toBeLessThan(Date.now() + 2 * 3600_000);
     await db.update(herds).set({ objectOverrides: '' }).where(eq(herds.id, herdId));
   });
 });
