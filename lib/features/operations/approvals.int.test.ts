@@ -82,6 +82,8 @@ const decide = (id: number, who: Actor, decision: 'approved' | 'denied', comment
   decideOperation(t.db, worker?.queue ?? null, id, who, { decision, comment, via: 'console' });
 
 beforeAll(async () => {
+  // The worker a test starts tells webhooks too (its notify chore): its links must be the same absolute ones.
+  process.env.PGHERD_CONSOLE_URL = 'https://pgherd.example';
   t = await freshDatabase();
   cfg = labLdapConfig(t.lab);
   await seedLabFleet(t.db, t.lab);
