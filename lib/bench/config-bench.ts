@@ -5,7 +5,7 @@
 //   instances and per instance, beside the plain way of finding drift (read pg_settings of every instance
 //   each pass), whose cost an instance is measured over the real ones in the same run;
 // - a group edited: every instance judged again;
-// - the objects pass when nothing changed, beside the settings pass in the same run (issue 66's target);
+// - the objects pass when nothing changed, beside the settings pass in the same run (it must cost no more);
 // - the time from an ALTER SYSTEM and its reload on a real instance to its drift in the inventory, with the
 //   worker's own loops (the shared refresh every 250 ms at its default interval, the settings pass at its
 //   default), over several trials: the 60 s target.

@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { runOperation, startTestWorker, waitForOperation, type TestWorker } from '@/lib/testing/operations';
 import { submitOperation } from '@/lib/engine/submit';
 import { ifAssigned } from '@/lib/testing/if-assigned';
+import { waitFor } from '@/lib/testing/wait';
 import { SYSTEM_ACCESS } from '@/lib/engine/access';
 import { planOperation } from '@/lib/engine/plan';
 import { wavesSchema } from '@/lib/engine/waves';
@@ -384,8 +385,16 @@ describe('a login rotated by alternating users', () => {
     expect(after.username).toBe('app_rw_green');
     expect(failures).toEqual([]);
     expect(logins).toBeGreaterThan(3);
-    // Within the grace the old login still works; after it, it is refused.
-    await new Promise((r) => setTimeout(r, 3500));
+    // The old user's password expires at the end of the grace, by the database's clock: once it has, it is refused.
+    await waitFor(
+      'the old password to pass its VALID UNTIL',
+      async () =>
+        (
+          await query<{ past: boolean }>(url(primary), 'SELECT rolvaliduntil < now() AS past FROM pg_roles WHERE rolname = $1', [
+            before.username,
+          ])
+        )[0]?.past || undefined,
+    );
     await expect(login(before.username, before.password)).rejects.toThrow(/password authentication failed/);
     await login(after.username, after.password);
 

@@ -48,20 +48,21 @@ const inputsOf = (r: InputRow): DeclaredInputs => ({
   herdOverrides: r.object_overrides,
 });
 
+/** InputRow's columns (i: the instance, h: its herd, e: its environment, es/hs: their sets, r: its reading). */
+const INPUT_COLUMNS = sql`i.id, i.herd_id, i.role, i.objects_judged_key,
+  es.id AS es_id, es.name AS es_name, es.version AS es_version, es.declaration AS es_declaration,
+  hs.id AS hs_id, hs.name AS hs_name, hs.version AS hs_version, hs.declaration AS hs_declaration,
+  h.object_overrides, r.read_at`;
+const INPUT_FROM = sql`instances i
+  JOIN herds h ON h.id = i.herd_id
+  JOIN environments e ON e.id = h.environment_id
+  LEFT JOIN object_sets es ON es.id = e.object_set_id
+  LEFT JOIN object_sets hs ON hs.id = h.object_set_id
+  LEFT JOIN object_readings r ON r.instance_id = i.id`;
+
 /** What each instance's herd declares, and its last reading's time (default: every instance). */
 async function loadInputs(db: Db, where = sql`true`): Promise<(InputRow & { inputs: DeclaredInputs })[]> {
-  const r = await db.execute<InputRow>(sql`
-    SELECT i.id, i.herd_id, i.role, i.objects_judged_key,
-           es.id AS es_id, es.name AS es_name, es.version AS es_version, es.declaration AS es_declaration,
-           hs.id AS hs_id, hs.name AS hs_name, hs.version AS hs_version, hs.declaration AS hs_declaration,
-           h.object_overrides, r.read_at
-    FROM instances i
-    JOIN herds h ON h.id = i.herd_id
-    JOIN environments e ON e.id = h.environment_id
-    LEFT JOIN object_sets es ON es.id = e.object_set_id
-    LEFT JOIN object_sets hs ON hs.id = h.object_set_id
-    LEFT JOIN object_readings r ON r.instance_id = i.id
-    WHERE ${where}`);
+  const r = await db.execute<InputRow>(sql`SELECT ${INPUT_COLUMNS} FROM ${INPUT_FROM} WHERE ${where}`);
   return r.rows.map((x) => ({ ...x, inputs: inputsOf(x) }));
 }
 
@@ -198,16 +199,8 @@ export async function judgeObjects(db: Db, opts: { herdIds?: number[] } = {}): P
     await db.execute<InputRow & { key: string }>(sql`
     WITH ${HERD_ADDRESSES}
     SELECT * FROM (
-      SELECT i.id, i.herd_id, i.role, i.objects_judged_key, ${JUDGE_KEY} AS key,
-             es.id AS es_id, es.name AS es_name, es.version AS es_version, es.declaration AS es_declaration,
-             hs.id AS hs_id, hs.name AS hs_name, hs.version AS hs_version, hs.declaration AS hs_declaration,
-             h.object_overrides, r.read_at
-      FROM instances i
-      JOIN herds h ON h.id = i.herd_id
-      JOIN environments e ON e.id = h.environment_id
-      LEFT JOIN object_sets es ON es.id = e.object_set_id
-      LEFT JOIN object_sets hs ON hs.id = h.object_set_id
-      LEFT JOIN object_readings r ON r.instance_id = i.id
+      SELECT ${INPUT_COLUMNS}, ${JUDGE_KEY} AS key
+      FROM ${INPUT_FROM}
       LEFT JOIN a ON a.herd_id = h.id
       LEFT JOIN pl ON pl.herd_id = h.id
       WHERE ${opts.herdIds ? sql`i.herd_id = ANY(${sql.param(opts.herdIds)}::int[])` : sql`true`}) x
