@@ -1728,6 +1728,36 @@ export const objectSetVersions = pgTable(
   (t) => [uniqueIndex('object_set_versions_key').on(t.setId, t.version)],
 );
 
+// Rotate pgherd's credentials (lib/actions/objects/rotate-own-credentials.action.ts): the herds of an
+// operation that took the environment's new password and key. When the last of them has, the new ones
+// replace the old in the worker's files and the old key leaves the hosts.
+export const ownCredentialStages = pgTable(
+  'own_credential_stages',
+  {
+    operationId: bigint('operation_id', { mode: 'number' })
+      .notNull()
+      .references(() => operations.id, { onDelete: 'cascade' }),
+    environment: text('environment').notNull(),
+    // The salt of the new password's verifier (not secret): its line in the environment's password file.
+    salt: text('salt'),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.operationId, t.environment] })],
+);
+
+export const ownCredentialRotations = pgTable(
+  'own_credential_rotations',
+  {
+    operationId: bigint('operation_id', { mode: 'number' })
+      .notNull()
+      .references(() => operations.id, { onDelete: 'cascade' }),
+    herdId: integer('herd_id').notNull(),
+    environment: text('environment').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.operationId, t.herdId] })],
+);
+
 // What a primary has inside (lib/fleet/objects/read-objects.ts): its roles and memberships, databases,
 // the extensions of the databases declared, its pg_hba rules, and who connects to it (pgherd, its
 // replicas) as it saw them. One row an instance, replaced at each reading.

@@ -5,7 +5,7 @@ import { createDb } from '@/db/client';
 import { logLine, throttled } from '@/lib/adapters/log/log';
 import { pgAccessConfig } from '@/lib/fleet/pg-access';
 import { readBackupSecretsInThisProcess } from '@/lib/fleet/backups/secrets';
-import { parseSshKeys } from '@/lib/adapters/ssh/keys';
+import { liveSshKeys } from '@/lib/adapters/ssh/keys';
 import { setting } from '@/lib/settings/settings';
 import { fleetSsh } from '@/lib/fleet/fleet-ssh';
 import { errorText } from '@/lib/engine/errors';
@@ -38,7 +38,7 @@ export async function startWorker(cfg: WorkerConfig) {
   const discovery = discoveryConfig(); // so does a bad PGHERD_AWS_DISCOVERY
   awsEnvironments(); // and a bad PGHERD_AWS_ENVIRONMENTS
   const { db, pool } = createDb(cfg.databaseUrl, (cfg.concurrency ?? 8) + 4);
-  const ssh = fleetSsh(db, log, parseSshKeys(setting('PGHERD_SSH_KEYS'), cfg.sshKeyPath));
+  const ssh = fleetSsh(db, log, liveSshKeys(cfg.sshKeyPath));
   const producer = workerConnection(cfg.redisUrl);
   const prefix = cfg.queuePrefix ?? queuePrefix();
   const queue = targetQueue(producer, prefix);

@@ -722,6 +722,20 @@ describe('an action is its plan', () => {
         const prepared = rotatePrepared(h);
         return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
       }
+      if (a.on === 'herd' && a.name === 'rotate-pgherd-credentials') {
+        // The environment's one herd; its password file and SSH key its own.
+        const secrets = {
+          environment: h.environment,
+          user: 'pgherd',
+          passwordFile: '/run/pgherd/pw',
+          passwordWhyNot: null,
+          keyFile: '/run/pgherd/key',
+          keyWhyNot: null,
+          authorizedKeys: '.ssh/authorized_keys',
+        };
+        const prepared = { environments: new Map([[h.environment, { herdIds: [h.id], missing: [], secrets }]]) };
+        return { words: a.plan(h, { params: {}, prepared }).steps, steps: a.steps(h, deps, { params: {}, prepared }) };
+      }
       if (a.on === 'herd' && a.name === 'apply-objects') {
         // A role to create, and pg_hba written on every member.
         const prepared = objectsPrepared(h);

@@ -37,6 +37,7 @@ import { evacuateAction, replaceAction } from '@/lib/actions/grow/replace.action
 import { applySettingsAction } from '@/lib/actions/parameters/apply-settings.action';
 import { applyObjectsAction } from '@/lib/actions/objects/apply-objects.action';
 import { rotateCredentialsAction } from '@/lib/actions/objects/rotate-credentials.action';
+import { rotateOwnCredentialsAction } from '@/lib/actions/objects/rotate-own-credentials.action';
 
 export const actions: AnyAction[] = [
   startAction,
@@ -71,6 +72,7 @@ export const actions: AnyAction[] = [
   applySettingsAction,
   applyObjectsAction,
   rotateCredentialsAction,
+  rotateOwnCredentialsAction,
   refreshDnsAction,
   patroniPauseAction,
   patroniResumeAction,

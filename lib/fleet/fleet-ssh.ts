@@ -10,7 +10,7 @@ import { checkHostBinding } from '@/lib/fleet/host-binding';
 
 type Log = (event: string, fields: Record<string, unknown>) => void;
 
-export function fleetSsh(db: Queries, log: Log, keys?: SshKeys): SshPool {
+export function fleetSsh(db: Queries, log: Log, keys?: SshKeys | (() => SshKeys)): SshPool {
   return new SshPool({
     ...(keys ? { keys } : {}),
     log: (e, f) => {

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { metrics } from '@/lib/adapters/metrics/registry';
 import { logLine } from '@/lib/adapters/log/log';
 import { setting } from '@/lib/settings/settings';
-import { installScramCache } from '@/lib/fleet/scram-cache';
+import { forgetRotatingPasswords, installScramCache, rotatingPassword } from '@/lib/fleet/scram-cache';
 
 // A SCRAM login to an instance pgherd logged in to before skips PBKDF2 (lib/fleet/scram-cache.ts).
 installScramCache();
@@ -190,12 +190,33 @@ function tlsOptions(t: z.infer<typeof tlsSchema> | undefined, read: Reader): Con
   };
 }
 
+/** A line after a password file's first: the next password, and the salt of the verifier set with it. */
+const NEXT_LINE = /^scram-salt:([A-Za-z0-9+/]+={0,2}):(.+)$/;
+
+/**
+ * A password file: the password on its first line; while pgherd rotates it (lib/fleet/objects/own-credentials.ts),
+ * further lines `scram-salt:<salt>:<next password>`, each used with a server whose verifier has that salt.
+ */
+export function parsePasswordFile(text: string, file: string): { password: string; next: Map<string, string> } {
+  const lines = text.replace(/\r?\n$/, '').split(/\r?\n/);
+  const password = lines[0] ?? '';
+  if (!password) throw new Error(`${file} is empty`);
+  const next = new Map<string, string>();
+  for (const [i, line] of lines.slice(1).entries()) {
+    const m = NEXT_LINE.exec(line);
+    if (!m) throw new Error(`${file}: line ${i + 2} is not a scram-salt:<salt>:<password> line`);
+    const [, salt = '', next_ = ''] = m;
+    next.set(salt, next_);
+  }
+  return { password, next };
+}
+
 function passwordOf(e: { password?: string; passwordFile?: string }, read: Reader): string | null {
   if (e.password) return e.password;
   if (!e.passwordFile) return null;
-  const p = read(e.passwordFile).replace(/\r?\n$/, '');
-  if (!p) throw new Error(`${e.passwordFile} is empty`);
-  return p;
+  const { password, next } = parsePasswordFile(read(e.passwordFile), e.passwordFile);
+  rotatingPassword(password, next);
+  return password;
 }
 
 function toAccess(e: z.infer<typeof entrySchema>, read: Reader): EnvironmentAccess {
@@ -232,6 +253,15 @@ export function parsePgAccess(json: unknown, read: Reader = readText): PgAccessC
   };
 }
 
+/** PGHERD_PG_CONFIG as written (paths, not what the files hold); null when it is not set. Throws when it is invalid. */
+export function rawPgAccess(): z.infer<typeof pgAccessSchema> | null {
+  const file = setting('PGHERD_PG_CONFIG');
+  if (!file) return null;
+  const r = pgAccessSchema.safeParse(JSON.parse(readFileSync(/*turbopackIgnore: true*/ file, 'utf8')));
+  if (!r.success) throw new Error(`PGHERD_PG_CONFIG: ${r.error.issues.map((i) => i.message).join('; ')}`);
+  return r.data;
+}
+
 /** Without PGHERD_PG_CONFIG: PGHERD_PG_USER (default postgres) everywhere, no password, no TLS. */
 function legacy(): PgAccessConfig {
   const user = setting('PGHERD_PG_USER');
@@ -246,9 +276,11 @@ function legacy(): PgAccessConfig {
   };
 }
 
-let cached: { key: string; config: PgAccessConfig; at: number } | null = null;
-/** Password files are read again at least this often: a rotated password is used without a restart. */
+let cached: { key: string; config: PgAccessConfig; at: number; files: string[]; stamp: string; checkedAt: number } | null = null;
+/** Password files are read again at least this often, and at once when one of them changes. */
 const REREAD_MS = 60_000;
+/** How often the password files' modification times are looked at: a rotated password is used within it. */
+export const SECRET_FILES_CHECK_MS = 100;
 
 /** The file's modification time, so an edited configuration is read again at once (0 when it cannot be read). */
 const mtimeOf = (file: string) => {
@@ -259,6 +291,27 @@ const mtimeOf = (file: string) => {
   }
 };
 
+/** The password files an entry names (their change makes the configuration read again). */
+function passwordFiles(json: unknown): string[] {
+  const r = pgAccessSchema.safeParse(json);
+  if (!r.success) return [];
+  const entries = [...Object.values(r.data.environments), ...(r.data.default ? [r.data.default] : [])];
+  return entries.flatMap((e) => [e.passwordFile, e.pgbouncer?.passwordFile, e.patroni?.passwordFile].filter((f): f is string => !!f));
+}
+
+/** Each file's inode and modification time: a file renamed into place is another inode whatever its time. */
+const stampOf = (files: string[]) =>
+  files
+    .map((f) => {
+      try {
+        const st = statSync(/*turbopackIgnore: true*/ f);
+        return `${st.ino}:${st.mtimeMs}`;
+      } catch {
+        return '-';
+      }
+    })
+    .join(',');
+
 /** The configuration in force (PGHERD_PG_CONFIG, else the legacy settings); throws when it is invalid. */
 export function pgAccessConfig(): PgAccessConfig {
   // Earlier versions' passwords, sent in clear: set, each throws saying where a password goes now.
@@ -266,21 +319,30 @@ export function pgAccessConfig(): PgAccessConfig {
   setting('PGHERD_PGBOUNCER_PASSWORD');
   const file = setting('PGHERD_PG_CONFIG') ?? '';
   const key = `${file}\n${file ? mtimeOf(file) : 0}\n${setting('PGHERD_PG_USER')}`;
-  if (cached?.key !== key || Date.now() - cached.at > REREAD_MS) {
-    let config: PgAccessConfig;
-    if (!file) config = legacy();
-    else {
-      let json: unknown;
-      try {
-        json = JSON.parse(readFileSync(/*turbopackIgnore: true*/ file, 'utf8'));
-      } catch (err) {
-        throw new Error(`PGHERD_PG_CONFIG: cannot read ${file}: ${(err as Error).message}`);
-      }
-      config = parsePgAccess(json);
-    }
-    cached = { key, config, at: Date.now() };
+  const now = Date.now();
+  const c = cached;
+  if (c && c.key === key && now - c.at <= REREAD_MS) {
+    if (!c.files.length || now - c.checkedAt < SECRET_FILES_CHECK_MS) return c.config;
+    c.checkedAt = now;
+    if (stampOf(c.files) === c.stamp) return c.config;
   }
-  return cached.config;
+  if (!file) {
+    cached = { key, config: legacy(), at: now, files: [], stamp: '', checkedAt: now };
+    return cached.config;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(/*turbopackIgnore: true*/ file, 'utf8'));
+  } catch (err) {
+    throw new Error(`PGHERD_PG_CONFIG: cannot read ${file}: ${(err as Error).message}`);
+  }
+  const files = passwordFiles(json);
+  // Taken before the files are read: one changed meanwhile is read again at the next look.
+  const stamp = stampOf(files);
+  forgetRotatingPasswords();
+  const config = parsePgAccess(json);
+  cached = { key, config, at: now, files, stamp, checkedAt: now };
+  return config;
 }
 
 /** How to reach the servers of `environment` (null: a place with no environment, e.g. a bare endpoint). */

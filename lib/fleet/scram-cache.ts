@@ -20,6 +20,33 @@ type DeriveKey = (password: string, salt: Uint8Array, iterations: number) => Pro
 const MAX_ENTRIES = 100_000;
 
 const kept = new Map<string, Promise<ArrayBuffer>>();
+
+/**
+ * A password rotating: beside the one a connection is given, the next one and the salt of the verifier
+ * pgherd set with it (lib/fleet/objects/own-credentials.ts). A server whose verifier has that salt (it took the
+ * new password, or replayed it) is answered with the next password; any other with the given one. The
+ * server says its salt before the client proves anything, so neither password is ever tried and refused.
+ */
+const nextBySalt = new Map<string, Map<string, string>>();
+
+const hashOf = (password: string) => createHash('sha256').update(password, 'utf8').digest('base64');
+
+/** Forgets every rotating password (the password files are read again: what they hold now is registered). */
+export function forgetRotatingPasswords(): void {
+  nextBySalt.clear();
+}
+
+/** Registers `password`'s next passwords by their verifiers' salts (base64); an empty map forgets them. */
+export function rotatingPassword(password: string, next: ReadonlyMap<string, string>): void {
+  if (next.size) nextBySalt.set(hashOf(password), new Map(next));
+  else nextBySalt.delete(hashOf(password));
+}
+
+/** The password to derive for `salt`: the next one whose verifier has it, else `password` itself. */
+export function passwordForSalt(password: string, salt: Uint8Array): string {
+  if (!nextBySalt.size) return password;
+  return nextBySalt.get(hashOf(password))?.get(Buffer.from(salt).toString('base64')) ?? password;
+}
 const counts = { derived: 0, reused: 0 };
 
 /** How many SaltedPasswords this process computed, and how many it found kept (tests and the bench read it). */
@@ -30,13 +57,14 @@ export function scramCacheCounts(): { derived: number; reused: number } {
 function keyOf(password: string, salt: Uint8Array, iterations: number): string {
   // The password is not a key in the map: its SHA-256 is (the map is printed by nothing, but a heap
   // snapshot of a worker should not list the passwords twice).
-  const h = createHash('sha256').update(password, 'utf8').digest('base64');
+  const h = hashOf(password);
   return `${h}:${Buffer.from(salt).toString('base64')}:${iterations}`;
 }
 
 /** `derive` wrapped: computed once per (password, salt, iterations), a failure not kept. */
 export function keeping(derive: DeriveKey): DeriveKey {
-  return (password, salt, iterations) => {
+  return (given, salt, iterations) => {
+    const password = passwordForSalt(given, salt);
     const key = keyOf(password, salt, iterations);
     const hit = kept.get(key);
     if (hit) {

@@ -243,6 +243,9 @@ export function labSettings(lab: LabInfo): { PGHERD_DNS_CONFIG: string; PGHERD_P
       ? {
           PGHERD_SSH_KEY: lab.ssh.privateKeyPath,
           PGHERD_SSH_KEYS: JSON.stringify(Object.fromEntries(Object.entries(lab.ssh.environments).map(([e, k]) => [e, k.privateKeyPath]))),
+          PGHERD_SSH_AUTHORIZED_KEYS: JSON.stringify(
+            Object.fromEntries(Object.entries(lab.ssh.environments).flatMap(([e, k]) => (k.authorizedKeys ? [[e, k.authorizedKeys]] : []))),
+          ),
         }
       : {}),
   };

@@ -15,6 +15,8 @@ export interface LabSshKeys {
   publicKey: string;
   /** The environment's hosts' key fingerprint, OpenSSH style (SHA256:...). */
   hostKeyFingerprint: string;
+  /** The file its hosts' sshd reads the keys it authorizes from (PGHERD_SSH_AUTHORIZED_KEYS). */
+  authorizedKeys?: string;
 }
 
 export interface LabSsh extends LabSshKeys {
@@ -102,7 +104,7 @@ export async function startSshd(
   const shown = Object.fromEntries(
     Object.entries(environments).map(([env, k]) => [
       env,
-      { privateKeyPath: k.privateKeyPath, publicKey: k.publicKey, hostKeyFingerprint: k.hostKeyFingerprint },
+      { privateKeyPath: k.privateKeyPath, publicKey: k.publicKey, hostKeyFingerprint: k.hostKeyFingerprint, authorizedKeys: k.authorized },
     ]),
   );
   const first = Object.values(shown)[0]!;

@@ -65,6 +65,20 @@ export const SETTINGS = {
       doc: 'SSH keys per environment, as JSON: `{"production": "/run/secrets/ssh-production", "staging": "/run/secrets/ssh-staging"}` (absolute paths). Each environment\'s hosts should authorize their own key only, so a row of one environment cannot authenticate to another\'s host. A bad value, or an unreadable file, stops the worker at start; an environment with no key and no `PGHERD_SSH_KEY` is refused at its first connection, naming both settings',
     },
   ),
+  PGHERD_SSH_AUTHORIZED_KEYS: json(
+    z.record(
+      z.string().min(1).max(63),
+      z
+        .string()
+        .min(1)
+        .max(4096)
+        .regex(/^[A-Za-z0-9._/-]+$/, 'a path of letters, digits, dots, dashes, underscores and slashes'),
+    ),
+    {
+      accepts: "a JSON object of environment name to a path (absolute, or relative to the SSH user's home)",
+      doc: "where each environment's hosts keep the keys they authorize for pgherd's SSH user, as JSON: `{\"staging\": \"/etc/ssh/authorized_keys/pgherd\"}`; an environment not listed: `.ssh/authorized_keys` in the SSH user's home (sshd's default). Rotate pgherd's credentials adds the new key there and takes the old one out (docs/credentials.md)",
+    },
+  ),
   PGHERD_SECRET_FILES: json(z.record(z.string().min(1).max(63), z.string().startsWith('/', 'an absolute path to a folder').max(4096)), {
     accepts: 'a JSON object of environment name to the absolute path of a folder',
     doc: 'where the `file:` secrets of each environment live, as JSON: `{"staging": "/var/lib/pgherd/secrets/staging"}`: a role\'s password a rotation sets is written there as `NAME` (JSON `{"username", "password"}`, mode 0600, replaced at once), for its clients to read at each connect. Readable by the worker and the clients alone; pgherd never shows what it holds (docs/credentials.md)',

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { Client, type ConnectConfig } from 'ssh2';
 import { HostKeyMismatchError, HostKeyNotPinnedError, SshCommandError, SshError, SshTimeoutError } from './ssh-errors';
 import { redact, shellCommand } from './quote';
-import { keyFor, sshKeysFromEnv, type SshKeys } from './keys';
+import { keyFor, liveSshKeys, sshKeysFromEnv, type SshKeys } from './keys';
 
 export interface SshTarget {
   host: string;
@@ -29,7 +29,7 @@ export interface SshOptions {
   /** The key of environments PGHERD_SSH_KEYS does not list (the settings' PGHERD_SSH_KEY when not given). */
   privateKey?: Buffer | string;
   /** The keys per environment (default: PGHERD_SSH_KEYS, with privateKey as the fallback). */
-  keys?: SshKeys;
+  keys?: SshKeys | (() => SshKeys);
   connectTimeoutMs?: number;
   commandTimeoutMs?: number;
   /** Concurrent commands on one host; sshd's MaxSessions defaults to 10. */
@@ -87,14 +87,16 @@ export class SshPool {
   private conns = new Map<string, Conn>();
   private opts: Required<Omit<SshOptions, 'onFirstContact' | 'onConnected' | 'log' | 'privateKey' | 'keys'>> &
     Pick<SshOptions, 'onFirstContact' | 'onConnected' | 'log'>;
-  private keys: SshKeys;
+  private keys: () => SshKeys;
 
   constructor(opts: SshOptions) {
     const { privateKey, keys, ...rest } = opts;
-    this.keys = keys ?? {
-      fallback: privateKey === undefined ? sshKeysFromEnv().fallback : Buffer.from(privateKey),
-      byEnvironment: sshKeysFromEnv().byEnvironment,
-    };
+    if (typeof keys === 'function') this.keys = keys;
+    else if (keys) this.keys = () => keys;
+    else if (privateKey !== undefined) {
+      const given = { fallback: Buffer.from(privateKey), byEnvironment: sshKeysFromEnv().byEnvironment };
+      this.keys = () => given;
+    } else this.keys = liveSshKeys();
     this.opts = { connectTimeoutMs: 10_000, commandTimeoutMs: 120_000, maxPerHost: 6, connectRetries: 5, ...rest };
   }
 
@@ -115,7 +117,7 @@ export class SshPool {
         host: t.host,
         port: t.port,
         username: t.username,
-        privateKey: keyFor(this.keys, t.environment),
+        privateKey: keyFor(this.keys(), t.environment),
         readyTimeout: this.opts.connectTimeoutMs,
         keepaliveInterval: 15_000,
         hostVerifier: (key: Buffer) => {

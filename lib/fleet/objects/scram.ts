@@ -12,8 +12,7 @@ export interface ScramSecret {
 }
 
 /** The SCRAM secret of `password`: a fresh salt, Hi() as PBKDF2 with HMAC-SHA-256, the two keys. */
-export function scramSecret(password: string, iterations = 4096): ScramSecret {
-  const salt = randomBytes(16);
+export function scramSecret(password: string, iterations = 4096, salt: Buffer = randomBytes(16)): ScramSecret {
   const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256');
   const clientKey = createHmac('sha256', salted).update('Client Key').digest();
   const storedKey = createHash('sha256').update(clientKey).digest();
@@ -22,8 +21,8 @@ export function scramSecret(password: string, iterations = 4096): ScramSecret {
 }
 
 /** `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, as pg_authid keeps it. */
-export const scramVerifier = (password: string): string => {
-  const s = scramSecret(password);
+export const scramVerifier = (password: string, salt?: Buffer): string => {
+  const s = scramSecret(password, 4096, salt);
   return `SCRAM-SHA-256$${s.iterations}:${s.salt}$${s.storedKey}:${s.serverKey}`;
 };
 

@@ -76,17 +76,24 @@ export async function readSecret(environment: string, s: { store: 'aws' | 'file'
   }
 }
 
+/**
+ * Writes `text` to `file` whole: a reader sees the old content or the new, never half. Made anew beside it
+ * (O_EXCL: a file or link left there is not written through), 0600 from its first byte, renamed into place.
+ */
+export function replaceFile(file: string, text: string): void {
+  const tmp = `${file}.pgherd-new`;
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+  renameSync(tmp, file);
+}
+
 /** Replaces what the secret holds (creates it the first time): a reader sees the old value or the new one, whole. */
 export async function writeSecret(environment: string, s: { store: 'aws' | 'file'; name: string }, v: SecretValue): Promise<void> {
   const text = JSON.stringify({ username: v.username, password: v.password });
   if (s.store === 'file') {
     const file = fileOf(environment, s.name);
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    const tmp = `${file}.pgherd-new`;
-    // Made anew (O_EXCL: a file or link left there is not written through), 0600 from its first byte.
-    rmSync(tmp, { force: true });
-    writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
-    renameSync(tmp, file);
+    replaceFile(file, text);
     return;
   }
   const c = secretsClient();

@@ -1,0 +1,345 @@
+// Rotate pgherd's credentials: the password of pgherd's own Postgres role and its SSH key, for one
+// environment, without a failed login or a restart. One operation over every herd of the environment
+// (the password and the key are the environment's): the first target stages a new password and key
+// beside the old (lib/fleet/objects/own-credentials.ts); each herd's primary takes the password (a SCRAM
+// verifier pgherd computes, with the staged salt, so every worker tells which password a member wants
+// from the salt it offers), proven on every member; each host authorizes the new key beside the old,
+// proven by logging in with it; the last herd done puts the new password and key in force alone and
+// takes the old key off every host. Nothing secret is in a step's output, a plan or argv.
+import { and, eq, sql } from 'drizzle-orm';
+import type { Db } from '@/db/client';
+import { ownCredentialRotations, ownCredentialStages } from '@/db/schema';
+import { SshPool, type SshTarget } from '@/lib/adapters/ssh/ssh-client';
+import { KEY_FILES_CHECK_MS } from '@/lib/adapters/ssh/keys';
+import { defineHerdAction, productionWarning, type ActionStep, type RunContext } from '@/lib/engine/define-action';
+import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
+import type { InstanceRef } from '@/lib/fleet/instance-ref';
+import { instanceClient, loginClient, SECRET_FILES_CHECK_MS } from '@/lib/fleet/pg-access';
+import { refuse } from '@/lib/fleet/refusal';
+import { asks } from '@/lib/actions/drivers';
+import { quoteLiteral } from '@/lib/fleet/objects/diff';
+import { scramVerifier } from '@/lib/fleet/objects/scram';
+import {
+  ownSecretsOf,
+  promoteKey,
+  promotePassword,
+  stageKey,
+  stagedPassword,
+  stagePassword,
+  type OwnSecrets,
+} from '@/lib/fleet/objects/own-credentials';
+
+interface State {
+  password?: string;
+  salt?: string;
+  key?: { publicLine: string; privateKey: string };
+}
+
+interface Prepared {
+  /** Per environment: its herds, and what of pgherd's can be rotated there. */
+  environments: Map<string, { herdIds: number[]; missing: string[]; secrets: OwnSecrets }>;
+}
+
+async function prepare(herds: HerdRef[], db: Db): Promise<Prepared> {
+  const names = [...new Set(herds.map((h) => h.environment))];
+  if (!names.length) return { environments: new Map() };
+  // Ticked now, or a target of a rotation under way (a target starting: the engine plans it alone again).
+  const running = (
+    await db.execute<{ id: number }>(
+      sql`SELECT t.herd_id AS id FROM operation_targets t JOIN operations o ON o.id = t.operation_id
+          WHERE o.action = 'rotate-pgherd-credentials' AND o.status IN ('queued', 'running') AND t.herd_id IS NOT NULL`,
+    )
+  ).rows.map((r) => r.id);
+  const ticked = new Set([...herds.map((h) => h.id), ...running]);
+  const rows = (
+    await db.execute<{ id: number; name: string; environment: string }>(
+      sql`SELECT h.id, h.name, e.name AS environment FROM herds h JOIN environments e ON e.id = h.environment_id
+          WHERE e.name IN ${names} ORDER BY h.name`,
+    )
+  ).rows;
+  const environments = new Map<string, { herdIds: number[]; missing: string[]; secrets: OwnSecrets }>();
+  for (const env of names) {
+    const own = rows.filter((r) => r.environment === env);
+    environments.set(env, {
+      herdIds: own.map((r) => r.id),
+      missing: own.filter((r) => !ticked.has(r.id)).map((r) => r.name),
+      secrets: ownSecretsOf(env),
+    });
+  }
+  return { environments };
+}
+
+/** The hosts pgherd logs in to for a herd: its members' servers (RDS has none) and its poolers'. */
+function hostsOf(h: HerdRef): { label: string; ssh: SshTarget }[] {
+  const seen = new Map<string, { label: string; ssh: SshTarget }>();
+  for (const m of h.members) if (!m.rds) seen.set(`${m.ssh.host}:${m.ssh.port}`, { label: m.hostname || m.host, ssh: m.ssh });
+  for (const p of h.poolers) seen.set(`${p.ssh.host}:${p.ssh.port}`, { label: p.label.split(':')[0] ?? p.label, ssh: p.ssh });
+  return [...seen.values()];
+}
+
+const lockEnvironment = (tx: Db, environment: string) =>
+  tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext(${`pgherd-own-credentials:${environment}`}))`);
+
+const commentOf = (environment: string, operationId: number) =>
+  `pgherd-rotated-${environment.replace(/[^A-Za-z0-9_.-]/g, '_')}-op${operationId}`;
+
+/** The base64 part of a public key line: what identifies it in an authorized keys file. */
+const blobOf = (line: string) => line.split(' ')[1] ?? line;
+
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The operation's new password and key: made by its first target, read back by the others. */
+function stageStep(s: OwnSecrets): ActionStep<State> {
+  const what = [s.passwordFile && `a new password beside the one in ${s.passwordFile}`, s.keyFile && `a new SSH key beside ${s.keyFile}`]
+    .filter(Boolean)
+    .join(', and ');
+  return {
+    name: `${s.environment}: stage a new password and key`,
+    does: { kind: 'own-credentials.stage', environment: s.environment, passwordFile: s.passwordFile, keyFile: s.keyFile },
+    says: `once for the operation: ${what} (every worker reads them within a second; the old ones still work)`,
+    run: async (x) => {
+      const op = x.deps.operation?.id;
+      if (!op) throw new Error('a rotation runs as an operation');
+      const wrote = await x.deps.db.transaction(async (tx) => {
+        await lockEnvironment(tx as unknown as Db, s.environment);
+        const other = await tx.execute<{ id: number }>(
+          sql`SELECT s.operation_id AS id FROM own_credential_stages s JOIN operations o ON o.id = s.operation_id
+              WHERE s.environment = ${s.environment} AND s.operation_id <> ${op} AND o.status IN ('queued', 'running') LIMIT 1`,
+        );
+        if (other.rows[0])
+          throw refuse('not-applicable', `operation ${other.rows[0].id} is rotating ${s.environment}'s credentials: nothing was changed`);
+        const [row] = await tx
+          .select()
+          .from(ownCredentialStages)
+          .where(and(eq(ownCredentialStages.operationId, op), eq(ownCredentialStages.environment, s.environment)));
+        if (row) {
+          if (row.salt && s.passwordFile) {
+            const p = stagedPassword(s.passwordFile, row.salt);
+            if (!p) throw new Error(`the password this operation staged is no longer in ${s.passwordFile}`);
+            x.state.password = p;
+            x.state.salt = row.salt;
+          }
+          if (s.keyFile) x.state.key = stageKey(s.keyFile, commentOf(s.environment, op), false);
+          return false;
+        }
+        if (s.passwordFile) {
+          const staged = stagePassword(s.passwordFile);
+          x.state.password = staged.password;
+          x.state.salt = staged.salt.toString('base64');
+        }
+        if (s.keyFile) x.state.key = stageKey(s.keyFile, commentOf(s.environment, op), true);
+        await tx.insert(ownCredentialStages).values({ operationId: op, environment: s.environment, salt: x.state.salt ?? null });
+        return true;
+      });
+      // Every process of pgherd reads the staged password before any member has it.
+      if (wrote) await wait(3 * SECRET_FILES_CHECK_MS);
+      x.note({ stdout: wrote ? `staged: ${what}` : `this operation's new password and key were staged already` });
+    },
+  };
+}
+
+async function proveLogin(m: InstanceRef, user: string, password: string, signal: AbortSignal): Promise<void> {
+  const until = Date.now() + 60_000;
+  for (;;) {
+    const c = loginClient(m, { user, password }, { connectionTimeoutMillis: 5000, application_name: 'pgherd-rotate' });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      return;
+    } catch (err) {
+      // A replica that has not replayed the change yet refuses it; a member restarting is not up yet.
+      if (Date.now() > until || signal.aborted)
+        throw new Error(`${m.label} does not take pgherd's new password (${(err as Error).message}): the old one still works there`);
+      await wait(250);
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+}
+
+/** The herd's primary takes the staged password (as a verifier with the staged salt); every member proves it. */
+function passwordStep(h: HerdRef, primary: InstanceRef, s: OwnSecrets): ActionStep<State> {
+  const others = h.members.filter((m) => m.id !== primary.id && m.state === 'running');
+  return {
+    name: `${h.name}: pgherd's new password`,
+    does: { kind: 'own-credentials.password', herd: h.id, user: s.user },
+    says: `on ${primary.label}: ALTER ROLE CURRENT_USER (${s.user ?? '?'}) PASSWORD '<a SCRAM verifier pgherd computes>'; then log in with the new password on ${[primary, ...others].map((m) => m.label).join(', ')} (its replicas once they replay it)`,
+    run: async (x) => {
+      const { password, salt } = x.state;
+      if (!password || !salt || !s.user) throw new Error('no password was staged');
+      const c = instanceClient(primary, { connectionTimeoutMillis: 5000, statement_timeout: 30_000, application_name: 'pgherd-rotate' });
+      c.on('error', () => {});
+      await c.connect();
+      try {
+        await c.query(`ALTER ROLE CURRENT_USER PASSWORD ${quoteLiteral(scramVerifier(password, Buffer.from(salt, 'base64')))}`);
+      } finally {
+        await c.end().catch(() => {});
+      }
+      for (const m of [primary, ...others]) await proveLogin(m, s.user, password, x.signal);
+      x.note({
+        stdout: `${s.user}: the new password set on ${primary.label} (a verifier computed by pgherd) and proven on ${1 + others.length} member(s); the password itself is in no record`,
+      });
+    },
+  };
+}
+
+/** Adds `line` to the authorized keys file (once); refuses a file that is not there. */
+const ADD_KEY = [
+  'sh',
+  '-c',
+  'f=$1; k=$2; [ -f "$f" ] || { echo "$f: no such file (PGHERD_SSH_AUTHORIZED_KEYS)" >&2; exit 3; }; grep -qxF -- "$k" "$f" || printf "%s\\n" "$k" >> "$f"',
+  'pgherd-add-key',
+];
+
+/**
+ * Takes out of the authorized keys file the lines holding `old`, and those of earlier rotations (their
+ * comment) other than `keep`'s; refuses when `keep` would not be left in it. Rewritten in place (its
+ * owner and mode stay).
+ */
+const REMOVE_KEYS = [
+  'sh',
+  '-c',
+  'f=$1; old=$2; keep=$3; tag=$4; t="$f.pgherd-tmp"; ' +
+    '{ grep -vF -- "$old" "$f" | grep -v -- " $tag" ; grep -F -- "$keep" "$f"; } | awk \'!seen[$0]++\' > "$t" || true; ' +
+    'grep -qF -- "$keep" "$t" || { rm -f "$t"; echo "$f would not hold the new key: left as it was" >&2; exit 3; }; ' +
+    'cat "$t" > "$f" && rm -f "$t"',
+  'pgherd-remove-keys',
+];
+
+/** Every host of the herd authorizes the new key beside the old; proven by logging in with the new one alone. */
+function keyStep(h: HerdRef, s: OwnSecrets): ActionStep<State> {
+  const hosts = hostsOf(h);
+  return {
+    name: `${h.name}: pgherd's new SSH key on its hosts`,
+    does: { kind: 'own-credentials.key', herd: h.id, hosts: hosts.map((t) => t.label), file: s.authorizedKeys },
+    says: `on ${hosts.map((t) => t.label).join(', ')}: add the new public key to ${s.authorizedKeys} (beside the old), then log in with the new key alone`,
+    run: async (x) => {
+      const key = x.state.key;
+      if (!key) throw new Error('no key was staged');
+      const prove = new SshPool({
+        keys: { fallback: null, byEnvironment: new Map([[s.environment, Buffer.from(key.privateKey)]]) },
+        connectRetries: 1,
+      });
+      try {
+        for (const t of hosts) {
+          await x.deps.ssh.execOk(t.ssh, [...ADD_KEY, s.authorizedKeys, key.publicLine]);
+          await prove.execOk(t.ssh, ['true']);
+        }
+      } finally {
+        await prove.close();
+      }
+      x.note({ stdout: `the new key authorized and proven on ${hosts.map((t) => t.label).join(', ')}` });
+    },
+  };
+}
+
+/** The last herd of the environment done puts the new password and key in force and takes the old key off every host. */
+function finishStep(h: HerdRef, s: OwnSecrets, herdIds: number[]): ActionStep<State> {
+  return {
+    name: `${s.environment}: the new password and key in force once every herd has them`,
+    does: { kind: 'own-credentials.finish', environment: s.environment, herds: herdIds.length },
+    says: `when the last of ${s.environment}'s ${herdIds.length} herd(s) is done: the new password alone in ${s.passwordFile ?? '(not rotated)'}, the new key in ${s.keyFile ?? '(not rotated)'}, and the old key taken out of ${s.authorizedKeys} on every host of ${s.environment}`,
+    run: (x) => finish(x, h, s, herdIds),
+  };
+}
+
+async function finish(x: RunContext<State>, h: HerdRef, s: OwnSecrets, herdIds: number[]): Promise<void> {
+  const op = x.deps.operation?.id;
+  if (!op) throw new Error('a rotation runs as an operation');
+  // Read before the lock: every host of the environment, whose old key is taken out at the end.
+  const all = await loadHerdRefs(x.deps.db, herdIds);
+  await x.deps.db.transaction(async (tx) => {
+    await lockEnvironment(tx as unknown as Db, s.environment);
+    await tx.insert(ownCredentialRotations).values({ operationId: op, herdId: h.id, environment: s.environment }).onConflictDoNothing();
+    const done = await tx
+      .select({ herdId: ownCredentialRotations.herdId })
+      .from(ownCredentialRotations)
+      .where(and(eq(ownCredentialRotations.operationId, op), eq(ownCredentialRotations.environment, s.environment)));
+    const left = herdIds.filter((id) => !done.some((d) => d.herdId === id));
+    if (left.length) {
+      x.note({ stdout: `${done.length} of ${herdIds.length} herds done: the last one puts the new password and key in force` });
+      return;
+    }
+    if (s.passwordFile && x.state.salt && !promotePassword(s.passwordFile, x.state.salt))
+      throw new Error(`the password this operation staged is no longer in ${s.passwordFile}`);
+    let removed = 0;
+    if (s.keyFile && x.state.key) {
+      const staged = x.state.key.publicLine.split(' ').slice(0, 2).join(' ');
+      const { old, now } = promoteKey(s.keyFile);
+      if (now !== staged) throw new Error(`${s.keyFile}.next is not the key this operation staged: another rotation ran`);
+      // The pool reads the key in force again before it opens another connection.
+      await wait(3 * KEY_FILES_CHECK_MS);
+      const hosts = new Map(all.flatMap(hostsOf).map((t) => [`${t.ssh.host}:${t.ssh.port}`, t]));
+      const tag = `pgherd-rotated-${s.environment.replace(/[^A-Za-z0-9_.-]/g, '_')}-`;
+      for (const t of hosts.values()) {
+        await x.deps.ssh.execOk(t.ssh, [...REMOVE_KEYS, s.authorizedKeys, blobOf(old), blobOf(now), tag]);
+        removed++;
+      }
+    }
+    await tx.delete(ownCredentialStages).where(eq(ownCredentialStages.environment, s.environment));
+    x.note({
+      stdout: `in force for ${s.environment}: ${s.passwordFile ? 'the new password alone' : 'the password as it was'}; ${s.keyFile ? `the new key, the old one taken off ${removed} host(s)` : 'the key as it was'}`,
+    });
+  });
+}
+
+export const rotateOwnCredentialsAction = defineHerdAction({
+  name: 'rotate-pgherd-credentials',
+  control: asks(null),
+  label: "Rotate pgherd's credentials",
+  permission: 'admin',
+  dangerous: false,
+  state: (): State => ({}),
+  prepare: (herds, _p, db) => prepare(herds, db),
+  plan: (h, { prepared }) => {
+    // Planned without what prepare read (a driver's test): nothing to rotate is known.
+    const e = (prepared as Prepared | undefined)?.environments.get(h.environment);
+    if (!e) return refuse('gone', `${h.environment} is not in the inventory`);
+    const s = e.secrets;
+    if (e.missing.length)
+      return refuse(
+        'params',
+        `pgherd's password and key for ${h.environment} are one for its ${e.herdIds.length} herds: tick them all in one operation (not ticked: ${e.missing.join(', ')})`,
+      );
+    if (!s.passwordFile && !s.keyFile)
+      return refuse('not-applicable', `nothing pgherd can rotate: ${s.passwordWhyNot ?? ''}; ${s.keyWhyNot ?? ''}`);
+    const elsewhere = h.members.find((m) => m.serverEnvironment !== h.environment);
+    if (elsewhere)
+      return refuse(
+        'not-applicable',
+        `${elsewhere.label} is on a server of ${elsewhere.serverEnvironment}: pgherd logs in there with that environment's credentials`,
+      );
+    const primary = h.members.find((m) => m.role === 'primary');
+    if (s.passwordFile && !primary) return refuse('topology', `${h.name} has no primary: pgherd's password is set on it`);
+    const steps: ActionStep<State>[] = [stageStep(s)];
+    if (s.passwordFile && primary) steps.push(passwordStep(h, primary, s));
+    if (s.keyFile && hostsOf(h).length) steps.push(keyStep(h, s));
+    steps.push(finishStep(h, s, e.herdIds));
+    return {
+      steps,
+      warnings: productionWarning(h),
+      facts: [
+        {
+          label: 'Role',
+          value: s.passwordFile
+            ? `${s.user ?? '?'} (pgherd's own), on every member through its primary`
+            : `not rotated: ${s.passwordWhyNot ?? ''}`,
+        },
+        {
+          label: 'SSH key',
+          value: s.keyFile
+            ? `${s.keyFile}: a new ed25519 key, authorized on ${
+                hostsOf(h)
+                  .map((t) => t.label)
+                  .join(', ') || 'no host (RDS)'
+              } before the old one is taken out`
+            : `not rotated: ${s.keyWhyNot ?? ''}`,
+        },
+        {
+          label: 'What changes for people',
+          value: 'nothing: pgherd uses the new password and key from the moment a member or host has them; no restart, no failed login',
+        },
+      ],
+    };
+  },
+});

@@ -1,0 +1,152 @@
+// pgherd's own credentials for one environment, as files on the worker's machine: the password of its
+// Postgres role (PGHERD_PG_CONFIG's `passwordFile` for the environment) and its SSH key
+// (PGHERD_SSH_KEYS's file for the environment). Rotate pgherd's credentials changes them in two moves:
+//
+// - staged: the password file gains a line `scram-salt:<salt>:<new password>` (lib/fleet/pg-access.ts
+//   reads it within 0.1 s): a server whose verifier has that salt, because pgherd set it or a replica
+//   replayed it, is answered with the new password, any other with the old. No login fails in between,
+//   whichever member took the change first. The new SSH key waits beside the old one (`<file>.next`).
+// - promoted, once every herd of the environment has the new password and every host the new key: the
+//   new password alone in the file, the new key renamed over the old (lib/adapters/ssh/keys.ts reads it).
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { utils, type ParsedKey } from 'ssh2';
+import { parsePasswordFile, rawPgAccess } from '@/lib/fleet/pg-access';
+import { replaceFile } from '@/lib/fleet/objects/secret-store';
+import { unfitPassword } from '@/lib/fleet/objects/scram';
+import { setting } from '@/lib/settings/settings';
+
+export interface OwnSecrets {
+  environment: string;
+  /** pgherd's Postgres role in the environment. */
+  user: string | null;
+  /** The file its password is in; null with the reason it cannot be rotated. */
+  passwordFile: string | null;
+  passwordWhyNot: string | null;
+  /** The file its SSH private key is in; null with the reason it cannot be rotated. */
+  keyFile: string | null;
+  keyWhyNot: string | null;
+  /** Where the environment's hosts keep the keys they authorize (relative: the SSH user's home). */
+  authorizedKeys: string;
+}
+
+/** What pgherd can rotate of its own for `environment`, and why not where it cannot. */
+export function ownSecretsOf(environment: string): OwnSecrets {
+  const config = rawPgAccess();
+  const entry = config?.environments[environment];
+  let passwordFile: string | null = null;
+  let passwordWhyNot: string | null = null;
+  if (!config) passwordWhyNot = 'PGHERD_PG_CONFIG is not set: pgherd logs in without a password';
+  else if (!entry)
+    passwordWhyNot = `PGHERD_PG_CONFIG has no entry for ${environment} (its "default" is every unlisted environment's): give it its own`;
+  else if (!entry.passwordFile)
+    passwordWhyNot = entry.password
+      ? `its password is written in PGHERD_PG_CONFIG itself: give it a passwordFile pgherd can rewrite`
+      : 'pgherd logs in there without a password';
+  else {
+    const shared = Object.entries(config.environments)
+      .filter(
+        ([e, x]) => e !== environment && [x.passwordFile, x.pgbouncer?.passwordFile, x.patroni?.passwordFile].includes(entry.passwordFile),
+      )
+      .map(([e]) => e);
+    if (config.default?.passwordFile === entry.passwordFile) shared.push('default');
+    if (entry.pgbouncer?.passwordFile === entry.passwordFile || entry.patroni?.passwordFile === entry.passwordFile)
+      shared.push(`${environment}'s PgBouncer or Patroni`);
+    if (shared.length) passwordWhyNot = `its password file ${entry.passwordFile} is also ${shared.join(', ')}'s: give each its own file`;
+    else passwordFile = entry.passwordFile;
+  }
+  const keys = setting('PGHERD_SSH_KEYS') ?? {};
+  let keyFile: string | null = keys[environment] ?? null;
+  let keyWhyNot: string | null = null;
+  if (!keyFile) {
+    keyWhyNot = `PGHERD_SSH_KEYS lists no key of its own for ${environment} (PGHERD_SSH_KEY is every unlisted environment's)`;
+  } else {
+    const shared = Object.entries(keys)
+      .filter(([e, f]) => e !== environment && f === keyFile)
+      .map(([e]) => e);
+    if (setting('PGHERD_SSH_KEY') === keyFile) shared.push('PGHERD_SSH_KEY (every unlisted environment)');
+    if (shared.length) {
+      keyWhyNot = `its key file ${keyFile} is also ${shared.join(', ')}'s: give each environment its own`;
+      keyFile = null;
+    }
+  }
+  return {
+    environment,
+    user: entry?.user ?? null,
+    passwordFile,
+    passwordWhyNot,
+    keyFile,
+    keyWhyNot,
+    authorizedKeys: (setting('PGHERD_SSH_AUTHORIZED_KEYS') ?? {})[environment] ?? '.ssh/authorized_keys',
+  };
+}
+
+const read = (file: string) => readFileSync(/*turbopackIgnore: true*/ file, 'utf8');
+
+/** The password in force and those staged beside it, by salt. */
+export function readPasswordFile(file: string): { password: string; next: Map<string, string> } {
+  return parsePasswordFile(read(file), file);
+}
+
+/**
+ * Stages a new password: a fresh one (32 random bytes) and the salt of the verifier that will carry it,
+ * written beside the one in force. Refused when the one in force is one pgherd could not rotate from.
+ */
+export function stagePassword(file: string): { password: string; salt: Buffer } {
+  const now = readPasswordFile(file);
+  const unfit = unfitPassword(now.password);
+  if (unfit) throw new Error(`the password in ${file} is ${unfit}: pgherd rotates from printable ASCII passwords only`);
+  const password = randomBytes(32).toString('base64url');
+  const salt = randomBytes(16);
+  const lines = [
+    now.password,
+    ...[...now.next].map(([s, p]) => `scram-salt:${s}:${p}`),
+    `scram-salt:${salt.toString('base64')}:${password}`,
+  ];
+  replaceFile(file, `${lines.join('\n')}\n`);
+  return { password, salt };
+}
+
+/** The password staged with `salt` (a step after the one that staged it), or null when it is gone. */
+export function stagedPassword(file: string, salt: string): string | null {
+  return readPasswordFile(file).next.get(salt) ?? null;
+}
+
+/** The staged password with `salt` becomes the one in force, alone; false when it is not there. */
+export function promotePassword(file: string, salt: string): boolean {
+  const p = stagedPassword(file, salt);
+  if (!p) return false;
+  replaceFile(file, `${p}\n`);
+  return true;
+}
+
+/** The public key (`ssh-ed25519 AAAA…`, no comment) of a private key file or text. */
+export function publicKeyOf(privateKey: string | Buffer): string {
+  const parsed = utils.parseKey(privateKey);
+  if (parsed instanceof Error) throw new Error(`not a private key ssh2 can read: ${parsed.message}`);
+  const key: ParsedKey | undefined = Array.isArray(parsed) ? (parsed as ParsedKey[])[0] : parsed;
+  if (!key) throw new Error('no key in it');
+  return `${key.type} ${key.getPublicSSH().toString('base64')}`;
+}
+
+/** The key waiting beside `file` (its `.next`), made now when there is none or `fresh`; its public line. */
+export function stageKey(file: string, comment: string, fresh: boolean): { publicLine: string; privateKey: string } {
+  const next = `${file}.next`;
+  if (!fresh && existsSync(next)) {
+    const privateKey = read(next);
+    return { publicLine: `${publicKeyOf(privateKey)} ${comment}`, privateKey };
+  }
+  const pair = utils.generateKeyPairSync('ed25519', { comment });
+  rmSync(next, { force: true });
+  writeFileSync(next, pair.private, { mode: 0o600, flag: 'wx' });
+  return { publicLine: `${publicKeyOf(pair.private)} ${comment}`, privateKey: pair.private };
+}
+
+/** The key waiting beside `file` replaces it; the old key's public part (to take off the hosts). */
+export function promoteKey(file: string): { old: string; now: string } {
+  const old = publicKeyOf(read(file));
+  const next = `${file}.next`;
+  const now = publicKeyOf(read(next));
+  renameSync(next, file);
+  return { old, now };
+}
