@@ -85,6 +85,8 @@ function dataRow(a: SimAnswer): Buffer {
 const error = (code: string, text: string) =>
   msg('E', Buffer.concat([Buffer.from('SFATAL\0', 'latin1'), cstr(`C${code}`), cstr(`M${text}`), Buffer.from([0])]));
 
+const ALTER_PASSWORD = /^ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)'/;
+
 /** One client's session: startup (TLS required), SCRAM, then the extended and simple query protocols. */
 function serve(raw: net.Socket, cfg: SimConfig, ctx: tls.SecureContext, answer: SimAnswer, secret: ScramSecret) {
   raw.on('error', () => {});
@@ -206,9 +208,18 @@ function serve(raw: net.Socket, cfg: SimConfig, ctx: tls.SecureContext, answer: 
         case 'S':
           sock.write(msg('Z', Buffer.from('I')));
           break;
-        case 'Q':
+        case 'Q': {
+          // ALTER ROLE CURRENT_USER PASSWORD '<verifier>' (Rotate pgherd's credentials): the herd's secret
+          // changes for every member at once, as a replica replays it.
+          const v = ALTER_PASSWORD.exec(body.toString('utf8'));
+          if (v) {
+            Object.assign(secret, { iterations: Number(v[1]), salt: v[2], storedKey: v[3], serverKey: v[4] });
+            sock.write(Buffer.concat([msg('C', cstr('ALTER ROLE')), msg('Z', Buffer.from('I'))]));
+            break;
+          }
           sock.write(Buffer.concat([precomputed.desc, precomputed.row, msg('Z', Buffer.from('I'))]));
           break;
+        }
         case 'X':
           sock.end();
           return;

@@ -1,4 +1,4 @@
-// npm run bench [changelist [--scale 100000]|operation-pages [--scale 100000]|glance [--scale 100000]|ingest|ops|waves|schedules|failover|patroni|backups|upgrade|provision|config|control-plane]: the instances changelist at 10,000
+// npm run bench [changelist [--scale 100000]|operation-pages [--scale 100000]|glance [--scale 100000]|ingest|ops|waves|schedules|failover|patroni|backups|upgrade|provision|config|rotate|control-plane]: the instances changelist at 10,000
 // instances / 2,000 herds / 20 environments (or 100,000 / 20,000 / 50), served by the built console (signed in, 100 rows a page), next to the same
 // SQL run alone and beside Django 3.2's admin over the same tables (lib/bench/django); the agents' ingest API under
 // many concurrent agents; the operations engine; failover.
@@ -7,6 +7,7 @@ import { backupsBench } from '@/lib/bench/backups-bench';
 import { upgradeBench } from '@/lib/bench/upgrade-bench';
 import { provisionBench } from '@/lib/bench/provision-bench';
 import { configBench } from '@/lib/bench/config-bench';
+import { rotateBench } from '@/lib/bench/rotate-bench';
 import { resizeRunBench } from '@/lib/bench/resize-run-bench';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
@@ -615,6 +616,11 @@ async function main() {
   }
   if (which === 'all' || which === 'config') {
     const lines = await configBench((m) => console.log(`bench: ${m}`));
+    console.log('');
+    for (const l of lines) console.log(l);
+  }
+  if (which === 'all' || which === 'rotate') {
+    const lines = await rotateBench((m) => console.log(`bench: ${m}`));
     console.log('');
     for (const l of lines) console.log(l);
   }
