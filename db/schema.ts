@@ -1740,6 +1740,8 @@ export const ownCredentialStages = pgTable(
     environment: text('environment').notNull(),
     // The salt of the new password's verifier (not secret): its line in the environment's password file.
     salt: text('salt'),
+    // The SHA-256 of Patroni's new REST password (random, 32 bytes): which staged line of its file is this operation's.
+    restHash: text('rest_hash'),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.operationId, t.environment] })],

@@ -46,7 +46,7 @@ export interface PatroniNow {
 /** The REST access of the members' environment: PGHERD_PG_CONFIG's patroni entry (null when none: reads only). */
 export function patroniAccessFor(environment: string): PatroniAccess | null {
   const a = accessFor(environment).patroni;
-  return a ? { user: a.user, password: a.password, caFile: a.caFile } : null;
+  return a ? { user: a.user, password: a.password, nextPasswords: a.next, caFile: a.caFile } : null;
 }
 
 /** Whether Patroni's member is this instance: the same port, and the host its address or its server's name. */

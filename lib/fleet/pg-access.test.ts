@@ -82,12 +82,24 @@ describe('PGHERD_PG_CONFIG', () => {
         staging: { user: 'pgherd' },
       },
     });
-    expect(accessFor('production', cfg).patroni).toEqual({ user: 'pgherd-rest', password: 'secret', caFile: '/ca.pem' });
+    expect(accessFor('production', cfg).patroni).toEqual({
+      user: 'pgherd-rest',
+      password: 'secret',
+      next: [],
+      caFile: '/ca.pem',
+      configFile: '/etc/patroni/patroni.yml',
+    });
     expect(accessFor('staging', cfg).patroni).toBeNull();
     expect(() => parse({ default: { user: 'u', patroni: { user: 'rest' } } })).toThrow('default.patroni: give password or passwordFile');
     expect(() => parse({ default: { user: 'u', patroni: { user: 'a:b', password: 'x' } } })).toThrow('no colon');
     expect(() => parse({ default: { user: 'u', patroni: { user: 'r', password: 'x', caFile: 'ca.pem' } } })).toThrow('an absolute path');
     expect(() => parse({ default: { user: 'u', patroni: { user: 'r', password: 'x', insecure: true } } })).toThrow('Unrecognized key');
+    // Where each member's patroni.yml is: an absolute path, or one under its data directory; nothing a shell would read.
+    const at = (configFile: string) => () =>
+      parse({ default: { user: 'u', patroni: { user: 'r', password: 'x', caFile: '/ca', configFile } } });
+    expect(at('{data_directory}/../patroni.yml')).not.toThrow();
+    expect(at('patroni.yml')).toThrow('an absolute path, or one under {data_directory}');
+    expect(at('/etc/patroni/$(reboot).yml')).toThrow('an absolute path, or one under {data_directory}');
   });
 
   describe('without a file', () => {

@@ -67,6 +67,12 @@ const patroniSchema = z
       .refine((u) => !u.includes(':'), 'no colon (basic auth)'),
     ...secret,
     caFile: path.optional(),
+    /** Each member's patroni.yml on its host, for Rotate pgherd's credentials; `{data_directory}` is the member's. */
+    configFile: z
+      .string()
+      .max(4096)
+      .regex(/^(\/|\{data_directory\}\/)[A-Za-z0-9._/{}-]*$/, 'an absolute path, or one under {data_directory} (letters, digits, . _ - /)')
+      .default('/etc/patroni/patroni.yml'),
   })
   .strict()
   .refine((e) => !(e.password && e.passwordFile), 'give password or passwordFile, not both')
@@ -166,7 +172,15 @@ export interface EnvironmentAccess {
   /** The user comes from the pooler's registration (its admin user). */
   pgbouncer: Omit<Access, 'user'>;
   /** Patroni's REST API on this environment's servers (null: none configured; Patroni herds are then read only). */
-  patroni: { user: string; password: string; caFile: string | null } | null;
+  patroni: {
+    user: string;
+    password: string;
+    /** Passwords being rotated to, tried in turn where `password` is refused (401). */
+    next: string[];
+    caFile: string | null;
+    /** Where each member's Patroni configuration is on its host (`{data_directory}`: the member's). */
+    configFile: string;
+  } | null;
   /** The environment's backups: where its S3 repositories are and which files hold its secrets (null: none configured). */
   backup: BackupConfig | null;
 }
@@ -190,25 +204,28 @@ function tlsOptions(t: z.infer<typeof tlsSchema> | undefined, read: Reader): Con
   };
 }
 
-/** A line after a password file's first: the next password, and the salt of the verifier set with it. */
-const NEXT_LINE = /^scram-salt:([A-Za-z0-9+/]+={0,2}):(.+)$/;
+/** A line after a password file's first: the next password, with the salt of the verifier set with it (Postgres), or alone (Patroni's REST). */
+const NEXT_LINE = /^(?:scram-salt:([A-Za-z0-9+/]+={0,2})|next):(.+)$/;
 
 /**
  * A password file: the password on its first line; while pgherd rotates it (lib/fleet/objects/own-credentials.ts),
- * further lines `scram-salt:<salt>:<next password>`, each used with a server whose verifier has that salt.
+ * further lines `scram-salt:<salt>:<next password>`, each used with a server whose verifier has that salt,
+ * or `next:<next password>`, tried where the one in force is refused (Patroni's REST API).
  */
-export function parsePasswordFile(text: string, file: string): { password: string; next: Map<string, string> } {
+export function parsePasswordFile(text: string, file: string): { password: string; next: Map<string, string>; later: string[] } {
   const lines = text.replace(/\r?\n$/, '').split(/\r?\n/);
   const password = lines[0] ?? '';
   if (!password) throw new Error(`${file} is empty`);
   const next = new Map<string, string>();
+  const later: string[] = [];
   for (const [i, line] of lines.slice(1).entries()) {
     const m = NEXT_LINE.exec(line);
-    if (!m) throw new Error(`${file}: line ${i + 2} is not a scram-salt:<salt>:<password> line`);
-    const [, salt = '', next_ = ''] = m;
-    next.set(salt, next_);
+    if (!m) throw new Error(`${file}: line ${i + 2} is not a scram-salt:<salt>:<password> or next:<password> line`);
+    const [, salt, pw = ''] = m;
+    if (salt) next.set(salt, pw);
+    later.push(pw);
   }
-  return { password, next };
+  return { password, next, later };
 }
 
 function passwordOf(e: { password?: string; passwordFile?: string }, read: Reader): string | null {
@@ -219,13 +236,24 @@ function passwordOf(e: { password?: string; passwordFile?: string }, read: Reade
   return password;
 }
 
+function patroniAccess(p: z.infer<typeof patroniSchema>, read: Reader): NonNullable<EnvironmentAccess['patroni']> {
+  const file = p.passwordFile ? parsePasswordFile(read(p.passwordFile), p.passwordFile) : null;
+  return {
+    user: p.user,
+    password: p.password ?? file?.password ?? '',
+    next: file?.later ?? [],
+    caFile: p.caFile ?? null,
+    configFile: p.configFile,
+  };
+}
+
 function toAccess(e: z.infer<typeof entrySchema>, read: Reader): EnvironmentAccess {
   return {
     postgres: { user: e.user, password: passwordOf(e, read), tls: tlsOptions(e.tls, read) },
     pgbouncer: e.pgbouncer
       ? { password: passwordOf(e.pgbouncer, read), tls: tlsOptions(e.pgbouncer.tls, read) }
       : { password: null, tls: null },
-    patroni: e.patroni ? { user: e.patroni.user, password: passwordOf(e.patroni, read) ?? '', caFile: e.patroni.caFile ?? null } : null,
+    patroni: e.patroni ? patroniAccess(e.patroni, read) : null,
     // Paths only: the secrets are read by the worker when it needs them (lib/fleet/backups/secrets.ts).
     backup: e.backup ?? null,
   };

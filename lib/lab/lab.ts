@@ -883,7 +883,8 @@ function addPatroniAccess(access: LabPgAccess, environment: string, p: { user: s
   const config = JSON.parse(readFileSync(access.configFile, 'utf8')) as { environments: Record<string, Record<string, unknown>> };
   const entry = config.environments[environment];
   if (!entry) throw new Error(`PGHERD_PG_CONFIG has no entry for ${environment}`);
-  entry.patroni = { user: p.user, passwordFile, caFile: p.caFile };
+  // Each member's patroni.yml sits beside its data directory (lib/lab/patroni.ts).
+  entry.patroni = { user: p.user, passwordFile, caFile: p.caFile, configFile: '{data_directory}/../patroni.yml' };
   writeFileSync(access.configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
 }
 

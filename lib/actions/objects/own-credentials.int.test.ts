@@ -20,7 +20,9 @@ import { submitOperation } from '@/lib/engine/submit';
 import { SshPool } from '@/lib/adapters/ssh/ssh-client';
 import { instanceClient, loginClient } from '@/lib/fleet/pg-access';
 import { liveSshKeys } from '@/lib/adapters/ssh/keys';
+import { checkCredentials } from '@/lib/adapters/patroni/client';
 import { loadHerdRefs } from '@/lib/fleet/herd-ref';
+import { patroniAccessFor } from '@/lib/fleet/patroni-view';
 import { publicKeyOf } from '@/lib/fleet/objects/own-credentials';
 import { restartAction } from '@/lib/actions/control/restart.action';
 import { reloadAction } from '@/lib/actions/control/reload.action';
@@ -80,6 +82,7 @@ beforeAll(async () => {
     backup: false,
     fleet: { environments: [PROD, ENV], herds: ['h1', 'h2'], replicas: 1, sites: ['dc-east', 'dc-west'], subnet: '127.0.96' },
     pgbouncer: [{ environment: ENV, herd: 'h1' }],
+    patroni: [{ environment: ENV, herd: 'h3', members: 2, subnet: '127.0.98' }],
   });
   const c = await seededDatabase(lab, 4);
   db = c.db;
@@ -102,7 +105,7 @@ afterAll(async () => {
 describe("Rotate pgherd's credentials", () => {
   it("is one operation over every herd of the environment, and out of a staging admin's reach for production", async () => {
     const one = await planOperation(db, SYSTEM_ACCESS, rotateOwnCredentialsAction, [herdIds.get(`${ENV}/h1`)!], {});
-    expect(one.targets[0]?.refused).toMatch(/are one for its 2 herds: tick them all in one operation \(not ticked: h2\)/);
+    expect(one.targets[0]?.refused).toMatch(/are one for its 3 herds: tick them all in one operation \(not ticked: h2, h3\)/);
 
     const [env] = (await db.execute<{ id: number }>(sql`SELECT id FROM environments WHERE name = ${ENV}`)).rows;
     const stagingAdmin: Access = {
@@ -137,7 +140,7 @@ describe("Rotate pgherd's credentials", () => {
     const members = membersOf(ENV);
     for (const m of members) await login(m, oldPassword);
     // Every statement in the primaries' logs.
-    for (const m of members.filter((x) => x.role === 'primary')) {
+    for (const m of members.filter((x) => x.role === 'primary' && !x.patroniUrl)) {
       await query(`postgres://postgres@${m.address}:${m.port}/postgres`, "ALTER SYSTEM SET log_statement = 'all'");
       await query(`postgres://postgres@${m.address}:${m.port}/postgres`, 'SELECT pg_reload_conf()');
     }
@@ -164,10 +167,14 @@ describe("Rotate pgherd's credentials", () => {
       },
       { id: null, username: 'test', access: SYSTEM_ACCESS },
     );
-    const envHerds = [herdIds.get(`${ENV}/h1`)!, herdIds.get(`${ENV}/h2`)!];
+    const envHerds = [herdIds.get(`${ENV}/h1`)!, herdIds.get(`${ENV}/h2`)!, herdIds.get(`${ENV}/h3`)!];
+    const restFile = (
+      JSON.parse(text(lab.pgAccess!.configFile)) as { environments: Record<string, { patroni?: { passwordFile: string } }> }
+    ).environments[ENV]!.patroni!.passwordFile;
+    const oldRest = text(restFile).trim();
     // pgherd's own new logins and SSH connections to every member, as the worker makes them, all through it.
     const refs = (await loadHerdRefs(db, envHerds)).flatMap((h) => h.members);
-    const probe = { on: true, logins: 0, ssh: 0, failed: [] as string[] };
+    const probe = { on: true, logins: 0, ssh: 0, rest: 0, failed: [] as string[] };
     const sshPool = new SshPool({ keys: liveSshKeys(lab.ssh!.privateKeyPath), connectRetries: 1 });
     const prober = (async () => {
       while (probe.on) {
@@ -190,6 +197,14 @@ describe("Rotate pgherd's credentials", () => {
           } catch (err) {
             probe.failed.push(`ssh ${m.label}: ${(err as Error).message}`);
           }
+          // Patroni's REST credentials as pgherd sends them (a write it would refuse without them, changing nothing).
+          if (m.patroniUrl)
+            try {
+              await checkCredentials(m.patroniUrl, { ...patroniAccessFor(ENV)!, host: m.host });
+              probe.rest++;
+            } catch (err) {
+              if (/credentials/.test((err as Error).message)) probe.failed.push(`patroni ${m.label}: ${(err as Error).message}`);
+            }
         }
         // Every round opens new SSH connections: each authenticates with the key in force now.
         await sshPool.close();
@@ -206,6 +221,7 @@ describe("Rotate pgherd's credentials", () => {
     expect(probe.failed).toEqual([]);
     expect(probe.logins).toBeGreaterThan(refs.length * 3);
     expect(probe.ssh).toBeGreaterThan(refs.length * 3);
+    expect(probe.rest).toBeGreaterThan(6);
     expect(rotated.op.status, stepsOf(rotated) + JSON.stringify(rotated.targets)).toBe('succeeded');
     expect(restarted.op.status, stepsOf(restarted)).toBe('succeeded');
     expect(restarted.targets.filter((t) => t.status !== 'succeeded')).toEqual([]);
@@ -230,6 +246,16 @@ describe("Rotate pgherd's credentials", () => {
       await expect(sshWith(m, oldKey)).rejects.toThrow(/authentication|All configured/i);
     }
 
+    // Patroni's REST password: the new one alone in the file; each member takes it and refuses the old one.
+    const newRest = text(restFile).trim();
+    expect(newRest.split('\n')).toHaveLength(1);
+    expect(newRest).not.toBe(oldRest);
+    for (const m of refs.filter((r) => r.patroniUrl)) {
+      const base = { user: lab.patroni![0]!.restUser, caFile: lab.patroni![0]!.caFile, host: m.host };
+      await checkCredentials(m.patroniUrl, { ...base, password: newRest });
+      await expect(checkCredentials(m.patroniUrl, { ...base, password: oldRest })).rejects.toThrow(/refused the REST credentials/);
+    }
+
     // The same worker, not restarted, acts with them: a reload of every member (SSH and SQL).
     const reload = await runOperation(db, worker.queue, reloadAction, { instanceIds: ids }, {}, { timeoutMs: 120_000 });
     expect(reload.op.status, stepsOf(reload)).toBe('succeeded');
@@ -247,7 +273,7 @@ describe("Rotate pgherd's credentials", () => {
       (await db.execute(sql`SELECT * FROM operations`)).rows,
       (await db.execute(sql`SELECT * FROM own_credential_stages`)).rows,
     ]);
-    for (const m of members.filter((x) => x.role === 'primary')) {
+    for (const m of members.filter((x) => x.role === 'primary' && !x.patroniUrl)) {
       const serverLog = text(path.join(lab.dir, 'log', `${m.server}.log`));
       expect(serverLog).toContain("ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256$4096:");
       expect(serverLog.includes(newPassword)).toBe(false);
@@ -255,6 +281,7 @@ describe("Rotate pgherd's credentials", () => {
       await query(`postgres://postgres@${m.address}:${m.port}/postgres`, 'SELECT pg_reload_conf()');
     }
     expect(kept.includes(newPassword)).toBe(false);
+    expect(kept.includes(newRest)).toBe(false);
     expect(kept.includes(newKey.split('\n')[1]!)).toBe(false);
   }, 300_000);
 });

@@ -6,6 +6,7 @@
 // from the salt it offers), proven on every member; each host authorizes the new key beside the old,
 // proven by logging in with it; the last herd done puts the new password and key in force alone and
 // takes the old key off every host. Nothing secret is in a step's output, a plan or argv.
+import { createHash } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { ownCredentialRotations, ownCredentialStages } from '@/db/schema';
@@ -19,8 +20,13 @@ import { refuse } from '@/lib/fleet/refusal';
 import { asks } from '@/lib/actions/drivers';
 import { quoteLiteral } from '@/lib/fleet/objects/diff';
 import { scramVerifier } from '@/lib/fleet/objects/scram';
+import { checkCredentials, reload as reloadPatroni } from '@/lib/adapters/patroni/client';
+import { patroniEndpoint } from '@/lib/actions/drivers/patroni/steps';
 import {
   ownSecretsOf,
+  promoteNext,
+  readPasswordFile,
+  stageNext,
   promoteKey,
   promotePassword,
   stageKey,
@@ -32,6 +38,8 @@ import {
 interface State {
   password?: string;
   salt?: string;
+  /** Patroni's new REST password. */
+  rest?: string;
   key?: { publicLine: string; privateKey: string };
 }
 
@@ -86,16 +94,28 @@ const commentOf = (environment: string, operationId: number) =>
 /** The base64 part of a public key line: what identifies it in an authorized keys file. */
 const blobOf = (line: string) => line.split(' ')[1] ?? line;
 
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The operation's new password and key: made by its first target, read back by the others. */
 function stageStep(s: OwnSecrets): ActionStep<State> {
-  const what = [s.passwordFile && `a new password beside the one in ${s.passwordFile}`, s.keyFile && `a new SSH key beside ${s.keyFile}`]
+  const what = [
+    s.passwordFile && `a new password beside the one in ${s.passwordFile}`,
+    s.keyFile && `a new SSH key beside ${s.keyFile}`,
+    s.patroniFile && `a new Patroni REST password beside the one in ${s.patroniFile}`,
+  ]
     .filter(Boolean)
     .join(', and ');
   return {
     name: `${s.environment}: stage a new password and key`,
-    does: { kind: 'own-credentials.stage', environment: s.environment, passwordFile: s.passwordFile, keyFile: s.keyFile },
+    does: {
+      kind: 'own-credentials.stage',
+      environment: s.environment,
+      passwordFile: s.passwordFile,
+      keyFile: s.keyFile,
+      patroniFile: s.patroniFile,
+    },
     says: `once for the operation: ${what} (every worker reads them within a second; the old ones still work)`,
     run: async (x) => {
       const op = x.deps.operation?.id;
@@ -120,6 +140,10 @@ function stageStep(s: OwnSecrets): ActionStep<State> {
             x.state.salt = row.salt;
           }
           if (s.keyFile) x.state.key = stageKey(s.keyFile, commentOf(s.environment, op), false);
+          if (s.patroniFile) {
+            x.state.rest = readPasswordFile(s.patroniFile).later.find((p) => sha256(p) === row.restHash);
+            if (!x.state.rest) throw new Error(`the Patroni password this operation staged is no longer in ${s.patroniFile}`);
+          }
           return false;
         }
         if (s.passwordFile) {
@@ -128,7 +152,13 @@ function stageStep(s: OwnSecrets): ActionStep<State> {
           x.state.salt = staged.salt.toString('base64');
         }
         if (s.keyFile) x.state.key = stageKey(s.keyFile, commentOf(s.environment, op), true);
-        await tx.insert(ownCredentialStages).values({ operationId: op, environment: s.environment, salt: x.state.salt ?? null });
+        if (s.patroniFile) x.state.rest = stageNext(s.patroniFile);
+        await tx.insert(ownCredentialStages).values({
+          operationId: op,
+          environment: s.environment,
+          salt: x.state.salt ?? null,
+          restHash: x.state.rest ? sha256(x.state.rest) : null,
+        });
         return true;
       });
       // Every process of pgherd reads the staged password before any member has it.
@@ -233,6 +263,69 @@ function keyStep(h: HerdRef, s: OwnSecrets): ActionStep<State> {
   };
 }
 
+/**
+ * Sets restapi.authentication.password in a member's patroni.yml (the password on stdin, never argv),
+ * rewritten whole with PyYAML (Patroni's own dependency): written aside, its mode kept, renamed into place.
+ */
+const SET_REST_PASSWORD = [
+  'python3',
+  '-c',
+  [
+    'import os, sys, yaml',
+    'f = sys.argv[1]',
+    'pw = sys.stdin.read()',
+    'd = yaml.safe_load(open(f))',
+    "auth = (d.get('restapi') or {}).get('authentication') if isinstance(d, dict) else None",
+    "if not isinstance(auth, dict) or not auth.get('username'): sys.exit(f + ': no restapi.authentication.username to set a password for')",
+    "auth['password'] = pw",
+    "t = f + '.pgherd-new'",
+    'os.path.lexists(t) and os.unlink(t)',
+    'fd = os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, os.stat(f).st_mode & 0o777)',
+    "h = os.fdopen(fd, 'w'); yaml.safe_dump(d, h, default_flow_style=False, sort_keys=False); h.close()",
+    'os.replace(t, f)',
+  ].join('\n'),
+];
+
+/** Each member's Patroni takes the new REST password (its patroni.yml, then a reload); proven by a call with it alone. */
+function patroniStep(h: HerdRef, s: OwnSecrets): ActionStep<State> {
+  const members = h.members.filter((m) => m.patroniUrl);
+  const fileOf = (m: InstanceRef) => s.patroniConfigFile.replaceAll('{data_directory}', m.dataDirectory);
+  return {
+    name: `${h.name}: Patroni's new REST password`,
+    does: { kind: 'own-credentials.patroni', herd: h.id, members: members.map((m) => m.label), file: s.patroniConfigFile },
+    says: `on ${members.map((m) => m.label).join(', ')}: restapi.authentication.password in ${s.patroniConfigFile} (rewritten whole: comments are not kept), Patroni reloaded, then a call with the new password alone`,
+    run: async (x) => {
+      const rest = x.state.rest;
+      if (!rest) throw new Error('no Patroni password was staged');
+      for (const m of members) {
+        const { url, access } = patroniEndpoint(m);
+        const set = await x.deps.ssh.exec(m.ssh, [...SET_REST_PASSWORD, fileOf(m)], { stdin: rest, timeoutMs: 30_000, secrets: [rest] });
+        if (set.code !== 0)
+          throw new Error(
+            `${m.label}: ${fileOf(m)} was not changed: ${set.stderr.trim().split('\n').slice(-1)[0] ?? `exit ${String(set.code)}`}`,
+          );
+        await reloadPatroni(url, access);
+        const until = Date.now() + 30_000;
+        for (;;) {
+          try {
+            await checkCredentials(url, { ...access, password: rest, nextPasswords: [] });
+            break;
+          } catch (err) {
+            if (Date.now() > until || x.signal.aborted)
+              throw new Error(
+                `${m.label}'s Patroni does not take the new REST password (${(err as Error).message}): the old one still works there`,
+              );
+            await wait(250);
+          }
+        }
+      }
+      x.note({
+        stdout: `Patroni's new REST password set and proven on ${members.map((m) => m.label).join(', ')}; the password itself is in no record`,
+      });
+    },
+  };
+}
+
 /** The last herd of the environment done puts the new password and key in force and takes the old key off every host. */
 function finishStep(h: HerdRef, s: OwnSecrets, herdIds: number[]): ActionStep<State> {
   return {
@@ -262,6 +355,8 @@ async function finish(x: RunContext<State>, h: HerdRef, s: OwnSecrets, herdIds: 
     }
     if (s.passwordFile && x.state.salt && !promotePassword(s.passwordFile, x.state.salt))
       throw new Error(`the password this operation staged is no longer in ${s.passwordFile}`);
+    if (s.patroniFile && x.state.rest && !promoteNext(s.patroniFile, x.state.rest))
+      throw new Error(`the Patroni password this operation staged is no longer in ${s.patroniFile}`);
     let removed = 0;
     if (s.keyFile && x.state.key) {
       const staged = x.state.key.publicLine.split(' ').slice(0, 2).join(' ');
@@ -314,6 +409,7 @@ export const rotateOwnCredentialsAction = defineHerdAction({
     const steps: ActionStep<State>[] = [stageStep(s)];
     if (s.passwordFile && primary) steps.push(passwordStep(h, primary, s));
     if (s.keyFile && hostsOf(h).length) steps.push(keyStep(h, s));
+    if (s.patroniFile && h.members.some((m) => m.patroniUrl)) steps.push(patroniStep(h, s));
     steps.push(finishStep(h, s, e.herdIds));
     return {
       steps,
@@ -335,6 +431,16 @@ export const rotateOwnCredentialsAction = defineHerdAction({
               } before the old one is taken out`
             : `not rotated: ${s.keyWhyNot ?? ''}`,
         },
+        ...(h.members.some((m) => m.patroniUrl)
+          ? [
+              {
+                label: 'Patroni REST',
+                value: s.patroniFile
+                  ? `${s.patroniFile}: a new password in each member's ${s.patroniConfigFile}, Patroni reloaded`
+                  : `not rotated: ${s.patroniWhyNot ?? 'no Patroni REST credentials configured'}`,
+              },
+            ]
+          : []),
         {
           label: 'What changes for people',
           value: 'nothing: pgherd uses the new password and key from the moment a member or host has them; no restart, no failed login',

@@ -16,6 +16,11 @@ export interface PatroniAccess {
   /** Basic auth for the writes; absent: none sent (reads need none). */
   user?: string;
   password?: string;
+  /**
+   * Passwords pgherd is rotating to (lib/fleet/objects/own-credentials.ts), tried in turn on a member that
+   * refuses `password` (401: Patroni checks credentials before it does anything).
+   */
+  nextPasswords?: string[];
   /** PEM file of the CA that signed the members' REST certificates (https endpoints). */
   caFile?: string | null;
   /**
@@ -88,8 +93,25 @@ interface Answer {
   body: string;
 }
 
+/** One request to a member's REST endpoint, with the next passwords where the one in force is refused. */
+async function request(
+  baseUrl: string,
+  access: PatroniAccess | null,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = TIMEOUT_MS,
+) {
+  let a = await requestOnce(baseUrl, access, method, path, body, timeoutMs);
+  for (const password of access?.nextPasswords ?? []) {
+    if (a.status !== 401) break;
+    a = await requestOnce(baseUrl, { ...access, password }, method, path, body, timeoutMs);
+  }
+  return a;
+}
+
 /** One request to a member's REST endpoint; a PatroniError for anything but an HTTP answer. */
-function request(
+function requestOnce(
   baseUrl: string,
   access: PatroniAccess | null,
   method: string,

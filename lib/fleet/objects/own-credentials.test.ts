@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePasswordFile } from '@/lib/fleet/pg-access';
 import { forgetRotatingPasswords, passwordForSalt, rotatingPassword } from '@/lib/fleet/scram-cache';
-import { ownSecretsOf, promotePassword, stagePassword, readPasswordFile } from './own-credentials';
+import { ownSecretsOf, promoteNext, promotePassword, readPasswordFile, stageNext, stagePassword } from './own-credentials';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pgherd-own-'));
 const saved = { ...process.env };
@@ -22,11 +22,15 @@ const tls = { mode: 'verify-full', caFile: '/etc/ca.pem' };
 
 describe('a password file while pgherd rotates it', () => {
   it('reads the password in force and the next ones by salt; refuses any other line', () => {
-    expect(parsePasswordFile('old-password\n', 'f')).toEqual({ password: 'old-password', next: new Map() });
+    expect(parsePasswordFile('old-password\n', 'f')).toEqual({ password: 'old-password', next: new Map(), later: [] });
     const r = parsePasswordFile('old-password\nscram-salt:c2FsdHNhbHQ=:new-password\n', 'f');
     expect(r.password).toBe('old-password');
     expect([...r.next]).toEqual([['c2FsdHNhbHQ=', 'new-password']]);
-    expect(() => parsePasswordFile('old\nnew-password\n', '/run/pw')).toThrow('/run/pw: line 2 is not a scram-salt:<salt>:<password> line');
+    // Patroni's REST password has no salt: the next one is tried where the one in force is refused.
+    expect(parsePasswordFile('old-password\nnext:rest-password\n', 'f').later).toEqual(['rest-password']);
+    expect(() => parsePasswordFile('old\nnew-password\n', '/run/pw')).toThrow(
+      '/run/pw: line 2 is not a scram-salt:<salt>:<password> or next:<password> line',
+    );
     expect(() => parsePasswordFile('\n', '/run/pw')).toThrow('/run/pw is empty');
   });
 
@@ -50,6 +54,16 @@ describe('a password file while pgherd rotates it', () => {
     expect(promotePassword(file, salt.toString('base64'))).toBe(true);
     expect(readFileSync(file, 'utf8')).toBe(`${password}\n`);
     expect(promotePassword(file, 'bm8gc3VjaCBzYWx0')).toBe(false);
+    // A REST password staged beside it, then a SCRAM one: both kept until one is put in force.
+    const rest = stageNext(file);
+    const again = stagePassword(file);
+    expect(readPasswordFile(file)).toEqual({
+      password,
+      next: new Map([[again.salt.toString('base64'), again.password]]),
+      later: [rest, again.password],
+    });
+    expect(promoteNext(file, rest)).toBe(true);
+    expect(readFileSync(file, 'utf8')).toBe(`${rest}\n`);
   });
 
   it('refuses to rotate from a password pgherd could not have set (too short, not printable ASCII)', () => {

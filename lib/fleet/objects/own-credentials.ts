@@ -28,6 +28,11 @@ export interface OwnSecrets {
   keyWhyNot: string | null;
   /** Where the environment's hosts keep the keys they authorize (relative: the SSH user's home). */
   authorizedKeys: string;
+  /** Patroni's REST password: its file, or why it is not rotated (null and null: no Patroni REST access configured). */
+  patroniFile: string | null;
+  patroniWhyNot: string | null;
+  /** Each member's patroni.yml (`{data_directory}`: the member's). */
+  patroniConfigFile: string;
 }
 
 /** What pgherd can rotate of its own for `environment`, and why not where it cannot. */
@@ -70,9 +75,24 @@ export function ownSecretsOf(environment: string): OwnSecrets {
       keyFile = null;
     }
   }
+  let patroniFile: string | null = null;
+  let patroniWhyNot: string | null = null;
+  const rest = entry?.patroni;
+  if (rest && !rest.passwordFile) patroniWhyNot = "Patroni's REST password is written in PGHERD_PG_CONFIG itself: give it a passwordFile";
+  else if (rest?.passwordFile) {
+    const others = Object.entries(config?.environments ?? {}).filter(
+      ([e, x]) => (e !== environment && x.patroni?.passwordFile === rest.passwordFile) || x.passwordFile === rest.passwordFile,
+    );
+    if (others.length)
+      patroniWhyNot = `Patroni's REST password file ${rest.passwordFile} is also ${others.map(([e]) => e).join(', ')}'s: give each its own`;
+    else patroniFile = rest.passwordFile;
+  }
   return {
     environment,
     user: entry?.user ?? null,
+    patroniFile,
+    patroniWhyNot,
+    patroniConfigFile: rest?.configFile ?? '/etc/patroni/patroni.yml',
     passwordFile,
     passwordWhyNot,
     keyFile,
@@ -84,8 +104,15 @@ export function ownSecretsOf(environment: string): OwnSecrets {
 const read = (file: string) => readFileSync(/*turbopackIgnore: true*/ file, 'utf8');
 
 /** The password in force and those staged beside it, by salt. */
-export function readPasswordFile(file: string): { password: string; next: Map<string, string> } {
+export function readPasswordFile(file: string): ReturnType<typeof parsePasswordFile> {
   return parsePasswordFile(read(file), file);
+}
+
+/** The file's text again: the password in force, the lines staged before, then `added`. */
+function withStaged(now: ReturnType<typeof parsePasswordFile>, added: string): string {
+  const saltOf = new Map([...now.next].map(([salt, pw]) => [pw, salt]));
+  const staged = now.later.map((pw) => (saltOf.has(pw) ? `scram-salt:${saltOf.get(pw) ?? ''}:${pw}` : `next:${pw}`));
+  return `${[now.password, ...staged, added].join('\n')}\n`;
 }
 
 /**
@@ -98,12 +125,7 @@ export function stagePassword(file: string): { password: string; salt: Buffer } 
   if (unfit) throw new Error(`the password in ${file} is ${unfit}: pgherd rotates from printable ASCII passwords only`);
   const password = randomBytes(32).toString('base64url');
   const salt = randomBytes(16);
-  const lines = [
-    now.password,
-    ...[...now.next].map(([s, p]) => `scram-salt:${s}:${p}`),
-    `scram-salt:${salt.toString('base64')}:${password}`,
-  ];
-  replaceFile(file, `${lines.join('\n')}\n`);
+  replaceFile(file, withStaged(now, `scram-salt:${salt.toString('base64')}:${password}`));
   return { password, salt };
 }
 
@@ -117,6 +139,21 @@ export function promotePassword(file: string, salt: string): boolean {
   const p = stagedPassword(file, salt);
   if (!p) return false;
   replaceFile(file, `${p}\n`);
+  return true;
+}
+
+/** Stages a new password tried where the one in force is refused (Patroni's REST API): `next:<password>`. */
+export function stageNext(file: string): string {
+  const now = readPasswordFile(file);
+  const password = randomBytes(32).toString('base64url');
+  replaceFile(file, withStaged(now, `next:${password}`));
+  return password;
+}
+
+/** `password`, staged in `file`, becomes the one in force, alone; false when it is not there. */
+export function promoteNext(file: string, password: string): boolean {
+  if (!readPasswordFile(file).later.includes(password)) return false;
+  replaceFile(file, `${password}\n`);
   return true;
 }
 
