@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { metrics } from '@/lib/adapters/metrics/registry';
 import { logLine } from '@/lib/adapters/log/log';
 import { setting } from '@/lib/settings/settings';
-import { forgetRotatingPasswords, installScramCache, rotatingPassword } from '@/lib/fleet/scram-cache';
+import { installScramCache, rotatingPassword } from '@/lib/fleet/scram-cache';
 
 // A SCRAM login to an instance pgherd logged in to before skips PBKDF2 (lib/fleet/scram-cache.ts).
 installScramCache();
@@ -228,12 +228,12 @@ export function parsePasswordFile(text: string, file: string): { password: strin
   return { password, next, later };
 }
 
-function passwordOf(e: { password?: string; passwordFile?: string }, read: Reader): string | null {
+function passwordOf(e: { password?: string; passwordFile?: string }, read: Reader, rotates = false): string | null {
   if (e.password) return e.password;
   if (!e.passwordFile) return null;
   const { password, next } = parsePasswordFile(read(e.passwordFile), e.passwordFile);
-  rotatingPassword(password, next);
-  return password;
+  // pgherd's own role: while it rotates, a token the SCRAM exchange answers by the server's salt.
+  return rotates ? rotatingPassword(password, next) : password;
 }
 
 function patroniAccess(p: z.infer<typeof patroniSchema>, read: Reader): NonNullable<EnvironmentAccess['patroni']> {
@@ -249,7 +249,7 @@ function patroniAccess(p: z.infer<typeof patroniSchema>, read: Reader): NonNulla
 
 function toAccess(e: z.infer<typeof entrySchema>, read: Reader): EnvironmentAccess {
   return {
-    postgres: { user: e.user, password: passwordOf(e, read), tls: tlsOptions(e.tls, read) },
+    postgres: { user: e.user, password: passwordOf(e, read, true), tls: tlsOptions(e.tls, read) },
     pgbouncer: e.pgbouncer
       ? { password: passwordOf(e.pgbouncer, read), tls: tlsOptions(e.pgbouncer.tls, read) }
       : { password: null, tls: null },
@@ -367,7 +367,6 @@ export function pgAccessConfig(): PgAccessConfig {
   const files = passwordFiles(json);
   // Taken before the files are read: one changed meanwhile is read again at the next look.
   const stamp = stampOf(files);
-  forgetRotatingPasswords();
   const config = parsePgAccess(json);
   cached = { key, config, at: now, files, stamp, checkedAt: now };
   return config;

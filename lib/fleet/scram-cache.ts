@@ -10,7 +10,7 @@
 // the module's exports: that one function is wrapped here, once per process. What is kept is as good as
 // the password for a SCRAM login to that server, and lives where the password already lives: this
 // process's memory, never a file or a log. A changed password has another salt, so it misses.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pgCrypto from 'pg/lib/crypto/utils';
 import { logLine } from '@/lib/adapters/log/log';
 
@@ -22,31 +22,55 @@ const MAX_ENTRIES = 100_000;
 const kept = new Map<string, Promise<ArrayBuffer>>();
 
 /**
- * A password rotating: beside the one a connection is given, the next one and the salt of the verifier
- * pgherd set with it (lib/fleet/objects/own-credentials.ts). A server whose verifier has that salt (it took the
- * new password, or replayed it) is answered with the next password; any other with the given one. The
- * server says its salt before the client proves anything, so neither password is ever tried and refused.
+ * A password rotating (lib/fleet/objects/own-credentials.ts): the one in force, and the next ones by the salt
+ * of the verifier pgherd set with each. A connection with pgherd's own access is given a token in place of
+ * the password while it rotates; the server says its salt before the client proves anything, and the token
+ * is answered with the next password where the server's verifier has that salt (it took the new password, or
+ * replayed it), else with the one in force. Neither password is ever tried and refused. A password given
+ * for a login of its own (loginClient) is never a token, so never swapped.
  */
-const nextBySalt = new Map<string, Map<string, string>>();
+interface Rotating {
+  password: string;
+  next: Map<string, string>;
+}
+const rotating = new Map<string, Rotating>();
+const TOKEN = 'pgherd-rotating:';
 
-const hashOf = (password: string) => createHash('sha256').update(password, 'utf8').digest('base64');
+/**
+ * Tokens kept at most: the password files are read again (a token each time one rotates) and a connection
+ * given a token just before keeps using it until its server's salt arrives, so tokens are not forgotten at
+ * once; the oldest go first.
+ */
+const MAX_TOKENS = 100;
 
-/** Forgets every rotating password (the password files are read again: what they hold now is registered). */
+/** Forgets every rotating password (tests; the password files read again keep earlier tokens, see MAX_TOKENS). */
 export function forgetRotatingPasswords(): void {
-  nextBySalt.clear();
+  rotating.clear();
 }
 
-/** Registers `password`'s next passwords by their verifiers' salts (base64); an empty map forgets them. */
-export function rotatingPassword(password: string, next: ReadonlyMap<string, string>): void {
-  if (next.size) nextBySalt.set(hashOf(password), new Map(next));
-  else nextBySalt.delete(hashOf(password));
+/**
+ * What a connection with pgherd's own access is given for `password` with these next passwords (by their
+ * verifiers' salts, base64): the password itself when none rotate, or when node-postgres could not be hooked.
+ */
+export function rotatingPassword(password: string, next: ReadonlyMap<string, string>): string {
+  if (!next.size || !hooked) return password;
+  const token = `${TOKEN}${randomBytes(16).toString('hex')}`;
+  rotating.set(token, { password, next: new Map(next) });
+  if (rotating.size > MAX_TOKENS) {
+    const oldest = rotating.keys().next().value;
+    if (oldest !== undefined) rotating.delete(oldest);
+  }
+  return token;
 }
 
-/** The password to derive for `salt`: the next one whose verifier has it, else `password` itself. */
-export function passwordForSalt(password: string, salt: Uint8Array): string {
-  if (!nextBySalt.size) return password;
-  return nextBySalt.get(hashOf(password))?.get(Buffer.from(salt).toString('base64')) ?? password;
+/** The password to derive for `salt`: a token's next password whose verifier has it, or its password in force. */
+export function passwordForSalt(given: string, salt: Uint8Array): string {
+  if (!given.startsWith(TOKEN)) return given;
+  const r = rotating.get(given);
+  if (!r) return given;
+  return r.next.get(Buffer.from(salt).toString('base64')) ?? r.password;
 }
+
 const counts = { derived: 0, reused: 0 };
 
 /** How many SaltedPasswords this process computed, and how many it found kept (tests and the bench read it). */
@@ -57,7 +81,7 @@ export function scramCacheCounts(): { derived: number; reused: number } {
 function keyOf(password: string, salt: Uint8Array, iterations: number): string {
   // The password is not a key in the map: its SHA-256 is (the map is printed by nothing, but a heap
   // snapshot of a worker should not list the passwords twice).
-  const h = hashOf(password);
+  const h = createHash('sha256').update(password, 'utf8').digest('base64');
   return `${h}:${Buffer.from(salt).toString('base64')}:${iterations}`;
 }
 
@@ -87,6 +111,8 @@ export function keeping(derive: DeriveKey): DeriveKey {
 }
 
 let installed = false;
+/** node-postgres's deriveKey is wrapped here: tokens are answered (else rotatingPassword hands out passwords). */
+let hooked = false;
 
 /** Wraps node-postgres's `deriveKey` in this process (once; later calls do nothing). */
 export function installScramCache(): void {
@@ -100,4 +126,5 @@ export function installScramCache(): void {
     return;
   }
   utils.deriveKey = keeping(utils.deriveKey.bind(utils));
+  hooked = true;
 }

@@ -28,6 +28,7 @@ import { restartAction } from '@/lib/actions/control/restart.action';
 import { reloadAction } from '@/lib/actions/control/reload.action';
 import { rotateOwnCredentialsAction } from './rotate-own-credentials.action';
 import { randomBytes } from 'node:crypto';
+import { run as runAsLab, labIdentity } from '@/lib/lab/proc';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'own-credentials-test.json');
 const ENV = 'oc';
@@ -283,5 +284,52 @@ describe("Rotate pgherd's credentials", () => {
     expect(kept.includes(newPassword)).toBe(false);
     expect(kept.includes(newRest)).toBe(false);
     expect(kept.includes(newKey.split('\n')[1]!)).toBe(false);
+  }, 300_000);
+  it('a herd that fails leaves the old and new both working; run again, it finishes', async () => {
+    const roles = lab.pgAccess!.roles;
+    const envHerds = [herdIds.get(`${ENV}/h1`)!, herdIds.get(`${ENV}/h2`)!, herdIds.get(`${ENV}/h3`)!];
+    const before = text(roles[ENV]!.passwordFile).trim();
+    const keyBefore = text(lab.ssh!.environments[ENV]!.privateKeyPath);
+    // A Patroni member whose patroni.yml cannot be replaced (its folder read-only): h3 fails at its REST password.
+    const member = lab.patroni![0]!.members[0]!;
+    const folder = path.dirname(member.configFile);
+    await runAsLab(labIdentity(), ['chmod', '0555', folder]);
+    try {
+      const plan = await planOperation(db, SYSTEM_ACCESS, rotateOwnCredentialsAction, envHerds, {});
+      const id = await submitPlanned(db, worker.queue, rotateOwnCredentialsAction, { herdIds: envHerds }, {}, plan);
+      const r = await waitForOperation(db, id, { timeoutMs: 180_000 });
+      expect(r.op.status, stepsOf(r)).toBe('partial');
+      expect(r.targets.find((t) => t.herdId === herdIds.get(`${ENV}/h3`))?.error).toMatch(/was not changed/);
+    } finally {
+      await runAsLab(labIdentity(), ['chmod', '0755', folder]);
+    }
+    // Nothing put in force: the old password first in its file, the new one staged; the old key in force.
+    const staged = text(roles[ENV]!.passwordFile).trim().split('\n');
+    expect(staged[0]).toBe(before);
+    expect(staged.length).toBeGreaterThan(1);
+    expect(text(lab.ssh!.environments[ENV]!.privateKeyPath)).toBe(keyBefore);
+    // pgherd reaches every member as it would: the primaries that took the new password, by its salt.
+    const refs = (await loadHerdRefs(db, envHerds)).flatMap((h) => h.members);
+    for (const m of refs) {
+      const c = instanceClient(m, { connectionTimeoutMillis: 5000 });
+      c.on('error', () => {});
+      await c.connect();
+      await c.end();
+      if (m.patroniUrl) await checkCredentials(m.patroniUrl, { ...patroniAccessFor(ENV)!, host: m.host });
+    }
+    await expect(
+      login(
+        membersOf(ENV).find((m) => m.herd === 'h1' && m.role === 'primary')!,
+        before,
+      ),
+    ).rejects.toThrow(/password authentication failed/);
+
+    // Run again: it finishes, the newest password alone in force.
+    const again = await runOperation(db, worker.queue, rotateOwnCredentialsAction, { herdIds: envHerds }, {}, { timeoutMs: 180_000 });
+    expect(again.op.status, stepsOf(again)).toBe('succeeded');
+    const now = text(roles[ENV]!.passwordFile).trim();
+    expect(now.split('\n')).toHaveLength(1);
+    for (const m of membersOf(ENV)) await login(m, now);
+    expect(text(lab.ssh!.environments[ENV]!.privateKeyPath)).not.toBe(keyBefore);
   }, 300_000);
 });

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '@/db/client';
 import { ownCredentialRotations, ownCredentialStages } from '@/db/schema';
-import { SshPool, type SshTarget } from '@/lib/adapters/ssh/ssh-client';
+import { CONNECT_TIMEOUT_MS, SshPool, type SshTarget } from '@/lib/adapters/ssh/ssh-client';
 import { KEY_FILES_CHECK_MS } from '@/lib/adapters/ssh/keys';
 import { defineHerdAction, productionWarning, type ActionStep, type RunContext } from '@/lib/engine/define-action';
 import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
@@ -362,8 +362,9 @@ async function finish(x: RunContext<State>, h: HerdRef, s: OwnSecrets, herdIds: 
       const staged = x.state.key.publicLine.split(' ').slice(0, 2).join(' ');
       const { old, now } = promoteKey(s.keyFile);
       if (now !== staged) throw new Error(`${s.keyFile}.next is not the key this operation staged: another rotation ran`);
-      // The pool reads the key in force again before it opens another connection.
-      await wait(3 * KEY_FILES_CHECK_MS);
+      // Every pool reads the key in force again within KEY_FILES_CHECK_MS; a connection that chose the old key
+      // just before is ready, or has failed, within the connect timeout: only then does the old key leave.
+      await wait(CONNECT_TIMEOUT_MS + 3 * KEY_FILES_CHECK_MS);
       const hosts = new Map(all.flatMap(hostsOf).map((t) => [`${t.ssh.host}:${t.ssh.port}`, t]));
       const tag = `pgherd-rotated-${s.environment.replace(/[^A-Za-z0-9_.-]/g, '_')}-`;
       for (const t of hosts.values()) {

@@ -83,6 +83,9 @@ interface Conn {
   slots: Semaphore;
 }
 
+/** How long a connection may take to be ready (its handshake and authentication), unless a pool is told otherwise. */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
 export class SshPool {
   private conns = new Map<string, Conn>();
   private opts: Required<Omit<SshOptions, 'onFirstContact' | 'onConnected' | 'log' | 'privateKey' | 'keys'>> &
@@ -97,7 +100,7 @@ export class SshPool {
       const given = { fallback: Buffer.from(privateKey), byEnvironment: sshKeysFromEnv().byEnvironment };
       this.keys = () => given;
     } else this.keys = liveSshKeys();
-    this.opts = { connectTimeoutMs: 10_000, commandTimeoutMs: 120_000, maxPerHost: 6, connectRetries: 5, ...rest };
+    this.opts = { connectTimeoutMs: CONNECT_TIMEOUT_MS, commandTimeoutMs: 120_000, maxPerHost: 6, connectRetries: 5, ...rest };
   }
 
   /**

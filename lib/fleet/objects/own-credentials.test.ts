@@ -36,13 +36,15 @@ describe('a password file while pgherd rotates it', () => {
 
   it('answers a server by the salt it offers: the next password for its verifier, the one in force for any other', () => {
     const salt = Buffer.from('0123456789abcdef');
-    rotatingPassword('old-password', new Map([[salt.toString('base64'), 'new-password']]));
-    expect(passwordForSalt('old-password', salt)).toBe('new-password');
-    expect(passwordForSalt('old-password', Buffer.from('another salt....'))).toBe('old-password');
-    // A password given for a login of its own (not the one in force) is never swapped.
-    expect(passwordForSalt('app-password', salt)).toBe('app-password');
-    forgetRotatingPasswords();
+    expect(rotatingPassword('old-password', new Map())).toBe('old-password');
+    const token = rotatingPassword('old-password', new Map([[salt.toString('base64'), 'new-password']]));
+    expect(token).toMatch(/^pgherd-rotating:[0-9a-f]{32}$/);
+    expect(passwordForSalt(token, salt)).toBe('new-password');
+    expect(passwordForSalt(token, Buffer.from('another salt....'))).toBe('old-password');
+    // A password given for a login of its own (the old one too) is never swapped.
     expect(passwordForSalt('old-password', salt)).toBe('old-password');
+    forgetRotatingPasswords();
+    expect(passwordForSalt(token, salt)).toBe(token);
   });
 
   it('is staged beside the old one and promoted alone; written 0600', () => {
