@@ -213,14 +213,16 @@ const NEXT_LINE = /^(?:scram-salt:([A-Za-z0-9+/]+={0,2})|next):(.+)$/;
  * or `next:<next password>`, tried where the one in force is refused (Patroni's REST API).
  */
 export function parsePasswordFile(text: string, file: string): { password: string; next: Map<string, string>; later: string[] } {
-  const lines = text.replace(/\r?\n$/, '').split(/\r?\n/);
+  const lines = text.split(/\r?\n/);
   const password = lines[0] ?? '';
   if (!password) throw new Error(`${file} is empty`);
   const next = new Map<string, string>();
   const later: string[] = [];
-  for (const [i, line] of lines.slice(1).entries()) {
+  // Lines after the first that are not staged passwords (a blank line, a comment) are not read: a file that
+  // worked before rotation existed works the same.
+  for (const line of lines.slice(1)) {
     const m = NEXT_LINE.exec(line);
-    if (!m) throw new Error(`${file}: line ${i + 2} is not a scram-salt:<salt>:<password> or next:<password> line`);
+    if (!m) continue;
     const [, salt, pw = ''] = m;
     if (salt) next.set(salt, pw);
     later.push(pw);

@@ -7,7 +7,9 @@
 // proven by logging in with it; the last herd done puts the new password and key in force alone and
 // takes the old key off every host. Nothing secret is in a step's output, a plan or argv.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { and, eq, sql } from 'drizzle-orm';
+import type pg from 'pg';
 import type { Db } from '@/db/client';
 import { ownCredentialRotations, ownCredentialStages } from '@/db/schema';
 import { CONNECT_TIMEOUT_MS, SshPool, type SshTarget } from '@/lib/adapters/ssh/ssh-client';
@@ -29,6 +31,8 @@ import {
   stageNext,
   promoteKey,
   promotePassword,
+  publicKeyOf,
+  retiredKeys,
   stageKey,
   stagedPassword,
   stagePassword,
@@ -99,7 +103,7 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The operation's new password and key: made by its first target, read back by the others. */
-function stageStep(s: OwnSecrets): ActionStep<State> {
+function stageStep(s: OwnSecrets, herdIds: number[]): ActionStep<State> {
   const what = [
     s.passwordFile && `a new password beside the one in ${s.passwordFile}`,
     s.keyFile && `a new SSH key beside ${s.keyFile}`,
@@ -128,6 +132,18 @@ function stageStep(s: OwnSecrets): ActionStep<State> {
         );
         if (other.rows[0])
           throw refuse('not-applicable', `operation ${other.rows[0].id} is rotating ${s.environment}'s credentials: nothing was changed`);
+        // The rotation is put in force by its last herd: one whose every herd is a target that has not ended badly.
+        const mine = (
+          await tx.execute<{ herd: number; status: string }>(
+            sql`SELECT herd_id AS herd, status::text FROM operation_targets WHERE operation_id = ${op} AND herd_id IS NOT NULL`,
+          )
+        ).rows;
+        const lost = herdIds.filter((id) => !mine.some((t) => t.herd === id && !['failed', 'cancelled', 'interrupted'].includes(t.status)));
+        if (lost.length)
+          throw refuse(
+            'not-applicable',
+            `${String(lost.length)} of ${s.environment}'s herds are not in this rotation or ended without it: it could not be put in force. Nothing was changed; rotate every herd again`,
+          );
         const [row] = await tx
           .select()
           .from(ownCredentialStages)
@@ -161,8 +177,8 @@ function stageStep(s: OwnSecrets): ActionStep<State> {
         });
         return true;
       });
-      // Every process of pgherd reads the staged password before any member has it.
-      if (wrote) await wait(3 * SECRET_FILES_CHECK_MS);
+      // Every process of pgherd reads the staged password before any member has it (whichever target staged it).
+      await wait(3 * SECRET_FILES_CHECK_MS);
       x.note({ stdout: wrote ? `staged: ${what}` : `this operation's new password and key were staged already` });
     },
   };
@@ -187,6 +203,34 @@ async function proveLogin(m: InstanceRef, user: string, password: string, signal
   }
 }
 
+async function onSession<T>(m: InstanceRef, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = instanceClient(m, { connectionTimeoutMillis: 5000, statement_timeout: 30_000, application_name: 'pgherd-rotate' });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+/** Waits until replica `m` has replayed WAL up to `lsn` (a minute at most: then its login is tried and judged). */
+async function replayed(m: InstanceRef, lsn: string, signal: AbortSignal): Promise<void> {
+  const until = Date.now() + 60_000;
+  while (Date.now() < until && !signal.aborted) {
+    try {
+      const done = await onSession(
+        m,
+        async (c) => (await c.query<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn])).rows[0]?.ok,
+      );
+      if (done) return;
+    } catch {
+      /* restarting: asked again */
+    }
+    await wait(200);
+  }
+}
+
 /** The herd's primary takes the staged password (as a verifier with the staged salt); every member proves it. */
 function passwordStep(h: HerdRef, primary: InstanceRef, s: OwnSecrets): ActionStep<State> {
   const others = h.members.filter((m) => m.id !== primary.id && m.state === 'running');
@@ -197,15 +241,17 @@ function passwordStep(h: HerdRef, primary: InstanceRef, s: OwnSecrets): ActionSt
     run: async (x) => {
       const { password, salt } = x.state;
       if (!password || !salt || !s.user) throw new Error('no password was staged');
-      const c = instanceClient(primary, { connectionTimeoutMillis: 5000, statement_timeout: 30_000, application_name: 'pgherd-rotate' });
-      c.on('error', () => {});
-      await c.connect();
-      try {
+      const at = await onSession(primary, async (c) => {
         await c.query(`ALTER ROLE CURRENT_USER PASSWORD ${quoteLiteral(scramVerifier(password, Buffer.from(salt, 'base64')))}`);
-      } finally {
-        await c.end().catch(() => {});
+        return (await c.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]?.lsn ?? null;
+      });
+      await proveLogin(primary, s.user, password, x.signal);
+      // A replica is asked once it has replayed the change (pgherd's own session, which logs in either way):
+      // a login with the new password before that would be refused, and logged as a failure on the server.
+      for (const m of others) {
+        if (at && !m.rds) await replayed(m, at, x.signal);
+        await proveLogin(m, s.user, password, x.signal);
       }
-      for (const m of [primary, ...others]) await proveLogin(m, s.user, password, x.signal);
       x.note({
         stdout: `${s.user}: the new password set on ${primary.label} (a verifier computed by pgherd) and proven on ${1 + others.length} member(s); the password itself is in no record`,
       });
@@ -213,28 +259,52 @@ function passwordStep(h: HerdRef, primary: InstanceRef, s: OwnSecrets): ActionSt
   };
 }
 
-/** Adds `line` to the authorized keys file (once); refuses a file that is not there. */
-const ADD_KEY = [
+/** Adds `line` to the authorized keys file (once; after a newline when its last line has none); refuses a file that is not there. */
+export const ADD_KEY = [
   'sh',
   '-c',
-  'f=$1; k=$2; [ -f "$f" ] || { echo "$f: no such file (PGHERD_SSH_AUTHORIZED_KEYS)" >&2; exit 3; }; grep -qxF -- "$k" "$f" || printf "%s\\n" "$k" >> "$f"',
+  'f=$1; k=$2; [ -f "$f" ] || { echo "$f: no such file (PGHERD_SSH_AUTHORIZED_KEYS)" >&2; exit 3; }; ' +
+    'grep -qxF -- "$k" "$f" && exit 0; [ -s "$f" ] && [ -n "$(tail -c 1 "$f")" ] && printf "\\n" >> "$f"; printf "%s\\n" "$k" >> "$f"',
   'pgherd-add-key',
 ];
 
 /**
- * Takes out of the authorized keys file the lines holding `old`, and those of earlier rotations (their
- * comment) other than `keep`'s; refuses when `keep` would not be left in it. Rewritten in place (its
- * owner and mode stay).
+ * Takes out of the authorized keys file the lines holding a retired key (each argument after the first three)
+ * and those whose comment is an earlier rotation's of this environment (`tag`, an extended regular
+ * expression matched at the end of the line), never the line holding `keep`; refuses when `keep` would not be
+ * left in it. Rewritten in place (its owner and mode stay).
  */
-const REMOVE_KEYS = [
+export const REMOVE_KEYS = [
   'sh',
   '-c',
-  'f=$1; old=$2; keep=$3; tag=$4; t="$f.pgherd-tmp"; ' +
-    '{ grep -vF -- "$old" "$f" | grep -v -- " $tag" ; grep -F -- "$keep" "$f"; } | awk \'!seen[$0]++\' > "$t" || true; ' +
-    'grep -qF -- "$keep" "$t" || { rm -f "$t"; echo "$f would not hold the new key: left as it was" >&2; exit 3; }; ' +
-    'cat "$t" > "$f" && rm -f "$t"',
+  'f=$1; keep=$2; tag=$3; shift 3; t="$f.pgherd-tmp"; cp -p "$f" "$t" || exit 3; ' +
+    'for old in "$@"; do grep -vF -- "$old" "$t" > "$t.1"; cat "$t.1" > "$t"; done; ' +
+    '{ grep -vE -- " $tag\\$" "$t"; grep -F -- "$keep" "$f"; } | awk \'!seen[$0]++\' > "$t.1"; ' +
+    'grep -qF -- "$keep" "$t.1" || { rm -f "$t" "$t.1"; echo "$f would not hold the new key: left as it was" >&2; exit 3; }; ' +
+    'cat "$t.1" > "$f" && rm -f "$t" "$t.1"',
   'pgherd-remove-keys',
 ];
+
+/** Each host authorizes the new key beside the old (added with the key in force), proven by logging in with the new key alone. */
+async function authorizeOn(
+  x: RunContext<State>,
+  hosts: { label: string; ssh: SshTarget }[],
+  key: { publicLine: string; privateKey: string },
+  s: OwnSecrets,
+) {
+  const prove = new SshPool({
+    keys: { fallback: null, byEnvironment: new Map([[s.environment, Buffer.from(key.privateKey)]]) },
+    connectRetries: 1,
+  });
+  try {
+    for (const t of hosts) {
+      await x.deps.ssh.execOk(t.ssh, [...ADD_KEY, s.authorizedKeys, key.publicLine]);
+      await prove.execOk(t.ssh, ['true']);
+    }
+  } finally {
+    await prove.close();
+  }
+}
 
 /** Every host of the herd authorizes the new key beside the old; proven by logging in with the new one alone. */
 function keyStep(h: HerdRef, s: OwnSecrets): ActionStep<State> {
@@ -246,18 +316,7 @@ function keyStep(h: HerdRef, s: OwnSecrets): ActionStep<State> {
     run: async (x) => {
       const key = x.state.key;
       if (!key) throw new Error('no key was staged');
-      const prove = new SshPool({
-        keys: { fallback: null, byEnvironment: new Map([[s.environment, Buffer.from(key.privateKey)]]) },
-        connectRetries: 1,
-      });
-      try {
-        for (const t of hosts) {
-          await x.deps.ssh.execOk(t.ssh, [...ADD_KEY, s.authorizedKeys, key.publicLine]);
-          await prove.execOk(t.ssh, ['true']);
-        }
-      } finally {
-        await prove.close();
-      }
+      await authorizeOn(x, hosts, key, s);
       x.note({ stdout: `the new key authorized and proven on ${hosts.map((t) => t.label).join(', ')}` });
     },
   };
@@ -328,10 +387,16 @@ function patroniStep(h: HerdRef, s: OwnSecrets): ActionStep<State> {
 
 /** The last herd of the environment done puts the new password and key in force and takes the old key off every host. */
 function finishStep(h: HerdRef, s: OwnSecrets, herdIds: number[]): ActionStep<State> {
+  const parts = [
+    s.passwordFile && `the new password alone in ${s.passwordFile}`,
+    s.patroniFile && `the new REST password alone in ${s.patroniFile}`,
+    s.keyFile &&
+      `the new key authorized on ${s.environment}'s other hosts (backup hosts, scratch servers) and put in ${s.keyFile}, then the old key taken out of ${s.authorizedKeys} on every host of ${s.environment}`,
+  ].filter(Boolean);
   return {
     name: `${s.environment}: the new password and key in force once every herd has them`,
     does: { kind: 'own-credentials.finish', environment: s.environment, herds: herdIds.length },
-    says: `when the last of ${s.environment}'s ${herdIds.length} herd(s) is done: the new password alone in ${s.passwordFile ?? '(not rotated)'}, the new key in ${s.keyFile ?? '(not rotated)'}, and the old key taken out of ${s.authorizedKeys} on every host of ${s.environment}`,
+    says: `when the last of ${s.environment}'s ${String(herdIds.length)} herd(s) is done: ${parts.join('; ')}`,
     run: (x) => finish(x, h, s, herdIds),
   };
 }
@@ -339,44 +404,107 @@ function finishStep(h: HerdRef, s: OwnSecrets, herdIds: number[]): ActionStep<St
 async function finish(x: RunContext<State>, h: HerdRef, s: OwnSecrets, herdIds: number[]): Promise<void> {
   const op = x.deps.operation?.id;
   if (!op) throw new Error('a rotation runs as an operation');
-  // Read before the lock: every host of the environment, whose old key is taken out at the end.
-  const all = await loadHerdRefs(x.deps.db, herdIds);
-  await x.deps.db.transaction(async (tx) => {
+  // Recorded whatever happens next: a herd done stays done.
+  const left = await x.deps.db.transaction(async (tx) => {
     await lockEnvironment(tx as unknown as Db, s.environment);
     await tx.insert(ownCredentialRotations).values({ operationId: op, herdId: h.id, environment: s.environment }).onConflictDoNothing();
     const done = await tx
       .select({ herdId: ownCredentialRotations.herdId })
       .from(ownCredentialRotations)
       .where(and(eq(ownCredentialRotations.operationId, op), eq(ownCredentialRotations.environment, s.environment)));
-    const left = herdIds.filter((id) => !done.some((d) => d.herdId === id));
-    if (left.length) {
-      x.note({ stdout: `${done.length} of ${herdIds.length} herds done: the last one puts the new password and key in force` });
-      return;
-    }
-    if (s.passwordFile && x.state.salt && !promotePassword(s.passwordFile, x.state.salt))
-      throw new Error(`the password this operation staged is no longer in ${s.passwordFile}`);
-    if (s.patroniFile && x.state.rest && !promoteNext(s.patroniFile, x.state.rest))
-      throw new Error(`the Patroni password this operation staged is no longer in ${s.patroniFile}`);
-    let removed = 0;
+    return herdIds.filter((id) => !done.some((d) => d.herdId === id)).length;
+  });
+  if (left) {
+    x.note({
+      stdout: `${String(herdIds.length - left)} of ${String(herdIds.length)} herds done: the last one puts the new password and key in force`,
+    });
+    return;
+  }
+  const all = await loadHerdRefs(x.deps.db, herdIds);
+  const herdHosts = new Map(all.flatMap(hostsOf).map((t) => [`${t.ssh.host}:${t.ssh.port}`, t]));
+  const others = s.keyFile && x.state.key ? await otherHosts(x.deps.db, s.environment, new Set(herdHosts.keys())) : [];
+  // The environment's other hosts (backup hosts, scratch servers) authorize the new key before it is put in force.
+  if (others.length && x.state.key) await authorizeOn(x, others, x.state.key, s);
+  const key = await putInForce(x, s);
+  let note = `in force for ${s.environment}: ${s.passwordFile ? 'the new password alone' : 'the password as it was'}`;
+  if (key) {
+    const hosts = [...herdHosts.values(), ...others];
+    await retireOldKeys(x, s, hosts, key);
+    note += `; the new key, the old one taken off ${String(hosts.length)} host(s)`;
+  }
+  x.note({ stdout: note });
+}
+
+/** The environment's servers pgherd logs in to over SSH beyond its herds' (backup hosts, scratch servers). */
+async function otherHosts(db: Db, environment: string, covered: Set<string>): Promise<{ label: string; ssh: SshTarget }[]> {
+  const rows = (
+    await db.execute<{ id: number; hostname: string; host: string; port: number; username: string; fp: string }>(sql`
+      SELECT s.id, s.hostname, coalesce(nullif(s.address, ''), s.hostname) AS host, s.ssh_port AS port, s.ssh_user AS username,
+             s.ssh_host_key_fingerprint AS fp
+      FROM servers s JOIN environments e ON e.id = s.environment_id
+      WHERE e.name = ${environment} AND s.ssh_host_key_fingerprint IS NOT NULL AND coalesce(s.cloud_provider, '') <> 'rds'
+        AND s.cloud_gone_at IS NULL
+      ORDER BY s.hostname`)
+  ).rows;
+  return rows
+    .filter((r) => !covered.has(`${r.host}:${String(r.port)}`))
+    .map((r) => ({
+      label: r.hostname,
+      ssh: { host: r.host, port: r.port, username: r.username, hostKeyFingerprint: r.fp, serverId: r.id, environment },
+    }));
+}
+
+/**
+ * The new password and key in force, under the environment's lock: each only if not already (a step run
+ * again finds them so); the old key's public part kept in `<key file>.retired`, to be taken off every host.
+ * The key's public part now, or null when the key is not rotated.
+ */
+async function putInForce(x: RunContext<State>, s: OwnSecrets): Promise<string | null> {
+  return x.deps.db.transaction(async (tx) => {
+    await lockEnvironment(tx as unknown as Db, s.environment);
+    if (s.passwordFile && x.state.password && x.state.salt && readPasswordFile(s.passwordFile).password !== x.state.password)
+      if (!promotePassword(s.passwordFile, x.state.salt))
+        throw new Error(`the password this operation staged is no longer in ${s.passwordFile}`);
+    if (s.patroniFile && x.state.rest && readPasswordFile(s.patroniFile).password !== x.state.rest)
+      if (!promoteNext(s.patroniFile, x.state.rest))
+        throw new Error(`the Patroni password this operation staged is no longer in ${s.patroniFile}`);
+    let now: string | null = null;
     if (s.keyFile && x.state.key) {
       const staged = x.state.key.publicLine.split(' ').slice(0, 2).join(' ');
-      const { old, now } = promoteKey(s.keyFile);
-      if (now !== staged) throw new Error(`${s.keyFile}.next is not the key this operation staged: another rotation ran`);
-      // Every pool reads the key in force again within KEY_FILES_CHECK_MS; a connection that chose the old key
-      // just before is ready, or has failed, within the connect timeout: only then does the old key leave.
-      await wait(CONNECT_TIMEOUT_MS + 3 * KEY_FILES_CHECK_MS);
-      const hosts = new Map(all.flatMap(hostsOf).map((t) => [`${t.ssh.host}:${t.ssh.port}`, t]));
-      const tag = `pgherd-rotated-${s.environment.replace(/[^A-Za-z0-9_.-]/g, '_')}-`;
-      for (const t of hosts.values()) {
-        await x.deps.ssh.execOk(t.ssh, [...REMOVE_KEYS, s.authorizedKeys, blobOf(old), blobOf(now), tag]);
-        removed++;
+      if (publicKeyOf(readFileSync(s.keyFile)) !== staged) {
+        const promoted = promoteKey(s.keyFile, staged, x.state.key.publicLine);
+        if (!promoted) throw new Error(`${s.keyFile}.next is not the key this operation staged: another rotation ran`);
       }
+      now = staged;
     }
     await tx.delete(ownCredentialStages).where(eq(ownCredentialStages.environment, s.environment));
-    x.note({
-      stdout: `in force for ${s.environment}: ${s.passwordFile ? 'the new password alone' : 'the password as it was'}; ${s.keyFile ? `the new key, the old one taken off ${removed} host(s)` : 'the key as it was'}`,
-    });
+    return now;
   });
+}
+
+/**
+ * Takes every retired key (`<key file>.retired`) and earlier rotations' keys off each host, once every pool
+ * reads the new key and a connection that chose the old one just before is ready or has failed. A host that
+ * cannot be changed is named; the others are done; running the rotation again takes it off.
+ */
+async function retireOldKeys(x: RunContext<State>, s: OwnSecrets, hosts: { label: string; ssh: SshTarget }[], now: string) {
+  await wait(CONNECT_TIMEOUT_MS + 3 * KEY_FILES_CHECK_MS);
+  const retired = s.keyFile ? retiredKeys(s.keyFile) : [];
+  const tag = `pgherd-rotated-${s.environment.replace(/[^A-Za-z0-9_.-]/g, '_').replaceAll('.', '\\.')}-op[0-9]+`;
+  const failed: string[] = [];
+  for (const t of hosts) {
+    const r = await x.deps.ssh
+      .exec(t.ssh, [...REMOVE_KEYS, s.authorizedKeys, blobOf(now), tag, ...retired.map(blobOf)])
+      .catch((err: unknown) => ({
+        code: -1,
+        stderr: (err as Error).message,
+      }));
+    if (r.code !== 0) failed.push(`${t.label} (${r.stderr.trim().split('\n').slice(-1)[0] ?? ''})`);
+  }
+  if (failed.length)
+    throw new Error(
+      `the new password and key are in force; the old key is still authorized on ${failed.join(', ')}: rotate again (it takes retired keys off every host) or remove it by hand`,
+    );
 }
 
 export const rotateOwnCredentialsAction = defineHerdAction({
@@ -407,7 +535,7 @@ export const rotateOwnCredentialsAction = defineHerdAction({
       );
     const primary = h.members.find((m) => m.role === 'primary');
     if (s.passwordFile && !primary) return refuse('topology', `${h.name} has no primary: pgherd's password is set on it`);
-    const steps: ActionStep<State>[] = [stageStep(s)];
+    const steps: ActionStep<State>[] = [stageStep(s, e.herdIds)];
     if (s.passwordFile && primary) steps.push(passwordStep(h, primary, s));
     if (s.keyFile && hostsOf(h).length) steps.push(keyStep(h, s));
     if (s.patroniFile && h.members.some((m) => m.patroniUrl)) steps.push(patroniStep(h, s));

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -21,16 +21,19 @@ function config(environments: Record<string, unknown>, extra: Record<string, unk
 const tls = { mode: 'verify-full', caFile: '/etc/ca.pem' };
 
 describe('a password file while pgherd rotates it', () => {
-  it('reads the password in force and the next ones by salt; refuses any other line', () => {
+  it('reads the password in force and the next ones by salt; any other line is not read', () => {
     expect(parsePasswordFile('old-password\n', 'f')).toEqual({ password: 'old-password', next: new Map(), later: [] });
     const r = parsePasswordFile('old-password\nscram-salt:c2FsdHNhbHQ=:new-password\n', 'f');
     expect(r.password).toBe('old-password');
     expect([...r.next]).toEqual([['c2FsdHNhbHQ=', 'new-password']]);
     // Patroni's REST password has no salt: the next one is tried where the one in force is refused.
     expect(parsePasswordFile('old-password\nnext:rest-password\n', 'f').later).toEqual(['rest-password']);
-    expect(() => parsePasswordFile('old\nnew-password\n', '/run/pw')).toThrow(
-      '/run/pw: line 2 is not a scram-salt:<salt>:<password> or next:<password> line',
-    );
+    // Any other line (blank, a comment, a bad staged line) is not read: no environment's access breaks on it.
+    expect(parsePasswordFile('old-password\n\n# kept by ops\nnext:\nscram-salt::x\n', 'f')).toEqual({
+      password: 'old-password',
+      next: new Map(),
+      later: [],
+    });
     expect(() => parsePasswordFile('\n', '/run/pw')).toThrow('/run/pw is empty');
   });
 
@@ -99,6 +102,20 @@ describe('what pgherd can rotate of its own in an environment', () => {
     const other = ownSecretsOf('other');
     expect(other.passwordWhyNot).toMatch(/no entry for other/);
     expect(other.keyWhyNot).toMatch(/PGHERD_SSH_KEYS lists no key of its own for other/);
+  });
+
+  it("knows a file by itself, not its spelling: a symlink or another path to another environment's file is refused", () => {
+    const real = path.join(dir, 'prod.pw');
+    writeFileSync(real, 'a-production-password\n');
+    const link = path.join(dir, 'link.pw');
+    symlinkSync(real, link);
+    config({ production: { user: 'pgherd', passwordFile: real, tls }, staging: { user: 'pgherd', passwordFile: link, tls } });
+    expect(ownSecretsOf('staging').passwordWhyNot).toBe(`its password file ${link} is also production's: give each its own file`);
+    config({
+      production: { user: 'pgherd', passwordFile: `${dir}//prod.pw`, tls },
+      staging: { user: 'pgherd', passwordFile: '/s/pw', tls, patroni: { user: 'r', passwordFile: `${dir}/./prod.pw`, caFile: '/ca' } },
+    });
+    expect(ownSecretsOf('staging').patroniWhyNot).toMatch(/is also production's/);
   });
 
   it("takes the hosts' authorized keys file from PGHERD_SSH_AUTHORIZED_KEYS", () => {

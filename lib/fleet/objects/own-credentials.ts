@@ -8,7 +8,8 @@
 //   whichever member took the change first. The new SSH key waits beside the old one (`<file>.next`).
 // - promoted, once every herd of the environment has the new password and every host the new key: the
 //   new password alone in the file, the new key renamed over the old (lib/adapters/ssh/keys.ts reads it).
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { utils, type ParsedKey } from 'ssh2';
 import { parsePasswordFile, rawPgAccess } from '@/lib/fleet/pg-access';
@@ -39,6 +40,18 @@ export interface OwnSecrets {
 export function ownSecretsOf(environment: string): OwnSecrets {
   const config = rawPgAccess();
   const entry = config?.environments[environment];
+  // Every secret file the configuration names, by whose it is: one rotated must be no one else's (compared
+  // by the file itself: a symlink or another spelling of the path is the same file).
+  const named: { whose: string; file: string }[] = [];
+  const add = (who: string, e: { passwordFile?: string; pgbouncer?: { passwordFile?: string }; patroni?: { passwordFile?: string } }) => {
+    if (e.passwordFile) named.push({ whose: who, file: e.passwordFile });
+    if (e.pgbouncer?.passwordFile) named.push({ whose: `${who}'s PgBouncer`, file: e.pgbouncer.passwordFile });
+    if (e.patroni?.passwordFile) named.push({ whose: `${who}'s Patroni`, file: e.patroni.passwordFile });
+  };
+  for (const [e, x] of Object.entries(config?.environments ?? {})) add(e, x);
+  if (config?.default) add('default', config.default);
+  const othersOf = (file: string, mine: string) => named.filter((n) => n.whose !== mine && sameFile(n.file, file)).map((n) => n.whose);
+
   let passwordFile: string | null = null;
   let passwordWhyNot: string | null = null;
   if (!config) passwordWhyNot = 'PGHERD_PG_CONFIG is not set: pgherd logs in without a password';
@@ -49,42 +62,37 @@ export function ownSecretsOf(environment: string): OwnSecrets {
       ? `its password is written in PGHERD_PG_CONFIG itself: give it a passwordFile pgherd can rewrite`
       : 'pgherd logs in there without a password';
   else {
-    const shared = Object.entries(config.environments)
-      .filter(
-        ([e, x]) => e !== environment && [x.passwordFile, x.pgbouncer?.passwordFile, x.patroni?.passwordFile].includes(entry.passwordFile),
-      )
-      .map(([e]) => e);
-    if (config.default?.passwordFile === entry.passwordFile) shared.push('default');
-    if (entry.pgbouncer?.passwordFile === entry.passwordFile || entry.patroni?.passwordFile === entry.passwordFile)
-      shared.push(`${environment}'s PgBouncer or Patroni`);
+    const shared = othersOf(entry.passwordFile, environment);
     if (shared.length) passwordWhyNot = `its password file ${entry.passwordFile} is also ${shared.join(', ')}'s: give each its own file`;
     else passwordFile = entry.passwordFile;
   }
+
   const keys = setting('PGHERD_SSH_KEYS') ?? {};
   let keyFile: string | null = keys[environment] ?? null;
   let keyWhyNot: string | null = null;
   if (!keyFile) {
     keyWhyNot = `PGHERD_SSH_KEYS lists no key of its own for ${environment} (PGHERD_SSH_KEY is every unlisted environment's)`;
   } else {
+    const mine = keyFile;
     const shared = Object.entries(keys)
-      .filter(([e, f]) => e !== environment && f === keyFile)
+      .filter(([e, f]) => e !== environment && sameFile(f, mine))
       .map(([e]) => e);
-    if (setting('PGHERD_SSH_KEY') === keyFile) shared.push('PGHERD_SSH_KEY (every unlisted environment)');
+    const fallback = setting('PGHERD_SSH_KEY');
+    if (fallback && sameFile(fallback, mine)) shared.push('PGHERD_SSH_KEY (every unlisted environment)');
     if (shared.length) {
-      keyWhyNot = `its key file ${keyFile} is also ${shared.join(', ')}'s: give each environment its own`;
+      keyWhyNot = `its key file ${mine} is also ${shared.join(', ')}'s: give each environment its own`;
       keyFile = null;
     }
   }
+
   let patroniFile: string | null = null;
   let patroniWhyNot: string | null = null;
   const rest = entry?.patroni;
   if (rest && !rest.passwordFile) patroniWhyNot = "Patroni's REST password is written in PGHERD_PG_CONFIG itself: give it a passwordFile";
   else if (rest?.passwordFile) {
-    const others = Object.entries(config?.environments ?? {}).filter(
-      ([e, x]) => (e !== environment && x.patroni?.passwordFile === rest.passwordFile) || x.passwordFile === rest.passwordFile,
-    );
-    if (others.length)
-      patroniWhyNot = `Patroni's REST password file ${rest.passwordFile} is also ${others.map(([e]) => e).join(', ')}'s: give each its own`;
+    const shared = othersOf(rest.passwordFile, `${environment}'s Patroni`);
+    if (shared.length)
+      patroniWhyNot = `Patroni's REST password file ${rest.passwordFile} is also ${shared.join(', ')}'s: give each its own`;
     else patroniFile = rest.passwordFile;
   }
   return {
@@ -99,6 +107,18 @@ export function ownSecretsOf(environment: string): OwnSecrets {
     keyWhyNot,
     authorizedKeys: (setting('PGHERD_SSH_AUTHORIZED_KEYS') ?? {})[environment] ?? '.ssh/authorized_keys',
   };
+}
+
+/** Whether two paths name one file: the same once symlinks and spellings are resolved (as written, for one not there). */
+function sameFile(a: string, b: string): boolean {
+  const canonical = (p: string) => {
+    try {
+      return realpathSync(/*turbopackIgnore: true*/ p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  return canonical(a) === canonical(b);
 }
 
 const read = (file: string) => readFileSync(/*turbopackIgnore: true*/ file, 'utf8');
@@ -179,11 +199,32 @@ export function stageKey(file: string, comment: string, fresh: boolean): { publi
   return { publicLine: `${publicKeyOf(pair.private)} ${comment}`, privateKey: pair.private };
 }
 
-/** The key waiting beside `file` replaces it; the old key's public part (to take off the hosts). */
-export function promoteKey(file: string): { old: string; now: string } {
-  const old = publicKeyOf(read(file));
+/**
+ * The key waiting beside `file` replaces it, if it is `staged` (its public part); the old key's public part is
+ * added to `<file>.retired` (to be taken off the hosts) and `<file>.pub`, where there is one, says the new.
+ * False when the waiting key is not `staged`.
+ */
+export function promoteKey(file: string, staged: string, publicLine: string): boolean {
   const next = `${file}.next`;
-  const now = publicKeyOf(read(next));
+  if (!existsSync(next) || publicKeyOf(read(next)) !== staged) return false;
+  const old = publicKeyOf(read(file));
+  appendFileSync(`${file}.retired`, `${old}\n`, { mode: 0o600 });
   renameSync(next, file);
-  return { old, now };
+  if (existsSync(`${file}.pub`)) replaceFile(`${file}.pub`, `${publicLine}\n`);
+  return true;
+}
+
+/** The public parts of the keys `file` held before (`<file>.retired`): taken off the hosts at each rotation. */
+export function retiredKeys(file: string): string[] {
+  try {
+    return [
+      ...new Set(
+        read(`${file}.retired`)
+          .split('\n')
+          .filter((l) => /^ssh-[a-z0-9-]+ [A-Za-z0-9+/=]+$/.test(l)),
+      ),
+    ];
+  } catch {
+    return [];
+  }
 }

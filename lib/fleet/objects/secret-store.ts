@@ -3,7 +3,7 @@
 // environment's folder, PGHERD_SECRET_FILES). The value is JSON `{"username", "password", ...}`, as RDS and
 // Secrets Manager's rotation templates keep it: a client reads both at each connect. `{herd}` and
 // `{environment}` in a reference are filled in per herd, so each herd's login has its own secret.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   GetSecretValueCommand,
@@ -82,8 +82,24 @@ export async function readSecret(environment: string, s: { store: 'aws' | 'file'
  */
 export function replaceFile(file: string, text: string): void {
   const tmp = `${file}.pgherd-new`;
+  // A file there keeps its mode and owner (a group another process reads it by); a new one is 0600.
+  let was: { mode: number; uid: number; gid: number } | null = null;
+  try {
+    const st = statSync(file);
+    was = { mode: st.mode & 0o777, uid: st.uid, gid: st.gid };
+  } catch {
+    /* new */
+  }
   rmSync(tmp, { force: true });
   writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+  if (was) {
+    try {
+      chownSync(tmp, was.uid, was.gid);
+    } catch {
+      /* not ours to give: it stays the worker's */
+    }
+    chmodSync(tmp, was.mode & 0o770);
+  }
   renameSync(tmp, file);
 }
 
