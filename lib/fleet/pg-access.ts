@@ -454,6 +454,22 @@ export function instanceClient(
   return client(e.host, e.port, a.user, a, database, { ...rest, options: [PINNED_SEARCH_PATH, options].filter(Boolean).join(' ') });
 }
 
+/** `fn` on a session of its own with an instance (instanceClient's), closed whatever `fn` does. */
+export async function withInstance<T>(
+  e: { host: string; port: number; serverEnvironment: string | null },
+  extra: Extra & { database?: string },
+  fn: (c: pg.Client) => Promise<T>,
+): Promise<T> {
+  const c = instanceClient(e, extra);
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
 /**
  * A client that logs in as `user` with `password` (a login pgherd rotates, proven before its secret points
  * at it): the environment's TLS, and the password given only through SCRAM over it, as pgherd's own.

@@ -11,7 +11,7 @@ import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep, 
 import { memberArg } from '@/lib/engine/plan-identity';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { instanceClient, loginClient } from '@/lib/fleet/pg-access';
+import { loginClient, withInstance } from '@/lib/fleet/pg-access';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { asks } from '@/lib/actions/drivers';
 import { declared, type Declaration, type RotateDecl } from '@/lib/fleet/objects/declaration';
@@ -58,16 +58,8 @@ async function prepare(herds: HerdRef[], db: Db): Promise<Map<number, HerdPrepar
   return out;
 }
 
-async function onPrimary<T>(primary: InstanceRef, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = instanceClient(primary, { connectionTimeoutMillis: 5000, statement_timeout: 30_000, application_name: 'pgherd-rotate' });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
+const onPrimary = <T>(primary: InstanceRef, fn: (c: pg.Client) => Promise<T>): Promise<T> =>
+  withInstance(primary, { connectionTimeoutMillis: 5000, statement_timeout: 30_000, application_name: 'pgherd-rotate' }, fn);
 
 type Where = { store: 'aws' | 'file'; name: string };
 const turnOf = (x: { state: State }, r: RotateDecl) => {

@@ -17,7 +17,7 @@ import { KEY_FILES_CHECK_MS } from '@/lib/adapters/ssh/keys';
 import { defineHerdAction, productionWarning, type ActionStep, type RunContext } from '@/lib/engine/define-action';
 import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { instanceClient, loginClient, SECRET_FILES_CHECK_MS } from '@/lib/fleet/pg-access';
+import { loginClient, SECRET_FILES_CHECK_MS, withInstance } from '@/lib/fleet/pg-access';
 import { refuse } from '@/lib/fleet/refusal';
 import { asks } from '@/lib/actions/drivers';
 import { quoteLiteral } from '@/lib/fleet/objects/diff';
@@ -203,16 +203,8 @@ async function proveLogin(m: InstanceRef, user: string, password: string, signal
   }
 }
 
-async function onSession<T>(m: InstanceRef, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = instanceClient(m, { connectionTimeoutMillis: 5000, statement_timeout: 30_000, application_name: 'pgherd-rotate' });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
+const SESSION = { connectionTimeoutMillis: 5000, statement_timeout: 30_000, application_name: 'pgherd-rotate' };
+const onSession = <T>(m: InstanceRef, fn: (c: pg.Client) => Promise<T>) => withInstance(m, SESSION, fn);
 
 /** Waits until replica `m` has replayed WAL up to `lsn` (a minute at most: then its login is tried and judged). */
 async function replayed(m: InstanceRef, lsn: string, signal: AbortSignal): Promise<void> {
