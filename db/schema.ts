@@ -1734,6 +1734,7 @@ export const objectSetVersions = pgTable(
 export const ownCredentialStages = pgTable(
   'own_credential_stages',
   {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
     operationId: bigint('operation_id', { mode: 'number' })
       .notNull()
       .references(() => operations.id, { onDelete: 'cascade' }),
@@ -1744,12 +1745,13 @@ export const ownCredentialStages = pgTable(
     restHash: text('rest_hash'),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.operationId, t.environment] })],
+  (t) => [uniqueIndex('own_credential_stages_key').on(t.operationId, t.environment)],
 );
 
 export const ownCredentialRotations = pgTable(
   'own_credential_rotations',
   {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
     operationId: bigint('operation_id', { mode: 'number' })
       .notNull()
       .references(() => operations.id, { onDelete: 'cascade' }),
@@ -1757,7 +1759,7 @@ export const ownCredentialRotations = pgTable(
     environment: text('environment').notNull(),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.operationId, t.herdId] })],
+  (t) => [uniqueIndex('own_credential_rotations_key').on(t.operationId, t.herdId)],
 );
 
 // What a primary has inside (lib/fleet/objects/read-objects.ts): its roles and memberships, databases,
