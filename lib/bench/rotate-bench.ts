@@ -1,5 +1,5 @@
-// Rotate pgherd's credentials at the scale of an environment (issue 66's target: 100 herds in at most a
-// minute of pgherd's time, no failed login of a reconnecting client). The environment is the simulated
+// Rotate pgherd's credentials at the scale of an environment: 100 herds in at most a minute of pgherd's
+// time, and no failed login of a client that reconnects all through. The environment is the simulated
 // fleet's (sim-postgres.ts: real TLS and SCRAM on the worker's side; ALTER ROLE changes the herd's
 // verifier for every member at once, as replicas replay it), 100 herds of a primary and two replicas.
 // pgherd's figure: the operation, submitted to a worker (16 targets at once), from submit to its end;

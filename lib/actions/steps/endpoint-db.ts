@@ -1,7 +1,7 @@
 // One connection of pgherd's role to a database of an endpoint that may not be in the inventory yet (a
 // major upgrade's green side), and what the upgrade and its owed cleanups do over it.
 import type pg from 'pg';
-import { instanceClient } from '@/lib/fleet/pg-access';
+import { withInstance } from '@/lib/fleet/pg-access';
 
 /** Where the upgrade's own statements go: an instance, or green before it is in the inventory. */
 export interface Endpoint {
@@ -14,21 +14,18 @@ export interface Endpoint {
  * One connection of pgherd's role for `fn`, to `database` on `e`. A side made read-only for a switch
  * still takes the upgrade's own statements (its marker, its subscriptions).
  */
-export async function onDb<T>(e: Endpoint, database: string, fn: (c: pg.Client) => Promise<T>, timeoutMs = 30_000): Promise<T> {
-  const c = instanceClient(e, {
-    database,
-    connectionTimeoutMillis: 5000,
-    statement_timeout: timeoutMs,
-    application_name: 'pgherd-upgrade',
-    options: '-c default_transaction_read_only=off',
-  });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => {});
-  }
+export function onDb<T>(e: Endpoint, database: string, fn: (c: pg.Client) => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  return withInstance(
+    e,
+    {
+      database,
+      connectionTimeoutMillis: 5000,
+      statement_timeout: timeoutMs,
+      application_name: 'pgherd-upgrade',
+      options: '-c default_transaction_read_only=off',
+    },
+    fn,
+  );
 }
 
 /**

@@ -4,7 +4,7 @@
 // database moves neither). One connection to its postgres database, and one to each declared database
 // for its extensions.
 import type pg from 'pg';
-import { instanceClient } from '@/lib/fleet/pg-access';
+import { withInstance } from '@/lib/fleet/pg-access';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { ruleKey, type HbaLine } from './hba';
 
@@ -100,21 +100,8 @@ interface ReadRow {
 
 type Endpoint = Pick<InstanceRef, 'host' | 'port' | 'serverEnvironment'>;
 
-async function withClient<T>(e: Endpoint, database: string, timeoutMs: number, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = instanceClient(e, {
-    database,
-    connectionTimeoutMillis: timeoutMs,
-    statement_timeout: timeoutMs,
-    application_name: 'pgherd-objects',
-  });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
+const withClient = <T>(e: Endpoint, database: string, timeoutMs: number, fn: (c: pg.Client) => Promise<T>): Promise<T> =>
+  withInstance(e, { database, connectionTimeoutMillis: timeoutMs, statement_timeout: timeoutMs, application_name: 'pgherd-objects' }, fn);
 
 /** A primary's objects; `databases`: those whose extensions are read (the declared ones that it has). */
 export async function readObjects(
