@@ -184,6 +184,9 @@ export const herds = pgTable(
     // Its object set, in place of its environment's, and lines of its own over it (lib/fleet/objects/declaration.ts).
     objectSetId: integer('object_set_id').references((): AnyPgColumn => objectSets.id, { onDelete: 'restrict' }),
     objectOverrides: text('object_overrides').notNull().default(''),
+    // The passwords pgherd set on its rotated logins, for their drift: by login, a SHA-256 (hex) of the
+    // verifier it set (never a password; lib/actions/objects/rotate-credentials.action.ts).
+    passwordMarks: jsonb('password_marks').$type<Record<string, string>>().notNull().default({}),
     ...timestamps,
   },
   (t) => [

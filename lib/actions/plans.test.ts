@@ -78,7 +78,8 @@ function objectsPrepared(h: HerdRef) {
   };
   const reading: ObjectsReading = {
     serverVersionNum: 160000,
-    asked: { databases: [], extensions: [] },
+    asked: { databases: [], extensions: [], logins: [] },
+    passwords: null,
     roles: [
       {
         name: 'postgres',

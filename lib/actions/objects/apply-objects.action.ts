@@ -326,11 +326,16 @@ function planHerd(h: HerdRef, params: Params, prepared: Map<number, HerdPrepared
   const missingGroup = changes.filter((c) => c.kind === 'membership' && c.what === 'cannot');
   if (missingGroup.length) return refuse('params', missingGroup.map((c) => `${c.name}: ${c.why ?? ''}`).join('; '));
   const plan = planned(changes, hba?.lines ?? null, params);
-  if (!plan.changes.length)
+  if (!plan.changes.length) {
+    const cannot = changes.filter((c) => c.what === 'cannot');
+    const left = changes.filter((c) => c.what !== 'cannot');
     return refuse(
       'not-applicable',
-      `${h.name} has what it declares${changes.length ? ` (left as they are: ${changes.map((c) => c.name).join(', ')})` : ''}`,
+      `${h.name} has what it declares${left.length ? ` (left as they are: ${left.map((c) => c.name).join(', ')})` : ''}${
+        cannot.length ? `; what Apply cannot change: ${cannot.map((c) => `${c.name} (${c.why ?? ''})`).join('; ')}` : ''
+      }`,
     );
+  }
   const hbaSteps =
     plan.hba && driver.accessRules
       ? driver.accessRules.write<State>(h.members, primary, {

@@ -414,4 +414,36 @@ describe('a login rotated by alternating users', () => {
     await query(url(primary), 'ALTER SYSTEM RESET log_statement');
     await query(url(primary), 'SELECT pg_reload_conf()');
   }, 120_000);
+
+  it('finds a password changed behind its back on the next pass, never accepts it, and the next rotation puts it right', async () => {
+    const primary = primaryOf('alpha');
+    const alpha = herdIds.get('alpha')!;
+    const passwordDrift = async () =>
+      (await herdObjectsView(db, alpha)).changes.filter((c) => c.name.startsWith('password ')).map((c) => [c.name, c.runs, c.acceptable]);
+    await observePass();
+    expect(await passwordDrift()).toEqual([]);
+    const quiet = await driftOf('alpha');
+    const current = secretOf().username;
+
+    // A DBA sets the login's password by hand: the refresh's fingerprint moves, the pass reads it, drift.
+    const byHand = `by-hand-${randomBytes(12).toString('hex')}`;
+    await query(url(primary), `ALTER ROLE ${current} PASSWORD '${byHand}'`);
+    await observePass();
+    expect(await passwordDrift()).toEqual([[`password ${current}`, 'a password set outside pgherd', false]]);
+    expect(await driftOf('alpha')).toBe((quiet ?? 0) + 1);
+    await expect(acceptObjects(db, dba, alpha, [`password ${current}`])).rejects.toThrow(/never accepted into a declaration/);
+    // Apply has nothing it can do about it, and says what can.
+    expect(await refusalOf('alpha')).toContain(`password ${current} (pgherd never holds a password to put back: Rotate credentials`);
+
+    // The rotation moves the secret to the other login and replaces the hand-set password with one nobody holds.
+    const r = await rotate();
+    expect(JSON.stringify(r.steps.map((x) => x.stdoutTail))).toContain('changed outside pgherd');
+    await observePass();
+    expect(await passwordDrift()).toEqual([]);
+    expect(await driftOf('alpha')).toBe(quiet);
+    await expect(login(current, byHand)).rejects.toThrow(/password authentication failed/);
+    const s = secretOf();
+    expect(s.username).not.toBe(current);
+    await login(s.username, s.password);
+  }, 120_000);
 });

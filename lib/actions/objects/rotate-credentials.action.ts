@@ -5,6 +5,8 @@
 // secret is then pointed at it; and the old user's password expires after the grace (VALID UNTIL), by
 // when every client has read the secret again. The password lives in the secret store and this step's
 // memory alone: no step output, audit row, page or argv holds it.
+import { createHash } from 'node:crypto';
+import { sql } from 'drizzle-orm';
 import type pg from 'pg';
 import type { Db } from '@/db/client';
 import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep, type Fact } from '@/lib/engine/define-action';
@@ -61,6 +63,43 @@ async function prepare(herds: HerdRef[], db: Db): Promise<Map<number, HerdPrepar
 const onPrimary = <T>(primary: InstanceRef, fn: (c: pg.Client) => Promise<T>): Promise<T> =>
   withInstance(primary, { connectionTimeoutMillis: 5000, statement_timeout: 30_000, application_name: 'pgherd-rotate' }, fn);
 
+/** What the herd's drift compares a login's password with: a SHA-256 of the verifier pgherd set (never the password). */
+const markOf = (verifier: string) => createHash('sha256').update(verifier, 'utf8').digest('hex');
+
+async function mark(db: Db, herdId: number, user: string, verifier: string): Promise<void> {
+  await db.execute(sql`
+    UPDATE herds SET password_marks = password_marks || jsonb_build_object(${user}::text, ${markOf(verifier)}::text) WHERE id = ${herdId}`);
+}
+
+/**
+ * A new verifier for `user`: pgherd's mark first (so that the drift judged between the two never sees
+ * a password it did not set), then the role.
+ */
+async function setVerifier(db: Db, herdId: number, primary: InstanceRef, user: string, verifier: string, until: string) {
+  await mark(db, herdId, user, verifier);
+  await onPrimary(primary, (c) =>
+    c.query(`ALTER ROLE ${quoteIdent(user)} PASSWORD ${quoteLiteral(verifier)} VALID UNTIL ${quoteLiteral(until)}`),
+  );
+}
+
+/** Whether `user`'s password is one pgherd did not set (null: pg_authid cannot be read here, or pgherd never set one). */
+async function drifted(db: Db, herdId: number, primary: InstanceRef, user: string): Promise<boolean | null> {
+  const marks = (await db.execute<{ m: Record<string, string> }>(sql`SELECT password_marks AS m FROM herds WHERE id = ${herdId}`)).rows[0]
+    ?.m;
+  const want = marks?.[user];
+  if (!want) return null;
+  const have = await onPrimary(primary, async (c) => {
+    const may = (await c.query<{ may: boolean }>("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS may")).rows[0]?.may;
+    if (!may) return undefined;
+    const r = await c.query<{ d: string | null }>(
+      "SELECT encode(sha256(convert_to(rolpassword, 'UTF8')), 'hex') AS d FROM pg_catalog.pg_authid WHERE rolname = $1",
+      [user],
+    );
+    return r.rows[0]?.d ?? null;
+  });
+  return have === undefined ? null : have !== want;
+}
+
 type Where = { store: 'aws' | 'file'; name: string };
 const turnOf = (x: { state: State }, r: RotateDecl) => {
   const t = x.state.turns.get(r.group) ?? { current: null };
@@ -69,7 +108,7 @@ const turnOf = (x: { state: State }, r: RotateDecl) => {
 };
 
 /** A new password on the idle user (a verifier pgherd computes), proven by a login before anything points at it. */
-function setStep(primary: InstanceRef, r: RotateDecl): ActionStep<State> {
+function setStep(h: HerdRef, primary: InstanceRef, r: RotateDecl): ActionStep<State> {
   return {
     name: `${r.group}: a new password on the idle user`,
     does: { kind: 'rotate.set', group: r.group, member: memberArg(primary) },
@@ -79,9 +118,7 @@ function setStep(primary: InstanceRef, r: RotateDecl): ActionStep<State> {
       const idle = t.idle;
       if (!idle) throw new Error('no idle user was read');
       const password = newPassword();
-      await onPrimary(primary, (c) =>
-        c.query(`ALTER ROLE ${quoteIdent(idle)} PASSWORD ${quoteLiteral(scramVerifier(password))} VALID UNTIL 'infinity'`),
-      );
+      await setVerifier(x.deps.db, h.id, primary, idle, scramVerifier(password), 'infinity');
       const login = loginClient(primary, { user: idle, password }, { connectionTimeoutMillis: 5000, application_name: 'pgherd-rotate' });
       login.on('error', () => {});
       try {
@@ -133,7 +170,7 @@ function rotationSteps(h: HerdRef, primary: InstanceRef, r: RotateDecl, where: W
         x.note({ stdout: `clients log in as ${t.current ?? 'nobody yet (no secret)'}; ${t.idle} is idle` });
       },
     },
-    setStep(primary, r),
+    setStep(h, primary, r),
     {
       name: `${r.group}: point the secret at it`,
       does: { kind: 'rotate.write', group: r.group, store: where.store, secret: where.name },
@@ -150,7 +187,7 @@ function rotationSteps(h: HerdRef, primary: InstanceRef, r: RotateDecl, where: W
     {
       name: `${r.group}: the old user's password expires after the grace`,
       does: { kind: 'rotate.expire', group: r.group, member: memberArg(primary), graceSeconds: r.graceSeconds },
-      says: `on ${primary.label}: ALTER ROLE <the old user> VALID UNTIL now() + ${r.graceSeconds} s (the database's clock): a client still on it logs in until then`,
+      says: `on ${primary.label}: ALTER ROLE <the old user> VALID UNTIL now() + ${r.graceSeconds} s (the database's clock): a client still on it logs in until then. A password changed behind pgherd's back on it is replaced by one nobody holds`,
       run: async (x) => {
         const t = turnOf(x, r);
         if (!t.current) {
@@ -158,12 +195,18 @@ function rotationSteps(h: HerdRef, primary: InstanceRef, r: RotateDecl, where: W
           return;
         }
         const old = t.current;
-        const until = await onPrimary(primary, async (c) => {
+        const at = await onPrimary(primary, async (c) => {
           const [row] = (await c.query<{ at: string }>(`SELECT (now() + make_interval(secs => $1))::text AS at`, [r.graceSeconds])).rows;
-          await c.query(`ALTER ROLE ${quoteIdent(old)} VALID UNTIL ${quoteLiteral(row?.at ?? 'now')}`);
-          return row?.at;
+          return row?.at ?? 'now';
         });
-        x.note({ stdout: `${old}'s password is valid until ${until ?? '?'}` });
+        // Its clients hold the secret's password, which pgherd set: one set by hand is no one's to keep.
+        if (await drifted(x.deps.db, h.id, primary, old)) {
+          await setVerifier(x.deps.db, h.id, primary, old, scramVerifier(newPassword()), at);
+          x.note({ stdout: `${old}'s password had been changed outside pgherd: replaced by one nobody holds, valid until ${at}` });
+          return;
+        }
+        await onPrimary(primary, (c) => c.query(`ALTER ROLE ${quoteIdent(old)} VALID UNTIL ${quoteLiteral(at)}`));
+        x.note({ stdout: `${old}'s password is valid until ${at}` });
       },
     },
   ];

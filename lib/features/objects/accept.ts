@@ -7,7 +7,7 @@ import type { Db } from '@/db/client';
 import { demand, type Actor } from '@/lib/engine/access';
 import { writeAudit } from '@/lib/engine/write-audit';
 import { badName, databaseLine, extensionLine, parseDeclaration, roleLine, ROLE_ATTRIBUTES } from '@/lib/fleet/objects/declaration';
-import { changesOf, hbaContexts, judgeObjects, loadDeclarations, loadReading } from '@/lib/fleet/objects/objects-pass';
+import { changesOf, hbaContexts, NO_CONTEXT, judgeObjects, loadDeclarations, loadReading } from '@/lib/fleet/objects/objects-pass';
 import type { ObjectsReading } from '@/lib/fleet/objects/read-objects';
 
 export class AcceptObjectsError extends Error {}
@@ -24,6 +24,10 @@ function checked(names: (string | null)[], what: string): void {
 /** The declaration line of `name` (`role app`, `database app`, `extension app.pg_trgm`) as the primary has it. */
 function lineOf(name: string, reading: ObjectsReading, declaredConnect: (db: string) => string[] | null): { key: string; line: string } {
   const [kind = '', rest = ''] = name.split(' ');
+  if (kind === 'password')
+    throw new AcceptObjectsError(
+      `${name}: a password is never accepted into a declaration (pgherd holds none): Rotate credentials sets one it knows and points the secret at it`,
+    );
   if (kind === 'role') {
     const r = reading.roles.find((x) => x.name === rest);
     if (!r) throw new AcceptObjectsError(`${name}: the primary has no such role`);
@@ -100,7 +104,7 @@ export async function acceptObjects(db: Db, actor: Actor, herdId: number, names:
   const decl = (await loadDeclarations(db, [herdId])).get(herdId);
   const got = herd.primary_id === null ? null : await loadReading(db, herd.primary_id);
   if (!decl || !got) throw new AcceptObjectsError(`${herd.name}'s primary has not had its objects read yet`);
-  const ctx = (await hbaContexts(db, [herdId])).get(herdId) ?? { members: [], poolers: [], hbaFile: false };
+  const ctx = (await hbaContexts(db, [herdId])).get(herdId) ?? NO_CONTEXT;
   const drift = new Set(
     changesOf(decl, ctx, got.reading)
       .changes.filter((c) => c.what === 'undeclared' || c.what === 'differs' || c.what === 'cannot')

@@ -3,7 +3,7 @@
 import type { Db } from '@/db/client';
 import { declared } from '@/lib/fleet/objects/declaration';
 import type { ObjectChange } from '@/lib/fleet/objects/diff';
-import { changesOf, hbaContexts, loadDeclarations, loadReading } from '@/lib/fleet/objects/objects-pass';
+import { changesOf, hbaContexts, NO_CONTEXT, loadDeclarations, loadReading } from '@/lib/fleet/objects/objects-pass';
 import { sql } from 'drizzle-orm';
 
 export interface HerdObjectsView {
@@ -31,7 +31,7 @@ export async function herdObjectsView(db: Db, herdId: number): Promise<HerdObjec
   ).rows[0];
   const got = primary ? await loadReading(db, Number(primary.id)) : null;
   if (!got) return { declared: true, from, readAt: null, changes: [], errors: decl.errors };
-  const ctx = (await hbaContexts(db, [herdId])).get(herdId) ?? { members: [], poolers: [], hbaFile: false };
+  const ctx = (await hbaContexts(db, [herdId])).get(herdId) ?? NO_CONTEXT;
   const { changes, errors } = changesOf(decl, ctx, got.reading);
   return {
     declared: true,

@@ -10,7 +10,8 @@ const errorsOf = (text: string, allowSuperuser = false) => {
 
 const reading = (over: Partial<ObjectsReading> = {}): ObjectsReading => ({
   serverVersionNum: 160000,
-  asked: { databases: [], extensions: [] },
+  asked: { databases: [], extensions: [], logins: [] },
+  passwords: null,
   roles: [
     {
       name: 'postgres',
@@ -281,6 +282,17 @@ describe('a rotated login', () => {
       ],
     };
     expect(objectChanges(d, r, null)).toEqual([]);
+
+    // A password is drift only where pgherd set one and it is not that one, and only where pg_authid was read.
+    const marks = { app_rw_a: 'aa', app_rw_b: 'bb' };
+    const named = (passwords: ObjectsReading['passwords']) =>
+      objectChanges(d, { ...r, passwords }, null, marks).map((c) => [c.name, c.what, c.runs]);
+    expect(named({ app_rw_a: 'aa', app_rw_b: 'bb' })).toEqual([]);
+    expect(named(null)).toEqual([]);
+    expect(named({ app_rw_a: 'aa', app_rw_b: 'cc' })).toEqual([['password app_rw_b', 'cannot', 'a password set outside pgherd']]);
+    expect(named({ app_rw_a: null, app_rw_b: 'bb' })).toEqual([['password app_rw_a', 'cannot', 'no password']]);
+    // A login pgherd never set a password on is not judged.
+    expect(objectChanges(d, { ...r, passwords: { app_rw_a: 'x', app_rw_b: 'y' } }, null, {})).toEqual([]);
   });
 
   it('refuses what would not alternate, or names no store', () => {

@@ -361,10 +361,41 @@ export function hbaChange(lines: RenderedLine[] | null, reading: ObjectsReading)
   };
 }
 
+/**
+ * A rotated login whose password is not the one pgherd set last (`marks`: a SHA-256 of each verifier it
+ * set): changed behind its back. Not where pg_authid cannot be read (RDS), nor a login pgherd never set.
+ */
+export function passwordChanges(d: Declaration, reading: ObjectsReading, marks: Record<string, string>): ObjectChange[] {
+  if (!reading.passwords) return [];
+  const out: ObjectChange[] = [];
+  for (const r of d.rotations.values())
+    for (const user of r.users) {
+      const mark = marks[user];
+      if (!mark || !(user in reading.passwords) || reading.passwords[user] === mark) continue;
+      out.push({
+        kind: 'role',
+        name: `password ${user}`,
+        what: 'cannot',
+        runs: reading.passwords[user] ? 'a password set outside pgherd' : 'no password',
+        declared: `the password pgherd set (rotation ${r.group})`,
+        from: r.from,
+        sql: [],
+        drop: false,
+        why: 'pgherd never holds a password to put back: Rotate credentials sets a new one, points the secret at it, and replaces this one',
+      });
+    }
+  return out;
+}
+
 /** Every difference, in the order Apply puts them right; the undeclared last. */
-export function objectChanges(d: Declaration, reading: ObjectsReading, hbaLines: RenderedLine[] | null): ObjectChange[] {
+export function objectChanges(
+  d: Declaration,
+  reading: ObjectsReading,
+  hbaLines: RenderedLine[] | null,
+  marks: Record<string, string> = {},
+): ObjectChange[] {
   const drops: ObjectChange[] = [];
-  const roles = roleChanges(d, reading, drops);
+  const roles = [...roleChanges(d, reading, drops), ...passwordChanges(d, reading, marks)];
   const databases = databaseChanges(d, reading, drops);
   const extensions = extensionChanges(d, reading, drops);
   const hba = hbaChange(hbaLines, reading);

@@ -78,30 +78,52 @@ export async function loadDeclarations(
 }
 
 /**
- * What a herd's access rules are made with: the addresses their placeholders stand for (pgherd's own: as
- * its primary saw it), and whether it has a pg_hba file at all (RDS has none: its driver lacks
- * access-rules, and says why; its declared lines are neither drift nor written).
+ * What a herd's drift is judged with beyond its declaration: the addresses its access rules' placeholders
+ * stand for (pgherd's own: as its primary saw it), whether it has a pg_hba file at all (RDS has none: its
+ * driver lacks access-rules, and says why; its declared lines are neither drift nor written), and the
+ * passwords pgherd set on its rotated logins (a SHA-256 of each verifier, by login).
  */
-export type HerdContext = Omit<HbaContext, 'pgherd'> & { hbaFile: boolean };
+export type HerdContext = Omit<HbaContext, 'pgherd'> & { hbaFile: boolean; passwordMarks: Record<string, string> };
+
+export const NO_CONTEXT: HerdContext = { members: [], poolers: [], hbaFile: false, passwordMarks: {} };
 
 export async function hbaContexts(db: Db, herdIds: number[]): Promise<Map<number, HerdContext>> {
-  const r = await db.execute<{ herd_id: number; members: string[]; poolers: string[]; hba_file: boolean }>(sql`
-    SELECT h.id AS herd_id, h.control_driver <> 'rds' AS hba_file,
+  const r = await db.execute<{
+    herd_id: number;
+    members: string[];
+    poolers: string[];
+    hba_file: boolean;
+    marks: Record<string, string>;
+  }>(sql`
+    SELECT h.id AS herd_id, h.control_driver <> 'rds' AS hba_file, h.password_marks AS marks,
       coalesce((SELECT array_agg(DISTINCT coalesce(nullif(s.address, ''), s.hostname)) FROM instances i JOIN servers s ON s.id = i.server_id
                 WHERE i.herd_id = h.id), '{}') AS members,
       coalesce((SELECT array_agg(DISTINCT coalesce(nullif(s.address, ''), s.hostname)) FROM poolers p JOIN servers s ON s.id = p.server_id
                 WHERE p.herd_id = h.id), '{}') AS poolers
     FROM herds h WHERE h.id = ANY(${sql.param(herdIds)}::int[])`);
-  return new Map(r.rows.map((x) => [x.herd_id, { members: [...x.members].sort(), poolers: [...x.poolers].sort(), hbaFile: x.hba_file }]));
+  return new Map(
+    r.rows.map((x) => [
+      x.herd_id,
+      { members: [...x.members].sort(), poolers: [...x.poolers].sort(), hbaFile: x.hba_file, passwordMarks: x.marks },
+    ]),
+  );
 }
 
-/** The names a declaration needs read beyond the catalogue: its databases (for their extensions) and its extensions. */
-export function toRead(d: Declaration): { databases: string[]; extensions: string[] } {
+/**
+ * The names a declaration needs read beyond the catalogue: its databases (for their extensions), its
+ * extensions, and its rotated logins (for their passwords' digests).
+ */
+export function toRead(d: Declaration): { databases: string[]; extensions: string[]; logins: string[] } {
   return {
     databases: [...new Set([...d.databases.keys(), ...[...d.extensions.values()].map((e) => e.database)])].sort(),
     extensions: [...new Set([...d.extensions.values()].map((e) => e.name))].sort(),
+    logins: [...new Set([...d.rotations.values()].flatMap((r) => r.users))].sort(),
   };
 }
+
+/** Whether a reading looked at what a declaration needs read (field by field: jsonb keeps its keys in an order of its own). */
+const sameAsked = (a: Partial<ObjectsReading['asked']>, b: ObjectsReading['asked']) =>
+  (['databases', 'extensions', 'logins'] as const).every((k) => JSON.stringify(a[k] ?? null) === JSON.stringify(b[k]));
 
 /** Reads a primary's objects and keeps them (replacing the last reading). */
 export async function recordObjects(db: Db, instanceId: number, d: Declaration, timeoutMs = 10_000): Promise<ObjectsReading> {
@@ -138,7 +160,10 @@ export function changesOf(
   reading: ObjectsReading,
 ): { changes: ObjectChange[]; errors: string[] } {
   const hba = hbaLinesOf(decl.declaration, ctx, reading);
-  return { changes: objectChanges(decl.declaration, reading, hba?.lines ?? null), errors: [...decl.errors, ...(hba?.errors ?? [])] };
+  return {
+    changes: objectChanges(decl.declaration, reading, hba?.lines ?? null, ctx.passwordMarks),
+    errors: [...decl.errors, ...(hba?.errors ?? [])],
+  };
 }
 
 /** Reads the due primaries, then judges drift. */
@@ -174,13 +199,14 @@ export async function objectsPass(
 
 /**
  * What a primary's drift is judged from, as one digest computed by the database: its herd's declaration
- * (sets by id and version, its own lines), its last reading's time, its control plane, and the addresses
- * its access rules' placeholders stand for. 'none' for a replica, a herd that declares nothing, or a
+ * (sets by id and version, its own lines), its last reading's time, its control plane, the addresses
+ * its access rules' placeholders stand for, and the passwords pgherd set on its logins. 'none' for a replica, a herd that declares nothing, or a
  * primary never read. Only the rows whose digest moved are returned, so a quiet fleet costs one scan.
  */
 const JUDGE_KEY = sql`CASE WHEN i.role = 'primary' AND r.read_at IS NOT NULL
     AND (e.object_set_id IS NOT NULL OR h.object_set_id IS NOT NULL OR h.object_overrides <> '')
-  THEN md5(concat_ws('|', es.id, es.version, hs.id, hs.version, md5(h.object_overrides), r.read_at, h.control_driver, a.members, pl.poolers))
+  THEN md5(concat_ws('|', es.id, es.version, hs.id, hs.version, md5(h.object_overrides), r.read_at, h.control_driver, a.members, pl.poolers,
+                    md5(h.password_marks::text)))
   ELSE 'none' END`;
 
 /** Each herd's member and pooler addresses, aggregated once for the whole judgement (not a subquery a row). */
@@ -219,7 +245,7 @@ export async function judgeObjects(db: Db, opts: { herdIds?: number[] } = {}): P
     const got = await loadReading(db, id);
     if (!got) continue;
     const d = declarationOf(r.inputs);
-    if (JSON.stringify(got.reading.asked) !== JSON.stringify(toRead(d.declaration))) {
+    if (!sameAsked(got.reading.asked, toRead(d.declaration))) {
       // It names a database or an extension the reading did not look at: the next pass reads it again.
       await db.execute(sql`UPDATE object_readings SET fingerprint = 'stale' WHERE instance_id = ${id}`);
       continue;

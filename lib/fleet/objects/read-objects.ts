@@ -40,8 +40,8 @@ export interface HbaRuleRead extends HbaLine {
 
 export interface ObjectsReading {
   serverVersionNum: number;
-  /** The databases and extensions it was asked to read (a declaration that names more is read again). */
-  asked: { databases: string[]; extensions: string[] };
+  /** The databases, extensions and logins it was asked to read (a declaration that names more is read again). */
+  asked: { databases: string[]; extensions: string[]; logins: string[] };
   roles: RoleRead[];
   databases: DatabaseRead[];
   /** The installed extensions of each database read (the declared ones), by database. */
@@ -51,6 +51,11 @@ export interface ObjectsReading {
   /** pg_hba as the server parsed it at its last reload (null: this role may not read it, as on RDS). */
   hba: HbaRuleRead[] | null;
   hbaFile: string | null;
+  /**
+   * The asked logins' passwords as a SHA-256 (hex) of the verifier pg_authid keeps (null: none set), compared
+   * with the one pgherd set; null where this role may not read pg_authid (RDS's master user).
+   */
+  passwords: Record<string, string | null> | null;
   /** pgherd's own session as the server sees it. */
   me: { user: string; address: string | null; ssl: boolean; database: string };
   /** Who streams from it now. */
@@ -103,13 +108,27 @@ type Endpoint = Pick<InstanceRef, 'host' | 'port' | 'serverEnvironment'>;
 const withClient = <T>(e: Endpoint, database: string, timeoutMs: number, fn: (c: pg.Client) => Promise<T>): Promise<T> =>
   withInstance(e, { database, connectionTimeoutMillis: timeoutMs, statement_timeout: timeoutMs, application_name: 'pgherd-objects' }, fn);
 
-/** A primary's objects; `databases`: those whose extensions are read (the declared ones that it has). */
+/** The logins' verifiers as digests, only where pg_authid may be read (a query naming it fails otherwise, whatever its CASE). */
+const PASSWORDS_SQL = `SELECT rolname AS name, encode(sha256(convert_to(rolpassword, 'UTF8')), 'hex') AS digest
+  FROM pg_catalog.pg_authid WHERE rolname = ANY($1::text[])`;
+
+async function readPasswords(c: pg.Client, logins: string[]): Promise<Record<string, string | null> | null> {
+  const may = await c.query<{ may: boolean }>("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS may");
+  if (!may.rows[0]?.may) return null;
+  const r = await c.query<{ name: string; digest: string | null }>(PASSWORDS_SQL, [logins]);
+  return Object.fromEntries(r.rows.map((x) => [x.name, x.digest]));
+}
+
+/** A primary's objects; `databases`: those whose extensions are read (the declared ones that it has); `logins`: whose passwords. */
 export async function readObjects(
   e: Endpoint,
-  opts: { databases: string[]; extensions: string[]; timeoutMs?: number },
+  opts: { databases: string[]; extensions: string[]; logins: string[]; timeoutMs?: number },
 ): Promise<ObjectsReading> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
-  const row = await withClient(e, 'postgres', timeoutMs, async (c) => (await c.query<ReadRow>(READ_SQL, [opts.extensions])).rows[0]);
+  const [row, passwords] = await withClient(e, 'postgres', timeoutMs, async (c) => [
+    (await c.query<ReadRow>(READ_SQL, [opts.extensions])).rows[0],
+    await readPasswords(c, opts.logins),
+  ]);
   if (!row) throw new Error('the objects query returned no row');
   const present = new Set(row.databases.map((d) => d.name));
   const extensions: Record<string, Record<string, string>> = {};
@@ -121,13 +140,14 @@ export async function readObjects(
   }
   return {
     serverVersionNum: row.vnum,
-    asked: { databases: opts.databases, extensions: opts.extensions },
+    asked: { databases: opts.databases, extensions: opts.extensions, logins: opts.logins },
     roles: row.roles,
     databases: row.databases,
     extensions,
     available: row.available,
     hba: row.hba?.map((h) => ({ ...h, databases: h.databases ?? [], users: h.users ?? [], options: h.options })) ?? null,
     hbaFile: row.hba_file,
+    passwords,
     me: row.me,
     replication: row.replication,
   };

@@ -1,0 +1,1 @@
+ALTER TABLE "herds" ADD COLUMN "password_marks" jsonb DEFAULT '{}'::jsonb NOT NULL;
