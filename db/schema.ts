@@ -1746,6 +1746,8 @@ export const ownCredentialStages = pgTable(
     salt: text('salt'),
     // The SHA-256 of Patroni's new REST password (random, 32 bytes): which staged line of its file is this operation's.
     restHash: text('rest_hash'),
+    // The salt of PgBouncer's new admin verifier: its line in the environment's PgBouncer password file.
+    bouncerSalt: text('bouncer_salt'),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [uniqueIndex('own_credential_stages_key').on(t.operationId, t.environment)],

@@ -234,7 +234,7 @@ function passwordOf(e: { password?: string; passwordFile?: string }, read: Reade
   if (e.password) return e.password;
   if (!e.passwordFile) return null;
   const { password, next } = parsePasswordFile(read(e.passwordFile), e.passwordFile);
-  // pgherd's own role: while it rotates, a token the SCRAM exchange answers by the server's salt.
+  // pgherd's own role and PgBouncer admin: while it rotates, a token the SCRAM exchange answers by the server's salt.
   return rotates ? rotatingPassword(password, next) : password;
 }
 
@@ -253,7 +253,7 @@ function toAccess(e: z.infer<typeof entrySchema>, read: Reader): EnvironmentAcce
   return {
     postgres: { user: e.user, password: passwordOf(e, read, true), tls: tlsOptions(e.tls, read) },
     pgbouncer: e.pgbouncer
-      ? { password: passwordOf(e.pgbouncer, read), tls: tlsOptions(e.pgbouncer.tls, read) }
+      ? { password: passwordOf(e.pgbouncer, read, true), tls: tlsOptions(e.pgbouncer.tls, read) }
       : { password: null, tls: null },
     patroni: e.patroni ? patroniAccess(e.patroni, read) : null,
     // Paths only: the secrets are read by the worker when it needs them (lib/fleet/backups/secrets.ts).
@@ -486,6 +486,15 @@ export function loginClient(
 
 /** Every session pgherd opens on a member starts with this search_path (pg_temp last, where it cannot shadow). */
 export const PINNED_SEARCH_PATH = '-c search_path=pg_catalog,pg_temp';
+
+/** A client for a PgBouncer's admin console with `password` alone (pgherd's new one, proven before it is in force). */
+export function poolerLoginClient(
+  p: { host: string; port: number; adminUser: string; serverEnvironment: string | null },
+  password: string,
+  extra: Extra = {},
+): pg.Client {
+  return client(p.host, p.port, p.adminUser, { ...accessFor(p.serverEnvironment).pgbouncer, password }, 'pgbouncer', extra);
+}
 
 /** A client for a PgBouncer's admin console on one of `environment`'s servers. */
 export function poolerClient(

@@ -33,6 +33,7 @@ import { startEtcd, startPatroniHerd } from './patroni';
 import { shortEnv } from './fleet';
 import { backupZoneHosts, labInternalSsh, planBackupHosts, prepareBackupHosts, type LabBackup } from './backup';
 import { setting } from '@/lib/settings/settings';
+import { scramVerifier } from '@/lib/fleet/objects/scram';
 
 export interface LabProcess {
   name: string;
@@ -196,8 +197,11 @@ export interface LabOptions {
   redis?: boolean;
   /** BIND 9 for the fleet (default: with the fleet). */
   dns?: boolean;
-  /** Herds that get a PgBouncer in front (default: production/billing when the fleet has it). */
-  pgbouncer?: { environment: string; herd: string }[];
+  /**
+   * Herds that get a PgBouncer in front (default: production/billing when the fleet has it). `scram`: its
+   * admin console over TLS with SCRAM, the password in the environment's `pgbouncer` entry of PGHERD_PG_CONFIG.
+   */
+  pgbouncer?: { environment: string; herd: string; scram?: boolean }[];
   /** OpenLDAP slapd with the lab's people and groups (default: with the fleet). */
   ldap?: boolean;
   /** moto and an EC2 instance per database server (default: with the fleet). */
@@ -489,7 +493,8 @@ export async function startLab(opts: LabOptions): Promise<LabInfo> {
         for (const p of poolerHosts) {
           const primary = info.instances.find((i) => i.environment === p.environment && i.herd === p.herd && i.role === 'primary')!;
           log(`starting PgBouncer for ${p.environment}/${p.herd} on ${p.address}:${bouncerPort}`);
-          const b = await startPgbouncer(id, dir, { ...p, server: p.hostname, site: primary.site, port: bouncerPort, primary });
+          const admin = p.scram ? await poolerAdminSecurity(id, dir, info, p) : undefined;
+          const b = await startPgbouncer(id, dir, { ...p, server: p.hostname, site: primary.site, port: bouncerPort, primary, admin });
           track({ name: `pgbouncer-${p.hostname}`, pid: b.pid, program: 'pgbouncer', signal: 'SIGTERM' });
           info.pgbouncer.push(b.pooler);
         }
@@ -886,6 +891,33 @@ function addPatroniAccess(access: LabPgAccess, environment: string, p: { user: s
   // Each member's patroni.yml sits beside its data directory (lib/lab/patroni.ts).
   entry.patroni = { user: p.user, passwordFile, caFile: p.caFile, configFile: '{data_directory}/../patroni.yml' };
   writeFileSync(access.configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
+}
+
+/**
+ * A pooler's certificate, and its admin user's SCRAM verifier: of the environment's PgBouncer password
+ * (made by its first such pooler, in the `pgbouncer` entry of PGHERD_PG_CONFIG with the lab's CA).
+ */
+async function poolerAdminSecurity(
+  id: Identity,
+  dir: string,
+  info: LabInfo,
+  p: { environment: string; hostname: string; address: string },
+): Promise<{ verifier: string; certFile: string; keyFile: string }> {
+  const access = info.pgAccess!;
+  const passwordFile = path.join(dir, 'pg-access', `${p.environment}.pgbouncer-password`);
+  if (!existsSync(passwordFile)) {
+    writeFileSync(passwordFile, `${randomBytes(18).toString('base64url')}\n`, { mode: 0o600 });
+    const config = JSON.parse(readFileSync(access.configFile, 'utf8')) as { environments: Record<string, Record<string, unknown>> };
+    const entry = config.environments[p.environment];
+    if (!entry) throw new Error(`PGHERD_PG_CONFIG has no entry for ${p.environment}`);
+    entry.pgbouncer = { passwordFile, tls: { mode: 'verify-full', caFile: info.tls!.caFile } };
+    writeFileSync(access.configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
+  }
+  const cert = await issueCertificate(id, info.tls!, path.join(dir, 'pgbouncer-tls'), p.hostname, {
+    ips: [p.address],
+    names: [p.hostname],
+  });
+  return { verifier: scramVerifier(readFileSync(passwordFile, 'utf8').trim()), ...cert };
 }
 
 async function startFleet(

@@ -32,6 +32,11 @@ export interface PoolerSpec {
   address: string;
   port: number;
   primary: { address: string; port: number };
+  /**
+   * The admin console over TLS with SCRAM (the admin user's verifier in userlist.txt, as a real pooler
+   * keeps it), everything else as before: applications still connect without a password.
+   */
+  admin?: { verifier: string; certFile: string; keyFile: string };
 }
 
 export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec): Promise<{ pid: number; pooler: LabPgbouncer }> {
@@ -40,7 +45,18 @@ export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec
   const entry = spec.herd.replace(/[^A-Za-z0-9_]/g, '_');
   const configFile = path.join(home, 'pgbouncer.ini');
   const authFile = path.join(home, 'userlist.txt');
-  writeFileSync(authFile, '"postgres" ""\n"pgbouncer" ""\n');
+  writeFileSync(authFile, `"postgres" ""\n"pgbouncer" "${spec.admin?.verifier ?? ''}"\n`);
+  const hbaFile = path.join(home, 'hba.conf');
+  if (spec.admin)
+    writeFileSync(
+      hbaFile,
+      [
+        'hostssl pgbouncer pgbouncer 0.0.0.0/0 scram-sha-256',
+        'host pgbouncer pgbouncer 0.0.0.0/0 reject',
+        'host all all 0.0.0.0/0 trust',
+        '',
+      ].join('\n'),
+    );
   writeFileSync(
     configFile,
     [
@@ -52,7 +68,15 @@ export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec
       `listen_addr = ${spec.address}`,
       `listen_port = ${spec.port}`,
       `unix_socket_dir =`,
-      'auth_type = trust',
+      ...(spec.admin
+        ? [
+            'auth_type = hba',
+            `auth_hba_file = ${hbaFile}`,
+            'client_tls_sslmode = allow',
+            `client_tls_cert_file = ${spec.admin.certFile}`,
+            `client_tls_key_file = ${spec.admin.keyFile}`,
+          ]
+        : ['auth_type = trust']),
       `auth_file = ${authFile}`,
       'admin_users = pgbouncer',
       'pool_mode = transaction',
@@ -65,7 +89,7 @@ export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec
       '',
     ].join('\n'),
   );
-  for (const f of [configFile, authFile]) chownSync(f, id.uid, id.gid);
+  for (const f of [configFile, authFile, ...(spec.admin ? [hbaFile] : [])]) chownSync(f, id.uid, id.gid);
   const log = path.join(dir, 'log', `pgbouncer-${spec.server}.log`);
   const out = openSync(log, 'a');
   const [cmd, ...args] = asLabUser(id, ['/usr/sbin/pgbouncer', configFile]);

@@ -1,16 +1,16 @@
 // The shell commands Rotate pgherd's credentials runs on each host's authorized keys file, run here on a
 // file of this machine's: what they add, what they take out, and what they refuse to leave behind.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ADD_KEY, REMOVE_KEYS } from './rotate-own-credentials.action';
+import { ADD_KEY, REMOVE_KEYS, SET_USERLIST } from './rotate-own-credentials.action';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pgherd-ak-'));
-const run = (argv: string[]) => {
+const run = (argv: string[], input?: string) => {
   try {
-    execFileSync(argv[0]!, argv.slice(1), { stdio: 'pipe' });
+    execFileSync(argv[0]!, argv.slice(1), { stdio: 'pipe', input });
     return 0;
   } catch (err) {
     return (err as { status: number }).status;
@@ -55,5 +55,33 @@ describe("the hosts' authorized keys, as a rotation changes them", () => {
     writeFileSync(f, `${OLD} pgherd\n`);
     expect(run([...REMOVE_KEYS, f, 'AAAAnew', TAG, 'AAAAold'])).toBe(3);
     expect(readFileSync(f, 'utf8')).toBe(`${OLD} pgherd\n`);
+  });
+});
+
+describe("a PgBouncer's auth_file, as a rotation changes it", () => {
+  const V = 'SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy';
+  it("replaces the admin user's line alone, the file found through the configuration (relative: beside it)", () => {
+    const d = mkdtempSync(path.join(dir, 'pgb-'));
+    writeFileSync(path.join(d, 'pgbouncer.ini'), '[pgbouncer]\nauth_type = scram-sha-256\n  auth_file =  userlist.txt  \n');
+    writeFileSync(path.join(d, 'userlist.txt'), '"app" "SCRAM-SHA-256$4096:x$y:z"\n"pgbouncer" "old"\n"pgbouncer2" "keep"', {
+      mode: 0o640,
+    });
+    expect(run([...SET_USERLIST, path.join(d, 'pgbouncer.ini'), 'pgbouncer'], `${V}\n`)).toBe(0);
+    expect(readFileSync(path.join(d, 'userlist.txt'), 'utf8')).toBe(
+      `"app" "SCRAM-SHA-256$4096:x$y:z"\n"pgbouncer2" "keep"\n"pgbouncer" "${V}"\n`,
+    );
+    expect(statSync(path.join(d, 'userlist.txt')).mode & 0o777).toBe(0o640);
+    // Again: the same file, one line for the user.
+    expect(run([...SET_USERLIST, path.join(d, 'pgbouncer.ini'), 'pgbouncer'], `${V}\n`)).toBe(0);
+    expect(readFileSync(path.join(d, 'userlist.txt'), 'utf8').match(/"pgbouncer" /g)).toHaveLength(1);
+  });
+
+  it('refuses a configuration with no auth_file, or one that is not there, changing nothing', () => {
+    const d = mkdtempSync(path.join(dir, 'pgb-'));
+    writeFileSync(path.join(d, 'pgbouncer.ini'), '[pgbouncer]\nauth_type = trust\n');
+    expect(run([...SET_USERLIST, path.join(d, 'pgbouncer.ini'), 'pgbouncer'], `${V}\n`)).toBe(3);
+    writeFileSync(path.join(d, 'pgbouncer.ini'), `[pgbouncer]\nauth_file = ${path.join(d, 'gone.txt')}\n`);
+    expect(run([...SET_USERLIST, path.join(d, 'pgbouncer.ini'), 'pgbouncer'], `${V}\n`)).toBe(3);
+    expect(run([...SET_USERLIST, path.join(d, 'pgbouncer.ini'), 'pgbouncer'], '')).toBe(3);
   });
 });

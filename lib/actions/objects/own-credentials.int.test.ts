@@ -18,7 +18,8 @@ import { planOperation } from '@/lib/engine/plan';
 import { wavesSchema } from '@/lib/engine/waves';
 import { submitOperation } from '@/lib/engine/submit';
 import { SshPool } from '@/lib/adapters/ssh/ssh-client';
-import { instanceClient, loginClient } from '@/lib/fleet/pg-access';
+import { instanceClient, loginClient, poolerClient, poolerLoginClient } from '@/lib/fleet/pg-access';
+import { poolerAdmin } from '@/lib/adapters/pgbouncer/admin';
 import { liveSshKeys } from '@/lib/adapters/ssh/keys';
 import { checkCredentials } from '@/lib/adapters/patroni/client';
 import { loadHerdRefs } from '@/lib/fleet/herd-ref';
@@ -82,7 +83,8 @@ beforeAll(async () => {
     ldap: false,
     backup: false,
     fleet: { environments: [PROD, ENV], herds: ['h1', 'h2'], replicas: 1, sites: ['dc-east', 'dc-west'], subnet: '127.0.96' },
-    pgbouncer: [{ environment: ENV, herd: 'h1' }],
+    // Its admin console over TLS with SCRAM: pgherd's PgBouncer password is rotated too.
+    pgbouncer: [{ environment: ENV, herd: 'h1', scram: true }],
     patroni: [{ environment: ENV, herd: 'h3', members: 2, subnet: '127.0.98' }],
   });
   const c = await seededDatabase(lab, 4);
@@ -173,9 +175,15 @@ describe("Rotate pgherd's credentials", () => {
       JSON.parse(text(lab.pgAccess!.configFile)) as { environments: Record<string, { patroni?: { passwordFile: string } }> }
     ).environments[ENV]!.patroni!.passwordFile;
     const oldRest = text(restFile).trim();
+    const bouncerFile = (
+      JSON.parse(text(lab.pgAccess!.configFile)) as { environments: Record<string, { pgbouncer?: { passwordFile: string } }> }
+    ).environments[ENV]!.pgbouncer!.passwordFile;
+    const oldBouncer = text(bouncerFile).trim();
+    const poolers = (await loadHerdRefs(db, envHerds)).flatMap((h) => h.poolers);
+    expect(poolers).toHaveLength(1);
     // pgherd's own new logins and SSH connections to every member, as the worker makes them, all through it.
     const refs = (await loadHerdRefs(db, envHerds)).flatMap((h) => h.members);
-    const probe = { on: true, logins: 0, ssh: 0, rest: 0, failed: [] as string[] };
+    const probe = { on: true, logins: 0, ssh: 0, rest: 0, bouncer: 0, failed: [] as string[] };
     const sshPool = new SshPool({ keys: liveSshKeys(lab.ssh!.privateKeyPath), connectRetries: 1 });
     const prober = (async () => {
       while (probe.on) {
@@ -207,6 +215,14 @@ describe("Rotate pgherd's credentials", () => {
               if (/credentials/.test((err as Error).message)) probe.failed.push(`patroni ${m.label}: ${(err as Error).message}`);
             }
         }
+        // PgBouncer's admin console, as pgherd logs in to it (a switchover's PAUSE and RESUME).
+        for (const p of poolers)
+          try {
+            await poolerAdmin((t) => poolerClient(p, t), ['SHOW DATABASES']);
+            probe.bouncer++;
+          } catch (err) {
+            probe.failed.push(`pgbouncer ${p.label}: ${(err as Error).message}`);
+          }
         // Every round opens new SSH connections: each authenticates with the key in force now.
         await sshPool.close();
       }
@@ -223,6 +239,7 @@ describe("Rotate pgherd's credentials", () => {
     expect(probe.logins).toBeGreaterThan(refs.length * 3);
     expect(probe.ssh).toBeGreaterThan(refs.length * 3);
     expect(probe.rest).toBeGreaterThan(6);
+    expect(probe.bouncer).toBeGreaterThan(3);
     expect(rotated.op.status, stepsOf(rotated) + JSON.stringify(rotated.targets)).toBe('succeeded');
     expect(restarted.op.status, stepsOf(restarted)).toBe('succeeded');
     expect(restarted.targets.filter((t) => t.status !== 'succeeded')).toEqual([]);
@@ -257,6 +274,23 @@ describe("Rotate pgherd's credentials", () => {
       await expect(checkCredentials(m.patroniUrl, { ...base, password: oldRest })).rejects.toThrow(/refused the REST credentials/);
     }
 
+    // PgBouncer's admin password: the new one alone in the file; the pooler takes it and refuses the old one.
+    const newBouncer = text(bouncerFile).trim();
+    expect(newBouncer.split('\n')).toHaveLength(1);
+    expect(newBouncer).not.toBe(oldBouncer);
+    const adminLogin = async (password: string) => {
+      const c = poolerLoginClient(poolers[0]!, password, { connectionTimeoutMillis: 5000 });
+      c.on('error', () => {});
+      try {
+        await c.connect();
+        await c.query('SHOW VERSION');
+      } finally {
+        await c.end().catch(() => {});
+      }
+    };
+    await adminLogin(newBouncer);
+    await expect(adminLogin(oldBouncer)).rejects.toThrow(/password authentication failed|SASL/);
+
     // The same worker, not restarted, acts with them: a reload of every member (SSH and SQL).
     const reload = await runOperation(db, worker.queue, reloadAction, { instanceIds: ids }, {}, { timeoutMs: 120_000 });
     expect(reload.op.status, stepsOf(reload)).toBe('succeeded');
@@ -283,6 +317,7 @@ describe("Rotate pgherd's credentials", () => {
     }
     expect(kept.includes(newPassword)).toBe(false);
     expect(kept.includes(newRest)).toBe(false);
+    expect(kept.includes(newBouncer)).toBe(false);
     expect(kept.includes(newKey.split('\n')[1]!)).toBe(false);
   }, 300_000);
   it('a herd that fails leaves the old and new both working; run again, it finishes', async () => {
@@ -317,6 +352,13 @@ describe("Rotate pgherd's credentials", () => {
       await c.end();
       if (m.patroniUrl) await checkCredentials(m.patroniUrl, { ...patroniAccessFor(ENV)!, host: m.host });
     }
+    // h1's PgBouncer took the new admin password while the file still has the old one first: pgherd answers its salt.
+    const bouncerFile = (
+      JSON.parse(text(lab.pgAccess!.configFile)) as { environments: Record<string, { pgbouncer?: { passwordFile: string } }> }
+    ).environments[ENV]!.pgbouncer!.passwordFile;
+    expect(text(bouncerFile).trim().split('\n').length).toBeGreaterThan(1);
+    for (const p of (await loadHerdRefs(db, envHerds)).flatMap((h) => h.poolers))
+      await poolerAdmin((t) => poolerClient(p, t), ['SHOW DATABASES']);
     await expect(
       login(
         membersOf(ENV).find((m) => m.herd === 'h1' && m.role === 'primary')!,

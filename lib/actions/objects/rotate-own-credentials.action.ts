@@ -14,10 +14,11 @@ import type { Db } from '@/db/client';
 import { ownCredentialRotations, ownCredentialStages } from '@/db/schema';
 import { CONNECT_TIMEOUT_MS, SshPool, type SshTarget } from '@/lib/adapters/ssh/ssh-client';
 import { KEY_FILES_CHECK_MS } from '@/lib/adapters/ssh/keys';
-import { defineHerdAction, productionWarning, type ActionStep, type RunContext } from '@/lib/engine/define-action';
+import { defineHerdAction, productionWarning, type ActionStep, type Fact, type RunContext } from '@/lib/engine/define-action';
 import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { loginClient, SECRET_FILES_CHECK_MS, withInstance } from '@/lib/fleet/pg-access';
+import { loginClient, poolerClient, poolerLoginClient, SECRET_FILES_CHECK_MS, withInstance } from '@/lib/fleet/pg-access';
+import { poolerAdmin } from '@/lib/adapters/pgbouncer/admin';
 import { refuse } from '@/lib/fleet/refusal';
 import { asks } from '@/lib/actions/drivers';
 import { quoteLiteral } from '@/lib/fleet/objects/diff';
@@ -44,6 +45,8 @@ interface State {
   salt?: string;
   /** Patroni's new REST password. */
   rest?: string;
+  /** PgBouncer's new admin password, and the salt of the verifier that carries it. */
+  bouncer?: { password: string; salt: string };
   key?: { publicLine: string; privateKey: string };
 }
 
@@ -102,12 +105,33 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The new password and key this operation staged already (a step run again, or a later target): read back, never made anew. */
+function readBack(x: RunContext<State>, s: OwnSecrets, row: typeof ownCredentialStages.$inferSelect, op: number): void {
+  if (row.salt && s.passwordFile) {
+    const p = stagedPassword(s.passwordFile, row.salt);
+    if (!p) throw new Error(`the password this operation staged is no longer in ${s.passwordFile}`);
+    x.state.password = p;
+    x.state.salt = row.salt;
+  }
+  if (s.keyFile) x.state.key = stageKey(s.keyFile, commentOf(s.environment, op), false);
+  if (s.patroniFile) {
+    x.state.rest = readPasswordFile(s.patroniFile).later.find((p) => sha256(p) === row.restHash);
+    if (!x.state.rest) throw new Error(`the Patroni password this operation staged is no longer in ${s.patroniFile}`);
+  }
+  if (s.bouncerFile && row.bouncerSalt) {
+    const p = stagedPassword(s.bouncerFile, row.bouncerSalt);
+    if (!p) throw new Error(`the PgBouncer password this operation staged is no longer in ${s.bouncerFile}`);
+    x.state.bouncer = { password: p, salt: row.bouncerSalt };
+  }
+}
+
 /** The operation's new password and key: made by its first target, read back by the others. */
 function stageStep(s: OwnSecrets, herdIds: number[]): ActionStep<State> {
   const what = [
     s.passwordFile && `a new password beside the one in ${s.passwordFile}`,
     s.keyFile && `a new SSH key beside ${s.keyFile}`,
     s.patroniFile && `a new Patroni REST password beside the one in ${s.patroniFile}`,
+    s.bouncerFile && `a new PgBouncer admin password beside the one in ${s.bouncerFile}`,
   ]
     .filter(Boolean)
     .join(', and ');
@@ -119,6 +143,7 @@ function stageStep(s: OwnSecrets, herdIds: number[]): ActionStep<State> {
       passwordFile: s.passwordFile,
       keyFile: s.keyFile,
       patroniFile: s.patroniFile,
+      bouncerFile: s.bouncerFile,
     },
     says: `once for the operation: ${what} (every worker reads them within a second; the old ones still work)`,
     run: async (x) => {
@@ -149,17 +174,7 @@ function stageStep(s: OwnSecrets, herdIds: number[]): ActionStep<State> {
           .from(ownCredentialStages)
           .where(and(eq(ownCredentialStages.operationId, op), eq(ownCredentialStages.environment, s.environment)));
         if (row) {
-          if (row.salt && s.passwordFile) {
-            const p = stagedPassword(s.passwordFile, row.salt);
-            if (!p) throw new Error(`the password this operation staged is no longer in ${s.passwordFile}`);
-            x.state.password = p;
-            x.state.salt = row.salt;
-          }
-          if (s.keyFile) x.state.key = stageKey(s.keyFile, commentOf(s.environment, op), false);
-          if (s.patroniFile) {
-            x.state.rest = readPasswordFile(s.patroniFile).later.find((p) => sha256(p) === row.restHash);
-            if (!x.state.rest) throw new Error(`the Patroni password this operation staged is no longer in ${s.patroniFile}`);
-          }
+          readBack(x, s, row, op);
           return false;
         }
         if (s.passwordFile) {
@@ -169,11 +184,16 @@ function stageStep(s: OwnSecrets, herdIds: number[]): ActionStep<State> {
         }
         if (s.keyFile) x.state.key = stageKey(s.keyFile, commentOf(s.environment, op), true);
         if (s.patroniFile) x.state.rest = stageNext(s.patroniFile);
+        if (s.bouncerFile) {
+          const staged = stagePassword(s.bouncerFile);
+          x.state.bouncer = { password: staged.password, salt: staged.salt.toString('base64') };
+        }
         await tx.insert(ownCredentialStages).values({
           operationId: op,
           environment: s.environment,
           salt: x.state.salt ?? null,
           restHash: x.state.rest ? sha256(x.state.rest) : null,
+          bouncerSalt: x.state.bouncer?.salt ?? null,
         });
         return true;
       });
@@ -264,16 +284,17 @@ export const ADD_KEY = [
  * Takes out of the authorized keys file the lines holding a retired key (each argument after the first three)
  * and those whose comment is an earlier rotation's of this environment (`tag`, an extended regular
  * expression matched at the end of the line), never the line holding `keep`; refuses when `keep` would not be
- * left in it. Rewritten in place (its owner and mode stay).
+ * left in it. Written whole beside it (its owner and mode kept) and renamed over it (a link's target): sshd
+ * reads the old file or the new one, never one cut short, which would refuse every key.
  */
 export const REMOVE_KEYS = [
   'sh',
   '-c',
-  'f=$1; keep=$2; tag=$3; shift 3; t="$f.pgherd-tmp"; cp -p "$f" "$t" || exit 3; ' +
+  'f=$(readlink -f -- "$1") || exit 3; keep=$2; tag=$3; shift 3; t="$f.pgherd-tmp"; cp -p "$f" "$t" || exit 3; ' +
     'for old in "$@"; do grep -vF -- "$old" "$t" > "$t.1"; cat "$t.1" > "$t"; done; ' +
     '{ grep -vE -- " $tag\\$" "$t"; grep -F -- "$keep" "$f"; } | awk \'!seen[$0]++\' > "$t.1"; ' +
     'grep -qF -- "$keep" "$t.1" || { rm -f "$t" "$t.1"; echo "$f would not hold the new key: left as it was" >&2; exit 3; }; ' +
-    'cat "$t.1" > "$f" && rm -f "$t" "$t.1"',
+    'cat "$t.1" > "$t" && mv -f "$t" "$f" && rm -f "$t.1"',
   'pgherd-remove-keys',
 ];
 
@@ -377,11 +398,69 @@ function patroniStep(h: HerdRef, s: OwnSecrets): ActionStep<State> {
   };
 }
 
+/**
+ * Sets the admin user's line of a PgBouncer's auth_file (found in its configuration; a relative path is
+ * beside it) to the verifier on stdin (never argv), the other lines kept: written aside with the file's
+ * owner and mode, renamed into place.
+ */
+export const SET_USERLIST = [
+  'sh',
+  '-c',
+  'ini=$1; u=$2; IFS= read -r v || [ -n "$v" ] || exit 3; ' +
+    'f=$(sed -n "s/^[[:space:]]*auth_file[[:space:]]*=[[:space:]]*//p" "$ini" | tail -n 1 | sed "s/[[:space:]]*$//"); ' +
+    '[ -n "$f" ] || { echo "$ini has no auth_file" >&2; exit 3; }; case $f in /*) ;; *) f="$(dirname "$ini")/$f";; esac; ' +
+    '[ -f "$f" ] || { echo "$f: no such file (the auth_file of $ini)" >&2; exit 3; }; ' +
+    't="$f.pgherd-new"; rm -f "$t"; cp -p "$f" "$t" || exit 3; ' +
+    '{ awk -v u="\\"$u\\"" \'$1 != u\' "$f"; printf "\\"%s\\" \\"%s\\"\\n" "$u" "$v"; } > "$t" && mv "$t" "$f"',
+  'pgherd-set-userlist',
+];
+
+/** Each PgBouncer of the herd takes the new admin password (its auth_file, then RELOAD); proven by a login with it alone. */
+function bouncerStep(h: HerdRef): ActionStep<State> {
+  return {
+    name: `${h.name}: PgBouncer's new admin password`,
+    does: { kind: 'own-credentials.pgbouncer', herd: h.id, poolers: h.poolers.map((p) => p.label) },
+    says: `on ${h.poolers.map((p) => p.label).join(', ')}: the admin user's line of the auth_file its configuration names (a SCRAM verifier pgherd computes), RELOAD, then a login to its admin console with the new password alone`,
+    run: async (x) => {
+      const b = x.state.bouncer;
+      if (!b) throw new Error('no PgBouncer password was staged');
+      for (const p of h.poolers) {
+        const verifier = scramVerifier(b.password, Buffer.from(b.salt, 'base64'));
+        const set = await x.deps.ssh.exec(p.ssh, [...SET_USERLIST, p.configFile, p.adminUser], {
+          stdin: `${verifier}\n`,
+          timeoutMs: 30_000,
+          secrets: [verifier],
+        });
+        if (set.code !== 0)
+          throw new Error(
+            `${p.label}: its auth_file was not changed: ${set.stderr.trim().split('\n').slice(-1)[0] ?? `exit ${String(set.code)}`}`,
+          );
+        // pgherd's own admin connection answers the salt PgBouncer offers: the old password until the reload, the new after.
+        await poolerAdmin((t) => poolerClient(p, t), ['RELOAD']);
+        const c = poolerLoginClient(p, b.password, { connectionTimeoutMillis: 5000 });
+        c.on('error', () => {});
+        try {
+          await c.connect();
+          await c.query('SHOW VERSION');
+        } catch (err) {
+          throw new Error(`${p.label} does not take the new admin password (${(err as Error).message}): the old one still works there`);
+        } finally {
+          await c.end().catch(() => {});
+        }
+      }
+      x.note({
+        stdout: `PgBouncer's new admin password set and proven on ${h.poolers.map((p) => p.label).join(', ')}; the password itself is in no record`,
+      });
+    },
+  };
+}
+
 /** The last herd of the environment done puts the new password and key in force and takes the old key off every host. */
 function finishStep(h: HerdRef, s: OwnSecrets, herdIds: number[]): ActionStep<State> {
   const parts = [
     s.passwordFile && `the new password alone in ${s.passwordFile}`,
     s.patroniFile && `the new REST password alone in ${s.patroniFile}`,
+    s.bouncerFile && `the new PgBouncer admin password alone in ${s.bouncerFile}`,
     s.keyFile &&
       `the new key authorized on ${s.environment}'s other hosts (backup hosts, scratch servers) and put in ${s.keyFile}, then the old key taken out of ${s.authorizedKeys} on every host of ${s.environment}`,
   ].filter(Boolean);
@@ -457,6 +536,10 @@ async function putInForce(x: RunContext<State>, s: OwnSecrets): Promise<string |
     if (s.passwordFile && x.state.password && x.state.salt && readPasswordFile(s.passwordFile).password !== x.state.password)
       if (!promotePassword(s.passwordFile, x.state.salt))
         throw new Error(`the password this operation staged is no longer in ${s.passwordFile}`);
+    const b = x.state.bouncer;
+    if (s.bouncerFile && b && readPasswordFile(s.bouncerFile).password !== b.password)
+      if (!promotePassword(s.bouncerFile, b.salt))
+        throw new Error(`the PgBouncer password this operation staged is no longer in ${s.bouncerFile}`);
     if (s.patroniFile && x.state.rest && readPasswordFile(s.patroniFile).password !== x.state.rest)
       if (!promoteNext(s.patroniFile, x.state.rest))
         throw new Error(`the Patroni password this operation staged is no longer in ${s.patroniFile}`);
@@ -519,7 +602,7 @@ export const rotateOwnCredentialsAction = defineHerdAction({
       );
     if (!s.passwordFile && !s.keyFile)
       return refuse('not-applicable', `nothing pgherd can rotate: ${s.passwordWhyNot ?? ''}; ${s.keyWhyNot ?? ''}`);
-    const elsewhere = h.members.find((m) => m.serverEnvironment !== h.environment);
+    const elsewhere = [...h.members, ...h.poolers].find((m) => m.serverEnvironment !== h.environment);
     if (elsewhere)
       return refuse(
         'not-applicable',
@@ -531,42 +614,53 @@ export const rotateOwnCredentialsAction = defineHerdAction({
     if (s.passwordFile && primary) steps.push(passwordStep(h, primary, s));
     if (s.keyFile && hostsOf(h).length) steps.push(keyStep(h, s));
     if (s.patroniFile && h.members.some((m) => m.patroniUrl)) steps.push(patroniStep(h, s));
+    if (s.bouncerFile && h.poolers.length) steps.push(bouncerStep(h));
     steps.push(finishStep(h, s, e.herdIds));
-    return {
-      steps,
-      warnings: productionWarning(h),
-      facts: [
-        {
-          label: 'Role',
-          value: s.passwordFile
-            ? `${s.user ?? '?'} (pgherd's own), on every member through its primary`
-            : `not rotated: ${s.passwordWhyNot ?? ''}`,
-        },
-        {
-          label: 'SSH key',
-          value: s.keyFile
-            ? `${s.keyFile}: a new ed25519 key, authorized on ${
-                hostsOf(h)
-                  .map((t) => t.label)
-                  .join(', ') || 'no host (RDS)'
-              } before the old one is taken out`
-            : `not rotated: ${s.keyWhyNot ?? ''}`,
-        },
-        ...(h.members.some((m) => m.patroniUrl)
-          ? [
-              {
-                label: 'Patroni REST',
-                value: s.patroniFile
-                  ? `${s.patroniFile}: a new password in each member's ${s.patroniConfigFile}, Patroni reloaded`
-                  : `not rotated: ${s.patroniWhyNot ?? 'no Patroni REST credentials configured'}`,
-              },
-            ]
-          : []),
-        {
-          label: 'What changes for people',
-          value: 'nothing: pgherd uses the new password and key from the moment a member or host has them; no restart, no failed login',
-        },
-      ],
-    };
+    return { steps, warnings: productionWarning(h), facts: factsOf(h, s) };
   },
 });
+
+function factsOf(h: HerdRef, s: OwnSecrets): Fact[] {
+  return [
+    {
+      label: 'Role',
+      value: s.passwordFile
+        ? `${s.user ?? '?'} (pgherd's own), on every member through its primary`
+        : `not rotated: ${s.passwordWhyNot ?? ''}`,
+    },
+    {
+      label: 'SSH key',
+      value: s.keyFile
+        ? `${s.keyFile}: a new ed25519 key, authorized on ${
+            hostsOf(h)
+              .map((t) => t.label)
+              .join(', ') || 'no host (RDS)'
+          } before the old one is taken out`
+        : `not rotated: ${s.keyWhyNot ?? ''}`,
+    },
+    ...(h.members.some((m) => m.patroniUrl)
+      ? [
+          {
+            label: 'Patroni REST',
+            value: s.patroniFile
+              ? `${s.patroniFile}: a new password in each member's ${s.patroniConfigFile}, Patroni reloaded`
+              : `not rotated: ${s.patroniWhyNot ?? 'no Patroni REST credentials configured'}`,
+          },
+        ]
+      : []),
+    ...(h.poolers.length
+      ? [
+          {
+            label: 'PgBouncer admin',
+            value: s.bouncerFile
+              ? `${s.bouncerFile}: a new password for ${[...new Set(h.poolers.map((p) => p.adminUser))].join(', ')} in each pooler's auth_file, then RELOAD`
+              : `not rotated: ${s.bouncerWhyNot ?? 'pgherd logs in to its admin console without a password (no pgbouncer entry in PGHERD_PG_CONFIG)'}`,
+          },
+        ]
+      : []),
+    {
+      label: 'What changes for people',
+      value: 'nothing: pgherd uses the new password and key from the moment a member or host has them; no restart, no failed login',
+    },
+  ];
+}

@@ -1,6 +1,7 @@
 // pgherd's own credentials for one environment, as files on the worker's machine: the password of its
-// Postgres role (PGHERD_PG_CONFIG's `passwordFile` for the environment) and its SSH key
-// (PGHERD_SSH_KEYS's file for the environment). Rotate pgherd's credentials changes them in two moves:
+// Postgres role (PGHERD_PG_CONFIG's `passwordFile` for the environment), its PgBouncer admin password (the
+// entry's `pgbouncer.passwordFile`, staged the same way) and its SSH key (PGHERD_SSH_KEYS's file for the
+// environment). Rotate pgherd's credentials changes them in two moves:
 //
 // - staged: the password file gains a line `scram-salt:<salt>:<new password>` (lib/fleet/pg-access.ts
 //   reads it within 0.1 s): a server whose verifier has that salt, because pgherd set it or a replica
@@ -34,6 +35,9 @@ export interface OwnSecrets {
   patroniWhyNot: string | null;
   /** Each member's patroni.yml (`{data_directory}`: the member's). */
   patroniConfigFile: string;
+  /** PgBouncer's admin password: its file, or why it is not rotated (null and null: none configured). */
+  bouncerFile: string | null;
+  bouncerWhyNot: string | null;
 }
 
 /** What pgherd can rotate of its own for `environment`, and why not where it cannot. */
@@ -95,9 +99,21 @@ export function ownSecretsOf(environment: string): OwnSecrets {
       patroniWhyNot = `Patroni's REST password file ${rest.passwordFile} is also ${shared.join(', ')}'s: give each its own`;
     else patroniFile = rest.passwordFile;
   }
+  let bouncerFile: string | null = null;
+  let bouncerWhyNot: string | null = null;
+  const bouncer = entry?.pgbouncer;
+  if (bouncer?.password) bouncerWhyNot = "PgBouncer's admin password is written in PGHERD_PG_CONFIG itself: give it a passwordFile";
+  else if (bouncer?.passwordFile) {
+    const shared = othersOf(bouncer.passwordFile, `${environment}'s PgBouncer`);
+    if (shared.length)
+      bouncerWhyNot = `PgBouncer's password file ${bouncer.passwordFile} is also ${shared.join(', ')}'s: give each its own`;
+    else bouncerFile = bouncer.passwordFile;
+  }
   return {
     environment,
     user: entry?.user ?? null,
+    bouncerFile,
+    bouncerWhyNot,
     patroniFile,
     patroniWhyNot,
     patroniConfigFile: rest?.configFile ?? '/etc/patroni/patroni.yml',

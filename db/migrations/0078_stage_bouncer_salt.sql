@@ -1,0 +1,1 @@
+ALTER TABLE "own_credential_stages" ADD COLUMN "bouncer_salt" text;
