@@ -53,6 +53,9 @@ export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec
       [
         'hostssl pgbouncer pgbouncer 0.0.0.0/0 scram-sha-256',
         'host pgbouncer pgbouncer 0.0.0.0/0 reject',
+        // Users not in userlist.txt, looked up through auth_user and auth_query (a rotated login of the herd's).
+        'host all app_pooled 0.0.0.0/0 scram-sha-256',
+        'host all app_pooled2 0.0.0.0/0 scram-sha-256',
         'host all all 0.0.0.0/0 trust',
         '',
       ].join('\n'),
@@ -75,6 +78,8 @@ export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec
             'client_tls_sslmode = allow',
             `client_tls_cert_file = ${spec.admin.certFile}`,
             `client_tls_key_file = ${spec.admin.keyFile}`,
+            // Where auth_user (set by Rotate credentials) looks users up: a function the herd grants it.
+            'auth_query = SELECT usename, passwd FROM public.pgbouncer_lookup($1)',
           ]
         : ['auth_type = trust']),
       `auth_file = ${authFile}`,

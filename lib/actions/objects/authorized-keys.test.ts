@@ -5,7 +5,8 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ADD_KEY, REMOVE_KEYS, SET_USERLIST } from './rotate-own-credentials.action';
+import { ADD_KEY, REMOVE_KEYS } from './rotate-own-credentials.action';
+import { DROP_USERLIST, SET_AUTH_USER, SET_USERLIST } from './pgbouncer-files';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pgherd-ak-'));
 const run = (argv: string[], input?: string) => {
@@ -74,6 +75,27 @@ describe("a PgBouncer's auth_file, as a rotation changes it", () => {
     // Again: the same file, one line for the user.
     expect(run([...SET_USERLIST, path.join(d, 'pgbouncer.ini'), 'pgbouncer'], `${V}\n`)).toBe(0);
     expect(readFileSync(path.join(d, 'userlist.txt'), 'utf8').match(/"pgbouncer" /g)).toHaveLength(1);
+  });
+
+  it("takes a user's line out, and sets auth_user in the [pgbouncer] section alone", () => {
+    const d = mkdtempSync(path.join(dir, 'pgb-'));
+    const ini = path.join(d, 'pgbouncer.ini');
+    writeFileSync(path.join(d, 'userlist.txt'), '"a" "1"\n"b" "2"\n');
+    writeFileSync(ini, '[databases]\nx = host=h auth_user=keep\n[pgbouncer]\nauth_file = userlist.txt\n');
+    expect(run([...DROP_USERLIST, ini, 'a'])).toBe(0);
+    expect(readFileSync(path.join(d, 'userlist.txt'), 'utf8')).toBe('"b" "2"\n');
+    expect(run([...SET_AUTH_USER, ini, 'auth_b'])).toBe(0);
+    expect(readFileSync(ini, 'utf8')).toBe(
+      '[databases]\nx = host=h auth_user=keep\n[pgbouncer]\nauth_file = userlist.txt\nauth_user = auth_b\n',
+    );
+    writeFileSync(ini, '[pgbouncer]\n  auth_user = auth_a\nlisten_port = 6432\n[users]\nauth_user = not-this-one\n');
+    expect(run([...SET_AUTH_USER, ini, 'auth_b'])).toBe(0);
+    expect(readFileSync(ini, 'utf8')).toBe('[pgbouncer]\nauth_user = auth_b\nlisten_port = 6432\n[users]\nauth_user = not-this-one\n');
+    writeFileSync(ini, '[pgbouncer]\nlisten_port = 6432\n\n[users]\nx = y\n');
+    expect(run([...SET_AUTH_USER, ini, 'auth_b'])).toBe(0);
+    expect(readFileSync(ini, 'utf8')).toBe('[pgbouncer]\nlisten_port = 6432\n\nauth_user = auth_b\n[users]\nx = y\n');
+    writeFileSync(ini, '[databases]\n');
+    expect(run([...SET_AUTH_USER, ini, 'auth_b'])).toBe(3);
   });
 
   it('refuses a configuration with no auth_file, or one that is not there, changing nothing', () => {

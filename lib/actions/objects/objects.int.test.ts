@@ -34,7 +34,10 @@ import { changeList } from '@/lib/features/admin/list-query';
 import { parseListParams } from '@/lib/features/admin/list-params';
 import { applyObjectsAction } from './apply-objects.action';
 import { rotateCredentialsAction } from './rotate-credentials.action';
-import { loginClient } from '@/lib/fleet/pg-access';
+import { loginClient, poolerClient } from '@/lib/fleet/pg-access';
+import { poolerSetting } from '@/lib/adapters/pgbouncer/admin';
+import { loadHerdRefs } from '@/lib/fleet/herd-ref';
+import pg from 'pg';
 
 const LAB_FILE = path.join(PROJECT_ROOT, '.lab', 'objects-test.json');
 const ENV = 'ob';
@@ -54,6 +57,10 @@ const BASE = [
   'ignore role replicator',
   // A login its clients read from a file secret, rotated by alternating users.
   'rotate app_rw users=app_rw_blue,app_rw_green secret=file:{herd}-app_rw grace=3s',
+  // PgBouncer's auth user (alpha's pooler looks up app_pooled through it), rotated the same way.
+  'rotate pgbouncer_auth users=pgbouncer_auth_blue,pgbouncer_auth_green secret=pgbouncer grace=3s',
+  'role app_pooled login',
+  'role app_pooled2 login',
   'hba local all all trust',
   'hba hostssl all pgherd_ob {pgherd} scram-sha-256',
   'hba host all pgherd_ob 0.0.0.0/0 reject',
@@ -61,6 +68,7 @@ const BASE = [
   'hba host all +pgherd_upgrade 0.0.0.0/0 reject',
   'hba host app app 127.0.0.0/8 scram-sha-256',
   'hba host all +app_rw 127.0.0.0/8 scram-sha-256',
+  'hba host all +pgbouncer_auth 127.0.0.0/8 scram-sha-256',
   'hba host all all 127.0.0.0/8 trust',
   'hba local replication all trust',
   'hba host replication all {members} trust',
@@ -115,7 +123,8 @@ beforeAll(async () => {
     ldap: false,
     backup: false,
     fleet: { environments: [ENV], herds: ['alpha', 'beta'], replicas: 1, sites: ['dc-east', 'dc-west'], subnet: '127.0.94' },
-    pgbouncer: [{ environment: ENV, herd: 'alpha' }],
+    // Its admin console over TLS with SCRAM, and users looked up through auth_user.
+    pgbouncer: [{ environment: ENV, herd: 'alpha', scram: true }],
     patroni: [{ environment: ENV, herd: 'gamma', members: 2, subnet: '127.0.95' }],
   });
   const c = await seededDatabase(lab, 4);
@@ -446,4 +455,121 @@ describe('a login rotated by alternating users', () => {
     expect(s.username).not.toBe(current);
     await login(s.username, s.password);
   }, 120_000);
+});
+
+describe("PgBouncer's auth user rotated by alternating users", () => {
+  const bouncer = () => lab.pgbouncer[0]!;
+  const userlist = () => readFileSync(path.join(path.dirname(bouncer().configFile), 'userlist.txt'), 'utf8');
+  const passwordIn = (user: string) => new RegExp(`^"${user}" "([^"]*)"$`, 'm').exec(userlist())?.[1] ?? null;
+  const authUser = async () => {
+    const [p] = (await loadHerdRefs(db, [herdIds.get('alpha')!])).flatMap((h) => h.poolers);
+    return poolerSetting((t) => poolerClient(p!, t), 'auth_user');
+  };
+  /** A client through the pooler as a user PgBouncer looks up with auth_query, as its auth user. */
+  const throughPooler = async (user: string, password: string) => {
+    const c = new pg.Client({
+      host: bouncer().address,
+      port: bouncer().port,
+      database: bouncer().databases[0],
+      user,
+      password,
+      ssl: false,
+    });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      await c.query('SELECT 1');
+    } finally {
+      await c.end().catch(() => {});
+    }
+  };
+  /** No rotated login of alpha is in its grace (a rotation would be refused until then). */
+  const graceOver = () =>
+    waitFor('every rotated login of alpha past its grace', async () => {
+      const [r] = await query<{ over: boolean }>(
+        url(primaryOf('alpha')),
+        "SELECT bool_and(rolvaliduntil IS NULL OR rolvaliduntil = 'infinity' OR rolvaliduntil < now()) AS over FROM pg_roles WHERE rolname ~ '^(app_rw|pgbouncer_auth)_'",
+      );
+      return r?.over || undefined;
+    });
+  const rotate = async () => {
+    await graceOver();
+    const r = await runOperation(
+      db,
+      worker.queue,
+      rotateCredentialsAction,
+      { herdIds: [herdIds.get('alpha')!] },
+      {},
+      { timeoutMs: 60_000 },
+    );
+    expect(r.op.status, stepsOf(r)).toBe('succeeded');
+    return r;
+  };
+
+  it('never fails a client PgBouncer looks up; the old auth user is refused after the grace and leaves the auth_file', async () => {
+    const primary = primaryOf('alpha');
+    const pooled = `pooled-${randomBytes(12).toString('hex')}`;
+    await query(url(primary), `ALTER ROLE app_pooled PASSWORD '${pooled}'`);
+    await query(url(primary), `ALTER ROLE app_pooled2 PASSWORD '${pooled}'`);
+    await query(
+      url(primary),
+      `CREATE FUNCTION public.pgbouncer_lookup(p_user text, OUT usename text, OUT passwd text) RETURNS record
+         LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
+         AS $$ SELECT rolname::text, rolpassword FROM pg_authid WHERE rolname = p_user AND rolcanlogin $$`,
+    );
+    await query(url(primary), 'REVOKE ALL ON FUNCTION public.pgbouncer_lookup(text) FROM PUBLIC');
+    await query(url(primary), 'GRANT EXECUTE ON FUNCTION public.pgbouncer_lookup(text) TO pgbouncer_auth');
+    await observePass();
+    // The rotations above moved it too (each rotates every login alpha declares).
+    const first = await rotate();
+    const was = await authUser();
+    expect(['pgbouncer_auth_blue', 'pgbouncer_auth_green']).toContain(was);
+    const old = passwordIn(was);
+    expect(old).toBeTruthy();
+    await throughPooler('app_pooled', pooled);
+
+    // A client that reconnects through the pooler every 50 ms through the next rotation.
+    const run = { on: true };
+    let logins = 0;
+    const failures: string[] = [];
+    const client = (async () => {
+      while (run.on) {
+        try {
+          await throughPooler('app_pooled', pooled);
+          logins++;
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const second = await rotate();
+    await new Promise((r) => setTimeout(r, 500));
+    run.on = false;
+    await client;
+    expect(failures).toEqual([]);
+    expect(logins).toBeGreaterThan(3);
+    const now = await authUser();
+    expect(['pgbouncer_auth_blue', 'pgbouncer_auth_green', was].filter((u) => u !== was)).toEqual([now]);
+    expect(passwordIn(was)).toBeNull();
+    const fresh = passwordIn(now)!;
+    expect(fresh).not.toBe(old);
+
+    // Once the grace has passed the old auth user's password is refused; a user PgBouncer never saw is looked up as the new one.
+    await graceOver();
+    const direct = (user: string, password: string) =>
+      query(`postgres://${user}:${encodeURIComponent(password)}@${primary.address}:${primary.port}/postgres`, 'SELECT 1');
+    await expect(direct(was, old!)).rejects.toThrow(/password authentication failed/);
+    await direct(now, fresh);
+    await throughPooler('app_pooled2', pooled);
+
+    // Neither password in pgherd's records.
+    const kept = JSON.stringify([
+      (await db.execute(sql`SELECT * FROM operation_steps`)).rows,
+      (await db.execute(sql`SELECT * FROM audit_entries`)).rows,
+      (await db.execute(sql`SELECT * FROM operations WHERE id IN (${first.op.id}, ${second.op.id})`)).rows,
+    ]);
+    expect(kept.includes(old!)).toBe(false);
+    expect(kept.includes(fresh)).toBe(false);
+  }, 180_000);
 });

@@ -9,11 +9,20 @@ import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type pg from 'pg';
 import type { Db } from '@/db/client';
-import { defineHerdAction, productionWarning, type ActionPlan, type ActionStep, type Fact } from '@/lib/engine/define-action';
+import {
+  defineHerdAction,
+  productionWarning,
+  type ActionPlan,
+  type ActionStep,
+  type Fact,
+  type RunContext,
+} from '@/lib/engine/define-action';
 import { memberArg } from '@/lib/engine/plan-identity';
 import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
-import { loginClient, withInstance } from '@/lib/fleet/pg-access';
+import { loginClient, poolerClient, withInstance } from '@/lib/fleet/pg-access';
+import { poolerAdmin, poolerSetting } from '@/lib/adapters/pgbouncer/admin';
+import { DROP_USERLIST, SET_AUTH_USER, SET_USERLIST } from './pgbouncer-files';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { asks } from '@/lib/actions/drivers';
 import { declared, type Declaration, type RotateDecl } from '@/lib/fleet/objects/declaration';
@@ -107,6 +116,22 @@ const turnOf = (x: { state: State }, r: RotateDecl) => {
   return t;
 };
 
+/** The idle user still in its grace (the last rotation's old one): its clients may hold its password. */
+async function refuseInGrace(primary: InstanceRef, idle: string): Promise<void> {
+  const until = await onPrimary(primary, async (c) => {
+    const q = await c.query<{ until: string | null }>(
+      "SELECT rolvaliduntil::text AS until FROM pg_roles WHERE rolname = $1 AND rolvaliduntil > now() AND rolvaliduntil < 'infinity'",
+      [idle],
+    );
+    return q.rows[0]?.until ?? null;
+  });
+  if (until)
+    throw refuse(
+      'not-applicable',
+      `${idle}'s password is in its grace until ${until} (clients may still hold it): rotate again after it. Nothing was changed`,
+    );
+}
+
 /** A new password on the idle user (a verifier pgherd computes), proven by a login before anything points at it. */
 function setStep(h: HerdRef, primary: InstanceRef, r: RotateDecl): ActionStep<State> {
   return {
@@ -138,6 +163,45 @@ function setStep(h: HerdRef, primary: InstanceRef, r: RotateDecl): ActionStep<St
   };
 }
 
+/**
+ * The old user's password expires after the grace (`after`: what else it does once it has, with the old
+ * user's name: PgBouncer's auth_file loses its line).
+ */
+function expireStep(
+  h: HerdRef,
+  primary: InstanceRef,
+  r: RotateDecl,
+  after?: { says: string; run: (x: RunContext<State>, old: string) => Promise<void> },
+): ActionStep<State> {
+  return {
+    name: `${r.group}: the old user's password expires after the grace`,
+    does: { kind: 'rotate.expire', group: r.group, member: memberArg(primary), graceSeconds: r.graceSeconds },
+    says: `on ${primary.label}: ALTER ROLE <the old user> VALID UNTIL now() + ${r.graceSeconds} s (the database's clock): a client still on it logs in until then. A password changed behind pgherd's back on it is replaced by one nobody holds${after ? `; ${after.says}` : ''}`,
+    run: async (x) => {
+      const t = turnOf(x, r);
+      if (!t.current) {
+        x.note({ stdout: 'no old user: this was the first rotation' });
+        return;
+      }
+      const old = t.current;
+      const at = await onPrimary(primary, async (c) => {
+        const [row] = (await c.query<{ at: string }>(`SELECT (now() + make_interval(secs => $1))::text AS at`, [r.graceSeconds])).rows;
+        return row?.at ?? 'now';
+      });
+      // Its clients hold the secret's password, which pgherd set: one set by hand is no one's to keep.
+      if (await drifted(x.deps.db, h.id, primary, old)) {
+        await setVerifier(x.deps.db, h.id, primary, old, scramVerifier(newPassword()), at);
+        x.note({ stdout: `${old}'s password had been changed outside pgherd: replaced by one nobody holds, valid until ${at}` });
+        await after?.run(x, old);
+        return;
+      }
+      await onPrimary(primary, (c) => c.query(`ALTER ROLE ${quoteIdent(old)} VALID UNTIL ${quoteLiteral(at)}`));
+      x.note({ stdout: `${old}'s password is valid until ${at}` });
+      await after?.run(x, old);
+    },
+  };
+}
+
 function rotationSteps(h: HerdRef, primary: InstanceRef, r: RotateDecl, where: Where): ActionStep<State>[] {
   const [a, b] = r.users;
   const secretWords = `${where.store === 'aws' ? 'Secrets Manager secret' : 'file secret'} ${where.name}`;
@@ -153,20 +217,7 @@ function rotationSteps(h: HerdRef, primary: InstanceRef, r: RotateDecl, where: W
         const t = turnOf(x, r);
         t.current = v?.username ?? null;
         t.idle = t.current === a ? b : a;
-        // The idle user still in its grace (the last rotation's old one): its clients may hold its password.
-        const idle = t.idle;
-        const until = await onPrimary(primary, async (c) => {
-          const q = await c.query<{ until: string | null }>(
-            "SELECT rolvaliduntil::text AS until FROM pg_roles WHERE rolname = $1 AND rolvaliduntil > now() AND rolvaliduntil < 'infinity'",
-            [idle],
-          );
-          return q.rows[0]?.until ?? null;
-        });
-        if (until)
-          throw refuse(
-            'not-applicable',
-            `${idle}'s password is in its grace until ${until} (clients may still hold it): rotate again after it. Nothing was changed`,
-          );
+        await refuseInGrace(primary, t.idle);
         x.note({ stdout: `clients log in as ${t.current ?? 'nobody yet (no secret)'}; ${t.idle} is idle` });
       },
     },
@@ -184,31 +235,71 @@ function rotationSteps(h: HerdRef, primary: InstanceRef, r: RotateDecl, where: W
         x.note({ stdout: `the ${secretWords} names ${t.idle} now` });
       },
     },
+    expireStep(h, primary, r),
+  ];
+}
+
+/**
+ * PgBouncer's auth user (`secret=pgbouncer`): the poolers' configuration names the user it logs in as
+ * (auth_user), their auth_file its password, in the clear as PgBouncer needs it to log in (the file is
+ * the pooler's, kept with its owner and mode). Pointing it at the idle user is a RELOAD of each pooler.
+ */
+function bouncerSteps(h: HerdRef, primary: InstanceRef, r: RotateDecl): ActionStep<State>[] {
+  const [a, b] = r.users;
+  const labels = h.poolers.map((p) => p.label).join(', ');
+  const admin = (p: HerdRef['poolers'][number]) => (t: Parameters<typeof poolerClient>[1]) => poolerClient(p, t);
+  return [
     {
-      name: `${r.group}: the old user's password expires after the grace`,
-      does: { kind: 'rotate.expire', group: r.group, member: memberArg(primary), graceSeconds: r.graceSeconds },
-      says: `on ${primary.label}: ALTER ROLE <the old user> VALID UNTIL now() + ${r.graceSeconds} s (the database's clock): a client still on it logs in until then. A password changed behind pgherd's back on it is replaced by one nobody holds`,
+      name: `${r.group}: read who PgBouncer logs in as now`,
+      does: { kind: 'rotate.read', group: r.group, store: 'pgbouncer', poolers: h.poolers.map((p) => p.label) },
+      says: `on ${labels}: SHOW CONFIG's auth_user, which of ${a} and ${b} PgBouncer logs in as now (the other is idle)`,
       run: async (x) => {
+        const named = new Set<string>();
+        for (const p of h.poolers) named.add(await poolerSetting(admin(p), 'auth_user'));
+        const users = [...named];
+        const other = users.filter((u) => u && u !== a && u !== b);
+        if (other.length) throw new Error(`${labels}: auth_user is ${other.join(', ')}, neither ${a} nor ${b}: nothing was changed`);
+        if (users.length > 1)
+          throw new Error(`${labels} do not log in as one user (${users.map((u) => u || 'none').join(', ')}): nothing was changed`);
         const t = turnOf(x, r);
-        if (!t.current) {
-          x.note({ stdout: 'no old user: this was the first rotation' });
-          return;
-        }
-        const old = t.current;
-        const at = await onPrimary(primary, async (c) => {
-          const [row] = (await c.query<{ at: string }>(`SELECT (now() + make_interval(secs => $1))::text AS at`, [r.graceSeconds])).rows;
-          return row?.at ?? 'now';
-        });
-        // Its clients hold the secret's password, which pgherd set: one set by hand is no one's to keep.
-        if (await drifted(x.deps.db, h.id, primary, old)) {
-          await setVerifier(x.deps.db, h.id, primary, old, scramVerifier(newPassword()), at);
-          x.note({ stdout: `${old}'s password had been changed outside pgherd: replaced by one nobody holds, valid until ${at}` });
-          return;
-        }
-        await onPrimary(primary, (c) => c.query(`ALTER ROLE ${quoteIdent(old)} VALID UNTIL ${quoteLiteral(at)}`));
-        x.note({ stdout: `${old}'s password is valid until ${at}` });
+        t.current = users[0] || null;
+        t.idle = t.current === a ? b : a;
+        await refuseInGrace(primary, t.idle);
+        x.note({ stdout: `PgBouncer logs in as ${t.current ?? 'nobody yet (no auth_user)'}; ${t.idle} is idle` });
       },
     },
+    setStep(h, primary, r),
+    {
+      name: `${r.group}: PgBouncer logs in as it`,
+      does: { kind: 'rotate.pgbouncer', group: r.group, poolers: h.poolers.map((p) => p.label) },
+      says: `on ${labels}: the idle user's line of the auth_file (its new password, on standard input), auth_user = <the idle user> in the configuration, RELOAD; then SHOW CONFIG says it`,
+      run: async (x) => {
+        const t = turnOf(x, r);
+        const { idle, password } = t;
+        if (!idle || !password) throw new Error('no new password was set');
+        for (const p of h.poolers) {
+          const set = await x.deps.ssh.exec(p.ssh, [...SET_USERLIST, p.configFile, idle], {
+            stdin: `${password}\n`,
+            timeoutMs: 30_000,
+            secrets: [password],
+          });
+          if (set.code !== 0)
+            throw new Error(`${p.label}: its auth_file was not changed: ${set.stderr.trim().split('\n').slice(-1)[0] ?? ''}`);
+          await x.deps.ssh.execOk(p.ssh, [...SET_AUTH_USER, p.configFile, idle]);
+          await poolerAdmin(admin(p), ['RELOAD']);
+          const now = await poolerSetting(admin(p), 'auth_user');
+          if (now !== idle) throw new Error(`${p.label} logs in as ${now || 'nobody'} after its reload, not ${idle}`);
+        }
+        t.password = undefined;
+        x.note({ stdout: `${labels} log in as ${idle} now` });
+      },
+    },
+    expireStep(h, primary, r, {
+      says: `its line taken out of the auth_file on ${labels}`,
+      run: async (x, old) => {
+        for (const p of h.poolers) await x.deps.ssh.execOk(p.ssh, [...DROP_USERLIST, p.configFile, old]);
+      },
+    }),
   ];
 }
 
@@ -228,6 +319,20 @@ function planHerd(h: HerdRef, prepared: Map<number, HerdPrepared> | undefined): 
     if (missing.length) return refuse('not-applicable', `${missing.join(', ')} not on ${primary.label} yet: Apply fleet objects first`);
     const where = secretFor(r.secret, { environment: h.environment, herd: h.name });
     if (typeof where === 'string') return refuse('params', where);
+    if (where.store === 'pgbouncer') {
+      if (!h.poolers.length) {
+        facts.push({ label: `Login ${r.group}`, value: `not rotated: ${h.name} has no PgBouncer in front, whose auth user it is` });
+        continue;
+      }
+      const elsewhere = h.poolers.find((p) => p.serverEnvironment !== h.environment);
+      if (elsewhere) return refuse('not-applicable', `${elsewhere.label} is on a server of ${elsewhere.serverEnvironment}`);
+      steps.push(...bouncerSteps(h, primary, r));
+      facts.push({
+        label: `Login ${r.group}`,
+        value: `PgBouncer's auth user on ${h.poolers.map((p) => p.label).join(', ')}: ${r.users.join(' and ')} alternate; the one that gets the new password goes into each pooler's auth_file and auth_user, then RELOAD; the other's password expires ${r.graceSeconds} s later and its line leaves the auth_file`,
+      });
+      continue;
+    }
     if (where.store === 'file' && !(setting('PGHERD_SECRET_FILES') ?? {})[h.environment])
       return refuse('params', `${r.secret}: environment ${h.environment} has no folder for file secrets (PGHERD_SECRET_FILES)`);
     steps.push(...rotationSteps(h, primary, r, where));
@@ -236,8 +341,13 @@ function planHerd(h: HerdRef, prepared: Map<number, HerdPrepared> | undefined): 
       value: `${r.users.join(' and ')} alternate; the secret ${r.secret.startsWith('aws:') ? '' : 'file '}${where.name} (${where.store === 'aws' ? 'AWS Secrets Manager' : 'PGHERD_SECRET_FILES'}) is pointed at the one that gets the new password; the other's expires ${r.graceSeconds} s later`,
     });
   }
+  if (!steps.length) return refuse('not-applicable', facts.map((f) => `${f.label}: ${f.value}`).join('; '));
+  const pooled = [...p.declaration.rotations.values()].some((r) => r.secret === 'pgbouncer') && h.poolers.length;
   facts.push(
-    { label: 'Hosts', value: `${primary.label} (the primary: its replicas replay the change)` },
+    {
+      label: 'Hosts',
+      value: `${primary.label} (the primary: its replicas replay the change)${pooled ? `; ${h.poolers.map((x) => x.label).join(', ')} (PgBouncer)` : ''}`,
+    },
     {
       label: 'What a client must do',
       value:

@@ -19,6 +19,7 @@ import { loadHerdRefs, type HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { loginClient, poolerClient, poolerLoginClient, SECRET_FILES_CHECK_MS, withInstance } from '@/lib/fleet/pg-access';
 import { poolerAdmin } from '@/lib/adapters/pgbouncer/admin';
+import { SET_USERLIST } from './pgbouncer-files';
 import { refuse } from '@/lib/fleet/refusal';
 import { asks } from '@/lib/actions/drivers';
 import { quoteLiteral } from '@/lib/fleet/objects/diff';
@@ -397,23 +398,6 @@ function patroniStep(h: HerdRef, s: OwnSecrets): ActionStep<State> {
     },
   };
 }
-
-/**
- * Sets the admin user's line of a PgBouncer's auth_file (found in its configuration; a relative path is
- * beside it) to the verifier on stdin (never argv), the other lines kept: written aside with the file's
- * owner and mode, renamed into place.
- */
-export const SET_USERLIST = [
-  'sh',
-  '-c',
-  'ini=$1; u=$2; IFS= read -r v || [ -n "$v" ] || exit 3; ' +
-    'f=$(sed -n "s/^[[:space:]]*auth_file[[:space:]]*=[[:space:]]*//p" "$ini" | tail -n 1 | sed "s/[[:space:]]*$//"); ' +
-    '[ -n "$f" ] || { echo "$ini has no auth_file" >&2; exit 3; }; case $f in /*) ;; *) f="$(dirname "$ini")/$f";; esac; ' +
-    '[ -f "$f" ] || { echo "$f: no such file (the auth_file of $ini)" >&2; exit 3; }; ' +
-    't="$f.pgherd-new"; rm -f "$t"; cp -p "$f" "$t" || exit 3; ' +
-    '{ awk -v u="\\"$u\\"" \'$1 != u\' "$f"; printf "\\"%s\\" \\"%s\\"\\n" "$u" "$v"; } > "$t" && mv "$t" "$f"',
-  'pgherd-set-userlist',
-];
 
 /** Each PgBouncer of the herd takes the new admin password (its auth_file, then RELOAD); proven by a login with it alone. */
 function bouncerStep(h: HerdRef): ActionStep<State> {

@@ -1,4 +1,4 @@
-// PgBouncer's admin console (the "pgbouncer" database): PAUSE, RESUME, RELOAD, SHOW DATABASES.
+// PgBouncer's admin console (the "pgbouncer" database): PAUSE, RESUME, RELOAD, SHOW DATABASES, SHOW CONFIG.
 // Simple-query protocol only, which is what node-postgres uses for a query without parameters.
 import type { Client } from 'pg';
 import { ENTRY_NAME } from './ini';
@@ -7,7 +7,7 @@ import { ENTRY_NAME } from './ini';
  *  caller decides the address, the user, the password and TLS. */
 export type AdminConnector = (timeouts: { connectionTimeoutMillis: number; query_timeout: number }) => Client;
 
-export type AdminCommand = 'RELOAD' | `PAUSE ${string}` | `RESUME ${string}` | 'SHOW DATABASES';
+export type AdminCommand = 'RELOAD' | `PAUSE ${string}` | `RESUME ${string}` | 'SHOW DATABASES' | 'SHOW CONFIG';
 
 /** One admin connection for `fn`: each command it runs is checked (a database name PgBouncer can have) before it is sent. */
 export async function withPoolerAdmin<T>(
@@ -54,4 +54,11 @@ export function databasesOf(rows: Record<string, unknown>[]): Map<string, { host
 
 export async function showDatabases(connect: AdminConnector): Promise<Map<string, { host: string; port: number; paused: boolean }>> {
   return databasesOf(await poolerAdmin(connect, ['SHOW DATABASES']));
+}
+
+/** A setting as the pooler runs it now (SHOW CONFIG's value; '' when unset or unknown). */
+export async function poolerSetting(connect: AdminConnector, key: string): Promise<string> {
+  const rows = await poolerAdmin(connect, ['SHOW CONFIG']);
+  const v = rows.find((r) => r.key === key)?.value;
+  return typeof v === 'string' ? v : '';
 }

@@ -299,6 +299,9 @@ describe('a rotated login', () => {
     expect(errorsOf('rotate app users=a,a secret=file:x')[0]).toMatch(/two different users/);
     expect(errorsOf('rotate app users=a,b')[0]).toMatch(/needs secret=/);
     expect(errorsOf('rotate app users=a,b secret=vault:x')[0]).toMatch(/not something a rotation has/);
+    // PgBouncer's auth user: the pooler is where it is read, nothing else after the word.
+    expect(errorsOf('rotate pgbouncer_auth users=a,b secret=pgbouncer')).toEqual([]);
+    expect(errorsOf('rotate pgbouncer_auth users=a,b secret=pgbouncer:x')[0]).toMatch(/not something a rotation has/);
     expect(errorsOf('rotate app users=a,b secret=file:x grace=40d')[0]).toMatch(/grace is between/);
     expect(errorsOf('rotate app users=app,b secret=file:x')[0]).toMatch(/cannot be one of its users/);
     const { errors } = declarationOf({

@@ -317,7 +317,8 @@ function parseHba(words: string[], errors: string[], at: string, text: string): 
   };
 }
 
-const SECRET = /^(aws|file):[A-Za-z0-9_./{}+=@-]{1,200}$/;
+/** `pgbouncer`: PgBouncer's auth user, its password in the herd's poolers' auth_file (rotate-credentials). */
+const SECRET = /^((aws|file):[A-Za-z0-9_./{}+=@-]{1,200}|pgbouncer)$/;
 const GRACE = /^(\d{1,6})(s|m|h|d)$/;
 
 function parseRotate(words: string[], errors: string[], at: string): RotateDecl | null {
@@ -335,7 +336,10 @@ function parseRotate(words: string[], errors: string[], at: string): RotateDecl 
     if (key === 'users') users = list(value);
     else if (key === 'secret' && SECRET.test(value)) secret = value;
     else if (key === 'grace' && g) graceSeconds = Number(g[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[g[2] as 's' | 'm' | 'h' | 'd'];
-    else errors.push(`${at}: ${JSON.stringify(w)} is not something a rotation has (users=A,B secret=aws:ID|file:NAME grace=30s|15m|1h|7d)`);
+    else
+      errors.push(
+        `${at}: ${JSON.stringify(w)} is not something a rotation has (users=A,B secret=aws:ID|file:NAME|pgbouncer grace=30s|15m|1h|7d)`,
+      );
   }
   if (users.length !== 2 || users[0] === users[1])
     return (void errors.push(`${at}: a rotation alternates two different users: users=A,B`), null);
@@ -345,7 +349,10 @@ function parseRotate(words: string[], errors: string[], at: string): RotateDecl 
   }
   if (users.includes(group)) return (void errors.push(`${at}: the group ${group} cannot be one of its users`), null);
   if (!secret)
-    return (void errors.push(`${at}: a rotation needs secret=aws:ID or secret=file:NAME (where its clients read the login)`), null);
+    return (
+      void errors.push(`${at}: a rotation needs secret=aws:ID, secret=file:NAME or secret=pgbouncer (where its clients read the login)`),
+      null
+    );
   if (graceSeconds < 1 || graceSeconds > 30 * 86400) return (void errors.push(`${at}: grace is between 1 s and 30 days`), null);
   return { kind: 'rotate', group, users: [users[0] ?? '', users[1] ?? ''], secret, graceSeconds };
 }

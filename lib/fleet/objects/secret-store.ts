@@ -22,8 +22,15 @@ export interface SecretValue {
 /** `aws:pgherd/{environment}/{herd}/app` or `file:{herd}-app`: where a secret is, before it is filled in. */
 export const SECRET_REF = /^(aws|file):([A-Za-z0-9_./{}+=@-]{1,200})$/;
 
-/** The reference for one herd, or why it is not one pgherd uses. */
-export function secretFor(ref: string, where: { environment: string; herd: string }): { store: 'aws' | 'file'; name: string } | string {
+/**
+ * The reference for one herd, or why it is not one pgherd uses. `pgbouncer`: the login is PgBouncer's auth
+ * user, which reads it from its auth_file at each RELOAD (lib/actions/objects/rotate-credentials.action.ts).
+ */
+export function secretFor(
+  ref: string,
+  where: { environment: string; herd: string },
+): { store: 'aws' | 'file'; name: string } | { store: 'pgbouncer'; name: 'auth_user' } | string {
+  if (ref === 'pgbouncer') return { store: 'pgbouncer', name: 'auth_user' };
   const m = SECRET_REF.exec(ref);
   if (!m) return `${ref} is not a secret reference (aws:ID or file:NAME)`;
   const name = (m[2] ?? '').replaceAll('{environment}', where.environment).replaceAll('{herd}', where.herd);
