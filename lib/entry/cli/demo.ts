@@ -89,14 +89,16 @@ function loopbackSubnet(v: string): string {
 }
 
 /** The fleet, the Patroni herds and the RDS herd the options ask for. */
-function labShape(opts: DemoOptions): Required<Pick<LabOptions, 'fleet' | 'patroni' | 'rds'>> {
+function labShape(opts: DemoOptions): Required<Pick<LabOptions, 'fleet' | 'patroni' | 'rds' | 'pgbouncer'>> {
   const fleet = { ...(opts.small ? SMALL_FLEET : DEFAULT_FLEET), ...(opts.subnet ? { subnet: opts.subnet } : {}) };
   const after = (k: number) => opts.subnet?.replace(/\d+$/, (c) => String(Number(c) + k));
   const next = after(1);
   const patroni = (opts.small ? SMALL_PATRONI : DEMO_PATRONI).map((h) => (next ? { ...h, subnet: next } : h));
   const rdsSubnet = after(2);
   const rds = DEMO_RDS.map((h) => (rdsSubnet ? { ...h, subnet: rdsSubnet } : h));
-  return { fleet, patroni, rds };
+  // Production's pooler takes TLS and SCRAM on its admin console, as a real one would: Rotate pgherd's
+  // credentials changes its admin password with the rest.
+  return { fleet, patroni, rds, pgbouncer: [{ environment: 'production', herd: 'billing', scram: true }] };
 }
 
 async function main() {
