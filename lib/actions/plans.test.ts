@@ -58,7 +58,15 @@ function rotatePrepared(h: HerdRef) {
     herdOverrides: 'rotate app users=app_a,app_b secret=aws:pgherd/{environment}/{herd}/app grace=1h',
   });
   const reading = objectsPrepared(h).get(h.id)!.reading;
-  const role = (name: string) => ({ ...reading.roles[0]!, name, superuser: false, bootstrap: false });
+  const role = (name: string) => ({
+    ...reading.roles[0]!,
+    name,
+    superuser: false,
+    createrole: false,
+    replication: false,
+    bypassrls: false,
+    bootstrap: false,
+  });
   return new Map([
     [h.id, { declaration, errors: [], reading: { ...reading, roles: [...reading.roles, role('app'), role('app_a'), role('app_b')] } }],
   ]);

@@ -45,7 +45,8 @@ export async function startPgbouncer(id: Identity, dir: string, spec: PoolerSpec
   const entry = spec.herd.replace(/[^A-Za-z0-9_]/g, '_');
   const configFile = path.join(home, 'pgbouncer.ini');
   const authFile = path.join(home, 'userlist.txt');
-  writeFileSync(authFile, `"postgres" ""\n"pgbouncer" "${spec.admin?.verifier ?? ''}"\n`);
+  // Readable by PgBouncer's user alone: an auth user's password is kept there in the clear.
+  writeFileSync(authFile, `"postgres" ""\n"pgbouncer" "${spec.admin?.verifier ?? ''}"\n`, { mode: 0o600 });
   const hbaFile = path.join(home, 'hba.conf');
   if (spec.admin)
     writeFileSync(

@@ -14,7 +14,7 @@ import { startLab, stopLab, PROJECT_ROOT, type LabInfo, type LabInstance } from 
 import { query } from '@/lib/lab/postgres';
 import { seededDatabase } from '@/lib/lab/seed';
 import { randomBytes } from 'node:crypto';
-import { runOperation, startTestWorker, waitForOperation, type TestWorker } from '@/lib/testing/operations';
+import { runOperation, startTestWorker, submitPlanned, waitForOperation, type TestWorker } from '@/lib/testing/operations';
 import { submitOperation } from '@/lib/engine/submit';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { waitFor } from '@/lib/testing/wait';
@@ -111,6 +111,33 @@ async function saveOverrides(herd: string, text: string) {
   const current = (await loadObject(db, herdsAdmin as never, id))!.values;
   const r = await saveObject(db, herdsAdmin as never, id, { ...current, objectOverrides: text }, dba);
   return r;
+}
+
+/** A client that connects with `connect` every 50 ms while `during` runs (and half a second after): its logins and failures. */
+async function reconnecting<T>(
+  connect: () => Promise<void>,
+  during: () => Promise<T>,
+): Promise<{ result: T; logins: number; failures: string[] }> {
+  const run = { on: true, logins: 0, failures: [] as string[] };
+  const client = (async () => {
+    while (run.on) {
+      try {
+        await connect();
+        run.logins++;
+      } catch (err) {
+        run.failures.push((err as Error).message);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  try {
+    const result = await during();
+    await new Promise((r) => setTimeout(r, 500));
+    return { result, logins: run.logins, failures: run.failures };
+  } finally {
+    run.on = false;
+    await client;
+  }
 }
 
 const SECRETS = mkdtempSync(path.join(tmpdir(), 'pgherd-secrets-'));
@@ -371,25 +398,14 @@ describe('a login rotated by alternating users', () => {
     await login(before.username, before.password);
 
     // A client that reconnects every 50 ms through a rotation.
-    const run = { on: true };
-    let logins = 0;
-    const failures: string[] = [];
-    const client = (async () => {
-      while (run.on) {
-        try {
-          const s = secretOf();
-          await login(s.username, s.password);
-          logins++;
-        } catch (err) {
-          failures.push((err as Error).message);
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
-    const second = await rotate();
-    await new Promise((r) => setTimeout(r, 500));
-    run.on = false;
-    await client;
+    const {
+      result: second,
+      logins,
+      failures,
+    } = await reconnecting(async () => {
+      const s = secretOf();
+      await login(s.username, s.password);
+    }, rotate);
     const after = secretOf();
     expect(after.username).toBe('app_rw_green');
     expect(failures).toEqual([]);
@@ -529,24 +545,7 @@ describe("PgBouncer's auth user rotated by alternating users", () => {
     await throughPooler('app_pooled', pooled);
 
     // A client that reconnects through the pooler every 50 ms through the next rotation.
-    const run = { on: true };
-    let logins = 0;
-    const failures: string[] = [];
-    const client = (async () => {
-      while (run.on) {
-        try {
-          await throughPooler('app_pooled', pooled);
-          logins++;
-        } catch (err) {
-          failures.push((err as Error).message);
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
-    const second = await rotate();
-    await new Promise((r) => setTimeout(r, 500));
-    run.on = false;
-    await client;
+    const { result: second, logins, failures } = await reconnecting(() => throughPooler('app_pooled', pooled), rotate);
     expect(failures).toEqual([]);
     expect(logins).toBeGreaterThan(3);
     const now = await authUser();
@@ -572,4 +571,41 @@ describe("PgBouncer's auth user rotated by alternating users", () => {
     expect(kept.includes(old!)).toBe(false);
     expect(kept.includes(fresh)).toBe(false);
   }, 180_000);
+});
+
+describe('a rotated login that reaches the server', () => {
+  it('is refused at plan when the primary has it privileged, and at its step when a superuser made it so since', async () => {
+    const primary = primaryOf('beta');
+    const beta = herdIds.get('beta')!;
+    expect((await saveOverrides('beta', 'rotate esc users=esc_a,esc_b secret=file:{herd}-esc grace=3s')).ok).toBe(true);
+    const applied = await runOperation(db, worker.queue, applyObjectsAction, { herdIds: [beta] }, {}, { timeoutMs: 60_000 });
+    expect(applied.op.status, stepsOf(applied)).toBe('succeeded');
+    const rotatePlan = async () => (await planOperation(db, SYSTEM_ACCESS, rotateCredentialsAction, [beta], {})).targets[0]!;
+
+    // Made a superuser by hand: the plan says so, nothing runs.
+    await query(url(primary), 'ALTER ROLE esc_a SUPERUSER');
+    await observePass();
+    expect((await rotatePlan()).refused).toMatch(/esc_a is a superuser.*pgherd hands no such role's password to clients/);
+    await query(url(primary), 'ALTER ROLE esc_a NOSUPERUSER');
+    await observePass();
+    const planned = await planOperation(db, SYSTEM_ACCESS, rotateCredentialsAction, [beta], {});
+    expect(planned.targets[0]?.refused ?? null).toBeNull();
+
+    // Between the plan and its run, a superuser on the host makes it a member of postgres: its step refuses it.
+    await query(url(primary), 'GRANT postgres TO esc_a');
+    try {
+      const id = await submitPlanned(db, worker.queue, rotateCredentialsAction, { herdIds: [beta] }, {}, planned);
+      const r = await waitForOperation(db, id, { timeoutMs: 60_000 });
+      expect(r.op.status).not.toBe('succeeded');
+      expect(stepsOf(r)).toContain('esc_a is a member of postgres');
+      const [row] = await query<{ none: boolean }>(
+        url(primary),
+        "SELECT rolpassword IS NULL AS none FROM pg_authid WHERE rolname = 'esc_a'",
+      );
+      expect(row?.none).toBe(true);
+      expect(() => readFileSync(path.join(SECRETS, 'beta-esc'))).toThrow(/ENOENT/);
+    } finally {
+      await query(url(primary), 'REVOKE postgres FROM esc_a');
+    }
+  }, 120_000);
 });

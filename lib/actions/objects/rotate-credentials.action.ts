@@ -22,10 +22,10 @@ import type { HerdRef } from '@/lib/fleet/herd-ref';
 import type { InstanceRef } from '@/lib/fleet/instance-ref';
 import { loginClient, poolerClient, withInstance } from '@/lib/fleet/pg-access';
 import { poolerAdmin, poolerSetting } from '@/lib/adapters/pgbouncer/admin';
-import { DROP_USERLIST, SET_AUTH_USER, SET_USERLIST } from './pgbouncer-files';
+import { DROP_USERLIST, SET_AUTH_USER, SET_USERLIST_PLAIN } from './pgbouncer-files';
 import { refuse, type Refusal } from '@/lib/fleet/refusal';
 import { asks } from '@/lib/actions/drivers';
-import { declared, type Declaration, type RotateDecl } from '@/lib/fleet/objects/declaration';
+import { declared, SERVER_ROLES, type Declaration, type RotateDecl } from '@/lib/fleet/objects/declaration';
 import { quoteIdent, quoteLiteral } from '@/lib/fleet/objects/diff';
 import { loadDeclarations, loadReading } from '@/lib/fleet/objects/objects-pass';
 import type { ObjectsReading } from '@/lib/fleet/objects/read-objects';
@@ -85,10 +85,22 @@ async function mark(db: Db, herdId: number, user: string, verifier: string): Pro
  * a password it did not set), then the role.
  */
 async function setVerifier(db: Db, herdId: number, primary: InstanceRef, user: string, verifier: string, until: string) {
+  const before = (await db.execute<{ m: string | null }>(sql`SELECT password_marks ->> ${user} AS m FROM herds WHERE id = ${herdId}`))
+    .rows[0]?.m;
   await mark(db, herdId, user, verifier);
-  await onPrimary(primary, (c) =>
-    c.query(`ALTER ROLE ${quoteIdent(user)} PASSWORD ${quoteLiteral(verifier)} VALID UNTIL ${quoteLiteral(until)}`),
-  );
+  try {
+    await onPrimary(primary, (c) =>
+      c.query(`ALTER ROLE ${quoteIdent(user)} PASSWORD ${quoteLiteral(verifier)} VALID UNTIL ${quoteLiteral(until)}`),
+    );
+  } catch (err) {
+    // Not set: the mark goes back to the password the role still has.
+    await db.execute(
+      before
+        ? sql`UPDATE herds SET password_marks = password_marks || jsonb_build_object(${user}::text, ${before}::text) WHERE id = ${herdId}`
+        : sql`UPDATE herds SET password_marks = password_marks - ${user}::text WHERE id = ${herdId}`,
+    );
+    throw err;
+  }
 }
 
 /** Whether `user`'s password is one pgherd did not set (null: pg_authid cannot be read here, or pgherd never set one). */
@@ -132,6 +144,32 @@ async function refuseInGrace(primary: InstanceRef, idle: string): Promise<void> 
     );
 }
 
+/** The roles whose members reach the server (SERVER_ROLES' names): a rotated login is in none of them. */
+const SERVER_ROLE_NAMES = SERVER_ROLES.source.replace(/^\^\(|\)\$$/g, '').split('|');
+
+/**
+ * Why `user` must not have a password pgherd hands to clients, as the primary has it now: a superuser, a
+ * role with an attribute that leads to one, the bootstrap superuser, pgherd's own session's role, or a
+ * member (at any depth) of such a role or of one that reaches the server. Null: none.
+ */
+async function privilegedNow(primary: InstanceRef, user: string): Promise<string | null> {
+  return onPrimary(primary, async (c) => {
+    const r = await c.query<{ why: string | null }>(
+      `SELECT CASE
+         WHEN r.oid = 10 OR r.rolsuper THEN 'a superuser'
+         WHEN r.rolname = session_user THEN 'pgherd''s own role'
+         WHEN r.rolcreaterole OR r.rolreplication OR r.rolbypassrls THEN 'createrole, replication or bypassrls'
+         ELSE (SELECT 'a member of ' || s.rolname FROM pg_roles s
+               WHERE s.oid <> r.oid AND (s.rolsuper OR s.rolcreaterole OR s.rolreplication OR s.rolbypassrls OR s.rolname = ANY($2::text[]))
+                 AND pg_has_role(r.oid, s.oid, 'MEMBER') ORDER BY s.rolname LIMIT 1)
+       END AS why
+       FROM pg_roles r WHERE r.rolname = $1`,
+      [user, SERVER_ROLE_NAMES],
+    );
+    return r.rows[0]?.why ?? null;
+  });
+}
+
 /** A new password on the idle user (a verifier pgherd computes), proven by a login before anything points at it. */
 function setStep(h: HerdRef, primary: InstanceRef, r: RotateDecl): ActionStep<State> {
   return {
@@ -142,6 +180,13 @@ function setStep(h: HerdRef, primary: InstanceRef, r: RotateDecl): ActionStep<St
       const t = turnOf(x, r);
       const idle = t.idle;
       if (!idle) throw new Error('no idle user was read');
+      // Checked right before: a superuser on the host may have made it one since the plan.
+      const why = await privilegedNow(primary, idle);
+      if (why)
+        throw refuse(
+          'params',
+          `${idle} is ${why} on ${primary.label}: pgherd hands no such role's password to clients. Nothing was changed`,
+        );
       const password = newPassword();
       await setVerifier(x.deps.db, h.id, primary, idle, scramVerifier(password), 'infinity');
       const login = loginClient(primary, { user: idle, password }, { connectionTimeoutMillis: 5000, application_name: 'pgherd-rotate' });
@@ -278,7 +323,7 @@ function bouncerSteps(h: HerdRef, primary: InstanceRef, r: RotateDecl): ActionSt
         const { idle, password } = t;
         if (!idle || !password) throw new Error('no new password was set');
         for (const p of h.poolers) {
-          const set = await x.deps.ssh.exec(p.ssh, [...SET_USERLIST, p.configFile, idle], {
+          const set = await x.deps.ssh.exec(p.ssh, [...SET_USERLIST_PLAIN, p.configFile, idle], {
             stdin: `${password}\n`,
             timeoutMs: 30_000,
             secrets: [password],
@@ -289,9 +334,15 @@ function bouncerSteps(h: HerdRef, primary: InstanceRef, r: RotateDecl): ActionSt
           await poolerAdmin(admin(p), ['RELOAD']);
           const now = await poolerSetting(admin(p), 'auth_user');
           if (now !== idle) throw new Error(`${p.label} logs in as ${now || 'nobody'} after its reload, not ${idle}`);
+          // The file pgherd wrote is the one it reads: the idle user is among the users it knows now.
+          const users = await poolerAdmin(admin(p), ['SHOW USERS']);
+          if (!users.some((u) => u.name === idle))
+            throw new Error(`${p.label} does not know ${idle} after its reload: the auth_file pgherd wrote is not the one it reads`);
         }
         t.password = undefined;
-        x.note({ stdout: `${labels} log in as ${idle} now` });
+        x.note({
+          stdout: `${labels} log in as ${idle} now; its password is in their auth_file (PgBouncer logs in with it) and in no record of pgherd's`,
+        });
       },
     },
     expireStep(h, primary, r, {
@@ -301,6 +352,23 @@ function bouncerSteps(h: HerdRef, primary: InstanceRef, r: RotateDecl): ActionSt
       },
     }),
   ];
+}
+
+/** privilegedNow from the last reading (direct memberships): what the plan can tell before it runs. */
+function privilegedRead(reading: ObjectsReading, users: string[]): string | null {
+  const byName = new Map(reading.roles.map((r) => [r.name, r]));
+  const strong = (n: string) => {
+    const r = byName.get(n);
+    return SERVER_ROLES.test(n) || (!!r && (r.superuser || r.createrole || r.replication || r.bypassrls || r.bootstrap));
+  };
+  for (const u of users) {
+    const r = byName.get(u);
+    if (!r) continue;
+    if (strong(u) || u === reading.me.user) return `${u} is a superuser, pgherd's own role, or has createrole, replication or bypassrls`;
+    const g = r.memberOf.find(strong);
+    if (g) return `${u} is a member of ${g}`;
+  }
+  return null;
 }
 
 function planHerd(h: HerdRef, prepared: Map<number, HerdPrepared> | undefined): ActionPlan<State> | Refusal {
@@ -317,6 +385,11 @@ function planHerd(h: HerdRef, prepared: Map<number, HerdPrepared> | undefined): 
   for (const r of p.declaration.rotations.values()) {
     const missing = [r.group, ...r.users].filter((u) => !has.has(u));
     if (missing.length) return refuse('not-applicable', `${missing.join(', ')} not on ${primary.label} yet: Apply fleet objects first`);
+    const privileged = privilegedRead(p.reading, r.users);
+    if (privileged) return refuse('params', `${privileged} on ${primary.label}: pgherd hands no such role's password to clients`);
+    const admins = r.secret === 'pgbouncer' ? r.users.filter((u) => h.poolers.some((x) => x.adminUser === u)) : [];
+    if (admins.length)
+      return refuse('params', `${admins.join(', ')} is PgBouncer's admin user on ${h.name}'s pooler: not a login to rotate`);
     const where = secretFor(r.secret, { environment: h.environment, herd: h.name });
     if (typeof where === 'string') return refuse('params', where);
     if (where.store === 'pgbouncer') {
@@ -329,7 +402,7 @@ function planHerd(h: HerdRef, prepared: Map<number, HerdPrepared> | undefined): 
       steps.push(...bouncerSteps(h, primary, r));
       facts.push({
         label: `Login ${r.group}`,
-        value: `PgBouncer's auth user on ${h.poolers.map((p) => p.label).join(', ')}: ${r.users.join(' and ')} alternate; the one that gets the new password goes into each pooler's auth_file and auth_user, then RELOAD; the other's password expires ${r.graceSeconds} s later and its line leaves the auth_file`,
+        value: `PgBouncer's auth user on ${h.poolers.map((p) => p.label).join(', ')}: ${r.users.join(' and ')} alternate; the one that gets the new password goes into each pooler's auth_file and auth_user, then RELOAD; the other's password expires ${r.graceSeconds} s later, and its line leaves the auth_file at once (PgBouncer stopped using it at its reload)`,
       });
       continue;
     }

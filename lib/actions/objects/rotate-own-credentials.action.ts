@@ -293,7 +293,8 @@ export const REMOVE_KEYS = [
   '-c',
   'f=$(readlink -f -- "$1") || exit 3; keep=$2; tag=$3; shift 3; t="$f.pgherd-tmp"; cp -p "$f" "$t" || exit 3; ' +
     'for old in "$@"; do grep -vF -- "$old" "$t" > "$t.1"; cat "$t.1" > "$t"; done; ' +
-    '{ grep -vE -- " $tag\\$" "$t"; grep -F -- "$keep" "$f"; } | awk \'!seen[$0]++\' > "$t.1"; ' +
+    // The new key's line carries the tag too: put back once (at the end) if it was taken out; nothing else deduplicated.
+    'grep -vE -- " $tag\\$" "$t" > "$t.1"; grep -qF -- "$keep" "$t.1" || grep -F -- "$keep" "$f" | head -n 1 >> "$t.1"; ' +
     'grep -qF -- "$keep" "$t.1" || { rm -f "$t" "$t.1"; echo "$f would not hold the new key: left as it was" >&2; exit 3; }; ' +
     'cat "$t.1" > "$t" && mv -f "$t" "$f" && rm -f "$t.1"',
   'pgherd-remove-keys',
@@ -584,7 +585,7 @@ export const rotateOwnCredentialsAction = defineHerdAction({
         'params',
         `pgherd's password and key for ${h.environment} are one for its ${e.herdIds.length} herds: tick them all in one operation (not ticked: ${e.missing.join(', ')})`,
       );
-    if (!s.passwordFile && !s.keyFile)
+    if (!s.passwordFile && !s.keyFile && !s.patroniFile && !s.bouncerFile)
       return refuse('not-applicable', `nothing pgherd can rotate: ${s.passwordWhyNot ?? ''}; ${s.keyWhyNot ?? ''}`);
     const elsewhere = [...h.members, ...h.poolers].find((m) => m.serverEnvironment !== h.environment);
     if (elsewhere)

@@ -1,4 +1,4 @@
-// PgBouncer's admin console (the "pgbouncer" database): PAUSE, RESUME, RELOAD, SHOW DATABASES, SHOW CONFIG.
+// PgBouncer's admin console (the "pgbouncer" database): PAUSE, RESUME, RELOAD, SHOW DATABASES, SHOW CONFIG, SHOW USERS.
 // Simple-query protocol only, which is what node-postgres uses for a query without parameters.
 import type { Client } from 'pg';
 import { ENTRY_NAME } from './ini';
@@ -7,7 +7,7 @@ import { ENTRY_NAME } from './ini';
  *  caller decides the address, the user, the password and TLS. */
 export type AdminConnector = (timeouts: { connectionTimeoutMillis: number; query_timeout: number }) => Client;
 
-export type AdminCommand = 'RELOAD' | `PAUSE ${string}` | `RESUME ${string}` | 'SHOW DATABASES' | 'SHOW CONFIG';
+export type AdminCommand = 'RELOAD' | `PAUSE ${string}` | `RESUME ${string}` | 'SHOW DATABASES' | 'SHOW CONFIG' | 'SHOW USERS';
 
 /** One admin connection for `fn`: each command it runs is checked (a database name PgBouncer can have) before it is sent. */
 export async function withPoolerAdmin<T>(

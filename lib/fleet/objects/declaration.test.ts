@@ -302,6 +302,9 @@ describe('a rotated login', () => {
     // PgBouncer's auth user: the pooler is where it is read, nothing else after the word.
     expect(errorsOf('rotate pgbouncer_auth users=a,b secret=pgbouncer')).toEqual([]);
     expect(errorsOf('rotate pgbouncer_auth users=a,b secret=pgbouncer:x')[0]).toMatch(/not something a rotation has/);
+    // Its password goes to clients: never a role that reaches the server, even in a global admin's set.
+    expect(errorsOf('rotate grp users=postgres,app_b secret=file:x', true)[0]).toMatch(/postgres reaches the server itself/);
+    expect(errorsOf('rotate rds_superuser users=a,b secret=file:x', true)[0]).toMatch(/reaches the server itself/);
     expect(errorsOf('rotate app users=a,b secret=file:x grace=40d')[0]).toMatch(/grace is between/);
     expect(errorsOf('rotate app users=app,b secret=file:x')[0]).toMatch(/cannot be one of its users/);
     const { errors } = declarationOf({

@@ -174,7 +174,7 @@ export function badName(name: string, what: 'role' | 'database' | 'member-of'): 
 const list = (v: string) => v.split(',').filter((x) => x !== '');
 
 /** Roles whose members reach the server's files, programs or every session (and RDS's stand-in for a superuser). */
-const SERVER_ROLES =
+export const SERVER_ROLES =
   /^(postgres|pg_execute_server_program|pg_write_server_files|pg_read_server_files|pg_signal_backend|pg_checkpoint|pg_create_subscription|rds_superuser|rdsadmin)$/;
 
 /**
@@ -348,6 +348,9 @@ function parseRotate(words: string[], errors: string[], at: string): RotateDecl 
     if (b) return (void errors.push(`${at}: users=${b}`), null);
   }
   if (users.includes(group)) return (void errors.push(`${at}: the group ${group} cannot be one of its users`), null);
+  // Its password is handed to clients: never a role that reaches the server itself, whoever declares it.
+  const server = [group, ...users].find((u) => SERVER_ROLES.test(u));
+  if (server) return (void errors.push(`${at}: ${server} reaches the server itself: a rotated login is an application's`), null);
   if (!secret)
     return (
       void errors.push(`${at}: a rotation needs secret=aws:ID, secret=file:NAME or secret=pgbouncer (where its clients read the login)`),
