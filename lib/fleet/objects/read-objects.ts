@@ -113,6 +113,7 @@ const PASSWORDS_SQL = `SELECT rolname AS name, encode(sha256(convert_to(rolpassw
   FROM pg_catalog.pg_authid WHERE rolname = ANY($1::text[])`;
 
 async function readPasswords(c: pg.Client, logins: string[]): Promise<Record<string, string | null> | null> {
+  if (!logins.length) return {};
   const may = await c.query<{ may: boolean }>("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS may");
   if (!may.rows[0]?.may) return null;
   const r = await c.query<{ name: string; digest: string | null }>(PASSWORDS_SQL, [logins]);
