@@ -980,6 +980,17 @@ export const auditEntries = pgTable(
   ],
 );
 
+// The audit log's hash chain (lib/features/audit/chain.ts): each entry, once committed, sealed in the
+// order it was sealed, with the hash of the one sealed before it, so that an export shows a gap or an
+// edit. Append-only, as the entries are (a trigger refuses UPDATE and DELETE).
+export const auditChain = pgTable('audit_chain', {
+  seq: bigint('seq', { mode: 'number' }).primaryKey(),
+  entryId: bigint('entry_id', { mode: 'number' }).notNull().unique(),
+  prevHash: text('prev_hash').notNull(),
+  hash: text('hash').notNull(),
+  sealedAt: timestamp('sealed_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
 // API tokens: shown once, stored as a SHA-256 hash (they are 256 random bits, so no slow hash is needed).
 export const apiTokens = pgTable(
   'api_tokens',

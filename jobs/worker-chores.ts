@@ -2,6 +2,7 @@
 // (jobs/chores.ts runs them). The listener is one of them: rule changes, notifications and discovery
 // asked for arrive as Postgres notifications and ask the chore concerned.
 import { expireApprovals } from '@/lib/features/operations/approvals';
+import { sealAudit } from '@/lib/features/audit/chain';
 import pg from 'pg';
 import type { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
@@ -28,6 +29,9 @@ import { reconcileRuns, type startRuleClock } from '@/lib/features/rules/schedul
 import { deliverDue, NOTIFICATIONS_CHANNEL, processEvents } from '@/lib/features/rules/webhooks';
 import type { Chore, ChoreRunner } from './chores';
 import type { WorkerConfig } from './worker-config';
+
+/** The audit entries sealed a query (a first pass over a long log takes several). */
+const AUDIT_SEAL_BATCH = 5000;
 
 /** How often the lag samples older than a day are folded, and those past the retention deleted. */
 const LAG_FOLD_EVERY_MS = 600_000;
@@ -155,6 +159,18 @@ export function workerChores(x: ChoreContext): { chores: Chore[]; stopRefresh: (
       run: async (_, turn) => {
         const started = await expireRestoredHerds(db, queue, turn);
         if (started.length) log('restores.expire', { operations: started });
+      },
+    },
+    // The audit log's hash chain: what was committed since, sealed (one worker at a time; its lock besides).
+    {
+      name: 'audit.seal',
+      says: 'audit entries committed since the last pass sealed into the hash chain the export gives (GET /api/v1/audit/export)',
+      every: 5_000,
+      turn: true,
+      run: async () => {
+        let sealed = 0;
+        for (let n = AUDIT_SEAL_BATCH; n === AUDIT_SEAL_BATCH; sealed += n) n = await sealAudit(db, AUDIT_SEAL_BATCH);
+        if (sealed > AUDIT_SEAL_BATCH) log('audit.seal', { sealed });
       },
     },
     // Operations not approved in time: ended expired, audited (the database's clock decides; any worker may).

@@ -73,6 +73,7 @@ export const SOURCE_TREE: { folder: string; says: string }[] = [
   { folder: 'lib/features/admin', says: 'the model declarations and the pages they make (list, change, history)' },
   { folder: 'lib/features/agents', says: 'the agents’ HTTP API and ingest (and its batcher), fleet health, Patroni proposals' },
   { folder: 'lib/features/api', says: 'the HTTP API: its contract (zod, the OpenAPI document), bodies, lists, responses and errors' },
+  { folder: 'lib/features/audit', says: 'the audit log’s hash chain and its export' },
   { folder: 'lib/features/auth', says: 'sign-in (local and LDAP), sessions, tokens, the server-action wrapper' },
   { folder: 'lib/features/backups', says: 'the recoverability scorecard, lapses, expiry' },
   { folder: 'lib/features/discovery', says: 'EC2 and RDS discovery into the inventory' },

@@ -10,8 +10,10 @@ export type RouteAuth = 'read' | 'operate' | 'agent' | 'none';
 
 export interface RouteAnswer {
   description: string;
-  /** The JSON body (none: no body, as a 204). */
+  /** The JSON body (none: no body, as a 204); with `contentType` application/x-ndjson, one line's. */
   schema?: z.ZodType;
+  /** Its media type when not application/json. */
+  contentType?: string;
   /** Headers it sets (Location on a 201 or 202). */
   headers?: Record<string, string>;
 }

@@ -35,7 +35,7 @@ function operationOf(r: RouteSpec): ZodOpenApiOperationObject {
             ),
           }
         : {}),
-      ...(a.schema ? { content: { 'application/json': { schema: a.schema } } } : {}),
+      ...(a.schema ? { content: { [a.contentType ?? 'application/json']: { schema: a.schema } } } : {}),
     };
   for (const [status, description] of Object.entries(errorsOf(r)))
     responses[status as `${1 | 2 | 3 | 4 | 5}${string}`] = { description, content: { 'application/json': { schema: errorSchema } } };
@@ -87,6 +87,7 @@ export function openApiDocument(version = process.env.npm_package_version ?? '0.
         { name: 'Webhooks', description: 'Where pgherd posts what happened.' },
         { name: 'Cloud', description: 'EC2 discovery passes.' },
         { name: 'Agents', description: 'The agents on the database hosts (their own tokens).' },
+        { name: 'Audit', description: 'The audit log for a SIEM, with its hash chain.' },
       ],
       paths,
       components: {

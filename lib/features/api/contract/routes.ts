@@ -9,6 +9,7 @@ import { listHerds, listInstances } from './inventory';
 import { herdLagRoute, instanceLagRoute } from './history';
 import { instanceSettingsRoute } from './settings';
 import { pendingMaintenanceRoute } from './upgrades';
+import { auditExportRoute } from './audit';
 import {
   approveOperationRoute,
   denyOperationRoute,
@@ -75,6 +76,7 @@ const matchers = () =>
   }).sort((a, b) => a.names.length - b.names.length));
 
 export const API_ROUTES: RouteSpec[] = [
+  auditExportRoute,
   listInstances,
   listHerds,
   herdLagRoute,
