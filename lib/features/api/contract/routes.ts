@@ -10,6 +10,7 @@ import { herdLagRoute, instanceLagRoute } from './history';
 import { instanceSettingsRoute } from './settings';
 import { pendingMaintenanceRoute } from './upgrades';
 import { auditExportRoute } from './audit';
+import { drScorecardRoute, recoverabilityRoute } from './scorecards';
 import {
   approveOperationRoute,
   denyOperationRoute,
@@ -77,6 +78,8 @@ const matchers = () =>
 
 export const API_ROUTES: RouteSpec[] = [
   auditExportRoute,
+  recoverabilityRoute,
+  drScorecardRoute,
   listInstances,
   listHerds,
   herdLagRoute,

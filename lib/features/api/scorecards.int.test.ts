@@ -1,0 +1,69 @@
+// The recoverability and DR scorecards through the API: the answers the OpenAPI document describes, each
+// caller's environments only, another environment's refused by name, bad input a 400.
+import { NextRequest } from 'next/server';
+import { z } from 'zod';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { environments, roleBindings, users } from '@/db/schema';
+import { createApiToken } from '@/lib/features/auth/api-tokens';
+import { seedLabFleet } from '@/lib/lab/seed';
+import { ifAssigned } from '@/lib/testing/if-assigned';
+import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
+import * as backupsRoute from '@/app/api/v1/backups/scorecard/route';
+import * as drRoute from '@/app/api/v1/dr/scorecard/route';
+import { drRow, recoverabilityRow } from './contract/scorecards';
+
+let t: TestDb;
+const env = new Map<string, number>();
+let rootToken = '';
+let stgToken = '';
+
+type Handler = typeof backupsRoute.GET;
+const call = async (h: Handler, path: string, token: string) => {
+  const res = await h(new NextRequest(`http://127.0.0.1${path}`, { headers: { authorization: `Bearer ${token}` } }), {
+    params: Promise.resolve({}),
+  });
+  return { status: res.status, body: (await res.json()) as { items: { environment: string; herd: string }[]; error?: string } };
+};
+
+beforeAll(async () => {
+  t = await freshDatabase();
+  process.env.DATABASE_URL = t.url; // the routes' own getDb()
+  await seedLabFleet(t.db, t.lab);
+  for (const e of await t.db.select().from(environments)) env.set(e.name, e.id);
+  const [r] = await t.db.insert(users).values({ username: 'root-score', source: 'local', isSuperuser: true }).returning();
+  const [s] = await t.db.insert(users).values({ username: 'stg-score', source: 'local' }).returning();
+  await t.db.insert(roleBindings).values({ role: 'viewer', subjectType: 'user', subject: 'stg-score', environmentId: env.get('staging')! });
+  rootToken = (await createApiToken(t.db, r!.id, 'r', 'read')).token;
+  stgToken = (await createApiToken(t.db, s!.id, 'r', 'read')).token;
+}, 120_000);
+
+afterAll(async () => {
+  await ifAssigned(t)?.close();
+});
+
+describe.each([
+  ['/api/v1/backups/scorecard', backupsRoute.GET, recoverabilityRow],
+  ['/api/v1/dr/scorecard', drRoute.GET, drRow],
+] as const)('%s', (path, handler, row) => {
+  it('answers as the document says, every herd a global viewer sees and only staging for a staging viewer', async () => {
+    const all = await call(handler, path, rootToken);
+    expect(all.status).toBe(200);
+    z.object({ items: z.array(row) }).parse(all.body);
+    expect(new Set(all.body.items.map((i) => i.environment))).toEqual(new Set(['production', 'staging']));
+    const stg = await call(handler, path, stgToken);
+    expect(stg.status).toBe(200);
+    expect(stg.body.items.length).toBeGreaterThan(0);
+    expect(stg.body.items.every((i) => i.environment === 'staging')).toBe(true);
+    expect(stg.body.items.map((i) => i.herd)).toEqual(all.body.items.filter((i) => i.environment === 'staging').map((i) => i.herd));
+    const one = await call(handler, `${path}?environment=${env.get('staging')!}`, rootToken);
+    expect(one.body.items).toEqual(stg.body.items);
+  });
+
+  it("refuses another environment's, and what it does not take", async () => {
+    const theirs = await call(handler, `${path}?environment=${env.get('production')!}`, stgToken);
+    expect(theirs.status).toBe(403);
+    expect(theirs.body.error).toMatch(/needs the viewer role/);
+    for (const q of ['?environment=abc', '?environment=0', '?env=1', `?environment=1&environment=2`])
+      expect((await call(handler, `${path}${q}`, rootToken)).status, q).toBe(400);
+  });
+});
