@@ -3,14 +3,15 @@
 import { NextRequest } from 'next/server';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { environments, roleBindings, users } from '@/db/schema';
+import { backups, environments, herds, roleBindings, users } from '@/db/schema';
 import { createApiToken } from '@/lib/features/auth/api-tokens';
 import { seedLabFleet } from '@/lib/lab/seed';
 import { ifAssigned } from '@/lib/testing/if-assigned';
 import { freshDatabase, type TestDb } from '@/lib/testing/test-db';
 import * as backupsRoute from '@/app/api/v1/backups/scorecard/route';
 import * as drRoute from '@/app/api/v1/dr/scorecard/route';
-import { drRow, recoverabilityRow } from './contract/scorecards';
+import * as herdBackupsRoute from '@/app/api/v1/herds/[id]/backups/route';
+import { backupRow, drRow, recoverabilityRow } from './contract/scorecards';
 
 let t: TestDb;
 const env = new Map<string, number>();
@@ -18,9 +19,9 @@ let rootToken = '';
 let stgToken = '';
 
 type Handler = typeof backupsRoute.GET;
-const call = async (h: Handler, path: string, token: string) => {
+const call = async (h: Handler, path: string, token: string, params: Record<string, string> = {}) => {
   const res = await h(new NextRequest(`http://127.0.0.1${path}`, { headers: { authorization: `Bearer ${token}` } }), {
-    params: Promise.resolve({}),
+    params: Promise.resolve(params),
   });
   return { status: res.status, body: (await res.json()) as { items: { environment: string; herd: string }[]; error?: string } };
 };
@@ -65,5 +66,42 @@ describe.each([
     expect(theirs.body.error).toMatch(/needs the viewer role/);
     for (const q of ['?environment=abc', '?environment=0', '?env=1', `?environment=1&environment=2`])
       expect((await call(handler, `${path}${q}`, rootToken)).status, q).toBe(400);
+  });
+});
+
+describe('/api/v1/herds/{id}/backups', () => {
+  it("lists a herd's backups newest first, the expired with all=1, to its environment's viewers alone", async () => {
+    const herdOf = async (environment: string) => (await t.db.select().from(herds)).find((h) => h.environmentId === env.get(environment))!;
+    const stg = await herdOf('staging');
+    const prod = await herdOf('production');
+    const at = (h: number) => new Date(Date.UTC(2026, 10, 1, h));
+    const b = (label: string, type: 'full' | 'diff', h: number, gone = false) => ({
+      herdId: stg.id,
+      stanza: 'main',
+      label,
+      type,
+      prior: type === 'full' ? null : 'F1',
+      startedAt: at(h),
+      stoppedAt: at(h + 1),
+      sizeBytes: 1000,
+      repoSizeBytes: 100,
+      lsnStart: '0/1000000',
+      lsnStop: '0/2000000',
+      walStart: '000000010000000000000001',
+      walStop: '000000010000000000000002',
+      goneAt: gone ? at(20) : null,
+    });
+    await t.db.insert(backups).values([b('F0', 'full', 0, true), b('F1', 'full', 2), b('D1', 'diff', 4)]);
+    const path = `/api/v1/herds/${stg.id}/backups`;
+    const mine = await call(herdBackupsRoute.GET, path, stgToken, { id: String(stg.id) });
+    expect(mine.status).toBe(200);
+    z.object({ items: z.array(backupRow) }).parse(mine.body);
+    expect(mine.body.items.map((i) => (i as unknown as { label: string }).label)).toEqual(['D1', 'F1']);
+    const all = await call(herdBackupsRoute.GET, `${path}?all=1`, stgToken, { id: String(stg.id) });
+    expect(all.body.items.map((i) => (i as unknown as { label: string }).label)).toEqual(['D1', 'F1', 'F0']);
+    expect((await call(herdBackupsRoute.GET, `/api/v1/herds/${prod.id}/backups`, stgToken, { id: String(prod.id) })).status).toBe(403);
+    expect((await call(herdBackupsRoute.GET, '/api/v1/herds/2147483647/backups', rootToken, { id: '2147483647' })).status).toBe(404);
+    expect((await call(herdBackupsRoute.GET, '/api/v1/herds/x/backups', rootToken, { id: 'x' })).status).toBe(400);
+    expect((await call(herdBackupsRoute.GET, `${path}?all=yes`, rootToken, { id: String(stg.id) })).status).toBe(400);
   });
 });

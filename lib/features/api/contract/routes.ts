@@ -10,7 +10,7 @@ import { herdLagRoute, instanceLagRoute } from './history';
 import { instanceSettingsRoute } from './settings';
 import { pendingMaintenanceRoute } from './upgrades';
 import { auditExportRoute } from './audit';
-import { drScorecardRoute, recoverabilityRoute } from './scorecards';
+import { drScorecardRoute, herdBackupsRoute, recoverabilityRoute } from './scorecards';
 import {
   approveOperationRoute,
   denyOperationRoute,
@@ -80,6 +80,7 @@ export const API_ROUTES: RouteSpec[] = [
   auditExportRoute,
   recoverabilityRoute,
   drScorecardRoute,
+  herdBackupsRoute,
   listInstances,
   listHerds,
   herdLagRoute,

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { idText, MAX_ID } from '@/lib/adapters/validation/ids';
 import { RECOVERABILITY } from '@/lib/features/backups/scorecard';
-import { defineRoute } from './define';
+import { defineRoute, idParams } from './define';
 
 export const scorecardQuery = z
   .object({
@@ -82,4 +82,40 @@ export const drScorecardRoute = defineRoute({
   auth: 'read',
   query: scorecardQuery,
   responses: { 200: { description: 'The herds, by environment and name.', schema: z.object({ items: z.array(drRow) }) } },
+});
+
+export const herdBackupsQuery = z
+  .object({
+    all: z.enum(['0', '1']).optional().meta({ description: '1: those expired from the repository too.' }),
+  })
+  .strict();
+
+export const backupRow = z
+  .object({
+    id: z.number().int(),
+    label: z.string().meta({ description: "pgBackRest's label." }),
+    type: z.enum(['full', 'diff', 'incr']),
+    prior: z.string().nullable().meta({ description: 'The backup it depends on.' }),
+    startedAt: when,
+    stoppedAt: when,
+    sizeBytes: z.number(),
+    repoSizeBytes: z.number().meta({ description: 'What it holds in the repository.' }),
+    lsnStart: z.string(),
+    lsnStop: z.string(),
+    operationId: z.number().int().nullable().meta({ description: 'The operation that took it; null: taken outside pgherd.' }),
+    goneAt: when.nullable().meta({ description: 'When it left the repository (retention); null: there.' }),
+  })
+  .meta({ id: 'Backup' });
+
+export const herdBackupsRoute = defineRoute({
+  method: 'get',
+  path: '/api/v1/herds/{id}/backups',
+  tag: 'Backups',
+  summary: "A herd's backups",
+  description: "The backups in the herd's repository as pgherd last read them, newest first: what a point-in-time restore can start from.",
+  auth: 'read',
+  params: idParams,
+  query: herdBackupsQuery,
+  responses: { 200: { description: 'Its backups.', schema: z.object({ items: z.array(backupRow) }) } },
+  errors: { 404: 'No such herd.' },
 });
