@@ -140,6 +140,16 @@ async function reconnecting<T>(
   }
 }
 
+/** No rotated login of alpha is in its grace (a rotation is refused until then): waited for, by the database's clock. */
+const graceOver = () =>
+  waitFor('every rotated login of alpha past its grace', async () => {
+    const [r] = await query<{ over: boolean }>(
+      url(primaryOf('alpha')),
+      "SELECT bool_and(rolvaliduntil IS NULL OR rolvaliduntil = 'infinity' OR rolvaliduntil < now()) AS over FROM pg_roles WHERE rolname ~ '^(app_rw|pgbouncer_auth)_'",
+    );
+    return r?.over || undefined;
+  });
+
 const SECRETS = mkdtempSync(path.join(tmpdir(), 'pgherd-secrets-'));
 
 beforeAll(async () => {
@@ -375,6 +385,8 @@ describe('a login rotated by alternating users', () => {
     }
   };
   const rotate = async () => {
+    // Every login alpha declares rotates together: none may be in the last rotation's grace.
+    await graceOver();
     const r = await runOperation(
       db,
       worker.queue,
@@ -499,15 +511,6 @@ describe("PgBouncer's auth user rotated by alternating users", () => {
       await c.end().catch(() => {});
     }
   };
-  /** No rotated login of alpha is in its grace (a rotation would be refused until then). */
-  const graceOver = () =>
-    waitFor('every rotated login of alpha past its grace', async () => {
-      const [r] = await query<{ over: boolean }>(
-        url(primaryOf('alpha')),
-        "SELECT bool_and(rolvaliduntil IS NULL OR rolvaliduntil = 'infinity' OR rolvaliduntil < now()) AS over FROM pg_roles WHERE rolname ~ '^(app_rw|pgbouncer_auth)_'",
-      );
-      return r?.over || undefined;
-    });
   const rotate = async () => {
     await graceOver();
     const r = await runOperation(
