@@ -150,7 +150,7 @@ function configOf(
           },
         },
       },
-      initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }],
+      initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }, 'data-checksums'],
     },
     postgresql: {
       listen: `${m.address}:${m.pgPort}`,

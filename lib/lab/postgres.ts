@@ -100,6 +100,8 @@ export async function initPrimary(id: Identity, node: PgNode, extra: string[] = 
     '-E',
     'UTF8',
     '--locale=C.UTF-8',
+    // As a fleet's should be (a herd without them is a risk: lib/features/risks).
+    '--data-checksums',
     '--no-sync',
   ]);
   writeOwnSettings(id, node, extra);

@@ -24,19 +24,21 @@ const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes
 export async function makeCa(id: Identity, dir: string, name = 'pgherd lab CA'): Promise<LabCa> {
   mkdirOwned(id, dir, 0o755);
   const ca: LabCa = { caFile: path.join(dir, 'ca.pem'), keyFile: path.join(dir, 'ca.key'), dir };
-  await ossl(id, ['req', '-x509', ...EC, '-days', '30', '-subj', `/CN=${name}`, '-keyout', ca.keyFile, '-out', ca.caFile]);
+  await ossl(id, ['req', '-x509', ...EC, '-days', '400', '-subj', `/CN=${name}`, '-keyout', ca.keyFile, '-out', ca.caFile]);
   chmodSync(ca.keyFile, 0o600);
   chmodSync(ca.caFile, 0o644);
   return ca;
 }
 
-/** A server certificate for `ips` and `names`, signed by the CA, written as <dir>/<base>.pem and .key. */
+/** A server certificate for `ips` and `names`, signed by the CA, written as <dir>/<base>.pem and .key (replacing them). */
 export async function issueCertificate(
   id: Identity,
   ca: LabCa,
   dir: string,
   base: string,
   sans: { ips: string[]; names: string[] },
+  /** How long it is valid: a year, so that no lab certificate is a risk (lib/features/risks) unless a test makes it one. */
+  days = 365,
 ): Promise<LabCertificate> {
   mkdirOwned(id, dir, 0o755);
   const f = (ext: string) => path.join(dir, `${base}.${ext}`);
@@ -57,7 +59,7 @@ export async function issueCertificate(
     '-CAserial',
     path.join(dir, `${base}.srl`),
     '-days',
-    '30',
+    String(days),
     '-extfile',
     f('ext'),
     '-out',

@@ -26,6 +26,8 @@ export interface BlueFacts {
   freeSlots: number;
   freeSenders: number;
   serverVersionNum: number;
+  /** Whether blue's pages carry checksums: green is made the same way (a herd does not lose them by an upgrade). */
+  dataChecksums: boolean;
   databases: DatabaseFacts[];
 }
 
@@ -36,7 +38,8 @@ const DATABASES = `SELECT datname AS name, pg_encoding_to_char(encoding) AS enco
 const SERVER = `SELECT current_setting('wal_level') AS wal_level,
                        current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)::int AS free_slots,
                        current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication)::int AS free_senders,
-                       current_setting('server_version_num')::int AS vnum`;
+                       current_setting('server_version_num')::int AS vnum,
+                       current_setting('data_checksums') = 'on' AS checksums`;
 
 /** Each database's facts (its user tables: tables and partitioned ones outside the catalogs and pgherd's schema). */
 const PER_DATABASE = sqlFile('lib/actions/upgrade/blue-database-facts.sql');
@@ -44,7 +47,8 @@ const PER_DATABASE = sqlFile('lib/actions/upgrade/blue-database-facts.sql');
 /** Reads the facts from blue's primary: the server's, then each database's. */
 export async function readBlueFacts(primary: InstanceRef): Promise<BlueFacts> {
   const { server, dbs } = await onDb(primary, 'postgres', async (c) => ({
-    server: (await c.query<{ wal_level: string; free_slots: number; free_senders: number; vnum: number }>(SERVER)).rows[0],
+    server: (await c.query<{ wal_level: string; free_slots: number; free_senders: number; vnum: number; checksums: boolean }>(SERVER))
+      .rows[0],
     dbs: (await c.query<{ name: string; encoding: string; collate: string; ctype: string }>(DATABASES)).rows,
   }));
   if (!server) throw new Error(`${primary.label} answered nothing to the server query`);
@@ -84,6 +88,7 @@ export async function readBlueFacts(primary: InstanceRef): Promise<BlueFacts> {
     freeSlots: server.free_slots,
     freeSenders: server.free_senders,
     serverVersionNum: server.vnum,
+    dataChecksums: server.checksums,
     databases,
   };
 }

@@ -106,6 +106,7 @@ function greenSteps(h: HerdRef, blue: InstanceRef, f: BlueFacts, build: TargetBu
     blueEnd: { host: blue.host, port: blue.port, serverEnvironment: blue.serverEnvironment, label: blue.label },
     version: versionText(build.versionNum),
     locale: dbs.find((d) => d.name === 'postgres') ?? dbs[0],
+    checksums: f.dataChecksums,
     gap: p.sequenceGap ?? 1000,
     clientDirs: [build.binDir, binDir(Math.floor(build.versionNum / 10000)), binDir(blue.pgVersion)],
     sslCertFile: p.sslCertFile,

@@ -46,6 +46,8 @@ export interface Green {
   version: string;
   /** The database whose encoding and locale green is made with: postgres, else the first copied. */
   locale: DatabaseFacts | undefined;
+  /** Blue's pages carry checksums: green's initdb is given --data-checksums. */
+  checksums: boolean;
   gap: number;
   /** Where psql is looked for on green's host. */
   clientDirs: string[];
@@ -157,11 +159,11 @@ export function unclaimStep(z: Green): ActionStep<GreenState> {
 
 /** Green's cluster made by the target build's initdb, with blue's encoding and locale; psql found on its host. */
 export function initdbStep(z: Green): ActionStep<GreenState> {
-  const { build, srv, dir, version, locale, clientDirs } = z;
+  const { build, srv, dir, version, locale, clientDirs, checksums } = z;
   return {
     name: `initdb (${version})`,
     does: { kind: 'upgrade.initdb', server: srv.id, binDir: build.binDir, dataDirectory: dir, locale: locale?.collate ?? null },
-    says: `${build.binDir}/initdb -D ${dir} (encoding ${locale?.encoding ?? 'UTF8'}, locale ${locale?.collate ?? 'C.UTF-8'}, as blue's)`,
+    says: `${build.binDir}/initdb -D ${dir} (encoding ${locale?.encoding ?? 'UTF8'}, locale ${locale?.collate ?? 'C.UTF-8'}${checksums ? ', data checksums' : ''}, as blue's)`,
     timeoutMs: 300_000,
     run: async (x) => {
       x.state.psql = await toolOn(x.deps, srv, x, 'psql', clientDirs);
@@ -181,6 +183,7 @@ export function initdbStep(z: Green): ActionStep<GreenState> {
           locale?.encoding ?? 'UTF8',
           `--lc-collate=${locale?.collate ?? 'C.UTF-8'}`,
           `--lc-ctype=${locale?.ctype ?? 'C.UTF-8'}`,
+          ...(checksums ? ['--data-checksums'] : []),
         ],
         280_000,
       );
